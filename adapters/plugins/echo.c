@@ -1,0 +1,1 @@
+int lth_echo_placeholder;

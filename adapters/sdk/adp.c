@@ -1,0 +1,1 @@
+int adp__placeholder;

@@ -1,0 +1,154 @@
+#include "hub_conf.h"
+#include "hub_error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HUB__CONF_MAX_BYTES (4u << 20)
+
+static char *hub__trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int hub__key_ok(const char *key)
+{
+    if (!*key)
+        return 0;
+    for (const char *p = key; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' ||
+              *p == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int hub_conf_parse_text(const char *name, const char *text, hub_conf_entry_cb on_entry,
+                        void *user, char *err, size_t err_size)
+{
+    char *copy = strdup(text);
+    if (!copy) {
+        snprintf(err, err_size, "%s: out of memory", name);
+        return HUB_ENOMEM;
+    }
+    int rc = 0, lineno = 0;
+    /* strtok_r would merge empty lines and break line numbers: split by hand. */
+    char *line = copy;
+    while (line) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        lineno++;
+        char *t = hub__trim(line);
+        if (*t == '\0' || *t == '#') {
+            line = next;
+            continue;
+        }
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(err, err_size, "%s:%d: expected 'key = value', found '%.60s'", name, lineno,
+                     t);
+            rc = HUB_EPARSE;
+            break;
+        }
+        *eq = '\0';
+        char *key = hub__trim(t);
+        char *value = hub__trim(eq + 1);
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
+        if (!hub__key_ok(key)) {
+            snprintf(err, err_size, "%s:%d: '%.60s' is not a valid key (use a-z, 0-9, _ . -)",
+                     name, lineno, key);
+            rc = HUB_EPARSE;
+            break;
+        }
+        char cb_err[HUB_ERRMSG_MAX] = "";
+        rc = on_entry(key, value, user, cb_err, sizeof cb_err);
+        if (rc != 0) {
+            snprintf(err, err_size, "%s:%d: %s", name, lineno,
+                     cb_err[0] ? cb_err : hub_strerror(rc));
+            break;
+        }
+        line = next;
+    }
+    free(copy);
+    return rc;
+}
+
+int hub_conf_parse_file(const char *path, hub_conf_entry_cb on_entry, void *user, char *err,
+                        size_t err_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, err_size, "cannot open %s: %s", path, strerror(e));
+        return e == ENOENT ? HUB_ENOENT : (e == EACCES ? HUB_EPERM : HUB_EIO);
+    }
+    char *buf = malloc(HUB__CONF_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        snprintf(err, err_size, "%s: out of memory", path);
+        return HUB_ENOMEM;
+    }
+    size_t n = fread(buf, 1, HUB__CONF_MAX_BYTES + 1, f);
+    int read_error = ferror(f);
+    fclose(f);
+    if (read_error) {
+        free(buf);
+        snprintf(err, err_size, "cannot read %s", path);
+        return HUB_EIO;
+    }
+    if (n > HUB__CONF_MAX_BYTES) {
+        free(buf);
+        snprintf(err, err_size, "%s is larger than 4 MiB; is it the right file?", path);
+        return HUB_EPARSE;
+    }
+    if (memchr(buf, '\0', n)) {
+        free(buf);
+        snprintf(err, err_size, "%s holds a NUL byte; it is not a text file", path);
+        return HUB_EPARSE;
+    }
+    buf[n] = '\0';
+    int rc = hub_conf_parse_text(path, buf, on_entry, user, err, err_size);
+    free(buf);
+    return rc;
+}
+
+int hub_conf_uint(const char *key, const char *value, unsigned long long min,
+                  unsigned long long max, unsigned long long *out, char *err, size_t err_size)
+{
+    char *end = NULL;
+    errno = 0;
+    if (*value == '-' || *value == '\0')
+        goto bad;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max)
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    snprintf(err, err_size, "%s must be a whole number from %llu to %llu, not '%.40s'", key, min,
+             max, value);
+    return HUB_EINVAL;
+}
+
+int hub_conf_str(const char *key, const char *value, char *dst, size_t dst_size, char *err,
+                 size_t err_size)
+{
+    if (strlen(value) >= dst_size) {
+        snprintf(err, err_size, "%s is longer than %zu bytes", key, dst_size - 1);
+        return HUB_EINVAL;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}

@@ -1,0 +1,65 @@
+#include "hub_id.h"
+#include "hub_error.h"
+
+#include <string.h>
+
+static bool hub__part_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+const char *hub_member_id_problem(const char *text)
+{
+    if (!text || !*text)
+        return "member id is empty; expected INSTANCE/CLASS/MEMBER/SUBSYSTEM";
+    if (strlen(text) > HUB_MEMBER_ID_MAX)
+        return "member id is longer than 255 bytes";
+    int parts = 1, part_len = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '/') {
+            if (part_len == 0)
+                return "member id has an empty part; expected INSTANCE/CLASS/MEMBER/SUBSYSTEM";
+            parts++;
+            part_len = 0;
+        } else if (!hub__part_char(*p)) {
+            return "member id may only hold letters, digits, '-' and '_' between its slashes";
+        } else if (++part_len > 64) {
+            return "a part of the member id is longer than 64 characters";
+        }
+    }
+    if (part_len == 0)
+        return "member id has an empty part; expected INSTANCE/CLASS/MEMBER/SUBSYSTEM";
+    if (parts != 4)
+        return "member id must have exactly four parts: INSTANCE/CLASS/MEMBER/SUBSYSTEM";
+    return NULL;
+}
+
+bool hub_member_id_valid(const char *text) { return hub_member_id_problem(text) == NULL; }
+
+bool hub_service_valid(const char *text)
+{
+    if (!text || !*text || strlen(text) > HUB_SERVICE_MAX)
+        return false;
+    const char *slash = strchr(text, '/');
+    if (!slash || slash == text || slash[1] == '\0' || strchr(slash + 1, '/'))
+        return false;
+    for (const char *p = text; *p; p++) {
+        if (p == slash)
+            continue;
+        if (!hub__part_char(*p) && *p != '.')
+            return false;
+    }
+    return true;
+}
+
+int hub_member_id_to_slug(const char *member_id, char *out, size_t out_size)
+{
+    if (!hub_member_id_valid(member_id) || strlen(member_id) + 1 > out_size)
+        return HUB_EINVAL;
+    size_t i = 0;
+    for (; member_id[i]; i++)
+        out[i] = member_id[i] == '/' ? '.' : member_id[i];
+    out[i] = '\0';
+    return 0;
+}

@@ -1,0 +1,131 @@
+#include "hub_wire.h"
+#include "hub_error.h"
+#include "hub_id.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int hub_frame_decode(const void *data, size_t len, hub_frame_t **out)
+{
+    *out = lth__v1__frame__unpack(NULL, len, data);
+    if (!*out)
+        return HUB_EPARSE;
+    if ((*out)->body_case == LTH__V1__FRAME__BODY__NOT_SET) {
+        hub_frame_free(out);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+void hub_frame_free(hub_frame_t **frame_p)
+{
+    if (frame_p && *frame_p) {
+        lth__v1__frame__free_unpacked(*frame_p, NULL);
+        *frame_p = NULL;
+    }
+}
+
+int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len)
+{
+    frame->protocol_version = HUB_PROTOCOL_VERSION;
+    size_t len = lth__v1__frame__get_packed_size(frame);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return HUB_ENOMEM;
+    lth__v1__frame__pack(frame, buf);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out)
+{
+    *out = lth__v1__envelope__unpack(NULL, len, data);
+    return *out ? 0 : HUB_EPARSE;
+}
+
+void hub_envelope_free(hub_envelope_t **env_p)
+{
+    if (env_p && *env_p) {
+        lth__v1__envelope__free_unpacked(*env_p, NULL);
+        *env_p = NULL;
+    }
+}
+
+int hub_envelope_check(const hub_envelope_t *env, const char **problem)
+{
+    if (!hub_uuid_valid(env->message_id))
+        *problem = "message_id must be a UUID in lower-case text form";
+    else if (env->correlation_id[0] && !hub_uuid_valid(env->correlation_id))
+        *problem = "correlation_id must be empty or a UUID";
+    else if (env->kind == LTH__V1__KIND__KIND_REPLY && !env->correlation_id[0])
+        *problem = "a reply needs correlation_id set to the request's message_id";
+    else if (!hub_member_id_valid(env->sender))
+        *problem = "sender must be a member id INSTANCE/CLASS/MEMBER/SUBSYSTEM";
+    else if (!hub_member_id_valid(env->receiver))
+        *problem = "receiver must be a member id INSTANCE/CLASS/MEMBER/SUBSYSTEM";
+    else if (!hub_service_valid(env->service))
+        *problem = "service must be SERVICE/VERSION, e.g. citizen.lookup/v1";
+    else if ((int)env->kind < 0 || env->kind > LTH__V1__KIND__KIND_EVENT)
+        *problem = "kind must be REQUEST, REPLY or EVENT";
+    else if ((int)env->delivery < 0 || env->delivery > LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY)
+        *problem = "delivery must be QUEUED or ONLINE_ONLY";
+    else if (strlen(env->content_type) > 255)
+        *problem = "content_type is longer than 255 bytes";
+    else
+        return 0;
+    return HUB_EINVAL;
+}
+
+void hub_uuid_new(char out[HUB_UUID_LEN + 1])
+{
+    uint8_t b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, HUB_UUID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+bool hub_uuid_valid(const char *text)
+{
+    if (!text || strlen(text) != HUB_UUID_LEN)
+        return false;
+    for (int i = 0; i < HUB_UUID_LEN; i++) {
+        char c = text[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+uint64_t hub_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t hub_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *hub_nack_code_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&lth__v1__nack_code__descriptor, code);
+    /* Names are "NACK_X"; drop the prefix. */
+    return v ? v->name + 5 : "UNKNOWN";
+}

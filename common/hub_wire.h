@@ -1,0 +1,49 @@
+/* hub_wire — encoding and decoding of the frames in proto/lth.proto, plus
+ * the small helpers every peer needs (UUIDs, clocks, NACK code names).
+ *
+ * Ownership: hub_frame_decode() returns a frame the caller frees with
+ * hub_frame_free(); hub_frame_encode() returns a malloc'ed buffer the caller
+ * frees with free(). Decoding never trusts its input: any byte string yields
+ * either a frame or HUB_EPARSE / HUB_EINVAL, never a crash.
+ */
+#ifndef HUB_WIRE_H
+#define HUB_WIRE_H
+
+#include "lth.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HUB_PROTOCOL_VERSION 1u
+#define HUB_UUID_LEN 36
+
+typedef Lth__V1__Frame hub_frame_t;
+typedef Lth__V1__Envelope hub_envelope_t;
+
+/* Decodes one ZeroMQ frame. Returns 0, HUB_EPARSE (not a Frame),
+ * HUB_EINVAL (a frame without a body). The protocol version is left for the
+ * caller to check, so that it can answer with the right NACK. */
+int hub_frame_decode(const void *data, size_t len, hub_frame_t **out);
+void hub_frame_free(hub_frame_t **frame_p);
+/* Encodes `frame` (protocol_version is set here) into a new buffer. */
+int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len);
+
+/* Decodes an envelope; returns 0 or HUB_EPARSE. */
+int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);
+void hub_envelope_free(hub_envelope_t **env_p);
+/* Checks the fields every envelope must have; on failure returns HUB_EINVAL
+ * and points *problem at a sentence saying which field is wrong. */
+int hub_envelope_check(const hub_envelope_t *env, const char **problem);
+
+/* A fresh random (version 4) UUID in lower-case text form. */
+void hub_uuid_new(char out[HUB_UUID_LEN + 1]);
+bool hub_uuid_valid(const char *text);
+
+uint64_t hub_now_us(void);      /* wall clock, microseconds since the Unix epoch */
+uint64_t hub_monotonic_us(void); /* monotonic clock, microseconds */
+
+/* "MALFORMED_FRAME" etc. for a Lth__V1__NackCode. */
+const char *hub_nack_code_name(int code);
+
+#endif

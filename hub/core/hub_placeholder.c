@@ -1,0 +1,1 @@
+int hub_core__placeholder;

@@ -1,0 +1,45 @@
+/* testkit — what the Check tests share: temporary directories, starting and
+ * stopping real processes (hubd, hub-adapter), generating keys, waiting.
+ *
+ * Every test makes its own temporary directory under $TMPDIR (or /tmp) and
+ * removes it at the end; processes it starts are killed by tk_stop() or, if a
+ * test fails half-way, by tk_stop_all() from the fixture's teardown.
+ */
+#ifndef TESTKIT_H
+#define TESTKIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Creates a fresh temporary directory; writes its path into out (PATH_MAX). */
+void tk_tmpdir(char *out);
+/* Removes a directory tree (used for tk_tmpdir results only). */
+void tk_rmrf(const char *path);
+/* Path of a built executable, e.g. tk_bin("hubd"), from $HUB_BIN_DIR. */
+const char *tk_bin(const char *name);
+/* Path of a plugin, e.g. tk_plugin("echo") -> .../lth-echo.so. */
+const char *tk_plugin(const char *name);
+/* Writes text to path (mode 0644) and aborts the test on failure. */
+void tk_write_file(const char *path, const char *text);
+/* Reads a whole file into a malloc'ed NUL-terminated string, or NULL. */
+char *tk_read_file(const char *path);
+/* Starts argv[0] with argv, stdout and stderr appended to log_path. */
+pid_t tk_spawn(char *const argv[], const char *log_path);
+/* Sends SIGTERM, waits up to 5 s, then SIGKILL; returns the exit status
+ * (as from waitpid) or -1. */
+int tk_stop(pid_t pid);
+/* SIGKILL and reap. */
+void tk_kill9(pid_t pid);
+/* Kills every process tk_spawn started that is still running. */
+void tk_stop_all(void);
+/* Waits until path exists and is non-empty; false after timeout_ms. */
+bool tk_wait_file(const char *path, int timeout_ms);
+/* Waits until the file holds `needle`; false after timeout_ms. */
+bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+/* Runs argv to completion with output captured into *output (malloc'ed,
+ * may be NULL); returns the exit code, or -1. */
+int tk_run(char *const argv[], char **output, int timeout_ms);
+void tk_sleep_ms(int ms);
+
+#endif

@@ -1,6 +1,7 @@
 #include "hub_keys.h"
 #include "hub_conf.h"
 #include "hub_error.h"
+#include "hub_map.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -210,6 +211,8 @@ int hub_keyfile_read(const char *path, hub_keypair_t *out, char *err, size_t err
 struct hub_keydir {
     hub_keypair_t *entries; /* public halves only */
     size_t count;
+    hub_map_t *by_key;    /* Z85 CURVE key -> entry */
+    hub_map_t *by_member; /* member id -> entry */
 };
 
 static int hub__has_suffix(const char *name, const char *suffix)
@@ -258,21 +261,29 @@ int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_s
             rc = HUB_EINVAL;
             break;
         }
-        for (size_t i = 0; i < self->count; i++) {
-            if (strcmp(self->entries[i].curve_public, kp->curve_public) == 0 ||
-                strcmp(self->entries[i].member_id, kp->member_id) == 0) {
-                snprintf(err, err_size,
-                         "%s repeats the key or member id of %s; each member needs one .pub file "
-                         "with its own key",
-                         path, self->entries[i].member_id);
-                rc = HUB_EEXIST;
-                break;
-            }
-        }
-        if (rc == 0)
-            self->count++;
+        self->count++;
     }
     closedir(d);
+    /* Index only once the array stops moving. */
+    if (rc == 0 && (!(self->by_key = hub_map_new()) || !(self->by_member = hub_map_new())))
+        rc = HUB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < self->count; i++) {
+        hub_keypair_t *kp = &self->entries[i];
+        const hub_keypair_t *twin = hub_map_get(self->by_key, kp->curve_public);
+        if (!twin)
+            twin = hub_map_get(self->by_member, kp->member_id);
+        if (twin) {
+            snprintf(err, err_size,
+                     "key directory %s: %s and %s share a CURVE key or a member id; each member "
+                     "needs one .pub file with its own key",
+                     dir, kp->member_id, twin->member_id);
+            rc = HUB_EEXIST;
+            break;
+        }
+        if (hub_map_put(self->by_key, kp->curve_public, kp) != 0 ||
+            hub_map_put(self->by_member, kp->member_id, kp) != 0)
+            rc = HUB_ENOMEM;
+    }
     if (rc != 0) {
         hub_keydir_destroy(&self);
         return rc;
@@ -285,6 +296,8 @@ void hub_keydir_destroy(hub_keydir_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    hub_map_destroy(&(*self_p)->by_key);
+    hub_map_destroy(&(*self_p)->by_member);
     free((*self_p)->entries);
     free(*self_p);
     *self_p = NULL;
@@ -299,16 +312,10 @@ const hub_keypair_t *hub_keydir_at(const hub_keydir_t *self, size_t index)
 
 const hub_keypair_t *hub_keydir_find_key(const hub_keydir_t *self, const char *z85)
 {
-    for (size_t i = 0; self && i < self->count; i++)
-        if (strcmp(self->entries[i].curve_public, z85) == 0)
-            return &self->entries[i];
-    return NULL;
+    return self ? hub_map_get(self->by_key, z85) : NULL;
 }
 
 const hub_keypair_t *hub_keydir_find_member(const hub_keydir_t *self, const char *member_id)
 {
-    for (size_t i = 0; self && i < self->count; i++)
-        if (strcmp(self->entries[i].member_id, member_id) == 0)
-            return &self->entries[i];
-    return NULL;
+    return self ? hub_map_get(self->by_member, member_id) : NULL;
 }

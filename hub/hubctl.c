@@ -1,1 +1,263 @@
-int main(void) { return 0; }
+/* hubctl — the operator's command-line tool for Liên Thông Hub.
+ *
+ * Subcommands that talk to a running hub do so as a member (the operator's
+ * own key), with the connection settings in a small config file:
+ *   hub_endpoint = tcp://127.0.0.1:5555
+ *   hub_key_file = /etc/lth/keys/hub.pub
+ *   member_key_file = /etc/lth/operator/VN.GOV.HN-LGSP.OPS.secret
+ * given with --config FILE or the LTH_HUBCTL_CONFIG environment variable.
+ */
+#include "adp.h"
+#include "hub_conf.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hub_keys.h"
+#include "hub_log.h"
+#include "hub_wire.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Exit codes, documented in `hubctl --help`. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_OFFLINE = 3,
+    EXIT_REFUSED = 4,
+    EXIT_TIMEOUT = 5
+};
+
+typedef struct {
+    char hub_endpoint[256];
+    char hub_key_file[PATH_MAX];
+    char member_key_file[PATH_MAX];
+    char base_dir[PATH_MAX];
+} ctl_config_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: hubctl [--config FILE] COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  keygen MEMBER-ID DIR       write a member's CURVE and Ed25519 key pairs:\n"
+            "                             DIR/<id>.pub (public) and DIR/<id>.secret (0600)\n"
+            "  ping MEMBER-ID [--count N] [--timeout MS]\n"
+            "                             send a ping through the hub and print the round trip\n"
+            "  version                    print the version\n"
+            "\n"
+            "Connection settings (for ping) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
+            "  hub_endpoint, hub_key_file (the hub's .pub), member_key_file (your .secret).\n"
+            "\n"
+            "Exit status: 0 success; 1 failure; 2 usage; 3 member not connected;\n"
+            "4 refused (unknown member, key or agreement); 5 timed out.\n");
+}
+
+static int ctl_entry(const char *key, const char *value, void *user, char *err, size_t err_size)
+{
+    ctl_config_t *cfg = user;
+    char *dst = NULL;
+    size_t size = 0;
+    if (!strcmp(key, "hub_endpoint"))
+        return hub_conf_str(key, value, cfg->hub_endpoint, sizeof cfg->hub_endpoint, err,
+                            err_size);
+    if (!strcmp(key, "hub_key_file")) {
+        dst = cfg->hub_key_file;
+        size = sizeof cfg->hub_key_file;
+    } else if (!strcmp(key, "member_key_file")) {
+        dst = cfg->member_key_file;
+        size = sizeof cfg->member_key_file;
+    } else {
+        snprintf(err, err_size,
+                 "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file)",
+                 key);
+        return HUB_EINVAL;
+    }
+    if (value[0] == '/')
+        return hub_conf_str(key, value, dst, size, err, err_size);
+    if ((size_t)snprintf(dst, size, "%s/%s", cfg->base_dir, value) >= size) {
+        snprintf(err, err_size, "%s: path too long", key);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+static int ctl_load_config(const char *path, ctl_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!path)
+        path = getenv("LTH_HUBCTL_CONFIG");
+    if (!path) {
+        fprintf(stderr, "hubctl: no connection settings: pass --config FILE or set "
+                        "LTH_HUBCTL_CONFIG (see hubctl --help)\n");
+        return EXIT_USAGE;
+    }
+    const char *slash = strrchr(path, '/');
+    snprintf(cfg->base_dir, sizeof cfg->base_dir, "%.*s", slash ? (int)(slash - path) : 1,
+             slash ? path : ".");
+    char err[HUB_ERRMSG_MAX];
+    if (hub_conf_parse_file(path, ctl_entry, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "hubctl: bad configuration: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (!cfg->hub_endpoint[0] || !cfg->hub_key_file[0] || !cfg->member_key_file[0]) {
+        fprintf(stderr, "hubctl: %s must set hub_endpoint, hub_key_file and member_key_file\n",
+                path);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "hubctl keygen: usage: hubctl keygen MEMBER-ID DIR\n");
+        return EXIT_USAGE;
+    }
+    const char *problem = hub_member_id_problem(argv[0]);
+    if (problem) {
+        fprintf(stderr, "hubctl keygen: '%s': %s\n", argv[0], problem);
+        return EXIT_USAGE;
+    }
+    hub_keypair_t kp;
+    if (hub_keypair_generate(argv[0], &kp) != 0) {
+        fprintf(stderr, "hubctl keygen: key generation failed\n");
+        return EXIT_FAIL;
+    }
+    char pub[PATH_MAX], sec[PATH_MAX], err[HUB_ERRMSG_MAX];
+    int rc = hub_keypair_write(&kp, argv[1], pub, sec, err, sizeof err);
+    hub_keypair_wipe(&kp);
+    if (rc != 0) {
+        fprintf(stderr, "hubctl keygen: %s\n", err);
+        return EXIT_FAIL;
+    }
+    /* Never print the secret key itself: only where it is. */
+    printf("member %s\n  public keys: %s\n  secret keys: %s (mode 0600; keep it on the "
+           "member's host)\n",
+           argv[0], pub, sec);
+    return EXIT_OK;
+}
+
+static int ctl_exit_for(int rc, int nack_code)
+{
+    if (rc == HUB_ETIMEDOUT)
+        return EXIT_TIMEOUT;
+    if (rc == HUB_EREFUSED)
+        return EXIT_REFUSED;
+    if (rc == HUB_ENACK)
+        return nack_code == LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE ? EXIT_OFFLINE
+                                                                      : EXIT_REFUSED;
+    return EXIT_FAIL;
+}
+
+static int cmd_ping(const char *config_path, int argc, char **argv)
+{
+    const char *target = NULL;
+    long count = 1, timeout_ms = 3000;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--count") && i + 1 < argc)
+            count = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            timeout_ms = strtol(argv[++i], NULL, 10);
+        else if (!target && argv[i][0] != '-')
+            target = argv[i];
+        else {
+            fprintf(stderr, "hubctl ping: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!target || count < 1 || timeout_ms < 1) {
+        fprintf(stderr, "hubctl ping: usage: hubctl ping MEMBER-ID [--count N] [--timeout MS]\n");
+        return EXIT_USAGE;
+    }
+    const char *problem = hub_member_id_problem(target);
+    if (problem) {
+        fprintf(stderr, "hubctl ping: '%s': %s\n", target, problem);
+        return EXIT_USAGE;
+    }
+    ctl_config_t cfg;
+    int status = ctl_load_config(config_path, &cfg);
+    if (status != EXIT_OK)
+        return status;
+    adp_config_t acfg = {cfg.hub_endpoint, cfg.hub_key_file, cfg.member_key_file,
+                         (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
+    adp_client_t *client = NULL;
+    char err[HUB_ERRMSG_MAX];
+    int rc = adp_connect(&acfg, &client, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hubctl ping: cannot reach the hub: %s\n", err);
+        return ctl_exit_for(rc, 0);
+    }
+    for (long i = 0; i < count && status == EXIT_OK; i++) {
+        char payload[64];
+        int len = snprintf(payload, sizeof payload, "ping %ld", i + 1);
+        uint64_t start = hub_monotonic_us();
+        adp_reply_t reply;
+        rc = adp_request(client, target, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
+                         ADP_ONLINE_ONLY, (uint32_t)timeout_ms, &reply);
+        uint64_t rtt = hub_monotonic_us() - start;
+        if (rc == 0) {
+            bool same = reply.payload_len == (size_t)len && !memcmp(reply.payload, payload, (size_t)len);
+            if (!same) {
+                fprintf(stderr, "hubctl ping: %s answered with a different payload\n", target);
+                status = EXIT_FAIL;
+            } else {
+                printf("pong from %s: seq=%ld time=%.3f ms\n", target, i + 1, rtt / 1000.0);
+            }
+            adp_reply_free(&reply);
+        } else {
+            fprintf(stderr, "hubctl ping: %s: %s\n", target,
+                    rc == HUB_ETIMEDOUT && adp_last_nack_code(client) == 0
+                        ? "no answer in time (the member is connected but did not reply)"
+                        : adp_last_error(client));
+            status = ctl_exit_for(rc, adp_last_nack_code(client));
+        }
+    }
+    adp_close(&client);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int i = 1;
+    hub_log_set_level(HUB_LOG_WARN);
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("hubctl %s\n", HUB_VERSION);
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config_path = argv[++i];
+        } else {
+            fprintf(stderr, "hubctl: unknown option '%s'\n\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i++];
+    if (!strcmp(cmd, "keygen"))
+        return cmd_keygen(argc - i, argv + i);
+    if (!strcmp(cmd, "ping"))
+        return cmd_ping(config_path, argc - i, argv + i);
+    if (!strcmp(cmd, "version")) {
+        printf("hubctl %s\n", HUB_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "hubctl: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,1 +1,925 @@
-int adp__placeholder;
+#include "adp.h"
+#include "hub_error.h"
+#include "hub_keys.h"
+#include "hub_log.h"
+#include "hub_map.h"
+#include "hub_wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#define ADP__DEDUP_WINDOW 65536 /* message ids remembered per client */
+#define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
+
+typedef struct {
+    char service[HUB_SERVICE_MAX + 1]; /* empty = default handler */
+    adp_handler_cb handler;
+    void *user;
+} adp__offer_t;
+
+typedef enum { ADP__PENDING = 0, ADP__ACKED, ADP__NACKED } adp__state_t;
+
+/* An envelope the hub has not ACKed yet. */
+typedef struct {
+    char id[HUB_UUID_LEN + 1];
+    uint8_t *bytes;
+    size_t len;
+    uint64_t sent_mono_us; /* 0 = not sent on the current connection */
+    adp__state_t state;
+    bool waited;           /* a caller waits for the result; it frees the entry */
+    uint64_t order;        /* posting order, kept when messages are sent again */
+    uint64_t hub_seq;
+    int nack_code;
+    char reason[512];
+} adp__outmsg_t;
+
+/* A reply a caller is waiting for. */
+typedef struct {
+    bool done;
+    adp_reply_t reply;
+} adp__await_t;
+
+struct adp_client {
+    void *zctx;
+    void *sock;
+    void *monitor;
+    hub_keypair_t key;
+    char hub_public[HUB_Z85_KEY_LEN + 1];
+    char endpoint[256];
+    char software[128];
+
+    adp__offer_t *offers;
+    size_t n_offers, cap_offers;
+
+    bool handshaken; /* CURVE handshake done on the current connection */
+    bool welcomed;   /* Welcome received since */
+    bool refused;
+    uint32_t heartbeat_ms;
+    uint32_t max_payload;
+    uint64_t last_rx_mono_us, last_hb_mono_us, last_hello_mono_us;
+
+    hub_map_t *outbox;        /* message id -> adp__outmsg_t */
+    char **unsent;            /* ids to put in the next Batch, in order */
+    size_t n_unsent, cap_unsent;
+    hub_map_t *awaits;        /* request message id -> adp__await_t */
+    hub_map_t *seen;          /* "sender/message_id" -> (void *)1 */
+    char **seen_ring;         /* the same keys, oldest first, for eviction */
+    size_t seen_next;
+    uint64_t *settle;         /* hub seqs to settle */
+    size_t n_settle, cap_settle;
+    int depth;                /* nesting of handler calls */
+
+    char last_error[600];
+    int last_nack;
+    uint64_t next_order;
+};
+
+static void adp__error(adp_client_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void adp__error(adp_client_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
+    va_end(ap);
+}
+
+static int adp__push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        uint64_t *grown = realloc(*arr, ncap * sizeof *grown);
+        if (!grown)
+            return HUB_ENOMEM;
+        *arr = grown;
+        *cap = ncap;
+    }
+    (*arr)[(*n)++] = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending frames                                                            */
+
+static int adp__send(adp_client_t *c, hub_frame_t *frame)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = hub_frame_encode(frame, &buf, &len);
+    if (rc != 0)
+        return rc;
+    rc = zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) < 0 ? HUB_EAGAIN : 0;
+    free(buf);
+    return rc;
+}
+
+static void adp__send_hello(adp_client_t *c)
+{
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = HUB_PROTOCOL_VERSION;
+    hello.member_id = c->key.member_id;
+    hello.software = c->software;
+    char **services = calloc(c->n_offers + 1, sizeof *services);
+    size_t n = 0;
+    for (size_t i = 0; services && i < c->n_offers; i++)
+        if (c->offers[i].service[0])
+            services[n++] = c->offers[i].service;
+    hello.services = services;
+    hello.n_services = n;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    adp__send(c, &frame);
+    free(services);
+    c->last_hello_mono_us = hub_monotonic_us();
+}
+
+static void adp__send_heartbeat(adp_client_t *c)
+{
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hb.sent_at_us = hub_monotonic_us();
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    adp__send(c, &frame);
+    c->last_hb_mono_us = hub_monotonic_us();
+}
+
+static void adp__flush_settle(adp_client_t *c)
+{
+    if (c->n_settle == 0 || !c->welcomed)
+        return;
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = c->settle;
+    settle.n_hub_seqs = c->n_settle;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    frame.settle = &settle;
+    if (adp__send(c, &frame) == 0)
+        c->n_settle = 0;
+}
+
+/* Sends unsent outbox entries in Batch frames. */
+static void adp__flush_outbox(adp_client_t *c)
+{
+    if (!c->welcomed || c->n_unsent == 0)
+        return;
+    size_t done = 0;
+    while (done < c->n_unsent) {
+        ProtobufCBinaryData items[ADP__MAX_BATCH];
+        adp__outmsg_t *sent[ADP__MAX_BATCH];
+        size_t n = 0, bytes = 0;
+        size_t i = done;
+        for (; i < c->n_unsent && n < ADP__MAX_BATCH; i++) {
+            adp__outmsg_t *m = hub_map_get(c->outbox, c->unsent[i]);
+            if (!m || m->state != ADP__PENDING)
+                continue;
+            if (n > 0 && bytes + m->len > (8u << 20))
+                break;
+            items[n].data = m->bytes;
+            items[n].len = m->len;
+            sent[n++] = m;
+            bytes += m->len;
+        }
+        if (n > 0) {
+            Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+            batch.envelopes = items;
+            batch.n_envelopes = n;
+            hub_frame_t frame = LTH__V1__FRAME__INIT;
+            frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+            frame.batch = &batch;
+            if (adp__send(c, &frame) != 0)
+                break; /* not connected: keep them for later */
+            uint64_t now = hub_monotonic_us();
+            for (size_t k = 0; k < n; k++)
+                sent[k]->sent_mono_us = now;
+        }
+        done = i;
+    }
+    for (size_t k = 0; k < done; k++)
+        free(c->unsent[k]);
+    memmove(c->unsent, c->unsent + done, (c->n_unsent - done) * sizeof *c->unsent);
+    c->n_unsent -= done;
+}
+
+static int adp__queue_unsent(adp_client_t *c, const char *id)
+{
+    if (c->n_unsent == c->cap_unsent) {
+        size_t ncap = c->cap_unsent ? c->cap_unsent * 2 : 64;
+        char **grown = realloc(c->unsent, ncap * sizeof *grown);
+        if (!grown)
+            return HUB_ENOMEM;
+        c->unsent = grown;
+        c->cap_unsent = ncap;
+    }
+    char *copy = strdup(id);
+    if (!copy)
+        return HUB_ENOMEM;
+    c->unsent[c->n_unsent++] = copy;
+    return 0;
+}
+
+static int adp__by_order(const void *a, const void *b)
+{
+    const adp__outmsg_t *x = *(adp__outmsg_t *const *)a, *y = *(adp__outmsg_t *const *)b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* After a (re)connect every unacknowledged message goes out again: the hub
+ * answers a durable duplicate with its original ACK. */
+static void adp__requeue_all(adp_client_t *c)
+{
+    for (size_t k = 0; k < c->n_unsent; k++)
+        free(c->unsent[k]);
+    c->n_unsent = 0;
+    /* Posting order is kept, so that the hub accepts each sender's
+     * messages in the order they were posted. */
+    size_t n = 0, cursor = 0;
+    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
+    void *value;
+    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
+        adp__outmsg_t *m = value;
+        if (m->state == ADP__PENDING)
+            pending[n++] = m;
+    }
+    if (pending)
+        qsort(pending, n, sizeof *pending, adp__by_order);
+    for (size_t i = 0; i < n; i++) {
+        pending[i]->sent_mono_us = 0;
+        adp__queue_unsent(c, pending[i]->id);
+    }
+    free(pending);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Building envelopes                                                        */
+
+static int adp__post(adp_client_t *c, const char *receiver, const char *service,
+                     const char *content_type, const void *payload, size_t payload_len,
+                     adp_kind_t kind, const char *correlation_id, int flags, bool waited,
+                     char id_out[HUB_UUID_LEN + 1])
+{
+    if (!receiver || !service || (!payload && payload_len)) {
+        adp__error(c, "receiver, service and payload are required");
+        return HUB_EINVAL;
+    }
+    if (c->max_payload && payload_len > c->max_payload) {
+        adp__error(c, "payload of %zu bytes exceeds the hub's limit of %u bytes", payload_len,
+                   c->max_payload);
+        return HUB_EINVAL;
+    }
+    adp__outmsg_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return HUB_ENOMEM;
+    hub_uuid_new(m->id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = m->id;
+    env.correlation_id = (char *)(correlation_id ? correlation_id : "");
+    env.sender = c->key.member_id;
+    env.receiver = (char *)receiver;
+    env.service = (char *)service;
+    env.created_at_us = hub_now_us();
+    env.content_type = (char *)(content_type ? content_type : "application/octet-stream");
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = payload_len;
+    env.kind = (Lth__V1__Kind)kind;
+    env.delivery = (flags & ADP_ONLINE_ONLY) ? LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY
+                                             : LTH__V1__DELIVERY__DELIVERY_QUEUED;
+    m->len = lth__v1__envelope__get_packed_size(&env);
+    m->bytes = malloc(m->len ? m->len : 1);
+    if (!m->bytes) {
+        free(m);
+        return HUB_ENOMEM;
+    }
+    lth__v1__envelope__pack(&env, m->bytes);
+    m->waited = waited;
+    m->order = c->next_order++;
+    if (hub_map_put(c->outbox, m->id, m) != 0 || adp__queue_unsent(c, m->id) != 0) {
+        hub_map_remove(c->outbox, m->id);
+        free(m->bytes);
+        free(m);
+        return HUB_ENOMEM;
+    }
+    if (id_out)
+        memcpy(id_out, m->id, HUB_UUID_LEN + 1);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Receiving                                                                 */
+
+static bool adp__seen_before(adp_client_t *c, const char *sender, const char *id)
+{
+    char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
+    snprintf(key, sizeof key, "%s/%s", sender, id);
+    if (hub_map_get(c->seen, key))
+        return true;
+    char **slot = &c->seen_ring[c->seen_next];
+    if (*slot) {
+        hub_map_remove(c->seen, *slot);
+        free(*slot);
+    }
+    *slot = strdup(key);
+    if (*slot)
+        hub_map_put(c->seen, *slot, (void *)1);
+    c->seen_next = (c->seen_next + 1) % ADP__DEDUP_WINDOW;
+    return false;
+}
+
+static const adp__offer_t *adp__find_offer(const adp_client_t *c, const char *service)
+{
+    const adp__offer_t *fallback = NULL;
+    for (size_t i = 0; i < c->n_offers; i++) {
+        if (!strcmp(c->offers[i].service, service))
+            return &c->offers[i];
+        if (!c->offers[i].service[0])
+            fallback = &c->offers[i];
+    }
+    return fallback;
+}
+
+static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelope *item)
+{
+    hub_envelope_t *env = NULL;
+    if (hub_envelope_decode(item->envelope.data, item->envelope.len, &env) != 0) {
+        HUB_WARN("adp", "undecodable delivery dropped", "hub_seq=%llu",
+                 (unsigned long long)item->hub_seq);
+        goto settle;
+    }
+    if (adp__seen_before(c, env->sender, env->message_id)) {
+        HUB_DEBUG("adp", "duplicate delivery dropped", "message_id=%s", env->message_id);
+        goto settle;
+    }
+    adp_message_t msg = {
+        .message_id = env->message_id,
+        .correlation_id = env->correlation_id,
+        .sender = env->sender,
+        .receiver = env->receiver,
+        .service = env->service,
+        .content_type = env->content_type,
+        .payload = env->payload.data,
+        .payload_len = env->payload.len,
+        .kind = (adp_kind_t)env->kind,
+        .created_at_us = env->created_at_us,
+        .hub_seq = item->hub_seq,
+        .attempt = item->attempt,
+    };
+    int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
+    if (msg.kind == ADP_REPLY) {
+        adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
+        if (w && !w->done) {
+            w->done = true;
+            snprintf(w->reply.content_type, sizeof w->reply.content_type, "%s",
+                     env->content_type);
+            snprintf(w->reply.sender, sizeof w->reply.sender, "%s", env->sender);
+            w->reply.payload = malloc(env->payload.len ? env->payload.len : 1);
+            if (w->reply.payload) {
+                memcpy(w->reply.payload, env->payload.data, env->payload.len);
+                w->reply.payload_len = env->payload.len;
+            }
+        }
+        goto settle;
+    }
+    adp_reply_t reply;
+    memset(&reply, 0, sizeof reply);
+    int rc = HUB_ENOTFOUND;
+    if (!strcmp(env->service, ADP_PING_SERVICE)) {
+        /* Built in: every member answers pings with the payload it got. */
+        reply.payload = malloc(env->payload.len ? env->payload.len : 1);
+        if (reply.payload) {
+            memcpy(reply.payload, env->payload.data, env->payload.len);
+            reply.payload_len = env->payload.len;
+            snprintf(reply.content_type, sizeof reply.content_type, "%s", env->content_type);
+            rc = 0;
+        }
+    } else {
+        const adp__offer_t *offer = adp__find_offer(c, env->service);
+        if (offer) {
+            c->depth++;
+            rc = offer->handler(c, &msg, &reply, offer->user);
+            c->depth--;
+        } else {
+            HUB_WARN("adp", "no handler for the service of a delivered message",
+                     "service=%s sender=%s", env->service, env->sender);
+        }
+    }
+    if (msg.kind == ADP_REQUEST && rc == 0)
+        adp__post(c, env->sender, env->service,
+                  reply.content_type[0] ? reply.content_type : "application/octet-stream",
+                  reply.payload, reply.payload_len, ADP_REPLY, env->message_id, flags, false,
+                  NULL);
+    free(reply.payload);
+settle:
+    if (item->hub_seq)
+        adp__push_u64(&c->settle, &c->n_settle, &c->cap_settle, item->hub_seq);
+    hub_envelope_free(&env);
+}
+
+static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
+{
+    for (size_t i = 0; i < r->n_acks; i++) {
+        adp__outmsg_t *m = hub_map_get(c->outbox, r->acks[i]->message_id);
+        if (!m || m->state != ADP__PENDING)
+            continue;
+        m->state = ADP__ACKED;
+        m->hub_seq = r->acks[i]->hub_seq;
+        if (!m->waited) {
+            hub_map_remove(c->outbox, m->id);
+            free(m->bytes);
+            free(m);
+        }
+    }
+    for (size_t i = 0; i < r->n_nacks; i++) {
+        const Lth__V1__Nack *n = r->nacks[i];
+        adp__outmsg_t *m = n->message_id[0] ? hub_map_get(c->outbox, n->message_id) : NULL;
+        adp__error(c, "the hub refused the message (%s): %s", hub_nack_code_name(n->code),
+                   n->reason);
+        c->last_nack = n->code;
+        if (!m) {
+            HUB_WARN("adp", "hub refused an envelope", "code=%s reason=\"%s\"",
+                     hub_nack_code_name(n->code), n->reason);
+            continue;
+        }
+        if (m->state != ADP__PENDING)
+            continue;
+        m->state = ADP__NACKED;
+        m->nack_code = n->code;
+        snprintf(m->reason, sizeof m->reason, "%s", n->reason);
+        if (!m->waited) {
+            HUB_WARN("adp", "hub refused an envelope", "message_id=%s code=%s reason=\"%s\"",
+                     m->id, hub_nack_code_name(n->code), n->reason);
+            hub_map_remove(c->outbox, m->id);
+            free(m->bytes);
+            free(m);
+        }
+    }
+}
+
+static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
+{
+    hub_frame_t *frame = NULL;
+    if (hub_frame_decode(data, len, &frame) != 0) {
+        HUB_WARN("adp", "undecodable frame from the hub dropped", "bytes=%zu", len);
+        return;
+    }
+    c->last_rx_mono_us = hub_monotonic_us();
+    switch (frame->body_case) {
+    case LTH__V1__FRAME__BODY_WELCOME: {
+        bool first = !c->welcomed;
+        c->welcomed = true;
+        c->heartbeat_ms = frame->welcome->heartbeat_ms ? frame->welcome->heartbeat_ms : 1000;
+        c->max_payload = frame->welcome->max_payload_bytes;
+        if (first)
+            HUB_INFO("adp", "connected to the hub", "member=%s hub_version=%s", c->key.member_id,
+                     frame->welcome->hub_version);
+        adp__requeue_all(c);
+        adp__flush_outbox(c);
+        break;
+    }
+    case LTH__V1__FRAME__BODY_RECEIPTS:
+        adp__handle_receipts(c, frame->receipts);
+        break;
+    case LTH__V1__FRAME__BODY_DELIVERIES:
+        for (size_t i = 0; i < frame->deliveries->n_items; i++)
+            adp__handle_delivery(c, frame->deliveries->items[i]);
+        adp__flush_settle(c);
+        adp__flush_outbox(c);
+        break;
+    case LTH__V1__FRAME__BODY_HEARTBEAT:
+        break;
+    case LTH__V1__FRAME__BODY_ERROR: {
+        const Lth__V1__Nack *n = frame->error;
+        c->last_nack = n->code;
+        adp__error(c, "the hub refused a frame (%s): %s", hub_nack_code_name(n->code),
+                   n->reason);
+        if (n->code == LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED) {
+            c->welcomed = false;
+            if (hub_monotonic_us() - c->last_hello_mono_us > 100000u)
+                adp__send_hello(c);
+        } else {
+            HUB_WARN("adp", "hub refused a frame", "code=%s reason=\"%s\"",
+                     hub_nack_code_name(n->code), n->reason);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    hub_frame_free(&frame);
+}
+
+static void adp__handle_monitor(adp_client_t *c)
+{
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, c->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_init(&addr);
+        zmq_msg_recv(&addr, c->monitor, 0);
+        zmq_msg_close(&addr);
+        switch (event) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            c->handshaken = true;
+            c->refused = false;
+            adp__send_hello(c);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            c->refused = true;
+            c->welcomed = false;
+            adp__error(c,
+                       "the hub did not accept this member's key (%s, ZAP status %u); ask the hub "
+                       "operator to add this member's .pub file to the hub's key directory",
+                       c->key.member_id, value);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            c->welcomed = false;
+            adp__error(c, "the CURVE handshake with the hub failed; check that hub_key_file is "
+                          "the hub's current public key");
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+            c->handshaken = false;
+            c->welcomed = false;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* One round: wait up to timeout_ms for input, process it, run timers. */
+static void adp__pump(adp_client_t *c, int timeout_ms)
+{
+    zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
+    uint64_t now = hub_monotonic_us();
+    uint64_t hb_us = (uint64_t)(c->heartbeat_ms ? c->heartbeat_ms : 1000) * 1000u;
+    int64_t until_hb = (int64_t)(c->last_hb_mono_us + hb_us) - (int64_t)now;
+    if (until_hb < 0)
+        until_hb = 0;
+    if (timeout_ms < 0 || timeout_ms > until_hb / 1000)
+        timeout_ms = (int)(until_hb / 1000);
+    if (zmq_poll(items, 2, timeout_ms) > 0) {
+        if (items[1].revents & ZMQ_POLLIN)
+            adp__handle_monitor(c);
+        for (int n = 0; n < 1024; n++) {
+            zmq_msg_t msg;
+            zmq_msg_init(&msg);
+            if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&msg);
+                break;
+            }
+            adp__handle_frame(c, zmq_msg_data(&msg), zmq_msg_size(&msg));
+            zmq_msg_close(&msg);
+        }
+    }
+    now = hub_monotonic_us();
+    if (c->handshaken && now - c->last_hb_mono_us >= hb_us)
+        adp__send_heartbeat(c);
+    if (c->welcomed && now - c->last_rx_mono_us > 3 * hb_us) {
+        HUB_WARN("adp", "the hub is silent; saying hello again", "member=%s", c->key.member_id);
+        c->welcomed = false;
+    }
+    if (c->handshaken && !c->welcomed && now - c->last_hello_mono_us >= hb_us)
+        adp__send_hello(c);
+    /* Resend what the hub has not answered in a while (lost on a broken
+     * connection); a durable duplicate gets its original ACK. */
+    if (c->welcomed) {
+        size_t cursor = 0;
+        void *value;
+        bool stale = false;
+        while (!stale && hub_map_next(c->outbox, &cursor, NULL, &value)) {
+            adp__outmsg_t *m = value;
+            stale = m->state == ADP__PENDING && m->sent_mono_us &&
+                    now - m->sent_mono_us > 5 * hb_us;
+        }
+        if (stale)
+            adp__requeue_all(c);
+    }
+    adp__flush_settle(c);
+    adp__flush_outbox(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                                */
+
+int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    if (!cfg || !cfg->hub_endpoint || !cfg->hub_key_file || !cfg->member_key_file) {
+        snprintf(err, err_size, "hub_endpoint, hub_key_file and member_key_file are required");
+        return HUB_EINVAL;
+    }
+    adp_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    int rc = hub_keyfile_read(cfg->member_key_file, &c->key, err, err_size);
+    if (rc == 0 && !c->key.has_secret) {
+        snprintf(err, err_size, "%s has no secret key: use the member's .secret file",
+                 cfg->member_key_file);
+        rc = HUB_EINVAL;
+    }
+    hub_keypair_t hub_key;
+    if (rc == 0) {
+        rc = hub_keyfile_read(cfg->hub_key_file, &hub_key, err, err_size);
+        if (rc == 0) {
+            memcpy(c->hub_public, hub_key.curve_public, sizeof c->hub_public);
+            hub_keypair_wipe(&hub_key);
+        }
+    }
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", cfg->hub_endpoint);
+    snprintf(c->software, sizeof c->software, "%s", cfg->software ? cfg->software : "adp " HUB_VERSION);
+    c->outbox = hub_map_new();
+    c->awaits = hub_map_new();
+    c->seen = hub_map_new();
+    c->seen_ring = calloc(ADP__DEDUP_WINDOW, sizeof *c->seen_ring);
+    if (rc == 0 && (!c->outbox || !c->awaits || !c->seen || !c->seen_ring)) {
+        snprintf(err, err_size, "out of memory");
+        rc = HUB_ENOMEM;
+    }
+    if (rc != 0) {
+        adp_close(&c);
+        return rc;
+    }
+    c->zctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    uint8_t secret[32], pub[32], server[32];
+    int linger = 0, one = 1, ivl = 200, ivl_max = 2000;
+    int64_t max_msg = 64ll << 20;
+    bool ok = c->sock && zmq_z85_decode(secret, c->key.curve_secret) &&
+              zmq_z85_decode(pub, c->key.curve_public) && zmq_z85_decode(server, c->hub_public) &&
+              zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server, 32) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 32) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, 32) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) == 0;
+    sodium_memzero(secret, sizeof secret);
+    char mon_ep[64];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://adp-monitor-%p", (void *)c);
+    ok = ok &&
+         zmq_socket_monitor(c->sock, mon_ep,
+                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED) == 0;
+    c->monitor = ok ? zmq_socket(c->zctx, ZMQ_PAIR) : NULL;
+    ok = ok && c->monitor && zmq_setsockopt(c->monitor, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+         zmq_connect(c->monitor, mon_ep) == 0;
+    if (!ok || zmq_connect(c->sock, c->endpoint) != 0) {
+        snprintf(err, err_size, "cannot connect to %s: %s", c->endpoint,
+                 zmq_strerror(zmq_errno()));
+        adp_close(&c);
+        return HUB_EZMQ;
+    }
+    uint32_t timeout = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
+    uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout * 1000u;
+    while (!c->welcomed && !c->refused && hub_monotonic_us() < deadline)
+        adp__pump(c, 50);
+    if (!c->welcomed) {
+        rc = c->refused ? HUB_EREFUSED : HUB_ETIMEDOUT;
+        if (c->refused)
+            snprintf(err, err_size, "%s", c->last_error);
+        else
+            snprintf(err, err_size,
+                     "no answer from a hub at %s within %u ms%s%s; check hub_endpoint and that "
+                     "hubd runs",
+                     c->endpoint, timeout, c->last_error[0] ? ": " : "", c->last_error);
+        adp_close(&c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void adp_close(adp_client_t **client_p)
+{
+    if (!client_p || !*client_p)
+        return;
+    adp_client_t *c = *client_p;
+    if (c->sock) {
+        adp__flush_settle(c);
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->sock);
+    }
+    if (c->monitor)
+        zmq_close(c->monitor);
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    if (c->outbox) {
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(c->outbox, &cursor, NULL, &value)) {
+            adp__outmsg_t *m = value;
+            free(m->bytes);
+            free(m);
+        }
+        hub_map_destroy(&c->outbox);
+    }
+    if (c->awaits) {
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(c->awaits, &cursor, NULL, &value)) {
+            adp__await_t *w = value;
+            free(w->reply.payload);
+            free(w);
+        }
+        hub_map_destroy(&c->awaits);
+    }
+    hub_map_destroy(&c->seen);
+    if (c->seen_ring) {
+        for (size_t i = 0; i < ADP__DEDUP_WINDOW; i++)
+            free(c->seen_ring[i]);
+        free(c->seen_ring);
+    }
+    for (size_t i = 0; i < c->n_unsent; i++)
+        free(c->unsent[i]);
+    free(c->unsent);
+    free(c->settle);
+    free(c->offers);
+    hub_keypair_wipe(&c->key);
+    free(c);
+    *client_p = NULL;
+}
+
+int adp_offer(adp_client_t *c, const char *service, adp_handler_cb handler, void *user)
+{
+    if (!c || !handler || (service && !hub_service_valid(service))) {
+        if (c)
+            adp__error(c, "service must be SERVICE/VERSION, e.g. citizen.lookup/v1");
+        return HUB_EINVAL;
+    }
+    const char *name = service ? service : "";
+    for (size_t i = 0; i < c->n_offers; i++) {
+        if (!strcmp(c->offers[i].service, name)) {
+            c->offers[i].handler = handler;
+            c->offers[i].user = user;
+            return 0;
+        }
+    }
+    if (c->n_offers == c->cap_offers) {
+        size_t ncap = c->cap_offers ? c->cap_offers * 2 : 8;
+        adp__offer_t *grown = realloc(c->offers, ncap * sizeof *grown);
+        if (!grown)
+            return HUB_ENOMEM;
+        c->offers = grown;
+        c->cap_offers = ncap;
+    }
+    adp__offer_t *o = &c->offers[c->n_offers++];
+    snprintf(o->service, sizeof o->service, "%s", name);
+    o->handler = handler;
+    o->user = user;
+    if (c->welcomed && service)
+        adp__send_hello(c); /* tell the hub about the new service */
+    return 0;
+}
+
+/* Waits for the hub's answer to one posted message; frees the entry. */
+static int adp__await_receipt(adp_client_t *c, const char *id, uint64_t deadline,
+                              uint64_t *hub_seq)
+{
+    for (;;) {
+        adp__outmsg_t *m = hub_map_get(c->outbox, id);
+        if (!m)
+            return HUB_EINVAL;
+        if (m->state != ADP__PENDING) {
+            int rc = 0;
+            if (m->state == ADP__NACKED) {
+                c->last_nack = m->nack_code;
+                adp__error(c, "the hub refused the message (%s): %s",
+                           hub_nack_code_name(m->nack_code), m->reason);
+                rc = HUB_ENACK;
+            } else if (hub_seq) {
+                *hub_seq = m->hub_seq;
+            }
+            hub_map_remove(c->outbox, id);
+            free(m->bytes);
+            free(m);
+            return rc;
+        }
+        uint64_t now = hub_monotonic_us();
+        if (now >= deadline) {
+            /* Leave it in the outbox: it will still be sent and ACKed. */
+            m->waited = false;
+            if (c->refused)
+                return HUB_EREFUSED;
+            adp__error(c, "the hub did not acknowledge the message in time%s",
+                       c->welcomed ? "" : " (not connected to the hub)");
+            return HUB_ETIMEDOUT;
+        }
+        int wait = (int)((deadline - now) / 1000u);
+        adp__pump(c, wait > 100 ? 100 : wait);
+    }
+}
+
+int adp_request(adp_client_t *c, const char *receiver, const char *service,
+                const char *content_type, const void *payload, size_t payload_len, int flags,
+                uint32_t timeout_ms, adp_reply_t *reply)
+{
+    if (!c || !reply)
+        return HUB_EINVAL;
+    memset(reply, 0, sizeof *reply);
+    c->last_nack = 0;
+    char id[HUB_UUID_LEN + 1];
+    int rc = adp__post(c, receiver, service, content_type, payload, payload_len, ADP_REQUEST,
+                       NULL, flags, true, id);
+    if (rc != 0)
+        return rc;
+    adp__await_t *w = calloc(1, sizeof *w);
+    if (!w || hub_map_put(c->awaits, id, w) != 0) {
+        free(w);
+        return HUB_ENOMEM;
+    }
+    uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout_ms * 1000u;
+    adp__flush_outbox(c);
+    rc = adp__await_receipt(c, id, deadline, NULL);
+    while (rc == 0 && !w->done) {
+        uint64_t now = hub_monotonic_us();
+        if (now >= deadline) {
+            adp__error(c, "no reply from %s within %u ms", receiver, timeout_ms);
+            rc = HUB_ETIMEDOUT;
+            break;
+        }
+        int wait = (int)((deadline - now) / 1000u);
+        adp__pump(c, wait > 100 ? 100 : wait);
+    }
+    hub_map_remove(c->awaits, id);
+    if (rc == 0)
+        *reply = w->reply;
+    else
+        free(w->reply.payload);
+    free(w);
+    return rc;
+}
+
+int adp_post_event(adp_client_t *c, const char *receiver, const char *service,
+                   const char *content_type, const void *payload, size_t payload_len, int flags,
+                   char message_id_out[37])
+{
+    if (!c)
+        return HUB_EINVAL;
+    return adp__post(c, receiver, service, content_type, payload, payload_len, ADP_EVENT, NULL,
+                     flags, false, message_id_out);
+}
+
+int adp_send_event(adp_client_t *c, const char *receiver, const char *service,
+                   const char *content_type, const void *payload, size_t payload_len, int flags,
+                   uint32_t timeout_ms, uint64_t *hub_seq)
+{
+    if (!c)
+        return HUB_EINVAL;
+    c->last_nack = 0;
+    char id[HUB_UUID_LEN + 1];
+    int rc = adp__post(c, receiver, service, content_type, payload, payload_len, ADP_EVENT, NULL,
+                       flags, true, id);
+    if (rc != 0)
+        return rc;
+    adp__flush_outbox(c);
+    return adp__await_receipt(c, id, hub_monotonic_us() + (uint64_t)timeout_ms * 1000u, hub_seq);
+}
+
+size_t adp_outbox_size(const adp_client_t *c) { return c ? hub_map_size(c->outbox) : 0; }
+
+int adp_run(adp_client_t *c, int timeout_ms)
+{
+    if (!c)
+        return HUB_EINVAL;
+    uint64_t deadline = hub_monotonic_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    do {
+        uint64_t now = hub_monotonic_us();
+        int wait = now < deadline ? (int)((deadline - now) / 1000u) : 0;
+        adp__pump(c, wait);
+    } while (hub_monotonic_us() < deadline);
+    return c->refused ? HUB_EREFUSED : 0;
+}
+
+const char *adp_member_id(const adp_client_t *c) { return c ? c->key.member_id : ""; }
+const char *adp_last_error(const adp_client_t *c) { return c ? c->last_error : ""; }
+int adp_last_nack_code(const adp_client_t *c) { return c ? c->last_nack : 0; }
+bool adp_connected(const adp_client_t *c) { return c && c->welcomed; }
+
+void adp_reply_free(adp_reply_t *reply)
+{
+    if (reply) {
+        free(reply->payload);
+        reply->payload = NULL;
+        reply->payload_len = 0;
+    }
+}

@@ -1,0 +1,124 @@
+/* adp — the Liên Thông Hub adapter SDK.
+ *
+ * A connected system (an "adapter") uses this library to join the hub as one
+ * member: connect over CURVE with its member key, offer services with a
+ * handler each, send requests and wait for their replies, send one-way
+ * events. The library heartbeats, reconnects and says hello again on its
+ * own; it de-duplicates deliveries so that a handler sees each message once
+ * within a window, and keeps an outbox of messages not yet ACKed by the hub,
+ * which it sends again after a reconnect.
+ *
+ * Threads: an adp_client_t is used from one thread. Nothing runs in the
+ * background: the library does its work inside adp_run(), adp_request() and
+ * adp_send_event(), which all process incoming traffic (and so may call
+ * handlers) while they wait.
+ *
+ * Errors: functions return 0 or a negative HUB_E* code (hub_error.h);
+ * adp_last_error() gives a sentence about the last failure, e.g. the hub's
+ * NACK reason, or "the hub did not accept this member's key".
+ *
+ * Ownership: the library copies what it is given. Messages passed to a
+ * handler are valid only during the call. A reply filled by adp_request() is
+ * the caller's to release with adp_reply_free().
+ */
+#ifndef ADP_H
+#define ADP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADP_PING_SERVICE "lth.ping/v1" /* every client answers it (hubctl ping) */
+
+typedef struct adp_client adp_client_t;
+
+typedef struct {
+    const char *hub_endpoint;   /* e.g. "tcp://127.0.0.1:5555" */
+    const char *hub_key_file;   /* the hub's .pub file */
+    const char *member_key_file; /* this member's .secret file (mode 0600) */
+    uint32_t connect_timeout_ms; /* adp_connect() waits this long for the hub (0 = 5000) */
+    const char *software;       /* reported in Hello; may be NULL */
+} adp_config_t;
+
+typedef enum { ADP_REQUEST = 0, ADP_REPLY = 1, ADP_EVENT = 2 } adp_kind_t;
+
+/* A message as a handler sees it. */
+typedef struct {
+    const char *message_id;
+    const char *correlation_id;
+    const char *sender;   /* authenticated by the hub */
+    const char *receiver;
+    const char *service;
+    const char *content_type;
+    const uint8_t *payload;
+    size_t payload_len;
+    adp_kind_t kind;
+    uint64_t created_at_us;
+    uint64_t hub_seq;     /* 0 for online-only messages */
+    uint32_t attempt;     /* 1 on first delivery */
+} adp_message_t;
+
+/* What a request handler answers, and what adp_request() returns. */
+typedef struct {
+    char content_type[128];
+    uint8_t *payload;     /* malloc'ed; the library frees it after sending */
+    size_t payload_len;
+    char sender[256];     /* filled by adp_request(): who replied */
+} adp_reply_t;
+
+/* Handles one delivered request or event. For a request, fill `reply` and
+ * return 0 to send it; return a negative code to send no reply (the
+ * requester then times out). The return value does not affect settlement:
+ * once the handler has run, the message is settled and not redelivered. */
+typedef int (*adp_handler_cb)(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                              void *user);
+
+/* Flags for adp_request() and adp_send_event(). */
+enum {
+    ADP_ONLINE_ONLY = 1 << 0 /* refuse at once (RECEIVER_OFFLINE) if the receiver is not connected,
+                                instead of having the hub keep the message */
+};
+
+/* Connects and waits for the hub's Welcome. HUB_EREFUSED when the hub does
+ * not accept the key; HUB_ETIMEDOUT when no hub answers; HUB_ENOENT,
+ * HUB_EPERM, HUB_EPARSE for key file problems. `err` says which. */
+int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size);
+/* Closes the connection (unsent outbox messages are dropped) and frees. */
+void adp_close(adp_client_t **client_p);
+
+/* Offers `service` ("SERVICE/VERSION") with a handler; may be called before
+ * or after connecting (the hub is told again). A NULL service sets the
+ * default handler for services with no handler of their own. */
+int adp_offer(adp_client_t *client, const char *service, adp_handler_cb handler, void *user);
+
+/* Sends a request and waits up to timeout_ms for its reply; processes other
+ * traffic meanwhile. HUB_ENACK when the hub refused it (see
+ * adp_last_error() and adp_last_nack_code()), HUB_ETIMEDOUT. */
+int adp_request(adp_client_t *client, const char *receiver, const char *service,
+                const char *content_type, const void *payload, size_t payload_len, int flags,
+                uint32_t timeout_ms, adp_reply_t *reply);
+/* Sends a one-way event and waits until the hub has ACKed it (it is then
+ * durable in the hub's store). The hub's sequence number is stored in
+ * *hub_seq when not NULL. */
+int adp_send_event(adp_client_t *client, const char *receiver, const char *service,
+                   const char *content_type, const void *payload, size_t payload_len, int flags,
+                   uint32_t timeout_ms, uint64_t *hub_seq);
+/* Sends an event without waiting; it stays in the outbox until ACKed. */
+int adp_post_event(adp_client_t *client, const char *receiver, const char *service,
+                   const char *content_type, const void *payload, size_t payload_len, int flags,
+                   char message_id_out[37]);
+/* Messages posted and not yet ACKed by the hub. */
+size_t adp_outbox_size(const adp_client_t *client);
+
+/* Processes traffic (deliveries, heartbeats, reconnects) for up to
+ * timeout_ms (0 = only what is pending). Returns 0, or HUB_EREFUSED if the
+ * hub refused the key on a reconnect. */
+int adp_run(adp_client_t *client, int timeout_ms);
+
+const char *adp_member_id(const adp_client_t *client);
+const char *adp_last_error(const adp_client_t *client);
+int adp_last_nack_code(const adp_client_t *client); /* lth.v1.NackCode, 0 if none */
+bool adp_connected(const adp_client_t *client);    /* Welcome received and hub not silent */
+void adp_reply_free(adp_reply_t *reply);
+
+#endif

@@ -1,0 +1,155 @@
+#include "hub_config.h"
+#include "hub_conf.h"
+#include "hub_error.h"
+#include "hub_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    hub_config_t *cfg;
+    char base_dir[PATH_MAX];
+} hub__config_ctx_t;
+
+void hub_config_defaults(hub_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "tcp://127.0.0.1:5555");
+    cfg->max_payload_bytes = 1u << 20;
+    cfg->max_frame_bytes = 16u << 20;
+    cfg->heartbeat_ms = 1000;
+    cfg->default_ttl_ms = 24u * 3600u * 1000u;
+    cfg->max_ttl_ms = 30u * 24u * 3600u * 1000u;
+    cfg->max_store_bytes = 1ull << 30;
+    cfg->max_queue_depth = 1000000;
+    cfg->max_in_flight = 1000;
+    cfg->redelivery_ms = 5000;
+    cfg->max_attempts = 8;
+    cfg->log_level = HUB_LOG_INFO;
+}
+
+static int hub__path(const hub__config_ctx_t *ctx, const char *key, const char *value, char *dst,
+                     size_t dst_size, char *err, size_t err_size)
+{
+    if (value[0] == '/' || value[0] == '\0')
+        return hub_conf_str(key, value, dst, dst_size, err, err_size);
+    if ((size_t)snprintf(dst, dst_size, "%s/%s", ctx->base_dir, value) >= dst_size) {
+        snprintf(err, err_size, "%s: path too long", key);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+static int hub__u32(const char *key, const char *value, uint64_t min, uint64_t max,
+                    uint32_t *dst, char *err, size_t err_size)
+{
+    unsigned long long v;
+    int rc = hub_conf_uint(key, value, min, max, &v, err, err_size);
+    if (rc == 0)
+        *dst = (uint32_t)v;
+    return rc;
+}
+
+static int hub__entry(const char *key, const char *value, void *user, char *err,
+                      size_t err_size)
+{
+    hub__config_ctx_t *ctx = user;
+    hub_config_t *cfg = ctx->cfg;
+    unsigned long long v;
+    int rc;
+    if (!strcmp(key, "listen")) {
+        if (strncmp(value, "tcp://", 6) && strncmp(value, "ipc://", 6)) {
+            snprintf(err, err_size, "listen must be a ZeroMQ endpoint such as "
+                                    "tcp://127.0.0.1:5555 (or tcp://127.0.0.1:* for any port)");
+            return HUB_EINVAL;
+        }
+        return hub_conf_str(key, value, cfg->listen, sizeof cfg->listen, err, err_size);
+    }
+    if (!strcmp(key, "key_file"))
+        return hub__path(ctx, key, value, cfg->key_file, sizeof cfg->key_file, err, err_size);
+    if (!strcmp(key, "key_dir"))
+        return hub__path(ctx, key, value, cfg->key_dir, sizeof cfg->key_dir, err, err_size);
+    if (!strcmp(key, "data_dir"))
+        return hub__path(ctx, key, value, cfg->data_dir, sizeof cfg->data_dir, err, err_size);
+    if (!strcmp(key, "audit_dir"))
+        return hub__path(ctx, key, value, cfg->audit_dir, sizeof cfg->audit_dir, err, err_size);
+    if (!strcmp(key, "policy_file"))
+        return hub__path(ctx, key, value, cfg->policy_file, sizeof cfg->policy_file, err,
+                         err_size);
+    if (!strcmp(key, "http_token_file"))
+        return hub__path(ctx, key, value, cfg->http_token_file, sizeof cfg->http_token_file,
+                         err, err_size);
+    if (!strcmp(key, "http_listen"))
+        return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
+                            err_size);
+    if (!strcmp(key, "max_payload_bytes"))
+        return hub__u32(key, value, 1, 64u << 20, &cfg->max_payload_bytes, err, err_size);
+    if (!strcmp(key, "max_frame_bytes"))
+        return hub__u32(key, value, 4096, 256u << 20, &cfg->max_frame_bytes, err, err_size);
+    if (!strcmp(key, "heartbeat_ms"))
+        return hub__u32(key, value, 50, 60000, &cfg->heartbeat_ms, err, err_size);
+    if (!strcmp(key, "default_ttl_ms"))
+        return hub__u32(key, value, 1, UINT32_MAX, &cfg->default_ttl_ms, err, err_size);
+    if (!strcmp(key, "max_ttl_ms"))
+        return hub__u32(key, value, 1, UINT32_MAX, &cfg->max_ttl_ms, err, err_size);
+    if (!strcmp(key, "max_in_flight"))
+        return hub__u32(key, value, 1, 1000000, &cfg->max_in_flight, err, err_size);
+    if (!strcmp(key, "redelivery_ms"))
+        return hub__u32(key, value, 10, 3600000, &cfg->redelivery_ms, err, err_size);
+    if (!strcmp(key, "max_attempts"))
+        return hub__u32(key, value, 1, 1000, &cfg->max_attempts, err, err_size);
+    if (!strcmp(key, "max_store_bytes")) {
+        rc = hub_conf_uint(key, value, 1u << 20, 1ull << 44, &v, err, err_size);
+        cfg->max_store_bytes = v;
+        return rc;
+    }
+    if (!strcmp(key, "max_queue_depth")) {
+        rc = hub_conf_uint(key, value, 1, 1ull << 40, &v, err, err_size);
+        cfg->max_queue_depth = v;
+        return rc;
+    }
+    if (!strcmp(key, "log_level")) {
+        hub_log_level_t level;
+        if (hub_log_parse_level(value, &level) != 0) {
+            snprintf(err, err_size, "log_level must be debug, info, warn or error");
+            return HUB_EINVAL;
+        }
+        cfg->log_level = level;
+        return 0;
+    }
+    snprintf(err, err_size, "unknown setting '%s' (see deploy/hubd.conf.example for the list)",
+             key);
+    return HUB_EINVAL;
+}
+
+int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_size)
+{
+    hub_config_defaults(cfg);
+    hub__config_ctx_t ctx = {.cfg = cfg};
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(ctx.base_dir, sizeof ctx.base_dir, "%.*s", (int)(slash - path), path);
+    else
+        snprintf(ctx.base_dir, sizeof ctx.base_dir, ".");
+    if (ctx.base_dir[0] == '\0')
+        snprintf(ctx.base_dir, sizeof ctx.base_dir, "/");
+    int rc = hub_conf_parse_file(path, hub__entry, &ctx, err, err_size);
+    if (rc != 0)
+        return rc;
+    const char *missing = !cfg->key_file[0] ? "key_file"
+                          : !cfg->key_dir[0] ? "key_dir"
+                          : !cfg->data_dir[0] ? "data_dir"
+                                              : NULL;
+    if (missing) {
+        snprintf(err, err_size, "%s: '%s' is required (see deploy/hubd.conf.example)", path,
+                 missing);
+        return HUB_EINVAL;
+    }
+    if (cfg->max_payload_bytes + 65536u > cfg->max_frame_bytes) {
+        snprintf(err, err_size,
+                 "%s: max_frame_bytes (%u) must exceed max_payload_bytes (%u) by at least 65536",
+                 path, cfg->max_frame_bytes, cfg->max_payload_bytes);
+        return HUB_EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,40 @@
+/* hub_config — hubd's configuration file (see deploy/hubd.conf.example).
+ *
+ * hub_config_load() fills defaults, then applies the file; an unknown key, a
+ * value out of range or a missing required key fails with a message that
+ * names the file, the line and what to write instead. Relative paths in the
+ * file are taken relative to the file's own directory.
+ */
+#ifndef HUB_CONFIG_H
+#define HUB_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char listen[256];            /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 ('*' port = ephemeral) */
+    char key_file[PATH_MAX];     /* the hub's own .secret key file */
+    char key_dir[PATH_MAX];      /* directory of members' .pub files */
+    char data_dir[PATH_MAX];     /* store directory */
+    char audit_dir[PATH_MAX];    /* audit log directory; empty = <data_dir>/audit */
+    char policy_file[PATH_MAX];  /* data-sharing agreements; empty = allow all (development) */
+    char http_listen[256];       /* operator HTTP endpoint, host:port; empty = off */
+    char http_token_file[PATH_MAX]; /* file holding the operator token for mutating calls */
+    uint32_t max_payload_bytes;  /* largest envelope payload accepted */
+    uint32_t max_frame_bytes;    /* largest ZeroMQ message accepted (a batch) */
+    uint32_t heartbeat_ms;       /* clients heartbeat this often; silent 3x longer = offline */
+    uint32_t default_ttl_ms;     /* TTL of envelopes that carry none */
+    uint32_t max_ttl_ms;         /* TTLs above this are capped */
+    uint64_t max_store_bytes;    /* store size limit */
+    uint64_t max_queue_depth;    /* per receiver */
+    uint32_t max_in_flight;      /* unsettled deliveries per receiver */
+    uint32_t redelivery_ms;      /* first redelivery delay; doubles per attempt */
+    uint32_t max_attempts;       /* retry budget before the dead-letter queue */
+    int log_level;               /* hub_log_level_t */
+} hub_config_t;
+
+void hub_config_defaults(hub_config_t *cfg);
+int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,1428 @@
+#include "hub_server.h"
+#include "hub_conf.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hub_keys.h"
+#include "hub_log.h"
+#include "hub_map.h"
+#include "hub_store.h"
+#include "hub_wire.h"
+#include "hub_zsock.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
+#define HUB__MAX_COMMIT_ITEMS 8192  /* envelopes per store transaction */
+#define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define HUB__PING_SERVICE "lth.ping/v1"
+
+/* ------------------------------------------------------------------------ */
+/* Members                                                                   */
+
+typedef struct {
+    uint64_t seq;
+    uint64_t deadline_us; /* monotonic: redeliver when passed */
+    uint32_t attempt;
+    bool settled;
+} hub__inflight_t;
+
+typedef struct {
+    uint64_t seq;      /* 0 for online-only envelopes, which need no settle */
+    uint32_t attempt;
+    uint8_t *bytes;    /* owned copy of the sender's encoded envelope */
+    size_t len;
+} hub__outitem_t;
+
+typedef struct hub__member {
+    char id[HUB_MEMBER_ID_MAX + 1];
+    uint8_t rid[256];          /* ROUTER routing id of the live connection */
+    size_t rid_len;
+    bool online;
+    uint64_t connected_at_us;  /* wall clock */
+    uint64_t last_seen_mono_us;
+    char *services;            /* offered services, comma-separated (from Hello) */
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+
+    /* Durable delivery state (valid while online). */
+    hub__inflight_t *inflight; /* sorted by seq */
+    size_t inflight_n, inflight_cap, inflight_open;
+    uint64_t loaded_seq;       /* highest seq handed out since (re)connect */
+    bool backlog;              /* the store may hold more than loaded_seq */
+    uint64_t *settled;         /* settled seqs waiting for the next commit */
+    size_t settled_n, settled_cap;
+
+    /* Outbound deliveries gathered during this loop turn. */
+    hub__outitem_t *out;
+    size_t out_n, out_cap;
+    struct hub__member *next_dirty;
+    bool dirty;
+} hub__member_t;
+
+/* An envelope waiting for the next group commit. */
+typedef struct {
+    hub_store_msg_t msg;
+    uint8_t *bytes; /* owned */
+} hub__pending_t;
+
+typedef struct {
+    char receiver[HUB_MEMBER_ID_MAX + 1];
+    uint64_t *seqs;
+    size_t n;
+} hub__ackgroup_t;
+
+typedef struct {
+    uv_work_t req;
+    hub_server_t *server;
+    hub__pending_t *items;
+    size_t n_items;
+    hub_store_outcome_t *outcomes;
+    int append_rc;
+    hub__ackgroup_t *acks;
+    size_t n_acks;
+    uint64_t *attempt_seqs;
+    size_t n_attempts;
+    uint64_t *dead_ttl, *dead_retry;
+    size_t n_dead_ttl, n_dead_retry;
+    int other_rc;
+} hub__commit_t;
+
+struct hub_server {
+    hub_config_t cfg;
+    uv_loop_t *loop;
+    void *zctx;
+    void *router;
+    void *zap;
+    hub_zsock_t *router_watch;
+    hub_zsock_t *zap_watch;
+    hub_keydir_t *keys;
+    hub_keypair_t own_key;
+    hub_map_t *members; /* member id -> hub__member_t */
+    hub_store_t *store;
+    hub_store_arena_t *arena;
+    char endpoint[256];
+
+    uv_timer_t housekeeping;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_usr2;
+    bool handles_open;
+    bool stopping;
+
+    hub__member_t *dirty_head;
+
+    /* Group commit. */
+    hub__pending_t *pending;
+    size_t pending_n, pending_cap;
+    uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
+    size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
+    hub__commit_t *commit; /* in progress, or NULL */
+
+    uint64_t refused_since_log;
+    uint64_t last_refusal_log_us;
+    hub_server_stats_t stats;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *grown = realloc(*array, ncap * elem);
+    if (!grown)
+        return HUB_ENOMEM;
+    *array = grown;
+    *cap = ncap;
+    return 0;
+}
+
+#define HUB__PUSH(arr, n, cap, value)                                                             \
+    (hub__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0 ? ((arr)[(n)++] = (value), 0) \
+                                                                     : HUB_ENOMEM)
+
+static hub__member_t *hub__member(hub_server_t *self, const char *id)
+{
+    hub__member_t *m = hub_map_get(self->members, id);
+    if (m)
+        return m;
+    m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    snprintf(m->id, sizeof m->id, "%s", id);
+    if (hub_map_put(self->members, m->id, m) != 0) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void hub__member_free(hub__member_t *m)
+{
+    for (size_t i = 0; i < m->out_n; i++)
+        free(m->out[i].bytes);
+    free(m->out);
+    free(m->inflight);
+    free(m->settled);
+    free(m->services);
+    free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+
+/* Sends one frame to a member's live connection. EHOSTUNREACH means the
+ * connection is gone: the member goes offline and its unsettled deliveries
+ * stay in the store. */
+static int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
+{
+    if (!m->online || m->rid_len == 0)
+        return HUB_ECLOSED;
+    uint8_t *buf;
+    size_t len;
+    int rc = hub_frame_encode(frame, &buf, &len);
+    if (rc != 0)
+        return rc;
+    rc = 0;
+    if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        if (e == EHOSTUNREACH) {
+            HUB_INFO("router", "member connection gone", "member=%s", m->id);
+            m->online = false;
+        } else if (e == EAGAIN) {
+            /* The peer's pipe is full. Durable deliveries are redelivered by
+             * the in-flight timer; online-only ones are lost to this slow peer,
+             * which is what online-only means. */
+            HUB_WARN("router", "member not reading fast enough, frame deferred", "member=%s",
+                     m->id);
+        }
+        rc = e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
+    } else {
+        m->bytes_out += len;
+    }
+    free(buf);
+    hub_zsock_kick(self->router_watch);
+    return rc;
+}
+
+/* A frame-level refusal to a connection identified only by routing id. */
+static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
+                                const char *reason)
+{
+    Lth__V1__Nack nack = LTH__V1__NACK__INIT;
+    nack.message_id = "";
+    nack.code = (Lth__V1__NackCode)code;
+    nack.reason = (char *)reason;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_ERROR;
+    frame.error = &nack;
+    uint8_t *buf;
+    size_t len;
+    if (hub_frame_encode(&frame, &buf, &len) != 0)
+        return;
+    if (zmq_send(self->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->router, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    hub_zsock_kick(self->router_watch);
+    if (code > 0 && code < 16)
+        self->stats.nacks_by_code[code]++;
+}
+
+/* Receipts under construction for one sender. */
+typedef struct {
+    Lth__V1__Ack *acks;
+    Lth__V1__Ack **ack_ptrs;
+    Lth__V1__Nack *nacks;
+    Lth__V1__Nack **nack_ptrs;
+    char **reasons;
+    size_t n_acks, n_nacks, cap;
+} hub__receipts_t;
+
+static int hub__receipts_init(hub__receipts_t *r, size_t cap)
+{
+    memset(r, 0, sizeof *r);
+    if (cap == 0)
+        cap = 1;
+    r->cap = cap;
+    r->acks = calloc(cap, sizeof *r->acks);
+    r->ack_ptrs = calloc(cap, sizeof *r->ack_ptrs);
+    r->nacks = calloc(cap, sizeof *r->nacks);
+    r->nack_ptrs = calloc(cap, sizeof *r->nack_ptrs);
+    r->reasons = calloc(cap, sizeof *r->reasons);
+    return (r->acks && r->ack_ptrs && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
+}
+
+static void hub__receipts_free(hub__receipts_t *r)
+{
+    for (size_t i = 0; i < r->n_acks; i++)
+        free(r->acks[i].message_id);
+    for (size_t i = 0; i < r->n_nacks; i++) {
+        free(r->reasons[i]);
+        free(r->nacks[i].message_id);
+    }
+    free(r->acks);
+    free(r->ack_ptrs);
+    free(r->nacks);
+    free(r->nack_ptrs);
+    free(r->reasons);
+}
+
+static void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq)
+{
+    if (r->n_acks >= r->cap)
+        return;
+    Lth__V1__Ack *a = &r->acks[r->n_acks];
+    lth__v1__ack__init(a);
+    a->message_id = strdup(message_id);
+    if (!a->message_id)
+        return;
+    a->hub_seq = seq;
+    r->ack_ptrs[r->n_acks++] = a;
+}
+
+static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                              int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                              int code, const char *fmt, ...)
+{
+    self->stats.envelopes_nacked++;
+    if (code > 0 && code < 16)
+        self->stats.nacks_by_code[code]++;
+    if (r->n_nacks >= r->cap)
+        return;
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    Lth__V1__Nack *n = &r->nacks[r->n_nacks];
+    lth__v1__nack__init(n);
+    n->message_id = strdup(message_id ? message_id : "");
+    n->code = (Lth__V1__NackCode)code;
+    r->reasons[r->n_nacks] = strdup(reason);
+    if (!n->message_id || !r->reasons[r->n_nacks]) {
+        free(n->message_id);
+        free(r->reasons[r->n_nacks]);
+        return;
+    }
+    n->reason = r->reasons[r->n_nacks];
+    r->nack_ptrs[r->n_nacks++] = n;
+    HUB_INFO("router", "envelope refused", "code=%s message_id=%s reason=\"%s\"",
+             hub_nack_code_name(code), message_id && *message_id ? message_id : "-", reason);
+}
+
+static void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r)
+{
+    if (r->n_acks == 0 && r->n_nacks == 0)
+        return;
+    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+    rec.n_acks = r->n_acks;
+    rec.acks = r->ack_ptrs;
+    rec.n_nacks = r->n_nacks;
+    rec.nacks = r->nack_ptrs;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
+    frame.receipts = &rec;
+    hub__send_frame(self, m, &frame);
+}
+
+/* Queues an envelope for the member's next Deliveries frame. */
+static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, uint64_t seq, uint32_t attempt,
+                            const uint8_t *bytes, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return HUB_ENOMEM;
+    memcpy(copy, bytes, len);
+    hub__outitem_t item = {seq, attempt, copy, len};
+    if (HUB__PUSH(m->out, m->out_n, m->out_cap, item) != 0) {
+        free(copy);
+        return HUB_ENOMEM;
+    }
+    if (!m->dirty) {
+        m->dirty = true;
+        m->next_dirty = self->dirty_head;
+        self->dirty_head = m;
+    }
+    return 0;
+}
+
+static void hub__flush_member(hub_server_t *self, hub__member_t *m)
+{
+    size_t done = 0;
+    while (done < m->out_n) {
+        /* Cap a Deliveries frame near max_frame_bytes / 2. */
+        size_t n = 0, bytes = 0;
+        while (done + n < m->out_n && (n == 0 || bytes + m->out[done + n].len <
+                                                     self->cfg.max_frame_bytes / 2)) {
+            bytes += m->out[done + n].len;
+            n++;
+        }
+        Lth__V1__DeliveredEnvelope *items = calloc(n, sizeof *items);
+        Lth__V1__DeliveredEnvelope **ptrs = calloc(n, sizeof *ptrs);
+        if (items && ptrs) {
+            for (size_t i = 0; i < n; i++) {
+                lth__v1__delivered_envelope__init(&items[i]);
+                items[i].hub_seq = m->out[done + i].seq;
+                items[i].attempt = m->out[done + i].attempt;
+                items[i].envelope.data = m->out[done + i].bytes;
+                items[i].envelope.len = m->out[done + i].len;
+                ptrs[i] = &items[i];
+            }
+            Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
+            d.n_items = n;
+            d.items = ptrs;
+            hub_frame_t frame = LTH__V1__FRAME__INIT;
+            frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+            frame.deliveries = &d;
+            if (hub__send_frame(self, m, &frame) == 0) {
+                m->msgs_out += n;
+                self->stats.deliveries += n;
+            }
+        }
+        free(items);
+        free(ptrs);
+        done += n;
+    }
+    for (size_t i = 0; i < m->out_n; i++)
+        free(m->out[i].bytes);
+    m->out_n = 0;
+}
+
+static void hub__flush_all(hub_server_t *self)
+{
+    while (self->dirty_head) {
+        hub__member_t *m = self->dirty_head;
+        self->dirty_head = m->next_dirty;
+        m->dirty = false;
+        m->next_dirty = NULL;
+        hub__flush_member(self, m);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Durable delivery                                                          */
+
+static uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
+{
+    uint64_t delay = (uint64_t)self->cfg.redelivery_ms * 1000u;
+    for (uint32_t i = 1; i < attempt && delay < 3600ull * 1000000u; i++)
+        delay *= 2;
+    return delay;
+}
+
+static int hub__inflight_add(hub_server_t *self, hub__member_t *m, uint64_t seq, uint32_t attempt)
+{
+    hub__inflight_t f = {seq, hub_monotonic_us() + hub__backoff_us(self, attempt), attempt, false};
+    if (HUB__PUSH(m->inflight, m->inflight_n, m->inflight_cap, f) != 0)
+        return HUB_ENOMEM;
+    m->inflight_open++;
+    return 0;
+}
+
+static hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq)
+{
+    size_t lo = 0, hi = m->inflight_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->inflight[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < m->inflight_n && m->inflight[lo].seq == seq) ? &m->inflight[lo] : NULL;
+}
+
+/* Drops settled entries from the array. */
+static void hub__inflight_compact(hub__member_t *m)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < m->inflight_n; r++)
+        if (!m->inflight[r].settled)
+            m->inflight[w++] = m->inflight[r];
+    m->inflight_n = w;
+    m->inflight_open = w;
+}
+
+static void hub__member_reset_delivery(hub__member_t *m)
+{
+    m->inflight_n = 0;
+    m->inflight_open = 0;
+    m->loaded_seq = 0;
+    m->backlog = true;
+}
+
+/* Hands queued messages to an online receiver while it has credit. */
+static void hub__pump(hub_server_t *self, hub__member_t *m)
+{
+    if (!m->online || !m->backlog || self->stopping)
+        return;
+    while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight) {
+        size_t want = self->cfg.max_in_flight - m->inflight_open;
+        if (want > 512)
+            want = 512;
+        hub_store_msg_t msgs[512];
+        size_t n = 0;
+        hub_store_arena_reset(self->arena);
+        int rc = hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n,
+                                      self->arena);
+        if (rc != 0) {
+            HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
+                      hub_strerror(rc));
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t attempt = msgs[i].attempts + 1;
+            if (hub__enqueue_out(self, m, msgs[i].seq, attempt, msgs[i].envelope,
+                                 msgs[i].envelope_len) != 0 ||
+                hub__inflight_add(self, m, msgs[i].seq, attempt) != 0)
+                return;
+            m->loaded_seq = msgs[i].seq;
+        }
+        if (n < want)
+            m->backlog = false;
+    }
+}
+
+static void hub__commit_start(hub_server_t *self);
+
+static void hub__after_commit(uv_work_t *req, int status)
+{
+    hub__commit_t *job = req->data;
+    hub_server_t *self = job->server;
+    self->commit = NULL;
+    self->stats.commits++;
+    (void)status;
+
+    /* Receipts, one frame per sender. */
+    hub_map_t *by_sender = hub_map_new();
+    for (size_t i = 0; by_sender && i < job->n_items; i++) {
+        hub_store_msg_t *msg = &job->items[i].msg;
+        hub__receipts_t *r = hub_map_get(by_sender, msg->sender);
+        if (!r) {
+            r = malloc(sizeof *r);
+            if (!r || hub__receipts_init(r, job->n_items) != 0 ||
+                hub_map_put(by_sender, msg->sender, r) != 0) {
+                if (r)
+                    hub__receipts_free(r);
+                free(r);
+                continue;
+            }
+        }
+        if (job->append_rc != 0) {
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                              "the hub's store could not commit (%s); nothing was stored, send "
+                              "again later",
+                              hub_strerror(job->append_rc));
+            continue;
+        }
+        switch (job->outcomes[i]) {
+        case HUB_STORE_OK:
+            hub__receipt_ack(r, msg->message_id, msg->seq);
+            self->stats.envelopes_accepted++;
+            break;
+        case HUB_STORE_DUPLICATE:
+            hub__receipt_ack(r, msg->message_id, msg->seq);
+            self->stats.duplicates++;
+            break;
+        case HUB_STORE_QUEUE_FULL:
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                              "the queue of %s is full (%llu messages); nothing was stored, "
+                              "send again once it drains",
+                              msg->receiver, (unsigned long long)self->cfg.max_queue_depth);
+            break;
+        case HUB_STORE_FULL:
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_STORE_FULL,
+                              "the hub's store is full; nothing was stored, send again later "
+                              "(operators: drain or purge the dead-letter queue, or raise "
+                              "max_store_bytes)");
+            break;
+        }
+    }
+    size_t cursor = 0;
+    const char *sender;
+    void *value;
+    while (by_sender && hub_map_next(by_sender, &cursor, &sender, &value)) {
+        hub__receipts_t *r = value;
+        hub__member_t *m = hub_map_get(self->members, sender);
+        if (m)
+            hub__receipts_send(self, m, r);
+        hub__receipts_free(r);
+        free(r);
+    }
+    hub_map_destroy(&by_sender);
+
+    /* Fast path: hand fresh messages straight to receivers that are caught up. */
+    for (size_t i = 0; job->append_rc == 0 && i < job->n_items; i++) {
+        if (job->outcomes[i] != HUB_STORE_OK)
+            continue;
+        hub_store_msg_t *msg = &job->items[i].msg;
+        hub__member_t *m = hub_map_get(self->members, msg->receiver);
+        if (!m || !m->online)
+            continue;
+        if (!m->backlog && m->inflight_open < self->cfg.max_in_flight &&
+            msg->seq > m->loaded_seq) {
+            if (hub__enqueue_out(self, m, msg->seq, 1, job->items[i].bytes,
+                                 job->items[i].msg.envelope_len) == 0 &&
+                hub__inflight_add(self, m, msg->seq, 1) == 0)
+                m->loaded_seq = msg->seq;
+            else
+                m->backlog = true;
+        } else {
+            m->backlog = true;
+        }
+    }
+    if (job->other_rc != 0)
+        HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
+                  "error=\"%s\"", hub_strerror(job->other_rc));
+    self->stats.dead_lettered += job->n_dead_ttl + job->n_dead_retry;
+
+    for (size_t i = 0; i < job->n_items; i++)
+        free(job->items[i].bytes);
+    free(job->items);
+    free(job->outcomes);
+    for (size_t i = 0; i < job->n_acks; i++)
+        free(job->acks[i].seqs);
+    free(job->acks);
+    free(job->attempt_seqs);
+    free(job->dead_ttl);
+    free(job->dead_retry);
+    free(job);
+
+    /* Receivers with a backlog get it now. */
+    cursor = 0;
+    while (hub_map_next(self->members, &cursor, NULL, &value))
+        hub__pump(self, value);
+    hub__flush_all(self);
+    if (!self->stopping)
+        hub__commit_start(self);
+}
+
+static void hub__commit_work(uv_work_t *req)
+{
+    hub__commit_t *job = req->data;
+    hub_store_t *store = job->server->store;
+    job->append_rc = 0;
+    if (job->n_items > 0) {
+        hub_store_msg_t *msgs = malloc(job->n_items * sizeof *msgs);
+        if (!msgs) {
+            job->append_rc = HUB_ENOMEM;
+        } else {
+            for (size_t i = 0; i < job->n_items; i++)
+                msgs[i] = job->items[i].msg;
+            job->append_rc = hub_store_append(store, msgs, job->n_items, job->outcomes);
+            for (size_t i = 0; i < job->n_items; i++)
+                job->items[i].msg.seq = msgs[i].seq;
+            free(msgs);
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; i < job->n_acks; i++) {
+        int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
+        if (r != 0)
+            rc = r;
+    }
+    if (job->n_attempts > 0 && (rc == 0))
+        rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
+    if (job->n_dead_ttl > 0) {
+        int r = hub_store_dead_letter(store, job->dead_ttl, job->n_dead_ttl, "ttl expired");
+        if (r != 0)
+            rc = r;
+    }
+    if (job->n_dead_retry > 0) {
+        int r = hub_store_dead_letter(store, job->dead_retry, job->n_dead_retry,
+                                      "retry budget exhausted");
+        if (r != 0)
+            rc = r;
+    }
+    job->other_rc = rc;
+}
+
+/* Starts a group commit of everything gathered so far, unless one runs. */
+static void hub__commit_start(hub_server_t *self)
+{
+    if (self->commit)
+        return;
+    size_t n_settled = 0;
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value))
+        n_settled += ((hub__member_t *)value)->settled_n ? 1 : 0;
+    if (self->pending_n == 0 && n_settled == 0 && self->attempt_n == 0 &&
+        self->dead_ttl_n == 0 && self->dead_retry_n == 0)
+        return;
+    hub__commit_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    job->server = self;
+    job->req.data = job;
+    size_t take = self->pending_n < HUB__MAX_COMMIT_ITEMS ? self->pending_n : HUB__MAX_COMMIT_ITEMS;
+    if (take > 0) {
+        job->items = malloc(take * sizeof *job->items);
+        job->outcomes = calloc(take, sizeof *job->outcomes);
+        if (!job->items || !job->outcomes) {
+            free(job->items);
+            free(job->outcomes);
+            free(job);
+            return;
+        }
+        memcpy(job->items, self->pending, take * sizeof *job->items);
+        memmove(self->pending, self->pending + take,
+                (self->pending_n - take) * sizeof *self->pending);
+        self->pending_n -= take;
+        job->n_items = take;
+    }
+    if (n_settled > 0) {
+        job->acks = calloc(n_settled, sizeof *job->acks);
+        cursor = 0;
+        while (job->acks && hub_map_next(self->members, &cursor, NULL, &value)) {
+            hub__member_t *m = value;
+            if (m->settled_n == 0)
+                continue;
+            hub__ackgroup_t *g = &job->acks[job->n_acks++];
+            snprintf(g->receiver, sizeof g->receiver, "%s", m->id);
+            g->seqs = m->settled;
+            g->n = m->settled_n;
+            m->settled = NULL;
+            m->settled_n = m->settled_cap = 0;
+        }
+    }
+    job->attempt_seqs = self->attempt_seqs;
+    job->n_attempts = self->attempt_n;
+    self->attempt_seqs = NULL;
+    self->attempt_n = self->attempt_cap = 0;
+    job->dead_ttl = self->dead_ttl;
+    job->n_dead_ttl = self->dead_ttl_n;
+    self->dead_ttl = NULL;
+    self->dead_ttl_n = self->dead_ttl_cap = 0;
+    job->dead_retry = self->dead_retry;
+    job->n_dead_retry = self->dead_retry_n;
+    self->dead_retry = NULL;
+    self->dead_retry_n = self->dead_retry_cap = 0;
+    self->commit = job;
+    uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Envelopes                                                                 */
+
+static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
+                                size_t len, hub__receipts_t *receipts)
+{
+    hub_envelope_t *env = NULL;
+    if (len > (size_t)self->cfg.max_payload_bytes + 65536u) {
+        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
+                          "envelope of %zu bytes exceeds the hub's limit of %u payload bytes; "
+                          "split the payload or send a reference to it",
+                          len, self->cfg.max_payload_bytes);
+        return;
+    }
+    if (hub_envelope_decode(bytes, len, &env) != 0) {
+        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "an item of the batch is not an encoded lth.v1.Envelope");
+        return;
+    }
+    const char *problem = NULL;
+    const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
+    if (env->payload.len > self->cfg.max_payload_bytes) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
+                          "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
+                          "payload or send a reference to it",
+                          env->payload.len, self->cfg.max_payload_bytes);
+        goto done;
+    }
+    if (hub_envelope_check(env, &problem) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "%s", problem);
+        goto done;
+    }
+    if (strcmp(env->sender, sender->id) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
+                          "the envelope claims sender %s but this connection is authenticated "
+                          "as %s; set sender to your own member id",
+                          env->sender, sender->id);
+        goto done;
+    }
+    if (!hub_keydir_find_member(self->keys, env->receiver)) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                          "no member %s is registered with the hub; check the receiver id, or "
+                          "ask the hub operator to add its key",
+                          env->receiver);
+        goto done;
+    }
+    hub__member_t *rcv = hub__member(self, env->receiver);
+    if (!rcv) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+        goto done;
+    }
+    sender->msgs_in++;
+    sender->bytes_in += len;
+    if (env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
+        if (!rcv->online) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
+                              "%s is not connected to the hub now; send with queued delivery to "
+                              "have the hub keep it until the receiver returns",
+                              env->receiver);
+            goto done;
+        }
+        if (hub__enqueue_out(self, rcv, 0, 1, bytes, len) != 0) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                              "the hub is out of memory; send again later");
+            goto done;
+        }
+        hub__receipt_ack(receipts, env->message_id, 0);
+        self->stats.envelopes_accepted++;
+        goto done;
+    }
+    /* Durable: wait for the group commit. */
+    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
+    if (ttl_ms > self->cfg.max_ttl_ms)
+        ttl_ms = self->cfg.max_ttl_ms;
+    hub__pending_t p;
+    memset(&p, 0, sizeof p);
+    p.bytes = malloc(len ? len : 1);
+    if (!p.bytes) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+        goto done;
+    }
+    memcpy(p.bytes, bytes, len);
+    snprintf(p.msg.message_id, sizeof p.msg.message_id, "%s", env->message_id);
+    snprintf(p.msg.sender, sizeof p.msg.sender, "%s", env->sender);
+    snprintf(p.msg.receiver, sizeof p.msg.receiver, "%s", env->receiver);
+    snprintf(p.msg.service, sizeof p.msg.service, "%s", env->service);
+    p.msg.accepted_at_us = hub_now_us();
+    p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
+    p.msg.envelope = p.bytes;
+    p.msg.envelope_len = len;
+    if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, p) != 0) {
+        free(p.bytes);
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+    }
+done:
+    hub_envelope_free(&env);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames from members                                                       */
+
+static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *rid,
+                          size_t rid_len, const Lth__V1__Hello *hello)
+{
+    if (hello->protocol_version < HUB_PROTOCOL_VERSION) {
+        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
+                            "this hub speaks protocol version 1; upgrade the client");
+        return;
+    }
+    if (hello->member_id[0] && strcmp(hello->member_id, m->id) != 0) {
+        char reason[700];
+        snprintf(reason, sizeof reason,
+                 "hello claims member %.255s but this connection's key belongs to %s; use the "
+                 "key file of the member you are",
+                 hello->member_id, m->id);
+        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH, reason);
+        HUB_WARN("router", "hello with a member id that does not match the key",
+                 "member=%s claimed=\"%.80s\"", m->id, hello->member_id);
+        return;
+    }
+    size_t total = 1;
+    for (size_t i = 0; i < hello->n_services; i++) {
+        if (!hub_service_valid(hello->services[i])) {
+            char reason[400];
+            snprintf(reason, sizeof reason,
+                     "offered service '%.100s' is not SERVICE/VERSION, e.g. citizen.lookup/v1",
+                     hello->services[i]);
+            hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                                reason);
+            return;
+        }
+        total += strlen(hello->services[i]) + 1;
+    }
+    char *services = calloc(1, total);
+    if (!services)
+        return;
+    for (size_t i = 0; i < hello->n_services; i++) {
+        if (i)
+            strcat(services, ",");
+        strcat(services, hello->services[i]);
+    }
+    free(m->services);
+    m->services = services;
+    bool was_online = m->online;
+    memcpy(m->rid, rid, rid_len);
+    m->rid_len = rid_len;
+    m->online = true;
+    m->connected_at_us = hub_now_us();
+    m->last_seen_mono_us = hub_monotonic_us();
+    /* A (re)connecting member gets every unsettled message again, from the
+     * start of its queue; its SDK drops the ones it has already handled. */
+    hub__member_reset_delivery(m);
+    HUB_INFO("router", was_online ? "member reconnected" : "member connected",
+             "member=%s services=\"%s\"", m->id, services);
+
+    Lth__V1__Welcome welcome = LTH__V1__WELCOME__INIT;
+    welcome.member_id = m->id;
+    welcome.hub_version = HUB_VERSION;
+    welcome.max_payload_bytes = self->cfg.max_payload_bytes;
+    welcome.heartbeat_ms = self->cfg.heartbeat_ms;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
+    frame.welcome = &welcome;
+    hub__send_frame(self, m, &frame);
+    hub__pump(self, m);
+}
+
+static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__Batch *batch)
+{
+    hub__receipts_t receipts;
+    if (hub__receipts_init(&receipts, batch->n_envelopes) != 0) {
+        hub__receipts_free(&receipts);
+        return;
+    }
+    for (size_t i = 0; i < batch->n_envelopes; i++)
+        hub__route_envelope(self, m, batch->envelopes[i].data, batch->envelopes[i].len,
+                            &receipts);
+    hub__receipts_send(self, m, &receipts);
+    hub__receipts_free(&receipts);
+}
+
+static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__Settle *settle)
+{
+    for (size_t i = 0; i < settle->n_hub_seqs; i++) {
+        uint64_t seq = settle->hub_seqs[i];
+        hub__inflight_t *f = hub__inflight_find(m, seq);
+        if (f && !f->settled) {
+            f->settled = true;
+            m->inflight_open--;
+        }
+        /* Settle even what is not in flight here (e.g. a delivery made before
+         * a hub restart): the store ignores seqs that are not queued. Only a
+         * receiver's own queue can be settled by it. */
+        if (HUB__PUSH(m->settled, m->settled_n, m->settled_cap, seq) == 0)
+            self->stats.settled++;
+    }
+    if (m->inflight_n > 0 && m->inflight_open * 2 < m->inflight_n)
+        hub__inflight_compact(m);
+    hub__pump(self, m);
+}
+
+static void hub__on_heartbeat(hub_server_t *self, hub__member_t *m, const uint8_t *rid,
+                              size_t rid_len, const Lth__V1__Heartbeat *hb)
+{
+    Lth__V1__Heartbeat echo = LTH__V1__HEARTBEAT__INIT;
+    echo.sent_at_us = hb->sent_at_us;
+    echo.echo = true;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &echo;
+    if (m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0) {
+        hub__send_frame(self, m, &frame);
+        return;
+    }
+    /* Not registered on this connection: tell the client to say hello. */
+    hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
+                        "send a Hello first: the hub does not know this connection (it may "
+                        "have restarted)");
+}
+
+static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len,
+                            zmq_msg_t *body)
+{
+    self->stats.frames_in++;
+    /* The sender is whoever owns the CURVE key this connection proved; the
+     * ZAP handler put that key in User-Id. The key is looked up again on
+     * every message so that a key removed on reload is cut off at once. */
+    const char *key = zmq_msg_gets(body, "User-Id");
+    const hub_keypair_t *kp = key ? hub_keydir_find_key(self->keys, key) : NULL;
+    if (!kp) {
+        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
+                            "this member's key is no longer in the hub's key directory; ask the "
+                            "hub operator to restore it");
+        return;
+    }
+    hub__member_t *m = hub__member(self, kp->member_id);
+    if (!m)
+        return;
+    m->last_seen_mono_us = hub_monotonic_us();
+
+    hub_frame_t *frame = NULL;
+    int rc = hub_frame_decode(zmq_msg_data(body), zmq_msg_size(body), &frame);
+    if (rc != 0) {
+        self->stats.malformed_frames++;
+        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                            "the message is not an encoded lth.v1.Frame with a body; see "
+                            "proto/README.md for the framing");
+        HUB_INFO("router", "malformed frame", "member=%s bytes=%zu", m->id, zmq_msg_size(body));
+        return;
+    }
+    if (frame->protocol_version != HUB_PROTOCOL_VERSION) {
+        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
+                            "this hub speaks protocol version 1; set Frame.protocol_version = 1");
+        hub_frame_free(&frame);
+        return;
+    }
+    bool registered = m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0;
+    switch (frame->body_case) {
+    case LTH__V1__FRAME__BODY_HELLO:
+        hub__on_hello(self, m, rid, rid_len, frame->hello);
+        break;
+    case LTH__V1__FRAME__BODY_HEARTBEAT:
+        hub__on_heartbeat(self, m, rid, rid_len, frame->heartbeat);
+        break;
+    case LTH__V1__FRAME__BODY_BATCH:
+    case LTH__V1__FRAME__BODY_SETTLE:
+        if (!registered) {
+            hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
+                                "send a Hello first: the hub does not know this connection (it "
+                                "may have restarted); then send the batch again");
+            break;
+        }
+        if (frame->body_case == LTH__V1__FRAME__BODY_BATCH)
+            hub__on_batch(self, m, frame->batch);
+        else
+            hub__on_settle(self, m, frame->settle);
+        break;
+    default:
+        self->stats.malformed_frames++;
+        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                            "clients may send only Hello, Batch, Settle and Heartbeat frames");
+        break;
+    }
+    hub_frame_free(&frame);
+}
+
+static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
+{
+    (void)zs;
+    hub_server_t *self = user;
+    for (int n = 0; n < HUB__DRAIN_BUDGET && !self->stopping; n++) {
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            break;
+        }
+        bool ok = zmq_msg_more(&rid);
+        zmq_msg_init(&body);
+        if (ok && zmq_msg_recv(&body, socket, ZMQ_DONTWAIT) < 0)
+            ok = false;
+        /* A client may send more than one frame; we take exactly one. Drain
+         * and refuse the rest. */
+        bool extra = ok && zmq_msg_more(&body);
+        while (zmq_msg_more(&body) || (!ok && zmq_msg_more(&rid))) {
+            zmq_msg_t junk;
+            zmq_msg_init(&junk);
+            int r = zmq_msg_recv(&junk, socket, ZMQ_DONTWAIT);
+            int more = r >= 0 && zmq_msg_more(&junk);
+            zmq_msg_close(&junk);
+            if (!more)
+                break;
+        }
+        if (extra) {
+            self->stats.malformed_frames++;
+            hub__send_error_rid(self, zmq_msg_data(&rid), zmq_msg_size(&rid),
+                                LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                                "send exactly one ZeroMQ frame per message; see proto/README.md");
+        } else if (ok && zmq_msg_size(&rid) <= 255) {
+            hub__on_message(self, zmq_msg_data(&rid), zmq_msg_size(&rid), &body);
+        }
+        zmq_msg_close(&body);
+        zmq_msg_close(&rid);
+    }
+    hub__flush_all(self);
+    hub__commit_start(self);
+}
+
+/* ------------------------------------------------------------------------ */
+/* ZAP: who may connect                                                      */
+
+static void hub__zap_reply(void *zap, const zmq_msg_t *request_id, const char *code,
+                           const char *text, const char *user_id)
+{
+    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, zmq_msg_data((zmq_msg_t *)request_id), zmq_msg_size((zmq_msg_t *)request_id),
+             ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, user_id, strlen(user_id), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, "", 0, ZMQ_DONTWAIT);
+}
+
+static void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
+{
+    (void)zs;
+    hub_server_t *self = user;
+    for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
+        /* version, request id, domain, address, identity, mechanism, key */
+        zmq_msg_t parts[7];
+        int count = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            if (count < 7)
+                parts[count++] = part;
+            else
+                zmq_msg_close(&part);
+        }
+        if (count == 0)
+            break;
+        if (count == 7) {
+            char address[64] = "";
+            snprintf(address, sizeof address, "%.*s", (int)zmq_msg_size(&parts[3]),
+                     (const char *)zmq_msg_data(&parts[3]));
+            bool curve = zmq_msg_size(&parts[5]) == 5 && !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5);
+            char z85[HUB_Z85_KEY_LEN + 1] = "";
+            if (curve && zmq_msg_size(&parts[6]) == 32)
+                zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
+            const hub_keypair_t *kp = z85[0] ? hub_keydir_find_key(self->keys, z85) : NULL;
+            if (kp) {
+                hub__zap_reply(socket, &parts[1], "200", "OK", z85);
+                HUB_DEBUG("zap", "key admitted", "member=%s address=%s", kp->member_id, address);
+            } else {
+                hub__zap_reply(socket, &parts[1], "400", "unknown key", "");
+                self->stats.keys_refused++;
+                self->refused_since_log++;
+                /* Unknown keys are counted always but logged at most once a
+                 * second, so that a flood cannot flood the log. */
+                uint64_t now = hub_monotonic_us();
+                if (now - self->last_refusal_log_us >= 1000000u) {
+                    HUB_WARN("zap", "connection refused: CURVE key not in the key directory",
+                             "address=%s key=%s refused_since_last_log=%llu", address,
+                             z85[0] ? z85 : "-", (unsigned long long)self->refused_since_log);
+                    self->refused_since_log = 0;
+                    self->last_refusal_log_us = now;
+                }
+            }
+            hub_zsock_kick(self->zap_watch);
+        }
+        for (int i = 0; i < count; i++)
+            zmq_msg_close(&parts[i]);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timers and signals                                                        */
+
+static void hub__housekeeping(uv_timer_t *timer)
+{
+    hub_server_t *self = timer->data;
+    uint64_t now = hub_monotonic_us();
+    uint64_t silent_limit = (uint64_t)self->cfg.heartbeat_ms * 3000u;
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value)) {
+        hub__member_t *m = value;
+        if (!m->online)
+            continue;
+        if (now - m->last_seen_mono_us > silent_limit) {
+            HUB_INFO("router", "member silent, marked offline", "member=%s silent_ms=%llu",
+                     m->id, (unsigned long long)((now - m->last_seen_mono_us) / 1000u));
+            m->online = false;
+            continue;
+        }
+        /* Redeliver what the receiver has not settled in time. */
+        for (size_t i = 0; i < m->inflight_n; i++) {
+            hub__inflight_t *f = &m->inflight[i];
+            if (f->settled || f->deadline_us > now)
+                continue;
+            if (f->attempt >= self->cfg.max_attempts) {
+                HUB__PUSH(self->dead_retry, self->dead_retry_n, self->dead_retry_cap, f->seq);
+                f->settled = true;
+                m->inflight_open--;
+                continue;
+            }
+            hub_store_arena_reset(self->arena);
+            hub_store_msg_t msg;
+            size_t n = 0;
+            if (hub_store_read_queue(self->store, m->id, f->seq - 1, 1, &msg, &n, self->arena) !=
+                    0 ||
+                n == 0 || msg.seq != f->seq) {
+                /* Gone from the store (settled or dead-lettered meanwhile). */
+                f->settled = true;
+                m->inflight_open--;
+                continue;
+            }
+            f->attempt++;
+            f->deadline_us = now + hub__backoff_us(self, f->attempt);
+            hub__enqueue_out(self, m, f->seq, f->attempt, msg.envelope, msg.envelope_len);
+            HUB__PUSH(self->attempt_seqs, self->attempt_n, self->attempt_cap, f->seq);
+            self->stats.redeliveries++;
+        }
+    }
+    /* Expired messages go to the dead-letter queue. */
+    uint64_t expired[256];
+    size_t n_expired = 0;
+    if (hub_store_expired(self->store, hub_now_us(), expired, 256, &n_expired) == 0) {
+        for (size_t i = 0; i < n_expired; i++)
+            HUB__PUSH(self->dead_ttl, self->dead_ttl_n, self->dead_ttl_cap, expired[i]);
+    }
+    hub__flush_all(self);
+    hub__commit_start(self);
+}
+
+static void hub__close_handles(hub_server_t *self);
+
+static void hub__on_signal(uv_signal_t *handle, int signum)
+{
+    hub_server_t *self = handle->data;
+    if (signum == SIGTERM || signum == SIGINT) {
+        HUB_INFO("hubd", "shutting down", "signal=%d", signum);
+        hub_server_stop(self);
+    } else if (signum == SIGHUP) {
+        char err[HUB_ERRMSG_MAX];
+        if (hub_server_reload_keys(self, err, sizeof err) != 0)
+            HUB_ERROR("hubd", "key directory reload failed; keeping the previous keys",
+                      "error=\"%s\"", err);
+    } else if (signum == SIGUSR1 || signum == SIGUSR2) {
+        int level = (int)hub_log_get_level() + (signum == SIGUSR1 ? -1 : 1);
+        if (level < HUB_LOG_DEBUG)
+            level = HUB_LOG_DEBUG;
+        if (level > HUB_LOG_ERROR)
+            level = HUB_LOG_ERROR;
+        hub_log_set_level((hub_log_level_t)level);
+        hub_log(HUB_LOG_ERROR, "hubd", "log level changed", "level=%s",
+                hub_log_level_name((hub_log_level_t)level));
+    }
+}
+
+int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
+{
+    hub_keydir_t *fresh = NULL;
+    int rc = hub_keydir_load(self->cfg.key_dir, &fresh, err, err_size);
+    if (rc != 0)
+        return rc;
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value)) {
+        hub__member_t *m = value;
+        if (m->online && !hub_keydir_find_member(fresh, m->id)) {
+            HUB_WARN("router", "member key removed: cut off, its queue is kept", "member=%s",
+                     m->id);
+            m->online = false;
+        }
+    }
+    hub_keydir_destroy(&self->keys);
+    self->keys = fresh;
+    HUB_INFO("hubd", "key directory reloaded", "members=%zu", hub_keydir_count(fresh));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+
+static int hub__zmq_fail(const char *what, char *err, size_t err_size)
+{
+    snprintf(err, err_size, "%s: %s", what, zmq_strerror(zmq_errno()));
+    return HUB_EZMQ;
+}
+
+int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out, char *err,
+                   size_t err_size)
+{
+    *out = NULL;
+    if (!zmq_has("curve")) {
+        snprintf(err, err_size, "this libzmq was built without CURVE; install Debian's libzmq5");
+        return HUB_EZMQ;
+    }
+    hub_server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    self->cfg = *cfg;
+    self->loop = loop;
+    int rc = hub_keyfile_read(cfg->key_file, &self->own_key, err, err_size);
+    if (rc == 0 && !self->own_key.has_secret) {
+        snprintf(err, err_size,
+                 "%s holds no secret key; key_file must name the hub's .secret file "
+                 "(make one with 'hubctl keygen HUB-MEMBER-ID DIR')",
+                 cfg->key_file);
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0)
+        rc = hub_keydir_load(cfg->key_dir, &self->keys, err, err_size);
+    if (rc == 0 && !(self->members = hub_map_new())) {
+        snprintf(err, err_size, "out of memory");
+        rc = HUB_ENOMEM;
+    }
+    if (rc == 0) {
+        hub_store_limits_t limits = {
+            .max_bytes = cfg->max_store_bytes,
+            .max_queue_depth = cfg->max_queue_depth,
+            .dedup_window_us = (uint64_t)cfg->max_ttl_ms * 1000u,
+        };
+        rc = hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+    }
+    if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
+        snprintf(err, err_size, "out of memory");
+    if (rc != 0) {
+        hub_server_destroy(&self);
+        return rc;
+    }
+
+    self->zctx = zmq_ctx_new();
+    /* The ZAP handler must be bound before the ROUTER, or a CURVE server
+     * admits any client that knows its public key. */
+    self->zap = self->zctx ? zmq_socket(self->zctx, ZMQ_REP) : NULL;
+    int linger = 0;
+    if (!self->zap || zmq_setsockopt(self->zap, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_bind(self->zap, HUB__ZAP_ENDPOINT) != 0) {
+        rc = hub__zmq_fail("cannot start the ZAP handler", err, err_size);
+        hub_server_destroy(&self);
+        return rc;
+    }
+    self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
+    int one = 1;
+    int64_t max_msg = cfg->max_frame_bytes;
+    int hwm = 100000;
+    uint8_t server_secret[32];
+    if (!self->router ||
+        zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_z85_decode(server_secret, self->own_key.curve_secret) == NULL ||
+        zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, server_secret, 32) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, "lth", 3) != 0) {
+        sodium_memzero(server_secret, sizeof server_secret);
+        rc = hub__zmq_fail("cannot set up the CURVE ROUTER socket", err, err_size);
+        hub_server_destroy(&self);
+        return rc;
+    }
+    sodium_memzero(server_secret, sizeof server_secret);
+    if (zmq_bind(self->router, cfg->listen) != 0) {
+        char what[400];
+        snprintf(what, sizeof what,
+                 "cannot listen on %s (is another hubd running, or the address wrong?)",
+                 cfg->listen);
+        rc = hub__zmq_fail(what, err, err_size);
+        hub_server_destroy(&self);
+        return rc;
+    }
+    size_t len = sizeof self->endpoint;
+    zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
+
+    rc = hub_zsock_start(loop, self->zap, hub__on_zap_readable, self, &self->zap_watch);
+    if (rc == 0)
+        rc = hub_zsock_start(loop, self->router, hub__on_router_readable, self,
+                             &self->router_watch);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot watch the sockets: %s", hub_strerror(rc));
+        hub_server_destroy(&self);
+        return rc;
+    }
+    uv_timer_init(loop, &self->housekeeping);
+    self->housekeeping.data = self;
+    uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
+    uv_timer_start(&self->housekeeping, hub__housekeeping, period, period);
+    uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
+                           &self->sig_usr2};
+    int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
+    for (int i = 0; i < 5; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = self;
+        uv_signal_start(sigs[i], hub__on_signal, signums[i]);
+    }
+    self->handles_open = true;
+    HUB_INFO("hubd", "listening", "endpoint=%s hub=%s members=%zu store=%s", self->endpoint,
+             self->own_key.member_id, hub_keydir_count(self->keys), cfg->data_dir);
+    *out = self;
+    return 0;
+}
+
+const char *hub_server_endpoint(const hub_server_t *self) { return self->endpoint; }
+
+static void hub__close_handles(hub_server_t *self)
+{
+    if (!self->handles_open)
+        return;
+    self->handles_open = false;
+    hub_zsock_close(&self->router_watch);
+    hub_zsock_close(&self->zap_watch);
+    uv_close((uv_handle_t *)&self->housekeeping, NULL);
+    uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
+                           &self->sig_usr2};
+    for (int i = 0; i < 5; i++)
+        uv_close((uv_handle_t *)sigs[i], NULL);
+}
+
+void hub_server_stop(hub_server_t *self)
+{
+    if (self->stopping)
+        return;
+    self->stopping = true;
+    /* A running commit finishes first (its after-callback sends the ACKs);
+     * envelopes not yet committed were never ACKed, so senders resend them. */
+    hub__close_handles(self);
+}
+
+int hub_server_run(hub_server_t *self)
+{
+    int rc = uv_run(self->loop, UV_RUN_DEFAULT);
+    (void)rc;
+    hub__close_handles(self);
+    uv_run(self->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+void hub_server_get_stats(const hub_server_t *self, hub_server_stats_t *out)
+{
+    *out = self->stats;
+}
+
+void hub_server_destroy(hub_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hub_server_t *self = *self_p;
+    if (self->handles_open) {
+        hub__close_handles(self);
+        uv_run(self->loop, UV_RUN_DEFAULT);
+    }
+    if (self->router)
+        zmq_close(self->router);
+    if (self->zap)
+        zmq_close(self->zap);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    if (self->members) {
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(self->members, &cursor, NULL, &value))
+            hub__member_free(value);
+        hub_map_destroy(&self->members);
+    }
+    for (size_t i = 0; i < self->pending_n; i++)
+        free(self->pending[i].bytes);
+    free(self->pending);
+    free(self->dead_ttl);
+    free(self->dead_retry);
+    free(self->attempt_seqs);
+    hub_store_arena_destroy(&self->arena);
+    hub_store_close(&self->store);
+    hub_keydir_destroy(&self->keys);
+    hub_keypair_wipe(&self->own_key);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,109 @@
+#include "hub_zsock.h"
+#include "hub_error.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+struct hub_zsock {
+    uv_poll_t poll;   /* watches ZMQ_FD */
+    uv_idle_t idle;   /* runs while input is pending */
+    void *socket;
+    hub_zsock_cb on_readable;
+    void *user;
+    int open_handles; /* freed when this reaches 0 after close */
+    bool closing;
+    bool in_callback;
+};
+
+static void hub__on_idle(uv_idle_t *idle);
+
+static bool hub__pending_input(hub_zsock_t *self)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    if (zmq_getsockopt(self->socket, ZMQ_EVENTS, &events, &len) != 0)
+        return false;
+    return (events & ZMQ_POLLIN) != 0;
+}
+
+static void hub__run(hub_zsock_t *self)
+{
+    if (self->closing || self->in_callback)
+        return;
+    if (hub__pending_input(self)) {
+        self->in_callback = true;
+        self->on_readable(self, self->socket, self->user);
+        self->in_callback = false;
+    }
+    if (self->closing)
+        return;
+    if (hub__pending_input(self))
+        uv_idle_start(&self->idle, hub__on_idle);
+    else
+        uv_idle_stop(&self->idle);
+}
+
+static void hub__on_idle(uv_idle_t *idle) { hub__run(idle->data); }
+
+static void hub__on_poll(uv_poll_t *poll, int status, int events)
+{
+    (void)status;
+    (void)events;
+    hub__run(poll->data);
+}
+
+int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, void *user,
+                    hub_zsock_t **out)
+{
+    int fd = -1;
+    size_t len = sizeof fd;
+    if (zmq_getsockopt(socket, ZMQ_FD, &fd, &len) != 0)
+        return HUB_EZMQ;
+    hub_zsock_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return HUB_ENOMEM;
+    self->socket = socket;
+    self->on_readable = on_readable;
+    self->user = user;
+    if (uv_poll_init(loop, &self->poll, fd) != 0) {
+        free(self);
+        return HUB_EIO;
+    }
+    uv_idle_init(loop, &self->idle);
+    self->poll.data = self;
+    self->idle.data = self;
+    self->open_handles = 2;
+    uv_poll_start(&self->poll, UV_READABLE, hub__on_poll);
+    /* Messages may already be waiting: the edge may have passed before we
+     * started watching. */
+    uv_idle_start(&self->idle, hub__on_idle);
+    *out = self;
+    return 0;
+}
+
+void hub_zsock_kick(hub_zsock_t *self)
+{
+    if (self && !self->closing && !self->in_callback && hub__pending_input(self))
+        uv_idle_start(&self->idle, hub__on_idle);
+}
+
+static void hub__on_closed(uv_handle_t *handle)
+{
+    hub_zsock_t *self = handle->data;
+    if (--self->open_handles == 0)
+        free(self);
+}
+
+void hub_zsock_close(hub_zsock_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hub_zsock_t *self = *self_p;
+    self->closing = true;
+    uv_poll_stop(&self->poll);
+    uv_idle_stop(&self->idle);
+    uv_close((uv_handle_t *)&self->poll, hub__on_closed);
+    uv_close((uv_handle_t *)&self->idle, hub__on_closed);
+    *self_p = NULL;
+}

@@ -1,0 +1,29 @@
+/* hub_zsock — a ZeroMQ socket driven by a libuv loop.
+ *
+ * ZMQ_FD is edge-triggered and signals only that ZMQ_EVENTS may have changed.
+ * This module polls it readable-only and calls `on_readable` whenever
+ * ZMQ_EVENTS says ZMQ_POLLIN. The callback must drain at most a bounded batch
+ * and return; if input remains, a uv_idle_t keeps the loop from sleeping and
+ * the callback runs again on the next turn. After any zmq_send on the socket
+ * the owner calls hub_zsock_kick(), because a send can consume the edge.
+ *
+ * The owner keeps the ZeroMQ socket; hub_zsock_close() stops the handles
+ * (asynchronously; the loop must run once more) and must be called before
+ * zmq_close().
+ */
+#ifndef HUB_ZSOCK_H
+#define HUB_ZSOCK_H
+
+#include <uv.h>
+
+typedef struct hub_zsock hub_zsock_t;
+typedef void (*hub_zsock_cb)(hub_zsock_t *zs, void *socket, void *user);
+
+int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, void *user,
+                    hub_zsock_t **out);
+/* Re-reads ZMQ_EVENTS and schedules on_readable when input is pending. */
+void hub_zsock_kick(hub_zsock_t *self);
+/* Stops watching and frees the wrapper once libuv has closed its handles. */
+void hub_zsock_close(hub_zsock_t **self_p);
+
+#endif

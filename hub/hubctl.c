@@ -47,9 +47,12 @@ static void usage(FILE *out)
             "                             DIR/<id>.pub (public) and DIR/<id>.secret (0600)\n"
             "  ping MEMBER-ID [--count N] [--timeout MS]\n"
             "                             send a ping through the hub and print the round trip\n"
+            "  request RECEIVER SERVICE [--data TEXT | --data-file FILE] [--content-type T]\n"
+            "          [--timeout MS] [--online-only]\n"
+            "                             send a request through the hub, print the reply\n"
             "  version                    print the version\n"
             "\n"
-            "Connection settings (for ping) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
+            "Connection settings (for ping, request) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
             "  hub_endpoint, hub_key_file (the hub's .pub), member_key_file (your .secret).\n"
             "\n"
             "Exit status: 0 success; 1 failure; 2 usage; 3 member not connected;\n"
@@ -220,6 +223,87 @@ static int cmd_ping(const char *config_path, int argc, char **argv)
     return status;
 }
 
+static int cmd_request(const char *config_path, int argc, char **argv)
+{
+    const char *receiver = NULL, *service = NULL, *data = "", *data_file = NULL;
+    const char *content_type = "application/json";
+    long timeout_ms = 10000;
+    int flags = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strcmp(argv[i], "--data-file") && i + 1 < argc)
+            data_file = argv[++i];
+        else if (!strcmp(argv[i], "--content-type") && i + 1 < argc)
+            content_type = argv[++i];
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            timeout_ms = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--online-only"))
+            flags |= ADP_ONLINE_ONLY;
+        else if (argv[i][0] != '-' && !receiver)
+            receiver = argv[i];
+        else if (argv[i][0] != '-' && !service)
+            service = argv[i];
+        else {
+            fprintf(stderr, "hubctl request: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!receiver || !service || timeout_ms < 1) {
+        fprintf(stderr, "hubctl request: usage: hubctl request RECEIVER SERVICE [--data TEXT]\n");
+        return EXIT_USAGE;
+    }
+    if (!hub_member_id_valid(receiver) || !hub_service_valid(service)) {
+        fprintf(stderr, "hubctl request: RECEIVER must be a member id and SERVICE "
+                        "SERVICE/VERSION, e.g. citizen.lookup/v1\n");
+        return EXIT_USAGE;
+    }
+    char *file_data = NULL;
+    size_t len = strlen(data);
+    if (data_file) {
+        FILE *f = fopen(data_file, "rb");
+        if (!f) {
+            fprintf(stderr, "hubctl request: cannot read %s\n", data_file);
+            return EXIT_FAIL;
+        }
+        file_data = malloc(64u << 20);
+        len = file_data ? fread(file_data, 1, 64u << 20, f) : 0;
+        fclose(f);
+        data = file_data ? file_data : "";
+    }
+    ctl_config_t cfg;
+    int status = ctl_load_config(config_path, &cfg);
+    if (status != EXIT_OK) {
+        free(file_data);
+        return status;
+    }
+    adp_config_t acfg = {cfg.hub_endpoint, cfg.hub_key_file, cfg.member_key_file,
+                         (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
+    adp_client_t *client = NULL;
+    char err[HUB_ERRMSG_MAX];
+    int rc = adp_connect(&acfg, &client, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hubctl request: cannot reach the hub: %s\n", err);
+        free(file_data);
+        return ctl_exit_for(rc, 0);
+    }
+    adp_reply_t reply;
+    rc = adp_request(client, receiver, service, content_type, data, len, flags,
+                     (uint32_t)timeout_ms, &reply);
+    if (rc == 0) {
+        fwrite(reply.payload, 1, reply.payload_len, stdout);
+        if (reply.payload_len && reply.payload[reply.payload_len - 1] != '\n')
+            fputc('\n', stdout);
+        adp_reply_free(&reply);
+    } else {
+        fprintf(stderr, "hubctl request: %s\n", adp_last_error(client));
+        status = ctl_exit_for(rc, adp_last_nack_code(client));
+    }
+    adp_close(&client);
+    free(file_data);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -249,6 +333,8 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - i, argv + i);
     if (!strcmp(cmd, "ping"))
         return cmd_ping(config_path, argc - i, argv + i);
+    if (!strcmp(cmd, "request"))
+        return cmd_request(config_path, argc - i, argv + i);
     if (!strcmp(cmd, "version")) {
         printf("hubctl %s\n", HUB_VERSION);
         return EXIT_OK;

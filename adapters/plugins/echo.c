@@ -1,6 +1,9 @@
-/* echo — answers every request with the payload it got (and logs events).
+/* echo — answers every request with the payload it got (and counts events).
  * Used by tests, demos and connectivity checks. Config:
  *   plugin.services = echo/v1[,other/v1]   services to offer (default echo/v1)
+ *   plugin.relay_to = MEMBER-ID            also offer relay/v1: ask MEMBER-ID's
+ *                                          echo/v1 and answer with its reply
+ *                                          (an adapter-to-adapter request)
  */
 #include "adp_plugin.h"
 
@@ -11,7 +14,25 @@
 typedef struct {
     const adp_plugin_host_t *host;
     unsigned long handled;
+    char relay_to[256];
 } echo_state_t;
+
+static int echo_relay(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                      void *user)
+{
+    echo_state_t *st = user;
+    if (msg->kind != ADP_REQUEST)
+        return 0;
+    adp_reply_t inner;
+    int rc = adp_request(client, st->relay_to, "echo/v1", msg->content_type, msg->payload,
+                         msg->payload_len, 0, 5000, &inner);
+    if (rc != 0) {
+        st->host->log(st->host, 2, adp_last_error(client));
+        return rc;
+    }
+    *reply = inner;
+    return 0;
+}
 
 static int echo_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                        void *user)
@@ -48,6 +69,11 @@ static int echo_init(const adp_plugin_host_t *host, void **state, char *err, siz
             free(st);
             return -1;
         }
+    }
+    const char *relay_to = host->config(host, "relay_to");
+    if (relay_to) {
+        snprintf(st->relay_to, sizeof st->relay_to, "%s", relay_to);
+        host->offer(host, "relay/v1", echo_relay, st);
     }
     *state = st;
     return 0;

@@ -8,9 +8,10 @@
  * any other version with a clear error. The runtime connects to the hub
  * with the member key from its configuration, calls init() with a host
  * table, offers the services init() declared, and then calls tick() about
- * every tick_ms while it runs the client. Everything a plugin needs from the
- * runtime comes through the host table, so plugins link against nothing of
- * ours and an ABI change is a version bump, not a silent crash.
+ * every tick_ms while it runs the client. Plugins call the SDK (adp.h) for
+ * messaging: hub-adapter exports those symbols, so a plugin links against
+ * nothing of ours. Everything else comes through the host table; an ABI
+ * change is a version bump, not a silent crash.
  *
  * Ownership: strings the host returns stay valid until destroy(). The
  * plugin owns its state and frees it in destroy().

@@ -1,1 +1,0 @@
-int hub_core__placeholder;

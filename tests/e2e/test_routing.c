@@ -1,0 +1,385 @@
+/* End to end: hubd and hub-adapter as separate processes on 127.0.0.1 with
+ * fresh keys; requests, replies, refusals, and abuse from a member. */
+#include "hub_error.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#define A "VN/GOV/BCA/CSDLQGDC"
+#define B "VN/GOV/HN-STP/HOTICH"
+#define OPS "VN/GOV/HN-LGSP/OPS"
+#define GHOST "VN/GOV/HN-SKHDT/DKKD" /* known to the hub, never connected */
+#define STRANGER "VN/GOV/XX/UNKNOWN" /* keys exist, but not in the hub's key dir */
+
+static hubfix_t fix;
+
+static void setup_common(const char *extra)
+{
+    hubfix_init(&fix, extra);
+    hubfix_add_member(&fix, A, true);
+    hubfix_add_member(&fix, B, true);
+    hubfix_add_member(&fix, OPS, true);
+    hubfix_add_member(&fix, GHOST, true);
+    hubfix_add_member(&fix, STRANGER, false);
+    hubfix_start(&fix);
+    hubfix_start_adapter(&fix, A, "echo", NULL);
+    hubfix_start_adapter(&fix, B, "echo", "plugin.relay_to = " A);
+}
+
+static void setup(void) { setup_common("max_payload_bytes = 4096"); }
+static void teardown(void) { hubfix_cleanup(&fix); }
+
+/* The operator's view: ping works, i.e. the hub still serves everyone. */
+static void assert_hub_serves(void)
+{
+    ck_assert_msg(hubfix_hub_alive(&fix), "hubd died; see %s", fix.hubd_log);
+    adp_client_t *c = hubfix_connect(&fix, OPS);
+    adp_reply_t reply;
+    int rc = adp_request(c, A, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
+    ck_assert_msg(rc == 0, "request after abuse failed: %s", adp_last_error(c));
+    ck_assert_uint_eq(reply.payload_len, 12);
+    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
+    ck_assert_str_eq(reply.sender, A);
+    adp_reply_free(&reply);
+    adp_close(&c);
+}
+
+START_TEST(request_and_reply_between_adapters)
+{
+    adp_client_t *c = hubfix_connect(&fix, OPS);
+    /* OPS -> B relay/v1 -> (B asks A echo/v1) -> A replies -> B replies. */
+    const char *payload = "{\"so_dinh_danh\":\"001085012345\"}";
+    adp_reply_t reply;
+    int rc = adp_request(c, B, "relay/v1", "application/json", payload, strlen(payload), 0, 5000,
+                         &reply);
+    ck_assert_msg(rc == 0, "relay failed: %s", adp_last_error(c));
+    ck_assert_str_eq(reply.sender, B);
+    ck_assert_str_eq(reply.content_type, "application/json");
+    ck_assert_uint_eq(reply.payload_len, strlen(payload));
+    ck_assert_int_eq(memcmp(reply.payload, payload, reply.payload_len), 0);
+    adp_reply_free(&reply);
+
+    /* And an online-only request straight to A. */
+    rc = adp_request(c, A, "echo/v1", "text/plain", "x", 1, ADP_ONLINE_ONLY, 5000, &reply);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(reply.sender, A);
+    adp_reply_free(&reply);
+    adp_close(&c);
+}
+END_TEST
+
+START_TEST(ping_command_reports_round_trip)
+{
+    char ctl[PATH_MAX], secret[PATH_MAX], text[2048];
+    snprintf(ctl, sizeof ctl, "%s/hubctl.conf", fix.dir);
+    hubfix_secret_path(&fix, OPS, secret);
+    snprintf(text, sizeof text,
+             "hub_endpoint = %s\nhub_key_file = secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\n",
+             fix.endpoint, secret);
+    tk_write_file(ctl, text);
+    char *out = NULL;
+    char *ok[] = {(char *)tk_bin("hubctl"), "--config", ctl, "ping", A, "--count", "2", NULL};
+    ck_assert_int_eq(tk_run(ok, &out, 20000), 0);
+    ck_assert_msg(strstr(out, "pong from " A ": seq=2 time="), "output: %s", out);
+    free(out);
+    char *offline[] = {(char *)tk_bin("hubctl"), "--config", ctl, "ping", GHOST, NULL};
+    ck_assert_int_eq(tk_run(offline, &out, 20000), 3);
+    ck_assert_msg(strstr(out, "RECEIVER_OFFLINE"), "output: %s", out);
+    free(out);
+    char *unknown[] = {(char *)tk_bin("hubctl"), "--config", ctl, "ping", "VN/GOV/NO/SUCH", NULL};
+    ck_assert_int_eq(tk_run(unknown, &out, 20000), 4);
+    ck_assert_msg(strstr(out, "UNKNOWN_RECEIVER"), "output: %s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(unknown_key_is_refused_and_gets_no_traffic)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hubfix_secret_path(&fix, STRANGER, secret);
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 3000, "test"};
+    adp_client_t *c = NULL;
+    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    ck_assert_int_eq(rc, HUB_EREFUSED);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "did not accept this member's key"), "error: %s", err);
+
+    /* A raw socket with the stranger's key: nothing it sends gets through,
+     * nothing comes back. */
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, STRANGER);
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.member_id = STRANGER;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    int dontwait_rc = zmq_send(raw.sock, "x", 1, ZMQ_DONTWAIT);
+    (void)dontwait_rc;
+    uint8_t *buf;
+    size_t len;
+    hub_frame_encode(&frame, &buf, &len);
+    zmq_send(raw.sock, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    hub_frame_t *answer = rawcli_recv(&raw, 1500);
+    ck_assert_ptr_null(answer);
+    rawcli_close(&raw);
+    ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "CURVE key not in the key directory", 3000),
+                  "refusal not logged");
+    assert_hub_serves();
+}
+END_TEST
+
+static Lth__V1__Nack *expect_nack(rawcli_t *raw, hub_frame_t **holder)
+{
+    *holder = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_msg(*holder != NULL, "no receipts");
+    ck_assert_uint_eq((*holder)->receipts->n_nacks, 1);
+    ck_assert_uint_eq((*holder)->receipts->n_acks, 0);
+    return (*holder)->receipts->nacks[0];
+}
+
+START_TEST(spoofed_sender_is_refused)
+{
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, OPS);
+    /* Hello claiming another member. */
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.member_id = A;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    rawcli_send_frame(&raw, &frame);
+    hub_frame_t *err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(err->error->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
+    ck_assert_msg(strstr(err->error->reason, OPS), "reason: %s", err->error->reason);
+    hub_frame_free(&err);
+
+    /* An envelope claiming another sender. */
+    rawcli_hello(&raw, OPS);
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(A, B, "echo/v1", "hi", 2, 0, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    hub_frame_t *holder;
+    Lth__V1__Nack *nack = expect_nack(&raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
+    ck_assert_str_eq(nack->message_id, id);
+    ck_assert_msg(strstr(nack->reason, "authenticated as " OPS), "reason: %s", nack->reason);
+    hub_frame_free(&holder);
+    rawcli_close(&raw);
+    assert_hub_serves();
+}
+END_TEST
+
+START_TEST(each_nack_reason)
+{
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, OPS);
+    rawcli_hello(&raw, OPS);
+    hub_frame_t *holder;
+    Lth__V1__Nack *nack;
+    char id[37];
+    size_t len;
+    uint8_t *env;
+
+    /* Unknown receiver. */
+    env = rawcli_envelope(OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    nack = expect_nack(&raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER);
+    ck_assert_str_eq(nack->message_id, id);
+    hub_frame_free(&holder);
+
+    /* Receiver offline (online-only delivery). */
+    env = rawcli_envelope(OPS, GHOST, "echo/v1", "x", 1, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
+                          id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    nack = expect_nack(&raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE);
+    ck_assert_msg(strstr(nack->reason, GHOST), "reason: %s", nack->reason);
+    hub_frame_free(&holder);
+
+    /* Payload over the configured maximum (4096 in this fixture). */
+    char *big = calloc(1, 5000);
+    env = rawcli_envelope(OPS, A, "echo/v1", big, 5000, 0, id, &len);
+    free(big);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    nack = expect_nack(&raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE);
+    ck_assert_msg(strstr(nack->reason, "4096"), "reason: %s", nack->reason);
+    hub_frame_free(&holder);
+
+    /* Malformed frame. */
+    rawcli_send(&raw, "\xff\xff\xff garbage", 12);
+    hub_frame_t *err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(err->error->code, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME);
+    hub_frame_free(&err);
+
+    /* Malformed envelope inside a well-formed batch. */
+    rawcli_send_batch1(&raw, (const uint8_t *)"\x0a\x05hello", 7);
+    nack = expect_nack(&raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE);
+    hub_frame_free(&holder);
+
+    /* Unsupported protocol version. */
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    frame.protocol_version = 2;
+    rawcli_send_frame(&raw, &frame);
+    err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(err->error->code, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION);
+    hub_frame_free(&err);
+
+    /* The same connection is still served. */
+    env = rawcli_envelope(OPS, A, "echo/v1", "ok", 2, 0, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_uint_eq(rec->receipts->n_acks, 1);
+    ck_assert_str_eq(rec->receipts->acks[0]->message_id, id);
+    ck_assert_uint_gt(rec->receipts->acks[0]->hub_seq, 0);
+    hub_frame_free(&rec);
+    rawcli_close(&raw);
+    assert_hub_serves();
+}
+END_TEST
+
+START_TEST(survives_random_and_truncated_frames)
+{
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, OPS);
+    rawcli_hello(&raw, OPS);
+    /* A valid batch to truncate. */
+    size_t len;
+    uint8_t *env = rawcli_envelope(OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
+    ProtobufCBinaryData item = {len, env};
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = &item;
+    batch.n_envelopes = 1;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    uint8_t *valid;
+    size_t valid_len;
+    hub_frame_encode(&frame, &valid, &valid_len);
+    free(env);
+    srand(12345);
+    for (int i = 0; i < 1000; i++) {
+        uint8_t buf[512];
+        size_t n;
+        if (i % 2 == 0) {
+            n = (size_t)rand() % sizeof buf;
+            for (size_t k = 0; k < n; k++)
+                buf[k] = (uint8_t)rand();
+        } else {
+            n = (size_t)rand() % valid_len;
+            memcpy(buf, valid, n);
+            if (n > 0 && i % 4 == 1)
+                buf[rand() % n] ^= (uint8_t)(1 + rand() % 255);
+        }
+        zmq_send(raw.sock, buf, n, 0);
+    }
+    free(valid);
+    /* Drain whatever answers came back. */
+    hub_frame_t *f;
+    while ((f = rawcli_recv(&raw, 300)) != NULL)
+        hub_frame_free(&f);
+    rawcli_close(&raw);
+    assert_hub_serves();
+}
+END_TEST
+
+START_TEST(key_removed_on_sighup_is_cut_off)
+{
+    adp_client_t *c = hubfix_connect(&fix, OPS);
+    hubfix_forget_member(&fix, A);
+    kill(fix.hubd, SIGHUP);
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "key directory reloaded", 3000));
+    adp_reply_t reply;
+    int rc = adp_request(c, A, "echo/v1", "text/plain", "x", 1, 0, 3000, &reply);
+    ck_assert_int_eq(rc, HUB_ENACK);
+    ck_assert_int_eq(adp_last_nack_code(c), LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER);
+    adp_close(&c);
+}
+END_TEST
+
+START_TEST(bad_config_is_refused_with_a_clear_error)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/bad.conf", fix.dir);
+    tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = x\nkey_dir = keys\n"
+                        "data_dir = d\nmax_payload_bytes = lots\n");
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubd"), "--config", path, NULL};
+    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
+    ck_assert_msg(strstr(out, "bad.conf:5: max_payload_bytes must be a whole number"), "%s", out);
+    free(out);
+    tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = missing.secret\nkey_dir = keys\n"
+                        "data_dir = d\n");
+    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
+    ck_assert_msg(strstr(out, "missing.secret"), "%s", out);
+    free(out);
+    tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
+                        "key_dir = keys\ndata_dir = d\nshiny = yes\n");
+    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
+    ck_assert_msg(strstr(out, "unknown setting 'shiny'"), "%s", out);
+    free(out);
+    /* A world-readable secret key is refused. */
+    char secret[PATH_MAX];
+    hubfix_secret_path(&fix, HUBFIX_HUB_ID, secret);
+    chmod(secret, 0644);
+    tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
+                        "key_dir = keys\ndata_dir = d\n");
+    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
+    ck_assert_msg(strstr(out, "chmod 600"), "%s", out);
+    free(out);
+    chmod(secret, 0600);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("e2e_routing");
+    TCase *tc = tcase_create("routing");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, request_and_reply_between_adapters);
+    tcase_add_test(tc, ping_command_reports_round_trip);
+    tcase_add_test(tc, unknown_key_is_refused_and_gets_no_traffic);
+    tcase_add_test(tc, spoofed_sender_is_refused);
+    tcase_add_test(tc, each_nack_reason);
+    tcase_add_test(tc, survives_random_and_truncated_frames);
+    tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
+    tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

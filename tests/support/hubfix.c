@@ -1,0 +1,318 @@
+#include "hubfix.h"
+#include "hub_keys.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static void slug(const char *member_id, char *out)
+{
+    ck_assert_int_eq(hub_member_id_to_slug(member_id, out, 256), 0);
+}
+
+void hubfix_secret_path(const hubfix_t *f, const char *member_id, char *out)
+{
+    char s[256];
+    slug(member_id, s);
+    snprintf(out, PATH_MAX, "%s/secrets/%s.secret", f->dir, s);
+}
+
+void hubfix_public_path(const hubfix_t *f, const char *member_id, char *out)
+{
+    char s[256];
+    slug(member_id, s);
+    snprintf(out, PATH_MAX, "%s/secrets/%s.pub", f->dir, s);
+}
+
+static void keygen(hubfix_t *f, const char *member_id)
+{
+    char secrets[PATH_MAX];
+    snprintf(secrets, sizeof secrets, "%s/secrets", f->dir);
+    char *argv[] = {(char *)tk_bin("hubctl"), "keygen", (char *)member_id, secrets, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, 10000);
+    ck_assert_msg(rc == 0, "hubctl keygen %s failed: %s", member_id, out ? out : "");
+    free(out);
+}
+
+void hubfix_init(hubfix_t *f, const char *extra_conf)
+{
+    memset(f, 0, sizeof *f);
+    tk_tmpdir(f->dir);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/keys", f->dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    keygen(f, HUBFIX_HUB_ID);
+    snprintf(f->extra_conf, sizeof f->extra_conf, "%s", extra_conf ? extra_conf : "");
+    snprintf(f->conf_path, sizeof f->conf_path, "%s/hubd.conf", f->dir);
+    snprintf(f->hubd_log, sizeof f->hubd_log, "%s/hubd.log", f->dir);
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "listen = tcp://127.0.0.1:*\n"
+             "key_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
+             "key_dir = keys\n"
+             "data_dir = data\n"
+             "heartbeat_ms = 300\n"
+             "%s\n",
+             f->extra_conf);
+    tk_write_file(f->conf_path, conf);
+}
+
+void hubfix_add_member(hubfix_t *f, const char *member_id, bool known)
+{
+    keygen(f, member_id);
+    if (known) {
+        char src[PATH_MAX], dst[PATH_MAX], s[256];
+        hubfix_public_path(f, member_id, src);
+        slug(member_id, s);
+        snprintf(dst, sizeof dst, "%s/keys/%s.pub", f->dir, s);
+        char *text = tk_read_file(src);
+        ck_assert_ptr_nonnull(text);
+        tk_write_file(dst, text);
+        free(text);
+    }
+}
+
+void hubfix_forget_member(hubfix_t *f, const char *member_id)
+{
+    char dst[PATH_MAX], s[256];
+    slug(member_id, s);
+    snprintf(dst, sizeof dst, "%s/keys/%s.pub", f->dir, s);
+    ck_assert_int_eq(unlink(dst), 0);
+}
+
+void hubfix_start(hubfix_t *f)
+{
+    char ready[PATH_MAX];
+    snprintf(ready, sizeof ready, "%s/hubd.ready", f->dir);
+    unlink(ready);
+    if (f->endpoint[0]) {
+        /* Restart on the same port, so that clients reconnect. */
+        char *conf = tk_read_file(f->conf_path);
+        ck_assert_ptr_nonnull(conf);
+        char *line = strstr(conf, "listen = ");
+        ck_assert_ptr_nonnull(line);
+        char *eol = strchr(line, '\n');
+        char fixed[8192];
+        snprintf(fixed, sizeof fixed, "%.*slisten = %s%s", (int)(line - conf), conf, f->endpoint,
+                 eol ? eol : "\n");
+        tk_write_file(f->conf_path, fixed);
+        free(conf);
+    }
+    char *argv[] = {(char *)tk_bin("hubd"), "--config", f->conf_path, "--ready-file", ready,
+                    NULL};
+    f->hubd = tk_spawn(argv, f->hubd_log);
+    ck_assert_msg(tk_wait_file(ready, 10000), "hubd did not start; see %s", f->hubd_log);
+    char *text = tk_read_file(ready);
+    ck_assert_ptr_nonnull(text);
+    char *ep = strstr(text, "endpoint=");
+    ck_assert_ptr_nonnull(ep);
+    ep += strlen("endpoint=");
+    ep[strcspn(ep, "\n")] = '\0';
+    snprintf(f->endpoint, sizeof f->endpoint, "%s", ep);
+    free(text);
+}
+
+void hubfix_stop(hubfix_t *f)
+{
+    int status = tk_stop(f->hubd);
+    f->hubd = 0;
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "hubd did not shut down cleanly (status %d); see %s", status, f->hubd_log);
+}
+
+bool hubfix_hub_alive(hubfix_t *f)
+{
+    return f->hubd > 0 && waitpid(f->hubd, NULL, WNOHANG) == 0;
+}
+
+pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
+                           const char *extra_conf)
+{
+    char s[256], conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX];
+    slug(member_id, s);
+    snprintf(conf_path, sizeof conf_path, "%s/adapter-%s.conf", f->dir, s);
+    snprintf(log_path, sizeof log_path, "%s/adapter-%s.log", f->dir, s);
+    hubfix_secret_path(f, member_id, secret);
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\nplugin = %s\n%s\n",
+             f->endpoint, f->dir, secret, tk_plugin(plugin), extra_conf ? extra_conf : "");
+    tk_write_file(conf_path, conf);
+    /* A fresh log for every start, so that "serving" means this start. */
+    unlink(log_path);
+    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
+    pid_t pid = tk_spawn(argv, log_path);
+    ck_assert_msg(tk_wait_file_contains(log_path, "msg=\"serving\"", 10000),
+                  "adapter %s did not start; see %s", member_id, log_path);
+    return pid;
+}
+
+adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
+    hubfix_secret_path(f, member_id, secret);
+    adp_config_t cfg = {f->endpoint, hub_pub, secret, 5000, "test"};
+    adp_client_t *c = NULL;
+    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    ck_assert_msg(rc == 0, "connect as %s failed: %s", member_id, err);
+    return c;
+}
+
+void hubfix_cleanup(hubfix_t *f)
+{
+    tk_stop_all();
+    /* HUB_TEST_KEEP=1 keeps the directory (logs, configs) for a post-mortem. */
+    const char *keep = getenv("HUB_TEST_KEEP");
+    if (f->dir[0] && keep && *keep == '1')
+        fprintf(stderr, "kept test directory %s\n", f->dir);
+    else if (f->dir[0])
+        tk_rmrf(f->dir);
+    f->dir[0] = '\0';
+}
+
+void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
+    hubfix_secret_path(f, member_id, secret);
+    hub_keypair_t me, hub;
+    ck_assert_msg(hub_keyfile_read(secret, &me, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(hub_keyfile_read(hub_pub, &hub, err, sizeof err) == 0, "%s", err);
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    uint8_t sk[32], pk[32], srv[32];
+    zmq_z85_decode(sk, me.curve_secret);
+    zmq_z85_decode(pk, me.curve_public);
+    zmq_z85_decode(srv, hub.curve_public);
+    int linger = 0;
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, srv, 32);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pk, 32);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sk, 32);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(c->sock, f->endpoint), 0);
+    hub_keypair_wipe(&me);
+}
+
+void rawcli_send(rawcli_t *c, const void *data, size_t len)
+{
+    ck_assert_int_ge(zmq_send(c->sock, data, len, 0), 0);
+}
+
+void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
+{
+    uint8_t *buf;
+    size_t len;
+    uint32_t version = frame->protocol_version;
+    ck_assert_int_eq(hub_frame_encode(frame, &buf, &len), 0);
+    if (version > 1) {
+        /* hub_frame_encode stamps version 1: re-encode with the asked one. */
+        free(buf);
+        frame->protocol_version = version;
+        len = lth__v1__frame__get_packed_size(frame);
+        buf = malloc(len);
+        lth__v1__frame__pack(frame, buf);
+    }
+    rawcli_send(c, buf, len);
+    free(buf);
+}
+
+hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms)
+{
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms) <= 0)
+        return NULL;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
+        zmq_msg_close(&msg);
+        return NULL;
+    }
+    hub_frame_t *frame = NULL;
+    hub_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &frame);
+    zmq_msg_close(&msg);
+    return frame;
+}
+
+hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms)
+{
+    uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout_ms * 1000u;
+    while (hub_monotonic_us() < deadline) {
+        int left = (int)((deadline - hub_monotonic_us()) / 1000u);
+        hub_frame_t *frame = rawcli_recv(c, left > 0 ? left : 1);
+        if (frame && (int)frame->body_case == body_case)
+            return frame;
+        hub_frame_free(&frame);
+    }
+    return NULL;
+}
+
+void rawcli_hello(rawcli_t *c, const char *member_id)
+{
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.member_id = (char *)member_id;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    rawcli_send_frame(c, &frame);
+    hub_frame_t *reply = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
+    ck_assert_msg(reply != NULL, "no Welcome for %s", member_id);
+    ck_assert_str_eq(reply->welcome->member_id, member_id);
+    hub_frame_free(&reply);
+}
+
+void rawcli_close(rawcli_t *c)
+{
+    if (c->sock)
+        zmq_close(c->sock);
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    c->sock = c->ctx = NULL;
+}
+
+uint8_t *rawcli_envelope(const char *sender, const char *receiver, const char *service,
+                         const void *payload, size_t len, int delivery, char id_out[37],
+                         size_t *out_len)
+{
+    char id[37];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = (char *)sender;
+    env.receiver = (char *)receiver;
+    env.service = (char *)service;
+    env.created_at_us = hub_now_us();
+    env.content_type = "text/plain";
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = len;
+    env.kind = LTH__V1__KIND__KIND_EVENT;
+    env.delivery = (Lth__V1__Delivery)delivery;
+    *out_len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(*out_len);
+    lth__v1__envelope__pack(&env, buf);
+    if (id_out)
+        memcpy(id_out, id, 37);
+    return buf;
+}
+
+void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
+{
+    ProtobufCBinaryData item = {len, (uint8_t *)env};
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = &item;
+    batch.n_envelopes = 1;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    rawcli_send_frame(c, &frame);
+}

@@ -1,0 +1,78 @@
+/* hubfix — an end-to-end fixture: a temporary directory with freshly
+ * generated keys, a real hubd on an ephemeral 127.0.0.1 port, hub-adapter
+ * processes, SDK clients and raw CURVE sockets for sending hand-made frames.
+ *
+ * Layout under f->dir: secrets/ (every member's .pub and .secret, made by
+ * `hubctl keygen`), keys/ (the hub's key directory: .pub files of the
+ * members the hub knows), data/ (the store), hubd.conf, *.log.
+ */
+#ifndef HUBFIX_H
+#define HUBFIX_H
+
+#include "adp.h"
+#include "hub_wire.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define HUBFIX_HUB_ID "VN/GOV/HN-LGSP/HUB"
+
+typedef struct {
+    char dir[PATH_MAX];
+    char conf_path[PATH_MAX];
+    char extra_conf[2048];
+    char endpoint[256];
+    char hubd_log[PATH_MAX];
+    pid_t hubd;
+} hubfix_t;
+
+/* Makes the directory, the hub's keys and hubd.conf (extra_conf lines are
+ * appended; may be NULL). */
+void hubfix_init(hubfix_t *f, const char *extra_conf);
+/* Generates a member's keys with hubctl keygen; when known, copies its .pub
+ * into the hub's key directory. */
+void hubfix_add_member(hubfix_t *f, const char *member_id, bool known);
+/* Removes a member's .pub from the key directory (then SIGHUP the hub). */
+void hubfix_forget_member(hubfix_t *f, const char *member_id);
+void hubfix_secret_path(const hubfix_t *f, const char *member_id, char *out);
+void hubfix_public_path(const hubfix_t *f, const char *member_id, char *out);
+/* Starts hubd and waits until it listens. Restarting keeps dir and port. */
+void hubfix_start(hubfix_t *f);
+/* SIGTERM, and asserts hubd exited 0. */
+void hubfix_stop(hubfix_t *f);
+/* Starts `hub-adapter` for member_id running plugin with extra config lines,
+ * waits until it serves; returns its pid. */
+pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
+                           const char *extra_conf);
+/* Connects an SDK client as member_id; asserts success. */
+adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
+/* Stops every process and removes the directory. */
+void hubfix_cleanup(hubfix_t *f);
+/* True while hubd runs. */
+bool hubfix_hub_alive(hubfix_t *f);
+
+/* A raw CURVE DEALER for hand-made frames. */
+typedef struct {
+    void *ctx;
+    void *sock;
+} rawcli_t;
+
+void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id);
+void rawcli_send(rawcli_t *c, const void *data, size_t len);
+void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
+/* Sends Hello as member_id and waits for Welcome (asserts). */
+void rawcli_hello(rawcli_t *c, const char *member_id);
+/* Next frame within timeout_ms, or NULL. Free with hub_frame_free. */
+hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
+/* Next frame of the given body case within timeout_ms (others skipped). */
+hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms);
+void rawcli_close(rawcli_t *c);
+/* Encodes an envelope for a batch; returns malloc'ed bytes. */
+uint8_t *rawcli_envelope(const char *sender, const char *receiver, const char *service,
+                         const void *payload, size_t len, int delivery, char id_out[37],
+                         size_t *out_len);
+/* Sends a Batch holding one encoded envelope. */
+void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len);
+
+#endif

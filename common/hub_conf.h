@@ -11,9 +11,9 @@
 #ifndef HUB_CONF_H
 #define HUB_CONF_H
 
-#include <stddef.h>
+#include "hub_error.h"
 
-#define HUB_ERRMSG_MAX 512
+#include <stddef.h>
 
 typedef int (*hub_conf_entry_cb)(const char *key, const char *value, void *user,
                                  char *err, size_t err_size);

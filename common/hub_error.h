@@ -31,6 +31,9 @@ enum {
     HUB__ELAST = -19
 };
 
+/* Size of the buffers that carry a sentence about an error (char err[]). */
+#define HUB_ERRMSG_MAX 512
+
 /* A sentence explaining `code`; never NULL. */
 const char *hub_strerror(int code);
 

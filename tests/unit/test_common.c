@@ -1,0 +1,355 @@
+/* Unit tests for the shared modules: member ids, config files, key files and
+ * key directories, frames and envelopes, the hash map. */
+#include "hub_conf.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hub_keys.h"
+#include "hub_map.h"
+#include "hub_wire.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+START_TEST(member_ids)
+{
+    ck_assert(hub_member_id_valid("VN/GOV/HN-STP/HOTICH"));
+    ck_assert(hub_member_id_valid("VN/GOV/BCA/CSDLQGDC"));
+    ck_assert(hub_member_id_valid("a/b/c/d_1"));
+    ck_assert(!hub_member_id_valid(""));
+    ck_assert(!hub_member_id_valid("VN/GOV/HN-STP"));
+    ck_assert(!hub_member_id_valid("VN/GOV/HN-STP/HOTICH/X"));
+    ck_assert(!hub_member_id_valid("VN//HN-STP/HOTICH"));
+    ck_assert(!hub_member_id_valid("VN/GOV/HN-STP/"));
+    ck_assert(!hub_member_id_valid("/GOV/HN-STP/X"));
+    ck_assert(!hub_member_id_valid("VN/GOV/HN.STP/HOTICH"));
+    ck_assert(!hub_member_id_valid("VN/GOV/HN STP/HOTICH"));
+    ck_assert(!hub_member_id_valid("VN/GOV/Sở/HOTICH"));
+    char longpart[80];
+    memset(longpart, 'A', 65);
+    longpart[65] = '\0';
+    char id[128];
+    snprintf(id, sizeof id, "VN/GOV/%s/X", longpart);
+    ck_assert(!hub_member_id_valid(id));
+    ck_assert_ptr_nonnull(strstr(hub_member_id_problem("VN/GOV/X"), "four parts"));
+    char s[256];
+    ck_assert_int_eq(hub_member_id_to_slug("VN/GOV/HN-STP/HOTICH", s, sizeof s), 0);
+    ck_assert_str_eq(s, "VN.GOV.HN-STP.HOTICH");
+    ck_assert_int_eq(hub_member_id_to_slug("bad", s, sizeof s), HUB_EINVAL);
+    ck_assert_int_eq(hub_member_id_to_slug("VN/GOV/HN-STP/HOTICH", s, 5), HUB_EINVAL);
+}
+END_TEST
+
+START_TEST(services)
+{
+    ck_assert(hub_service_valid("citizen.lookup/v1"));
+    ck_assert(hub_service_valid("echo/v1"));
+    ck_assert(!hub_service_valid("citizen.lookup"));
+    ck_assert(!hub_service_valid("/v1"));
+    ck_assert(!hub_service_valid("a/"));
+    ck_assert(!hub_service_valid("a/b/c"));
+    ck_assert(!hub_service_valid("a b/v1"));
+    ck_assert(!hub_service_valid(""));
+}
+END_TEST
+
+typedef struct {
+    char keys[8][32];
+    char values[8][64];
+    int n;
+} conf_seen_t;
+
+static int conf_collect(const char *key, const char *value, void *user, char *err,
+                        size_t err_size)
+{
+    conf_seen_t *seen = user;
+    if (!strcmp(key, "bad")) {
+        snprintf(err, err_size, "bad is not allowed");
+        return HUB_EINVAL;
+    }
+    snprintf(seen->keys[seen->n], 32, "%s", key);
+    snprintf(seen->values[seen->n], 64, "%s", value);
+    seen->n++;
+    return 0;
+}
+
+START_TEST(config_files)
+{
+    conf_seen_t seen = {0};
+    char err[HUB_ERRMSG_MAX];
+    int rc = hub_conf_parse_text("t.conf", "# comment\n\n a = 1 \nb=\"  two \"\r\nc.d-e = x=y\n",
+                                 conf_collect, &seen, err, sizeof err);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(seen.n, 3);
+    ck_assert_str_eq(seen.keys[0], "a");
+    ck_assert_str_eq(seen.values[0], "1");
+    ck_assert_str_eq(seen.values[1], "  two ");
+    ck_assert_str_eq(seen.keys[2], "c.d-e");
+    ck_assert_str_eq(seen.values[2], "x=y");
+
+    memset(&seen, 0, sizeof seen);
+    rc = hub_conf_parse_text("t.conf", "a = 1\n\nno equals here\n", conf_collect, &seen, err,
+                             sizeof err);
+    ck_assert_int_eq(rc, HUB_EPARSE);
+    ck_assert_msg(strstr(err, "t.conf:3:"), "%s", err);
+    rc = hub_conf_parse_text("t.conf", "a = 1\nbad = 2\n", conf_collect, &seen, err, sizeof err);
+    ck_assert_int_eq(rc, HUB_EINVAL);
+    ck_assert_str_eq(err, "t.conf:2: bad is not allowed");
+    rc = hub_conf_parse_text("t.conf", "Upper = 2\n", conf_collect, &seen, err, sizeof err);
+    ck_assert_int_eq(rc, HUB_EPARSE);
+    rc = hub_conf_parse_file("/nonexistent/x.conf", conf_collect, &seen, err, sizeof err);
+    ck_assert_int_eq(rc, HUB_ENOENT);
+    ck_assert_msg(strstr(err, "/nonexistent/x.conf"), "%s", err);
+
+    unsigned long long v;
+    ck_assert_int_eq(hub_conf_uint("k", "42", 1, 100, &v, err, sizeof err), 0);
+    ck_assert_uint_eq(v, 42);
+    ck_assert_int_eq(hub_conf_uint("k", "-1", 1, 100, &v, err, sizeof err), HUB_EINVAL);
+    ck_assert_int_eq(hub_conf_uint("k", "101", 1, 100, &v, err, sizeof err), HUB_EINVAL);
+    ck_assert_int_eq(hub_conf_uint("k", "4x", 1, 100, &v, err, sizeof err), HUB_EINVAL);
+    ck_assert_int_eq(hub_conf_uint("k", "", 1, 100, &v, err, sizeof err), HUB_EINVAL);
+    ck_assert_msg(strstr(err, "from 1 to 100"), "%s", err);
+}
+END_TEST
+
+START_TEST(key_files_round_trip)
+{
+    char dir[PATH_MAX];
+    tk_tmpdir(dir);
+    hub_keypair_t kp, back;
+    ck_assert_int_eq(hub_keypair_generate("VN/GOV/BCA/CSDLQGDC", &kp), 0);
+    char pub[PATH_MAX], sec[PATH_MAX], err[HUB_ERRMSG_MAX];
+    ck_assert_int_eq(hub_keypair_write(&kp, dir, pub, sec, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(pub, "VN.GOV.BCA.CSDLQGDC.pub"));
+    struct stat st;
+    ck_assert_int_eq(stat(sec, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+    ck_assert_int_eq(hub_keyfile_read(sec, &back, err, sizeof err), 0);
+    ck_assert(back.has_secret);
+    ck_assert_str_eq(back.member_id, kp.member_id);
+    ck_assert_str_eq(back.curve_public, kp.curve_public);
+    ck_assert_str_eq(back.curve_secret, kp.curve_secret);
+    ck_assert_int_eq(memcmp(back.sign_secret, kp.sign_secret, 64), 0);
+    ck_assert_int_eq(hub_keyfile_read(pub, &back, err, sizeof err), 0);
+    ck_assert(!back.has_secret);
+    ck_assert_str_eq(back.curve_secret, "");
+    ck_assert_int_eq(memcmp(back.sign_public, kp.sign_public, 32), 0);
+
+    /* Never overwritten. */
+    ck_assert_int_eq(hub_keypair_write(&kp, dir, NULL, NULL, err, sizeof err), HUB_EEXIST);
+    /* A readable secret is refused. */
+    chmod(sec, 0640);
+    ck_assert_int_eq(hub_keyfile_read(sec, &back, err, sizeof err), HUB_EPERM);
+    ck_assert_msg(strstr(err, "chmod 600"), "%s", err);
+    chmod(sec, 0600);
+    /* A public key that does not match the secret is refused. */
+    hub_keypair_t other;
+    hub_keypair_generate("VN/GOV/BCA/CSDLQGDC", &other);
+    char text[1024], path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/mismatch.secret", dir);
+    snprintf(text, sizeof text, "member-id = X/Y/Z/W\ncurve-public-key = %s\ncurve-secret-key = %s\n",
+             other.curve_public, kp.curve_secret);
+    tk_write_file(path, text);
+    chmod(path, 0600);
+    ck_assert_int_eq(hub_keyfile_read(path, &back, err, sizeof err), HUB_EPARSE);
+    ck_assert_msg(strstr(err, "does not match"), "%s", err);
+    /* Garbage keys. */
+    tk_write_file(path, "member-id = X/Y/Z/W\ncurve-public-key = not-a-key\n");
+    ck_assert_int_eq(hub_keyfile_read(path, &back, err, sizeof err), HUB_EPARSE);
+    ck_assert_msg(strstr(err, ":2: curve-public-key must be"), "%s", err);
+    hub_keypair_wipe(&kp);
+    hub_keypair_wipe(&other);
+    tk_rmrf(dir);
+}
+END_TEST
+
+START_TEST(key_directory)
+{
+    char dir[PATH_MAX], secrets[PATH_MAX], err[HUB_ERRMSG_MAX];
+    tk_tmpdir(dir);
+    snprintf(secrets, sizeof secrets, "%s/secrets", dir);
+    const char *ids[] = {"VN/GOV/BCA/CSDLQGDC", "VN/GOV/HN-STP/HOTICH", "VN/GOV/VPCP/DVCQG"};
+    hub_keypair_t kps[3];
+    for (int i = 0; i < 3; i++) {
+        hub_keypair_generate(ids[i], &kps[i]);
+        ck_assert_int_eq(hub_keypair_write(&kps[i], dir, NULL, NULL, err, sizeof err), 0);
+    }
+    /* The .secret files are in the same dir: a key dir must hold only .pub
+     * files, but .secret files are ignored by name... they end in .secret. */
+    hub_keydir_t *kd = NULL;
+    ck_assert_int_eq(hub_keydir_load(dir, &kd, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_keydir_count(kd), 3);
+    for (int i = 0; i < 3; i++) {
+        const hub_keypair_t *e = hub_keydir_find_key(kd, kps[i].curve_public);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_str_eq(e->member_id, ids[i]);
+        ck_assert(!e->has_secret);
+        ck_assert_ptr_eq(hub_keydir_find_member(kd, ids[i]), e);
+    }
+    ck_assert_ptr_null(hub_keydir_find_member(kd, "VN/GOV/NO/SUCH"));
+    hub_keydir_destroy(&kd);
+    ck_assert_ptr_null(kd);
+    hub_keydir_destroy(&kd); /* tolerates NULL */
+
+    /* Two files, one key: refused, naming both members. */
+    char path[PATH_MAX], text[512];
+    snprintf(path, sizeof path, "%s/copy.pub", dir);
+    snprintf(text, sizeof text, "member-id = VN/GOV/XX/COPY\ncurve-public-key = %s\n",
+             kps[0].curve_public);
+    tk_write_file(path, text);
+    ck_assert_int_eq(hub_keydir_load(dir, &kd, err, sizeof err), HUB_EEXIST);
+    ck_assert_ptr_null(kd);
+    ck_assert_msg(strstr(err, "VN/GOV/XX/COPY") && strstr(err, ids[0]), "%s", err);
+    /* A malformed .pub file: refused, naming the file and line. */
+    tk_write_file(path, "member-id = VN/GOV/XX\n");
+    ck_assert_int_eq(hub_keydir_load(dir, &kd, err, sizeof err), HUB_EPARSE);
+    ck_assert_msg(strstr(err, "copy.pub:1:"), "%s", err);
+    /* Missing directory. */
+    ck_assert_int_eq(hub_keydir_load("/nonexistent/keys", &kd, err, sizeof err), HUB_ENOENT);
+    for (int i = 0; i < 3; i++)
+        hub_keypair_wipe(&kps[i]);
+    tk_rmrf(dir);
+}
+END_TEST
+
+START_TEST(frames_and_envelopes)
+{
+    char id[37];
+    hub_uuid_new(id);
+    ck_assert(hub_uuid_valid(id));
+    ck_assert_int_eq(id[14], '4');
+    ck_assert(!hub_uuid_valid("not-a-uuid"));
+    ck_assert(!hub_uuid_valid("8BAAD061-B716-49DD-83B6-D1433901A9C3"));
+
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = "VN/GOV/HN-VP/TTHC";
+    env.receiver = "VN/GOV/BCA/CSDLQGDC";
+    env.service = "citizen.lookup/v1";
+    env.content_type = "application/json";
+    env.payload.data = (uint8_t *)"{}";
+    env.payload.len = 2;
+    env.ttl_ms = 5000;
+    size_t len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(len);
+    lth__v1__envelope__pack(&env, buf);
+    ProtobufCBinaryData item = {len, buf};
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = &item;
+    batch.n_envelopes = 1;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    uint8_t *wire;
+    size_t wire_len;
+    ck_assert_int_eq(hub_frame_encode(&frame, &wire, &wire_len), 0);
+
+    hub_frame_t *back = NULL;
+    ck_assert_int_eq(hub_frame_decode(wire, wire_len, &back), 0);
+    ck_assert_uint_eq(back->protocol_version, HUB_PROTOCOL_VERSION);
+    ck_assert_int_eq(back->body_case, LTH__V1__FRAME__BODY_BATCH);
+    ck_assert_uint_eq(back->batch->n_envelopes, 1);
+    hub_envelope_t *e = NULL;
+    ck_assert_int_eq(hub_envelope_decode(back->batch->envelopes[0].data,
+                                         back->batch->envelopes[0].len, &e),
+                     0);
+    ck_assert_str_eq(e->message_id, id);
+    ck_assert_str_eq(e->service, "citizen.lookup/v1");
+    ck_assert_uint_eq(e->ttl_ms, 5000);
+    const char *problem = NULL;
+    ck_assert_int_eq(hub_envelope_check(e, &problem), 0);
+    hub_envelope_free(&e);
+    ck_assert_ptr_null(e);
+    hub_frame_free(&back);
+    ck_assert_ptr_null(back);
+
+    /* Every truncation decodes to an error or a frame, never a crash. */
+    for (size_t n = 0; n < wire_len; n++) {
+        hub_frame_t *f = NULL;
+        int rc = hub_frame_decode(wire, n, &f);
+        ck_assert(rc == 0 || rc == HUB_EPARSE || rc == HUB_EINVAL);
+        hub_frame_free(&f);
+    }
+    /* A frame with no body is refused. */
+    hub_frame_t empty = LTH__V1__FRAME__INIT;
+    uint8_t *ebuf;
+    size_t elen;
+    hub_frame_encode(&empty, &ebuf, &elen);
+    ck_assert_int_eq(hub_frame_decode(ebuf, elen, &back), HUB_EINVAL);
+    free(ebuf);
+
+    /* Field checks name the field. */
+    env.sender = "nobody";
+    ck_assert_int_eq(hub_envelope_check(&env, &problem), HUB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(problem, "sender"));
+    env.sender = "VN/GOV/HN-VP/TTHC";
+    env.service = "lookup";
+    ck_assert_int_eq(hub_envelope_check(&env, &problem), HUB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(problem, "service"));
+    env.service = "citizen.lookup/v1";
+    env.kind = LTH__V1__KIND__KIND_REPLY;
+    ck_assert_int_eq(hub_envelope_check(&env, &problem), HUB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(problem, "correlation_id"));
+    env.message_id = "123";
+    ck_assert_int_eq(hub_envelope_check(&env, &problem), HUB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(problem, "message_id"));
+    ck_assert_str_eq(hub_nack_code_name(LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH),
+                     "SENDER_MISMATCH");
+    free(wire);
+    free(buf);
+}
+END_TEST
+
+START_TEST(hash_map)
+{
+    hub_map_t *m = hub_map_new();
+    char key[32];
+    for (long i = 0; i < 10000; i++) {
+        snprintf(key, sizeof key, "k%ld", i);
+        ck_assert_int_eq(hub_map_put(m, key, (void *)(i + 1)), 0);
+    }
+    ck_assert_uint_eq(hub_map_size(m), 10000);
+    for (long i = 0; i < 10000; i += 2) {
+        snprintf(key, sizeof key, "k%ld", i);
+        ck_assert_ptr_eq(hub_map_remove(m, key), (void *)(i + 1));
+    }
+    ck_assert_uint_eq(hub_map_size(m), 5000);
+    for (long i = 0; i < 10000; i++) {
+        snprintf(key, sizeof key, "k%ld", i);
+        ck_assert_ptr_eq(hub_map_get(m, key), i % 2 ? (void *)(i + 1) : NULL);
+    }
+    size_t cursor = 0, count = 0;
+    while (hub_map_next(m, &cursor, NULL, NULL))
+        count++;
+    ck_assert_uint_eq(count, 5000);
+    ck_assert_int_eq(hub_map_put(m, "k1", (void *)7), 0);
+    ck_assert_ptr_eq(hub_map_get(m, "k1"), (void *)7);
+    ck_assert_uint_eq(hub_map_size(m), 5000);
+    hub_map_destroy(&m);
+    ck_assert_ptr_null(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("common");
+    TCase *tc = tcase_create("common");
+    tcase_add_test(tc, member_ids);
+    tcase_add_test(tc, services);
+    tcase_add_test(tc, config_files);
+    tcase_add_test(tc, key_files_round_trip);
+    tcase_add_test(tc, key_directory);
+    tcase_add_test(tc, frames_and_envelopes);
+    tcase_add_test(tc, hash_map);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,207 @@
+/* hub_audit — the hub's append-only, hash-chained, signed audit log.
+ *
+ * Every decision the hub takes about a message or a member is one record:
+ * who sent what to whom, when, and what the hub did with it. A record holds
+ * the SHA-256 of the payload, never the payload. An auditor checks the log
+ * with hub_audit_verify_dir() (`hubctl audit verify`) and the hub's Ed25519
+ * public key, without trusting the machine that holds it.
+ *
+ * Files. The log is a directory of files audit-000001.log, audit-000002.log,
+ * … (six digits or more; the number gives the order). A file is rotated once
+ * it reaches max_file_bytes: the hub seals it with a checkpoint, syncs it, and
+ * the next record opens the next number.
+ *
+ * Records. One JSON object per line, keys in this fixed order, ending "\n":
+ *   {"seq":N,"ts":US,"event":"ACCEPTED","message_id":"…","hub_seq":N,
+ *    "sender":"…","receiver":"…","service":"…","payload_sha256":"<hex>",
+ *    "sender_signature":"<hex>","reason":"…","prev":"<64 hex>"}
+ * and for checkpoints
+ *   {"seq":N,"ts":US,"event":"CHECKPOINT","count":N,
+ *    "prev_checkpoint":"<64 hex>","hub_signature":"<128 hex>","prev":"<64 hex>"}
+ * - seq starts at 1 and grows by exactly 1 across all files; ts is wall-clock
+ *   microseconds since the Unix epoch; hex is lower case; absent hashes and
+ *   signatures are "".
+ * - Text is JSON-escaped (\" \\ and \u00XX for control bytes only); bytes
+ *   that are not UTF-8 become U+FFFD; ids and service are cut to
+ *   HUB_AUDIT_ID_MAX bytes and reason to HUB_AUDIT_REASON_MAX bytes, a cut
+ *   string ending in "...". A line is canonical: the verifier re-renders
+ *   every record it parses and requires the same bytes.
+ * - prev is the SHA-256 (OpenSSL EVP) of the previous line's exact bytes,
+ *   newline included; 64 zeros for seq 1. The chain runs across files.
+ * - A CHECKPOINT seals the chain: prev is the chain head it seals, count the
+ *   records before it (= seq - 1), prev_checkpoint the hash of the previous
+ *   checkpoint's line (zeros for the first), and hub_signature the Ed25519
+ *   signature (libsodium) by the hub's key over
+ *     "LTH-AUDIT-CHECKPOINT-V1" 0x00 || u64 seq || u64 ts || u64 count
+ *     || prev (32 bytes) || prev_checkpoint (32 bytes)      (u64 big-endian)
+ *   Every field of a checkpoint line is signed. The hub also logs each
+ *   checkpoint's seq and head (hub_log, INFO), an anchor outside the log.
+ * - A checkpoint is written after every checkpoint_every_records records,
+ *   by hub_audit_tick() once checkpoint_every_us has passed since the last
+ *   one (only if records were added), at rotation, and at close.
+ * - RECOVERED records are written by hub_audit_open() when the previous run
+ *   did not close the log: either the last line was cut by a crash during a
+ *   write (the torn bytes stay where they are as evidence, and the log
+ *   continues in a new file whose first record names them), or the log ends
+ *   with records after its last checkpoint (a crash or a kill).
+ *
+ * What verification proves. A modified, removed, inserted or reordered
+ * record breaks the chain; a changed checkpoint breaks its signature; a cut
+ * line has no newline. Records after the last checkpoint are chained but not
+ * signed: anyone who can write the directory can cut them off or add more,
+ * so hub_audit_verify_dir() reports such a log as unsealed (HUB_EAGAIN),
+ * which is normal while the hub runs. Cutting whole records back to an
+ * earlier checkpoint, or deleting whole trailing files, is not detectable
+ * from the log alone: compare the last seq with the hub's logged checkpoints.
+ *
+ * Durability: hub_audit_append() buffers in memory and writes in large
+ * blocks; it does not wait for the disk (except when a file is rotated twice
+ * between two flushes). hub_audit_flush() writes the buffer out and
+ * fdatasync()s the current file, a file retired by rotation since the last
+ * flush, and the directory when a file was created. The caller decides when:
+ * the hub calls it once per group commit, before it ACKs, so that an ACKed
+ * message is in the audit log. Open and close flush by themselves.
+ *
+ * Threads and ownership: a hub_audit_t is used by one thread at a time (to
+ * flush from a worker thread, append nothing until the flush returns); it
+ * holds an exclusive flock() on the directory (a second opener gets
+ * HUB_EAGAIN), and a copy of the signing secret that close wipes. The strings
+ * of a record passed to append are only read during the call. After an I/O
+ * error the object refuses further appends (HUB_EIO): appending after a
+ * half-written line would bury it in the chain; reopen to recover.
+ */
+#ifndef HUB_AUDIT_H
+#define HUB_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HUB_AUDIT_ID_MAX 256          /* bytes of message_id, sender, receiver, service */
+#define HUB_AUDIT_REASON_MAX 1024     /* bytes of reason */
+#define HUB_AUDIT_SIGNATURE_MAX 64    /* bytes of a sender signature */
+#define HUB_AUDIT_LINE_MAX 16384      /* longest possible record line */
+#define HUB_AUDIT_FILE_NAME_MAX 32    /* "audit-000001.log" and a NUL */
+
+typedef enum {
+    HUB_AUDIT_ACCEPTED = 1,      /* durable in the store; ACK sent to the sender */
+    HUB_AUDIT_DELIVERED,         /* handed to the receiver (reason: "attempt N") */
+    HUB_AUDIT_SETTLED,           /* the receiver acknowledged it; may be forgotten */
+    HUB_AUDIT_NACKED,            /* refused; reason: the NACK code name and text */
+    HUB_AUDIT_DEAD_LETTERED,     /* moved to the dead-letter queue; reason says why */
+    HUB_AUDIT_REPLAYED,          /* an operator replayed it from the dead-letter queue */
+    HUB_AUDIT_EXPIRED,           /* its TTL ran out before delivery */
+    HUB_AUDIT_MEMBER_CONNECTED,  /* sender: the member whose key was admitted */
+    HUB_AUDIT_MEMBER_REFUSED,    /* reason: which key, and why it was refused */
+    HUB_AUDIT_CHECKPOINT,        /* written by this module only */
+    HUB_AUDIT_RECOVERED,         /* written by this module only */
+} hub_audit_event_t;
+
+/* One record. For hub_audit_append() the caller fills what it knows (NULL
+ * strings are empty, seq and prev_hash are ignored) and the log assigns seq
+ * and prev_hash. hub_audit_find_message() hands out records whose strings
+ * point into a buffer that lives until the callback returns. */
+typedef struct {
+    hub_audit_event_t event;
+    uint64_t seq;                  /* audit sequence number, from 1 */
+    uint64_t time_us;              /* wall clock µs; 0 means "now" on append */
+    const char *message_id;        /* the envelope's message id, or empty */
+    uint64_t hub_seq;              /* the store's sequence number, or 0 */
+    const char *sender;            /* member ids, as the hub authenticated them */
+    const char *receiver;
+    const char *service;           /* "SERVICE/VERSION" */
+    bool has_payload_sha256;
+    uint8_t payload_sha256[32];    /* see hub_audit_payload_sha256() */
+    const uint8_t *signature;      /* the sender's envelope signature, or NULL */
+    size_t signature_len;          /* at most HUB_AUDIT_SIGNATURE_MAX */
+    const char *reason;            /* why: NACK code and text, refusal, attempt */
+    uint8_t prev_hash[32];         /* SHA-256 of the previous line */
+} hub_audit_record_t;
+
+typedef struct {
+    uint64_t max_file_bytes;           /* rotate at this size; 0 = 64 MiB */
+    uint64_t checkpoint_every_records; /* 0 = 1000; UINT64_MAX = never by count */
+    uint64_t checkpoint_every_us;      /* 0 = 10 s; UINT64_MAX = never by time */
+    uint8_t sign_secret[64];           /* the hub's Ed25519 key (libsodium layout) */
+    uint8_t sign_public[32];           /* must match sign_secret */
+} hub_audit_config_t;
+
+typedef struct hub_audit hub_audit_t;
+
+/* Opens the log in dir (created, mode 0750, when missing) and continues the
+ * chain from its last file. Checks that the last file's records parse and
+ * link; a last line cut by a crash, or records left unsealed, are noted in a
+ * RECOVERED record (see hub_audit_open_notice()). Returns 0, HUB_EINVAL (bad
+ * config or key pair), HUB_EAGAIN (another process has the log open),
+ * HUB_EPARSE (the last file is damaged: run `hubctl audit verify`, move the
+ * directory aside), HUB_EIO/HUB_ENOENT/HUB_EPERM, HUB_ENOMEM; err says which. */
+int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_t **out,
+                   char *err, size_t err_size);
+
+/* Appends one record (not CHECKPOINT or RECOVERED: HUB_EINVAL), and a
+ * checkpoint after it when one is due. Returns 0, HUB_EINVAL, HUB_EIO,
+ * HUB_ECRYPTO. */
+int hub_audit_append(hub_audit_t *self, const hub_audit_record_t *rec);
+/* Writes a checkpoint when checkpoint_every_us has passed since the last one
+ * and records were added since. now_us: wall clock (hub_now_us()). */
+int hub_audit_tick(hub_audit_t *self, uint64_t now_us);
+/* Writes buffered records out and fdatasync()s the current file. */
+int hub_audit_flush(hub_audit_t *self);
+/* Seals the log with a checkpoint (unless the last record is one), flushes,
+ * wipes the key and frees. Accepts NULL and *self_p == NULL; sets *self_p to
+ * NULL. Returns 0 or the error that kept the final checkpoint from disk. */
+int hub_audit_close(hub_audit_t **self_p);
+/* The seq of the last record written (0 for an empty log). */
+uint64_t hub_audit_seq(const hub_audit_t *self);
+/* What open found and recovered from, as a sentence, or NULL if the
+ * previous run closed the log cleanly. */
+const char *hub_audit_open_notice(const hub_audit_t *self);
+
+/* SHA-256 of a payload, for hub_audit_record_t.payload_sha256. */
+void hub_audit_payload_sha256(const void *payload, size_t len, uint8_t out[32]);
+/* "ACCEPTED", …; "UNKNOWN" for a value outside the enum. */
+const char *hub_audit_event_name(hub_audit_event_t event);
+
+typedef struct {
+    uint64_t files;              /* files read */
+    uint64_t records;            /* lines verified, checkpoints included */
+    uint64_t checkpoints;        /* checkpoint signatures verified */
+    uint64_t recoveries;         /* RECOVERED records (restarts after a crash) */
+    uint64_t last_seq;           /* seq of the last verified record */
+    uint64_t unsealed_records;   /* records after the last checkpoint */
+    /* Where the first problem is (empty / 0 when there is none). */
+    char file[HUB_AUDIT_FILE_NAME_MAX];
+    uint64_t line;               /* 1-based line in file */
+    uint64_t seq;                /* the audit seq concerned */
+    char message[512];           /* a sentence: what was found, or what failed */
+} hub_audit_verify_report_t;
+
+/* Checks every file of dir in order: each line parses and is canonical, seq
+ * grows by 1, each prev matches the previous line, every checkpoint's
+ * signature verifies with hub_sign_public and chains to the previous
+ * checkpoint, cut lines are acknowledged by a RECOVERED record, and the log
+ * ends with a checkpoint. Stops at the first problem. Returns
+ *   0            the whole log is intact and sealed;
+ *   HUB_EAGAIN   intact, but the last report->unsealed_records records come
+ *                after the last checkpoint (the hub is running, crashed and
+ *                has not restarted, or the tail was cut);
+ *   HUB_EPARSE   modified, removed, inserted or reordered records, a cut
+ *                line, a missing file, a broken checkpoint chain;
+ *   HUB_ECRYPTO  a forged checkpoint, or one signed with another key;
+ *   HUB_ENOENT   no audit files in dir; HUB_EIO, HUB_ENOMEM.
+ * The report is filled in every case. */
+int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
+                         hub_audit_verify_report_t *report);
+
+/* Called once per record of the message, in log order; return non-zero to
+ * stop. file is the file name, line 1-based. */
+typedef int (*hub_audit_found_cb)(const hub_audit_record_t *rec, const char *file,
+                                  uint64_t line, void *user);
+/* Calls found for every record whose message_id equals message_id. Does not
+ * verify the log (run hub_audit_verify_dir() for that); lines that do not
+ * parse are skipped. Returns 0, HUB_ENOTFOUND (no record), HUB_ENOENT,
+ * HUB_EIO, HUB_EINVAL. */
+int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_found_cb found,
+                           void *user);
+
+#endif

@@ -1,4 +1,5 @@
 #include "adp.h"
+#include "adp_journal.h"
 #include "hub_error.h"
 #include "hub_keys.h"
 #include "hub_log.h"
@@ -77,6 +78,11 @@ struct adp_client {
     char last_error[600];
     int last_nack;
     uint64_t next_order;
+
+    adp__journal_t *outbox_jnl; /* NULL without a state_dir */
+    adp__journal_t *seen_jnl;
+    bool outbox_dirty;          /* appended since the last sync */
+    bool seen_dirty;
 };
 
 static void adp__error(adp_client_t *c, const char *fmt, ...)
@@ -154,6 +160,10 @@ static void adp__flush_settle(adp_client_t *c)
 {
     if (c->n_settle == 0 || !c->welcomed)
         return;
+    if (c->seen_dirty && c->seen_jnl) {
+        adp__journal_sync(c->seen_jnl);
+        c->seen_dirty = false;
+    }
     Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
     settle.hub_seqs = c->settle;
     settle.n_hub_seqs = c->n_settle;
@@ -167,6 +177,11 @@ static void adp__flush_settle(adp_client_t *c)
 /* Sends unsent outbox entries in Batch frames. */
 static void adp__flush_outbox(adp_client_t *c)
 {
+    if (c->outbox_dirty && c->outbox_jnl) {
+        /* One fdatasync for everything posted since the last batch. */
+        adp__journal_sync(c->outbox_jnl);
+        c->outbox_dirty = false;
+    }
     if (!c->welcomed || c->n_unsent == 0)
         return;
     size_t done = 0;
@@ -299,6 +314,17 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
     lth__v1__envelope__pack(&env, m->bytes);
     m->waited = waited;
     m->order = c->next_order++;
+    if (c->outbox_jnl) {
+        int jrc = adp__journal_append(c->outbox_jnl, 'P', m->bytes, m->len);
+        if (jrc != 0) {
+            adp__error(c, "cannot keep the message in the state directory's outbox (%s)",
+                       hub_strerror(jrc));
+            free(m->bytes);
+            free(m);
+            return jrc;
+        }
+        c->outbox_dirty = true;
+    }
     if (hub_map_put(c->outbox, m->id, m) != 0 || adp__queue_unsent(c, m->id) != 0) {
         hub_map_remove(c->outbox, m->id);
         free(m->bytes);
@@ -313,12 +339,23 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
 /* ------------------------------------------------------------------------ */
 /* Receiving                                                                 */
 
+static void adp__seen_key(char *key, size_t size, const char *sender, const char *id)
+{
+    snprintf(key, size, "%s/%s", sender, id);
+}
+
 static bool adp__seen_before(adp_client_t *c, const char *sender, const char *id)
 {
     char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    snprintf(key, sizeof key, "%s/%s", sender, id);
+    adp__seen_key(key, sizeof key, sender, id);
+    return hub_map_get(c->seen, key) != NULL;
+}
+
+/* Remembers a handled message (in memory, and in seen.jnl when kept). */
+static void adp__seen_add(adp_client_t *c, const char *key)
+{
     if (hub_map_get(c->seen, key))
-        return true;
+        return;
     char **slot = &c->seen_ring[c->seen_next];
     if (*slot) {
         hub_map_remove(c->seen, *slot);
@@ -328,7 +365,30 @@ static bool adp__seen_before(adp_client_t *c, const char *sender, const char *id
     if (*slot)
         hub_map_put(c->seen, *slot, (void *)1);
     c->seen_next = (c->seen_next + 1) % ADP__DEDUP_WINDOW;
-    return false;
+}
+
+static void adp__seen_emit(adp__journal_t *j, void *user)
+{
+    adp_client_t *c = user;
+    for (size_t k = 0; k < ADP__DEDUP_WINDOW; k++) {
+        const char *key = c->seen_ring[(c->seen_next + k) % ADP__DEDUP_WINDOW];
+        if (key)
+            adp__journal_append(j, 'S', key, strlen(key));
+    }
+}
+
+static void adp__seen_record(adp_client_t *c, const char *sender, const char *id)
+{
+    char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
+    adp__seen_key(key, sizeof key, sender, id);
+    adp__seen_add(c, key);
+    if (!c->seen_jnl)
+        return;
+    if (adp__journal_append(c->seen_jnl, 'S', key, strlen(key)) != 0)
+        HUB_ERROR("adp", "cannot record a handled message in the state directory", NULL);
+    c->seen_dirty = true;
+    if (adp__journal_records(c->seen_jnl) > 2 * ADP__DEDUP_WINDOW)
+        adp__journal_compact(c->seen_jnl, adp__seen_emit, c);
 }
 
 static const adp__offer_t *adp__find_offer(const adp_client_t *c, const char *service)
@@ -372,6 +432,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {
         adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
+        adp__seen_record(c, env->sender, env->message_id);
         if (w && !w->done) {
             w->done = true;
             snprintf(w->reply.content_type, sizeof w->reply.content_type, "%s",
@@ -414,10 +475,26 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
                   reply.payload, reply.payload_len, ADP_REPLY, env->message_id, flags, false,
                   NULL);
     free(reply.payload);
+    /* Handled: remember it before settling, so that a redelivery (after a
+     * lost settle, or a restart) does not reach the handler again. */
+    adp__seen_record(c, env->sender, env->message_id);
 settle:
     if (item->hub_seq)
         adp__push_u64(&c->settle, &c->n_settle, &c->cap_settle, item->hub_seq);
     hub_envelope_free(&env);
+}
+
+static void adp__outbox_emit(adp__journal_t *j, void *user);
+
+/* The hub has answered for message id: the outbox need not keep it. */
+static void adp__outbox_done(adp_client_t *c, const char *id)
+{
+    if (!c->outbox_jnl)
+        return;
+    adp__journal_append(c->outbox_jnl, 'A', id, strlen(id));
+    c->outbox_dirty = true;
+    if (adp__journal_records(c->outbox_jnl) > 2 * hub_map_size(c->outbox) + 10000)
+        adp__journal_compact(c->outbox_jnl, adp__outbox_emit, c);
 }
 
 static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
@@ -426,6 +503,7 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         adp__outmsg_t *m = hub_map_get(c->outbox, r->acks[i]->message_id);
         if (!m || m->state != ADP__PENDING)
             continue;
+        adp__outbox_done(c, m->id);
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
         if (!m->waited) {
@@ -447,6 +525,7 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         }
         if (m->state != ADP__PENDING)
             continue;
+        adp__outbox_done(c, m->id);
         m->state = ADP__NACKED;
         m->nack_code = n->code;
         snprintf(m->reason, sizeof m->reason, "%s", n->reason);
@@ -615,6 +694,90 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
 }
 
 /* ------------------------------------------------------------------------ */
+/* State directory                                                           */
+
+static void adp__outbox_emit(adp__journal_t *j, void *user)
+{
+    adp_client_t *c = user;
+    size_t n = 0, cursor = 0;
+    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
+    void *value;
+    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
+        adp__outmsg_t *m = value;
+        if (m->state == ADP__PENDING)
+            pending[n++] = m;
+    }
+    if (pending)
+        qsort(pending, n, sizeof *pending, adp__by_order);
+    for (size_t i = 0; i < n; i++)
+        adp__journal_append(j, 'P', pending[i]->bytes, pending[i]->len);
+    free(pending);
+}
+
+static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, void *user)
+{
+    adp_client_t *c = user;
+    if (type == 'A') {
+        char id[HUB_UUID_LEN + 1];
+        snprintf(id, sizeof id, "%.*s", (int)len, (const char *)data);
+        adp__outmsg_t *m = hub_map_remove(c->outbox, id);
+        if (m) {
+            free(m->bytes);
+            free(m);
+        }
+        return;
+    }
+    hub_envelope_t *env = NULL;
+    if (type != 'P' || hub_envelope_decode(data, len, &env) != 0 ||
+        !hub_uuid_valid(env->message_id)) {
+        hub_envelope_free(&env);
+        return;
+    }
+    adp__outmsg_t *m = calloc(1, sizeof *m);
+    if (m && (m->bytes = malloc(len ? len : 1)) != NULL) {
+        memcpy(m->bytes, data, len);
+        m->len = len;
+        memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);
+        m->order = c->next_order++;
+        if (hub_map_put(c->outbox, m->id, m) == 0)
+            m = NULL;
+    }
+    if (m) {
+        free(m->bytes);
+        free(m);
+    }
+    hub_envelope_free(&env);
+}
+
+static void adp__seen_replay(uint8_t type, const uint8_t *data, size_t len, void *user)
+{
+    adp_client_t *c = user;
+    char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
+    if (type != 'S' || len >= sizeof key)
+        return;
+    memcpy(key, data, len);
+    key[len] = '\0';
+    adp__seen_add(c, key);
+}
+
+static int adp__open_state(adp_client_t *c, const char *dir, char *err, size_t err_size)
+{
+    int rc = adp__journal_open(dir, "outbox.jnl", adp__outbox_replay, c, &c->outbox_jnl, err,
+                               err_size);
+    if (rc == 0)
+        rc = adp__journal_open(dir, "seen.jnl", adp__seen_replay, c, &c->seen_jnl, err,
+                               err_size);
+    if (rc == 0 && hub_map_size(c->outbox) > 0) {
+        HUB_INFO("adp", "outbox restored: unacknowledged messages will be sent again",
+                 "count=%zu", hub_map_size(c->outbox));
+        adp__requeue_all(c);
+        /* Start the file afresh with only what is still pending. */
+        adp__journal_compact(c->outbox_jnl, adp__outbox_emit, c);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Public API                                                                */
 
 int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size)
@@ -653,6 +816,8 @@ int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t e
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
+    if (rc == 0 && cfg->state_dir && cfg->state_dir[0])
+        rc = adp__open_state(c, cfg->state_dir, err, err_size);
     if (rc != 0) {
         adp_close(&c);
         return rc;
@@ -743,6 +908,8 @@ void adp_close(adp_client_t **client_p)
         }
         hub_map_destroy(&c->awaits);
     }
+    adp__journal_close(&c->outbox_jnl);
+    adp__journal_close(&c->seen_jnl);
     hub_map_destroy(&c->seen);
     if (c->seen_ring) {
         for (size_t i = 0; i < ADP__DEDUP_WINDOW; i++)

@@ -6,7 +6,10 @@
  * events. The library heartbeats, reconnects and says hello again on its
  * own; it de-duplicates deliveries so that a handler sees each message once
  * within a window, and keeps an outbox of messages not yet ACKed by the hub,
- * which it sends again after a reconnect.
+ * which it sends again after a reconnect. With a state_dir, both survive a
+ * restart of the adapter (see adp_journal.h): posted-but-unACKed messages are
+ * sent again, and messages handled before the restart are not handed to the
+ * handler again.
  *
  * Threads: an adp_client_t is used from one thread. Nothing runs in the
  * background: the library does its work inside adp_run(), adp_request() and
@@ -38,6 +41,8 @@ typedef struct {
     const char *member_key_file; /* this member's .secret file (mode 0600) */
     uint32_t connect_timeout_ms; /* adp_connect() waits this long for the hub (0 = 5000) */
     const char *software;       /* reported in Hello; may be NULL */
+    const char *state_dir;      /* where the outbox and the de-duplication window are kept
+                                   across restarts (created, mode 0700); NULL = memory only */
 } adp_config_t;
 
 typedef enum { ADP_REQUEST = 0, ADP_REPLY = 1, ADP_EVENT = 2 } adp_kind_t;

@@ -1,0 +1,60 @@
+/* hub_ops_source — what the operator surface (HTTP API, /metrics, the
+ * dashboard) may read from, and ask of, the running hub.
+ *
+ * The server fills a hub_ops_source_t with callbacks over its own state;
+ * hub_ops (the HTTP side) calls them on the loop thread only, while serving
+ * a request, and copies what it needs: pointers handed to visitors are valid
+ * only during the visit. No callback blocks for long except the DLQ
+ * mutations, which commit one store transaction.
+ */
+#ifndef HUB_OPS_SOURCE_H
+#define HUB_OPS_SOURCE_H
+
+#include "hub_server.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *member_id;
+    bool known;                  /* its key is in the key directory */
+    bool online;
+    uint64_t connected_at_us;    /* wall clock of the last Hello; 0 if never */
+    uint64_t last_seen_us;       /* wall clock of the last frame; 0 if never */
+    const char *address;         /* peer address of the connection, "" if unknown */
+    const char *services;        /* offered, comma-separated */
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t in_flight;          /* delivered, not yet settled */
+} hub_ops_member_t;
+
+typedef struct {
+    const char *receiver;
+    uint64_t depth;              /* queued in the store (in flight included) */
+    uint64_t oldest_accepted_us; /* wall clock; 0 if empty */
+    uint64_t in_flight;
+} hub_ops_queue_t;
+
+typedef void (*hub_ops_member_visit)(const hub_ops_member_t *m, void *user);
+typedef void (*hub_ops_queue_visit)(const hub_ops_queue_t *q, void *user);
+
+typedef struct {
+    void *ctx;
+    /* Every member known from the key directory or seen connected. */
+    void (*members)(void *ctx, hub_ops_member_visit visit, void *user);
+    void (*queues)(void *ctx, hub_ops_queue_visit visit, void *user);
+    void (*stats)(void *ctx, hub_server_stats_t *out);
+    /* Store usage; audit sequence (0 when the audit log is off). */
+    void (*usage)(void *ctx, uint64_t *store_used, uint64_t *store_max, uint64_t *dead_letters,
+                  uint64_t *audit_seq);
+    /* Readiness: store open, socket bound, keys loaded. */
+    bool (*ready)(void *ctx, const char **why_not);
+    /* The store itself, for DLQ listing (read-only transactions). */
+    struct hub_store *(*store)(void *ctx);
+    /* DLQ mutations through the hub, so that it delivers replayed messages
+     * and records them in the audit log. Return 0, HUB_ENOTFOUND, or an error. */
+    int (*dlq_replay)(void *ctx, uint64_t seq);
+    int (*dlq_purge)(void *ctx, uint64_t seq);
+    int (*dlq_purge_older)(void *ctx, uint64_t before_us, uint64_t *purged);
+} hub_ops_source_t;
+
+#endif

@@ -1,0 +1,208 @@
+/* hub_store — the hub's durable message queue: one LMDB environment in a
+ * directory (DIR/data.mdb, mode 0600, and its lock file DIR/lock.mdb).
+ *
+ * What it holds. Every accepted message gets a hub sequence number (seq):
+ * strictly increasing, never reused, kept across restarts. A message is
+ * queued for its receiver until the hub acknowledges it (hub_store_ack) or
+ * moves it to the dead-letter queue (DLQ). Queues are read in seq order,
+ * which is acceptance order, so each sender's order holds per receiver.
+ * (sender, message_id) pairs are remembered for limits.dedup_window_us after
+ * acceptance so that a re-sent message is recognised and answered with its
+ * original seq; a pair is also kept, for hub_store_lookup() only, while its
+ * message is still queued or dead-lettered.
+ *
+ * Durability. Every write function is one write transaction with LMDB's
+ * default durability (fsync on commit): when it returns 0 the change is on
+ * disk. hub_store_append() is the group commit: a batch, one transaction,
+ * one fsync; the hub ACKs after it returns. When a write function returns
+ * a negative code, nothing of that call was stored, with two exceptions
+ * that are safe because they are idempotent: ack and dead_letter, when the
+ * map is too full to do a whole batch at once (LMDB copies every page it
+ * touches, deletes included), split it into smaller transactions, and so
+ * does dlq_purge_older; a failure half-way leaves part done, and a retry
+ * finishes it.
+ *
+ * Threads. Read functions (read_queue, dlq_list, dlq_get, expired, lookup,
+ * queues, usage) use short read-only transactions (the environment is opened
+ * with MDB_NOTLS) and may run on any thread, concurrently with a write. Write
+ * functions (append, ack, note_attempts, dead_letter, dlq_replay, dlq_purge,
+ * dlq_purge_older, prune_dedup) may run on any ONE thread at a time; the hub
+ * runs them on its worker thread. LMDB's writer lock would serialise two
+ * concurrent writers anyway, so breaking the rule costs latency, not data.
+ * open and close must not overlap any other call on the same store.
+ *
+ * Limits. limits->max_bytes is the LMDB map size (0 = 1 GiB): an append that
+ * would take the pages in use past 90% of it is refused (HUB_STORE_FULL), so
+ * that acks, dead-lettering and purges always have room to run.
+ * limits->max_queue_depth caps each receiver's queue (0 = no cap);
+ * limits->dedup_window_us is the de-duplication window (0 = no
+ * de-duplication, not even within one batch).
+ *
+ * Ownership. Read functions copy strings into the caller's structs and
+ * envelope bytes into the caller's arena; those stay valid until the arena
+ * is reset or destroyed. Reads append to the arena, never reset it.
+ *
+ * Errors. 0 or a negative HUB_E* code: HUB_EINVAL (bad argument),
+ * HUB_ENOMEM, HUB_EFULL (map or disk full), HUB_ESTORE (the data is corrupt
+ * or unreadable; a record that does not decode gives HUB_ESTORE, never a
+ * crash), HUB_EPERM (file permissions), HUB_EIO, HUB_ENOTFOUND (functions
+ * that name one item), HUB_EAGAIN (too many concurrent readers).
+ */
+#ifndef HUB_STORE_H
+#define HUB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HUB_STORE_ID_MAX 36      /* message ids: 1..36 bytes (a UUID in text form) */
+#define HUB_STORE_NAME_MAX 255   /* sender, receiver and service: up to 255 bytes */
+#define HUB_STORE_REASON_MAX 127 /* dead-letter reasons are cut (at a UTF-8 boundary) to this */
+#define HUB_STORE_PRUNE_BATCH 10000 /* hub_store_prune_dedup() forgets at most this many per call */
+
+typedef struct hub_store hub_store_t;
+
+typedef struct {
+    uint64_t max_bytes;       /* LMDB map size; appends past ~90% of it are refused (0 = 1 GiB) */
+    uint64_t max_queue_depth; /* per receiver; appends past it are refused (0 = no cap) */
+    uint64_t dedup_window_us; /* how long (sender, message_id) is remembered after acceptance */
+} hub_store_limits_t;
+
+typedef struct {
+    uint64_t seq;                          /* hub sequence number; set by append */
+    char message_id[HUB_STORE_ID_MAX + 1]; /* 1..36 bytes, NUL-terminated */
+    char sender[HUB_STORE_NAME_MAX + 1];   /* authenticated member id; non-empty */
+    char receiver[HUB_STORE_NAME_MAX + 1]; /* queue name; non-empty */
+    char service[HUB_STORE_NAME_MAX + 1];  /* may be empty */
+    uint64_t accepted_at_us;               /* wall clock; append uses now when 0 */
+    uint64_t expires_at_us;                /* accepted_at + TTL; 0 = never expires */
+    uint32_t attempts;                     /* delivery attempts recorded so far */
+    const uint8_t *envelope;               /* exact encoded envelope bytes */
+    size_t envelope_len;
+} hub_store_msg_t;
+
+/* A growable byte arena for what read functions return. Memory handed out
+ * never moves (the arena grows by adding blocks), so pointers stay valid
+ * until hub_store_arena_reset() or hub_store_arena_destroy(). */
+typedef struct hub_store_arena hub_store_arena_t;
+int hub_store_arena_new(hub_store_arena_t **out);
+/* Forgets everything handed out; keeps one block for reuse. */
+void hub_store_arena_reset(hub_store_arena_t *self);
+void hub_store_arena_destroy(hub_store_arena_t **self_p);
+
+/* Opens (creating DIR, mode 0700, and its files, mode 0600, if missing) the
+ * store in `dir`. On failure `err` (may be NULL) says what is wrong and what
+ * to do: HUB_ESTORE when data.mdb is corrupt, not an LMDB file, from another
+ * LMDB or store format version, or unreadable; HUB_EPERM when permissions
+ * deny access. Note: LMDB does not checksum its pages; garbage in the header
+ * pages is detected, but damage deep inside a well-formed file may not be. */
+int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out,
+                   char *err, size_t err_size);
+void hub_store_close(hub_store_t **self_p);
+
+typedef enum {
+    HUB_STORE_OK = 0,     /* accepted; msgs[i].seq is the new seq */
+    HUB_STORE_DUPLICATE,  /* (sender, message_id) accepted within the window; msgs[i].seq is
+                             the ORIGINAL seq; nothing stored */
+    HUB_STORE_QUEUE_FULL, /* the receiver's queue is at max_queue_depth; nothing stored */
+    HUB_STORE_FULL        /* the store is at 90% of max_bytes; nothing stored */
+} hub_store_outcome_t;
+
+/* Group commit: appends msgs[0..n) in ONE write transaction and sets
+ * outcomes[i] for each. Reads sender, message_id, receiver, service,
+ * accepted_at_us (0 = now), expires_at_us and the envelope; sets seq (and
+ * accepted_at_us when it was 0). The window is judged at each item's
+ * accepted_at_us. Within a batch the first of two duplicates wins. Returns
+ * 0 when the transaction committed, even if some items were refused;
+ * HUB_EINVAL (before anything is written) when an item is malformed; or
+ * another negative code when the commit failed, in which case NO item was
+ * stored and outcomes are meaningless: NACK them all. */
+int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
+                     hub_store_outcome_t *outcomes);
+
+/* Copies up to `max` messages queued for `receiver` with seq > after_seq, in
+ * seq order, into out[]; *n_out is the count. Envelopes go into `arena`.
+ * When a stored record is damaged it returns HUB_ESTORE with out[0..*n_out)
+ * still valid and out[*n_out].seq naming the damaged message (only its seq
+ * is set), which hub_store_ack() can remove. */
+int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq,
+                         size_t max, hub_store_msg_t *out, size_t *n_out,
+                         hub_store_arena_t *arena);
+
+/* Removes delivered-and-settled messages of `receiver`, one write
+ * transaction. Seqs not queued for that receiver are ignored (so an ack is
+ * idempotent and one receiver cannot remove another's messages). A damaged
+ * record queued for `receiver` is removed too.
+ * (sender, message_id) stays remembered until its window passes. */
+int hub_store_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n);
+
+/* attempts++ for each queued seq (others ignored), one write transaction. */
+int hub_store_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n);
+
+/* Moves queued seqs (others ignored) to the DLQ with `reason`, e.g. "ttl
+ * expired" or "retry budget exhausted (8 attempts)"; one write transaction. */
+int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason);
+
+typedef struct {
+    hub_store_msg_t msg;                   /* msg.attempts: attempts when it died */
+    char reason[HUB_STORE_REASON_MAX + 1];
+    uint64_t dead_at_us;
+} hub_store_dead_t;
+
+/* Lists dead letters with seq > after_seq, in seq order, up to max. With an
+ * arena, envelopes are copied too; with arena NULL, msg.envelope is NULL and
+ * msg.envelope_len still gives the size. A damaged record gives HUB_ESTORE
+ * as in hub_store_read_queue(): out[*n_out].msg.seq names it, and
+ * hub_store_dlq_purge() removes it. */
+int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,
+                       size_t *n_out, hub_store_arena_t *arena);
+/* One dead letter (envelope copied into arena, if not NULL); HUB_ENOTFOUND. */
+int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
+                      hub_store_arena_t *arena);
+/* Moves a dead letter back to its receiver's queue, attempts reset and
+ * expiry now + new_ttl_us (0 = never). It gets a NEW seq (so that a reader
+ * that has already passed the old seq still sees it), written to *new_seq
+ * when not NULL; lookups by message id follow it. HUB_ENOTFOUND if `seq` is
+ * not dead-lettered; HUB_EFULL when the store is past the 90% line. The
+ * receiver's depth cap does not apply to replays. */
+int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
+                         uint64_t *new_seq);
+/* Deletes one dead letter, even a damaged one; HUB_ENOTFOUND. */
+int hub_store_dlq_purge(hub_store_t *self, uint64_t seq);
+/* Deletes dead letters with dead_at_us < before_us; *purged (may be NULL)
+ * is the count. Runs in transactions of a few thousand so that appends are
+ * not held up; on failure, those already committed stay purged. */
+int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged);
+
+/* Seqs of queued messages with 0 < expires_at_us <= now_us, earliest expiry
+ * first, up to max (for the hub to dead-letter). */
+int hub_store_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max,
+                      size_t *n_out);
+
+typedef enum {
+    HUB_STORE_STATE_QUEUED = 1, /* waiting for delivery or acknowledgement */
+    HUB_STORE_STATE_DEAD,       /* in the dead-letter queue */
+    HUB_STORE_STATE_DONE        /* acknowledged (or purged), still remembered for dedup */
+} hub_store_state_t;
+
+/* Finds (sender, message_id); HUB_ENOTFOUND if the store does not know it. */
+int hub_store_lookup(hub_store_t *self, const char *sender, const char *message_id,
+                     uint64_t *seq, hub_store_state_t *state);
+
+/* Calls cb for every receiver with queued messages, in receiver-name order,
+ * inside one read transaction (keep cb short; it may call read functions). */
+typedef void (*hub_store_queue_cb)(const char *receiver, uint64_t depth,
+                                   uint64_t oldest_accepted_us, void *user);
+int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user);
+
+/* Bytes in pages that hold data (not free pages), the map size (max_bytes as
+ * LMDB rounded it) and the number of dead letters. Any out-param may be NULL. */
+int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
+                    uint64_t *dead_count);
+
+/* Forgets (sender, message_id) pairs accepted at or before now_us minus the
+ * window, at most HUB_STORE_PRUNE_BATCH per call (call again while *pruned
+ * equals it). A pair whose message is still queued or dead-lettered stops
+ * counting for dedup but is kept for hub_store_lookup() until it goes. */
+int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned);
+
+#endif

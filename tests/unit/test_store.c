@@ -1,0 +1,1080 @@
+/* Unit tests for hub_store: the durable message queue on LMDB. */
+#include "hub_error.h"
+#include "hub_store.h"
+#include "hub_wire.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MINUTE_US (60ull * 1000000ull)
+
+static char dir[PATH_MAX];
+
+static void setup(void)
+{
+    tk_tmpdir(dir);
+}
+
+static void teardown(void)
+{
+    tk_rmrf(dir);
+}
+
+static const hub_store_limits_t default_limits = {
+    .max_bytes = 64ull << 20, .max_queue_depth = 0, .dedup_window_us = 10 * MINUTE_US};
+
+static hub_store_t *open_store(const hub_store_limits_t *limits)
+{
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    int rc = hub_store_open(dir, limits ? limits : &default_limits, &store, err, sizeof err);
+    ck_assert_msg(rc == 0, "hub_store_open: %d %s", rc, err);
+    ck_assert_ptr_nonnull(store);
+    return store;
+}
+
+static void make_msg(hub_store_msg_t *m, const char *sender, const char *receiver,
+                     const char *id, const char *envelope)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->sender, sizeof m->sender, "%s", sender);
+    snprintf(m->receiver, sizeof m->receiver, "%s", receiver);
+    snprintf(m->message_id, sizeof m->message_id, "%s", id);
+    snprintf(m->service, sizeof m->service, "VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1");
+    m->envelope = (const uint8_t *)envelope;
+    m->envelope_len = strlen(envelope);
+}
+
+/* Appends one message and returns its outcome; *seq gets its seq. */
+static hub_store_outcome_t append1(hub_store_t *store, const char *sender, const char *receiver,
+                                   const char *id, uint64_t *seq)
+{
+    hub_store_msg_t m;
+    hub_store_outcome_t outcome;
+    make_msg(&m, sender, receiver, id, id);
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    if (seq)
+        *seq = m.seq;
+    return outcome;
+}
+
+static size_t read_all(hub_store_t *store, const char *receiver, hub_store_msg_t *out,
+                       size_t max, hub_store_arena_t *arena)
+{
+    size_t n = 99;
+    ck_assert_int_eq(hub_store_read_queue(store, receiver, 0, max, out, &n, arena), 0);
+    return n;
+}
+
+START_TEST(append_and_read_in_order)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+
+    hub_store_msg_t batch[4];
+    hub_store_outcome_t outcomes[4];
+    make_msg(&batch[0], "VN/GOV/HN/MC", "VN/GOV/BCA/DC", "id-1", "envelope one");
+    make_msg(&batch[1], "VN/GOV/HN/MC", "VN/GOV/HN/TAX", "id-2", "envelope two");
+    make_msg(&batch[2], "VN/GOV/HN/MC", "VN/GOV/BCA/DC", "id-3", "");
+    make_msg(&batch[3], "VN/GOV/HN/LAND", "VN/GOV/BCA/DC", "id-4", "envelope \0four");
+    batch[3].envelope_len = 14; /* bytes, not a string: an embedded NUL survives */
+    batch[0].accepted_at_us = 1000;
+    batch[0].expires_at_us = 5000;
+    ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(outcomes[i], HUB_STORE_OK);
+    ck_assert_uint_gt(batch[0].seq, 0);
+    ck_assert_uint_gt(batch[1].seq, batch[0].seq);
+    ck_assert_uint_gt(batch[2].seq, batch[1].seq);
+    ck_assert_uint_gt(batch[3].seq, batch[2].seq);
+    ck_assert_uint_gt(batch[1].accepted_at_us, 0); /* 0 became "now" */
+
+    hub_store_msg_t out[8];
+    size_t n = read_all(store, "VN/GOV/BCA/DC", out, 8, arena);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_uint_eq(out[0].seq, batch[0].seq);
+    ck_assert_uint_eq(out[1].seq, batch[2].seq);
+    ck_assert_uint_eq(out[2].seq, batch[3].seq);
+    ck_assert_str_eq(out[0].message_id, "id-1");
+    ck_assert_str_eq(out[0].sender, "VN/GOV/HN/MC");
+    ck_assert_str_eq(out[0].receiver, "VN/GOV/BCA/DC");
+    ck_assert_str_eq(out[0].service, "VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1");
+    ck_assert_uint_eq(out[0].accepted_at_us, 1000);
+    ck_assert_uint_eq(out[0].expires_at_us, 5000);
+    ck_assert_uint_eq(out[0].attempts, 0);
+    ck_assert_uint_eq(out[0].envelope_len, 12);
+    ck_assert(memcmp(out[0].envelope, "envelope one", 12) == 0);
+    ck_assert_uint_eq(out[1].envelope_len, 0);
+    ck_assert_ptr_nonnull(out[1].envelope);
+    ck_assert_uint_eq(out[2].envelope_len, 14);
+    ck_assert(memcmp(out[2].envelope, "envelope \0four", 14) == 0);
+
+    /* Paging: after_seq and max. */
+    ck_assert_int_eq(hub_store_read_queue(store, "VN/GOV/BCA/DC", batch[0].seq, 1, out, &n, arena),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(out[0].seq, batch[2].seq);
+    ck_assert_int_eq(hub_store_read_queue(store, "VN/GOV/BCA/DC", batch[3].seq, 8, out, &n, arena),
+                     0);
+    ck_assert_uint_eq(n, 0);
+    /* A receiver whose name is a prefix of another sees only its own queue. */
+    ck_assert_uint_eq(read_all(store, "VN/GOV/BCA", out, 8, arena), 0);
+    ck_assert_uint_eq(read_all(store, "VN/GOV/HN/TAX", out, 8, arena), 1);
+    ck_assert_str_eq(out[0].message_id, "id-2");
+
+    /* Malformed items are refused before anything is written. */
+    hub_store_msg_t bad;
+    make_msg(&bad, "VN/GOV/HN/MC", "", "id-5", "x");
+    ck_assert_int_eq(hub_store_append(store, &bad, 1, outcomes), HUB_EINVAL);
+    make_msg(&bad, "VN/GOV/HN/MC", "VN/GOV/BCA/DC", "", "x");
+    ck_assert_int_eq(hub_store_append(store, &bad, 1, outcomes), HUB_EINVAL);
+    ck_assert_int_eq(hub_store_read_queue(store, "", 0, 8, out, &n, arena), HUB_EINVAL);
+
+    hub_store_arena_destroy(&arena);
+    ck_assert_ptr_null(arena);
+    hub_store_arena_destroy(&arena); /* tolerates NULL */
+    hub_store_close(&store);
+    ck_assert_ptr_null(store);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(seq_monotonic_across_reopen)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t s1, s2, s3;
+    ck_assert_int_eq(append1(store, "A", "R", "m1", &s1), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "A", "R", "m2", &s2), HUB_STORE_OK);
+    ck_assert_uint_gt(s2, s1);
+    /* Remove everything: the next seq must still not reuse s2. */
+    uint64_t seqs[] = {s1, s2};
+    ck_assert_int_eq(hub_store_ack(store, "R", seqs, 2), 0);
+    hub_store_close(&store);
+
+    store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "A", "R", "m3", &s3), HUB_STORE_OK);
+    ck_assert_uint_gt(s3, s2);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(dedup_window)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t now = hub_now_us();
+    hub_store_msg_t m;
+    hub_store_outcome_t outcome;
+
+    make_msg(&m, "VN/GOV/HN/MC", "R", "dup-id", "first");
+    m.accepted_at_us = now;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    ck_assert_int_eq(outcome, HUB_STORE_OK);
+    uint64_t orig = m.seq;
+
+    /* Same sender and id within the window: duplicate, original seq. */
+    make_msg(&m, "VN/GOV/HN/MC", "R", "dup-id", "second");
+    m.accepted_at_us = now + MINUTE_US;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    ck_assert_int_eq(outcome, HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(m.seq, orig);
+
+    /* Another sender may use the same id. */
+    make_msg(&m, "VN/GOV/HN/LAND", "R", "dup-id", "other sender");
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    ck_assert_int_eq(outcome, HUB_STORE_OK);
+    ck_assert_uint_ne(m.seq, orig);
+
+    /* Still a duplicate after the original was acknowledged. */
+    ck_assert_int_eq(hub_store_ack(store, "R", &orig, 1), 0);
+    make_msg(&m, "VN/GOV/HN/MC", "R", "dup-id", "third");
+    m.accepted_at_us = now + 2 * MINUTE_US;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    ck_assert_int_eq(outcome, HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(m.seq, orig);
+
+    /* Past the window the id is new again. */
+    make_msg(&m, "VN/GOV/HN/MC", "R", "dup-id", "fourth");
+    m.accepted_at_us = now + 10 * MINUTE_US;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    ck_assert_int_eq(outcome, HUB_STORE_OK);
+    ck_assert_uint_gt(m.seq, orig);
+
+    /* Only the two accepted messages are queued (the first was acked). */
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 2);
+    ck_assert_str_eq(out[0].sender, "VN/GOV/HN/LAND");
+    ck_assert(memcmp(out[1].envelope, "fourth", 6) == 0);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(dedup_within_batch)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_msg_t batch[4];
+    hub_store_outcome_t outcomes[4];
+    make_msg(&batch[0], "S", "R1", "x", "a");
+    make_msg(&batch[1], "S", "R2", "x", "b"); /* same sender+id, other receiver */
+    make_msg(&batch[2], "S", "R1", "y", "c");
+    make_msg(&batch[3], "S", "R1", "x", "d");
+    ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+    ck_assert_int_eq(outcomes[0], HUB_STORE_OK);
+    ck_assert_int_eq(outcomes[1], HUB_STORE_DUPLICATE);
+    ck_assert_int_eq(outcomes[2], HUB_STORE_OK);
+    ck_assert_int_eq(outcomes[3], HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(batch[1].seq, batch[0].seq);
+    ck_assert_uint_eq(batch[3].seq, batch[0].seq);
+
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R1", out, 8, arena), 2);
+    ck_assert_uint_eq(read_all(store, "R2", out, 8, arena), 0);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(ack_removes_and_is_idempotent)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t s[3];
+    ck_assert_int_eq(append1(store, "S", "R", "a", &s[0]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "b", &s[1]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "c", &s[2]), HUB_STORE_OK);
+
+    /* Another receiver cannot remove R's messages. */
+    ck_assert_int_eq(hub_store_ack(store, "INTRUDER", s, 3), 0);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 3);
+
+    uint64_t acked[] = {s[0], s[2], 987654321};
+    ck_assert_int_eq(hub_store_ack(store, "R", acked, 3), 0);
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 1);
+    ck_assert_uint_eq(out[0].seq, s[1]);
+    ck_assert_int_eq(hub_store_ack(store, "R", acked, 3), 0); /* again: no change */
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 1);
+
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "a", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+    ck_assert_uint_eq(seq, s[0]);
+
+    ck_assert_int_eq(hub_store_ack(store, "R", &s[1], 1), 0);
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 0);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(queue_full_per_receiver)
+{
+    hub_store_limits_t limits = default_limits;
+    limits.max_queue_depth = 2;
+    hub_store_t *store = open_store(&limits);
+    hub_store_msg_t batch[4];
+    hub_store_outcome_t outcomes[4];
+    make_msg(&batch[0], "S", "SLOW", "1", "a");
+    make_msg(&batch[1], "S", "SLOW", "2", "b");
+    make_msg(&batch[2], "S", "SLOW", "3", "c");
+    make_msg(&batch[3], "S", "FAST", "4", "d");
+    ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+    ck_assert_int_eq(outcomes[0], HUB_STORE_OK);
+    ck_assert_int_eq(outcomes[1], HUB_STORE_OK);
+    ck_assert_int_eq(outcomes[2], HUB_STORE_QUEUE_FULL);
+    ck_assert_uint_eq(batch[2].seq, 0);
+    ck_assert_int_eq(outcomes[3], HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "SLOW", "5", NULL), HUB_STORE_QUEUE_FULL);
+    ck_assert_int_eq(append1(store, "S", "FAST", "6", NULL), HUB_STORE_OK);
+
+    /* The refused message was not remembered: once there is room, it is new. */
+    ck_assert_int_eq(hub_store_ack(store, "SLOW", &batch[0].seq, 1), 0);
+    ck_assert_int_eq(append1(store, "S", "SLOW", "3", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "SLOW", "7", NULL), HUB_STORE_QUEUE_FULL);
+    hub_store_close(&store);
+
+    /* The depth is kept across a reopen. */
+    store = open_store(&limits);
+    ck_assert_int_eq(append1(store, "S", "SLOW", "8", NULL), HUB_STORE_QUEUE_FULL);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(store_full_keeps_what_is_stored)
+{
+    hub_store_limits_t limits = default_limits;
+    limits.max_bytes = 1u << 20;
+    hub_store_t *store = open_store(&limits);
+    /* 1500 bytes: two records share a page, so deletes must copy pages. */
+    static char envelope[1501];
+    memset(envelope, 'e', sizeof envelope - 1);
+
+    uint64_t accepted = 0, first_seq = 0;
+    bool full = false;
+    for (int i = 0; i < 1000 && !full; i++) {
+        hub_store_msg_t batch[4];
+        hub_store_outcome_t outcomes[4];
+        char ids[4][32];
+        for (int j = 0; j < 4; j++) {
+            snprintf(ids[j], sizeof ids[j], "m-%d-%d", i, j);
+            make_msg(&batch[j], "S", "R", ids[j], envelope);
+            batch[j].expires_at_us = 1;
+        }
+        ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+        for (int j = 0; j < 4; j++) {
+            if (outcomes[j] == HUB_STORE_OK) {
+                accepted++;
+                if (!first_seq)
+                    first_seq = batch[j].seq;
+            } else {
+                ck_assert_int_eq(outcomes[j], HUB_STORE_FULL);
+                ck_assert_uint_eq(batch[j].seq, 0);
+                full = true;
+            }
+        }
+    }
+    ck_assert_msg(full, "a 1 MiB store took %llu messages of 1.5 KB",
+                  (unsigned long long)accepted);
+    ck_assert_uint_gt(accepted, 200);
+    ck_assert_int_eq(append1(store, "S", "R", "small-but-full", NULL), HUB_STORE_FULL);
+
+    uint64_t used, max, dead;
+    ck_assert_int_eq(hub_store_usage(store, &used, &max, &dead), 0);
+    ck_assert_uint_eq(max, 1u << 20);
+    ck_assert_uint_le(used, max / 10 * 9);
+    ck_assert_uint_ge(used, max / 10 * 8);
+    hub_store_close(&store);
+
+    /* Everything accepted survives, byte for byte. */
+    store = open_store(&limits);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t *out = calloc(accepted + 1, sizeof *out);
+    uint64_t *seqs = calloc(accepted + 1, sizeof *seqs);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_ptr_nonnull(seqs);
+    size_t n = read_all(store, "R", out, accepted + 1, arena);
+    ck_assert_uint_eq(n, accepted);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_uint_eq(out[i].envelope_len, sizeof envelope - 1);
+        ck_assert(memcmp(out[i].envelope, envelope, sizeof envelope - 1) == 0);
+    }
+    ck_assert_uint_eq(out[0].seq, first_seq);
+
+    /* A full store can still be drained: one ack of three in four, spread
+     * over every page (more pages than the free 10% hold at once). */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i % 4 != 0)
+            seqs[k++] = out[i].seq;
+    ck_assert_int_eq(hub_store_ack(store, "R", seqs, k), 0);
+    hub_store_arena_reset(arena);
+    ck_assert_uint_eq(read_all(store, "R", out, accepted + 1, arena), n - k);
+    ck_assert_int_eq(append1(store, "S", "R", "after-ack", NULL), HUB_STORE_OK);
+
+    /* ... and expired messages can be dead-lettered and purged. */
+    size_t n_expired;
+    ck_assert_int_eq(hub_store_expired(store, 1, seqs, accepted + 1, &n_expired), 0);
+    ck_assert_uint_eq(n_expired, n - k);
+    ck_assert_int_eq(hub_store_dead_letter(store, seqs, n_expired, "ttl expired"), 0);
+    size_t purged;
+    ck_assert_int_eq(hub_store_dlq_purge_older(store, UINT64_MAX, &purged), 0);
+    ck_assert_uint_eq(purged, n_expired);
+    ck_assert_int_eq(hub_store_usage(store, NULL, NULL, &dead), 0);
+    ck_assert_uint_eq(dead, 0);
+    ck_assert_uint_eq(read_all(store, "R", out, accepted + 1, arena), 1);
+    free(seqs);
+    free(out);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(dead_letter_queue)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    uint64_t s[3];
+    ck_assert_int_eq(append1(store, "S", "R", "d1", &s[0]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "d2", &s[1]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "d3", &s[2]), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_note_attempts(store, &s[0], 1), 0);
+    ck_assert_int_eq(hub_store_note_attempts(store, &s[0], 1), 0);
+
+    uint64_t dl[] = {s[0], s[1], 424242};
+    ck_assert_int_eq(hub_store_dead_letter(store, dl, 3, "retry budget exhausted (8 attempts)"), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 1);
+    ck_assert_uint_eq(out[0].seq, s[2]);
+
+    hub_store_dead_t dead[8];
+    size_t n;
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 8, dead, &n, NULL), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(dead[0].msg.seq, s[0]);
+    ck_assert_uint_eq(dead[1].msg.seq, s[1]);
+    ck_assert_str_eq(dead[0].reason, "retry budget exhausted (8 attempts)");
+    ck_assert_uint_eq(dead[0].msg.attempts, 2);
+    ck_assert_ptr_null(dead[0].msg.envelope);
+    ck_assert_uint_eq(dead[0].msg.envelope_len, 2);
+    ck_assert_uint_gt(dead[0].dead_at_us, 0);
+    ck_assert_int_eq(hub_store_dlq_list(store, s[0], 8, dead, &n, arena), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(dead[0].msg.seq, s[1]);
+    ck_assert(memcmp(dead[0].msg.envelope, "d2", 2) == 0);
+
+    hub_store_dead_t one;
+    ck_assert_int_eq(hub_store_dlq_get(store, s[1], &one, arena), 0);
+    ck_assert_str_eq(one.msg.message_id, "d2");
+    ck_assert_str_eq(one.msg.receiver, "R");
+    ck_assert(memcmp(one.msg.envelope, "d2", 2) == 0);
+    ck_assert_int_eq(hub_store_dlq_get(store, s[2], &one, arena), HUB_ENOTFOUND);
+
+    uint64_t seq, dead_count;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "d1", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DEAD);
+    ck_assert_int_eq(hub_store_usage(store, NULL, NULL, &dead_count), 0);
+    ck_assert_uint_eq(dead_count, 2);
+
+    /* Replay: back in the queue, with a new seq, attempts reset, new expiry. */
+    uint64_t before = hub_now_us(), replayed = 0;
+    ck_assert_int_eq(hub_store_dlq_replay(store, s[0], MINUTE_US, &replayed), 0);
+    ck_assert_uint_gt(replayed, s[2]);
+    ck_assert_int_eq(hub_store_dlq_replay(store, s[0], MINUTE_US, NULL), HUB_ENOTFOUND);
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 2);
+    ck_assert_uint_eq(out[1].seq, replayed);
+    ck_assert_str_eq(out[1].message_id, "d1");
+    ck_assert_uint_eq(out[1].attempts, 0);
+    ck_assert_uint_ge(out[1].expires_at_us, before + MINUTE_US);
+    ck_assert_uint_le(out[1].expires_at_us, hub_now_us() + MINUTE_US);
+    ck_assert(memcmp(out[1].envelope, "d1", 2) == 0);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "d1", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_QUEUED);
+    ck_assert_uint_eq(seq, replayed);
+
+    /* Purge one, then purge older than a time. */
+    ck_assert_int_eq(hub_store_dlq_purge(store, s[1]), 0);
+    ck_assert_int_eq(hub_store_dlq_purge(store, s[1]), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "d2", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+
+    ck_assert_int_eq(hub_store_dead_letter(store, &s[2], 1, "ttl expired"), 0);
+    tk_sleep_ms(2);
+    ck_assert_int_eq(hub_store_dead_letter(store, &replayed, 1, "ttl expired"), 0);
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 8, dead, &n, NULL), 0);
+    ck_assert_uint_eq(n, 2);
+    size_t purged = 99;
+    ck_assert_int_eq(hub_store_dlq_purge_older(store, 0, &purged), 0);
+    ck_assert_uint_eq(purged, 0);
+    ck_assert_int_eq(hub_store_dlq_purge_older(store, dead[0].dead_at_us + 1, &purged), 0);
+    ck_assert_uint_eq(purged, 1);
+    ck_assert_int_eq(hub_store_dlq_get(store, s[2], &one, NULL), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_dlq_get(store, replayed, &one, NULL), 0);
+    ck_assert_int_eq(hub_store_dlq_purge_older(store, UINT64_MAX, &purged), 0);
+    ck_assert_uint_eq(purged, 1);
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 8, dead, &n, NULL), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(hub_store_usage(store, NULL, NULL, &dead_count), 0);
+    ck_assert_uint_eq(dead_count, 0);
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 0);
+
+    /* A long reason is cut at a UTF-8 boundary. */
+    uint64_t s4;
+    ck_assert_int_eq(append1(store, "S", "R", "d4", &s4), HUB_STORE_OK);
+    char reason[600] = "";
+    for (int i = 0; i < 60; i++)
+        strcat(reason, "hỏng "); /* "ỏ" is three bytes */
+    ck_assert_int_eq(hub_store_dead_letter(store, &s4, 1, reason), 0);
+    ck_assert_int_eq(hub_store_dlq_get(store, s4, &one, NULL), 0);
+    size_t rl = strlen(one.reason);
+    ck_assert_uint_le(rl, HUB_STORE_REASON_MAX);
+    ck_assert_uint_ge(rl, HUB_STORE_REASON_MAX - 3);
+    ck_assert(strncmp(one.reason, reason, rl) == 0);
+    ck_assert((reason[rl] & 0xC0) != 0x80); /* the cut is not inside a character */
+
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(purge_older_spans_transactions)
+{
+    hub_store_t *store = open_store(NULL);
+    enum { N = 5000 };
+    hub_store_msg_t *batch = calloc(N, sizeof *batch);
+    hub_store_outcome_t *outcomes = calloc(N, sizeof *outcomes);
+    uint64_t *seqs = calloc(N, sizeof *seqs);
+    char (*ids)[16] = calloc(N, 16);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], 16, "p%d", i);
+        make_msg(&batch[i], "S", "R", ids[i], "x");
+    }
+    ck_assert_int_eq(hub_store_append(store, batch, N, outcomes), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(outcomes[i], HUB_STORE_OK);
+        seqs[i] = batch[i].seq;
+    }
+    ck_assert_int_eq(hub_store_dead_letter(store, seqs, N, "ttl expired"), 0);
+    size_t purged = 0;
+    ck_assert_int_eq(hub_store_dlq_purge_older(store, UINT64_MAX, &purged), 0);
+    ck_assert_uint_eq(purged, N);
+    uint64_t dead_count = 1;
+    ck_assert_int_eq(hub_store_usage(store, NULL, NULL, &dead_count), 0);
+    ck_assert_uint_eq(dead_count, 0);
+    free(ids);
+    free(seqs);
+    free(outcomes);
+    free(batch);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(expired_scan)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_msg_t batch[4];
+    hub_store_outcome_t outcomes[4];
+    const uint64_t expiry[4] = {300, 100, 0, 200};
+    for (int i = 0; i < 4; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "e%d", i);
+        make_msg(&batch[i], "S", "R", id, "x");
+        batch[i].accepted_at_us = 50;
+        batch[i].expires_at_us = expiry[i];
+    }
+    ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+
+    uint64_t seqs[8];
+    size_t n;
+    ck_assert_int_eq(hub_store_expired(store, 99, seqs, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(hub_store_expired(store, 200, seqs, 8, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(seqs[0], batch[1].seq); /* earliest expiry first */
+    ck_assert_uint_eq(seqs[1], batch[3].seq);
+    ck_assert_int_eq(hub_store_expired(store, UINT64_MAX, seqs, 1, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(hub_store_expired(store, UINT64_MAX, seqs, 8, &n), 0);
+    ck_assert_uint_eq(n, 3); /* the one without expiry never expires */
+
+    /* Acked or dead-lettered messages leave the scan. */
+    ck_assert_int_eq(hub_store_ack(store, "R", &batch[1].seq, 1), 0);
+    ck_assert_int_eq(hub_store_dead_letter(store, &batch[3].seq, 1, "ttl expired"), 0);
+    ck_assert_int_eq(hub_store_expired(store, UINT64_MAX, seqs, 8, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(seqs[0], batch[0].seq);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(lookup_states_and_prune)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t now = hub_now_us(), seq;
+    hub_store_state_t state;
+    hub_store_msg_t batch[3];
+    hub_store_outcome_t outcomes[3];
+    make_msg(&batch[0], "S", "R", "queued", "q");
+    make_msg(&batch[1], "S", "R", "dead", "d");
+    make_msg(&batch[2], "S", "R", "done", "x");
+    for (int i = 0; i < 3; i++)
+        batch[i].accepted_at_us = now;
+    ck_assert_int_eq(hub_store_append(store, batch, 3, outcomes), 0);
+    ck_assert_int_eq(hub_store_dead_letter(store, &batch[1].seq, 1, "ttl expired"), 0);
+    ck_assert_int_eq(hub_store_ack(store, "R", &batch[2].seq, 1), 0);
+
+    ck_assert_int_eq(hub_store_lookup(store, "S", "queued", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_QUEUED);
+    ck_assert_uint_eq(seq, batch[0].seq);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "dead", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DEAD);
+    ck_assert_uint_eq(seq, batch[1].seq);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "done", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "never", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "OTHER", "queued", &seq, &state), HUB_ENOTFOUND);
+
+    /* Within the window nothing is pruned. */
+    size_t pruned = 99;
+    ck_assert_int_eq(hub_store_prune_dedup(store, now + MINUTE_US, &pruned), 0);
+    ck_assert_uint_eq(pruned, 0);
+    /* Past it: the done one is forgotten; queued and dead stay findable. */
+    ck_assert_int_eq(hub_store_prune_dedup(store, now + 10 * MINUTE_US, &pruned), 0);
+    ck_assert_uint_eq(pruned, 3);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "done", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "queued", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_QUEUED);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "dead", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DEAD);
+    ck_assert_int_eq(hub_store_prune_dedup(store, now + 10 * MINUTE_US, &pruned), 0);
+    ck_assert_uint_eq(pruned, 0);
+
+    /* When they go, they are forgotten at once (their window is over). */
+    ck_assert_int_eq(hub_store_ack(store, "R", &batch[0].seq, 1), 0);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "queued", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_dlq_purge(store, batch[1].seq), 0);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "dead", &seq, &state), HUB_ENOTFOUND);
+    hub_store_close(&store);
+}
+END_TEST
+
+typedef struct {
+    char receiver[32];
+    uint64_t depth, oldest;
+} queue_stat_t;
+
+typedef struct {
+    queue_stat_t items[8];
+    int n;
+} queue_stats_t;
+
+static void on_queue(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
+{
+    queue_stats_t *stats = user;
+    ck_assert_int_lt(stats->n, 8);
+    queue_stat_t *q = &stats->items[stats->n++];
+    snprintf(q->receiver, sizeof q->receiver, "%s", receiver);
+    q->depth = depth;
+    q->oldest = oldest;
+}
+
+START_TEST(queue_statistics)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_msg_t batch[4];
+    hub_store_outcome_t outcomes[4];
+    const char *receivers[4] = {"B", "A", "B", "C"};
+    for (int i = 0; i < 4; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "q%d", i);
+        make_msg(&batch[i], "S", receivers[i], id, "x");
+        batch[i].accepted_at_us = 1000 + (uint64_t)i;
+    }
+    ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+    ck_assert_int_eq(hub_store_ack(store, "C", &batch[3].seq, 1), 0);
+
+    queue_stats_t stats = {0};
+    ck_assert_int_eq(hub_store_queues(store, on_queue, &stats), 0);
+    ck_assert_int_eq(stats.n, 2); /* C is empty and not reported */
+    ck_assert_str_eq(stats.items[0].receiver, "A");
+    ck_assert_uint_eq(stats.items[0].depth, 1);
+    ck_assert_uint_eq(stats.items[0].oldest, 1001);
+    ck_assert_str_eq(stats.items[1].receiver, "B");
+    ck_assert_uint_eq(stats.items[1].depth, 2);
+    ck_assert_uint_eq(stats.items[1].oldest, 1000);
+
+    ck_assert_int_eq(hub_store_ack(store, "B", &batch[0].seq, 1), 0);
+    memset(&stats, 0, sizeof stats);
+    ck_assert_int_eq(hub_store_queues(store, on_queue, &stats), 0);
+    ck_assert_uint_eq(stats.items[1].depth, 1);
+    ck_assert_uint_eq(stats.items[1].oldest, 1002);
+
+    uint64_t used = 0, max = 0;
+    ck_assert_int_eq(hub_store_usage(store, &used, &max, NULL), 0);
+    ck_assert_uint_gt(used, 0);
+    ck_assert_uint_eq(max, default_limits.max_bytes);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(reopen_keeps_everything)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t now = hub_now_us(), s[3];
+    hub_store_msg_t batch[3];
+    hub_store_outcome_t outcomes[3];
+    static const char *const ids[3] = {"k0", "k1", "k2"};
+    for (int i = 0; i < 3; i++) {
+        make_msg(&batch[i], "S", "R", ids[i], ids[i]);
+        batch[i].accepted_at_us = now;
+        batch[i].expires_at_us = now + MINUTE_US;
+    }
+    ck_assert_int_eq(hub_store_append(store, batch, 3, outcomes), 0);
+    for (int i = 0; i < 3; i++)
+        s[i] = batch[i].seq;
+    ck_assert_int_eq(hub_store_note_attempts(store, s, 2), 0);
+    ck_assert_int_eq(hub_store_note_attempts(store, s, 1), 0);
+    ck_assert_int_eq(hub_store_dead_letter(store, &s[2], 1, "ttl expired"), 0);
+    hub_store_close(&store);
+
+    struct stat st;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+    store = open_store(NULL);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 2);
+    ck_assert_uint_eq(out[0].seq, s[0]);
+    ck_assert_uint_eq(out[0].attempts, 2); /* retry budgets survive a restart */
+    ck_assert_uint_eq(out[1].attempts, 1);
+    ck_assert_uint_eq(out[0].expires_at_us, now + MINUTE_US);
+    ck_assert(memcmp(out[1].envelope, "k1", 2) == 0);
+    hub_store_dead_t dead;
+    ck_assert_int_eq(hub_store_dlq_get(store, s[2], &dead, arena), 0);
+    ck_assert_str_eq(dead.reason, "ttl expired");
+    ck_assert_uint_eq(dead.msg.attempts, 0);
+    hub_store_msg_t m;
+    hub_store_outcome_t outcome;
+    make_msg(&m, "S", "R", "k1", "again");
+    m.accepted_at_us = now + 1;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    ck_assert_int_eq(outcome, HUB_STORE_DUPLICATE); /* dedup survives too */
+    ck_assert_uint_eq(m.seq, s[1]);
+    uint64_t expired[4];
+    size_t n;
+    ck_assert_int_eq(hub_store_expired(store, now + MINUTE_US, expired, 4, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+static void write_garbage(const char *path, size_t size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    unsigned char buf[4096];
+    unsigned x = 12345;
+    for (size_t done = 0; done < size; done += sizeof buf) {
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = (unsigned char)(x >> 16);
+        }
+        ck_assert_int_eq(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
+    }
+    close(fd);
+}
+
+START_TEST(corrupt_file_is_refused)
+{
+    char path[PATH_MAX + 16], err[512];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    write_garbage(path, 64 * 1024);
+    hub_store_t *store = (hub_store_t *)0x1;
+    err[0] = 0;
+    ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), HUB_ESTORE);
+    ck_assert_ptr_null(store);
+    ck_assert_msg(strstr(err, dir) && strstr(err, "move") && strstr(err, "backup"),
+                  "unhelpful message: %s", err);
+
+    /* A short file of garbage, too. */
+    write_garbage(path, 4096);
+    ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), HUB_ESTORE);
+}
+END_TEST
+
+START_TEST(foreign_lmdb_file_is_refused)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    MDB_val k = {5, "hello"}, v = {5, "world"};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), HUB_ESTORE);
+    ck_assert_ptr_null(store);
+    ck_assert_msg(strstr(err, "not a Liên Thông Hub store") != NULL, "message: %s", err);
+}
+END_TEST
+
+static hub_store_outcome_t append_expiring(hub_store_t *store, const char *id, uint64_t *seq)
+{
+    hub_store_msg_t m;
+    hub_store_outcome_t outcome;
+    make_msg(&m, "S", "R", id, id);
+    m.expires_at_us = 1000 + (uint64_t)strlen(id);
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    *seq = m.seq;
+    return outcome;
+}
+
+/* The intact bytes of a record, kept by the first damage_record() call. */
+typedef struct {
+    uint8_t bytes[512];
+    size_t len;
+} record_copy_t;
+
+/* Overwrites the record of `seq` in the msgs table with the first `keep`
+ * bytes of the intact record, as a torn or damaged write would leave it. */
+static void damage_record(uint64_t seq, size_t keep, record_copy_t *original)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, default_limits.max_bytes), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    uint8_t key[8];
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint8_t)(seq >> (56 - 8 * i));
+    MDB_val k = {8, key}, v;
+    if (original->len == 0) { /* the first call keeps the intact record */
+        ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+        ck_assert_uint_le(v.mv_size, sizeof original->bytes);
+        memcpy(original->bytes, v.mv_data, v.mv_size);
+        original->len = v.mv_size;
+    }
+    ck_assert_uint_gt(original->len, keep);
+    MDB_val nv = {keep, original->bytes};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &nv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+START_TEST(truncated_record_is_an_error)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t s1, s2;
+    ck_assert_int_eq(append_expiring(store, "t1", &s1), HUB_STORE_OK);
+    ck_assert_int_eq(append_expiring(store, "t2x", &s2), HUB_STORE_OK);
+    hub_store_close(&store);
+
+    static const size_t cuts[] = {0, 5, 27, 30};
+    record_copy_t original = {.len = 0};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        damage_record(s2, cuts[i], &original);
+        store = open_store(NULL);
+        hub_store_arena_t *arena;
+        ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+        hub_store_msg_t out[4];
+        size_t n = 7;
+        ck_assert_int_eq(hub_store_read_queue(store, "R", 0, 4, out, &n, arena), HUB_ESTORE);
+        ck_assert_uint_eq(n, 1); /* the readable one before it */
+        ck_assert_uint_eq(out[0].seq, s1);
+        ck_assert_str_eq(out[0].message_id, "t1");
+        ck_assert_uint_eq(out[1].seq, s2); /* names the damaged one */
+        ck_assert_int_eq(hub_store_dead_letter(store, &s2, 1, "x"), HUB_ESTORE);
+        hub_store_arena_destroy(&arena);
+        hub_store_close(&store);
+    }
+
+    /* Acknowledging the damaged message removes it and unblocks the queue. */
+    store = open_store(NULL);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    ck_assert_int_eq(hub_store_ack(store, "OTHER", &s2, 1), 0);
+    hub_store_msg_t out[4];
+    size_t n;
+    ck_assert_int_eq(hub_store_read_queue(store, "R", 0, 4, out, &n, arena), HUB_ESTORE);
+    ck_assert_int_eq(hub_store_ack(store, "R", &s2, 1), 0);
+    ck_assert_int_eq(hub_store_read_queue(store, "R", 0, 4, out, &n, arena), 0);
+    ck_assert_uint_eq(n, 1);
+    uint64_t seqs[4];
+    ck_assert_int_eq(hub_store_expired(store, UINT64_MAX, seqs, 4, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(seqs[0], s1);
+    queue_stats_t stats = {0};
+    ck_assert_int_eq(hub_store_queues(store, on_queue, &stats), 0);
+    ck_assert_int_eq(stats.n, 1);
+    ck_assert_uint_eq(stats.items[0].depth, 1);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(damaged_dead_letter_can_be_purged)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t s[3];
+    ck_assert_int_eq(append1(store, "S", "R", "g1", &s[0]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "g2", &s[1]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "g3", &s[2]), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_dead_letter(store, s, 3, "ttl expired"), 0);
+    hub_store_close(&store);
+    record_copy_t original = {.len = 0};
+    damage_record(s[1], 10, &original);
+
+    store = open_store(NULL);
+    hub_store_dead_t dead[4];
+    size_t n = 9;
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 4, dead, &n, NULL), HUB_ESTORE);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(dead[0].msg.seq, s[0]);
+    ck_assert_uint_eq(dead[1].msg.seq, s[1]);
+    ck_assert_int_eq(hub_store_dlq_get(store, s[1], &dead[0], NULL), HUB_ESTORE);
+    ck_assert_int_eq(hub_store_dlq_replay(store, s[1], 0, NULL), HUB_ESTORE);
+    ck_assert_int_eq(hub_store_dlq_purge(store, s[1]), 0);
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 4, dead, &n, NULL), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(dead[1].msg.seq, s[2]);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(other_format_version_is_refused)
+{
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "S", "R", "v1", NULL), HUB_STORE_OK);
+    hub_store_close(&store);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, default_limits.max_bytes), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t two[4] = {2, 0, 0, 0};
+    MDB_val k = {6, "format"}, v = {4, two};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    char err[512] = "";
+    ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), HUB_ESTORE);
+    ck_assert_ptr_null(store);
+    ck_assert_msg(strstr(err, "format 2") != NULL, "message: %s", err);
+}
+END_TEST
+
+/* One writer thread appends and acks while the test thread reads. */
+typedef struct {
+    hub_store_t *store;
+    int batches;
+    int failures;
+} writer_t;
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    for (int i = 0; i < w->batches; i++) {
+        hub_store_msg_t batch[8];
+        hub_store_outcome_t outcomes[8];
+        for (int j = 0; j < 8; j++) {
+            char id[32];
+            snprintf(id, sizeof id, "w%d-%d", i, j);
+            make_msg(&batch[j], "S", "R", id, "payload");
+        }
+        if (hub_store_append(w->store, batch, 8, outcomes) != 0)
+            w->failures++;
+        uint64_t seq = batch[0].seq;
+        if (hub_store_ack(w->store, "R", &seq, 1) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(reads_run_beside_writes)
+{
+    hub_store_t *store = open_store(NULL);
+    writer_t w = {store, 100, 0};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &w), 0);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    static hub_store_msg_t out[1000];
+    for (int round = 0; round < 200; round++) {
+        size_t n;
+        ck_assert_int_eq(hub_store_read_queue(store, "R", 0, 1000, out, &n, arena), 0);
+        for (size_t i = 1; i < n; i++)
+            ck_assert_uint_gt(out[i].seq, out[i - 1].seq);
+        hub_store_arena_reset(arena);
+    }
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(w.failures, 0);
+    size_t n;
+    ck_assert_int_eq(hub_store_read_queue(store, "R", 0, 1000, out, &n, arena), 0);
+    ck_assert_uint_eq(n, 100 * 7);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(open_creates_missing_directories)
+{
+    char nested[PATH_MAX + 32];
+    snprintf(nested, sizeof nested, "%s/a/b/store", dir);
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    ck_assert_int_eq(hub_store_open(nested, NULL, &store, err, sizeof err), 0);
+    uint64_t max = 0;
+    ck_assert_int_eq(hub_store_usage(store, NULL, &max, NULL), 0);
+    ck_assert_uint_eq(max, 1ull << 30); /* the default map size */
+    hub_store_close(&store);
+    struct stat st;
+    ck_assert_int_eq(stat(nested, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0700);
+
+    ck_assert_int_eq(hub_store_open("", NULL, &store, err, sizeof err), HUB_EINVAL);
+    if (geteuid() != 0) {
+        chmod(nested, 0);
+        ck_assert_int_eq(hub_store_open(nested, NULL, &store, err, sizeof err), HUB_EPERM);
+        ck_assert_ptr_nonnull(strstr(err, "owned"));
+        chmod(nested, 0700);
+    }
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, append_and_read_in_order);
+    tcase_add_test(tc, seq_monotonic_across_reopen);
+    tcase_add_test(tc, dedup_window);
+    tcase_add_test(tc, dedup_within_batch);
+    tcase_add_test(tc, ack_removes_and_is_idempotent);
+    tcase_add_test(tc, queue_full_per_receiver);
+    tcase_add_test(tc, store_full_keeps_what_is_stored);
+    tcase_add_test(tc, dead_letter_queue);
+    tcase_add_test(tc, purge_older_spans_transactions);
+    tcase_add_test(tc, expired_scan);
+    tcase_add_test(tc, lookup_states_and_prune);
+    tcase_add_test(tc, queue_statistics);
+    tcase_add_test(tc, reopen_keeps_everything);
+    tcase_add_test(tc, corrupt_file_is_refused);
+    tcase_add_test(tc, foreign_lmdb_file_is_refused);
+    tcase_add_test(tc, other_format_version_is_refused);
+    tcase_add_test(tc, truncated_record_is_an_error);
+    tcase_add_test(tc, damaged_dead_letter_can_be_purged);
+    tcase_add_test(tc, reads_run_beside_writes);
+    tcase_add_test(tc, open_creates_missing_directories);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(store_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

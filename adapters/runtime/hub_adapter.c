@@ -29,6 +29,7 @@ typedef struct {
     char hub_key_file[PATH_MAX];
     char member_key_file[PATH_MAX];
     char plugin[PATH_MAX];
+    char state_dir[PATH_MAX];
     unsigned long long tick_ms;
     char *plugin_keys[RT_MAX_PLUGIN_KEYS];
     char *plugin_values[RT_MAX_PLUGIN_KEYS];
@@ -108,6 +109,8 @@ static int rt_entry(const char *key, const char *value, void *user, char *err, s
         }
         return rt_path(cfg, key, value, cfg->plugin, sizeof cfg->plugin, err, err_size);
     }
+    if (!strcmp(key, "state_dir"))
+        return rt_path(cfg, key, value, cfg->state_dir, sizeof cfg->state_dir, err, err_size);
     if (!strcmp(key, "tick_ms"))
         return hub_conf_uint(key, value, 10, 3600000, &cfg->tick_ms, err, err_size);
     if (!strcmp(key, "log_level")) {
@@ -246,13 +249,6 @@ int main(int argc, char **argv)
     }
     rt.host = (adp_plugin_host_t){ADP_PLUGIN_ABI_VERSION, rt_host_config, rt_host_log,
                                   rt_host_offer, rt_host_client, &rt};
-    err[0] = '\0';
-    if (plugin->init(&rt.host, &state, err, sizeof err) != 0) {
-        fprintf(stderr, "hub-adapter: plugin %s failed to start: %s\n", plugin->name,
-                err[0] ? err : "no reason given");
-        plugin = NULL;
-        goto out;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = rt_on_signal;
@@ -260,26 +256,34 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     adp_config_t acfg = {cfg.hub_endpoint, cfg.hub_key_file, cfg.member_key_file, 3000,
-                         "hub-adapter " HUB_VERSION};
-    unsigned backoff_ms = 500;
-    while (!rt_stop && !rt.client) {
-        int rc = adp_connect(&acfg, &rt.client, err, sizeof err);
-        if (rc == HUB_EREFUSED || rc == HUB_ENOENT || rc == HUB_EPERM || rc == HUB_EPARSE ||
-            rc == HUB_EINVAL) {
+                         "hub-adapter " HUB_VERSION, cfg.state_dir[0] ? cfg.state_dir : NULL};
+    /* The client exists before the plugin starts, so that every service is
+     * offered in the first Hello and no delivery finds a handler missing. */
+    if (adp_new(&acfg, &rt.client, err, sizeof err) != 0) {
+        fprintf(stderr, "hub-adapter: %s\n", err);
+        goto out;
+    }
+    err[0] = '\0';
+    if (plugin->init(&rt.host, &state, err, sizeof err) != 0) {
+        fprintf(stderr, "hub-adapter: plugin %s failed to start: %s\n", plugin->name,
+                err[0] ? err : "no reason given");
+        plugin = NULL;
+        goto out;
+    }
+    unsigned waited_ms = 0;
+    for (;;) {
+        int rc = adp_start(rt.client, err, sizeof err);
+        if (rc == 0 || rt_stop)
+            break;
+        if (rc == HUB_EREFUSED) {
             fprintf(stderr, "hub-adapter: %s\n", err);
-            status = rc == HUB_EREFUSED ? 3 : 1;
+            status = 3;
             goto out;
         }
-        if (rc != 0) {
-            HUB_WARN("adapter", "hub not reachable yet; retrying", "error=\"%s\" retry_ms=%u",
-                     err, backoff_ms);
-            for (unsigned waited = 0; waited < backoff_ms && !rt_stop; waited += 50)
-                usleep(50000);
-            backoff_ms = backoff_ms < 8000 ? backoff_ms * 2 : 8000;
-        }
+        waited_ms += 3000;
+        HUB_WARN("adapter", "hub not reachable yet; still trying", "error=\"%s\" waited_ms=%u",
+                 err, waited_ms);
     }
-    for (size_t i = 0; rt.client && i < rt.n_offers; i++)
-        adp_offer(rt.client, rt.offers[i].service, rt.offers[i].handler, rt.offers[i].user);
     if (rt.client)
         HUB_INFO("adapter", "serving", "member=%s plugin=%s services=%zu",
                  adp_member_id(rt.client), plugin->name, rt.n_offers);

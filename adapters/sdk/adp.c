@@ -78,6 +78,7 @@ struct adp_client {
     char last_error[600];
     int last_nack;
     uint64_t next_order;
+    uint32_t connect_timeout_ms;
 
     adp__journal_t *outbox_jnl; /* NULL without a state_dir */
     adp__journal_t *seen_jnl;
@@ -460,14 +461,18 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         }
     } else {
         const adp__offer_t *offer = adp__find_offer(c, env->service);
-        if (offer) {
-            c->depth++;
-            rc = offer->handler(c, &msg, &reply, offer->user);
-            c->depth--;
-        } else {
-            HUB_WARN("adp", "no handler for the service of a delivered message",
+        if (!offer) {
+            /* Not settled: the hub delivers it again later (and dead-letters
+             * it once the retry budget is spent), so nothing is lost while a
+             * handler is missing. */
+            HUB_WARN("adp", "no handler for the service of a delivered message; not settled",
                      "service=%s sender=%s", env->service, env->sender);
+            hub_envelope_free(&env);
+            return;
         }
+        c->depth++;
+        rc = offer->handler(c, &msg, &reply, offer->user);
+        c->depth--;
     }
     if (msg.kind == ADP_REQUEST && rc == 0)
         adp__post(c, env->sender, env->service,
@@ -780,7 +785,7 @@ static int adp__open_state(adp_client_t *c, const char *dir, char *err, size_t e
 /* ------------------------------------------------------------------------ */
 /* Public API                                                                */
 
-int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size)
+int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size)
 {
     *out = NULL;
     if (!cfg || !cfg->hub_endpoint || !cfg->hub_key_file || !cfg->member_key_file) {
@@ -854,19 +859,36 @@ int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t e
         adp_close(&c);
         return HUB_EZMQ;
     }
-    uint32_t timeout = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
+    c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
+    *out = c;
+    return 0;
+}
+
+int adp_start(adp_client_t *c, char *err, size_t err_size)
+{
+    uint32_t timeout = c->connect_timeout_ms;
     uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout * 1000u;
     while (!c->welcomed && !c->refused && hub_monotonic_us() < deadline)
         adp__pump(c, 50);
-    if (!c->welcomed) {
-        rc = c->refused ? HUB_EREFUSED : HUB_ETIMEDOUT;
-        if (c->refused)
-            snprintf(err, err_size, "%s", c->last_error);
-        else
-            snprintf(err, err_size,
-                     "no answer from a hub at %s within %u ms%s%s; check hub_endpoint and that "
-                     "hubd runs",
-                     c->endpoint, timeout, c->last_error[0] ? ": " : "", c->last_error);
+    if (c->welcomed)
+        return 0;
+    if (c->refused) {
+        snprintf(err, err_size, "%s", c->last_error);
+        return HUB_EREFUSED;
+    }
+    snprintf(err, err_size,
+             "no answer from a hub at %s within %u ms%s%s; check hub_endpoint and that hubd runs",
+             c->endpoint, timeout, c->last_error[0] ? ": " : "", c->last_error);
+    return HUB_ETIMEDOUT;
+}
+
+int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size)
+{
+    adp_client_t *c = NULL;
+    int rc = adp_new(cfg, &c, err, err_size);
+    if (rc == 0)
+        rc = adp_start(c, err, err_size);
+    if (rc != 0) {
         adp_close(&c);
         return rc;
     }

@@ -84,7 +84,14 @@ enum {
                                 instead of having the hub keep the message */
 };
 
-/* Connects and waits for the hub's Welcome. HUB_EREFUSED when the hub does
+/* Creates a client and starts connecting, without waiting: offer services
+ * with adp_offer(), then call adp_start(), so that no delivery arrives before
+ * its handler is known. Fails only on configuration and key file problems. */
+int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size);
+/* Waits up to connect_timeout_ms for the hub's Welcome; may be called again
+ * after HUB_ETIMEDOUT (the client keeps trying in the background). */
+int adp_start(adp_client_t *client, char *err, size_t err_size);
+/* adp_new() + adp_start(): connects and waits for the hub's Welcome. HUB_EREFUSED when the hub does
  * not accept the key; HUB_ETIMEDOUT when no hub answers; HUB_ENOENT,
  * HUB_EPERM, HUB_EPARSE for key file problems. `err` says which. */
 int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size);

@@ -1,0 +1,30 @@
+/* lth_domain — names shared by the city's adapters: the services they offer
+ * and the content types of the lth.domain.v1 payloads (proto/domain.proto,
+ * proto/DOMAIN.md).
+ *
+ * An envelope carrying a domain message has the content type
+ * "application/x-protobuf; proto=lth.domain.v1.<Type>". Receivers check it
+ * with lth_domain_content_type_is() before decoding.
+ */
+#ifndef LTH_DOMAIN_H
+#define LTH_DOMAIN_H
+
+#include <stdbool.h>
+
+#define LTH_SERVICE_CITIZEN_LOOKUP "citizen.lookup/v1"
+#define LTH_SERVICE_DOSSIER_SUBMIT "dossier.submit/v1"
+#define LTH_SERVICE_DOSSIER_STATUS "dossier.status/v1"
+#define LTH_SERVICE_CATALOGUE_PUBLISH "catalogue.publish/v1"
+
+#define LTH_DOMAIN_PACKAGE "lth.domain.v1"
+/* The content type of a domain message, e.g.
+ * LTH_DOMAIN_CONTENT_TYPE("Dossier"). */
+#define LTH_DOMAIN_CONTENT_TYPE(type) "application/x-protobuf; proto=" LTH_DOMAIN_PACKAGE "." type
+
+/* true when `content_type` is application/x-protobuf with the parameter
+ * proto=lth.domain.v1.<type> (case-insensitive media type, spaces around ';'
+ * and '=' allowed, other parameters ignored). A content type without a proto
+ * parameter does not match: the sender must say what it sent. */
+bool lth_domain_content_type_is(const char *content_type, const char *type);
+
+#endif

@@ -1,0 +1,248 @@
+#include "lth_lookup.h"
+
+#include "domain.pb-c.h"
+#include "hub_error.h"
+#include "lth_pid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef Lth__Domain__V1__CitizenLookupRequest lth__request_t;
+typedef Lth__Domain__V1__CitizenLookupResponse lth__response_t;
+
+#define LTH__KEY_ECHO_MAX 32 /* bytes of an invalid key echoed back */
+
+/* Everything one result points at, so that a response is one allocation of
+ * items plus one array of pointers. */
+typedef struct {
+    Lth__Domain__V1__CitizenLookupResult result;
+    Lth__Domain__V1__Citizen citizen;
+    Lth__Domain__V1__Date birth;
+    Lth__Domain__V1__Date changed;
+    lth_citizen_t record;
+    char key[LTH__KEY_ECHO_MAX + 1];
+} lth__item_t;
+
+static void lth__date_to_pb(lth_date_t d, Lth__Domain__V1__Date *pb)
+{
+    lth__domain__v1__date__init(pb);
+    pb->year = (uint32_t)d.year;
+    pb->month = (uint32_t)d.month;
+    pb->day = (uint32_t)d.day;
+}
+
+static bool lth__date_from_pb(const Lth__Domain__V1__Date *pb, lth_date_t *out)
+{
+    if (!pb || pb->year > 9999 || pb->month > 12 || pb->day > 31)
+        return false;
+    lth_date_t d = {(int)pb->year, (int)pb->month, (int)pb->day};
+    if (!lth_date_valid(d))
+        return false;
+    *out = d;
+    return true;
+}
+
+/* The key as received, safe to put back in a response: printable ASCII,
+ * at most LTH__KEY_ECHO_MAX bytes. */
+static void lth__echo_key(const char *key, char *out)
+{
+    size_t i = 0;
+    for (; key && key[i] && i < LTH__KEY_ECHO_MAX; i++)
+        out[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+    out[i] = '\0';
+}
+
+static int lth__pack(lth__response_t *resp, uint8_t **out, size_t *out_len)
+{
+    size_t len = lth__domain__v1__citizen_lookup_response__get_packed_size(resp);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return HUB_ENOMEM;
+    lth__domain__v1__citizen_lookup_response__pack(resp, buf);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* A response refusing the request as a whole. */
+static int lth__refuse(int status, const char *reason, const lth__request_t *req, uint8_t **out,
+                       size_t *out_len, lth_lookup_counts_t *counts)
+{
+    lth__response_t resp = LTH__DOMAIN__V1__CITIZEN_LOOKUP_RESPONSE__INIT;
+    resp.status = (Lth__Domain__V1__ResponseStatus)status;
+    resp.reason = (char *)reason;
+    if (req) {
+        resp.mode = req->mode;
+        resp.date = req->date;
+    }
+    counts->status = status;
+    return lth__pack(&resp, out, out_len);
+}
+
+/* The reason a request is refused as a whole, or NULL if it is well-formed. */
+static const char *lth__request_problem(const lth__request_t *req, lth_date_t *date, char *buf,
+                                        size_t buf_size)
+{
+    if (req->n_personal_ids == 0)
+        return "the request has no personal_ids: give 1 to 1000 keys";
+    if (req->n_personal_ids > LTH_LOOKUP_MAX_KEYS) {
+        snprintf(buf, buf_size, "too many keys: %zu in one request, at most %d; split the batch",
+                 req->n_personal_ids, LTH_LOOKUP_MAX_KEYS);
+        return buf;
+    }
+    if (!req->purpose || !req->purpose[0])
+        return "purpose is required: say why the data is needed (procedure, dossier)";
+    switch (req->mode) {
+    case LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT:
+        if (req->date)
+            return "a date was given with mode CURRENT: set mode AS_OF or CHANGES_SINCE, or "
+                   "leave the date out";
+        return NULL;
+    case LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF:
+    case LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CHANGES_SINCE:
+        if (!lth__date_from_pb(req->date, date))
+            return "modes AS_OF and CHANGES_SINCE need a valid date (year, month, day)";
+        return NULL;
+    default:
+        return "unknown mode: use CURRENT, AS_OF or CHANGES_SINCE";
+    }
+}
+
+static void lth__fill_found(lth__item_t *item)
+{
+    Lth__Domain__V1__Citizen *c = &item->citizen;
+    lth__domain__v1__citizen__init(c);
+    c->personal_id = item->record.personal_id;
+    c->full_name = item->record.full_name;
+    lth__date_to_pb(item->record.date_of_birth, &item->birth);
+    c->date_of_birth = &item->birth;
+    c->sex = item->record.sex == LTH_SEX_FEMALE ? LTH__DOMAIN__V1__SEX__SEX_FEMALE
+                                                : LTH__DOMAIN__V1__SEX__SEX_MALE;
+    c->birth_province_code = item->record.birth_province_code;
+    c->place_of_residence = item->record.residence;
+    lth__date_to_pb(item->record.changed_on, &item->changed);
+    c->last_changed = &item->changed;
+    item->result.status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND;
+    item->result.citizen = c;
+}
+
+/* Answers one key into item; returns false if the key is to be left out,
+ * HUB_ESTORE through *failed if the database failed. */
+static bool lth__answer_key(lth_popdb_t *db, bool permitted, const lth__request_t *req,
+                            lth_date_t date, const char *key, lth__item_t *item,
+                            lth_lookup_counts_t *counts, int *failed)
+{
+    Lth__Domain__V1__CitizenLookupResult *r = &item->result;
+    lth__domain__v1__citizen_lookup_result__init(r);
+    r->reason = "";
+    lth__echo_key(key, item->key);
+    r->personal_id = item->key;
+    if (!permitted) {
+        r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_PERMITTED;
+        r->reason = "the requesting member is not among this database's permitted consumers; "
+                    "a data-sharing agreement is needed";
+        counts->not_permitted++;
+        return true;
+    }
+    const char *problem = NULL;
+    if (lth_pid_check(key, NULL, &problem) != 0) {
+        r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY;
+        r->reason = (char *)problem;
+        counts->invalid_key++;
+        return true;
+    }
+    int rc = lth_popdb_get(db, key, &item->record);
+    if (rc == 0 && req->mode == LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF)
+        rc = lth_citizen_as_of(&item->record, date, &item->record);
+    if (rc == HUB_ENOTFOUND) {
+        r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND;
+        r->reason = req->mode == LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF
+                        ? "no record with this personal ID number on the date asked"
+                        : "no record with this personal ID number";
+        counts->not_found++;
+        return true;
+    }
+    if (rc != 0) {
+        *failed = rc;
+        return false;
+    }
+    if (req->mode == LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CHANGES_SINCE &&
+        lth_date_cmp(item->record.changed_on, date) < 0) {
+        counts->unchanged++;
+        return false;
+    }
+    lth__fill_found(item);
+    counts->found++;
+    return true;
+}
+
+int lth_lookup_answer(lth_popdb_t *db, bool permitted, const char *content_type,
+                      const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
+                      lth_lookup_counts_t *counts)
+{
+    if (!db || !out || !out_len || (!payload && payload_len))
+        return HUB_EINVAL;
+    lth_lookup_counts_t scratch;
+    if (!counts)
+        counts = &scratch;
+    memset(counts, 0, sizeof *counts);
+    *out = NULL;
+    *out_len = 0;
+    if (!lth_domain_content_type_is(content_type, "CitizenLookupRequest"))
+        return lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID,
+                           "send a CitizenLookupRequest with content type " LTH_LOOKUP_REQUEST_TYPE,
+                           NULL, out, out_len, counts);
+    lth__request_t *req =
+        lth__domain__v1__citizen_lookup_request__unpack(NULL, payload_len, payload);
+    if (!req)
+        return lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID,
+                           "the payload is not a valid CitizenLookupRequest", NULL, out, out_len,
+                           counts);
+    counts->keys = req->n_personal_ids;
+    lth_date_t date = {0, 0, 0};
+    char problem_buf[128];
+    const char *problem = lth__request_problem(req, &date, problem_buf, sizeof problem_buf);
+    if (problem) {
+        int rc = lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID, problem,
+                             req, out, out_len, counts);
+        lth__domain__v1__citizen_lookup_request__free_unpacked(req, NULL);
+        return rc;
+    }
+    size_t n = req->n_personal_ids;
+    lth__item_t *items = calloc(n, sizeof *items);
+    Lth__Domain__V1__CitizenLookupResult **results = calloc(n, sizeof *results);
+    int rc = HUB_ENOMEM;
+    if (items && results) {
+        size_t kept = 0;
+        int failed = 0;
+        for (size_t i = 0; i < n && !failed; i++) {
+            if (lth__answer_key(db, permitted, req, date, req->personal_ids[i], &items[kept],
+                                counts, &failed)) {
+                results[kept] = &items[kept].result;
+                kept++;
+            }
+        }
+        if (failed) {
+            rc = lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE,
+                             "the population database could not be read; try again later", req,
+                             out, out_len, counts);
+        } else {
+            lth__response_t resp = LTH__DOMAIN__V1__CITIZEN_LOOKUP_RESPONSE__INIT;
+            resp.status = LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK;
+            resp.mode = req->mode;
+            resp.date = req->date;
+            resp.results = results;
+            resp.n_results = kept;
+            counts->status = resp.status;
+            rc = lth__pack(&resp, out, out_len);
+        }
+    }
+    /* The records held personal data: clear them before the memory goes back. */
+    if (items)
+        explicit_bzero(items, n * sizeof *items);
+    free(items);
+    free(results);
+    lth__domain__v1__citizen_lookup_request__free_unpacked(req, NULL);
+    return rc;
+}

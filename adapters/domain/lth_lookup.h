@@ -1,0 +1,56 @@
+/* lth_lookup — answers citizen.lookup/v1 from a population database.
+ *
+ * lth_lookup_answer() takes a request's content type and payload (an encoded
+ * lth.domain.v1.CitizenLookupRequest), checks it, looks each key up and
+ * encodes the lth.domain.v1.CitizenLookupResponse, content type
+ * LTH_LOOKUP_RESPONSE_TYPE. The rules (proto/DOMAIN.md has the full table):
+ * - the request as a whole is refused (RESPONSE_STATUS_INVALID, a reason, no
+ *   results) when it is not a CitizenLookupRequest, has no keys or more than
+ *   LTH_LOOKUP_MAX_KEYS, has no purpose, an unknown mode, no valid date for
+ *   AS_OF / CHANGES_SINCE, or a date with CURRENT;
+ * - a requester that is not permitted gets NOT_PERMITTED for every key, and
+ *   the database is not read;
+ * - otherwise each key is INVALID_KEY (lth_pid_check's sentence), NOT_FOUND
+ *   or FOUND, as of the mode; CHANGES_SINCE leaves out the records unchanged
+ *   since the date;
+ * - if the database fails, RESPONSE_STATUS_UNAVAILABLE with no results.
+ *
+ * Personal data never leaves this module except in the response: counts say
+ * what happened, for logs and metrics.
+ *
+ * Ownership: the caller owns *out (malloc'ed) and frees it with free().
+ */
+#ifndef LTH_LOOKUP_H
+#define LTH_LOOKUP_H
+
+#include "lth_domain.h"
+#include "lth_popdb.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LTH_LOOKUP_MAX_KEYS 1000
+#define LTH_LOOKUP_REQUEST_TYPE LTH_DOMAIN_CONTENT_TYPE("CitizenLookupRequest")
+#define LTH_LOOKUP_RESPONSE_TYPE LTH_DOMAIN_CONTENT_TYPE("CitizenLookupResponse")
+
+/* What one answer held: counts only, safe to log. */
+typedef struct {
+    int status;           /* lth.domain.v1.ResponseStatus of the response */
+    size_t keys;          /* keys in the request (0 if it could not be decoded) */
+    size_t found;
+    size_t not_found;
+    size_t not_permitted;
+    size_t invalid_key;
+    size_t unchanged;     /* CHANGES_SINCE: records left out */
+} lth_lookup_counts_t;
+
+/* Answers one request. `permitted`: whether the requesting member (the
+ * hub-authenticated sender) may see records here. On 0, *out / *out_len hold
+ * the encoded response (also for a refused request); counts may be NULL.
+ * Returns HUB_EINVAL for NULL arguments, HUB_ENOMEM. */
+int lth_lookup_answer(lth_popdb_t *db, bool permitted, const char *content_type,
+                      const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
+                      lth_lookup_counts_t *counts);
+
+#endif

@@ -1,0 +1,281 @@
+/* population — the National Population Database (CSDLQG về dân cư) as a hub
+ * member: offers citizen.lookup/v1 over a SQLite file of SYNTHETIC citizens.
+ *
+ * Config (hub-adapter's plugin.* settings):
+ *   plugin.db = PATH                 the database (required); built on first
+ *                                    start if absent (relative paths are from
+ *                                    the adapter's working directory)
+ *   plugin.citizens = N              records to build (default 10000, at most 1000000)
+ *   plugin.seed = S                  the generator's seed (default 1)
+ *   plugin.allowed_consumers = A,B   members that may see records (default: all);
+ *                                    others get NOT_PERMITTED for every key
+ *
+ * The requester is msg->sender, which the hub took from the sender's CURVE key.
+ * Requests and replies are lth.domain.v1 CitizenLookupRequest / Response
+ * (adapters/domain/lth_lookup.h has the rules). Logs hold counts and member
+ * ids only, never a personal ID number or a name.
+ */
+#include "adp_plugin.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "lth_lookup.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POP_DEFAULT_CITIZENS 10000u
+#define POP_DEFAULT_SEED 1u
+#define POP_MAX_CONSUMERS 64
+#define POP_SUMMARY_EVERY_S 60
+
+typedef struct {
+    const adp_plugin_host_t *host;
+    lth_popdb_t *db;
+    bool allow_all;
+    char *consumers[POP_MAX_CONSUMERS];
+    size_t n_consumers;
+    /* Totals since start, for the periodic summary line. */
+    unsigned long long requests, refused, keys, found, not_found, not_permitted, invalid_key;
+    unsigned long long logged_requests;
+    time_t next_summary;
+} pop_state_t;
+
+static void pop_log(const pop_state_t *st, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void pop_log(const pop_state_t *st, int level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    st->host->log(st->host, level, line);
+}
+
+static bool pop_permitted(const pop_state_t *st, const char *member)
+{
+    if (st->allow_all)
+        return true;
+    for (size_t i = 0; i < st->n_consumers; i++)
+        if (member && !strcmp(st->consumers[i], member))
+            return true;
+    return false;
+}
+
+static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                      void *user)
+{
+    (void)client;
+    pop_state_t *st = user;
+    if (msg->kind != ADP_REQUEST) {
+        pop_log(st, 1, "citizen.lookup: ignored a message that is not a request (from %s)",
+                msg->sender);
+        return 0;
+    }
+    bool permitted = pop_permitted(st, msg->sender);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    lth_lookup_counts_t n;
+    int rc = lth_lookup_answer(st->db, permitted, msg->content_type, msg->payload,
+                               msg->payload_len, &out, &out_len, &n);
+    if (rc != 0) {
+        pop_log(st, 3, "citizen.lookup: cannot answer a request from %s: %s", msg->sender,
+                hub_strerror(rc));
+        return rc;
+    }
+    reply->payload = out;
+    reply->payload_len = out_len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", LTH_LOOKUP_RESPONSE_TYPE);
+
+    st->requests++;
+    st->keys += n.keys;
+    st->found += n.found;
+    st->not_found += n.not_found;
+    st->not_permitted += n.not_permitted;
+    st->invalid_key += n.invalid_key;
+    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
+    const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
+    if (n.status != 0)
+        st->refused++;
+    /* Counts and member ids only: never a key or a name. */
+    pop_log(st, !permitted ? 2 : n.status == 2 ? 3 : 0,
+            "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
+            "invalid_key=%zu not_permitted=%zu unchanged=%zu%s",
+            msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key, n.not_permitted,
+            n.unchanged, permitted ? "" : " (not in plugin.allowed_consumers)");
+    return 0;
+}
+
+static int pop_tick(void *state, adp_client_t *client)
+{
+    (void)client;
+    pop_state_t *st = state;
+    time_t now = time(NULL);
+    if (now < st->next_summary)
+        return 0;
+    st->next_summary = now + POP_SUMMARY_EVERY_S;
+    if (st->requests == st->logged_requests)
+        return 0;
+    st->logged_requests = st->requests;
+    pop_log(st, 1,
+            "citizen.lookup totals: requests=%llu refused=%llu keys=%llu found=%llu "
+            "not_found=%llu invalid_key=%llu not_permitted=%llu",
+            st->requests, st->refused, st->keys, st->found, st->not_found, st->invalid_key,
+            st->not_permitted);
+    return 0;
+}
+
+static void pop_destroy(void *state)
+{
+    pop_state_t *st = state;
+    if (!st)
+        return;
+    lth_popdb_close(&st->db);
+    for (size_t i = 0; i < st->n_consumers; i++)
+        free(st->consumers[i]);
+    free(st);
+}
+
+static int pop_parse_u64(const char *key, const char *text, uint64_t min, uint64_t max,
+                         uint64_t *out, char *err, size_t err_size)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = text && *text >= '0' && *text <= '9' ? strtoull(text, &end, 10) : 0;
+    if (!end || *end || errno || v < min || v > max) {
+        snprintf(err, err_size, "plugin.%s must be a whole number from %" PRIu64 " to %" PRIu64,
+                 key, min, max);
+        return HUB_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static int pop_parse_consumers(pop_state_t *st, const char *list, char *err, size_t err_size)
+{
+    if (!list || !strcmp(list, "*")) {
+        st->allow_all = true;
+        return 0;
+    }
+    char *copy = strdup(list);
+    if (!copy)
+        return HUB_ENOMEM;
+    int rc = 0;
+    char *save = NULL;
+    for (char *m = strtok_r(copy, ", ", &save); m && rc == 0; m = strtok_r(NULL, ", ", &save)) {
+        const char *problem = hub_member_id_problem(m);
+        if (problem) {
+            snprintf(err, err_size, "plugin.allowed_consumers: '%s' is not a member id: %s", m,
+                     problem);
+            rc = HUB_EINVAL;
+        } else if (st->n_consumers == POP_MAX_CONSUMERS) {
+            snprintf(err, err_size, "plugin.allowed_consumers: at most %d members",
+                     POP_MAX_CONSUMERS);
+            rc = HUB_EINVAL;
+        } else if (!(st->consumers[st->n_consumers] = strdup(m))) {
+            rc = HUB_ENOMEM;
+        } else {
+            st->n_consumers++;
+        }
+    }
+    free(copy);
+    if (rc == 0 && st->n_consumers == 0) {
+        snprintf(err, err_size, "plugin.allowed_consumers is empty: list member ids, or leave "
+                                "it out to allow every member");
+        rc = HUB_EINVAL;
+    }
+    return rc;
+}
+
+/* Opens plugin.db, building it first if it does not exist. */
+static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_t citizens,
+                       char *err, size_t err_size)
+{
+    int rc = lth_popdb_open(path, &st->db, err, err_size);
+    if (rc == HUB_ENOENT) {
+        pop_log(st, 1, "building the population database: %" PRIu64 " synthetic citizens",
+                citizens);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = lth_popdb_build(path, seed, (size_t)citizens, err, err_size);
+        if (rc == HUB_EEXIST) /* built meanwhile by another process: use it */
+            rc = 0;
+        if (rc != 0)
+            return rc;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+        pop_log(st, 1, "population database built in %ld ms", ms);
+        rc = lth_popdb_open(path, &st->db, err, err_size);
+    }
+    if (rc != 0)
+        return rc;
+    lth_popdb_info_t info = lth_popdb_info(st->db);
+    if (info.seed != seed || info.citizens != citizens)
+        pop_log(st, 2,
+                "plugin.db already holds %zu citizens of seed %" PRIu64
+                "; plugin.citizens and plugin.seed apply only when it is built (remove the "
+                "file to rebuild)",
+                info.citizens, info.seed);
+    return 0;
+}
+
+static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+{
+    pop_state_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    st->host = host;
+    const char *db_path = host->config(host, "db");
+    const char *citizens_text = host->config(host, "citizens");
+    const char *seed_text = host->config(host, "seed");
+    uint64_t citizens = POP_DEFAULT_CITIZENS, seed = POP_DEFAULT_SEED;
+    int rc = 0;
+    if (!db_path || !*db_path) {
+        snprintf(err, err_size,
+                 "plugin.db is required: the path of the population database (built if absent)");
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0 && citizens_text)
+        rc = pop_parse_u64("citizens", citizens_text, 1, LTH_CITIZEN_MAX, &citizens, err,
+                           err_size);
+    if (rc == 0 && seed_text)
+        rc = pop_parse_u64("seed", seed_text, 0, UINT64_MAX, &seed, err, err_size);
+    if (rc == 0)
+        rc = pop_parse_consumers(st, host->config(host, "allowed_consumers"), err, err_size);
+    if (rc == 0)
+        rc = pop_open_db(st, db_path, seed, citizens, err, err_size);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_lookup, st);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, err_size, "%s", hub_strerror(rc));
+        pop_destroy(st);
+        return rc;
+    }
+    if (st->allow_all)
+        pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
+                lth_popdb_info(st->db).citizens);
+    else
+        pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; %zu permitted consumers",
+                lth_popdb_info(st->db).citizens, st->n_consumers);
+    st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;
+    *state = st;
+    return 0;
+}
+
+const adp_plugin_t lth_adapter_plugin = {
+    .abi_version = ADP_PLUGIN_ABI_VERSION,
+    .name = "population",
+    .description = "National Population Database (synthetic data): citizen.lookup/v1",
+    .init = pop_init,
+    .tick = pop_tick,
+    .destroy = pop_destroy,
+};

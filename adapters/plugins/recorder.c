@@ -1,0 +1,119 @@
+/* recorder — appends one line per handled message to a file, so that tests
+ * (and operators trying the hub) can see exactly what a member received,
+ * in which order, and how many times. Config:
+ *   plugin.file = PATH               where lines go (required)
+ *   plugin.services = record/v1,...  services to offer (default record/v1)
+ *   plugin.slow_payload = TEXT       a message with exactly this payload makes
+ *                                    the handler write "BEGIN <id>" to
+ *                                    PATH.begin, then take plugin.slow_ms
+ *                                    (default 3000) before recording it: a
+ *                                    window to kill the adapter mid-handling
+ * Line format: "<sender>\t<message_id>\t<payload as text>\n", written with
+ * one write() at the end of the handler. Requests are answered "ok".
+ */
+#include "adp_plugin.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int fd;
+    char begin_path[4096];
+    char slow_payload[256];
+    long slow_ms;
+} recorder_t;
+
+static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                           void *user)
+{
+    (void)client;
+    recorder_t *r = user;
+    if (r->slow_payload[0] && msg->payload_len == strlen(r->slow_payload) &&
+        !memcmp(msg->payload, r->slow_payload, msg->payload_len)) {
+        FILE *f = fopen(r->begin_path, "a");
+        if (f) {
+            fprintf(f, "BEGIN %s\n", msg->message_id);
+            fclose(f);
+        }
+        struct timespec ts = {r->slow_ms / 1000, (r->slow_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    size_t len = strlen(msg->sender) + strlen(msg->message_id) + msg->payload_len + 3;
+    char *line = malloc(len + 1);
+    if (!line)
+        return -2;
+    int n = snprintf(line, len + 1, "%s\t%s\t%.*s\n", msg->sender, msg->message_id,
+                     (int)msg->payload_len, (const char *)msg->payload);
+    ssize_t written = write(r->fd, line, (size_t)n);
+    free(line);
+    if (written != n)
+        return -3;
+    if (msg->kind == ADP_REQUEST) {
+        reply->payload = malloc(2);
+        if (!reply->payload)
+            return -2;
+        memcpy(reply->payload, "ok", 2);
+        reply->payload_len = 2;
+        snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
+    }
+    return 0;
+}
+
+static int recorder_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+{
+    const char *file = host->config(host, "file");
+    if (!file) {
+        snprintf(err, err_size, "plugin.file is required (where to record messages)");
+        return -1;
+    }
+    recorder_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -2;
+    r->fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (r->fd < 0) {
+        snprintf(err, err_size, "cannot open plugin.file %s", file);
+        free(r);
+        return -1;
+    }
+    snprintf(r->begin_path, sizeof r->begin_path, "%s.begin", file);
+    const char *slow = host->config(host, "slow_payload");
+    if (slow)
+        snprintf(r->slow_payload, sizeof r->slow_payload, "%s", slow);
+    const char *slow_ms = host->config(host, "slow_ms");
+    r->slow_ms = slow_ms ? strtol(slow_ms, NULL, 10) : 3000;
+    const char *services = host->config(host, "services");
+    char list[1024];
+    snprintf(list, sizeof list, "%s", services ? services : "record/v1");
+    char *save = NULL;
+    for (char *s = strtok_r(list, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
+        if (host->offer(host, s, recorder_handle, r) != 0) {
+            snprintf(err, err_size, "plugin.services: '%s' is not SERVICE/VERSION", s);
+            close(r->fd);
+            free(r);
+            return -1;
+        }
+    }
+    *state = r;
+    return 0;
+}
+
+static void recorder_destroy(void *state)
+{
+    recorder_t *r = state;
+    if (r) {
+        close(r->fd);
+        free(r);
+    }
+}
+
+const adp_plugin_t lth_adapter_plugin = {
+    .abi_version = ADP_PLUGIN_ABI_VERSION,
+    .name = "recorder",
+    .description = "records every handled message to a file",
+    .init = recorder_init,
+    .destroy = recorder_destroy,
+};

@@ -4,6 +4,7 @@
 #include "hub_keys.h"
 #include "hub_log.h"
 #include "hub_map.h"
+#include "hub_sign.h"
 #include "hub_wire.h"
 
 #include <errno.h>
@@ -58,6 +59,7 @@ struct adp_client {
     size_t n_offers, cap_offers;
 
     bool handshaken; /* CURVE handshake done on the current connection */
+    bool signatures_required; /* the hub said so in its Welcome */
     bool welcomed;   /* Welcome received since */
     bool refused;
     uint32_t heartbeat_ms;
@@ -79,6 +81,7 @@ struct adp_client {
     int last_nack;
     uint64_t next_order;
     uint32_t connect_timeout_ms;
+    uint32_t ttl_ms;
 
     adp__journal_t *outbox_jnl; /* NULL without a state_dir */
     adp__journal_t *seen_jnl;
@@ -306,6 +309,14 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
     env.kind = (Lth__V1__Kind)kind;
     env.delivery = (flags & ADP_ONLINE_ONLY) ? LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY
                                              : LTH__V1__DELIVERY__DELIVERY_QUEUED;
+    env.ttl_ms = c->ttl_ms;
+    /* Every envelope is signed: the hub and the receiver verify it. */
+    uint8_t signature[HUB_SIGNATURE_LEN];
+    if (c->key.has_sign && hub_envelope_sign(&env, c->key.sign_secret, signature) != 0) {
+        free(m);
+        adp__error(c, "signing the envelope failed");
+        return HUB_ECRYPTO;
+    }
     m->len = lth__v1__envelope__get_packed_size(&env);
     m->bytes = malloc(m->len ? m->len : 1);
     if (!m->bytes) {
@@ -411,6 +422,21 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         HUB_WARN("adp", "undecodable delivery dropped", "hub_seq=%llu",
                  (unsigned long long)item->hub_seq);
         goto settle;
+    }
+    /* Non-repudiation end to end: check the sender's signature again, with
+     * the key the hub bound to the sender's member id. */
+    if (env->signature.len > 0 && item->sender_sign_key.len == HUB_SIGN_PUBLIC_LEN) {
+        if (hub_envelope_verify(env, item->sender_sign_key.data) != 0) {
+            HUB_ERROR("adp", "delivery with a bad signature refused; not settled",
+                      "message_id=%s sender=%s", env->message_id, env->sender);
+            hub_envelope_free(&env);
+            return;
+        }
+    } else if (c->signatures_required) {
+        HUB_ERROR("adp", "unsigned delivery refused; not settled", "message_id=%s sender=%s",
+                  env->message_id, env->sender);
+        hub_envelope_free(&env);
+        return;
     }
     if (adp__seen_before(c, env->sender, env->message_id)) {
         HUB_DEBUG("adp", "duplicate delivery dropped", "message_id=%s", env->message_id);
@@ -558,6 +584,7 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
         c->welcomed = true;
         c->heartbeat_ms = frame->welcome->heartbeat_ms ? frame->welcome->heartbeat_ms : 1000;
         c->max_payload = frame->welcome->max_payload_bytes;
+        c->signatures_required = frame->welcome->signatures_required;
         if (first)
             HUB_INFO("adp", "connected to the hub", "member=%s hub_version=%s", c->key.member_id,
                      frame->welcome->hub_version);
@@ -1082,6 +1109,12 @@ int adp_send_event(adp_client_t *c, const char *receiver, const char *service,
         return rc;
     adp__flush_outbox(c);
     return adp__await_receipt(c, id, hub_monotonic_us() + (uint64_t)timeout_ms * 1000u, hub_seq);
+}
+
+void adp_set_ttl(adp_client_t *c, uint32_t ttl_ms)
+{
+    if (c)
+        c->ttl_ms = ttl_ms;
 }
 
 size_t adp_outbox_size(const adp_client_t *c) { return c ? hub_map_size(c->outbox) : 0; }

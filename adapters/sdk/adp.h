@@ -119,6 +119,9 @@ int adp_send_event(adp_client_t *client, const char *receiver, const char *servi
 int adp_post_event(adp_client_t *client, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    char message_id_out[37]);
+/* TTL for envelopes posted from now on (0 = the hub's default). Past it, an
+ * undelivered message goes to the hub's dead-letter queue. */
+void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
 /* Messages posted and not yet ACKed by the hub. */
 size_t adp_outbox_size(const adp_client_t *client);
 

@@ -25,7 +25,23 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->max_in_flight = 1000;
     cfg->redelivery_ms = 5000;
     cfg->max_attempts = 8;
+    cfg->require_signatures = true;
+    cfg->audit = true;
     cfg->log_level = HUB_LOG_INFO;
+}
+
+static int hub__bool(const char *key, const char *value, bool *dst, char *err, size_t err_size)
+{
+    if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on")) {
+        *dst = true;
+        return 0;
+    }
+    if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off")) {
+        *dst = false;
+        return 0;
+    }
+    snprintf(err, err_size, "%s must be yes or no, not '%.40s'", key, value);
+    return HUB_EINVAL;
 }
 
 static int hub__path(const hub__config_ctx_t *ctx, const char *key, const char *value, char *dst,
@@ -108,6 +124,10 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         cfg->max_queue_depth = v;
         return rc;
     }
+    if (!strcmp(key, "require_signatures"))
+        return hub__bool(key, value, &cfg->require_signatures, err, err_size);
+    if (!strcmp(key, "audit"))
+        return hub__bool(key, value, &cfg->audit, err, err_size);
     if (!strcmp(key, "log_level")) {
         hub_log_level_t level;
         if (hub_log_parse_level(value, &level) != 0) {
@@ -143,6 +163,12 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
     if (missing) {
         snprintf(err, err_size, "%s: '%s' is required (see deploy/hubd.conf.example)", path,
                  missing);
+        return HUB_EINVAL;
+    }
+    if (cfg->audit && !cfg->audit_dir[0] &&
+        (size_t)snprintf(cfg->audit_dir, sizeof cfg->audit_dir, "%s/audit", cfg->data_dir) >=
+            sizeof cfg->audit_dir) {
+        snprintf(err, err_size, "%s: data_dir is too long to hold the audit log", path);
         return HUB_EINVAL;
     }
     if (cfg->max_payload_bytes + 65536u > cfg->max_frame_bytes) {

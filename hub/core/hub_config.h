@@ -9,6 +9,7 @@
 #define HUB_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,8 @@ typedef struct {
     uint32_t max_in_flight;      /* unsettled deliveries per receiver */
     uint32_t redelivery_ms;      /* first redelivery delay; doubles per attempt */
     uint32_t max_attempts;       /* retry budget before the dead-letter queue */
+    bool require_signatures;     /* refuse envelopes without a valid Ed25519 signature */
+    bool audit;                  /* keep the audit log (in audit_dir) */
     int log_level;               /* hub_log_level_t */
 } hub_config_t;
 

@@ -1,10 +1,12 @@
 #include "hub_server.h"
 #include "hub_conf.h"
+#include "hub_audit.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_keys.h"
 #include "hub_log.h"
 #include "hub_map.h"
+#include "hub_sign.h"
 #include "hub_store.h"
 #include "hub_wire.h"
 #include "hub_zsock.h"
@@ -22,23 +24,44 @@
 #define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
 #define HUB__MAX_COMMIT_ITEMS 8192  /* envelopes per store transaction */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define HUB__PING_SERVICE "lth.ping/v1"
+#define HUB__READ_BATCH 512         /* messages read from a queue at a time */
 
 /* ------------------------------------------------------------------------ */
 /* Members                                                                   */
 
 typedef struct {
     uint64_t seq;
-    uint64_t deadline_us; /* monotonic: redeliver when passed */
+    uint64_t deadline_us;    /* monotonic: redeliver when passed */
     uint32_t attempt;
     bool settled;
+    char message_id[HUB_UUID_LEN + 1];
+    const char *sender;      /* interned: the sender member's id */
+    char *service;           /* owned */
+    uint64_t accepted_at_us; /* wall clock */
 } hub__inflight_t;
+
+/* An audit record waiting for the commit worker, which alone writes the
+ * log (so the loop never waits for the disk). Strings are owned copies,
+ * except sender and receiver, which point at member ids that live as long
+ * as the server. */
+typedef struct {
+    hub_audit_event_t event;
+    uint64_t time_us;
+    uint64_t hub_seq;
+    char message_id[HUB_UUID_LEN + 1];
+    const char *sender;
+    const char *receiver;
+    char *service;
+    char *reason;
+} hub__auditq_t;
 
 typedef struct {
     uint64_t seq;      /* 0 for online-only envelopes, which need no settle */
     uint32_t attempt;
     uint8_t *bytes;    /* owned copy of the sender's encoded envelope */
     size_t len;
+    uint8_t sign_key[32]; /* the sender's Ed25519 key, for the receiver to verify */
+    bool has_sign_key;
 } hub__outitem_t;
 
 typedef struct hub__member {
@@ -69,7 +92,10 @@ typedef struct hub__member {
 /* An envelope waiting for the next group commit. */
 typedef struct {
     hub_store_msg_t msg;
-    uint8_t *bytes; /* owned */
+    uint8_t *bytes;        /* owned */
+    uint8_t sign_key[32];  /* the sender's Ed25519 key, when verify is set */
+    bool verify;           /* check the signature on the worker */
+    int verdict;           /* set by the worker: 0, or a NackCode */
 } hub__pending_t;
 
 typedef struct {
@@ -92,6 +118,9 @@ typedef struct {
     uint64_t *dead_ttl, *dead_retry;
     size_t n_dead_ttl, n_dead_retry;
     int other_rc;
+    hub__auditq_t *audit;   /* loop-side records to append first */
+    size_t n_audit;
+    int audit_rc;
 } hub__commit_t;
 
 struct hub_server {
@@ -107,6 +136,7 @@ struct hub_server {
     hub_map_t *members; /* member id -> hub__member_t */
     hub_store_t *store;
     hub_store_arena_t *arena;
+    hub_store_msg_t *readbuf; /* HUB__READ_BATCH messages read from the store */
     char endpoint[256];
 
     uv_timer_t housekeeping;
@@ -122,6 +152,12 @@ struct hub_server {
     uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
     hub__commit_t *commit; /* in progress, or NULL */
+
+    hub_audit_t *audit;    /* NULL when the audit log is off; worker-only while a commit runs */
+    hub__auditq_t *auditq;
+    size_t auditq_n, auditq_cap;
+    bool audit_tick_due;
+    uint64_t last_audit_tick_us; /* monotonic */
 
     uint64_t refused_since_log;
     uint64_t last_refusal_log_us;
@@ -166,8 +202,11 @@ static hub__member_t *hub__member(hub_server_t *self, const char *id)
     return m;
 }
 
+static void hub__member_reset_delivery(hub__member_t *m);
+
 static void hub__member_free(hub__member_t *m)
 {
+    hub__member_reset_delivery(m);
     for (size_t i = 0; i < m->out_n; i++)
         free(m->out[i].bytes);
     free(m->out);
@@ -175,6 +214,38 @@ static void hub__member_free(hub__member_t *m)
     free(m->settled);
     free(m->services);
     free(m);
+}
+
+/* Queues an audit record for the commit worker. */
+static void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                         uint64_t hub_seq, const char *sender, const char *receiver,
+                         const char *service, const char *reason)
+{
+    if (!self->audit)
+        return;
+    hub__auditq_t q = {event, hub_now_us(), hub_seq, "", NULL, NULL, NULL, NULL};
+    snprintf(q.message_id, sizeof q.message_id, "%s", message_id ? message_id : "");
+    hub__member_t *s = sender && *sender ? hub__member(self, sender) : NULL;
+    hub__member_t *r = receiver && *receiver ? hub__member(self, receiver) : NULL;
+    q.sender = s ? s->id : "";
+    q.receiver = r ? r->id : "";
+    q.service = service && *service ? strdup(service) : NULL;
+    q.reason = reason && *reason ? strdup(reason) : NULL;
+    if (HUB__PUSH(self->auditq, self->auditq_n, self->auditq_cap, q) != 0) {
+        free(q.service);
+        free(q.reason);
+        HUB_ERROR("audit", "out of memory: an audit record was lost", "event=%s",
+                  hub_audit_event_name(event));
+    }
+}
+
+static void hub__auditq_free(hub__auditq_t *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].service);
+        free(q[i].reason);
+    }
+    free(q);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -240,6 +311,7 @@ static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t r
 
 /* Receipts under construction for one sender. */
 typedef struct {
+    const char *sender; /* for the audit log */
     Lth__V1__Ack *acks;
     Lth__V1__Ack **ack_ptrs;
     Lth__V1__Nack *nacks;
@@ -318,6 +390,9 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
     }
     n->reason = r->reasons[r->n_nacks];
     r->nack_ptrs[r->n_nacks++] = n;
+    char audit_reason[600];
+    snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
+    hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
     HUB_INFO("router", "envelope refused", "code=%s message_id=%s reason=\"%s\"",
              hub_nack_code_name(code), message_id && *message_id ? message_id : "-", reason);
 }
@@ -338,14 +413,19 @@ static void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receip
 }
 
 /* Queues an envelope for the member's next Deliveries frame. */
-static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, uint64_t seq, uint32_t attempt,
-                            const uint8_t *bytes, size_t len)
+static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender,
+                            uint64_t seq, uint32_t attempt, const uint8_t *bytes, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return HUB_ENOMEM;
     memcpy(copy, bytes, len);
-    hub__outitem_t item = {seq, attempt, copy, len};
+    hub__outitem_t item = {seq, attempt, copy, len, {0}, false};
+    const hub_keypair_t *kp = hub_keydir_find_member(self->keys, sender);
+    if (kp && kp->has_sign) {
+        memcpy(item.sign_key, kp->sign_public, 32);
+        item.has_sign_key = true;
+    }
     if (HUB__PUSH(m->out, m->out_n, m->out_cap, item) != 0) {
         free(copy);
         return HUB_ENOMEM;
@@ -378,6 +458,10 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
                 items[i].attempt = m->out[done + i].attempt;
                 items[i].envelope.data = m->out[done + i].bytes;
                 items[i].envelope.len = m->out[done + i].len;
+                if (m->out[done + i].has_sign_key) {
+                    items[i].sender_sign_key.data = m->out[done + i].sign_key;
+                    items[i].sender_sign_key.len = 32;
+                }
                 ptrs[i] = &items[i];
             }
             Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
@@ -422,11 +506,20 @@ static uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
     return delay;
 }
 
-static int hub__inflight_add(hub_server_t *self, hub__member_t *m, uint64_t seq, uint32_t attempt)
+static hub__member_t *hub__member(hub_server_t *self, const char *id);
+
+static int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
+                             uint32_t attempt)
 {
-    hub__inflight_t f = {seq, hub_monotonic_us() + hub__backoff_us(self, attempt), attempt, false};
-    if (HUB__PUSH(m->inflight, m->inflight_n, m->inflight_cap, f) != 0)
+    hub__member_t *sender = hub__member(self, msg->sender);
+    hub__inflight_t f = {msg->seq, hub_monotonic_us() + hub__backoff_us(self, attempt), attempt,
+                         false, "", sender ? sender->id : "", strdup(msg->service),
+                         msg->accepted_at_us};
+    memcpy(f.message_id, msg->message_id, sizeof f.message_id);
+    if (!f.service || HUB__PUSH(m->inflight, m->inflight_n, m->inflight_cap, f) != 0) {
+        free(f.service);
         return HUB_ENOMEM;
+    }
     m->inflight_open++;
     return 0;
 }
@@ -448,15 +541,20 @@ static hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq)
 static void hub__inflight_compact(hub__member_t *m)
 {
     size_t w = 0;
-    for (size_t r = 0; r < m->inflight_n; r++)
+    for (size_t r = 0; r < m->inflight_n; r++) {
         if (!m->inflight[r].settled)
             m->inflight[w++] = m->inflight[r];
+        else
+            free(m->inflight[r].service);
+    }
     m->inflight_n = w;
     m->inflight_open = w;
 }
 
 static void hub__member_reset_delivery(hub__member_t *m)
 {
+    for (size_t i = 0; i < m->inflight_n; i++)
+        free(m->inflight[i].service);
     m->inflight_n = 0;
     m->inflight_open = 0;
     m->loaded_seq = 0;
@@ -470,9 +568,9 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
         return;
     while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight) {
         size_t want = self->cfg.max_in_flight - m->inflight_open;
-        if (want > 512)
-            want = 512;
-        hub_store_msg_t msgs[512];
+        if (want > HUB__READ_BATCH)
+            want = HUB__READ_BATCH;
+        hub_store_msg_t *msgs = self->readbuf;
         size_t n = 0;
         hub_store_arena_reset(self->arena);
         int rc = hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n,
@@ -484,10 +582,12 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
         }
         for (size_t i = 0; i < n; i++) {
             uint32_t attempt = msgs[i].attempts + 1;
-            if (hub__enqueue_out(self, m, msgs[i].seq, attempt, msgs[i].envelope,
-                                 msgs[i].envelope_len) != 0 ||
-                hub__inflight_add(self, m, msgs[i].seq, attempt) != 0)
+            if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt,
+                                 msgs[i].envelope, msgs[i].envelope_len) != 0 ||
+                hub__inflight_add(self, m, &msgs[i], attempt) != 0)
                 return;
+            hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq,
+                         msgs[i].sender, m->id, msgs[i].service, attempt == 1 ? "attempt 1" : "redelivery");
             m->loaded_seq = msgs[i].seq;
         }
         if (n < want)
@@ -496,6 +596,7 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
 }
 
 static void hub__commit_start(hub_server_t *self);
+static const char *hub__signature_problem(int rc, bool has_key);
 
 static void hub__after_commit(uv_work_t *req, int status)
 {
@@ -519,12 +620,19 @@ static void hub__after_commit(uv_work_t *req, int status)
                 free(r);
                 continue;
             }
+            hub__member_t *sm = hub__member(self, msg->sender);
+            r->sender = sm ? sm->id : "";
         }
         if (job->append_rc != 0) {
             hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
                               "the hub's store could not commit (%s); nothing was stored, send "
                               "again later",
                               hub_strerror(job->append_rc));
+            continue;
+        }
+        if (job->items[i].verdict != 0) {
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                              "%s", hub__signature_problem(job->items[i].verdict, true));
             continue;
         }
         switch (job->outcomes[i]) {
@@ -565,7 +673,7 @@ static void hub__after_commit(uv_work_t *req, int status)
 
     /* Fast path: hand fresh messages straight to receivers that are caught up. */
     for (size_t i = 0; job->append_rc == 0 && i < job->n_items; i++) {
-        if (job->outcomes[i] != HUB_STORE_OK)
+        if (job->items[i].verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
             continue;
         hub_store_msg_t *msg = &job->items[i].msg;
         hub__member_t *m = hub_map_get(self->members, msg->receiver);
@@ -573,12 +681,15 @@ static void hub__after_commit(uv_work_t *req, int status)
             continue;
         if (!m->backlog && m->inflight_open < self->cfg.max_in_flight &&
             msg->seq > m->loaded_seq) {
-            if (hub__enqueue_out(self, m, msg->seq, 1, job->items[i].bytes,
+            if (hub__enqueue_out(self, m, msg->sender, msg->seq, 1, job->items[i].bytes,
                                  job->items[i].msg.envelope_len) == 0 &&
-                hub__inflight_add(self, m, msg->seq, 1) == 0)
+                hub__inflight_add(self, m, msg, 1) == 0) {
                 m->loaded_seq = msg->seq;
-            else
+                hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender,
+                             m->id, msg->service, "attempt 1");
+            } else {
                 m->backlog = true;
+            }
         } else {
             m->backlog = true;
         }
@@ -598,6 +709,10 @@ static void hub__after_commit(uv_work_t *req, int status)
     free(job->attempt_seqs);
     free(job->dead_ttl);
     free(job->dead_retry);
+    hub__auditq_free(job->audit, job->n_audit);
+    if (job->audit_rc != 0)
+        HUB_ERROR("audit", "writing the audit log failed", "error=\"%s\"",
+                  hub_strerror(job->audit_rc));
     free(job);
 
     /* Receivers with a backlog get it now. */
@@ -609,24 +724,119 @@ static void hub__after_commit(uv_work_t *req, int status)
         hub__commit_start(self);
 }
 
+/* Appends one record to the audit log (worker thread only). */
+static int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
+                          const char *message_id, uint64_t hub_seq, const char *sender,
+                          const char *receiver, const char *service, const char *reason,
+                          const hub_envelope_t *env)
+{
+    hub_audit_record_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.event = event;
+    rec.time_us = time_us;
+    rec.message_id = message_id;
+    rec.hub_seq = hub_seq;
+    rec.sender = sender;
+    rec.receiver = receiver;
+    rec.service = service;
+    rec.reason = reason;
+    if (env) {
+        /* The payload's digest and the sender's signature, never the payload. */
+        hub_audit_payload_sha256(env->payload.data, env->payload.len, rec.payload_sha256);
+        rec.has_payload_sha256 = true;
+        rec.signature = env->signature.data;
+        rec.signature_len = env->signature.len <= 64 ? env->signature.len : 64;
+    }
+    return hub_audit_append(audit, &rec);
+}
+
 static void hub__commit_work(uv_work_t *req)
 {
     hub__commit_t *job = req->data;
-    hub_store_t *store = job->server->store;
-    job->append_rc = 0;
-    if (job->n_items > 0) {
-        hub_store_msg_t *msgs = malloc(job->n_items * sizeof *msgs);
-        if (!msgs) {
-            job->append_rc = HUB_ENOMEM;
-        } else {
-            for (size_t i = 0; i < job->n_items; i++)
-                msgs[i] = job->items[i].msg;
-            job->append_rc = hub_store_append(store, msgs, job->n_items, job->outcomes);
-            for (size_t i = 0; i < job->n_items; i++)
-                job->items[i].msg.seq = msgs[i].seq;
-            free(msgs);
-        }
+    hub_server_t *server = job->server;
+    hub_store_t *store = server->store;
+    hub_audit_t *audit = server->audit;
+    int arc = 0;
+
+    /* What the loop decided since the last commit goes first, in order. */
+    for (size_t i = 0; audit && i < job->n_audit; i++) {
+        const hub__auditq_t *q = &job->audit[i];
+        int r = hub__audit_put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
+                               q->receiver, q->service, q->reason, NULL);
+        if (r != 0)
+            arc = r;
     }
+
+    /* Signatures are checked here, off the loop thread; the envelopes are
+     * decoded again only when a signature or the audit log needs them. */
+    hub_envelope_t **envs = NULL;
+    if (job->n_items > 0 && (audit || server->cfg.require_signatures))
+        envs = calloc(job->n_items, sizeof *envs);
+    size_t n_ok = 0;
+    hub_store_msg_t *msgs = job->n_items ? malloc(job->n_items * sizeof *msgs) : NULL;
+    size_t *index = job->n_items ? malloc(job->n_items * sizeof *index) : NULL;
+    job->append_rc = 0;
+    if (job->n_items > 0 && (!msgs || !index)) {
+        job->append_rc = HUB_ENOMEM;
+    } else {
+        for (size_t i = 0; i < job->n_items; i++) {
+            hub__pending_t *p = &job->items[i];
+            if (envs)
+                hub_envelope_decode(p->bytes, p->msg.envelope_len, &envs[i]);
+            if (p->verify) {
+                int v = envs && envs[i] ? hub_envelope_verify(envs[i], p->sign_key) : HUB_EINVAL;
+                if (v != 0) {
+                    p->verdict = v;
+                    continue;
+                }
+            }
+            index[n_ok] = i;
+            msgs[n_ok++] = p->msg;
+        }
+        hub_store_outcome_t *outcomes = n_ok ? malloc(n_ok * sizeof *outcomes) : NULL;
+        if (n_ok > 0 && !outcomes)
+            job->append_rc = HUB_ENOMEM;
+        else if (n_ok > 0)
+            job->append_rc = hub_store_append(store, msgs, n_ok, outcomes);
+        for (size_t k = 0; k < n_ok && job->append_rc == 0; k++) {
+            size_t i = index[k];
+            job->outcomes[i] = outcomes[k];
+            job->items[i].msg.seq = msgs[k].seq;
+            job->items[i].msg.accepted_at_us = msgs[k].accepted_at_us;
+        }
+        free(outcomes);
+    }
+    for (size_t i = 0; audit && i < job->n_items; i++) {
+        hub__pending_t *p = &job->items[i];
+        char reason[160];
+        hub_audit_event_t event = HUB_AUDIT_NACKED;
+        if (p->verdict != 0)
+            snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
+        else if (job->append_rc != 0)
+            snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
+                     hub_strerror(job->append_rc));
+        else if (job->outcomes[i] == HUB_STORE_QUEUE_FULL)
+            snprintf(reason, sizeof reason, "QUEUE_FULL");
+        else if (job->outcomes[i] == HUB_STORE_FULL)
+            snprintf(reason, sizeof reason, "STORE_FULL");
+        else if (job->outcomes[i] == HUB_STORE_DUPLICATE)
+            continue; /* already recorded when first accepted */
+        else
+            event = HUB_AUDIT_ACCEPTED;
+        int r = hub__audit_put(audit, event, 0, p->msg.message_id,
+                               event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
+                               p->msg.receiver, p->msg.service,
+                               event == HUB_AUDIT_ACCEPTED ? NULL : reason,
+                               envs ? envs[i] : NULL);
+        if (r != 0)
+            arc = r;
+    }
+    for (size_t i = 0; envs && i < job->n_items; i++)
+        hub_envelope_free(&envs[i]);
+    free(envs);
+    free(msgs);
+    free(index);
+
     int rc = 0;
     for (size_t i = 0; i < job->n_acks; i++) {
         int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
@@ -635,18 +845,38 @@ static void hub__commit_work(uv_work_t *req)
     }
     if (job->n_attempts > 0 && (rc == 0))
         rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
-    if (job->n_dead_ttl > 0) {
-        int r = hub_store_dead_letter(store, job->dead_ttl, job->n_dead_ttl, "ttl expired");
+    const struct {
+        uint64_t *seqs;
+        size_t n;
+        const char *reason;
+    } dead[2] = {{job->dead_ttl, job->n_dead_ttl, "ttl expired"},
+                 {job->dead_retry, job->n_dead_retry, "retry budget exhausted"}};
+    for (int d = 0; d < 2; d++) {
+        if (dead[d].n == 0)
+            continue;
+        int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
         if (r != 0)
             rc = r;
-    }
-    if (job->n_dead_retry > 0) {
-        int r = hub_store_dead_letter(store, job->dead_retry, job->n_dead_retry,
-                                      "retry budget exhausted");
-        if (r != 0)
-            rc = r;
+        for (size_t i = 0; audit && r == 0 && i < dead[d].n; i++) {
+            hub_store_dead_t dl;
+            if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
+                continue;
+            int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, dl.msg.message_id,
+                                   dl.msg.seq, dl.msg.sender, dl.msg.receiver, dl.msg.service,
+                                   dl.reason, NULL);
+            if (a != 0)
+                arc = a;
+        }
     }
     job->other_rc = rc;
+    if (audit) {
+        int r = hub_audit_tick(audit, hub_now_us());
+        if (r == 0)
+            r = hub_audit_flush(audit);
+        if (r != 0)
+            arc = r;
+    }
+    job->audit_rc = arc;
 }
 
 /* Starts a group commit of everything gathered so far, unless one runs. */
@@ -660,8 +890,10 @@ static void hub__commit_start(hub_server_t *self)
     while (hub_map_next(self->members, &cursor, NULL, &value))
         n_settled += ((hub__member_t *)value)->settled_n ? 1 : 0;
     if (self->pending_n == 0 && n_settled == 0 && self->attempt_n == 0 &&
-        self->dead_ttl_n == 0 && self->dead_retry_n == 0)
+        self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->auditq_n == 0 &&
+        !self->audit_tick_due)
         return;
+    self->audit_tick_due = false;
     hub__commit_t *job = calloc(1, sizeof *job);
     if (!job)
         return;
@@ -710,12 +942,28 @@ static void hub__commit_start(hub_server_t *self)
     job->n_dead_retry = self->dead_retry_n;
     self->dead_retry = NULL;
     self->dead_retry_n = self->dead_retry_cap = 0;
+    job->audit = self->auditq;
+    job->n_audit = self->auditq_n;
+    self->auditq = NULL;
+    self->auditq_n = self->auditq_cap = 0;
     self->commit = job;
     uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Envelopes                                                                 */
+
+static const char *hub__signature_problem(int rc, bool has_key)
+{
+    if (!has_key)
+        return "the hub has no signing key for the sender; regenerate its keys with 'hubctl "
+               "keygen' and give the hub the new .pub file";
+    if (rc == HUB_EINVAL)
+        return "the envelope is not signed; sign the canonical digest with the member's "
+               "Ed25519 key (proto/README.md)";
+    return "the signature does not match the envelope and the sender's key; the envelope was "
+           "changed after signing, or signed with another key";
+}
 
 static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
                                 size_t len, hub__receipts_t *receipts)
@@ -777,7 +1025,17 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                               env->receiver);
             goto done;
         }
-        if (hub__enqueue_out(self, rcv, 0, 1, bytes, len) != 0) {
+        if (self->cfg.require_signatures) {
+            const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+            int vrc = skp && skp->has_sign ? hub_envelope_verify(env, skp->sign_public)
+                                           : HUB_EINVAL;
+            if (vrc != 0) {
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                  "%s", hub__signature_problem(vrc, skp && skp->has_sign));
+                goto done;
+            }
+        }
+        if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                               "the hub is out of memory; send again later");
             goto done;
@@ -807,6 +1065,18 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
     p.msg.envelope = p.bytes;
     p.msg.envelope_len = len;
+    if (self->cfg.require_signatures) {
+        /* Checked on the commit worker, off the loop thread. */
+        const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+        if (!skp || !skp->has_sign || env->signature.len == 0) {
+            free(p.bytes);
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                              hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
+            goto done;
+        }
+        memcpy(p.sign_key, skp->sign_public, 32);
+        p.verify = true;
+    }
     if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, p) != 0) {
         free(p.bytes);
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
@@ -872,12 +1142,14 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     hub__member_reset_delivery(m);
     HUB_INFO("router", was_online ? "member reconnected" : "member connected",
              "member=%s services=\"%s\"", m->id, services);
+    hub__audit_q(self, HUB_AUDIT_MEMBER_CONNECTED, NULL, 0, m->id, NULL, NULL, services);
 
     Lth__V1__Welcome welcome = LTH__V1__WELCOME__INIT;
     welcome.member_id = m->id;
     welcome.hub_version = HUB_VERSION;
     welcome.max_payload_bytes = self->cfg.max_payload_bytes;
     welcome.heartbeat_ms = self->cfg.heartbeat_ms;
+    welcome.signatures_required = self->cfg.require_signatures;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
     frame.welcome = &welcome;
@@ -892,6 +1164,7 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         hub__receipts_free(&receipts);
         return;
     }
+    receipts.sender = m->id;
     for (size_t i = 0; i < batch->n_envelopes; i++)
         hub__route_envelope(self, m, batch->envelopes[i].data, batch->envelopes[i].len,
                             &receipts);
@@ -907,6 +1180,11 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         if (f && !f->settled) {
             f->settled = true;
             m->inflight_open--;
+            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id,
+                         f->service, NULL);
+        } else if (!f) {
+            hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
+                         "settled after a reconnect or restart");
         }
         /* Settle even what is not in flight here (e.g. a delivery made before
          * a hub restart): the store ignores seqs that are not queued. Only a
@@ -1163,10 +1441,17 @@ static void hub__housekeeping(uv_timer_t *timer)
             }
             f->attempt++;
             f->deadline_us = now + hub__backoff_us(self, f->attempt);
-            hub__enqueue_out(self, m, f->seq, f->attempt, msg.envelope, msg.envelope_len);
+            hub__enqueue_out(self, m, msg.sender, f->seq, f->attempt, msg.envelope,
+                             msg.envelope_len);
+            hub__audit_q(self, HUB_AUDIT_DELIVERED, msg.message_id, f->seq, msg.sender, m->id,
+                         msg.service, "redelivery after no settle");
             HUB__PUSH(self->attempt_seqs, self->attempt_n, self->attempt_cap, f->seq);
             self->stats.redeliveries++;
         }
+    }
+    if (self->audit && now - self->last_audit_tick_us >= 1000000u) {
+        self->audit_tick_due = true;
+        self->last_audit_tick_us = now;
     }
     /* Expired messages go to the dead-letter queue. */
     uint64_t expired[256];
@@ -1274,6 +1559,30 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
         snprintf(err, err_size, "out of memory");
+    if (rc == 0 && !(self->readbuf = malloc(HUB__READ_BATCH * sizeof *self->readbuf))) {
+        snprintf(err, err_size, "out of memory");
+        rc = HUB_ENOMEM;
+    }
+    if (rc == 0 && cfg->require_signatures && !self->own_key.has_sign) {
+        snprintf(err, err_size, "%s has no signing key; regenerate the hub's keys with 'hubctl "
+                                "keygen'", cfg->key_file);
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0 && cfg->audit) {
+        if (!self->own_key.has_sign) {
+            snprintf(err, err_size, "%s has no signing key, which the audit log needs; "
+                                    "regenerate the hub's keys with 'hubctl keygen'",
+                     cfg->key_file);
+            rc = HUB_EINVAL;
+        } else {
+            hub_audit_config_t acfg;
+            memset(&acfg, 0, sizeof acfg);
+            memcpy(acfg.sign_secret, self->own_key.sign_secret, 64);
+            memcpy(acfg.sign_public, self->own_key.sign_public, 32);
+            rc = hub_audit_open(cfg->audit_dir, &acfg, &self->audit, err, err_size);
+            sodium_memzero(&acfg, sizeof acfg);
+        }
+    }
     if (rc != 0) {
         hub_server_destroy(&self);
         return rc;
@@ -1406,6 +1715,20 @@ void hub_server_destroy(hub_server_t **self_p)
         zmq_close(self->zap);
     if (self->zctx)
         zmq_ctx_term(self->zctx);
+    if (self->audit) {
+        /* The loop is over and no commit runs: write what is queued, seal. */
+        for (size_t i = 0; i < self->auditq_n; i++) {
+            const hub__auditq_t *q = &self->auditq[i];
+            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq,
+                           q->sender, q->receiver, q->service, q->reason, NULL);
+        }
+        int arc = hub_audit_close(&self->audit);
+        if (arc != 0)
+            HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"",
+                      hub_strerror(arc));
+    }
+    hub__auditq_free(self->auditq, self->auditq_n);
+    /* Members last: queued audit records point at their ids. */
     if (self->members) {
         size_t cursor = 0;
         void *value;
@@ -1413,6 +1736,7 @@ void hub_server_destroy(hub_server_t **self_p)
             hub__member_free(value);
         hub_map_destroy(&self->members);
     }
+    free(self->readbuf);
     for (size_t i = 0; i < self->pending_n; i++)
         free(self->pending[i].bytes);
     free(self->pending);

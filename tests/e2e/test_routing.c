@@ -169,7 +169,7 @@ START_TEST(spoofed_sender_is_refused)
     rawcli_hello(&raw, OPS);
     char id[37];
     size_t len;
-    uint8_t *env = rawcli_envelope(A, B, "echo/v1", "hi", 2, 0, id, &len);
+    uint8_t *env = rawcli_envelope(&fix, A, B, "echo/v1", "hi", 2, 0, id, &len);
     rawcli_send_batch1(&raw, env, len);
     free(env);
     hub_frame_t *holder;
@@ -195,7 +195,7 @@ START_TEST(each_nack_reason)
     uint8_t *env;
 
     /* Unknown receiver. */
-    env = rawcli_envelope(OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id, &len);
+    env = rawcli_envelope(&fix, OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id, &len);
     rawcli_send_batch1(&raw, env, len);
     free(env);
     nack = expect_nack(&raw, &holder);
@@ -204,7 +204,7 @@ START_TEST(each_nack_reason)
     hub_frame_free(&holder);
 
     /* Receiver offline (online-only delivery). */
-    env = rawcli_envelope(OPS, GHOST, "echo/v1", "x", 1, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
+    env = rawcli_envelope(&fix, OPS, GHOST, "echo/v1", "x", 1, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
                           id, &len);
     rawcli_send_batch1(&raw, env, len);
     free(env);
@@ -215,7 +215,7 @@ START_TEST(each_nack_reason)
 
     /* Payload over the configured maximum (4096 in this fixture). */
     char *big = calloc(1, 5000);
-    env = rawcli_envelope(OPS, A, "echo/v1", big, 5000, 0, id, &len);
+    env = rawcli_envelope(&fix, OPS, A, "echo/v1", big, 5000, 0, id, &len);
     free(big);
     rawcli_send_batch1(&raw, env, len);
     free(env);
@@ -250,7 +250,7 @@ START_TEST(each_nack_reason)
     hub_frame_free(&err);
 
     /* The same connection is still served. */
-    env = rawcli_envelope(OPS, A, "echo/v1", "ok", 2, 0, id, &len);
+    env = rawcli_envelope(&fix, OPS, A, "echo/v1", "ok", 2, 0, id, &len);
     rawcli_send_batch1(&raw, env, len);
     free(env);
     hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
@@ -271,7 +271,7 @@ START_TEST(survives_random_and_truncated_frames)
     rawcli_hello(&raw, OPS);
     /* A valid batch to truncate. */
     size_t len;
-    uint8_t *env = rawcli_envelope(OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
+    uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
     ProtobufCBinaryData item = {len, env};
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
     batch.envelopes = &item;

@@ -1,5 +1,6 @@
 #include "hubfix.h"
 #include "hub_keys.h"
+#include "hub_sign.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -280,10 +281,12 @@ void rawcli_close(rawcli_t *c)
     c->sock = c->ctx = NULL;
 }
 
-uint8_t *rawcli_envelope(const char *sender, const char *receiver, const char *service,
-                         const void *payload, size_t len, int delivery, char id_out[37],
-                         size_t *out_len)
+uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
+                         const char *service, const void *payload, size_t len, int delivery,
+                         char id_out[37], size_t *out_len)
 {
+    int signing = delivery & (RAWCLI_UNSIGNED | RAWCLI_BAD_SIGNATURE);
+    delivery &= 0xff;
     char id[37];
     hub_uuid_new(id);
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
@@ -297,6 +300,17 @@ uint8_t *rawcli_envelope(const char *sender, const char *receiver, const char *s
     env.payload.len = len;
     env.kind = LTH__V1__KIND__KIND_EVENT;
     env.delivery = (Lth__V1__Delivery)delivery;
+    uint8_t sig[64];
+    char secret[PATH_MAX], err[256];
+    hub_keypair_t kp;
+    hubfix_secret_path(f, sender, secret);
+    if (!(signing & RAWCLI_UNSIGNED) && access(secret, R_OK) == 0 &&
+        hub_keyfile_read(secret, &kp, err, sizeof err) == 0) {
+        ck_assert_int_eq(hub_envelope_sign(&env, kp.sign_secret, sig), 0);
+        if (signing & RAWCLI_BAD_SIGNATURE)
+            sig[7] ^= 0x40;
+        hub_keypair_wipe(&kp);
+    }
     *out_len = lth__v1__envelope__get_packed_size(&env);
     uint8_t *buf = malloc(*out_len);
     lth__v1__envelope__pack(&env, buf);

@@ -68,8 +68,11 @@ hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */
 hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms);
 void rawcli_close(rawcli_t *c);
-/* Encodes an envelope for a batch; returns malloc'ed bytes. */
-uint8_t *rawcli_envelope(const char *sender, const char *receiver, const char *service,
+/* Encodes an envelope for a batch, signed with the sender's key when the
+ * fixture has it (RAWCLI_UNSIGNED: leave it unsigned; RAWCLI_BAD_SIGNATURE:
+ * sign, then flip a byte); returns malloc'ed bytes. */
+enum { RAWCLI_SIGNED = 0, RAWCLI_UNSIGNED = 1 << 8, RAWCLI_BAD_SIGNATURE = 1 << 9 };
+uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver, const char *service,
                          const void *payload, size_t len, int delivery, char id_out[37],
                          size_t *out_len);
 /* Sends a Batch holding one encoded envelope. */

@@ -1,0 +1,310 @@
+/* End to end: signed envelopes and the audit trail, with real processes. */
+#include "hub_error.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SENDER "VN/GOV/HN-VP/TTHC"
+#define RECEIVER "VN/GOV/VPCP/DVCQG"
+#define SECRET_PAYLOAD "Nguyen Van An 001085012345"
+
+static hubfix_t fix;
+static char record_path[PATH_MAX];
+
+static void setup_with(const char *extra)
+{
+    hubfix_init(&fix, extra);
+    hubfix_add_member(&fix, SENDER, true);
+    hubfix_add_member(&fix, RECEIVER, true);
+    snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
+    hubfix_start(&fix);
+    char conf[1024];
+    snprintf(conf, sizeof conf, "plugin.file = %s\n", record_path);
+    hubfix_start_adapter(&fix, RECEIVER, "recorder", conf);
+}
+
+static void setup(void) { setup_with("audit = yes"); }
+static void setup_unchecked(void) { setup_with("require_signatures = no"); }
+static void teardown(void) { hubfix_cleanup(&fix); }
+
+static int count_lines(const char *path)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    for (char *p = text; p && *p; p++)
+        n += *p == '\n';
+    free(text);
+    return n;
+}
+
+static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **holder)
+{
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "x", 1, flags, id, &len);
+    rawcli_send_batch1(raw, env, len);
+    free(env);
+    *holder = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_ptr_nonnull(*holder);
+    ck_assert_uint_eq((*holder)->receipts->n_nacks, 1);
+    ck_assert_str_eq((*holder)->receipts->nacks[0]->message_id, id);
+    return (*holder)->receipts->nacks[0];
+}
+
+START_TEST(bad_and_missing_signatures_are_refused)
+{
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, SENDER);
+    rawcli_hello(&raw, SENDER);
+    hub_frame_t *holder;
+    Lth__V1__Nack *nack;
+    int cases[] = {RAWCLI_UNSIGNED, RAWCLI_BAD_SIGNATURE,
+                   RAWCLI_UNSIGNED | LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
+                   RAWCLI_BAD_SIGNATURE | LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nack = send_and_nack(&raw, cases[i], &holder);
+        ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE);
+        ck_assert_msg(strstr(nack->reason, (cases[i] & RAWCLI_UNSIGNED) ? "not signed"
+                                                                        : "does not match"),
+                      "reason: %s", nack->reason);
+        hub_frame_free(&holder);
+    }
+    /* Properly signed: accepted and delivered. */
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "signed", 6, 0, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    holder = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_ptr_nonnull(holder);
+    ck_assert_uint_eq(holder->receipts->n_acks, 1);
+    hub_frame_free(&holder);
+    ck_assert(tk_wait_file_contains(record_path, "\tsigned\n", 5000));
+    ck_assert_int_eq(count_lines(record_path), 1);
+    rawcli_close(&raw);
+}
+END_TEST
+
+START_TEST(receiver_verifies_signatures_itself)
+{
+    /* This hub does not check signatures: the receiving SDK must. */
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, SENDER);
+    rawcli_hello(&raw, SENDER);
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "forged", 6,
+                                   RAWCLI_BAD_SIGNATURE, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "genuine", 7, 0, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    ck_assert(tk_wait_file_contains(record_path, "\tgenuine\n", 5000));
+    tk_sleep_ms(300);
+    char *text = tk_read_file(record_path);
+    ck_assert_ptr_null(strstr(text, "forged"));
+    free(text);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/adapter-VN.GOV.VPCP.DVCQG.log", fix.dir);
+    ck_assert(tk_wait_file_contains(log, "delivery with a bad signature refused", 3000));
+    rawcli_close(&raw);
+}
+END_TEST
+
+static int hubctl_audit(const char *dir, char **out)
+{
+    char key[PATH_MAX];
+    snprintf(key, sizeof key, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "verify", (char *)dir, "--hub-key", key,
+                    NULL};
+    return tk_run(argv, out, 30000);
+}
+
+/* Copies the audit directory to dst. */
+static void copy_dir(const char *src, const char *dst)
+{
+    ck_assert_int_eq(mkdir(dst, 0755), 0);
+    DIR *d = opendir(src);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char from[PATH_MAX], to[PATH_MAX];
+        snprintf(from, sizeof from, "%s/%s", src, de->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, de->d_name);
+        char *text = tk_read_file(from);
+        if (text) {
+            tk_write_file(to, text);
+            free(text);
+        }
+    }
+    closedir(d);
+}
+
+/* Rewrites the (single) audit file of dir through a function of its lines. */
+typedef void (*tamper_fn)(char **lines, int *n);
+
+static void tamper(const char *dir, tamper_fn fn)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/audit-000001.log", dir);
+    char *text = tk_read_file(path);
+    ck_assert_ptr_nonnull(text);
+    char *lines[4096];
+    int n = 0;
+    for (char *p = text, *nl; *p && n < 4096; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        lines[n++] = p;
+    }
+    fn(lines, &n);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+    free(text);
+}
+
+static void flip_byte(char **lines, int *n)
+{
+    char *p = strstr(lines[*n / 2], "\"sender\":\"VN");
+    ck_assert_ptr_nonnull(p);
+    p[11] = 'X';
+}
+static void delete_line(char **lines, int *n)
+{
+    for (int i = *n / 2; i < *n - 1; i++)
+        lines[i] = lines[i + 1];
+    (*n)--;
+}
+static void swap_lines(char **lines, int *n)
+{
+    char *t = lines[*n / 2];
+    lines[*n / 2] = lines[*n / 2 + 1];
+    lines[*n / 2 + 1] = t;
+}
+static void forge_checkpoint(char **lines, int *n)
+{
+    for (int i = *n - 1; i >= 0; i--) {
+        char *sig = strstr(lines[i], "\"hub_signature\":\"");
+        if (sig) {
+            sig += strlen("\"hub_signature\":\"");
+            sig[0] = sig[0] == 'a' ? 'b' : 'a';
+            return;
+        }
+    }
+    ck_abort_msg("no checkpoint");
+}
+
+START_TEST(audit_trail_verifies_and_names_tampering)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hubfix_secret_path(&fix, SENDER, secret);
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
+    adp_client_t *c = NULL;
+    ck_assert_msg(adp_connect(&cfg, &c, err, sizeof err) == 0, "%s", err);
+    char first_id[37] = "";
+    for (int i = 0; i < 40; i++) {
+        char id[37];
+        ck_assert_int_eq(adp_post_event(c, RECEIVER, "record/v1", "text/plain", SECRET_PAYLOAD,
+                                        strlen(SECRET_PAYLOAD), 0, id),
+                         0);
+        if (i == 0)
+            memcpy(first_id, id, sizeof id);
+    }
+    for (int i = 0; i < 100 && adp_outbox_size(c) > 0; i++)
+        adp_run(c, 50);
+    ck_assert(tk_wait_file(record_path, 5000));
+    for (int i = 0; i < 100 && count_lines(record_path) < 40; i++)
+        tk_sleep_ms(50);
+    ck_assert_int_eq(count_lines(record_path), 40);
+    tk_sleep_ms(500); /* settles reach the log */
+    adp_close(&c);
+    hubfix_stop(&fix); /* seals the log with a checkpoint */
+
+    char audit[PATH_MAX];
+    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
+    char *out = NULL;
+    ck_assert_int_eq(hubctl_audit(audit, &out), 0);
+    ck_assert_msg(strstr(out, "audit log intact"), "%s", out);
+    free(out);
+    /* Never the payload itself. */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/audit-000001.log", audit);
+    char *log = tk_read_file(path);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_ptr_null(strstr(log, "Nguyen"));
+    ck_assert_ptr_null(strstr(log, "001085012345"));
+    free(log);
+
+    /* The trail of one message. */
+    char *show[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", first_id, NULL};
+    ck_assert_int_eq(tk_run(show, &out, 10000), 0);
+    ck_assert_msg(strstr(out, "ACCEPTED") && strstr(out, "DELIVERED") && strstr(out, "SETTLED"),
+                  "%s", out);
+    free(out);
+
+    struct {
+        const char *name;
+        tamper_fn fn;
+        const char *expect;
+    } cases[] = {{"flip", flip_byte, "modified"},
+                 {"delete", delete_line, "removed"},
+                 {"swap", swap_lines, "reordered"},
+                 {"forge", forge_checkpoint, "forged"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char copy[PATH_MAX];
+        snprintf(copy, sizeof copy, "%s/audit-%s", fix.dir, cases[i].name);
+        copy_dir(audit, copy);
+        tamper(copy, cases[i].fn);
+        ck_assert_int_eq(hubctl_audit(copy, &out), 1);
+        ck_assert_msg(strstr(out, cases[i].expect) && strstr(out, "audit-000001.log:"),
+                      "%s: %s", cases[i].name, out);
+        free(out);
+    }
+    /* A file cut mid-record. */
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s/audit-cut", fix.dir);
+    copy_dir(audit, copy);
+    snprintf(path, sizeof path, "%s/audit-000001.log", copy);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(truncate(path, st.st_size - 25), 0);
+    ck_assert_int_eq(hubctl_audit(copy, &out), 1);
+    ck_assert_msg(strstr(out, "truncated"), "%s", out);
+    free(out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("e2e_trust");
+    TCase *tc = tcase_create("signed");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, bad_and_missing_signatures_are_refused);
+    tcase_add_test(tc, audit_trail_verifies_and_names_tampering);
+    suite_add_tcase(s, tc);
+    TCase *un = tcase_create("unchecked_hub");
+    tcase_add_checked_fixture(un, setup_unchecked, teardown);
+    tcase_set_timeout(un, 60);
+    tcase_add_test(un, receiver_verifies_signatures_itself);
+    suite_add_tcase(s, un);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

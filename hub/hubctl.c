@@ -8,6 +8,7 @@
  * given with --config FILE or the LTH_HUBCTL_CONFIG environment variable.
  */
 #include "adp.h"
+#include "hubctl_audit.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -50,6 +51,11 @@ static void usage(FILE *out)
             "  request RECEIVER SERVICE [--data TEXT | --data-file FILE] [--content-type T]\n"
             "          [--timeout MS] [--online-only]\n"
             "                             send a request through the hub, print the reply\n"
+            "  audit verify DIR --hub-key HUB.pub\n"
+            "                             check every link and signed checkpoint of the audit\n"
+            "                             log; names the first record that was tampered with\n"
+            "  audit show DIR --message ID\n"
+            "                             the audit trail of one message\n"
             "  version                    print the version\n"
             "\n"
             "Connection settings (for ping, request) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
@@ -333,6 +339,8 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - i, argv + i);
     if (!strcmp(cmd, "ping"))
         return cmd_ping(config_path, argc - i, argv + i);
+    if (!strcmp(cmd, "audit"))
+        return hubctl_audit(argc - i, argv + i);
     if (!strcmp(cmd, "request"))
         return cmd_request(config_path, argc - i, argv + i);
     if (!strcmp(cmd, "version")) {

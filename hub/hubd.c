@@ -22,14 +22,15 @@ static void usage(FILE *out)
             "envelopes between agency members, durably (store and forward).\n"
             "\n"
             "  --config FILE      configuration (see deploy/hubd.conf.example)\n"
-            "  --ready-file FILE  once listening, write 'endpoint=...' lines to FILE\n"
+            "  --ready-file FILE  once listening, write 'endpoint=...', 'pid=...' and (with\n"
+            "                     http_listen) 'http=HOST:PORT' lines to FILE\n"
             "                     (useful with listen = tcp://127.0.0.1:* for tests)\n"
             "\n"
             "Signals: SIGTERM/SIGINT shut down cleanly; SIGHUP re-reads the key directory;\n"
             "SIGUSR1/SIGUSR2 make the log more/less verbose.\n");
 }
 
-static int write_ready_file(const char *path, const char *endpoint)
+static int write_ready_file(const char *path, const char *endpoint, const char *http)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -37,6 +38,8 @@ static int write_ready_file(const char *path, const char *endpoint)
     if (!f)
         return -1;
     fprintf(f, "endpoint=%s\npid=%ld\n", endpoint, (long)getpid());
+    if (http)
+        fprintf(f, "http=%s\n", http);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path);
@@ -84,7 +87,8 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
-    if (ready_file && write_ready_file(ready_file, hub_server_endpoint(server)) != 0) {
+    if (ready_file && write_ready_file(ready_file, hub_server_endpoint(server),
+                                       hub_server_http_address(server)) != 0) {
         fprintf(stderr, "hubd: cannot write ready file %s\n", ready_file);
         hub_server_destroy(&server);
         uv_loop_close(&loop);

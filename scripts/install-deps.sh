@@ -8,7 +8,7 @@ PACKAGES=(
   libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler
   libssl-dev libuv1-dev liblmdb-dev lmdb-utils libhttp-parser-dev
   check libclang-rt-14-dev
-  curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev
+  curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
 )
 
 missing=()

@@ -2,10 +2,13 @@
 #include "hub_conf.h"
 #include "hub_audit.h"
 #include "hub_error.h"
+#include "hub_flows.h"
 #include "hub_id.h"
 #include "hub_keys.h"
 #include "hub_log.h"
 #include "hub_map.h"
+#include "hub_metrics.h"
+#include "hub_ops.h"
 #include "hub_sign.h"
 #include "hub_store.h"
 #include "hub_wire.h"
@@ -71,6 +74,8 @@ typedef struct hub__member {
     bool online;
     uint64_t connected_at_us;  /* wall clock */
     uint64_t last_seen_mono_us;
+    uint64_t last_seen_us;     /* wall clock */
+    char address[64];          /* peer address of the live connection */
     char *services;            /* offered services, comma-separated (from Hello) */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 
@@ -121,6 +126,7 @@ typedef struct {
     hub__auditq_t *audit;   /* loop-side records to append first */
     size_t n_audit;
     int audit_rc;
+    uint64_t audit_seq;     /* the log's sequence after this commit */
 } hub__commit_t;
 
 struct hub_server {
@@ -152,6 +158,13 @@ struct hub_server {
     uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
     hub__commit_t *commit; /* in progress, or NULL */
+
+    hub_metrics_t *metrics;
+    hub_flows_t *flows;
+    hub_ops_t *ops;        /* the operator HTTP endpoint, or NULL */
+    hub_ops_source_t ops_source;
+    uint64_t audit_seq;    /* copied from the worker after each commit */
+    const char *current_peer; /* Peer-Address of the message being handled */
 
     hub_audit_t *audit;    /* NULL when the audit log is off; worker-only while a commit runs */
     hub__auditq_t *auditq;
@@ -200,6 +213,24 @@ static hub__member_t *hub__member(hub_server_t *self, const char *id)
         return NULL;
     }
     return m;
+}
+
+/* The service as a metrics label: only services the receiver offered in a
+ * Hello, so that a sender cannot grow the label set at will. */
+static const char *hub__service_label(hub_server_t *self, const char *receiver,
+                                      const char *service)
+{
+    hub__member_t *m = receiver && *receiver ? hub_map_get(self->members, receiver) : NULL;
+    if (!m || !m->services || !service || !*service)
+        return "_unlisted";
+    size_t len = strlen(service);
+    for (const char *p = m->services; (p = strstr(p, service)) != NULL; p += len) {
+        bool starts = p == m->services || p[-1] == ',';
+        bool ends = p[len] == '\0' || p[len] == ',';
+        if (starts && ends)
+            return service;
+    }
+    return "_unlisted";
 }
 
 static void hub__member_reset_delivery(hub__member_t *m);
@@ -393,6 +424,14 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
     char audit_reason[600];
     snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
     hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
+    if (self->flows) {
+        uint64_t now = hub_now_us();
+        hub_flows_refused(self->flows, r->sender ? r->sender : "", "", "",
+                          hub_nack_code_name(code), now);
+        hub_flows_exchange_t x = {message_id ? message_id : "", r->sender ? r->sender : "", "",
+                                  "", hub_nack_code_name(code), 0, now, 0};
+        hub_flows_exchange(self->flows, &x);
+    }
     HUB_INFO("router", "envelope refused", "code=%s message_id=%s reason=\"%s\"",
              hub_nack_code_name(code), message_id && *message_id ? message_id : "-", reason);
 }
@@ -587,7 +626,11 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
                 hub__inflight_add(self, m, &msgs[i], attempt) != 0)
                 return;
             hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq,
-                         msgs[i].sender, m->id, msgs[i].service, attempt == 1 ? "attempt 1" : "redelivery");
+                         msgs[i].sender, m->id, msgs[i].service,
+                         attempt == 1 ? "attempt 1" : "redelivery");
+            hub_flows_delivered(self->flows, msgs[i].sender, m->id,
+                                hub__service_label(self, m->id, msgs[i].service), 0,
+                                hub_now_us());
             m->loaded_seq = msgs[i].seq;
         }
         if (n < want)
@@ -604,6 +647,8 @@ static void hub__after_commit(uv_work_t *req, int status)
     hub_server_t *self = job->server;
     self->commit = NULL;
     self->stats.commits++;
+    if (self->audit)
+        self->audit_seq = job->audit_seq;
     (void)status;
 
     /* Receipts, one frame per sender. */
@@ -636,10 +681,18 @@ static void hub__after_commit(uv_work_t *req, int status)
             continue;
         }
         switch (job->outcomes[i]) {
-        case HUB_STORE_OK:
+        case HUB_STORE_OK: {
             hub__receipt_ack(r, msg->message_id, msg->seq);
             self->stats.envelopes_accepted++;
+            const char *label = hub__service_label(self, msg->receiver, msg->service);
+            uint64_t now = hub_now_us();
+            hub_flows_accepted(self->flows, msg->sender, msg->receiver, label,
+                               msg->envelope_len, now);
+            hub_flows_exchange_t x = {msg->message_id, msg->sender, msg->receiver, label,
+                                      "accepted", msg->envelope_len, now, 0};
+            hub_flows_exchange(self->flows, &x);
             break;
+        }
         case HUB_STORE_DUPLICATE:
             hub__receipt_ack(r, msg->message_id, msg->seq);
             self->stats.duplicates++;
@@ -687,6 +740,11 @@ static void hub__after_commit(uv_work_t *req, int status)
                 m->loaded_seq = msg->seq;
                 hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender,
                              m->id, msg->service, "attempt 1");
+                uint64_t now = hub_now_us();
+                hub_flows_delivered(self->flows, msg->sender, m->id,
+                                    hub__service_label(self, m->id, msg->service),
+                                    now > msg->accepted_at_us ? now - msg->accepted_at_us : 0,
+                                    now);
             } else {
                 m->backlog = true;
             }
@@ -877,6 +935,7 @@ static void hub__commit_work(uv_work_t *req)
             arc = r;
     }
     job->audit_rc = arc;
+    job->audit_seq = audit ? hub_audit_seq(audit) : 0;
 }
 
 /* Starts a group commit of everything gathered so far, unless one runs. */
@@ -1042,6 +1101,13 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         }
         hub__receipt_ack(receipts, env->message_id, 0);
         self->stats.envelopes_accepted++;
+        {
+            const char *label = hub__service_label(self, env->receiver, env->service);
+            uint64_t now = hub_now_us();
+            hub_flows_accepted(self->flows, env->sender, env->receiver, label, env->payload.len,
+                               now);
+            hub_flows_delivered(self->flows, env->sender, env->receiver, label, 0, now);
+        }
         goto done;
     }
     /* Durable: wait for the group commit. */
@@ -1137,6 +1203,8 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     m->online = true;
     m->connected_at_us = hub_now_us();
     m->last_seen_mono_us = hub_monotonic_us();
+    m->last_seen_us = m->connected_at_us;
+    snprintf(m->address, sizeof m->address, "%s", self->current_peer ? self->current_peer : "");
     /* A (re)connecting member gets every unsettled message again, from the
      * start of its queue; its SDK drops the ones it has already handled. */
     hub__member_reset_delivery(m);
@@ -1182,6 +1250,13 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
             m->inflight_open--;
             hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id,
                          f->service, NULL);
+            uint64_t now = hub_now_us();
+            uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
+            const char *label = hub__service_label(self, m->id, f->service);
+            hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
+            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label, "settled", 0, now,
+                                      e2e};
+            hub_flows_exchange(self->flows, &x);
         } else if (!f) {
             hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
                          "settled after a reconnect or restart");
@@ -1235,6 +1310,8 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     if (!m)
         return;
     m->last_seen_mono_us = hub_monotonic_us();
+    m->last_seen_us = hub_now_us();
+    self->current_peer = zmq_msg_gets(body, "Peer-Address");
 
     hub_frame_t *frame = NULL;
     int rc = hub_frame_decode(zmq_msg_data(body), zmq_msg_size(body), &frame);
@@ -1512,6 +1589,148 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The operator surface's view of the hub (hub_ops_source.h)                 */
+
+static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
+{
+    hub_server_t *self = ctx;
+    /* Every member with a key, connected or not, then members seen that
+     * have lost their key since. */
+    for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
+        const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
+        hub__member_t *m = hub_map_get(self->members, kp->member_id);
+        hub_ops_member_t v = {kp->member_id, true, false, 0, 0, "", "", 0, 0, 0, 0, 0};
+        if (m) {
+            v.online = m->online;
+            v.connected_at_us = m->connected_at_us;
+            v.last_seen_us = m->last_seen_us;
+            v.address = m->address;
+            v.services = m->services ? m->services : "";
+            v.msgs_in = m->msgs_in;
+            v.msgs_out = m->msgs_out;
+            v.bytes_in = m->bytes_in;
+            v.bytes_out = m->bytes_out;
+            v.in_flight = m->inflight_open;
+        }
+        visit(&v, user);
+    }
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value)) {
+        hub__member_t *m = value;
+        if (hub_keydir_find_member(self->keys, m->id))
+            continue;
+        hub_ops_member_t v = {m->id, false, m->online, m->connected_at_us, m->last_seen_us,
+                              m->address, m->services ? m->services : "", m->msgs_in,
+                              m->msgs_out, m->bytes_in, m->bytes_out, m->inflight_open};
+        visit(&v, user);
+    }
+}
+
+typedef struct {
+    hub_server_t *self;
+    hub_ops_queue_visit visit;
+    void *user;
+} hub__queue_visit_t;
+
+static void hub__ops_queue_cb(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
+{
+    hub__queue_visit_t *qv = user;
+    hub__member_t *m = hub_map_get(qv->self->members, receiver);
+    hub_ops_queue_t q = {receiver, depth, oldest, m ? m->inflight_open : 0};
+    qv->visit(&q, qv->user);
+}
+
+static void hub__ops_queues(void *ctx, hub_ops_queue_visit visit, void *user)
+{
+    hub__queue_visit_t qv = {ctx, visit, user};
+    hub_store_queues(((hub_server_t *)ctx)->store, hub__ops_queue_cb, &qv);
+}
+
+static void hub__ops_stats(void *ctx, hub_server_stats_t *out)
+{
+    hub_server_get_stats(ctx, out);
+}
+
+static void hub__ops_usage(void *ctx, uint64_t *used, uint64_t *max, uint64_t *dead,
+                           uint64_t *audit_seq)
+{
+    hub_server_t *self = ctx;
+    *used = *max = *dead = 0;
+    hub_store_usage(self->store, used, max, dead);
+    *audit_seq = self->audit_seq;
+}
+
+static bool hub__ops_ready(void *ctx, const char **why_not)
+{
+    hub_server_t *self = ctx;
+    if (self->stopping) {
+        *why_not = "shutting down";
+        return false;
+    }
+    if (!self->store || !self->router || !self->keys) {
+        *why_not = "store, socket or keys not ready";
+        return false;
+    }
+    return true;
+}
+
+static struct hub_store *hub__ops_store(void *ctx) { return ((hub_server_t *)ctx)->store; }
+
+static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
+{
+    hub_server_t *self = ctx;
+    hub_store_dead_t dead;
+    int rc = hub_store_dlq_get(self->store, seq, &dead, NULL);
+    if (rc != 0)
+        return rc;
+    uint64_t new_seq = 0;
+    /* An admin action: one store transaction on the loop thread (LMDB's
+     * writer lock orders it with a running commit). */
+    rc = hub_store_dlq_replay(self->store, seq, (uint64_t)self->cfg.default_ttl_ms * 1000u,
+                              &new_seq);
+    if (rc != 0)
+        return rc;
+    char reason[64];
+    snprintf(reason, sizeof reason, "replayed as hub_seq %llu", (unsigned long long)new_seq);
+    hub__audit_q(self, HUB_AUDIT_REPLAYED, dead.msg.message_id, seq, dead.msg.sender,
+                 dead.msg.receiver, dead.msg.service, reason);
+    HUB_INFO("dlq", "dead letter replayed", "hub_seq=%llu new_seq=%llu receiver=%s",
+             (unsigned long long)seq, (unsigned long long)new_seq, dead.msg.receiver);
+    hub__member_t *m = hub_map_get(self->members, dead.msg.receiver);
+    if (m) {
+        m->backlog = true;
+        hub__pump(self, m);
+        hub__flush_all(self);
+    }
+    hub__commit_start(self);
+    return 0;
+}
+
+static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
+{
+    hub_server_t *self = ctx;
+    hub_store_dead_t dead;
+    int rc = hub_store_dlq_get(self->store, seq, &dead, NULL);
+    if (rc == 0)
+        rc = hub_store_dlq_purge(self->store, seq);
+    if (rc == 0)
+        HUB_INFO("dlq", "dead letter purged", "hub_seq=%llu receiver=%s",
+                 (unsigned long long)seq, dead.msg.receiver);
+    return rc;
+}
+
+static int hub__ops_dlq_purge_older(void *ctx, uint64_t before_us, uint64_t *purged)
+{
+    size_t n = 0;
+    int rc = hub_store_dlq_purge_older(((hub_server_t *)ctx)->store, before_us, &n);
+    *purged = n;
+    if (rc == 0)
+        HUB_INFO("dlq", "old dead letters purged", "count=%zu", n);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Life cycle                                                                */
 
 static int hub__zmq_fail(const char *what, char *err, size_t err_size)
@@ -1583,6 +1802,11 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             sodium_memzero(&acfg, sizeof acfg);
         }
     }
+    if (rc == 0 && (hub_metrics_new(0, &self->metrics) != 0 ||
+                    hub_flows_new(self->metrics, 0, &self->flows) != 0)) {
+        snprintf(err, err_size, "out of memory");
+        rc = HUB_ENOMEM;
+    }
     if (rc != 0) {
         hub_server_destroy(&self);
         return rc;
@@ -1641,6 +1865,35 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         hub_server_destroy(&self);
         return rc;
     }
+    if (cfg->http_listen[0]) {
+        char token[HUB_OPS_TOKEN_MAX + 1] = "";
+        if (cfg->http_token_file[0] &&
+            hub_ops_read_token_file(cfg->http_token_file, token, sizeof token, err,
+                                    err_size) != 0) {
+            hub_server_destroy(&self);
+            return HUB_EINVAL;
+        }
+        self->ops_source = (hub_ops_source_t){self,
+                                              hub__ops_members,
+                                              hub__ops_queues,
+                                              hub__ops_stats,
+                                              hub__ops_usage,
+                                              hub__ops_ready,
+                                              hub__ops_store,
+                                              hub__ops_dlq_replay,
+                                              hub__ops_dlq_purge,
+                                              hub__ops_dlq_purge_older};
+        hub_ops_config_t ocfg = {cfg->http_listen, token, {0}};
+        rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
+                         err, err_size);
+        sodium_memzero(token, sizeof token);
+        if (rc != 0) {
+            hub_server_destroy(&self);
+            return rc;
+        }
+        if (!cfg->http_token_file[0])
+            HUB_WARN("hubd", "no http_token_file: the dead-letter API is closed", NULL);
+    }
     uv_timer_init(loop, &self->housekeeping);
     self->housekeeping.data = self;
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
@@ -1662,11 +1915,18 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
 
 const char *hub_server_endpoint(const hub_server_t *self) { return self->endpoint; }
 
+const char *hub_server_http_address(const hub_server_t *self)
+{
+    return self->ops ? hub_ops_address(self->ops) : NULL;
+}
+
 static void hub__close_handles(hub_server_t *self)
 {
     if (!self->handles_open)
         return;
     self->handles_open = false;
+    if (self->ops)
+        hub_ops_close(self->ops, NULL, NULL);
     hub_zsock_close(&self->router_watch);
     hub_zsock_close(&self->zap_watch);
     uv_close((uv_handle_t *)&self->housekeeping, NULL);
@@ -1709,6 +1969,7 @@ void hub_server_destroy(hub_server_t **self_p)
         hub__close_handles(self);
         uv_run(self->loop, UV_RUN_DEFAULT);
     }
+    hub_ops_destroy(&self->ops);
     if (self->router)
         zmq_close(self->router);
     if (self->zap)
@@ -1736,6 +1997,8 @@ void hub_server_destroy(hub_server_t **self_p)
             hub__member_free(value);
         hub_map_destroy(&self->members);
     }
+    hub_flows_destroy(&self->flows);
+    hub_metrics_destroy(&self->metrics);
     free(self->readbuf);
     for (size_t i = 0; i < self->pending_n; i++)
         free(self->pending[i].bytes);

@@ -43,6 +43,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                    size_t err_size);
 /* The endpoint actually bound (with the real port when the config said '*'). */
 const char *hub_server_endpoint(const hub_server_t *self);
+/* "host:port" of the operator HTTP endpoint, or NULL when it is off. */
+const char *hub_server_http_address(const hub_server_t *self);
 /* Runs the loop until stopped; returns 0 after a clean shutdown. */
 int hub_server_run(hub_server_t *self);
 /* Asks the loop to shut down cleanly (safe from the loop thread only). */

@@ -1,0 +1,700 @@
+#include "hub_flows.h"
+#include "hub_error.h"
+#include "hub_map.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Latency buckets: bound[i] = 10 µs * 2^(i/2) for i < HUB__NB - 1; the last
+ * bucket is everything above (about 84 s). */
+#define HUB__NB 48
+#define HUB__NAME_MAX 255
+#define HUB__ID_MAX 36
+
+typedef struct {
+    int64_t epoch;   /* the second or minute this slot holds; -1 when unused */
+    uint64_t max_us;
+    uint32_t n;
+    uint32_t bins[HUB__NB];
+} hub__lslot_t;
+
+/* One kind of latency of one flow: per second for a minute, per minute for
+ * an hour. */
+typedef struct {
+    hub__lslot_t sec[60];
+    hub__lslot_t min[60];
+} hub__lwin_t;
+
+typedef struct {
+    int64_t epoch;
+    uint32_t accepted, errors;
+} hub__cslot_t;
+
+typedef struct {
+    char outcome[HUB_FLOWS_OUTCOME_MAX + 1];
+    uint64_t count;
+} hub__refusal_t;
+
+typedef struct {
+    char *sender, *receiver, *service; /* one allocation, owned by sender */
+    uint64_t accepted, refused, delivered, settled, dead_lettered, bytes;
+    uint64_t first_at_us, last_at_us;
+    hub__refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
+    size_t n_refusals;
+    hub__cslot_t csec[60], cmin[60];
+    hub__lwin_t *e2e, *hub;            /* allocated on the first latency */
+    /* Prometheus series, looked up once (NULL when the family is full). */
+    bool series_done;
+    hub_metric_series_t *m_accepted, *m_bytes, *m_delivered, *m_settled, *m_dead, *m_e2e,
+        *m_hub;
+} hub__flow_t;
+
+typedef struct {
+    char message_id[HUB__ID_MAX + 1];
+    char sender[HUB__NAME_MAX + 1];
+    char receiver[HUB__NAME_MAX + 1];
+    char service[HUB__NAME_MAX + 1];
+    char outcome[HUB_FLOWS_OUTCOME_MAX + 1];
+    uint64_t bytes, at_us, latency_us;
+} hub__exchange_t;
+
+struct hub_flows {
+    size_t max_flows;
+    hub_map_t *by_key;          /* "sender\nreceiver\nservice" -> hub__flow_t */
+    hub__flow_t **flows;
+    size_t n_flows, cap_flows;
+    hub__flow_t *overflow;
+    double bounds_us[HUB__NB - 1];
+    hub__exchange_t *exchanges; /* ring of HUB_FLOWS_EXCHANGES */
+    size_t x_next, x_count;
+    hub_flows_tick_t ticks[HUB_FLOWS_THROUGHPUT_S]; /* indexed by second % size */
+    hub_metrics_t *metrics;
+    hub_metric_family_t *f_messages, *f_bytes, *f_delivered, *f_settled, *f_dead, *f_e2e,
+        *f_hub, *f_tracked, *f_overflow;
+};
+
+static const double hub__prom_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
+                                           5,      10,      30,     60,    300,    3600};
+
+/* ---- names ------------------------------------------------------------- */
+
+/* Copies at most max bytes of src, cut at a UTF-8 boundary. */
+static void hub__copy_name(char *dst, const char *src, size_t max)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    size_t n = strnlen(src, max + 1);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void hub__outcome_name(char *dst, const char *src)
+{
+    size_t n = 0;
+    for (const char *p = src ? src : ""; *p && n < HUB_FLOWS_OUTCOME_MAX; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            c = '_';
+        dst[n++] = c;
+    }
+    dst[n] = '\0';
+    if (n == 0)
+        strcpy(dst, "unknown");
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static int hub__register(hub_flows_t *self)
+{
+    static const char *const labels[] = {"sender", "receiver", "service", "outcome"};
+    hub_metrics_t *m = self->metrics;
+    int rc = hub_metrics_counter(m, "lth_messages_total",
+                                 "Messages by sender, receiver, service and outcome (accepted, "
+                                 "or the refusal's NACK code).",
+                                 labels, 4, &self->f_messages);
+    if (!rc)
+        rc = hub_metrics_counter(m, "lth_message_bytes_total",
+                                 "Payload bytes of accepted messages.", labels, 3, &self->f_bytes);
+    if (!rc)
+        rc = hub_metrics_counter(m, "lth_messages_delivered_total",
+                                 "Messages handed to their receiver (first attempts).", labels, 3,
+                                 &self->f_delivered);
+    if (!rc)
+        rc = hub_metrics_counter(m, "lth_messages_settled_total",
+                                 "Messages their receiver has finished handling.", labels, 3,
+                                 &self->f_settled);
+    if (!rc)
+        rc = hub_metrics_counter(m, "lth_messages_dead_lettered_total",
+                                 "Messages moved to the dead-letter queue.", labels, 3,
+                                 &self->f_dead);
+    size_t nb = sizeof hub__prom_buckets / sizeof hub__prom_buckets[0];
+    if (!rc)
+        rc = hub_metrics_histogram(m, "lth_end_to_end_latency_seconds",
+                                   "Time from the hub's acceptance of a message to its "
+                                   "receiver's settle.",
+                                   labels, 3, hub__prom_buckets, nb, &self->f_e2e);
+    if (!rc)
+        rc = hub_metrics_histogram(m, "lth_hub_latency_seconds",
+                                   "Time from the hub's receipt of a message to its hand-off "
+                                   "to the receiver.",
+                                   labels, 3, hub__prom_buckets, nb, &self->f_hub);
+    if (!rc)
+        rc = hub_metrics_gauge(m, "lth_flows_tracked",
+                               "Sender-receiver-service flows the hub keeps figures for.", NULL,
+                               0, &self->f_tracked);
+    if (!rc)
+        rc = hub_metrics_counter(m, "lth_flows_overflow_total",
+                                 "Messages counted in the _overflow flow because max_flows "
+                                 "flows were already tracked.",
+                                 NULL, 0, &self->f_overflow);
+    return rc;
+}
+
+int hub_flows_new(hub_metrics_t *metrics, size_t max_flows, hub_flows_t **out)
+{
+    if (!out)
+        return HUB_EINVAL;
+    *out = NULL;
+    hub_flows_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return HUB_ENOMEM;
+    self->max_flows = max_flows ? max_flows : HUB_FLOWS_DEFAULT_MAX;
+    self->metrics = metrics;
+    self->by_key = hub_map_new();
+    self->exchanges = calloc(HUB_FLOWS_EXCHANGES, sizeof *self->exchanges);
+    if (!self->by_key || !self->exchanges) {
+        hub_flows_destroy(&self);
+        return HUB_ENOMEM;
+    }
+    for (int i = 0; i < HUB__NB - 1; i++)
+        self->bounds_us[i] = 10.0 * pow(2.0, i / 2.0);
+    if (metrics) {
+        int rc = hub__register(self);
+        if (rc) {
+            hub_flows_destroy(&self);
+            return rc;
+        }
+    }
+    *out = self;
+    return 0;
+}
+
+static void hub__flow_free(hub__flow_t *f)
+{
+    if (!f)
+        return;
+    free(f->sender);
+    free(f->e2e);
+    free(f->hub);
+    free(f);
+}
+
+void hub_flows_destroy(hub_flows_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hub_flows_t *self = *self_p;
+    for (size_t i = 0; i < self->n_flows; i++)
+        hub__flow_free(self->flows[i]);
+    free(self->flows);
+    hub_map_destroy(&self->by_key);
+    free(self->exchanges);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- finding flows ----------------------------------------------------- */
+
+static void hub__cslots_reset(hub__cslot_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s[i].epoch = -1;
+}
+
+static hub__flow_t *hub__flow_make(const char *sender, const char *receiver, const char *service)
+{
+    size_t ls = strlen(sender), lr = strlen(receiver), lv = strlen(service);
+    hub__flow_t *f = calloc(1, sizeof *f);
+    char *names = malloc(ls + lr + lv + 3);
+    if (!f || !names) {
+        free(f);
+        free(names);
+        return NULL;
+    }
+    f->sender = names;
+    memcpy(f->sender, sender, ls + 1);
+    f->receiver = f->sender + ls + 1;
+    memcpy(f->receiver, receiver, lr + 1);
+    f->service = f->receiver + lr + 1;
+    memcpy(f->service, service, lv + 1);
+    hub__cslots_reset(f->csec, 60);
+    hub__cslots_reset(f->cmin, 60);
+    return f;
+}
+
+static int hub__flow_add(hub_flows_t *self, const char *key, hub__flow_t *f)
+{
+    if (self->n_flows == self->cap_flows) {
+        size_t cap = self->cap_flows ? self->cap_flows * 2 : 64;
+        hub__flow_t **flows = realloc(self->flows, cap * sizeof *flows);
+        if (!flows)
+            return HUB_ENOMEM;
+        self->flows = flows;
+        self->cap_flows = cap;
+    }
+    if (key && hub_map_put(self->by_key, key, f) != 0)
+        return HUB_ENOMEM;
+    self->flows[self->n_flows++] = f;
+    if (self->f_tracked)
+        hub_metric_set(self->f_tracked, NULL, (double)self->n_flows);
+    return 0;
+}
+
+static void hub__flow_series(hub_flows_t *self, hub__flow_t *f)
+{
+    if (f->series_done || !self->metrics)
+        return;
+    f->series_done = true;
+    const char *const l3[] = {f->sender, f->receiver, f->service};
+    const char *const l4[] = {f->sender, f->receiver, f->service, "accepted"};
+    hub_metric_series(self->f_messages, l4, &f->m_accepted);
+    hub_metric_series(self->f_bytes, l3, &f->m_bytes);
+    hub_metric_series(self->f_delivered, l3, &f->m_delivered);
+    hub_metric_series(self->f_settled, l3, &f->m_settled);
+    hub_metric_series(self->f_dead, l3, &f->m_dead);
+    hub_metric_series(self->f_e2e, l3, &f->m_e2e);
+    hub_metric_series(self->f_hub, l3, &f->m_hub);
+}
+
+/* The flow for the triple, created on first use; the overflow flow when
+ * max_flows are tracked; NULL only when memory is short. */
+static hub__flow_t *hub__flow_get(hub_flows_t *self, const char *sender, const char *receiver,
+                                  const char *service)
+{
+    char s[HUB__NAME_MAX + 1], r[HUB__NAME_MAX + 1], v[HUB__NAME_MAX + 1];
+    hub__copy_name(s, sender, HUB__NAME_MAX);
+    hub__copy_name(r, receiver, HUB__NAME_MAX);
+    hub__copy_name(v, service, HUB__NAME_MAX);
+    char key[3 * (HUB__NAME_MAX + 1)];
+    snprintf(key, sizeof key, "%s\n%s\n%s", s, r, v);
+    hub__flow_t *f = hub_map_get(self->by_key, key);
+    if (f)
+        return f;
+    if (self->n_flows >= self->max_flows) {
+        if (self->f_overflow)
+            hub_metric_inc(self->f_overflow, NULL, 1);
+        if (!self->overflow) {
+            f = hub__flow_make(HUB_FLOWS_OVERFLOW, HUB_FLOWS_OVERFLOW, HUB_FLOWS_OVERFLOW);
+            if (!f || hub__flow_add(self, NULL, f) != 0) {
+                hub__flow_free(f);
+                return NULL;
+            }
+            self->overflow = f;
+        }
+        f = self->overflow;
+    } else {
+        f = hub__flow_make(s, r, v);
+        if (!f || hub__flow_add(self, key, f) != 0) {
+            hub__flow_free(f);
+            return NULL;
+        }
+    }
+    hub__flow_series(self, f);
+    return f;
+}
+
+/* ---- recording --------------------------------------------------------- */
+
+static hub__cslot_t *hub__cslot(hub__cslot_t *ring, int64_t epoch)
+{
+    hub__cslot_t *s = &ring[epoch % 60];
+    if (s->epoch != epoch) {
+        s->epoch = epoch;
+        s->accepted = s->errors = 0;
+    }
+    return s;
+}
+
+static void hub__count(hub__flow_t *f, uint64_t now_us, bool accepted)
+{
+    int64_t sec = (int64_t)(now_us / 1000000u);
+    hub__cslot_t *a = hub__cslot(f->csec, sec), *b = hub__cslot(f->cmin, sec / 60);
+    if (accepted) {
+        a->accepted++;
+        b->accepted++;
+    } else {
+        a->errors++;
+        b->errors++;
+    }
+}
+
+static void hub__touch(hub__flow_t *f, uint64_t now_us)
+{
+    if (!f->first_at_us)
+        f->first_at_us = now_us;
+    f->last_at_us = now_us;
+}
+
+static hub_flows_tick_t *hub__tick(hub_flows_t *self, uint64_t now_us)
+{
+    uint64_t sec = now_us / 1000000u;
+    hub_flows_tick_t *t = &self->ticks[sec % HUB_FLOWS_THROUGHPUT_S];
+    if (t->second != sec) {
+        memset(t, 0, sizeof *t);
+        t->second = sec;
+    }
+    return t;
+}
+
+static size_t hub__bin(const hub_flows_t *self, uint64_t us)
+{
+    size_t lo = 0, hi = HUB__NB - 1; /* the first bound >= us, or the overflow bucket */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((double)us <= self->bounds_us[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static void hub__lslot_add(hub__lslot_t *s, int64_t epoch, size_t bin, uint64_t us)
+{
+    if (s->epoch != epoch) {
+        memset(s, 0, sizeof *s);
+        s->epoch = epoch;
+    }
+    s->bins[bin]++;
+    s->n++;
+    if (us > s->max_us)
+        s->max_us = us;
+}
+
+static hub__lwin_t *hub__lwin_new(void)
+{
+    hub__lwin_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    for (int i = 0; i < 60; i++)
+        w->sec[i].epoch = w->min[i].epoch = -1;
+    return w;
+}
+
+static void hub__observe(hub_flows_t *self, hub__lwin_t **wp, uint64_t us, uint64_t now_us)
+{
+    if (!*wp && !(*wp = hub__lwin_new()))
+        return;
+    int64_t sec = (int64_t)(now_us / 1000000u);
+    size_t bin = hub__bin(self, us);
+    hub__lslot_add(&(*wp)->sec[sec % 60], sec, bin, us);
+    hub__lslot_add(&(*wp)->min[(sec / 60) % 60], sec / 60, bin, us);
+}
+
+void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *receiver,
+                        const char *service, uint64_t payload_bytes, uint64_t now_us)
+{
+    if (!self)
+        return;
+    hub__tick(self, now_us)->accepted++;
+    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    f->accepted++;
+    f->bytes += payload_bytes;
+    hub__touch(f, now_us);
+    hub__count(f, now_us, true);
+    if (f->m_accepted)
+        hub_series_inc(f->m_accepted, 1);
+    if (f->m_bytes)
+        hub_series_inc(f->m_bytes, (double)payload_bytes);
+}
+
+void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
+                       const char *service, const char *outcome, uint64_t now_us)
+{
+    if (!self)
+        return;
+    hub__tick(self, now_us)->refused++;
+    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    char name[HUB_FLOWS_OUTCOME_MAX + 1];
+    hub__outcome_name(name, outcome);
+    f->refused++;
+    hub__touch(f, now_us);
+    hub__count(f, now_us, false);
+    size_t i = 0;
+    while (i < f->n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
+        i++;
+    if (i == f->n_refusals) {
+        if (f->n_refusals == HUB_FLOWS_REFUSAL_KINDS - 1 || f->n_refusals == HUB_FLOWS_REFUSAL_KINDS) {
+            i = HUB_FLOWS_REFUSAL_KINDS - 1; /* the last kind collects the rest */
+            if (f->n_refusals < HUB_FLOWS_REFUSAL_KINDS) {
+                strcpy(f->refusals[i].outcome, "other");
+                f->n_refusals = HUB_FLOWS_REFUSAL_KINDS;
+            }
+        } else {
+            memcpy(f->refusals[i].outcome, name, sizeof name);
+            f->n_refusals++;
+        }
+    }
+    f->refusals[i].count++;
+    if (self->f_messages) {
+        const char *const labels[] = {f->sender, f->receiver, f->service, name};
+        hub_metric_inc(self->f_messages, labels, 1);
+    }
+}
+
+void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *receiver,
+                         const char *service, uint64_t hub_internal_us, uint64_t now_us)
+{
+    if (!self)
+        return;
+    hub__tick(self, now_us)->delivered++;
+    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    f->delivered++;
+    hub__touch(f, now_us);
+    hub__observe(self, &f->hub, hub_internal_us, now_us);
+    if (f->m_delivered)
+        hub_series_inc(f->m_delivered, 1);
+    if (f->m_hub)
+        hub_series_observe(f->m_hub, (double)hub_internal_us / 1e6);
+}
+
+void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,
+                       const char *service, uint64_t end_to_end_us, uint64_t now_us)
+{
+    if (!self)
+        return;
+    hub__tick(self, now_us)->settled++;
+    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    f->settled++;
+    hub__touch(f, now_us);
+    hub__observe(self, &f->e2e, end_to_end_us, now_us);
+    if (f->m_settled)
+        hub_series_inc(f->m_settled, 1);
+    if (f->m_e2e)
+        hub_series_observe(f->m_e2e, (double)end_to_end_us / 1e6);
+}
+
+void hub_flows_dead_lettered(hub_flows_t *self, const char *sender, const char *receiver,
+                             const char *service, uint64_t now_us)
+{
+    if (!self)
+        return;
+    hub__tick(self, now_us)->dead_lettered++;
+    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    f->dead_lettered++;
+    hub__touch(f, now_us);
+    hub__count(f, now_us, false);
+    if (f->m_dead)
+        hub_series_inc(f->m_dead, 1);
+}
+
+void hub_flows_exchange(hub_flows_t *self, const hub_flows_exchange_t *x)
+{
+    if (!self || !x)
+        return;
+    hub__exchange_t *e = &self->exchanges[self->x_next];
+    hub__copy_name(e->message_id, x->message_id, HUB__ID_MAX);
+    hub__copy_name(e->sender, x->sender, HUB__NAME_MAX);
+    hub__copy_name(e->receiver, x->receiver, HUB__NAME_MAX);
+    hub__copy_name(e->service, x->service, HUB__NAME_MAX);
+    hub__outcome_name(e->outcome, x->outcome);
+    e->bytes = x->bytes;
+    e->at_us = x->at_us;
+    e->latency_us = x->latency_us;
+    self->x_next = (self->x_next + 1) % HUB_FLOWS_EXCHANGES;
+    if (self->x_count < HUB_FLOWS_EXCHANGES)
+        self->x_count++;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+typedef struct {
+    uint64_t bins[HUB__NB];
+    uint64_t n, max_us;
+} hub__merged_t;
+
+static void hub__merge(hub__merged_t *m, const hub__lslot_t *slots, int64_t first, int64_t last)
+{
+    for (int i = 0; i < 60; i++) {
+        const hub__lslot_t *s = &slots[i];
+        if (s->epoch < first || s->epoch > last || s->n == 0)
+            continue;
+        for (int b = 0; b < HUB__NB; b++)
+            m->bins[b] += s->bins[b];
+        m->n += s->n;
+        if (s->max_us > m->max_us)
+            m->max_us = s->max_us;
+    }
+}
+
+static uint64_t hub__percentile(const hub_flows_t *self, const hub__merged_t *m, double q)
+{
+    uint64_t rank = (uint64_t)ceil(q * (double)m->n);
+    if (rank < 1)
+        rank = 1;
+    uint64_t cum = 0;
+    for (int b = 0; b < HUB__NB; b++) {
+        if (m->bins[b] == 0 || cum + m->bins[b] < rank) {
+            cum += m->bins[b];
+            continue;
+        }
+        double lower = b == 0 ? 0.0 : self->bounds_us[b - 1];
+        double upper = b < HUB__NB - 1 ? self->bounds_us[b] : (double)m->max_us;
+        if (upper > (double)m->max_us)
+            upper = (double)m->max_us;
+        if (lower > upper)
+            lower = upper;
+        double frac = (double)(rank - cum) / (double)m->bins[b];
+        return (uint64_t)llround(lower + (upper - lower) * frac);
+    }
+    return m->max_us;
+}
+
+static void hub__latency(const hub_flows_t *self, const hub__lwin_t *w, bool hour, int64_t now_s,
+                         hub_flows_latency_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!w)
+        return;
+    hub__merged_t m;
+    memset(&m, 0, sizeof m);
+    if (hour)
+        hub__merge(&m, w->min, now_s / 60 - 59, now_s / 60);
+    else
+        hub__merge(&m, w->sec, now_s - 59, now_s);
+    if (m.n == 0)
+        return;
+    out->count = m.n;
+    out->max_us = m.max_us;
+    out->p50_us = hub__percentile(self, &m, 0.50);
+    out->p90_us = hub__percentile(self, &m, 0.90);
+    out->p99_us = hub__percentile(self, &m, 0.99);
+}
+
+static void hub__counts(const hub__cslot_t *ring, int64_t first, int64_t last,
+                        hub_flows_window_t *out)
+{
+    for (int i = 0; i < 60; i++) {
+        if (ring[i].epoch < first || ring[i].epoch > last)
+            continue;
+        out->accepted += ring[i].accepted;
+        out->errors += ring[i].errors;
+    }
+}
+
+static int hub__cmp_flow(const void *a, const void *b)
+{
+    const hub__flow_t *fa = *(const hub__flow_t *const *)a;
+    const hub__flow_t *fb = *(const hub__flow_t *const *)b;
+    int c = strcmp(fa->sender, fb->sender);
+    if (!c)
+        c = strcmp(fa->receiver, fb->receiver);
+    if (!c)
+        c = strcmp(fa->service, fb->service);
+    return c;
+}
+
+size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit visit, void *user)
+{
+    if (!self || !visit || self->n_flows == 0)
+        return 0;
+    hub__flow_t **sorted = malloc(self->n_flows * sizeof *sorted);
+    if (!sorted)
+        return 0;
+    memcpy(sorted, self->flows, self->n_flows * sizeof *sorted);
+    qsort(sorted, self->n_flows, sizeof *sorted, hub__cmp_flow);
+    int64_t now_s = (int64_t)(now_us / 1000000u);
+    size_t n = self->n_flows;
+    for (size_t i = 0; i < n; i++) {
+        const hub__flow_t *f = sorted[i];
+        hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
+        for (size_t k = 0; k < f->n_refusals; k++) {
+            refusals[k].outcome = f->refusals[k].outcome;
+            refusals[k].count = f->refusals[k].count;
+        }
+        hub_flows_info_t info = {
+            .sender = f->sender,
+            .receiver = f->receiver,
+            .service = f->service,
+            .accepted = f->accepted,
+            .refused = f->refused,
+            .delivered = f->delivered,
+            .settled = f->settled,
+            .dead_lettered = f->dead_lettered,
+            .bytes = f->bytes,
+            .first_at_us = f->first_at_us,
+            .last_at_us = f->last_at_us,
+            .refusals = refusals,
+            .n_refusals = f->n_refusals,
+        };
+        hub__counts(f->csec, now_s - 59, now_s, &info.minute);
+        hub__counts(f->cmin, now_s / 60 - 59, now_s / 60, &info.hour);
+        hub__latency(self, f->e2e, false, now_s, &info.minute.end_to_end);
+        hub__latency(self, f->hub, false, now_s, &info.minute.hub);
+        hub__latency(self, f->e2e, true, now_s, &info.hour.end_to_end);
+        hub__latency(self, f->hub, true, now_s, &info.hour.hub);
+        visit(&info, user);
+    }
+    free(sorted);
+    return n;
+}
+
+size_t hub_flows_count(const hub_flows_t *self) { return self ? self->n_flows : 0; }
+
+size_t hub_flows_exchanges(const hub_flows_t *self, size_t limit, const char *member,
+                           hub_flows_exchange_visit visit, void *user)
+{
+    if (!self || !visit)
+        return 0;
+    bool filter = member && *member;
+    size_t visited = 0;
+    for (size_t k = 0; k < self->x_count && visited < limit; k++) {
+        size_t idx = (self->x_next + HUB_FLOWS_EXCHANGES - 1 - k) % HUB_FLOWS_EXCHANGES;
+        const hub__exchange_t *e = &self->exchanges[idx];
+        if (filter && strcmp(e->sender, member) != 0 && strcmp(e->receiver, member) != 0)
+            continue;
+        hub_flows_exchange_t x = {e->message_id, e->sender,   e->receiver,  e->service,
+                                  e->outcome,    e->bytes,    e->at_us,     e->latency_us};
+        visit(&x, user);
+        visited++;
+    }
+    return visited;
+}
+
+void hub_flows_throughput(const hub_flows_t *self, uint64_t now_us,
+                          hub_flows_tick_t out[HUB_FLOWS_THROUGHPUT_S])
+{
+    uint64_t now_s = now_us / 1000000u;
+    for (size_t i = 0; i < HUB_FLOWS_THROUGHPUT_S; i++) {
+        uint64_t sec = now_s + 1 + i - HUB_FLOWS_THROUGHPUT_S;
+        const hub_flows_tick_t *t = self ? &self->ticks[sec % HUB_FLOWS_THROUGHPUT_S] : NULL;
+        if (t && t->second == sec) {
+            out[i] = *t;
+        } else {
+            memset(&out[i], 0, sizeof out[i]);
+            out[i].second = sec;
+        }
+    }
+}

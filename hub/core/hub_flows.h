@@ -1,0 +1,162 @@
+/* hub_flows — who sends what to whom, how fast, and what went wrong:
+ * per-flow accounting for the operator surface, on the loop thread.
+ *
+ * A flow is one (sender, receiver, service) triple. The hub reports each
+ * step of a message's life: accepted (ACKed to its sender) or refused
+ * (NACKed, with the NACK code's name), delivered (handed to the receiver's
+ * connection, with the time the hub held it), settled (the receiver
+ * finished it, with the time since acceptance), dead-lettered. For each
+ * flow this module keeps lifetime counts, counts and latency percentiles
+ * over the last minute and the last hour, and feeds the Prometheus
+ * families below; it also keeps the last HUB_FLOWS_EXCHANGES exchanges
+ * (metadata only: ids, names, sizes, outcomes, times; never payloads) and
+ * the hub-wide throughput per second over the last HUB_FLOWS_THROUGHPUT_S
+ * seconds, for the dashboard's chart.
+ *
+ * Label sets stay bounded because the CALLER passes bounded names: member
+ * ids from the key directory (or "" when unknown) and service names the
+ * receiver offers (or "_unlisted"); this module never invents names from
+ * input. As a second fence, at most max_flows flows are tracked; traffic of
+ * flows beyond that is counted in one flow named "_overflow" (all three
+ * names), so totals still add up, and in lth_flows_overflow_total.
+ * Refusal outcomes are reduced to [a-z0-9_] (lower-cased), at most 31
+ * bytes, e.g. "receiver_offline".
+ *
+ * Latency windows: a fixed-bucket histogram (bucket bounds 10 µs * 2^(i/2),
+ * up to about 84 s, plus an overflow bucket whose percentile is the largest
+ * value seen) per second for the last 60 seconds and per minute for the
+ * last 60 minutes. No samples are stored: percentiles are interpolated
+ * within a bucket (bounds a factor of 1.41 apart, so within that factor,
+ * usually much closer), and never above the window's
+ * maximum. A flow's windows are allocated when it first reports a latency
+ * (about 50 KB for both kinds), so flows with refusals only stay small.
+ *
+ * Prometheus families registered in the registry given to hub_flows_new()
+ * (all with labels sender, receiver, service):
+ *   lth_messages_total{...,outcome}        accepted, or the refusal outcome
+ *   lth_message_bytes_total                payload bytes of accepted messages
+ *   lth_messages_delivered_total           first hand-offs to the receiver
+ *   lth_messages_settled_total             settled by the receiver
+ *   lth_messages_dead_lettered_total       moved to the dead-letter queue
+ *   lth_end_to_end_latency_seconds         histogram: acceptance -> settled
+ *   lth_hub_latency_seconds                histogram: receipt -> hand-off
+ * plus lth_flows_tracked (gauge) and lth_flows_overflow_total.
+ *
+ * Times: every now_us is the wall clock in µs since the Unix epoch
+ * (hub_now_us()); durations are µs. A clock that steps backwards only makes
+ * some slots look stale for a while.
+ *
+ * Ownership: strings passed in are copied. Pointers handed to visitors are
+ * valid only during the visit.
+ *
+ * Errors: HUB_EINVAL, HUB_ENOMEM, HUB_EEXIST (a family name is already
+ * registered). The recording functions return nothing: accounting must
+ * never fail a message; out of memory there only loses the figure.
+ *
+ * Not thread-safe: call everything from the loop thread.
+ */
+#ifndef HUB_FLOWS_H
+#define HUB_FLOWS_H
+
+#include "hub_metrics.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HUB_FLOWS_EXCHANGES 1000        /* exchanges kept, newest replacing oldest */
+#define HUB_FLOWS_THROUGHPUT_S 300      /* seconds of hub-wide throughput kept */
+#define HUB_FLOWS_DEFAULT_MAX 10000u    /* flows tracked by default */
+#define HUB_FLOWS_OUTCOME_MAX 31        /* bytes of an outcome name */
+#define HUB_FLOWS_REFUSAL_KINDS 8       /* distinct refusal outcomes counted per flow */
+#define HUB_FLOWS_OVERFLOW "_overflow"
+
+typedef struct hub_flows hub_flows_t;
+
+/* metrics may be NULL (no Prometheus families); max_flows 0 = default. */
+int hub_flows_new(hub_metrics_t *metrics, size_t max_flows, hub_flows_t **out);
+void hub_flows_destroy(hub_flows_t **self_p);
+
+/* Recording, from the routing path. receiver and service may be "" (or
+ * NULL) when the message did not say or could not be decoded. */
+void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *receiver,
+                        const char *service, uint64_t payload_bytes, uint64_t now_us);
+/* outcome: the NACK code's name, e.g. hub_nack_code_name(code). */
+void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
+                       const char *service, const char *outcome, uint64_t now_us);
+/* hub_internal_us: from receipt of the envelope to its hand-off to the
+ * receiver's connection (first attempt). */
+void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *receiver,
+                         const char *service, uint64_t hub_internal_us, uint64_t now_us);
+/* end_to_end_us: from acceptance to the receiver's settle (online-only
+ * messages: to the hand-off, as they are not settled). */
+void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,
+                       const char *service, uint64_t end_to_end_us, uint64_t now_us);
+void hub_flows_dead_lettered(hub_flows_t *self, const char *sender, const char *receiver,
+                             const char *service, uint64_t now_us);
+
+/* One exchange for the recent-exchanges list; strings are copied (cut to
+ * 36 bytes for ids, 255 for names, at a UTF-8 boundary). */
+typedef struct {
+    const char *message_id;
+    const char *sender;
+    const char *receiver;
+    const char *service;
+    const char *outcome;     /* "accepted", "delivered", "settled", "dead_lettered", or a NACK name */
+    uint64_t bytes;          /* payload bytes */
+    uint64_t at_us;          /* wall clock */
+    uint64_t latency_us;     /* for delivered/settled; 0 otherwise */
+} hub_flows_exchange_t;
+
+void hub_flows_exchange(hub_flows_t *self, const hub_flows_exchange_t *x);
+
+/* Latency over a window; count 0 means no observation (percentiles 0). */
+typedef struct {
+    uint64_t count;
+    uint64_t p50_us, p90_us, p99_us, max_us;
+} hub_flows_latency_t;
+
+typedef struct {
+    uint64_t accepted, errors;   /* errors: refusals and dead letters */
+    hub_flows_latency_t end_to_end, hub;
+} hub_flows_window_t;
+
+typedef struct {
+    const char *outcome;
+    uint64_t count;
+} hub_flows_refusal_t;
+
+typedef struct {
+    const char *sender, *receiver, *service;
+    uint64_t accepted, refused, delivered, settled, dead_lettered, bytes;
+    uint64_t first_at_us, last_at_us;
+    const hub_flows_refusal_t *refusals; /* by outcome; "other" collects the rest */
+    size_t n_refusals;
+    hub_flows_window_t minute, hour;
+} hub_flows_info_t;
+
+typedef void (*hub_flows_visit)(const hub_flows_info_t *flow, void *user);
+
+/* Visits every flow, sorted by sender, receiver, service, with windows as
+ * of now_us. Returns the number visited (HUB_ENOMEM as 0 visits). */
+size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit visit, void *user);
+size_t hub_flows_count(const hub_flows_t *self);
+
+typedef void (*hub_flows_exchange_visit)(const hub_flows_exchange_t *x, void *user);
+/* Visits up to limit exchanges, newest first; with member non-NULL and
+ * non-empty, only those it sent or received. Returns the number visited. */
+size_t hub_flows_exchanges(const hub_flows_t *self, size_t limit, const char *member,
+                           hub_flows_exchange_visit visit, void *user);
+
+/* Hub-wide counts in one second. */
+typedef struct {
+    uint64_t second; /* Unix time, seconds */
+    uint32_t accepted, refused, delivered, settled, dead_lettered;
+} hub_flows_tick_t;
+
+/* Fills out[0..HUB_FLOWS_THROUGHPUT_S) with the seconds ending at now_us,
+ * oldest first (seconds without traffic are zero). */
+void hub_flows_throughput(const hub_flows_t *self, uint64_t now_us,
+                          hub_flows_tick_t out[HUB_FLOWS_THROUGHPUT_S]);
+
+#endif

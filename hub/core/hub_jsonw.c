@@ -1,0 +1,303 @@
+#include "hub_jsonw.h"
+#include "hub_error.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hub_jsonw_init(hub_jsonw_t *w) { memset(w, 0, sizeof *w); }
+
+void hub_jsonw_free(hub_jsonw_t *w)
+{
+    free(w->data);
+    memset(w, 0, sizeof *w);
+}
+
+static void hub__put(hub_jsonw_t *w, const char *p, size_t n)
+{
+    if (w->error)
+        return;
+    if (n > SIZE_MAX / 2 - w->len) {
+        w->error = HUB_ENOMEM;
+        return;
+    }
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 1024;
+        while (cap < w->len + n + 1)
+            cap *= 2;
+        char *data = realloc(w->data, cap);
+        if (!data) {
+            w->error = HUB_ENOMEM;
+            return;
+        }
+        w->data = data;
+        w->cap = cap;
+    }
+    memcpy(w->data + w->len, p, n);
+    w->len += n;
+    w->data[w->len] = '\0';
+}
+
+/* Before any value: the comma, and the check that objects get keys. */
+static bool hub__value_start(hub_jsonw_t *w)
+{
+    if (w->error)
+        return false;
+    if (w->in_object[w->depth] && w->depth > 0) {
+        if (!w->key_pending) {
+            w->error = HUB_EINVAL;
+            return false;
+        }
+        w->key_pending = false;
+        return true;
+    }
+    if (w->depth == 0 && w->has_items[0]) {
+        w->error = HUB_EINVAL; /* one top-level value only */
+        return false;
+    }
+    if (w->has_items[w->depth])
+        hub__put(w, ",", 1);
+    w->has_items[w->depth] = true;
+    return !w->error;
+}
+
+static void hub__open(hub_jsonw_t *w, bool object)
+{
+    if (!hub__value_start(w))
+        return;
+    if (w->depth >= HUB_JSONW_MAX_DEPTH) {
+        w->error = HUB_EINVAL;
+        return;
+    }
+    hub__put(w, object ? "{" : "[", 1);
+    w->depth++;
+    w->in_object[w->depth] = object;
+    w->has_items[w->depth] = false;
+}
+
+static void hub__close(hub_jsonw_t *w, bool object)
+{
+    if (w->error)
+        return;
+    if (w->depth == 0 || w->in_object[w->depth] != object || w->key_pending) {
+        w->error = HUB_EINVAL;
+        return;
+    }
+    w->depth--;
+    hub__put(w, object ? "}" : "]", 1);
+}
+
+void hub_jsonw_object_begin(hub_jsonw_t *w) { hub__open(w, true); }
+void hub_jsonw_object_end(hub_jsonw_t *w) { hub__close(w, true); }
+void hub_jsonw_array_begin(hub_jsonw_t *w) { hub__open(w, false); }
+void hub_jsonw_array_end(hub_jsonw_t *w) { hub__close(w, false); }
+
+/* Length of the well-formed UTF-8 sequence at p (n bytes left), or 0. */
+static size_t hub__utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t min, cp;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0) {
+        len = 2, min = 0x80, cp = p[0] & 0x1f;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        len = 3, min = 0x800, cp = p[0] & 0x0f;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        len = 4, min = 0x10000, cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+static void hub__put_string(hub_jsonw_t *w, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    hub__put(w, "\"", 1);
+    size_t run = 0; /* bytes at p[i - run .. i) to copy as they are */
+    size_t i = 0;
+    while (i < len && !w->error) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        char ubuf[8];
+        size_t step = 1;
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '/' && i > 0 && p[i - 1] == '<')
+            esc = "\\/";
+        else if (c < 0x20 || c == 0x7f) {
+            snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
+            esc = ubuf;
+        } else if (c >= 0x80) {
+            step = hub__utf8_len(p + i, len - i);
+            if (step == 0) {
+                esc = "\\ufffd";
+                step = 1;
+            }
+        }
+        if (esc) {
+            hub__put(w, s + i - run, run);
+            hub__put(w, esc, strlen(esc));
+            run = 0;
+        } else {
+            run += step;
+        }
+        i += step;
+    }
+    hub__put(w, s + i - run, run);
+    hub__put(w, "\"", 1);
+}
+
+void hub_jsonw_key(hub_jsonw_t *w, const char *key)
+{
+    if (w->error)
+        return;
+    if (w->depth == 0 || !w->in_object[w->depth] || w->key_pending || !key) {
+        w->error = HUB_EINVAL;
+        return;
+    }
+    if (w->has_items[w->depth])
+        hub__put(w, ",", 1);
+    w->has_items[w->depth] = true;
+    hub__put_string(w, key, strlen(key));
+    hub__put(w, ":", 1);
+    w->key_pending = true;
+}
+
+void hub_jsonw_strn(hub_jsonw_t *w, const char *s, size_t len)
+{
+    if (!hub__value_start(w))
+        return;
+    if (!s)
+        hub__put(w, "null", 4);
+    else
+        hub__put_string(w, s, len);
+}
+
+void hub_jsonw_str(hub_jsonw_t *w, const char *s) { hub_jsonw_strn(w, s, s ? strlen(s) : 0); }
+
+void hub_jsonw_u64(hub_jsonw_t *w, uint64_t v)
+{
+    if (!hub__value_start(w))
+        return;
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%" PRIu64, v);
+    hub__put(w, buf, (size_t)n);
+}
+
+void hub_jsonw_i64(hub_jsonw_t *w, int64_t v)
+{
+    if (!hub__value_start(w))
+        return;
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%" PRId64, v);
+    hub__put(w, buf, (size_t)n);
+}
+
+void hub_jsonw_double(hub_jsonw_t *w, double v, int decimals)
+{
+    if (!hub__value_start(w))
+        return;
+    if (!isfinite(v)) {
+        hub__put(w, "null", 4);
+        return;
+    }
+    if (decimals < 0)
+        decimals = 0;
+    if (decimals > 9)
+        decimals = 9;
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    if (n <= 0 || (size_t)n >= sizeof buf) {
+        n = snprintf(buf, sizeof buf, "%.17g", v);
+    } else if (decimals > 0) {
+        while (n > 1 && buf[n - 1] == '0')
+            n--;
+        if (buf[n - 1] == '.')
+            n--;
+    }
+    if (n == 2 && buf[0] == '-' && buf[1] == '0')
+        n = snprintf(buf, sizeof buf, "0");
+    hub__put(w, buf, (size_t)n);
+}
+
+void hub_jsonw_bool(hub_jsonw_t *w, bool v)
+{
+    if (hub__value_start(w))
+        hub__put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void hub_jsonw_null(hub_jsonw_t *w)
+{
+    if (hub__value_start(w))
+        hub__put(w, "null", 4);
+}
+
+void hub_jsonw_raw(hub_jsonw_t *w, const char *json, size_t len)
+{
+    if (hub__value_start(w))
+        hub__put(w, json, len);
+}
+
+void hub_jsonw_kv_str(hub_jsonw_t *w, const char *key, const char *s)
+{
+    hub_jsonw_key(w, key);
+    hub_jsonw_str(w, s);
+}
+
+void hub_jsonw_kv_u64(hub_jsonw_t *w, const char *key, uint64_t v)
+{
+    hub_jsonw_key(w, key);
+    hub_jsonw_u64(w, v);
+}
+
+void hub_jsonw_kv_double(hub_jsonw_t *w, const char *key, double v, int decimals)
+{
+    hub_jsonw_key(w, key);
+    hub_jsonw_double(w, v, decimals);
+}
+
+void hub_jsonw_kv_bool(hub_jsonw_t *w, const char *key, bool v)
+{
+    hub_jsonw_key(w, key);
+    hub_jsonw_bool(w, v);
+}
+
+int hub_jsonw_finish(hub_jsonw_t *w, char **out, size_t *len)
+{
+    if (!out || !len)
+        return HUB_EINVAL;
+    *out = NULL;
+    *len = 0;
+    if (!w->error && (w->depth != 0 || w->key_pending || !w->has_items[0]))
+        w->error = HUB_EINVAL;
+    int rc = w->error;
+    if (rc) {
+        hub_jsonw_free(w);
+        return rc;
+    }
+    *out = w->data;
+    *len = w->len;
+    memset(w, 0, sizeof *w);
+    return 0;
+}

@@ -1,0 +1,378 @@
+/* The operator dashboard: polls the hub's JSON API once a second and keeps
+ * the tables and the chart current. Everything is written with textContent
+ * (never as HTML), so names from the hub cannot inject markup. The operator
+ * token for the dead-letter queue lives in sessionStorage only and goes in
+ * the Authorization header, never in a URL. */
+"use strict";
+
+(function () {
+  const REFRESH_MS = 1000;
+  const TOKEN_KEY = "lth.operatorToken";
+  const $ = (id) => document.getElementById(id);
+  const state = { members: [], flows: [], throughput: null, failures: 0 };
+
+  /* ---- formatting ---------------------------------------------------- */
+  function fmtInt(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); }
+  function fmtMs(v) { return v === null || v === undefined ? "–" : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v).toString(); }
+  function fmtAge(seconds) {
+    if (seconds === null || seconds === undefined) return "never";
+    if (seconds < 1) return "now";
+    if (seconds < 60) return Math.floor(seconds) + " s ago";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
+    return Math.floor(seconds / 86400) + " d ago";
+  }
+  function fmtDuration(seconds) {
+    if (!seconds) return "–";
+    if (seconds < 60) return seconds.toFixed(1) + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min";
+    if (seconds < 86400) return (seconds / 3600).toFixed(1) + " h";
+    return (seconds / 86400).toFixed(1) + " d";
+  }
+  function fmtTime(us) {
+    if (!us) return "–";
+    const d = new Date(us / 1000);
+    return d.toLocaleTimeString("en-GB", { hour12: false });
+  }
+
+  /* ---- fetching ------------------------------------------------------ */
+  async function getJson(path, token) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const r = await fetch(path, { cache: "no-store", headers: headers });
+    let body = null;
+    try { body = await r.json(); } catch (e) { body = null; }
+    if (!r.ok) {
+      const err = new Error((body && body.error) || ("HTTP " + r.status));
+      err.status = r.status;
+      throw err;
+    }
+    return body;
+  }
+
+  async function postJson(path, token) {
+    const r = await fetch(path, {
+      method: "POST", cache: "no-store",
+      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+      body: "{}",
+    });
+    let body = null;
+    try { body = await r.json(); } catch (e) { body = null; }
+    if (!r.ok) throw new Error((body && body.error) || ("HTTP " + r.status));
+    return body;
+  }
+
+  /* ---- keyed table rows ---------------------------------------------- */
+  /* Keeps one <tr> per key, updates cells in place (flashing those that
+   * changed), and orders rows as given: 200 members re-render without
+   * flicker or losing the scroll position. */
+  function syncRows(tbody, items, keyOf, columns, decorate) {
+    const existing = new Map();
+    for (const tr of Array.from(tbody.rows)) existing.set(tr.dataset.key, tr);
+    const seen = new Set();
+    let index = 0;
+    for (const item of items) {
+      const key = keyOf(item);
+      seen.add(key);
+      let tr = existing.get(key);
+      const fresh = !tr;
+      if (fresh) {
+        tr = document.createElement("tr");
+        tr.dataset.key = key;
+        for (const col of columns) {
+          const td = document.createElement("td");
+          if (col.cls) td.className = col.cls;
+          tr.appendChild(td);
+        }
+      }
+      columns.forEach((col, i) => {
+        const td = tr.cells[i];
+        if (col.render) { col.render(td, item); return; }
+        const text = String(col.value(item));
+        if (td.textContent !== text) {
+          td.textContent = text;
+          if (!fresh && col.flash) {
+            td.classList.remove("changed");
+            void td.offsetWidth; /* restart the animation */
+            td.classList.add("changed");
+          }
+        }
+      });
+      if (decorate) decorate(tr, item);
+      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
+      index++;
+    }
+    for (const [key, tr] of existing) if (!seen.has(key)) tr.remove();
+  }
+
+  /* ---- sections ------------------------------------------------------ */
+  function renderStatus(s) {
+    const ready = $("ready");
+    ready.dataset.ready = String(s.ready);
+    ready.textContent = s.ready ? "ready" : "not ready: " + (s.not_ready_reason || "?");
+    $("version").textContent = "v" + s.version;
+    $("uptime").textContent = "up " + fmtDuration(s.uptime_s);
+    $("sum-members").textContent = fmtInt(s.members.connected) + " / " + fmtInt(s.members.known);
+    $("sum-accepted").textContent = fmtInt(s.last_minute.accepted);
+    $("sum-refused").textContent = fmtInt(s.last_minute.refused);
+    $("sum-queued").textContent = fmtInt(s.queues.depth);
+    $("sum-oldest").textContent = s.queues.depth ? fmtDuration(s.queues.oldest_age_s) : "–";
+    $("sum-dead").textContent = fmtInt(s.dead_letters);
+  }
+
+  function memberMatches(m, text, which) {
+    if (which !== "all" && m.state !== which) return false;
+    if (!text) return true;
+    return m.id.toLowerCase().includes(text) || m.address.toLowerCase().includes(text) ||
+      m.services.join(",").toLowerCase().includes(text);
+  }
+
+  const memberColumns = [
+    { cls: "state", render: (td) => { if (!td.firstChild) { const d = document.createElement("span"); d.className = "dot"; td.appendChild(d); } } },
+    { cls: "id member-id", value: (m) => m.id },
+    { cls: "member-state", value: (m) => m.state },
+    { cls: "last-seen", value: (m) => fmtAge(m.last_seen_age_s) },
+    { cls: "address", value: (m) => m.address || "–" },
+    { cls: "num msgs-in", value: (m) => fmtInt(m.msgs_in), flash: true },
+    { cls: "num msgs-out", value: (m) => fmtInt(m.msgs_out), flash: true },
+    { cls: "num in-flight", value: (m) => fmtInt(m.in_flight) },
+    { cls: "services", value: (m) => m.services.join(", ") },
+  ];
+
+  function renderMembers() {
+    const members = state.members;
+    const text = $("members-filter").value.trim().toLowerCase();
+    const which = $("members-state").value;
+    /* Connected first, then by id: problems (offline) are easy to find
+     * with the state filter, and active members stay on top. */
+    const rank = { connected: 0, offline: 1, unknown: 2 };
+    const shown = members.filter((m) => memberMatches(m, text, which))
+      .sort((a, b) => (rank[a.state] - rank[b.state]) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    syncRows($("members").tBodies[0], shown, (m) => m.id, memberColumns, (tr, m) => {
+      tr.dataset.state = m.state;
+      tr.dataset.id = m.id;
+    });
+    const connected = members.filter((m) => m.online).length;
+    $("members-count").textContent = connected + " connected of " + members.length +
+      (shown.length !== members.length ? " · " + shown.length + " shown" : "");
+    const grid = $("member-grid");
+    while (grid.children.length > members.length) grid.lastChild.remove();
+    while (grid.children.length < members.length) grid.appendChild(document.createElement("span"));
+    members.forEach((m, i) => {
+      const cell = grid.children[i];
+      cell.className = m.state;
+      cell.title = m.id + " — " + m.state;
+    });
+  }
+
+  function flowKey(f) { return f.sender + "|" + f.receiver + "|" + f.service; }
+
+  const flowColumns = [
+    { cls: "id sender", value: (f) => f.sender || "–" },
+    { cls: "id receiver", value: (f) => f.receiver || "–" },
+    { cls: "service", value: (f) => f.service || "–" },
+    { cls: "num accepted", value: (f) => fmtInt(f.accepted), flash: true },
+    { cls: "num errors", value: (f) => fmtInt(f.errors), flash: true },
+    { cls: "num last-minute", value: (f) => fmtInt(f.minute.accepted) },
+    { cls: "num p50", value: (f) => fmtMs(f.minute.end_to_end_ms && f.minute.end_to_end_ms.p50) },
+    { cls: "num p99", value: (f) => fmtMs(f.minute.end_to_end_ms && f.minute.end_to_end_ms.p99) },
+    { cls: "num hub-p50", value: (f) => fmtMs(f.minute.hub_ms && f.minute.hub_ms.p50) },
+    { cls: "refusals", value: (f) => Object.entries(f.refusals).map(([k, v]) => k + " " + v).join(", ") },
+    { cls: "last", value: (f) => fmtTime(f.last_at_us) },
+  ];
+
+  function renderFlows() {
+    const text = $("flows-filter").value.trim().toLowerCase();
+    const shown = state.flows.filter((f) => !text || flowKey(f).toLowerCase().includes(text))
+      .sort((a, b) => b.last_at_us - a.last_at_us);
+    syncRows($("flows").tBodies[0], shown, flowKey, flowColumns, (tr, f) => {
+      tr.dataset.flow = flowKey(f);
+      tr.cells[4].classList.toggle("nonzero", f.errors > 0);
+    });
+    $("flows-empty").hidden = state.flows.length > 0;
+  }
+
+  const queueColumns = [
+    { cls: "id", value: (q) => q.receiver },
+    { cls: "num depth", value: (q) => fmtInt(q.depth), flash: true },
+    { cls: "num", value: (q) => fmtInt(q.in_flight) },
+    { cls: "oldest", value: (q) => fmtDuration(q.oldest_age_s) },
+  ];
+
+  function renderQueues(data) {
+    const queues = data.queues.filter((q) => q.depth > 0);
+    syncRows($("queues").tBodies[0], queues, (q) => q.receiver, queueColumns);
+    $("queues-empty").hidden = queues.length > 0;
+  }
+
+  const exchangeColumns = [
+    { value: (x) => fmtTime(x.at_us) },
+    { cls: "outcome", value: (x) => x.outcome },
+    { cls: "id", value: (x) => x.sender },
+    { cls: "id", value: (x) => x.receiver || "–" },
+    { value: (x) => x.service || "–" },
+    { cls: "num", value: (x) => fmtInt(x.bytes) },
+    { cls: "num", value: (x) => fmtMs(x.latency_ms) },
+    { cls: "id", value: (x) => x.message_id },
+  ];
+
+  function renderExchanges(data) {
+    syncRows($("exchanges").tBodies[0], data.exchanges.slice(0, 50),
+      (x) => x.message_id + "|" + x.outcome + "|" + x.at_us, exchangeColumns);
+  }
+
+  /* ---- the chart ----------------------------------------------------- */
+  function drawChart() {
+    const canvas = $("throughput");
+    const data = state.throughput;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 1000, height = canvas.clientHeight || 180;
+    if (canvas.width !== Math.round(width * ratio)) canvas.width = Math.round(width * ratio);
+    if (canvas.height !== Math.round(height * ratio)) canvas.height = Math.round(height * ratio);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    if (!data) return;
+    const points = data.points; /* [second, accepted, refused, delivered, settled, dead] */
+    const left = 44, right = 8, top = 8, bottom = 20;
+    const w = width - left - right, h = height - top - bottom;
+    let max = 1;
+    for (const p of points) max = Math.max(max, p[1], p[2], p[3]);
+    const step = Math.pow(10, Math.floor(Math.log10(max)));
+    max = Math.ceil(max / step) * step;
+    const css = getComputedStyle(document.documentElement);
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = css.getPropertyValue("--muted");
+    ctx.strokeStyle = css.getPropertyValue("--line");
+    ctx.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const y = top + h - (h * i) / 4;
+      ctx.beginPath(); ctx.moveTo(left, y + 0.5); ctx.lineTo(left + w, y + 0.5); ctx.stroke();
+      ctx.fillText(String(Math.round((max * i) / 4)), 4, y + 4);
+    }
+    const n = points.length;
+    for (let s = 0; s <= 5; s++) {
+      const x = left + (w * s) / 5;
+      ctx.fillText(s === 5 ? "now" : "-" + (5 - s) + " min", Math.min(x - 12, left + w - 24), height - 4);
+    }
+    const series = [[1, "--accent"], [3, "--ok"], [2, "--bad"]];
+    for (const [col, colour] of series) {
+      ctx.strokeStyle = css.getPropertyValue(colour);
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      points.forEach((p, i) => {
+        const x = left + (w * i) / (n - 1);
+        const y = top + h - (h * p[col]) / max;
+        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      });
+      ctx.stroke();
+    }
+  }
+
+  /* ---- dead letters -------------------------------------------------- */
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  const dlqColumns = [
+    { cls: "num seq", value: (d) => d.seq },
+    { cls: "id", value: (d) => d.sender },
+    { cls: "id", value: (d) => d.receiver },
+    { value: (d) => d.service || "–" },
+    { cls: "reason", value: (d) => d.reason },
+    { cls: "num", value: (d) => d.attempts },
+    { value: (d) => fmtTime(d.dead_at_us) },
+    {
+      cls: "actions", render: (td, d) => {
+        if (td.firstChild) return;
+        for (const action of ["replay", "purge"]) {
+          const b = document.createElement("button");
+          b.type = "button";
+          b.textContent = action;
+          b.addEventListener("click", async () => {
+            if (action === "purge" && !window.confirm("Delete dead letter " + d.seq + " for good?")) return;
+            try {
+              await postJson("/api/v1/dlq/" + encodeURIComponent(d.seq) + "/" + action, token());
+              $("dlq-status").textContent = action + "ed " + d.seq;
+              refreshDlq();
+            } catch (e) { $("dlq-status").textContent = action + " failed: " + e.message; }
+          });
+          td.appendChild(b);
+        }
+      },
+    },
+  ];
+
+  async function refreshDlq() {
+    const t = token();
+    const status = $("dlq-status");
+    const tbody = $("dlq").tBodies[0];
+    if (!t) {
+      status.textContent = "Enter the operator token to list dead letters.";
+      syncRows(tbody, [], (d) => d.seq, dlqColumns);
+      return;
+    }
+    try {
+      const data = await getJson("/api/v1/dlq?limit=200", t);
+      syncRows(tbody, data.dead_letters, (d) => String(d.seq), dlqColumns);
+      status.textContent = data.total + " dead letter" + (data.total === 1 ? "" : "s") +
+        (data.next_after ? " (first 200 shown)" : "");
+    } catch (e) {
+      status.textContent = e.status === 401 ? "The token was refused." : e.status === 403 ? e.message : "Cannot list: " + e.message;
+      syncRows(tbody, [], (d) => d.seq, dlqColumns);
+    }
+  }
+
+  /* ---- the loop ------------------------------------------------------ */
+  let tick = 0;
+  async function refresh() {
+    try {
+      const [status, members, flows, queues, throughput] = await Promise.all([
+        getJson("/api/v1/status"), getJson("/api/v1/members"), getJson("/api/v1/flows"),
+        getJson("/api/v1/queues"), getJson("/api/v1/throughput"),
+      ]);
+      state.members = members.members;
+      state.flows = flows.flows;
+      state.throughput = throughput;
+      renderStatus(status);
+      renderMembers();
+      renderFlows();
+      renderQueues(queues);
+      drawChart();
+      if (tick % 2 === 0) renderExchanges(await getJson("/api/v1/exchanges?limit=50"));
+      if (tick % 5 === 0) await refreshDlq();
+      $("banner").hidden = true;
+      $("last-update").textContent = "updated " + new Date().toLocaleTimeString("en-GB", { hour12: false });
+      document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+      state.failures = 0;
+    } catch (e) {
+      state.failures++;
+      const banner = $("banner");
+      banner.textContent = "Cannot reach the hub (" + e.message + "); retrying…";
+      banner.hidden = false;
+      $("ready").dataset.ready = "unknown";
+    }
+    tick++;
+    setTimeout(refresh, state.failures ? Math.min(REFRESH_MS * 2 * state.failures, 10000) : REFRESH_MS);
+  }
+
+  function start() {
+    $("members-filter").addEventListener("input", renderMembers);
+    $("members-state").addEventListener("change", renderMembers);
+    $("flows-filter").addEventListener("input", renderFlows);
+    $("dlq-token-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const value = $("dlq-token").value.trim();
+      $("dlq-token").value = "";
+      if (value) sessionStorage.setItem(TOKEN_KEY, value);
+      refreshDlq();
+    });
+    $("dlq-forget").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      refreshDlq();
+    });
+    window.addEventListener("resize", drawChart);
+    refresh();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

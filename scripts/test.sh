@@ -15,7 +15,22 @@ echo "== tests"
 echo "== build (ASan + LSan + UBSan)"
 scripts/build.sh asan
 echo "== tests under sanitizers"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && ctest --output-on-failure -j 2)
+# Every process (tests, and the hubd / hub-adapter / hubctl they start)
+# writes sanitizer reports to files here; any report fails the run, even
+# from a process whose exit status no test looked at.
+reports=$PWD/build-asan/sanitizer-reports
+rm -rf "$reports" && mkdir -p "$reports"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1:log_path=$reports/asan
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan
+status=0
+(cd build-asan && ctest --output-on-failure -j 2) || status=$?
+if compgen -G "$reports/*" >/dev/null; then
+  echo "== sanitizer reports:" >&2
+  for f in "$reports"/*; do echo "--- $f" >&2; head -60 "$f" >&2; done
+  status=1
+fi
+if [ $status -ne 0 ]; then
+  echo "== FAILED under sanitizers" >&2
+  exit $status
+fi
 echo "== all tests passed (plain and sanitized)"

@@ -1754,6 +1754,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     self->cfg = *cfg;
     self->loop = loop;
+    if (self->cfg.audit && !self->cfg.audit_dir[0])
+        snprintf(self->cfg.audit_dir, sizeof self->cfg.audit_dir, "%.*s/audit",
+                 (int)(sizeof self->cfg.audit_dir - 7), self->cfg.data_dir);
     int rc = hub_keyfile_read(cfg->key_file, &self->own_key, err, err_size);
     if (rc == 0 && !self->own_key.has_secret) {
         snprintf(err, err_size,
@@ -1798,7 +1801,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             memset(&acfg, 0, sizeof acfg);
             memcpy(acfg.sign_secret, self->own_key.sign_secret, 64);
             memcpy(acfg.sign_public, self->own_key.sign_public, 32);
-            rc = hub_audit_open(cfg->audit_dir, &acfg, &self->audit, err, err_size);
+            rc = hub_audit_open(self->cfg.audit_dir, &acfg, &self->audit, err, err_size);
             sodium_memzero(&acfg, sizeof acfg);
         }
     }

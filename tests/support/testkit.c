@@ -180,9 +180,14 @@ void tk_kill9(pid_t pid)
 
 void tk_stop_all(void)
 {
+    /* SIGTERM first, so that programs shut down cleanly and sanitizers
+     * report leaks at exit; SIGKILL whatever does not stop in time. */
     for (int i = 0; i < TK_MAX_CHILDREN; i++)
         if (tk__children[i] > 0)
-            tk_kill9(tk__children[i]);
+            kill(tk__children[i], SIGTERM);
+    for (int i = 0; i < TK_MAX_CHILDREN; i++)
+        if (tk__children[i] > 0)
+            tk_stop(tk__children[i]);
 }
 
 bool tk_wait_file(const char *path, int timeout_ms)

@@ -31,7 +31,8 @@ pid_t tk_spawn(char *const argv[], const char *log_path);
 int tk_stop(pid_t pid);
 /* SIGKILL and reap. */
 void tk_kill9(pid_t pid);
-/* Kills every process tk_spawn started that is still running. */
+/* Stops every process tk_spawn started that is still running: SIGTERM, then
+ * SIGKILL after 5 s. */
 void tk_stop_all(void);
 /* Waits until path exists and is non-empty; false after timeout_ms. */
 bool tk_wait_file(const char *path, int timeout_ms);

@@ -1,0 +1,205 @@
+/* Soak: mixed traffic for a fixed time against real processes, with a
+ * receiver killed and restarted, key reloads and bad input along the way.
+ * Reports messages in, delivered, refused, dead-lettered and lost (which
+ * must be 0) and hubd's memory at start and end.
+ *
+ * HUB_SOAK_SECONDS sets the duration (default 40: the test command's short
+ * run; scripts/soak.sh runs the long one). Loopback only; every loop is
+ * bounded by the duration and by counts. */
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S1 "VN/GOV/HN-VP/TTHC"
+#define S2 "VN/GOV/HN-LGSP/OPS"
+#define R1 "VN/GOV/VPCP/DVCQG"
+#define R2 "VN/GOV/VPCP/CSDLTTHC"
+#define ECHO "VN/GOV/BCA/CSDLQGDC"
+
+static hubfix_t fix;
+
+static long rss_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = tk_read_file(path);
+    long kb = -1;
+    char *p = text ? strstr(text, "VmRSS:") : NULL;
+    if (p)
+        kb = strtol(p + 6, NULL, 10);
+    free(text);
+    return kb;
+}
+
+static int count_unique(const char *path, int *dups)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    *dups = 0;
+    if (!text)
+        return 0;
+    /* Lines are "<sender>\t<id>\t<payload>"; payloads "soak <i>" are unique. */
+    size_t cap = 1 << 20;
+    unsigned char *seen = calloc(cap, 1);
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *p = strstr(line, "\tsoak ");
+        if (!p)
+            continue;
+        long i = strtol(p + 6, NULL, 10);
+        if (i < 0 || (size_t)i >= cap)
+            continue;
+        if (seen[i]++)
+            (*dups)++;
+        else
+            n++;
+    }
+    free(seen);
+    free(text);
+    return n;
+}
+
+static pid_t start_recorder(const char *member, const char *file)
+{
+    char conf[2048];
+    char slug[256];
+    hub_member_id_to_slug(member, slug, sizeof slug);
+    snprintf(conf, sizeof conf, "plugin.file = %s/%s\nstate_dir = %s/state-%s\n", fix.dir, file,
+             fix.dir, slug);
+    return hubfix_start_adapter(&fix, member, "recorder", conf);
+}
+
+START_TEST(mixed_traffic_loses_nothing)
+{
+    const char *env = getenv("HUB_SOAK_SECONDS");
+    int seconds = env ? atoi(env) : 40;
+    if (seconds < 5)
+        seconds = 5;
+    hubfix_init(&fix, "redelivery_ms = 500\nmax_queue_depth = 200000");
+    const char *members[] = {S1, S2, R1, R2, ECHO};
+    for (int i = 0; i < 5; i++)
+        hubfix_add_member(&fix, members[i], true);
+    hubfix_start(&fix);
+    start_recorder(R1, "r1.txt");
+    pid_t r2 = start_recorder(R2, "r2.txt");
+    hubfix_start_adapter(&fix, ECHO, "echo", NULL);
+    tk_sleep_ms(300);
+    long rss_start = rss_kb(fix.hubd);
+
+    char hub_pub[PATH_MAX], secret[PATH_MAX], state[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hubfix_secret_path(&fix, S1, secret);
+    snprintf(state, sizeof state, "%s/state-s1", fix.dir);
+    adp_config_t cfg1 = {fix.endpoint, hub_pub, secret, 5000, "soak", state};
+    adp_client_t *s1 = NULL;
+    ck_assert_msg(adp_connect(&cfg1, &s1, err, sizeof err) == 0, "%s", err);
+    adp_client_t *s2 = hubfix_connect(&fix, S2);
+    rawcli_t bad;
+    rawcli_open(&bad, &fix, S2);
+
+    long sent[2] = {0, 0}, requests_ok = 0, requests_failed = 0, bad_frames = 0;
+    long refused_expected = 0, refused_seen = 0;
+    uint64_t start = hub_monotonic_us(), end = start + (uint64_t)seconds * 1000000u;
+    bool r2_restarted = false, reloaded = false;
+    long i = 0;
+    while (hub_monotonic_us() < end && i < 900000) {
+        /* Durable events, alternating receivers, in bursts. */
+        for (int k = 0; k < 50; k++, i++) {
+            char payload[32];
+            int len = snprintf(payload, sizeof payload, "soak %ld", i);
+            const char *to = (i % 2) ? R2 : R1;
+            ck_assert_int_eq(adp_post_event(s1, to, "record/v1", "text/plain", payload,
+                                            (size_t)len, 0, NULL),
+                             0);
+            sent[i % 2]++;
+        }
+        adp_run(s1, 5);
+        /* An interactive request now and then. */
+        if (i % 500 == 0) {
+            adp_reply_t reply;
+            if (adp_request(s2, ECHO, "echo/v1", "text/plain", "ping", 4, ADP_ONLINE_ONLY, 3000,
+                            &reply) == 0) {
+                requests_ok++;
+                adp_reply_free(&reply);
+            } else {
+                requests_failed++;
+            }
+            /* And one refusal: an unknown receiver. */
+            if (adp_send_event(s2, "VN/GOV/NO/SUCH", "x/v1", "text/plain", "x", 1, 0, 3000,
+                               NULL) == HUB_ENACK)
+                refused_seen++;
+            refused_expected++;
+            /* And garbage on a raw connection. */
+            zmq_send(bad.sock, "\x08\xff\xff garbage", 12, ZMQ_DONTWAIT);
+            bad_frames++;
+        }
+        uint64_t now = hub_monotonic_us();
+        if (!r2_restarted && now > start + (end - start) / 3) {
+            tk_kill9(r2);
+            tk_sleep_ms(200);
+            r2 = start_recorder(R2, "r2.txt");
+            r2_restarted = true;
+        }
+        if (!reloaded && now > start + (end - start) / 2) {
+            kill(fix.hubd, SIGHUP);
+            reloaded = true;
+        }
+    }
+    /* Drain: everything ACKed, then everything delivered. */
+    for (int w = 0; adp_outbox_size(s1) > 0 && w < 600; w++)
+        adp_run(s1, 100);
+    ck_assert_msg(adp_outbox_size(s1) == 0, "%zu never ACKed", adp_outbox_size(s1));
+    char r1_path[PATH_MAX], r2_path[PATH_MAX];
+    snprintf(r1_path, sizeof r1_path, "%s/r1.txt", fix.dir);
+    snprintf(r2_path, sizeof r2_path, "%s/r2.txt", fix.dir);
+    int d1 = 0, d2 = 0, dup1 = 0, dup2 = 0;
+    for (int w = 0; w < 1200; w++) {
+        d1 = count_unique(r1_path, &dup1);
+        d2 = count_unique(r2_path, &dup2);
+        if (d1 >= sent[0] && d2 >= sent[1])
+            break;
+        tk_sleep_ms(100);
+    }
+    long rss_end = rss_kb(fix.hubd);
+    long lost = (sent[0] - d1) + (sent[1] - d2);
+    printf("soak: %d s, messages in %ld, delivered %d, duplicates to handlers %d, requests %ld ok "
+           "/ %ld failed, refused %ld (expected %ld), bad frames %ld, dead-lettered 0, lost %ld, "
+           "hubd RSS %ld KiB -> %ld KiB\n",
+           seconds, sent[0] + sent[1], d1 + d2, dup1 + dup2, requests_ok, requests_failed,
+           refused_seen, refused_expected, bad_frames, lost, rss_start, rss_end);
+    ck_assert_int_eq(lost, 0);
+    ck_assert_int_eq(dup1 + dup2, 0);
+    ck_assert_int_eq(refused_seen, refused_expected);
+    ck_assert_int_eq(requests_failed, 0);
+    ck_assert(hubfix_hub_alive(&fix));
+    /* Memory stays bounded: the queue lives in the store, not in RAM. */
+    ck_assert_msg(rss_end < rss_start + 96 * 1024, "hubd grew from %ld to %ld KiB", rss_start,
+                  rss_end);
+    rawcli_close(&bad);
+    adp_close(&s1);
+    adp_close(&s2);
+    hubfix_cleanup(&fix);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("e2e_soak");
+    TCase *tc = tcase_create("soak");
+    tcase_set_timeout(tc, 3600);
+    tcase_add_test(tc, mixed_traffic_loses_nothing);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -140,6 +140,8 @@ struct hub_server {
     hub_keydir_t *keys;
     hub_keypair_t own_key;
     hub_map_t *members; /* member id -> hub__member_t */
+    hub_map_t *requests; /* request message id -> hub__request_t */
+    uint64_t last_request_sweep_us;
     hub_store_t *store;
     hub_store_arena_t *arena;
     hub_store_msg_t *readbuf; /* HUB__READ_BATCH messages read from the store */
@@ -1012,6 +1014,60 @@ static void hub__commit_start(hub_server_t *self)
 /* ------------------------------------------------------------------------ */
 /* Envelopes                                                                 */
 
+/* Requests awaiting a reply: message id -> who asked whom. Bounded in count
+ * and forgotten after their TTL; after a hub restart replies route by their
+ * receiver field alone. */
+typedef struct {
+    const char *sender;   /* interned member ids */
+    const char *receiver;
+    uint64_t expires_mono_us;
+    char id[HUB_UUID_LEN + 1];
+} hub__request_t;
+
+#define HUB__MAX_TRACKED_REQUESTS 1000000
+
+static void hub__remember_request(hub_server_t *self, const hub_envelope_t *env)
+{
+    if (hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS)
+        return;
+    hub__member_t *s = hub__member(self, env->sender);
+    hub__member_t *r = hub__member(self, env->receiver);
+    hub__request_t *req = calloc(1, sizeof *req);
+    if (!s || !r || !req) {
+        free(req);
+        return;
+    }
+    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : 60000u;
+    if (ttl_ms > self->cfg.max_ttl_ms)
+        ttl_ms = self->cfg.max_ttl_ms;
+    req->sender = s->id;
+    req->receiver = r->id;
+    req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
+    snprintf(req->id, sizeof req->id, "%s", env->message_id);
+    hub__request_t *old = hub_map_get(self->requests, req->id);
+    if (hub_map_put(self->requests, req->id, req) != 0) {
+        free(req);
+        return;
+    }
+    free(old);
+}
+
+static void hub__expire_requests(hub_server_t *self, uint64_t now)
+{
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    /* Removal during iteration is safe with tombstones; a full scan once a
+     * second is cheap next to the traffic that filled the map. */
+    while (hub_map_next(self->requests, &cursor, &key, &value)) {
+        hub__request_t *req = value;
+        if (req->expires_mono_us <= now) {
+            hub_map_remove(self->requests, req->id);
+            free(req);
+        }
+    }
+}
+
 static const char *hub__signature_problem(int rc, bool has_key)
 {
     if (!has_key)
@@ -1073,6 +1129,25 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                           "the hub is out of memory; send again later");
         goto done;
+    }
+    /* Replies route back by correlation id: a reply to a request the hub
+     * saw must come from that request's receiver and go to its sender. */
+    if (env->kind == LTH__V1__KIND__KIND_REPLY) {
+        hub__request_t *req = hub_map_get(self->requests, env->correlation_id);
+        if (req) {
+            if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver)) {
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
+                                  "request %s went from %s to %s; only %s may answer it, and "
+                                  "only to %s",
+                                  env->correlation_id, req->sender, req->receiver, req->receiver,
+                                  req->sender);
+                goto done;
+            }
+            hub_map_remove(self->requests, env->correlation_id);
+            free(req);
+        }
+    } else if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+        hub__remember_request(self, env);
     }
     sender->msgs_in++;
     sender->bytes_in += len;
@@ -1526,6 +1601,10 @@ static void hub__housekeeping(uv_timer_t *timer)
             self->stats.redeliveries++;
         }
     }
+    if (now - self->last_request_sweep_us >= 1000000u) {
+        hub__expire_requests(self, now);
+        self->last_request_sweep_us = now;
+    }
     if (self->audit && now - self->last_audit_tick_us >= 1000000u) {
         self->audit_tick_due = true;
         self->last_audit_tick_us = now;
@@ -1767,7 +1846,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (rc == 0)
         rc = hub_keydir_load(cfg->key_dir, &self->keys, err, err_size);
-    if (rc == 0 && !(self->members = hub_map_new())) {
+    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
@@ -1999,6 +2078,13 @@ void hub_server_destroy(hub_server_t **self_p)
         while (hub_map_next(self->members, &cursor, NULL, &value))
             hub__member_free(value);
         hub_map_destroy(&self->members);
+    }
+    if (self->requests) {
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(self->requests, &cursor, NULL, &value))
+            free(value);
+        hub_map_destroy(&self->requests);
     }
     hub_flows_destroy(&self->flows);
     hub_metrics_destroy(&self->metrics);

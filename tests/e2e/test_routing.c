@@ -1,6 +1,8 @@
 /* End to end: hubd and hub-adapter as separate processes on 127.0.0.1 with
  * fresh keys; requests, replies, refusals, and abuse from a member. */
 #include "hub_error.h"
+#include "hub_keys.h"
+#include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
 
@@ -180,6 +182,77 @@ START_TEST(spoofed_sender_is_refused)
     hub_frame_free(&holder);
     rawcli_close(&raw);
     assert_hub_serves();
+}
+END_TEST
+
+START_TEST(forged_reply_is_refused)
+{
+    /* OPS asks A; GHOST (a known member) tries to answer in A's place. */
+    rawcli_t ops, ghost;
+    rawcli_open(&ops, &fix, OPS);
+    rawcli_hello(&ops, OPS);
+    rawcli_open(&ghost, &fix, GHOST);
+    rawcli_hello(&ghost, GHOST);
+    char req_id[37];
+    /* A request whose reply A will try to forge: OPS -> GHOST. */
+    hub_uuid_new(req_id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = req_id;
+    env.sender = OPS;
+    env.receiver = GHOST; /* GHOST is online now, so the request is accepted */
+    env.service = "echo/v1";
+    env.kind = LTH__V1__KIND__KIND_REQUEST;
+    env.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
+    env.content_type = "text/plain";
+    char secret[PATH_MAX], err[256];
+    hub_keypair_t kp;
+    uint8_t sig[64];
+    hubfix_secret_path(&fix, OPS, secret);
+    ck_assert_int_eq(hub_keyfile_read(secret, &kp, err, sizeof err), 0);
+    hub_envelope_sign(&env, kp.sign_secret, sig);
+    size_t len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(len);
+    lth__v1__envelope__pack(&env, buf);
+    rawcli_send_batch1(&ops, buf, len);
+    free(buf);
+    hub_frame_t *rec = rawcli_recv_case(&ops, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_uint_eq(rec->receipts->n_acks, 1);
+    hub_frame_free(&rec);
+    /* A (a third member) answers a request that went to GHOST. */
+    hub_keypair_t bkp;
+    hubfix_secret_path(&fix, A, secret);
+    ck_assert_int_eq(hub_keyfile_read(secret, &bkp, err, sizeof err), 0);
+    rawcli_t a_raw;
+    rawcli_open(&a_raw, &fix, A);
+    rawcli_hello(&a_raw, A);
+    char reply_id[37];
+    hub_uuid_new(reply_id);
+    Lth__V1__Envelope fake = LTH__V1__ENVELOPE__INIT;
+    fake.message_id = reply_id;
+    fake.correlation_id = req_id;
+    fake.sender = A;
+    fake.receiver = OPS;
+    fake.service = "echo/v1";
+    fake.kind = LTH__V1__KIND__KIND_REPLY;
+    fake.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
+    fake.content_type = "text/plain";
+    hub_envelope_sign(&fake, bkp.sign_secret, sig);
+    len = lth__v1__envelope__get_packed_size(&fake);
+    buf = malloc(len);
+    lth__v1__envelope__pack(&fake, buf);
+    rawcli_send_batch1(&a_raw, buf, len);
+    free(buf);
+    hub_frame_t *holder;
+    Lth__V1__Nack *nack = expect_nack(&a_raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
+    ck_assert_msg(strstr(nack->reason, "only " GHOST " may answer"), "%s", nack->reason);
+    hub_frame_free(&holder);
+    hub_keypair_wipe(&kp);
+    hub_keypair_wipe(&bkp);
+    rawcli_close(&a_raw);
+    rawcli_close(&ghost);
+    rawcli_close(&ops);
 }
 END_TEST
 
@@ -368,6 +441,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_key_is_refused_and_gets_no_traffic);
     tcase_add_test(tc, spoofed_sender_is_refused);
     tcase_add_test(tc, each_nack_reason);
+    tcase_add_test(tc, forged_reply_is_refused);
     tcase_add_test(tc, survives_random_and_truncated_frames);
     tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
     tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);

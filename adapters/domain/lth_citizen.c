@@ -16,20 +16,21 @@ typedef struct {
 } lth__weighted_t;
 
 static const lth__weighted_t lth__surnames[] = {
-    {"Nguyễn", 380}, {"Trần", 110}, {"Lê", 95},   {"Phạm", 70},  {"Hoàng", 51}, {"Huỳnh", 51},
-    {"Phan", 45},    {"Vũ", 39},    {"Võ", 39},   {"Đặng", 21},  {"Bùi", 20},   {"Đỗ", 14},
+    {"Nguyễn", 380}, {"Trần", 110}, {"Lê", 95},    {"Phạm", 70}, {"Hoàng", 51}, {"Huỳnh", 51},
+    {"Phan", 45},    {"Vũ", 39},    {"Võ", 39},    {"Đặng", 21}, {"Bùi", 20},   {"Đỗ", 14},
     {"Hồ", 13},      {"Ngô", 13},   {"Dương", 10}, {"Lý", 5},
 };
 static const char *const lth__middle_male[] = {"Văn", "Đức", "Minh", "Quang", "Hữu", "Xuân"};
 static const char *const lth__middle_female[] = {"Thị", "Ngọc", "Thu", "Thanh", "Phương", "Minh"};
-static const char *const lth__given_male[] = {"Anh", "Hùng", "Dũng", "Tuấn", "Nam",    "Huy",
-                                              "Long", "Hải", "Sơn",  "Khoa", "Thắng", "Phúc"};
-static const char *const lth__given_female[] = {"Hương", "Lan", "Linh", "Trang", "Mai", "Hà",
-                                                "Hoa",   "Thảo", "Yến", "Thủy",  "Ngân", "Vy"};
+static const char *const lth__given_male[] = {"Anh",  "Hùng", "Dũng", "Tuấn", "Nam",   "Huy",
+                                              "Long", "Hải",  "Sơn",  "Khoa", "Thắng", "Phúc"};
+static const char *const lth__given_female[] = {"Hương", "Lan",  "Linh", "Trang", "Mai",  "Hà",
+                                                "Hoa",   "Thảo", "Yến",  "Thủy",  "Ngân", "Vy"};
 
-/* Urban districts of Hà Nội, for synthetic street addresses in the city. */
+/* Urban districts of Hà Nội, for synthetic street addresses in the city (as on
+ * the reference date: district-level units were abolished on 1 July 2025). */
 static const char *const lth__hanoi_districts[] = {
-    "Ba Đình",    "Hoàn Kiếm",  "Tây Hồ",    "Long Biên",   "Cầu Giấy",    "Đống Đa",
+    "Ba Đình",      "Hoàn Kiếm", "Tây Hồ",     "Long Biên",   "Cầu Giấy",    "Đống Đa",
     "Hai Bà Trưng", "Hoàng Mai", "Thanh Xuân", "Nam Từ Liêm", "Bắc Từ Liêm", "Hà Đông"};
 
 #define LTH__COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -128,18 +129,21 @@ int lth_citizen_generate(uint64_t seed, size_t index, lth_citizen_t *out)
     /* Birth date: a day of the birth year, not after the reference date. */
     int year = ref.year - lth__pick_age(&r);
     long first = lth_date_to_days((lth_date_t){year, 1, 1});
-    long last = year == ref.year ? lth_date_to_days(ref) : lth_date_to_days((lth_date_t){year, 12, 31});
-    out->date_of_birth = lth_date_from_days(first + (long)lth__below(&r, (uint32_t)(last - first + 1)));
+    long last =
+        year == ref.year ? lth_date_to_days(ref) : lth_date_to_days((lth_date_t){year, 12, 31});
+    out->date_of_birth =
+        lth_date_from_days(first + (long)lth__below(&r, (uint32_t)(last - first + 1)));
 
     /* Birth registered in Hà Nội for about half (this is Hà Nội's system),
      * anywhere in the country for the rest. */
-    const lth_province_t *birth = lth__below(&r, 2) == 0
-                                      ? lth_province_find(LTH_PROVINCE_HANOI)
-                                      : lth_province_at(lth__below(&r, (uint32_t)lth_province_count()));
+    const lth_province_t *birth =
+        lth__below(&r, 2) == 0 ? lth_province_find(LTH_PROVINCE_HANOI)
+                               : lth_province_at(lth__below(&r, (uint32_t)lth_province_count()));
     memcpy(out->birth_province_code, birth->code, 4);
 
     uint32_t offset = (uint32_t)(lth__mix(seed) % LTH__SEQ_MODULUS);
-    uint32_t sequence = (uint32_t)(((uint64_t)index * LTH__SEQ_MULTIPLIER + offset) % LTH__SEQ_MODULUS);
+    uint32_t sequence =
+        (uint32_t)(((uint64_t)index * LTH__SEQ_MULTIPLIER + offset) % LTH__SEQ_MODULUS);
     if (lth_pid_compose(birth->code, out->sex, out->date_of_birth.year, sequence,
                         out->personal_id) != 0)
         return HUB_EINVAL; /* not reached: every part is in range by construction */
@@ -154,13 +158,15 @@ int lth_citizen_generate(uint64_t seed, size_t index, lth_citizen_t *out)
     long ref_days = lth_date_to_days(ref);
     long born = lth_date_to_days(out->date_of_birth);
     long start = lth_date_to_days((lth_date_t){2021, 7, 1});
-    long created = born < start ? start + (long)lth__below(&r, 184) : born + (long)lth__below(&r, 61);
+    long created =
+        born < start ? start + (long)lth__below(&r, 184) : born + (long)lth__below(&r, 61);
     if (created > ref_days)
         created = ref_days;
     out->created_on = lth_date_from_days(created);
     out->changed_on = out->created_on;
     if (lth__below(&r, 10) < 3 && created < ref_days) {
-        out->changed_on = lth_date_from_days(created + 1 + (long)lth__below(&r, (uint32_t)(ref_days - created)));
+        out->changed_on =
+            lth_date_from_days(created + 1 + (long)lth__below(&r, (uint32_t)(ref_days - created)));
         lth__address(&r, birth, !lives_in_hanoi || lth__below(&r, 2) == 0, out->previous_residence);
     }
     return 0;

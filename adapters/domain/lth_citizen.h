@@ -33,19 +33,19 @@
 
 #define LTH_CITIZEN_MAX 1000000u /* indices per seed with unique ID numbers */
 #define LTH_CITIZEN_REFERENCE_DATE ((lth_date_t){2025, 6, 30})
-#define LTH_CITIZEN_NAME_MAX 64   /* bytes of a full name, with the NUL (UTF-8) */
+#define LTH_CITIZEN_NAME_MAX 64 /* bytes of a full name, with the NUL (UTF-8) */
 #define LTH_CITIZEN_ADDRESS_MAX 160
 
 typedef struct {
     char personal_id[LTH_PID_LEN + 1];
-    char full_name[LTH_CITIZEN_NAME_MAX];     /* "Nguyễn Thị Lan" */
+    char full_name[LTH_CITIZEN_NAME_MAX]; /* "Nguyễn Thị Lan" */
     lth_date_t date_of_birth;
     lth_sex_t sex;
-    char birth_province_code[4];              /* = personal_id[0..2] */
-    char residence[LTH_CITIZEN_ADDRESS_MAX];  /* current place of residence */
+    char birth_province_code[4];                      /* = personal_id[0..2] */
+    char residence[LTH_CITIZEN_ADDRESS_MAX];          /* current place of residence */
     char previous_residence[LTH_CITIZEN_ADDRESS_MAX]; /* before the last change; "" if none */
-    lth_date_t created_on;                    /* the record's creation */
-    lth_date_t changed_on;                    /* its last change; = created_on if none */
+    lth_date_t created_on;                            /* the record's creation */
+    lth_date_t changed_on;                            /* its last change; = created_on if none */
 } lth_citizen_t;
 
 /* Fills *out with citizen number `index` of the data set `seed`. Returns 0,

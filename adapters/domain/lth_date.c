@@ -4,10 +4,7 @@
 
 #include <string.h>
 
-bool lth_date_is_leap(int year)
-{
-    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
+bool lth_date_is_leap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
 
 int lth_date_days_in_month(int year, int month)
 {

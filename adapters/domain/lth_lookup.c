@@ -225,8 +225,8 @@ int lth_lookup_answer(lth_popdb_t *db, bool permitted, const char *content_type,
         }
         if (failed) {
             rc = lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE,
-                             "the population database could not be read; try again later", req,
-                             out, out_len, counts);
+                             "the population database could not be read; try again later", req, out,
+                             out_len, counts);
         } else {
             lth__response_t resp = LTH__DOMAIN__V1__CITIZEN_LOOKUP_RESPONSE__INIT;
             resp.status = LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK;

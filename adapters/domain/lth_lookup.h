@@ -36,13 +36,13 @@
 
 /* What one answer held: counts only, safe to log. */
 typedef struct {
-    int status;           /* lth.domain.v1.ResponseStatus of the response */
-    size_t keys;          /* keys in the request (0 if it could not be decoded) */
+    int status;  /* lth.domain.v1.ResponseStatus of the response */
+    size_t keys; /* keys in the request (0 if it could not be decoded) */
     size_t found;
     size_t not_found;
     size_t not_permitted;
     size_t invalid_key;
-    size_t unchanged;     /* CHANGES_SINCE: records left out */
+    size_t unchanged; /* CHANGES_SINCE: records left out */
 } lth_lookup_counts_t;
 
 /* Answers one request. `permitted`: whether the requesting member (the

@@ -25,8 +25,8 @@ int lth_pid_check(const char *pid, lth_pid_info_t *out, const char **problem)
         return lth__pid_fail(problem, "a personal ID number has exactly 12 digits");
     const lth_province_t *province = lth_province_find(pid);
     if (!province)
-        return lth__pid_fail(problem,
-                             "the first 3 digits are not a province code (001 Hà Nội … 096 Cà Mau)");
+        return lth__pid_fail(
+            problem, "the first 3 digits are not a province code (001 Hà Nội … 096 Cà Mau)");
     int sex_century = pid[3] - '0';
     if (sex_century > 5)
         return lth__pid_fail(problem, "the 4th digit (sex and century of birth) must be 0 to 5");
@@ -55,7 +55,7 @@ int lth_pid_compose(const char *province_code, lth_sex_t sex, int birth_year, ui
         (sex != LTH_SEX_MALE && sex != LTH_SEX_FEMALE) || !out)
         return HUB_EINVAL;
     int sex_century = 2 * ((birth_year - 1900) / 100) + (sex == LTH_SEX_FEMALE);
-    snprintf(out, LTH_PID_LEN + 1, "%.3s%d%02d%06u", province_code, sex_century,
-             birth_year % 100, (unsigned)sequence);
+    snprintf(out, LTH_PID_LEN + 1, "%.3s%d%02d%06u", province_code, sex_century, birth_year % 100,
+             (unsigned)sequence);
     return 0;
 }

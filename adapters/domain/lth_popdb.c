@@ -88,8 +88,7 @@ static int lth__insert_citizen(sqlite3_stmt *st, const lth_citizen_t *c)
 static int lth__put_meta(sqlite3 *db, const char *key, const char *value)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", -1, &st,
-                                NULL);
+    int rc = sqlite3_prepare_v2(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", -1, &st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -105,16 +104,16 @@ static int lth__fill(sqlite3 *db, uint64_t seed, size_t citizens)
 {
     /* The file is renamed into place only when complete, so a crash loses
      * nothing worth a journal or a sync per page. */
-    if (sqlite3_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; BEGIN;", NULL,
-                     NULL, NULL) != SQLITE_OK ||
+    if (sqlite3_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; BEGIN;", NULL, NULL,
+                     NULL) != SQLITE_OK ||
         sqlite3_exec(db, lth__schema, NULL, NULL, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
     sqlite3_stmt *insert = NULL;
     int rc = sqlite3_prepare_v2(db, lth__insert_sql, -1, &insert, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < citizens; i++) {
         lth_citizen_t c;
-        rc = lth_citizen_generate(seed, i, &c) == 0 ? lth__insert_citizen(insert, &c)
-                                                     : SQLITE_ERROR;
+        rc =
+            lth_citizen_generate(seed, i, &c) == 0 ? lth__insert_citizen(insert, &c) : SQLITE_ERROR;
     }
     sqlite3_finalize(insert);
     char seed_text[24], count_text[24];
@@ -147,8 +146,7 @@ static int lth__fsync_path(const char *path, int flags)
 int lth_popdb_build(const char *path, uint64_t seed, size_t citizens, char *err, size_t err_size)
 {
     if (!path || !*path || citizens == 0 || citizens > LTH_CITIZEN_MAX) {
-        snprintf(err, err_size, "a database path and 1 to %u citizens are needed",
-                 LTH_CITIZEN_MAX);
+        snprintf(err, err_size, "a database path and 1 to %u citizens are needed", LTH_CITIZEN_MAX);
         return HUB_EINVAL;
     }
     struct stat st;
@@ -181,8 +179,7 @@ int lth_popdb_build(const char *path, uint64_t seed, size_t citizens, char *err,
         result = HUB_EIO;
     } else if (link(tmp, path) != 0) {
         if (errno == EEXIST) {
-            snprintf(err, err_size, "%s already exists (built meanwhile by another process)",
-                     path);
+            snprintf(err, err_size, "%s already exists (built meanwhile by another process)", path);
             result = HUB_EEXIST;
         } else if (rename(tmp, path) != 0) { /* a file system without hard links */
             snprintf(err, err_size, "cannot create %s: %s", path, strerror(errno));
@@ -251,8 +248,8 @@ int lth_popdb_open(const char *path, lth_popdb_t **out, char *err, size_t err_si
         lth__get_meta(p->db, "citizens", count, sizeof count) != SQLITE_OK ||
         sqlite3_prepare_v2(p->db, lth__get_sql, -1, &p->get, NULL) != SQLITE_OK) {
         snprintf(err, err_size,
-                 "%s is not a population database (format %s); build one with lth-popgen",
-                 path, LTH__POPDB_FORMAT);
+                 "%s is not a population database (format %s); build one with lth-popgen", path,
+                 LTH__POPDB_FORMAT);
         lth_popdb_close(&p);
         return HUB_ESTORE;
     }
@@ -323,8 +320,7 @@ int lth_popdb_get(lth_popdb_t *db, const char *personal_id, lth_citizen_t *out)
             lth__column_copy(st, 4, out->birth_province_code, sizeof out->birth_province_code) !=
                 0 ||
             lth__column_copy(st, 5, out->residence, sizeof out->residence) != 0 ||
-            lth__column_copy(st, 6, out->previous_residence, sizeof out->previous_residence) !=
-                0 ||
+            lth__column_copy(st, 6, out->previous_residence, sizeof out->previous_residence) != 0 ||
             lth__column_date(st, 7, &out->created_on) != 0 ||
             lth__column_date(st, 8, &out->changed_on) != 0)
             result = HUB_ESTORE;

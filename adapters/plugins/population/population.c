@@ -82,8 +82,8 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
     uint8_t *out = NULL;
     size_t out_len = 0;
     lth_lookup_counts_t n;
-    int rc = lth_lookup_answer(st->db, permitted, msg->content_type, msg->payload,
-                               msg->payload_len, &out, &out_len, &n);
+    int rc = lth_lookup_answer(st->db, permitted, msg->content_type, msg->payload, msg->payload_len,
+                               &out, &out_len, &n);
     if (rc != 0) {
         pop_log(st, 3, "citizen.lookup: cannot answer a request from %s: %s", msg->sender,
                 hub_strerror(rc));
@@ -104,7 +104,10 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
     if (n.status != 0)
         st->refused++;
     /* Counts and member ids only: never a key or a name. */
-    pop_log(st, !permitted ? 2 : n.status == 2 ? 3 : 0,
+    pop_log(st,
+            !permitted      ? 2
+            : n.status == 2 ? 3
+                            : 0,
             "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
             "invalid_key=%zu not_permitted=%zu unchanged=%zu%s",
             msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key, n.not_permitted,
@@ -186,8 +189,9 @@ static int pop_parse_consumers(pop_state_t *st, const char *list, char *err, siz
     }
     free(copy);
     if (rc == 0 && st->n_consumers == 0) {
-        snprintf(err, err_size, "plugin.allowed_consumers is empty: list member ids, or leave "
-                                "it out to allow every member");
+        snprintf(err, err_size,
+                 "plugin.allowed_consumers is empty: list member ids, or leave "
+                 "it out to allow every member");
         rc = HUB_EINVAL;
     }
     return rc;
@@ -244,8 +248,7 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         rc = HUB_EINVAL;
     }
     if (rc == 0 && citizens_text)
-        rc = pop_parse_u64("citizens", citizens_text, 1, LTH_CITIZEN_MAX, &citizens, err,
-                           err_size);
+        rc = pop_parse_u64("citizens", citizens_text, 1, LTH_CITIZEN_MAX, &citizens, err, err_size);
     if (rc == 0 && seed_text)
         rc = pop_parse_u64("seed", seed_text, 0, UINT64_MAX, &seed, err, err_size);
     if (rc == 0)
@@ -264,7 +267,7 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
                 lth_popdb_info(st->db).citizens);
     else
-        pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; %zu permitted consumers",
+        pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; permitted consumers: %zu",
                 lth_popdb_info(st->db).citizens, st->n_consumers);
     st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;
     *state = st;

@@ -1,0 +1,459 @@
+/* Unit tests for the population database (lth_popdb) and the citizen
+ * look-up rules (lth_lookup), in process, on a small synthetic database. */
+#include "domain.pb-c.h"
+#include "hub_error.h"
+#include "lth_lookup.h"
+#include "lth_popdb.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEED 5
+#define CITIZENS 500
+
+typedef Lth__Domain__V1__CitizenLookupResponse response_t;
+
+static char dir[PATH_MAX], db_path[PATH_MAX];
+static lth_popdb_t *db;
+
+static void setup(void)
+{
+    char err[HUB_ERRMSG_MAX];
+    tk_tmpdir(dir);
+    snprintf(db_path, sizeof db_path, "%s/pop.db", dir);
+    ck_assert_msg(lth_popdb_build(db_path, SEED, CITIZENS, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(lth_popdb_open(db_path, &db, err, sizeof err) == 0, "%s", err);
+}
+
+static void teardown(void)
+{
+    lth_popdb_close(&db);
+    tk_rmrf(dir);
+}
+
+static lth_citizen_t citizen(size_t index)
+{
+    lth_citizen_t c;
+    ck_assert_int_eq(lth_citizen_generate(SEED, index, &c), 0);
+    return c;
+}
+
+/* Encodes a request for keys with mode and optional date, answers it with
+ * lth_lookup_answer and decodes the response (free with free_response). */
+static response_t *ask_as(bool permitted, const char *content_type, const char *const *keys,
+                          size_t n, int mode, const lth_date_t *date, const char *purpose,
+                          lth_lookup_counts_t *counts)
+{
+    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+    req.personal_ids = (char **)keys;
+    req.n_personal_ids = n;
+    req.mode = (Lth__Domain__V1__LookupMode)mode;
+    Lth__Domain__V1__Date d = LTH__DOMAIN__V1__DATE__INIT;
+    if (date) {
+        d.year = (uint32_t)date->year;
+        d.month = (uint32_t)date->month;
+        d.day = (uint32_t)date->day;
+        req.date = &d;
+    }
+    req.purpose = (char *)purpose;
+    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len ? len : 1);
+    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    ck_assert_int_eq(
+        lth_lookup_answer(db, permitted, content_type, buf, len, &out, &out_len, counts), 0);
+    free(buf);
+    response_t *resp = lth__domain__v1__citizen_lookup_response__unpack(NULL, out_len, out);
+    ck_assert_ptr_nonnull(resp);
+    free(out);
+    return resp;
+}
+
+static response_t *ask(const char *const *keys, size_t n, int mode, const lth_date_t *date)
+{
+    return ask_as(true, LTH_LOOKUP_REQUEST_TYPE, keys, n, mode, date, "unit test", NULL);
+}
+
+static void free_response(response_t **resp)
+{
+    lth__domain__v1__citizen_lookup_response__free_unpacked(*resp, NULL);
+    *resp = NULL;
+}
+
+static void assert_date(const Lth__Domain__V1__Date *pb, lth_date_t d)
+{
+    ck_assert_ptr_nonnull(pb);
+    ck_assert_uint_eq(pb->year, (unsigned)d.year);
+    ck_assert_uint_eq(pb->month, (unsigned)d.month);
+    ck_assert_uint_eq(pb->day, (unsigned)d.day);
+}
+
+/* The result is FOUND and shows the record `c` (residence and last change
+ * as given, for views as of a date). */
+static void assert_found(const Lth__Domain__V1__CitizenLookupResult *r, const lth_citizen_t *c,
+                         const char *residence, lth_date_t last_changed)
+{
+    ck_assert_int_eq(r->status, LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND);
+    ck_assert_str_eq(r->personal_id, c->personal_id);
+    ck_assert_str_eq(r->reason, "");
+    ck_assert_ptr_nonnull(r->citizen);
+    ck_assert_str_eq(r->citizen->personal_id, c->personal_id);
+    ck_assert_str_eq(r->citizen->full_name, c->full_name);
+    assert_date(r->citizen->date_of_birth, c->date_of_birth);
+    ck_assert_int_eq((int)r->citizen->sex, (int)c->sex);
+    ck_assert_str_eq(r->citizen->birth_province_code, c->birth_province_code);
+    ck_assert_str_eq(r->citizen->place_of_residence, residence);
+    assert_date(r->citizen->last_changed, last_changed);
+}
+
+static void assert_refused(response_t *resp, const char *reason_part)
+{
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID);
+    ck_assert_uint_eq(resp->n_results, 0);
+    ck_assert_msg(strstr(resp->reason, reason_part), "reason: %s", resp->reason);
+}
+
+/* Index of a citizen whose record changed (want_change) or did not. */
+static size_t find_citizen(bool want_change)
+{
+    for (size_t i = 0; i < CITIZENS; i++)
+        if ((citizen(i).previous_residence[0] != '\0') == want_change)
+            return i;
+    ck_abort_msg("no such citizen");
+    return 0;
+}
+
+START_TEST(database_holds_the_generated_records)
+{
+    lth_popdb_info_t info = lth_popdb_info(db);
+    ck_assert_uint_eq(info.seed, SEED);
+    ck_assert_uint_eq(info.citizens, CITIZENS);
+    for (size_t i = 0; i < CITIZENS; i++) {
+        lth_citizen_t want = citizen(i), got;
+        if (lth_popdb_get(db, want.personal_id, &got) != 0 || memcmp(&want, &got, sizeof got))
+            ck_abort_msg("record %zu differs from the generator's", i);
+    }
+    lth_citizen_t absent = citizen(CITIZENS), got;
+    ck_assert_int_eq(lth_popdb_get(db, absent.personal_id, &got), HUB_ENOTFOUND);
+    ck_assert_int_eq(lth_popdb_get(db, "' OR 1=1 --", &got), HUB_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(database_files_are_checked)
+{
+    char err[HUB_ERRMSG_MAX], path[PATH_MAX];
+    /* Never overwritten. */
+    ck_assert_int_eq(lth_popdb_build(db_path, SEED, 10, err, sizeof err), HUB_EEXIST);
+    ck_assert_ptr_nonnull(strstr(err, "already exists"));
+    ck_assert_int_eq(lth_popdb_build(db_path, SEED, 0, err, sizeof err), HUB_EINVAL);
+    lth_popdb_t *other = NULL;
+    snprintf(path, sizeof path, "%s/missing.db", dir);
+    ck_assert_int_eq(lth_popdb_open(path, &other, err, sizeof err), HUB_ENOENT);
+    ck_assert_ptr_null(other);
+    snprintf(path, sizeof path, "%s/not-a-db", dir);
+    tk_write_file(path, "this is not a SQLite database, not even close to one ..........");
+    ck_assert_int_eq(lth_popdb_open(path, &other, err, sizeof err), HUB_ESTORE);
+    ck_assert_msg(strstr(err, "not a population database"), "%s", err);
+    ck_assert_ptr_null(other);
+    lth_popdb_close(&other); /* NULL is fine */
+    /* No temporary file is left behind. */
+    snprintf(path, sizeof path, "%s/small.db", dir);
+    ck_assert_int_eq(lth_popdb_build(path, 9, 3, err, sizeof err), 0);
+    ck_assert_int_eq(lth_popdb_open(path, &other, err, sizeof err), 0);
+    ck_assert_uint_eq(lth_popdb_info(other).citizens, 3);
+    lth_popdb_close(&other);
+    ck_assert_ptr_null(other);
+}
+END_TEST
+
+START_TEST(popgen_builds_the_same_data_set)
+{
+    char path[PATH_MAX], err[HUB_ERRMSG_MAX];
+    snprintf(path, sizeof path, "%s/gen.db", dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("lth-popgen"), "--db", path, "--citizens", "500", "--seed",
+                    "5", NULL};
+    ck_assert_int_eq(tk_run(argv, &out, 60000), 0);
+    ck_assert_msg(strstr(out, "500 SYNTHETIC citizens (seed 5)"), "%s", out);
+    ck_assert_msg(strstr(out, "synthetic, no real person"), "%s", out);
+    lth_citizen_t first = citizen(0);
+    ck_assert_msg(strstr(out, first.personal_id), "%s", out);
+    free(out);
+    lth_popdb_t *gen = NULL;
+    ck_assert_msg(lth_popdb_open(path, &gen, err, sizeof err) == 0, "%s", err);
+    for (size_t i = 0; i < CITIZENS; i += 7) {
+        lth_citizen_t want = citizen(i), a, b;
+        if (lth_popdb_get(gen, want.personal_id, &a) != 0 ||
+            lth_popdb_get(db, want.personal_id, &b) != 0 || memcmp(&a, &b, sizeof a) != 0)
+            ck_abort_msg("record %zu differs between lth-popgen and lth_popdb_build", i);
+    }
+    lth_popdb_close(&gen);
+    /* It never overwrites, and says how to use it. */
+    ck_assert_int_eq(tk_run(argv, &out, 60000), 1);
+    ck_assert_msg(strstr(out, "already exists"), "%s", out);
+    free(out);
+    char *bad[] = {(char *)tk_bin("lth-popgen"), "--db", path, "--citizens", "lots", NULL};
+    ck_assert_int_eq(tk_run(bad, &out, 60000), 2);
+    ck_assert_msg(strstr(out, "--citizens must be a whole number"), "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(current_mode_answers_each_key)
+{
+    lth_citizen_t a = citizen(0), b = citizen(CITIZENS - 1), absent = citizen(CITIZENS + 7);
+    const char *keys[] = {a.personal_id, "00108501234", absent.personal_id, b.personal_id,
+                          "001985\x01\xff\x41 0123456789012345678901234567890123"};
+    lth_lookup_counts_t counts;
+    response_t *resp =
+        ask_as(true, LTH_LOOKUP_REQUEST_TYPE, keys, 5,
+               LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT, NULL, "test", &counts);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_uint_eq(resp->n_results, 5);
+    assert_found(resp->results[0], &a, a.residence, a.changed_on);
+    ck_assert_int_eq(resp->results[1]->status,
+                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY);
+    ck_assert_str_eq(resp->results[1]->personal_id, "00108501234");
+    ck_assert_ptr_nonnull(strstr(resp->results[1]->reason, "12 digits"));
+    ck_assert_ptr_null(resp->results[1]->citizen);
+    ck_assert_int_eq(resp->results[2]->status,
+                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND);
+    ck_assert_str_eq(resp->results[2]->personal_id, absent.personal_id);
+    ck_assert_ptr_null(resp->results[2]->citizen);
+    assert_found(resp->results[3], &b, b.residence, b.changed_on);
+    /* An invalid key is echoed as printable ASCII, cut to 32 bytes. */
+    ck_assert_int_eq(resp->results[4]->status,
+                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY);
+    ck_assert_str_eq(resp->results[4]->personal_id, "001985??A 0123456789012345678901");
+    ck_assert_uint_eq(strlen(resp->results[4]->personal_id), 32);
+    ck_assert_uint_eq(counts.keys, 5);
+    ck_assert_uint_eq(counts.found, 2);
+    ck_assert_uint_eq(counts.not_found, 1);
+    ck_assert_uint_eq(counts.invalid_key, 2);
+    free_response(&resp);
+}
+END_TEST
+
+START_TEST(as_of_mode_shows_the_record_on_a_date)
+{
+    lth_citizen_t moved = citizen(find_citizen(true));
+    const char *keys[] = {moved.personal_id};
+    int as_of = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF;
+    /* Before the record existed. */
+    lth_date_t day = lth_date_from_days(lth_date_to_days(moved.created_on) - 1);
+    response_t *resp = ask(keys, 1, as_of, &day);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_int_eq(resp->mode, as_of);
+    assert_date(resp->date, day);
+    ck_assert_int_eq(resp->results[0]->status,
+                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(resp->results[0]->reason, "on the date asked"));
+    free_response(&resp);
+    /* Between creation and the change: the previous residence. */
+    resp = ask(keys, 1, as_of, &moved.created_on);
+    assert_found(resp->results[0], &moved, moved.previous_residence, moved.created_on);
+    free_response(&resp);
+    /* From the change on: as it is. */
+    resp = ask(keys, 1, as_of, &moved.changed_on);
+    assert_found(resp->results[0], &moved, moved.residence, moved.changed_on);
+    free_response(&resp);
+}
+END_TEST
+
+START_TEST(changes_since_mode_leaves_out_unchanged_records)
+{
+    /* One record that never changed, and one changed later than it was made. */
+    lth_citizen_t stayed = citizen(find_citizen(false)), moved;
+    size_t i = 0;
+    do
+        moved = citizen(i++);
+    while (!moved.previous_residence[0] || lth_date_cmp(moved.changed_on, stayed.changed_on) <= 0);
+    lth_citizen_t absent = citizen(CITIZENS);
+    const char *keys[] = {moved.personal_id, stayed.personal_id, absent.personal_id, "x"};
+    int since = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CHANGES_SINCE;
+    /* The day of the change itself counts ("on or after"). */
+    lth_lookup_counts_t counts;
+    response_t *resp =
+        ask_as(true, LTH_LOOKUP_REQUEST_TYPE, keys, 4, since, &moved.changed_on, "sync", &counts);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_int_eq(resp->mode, since);
+    ck_assert_uint_eq(resp->n_results, 3);
+    assert_found(resp->results[0], &moved, moved.residence, moved.changed_on);
+    ck_assert_str_eq(resp->results[1]->personal_id, absent.personal_id);
+    ck_assert_int_eq(resp->results[1]->status,
+                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND);
+    ck_assert_str_eq(resp->results[2]->personal_id, "x");
+    ck_assert_int_eq(resp->results[2]->status,
+                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY);
+    ck_assert_uint_eq(counts.unchanged, 1);
+    ck_assert_uint_eq(counts.found, 1);
+    free_response(&resp);
+    /* The day after the change: neither. */
+    lth_date_t after = lth_date_from_days(lth_date_to_days(moved.changed_on) + 1);
+    resp = ask(keys, 2, since, &after);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_uint_eq(resp->n_results, 0);
+    free_response(&resp);
+    /* Since before the database existed: both, as they are. */
+    lth_date_t long_ago = {2000, 1, 1};
+    resp = ask(keys, 2, since, &long_ago);
+    ck_assert_uint_eq(resp->n_results, 2);
+    assert_found(resp->results[0], &moved, moved.residence, moved.changed_on);
+    assert_found(resp->results[1], &stayed, stayed.residence, stayed.changed_on);
+    free_response(&resp);
+}
+END_TEST
+
+START_TEST(not_permitted_members_see_nothing)
+{
+    lth_citizen_t a = citizen(3);
+    const char *keys[] = {a.personal_id, "123"};
+    lth_lookup_counts_t counts;
+    response_t *resp =
+        ask_as(false, LTH_LOOKUP_REQUEST_TYPE, keys, 2,
+               LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT, NULL, "test", &counts);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_uint_eq(resp->n_results, 2);
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(resp->results[i]->status,
+                         LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_PERMITTED);
+        ck_assert_ptr_null(resp->results[i]->citizen);
+        ck_assert_ptr_nonnull(strstr(resp->results[i]->reason, "data-sharing agreement"));
+    }
+    ck_assert_str_eq(resp->results[0]->personal_id, a.personal_id);
+    ck_assert_uint_eq(counts.not_permitted, 2);
+    ck_assert_uint_eq(counts.found, 0);
+    free_response(&resp);
+}
+END_TEST
+
+START_TEST(bad_requests_are_refused_as_a_whole)
+{
+    lth_citizen_t a = citizen(0);
+    const char *one[] = {a.personal_id};
+    int current = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
+    lth_date_t day = {2024, 1, 1}, bad_day = {2023, 2, 29};
+    response_t *resp;
+
+    resp = ask(one, 0, current, NULL);
+    assert_refused(resp, "no personal_ids");
+    free_response(&resp);
+    resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, one, 1, current, NULL, "", NULL);
+    assert_refused(resp, "purpose is required");
+    free_response(&resp);
+    resp = ask(one, 1, current, &day);
+    assert_refused(resp, "mode CURRENT");
+    free_response(&resp);
+    resp = ask(one, 1, LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF, NULL);
+    assert_refused(resp, "need a valid date");
+    free_response(&resp);
+    resp = ask(one, 1, LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CHANGES_SINCE, &bad_day);
+    assert_refused(resp, "need a valid date");
+    free_response(&resp);
+    resp = ask(one, 1, 7, NULL);
+    assert_refused(resp, "unknown mode");
+    free_response(&resp);
+    resp = ask_as(true, "application/json", one, 1, current, NULL, "test", NULL);
+    assert_refused(resp, LTH_LOOKUP_REQUEST_TYPE);
+    free_response(&resp);
+
+    /* 1000 keys are answered, 1001 refused. */
+    const char **many = malloc((LTH_LOOKUP_MAX_KEYS + 1) * sizeof *many);
+    for (size_t i = 0; i <= LTH_LOOKUP_MAX_KEYS; i++)
+        many[i] = a.personal_id;
+    lth_lookup_counts_t counts;
+    resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, many, LTH_LOOKUP_MAX_KEYS, current, NULL, "test",
+                  &counts);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_uint_eq(resp->n_results, LTH_LOOKUP_MAX_KEYS);
+    ck_assert_uint_eq(counts.found, LTH_LOOKUP_MAX_KEYS);
+    free_response(&resp);
+    resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, many, LTH_LOOKUP_MAX_KEYS + 1, current, NULL,
+                  "test", &counts);
+    assert_refused(resp, "at most 1000");
+    ck_assert_int_eq(counts.status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID);
+    ck_assert_uint_eq(counts.keys, LTH_LOOKUP_MAX_KEYS + 1);
+    free_response(&resp);
+    free(many);
+
+    /* A payload that is not a CitizenLookupRequest. */
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    ck_assert_int_eq(lth_lookup_answer(db, true, LTH_LOOKUP_REQUEST_TYPE,
+                                       (const uint8_t *)"\xff\xff\xff", 3, &out, &out_len, NULL),
+                     0);
+    resp = lth__domain__v1__citizen_lookup_response__unpack(NULL, out_len, out);
+    free(out);
+    ck_assert_ptr_nonnull(resp);
+    assert_refused(resp, "not a valid CitizenLookupRequest");
+    free_response(&resp);
+    ck_assert_int_eq(
+        lth_lookup_answer(NULL, true, LTH_LOOKUP_REQUEST_TYPE, NULL, 0, &out, &out_len, NULL),
+        HUB_EINVAL);
+}
+END_TEST
+
+START_TEST(random_payloads_never_crash)
+{
+    lth_citizen_t a = citizen(1);
+    const char *keys[] = {a.personal_id, "001085012345"};
+    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+    req.personal_ids = (char **)keys;
+    req.n_personal_ids = 2;
+    req.purpose = "fuzz";
+    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
+    uint8_t valid[256];
+    ck_assert_uint_lt(len, sizeof valid);
+    lth__domain__v1__citizen_lookup_request__pack(&req, valid);
+    srand(99);
+    for (int i = 0; i < 3000; i++) {
+        uint8_t buf[256];
+        size_t n = (size_t)rand() % (len + 1);
+        memcpy(buf, valid, n);
+        if (n > 0 && i % 2)
+            buf[rand() % n] ^= (uint8_t)(1 + rand() % 255);
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        if (lth_lookup_answer(db, true, LTH_LOOKUP_REQUEST_TYPE, buf, n, &out, &out_len, NULL) != 0)
+            ck_abort_msg("iteration %d failed", i);
+        response_t *resp = lth__domain__v1__citizen_lookup_response__unpack(NULL, out_len, out);
+        if (!resp)
+            ck_abort_msg("iteration %d: the response does not decode", i);
+        lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
+        free(out);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("lookup");
+    TCase *tc = tcase_create("lookup");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, database_holds_the_generated_records);
+    tcase_add_test(tc, database_files_are_checked);
+    tcase_add_test(tc, popgen_builds_the_same_data_set);
+    tcase_add_test(tc, current_mode_answers_each_key);
+    tcase_add_test(tc, as_of_mode_shows_the_record_on_a_date);
+    tcase_add_test(tc, changes_since_mode_leaves_out_unchanged_records);
+    tcase_add_test(tc, not_permitted_members_see_nothing);
+    tcase_add_test(tc, bad_requests_are_refused_as_a_whole);
+    tcase_add_test(tc, random_payloads_never_crash);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -3,6 +3,8 @@
  * in which order, and how many times. Config:
  *   plugin.file = PATH               where lines go (required)
  *   plugin.services = record/v1,...  services to offer (default record/v1)
+ *   plugin.subscribe = TOPIC[,...]   durable subscriptions, PUBLISHER-ID/SERVICE/VERSION;
+ *                                    publications are recorded like events
  *   plugin.slow_payload = TEXT       a message with exactly this payload makes
  *                                    the handler write "BEGIN <id>" to
  *                                    PATH.begin, then take plugin.slow_ms
@@ -95,6 +97,20 @@ static int recorder_init(const adp_plugin_host_t *host, void **state, char *err,
             close(r->fd);
             free(r);
             return -1;
+        }
+    }
+    const char *topics = host->config(host, "subscribe");
+    if (topics) {
+        snprintf(list, sizeof list, "%s", topics);
+        save = NULL;
+        for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            if (adp_subscribe(host->client(host), t, recorder_handle, r) != 0) {
+                snprintf(err, err_size, "plugin.subscribe: '%s' is not PUBLISHER-ID/SERVICE/VERSION",
+                         t);
+                close(r->fd);
+                free(r);
+                return -1;
+            }
         }
     }
     *state = r;

@@ -24,6 +24,13 @@ typedef struct {
     void *user;
 } adp__offer_t;
 
+/* A durable subscription to PUBLISHER/SERVICE/VERSION. */
+typedef struct {
+    char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
+    adp_handler_cb handler;
+    void *user;
+} adp__sub_t;
+
 typedef enum { ADP__PENDING = 0, ADP__ACKED, ADP__NACKED } adp__state_t;
 
 /* An envelope the hub has not ACKed yet. */
@@ -57,6 +64,9 @@ struct adp_client {
 
     adp__offer_t *offers;
     size_t n_offers, cap_offers;
+    adp__sub_t *subs;
+    size_t n_subs, cap_subs;
+    char hub_id[HUB_MEMBER_ID_MAX + 1]; /* from the Welcome */
 
     bool handshaken; /* CURVE handshake done on the current connection */
     bool signatures_required; /* the hub said so in its Welcome */
@@ -141,11 +151,17 @@ static void adp__send_hello(adp_client_t *c)
             services[n++] = c->offers[i].service;
     hello.services = services;
     hello.n_services = n;
+    char **topics = calloc(c->n_subs + 1, sizeof *topics);
+    for (size_t i = 0; topics && i < c->n_subs; i++)
+        topics[i] = c->subs[i].topic;
+    hello.subscriptions = topics;
+    hello.n_subscriptions = topics ? c->n_subs : 0;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_HELLO;
     frame.hello = &hello;
     adp__send(c, &frame);
     free(services);
+    free(topics);
     c->last_hello_mono_us = hub_monotonic_us();
 }
 
@@ -485,6 +501,24 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             snprintf(reply.content_type, sizeof reply.content_type, "%s", env->content_type);
             rc = 0;
         }
+    } else if (c->hub_id[0] && !strcmp(env->receiver, c->hub_id)) {
+        /* A publication we subscribed to. */
+        char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
+        snprintf(topic, sizeof topic, "%s/%s", env->sender, env->service);
+        const adp__sub_t *sub = NULL;
+        for (size_t i = 0; i < c->n_subs && !sub; i++)
+            if (!strcmp(c->subs[i].topic, topic))
+                sub = &c->subs[i];
+        if (!sub) {
+            HUB_WARN("adp", "publication without a subscription handler; not settled",
+                     "topic=%s", topic);
+            hub_envelope_free(&env);
+            return;
+        }
+        c->depth++;
+        rc = sub->handler(c, &msg, &reply, sub->user);
+        c->depth--;
+        rc = HUB_ENOTFOUND; /* publications get no reply */
     } else {
         const adp__offer_t *offer = adp__find_offer(c, env->service);
         if (!offer) {
@@ -585,6 +619,7 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
         c->heartbeat_ms = frame->welcome->heartbeat_ms ? frame->welcome->heartbeat_ms : 1000;
         c->max_payload = frame->welcome->max_payload_bytes;
         c->signatures_required = frame->welcome->signatures_required;
+        snprintf(c->hub_id, sizeof c->hub_id, "%s", frame->welcome->hub_id);
         if (first)
             HUB_INFO("adp", "connected to the hub", "member=%s hub_version=%s", c->key.member_id,
                      frame->welcome->hub_version);
@@ -970,6 +1005,7 @@ void adp_close(adp_client_t **client_p)
     free(c->unsent);
     free(c->settle);
     free(c->offers);
+    free(c->subs);
     hub_keypair_wipe(&c->key);
     free(c);
     *client_p = NULL;
@@ -1083,6 +1119,64 @@ int adp_request(adp_client_t *c, const char *receiver, const char *service,
         free(w->reply.payload);
     free(w);
     return rc;
+}
+
+int adp_subscribe(adp_client_t *c, const char *topic, adp_handler_cb handler, void *user)
+{
+    if (!c || !topic || !handler)
+        return HUB_EINVAL;
+    const char *service = topic;
+    for (int slashes = 0; *service && slashes < 4; service++)
+        if (*service == '/')
+            slashes++;
+    char publisher[HUB_MEMBER_ID_MAX + 1];
+    size_t plen = (size_t)(service - topic);
+    if (!*service || plen < 2 || plen > sizeof publisher || !hub_service_valid(service)) {
+        adp__error(c, "a subscription is PUBLISHER-ID/SERVICE/VERSION, e.g. "
+                      "VN/GOV/HN-VP/TTHC/catalogue.published/v1");
+        return HUB_EINVAL;
+    }
+    memcpy(publisher, topic, plen - 1);
+    publisher[plen - 1] = '\0';
+    if (!hub_member_id_valid(publisher)) {
+        adp__error(c, "the publisher in subscription '%s' is not a member id", topic);
+        return HUB_EINVAL;
+    }
+    for (size_t i = 0; i < c->n_subs; i++) {
+        if (!strcmp(c->subs[i].topic, topic)) {
+            c->subs[i].handler = handler;
+            c->subs[i].user = user;
+            return 0;
+        }
+    }
+    if (c->n_subs == c->cap_subs) {
+        size_t ncap = c->cap_subs ? c->cap_subs * 2 : 4;
+        adp__sub_t *grown = realloc(c->subs, ncap * sizeof *grown);
+        if (!grown)
+            return HUB_ENOMEM;
+        c->subs = grown;
+        c->cap_subs = ncap;
+    }
+    adp__sub_t *sub = &c->subs[c->n_subs++];
+    snprintf(sub->topic, sizeof sub->topic, "%s", topic);
+    sub->handler = handler;
+    sub->user = user;
+    if (c->welcomed)
+        adp__send_hello(c);
+    return 0;
+}
+
+int adp_publish(adp_client_t *c, const char *service, const char *content_type,
+                const void *payload, size_t payload_len, int flags, char message_id_out[37])
+{
+    if (!c)
+        return HUB_EINVAL;
+    if (!c->hub_id[0]) {
+        adp__error(c, "not connected yet: the hub's id comes with its Welcome");
+        return HUB_ECLOSED;
+    }
+    return adp__post(c, c->hub_id, service, content_type, payload, payload_len, ADP_EVENT, NULL,
+                     flags, false, message_id_out);
 }
 
 int adp_post_event(adp_client_t *c, const char *receiver, const char *service,

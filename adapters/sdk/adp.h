@@ -103,6 +103,16 @@ void adp_close(adp_client_t **client_p);
  * default handler for services with no handler of their own. */
 int adp_offer(adp_client_t *client, const char *service, adp_handler_cb handler, void *user);
 
+/* Subscribes durably to what PUBLISHER publishes on SERVICE/VERSION, topic
+ * "PUBLISHER-ID/SERVICE/VERSION": the hub keeps a copy for this member from
+ * now on, across disconnects and restarts, and the handler gets each one
+ * (msg->sender is the publisher; msg->receiver is the hub). */
+int adp_subscribe(adp_client_t *client, const char *topic, adp_handler_cb handler, void *user);
+/* Publishes an event on SERVICE/VERSION to every subscriber (posted like
+ * adp_post_event; the hub ACKs once every subscriber's copy is stored). */
+int adp_publish(adp_client_t *client, const char *service, const char *content_type,
+                const void *payload, size_t payload_len, int flags, char message_id_out[37]);
+
 /* Sends a request and waits up to timeout_ms for its reply; processes other
  * traffic meanwhile. HUB_ENACK when the hub refused it (see
  * adp_last_error() and adp_last_nack_code()), HUB_ETIMEDOUT. */

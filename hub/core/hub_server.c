@@ -22,6 +22,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sodium.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
@@ -100,7 +101,11 @@ typedef struct {
     uint8_t *bytes;        /* owned */
     uint8_t sign_key[32];  /* the sender's Ed25519 key, when verify is set */
     bool verify;           /* check the signature on the worker */
-    int verdict;           /* set by the worker: 0, or a NackCode */
+    int verdict;           /* set by the worker: 0, or a HUB_E* code from verification */
+    /* A published event is stored once per subscriber under ids derived from
+     * its own; the copies form a group that gets one receipt, for this id. */
+    char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
+    bool group_first;
 } hub__pending_t;
 
 typedef struct {
@@ -141,6 +146,8 @@ struct hub_server {
     hub_keypair_t own_key;
     hub_map_t *members; /* member id -> hub__member_t */
     hub_map_t *requests; /* request message id -> hub__request_t */
+    hub_map_t *subs;     /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
+    char subs_path[PATH_MAX];
     uint64_t last_request_sweep_us;
     hub_store_t *store;
     hub_store_arena_t *arena;
@@ -643,6 +650,52 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
 static void hub__commit_start(hub_server_t *self);
 static const char *hub__signature_problem(int rc, bool has_key);
 
+/* One receipt for all copies of a publication (items[i] is one copy):
+ * ACK when every copy is stored, else the first refusal. A publisher that
+ * sends again after a refusal only adds the missing copies (each copy has a
+ * derived id, de-duplicated on its own). */
+static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
+                               hub__receipts_t *r)
+{
+    hub__pending_t *item = &job->items[i];
+    if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
+        const char *label = hub__service_label(self, item->msg.receiver, item->msg.service);
+        hub_flows_accepted(self->flows, item->msg.sender, item->msg.receiver, label,
+                           item->msg.envelope_len, hub_now_us());
+    }
+    if (!item->group_first)
+        return;
+    size_t end = i + 1;
+    while (end < job->n_items && job->items[end].group_id[0] && !job->items[end].group_first)
+        end++;
+    for (size_t k = i; k < end; k++) {
+        hub__pending_t *c = &job->items[k];
+        if (job->append_rc != 0) {
+            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                              "the hub's store could not commit (%s); send again later",
+                              hub_strerror(job->append_rc));
+            return;
+        }
+        if (c->verdict != 0) {
+            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                              "%s", hub__signature_problem(c->verdict, true));
+            return;
+        }
+        if (job->outcomes[k] == HUB_STORE_QUEUE_FULL || job->outcomes[k] == HUB_STORE_FULL) {
+            bool queue = job->outcomes[k] == HUB_STORE_QUEUE_FULL;
+            hub__receipt_nack(self, r, item->group_id,
+                              queue ? LTH__V1__NACK_CODE__NACK_QUEUE_FULL
+                                    : LTH__V1__NACK_CODE__NACK_STORE_FULL,
+                              "the copy for subscriber %s was refused (%s); the other "
+                              "subscribers have theirs: send the same message again later",
+                              c->msg.receiver, queue ? "its queue is full" : "store full");
+            return;
+        }
+    }
+    hub__receipt_ack(r, item->group_id, item->msg.seq);
+    self->stats.envelopes_accepted++;
+}
+
 static void hub__after_commit(uv_work_t *req, int status)
 {
     hub__commit_t *job = req->data;
@@ -669,6 +722,10 @@ static void hub__after_commit(uv_work_t *req, int status)
             }
             hub__member_t *sm = hub__member(self, msg->sender);
             r->sender = sm ? sm->id : "";
+        }
+        if (job->items[i].group_id[0]) {
+            hub__group_receipt(self, job, i, r);
+            continue;
         }
         if (job->append_rc != 0) {
             hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
@@ -843,6 +900,12 @@ static void hub__commit_work(uv_work_t *req)
             hub__pending_t *p = &job->items[i];
             if (envs)
                 hub_envelope_decode(p->bytes, p->msg.envelope_len, &envs[i]);
+            /* The copies of one publication share the first copy's check. */
+            if (p->group_id[0] && !p->group_first && i > 0) {
+                p->verdict = job->items[i - 1].verdict;
+                if (p->verdict != 0)
+                    continue;
+            }
             if (p->verify) {
                 int v = envs && envs[i] ? hub_envelope_verify(envs[i], p->sign_key) : HUB_EINVAL;
                 if (v != 0) {
@@ -961,6 +1024,10 @@ static void hub__commit_start(hub_server_t *self)
     job->server = self;
     job->req.data = job;
     size_t take = self->pending_n < HUB__MAX_COMMIT_ITEMS ? self->pending_n : HUB__MAX_COMMIT_ITEMS;
+    /* The copies of one publication commit together (one receipt). */
+    while (take > 0 && take < self->pending_n && self->pending[take].group_id[0] &&
+           !self->pending[take].group_first)
+        take++;
     if (take > 0) {
         job->items = malloc(take * sizeof *job->items);
         job->outcomes = calloc(take, sizeof *job->outcomes);
@@ -1009,6 +1076,141 @@ static void hub__commit_start(hub_server_t *self)
     self->auditq_n = self->auditq_cap = 0;
     self->commit = job;
     uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Publish / subscribe                                                       */
+
+/* Subscribers of one topic ("PUBLISHER/SERVICE/VERSION"). */
+typedef struct {
+    const char **members; /* interned member ids */
+    size_t n, cap;
+} hub__sublist_t;
+
+static bool hub__subscribed(const hub__sublist_t *l, const char *member)
+{
+    for (size_t i = 0; l && i < l->n; i++)
+        if (!strcmp(l->members[i], member))
+            return true;
+    return false;
+}
+
+/* Adds a subscription; returns 1 when it is new, 0 when known, <0 on error. */
+static int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic)
+{
+    hub__sublist_t *l = hub_map_get(self->subs, topic);
+    if (l && hub__subscribed(l, subscriber))
+        return 0;
+    hub__member_t *m = hub__member(self, subscriber);
+    if (!m)
+        return HUB_ENOMEM;
+    if (!l) {
+        l = calloc(1, sizeof *l);
+        if (!l || hub_map_put(self->subs, topic, l) != 0) {
+            free(l);
+            return HUB_ENOMEM;
+        }
+    }
+    if (HUB__PUSH(l->members, l->n, l->cap, (const char *)m->id) != 0)
+        return HUB_ENOMEM;
+    return 1;
+}
+
+/* Writes every subscription to data_dir/subscriptions: tmp file, fsync,
+ * rename, so a crash leaves the old list or the new one. Rare (a Hello with
+ * a new subscription), so it runs on the loop thread. */
+static int hub__save_subscriptions(hub_server_t *self)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", self->subs_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return HUB_EIO;
+    fprintf(f, "# Durable subscriptions: SUBSCRIBER-ID PUBLISHER-ID/SERVICE/VERSION\n"
+               "# Written by hubd; members subscribe in their Hello.\n");
+    size_t cursor = 0;
+    const char *topic;
+    void *value;
+    while (hub_map_next(self->subs, &cursor, &topic, &value)) {
+        const hub__sublist_t *l = value;
+        for (size_t i = 0; i < l->n; i++)
+            fprintf(f, "%s %s\n", l->members[i], topic);
+    }
+    int rc = (fflush(f) == 0 && fsync(fileno(f)) == 0) ? 0 : HUB_EIO;
+    if (fclose(f) != 0)
+        rc = HUB_EIO;
+    if (rc == 0 && rename(tmp, self->subs_path) != 0)
+        rc = HUB_EIO;
+    return rc;
+}
+
+static int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
+{
+    FILE *f = fopen(self->subs_path, "r");
+    if (!f)
+        return 0; /* none yet */
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *space = strchr(line, ' ');
+        if (!space) {
+            snprintf(err, err_size, "%s:%d: expected 'SUBSCRIBER TOPIC'", self->subs_path,
+                     lineno);
+            rc = HUB_EPARSE;
+            break;
+        }
+        *space = '\0';
+        if (!hub_member_id_valid(line)) {
+            snprintf(err, err_size, "%s:%d: '%s' is not a member id", self->subs_path, lineno,
+                     line);
+            rc = HUB_EPARSE;
+            break;
+        }
+        if (hub__subscribe(self, line, space + 1) < 0)
+            rc = HUB_ENOMEM;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* "PUBLISHER/SERVICE/VERSION" is a member id followed by a service. */
+static bool hub__topic_valid(const char *topic)
+{
+    char member[HUB_MEMBER_ID_MAX + 1];
+    const char *p = topic;
+    for (int slashes = 0; *p && slashes < 4; p++)
+        if (*p == '/')
+            slashes++;
+    size_t len = (size_t)(p - topic);
+    if (!*p || len < 2 || len > HUB_MEMBER_ID_MAX)
+        return false;
+    memcpy(member, topic, len - 1);
+    member[len - 1] = '\0';
+    return hub_member_id_valid(member) && hub_service_valid(p);
+}
+
+/* The id under which a published event is stored for one subscriber: a
+ * UUID derived from the event's id and the subscriber, so that a re-sent
+ * publication de-duplicates copy by copy. */
+static void hub__derive_id(const char *message_id, const char *subscriber,
+                           char out[HUB_UUID_LEN + 1])
+{
+    crypto_hash_sha256_state st;
+    uint8_t h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)message_id, strlen(message_id) + 1);
+    crypto_hash_sha256_update(&st, (const uint8_t *)subscriber, strlen(subscriber));
+    crypto_hash_sha256_final(&st, h);
+    h[6] = (uint8_t)((h[6] & 0x0f) | 0x80); /* version 8: custom */
+    h[8] = (uint8_t)((h[8] & 0x3f) | 0x80);
+    snprintf(out, HUB_UUID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
+             h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
+             h[15]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1080,6 +1282,80 @@ static const char *hub__signature_problem(int rc, bool has_key)
            "changed after signing, or signed with another key";
 }
 
+/* An EVENT addressed to the hub itself is a publication: one copy per
+ * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
+static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
+                         const uint8_t *bytes, size_t len, hub__receipts_t *receipts,
+                         const char *mid)
+{
+    if (env->kind != LTH__V1__KIND__KIND_EVENT) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "to publish, send an EVENT to the hub (%s); the hub answers no "
+                          "requests on service %s",
+                          self->own_key.member_id, env->service);
+        return;
+    }
+    const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+    if (self->cfg.require_signatures && (!skp || !skp->has_sign || env->signature.len == 0)) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                          hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
+        return;
+    }
+    char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
+    snprintf(topic, sizeof topic, "%s/%s", env->sender, env->service);
+    hub__sublist_t *l = hub_map_get(self->subs, topic);
+    sender->msgs_in++;
+    sender->bytes_in += len;
+    if (!l || l->n == 0 || env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
+        if (l && self->cfg.require_signatures &&
+            hub_envelope_verify(env, skp->sign_public) != 0) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                              hub__signature_problem(HUB_ECRYPTO, true));
+            return;
+        }
+        /* Nobody subscribes (or online-only): hand it to connected
+         * subscribers now; with none, there is nobody to keep it for. */
+        for (size_t i = 0; l && i < l->n; i++) {
+            hub__member_t *m = hub_map_get(self->members, l->members[i]);
+            if (m && m->online)
+                hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
+        }
+        hub__receipt_ack(receipts, env->message_id, 0);
+        self->stats.envelopes_accepted++;
+        return;
+    }
+    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
+    if (ttl_ms > self->cfg.max_ttl_ms)
+        ttl_ms = self->cfg.max_ttl_ms;
+    uint64_t now = hub_now_us();
+    for (size_t i = 0; i < l->n; i++) {
+        hub__pending_t p;
+        memset(&p, 0, sizeof p);
+        p.bytes = malloc(len ? len : 1);
+        if (!p.bytes)
+            break;
+        memcpy(p.bytes, bytes, len);
+        hub__derive_id(env->message_id, l->members[i], p.msg.message_id);
+        snprintf(p.msg.sender, sizeof p.msg.sender, "%s", env->sender);
+        snprintf(p.msg.receiver, sizeof p.msg.receiver, "%s", l->members[i]);
+        snprintf(p.msg.service, sizeof p.msg.service, "%s", env->service);
+        p.msg.accepted_at_us = now;
+        p.msg.expires_at_us = now + ttl_ms * 1000u;
+        p.msg.envelope = p.bytes;
+        p.msg.envelope_len = len;
+        snprintf(p.group_id, sizeof p.group_id, "%s", env->message_id);
+        p.group_first = i == 0;
+        if (i == 0 && self->cfg.require_signatures) {
+            memcpy(p.sign_key, skp->sign_public, 32);
+            p.verify = true;
+        }
+        if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, p) != 0) {
+            free(p.bytes);
+            break;
+        }
+    }
+}
+
 static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
                                 size_t len, hub__receipts_t *receipts)
 {
@@ -1115,6 +1391,10 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           "the envelope claims sender %s but this connection is authenticated "
                           "as %s; set sender to your own member id",
                           env->sender, sender->id);
+        goto done;
+    }
+    if (!strcmp(env->receiver, self->own_key.member_id)) {
+        hub__publish(self, sender, env, bytes, len, receipts, mid);
         goto done;
     }
     if (!hub_keydir_find_member(self->keys, env->receiver)) {
@@ -1262,6 +1542,30 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
         }
         total += strlen(hello->services[i]) + 1;
     }
+    bool subs_changed = false;
+    for (size_t i = 0; i < hello->n_subscriptions; i++) {
+        if (!hub__topic_valid(hello->subscriptions[i])) {
+            char reason[400];
+            snprintf(reason, sizeof reason,
+                     "subscription '%.100s' is not PUBLISHER-ID/SERVICE/VERSION, e.g. "
+                     "VN/GOV/HN-VP/TTHC/catalogue.published/v1",
+                     hello->subscriptions[i]);
+            hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                                reason);
+            return;
+        }
+    }
+    for (size_t i = 0; i < hello->n_subscriptions; i++) {
+        int added = hub__subscribe(self, m->id, hello->subscriptions[i]);
+        if (added > 0) {
+            subs_changed = true;
+            HUB_INFO("router", "durable subscription added", "member=%s topic=%s", m->id,
+                     hello->subscriptions[i]);
+        }
+    }
+    if (subs_changed && hub__save_subscriptions(self) != 0)
+        HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts",
+                  "path=%s", self->subs_path);
     char *services = calloc(1, total);
     if (!services)
         return;
@@ -1293,6 +1597,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     welcome.max_payload_bytes = self->cfg.max_payload_bytes;
     welcome.heartbeat_ms = self->cfg.heartbeat_ms;
     welcome.signatures_required = self->cfg.require_signatures;
+    welcome.hub_id = self->own_key.member_id;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
     frame.welcome = &welcome;
@@ -1846,7 +2151,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (rc == 0)
         rc = hub_keydir_load(cfg->key_dir, &self->keys, err, err_size);
-    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()))) {
+    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
+                    !(self->subs = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
@@ -1860,6 +2166,11 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
         snprintf(err, err_size, "out of memory");
+    if (rc == 0) {
+        snprintf(self->subs_path, sizeof self->subs_path, "%.*s/subscriptions",
+                 (int)(sizeof self->subs_path - 15), cfg->data_dir);
+        rc = hub__load_subscriptions(self, err, err_size);
+    }
     if (rc == 0 && !(self->readbuf = malloc(HUB__READ_BATCH * sizeof *self->readbuf))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
@@ -2078,6 +2389,15 @@ void hub_server_destroy(hub_server_t **self_p)
         while (hub_map_next(self->members, &cursor, NULL, &value))
             hub__member_free(value);
         hub_map_destroy(&self->members);
+    }
+    if (self->subs) {
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(self->subs, &cursor, NULL, &value)) {
+            free(((hub__sublist_t *)value)->members);
+            free(value);
+        }
+        hub_map_destroy(&self->subs);
     }
     if (self->requests) {
         size_t cursor = 0;

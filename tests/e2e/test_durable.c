@@ -307,6 +307,71 @@ START_TEST(corrupt_store_is_refused_at_start)
 }
 END_TEST
 
+static int publication_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
+                               void *user)
+{
+    (void)c;
+    (void)reply;
+    int *count = user;
+    if (msg->payload_len >= 4 && !memcmp(msg->payload, "cat ", 4))
+        (*count)++;
+    return 0;
+}
+
+START_TEST(durable_subscriptions_get_every_publication)
+{
+    /* The receiver subscribes to the sender's catalogue; a second
+     * subscriber (SENDER2, an SDK client) goes away while it is published. */
+    char conf[1024];
+    snprintf(conf, sizeof conf, "plugin.file = %s\nplugin.subscribe = %s/catalogue.published/v1\n",
+             record_path, SENDER);
+    hubfix_start_adapter(&fix, RECEIVER, "recorder", conf);
+    char state[PATH_MAX];
+    snprintf(state, sizeof state, "%s/sub2-state", fix.dir);
+    adp_client_t *sub = NULL;
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hubfix_secret_path(&fix, SENDER2, secret);
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
+    int got = 0;
+    ck_assert_int_eq(adp_new(&cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
+                                   &got), 0);
+    ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
+    adp_close(&sub); /* subscribed, now offline */
+
+    adp_client_t *pub = connect_sender(SENDER, NULL);
+    for (int i = 0; i < 50; i++) {
+        char payload[32];
+        int len = snprintf(payload, sizeof payload, "cat %d", i);
+        ck_assert_int_eq(adp_publish(pub, "catalogue.published/v1", "text/plain", payload,
+                                     (size_t)len, 0, NULL),
+                         0);
+    }
+    for (int w = 0; w < 100 && adp_outbox_size(pub) > 0; w++)
+        adp_run(pub, 50);
+    ck_assert_msg(adp_outbox_size(pub) == 0, "publications not ACKed: %s", adp_last_error(pub));
+    ck_assert(wait_lines(50, 10000));
+    assert_once_in_order(SENDER, "cat", 50);
+
+    /* The subscription survives a hub restart; the offline subscriber gets
+     * all 50 when it comes back. */
+    hubfix_stop(&fix);
+    hubfix_start(&fix);
+    ck_assert_int_eq(adp_new(&cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
+                                   &got), 0);
+    ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
+    for (int w = 0; w < 100 && got < 50; w++)
+        adp_run(sub, 50);
+    ck_assert_int_eq(got, 50);
+    adp_run(sub, 300);
+    ck_assert_int_eq(got, 50);
+    adp_close(&sub);
+    adp_close(&pub);
+}
+END_TEST
+
 static void setup_small_queue(void) { setup_with("max_queue_depth = 100"); }
 static void setup_small_store(void) { setup_with("max_store_bytes = 4194304"); }
 
@@ -320,6 +385,7 @@ int main(void)
     tcase_add_test(tc, hub_killed_three_times_loses_nothing);
     tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
     tcase_add_test(tc, corrupt_store_is_refused_at_start);
+    tcase_add_test(tc, durable_subscriptions_get_every_publication);
     suite_add_tcase(s, tc);
     TCase *q = tcase_create("queue_limit");
     tcase_add_checked_fixture(q, setup_small_queue, teardown);

@@ -2220,6 +2220,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     int one = 1;
     int64_t max_msg = cfg->max_frame_bytes;
     int hwm = 100000;
+    /* A peer that opens a connection and never finishes the CURVE handshake
+     * is dropped after this long (libzmq's default is 30 s). */
+    int handshake_ms = 5000;
     uint8_t server_secret[32];
     if (!self->router ||
         zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -2227,6 +2230,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
         zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms) != 0 ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_z85_decode(server_secret, self->own_key.curve_secret) == NULL ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, server_secret, 32) != 0 ||

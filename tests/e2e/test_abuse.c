@@ -1,0 +1,180 @@
+/* Connection abuse: half-open TCP connections that never finish the CURVE
+ * handshake, handshakes with unknown keys, and a flood of pings from an
+ * authenticated member — while a legitimate member's round trips stay fast
+ * and hubd's memory stays bounded; refusals are counted, not flooded into
+ * the log. */
+#include "hub_error.h"
+#include "hub_keys.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define LEGIT "VN/GOV/HN-LGSP/OPS"
+#define ECHO "VN/GOV/BCA/CSDLQGDC"
+#define FLOODER "VN/GOV/HN-VP/TTHC"
+
+static hubfix_t fix;
+
+static long rss_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = tk_read_file(path);
+    char *p = text ? strstr(text, "VmRSS:") : NULL;
+    long kb = p ? strtol(p + 6, NULL, 10) : -1;
+    free(text);
+    return kb;
+}
+
+static int port_of(const char *endpoint)
+{
+    const char *colon = strrchr(endpoint, ':');
+    return colon ? atoi(colon + 1) : -1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p99 of n round trips of the legitimate member, in microseconds. */
+static uint64_t legit_p99(adp_client_t *c, int n)
+{
+    uint64_t *rtt = calloc((size_t)n, sizeof *rtt);
+    for (int i = 0; i < n; i++) {
+        adp_reply_t reply;
+        uint64_t t0 = hub_monotonic_us();
+        int rc = adp_request(c, ECHO, "echo/v1", "text/plain", "x", 1, ADP_ONLINE_ONLY, 5000,
+                             &reply);
+        ck_assert_msg(rc == 0, "legitimate request failed: %s", adp_last_error(c));
+        rtt[i] = hub_monotonic_us() - t0;
+        adp_reply_free(&reply);
+    }
+    qsort(rtt, (size_t)n, sizeof *rtt, cmp_u64);
+    uint64_t p99 = rtt[n * 99 / 100];
+    free(rtt);
+    return p99;
+}
+
+START_TEST(abuse_does_not_hurt_legitimate_members)
+{
+    hubfix_init(&fix, NULL);
+    hubfix_add_member(&fix, LEGIT, true);
+    hubfix_add_member(&fix, ECHO, true);
+    hubfix_add_member(&fix, FLOODER, true);
+    hubfix_start(&fix);
+    hubfix_start_adapter(&fix, ECHO, "echo", NULL);
+    adp_client_t *legit = hubfix_connect(&fix, LEGIT);
+    uint64_t p99_before = legit_p99(legit, 200);
+    long rss_before = rss_kb(fix.hubd);
+
+    /* 300 TCP connections that send a few bytes and then nothing. */
+    int half_open[300];
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_of(fix.endpoint))};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    for (int i = 0; i < 300; i++) {
+        half_open[i] = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(half_open[i], 0);
+        ck_assert_int_eq(connect(half_open[i], (struct sockaddr *)&addr, sizeof addr), 0);
+        ssize_t w = write(half_open[i], "\xff\0\0\0\0\0\0\0\x01\x7f", 10);
+        (void)w;
+    }
+    /* 100 handshakes with keys the hub does not know. */
+    void *ctx = zmq_ctx_new();
+    void *strangers[100];
+    char hub_pub_path[PATH_MAX], err[256];
+    snprintf(hub_pub_path, sizeof hub_pub_path, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hub_keypair_t hub;
+    ck_assert_int_eq(hub_keyfile_read(hub_pub_path, &hub, err, sizeof err), 0);
+    uint8_t server_key[32];
+    zmq_z85_decode(server_key, hub.curve_public);
+    for (int i = 0; i < 100; i++) {
+        char pub[41], sec[41];
+        zmq_curve_keypair(pub, sec);
+        uint8_t pk[32], sk[32];
+        zmq_z85_decode(pk, pub);
+        zmq_z85_decode(sk, sec);
+        strangers[i] = zmq_socket(ctx, ZMQ_DEALER);
+        int linger = 0;
+        zmq_setsockopt(strangers[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(strangers[i], ZMQ_CURVE_SERVERKEY, server_key, 32);
+        zmq_setsockopt(strangers[i], ZMQ_CURVE_PUBLICKEY, pk, 32);
+        zmq_setsockopt(strangers[i], ZMQ_CURVE_SECRETKEY, sk, 32);
+        zmq_connect(strangers[i], fix.endpoint);
+    }
+    /* A flood of pings (heartbeats) and online-only pings from a member. */
+    rawcli_t flood;
+    rawcli_open(&flood, &fix, FLOODER);
+    rawcli_hello(&flood, FLOODER);
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    uint8_t *hbuf;
+    size_t hlen;
+    hub_frame_encode(&frame, &hbuf, &hlen);
+    for (int i = 0; i < 20000; i++)
+        zmq_send(flood.sock, hbuf, hlen, ZMQ_DONTWAIT);
+    free(hbuf);
+
+    uint64_t p99_during = legit_p99(legit, 200);
+    /* Drain the flood's answers so the hub's pipe to it does not fill. */
+    hub_frame_t *f;
+    int answers = 0;
+    while ((f = rawcli_recv(&flood, 200)) != NULL) {
+        answers++;
+        hub_frame_free(&f);
+    }
+    tk_sleep_ms(1500);
+    long rss_during = rss_kb(fix.hubd);
+    printf("abuse: legitimate p99 %llu us before, %llu us during; hubd RSS %ld -> %ld KiB; "
+           "flood answers %d\n",
+           (unsigned long long)p99_before, (unsigned long long)p99_during, rss_before,
+           rss_during, answers);
+    ck_assert(hubfix_hub_alive(&fix));
+    ck_assert_msg(p99_during < 250000, "legitimate p99 %llu us under abuse",
+                  (unsigned long long)p99_during);
+    ck_assert_msg(rss_during < rss_before + 64 * 1024, "hubd grew from %ld to %ld KiB",
+                  rss_before, rss_during);
+    /* Refusals are counted in one line per second, not one per key. */
+    char *log = tk_read_file(fix.hubd_log);
+    int lines = 0;
+    for (char *p = log; p && (p = strstr(p, "CURVE key not in the key directory")); p++)
+        lines++;
+    free(log);
+    ck_assert_msg(lines >= 1 && lines <= 10, "%d refusal log lines for 100 unknown keys", lines);
+
+    for (int i = 0; i < 100; i++)
+        zmq_close(strangers[i]);
+    zmq_ctx_term(ctx);
+    for (int i = 0; i < 300; i++)
+        close(half_open[i]);
+    rawcli_close(&flood);
+    adp_close(&legit);
+    hubfix_cleanup(&fix);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("e2e_abuse");
+    TCase *tc = tcase_create("abuse");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, abuse_does_not_hurt_legitimate_members);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

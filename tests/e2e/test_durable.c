@@ -372,6 +372,129 @@ START_TEST(durable_subscriptions_get_every_publication)
 }
 END_TEST
 
+/* curl, as an operator would; returns the HTTP status, body in *out. */
+static int http(const char *method, const char *path, const char *token, char **out)
+{
+    char url[512], auth[300], code_path[PATH_MAX];
+    snprintf(url, sizeof url, "http://%s%s", fix.http, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token ? token : "");
+    snprintf(code_path, sizeof code_path, "%s/curl.body", fix.dir);
+    char *argv[] = {"/usr/bin/curl", "-s", "-X", (char *)method, "-H", auth, "-o", code_path,
+                    "-w", "%{http_code}", url, NULL};
+    char *status = NULL;
+    ck_assert_int_eq(tk_run(argv, &status, 10000), 0);
+    int code = atoi(status);
+    free(status);
+    *out = tk_read_file(code_path);
+    return code;
+}
+
+#define TOKEN "operator-token-for-tests-0123456789"
+
+static void setup_dlq(void)
+{
+    hubfix_init(&fix, "http_listen = 127.0.0.1:0\nhttp_token_file = token\nmax_attempts = 2\n"
+                      "redelivery_ms = 200\n");
+    hubfix_add_member(&fix, SENDER, true);
+    hubfix_add_member(&fix, SENDER2, true);
+    hubfix_add_member(&fix, RECEIVER, true);
+    snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
+    snprintf(state_dir, sizeof state_dir, "%s/receiver-state", fix.dir);
+    char token[PATH_MAX];
+    snprintf(token, sizeof token, "%s/token", fix.dir);
+    tk_write_file(token, TOKEN "\n");
+    chmod(token, 0600);
+    hubfix_start(&fix);
+}
+
+/* Waits until the DLQ lists `count` entries; returns the listing. */
+static char *wait_dlq(int count)
+{
+    char *body = NULL;
+    for (int w = 0; w < 100; w++) {
+        free(body);
+        ck_assert_int_eq(http("GET", "/api/v1/dlq", TOKEN, &body), 200);
+        int n = 0;
+        for (char *p = body; (p = strstr(p, "\"reason\"")); p++)
+            n++;
+        if (n >= count)
+            return body;
+        tk_sleep_ms(100);
+    }
+    ck_abort_msg("dead-letter queue never reached %d entries: %s", count, body);
+    return NULL;
+}
+
+START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
+{
+    char *body = NULL;
+    ck_assert_int_eq(http("GET", "/api/v1/dlq", NULL, &body), 401);
+    free(body);
+    /* TTL: three events for an offline receiver, 500 ms to live. */
+    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_set_ttl(a, 500);
+    for (int i = 0; i < 3; i++) {
+        char payload[16];
+        int len = snprintf(payload, sizeof payload, "t %d", i);
+        ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", payload,
+                                        (size_t)len, 0, 5000, NULL),
+                         0);
+    }
+    body = wait_dlq(3);
+    ck_assert_msg(strstr(body, "ttl expired"), "%s", body);
+    free(body);
+
+    /* Retry budget: a receiver that takes deliveries and never settles. */
+    adp_set_ttl(a, 0);
+    rawcli_t stuck;
+    rawcli_open(&stuck, &fix, SENDER2);
+    rawcli_hello(&stuck, SENDER2);
+    ck_assert_int_eq(adp_send_event(a, SENDER2, "record/v1", "text/plain", "never settled", 13,
+                                    0, 5000, NULL),
+                     0);
+    int deliveries = 0;
+    for (int w = 0; w < 30; w++) {
+        hub_frame_t *f = rawcli_recv(&stuck, 100);
+        if (f && f->body_case == LTH__V1__FRAME__BODY_DELIVERIES)
+            deliveries += (int)f->deliveries->n_items;
+        hub_frame_free(&f);
+    }
+    ck_assert_int_eq(deliveries, 2); /* max_attempts = 2 */
+    body = wait_dlq(4);
+    ck_assert_msg(strstr(body, "retry budget exhausted"), "%s", body);
+    free(body);
+    rawcli_close(&stuck);
+
+    /* Replay the three expired events: they reach the receiver once it runs. */
+    start_receiver(NULL);
+    char *list = wait_dlq(4);
+    int replayed = 0;
+    for (char *p = list; (p = strstr(p, "\"seq\":")); p++) {
+        long seq = strtol(p + 6, NULL, 10);
+        char *entry_end = strchr(p, '}');
+        char entry[1024];
+        snprintf(entry, sizeof entry, "%.*s", entry_end ? (int)(entry_end - p) : 0, p);
+        bool ttl = strstr(entry, "ttl expired") != NULL;
+        if (!ttl)
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/api/v1/dlq/%ld/replay", seq);
+        ck_assert_int_eq(http("POST", path, TOKEN, &body), 200);
+        free(body);
+        replayed++;
+    }
+    free(list);
+    ck_assert_int_eq(replayed, 3);
+    ck_assert_msg(wait_lines(3, 10000), "replayed messages not delivered");
+    assert_once_in_order(SENDER, "t", 3);
+    /* Purge what is left (the never-settled one). */
+    ck_assert_int_eq(http("POST", "/api/v1/dlq/purge?older_than_s=0", TOKEN, &body), 200);
+    ck_assert_msg(strstr(body, "\"purged\":1"), "%s", body);
+    free(body);
+    adp_close(&a);
+}
+END_TEST
+
 static void setup_small_queue(void) { setup_with("max_queue_depth = 100"); }
 static void setup_small_store(void) { setup_with("max_store_bytes = 4194304"); }
 
@@ -387,6 +510,11 @@ int main(void)
     tcase_add_test(tc, corrupt_store_is_refused_at_start);
     tcase_add_test(tc, durable_subscriptions_get_every_publication);
     suite_add_tcase(s, tc);
+    TCase *dlq = tcase_create("dead_letters");
+    tcase_add_checked_fixture(dlq, setup_dlq, teardown);
+    tcase_set_timeout(dlq, 120);
+    tcase_add_test(dlq, ttl_and_retry_exhaustion_dead_letter_and_replay_delivers);
+    suite_add_tcase(s, dlq);
     TCase *q = tcase_create("queue_limit");
     tcase_add_checked_fixture(q, setup_small_queue, teardown);
     tcase_set_timeout(q, 120);

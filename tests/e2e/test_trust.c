@@ -4,6 +4,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <signal.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static void setup_with(const char *extra)
     hubfix_init(&fix, extra);
     hubfix_add_member(&fix, SENDER, true);
     hubfix_add_member(&fix, RECEIVER, true);
+    hubfix_add_member(&fix, "VN/GOV/HN-LGSP/OPS", true);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     hubfix_start(&fix);
     char conf[1024];
@@ -288,6 +290,61 @@ START_TEST(audit_trail_verifies_and_names_tampering)
 }
 END_TEST
 
+static int count_events(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
+                        void *user)
+{
+    (void)c;
+    (void)msg;
+    (void)reply;
+    (*(int *)user)++;
+    return 0;
+}
+
+START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
+{
+    /* SENDER gets 5 events queued while it is offline. */
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    adp_client_t *other = hubfix_connect(&fix, "VN/GOV/HN-LGSP/OPS");
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(adp_send_event(other, SENDER, "inbox/v1", "text/plain", "q", 1, 0, 5000,
+                                        NULL),
+                         0);
+    /* SENDER connects, then loses its key. */
+    hubfix_secret_path(&fix, SENDER, secret);
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
+    adp_client_t *c = NULL;
+    int got = 0;
+    ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
+    ck_assert_int_eq(adp_offer(c, "other/v1", count_events, &got), 0);
+    ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
+    hubfix_forget_member(&fix, SENDER);
+    uint64_t t0 = hub_monotonic_us();
+    kill(fix.hubd, SIGHUP);
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "key directory reloaded", 3000));
+    int rc = adp_send_event(c, RECEIVER, "record/v1", "text/plain", "after", 5, 0, 1000, NULL);
+    uint64_t cut_ms = (hub_monotonic_us() - t0) / 1000u;
+    ck_assert_int_ne(rc, 0);
+    ck_assert_int_eq(adp_last_nack_code(c), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    ck_assert_msg(cut_ms < 1500, "cut off after %llu ms", (unsigned long long)cut_ms);
+    ck_assert_int_eq(got, 0);
+    adp_close(&c);
+    /* Its key comes back: the five queued events were kept for it. */
+    hubfix_register_member(&fix, SENDER);
+    kill(fix.hubd, SIGHUP);
+    tk_sleep_ms(500);
+    hubfix_secret_path(&fix, SENDER, secret);
+    ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
+    ck_assert_int_eq(adp_offer(c, "inbox/v1", count_events, &got), 0);
+    ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
+    for (int w = 0; w < 50 && got < 5; w++)
+        adp_run(c, 100);
+    ck_assert_int_eq(got, 5);
+    adp_close(&c);
+    adp_close(&other);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e_trust");
@@ -296,6 +353,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, bad_and_missing_signatures_are_refused);
     tcase_add_test(tc, audit_trail_verifies_and_names_tampering);
+    tcase_add_test(tc, revoked_member_is_cut_off_and_its_queue_survives);
     suite_add_tcase(s, tc);
     TCase *un = tcase_create("unchecked_hub");
     tcase_add_checked_fixture(un, setup_unchecked, teardown);

@@ -66,19 +66,23 @@ void hubfix_init(hubfix_t *f, const char *extra_conf)
     tk_write_file(f->conf_path, conf);
 }
 
+void hubfix_register_member(hubfix_t *f, const char *member_id)
+{
+    char src[PATH_MAX], dst[PATH_MAX], s[256];
+    hubfix_public_path(f, member_id, src);
+    slug(member_id, s);
+    snprintf(dst, sizeof dst, "%s/keys/%s.pub", f->dir, s);
+    char *text = tk_read_file(src);
+    ck_assert_ptr_nonnull(text);
+    tk_write_file(dst, text);
+    free(text);
+}
+
 void hubfix_add_member(hubfix_t *f, const char *member_id, bool known)
 {
     keygen(f, member_id);
-    if (known) {
-        char src[PATH_MAX], dst[PATH_MAX], s[256];
-        hubfix_public_path(f, member_id, src);
-        slug(member_id, s);
-        snprintf(dst, sizeof dst, "%s/keys/%s.pub", f->dir, s);
-        char *text = tk_read_file(src);
-        ck_assert_ptr_nonnull(text);
-        tk_write_file(dst, text);
-        free(text);
-    }
+    if (known)
+        hubfix_register_member(f, member_id);
 }
 
 void hubfix_forget_member(hubfix_t *f, const char *member_id)
@@ -118,6 +122,15 @@ void hubfix_start(hubfix_t *f)
     ep += strlen("endpoint=");
     ep[strcspn(ep, "\n")] = '\0';
     snprintf(f->endpoint, sizeof f->endpoint, "%s", ep);
+    free(text);
+    text = tk_read_file(ready);
+    char *http = text ? strstr(text, "http=") : NULL;
+    f->http[0] = '\0';
+    if (http) {
+        http += 5;
+        http[strcspn(http, "\n")] = '\0';
+        snprintf(f->http, sizeof f->http, "%s", http);
+    }
     free(text);
 }
 

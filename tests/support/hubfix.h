@@ -23,6 +23,7 @@ typedef struct {
     char conf_path[PATH_MAX];
     char extra_conf[2048];
     char endpoint[256];
+    char http[64];        /* "127.0.0.1:PORT" when the config has http_listen */
     char hubd_log[PATH_MAX];
     pid_t hubd;
 } hubfix_t;
@@ -33,6 +34,8 @@ void hubfix_init(hubfix_t *f, const char *extra_conf);
 /* Generates a member's keys with hubctl keygen; when known, copies its .pub
  * into the hub's key directory. */
 void hubfix_add_member(hubfix_t *f, const char *member_id, bool known);
+/* Copies an existing member's .pub (back) into the key directory. */
+void hubfix_register_member(hubfix_t *f, const char *member_id);
 /* Removes a member's .pub from the key directory (then SIGHUP the hub). */
 void hubfix_forget_member(hubfix_t *f, const char *member_id);
 void hubfix_secret_path(const hubfix_t *f, const char *member_id, char *out);

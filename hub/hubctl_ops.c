@@ -1,0 +1,1286 @@
+#include "hubctl_ops.h"
+#include "adp.h"
+#include "hub_conf.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hub_wire.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2, CTL_REFUSED = 4 };
+
+#define CTL_DEFAULT_URL "http://127.0.0.1:8080"
+#define CTL_TOKEN_MAX 256
+
+typedef struct {
+    char http_url[512];
+    char http_token_file[PATH_MAX];
+    char hub_endpoint[256];
+    char hub_key_file[PATH_MAX];
+    char member_key_file[PATH_MAX];
+    char base_dir[PATH_MAX];
+    bool json;
+} ctl_ops_config_t;
+
+/* ---- settings ----------------------------------------------------------- */
+
+static int ctl_path(ctl_ops_config_t *cfg, const char *key, const char *value, char *dst,
+                    size_t size, char *err, size_t err_size)
+{
+    if (value[0] == '/')
+        return hub_conf_str(key, value, dst, size, err, err_size);
+    if ((size_t)snprintf(dst, size, "%s/%s", cfg->base_dir, value) >= size) {
+        snprintf(err, err_size, "%s: path too long", key);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+static int ctl_entry(const char *key, const char *value, void *user, char *err, size_t err_size)
+{
+    ctl_ops_config_t *cfg = user;
+    if (!strcmp(key, "http_url"))
+        return hub_conf_str(key, value, cfg->http_url, sizeof cfg->http_url, err, err_size);
+    if (!strcmp(key, "hub_endpoint"))
+        return hub_conf_str(key, value, cfg->hub_endpoint, sizeof cfg->hub_endpoint, err,
+                            err_size);
+    if (!strcmp(key, "http_token_file"))
+        return ctl_path(cfg, key, value, cfg->http_token_file, sizeof cfg->http_token_file, err,
+                        err_size);
+    if (!strcmp(key, "hub_key_file"))
+        return ctl_path(cfg, key, value, cfg->hub_key_file, sizeof cfg->hub_key_file, err,
+                        err_size);
+    if (!strcmp(key, "member_key_file"))
+        return ctl_path(cfg, key, value, cfg->member_key_file, sizeof cfg->member_key_file, err,
+                        err_size);
+    snprintf(err, err_size,
+             "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
+             "http_url, http_token_file)",
+             key);
+    return HUB_EINVAL;
+}
+
+static int ctl_load(const char *path, ctl_ops_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!path)
+        path = getenv("LTH_HUBCTL_CONFIG");
+    if (path && *path) {
+        const char *slash = strrchr(path, '/');
+        snprintf(cfg->base_dir, sizeof cfg->base_dir, "%.*s",
+                 slash ? (int)(slash - path) : 1, slash ? path : ".");
+        if (slash == path)
+            snprintf(cfg->base_dir, sizeof cfg->base_dir, "/");
+        char err[HUB_ERRMSG_MAX];
+        if (hub_conf_parse_file(path, ctl_entry, cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "hubctl: bad configuration: %s\n", err);
+            return CTL_FAIL;
+        }
+    }
+    if (!cfg->http_url[0])
+        snprintf(cfg->http_url, sizeof cfg->http_url, "%s", CTL_DEFAULT_URL);
+    return CTL_OK;
+}
+
+/* Takes the options every HTTP command shares out of argv (--json, --url,
+ * --token-file); returns the remaining count, or -1 after a usage error. */
+static int ctl_common_options(ctl_ops_config_t *cfg, const char *cmd, int argc, char **argv)
+{
+    int out = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            cfg->json = true;
+        } else if (!strcmp(argv[i], "--url") || !strcmp(argv[i], "--token-file")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hubctl %s: %s needs a value\n", cmd, argv[i]);
+                return -1;
+            }
+            bool url = !strcmp(argv[i], "--url");
+            snprintf(url ? cfg->http_url : cfg->http_token_file,
+                     url ? sizeof cfg->http_url : sizeof cfg->http_token_file, "%s", argv[i + 1]);
+            i++;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    return out;
+}
+
+/* The token from http_token_file (first line, trimmed). */
+static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
+{
+    token[0] = '\0';
+    if (!cfg->http_token_file[0]) {
+        fprintf(stderr, "hubctl: this command needs the operator token: set http_token_file in "
+                        "your hubctl config, or pass --token-file FILE\n");
+        return CTL_USAGE;
+    }
+    FILE *f = fopen(cfg->http_token_file, "r");
+    if (!f) {
+        fprintf(stderr, "hubctl: cannot read the operator token file %s: %s\n",
+                cfg->http_token_file, strerror(errno));
+        return CTL_FAIL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr, "hubctl: warning: %s may be read by other users; run: chmod 600 %s\n",
+                cfg->http_token_file, cfg->http_token_file);
+    char line[CTL_TOKEN_MAX + 64] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\r\n");
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len >= size) {
+        fprintf(stderr, "hubctl: the operator token file %s holds no usable token\n",
+                cfg->http_token_file);
+        return CTL_FAIL;
+    }
+    memcpy(token, p, len);
+    token[len] = '\0';
+    return CTL_OK;
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+} ctl_reply_t;
+
+static size_t ctl_on_body(char *p, size_t size, size_t n, void *user)
+{
+    ctl_reply_t *r = user;
+    size_t add = size * n;
+    if (r->len + add > 64u << 20)
+        return 0; /* no operator answer is this big */
+    char *body = realloc(r->body, r->len + add + 1);
+    if (!body)
+        return 0;
+    memcpy(body + r->len, p, add);
+    r->body = body;
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+static void ctl_reply_free(ctl_reply_t *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* Performs one request; on success (2xx) returns CTL_OK with the body in
+ * r; otherwise prints why (the hub's "error" text when it sent one) and
+ * returns the exit status. */
+static int ctl_http(const ctl_ops_config_t *cfg, const char *method, const char *path,
+                    const char *token, ctl_reply_t *r)
+{
+    memset(r, 0, sizeof *r);
+    char url[1024];
+    size_t base_len = strlen(cfg->http_url);
+    while (base_len > 0 && cfg->http_url[base_len - 1] == '/')
+        base_len--;
+    snprintf(url, sizeof url, "%.*s%s", (int)base_len, cfg->http_url, path);
+    CURL *curl = curl_easy_init();
+    if (!curl) {
+        fprintf(stderr, "hubctl: cannot start an HTTP client\n");
+        return CTL_FAIL;
+    }
+    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
+    char auth[CTL_TOKEN_MAX + 32];
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
+    char curl_err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ctl_on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!strcmp(method, "POST")) {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+    memset(auth, 0, sizeof auth);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    if (rc != CURLE_OK) {
+        fprintf(stderr,
+                "hubctl: cannot reach the hub's HTTP endpoint at %s: %s\n"
+                "  (is hubd running with http_listen set in hubd.conf, and is http_url right "
+                "in your hubctl config?)\n",
+                cfg->http_url, curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        ctl_reply_free(r);
+        return CTL_FAIL;
+    }
+    if (r->status >= 200 && r->status < 300) {
+        if (!r->body && !(r->body = calloc(1, 1)))
+            return CTL_FAIL;
+        return CTL_OK;
+    }
+    const char *msg = NULL;
+    json_error_t jerr;
+    json_t *j = r->body ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
+    if (j)
+        msg = json_string_value(json_object_get(j, "error"));
+    fprintf(stderr, "hubctl: the hub answered %ld: %s\n", r->status,
+            msg ? msg : "(no explanation)");
+    if (r->status == 401)
+        fprintf(stderr, "  (check the token in %s against the hub's http_token_file)\n",
+                cfg->http_token_file[0] ? cfg->http_token_file : "http_token_file");
+    json_decref(j);
+    int status = r->status == 401 || r->status == 403 ? CTL_REFUSED : CTL_FAIL;
+    ctl_reply_free(r);
+    return status;
+}
+
+/* GET path and parse; prints the JSON instead when cfg->json. *out is
+ * NULL after printing. */
+static int ctl_get_json(const ctl_ops_config_t *cfg, const char *path, const char *token,
+                        json_t **out)
+{
+    *out = NULL;
+    ctl_reply_t r;
+    int status = ctl_http(cfg, "GET", path, token, &r);
+    if (status != CTL_OK)
+        return status;
+    if (cfg->json) {
+        fwrite(r.body, 1, r.len, stdout);
+        if (r.len && r.body[r.len - 1] != '\n')
+            fputc('\n', stdout);
+        ctl_reply_free(&r);
+        return CTL_OK;
+    }
+    json_error_t jerr;
+    *out = json_loadb(r.body, r.len, 0, &jerr);
+    ctl_reply_free(&r);
+    if (!*out) {
+        fprintf(stderr, "hubctl: the hub's answer to %s is not JSON (%s)\n", path, jerr.text);
+        return CTL_FAIL;
+    }
+    return CTL_OK;
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+#define CTL_COLS_MAX 12
+
+typedef struct {
+    size_t n_cols;
+    const char *heads[CTL_COLS_MAX];
+    bool right[CTL_COLS_MAX];
+    char **cells; /* n_rows * n_cols, malloc'ed strings */
+    size_t n_rows, cap_rows;
+} ctl_table_t;
+
+static void ctl_table_init(ctl_table_t *t, const char *spec)
+{
+    /* spec: "NAME,>COUNT,..." ('>' = right-aligned) */
+    memset(t, 0, sizeof *t);
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && t->n_cols < CTL_COLS_MAX;
+         tok = strtok_r(NULL, ",", &save)) {
+        t->right[t->n_cols] = tok[0] == '>';
+        t->heads[t->n_cols++] = tok[0] == '>' ? tok + 1 : tok;
+    }
+}
+
+static void ctl_table_row(ctl_table_t *t, ...)
+{
+    if (t->n_rows == t->cap_rows) {
+        size_t cap = t->cap_rows ? t->cap_rows * 2 : 32;
+        char **cells = realloc(t->cells, cap * t->n_cols * sizeof *cells);
+        if (!cells)
+            return;
+        t->cells = cells;
+        t->cap_rows = cap;
+    }
+    va_list ap;
+    va_start(ap, t);
+    for (size_t c = 0; c < t->n_cols; c++) {
+        const char *s = va_arg(ap, const char *);
+        t->cells[t->n_rows * t->n_cols + c] = strdup(s ? s : "");
+    }
+    va_end(ap);
+    t->n_rows++;
+}
+
+/* Display width: code points, not bytes (names may be Vietnamese). */
+static size_t ctl_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        w += (*p & 0xc0) != 0x80;
+    return w;
+}
+
+static void ctl_table_print(ctl_table_t *t, FILE *out)
+{
+    size_t width[CTL_COLS_MAX];
+    for (size_t c = 0; c < t->n_cols; c++) {
+        width[c] = ctl_width(t->heads[c]);
+        for (size_t r = 0; r < t->n_rows; r++) {
+            size_t w = ctl_width(t->cells[r * t->n_cols + c] ? t->cells[r * t->n_cols + c] : "");
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    for (size_t r = 0; r <= t->n_rows; r++) {
+        for (size_t c = 0; c < t->n_cols; c++) {
+            const char *s = r == 0 ? t->heads[c] : t->cells[(r - 1) * t->n_cols + c];
+            if (!s)
+                s = "";
+            size_t pad = width[c] - ctl_width(s);
+            bool last = c + 1 == t->n_cols;
+            if (t->right[c])
+                fprintf(out, "%*s%s", (int)pad, "", s);
+            else
+                fprintf(out, "%s%*s", s, last ? 0 : (int)pad, "");
+            if (!last)
+                fputs("  ", out);
+        }
+        fputc('\n', out);
+    }
+}
+
+static void ctl_table_free(ctl_table_t *t)
+{
+    for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- formatting --------------------------------------------------------- */
+
+typedef struct {
+    char s[64];
+} ctl_str_t;
+
+static ctl_str_t ctl_int(json_t *v)
+{
+    ctl_str_t out;
+    if (!json_is_number(v)) {
+        snprintf(out.s, sizeof out.s, "-");
+        return out;
+    }
+    unsigned long long n = (unsigned long long)json_number_value(v);
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", n);
+    size_t o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            out.s[o++] = ',';
+        out.s[o++] = digits[i];
+    }
+    out.s[o] = '\0';
+    return out;
+}
+
+static ctl_str_t ctl_ms(json_t *latency, const char *key)
+{
+    ctl_str_t out;
+    json_t *v = json_object_get(latency, key);
+    if (!json_is_number(v))
+        snprintf(out.s, sizeof out.s, "-");
+    else
+        snprintf(out.s, sizeof out.s, "%.*f", json_number_value(v) < 10 ? 2 : 1,
+                 json_number_value(v));
+    return out;
+}
+
+static ctl_str_t ctl_age(json_t *seconds_v)
+{
+    ctl_str_t out;
+    if (!json_is_number(seconds_v)) {
+        snprintf(out.s, sizeof out.s, "never");
+        return out;
+    }
+    double s = json_number_value(seconds_v);
+    if (s < 60)
+        snprintf(out.s, sizeof out.s, "%.0f s", s);
+    else if (s < 3600)
+        snprintf(out.s, sizeof out.s, "%.0f min", s / 60);
+    else if (s < 86400)
+        snprintf(out.s, sizeof out.s, "%.1f h", s / 3600);
+    else
+        snprintf(out.s, sizeof out.s, "%.1f d", s / 86400);
+    return out;
+}
+
+static ctl_str_t ctl_time(json_t *us_v)
+{
+    ctl_str_t out;
+    uint64_t us = (uint64_t)json_number_value(us_v);
+    if (!us) {
+        snprintf(out.s, sizeof out.s, "-");
+        return out;
+    }
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out.s, sizeof out.s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return out;
+}
+
+static const char *ctl_s(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s && *s ? s : "-";
+}
+
+/* ---- status, members, flows, queues ------------------------------------- */
+
+static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    if (argc != 0) {
+        fprintf(stderr, "hubctl status: unexpected argument '%s'\n", argv[0]);
+        return CTL_USAGE;
+    }
+    json_t *j;
+    int status = ctl_get_json(cfg, "/api/v1/status", NULL, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    json_t *members = json_object_get(j, "members"), *queues = json_object_get(j, "queues");
+    json_t *minute = json_object_get(j, "last_minute"), *store = json_object_get(j, "store");
+    bool ready = json_is_true(json_object_get(j, "ready"));
+    printf("hub           %s (version %s, up %s)\n",
+           ready ? "ready" : "NOT READY", ctl_s(j, "version"),
+           ctl_age(json_object_get(j, "uptime_s")).s);
+    if (!ready)
+        printf("              %s\n", ctl_s(j, "not_ready_reason"));
+    printf("members       %s connected of %s known\n",
+           ctl_int(json_object_get(members, "connected")).s,
+           ctl_int(json_object_get(members, "known")).s);
+    printf("last minute   %s accepted, %s refused, %s delivered, %s settled\n",
+           ctl_int(json_object_get(minute, "accepted")).s,
+           ctl_int(json_object_get(minute, "refused")).s,
+           ctl_int(json_object_get(minute, "delivered")).s,
+           ctl_int(json_object_get(minute, "settled")).s);
+    printf("queued        %s for %s receivers, %s in flight",
+           ctl_int(json_object_get(queues, "depth")).s,
+           ctl_int(json_object_get(queues, "receivers")).s,
+           ctl_int(json_object_get(queues, "in_flight")).s);
+    if (json_number_value(json_object_get(queues, "depth")) > 0)
+        printf(", oldest %s", ctl_age(json_object_get(queues, "oldest_age_s")).s);
+    printf("\ndead letters  %s\n", ctl_int(json_object_get(j, "dead_letters")).s);
+    printf("store         %.1f MiB used of %.1f MiB\n",
+           json_number_value(json_object_get(store, "used_bytes")) / 1048576.0,
+           json_number_value(json_object_get(store, "max_bytes")) / 1048576.0);
+    printf("audit seq     %s\n", ctl_int(json_object_get(j, "audit_seq")).s);
+    json_decref(j);
+    return CTL_OK;
+}
+
+static int cmd_members(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    const char *only = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--state") && i + 1 < argc &&
+            (!strcmp(argv[i + 1], "connected") || !strcmp(argv[i + 1], "offline"))) {
+            only = argv[++i];
+        } else {
+            fprintf(stderr, "hubctl members: unexpected argument '%s' "
+                            "(options: --state connected|offline, --json)\n",
+                    argv[i]);
+            return CTL_USAGE;
+        }
+    }
+    json_t *j;
+    int status = ctl_get_json(cfg, "/api/v1/members", NULL, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    ctl_table_t t;
+    ctl_table_init(&t, "MEMBER,STATE,LAST SEEN,ADDRESS,>IN,>OUT,>IN FLIGHT,SERVICES");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+    {
+        const char *state = ctl_s(m, "state");
+        if (only && strcmp(state, only) != 0)
+            continue;
+        char services[1024] = "";
+        size_t k;
+        json_t *s;
+        json_array_foreach(json_object_get(m, "services"), k, s)
+        {
+            size_t used = strlen(services);
+            snprintf(services + used, sizeof services - used, "%s%s", k ? "," : "",
+                     json_string_value(s));
+        }
+        ctl_table_row(&t, ctl_s(m, "id"), state, ctl_age(json_object_get(m, "last_seen_age_s")).s,
+                      ctl_s(m, "address"), ctl_int(json_object_get(m, "msgs_in")).s,
+                      ctl_int(json_object_get(m, "msgs_out")).s,
+                      ctl_int(json_object_get(m, "in_flight")).s, services[0] ? services : "-");
+    }
+    ctl_table_print(&t, stdout);
+    printf("%s connected of %zu\n", ctl_int(json_object_get(j, "connected")).s,
+           json_array_size(json_object_get(j, "members")));
+    ctl_table_free(&t);
+    json_decref(j);
+    return CTL_OK;
+}
+
+static int ctl_print_flows(ctl_ops_config_t *cfg)
+{
+    json_t *j;
+    int status = ctl_get_json(cfg, "/api/v1/flows", NULL, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    ctl_table_t t;
+    ctl_table_init(&t, "SENDER,RECEIVER,SERVICE,>ACCEPTED,>ERRORS,>LAST MIN,>P50 MS,>P99 MS,"
+                       ">HUB P50 MS,REFUSALS");
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "flows"), i, f)
+    {
+        json_t *minute = json_object_get(f, "minute");
+        json_t *e2e = json_object_get(minute, "end_to_end_ms");
+        json_t *hub = json_object_get(minute, "hub_ms");
+        char refusals[512] = "";
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(f, "refusals"), key, v)
+        {
+            size_t used = strlen(refusals);
+            snprintf(refusals + used, sizeof refusals - used, "%s%s=%lld", used ? "," : "", key,
+                     (long long)json_integer_value(v));
+        }
+        ctl_table_row(&t, ctl_s(f, "sender"), ctl_s(f, "receiver"), ctl_s(f, "service"),
+                      ctl_int(json_object_get(f, "accepted")).s,
+                      ctl_int(json_object_get(f, "errors")).s,
+                      ctl_int(json_object_get(minute, "accepted")).s, ctl_ms(e2e, "p50").s,
+                      ctl_ms(e2e, "p99").s, ctl_ms(hub, "p50").s, refusals[0] ? refusals : "-");
+    }
+    if (t.n_rows == 0)
+        printf("no traffic yet\n");
+    else
+        ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    json_decref(j);
+    return CTL_OK;
+}
+
+static volatile sig_atomic_t ctl_interrupted;
+static void ctl_on_sigint(int sig)
+{
+    (void)sig;
+    ctl_interrupted = 1;
+}
+
+static int cmd_flows(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    bool watch = false;
+    long interval_s = 2, count = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--watch"))
+            watch = true;
+        else if (!strcmp(argv[i], "--interval") && i + 1 < argc)
+            interval_s = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--count") && i + 1 < argc)
+            count = strtol(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "hubctl flows: unexpected argument '%s' "
+                            "(options: --watch [--interval S] [--count N], --json)\n",
+                    argv[i]);
+            return CTL_USAGE;
+        }
+    }
+    if (interval_s < 1 || count < 0) {
+        fprintf(stderr, "hubctl flows: --interval and --count must be positive\n");
+        return CTL_USAGE;
+    }
+    if (!watch)
+        return ctl_print_flows(cfg);
+    signal(SIGINT, ctl_on_sigint);
+    bool tty = isatty(STDOUT_FILENO);
+    for (long n = 0; !ctl_interrupted && (count == 0 || n < count); n++) {
+        if (n > 0)
+            sleep((unsigned)interval_s);
+        if (ctl_interrupted)
+            break;
+        if (tty)
+            fputs("\033[H\033[2J", stdout);
+        time_t now = time(NULL);
+        char when[32];
+        strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
+        if (!cfg->json)
+            printf("flows at %s (every %ld s; Ctrl-C to stop)\n", when, interval_s);
+        int status = ctl_print_flows(cfg);
+        fflush(stdout);
+        if (status != CTL_OK)
+            return status;
+    }
+    return CTL_OK;
+}
+
+static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    if (argc != 0) {
+        fprintf(stderr, "hubctl queues: unexpected argument '%s'\n", argv[0]);
+        return CTL_USAGE;
+    }
+    json_t *j;
+    int status = ctl_get_json(cfg, "/api/v1/queues", NULL, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    ctl_table_t t;
+    ctl_table_init(&t, "RECEIVER,>DEPTH,>IN FLIGHT,>OLDEST");
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(j, "queues"), i, q)
+    {
+        ctl_table_row(&t, ctl_s(q, "receiver"), ctl_int(json_object_get(q, "depth")).s,
+                      ctl_int(json_object_get(q, "in_flight")).s,
+                      ctl_age(json_object_get(q, "oldest_age_s")).s);
+    }
+    if (t.n_rows == 0)
+        printf("no messages queued\n");
+    else
+        ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    json_decref(j);
+    return CTL_OK;
+}
+
+/* ---- the dead-letter queue ---------------------------------------------- */
+
+static bool ctl_parse_seq(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return false;
+    *out = strtoull(s, &end, 10);
+    return errno == 0 && *end == '\0' && *out > 0;
+}
+
+/* "90", "45s", "30m", "12h", "7d" -> seconds. */
+static bool ctl_parse_duration(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long mult = 1;
+    if (!strcmp(end, "") || !strcmp(end, "s"))
+        mult = 1;
+    else if (!strcmp(end, "m"))
+        mult = 60;
+    else if (!strcmp(end, "h"))
+        mult = 3600;
+    else if (!strcmp(end, "d"))
+        mult = 86400;
+    else
+        return false;
+    if (errno || end == s || v > ULLONG_MAX / mult)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+static int ctl_dlq_list(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
+{
+    unsigned long long after = 0, limit = 100;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--after") && i + 1 < argc && ctl_parse_seq(argv[i + 1], &after))
+            i++;
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc && ctl_parse_seq(argv[i + 1], &limit))
+            i++;
+        else {
+            fprintf(stderr, "hubctl dlq list: bad argument '%s' (options: --after SEQ, --limit "
+                            "N up to 1000, --json)\n",
+                    argv[i]);
+            return CTL_USAGE;
+        }
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/dlq?after=%llu&limit=%llu", after, limit);
+    json_t *j;
+    int status = ctl_get_json(cfg, path, token, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    ctl_table_t t;
+    ctl_table_init(&t, ">SEQ,SENDER,RECEIVER,SERVICE,>ATTEMPTS,DIED,REASON");
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(j, "dead_letters"), i, d)
+    {
+        char seq[32];
+        snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(json_object_get(d, "seq")));
+        ctl_table_row(&t, seq, ctl_s(d, "sender"), ctl_s(d, "receiver"), ctl_s(d, "service"),
+                      ctl_int(json_object_get(d, "attempts")).s,
+                      ctl_time(json_object_get(d, "dead_at_us")).s, ctl_s(d, "reason"));
+    }
+    if (t.n_rows == 0)
+        printf("no dead letters%s\n", after ? " after that seq" : "");
+    else
+        ctl_table_print(&t, stdout);
+    json_t *next = json_object_get(j, "next_after");
+    printf("%s dead letters in all", ctl_int(json_object_get(j, "total")).s);
+    if (json_is_integer(next))
+        printf("; more: hubctl dlq list --after %lld", (long long)json_integer_value(next));
+    putchar('\n');
+    ctl_table_free(&t);
+    json_decref(j);
+    return CTL_OK;
+}
+
+static bool ctl_printable(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t') || p[i] == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static int ctl_dlq_show(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
+{
+    unsigned long long seq = 0;
+    bool payload = false;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--payload"))
+            payload = true;
+        else if (!seq && ctl_parse_seq(argv[i], &seq))
+            continue;
+        else {
+            fprintf(stderr, "hubctl dlq show: usage: hubctl dlq show SEQ [--payload]\n");
+            return CTL_USAGE;
+        }
+    }
+    if (!seq) {
+        fprintf(stderr, "hubctl dlq show: usage: hubctl dlq show SEQ [--payload]\n");
+        return CTL_USAGE;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/dlq/%llu%s", seq, payload ? "?payload=1" : "");
+    json_t *j;
+    int status = ctl_get_json(cfg, path, token, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    static const char *const keys[] = {"message_id", "sender", "receiver", "service",
+                                       "correlation_id", "content_type", "kind", "reason"};
+    printf("%-15s %llu\n", "seq", seq);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        printf("%-15s %s\n", keys[i], ctl_s(j, keys[i]));
+    printf("%-15s %s\n", "attempts", ctl_int(json_object_get(j, "attempts")).s);
+    printf("%-15s %s\n", "accepted_at", ctl_time(json_object_get(j, "accepted_at_us")).s);
+    printf("%-15s %s\n", "dead_at", ctl_time(json_object_get(j, "dead_at_us")).s);
+    printf("%-15s %s\n", "payload_bytes", ctl_int(json_object_get(j, "payload_bytes")).s);
+    const char *b64 = json_string_value(json_object_get(j, "payload_base64"));
+    if (b64) {
+        size_t cap = strlen(b64) + 1, len = 0;
+        unsigned char *bin = malloc(cap);
+        if (bin && sodium_base642bin(bin, cap, b64, strlen(b64), NULL, &len, NULL,
+                                     sodium_base64_VARIANT_ORIGINAL) == 0 &&
+            ctl_printable(bin, len)) {
+            printf("payload:\n%.*s\n", (int)len, (const char *)bin);
+        } else {
+            printf("payload (base64):\n%s\n", b64);
+        }
+        free(bin);
+    }
+    json_decref(j);
+    return CTL_OK;
+}
+
+static int ctl_post(ctl_ops_config_t *cfg, const char *path, const char *token, json_t **out)
+{
+    *out = NULL;
+    ctl_reply_t r;
+    int status = ctl_http(cfg, "POST", path, token, &r);
+    if (status != CTL_OK)
+        return status;
+    json_error_t jerr;
+    *out = json_loadb(r.body, r.len, 0, &jerr);
+    if (cfg->json) {
+        fwrite(r.body, 1, r.len, stdout);
+        fputc('\n', stdout);
+    }
+    ctl_reply_free(&r);
+    return CTL_OK;
+}
+
+static int ctl_dlq_replay(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
+{
+    unsigned long long seq;
+    if (argc == 1 && !strcmp(argv[0], "--all")) {
+        /* Page through the list; replayed messages leave it, so always
+         * start again from the front, skipping what fails. */
+        unsigned long long after = 0, replayed = 0, failed = 0;
+        for (;;) {
+            char path[128];
+            snprintf(path, sizeof path, "/api/v1/dlq?after=%llu&limit=1000", after);
+            ctl_ops_config_t quiet = *cfg;
+            quiet.json = false;
+            json_t *j;
+            int status = ctl_get_json(&quiet, path, token, &j);
+            if (status != CTL_OK)
+                return status;
+            json_t *items = json_object_get(j, "dead_letters");
+            if (json_array_size(items) == 0) {
+                json_decref(j);
+                break;
+            }
+            size_t i;
+            json_t *d;
+            json_array_foreach(items, i, d)
+            {
+                unsigned long long s =
+                    (unsigned long long)json_integer_value(json_object_get(d, "seq"));
+                after = s;
+                snprintf(path, sizeof path, "/api/v1/dlq/%llu/replay", s);
+                json_t *res;
+                if (ctl_post(&quiet, path, token, &res) == CTL_OK)
+                    replayed++;
+                else
+                    failed++;
+                json_decref(res);
+            }
+            json_decref(j);
+        }
+        printf("replayed %llu dead letters%s\n", replayed, failed ? "" : "");
+        if (failed)
+            fprintf(stderr, "hubctl dlq replay: %llu could not be replayed (see above)\n", failed);
+        return failed ? CTL_FAIL : CTL_OK;
+    }
+    if (argc != 1 || !ctl_parse_seq(argv[0], &seq)) {
+        fprintf(stderr, "hubctl dlq replay: usage: hubctl dlq replay SEQ | --all\n");
+        return CTL_USAGE;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/dlq/%llu/replay", seq);
+    json_t *res;
+    int status = ctl_post(cfg, path, token, &res);
+    if (status == CTL_OK && !cfg->json)
+        printf("replayed dead letter %llu: it is queued for its receiver again\n", seq);
+    json_decref(res);
+    return status;
+}
+
+static int ctl_dlq_purge(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
+{
+    unsigned long long seq, seconds;
+    char path[128];
+    if (argc == 2 && !strcmp(argv[0], "--older-than")) {
+        if (!ctl_parse_duration(argv[1], &seconds)) {
+            fprintf(stderr, "hubctl dlq purge: --older-than takes a duration such as 90s, 30m, "
+                            "12h or 7d\n");
+            return CTL_USAGE;
+        }
+        snprintf(path, sizeof path, "/api/v1/dlq/purge?older_than_s=%llu", seconds);
+        json_t *res;
+        int status = ctl_post(cfg, path, token, &res);
+        if (status == CTL_OK && !cfg->json)
+            printf("purged %lld dead letters older than %s\n",
+                   (long long)json_integer_value(json_object_get(res, "purged")), argv[1]);
+        json_decref(res);
+        return status;
+    }
+    if (argc != 1 || !ctl_parse_seq(argv[0], &seq)) {
+        fprintf(stderr,
+                "hubctl dlq purge: usage: hubctl dlq purge SEQ | --older-than DURATION\n");
+        return CTL_USAGE;
+    }
+    snprintf(path, sizeof path, "/api/v1/dlq/%llu/purge", seq);
+    json_t *res;
+    int status = ctl_post(cfg, path, token, &res);
+    if (status == CTL_OK && !cfg->json)
+        printf("purged dead letter %llu\n", seq);
+    json_decref(res);
+    return status;
+}
+
+static int cmd_dlq(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "hubctl dlq: usage: hubctl dlq list|show|replay|purge ...\n");
+        return CTL_USAGE;
+    }
+    char token[CTL_TOKEN_MAX + 1];
+    int status = ctl_token(cfg, token, sizeof token);
+    if (status != CTL_OK)
+        return status;
+    const char *sub = argv[0];
+    if (!strcmp(sub, "list"))
+        status = ctl_dlq_list(cfg, token, argc - 1, argv + 1);
+    else if (!strcmp(sub, "show"))
+        status = ctl_dlq_show(cfg, token, argc - 1, argv + 1);
+    else if (!strcmp(sub, "replay"))
+        status = ctl_dlq_replay(cfg, token, argc - 1, argv + 1);
+    else if (!strcmp(sub, "purge"))
+        status = ctl_dlq_purge(cfg, token, argc - 1, argv + 1);
+    else {
+        fprintf(stderr, "hubctl dlq: unknown subcommand '%s' (list, show, replay, purge)\n", sub);
+        status = CTL_USAGE;
+    }
+    memset(token, 0, sizeof token);
+    return status;
+}
+
+/* ---- probe -------------------------------------------------------------- */
+
+typedef enum {
+    PROBE_OK = 0,
+    PROBE_NOT_CONNECTED,
+    PROBE_REFUSED,
+    PROBE_TIMED_OUT,
+    PROBE_ERROR
+} probe_outcome_t;
+
+static const char *const probe_names[] = {"ok", "not connected", "refused", "timed out", "error"};
+static const char *const probe_types[] = {"ok", "not_connected", "refused", "timed_out", "error"};
+
+typedef struct {
+    char member[256];
+    probe_outcome_t outcome;
+    double ms;
+    char detail[512];
+} probe_result_t;
+
+static void probe_one(adp_client_t *client, uint32_t timeout_ms, probe_result_t *r)
+{
+    char payload[64];
+    int len = snprintf(payload, sizeof payload, "probe %llu", (unsigned long long)hub_now_us());
+    uint64_t start = hub_monotonic_us();
+    adp_reply_t reply;
+    int rc = adp_request(client, r->member, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
+                         ADP_ONLINE_ONLY, timeout_ms, &reply);
+    r->ms = (double)(hub_monotonic_us() - start) / 1000.0;
+    if (rc == 0) {
+        bool same =
+            reply.payload_len == (size_t)len && !memcmp(reply.payload, payload, (size_t)len);
+        r->outcome = same ? PROBE_OK : PROBE_ERROR;
+        snprintf(r->detail, sizeof r->detail, "%s",
+                 same ? "pong" : "answered with a different payload");
+        adp_reply_free(&reply);
+        return;
+    }
+    int nack = adp_last_nack_code(client);
+    if (rc == HUB_ENACK && nack == LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE)
+        r->outcome = PROBE_NOT_CONNECTED;
+    else if (rc == HUB_ENACK || rc == HUB_EREFUSED)
+        r->outcome = PROBE_REFUSED;
+    else if (rc == HUB_ETIMEDOUT)
+        r->outcome = PROBE_TIMED_OUT;
+    else
+        r->outcome = PROBE_ERROR;
+    snprintf(r->detail, sizeof r->detail, "%s",
+             rc == HUB_ETIMEDOUT && nack == 0
+                 ? "no answer in time (connected, but its adapter did not reply)"
+                 : adp_last_error(client));
+}
+
+static void xml_escaped(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default:
+            /* XML 1.0 allows no control characters but tab, CR and LF. */
+            if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
+                fputc('?', f);
+            else
+                fputc(*s, f);
+        }
+    }
+}
+
+static int probe_write_junit(const char *path, const probe_result_t *results, size_t n,
+                             size_t failures, double total_s, const char *endpoint)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(f, "<testsuites name=\"hubctl probe\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+               "time=\"%.3f\">\n",
+            n, failures, total_s);
+    fprintf(f, "  <testsuite name=\"lth.probe\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+               "skipped=\"0\" time=\"%.3f\" timestamp=\"%s\" hostname=\"",
+            n, failures, total_s, stamp);
+    xml_escaped(f, endpoint);
+    fprintf(f, "\">\n");
+    for (size_t i = 0; i < n; i++) {
+        const probe_result_t *r = &results[i];
+        fprintf(f, "    <testcase classname=\"lth.probe\" name=\"");
+        xml_escaped(f, r->member);
+        fprintf(f, "\" time=\"%.3f\"", r->ms / 1000.0);
+        if (r->outcome == PROBE_OK) {
+            fprintf(f, "/>\n");
+            continue;
+        }
+        fprintf(f, ">\n      <failure type=\"%s\" message=\"", probe_types[r->outcome]);
+        xml_escaped(f, probe_names[r->outcome]);
+        fprintf(f, "\">");
+        xml_escaped(f, r->member);
+        fprintf(f, ": ");
+        xml_escaped(f, probe_names[r->outcome]);
+        fprintf(f, ": ");
+        xml_escaped(f, r->detail);
+        fprintf(f, "</failure>\n    </testcase>\n");
+    }
+    fprintf(f, "  </testsuite>\n</testsuites>\n");
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
+}
+
+static int probe_targets_from_api(ctl_ops_config_t *cfg, char ***targets, size_t *n)
+{
+    ctl_ops_config_t quiet = *cfg;
+    quiet.json = false;
+    json_t *j;
+    int status = ctl_get_json(&quiet, "/api/v1/members", NULL, &j);
+    if (status != CTL_OK)
+        return status;
+    json_t *members = json_object_get(j, "members");
+    *targets = calloc(json_array_size(members) + 1, sizeof **targets);
+    *n = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        if (!json_is_true(json_object_get(m, "known")))
+            continue; /* only members registered in the key directory */
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (id && *targets)
+            (*targets)[(*n)++] = strdup(id);
+    }
+    json_decref(j);
+    return *targets ? CTL_OK : CTL_FAIL;
+}
+
+static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    bool all = false;
+    long parallel = 1, timeout_ms = 3000;
+    const char *junit = NULL;
+    char **targets = calloc((size_t)argc + 1, sizeof *targets);
+    size_t n_targets = 0;
+    if (!targets)
+        return CTL_FAIL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--all"))
+            all = true;
+        else if (!strcmp(argv[i], "--parallel") && i + 1 < argc)
+            parallel = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            timeout_ms = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--junit") && i + 1 < argc)
+            junit = argv[++i];
+        else if (argv[i][0] != '-' && hub_member_id_valid(argv[i]))
+            targets[n_targets++] = strdup(argv[i]);
+        else {
+            fprintf(stderr, "hubctl probe: bad argument '%s'\n", argv[i]);
+            for (size_t k = 0; k < n_targets; k++)
+                free(targets[k]);
+            free(targets);
+            return CTL_USAGE;
+        }
+    }
+    if ((all == (n_targets > 0)) || parallel < 1 || parallel > 64 || timeout_ms < 1) {
+        fprintf(stderr, "hubctl probe: usage: hubctl probe --all | MEMBER-ID... [--parallel N "
+                        "(1-64)] [--timeout MS] [--junit FILE]\n");
+        for (size_t k = 0; k < n_targets; k++)
+            free(targets[k]);
+        free(targets);
+        return CTL_USAGE;
+    }
+    if (!cfg->hub_endpoint[0] || !cfg->hub_key_file[0] || !cfg->member_key_file[0]) {
+        fprintf(stderr, "hubctl probe: the config must set hub_endpoint, hub_key_file and "
+                        "member_key_file (probe pings through the hub as a member)\n");
+        free(targets);
+        return CTL_USAGE;
+    }
+    int status = CTL_OK;
+    if (all) {
+        free(targets);
+        targets = NULL;
+        status = probe_targets_from_api(cfg, &targets, &n_targets);
+        if (status != CTL_OK)
+            return status;
+    }
+    adp_config_t acfg = {cfg->hub_endpoint, cfg->hub_key_file, cfg->member_key_file,
+                         (uint32_t)timeout_ms, "hubctl " HUB_VERSION, NULL};
+    adp_client_t *client = NULL;
+    char err[HUB_ERRMSG_MAX];
+    int rc = adp_connect(&acfg, &client, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hubctl probe: cannot reach the hub: %s\n", err);
+        for (size_t k = 0; k < n_targets; k++)
+            free(targets[k]);
+        free(targets);
+        return rc == HUB_EREFUSED ? CTL_REFUSED : CTL_FAIL;
+    }
+    /* hubctl's own member is not probed: it would only ping itself. */
+    const char *self = adp_member_id(client);
+    probe_result_t *results = calloc(n_targets ? n_targets : 1, sizeof *results);
+    size_t n = 0;
+    uint64_t start = hub_monotonic_us();
+    /* The hub keeps one connection per member, and the SDK has one request
+     * in flight per connection: pings go one after another. Offline
+     * members are refused at once, so only members that are connected
+     * but silent cost their timeout. --parallel is the bound for when the
+     * hub allows several connections per member. */
+    for (size_t k = 0; k < n_targets && results; k++) {
+        if (all && !strcmp(targets[k], self))
+            continue;
+        probe_result_t *r = &results[n++];
+        snprintf(r->member, sizeof r->member, "%s", targets[k]);
+        probe_one(client, (uint32_t)timeout_ms, r);
+    }
+    double total_s = (double)(hub_monotonic_us() - start) / 1e6;
+    adp_close(&client);
+    size_t failures = 0;
+    ctl_table_t t;
+    ctl_table_init(&t, "MEMBER,RESULT,>TIME MS,DETAIL");
+    for (size_t k = 0; k < n; k++) {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%.2f", results[k].ms);
+        ctl_table_row(&t, results[k].member, probe_names[results[k].outcome], ms,
+                      results[k].detail);
+        failures += results[k].outcome != PROBE_OK;
+    }
+    if (cfg->json) {
+        json_t *arr = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:f,s:s}", "member", results[k].member,
+                                                 "result", probe_types[results[k].outcome], "ms",
+                                                 results[k].ms, "detail", results[k].detail));
+        json_t *doc = json_pack("{s:o,s:i,s:i}", "results", arr, "probed", (json_int_t)n,
+                                "failed", (json_int_t)failures);
+        char *text = json_dumps(doc, JSON_INDENT(0) | JSON_COMPACT);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(doc);
+    } else {
+        ctl_table_print(&t, stdout);
+        printf("%zu probed, %zu ok, %zu failed in %.2f s\n", n, n - failures, failures, total_s);
+    }
+    ctl_table_free(&t);
+    if (junit && probe_write_junit(junit, results, n, failures, total_s, cfg->hub_endpoint) != 0) {
+        fprintf(stderr, "hubctl probe: cannot write %s: %s\n", junit, strerror(errno));
+        status = CTL_FAIL;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (results[k].outcome != PROBE_OK)
+            fprintf(stderr, "hubctl probe: %s failed: %s (%s)\n", results[k].member,
+                    probe_names[results[k].outcome], results[k].detail);
+    }
+    if (failures)
+        status = CTL_FAIL;
+    for (size_t k = 0; k < n_targets; k++)
+        free(targets[k]);
+    free(targets);
+    free(results);
+    return status;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static const char *const ctl_commands[] = {"status", "members", "flows", "queues", "dlq", "probe"};
+
+bool hubctl_ops_is_command(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof ctl_commands / sizeof ctl_commands[0]; i++) {
+        if (cmd && !strcmp(cmd, ctl_commands[i]))
+            return true;
+    }
+    return false;
+}
+
+void hubctl_ops_usage(FILE *out)
+{
+    fprintf(out,
+            "  status                     the hub at a glance (readiness, members, traffic)\n"
+            "  members [--state connected|offline]\n"
+            "                             every member: state, last seen, address, counts\n"
+            "  flows [--watch [--interval S] [--count N]]\n"
+            "                             traffic per sender, receiver and service\n"
+            "  queues                     messages waiting per receiver\n"
+            "  dlq list [--after SEQ] [--limit N] | show SEQ [--payload] |\n"
+            "      replay SEQ|--all | purge SEQ|--older-than DURATION (90s, 30m, 12h, 7d)\n"
+            "                             the dead-letter queue (needs the operator token)\n"
+            "  probe --all | MEMBER-ID... [--timeout MS] [--parallel N] [--junit FILE]\n"
+            "                             ping members through the hub; exit 1 if any fails\n"
+            "  (status .. dlq read the HTTP API: http_url (default " CTL_DEFAULT_URL "),\n"
+            "   http_token_file; --url URL, --token-file FILE, --json for scripts)\n");
+}
+
+int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **argv)
+{
+    ctl_ops_config_t cfg;
+    int status = ctl_load(config_path, &cfg);
+    if (status != CTL_OK)
+        return status;
+    /* The options are removed from argv in place: work on a copy. */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args)
+        return CTL_FAIL;
+    memcpy(args, argv, (size_t)argc * sizeof *args);
+    int n = ctl_common_options(&cfg, cmd, argc, args);
+    if (n < 0) {
+        free(args);
+        return CTL_USAGE;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!strcmp(cmd, "status"))
+        status = cmd_status(&cfg, n, args);
+    else if (!strcmp(cmd, "members"))
+        status = cmd_members(&cfg, n, args);
+    else if (!strcmp(cmd, "flows"))
+        status = cmd_flows(&cfg, n, args);
+    else if (!strcmp(cmd, "queues"))
+        status = cmd_queues(&cfg, n, args);
+    else if (!strcmp(cmd, "dlq"))
+        status = cmd_dlq(&cfg, n, args);
+    else if (!strcmp(cmd, "probe"))
+        status = cmd_probe(&cfg, n, args);
+    else
+        status = CTL_USAGE;
+    curl_global_cleanup();
+    free(args);
+    return status;
+}

@@ -15,7 +15,7 @@
 
 typedef struct {
     int64_t epoch;   /* the second or minute this slot holds; -1 when unused */
-    uint64_t max_us;
+    uint64_t min_us, max_us;
     uint32_t n;
     uint32_t bins[HUB__NB];
 } hub__lslot_t;
@@ -378,6 +378,8 @@ static void hub__lslot_add(hub__lslot_t *s, int64_t epoch, size_t bin, uint64_t 
         s->epoch = epoch;
     }
     s->bins[bin]++;
+    if (s->n == 0 || us < s->min_us)
+        s->min_us = us;
     s->n++;
     if (us > s->max_us)
         s->max_us = us;
@@ -440,7 +442,7 @@ void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiv
     while (i < f->n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
         i++;
     if (i == f->n_refusals) {
-        if (f->n_refusals == HUB_FLOWS_REFUSAL_KINDS - 1 || f->n_refusals == HUB_FLOWS_REFUSAL_KINDS) {
+        if (f->n_refusals >= HUB_FLOWS_REFUSAL_KINDS - 1) {
             i = HUB_FLOWS_REFUSAL_KINDS - 1; /* the last kind collects the rest */
             if (f->n_refusals < HUB_FLOWS_REFUSAL_KINDS) {
                 strcpy(f->refusals[i].outcome, "other");
@@ -532,7 +534,7 @@ void hub_flows_exchange(hub_flows_t *self, const hub_flows_exchange_t *x)
 
 typedef struct {
     uint64_t bins[HUB__NB];
-    uint64_t n, max_us;
+    uint64_t n, min_us, max_us;
 } hub__merged_t;
 
 static void hub__merge(hub__merged_t *m, const hub__lslot_t *slots, int64_t first, int64_t last)
@@ -543,6 +545,8 @@ static void hub__merge(hub__merged_t *m, const hub__lslot_t *slots, int64_t firs
             continue;
         for (int b = 0; b < HUB__NB; b++)
             m->bins[b] += s->bins[b];
+        if (m->n == 0 || s->min_us < m->min_us)
+            m->min_us = s->min_us;
         m->n += s->n;
         if (s->max_us > m->max_us)
             m->max_us = s->max_us;
@@ -562,8 +566,12 @@ static uint64_t hub__percentile(const hub_flows_t *self, const hub__merged_t *m,
         }
         double lower = b == 0 ? 0.0 : self->bounds_us[b - 1];
         double upper = b < HUB__NB - 1 ? self->bounds_us[b] : (double)m->max_us;
+        /* The window's extremes narrow the bucket: samples that all fall in
+         * one bucket are reported between their own min and max. */
         if (upper > (double)m->max_us)
             upper = (double)m->max_us;
+        if (lower < (double)m->min_us)
+            lower = (double)m->min_us;
         if (lower > upper)
             lower = upper;
         double frac = (double)(rank - cum) / (double)m->bins[b];

@@ -27,9 +27,9 @@
  * value seen) per second for the last 60 seconds and per minute for the
  * last 60 minutes. No samples are stored: percentiles are interpolated
  * within a bucket (bounds a factor of 1.41 apart, so within that factor,
- * usually much closer), and never above the window's
- * maximum. A flow's windows are allocated when it first reports a latency
- * (about 50 KB for both kinds), so flows with refusals only stay small.
+ * usually much closer) and kept between the window's minimum and maximum.
+ * A flow's windows are allocated when it first reports a latency (about
+ * 50 KB for both kinds), so flows with refusals only stay small.
  *
  * Prometheus families registered in the registry given to hub_flows_new()
  * (all with labels sender, receiver, service):
@@ -102,7 +102,7 @@ typedef struct {
     const char *sender;
     const char *receiver;
     const char *service;
-    const char *outcome;     /* "accepted", "delivered", "settled", "dead_lettered", or a NACK name */
+    const char *outcome;     /* "accepted", "settled", "dead_lettered", a NACK name, ... */
     uint64_t bytes;          /* payload bytes */
     uint64_t at_us;          /* wall clock */
     uint64_t latency_us;     /* for delivered/settled; 0 otherwise */

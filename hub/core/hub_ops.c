@@ -822,7 +822,7 @@ static void hub__route_members(hub_ops_t *self, hub_http_response_t *resp)
         hub_jsonw_kv_str(&w, "id", m->id);
         hub_jsonw_kv_bool(&w, "known", m->known);
         hub_jsonw_kv_bool(&w, "online", m->online);
-        hub_jsonw_kv_str(&w, "state", m->online ? "connected" : m->known ? "offline" : "unknown");
+        hub_jsonw_kv_str(&w, "state", m->online ? "connected" : m->known ? "offline" : "removed");
         hub_jsonw_kv_u64(&w, "connected_at_us", m->connected_at_us);
         hub_jsonw_kv_u64(&w, "last_seen_us", m->last_seen_us);
         hub_jsonw_key(&w, "last_seen_age_s");

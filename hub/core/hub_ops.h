@@ -8,7 +8,9 @@
  *                             keys loaded; 503 {"status":"not ready","reason":...}
  *   /metrics                  Prometheus text format 0.0.4 (see below)
  *   /api/v1/status            hub-wide figures
- *   /api/v1/members           every member: state, last seen, address, counts
+ *   /api/v1/members           every member: state (connected, offline, or removed:
+ *                             seen, but its key has left the key directory),
+ *                             last seen, address, messages and bytes in and out
  *   /api/v1/flows             per sender-receiver-service: counts, errors, latency
  *                             percentiles over the last minute and hour
  *   /api/v1/queues            per receiver: depth, in flight, oldest age

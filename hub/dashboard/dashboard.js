@@ -145,7 +145,7 @@
     const which = $("members-state").value;
     /* Connected first, then by id: problems (offline) are easy to find
      * with the state filter, and active members stay on top. */
-    const rank = { connected: 0, offline: 1, unknown: 2 };
+    const rank = { connected: 0, offline: 1, removed: 2 };
     const shown = members.filter((m) => memberMatches(m, text, which))
       .sort((a, b) => (rank[a.state] - rank[b.state]) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     syncRows($("members").tBodies[0], shown, (m) => m.id, memberColumns, (tr, m) => {
@@ -236,10 +236,12 @@
     const points = data.points; /* [second, accepted, refused, delivered, settled, dead] */
     const left = 44, right = 8, top = 8, bottom = 20;
     const w = width - left - right, h = height - top - bottom;
-    let max = 1;
+    /* A round top that divides into four whole-number grid lines. */
+    let max = 4;
     for (const p of points) max = Math.max(max, p[1], p[2], p[3]);
     const step = Math.pow(10, Math.floor(Math.log10(max)));
     max = Math.ceil(max / step) * step;
+    max = Math.ceil(max / 4) * 4;
     const css = getComputedStyle(document.documentElement);
     ctx.font = "11px system-ui, sans-serif";
     ctx.fillStyle = css.getPropertyValue("--muted");

@@ -1,0 +1,713 @@
+/* End to end: the operator surface of a real hubd (HTTP on an ephemeral
+ * 127.0.0.1 port) after real traffic from SDK clients and hub-adapter
+ * processes: /metrics checked by promtool and against the traffic sent, the
+ * JSON API, hubctl's tables, hubctl probe --all --junit with a member down,
+ * and abusive HTTP clients while messages keep flowing. */
+#define _GNU_SOURCE /* strcasestr, memmem */
+#include "hub_error.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define A "VN/GOV/BCA/CSDLQGDC"
+#define B "VN/GOV/HN-STP/HOTICH"
+#define OPS "VN/GOV/HN-LGSP/OPS"
+#define GHOST "VN/GOV/HN-SKHDT/DKKD" /* known to the hub, never connected */
+#define TOKEN "e2e-operator-token-42"
+
+static hubfix_t fix;
+static int http_port;
+static char ctl_conf[PATH_MAX];
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static void setup(void)
+{
+    hubfix_init(&fix, "http_listen = 127.0.0.1:0\nhttp_token_file = token\n"
+                      "default_ttl_ms = 60000\n");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/token", fix.dir);
+    tk_write_file(path, TOKEN "\n");
+    chmod(path, 0600);
+    hubfix_add_member(&fix, A, true);
+    hubfix_add_member(&fix, B, true);
+    hubfix_add_member(&fix, OPS, true);
+    hubfix_add_member(&fix, GHOST, true);
+    hubfix_start(&fix);
+    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
+    char *ready = tk_read_file(path);
+    ck_assert_ptr_nonnull(ready);
+    char *http = strstr(ready, "http=");
+    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
+    char *colon = strrchr(strtok(http + 5, "\n"), ':');
+    ck_assert_ptr_nonnull(colon);
+    http_port = atoi(colon + 1);
+    ck_assert_int_gt(http_port, 0);
+    free(ready);
+    hubfix_start_adapter(&fix, A, "echo", NULL);
+    hubfix_start_adapter(&fix, B, "echo", NULL);
+    /* hubctl's settings: the HTTP API and, for probe, OPS's keys. */
+    char secret[PATH_MAX], text[4096];
+    hubfix_secret_path(&fix, OPS, secret);
+    snprintf(ctl_conf, sizeof ctl_conf, "%s/hubctl.conf", fix.dir);
+    snprintf(text, sizeof text,
+             "hub_endpoint = %s\nhub_key_file = secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\nhttp_url = http://127.0.0.1:%d\nhttp_token_file = token\n",
+             fix.endpoint, secret, http_port);
+    tk_write_file(ctl_conf, text);
+}
+
+static void teardown(void) { hubfix_cleanup(&fix); }
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+} reply_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *user)
+{
+    reply_t *r = user;
+    size_t add = size * n;
+    r->body = realloc(r->body, r->len + add + 1);
+    memcpy(r->body + r->len, p, add);
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+static reply_t http(const char *method, const char *path, const char *token, const char *body)
+{
+    reply_t r = {0, calloc(1, 1), 0};
+    CURL *curl = curl_easy_init();
+    char url[512], auth[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port, path);
+    struct curl_slist *headers = NULL;
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body || !strcmp(method, "POST"))
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return r;
+}
+
+static json_t *get_json(const char *path, const char *token)
+{
+    reply_t r = http("GET", path, token, NULL);
+    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
+    json_error_t e;
+    json_t *j = json_loadb(r.body, r.len, 0, &e);
+    ck_assert_msg(j, "GET %s: not JSON (%s): %s", path, e.text, r.body);
+    free(r.body);
+    return j;
+}
+
+/* The value of one sample ("name{labels}") in a scrape, or -1. */
+static double sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return -1;
+}
+
+/* Scrapes until series == want (or the deadline); returns the last text. */
+static char *scrape_until(const char *series, double want, int timeout_ms)
+{
+    char *text = NULL;
+    for (int waited = 0;; waited += 100) {
+        free(text);
+        reply_t r = http("GET", "/metrics", NULL, NULL);
+        ck_assert_int_eq(r.status, 200);
+        text = r.body;
+        if (sample(text, series) == want || waited >= timeout_ms)
+            return text;
+        tk_sleep_ms(100);
+    }
+}
+
+static void promtool_ok(const char *text)
+{
+    char path[PATH_MAX], cmd[PATH_MAX + 64], out[8192];
+    snprintf(path, sizeof path, "%s/metrics.txt", fix.dir);
+    tk_write_file(path, text);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    ck_assert_msg(rc == 0, "promtool check metrics failed (%d): %s", rc, out);
+}
+
+/* ---- traffic ------------------------------------------------------------ */
+
+#define N_QUEUED 5
+#define N_ONLINE 3
+
+/* OPS sends N_QUEUED queued and N_ONLINE online-only echo requests to A,
+ * two online-only requests to GHOST (offline) and one to an unknown
+ * receiver; A replies to each echo. */
+static void send_traffic(void)
+{
+    adp_client_t *c = hubfix_connect(&fix, OPS);
+    adp_reply_t reply;
+    for (int i = 0; i < N_QUEUED + N_ONLINE; i++) {
+        int flags = i < N_QUEUED ? 0 : ADP_ONLINE_ONLY;
+        int rc = adp_request(c, A, "echo/v1", "text/plain", "hello", 5, flags, 5000, &reply);
+        ck_assert_msg(rc == 0, "echo %d: %s", i, adp_last_error(c));
+        adp_reply_free(&reply);
+    }
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(adp_request(c, GHOST, "echo/v1", "text/plain", "x", 1, ADP_ONLINE_ONLY,
+                                     5000, &reply),
+                         HUB_ENACK);
+    }
+    ck_assert_int_eq(
+        adp_request(c, "VN/GOV/NO/SUCH", "echo/v1", "text/plain", "x", 1, 0, 5000, &reply),
+        HUB_ENACK);
+    /* Let the settles of the replies go out before closing. */
+    adp_run(c, 300);
+    adp_close(&c);
+}
+
+#define SERIES(name, sender, receiver, service, rest)                                         \
+    name "{sender=\"" sender "\",receiver=\"" receiver "\",service=\"" service "\"" rest "}"
+
+START_TEST(metrics_match_the_traffic)
+{
+    send_traffic();
+    const char *settled = SERIES("lth_messages_settled_total", OPS, A, "echo/v1", "");
+    char *text = scrape_until(settled, N_QUEUED, 10000);
+    free(text);
+    /* OPS has left: the hub notices after three silent heartbeat periods. */
+    text = scrape_until("lth_members_connected", 2, 10000);
+    promtool_ok(text);
+    char saved[PATH_MAX];
+    snprintf(saved, sizeof saved, "%s/metrics.txt", fix.dir);
+    struct {
+        const char *series;
+        double want;
+    } checks[] = {
+        {SERIES("lth_messages_total", OPS, A, "echo/v1", ",outcome=\"accepted\""),
+         N_QUEUED + N_ONLINE},
+        {SERIES("lth_messages_delivered_total", OPS, A, "echo/v1", ""), N_QUEUED + N_ONLINE},
+        {settled, N_QUEUED},
+        {SERIES("lth_end_to_end_latency_seconds_count", OPS, A, "echo/v1", ""), N_QUEUED},
+        /* Replies: OPS offers no services, so they are "_unlisted". */
+        {SERIES("lth_messages_total", A, OPS, "_unlisted", ",outcome=\"accepted\""),
+         N_QUEUED + N_ONLINE},
+        {SERIES("lth_messages_total", OPS, "", "", ",outcome=\"receiver_offline\""), 2},
+        {SERIES("lth_messages_total", OPS, "", "", ",outcome=\"unknown_receiver\""), 1},
+        {"lth_hub_refusals_total{code=\"RECEIVER_OFFLINE\"}", 2},
+        {"lth_hub_refusals_total{code=\"UNKNOWN_RECEIVER\"}", 1},
+        {"lth_hub_envelopes_accepted_total", 2 * (N_QUEUED + N_ONLINE)},
+        {"lth_members_known", 4},
+        {"lth_members_connected", 2}, /* A and B; OPS has left */
+        {"lth_member_connected{member=\"" A "\"}", 1},
+        {"lth_member_connected{member=\"" GHOST "\"}", 0},
+        {"lth_dead_letters", 0},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        double got = sample(text, checks[i].series);
+        ck_assert_msg(got == checks[i].want, "%s = %g, want %g (scrape in %s)",
+                      checks[i].series, got, checks[i].want, saved);
+    }
+    /* No other flows carry a sender other than the members. */
+    ck_assert_msg(!strstr(text, "sender=\"VN/GOV/NO/SUCH\"") &&
+                      !strstr(text, "receiver=\"VN/GOV/NO/SUCH\""),
+                  "an unknown id became a label");
+    ck_assert(sample(text, "process_resident_memory_bytes") > 1e6);
+    ck_assert(sample(text, "process_open_fds") > 3);
+    ck_assert(sample(text, "lth_store_max_bytes") > 0);
+    free(text);
+}
+END_TEST
+
+START_TEST(json_api_after_traffic)
+{
+    send_traffic();
+    char *text = scrape_until(SERIES("lth_messages_settled_total", OPS, A, "echo/v1", ""),
+                              N_QUEUED, 10000);
+    free(text);
+    json_t *j = get_json("/api/v1/members", NULL);
+    json_t *members = json_object_get(j, "members");
+    ck_assert_uint_eq(json_array_size(members), 4);
+    size_t i;
+    json_t *m;
+    bool saw_a = false, saw_ghost = false;
+    json_array_foreach(members, i, m)
+    {
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (!strcmp(id, A)) {
+            saw_a = true;
+            ck_assert(json_is_true(json_object_get(m, "online")));
+            ck_assert_str_eq(json_string_value(json_object_get(m, "state")), "connected");
+            ck_assert_int_ge(json_integer_value(json_object_get(m, "msgs_in")), N_QUEUED);
+            ck_assert(strstr(json_string_value(json_object_get(m, "address")), "127.0.0.1"));
+            ck_assert(json_number_value(json_object_get(m, "last_seen_age_s")) < 10);
+            json_t *svc = json_object_get(m, "services");
+            bool echo = false;
+            for (size_t k = 0; k < json_array_size(svc); k++)
+                echo = echo || !strcmp(json_string_value(json_array_get(svc, k)), "echo/v1");
+            ck_assert(echo);
+        } else if (!strcmp(id, GHOST)) {
+            saw_ghost = true;
+            ck_assert_str_eq(json_string_value(json_object_get(m, "state")), "offline");
+        }
+    }
+    ck_assert(saw_a && saw_ghost);
+    json_decref(j);
+
+    j = get_json("/api/v1/flows", NULL);
+    bool found = false;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "flows"), i, f)
+    {
+        if (strcmp(json_string_value(json_object_get(f, "sender")), OPS) ||
+            strcmp(json_string_value(json_object_get(f, "receiver")), A))
+            continue;
+        found = true;
+        ck_assert_str_eq(json_string_value(json_object_get(f, "service")), "echo/v1");
+        ck_assert_int_eq(json_integer_value(json_object_get(f, "accepted")), N_QUEUED + N_ONLINE);
+        ck_assert_int_eq(json_integer_value(json_object_get(f, "settled")), N_QUEUED);
+        json_t *minute = json_object_get(f, "minute");
+        ck_assert_int_eq(json_integer_value(json_object_get(minute, "accepted")),
+                         N_QUEUED + N_ONLINE);
+        json_t *e2e = json_object_get(minute, "end_to_end_ms");
+        ck_assert_int_eq(json_integer_value(json_object_get(e2e, "count")), N_QUEUED);
+        ck_assert(json_number_value(json_object_get(e2e, "p50")) > 0);
+        ck_assert(json_number_value(json_object_get(e2e, "p99")) >=
+                  json_number_value(json_object_get(e2e, "p50")));
+    }
+    ck_assert_msg(found, "no OPS -> A flow");
+    json_decref(j);
+
+    j = get_json("/api/v1/exchanges?limit=50", NULL);
+    json_t *xs = json_object_get(j, "exchanges");
+    ck_assert_uint_gt(json_array_size(xs), 5);
+    json_t *x;
+    json_array_foreach(xs, i, x)
+    {
+        ck_assert(!json_object_get(x, "payload"));
+        ck_assert_uint_gt(strlen(json_string_value(json_object_get(x, "outcome"))), 0);
+    }
+    json_decref(j);
+    reply_t r = http("GET", "/api/v1/exchanges?limit=-4", NULL, NULL);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert(strstr(r.body, "limit"));
+    free(r.body);
+
+    j = get_json("/api/v1/status", NULL);
+    ck_assert(json_is_true(json_object_get(j, "ready")));
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "last_minute"),
+                                                        "refused")),
+                     3);
+    json_decref(j);
+    r = http("GET", "/readyz", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+}
+END_TEST
+
+/* ---- hubctl ------------------------------------------------------------- */
+
+static int hubctl(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
+                  const char *a5, const char *a6)
+{
+    char *argv[] = {(char *)tk_bin("hubctl"), "--config", ctl_conf, (char *)a1, (char *)a2,
+                    (char *)a3, (char *)a4, (char *)a5, (char *)a6, NULL};
+    return tk_run(argv, out, 60000);
+}
+
+/* The column of `word` in the header line equals its column in `row`:
+ * the table is aligned. */
+static void assert_aligned(const char *out, const char *header_word, const char *row_start,
+                           const char *cell)
+{
+    const char *head = strstr(out, header_word);
+    ck_assert_msg(head, "no %s column in:\n%s", header_word, out);
+    const char *line = head;
+    while (line > out && line[-1] != '\n')
+        line--;
+    const char *row = strstr(out, row_start);
+    ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
+    const char *c = strstr(row, cell);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_msg(c - row == head - line, "column %s not aligned:\n%s", header_word, out);
+}
+
+/* The same for a right-aligned column: the ends line up. */
+static void assert_right_aligned(const char *out, const char *header_word, const char *row_start,
+                                 const char *cell)
+{
+    const char *head = strstr(out, header_word);
+    ck_assert_msg(head, "no %s column in:\n%s", header_word, out);
+    const char *line = head;
+    while (line > out && line[-1] != '\n')
+        line--;
+    const char *row = strstr(out, row_start);
+    ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
+    const char *c = strstr(row + strlen(row_start), cell);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_msg((c - row) + strlen(cell) == (head - line) + strlen(header_word),
+                  "column %s not aligned:\n%s", header_word, out);
+}
+
+START_TEST(hubctl_tables_and_dead_letters)
+{
+    send_traffic();
+    char *text = scrape_until(SERIES("lth_messages_settled_total", OPS, A, "echo/v1", ""),
+                              N_QUEUED, 10000);
+    free(text);
+    char *out = NULL;
+    ck_assert_int_eq(hubctl(&out, "status", NULL, NULL, NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "hub           ready") && strstr(out, " connected of 4 known"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "members", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_aligned(out, "STATE", A, "connected");
+    assert_aligned(out, "STATE", GHOST, "offline");
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "members", "--state", "offline", NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, GHOST) && !strstr(out, "\n" A " "), "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "flows", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_aligned(out, "SERVICE", OPS "   " A, "echo/v1");
+    assert_right_aligned(out, "ACCEPTED", OPS "   " A, "8");
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "flows", "--watch", "--count", "2", "--interval", "1"), 0);
+    ck_assert_msg(strstr(out, "flows at ") && strstr(strstr(out, "flows at ") + 1, "flows at "),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "queues", NULL, NULL, NULL, NULL, NULL), 0);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "members", "--json", NULL, NULL, NULL, NULL), 0);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    ck_assert_msg(j && json_array_size(json_object_get(j, "members")) == 4, "%s", out);
+    json_decref(j);
+    free(out);
+
+    /* A dead letter: an event for GHOST with a 300 ms TTL. */
+    adp_client_t *c = hubfix_connect(&fix, OPS);
+    adp_set_ttl(c, 300);
+    uint64_t seq = 0;
+    const char *note = "hồ sơ 42";
+    ck_assert_int_eq(
+        adp_send_event(c, GHOST, "notice/v1", "text/plain", note, strlen(note), 0, 5000, &seq), 0);
+    adp_close(&c);
+    text = scrape_until("lth_dead_letters", 1, 10000);
+    ck_assert_msg(sample(text, "lth_dead_letters") == 1, "no dead letter:\n%s", text);
+    free(text);
+    ck_assert_int_eq(hubctl(&out, "dlq", "list", NULL, NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "ttl expired") && strstr(out, GHOST), "%s", out);
+    free(out);
+    /* The dead letter's seq: from the API. */
+    j = get_json("/api/v1/dlq", TOKEN);
+    json_t *first = json_array_get(json_object_get(j, "dead_letters"), 0);
+    json_int_t dseq = json_integer_value(json_object_get(first, "seq"));
+    json_decref(j);
+    char seq_text[32];
+    snprintf(seq_text, sizeof seq_text, "%lld", (long long)dseq);
+    ck_assert_int_eq(hubctl(&out, "dlq", "show", seq_text, "--payload", NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "hồ sơ 42") && strstr(out, "notice/v1"), "%s", out);
+    free(out);
+    /* Wrong token: refused, exit 4. */
+    char bad[PATH_MAX];
+    snprintf(bad, sizeof bad, "%s/bad.token", fix.dir);
+    tk_write_file(bad, "not-the-token\n");
+    chmod(bad, 0600);
+    ck_assert_int_eq(hubctl(&out, "dlq", "list", "--token-file", bad, NULL, NULL), 4);
+    ck_assert_msg(strstr(out, "401"), "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "dlq", "replay", seq_text, NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "replayed dead letter"), "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "dlq", "show", seq_text, NULL, NULL, NULL), 1);
+    ck_assert_msg(strstr(out, "404"), "%s", out);
+    free(out);
+    /* Another one, then purge everything. */
+    c = hubfix_connect(&fix, OPS);
+    adp_set_ttl(c, 300);
+    ck_assert_int_eq(adp_send_event(c, GHOST, "notice/v1", "text/plain", "x", 1, 0, 5000, &seq),
+                     0);
+    adp_close(&c);
+    text = scrape_until("lth_dead_letters", 1, 10000);
+    free(text);
+    ck_assert_int_eq(hubctl(&out, "dlq", "purge", "--older-than", "0s", NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "purged 1 dead letters"), "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "dlq", "purge", "--older-than", "soon", NULL, NULL), 2);
+    free(out);
+}
+END_TEST
+
+/* A member that is connected (Hello, heartbeats) but never answers: its
+ * socket lives in this thread only. */
+typedef struct {
+    volatile bool stop;
+    volatile bool ready;
+} silent_t;
+
+static void *silent_member(void *arg)
+{
+    silent_t *s = arg;
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, GHOST);
+    rawcli_hello(&raw, GHOST);
+    s->ready = true;
+    while (!s->stop) {
+        Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+        hub_frame_t frame = LTH__V1__FRAME__INIT;
+        frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+        frame.heartbeat = &hb;
+        rawcli_send_frame(&raw, &frame);
+        hub_frame_t *in;
+        while ((in = rawcli_recv(&raw, 100)) != NULL)
+            hub_frame_free(&in); /* deliveries (pings) are dropped unanswered */
+    }
+    rawcli_close(&raw);
+    return NULL;
+}
+
+START_TEST(probe_all_with_one_member_down)
+{
+    char junit[PATH_MAX], *out = NULL;
+    snprintf(junit, sizeof junit, "%s/probe.xml", fix.dir);
+    /* A and B answer; GHOST is registered but not connected. */
+    ck_assert_int_eq(hubctl(&out, "probe", "--all", "--timeout", "3000", "--junit", junit), 1);
+    ck_assert_msg(strstr(out, "hubctl probe: " GHOST " failed: not connected"), "%s", out);
+    assert_aligned(out, "RESULT", A, "ok");
+    ck_assert_msg(strstr(out, "3 probed, 2 ok, 1 failed"), "%s", out);
+    ck_assert_msg(!strstr(out, OPS " "), "probed itself:\n%s", out);
+    free(out);
+    char *xml = tk_read_file(junit);
+    ck_assert_ptr_nonnull(xml);
+    ck_assert_msg(strstr(xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>") &&
+                      strstr(xml, "<testsuite name=\"lth.probe\" tests=\"3\" failures=\"1\""),
+                  "%s", xml);
+    ck_assert_msg(strstr(xml, "<testcase classname=\"lth.probe\" name=\"" A "\" time=\""), "%s",
+                  xml);
+    const char *ghost = strstr(xml, "name=\"" GHOST "\"");
+    ck_assert_ptr_nonnull(ghost);
+    ck_assert_msg(strstr(ghost, "<failure type=\"not_connected\" message=\"not connected\">"),
+                  "%s", xml);
+    ck_assert(strstr(ghost, "RECEIVER_OFFLINE"));
+    free(xml);
+    /* A list of members that are all up: exit 0. */
+    ck_assert_int_eq(hubctl(&out, "probe", A, B, NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "2 probed, 2 ok, 0 failed"), "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "probe", "--all", "--json", NULL, NULL, NULL), 1);
+    json_error_t e;
+    const char *line = strstr(out, "{\"results\"");
+    ck_assert_msg(line, "%s", out);
+    json_t *j = json_loadb(line, strcspn(line, "\n"), 0, &e);
+    ck_assert_msg(j && json_integer_value(json_object_get(j, "failed")) == 1, "%s", out);
+    json_decref(j);
+    free(out);
+    /* Connected but silent: timed out. */
+    silent_t silent = {false, false};
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, silent_member, &silent), 0);
+    while (!silent.ready)
+        tk_sleep_ms(10);
+    int rc = hubctl(&out, "probe", GHOST, A, "--timeout", "800", NULL);
+    silent.stop = true;
+    pthread_join(thread, NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(out, "hubctl probe: " GHOST " failed: timed out") &&
+                      strstr(out, "2 probed, 1 ok, 1 failed"),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+/* ---- abuse -------------------------------------------------------------- */
+
+static int tcp_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends text on a fresh connection and returns the status of the answer
+ * (0 when the server only closed). */
+static int raw_exchange(const void *data, size_t len)
+{
+    int fd = tcp_connect();
+    if (fd < 0)
+        return -1;
+    (void)!send(fd, data, len, MSG_NOSIGNAL);
+    char buf[512] = "";
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    int status = 0;
+    sscanf(buf, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+typedef struct {
+    int garbage_status, huge_status, bad_json_status, trickle_status;
+    int held, bad_method_status;
+} abuse_result_t;
+
+static void *abuse_main(void *arg)
+{
+    abuse_result_t *res = arg;
+    /* Many connections held open at once (more than the server allows). */
+    static int fds[300];
+    res->held = 0;
+    for (int i = 0; i < 300; i++) {
+        fds[i] = tcp_connect();
+        res->held += fds[i] >= 0;
+    }
+    /* Garbage, huge headers, a bad JSON body, a bad method. */
+    char garbage[2048];
+    srand(7);
+    for (size_t i = 0; i < sizeof garbage; i++)
+        garbage[i] = (char)(rand() % 256);
+    for (int i = 0; i < 300; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    res->garbage_status = raw_exchange(garbage, sizeof garbage);
+    size_t huge_len = 200 * 1024;
+    char *huge = malloc(huge_len + 64);
+    int n = snprintf(huge, 64, "GET /metrics HTTP/1.1\r\nX-Big: ");
+    memset(huge + n, 'a', huge_len);
+    memcpy(huge + n + huge_len, "\r\n\r\n", 4);
+    res->huge_status = raw_exchange(huge, (size_t)n + huge_len + 4);
+    free(huge);
+    static const char bad_json[] = "POST /api/v1/dlq/1/replay HTTP/1.1\r\nHost: x\r\n"
+                                   "Authorization: Bearer " TOKEN "\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+                                   "{\"a\":[1,";
+    res->bad_json_status = raw_exchange(bad_json, sizeof bad_json - 1);
+    static const char bad_method[] = "BREW /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n";
+    res->bad_method_status = raw_exchange(bad_method, sizeof bad_method - 1);
+    /* Slowloris: a request trickled one byte every 50 ms for 3 s, then
+     * finished; it is still served (the limit is 10 s per request). */
+    int fd = tcp_connect();
+    static const char slow[] = "GET /healthz HTTP/1.1\r\nHost: slow\r\n"
+                               "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for (size_t i = 0; fd >= 0 && i < sizeof slow - 1; i++) {
+        (void)!send(fd, slow + i, 1, MSG_NOSIGNAL);
+        tk_sleep_ms(50);
+    }
+    if (fd >= 0) {
+        (void)!send(fd, "\r\n\r\n", 4, MSG_NOSIGNAL);
+        char buf[256] = "";
+        ssize_t got = recv(fd, buf, sizeof buf - 1, 0);
+        if (got > 0)
+            sscanf(buf, "HTTP/1.1 %d", &res->trickle_status);
+        close(fd);
+    }
+    return NULL;
+}
+
+START_TEST(abusive_http_clients_do_not_stop_messages)
+{
+    abuse_result_t res = {0};
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, abuse_main, &res), 0);
+    /* Messages keep flowing while the abuse goes on: every request is
+     * answered, each within a second. */
+    adp_client_t *c = hubfix_connect(&fix, OPS);
+    for (int i = 0; i < 40; i++) {
+        adp_reply_t reply;
+        uint64_t start = hub_monotonic_us();
+        int rc = adp_request(c, A, "echo/v1", "text/plain", "ping", 4, 0, 5000, &reply);
+        ck_assert_msg(rc == 0, "request %d during abuse: %s", i, adp_last_error(c));
+        ck_assert_msg(hub_monotonic_us() - start < 1000000, "request %d took %llu us", i,
+                      (unsigned long long)(hub_monotonic_us() - start));
+        adp_reply_free(&reply);
+        tk_sleep_ms(50);
+    }
+    pthread_join(thread, NULL);
+    adp_close(&c);
+    ck_assert_int_gt(res.held, 200);
+    ck_assert_int_eq(res.garbage_status, 400);
+    ck_assert_int_eq(res.huge_status, 431);
+    ck_assert_int_eq(res.bad_json_status, 400);
+    ck_assert_int_eq(res.trickle_status, 200);
+    ck_assert_msg(res.bad_method_status == 405 || res.bad_method_status == 400, "%d",
+                  res.bad_method_status);
+    ck_assert_msg(hubfix_hub_alive(&fix), "hubd died; see %s", fix.hubd_log);
+    char *text = scrape_until("lth_http_open_connections", 1, 5000);
+    promtool_ok(text);
+    ck_assert(sample(text, "lth_http_bad_requests_total") >= 2);
+    ck_assert(sample(text, "lth_http_rejected_connections_total") >= 1);
+    ck_assert(sample(text, SERIES("lth_messages_settled_total", OPS, A, "echo/v1", "")) == 40);
+    free(text);
+    reply_t r = http("GET", "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("e2e_ops");
+    TCase *tc = tcase_create("ops");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, metrics_match_the_traffic);
+    tcase_add_test(tc, json_api_after_traffic);
+    tcase_add_test(tc, hubctl_tables_and_dead_letters);
+    tcase_add_test(tc, probe_all_with_one_member_down);
+    tcase_add_test(tc, abusive_http_clients_do_not_stop_messages);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds the tree twice
 # (plain, and with AddressSanitizer + LeakSanitizer + UndefinedBehaviorSanitizer)
-# and runs the whole suite on both. Exits non-zero on any failure or
-# sanitizer report.
+# and runs the whole suite on both, then fuzzes every decoder briefly.
+# Exits non-zero on any failure or sanitizer report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -33,4 +33,6 @@ if [ $status -ne 0 ]; then
   echo "== FAILED under sanitizers" >&2
   exit $status
 fi
-echo "== all tests passed (plain and sanitized)"
+echo "== short fuzzing run (20 s per target; scripts/fuzz.sh 600 is the long one)"
+scripts/fuzz.sh 20
+echo "== all tests passed (plain, sanitized, fuzzed)"

@@ -221,6 +221,49 @@ static int hub__has_suffix(const char *name, const char *suffix)
     return n > s && strcmp(name + n - s, suffix) == 0;
 }
 
+int hub_keydir_from_entries(const hub_keypair_t *entries, size_t n, hub_keydir_t **out,
+                            char *err, size_t err_size)
+{
+    *out = NULL;
+    hub_keydir_t *self = calloc(1, sizeof *self);
+    if (!self || (n && !(self->entries = calloc(n, sizeof *self->entries))) ||
+        !(self->by_key = hub_map_new()) || !(self->by_member = hub_map_new())) {
+        snprintf(err, err_size, "out of memory");
+        hub_keydir_destroy(&self);
+        return HUB_ENOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        /* Public halves only: a directory never holds secrets. */
+        hub_keypair_t *kp = &self->entries[i];
+        memcpy(kp->member_id, entries[i].member_id, sizeof kp->member_id);
+        memcpy(kp->curve_public, entries[i].curve_public, sizeof kp->curve_public);
+        memcpy(kp->sign_public, entries[i].sign_public, sizeof kp->sign_public);
+        kp->has_sign = entries[i].has_sign;
+        self->count++;
+        const hub_keypair_t *twin = hub_map_get(self->by_key, kp->curve_public);
+        if (!twin)
+            twin = hub_map_get(self->by_member, kp->member_id);
+        if (twin) {
+            snprintf(err, err_size,
+                     "%s and %s share a CURVE key or a member id; each member needs one .pub "
+                     "file with its own key",
+                     kp->member_id, twin->member_id);
+            rc = HUB_EEXIST;
+        } else if (hub_map_put(self->by_key, kp->curve_public, kp) != 0 ||
+                   hub_map_put(self->by_member, kp->member_id, kp) != 0) {
+            snprintf(err, err_size, "out of memory");
+            rc = HUB_ENOMEM;
+        }
+    }
+    if (rc != 0) {
+        hub_keydir_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
+}
+
 int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_size)
 {
     *out = NULL;
@@ -230,9 +273,9 @@ int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_s
         snprintf(err, err_size, "cannot open key directory %s: %s", dir, strerror(e));
         return e == ENOENT ? HUB_ENOENT : HUB_EIO;
     }
-    hub_keydir_t *self = calloc(1, sizeof *self);
-    size_t cap = 0;
-    int rc = self ? 0 : HUB_ENOMEM;
+    hub_keypair_t *files = NULL;
+    size_t count = 0, cap = 0;
+    int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d)) != NULL) {
         if (!hub__has_suffix(de->d_name, ".pub"))
@@ -240,17 +283,17 @@ int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_s
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
             continue;
-        if (self->count == cap) {
+        if (count == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            hub_keypair_t *grown = realloc(self->entries, ncap * sizeof *grown);
+            hub_keypair_t *grown = realloc(files, ncap * sizeof *grown);
             if (!grown) {
                 rc = HUB_ENOMEM;
                 break;
             }
-            self->entries = grown;
+            files = grown;
             cap = ncap;
         }
-        hub_keypair_t *kp = &self->entries[self->count];
+        hub_keypair_t *kp = &files[count];
         rc = hub_keyfile_read(path, kp, err, err_size);
         if (rc != 0)
             break;
@@ -261,35 +304,19 @@ int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_s
             rc = HUB_EINVAL;
             break;
         }
-        self->count++;
+        count++;
     }
     closedir(d);
-    /* Index only once the array stops moving. */
-    if (rc == 0 && (!(self->by_key = hub_map_new()) || !(self->by_member = hub_map_new())))
-        rc = HUB_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < self->count; i++) {
-        hub_keypair_t *kp = &self->entries[i];
-        const hub_keypair_t *twin = hub_map_get(self->by_key, kp->curve_public);
-        if (!twin)
-            twin = hub_map_get(self->by_member, kp->member_id);
-        if (twin) {
-            snprintf(err, err_size,
-                     "key directory %s: %s and %s share a CURVE key or a member id; each member "
-                     "needs one .pub file with its own key",
-                     dir, kp->member_id, twin->member_id);
-            rc = HUB_EEXIST;
-            break;
-        }
-        if (hub_map_put(self->by_key, kp->curve_public, kp) != 0 ||
-            hub_map_put(self->by_member, kp->member_id, kp) != 0)
-            rc = HUB_ENOMEM;
+    if (rc == 0) {
+        char why[HUB_ERRMSG_MAX];
+        rc = hub_keydir_from_entries(files, count, out, why, sizeof why);
+        if (rc == HUB_EEXIST)
+            snprintf(err, err_size, "key directory %s: %s", dir, why);
+        else if (rc != 0)
+            snprintf(err, err_size, "%s", why);
     }
-    if (rc != 0) {
-        hub_keydir_destroy(&self);
-        return rc;
-    }
-    *out = self;
-    return 0;
+    free(files);
+    return rc;
 }
 
 void hub_keydir_destroy(hub_keydir_t **self_p)

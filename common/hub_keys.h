@@ -54,6 +54,12 @@ typedef struct hub_keydir hub_keydir_t;
 /* Loads every *.pub file of `dir`. Fails, naming the file, on a malformed
  * file, or when two files give the same key or the same member id. */
 int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_size);
+/* Builds a directory from n key pairs held elsewhere (e.g. the valid member
+ * certificates of hub_cert.h). Copies the public halves only; the caller
+ * keeps `entries`. Fails with HUB_EEXIST, naming both members, when two
+ * entries give the same key or the same member id; HUB_ENOMEM. */
+int hub_keydir_from_entries(const hub_keypair_t *entries, size_t n, hub_keydir_t **out,
+                            char *err, size_t err_size);
 void hub_keydir_destroy(hub_keydir_t **self_p);
 size_t hub_keydir_count(const hub_keydir_t *self);
 const hub_keypair_t *hub_keydir_at(const hub_keydir_t *self, size_t index);

@@ -8,7 +8,9 @@
  * given with --config FILE or the LTH_HUBCTL_CONFIG environment variable.
  */
 #include "adp.h"
+#include "hubctl_ops.h"
 #include "hubctl_audit.h"
+#include "hubctl_trust.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -35,6 +37,8 @@ typedef struct {
     char hub_endpoint[256];
     char hub_key_file[PATH_MAX];
     char member_key_file[PATH_MAX];
+    char http_url[512];          /* operator HTTP API (hubctl_ops.c reads it) */
+    char http_token_file[PATH_MAX];
     char base_dir[PATH_MAX];
 } ctl_config_t;
 
@@ -56,7 +60,10 @@ static void usage(FILE *out)
             "                             log; names the first record that was tampered with\n"
             "  audit show DIR --message ID\n"
             "                             the audit trail of one message\n"
-            "  version                    print the version\n"
+            "  version                    print the version\n");
+    hubctl_ops_usage(out);
+    hubctl_trust_usage(out);
+    fprintf(out,
             "\n"
             "Connection settings (for ping, request) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
             "  hub_endpoint, hub_key_file (the hub's .pub), member_key_file (your .secret).\n"
@@ -73,15 +80,21 @@ static int ctl_entry(const char *key, const char *value, void *user, char *err, 
     if (!strcmp(key, "hub_endpoint"))
         return hub_conf_str(key, value, cfg->hub_endpoint, sizeof cfg->hub_endpoint, err,
                             err_size);
+    if (!strcmp(key, "http_url"))
+        return hub_conf_str(key, value, cfg->http_url, sizeof cfg->http_url, err, err_size);
     if (!strcmp(key, "hub_key_file")) {
         dst = cfg->hub_key_file;
         size = sizeof cfg->hub_key_file;
     } else if (!strcmp(key, "member_key_file")) {
         dst = cfg->member_key_file;
         size = sizeof cfg->member_key_file;
+    } else if (!strcmp(key, "http_token_file")) {
+        dst = cfg->http_token_file;
+        size = sizeof cfg->http_token_file;
     } else {
         snprintf(err, err_size,
-                 "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file)",
+                 "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
+                 "http_url, http_token_file)",
                  key);
         return HUB_EINVAL;
     }
@@ -343,6 +356,10 @@ int main(int argc, char **argv)
         return hubctl_audit(argc - i, argv + i);
     if (!strcmp(cmd, "request"))
         return cmd_request(config_path, argc - i, argv + i);
+    if (hubctl_ops_is_command(cmd))
+        return hubctl_ops_main(config_path, cmd, argc - i, argv + i);
+    if (hubctl_trust_is_command(cmd))
+        return hubctl_trust_main(cmd, argc - i, argv + i);
     if (!strcmp(cmd, "version")) {
         printf("hubctl %s\n", HUB_VERSION);
         return EXIT_OK;

@@ -1,0 +1,708 @@
+#include "hub_policy.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hub_map.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* How much of the target a rule covers; a larger value is more specific. */
+typedef enum {
+    HUB__COVER_PROVIDER = 0, /* every service of the provider */
+    HUB__COVER_SERVICE = 1,  /* every version of one service */
+    HUB__COVER_VERSION = 2,  /* PROVIDER/SERVICE/VERSION */
+} hub__cover_t;
+
+typedef struct {
+    hub_policy_rule_t pub;
+    hub__cover_t cover;
+    size_t service_name_len; /* bytes of SERVICE in pub.service (HUB__COVER_SERVICE) */
+    char text[];             /* the strings pub points to */
+} hub__rule_t;
+
+/* The agreements of one (consumer, provider) pair, or of one consumer. */
+typedef struct {
+    hub__rule_t **rules;
+    size_t count, cap;
+} hub__bucket_t;
+
+struct hub_policy {
+    char name[256];         /* file name without directories, for messages */
+    hub__rule_t **rules;    /* file order */
+    size_t count, cap;
+    hub_map_t *by_pair;     /* "CONSUMER PROVIDER" -> hub__bucket_t */
+    hub_map_t *by_consumer; /* CONSUMER -> hub__bucket_t */
+};
+
+#define HUB__PAIR_KEY_MAX (2 * HUB_MEMBER_ID_MAX + 2)
+#define HUB__DATE_TEXT_MAX 40
+#define HUB__MAX_WORDS 16
+#define HUB__SYNTAX \
+    "'allow CONSUMER -> PROVIDER/SERVICE/VERSION [from DATE] [until DATE] [purpose \"TEXT\"]'"
+#define HUB__DATE_FORMS "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (or +07:00 instead of Z)"
+
+/* ------------------------------------------------------------------------ */
+/* Dates                                                                     */
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t hub__days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool hub__digits(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "Z", "UTC", "+HH:MM" or "-HH:MM" -> seconds east of UTC. */
+static int hub__parse_offset(const char *text, int *out_s)
+{
+    if (!strcmp(text, "Z") || !strcmp(text, "UTC")) {
+        *out_s = 0;
+        return 0;
+    }
+    int hh, mm;
+    if (strlen(text) != 6 || (text[0] != '+' && text[0] != '-') || text[3] != ':' ||
+        !hub__digits(text + 1, 2, &hh) || !hub__digits(text + 4, 2, &mm) || hh > 14 || mm > 59)
+        return HUB_EINVAL;
+    *out_s = (text[0] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+    return 0;
+}
+
+int hub_policy_parse_date(const char *text, int tz_offset_s, bool until_end, uint64_t *out_us)
+{
+    if (!text || !out_us)
+        return HUB_EINVAL;
+    int y, mo, d, h = 0, mi = 0, s = 0;
+    size_t len = strlen(text);
+    if (len < 10 || !hub__digits(text, 4, &y) || text[4] != '-' ||
+        !hub__digits(text + 5, 2, &mo) || text[7] != '-' || !hub__digits(text + 8, 2, &d))
+        return HUB_EINVAL;
+    bool bare = len == 10;
+    if (!bare) {
+        if (len < 20 || (text[10] != 'T' && text[10] != 't') || !hub__digits(text + 11, 2, &h) ||
+            text[13] != ':' || !hub__digits(text + 14, 2, &mi) || text[16] != ':' ||
+            !hub__digits(text + 17, 2, &s) || h > 23 || mi > 59 || s > 59)
+            return HUB_EINVAL;
+        const char *zone = text + 19;
+        if (!strcmp(zone, "z"))
+            zone = "Z";
+        if (!strcmp(zone, "UTC") || hub__parse_offset(zone, &tz_offset_s) != 0)
+            return HUB_EINVAL;
+    }
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap))
+        return HUB_EINVAL;
+    int64_t secs = hub__days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+                   mi * 60 + s;
+    if (bare && until_end)
+        secs += 86400;
+    secs -= tz_offset_s;
+    if (secs < 0)
+        return HUB_EINVAL;
+    *out_us = (uint64_t)secs * 1000000u;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Building                                                                  */
+
+static int hub__bucket_add(hub_map_t *map, const char *key, hub__rule_t *rule)
+{
+    hub__bucket_t *b = hub_map_get(map, key);
+    if (!b) {
+        if (!(b = calloc(1, sizeof *b)))
+            return HUB_ENOMEM;
+        if (hub_map_put(map, key, b) != 0) {
+            free(b);
+            return HUB_ENOMEM;
+        }
+    }
+    if (b->count == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 2;
+        hub__rule_t **grown = realloc(b->rules, ncap * sizeof *grown);
+        if (!grown)
+            return HUB_ENOMEM;
+        b->rules = grown;
+        b->cap = ncap;
+    }
+    b->rules[b->count++] = rule;
+    return 0;
+}
+
+static void hub__map_free_buckets(hub_map_t **map_p)
+{
+    if (!*map_p)
+        return;
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(*map_p, &cursor, NULL, &value)) {
+        hub__bucket_t *b = value;
+        free(b->rules);
+        free(b);
+    }
+    hub_map_destroy(map_p);
+}
+
+void hub_policy_destroy(hub_policy_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hub_policy_t *self = *self_p;
+    hub__map_free_buckets(&self->by_pair);
+    hub__map_free_buckets(&self->by_consumer);
+    for (size_t i = 0; i < self->count; i++)
+        free(self->rules[i]);
+    free(self->rules);
+    free(self);
+    *self_p = NULL;
+}
+
+static void hub__pair_key(const char *consumer, const char *provider, char *out)
+{
+    size_t c = strlen(consumer), p = strlen(provider);
+    memcpy(out, consumer, c);
+    out[c] = ' ';
+    memcpy(out + c + 1, provider, p + 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing                                                                   */
+
+typedef struct {
+    const char *name;
+    unsigned line;
+    char *err;
+    size_t err_size;
+    int tz_offset_s;
+    hub_map_t *seen; /* duplicate detection: rule signature -> hub__rule_t */
+} hub__parser_t;
+
+typedef struct {
+    char *text;
+    bool quoted;
+} hub__word_t;
+
+static int hub__fail(hub__parser_t *ps, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int hub__fail(hub__parser_t *ps, int code, const char *fmt, ...)
+{
+    int n = snprintf(ps->err, ps->err_size, "%s:%u: ", ps->name, ps->line);
+    if (n >= 0 && (size_t)n < ps->err_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ps->err + n, ps->err_size - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Splits a line (modified in place) into words; a "quoted" word keeps its
+ * spaces, with \" and \\ unescaped. '#' outside quotes starts a comment. */
+static int hub__split(hub__parser_t *ps, char *line, hub__word_t *words, size_t *n_out)
+{
+    size_t n = 0;
+    char *p = line;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#')
+            break;
+        if (n == HUB__MAX_WORDS)
+            return hub__fail(ps, HUB_EPARSE, "too many words; each line is " HUB__SYNTAX);
+        if (*p == '"') {
+            char *dst = ++p, *start = p;
+            for (;;) {
+                if (!*p)
+                    return hub__fail(ps, HUB_EPARSE,
+                                     "a quoted text has no closing '\"'; write purpose \"TEXT\"");
+                if (*p == '"')
+                    break;
+                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                    p++;
+                else if ((unsigned char)*p < 0x20)
+                    return hub__fail(ps, HUB_EPARSE, "a quoted text holds a control character");
+                *dst++ = *p++;
+            }
+            p++;
+            if (*p && *p != ' ' && *p != '\t' && *p != '#')
+                return hub__fail(ps, HUB_EPARSE,
+                                 "a closing '\"' must be followed by a space or the line's end");
+            *dst = '\0';
+            words[n++] = (hub__word_t){start, true};
+        } else {
+            char *start = p;
+            while (*p && *p != ' ' && *p != '\t')
+                p++;
+            bool more = *p != '\0';
+            *p = '\0';
+            words[n++] = (hub__word_t){start, false};
+            if (more)
+                p++;
+        }
+    }
+    *n_out = n;
+    return 0;
+}
+
+static int hub__check_member(hub__parser_t *ps, const char *role, const char *id)
+{
+    if (strchr(id, '*'))
+        return hub__fail(ps, HUB_EPARSE,
+                         "'%s': '*' cannot stand for a %s or a part of one; agreements name "
+                         "both parties (deny by default), so write one 'allow' line per %s",
+                         id, role, role);
+    const char *problem = hub_member_id_problem(id);
+    if (problem)
+        return hub__fail(ps, HUB_EPARSE, "%s '%s': %s", role, id, problem);
+    return 0;
+}
+
+/* Splits a target (PROVIDER/SERVICE/VERSION, or '*' as the VERSION or as the
+ * whole SERVICE/VERSION) into provider (HUB_MEMBER_ID_MAX + 1 bytes) and
+ * service (HUB_SERVICE_MAX + 1 bytes). */
+static int hub__parse_target(hub__parser_t *ps, const char *target, char *provider,
+                             char *service, hub__cover_t *cover, size_t *service_name_len)
+{
+    /* The provider is the first four parts; the fourth '/' ends it. */
+    const char *slash = NULL;
+    int slashes = 0;
+    for (const char *q = target; *q && !slash; q++)
+        if (*q == '/' && ++slashes == 4)
+            slash = q;
+    const char *example = "write PROVIDER/SERVICE/VERSION, PROVIDER/SERVICE/* (every version) "
+                          "or PROVIDER/* (every service of the provider)";
+    if (!slash || slash[1] == '\0') {
+        if (strchr(target, '*'))
+            return hub__check_member(ps, "provider", target);
+        return hub__fail(ps, HUB_EPARSE, "'%s' names no service; %s", target, example);
+    }
+    size_t plen = (size_t)(slash - target);
+    if (plen > HUB_MEMBER_ID_MAX)
+        return hub__fail(ps, HUB_EPARSE, "the provider in '%s' is longer than %d bytes", target,
+                         HUB_MEMBER_ID_MAX);
+    memcpy(provider, target, plen);
+    provider[plen] = '\0';
+    int rc = hub__check_member(ps, "provider", provider);
+    if (rc != 0)
+        return rc;
+    const char *svc = slash + 1;
+    if (strlen(svc) > HUB_SERVICE_MAX)
+        return hub__fail(ps, HUB_EPARSE, "the service in '%s' is longer than %d bytes", target,
+                         HUB_SERVICE_MAX);
+    if (!strcmp(svc, "*")) {
+        *cover = HUB__COVER_PROVIDER;
+        *service_name_len = 0;
+        memcpy(service, "*", 2);
+        return 0;
+    }
+    const char *vslash = strchr(svc, '/');
+    if (!vslash)
+        return hub__fail(ps, HUB_EPARSE, "'%s' names no version; %s", target, example);
+    if (strchr(vslash + 1, '/'))
+        return hub__fail(ps, HUB_EPARSE, "'%s' has too many parts; %s", target, example);
+    size_t name_len = (size_t)(vslash - svc);
+    const char *version = vslash + 1;
+    if (memchr(svc, '*', name_len) || (strchr(version, '*') && strcmp(version, "*")))
+        return hub__fail(ps, HUB_EPARSE,
+                         "'%s': '*' may only be a whole VERSION (SERVICE/*) or the whole "
+                         "SERVICE/VERSION (PROVIDER/*)",
+                         target);
+    char probe[HUB_SERVICE_MAX + 1];
+    snprintf(probe, sizeof probe, "%.*s/%s", (int)name_len, svc,
+             strcmp(version, "*") ? version : "v");
+    if (!hub_service_valid(probe))
+        return hub__fail(ps, HUB_EPARSE,
+                         "'%s': SERVICE and VERSION may only hold letters, digits, '.', '-' and "
+                         "'_', e.g. citizen.lookup/v1",
+                         target);
+    *cover = strcmp(version, "*") ? HUB__COVER_VERSION : HUB__COVER_SERVICE;
+    *service_name_len = name_len;
+    memcpy(service, svc, strlen(svc) + 1);
+    return 0;
+}
+
+static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *w, size_t n)
+{
+    if (n < 4 || strcmp(w[2].text, "->") || w[1].quoted || w[3].quoted)
+        return hub__fail(ps, HUB_EPARSE,
+                         "expected " HUB__SYNTAX ", e.g. 'allow VN/GOV/HN-STP/HOTICH -> "
+                         "VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1'");
+    int rc = hub__check_member(ps, "consumer", w[1].text);
+    if (rc != 0)
+        return rc;
+    char provider[HUB_MEMBER_ID_MAX + 1], service[HUB_SERVICE_MAX + 1];
+    hub__cover_t cover = (hub__cover_t)0;
+    size_t name_len = 0;
+    if ((rc = hub__parse_target(ps, w[3].text, provider, service, &cover, &name_len)) != 0)
+        return rc;
+    const char *from_text = NULL, *until_text = NULL, *purpose = NULL;
+    uint64_t from_us = 0, until_us = HUB_POLICY_FOREVER;
+    for (size_t i = 4; i < n; i += 2) {
+        const char *opt = w[i].text;
+        bool is_from = !strcmp(opt, "from"), is_until = !strcmp(opt, "until"),
+             is_purpose = !strcmp(opt, "purpose");
+        if (w[i].quoted || (!is_from && !is_until && !is_purpose))
+            return hub__fail(ps, HUB_EPARSE,
+                             "unexpected '%s'; after the target come only 'from DATE', "
+                             "'until DATE' and 'purpose \"TEXT\"'",
+                             opt);
+        if ((is_from && from_text) || (is_until && until_text) || (is_purpose && purpose))
+            return hub__fail(ps, HUB_EPARSE, "'%s' is given twice; keep one", opt);
+        if (i + 1 >= n)
+            return hub__fail(ps, HUB_EPARSE, "'%s' needs a value, e.g. %s", opt,
+                             is_purpose ? "purpose \"birth registration\"" : "from 2026-01-01");
+        const hub__word_t *v = &w[i + 1];
+        if (is_purpose) {
+            if (!v->quoted)
+                return hub__fail(ps, HUB_EPARSE,
+                                 "purpose needs a quoted text, e.g. purpose \"birth "
+                                 "registration\"");
+            if (strlen(v->text) > HUB_POLICY_PURPOSE_MAX)
+                return hub__fail(ps, HUB_EPARSE, "purpose is longer than %d bytes; shorten it",
+                                 HUB_POLICY_PURPOSE_MAX);
+            purpose = v->text;
+            continue;
+        }
+        uint64_t at;
+        if (v->quoted || strlen(v->text) >= HUB__DATE_TEXT_MAX ||
+            hub_policy_parse_date(v->text, ps->tz_offset_s, is_until, &at) != 0)
+            return hub__fail(ps, HUB_EPARSE, "'%s %s' is not a date; write " HUB__DATE_FORMS,
+                             opt, v->text);
+        if (is_from) {
+            from_text = v->text;
+            from_us = at;
+        } else {
+            until_text = v->text;
+            until_us = at;
+        }
+    }
+    if (from_us >= until_us)
+        return hub__fail(ps, HUB_EPARSE,
+                         "'from %s' is not before 'until %s'; the agreement would never apply",
+                         from_text, until_text);
+
+    const char *consumer = w[1].text;
+    char sig[HUB__PAIR_KEY_MAX + HUB_SERVICE_MAX + 64];
+    snprintf(sig, sizeof sig, "%s %s %s %llu %llu", consumer, provider, service,
+             (unsigned long long)from_us, (unsigned long long)until_us);
+    const hub__rule_t *twin = hub_map_get(ps->seen, sig);
+    if (twin)
+        return hub__fail(ps, HUB_EEXIST,
+                         "repeats the agreement on line %u (same parties, service and "
+                         "period); remove one of them",
+                         twin->pub.line);
+
+    size_t lens[6] = {strlen(consumer) + 1,
+                      strlen(provider) + 1,
+                      strlen(service) + 1,
+                      from_text ? strlen(from_text) + 1 : 1,
+                      until_text ? strlen(until_text) + 1 : 1,
+                      purpose ? strlen(purpose) + 1 : 1};
+    size_t total = 0;
+    for (int i = 0; i < 6; i++)
+        total += lens[i];
+    hub__rule_t *r = calloc(1, sizeof *r + total);
+    if (!r)
+        return HUB_ENOMEM;
+    const char *src[6] = {consumer, provider, service, from_text ? from_text : "",
+                          until_text ? until_text : "", purpose ? purpose : ""};
+    const char *dst[6];
+    char *p = r->text;
+    for (int i = 0; i < 6; i++) {
+        memcpy(p, src[i], lens[i]);
+        dst[i] = p;
+        p += lens[i];
+    }
+    r->pub = (hub_policy_rule_t){.line = ps->line,
+                                 .consumer = dst[0],
+                                 .provider = dst[1],
+                                 .service = dst[2],
+                                 .from_us = from_us,
+                                 .until_us = until_us,
+                                 .from_text = dst[3],
+                                 .until_text = dst[4],
+                                 .purpose = dst[5]};
+    r->cover = cover;
+    r->service_name_len = name_len;
+    if (self->count == self->cap) {
+        size_t ncap = self->cap ? self->cap * 2 : 16;
+        hub__rule_t **grown = realloc(self->rules, ncap * sizeof *grown);
+        if (!grown) {
+            free(r);
+            return HUB_ENOMEM;
+        }
+        self->rules = grown;
+        self->cap = ncap;
+    }
+    self->rules[self->count++] = r;
+    char pair[HUB__PAIR_KEY_MAX];
+    hub__pair_key(consumer, provider, pair);
+    if (hub__bucket_add(self->by_pair, pair, r) != 0 ||
+        hub__bucket_add(self->by_consumer, consumer, r) != 0 ||
+        hub_map_put(ps->seen, sig, r) != 0)
+        return HUB_ENOMEM;
+    return 0;
+}
+
+static int hub__parse_line(hub__parser_t *ps, hub_policy_t *self, char *line)
+{
+    hub__word_t words[HUB__MAX_WORDS];
+    size_t n = 0;
+    int rc = hub__split(ps, line, words, &n);
+    if (rc != 0 || n == 0)
+        return rc;
+    if (words[0].quoted)
+        return hub__fail(ps, HUB_EPARSE, "a line starts with 'allow' or 'timezone'");
+    if (!strcmp(words[0].text, "allow"))
+        return hub__parse_allow(ps, self, words, n);
+    if (!strcmp(words[0].text, "timezone")) {
+        if (n != 2 || words[1].quoted || hub__parse_offset(words[1].text, &ps->tz_offset_s) != 0)
+            return hub__fail(ps, HUB_EPARSE,
+                             "write 'timezone +07:00' (or another offset, or Z for UTC)");
+        return 0;
+    }
+    if (!strcmp(words[0].text, "deny"))
+        return hub__fail(ps, HUB_EPARSE,
+                         "there is no 'deny': everything not allowed is denied; remove the line "
+                         "or the 'allow' it contradicts");
+    return hub__fail(ps, HUB_EPARSE, "unknown word '%s'; each line is " HUB__SYNTAX,
+                     words[0].text);
+}
+
+int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out, char *err,
+                          size_t err_size)
+{
+    if (!out)
+        return HUB_EINVAL;
+    *out = NULL;
+    if (!name || !text) {
+        snprintf(err, err_size, "no policy text");
+        return HUB_EINVAL;
+    }
+    hub_policy_t *self = calloc(1, sizeof *self);
+    hub__parser_t ps = {.name = name, .err = err, .err_size = err_size};
+    if (!self || !(self->by_pair = hub_map_new()) || !(self->by_consumer = hub_map_new()) ||
+        !(ps.seen = hub_map_new())) {
+        hub_policy_destroy(&self);
+        hub_map_destroy(&ps.seen);
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    const char *base = strrchr(name, '/');
+    snprintf(self->name, sizeof self->name, "%s", base ? base + 1 : name);
+    int rc = 0;
+    char line[HUB_POLICY_LINE_MAX + 2];
+    for (const char *p = text; rc == 0 && *p;) {
+        ps.line++;
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > HUB_POLICY_LINE_MAX) {
+            rc = hub__fail(&ps, HUB_EPARSE, "the line is longer than %d bytes; split it",
+                           HUB_POLICY_LINE_MAX);
+            break;
+        }
+        memcpy(line, p, len);
+        if (len && line[len - 1] == '\r')
+            len--;
+        line[len] = '\0';
+        rc = hub__parse_line(&ps, self, line);
+        p = nl ? nl + 1 : p + len;
+    }
+    hub_map_destroy(&ps.seen);
+    if (rc == HUB_ENOMEM)
+        snprintf(err, err_size, "out of memory while reading %s", name);
+    if (rc != 0) {
+        hub_policy_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
+}
+
+int hub_policy_load(const char *path, hub_policy_t **out, char *err, size_t err_size)
+{
+    if (!out)
+        return HUB_EINVAL;
+    *out = NULL;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) {
+        int e = path ? errno : EINVAL;
+        snprintf(err, err_size, "cannot read policy file %s: %s", path ? path : "(none)",
+                 strerror(e));
+        return e == ENOENT ? HUB_ENOENT : HUB_EIO;
+    }
+    struct stat st;
+    const long max_size = 64L << 20;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > max_size) {
+        snprintf(err, err_size, "policy file %s is not a regular file of at most 64 MiB", path);
+        fclose(f);
+        return HUB_EIO;
+    }
+    char *text = malloc((size_t)st.st_size + 1);
+    size_t len = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
+    bool failed = !text || ferror(f);
+    fclose(f);
+    if (failed) {
+        snprintf(err, err_size, "cannot read policy file %s", path);
+        free(text);
+        return text ? HUB_EIO : HUB_ENOMEM;
+    }
+    text[len] = '\0';
+    int rc;
+    if (strlen(text) != len) {
+        snprintf(err, err_size, "%s holds a NUL byte; a policy file is text", path);
+        rc = HUB_EPARSE;
+    } else {
+        rc = hub_policy_parse_text(path, text, out, err, err_size);
+    }
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decisions                                                                 */
+
+static bool hub__covers(const hub__rule_t *r, const char *service, size_t name_len)
+{
+    switch (r->cover) {
+    case HUB__COVER_PROVIDER:
+        return true;
+    case HUB__COVER_SERVICE:
+        return r->service_name_len == name_len && !memcmp(r->pub.service, service, name_len);
+    case HUB__COVER_VERSION:
+        return !strcmp(r->pub.service, service);
+    }
+    return false;
+}
+
+static bool hub__valid_at(const hub__rule_t *r, uint64_t now_us)
+{
+    return now_us >= r->pub.from_us && now_us < r->pub.until_us;
+}
+
+int hub_policy_check(const hub_policy_t *self, const char *consumer, const char *provider,
+                     const char *service, uint64_t now_us, hub_policy_decision_t *out)
+{
+    if (!self || !consumer || !provider || !service || !out)
+        return HUB_EINVAL;
+    out->allowed = false;
+    out->file = self->name;
+    out->line = 0;
+    out->purpose = "";
+    out->reason[0] = '\0';
+    const hub__bucket_t *b = NULL;
+    size_t clen = strlen(consumer), plen = strlen(provider);
+    if (clen <= HUB_MEMBER_ID_MAX && plen <= HUB_MEMBER_ID_MAX) {
+        char pair[HUB__PAIR_KEY_MAX];
+        hub__pair_key(consumer, provider, pair);
+        b = hub_map_get(self->by_pair, pair);
+    }
+    const char *slash = strchr(service, '/');
+    size_t name_len = slash ? (size_t)(slash - service) : strlen(service);
+    const hub__rule_t *best = NULL, *future = NULL, *past = NULL;
+    for (size_t i = 0; b && i < b->count; i++) {
+        const hub__rule_t *r = b->rules[i];
+        if (!hub__covers(r, service, name_len))
+            continue;
+        if (hub__valid_at(r, now_us)) {
+            if (!best || r->cover > best->cover)
+                best = r;
+        } else if (now_us < r->pub.from_us) {
+            if (!future || r->pub.from_us < future->pub.from_us)
+                future = r;
+        } else if (!past || r->pub.until_us > past->pub.until_us) {
+            past = r;
+        }
+    }
+    if (best) {
+        out->allowed = true;
+        out->line = best->pub.line;
+        out->purpose = best->pub.purpose;
+        return 0;
+    }
+    const hub__rule_t *near = future ? future : past;
+    if (near) {
+        out->line = near->pub.line;
+        out->purpose = near->pub.purpose;
+        if (near == future)
+            snprintf(out->reason, sizeof out->reason,
+                     "the agreement at %s:%u that lets %s call %s/%s is valid only from %s; "
+                     "call again then, or ask the hub operator to change its 'from'",
+                     self->name, near->pub.line, consumer, provider, service,
+                     near->pub.from_text);
+        else
+            snprintf(out->reason, sizeof out->reason,
+                     "the agreement at %s:%u that let %s call %s/%s ran until %s; ask the hub "
+                     "operator to renew it",
+                     self->name, near->pub.line, consumer, provider, service,
+                     near->pub.until_text);
+        return 0;
+    }
+    int n = snprintf(out->reason, sizeof out->reason, "no agreement lets %s call %s/%s", consumer,
+                     provider, service);
+    if (b && b->count && n > 0 && (size_t)n < sizeof out->reason) {
+        /* Name what the pair's agreements do cover: often a version mix-up. */
+        n += snprintf(out->reason + n, sizeof out->reason - (size_t)n,
+                      " (its agreements with %s cover only ", provider);
+        for (size_t i = 0; i < b->count && i < 4 && n > 0 && (size_t)n < sizeof out->reason; i++)
+            n += snprintf(out->reason + n, sizeof out->reason - (size_t)n, "%s%s",
+                          i ? ", " : "", b->rules[i]->pub.service);
+        if (n > 0 && (size_t)n < sizeof out->reason)
+            n += snprintf(out->reason + n, sizeof out->reason - (size_t)n, "%s)",
+                          b->count > 4 ? ", …" : "");
+    }
+    if (n > 0 && (size_t)n < sizeof out->reason)
+        snprintf(out->reason + n, sizeof out->reason - (size_t)n,
+                 "; add 'allow %s -> %s/%s' to %s", consumer, provider, service, self->name);
+    return 0;
+}
+
+size_t hub_policy_visit_allowed(const hub_policy_t *self, const char *consumer, uint64_t now_us,
+                                hub_policy_rule_cb cb, void *user)
+{
+    const hub__bucket_t *b = self && consumer ? hub_map_get(self->by_consumer, consumer) : NULL;
+    size_t visited = 0;
+    for (size_t i = 0; b && i < b->count; i++) {
+        if (!hub__valid_at(b->rules[i], now_us))
+            continue;
+        visited++;
+        if (cb && cb(&b->rules[i]->pub, user) != 0)
+            break;
+    }
+    return visited;
+}
+
+size_t hub_policy_visit_rules(const hub_policy_t *self, hub_policy_rule_cb cb, void *user)
+{
+    size_t visited = 0;
+    for (size_t i = 0; self && i < self->count; i++) {
+        visited++;
+        if (cb && cb(&self->rules[i]->pub, user) != 0)
+            break;
+    }
+    return visited;
+}
+
+size_t hub_policy_rule_count(const hub_policy_t *self) { return self ? self->count : 0; }
+
+const char *hub_policy_name(const hub_policy_t *self) { return self ? self->name : ""; }

@@ -34,7 +34,7 @@
  * Prometheus families registered in the registry given to hub_flows_new()
  * (all with labels sender, receiver, service):
  *   lth_messages_total{...,outcome}        accepted, or the refusal outcome
- *   lth_message_bytes_total                payload bytes of accepted messages
+ *   lth_message_bytes_total                bytes of accepted envelopes (as sent, signature included)
  *   lth_messages_delivered_total           first hand-offs to the receiver
  *   lth_messages_settled_total             settled by the receiver
  *   lth_messages_dead_lettered_total       moved to the dead-letter queue
@@ -103,7 +103,7 @@ typedef struct {
     const char *receiver;
     const char *service;
     const char *outcome;     /* "accepted", "settled", "dead_lettered", a NACK name, ... */
-    uint64_t bytes;          /* payload bytes */
+    uint64_t bytes;          /* envelope bytes */
     uint64_t at_us;          /* wall clock */
     uint64_t latency_us;     /* for delivered/settled; 0 otherwise */
 } hub_flows_exchange_t;

@@ -132,6 +132,8 @@ typedef struct {
     size_t n_audit;
     int audit_rc;
     uint64_t audit_seq;     /* the log's sequence after this commit */
+    hub_store_msg_t *dead;  /* metadata of what was dead-lettered, for the flows */
+    size_t n_dead;
 } hub__commit_t;
 
 struct hub_server {
@@ -352,6 +354,8 @@ static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t r
 /* Receipts under construction for one sender. */
 typedef struct {
     const char *sender; /* for the audit log */
+    const char *receiver; /* of the envelope being judged, once known to the hub */
+    const char *service;
     Lth__V1__Ack *acks;
     Lth__V1__Ack **ack_ptrs;
     Lth__V1__Nack *nacks;
@@ -435,10 +439,12 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
     hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
     if (self->flows) {
         uint64_t now = hub_now_us();
-        hub_flows_refused(self->flows, r->sender ? r->sender : "", "", "",
+        const char *rcv = r->receiver ? r->receiver : "";
+        const char *svc = r->receiver ? hub__service_label(self, r->receiver, r->service) : "";
+        hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
                           hub_nack_code_name(code), now);
-        hub_flows_exchange_t x = {message_id ? message_id : "", r->sender ? r->sender : "", "",
-                                  "", hub_nack_code_name(code), 0, now, 0};
+        hub_flows_exchange_t x = {message_id ? message_id : "", r->sender ? r->sender : "", rcv,
+                                  svc, hub_nack_code_name(code), 0, now, 0};
         hub_flows_exchange(self->flows, &x);
     }
     HUB_INFO("router", "envelope refused", "code=%s message_id=%s reason=\"%s\"",
@@ -637,9 +643,13 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
             hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq,
                          msgs[i].sender, m->id, msgs[i].service,
                          attempt == 1 ? "attempt 1" : "redelivery");
-            hub_flows_delivered(self->flows, msgs[i].sender, m->id,
-                                hub__service_label(self, m->id, msgs[i].service), 0,
-                                hub_now_us());
+            if (attempt == 1) {
+                uint64_t now = hub_now_us();
+                hub_flows_delivered(self->flows, msgs[i].sender, m->id,
+                                    hub__service_label(self, m->id, msgs[i].service),
+                                    now > msgs[i].accepted_at_us ? now - msgs[i].accepted_at_us : 0,
+                                    now);
+            }
             m->loaded_seq = msgs[i].seq;
         }
         if (n < want)
@@ -814,7 +824,16 @@ static void hub__after_commit(uv_work_t *req, int status)
     if (job->other_rc != 0)
         HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
                   "error=\"%s\"", hub_strerror(job->other_rc));
-    self->stats.dead_lettered += job->n_dead_ttl + job->n_dead_retry;
+    self->stats.dead_lettered += job->n_dead;
+    for (size_t i = 0; i < job->n_dead; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        hub__member_t *sm = hub_map_get(self->members, d->sender);
+        hub__member_t *rm = hub_map_get(self->members, d->receiver);
+        if (sm && rm) /* bounded labels: both are members the hub knows */
+            hub_flows_dead_lettered(self->flows, sm->id, rm->id,
+                                    hub__service_label(self, rm->id, d->service), hub_now_us());
+    }
+    free(job->dead);
 
     for (size_t i = 0; i < job->n_items; i++)
         free(job->items[i].bytes);
@@ -980,9 +999,17 @@ static void hub__commit_work(uv_work_t *req)
         int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
         if (r != 0)
             rc = r;
-        for (size_t i = 0; audit && r == 0 && i < dead[d].n; i++) {
+        if (r == 0 && !job->dead)
+            job->dead = calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead);
+        for (size_t i = 0; r == 0 && i < dead[d].n; i++) {
             hub_store_dead_t dl;
             if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
+                continue;
+            if (job->dead) {
+                job->dead[job->n_dead] = dl.msg;
+                job->dead[job->n_dead++].envelope = NULL;
+            }
+            if (!audit)
                 continue;
             int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, dl.msg.message_id,
                                    dl.msg.seq, dl.msg.sender, dl.msg.receiver, dl.msg.service,
@@ -1405,6 +1432,11 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         goto done;
     }
     hub__member_t *rcv = hub__member(self, env->receiver);
+    if (rcv) {
+        /* From here on, refusals are counted against this flow. */
+        receipts->receiver = rcv->id;
+        receipts->service = env->service;
+    }
     if (!rcv) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                           "the hub is out of memory; send again later");
@@ -1459,8 +1491,7 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         {
             const char *label = hub__service_label(self, env->receiver, env->service);
             uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, env->sender, env->receiver, label, env->payload.len,
-                               now);
+            hub_flows_accepted(self->flows, env->sender, env->receiver, label, len, now);
             hub_flows_delivered(self->flows, env->sender, env->receiver, label, 0, now);
         }
         goto done;
@@ -1504,6 +1535,8 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           "the hub is out of memory; send again later");
     }
 done:
+    receipts->receiver = NULL;
+    receipts->service = NULL;
     hub_envelope_free(&env);
 }
 

@@ -26,6 +26,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->redelivery_ms = 5000;
     cfg->max_attempts = 8;
     cfg->require_signatures = true;
+    cfg->cert_warn_days = 30;
     cfg->audit = true;
     cfg->log_level = HUB_LOG_INFO;
 }
@@ -85,6 +86,17 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__path(ctx, key, value, cfg->key_file, sizeof cfg->key_file, err, err_size);
     if (!strcmp(key, "key_dir"))
         return hub__path(ctx, key, value, cfg->key_dir, sizeof cfg->key_dir, err, err_size);
+    if (!strcmp(key, "ca_cert"))
+        return hub__path(ctx, key, value, cfg->ca_cert, sizeof cfg->ca_cert, err, err_size);
+    if (!strcmp(key, "crl_file"))
+        return hub__path(ctx, key, value, cfg->crl_file, sizeof cfg->crl_file, err, err_size);
+    if (!strcmp(key, "cert_dir"))
+        return hub__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
+    if (!strcmp(key, "cert_warn_days"))
+        return hub__u32(key, value, 1, 3650, &cfg->cert_warn_days, err, err_size);
+    if (!strcmp(key, "delegations_file"))
+        return hub__path(ctx, key, value, cfg->delegations_file, sizeof cfg->delegations_file,
+                         err, err_size);
     if (!strcmp(key, "data_dir"))
         return hub__path(ctx, key, value, cfg->data_dir, sizeof cfg->data_dir, err, err_size);
     if (!strcmp(key, "audit_dir"))
@@ -156,13 +168,28 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
     int rc = hub_conf_parse_file(path, hub__entry, &ctx, err, err_size);
     if (rc != 0)
         return rc;
-    const char *missing = !cfg->key_file[0] ? "key_file"
-                          : !cfg->key_dir[0] ? "key_dir"
-                          : !cfg->data_dir[0] ? "data_dir"
-                                              : NULL;
+    const char *missing = !cfg->key_file[0] ? "key_file" : !cfg->data_dir[0] ? "data_dir" : NULL;
     if (missing) {
         snprintf(err, err_size, "%s: '%s' is required (see deploy/hubd.conf.example)", path,
                  missing);
+        return HUB_EINVAL;
+    }
+    bool certs = cfg->ca_cert[0] || cfg->crl_file[0] || cfg->cert_dir[0];
+    if (certs && !(cfg->ca_cert[0] && cfg->crl_file[0] && cfg->cert_dir[0])) {
+        snprintf(err, err_size, "%s: certificate mode needs all of ca_cert, crl_file and cert_dir",
+                 path);
+        return HUB_EINVAL;
+    }
+    if (certs && cfg->key_dir[0]) {
+        snprintf(err, err_size, "%s: set either key_dir (development mode) or ca_cert, crl_file "
+                                "and cert_dir (certificates), not both",
+                 path);
+        return HUB_EINVAL;
+    }
+    if (!certs && !cfg->key_dir[0]) {
+        snprintf(err, err_size, "%s: set ca_cert, crl_file and cert_dir (member certificates) or, "
+                                "for development, key_dir",
+                 path);
         return HUB_EINVAL;
     }
     if (cfg->audit && !cfg->audit_dir[0] &&

@@ -16,7 +16,12 @@
 typedef struct {
     char listen[256];            /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 ('*' port = ephemeral) */
     char key_file[PATH_MAX];     /* the hub's own .secret key file */
-    char key_dir[PATH_MAX];      /* directory of members' .pub files */
+    char key_dir[PATH_MAX];      /* directory of members' .pub files (development mode) */
+    char ca_cert[PATH_MAX];      /* certificate mode: the operator CA's certificate, */
+    char crl_file[PATH_MAX];     /*   its revocation list, */
+    char cert_dir[PATH_MAX];     /*   and the directory of member certificates */
+    uint32_t cert_warn_days;     /* warn this long before a certificate expires */
+    char delegations_file[PATH_MAX]; /* ủy quyền rules; empty = none */
     char data_dir[PATH_MAX];     /* store directory */
     char audit_dir[PATH_MAX];    /* audit log directory; empty = <data_dir>/audit */
     char policy_file[PATH_MAX];  /* data-sharing agreements; empty = allow all (development) */

@@ -1,14 +1,18 @@
 #include "hub_server.h"
 #include "hub_conf.h"
 #include "hub_audit.h"
+#include "hub_cert.h"
+#include "hub_delegation.h"
 #include "hub_error.h"
 #include "hub_flows.h"
 #include "hub_id.h"
+#include "hub_jsonw.h"
 #include "hub_keys.h"
 #include "hub_log.h"
 #include "hub_map.h"
 #include "hub_metrics.h"
 #include "hub_ops.h"
+#include "hub_policy.h"
 #include "hub_sign.h"
 #include "hub_store.h"
 #include "hub_wire.h"
@@ -106,6 +110,7 @@ typedef struct {
      * its own; the copies form a group that gets one receipt, for this id. */
     char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
     bool group_first;
+    const char *delegated_from; /* interned: the authority addressed, when delegated */
 } hub__pending_t;
 
 typedef struct {
@@ -146,6 +151,12 @@ struct hub_server {
     hub_zsock_t *zap_watch;
     hub_keydir_t *keys;
     hub_keypair_t own_key;
+    hub_policy_t *policy;          /* NULL: no policy_file, everything allowed (development) */
+    hub_delegations_t *delegations;
+    uv_timer_t cert_timer;         /* reloads certificates when one expires or starts */
+    uint64_t cert_timer_first_ms;
+    hub_metric_family_t *cert_expiry; /* lth_certificate_expiry_timestamp_seconds{member} */
+    hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
     hub_map_t *members; /* member id -> hub__member_t */
     hub_map_t *requests; /* request message id -> hub__request_t */
     hub_map_t *subs;     /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
@@ -475,7 +486,9 @@ static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *se
         return HUB_ENOMEM;
     memcpy(copy, bytes, len);
     hub__outitem_t item = {seq, attempt, copy, len, {0}, false};
-    const hub_keypair_t *kp = hub_keydir_find_member(self->keys, sender);
+    const hub_keypair_t *kp = !strcmp(sender, self->own_key.member_id)
+                                  ? &self->own_key
+                                  : hub_keydir_find_member(self->keys, sender);
     if (kp && kp->has_sign) {
         memcpy(item.sign_key, kp->sign_public, 32);
         item.has_sign_key = true;
@@ -950,7 +963,7 @@ static void hub__commit_work(uv_work_t *req)
     }
     for (size_t i = 0; audit && i < job->n_items; i++) {
         hub__pending_t *p = &job->items[i];
-        char reason[160];
+        char reason[320];
         hub_audit_event_t event = HUB_AUDIT_NACKED;
         if (p->verdict != 0)
             snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
@@ -965,10 +978,12 @@ static void hub__commit_work(uv_work_t *req)
             continue; /* already recorded when first accepted */
         else
             event = HUB_AUDIT_ACCEPTED;
+        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from)
+            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
         int r = hub__audit_put(audit, event, 0, p->msg.message_id,
                                event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
                                p->msg.receiver, p->msg.service,
-                               event == HUB_AUDIT_ACCEPTED ? NULL : reason,
+                               event == HUB_AUDIT_ACCEPTED && !p->delegated_from ? NULL : reason,
                                envs ? envs[i] : NULL);
         if (r != 0)
             arc = r;
@@ -1103,6 +1118,112 @@ static void hub__commit_start(hub_server_t *self)
     self->auditq_n = self->auditq_cap = 0;
     self->commit = job;
     uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys, certificates, agreements, delegations                              */
+
+typedef struct {
+    hub_server_t *self;
+    uint64_t now;
+} hub__cert_visit_t;
+
+static int hub__on_expiring(const hub_cert_info_t *c, void *user)
+{
+    hub__cert_visit_t *v = user;
+    uint64_t left_h = c->not_after_us > v->now ? (c->not_after_us - v->now) / 3600000000ull : 0;
+    HUB_WARN("trust", "certificate expires soon: renew it ('hubctl cert issue')",
+             "member=%s file=%s hours_left=%llu", c->keys.member_id[0] ? c->keys.member_id : "(CA)",
+             c->file, (unsigned long long)left_h);
+    return 0;
+}
+
+static void hub__on_cert_timer(uv_timer_t *timer);
+
+/* Loads the member key table: from certificates (each checked against the
+ * CA and the CRL) or, in development mode, from the key directory. */
+static int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size)
+{
+    const hub_config_t *cfg = &self->cfg;
+    if (!cfg->ca_cert[0])
+        return hub_keydir_load(cfg->key_dir, out, err, err_size);
+    uint64_t now = hub_now_us();
+    hub_certdir_t *cd = NULL;
+    int rc = hub_certdir_load(cfg->ca_cert, cfg->crl_file, cfg->cert_dir, now, &cd, err, err_size);
+    if (rc != 0)
+        return rc;
+    size_t refused[16] = {0};
+    for (size_t i = 0; i < hub_certdir_count(cd); i++) {
+        const hub_cert_info_t *c = hub_certdir_at(cd, i);
+        if (c->status == HUB_CERT_VALID) {
+            const char *labels[] = {c->keys.member_id};
+            hub_metric_set(self->cert_expiry, labels, (double)(c->not_after_us / 1000000u));
+            continue;
+        }
+        if ((unsigned)c->status < 16)
+            refused[c->status]++;
+        HUB_WARN("trust", "certificate refused", "file=%s member=%s status=%s reason=\"%s\"",
+                 c->file, c->keys.member_id, hub_cert_status_name(c->status), c->reason);
+    }
+    for (unsigned st = 0; st < 16; st++) {
+        if (st == HUB_CERT_VALID)
+            continue;
+        const char *name = hub_cert_status_name((hub_cert_status_t)st);
+        if (name && *name && strcmp(name, "unknown")) {
+            const char *labels[] = {name};
+            hub_metric_set(self->certs_refused, labels, (double)refused[st]);
+        }
+    }
+    hub__cert_visit_t v = {self, now};
+    hub_certdir_visit_expiring(cd, now, (uint64_t)cfg->cert_warn_days * 86400000000ull,
+                               hub__on_expiring, &v);
+    rc = hub_certdir_keydir(cd, out, err, err_size);
+    /* Reload when the next certificate expires or becomes valid, so that an
+     * expired member is cut off on time without a SIGHUP. */
+    uint64_t next = hub_certdir_next_change_us(cd);
+    uint64_t delay_ms = next > now ? (next - now) / 1000u + 1000u : 3600000u;
+    if (delay_ms > 3600000u)
+        delay_ms = 3600000u;
+    if (self->handles_open)
+        uv_timer_start(&self->cert_timer, hub__on_cert_timer, delay_ms, 0);
+    else
+        self->cert_timer_first_ms = delay_ms;
+    hub_certdir_destroy(&cd);
+    return rc;
+}
+
+static void hub__on_cert_timer(uv_timer_t *timer)
+{
+    hub_server_t *self = timer->data;
+    char err[HUB_ERRMSG_MAX];
+    if (hub_server_reload_keys(self, err, sizeof err) != 0)
+        HUB_ERROR("trust", "certificate reload failed; keeping the previous keys", "error=\"%s\"",
+                  err);
+}
+
+static int hub__load_policy(hub_server_t *self, hub_policy_t **policy,
+                            hub_delegations_t **delegations, char *err, size_t err_size)
+{
+    *policy = NULL;
+    *delegations = NULL;
+    int rc = 0;
+    if (self->cfg.policy_file[0])
+        rc = hub_policy_load(self->cfg.policy_file, policy, err, err_size);
+    if (rc == 0 && self->cfg.delegations_file[0])
+        rc = hub_delegations_load(self->cfg.delegations_file, delegations, err, err_size);
+    if (rc != 0)
+        hub_policy_destroy(policy);
+    return rc;
+}
+
+/* Agreement check for a call or an event; NULL when allowed, else why not. */
+static const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
+                                  const char *service, hub_policy_decision_t *d)
+{
+    if (!self->policy)
+        return NULL;
+    hub_policy_check(self->policy, consumer, provider, service, hub_now_us(), d);
+    return d->allowed ? NULL : d->reason;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1255,12 +1376,13 @@ typedef struct {
 
 #define HUB__MAX_TRACKED_REQUESTS 1000000
 
-static void hub__remember_request(hub_server_t *self, const hub_envelope_t *env)
+static void hub__remember_request(hub_server_t *self, const hub_envelope_t *env,
+                                  const char *receiver)
 {
     if (hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS)
         return;
     hub__member_t *s = hub__member(self, env->sender);
-    hub__member_t *r = hub__member(self, env->receiver);
+    hub__member_t *r = hub__member(self, receiver);
     hub__request_t *req = calloc(1, sizeof *req);
     if (!s || !r || !req) {
         free(req);
@@ -1309,20 +1431,160 @@ static const char *hub__signature_problem(int rc, bool has_key)
            "changed after signing, or signed with another key";
 }
 
+/* ------------------------------------------------------------------------ */
+/* Metaservices: what a member may ask the hub itself                       */
+
+#define HUB__META_MEMBERS "lth.members/v1"   /* every member: id, online, services */
+#define HUB__META_SERVICES "lth.services/v1" /* payload: a member id; its services */
+#define HUB__META_ALLOWED "lth.allowed/v1"   /* the agreements the caller may use now */
+
+static void hub__json_services(hub_jsonw_t *w, const char *services)
+{
+    hub_jsonw_array_begin(w);
+    for (const char *p = services; p && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n)
+            hub_jsonw_strn(w, p, n);
+        p += n + (p[n] == ',');
+    }
+    hub_jsonw_array_end(w);
+}
+
+static int hub__meta_allowed_rule(const hub_policy_rule_t *rule, void *user)
+{
+    hub_jsonw_t *w = user;
+    hub_jsonw_object_begin(w);
+    hub_jsonw_kv_str(w, "provider", rule->provider);
+    hub_jsonw_kv_str(w, "service", rule->service);
+    hub_jsonw_kv_str(w, "until", rule->until_text);
+    hub_jsonw_kv_str(w, "purpose", rule->purpose);
+    hub_jsonw_object_end(w);
+    return 0;
+}
+
+/* Answers a REQUEST addressed to the hub. Returns 0, or a NACK code with a
+ * sentence in why. */
+static int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
+                            char **json, size_t *json_len, const char **why)
+{
+    hub_jsonw_t w;
+    hub_jsonw_init(&w);
+    hub_jsonw_object_begin(&w);
+    if (!strcmp(env->service, HUB__META_MEMBERS)) {
+        hub_jsonw_key(&w, "members");
+        hub_jsonw_array_begin(&w);
+        for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
+            const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
+            hub__member_t *m = hub_map_get(self->members, kp->member_id);
+            hub_jsonw_object_begin(&w);
+            hub_jsonw_kv_str(&w, "id", kp->member_id);
+            hub_jsonw_kv_bool(&w, "online", m && m->online);
+            hub_jsonw_key(&w, "services");
+            hub__json_services(&w, m ? m->services : NULL);
+            hub_jsonw_object_end(&w);
+        }
+        hub_jsonw_array_end(&w);
+    } else if (!strcmp(env->service, HUB__META_SERVICES)) {
+        char member[HUB_MEMBER_ID_MAX + 1];
+        snprintf(member, sizeof member, "%.*s", (int)env->payload.len,
+                 (const char *)env->payload.data);
+        if (!hub_keydir_find_member(self->keys, member)) {
+            hub_jsonw_free(&w);
+            *why = "lth.services/v1 takes a member id the hub knows as its payload";
+            return LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER;
+        }
+        hub__member_t *m = hub_map_get(self->members, member);
+        hub_jsonw_kv_str(&w, "member", member);
+        hub_jsonw_kv_bool(&w, "online", m && m->online);
+        hub_jsonw_key(&w, "services");
+        hub__json_services(&w, m ? m->services : NULL);
+    } else if (!strcmp(env->service, HUB__META_ALLOWED)) {
+        hub_jsonw_kv_str(&w, "member", caller->id);
+        hub_jsonw_kv_bool(&w, "policy", self->policy != NULL);
+        hub_jsonw_key(&w, "allowed");
+        hub_jsonw_array_begin(&w);
+        if (self->policy)
+            hub_policy_visit_allowed(self->policy, caller->id, hub_now_us(),
+                                     hub__meta_allowed_rule, &w);
+        hub_jsonw_array_end(&w);
+    } else {
+        hub_jsonw_free(&w);
+        *why = "the hub answers " HUB__META_MEMBERS ", " HUB__META_SERVICES " and "
+               HUB__META_ALLOWED "; to publish, send an EVENT";
+        return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
+    }
+    hub_jsonw_object_end(&w);
+    if (hub_jsonw_finish(&w, json, json_len) != 0) {
+        *why = "the hub is out of memory";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    return 0;
+}
+
+/* Sends the hub's own signed reply to a request. */
+static void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
+                                const char *json, size_t len)
+{
+    char id[HUB_UUID_LEN + 1];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.correlation_id = req->message_id;
+    env.sender = self->own_key.member_id;
+    env.receiver = to->id;
+    env.service = req->service;
+    env.created_at_us = hub_now_us();
+    env.content_type = "application/json";
+    env.payload.data = (uint8_t *)json;
+    env.payload.len = len;
+    env.kind = LTH__V1__KIND__KIND_REPLY;
+    env.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    if (self->own_key.has_sign)
+        hub_envelope_sign(&env, self->own_key.sign_secret, sig);
+    size_t n = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return;
+    lth__v1__envelope__pack(&env, buf);
+    hub__enqueue_out(self, to, self->own_key.member_id, 0, 1, buf, n);
+    free(buf);
+}
+
 /* An EVENT addressed to the hub itself is a publication: one copy per
  * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
 static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
                          const uint8_t *bytes, size_t len, hub__receipts_t *receipts,
                          const char *mid)
 {
+    const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
     if (env->kind != LTH__V1__KIND__KIND_EVENT) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "to publish, send an EVENT to the hub (%s); the hub answers no "
-                          "requests on service %s",
-                          self->own_key.member_id, env->service);
+        if (env->kind == LTH__V1__KIND__KIND_REQUEST && self->cfg.require_signatures) {
+            int vrc = skp && skp->has_sign ? hub_envelope_verify(env, skp->sign_public)
+                                           : HUB_EINVAL;
+            if (vrc != 0) {
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                  "%s", hub__signature_problem(vrc, skp && skp->has_sign));
+                return;
+            }
+        }
+        char *json = NULL;
+        size_t json_len = 0;
+        const char *why = NULL;
+        int code = env->kind == LTH__V1__KIND__KIND_REQUEST
+                       ? hub__metaservice(self, sender, env, &json, &json_len, &why)
+                       : LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
+        if (code != 0) {
+            hub__receipt_nack(self, receipts, mid, code, "%s",
+                              why ? why : "the hub takes requests (metaservices) and events "
+                                          "(publications), not replies");
+            return;
+        }
+        hub__receipt_ack(receipts, env->message_id, 0);
+        hub__reply_from_hub(self, sender, env, json, json_len);
+        free(json);
         return;
     }
-    const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
     if (self->cfg.require_signatures && (!skp || !skp->has_sign || env->signature.len == 0)) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
                           hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
@@ -1355,7 +1617,12 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
     uint64_t now = hub_now_us();
+    bool first = true;
     for (size_t i = 0; i < l->n; i++) {
+        /* An agreement that has ended ends the subscription's deliveries. */
+        hub_policy_decision_t d;
+        if (hub__forbidden(self, l->members[i], env->sender, env->service, &d))
+            continue;
         hub__pending_t p;
         memset(&p, 0, sizeof p);
         p.bytes = malloc(len ? len : 1);
@@ -1371,8 +1638,8 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
         p.msg.envelope = p.bytes;
         p.msg.envelope_len = len;
         snprintf(p.group_id, sizeof p.group_id, "%s", env->message_id);
-        p.group_first = i == 0;
-        if (i == 0 && self->cfg.require_signatures) {
+        p.group_first = first;
+        if (first && self->cfg.require_signatures) {
             memcpy(p.sign_key, skp->sign_public, 32);
             p.verify = true;
         }
@@ -1380,6 +1647,12 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
             free(p.bytes);
             break;
         }
+        first = false;
+    }
+    if (first) {
+        /* No subscriber may receive it now. */
+        hub__receipt_ack(receipts, env->message_id, 0);
+        self->stats.envelopes_accepted++;
     }
 }
 
@@ -1437,6 +1710,40 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         receipts->receiver = rcv->id;
         receipts->service = env->service;
     }
+    /* Deny by default: a request or event needs a data-sharing agreement
+     * with the member it is addressed to. Replies answer a request that had
+     * one. */
+    if (env->kind != LTH__V1__KIND__KIND_REPLY) {
+        hub_policy_decision_t decision;
+        const char *why = hub__forbidden(self, env->sender, env->receiver, env->service,
+                                         &decision);
+        if (why) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
+            goto done;
+        }
+    }
+    /* Ủy quyền: the authority addressed has delegated this service. */
+    unsigned deleg_line = 0;
+    const char *delegate = hub_delegations_find(self->delegations, env->receiver, env->service,
+                                                hub_now_us(), &deleg_line);
+    if (delegate && env->kind != LTH__V1__KIND__KIND_REPLY) {
+        if (!hub_keydir_find_member(self->keys, delegate)) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                              "%s delegated %s to %s (delegations line %u), which has no key "
+                              "at the hub; ask the operator to fix the delegation",
+                              env->receiver, env->service, delegate, deleg_line);
+            goto done;
+        }
+        hub__member_t *dm = hub__member(self, delegate);
+        if (dm) {
+            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s",
+                      env->message_id, env->receiver, delegate);
+            rcv = dm;
+            receipts->receiver = dm->id;
+        }
+    } else {
+        delegate = NULL;
+    }
     if (!rcv) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                           "the hub is out of memory; send again later");
@@ -1459,7 +1766,7 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
             free(req);
         }
     } else if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
-        hub__remember_request(self, env);
+        hub__remember_request(self, env, rcv->id);
     }
     sender->msgs_in++;
     sender->bytes_in += len;
@@ -1468,7 +1775,7 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
                               "%s is not connected to the hub now; send with queued delivery to "
                               "have the hub keep it until the receiver returns",
-                              env->receiver);
+                              rcv->id);
             goto done;
         }
         if (self->cfg.require_signatures) {
@@ -1489,10 +1796,10 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         hub__receipt_ack(receipts, env->message_id, 0);
         self->stats.envelopes_accepted++;
         {
-            const char *label = hub__service_label(self, env->receiver, env->service);
+            const char *label = hub__service_label(self, rcv->id, env->service);
             uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, env->sender, env->receiver, label, len, now);
-            hub_flows_delivered(self->flows, env->sender, env->receiver, label, 0, now);
+            hub_flows_accepted(self->flows, env->sender, rcv->id, label, len, now);
+            hub_flows_delivered(self->flows, env->sender, rcv->id, label, 0, now);
         }
         goto done;
     }
@@ -1511,7 +1818,11 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
     memcpy(p.bytes, bytes, len);
     snprintf(p.msg.message_id, sizeof p.msg.message_id, "%s", env->message_id);
     snprintf(p.msg.sender, sizeof p.msg.sender, "%s", env->sender);
-    snprintf(p.msg.receiver, sizeof p.msg.receiver, "%s", env->receiver);
+    snprintf(p.msg.receiver, sizeof p.msg.receiver, "%s", rcv->id);
+    if (delegate) {
+        hub__member_t *authority = hub__member(self, env->receiver);
+        p.delegated_from = authority ? authority->id : NULL;
+    }
     snprintf(p.msg.service, sizeof p.msg.service, "%s", env->service);
     p.msg.accepted_at_us = hub_now_us();
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
@@ -1589,6 +1900,25 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
         }
     }
     for (size_t i = 0; i < hello->n_subscriptions; i++) {
+        /* A subscription is a standing call: it needs an agreement with the
+         * publisher for that service, like a request would. */
+        if (self->policy) {
+            const char *topic = hello->subscriptions[i], *svc = topic;
+            for (int slashes = 0; *svc && slashes < 4; svc++)
+                if (*svc == '/')
+                    slashes++;
+            char publisher[HUB_MEMBER_ID_MAX + 1];
+            snprintf(publisher, sizeof publisher, "%.*s", (int)(svc - topic - 1), topic);
+            hub_policy_decision_t d;
+            const char *why = hub__forbidden(self, m->id, publisher, svc, &d);
+            if (why) {
+                char reason[HUB_POLICY_REASON_MAX + 64];
+                snprintf(reason, sizeof reason, "subscription %s refused: %s", topic, why);
+                hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
+                                    reason);
+                continue;
+            }
+        }
         int added = hub__subscribe(self, m->id, hello->subscriptions[i]);
         if (added > 0) {
             subs_changed = true;
@@ -1715,8 +2045,9 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     const hub_keypair_t *kp = key ? hub_keydir_find_key(self->keys, key) : NULL;
     if (!kp) {
         hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
-                            "this member's key is no longer in the hub's key directory; ask the "
-                            "hub operator to restore it");
+                            "this member's key is no longer admitted (removed from the key "
+                            "directory, or its certificate expired or was revoked); ask the hub "
+                            "operator");
         return;
     }
     hub__member_t *m = hub__member(self, kp->member_id);
@@ -1986,9 +2317,21 @@ static void hub__on_signal(uv_signal_t *handle, int signum)
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
 {
     hub_keydir_t *fresh = NULL;
-    int rc = hub_keydir_load(self->cfg.key_dir, &fresh, err, err_size);
+    int rc = hub__load_keys(self, &fresh, err, err_size);
     if (rc != 0)
         return rc;
+    hub_policy_t *policy = NULL;
+    hub_delegations_t *delegations = NULL;
+    rc = hub__load_policy(self, &policy, &delegations, err, err_size);
+    if (rc != 0) {
+        /* All or nothing: keep the running keys and agreements. */
+        hub_keydir_destroy(&fresh);
+        return rc;
+    }
+    hub_policy_destroy(&self->policy);
+    hub_delegations_destroy(&self->delegations);
+    self->policy = policy;
+    self->delegations = delegations;
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
@@ -2001,7 +2344,9 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     }
     hub_keydir_destroy(&self->keys);
     self->keys = fresh;
-    HUB_INFO("hubd", "key directory reloaded", "members=%zu", hub_keydir_count(fresh));
+    HUB_INFO("hubd", "key directory reloaded", "members=%zu agreements=%zu delegations=%zu",
+             hub_keydir_count(fresh), self->policy ? hub_policy_rule_count(self->policy) : 0,
+             hub_delegations_count(self->delegations));
     return 0;
 }
 
@@ -2182,8 +2527,30 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                  cfg->key_file);
         rc = HUB_EINVAL;
     }
+    static const char *const member_label[] = {"member"}, *const status_label[] = {"status"};
+    if (rc == 0 && (hub_metrics_new(0, &self->metrics) != 0 ||
+                    hub_flows_new(self->metrics, 0, &self->flows) != 0 ||
+                    hub_metrics_gauge(self->metrics, "lth_certificate_expiry_timestamp_seconds",
+                                      "When each member's certificate expires (Unix time)",
+                                      member_label, 1, &self->cert_expiry) != 0 ||
+                    hub_metrics_gauge(self->metrics, "lth_certificates_refused",
+                                      "Member certificates refused at the last load, by reason",
+                                      status_label, 1, &self->certs_refused) != 0)) {
+        snprintf(err, err_size, "out of memory");
+        rc = HUB_ENOMEM;
+    }
     if (rc == 0)
-        rc = hub_keydir_load(cfg->key_dir, &self->keys, err, err_size);
+        rc = hub__load_keys(self, &self->keys, err, err_size);
+    if (rc == 0)
+        rc = hub__load_policy(self, &self->policy, &self->delegations, err, err_size);
+    if (rc == 0 && !cfg->ca_cert[0])
+        HUB_WARN("hubd", "development mode: members are admitted by the key directory alone; "
+                         "set ca_cert, crl_file and cert_dir to require certificates",
+                 "key_dir=%s", cfg->key_dir);
+    if (rc == 0 && !self->policy)
+        HUB_WARN("hubd", "no policy_file: every member may call every service (development "
+                         "mode); set policy_file to deny by default",
+                 NULL);
     if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
                     !(self->subs = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
@@ -2227,11 +2594,6 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             rc = hub_audit_open(self->cfg.audit_dir, &acfg, &self->audit, err, err_size);
             sodium_memzero(&acfg, sizeof acfg);
         }
-    }
-    if (rc == 0 && (hub_metrics_new(0, &self->metrics) != 0 ||
-                    hub_flows_new(self->metrics, 0, &self->flows) != 0)) {
-        snprintf(err, err_size, "out of memory");
-        rc = HUB_ENOMEM;
     }
     if (rc != 0) {
         hub_server_destroy(&self);
@@ -2324,6 +2686,10 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         if (!cfg->http_token_file[0])
             HUB_WARN("hubd", "no http_token_file: the dead-letter API is closed", NULL);
     }
+    uv_timer_init(loop, &self->cert_timer);
+    self->cert_timer.data = self;
+    if (cfg->ca_cert[0])
+        uv_timer_start(&self->cert_timer, hub__on_cert_timer, self->cert_timer_first_ms, 0);
     uv_timer_init(loop, &self->housekeeping);
     self->housekeeping.data = self;
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
@@ -2360,6 +2726,7 @@ static void hub__close_handles(hub_server_t *self)
     hub_zsock_close(&self->router_watch);
     hub_zsock_close(&self->zap_watch);
     uv_close((uv_handle_t *)&self->housekeeping, NULL);
+    uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
     for (int i = 0; i < 5; i++)
@@ -2455,6 +2822,8 @@ void hub_server_destroy(hub_server_t **self_p)
     hub_store_arena_destroy(&self->arena);
     hub_store_close(&self->store);
     hub_keydir_destroy(&self->keys);
+    hub_policy_destroy(&self->policy);
+    hub_delegations_destroy(&self->delegations);
     hub_keypair_wipe(&self->own_key);
     free(self);
     *self_p = NULL;

@@ -55,14 +55,16 @@ void hubfix_init(hubfix_t *f, const char *extra_conf)
     snprintf(f->conf_path, sizeof f->conf_path, "%s/hubd.conf", f->dir);
     snprintf(f->hubd_log, sizeof f->hubd_log, "%s/hubd.log", f->dir);
     char conf[4096];
+    /* Certificate mode (extra_conf names a CA) replaces the key directory. */
+    bool certs = strstr(f->extra_conf, "ca_cert") != NULL;
     snprintf(conf, sizeof conf,
              "listen = tcp://127.0.0.1:*\n"
              "key_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
-             "key_dir = keys\n"
+             "%s"
              "data_dir = data\n"
              "heartbeat_ms = 300\n"
              "%s\n",
-             f->extra_conf);
+             certs ? "" : "key_dir = keys\n", f->extra_conf);
     tk_write_file(f->conf_path, conf);
 }
 

@@ -1,0 +1,272 @@
+/* End to end: data-sharing agreements (deny by default), delegation
+ * (ủy quyền), the hub's metaservices, and member certificates. */
+#include "hub_error.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TTHC "VN/GOV/HN-VP/TTHC"
+#define POP "VN/GOV/BCA/CSDLQGDC"
+#define PORTAL "VN/GOV/VPCP/DVCQG"
+#define STP "VN/GOV/HN-STP/HOTICH"
+#define QHK "VN/GOV/HN-QHK/HOTICH"
+
+static hubfix_t fix;
+static char record_path[PATH_MAX];
+
+static void setup(void)
+{
+    hubfix_init(&fix, "policy_file = policy.conf\ndelegations_file = delegations.conf");
+    const char *members[] = {TTHC, POP, PORTAL, STP, QHK};
+    for (int i = 0; i < 5; i++)
+        hubfix_add_member(&fix, members[i], true);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
+    tk_write_file(path, "# data-sharing agreements\n"
+                        "allow " TTHC " -> " POP "/echo/v1 purpose \"identity check\"\n"
+                        "allow " TTHC " -> " PORTAL "/echo/v1 until 2020-01-01\n"
+                        "allow " TTHC " -> " STP "/birth.register/v1 purpose \"civil status\"\n");
+    snprintf(path, sizeof path, "%s/delegations.conf", fix.dir);
+    tk_write_file(path, "delegate " STP "/birth.register/v1 -> " QHK "\n");
+    snprintf(record_path, sizeof record_path, "%s/qhk.txt", fix.dir);
+    hubfix_start(&fix);
+    hubfix_start_adapter(&fix, POP, "echo", NULL);
+    hubfix_start_adapter(&fix, PORTAL, "echo", NULL);
+    char conf[1024];
+    snprintf(conf, sizeof conf, "plugin.file = %s\nplugin.services = birth.register/v1\n",
+             record_path);
+    hubfix_start_adapter(&fix, QHK, "recorder", conf);
+}
+
+static void teardown(void) { hubfix_cleanup(&fix); }
+
+START_TEST(calls_need_a_valid_agreement)
+{
+    adp_client_t *c = hubfix_connect(&fix, TTHC);
+    adp_reply_t reply;
+    ck_assert_int_eq(adp_request(c, POP, "echo/v1", "text/plain", "ok", 2, 0, 5000, &reply), 0);
+    adp_reply_free(&reply);
+    /* No agreement at all. */
+    int rc = adp_request(c, POP, "secret.dump/v1", "text/plain", "x", 1, 0, 5000, &reply);
+    ck_assert_int_eq(rc, HUB_ENACK);
+    ck_assert_int_eq(adp_last_nack_code(c), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    ck_assert_msg(strstr(adp_last_error(c), "no agreement lets " TTHC), "%s", adp_last_error(c));
+    /* An agreement outside its validity period. */
+    rc = adp_request(c, PORTAL, "echo/v1", "text/plain", "x", 1, 0, 5000, &reply);
+    ck_assert_int_eq(rc, HUB_ENACK);
+    ck_assert_int_eq(adp_last_nack_code(c), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    ck_assert_msg(strstr(adp_last_error(c), "policy.conf:3"), "%s", adp_last_error(c));
+    /* Nothing in the reverse direction either. */
+    adp_client_t *pop = hubfix_connect(&fix, PORTAL);
+    rc = adp_send_event(pop, TTHC, "echo/v1", "text/plain", "x", 1, 0, 5000, NULL);
+    ck_assert_int_eq(rc, HUB_ENACK);
+    ck_assert_int_eq(adp_last_nack_code(pop), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    adp_close(&pop);
+    /* The refusals are in the hub's log with the reason. */
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "code=FORBIDDEN", 2000));
+    /* hubctl policy check says the same. */
+    char policy[PATH_MAX];
+    snprintf(policy, sizeof policy, "%s/policy.conf", fix.dir);
+    char *out = NULL;
+    char *allowed[] = {(char *)tk_bin("hubctl"), "policy", "check", TTHC, POP "/echo/v1",
+                       "--policy", policy, NULL};
+    ck_assert_int_eq(tk_run(allowed, &out, 5000), 0);
+    ck_assert_msg(strstr(out, "allowed") && strstr(out, "identity check"), "%s", out);
+    free(out);
+    char *denied[] = {(char *)tk_bin("hubctl"), "policy", "check", TTHC, PORTAL "/echo/v1",
+                      "--policy", policy, NULL};
+    ck_assert_int_eq(tk_run(denied, &out, 5000), 4);
+    ck_assert_msg(strstr(out, "denied"), "%s", out);
+    free(out);
+    adp_close(&c);
+}
+END_TEST
+
+START_TEST(delegated_service_reaches_the_delegate)
+{
+    adp_client_t *c = hubfix_connect(&fix, TTHC);
+    char id[37];
+    ck_assert_int_eq(adp_post_event(c, STP, "birth.register/v1", "text/plain", "Nguyen Thi Lan",
+                                    14, 0, id),
+                     0);
+    for (int w = 0; w < 50 && adp_outbox_size(c) > 0; w++)
+        adp_run(c, 50);
+    ck_assert_int_eq(adp_outbox_size(c), 0);
+    ck_assert_msg(tk_wait_file_contains(record_path, id, 5000), "not delivered to the delegate");
+    adp_close(&c);
+    /* The audit trail shows both the authority addressed and the delegate. */
+    hubfix_stop(&fix);
+    char audit[PATH_MAX];
+    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id, NULL};
+    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    ck_assert_msg(strstr(out, "ACCEPTED") && strstr(out, "-> " QHK) &&
+                      strstr(out, "delegated: addressed to " STP),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(metaservices_answer_members_services_and_agreements)
+{
+    adp_client_t *c = hubfix_connect(&fix, TTHC);
+    adp_reply_t reply;
+    ck_assert_int_eq(adp_request(c, HUBFIX_HUB_ID, "lth.allowed/v1", "text/plain", "", 0,
+                                 ADP_ONLINE_ONLY, 5000, &reply),
+                     0);
+    char *text = strndup((const char *)reply.payload, reply.payload_len);
+    ck_assert_msg(strstr(text, "\"provider\":\"" POP "\"") && strstr(text, "identity check"),
+                  "%s", text);
+    ck_assert_ptr_null(strstr(text, PORTAL)); /* expired: not listed */
+    ck_assert_str_eq(reply.sender, HUBFIX_HUB_ID);
+    free(text);
+    adp_reply_free(&reply);
+    ck_assert_int_eq(adp_request(c, HUBFIX_HUB_ID, "lth.members/v1", "text/plain", "", 0,
+                                 ADP_ONLINE_ONLY, 5000, &reply),
+                     0);
+    text = strndup((const char *)reply.payload, reply.payload_len);
+    ck_assert_msg(strstr(text, "\"id\":\"" QHK "\",\"online\":true"), "%s", text);
+    free(text);
+    adp_reply_free(&reply);
+    ck_assert_int_eq(adp_request(c, HUBFIX_HUB_ID, "lth.services/v1", "text/plain", POP,
+                                 strlen(POP), ADP_ONLINE_ONLY, 5000, &reply),
+                     0);
+    text = strndup((const char *)reply.payload, reply.payload_len);
+    ck_assert_msg(strstr(text, "\"services\":[\"echo/v1\"]"), "%s", text);
+    free(text);
+    adp_reply_free(&reply);
+    int rc = adp_request(c, HUBFIX_HUB_ID, "no.such/v1", "text/plain", "", 0, ADP_ONLINE_ONLY,
+                         5000, &reply);
+    ck_assert_int_eq(rc, HUB_ENACK);
+    ck_assert_msg(strstr(adp_last_error(c), "lth.members/v1"), "%s", adp_last_error(c));
+    adp_close(&c);
+}
+END_TEST
+
+/* ---- certificates ---- */
+
+static int count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
+                         void *user)
+{
+    (void)c;
+    (void)msg;
+    (void)reply;
+    (*(int *)user)++;
+    return 0;
+}
+
+static char ca_dir[PATH_MAX];
+
+static int ctl(char *const argv[], char **out) { return tk_run(argv, out, 20000); }
+
+static void issue(const char *member, const char *extra1, const char *extra2, const char *extra3,
+                  const char *extra4)
+{
+    char pub[PATH_MAX];
+    hubfix_public_path(&fix, member, pub);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca", ca_dir,
+                    "--pub", pub, (char *)extra1, (char *)extra2, (char *)extra3,
+                    (char *)extra4, NULL};
+    ck_assert_msg(ctl(argv, &out) == 0, "cert issue %s: %s", member, out ? out : "");
+    free(out);
+}
+
+static void setup_certs(void)
+{
+    /* The CA must exist before hubd starts; hubfix_init makes the dir. */
+    hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs");
+    snprintf(ca_dir, sizeof ca_dir, "%s/ca", fix.dir);
+    char *out = NULL;
+    char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
+    ck_assert_msg(ctl(init, &out) == 0, "%s", out ? out : "");
+    free(out);
+    const char *members[] = {TTHC, POP, PORTAL, STP, QHK};
+    for (int i = 0; i < 5; i++)
+        hubfix_add_member(&fix, members[i], false);
+    issue(TTHC, NULL, NULL, NULL, NULL);
+    issue(POP, NULL, NULL, NULL, NULL);
+    issue(STP, NULL, NULL, NULL, NULL);
+    /* PORTAL's certificate expired yesterday; QHK has none. */
+    issue(PORTAL, "--not-before", "2019-01-01", "--not-after", "2020-01-02");
+    hubfix_start(&fix);
+}
+
+START_TEST(only_valid_certificates_are_admitted)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    adp_client_t *ok = hubfix_connect(&fix, TTHC);
+    /* Expired and missing certificates: the key is refused at connect. */
+    const char *refused[] = {PORTAL, QHK};
+    for (int i = 0; i < 2; i++) {
+        hubfix_secret_path(&fix, refused[i], secret);
+        adp_config_t cfg = {fix.endpoint, hub_pub, secret, 2000, "test", NULL};
+        adp_client_t *c = NULL;
+        ck_assert_int_eq(adp_connect(&cfg, &c, err, sizeof err), HUB_EREFUSED);
+        ck_assert_msg(strstr(err, "did not accept"), "%s", err);
+    }
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "status=expired", 2000));
+    /* STP gets two messages queued, then is revoked while connected. */
+    adp_client_t *stp = hubfix_connect(&fix, STP);
+    adp_close(&stp);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(adp_send_event(ok, STP, "inbox/v1", "text/plain", "q", 1, 0, 5000, NULL),
+                         0);
+    stp = hubfix_connect(&fix, STP);
+    char *out = NULL;
+    char *revoke[] = {(char *)tk_bin("hubctl"), "cert", "revoke", STP, "--ca", ca_dir, NULL};
+    ck_assert_msg(ctl(revoke, &out) == 0, "%s", out ? out : "");
+    free(out);
+    kill(fix.hubd, SIGHUP);
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "status=revoked", 3000));
+    int rc = adp_send_event(stp, POP, "echo/v1", "text/plain", "x", 1, 0, 1000, NULL);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_int_eq(adp_last_nack_code(stp), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    adp_close(&stp);
+    /* A new certificate: the queue kept its messages. */
+    issue(STP, NULL, NULL, NULL, NULL);
+    kill(fix.hubd, SIGHUP);
+    tk_sleep_ms(500);
+    hubfix_secret_path(&fix, STP, secret);
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
+    ck_assert_int_eq(adp_new(&cfg, &stp, err, sizeof err), 0);
+    int got = 0;
+    ck_assert_int_eq(adp_offer(stp, "inbox/v1", count_handler, &got), 0);
+    ck_assert_msg(adp_start(stp, err, sizeof err) == 0, "%s", err);
+    for (int w = 0; w < 50 && got < 2; w++)
+        adp_run(stp, 100);
+    ck_assert_int_eq(got, 2);
+    adp_close(&stp);
+    adp_close(&ok);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("e2e_agreements");
+    TCase *tc = tcase_create("agreements");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, calls_need_a_valid_agreement);
+    tcase_add_test(tc, delegated_service_reaches_the_delegate);
+    tcase_add_test(tc, metaservices_answer_members_services_and_agreements);
+    suite_add_tcase(s, tc);
+    TCase *certs = tcase_create("certificates");
+    tcase_add_checked_fixture(certs, setup_certs, teardown);
+    tcase_set_timeout(certs, 120);
+    tcase_add_test(certs, only_valid_certificates_are_admitted);
+    suite_add_tcase(s, certs);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -11,11 +11,14 @@
  *                                    (default 3000) before recording it: a
  *                                    window to kill the adapter mid-handling
  * Line format: "<sender>\t<message_id>\t<payload as text>\n", written with
- * one write() at the end of the handler. Requests are answered "ok".
+ * one write() at the end of the handler. Requests are answered "ok". A
+ * message delivered "in doubt" (the adapter stopped inside the handler) is
+ * recorded only if its line is not in the file yet: an idempotent receiver.
  */
 #include "adp_plugin.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +27,26 @@
 
 typedef struct {
     int fd;
+    char path[4096];
     char begin_path[4096];
     char slow_payload[256];
     long slow_ms;
 } recorder_t;
+
+/* Whether the file already holds a line for message_id (in-doubt check). */
+static bool recorder_has(recorder_t *r, const char *message_id)
+{
+    FILE *f = fopen(r->path, "r");
+    if (!f)
+        return false;
+    char line[4096], needle[64];
+    snprintf(needle, sizeof needle, "\t%s\t", message_id);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
 
 static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                            void *user)
@@ -44,6 +63,8 @@ static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_r
         struct timespec ts = {r->slow_ms / 1000, (r->slow_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
+    if (msg->in_doubt && recorder_has(r, msg->message_id))
+        goto reply; /* recorded before the adapter stopped: do not record twice */
     size_t len = strlen(msg->sender) + strlen(msg->message_id) + msg->payload_len + 3;
     char *line = malloc(len + 1);
     if (!line)
@@ -54,6 +75,7 @@ static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_r
     free(line);
     if (written != n)
         return -3;
+reply:
     if (msg->kind == ADP_REQUEST) {
         reply->payload = malloc(2);
         if (!reply->payload)
@@ -81,6 +103,7 @@ static int recorder_init(const adp_plugin_host_t *host, void **state, char *err,
         free(r);
         return -1;
     }
+    snprintf(r->path, sizeof r->path, "%s", file);
     snprintf(r->begin_path, sizeof r->begin_path, "%s.begin", file);
     const char *slow = host->config(host, "slow_payload");
     if (slow)

@@ -17,6 +17,8 @@
 
 #define ADP__DEDUP_WINDOW 65536 /* message ids remembered per client */
 #define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
+#define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
+#define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
 
 typedef struct {
     char service[HUB_SERVICE_MAX + 1]; /* empty = default handler */
@@ -81,6 +83,7 @@ struct adp_client {
     size_t n_unsent, cap_unsent;
     hub_map_t *awaits;        /* request message id -> adp__await_t */
     hub_map_t *seen;          /* "sender/message_id" -> (void *)1 */
+    hub_map_t *in_doubt;      /* keys begun but not finished before a restart */
     char **seen_ring;         /* the same keys, oldest first, for eviction */
     size_t seen_next;
     uint64_t *settle;         /* hub seqs to settle */
@@ -92,6 +95,8 @@ struct adp_client {
     uint64_t next_order;
     uint32_t connect_timeout_ms;
     uint32_t ttl_ms;
+    size_t in_window;               /* sent on this connection, not yet answered */
+    uint64_t last_receipt_mono_us;
 
     adp__journal_t *outbox_jnl; /* NULL without a state_dir */
     adp__journal_t *seen_jnl;
@@ -205,12 +210,15 @@ static void adp__flush_outbox(adp_client_t *c)
     if (!c->welcomed || c->n_unsent == 0)
         return;
     size_t done = 0;
-    while (done < c->n_unsent) {
+    /* Flow control: at most ADP__WINDOW envelopes wait for the hub's answer,
+     * so that a sender faster than the hub's store waits here instead of
+     * piling frames into the hub's socket. */
+    while (done < c->n_unsent && c->in_window < ADP__WINDOW) {
         ProtobufCBinaryData items[ADP__MAX_BATCH];
         adp__outmsg_t *sent[ADP__MAX_BATCH];
         size_t n = 0, bytes = 0;
         size_t i = done;
-        for (; i < c->n_unsent && n < ADP__MAX_BATCH; i++) {
+        for (; i < c->n_unsent && n < ADP__MAX_BATCH && c->in_window + n < ADP__WINDOW; i++) {
             adp__outmsg_t *m = hub_map_get(c->outbox, c->unsent[i]);
             if (!m || m->state != ADP__PENDING)
                 continue;
@@ -231,8 +239,11 @@ static void adp__flush_outbox(adp_client_t *c)
             if (adp__send(c, &frame) != 0)
                 break; /* not connected: keep them for later */
             uint64_t now = hub_monotonic_us();
-            for (size_t k = 0; k < n; k++)
+            for (size_t k = 0; k < n; k++) {
+                if (!sent[k]->sent_mono_us)
+                    c->in_window++;
                 sent[k]->sent_mono_us = now;
+            }
         }
         done = i;
     }
@@ -288,6 +299,7 @@ static void adp__requeue_all(adp_client_t *c)
         pending[i]->sent_mono_us = 0;
         adp__queue_unsent(c, pending[i]->id);
     }
+    c->in_window = 0;
     free(pending);
 }
 
@@ -458,7 +470,13 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         HUB_DEBUG("adp", "duplicate delivery dropped", "message_id=%s", env->message_id);
         goto settle;
     }
+    char seen_key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
+    adp__seen_key(seen_key, sizeof seen_key, env->sender, env->message_id);
+    bool in_doubt = hub_map_remove(c->in_doubt, seen_key) != NULL;
+    if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
+        adp__journal_append(c->seen_jnl, 'B', seen_key, strlen(seen_key));
     adp_message_t msg = {
+        .in_doubt = in_doubt,
         .message_id = env->message_id,
         .correlation_id = env->correlation_id,
         .sender = env->sender,
@@ -515,10 +533,11 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             hub_envelope_free(&env);
             return;
         }
+        /* Publications get no reply: rc stays HUB_ENOTFOUND whatever the
+         * handler returns, and the publication is settled either way. */
         c->depth++;
-        rc = sub->handler(c, &msg, &reply, sub->user);
+        (void)sub->handler(c, &msg, &reply, sub->user);
         c->depth--;
-        rc = HUB_ENOTFOUND; /* publications get no reply */
     } else {
         const adp__offer_t *offer = adp__find_offer(c, env->service);
         if (!offer) {
@@ -569,6 +588,8 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         if (!m || m->state != ADP__PENDING)
             continue;
         adp__outbox_done(c, m->id);
+        if (m->sent_mono_us && c->in_window > 0)
+            c->in_window--;
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
         if (!m->waited) {
@@ -591,6 +612,8 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         if (m->state != ADP__PENDING)
             continue;
         adp__outbox_done(c, m->id);
+        if (m->sent_mono_us && c->in_window > 0)
+            c->in_window--;
         m->state = ADP__NACKED;
         m->nack_code = n->code;
         snprintf(m->reason, sizeof m->reason, "%s", n->reason);
@@ -623,12 +646,15 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
         if (first)
             HUB_INFO("adp", "connected to the hub", "member=%s hub_version=%s", c->key.member_id,
                      frame->welcome->hub_version);
+        c->last_receipt_mono_us = hub_monotonic_us();
         adp__requeue_all(c);
         adp__flush_outbox(c);
         break;
     }
     case LTH__V1__FRAME__BODY_RECEIPTS:
+        c->last_receipt_mono_us = hub_monotonic_us();
         adp__handle_receipts(c, frame->receipts);
+        adp__flush_outbox(c); /* the window has room again */
         break;
     case LTH__V1__FRAME__BODY_DELIVERIES:
         for (size_t i = 0; i < frame->deliveries->n_items; i++)
@@ -742,19 +768,16 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
     }
     if (c->handshaken && !c->welcomed && now - c->last_hello_mono_us >= hb_us)
         adp__send_hello(c);
-    /* Resend what the hub has not answered in a while (lost on a broken
-     * connection); a durable duplicate gets its original ACK. */
-    if (c->welcomed) {
-        size_t cursor = 0;
-        void *value;
-        bool stale = false;
-        while (!stale && hub_map_next(c->outbox, &cursor, NULL, &value)) {
-            adp__outmsg_t *m = value;
-            stale = m->state == ADP__PENDING && m->sent_mono_us &&
-                    now - m->sent_mono_us > 5 * hb_us;
-        }
-        if (stale)
-            adp__requeue_all(c);
+    /* A reconnect resends everything unanswered (see the Welcome). As a
+     * safety net, if the hub has answered nothing for a long while although
+     * envelopes wait for it, send them again; a durable duplicate gets its
+     * original ACK. Progress (any receipt) resets the clock, so a slow but
+     * working hub is never flooded with resends. */
+    if (c->welcomed && c->in_window > 0 && now - c->last_receipt_mono_us > ADP__RESEND_US) {
+        HUB_WARN("adp", "no receipt from the hub for 30 s; sending unanswered messages again",
+                 "count=%zu", c->in_window);
+        c->last_receipt_mono_us = now;
+        adp__requeue_all(c);
     }
     adp__flush_settle(c);
     adp__flush_outbox(c);
@@ -820,10 +843,16 @@ static void adp__seen_replay(uint8_t type, const uint8_t *data, size_t len, void
 {
     adp_client_t *c = user;
     char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    if (type != 'S' || len >= sizeof key)
+    if ((type != 'S' && type != 'B') || len >= sizeof key)
         return;
     memcpy(key, data, len);
     key[len] = '\0';
+    if (type == 'B') {
+        /* Begun: if no 'S' follows, the adapter stopped inside the handler. */
+        hub_map_put(c->in_doubt, key, (void *)1);
+        return;
+    }
+    hub_map_remove(c->in_doubt, key);
     adp__seen_add(c, key);
 }
 
@@ -878,8 +907,9 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
     c->outbox = hub_map_new();
     c->awaits = hub_map_new();
     c->seen = hub_map_new();
+    c->in_doubt = hub_map_new();
     c->seen_ring = calloc(ADP__DEDUP_WINDOW, sizeof *c->seen_ring);
-    if (rc == 0 && (!c->outbox || !c->awaits || !c->seen || !c->seen_ring)) {
+    if (rc == 0 && (!c->outbox || !c->awaits || !c->seen || !c->seen_ring || !c->in_doubt)) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
@@ -995,6 +1025,7 @@ void adp_close(adp_client_t **client_p)
     adp__journal_close(&c->outbox_jnl);
     adp__journal_close(&c->seen_jnl);
     hub_map_destroy(&c->seen);
+    hub_map_destroy(&c->in_doubt);
     if (c->seen_ring) {
         for (size_t i = 0; i < ADP__DEDUP_WINDOW; i++)
             free(c->seen_ring[i]);

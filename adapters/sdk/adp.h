@@ -49,6 +49,12 @@ typedef enum { ADP_REQUEST = 0, ADP_REPLY = 1, ADP_EVENT = 2 } adp_kind_t;
 
 /* A message as a handler sees it. */
 typedef struct {
+    /* true when this member's adapter stopped (crashed, was killed) while
+     * this very message was in its handler: the handler's effect may or may
+     * not have happened. An idempotent handler checks its own records. With
+     * a state_dir, this is the only case in which a handler can see a
+     * message twice. */
+    bool in_doubt;
     const char *message_id;
     const char *correlation_id;
     const char *sender;   /* authenticated by the hub */
@@ -106,7 +112,9 @@ int adp_offer(adp_client_t *client, const char *service, adp_handler_cb handler,
 /* Subscribes durably to what PUBLISHER publishes on SERVICE/VERSION, topic
  * "PUBLISHER-ID/SERVICE/VERSION": the hub keeps a copy for this member from
  * now on, across disconnects and restarts, and the handler gets each one
- * (msg->sender is the publisher; msg->receiver is the hub). */
+ * (msg->sender is the publisher; msg->receiver is the hub). A publication
+ * gets no reply: the handler's result and reply are ignored, and the
+ * publication is settled either way. */
 int adp_subscribe(adp_client_t *client, const char *topic, adp_handler_cb handler, void *user);
 /* Publishes an event on SERVICE/VERSION to every subscriber (posted like
  * adp_post_event; the hub ACKs once every subscriber's copy is stored). */

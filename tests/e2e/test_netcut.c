@@ -1,0 +1,163 @@
+/* Network cut: the receiving adapter runs in a network namespace of its own,
+ * joined to the hub by a veth pair; the link goes down for a few seconds
+ * while messages are sent, then comes back. Nothing accepted is lost or
+ * handled twice. Needs root (ip netns); the addresses exist only inside the
+ * namespaces this test creates, and it removes them. */
+#include "hub_error.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SENDER "VN/GOV/HN-VP/TTHC"
+#define RECEIVER "VN/GOV/VPCP/DVCQG"
+
+static hubfix_t fix;
+static char ns[32], host_if[16], ns_if[16];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    return tk_run(argv, NULL, 10000);
+}
+
+static void net_down(void)
+{
+    if (ns[0]) {
+        sh("ip netns del %s 2>/dev/null", ns);
+        sh("ip link del %s 2>/dev/null", host_if);
+    }
+}
+
+static int count_unique(const char *path, int n, int *dups)
+{
+    char *text = tk_read_file(path);
+    int *seen = calloc((size_t)n, sizeof *seen), got = 0;
+    *dups = 0;
+    for (char *p = text; p && (p = strstr(p, "\tcut ")); p++) {
+        int i = atoi(p + 5);
+        if (i < 0 || i >= n)
+            continue;
+        if (seen[i]++)
+            (*dups)++;
+        else
+            got++;
+    }
+    free(seen);
+    free(text);
+    return got;
+}
+
+START_TEST(link_down_and_up_loses_nothing)
+{
+    int pid = (int)getpid() % 100000;
+    snprintf(ns, sizeof ns, "lthcut%d", pid);
+    snprintf(host_if, sizeof host_if, "lthh%d", pid);
+    snprintf(ns_if, sizeof ns_if, "ltha%d", pid);
+    if (sh("ip netns add %s", ns) != 0) {
+        ns[0] = '\0';
+        printf("netcut: skipped: cannot create a network namespace (not root?)\n");
+        return;
+    }
+    ck_assert_int_eq(sh("ip link add %s type veth peer name %s", host_if, ns_if), 0);
+    ck_assert_int_eq(sh("ip link set %s netns %s", ns_if, ns), 0);
+    ck_assert_int_eq(sh("ip addr add 10.231.7.1/30 dev %s && ip link set %s up", host_if,
+                        host_if),
+                     0);
+    ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip addr add 10.231.7.2/30 dev %s && ip link set "
+                        "%s up && ip link set lo up'",
+                        ns, ns_if, ns_if),
+                     0);
+
+    hubfix_init(&fix, "listen = tcp://10.231.7.1:*\nredelivery_ms = 1000");
+    hubfix_add_member(&fix, SENDER, true);
+    hubfix_add_member(&fix, RECEIVER, true);
+    hubfix_start(&fix);
+    /* The receiver, inside the namespace. */
+    char conf[PATH_MAX], log[PATH_MAX], record[PATH_MAX], secret[PATH_MAX], text[4096];
+    snprintf(conf, sizeof conf, "%s/receiver.conf", fix.dir);
+    snprintf(log, sizeof log, "%s/receiver.log", fix.dir);
+    snprintf(record, sizeof record, "%s/received.txt", fix.dir);
+    hubfix_secret_path(&fix, RECEIVER, secret);
+    snprintf(text, sizeof text,
+             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\nplugin = %s\nstate_dir = %s/receiver-state\n"
+             "plugin.file = %s\n",
+             fix.endpoint, fix.dir, secret, tk_plugin("recorder"), fix.dir, record);
+    tk_write_file(conf, text);
+    char *argv[] = {"/usr/sbin/ip", "netns", "exec", ns, (char *)tk_bin("hub-adapter"),
+                    "--config", conf, NULL};
+    tk_spawn(argv, log);
+    ck_assert_msg(tk_wait_file_contains(log, "msg=\"serving\"", 10000), "receiver did not start");
+
+    adp_client_t *s = hubfix_connect(&fix, SENDER);
+    const int total = 500;
+    for (int i = 0; i < total; i++) {
+        if (i == 200) {
+            /* Cut the wire, keep sending for a while, then mend it. */
+            for (int w = 0; w < 50 && adp_outbox_size(s) > 0; w++)
+                adp_run(s, 20);
+            ck_assert_int_eq(sh("ip link set %s down", host_if), 0);
+        }
+        char payload[32];
+        int len = snprintf(payload, sizeof payload, "cut %d", i);
+        ck_assert_int_eq(adp_post_event(s, RECEIVER, "record/v1", "text/plain", payload,
+                                        (size_t)len, 0, NULL),
+                         0);
+        adp_run(s, 0);
+    }
+    for (int w = 0; w < 100 && adp_outbox_size(s) > 0; w++)
+        adp_run(s, 20);
+    ck_assert_int_eq(adp_outbox_size(s), 0); /* the hub took them all meanwhile */
+    adp_run(s, 3000);
+    int dups = 0;
+    int during = count_unique(record, total, &dups);
+    ck_assert_int_eq(sh("ip link set %s up", host_if), 0);
+    int got = 0;
+    for (int w = 0; w < 300; w++) {
+        got = count_unique(record, total, &dups);
+        if (got == total)
+            break;
+        adp_run(s, 100);
+    }
+    printf("netcut: %d delivered before the cut ended, %d after, %d duplicates\n", during, got,
+           dups);
+    ck_assert_int_eq(got, total);
+    ck_assert_int_eq(dups, 0);
+    ck_assert_int_lt(during, total); /* the cut really held messages back */
+    adp_close(&s);
+    hubfix_cleanup(&fix);
+    net_down();
+}
+END_TEST
+
+static void teardown(void)
+{
+    net_down();
+}
+
+int main(void)
+{
+    Suite *suite = suite_create("e2e_netcut");
+    TCase *tc = tcase_create("netcut");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, link_down_and_up_loses_nothing);
+    suite_add_tcase(suite, tc);
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang
   libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler
   libssl-dev libuv1-dev liblmdb-dev lmdb-utils libhttp-parser-dev
-  check libclang-rt-14-dev
+  check libclang-rt-14-dev libfaketime
   nats-server libnats-dev
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
   # The operator surface's tests: promtool (package prometheus) checks /metrics;

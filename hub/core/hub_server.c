@@ -1157,7 +1157,7 @@ static int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, siz
         const hub_cert_info_t *c = hub_certdir_at(cd, i);
         if (c->status == HUB_CERT_VALID) {
             const char *labels[] = {c->keys.member_id};
-            hub_metric_set(self->cert_expiry, labels, (double)(c->not_after_us / 1000000u));
+            hub_metric_set(self->cert_expiry, labels, (double)c->not_after_us / 1e6);
             continue;
         }
         if ((unsigned)c->status < 16)

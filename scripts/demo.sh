@@ -1,95 +1,222 @@
 #!/usr/bin/env bash
 # The README's run command: installs what is missing, builds, generates fresh
-# keys, starts hubd with sample adapters on the embedded store, and shows
-# requests going through. Keeps running until Ctrl-C (or exits after the
-# show with --once). Everything lives under run/demo/ (not committed).
+# keys, starts hubd with the dossier flow's adapters on the embedded store —
+# the National Population Database, the city's procedure system, four sector
+# systems, the National Public Service Portal and reporting — submits a set
+# of SYNTHETIC dossiers (some with invalid ID numbers, some for citizens who
+# do not exist), stops and restarts adapters while the dossiers flow, and
+# prints each dossier's trail and the report.
+#
+#   scripts/demo.sh           then keeps running (a dossier every second)
+#                             until Ctrl-C; stop any adapter meanwhile
+#                             (kill PID): it is started again and loses nothing
+#   scripts/demo.sh --once    exits after the report
+#
+# Everything lives under run/demo/ (not committed; DEMO_DIR moves it). DEMO_DOSSIERS (default
+# 20) sets how many dossiers the first batch has. With HUB_BIN_DIR set, the
+# programs there are used and nothing is installed or built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 once=0
 [ "${1:-}" = "--once" ] && once=1
+N=${DEMO_DOSSIERS:-20}
 
-scripts/install-deps.sh
-echo "== building"
-scripts/build.sh release programs
-BIN=$ROOT/build/bin
+if [ -n "${HUB_BIN_DIR:-}" ]; then
+  BIN=$HUB_BIN_DIR
+else
+  scripts/install-deps.sh
+  echo "== building"
+  scripts/build.sh release programs
+  BIN=$ROOT/build/bin
+fi
 
-DEMO=$ROOT/run/demo
-pids=()
+DEMO=${DEMO_DIR:-$ROOT/run/demo}
+declare -A pid=() member_of=() plugin_of=() extra_of=() tick_of=()
+hubd_pid=
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  trap - EXIT INT TERM
+  for name in "${!pid[@]}"; do kill "${pid[$name]}" 2>/dev/null || true; done
+  [ -n "$hubd_pid" ] && kill "$hubd_pid" 2>/dev/null || true
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo; echo "== stopping"; exit 0' INT TERM
 
 rm -rf "$DEMO"
-mkdir -p "$DEMO/keys" "$DEMO/secrets"
+mkdir -p "$DEMO/keys" "$DEMO/secrets" "$DEMO/state"
 cd "$DEMO"
 
 HUB=VN/GOV/HN-LGSP/HUB
 OPS=VN/GOV/HN-LGSP/OPS
 POP=VN/GOV/BCA/CSDLQGDC
 TTHC=VN/GOV/HN-VP/TTHC
+PORTAL=VN/GOV/VPCP/DVCQG
+REPORT=VN/GOV/HN-VP/BAOCAO
+SECTORS="VN/GOV/HN-SKHDT/DKKD VN/GOV/HN-STP/HOTICH VN/GOV/HN-QHK/MOTCUA VN/GOV/HN-STNMT/DATDAI"
 echo "== generating keys (secret files are mode 0600 and never printed)"
-for m in $HUB $OPS $POP $TTHC; do
+for m in $HUB $OPS $POP $TTHC $PORTAL $REPORT $SECTORS; do
   "$BIN/hubctl" keygen "$m" secrets >/dev/null
+  [ "$m" = $HUB ] || cp "secrets/${m//\//.}.pub" keys/
 done
-for m in $OPS $POP $TTHC; do cp "secrets/${m//\//.}.pub" keys/; done
 
 cat > hubd.conf <<CONF
 listen = tcp://127.0.0.1:*
 key_file = secrets/VN.GOV.HN-LGSP.HUB.secret
 key_dir = keys
 data_dir = data
+redelivery_ms = 1000
+# Deny by default: only the flows of the data-sharing agreements go through.
+policy_file = $ROOT/deploy/policy-demo.conf
 CONF
 "$BIN/hubd" --config hubd.conf --ready-file hubd.ready >hubd.log 2>&1 &
-pids+=($!)
+hubd_pid=$!
 for _ in $(seq 100); do [ -s hubd.ready ] && break; sleep 0.1; done
 [ -s hubd.ready ] || { echo "hubd did not start:"; cat hubd.log; exit 1; }
 ENDPOINT=$(sed -n 's/^endpoint=//p' hubd.ready)
 echo "== hubd listening on $ENDPOINT (log: $DEMO/hubd.log)"
 
-adapter() { # member, extra config
-  local slug=${1//\//.}
-  cat > "adapter-$slug.conf" <<CONF
+# start NAME: (re)starts the adapter NAME with its config; waits until it serves.
+start() {
+  local name=$1 slug=${member_of[$1]//\//.}
+  cat > "$name.conf" <<CONF
 hub_endpoint = $ENDPOINT
 hub_key_file = secrets/VN.GOV.HN-LGSP.HUB.pub
 member_key_file = secrets/$slug.secret
-plugin = echo
-$2
+plugin = ${plugin_of[$name]}
+state_dir = state/$name
+tick_ms = ${tick_of[$name]:-200}
+${extra_of[$name]}
 CONF
-  "$BIN/hub-adapter" --config "adapter-$slug.conf" >"adapter-$slug.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q 'msg="serving"' "adapter-$slug.log" && return 0; sleep 0.1; done
-  echo "adapter $1 did not start:"; cat "adapter-$slug.log"; exit 1
+  : > "$name.log"
+  "$BIN/hub-adapter" --config "$name.conf" >>"$name.log" 2>&1 &
+  pid[$name]=$!
+  for _ in $(seq 200); do grep -q 'msg="serving"' "$name.log" && return 0; sleep 0.05; done
+  echo "adapter $name did not start:"; cat "$name.log"; exit 1
 }
-adapter $POP "plugin.services = echo/v1"
-adapter $TTHC "plugin.relay_to = $POP"
-echo "== adapters serving: $POP (echo), $TTHC (relays to $POP)"
+adapter() { # NAME MEMBER PLUGIN EXTRA-CONFIG
+  member_of[$1]=$2 plugin_of[$1]=$3 extra_of[$1]=$4
+  start "$1"
+}
 
+# A "day" of the procedures' legal time limits lasts 300 ms here, so that a
+# 30-day procedure is due after 9 s.
+DAY_MS=300
+adapter population $POP population "plugin.db = population.db
+plugin.citizens = 10000
+plugin.seed = 1"
+adapter portal $PORTAL portal "plugin.db = portal.db"
+adapter report $REPORT report "plugin.db = report.db"
+for m in $SECTORS; do
+  name=sector-${m##*/}
+  adapter "$name" "$m" sector "plugin.db = $name.db
+plugin.seed = 2"
+done
+procedure_conf() { # DOSSIERS RATE
+  echo "plugin.db = procedure.db
+plugin.dossiers = $1
+plugin.rate_per_tick = $2
+plugin.seed = 1
+plugin.population_seed = 1
+plugin.population_citizens = 10000
+plugin.invalid_percent = 10
+plugin.unknown_percent = 10
+plugin.day_ms = $DAY_MS
+plugin.overdue_grace_ms = 300"
+}
+echo "== adapters serving: population $POP, portal $PORTAL, report $REPORT,"
+echo "   sector systems $SECTORS (logs: $DEMO/*.log)"
+echo "== the procedure system $TTHC submits $N synthetic dossiers"
+adapter procedure $TTHC procedure "$(procedure_conf "$N" 2)"
+
+trail() { "$BIN/lth-trail" --procedure procedure.db --portal portal.db --report report.db "$@"; }
+
+sleep 1
+echo "== stopping the portal adapter (SIGTERM) while statuses flow: the hub keeps them"
+kill "${pid[portal]}"; wait "${pid[portal]}" 2>/dev/null || true
+sleep 0.5
+echo "== killing the land-registry sector system (SIGKILL) in the middle of its work"
+kill -9 "${pid[sector-DATDAI]}"; wait "${pid[sector-DATDAI]}" 2>/dev/null || true
+sleep 2
+echo "   $(trail --summary)"
+echo "== starting both again"
+start portal
+start sector-DATDAI
 cat > hubctl.conf <<CONF
 hub_endpoint = $ENDPOINT
 hub_key_file = secrets/VN.GOV.HN-LGSP.HUB.pub
 member_key_file = secrets/${OPS//\//.}.secret
 CONF
 export LTH_HUBCTL_CONFIG=$DEMO/hubctl.conf
+report() {
+  echo "\$ hubctl request $REPORT report.query/v1 --data '$1'"
+  "$BIN/hubctl" request $REPORT report.query/v1 --data "$1"
+}
+# A snapshot once a dossier is overdue (a late one is, until it is done).
+for _ in $(seq 150); do
+  summary=$(trail --summary 2>/dev/null || true)
+  case "$summary" in *" open=0 "*) break ;; *" overdue=0 "*|"") sleep 0.2 ;; *) break ;; esac
+done
+echo "   $summary"
+echo "== the report while dossiers are in flight"
+report '{"format":"table"}'
 echo
-echo "\$ hubctl ping $POP --count 3"
-"$BIN/hubctl" ping $POP --count 3
+echo "== waiting until every dossier is decided, shown by the portal and counted"
+trail --wait "$N" --timeout 90 --summary | sed 's/^/   /'
 echo
-echo "\$ hubctl request $TTHC relay/v1 --data '{\"so_dinh_danh\":\"001085012345\"}'"
-"$BIN/hubctl" request $TTHC relay/v1 --data '{"so_dinh_danh":"001085012345"}'
-echo "   (the operator asked $TTHC, whose adapter asked $POP through the hub)"
+echo "== each dossier's trail (times from submission)"
+trail
+echo "== the report at the end"
+report '{"format":"table"}'
 echo
-echo "\$ hubctl ping VN/GOV/NO/SUCH   # refused, with the reason"
-"$BIN/hubctl" ping VN/GOV/NO/SUCH || echo "   (exit status $?)"
+report '{"format":"csv","authority":"VN/GOV/HN-SKHDT/DKKD"}'
 echo
 if [ $once = 1 ]; then
   echo "== demo done"
   exit 0
 fi
-echo "== the hub is running. Try, in another shell:"
-echo "   export LTH_HUBCTL_CONFIG=$DEMO/hubctl.conf"
-echo "   $BIN/hubctl ping $POP"
+
+# The live part: the procedure system goes on (a restart: it continues from
+# where it stopped), one dossier a second; any adapter that stops is started
+# again after 3 s.
+kill "${pid[procedure]}"; wait "${pid[procedure]}" 2>/dev/null || true
+extra_of[procedure]=$(procedure_conf 999999 1)
+tick_of[procedure]=1000
+start procedure
+echo "== the hub is running; the procedure system submits a dossier a second."
+echo "   Stop any adapter (it is started again 3 s later, and loses nothing):"
+for name in $(echo "${!pid[@]}" | tr ' ' '\n' | sort); do
+  printf '     kill %-7s # %s (%s)\n' "${pid[$name]}" "$name" "${member_of[$name]}"
+done
+echo "   Trails: $BIN/lth-trail --procedure $DEMO/procedure.db --portal $DEMO/portal.db --report $DEMO/report.db"
+echo "   Operator CLI: export LTH_HUBCTL_CONFIG=$DEMO/hubctl.conf; $BIN/hubctl request $REPORT report.query/v1 --data '{\"format\":\"table\"}'"
 echo "Press Ctrl-C to stop."
-wait "${pids[0]}"
+declare -A down_since=()
+ticks=0
+stopping=
+trap 'stopping=1' INT TERM
+while [ -z "$stopping" ] && kill -0 "$hubd_pid" 2>/dev/null; do
+  sleep 1 || true
+  [ -n "$stopping" ] && break
+  for name in "${!pid[@]}"; do
+    if ! kill -0 "${pid[$name]}" 2>/dev/null; then
+      wait "${pid[$name]}" 2>/dev/null || true
+      if [ -z "${down_since[$name]:-}" ]; then
+        down_since[$name]=$SECONDS
+        echo "== $name stopped; starting it again in 3 s"
+      elif ((SECONDS - down_since[$name] >= 3)); then
+        unset "down_since[$name]"
+        start "$name"
+        echo "== $name serving again (pid ${pid[$name]})"
+      fi
+    fi
+  done
+  if ((++ticks % 10 == 0)); then echo "   $(trail --summary)"; fi
+done
+if [ -n "$stopping" ]; then
+  echo
+  echo "== stopping"
+  exit 0
+fi
+echo "hubd stopped; see $DEMO/hubd.log"
+exit 1

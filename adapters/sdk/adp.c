@@ -476,7 +476,6 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
         adp__journal_append(c->seen_jnl, 'B', seen_key, strlen(seen_key));
     adp_message_t msg = {
-        .in_doubt = in_doubt,
         .message_id = env->message_id,
         .correlation_id = env->correlation_id,
         .sender = env->sender,
@@ -489,6 +488,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         .created_at_us = env->created_at_us,
         .hub_seq = item->hub_seq,
         .attempt = item->attempt,
+        .in_doubt = in_doubt,
     };
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {

@@ -49,12 +49,6 @@ typedef enum { ADP_REQUEST = 0, ADP_REPLY = 1, ADP_EVENT = 2 } adp_kind_t;
 
 /* A message as a handler sees it. */
 typedef struct {
-    /* true when this member's adapter stopped (crashed, was killed) while
-     * this very message was in its handler: the handler's effect may or may
-     * not have happened. An idempotent handler checks its own records. With
-     * a state_dir, this is the only case in which a handler can see a
-     * message twice. */
-    bool in_doubt;
     const char *message_id;
     const char *correlation_id;
     const char *sender;   /* authenticated by the hub */
@@ -67,6 +61,12 @@ typedef struct {
     uint64_t created_at_us;
     uint64_t hub_seq;     /* 0 for online-only messages */
     uint32_t attempt;     /* 1 on first delivery */
+    /* true when this member's adapter stopped (crashed, was killed) while
+     * this very message was in its handler: the handler's effect may or may
+     * not have happened. An idempotent handler checks its own records. With
+     * a state_dir, this is the only case in which a handler can see a
+     * message twice. */
+    bool in_doubt;
 } adp_message_t;
 
 /* What a request handler answers, and what adp_request() returns. */

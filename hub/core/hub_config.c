@@ -25,6 +25,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->max_in_flight = 1000;
     cfg->redelivery_ms = 5000;
     cfg->max_attempts = 8;
+    cfg->dedup_window_ms = 24u * 3600u * 1000u;
     cfg->require_signatures = true;
     cfg->cert_warn_days = 30;
     cfg->audit = true;
@@ -124,6 +125,8 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__u32(key, value, 1, 1000000, &cfg->max_in_flight, err, err_size);
     if (!strcmp(key, "redelivery_ms"))
         return hub__u32(key, value, 10, 3600000, &cfg->redelivery_ms, err, err_size);
+    if (!strcmp(key, "dedup_window_ms"))
+        return hub__u32(key, value, 1000, UINT32_MAX, &cfg->dedup_window_ms, err, err_size);
     if (!strcmp(key, "max_attempts"))
         return hub__u32(key, value, 1, 1000, &cfg->max_attempts, err, err_size);
     if (!strcmp(key, "max_store_bytes")) {

@@ -37,6 +37,7 @@ typedef struct {
     uint32_t max_in_flight;      /* unsettled deliveries per receiver */
     uint32_t redelivery_ms;      /* first redelivery delay; doubles per attempt */
     uint32_t max_attempts;       /* retry budget before the dead-letter queue */
+    uint32_t dedup_window_ms;    /* how long a message id is remembered for de-duplication */
     bool require_signatures;     /* refuse envelopes without a valid Ed25519 signature */
     bool audit;                  /* keep the audit log (in audit_dir) */
     int log_level;               /* hub_log_level_t */

@@ -31,6 +31,7 @@
 
 #define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
 #define HUB__MAX_COMMIT_ITEMS 8192  /* envelopes per store transaction */
+#define HUB__MAX_PENDING 65536      /* envelopes waiting for the store, all senders */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define HUB__READ_BATCH 512         /* messages read from a queue at a time */
 
@@ -139,6 +140,8 @@ typedef struct {
     uint64_t audit_seq;     /* the log's sequence after this commit */
     hub_store_msg_t *dead;  /* metadata of what was dead-lettered, for the flows */
     size_t n_dead;
+    bool prune_dedup;       /* forget expired de-duplication records too */
+    size_t pruned;
 } hub__commit_t;
 
 struct hub_server {
@@ -193,6 +196,8 @@ struct hub_server {
     size_t auditq_n, auditq_cap;
     bool audit_tick_due;
     uint64_t last_audit_tick_us; /* monotonic */
+    bool prune_due;              /* de-duplication records to forget (every 10 s) */
+    uint64_t last_prune_us;      /* monotonic */
 
     uint64_t refused_since_log;
     uint64_t last_refusal_log_us;
@@ -847,6 +852,8 @@ static void hub__after_commit(uv_work_t *req, int status)
                                     hub__service_label(self, rm->id, d->service), hub_now_us());
     }
     free(job->dead);
+    if (job->pruned == HUB_STORE_PRUNE_BATCH)
+        self->prune_due = true; /* more to forget: go on at the next commit */
 
     for (size_t i = 0; i < job->n_items; i++)
         free(job->items[i].bytes);
@@ -1033,6 +1040,15 @@ static void hub__commit_work(uv_work_t *req)
                 arc = a;
         }
     }
+    if (job->prune_dedup) {
+        /* Forget message ids older than the window, a bounded batch at a
+         * time, so that the store does not grow with every id ever seen. */
+        size_t pruned = 0;
+        int r = hub_store_prune_dedup(store, hub_now_us(), &pruned);
+        if (r != 0)
+            rc = r;
+        job->pruned = pruned;
+    }
     job->other_rc = rc;
     if (audit) {
         int r = hub_audit_tick(audit, hub_now_us());
@@ -1057,7 +1073,7 @@ static void hub__commit_start(hub_server_t *self)
         n_settled += ((hub__member_t *)value)->settled_n ? 1 : 0;
     if (self->pending_n == 0 && n_settled == 0 && self->attempt_n == 0 &&
         self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->auditq_n == 0 &&
-        !self->audit_tick_due)
+        !self->audit_tick_due && !self->prune_due)
         return;
     self->audit_tick_due = false;
     hub__commit_t *job = calloc(1, sizeof *job);
@@ -1083,6 +1099,12 @@ static void hub__commit_start(hub_server_t *self)
         memmove(self->pending, self->pending + take,
                 (self->pending_n - take) * sizeof *self->pending);
         self->pending_n -= take;
+        if (self->pending_n == 0 && self->pending_cap > 4096) {
+            /* A burst is over: give its memory back. */
+            free(self->pending);
+            self->pending = NULL;
+            self->pending_cap = 0;
+        }
         job->n_items = take;
     }
     if (n_settled > 0) {
@@ -1112,6 +1134,8 @@ static void hub__commit_start(hub_server_t *self)
     job->n_dead_retry = self->dead_retry_n;
     self->dead_retry = NULL;
     self->dead_retry_n = self->dead_retry_cap = 0;
+    job->prune_dedup = self->prune_due;
+    self->prune_due = false;
     job->audit = self->auditq;
     job->n_audit = self->auditq_n;
     self->auditq = NULL;
@@ -1616,6 +1640,13 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
+    if (self->pending_n + l->n > HUB__MAX_PENDING) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                          "the hub's store is behind (%zu envelopes waiting to be written); "
+                          "nothing was stored, publish again shortly",
+                          self->pending_n);
+        return;
+    }
     uint64_t now = hub_now_us();
     bool first = true;
     for (size_t i = 0; i < l->n; i++) {
@@ -1803,7 +1834,16 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         }
         goto done;
     }
-    /* Durable: wait for the group commit. */
+    /* Durable: wait for the group commit, unless the store is this far
+     * behind: then the sender is told to wait, and the hub's memory stays
+     * bounded whatever the senders do. */
+    if (self->pending_n >= HUB__MAX_PENDING) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                          "the hub's store is behind (%zu envelopes waiting to be written); "
+                          "nothing was stored, send again shortly",
+                          self->pending_n);
+        goto done;
+    }
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
@@ -2270,6 +2310,10 @@ static void hub__housekeeping(uv_timer_t *timer)
             self->stats.redeliveries++;
         }
     }
+    if (now - self->last_prune_us >= 10000000u) {
+        self->prune_due = true;
+        self->last_prune_us = now;
+    }
     if (now - self->last_request_sweep_us >= 1000000u) {
         hub__expire_requests(self, now);
         self->last_request_sweep_us = now;
@@ -2560,7 +2604,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         hub_store_limits_t limits = {
             .max_bytes = cfg->max_store_bytes,
             .max_queue_depth = cfg->max_queue_depth,
-            .dedup_window_us = (uint64_t)cfg->max_ttl_ms * 1000u,
+            .dedup_window_us = (uint64_t)cfg->dedup_window_ms * 1000u,
         };
         rc = hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
     }

@@ -611,7 +611,15 @@ static void *abuse_main(void *arg)
     for (int i = 0; i < 300; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    res->garbage_status = raw_exchange(garbage, sizeof garbage);
+    /* The server learns of the 300 closes asynchronously: while it still
+     * counts them, a new connection is told 503 (busy); then garbage gets
+     * its 400. */
+    res->garbage_status = 503;
+    for (int w = 0; w < 40 && res->garbage_status == 503; w++) {
+        res->garbage_status = raw_exchange(garbage, sizeof garbage);
+        if (res->garbage_status == 503)
+            usleep(50000);
+    }
     size_t huge_len = 200 * 1024;
     char *huge = malloc(huge_len + 64);
     int n = snprintf(huge, 64, "GET /metrics HTTP/1.1\r\nX-Big: ");

@@ -1,0 +1,259 @@
+#include "lth_dossier.h"
+
+#include "domain.pb-c.h"
+#include "hub_error.h"
+#include "lth_citizen.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const lth__status_names[] = {
+    "UNSPECIFIED", "RECEIVED", "PROCESSING", "SUPPLEMENT_REQUESTED", "DONE", "RETURNED", "OVERDUE",
+};
+
+const char *lth_status_name(int status)
+{
+    return status >= 0 && status <= LTH_STATUS_OVERDUE ? lth__status_names[status] : "UNSPECIFIED";
+}
+
+bool lth_status_final(int status)
+{
+    return status == LTH_STATUS_DONE || status == LTH_STATUS_RETURNED;
+}
+
+lth_seq_verdict_t lth_seq_verdict(uint64_t last_applied, uint64_t incoming)
+{
+    if (incoming > last_applied)
+        return LTH_SEQ_APPLY;
+    return incoming == last_applied ? LTH_SEQ_DUPLICATE : LTH_SEQ_OLDER;
+}
+
+/* ---- the generator ---- */
+
+static uint64_t lth__mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX])
+{
+    if (index == 0 || index > 999999999u)
+        return HUB_EINVAL;
+    snprintf(out, LTH_DOSSIER_CODE_MAX, "SYN-H26-%06" PRIu64, index);
+    return 0;
+}
+
+int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_dossier_t *out)
+{
+    if (!gen || !out || gen->population_citizens == 0 ||
+        gen->population_citizens > LTH_CITIZEN_MAX - 1000 ||
+        gen->invalid_percent + gen->unknown_percent > 100 ||
+        (gen->procedures && gen->n_procedures == 0))
+        return HUB_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (lth_dossier_code(index, out->code) != 0)
+        return HUB_EINVAL;
+    out->index = index;
+    size_t n = gen->procedures ? gen->n_procedures : lth_procedure_count();
+    size_t pick = (size_t)((index - 1 + gen->seed) % n);
+    out->procedure = gen->procedures ? gen->procedures[pick] : lth_procedure_at(pick);
+    if (!out->procedure)
+        return HUB_EINVAL;
+
+    uint64_t h = lth__mix(gen->seed * 0x100000001b3ull ^ index);
+    /* Steps of 37 visit every residue of 100 once per hundred dossiers, so
+     * the shares hold for small runs too. */
+    unsigned u = (unsigned)((index * 37u + gen->seed * 13u) % 100u);
+    lth_citizen_t c;
+    if (u < gen->invalid_percent) {
+        out->applicant_kind = LTH_APPLICANT_INVALID_ID;
+        if (lth_citizen_generate(gen->population_seed, (size_t)(h % gen->population_citizens),
+                                 &c) != 0)
+            return HUB_EINVAL;
+        char *id = out->applicant_id;
+        memcpy(id, c.personal_id, LTH_PID_LEN + 1);
+        switch ((h >> 32) % 4) {
+        case 0:
+            id[LTH_PID_LEN - 1] = '\0';
+            break; /* 11 digits */
+        case 1:
+            memcpy(id, "003", 3);
+            break; /* no such province code */
+        case 2:
+            id[3] = '8';
+            break; /* no such sex and century */
+        default:
+            id[LTH_PID_LEN - 1] = 'X';
+            break; /* not a digit */
+        }
+    } else if (u < gen->invalid_percent + gen->unknown_percent) {
+        out->applicant_kind = LTH_APPLICANT_UNKNOWN;
+        if (lth_citizen_generate(gen->population_seed,
+                                 gen->population_citizens + (size_t)(h % 1000), &c) != 0)
+            return HUB_EINVAL;
+        memcpy(out->applicant_id, c.personal_id, LTH_PID_LEN + 1);
+    } else {
+        out->applicant_kind = LTH_APPLICANT_CITIZEN;
+        if (lth_citizen_generate(gen->population_seed, (size_t)(h % gen->population_citizens),
+                                 &c) != 0)
+            return HUB_EINVAL;
+        memcpy(out->applicant_id, c.personal_id, LTH_PID_LEN + 1);
+    }
+    return 0;
+}
+
+/* ---- messages ---- */
+
+static bool lth__copy(char *dst, size_t size, const char *src)
+{
+    size_t len = src ? strlen(src) : 0;
+    if (len >= size)
+        return false;
+    memcpy(dst, src ? src : "", len + 1);
+    return true;
+}
+
+int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, size_t *out_len)
+{
+    if (!change || !out || !out_len)
+        return HUB_EINVAL;
+    Lth__Domain__V1__DossierStatusChange m = LTH__DOMAIN__V1__DOSSIER_STATUS_CHANGE__INIT;
+    m.dossier_code = (char *)change->dossier_code;
+    m.status = (Lth__Domain__V1__DossierStatus)change->status;
+    m.actor_member_id = (char *)change->actor;
+    m.at_us = change->at_us;
+    m.sequence = change->sequence;
+    m.note = (char *)change->note;
+    m.procedure_code = (char *)change->procedure_code;
+    m.authority_member_id = (char *)change->authority;
+    m.submitted_at_us = change->submitted_at_us;
+    m.due_at_us = change->due_at_us;
+    size_t len = lth__domain__v1__dossier_status_change__get_packed_size(&m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return HUB_ENOMEM;
+    lth__domain__v1__dossier_status_change__pack(&m, buf);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int lth_status_change_decode(const char *content_type, const uint8_t *payload, size_t len,
+                             lth_status_change_t *out, const char **problem)
+{
+    const char *why = NULL;
+    Lth__Domain__V1__DossierStatusChange *m = NULL;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!out) {
+        why = "no output";
+    } else if (!lth_domain_content_type_is(content_type, "DossierStatusChange")) {
+        why = "the content type is not " LTH_STATUS_CHANGE_TYPE;
+    } else if (!(m = lth__domain__v1__dossier_status_change__unpack(NULL, len, payload))) {
+        why = "the payload is not a DossierStatusChange";
+    } else if (!m->dossier_code[0] ||
+               !lth__copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code)) {
+        why = "dossier_code is empty or longer than 63 bytes";
+    } else if ((int)m->status < LTH_STATUS_RECEIVED || (int)m->status > LTH_STATUS_OVERDUE) {
+        why = "status is not one of RECEIVED .. OVERDUE";
+    } else if (m->sequence == 0) {
+        why = "sequence must be 1 or more";
+    } else if (!lth__copy(out->actor, sizeof out->actor, m->actor_member_id) ||
+               !lth__copy(out->note, sizeof out->note, m->note) ||
+               !lth__copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
+               !lth__copy(out->authority, sizeof out->authority, m->authority_member_id)) {
+        why = "a text field is too long";
+    } else {
+        out->status = (int)m->status;
+        out->at_us = m->at_us;
+        out->sequence = m->sequence;
+        out->submitted_at_us = m->submitted_at_us;
+        out->due_at_us = m->due_at_us;
+    }
+    if (m)
+        lth__domain__v1__dossier_status_change__free_unpacked(m, NULL);
+    if (problem)
+        *problem = why;
+    return why ? HUB_EPARSE : 0;
+}
+
+int lth_dossier_encode(const lth_dossier_t *d, uint8_t **out, size_t *out_len)
+{
+    if (!d || !out || !out_len)
+        return HUB_EINVAL;
+    char uri[256], text[128];
+    snprintf(uri, sizeof uri, "https://dvc.hanoi.example.invalid/ho-so/%s/to-khai.pdf",
+             d->dossier_code);
+    int text_len = snprintf(text, sizeof text, "to khai (synthetic) %s", d->dossier_code);
+    uint8_t digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, (const uint8_t *)text, (unsigned long long)text_len);
+    Lth__Domain__V1__DocumentRef doc = LTH__DOMAIN__V1__DOCUMENT_REF__INIT;
+    doc.uri = uri;
+    doc.sha256.data = digest;
+    doc.sha256.len = sizeof digest;
+    doc.media_type = "application/pdf";
+    doc.title = "Tờ khai (mẫu, dữ liệu tổng hợp)";
+    doc.size_bytes = (uint64_t)text_len;
+    Lth__Domain__V1__DocumentRef *docs[] = {&doc};
+
+    Lth__Domain__V1__Dossier m = LTH__DOMAIN__V1__DOSSIER__INIT;
+    m.dossier_code = (char *)d->dossier_code;
+    m.procedure_code = (char *)d->procedure_code;
+    m.applicant_personal_id = (char *)d->applicant_id;
+    m.submitted_at_us = d->submitted_at_us;
+    m.due_at_us = d->due_at_us;
+    m.received_by_member_id = (char *)d->received_by;
+    m.authority_member_id = (char *)d->authority;
+    m.documents = docs;
+    m.n_documents = 1;
+    size_t len = lth__domain__v1__dossier__get_packed_size(&m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return HUB_ENOMEM;
+    lth__domain__v1__dossier__pack(&m, buf);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int lth_dossier_decode(const char *content_type, const uint8_t *payload, size_t len,
+                       lth_dossier_t *out, const char **problem)
+{
+    const char *why = NULL;
+    Lth__Domain__V1__Dossier *m = NULL;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!out) {
+        why = "no output";
+    } else if (!lth_domain_content_type_is(content_type, "Dossier")) {
+        why = "the content type is not " LTH_DOSSIER_TYPE;
+    } else if (!(m = lth__domain__v1__dossier__unpack(NULL, len, payload))) {
+        why = "the payload is not a Dossier";
+    } else if (!m->dossier_code[0] ||
+               !lth__copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code)) {
+        why = "dossier_code is empty or longer than 63 bytes";
+    } else if (!lth__copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
+               !lth__copy(out->applicant_id, sizeof out->applicant_id, m->applicant_personal_id) ||
+               !lth__copy(out->received_by, sizeof out->received_by, m->received_by_member_id) ||
+               !lth__copy(out->authority, sizeof out->authority, m->authority_member_id)) {
+        why = "a text field is too long";
+    } else {
+        for (size_t i = 0; i < m->n_documents; i++)
+            if (m->documents[i]->sha256.len != crypto_hash_sha256_BYTES)
+                why = "a document's sha256 is not 32 bytes";
+        out->submitted_at_us = m->submitted_at_us;
+        out->due_at_us = m->due_at_us;
+        out->documents = m->n_documents;
+    }
+    if (m)
+        lth__domain__v1__dossier__free_unpacked(m, NULL);
+    if (problem)
+        *problem = why;
+    return why ? HUB_EPARSE : 0;
+}

@@ -1,0 +1,140 @@
+/* lth_dossier — dossiers (hồ sơ) and their status changes for the dossier
+ * adapters (procedure system, sector systems, portal, reporting):
+ *
+ * - a deterministic generator of SYNTHETIC dossiers: dossier number `index`
+ *   of a seed is always the same procedure and applicant, so that a restarted
+ *   procedure system continues where it stopped and a test can tell which
+ *   dossiers should be returned for an invalid or unknown applicant;
+ * - status names, the ordering rule for status changes (apply a change only
+ *   if its per-dossier sequence is greater than the last applied), and
+ * - DossierStatusChange and Dossier encoding and checked decoding into plain
+ *   structs (proto/domain.proto).
+ *
+ * The applicant's personal ID number is personal data: never log it. Nothing
+ * here logs; problem sentences never contain it.
+ */
+#ifndef LTH_DOSSIER_H
+#define LTH_DOSSIER_H
+
+#include "lth_domain.h"
+#include "lth_pid.h"
+#include "lth_procedure.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LTH_DOSSIER_TYPE LTH_DOMAIN_CONTENT_TYPE("Dossier")
+#define LTH_STATUS_CHANGE_TYPE LTH_DOMAIN_CONTENT_TYPE("DossierStatusChange")
+
+#define LTH_DOSSIER_CODE_MAX 64 /* bytes of a dossier code, with the NUL */
+#define LTH_MEMBER_MAX 256      /* bytes of a member id, with the NUL */
+#define LTH_NOTE_MAX 512        /* bytes of a status note, with the NUL */
+#define LTH_APPLICANT_MAX 33    /* bytes of an applicant id as received, with the NUL */
+
+/* The values match lth.domain.v1.DossierStatus. */
+typedef enum {
+    LTH_STATUS_UNSPECIFIED = 0,
+    LTH_STATUS_RECEIVED = 1,
+    LTH_STATUS_PROCESSING = 2,
+    LTH_STATUS_SUPPLEMENT_REQUESTED = 3,
+    LTH_STATUS_DONE = 4,
+    LTH_STATUS_RETURNED = 5,
+    LTH_STATUS_OVERDUE = 6
+} lth_status_t;
+
+/* "RECEIVED", "PROCESSING", …; "UNSPECIFIED" for anything else. */
+const char *lth_status_name(int status);
+/* DONE and RETURNED: nothing follows them in the normal flow. */
+bool lth_status_final(int status);
+
+/* The ordering rule for at-least-once, possibly reordered status changes. */
+typedef enum {
+    LTH_SEQ_APPLY = 0,     /* newer than the last applied: apply it */
+    LTH_SEQ_DUPLICATE = 1, /* the one last applied, again: ignore */
+    LTH_SEQ_OLDER = 2      /* older than the last applied: ignore */
+} lth_seq_verdict_t;
+/* last_applied = 0 when none was applied. */
+lth_seq_verdict_t lth_seq_verdict(uint64_t last_applied, uint64_t incoming);
+
+/* ---- the generator ---- */
+
+/* Who applies, as the generator meant it (the population database decides). */
+typedef enum {
+    LTH_APPLICANT_CITIZEN = 0,    /* a citizen of the population data set: FOUND */
+    LTH_APPLICANT_INVALID_ID = 1, /* not a personal ID number: INVALID_KEY */
+    LTH_APPLICANT_UNKNOWN = 2     /* a valid number with no record: NOT_FOUND */
+} lth_applicant_kind_t;
+
+typedef struct {
+    uint64_t seed;
+    uint64_t population_seed;   /* the population database's plugin.seed */
+    size_t population_citizens; /* and plugin.citizens (1 .. LTH_CITIZEN_MAX-1000) */
+    unsigned invalid_percent;   /* share of invalid ID numbers, 0..100 */
+    unsigned unknown_percent;   /* share of unknown citizens; the two add up to <= 100 */
+    const lth_procedure_t *const *procedures; /* to choose from; NULL = the whole catalogue */
+    size_t n_procedures;
+} lth_dossier_gen_t;
+
+typedef struct {
+    uint64_t index;                  /* 1, 2, … */
+    char code[LTH_DOSSIER_CODE_MAX]; /* "SYN-H26-000001" */
+    const lth_procedure_t *procedure;
+    lth_applicant_kind_t applicant_kind;
+    char applicant_id[LTH_APPLICANT_MAX]; /* personal data */
+} lth_gen_dossier_t;
+
+/* Dossier number `index` (1 .. 999999999) of the generator. Procedures go
+ * round in the order given; applicant kinds are spread evenly over every
+ * hundred dossiers. Returns 0 or HUB_EINVAL for bad parameters. */
+int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_dossier_t *out);
+/* The dossier code of an index, "SYN-H26-%06u"; HUB_EINVAL past 999999999. */
+int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX]);
+
+/* ---- messages ---- */
+
+/* lth.domain.v1.DossierStatusChange as a plain value. */
+typedef struct {
+    char dossier_code[LTH_DOSSIER_CODE_MAX];
+    int status; /* lth_status_t */
+    char actor[LTH_MEMBER_MAX];
+    uint64_t at_us;
+    uint64_t sequence;
+    char note[LTH_NOTE_MAX];
+    char procedure_code[LTH_PROCEDURE_CODE_MAX];
+    char authority[LTH_MEMBER_MAX];
+    uint64_t submitted_at_us;
+    uint64_t due_at_us;
+} lth_status_change_t;
+
+/* Encodes into *out (malloc'ed; the caller frees). HUB_EINVAL, HUB_ENOMEM. */
+int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, size_t *out_len);
+/* Checks the content type (LTH_STATUS_CHANGE_TYPE) and decodes. Refuses
+ * (HUB_EPARSE, *problem says why) an undecodable payload, an empty or
+ * over-long dossier code, a status outside RECEIVED..OVERDUE, a sequence of 0
+ * and over-long texts. */
+int lth_status_change_decode(const char *content_type, const uint8_t *payload, size_t len,
+                             lth_status_change_t *out, const char **problem);
+
+/* lth.domain.v1.Dossier as a plain value (documents are not kept). */
+typedef struct {
+    char dossier_code[LTH_DOSSIER_CODE_MAX];
+    char procedure_code[LTH_PROCEDURE_CODE_MAX];
+    char applicant_id[LTH_APPLICANT_MAX]; /* personal data */
+    uint64_t submitted_at_us;
+    uint64_t due_at_us;
+    char received_by[LTH_MEMBER_MAX];
+    char authority[LTH_MEMBER_MAX];
+    size_t documents; /* how many DocumentRefs it carried */
+} lth_dossier_t;
+
+/* Encodes a Dossier with one synthetic document reference (a form, by URI and
+ * SHA-256 of a synthetic text). */
+int lth_dossier_encode(const lth_dossier_t *dossier, uint8_t **out, size_t *out_len);
+/* Checks the content type (LTH_DOSSIER_TYPE) and decodes; HUB_EPARSE with
+ * *problem for an undecodable payload, an empty or over-long code, a
+ * document digest that is not 32 bytes, over-long texts. */
+int lth_dossier_decode(const char *content_type, const uint8_t *payload, size_t len,
+                       lth_dossier_t *out, const char **problem);
+
+#endif

@@ -1,0 +1,91 @@
+#include "lth_procedure.h"
+
+#include "hub_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* From /work/shared/data/procedures.tsv; the codes are synthetic. */
+static const lth_procedure_t lth__procedures[] = {
+    {"SYN-1.000001", "Đăng ký khai sinh", "Birth registration", "VN/GOV/HN-STP/HOTICH",
+     "same working day", 8, LTH_LIMIT_WORKING_HOURS},
+    {"SYN-1.000002", "Đăng ký kết hôn", "Marriage registration", "VN/GOV/HN-STP/HOTICH",
+     "same working day", 8, LTH_LIMIT_WORKING_HOURS},
+    {"SYN-1.000003", "Cấp Phiếu lý lịch tư pháp", "Criminal record certificate",
+     "VN/GOV/HN-STP/HOTICH", "10 days", 10, LTH_LIMIT_CALENDAR_DAYS},
+    {"SYN-1.000004", "Đăng ký thành lập doanh nghiệp", "Enterprise registration",
+     "VN/GOV/HN-SKHDT/DKKD", "3 working days", 3, LTH_LIMIT_WORKING_DAYS},
+    {"SYN-1.000005", "Đăng ký thường trú", "Permanent residence registration",
+     "VN/GOV/HN-QHK/MOTCUA", "7 working days", 7, LTH_LIMIT_WORKING_DAYS},
+    {"SYN-1.000006", "Cấp Giấy chứng nhận quyền sử dụng đất lần đầu",
+     "First land-use right certificate", "VN/GOV/HN-STNMT/DATDAI", "30 days", 30,
+     LTH_LIMIT_CALENDAR_DAYS},
+};
+
+#define LTH__N_PROCEDURES (sizeof lth__procedures / sizeof lth__procedures[0])
+
+size_t lth_procedure_count(void) { return LTH__N_PROCEDURES; }
+
+const lth_procedure_t *lth_procedure_at(size_t i)
+{
+    return i < LTH__N_PROCEDURES ? &lth__procedures[i] : NULL;
+}
+
+const lth_procedure_t *lth_procedure_find(const char *code)
+{
+    for (size_t i = 0; code && i < LTH__N_PROCEDURES; i++)
+        if (!strcmp(lth__procedures[i].code, code))
+            return &lth__procedures[i];
+    return NULL;
+}
+
+int lth_limit_parse(const char *text, unsigned *amount, lth_limit_unit_t *unit)
+{
+    if (!text || !amount || !unit)
+        return HUB_EINVAL;
+    if (!strcmp(text, "same working day")) {
+        *amount = 8;
+        *unit = LTH_LIMIT_WORKING_HOURS;
+        return 0;
+    }
+    if (*text < '1' || *text > '9')
+        return HUB_EINVAL;
+    char *end = NULL;
+    unsigned long n = strtoul(text, &end, 10);
+    if (n == 0 || n > 3650 || *end != ' ')
+        return HUB_EINVAL;
+    const char *rest = end + 1;
+    static const struct {
+        const char *one, *many;
+        lth_limit_unit_t unit;
+    } words[] = {{"working day", "working days", LTH_LIMIT_WORKING_DAYS},
+                 {"day", "days", LTH_LIMIT_CALENDAR_DAYS},
+                 {"working hour", "working hours", LTH_LIMIT_WORKING_HOURS}};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (!strcmp(rest, n == 1 ? words[i].one : words[i].many)) {
+            *amount = (unsigned)n;
+            *unit = words[i].unit;
+            return 0;
+        }
+    }
+    return HUB_EINVAL;
+}
+
+uint64_t lth_limit_duration_us(unsigned amount, lth_limit_unit_t unit, uint64_t day_us)
+{
+    uint64_t per;
+    switch (unit) {
+    case LTH_LIMIT_WORKING_HOURS:
+        per = day_us / 8;
+        break;
+    case LTH_LIMIT_WORKING_DAYS:
+    case LTH_LIMIT_CALENDAR_DAYS:
+        per = day_us;
+        break;
+    default:
+        return 0;
+    }
+    if (amount && per > UINT64_MAX / amount)
+        return UINT64_MAX;
+    return per * amount;
+}

@@ -1,0 +1,56 @@
+/* lth_procedure — the city's procedure catalogue as the dossier adapters
+ * know it, and processing limits.
+ *
+ * The catalogue is built in: the procedures of /work/shared/data/procedures.tsv
+ * (names, authorities, processing limits as the law words them). Their codes
+ * are SYNTHETIC ("SYN-1.00000N"), not codes of the national TTHC database.
+ *
+ * A processing limit is counted from receipt. lth_limit_duration_us() turns
+ * it into a length of time given the length of one day, so that demos and
+ * tests can run a "day" in a fraction of a second. Simplification: a working
+ * day counts as a calendar day (no weekends or public holidays), a working
+ * hour as 1/8 of a day.
+ *
+ * Nothing here allocates; every function is safe from any thread.
+ */
+#ifndef LTH_PROCEDURE_H
+#define LTH_PROCEDURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The values match lth.domain.v1.LimitUnit. */
+typedef enum {
+    LTH_LIMIT_WORKING_HOURS = 1,
+    LTH_LIMIT_WORKING_DAYS = 2,
+    LTH_LIMIT_CALENDAR_DAYS = 3
+} lth_limit_unit_t;
+
+#define LTH_PROCEDURE_CODE_MAX 32 /* bytes of a procedure code, with the NUL */
+#define LTH_DAY_US 86400000000ull /* a real day */
+
+typedef struct {
+    const char *code; /* "SYN-1.000004" (synthetic) */
+    const char *name; /* official Vietnamese name (UTF-8) */
+    const char *name_en;
+    const char *authority;  /* member id of the authority that resolves it */
+    const char *limit_text; /* as the law words it: "3 working days" */
+    unsigned limit_amount;  /* 3 */
+    lth_limit_unit_t limit_unit;
+} lth_procedure_t;
+
+size_t lth_procedure_count(void);
+/* The i-th procedure of the catalogue, or NULL past the end. */
+const lth_procedure_t *lth_procedure_at(size_t i);
+/* The procedure with this code, or NULL. */
+const lth_procedure_t *lth_procedure_find(const char *code);
+
+/* Parses a limit as procedures.tsv words it: "same working day" (8 working
+ * hours), "N working days", "N days" (calendar days), "N working hours".
+ * Returns 0 or HUB_EINVAL. */
+int lth_limit_parse(const char *text, unsigned *amount, lth_limit_unit_t *unit);
+/* The limit's length in µs when a day lasts day_us µs (LTH_DAY_US for real
+ * time); 0 for an unknown unit. Saturates instead of overflowing. */
+uint64_t lth_limit_duration_us(unsigned amount, lth_limit_unit_t unit, uint64_t day_us);
+
+#endif

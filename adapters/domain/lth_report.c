@@ -1,0 +1,335 @@
+#include "lth_report.h"
+
+#include "hub_error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+lth_outcome_t lth_report_classify(int status, uint64_t due_at_us, uint64_t done_at_us,
+                                  uint64_t now_us)
+{
+    if (status == LTH_STATUS_DONE)
+        return due_at_us == 0 || done_at_us <= due_at_us ? LTH_OUTCOME_ON_TIME : LTH_OUTCOME_LATE;
+    if (status == LTH_STATUS_RETURNED)
+        return LTH_OUTCOME_RETURNED;
+    return due_at_us != 0 && now_us > due_at_us ? LTH_OUTCOME_OVERDUE : LTH_OUTCOME_IN_PROGRESS;
+}
+
+const char *lth_outcome_name(lth_outcome_t outcome)
+{
+    static const char *const names[] = {"in progress", "on time", "late", "overdue", "returned"};
+    return outcome <= LTH_OUTCOME_RETURNED ? names[outcome] : "?";
+}
+
+void lth_report_init(lth_report_t *r, uint64_t now_us)
+{
+    memset(r, 0, sizeof *r);
+    r->as_of_us = now_us;
+}
+
+void lth_report_free(lth_report_t *r)
+{
+    if (!r)
+        return;
+    free(r->rows);
+    r->rows = NULL;
+    r->n_rows = r->cap_rows = 0;
+}
+
+static void lth__count(lth_report_row_t *row, lth_outcome_t o)
+{
+    row->dossiers++;
+    switch (o) {
+    case LTH_OUTCOME_ON_TIME:
+        row->on_time++;
+        break;
+    case LTH_OUTCOME_LATE:
+        row->late++;
+        break;
+    case LTH_OUTCOME_OVERDUE:
+        row->overdue++;
+        break;
+    case LTH_OUTCOME_RETURNED:
+        row->returned++;
+        break;
+    default:
+        row->in_progress++;
+        break;
+    }
+}
+
+static int lth__row_cmp(const char *code, const char *authority, const lth_report_row_t *row)
+{
+    int c = strcmp(code, row->procedure_code);
+    return c ? c : strcmp(authority, row->authority);
+}
+
+int lth_report_add(lth_report_t *r, const char *procedure_code, const char *authority, int status,
+                   uint64_t due_at_us, uint64_t done_at_us)
+{
+    if (!r || !procedure_code || !authority || strlen(procedure_code) >= LTH_PROCEDURE_CODE_MAX ||
+        strlen(authority) >= LTH_MEMBER_MAX)
+        return HUB_EINVAL;
+    /* Binary search for the row; insert it in order when absent. */
+    size_t lo = 0, hi = r->n_rows;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = lth__row_cmp(procedure_code, authority, &r->rows[mid]);
+        if (c == 0) {
+            lo = mid;
+            hi = mid + 1;
+            break;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    lth_report_row_t *row;
+    if (lo < r->n_rows && lth__row_cmp(procedure_code, authority, &r->rows[lo]) == 0) {
+        row = &r->rows[lo];
+    } else {
+        if (r->n_rows == r->cap_rows) {
+            size_t cap = r->cap_rows ? r->cap_rows * 2 : 16;
+            lth_report_row_t *grown = realloc(r->rows, cap * sizeof *grown);
+            if (!grown)
+                return HUB_ENOMEM;
+            r->rows = grown;
+            r->cap_rows = cap;
+        }
+        memmove(&r->rows[lo + 1], &r->rows[lo], (r->n_rows - lo) * sizeof *r->rows);
+        r->n_rows++;
+        row = &r->rows[lo];
+        memset(row, 0, sizeof *row);
+        snprintf(row->procedure_code, sizeof row->procedure_code, "%s", procedure_code);
+        snprintf(row->authority, sizeof row->authority, "%s", authority);
+    }
+    lth_outcome_t o = lth_report_classify(status, due_at_us, done_at_us, r->as_of_us);
+    lth__count(row, o);
+    lth__count(&r->total, o);
+    return 0;
+}
+
+int lth_report_format_parse(const char *text, lth_report_format_t *out)
+{
+    static const char *const names[] = {"json", "table", "csv"};
+    for (int i = 0; text && i < 3; i++) {
+        if (!strcmp(text, names[i])) {
+            *out = (lth_report_format_t)i;
+            return 0;
+        }
+    }
+    return HUB_EINVAL;
+}
+
+const char *lth_report_content_type(lth_report_format_t format)
+{
+    switch (format) {
+    case LTH_REPORT_TABLE:
+        return "text/plain; charset=utf-8";
+    case LTH_REPORT_CSV:
+        return "text/csv; charset=utf-8";
+    default:
+        return "application/json";
+    }
+}
+
+static const char *lth__name(const char *code)
+{
+    const lth_procedure_t *p = lth_procedure_find(code);
+    return p ? p->name : "";
+}
+
+/* Columns of a text table: code points, not bytes (names are UTF-8). */
+static size_t lth__width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+static void lth__pad(FILE *f, const char *s, size_t width)
+{
+    fputs(s, f);
+    for (size_t w = lth__width(s); w < width; w++)
+        fputc(' ', f);
+}
+
+static void lth__iso_time(uint64_t us, char out[32])
+{
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *const lth__count_titles[] = {"dossiers", "on time",     "late",
+                                                "overdue",  "in progress", "returned"};
+
+static void lth__counts(const lth_report_row_t *row, unsigned long v[6])
+{
+    v[0] = row->dossiers;
+    v[1] = row->on_time;
+    v[2] = row->late;
+    v[3] = row->overdue;
+    v[4] = row->in_progress;
+    v[5] = row->returned;
+}
+
+static void lth__render_table(const lth_report_t *r, FILE *f)
+{
+    char when[32];
+    lth__iso_time(r->as_of_us, when);
+    fprintf(f, "Dossiers per procedure and authority, as of %s\n", when);
+    size_t wc = strlen("procedure"), wn = strlen("name"), wa = strlen("authority");
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const lth_report_row_t *row = &r->rows[i];
+        if (lth__width(row->procedure_code) > wc)
+            wc = lth__width(row->procedure_code);
+        if (lth__width(lth__name(row->procedure_code)) > wn)
+            wn = lth__width(lth__name(row->procedure_code));
+        if (lth__width(row->authority) > wa)
+            wa = lth__width(row->authority);
+    }
+    lth__pad(f, "procedure", wc + 2);
+    lth__pad(f, "name", wn + 2);
+    lth__pad(f, "authority", wa);
+    for (int k = 0; k < 6; k++)
+        fprintf(f, "  %s", lth__count_titles[k]);
+    fputc('\n', f);
+    unsigned long v[6];
+    for (size_t i = 0; i <= r->n_rows; i++) {
+        const lth_report_row_t *row = i < r->n_rows ? &r->rows[i] : &r->total;
+        if (i == r->n_rows) {
+            for (size_t k = 0; k < wc + wn + wa + 4; k++)
+                fputc('-', f);
+            for (int k = 0; k < 6; k++)
+                for (size_t j = 0; j < strlen(lth__count_titles[k]) + 2; j++)
+                    fputc('-', f);
+            fputc('\n', f);
+            lth__pad(f, "total", wc + wn + wa + 4);
+        } else {
+            lth__pad(f, row->procedure_code, wc + 2);
+            lth__pad(f, lth__name(row->procedure_code), wn + 2);
+            lth__pad(f, row->authority, wa);
+        }
+        lth__counts(row, v);
+        for (int k = 0; k < 6; k++)
+            fprintf(f, "  %*lu", (int)strlen(lth__count_titles[k]), v[k]);
+        fputc('\n', f);
+    }
+}
+
+static void lth__csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void lth__render_csv(const lth_report_t *r, FILE *f)
+{
+    fputs("procedure_code,procedure_name,authority,dossiers,on_time,late,overdue,in_progress,"
+          "returned\r\n",
+          f);
+    unsigned long v[6];
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const lth_report_row_t *row = &r->rows[i];
+        lth__csv_field(f, row->procedure_code);
+        fputc(',', f);
+        lth__csv_field(f, lth__name(row->procedure_code));
+        fputc(',', f);
+        lth__csv_field(f, row->authority);
+        lth__counts(row, v);
+        for (int k = 0; k < 6; k++)
+            fprintf(f, ",%lu", v[k]);
+        fputs("\r\n", f);
+    }
+}
+
+static void lth__json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void lth__json_counts(FILE *f, const lth_report_row_t *row)
+{
+    fprintf(f,
+            "\"dossiers\":%lu,\"on_time\":%lu,\"late\":%lu,\"overdue\":%lu,"
+            "\"in_progress\":%lu,\"returned\":%lu",
+            row->dossiers, row->on_time, row->late, row->overdue, row->in_progress, row->returned);
+}
+
+static void lth__render_json(const lth_report_t *r, FILE *f)
+{
+    char when[32];
+    lth__iso_time(r->as_of_us, when);
+    fprintf(f, "{\"as_of\":\"%s\",\"as_of_us\":%" PRIu64 ",\"rows\":[", when, r->as_of_us);
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const lth_report_row_t *row = &r->rows[i];
+        fputs(i ? ",{\"procedure_code\":" : "{\"procedure_code\":", f);
+        lth__json_string(f, row->procedure_code);
+        fputs(",\"procedure_name\":", f);
+        lth__json_string(f, lth__name(row->procedure_code));
+        fputs(",\"authority\":", f);
+        lth__json_string(f, row->authority);
+        fputc(',', f);
+        lth__json_counts(f, row);
+        fputc('}', f);
+    }
+    fputs("],\"total\":{", f);
+    lth__json_counts(f, &r->total);
+    fputs("}}\n", f);
+}
+
+int lth_report_render(const lth_report_t *r, lth_report_format_t format, char **out,
+                      size_t *out_len)
+{
+    if (!r || !out || !out_len)
+        return HUB_EINVAL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return HUB_ENOMEM;
+    switch (format) {
+    case LTH_REPORT_TABLE:
+        lth__render_table(r, f);
+        break;
+    case LTH_REPORT_CSV:
+        lth__render_csv(r, f);
+        break;
+    default:
+        lth__render_json(r, f);
+        break;
+    }
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return HUB_ENOMEM;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}

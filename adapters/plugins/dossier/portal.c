@@ -1,0 +1,211 @@
+/* portal — the National Public Service Portal's status synchronisation
+ * (Cổng DVCQG, VN/GOV/VPCP/DVCQG) as a hub member.
+ *
+ * It offers dossier.status/v1 and keeps the portal's view of every dossier
+ * (its latest status, note, actor, time, procedure and authority) in SQLite
+ * (plugin.db, table `view`). Changes arrive at least once and possibly out of
+ * order: one is applied only if its sequence is greater than the last applied
+ * for that dossier (lth_seq_verdict); an older change or the same one again
+ * changes nothing and is counted (table meta: applied, ignored_older,
+ * ignored_duplicate, refused). The view and the counters change in one
+ * transaction, before the SDK settles the delivery, so that a crash at any
+ * point neither loses nor double-counts a change.
+ *
+ * Config (plugin.*): see adapters/README.md, "portal". Logs hold counts only.
+ */
+#include "dossier_plugin.h"
+#include "lth_appdb.h"
+#include "lth_dossier.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#define PORTAL_SUMMARY_EVERY_US 5000000u
+
+static const char portal_schema[] =
+    "CREATE TABLE IF NOT EXISTS view("
+    " code TEXT PRIMARY KEY, status INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " at_us INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT NOT NULL,"
+    " procedure_code TEXT NOT NULL, authority TEXT NOT NULL, due_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, changes INTEGER NOT NULL);";
+
+typedef struct {
+    const adp_plugin_host_t *host;
+    sqlite3 *db;
+    uint64_t next_summary_us;
+    char last_summary[256];
+} portal_t;
+
+static void portal_count(portal_t *st, const char *counter)
+{
+    uint64_t v = 0;
+    if (lth_appdb_meta_get(st->db, counter, 0, &v) == 0)
+        lth_appdb_meta_set(st->db, counter, v + 1);
+}
+
+static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                            void *user)
+{
+    (void)client;
+    (void)reply;
+    portal_t *st = user;
+    lth_status_change_t c;
+    const char *problem = NULL;
+    if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
+                                                             msg->payload_len, &c, &problem) != 0) {
+        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
+               problem ? problem : "it is a request; send an event");
+        if (lth_appdb_begin(st->db) == 0) {
+            portal_count(st, "refused");
+            lth_appdb_commit(st->db);
+        }
+        return 0;
+    }
+    int rc = lth_appdb_begin(st->db);
+    if (rc != 0) {
+        dp_log(st->host, DP_ERROR, "portal database busy or failing: %s", lth_appdb_error(st->db));
+        return rc;
+    }
+    uint64_t last = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT seq FROM view WHERE code = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, c.dossier_code, -1, SQLITE_STATIC);
+        int s = sqlite3_step(q);
+        if (s == SQLITE_ROW)
+            last = (uint64_t)sqlite3_column_int64(q, 0);
+        else if (s != SQLITE_DONE)
+            rc = HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    lth_seq_verdict_t verdict = lth_seq_verdict(last, c.sequence);
+    if (rc == 0 && verdict == LTH_SEQ_APPLY) {
+        /* Context fields are optional in a change: keep what an earlier one said. */
+        if (sqlite3_prepare_v2(
+                st->db,
+                "INSERT INTO view(code, status, seq, at_us, actor, note, procedure_code, authority,"
+                " due_at, updated_at, changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)"
+                " ON CONFLICT(code) DO UPDATE SET status = ?2, seq = ?3, at_us = ?4, actor = ?5,"
+                " note = ?6, procedure_code = CASE WHEN ?7 = '' THEN procedure_code ELSE ?7 END,"
+                " authority = CASE WHEN ?8 = '' THEN authority ELSE ?8 END,"
+                " due_at = CASE WHEN ?9 = 0 THEN due_at ELSE ?9 END, updated_at = ?10,"
+                " changes = changes + 1",
+                -1, &q, NULL) != SQLITE_OK) {
+            rc = HUB_ESTORE;
+        } else {
+            sqlite3_bind_text(q, 1, c.dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_int(q, 2, c.status);
+            sqlite3_bind_int64(q, 3, (sqlite3_int64)c.sequence);
+            sqlite3_bind_int64(q, 4, (sqlite3_int64)c.at_us);
+            sqlite3_bind_text(q, 5, c.actor, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 6, c.note, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 7, c.procedure_code, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 8, c.authority, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 9, (sqlite3_int64)c.due_at_us);
+            sqlite3_bind_int64(q, 10, (sqlite3_int64)dp_now_us());
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+    }
+    if (rc == 0)
+        portal_count(st, verdict == LTH_SEQ_APPLY       ? "applied"
+                         : verdict == LTH_SEQ_DUPLICATE ? "ignored_duplicate"
+                                                        : "ignored_older");
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        dp_log(st->host, DP_ERROR, "could not update the portal view: %s", lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    return 0;
+}
+
+static void portal_summary(portal_t *st, bool force)
+{
+    uint64_t now = dp_now_us();
+    if (!force && now < st->next_summary_us)
+        return;
+    st->next_summary_us = now + PORTAL_SUMMARY_EVERY_US;
+    uint64_t applied = 0, older = 0, dup = 0, refused = 0;
+    lth_appdb_meta_get(st->db, "applied", 0, &applied);
+    lth_appdb_meta_get(st->db, "ignored_older", 0, &older);
+    lth_appdb_meta_get(st->db, "ignored_duplicate", 0, &dup);
+    lth_appdb_meta_get(st->db, "refused", 0, &refused);
+    sqlite3_stmt *q = NULL;
+    long long dossiers = 0, final = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", -1, &q,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        dossiers = sqlite3_column_int64(q, 0);
+        final = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    char line[256];
+    snprintf(line, sizeof line,
+             "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
+             " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64,
+             dossiers, final, applied, older, dup, refused);
+    if (strcmp(line, st->last_summary) != 0) {
+        dp_log(st->host, DP_INFO, "%s", line);
+        snprintf(st->last_summary, sizeof st->last_summary, "%s", line);
+    }
+}
+
+static int portal_tick(void *state, adp_client_t *client)
+{
+    (void)client;
+    portal_summary(state, false);
+    return 0;
+}
+
+static void portal_destroy(void *state)
+{
+    portal_t *st = state;
+    if (!st)
+        return;
+    if (st->db)
+        portal_summary(st, true);
+    lth_appdb_close(&st->db);
+    free(st);
+}
+
+static int portal_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+{
+    portal_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    st->host = host;
+    const char *db = host->config(host, "db");
+    int rc = 0;
+    if (!db || !*db) {
+        snprintf(err, err_size, "plugin.db is required: the portal view's SQLite file");
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0)
+        rc = lth_appdb_open(db, portal_schema, &st->db, err, err_size);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, portal_on_status, st);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, err_size, "%s", hub_strerror(rc));
+        portal_destroy(st);
+        return rc;
+    }
+    *state = st;
+    return 0;
+}
+
+const adp_plugin_t lth_adapter_plugin = {
+    .abi_version = ADP_PLUGIN_ABI_VERSION,
+    .name = "portal",
+    .description = "National Public Service Portal: keeps each dossier's latest status",
+    .init = portal_init,
+    .tick = portal_tick,
+    .destroy = portal_destroy,
+};

@@ -1,0 +1,751 @@
+/* procedure — the city's procedure information system (Hệ thống thông tin
+ * giải quyết TTHC, VN/GOV/HN-VP/TTHC) as a hub member.
+ *
+ * On every tick it submits dossiers from a deterministic generator of
+ * SYNTHETIC dossiers (lth_dossier.h), checks each applicant's identity with
+ * the National Population Database (citizen.lookup/v1, a batch per tick),
+ * returns the dossier when the ID number is invalid or no citizen has it,
+ * and otherwise receives it and forwards it to the competent authority
+ * (dossier.submit/v1). Every status change it makes, and every change the
+ * authority — or the delegate the hub routed the dossier to (ủy quyền) —
+ * reports back (dossier.status/v1, which it offers), goes as a
+ * DossierStatusChange event with this system's per-dossier sequence to the
+ * portal and to reporting (both dossier.status/v1). A dossier still open past
+ * its due time (plus plugin.overdue_grace_ms) gets an OVERDUE change.
+ *
+ * State (dossiers, statuses, the history of changes, the generator's next
+ * index, events not yet handed to the SDK) lives in SQLite (plugin.db), so a
+ * restart continues where it stopped: the generator index is the dossier
+ * code, so no dossier is submitted twice. Events are queued in the same
+ * transaction as the change that causes them (lth_appdb.h) and then posted;
+ * set state_dir so that the SDK's outbox survives a restart too.
+ *
+ * Config (plugin.*): see adapters/README.md, "procedure". Logs hold counts,
+ * never a personal ID number.
+ */
+#include "domain.pb-c.h"
+#include "dossier_plugin.h"
+#include "lth_appdb.h"
+#include "lth_dossier.h"
+#include "lth_lookup.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#define PROC_MAX_PROCEDURES 64
+#define PROC_SUMMARY_EVERY_US 5000000u
+#define PROC_PURPOSE "Tiếp nhận hồ sơ TTHC: xác minh danh tính người nộp hồ sơ"
+
+static const char proc_schema[] =
+    "CREATE TABLE IF NOT EXISTS dossier("
+    " code TEXT PRIMARY KEY, idx INTEGER UNIQUE NOT NULL,"
+    " procedure_code TEXT NOT NULL, authority TEXT NOT NULL,"
+    " applicant TEXT NOT NULL," /* personal data: never logged */
+    " submitted_at INTEGER NOT NULL, due_at INTEGER NOT NULL,"
+    " identity TEXT," /* NULL until checked: FOUND, NOT_FOUND, INVALID_KEY */
+    " identity_at INTEGER, forwarded_at INTEGER, decided_at INTEGER,"
+    " status INTEGER NOT NULL DEFAULT 0,"        /* latest DossierStatus */
+    " seq INTEGER NOT NULL DEFAULT 0,"           /* sequence of the latest change sent */
+    " authority_seq INTEGER NOT NULL DEFAULT 0," /* last applied change from the authority */
+    " resolver TEXT," /* the delegate that resolves it, if not the authority */
+    " overdue_sent INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS dossier_unchecked ON dossier(identity, idx);"
+    "CREATE TABLE IF NOT EXISTS history("
+    " code TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " at_us INTEGER NOT NULL, note TEXT NOT NULL, PRIMARY KEY(code, seq));";
+
+typedef struct {
+    const adp_plugin_host_t *host;
+    sqlite3 *db;
+    uint64_t dossiers, rate, day_us, lookup_timeout_ms, overdue_grace_us;
+    lth_dossier_gen_t gen;
+    const lth_procedure_t *procs[PROC_MAX_PROCEDURES];
+    char population[LTH_MEMBER_MAX], portal[LTH_MEMBER_MAX], report[LTH_MEMBER_MAX];
+    bool lookup_failing; /* to log a failing look-up once, not every tick */
+    unsigned long ignored_changes, refused_changes, delegated;
+    uint64_t next_summary_us;
+    char last_summary[512];
+} proc_t;
+
+/* One dossier row, as the flow needs it. */
+typedef struct {
+    char code[LTH_DOSSIER_CODE_MAX];
+    char procedure_code[LTH_PROCEDURE_CODE_MAX];
+    char authority[LTH_MEMBER_MAX]; /* as addressed (the procedure's authority) */
+    char resolver[LTH_MEMBER_MAX];  /* "" or the delegate that answers for it */
+    char applicant[LTH_APPLICANT_MAX];
+    uint64_t submitted_at, due_at, seq, authority_seq;
+    int status;
+    bool forwarded;
+} proc_dossier_t;
+
+static const char *proc_me(adp_client_t *client)
+{
+    const char *me = client ? adp_member_id(client) : NULL;
+    return me ? me : "";
+}
+
+static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT code, procedure_code, authority, applicant, submitted_at, "
+                           "due_at, seq, authority_seq, status, coalesce(resolver, ''), "
+                           "forwarded_at IS NOT NULL FROM dossier WHERE code = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        snprintf(d->code, sizeof d->code, "%s", (const char *)sqlite3_column_text(q, 0));
+        snprintf(d->procedure_code, sizeof d->procedure_code, "%s",
+                 (const char *)sqlite3_column_text(q, 1));
+        snprintf(d->authority, sizeof d->authority, "%s", (const char *)sqlite3_column_text(q, 2));
+        snprintf(d->applicant, sizeof d->applicant, "%s", (const char *)sqlite3_column_text(q, 3));
+        d->submitted_at = (uint64_t)sqlite3_column_int64(q, 4);
+        d->due_at = (uint64_t)sqlite3_column_int64(q, 5);
+        d->seq = (uint64_t)sqlite3_column_int64(q, 6);
+        d->authority_seq = (uint64_t)sqlite3_column_int64(q, 7);
+        d->status = sqlite3_column_int(q, 8);
+        snprintf(d->resolver, sizeof d->resolver, "%s", (const char *)sqlite3_column_text(q, 9));
+        d->forwarded = sqlite3_column_int(q, 10) != 0;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HUB_ENOTFOUND : HUB_ESTORE;
+}
+
+static int proc_step(sqlite3 *db, const char *sql, const char *code, uint64_t a, uint64_t b)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    int n = sqlite3_bind_parameter_count(q);
+    sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+    if (n >= 2)
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)a);
+    if (n >= 3)
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)b);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : HUB_ESTORE;
+}
+
+/* Records the dossier's next status change and queues it for the portal and
+ * reporting (inside the caller's transaction). */
+static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *actor, uint64_t at_us,
+                     const char *note)
+{
+    lth_status_change_t c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.dossier_code, sizeof c.dossier_code, "%s", d->code);
+    c.status = status;
+    snprintf(c.actor, sizeof c.actor, "%s", actor);
+    c.at_us = at_us;
+    c.sequence = d->seq + 1;
+    snprintf(c.note, sizeof c.note, "%s", note);
+    snprintf(c.procedure_code, sizeof c.procedure_code, "%s", d->procedure_code);
+    /* Who resolves it: under delegation (ủy quyền), the delegate. */
+    snprintf(c.authority, sizeof c.authority, "%s", d->resolver[0] ? d->resolver : d->authority);
+    c.submitted_at_us = d->submitted_at;
+    c.due_at_us = d->due_at;
+
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO history(code, seq, status, actor, at_us, note) "
+                           "VALUES(?, ?, ?, ?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)c.sequence);
+    sqlite3_bind_int(q, 3, status);
+    sqlite3_bind_text(q, 4, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)at_us);
+    sqlite3_bind_text(q, 6, c.note, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = proc_step(st->db, "UPDATE dossier SET status = ?3, seq = ?2 WHERE code = ?1", d->code,
+                       c.sequence, (uint64_t)status);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = lth_status_change_encode(&c, &buf, &len);
+    if (rc == 0 && st->portal[0])
+        rc = lth_outq_add(st->db, st->portal, LTH_SERVICE_DOSSIER_STATUS, LTH_STATUS_CHANGE_TYPE,
+                          buf, len);
+    if (rc == 0 && st->report[0])
+        rc = lth_outq_add(st->db, st->report, LTH_SERVICE_DOSSIER_STATUS, LTH_STATUS_CHANGE_TYPE,
+                          buf, len);
+    free(buf);
+    if (rc == 0) {
+        d->seq = c.sequence;
+        d->status = status;
+    }
+    return rc;
+}
+
+static void proc_flush(proc_t *st, adp_client_t *client)
+{
+    int rc = lth_outq_flush(st->db, client, 0, NULL);
+    if (rc != 0)
+        dp_log(st->host, DP_WARN, "could not hand every queued event to the SDK (%s); will retry",
+               rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
+}
+
+/* ---- submitting ---- */
+
+static int proc_submit(proc_t *st)
+{
+    uint64_t next;
+    if (lth_appdb_meta_get(st->db, "next_index", 1, &next) != 0)
+        return HUB_ESTORE;
+    if (next > st->dossiers)
+        return 0;
+    if (lth_appdb_begin(st->db) != 0)
+        return HUB_ESTORE;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT INTO dossier(code, idx, procedure_code, authority, "
+                                "applicant, submitted_at, due_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                                -1, &q, NULL) == SQLITE_OK
+                 ? 0
+                 : HUB_ESTORE;
+    uint64_t made = 0;
+    for (; rc == 0 && made < st->rate && next <= st->dossiers; made++, next++) {
+        lth_gen_dossier_t g;
+        rc = lth_dossier_generate(&st->gen, next, &g);
+        if (rc != 0)
+            break;
+        uint64_t now = dp_now_us();
+        uint64_t due = now + lth_limit_duration_us(g.procedure->limit_amount,
+                                                   g.procedure->limit_unit, st->day_us);
+        sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)g.index);
+        sqlite3_bind_text(q, 3, g.procedure->code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, g.procedure->authority, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, g.applicant_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 6, (sqlite3_int64)now);
+        sqlite3_bind_int64(q, 7, (sqlite3_int64)due);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            rc = HUB_ESTORE;
+        sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = lth_appdb_meta_set(st->db, "next_index", next);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        lth_appdb_rollback(st->db);
+        dp_log(st->host, DP_ERROR, "could not submit dossiers: %s", lth_appdb_error(st->db));
+        return rc;
+    }
+    if (made)
+        dp_log(st->host, DP_DEBUG, "submitted %" PRIu64 " dossiers (next index %" PRIu64 ")", made,
+               next);
+    return 0;
+}
+
+/* ---- identity checks ---- */
+
+/* FOUND: receive, forward to the authority, processing. */
+static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now)
+{
+    const char *me = proc_me(client);
+    int rc =
+        proc_step(st->db, "UPDATE dossier SET identity = 'FOUND', identity_at = ?2 WHERE code = ?1",
+                  d->code, now, 0);
+    if (rc == 0)
+        rc = proc_emit(st, d, LTH_STATUS_RECEIVED, me, now,
+                       "Đã tiếp nhận hồ sơ; danh tính người nộp đã được xác minh");
+    lth_dossier_t msg;
+    memset(&msg, 0, sizeof msg);
+    snprintf(msg.dossier_code, sizeof msg.dossier_code, "%s", d->code);
+    snprintf(msg.procedure_code, sizeof msg.procedure_code, "%s", d->procedure_code);
+    snprintf(msg.applicant_id, sizeof msg.applicant_id, "%s", d->applicant);
+    msg.submitted_at_us = d->submitted_at;
+    msg.due_at_us = d->due_at;
+    snprintf(msg.received_by, sizeof msg.received_by, "%s", me);
+    snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = lth_dossier_encode(&msg, &buf, &len);
+    if (rc == 0)
+        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, LTH_DOSSIER_TYPE, buf,
+                          len);
+    free(buf);
+    memset(&msg, 0, sizeof msg); /* the applicant's ID */
+    if (rc == 0)
+        rc = proc_step(st->db, "UPDATE dossier SET forwarded_at = ?2 WHERE code = ?1", d->code, now,
+                       0);
+    char note[LTH_NOTE_MAX];
+    snprintf(note, sizeof note, "Đã chuyển hồ sơ đến cơ quan có thẩm quyền %s", d->authority);
+    if (rc == 0)
+        rc = proc_emit(st, d, LTH_STATUS_PROCESSING, me, now, note);
+    return rc;
+}
+
+/* INVALID_KEY or NOT_FOUND: returned, with the population database's reason. */
+static int proc_return(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now,
+                       bool invalid, const char *reason)
+{
+    int rc = proc_step(st->db,
+                       invalid ? "UPDATE dossier SET identity = 'INVALID_KEY', identity_at = ?2, "
+                                 "decided_at = ?2 WHERE code = ?1"
+                               : "UPDATE dossier SET identity = 'NOT_FOUND', identity_at = ?2, "
+                                 "decided_at = ?2 WHERE code = ?1",
+                       d->code, now, 0);
+    char note[LTH_NOTE_MAX];
+    snprintf(note, sizeof note, "%s (%s)",
+             invalid ? "Trả hồ sơ: số định danh cá nhân không hợp lệ"
+                     : "Trả hồ sơ: không tìm thấy công dân trong CSDLQG về dân cư",
+             reason && *reason ? reason
+             : invalid         ? "invalid personal ID number"
+                               : "not found");
+    if (rc == 0)
+        rc = proc_emit(st, d, LTH_STATUS_RETURNED, proc_me(client), now, note);
+    return rc;
+}
+
+typedef Lth__Domain__V1__CitizenLookupResponse proc_response_t;
+
+static void proc_lookup_failed(proc_t *st, const char *fmt, const char *detail)
+{
+    if (!st->lookup_failing) {
+        char line[512];
+        snprintf(line, sizeof line, fmt, detail);
+        dp_log(st->host, DP_WARN, "identity checks wait: %s; retrying every tick", line);
+    }
+    st->lookup_failing = true;
+}
+
+/* Applies one look-up answer to the dossiers asked about, in one transaction. */
+static int proc_apply_answers(proc_t *st, adp_client_t *client, char **codes,
+                              const proc_response_t *resp, size_t *n_accepted, size_t *n_returned,
+                              size_t *n_waiting)
+{
+    uint64_t now = dp_now_us();
+    if (lth_appdb_begin(st->db) != 0)
+        return HUB_ESTORE;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < resp->n_results; i++) {
+        proc_dossier_t d;
+        if (proc_load(st, codes[i], &d) != 0) {
+            rc = HUB_ESTORE;
+            break;
+        }
+        const Lth__Domain__V1__CitizenLookupResult *r = resp->results[i];
+        switch (r->status) {
+        case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND:
+            rc = proc_accept(st, client, &d, now);
+            ++*n_accepted;
+            break;
+        case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY:
+        case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND:
+            rc = proc_return(st, client, &d, now,
+                             r->status == LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY,
+                             r->reason);
+            ++*n_returned;
+            break;
+        default: /* NOT_PERMITTED: the provider's configuration; ask again later */
+            ++*n_waiting;
+            break;
+        }
+        memset(&d, 0, sizeof d);
+    }
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        dp_log(st->host, DP_ERROR, "could not record identity checks: %s", lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+    }
+    return rc;
+}
+
+static void proc_check_identities(proc_t *st, adp_client_t *client)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT code, applicant FROM dossier WHERE identity IS NULL "
+                           "ORDER BY idx LIMIT ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int(q, 1, LTH_LOOKUP_MAX_KEYS);
+    char **codes = calloc(LTH_LOOKUP_MAX_KEYS, sizeof *codes);
+    char **keys = calloc(LTH_LOOKUP_MAX_KEYS, sizeof *keys);
+    size_t n = 0;
+    while (codes && keys && n < LTH_LOOKUP_MAX_KEYS && sqlite3_step(q) == SQLITE_ROW) {
+        codes[n] = strdup((const char *)sqlite3_column_text(q, 0));
+        keys[n] = strdup((const char *)sqlite3_column_text(q, 1));
+        if (!codes[n] || !keys[n]) {
+            free(codes[n]);
+            free(keys[n]);
+            break;
+        }
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (n > 0) {
+        Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+        req.personal_ids = keys;
+        req.n_personal_ids = n;
+        req.mode = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
+        req.purpose = PROC_PURPOSE;
+        req.dossier_code = n == 1 ? codes[0] : "";
+        size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
+        uint8_t *buf = malloc(len ? len : 1);
+        adp_reply_t reply;
+        memset(&reply, 0, sizeof reply);
+        int rc = buf ? 0 : HUB_ENOMEM;
+        if (rc == 0) {
+            lth__domain__v1__citizen_lookup_request__pack(&req, buf);
+            /* Online only: if the population database is not connected, ask
+             * again next tick rather than leave a request in its queue. */
+            rc = adp_request(client, st->population, LTH_SERVICE_CITIZEN_LOOKUP,
+                             LTH_LOOKUP_REQUEST_TYPE, buf, len, ADP_ONLINE_ONLY,
+                             (uint32_t)st->lookup_timeout_ms, &reply);
+            memset(buf, 0, len);
+        }
+        free(buf);
+        proc_response_t *resp = NULL;
+        if (rc != 0) {
+            proc_lookup_failed(st, "%s",
+                               rc == HUB_ENACK || rc == HUB_ETIMEDOUT ? adp_last_error(client)
+                                                                      : hub_strerror(rc));
+        } else if (!lth_domain_content_type_is(reply.content_type, "CitizenLookupResponse") ||
+                   !(resp = lth__domain__v1__citizen_lookup_response__unpack(
+                         NULL, reply.payload_len, reply.payload))) {
+            proc_lookup_failed(st, "%s", "the answer is not a CitizenLookupResponse");
+        } else if (resp->status != LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK) {
+            proc_lookup_failed(st, "the population database answered %s",
+                               resp->status ==
+                                       LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID
+                                   ? "INVALID"
+                                   : "UNAVAILABLE");
+        } else if (resp->n_results != n) {
+            proc_lookup_failed(st, "%s", "the answer does not have one result per key");
+        } else {
+            size_t accepted = 0, returned = 0, waiting = 0;
+            if (proc_apply_answers(st, client, codes, resp, &accepted, &returned, &waiting) == 0) {
+                if (st->lookup_failing)
+                    dp_log(st->host, DP_INFO, "identity checks answered again");
+                st->lookup_failing = false;
+                dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
+                       "identity checks: %zu dossiers: verified=%zu returned=%zu "
+                       "waiting=%zu%s",
+                       n, accepted, returned, waiting,
+                       waiting ? " (the population database does not permit this member)" : "");
+            }
+        }
+        if (resp)
+            lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
+        adp_reply_free(&reply);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(codes[i]);
+        memset(keys[i], 0, strlen(keys[i]));
+        free(keys[i]);
+    }
+    free(codes);
+    free(keys);
+}
+
+/* ---- overdue ---- */
+
+static void proc_mark_overdue(proc_t *st, adp_client_t *client)
+{
+    uint64_t now = dp_now_us();
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT code FROM dossier WHERE overdue_sent = 0 AND due_at > 0 AND "
+                           "due_at < ? AND status IN (2, 3) ORDER BY idx LIMIT 1000",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)(now - st->overdue_grace_us));
+    char codes[64][LTH_DOSSIER_CODE_MAX];
+    size_t n = 0;
+    while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
+        snprintf(codes[n++], LTH_DOSSIER_CODE_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    if (n == 0 || lth_appdb_begin(st->db) != 0)
+        return;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        proc_dossier_t d;
+        rc = proc_load(st, codes[i], &d);
+        if (rc == 0)
+            rc = proc_emit(st, &d, LTH_STATUS_OVERDUE, proc_me(client), now,
+                           "Quá hạn giải quyết theo quy định");
+        if (rc == 0)
+            rc = proc_step(st->db, "UPDATE dossier SET overdue_sent = 1 WHERE code = ?1", codes[i],
+                           0, 0);
+    }
+    if (rc == 0 && lth_appdb_commit(st->db) == 0) {
+        dp_log(st->host, DP_DEBUG, "%zu dossiers overdue", n);
+        return;
+    }
+    dp_log(st->host, DP_ERROR, "could not mark dossiers overdue: %s", lth_appdb_error(st->db));
+    lth_appdb_rollback(st->db);
+}
+
+/* ---- changes from the authorities ---- */
+
+static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_status_change_t c;
+    const char *problem = NULL;
+    if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
+                                                             msg->payload_len, &c, &problem) != 0) {
+        st->refused_changes++;
+        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
+               problem ? problem : "it is a request; send an event");
+        return 0;
+    }
+    proc_dossier_t d;
+    int rc = proc_load(st, c.dossier_code, &d);
+    const char *why = NULL;
+    bool bind = false;
+    if (rc == HUB_ENOTFOUND) {
+        why = "no dossier with that code here";
+    } else if (rc != 0) {
+        dp_log(st->host, DP_ERROR, "cannot read the dossier database: %s", lth_appdb_error(st->db));
+        return rc;
+    } else if (!d.forwarded) {
+        why = "the dossier was not forwarded to anyone";
+    } else if (strcmp(msg->sender, d.authority) != 0 && strcmp(msg->sender, d.resolver) != 0) {
+        /* Ủy quyền: the hub routed the dossier to the authority's delegate,
+         * which answers in its own name. The first member other than the
+         * authority to answer, naming itself as the resolving authority,
+         * becomes the dossier's resolver; nobody else may answer after it. */
+        if (d.resolver[0])
+            why = "the dossier is resolved by another member";
+        else if (strcmp(c.authority, msg->sender) != 0)
+            why = "the sender is not the dossier's authority, nor a delegate naming itself "
+                  "as the resolving authority";
+        else
+            bind = true;
+    }
+    if (why) {
+        st->refused_changes++;
+        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender, why);
+        return 0;
+    }
+    if (lth_seq_verdict(d.authority_seq, c.sequence) != LTH_SEQ_APPLY) {
+        st->ignored_changes++; /* a redelivery or a late older change */
+        return 0;
+    }
+    uint64_t at = c.at_us ? c.at_us : dp_now_us();
+    rc = lth_appdb_begin(st->db);
+    if (rc == 0 && bind) {
+        sqlite3_stmt *q = NULL;
+        rc = sqlite3_prepare_v2(st->db, "UPDATE dossier SET resolver = ? WHERE code = ?", -1, &q,
+                                NULL) == SQLITE_OK
+                 ? 0
+                 : HUB_ESTORE;
+        if (rc == 0) {
+            sqlite3_bind_text(q, 1, msg->sender, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, d.code, -1, SQLITE_STATIC);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+        snprintf(d.resolver, sizeof d.resolver, "%s", msg->sender);
+        st->delegated++;
+    }
+    if (rc == 0)
+        rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d.code,
+                       c.sequence, 0);
+    if (rc == 0)
+        rc = proc_emit(st, &d, c.status, msg->sender, at, c.note);
+    if (rc == 0 && lth_status_final(c.status))
+        rc = proc_step(st->db, "UPDATE dossier SET decided_at = ?2 WHERE code = ?1", d.code, at, 0);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        dp_log(st->host, DP_ERROR, "could not record a status change: %s", lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    proc_flush(st, client);
+    return 0;
+}
+
+/* ---- tick ---- */
+
+static void proc_summary(proc_t *st)
+{
+    uint64_t now = dp_now_us();
+    if (now < st->next_summary_us)
+        return;
+    st->next_summary_us = now + PROC_SUMMARY_EVERY_US;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT count(*), sum(identity IS NULL), sum(status = 5), "
+                           "sum(status = 4), (SELECT count(*) FROM outq) FROM dossier",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    char line[512] = "";
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        long long total = sqlite3_column_int64(q, 0), unchecked = sqlite3_column_int64(q, 1),
+                  returned = sqlite3_column_int64(q, 2), done = sqlite3_column_int64(q, 3);
+        snprintf(line, sizeof line,
+                 "dossiers: submitted=%lld of %" PRIu64 " identity_pending=%lld open=%lld "
+                 "done=%lld returned=%lld queued_events=%lld ignored_changes=%lu "
+                 "refused_changes=%lu resolved_by_delegates=%lu",
+                 total, st->dossiers, unchecked, total - unchecked - returned - done, done,
+                 returned, sqlite3_column_int64(q, 4), st->ignored_changes, st->refused_changes,
+                 st->delegated);
+    }
+    sqlite3_finalize(q);
+    if (line[0] && strcmp(line, st->last_summary) != 0) {
+        dp_log(st->host, DP_INFO, "%s", line);
+        snprintf(st->last_summary, sizeof st->last_summary, "%s", line);
+    }
+}
+
+static int proc_tick(void *state, adp_client_t *client)
+{
+    proc_t *st = state;
+    proc_flush(st, client); /* what a crash left queued */
+    proc_submit(st);
+    proc_check_identities(st, client);
+    proc_mark_overdue(st, client);
+    proc_flush(st, client);
+    proc_summary(st);
+    return 0;
+}
+
+/* ---- set-up ---- */
+
+static void proc_destroy(void *state)
+{
+    proc_t *st = state;
+    if (!st)
+        return;
+    lth_appdb_close(&st->db);
+    free(st);
+}
+
+static int proc_parse_procedures(proc_t *st, const char *list, char *err, size_t err_size)
+{
+    if (!list)
+        return 0; /* the whole catalogue */
+    char copy[2048];
+    snprintf(copy, sizeof copy, "%s", list);
+    char *save = NULL;
+    size_t n = 0;
+    for (char *code = strtok_r(copy, ", ", &save); code; code = strtok_r(NULL, ", ", &save)) {
+        const lth_procedure_t *p = lth_procedure_find(code);
+        if (!p) {
+            snprintf(err, err_size,
+                     "plugin.procedures: '%s' is not a procedure of the catalogue (SYN-1.000001 "
+                     "to SYN-1.%06zu)",
+                     code, lth_procedure_count());
+            return HUB_EINVAL;
+        }
+        if (n == PROC_MAX_PROCEDURES) {
+            snprintf(err, err_size, "plugin.procedures: at most %d", PROC_MAX_PROCEDURES);
+            return HUB_EINVAL;
+        }
+        st->procs[n++] = p;
+    }
+    if (n == 0) {
+        snprintf(err, err_size, "plugin.procedures is empty: list codes, or leave it out");
+        return HUB_EINVAL;
+    }
+    st->gen.procedures = st->procs;
+    st->gen.n_procedures = n;
+    return 0;
+}
+
+static int proc_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+{
+    proc_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    st->host = host;
+    const char *db = host->config(host, "db");
+    uint64_t citizens = 0, invalid = 0, unknown = 0, day_ms = 0;
+    int rc = 0;
+    if (!db || !*db) {
+        snprintf(err, err_size, "plugin.db is required: the procedure system's SQLite file");
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0)
+        rc = dp_conf_u64(host, "dossiers", 0, 999999999, 20, &st->dossiers, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "seed", 0, UINT32_MAX, 1, &st->gen.seed, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "rate_per_tick", 1, 1000, 5, &st->rate, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "population_seed", 0, UINT64_MAX, 1, &st->gen.population_seed, err,
+                         err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "population_citizens", 1, 999000, 10000, &citizens, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "invalid_percent", 0, 100, 10, &invalid, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "unknown_percent", 0, 100, 10, &unknown, err, err_size);
+    if (rc == 0 && invalid + unknown > 100) {
+        snprintf(err, err_size, "plugin.invalid_percent + plugin.unknown_percent exceed 100");
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0)
+        rc = dp_conf_u64(host, "day_ms", 1, 86400000, 86400000, &day_ms, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "lookup_timeout_ms", 100, 600000, 5000, &st->lookup_timeout_ms, err,
+                         err_size);
+    uint64_t grace_ms = 0;
+    if (rc == 0)
+        rc = dp_conf_u64(host, "overdue_grace_ms", 0, 86400000, 0, &grace_ms, err, err_size);
+    st->overdue_grace_us = grace_ms * 1000u;
+    if (rc == 0)
+        rc = dp_conf_member(host, "population", "VN/GOV/BCA/CSDLQGDC", 0, st->population,
+                            sizeof st->population, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_member(host, "portal", "VN/GOV/VPCP/DVCQG", 1, st->portal, sizeof st->portal,
+                            err, err_size);
+    if (rc == 0)
+        rc = dp_conf_member(host, "report", "VN/GOV/HN-VP/BAOCAO", 1, st->report, sizeof st->report,
+                            err, err_size);
+    if (rc == 0)
+        rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
+    st->gen.population_citizens = (size_t)citizens;
+    st->gen.invalid_percent = (unsigned)invalid;
+    st->gen.unknown_percent = (unsigned)unknown;
+    st->day_us = day_ms * 1000u;
+    if (rc == 0)
+        rc = lth_appdb_open(db, proc_schema, &st->db, err, err_size);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, proc_on_status, st);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, err_size, "%s", hub_strerror(rc));
+        proc_destroy(st);
+        return rc;
+    }
+    uint64_t next = 1;
+    lth_appdb_meta_get(st->db, "next_index", 1, &next);
+    dp_log(host, DP_INFO,
+           "procedure system: %" PRIu64 " synthetic dossiers to submit (%" PRIu64
+           " already), %" PRIu64 " per tick; identity checks at %s; statuses to %s and %s",
+           st->dossiers, next - 1, st->rate, st->population, st->portal[0] ? st->portal : "(none)",
+           st->report[0] ? st->report : "(none)");
+    *state = st;
+    return 0;
+}
+
+const adp_plugin_t lth_adapter_plugin = {
+    .abi_version = ADP_PLUGIN_ABI_VERSION,
+    .name = "procedure",
+    .description = "procedure information system: submits synthetic dossiers, checks identities, "
+                   "forwards, relays statuses",
+    .init = proc_init,
+    .tick = proc_tick,
+    .destroy = proc_destroy,
+};

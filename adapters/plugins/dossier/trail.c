@@ -1,0 +1,308 @@
+/* lth-trail — prints each dossier's trail through the hub from the SQLite
+ * files of the dossier adapters: submitted (procedure system) → identity
+ * verified or not (population database) → forwarded to the authority →
+ * every status change and the decision → the status the portal shows →
+ * how the report counts it. Reads the files read-only, while the adapters
+ * run.
+ *
+ *   lth-trail --procedure FILE [--portal FILE] [--report FILE]
+ *             [--wait N] [--timeout SECONDS] [--summary]
+ *
+ * --wait N waits until the procedure system has N dossiers, all decided
+ * (DONE or RETURNED), and the portal and the report (when given) hold each
+ * one's latest change; exit status 1 if that does not happen within the
+ * timeout (default 60 s). --summary prints one line of counts instead of
+ * the trails: dossiers, decided, open, overdue (open past the due time),
+ * portal_synced and report_synced (holding the dossier's latest change). Prints no personal data
+ * (no applicant ID numbers).
+ */
+#include "hub_error.h"
+#include "lth_appdb.h"
+#include "lth_dossier.h"
+#include "lth_report.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *procedure, *portal, *report;
+} trail_files_t;
+
+typedef struct {
+    long long dossiers, decided, overdue, portal_synced, report_synced;
+} trail_counts_t;
+
+static uint64_t trail_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void trail_since(char *out, size_t size, uint64_t from, uint64_t at)
+{
+    double s = at >= from ? (double)(at - from) / 1e6 : -(double)(from - at) / 1e6;
+    if (s < 1 && s > -1)
+        snprintf(out, size, "+%.0f ms", s * 1000);
+    else
+        snprintf(out, size, "+%.1f s", s);
+}
+
+/* Opens the procedure file and attaches the others as portal / report. */
+static sqlite3 *trail_open(const trail_files_t *f, bool quiet)
+{
+    sqlite3 *db = NULL;
+    char err[512];
+    if (access(f->procedure, R_OK) != 0 ||
+        lth_appdb_open_readonly(f->procedure, &db, err, sizeof err) != 0) {
+        if (!quiet)
+            fprintf(stderr, "lth-trail: cannot read %s\n", f->procedure);
+        return NULL;
+    }
+    const char *names[] = {"portal", "report"};
+    const char *paths[] = {f->portal, f->report};
+    for (int i = 0; i < 2; i++) {
+        if (!paths[i])
+            continue;
+        if (access(paths[i], R_OK) != 0) {
+            if (!quiet)
+                fprintf(stderr, "lth-trail: cannot read %s\n", paths[i]);
+            sqlite3_close_v2(db);
+            return NULL;
+        }
+        sqlite3_stmt *q = NULL;
+        int rc = sqlite3_prepare_v2(db, "ATTACH DATABASE ? AS ?", -1, &q, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, paths[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, names[i], -1, SQLITE_STATIC);
+            rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        }
+        sqlite3_finalize(q);
+        if (rc != SQLITE_OK) {
+            if (!quiet)
+                fprintf(stderr, "lth-trail: cannot attach %s: %s\n", paths[i], sqlite3_errmsg(db));
+            sqlite3_close_v2(db);
+            return NULL;
+        }
+    }
+    return db;
+}
+
+/* Counts; HUB_ESTORE while a file is not ready (an adapter still starting). */
+static int trail_count(sqlite3 *db, const trail_files_t *f, trail_counts_t *c)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*), coalesce(sum(d.status IN (4, 5)), 0),"
+             " coalesce(sum(d.status NOT IN (4, 5) AND d.due_at > 0 AND d.due_at < ?), 0), %s, %s"
+             " FROM main.dossier d",
+             f->portal ? "(SELECT count(*) FROM main.dossier x JOIN portal.view v ON v.code = "
+                         "x.code AND v.seq = x.seq)"
+                       : "0",
+             f->report ? "(SELECT count(*) FROM main.dossier x JOIN report.dossier r ON r.code = "
+                         "x.code AND r.seq = x.seq)"
+                       : "0");
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)trail_now_us());
+    int rc = HUB_ESTORE;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        c->dossiers = sqlite3_column_int64(q, 0);
+        c->decided = sqlite3_column_int64(q, 1);
+        c->overdue = sqlite3_column_int64(q, 2);
+        c->portal_synced = sqlite3_column_int64(q, 3);
+        c->report_synced = sqlite3_column_int64(q, 4);
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static bool trail_complete(const trail_files_t *f, const trail_counts_t *c, long long want)
+{
+    return c->dossiers >= want && c->decided == c->dossiers &&
+           (!f->portal || c->portal_synced == c->dossiers) &&
+           (!f->report || c->report_synced == c->dossiers);
+}
+
+/* The changes after the first two of an accepted dossier (RECEIVED and
+ * PROCESSING, shown as "identity verified" and "forwarded"). */
+static void trail_print_history(sqlite3 *db, const char *code, uint64_t submitted, bool accepted)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT status, at_us, actor FROM main.history WHERE code = ? "
+                           "AND seq > ? ORDER BY seq",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, accepted ? 2 : 0);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        int status = sqlite3_column_int(q, 0);
+        /* MEMBER/SUBSYSTEM is enough to tell the actors apart. */
+        const char *actor = (const char *)sqlite3_column_text(q, 2);
+        const char *p = strchr(actor, '/');
+        p = p ? strchr(p + 1, '/') : NULL;
+        char when[32];
+        trail_since(when, sizeof when, submitted, (uint64_t)sqlite3_column_int64(q, 1));
+        printf(" → %s %s (%s)", lth_status_name(status), when, p ? p + 1 : actor);
+    }
+    sqlite3_finalize(q);
+}
+
+static void trail_print(sqlite3 *db, const trail_files_t *f)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT d.code, d.procedure_code, d.authority, d.submitted_at, d.identity,"
+             " d.identity_at, d.forwarded_at, d.seq, d.status, %s, %s, d.resolver"
+             " FROM main.dossier d %s %s"
+             " ORDER BY d.idx",
+             f->portal ? "v.status, v.seq" : "NULL, NULL",
+             f->report ? "r.status, r.seq, r.due_at, r.done_at" : "NULL, NULL, NULL, NULL",
+             f->portal ? "LEFT JOIN portal.view v ON v.code = d.code" : "",
+             f->report ? "LEFT JOIN report.dossier r ON r.code = d.code" : "");
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        fprintf(stderr, "lth-trail: %s\n", sqlite3_errmsg(db));
+        return;
+    }
+    uint64_t now = trail_now_us();
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *code = (const char *)sqlite3_column_text(q, 0);
+        const char *proc = (const char *)sqlite3_column_text(q, 1);
+        const lth_procedure_t *p = lth_procedure_find(proc);
+        uint64_t submitted = (uint64_t)sqlite3_column_int64(q, 3);
+        char t[32];
+        printf("%s  %s %s → %s", code, proc, p ? p->name : "",
+               (const char *)sqlite3_column_text(q, 2));
+        if (sqlite3_column_type(q, 15) != SQLITE_NULL)
+            printf(", delegated to %s", (const char *)sqlite3_column_text(q, 15));
+        printf("\n   submitted");
+        const char *identity = (const char *)sqlite3_column_text(q, 4);
+        if (!identity) {
+            printf(" → identity check pending\n");
+            continue;
+        }
+        trail_since(t, sizeof t, submitted, (uint64_t)sqlite3_column_int64(q, 5));
+        if (!strcmp(identity, "FOUND"))
+            printf(" → identity verified %s", t);
+        else
+            printf(" → identity %s %s", !strcmp(identity, "NOT_FOUND") ? "not found" : "invalid",
+                   t);
+        if (sqlite3_column_type(q, 6) != SQLITE_NULL) {
+            trail_since(t, sizeof t, submitted, (uint64_t)sqlite3_column_int64(q, 6));
+            printf(" → forwarded %s", t);
+        }
+        trail_print_history(db, code, submitted, !strcmp(identity, "FOUND"));
+        long long seq = sqlite3_column_int64(q, 7);
+        if (f->portal) {
+            if (sqlite3_column_type(q, 9) == SQLITE_NULL)
+                printf(" → portal: nothing yet");
+            else
+                printf(" → portal: %s%s", lth_status_name(sqlite3_column_int(q, 9)),
+                       sqlite3_column_int64(q, 10) == seq ? "" : " (catching up)");
+        }
+        if (f->report) {
+            if (sqlite3_column_type(q, 11) == SQLITE_NULL)
+                printf(" → report: nothing yet");
+            else
+                printf(" → counted: %s%s",
+                       lth_outcome_name(lth_report_classify(
+                           sqlite3_column_int(q, 11), (uint64_t)sqlite3_column_int64(q, 13),
+                           (uint64_t)sqlite3_column_int64(q, 14), now)),
+                       sqlite3_column_int64(q, 12) == seq ? "" : " (catching up)");
+        }
+        putchar('\n');
+    }
+    sqlite3_finalize(q);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: lth-trail --procedure FILE [--portal FILE] [--report FILE]\n"
+                 "                 [--wait N] [--timeout SECONDS] [--summary]\n"
+                 "Prints each dossier's trail from the dossier adapters' SQLite files.\n");
+}
+
+int main(int argc, char **argv)
+{
+    trail_files_t f = {NULL, NULL, NULL};
+    long long want = -1;
+    long timeout_s = 60;
+    bool summary = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--procedure") && i + 1 < argc)
+            f.procedure = argv[++i];
+        else if (!strcmp(argv[i], "--portal") && i + 1 < argc)
+            f.portal = argv[++i];
+        else if (!strcmp(argv[i], "--report") && i + 1 < argc)
+            f.report = argv[++i];
+        else if (!strcmp(argv[i], "--wait") && i + 1 < argc)
+            want = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            timeout_s = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--summary"))
+            summary = true;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "lth-trail: unknown or incomplete argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!f.procedure) {
+        usage(stderr);
+        return 2;
+    }
+    trail_counts_t c = {0, 0, 0, 0, 0};
+    int status = 0;
+    sqlite3 *db = NULL;
+    if (want >= 0) {
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+            if (!db)
+                db = trail_open(&f, true);
+            if (db && trail_count(db, &f, &c) == 0 && trail_complete(&f, &c, want))
+                break;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - start.tv_sec >= timeout_s) {
+                fprintf(stderr,
+                        "lth-trail: after %ld s: %lld dossiers, %lld decided, portal has %lld "
+                        "and the report %lld up to date (waiting for %lld)\n",
+                        timeout_s, c.dossiers, c.decided, c.portal_synced, c.report_synced, want);
+                status = 1;
+                break;
+            }
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+        }
+    }
+    if (!db)
+        db = trail_open(&f, false);
+    if (!db)
+        return 1;
+    if (summary) {
+        if (trail_count(db, &f, &c) != 0) {
+            fprintf(stderr, "lth-trail: %s\n", sqlite3_errmsg(db));
+            status = 1;
+        } else {
+            printf("dossiers=%lld decided=%lld open=%lld overdue=%lld portal_synced=%lld "
+                   "report_synced=%lld\n",
+                   c.dossiers, c.decided, c.dossiers - c.decided, c.overdue, c.portal_synced,
+                   c.report_synced);
+        }
+    } else {
+        trail_print(db, &f);
+    }
+    sqlite3_close_v2(db);
+    return status;
+}

@@ -1,0 +1,294 @@
+/* sqlquery — the generic SQL look-up adapter: answers services from
+ * configured, parameterised SELECTs over a SQLite file, opened read-only.
+ *
+ * Config (adapters/README.md has an example):
+ *   plugin.db = PATH                       the database (required; opened read-only)
+ *   plugin.queries = NAME[,NAME...]        the queries (required)
+ *   plugin.query.NAME = SERVICE/VERSION | SELECT ... WHERE x = :param ...
+ *   plugin.max_rows = N                    rows per answer (default 1000)
+ *   plugin.max_reply_bytes = N             about the JSON size per answer (default 1000000)
+ *   plugin.timeout_ms = N                  longest run of a query (default 2000)
+ *
+ * Each query is prepared once at start (lth_sqlq: one SELECT, named
+ * parameters); a request is a JSON object of its parameters, the reply
+ * {"rows": [...], "truncated": bool} as application/json, or a problem
+ * document {"error": ..., "status": 4xx/5xx} as application/problem+json.
+ * Handlers run on hub-adapter's thread: a query blocks the adapter while it
+ * runs, hence the timeout. Logs: service, member ids, counts and times; never
+ * parameter values or rows.
+ */
+#include "adp_plugin.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "hub_wire.h"
+#include "lth_jsonmap.h"
+#include "lth_sqlq.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQLQ_MAX_QUERIES 32
+#define SQLQ_NAME_MAX 32
+#define SQLQ_PROBLEM_TYPE "application/problem+json"
+
+typedef struct sqlq_plugin sqlq_plugin_t;
+
+typedef struct {
+    char name[SQLQ_NAME_MAX + 1];
+    char service[HUB_SERVICE_MAX + 1];
+    lth_sqlq_t *query;
+    sqlq_plugin_t *plugin;
+} sqlq_entry_t;
+
+struct sqlq_plugin {
+    const adp_plugin_host_t *host;
+    sqlite3 *db;
+    lth_sqlq_limits_t limits;
+    sqlq_entry_t entries[SQLQ_MAX_QUERIES];
+    size_t n_entries;
+};
+
+static void sqlq_log(const sqlq_plugin_t *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sqlq_log(const sqlq_plugin_t *p, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    p->host->log(p->host, level, line);
+}
+
+static int sqlq_fail(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int sqlq_fail(char *err, size_t err_size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+    return HUB_EINVAL;
+}
+
+static int sqlq_reply_json(adp_reply_t *reply, json_t *doc, const char *content_type)
+{
+    size_t len = 0;
+    char *text = doc ? lth_jsonmap_dump(doc, &len) : NULL;
+    json_decref(doc);
+    if (!text)
+        return HUB_ENOMEM;
+    reply->payload = (uint8_t *)text;
+    reply->payload_len = len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+    return 0;
+}
+
+static int sqlq_problem(adp_reply_t *reply, int status, const char *message, json_t *extra)
+{
+    json_t *doc = json_pack("{s:s,s:i}", "error", message, "status", status);
+    if (doc && extra)
+        json_object_update(doc, extra);
+    json_decref(extra);
+    return sqlq_reply_json(reply, doc, SQLQ_PROBLEM_TYPE);
+}
+
+static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                       void *user)
+{
+    (void)client;
+    sqlq_entry_t *e = user;
+    sqlq_plugin_t *p = e->plugin;
+    if (msg->kind != ADP_REQUEST) {
+        sqlq_log(p, 1, "query %s: ignored an event from %s (queries answer requests)", e->name,
+                 msg->sender);
+        return 0;
+    }
+    uint64_t t0 = hub_monotonic_us();
+    if (msg->payload_len && !lth_jsonmap_is_json_type(msg->content_type)) {
+        sqlq_log(p, 1, "query %s from %s: refused content type", e->name, msg->sender);
+        char message[256];
+        snprintf(message, sizeof message,
+                 "send the parameters as a JSON object (application/json), not '%.100s'",
+                 msg->content_type);
+        return sqlq_problem(reply, 415, message, NULL);
+    }
+    json_t *params = NULL;
+    lth_jsonmap_error_t jerr;
+    if (msg->payload_len &&
+        lth_jsonmap_parse((const char *)msg->payload, msg->payload_len, &params, &jerr) != 0) {
+        sqlq_log(p, 1, "query %s from %s: malformed JSON", e->name, msg->sender);
+        return sqlq_problem(reply, 400, jerr.message,
+                            json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
+    }
+    json_t *result = NULL;
+    char why[HUB_ERRMSG_MAX] = "";
+    int rc = lth_sqlq_run(e->query, params, &p->limits, &result, why, sizeof why);
+    json_decref(params);
+    uint64_t ms = (hub_monotonic_us() - t0) / 1000u;
+    if (rc != 0) {
+        int status = rc == HUB_EINVAL ? 422 : rc == HUB_ETIMEDOUT ? 504 : 503;
+        sqlq_log(p, status >= 500 ? 3 : 1, "query %s (%s) from %s: %d in %" PRIu64 " ms: %s",
+                 e->name, e->service, msg->sender, status, ms,
+                 rc == HUB_EINVAL ? "bad parameters" : why);
+        return sqlq_problem(reply, status, why, NULL);
+    }
+    size_t rows = json_array_size(json_object_get(result, "rows"));
+    bool truncated = json_is_true(json_object_get(result, "truncated"));
+    sqlq_log(p, truncated ? 1 : 0, "query %s (%s) from %s: %zu rows%s in %" PRIu64 " ms",
+             e->name, e->service, msg->sender, rows, truncated ? " (truncated)" : "", ms);
+    return sqlq_reply_json(reply, result, "application/json");
+}
+
+static int sqlq_uint(const sqlq_plugin_t *p, const char *key, unsigned long long min,
+                     unsigned long long max, unsigned long long def, unsigned long long *out,
+                     char *err, size_t err_size)
+{
+    const char *text = p->host->config(p->host, key);
+    if (!text) {
+        *out = def;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = isdigit((unsigned char)*text) ? strtoull(text, &end, 10) : 0;
+    if (!end || *end || errno || v < min || v > max)
+        return sqlq_fail(err, err_size, "plugin.%s must be a whole number from %llu to %llu",
+                         key, min, max);
+    *out = v;
+    return 0;
+}
+
+/* plugin.query.NAME = SERVICE/VERSION | SELECT ... */
+static int sqlq_entry(sqlq_plugin_t *p, const char *name, char *err, size_t err_size)
+{
+    char key[64];
+    snprintf(key, sizeof key, "query.%s", name);
+    const char *line = p->host->config(p->host, key);
+    const char *bar = line ? strchr(line, '|') : NULL;
+    if (!bar)
+        return sqlq_fail(err, err_size,
+                         "plugin.%s must be 'SERVICE/VERSION | SELECT ...', e.g. "
+                         "'procedure.get/v1 | SELECT code, name FROM procedures WHERE code = :code'",
+                         key);
+    sqlq_entry_t *e = &p->entries[p->n_entries];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->plugin = p;
+    const char *s = line;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = (size_t)(bar - s);
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len > HUB_SERVICE_MAX)
+        return sqlq_fail(err, err_size, "plugin.%s: no SERVICE/VERSION before '|'", key);
+    memcpy(e->service, s, len);
+    e->service[len] = '\0';
+    if (!hub_service_valid(e->service))
+        return sqlq_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key,
+                         e->service);
+    for (size_t i = 0; i < p->n_entries; i++)
+        if (!strcmp(p->entries[i].service, e->service))
+            return sqlq_fail(err, err_size, "plugin.%s: %s is already answered by query %s", key,
+                             e->service, p->entries[i].name);
+    char why[HUB_ERRMSG_MAX];
+    int rc = lth_sqlq_new(p->db, bar + 1, &e->query, why, sizeof why);
+    if (rc != 0)
+        return rc == HUB_ENOMEM ? rc : sqlq_fail(err, err_size, "plugin.%s: %s", key, why);
+    p->n_entries++;
+    if (p->host->offer(p->host, e->service, sqlq_handle, e) != 0)
+        return sqlq_fail(err, err_size, "plugin.%s: the runtime refused to offer %s", key,
+                         e->service);
+    return 0;
+}
+
+static void sqlq_destroy(void *state)
+{
+    sqlq_plugin_t *p = state;
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_entries; i++)
+        lth_sqlq_destroy(&p->entries[i].query);
+    lth_sqlq_db_close(&p->db);
+    free(p);
+}
+
+static int sqlq_settings(sqlq_plugin_t *p, char *err, size_t err_size)
+{
+    const adp_plugin_host_t *h = p->host;
+    unsigned long long v = 0;
+    int rc;
+    if ((rc = sqlq_uint(p, "max_rows", 1, 100000, 1000, &v, err, err_size)) != 0)
+        return rc;
+    p->limits.max_rows = (size_t)v;
+    if ((rc = sqlq_uint(p, "max_reply_bytes", 1024, 64u << 20, 1000000, &v, err, err_size)) != 0)
+        return rc;
+    p->limits.max_bytes = (size_t)v;
+    if ((rc = sqlq_uint(p, "timeout_ms", 10, 60000, 2000, &v, err, err_size)) != 0)
+        return rc;
+    p->limits.timeout_ms = (uint32_t)v;
+    const char *db = h->config(h, "db");
+    if (!db || !*db)
+        return sqlq_fail(err, err_size, "plugin.db is required: the SQLite file to query");
+    if ((rc = lth_sqlq_db_open(db, &p->db, err, err_size)) != 0)
+        return rc;
+    const char *list = h->config(h, "queries");
+    if (!list)
+        return sqlq_fail(err, err_size,
+                         "plugin.queries is required: the names of the plugin.query.NAME lines");
+    char copy[1024], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *name = strtok_r(copy, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+        if (strlen(name) > SQLQ_NAME_MAX ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(name))
+            return sqlq_fail(err, err_size,
+                             "plugin.queries: '%s' is not a name (a-z, 0-9, _ and -, at most %d)",
+                             name, SQLQ_NAME_MAX);
+        if (p->n_entries == SQLQ_MAX_QUERIES)
+            return sqlq_fail(err, err_size, "plugin.queries: at most %d queries",
+                             SQLQ_MAX_QUERIES);
+        if ((rc = sqlq_entry(p, name, err, err_size)) != 0)
+            return rc;
+    }
+    if (!p->n_entries)
+        return sqlq_fail(err, err_size, "plugin.queries names no query");
+    return 0;
+}
+
+static int sqlq_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+{
+    sqlq_plugin_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    p->host = host;
+    int rc = sqlq_settings(p, err, err_size);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, err_size, "%s", hub_strerror(rc));
+        sqlq_destroy(p);
+        return rc;
+    }
+    for (size_t i = 0; i < p->n_entries; i++)
+        sqlq_log(p, 1, "query %s answers %s (%zu parameter%s)", p->entries[i].name,
+                 p->entries[i].service, lth_sqlq_param_count(p->entries[i].query),
+                 lth_sqlq_param_count(p->entries[i].query) == 1 ? "" : "s");
+    *state = p;
+    return 0;
+}
+
+const adp_plugin_t lth_adapter_plugin = {
+    .abi_version = ADP_PLUGIN_ABI_VERSION,
+    .name = "sqlquery",
+    .description = "generic SQL look-up: services answered by parameterised SELECTs over SQLite",
+    .init = sqlq_init,
+    .destroy = sqlq_destroy,
+};

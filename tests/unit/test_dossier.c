@@ -1,0 +1,487 @@
+/* Unit tests for the dossier flow's pure logic: the procedure catalogue and
+ * processing limits, the synthetic dossier generator, the ordering rule for
+ * status changes, the Dossier and DossierStatusChange codecs, and the report
+ * (classification, aggregation, table / CSV / JSON). */
+#include "hub_error.h"
+#include "lth_citizen.h"
+#include "lth_dossier.h"
+#include "lth_pid.h"
+#include "lth_procedure.h"
+#include "lth_report.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY LTH_DAY_US
+
+/* ---- procedures and limits ---- */
+
+START_TEST(catalogue_matches_its_limit_texts)
+{
+    ck_assert_uint_eq(lth_procedure_count(), 6);
+    for (size_t i = 0; i < lth_procedure_count(); i++) {
+        const lth_procedure_t *p = lth_procedure_at(i);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_ptr_eq(lth_procedure_find(p->code), p);
+        ck_assert_msg(!strncmp(p->code, "SYN-", 4), "%s is not labelled synthetic", p->code);
+        unsigned amount = 0;
+        lth_limit_unit_t unit = 0;
+        ck_assert_int_eq(lth_limit_parse(p->limit_text, &amount, &unit), 0);
+        ck_assert_uint_eq(amount, p->limit_amount);
+        ck_assert_int_eq(unit, p->limit_unit);
+        ck_assert_ptr_nonnull(p->authority);
+    }
+    ck_assert_ptr_null(lth_procedure_at(6));
+    ck_assert_ptr_null(lth_procedure_find("1.001234"));
+    ck_assert_ptr_null(lth_procedure_find(NULL));
+    ck_assert_str_eq(lth_procedure_find("SYN-1.000004")->authority, "VN/GOV/HN-SKHDT/DKKD");
+}
+END_TEST
+
+START_TEST(limits_parse_and_last)
+{
+    unsigned a;
+    lth_limit_unit_t u;
+    ck_assert_int_eq(lth_limit_parse("same working day", &a, &u), 0);
+    ck_assert(a == 8 && u == LTH_LIMIT_WORKING_HOURS);
+    ck_assert_int_eq(lth_limit_parse("1 day", &a, &u), 0);
+    ck_assert(a == 1 && u == LTH_LIMIT_CALENDAR_DAYS);
+    ck_assert_int_eq(lth_limit_parse("1 working day", &a, &u), 0);
+    ck_assert(a == 1 && u == LTH_LIMIT_WORKING_DAYS);
+    ck_assert_int_eq(lth_limit_parse("4 working hours", &a, &u), 0);
+    ck_assert(a == 4 && u == LTH_LIMIT_WORKING_HOURS);
+    const char *bad[] = {"",      "0 days",  "3 weeks",         "3days",      "1 days",
+                         "2 day", "-1 days", "3 working  days", "99999 days", "same day"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(lth_limit_parse(bad[i], &a, &u) == HUB_EINVAL, "accepted '%s'", bad[i]);
+    ck_assert_int_eq(lth_limit_parse(NULL, &a, &u), HUB_EINVAL);
+
+    ck_assert_uint_eq(lth_limit_duration_us(8, LTH_LIMIT_WORKING_HOURS, DAY), DAY);
+    ck_assert_uint_eq(lth_limit_duration_us(3, LTH_LIMIT_WORKING_DAYS, DAY), 3 * DAY);
+    ck_assert_uint_eq(lth_limit_duration_us(30, LTH_LIMIT_CALENDAR_DAYS, 300000), 9000000);
+    ck_assert_uint_eq(lth_limit_duration_us(8, LTH_LIMIT_WORKING_HOURS, 400000), 400000);
+    ck_assert_uint_eq(lth_limit_duration_us(3, 0, DAY), 0);
+    ck_assert_uint_eq(lth_limit_duration_us(4000000000u, LTH_LIMIT_CALENDAR_DAYS, UINT64_MAX / 2),
+                      UINT64_MAX);
+}
+END_TEST
+
+/* ---- the generator ---- */
+
+static lth_dossier_gen_t gen_params(void)
+{
+    lth_dossier_gen_t g = {.seed = 1,
+                           .population_seed = 1,
+                           .population_citizens = 2000,
+                           .invalid_percent = 10,
+                           .unknown_percent = 10};
+    return g;
+}
+
+START_TEST(generator_is_deterministic_and_spreads_kinds)
+{
+    lth_dossier_gen_t g = gen_params();
+    int kinds[3] = {0, 0, 0};
+    for (uint64_t i = 1; i <= 300; i++) {
+        lth_gen_dossier_t a, b;
+        ck_assert_int_eq(lth_dossier_generate(&g, i, &a), 0);
+        ck_assert_int_eq(lth_dossier_generate(&g, i, &b), 0);
+        ck_assert_mem_eq(&a, &b, sizeof a);
+        char code[LTH_DOSSIER_CODE_MAX];
+        snprintf(code, sizeof code, "SYN-H26-%06u", (unsigned)i);
+        ck_assert_str_eq(a.code, code);
+        ck_assert_uint_eq(a.index, i);
+        /* Procedures go round the catalogue. */
+        ck_assert_ptr_eq(a.procedure, lth_procedure_at((size_t)((i - 1 + g.seed) % 6)));
+        kinds[a.applicant_kind]++;
+        lth_pid_info_t info;
+        const char *problem = NULL;
+        int rc = lth_pid_check(a.applicant_id, &info, &problem);
+        if (a.applicant_kind == LTH_APPLICANT_INVALID_ID) {
+            ck_assert_msg(rc == HUB_EINVAL, "dossier %u: an invalid ID passed the check",
+                          (unsigned)i);
+        } else {
+            ck_assert_msg(rc == 0, "dossier %u: %s", (unsigned)i, problem);
+        }
+        if (a.applicant_kind == LTH_APPLICANT_UNKNOWN) {
+            /* Past the data set: no citizen 0..1999 has it. */
+            for (size_t k = 0; k < 2000; k += 1) {
+                lth_citizen_t c;
+                lth_citizen_generate(1, k, &c);
+                if (!strcmp(c.personal_id, a.applicant_id))
+                    ck_abort_msg("dossier %u: 'unknown' applicant is citizen %zu", (unsigned)i, k);
+            }
+        }
+    }
+    /* 10 % and 10 % of every hundred, exactly. */
+    ck_assert_int_eq(kinds[LTH_APPLICANT_INVALID_ID], 30);
+    ck_assert_int_eq(kinds[LTH_APPLICANT_UNKNOWN], 30);
+    ck_assert_int_eq(kinds[LTH_APPLICANT_CITIZEN], 240);
+
+    /* Another seed gives other dossiers. */
+    lth_dossier_gen_t g2 = gen_params();
+    g2.seed = 2;
+    lth_gen_dossier_t a, b;
+    ck_assert_int_eq(lth_dossier_generate(&g, 5, &a), 0);
+    ck_assert_int_eq(lth_dossier_generate(&g2, 5, &b), 0);
+    ck_assert(a.procedure != b.procedure || strcmp(a.applicant_id, b.applicant_id) != 0);
+}
+END_TEST
+
+START_TEST(generator_citizens_exist_and_filters_apply)
+{
+    lth_dossier_gen_t g = gen_params();
+    g.invalid_percent = 0;
+    g.unknown_percent = 0;
+    const lth_procedure_t *only[] = {lth_procedure_find("SYN-1.000004")};
+    g.procedures = only;
+    g.n_procedures = 1;
+    /* Every applicant is one of the population's 2000 citizens. */
+    static char ids[2000][LTH_PID_LEN + 1];
+    for (size_t k = 0; k < 2000; k++) {
+        lth_citizen_t c;
+        lth_citizen_generate(1, k, &c);
+        memcpy(ids[k], c.personal_id, sizeof ids[k]);
+    }
+    for (uint64_t i = 1; i <= 50; i++) {
+        lth_gen_dossier_t d;
+        ck_assert_int_eq(lth_dossier_generate(&g, i, &d), 0);
+        ck_assert_ptr_eq(d.procedure, only[0]);
+        ck_assert_int_eq(d.applicant_kind, LTH_APPLICANT_CITIZEN);
+        bool found = false;
+        for (size_t k = 0; k < 2000 && !found; k++)
+            found = !strcmp(ids[k], d.applicant_id);
+        ck_assert_msg(found, "dossier %u: applicant not in the population", (unsigned)i);
+    }
+    lth_gen_dossier_t d;
+    g.invalid_percent = 60;
+    g.unknown_percent = 50;
+    ck_assert_int_eq(lth_dossier_generate(&g, 1, &d), HUB_EINVAL);
+    g = gen_params();
+    ck_assert_int_eq(lth_dossier_generate(&g, 0, &d), HUB_EINVAL);
+    ck_assert_int_eq(lth_dossier_generate(&g, 1000000000u, &d), HUB_EINVAL);
+    g.population_citizens = 0;
+    ck_assert_int_eq(lth_dossier_generate(&g, 1, &d), HUB_EINVAL);
+}
+END_TEST
+
+/* ---- ordering ---- */
+
+START_TEST(sequence_rule)
+{
+    ck_assert_int_eq(lth_seq_verdict(0, 1), LTH_SEQ_APPLY);
+    ck_assert_int_eq(lth_seq_verdict(0, 5), LTH_SEQ_APPLY); /* gaps are fine */
+    ck_assert_int_eq(lth_seq_verdict(3, 4), LTH_SEQ_APPLY);
+    ck_assert_int_eq(lth_seq_verdict(3, 3), LTH_SEQ_DUPLICATE);
+    ck_assert_int_eq(lth_seq_verdict(3, 2), LTH_SEQ_OLDER);
+    ck_assert_int_eq(lth_seq_verdict(UINT64_MAX, 1), LTH_SEQ_OLDER);
+    ck_assert_str_eq(lth_status_name(LTH_STATUS_SUPPLEMENT_REQUESTED), "SUPPLEMENT_REQUESTED");
+    ck_assert_str_eq(lth_status_name(99), "UNSPECIFIED");
+    ck_assert_str_eq(lth_status_name(-1), "UNSPECIFIED");
+    ck_assert(lth_status_final(LTH_STATUS_DONE) && lth_status_final(LTH_STATUS_RETURNED));
+    ck_assert(!lth_status_final(LTH_STATUS_OVERDUE) && !lth_status_final(LTH_STATUS_PROCESSING));
+}
+END_TEST
+
+/* ---- codecs ---- */
+
+START_TEST(status_change_round_trip_and_refusals)
+{
+    lth_status_change_t c = {.dossier_code = "SYN-H26-000042",
+                             .status = LTH_STATUS_DONE,
+                             .actor = "VN/GOV/HN-SKHDT/DKKD",
+                             .at_us = 1751272800000000ull,
+                             .sequence = 5,
+                             .note = "Đã giải quyết",
+                             .procedure_code = "SYN-1.000004",
+                             .authority = "VN/GOV/HN-SKHDT/DKKD",
+                             .submitted_at_us = 1751200000000000ull,
+                             .due_at_us = 1751300000000000ull};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(lth_status_change_encode(&c, &buf, &len), 0);
+    lth_status_change_t d;
+    const char *problem = "x";
+    ck_assert_int_eq(lth_status_change_decode(LTH_STATUS_CHANGE_TYPE, buf, len, &d, &problem), 0);
+    ck_assert_ptr_null(problem);
+    ck_assert_mem_eq(&c, &d, sizeof c);
+    ck_assert_int_eq(lth_status_change_decode("application/json", buf, len, &d, &problem),
+                     HUB_EPARSE);
+    ck_assert_ptr_nonnull(strstr(problem, "content type"));
+    ck_assert_int_eq(lth_status_change_decode(LTH_STATUS_CHANGE_TYPE, (const uint8_t *)"\xff\xff",
+                                              2, &d, &problem),
+                     HUB_EPARSE);
+    free(buf);
+
+    /* Each spoiled in one field: refused, with a reason naming it. */
+    for (int k = 0; k < 4; k++) {
+        lth_status_change_t bad = c;
+        const char *want = NULL;
+        switch (k) {
+        case 0:
+            bad.sequence = 0;
+            want = "sequence";
+            break;
+        case 1:
+            bad.status = 0;
+            want = "status";
+            break;
+        case 2:
+            bad.status = 7;
+            want = "status";
+            break;
+        default:
+            bad.dossier_code[0] = '\0';
+            want = "dossier_code";
+            break;
+        }
+        ck_assert_int_eq(lth_status_change_encode(&bad, &buf, &len), 0);
+        ck_assert_int_eq(lth_status_change_decode(LTH_STATUS_CHANGE_TYPE, buf, len, &d, &problem),
+                         HUB_EPARSE);
+        ck_assert_msg(strstr(problem, want), "case %d: %s", k, problem);
+        free(buf);
+    }
+}
+END_TEST
+
+START_TEST(dossier_round_trip)
+{
+    lth_dossier_t d = {.dossier_code = "SYN-H26-000007",
+                       .procedure_code = "SYN-1.000004",
+                       .applicant_id = "001085012345",
+                       .submitted_at_us = 1,
+                       .due_at_us = 2,
+                       .received_by = "VN/GOV/HN-VP/TTHC",
+                       .authority = "VN/GOV/HN-SKHDT/DKKD"};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(lth_dossier_encode(&d, &buf, &len), 0);
+    lth_dossier_t e;
+    const char *problem = NULL;
+    ck_assert_int_eq(lth_dossier_decode(LTH_DOSSIER_TYPE, buf, len, &e, &problem), 0);
+    ck_assert_uint_eq(e.documents, 1); /* the synthetic form, with a 32-byte digest */
+    e.documents = 0;
+    ck_assert_mem_eq(&d, &e, sizeof d);
+    ck_assert_int_eq(lth_dossier_decode(LTH_STATUS_CHANGE_TYPE, buf, len, &e, &problem),
+                     HUB_EPARSE);
+    free(buf);
+    d.dossier_code[0] = '\0';
+    ck_assert_int_eq(lth_dossier_encode(&d, &buf, &len), 0);
+    ck_assert_int_eq(lth_dossier_decode(LTH_DOSSIER_TYPE, buf, len, &e, &problem), HUB_EPARSE);
+    ck_assert_ptr_nonnull(strstr(problem, "dossier_code"));
+    free(buf);
+}
+END_TEST
+
+/* ---- the report ---- */
+
+#define T0 1751000000000000ull
+#define H 3600000000ull
+
+START_TEST(outcomes)
+{
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, T0, T0 - 1, T0 + H), LTH_OUTCOME_ON_TIME);
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, T0, T0, T0 + H), LTH_OUTCOME_ON_TIME);
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, T0, T0 + 1, T0), LTH_OUTCOME_LATE);
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, 0, T0, T0), LTH_OUTCOME_ON_TIME);
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_RETURNED, T0, 0, T0 + H), LTH_OUTCOME_RETURNED);
+    for (int s = LTH_STATUS_RECEIVED; s <= LTH_STATUS_OVERDUE; s++) {
+        if (lth_status_final(s))
+            continue;
+        ck_assert_int_eq(lth_report_classify(s, T0, 0, T0 + 1), LTH_OUTCOME_OVERDUE);
+        ck_assert_int_eq(lth_report_classify(s, T0, 0, T0), LTH_OUTCOME_IN_PROGRESS);
+        ck_assert_int_eq(lth_report_classify(s, 0, 0, T0 + H), LTH_OUTCOME_IN_PROGRESS);
+    }
+    ck_assert_str_eq(lth_outcome_name(LTH_OUTCOME_ON_TIME), "on time");
+    ck_assert_str_eq(lth_outcome_name(LTH_OUTCOME_OVERDUE), "overdue");
+}
+END_TEST
+
+/* A small report: DKKD 3 (on time, late, overdue), HOTICH birth 2 (returned,
+ * in progress), one more procedure by a made-up authority with awkward
+ * characters, added out of order. */
+static void small_report(lth_report_t *r)
+{
+    lth_report_init(r, T0);
+    ck_assert_int_eq(lth_report_add(r, "SYN-1.000004", "VN/GOV/HN-SKHDT/DKKD", LTH_STATUS_DONE,
+                                    T0 - H, T0 - 2 * H),
+                     0);
+    ck_assert_int_eq(
+        lth_report_add(r, "SYN-1.000001", "VN/GOV/HN-STP/HOTICH", LTH_STATUS_RETURNED, T0 + H, 0),
+        0);
+    ck_assert_int_eq(lth_report_add(r, "X,\"Q\"", "VN/GOV/A\\B/\"C\"", LTH_STATUS_PROCESSING, 0, 0),
+                     0);
+    ck_assert_int_eq(lth_report_add(r, "SYN-1.000004", "VN/GOV/HN-SKHDT/DKKD", LTH_STATUS_DONE,
+                                    T0 - 2 * H, T0 - H),
+                     0);
+    ck_assert_int_eq(
+        lth_report_add(r, "SYN-1.000001", "VN/GOV/HN-STP/HOTICH", LTH_STATUS_PROCESSING, T0 + H, 0),
+        0);
+    ck_assert_int_eq(lth_report_add(r, "SYN-1.000004", "VN/GOV/HN-SKHDT/DKKD",
+                                    LTH_STATUS_SUPPLEMENT_REQUESTED, T0 - 1, 0),
+                     0);
+}
+
+START_TEST(aggregation_adds_up)
+{
+    lth_report_t r;
+    small_report(&r);
+    ck_assert_uint_eq(r.n_rows, 3);
+    /* Sorted by procedure code, then authority. */
+    ck_assert_str_eq(r.rows[0].procedure_code, "SYN-1.000001");
+    ck_assert_str_eq(r.rows[1].procedure_code, "SYN-1.000004");
+    ck_assert_str_eq(r.rows[2].procedure_code, "X,\"Q\"");
+    const lth_report_row_t *dkkd = &r.rows[1];
+    ck_assert_uint_eq(dkkd->dossiers, 3);
+    ck_assert_uint_eq(dkkd->on_time, 1);
+    ck_assert_uint_eq(dkkd->late, 1);
+    ck_assert_uint_eq(dkkd->overdue, 1);
+    ck_assert_uint_eq(r.rows[0].returned, 1);
+    ck_assert_uint_eq(r.rows[0].in_progress, 1);
+    ck_assert_uint_eq(r.rows[2].in_progress, 1);
+    unsigned long sum = 0;
+    for (size_t i = 0; i < r.n_rows; i++) {
+        const lth_report_row_t *row = &r.rows[i];
+        ck_assert_uint_eq(row->dossiers, row->on_time + row->late + row->overdue +
+                                             row->in_progress + row->returned);
+        sum += row->dossiers;
+    }
+    ck_assert_uint_eq(r.total.dossiers, 6);
+    ck_assert_uint_eq(sum, 6);
+    ck_assert_uint_eq(r.total.on_time + r.total.late + r.total.overdue + r.total.in_progress +
+                          r.total.returned,
+                      6);
+    ck_assert_int_eq(lth_report_add(&r, NULL, "x", 1, 0, 0), HUB_EINVAL);
+    lth_report_free(&r);
+    lth_report_free(&r); /* twice is harmless */
+
+    /* Many rows: the sorted insertion holds. */
+    lth_report_init(&r, T0);
+    for (int i = 0; i < 500; i++) {
+        char code[32];
+        snprintf(code, sizeof code, "P-%03d", (i * 7919) % 500);
+        ck_assert_int_eq(lth_report_add(&r, code, "VN/GOV/A/B", LTH_STATUS_DONE, 0, 0), 0);
+    }
+    ck_assert_uint_eq(r.n_rows, 500);
+    for (size_t i = 1; i < r.n_rows; i++)
+        ck_assert_int_lt(strcmp(r.rows[i - 1].procedure_code, r.rows[i].procedure_code), 0);
+    lth_report_free(&r);
+}
+END_TEST
+
+START_TEST(renderings)
+{
+    lth_report_t r;
+    small_report(&r);
+    char *out = NULL;
+    size_t len = 0;
+    lth_report_format_t f;
+    ck_assert_int_eq(lth_report_format_parse("table", &f), 0);
+    ck_assert_int_eq(f, LTH_REPORT_TABLE);
+    ck_assert_int_eq(lth_report_format_parse("TABLE", &f), HUB_EINVAL);
+    ck_assert_int_eq(lth_report_format_parse(NULL, &f), HUB_EINVAL);
+    ck_assert_str_eq(lth_report_content_type(LTH_REPORT_CSV), "text/csv; charset=utf-8");
+
+    /* Table: a title, a header, a line per row, a rule, the total; columns
+     * line up although names are UTF-8. */
+    ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_TABLE, &out, &len), 0);
+    ck_assert_uint_eq(strlen(out), len);
+    ck_assert_ptr_nonnull(strstr(out, "as of 2025-06-27T04:53:20Z\n"));
+    ck_assert_ptr_nonnull(strstr(out, "Đăng ký thành lập doanh nghiệp"));
+    ck_assert_ptr_nonnull(strstr(out, "on time  late  overdue  in progress  returned\n"));
+    char *line = strstr(out, "SYN-1.000004");
+    ck_assert_ptr_nonnull(line);
+    char *eol = strchr(line, '\n');
+    *eol = '\0';
+    ck_assert_msg(strstr(line, "        3        1     1        1            0         0"), "%s",
+                  line);
+    *eol = '\n';
+    char *total = strstr(out, "\ntotal ");
+    ck_assert_ptr_nonnull(total);
+    ck_assert_ptr_nonnull(
+        strstr(total, "        6        1     1        1            2         1\n"));
+    /* Every line of the table proper has the same width in characters. */
+    size_t widths[16], n = 0;
+    for (char *p = strchr(out, '\n') + 1; *p && n < 16; n++) {
+        char *e = strchr(p, '\n');
+        size_t w = 0;
+        for (char *q = p; q < e; q++)
+            w += ((unsigned char)*q & 0xC0) != 0x80;
+        widths[n] = w;
+        p = e + 1;
+    }
+    ck_assert_uint_eq(n, 6);
+    for (size_t i = 1; i < n; i++)
+        ck_assert_uint_eq(widths[i], widths[0]);
+    free(out);
+
+    /* CSV: RFC 4180 quoting; no total line. */
+    ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_CSV, &out, &len), 0);
+    ck_assert_str_eq(out,
+                     "procedure_code,procedure_name,authority,dossiers,on_time,late,overdue,"
+                     "in_progress,returned\r\n"
+                     "SYN-1.000001,Đăng ký khai sinh,VN/GOV/HN-STP/HOTICH,2,0,0,0,1,1\r\n"
+                     "SYN-1.000004,Đăng ký thành lập doanh nghiệp,VN/GOV/HN-SKHDT/DKKD,3,1,1,1,0,"
+                     "0\r\n"
+                     "\"X,\"\"Q\"\"\",,\"VN/GOV/A\\B/\"\"C\"\"\",1,0,0,0,1,0\r\n");
+    free(out);
+
+    /* JSON: valid, escaped, the same numbers. */
+    ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_JSON, &out, &len), 0);
+    json_error_t jerr;
+    json_t *doc = json_loadb(out, len, 0, &jerr);
+    ck_assert_msg(doc != NULL, "invalid JSON: %s: %s", jerr.text, out);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "as_of")), "2025-06-27T04:53:20Z");
+    json_t *rows = json_object_get(doc, "rows");
+    ck_assert_uint_eq(json_array_size(rows), 3);
+    json_t *odd = json_array_get(rows, 2);
+    ck_assert_str_eq(json_string_value(json_object_get(odd, "procedure_code")), "X,\"Q\"");
+    ck_assert_str_eq(json_string_value(json_object_get(odd, "authority")), "VN/GOV/A\\B/\"C\"");
+    json_t *dkkd = json_array_get(rows, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(dkkd, "procedure_name")),
+                     "Đăng ký thành lập doanh nghiệp");
+    ck_assert_int_eq(json_integer_value(json_object_get(dkkd, "late")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "total"), "dossiers")),
+                     6);
+    json_decref(doc);
+    free(out);
+
+    /* An empty report renders too. */
+    lth_report_free(&r);
+    lth_report_init(&r, T0);
+    ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_JSON, &out, &len), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"rows\":[]"));
+    free(out);
+    lth_report_free(&r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("dossier");
+    TCase *tc = tcase_create("dossier");
+    tcase_add_test(tc, catalogue_matches_its_limit_texts);
+    tcase_add_test(tc, limits_parse_and_last);
+    tcase_add_test(tc, generator_is_deterministic_and_spreads_kinds);
+    tcase_add_test(tc, generator_citizens_exist_and_filters_apply);
+    tcase_add_test(tc, sequence_rule);
+    tcase_add_test(tc, status_change_round_trip_and_refusals);
+    tcase_add_test(tc, dossier_round_trip);
+    tcase_add_test(tc, outcomes);
+    tcase_add_test(tc, aggregation_adds_up);
+    tcase_add_test(tc, renderings);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -55,6 +55,9 @@ static void usage(FILE *out)
             "  request RECEIVER SERVICE [--data TEXT | --data-file FILE] [--content-type T]\n"
             "          [--timeout MS] [--online-only]\n"
             "                             send a request through the hub, print the reply\n"
+            "  report [--csv|--json] [--procedure CODE] [--authority MEMBER-ID]\n"
+            "                             on-time, late and overdue dossiers per procedure and\n"
+            "                             authority, from the reporting member (VN/GOV/HN-VP/BAOCAO)\n"
             "  audit verify DIR --hub-key HUB.pub\n"
             "                             check every link and signed checkpoint of the audit\n"
             "                             log; names the first record that was tampered with\n"
@@ -323,6 +326,44 @@ static int cmd_request(const char *config_path, int argc, char **argv)
     return status;
 }
 
+/* `hubctl report`: the reporting member's report.query/v1 (proto/DOMAIN.md),
+ * as a table or CSV. */
+static int cmd_report(const char *config_path, int argc, char **argv)
+{
+    const char *format = "table", *member = "VN/GOV/HN-VP/BAOCAO";
+    const char *procedure = NULL, *authority = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--csv"))
+            format = "csv";
+        else if (!strcmp(argv[i], "--json"))
+            format = "json";
+        else if (!strcmp(argv[i], "--member") && i + 1 < argc)
+            member = argv[++i];
+        else if (!strcmp(argv[i], "--procedure") && i + 1 < argc)
+            procedure = argv[++i];
+        else if (!strcmp(argv[i], "--authority") && i + 1 < argc)
+            authority = argv[++i];
+        else {
+            fprintf(stderr, "hubctl report: usage: hubctl report [--csv|--json] [--procedure "
+                            "CODE] [--authority MEMBER-ID] [--member REPORTING-MEMBER]\n");
+            return EXIT_USAGE;
+        }
+    }
+    if ((procedure && strpbrk(procedure, "\"\\")) || (authority && !hub_member_id_valid(authority))) {
+        fprintf(stderr, "hubctl report: --procedure holds a code, --authority a member id\n");
+        return EXIT_USAGE;
+    }
+    char data[1024];
+    int n = snprintf(data, sizeof data, "{\"format\":\"%s\"", format);
+    if (procedure)
+        n += snprintf(data + n, sizeof data - (size_t)n, ",\"procedure_code\":\"%s\"", procedure);
+    if (authority)
+        n += snprintf(data + n, sizeof data - (size_t)n, ",\"authority\":\"%s\"", authority);
+    snprintf(data + n, sizeof data - (size_t)n, "}");
+    char *args[] = {(char *)member, "report.query/v1", "--data", data, NULL};
+    return cmd_request(config_path, 4, args);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -356,6 +397,8 @@ int main(int argc, char **argv)
         return hubctl_audit(argc - i, argv + i);
     if (!strcmp(cmd, "request"))
         return cmd_request(config_path, argc - i, argv + i);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(config_path, argc - i, argv + i);
     if (hubctl_ops_is_command(cmd))
         return hubctl_ops_main(config_path, cmd, argc - i, argv + i);
     if (hubctl_trust_is_command(cmd))

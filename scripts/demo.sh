@@ -53,9 +53,10 @@ POP=VN/GOV/BCA/CSDLQGDC
 TTHC=VN/GOV/HN-VP/TTHC
 PORTAL=VN/GOV/VPCP/DVCQG
 REPORT=VN/GOV/HN-VP/BAOCAO
+CATALOGUE=VN/GOV/VPCP/CSDLTTHC
 SECTORS="VN/GOV/HN-SKHDT/DKKD VN/GOV/HN-STP/HOTICH VN/GOV/HN-QHK/MOTCUA VN/GOV/HN-STNMT/DATDAI"
 echo "== generating keys (secret files are mode 0600 and never printed)"
-for m in $HUB $OPS $POP $TTHC $PORTAL $REPORT $SECTORS; do
+for m in $HUB $OPS $POP $TTHC $PORTAL $REPORT $CATALOGUE $SECTORS; do
   "$BIN/hubctl" keygen "$m" secrets >/dev/null
   [ "$m" = $HUB ] || cp "secrets/${m//\//.}.pub" keys/
 done
@@ -107,6 +108,9 @@ plugin.citizens = 10000
 plugin.seed = 1"
 adapter portal $PORTAL portal "plugin.db = portal.db"
 adapter report $REPORT report "plugin.db = report.db"
+# The national TTHC database subscribes to the city's procedure catalogue.
+adapter catalogue $CATALOGUE catalogue "plugin.file = catalogue.txt
+plugin.publisher = $TTHC"
 for m in $SECTORS; do
   name=sector-${m##*/}
   adapter "$name" "$m" sector "plugin.db = $name.db
@@ -149,8 +153,8 @@ member_key_file = secrets/${OPS//\//.}.secret
 CONF
 export LTH_HUBCTL_CONFIG=$DEMO/hubctl.conf
 report() {
-  echo "\$ hubctl request $REPORT report.query/v1 --data '$1'"
-  "$BIN/hubctl" request $REPORT report.query/v1 --data "$1"
+  echo "\$ hubctl report $*"
+  "$BIN/hubctl" report "$@"
 }
 # A snapshot once a dossier is overdue (a late one is, until it is done).
 for _ in $(seq 150); do
@@ -159,17 +163,21 @@ for _ in $(seq 150); do
 done
 echo "   $summary"
 echo "== the report while dossiers are in flight"
-report '{"format":"table"}'
+report
 echo
 echo "== waiting until every dossier is decided, shown by the portal and counted"
 trail --wait "$N" --timeout 90 --summary | sed 's/^/   /'
 echo
 echo "== each dossier's trail (times from submission)"
 trail
-echo "== the report at the end"
-report '{"format":"table"}'
+echo "== the procedure catalogue, published by $TTHC through the hub (publish/subscribe),"
+echo "   as the national TTHC database $CATALOGUE received it"
+sed 's/^/   /' catalogue.txt
 echo
-report '{"format":"csv","authority":"VN/GOV/HN-SKHDT/DKKD"}'
+echo "== the report at the end"
+report
+echo
+report --csv --authority VN/GOV/HN-SKHDT/DKKD
 echo
 if [ $once = 1 ]; then
   echo "== demo done"

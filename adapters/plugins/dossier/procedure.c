@@ -28,6 +28,9 @@
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_lookup.h"
+#include "lth_domain.h"
+#include "lth_procedure.h"
+#include "hub_wire.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -65,6 +68,7 @@ typedef struct {
     unsigned long ignored_changes, refused_changes, delegated;
     uint64_t next_summary_us;
     char last_summary[512];
+    bool catalogue_published;  /* this run's catalogue is in the outbox */
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -606,9 +610,61 @@ static void proc_summary(proc_t *st)
     }
 }
 
+/* The city publishes its procedure list (catalogue.published/v1) through
+ * the hub once per start, as a new version; the national TTHC database and
+ * any other subscriber receive it, durably, even while offline. */
+static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
+{
+    size_t n = lth_procedure_count();
+    Lth__Domain__V1__Procedure *items = calloc(n ? n : 1, sizeof *items);
+    Lth__Domain__V1__Procedure **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    Lth__Domain__V1__ProcessingLimit *limits = calloc(n ? n : 1, sizeof *limits);
+    if (!items || !ptrs || !limits)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const lth_procedure_t *p = lth_procedure_at(i);
+        lth__domain__v1__procedure__init(&items[i]);
+        lth__domain__v1__processing_limit__init(&limits[i]);
+        limits[i].amount = p->limit_amount;
+        limits[i].unit = (Lth__Domain__V1__LimitUnit)p->limit_unit;
+        items[i].code = (char *)p->code;
+        items[i].name = (char *)p->name;
+        items[i].name_en = (char *)p->name_en;
+        items[i].authority_member_id = (char *)p->authority;
+        items[i].processing_limit = &limits[i];
+        ptrs[i] = &items[i];
+    }
+    Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;
+    cat.publisher_member_id = (char *)adp_member_id(client);
+    cat.published_at_us = hub_now_us();
+    cat.version = cat.published_at_us; /* strictly increasing across restarts */
+    cat.procedures = ptrs;
+    cat.n_procedures = n;
+    size_t len = lth__domain__v1__procedure_catalogue__get_packed_size(&cat);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        goto out;
+    lth__domain__v1__procedure_catalogue__pack(&cat, buf);
+    if (adp_publish(client, "catalogue.published/v1",
+                    LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"), buf, len, 0, NULL) == 0) {
+        st->catalogue_published = true;
+        dp_log(st->host, DP_INFO, "procedure catalogue published: %zu procedures", n);
+    } else {
+        dp_log(st->host, DP_WARN, "publishing the procedure catalogue failed (%s); will retry",
+               adp_last_error(client));
+    }
+    free(buf);
+out:
+    free(items);
+    free(ptrs);
+    free(limits);
+}
+
 static int proc_tick(void *state, adp_client_t *client)
 {
     proc_t *st = state;
+    if (!st->catalogue_published && adp_connected(client))
+        proc_publish_catalogue(st, client);
     proc_flush(st, client); /* what a crash left queued */
     proc_submit(st);
     proc_check_identities(st, client);

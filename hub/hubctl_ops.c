@@ -967,24 +967,17 @@ typedef struct {
     char detail[512];
 } probe_result_t;
 
-static void probe_one(adp_client_t *client, uint32_t timeout_ms, probe_result_t *r)
-{
+/* One ping in flight. */
+typedef struct {
+    probe_result_t *r;
+    char id[37];
     char payload[64];
-    int len = snprintf(payload, sizeof payload, "probe %llu", (unsigned long long)hub_now_us());
-    uint64_t start = hub_monotonic_us();
-    adp_reply_t reply;
-    int rc = adp_request(client, r->member, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
-                         ADP_ONLINE_ONLY, timeout_ms, &reply);
-    r->ms = (double)(hub_monotonic_us() - start) / 1000.0;
-    if (rc == 0) {
-        bool same =
-            reply.payload_len == (size_t)len && !memcmp(reply.payload, payload, (size_t)len);
-        r->outcome = same ? PROBE_OK : PROBE_ERROR;
-        snprintf(r->detail, sizeof r->detail, "%s",
-                 same ? "pong" : "answered with a different payload");
-        adp_reply_free(&reply);
-        return;
-    }
+    int len;
+    uint64_t start, deadline;
+} probe_flight_t;
+
+static void probe_fail(adp_client_t *client, probe_result_t *r, int rc)
+{
     int nack = adp_last_nack_code(client);
     if (rc == HUB_ENACK && nack == LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE)
         r->outcome = PROBE_NOT_CONNECTED;
@@ -995,9 +988,66 @@ static void probe_one(adp_client_t *client, uint32_t timeout_ms, probe_result_t 
     else
         r->outcome = PROBE_ERROR;
     snprintf(r->detail, sizeof r->detail, "%s",
-             rc == HUB_ETIMEDOUT && nack == 0
-                 ? "no answer in time (connected, but its adapter did not reply)"
-                 : adp_last_error(client));
+             rc == HUB_ETIMEDOUT ? "no answer in time (connected, but its adapter did not reply)"
+                                 : adp_last_error(client));
+}
+
+/* Pings every member in results[0..n), keeping up to `parallel` pings in
+ * flight on the one connection (the SDK tracks each by its message id). */
+static void probe_all(adp_client_t *client, probe_result_t *results, size_t n, long parallel,
+                      uint32_t timeout_ms)
+{
+    probe_flight_t *flights = calloc((size_t)parallel, sizeof *flights);
+    size_t next = 0, active = 0;
+    while (flights && (next < n || active > 0)) {
+        for (long f = 0; f < parallel && next < n; f++) {
+            if (flights[f].r)
+                continue;
+            probe_flight_t *fl = &flights[f];
+            fl->r = &results[next++];
+            fl->len = snprintf(fl->payload, sizeof fl->payload, "probe %llu",
+                               (unsigned long long)hub_now_us());
+            fl->start = hub_monotonic_us();
+            fl->deadline = fl->start + (uint64_t)timeout_ms * 1000u;
+            int rc = adp_request_start(client, fl->r->member, ADP_PING_SERVICE, "text/plain",
+                                       fl->payload, (size_t)fl->len, ADP_ONLINE_ONLY, fl->id);
+            if (rc != 0) {
+                probe_fail(client, fl->r, rc);
+                fl->r = NULL;
+                continue;
+            }
+            active++;
+        }
+        adp_run(client, 5);
+        for (long f = 0; f < parallel; f++) {
+            probe_flight_t *fl = &flights[f];
+            if (!fl->r)
+                continue;
+            adp_reply_t reply;
+            int rc = adp_request_poll(client, fl->id, &reply);
+            uint64_t now = hub_monotonic_us();
+            if (rc == HUB_EAGAIN && now < fl->deadline)
+                continue;
+            fl->r->ms = (double)(now - fl->start) / 1000.0;
+            if (rc == 0) {
+                bool same = reply.payload_len == (size_t)fl->len &&
+                            !memcmp(reply.payload, fl->payload, (size_t)fl->len);
+                fl->r->outcome = same ? PROBE_OK : PROBE_ERROR;
+                snprintf(fl->r->detail, sizeof fl->r->detail, "%s",
+                         same ? "pong" : "answered with a different payload");
+                adp_reply_free(&reply);
+            } else {
+                if (rc == HUB_EAGAIN) {
+                    adp_request_cancel(client, fl->id);
+                    rc = HUB_ETIMEDOUT;
+                }
+                probe_fail(client, fl->r, rc);
+            }
+            fl->r = NULL;
+            active--;
+        }
+    }
+    free(flights);
 }
 
 static void xml_escaped(FILE *f, const char *s)
@@ -1094,7 +1144,7 @@ static int probe_targets_from_api(ctl_ops_config_t *cfg, char ***targets, size_t
 static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
 {
     bool all = false;
-    long parallel = 1, timeout_ms = 3000;
+    long parallel = 8, timeout_ms = 3000;
     const char *junit = NULL;
     char **targets = calloc((size_t)argc + 1, sizeof *targets);
     size_t n_targets = 0;
@@ -1158,18 +1208,16 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
     probe_result_t *results = calloc(n_targets ? n_targets : 1, sizeof *results);
     size_t n = 0;
     uint64_t start = hub_monotonic_us();
-    /* The hub keeps one connection per member, and the SDK has one request
-     * in flight per connection: pings go one after another. Offline
-     * members are refused at once, so only members that are connected
-     * but silent cost their timeout. --parallel is the bound for when the
-     * hub allows several connections per member. */
+    /* Up to --parallel pings in flight at once (default 8): a member that
+     * is connected but silent costs its timeout without holding up the
+     * others. */
     for (size_t k = 0; k < n_targets && results; k++) {
         if (all && !strcmp(targets[k], self))
             continue;
-        probe_result_t *r = &results[n++];
-        snprintf(r->member, sizeof r->member, "%s", targets[k]);
-        probe_one(client, (uint32_t)timeout_ms, r);
+        snprintf(results[n++].member, sizeof results[0].member, "%s", targets[k]);
     }
+    if (results)
+        probe_all(client, results, n, parallel, (uint32_t)timeout_ms);
     double total_s = (double)(hub_monotonic_us() - start) / 1e6;
     adp_close(&client);
     size_t failures = 0;

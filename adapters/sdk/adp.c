@@ -1210,6 +1210,73 @@ int adp_publish(adp_client_t *c, const char *service, const char *content_type,
                      flags, false, message_id_out);
 }
 
+int adp_request_start(adp_client_t *c, const char *receiver, const char *service,
+                      const char *content_type, const void *payload, size_t payload_len,
+                      int flags, char id_out[37])
+{
+    if (!c || !id_out)
+        return HUB_EINVAL;
+    int rc = adp__post(c, receiver, service, content_type, payload, payload_len, ADP_REQUEST,
+                       NULL, flags, true, id_out);
+    if (rc != 0)
+        return rc;
+    adp__await_t *w = calloc(1, sizeof *w);
+    if (!w || hub_map_put(c->awaits, id_out, w) != 0) {
+        free(w);
+        return HUB_ENOMEM;
+    }
+    adp__flush_outbox(c);
+    return 0;
+}
+
+int adp_request_poll(adp_client_t *c, const char *id, adp_reply_t *reply)
+{
+    if (!c || !id || !reply)
+        return HUB_EINVAL;
+    adp__outmsg_t *m = hub_map_get(c->outbox, id);
+    if (m && m->state == ADP__NACKED) {
+        c->last_nack = m->nack_code;
+        adp__error(c, "the hub refused the message (%s): %s", hub_nack_code_name(m->nack_code),
+                   m->reason);
+        adp_request_cancel(c, id);
+        return HUB_ENACK;
+    }
+    if (m && m->state == ADP__ACKED) {
+        /* Accepted by the hub: only the reply is awaited now. */
+        hub_map_remove(c->outbox, id);
+        free(m->bytes);
+        free(m);
+    }
+    adp__await_t *w = hub_map_get(c->awaits, id);
+    if (!w)
+        return HUB_ENOTFOUND;
+    if (!w->done)
+        return HUB_EAGAIN;
+    *reply = w->reply;
+    hub_map_remove(c->awaits, id);
+    free(w);
+    return 0;
+}
+
+void adp_request_cancel(adp_client_t *c, const char *id)
+{
+    if (!c || !id)
+        return;
+    adp__outmsg_t *m = hub_map_get(c->outbox, id);
+    if (m && m->state != ADP__PENDING) {
+        hub_map_remove(c->outbox, id);
+        free(m->bytes);
+        free(m);
+    } else if (m) {
+        m->waited = false; /* still sent; its receipt is dropped */
+    }
+    adp__await_t *w = hub_map_remove(c->awaits, id);
+    if (w) {
+        free(w->reply.payload);
+        free(w);
+    }
+}
+
 int adp_post_event(adp_client_t *c, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    char message_id_out[37])

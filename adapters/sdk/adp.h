@@ -127,6 +127,17 @@ int adp_publish(adp_client_t *client, const char *service, const char *content_t
 int adp_request(adp_client_t *client, const char *receiver, const char *service,
                 const char *content_type, const void *payload, size_t payload_len, int flags,
                 uint32_t timeout_ms, adp_reply_t *reply);
+/* Several requests in flight: adp_request_start() sends one and returns its
+ * message id at once; adp_request_poll() (call adp_run() between polls)
+ * returns 0 with the reply, HUB_EAGAIN while it is pending, or HUB_ENACK
+ * when the hub refused it (adp_last_error()); after any result but
+ * HUB_EAGAIN the request is forgotten. adp_request_cancel() gives up on one
+ * (a late reply is then dropped). */
+int adp_request_start(adp_client_t *client, const char *receiver, const char *service,
+                      const char *content_type, const void *payload, size_t payload_len,
+                      int flags, char id_out[37]);
+int adp_request_poll(adp_client_t *client, const char *id, adp_reply_t *reply);
+void adp_request_cancel(adp_client_t *client, const char *id);
 /* Sends a one-way event and waits until the hub has ACKed it (it is then
  * durable in the hub's store). The hub's sequence number is stored in
  * *hub_seq when not NULL. */

@@ -30,7 +30,6 @@
 #include "lth_lookup.h"
 #include "lth_domain.h"
 #include "lth_procedure.h"
-#include "hub_wire.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -636,7 +635,7 @@ static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
     }
     Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;
     cat.publisher_member_id = (char *)adp_member_id(client);
-    cat.published_at_us = hub_now_us();
+    cat.published_at_us = dp_now_us();
     cat.version = cat.published_at_us; /* strictly increasing across restarts */
     cat.procedures = ptrs;
     cat.n_procedures = n;

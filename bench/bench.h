@@ -1,0 +1,202 @@
+/* bench — what the pieces of hubbench share: clocks, latency samples and
+ * their percentiles, the result of one measured case, child processes,
+ * files, and the knobs every case reads (duration, payload size).
+ *
+ * A case runs its peers in threads of this process (one ZeroMQ context or
+ * client connection per thread) and its middle (hubd, the raw relay,
+ * nats-server) as a child process, so that every row pays for the same
+ * process boundaries. Each case is closed-loop: a client keeps `inflight`
+ * messages outstanding and sends a new one as each completes; latency is
+ * send -> completion, taken from a send timestamp carried in the payload.
+ *
+ * Ownership: bench_lat_t owns its sample array (bench_lat_free); results are
+ * plain values. Errors: functions return 0 or -1 with a sentence in a
+ * caller's buffer, or set result->na with the reason a case could not run.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_PAYLOAD 1024 /* bytes: the 1 KiB */
+#define BENCH_HDR     16   /* payload bytes 0..7: send time (ns, monotonic); 8..15: sequence */
+
+/* ------------------------------------------------------------------------ */
+/* Settings shared by every case                                             */
+
+typedef struct {
+    double warmup_s;        /* traffic before the measured window */
+    double measure_s;       /* the measured window */
+    double drain_s;         /* how long to wait for what is still in flight */
+    char workdir[PATH_MAX]; /* per-run scratch directory (keys, data, logs) */
+    char bindir[PATH_MAX];  /* where hubd and rawhop are (next to hubbench) */
+    char srcdir[PATH_MAX];  /* the source tree (deploy/hubd.conf.example) */
+    bool verbose;
+} bench_opts_t;
+
+extern bench_opts_t bench_opts;
+
+/* ------------------------------------------------------------------------ */
+/* Time                                                                      */
+
+uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC: comparable across threads and processes */
+void bench_sleep_ms(int ms);
+
+/* ------------------------------------------------------------------------ */
+/* Latency samples                                                           */
+
+typedef struct {
+    uint32_t *ns; /* one sample per completed message, nanoseconds (capped at ~4.29 s) */
+    size_t n, cap;
+} bench_lat_t;
+
+void bench_lat_add(bench_lat_t *lat, uint64_t ns);
+/* Sorts in place; p is 0..100. Returns microseconds (0 when empty). */
+double bench_lat_pct(bench_lat_t *lat, double p);
+void bench_lat_free(bench_lat_t *lat);
+
+/* The phase of a run, shared by its threads. A client stamps its sends and
+ * records completions seen while phase == MEASURE; throughput is the count
+ * of those over the window's length. */
+enum { BENCH_WARMUP = 0, BENCH_MEASURE = 1, BENCH_DRAIN = 2, BENCH_STOP = 3 };
+
+typedef struct {
+    atomic_int phase;
+    uint64_t t0_ns, t1_ns;    /* the measured window, set by bench_window_run */
+    atomic_ullong completed;  /* completions inside the window */
+    atomic_ullong errors;     /* NACKs, timeouts, protocol surprises */
+    atomic_llong outstanding; /* sent and not yet completed (for one-way cases) */
+    char first_error[256];    /* the first error's sentence (set once) */
+    atomic_int error_set;
+} bench_window_t;
+
+void bench_window_init(bench_window_t *w);
+/* Runs warmup, measure and drain on the calling thread's clock while the
+ * case's threads do the work; `all_done` (may be NULL) ends the drain early
+ * when it returns true. */
+void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user);
+void bench_window_error(bench_window_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+double bench_window_seconds(const bench_window_t *w);
+
+/* Fills payload[0..len) with the send time and a sequence number, rest 'x'. */
+void bench_payload_fill(uint8_t *payload, size_t len, uint64_t seq);
+/* The send time a payload carries (0 if too short). */
+uint64_t bench_payload_sent_ns(const uint8_t *payload, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Results                                                                   */
+
+typedef struct {
+    bool na;     /* could not run: see note */
+    double rate; /* completed messages per second */
+    double p50_us, p99_us, p999_us;
+    uint64_t completed; /* in the window */
+    uint64_t errors;
+    double frames_in_per_msg; /* hub cases: ZeroMQ messages the hub read per envelope (batching) */
+    char note[256];
+} bench_result_t;
+
+/* Fills rate and percentiles from a finished window and its samples. */
+void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *lat);
+void bench_result_na(bench_result_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------ */
+/* Processes and files                                                       */
+
+/* fork + exec with stdout and stderr appended to log_path (stdin /dev/null).
+ * Returns the pid or -1. */
+pid_t bench_spawn(char *const argv[], const char *log_path);
+/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the wait status or -1. */
+int bench_stop(pid_t pid);
+/* SIGKILLs every child bench_spawn started and bench_stop did not stop
+ * (async-signal-safe: for signal handlers). */
+void bench_kill_children(void);
+bool bench_alive(pid_t pid);
+/* Waits until path exists and is not empty. */
+bool bench_wait_file(const char *path, int timeout_ms);
+int bench_write_file(const char *path, const char *text, int mode);
+char *bench_read_file(const char *path); /* malloc'ed, NUL-terminated, or NULL */
+void bench_rmrf(const char *path);
+/* Runs argv and captures stdout+stderr (malloc'ed); returns the exit status or -1. */
+int bench_capture(char *const argv[], char **output, int timeout_ms);
+/* VmRSS of a process in KiB, or 0. */
+uint64_t bench_rss_kib(pid_t pid);
+/* Raises this process's open-file soft limit to the hard limit; returns it. */
+long bench_raise_nofile(void);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int bench_free_port(void);
+
+/* CPU time of the machine and of this process tree (itself, its threads and
+ * the children it has waited for), in clock ticks. */
+typedef struct {
+    unsigned long long busy, total, ours;
+} bench_cpu_t;
+
+void bench_cpu_snap(bench_cpu_t *s);
+/* The share (0..1) of the machine's CPU that other programs used between a
+ * and b: how far to trust the figures of a run. */
+double bench_cpu_others(const bench_cpu_t *a, const bench_cpu_t *b);
+
+/* ------------------------------------------------------------------------ */
+/* The cases                                                                 */
+
+/* Raw libzmq hop: client DEALER -> relay ROUTER (rawhop process) -> server
+ * DEALER and back, one ZeroMQ frame per message, CURVE on both hops or none. */
+void bench_raw_hop(bool curve, int inflight, bench_result_t *out);
+
+/* NATS request/reply through a nats-server child, plain or TLS. */
+void bench_nats(bool tls, int inflight, bench_result_t *out);
+
+/* write(1 KiB) + fdatasync in a loop, in the work directory's disk. */
+void bench_fsync(bench_result_t *out);
+
+/* The hub's cases. */
+typedef enum {
+    HUB_CASE_REQREPLY, /* request/reply */
+    HUB_CASE_EVENTS,   /* one-way events, delivered end to end */
+} hub_case_kind_t;
+
+typedef enum {
+    HUB_PEER_RAW, /* our pipelined protocol client / responder (proto/README.md) */
+    HUB_PEER_SDK, /* adapters/sdk: adp_request / adp_offer / adp_post_event */
+} hub_peer_kind_t;
+
+typedef struct {
+    hub_case_kind_t kind;
+    hub_peer_kind_t peers;
+    bool durable;   /* DELIVERY_QUEUED (stored, ACKed after commit) vs ONLINE_ONLY */
+    bool full_path; /* signed by the sender, verified by hub and receiver, audited */
+    int inflight;
+    int max_batch;  /* raw client: envelopes per Batch frame at most (0 = as many as fit the window)
+                     */
+    bool presigned; /* full path, raw events: the sender signs a pool of envelopes before the
+                       run and the receiver does not verify again, so that the machine's two
+                       cores go to the hub's own work */
+} hub_case_t;
+
+/* What this hubd offers for the full path, found at run time. */
+typedef struct {
+    bool signatures;          /* hubd verifies envelope signatures */
+    bool audit;               /* hubd writes the audit log */
+    char sig_on_conf[128];    /* config lines that turn signature verification on */
+    char sig_off_conf[128];   /* ... and off ("" = cannot be turned off) */
+    char audit_on_conf[128];  /* config lines for audit on */
+    char audit_off_conf[128]; /* config lines for audit off ("" = cannot be turned off) */
+    char why_not[256];        /* when either is missing */
+} hub_features_t;
+
+void bench_hub_features(hub_features_t *out);
+void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result_t *out);
+
+/* --scale N: N members connected by a few processes; prints and writes its table. */
+int bench_scale(int members, int runs, const char *out_path, const char *command);
+/* The member-holding child process of --scale (hubbench --hold ...). */
+int bench_hold_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,436 @@
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+bench_opts_t bench_opts = {.warmup_s = 0.5, .measure_s = 3.0, .drain_s = 2.0};
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+void bench_lat_add(bench_lat_t *lat, uint64_t ns)
+{
+    if (lat->n == lat->cap) {
+        size_t ncap = lat->cap ? lat->cap * 2 : 65536;
+        uint32_t *grown = realloc(lat->ns, ncap * sizeof *grown);
+        if (!grown)
+            return; /* a lost sample, not a lost run */
+        lat->ns = grown;
+        lat->cap = ncap;
+    }
+    lat->ns[lat->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+}
+
+static int bench__cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_lat_pct(bench_lat_t *lat, double p)
+{
+    if (lat->n == 0)
+        return 0;
+    /* Sorting a sorted array again is cheap next to a run; no cache to go stale. */
+    qsort(lat->ns, lat->n, sizeof *lat->ns, bench__cmp_u32);
+    /* Nearest rank. */
+    size_t rank = (size_t)((p / 100.0) * (double)lat->n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > lat->n)
+        rank = lat->n;
+    return lat->ns[rank - 1] / 1000.0;
+}
+
+void bench_lat_free(bench_lat_t *lat)
+{
+    free(lat->ns);
+    memset(lat, 0, sizeof *lat);
+}
+
+/* ------------------------------------------------------------------------ */
+
+void bench_window_init(bench_window_t *w)
+{
+    memset(w, 0, sizeof *w);
+    atomic_init(&w->phase, BENCH_WARMUP);
+    atomic_init(&w->completed, 0);
+    atomic_init(&w->errors, 0);
+    atomic_init(&w->outstanding, 0);
+    atomic_init(&w->error_set, 0);
+}
+
+void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
+{
+    bench_sleep_ms((int)(bench_opts.warmup_s * 1000));
+    w->t0_ns = bench_now_ns();
+    atomic_store(&w->phase, BENCH_MEASURE);
+    bench_sleep_ms((int)(bench_opts.measure_s * 1000));
+    atomic_store(&w->phase, BENCH_DRAIN);
+    w->t1_ns = bench_now_ns();
+    uint64_t until = w->t1_ns + (uint64_t)(bench_opts.drain_s * 1e9);
+    while (bench_now_ns() < until) {
+        if (all_done && all_done(user))
+            break;
+        bench_sleep_ms(5);
+    }
+    atomic_store(&w->phase, BENCH_STOP);
+}
+
+void bench_window_error(bench_window_t *w, const char *fmt, ...)
+{
+    atomic_fetch_add(&w->errors, 1);
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&w->error_set, &expected, 1)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+        va_end(ap);
+    }
+}
+
+double bench_window_seconds(const bench_window_t *w)
+{
+    return w->t1_ns > w->t0_ns ? (double)(w->t1_ns - w->t0_ns) / 1e9 : 0;
+}
+
+void bench_payload_fill(uint8_t *payload, size_t len, uint64_t seq)
+{
+    if (len < BENCH_HDR)
+        return;
+    uint64_t now = bench_now_ns();
+    memcpy(payload, &now, 8);
+    memcpy(payload + 8, &seq, 8);
+}
+
+uint64_t bench_payload_sent_ns(const uint8_t *payload, size_t len)
+{
+    uint64_t t = 0;
+    if (payload && len >= BENCH_HDR)
+        memcpy(&t, payload, 8);
+    return t;
+}
+
+/* ------------------------------------------------------------------------ */
+
+void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *lat)
+{
+    memset(r, 0, sizeof *r);
+    double secs = bench_window_seconds(w);
+    r->completed = atomic_load(&w->completed);
+    r->errors = atomic_load(&w->errors);
+    r->rate = secs > 0 ? (double)r->completed / secs : 0;
+    r->p50_us = bench_lat_pct(lat, 50);
+    r->p99_us = bench_lat_pct(lat, 99);
+    r->p999_us = bench_lat_pct(lat, 99.9);
+    if (r->errors)
+        snprintf(r->note, sizeof r->note, "%llu errors, first: %s", (unsigned long long)r->errors,
+                 w->first_error);
+}
+
+void bench_result_na(bench_result_t *r, const char *fmt, ...)
+{
+    memset(r, 0, sizeof *r);
+    r->na = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->note, sizeof r->note, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Children alive, so that a signal to hubbench does not leave them behind. */
+#define BENCH__MAX_CHILDREN 64
+static volatile pid_t bench__children[BENCH__MAX_CHILDREN];
+
+void bench_kill_children(void)
+{
+    for (int i = 0; i < BENCH__MAX_CHILDREN; i++)
+        if (bench__children[i] > 0)
+            kill(bench__children[i], SIGKILL);
+}
+
+static void bench__track(pid_t pid, pid_t replace)
+{
+    for (int i = 0; i < BENCH__MAX_CHILDREN; i++) {
+        if (bench__children[i] == replace) {
+            bench__children[i] = pid;
+            return;
+        }
+    }
+}
+
+pid_t bench_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) {
+            dup2(null, 0);
+            close(null);
+        }
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    bench__track(pid, 0);
+    return pid;
+}
+
+int bench_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return -1;
+    bench__track(0, pid);
+    int status = -1;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
+        bench_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+bool bench_alive(pid_t pid)
+{
+    return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+bool bench_wait_file(const char *path, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_size > 0)
+            return true;
+        bench_sleep_ms(10);
+    }
+    return false;
+}
+
+int bench_write_file(const char *path, const char *text, int mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return close(fd);
+}
+
+char *bench_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    return buf;
+}
+
+void bench_rmrf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char child[PATH_MAX];
+        if (snprintf(child, sizeof child, "%s/%s", path, de->d_name) >= (int)sizeof child)
+            continue;
+        struct stat st;
+        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
+            bench_rmrf(child);
+        else
+            unlink(child);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+int bench_capture(char *const argv[], char **output, int timeout_ms)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/capture.%ld.out", bench_opts.workdir, (long)getpid());
+    unlink(path);
+    pid_t pid = bench_spawn(argv, path);
+    if (pid < 0)
+        return -1;
+    int status = -1;
+    bool done = false;
+    for (int waited = 0; waited <= timeout_ms; waited += 5) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            done = true;
+            break;
+        }
+        bench_sleep_ms(5);
+    }
+    if (!done) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    if (output)
+        *output = bench_read_file(path);
+    unlink(path);
+    return done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+uint64_t bench_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[256];
+    uint64_t kib = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long v;
+        if (sscanf(line, "VmRSS: %llu kB", &v) == 1) {
+            kib = v;
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+long bench_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return (long)rl.rlim_cur;
+}
+
+int bench_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* CPU time of the whole machine and of this process tree (this process, its
+ * threads, and children it has waited for), in clock ticks: what other
+ * programs took during the run says how far to trust the figures. */
+void bench_cpu_snap(bench_cpu_t *s)
+{
+    memset(s, 0, sizeof *s);
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[10] = {0};
+    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                    &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
+        for (int i = 0; i < 8; i++)
+            s->total += v[i];
+        s->busy = s->total - v[3] - v[4]; /* less idle and iowait */
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/stat", "r");
+    char buf[1024];
+    if (f && fgets(buf, sizeof buf, f)) {
+        /* Fields after the command name, which ends with the last ')'. */
+        char *p = strrchr(buf, ')');
+        unsigned long long ut, st, cut, cst;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+                        &ut, &st, &cut, &cst) == 4)
+            s->ours = ut + st + cut + cst;
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Share of the machine's CPU that other programs used between a and b. */
+double bench_cpu_others(const bench_cpu_t *a, const bench_cpu_t *b)
+{
+    double total = (double)(b->total - a->total);
+    double others = (double)(b->busy - a->busy) - (double)(b->ours - a->ours);
+    return total > 0 && others > 0 ? others / total : 0;
+}

@@ -1,0 +1,901 @@
+/* The hub's cases: the real hubd, driven over CURVE by raw protocol peers
+ * (proto/README.md) or by the adapter SDK (adapters/sdk/adp.h). */
+#include "bench_hub.h"
+
+#include "adp.h"
+#include "hub_sign.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define HUB__MAX_BATCH 1000 /* envelopes per Batch frame a raw client sends */
+
+/* ------------------------------------------------------------------------ */
+/* Keys, configuration, hubd                                                 */
+
+static void hub__slug(const char *member_id, char *out)
+{
+    if (hub_member_id_to_slug(member_id, out, 256) != 0)
+        snprintf(out, 256, "invalid");
+}
+
+void bench_hubenv_secret_path(const bench_hubenv_t *env, const char *member_id, char *out)
+{
+    char s[256];
+    hub__slug(member_id, s);
+    snprintf(out, PATH_MAX, "%s/secrets/%s.secret", env->dir, s);
+}
+
+void bench_hubenv_public_path(const bench_hubenv_t *env, const char *member_id, char *out)
+{
+    char s[256];
+    hub__slug(member_id, s);
+    snprintf(out, PATH_MAX, "%s/secrets/%s.pub", env->dir, s);
+}
+
+static int hub__member_keys(bench_hubenv_t *env, const char *member_id, bool known, char *err,
+                            size_t err_size)
+{
+    hub_keypair_t kp;
+    char secrets[PATH_MAX + 16], pub[PATH_MAX];
+    snprintf(secrets, sizeof secrets, "%s/secrets", env->dir);
+    if (hub_keypair_generate(member_id, &kp) != 0) {
+        snprintf(err, err_size, "cannot generate keys for %s", member_id);
+        return -1;
+    }
+    int rc = hub_keypair_write(&kp, secrets, pub, NULL, err, err_size);
+    hub_keypair_wipe(&kp);
+    if (rc != 0)
+        return -1;
+    if (known) {
+        char s[256], dst[PATH_MAX + 300];
+        hub__slug(member_id, s);
+        snprintf(dst, sizeof dst, "%s/keys/%s.pub", env->dir, s);
+        if (link(pub, dst) != 0) {
+            char *text = bench_read_file(pub);
+            if (!text || bench_write_file(dst, text, 0644) != 0) {
+                free(text);
+                snprintf(err, err_size, "cannot copy %s to %s", pub, dst);
+                return -1;
+            }
+            free(text);
+        }
+    }
+    return 0;
+}
+
+int bench_hubenv_init(bench_hubenv_t *env, const char *dir, int extra, char *err, size_t err_size)
+{
+    memset(env, 0, sizeof *env);
+    snprintf(env->dir, sizeof env->dir, "%s", dir);
+    char path[PATH_MAX + 16];
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/secrets", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/keys", dir);
+    mkdir(path, 0755);
+    if (hub__member_keys(env, BENCH_HUB_ID, false, err, err_size) != 0 ||
+        hub__member_keys(env, BENCH_CLIENT_ID, true, err, err_size) != 0 ||
+        hub__member_keys(env, BENCH_SERVER_ID, true, err, err_size) != 0)
+        return -1;
+    for (int i = 1; i <= extra; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "VN/GOV/SCALE/M%05d", i);
+        if (hub__member_keys(env, id, true, err, err_size) != 0)
+            return -1;
+    }
+    bench_hubenv_secret_path(env, BENCH_HUB_ID, env->hub_secret);
+    bench_hubenv_public_path(env, BENCH_HUB_ID, env->hub_pub);
+    return 0;
+}
+
+int bench_hubenv_start(bench_hubenv_t *env, const char *data_name, const char *extra_conf,
+                       char *err, size_t err_size)
+{
+    char data[PATH_MAX + 300], ready[PATH_MAX + 16], conf[8192];
+    snprintf(data, sizeof data, "%s/%s", env->dir, data_name);
+    bench_rmrf(data);
+    snprintf(env->conf, sizeof env->conf, "%s/hubd-%s.conf", env->dir, data_name);
+    snprintf(env->log, sizeof env->log, "%s/hubd-%s.log", env->dir, data_name);
+    snprintf(ready, sizeof ready, "%s/hubd.ready", env->dir);
+    unlink(ready);
+    unlink(env->log);
+    snprintf(conf, sizeof conf,
+             "listen = tcp://127.0.0.1:*\n"
+             "key_file = %s\n"
+             "key_dir = %s/keys\n"
+             "data_dir = %s\n"
+             "log_level = warn\n"
+             "%s\n%s\n",
+             env->hub_secret, env->dir, data, extra_conf ? extra_conf : "",
+             getenv("HUBBENCH_HUBD_CONF") ? getenv("HUBBENCH_HUBD_CONF") : "");
+    if (bench_write_file(env->conf, conf, 0600) != 0) {
+        snprintf(err, err_size, "cannot write %s", env->conf);
+        return -1;
+    }
+    char hubd[PATH_MAX + 16];
+    snprintf(hubd, sizeof hubd, "%s/hubd", bench_opts.bindir);
+    char *argv[] = {hubd, "--config", env->conf, "--ready-file", ready, NULL};
+    env->hubd = bench_spawn(argv, env->log);
+    if (env->hubd < 0 || !bench_wait_file(ready, 60000)) {
+        char *log = bench_read_file(env->log);
+        snprintf(err, err_size, "hubd did not start: %.300s", log ? log : "(no log)");
+        free(log);
+        bench_hubenv_stop(env);
+        return -1;
+    }
+    char *text = bench_read_file(ready);
+    char *ep = text ? strstr(text, "endpoint=") : NULL;
+    if (ep)
+        snprintf(env->endpoint, sizeof env->endpoint, "%.*s", (int)strcspn(ep + 9, "\n"), ep + 9);
+    free(text);
+    return ep ? 0 : -1;
+}
+
+void bench_hubenv_stop(bench_hubenv_t *env)
+{
+    if (env->hubd > 0)
+        bench_stop(env->hubd);
+    env->hubd = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Raw protocol peers                                                        */
+
+static int hub__send(bench_peer_t *p, hub_frame_t *frame)
+{
+    uint8_t *buf;
+    size_t len;
+    if (hub_frame_encode(frame, &buf, &len) != 0)
+        return -1;
+    int rc = zmq_send(p->sock, buf, len, 0) < 0 ? -1 : 0;
+    free(buf);
+    p->last_tx_ns = bench_now_ns();
+    p->frames_out++;
+    return rc;
+}
+
+static hub_frame_t *hub__recv(bench_peer_t *p, int flags)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, p->sock, flags) < 0) {
+        zmq_msg_close(&msg);
+        return NULL;
+    }
+    hub_frame_t *frame = NULL;
+    hub_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &frame);
+    zmq_msg_close(&msg);
+    return frame;
+}
+
+static void hub__heartbeat(bench_peer_t *p)
+{
+    uint64_t now = bench_now_ns();
+    if (now - p->last_tx_ns < (uint64_t)p->heartbeat_ms * 500000u)
+        return;
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hb.sent_at_us = now / 1000u;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    hub__send(p, &frame);
+    p->frames_out--; /* not traffic */
+}
+
+int bench_peer_open(bench_peer_t *p, const bench_hubenv_t *env, const char *member_id,
+                    const char *service, char *err, size_t err_size)
+{
+    memset(p, 0, sizeof *p);
+    char secret[PATH_MAX];
+    hub_keypair_t hub;
+    bench_hubenv_secret_path(env, member_id, secret);
+    if (hub_keyfile_read(secret, &p->key, err, err_size) != 0 ||
+        hub_keyfile_read(env->hub_pub, &hub, err, err_size) != 0)
+        return -1;
+    p->ctx = zmq_ctx_new();
+    p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
+    int zero = 0, hwm = 100000;
+    zmq_setsockopt(p->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(p->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(p->sock, ZMQ_CURVE_SERVERKEY, hub.curve_public, 40);
+    zmq_setsockopt(p->sock, ZMQ_CURVE_PUBLICKEY, p->key.curve_public, 40);
+    zmq_setsockopt(p->sock, ZMQ_CURVE_SECRETKEY, p->key.curve_secret, 40);
+    if (zmq_connect(p->sock, env->endpoint) != 0) {
+        snprintf(err, err_size, "connect %s: %s", env->endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    randombytes_buf(&p->id_prefix, sizeof p->id_prefix);
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = HUB_PROTOCOL_VERSION;
+    hello.member_id = p->key.member_id;
+    hello.software = "hubbench";
+    char *services[1] = {(char *)service};
+    hello.services = services;
+    hello.n_services = service ? 1 : 0;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    hub__send(p, &frame);
+    p->frames_out = 0;
+    zmq_pollitem_t item = {p->sock, 0, ZMQ_POLLIN, 0};
+    uint64_t deadline = bench_now_ns() + 10000000000ull;
+    while (bench_now_ns() < deadline) {
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        hub_frame_t *in = hub__recv(p, ZMQ_DONTWAIT);
+        if (!in)
+            continue;
+        bool welcome = in->body_case == LTH__V1__FRAME__BODY_WELCOME;
+        if (welcome)
+            p->heartbeat_ms = in->welcome->heartbeat_ms ? in->welcome->heartbeat_ms : 1000;
+        if (in->body_case == LTH__V1__FRAME__BODY_ERROR)
+            snprintf(err, err_size, "hub refused Hello: %s", in->error->reason);
+        hub_frame_free(&in);
+        if (welcome)
+            return 0;
+    }
+    snprintf(err, err_size, "no Welcome from the hub for %s within 10 s", member_id);
+    return -1;
+}
+
+void bench_peer_close(bench_peer_t *p)
+{
+    if (p->sock)
+        zmq_close(p->sock);
+    if (p->ctx)
+        zmq_ctx_term(p->ctx);
+    hub_keypair_wipe(&p->key);
+    p->sock = p->ctx = NULL;
+}
+
+/* Encodes one envelope; returns malloc'ed bytes. */
+static uint8_t *hub__envelope(bench_peer_t *p, const char *receiver, const char *service,
+                              Lth__V1__Kind kind, Lth__V1__Delivery delivery,
+                              const char *correlation_id, const uint8_t *payload, size_t len,
+                              size_t *out_len)
+{
+    char id[HUB_UUID_LEN + 1];
+    snprintf(id, sizeof id, "%08x-0000-4000-8000-%012llx", p->id_prefix,
+             (unsigned long long)(++p->id_next & 0xffffffffffffull));
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.correlation_id = (char *)(correlation_id ? correlation_id : "");
+    env.sender = p->key.member_id;
+    env.receiver = (char *)receiver;
+    env.service = (char *)service;
+    env.created_at_us = hub_now_us();
+    env.content_type = "application/octet-stream";
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = len;
+    env.kind = kind;
+    env.delivery = delivery;
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    if (p->sign)
+        hub_envelope_sign(&env, p->key.sign_secret, sig);
+    *out_len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(*out_len);
+    if (buf)
+        lth__v1__envelope__pack(&env, buf);
+    return buf;
+}
+
+/* Sends the envelopes as one Batch and frees them. */
+static int hub__send_batch(bench_peer_t *p, ProtobufCBinaryData *items, size_t n)
+{
+    if (n == 0)
+        return 0;
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = n;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    int rc = hub__send(p, &frame);
+    p->envelopes_out += n;
+    for (size_t i = 0; i < n; i++)
+        free(items[i].data);
+    return rc;
+}
+
+static void hub__send_settle(bench_peer_t *p, uint64_t *seqs, size_t *n)
+{
+    if (*n == 0)
+        return;
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = seqs;
+    settle.n_hub_seqs = *n;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    frame.settle = &settle;
+    hub__send(p, &frame);
+    p->frames_out--; /* bookkeeping, not traffic */
+    *n = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One run                                                                   */
+
+typedef struct {
+    hub_case_t c;
+    bench_window_t win;
+    bench_lat_t lat; /* recorded by exactly one thread */
+    bench_peer_t client, server;
+    adp_client_t *sdk_client, *sdk_server;
+    Lth__V1__Delivery delivery;
+    atomic_ullong hub_acks;
+    /* Presigned envelopes (c.presigned): their payloads carry no send time
+     * (it is signed over), so the sender notes it here by sequence number. */
+    uint8_t **pool;
+    size_t *pool_len;
+    size_t pool_n, pool_next;
+    _Atomic uint64_t *sent_ns;
+    /* Durable cases: send -> ACK (accepted: durable in the store), by the
+     * raw client, keyed by the counter in its message ids. */
+    uint64_t *ack_sent; /* HUB__ACK_RING entries */
+    bench_lat_t ack_lat;
+} hub__run_t;
+
+#define HUB__ACK_RING 65536u /* > any window */
+
+static void hub__note_sent(hub__run_t *r, uint64_t id_counter)
+{
+    if (r->ack_sent)
+        r->ack_sent[id_counter % HUB__ACK_RING] = bench_now_ns();
+}
+
+/* The send time of a payload: carried in it, or noted by sequence number. */
+static uint64_t hub__sent(hub__run_t *r, const uint8_t *payload, size_t len)
+{
+    uint64_t t = bench_payload_sent_ns(payload, len);
+    if (t == 0 && r->sent_ns && len >= BENCH_HDR) {
+        uint64_t seq;
+        memcpy(&seq, payload + 8, 8);
+        if (seq >= 1 && seq <= r->pool_n)
+            t = atomic_load_explicit(&r->sent_ns[seq - 1], memory_order_relaxed);
+    }
+    return t;
+}
+
+static void hub__complete(hub__run_t *r, uint64_t sent_ns)
+{
+    atomic_fetch_sub(&r->win.outstanding, 1);
+    if (atomic_load(&r->win.phase) == BENCH_MEASURE) {
+        bench_lat_add(&r->lat, bench_now_ns() - sent_ns);
+        atomic_fetch_add(&r->win.completed, 1);
+    }
+}
+
+static void hub__receipts(hub__run_t *r, const Lth__V1__Receipts *rec)
+{
+    atomic_fetch_add(&r->hub_acks, rec->n_acks);
+    if (r->ack_sent && atomic_load(&r->win.phase) == BENCH_MEASURE) {
+        uint64_t now = bench_now_ns();
+        for (size_t i = 0; i < rec->n_acks; i++) {
+            const char *id = rec->acks[i]->message_id;
+            if (strlen(id) != HUB_UUID_LEN)
+                continue;
+            uint64_t sent = r->ack_sent[strtoull(id + 24, NULL, 16) % HUB__ACK_RING];
+            if (sent && sent < now)
+                bench_lat_add(&r->ack_lat, now - sent);
+        }
+    }
+    for (size_t i = 0; i < rec->n_nacks; i++) {
+        bench_window_error(&r->win, "NACK %s: %s", hub_nack_code_name(rec->nacks[i]->code),
+                           rec->nacks[i]->reason);
+        atomic_fetch_sub(&r->win.outstanding, 1);
+    }
+}
+
+/* Decodes a delivered envelope, verifying its signature when asked. */
+static hub_envelope_t *hub__delivered(hub__run_t *r, bench_peer_t *p,
+                                      const Lth__V1__DeliveredEnvelope *item)
+{
+    hub_envelope_t *env = NULL;
+    if (hub_envelope_decode(item->envelope.data, item->envelope.len, &env) != 0) {
+        bench_window_error(&r->win, "undecodable delivery");
+        return NULL;
+    }
+    /* Verify with the key the hub sends along (as the SDK does), else the
+     * one read from the sender's .pub file. */
+    const uint8_t *key =
+        item->sender_sign_key.len == 32 ? item->sender_sign_key.data : p->peer_sign_public;
+    if (p->verify && hub_envelope_verify(env, key) != 0) {
+        bench_window_error(&r->win, "delivered envelope's signature does not verify");
+        hub_envelope_free(&env);
+        return NULL;
+    }
+    return env;
+}
+
+/* Sends new messages (requests or events) up to the window, in Batch frames
+ * of at most c.max_batch envelopes. */
+static void hub__refill(hub__run_t *r, bench_peer_t *p, uint8_t *payload, uint64_t *seq)
+{
+    if (atomic_load(&r->win.phase) >= BENCH_DRAIN)
+        return;
+    long long want = r->c.inflight - atomic_load(&r->win.outstanding);
+    long long cap =
+        r->c.max_batch > 0 && r->c.max_batch < HUB__MAX_BATCH ? r->c.max_batch : HUB__MAX_BATCH;
+    bool events = r->c.kind == HUB_CASE_EVENTS;
+    while (want > 0) {
+        long long n = want < cap ? want : cap;
+        ProtobufCBinaryData items[HUB__MAX_BATCH];
+        for (long long i = 0; i < n; i++) {
+            if (r->pool_next < r->pool_n) {
+                size_t k = r->pool_next++;
+                items[i].data = r->pool[k];
+                items[i].len = r->pool_len[k];
+                r->pool[k] = NULL;
+                atomic_store_explicit(&r->sent_ns[k], bench_now_ns(), memory_order_relaxed);
+                hub__note_sent(r, k + 1);
+                continue;
+            }
+            bench_payload_fill(payload, BENCH_PAYLOAD, ++*seq);
+            items[i].data =
+                hub__envelope(p, BENCH_SERVER_ID, events ? BENCH_EVENT_SERVICE : BENCH_ECHO_SERVICE,
+                              events ? LTH__V1__KIND__KIND_EVENT : LTH__V1__KIND__KIND_REQUEST,
+                              r->delivery, NULL, payload, BENCH_PAYLOAD, &items[i].len);
+            hub__note_sent(r, p->id_next);
+        }
+        atomic_fetch_add(&r->win.outstanding, n);
+        hub__send_batch(p, items, (size_t)n);
+        want -= n;
+    }
+}
+
+/* The client: keeps c.inflight requests (or events) outstanding. Replies
+ * complete requests here; events are completed by the receiver thread. */
+static void *hub__raw_client(void *arg)
+{
+    hub__run_t *r = arg;
+    bench_peer_t *p = &r->client;
+    uint8_t payload[BENCH_PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    uint64_t seq = 0, settle[4096];
+    size_t n_settle = 0;
+    bool events = r->c.kind == HUB_CASE_EVENTS;
+    zmq_pollitem_t item = {p->sock, 0, ZMQ_POLLIN, 0};
+    while (atomic_load(&r->win.phase) != BENCH_STOP) {
+        hub__refill(r, p, payload, &seq);
+        /* Events: the window opens on deliveries to the other thread, so look
+         * again soon even without input. */
+        if (zmq_poll(&item, 1, events ? 1 : 100) > 0) {
+            hub_frame_t *f;
+            for (int n = 0; n < 1024 && (f = hub__recv(p, ZMQ_DONTWAIT)) != NULL; n++) {
+                if (f->body_case == LTH__V1__FRAME__BODY_RECEIPTS) {
+                    hub__receipts(r, f->receipts);
+                } else if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
+                    for (size_t i = 0; i < f->deliveries->n_items; i++) {
+                        Lth__V1__DeliveredEnvelope *d = f->deliveries->items[i];
+                        hub_envelope_t *env = hub__delivered(r, p, d);
+                        if (env && env->kind == LTH__V1__KIND__KIND_REPLY)
+                            hub__complete(r, hub__sent(r, env->payload.data, env->payload.len));
+                        hub_envelope_free(&env);
+                        if (d->hub_seq && n_settle < 4096)
+                            settle[n_settle++] = d->hub_seq;
+                    }
+                } else if (f->body_case == LTH__V1__FRAME__BODY_ERROR) {
+                    bench_window_error(&r->win, "frame refused: %s", f->error->reason);
+                }
+                hub_frame_free(&f);
+                if (n_settle > 3000)
+                    hub__send_settle(p, settle, &n_settle);
+                hub__refill(r, p, payload, &seq);
+            }
+            hub__send_settle(p, settle, &n_settle);
+        }
+        hub__heartbeat(p);
+    }
+    return NULL;
+}
+
+/* The responder: answers requests with an echo (same delivery mode), takes
+ * events, settles what the hub stored. */
+static void *hub__raw_server(void *arg)
+{
+    hub__run_t *r = arg;
+    bench_peer_t *p = &r->server;
+    uint64_t settle[4096];
+    size_t n_settle = 0;
+    ProtobufCBinaryData *replies = calloc(8192, sizeof *replies);
+    zmq_pollitem_t item = {p->sock, 0, ZMQ_POLLIN, 0};
+    while (replies && atomic_load(&r->win.phase) != BENCH_STOP) {
+        if (zmq_poll(&item, 1, 100) > 0) {
+            hub_frame_t *f;
+            for (int n = 0; n < 1024 && (f = hub__recv(p, ZMQ_DONTWAIT)) != NULL; n++) {
+                size_t n_replies = 0;
+                if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
+                    for (size_t i = 0; i < f->deliveries->n_items; i++) {
+                        Lth__V1__DeliveredEnvelope *d = f->deliveries->items[i];
+                        hub_envelope_t *env = hub__delivered(r, p, d);
+                        if (env && env->kind == LTH__V1__KIND__KIND_REQUEST && n_replies < 8192) {
+                            replies[n_replies].data = hub__envelope(
+                                p, env->sender, env->service, LTH__V1__KIND__KIND_REPLY,
+                                env->delivery, env->message_id, env->payload.data, env->payload.len,
+                                &replies[n_replies].len);
+                            n_replies++;
+                        } else if (env && env->kind == LTH__V1__KIND__KIND_EVENT) {
+                            hub__complete(r, hub__sent(r, env->payload.data, env->payload.len));
+                        }
+                        hub_envelope_free(&env);
+                        if (d->hub_seq && n_settle < 4096)
+                            settle[n_settle++] = d->hub_seq;
+                    }
+                } else if (f->body_case == LTH__V1__FRAME__BODY_RECEIPTS) {
+                    for (size_t i = 0; i < f->receipts->n_nacks; i++)
+                        bench_window_error(&r->win, "reply NACKed: %s",
+                                           f->receipts->nacks[i]->reason);
+                } else if (f->body_case == LTH__V1__FRAME__BODY_ERROR) {
+                    bench_window_error(&r->win, "frame refused: %s", f->error->reason);
+                }
+                hub_frame_free(&f);
+                hub__send_batch(p, replies, n_replies);
+                hub__send_settle(p, settle, &n_settle);
+            }
+        }
+        hub__heartbeat(p);
+    }
+    free(replies);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* SDK peers                                                                 */
+
+static int hub__sdk_echo(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                         void *user)
+{
+    (void)client;
+    (void)user;
+    reply->payload = malloc(msg->payload_len ? msg->payload_len : 1);
+    if (!reply->payload)
+        return -1;
+    memcpy(reply->payload, msg->payload, msg->payload_len);
+    reply->payload_len = msg->payload_len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", msg->content_type);
+    return 0;
+}
+
+static int hub__sdk_event(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)client;
+    (void)reply;
+    hub__complete(user, bench_payload_sent_ns(msg->payload, msg->payload_len));
+    return 0;
+}
+
+static adp_client_t *hub__sdk_connect(hub__run_t *r, const bench_hubenv_t *env,
+                                      const char *member_id, char *err, size_t err_size)
+{
+    (void)r;
+    char secret[PATH_MAX];
+    bench_hubenv_secret_path(env, member_id, secret);
+    adp_config_t cfg = {env->endpoint, env->hub_pub, secret, 10000, "hubbench", NULL};
+    adp_client_t *c = NULL;
+    if (adp_connect(&cfg, &c, err, err_size) != 0)
+        return NULL;
+    return c;
+}
+
+static void *hub__sdk_server(void *arg)
+{
+    hub__run_t *r = arg;
+    while (atomic_load(&r->win.phase) != BENCH_STOP)
+        adp_run(r->sdk_server, 50);
+    return NULL;
+}
+
+/* adp_request() is synchronous: one request in flight. */
+static void *hub__sdk_requester(void *arg)
+{
+    hub__run_t *r = arg;
+    uint8_t payload[BENCH_PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    uint64_t seq = 0;
+    int flags = r->c.durable ? 0 : ADP_ONLINE_ONLY;
+    while (atomic_load(&r->win.phase) < BENCH_DRAIN) {
+        bench_payload_fill(payload, sizeof payload, ++seq);
+        atomic_fetch_add(&r->win.outstanding, 1);
+        adp_reply_t reply;
+        int rc =
+            adp_request(r->sdk_client, BENCH_SERVER_ID, BENCH_ECHO_SERVICE,
+                        "application/octet-stream", payload, sizeof payload, flags, 5000, &reply);
+        if (rc == 0) {
+            hub__complete(r, bench_payload_sent_ns(reply.payload, reply.payload_len));
+            adp_reply_free(&reply);
+        } else {
+            atomic_fetch_sub(&r->win.outstanding, 1);
+            bench_window_error(&r->win, "adp_request: %s", adp_last_error(r->sdk_client));
+        }
+    }
+    while (atomic_load(&r->win.phase) != BENCH_STOP)
+        adp_run(r->sdk_client, 20);
+    return NULL;
+}
+
+/* adp_post_event() + adp_run(): c.inflight events outstanding end to end. */
+static void *hub__sdk_sender(void *arg)
+{
+    hub__run_t *r = arg;
+    uint8_t payload[BENCH_PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    uint64_t seq = 0;
+    int flags = r->c.durable ? 0 : ADP_ONLINE_ONLY;
+    while (atomic_load(&r->win.phase) != BENCH_STOP) {
+        while (atomic_load(&r->win.phase) < BENCH_DRAIN &&
+               atomic_load(&r->win.outstanding) < r->c.inflight) {
+            bench_payload_fill(payload, sizeof payload, ++seq);
+            if (adp_post_event(r->sdk_client, BENCH_SERVER_ID, BENCH_EVENT_SERVICE,
+                               "application/octet-stream", payload, sizeof payload, flags,
+                               NULL) != 0) {
+                bench_window_error(&r->win, "adp_post_event: %s", adp_last_error(r->sdk_client));
+                break;
+            }
+            atomic_fetch_add(&r->win.outstanding, 1);
+        }
+        adp_run(r->sdk_client, 1);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static bool hub__drained(void *user)
+{
+    hub__run_t *r = user;
+    return atomic_load(&r->win.outstanding) <= 0;
+}
+
+void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_result_t *out)
+{
+    hub__run_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        bench_result_na(out, "out of memory");
+        return;
+    }
+    r->c = *c;
+    bench_window_init(&r->win);
+    r->delivery =
+        c->durable ? LTH__V1__DELIVERY__DELIVERY_QUEUED : LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
+    bool events = c->kind == HUB_CASE_EVENTS;
+    bool sdk = c->peers == HUB_PEER_SDK;
+    /* SDK request/reply: SDK responder; the requester is adp_request() for
+     * one in flight, else our pipelined raw client. */
+    bool sdk_requester = sdk && !events && c->inflight == 1;
+    bool raw_client = !sdk || (!events && !sdk_requester);
+    char err[512] = "";
+    int rc = 0;
+    const char *service = events ? BENCH_EVENT_SERVICE : BENCH_ECHO_SERVICE;
+    if (sdk) {
+        r->sdk_server = hub__sdk_connect(r, env, BENCH_SERVER_ID, err, sizeof err);
+        rc = r->sdk_server
+                 ? adp_offer(r->sdk_server, service, events ? hub__sdk_event : hub__sdk_echo, r)
+                 : -1;
+        if (rc == 0)
+            adp_run(r->sdk_server, 50); /* let the new Hello reach the hub */
+    } else {
+        rc = bench_peer_open(&r->server, env, BENCH_SERVER_ID, service, err, sizeof err);
+    }
+    if (rc == 0 && raw_client)
+        rc = bench_peer_open(&r->client, env, BENCH_CLIENT_ID, NULL, err, sizeof err);
+    else if (rc == 0 &&
+             !(r->sdk_client = hub__sdk_connect(r, env, BENCH_CLIENT_ID, err, sizeof err)))
+        rc = -1;
+    if (rc == 0 && c->full_path) {
+        /* Signed by the sender, verified by the receiver (and by the hub). */
+        hub_keypair_t kp;
+        char pub[PATH_MAX];
+        r->client.sign = r->server.sign = true;
+        r->client.verify = r->server.verify = true;
+        bench_hubenv_public_path(env, BENCH_SERVER_ID, pub);
+        if (hub_keyfile_read(pub, &kp, err, sizeof err) == 0)
+            memcpy(r->client.peer_sign_public, kp.sign_public, 32);
+        bench_hubenv_public_path(env, BENCH_CLIENT_ID, pub);
+        if (hub_keyfile_read(pub, &kp, err, sizeof err) == 0)
+            memcpy(r->server.peer_sign_public, kp.sign_public, 32);
+    }
+    if (rc == 0 && c->durable && raw_client)
+        r->ack_sent = calloc(HUB__ACK_RING, sizeof *r->ack_sent);
+    if (rc == 0 && c->presigned && raw_client) {
+        /* Enough for the run at up to ~20k msg/s; past it the sender signs as it goes. */
+        r->server.verify = false;
+        r->pool_n = (size_t)(20000 * (bench_opts.warmup_s + bench_opts.measure_s));
+        r->pool = calloc(r->pool_n, sizeof *r->pool);
+        r->pool_len = calloc(r->pool_n, sizeof *r->pool_len);
+        r->sent_ns = calloc(r->pool_n, sizeof *r->sent_ns);
+        if (!r->pool || !r->pool_len || !r->sent_ns) {
+            r->pool_n = 0;
+        }
+        uint8_t payload[BENCH_PAYLOAD];
+        memset(payload, 'x', sizeof payload);
+        memset(payload, 0, 8); /* no send time: see hub__sent */
+        for (size_t i = 0; i < r->pool_n; i++) {
+            /* Signing takes seconds: stay alive for the hub meanwhile. */
+            if (i % 256 == 0) {
+                hub__heartbeat(&r->client);
+                if (r->server.sock)
+                    hub__heartbeat(&r->server);
+            }
+            uint64_t seq = i + 1;
+            memcpy(payload + 8, &seq, 8);
+            r->pool[i] = hub__envelope(
+                &r->client, BENCH_SERVER_ID, events ? BENCH_EVENT_SERVICE : BENCH_ECHO_SERVICE,
+                events ? LTH__V1__KIND__KIND_EVENT : LTH__V1__KIND__KIND_REQUEST, r->delivery, NULL,
+                payload, sizeof payload, &r->pool_len[i]);
+        }
+    }
+    if (rc != 0) {
+        bench_result_na(out, "cannot connect: %s", err);
+        goto done;
+    }
+
+    pthread_t server, client;
+    pthread_create(&server, NULL, sdk ? hub__sdk_server : hub__raw_server, r);
+    void *(*client_fn)(void *) = raw_client      ? hub__raw_client
+                                 : sdk_requester ? hub__sdk_requester
+                                                 : hub__sdk_sender;
+    pthread_create(&client, NULL, client_fn, r);
+    bench_window_run(&r->win, hub__drained, r);
+    pthread_join(client, NULL);
+    pthread_join(server, NULL);
+    bench_result_from(out, &r->win, &r->lat);
+    if (r->ack_lat.n > 0) {
+        size_t len = strlen(out->note);
+        snprintf(out->note + len, sizeof out->note - len,
+                 "%saccepted (send→ACK) p50 %.0f µs, p99 %.0f µs", len ? "; " : "",
+                 bench_lat_pct(&r->ack_lat, 50), bench_lat_pct(&r->ack_lat, 99));
+    }
+    if (raw_client && r->client.frames_out > 0) {
+        char batch[64];
+        snprintf(batch, sizeof batch, "%s%.0f msgs/Batch", out->note[0] ? "; " : "",
+                 (double)r->client.envelopes_out / (double)r->client.frames_out);
+        size_t len = strlen(out->note);
+        snprintf(out->note + len, sizeof out->note - len, "%s", batch);
+    }
+done:
+    for (size_t i = 0; r->pool && i < r->pool_n; i++)
+        free(r->pool[i]);
+    free(r->pool);
+    free(r->pool_len);
+    free((void *)r->sent_ns);
+    free(r->ack_sent);
+    bench_lat_free(&r->ack_lat);
+    adp_close(&r->sdk_client);
+    adp_close(&r->sdk_server);
+    bench_peer_close(&r->client);
+    bench_peer_close(&r->server);
+    bench_lat_free(&r->lat);
+    free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Feature detection and the per-case hubd                                   */
+
+/* Finds `key = value` or `# key = value` in text; copies the first word of
+ * the value. */
+static bool hub__find_key(const char *text, const char *key, char *value, size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *s = line;
+        while (*s == '#' || *s == ' ' || *s == '\t')
+            s++;
+        if (strncmp(s, key, klen) != 0)
+            continue;
+        s += klen;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s != '=')
+            continue;
+        s++;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t n = 0;
+        while (s[n] && !isspace((unsigned char)s[n]) && n + 1 < size)
+            n++;
+        snprintf(value, size, "%.*s", (int)n, s);
+        return true;
+    }
+    return false;
+}
+
+void bench_hub_features(hub_features_t *f)
+{
+    memset(f, 0, sizeof *f);
+    char example[PATH_MAX + 64];
+    snprintf(example, sizeof example, "%s/deploy/hubd.conf.example", bench_opts.srcdir);
+    char *conf = bench_read_file(example);
+    char hubd[PATH_MAX + 16];
+    snprintf(hubd, sizeof hubd, "%s/hubd", bench_opts.bindir);
+    char *argv[] = {hubd, "--help", NULL};
+    char *help = NULL;
+    bench_capture(argv, &help, 5000);
+    size_t len = (conf ? strlen(conf) : 0) + (help ? strlen(help) : 0) + 2;
+    char *text = calloc(1, len);
+    if (text)
+        snprintf(text, len, "%s\n%s", conf ? conf : "", help ? help : "");
+    free(conf);
+    free(help);
+    if (!text)
+        return;
+    char value[64];
+    static const char *sig_keys[] = {"require_signatures", "verify_signatures", "signatures"};
+    for (size_t i = 0; i < sizeof sig_keys / sizeof *sig_keys && !f->signatures; i++) {
+        if (hub__find_key(text, sig_keys[i], value, sizeof value)) {
+            f->signatures = true;
+            snprintf(f->sig_on_conf, sizeof f->sig_on_conf, "%s = yes\n", sig_keys[i]);
+            snprintf(f->sig_off_conf, sizeof f->sig_off_conf, "%s = no\n", sig_keys[i]);
+        }
+    }
+    static const char *audit_keys[] = {"audit", "audit_enabled", "audit_log"};
+    for (size_t i = 0; i < sizeof audit_keys / sizeof *audit_keys && !f->audit; i++) {
+        if (hub__find_key(text, audit_keys[i], value, sizeof value)) {
+            f->audit = true;
+            snprintf(f->audit_on_conf, sizeof f->audit_on_conf, "%s = yes\n", audit_keys[i]);
+            snprintf(f->audit_off_conf, sizeof f->audit_off_conf, "%s = no\n", audit_keys[i]);
+        }
+    }
+    if (!f->audit && hub__find_key(text, "audit_dir", value, sizeof value)) {
+        /* Always on, in the directory it names. */
+        f->audit = true;
+    }
+    if (!f->signatures || !f->audit)
+        snprintf(f->why_not, sizeof f->why_not, "this hubd has no %s%s%s",
+                 f->signatures ? "" : "signature verification",
+                 !f->signatures && !f->audit ? " and no " : "", f->audit ? "" : "audit log");
+    free(text);
+}
+
+void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result_t *out)
+{
+    static bench_hubenv_t env;
+    static bool env_ready;
+    static int run_no;
+    char err[512];
+    if (c->full_path && (!features->signatures || !features->audit)) {
+        bench_result_na(out, "n/a (not in this hubd yet: %s)", features->why_not);
+        return;
+    }
+    if (!env_ready) {
+        char dir[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/hub", bench_opts.workdir);
+        if (bench_hubenv_init(&env, dir, 0, err, sizeof err) != 0) {
+            bench_result_na(out, "cannot make keys: %s", err);
+            return;
+        }
+        env_ready = true;
+    }
+    char conf[1024] = "", data[64];
+    if (c->full_path)
+        snprintf(conf, sizeof conf, "%s%s", features->sig_on_conf, features->audit_on_conf);
+    else
+        snprintf(conf, sizeof conf, "%s%s", features->sig_off_conf, features->audit_off_conf);
+    snprintf(data, sizeof data, "data-%d", ++run_no);
+    if (bench_hubenv_start(&env, data, conf, err, sizeof err) != 0) {
+        bench_result_na(out, "%s", err);
+        return;
+    }
+    bench_hub_drive(&env, c, out);
+    if (!bench_alive(env.hubd)) {
+        out->na = true;
+        snprintf(out->note, sizeof out->note, "hubd died during the run; see %s", env.log);
+        env.hubd = 0;
+    }
+    bench_hubenv_stop(&env);
+    if (!bench_opts.verbose) {
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s", env.dir, data);
+        bench_rmrf(path);
+    }
+}

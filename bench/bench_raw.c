@@ -1,0 +1,193 @@
+/* The raw libzmq baseline: client and server DEALER threads around a
+ * rawhop relay process (see rawhop.c for the protocol). */
+#include "bench.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct {
+    bench_window_t win;
+    bench_lat_t lat;
+    char endpoint[256];
+    bool curve;
+    char server_public[41];
+    int inflight;
+    atomic_int server_ready; /* 1 registered, -1 failed */
+} raw__case_t;
+
+static void *raw__socket(void *ctx, const raw__case_t *rc)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0, hwm = 100000;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (rc->curve) {
+        char pub[41], sec[41];
+        zmq_curve_keypair(pub, sec);
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, rc->server_public, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    }
+    zmq_connect(s, rc->endpoint);
+    return s;
+}
+
+static void *raw__server(void *arg)
+{
+    raw__case_t *rc = arg;
+    void *ctx = zmq_ctx_new();
+    void *s = raw__socket(ctx, rc);
+    zmq_send(s, "S", 1, 0);
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, 5000) <= 0) {
+        atomic_store(&rc->server_ready, -1);
+        goto out;
+    }
+    char ok[4];
+    zmq_recv(s, ok, sizeof ok, 0);
+    atomic_store(&rc->server_ready, 1);
+    while (atomic_load(&rc->win.phase) != BENCH_STOP) {
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        for (int n = 0; n < 1024; n++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            /* Echo: the relay's prefix names the client to return it to. */
+            if (zmq_msg_send(&m, s, 0) < 0)
+                zmq_msg_close(&m);
+        }
+    }
+out:
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return NULL;
+}
+
+static void *raw__client(void *arg)
+{
+    raw__case_t *rc = arg;
+    void *ctx = zmq_ctx_new();
+    void *s = raw__socket(ctx, rc);
+    uint8_t payload[BENCH_PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    uint64_t seq = 0;
+    for (int i = 0; i < rc->inflight; i++) {
+        bench_payload_fill(payload, sizeof payload, ++seq);
+        zmq_send(s, payload, sizeof payload, 0);
+        atomic_fetch_add(&rc->win.outstanding, 1);
+    }
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    int phase;
+    while ((phase = atomic_load(&rc->win.phase)) != BENCH_STOP) {
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        for (int n = 0; n < 1024; n++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            uint64_t sent = bench_payload_sent_ns(zmq_msg_data(&m), zmq_msg_size(&m));
+            zmq_msg_close(&m);
+            atomic_fetch_sub(&rc->win.outstanding, 1);
+            phase = atomic_load(&rc->win.phase);
+            if (phase == BENCH_MEASURE) {
+                bench_lat_add(&rc->lat, bench_now_ns() - sent);
+                atomic_fetch_add(&rc->win.completed, 1);
+            }
+            if (phase < BENCH_DRAIN) {
+                bench_payload_fill(payload, sizeof payload, ++seq);
+                zmq_send(s, payload, sizeof payload, 0);
+                atomic_fetch_add(&rc->win.outstanding, 1);
+            }
+        }
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return NULL;
+}
+
+static bool raw__drained(void *user)
+{
+    raw__case_t *rc = user;
+    return atomic_load(&rc->win.outstanding) <= 0;
+}
+
+void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
+{
+    raw__case_t *rc = calloc(1, sizeof *rc);
+    if (!rc) {
+        bench_result_na(out, "out of memory");
+        return;
+    }
+    bench_window_init(&rc->win);
+    rc->curve = curve;
+    rc->inflight = inflight;
+    char dir[PATH_MAX], ready[PATH_MAX + 16], log[PATH_MAX + 16], secret_file[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/rawhop-%s-%d", bench_opts.workdir, curve ? "curve" : "plain",
+             inflight);
+    bench_rmrf(dir);
+    mkdir(dir, 0700);
+    snprintf(ready, sizeof ready, "%s/ready", dir);
+    snprintf(log, sizeof log, "%s/rawhop.log", dir);
+    snprintf(secret_file, sizeof secret_file, "%s/relay.secret", dir);
+    char relay[PATH_MAX + 16];
+    snprintf(relay, sizeof relay, "%s/rawhop", bench_opts.bindir);
+    char *argv[8] = {relay, "--endpoint", "tcp://127.0.0.1:*", "--ready-file", ready, NULL,
+                     NULL,  NULL};
+    if (curve) {
+        char sec[41];
+        zmq_curve_keypair(rc->server_public, sec);
+        char text[64];
+        snprintf(text, sizeof text, "%s\n", sec);
+        bench_write_file(secret_file, text, 0600);
+        argv[5] = "--curve-secret-file";
+        argv[6] = secret_file;
+    }
+    pid_t pid = bench_spawn(argv, log);
+    if (pid < 0 || !bench_wait_file(ready, 5000)) {
+        bench_result_na(out, "rawhop did not start; see %s", log);
+        bench_stop(pid);
+        free(rc);
+        return;
+    }
+    char *text = bench_read_file(ready);
+    char *ep = text ? strstr(text, "endpoint=") : NULL;
+    if (ep)
+        snprintf(rc->endpoint, sizeof rc->endpoint, "%.*s", (int)strcspn(ep + 9, "\n"), ep + 9);
+    free(text);
+
+    pthread_t server, client;
+    pthread_create(&server, NULL, raw__server, rc);
+    while (atomic_load(&rc->server_ready) == 0)
+        bench_sleep_ms(1);
+    if (atomic_load(&rc->server_ready) < 0) {
+        atomic_store(&rc->win.phase, BENCH_STOP);
+        pthread_join(server, NULL);
+        bench_result_na(out, "the rawhop server did not register");
+        bench_stop(pid);
+        free(rc);
+        return;
+    }
+    pthread_create(&client, NULL, raw__client, rc);
+    bench_window_run(&rc->win, raw__drained, rc);
+    pthread_join(client, NULL);
+    pthread_join(server, NULL);
+    bench_stop(pid);
+    bench_result_from(out, &rc->win, &rc->lat);
+    bench_lat_free(&rc->lat);
+    free(rc);
+    if (!bench_opts.verbose)
+        bench_rmrf(dir);
+}

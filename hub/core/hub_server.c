@@ -162,6 +162,7 @@ struct hub_server {
     hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
     hub_map_t *members; /* member id -> hub__member_t */
     hub_map_t *requests; /* request message id -> hub__request_t */
+    size_t members_with_settles; /* members whose settled list is not empty */
     hub_map_t *subs;     /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
     char subs_path[PATH_MAX];
     uint64_t last_request_sweep_us;
@@ -1066,11 +1067,11 @@ static void hub__commit_start(hub_server_t *self)
 {
     if (self->commit)
         return;
-    size_t n_settled = 0;
+    /* Members with settles to write are counted as they get their first,
+     * so that an idle turn does not walk every member (10,000 of them). */
+    size_t n_settled = self->members_with_settles;
     size_t cursor = 0;
     void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value))
-        n_settled += ((hub__member_t *)value)->settled_n ? 1 : 0;
     if (self->pending_n == 0 && n_settled == 0 && self->attempt_n == 0 &&
         self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->auditq_n == 0 &&
         !self->audit_tick_due && !self->prune_due)
@@ -1110,7 +1111,8 @@ static void hub__commit_start(hub_server_t *self)
     if (n_settled > 0) {
         job->acks = calloc(n_settled, sizeof *job->acks);
         cursor = 0;
-        while (job->acks && hub_map_next(self->members, &cursor, NULL, &value)) {
+        while (job->acks && job->n_acks < n_settled &&
+               hub_map_next(self->members, &cursor, NULL, &value)) {
             hub__member_t *m = value;
             if (m->settled_n == 0)
                 continue;
@@ -1118,6 +1120,7 @@ static void hub__commit_start(hub_server_t *self)
             snprintf(g->receiver, sizeof g->receiver, "%s", m->id);
             g->seqs = m->settled;
             g->n = m->settled_n;
+            self->members_with_settles--;
             m->settled = NULL;
             m->settled_n = m->settled_cap = 0;
         }
@@ -2047,6 +2050,8 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         /* Settle even what is not in flight here (e.g. a delivery made before
          * a hub restart): the store ignores seqs that are not queued. Only a
          * receiver's own queue can be settled by it. */
+        if (m->settled_n == 0)
+            self->members_with_settles++;
         if (HUB__PUSH(m->settled, m->settled_n, m->settled_cap, seq) == 0)
             self->stats.settled++;
     }
@@ -2662,6 +2667,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     /* A peer that opens a connection and never finishes the CURVE handshake
      * is dropped after this long (libzmq's default is 30 s). */
     int handshake_ms = 5000;
+    /* Thousands of members reconnect at once after a hub restart: a deep
+     * listen backlog keeps their SYNs from being dropped (default 100). */
+    int backlog = 4096;
     uint8_t server_secret[32];
     if (!self->router ||
         zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -2670,6 +2678,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_z85_decode(server_secret, self->own_key.curve_secret) == NULL ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, server_secret, 32) != 0 ||

@@ -22,8 +22,7 @@ int lth_outq_flush(sqlite3 *db, adp_client_t *client, size_t max, size_t *posted
     for (;;) {
         sqlite3_int64 last = -1;
         size_t round = 0;
-        int rc;
-        while ((max == 0 || done < max) && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        while ((max == 0 || done < max) && sqlite3_step(sel) == SQLITE_ROW) {
             const void *payload = sqlite3_column_blob(sel, 4);
             size_t len = (size_t)sqlite3_column_bytes(sel, 4);
             int prc =

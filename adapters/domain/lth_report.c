@@ -80,7 +80,6 @@ int lth_report_add(lth_report_t *r, const char *procedure_code, const char *auth
         int c = lth__row_cmp(procedure_code, authority, &r->rows[mid]);
         if (c == 0) {
             lo = mid;
-            hi = mid + 1;
             break;
         }
         if (c < 0)

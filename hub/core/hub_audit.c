@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,14 +49,12 @@ const char *hub_audit_event_name(hub_audit_event_t event)
 
 /* ---- hashing ------------------------------------------------------------ */
 
+/* libsodium, not OpenSSL: records are hashed on libuv's worker threads,
+ * and OpenSSL keeps per-thread state there that is never freed (its atexit
+ * cleanup runs before libuv joins those threads; valgrind reports it). */
 static void hub__sha256(const void *data, size_t len, uint8_t out[32])
 {
-    unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
-        /* Only a broken OpenSSL installation gets here; a zero hash can
-         * never match a real line, so the chain fails loudly later. */
-        memset(out, 0, 32);
-    }
+    crypto_hash_sha256(out, data, len);
 }
 
 void hub_audit_payload_sha256(const void *payload, size_t len, uint8_t out[32])
@@ -222,10 +219,13 @@ typedef struct {
 } hub__cp_t;
 
 /* Renders rec (with rec->seq, rec->time_us and rec->prev_hash as given) as
- * its line, newline included. cp is needed for a CHECKPOINT. */
+ * its line, newline included. cp is needed for a CHECKPOINT (and only
+ * for one); HUB_EINVAL without it. */
 static int hub__render(const hub_audit_record_t *rec, const hub__cp_t *cp, char *out, size_t cap,
                        size_t *len_out)
 {
+    if (rec->event == HUB_AUDIT_CHECKPOINT && !cp)
+        return HUB_EINVAL;
     hub__sb_t b = {.p = out, .cap = cap};
     hub__sb_lit(&b, "{\"seq\":");
     hub__sb_u64(&b, rec->seq);

@@ -26,7 +26,7 @@
  *   HUB_AUDIT_ID_MAX bytes and reason to HUB_AUDIT_REASON_MAX bytes, a cut
  *   string ending in "...". A line is canonical: the verifier re-renders
  *   every record it parses and requires the same bytes.
- * - prev is the SHA-256 (OpenSSL EVP) of the previous line's exact bytes,
+ * - prev is the SHA-256 of the previous line's exact bytes,
  *   newline included; 64 zeros for seq 1. The chain runs across files.
  * - A CHECKPOINT seals the chain: prev is the chain head it seals, count the
  *   records before it (= seq - 1), prev_checkpoint the hash of the previous

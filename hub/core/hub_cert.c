@@ -796,7 +796,10 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
     if (rc == HUB_ENOMEM)
         hub__errf(err, err_size, "out of memory");
     if (rc == 0) {
-        qsort(names, n, sizeof *names, hub__name_cmp);
+        /* names is NULL when the directory holds no certificate, and qsort
+         * must not be given NULL even for zero elements. */
+        if (n > 1)
+            qsort(names, n, sizeof *names, hub__name_cmp);
         for (size_t i = 0; rc == 0 && i < n; i++) {
             char path[PATH_MAX];
             if ((rc = hub__path(path, certs_dir, names[i], err, err_size)) != 0)
@@ -889,8 +892,10 @@ int hub_certdir_keydir(const hub_certdir_t *self, hub_keydir_t **out, char *err,
         hub__errf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
+    /* self->valid counts the VALID certificates, so n never reaches it
+     * early; the bound keeps the writes inside entries even so. */
     size_t n = 0;
-    for (size_t i = 0; i < self->count; i++)
+    for (size_t i = 0; i < self->count && n < self->valid; i++)
         if (self->certs[i].status == HUB_CERT_VALID)
             entries[n++] = self->certs[i].keys;
     int rc = hub_keydir_from_entries(entries, n, out, err, err_size);

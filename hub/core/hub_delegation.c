@@ -140,8 +140,10 @@ int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, s
     void *value;
     while (rc == 0 && hub_map_next(self->rules, &cursor, &key, &value)) {
         char authority[HUB_MEMBER_ID_MAX + 1];
-        const char *service;
-        hub__split_target(key, authority, &service);
+        const char *service = NULL;
+        /* Every key was split once already, before it was stored. */
+        if (!hub__split_target(key, authority, &service))
+            continue;
         for (hub__deleg_t *d = value; d && rc == 0; d = d->next) {
             char chained[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
             snprintf(chained, sizeof chained, "%s/%s", d->delegate, service);

@@ -314,6 +314,8 @@ static void hub__count_dropped(hub_metric_family_t *f)
     if (f == reg->dropped)
         return; /* the drop counter's own label set is bounded by the families */
     const char *const values[] = {f->name};
+    if (reg->dropped->n_labels != sizeof values / sizeof values[0])
+        return; /* made with the one label "family"; checked so values[] stays in bounds */
     hub_metric_series_t *s;
     if (hub__family_get_series(reg->dropped, values, &s) == 0)
         s->value += 1;

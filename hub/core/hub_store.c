@@ -429,15 +429,16 @@ static int txn_finish(MDB_txn *txn, int rc)
     return map_rc(mdb_txn_commit(txn));
 }
 
+/* Reads an 8-byte value; a missing key reads as 0 and not found. *out and
+ * *found are set on every path, errors included. */
 static int get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found)
 {
+    *found = false;
+    *out = 0;
     MDB_val v;
     int rc = mdb_get(txn, dbi, key, &v);
-    if (rc == MDB_NOTFOUND) {
-        *found = false;
-        *out = 0;
+    if (rc == MDB_NOTFOUND)
         return 0;
-    }
     if (rc != 0)
         return map_rc(rc);
     if (v.mv_size != 8)

@@ -2,8 +2,8 @@
  * certificates for fresh keys; the hub's loader admits the valid ones and
  * refuses, with the reason, revoked, expired, not-yet-valid, foreign,
  * tampered, malformed and inconsistent ones; the key table built from the
- * certificates answers like the key-directory loader; `hubctl ca|cert` end
- * to end. */
+ * certificates answers like the key-directory loader; an empty certificate
+ * directory loads as an empty table; `hubctl ca|cert` end to end. */
 #include "hub_cert.h"
 #include "hub_error.h"
 #include "hub_keys.h"
@@ -548,6 +548,26 @@ START_TEST(test_keydir_from_entries)
 }
 END_TEST
 
+/* A fresh CA's certs directory holds no certificate yet: the hub loads it
+ * as an empty table (regression: the empty name list reached qsort as NULL,
+ * which UBSan's nonnull-attribute check aborts on). */
+START_TEST(test_empty_certs_dir)
+{
+    fx_t fx;
+    fx_init(&fx);
+    hub_certdir_t *cd = fx_load(&fx, fx.now);
+    ck_assert_uint_eq(hub_certdir_count(cd), 0);
+    ck_assert_uint_eq(hub_certdir_valid_count(cd), 0);
+    hub_keydir_t *kd = NULL;
+    char err[HUB_ERRMSG_MAX];
+    ck_assert_int_eq(hub_certdir_keydir(cd, &kd, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_keydir_count(kd), 0);
+    hub_keydir_destroy(&kd);
+    hub_certdir_destroy(&cd);
+    tk_rmrf(fx.root);
+}
+END_TEST
+
 static int run(char **out, char *const argv[]) { return tk_run(argv, out, 60000); }
 
 START_TEST(test_hubctl_ca_and_cert)
@@ -678,6 +698,7 @@ static Suite *cert_suite(void)
     tcase_add_test(tc, test_validity);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_keydir_from_entries);
+    tcase_add_test(tc, test_empty_certs_dir);
     tcase_add_test(tc, test_hubctl_ca_and_cert);
     suite_add_tcase(s, tc);
     return s;

@@ -176,7 +176,7 @@ static int sector_on_dossier(adp_client_t *client, const adp_message_t *msg, adp
             rc = HUB_ESTORE;
         for (size_t i = 0; rc == 0 && i < n; i++) {
             sqlite3_bind_text(q, 1, d.dossier_code, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 2, (sqlite3_int64)(i + 1));
+            sqlite3_bind_int64(q, 2, (sqlite3_int64)i + 1);
             sqlite3_bind_int(q, 3, steps[i].status);
             sqlite3_bind_int64(q, 4, (sqlite3_int64)steps[i].at_us);
             sqlite3_bind_text(q, 5, steps[i].note, -1, SQLITE_STATIC);

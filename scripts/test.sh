@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds the tree twice
 # (plain, and with AddressSanitizer + LeakSanitizer + UndefinedBehaviorSanitizer)
-# and runs the whole suite on both, then fuzzes every decoder briefly.
+# and runs the whole suite on both (valgrind checks hubd in the plain run),
+# runs cppcheck and clang-tidy, then fuzzes every decoder briefly.
 # Exits non-zero on any failure or sanitizer report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,8 @@ if [ $status -ne 0 ]; then
   echo "== FAILED under sanitizers" >&2
   exit $status
 fi
+echo "== static analysis (cppcheck, clang-tidy)"
+scripts/lint.sh
 echo "== short fuzzing run (20 s per target; scripts/fuzz.sh 600 is the long one)"
 scripts/fuzz.sh 20
-echo "== all tests passed (plain, sanitized, fuzzed)"
+echo "== all tests passed (plain, sanitized, linted, fuzzed)"

@@ -19,6 +19,7 @@
 #include "hub_zsock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -907,6 +908,27 @@ static int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t 
     return hub_audit_append(audit, &rec);
 }
 
+/* Signature checks over items[begin, end) (worker threads; each item is
+ * touched by one thread only). */
+typedef struct {
+    hub__pending_t *items;
+    hub_envelope_t **envs;
+    size_t begin, end;
+} hub__verify_t;
+
+static void *hub__verify_range(void *arg)
+{
+    hub__verify_t *v = arg;
+    for (size_t i = v->begin; i < v->end; i++) {
+        hub__pending_t *p = &v->items[i];
+        if (!p->verify)
+            continue;
+        p->verdict = v->envs && v->envs[i] ? hub_envelope_verify(v->envs[i], p->sign_key)
+                                           : HUB_EINVAL;
+    }
+    return NULL;
+}
+
 static void hub__commit_work(uv_work_t *req)
 {
     hub__commit_t *job = req->data;
@@ -936,23 +958,29 @@ static void hub__commit_work(uv_work_t *req)
     if (job->n_items > 0 && (!msgs || !index)) {
         job->append_rc = HUB_ENOMEM;
     } else {
+        for (size_t i = 0; envs && i < job->n_items; i++)
+            hub_envelope_decode(job->items[i].bytes, job->items[i].msg.envelope_len, &envs[i]);
+        /* Ed25519 verification dominates the full path: a second thread
+         * checks half of a large batch while this one checks the rest. */
+        hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2},
+                                   {job->items, envs, job->n_items / 2, job->n_items}};
+        pthread_t helper;
+        bool threaded = envs && server->cfg.require_signatures && job->n_items >= 64 &&
+                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
+        if (threaded) {
+            hub__verify_range(&halves[0]);
+            pthread_join(helper, NULL);
+        } else {
+            halves[0].end = job->n_items;
+            hub__verify_range(&halves[0]);
+        }
         for (size_t i = 0; i < job->n_items; i++) {
             hub__pending_t *p = &job->items[i];
-            if (envs)
-                hub_envelope_decode(p->bytes, p->msg.envelope_len, &envs[i]);
             /* The copies of one publication share the first copy's check. */
-            if (p->group_id[0] && !p->group_first && i > 0) {
+            if (p->group_id[0] && !p->group_first && i > 0)
                 p->verdict = job->items[i - 1].verdict;
-                if (p->verdict != 0)
-                    continue;
-            }
-            if (p->verify) {
-                int v = envs && envs[i] ? hub_envelope_verify(envs[i], p->sign_key) : HUB_EINVAL;
-                if (v != 0) {
-                    p->verdict = v;
-                    continue;
-                }
-            }
+            if (p->verdict != 0)
+                continue;
             index[n_ok] = i;
             msgs[n_ok++] = p->msg;
         }
@@ -1718,6 +1746,15 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
     if (hub_envelope_check(env, &problem) != 0) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
                           "%s", problem);
+        goto done;
+    }
+    if (env->base.n_unknown_fields > 0) {
+        /* The hub forwards the exact bytes, and the signature covers only
+         * the fields of lth.v1.Envelope: an unknown field would travel
+         * unsigned. */
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "the envelope has fields lth.v1.Envelope does not define; they "
+                          "would not be covered by its signature: remove them");
         goto done;
     }
     if (strcmp(env->sender, sender->id) != 0) {

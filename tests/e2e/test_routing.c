@@ -310,6 +310,21 @@ START_TEST(each_nack_reason)
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE);
     hub_frame_free(&holder);
 
+    /* A field lth.v1.Envelope does not define (number 20): unsigned cargo. */
+    env = rawcli_envelope(&fix, OPS, A, "echo/v1", "x", 1, 0, id, &len);
+    uint8_t *extended = malloc(len + 3);
+    memcpy(extended, env, len);
+    extended[len] = 0xa0; /* field 20, varint */
+    extended[len + 1] = 0x01;
+    extended[len + 2] = 0x07;
+    rawcli_send_batch1(&raw, extended, len + 3);
+    free(extended);
+    free(env);
+    nack = expect_nack(&raw, &holder);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE);
+    ck_assert_msg(strstr(nack->reason, "signature"), "%s", nack->reason);
+    hub_frame_free(&holder);
+
     /* Unsupported protocol version. */
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
     hub_frame_t frame = LTH__V1__FRAME__INIT;

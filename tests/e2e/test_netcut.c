@@ -59,28 +59,52 @@ static int count_unique(const char *path, int n, int *dups)
     return got;
 }
 
+/* Interfaces and namespaces left by an earlier run that died: their names
+ * carry the pid of the run, which no longer exists. */
+static void remove_stale(void)
+{
+    sh("for i in $(ip -o link | sed -n 's/^[0-9]*: lthh\\([0-9]*\\)[@:].*/\\1/p'); do "
+       "[ -d /proc/$i ] || { ip link del lthh$i; ip netns del lthcut$i; }; done 2>/dev/null; "
+       "for n in $(ip netns list | sed -n 's/^lthcut\\([0-9]*\\).*/\\1/p'); do "
+       "[ -d /proc/$n ] || ip netns del lthcut$n; done 2>/dev/null; true");
+}
+
 START_TEST(link_down_and_up_loses_nothing)
 {
-    int pid = (int)getpid() % 100000;
+    remove_stale();
+    int pid = (int)getpid();
     snprintf(ns, sizeof ns, "lthcut%d", pid);
     snprintf(host_if, sizeof host_if, "lthh%d", pid);
     snprintf(ns_if, sizeof ns_if, "ltha%d", pid);
+    /* A /30 of its own per run, so that runs (and leftovers) do not clash. */
+    char host_ip[32], ns_ip[32];
+    snprintf(host_ip, sizeof host_ip, "10.231.%d.%d", (pid >> 6) & 255, (pid & 63) * 4 + 1);
+    snprintf(ns_ip, sizeof ns_ip, "10.231.%d.%d", (pid >> 6) & 255, (pid & 63) * 4 + 2);
+    /* Namespaces need root and a kernel and mount setup that allow them
+     * (a chroot without its own mount namespace does not): when the set-up
+     * itself fails, the test says so and is skipped. */
     if (sh("ip netns add %s", ns) != 0) {
         ns[0] = '\0';
         printf("netcut: skipped: cannot create a network namespace (not root?)\n");
         return;
     }
-    ck_assert_int_eq(sh("ip link add %s type veth peer name %s", host_if, ns_if), 0);
-    ck_assert_int_eq(sh("ip link set %s netns %s", ns_if, ns), 0);
-    ck_assert_int_eq(sh("ip addr add 10.231.7.1/30 dev %s && ip link set %s up", host_if,
-                        host_if),
-                     0);
-    ck_assert_int_eq(sh("ip netns exec %s sh -c 'ip addr add 10.231.7.2/30 dev %s && ip link set "
-                        "%s up && ip link set lo up'",
-                        ns, ns_if, ns_if),
-                     0);
+    /* Removed however this process ends (a failed assertion exits it). */
+    atexit(net_down);
+    if (sh("ip link add %s type veth peer name %s", host_if, ns_if) != 0 ||
+        sh("ip link set %s netns %s", ns_if, ns) != 0 ||
+        sh("ip addr add %s/30 dev %s && ip link set %s up", host_ip, host_if, host_if) != 0 ||
+        sh("ip netns exec %s sh -c 'ip addr add %s/30 dev %s && ip link set %s up && "
+           "ip link set lo up'",
+           ns, ns_ip, ns_if, ns_if) != 0) {
+        net_down();
+        ns[0] = '\0';
+        printf("netcut: skipped: the veth pair or the namespace could not be set up here\n");
+        return;
+    }
 
-    hubfix_init(&fix, "listen = tcp://10.231.7.1:*\nredelivery_ms = 1000");
+    char extra[128];
+    snprintf(extra, sizeof extra, "listen = tcp://%s:*\nredelivery_ms = 1000", host_ip);
+    hubfix_init(&fix, extra);
     hubfix_add_member(&fix, SENDER, true);
     hubfix_add_member(&fix, RECEIVER, true);
     hubfix_start(&fix);

@@ -53,6 +53,21 @@ bool hub_service_valid(const char *text)
     return true;
 }
 
+bool hub_member_service_split(const char *text, char *member, const char **service)
+{
+    const char *p = text;
+    for (int slashes = 0; *p && slashes < 4; p++)
+        if (*p == '/')
+            slashes++;
+    size_t len = (size_t)(p - text); /* the member id and its '/' */
+    if (!*p || len < 2 || len > HUB_MEMBER_ID_MAX + 1)
+        return false;
+    memcpy(member, text, len - 1);
+    member[len - 1] = '\0';
+    *service = p;
+    return hub_member_id_valid(member) && hub_service_valid(p);
+}
+
 int hub_member_id_to_slug(const char *member_id, char *out, size_t out_size)
 {
     if (!hub_member_id_valid(member_id) || strlen(member_id) + 1 > out_size)

@@ -22,6 +22,11 @@ bool hub_member_id_valid(const char *text);
 const char *hub_member_id_problem(const char *text);
 /* true when `text` is a well-formed "SERVICE/VERSION". */
 bool hub_service_valid(const char *text);
+/* Splits "MEMBER-ID/SERVICE/VERSION" (a subscription topic, a delegated
+ * service) into the member id (copied into member, HUB_MEMBER_ID_MAX + 1
+ * bytes) and the service (*service points into text). Returns true when
+ * both parts are well formed. */
+bool hub_member_service_split(const char *text, char *member, const char **service);
 /* Writes the file-name form of a member id ('/' becomes '.') into out;
  * returns 0, or HUB_EINVAL when the id is not valid or out is too small. */
 int hub_member_id_to_slug(const char *member_id, char *out, size_t out_size);

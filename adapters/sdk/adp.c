@@ -1156,21 +1156,11 @@ int adp_subscribe(adp_client_t *c, const char *topic, adp_handler_cb handler, vo
 {
     if (!c || !topic || !handler)
         return HUB_EINVAL;
-    const char *service = topic;
-    for (int slashes = 0; *service && slashes < 4; service++)
-        if (*service == '/')
-            slashes++;
     char publisher[HUB_MEMBER_ID_MAX + 1];
-    size_t plen = (size_t)(service - topic);
-    if (!*service || plen < 2 || plen > sizeof publisher || !hub_service_valid(service)) {
+    const char *service;
+    if (!hub_member_service_split(topic, publisher, &service)) {
         adp__error(c, "a subscription is PUBLISHER-ID/SERVICE/VERSION, e.g. "
-                      "VN/GOV/HN-VP/TTHC/catalogue.published/v1");
-        return HUB_EINVAL;
-    }
-    memcpy(publisher, topic, plen - 1);
-    publisher[plen - 1] = '\0';
-    if (!hub_member_id_valid(publisher)) {
-        adp__error(c, "the publisher in subscription '%s' is not a member id", topic);
+                      "VN/GOV/HN-VP/TTHC/catalogue.published/v1, not '%.100s'", topic);
         return HUB_EINVAL;
     }
     for (size_t i = 0; i < c->n_subs; i++) {

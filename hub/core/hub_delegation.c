@@ -22,22 +22,6 @@ struct hub_delegations {
     size_t count;
 };
 
-/* Splits "AUTHORITY/SERVICE/VERSION" after the member id's four parts. */
-static bool hub__split_target(const char *target, char *authority, const char **service)
-{
-    const char *p = target;
-    for (int slashes = 0; *p && slashes < 4; p++)
-        if (*p == '/')
-            slashes++;
-    size_t len = (size_t)(p - target);
-    if (!*p || len < 2 || len > HUB_MEMBER_ID_MAX + 1)
-        return false;
-    memcpy(authority, target, len - 1);
-    authority[len - 1] = '\0';
-    *service = p;
-    return hub_member_id_valid(authority) && hub_service_valid(p);
-}
-
 static void hub__free_rules(hub_delegations_t *self)
 {
     size_t cursor = 0;
@@ -76,7 +60,7 @@ int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, s
         char authority[HUB_MEMBER_ID_MAX + 1];
         const char *service = NULL;
         if (n < 4 || strcmp(words[0], "delegate") || strcmp(words[2], "->") ||
-            !hub__split_target(words[1], authority, &service) || !hub_member_id_valid(words[3])) {
+            !hub_member_service_split(words[1], authority, &service) || !hub_member_id_valid(words[3])) {
             snprintf(err, err_size,
                      "%s:%u: expected 'delegate AUTHORITY-ID/SERVICE/VERSION -> DELEGATE-ID "
                      "[from DATE] [until DATE]'",
@@ -142,7 +126,7 @@ int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, s
         char authority[HUB_MEMBER_ID_MAX + 1];
         const char *service = NULL;
         /* Every key was split once already, before it was stored. */
-        if (!hub__split_target(key, authority, &service))
+        if (!hub_member_service_split(key, authority, &service))
             continue;
         for (hub__deleg_t *d = value; d && rc == 0; d = d->next) {
             char chained[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];

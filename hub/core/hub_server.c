@@ -1380,22 +1380,6 @@ static int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_siz
     return rc;
 }
 
-/* "PUBLISHER/SERVICE/VERSION" is a member id followed by a service. */
-static bool hub__topic_valid(const char *topic)
-{
-    char member[HUB_MEMBER_ID_MAX + 1];
-    const char *p = topic;
-    for (int slashes = 0; *p && slashes < 4; p++)
-        if (*p == '/')
-            slashes++;
-    size_t len = (size_t)(p - topic);
-    if (!*p || len < 2 || len > HUB_MEMBER_ID_MAX)
-        return false;
-    memcpy(member, topic, len - 1);
-    member[len - 1] = '\0';
-    return hub_member_id_valid(member) && hub_service_valid(p);
-}
-
 /* The id under which a published event is stored for one subscriber: a
  * UUID derived from the event's id and the subscriber, so that a re-sent
  * publication de-duplicates copy by copy. */
@@ -1968,7 +1952,9 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     }
     bool subs_changed = false;
     for (size_t i = 0; i < hello->n_subscriptions; i++) {
-        if (!hub__topic_valid(hello->subscriptions[i])) {
+        char publisher[HUB_MEMBER_ID_MAX + 1];
+        const char *svc;
+        if (!hub_member_service_split(hello->subscriptions[i], publisher, &svc)) {
             char reason[400];
             snprintf(reason, sizeof reason,
                      "subscription '%.100s' is not PUBLISHER-ID/SERVICE/VERSION, e.g. "
@@ -1983,12 +1969,9 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
         /* A subscription is a standing call: it needs an agreement with the
          * publisher for that service, like a request would. */
         if (self->policy) {
-            const char *topic = hello->subscriptions[i], *svc = topic;
-            for (int slashes = 0; *svc && slashes < 4; svc++)
-                if (*svc == '/')
-                    slashes++;
+            const char *topic = hello->subscriptions[i], *svc;
             char publisher[HUB_MEMBER_ID_MAX + 1];
-            snprintf(publisher, sizeof publisher, "%.*s", (int)(svc - topic - 1), topic);
+            hub_member_service_split(topic, publisher, &svc); /* checked above */
             hub_policy_decision_t d;
             const char *why = hub__forbidden(self, m->id, publisher, svc, &d);
             if (why) {

@@ -77,6 +77,21 @@ static int conf_collect(const char *key, const char *value, void *user, char *er
     return 0;
 }
 
+START_TEST(member_service_split)
+{
+    char member[HUB_MEMBER_ID_MAX + 1];
+    const char *service = NULL;
+    ck_assert(hub_member_service_split("VN/GOV/HN-VP/TTHC/catalogue.published/v1", member,
+                                       &service));
+    ck_assert_str_eq(member, "VN/GOV/HN-VP/TTHC");
+    ck_assert_str_eq(service, "catalogue.published/v1");
+    ck_assert(!hub_member_service_split("VN/GOV/HN-VP/TTHC", member, &service));
+    ck_assert(!hub_member_service_split("VN/GOV/HN-VP/TTHC/", member, &service));
+    ck_assert(!hub_member_service_split("VN/GOV//TTHC/x/v1", member, &service));
+    ck_assert(!hub_member_service_split("VN/GOV/HN-VP/TTHC/noversion", member, &service));
+}
+END_TEST
+
 START_TEST(config_files)
 {
     conf_seen_t seen = {0};
@@ -341,6 +356,7 @@ int main(void)
     TCase *tc = tcase_create("common");
     tcase_add_test(tc, member_ids);
     tcase_add_test(tc, services);
+    tcase_add_test(tc, member_service_split);
     tcase_add_test(tc, config_files);
     tcase_add_test(tc, key_files_round_trip);
     tcase_add_test(tc, key_directory);

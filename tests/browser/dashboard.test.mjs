@@ -95,7 +95,8 @@ try {
   // The dead-letter list asks for the token and keeps it out of the URL.
   await page.fill("#dlq-token", process.env.HUB_TOKEN);
   await page.click("#dlq-token-form button[type=submit]");
-  await page.waitForFunction(() => /dead letter/.test(document.getElementById("dlq-status").textContent),
+  // Wait for the listing itself: the prompt before it also says "dead letters".
+  await page.waitForFunction(() => /^\d+ dead letters?/.test(document.getElementById("dlq-status").textContent),
     null, { timeout: 15000 });
   assert.match(await page.locator("#dlq-status").textContent(), /^0 dead letters/);
   assert.ok(!page.url().includes(process.env.HUB_TOKEN), "token in the URL");

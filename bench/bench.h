@@ -175,9 +175,6 @@ typedef struct {
     int inflight;
     int max_batch;  /* raw client: envelopes per Batch frame at most (0 = as many as fit the window)
                      */
-    bool presigned; /* full path, raw events: the sender signs a pool of envelopes before the
-                       run and the receiver does not verify again, so that the machine's two
-                       cores go to the hub's own work */
 } hub_case_t;
 
 /* What this hubd offers for the full path, found at run time. */

@@ -7,10 +7,10 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -255,6 +255,9 @@ void bench_peer_close(bench_peer_t *p)
         zmq_ctx_term(p->ctx);
     hub_keypair_wipe(&p->key);
     p->sock = p->ctx = NULL;
+    free(p->digests);
+    p->digests = NULL;
+    p->n_digests = p->cap_digests = 0;
 }
 
 /* Encodes one envelope; returns malloc'ed bytes. */
@@ -278,9 +281,18 @@ static uint8_t *hub__envelope(bench_peer_t *p, const char *receiver, const char 
     env.payload.len = len;
     env.kind = kind;
     env.delivery = delivery;
-    uint8_t sig[HUB_SIGNATURE_LEN];
-    if (p->sign)
-        hub_envelope_sign(&env, p->key.sign_secret, sig);
+    if (p->sign) {
+        /* Signed with the rest of its Batch, in hub__send_batch. */
+        if (p->n_digests == p->cap_digests) {
+            size_t cap = p->cap_digests ? 2 * p->cap_digests : 1024;
+            void *grown = realloc(p->digests, cap * sizeof *p->digests);
+            if (!grown)
+                return NULL;
+            p->digests = grown;
+            p->cap_digests = cap;
+        }
+        hub_envelope_digest(&env, p->digests[p->n_digests++]);
+    }
     *out_len = lth__v1__envelope__get_packed_size(&env);
     uint8_t *buf = malloc(*out_len);
     if (buf)
@@ -288,11 +300,43 @@ static uint8_t *hub__envelope(bench_peer_t *p, const char *receiver, const char 
     return buf;
 }
 
+/* Appends the signature fields to items[from, to), signed together. */
+static void hub__sign_items(bench_peer_t *p, ProtobufCBinaryData *items, size_t from, size_t to)
+{
+    hub_batch_proof_t proofs[64];
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    size_t k = to - from;
+    if (k == 1)
+        crypto_sign_detached(sig, NULL, p->digests[from], HUB_DIGEST_LEN, p->key.sign_secret);
+    else
+        hub_batch_sign((const uint8_t(*)[HUB_DIGEST_LEN])(p->digests + from), k,
+                       p->key.sign_secret, sig, proofs);
+    for (size_t i = from; i < to; i++) {
+        uint8_t *tail;
+        size_t tail_len;
+        if (hub_signature_fields_encode(sig, k == 1 ? NULL : &proofs[i - from], &tail,
+                                        &tail_len) != 0)
+            continue;
+        uint8_t *grown = realloc(items[i].data, items[i].len + tail_len);
+        if (grown) {
+            memcpy(grown + items[i].len, tail, tail_len);
+            items[i].data = grown;
+            items[i].len += tail_len;
+        }
+        free(tail);
+    }
+}
+
 /* Sends the envelopes as one Batch and frees them. */
 static int hub__send_batch(bench_peer_t *p, ProtobufCBinaryData *items, size_t n)
 {
     if (n == 0)
         return 0;
+    if (p->sign && p->n_digests == n) {
+        for (size_t from = 0; from < n; from += 64)
+            hub__sign_items(p, items, from, from + 64 < n ? from + 64 : n);
+    }
+    p->n_digests = 0;
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
     batch.envelopes = items;
     batch.n_envelopes = n;
@@ -332,12 +376,6 @@ typedef struct {
     adp_client_t *sdk_client, *sdk_server;
     Lth__V1__Delivery delivery;
     atomic_ullong hub_acks;
-    /* Presigned envelopes (c.presigned): their payloads carry no send time
-     * (it is signed over), so the sender notes it here by sequence number. */
-    uint8_t **pool;
-    size_t *pool_len;
-    size_t pool_n, pool_next;
-    _Atomic uint64_t *sent_ns;
     /* Durable cases: send -> ACK (accepted: durable in the store), by the
      * raw client, keyed by the counter in its message ids. */
     uint64_t *ack_sent; /* HUB__ACK_RING entries */
@@ -352,17 +390,11 @@ static void hub__note_sent(hub__run_t *r, uint64_t id_counter)
         r->ack_sent[id_counter % HUB__ACK_RING] = bench_now_ns();
 }
 
-/* The send time of a payload: carried in it, or noted by sequence number. */
+/* The send time of a payload: carried in it. */
 static uint64_t hub__sent(hub__run_t *r, const uint8_t *payload, size_t len)
 {
-    uint64_t t = bench_payload_sent_ns(payload, len);
-    if (t == 0 && r->sent_ns && len >= BENCH_HDR) {
-        uint64_t seq;
-        memcpy(&seq, payload + 8, 8);
-        if (seq >= 1 && seq <= r->pool_n)
-            t = atomic_load_explicit(&r->sent_ns[seq - 1], memory_order_relaxed);
-    }
-    return t;
+    (void)r;
+    return bench_payload_sent_ns(payload, len);
 }
 
 static void hub__complete(hub__run_t *r, uint64_t sent_ns)
@@ -408,7 +440,7 @@ static hub_envelope_t *hub__delivered(hub__run_t *r, bench_peer_t *p,
      * one read from the sender's .pub file. */
     const uint8_t *key =
         item->sender_sign_key.len == 32 ? item->sender_sign_key.data : p->peer_sign_public;
-    if (p->verify && hub_envelope_verify(env, key) != 0) {
+    if (p->verify && hub_envelope_verify_cached(env, key, &p->sigcache) != 0) {
         bench_window_error(&r->win, "delivered envelope's signature does not verify");
         hub_envelope_free(&env);
         return NULL;
@@ -430,15 +462,6 @@ static void hub__refill(hub__run_t *r, bench_peer_t *p, uint8_t *payload, uint64
         long long n = want < cap ? want : cap;
         ProtobufCBinaryData items[HUB__MAX_BATCH];
         for (long long i = 0; i < n; i++) {
-            if (r->pool_next < r->pool_n) {
-                size_t k = r->pool_next++;
-                items[i].data = r->pool[k];
-                items[i].len = r->pool_len[k];
-                r->pool[k] = NULL;
-                atomic_store_explicit(&r->sent_ns[k], bench_now_ns(), memory_order_relaxed);
-                hub__note_sent(r, k + 1);
-                continue;
-            }
             bench_payload_fill(payload, BENCH_PAYLOAD, ++*seq);
             items[i].data =
                 hub__envelope(p, BENCH_SERVER_ID, events ? BENCH_EVENT_SERVICE : BENCH_ECHO_SERVICE,
@@ -706,34 +729,6 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
     }
     if (rc == 0 && c->durable && raw_client)
         r->ack_sent = calloc(HUB__ACK_RING, sizeof *r->ack_sent);
-    if (rc == 0 && c->presigned && raw_client) {
-        /* Enough for the run at up to ~20k msg/s; past it the sender signs as it goes. */
-        r->server.verify = false;
-        r->pool_n = (size_t)(20000 * (bench_opts.warmup_s + bench_opts.measure_s));
-        r->pool = calloc(r->pool_n, sizeof *r->pool);
-        r->pool_len = calloc(r->pool_n, sizeof *r->pool_len);
-        r->sent_ns = calloc(r->pool_n, sizeof *r->sent_ns);
-        if (!r->pool || !r->pool_len || !r->sent_ns) {
-            r->pool_n = 0;
-        }
-        uint8_t payload[BENCH_PAYLOAD];
-        memset(payload, 'x', sizeof payload);
-        memset(payload, 0, 8); /* no send time: see hub__sent */
-        for (size_t i = 0; i < r->pool_n; i++) {
-            /* Signing takes seconds: stay alive for the hub meanwhile. */
-            if (i % 256 == 0) {
-                hub__heartbeat(&r->client);
-                if (r->server.sock)
-                    hub__heartbeat(&r->server);
-            }
-            uint64_t seq = i + 1;
-            memcpy(payload + 8, &seq, 8);
-            r->pool[i] = hub__envelope(
-                &r->client, BENCH_SERVER_ID, events ? BENCH_EVENT_SERVICE : BENCH_ECHO_SERVICE,
-                events ? LTH__V1__KIND__KIND_EVENT : LTH__V1__KIND__KIND_REQUEST, r->delivery, NULL,
-                payload, sizeof payload, &r->pool_len[i]);
-        }
-    }
     if (rc != 0) {
         bench_result_na(out, "cannot connect: %s", err);
         goto done;
@@ -763,11 +758,6 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
         snprintf(out->note + len, sizeof out->note - len, "%s", batch);
     }
 done:
-    for (size_t i = 0; r->pool && i < r->pool_n; i++)
-        free(r->pool[i]);
-    free(r->pool);
-    free(r->pool_len);
-    free((void *)r->sent_ns);
     free(r->ack_sent);
     bench_lat_free(&r->ack_lat);
     adp_close(&r->sdk_client);

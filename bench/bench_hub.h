@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "hub_keys.h"
+#include "hub_sign.h"
 #include "hub_wire.h"
 
 #define BENCH_HUB_ID        "VN/GOV/BENCH/HUB"
@@ -50,6 +51,11 @@ typedef struct {
     uint64_t id_next;
     bool sign, verify;
     uint64_t frames_out, envelopes_out;
+    /* Digests of the envelopes made since the last Batch, in order: a Batch
+     * is signed as the SDK does it, 64 envelopes per signature. */
+    uint8_t (*digests)[HUB_DIGEST_LEN];
+    size_t n_digests, cap_digests;
+    hub_sigcache_t sigcache; /* batch signatures already verified */
 } bench_peer_t;
 
 /* Connects as member_id (CURVE), says Hello offering `service` (may be

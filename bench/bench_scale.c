@@ -251,8 +251,8 @@ static void hold__stop(hold__proc_t *h)
 static void scale__pair(const bench_hubenv_t *env, int runs, bench_result_t *transient,
                         bench_result_t *durable)
 {
-    hub_case_t c = {HUB_CASE_REQREPLY, HUB_PEER_RAW, false, false, 1000, 0, false};
-    hub_case_t cd = {HUB_CASE_REQREPLY, HUB_PEER_RAW, true, false, 1000, 0, false};
+    hub_case_t c = {HUB_CASE_REQREPLY, HUB_PEER_RAW, false, false, 1000, 0};
+    hub_case_t cd = {HUB_CASE_REQREPLY, HUB_PEER_RAW, true, false, 1000, 0};
     bench_result_t t[15], d[15];
     if (runs > 15)
         runs = 15;

@@ -53,7 +53,7 @@ typedef struct {
 
 #define HUB(kind_, peers_, durable_, full_, n_)                                                    \
     .type = CASE_HUB, .inflight = n_,                                                              \
-    .hub = {HUB_CASE_##kind_, HUB_PEER_##peers_, durable_, full_, n_, 0, false}
+    .hub = {HUB_CASE_##kind_, HUB_PEER_##peers_, durable_, full_, n_, 0}
 
 static bench_case_t cases[] = {
     {.id = "raw-plain-1000",
@@ -87,7 +87,7 @@ static bench_case_t cases[] = {
      .label = "hub req/reply, online-only, 1 envelope per Batch",
      .type = CASE_HUB,
      .inflight = 1000,
-     .hub = {HUB_CASE_REQREPLY, HUB_PEER_RAW, false, false, 1000, 1, false}},
+     .hub = {HUB_CASE_REQREPLY, HUB_PEER_RAW, false, false, 1000, 1}},
     {.id = "hub-transient-1000-sdk",
      .label = "hub req/reply, online-only, SDK responder",
      HUB(REQREPLY, SDK, false, false, 1000)},
@@ -115,11 +115,6 @@ static bench_case_t cases[] = {
     {.id = "hub-full-events-1000-sdk",
      .label = "hub one-way events, full path, SDK both ends (as deployed)",
      HUB(EVENTS, SDK, true, true, 1000)},
-    {.id = "hub-full-events-1000-presigned",
-     .label = "hub one-way events, full path, pre-signed, receiver trusts the hub",
-     .type = CASE_HUB,
-     .inflight = 1000,
-     .hub = {HUB_CASE_EVENTS, HUB_PEER_RAW, true, true, 1000, 0, true}},
     {.id = "raw-plain-1",
      .label = "raw libzmq hop, plain",
      .type = CASE_RAW,

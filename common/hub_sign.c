@@ -2,6 +2,7 @@
 #include "hub_error.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void hub__put_u32(crypto_hash_sha256_state *st, uint32_t v)
@@ -95,6 +96,170 @@ int hub_envelope_sign(hub_envelope_t *env, const uint8_t sign_secret[HUB_SIGN_SE
 
 int hub_envelope_verify(const hub_envelope_t *env, const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN])
 {
+    return hub_envelope_verify_cached(env, sign_public, NULL);
+}
+
+/* ---- Batch signatures (RFC 9162 Merkle tree over envelope digests) ---- */
+
+static void hub__leaf_hash(const uint8_t digest[HUB_DIGEST_LEN], uint8_t out[HUB_DIGEST_LEN])
+{
+    crypto_hash_sha256_state st;
+    static const uint8_t prefix = 0x00;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, &prefix, 1);
+    crypto_hash_sha256_update(&st, digest, HUB_DIGEST_LEN);
+    crypto_hash_sha256_final(&st, out);
+}
+
+static void hub__node_hash(const uint8_t left[HUB_DIGEST_LEN], const uint8_t right[HUB_DIGEST_LEN],
+                           uint8_t out[HUB_DIGEST_LEN])
+{
+    uint8_t buf[1 + 2 * HUB_DIGEST_LEN];
+    buf[0] = 0x01;
+    memcpy(buf + 1, left, HUB_DIGEST_LEN);
+    memcpy(buf + 1 + HUB_DIGEST_LEN, right, HUB_DIGEST_LEN);
+    crypto_hash_sha256(out, buf, sizeof buf);
+}
+
+static void hub__batch_message(uint32_t count, const uint8_t root[HUB_DIGEST_LEN],
+                               uint8_t msg[HUB_BATCH_MSG_LEN])
+{
+    static const char domain[] = HUB_BATCH_DOMAIN; /* sizeof includes the NUL */
+    _Static_assert(sizeof domain + 4 + HUB_DIGEST_LEN == HUB_BATCH_MSG_LEN, "batch message");
+    memcpy(msg, domain, sizeof domain);
+    uint8_t *p = msg + sizeof domain;
+    p[0] = (uint8_t)(count >> 24);
+    p[1] = (uint8_t)(count >> 16);
+    p[2] = (uint8_t)(count >> 8);
+    p[3] = (uint8_t)count;
+    memcpy(p + 4, root, HUB_DIGEST_LEN);
+}
+
+/* Builds the tree level by level: pairs of adjacent nodes are hashed and a
+ * last node without a partner moves up unchanged. For any n this gives the
+ * same tree as RFC 9162's split at the largest power of two below n. When
+ * proofs is not NULL, every leaf's path is collected on the way up. */
+static int hub__batch_tree(const uint8_t (*digests)[HUB_DIGEST_LEN], size_t n,
+                           uint8_t root[HUB_DIGEST_LEN], hub_batch_proof_t *proofs)
+{
+    if (!digests || !root || n < 1 || n > HUB_BATCH_MAX_LEAVES)
+        return HUB_EINVAL;
+    uint8_t(*level)[HUB_DIGEST_LEN] = malloc(n * sizeof *level);
+    size_t *pos = proofs ? malloc(n * sizeof *pos) : NULL; /* each leaf's node at this level */
+    if (!level || (proofs && !pos)) {
+        free(level);
+        free(pos);
+        return HUB_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hub__leaf_hash(digests[i], level[i]);
+        if (proofs) {
+            pos[i] = i;
+            proofs[i].leaf_index = (uint32_t)i;
+            proofs[i].leaf_count = (uint32_t)n;
+            proofs[i].path_len = 0;
+        }
+    }
+    size_t width = n;
+    while (width > 1) {
+        for (size_t i = 0; proofs && i < n; i++) {
+            size_t sib = pos[i] ^ 1u;
+            if (sib < width) /* else: the odd node out, promoted without a sibling */
+                memcpy(proofs[i].path[proofs[i].path_len++], level[sib], HUB_DIGEST_LEN);
+            pos[i] >>= 1;
+        }
+        size_t next = 0;
+        for (size_t i = 0; i + 1 < width; i += 2)
+            hub__node_hash(level[i], level[i + 1], level[next++]);
+        if (width % 2)
+            memmove(level[next++], level[width - 1], HUB_DIGEST_LEN);
+        width = next;
+    }
+    memcpy(root, level[0], HUB_DIGEST_LEN);
+    free(level);
+    free(pos);
+    return 0;
+}
+
+int hub_batch_root(const uint8_t (*digests)[HUB_DIGEST_LEN], size_t n,
+                   uint8_t root[HUB_DIGEST_LEN])
+{
+    return hub__batch_tree(digests, n, root, NULL);
+}
+
+int hub_batch_sign(const uint8_t (*digests)[HUB_DIGEST_LEN], size_t n,
+                   const uint8_t sign_secret[HUB_SIGN_SECRET_LEN],
+                   uint8_t sig_out[HUB_SIGNATURE_LEN], hub_batch_proof_t *proofs)
+{
+    if (!sign_secret || !sig_out || !proofs || n < 2)
+        return HUB_EINVAL;
+    if (sodium_init() < 0)
+        return HUB_ECRYPTO;
+    uint8_t root[HUB_DIGEST_LEN], msg[HUB_BATCH_MSG_LEN];
+    int rc = hub__batch_tree(digests, n, root, proofs);
+    if (rc != 0)
+        return rc;
+    hub__batch_message((uint32_t)n, root, msg);
+    if (crypto_sign_detached(sig_out, NULL, msg, sizeof msg, sign_secret) != 0)
+        return HUB_ECRYPTO;
+    return 0;
+}
+
+int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
+                              const hub_batch_proof_t *proof, uint8_t root[HUB_DIGEST_LEN])
+{
+    if (!digest || !proof || !root || proof->leaf_count < 2 ||
+        proof->leaf_count > HUB_BATCH_MAX_LEAVES || proof->leaf_index >= proof->leaf_count ||
+        proof->path_len > HUB_BATCH_MAX_PATH)
+        return HUB_EINVAL;
+    /* RFC 9162, section 2.1.3.2. */
+    uint32_t fn = proof->leaf_index, sn = proof->leaf_count - 1;
+    uint8_t r[HUB_DIGEST_LEN];
+    hub__leaf_hash(digest, r);
+    for (size_t i = 0; i < proof->path_len; i++) {
+        if (sn == 0)
+            return HUB_EINVAL;
+        if ((fn & 1u) || fn == sn) {
+            hub__node_hash(proof->path[i], r, r);
+            if (!(fn & 1u)) {
+                do {
+                    fn >>= 1;
+                    sn >>= 1;
+                } while (!(fn & 1u) && fn != 0);
+            }
+        } else {
+            hub__node_hash(r, proof->path[i], r);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    if (sn != 0)
+        return HUB_EINVAL;
+    memcpy(root, r, HUB_DIGEST_LEN);
+    return 0;
+}
+
+/* The proof an envelope carries, copied out of protobuf-c's structs. */
+static int hub__proof_from_env(const hub_envelope_t *env, hub_batch_proof_t *proof)
+{
+    const Lth__V1__BatchProof *bp = env->batch_proof;
+    if (bp->n_path > HUB_BATCH_MAX_PATH)
+        return HUB_EINVAL;
+    proof->leaf_index = bp->leaf_index;
+    proof->leaf_count = bp->leaf_count;
+    proof->path_len = bp->n_path;
+    for (size_t i = 0; i < bp->n_path; i++) {
+        if (bp->path[i].len != HUB_DIGEST_LEN)
+            return HUB_EINVAL;
+        memcpy(proof->path[i], bp->path[i].data, HUB_DIGEST_LEN);
+    }
+    return 0;
+}
+
+int hub_envelope_verify_cached(const hub_envelope_t *env,
+                               const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
+                               hub_sigcache_t *cache)
+{
     if (!env || !sign_public)
         return HUB_EINVAL;
     if (!env->signature.data || env->signature.len != HUB_SIGNATURE_LEN)
@@ -105,7 +270,74 @@ int hub_envelope_verify(const hub_envelope_t *env, const uint8_t sign_public[HUB
     int rc = hub_envelope_digest(env, digest);
     if (rc != 0)
         return rc;
-    if (crypto_sign_verify_detached(env->signature.data, digest, sizeof digest, sign_public) != 0)
+    if (!env->batch_proof) {
+        if (crypto_sign_verify_detached(env->signature.data, digest, sizeof digest,
+                                        sign_public) != 0)
+            return HUB_ECRYPTO;
+        return 0;
+    }
+    hub_batch_proof_t proof;
+    uint8_t root[HUB_DIGEST_LEN];
+    rc = hub__proof_from_env(env, &proof);
+    if (rc == 0)
+        rc = hub_batch_root_from_proof(digest, &proof, root);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; cache && i < HUB_SIGCACHE_SLOTS; i++) {
+        if (cache->slot[i].used && cache->slot[i].count == proof.leaf_count &&
+            !memcmp(cache->slot[i].root, root, HUB_DIGEST_LEN) &&
+            !memcmp(cache->slot[i].key, sign_public, HUB_SIGN_PUBLIC_LEN) &&
+            !memcmp(cache->slot[i].sig, env->signature.data, HUB_SIGNATURE_LEN)) {
+            cache->hits++;
+            return 0;
+        }
+    }
+    uint8_t msg[HUB_BATCH_MSG_LEN];
+    hub__batch_message(proof.leaf_count, root, msg);
+    if (cache)
+        cache->verifies++;
+    if (crypto_sign_verify_detached(env->signature.data, msg, sizeof msg, sign_public) != 0)
         return HUB_ECRYPTO;
+    if (cache) {
+        unsigned k = cache->next++ % HUB_SIGCACHE_SLOTS;
+        memcpy(cache->slot[k].key, sign_public, HUB_SIGN_PUBLIC_LEN);
+        memcpy(cache->slot[k].root, root, HUB_DIGEST_LEN);
+        memcpy(cache->slot[k].sig, env->signature.data, HUB_SIGNATURE_LEN);
+        cache->slot[k].count = proof.leaf_count;
+        cache->slot[k].used = 1;
+    }
+    return 0;
+}
+
+int hub_signature_fields_encode(const uint8_t sig[HUB_SIGNATURE_LEN],
+                                const hub_batch_proof_t *proof, uint8_t **out, size_t *out_len)
+{
+    if (!sig || !out || !out_len || (proof && proof->path_len > HUB_BATCH_MAX_PATH))
+        return HUB_EINVAL;
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    Lth__V1__BatchProof bp = LTH__V1__BATCH_PROOF__INIT;
+    ProtobufCBinaryData path[HUB_BATCH_MAX_PATH];
+    env.signature.data = (uint8_t *)sig;
+    env.signature.len = HUB_SIGNATURE_LEN;
+    if (proof) {
+        bp.leaf_index = proof->leaf_index;
+        bp.leaf_count = proof->leaf_count;
+        for (size_t i = 0; i < proof->path_len; i++) {
+            path[i].data = (uint8_t *)proof->path[i];
+            path[i].len = HUB_DIGEST_LEN;
+        }
+        bp.path = path;
+        bp.n_path = proof->path_len;
+        env.batch_proof = &bp;
+    }
+    /* Every other field is at its proto3 default, so only 15 and 16 are
+     * written (an empty string is not encoded by protobuf-c). */
+    size_t len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return HUB_ENOMEM;
+    lth__v1__envelope__pack(&env, buf);
+    *out = buf;
+    *out_len = len;
     return 0;
 }

@@ -17,6 +17,7 @@
 
 #define ADP__DEDUP_WINDOW 65536 /* message ids remembered per client */
 #define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
+#define ADP__SIGN_BATCH 64      /* envelopes per batch signature (hub_sign.h) */
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
 #define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
 
@@ -47,6 +48,8 @@ typedef struct {
     uint64_t hub_seq;
     int nack_code;
     char reason[512];
+    bool needs_sig;        /* encoded without a signature: signed when first sent */
+    uint8_t digest[HUB_DIGEST_LEN];
 } adp__outmsg_t;
 
 /* A reply a caller is waiting for. */
@@ -102,6 +105,7 @@ struct adp_client {
     adp__journal_t *seen_jnl;
     bool outbox_dirty;          /* appended since the last sync */
     bool seen_dirty;
+    hub_sigcache_t sigcache;    /* batch signatures of deliveries already verified */
 };
 
 static void adp__error(adp_client_t *c, const char *fmt, ...)
@@ -199,6 +203,66 @@ static void adp__flush_settle(adp_client_t *c)
         c->n_settle = 0;
 }
 
+/* Appends a signature (and its batch proof) to an envelope encoded without. */
+static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN],
+                           const hub_batch_proof_t *proof)
+{
+    uint8_t *tail;
+    size_t tail_len;
+    int rc = hub_signature_fields_encode(sig, proof, &tail, &tail_len);
+    if (rc != 0)
+        return rc;
+    uint8_t *grown = realloc(m->bytes, m->len + tail_len);
+    if (!grown) {
+        free(tail);
+        return HUB_ENOMEM;
+    }
+    memcpy(grown + m->len, tail, tail_len);
+    free(tail);
+    m->bytes = grown;
+    m->len += tail_len;
+    m->needs_sig = false;
+    return 0;
+}
+
+/* Signs the unsigned envelopes among msgs[0..n): up to ADP__SIGN_BATCH of
+ * them share one Ed25519 signature over their Merkle root (hub_sign.h), so
+ * that a sender, the hub and every receiver pay one signature operation per
+ * batch instead of one per envelope; a lone envelope gets a plain one. */
+static int adp__sign_unsigned(adp_client_t *c, adp__outmsg_t **msgs, size_t n)
+{
+    uint8_t digests[ADP__SIGN_BATCH][HUB_DIGEST_LEN];
+    hub_batch_proof_t proofs[ADP__SIGN_BATCH]; /* ~21 KiB of stack */
+    adp__outmsg_t *chunk[ADP__SIGN_BATCH];
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 0;
+        for (; i < n && k < ADP__SIGN_BATCH; i++) {
+            if (!msgs[i]->needs_sig)
+                continue;
+            chunk[k] = msgs[i];
+            memcpy(digests[k++], msgs[i]->digest, HUB_DIGEST_LEN);
+        }
+        if (k == 0)
+            break;
+        uint8_t sig[HUB_SIGNATURE_LEN];
+        if (k == 1) {
+            if (crypto_sign_detached(sig, NULL, digests[0], HUB_DIGEST_LEN,
+                                     c->key.sign_secret) != 0)
+                return HUB_ECRYPTO;
+        } else if (hub_batch_sign((const uint8_t(*)[HUB_DIGEST_LEN])digests, k,
+                                  c->key.sign_secret, sig, proofs) != 0) {
+            return HUB_ECRYPTO;
+        }
+        for (size_t j = 0; j < k; j++) {
+            int rc = adp__append_sig(chunk[j], sig, k == 1 ? NULL : &proofs[j]);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 /* Sends unsent outbox entries in Batch frames. */
 static void adp__flush_outbox(adp_client_t *c)
 {
@@ -228,6 +292,12 @@ static void adp__flush_outbox(adp_client_t *c)
             items[n].len = m->len;
             sent[n++] = m;
             bytes += m->len;
+        }
+        if (n > 0 && adp__sign_unsigned(c, sent, n) != 0)
+            break; /* out of memory: keep them for the next pump */
+        for (size_t k = 0; k < n; k++) {
+            items[k].data = sent[k]->bytes;
+            items[k].len = sent[k]->len;
         }
         if (n > 0) {
             Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
@@ -338,12 +408,16 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
     env.delivery = (flags & ADP_ONLINE_ONLY) ? LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY
                                              : LTH__V1__DELIVERY__DELIVERY_QUEUED;
     env.ttl_ms = c->ttl_ms;
-    /* Every envelope is signed: the hub and the receiver verify it. */
-    uint8_t signature[HUB_SIGNATURE_LEN];
-    if (c->key.has_sign && hub_envelope_sign(&env, c->key.sign_secret, signature) != 0) {
-        free(m);
-        adp__error(c, "signing the envelope failed");
-        return HUB_ECRYPTO;
+    /* Every envelope is signed, the hub and the receiver verify it: the
+     * envelopes posted between two sends share one signature over their
+     * Merkle root (adp__sign_unsigned), so only the digest is taken here. */
+    if (c->key.has_sign) {
+        if (hub_envelope_digest(&env, m->digest) != 0) {
+            free(m);
+            adp__error(c, "computing the envelope's digest failed");
+            return HUB_EINVAL;
+        }
+        m->needs_sig = true;
     }
     m->len = lth__v1__envelope__get_packed_size(&env);
     m->bytes = malloc(m->len ? m->len : 1);
@@ -454,7 +528,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     /* Non-repudiation end to end: check the sender's signature again, with
      * the key the hub bound to the sender's member id. */
     if (env->signature.len > 0 && item->sender_sign_key.len == HUB_SIGN_PUBLIC_LEN) {
-        if (hub_envelope_verify(env, item->sender_sign_key.data) != 0) {
+        if (hub_envelope_verify_cached(env, item->sender_sign_key.data, &c->sigcache) != 0) {
             HUB_ERROR("adp", "delivery with a bad signature refused; not settled",
                       "message_id=%s sender=%s", env->message_id, env->sender);
             hub_envelope_free(&env);
@@ -829,6 +903,10 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);
         m->order = c->next_order++;
+        /* Kept as posted, before its signature: it is signed when sent. */
+        if (env->signature.len == 0 && c->key.has_sign &&
+            hub_envelope_digest(env, m->digest) == 0)
+            m->needs_sig = true;
         if (hub_map_put(c->outbox, m->id, m) == 0)
             m = NULL;
     }

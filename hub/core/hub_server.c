@@ -192,6 +192,7 @@ struct hub_server {
     hub_ops_source_t ops_source;
     uint64_t audit_seq;    /* copied from the worker after each commit */
     const char *current_peer; /* Peer-Address of the message being handled */
+    hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
 
     hub_audit_t *audit;    /* NULL when the audit log is off; worker-only while a commit runs */
     hub__auditq_t *auditq;
@@ -919,12 +920,17 @@ typedef struct {
 static void *hub__verify_range(void *arg)
 {
     hub__verify_t *v = arg;
+    /* The envelopes of one signed batch sit next to each other: one
+     * Ed25519 verification covers them (hub_sign.h, batch signatures). */
+    hub_sigcache_t cache;
+    memset(&cache, 0, sizeof cache);
     for (size_t i = v->begin; i < v->end; i++) {
         hub__pending_t *p = &v->items[i];
         if (!p->verify)
             continue;
-        p->verdict = v->envs && v->envs[i] ? hub_envelope_verify(v->envs[i], p->sign_key)
-                                           : HUB_EINVAL;
+        p->verdict = v->envs && v->envs[i]
+                         ? hub_envelope_verify_cached(v->envs[i], p->sign_key, &cache)
+                         : HUB_EINVAL;
     }
     return NULL;
 }
@@ -1599,8 +1605,9 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
     const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
     if (env->kind != LTH__V1__KIND__KIND_EVENT) {
         if (env->kind == LTH__V1__KIND__KIND_REQUEST && self->cfg.require_signatures) {
-            int vrc = skp && skp->has_sign ? hub_envelope_verify(env, skp->sign_public)
-                                           : HUB_EINVAL;
+            int vrc = skp && skp->has_sign
+                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
+                          : HUB_EINVAL;
             if (vrc != 0) {
                 hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
                                   "%s", hub__signature_problem(vrc, skp && skp->has_sign));
@@ -1636,7 +1643,7 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
     sender->bytes_in += len;
     if (!l || l->n == 0 || env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
         if (l && self->cfg.require_signatures &&
-            hub_envelope_verify(env, skp->sign_public) != 0) {
+            hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache) != 0) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
                               hub__signature_problem(HUB_ECRYPTO, true));
             return;
@@ -1732,7 +1739,8 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           "%s", problem);
         goto done;
     }
-    if (env->base.n_unknown_fields > 0) {
+    if (env->base.n_unknown_fields > 0 ||
+        (env->batch_proof && env->batch_proof->base.n_unknown_fields > 0)) {
         /* The hub forwards the exact bytes, and the signature covers only
          * the fields of lth.v1.Envelope: an unknown field would travel
          * unsigned. */
@@ -1835,8 +1843,9 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         }
         if (self->cfg.require_signatures) {
             const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
-            int vrc = skp && skp->has_sign ? hub_envelope_verify(env, skp->sign_public)
-                                           : HUB_EINVAL;
+            int vrc = skp && skp->has_sign
+                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
+                          : HUB_EINVAL;
             if (vrc != 0) {
                 hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
                                   "%s", hub__signature_problem(vrc, skp && skp->has_sign));

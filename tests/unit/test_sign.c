@@ -261,6 +261,158 @@ START_TEST(test_tampering_fails)
 }
 END_TEST
 
+/* ---- batch signatures ---- */
+
+/* RFC 9162's MTH written the way the RFC defines it (recursive split at the
+ * largest power of two below n), independently of hub_sign.c's level-wise
+ * construction. */
+static void ts__mth(const uint8_t (*d)[32], size_t n, uint8_t out[32])
+{
+    if (n == 1) {
+        uint8_t buf[33] = {0x00};
+        memcpy(buf + 1, d[0], 32);
+        crypto_hash_sha256(out, buf, sizeof buf);
+        return;
+    }
+    size_t k = 1;
+    while (k * 2 < n)
+        k *= 2;
+    uint8_t buf[65] = {0x01};
+    ts__mth(d, k, buf + 1);
+    ts__mth(d + k, n - k, buf + 33);
+    crypto_hash_sha256(out, buf, sizeof buf);
+}
+
+START_TEST(test_batch_tree_matches_rfc9162)
+{
+    uint8_t pk[32], sk[64];
+    ts__key_from_seed(pk, sk);
+    static uint8_t d[HUB_BATCH_MAX_LEAVES][32];
+    for (size_t i = 0; i < HUB_BATCH_MAX_LEAVES; i++)
+        crypto_hash_sha256(d[i], (const uint8_t *)&i, sizeof i);
+    static hub_batch_proof_t proofs[HUB_BATCH_MAX_LEAVES];
+    const size_t sizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 31, 32, 33, 63, 64, 65, 100, 1023, 1024};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        uint8_t want[32], got[32];
+        ts__mth(d, n, want);
+        ck_assert_int_eq(hub_batch_root(d, n, got), 0);
+        ck_assert_msg(!memcmp(want, got, 32), "root differs from RFC 9162 MTH at n=%zu", n);
+        if (n < 2)
+            continue;
+        uint8_t sig[64];
+        ck_assert_int_eq(hub_batch_sign(d, n, sk, sig, proofs), 0);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t r[32];
+            ck_assert_uint_le(proofs[i].path_len, HUB_BATCH_MAX_PATH);
+            ck_assert_int_eq(hub_batch_root_from_proof(d[i], &proofs[i], r), 0);
+            ck_assert_msg(!memcmp(r, want, 32), "leaf %zu of %zu does not lead to the root", i,
+                          n);
+            /* Another leaf's digest with this leaf's proof leads elsewhere. */
+            if (hub_batch_root_from_proof(d[(i + 1) % n], &proofs[i], r) == 0)
+                ck_assert(memcmp(r, want, 32) != 0);
+        }
+    }
+    uint8_t r[32], sig[64];
+    ck_assert_int_eq(hub_batch_root(d, 0, r), HUB_EINVAL);
+    ck_assert_int_eq(hub_batch_root(d, HUB_BATCH_MAX_LEAVES + 1, r), HUB_EINVAL);
+    ck_assert_int_eq(hub_batch_sign(d, 1, sk, sig, proofs), HUB_EINVAL);
+    hub_batch_proof_t bad = proofs[0];
+    bad.leaf_index = bad.leaf_count;
+    ck_assert_int_eq(hub_batch_root_from_proof(d[0], &bad, r), HUB_EINVAL);
+    bad = proofs[0];
+    bad.path_len--; /* too short for this tree */
+    ck_assert_int_eq(hub_batch_root_from_proof(d[0], &bad, r), HUB_EINVAL);
+}
+END_TEST
+
+/* Encodes env without a signature, then appends the signature fields, the
+ * way the SDK does it; returns the decoded result. */
+static hub_envelope_t *ts__batch_signed(hub_envelope_t *env, const uint8_t sig[64],
+                                        const hub_batch_proof_t *proof)
+{
+    size_t len = lth__v1__envelope__get_packed_size(env);
+    uint8_t *tail;
+    size_t tail_len;
+    ck_assert_int_eq(hub_signature_fields_encode(sig, proof, &tail, &tail_len), 0);
+    uint8_t *buf = malloc(len + tail_len);
+    ck_assert_ptr_nonnull(buf);
+    lth__v1__envelope__pack(env, buf);
+    memcpy(buf + len, tail, tail_len);
+    free(tail);
+    hub_envelope_t *out = NULL;
+    ck_assert_int_eq(hub_envelope_decode(buf, len + tail_len, &out), 0);
+    free(buf);
+    return out;
+}
+
+START_TEST(test_batch_signed_envelopes)
+{
+    uint8_t pk[32], sk[64], other_pk[32], other_sk[64];
+    ts__key_from_seed(pk, sk);
+    crypto_sign_keypair(other_pk, other_sk);
+    enum { N = 5 };
+    hub_envelope_t envs[N];
+    char ids[N][37];
+    uint8_t d[N][32];
+    for (int i = 0; i < N; i++) {
+        envs[i] = ts__sample();
+        snprintf(ids[i], sizeof ids[i], "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8c9%d", i);
+        envs[i].message_id = ids[i];
+        ck_assert_int_eq(hub_envelope_digest(&envs[i], d[i]), 0);
+    }
+    uint8_t sig[64];
+    hub_batch_proof_t proofs[N];
+    ck_assert_int_eq(hub_batch_sign(d, N, sk, sig, proofs), 0);
+
+    hub_sigcache_t cache;
+    memset(&cache, 0, sizeof cache);
+    hub_envelope_t *dec[N];
+    for (int i = 0; i < N; i++) {
+        dec[i] = ts__batch_signed(&envs[i], sig, &proofs[i]);
+        ck_assert_ptr_nonnull(dec[i]->batch_proof);
+        ck_assert_uint_eq(dec[i]->base.n_unknown_fields, 0);
+        ck_assert_int_eq(hub_envelope_verify(dec[i], pk), 0);
+        ck_assert_int_eq(hub_envelope_verify_cached(dec[i], pk, &cache), 0);
+        ck_assert_int_eq(hub_envelope_verify(dec[i], other_pk), HUB_ECRYPTO);
+    }
+    /* One Ed25519 verification for the five envelopes of one batch. */
+    ck_assert_uint_eq(cache.verifies, 1);
+    ck_assert_uint_eq(cache.hits, N - 1);
+
+    /* A changed payload no longer leads to the signed root, cached or not. */
+    uint8_t tampered_payload[] = {'{', '"', 'a', '"', ':', '2', '}', 0x00, 0xff};
+    hub_envelope_t t = envs[2];
+    t.payload.data = tampered_payload;
+    hub_envelope_t *td = ts__batch_signed(&t, sig, &proofs[2]);
+    ck_assert_int_eq(hub_envelope_verify_cached(td, pk, &cache), HUB_ECRYPTO);
+    hub_envelope_free(&td);
+    /* Another envelope's proof does not fit this one. */
+    td = ts__batch_signed(&envs[1], sig, &proofs[3]);
+    ck_assert_int_ne(hub_envelope_verify_cached(td, pk, &cache), 0);
+    hub_envelope_free(&td);
+    /* A forged signature on a genuine proof is not let through by the cache. */
+    uint8_t forged[64];
+    memcpy(forged, sig, 64);
+    forged[10] ^= 0x01;
+    td = ts__batch_signed(&envs[0], forged, &proofs[0]);
+    ck_assert_int_eq(hub_envelope_verify_cached(td, pk, &cache), HUB_ECRYPTO);
+    hub_envelope_free(&td);
+    /* The batch signature is not a signature of any single digest. */
+    hub_envelope_t *single = ts__batch_signed(&envs[0], sig, NULL);
+    ck_assert_int_eq(hub_envelope_verify(single, pk), HUB_ECRYPTO);
+    hub_envelope_free(&single);
+    /* A path element of the wrong length is malformed, not a crash. */
+    dec[4]->batch_proof->path[0].len = 31;
+    ck_assert_int_eq(hub_envelope_verify(dec[4], pk), HUB_EINVAL);
+    dec[4]->batch_proof->path[0].len = 32;
+    dec[4]->batch_proof->leaf_count = 1;
+    ck_assert_int_eq(hub_envelope_verify(dec[4], pk), HUB_EINVAL);
+    for (int i = 0; i < N; i++)
+        hub_envelope_free(&dec[i]);
+}
+END_TEST
+
 static Suite *sign_suite(void)
 {
     Suite *s = suite_create("sign");
@@ -269,6 +421,8 @@ static Suite *sign_suite(void)
     tcase_add_test(tc, test_every_field_changes_digest);
     tcase_add_test(tc, test_sign_verify_round_trip);
     tcase_add_test(tc, test_tampering_fails);
+    tcase_add_test(tc, test_batch_tree_matches_rfc9162);
+    tcase_add_test(tc, test_batch_signed_envelopes);
     suite_add_tcase(s, tc);
     return s;
 }

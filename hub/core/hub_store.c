@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -66,6 +67,16 @@ struct hub_store {
     uint64_t map_bytes;   /* the map size LMDB settled on */
     uint64_t limit_pages; /* 90% of the map, in pages: the append refusal line */
     unsigned page_size;
+
+    /* The batch (hub_store_batch_begin). `batch` and `batch_owner` change
+     * under batch_lock, so that any thread can ask whether it owns the
+     * batch; the fields after them are used by the owner thread only. */
+    pthread_mutex_t batch_lock;
+    MDB_txn *batch;        /* the batch's write transaction, or NULL */
+    pthread_t batch_owner; /* the thread that began it */
+    MDB_txn *batch_read;   /* the owner's read in progress: a child of batch */
+    unsigned batch_reads;  /* reads sharing batch_read (nested by a queues callback) */
+    int batch_err;         /* what broke the batch: commit returns it */
 };
 
 /* A decoded message record; pointers into the record's bytes. */
@@ -409,24 +420,90 @@ static void *arena_alloc(hub_store_arena_t *a, size_t n)
 
 /* ---- transactions ------------------------------------------------------- */
 
-static int txn_read(hub_store_t *self, MDB_txn **txn)
+/* The open batch when the calling thread owns it, else NULL. */
+static MDB_txn *batch_mine(hub_store_t *self)
 {
-    return map_rc(mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn));
+    pthread_mutex_lock(&self->batch_lock);
+    MDB_txn *batch =
+        self->batch && pthread_equal(self->batch_owner, pthread_self()) ? self->batch : NULL;
+    pthread_mutex_unlock(&self->batch_lock);
+    return batch;
 }
 
+/* Begins a child of the batch for one call. LMDB refuses a child of a
+ * transaction that has failed (MDB_BAD_TXN): the batch is then broken, and
+ * remembers it. Only out of memory leaves the batch as it was. */
+static int batch_child(hub_store_t *self, MDB_txn *batch, MDB_txn **child)
+{
+    if (self->batch_err != 0)
+        return self->batch_err;
+    int mrc = mdb_txn_begin(self->env, batch, 0, child);
+    if (mrc != 0 && mrc != ENOMEM)
+        self->batch_err = map_rc(mrc);
+    return map_rc(mrc);
+}
+
+/* Read functions pair txn_read() with txn_read_end(), never mdb_txn_abort():
+ * on the thread that owns the batch the transaction is a child of it. */
+static int txn_read(hub_store_t *self, MDB_txn **txn)
+{
+    MDB_txn *batch = batch_mine(self);
+    if (!batch)
+        return map_rc(mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn));
+    /* The owner reads inside its batch, in a write child that is aborted at
+     * the end: LMDB has no read-only child of a write transaction, and an
+     * error while reading then taints the child, not the batch. A read from
+     * a hub_store_queues() callback shares the callback's child. */
+    if (!self->batch_read) {
+        int rc = batch_child(self, batch, &self->batch_read);
+        if (rc != 0) {
+            self->batch_read = NULL;
+            return rc;
+        }
+    }
+    self->batch_reads++;
+    *txn = self->batch_read;
+    return 0;
+}
+
+static void txn_read_end(hub_store_t *self, MDB_txn *txn)
+{
+    if (batch_mine(self) && txn == self->batch_read) {
+        if (--self->batch_reads > 0)
+            return;
+        self->batch_read = NULL;
+    }
+    mdb_txn_abort(txn);
+}
+
+/* Write functions pair txn_write() with txn_finish(). On the thread that
+ * owns the batch the transaction is a child of it: committing the child
+ * moves its changes into the batch, aborting it drops only them. */
 static int txn_write(hub_store_t *self, MDB_txn **txn)
 {
-    return map_rc(mdb_txn_begin(self->env, NULL, 0, txn));
+    MDB_txn *batch = batch_mine(self);
+    if (!batch)
+        return map_rc(mdb_txn_begin(self->env, NULL, 0, txn));
+    if (self->batch_read)
+        return HUB_EINVAL; /* a write from a hub_store_queues() callback */
+    return batch_child(self, batch, txn);
 }
 
 /* Commits, or aborts when rc says the work failed; returns the outcome. */
-static int txn_finish(MDB_txn *txn, int rc)
+static int txn_finish(hub_store_t *self, MDB_txn *txn, int rc)
 {
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
-    return map_rc(mdb_txn_commit(txn));
+    int mrc = mdb_txn_commit(txn);
+    /* A child fails to commit when LMDB had marked it failed (an error the
+     * call did not act on) or when merging it into its parent runs out of
+     * memory half-way; either way LMDB marks the parent failed too, and the
+     * batch can no longer be committed: remember why. */
+    if (mrc != 0 && batch_mine(self))
+        self->batch_err = map_rc(mrc);
+    return map_rc(mrc);
 }
 
 /* Reads an 8-byte value; a missing key reads as 0 and not found. *out and
@@ -488,7 +565,8 @@ static int next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next)
 }
 
 /* Pages holding data in this transaction's view: every tree, including the
- * free-list's own pages, plus the two meta pages. */
+ * free-list's own pages, plus the two meta pages. A child of a batch sees
+ * the batch's trees, so its uncommitted pages count. */
 static int used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
 {
     const MDB_dbi dbis[] = {0, 1, self->meta, self->msgs, self->queue, self->expiry,
@@ -821,7 +899,8 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
         return HUB_EINVAL;
     }
     hub_store_t *self = calloc(1, sizeof *self);
-    if (!self) {
+    if (!self || pthread_mutex_init(&self->batch_lock, NULL) != 0) {
+        free(self);
         set_err(err, err_size, "store %s: out of memory", dir);
         return HUB_ENOMEM;
     }
@@ -829,7 +908,7 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
         self->limits = *limits;
     uint64_t map = self->limits.max_bytes ? self->limits.max_bytes : DEFAULT_MAP_BYTES;
     if (map > SIZE_MAX) {
-        free(self);
+        hub_store_close(&self);
         set_err(err, err_size, "store %s: max_bytes is larger than this machine can map", dir);
         return HUB_EINVAL;
     }
@@ -893,10 +972,73 @@ void hub_store_close(hub_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_store_t *self = *self_p;
+    if (self->batch)
+        mdb_txn_abort(self->batch); /* and its child, if a read is in progress */
     if (self->env)
         mdb_env_close(self->env);
+    pthread_mutex_destroy(&self->batch_lock);
     free(self);
     *self_p = NULL;
+}
+
+/* ---- batches --------------------------------------------------------- */
+
+int hub_store_batch_begin(hub_store_t *self)
+{
+    if (!self)
+        return HUB_EINVAL;
+    pthread_mutex_lock(&self->batch_lock);
+    bool open = self->batch != NULL;
+    pthread_mutex_unlock(&self->batch_lock);
+    if (open)
+        return HUB_EINVAL;
+    /* Waits for LMDB's writer lock: for a write of another thread, or for
+     * a batch that another thread began since the check above. */
+    MDB_txn *txn;
+    int rc = map_rc(mdb_txn_begin(self->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    self->batch_read = NULL;
+    self->batch_reads = 0;
+    self->batch_err = 0;
+    pthread_mutex_lock(&self->batch_lock);
+    self->batch = txn;
+    self->batch_owner = pthread_self();
+    pthread_mutex_unlock(&self->batch_lock);
+    return 0;
+}
+
+/* Takes the calling thread's batch out of the store, for commit or abort;
+ * NULL when it has none, or from inside a hub_store_queues() callback
+ * (whose read transaction is a child of the batch). */
+static MDB_txn *batch_take(hub_store_t *self)
+{
+    if (!self || !batch_mine(self) || self->batch_read)
+        return NULL;
+    pthread_mutex_lock(&self->batch_lock);
+    MDB_txn *batch = self->batch;
+    self->batch = NULL;
+    pthread_mutex_unlock(&self->batch_lock);
+    return batch;
+}
+
+int hub_store_batch_commit(hub_store_t *self)
+{
+    MDB_txn *batch = batch_take(self);
+    if (!batch)
+        return HUB_EINVAL;
+    if (self->batch_err != 0) {
+        mdb_txn_abort(batch);
+        return self->batch_err;
+    }
+    return map_rc(mdb_txn_commit(batch));
+}
+
+void hub_store_batch_abort(hub_store_t *self)
+{
+    MDB_txn *batch = batch_take(self);
+    if (batch)
+        mdb_txn_abort(batch);
 }
 
 /* ---- append ---------------------------------------------------------- */
@@ -1021,7 +1163,7 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     }
     if (rc == 0 && stored)
         rc = next_seq_put(self, txn, next);
-    rc = txn_finish(txn, rc);
+    rc = txn_finish(self, txn, rc);
     if (rc != 0) {
         /* Nothing was stored: make sure no caller ACKs a seq from this call. */
         for (size_t i = 0; i < n; i++) {
@@ -1092,7 +1234,7 @@ int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after
     MDB_cursor *c;
     rc = map_rc(mdb_cursor_open(txn, self->queue, &c));
     if (rc != 0) {
-        mdb_txn_abort(txn);
+        txn_read_end(self, txn);
         return rc;
     }
     size_t rlen = strlen(receiver), n = 0;
@@ -1130,7 +1272,7 @@ int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = map_rc(mrc);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     *n_out = n;
     return rc;
 }
@@ -1224,7 +1366,7 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
         if (rc == 0)
             rc = ids_release(self, txn, &k, seqs[i]);
     }
-    return txn_finish(txn, rc);
+    return txn_finish(self, txn, rc);
 }
 
 int hub_store_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
@@ -1259,7 +1401,7 @@ int hub_store_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
         MDB_val av = {4, ab};
         rc = map_rc(mdb_put(txn, self->attempts, &sk, &av, 0));
     }
-    return txn_finish(txn, rc);
+    return txn_finish(self, txn, rc);
 }
 
 /* The longest prefix of `reason` that fits and does not cut a UTF-8
@@ -1309,7 +1451,7 @@ static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t
         put_le64(p + 8, now);
         memcpy(p + DEAD_HDR, reason, rlen);
     }
-    return txn_finish(txn, rc);
+    return txn_finish(self, txn, rc);
 }
 
 int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason)
@@ -1361,7 +1503,7 @@ int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
     MDB_cursor *c;
     rc = map_rc(mdb_cursor_open(txn, self->dead, &c));
     if (rc != 0) {
-        mdb_txn_abort(txn);
+        txn_read_end(self, txn);
         return rc;
     }
     uint8_t sb[SEQ_KEY];
@@ -1388,7 +1530,7 @@ int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = map_rc(mrc);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     *n_out = n;
     return rc;
 }
@@ -1407,7 +1549,7 @@ int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
     rc = map_rc(mdb_get(txn, self->dead, &k, &v));
     if (rc == 0)
         rc = fill_dead(self, txn, &v, seq, out, arena);
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     return rc;
 }
 
@@ -1489,7 +1631,7 @@ int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
         }
     }
     free(copy);
-    rc = txn_finish(txn, rc);
+    rc = txn_finish(self, txn, rc);
     if (rc == 0 && new_seq)
         *new_seq = next;
     return rc;
@@ -1536,7 +1678,7 @@ int hub_store_dlq_purge(hub_store_t *self, uint64_t seq)
     rc = purge_one(self, txn, seq, &found);
     if (rc == 0 && !found)
         rc = HUB_ENOTFOUND;
-    return txn_finish(txn, rc);
+    return txn_finish(self, txn, rc);
 }
 
 int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged)
@@ -1592,7 +1734,7 @@ int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
             rc = purge_one(self, txn, batch[i], &found);
             done += found;
         }
-        rc = txn_finish(txn, rc);
+        rc = txn_finish(self, txn, rc);
         if (rc == HUB_EFULL && chunk > 1) {
             /* Too many pages to copy in one go (see split_on_full): retry
              * this stretch in smaller transactions. */
@@ -1627,7 +1769,7 @@ int hub_store_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
     MDB_cursor *c;
     rc = map_rc(mdb_cursor_open(txn, self->expiry, &c));
     if (rc != 0) {
-        mdb_txn_abort(txn);
+        txn_read_end(self, txn);
         return rc;
     }
     size_t n = 0;
@@ -1646,7 +1788,7 @@ int hub_store_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = map_rc(mrc);
     mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     if (rc == 0)
         *n_out = n;
     return rc;
@@ -1677,7 +1819,7 @@ int hub_store_lookup(hub_store_t *self, const char *sender, const char *message_
             rc = has_key(txn, self->dead, &sk, &dead);
         queued = stored && !dead;
     }
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     if (rc != 0)
         return rc;
     if (seq)
@@ -1735,7 +1877,7 @@ int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
         mdb_cursor_close(qc);
     if (dc)
         mdb_cursor_close(dc);
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     return rc;
 }
 
@@ -1753,7 +1895,7 @@ int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes
     rc = used_pages(self, txn, &pages);
     if (rc == 0)
         rc = map_rc(mdb_stat(txn, self->dead, &st));
-    mdb_txn_abort(txn);
+    txn_read_end(self, txn);
     if (rc != 0)
         return rc;
     if (used_bytes)
@@ -1846,7 +1988,7 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
         }
     }
     free(keys);
-    rc = txn_finish(txn, rc);
+    rc = txn_finish(self, txn, rc);
     if (rc == 0 && pruned)
         *pruned = n;
     return rc;

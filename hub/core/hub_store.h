@@ -2,25 +2,39 @@
  * directory (DIR/data.mdb, mode 0600, and its lock file DIR/lock.mdb).
  *
  * What it holds. Every accepted message gets a hub sequence number (seq):
- * strictly increasing, never reused, kept across restarts. A message is
- * queued for its receiver until the hub acknowledges it (hub_store_ack) or
- * moves it to the dead-letter queue (DLQ). Queues are read in seq order,
- * which is acceptance order, so each sender's order holds per receiver.
- * (sender, message_id) pairs are remembered for limits.dedup_window_us after
- * acceptance so that a re-sent message is recognised and answered with its
- * original seq; a pair is also kept, for hub_store_lookup() only, while its
- * message is still queued or dead-lettered.
+ * strictly increasing, never reused once stored, kept across restarts. A
+ * message is queued for its receiver until the hub acknowledges it
+ * (hub_store_ack) or moves it to the dead-letter queue (DLQ). Queues are
+ * read in seq order, which is acceptance order, so each sender's order holds
+ * per receiver. (sender, message_id) pairs are remembered for
+ * limits.dedup_window_us after acceptance so that a re-sent message is
+ * recognised and answered with its original seq; a pair is also kept, for
+ * hub_store_lookup() only, while its message is still queued or
+ * dead-lettered.
  *
- * Durability. Every write function is one write transaction with LMDB's
- * default durability (fsync on commit): when it returns 0 the change is on
- * disk. hub_store_append() is the group commit: a batch, one transaction,
- * one fsync; the hub ACKs after it returns. When a write function returns
- * a negative code, nothing of that call was stored, with two exceptions
- * that are safe because they are idempotent: ack and dead_letter, when the
- * map is too full to do a whole batch at once (LMDB copies every page it
- * touches, deletes included), split it into smaller transactions, and so
- * does dlq_purge_older; a failure half-way leaves part done, and a retry
- * finishes it.
+ * Durability. Outside a batch, every write function is one write
+ * transaction with LMDB's default durability (on commit LMDB syncs the data
+ * pages, then the meta page): when it returns 0 the change is on disk.
+ * hub_store_append() takes many messages in one transaction. When a write
+ * function returns a negative code, nothing of that call was stored, with
+ * two exceptions that are safe because they are idempotent: ack and
+ * dead_letter, when the map is too full to do all of a call's seqs at once
+ * (LMDB copies every page it touches, deletes included), split them into
+ * smaller transactions, and so does dlq_purge_older; a failure half-way
+ * leaves part done, and a retry finishes it.
+ *
+ * Batches (hub_store_batch_begin) make a whole group commit (append, ack,
+ * note_attempts, dead_letter, prune_dedup, ...) one transaction and one
+ * durable commit. Inside a batch each write call runs in a nested
+ * transaction: when it returns 0 its changes have joined the batch but are
+ * NOT durable; they are when hub_store_batch_commit() returns 0, and are
+ * lost, all of them, when the commit fails, the batch is aborted or the
+ * process dies first. So ACK nothing a batch accepted before its commit
+ * returned 0. A call that fails inside a batch drops only its own changes,
+ * with the same exceptions as above (the parts of a split ack that
+ * succeeded join the batch). The seqs an uncommitted batch handed out were
+ * never stored, and are handed out again after an abort or a failed
+ * commit.
  *
  * Threads. Read functions (read_queue, dlq_list, dlq_get, expired, lookup,
  * queues, usage) use short read-only transactions (the environment is opened
@@ -29,14 +43,26 @@
  * dlq_purge_older, prune_dedup) may run on any ONE thread at a time; the hub
  * runs them on its worker thread. LMDB's writer lock would serialise two
  * concurrent writers anyway, so breaking the rule costs latency, not data.
- * open and close must not overlap any other call on the same store.
+ * A batch belongs to the thread that began it: that thread's write calls go
+ * into it, and its read calls read inside it, so they see its uncommitted
+ * changes. Reads on other threads see the last committed state, as always;
+ * writes on other threads wait on LMDB's writer lock until the batch ends,
+ * so keep batches short (batch_begin returns HUB_EINVAL instead). Commit and
+ * abort a batch on the thread that began it (LMDB's writer lock belongs to
+ * that thread). open and close must not overlap any other call on the same
+ * store; close aborts an open batch, and must then run on the batch's
+ * thread too.
  *
  * Limits. limits->max_bytes is the LMDB map size (0 = 1 GiB): an append that
  * would take the pages in use past 90% of it is refused (HUB_STORE_FULL), so
- * that acks, dead-lettering and purges always have room to run.
+ * that acks, dead-lettering and purges always have room to run. Inside a
+ * batch the line counts the batch's own pages too; but pages that the batch
+ * frees (by acks, purges, ...) can be reused only after it commits, so an
+ * append that follows large deletes in the same batch may fail as a whole
+ * with HUB_EFULL rather than see HUB_STORE_FULL outcomes: append first.
  * limits->max_queue_depth caps each receiver's queue (0 = no cap);
  * limits->dedup_window_us is the de-duplication window (0 = no
- * de-duplication, not even within one batch).
+ * de-duplication, not even within one call).
  *
  * Ownership. Read functions copy strings into the caller's structs and
  * envelope bytes into the caller's arena; those stay valid until the arena
@@ -99,6 +125,33 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
                    char *err, size_t err_size);
 void hub_store_close(hub_store_t **self_p);
 
+/* Batches. hub_store_batch_begin() opens one write transaction on the
+ * calling thread; until hub_store_batch_commit() or _abort(), every write
+ * function called on that thread runs in a nested transaction inside it
+ * (an LMDB child transaction): when the call succeeds its changes join the
+ * batch (nothing durable yet); when it fails only that call's changes are
+ * dropped, with the same per-call semantics as outside a batch (append all
+ * or nothing, ack and dead_letter split on HUB_EFULL, ...). Read functions
+ * called on that thread read inside the batch and see its changes; reads on
+ * other threads see the last committed state. One batch at a time:
+ * hub_store_batch_begin() returns HUB_EINVAL while one is open; write calls
+ * from other threads wait for it to end (LMDB's writer lock).
+ *
+ * hub_store_batch_commit() makes the whole batch durable with one LMDB
+ * commit and returns 0; on failure nothing of the batch is stored and it
+ * returns the error. If LMDB could not fold one call into the batch (its
+ * nested transaction failed to commit, which leaves the batch broken),
+ * that call and every later write or read on the batch's thread return
+ * that error, and so does the commit, which then stores nothing. The
+ * commit returns HUB_EINVAL when the calling thread has no open batch.
+ * hub_store_batch_abort() drops the batch; it does nothing when the calling
+ * thread has none. Neither may be called from a hub_store_queues() callback
+ * (commit returns HUB_EINVAL, abort does nothing), and a write function
+ * called from one inside a batch returns HUB_EINVAL. */
+int hub_store_batch_begin(hub_store_t *self);
+int hub_store_batch_commit(hub_store_t *self);
+void hub_store_batch_abort(hub_store_t *self);
+
 typedef enum {
     HUB_STORE_OK = 0,     /* accepted; msgs[i].seq is the new seq */
     HUB_STORE_DUPLICATE,  /* (sender, message_id) accepted within the window; msgs[i].seq is
@@ -107,15 +160,17 @@ typedef enum {
     HUB_STORE_FULL        /* the store is at 90% of max_bytes; nothing stored */
 } hub_store_outcome_t;
 
-/* Group commit: appends msgs[0..n) in ONE write transaction and sets
- * outcomes[i] for each. Reads sender, message_id, receiver, service,
- * accepted_at_us (0 = now), expires_at_us and the envelope; sets seq (and
- * accepted_at_us when it was 0). The window is judged at each item's
- * accepted_at_us. Within a batch the first of two duplicates wins. Returns
- * 0 when the transaction committed, even if some items were refused;
- * HUB_EINVAL (before anything is written) when an item is malformed; or
- * another negative code when the commit failed, in which case NO item was
- * stored and outcomes are meaningless: NACK them all. */
+/* Appends msgs[0..n) in ONE write transaction (inside a batch: one nested
+ * transaction) and sets outcomes[i] for each. Reads sender, message_id,
+ * receiver, service, accepted_at_us (0 = now), expires_at_us and the
+ * envelope; sets seq (and accepted_at_us when it was 0). The window is
+ * judged at each item's accepted_at_us. Within one call the first of two
+ * duplicates wins, and inside a batch a message appended by an earlier call
+ * of the batch counts. Returns 0 when the transaction committed (inside a
+ * batch: joined it), even if some items were refused; HUB_EINVAL (before
+ * anything is written) when an item is malformed; or another negative code
+ * when the commit failed, in which case NO item was stored, seqs are 0 and
+ * outcomes are meaningless: NACK them all. */
 int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
                      hub_store_outcome_t *outcomes);
 

@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1040,6 +1042,445 @@ START_TEST(open_creates_missing_directories)
 }
 END_TEST
 
+/* ---- batches ------------------------------------------------------------ */
+
+/* LMDB's id of the last committed transaction in `dir` (store closed). */
+static size_t last_txnid(void)
+{
+    MDB_env *env;
+    MDB_envinfo info;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    ck_assert_int_eq(mdb_env_info(env, &info), 0);
+    mdb_env_close(env);
+    return info.me_last_txnid;
+}
+
+START_TEST(batch_commits_as_one_transaction)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t pre;
+    ck_assert_int_eq(append1(store, "S", "R", "pre", &pre), HUB_STORE_OK);
+    hub_store_close(&store);
+    size_t txnid = last_txnid();
+
+    store = open_store(NULL);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    uint64_t s[3];
+    ck_assert_int_eq(append1(store, "S", "R", "b0", &s[0]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "b1", &s[1]), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "b2", &s[2]), HUB_STORE_OK);
+    ck_assert_uint_gt(s[0], pre);
+    uint64_t acked[] = {pre, s[0]};
+    ck_assert_int_eq(hub_store_ack(store, "R", acked, 2), 0);
+    ck_assert_int_eq(hub_store_note_attempts(store, &s[1], 1), 0);
+    ck_assert_int_eq(hub_store_note_attempts(store, &s[1], 1), 0);
+    ck_assert_int_eq(hub_store_note_attempts(store, &s[2], 1), 0);
+    ck_assert_int_eq(hub_store_dead_letter(store, &s[2], 1, "retry budget exhausted"), 0);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    ck_assert_int_eq(hub_store_batch_commit(store), HUB_EINVAL); /* no batch any more */
+    hub_store_close(&store);
+    /* Five write calls, one LMDB commit. */
+    ck_assert_uint_eq(last_txnid(), txnid + 1);
+
+    store = open_store(NULL);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 1);
+    ck_assert_uint_eq(out[0].seq, s[1]);
+    ck_assert_uint_eq(out[0].attempts, 2);
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "pre", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "b0", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+    hub_store_dead_t dead;
+    ck_assert_int_eq(hub_store_dlq_get(store, s[2], &dead, arena), 0);
+    ck_assert_str_eq(dead.reason, "retry budget exhausted");
+    ck_assert_uint_eq(dead.msg.attempts, 1);
+    ck_assert(memcmp(dead.msg.envelope, "b2", 2) == 0);
+    uint64_t s3;
+    ck_assert_int_eq(append1(store, "S", "R", "after", &s3), HUB_STORE_OK);
+    ck_assert_uint_gt(s3, s[2]);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* What the store shows: the queue of R, dead letters, and (S, id). */
+static void expect_only_keep(hub_store_t *store, uint64_t keep)
+{
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 1);
+    ck_assert_uint_eq(out[0].seq, keep);
+    ck_assert_uint_eq(out[0].attempts, 0);
+    hub_store_dead_t dead[4];
+    size_t n = 99;
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 4, dead, &n, NULL), 0);
+    ck_assert_uint_eq(n, 0);
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "x", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "y", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "keep", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_QUEUED);
+    hub_store_arena_destroy(&arena);
+}
+
+START_TEST(batch_abort_stores_nothing)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t keep, x, y;
+    ck_assert_int_eq(append1(store, "S", "R", "keep", &keep), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(append1(store, "S", "R", "x", &x), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "y", &y), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_note_attempts(store, &keep, 1), 0);
+    ck_assert_int_eq(hub_store_dead_letter(store, &x, 1, "ttl expired"), 0);
+    ck_assert_int_eq(hub_store_ack(store, "R", &keep, 1), 0);
+    hub_store_batch_abort(store);
+    hub_store_batch_abort(store); /* no batch: nothing to do */
+    ck_assert_int_eq(hub_store_batch_commit(store), HUB_EINVAL);
+    expect_only_keep(store, keep);
+    hub_store_close(&store);
+
+    store = open_store(NULL);
+    expect_only_keep(store, keep);
+    uint64_t next;
+    ck_assert_int_eq(append1(store, "S", "R", "next", &next), HUB_STORE_OK);
+    ck_assert_uint_gt(next, keep);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* Reads from a thread that does not own the batch. */
+typedef struct {
+    hub_store_t *store;
+    uint64_t dead_seq;
+    size_t queued;
+    int queue_rc, dead_rc, lookup_rc;
+    hub_store_state_t state;
+} peek_t;
+
+static void *peek_main(void *arg)
+{
+    peek_t *p = arg;
+    hub_store_arena_t *arena = NULL;
+    hub_store_msg_t out[8];
+    hub_store_dead_t dead;
+    uint64_t seq;
+    p->queue_rc = hub_store_arena_new(&arena);
+    if (p->queue_rc == 0)
+        p->queue_rc = hub_store_read_queue(p->store, "R", 0, 8, out, &p->queued, arena);
+    p->dead_rc = hub_store_dlq_get(p->store, p->dead_seq, &dead, NULL);
+    p->lookup_rc = hub_store_lookup(p->store, "S", "b1", &seq, &p->state);
+    hub_store_arena_destroy(&arena);
+    return NULL;
+}
+
+static peek_t peek(hub_store_t *store, uint64_t dead_seq)
+{
+    peek_t p = {.store = store, .dead_seq = dead_seq};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, peek_main, &p), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    return p;
+}
+
+/* Appends from a thread that does not own the batch. */
+typedef struct {
+    hub_store_t *store;
+    hub_store_msg_t msg;
+    hub_store_outcome_t outcome;
+    int rc;
+    atomic_bool done;
+} late_writer_t;
+
+static void *late_writer_main(void *arg)
+{
+    late_writer_t *w = arg;
+    w->rc = hub_store_append(w->store, &w->msg, 1, &w->outcome);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+/* A hub_store_queues() callback inside a batch: its reads nest in the
+ * batch's read, its writes are refused. */
+typedef struct {
+    hub_store_t *store;
+    hub_store_arena_t *arena;
+    uint64_t depth, read, write_seq;
+    int read_rc, write_rc;
+} nested_t;
+
+static void on_queue_nested(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
+{
+    (void)oldest;
+    nested_t *t = user;
+    hub_store_msg_t out[8];
+    size_t n = 0;
+    t->depth += depth;
+    t->read_rc = hub_store_read_queue(t->store, receiver, 0, 8, out, &n, t->arena);
+    t->read += n;
+    t->write_rc = hub_store_note_attempts(t->store, &t->write_seq, 1);
+}
+
+START_TEST(batch_reads_see_it_on_its_thread_only)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    uint64_t s1, s2, seq, dead_count = 0;
+    hub_store_state_t state;
+    ck_assert_int_eq(append1(store, "S", "R", "b1", &s1), HUB_STORE_OK);
+    hub_store_msg_t m;
+    hub_store_outcome_t outcome;
+    make_msg(&m, "S", "R", "b2", "b2");
+    m.expires_at_us = 5;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    s2 = m.seq;
+
+    /* The owner sees its batch ... */
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 2);
+    ck_assert_uint_eq(out[0].seq, s1);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "b1", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_QUEUED);
+    uint64_t expired[4];
+    size_t n;
+    ck_assert_int_eq(hub_store_expired(store, 10, expired, 4, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(expired[0], s2);
+    /* ... and another thread does not. */
+    peek_t p = peek(store, s1);
+    ck_assert_int_eq(p.queue_rc, 0);
+    ck_assert_uint_eq(p.queued, 0);
+    ck_assert_int_eq(p.lookup_rc, HUB_ENOTFOUND);
+
+    ck_assert_int_eq(hub_store_dead_letter(store, &s1, 1, "in a batch"), 0);
+    hub_store_dead_t dead;
+    ck_assert_int_eq(hub_store_dlq_get(store, s1, &dead, arena), 0);
+    ck_assert_str_eq(dead.reason, "in a batch");
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, 1, &dead, &n, NULL), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(hub_store_usage(store, NULL, NULL, &dead_count), 0);
+    ck_assert_uint_eq(dead_count, 1);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "b1", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DEAD);
+    nested_t nested = {.store = store, .arena = arena, .write_seq = s2};
+    ck_assert_int_eq(hub_store_queues(store, on_queue_nested, &nested), 0);
+    ck_assert_uint_eq(nested.depth, 1);
+    ck_assert_int_eq(nested.read_rc, 0);
+    ck_assert_uint_eq(nested.read, 1);
+    ck_assert_int_eq(nested.write_rc, HUB_EINVAL);
+    p = peek(store, s1);
+    ck_assert_int_eq(p.dead_rc, HUB_ENOTFOUND);
+    ck_assert_uint_eq(p.queued, 0);
+
+    /* A write from another thread waits for the batch to end. */
+    late_writer_t w = {.store = store};
+    make_msg(&w.msg, "S", "R", "late", "late");
+    atomic_init(&w.done, false);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, late_writer_main, &w), 0);
+    tk_sleep_ms(100);
+    ck_assert(!atomic_load(&w.done));
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(w.rc, 0);
+    ck_assert_int_eq(w.outcome, HUB_STORE_OK);
+    ck_assert_uint_gt(w.msg.seq, s2);
+
+    /* After the commit every thread sees it. */
+    p = peek(store, s1);
+    ck_assert_int_eq(p.dead_rc, 0);
+    ck_assert_int_eq(p.lookup_rc, 0);
+    ck_assert_int_eq(p.state, HUB_STORE_STATE_DEAD);
+    ck_assert_uint_eq(p.queued, 2);
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 2);
+    ck_assert_uint_eq(out[0].attempts, 0); /* the refused write left nothing */
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(batch_failed_call_drops_only_its_own)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t pre, s1, s2, s3;
+    ck_assert_int_eq(append1(store, "S", "R", "pre", &pre), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(append1(store, "S", "R", "a1", &s1), HUB_STORE_OK);
+    /* A malformed item: the whole call is refused, the batch goes on. */
+    hub_store_msg_t bad[2];
+    hub_store_outcome_t outcomes[2];
+    make_msg(&bad[0], "S", "R", "bad0", "x");
+    make_msg(&bad[1], "S", "", "bad1", "x");
+    ck_assert_int_eq(hub_store_append(store, bad, 2, outcomes), HUB_EINVAL);
+    /* A call that fails after writing: the dead letter does not exist. */
+    ck_assert_int_eq(hub_store_dlq_replay(store, s1, 0, NULL), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_ack(store, "R", &pre, 1), 0);
+    ck_assert_int_eq(append1(store, "S", "R", "a2", &s2), HUB_STORE_OK);
+    ck_assert_uint_gt(s1, pre);
+    ck_assert_uint_gt(s2, s1);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    ck_assert_int_eq(append1(store, "S", "R", "a3", &s3), HUB_STORE_OK);
+    ck_assert_uint_gt(s3, s2);
+
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[8];
+    ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 3);
+    ck_assert_uint_eq(out[0].seq, s1);
+    ck_assert_uint_eq(out[1].seq, s2);
+    ck_assert_uint_eq(out[2].seq, s3);
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "bad0", &seq, &state), HUB_ENOTFOUND);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(batch_store_full)
+{
+    hub_store_limits_t limits = default_limits;
+    limits.max_bytes = 1u << 20;
+    hub_store_t *store = open_store(&limits);
+    static char envelope[1501];
+    memset(envelope, 'e', sizeof envelope - 1);
+    enum { MAX = 1000 };
+    uint64_t *seqs = calloc(MAX, sizeof *seqs);
+    ck_assert_ptr_nonnull(seqs);
+
+    /* Filling the map inside one batch: the 90% line counts the batch's
+     * own pages, so appends are refused item by item (HUB_STORE_FULL), and
+     * no call fails for want of pages. */
+    size_t accepted = 0;
+    bool full = false;
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    for (int i = 0; i < MAX / 4 && !full; i++) {
+        hub_store_msg_t batch[4];
+        hub_store_outcome_t outcomes[4];
+        char ids[4][32];
+        for (int j = 0; j < 4; j++) {
+            snprintf(ids[j], sizeof ids[j], "m-%d-%d", i, j);
+            make_msg(&batch[j], "S", "R", ids[j], envelope);
+        }
+        ck_assert_int_eq(hub_store_append(store, batch, 4, outcomes), 0);
+        for (int j = 0; j < 4; j++) {
+            if (outcomes[j] == HUB_STORE_OK) {
+                ck_assert(accepted == 0 || batch[j].seq > seqs[accepted - 1]);
+                seqs[accepted++] = batch[j].seq;
+            } else {
+                ck_assert_int_eq(outcomes[j], HUB_STORE_FULL);
+                full = true;
+            }
+        }
+    }
+    ck_assert(full);
+    ck_assert_uint_gt(accepted, 200);
+    uint64_t used, max;
+    ck_assert_int_eq(hub_store_usage(store, &used, &max, NULL), 0);
+    ck_assert_uint_ge(used, max / 10 * 8); /* the owner's usage counts the batch */
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    hub_store_close(&store);
+
+    /* Acks free pages only once their batch commits: an append of many
+     * messages after them in the same batch runs out of map half-way and
+     * fails as a whole; the ack next to it is kept. */
+    store = open_store(&limits);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(hub_store_ack(store, "R", seqs, accepted), 0);
+    enum { LATE = 150 };
+    hub_store_msg_t *late = calloc(LATE, sizeof *late);
+    hub_store_outcome_t *outcomes = calloc(LATE, sizeof *outcomes);
+    char (*ids)[16] = calloc(LATE, 16);
+    ck_assert(late && outcomes && ids);
+    for (int i = 0; i < LATE; i++) {
+        snprintf(ids[i], 16, "late-%d", i);
+        make_msg(&late[i], "S", "R", ids[i], envelope);
+    }
+    ck_assert_int_eq(hub_store_append(store, late, LATE, outcomes), HUB_EFULL);
+    for (int i = 0; i < LATE; i++)
+        ck_assert_uint_eq(late[i].seq, 0);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    hub_store_close(&store);
+
+    store = open_store(&limits);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t out[4];
+    ck_assert_uint_eq(read_all(store, "R", out, 4, arena), 0);
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "late-0", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "S", "m-0-0", &seq, &state), 0);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+    /* Once the acks are committed their pages are free again, to the
+     * second transaction after them (LMDB keeps the previous snapshot). */
+    ck_assert_int_eq(append1(store, "S", "R", "tick", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_append(store, late, LATE, outcomes), 0);
+    for (int i = 0; i < LATE; i++) {
+        ck_assert_int_eq(outcomes[i], HUB_STORE_OK);
+        ck_assert_uint_gt(late[i].seq, seqs[accepted - 1]);
+    }
+    free(ids);
+    free(outcomes);
+    free(late);
+    free(seqs);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+static void *commit_main(void *arg)
+{
+    static int rc;
+    hub_store_t *store = arg;
+    rc = hub_store_batch_commit(store);
+    hub_store_batch_abort(store);
+    return &rc;
+}
+
+START_TEST(batch_misuse_and_close_with_open_batch)
+{
+    ck_assert_int_eq(hub_store_batch_begin(NULL), HUB_EINVAL);
+    ck_assert_int_eq(hub_store_batch_commit(NULL), HUB_EINVAL);
+    hub_store_batch_abort(NULL);
+
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(hub_store_batch_begin(store), HUB_EINVAL);
+    ck_assert_int_eq(append1(store, "S", "R", "lost", NULL), HUB_STORE_OK);
+    /* Only the thread that began the batch can end it. */
+    pthread_t th;
+    void *res;
+    ck_assert_int_eq(pthread_create(&th, NULL, commit_main, store), 0);
+    ck_assert_int_eq(pthread_join(th, &res), 0);
+    ck_assert_int_eq(*(int *)res, HUB_EINVAL);
+    ck_assert_int_eq(hub_store_batch_begin(store), HUB_EINVAL); /* still open */
+    hub_store_close(&store);
+    ck_assert_ptr_null(store);
+
+    /* Closing aborted the batch: nothing of it is stored (and under ASan,
+     * nothing of its transaction leaks). */
+    store = open_store(NULL);
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "lost", &seq, &state), HUB_ENOTFOUND);
+    ck_assert_int_eq(append1(store, "S", "R", "kept", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    hub_store_close(&store);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1066,6 +1507,12 @@ static Suite *store_suite(void)
     tcase_add_test(tc, damaged_dead_letter_can_be_purged);
     tcase_add_test(tc, reads_run_beside_writes);
     tcase_add_test(tc, open_creates_missing_directories);
+    tcase_add_test(tc, batch_commits_as_one_transaction);
+    tcase_add_test(tc, batch_abort_stores_nothing);
+    tcase_add_test(tc, batch_reads_see_it_on_its_thread_only);
+    tcase_add_test(tc, batch_failed_call_drops_only_its_own);
+    tcase_add_test(tc, batch_store_full);
+    tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -218,6 +218,7 @@ int bench_peer_open(bench_peer_t *p, const bench_hubenv_t *env, const char *memb
     hello.protocol_version = HUB_PROTOCOL_VERSION;
     hello.member_id = p->key.member_id;
     hello.software = "hubbench";
+    hello.receipts_in_deliveries = true; /* as the SDK does */
     char *services[1] = {(char *)service};
     hello.services = services;
     hello.n_services = service ? 1 : 0;
@@ -497,6 +498,8 @@ static void *hub__raw_client(void *arg)
                 if (f->body_case == LTH__V1__FRAME__BODY_RECEIPTS) {
                     hub__receipts(r, f->receipts);
                 } else if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
+                    if (f->deliveries->receipts)
+                        hub__receipts(r, f->deliveries->receipts);
                     for (size_t i = 0; i < f->deliveries->n_items; i++) {
                         Lth__V1__DeliveredEnvelope *d = f->deliveries->items[i];
                         hub_envelope_t *env = hub__delivered(r, p, d);
@@ -537,6 +540,9 @@ static void *hub__raw_server(void *arg)
             for (int n = 0; n < 1024 && (f = hub__recv(p, ZMQ_DONTWAIT)) != NULL; n++) {
                 size_t n_replies = 0;
                 if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
+                    const Lth__V1__Receipts *held = f->deliveries->receipts;
+                    for (size_t i = 0; held && i < held->n_nacks; i++)
+                        bench_window_error(&r->win, "reply NACKed: %s", held->nacks[i]->reason);
                     for (size_t i = 0; i < f->deliveries->n_items; i++) {
                         Lth__V1__DeliveredEnvelope *d = f->deliveries->items[i];
                         hub_envelope_t *env = hub__delivered(r, p, d);

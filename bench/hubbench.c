@@ -282,6 +282,9 @@ static void take_medians(bench_case_t *c)
     }
     if (closest)
         snprintf(m->note, sizeof m->note, "%s", closest->note);
+    for (int i = 0; i < c->n_runs; i++)
+        if (c->runs[i].na)
+            fprintf(stderr, "hubbench: %s: run %d failed: %s\n", c->id, i + 1, c->runs[i].note);
     if (ok < c->n_runs) {
         size_t len = strlen(m->note);
         snprintf(m->note + len, sizeof m->note - len, "%s%d of %d runs failed", len ? "; " : "",

@@ -153,6 +153,7 @@ static void adp__send_hello(adp_client_t *c)
     hello.protocol_version = HUB_PROTOCOL_VERSION;
     hello.member_id = c->key.member_id;
     hello.software = c->software;
+    hello.receipts_in_deliveries = true;
     char **services = calloc(c->n_offers + 1, sizeof *services);
     size_t n = 0;
     for (size_t i = 0; services && i < c->n_offers; i++)
@@ -731,6 +732,10 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
         adp__flush_outbox(c); /* the window has room again */
         break;
     case LTH__V1__FRAME__BODY_DELIVERIES:
+        if (frame->deliveries->receipts) { /* ACKs riding along (Hello.receipts_in_deliveries) */
+            c->last_receipt_mono_us = hub_monotonic_us();
+            adp__handle_receipts(c, frame->deliveries->receipts);
+        }
         for (size_t i = 0; i < frame->deliveries->n_items; i++)
             adp__handle_delivery(c, frame->deliveries->items[i]);
         adp__flush_settle(c);

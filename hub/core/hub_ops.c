@@ -1191,6 +1191,9 @@ static void hub__dlq_result(hub_http_response_t *resp, int rc, const char *what,
         hub__error(resp, 404, "no dead letter with seq %" PRIu64, seq);
     } else if (rc == HUB_EFULL) {
         hub__error(resp, 503, "the store is full; purge dead letters or raise max_store_bytes");
+    } else if (rc == HUB_EAGAIN) {
+        hub__error(resp, 503, "the hub is writing messages to its store right now; send the "
+                              "same request again in a moment");
     } else {
         hub__error(resp, 500, "could not do it: %s", hub_strerror(rc));
     }

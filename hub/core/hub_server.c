@@ -74,6 +74,19 @@ typedef struct {
     bool has_sign_key;
 } hub__outitem_t;
 
+/* Receipts under construction for one sender. */
+typedef struct {
+    const char *sender; /* for the audit log */
+    const char *receiver; /* of the envelope being judged, once known to the hub */
+    const char *service;
+    Lth__V1__Ack *acks;
+    Lth__V1__Ack **ack_ptrs;
+    Lth__V1__Nack *nacks;
+    Lth__V1__Nack **nack_ptrs;
+    char **reasons;
+    size_t n_acks, n_nacks, cap;
+} hub__receipts_t;
+
 typedef struct hub__member {
     char id[HUB_MEMBER_ID_MAX + 1];
     uint8_t rid[256];          /* ROUTER routing id of the live connection */
@@ -93,13 +106,29 @@ typedef struct hub__member {
     bool backlog;              /* the store may hold more than loaded_seq */
     uint64_t *settled;         /* settled seqs waiting for the next commit */
     size_t settled_n, settled_cap;
+    size_t pending_late;       /* queued for it, not delivered early, not yet committed */
 
     /* Outbound deliveries gathered during this loop turn. */
     hub__outitem_t *out;
     size_t out_n, out_cap;
     struct hub__member *next_dirty;
     bool dirty;
+
+    /* ACKs of online-only envelopes held for the next Deliveries frame
+     * (Hello.receipts_in_deliveries), at most HUB__HOLD_RECEIPTS_US. */
+    bool piggyback;
+    hub__receipts_t *held;
+    size_t held_n, held_cap;
+    uint64_t held_since_mono_us;
+    struct hub__member *next_held;
+    bool on_held_list;
 } hub__member_t;
+
+
+typedef struct {
+    struct hub__member *m;
+    hub__receipts_t r;
+} hub__turnrcpt_t;
 
 /* An envelope waiting for the next group commit. */
 typedef struct {
@@ -113,6 +142,7 @@ typedef struct {
     char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
+    bool early;            /* delivered before its commit (hub__deliver_early) */
 } hub__pending_t;
 
 typedef struct {
@@ -140,6 +170,7 @@ typedef struct {
     int audit_rc;
     uint64_t audit_seq;     /* the log's sequence after this commit */
     hub_store_msg_t *dead;  /* metadata of what was dead-lettered, for the flows */
+    const char **dead_reason; /* static strings, one per dead[] */
     size_t n_dead;
     bool prune_dedup;       /* forget expired de-duplication records too */
     size_t pruned;
@@ -178,6 +209,10 @@ struct hub_server {
     bool stopping;
 
     hub__member_t *dirty_head;
+    hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
+    size_t turn_rcpt_n, turn_rcpt_cap;
+    hub__member_t *held_head;   /* members holding receipts */
+    uv_timer_t held_timer;      /* sends receipts held too long on their own */
 
     /* Group commit. */
     hub__pending_t *pending;
@@ -185,6 +220,7 @@ struct hub_server {
     uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
     hub__commit_t *commit; /* in progress, or NULL */
+    uint64_t next_seq;     /* the seq the next accepted envelope gets (preset_seq) */
 
     hub_metrics_t *metrics;
     hub_flows_t *flows;
@@ -224,6 +260,15 @@ static int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
     *cap = ncap;
     return 0;
 }
+
+/* Seqs handed out but not yet committed are lost with a crash; the hub
+ * skips this many after a restart so that none is ever given twice (a
+ * receiver may still settle one it got before the crash). Far more than
+ * HUB__MAX_PENDING plus one commit. */
+#define HUB__SEQ_RESTART_GAP (1u << 20)
+
+/* How long an online-only ACK may wait for a Deliveries frame to ride in. */
+#define HUB__HOLD_RECEIPTS_US 1000u
 
 #define HUB__PUSH(arr, n, cap, value)                                                             \
     (hub__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0 ? ((arr)[(n)++] = (value), 0) \
@@ -265,9 +310,21 @@ static const char *hub__service_label(hub_server_t *self, const char *receiver,
 
 static void hub__member_reset_delivery(hub__member_t *m);
 
+static void hub__receipts_free(hub__receipts_t *r);
+
+/* Forgets the receipts a member holds (they belong to its connection). */
+static void hub__held_free(hub__member_t *m)
+{
+    for (size_t i = 0; i < m->held_n; i++)
+        hub__receipts_free(&m->held[i]);
+    m->held_n = 0;
+}
+
 static void hub__member_free(hub__member_t *m)
 {
     hub__member_reset_delivery(m);
+    hub__held_free(m);
+    free(m->held);
     for (size_t i = 0; i < m->out_n; i++)
         free(m->out[i].bytes);
     free(m->out);
@@ -370,18 +427,6 @@ static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t r
         self->stats.nacks_by_code[code]++;
 }
 
-/* Receipts under construction for one sender. */
-typedef struct {
-    const char *sender; /* for the audit log */
-    const char *receiver; /* of the envelope being judged, once known to the hub */
-    const char *service;
-    Lth__V1__Ack *acks;
-    Lth__V1__Ack **ack_ptrs;
-    Lth__V1__Nack *nacks;
-    Lth__V1__Nack **nack_ptrs;
-    char **reasons;
-    size_t n_acks, n_nacks, cap;
-} hub__receipts_t;
 
 static int hub__receipts_init(hub__receipts_t *r, size_t cap)
 {
@@ -513,6 +558,39 @@ static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *se
     return 0;
 }
 
+/* The member's held ACKs as one array of pointers (malloc'ed; NULL when
+ * none are held or memory is short). */
+static Lth__V1__Ack **hub__held_acks(hub__member_t *m, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < m->held_n; i++)
+        total += m->held[i].n_acks;
+    *n = 0;
+    Lth__V1__Ack **ptrs = total ? malloc(total * sizeof *ptrs) : NULL;
+    for (size_t i = 0; ptrs && i < m->held_n; i++)
+        for (size_t k = 0; k < m->held[i].n_acks; k++)
+            ptrs[(*n)++] = m->held[i].ack_ptrs[k];
+    return ptrs;
+}
+
+/* Sends the member's held ACKs in a Receipts frame of their own. */
+static void hub__held_send(hub_server_t *self, hub__member_t *m)
+{
+    size_t n;
+    Lth__V1__Ack **acks = hub__held_acks(m, &n);
+    if (acks) {
+        Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+        rec.n_acks = n;
+        rec.acks = acks;
+        hub_frame_t frame = LTH__V1__FRAME__INIT;
+        frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
+        frame.receipts = &rec;
+        hub__send_frame(self, m, &frame);
+    }
+    free(acks);
+    hub__held_free(m);
+}
+
 static void hub__flush_member(hub_server_t *self, hub__member_t *m)
 {
     size_t done = 0;
@@ -542,12 +620,23 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
             Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
             d.n_items = n;
             d.items = ptrs;
+            /* Held ACKs ride along (Hello.receipts_in_deliveries). */
+            Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+            Lth__V1__Ack **acks = m->held_n ? hub__held_acks(m, &rec.n_acks) : NULL;
+            if (acks) {
+                rec.acks = acks;
+                d.receipts = &rec;
+            }
             hub_frame_t frame = LTH__V1__FRAME__INIT;
             frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
             frame.deliveries = &d;
             if (hub__send_frame(self, m, &frame) == 0) {
                 m->msgs_out += n;
                 self->stats.deliveries += n;
+            }
+            if (acks) {
+                free(acks);
+                hub__held_free(m);
             }
         }
         free(items);
@@ -814,6 +903,13 @@ static void hub__after_commit(uv_work_t *req, int status)
     }
     hub_map_destroy(&by_sender);
 
+    for (size_t i = 0; i < job->n_items; i++) {
+        if (job->items[i].early)
+            continue;
+        hub__member_t *m = hub_map_get(self->members, job->items[i].msg.receiver);
+        if (m && m->pending_late > 0)
+            m->pending_late--;
+    }
     /* Fast path: hand fresh messages straight to receivers that are caught up. */
     for (size_t i = 0; job->append_rc == 0 && i < job->n_items; i++) {
         if (job->items[i].verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
@@ -821,6 +917,10 @@ static void hub__after_commit(uv_work_t *req, int status)
         hub_store_msg_t *msg = &job->items[i].msg;
         hub__member_t *m = hub_map_get(self->members, msg->receiver);
         if (!m || !m->online)
+            continue;
+        /* Delivered before the commit, to this connection (a reconnect since
+         * starts its queue again from the store). */
+        if (job->items[i].early && m->loaded_seq >= msg->seq)
             continue;
         if (!m->backlog && m->inflight_open < self->cfg.max_in_flight &&
             msg->seq > m->loaded_seq) {
@@ -855,6 +955,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                                     hub__service_label(self, rm->id, d->service), hub_now_us());
     }
     free(job->dead);
+    free(job->dead_reason);
     if (job->pruned == HUB_STORE_PRUNE_BATCH)
         self->prune_due = true; /* more to forget: go on at the next commit */
 
@@ -943,15 +1044,6 @@ static void hub__commit_work(uv_work_t *req)
     hub_audit_t *audit = server->audit;
     int arc = 0;
 
-    /* What the loop decided since the last commit goes first, in order. */
-    for (size_t i = 0; audit && i < job->n_audit; i++) {
-        const hub__auditq_t *q = &job->audit[i];
-        int r = hub__audit_put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
-                               q->receiver, q->service, q->reason, NULL);
-        if (r != 0)
-            arc = r;
-    }
-
     /* Signatures are checked here, off the loop thread; the envelopes are
      * decoded again only when a signature or the audit log needs them. */
     hub_envelope_t **envs = NULL;
@@ -961,6 +1053,7 @@ static void hub__commit_work(uv_work_t *req)
     hub_store_msg_t *msgs = job->n_items ? malloc(job->n_items * sizeof *msgs) : NULL;
     size_t *index = job->n_items ? malloc(job->n_items * sizeof *index) : NULL;
     job->append_rc = 0;
+    bool batched = false;
     if (job->n_items > 0 && (!msgs || !index)) {
         job->append_rc = HUB_ENOMEM;
     } else {
@@ -990,6 +1083,10 @@ static void hub__commit_work(uv_work_t *req)
             index[n_ok] = i;
             msgs[n_ok++] = p->msg;
         }
+        /* Everything from here that writes the store is one LMDB
+         * transaction: one durable commit per cycle. Without a batch (it
+         * could not begin) each call commits on its own: as durable, slower. */
+        batched = hub_store_batch_begin(store) == 0;
         hub_store_outcome_t *outcomes = n_ok ? malloc(n_ok * sizeof *outcomes) : NULL;
         if (n_ok > 0 && !outcomes)
             job->append_rc = HUB_ENOMEM;
@@ -1002,6 +1099,78 @@ static void hub__commit_work(uv_work_t *req)
             job->items[i].msg.accepted_at_us = msgs[k].accepted_at_us;
         }
         free(outcomes);
+    }
+    free(msgs);
+    free(index);
+    if (!batched)
+        batched = hub_store_batch_begin(store) == 0;
+
+    int rc = 0;
+    for (size_t i = 0; i < job->n_acks; i++) {
+        int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
+        if (r != 0)
+            rc = r;
+    }
+    if (job->n_attempts > 0 && (rc == 0))
+        rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
+    const struct {
+        uint64_t *seqs;
+        size_t n;
+        const char *reason;
+    } dead[2] = {{job->dead_ttl, job->n_dead_ttl, "ttl expired"},
+                 {job->dead_retry, job->n_dead_retry, "retry budget exhausted"}};
+    for (int d = 0; d < 2; d++) {
+        if (dead[d].n == 0)
+            continue;
+        int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
+        if (r != 0)
+            rc = r;
+        if (r == 0 && !job->dead) {
+            job->dead = calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead);
+            job->dead_reason =
+                calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead_reason);
+            if (!job->dead_reason) {
+                free(job->dead);
+                job->dead = NULL;
+            }
+        }
+        for (size_t i = 0; r == 0 && job->dead && i < dead[d].n; i++) {
+            hub_store_dead_t dl;
+            if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
+                continue;
+            job->dead[job->n_dead] = dl.msg;
+            job->dead[job->n_dead].envelope = NULL;
+            job->dead_reason[job->n_dead++] = dead[d].reason;
+        }
+    }
+    if (job->prune_dedup) {
+        /* Forget message ids older than the window, a bounded batch at a
+         * time, so that the store does not grow with every id ever seen. */
+        size_t pruned = 0;
+        int r = hub_store_prune_dedup(store, hub_now_us(), &pruned);
+        if (r != 0)
+            rc = r;
+        job->pruned = pruned;
+    }
+    if (batched) {
+        int crc = hub_store_batch_commit(store);
+        if (crc != 0) {
+            /* Nothing of this cycle is stored: no ACK, no settle, no
+             * dead-letter happened; senders and redelivery try again. */
+            job->append_rc = crc;
+            rc = crc;
+            job->n_dead = 0;
+            job->pruned = 0;
+        }
+    }
+    job->other_rc = rc;
+    /* The audit log says what the store now holds. */
+    for (size_t i = 0; audit && i < job->n_dead; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq,
+                               d->sender, d->receiver, d->service, job->dead_reason[i], NULL);
+        if (a != 0)
+            arc = a;
     }
     for (size_t i = 0; audit && i < job->n_items; i++) {
         hub__pending_t *p = &job->items[i];
@@ -1033,58 +1202,16 @@ static void hub__commit_work(uv_work_t *req)
     for (size_t i = 0; envs && i < job->n_items; i++)
         hub_envelope_free(&envs[i]);
     free(envs);
-    free(msgs);
-    free(index);
-
-    int rc = 0;
-    for (size_t i = 0; i < job->n_acks; i++) {
-        int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
+    /* Then what the loop recorded since the last commit, in order: after
+     * the acceptances, since an envelope delivered before its commit has
+     * its DELIVERED record here. */
+    for (size_t i = 0; audit && i < job->n_audit; i++) {
+        const hub__auditq_t *q = &job->audit[i];
+        int r = hub__audit_put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
+                               q->receiver, q->service, q->reason, NULL);
         if (r != 0)
-            rc = r;
+            arc = r;
     }
-    if (job->n_attempts > 0 && (rc == 0))
-        rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
-    const struct {
-        uint64_t *seqs;
-        size_t n;
-        const char *reason;
-    } dead[2] = {{job->dead_ttl, job->n_dead_ttl, "ttl expired"},
-                 {job->dead_retry, job->n_dead_retry, "retry budget exhausted"}};
-    for (int d = 0; d < 2; d++) {
-        if (dead[d].n == 0)
-            continue;
-        int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
-        if (r != 0)
-            rc = r;
-        if (r == 0 && !job->dead)
-            job->dead = calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead);
-        for (size_t i = 0; r == 0 && i < dead[d].n; i++) {
-            hub_store_dead_t dl;
-            if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
-                continue;
-            if (job->dead) {
-                job->dead[job->n_dead] = dl.msg;
-                job->dead[job->n_dead++].envelope = NULL;
-            }
-            if (!audit)
-                continue;
-            int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, dl.msg.message_id,
-                                   dl.msg.seq, dl.msg.sender, dl.msg.receiver, dl.msg.service,
-                                   dl.reason, NULL);
-            if (a != 0)
-                arc = a;
-        }
-    }
-    if (job->prune_dedup) {
-        /* Forget message ids older than the window, a bounded batch at a
-         * time, so that the store does not grow with every id ever seen. */
-        size_t pruned = 0;
-        int r = hub_store_prune_dedup(store, hub_now_us(), &pruned);
-        if (r != 0)
-            rc = r;
-        job->pruned = pruned;
-    }
-    job->other_rc = rc;
     if (audit) {
         int r = hub_audit_tick(audit, hub_now_us());
         if (r == 0)
@@ -1596,6 +1723,62 @@ static void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub
     free(buf);
 }
 
+/* Queues an envelope for the next group commit. Its seq was taken from
+ * self->next_seq already (preset_seq), so that it can be delivered early. */
+static int hub__pending_push(hub_server_t *self, hub__pending_t *p)
+{
+    if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, *p) != 0)
+        return HUB_ENOMEM;
+    if (!p->early) {
+        hub__member_t *r = hub__member(self, p->msg.receiver);
+        if (r)
+            r->pending_late++;
+    }
+    return 0;
+}
+
+/* Forwards a durable envelope to its receiver now, while the group commit
+ * that makes it durable (and ACKs the sender) is still to come, when that
+ * can neither reorder nor reveal anything:
+ *   - the receiver is connected and caught up: nothing of its queue is
+ *     waiting in the store, and nothing for it waits for a commit without
+ *     having been delivered early (pending_late);
+ *   - no signature needs checking (those are checked on the commit worker
+ *     before anyone sees the envelope);
+ *   - the store does not know the message already (a re-send is answered
+ *     with its first ACK and not delivered again).
+ * The receiver works while the store writes, so a round trip no longer
+ * waits for the commits of request and reply in turn. Nothing is lost: the
+ * sender is ACKed only after the commit, and if the hub stops before it,
+ * the sender sends again and the receiver drops the duplicate by message
+ * id (at-least-once delivery, as after any crash). A message the commit
+ * then refuses (QUEUE_FULL, STORE_FULL, INTERNAL) has been seen by the
+ * receiver and will come again when the sender retries. */
+static bool hub__deliver_early(hub_server_t *self, hub__member_t *rcv, hub__pending_t *p)
+{
+    if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
+        rcv->inflight_open >= self->cfg.max_in_flight)
+        return false;
+    uint64_t seq;
+    hub_store_state_t state;
+    if (hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq, &state) !=
+        HUB_ENOTFOUND)
+        return false;
+    p->msg.seq = p->msg.preset_seq;
+    if (hub__enqueue_out(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes,
+                         p->msg.envelope_len) != 0)
+        return false;
+    if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
+        rcv->backlog = true; /* untracked: the next pump reads it from the store */
+    rcv->loaded_seq = p->msg.seq;
+    p->early = true;
+    hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender,
+                 rcv->id, p->msg.service, "attempt 1, before the commit");
+    hub_flows_delivered(self->flows, p->msg.sender, rcv->id,
+                        hub__service_label(self, rcv->id, p->msg.service), 0, hub_now_us());
+    return true;
+}
+
 /* An EVENT addressed to the hub itself is a publication: one copy per
  * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
 static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
@@ -1696,7 +1879,8 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
             memcpy(p.sign_key, skp->sign_public, 32);
             p.verify = true;
         }
-        if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, p) != 0) {
+        p.msg.preset_seq = self->next_seq++;
+        if (hub__pending_push(self, &p) != 0) {
             free(p.bytes);
             break;
         }
@@ -1912,8 +2096,23 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         }
         memcpy(p.sign_key, skp->sign_public, 32);
         p.verify = true;
+        /* A batch signature costs one Ed25519 check per batch (the cache),
+         * so it is checked here, which lets the envelope go early; a single
+         * signature (~75 µs) waits for the commit worker. */
+        if (env->batch_proof) {
+            int vrc = hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache);
+            if (vrc != 0) {
+                free(p.bytes);
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                  "%s", hub__signature_problem(vrc, true));
+                goto done;
+            }
+            p.verify = false;
+        }
     }
-    if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, p) != 0) {
+    p.msg.preset_seq = self->next_seq++;
+    hub__deliver_early(self, rcv, &p);
+    if (hub__pending_push(self, &p) != 0) {
         free(p.bytes);
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                           "the hub is out of memory; send again later");
@@ -2012,6 +2211,8 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     free(m->services);
     m->services = services;
     bool was_online = m->online;
+    hub__held_free(m); /* receipts of the previous connection: its envelopes come again */
+    m->piggyback = hello->receipts_in_deliveries;
     memcpy(m->rid, rid, rid_len);
     m->rid_len = rid_len;
     m->online = true;
@@ -2022,6 +2223,19 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     /* A (re)connecting member gets every unsettled message again, from the
      * start of its queue; its SDK drops the ones it has already handled. */
     hub__member_reset_delivery(m);
+    /* What went to the previous connection before its commit comes again
+     * after that commit, in order: until then nothing is delivered early. */
+    hub__commit_t *running = self->commit;
+    for (int k = 0; k < 2; k++) {
+        hub__pending_t *items = k == 0 ? self->pending : running ? running->items : NULL;
+        size_t n = k == 0 ? self->pending_n : running ? running->n_items : 0;
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].early && !strcmp(items[i].msg.receiver, m->id)) {
+                items[i].early = false;
+                m->pending_late++;
+            }
+        }
+    }
     HUB_INFO("router", was_online ? "member reconnected" : "member connected",
              "member=%s services=\"%s\"", m->id, services);
     hub__audit_q(self, HUB_AUDIT_MEMBER_CONNECTED, NULL, 0, m->id, NULL, NULL, services);
@@ -2040,6 +2254,67 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     hub__pump(self, m);
 }
 
+/* Receipts for online-only and refused envelopes wait for the end of the
+ * loop turn, after the turn's deliveries: the receiver's copy leaves first
+ * (it is what the round trip waits for), and a sender gets one Receipts
+ * frame for all its Batch frames of the turn. */
+static void hub__turn_receipts_send(hub_server_t *self)
+{
+    for (size_t i = 0; i < self->turn_rcpt_n; i++) {
+        if (!self->turn_rcpt[i].m)
+            continue; /* held */
+        hub__receipts_send(self, self->turn_rcpt[i].m, &self->turn_rcpt[i].r);
+        hub__receipts_free(&self->turn_rcpt[i].r);
+    }
+    self->turn_rcpt_n = 0;
+}
+
+/* Moves this turn's ACK-only receipts of members that take receipts in
+ * Deliveries frames to those members, before the turn's deliveries are
+ * flushed (which then carry them). */
+static void hub__turn_receipts_hold(hub_server_t *self)
+{
+    uint64_t now = 0;
+    for (size_t i = 0; i < self->turn_rcpt_n; i++) {
+        hub__member_t *m = self->turn_rcpt[i].m;
+        if (!m->piggyback || !m->online || self->turn_rcpt[i].r.n_nacks > 0)
+            continue;
+        if (HUB__PUSH(m->held, m->held_n, m->held_cap, self->turn_rcpt[i].r) != 0)
+            continue;
+        self->turn_rcpt[i].m = NULL;
+        if (m->held_n == 1)
+            m->held_since_mono_us = now ? now : (now = hub_monotonic_us());
+        if (!m->on_held_list) {
+            m->on_held_list = true;
+            m->next_held = self->held_head;
+            self->held_head = m;
+        }
+    }
+}
+
+/* Sends, on their own, the held receipts that found no Deliveries frame
+ * within HUB__HOLD_RECEIPTS_US; runs again while any are held. */
+static void hub__on_held_timer(uv_timer_t *t)
+{
+    hub_server_t *self = t->data;
+    uint64_t now = hub_monotonic_us();
+    hub__member_t **link = &self->held_head;
+    while (*link) {
+        hub__member_t *m = *link;
+        if (m->held_n > 0 && now - m->held_since_mono_us >= HUB__HOLD_RECEIPTS_US)
+            hub__held_send(self, m);
+        if (m->held_n == 0) {
+            *link = m->next_held;
+            m->next_held = NULL;
+            m->on_held_list = false;
+        } else {
+            link = &m->next_held;
+        }
+    }
+    if (self->held_head)
+        uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
+}
+
 static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__Batch *batch)
 {
     hub__receipts_t receipts;
@@ -2051,8 +2326,15 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
     for (size_t i = 0; i < batch->n_envelopes; i++)
         hub__route_envelope(self, m, batch->envelopes[i].data, batch->envelopes[i].len,
                             &receipts);
-    hub__receipts_send(self, m, &receipts);
-    hub__receipts_free(&receipts);
+    if (receipts.n_acks == 0 && receipts.n_nacks == 0) {
+        hub__receipts_free(&receipts); /* all queued: answered after the commit */
+        return;
+    }
+    hub__turnrcpt_t t = {m, receipts};
+    if (HUB__PUSH(self->turn_rcpt, self->turn_rcpt_n, self->turn_rcpt_cap, t) != 0) {
+        hub__receipts_send(self, m, &receipts);
+        hub__receipts_free(&receipts);
+    }
 }
 
 static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__Settle *settle)
@@ -2215,7 +2497,11 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }
+    hub__turn_receipts_hold(self);
     hub__flush_all(self);
+    hub__turn_receipts_send(self);
+    if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
+        uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
     hub__commit_start(self);
 }
 
@@ -2525,10 +2811,14 @@ static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
     if (rc != 0)
         return rc;
     uint64_t new_seq = 0;
-    /* An admin action: one store transaction on the loop thread (LMDB's
-     * writer lock orders it with a running commit). */
+    /* The replayed message gets the next seq of the hub's counter, and must
+     * not be stored ahead of envelopes that already hold lower seqs (a
+     * receiver's deliveries follow seq order): so only between commits. */
+    if (self->pending_n > 0 || self->commit)
+        return HUB_EAGAIN;
+    /* An admin action: one store transaction on the loop thread. */
     rc = hub_store_dlq_replay(self->store, seq, (uint64_t)self->cfg.default_ttl_ms * 1000u,
-                              &new_seq);
+                              self->next_seq++, &new_seq);
     if (rc != 0)
         return rc;
     char reason[64];
@@ -2641,6 +2931,13 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             .dedup_window_us = (uint64_t)cfg->dedup_window_ms * 1000u,
         };
         rc = hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+    }
+    if (rc == 0) {
+        uint64_t next = 0;
+        if ((rc = hub_store_next_seq(self->store, &next)) != 0)
+            snprintf(err, err_size, "store %s: cannot read its sequence counter (%s)",
+                     cfg->data_dir, hub_strerror(rc));
+        self->next_seq = next + HUB__SEQ_RESTART_GAP;
     }
     if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
         snprintf(err, err_size, "out of memory");
@@ -2774,6 +3071,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         uv_timer_start(&self->cert_timer, hub__on_cert_timer, self->cert_timer_first_ms, 0);
     uv_timer_init(loop, &self->housekeeping);
     self->housekeeping.data = self;
+    uv_timer_init(loop, &self->held_timer);
+    self->held_timer.data = self;
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
     uv_timer_start(&self->housekeeping, hub__housekeeping, period, period);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
@@ -2808,6 +3107,7 @@ static void hub__close_handles(hub_server_t *self)
     hub_zsock_close(&self->router_watch);
     hub_zsock_close(&self->zap_watch);
     uv_close((uv_handle_t *)&self->housekeeping, NULL);
+    uv_close((uv_handle_t *)&self->held_timer, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
@@ -2868,6 +3168,9 @@ void hub_server_destroy(hub_server_t **self_p)
                       hub_strerror(arc));
     }
     hub__auditq_free(self->auditq, self->auditq_n);
+    for (size_t i = 0; i < self->turn_rcpt_n; i++)
+        hub__receipts_free(&self->turn_rcpt[i].r);
+    free(self->turn_rcpt);
     /* Members last: queued audit records point at their ids. */
     if (self->members) {
         size_t cursor = 0;

@@ -1079,7 +1079,13 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
     uint8_t sb[SEQ_KEY], ib[IDKEY_MAX], ab[PAIR_KEY];
     MDB_val sk = seq_val(sb, seq);
     MDB_val rv = {rec_size(m), NULL};
-    int rc = mdb_put(txn, self->msgs, &sk, &rv, MDB_NOOVERWRITE | MDB_RESERVE);
+    /* Seqs almost always grow: MDB_APPEND fills pages instead of splitting
+     * them in half, which halves the pages an append writes. A preset seq
+     * below the last one (a replay got a later seq meanwhile) is put the
+     * ordinary way. */
+    int rc = mdb_put(txn, self->msgs, &sk, &rv, MDB_APPEND | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn, self->msgs, &sk, &rv, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST)
         return HUB_ESTORE; /* the counter is behind the data */
     if (rc != 0)
@@ -1119,8 +1125,11 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     if (rc == 0)
         rc = used_pages(self, txn, &used);
     bool stored = false;
+    uint64_t floor = next; /* past every preset seq of this call, stored or not */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         hub_store_msg_t *m = &msgs[i];
+        if (m->preset_seq >= floor)
+            floor = m->preset_seq + 1;
         if (m->accepted_at_us == 0)
             m->accepted_at_us = now;
         uint8_t ib[IDKEY_MAX];
@@ -1152,16 +1161,24 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
             outcomes[i] = HUB_STORE_FULL;
             continue;
         }
-        rc = append_one(self, txn, m, next);
+        uint64_t seq = m->preset_seq ? m->preset_seq : next;
+        rc = append_one(self, txn, m, seq);
         if (rc == 0)
             rc = used_pages(self, txn, &used);
         if (rc != 0)
             break;
-        m->seq = next++;
+        m->seq = seq;
+        if (seq >= next)
+            next = seq + 1;
         outcomes[i] = HUB_STORE_OK;
         stored = true;
     }
-    if (rc == 0 && stored)
+    /* A preset seq is used up even when its message was not stored (a
+     * duplicate, a full queue): the caller may have shown it to a receiver. */
+    bool advanced = floor > next;
+    if (advanced)
+        next = floor;
+    if (rc == 0 && (stored || advanced))
         rc = next_seq_put(self, txn, next);
     rc = txn_finish(self, txn, rc);
     if (rc != 0) {
@@ -1175,6 +1192,19 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
 }
 
 /* ---- reads ------------------------------------------------------------- */
+
+int hub_store_next_seq(hub_store_t *self, uint64_t *next)
+{
+    if (!self || !next)
+        return HUB_EINVAL;
+    MDB_txn *txn;
+    int rc = txn_read(self, &txn);
+    if (rc != 0)
+        return rc;
+    rc = next_seq_get(self, txn, next);
+    txn_read_end(self, txn);
+    return rc;
+}
 
 /* Fills *out from a record; envelope into arena when arena is not NULL. */
 static int fill_msg(const rec_view_t *v, uint64_t seq, uint32_t attempts, hub_store_msg_t *out,
@@ -1554,7 +1584,7 @@ int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
 }
 
 int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
-                         uint64_t *new_seq)
+                         uint64_t preset_seq, uint64_t *new_seq)
 {
     if (!self)
         return HUB_EINVAL;
@@ -1591,6 +1621,8 @@ int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
                                   : 0;
         put_le64(copy + 16, k.expires_at); /* the record's expires_at field */
         rc = next_seq_get(self, txn, &next);
+        if (rc == 0 && preset_seq)
+            next = preset_seq; /* unused: NOOVERWRITE below says so */
     }
     uint64_t used;
     if (rc == 0)
@@ -1608,7 +1640,10 @@ int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
         rc = map_rc(mdb_del(txn, self->dead, &sk, NULL));
     if (rc == 0)
         rc = map_rc(mdb_del(txn, self->msgs, &sk, NULL));
+    uint64_t stored_next = 0;
     if (rc == 0)
+        rc = next_seq_get(self, txn, &stored_next);
+    if (rc == 0 && next + 1 > stored_next)
         rc = next_seq_put(self, txn, next + 1);
     if (rc == 0) {
         /* Lookups by message id follow the message to its new seq. */

@@ -104,6 +104,10 @@ typedef struct {
     uint32_t attempts;                     /* delivery attempts recorded so far */
     const uint8_t *envelope;               /* exact encoded envelope bytes */
     size_t envelope_len;
+    /* append only: nonzero = store the message under this seq, chosen by
+     * the caller ahead of the commit (it must be at least the store's
+     * next seq; later ones in the same call must be larger). */
+    uint64_t preset_seq;
 } hub_store_msg_t;
 
 /* A growable byte arena for what read functions return. Memory handed out
@@ -179,6 +183,10 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
  * When a stored record is damaged it returns HUB_ESTORE with out[0..*n_out)
  * still valid and out[*n_out].seq naming the damaged message (only its seq
  * is set), which hub_store_ack() can remove. */
+/* The seq the store would give the next message it appends (every seq it
+ * has handed out is below it). A read; any thread. */
+int hub_store_next_seq(hub_store_t *self, uint64_t *next);
+
 int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq,
                          size_t max, hub_store_msg_t *out, size_t *n_out,
                          hub_store_arena_t *arena);
@@ -218,9 +226,10 @@ int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
  * that has already passed the old seq still sees it), written to *new_seq
  * when not NULL; lookups by message id follow it. HUB_ENOTFOUND if `seq` is
  * not dead-lettered; HUB_EFULL when the store is past the 90% line. The
- * receiver's depth cap does not apply to replays. */
+ * receiver's depth cap does not apply to replays. preset_seq: as in
+ * hub_store_msg_t (0 = the store's next seq). */
 int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
-                         uint64_t *new_seq);
+                         uint64_t preset_seq, uint64_t *new_seq);
 /* Deletes one dead letter, even a damaged one; HUB_ENOTFOUND. */
 int hub_store_dlq_purge(hub_store_t *self, uint64_t seq);
 /* Deletes dead letters with dead_at_us < before_us; *purged (may be NULL)

@@ -7,6 +7,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,181 @@ START_TEST(spoofed_sender_is_refused)
     hub_frame_free(&holder);
     rawcli_close(&raw);
     assert_hub_serves();
+}
+END_TEST
+
+/* Hello with Hello.receipts_in_deliveries set or not. */
+static void hello_as(rawcli_t *c, const char *member_id, bool piggyback)
+{
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.member_id = (char *)member_id;
+    hello.receipts_in_deliveries = piggyback;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    rawcli_send_frame(c, &frame);
+    hub_frame_t *w = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
+    ck_assert_msg(w != NULL, "no Welcome for %s", member_id);
+    hub_frame_free(&w);
+}
+
+/* An online-only envelope a member sends to itself is delivered in the same
+ * loop turn as its ACK is due: a client that reads Deliveries.receipts gets
+ * both in ONE frame; one that does not gets a Receipts frame of its own. */
+START_TEST(online_only_acks_ride_in_deliveries_when_asked)
+{
+    for (int piggyback = 0; piggyback < 2; piggyback++) {
+        rawcli_t raw;
+        rawcli_open(&raw, &fix, OPS);
+        hello_as(&raw, OPS, piggyback);
+        char id[37];
+        size_t len;
+        uint8_t *env = rawcli_envelope(&fix, OPS, OPS, "note/v1", "tin", 3,
+                                       LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id, &len);
+        rawcli_send_batch1(&raw, env, len);
+        free(env);
+        bool delivered = false, acked = false;
+        int frames = 0;
+        while (!(delivered && acked)) {
+            hub_frame_t *f = rawcli_recv(&raw, 5000);
+            ck_assert_msg(f != NULL, "piggyback=%d: delivered=%d acked=%d", piggyback, delivered,
+                          acked);
+            frames++;
+            const Lth__V1__Receipts *r = NULL;
+            if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
+                ck_assert_uint_eq(f->deliveries->n_items, 1);
+                hub_envelope_t *got = NULL;
+                ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
+                                                     f->deliveries->items[0]->envelope.len, &got),
+                                 0);
+                ck_assert_str_eq(got->message_id, id);
+                hub_envelope_free(&got);
+                delivered = true;
+                r = f->deliveries->receipts;
+                if (!piggyback)
+                    ck_assert_ptr_null(r);
+            } else if (f->body_case == LTH__V1__FRAME__BODY_RECEIPTS) {
+                r = f->receipts;
+            }
+            if (r) {
+                ck_assert_uint_eq(r->n_nacks, 0);
+                ck_assert_uint_eq(r->n_acks, 1);
+                ck_assert_str_eq(r->acks[0]->message_id, id);
+                ck_assert_uint_eq(r->acks[0]->hub_seq, 0);
+                acked = true;
+            }
+            hub_frame_free(&f);
+        }
+        ck_assert_int_eq(frames, piggyback ? 1 : 2);
+        rawcli_close(&raw);
+    }
+}
+END_TEST
+
+/* One Ed25519 signature over a batch's Merkle root (proto/README.md): the
+ * hub takes every envelope whose proof leads to the signed root, refuses
+ * the one changed after signing, and the receiver gets the good ones with
+ * signatures that verify on their own. */
+START_TEST(batch_signed_envelopes_are_checked_one_by_one)
+{
+    enum { N = 5, TAMPERED = 3 };
+    char secret[PATH_MAX], err[256];
+    hub_keypair_t kp;
+    hubfix_secret_path(&fix, OPS, secret);
+    ck_assert_int_eq(hub_keyfile_read(secret, &kp, err, sizeof err), 0);
+    char ids[N][37];
+    uint8_t digests[N][32];
+    hub_envelope_t envs[N];
+    char payload[N][16];
+    for (int i = 0; i < N; i++) {
+        hub_envelope_t e = LTH__V1__ENVELOPE__INIT;
+        hub_uuid_new(ids[i]);
+        snprintf(payload[i], sizeof payload[i], "ho so %d", i);
+        e.message_id = ids[i];
+        e.sender = OPS;
+        e.receiver = GHOST; /* offline: the hub keeps them, and we read its answer */
+        e.service = "note/v1";
+        e.created_at_us = hub_now_us();
+        e.content_type = "text/plain";
+        e.payload.data = (uint8_t *)payload[i];
+        e.payload.len = strlen(payload[i]);
+        e.kind = LTH__V1__KIND__KIND_EVENT;
+        envs[i] = e;
+        ck_assert_int_eq(hub_envelope_digest(&envs[i], digests[i]), 0);
+    }
+    uint8_t sig[64];
+    hub_batch_proof_t proofs[N];
+    ck_assert_int_eq(hub_batch_sign((const uint8_t(*)[32])digests, N, kp.sign_secret, sig, proofs),
+                     0);
+    hub_keypair_wipe(&kp);
+    payload[TAMPERED][0] = 'H'; /* changed after signing */
+    ProtobufCBinaryData items[N];
+    for (int i = 0; i < N; i++) {
+        size_t len = lth__v1__envelope__get_packed_size(&envs[i]);
+        uint8_t *tail;
+        size_t tail_len;
+        ck_assert_int_eq(hub_signature_fields_encode(sig, &proofs[i], &tail, &tail_len), 0);
+        items[i].data = malloc(len + tail_len);
+        lth__v1__envelope__pack(&envs[i], items[i].data);
+        memcpy(items[i].data + len, tail, tail_len);
+        items[i].len = len + tail_len;
+        free(tail);
+    }
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, OPS);
+    rawcli_hello(&raw, OPS);
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = N;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    rawcli_send_frame(&raw, &frame);
+    int acks = 0, nacks = 0;
+    while (acks + nacks < N) {
+        hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+        ck_assert_msg(f != NULL, "receipts missing: %d acks, %d nacks", acks, nacks);
+        for (size_t k = 0; k < f->receipts->n_acks; k++) {
+            ck_assert_str_ne(f->receipts->acks[k]->message_id, ids[TAMPERED]);
+            ck_assert_uint_gt(f->receipts->acks[k]->hub_seq, 0);
+            acks++;
+        }
+        for (size_t k = 0; k < f->receipts->n_nacks; k++) {
+            ck_assert_str_eq(f->receipts->nacks[k]->message_id, ids[TAMPERED]);
+            ck_assert_int_eq(f->receipts->nacks[k]->code, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE);
+            nacks++;
+        }
+        hub_frame_free(&f);
+    }
+    ck_assert_int_eq(acks, N - 1);
+    ck_assert_int_eq(nacks, 1);
+    rawcli_close(&raw);
+
+    /* The receiver comes online and gets the four, each verifiable. */
+    rawcli_t ghost;
+    rawcli_open(&ghost, &fix, GHOST);
+    rawcli_hello(&ghost, GHOST);
+    int got = 0;
+    while (got < N - 1) {
+        hub_frame_t *f = rawcli_recv_case(&ghost, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+        ck_assert_msg(f != NULL, "only %d deliveries", got);
+        for (size_t k = 0; k < f->deliveries->n_items; k++) {
+            const Lth__V1__DeliveredEnvelope *d = f->deliveries->items[k];
+            hub_envelope_t *e = NULL;
+            ck_assert_int_eq(hub_envelope_decode(d->envelope.data, d->envelope.len, &e), 0);
+            ck_assert_ptr_nonnull(e->batch_proof);
+            ck_assert_uint_eq(d->sender_sign_key.len, 32);
+            ck_assert_int_eq(hub_envelope_verify(e, d->sender_sign_key.data), 0);
+            ck_assert_str_ne(e->message_id, ids[TAMPERED]);
+            hub_envelope_free(&e);
+            got++;
+        }
+        hub_frame_free(&f);
+    }
+    rawcli_close(&ghost);
+    for (int i = 0; i < N; i++)
+        free(items[i].data);
 }
 END_TEST
 
@@ -457,6 +633,8 @@ static Suite *suite(void)
     tcase_add_test(tc, spoofed_sender_is_refused);
     tcase_add_test(tc, each_nack_reason);
     tcase_add_test(tc, forged_reply_is_refused);
+    tcase_add_test(tc, online_only_acks_ride_in_deliveries_when_asked);
+    tcase_add_test(tc, batch_signed_envelopes_are_checked_one_by_one);
     tcase_add_test(tc, survives_random_and_truncated_frames);
     tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
     tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);

@@ -97,7 +97,7 @@ static struct hub_store *fake_store(void *ctx)
 static int fake_replay(void *ctx, uint64_t seq)
 {
     (void)ctx;
-    return hub_store_dlq_replay(fake.store, seq, 0, NULL);
+    return hub_store_dlq_replay(fake.store, seq, 0, 0, NULL);
 }
 
 static int fake_purge(void *ctx, uint64_t seq)

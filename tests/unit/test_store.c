@@ -250,6 +250,70 @@ START_TEST(dedup_within_batch)
 }
 END_TEST
 
+/* The hub chooses seqs ahead of the commit (preset_seq) so that it can
+ * deliver before it: the store keeps them, never hands out one of them
+ * again (not even a duplicate's, which it did not store), and takes a
+ * preset below its last seq (a replay came between) the ordinary way. */
+START_TEST(preset_seqs_are_kept_and_never_reused)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t next0;
+    ck_assert_int_eq(hub_store_next_seq(store, &next0), 0);
+    hub_store_msg_t m[3];
+    hub_store_outcome_t out[3];
+    make_msg(&m[0], "S", "R", "a", "a");
+    make_msg(&m[1], "S", "R", "b", "b");
+    make_msg(&m[2], "S", "R", "a", "a"); /* duplicate of m[0] in the same call */
+    m[0].preset_seq = next0 + 100;
+    m[1].preset_seq = next0 + 101;
+    m[2].preset_seq = next0 + 102;
+    ck_assert_int_eq(hub_store_append(store, m, 3, out), 0);
+    ck_assert_int_eq(out[0], HUB_STORE_OK);
+    ck_assert_int_eq(out[1], HUB_STORE_OK);
+    ck_assert_int_eq(out[2], HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(m[0].seq, next0 + 100);
+    ck_assert_uint_eq(m[1].seq, next0 + 101);
+    ck_assert_uint_eq(m[2].seq, next0 + 100); /* the original's */
+    uint64_t next;
+    ck_assert_int_eq(hub_store_next_seq(store, &next), 0);
+    ck_assert_uint_eq(next, next0 + 103); /* past the duplicate's preset too */
+
+    /* A preset below the last stored seq is still stored, in seq order. */
+    hub_store_msg_t low;
+    make_msg(&low, "S", "R", "c", "c");
+    low.preset_seq = next0 + 50;
+    ck_assert_int_eq(hub_store_append(store, &low, 1, out), 0);
+    ck_assert_int_eq(out[0], HUB_STORE_OK);
+    ck_assert_uint_eq(low.seq, next0 + 50);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t q[8];
+    ck_assert_uint_eq(read_all(store, "R", q, 8, arena), 3);
+    ck_assert_uint_eq(q[0].seq, next0 + 50);
+    ck_assert_uint_eq(q[1].seq, next0 + 100);
+    ck_assert_uint_eq(q[2].seq, next0 + 101);
+
+    /* A seq in use is refused, and nothing of that call is stored. */
+    hub_store_msg_t again;
+    make_msg(&again, "S", "R", "d", "d");
+    again.preset_seq = next0 + 101;
+    ck_assert_int_eq(hub_store_append(store, &again, 1, out), HUB_ESTORE);
+    ck_assert_uint_eq(read_all(store, "R", q, 8, arena), 3);
+
+    /* Without a preset the store goes on after every preset it has seen,
+     * and so does it after a reopen. */
+    uint64_t s;
+    ck_assert_int_eq(append1(store, "S", "R", "e", &s), HUB_STORE_OK);
+    ck_assert_uint_eq(s, next0 + 103);
+    hub_store_close(&store);
+    store = open_store(NULL);
+    ck_assert_int_eq(hub_store_next_seq(store, &next), 0);
+    ck_assert_uint_eq(next, next0 + 104);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
 START_TEST(ack_removes_and_is_idempotent)
 {
     hub_store_t *store = open_store(NULL);
@@ -458,9 +522,9 @@ START_TEST(dead_letter_queue)
 
     /* Replay: back in the queue, with a new seq, attempts reset, new expiry. */
     uint64_t before = hub_now_us(), replayed = 0;
-    ck_assert_int_eq(hub_store_dlq_replay(store, s[0], MINUTE_US, &replayed), 0);
+    ck_assert_int_eq(hub_store_dlq_replay(store, s[0], MINUTE_US, 0, &replayed), 0);
     ck_assert_uint_gt(replayed, s[2]);
-    ck_assert_int_eq(hub_store_dlq_replay(store, s[0], MINUTE_US, NULL), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_dlq_replay(store, s[0], MINUTE_US, 0, NULL), HUB_ENOTFOUND);
     ck_assert_uint_eq(read_all(store, "R", out, 8, arena), 2);
     ck_assert_uint_eq(out[1].seq, replayed);
     ck_assert_str_eq(out[1].message_id, "d1");
@@ -927,7 +991,7 @@ START_TEST(damaged_dead_letter_can_be_purged)
     ck_assert_uint_eq(dead[0].msg.seq, s[0]);
     ck_assert_uint_eq(dead[1].msg.seq, s[1]);
     ck_assert_int_eq(hub_store_dlq_get(store, s[1], &dead[0], NULL), HUB_ESTORE);
-    ck_assert_int_eq(hub_store_dlq_replay(store, s[1], 0, NULL), HUB_ESTORE);
+    ck_assert_int_eq(hub_store_dlq_replay(store, s[1], 0, 0, NULL), HUB_ESTORE);
     ck_assert_int_eq(hub_store_dlq_purge(store, s[1]), 0);
     ck_assert_int_eq(hub_store_dlq_list(store, 0, 4, dead, &n, NULL), 0);
     ck_assert_uint_eq(n, 2);
@@ -1323,7 +1387,7 @@ START_TEST(batch_failed_call_drops_only_its_own)
     make_msg(&bad[1], "S", "", "bad1", "x");
     ck_assert_int_eq(hub_store_append(store, bad, 2, outcomes), HUB_EINVAL);
     /* A call that fails after writing: the dead letter does not exist. */
-    ck_assert_int_eq(hub_store_dlq_replay(store, s1, 0, NULL), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_dlq_replay(store, s1, 0, 0, NULL), HUB_ENOTFOUND);
     ck_assert_int_eq(hub_store_ack(store, "R", &pre, 1), 0);
     ck_assert_int_eq(append1(store, "S", "R", "a2", &s2), HUB_STORE_OK);
     ck_assert_uint_gt(s1, pre);
@@ -1492,6 +1556,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, dedup_window);
     tcase_add_test(tc, dedup_within_batch);
     tcase_add_test(tc, ack_removes_and_is_idempotent);
+    tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
     tcase_add_test(tc, queue_full_per_receiver);
     tcase_add_test(tc, store_full_keeps_what_is_stored);
     tcase_add_test(tc, dead_letter_queue);

@@ -143,6 +143,7 @@ typedef struct {
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
     bool early;            /* delivered before its commit (hub__deliver_early) */
+    uint64_t queued_mono_us;
 } hub__pending_t;
 
 typedef struct {
@@ -221,6 +222,7 @@ struct hub_server {
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
     hub__commit_t *commit; /* in progress, or NULL */
     uint64_t next_seq;     /* the seq the next accepted envelope gets (preset_seq) */
+    uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
 
     hub_metrics_t *metrics;
     hub_flows_t *flows;
@@ -260,6 +262,10 @@ static int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
     *cap = ncap;
     return 0;
 }
+
+/* How long a commit may wait for the settles of envelopes delivered before
+ * it (hub__commit_start). */
+#define HUB__SETTLE_WAIT_US 30000u
 
 /* Seqs handed out but not yet committed are lost with a crash; the hub
  * skips this many after a restart so that none is ever given twice (a
@@ -1223,17 +1229,44 @@ static void hub__commit_work(uv_work_t *req)
     job->audit_seq = audit ? hub_audit_seq(audit) : 0;
 }
 
+static void hub__on_commit_timer(uv_timer_t *t)
+{
+    hub__commit_start(t->data);
+}
+
 /* Starts a group commit of everything gathered so far, unless one runs. */
 static void hub__commit_start(hub_server_t *self)
 {
     if (self->commit)
         return;
+    /* An envelope delivered early (hub__deliver_early) waits up to
+     * HUB__SETTLE_WAIT_US for its receiver's settle: settled, the commit
+     * keeps only its de-duplication record (hub_store_msg_t.settled)
+     * instead of storing it now and deleting it in the next commit. The
+     * commit takes the longest prefix of envelopes that are settled, were
+     * not delivered early, or have waited long enough; the sender's ACK
+     * waits for that, the round trip does not. */
+    size_t ready = 0;
+    uint64_t now_mono = hub_monotonic_us();
+    while (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS) {
+        const hub__pending_t *p = &self->pending[ready];
+        if (p->early && !p->msg.settled && !self->stopping &&
+            now_mono - p->queued_mono_us < HUB__SETTLE_WAIT_US)
+            break;
+        ready++;
+    }
+    if (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS &&
+        !uv_is_active((uv_handle_t *)&self->commit_timer)) {
+        uint64_t waited = now_mono - self->pending[ready].queued_mono_us;
+        uint64_t left = waited < HUB__SETTLE_WAIT_US ? HUB__SETTLE_WAIT_US - waited : 0;
+        uv_timer_start(&self->commit_timer, hub__on_commit_timer, (left + 999) / 1000, 0);
+    }
     /* Members with settles to write are counted as they get their first,
      * so that an idle turn does not walk every member (10,000 of them). */
     size_t n_settled = self->members_with_settles;
     size_t cursor = 0;
     void *value;
-    if (self->pending_n == 0 && n_settled == 0 && self->attempt_n == 0 &&
+    if (ready == 0 && n_settled == 0 && self->attempt_n == 0 &&
         self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->auditq_n == 0 &&
         !self->audit_tick_due && !self->prune_due)
         return;
@@ -1243,7 +1276,7 @@ static void hub__commit_start(hub_server_t *self)
         return;
     job->server = self;
     job->req.data = job;
-    size_t take = self->pending_n < HUB__MAX_COMMIT_ITEMS ? self->pending_n : HUB__MAX_COMMIT_ITEMS;
+    size_t take = ready;
     /* The copies of one publication commit together (one receipt). */
     while (take > 0 && take < self->pending_n && self->pending[take].group_id[0] &&
            !self->pending[take].group_first)
@@ -2112,6 +2145,7 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
     }
     p.msg.preset_seq = self->next_seq++;
     hub__deliver_early(self, rcv, &p);
+    p.queued_mono_us = hub_monotonic_us();
     if (hub__pending_push(self, &p) != 0) {
         free(p.bytes);
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
@@ -2337,6 +2371,28 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
     }
 }
 
+/* A settle for an envelope delivered early whose commit has not started:
+ * it is marked settled (hub__commit_start) and needs no store ack. Pending
+ * envelopes are in seq order (their seqs were handed out as they came). */
+static bool hub__settle_pending(hub_server_t *self, const hub__member_t *m, uint64_t seq)
+{
+    size_t lo = 0, hi = self->pending_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->pending[mid].msg.preset_seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == self->pending_n)
+        return false;
+    hub__pending_t *p = &self->pending[lo];
+    if (p->msg.preset_seq != seq || !p->early || strcmp(p->msg.receiver, m->id) != 0)
+        return false;
+    p->msg.settled = true;
+    return true;
+}
+
 static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__Settle *settle)
 {
     for (size_t i = 0; i < settle->n_hub_seqs; i++) {
@@ -2361,6 +2417,10 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         /* Settle even what is not in flight here (e.g. a delivery made before
          * a hub restart): the store ignores seqs that are not queued. Only a
          * receiver's own queue can be settled by it. */
+        if (hub__settle_pending(self, m, seq)) {
+            self->stats.settled++;
+            continue;
+        }
         if (m->settled_n == 0)
             self->members_with_settles++;
         if (HUB__PUSH(m->settled, m->settled_n, m->settled_cap, seq) == 0)
@@ -3073,6 +3133,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->housekeeping.data = self;
     uv_timer_init(loop, &self->held_timer);
     self->held_timer.data = self;
+    uv_timer_init(loop, &self->commit_timer);
+    self->commit_timer.data = self;
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
     uv_timer_start(&self->housekeeping, hub__housekeeping, period, period);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
@@ -3108,6 +3170,7 @@ static void hub__close_handles(hub_server_t *self)
     hub_zsock_close(&self->zap_watch);
     uv_close((uv_handle_t *)&self->housekeeping, NULL);
     uv_close((uv_handle_t *)&self->held_timer, NULL);
+    uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};

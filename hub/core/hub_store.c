@@ -1079,11 +1079,14 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
     uint8_t sb[SEQ_KEY], ib[IDKEY_MAX], ab[PAIR_KEY];
     MDB_val sk = seq_val(sb, seq);
     MDB_val rv = {rec_size(m), NULL};
+    int rc;
+    if (m->settled)
+        goto ids; /* handled already: nothing to queue */
     /* Seqs almost always grow: MDB_APPEND fills pages instead of splitting
      * them in half, which halves the pages an append writes. A preset seq
      * below the last one (a replay got a later seq meanwhile) is put the
      * ordinary way. */
-    int rc = mdb_put(txn, self->msgs, &sk, &rv, MDB_APPEND | MDB_RESERVE);
+    rc = mdb_put(txn, self->msgs, &sk, &rv, MDB_APPEND | MDB_RESERVE);
     if (rc == MDB_KEYEXIST)
         rc = mdb_put(txn, self->msgs, &sk, &rv, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST)
@@ -1094,6 +1097,7 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
     int hrc = index_queued(self, txn, seq, m->receiver, m->expires_at_us);
     if (hrc != 0)
         return hrc;
+ids:;
     MDB_val ik = ids_key(ib, m->sender, m->message_id);
     ids_rec_t r = {seq, m->accepted_at_us, 0};
     rc = ids_put(txn, self->ids, &ik, &r);
@@ -1145,7 +1149,7 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
             continue;
         }
         m->seq = 0;
-        if (self->limits.max_queue_depth) {
+        if (self->limits.max_queue_depth && !m->settled) {
             MDB_val dk = str_val(m->receiver);
             uint64_t depth;
             bool found;

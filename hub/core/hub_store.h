@@ -77,6 +77,7 @@
 #ifndef HUB_STORE_H
 #define HUB_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,6 +109,10 @@ typedef struct {
      * the caller ahead of the commit (it must be at least the store's
      * next seq; later ones in the same call must be larger). */
     uint64_t preset_seq;
+    /* append only: the receiver has already handled it (it was delivered
+     * before this commit and settled): keep only its de-duplication and
+     * look-up record, not the message. The outcome is OK or DUPLICATE. */
+    bool settled;
 } hub_store_msg_t;
 
 /* A growable byte arena for what read functions return. Memory handed out

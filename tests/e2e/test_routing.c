@@ -361,6 +361,54 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
 }
 END_TEST
 
+/* A queued envelope for a connected receiver is delivered before its store
+ * commit; once the receiver settles it, the sender's ACK names the same
+ * hub_seq, and the same envelope sent again is answered with that ACK and
+ * not delivered a second time. */
+START_TEST(early_delivery_then_resend_is_not_delivered_again)
+{
+    rawcli_t snd, rcv;
+    rawcli_open(&rcv, &fix, GHOST);
+    rawcli_hello(&rcv, GHOST);
+    rawcli_open(&snd, &fix, OPS);
+    rawcli_hello(&snd, OPS);
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "to khai", 7,
+                                   LTH__V1__DELIVERY__DELIVERY_QUEUED, id, &len);
+    rawcli_send_batch1(&snd, env, len);
+    hub_frame_t *f = rawcli_recv_case(&rcv, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(f->deliveries->n_items, 1);
+    uint64_t seq = f->deliveries->items[0]->hub_seq;
+    ck_assert_uint_gt(seq, 0);
+    hub_frame_free(&f);
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = &seq;
+    settle.n_hub_seqs = 1;
+    hub_frame_t sf = LTH__V1__FRAME__INIT;
+    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    sf.settle = &settle;
+    rawcli_send_frame(&rcv, &sf);
+    for (int round = 0; round < 2; round++) {
+        f = rawcli_recv_case(&snd, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+        ck_assert_msg(f != NULL, "no receipt in round %d", round);
+        ck_assert_uint_eq(f->receipts->n_nacks, 0);
+        ck_assert_uint_eq(f->receipts->n_acks, 1);
+        ck_assert_str_eq(f->receipts->acks[0]->message_id, id);
+        ck_assert_uint_eq(f->receipts->acks[0]->hub_seq, seq);
+        hub_frame_free(&f);
+        if (round == 0)
+            rawcli_send_batch1(&snd, env, len); /* the same bytes again */
+    }
+    f = rawcli_recv_case(&rcv, LTH__V1__FRAME__BODY_DELIVERIES, 700);
+    ck_assert_msg(f == NULL, "the re-sent envelope was delivered again");
+    free(env);
+    rawcli_close(&snd);
+    rawcli_close(&rcv);
+}
+END_TEST
+
 START_TEST(forged_reply_is_refused)
 {
     /* OPS asks A; GHOST (a known member) tries to answer in A's place. */
@@ -635,6 +683,7 @@ static Suite *suite(void)
     tcase_add_test(tc, forged_reply_is_refused);
     tcase_add_test(tc, online_only_acks_ride_in_deliveries_when_asked);
     tcase_add_test(tc, batch_signed_envelopes_are_checked_one_by_one);
+    tcase_add_test(tc, early_delivery_then_resend_is_not_delivered_again);
     tcase_add_test(tc, survives_random_and_truncated_frames);
     tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
     tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);

@@ -314,6 +314,53 @@ START_TEST(preset_seqs_are_kept_and_never_reused)
 }
 END_TEST
 
+/* A message its receiver has handled before the commit (the hub delivered
+ * it early and got the settle) is kept only for de-duplication and look-up:
+ * nothing is queued, and sending it again is a duplicate. */
+START_TEST(settled_message_keeps_only_its_id)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_msg_t m[2];
+    hub_store_outcome_t out[2];
+    make_msg(&m[0], "S", "R", "handled", "payload that is not stored");
+    m[0].settled = true;
+    make_msg(&m[1], "S", "R", "queued", "payload that is stored");
+    ck_assert_int_eq(hub_store_append(store, m, 2, out), 0);
+    ck_assert_int_eq(out[0], HUB_STORE_OK);
+    ck_assert_int_eq(out[1], HUB_STORE_OK);
+    ck_assert_uint_gt(m[0].seq, 0);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t q[4];
+    ck_assert_uint_eq(read_all(store, "R", q, 4, arena), 1);
+    ck_assert_str_eq(q[0].message_id, "queued");
+    uint64_t seq;
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "handled", &seq, &state), 0);
+    ck_assert_uint_eq(seq, m[0].seq);
+    ck_assert_int_eq(state, HUB_STORE_STATE_DONE);
+    /* Sent again: the original seq, nothing queued. */
+    hub_store_msg_t again;
+    make_msg(&again, "S", "R", "handled", "payload that is not stored");
+    ck_assert_int_eq(hub_store_append(store, &again, 1, out), 0);
+    ck_assert_int_eq(out[0], HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(again.seq, m[0].seq);
+    ck_assert_uint_eq(read_all(store, "R", q, 4, arena), 1);
+    /* A settled message does not count against the receiver's depth cap. */
+    hub_store_close(&store);
+    hub_store_limits_t one = default_limits;
+    one.max_queue_depth = 1;
+    store = open_store(&one);
+    hub_store_msg_t more;
+    make_msg(&more, "S", "R", "handled-too", "x");
+    more.settled = true;
+    ck_assert_int_eq(hub_store_append(store, &more, 1, out), 0);
+    ck_assert_int_eq(out[0], HUB_STORE_OK);
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
 START_TEST(ack_removes_and_is_idempotent)
 {
     hub_store_t *store = open_store(NULL);
@@ -1557,6 +1604,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, dedup_within_batch);
     tcase_add_test(tc, ack_removes_and_is_idempotent);
     tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
+    tcase_add_test(tc, settled_message_keeps_only_its_id);
     tcase_add_test(tc, queue_full_per_receiver);
     tcase_add_test(tc, store_full_keeps_what_is_stored);
     tcase_add_test(tc, dead_letter_queue);

@@ -1,32 +1,33 @@
 #include "hub_sign.h"
 #include "hub_error.h"
+#include "hub_sha256.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void hub__put_u32(crypto_hash_sha256_state *st, uint32_t v)
+static void hub__put_u32(hub_sha256_t *st, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    crypto_hash_sha256_update(st, b, sizeof b);
+    hub_sha256_update(st, b, sizeof b);
 }
 
-static void hub__put_u64(crypto_hash_sha256_state *st, uint64_t v)
+static void hub__put_u64(hub_sha256_t *st, uint64_t v)
 {
     uint8_t b[8];
     for (int i = 0; i < 8; i++)
         b[i] = (uint8_t)(v >> (56 - 8 * i));
-    crypto_hash_sha256_update(st, b, sizeof b);
+    hub_sha256_update(st, b, sizeof b);
 }
 
-static void hub__put_tag(crypto_hash_sha256_state *st, uint8_t field_number)
+static void hub__put_tag(hub_sha256_t *st, uint8_t field_number)
 {
-    crypto_hash_sha256_update(st, &field_number, 1);
+    hub_sha256_update(st, &field_number, 1);
 }
 
 /* A length-prefixed field; a NULL pointer is the empty value (protobuf-c
  * uses NULL for unset bytes, and hand-built envelopes may do so for strings). */
-static int hub__put_bytes(crypto_hash_sha256_state *st, uint8_t field_number, const void *data,
+static int hub__put_bytes(hub_sha256_t *st, uint8_t field_number, const void *data,
                           size_t len)
 {
     if (len > UINT32_MAX)
@@ -34,11 +35,11 @@ static int hub__put_bytes(crypto_hash_sha256_state *st, uint8_t field_number, co
     hub__put_tag(st, field_number);
     hub__put_u32(st, (uint32_t)len);
     if (len)
-        crypto_hash_sha256_update(st, data, len);
+        hub_sha256_update(st, data, len);
     return 0;
 }
 
-static int hub__put_string(crypto_hash_sha256_state *st, uint8_t field_number, const char *s)
+static int hub__put_string(hub_sha256_t *st, uint8_t field_number, const char *s)
 {
     return hub__put_bytes(st, field_number, s, s ? strlen(s) : 0);
 }
@@ -48,9 +49,9 @@ int hub_envelope_digest(const hub_envelope_t *env, uint8_t out[HUB_DIGEST_LEN])
     if (!env || !out)
         return HUB_EINVAL;
     static const char domain[] = HUB_ENVELOPE_DIGEST_DOMAIN; /* sizeof includes the NUL */
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)domain, sizeof domain);
+    hub_sha256_t st;
+    hub_sha256_init(&st);
+    hub_sha256_update(&st, (const uint8_t *)domain, sizeof domain);
     int rc = 0;
     rc |= hub__put_string(&st, 1, env->message_id);
     rc |= hub__put_string(&st, 2, env->correlation_id);
@@ -67,8 +68,7 @@ int hub_envelope_digest(const hub_envelope_t *env, uint8_t out[HUB_DIGEST_LEN])
     hub__put_u32(&st, (uint32_t)(int32_t)env->kind);
     hub__put_tag(&st, 11);
     hub__put_u32(&st, (uint32_t)(int32_t)env->delivery);
-    crypto_hash_sha256_final(&st, out);
-    sodium_memzero(&st, sizeof st);
+    hub_sha256_final(&st, out);
     if (rc != 0) {
         memset(out, 0, HUB_DIGEST_LEN);
         return HUB_EINVAL;
@@ -103,12 +103,12 @@ int hub_envelope_verify(const hub_envelope_t *env, const uint8_t sign_public[HUB
 
 static void hub__leaf_hash(const uint8_t digest[HUB_DIGEST_LEN], uint8_t out[HUB_DIGEST_LEN])
 {
-    crypto_hash_sha256_state st;
+    hub_sha256_t st;
     static const uint8_t prefix = 0x00;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, &prefix, 1);
-    crypto_hash_sha256_update(&st, digest, HUB_DIGEST_LEN);
-    crypto_hash_sha256_final(&st, out);
+    hub_sha256_init(&st);
+    hub_sha256_update(&st, &prefix, 1);
+    hub_sha256_update(&st, digest, HUB_DIGEST_LEN);
+    hub_sha256_final(&st, out);
 }
 
 static void hub__node_hash(const uint8_t left[HUB_DIGEST_LEN], const uint8_t right[HUB_DIGEST_LEN],
@@ -118,7 +118,7 @@ static void hub__node_hash(const uint8_t left[HUB_DIGEST_LEN], const uint8_t rig
     buf[0] = 0x01;
     memcpy(buf + 1, left, HUB_DIGEST_LEN);
     memcpy(buf + 1 + HUB_DIGEST_LEN, right, HUB_DIGEST_LEN);
-    crypto_hash_sha256(out, buf, sizeof buf);
+    hub_sha256(buf, sizeof buf, out);
 }
 
 static void hub__batch_message(uint32_t count, const uint8_t root[HUB_DIGEST_LEN],

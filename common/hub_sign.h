@@ -2,10 +2,10 @@
  *
  * A sender signs the digest of its envelope with its Ed25519 secret key; the
  * hub, and again the receiver, verify it with the sender's public key (from
- * the member's .pub file). The digest is SHA-256 (libsodium's
- * crypto_hash_sha256) over a canonical byte string, not over the protobuf
- * encoding, so that it does not depend on how an encoder orders fields,
- * packs integers or omits defaults. A client in any language reproduces it
+ * the member's .pub file). The digest is SHA-256 (hub_sha256.h) over a
+ * canonical byte string, not over the protobuf encoding, so that it does
+ * not depend on how an encoder orders fields, packs integers or omits
+ * defaults. A client in any language reproduces it
  * from the decoded fields:
  *
  *   digest = SHA-256( "LTH-ENVELOPE-V1" 0x00                  16 bytes

@@ -1,6 +1,7 @@
 #include "hub_audit.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_sha256.h"
 #include "hub_wire.h"
 
 #include <dirent.h>
@@ -54,7 +55,7 @@ const char *hub_audit_event_name(hub_audit_event_t event)
  * cleanup runs before libuv joins those threads; valgrind reports it). */
 static void hub__sha256(const void *data, size_t len, uint8_t out[32])
 {
-    crypto_hash_sha256(out, data, len);
+    hub_sha256(data, len, out);
 }
 
 void hub_audit_payload_sha256(const void *payload, size_t len, uint8_t out[32])

@@ -11,6 +11,7 @@
  * bucket is everything above (about 84 s). */
 #define HUB__NB 48
 #define HUB__NAME_MAX 255
+#define HUB__RECENT 64 /* flows remembered for a lookup without building a key */
 #define HUB__ID_MAX 36
 
 typedef struct {
@@ -66,6 +67,7 @@ struct hub_flows {
     hub__flow_t **flows;
     size_t n_flows, cap_flows;
     hub__flow_t *overflow;
+    hub__flow_t *recent[HUB__RECENT]; /* direct-mapped by hub__triple_hash; flows live on */
     double bounds_us[HUB__NB - 1];
     hub__exchange_t *exchanges; /* ring of HUB_FLOWS_EXCHANGES */
     size_t x_next, x_count;
@@ -278,10 +280,9 @@ static void hub__flow_series(hub_flows_t *self, hub__flow_t *f)
     hub_metric_series(self->f_hub, l3, &f->m_hub);
 }
 
-/* The flow for the triple, created on first use; the overflow flow when
- * max_flows are tracked; NULL only when memory is short. */
-static hub__flow_t *hub__flow_get(hub_flows_t *self, const char *sender, const char *receiver,
-                                  const char *service)
+/* The flow for the triple from the map of all flows (hub__flow_get). */
+static hub__flow_t *hub__flow_lookup(hub_flows_t *self, const char *sender, const char *receiver,
+                                     const char *service)
 {
     char s[HUB__NAME_MAX + 1], r[HUB__NAME_MAX + 1], v[HUB__NAME_MAX + 1];
     hub__copy_name(s, sender, HUB__NAME_MAX);
@@ -312,6 +313,36 @@ static hub__flow_t *hub__flow_get(hub_flows_t *self, const char *sender, const c
         }
     }
     hub__flow_series(self, f);
+    return f;
+}
+
+static unsigned hub__triple_hash(const char *a, const char *b, const char *c)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; p && *p; p++)
+            h = (h ^ *p) * 16777619u;
+        h = (h ^ '\n') * 16777619u;
+    }
+    return h % HUB__RECENT;
+}
+
+/* The flow for the triple, created on first use; the overflow flow when
+ * max_flows are tracked; NULL only when memory is short. Every envelope
+ * passes here two or three times, so the flows used lately are found by a
+ * hash of the names and three string compares before any key is built. */
+static hub__flow_t *hub__flow_get(hub_flows_t *self, const char *sender, const char *receiver,
+                                  const char *service)
+{
+    unsigned slot = hub__triple_hash(sender, receiver, service);
+    hub__flow_t *hit = self->recent[slot];
+    if (hit && sender && receiver && service && !strcmp(hit->sender, sender) &&
+        !strcmp(hit->receiver, receiver) && !strcmp(hit->service, service))
+        return hit;
+    hub__flow_t *f = hub__flow_lookup(self, sender, receiver, service);
+    if (f && f != self->overflow)
+        self->recent[slot] = f;
     return f;
 }
 

@@ -248,6 +248,14 @@ struct hub_server {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
+/* snprintf(dst, size, "%s", src) without the format machinery (hot path). */
+static void hub__copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 static int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
@@ -262,6 +270,10 @@ static int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
     *cap = ncap;
     return 0;
 }
+
+/* An envelope created this recently (by the sender's clock, compared with
+ * the hub's) by a sender connected for longer is not a re-send. */
+#define HUB__FRESH_US 2000000u
 
 /* How long a commit may wait for the settles of envelopes delivered before
  * it (hub__commit_start). */
@@ -1779,7 +1791,8 @@ static int hub__pending_push(hub_server_t *self, hub__pending_t *p)
  *   - no signature needs checking (those are checked on the commit worker
  *     before anyone sees the envelope);
  *   - the store does not know the message already (a re-send is answered
- *     with its first ACK and not delivered again).
+ *     with its first ACK and not delivered again); the store is asked only
+ *     for envelopes that may be re-sends (HUB__FRESH_US).
  * The receiver works while the store writes, so a round trip no longer
  * waits for the commits of request and reply in turn. Nothing is lost: the
  * sender is ACKed only after the commit, and if the hub stops before it,
@@ -1787,15 +1800,22 @@ static int hub__pending_push(hub_server_t *self, hub__pending_t *p)
  * id (at-least-once delivery, as after any crash). A message the commit
  * then refuses (QUEUE_FULL, STORE_FULL, INTERNAL) has been seen by the
  * receiver and will come again when the sender retries. */
-static bool hub__deliver_early(hub_server_t *self, hub__member_t *rcv, hub__pending_t *p)
+static bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender,
+                               uint64_t created_at_us, hub__member_t *rcv, hub__pending_t *p)
 {
     if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
         rcv->inflight_open >= self->cfg.max_in_flight)
         return false;
+    /* Clients send an envelope again after a reconnect, or when its
+     * receipt is long overdue (the SDK: 30 s): only then can the store know
+     * it already, so only then is it asked (a read on this thread). */
+    uint64_t now = p->msg.accepted_at_us;
+    bool fresh = created_at_us <= now + HUB__FRESH_US && now <= created_at_us + HUB__FRESH_US &&
+                 now >= sender->connected_at_us + HUB__FRESH_US;
     uint64_t seq;
     hub_store_state_t state;
-    if (hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq, &state) !=
-        HUB_ENOTFOUND)
+    if (!fresh && hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq,
+                                   &state) != HUB_ENOTFOUND)
         return false;
     p->msg.seq = p->msg.preset_seq;
     if (hub__enqueue_out(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes,
@@ -1899,9 +1919,9 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
             break;
         memcpy(p.bytes, bytes, len);
         hub__derive_id(env->message_id, l->members[i], p.msg.message_id);
-        snprintf(p.msg.sender, sizeof p.msg.sender, "%s", env->sender);
-        snprintf(p.msg.receiver, sizeof p.msg.receiver, "%s", l->members[i]);
-        snprintf(p.msg.service, sizeof p.msg.service, "%s", env->service);
+        hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
+        hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, l->members[i]);
+        hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
         p.msg.accepted_at_us = now;
         p.msg.expires_at_us = now + ttl_ms * 1000u;
         p.msg.envelope = p.bytes;
@@ -2106,14 +2126,14 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         goto done;
     }
     memcpy(p.bytes, bytes, len);
-    snprintf(p.msg.message_id, sizeof p.msg.message_id, "%s", env->message_id);
-    snprintf(p.msg.sender, sizeof p.msg.sender, "%s", env->sender);
-    snprintf(p.msg.receiver, sizeof p.msg.receiver, "%s", rcv->id);
+    hub__copy_str(p.msg.message_id, sizeof p.msg.message_id, env->message_id);
+    hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
+    hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, rcv->id);
     if (delegate) {
         hub__member_t *authority = hub__member(self, env->receiver);
         p.delegated_from = authority ? authority->id : NULL;
     }
-    snprintf(p.msg.service, sizeof p.msg.service, "%s", env->service);
+    hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
     p.msg.accepted_at_us = hub_now_us();
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
     p.msg.envelope = p.bytes;
@@ -2144,7 +2164,7 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         }
     }
     p.msg.preset_seq = self->next_seq++;
-    hub__deliver_early(self, rcv, &p);
+    hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
     p.queued_mono_us = hub_monotonic_us();
     if (hub__pending_push(self, &p) != 0) {
         free(p.bytes);

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2, CTL_REFUSED = 4 };
+enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2, CTL_REFUSED = 4, CTL_BUSY = 75 };
 
 #define CTL_DEFAULT_URL "http://127.0.0.1:8080"
 #define CTL_TOKEN_MAX 256
@@ -249,6 +249,13 @@ static int ctl_http(const ctl_ops_config_t *cfg, const char *method, const char 
     json_t *j = r->body ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
     if (j)
         msg = json_string_value(json_object_get(j, "error"));
+    if (r->status == 503 && msg && strstr(msg, "send the same request again in a moment")) {
+        /* hubd is between two steps it must not interleave (a DLQ replay
+         * waits for the running store commit): the caller asks again. */
+        json_decref(j);
+        ctl_reply_free(r);
+        return CTL_BUSY;
+    }
     fprintf(stderr, "hubctl: the hub answered %ld: %s\n", r->status,
             msg ? msg : "(no explanation)");
     if (r->status == 401)
@@ -818,6 +825,15 @@ static int ctl_post(ctl_ops_config_t *cfg, const char *path, const char *token, 
     *out = NULL;
     ctl_reply_t r;
     int status = ctl_http(cfg, "POST", path, token, &r);
+    for (int tries = 1; status == CTL_BUSY && tries < 200; tries++) {
+        struct timespec pause = {0, 25 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        status = ctl_http(cfg, "POST", path, token, &r);
+    }
+    if (status == CTL_BUSY) {
+        fprintf(stderr, "hubctl: the hub stayed busy writing messages for 5 s; try again\n");
+        return CTL_FAIL;
+    }
     if (status != CTL_OK)
         return status;
     json_error_t jerr;

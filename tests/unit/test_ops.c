@@ -34,6 +34,7 @@ typedef struct {
     hub_store_t *store;
     uint64_t dead_seqs[4];
     char dir[PATH_MAX];
+    _Atomic bool busy; /* replays answer HUB_EAGAIN, as hubd does while a commit runs */
 } fake_t;
 
 static fake_t fake;
@@ -97,6 +98,8 @@ static struct hub_store *fake_store(void *ctx)
 static int fake_replay(void *ctx, uint64_t seq)
 {
     (void)ctx;
+    if (fake.busy)
+        return HUB_EAGAIN;
     return hub_store_dlq_replay(fake.store, seq, 0, 0, NULL);
 }
 
@@ -699,6 +702,14 @@ static void scenario_dlq(harness_t *h)
     r = http(h, "POST", path, TOKEN, "{\"x\":1}");
     CHECK(h, r.status == 400, "%ld %s", r.status, r.body);
     reply_free(&r);
+    /* While hubd commits, a replay is refused with 503 and told to come
+     * again (hubctl does, for up to 5 s); nothing is replayed. */
+    fake.busy = true;
+    r = http(h, "POST", path, TOKEN, "{}");
+    CHECK(h, r.status == 503 && strstr(r.body, "send the same request again in a moment"),
+          "%ld %s", r.status, r.body);
+    reply_free(&r);
+    fake.busy = false;
     r = http(h, "POST", path, TOKEN, "{}");
     CHECK(h, r.status == 200 && strstr(r.body, "\"replayed\""), "%ld %s", r.status, r.body);
     reply_free(&r);

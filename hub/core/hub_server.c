@@ -1183,7 +1183,7 @@ static void hub__commit_work(uv_work_t *req)
     }
     job->other_rc = rc;
     /* The audit log says what the store now holds. */
-    for (size_t i = 0; audit && i < job->n_dead; i++) {
+    for (size_t i = 0; audit && job->dead && i < job->n_dead; i++) {
         const hub_store_msg_t *d = &job->dead[i];
         int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq,
                                d->sender, d->receiver, d->service, job->dead_reason[i], NULL);

@@ -2,6 +2,7 @@
 #include "hub_error.h"
 #include "hub_id.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,16 +81,48 @@ int hub_envelope_check(const hub_envelope_t *env, const char **problem)
     return HUB_EINVAL;
 }
 
+/* Random bytes for message ids come from a small per-thread pool filled by
+ * one getrandom() call (libsodium's randombytes_buf) instead of one system
+ * call per id: senders make one id per envelope. A forked child starts
+ * with an empty pool, so that parent and child never share ids. */
+static _Thread_local uint8_t hub__rnd_pool[512];
+static _Thread_local size_t hub__rnd_left;
+static pthread_once_t hub__rnd_once = PTHREAD_ONCE_INIT;
+
+static void hub__rnd_after_fork(void)
+{
+    sodium_memzero(hub__rnd_pool, sizeof hub__rnd_pool);
+    hub__rnd_left = 0;
+}
+
+static void hub__rnd_register(void)
+{
+    pthread_atfork(NULL, NULL, hub__rnd_after_fork);
+}
+
 void hub_uuid_new(char out[HUB_UUID_LEN + 1])
 {
+    pthread_once(&hub__rnd_once, hub__rnd_register);
+    if (hub__rnd_left < 16) {
+        randombytes_buf(hub__rnd_pool, sizeof hub__rnd_pool);
+        hub__rnd_left = sizeof hub__rnd_pool;
+    }
     uint8_t b[16];
-    randombytes_buf(b, sizeof b);
+    uint8_t *src = hub__rnd_pool + sizeof hub__rnd_pool - hub__rnd_left;
+    memcpy(b, src, sizeof b);
+    sodium_memzero(src, sizeof b); /* used once */
+    hub__rnd_left -= sizeof b;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, HUB_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof b; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0x0f];
+    }
+    out[o] = '\0';
 }
 
 bool hub_uuid_valid(const char *text)

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 START_TEST(member_ids)
 {
@@ -232,6 +234,48 @@ START_TEST(key_directory)
 }
 END_TEST
 
+/* Message ids come from a per-thread pool of random bytes: 10,000 are
+ * distinct and well formed, and a forked child does not repeat the ids its
+ * parent goes on to make (the pool is emptied in the child). */
+START_TEST(uuids_are_unique_even_across_fork)
+{
+    enum { N = 10000 };
+    hub_map_t *seen = hub_map_new();
+    ck_assert_ptr_nonnull(seen);
+    static char ids[N][37];
+    for (int i = 0; i < N; i++) {
+        hub_uuid_new(ids[i]);
+        ck_assert_msg(hub_uuid_valid(ids[i]), "%s", ids[i]);
+        ck_assert_int_eq(ids[i][14], '4');
+        ck_assert(strchr("89ab", ids[i][19]) != NULL);
+        ck_assert_msg(hub_map_get(seen, ids[i]) == NULL, "repeated id %s", ids[i]);
+        ck_assert_int_eq(hub_map_put(seen, ids[i], ids[i]), 0);
+    }
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    char mine[37];
+    hub_uuid_new(mine); /* the pool is part used when the fork happens */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char child[37];
+        hub_uuid_new(child);
+        ssize_t w = write(fds[1], child, sizeof child);
+        _exit(w == (ssize_t)sizeof child ? 0 : 1);
+    }
+    char parent_next[37], child_id[37];
+    hub_uuid_new(parent_next);
+    ck_assert_int_eq(read(fds[0], child_id, sizeof child_id), (ssize_t)sizeof child_id);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(strcmp(child_id, parent_next) != 0, "child and parent made the same id");
+    ck_assert(hub_uuid_valid(child_id));
+    close(fds[0]);
+    close(fds[1]);
+    hub_map_destroy(&seen);
+}
+END_TEST
+
 START_TEST(frames_and_envelopes)
 {
     char id[37];
@@ -361,6 +405,7 @@ int main(void)
     tcase_add_test(tc, key_files_round_trip);
     tcase_add_test(tc, key_directory);
     tcase_add_test(tc, frames_and_envelopes);
+    tcase_add_test(tc, uuids_are_unique_even_across_fork);
     tcase_add_test(tc, hash_map);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

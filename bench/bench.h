@@ -152,6 +152,8 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out);
 
 /* NATS request/reply through a nats-server child, plain or TLS. */
 void bench_nats(bool tls, int inflight, bench_result_t *out);
+/* NATS JetStream (file store) publish; acks awaited per `batch` messages. */
+void bench_jetstream(int batch, bench_result_t *out);
 
 /* write(1 KiB) + fdatasync in a loop, in the work directory's disk. */
 void bench_fsync(bench_result_t *out);

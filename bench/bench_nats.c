@@ -5,6 +5,7 @@
  * `inflight` requests outstanding from its reply subscription's callback. */
 #include "bench.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,12 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
 {
     (void)tls;
     (void)inflight;
+    bench_result_na(out, "n/a (hubbench was built without libnats-dev)");
+}
+
+void bench_jetstream(int batch, bench_result_t *out)
+{
+    (void)batch;
     bench_result_na(out, "n/a (hubbench was built without libnats-dev)");
 }
 
@@ -240,6 +247,125 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
     bench_stop(pid);
     bench_lat_free(&nc->lat);
     free(nc);
+    if (!bench_opts.verbose)
+        bench_rmrf(dir);
+}
+
+/* ---- JetStream: durable publish, the closest NATS has to the hub's durable
+ * events. One thread publishes asynchronously and waits for the acks of
+ * every `batch` messages (js_PublishAsyncComplete); a message's latency is
+ * its send → the ack of its whole batch. nats-server 2.9 acknowledges a
+ * file-store publish once written, and fsyncs on its own schedule (every
+ * 2 minutes by default); the hub acknowledges after fdatasync. */
+
+typedef struct {
+    bench_window_t win;
+    bench_lat_t lat;
+    natsConnection *conn;
+    jsCtx *js;
+    int batch;
+    _Atomic bool done;
+} nats__js_t;
+
+static void *nats__js_publisher(void *arg)
+{
+    nats__js_t *j = arg;
+    uint8_t payload[BENCH_PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    uint64_t *sent = calloc((size_t)j->batch, sizeof *sent);
+    uint64_t seq = 0;
+    while (sent && atomic_load(&j->win.phase) < BENCH_DRAIN) {
+        for (int i = 0; i < j->batch; i++) {
+            bench_payload_fill(payload, sizeof payload, ++seq);
+            sent[i] = bench_now_ns();
+            natsStatus s = js_PublishAsync(j->js, "bench.js", payload, sizeof payload, NULL);
+            if (s != NATS_OK)
+                bench_window_error(&j->win, "js_PublishAsync: %s", natsStatus_GetText(s));
+        }
+        natsStatus s = js_PublishAsyncComplete(j->js, NULL);
+        if (s != NATS_OK)
+            bench_window_error(&j->win, "js_PublishAsyncComplete: %s", natsStatus_GetText(s));
+        uint64_t acked = bench_now_ns();
+        if (atomic_load(&j->win.phase) == BENCH_MEASURE) {
+            for (int i = 0; i < j->batch; i++)
+                bench_lat_add(&j->lat, acked - sent[i]);
+            atomic_fetch_add(&j->win.completed, (unsigned long long)j->batch);
+        }
+    }
+    free(sent);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+static bool nats__js_drained(void *user)
+{
+    return atomic_load(&((nats__js_t *)user)->done);
+}
+
+void bench_jetstream(int batch, bench_result_t *out)
+{
+    if (access(NATS_SERVER_PATH, X_OK) != 0) {
+        bench_result_na(out, "n/a (%s not installed: apt-get install nats-server)",
+                        NATS_SERVER_PATH);
+        return;
+    }
+    char dir[PATH_MAX], log[PATH_MAX + 16], store[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/jetstream-%d", bench_opts.workdir, batch);
+    bench_rmrf(dir);
+    mkdir(dir, 0700);
+    snprintf(log, sizeof log, "%s/nats-server.log", dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    int port = bench_free_port();
+    char port_s[16], url[64];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    char *argv[] = {NATS_SERVER_PATH, "-a", "127.0.0.1", "-p", port_s, "-js", "-sd", store, NULL};
+    pid_t pid = bench_spawn(argv, log);
+    nats__js_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        bench_result_na(out, "out of memory");
+        bench_stop(pid);
+        return;
+    }
+    j->batch = batch;
+    bench_window_init(&j->win);
+    natsStatus s = nats__connect(&j->conn, url, NULL, false);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&j->js, j->conn, NULL);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (s == NATS_OK) {
+        jsStreamConfig cfg;
+        jsStreamConfig_Init(&cfg);
+        const char *subjects[] = {"bench.js"};
+        cfg.Name = "BENCH";
+        cfg.Subjects = subjects;
+        cfg.SubjectsLen = 1;
+        cfg.Storage = js_FileStorage;
+        /* Wait for the JetStream subsystem to come up with the server. */
+        for (int i = 0; i < 50; i++) {
+            s = js_AddStream(&si, j->js, &cfg, NULL, &jerr);
+            if (s == NATS_OK)
+                break;
+            bench_sleep_ms(100);
+        }
+        jsStreamInfo_Destroy(si);
+    }
+    if (s != NATS_OK) {
+        bench_result_na(out, "n/a (JetStream: %s, error %d; see %s)", natsStatus_GetText(s),
+                        (int)jerr, log);
+    } else {
+        pthread_t t;
+        pthread_create(&t, NULL, nats__js_publisher, j);
+        bench_window_run(&j->win, nats__js_drained, j);
+        pthread_join(t, NULL);
+        bench_result_from(out, &j->win, &j->lat);
+    }
+    jsCtx_Destroy(j->js);
+    natsConnection_Destroy(j->conn);
+    bench_stop(pid);
+    bench_lat_free(&j->lat);
+    free(j);
     if (!bench_opts.verbose)
         bench_rmrf(dir);
 }

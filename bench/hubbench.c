@@ -34,6 +34,7 @@
 typedef enum {
     CASE_RAW,
     CASE_NATS,
+    CASE_JETSTREAM,
     CASE_FSYNC,
     CASE_HUB,
 } case_type_t;
@@ -78,6 +79,11 @@ static bench_case_t cases[] = {
      .label = "NATS request/reply, TLS",
      .type = CASE_NATS,
      .flag = true,
+     .inflight = 1000,
+     .baseline = true},
+    {.id = "jetstream-1000",
+     .label = "NATS JetStream publish, file store, acks awaited per 1000",
+     .type = CASE_JETSTREAM,
      .inflight = 1000,
      .baseline = true},
     {.id = "hub-transient-1000",
@@ -220,6 +226,9 @@ static void run_case(bench_case_t *c, const hub_features_t *features, bench_resu
         break;
     case CASE_NATS:
         bench_nats(c->flag, c->inflight, out);
+        break;
+    case CASE_JETSTREAM:
+        bench_jetstream(c->inflight, out);
         break;
     case CASE_FSYNC:
         bench_fsync(out);
@@ -415,7 +424,7 @@ static void targets(text_t *t)
                          *du = got("hub-durable-1000"), *fu = got("hub-full-1000"),
                          *fe = got("hub-full-events-1000"), *raw1 = got("raw-curve-1"),
                          *tr1 = got("hub-transient-1"), *ev = got("hub-events-1000"),
-                         *fs = got("fsync");
+                         *fs = got("fsync"), *js = got("jetstream-1000");
     target_row(t, "CURVE req/reply through the hub, no signatures ÷ raw CURVE hop (1000 in flight)",
                "≥ 0.90", raw && tr, raw && tr ? tr->rate / raw->rate : 0, "",
                raw && tr && tr->rate / raw->rate >= 0.9);
@@ -429,6 +438,11 @@ static void targets(text_t *t)
     target_row(t, "one in flight: hub p50 − raw CURVE hop p50", "< 100 µs", raw1 && tr1,
                raw1 && tr1 ? tr1->p50_us - raw1->p50_us : 0, " µs",
                raw1 && tr1 && tr1->p50_us - raw1->p50_us < 100);
+    target_row(t,
+               "durable one-way events, delivered end to end ÷ JetStream publish (acked per 1000; "
+               "JetStream does not fsync before its ack)",
+               "(context)", ev && js, ev && js ? ev->rate / js->rate : 0, "×",
+               ev && js && ev->rate >= js->rate);
     target_row(t, "issue 3: durable events delivered end to end ÷ fsync rate", "≥ 20",
                ev && fs && fs->rate > 0, ev && fs && fs->rate > 0 ? ev->rate / fs->rate : 0, "×",
                ev && fs && fs->rate > 0 && ev->rate / fs->rate >= 20);

@@ -108,6 +108,9 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
     if (!strcmp(key, "http_token_file"))
         return hub__path(ctx, key, value, cfg->http_token_file, sizeof cfg->http_token_file,
                          err, err_size);
+    if (!strcmp(key, "http_allowed_hosts"))
+        return hub_conf_str(key, value, cfg->http_allowed_hosts, sizeof cfg->http_allowed_hosts,
+                            err, err_size);
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);

@@ -45,7 +45,8 @@ typedef enum {
     HUB__HDR_OTHER = 0,
     HUB__HDR_AUTHORIZATION,
     HUB__HDR_CONTENT_TYPE,
-    HUB__HDR_EXPECT
+    HUB__HDR_EXPECT,
+    HUB__HDR_HOST
 } hub__hdr_kind_t;
 
 typedef struct hub__http_conn hub__http_conn_t;
@@ -69,14 +70,14 @@ struct hub__http_conn {
     /* The request being parsed. */
     bool in_message;             /* its first byte has arrived */
     bool in_header_value;        /* the last header callback was a value */
-    bool seen_authorization, seen_content_type;
+    bool seen_authorization, seen_content_type, seen_host;
     hub__hdr_kind_t cur_header;
     int error_status;            /* set by a callback that stops the parser */
     size_t header_bytes;
     char field[32];              /* the current header's name, if it is short */
     size_t field_len;
     bool field_too_long;
-    hub__hbuf_t url, path, query, authorization, content_type, expect, body;
+    hub__hbuf_t url, path, query, authorization, content_type, expect, host, body;
 };
 
 typedef struct {
@@ -225,6 +226,7 @@ static void hub__conn_free(hub__http_conn_t *conn)
     hub__hbuf_free(&conn->query);
     hub__hbuf_free(&conn->authorization);
     hub__hbuf_free(&conn->content_type);
+    hub__hbuf_free(&conn->host);
     hub__hbuf_free(&conn->expect);
     hub__hbuf_free(&conn->body);
     free(conn);
@@ -499,7 +501,7 @@ static int hub__on_message_begin(http_parser *parser)
     hub__http_conn_t *conn = parser->data;
     conn->in_message = true;
     conn->in_header_value = false;
-    conn->seen_authorization = conn->seen_content_type = false;
+    conn->seen_authorization = conn->seen_content_type = conn->seen_host = false;
     conn->cur_header = HUB__HDR_OTHER;
     conn->error_status = 0;
     conn->header_bytes = HUB__HTTP_REQUEST_LINE_OVERHEAD;
@@ -510,6 +512,7 @@ static int hub__on_message_begin(http_parser *parser)
     hub__hbuf_clear(&conn->query);
     hub__hbuf_clear(&conn->authorization);
     hub__hbuf_clear(&conn->content_type);
+    hub__hbuf_clear(&conn->host);
     hub__hbuf_clear(&conn->expect);
     hub__hbuf_clear(&conn->body);
     /* The deadline runs from the first byte; trickling does not extend it. */
@@ -558,6 +561,8 @@ static hub__hdr_kind_t hub__classify_header(hub__http_conn_t *conn)
         return HUB__HDR_CONTENT_TYPE;
     if (strcasecmp(conn->field, "Expect") == 0)
         return HUB__HDR_EXPECT;
+    if (strcasecmp(conn->field, "Host") == 0)
+        return HUB__HDR_HOST;
     return HUB__HDR_OTHER;
 }
 
@@ -571,6 +576,7 @@ static int hub__on_header_value(http_parser *parser, const char *at, size_t n)
          * proxy in front of us have looked at? Refuse to guess. */
         bool *seen = conn->cur_header == HUB__HDR_AUTHORIZATION  ? &conn->seen_authorization
                      : conn->cur_header == HUB__HDR_CONTENT_TYPE ? &conn->seen_content_type
+                     : conn->cur_header == HUB__HDR_HOST         ? &conn->seen_host
                                                                  : NULL;
         if (seen) {
             if (*seen) {
@@ -585,6 +591,7 @@ static int hub__on_header_value(http_parser *parser, const char *at, size_t n)
     hub__hbuf_t *dest = conn->cur_header == HUB__HDR_AUTHORIZATION  ? &conn->authorization
                         : conn->cur_header == HUB__HDR_CONTENT_TYPE ? &conn->content_type
                         : conn->cur_header == HUB__HDR_EXPECT       ? &conn->expect
+                        : conn->cur_header == HUB__HDR_HOST         ? &conn->host
                                                                     : NULL;
     if (dest && hub__hbuf_append(dest, at, n))
         return -1;
@@ -638,6 +645,7 @@ static int hub__on_headers_complete(http_parser *parser)
         return -1;
     hub__trim_trailing(&conn->authorization);
     hub__trim_trailing(&conn->content_type);
+    hub__trim_trailing(&conn->host);
     hub__trim_trailing(&conn->expect);
     if (parser->content_length > 0 && strcasecmp(hub__hbuf_str(&conn->expect), "100-continue") == 0)
         hub__conn_write(conn, (char *)hub__http_100, sizeof hub__http_100 - 1, true, NULL, 0);
@@ -681,6 +689,7 @@ static int hub__on_message_complete(http_parser *parser)
         .body_len = conn->body.len,
         .bearer_token = hub__bearer(&conn->authorization),
         .content_type = conn->content_type.len ? conn->content_type.data : NULL,
+        .host = conn->host.len ? conn->host.data : NULL,
         .keep_alive = http_should_keep_alive(parser) && !parser->upgrade && !server->closing,
     };
     hub_http_response_t resp;

@@ -79,6 +79,7 @@ typedef struct {
     size_t body_len;
     const char *bearer_token; /* from "Authorization: Bearer <token>", or NULL */
     const char *content_type; /* the Content-Type header, or NULL */
+    const char *host;         /* the Host header, or NULL (two Host headers: 400) */
     bool keep_alive;          /* the connection stays open after the response */
 } hub_http_request_t;
 

@@ -7,6 +7,8 @@
 #include "hub_store.h"
 #include "hub_wire.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,7 @@ struct hub_ops {
     hub_metrics_t *metrics;
     bool own_metrics;
     char token[HUB_OPS_TOKEN_MAX + 1];
+    char allowed_hosts[512]; /* ",name,name," (lower case), or "" */
     char address[300];
     uint64_t started_at_us;       /* this process's start, wall clock */
     hub_map_t *member_labels;     /* member ids given a lth_member_connected series */
@@ -1393,12 +1396,59 @@ static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_
                "/api/v1/queues, /api/v1/exchanges, /api/v1/dlq, /metrics, /healthz, /readyz");
 }
 
+/* Is the Host a client used one we answer to? An IP literal or localhost,
+ * or a configured name; a request without Host (HTTP/1.0 tools) is not
+ * from a browser and passes. A web page that had its own domain name
+ * resolve to 127.0.0.1 (DNS rebinding) sends that name, and is refused. */
+static bool hub__host_ok(const hub_ops_t *self, const char *host)
+{
+    if (!host)
+        return true;
+    char name[256];
+    size_t n;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end || (end[1] != '\0' && end[1] != ':'))
+            return false;
+        n = (size_t)(end - host - 1);
+        if (n == 0 || n >= sizeof name)
+            return false;
+        memcpy(name, host + 1, n);
+        name[n] = '\0';
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, name, &a6) == 1;
+    }
+    n = strcspn(host, ":");
+    if (n == 0 || n >= sizeof name)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (char)tolower((unsigned char)host[i]);
+    name[n] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || !strcmp(name, "localhost"))
+        return true;
+    if (!self->allowed_hosts[0])
+        return false;
+    char needle[260];
+    snprintf(needle, sizeof needle, ",%s,", name);
+    return strstr(self->allowed_hosts, needle) != NULL;
+}
+
 static void hub__on_request(const hub_http_request_t *req, hub_http_response_t *resp,
                             void *user)
 {
     hub_ops_t *self = user;
     hub__status = 500; /* what hub_http answers when nothing was set */
-    hub__route(self, req, resp);
+    if (!hub__host_ok(self, req->host)) {
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(req->host, ":"), req->host);
+        hub__error(resp, 421,
+                   "this endpoint answers to its IP address or localhost, not to '%s'; to reach "
+                   "it by that name, add it to http_allowed_hosts in hubd.conf",
+                   name);
+    } else {
+        hub__route(self, req, resp);
+    }
     char code[8];
     snprintf(code, sizeof code, "%d", hub__status);
     const char *const l[] = {code};
@@ -1492,6 +1542,15 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
     self->metrics = metrics;
     if (cfg->token)
         snprintf(self->token, sizeof self->token, "%s", cfg->token);
+    if (cfg->allowed_hosts && cfg->allowed_hosts[0]) {
+        size_t o = 0;
+        self->allowed_hosts[o++] = ',';
+        for (const char *p = cfg->allowed_hosts; *p && o + 2 < sizeof self->allowed_hosts; p++)
+            if (*p != ' ' && *p != '\t')
+                self->allowed_hosts[o++] = (char)tolower((unsigned char)*p);
+        self->allowed_hosts[o++] = ',';
+        self->allowed_hosts[o] = '\0';
+    }
     self->started_at_us = hub__process_start_us(hub_now_us());
     self->member_labels = hub_map_new();
     self->receiver_labels = hub_map_new();

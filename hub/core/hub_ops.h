@@ -75,6 +75,11 @@ typedef struct {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", "localhost:0" */
     const char *token;        /* bearer token for the DLQ; NULL or "" = DLQ closed */
     hub_http_config_t http;   /* limits; zeros are hub_http's defaults */
+    /* Host names (comma-separated) besides "localhost" by which clients may
+     * address the endpoint; requests naming another host get 421, so that
+     * a web page cannot read the API through DNS rebinding. IP literals
+     * are always accepted. NULL or "" = none. */
+    const char *allowed_hosts;
 } hub_ops_config_t;
 
 typedef void (*hub_ops_closed_cb)(void *user);

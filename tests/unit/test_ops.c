@@ -263,7 +263,7 @@ static void run_scenario(const char *token, scenario_fn scenario)
     ck_assert_int_eq(hub_metrics_new(0, &h->metrics), 0);
     ck_assert_int_eq(hub_flows_new(h->metrics, 0, &h->flows), 0);
     record_traffic(h->flows);
-    hub_ops_config_t cfg = {"127.0.0.1:0", token, {0}};
+    hub_ops_config_t cfg = {"127.0.0.1:0", token, {0}, "Hub.Example, ops.example"};
     char err[512];
     ck_assert_msg(hub_ops_new(&h->loop, &cfg, &fake_source, h->flows, h->metrics, &h->ops, err,
                               sizeof err) == 0,
@@ -358,6 +358,34 @@ static reply_t http(harness_t *h, const char *method, const char *path, const ch
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return r;
+}
+
+/* GET path with the given Host header lines (one or two, NULL ends). */
+static reply_t http_host(harness_t *h, const char *path, const char *host1, const char *host2)
+{
+    reply_t r;
+    memset(&r, 0, sizeof r);
+    r.body = calloc(1, 1);
+    CURL *curl = curl_easy_init();
+    char url[512], l1[300], l2[300];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", h->port, path);
+    struct curl_slist *headers = NULL;
+    snprintf(l1, sizeof l1, "Host: %s", host1);
+    headers = curl_slist_append(headers, l1);
+    if (host2) {
+        snprintf(l2, sizeof l2, "Host: %s", host2);
+        headers = curl_slist_append(headers, l2);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
     if (curl_easy_perform(curl) == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
@@ -755,6 +783,42 @@ static void scenario_no_token(harness_t *h)
     reply_free(&r);
 }
 
+/* DNS rebinding: a page on evil.example whose name now resolves to
+ * 127.0.0.1 sends "Host: evil.example"; the endpoint answers only to IP
+ * literals, localhost and the configured names. */
+static void scenario_host_header(harness_t *h)
+{
+    char host[64];
+    const char *ok[] = {"127.0.0.1", "localhost", "LOCALHOST", "[::1]", "hub.example",
+                        "OPS.example"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        snprintf(host, sizeof host, "%s:%d", ok[i], h->port);
+        reply_t r = http_host(h, "/api/v1/members", host, NULL);
+        CHECK(h, r.status == 200, "Host %s: %ld %s", host, r.status, r.body);
+        reply_free(&r);
+    }
+    const char *bad[] = {"evil.example", "hub.example.evil.example", "localhost.evil.example",
+                         "127.0.0.1.nip.io", "[not-an-address]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(host, sizeof host, "%s:%d", bad[i], h->port);
+        reply_t r = http_host(h, "/api/v1/members", host, NULL);
+        CHECK(h, r.status == 421 && strstr(r.body, "http_allowed_hosts") &&
+                     !strstr(r.body, "VN/GOV"),
+              "Host %s: %ld %s", host, r.status, r.body);
+        reply_free(&r);
+    }
+    /* Two Host headers: which would a proxy have used? Refused. */
+    reply_t r = http_host(h, "/healthz", "localhost", "evil.example");
+    CHECK(h, r.status == 400, "two Host headers: %ld", r.status);
+    reply_free(&r);
+}
+
+START_TEST(host_header_is_checked)
+{
+    run_scenario(TOKEN, scenario_host_header);
+}
+END_TEST
+
 START_TEST(health_and_metrics)
 {
     run_scenario(TOKEN, scenario_health_and_metrics);
@@ -860,6 +924,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, health_and_metrics);
+    tcase_add_test(tc, host_header_is_checked);
     tcase_add_test(tc, json_api);
     tcase_add_test(tc, dashboard_is_self_contained);
     tcase_add_test(tc, dead_letters_need_the_token);

@@ -627,17 +627,17 @@ static void *abuse_main(void *arg)
     memcpy(huge + n + huge_len, "\r\n\r\n", 4);
     res->huge_status = raw_exchange(huge, (size_t)n + huge_len + 4);
     free(huge);
-    static const char bad_json[] = "POST /api/v1/dlq/1/replay HTTP/1.1\r\nHost: x\r\n"
+    static const char bad_json[] = "POST /api/v1/dlq/1/replay HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                    "Authorization: Bearer " TOKEN "\r\n"
                                    "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n"
                                    "{\"a\":[1,";
     res->bad_json_status = raw_exchange(bad_json, sizeof bad_json - 1);
-    static const char bad_method[] = "BREW /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char bad_method[] = "BREW /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     res->bad_method_status = raw_exchange(bad_method, sizeof bad_method - 1);
     /* Slowloris: a request trickled one byte every 50 ms for 3 s, then
      * finished; it is still served (the limit is 10 s per request). */
     int fd = tcp_connect();
-    static const char slow[] = "GET /healthz HTTP/1.1\r\nHost: slow\r\n"
+    static const char slow[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
                                "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (size_t i = 0; fd >= 0 && i < sizeof slow - 1; i++) {
         (void)!send(fd, slow + i, 1, MSG_NOSIGNAL);

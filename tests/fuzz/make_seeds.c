@@ -101,6 +101,38 @@ static void seed__envelopes(void)
                          LTH__V1__DELIVERY__DELIVERY_QUEUED, false, &len);
     seed__write("envelope", "bad-message-id.bin", buf, len);
     free(buf);
+    /* The middle one of three envelopes signed together (a batch signature
+     * and its BatchProof appended, as the SDK sends them). */
+    const char *ids[3] = {"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d",
+                          "2b3c4d5e-6f7a-4b2c-9d3e-4f5a6b7c8d9e",
+                          "3c4d5e6f-7a8b-4c3d-ae4f-5a6b7c8d9eaf"};
+    uint8_t digests[3][HUB_DIGEST_LEN];
+    uint8_t *plain[3];
+    size_t plain_len[3];
+    for (int i = 0; i < 3; i++) {
+        plain[i] = seed__envelope(ids[i], LTH__V1__KIND__KIND_EVENT,
+                                  LTH__V1__DELIVERY__DELIVERY_QUEUED, false, &plain_len[i]);
+        hub_envelope_t *env = NULL;
+        FUZZ_CHECK(hub_envelope_decode(plain[i], plain_len[i], &env) == 0);
+        FUZZ_CHECK(hub_envelope_digest(env, digests[i]) == 0);
+        hub_envelope_free(&env);
+    }
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    hub_batch_proof_t proofs[3];
+    FUZZ_CHECK(hub_batch_sign((const uint8_t(*)[HUB_DIGEST_LEN])digests, 3, seed__sk, sig,
+                              proofs) == 0);
+    uint8_t *tail;
+    size_t tail_len;
+    FUZZ_CHECK(hub_signature_fields_encode(sig, &proofs[1], &tail, &tail_len) == 0);
+    buf = malloc(plain_len[1] + tail_len);
+    FUZZ_CHECK(buf != NULL);
+    memcpy(buf, plain[1], plain_len[1]);
+    memcpy(buf + plain_len[1], tail, tail_len);
+    seed__write("envelope", "event-batch-signed.bin", buf, plain_len[1] + tail_len);
+    free(buf);
+    free(tail);
+    for (int i = 0; i < 3; i++)
+        free(plain[i]);
 }
 
 static void seed__frame(const char *name, hub_frame_t *frame)

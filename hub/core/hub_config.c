@@ -22,7 +22,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->max_ttl_ms = 30u * 24u * 3600u * 1000u;
     cfg->max_store_bytes = 1ull << 30;
     cfg->max_queue_depth = 1000000;
-    cfg->max_in_flight = 1000;
+    cfg->max_in_flight = 4096;
     cfg->redelivery_ms = 5000;
     cfg->max_attempts = 8;
     cfg->dedup_window_ms = 24u * 3600u * 1000u;

@@ -222,6 +222,7 @@ struct hub_server {
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
     hub__commit_t *commit; /* in progress, or NULL */
     uint64_t next_seq;     /* the seq the next accepted envelope gets (preset_seq) */
+    size_t pending_late_n; /* pending envelopes not delivered early (they wait for a commit) */
     uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
 
     hub_metrics_t *metrics;
@@ -1262,10 +1263,19 @@ static void hub__commit_start(hub_server_t *self)
     uint64_t now_mono = hub_monotonic_us();
     while (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS) {
         const hub__pending_t *p = &self->pending[ready];
-        if (p->early && !p->msg.settled && !self->stopping &&
+        if (!self->stopping && p->early && !p->msg.settled &&
             now_mono - p->queued_mono_us < HUB__SETTLE_WAIT_US)
             break;
         ready++;
+    }
+    /* An envelope that was not delivered early waits for its commit to be
+     * delivered at all: the commit goes at least as far as the last one. */
+    if (self->pending_late_n > 0) {
+        size_t last = self->pending_n;
+        while (last > ready && self->pending[last - 1].early)
+            last--;
+        if (last > ready)
+            ready = last < HUB__MAX_COMMIT_ITEMS ? last : HUB__MAX_COMMIT_ITEMS;
     }
     if (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS &&
         !uv_is_active((uv_handle_t *)&self->commit_timer)) {
@@ -1303,6 +1313,9 @@ static void hub__commit_start(hub_server_t *self)
             return;
         }
         memcpy(job->items, self->pending, take * sizeof *job->items);
+        for (size_t i = 0; i < take; i++)
+            if (!job->items[i].early && self->pending_late_n > 0)
+                self->pending_late_n--;
         memmove(self->pending, self->pending + take,
                 (self->pending_n - take) * sizeof *self->pending);
         self->pending_n -= take;
@@ -1778,6 +1791,7 @@ static int hub__pending_push(hub_server_t *self, hub__pending_t *p)
         hub__member_t *r = hub__member(self, p->msg.receiver);
         if (r)
             r->pending_late++;
+        self->pending_late_n++;
     }
     return 0;
 }
@@ -2287,6 +2301,8 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             if (items[i].early && !strcmp(items[i].msg.receiver, m->id)) {
                 items[i].early = false;
                 m->pending_late++;
+                if (k == 0)
+                    self->pending_late_n++;
             }
         }
     }

@@ -312,20 +312,9 @@ static void hub__sign_items(bench_peer_t *p, ProtobufCBinaryData *items, size_t 
     else
         hub_batch_sign((const uint8_t(*)[HUB_DIGEST_LEN])(p->digests + from), k,
                        p->key.sign_secret, sig, proofs);
-    for (size_t i = from; i < to; i++) {
-        uint8_t *tail;
-        size_t tail_len;
-        if (hub_signature_fields_encode(sig, k == 1 ? NULL : &proofs[i - from], &tail,
-                                        &tail_len) != 0)
-            continue;
-        uint8_t *grown = realloc(items[i].data, items[i].len + tail_len);
-        if (grown) {
-            memcpy(grown + items[i].len, tail, tail_len);
-            items[i].data = grown;
-            items[i].len += tail_len;
-        }
-        free(tail);
-    }
+    for (size_t i = from; i < to; i++)
+        hub_envelope_append_signature(&items[i].data, &items[i].len, sig,
+                                      k == 1 ? NULL : &proofs[i - from]);
 }
 
 /* Sends the envelopes as one Batch and frees them. */

@@ -309,10 +309,12 @@ int hub_envelope_verify_cached(const hub_envelope_t *env,
     return 0;
 }
 
-int hub_signature_fields_encode(const uint8_t sig[HUB_SIGNATURE_LEN],
-                                const hub_batch_proof_t *proof, uint8_t **out, size_t *out_len)
+int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
+                                  const uint8_t sig[HUB_SIGNATURE_LEN],
+                                  const hub_batch_proof_t *proof)
 {
-    if (!sig || !out || !out_len || (proof && proof->path_len > HUB_BATCH_MAX_PATH))
+    if (!bytes || !len || (!*bytes && *len) || !sig ||
+        (proof && proof->path_len > HUB_BATCH_MAX_PATH))
         return HUB_EINVAL;
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
     Lth__V1__BatchProof bp = LTH__V1__BATCH_PROOF__INIT;
@@ -332,12 +334,12 @@ int hub_signature_fields_encode(const uint8_t sig[HUB_SIGNATURE_LEN],
     }
     /* Every other field is at its proto3 default, so only 15 and 16 are
      * written (an empty string is not encoded by protobuf-c). */
-    size_t len = lth__v1__envelope__get_packed_size(&env);
-    uint8_t *buf = malloc(len);
-    if (!buf)
+    size_t tail = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *grown = realloc(*bytes, *len + tail);
+    if (!grown)
         return HUB_ENOMEM;
-    lth__v1__envelope__pack(&env, buf);
-    *out = buf;
-    *out_len = len;
+    lth__v1__envelope__pack(&env, grown + *len);
+    *bytes = grown;
+    *len += tail;
     return 0;
 }

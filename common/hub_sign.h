@@ -124,12 +124,14 @@ int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
 int hub_batch_root(const uint8_t (*digests)[HUB_DIGEST_LEN], size_t n,
                    uint8_t root[HUB_DIGEST_LEN]);
 
-/* Encodes fields 15 (signature) and 16 (batch_proof; omitted when proof is
- * NULL) as protobuf bytes to append to an envelope encoded without them:
- * protobuf parsers accept fields in any order, and these two come last in
- * field-number order anyway. *out is malloc'ed; the caller frees it. */
-int hub_signature_fields_encode(const uint8_t sig[HUB_SIGNATURE_LEN],
-                                const hub_batch_proof_t *proof, uint8_t **out, size_t *out_len);
+/* Appends fields 15 (signature) and 16 (batch_proof; omitted when proof is
+ * NULL) to an envelope encoded without them, growing the malloc'ed buffer
+ * *bytes (of *len bytes) with realloc: protobuf parsers accept fields in any
+ * order, and these two come last in field-number order anyway. On error
+ * (HUB_EINVAL, HUB_ENOMEM) *bytes and *len are unchanged. */
+int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
+                                  const uint8_t sig[HUB_SIGNATURE_LEN],
+                                  const hub_batch_proof_t *proof);
 
 /* A small cache of batch signatures already verified, so that the envelopes
  * of one batch cost one Ed25519 verification between them. Not thread-safe:

@@ -208,22 +208,10 @@ static void adp__flush_settle(adp_client_t *c)
 static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN],
                            const hub_batch_proof_t *proof)
 {
-    uint8_t *tail;
-    size_t tail_len;
-    int rc = hub_signature_fields_encode(sig, proof, &tail, &tail_len);
-    if (rc != 0)
-        return rc;
-    uint8_t *grown = realloc(m->bytes, m->len + tail_len);
-    if (!grown) {
-        free(tail);
-        return HUB_ENOMEM;
-    }
-    memcpy(grown + m->len, tail, tail_len);
-    free(tail);
-    m->bytes = grown;
-    m->len += tail_len;
-    m->needs_sig = false;
-    return 0;
+    int rc = hub_envelope_append_signature(&m->bytes, &m->len, sig, proof);
+    if (rc == 0)
+        m->needs_sig = false;
+    return rc;
 }
 
 /* Signs the unsigned envelopes among msgs[0..n): up to ADP__SIGN_BATCH of

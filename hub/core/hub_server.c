@@ -534,19 +534,26 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
              hub_nack_code_name(code), message_id && *message_id ? message_id : "-", reason);
 }
 
-static void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r)
+/* Sends one Receipts frame (nothing when both lists are empty). */
+static void hub__receipts_frame(hub_server_t *self, hub__member_t *m, Lth__V1__Ack **acks,
+                                size_t n_acks, Lth__V1__Nack **nacks, size_t n_nacks)
 {
-    if (r->n_acks == 0 && r->n_nacks == 0)
+    if (n_acks == 0 && n_nacks == 0)
         return;
     Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-    rec.n_acks = r->n_acks;
-    rec.acks = r->ack_ptrs;
-    rec.n_nacks = r->n_nacks;
-    rec.nacks = r->nack_ptrs;
+    rec.n_acks = n_acks;
+    rec.acks = acks;
+    rec.n_nacks = n_nacks;
+    rec.nacks = nacks;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
     frame.receipts = &rec;
     hub__send_frame(self, m, &frame);
+}
+
+static void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r)
+{
+    hub__receipts_frame(self, m, r->ack_ptrs, r->n_acks, r->nack_ptrs, r->n_nacks);
 }
 
 /* Queues an envelope for the member's next Deliveries frame. */
@@ -597,15 +604,8 @@ static void hub__held_send(hub_server_t *self, hub__member_t *m)
 {
     size_t n;
     Lth__V1__Ack **acks = hub__held_acks(m, &n);
-    if (acks) {
-        Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-        rec.n_acks = n;
-        rec.acks = acks;
-        hub_frame_t frame = LTH__V1__FRAME__INIT;
-        frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-        frame.receipts = &rec;
-        hub__send_frame(self, m, &frame);
-    }
+    if (acks)
+        hub__receipts_frame(self, m, acks, n, NULL, 0);
     free(acks);
     hub__held_free(m);
 }

@@ -294,15 +294,12 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
     payload[TAMPERED][0] = 'H'; /* changed after signing */
     ProtobufCBinaryData items[N];
     for (int i = 0; i < N; i++) {
-        size_t len = lth__v1__envelope__get_packed_size(&envs[i]);
-        uint8_t *tail;
-        size_t tail_len;
-        ck_assert_int_eq(hub_signature_fields_encode(sig, &proofs[i], &tail, &tail_len), 0);
-        items[i].data = malloc(len + tail_len);
+        items[i].len = lth__v1__envelope__get_packed_size(&envs[i]);
+        items[i].data = malloc(items[i].len);
+        ck_assert_ptr_nonnull(items[i].data);
         lth__v1__envelope__pack(&envs[i], items[i].data);
-        memcpy(items[i].data + len, tail, tail_len);
-        items[i].len = len + tail_len;
-        free(tail);
+        ck_assert_int_eq(
+            hub_envelope_append_signature(&items[i].data, &items[i].len, sig, &proofs[i]), 0);
     }
     rawcli_t raw;
     rawcli_open(&raw, &fix, OPS);

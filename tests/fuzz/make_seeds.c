@@ -121,16 +121,8 @@ static void seed__envelopes(void)
     hub_batch_proof_t proofs[3];
     FUZZ_CHECK(hub_batch_sign((const uint8_t(*)[HUB_DIGEST_LEN])digests, 3, seed__sk, sig,
                               proofs) == 0);
-    uint8_t *tail;
-    size_t tail_len;
-    FUZZ_CHECK(hub_signature_fields_encode(sig, &proofs[1], &tail, &tail_len) == 0);
-    buf = malloc(plain_len[1] + tail_len);
-    FUZZ_CHECK(buf != NULL);
-    memcpy(buf, plain[1], plain_len[1]);
-    memcpy(buf + plain_len[1], tail, tail_len);
-    seed__write("envelope", "event-batch-signed.bin", buf, plain_len[1] + tail_len);
-    free(buf);
-    free(tail);
+    FUZZ_CHECK(hub_envelope_append_signature(&plain[1], &plain_len[1], sig, &proofs[1]) == 0);
+    seed__write("envelope", "event-batch-signed.bin", plain[1], plain_len[1]);
     for (int i = 0; i < 3; i++)
         free(plain[i]);
 }

@@ -332,16 +332,12 @@ static hub_envelope_t *ts__batch_signed(hub_envelope_t *env, const uint8_t sig[6
                                         const hub_batch_proof_t *proof)
 {
     size_t len = lth__v1__envelope__get_packed_size(env);
-    uint8_t *tail;
-    size_t tail_len;
-    ck_assert_int_eq(hub_signature_fields_encode(sig, proof, &tail, &tail_len), 0);
-    uint8_t *buf = malloc(len + tail_len);
+    uint8_t *buf = malloc(len);
     ck_assert_ptr_nonnull(buf);
     lth__v1__envelope__pack(env, buf);
-    memcpy(buf + len, tail, tail_len);
-    free(tail);
+    ck_assert_int_eq(hub_envelope_append_signature(&buf, &len, sig, proof), 0);
     hub_envelope_t *out = NULL;
-    ck_assert_int_eq(hub_envelope_decode(buf, len + tail_len, &out), 0);
+    ck_assert_int_eq(hub_envelope_decode(buf, len, &out), 0);
     free(buf);
     return out;
 }

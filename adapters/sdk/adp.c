@@ -75,6 +75,7 @@ struct adp_client {
 
     bool handshaken; /* CURVE handshake done on the current connection */
     bool signatures_required; /* the hub said so in its Welcome */
+    bool sign_always;         /* adp_set_sign_always */
     bool welcomed;   /* Welcome received since */
     bool refused;
     uint32_t heartbeat_ms;
@@ -220,6 +221,12 @@ static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN
  * batch instead of one per envelope; a lone envelope gets a plain one. */
 static int adp__sign_unsigned(adp_client_t *c, adp__outmsg_t **msgs, size_t n)
 {
+    if (c->welcomed && !c->signatures_required && !c->sign_always) {
+        /* The hub does not check signatures and nobody asked for them. */
+        for (size_t i = 0; i < n; i++)
+            msgs[i]->needs_sig = false;
+        return 0;
+    }
     uint8_t digests[ADP__SIGN_BATCH][HUB_DIGEST_LEN];
     hub_batch_proof_t proofs[ADP__SIGN_BATCH]; /* ~21 KiB of stack */
     adp__outmsg_t *chunk[ADP__SIGN_BATCH];
@@ -397,9 +404,10 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
     env.delivery = (flags & ADP_ONLINE_ONLY) ? LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY
                                              : LTH__V1__DELIVERY__DELIVERY_QUEUED;
     env.ttl_ms = c->ttl_ms;
-    /* Every envelope is signed, the hub and the receiver verify it: the
-     * envelopes posted between two sends share one signature over their
-     * Merkle root (adp__sign_unsigned), so only the digest is taken here. */
+    /* Envelopes are signed (when the hub requires it, or when asked), the
+     * hub and the receiver verify them: the envelopes posted between two
+     * sends share one signature over their Merkle root (adp__sign_unsigned),
+     * so only the digest is taken here. */
     if (c->key.has_sign) {
         if (hub_envelope_digest(&env, m->digest) != 0) {
             free(m);
@@ -1368,6 +1376,12 @@ void adp_set_ttl(adp_client_t *c, uint32_t ttl_ms)
 {
     if (c)
         c->ttl_ms = ttl_ms;
+}
+
+void adp_set_sign_always(adp_client_t *c, bool always)
+{
+    if (c)
+        c->sign_always = always;
 }
 
 size_t adp_outbox_size(const adp_client_t *c) { return c ? hub_map_size(c->outbox) : 0; }

@@ -151,6 +151,11 @@ int adp_post_event(adp_client_t *client, const char *receiver, const char *servi
 /* TTL for envelopes posted from now on (0 = the hub's default). Past it, an
  * undelivered message goes to the hub's dead-letter queue. */
 void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
+/* Signing. The SDK signs what it sends (batch signatures, proto/README.md)
+ * whenever the hub requires signatures, which is hubd's default; a hub
+ * that does not (require_signatures = no) gets unsigned envelopes, unless
+ * this is set. Receivers verify whatever signature an envelope carries. */
+void adp_set_sign_always(adp_client_t *client, bool always);
 /* Messages posted and not yet ACKed by the hub. */
 size_t adp_outbox_size(const adp_client_t *client);
 

@@ -1,5 +1,6 @@
 /* End to end: signed envelopes and the audit trail, with real processes. */
 #include "hub_error.h"
+#include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
 
@@ -117,6 +118,50 @@ START_TEST(receiver_verifies_signatures_itself)
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/adapter-VN.GOV.VPCP.DVCQG.log", fix.dir);
     ck_assert(tk_wait_file_contains(log, "delivery with a bad signature refused", 3000));
+    rawcli_close(&raw);
+}
+END_TEST
+
+/* A hub that does not check signatures gets unsigned envelopes from the
+ * SDK (no Ed25519 work on either side), unless the sender asks to sign
+ * always; then the receiver gets a signature that verifies. */
+START_TEST(sdk_signs_when_the_hub_requires_or_when_asked)
+{
+    const char *ops = "VN/GOV/HN-LGSP/OPS";
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, ops);
+    rawcli_hello(&raw, ops);
+    adp_client_t *c = hubfix_connect(&fix, SENDER);
+    for (int always = 0; always < 2; always++) {
+        adp_set_sign_always(c, always);
+        uint64_t seq = 0;
+        ck_assert_int_eq(adp_send_event(c, ops, "note/v1", "text/plain", "x", 1, 0, 5000, &seq),
+                         0);
+        hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+        ck_assert_ptr_nonnull(f);
+        hub_envelope_t *env = NULL;
+        ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
+                                             f->deliveries->items[0]->envelope.len, &env),
+                         0);
+        if (always) {
+            ck_assert_uint_eq(env->signature.len, 64);
+            const uint8_t *key = f->deliveries->items[0]->sender_sign_key.data;
+            ck_assert_int_eq(hub_envelope_verify(env, key), 0);
+        } else {
+            ck_assert_uint_eq(env->signature.len, 0);
+        }
+        uint64_t got = f->deliveries->items[0]->hub_seq;
+        Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+        settle.hub_seqs = &got;
+        settle.n_hub_seqs = 1;
+        hub_frame_t sf = LTH__V1__FRAME__INIT;
+        sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+        sf.settle = &settle;
+        rawcli_send_frame(&raw, &sf);
+        hub_envelope_free(&env);
+        hub_frame_free(&f);
+    }
+    adp_close(&c);
     rawcli_close(&raw);
 }
 END_TEST
@@ -359,6 +404,7 @@ int main(void)
     tcase_add_checked_fixture(un, setup_unchecked, teardown);
     tcase_set_timeout(un, 60);
     tcase_add_test(un, receiver_verifies_signatures_itself);
+    tcase_add_test(un, sdk_signs_when_the_hub_requires_or_when_asked);
     suite_add_tcase(s, un);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

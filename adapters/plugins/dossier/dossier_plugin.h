@@ -1,5 +1,5 @@
 /* What the dossier-flow plugins (procedure, sector, portal, report) share:
- * formatted logging through the host, plugin.* number settings, the clock.
+ * formatted logging through the host, plugin.* settings, the clock.
  * Header-only: each plugin is its own shared object. */
 #ifndef DOSSIER_PLUGIN_H
 #define DOSSIER_PLUGIN_H
@@ -27,6 +27,30 @@ static void dp_log(const adp_plugin_host_t *host, int level, const char *fmt, ..
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     host->log(host, level, line);
+}
+
+/* Logs a plugin's periodic summary line at INFO when it differs from the
+ * last one logged (kept in last, of last_size bytes); "" logs nothing. */
+static inline void dp_log_changed(const adp_plugin_host_t *host, char *last, size_t last_size,
+                                  const char *line)
+{
+    if (!line[0] || !strcmp(line, last))
+        return;
+    dp_log(host, DP_INFO, "%s", line);
+    snprintf(last, last_size, "%s", line);
+}
+
+/* plugin.KEY, which must be set and not empty; NULL with the error "plugin.KEY
+ * is required: WHAT" otherwise. */
+static inline const char *dp_conf_required(const adp_plugin_host_t *host, const char *key,
+                                           const char *what, char *err, size_t err_size)
+{
+    const char *text = host->config(host, key);
+    if (!text || !*text) {
+        snprintf(err, err_size, "plugin.%s is required: %s", key, what);
+        return NULL;
+    }
+    return text;
 }
 
 /* Wall-clock µs since the epoch (the time of status changes). */

@@ -149,10 +149,7 @@ static void portal_summary(portal_t *st, bool force)
              "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
              " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64,
              dossiers, final, applied, older, dup, refused);
-    if (strcmp(line, st->last_summary) != 0) {
-        dp_log(st->host, DP_INFO, "%s", line);
-        snprintf(st->last_summary, sizeof st->last_summary, "%s", line);
-    }
+    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 static int portal_tick(void *state, adp_client_t *client)
@@ -181,12 +178,8 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db = host->config(host, "db");
-    int rc = 0;
-    if (!db || !*db) {
-        snprintf(err, err_size, "plugin.db is required: the portal view's SQLite file");
-        rc = HUB_EINVAL;
-    }
+    const char *db = dp_conf_required(host, "db", "the portal view's SQLite file", err, err_size);
+    int rc = db ? 0 : HUB_EINVAL;
     if (rc == 0)
         rc = lth_appdb_open(db, portal_schema, &st->db, err, err_size);
     if (rc == 0)

@@ -603,10 +603,7 @@ static void proc_summary(proc_t *st)
                  st->delegated);
     }
     sqlite3_finalize(q);
-    if (line[0] && strcmp(line, st->last_summary) != 0) {
-        dp_log(st->host, DP_INFO, "%s", line);
-        snprintf(st->last_summary, sizeof st->last_summary, "%s", line);
-    }
+    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 /* The city publishes its procedure list (catalogue.published/v1) through
@@ -724,13 +721,10 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db = host->config(host, "db");
+    const char *db =
+        dp_conf_required(host, "db", "the procedure system's SQLite file", err, err_size);
     uint64_t citizens = 0, invalid = 0, unknown = 0, day_ms = 0;
-    int rc = 0;
-    if (!db || !*db) {
-        snprintf(err, err_size, "plugin.db is required: the procedure system's SQLite file");
-        rc = HUB_EINVAL;
-    }
+    int rc = db ? 0 : HUB_EINVAL;
     if (rc == 0)
         rc = dp_conf_u64(host, "dossiers", 0, 999999999, 20, &st->dossiers, err, err_size);
     if (rc == 0)

@@ -305,10 +305,7 @@ static void sector_summary(sector_t *st)
                  sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), sqlite3_column_int64(q, 2),
                  sqlite3_column_int64(q, 3), st->redelivered, st->refused, st->delegated);
     sqlite3_finalize(q);
-    if (line[0] && strcmp(line, st->last_summary) != 0) {
-        dp_log(st->host, DP_INFO, "%s", line);
-        snprintf(st->last_summary, sizeof st->last_summary, "%s", line);
-    }
+    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 static int sector_tick(void *state, adp_client_t *client)
@@ -340,12 +337,8 @@ static int sector_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db = host->config(host, "db");
-    int rc = 0;
-    if (!db || !*db) {
-        snprintf(err, err_size, "plugin.db is required: the sector system's SQLite file");
-        rc = HUB_EINVAL;
-    }
+    const char *db = dp_conf_required(host, "db", "the sector system's SQLite file", err, err_size);
+    int rc = db ? 0 : HUB_EINVAL;
     if (rc == 0)
         rc = dp_conf_u64(host, "seed", 0, UINT64_MAX, 1, &st->seed, err, err_size);
     if (rc == 0)

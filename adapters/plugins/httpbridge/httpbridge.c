@@ -27,6 +27,7 @@
  * body (bodies carry personal data).
  */
 #include "adp_plugin.h"
+#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_wire.h"
@@ -615,14 +616,9 @@ static int bridge_uint(const bridge_t *b, const char *key, unsigned long long mi
         *out = def;
         return 0;
     }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = isdigit((unsigned char)*text) ? strtoull(text, &end, 10) : 0;
-    if (!end || *end || errno || v < min || v > max)
-        return bridge_fail(err, err_size, "plugin.%s must be a whole number from %llu to %llu",
-                           key, min, max);
-    *out = v;
-    return 0;
+    char name[128];
+    snprintf(name, sizeof name, "plugin.%s", key);
+    return hub_conf_uint(name, text, min, max, out, err, err_size);
 }
 
 /* Splits "a, b" into names of [a-z0-9_-]. */

@@ -18,6 +18,7 @@
  * parameter values or rows.
  */
 #include "adp_plugin.h"
+#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_wire.h"
@@ -156,14 +157,9 @@ static int sqlq_uint(const sqlq_plugin_t *p, const char *key, unsigned long long
         *out = def;
         return 0;
     }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = isdigit((unsigned char)*text) ? strtoull(text, &end, 10) : 0;
-    if (!end || *end || errno || v < min || v > max)
-        return sqlq_fail(err, err_size, "plugin.%s must be a whole number from %llu to %llu",
-                         key, min, max);
-    *out = v;
-    return 0;
+    char name[128];
+    snprintf(name, sizeof name, "plugin.%s", key);
+    return hub_conf_uint(name, text, min, max, out, err, err_size);
 }
 
 /* plugin.query.NAME = SERVICE/VERSION | SELECT ... */

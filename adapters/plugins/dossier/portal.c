@@ -13,6 +13,7 @@
  *
  * Config (plugin.*): see adapters/README.md, "portal". Logs hold counts only.
  */
+#include "dossier_intake.h"
 #include "dossier_plugin.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
@@ -36,11 +37,38 @@ typedef struct {
     char last_summary[256];
 } portal_t;
 
-static void portal_count(portal_t *st, const char *counter)
+/* Writes one status change into the table (dp_status_intake's apply). */
+static int portal_apply(sqlite3 *db, const lth_status_change_t *c)
 {
-    uint64_t v = 0;
-    if (lth_appdb_meta_get(st->db, counter, 0, &v) == 0)
-        lth_appdb_meta_set(st->db, counter, v + 1);
+    sqlite3_stmt *q = NULL;
+    int rc = 0;
+    /* Context fields are optional in a change: keep what an earlier one said. */
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO view(code, status, seq, at_us, actor, note, procedure_code, authority,"
+            " due_at, updated_at, changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)"
+            " ON CONFLICT(code) DO UPDATE SET status = ?2, seq = ?3, at_us = ?4, actor = ?5,"
+            " note = ?6, procedure_code = CASE WHEN ?7 = '' THEN procedure_code ELSE ?7 END,"
+            " authority = CASE WHEN ?8 = '' THEN authority ELSE ?8 END,"
+            " due_at = CASE WHEN ?9 = 0 THEN due_at ELSE ?9 END, updated_at = ?10,"
+            " changes = changes + 1",
+            -1, &q, NULL) != SQLITE_OK) {
+        rc = HUB_ESTORE;
+    } else {
+        sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, c->status);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)c->sequence);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)c->at_us);
+        sqlite3_bind_text(q, 5, c->actor, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 6, c->note, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 7, c->procedure_code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 8, c->authority, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 9, (sqlite3_int64)c->due_at_us);
+        sqlite3_bind_int64(q, 10, (sqlite3_int64)dp_now_us());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    return rc;
 }
 
 static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
@@ -49,79 +77,8 @@ static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_
     (void)client;
     (void)reply;
     portal_t *st = user;
-    lth_status_change_t c;
-    const char *problem = NULL;
-    if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
-                                                             msg->payload_len, &c, &problem) != 0) {
-        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
-               problem ? problem : "it is a request; send an event");
-        if (lth_appdb_begin(st->db) == 0) {
-            portal_count(st, "refused");
-            lth_appdb_commit(st->db);
-        }
-        return 0;
-    }
-    int rc = lth_appdb_begin(st->db);
-    if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "portal database busy or failing: %s", lth_appdb_error(st->db));
-        return rc;
-    }
-    uint64_t last = 0;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT seq FROM view WHERE code = ?", -1, &q, NULL) !=
-        SQLITE_OK)
-        rc = HUB_ESTORE;
-    if (rc == 0) {
-        sqlite3_bind_text(q, 1, c.dossier_code, -1, SQLITE_STATIC);
-        int s = sqlite3_step(q);
-        if (s == SQLITE_ROW)
-            last = (uint64_t)sqlite3_column_int64(q, 0);
-        else if (s != SQLITE_DONE)
-            rc = HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    lth_seq_verdict_t verdict = lth_seq_verdict(last, c.sequence);
-    if (rc == 0 && verdict == LTH_SEQ_APPLY) {
-        /* Context fields are optional in a change: keep what an earlier one said. */
-        if (sqlite3_prepare_v2(
-                st->db,
-                "INSERT INTO view(code, status, seq, at_us, actor, note, procedure_code, authority,"
-                " due_at, updated_at, changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)"
-                " ON CONFLICT(code) DO UPDATE SET status = ?2, seq = ?3, at_us = ?4, actor = ?5,"
-                " note = ?6, procedure_code = CASE WHEN ?7 = '' THEN procedure_code ELSE ?7 END,"
-                " authority = CASE WHEN ?8 = '' THEN authority ELSE ?8 END,"
-                " due_at = CASE WHEN ?9 = 0 THEN due_at ELSE ?9 END, updated_at = ?10,"
-                " changes = changes + 1",
-                -1, &q, NULL) != SQLITE_OK) {
-            rc = HUB_ESTORE;
-        } else {
-            sqlite3_bind_text(q, 1, c.dossier_code, -1, SQLITE_STATIC);
-            sqlite3_bind_int(q, 2, c.status);
-            sqlite3_bind_int64(q, 3, (sqlite3_int64)c.sequence);
-            sqlite3_bind_int64(q, 4, (sqlite3_int64)c.at_us);
-            sqlite3_bind_text(q, 5, c.actor, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 6, c.note, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 7, c.procedure_code, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 8, c.authority, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 9, (sqlite3_int64)c.due_at_us);
-            sqlite3_bind_int64(q, 10, (sqlite3_int64)dp_now_us());
-            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-        }
-        sqlite3_finalize(q);
-    }
-    if (rc == 0)
-        portal_count(st, verdict == LTH_SEQ_APPLY       ? "applied"
-                         : verdict == LTH_SEQ_DUPLICATE ? "ignored_duplicate"
-                                                        : "ignored_older");
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "could not update the portal view: %s", lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
-        return rc;
-    }
-    return 0;
+    return dp_status_intake(st->host, st->db, "SELECT seq FROM view WHERE code = ?",
+                            portal_apply, "the portal view", msg);
 }
 
 static void portal_summary(portal_t *st, bool force)

@@ -17,6 +17,7 @@
  *
  * Config (plugin.*): see adapters/README.md, "report". Logs hold counts only.
  */
+#include "dossier_intake.h"
 #include "dossier_plugin.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
@@ -42,11 +43,35 @@ typedef struct {
     char last_summary[256];
 } report_t;
 
-static void report_count(report_t *st, const char *counter)
+/* Writes one status change into the table (dp_status_intake's apply). */
+static int report_apply(sqlite3 *db, const lth_status_change_t *c)
 {
-    uint64_t v = 0;
-    if (lth_appdb_meta_get(st->db, counter, 0, &v) == 0)
-        lth_appdb_meta_set(st->db, counter, v + 1);
+    sqlite3_stmt *q = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO dossier(code, procedure_code, authority, status, seq, due_at, done_at,"
+            " updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            " ON CONFLICT(code) DO UPDATE SET"
+            " procedure_code = CASE WHEN ?2 = '' THEN procedure_code ELSE ?2 END,"
+            " authority = CASE WHEN ?3 = '' THEN authority ELSE ?3 END,"
+            " status = ?4, seq = ?5, due_at = CASE WHEN ?6 = 0 THEN due_at ELSE ?6 END,"
+            " done_at = ?7, updated_at = ?8",
+            -1, &q, NULL) != SQLITE_OK) {
+        rc = HUB_ESTORE;
+    } else {
+        sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, c->procedure_code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, c->authority, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 4, c->status);
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)c->sequence);
+        sqlite3_bind_int64(q, 6, (sqlite3_int64)c->due_at_us);
+        sqlite3_bind_int64(q, 7, (sqlite3_int64)(c->status == LTH_STATUS_DONE ? c->at_us : 0));
+        sqlite3_bind_int64(q, 8, (sqlite3_int64)dp_now_us());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    return rc;
 }
 
 static int report_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
@@ -55,76 +80,8 @@ static int report_on_status(adp_client_t *client, const adp_message_t *msg, adp_
     (void)client;
     (void)reply;
     report_t *st = user;
-    lth_status_change_t c;
-    const char *problem = NULL;
-    if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
-                                                             msg->payload_len, &c, &problem) != 0) {
-        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
-               problem ? problem : "it is a request; send an event");
-        if (lth_appdb_begin(st->db) == 0) {
-            report_count(st, "refused");
-            lth_appdb_commit(st->db);
-        }
-        return 0;
-    }
-    int rc = lth_appdb_begin(st->db);
-    if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "report database busy or failing: %s", lth_appdb_error(st->db));
-        return rc;
-    }
-    uint64_t last = 0;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT seq FROM dossier WHERE code = ?", -1, &q, NULL) !=
-        SQLITE_OK)
-        rc = HUB_ESTORE;
-    if (rc == 0) {
-        sqlite3_bind_text(q, 1, c.dossier_code, -1, SQLITE_STATIC);
-        int s = sqlite3_step(q);
-        if (s == SQLITE_ROW)
-            last = (uint64_t)sqlite3_column_int64(q, 0);
-        else if (s != SQLITE_DONE)
-            rc = HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    lth_seq_verdict_t verdict = lth_seq_verdict(last, c.sequence);
-    if (rc == 0 && verdict == LTH_SEQ_APPLY) {
-        if (sqlite3_prepare_v2(
-                st->db,
-                "INSERT INTO dossier(code, procedure_code, authority, status, seq, due_at, done_at,"
-                " updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                " ON CONFLICT(code) DO UPDATE SET"
-                " procedure_code = CASE WHEN ?2 = '' THEN procedure_code ELSE ?2 END,"
-                " authority = CASE WHEN ?3 = '' THEN authority ELSE ?3 END,"
-                " status = ?4, seq = ?5, due_at = CASE WHEN ?6 = 0 THEN due_at ELSE ?6 END,"
-                " done_at = ?7, updated_at = ?8",
-                -1, &q, NULL) != SQLITE_OK) {
-            rc = HUB_ESTORE;
-        } else {
-            sqlite3_bind_text(q, 1, c.dossier_code, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 2, c.procedure_code, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 3, c.authority, -1, SQLITE_STATIC);
-            sqlite3_bind_int(q, 4, c.status);
-            sqlite3_bind_int64(q, 5, (sqlite3_int64)c.sequence);
-            sqlite3_bind_int64(q, 6, (sqlite3_int64)c.due_at_us);
-            sqlite3_bind_int64(q, 7, (sqlite3_int64)(c.status == LTH_STATUS_DONE ? c.at_us : 0));
-            sqlite3_bind_int64(q, 8, (sqlite3_int64)dp_now_us());
-            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-        }
-        sqlite3_finalize(q);
-    }
-    if (rc == 0)
-        report_count(st, verdict == LTH_SEQ_APPLY       ? "applied"
-                         : verdict == LTH_SEQ_DUPLICATE ? "ignored_duplicate"
-                                                        : "ignored_older");
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "could not record a status change: %s", lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
-        return rc;
-    }
-    return 0;
+    return dp_status_intake(st->host, st->db, "SELECT seq FROM dossier WHERE code = ?",
+                            report_apply, "the report", msg);
 }
 
 /* ---- report.query/v1 ---- */

@@ -622,7 +622,7 @@ static void hub__refresh_metrics(hub_ops_t *self)
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
         hub_metric_set(self->f_stat[i], NULL, (double)v);
     }
-    for (int code = 1; code < 16; code++) {
+    for (int code = 1; code < 32; code++) {
         if (fig.stats.nacks_by_code[code] == 0)
             continue;
         const char *const l[] = {hub_nack_code_name(code)};
@@ -783,7 +783,7 @@ static void hub__route_status(hub_ops_t *self, hub_http_response_t *resp)
     hub_jsonw_object_end(&w);
     hub_jsonw_key(&w, "refusals");
     hub_jsonw_object_begin(&w);
-    for (int code = 1; code < 16; code++) {
+    for (int code = 1; code < 32; code++) {
         if (fig.stats.nacks_by_code[code])
             hub_jsonw_kv_u64(&w, hub_nack_code_name(code), fig.stats.nacks_by_code[code]);
     }

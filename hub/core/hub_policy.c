@@ -703,6 +703,38 @@ size_t hub_policy_visit_rules(const hub_policy_t *self, hub_policy_rule_cb cb, v
     return visited;
 }
 
+static bool hub__pair_valid(const hub_policy_t *self, const char *consumer, const char *provider,
+                            uint64_t now_us)
+{
+    if (strlen(consumer) > HUB_MEMBER_ID_MAX || strlen(provider) > HUB_MEMBER_ID_MAX)
+        return false;
+    char pair[HUB__PAIR_KEY_MAX];
+    hub__pair_key(consumer, provider, pair);
+    const hub__bucket_t *b = hub_map_get(self->by_pair, pair);
+    for (size_t i = 0; b && i < b->count; i++)
+        if (hub__valid_at(b->rules[i], now_us))
+            return true;
+    return false;
+}
+
+bool hub_policy_related(const hub_policy_t *self, const char *a, const char *b, uint64_t now_us)
+{
+    if (!self || !a || !b)
+        return false;
+    return hub__pair_valid(self, a, b, now_us) || hub__pair_valid(self, b, a, now_us);
+}
+
+uint64_t hub_policy_last_end(const hub_policy_t *self, uint64_t now_us)
+{
+    uint64_t last = 0;
+    for (size_t i = 0; self && i < self->count; i++) {
+        uint64_t until = self->rules[i]->pub.until_us;
+        if (until != HUB_POLICY_FOREVER && until <= now_us && until > last)
+            last = until;
+    }
+    return last;
+}
+
 size_t hub_policy_rule_count(const hub_policy_t *self) { return self ? self->count : 0; }
 
 const char *hub_policy_name(const hub_policy_t *self) { return self ? self->name : ""; }

@@ -113,6 +113,14 @@ size_t hub_policy_visit_allowed(const hub_policy_t *self, const char *consumer, 
 /* Every agreement, in file order (e.g. to warn about members the key
  * directory does not know). Returns the number of rules visited. */
 size_t hub_policy_visit_rules(const hub_policy_t *self, hub_policy_rule_cb cb, void *user);
+/* True when an agreement between consumer `a` and provider `b`, in either
+ * direction, is valid at now_us (the directory metaservice shows a member
+ * only the members it has such an agreement with). */
+bool hub_policy_related(const hub_policy_t *self, const char *a, const char *b, uint64_t now_us);
+/* The latest instant at or before now_us at which an agreement stopped
+ * being valid (its `until`), or 0 when none has ended: a message accepted
+ * after that instant, under this policy, is still allowed at now_us. */
+uint64_t hub_policy_last_end(const hub_policy_t *self, uint64_t now_us);
 /* The number of agreements. */
 size_t hub_policy_rule_count(const hub_policy_t *self);
 /* The file name used in messages. */

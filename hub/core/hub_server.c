@@ -442,7 +442,7 @@ static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t r
         zmq_send(self->router, buf, len, ZMQ_DONTWAIT);
     free(buf);
     hub_zsock_kick(self->router_watch);
-    if (code > 0 && code < 16)
+    if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
 }
 
@@ -496,7 +496,7 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
                               int code, const char *fmt, ...)
 {
     self->stats.envelopes_nacked++;
-    if (code > 0 && code < 16)
+    if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
     if (r->n_nacks >= r->cap)
         return;

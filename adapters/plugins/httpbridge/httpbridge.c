@@ -139,6 +139,9 @@ static int bridge_nack_status(int code)
         return 413;
     case LTH__V1__NACK_CODE__NACK_EXPIRED:
         return 504;
+    case LTH__V1__NACK_CODE__NACK_RATE_LIMITED:
+    case LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED:
+        return 429;
     case LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE:
     case LTH__V1__NACK_CODE__NACK_QUEUE_FULL:
     case LTH__V1__NACK_CODE__NACK_STORE_FULL:

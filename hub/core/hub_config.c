@@ -27,6 +27,19 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->max_attempts = 8;
     cfg->dedup_window_ms = 24u * 3600u * 1000u;
     cfg->require_signatures = true;
+    cfg->public_directory = false;
+    cfg->max_open_requests = 65536;
+    cfg->max_waiting_bytes = 16u << 20;
+    cfg->drain_timeout_ms = 30000;
+    cfg->rate_msgs = 20000;
+    cfg->rate_bytes = 64u << 20;
+    /* Store quotas default to shares of max_store_bytes (hub_config_load),
+     * so that no one member can fill the store. */
+    cfg->quota_send_msgs = 0;
+    cfg->quota_send_bytes = 0;
+    cfg->quota_recv_msgs = 0;
+    cfg->quota_recv_bytes = 0;
+    cfg->store_reserve_percent = 10;
     cfg->cert_warn_days = 30;
     cfg->audit = true;
     cfg->log_level = HUB_LOG_INFO;
@@ -142,6 +155,34 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         cfg->max_queue_depth = v;
         return rc;
     }
+    if (!strcmp(key, "public_directory"))
+        return hub__bool(key, value, &cfg->public_directory, err, err_size);
+    if (!strcmp(key, "max_open_requests"))
+        return hub__u32(key, value, 1, 10000000, &cfg->max_open_requests, err, err_size);
+    if (!strcmp(key, "drain_timeout_ms"))
+        return hub__u32(key, value, 100, 3600000, &cfg->drain_timeout_ms, err, err_size);
+    if (!strcmp(key, "store_reserve_percent"))
+        return hub__u32(key, value, 0, 50, &cfg->store_reserve_percent, err, err_size);
+    {
+        struct {
+            const char *name;
+            uint64_t min, max, *dst;
+        } const u64s[] = {
+            {"max_waiting_bytes", 64u << 10, 1ull << 40, &cfg->max_waiting_bytes},
+            {"rate_msgs", 0, 1ull << 32, &cfg->rate_msgs},
+            {"rate_bytes", 0, 1ull << 40, &cfg->rate_bytes},
+            {"quota_send_msgs", 0, 1ull << 40, &cfg->quota_send_msgs},
+            {"quota_send_bytes", 0, 1ull << 44, &cfg->quota_send_bytes},
+            {"quota_recv_msgs", 0, 1ull << 40, &cfg->quota_recv_msgs},
+            {"quota_recv_bytes", 0, 1ull << 44, &cfg->quota_recv_bytes},
+        };
+        for (size_t i = 0; i < sizeof u64s / sizeof u64s[0]; i++)
+            if (!strcmp(key, u64s[i].name)) {
+                rc = hub_conf_uint(key, value, u64s[i].min, u64s[i].max, &v, err, err_size);
+                *u64s[i].dst = v;
+                return rc;
+            }
+    }
     if (!strcmp(key, "require_signatures"))
         return hub__bool(key, value, &cfg->require_signatures, err, err_size);
     if (!strcmp(key, "audit"))
@@ -174,6 +215,16 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
     int rc = hub_conf_parse_file(path, hub__entry, &ctx, err, err_size);
     if (rc != 0)
         return rc;
+    /* Unset store quotas: a quarter of the store per sender, half per
+     * receiver, so that one member's traffic cannot fill it for all. */
+    if (cfg->quota_send_bytes == 0)
+        cfg->quota_send_bytes = cfg->max_store_bytes / 4;
+    if (cfg->quota_recv_bytes == 0)
+        cfg->quota_recv_bytes = cfg->max_store_bytes / 2;
+    if (cfg->quota_send_msgs == 0)
+        cfg->quota_send_msgs = cfg->max_queue_depth;
+    if (cfg->quota_recv_msgs == 0)
+        cfg->quota_recv_msgs = cfg->max_queue_depth;
     const char *missing = !cfg->key_file[0] ? "key_file" : !cfg->data_dir[0] ? "data_dir" : NULL;
     if (missing) {
         snprintf(err, err_size, "%s: '%s' is required (see deploy/hubd.conf.example)", path,

@@ -40,6 +40,17 @@ typedef struct {
     uint32_t max_attempts;       /* retry budget before the dead-letter queue */
     uint32_t dedup_window_ms;    /* how long a message id is remembered for de-duplication */
     bool require_signatures;     /* refuse envelopes without a valid Ed25519 signature */
+    /* What one member may take from the others (issue: hostile members).
+     * Per-member values in the policy file's `limit` lines override these. */
+    bool public_directory;       /* lth.members/v1 lists every member, not only partners */
+    uint32_t max_open_requests;  /* unanswered requests one member may have tracked */
+    uint64_t max_waiting_bytes;  /* bytes waiting to be sent to one connection */
+    uint32_t drain_timeout_ms;   /* a connection that takes nothing this long is dropped */
+    uint64_t rate_msgs;          /* envelopes per second a member may send; 0 = no limit */
+    uint64_t rate_bytes;         /* envelope bytes per second a member may send; 0 = no limit */
+    uint64_t quota_send_msgs, quota_send_bytes; /* what a sender may hold in the store; 0 = none */
+    uint64_t quota_recv_msgs, quota_recv_bytes; /* what a receiver may hold */
+    uint32_t store_reserve_percent; /* the last part of the store kept from any one member */
     bool audit;                  /* keep the audit log (in audit_dir) */
     int log_level;               /* hub_log_level_t */
 } hub_config_t;

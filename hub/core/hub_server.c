@@ -107,6 +107,7 @@ typedef struct hub__member {
     uint64_t *settled;         /* settled seqs waiting for the next commit */
     size_t settled_n, settled_cap;
     size_t pending_late;       /* queued for it, not delivered early, not yet committed */
+    uint32_t open_requests;    /* its requests still waiting for a reply */
 
     /* Outbound deliveries gathered during this loop turn. */
     hub__outitem_t *out;
@@ -144,7 +145,15 @@ typedef struct {
     const char *delegated_from; /* interned: the authority addressed, when delegated */
     bool early;            /* delivered before its commit (hub__deliver_early) */
     uint64_t queued_mono_us;
+    uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
 } hub__pending_t;
+
+/* A queued message to dead-letter because its agreement ended before it
+ * could be delivered; the reason names the agreement. */
+typedef struct {
+    uint64_t seq;
+    char *reason; /* owned */
+} hub__deadpol_t;
 
 typedef struct {
     char receiver[HUB_MEMBER_ID_MAX + 1];
@@ -165,13 +174,17 @@ typedef struct {
     size_t n_attempts;
     uint64_t *dead_ttl, *dead_retry;
     size_t n_dead_ttl, n_dead_retry;
+    hub__deadpol_t *dead_policy;
+    size_t n_dead_policy;
+    char **answered;        /* tracked requests answered: forget them in the store */
+    size_t n_answered;
     int other_rc;
     hub__auditq_t *audit;   /* loop-side records to append first */
     size_t n_audit;
     int audit_rc;
     uint64_t audit_seq;     /* the log's sequence after this commit */
     hub_store_msg_t *dead;  /* metadata of what was dead-lettered, for the flows */
-    const char **dead_reason; /* static strings, one per dead[] */
+    const char **dead_reason; /* one per dead[]; static, or owned by dead_policy */
     size_t n_dead;
     bool prune_dedup;       /* forget expired de-duplication records too */
     size_t pruned;
@@ -188,6 +201,7 @@ struct hub_server {
     hub_keydir_t *keys;
     hub_keypair_t own_key;
     hub_policy_t *policy;          /* NULL: no policy_file, everything allowed (development) */
+    uint64_t policy_since_us;      /* wall clock: when this policy was loaded */
     hub_delegations_t *delegations;
     uv_timer_t cert_timer;         /* reloads certificates when one expires or starts */
     uint64_t cert_timer_first_ms;
@@ -220,6 +234,10 @@ struct hub_server {
     size_t pending_n, pending_cap;
     uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
+    hub__deadpol_t *dead_policy;   /* agreement ended before delivery */
+    size_t dead_policy_n, dead_policy_cap;
+    char **answered;               /* durable requests answered since the last commit */
+    size_t answered_n, answered_cap;
     hub__commit_t *commit; /* in progress, or NULL */
     uint64_t next_seq;     /* the seq the next accepted envelope gets (preset_seq) */
     size_t pending_late_n; /* pending envelopes not delivered early (they wait for a commit) */
@@ -744,6 +762,54 @@ static void hub__member_reset_delivery(hub__member_t *m)
     m->backlog = true;
 }
 
+static const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
+                                  const char *service, hub_policy_decision_t *d);
+
+/* Rule: a queued message is delivered only while the agreement it was
+ * accepted under still holds; one whose agreement ended (by its date, or by
+ * a reload) goes to the dead-letter queue with a reason naming it. The
+ * check is needed only for messages accepted before the last instant the
+ * agreements narrowed (a reload, or an agreement's end), so the common
+ * path decodes nothing. Replies travel on their request's agreement.
+ * Returns true when `msg` may be delivered; otherwise queues its dead
+ * letter and returns false. */
+static bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
+{
+    if (!self->policy)
+        return true;
+    uint64_t now = hub_now_us();
+    uint64_t epoch = hub_policy_last_end(self->policy, now);
+    if (self->policy_since_us > epoch)
+        epoch = self->policy_since_us;
+    if (msg->accepted_at_us >= epoch)
+        return true;
+    hub_envelope_t *env = NULL;
+    if (hub_envelope_decode(msg->envelope, msg->envelope_len, &env) != 0)
+        return true; /* it was checked at acceptance; the receiver's SDK refuses garbage */
+    const char *consumer = msg->sender, *provider = env->receiver;
+    bool check = env->kind != LTH__V1__KIND__KIND_REPLY;
+    if (!strcmp(env->receiver, self->own_key.member_id)) {
+        consumer = msg->receiver; /* a publication: the subscriber's agreement */
+        provider = msg->sender;
+    }
+    hub_policy_decision_t d;
+    const char *why = check ? hub__forbidden(self, consumer, provider, env->service, &d) : NULL;
+    bool ok = why == NULL;
+    if (!ok) {
+        char reason[HUB_STORE_REASON_MAX + 1];
+        snprintf(reason, sizeof reason, "agreement ended before delivery: %s:%u", d.file, d.line);
+        hub__deadpol_t dp = {msg->seq, strdup(reason)};
+        if (!dp.reason || HUB__PUSH(self->dead_policy, self->dead_policy_n,
+                                    self->dead_policy_cap, dp) != 0)
+            free(dp.reason);
+        HUB_WARN("router", "agreement ended before delivery: dead-lettered",
+                 "seq=%llu sender=%s receiver=%s service=%s reason=\"%s\"",
+                 (unsigned long long)msg->seq, msg->sender, msg->receiver, msg->service, why);
+    }
+    hub_envelope_free(&env);
+    return ok;
+}
+
 /* Hands queued messages to an online receiver while it has credit. */
 static void hub__pump(hub_server_t *self, hub__member_t *m)
 {
@@ -765,6 +831,10 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
         }
         for (size_t i = 0; i < n; i++) {
             uint32_t attempt = msgs[i].attempts + 1;
+            if (!hub__still_allowed(self, &msgs[i])) {
+                m->loaded_seq = msgs[i].seq;
+                continue;
+            }
             if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt,
                                  msgs[i].envelope, msgs[i].envelope_len) != 0 ||
                 hub__inflight_add(self, m, &msgs[i], attempt) != 0)
@@ -988,6 +1058,12 @@ static void hub__after_commit(uv_work_t *req, int status)
     free(job->attempt_seqs);
     free(job->dead_ttl);
     free(job->dead_retry);
+    for (size_t i = 0; i < job->n_dead_policy; i++)
+        free(job->dead_policy[i].reason);
+    free(job->dead_policy);
+    for (size_t i = 0; i < job->n_answered; i++)
+        free(job->answered[i]);
+    free(job->answered);
     hub__auditq_free(job->audit, job->n_audit);
     if (job->audit_rc != 0)
         HUB_ERROR("audit", "writing the audit log failed", "error=\"%s\"",
@@ -1111,13 +1187,35 @@ static void hub__commit_work(uv_work_t *req)
             job->append_rc = HUB_ENOMEM;
         else if (n_ok > 0)
             job->append_rc = hub_store_append(store, msgs, n_ok, outcomes);
+        size_t n_req = 0;
         for (size_t k = 0; k < n_ok && job->append_rc == 0; k++) {
             size_t i = index[k];
             job->outcomes[i] = outcomes[k];
             job->items[i].msg.seq = msgs[k].seq;
             job->items[i].msg.accepted_at_us = msgs[k].accepted_at_us;
+            n_req += outcomes[k] == HUB_STORE_OK && job->items[i].request_expires_us;
         }
         free(outcomes);
+        /* Queued requests are tracked in the store too, in the same
+         * commit, so that their replies are still accepted after a restart. */
+        hub_store_request_t *reqs = n_req ? malloc(n_req * sizeof *reqs) : NULL;
+        size_t nr = 0;
+        for (size_t i = 0; reqs && i < job->n_items; i++) {
+            const hub__pending_t *p = &job->items[i];
+            if (p->verdict != 0 || job->outcomes[i] != HUB_STORE_OK || !p->request_expires_us)
+                continue;
+            hub_store_request_t *r = &reqs[nr++];
+            memcpy(r->message_id, p->msg.message_id, sizeof r->message_id);
+            memcpy(r->sender, p->msg.sender, sizeof r->sender);
+            memcpy(r->receiver, p->msg.receiver, sizeof r->receiver);
+            r->expires_at_us = p->request_expires_us;
+        }
+        if (nr > 0) {
+            int r = hub_store_requests_put(store, reqs, nr);
+            if (r != 0)
+                job->append_rc = r; /* nothing of this cycle is ACKed */
+        }
+        free(reqs);
     }
     free(msgs);
     free(index);
@@ -1125,6 +1223,8 @@ static void hub__commit_work(uv_work_t *req)
         batched = hub_store_batch_begin(store) == 0;
 
     int rc = 0;
+    if (job->n_answered > 0)
+        rc = hub_store_requests_del(store, (const char *const *)job->answered, job->n_answered);
     for (size_t i = 0; i < job->n_acks; i++) {
         int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
         if (r != 0)
@@ -1132,22 +1232,33 @@ static void hub__commit_work(uv_work_t *req)
     }
     if (job->n_attempts > 0 && (rc == 0))
         rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
-    const struct {
+    size_t n_policy = job->n_dead_policy;
+    size_t n_groups = 2 + n_policy;
+    struct hub__deadgroup {
         uint64_t *seqs;
         size_t n;
         const char *reason;
-    } dead[2] = {{job->dead_ttl, job->n_dead_ttl, "ttl expired"},
-                 {job->dead_retry, job->n_dead_retry, "retry budget exhausted"}};
-    for (int d = 0; d < 2; d++) {
+    } *dead = calloc(n_groups, sizeof *dead);
+    if (!dead)
+        n_groups = 0;
+    else {
+        dead[0] = (struct hub__deadgroup){job->dead_ttl, job->n_dead_ttl, "ttl expired"};
+        dead[1] = (struct hub__deadgroup){job->dead_retry, job->n_dead_retry,
+                                          "retry budget exhausted"};
+        for (size_t i = 0; i < n_policy; i++)
+            dead[2 + i] = (struct hub__deadgroup){&job->dead_policy[i].seq, 1,
+                                                  job->dead_policy[i].reason};
+    }
+    size_t n_all_dead = job->n_dead_ttl + job->n_dead_retry + n_policy;
+    for (size_t d = 0; d < n_groups; d++) {
         if (dead[d].n == 0)
             continue;
         int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
         if (r != 0)
             rc = r;
         if (r == 0 && !job->dead) {
-            job->dead = calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead);
-            job->dead_reason =
-                calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead_reason);
+            job->dead = calloc(n_all_dead, sizeof *job->dead);
+            job->dead_reason = calloc(n_all_dead, sizeof *job->dead_reason);
             if (!job->dead_reason) {
                 free(job->dead);
                 job->dead = NULL;
@@ -1162,6 +1273,7 @@ static void hub__commit_work(uv_work_t *req)
             job->dead_reason[job->n_dead++] = dead[d].reason;
         }
     }
+    free(dead);
     if (job->prune_dedup) {
         /* Forget message ids older than the window, a bounded batch at a
          * time, so that the store does not grow with every id ever seen. */
@@ -1289,7 +1401,8 @@ static void hub__commit_start(hub_server_t *self)
     size_t cursor = 0;
     void *value;
     if (ready == 0 && n_settled == 0 && self->attempt_n == 0 &&
-        self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->auditq_n == 0 &&
+        self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->dead_policy_n == 0 &&
+        self->answered_n == 0 && self->auditq_n == 0 &&
         !self->audit_tick_due && !self->prune_due)
         return;
     self->audit_tick_due = false;
@@ -1356,6 +1469,14 @@ static void hub__commit_start(hub_server_t *self)
     job->n_dead_retry = self->dead_retry_n;
     self->dead_retry = NULL;
     self->dead_retry_n = self->dead_retry_cap = 0;
+    job->dead_policy = self->dead_policy;
+    job->n_dead_policy = self->dead_policy_n;
+    self->dead_policy = NULL;
+    self->dead_policy_n = self->dead_policy_cap = 0;
+    job->answered = self->answered;
+    job->n_answered = self->answered_n;
+    self->answered = NULL;
+    self->answered_n = self->answered_cap = 0;
     job->prune_dedup = self->prune_due;
     self->prune_due = false;
     job->audit = self->auditq;
@@ -1594,43 +1715,135 @@ static void hub__derive_id(const char *message_id, const char *subscriber,
 /* ------------------------------------------------------------------------ */
 /* Envelopes                                                                 */
 
-/* Requests awaiting a reply: message id -> who asked whom. Bounded in count
- * and forgotten after their TTL; after a hub restart replies route by their
- * receiver field alone. */
+/* Requests awaiting a reply: message id -> who asked whom. A reply is
+ * accepted only for a request tracked here, from the member the request was
+ * routed to (the delegate, when delegated), to the request's sender, and
+ * only once: the entry then remembers the reply's id, so that a re-send of
+ * that same reply still passes and any other reply is refused. Entries are
+ * forgotten after the request's TTL. Queued requests are also kept in the
+ * store (hub_store_requests_*) so that their replies survive a restart. */
 typedef struct {
     const char *sender;   /* interned member ids */
     const char *receiver;
     uint64_t expires_mono_us;
+    bool durable;         /* also in the store, until answered */
     char id[HUB_UUID_LEN + 1];
+    char answer_id[HUB_UUID_LEN + 1]; /* the accepted reply; "" = still open */
 } hub__request_t;
 
 #define HUB__MAX_TRACKED_REQUESTS 1000000
 
-static void hub__remember_request(hub_server_t *self, const hub_envelope_t *env,
-                                  const char *receiver)
+static void hub__request_forget(hub_server_t *self, hub__request_t *req)
 {
-    if (hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS)
-        return;
-    hub__member_t *s = hub__member(self, env->sender);
+    hub__member_t *s = hub_map_get(self->members, req->sender);
+    if (s && !req->answer_id[0] && s->open_requests)
+        s->open_requests--;
+    hub_map_remove(self->requests, req->id);
+    free(req);
+}
+
+/* Tracks a request the hub is about to accept. Returns 0, or a NACK code
+ * with a sentence in *why when the sender has too many unanswered. */
+static int hub__remember_request(hub_server_t *self, const char *message_id, const char *sender,
+                                 const char *receiver, uint64_t ttl_ms, bool durable,
+                                 const char **why)
+{
+    hub__member_t *s = hub__member(self, sender);
     hub__member_t *r = hub__member(self, receiver);
-    hub__request_t *req = calloc(1, sizeof *req);
-    if (!s || !r || !req) {
-        free(req);
-        return;
+    if (!s || !r) {
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
     }
-    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : 60000u;
+    hub__request_t *old = hub_map_get(self->requests, message_id);
+    if (old && old->sender == s->id && old->receiver == r->id) {
+        old->durable |= durable; /* a re-send: same request */
+        return 0;
+    }
+    if (old && !old->answer_id[0]) {
+        /* Never let one member's request displace another's. */
+        *why = "another open request already has this message_id; give every envelope a new "
+               "random UUID";
+        return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
+    }
+    if (s->open_requests >= self->cfg.max_open_requests ||
+        hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS) {
+        *why = "too many of your requests are waiting for replies; wait for replies (or their "
+               "TTL) before sending more requests";
+        return LTH__V1__NACK_CODE__NACK_QUEUE_FULL;
+    }
+    hub__request_t *req = calloc(1, sizeof *req);
+    if (!req) {
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    if (ttl_ms == 0)
+        ttl_ms = 60000u;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
     req->sender = s->id;
     req->receiver = r->id;
+    req->durable = durable;
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
-    snprintf(req->id, sizeof req->id, "%s", env->message_id);
-    hub__request_t *old = hub_map_get(self->requests, req->id);
+    snprintf(req->id, sizeof req->id, "%s", message_id);
+    if (old)
+        hub__request_forget(self, old);
     if (hub_map_put(self->requests, req->id, req) != 0) {
         free(req);
-        return;
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
     }
-    free(old);
+    s->open_requests++;
+    return 0;
+}
+
+/* Decides whether a reply may pass: 0 with the request it answers in *out,
+ * or NACK_FORBIDDEN with the reason in `why` (size HUB__WHY_MAX). Nothing
+ * changes until hub__request_answered(). */
+#define HUB__WHY_MAX 512
+static int hub__admit_reply(hub_server_t *self, const hub_envelope_t *env, hub__request_t **out,
+                            char *why)
+{
+    *out = NULL;
+    hub__request_t *req = hub_map_get(self->requests, env->correlation_id);
+    if (!req) {
+        snprintf(why, HUB__WHY_MAX,
+                 "a reply must answer a request the hub routed and still tracks; %s is unknown, "
+                 "expired or was answered long ago (after a hub restart only queued requests "
+                 "are remembered): send the reply only for a request you received",
+                 env->correlation_id[0] ? env->correlation_id : "an empty correlation_id");
+        return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+    }
+    if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver) != 0) {
+        snprintf(why, HUB__WHY_MAX,
+                 "request %s went from %s to %s; only %s may answer it, and only to %s",
+                 req->id, req->sender, req->receiver, req->receiver, req->sender);
+        return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+    }
+    if (req->answer_id[0] && strcmp(req->answer_id, env->message_id) != 0) {
+        snprintf(why, HUB__WHY_MAX,
+                 "request %s was already answered by reply %s; a request gets one reply",
+                 req->id, req->answer_id);
+        return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+    }
+    *out = req; /* open, or answered by this same reply (a re-send) */
+    return 0;
+}
+
+/* The reply `reply_id` to `req` has been accepted: no other reply will be. */
+static void hub__request_answered(hub_server_t *self, hub__request_t *req, const char *reply_id)
+{
+    if (req->answer_id[0])
+        return;
+    snprintf(req->answer_id, sizeof req->answer_id, "%s", reply_id);
+    hub__member_t *s = hub_map_get(self->members, req->sender);
+    if (s && s->open_requests)
+        s->open_requests--;
+    if (req->durable) {
+        /* Forgotten by the store with the next commit. */
+        char *id = strdup(req->id);
+        if (id && HUB__PUSH(self->answered, self->answered_n, self->answered_cap, id) != 0)
+            free(id);
+    }
 }
 
 static void hub__expire_requests(hub_server_t *self, uint64_t now)
@@ -1642,11 +1855,23 @@ static void hub__expire_requests(hub_server_t *self, uint64_t now)
      * second is cheap next to the traffic that filled the map. */
     while (hub_map_next(self->requests, &cursor, &key, &value)) {
         hub__request_t *req = value;
-        if (req->expires_mono_us <= now) {
-            hub_map_remove(self->requests, req->id);
-            free(req);
-        }
+        if (req->expires_mono_us <= now)
+            hub__request_forget(self, req);
     }
+}
+
+/* hub_store_requests_load() callback: queued requests tracked again after a
+ * restart. */
+static void hub__request_loaded(const hub_store_request_t *sr, void *user)
+{
+    hub_server_t *self = user;
+    uint64_t now = hub_now_us();
+    uint64_t left_ms = sr->expires_at_us > now ? (sr->expires_at_us - now) / 1000u : 1;
+    const char *why;
+    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver,
+                              left_ms ? left_ms : 1, true, &why) != 0)
+        HUB_WARN("router", "tracked request not restored", "message_id=%s reason=\"%s\"",
+                 sr->message_id, why);
 }
 
 static const char *hub__signature_problem(int rc, bool has_key)
@@ -1664,7 +1889,7 @@ static const char *hub__signature_problem(int rc, bool has_key)
 /* ------------------------------------------------------------------------ */
 /* Metaservices: what a member may ask the hub itself                       */
 
-#define HUB__META_MEMBERS "lth.members/v1"   /* every member: id, online, services */
+#define HUB__META_MEMBERS "lth.members/v1"   /* its partners (or all): id, online, services */
 #define HUB__META_SERVICES "lth.services/v1" /* payload: a member id; its services */
 #define HUB__META_ALLOWED "lth.allowed/v1"   /* the agreements the caller may use now */
 
@@ -1694,6 +1919,15 @@ static int hub__meta_allowed_rule(const hub_policy_rule_t *rule, void *user)
 
 /* Answers a REQUEST addressed to the hub. Returns 0, or a NACK code with a
  * sentence in why. */
+/* Whether `caller` may see `member` in the directory: itself, a member it
+ * has an agreement with (either way), or anyone when the operator made the
+ * directory public (public_directory) or runs without a policy. */
+static bool hub__may_see(const hub_server_t *self, const char *caller, const char *member)
+{
+    return self->cfg.public_directory || !self->policy || !strcmp(caller, member) ||
+           hub_policy_related(self->policy, caller, member, hub_now_us());
+}
+
 static int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
                             char **json, size_t *json_len, const char **why)
 {
@@ -1705,6 +1939,8 @@ static int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub
         hub_jsonw_array_begin(&w);
         for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
             const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
+            if (!hub__may_see(self, caller->id, kp->member_id))
+                continue;
             hub__member_t *m = hub_map_get(self->members, kp->member_id);
             hub_jsonw_object_begin(&w);
             hub_jsonw_kv_str(&w, "id", kp->member_id);
@@ -1718,9 +1954,13 @@ static int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub
         char member[HUB_MEMBER_ID_MAX + 1];
         snprintf(member, sizeof member, "%.*s", (int)env->payload.len,
                  (const char *)env->payload.data);
-        if (!hub_keydir_find_member(self->keys, member)) {
+        /* A member with no agreement with the caller is answered as if it
+         * did not exist: the directory tells no more than the agreements. */
+        if (!hub_keydir_find_member(self->keys, member) ||
+            !hub__may_see(self, caller->id, member)) {
             hub_jsonw_free(&w);
-            *why = "lth.services/v1 takes a member id the hub knows as its payload";
+            *why = "lth.services/v1 takes as its payload the id of a member you have an "
+                   "agreement with";
             return LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER;
         }
         hub__member_t *m = hub_map_get(self->members, member);
@@ -1902,7 +2142,9 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
          * subscribers now; with none, there is nobody to keep it for. */
         for (size_t i = 0; l && i < l->n; i++) {
             hub__member_t *m = hub_map_get(self->members, l->members[i]);
-            if (m && m->online)
+            hub_policy_decision_t d;
+            /* Every publish path checks each subscriber's agreement. */
+            if (m && m->online && !hub__forbidden(self, m->id, env->sender, env->service, &d))
                 hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
         }
         hub__receipt_ack(receipts, env->message_id, 0);
@@ -2025,8 +2267,8 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         receipts->service = env->service;
     }
     /* Deny by default: a request or event needs a data-sharing agreement
-     * with the member it is addressed to. Replies answer a request that had
-     * one. */
+     * with the member it is addressed to; a reply needs the request it
+     * answers (hub__admit_reply, below, once the receiver is known). */
     if (env->kind != LTH__V1__KIND__KIND_REPLY) {
         hub_policy_decision_t decision;
         const char *why = hub__forbidden(self, env->sender, env->receiver, env->service,
@@ -2063,24 +2305,16 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           "the hub is out of memory; send again later");
         goto done;
     }
-    /* Replies route back by correlation id: a reply to a request the hub
-     * saw must come from that request's receiver and go to its sender. */
+    /* Replies route back by correlation id: only to a request the hub
+     * tracks, from its receiver, to its sender, once. */
+    hub__request_t *answers = NULL;
     if (env->kind == LTH__V1__KIND__KIND_REPLY) {
-        hub__request_t *req = hub_map_get(self->requests, env->correlation_id);
-        if (req) {
-            if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver)) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
-                                  "request %s went from %s to %s; only %s may answer it, and "
-                                  "only to %s",
-                                  env->correlation_id, req->sender, req->receiver, req->receiver,
-                                  req->sender);
-                goto done;
-            }
-            hub_map_remove(self->requests, env->correlation_id);
-            free(req);
+        char why[HUB__WHY_MAX];
+        int code = hub__admit_reply(self, env, &answers, why);
+        if (code != 0) {
+            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            goto done;
         }
-    } else if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
-        hub__remember_request(self, env, rcv->id);
     }
     sender->msgs_in++;
     sender->bytes_in += len;
@@ -2103,11 +2337,22 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                 goto done;
             }
         }
+        if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+            const char *why;
+            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+                                             env->ttl_ms, false, &why);
+            if (code != 0) {
+                hub__receipt_nack(self, receipts, mid, code, "%s", why);
+                goto done;
+            }
+        }
         if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                               "the hub is out of memory; send again later");
             goto done;
         }
+        if (answers)
+            hub__request_answered(self, answers, env->message_id);
         hub__receipt_ack(receipts, env->message_id, 0);
         self->stats.envelopes_accepted++;
         {
@@ -2177,6 +2422,19 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
             p.verify = false;
         }
     }
+    if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+        const char *why;
+        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+                                         env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
+        if (code != 0) {
+            free(p.bytes);
+            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            goto done;
+        }
+        p.request_expires_us = p.msg.expires_at_us;
+    }
+    if (answers)
+        hub__request_answered(self, answers, env->message_id);
     p.msg.preset_seq = self->next_seq++;
     hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
     p.queued_mono_us = hub_monotonic_us();
@@ -2716,6 +2974,11 @@ static void hub__housekeeping(uv_timer_t *timer)
                 m->inflight_open--;
                 continue;
             }
+            if (!hub__still_allowed(self, &msg)) {
+                f->settled = true;
+                m->inflight_open--;
+                continue;
+            }
             f->attempt++;
             f->deadline_us = now + hub__backoff_us(self, f->attempt);
             hub__enqueue_out(self, m, msg.sender, f->seq, f->attempt, msg.envelope,
@@ -2774,6 +3037,36 @@ static void hub__on_signal(uv_signal_t *handle, int signum)
     }
 }
 
+/* After a reload: subscriptions whose agreement no longer holds get
+ * nothing (every publish checks each subscriber); say which. */
+static void hub__review_subscriptions(hub_server_t *self)
+{
+    size_t cursor = 0;
+    const char *topic;
+    void *value;
+    while (hub_map_next(self->subs, &cursor, &topic, &value)) {
+        const hub__sublist_t *l = value;
+        /* topic = PUBLISHER/SERVICE/VERSION, the publisher id has 4 parts */
+        const char *p = topic;
+        for (int k = 0; k < 4 && p; k++) {
+            p = strchr(p, '/');
+            if (p)
+                p++;
+        }
+        if (!p)
+            continue;
+        char publisher[HUB_MEMBER_ID_MAX + 1];
+        snprintf(publisher, sizeof publisher, "%.*s", (int)(p - 1 - topic), topic);
+        for (size_t i = 0; i < l->n; i++) {
+            hub_policy_decision_t d;
+            const char *why = hub__forbidden(self, l->members[i], publisher, p, &d);
+            if (why)
+                HUB_WARN("router", "subscription suspended: no agreement in force",
+                         "subscriber=%s topic=%s reason=\"%s\"", l->members[i], topic, why);
+        }
+    }
+}
+
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
 {
     hub_keydir_t *fresh = NULL;
@@ -2791,7 +3084,9 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     hub_policy_destroy(&self->policy);
     hub_delegations_destroy(&self->delegations);
     self->policy = policy;
+    self->policy_since_us = hub_now_us();
     self->delegations = delegations;
+    hub__review_subscriptions(self);
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
@@ -3007,6 +3302,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         rc = hub__load_keys(self, &self->keys, err, err_size);
     if (rc == 0)
         rc = hub__load_policy(self, &self->policy, &self->delegations, err, err_size);
+    self->policy_since_us = hub_now_us();
     if (rc == 0 && !cfg->ca_cert[0])
         HUB_WARN("hubd", "development mode: members are admitted by the key directory alone; "
                          "set ca_cert, crl_file and cert_dir to require certificates",
@@ -3041,6 +3337,17 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         snprintf(self->subs_path, sizeof self->subs_path, "%.*s/subscriptions",
                  (int)(sizeof self->subs_path - 15), cfg->data_dir);
         rc = hub__load_subscriptions(self, err, err_size);
+    }
+    if (rc == 0) {
+        size_t expired = 0;
+        rc = hub_store_requests_load(self->store, hub_now_us(), hub__request_loaded, self,
+                                     &expired);
+        if (rc != 0)
+            snprintf(err, err_size, "store %s: cannot read its tracked requests (%s)",
+                     cfg->data_dir, hub_strerror(rc));
+        else if (hub_map_size(self->requests) || expired)
+            HUB_INFO("hubd", "tracked requests restored", "open=%zu expired=%zu",
+                     hub_map_size(self->requests), expired);
     }
     if (rc == 0 && !(self->readbuf = malloc(HUB__READ_BATCH * sizeof *self->readbuf))) {
         snprintf(err, err_size, "out of memory");
@@ -3302,6 +3609,12 @@ void hub_server_destroy(hub_server_t **self_p)
     free(self->pending);
     free(self->dead_ttl);
     free(self->dead_retry);
+    for (size_t i = 0; i < self->dead_policy_n; i++)
+        free(self->dead_policy[i].reason);
+    free(self->dead_policy);
+    for (size_t i = 0; i < self->answered_n; i++)
+        free(self->answered[i]);
+    free(self->answered);
     free(self->attempt_seqs);
     hub_store_arena_destroy(&self->arena);
     hub_store_close(&self->store);

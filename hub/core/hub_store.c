@@ -14,6 +14,8 @@
  *   dead      seq -> dead header (reason, dead_at, attempts); the record
  *             stays in msgs, so dead-lettering never copies an envelope and
  *             works when the store is full
+ *   requests  message_id -> u64 expires_at, sender \0 receiver \0: queued
+ *             requests still waiting for their reply (hub_store_requests_*)
  *
  * The ids/age pair: an ids entry is born with an age entry. prune_dedup()
  * walks age oldest first; when a window has passed it deletes the age entry
@@ -62,7 +64,7 @@
 
 struct hub_store {
     MDB_env *env;
-    MDB_dbi meta, msgs, queue, expiry, attempts, depth, ids, age, dead;
+    MDB_dbi meta, msgs, queue, expiry, attempts, depth, ids, age, dead, requests;
     hub_store_limits_t limits;
     uint64_t map_bytes;   /* the map size LMDB settled on */
     uint64_t limit_pages; /* 90% of the map, in pages: the append refusal line */
@@ -740,8 +742,8 @@ static int mkdir_p(const char *dir)
 }
 
 /* The names this module keeps in LMDB's main database. */
-static const char *const db_names[] = {"meta",  "msgs",  "queue", "expiry", "attempts",
-                                       "depth", "ids",   "age",   "dead"};
+static const char *const db_names[] = {"meta",  "msgs",  "queue", "expiry",  "attempts",
+                                       "depth", "ids",   "age",   "dead",    "requests"};
 
 static bool known_db(const MDB_val *k)
 {
@@ -799,8 +801,8 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
                 dir);
         return HUB_ESTORE;
     }
-    MDB_dbi *dbis[] = {&self->meta,     &self->msgs,  &self->queue, &self->expiry, &self->attempts,
-                       &self->depth,    &self->ids,   &self->age,   &self->dead};
+    MDB_dbi *dbis[] = {&self->meta,  &self->msgs, &self->queue, &self->expiry,  &self->attempts,
+                       &self->depth, &self->ids,  &self->age,   &self->dead,    &self->requests};
     rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof dbis / sizeof dbis[0]; i++)
         rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, dbis[i]);
@@ -2030,5 +2032,128 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
     rc = txn_finish(self, txn, rc);
     if (rc == 0 && pruned)
         *pruned = n;
+    return rc;
+}
+
+/* ---- tracked requests ------------------------------------------------ */
+
+#define REQ_VAL_MAX (8u + 2u * (HUB_STORE_NAME_MAX + 1u))
+
+int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
+{
+    if (!self || (n && !reqs))
+        return HUB_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
+            !str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
+            !str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
+            return HUB_EINVAL;
+    if (n == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = txn_write(self, &txn);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t buf[REQ_VAL_MAX];
+        size_t sl = strlen(reqs[i].sender), rl = strlen(reqs[i].receiver);
+        put_le64(buf, reqs[i].expires_at_us);
+        memcpy(buf + 8, reqs[i].sender, sl + 1);
+        memcpy(buf + 8 + sl + 1, reqs[i].receiver, rl + 1);
+        MDB_val k = str_val(reqs[i].message_id), v = {8 + sl + 1 + rl + 1, buf};
+        rc = map_rc(mdb_put(txn, self->requests, &k, &v, 0));
+    }
+    return txn_finish(self, txn, rc);
+}
+
+int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n)
+{
+    if (!self || (n && !ids))
+        return HUB_EINVAL;
+    if (n == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = txn_write(self, &txn);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!str_ok(ids[i], HUB_STORE_ID_MAX, false))
+            continue;
+        MDB_val k = str_val(ids[i]);
+        rc = del_key(txn, self->requests, &k);
+    }
+    return txn_finish(self, txn, rc);
+}
+
+/* Decodes a requests record into *out; false when it is damaged. */
+static bool request_decode(const MDB_val *k, const MDB_val *v, hub_store_request_t *out)
+{
+    if (k->mv_size == 0 || k->mv_size > HUB_STORE_ID_MAX || v->mv_size < 8 + 4 ||
+        v->mv_size > REQ_VAL_MAX)
+        return false;
+    const char *p = (const char *)v->mv_data + 8, *end = (const char *)v->mv_data + v->mv_size;
+    const char *z1 = memchr(p, '\0', (size_t)(end - p));
+    if (!z1 || z1 == p)
+        return false;
+    const char *z2 = memchr(z1 + 1, '\0', (size_t)(end - z1 - 1));
+    if (!z2 || z2 == z1 + 1 || z2 + 1 != end)
+        return false;
+    memcpy(out->message_id, k->mv_data, k->mv_size);
+    out->message_id[k->mv_size] = '\0';
+    out->expires_at_us = get_le64(v->mv_data);
+    memcpy(out->sender, p, (size_t)(z1 - p) + 1);
+    memcpy(out->receiver, z1 + 1, (size_t)(z2 - z1));
+    return no_nul(out->message_id, k->mv_size);
+}
+
+int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb,
+                            void *user, size_t *expired)
+{
+    if (expired)
+        *expired = 0;
+    if (!self || !cb)
+        return HUB_EINVAL;
+    MDB_txn *txn;
+    int rc = txn_write(self, &txn);
+    if (rc != 0)
+        return rc;
+    /* Expired and damaged entries are collected, then deleted after the
+     * walk (a cursor is not moved under a delete). */
+    char (*gone)[HUB_STORE_ID_MAX + 1] = NULL;
+    size_t n_gone = 0, cap_gone = 0;
+    MDB_cursor *c;
+    rc = map_rc(mdb_cursor_open(txn, self->requests, &c));
+    if (rc == 0) {
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        for (; mrc == 0 && rc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            hub_store_request_t r;
+            if (request_decode(&k, &v, &r) && !(r.expires_at_us && r.expires_at_us <= now_us)) {
+                cb(&r, user);
+                continue;
+            }
+            if (k.mv_size == 0 || k.mv_size > HUB_STORE_ID_MAX)
+                continue; /* cannot be named: left alone, never loaded */
+            if (n_gone == cap_gone) {
+                size_t cap = cap_gone ? 2 * cap_gone : 64;
+                void *grown = realloc(gone, cap * sizeof *gone);
+                if (!grown) {
+                    rc = HUB_ENOMEM;
+                    break;
+                }
+                gone = grown;
+                cap_gone = cap;
+            }
+            memcpy(gone[n_gone], k.mv_data, k.mv_size);
+            gone[n_gone++][k.mv_size] = '\0';
+        }
+        if (rc == 0 && mrc != MDB_NOTFOUND)
+            rc = map_rc(mrc);
+        mdb_cursor_close(c);
+    }
+    for (size_t i = 0; rc == 0 && i < n_gone; i++) {
+        MDB_val k = {strlen(gone[i]), gone[i]};
+        rc = del_key(txn, self->requests, &k);
+    }
+    free(gone);
+    rc = txn_finish(self, txn, rc);
+    if (rc == 0 && expired)
+        *expired = n_gone;
     return rc;
 }

@@ -274,4 +274,26 @@ int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes
  * counting for dedup but is kept for hub_store_lookup() until it goes. */
 int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned);
 
+/* Tracked requests: a queued REQUEST waiting for its reply, kept so that
+ * the hub still knows, after a restart, which reply it may accept (from the
+ * request's receiver, to its sender, once). Keyed by the request's
+ * message_id; a put with the same id replaces the entry. Write functions
+ * (put, del) follow the rules of every write (one transaction, or a nested
+ * one inside a batch). */
+typedef struct {
+    char message_id[HUB_STORE_ID_MAX + 1];
+    char sender[HUB_STORE_NAME_MAX + 1];
+    char receiver[HUB_STORE_NAME_MAX + 1];
+    uint64_t expires_at_us; /* wall clock; the reply is refused after it; 0 = never */
+} hub_store_request_t;
+
+int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n);
+/* Forgets the requests named (answered); unknown ids are ignored. */
+int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n);
+/* Calls cb for every tracked request not expired at now_us (a write: it
+ * deletes the expired and damaged ones, counted in *expired, may be NULL). */
+typedef void (*hub_store_request_cb)(const hub_store_request_t *req, void *user);
+int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb,
+                            void *user, size_t *expired);
+
 #endif

@@ -113,6 +113,10 @@ int bench_hubenv_start(bench_hubenv_t *env, const char *data_name, const char *e
              "key_dir = %s/keys\n"
              "data_dir = %s\n"
              "log_level = warn\n"
+             /* Peak rows measure the hub without per-member rate limits;
+              * the fairness row sets its own. */
+             "rate_msgs = 0\n"
+             "rate_bytes = 0\n"
              "%s\n%s\n",
              env->hub_secret, env->dir, data, extra_conf ? extra_conf : "",
              getenv("HUBBENCH_HUBD_CONF") ? getenv("HUBBENCH_HUBD_CONF") : "");

@@ -35,6 +35,16 @@
 #define HUB__MAX_PENDING 65536      /* envelopes waiting for the store, all senders */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define HUB__READ_BATCH 512         /* messages read from a queue at a time */
+/* What one connection can hold of the hub's memory: ZeroMQ keeps at most
+ * HUB__SNDHWM frames for a peer that does not read, each Deliveries frame
+ * is cut near HUB__FRAME_SOFT_MAX bytes, and what ZeroMQ will not take yet
+ * waits in the member's own queue, counted in bytes against
+ * max_waiting_bytes (hub__waiting). */
+#define HUB__SNDHWM 16
+#define HUB__RCVHWM 1000
+#define HUB__FRAME_SOFT_MAX (1u << 20)
+#define HUB__REFUSAL_LOGS_PER_S 5   /* refusal log lines per member and second */
+#define HUB__RETRY_MS 2             /* frames ZeroMQ refused are offered again this often */
 
 /* ------------------------------------------------------------------------ */
 /* Members                                                                   */
@@ -87,6 +97,12 @@ typedef struct {
     size_t n_acks, n_nacks, cap;
 } hub__receipts_t;
 
+/* An encoded frame ZeroMQ would not take yet (the peer's pipe was full). */
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+} hub__blocked_t;
+
 typedef struct hub__member {
     char id[HUB_MEMBER_ID_MAX + 1];
     uint8_t rid[256];          /* ROUTER routing id of the live connection */
@@ -109,9 +125,28 @@ typedef struct hub__member {
     size_t pending_late;       /* queued for it, not delivered early, not yet committed */
     uint32_t open_requests;    /* its requests still waiting for a reply */
 
+    /* Rate limit (token buckets, refilled by elapsed time, a second's worth
+     * deep) and what it may hold; from hubd.conf, or its policy `limit`. */
+    uint32_t limits_gen;       /* == server's: the cached limits are current */
+    uint64_t rate_msgs, rate_bytes;
+    double tokens_msgs, tokens_bytes;
+    uint64_t refill_mono_us;
+    /* Refusal log lines: at most HUB__REFUSAL_LOGS_PER_S a second each. */
+    uint64_t refusal_log_window_us;
+    uint32_t refusal_logs;
+    uint64_t refusals_unlogged;
+
     /* Outbound deliveries gathered during this loop turn. */
     hub__outitem_t *out;
     size_t out_n, out_cap;
+    uint64_t out_bytes;        /* envelope bytes in out[] */
+    /* Frames the peer's ZeroMQ pipe would not take yet, in order. */
+    hub__blocked_t *blocked;
+    size_t blocked_head, blocked_n, blocked_cap;
+    uint64_t blocked_bytes;
+    uint64_t stalled_since_mono_us; /* last time it took a frame while frames waited */
+    struct hub__member *next_blocked;
+    bool on_blocked_list;
     struct hub__member *next_dirty;
     bool dirty;
 
@@ -227,6 +262,8 @@ struct hub_server {
     hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
     size_t turn_rcpt_n, turn_rcpt_cap;
     hub__member_t *held_head;   /* members holding receipts */
+    hub__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
+    uv_timer_t retry_timer;     /* offers them again every HUB__RETRY_MS */
     uv_timer_t held_timer;      /* sends receipts held too long on their own */
 
     /* Group commit. */
@@ -260,6 +297,7 @@ struct hub_server {
     uint64_t last_prune_us;      /* monotonic */
 
     uint64_t refused_since_log;
+    uint32_t limits_gen;         /* bumped by every reload: members re-read their limits */
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;
 };
@@ -357,8 +395,12 @@ static void hub__held_free(hub__member_t *m)
     m->held_n = 0;
 }
 
+static void hub__blocked_drop(hub__member_t *m);
+static void hub__on_retry_timer(uv_timer_t *t);
+
 static void hub__member_free(hub__member_t *m)
 {
+    hub__blocked_drop(m);
     hub__member_reset_delivery(m);
     hub__held_free(m);
     free(m->held);
@@ -406,9 +448,76 @@ static void hub__auditq_free(hub__auditq_t *q, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                   */
 
-/* Sends one frame to a member's live connection. EHOSTUNREACH means the
- * connection is gone: the member goes offline and its unsettled deliveries
- * stay in the store. */
+/* Bytes waiting to leave for a member: gathered deliveries and frames its
+ * ZeroMQ pipe would not take yet. */
+static uint64_t hub__waiting(const hub__member_t *m) { return m->out_bytes + m->blocked_bytes; }
+
+static void hub__blocked_drop(hub__member_t *m)
+{
+    for (size_t i = 0; i < m->blocked_n; i++)
+        free(m->blocked[(m->blocked_head + i) % m->blocked_cap].buf);
+    free(m->blocked);
+    m->blocked = NULL;
+    m->blocked_head = m->blocked_n = m->blocked_cap = 0;
+    m->blocked_bytes = 0;
+    m->stalled_since_mono_us = 0;
+}
+
+/* Keeps an encoded frame (taking ownership) until the peer's pipe takes it. */
+static int hub__blocked_push(hub_server_t *self, hub__member_t *m, uint8_t *buf, size_t len)
+{
+    if (m->blocked_n == m->blocked_cap) {
+        size_t cap = m->blocked_cap ? 2 * m->blocked_cap : 8;
+        hub__blocked_t *ring = malloc(cap * sizeof *ring);
+        if (!ring) {
+            free(buf);
+            return HUB_ENOMEM;
+        }
+        for (size_t i = 0; i < m->blocked_n; i++)
+            ring[i] = m->blocked[(m->blocked_head + i) % m->blocked_cap];
+        free(m->blocked);
+        m->blocked = ring;
+        m->blocked_head = 0;
+        m->blocked_cap = cap;
+    }
+    m->blocked[(m->blocked_head + m->blocked_n++) % m->blocked_cap] = (hub__blocked_t){buf, len};
+    m->blocked_bytes += len;
+    if (m->stalled_since_mono_us == 0)
+        m->stalled_since_mono_us = hub_monotonic_us();
+    if (!m->on_blocked_list) {
+        m->on_blocked_list = true;
+        m->next_blocked = self->blocked_list;
+        self->blocked_list = m;
+        if (!uv_is_active((uv_handle_t *)&self->retry_timer))
+            uv_timer_start(&self->retry_timer, hub__on_retry_timer, HUB__RETRY_MS, HUB__RETRY_MS);
+    }
+    return 0;
+}
+
+/* One zmq send of an encoded frame: 0, HUB_EAGAIN (pipe full), or another
+ * error (EHOSTUNREACH: the connection is gone and the member goes offline). */
+static int hub__zmq_send(hub_server_t *self, hub__member_t *m, const uint8_t *buf, size_t len)
+{
+    if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        if (e == EHOSTUNREACH) {
+            HUB_INFO("router", "member connection gone", "member=%s", m->id);
+            m->online = false;
+            hub__blocked_drop(m);
+        }
+        return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
+    }
+    m->bytes_out += len;
+    return 0;
+}
+
+/* Sends one frame to a member's live connection. A frame its pipe will not
+ * take yet waits, in order, in the member's blocked queue (counted against
+ * max_waiting_bytes), and is offered again every HUB__RETRY_MS; a member
+ * that takes nothing for drain_timeout_ms is cut off (hub__housekeeping).
+ * EHOSTUNREACH means the connection is gone: the member goes offline and
+ * its unsettled deliveries stay in the store. */
 static int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
 {
     if (!m->online || m->rid_len == 0)
@@ -418,28 +527,53 @@ static int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *fr
     int rc = hub_frame_encode(frame, &buf, &len);
     if (rc != 0)
         return rc;
-    rc = 0;
-    if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        if (e == EHOSTUNREACH) {
-            HUB_INFO("router", "member connection gone", "member=%s", m->id);
-            m->online = false;
-        } else if (e == EAGAIN) {
-            /* The peer's pipe is full. Durable deliveries are redelivered by
-             * the in-flight timer; online-only ones are lost to this slow peer,
-             * which is what online-only means. */
-            HUB_WARN("router", "member not reading fast enough, frame deferred", "member=%s",
-                     m->id);
+    if (m->blocked_n == 0) {
+        rc = hub__zmq_send(self, m, buf, len);
+        if (rc != HUB_EAGAIN) {
+            free(buf);
+            hub_zsock_kick(self->router_watch);
+            return rc;
         }
-        rc = e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
-    } else {
-        m->bytes_out += len;
     }
-    free(buf);
-    hub_zsock_kick(self->router_watch);
-    return rc;
+    return hub__blocked_push(self, m, buf, len);
 }
+
+/* Offers waiting frames again, oldest first, to every member that has any. */
+static void hub__retry_blocked(hub_server_t *self)
+{
+    hub__member_t **link = &self->blocked_list;
+    bool sent = false;
+    while (*link) {
+        hub__member_t *m = *link;
+        while (m->online && m->blocked_n > 0) {
+            hub__blocked_t *b = &m->blocked[m->blocked_head];
+            if (hub__zmq_send(self, m, b->buf, b->len) != 0)
+                break;
+            sent = true;
+            m->blocked_bytes -= b->len;
+            free(b->buf);
+            m->blocked_head = (m->blocked_head + 1) % m->blocked_cap;
+            m->blocked_n--;
+            m->stalled_since_mono_us = hub_monotonic_us(); /* it is draining */
+        }
+        if (!m->online)
+            hub__blocked_drop(m);
+        if (m->blocked_n == 0) {
+            m->stalled_since_mono_us = 0;
+            m->on_blocked_list = false;
+            *link = m->next_blocked;
+            m->next_blocked = NULL;
+        } else {
+            link = &m->next_blocked;
+        }
+    }
+    if (sent)
+        hub_zsock_kick(self->router_watch);
+    if (!self->blocked_list)
+        uv_timer_stop(&self->retry_timer);
+}
+
+static void hub__on_retry_timer(uv_timer_t *t) { hub__retry_blocked(t->data); }
 
 /* A frame-level refusal to a connection identified only by routing id. */
 static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
@@ -548,8 +682,27 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
                                   svc, hub_nack_code_name(code), 0, now, 0};
         hub_flows_exchange(self->flows, &x);
     }
-    HUB_INFO("router", "envelope refused", "code=%s message_id=%s reason=\"%s\"",
-             hub_nack_code_name(code), message_id && *message_id ? message_id : "-", reason);
+    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    if (sm) {
+        /* A flooding member must not flood the log too. */
+        uint64_t now = hub_monotonic_us();
+        if (now - sm->refusal_log_window_us >= 1000000u) {
+            if (sm->refusals_unlogged)
+                HUB_INFO("router", "refusals not logged", "member=%s count=%llu", sm->id,
+                         (unsigned long long)sm->refusals_unlogged);
+            sm->refusal_log_window_us = now;
+            sm->refusal_logs = 0;
+            sm->refusals_unlogged = 0;
+        }
+        if (sm->refusal_logs >= HUB__REFUSAL_LOGS_PER_S) {
+            sm->refusals_unlogged++;
+            return;
+        }
+        sm->refusal_logs++;
+    }
+    HUB_INFO("router", "envelope refused", "member=%s code=%s message_id=%s reason=\"%s\"",
+             r->sender ? r->sender : "-", hub_nack_code_name(code),
+             message_id && *message_id ? message_id : "-", reason);
 }
 
 /* Sends one Receipts frame (nothing when both lists are empty). */
@@ -594,6 +747,7 @@ static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *se
         free(copy);
         return HUB_ENOMEM;
     }
+    m->out_bytes += len;
     if (!m->dirty) {
         m->dirty = true;
         m->next_dirty = self->dirty_head;
@@ -632,10 +786,14 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
 {
     size_t done = 0;
     while (done < m->out_n) {
-        /* Cap a Deliveries frame near max_frame_bytes / 2. */
+        /* Cap a Deliveries frame near HUB__FRAME_SOFT_MAX (and below
+         * max_frame_bytes / 2), so that the few frames ZeroMQ keeps for a
+         * slow peer hold a bounded number of bytes. */
         size_t n = 0, bytes = 0;
-        while (done + n < m->out_n && (n == 0 || bytes + m->out[done + n].len <
-                                                     self->cfg.max_frame_bytes / 2)) {
+        size_t soft_max = self->cfg.max_frame_bytes / 2 < HUB__FRAME_SOFT_MAX
+                              ? self->cfg.max_frame_bytes / 2
+                              : HUB__FRAME_SOFT_MAX;
+        while (done + n < m->out_n && (n == 0 || bytes + m->out[done + n].len < soft_max)) {
             bytes += m->out[done + n].len;
             n++;
         }
@@ -683,10 +841,13 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
     for (size_t i = 0; i < m->out_n; i++)
         free(m->out[i].bytes);
     m->out_n = 0;
+    m->out_bytes = 0;
 }
 
 static void hub__flush_all(hub_server_t *self)
 {
+    if (self->blocked_list)
+        hub__retry_blocked(self);
     while (self->dirty_head) {
         hub__member_t *m = self->dirty_head;
         self->dirty_head = m->next_dirty;
@@ -815,7 +976,8 @@ static void hub__pump(hub_server_t *self, hub__member_t *m)
 {
     if (!m->online || !m->backlog || self->stopping)
         return;
-    while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight) {
+    while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight &&
+           hub__waiting(m) < self->cfg.max_waiting_bytes) {
         size_t want = self->cfg.max_in_flight - m->inflight_open;
         if (want > HUB__READ_BATCH)
             want = HUB__READ_BATCH;
@@ -2058,7 +2220,8 @@ static bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender,
                                uint64_t created_at_us, hub__member_t *rcv, hub__pending_t *p)
 {
     if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
-        rcv->inflight_open >= self->cfg.max_in_flight)
+        rcv->inflight_open >= self->cfg.max_in_flight ||
+        hub__waiting(rcv) + p->msg.envelope_len > self->cfg.max_waiting_bytes)
         return false;
     /* Clients send an envelope again after a reconnect, or when its
      * receipt is long overdue (the SDK: 30 s): only then can the store know
@@ -2144,7 +2307,8 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
             hub__member_t *m = hub_map_get(self->members, l->members[i]);
             hub_policy_decision_t d;
             /* Every publish path checks each subscriber's agreement. */
-            if (m && m->online && !hub__forbidden(self, m->id, env->sender, env->service, &d))
+            if (m && m->online && hub__waiting(m) + len <= self->cfg.max_waiting_bytes &&
+                !hub__forbidden(self, m->id, env->sender, env->service, &d))
                 hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
         }
         hub__receipt_ack(receipts, env->message_id, 0);
@@ -2202,6 +2366,66 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
     }
 }
 
+/* The member's limits, re-read after every reload: hubd.conf's defaults,
+ * or its policy `limit` line. */
+static void hub__member_limits(hub_server_t *self, hub__member_t *m)
+{
+    if (m->limits_gen == self->limits_gen && m->refill_mono_us)
+        return;
+    m->limits_gen = self->limits_gen;
+    m->rate_msgs = self->cfg.rate_msgs;
+    m->rate_bytes = self->cfg.rate_bytes;
+    if (!m->refill_mono_us) {
+        m->tokens_msgs = (double)m->rate_msgs;
+        m->tokens_bytes = (double)m->rate_bytes;
+        m->refill_mono_us = hub_monotonic_us();
+    }
+}
+
+/* Token buckets: 0 when the member may send this envelope now, else
+ * NACK_RATE_LIMITED with a sentence in why (HUB__WHY_MAX). A bucket holds
+ * one second's worth, so short bursts pass and a steady flood is cut to
+ * the rate, whatever the others do. */
+static int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why)
+{
+    hub__member_limits(self, m);
+    if (!m->rate_msgs && !m->rate_bytes)
+        return 0;
+    uint64_t now = hub_monotonic_us();
+    double dt = (double)(now - m->refill_mono_us) / 1e6;
+    m->refill_mono_us = now;
+    m->tokens_msgs += dt * (double)m->rate_msgs;
+    if (m->tokens_msgs > (double)m->rate_msgs)
+        m->tokens_msgs = (double)m->rate_msgs;
+    m->tokens_bytes += dt * (double)m->rate_bytes;
+    if (m->tokens_bytes > (double)m->rate_bytes)
+        m->tokens_bytes = (double)m->rate_bytes;
+    bool msgs_ok = !m->rate_msgs || m->tokens_msgs >= 1.0;
+    /* An envelope larger than a second's worth passes on a full bucket. */
+    bool bytes_ok = !m->rate_bytes || m->tokens_bytes >= (double)len ||
+                    m->tokens_bytes >= (double)m->rate_bytes;
+    if (msgs_ok && bytes_ok) {
+        m->tokens_msgs -= 1.0;
+        m->tokens_bytes -= (double)len;
+        return 0;
+    }
+    if (!msgs_ok)
+        snprintf(why, HUB__WHY_MAX,
+                 "%s may send %llu envelopes a second and is over that rate; slow down and send "
+                 "this again in %.0f ms (the operator sets the rate: rate_msgs, or a 'limit' "
+                 "line in the policy)",
+                 m->id, (unsigned long long)m->rate_msgs,
+                 1000.0 * (1.0 - m->tokens_msgs) / (double)m->rate_msgs + 1.0);
+    else
+        snprintf(why, HUB__WHY_MAX,
+                 "%s may send %llu envelope bytes a second and is over that rate; slow down and "
+                 "send this again in %.0f ms (the operator sets the rate: rate_bytes, or a "
+                 "'limit' line in the policy)",
+                 m->id, (unsigned long long)m->rate_bytes,
+                 1000.0 * ((double)len - m->tokens_bytes) / (double)m->rate_bytes + 1.0);
+    return LTH__V1__NACK_CODE__NACK_RATE_LIMITED;
+}
+
 static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
                                 size_t len, hub__receipts_t *receipts)
 {
@@ -2248,6 +2472,14 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           "as %s; set sender to your own member id",
                           env->sender, sender->id);
         goto done;
+    }
+    {
+        char why[HUB__WHY_MAX];
+        int code = hub__rate_check(self, sender, len, why);
+        if (code != 0) {
+            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            goto done;
+        }
     }
     if (!strcmp(env->receiver, self->own_key.member_id)) {
         hub__publish(self, sender, env, bytes, len, receipts, mid);
@@ -2336,6 +2568,15 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                                   "%s", hub__signature_problem(vrc, skp && skp->has_sign));
                 goto done;
             }
+        }
+        if (hub__waiting(rcv) + len > self->cfg.max_waiting_bytes) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                              "%s is not reading fast enough: %llu bytes already wait for it "
+                              "(the limit is max_waiting_bytes = %llu); send again later, or "
+                              "send with queued delivery",
+                              rcv->id, (unsigned long long)hub__waiting(rcv),
+                              (unsigned long long)self->cfg.max_waiting_bytes);
+            goto done;
         }
         if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
             const char *why;
@@ -2538,6 +2779,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     m->services = services;
     bool was_online = m->online;
     hub__held_free(m); /* receipts of the previous connection: its envelopes come again */
+    hub__blocked_drop(m); /* frames for the previous connection: what is durable comes again */
     m->piggyback = hello->receipts_in_deliveries;
     memcpy(m->rid, rid, rid_len);
     m->rid_len = rid_len;
@@ -2799,6 +3041,13 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
                                 "may have restarted); then send the batch again");
             break;
         }
+        if (frame->body_case == LTH__V1__FRAME__BODY_BATCH &&
+            m->blocked_bytes > self->cfg.max_waiting_bytes) {
+            /* It does not read its receipts: take nothing more from it
+             * until it does (its SDK sends unanswered envelopes again). */
+            self->stats.frames_dropped_unread++;
+            break;
+        }
         if (frame->body_case == LTH__V1__FRAME__BODY_BATCH)
             hub__on_batch(self, m, frame->batch);
         else
@@ -2952,8 +3201,21 @@ static void hub__housekeeping(uv_timer_t *timer)
             m->online = false;
             continue;
         }
+        if (m->blocked_n > 0 && m->stalled_since_mono_us &&
+            now - m->stalled_since_mono_us > (uint64_t)self->cfg.drain_timeout_ms * 1000u) {
+            /* It takes nothing: cut it off, so that it holds no more of the
+             * hub's memory; what is durable stays in the store. */
+            HUB_WARN("router", "member not reading: cut off, its queue is kept",
+                     "member=%s waiting_bytes=%llu stalled_ms=%llu", m->id,
+                     (unsigned long long)hub__waiting(m),
+                     (unsigned long long)((now - m->stalled_since_mono_us) / 1000u));
+            hub__blocked_drop(m);
+            m->online = false;
+            continue;
+        }
         /* Redeliver what the receiver has not settled in time. */
-        for (size_t i = 0; i < m->inflight_n; i++) {
+        for (size_t i = 0; i < m->inflight_n && hub__waiting(m) < self->cfg.max_waiting_bytes;
+             i++) {
             hub__inflight_t *f = &m->inflight[i];
             if (f->settled || f->deadline_us > now)
                 continue;
@@ -3085,6 +3347,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     hub_delegations_destroy(&self->delegations);
     self->policy = policy;
     self->policy_since_us = hub_now_us();
+    self->limits_gen++;
     self->delegations = delegations;
     hub__review_subscriptions(self);
     size_t cursor = 0;
@@ -3392,7 +3655,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
     int one = 1;
     int64_t max_msg = cfg->max_frame_bytes;
-    int hwm = 100000;
+    int sndhwm = HUB__SNDHWM, rcvhwm = HUB__RCVHWM;
     /* A peer that opens a connection and never finishes the CURVE handshake
      * is dropped after this long (libzmq's default is 30 s). */
     int handshake_ms = 5000;
@@ -3404,8 +3667,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
         zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms) != 0 ||
         zmq_setsockopt(self->router, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
@@ -3476,6 +3739,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->housekeeping.data = self;
     uv_timer_init(loop, &self->held_timer);
     self->held_timer.data = self;
+    uv_timer_init(loop, &self->retry_timer);
+    self->retry_timer.data = self;
     uv_timer_init(loop, &self->commit_timer);
     self->commit_timer.data = self;
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
@@ -3513,6 +3778,7 @@ static void hub__close_handles(hub_server_t *self)
     hub_zsock_close(&self->zap_watch);
     uv_close((uv_handle_t *)&self->housekeeping, NULL);
     uv_close((uv_handle_t *)&self->held_timer, NULL);
+    uv_close((uv_handle_t *)&self->retry_timer, NULL);
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,

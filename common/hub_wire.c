@@ -162,3 +162,56 @@ const char *hub_nack_code_name(int code)
     /* Names are "NACK_X"; drop the prefix. */
     return v ? v->name + 5 : "UNKNOWN";
 }
+
+void hub_envelope_peek_id(const uint8_t *data, size_t len, char *out)
+{
+    out[0] = '\0';
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key = 0;
+        for (int shift = 0; i < len && shift < 64; shift += 7) {
+            uint8_t b = data[i++];
+            key |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        unsigned wire = (unsigned)(key & 7u);
+        uint64_t field = key >> 3;
+        uint64_t n = 0;
+        switch (wire) {
+        case 0: /* varint */
+            while (i < len && (data[i++] & 0x80))
+                ;
+            continue;
+        case 1:
+            i += 8;
+            continue;
+        case 5:
+            i += 4;
+            continue;
+        case 2:
+            for (int shift = 0; i < len && shift < 64; shift += 7) {
+                uint8_t b = data[i++];
+                n |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80))
+                    break;
+            }
+            if (n > len - i)
+                return;
+            if (field == 1) {
+                char id[HUB_UUID_LEN + 1];
+                if (n != HUB_UUID_LEN)
+                    return;
+                memcpy(id, data + i, n);
+                id[n] = '\0';
+                if (hub_uuid_valid(id))
+                    memcpy(out, id, sizeof id);
+                return;
+            }
+            i += (size_t)n;
+            continue;
+        default:
+            return;
+        }
+    }
+}

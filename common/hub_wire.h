@@ -35,6 +35,10 @@ void hub_envelope_free(hub_envelope_t **env_p);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);
+/* The message_id (field 1) of encoded envelope bytes, read without decoding
+ * the rest, into out (HUB_UUID_LEN + 1 bytes): "" when there is none or it
+ * is not a UUID. For refusing an envelope cheaply (a flood). */
+void hub_envelope_peek_id(const uint8_t *data, size_t len, char *out);
 
 /* A fresh random (version 4) UUID in lower-case text form. */
 void hub_uuid_new(char out[HUB_UUID_LEN + 1]);

@@ -31,6 +31,9 @@
 #include <zmq.h>
 
 #define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
+/* ... and envelopes: a turn ends after about this many, so that a member
+ * sending large batches cannot make everyone else's turn wait long. */
+#define HUB__TURN_ENVELOPES 1024
 #define HUB__MAX_COMMIT_ITEMS 8192  /* envelopes per store transaction */
 #define HUB__MAX_PENDING 65536      /* envelopes waiting for the store, all senders */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -298,6 +301,7 @@ struct hub_server {
 
     uint64_t refused_since_log;
     uint32_t limits_gen;         /* bumped by every reload: members re-read their limits */
+    size_t turn_envelopes;       /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;
 };
@@ -641,22 +645,38 @@ static void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_
     r->ack_ptrs[r->n_acks++] = a;
 }
 
-static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                              int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A flooding member must not flood the log too: at most
+ * HUB__REFUSAL_LOGS_PER_S refusal lines a second per member, then a count. */
+static bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m)
+{
+    (void)self;
+    uint64_t now = hub_monotonic_us();
+    if (now - m->refusal_log_window_us >= 1000000u) {
+        if (m->refusals_unlogged)
+            HUB_INFO("router", "refusals not logged", "member=%s count=%llu", m->id,
+                     (unsigned long long)m->refusals_unlogged);
+        m->refusal_log_window_us = now;
+        m->refusal_logs = 0;
+        m->refusals_unlogged = 0;
+    }
+    if (m->refusal_logs >= HUB__REFUSAL_LOGS_PER_S) {
+        m->refusals_unlogged++;
+        return false;
+    }
+    m->refusal_logs++;
+    return true;
+}
 
-static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                              int code, const char *fmt, ...)
+/* Adds a NACK to the receipts and counts it; nothing else (no audit record,
+ * no flow, no log line). False when it could not be added. */
+static bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                                  int code, const char *reason)
 {
     self->stats.envelopes_nacked++;
     if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
     if (r->n_nacks >= r->cap)
-        return;
-    char reason[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
+        return false;
     Lth__V1__Nack *n = &r->nacks[r->n_nacks];
     lth__v1__nack__init(n);
     n->message_id = strdup(message_id ? message_id : "");
@@ -665,10 +685,28 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
     if (!n->message_id || !r->reasons[r->n_nacks]) {
         free(n->message_id);
         free(r->reasons[r->n_nacks]);
-        return;
+        return false;
     }
     n->reason = r->reasons[r->n_nacks];
     r->nack_ptrs[r->n_nacks++] = n;
+    return true;
+}
+
+/* A refusal: NACK, audit record, flow, and a log line (rate-limited per
+ * member). */
+static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                              int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                              int code, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (!hub__receipt_add_nack(self, r, message_id, code, reason))
+        return;
     char audit_reason[600];
     snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
     hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
@@ -683,23 +721,8 @@ static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char
         hub_flows_exchange(self->flows, &x);
     }
     hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
-    if (sm) {
-        /* A flooding member must not flood the log too. */
-        uint64_t now = hub_monotonic_us();
-        if (now - sm->refusal_log_window_us >= 1000000u) {
-            if (sm->refusals_unlogged)
-                HUB_INFO("router", "refusals not logged", "member=%s count=%llu", sm->id,
-                         (unsigned long long)sm->refusals_unlogged);
-            sm->refusal_log_window_us = now;
-            sm->refusal_logs = 0;
-            sm->refusals_unlogged = 0;
-        }
-        if (sm->refusal_logs >= HUB__REFUSAL_LOGS_PER_S) {
-            sm->refusals_unlogged++;
-            return;
-        }
-        sm->refusal_logs++;
-    }
+    if (sm && !hub__refusal_log_ok(self, sm))
+        return;
     HUB_INFO("router", "envelope refused", "member=%s code=%s message_id=%s reason=\"%s\"",
              r->sender ? r->sender : "-", hub_nack_code_name(code),
              message_id && *message_id ? message_id : "-", reason);
@@ -2473,14 +2496,6 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           env->sender, sender->id);
         goto done;
     }
-    {
-        char why[HUB__WHY_MAX];
-        int code = hub__rate_check(self, sender, len, why);
-        if (code != 0) {
-            hub__receipt_nack(self, receipts, mid, code, "%s", why);
-            goto done;
-        }
-    }
     if (!strcmp(env->receiver, self->own_key.member_id)) {
         hub__publish(self, sender, env, bytes, len, receipts, mid);
         goto done;
@@ -2893,9 +2908,33 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         return;
     }
     receipts.sender = m->id;
-    for (size_t i = 0; i < batch->n_envelopes; i++)
-        hub__route_envelope(self, m, batch->envelopes[i].data, batch->envelopes[i].len,
-                            &receipts);
+    size_t limited = 0;
+    char why[HUB__WHY_MAX];
+    for (size_t i = 0; i < batch->n_envelopes; i++) {
+        const ProtobufCBinaryData *e = &batch->envelopes[i];
+        /* Over its rate, an envelope is refused before it costs anything
+         * more: no decoding, and one audit record and log line per batch,
+         * so that a flood is cheap to turn away. */
+        if (hub__rate_check(self, m, e->len, why) != 0) {
+            char id[HUB_UUID_LEN + 1];
+            hub_envelope_peek_id(e->data, e->len, id);
+            hub__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED,
+                                  why);
+            limited++;
+            continue;
+        }
+        hub__route_envelope(self, m, e->data, e->len, &receipts);
+    }
+    self->turn_envelopes += batch->n_envelopes;
+    if (limited) {
+        char summary[HUB__WHY_MAX + 64];
+        snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s",
+                 limited, why);
+        hub__audit_q(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary);
+        if (hub__refusal_log_ok(self, m))
+            HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu",
+                     m->id, limited);
+    }
     if (receipts.n_acks == 0 && receipts.n_nacks == 0) {
         hub__receipts_free(&receipts); /* all queued: answered after the commit */
         return;
@@ -3066,7 +3105,10 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
 {
     (void)zs;
     hub_server_t *self = user;
-    for (int n = 0; n < HUB__DRAIN_BUDGET && !self->stopping; n++) {
+    self->turn_envelopes = 0;
+    for (int n = 0; n < HUB__DRAIN_BUDGET && !self->stopping &&
+                    self->turn_envelopes < HUB__TURN_ENVELOPES;
+         n++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, socket, ZMQ_DONTWAIT) < 0) {

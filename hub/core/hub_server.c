@@ -533,9 +533,11 @@ static int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *fr
         return rc;
     if (m->blocked_n == 0) {
         rc = hub__zmq_send(self, m, buf, len);
+        /* Any call on the socket, a failed send too, may consume the edge
+         * of ZMQ_FD: have the watcher look at ZMQ_EVENTS again. */
+        hub_zsock_kick(self->router_watch);
         if (rc != HUB_EAGAIN) {
             free(buf);
-            hub_zsock_kick(self->router_watch);
             return rc;
         }
     }
@@ -546,14 +548,14 @@ static int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *fr
 static void hub__retry_blocked(hub_server_t *self)
 {
     hub__member_t **link = &self->blocked_list;
-    bool sent = false;
+    bool tried = false;
     while (*link) {
         hub__member_t *m = *link;
         while (m->online && m->blocked_n > 0) {
             hub__blocked_t *b = &m->blocked[m->blocked_head];
+            tried = true;
             if (hub__zmq_send(self, m, b->buf, b->len) != 0)
                 break;
-            sent = true;
             m->blocked_bytes -= b->len;
             free(b->buf);
             m->blocked_head = (m->blocked_head + 1) % m->blocked_cap;
@@ -571,7 +573,7 @@ static void hub__retry_blocked(hub_server_t *self)
             link = &m->next_blocked;
         }
     }
-    if (sent)
+    if (tried) /* even a failed send may consume ZMQ_FD's edge */
         hub_zsock_kick(self->router_watch);
     if (!self->blocked_list)
         uv_timer_stop(&self->retry_timer);

@@ -548,7 +548,7 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
     size_t big = 1000 * 1000;
     char *payload = malloc(big);
     memset(payload, 'x', big);
-    int acked = 0, full = 0;
+    int acked = 0, full = 0, offline = 0;
     char last_reason[600] = "";
     /* 120 online-only messages of 1 MB to a member that reads nothing. */
     for (int i = 0; i < 120; i++) {
@@ -568,6 +568,9 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
                  rec->receipts->nacks[0]->code == LTH__V1__NACK_CODE__NACK_QUEUE_FULL) {
             full++;
             snprintf(last_reason, sizeof last_reason, "%s", rec->receipts->nacks[0]->reason);
+        } else if (rec->receipts->n_nacks && rec->receipts->nacks[0]->code ==
+                                                 LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE) {
+            offline++; /* a slow machine: drain_timeout_ms passed during the loop */
         }
         hub_frame_free(&rec);
     }
@@ -577,17 +580,27 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
      * measured); now what waits is bounded: 16 frames in ZeroMQ's pipe
      * (~1 MB each), the kernel's buffers and 4 MiB of our own queue. */
     ck_assert_msg(full > 0, "never refused: acked %d", acked);
-    ck_assert_int_eq(acked + full, 120);
+    ck_assert_int_eq(acked + full + offline, 120);
     ck_assert_msg(strstr(last_reason, SLOW " is not reading fast enough") &&
                       strstr(last_reason, "max_waiting_bytes"),
                   "%s", last_reason);
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer keeps freed memory in quarantine (256 MiB): RSS says
+     * nothing there. The plain build's run checks it. */
+    (void)before;
+    (void)after;
+#else
     ck_assert_msg(after - before < 48 * 1024, "hubd grew by %ld KiB (acked %d, refused %d)",
                   after - before, acked, full);
+#endif
     /* It takes nothing: after drain_timeout_ms the hub cuts it off, though
      * it keeps sending heartbeats. */
     for (int i = 0; i < 40 && !log_contains("member not reading: cut off", 200); i++)
         heartbeat(&slow);
     ck_assert_msg(log_contains("member not reading: cut off", 100), "not cut off");
+    /* Offline only once it was cut off for not reading. */
+    ck_assert_msg(offline == 0 || log_contains("member not reading: cut off", 10),
+                  "%d RECEIVER_OFFLINE without a cut-off", offline);
     ck_assert_msg(!log_contains("member silent, marked offline\" member=" SLOW, 10),
                   "went offline for silence instead");
     ck_assert(log_contains("member=" SLOW, 100));
@@ -610,10 +623,9 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
     free(old);
     free(grown);
     hubfix_start(&fix);
-    rawcli_t tthc, pop;
-    hello_raw(&tthc, TTHC);
-    hello_raw(&pop, POP);
-    /* 1,000 envelopes in one go: the bucket holds one second's worth. */
+    /* 1,000 envelopes in one go: the bucket holds one second's worth. They
+     * are made before connecting, so that the connection is never silent
+     * for long (heartbeat_ms = 300 here). */
     enum { N = 1000 };
     ProtobufCBinaryData items[N];
     char ids[N][37];
@@ -623,6 +635,9 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
                                  LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, p, 2, ids[i],
                                  &items[i].len);
     }
+    rawcli_t tthc, pop;
+    hello_raw(&tthc, TTHC);
+    hello_raw(&pop, POP);
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
     batch.envelopes = items;
     batch.n_envelopes = N;

@@ -93,8 +93,9 @@
  * format-1 store is upgraded in place when opened: the counts are made by
  * one scan of the messages, in the same transaction that records format 2
  * (hub_store_upgraded_from() tells the caller, which logs it). A store
- * from a newer format is refused; a format-2 store cannot be opened by a
- * build that reads only format 1.
+ * from a newer format is refused. There is no way back: a build that
+ * reads only format 1 refuses a format-2 store, saying that data.mdb is not
+ * a hub store (it does not know the held table's name).
  *
  * Ownership. Read functions copy strings into the caller's structs and
  * envelope bytes into the caller's arena; those stay valid until the arena

@@ -132,6 +132,7 @@ typedef struct hub__member {
      * deep) and what it may hold; from hubd.conf, or its policy `limit`. */
     uint32_t limits_gen;       /* == server's: the cached limits are current */
     uint64_t rate_msgs, rate_bytes;
+    uint64_t send_msgs, send_bytes, recv_msgs, recv_bytes; /* store quotas */
     double tokens_msgs, tokens_bytes;
     uint64_t refill_mono_us;
     /* Refusal log lines: at most HUB__REFUSAL_LOGS_PER_S a second each. */
@@ -950,6 +951,49 @@ static void hub__member_reset_delivery(hub__member_t *m)
 
 static const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
                                   const char *service, hub_policy_decision_t *d);
+static void hub__member_limits(hub_server_t *self, hub__member_t *m);
+
+/* The store quotas a queued message from `sender` to `receiver` is held to. */
+static void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
+                           hub_store_quota_t *q)
+{
+    hub__member_limits(self, sender);
+    hub__member_limits(self, receiver);
+    q->sender_msgs = sender->send_msgs;
+    q->sender_bytes = sender->send_bytes;
+    q->receiver_msgs = receiver->recv_msgs;
+    q->receiver_bytes = receiver->recv_bytes;
+}
+
+/* The sentence of a QUOTA_EXCEEDED: whose quota, how much is held, what to do. */
+static void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
+                            const hub_store_msg_t *msg, hub_store_outcome_t outcome)
+{
+    bool as_sender = outcome == HUB_STORE_QUOTA_SENDER;
+    const char *who = as_sender ? msg->sender : msg->receiver;
+    hub_store_held_t held = {0, 0};
+    hub_store_held(self->store, who, as_sender ? &held : NULL, as_sender ? NULL : &held);
+    hub__member_t *m = hub_map_get(self->members, who);
+    uint64_t qm = m ? (as_sender ? m->send_msgs : m->recv_msgs) : 0;
+    uint64_t qb = m ? (as_sender ? m->send_bytes : m->recv_bytes) : 0;
+    if (as_sender)
+        hub__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
+                          "your quota in the hub's store is used up: %s holds %llu messages, "
+                          "%llu bytes (its quota: %llu messages, %llu bytes, or less when the "
+                          "store is nearly full); nothing was stored: send again once your "
+                          "receivers have taken their messages, or ask the operator for a "
+                          "larger 'limit'",
+                          who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
+                          (unsigned long long)qm, (unsigned long long)qb);
+    else
+        hub__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
+                          "the receiver's quota in the hub's store is used up: %s holds %llu "
+                          "messages, %llu bytes waiting for it (its quota: %llu messages, %llu "
+                          "bytes, or less when the store is nearly full); nothing was stored: "
+                          "send again once it has taken its messages",
+                          who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
+                          (unsigned long long)qm, (unsigned long long)qb);
+}
 
 /* Rule: a queued message is delivered only while the agreement it was
  * accepted under still holds; one whose agreement ended (by its date, or by
@@ -1077,6 +1121,11 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
                               "%s", hub__signature_problem(c->verdict, true));
             return;
         }
+        if (job->outcomes[k] == HUB_STORE_QUOTA_SENDER ||
+            job->outcomes[k] == HUB_STORE_QUOTA_RECEIVER) {
+            hub__quota_nack(self, r, item->group_id, &c->msg, job->outcomes[k]);
+            return;
+        }
         if (job->outcomes[k] == HUB_STORE_QUEUE_FULL || job->outcomes[k] == HUB_STORE_FULL) {
             bool queue = job->outcomes[k] == HUB_STORE_QUEUE_FULL;
             hub__receipt_nack(self, r, item->group_id,
@@ -1163,6 +1212,10 @@ static void hub__after_commit(uv_work_t *req, int status)
                               "the hub's store is full; nothing was stored, send again later "
                               "(operators: drain or purge the dead-letter queue, or raise "
                               "max_store_bytes)");
+            break;
+        case HUB_STORE_QUOTA_SENDER:
+        case HUB_STORE_QUOTA_RECEIVER:
+            hub__quota_nack(self, r, msg->message_id, msg, job->outcomes[i]);
             break;
         }
     }
@@ -1503,6 +1556,10 @@ static void hub__commit_work(uv_work_t *req)
             snprintf(reason, sizeof reason, "QUEUE_FULL");
         else if (job->outcomes[i] == HUB_STORE_FULL)
             snprintf(reason, sizeof reason, "STORE_FULL");
+        else if (job->outcomes[i] == HUB_STORE_QUOTA_SENDER)
+            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the sender's");
+        else if (job->outcomes[i] == HUB_STORE_QUOTA_RECEIVER)
+            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the receiver's");
         else if (job->outcomes[i] == HUB_STORE_DUPLICATE)
             continue; /* already recorded when first accepted */
         else
@@ -2371,6 +2428,9 @@ static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_en
         p.msg.expires_at_us = now + ttl_ms * 1000u;
         p.msg.envelope = p.bytes;
         p.msg.envelope_len = len;
+        hub__member_t *subm = hub__member(self, l->members[i]);
+        if (subm)
+            hub__quota_for(self, sender, subm, &p.msg.quota);
         snprintf(p.group_id, sizeof p.group_id, "%s", env->message_id);
         p.group_first = first;
         if (first && self->cfg.require_signatures) {
@@ -2398,8 +2458,22 @@ static void hub__member_limits(hub_server_t *self, hub__member_t *m)
     if (m->limits_gen == self->limits_gen && m->refill_mono_us)
         return;
     m->limits_gen = self->limits_gen;
-    m->rate_msgs = self->cfg.rate_msgs;
-    m->rate_bytes = self->cfg.rate_bytes;
+    hub_policy_limits_t l = {
+        .rate_msgs = self->cfg.rate_msgs,
+        .rate_bytes = self->cfg.rate_bytes,
+        .send_msgs = self->cfg.quota_send_msgs,
+        .send_bytes = self->cfg.quota_send_bytes,
+        .recv_msgs = self->cfg.quota_recv_msgs,
+        .recv_bytes = self->cfg.quota_recv_bytes,
+    };
+    if (self->policy)
+        hub_policy_limits(self->policy, m->id, &l);
+    m->rate_msgs = l.rate_msgs;
+    m->rate_bytes = l.rate_bytes;
+    m->send_msgs = l.send_msgs;
+    m->send_bytes = l.send_bytes;
+    m->recv_msgs = l.recv_msgs;
+    m->recv_bytes = l.recv_bytes;
     if (!m->refill_mono_us) {
         m->tokens_msgs = (double)m->rate_msgs;
         m->tokens_bytes = (double)m->rate_bytes;
@@ -2655,6 +2729,7 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
     p.msg.envelope = p.bytes;
     p.msg.envelope_len = len;
+    hub__quota_for(self, sender, rcv, &p.msg.quota);
     if (self->cfg.require_signatures) {
         /* Checked on the commit worker, off the loop thread. */
         const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
@@ -3628,8 +3703,12 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             .max_bytes = cfg->max_store_bytes,
             .max_queue_depth = cfg->max_queue_depth,
             .dedup_window_us = (uint64_t)cfg->dedup_window_ms * 1000u,
+            .reserve_percent = cfg->store_reserve_percent,
         };
         rc = hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+        if (rc == 0 && hub_store_upgraded_from(self->store))
+            HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u",
+                     cfg->data_dir, hub_store_upgraded_from(self->store));
     }
     if (rc == 0) {
         uint64_t next = 0;

@@ -610,6 +610,156 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
 }
 END_TEST
 
+/* ---- 10. the shared store ------------------------------------------------ */
+
+/* Sends n queued events in one batch; counts ACKs and QUOTA_EXCEEDED. */
+static void send_queued(rawcli_t *c, const char *sender, const char *receiver, int n, int *acks,
+                        int *quota, char *reason, size_t reason_size)
+{
+    ProtobufCBinaryData items[16];
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
+        char id[37];
+        items[i].data = envelope(sender, receiver, "inbox/v1", LTH__V1__KIND__KIND_EVENT,
+                                 LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id,
+                                 &items[i].len);
+    }
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = (size_t)n;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    rawcli_send_frame(c, &frame);
+    for (int i = 0; i < n; i++)
+        free(items[i].data);
+    *acks = *quota = 0;
+    while (*acks + *quota < n) {
+        hub_frame_t *rec = rawcli_recv_case(c, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+        ck_assert_msg(rec != NULL, "receipts missing: %d acks, %d over quota", *acks, *quota);
+        *acks += (int)rec->receipts->n_acks;
+        for (size_t k = 0; k < rec->receipts->n_nacks; k++) {
+            Lth__V1__Nack *nk = rec->receipts->nacks[k];
+            ck_assert_msg(nk->code == LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED, "%s: %s",
+                          hub_nack_code_name(nk->code), nk->reason);
+            (*quota)++;
+            snprintf(reason, reason_size, "%s", nk->reason);
+        }
+        hub_frame_free(&rec);
+    }
+}
+
+START_TEST(one_member_cannot_fill_the_store_for_the_others)
+{
+    write_policy("allow " TTHC " -> " SLOW "/inbox/v1\n"
+                 "allow " POP " -> " SLOW "/inbox/v1\n"
+                 "allow " POP " -> " TTHC "/inbox/v1\n"
+                 "allow " TTHC " -> " POP "/echo/v1\n"
+                 "limit " TTHC " send 5 10MiB\n"
+                 "limit " SLOW " receive 8 10MiB\n"
+                 "limit " EVIL " rate 3/s\n");
+    kill(fix.hubd, SIGHUP);
+    ck_assert(log_contains("key directory reloaded", 5000));
+    rawcli_t tthc, pop;
+    hello_raw(&tthc, TTHC);
+    hello_raw(&pop, POP);
+    char reason[600] = "";
+    int acks, quota;
+    /* TTHC fills its own share of the store with messages for SLOW, which
+     * is away: five pass, the rest are its own quota's. */
+    send_queued(&tthc, TTHC, SLOW, 7, &acks, &quota, reason, sizeof reason);
+    ck_assert_int_eq(acks, 5);
+    ck_assert_int_eq(quota, 2);
+    ck_assert_msg(strstr(reason, "your quota in the hub's store is used up: " TTHC
+                                 " holds 5 messages") &&
+                      strstr(reason, "its quota: 5 messages"),
+                  "%s", reason);
+    /* SLOW's share as a receiver is 8: POP gets three in, then its quota. */
+    send_queued(&pop, POP, SLOW, 5, &acks, &quota, reason, sizeof reason);
+    ck_assert_int_eq(acks, 3);
+    ck_assert_int_eq(quota, 2);
+    ck_assert_msg(strstr(reason, "the receiver's quota in the hub's store is used up: " SLOW
+                                 " holds 8 messages"),
+                  "%s", reason);
+    /* POP's other traffic is untouched: a queued event to TTHC passes, and
+     * so does online-only request/reply. */
+    send_queued(&pop, POP, TTHC, 3, &acks, &quota, reason, sizeof reason);
+    ck_assert_int_eq(acks, 3);
+    rawcli_close(&tthc);
+    rawcli_close(&pop);
+    assert_honest_round_trip();
+    /* SLOW comes back, takes and settles its eight: TTHC may send again. */
+    rawcli_t slow;
+    hello_raw(&slow, SLOW);
+    uint64_t seqs[16];
+    size_t n = 0;
+    while (n < 8) {
+        hub_frame_t *f = rawcli_recv_case(&slow, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+        ck_assert_msg(f != NULL, "only %zu of 8 delivered", n);
+        for (size_t i = 0; i < f->deliveries->n_items && n < 16; i++)
+            seqs[n++] = f->deliveries->items[i]->hub_seq;
+        hub_frame_free(&f);
+    }
+    ck_assert_uint_eq(n, 8);
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = seqs;
+    settle.n_hub_seqs = n;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    frame.settle = &settle;
+    rawcli_send_frame(&slow, &frame);
+    hello_raw(&tthc, TTHC);
+    for (int tries = 0; tries < 20; tries++) {
+        tk_sleep_ms(100);
+        heartbeat(&slow);
+        send_queued(&tthc, TTHC, SLOW, 1, &acks, &quota, reason, sizeof reason);
+        if (acks == 1)
+            break;
+    }
+    ck_assert_msg(acks == 1, "still over quota after the settle: %s", reason);
+    rawcli_close(&slow);
+    rawcli_close(&tthc);
+    /* A limit line's rate: EVIL may send 3 envelopes a second. */
+    rawcli_t evil;
+    hello_raw(&evil, EVIL);
+    ProtobufCBinaryData items[5];
+    for (int i = 0; i < 5; i++) {
+        char id[37];
+        items[i].data = envelope(EVIL, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
+                                 LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, id,
+                                 &items[i].len);
+    }
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = 5;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    rawcli_send_frame(&evil, &frame);
+    for (int i = 0; i < 5; i++)
+        free(items[i].data);
+    int forbidden = 0, limited = 0;
+    while (forbidden + limited < 5) {
+        hub_frame_t *rec = rawcli_recv_case(&evil, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+        ck_assert_ptr_nonnull(rec);
+        for (size_t k = 0; k < rec->receipts->n_nacks; k++) {
+            Lth__V1__Nack *nk = rec->receipts->nacks[k];
+            if (nk->code == LTH__V1__NACK_CODE__NACK_FORBIDDEN)
+                forbidden++;
+            else if (nk->code == LTH__V1__NACK_CODE__NACK_RATE_LIMITED &&
+                     strstr(nk->reason, EVIL " may send 3 envelopes a second"))
+                limited++;
+            else
+                ck_abort_msg("%s: %s", hub_nack_code_name(nk->code), nk->reason);
+        }
+        ck_assert_uint_eq(rec->receipts->n_acks, 0);
+        hub_frame_free(&rec);
+    }
+    ck_assert_int_eq(forbidden, 3);
+    ck_assert_int_eq(limited, 2);
+    rawcli_close(&evil);
+}
+END_TEST
+
 /* ---- 11. rate ------------------------------------------------------------ */
 
 START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
@@ -696,6 +846,7 @@ static Suite *suite(void)
     tcase_add_test(tc, directory_shows_only_partners_unless_public);
     tcase_add_test(tc, receiver_that_does_not_read_cannot_take_the_hubs_memory);
     tcase_add_test(tc, flooding_member_is_held_to_its_rate_and_the_log_stays_small);
+    tcase_add_test(tc, one_member_cannot_fill_the_store_for_the_others);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2000,6 +2000,12 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
                           "would not be covered by its signature: remove them");
         goto done;
     }
+    char twice[HUB_ERRMSG_MAX]; /* a field encoded twice: forwarded bytes, ambiguous value */
+    if (hub_envelope_check_encoding(bytes, len, twice, sizeof twice) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "%s", twice);
+        goto done;
+    }
     if (strcmp(env->sender, sender->id) != 0) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
                           "the envelope claims sender %s but this connection is authenticated "

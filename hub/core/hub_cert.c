@@ -1,5 +1,6 @@
 #include "hub_cert.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_map.h"
 
@@ -451,7 +452,12 @@ static int hub__trust_load(const char *ca_path, const char *crl_path, uint64_t n
         return HUB_EINVAL;
     }
     char why[HUB_ERRMSG_MAX];
-    int rc = hub__read_x509(ca_path, &t->ca, why, sizeof why);
+    int rc = hub_fsguard_check(ca_path, "CA certificate", err, err_size);
+    if (rc == 0)
+        rc = hub_fsguard_check(crl_path, "CRL file", err, err_size);
+    if (rc != 0)
+        return rc;
+    rc = hub__read_x509(ca_path, &t->ca, why, sizeof why);
     if (rc != 0) {
         hub__errf(err, err_size, "CA certificate %s: %s", ca_path, why);
         return rc;
@@ -755,8 +761,11 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
         hub__errf(err, err_size, "no certificate directory");
         return HUB_EINVAL;
     }
+    int rc = hub_fsguard_check(certs_dir, "certificate directory", err, err_size);
+    if (rc != 0)
+        return rc;
     hub__trust_t t;
-    int rc = hub__trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
+    rc = hub__trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
     if (rc != 0)
         return rc;
     DIR *d = opendir(certs_dir);

@@ -2,6 +2,7 @@
  * key directories, frames and envelopes, the hash map. */
 #include "hub_conf.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_keys.h"
 #include "hub_map.h"
@@ -230,6 +231,71 @@ START_TEST(key_directory)
     ck_assert_int_eq(hub_keydir_load("/nonexistent/keys", &kd, err, sizeof err), HUB_ENOENT);
     for (int i = 0; i < 3; i++)
         hub_keypair_wipe(&kps[i]);
+    tk_rmrf(dir);
+}
+END_TEST
+
+/* A key directory or trust file that others may write is refused, naming
+ * the path, its mode and the fix; fixing the mode makes it load again. */
+START_TEST(writable_trust_files_are_refused)
+{
+    char dir[PATH_MAX], keys[PATH_MAX], err[HUB_ERRMSG_MAX], path[PATH_MAX];
+    tk_tmpdir(dir);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    ck_assert_int_eq(mkdir(keys, 0755), 0);
+    hub_keypair_t kp;
+    hub_keypair_generate("VN/GOV/BCA/CSDLQGDC", &kp);
+    char secrets[PATH_MAX];
+    snprintf(secrets, sizeof secrets, "%s/secrets", dir);
+    ck_assert_int_eq(hub_keypair_write(&kp, secrets, NULL, NULL, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/VN.GOV.BCA.CSDLQGDC.pub", secrets);
+    char *text = tk_read_file(path);
+    ck_assert_ptr_nonnull(text);
+    char pub[PATH_MAX];
+    snprintf(pub, sizeof pub, "%s/member.pub", keys);
+    tk_write_file(pub, text);
+    free(text);
+    hub_keydir_t *kd = NULL;
+    ck_assert_int_eq(hub_fsguard_check(keys, "key directory", err, sizeof err), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), 0);
+    hub_keydir_destroy(&kd);
+
+    /* The directory at 0777: anyone could plant a .pub. */
+    ck_assert_int_eq(chmod(keys, 0777), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), HUB_EPERM);
+    ck_assert_ptr_null(kd);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "chmod go-w %s'", keys);
+    ck_assert_msg(strstr(err, "key directory") && strstr(err, "mode 0777") && strstr(err, want),
+                  "%s", err);
+    ck_assert_int_eq(chmod(keys, 0755), 0);
+    /* A file in it that group may write. */
+    ck_assert_int_eq(chmod(pub, 0664), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), HUB_EPERM);
+    snprintf(want, sizeof want, "chmod go-w %s'", pub);
+    ck_assert_msg(strstr(err, "mode 0664") && strstr(err, want) && strstr(err, "in the key "),
+                  "%s", err);
+    ck_assert_int_eq(chmod(pub, 0644), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_keydir_count(kd), 1);
+    hub_keydir_destroy(&kd);
+    /* A plain file (a policy, a CRL) writable by others; the sticky bit
+     * does not help a file. */
+    ck_assert_int_eq(chmod(pub, 01646), 0);
+    ck_assert_int_eq(hub_fsguard_check(pub, "policy file", err, sizeof err), HUB_EPERM);
+    ck_assert_msg(strstr(err, "policy file") && strstr(err, "mode 1646"), "%s", err);
+    /* A missing path is left for the loader to report. */
+    ck_assert_int_eq(hub_fsguard_check("/nonexistent/policy.conf", "policy file", err,
+                                       sizeof err),
+                     0);
+    /* Owned by another user (only root can give a file away). */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chmod(pub, 0644), 0);
+        ck_assert_int_eq(chown(pub, 4242, 4242), 0);
+        ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), HUB_EPERM);
+        ck_assert_msg(strstr(err, "uid 4242") && strstr(err, "chown 0 "), "%s", err);
+    }
+    hub_keypair_wipe(&kp);
     tk_rmrf(dir);
 }
 END_TEST
@@ -516,6 +582,7 @@ int main(void)
     tcase_add_test(tc, config_files);
     tcase_add_test(tc, key_files_round_trip);
     tcase_add_test(tc, key_directory);
+    tcase_add_test(tc, writable_trust_files_are_refused);
     tcase_add_test(tc, frames_and_envelopes);
     tcase_add_test(tc, envelope_encoding_is_unambiguous);
     tcase_add_test(tc, uuids_are_unique_even_across_fork);

@@ -91,6 +91,9 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__path(ctx, key, value, cfg->ca_cert, sizeof cfg->ca_cert, err, err_size);
     if (!strcmp(key, "crl_file"))
         return hub__path(ctx, key, value, cfg->crl_file, sizeof cfg->crl_file, err, err_size);
+    if (!strcmp(key, "crl_state_file"))
+        return hub__path(ctx, key, value, cfg->crl_state_file, sizeof cfg->crl_state_file, err,
+                         err_size);
     if (!strcmp(key, "cert_dir"))
         return hub__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
     if (!strcmp(key, "cert_warn_days"))
@@ -202,6 +205,12 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         (size_t)snprintf(cfg->audit_dir, sizeof cfg->audit_dir, "%s/audit", cfg->data_dir) >=
             sizeof cfg->audit_dir) {
         snprintf(err, err_size, "%s: data_dir is too long to hold the audit log", path);
+        return HUB_EINVAL;
+    }
+    if (certs && !cfg->crl_state_file[0] &&
+        (size_t)snprintf(cfg->crl_state_file, sizeof cfg->crl_state_file, "%s/crl.state",
+                         cfg->data_dir) >= sizeof cfg->crl_state_file) {
+        snprintf(err, err_size, "%s: data_dir is too long to hold crl.state", path);
         return HUB_EINVAL;
     }
     if (cfg->max_payload_bytes + 65536u > cfg->max_frame_bytes) {

@@ -20,6 +20,8 @@ typedef struct {
     char ca_cert[PATH_MAX];      /* certificate mode: the operator CA's certificate, */
     char crl_file[PATH_MAX];     /*   its revocation list, */
     char cert_dir[PATH_MAX];     /*   and the directory of member certificates */
+    char crl_state_file[PATH_MAX]; /* the newest CRL accepted (rollback guard); default
+                                      <data_dir>/crl.state in certificate mode */
     uint32_t cert_warn_days;     /* warn this long before a certificate expires */
     char delegations_file[PATH_MAX]; /* ủy quyền rules; empty = none */
     char data_dir[PATH_MAX];     /* store directory */

@@ -1396,8 +1396,14 @@ static int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, siz
     uint64_t now = hub_now_us();
     hub_certdir_t *cd = NULL;
     int rc = hub_certdir_load(cfg->ca_cert, cfg->crl_file, cfg->cert_dir, now, &cd, err, err_size);
-    if (rc != 0)
+    hub_crl_id_t crl;
+    hub_certdir_crl_id(cd, &crl);
+    if (rc == 0) /* an older CRL must not un-revoke anyone */
+        rc = hub_crl_state_advance(cfg->crl_state_file, cfg->crl_file, &crl, now, err, err_size);
+    if (rc != 0) {
+        hub_certdir_destroy(&cd);
         return rc;
+    }
     size_t refused[16] = {0};
     for (size_t i = 0; i < hub_certdir_count(cd); i++) {
         const hub_cert_info_t *c = hub_certdir_at(cd, i);

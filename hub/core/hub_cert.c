@@ -1361,6 +1361,23 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
         ERR_clear_error();
     }
     free(old_text);
+    /* ca/crlnumber remembers the last number signed, so that a crl.pem put
+     * back from an older copy cannot make the CA sign a second CRL with a
+     * number it has used (the hub refuses that as a rollback). */
+    char counter_path[PATH_MAX];
+    rc = hub__path(counter_path, ca->dir, "ca/crlnumber", err, err_size);
+    if (rc != 0)
+        return rc;
+    char *counter = NULL;
+    size_t counter_len = 0;
+    if (hub__read_file(counter_path, 64, &counter, &counter_len, NULL, NULL, 0) == 0) {
+        char *end = NULL;
+        long last_signed = strtol(counter, &end, 10);
+        if (end != counter && last_signed > 0 && last_signed < LONG_MAX &&
+            last_signed >= number)
+            number = last_signed + 1;
+    }
+    free(counter);
 
     if (!crl_days)
         crl_days = HUB_CRL_DEFAULT_DAYS;
@@ -1415,6 +1432,11 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
     rc = hub__write_file(path, data, (size_t)len, 0644, false, err, err_size);
     BIO_free(bio);
     X509_CRL_free(crl);
+    if (rc == 0) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%ld\n", number);
+        rc = hub__write_file(counter_path, text, (size_t)n, 0644, false, err, err_size);
+    }
     return rc;
 }
 

@@ -23,6 +23,9 @@
  *   DIR/ca/serial    the next serial number, hex
  *   DIR/ca/index     one line per issued certificate (see HUB_CA_INDEX_FORMAT)
  *   DIR/ca/crl.pem   the revocation list, re-signed on every revocation
+ *   DIR/ca/crlnumber the number of the last CRL signed (decimal); the next
+ *                    CRL gets one more than this or than crl.pem's, so
+ *                    that numbers never repeat even if crl.pem is put back
  *   DIR/certs/<slug>.crt  issued member certificates ('/' in the id -> '.')
  * Commands that change DIR hold an exclusive flock() on DIR/ca, and replace
  * files by writing a temporary file and renaming it.

@@ -3163,6 +3163,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                                               hub__ops_dlq_purge,
                                               hub__ops_dlq_purge_older};
         hub_ops_config_t ocfg = {cfg->http_listen, token, {0}, cfg->http_allowed_hosts};
+        ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
+        ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
+        ocfg.public_api = cfg->http_public;
         rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
                          err, err_size);
         sodium_memzero(token, sizeof token);

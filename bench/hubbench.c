@@ -616,6 +616,8 @@ int main(int argc, char **argv)
     snprintf(out_copy, sizeof out_copy, "%s", out_path);
     snprintf(out_dir, sizeof out_dir, "%s", dirname(out_copy));
     mkdir(out_dir, 0755);
+    /* hubd refuses key directories that group or others may write. */
+    umask(022);
     snprintf(bench_opts.workdir, sizeof bench_opts.workdir, "%s/hubbench.XXXXXX", out_dir);
     if (!mkdtemp(bench_opts.workdir)) {
         fprintf(stderr, "hubbench: cannot make a work directory in %s: %s\n", out_dir,

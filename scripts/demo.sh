@@ -16,6 +16,8 @@
 # 20) sets how many dossiers the first batch has. With HUB_BIN_DIR set, the
 # programs there are used and nothing is installed or built.
 set -euo pipefail
+# hubd refuses key directories and policy files that group or others may write.
+umask 022
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 once=0

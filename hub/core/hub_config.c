@@ -2,6 +2,7 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_ops.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -104,6 +105,9 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__path(ctx, key, value, cfg->ca_cert, sizeof cfg->ca_cert, err, err_size);
     if (!strcmp(key, "crl_file"))
         return hub__path(ctx, key, value, cfg->crl_file, sizeof cfg->crl_file, err, err_size);
+    if (!strcmp(key, "crl_state_file"))
+        return hub__path(ctx, key, value, cfg->crl_state_file, sizeof cfg->crl_state_file, err,
+                         err_size);
     if (!strcmp(key, "cert_dir"))
         return hub__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
     if (!strcmp(key, "cert_warn_days"))
@@ -124,6 +128,13 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
     if (!strcmp(key, "http_allowed_hosts"))
         return hub_conf_str(key, value, cfg->http_allowed_hosts, sizeof cfg->http_allowed_hosts,
                             err, err_size);
+    if (!strcmp(key, "http_public"))
+        return hub__bool(key, value, &cfg->http_public, err, err_size);
+    if (!strcmp(key, "http_max_connections_per_client"))
+        return hub__u32(key, value, 1, 100000, &cfg->http_max_connections_per_client, err,
+                        err_size);
+    if (!strcmp(key, "http_header_timeout_ms"))
+        return hub__u32(key, value, 100, 600000, &cfg->http_header_timeout_ms, err, err_size);
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);
@@ -253,6 +264,27 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         (size_t)snprintf(cfg->audit_dir, sizeof cfg->audit_dir, "%s/audit", cfg->data_dir) >=
             sizeof cfg->audit_dir) {
         snprintf(err, err_size, "%s: data_dir is too long to hold the audit log", path);
+        return HUB_EINVAL;
+    }
+    if (certs && !cfg->crl_state_file[0] &&
+        (size_t)snprintf(cfg->crl_state_file, sizeof cfg->crl_state_file, "%s/crl.state",
+                         cfg->data_dir) >= sizeof cfg->crl_state_file) {
+        snprintf(err, err_size, "%s: data_dir is too long to hold crl.state", path);
+        return HUB_EINVAL;
+    }
+    if (cfg->http_listen[0] && !cfg->http_public && !hub_ops_listen_is_loopback(cfg->http_listen)) {
+        snprintf(err, err_size,
+                 "%s: http_listen = %s is not a loopback address: the operator endpoint would "
+                 "face the network. Use 127.0.0.1:PORT, or set http_public = yes (then every "
+                 "/api/ route and /metrics need the token of http_token_file)",
+                 path, cfg->http_listen);
+        return HUB_EINVAL;
+    }
+    if (cfg->http_public && cfg->http_listen[0] && !cfg->http_token_file[0]) {
+        snprintf(err, err_size,
+                 "%s: http_public = yes needs http_token_file: beyond loopback every /api/ "
+                 "route and /metrics need the operator token",
+                 path);
         return HUB_EINVAL;
     }
     if (cfg->max_payload_bytes + 65536u > cfg->max_frame_bytes) {

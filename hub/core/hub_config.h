@@ -20,6 +20,8 @@ typedef struct {
     char ca_cert[PATH_MAX];      /* certificate mode: the operator CA's certificate, */
     char crl_file[PATH_MAX];     /*   its revocation list, */
     char cert_dir[PATH_MAX];     /*   and the directory of member certificates */
+    char crl_state_file[PATH_MAX]; /* the newest CRL accepted (rollback guard); default
+                                      <data_dir>/crl.state in certificate mode */
     uint32_t cert_warn_days;     /* warn this long before a certificate expires */
     char delegations_file[PATH_MAX]; /* ủy quyền rules; empty = none */
     char data_dir[PATH_MAX];     /* store directory */
@@ -28,6 +30,9 @@ typedef struct {
     char http_listen[256];       /* operator HTTP endpoint, host:port; empty = off */
     char http_token_file[PATH_MAX]; /* file holding the operator token for mutating calls */
     char http_allowed_hosts[512];  /* host names the HTTP endpoint answers to, besides IPs and localhost */
+    bool http_public;            /* http_listen may be beyond loopback (the API then needs the token) */
+    uint32_t http_max_connections_per_client; /* open HTTP connections per client IP; 0 = 32 */
+    uint32_t http_header_timeout_ms; /* a request's header section must arrive within; 0 = 5000 */
     uint32_t max_payload_bytes;  /* largest envelope payload accepted */
     uint32_t max_frame_bytes;    /* largest ZeroMQ message accepted (a batch) */
     uint32_t heartbeat_ms;       /* clients heartbeat this often; silent 3x longer = offline */

@@ -39,6 +39,7 @@ struct hub_ops {
     hub_metrics_t *metrics;
     bool own_metrics;
     char token[HUB_OPS_TOKEN_MAX + 1];
+    bool public_api;         /* listening beyond loopback: /api/ and /metrics need the token */
     char allowed_hosts[512]; /* ",name,name," (lower case), or "" */
     char address[300];
     uint64_t started_at_us;       /* this process's start, wall clock */
@@ -1352,6 +1353,12 @@ static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_
 {
     const char *path = req->path;
     static const char api[] = "/api/v1/";
+    /* Beyond loopback, what names members, addresses and message ids is
+     * for the operator only; health and the dashboard's own files stay
+     * open (they hold no data; the dashboard's calls need the token). */
+    if (self->public_api && (!strncmp(path, "/api/", 5) || !strcmp(path, "/metrics")) &&
+        !hub__authorised(self, req, resp))
+        return;
     if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/metrics")) {
         if (!hub__is_get(req))
             hub__method_not_allowed(resp, "GET");
@@ -1457,6 +1464,22 @@ static void hub__on_request(const hub_http_request_t *req, hub_http_response_t *
 
 /* ---- life cycle --------------------------------------------------------- */
 
+static int hub__parse_listen(const char *listen, char *host, size_t host_size, int *port);
+
+bool hub_ops_listen_is_loopback(const char *listen)
+{
+    char host[256];
+    int port;
+    if (!listen || hub__parse_listen(listen, host, sizeof host, &port) != 0)
+        return false;
+    unsigned char addr[16];
+    if (strchr(host, ':')) {
+        static const unsigned char one[16] = {[15] = 1};
+        return uv_inet_pton(AF_INET6, host, addr) == 0 && !memcmp(addr, one, 16);
+    }
+    return uv_inet_pton(AF_INET, host, addr) == 0 && addr[0] == 127;
+}
+
 static int hub__parse_listen(const char *listen, char *host, size_t host_size, int *port)
 {
     const char *colon;
@@ -1531,12 +1554,22 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
                  HUB_OPS_TOKEN_MAX);
         return HUB_EINVAL;
     }
+    bool public_api = cfg->public_api || !hub_ops_listen_is_loopback(cfg->listen);
+    if (public_api && !(cfg->token && cfg->token[0])) {
+        snprintf(err, err_size,
+                 "the HTTP endpoint %.100s faces the network (http_public, or not a loopback "
+                 "address), and there every /api/ route and /metrics need the operator token: "
+                 "set http_token_file",
+                 cfg->listen);
+        return HUB_EINVAL;
+    }
     hub_ops_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
     self->loop = loop;
+    self->public_api = public_api;
     self->src = *src;
     self->flows = flows;
     self->metrics = metrics;
@@ -1579,8 +1612,9 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
     }
     snprintf(self->address, sizeof self->address, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
              hub_http_port(self->http));
-    HUB_INFO(HUB__OPS_COMP, "operator HTTP endpoint listening", "address=%s dlq=%s",
-             self->address, self->token[0] ? "token" : "closed (no token)");
+    HUB_INFO(HUB__OPS_COMP, "operator HTTP endpoint listening", "address=%s dlq=%s api=%s",
+             self->address, self->token[0] ? "token" : "closed (no token)",
+             public_api ? "token (public)" : "open (loopback)");
     *out = self;
     return 0;
 }

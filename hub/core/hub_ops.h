@@ -30,6 +30,13 @@
  * must be empty or a JSON object (else 400), so a client's mistakes show.
  * The token is never accepted in the URL: only "Authorization: Bearer".
  *
+ * With public_api, which an address other than loopback (127.0.0.0/8,
+ * ::1, localhost) implies and which hubd allows only with
+ * `http_public = yes`, every /api/ route and /metrics need the token too
+ * (they name members, addresses and message ids), and hub_ops_new()
+ * refuses to start without one; /healthz, /readyz and the dashboard's
+ * static files stay open.
+ *
  * /metrics holds, besides the families hub_flows registers: members
  * (lth_members_known, lth_members_connected, lth_member_connected{member}),
  * queues (lth_queue_depth, lth_queue_in_flight,
@@ -64,6 +71,7 @@
 #include "hub_metrics.h"
 #include "hub_ops_source.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -80,6 +88,10 @@ typedef struct {
      * a web page cannot read the API through DNS rebinding. IP literals
      * are always accepted. NULL or "" = none. */
     const char *allowed_hosts;
+    /* The endpoint faces the network (hubd's http_public = yes): every
+     * /api/ route and /metrics need the token. Implied by a listen address
+     * other than loopback. */
+    bool public_api;
 } hub_ops_config_t;
 
 typedef void (*hub_ops_closed_cb)(void *user);
@@ -95,6 +107,10 @@ const char *hub_ops_address(const hub_ops_t *self);
  * HUB_ECLOSED if already closing. */
 int hub_ops_close(hub_ops_t *self, hub_ops_closed_cb on_closed, void *user);
 void hub_ops_destroy(hub_ops_t **self_p);
+
+/* True when listen ("HOST:PORT") is on a loopback address: 127.0.0.0/8,
+ * [::1] or localhost. False for anything else, 0.0.0.0 and [::] included. */
+bool hub_ops_listen_is_loopback(const char *listen);
 
 /* Reads an operator token file: the first line, surrounding whitespace
  * trimmed; refuses a file that group or others may read (HUB_EPERM), an

@@ -1,5 +1,6 @@
 #include "hub_policy.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_map.h"
 
@@ -744,6 +745,9 @@ int hub_policy_load(const char *path, hub_policy_t **out, char *err, size_t err_
     if (!out)
         return HUB_EINVAL;
     *out = NULL;
+    int guard = hub_fsguard_check(path, "policy file", err, err_size);
+    if (guard != 0)
+        return guard;
     FILE *f = path ? fopen(path, "rb") : NULL;
     if (!f) {
         int e = path ? errno : EINVAL;

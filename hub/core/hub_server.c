@@ -1761,8 +1761,14 @@ static int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, siz
     uint64_t now = hub_now_us();
     hub_certdir_t *cd = NULL;
     int rc = hub_certdir_load(cfg->ca_cert, cfg->crl_file, cfg->cert_dir, now, &cd, err, err_size);
-    if (rc != 0)
+    hub_crl_id_t crl;
+    hub_certdir_crl_id(cd, &crl);
+    if (rc == 0) /* an older CRL must not un-revoke anyone */
+        rc = hub_crl_state_advance(cfg->crl_state_file, cfg->crl_file, &crl, now, err, err_size);
+    if (rc != 0) {
+        hub_certdir_destroy(&cd);
         return rc;
+    }
     size_t refused[16] = {0};
     for (size_t i = 0; i < hub_certdir_count(cd); i++) {
         const hub_cert_info_t *c = hub_certdir_at(cd, i);
@@ -2563,6 +2569,12 @@ static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
                           "the envelope has fields lth.v1.Envelope does not define; they "
                           "would not be covered by its signature: remove them");
+        goto done;
+    }
+    char twice[HUB_ERRMSG_MAX]; /* a field encoded twice: forwarded bytes, ambiguous value */
+    if (hub_envelope_check_encoding(bytes, len, twice, sizeof twice) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "%s", twice);
         goto done;
     }
     if (strcmp(env->sender, sender->id) != 0) {
@@ -3844,6 +3856,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                                               hub__ops_dlq_purge,
                                               hub__ops_dlq_purge_older};
         hub_ops_config_t ocfg = {cfg->http_listen, token, {0}, cfg->http_allowed_hosts};
+        ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
+        ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
+        ocfg.public_api = cfg->http_public;
         rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
                          err, err_size);
         sodium_memzero(token, sizeof token);

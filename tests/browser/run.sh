@@ -10,6 +10,8 @@
 # (where node_modules is installed with `npm ci`), HUB_ARTIFACTS, CHROMIUM.
 # HUB_TEST_KEEP=1 keeps the hub's directory.
 set -euo pipefail
+# hubd refuses key directories and policy files that group or others may write.
+umask 022
 
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${HUB_BIN_DIR:?set HUB_BIN_DIR to the bin directory of the build}"

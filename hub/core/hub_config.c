@@ -232,8 +232,8 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         cfg->quota_send_bytes = cfg->max_store_bytes / 4;
     if (cfg->quota_recv_bytes == 0)
         cfg->quota_recv_bytes = cfg->max_store_bytes / 2;
-    if (cfg->quota_send_msgs == 0)
-        cfg->quota_send_msgs = cfg->max_queue_depth;
+    if (cfg->quota_send_msgs == 0) /* a sender may fill four receivers' queues */
+        cfg->quota_send_msgs = cfg->max_queue_depth * 4;
     if (cfg->quota_recv_msgs == 0)
         cfg->quota_recv_msgs = cfg->max_queue_depth;
     const char *missing = !cfg->key_file[0] ? "key_file" : !cfg->data_dir[0] ? "data_dir" : NULL;

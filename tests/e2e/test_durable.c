@@ -507,7 +507,13 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
 END_TEST
 
 static void setup_small_queue(void) { setup_with("max_queue_depth = 100"); }
-static void setup_small_store(void) { setup_with("max_store_bytes = 4194304"); }
+/* One sender fills the store: quotas and the reserve off, so that this
+ * tests the store's own limit (test_hostile tests the quotas). */
+static void setup_small_store(void)
+{
+    setup_with("max_store_bytes = 4194304\nstore_reserve_percent = 0\n"
+               "quota_send_bytes = 1099511627776\nquota_recv_bytes = 1099511627776");
+}
 
 int main(void)
 {

@@ -15,10 +15,10 @@
  * forgotten after the request's TTL. Queued requests are also kept in the
  * store (hub_store_requests_*) so that their replies survive a restart. */
 typedef struct {
-    const char *sender;   /* interned member ids */
+    const char *sender; /* interned member ids */
     const char *receiver;
     uint64_t expires_mono_us;
-    bool durable;         /* also in the store, until answered */
+    bool durable; /* also in the store, until answered */
     char id[HUB_UUID_LEN + 1];
     char answer_id[HUB_UUID_LEN + 1]; /* the accepted reply; "" = still open */
 } hub__request_t;
@@ -106,14 +106,14 @@ static int hub__admit_reply(hub_server_t *self, const hub_envelope_t *env, hub__
     }
     if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver) != 0) {
         snprintf(why, HUB__WHY_MAX,
-                 "request %s went from %s to %s; only %s may answer it, and only to %s",
-                 req->id, req->sender, req->receiver, req->receiver, req->sender);
+                 "request %s went from %s to %s; only %s may answer it, and only to %s", req->id,
+                 req->sender, req->receiver, req->receiver, req->sender);
         return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
     }
     if (req->answer_id[0] && strcmp(req->answer_id, env->message_id) != 0) {
         snprintf(why, HUB__WHY_MAX,
-                 "request %s was already answered by reply %s; a request gets one reply",
-                 req->id, req->answer_id);
+                 "request %s was already answered by reply %s; a request gets one reply", req->id,
+                 req->answer_id);
         return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
     }
     *out = req; /* open, or answered by this same reply (a re-send) */
@@ -159,8 +159,8 @@ void hub__request_loaded(const hub_store_request_t *sr, void *user)
     uint64_t now = hub_now_us();
     uint64_t left_ms = sr->expires_at_us > now ? (sr->expires_at_us - now) / 1000u : 1;
     const char *why;
-    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver,
-                              left_ms ? left_ms : 1, true, &why) != 0)
+    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, left_ms ? left_ms : 1,
+                              true, &why) != 0)
         HUB_WARN("router", "tracked request not restored", "message_id=%s reason=\"%s\"",
                  sr->message_id, why);
 }
@@ -252,7 +252,7 @@ int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why)
 }
 
 void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
-                                size_t len, hub__receipts_t *receipts)
+                         size_t len, hub__receipts_t *receipts)
 {
     hub_envelope_t *env = NULL;
     if (len > (size_t)self->cfg.max_payload_bytes + 65536u) {
@@ -277,8 +277,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         goto done;
     }
     if (hub_envelope_check(env, &problem) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "%s", problem);
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
+                          problem);
         goto done;
     }
     if (env->base.n_unknown_fields > 0 ||
@@ -293,8 +293,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     char twice[HUB_ERRMSG_MAX]; /* a field encoded twice: forwarded bytes, ambiguous value */
     if (hub_envelope_check_encoding(bytes, len, twice, sizeof twice) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "%s", twice);
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
+                          twice);
         goto done;
     }
     if (strcmp(env->sender, sender->id) != 0) {
@@ -326,8 +326,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
      * answers (hub__admit_reply, below, once the receiver is known). */
     if (env->kind != LTH__V1__KIND__KIND_REPLY) {
         hub_policy_decision_t decision;
-        const char *why = hub__forbidden(self, env->sender, env->receiver, env->service,
-                                         &decision);
+        const char *why = hub__forbidden(self, env->sender, env->receiver, env->service, &decision);
         if (why) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
             goto done;
@@ -387,8 +386,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                           ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
                           : HUB_EINVAL;
             if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "%s", hub__signature_problem(vrc, skp && skp->has_sign));
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                                  hub__signature_problem(vrc, skp && skp->has_sign));
                 goto done;
             }
         }
@@ -480,8 +479,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
             int vrc = hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache);
             if (vrc != 0) {
                 free(p.bytes);
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "%s", hub__signature_problem(vrc, true));
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                                  hub__signature_problem(vrc, true));
                 goto done;
             }
             p.verify = false;

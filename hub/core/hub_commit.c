@@ -8,8 +8,7 @@
  * ACK when every copy is stored, else the first refusal. A publisher that
  * sends again after a refusal only adds the missing copies (each copy has a
  * derived id, de-duplicated on its own). */
-static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
-                               hub__receipts_t *r)
+static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i, hub__receipts_t *r)
 {
     hub__pending_t *item = &job->items[i];
     if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
@@ -31,8 +30,8 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
             return;
         }
         if (c->verdict != 0) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                              "%s", hub__signature_problem(c->verdict, true));
+            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                              hub__signature_problem(c->verdict, true));
             return;
         }
         if (job->outcomes[k] == HUB_STORE_QUOTA_SENDER ||
@@ -104,10 +103,10 @@ static void hub__after_commit(uv_work_t *req, int status)
             self->stats.envelopes_accepted++;
             const char *label = hub__service_label(self, msg->receiver, msg->service);
             uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, msg->sender, msg->receiver, label,
-                               msg->envelope_len, now);
-            hub_flows_exchange_t x = {msg->message_id, msg->sender, msg->receiver, label,
-                                      "accepted", msg->envelope_len, now, 0};
+            hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len,
+                               now);
+            hub_flows_exchange_t x = {msg->message_id, msg->sender,       msg->receiver, label,
+                                      "accepted",      msg->envelope_len, now,           0};
             hub_flows_exchange(self->flows, &x);
             break;
         }
@@ -165,8 +164,7 @@ static void hub__after_commit(uv_work_t *req, int status)
          * starts its queue again from the store). */
         if (job->items[i].early && m->loaded_seq >= msg->seq)
             continue;
-        if (!m->backlog && m->inflight_open < self->cfg.max_in_flight &&
-            msg->seq > m->loaded_seq) {
+        if (!m->backlog && m->inflight_open < self->cfg.max_in_flight && msg->seq > m->loaded_seq) {
             if (hub__enqueue_out(self, m, msg->sender, msg->seq, 1, job->items[i].bytes,
                                  job->items[i].msg.envelope_len) == 0 &&
                 hub__inflight_add(self, m, msg, 1) == 0) {
@@ -176,8 +174,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                 uint64_t now = hub_now_us();
                 hub_flows_delivered(self->flows, msg->sender, m->id,
                                     hub__service_label(self, m->id, msg->service),
-                                    now > msg->accepted_at_us ? now - msg->accepted_at_us : 0,
-                                    now);
+                                    now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
             } else {
                 m->backlog = true;
             }
@@ -235,9 +232,9 @@ static void hub__after_commit(uv_work_t *req, int status)
 
 /* Appends one record to the audit log (worker thread only). */
 int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
-                          const char *message_id, uint64_t hub_seq, const char *sender,
-                          const char *receiver, const char *service, const char *reason,
-                          const hub_envelope_t *env)
+                   const char *message_id, uint64_t hub_seq, const char *sender,
+                   const char *receiver, const char *service, const char *reason,
+                   const hub_envelope_t *env)
 {
     hub_audit_record_t rec;
     memset(&rec, 0, sizeof rec);
@@ -397,11 +394,11 @@ static void hub__commit_work(uv_work_t *req)
         n_groups = 0;
     else {
         dead[0] = (struct hub__deadgroup){job->dead_ttl, job->n_dead_ttl, "ttl expired"};
-        dead[1] = (struct hub__deadgroup){job->dead_retry, job->n_dead_retry,
-                                          "retry budget exhausted"};
+        dead[1] =
+            (struct hub__deadgroup){job->dead_retry, job->n_dead_retry, "retry budget exhausted"};
         for (size_t i = 0; i < n_policy; i++)
-            dead[2 + i] = (struct hub__deadgroup){&job->dead_policy[i].seq, 1,
-                                                  job->dead_policy[i].reason};
+            dead[2 + i] =
+                (struct hub__deadgroup){&job->dead_policy[i].seq, 1, job->dead_policy[i].reason};
     }
     size_t n_all_dead = job->n_dead_ttl + job->n_dead_retry + n_policy;
     for (size_t d = 0; d < n_groups; d++) {
@@ -452,8 +449,8 @@ static void hub__commit_work(uv_work_t *req)
     /* The audit log says what the store now holds. */
     for (size_t i = 0; audit && job->dead && i < job->n_dead; i++) {
         const hub_store_msg_t *d = &job->dead[i];
-        int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq,
-                               d->sender, d->receiver, d->service, job->dead_reason[i], NULL);
+        int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq, d->sender,
+                               d->receiver, d->service, job->dead_reason[i], NULL);
         if (a != 0)
             arc = a;
     }
@@ -558,10 +555,9 @@ void hub__commit_start(hub_server_t *self)
     size_t n_settled = self->members_with_settles;
     size_t cursor = 0;
     void *value;
-    if (ready == 0 && n_settled == 0 && self->attempt_n == 0 &&
-        self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->dead_policy_n == 0 &&
-        self->answered_n == 0 && self->auditq_n == 0 &&
-        !self->audit_tick_due && !self->prune_due)
+    if (ready == 0 && n_settled == 0 && self->attempt_n == 0 && self->dead_ttl_n == 0 &&
+        self->dead_retry_n == 0 && self->dead_policy_n == 0 && self->answered_n == 0 &&
+        self->auditq_n == 0 && !self->audit_tick_due && !self->prune_due)
         return;
     self->audit_tick_due = false;
     hub__commit_t *job = calloc(1, sizeof *job);

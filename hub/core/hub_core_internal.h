@@ -50,14 +50,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
+#define HUB__DRAIN_BUDGET 256 /* ZeroMQ messages read per loop turn */
 /* ... and envelopes: a turn ends after about this many, so that a member
  * sending large batches cannot make everyone else's turn wait long. */
 #define HUB__TURN_ENVELOPES 1024
-#define HUB__MAX_COMMIT_ITEMS 8192  /* envelopes per store transaction */
-#define HUB__MAX_PENDING 65536      /* envelopes waiting for the store, all senders */
+#define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
+#define HUB__MAX_PENDING 65536     /* envelopes waiting for the store, all senders */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define HUB__READ_BATCH 512         /* messages read from a queue at a time */
+#define HUB__READ_BATCH 512 /* messages read from a queue at a time */
 /* What one connection can hold of the hub's memory: ZeroMQ keeps at most
  * HUB__SNDHWM frames for a peer that does not read, each Deliveries frame
  * is cut near HUB__FRAME_SOFT_MAX bytes, and what ZeroMQ will not take yet
@@ -66,16 +66,16 @@
 #define HUB__SNDHWM 16
 #define HUB__RCVHWM 1000
 #define HUB__FRAME_SOFT_MAX (1u << 20)
-#define HUB__REFUSAL_LOGS_PER_S 5   /* refusal log lines per member and second */
-#define HUB__WHY_MAX 512            /* bytes of a refusal's sentence */
-#define HUB__RETRY_MS 2             /* frames ZeroMQ refused are offered again this often */
+#define HUB__REFUSAL_LOGS_PER_S 5 /* refusal log lines per member and second */
+#define HUB__WHY_MAX 512          /* bytes of a refusal's sentence */
+#define HUB__RETRY_MS 2           /* frames ZeroMQ refused are offered again this often */
 
 /* ------------------------------------------------------------------------ */
 /* Members                                                                   */
 
 typedef struct {
     uint64_t seq;
-    uint64_t deadline_us;    /* monotonic: redeliver when passed */
+    uint64_t deadline_us; /* monotonic: redeliver when passed */
     uint32_t attempt;
     bool settled;
     char message_id[HUB_UUID_LEN + 1];
@@ -100,9 +100,9 @@ typedef struct {
 } hub__auditq_t;
 
 typedef struct {
-    uint64_t seq;      /* 0 for online-only envelopes, which need no settle */
+    uint64_t seq; /* 0 for online-only envelopes, which need no settle */
     uint32_t attempt;
-    uint8_t *bytes;    /* owned copy of the sender's encoded envelope */
+    uint8_t *bytes; /* owned copy of the sender's encoded envelope */
     size_t len;
     uint8_t sign_key[32]; /* the sender's Ed25519 key, for the receiver to verify */
     bool has_sign_key;
@@ -110,7 +110,7 @@ typedef struct {
 
 /* Receipts under construction for one sender. */
 typedef struct {
-    const char *sender; /* for the audit log */
+    const char *sender;   /* for the audit log */
     const char *receiver; /* of the envelope being judged, once known to the hub */
     const char *service;
     Lth__V1__Ack *acks;
@@ -129,29 +129,29 @@ typedef struct {
 
 typedef struct hub__member {
     char id[HUB_MEMBER_ID_MAX + 1];
-    uint8_t rid[256];          /* ROUTER routing id of the live connection */
+    uint8_t rid[256]; /* ROUTER routing id of the live connection */
     size_t rid_len;
     bool online;
-    uint64_t connected_at_us;  /* wall clock */
+    uint64_t connected_at_us; /* wall clock */
     uint64_t last_seen_mono_us;
-    uint64_t last_seen_us;     /* wall clock */
-    char address[64];          /* peer address of the live connection */
-    char *services;            /* offered services, comma-separated (from Hello) */
+    uint64_t last_seen_us; /* wall clock */
+    char address[64];      /* peer address of the live connection */
+    char *services;        /* offered services, comma-separated (from Hello) */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 
     /* Durable delivery state (valid while online). */
     hub__inflight_t *inflight; /* sorted by seq */
     size_t inflight_n, inflight_cap, inflight_open;
-    uint64_t loaded_seq;       /* highest seq handed out since (re)connect */
-    bool backlog;              /* the store may hold more than loaded_seq */
-    uint64_t *settled;         /* settled seqs waiting for the next commit */
+    uint64_t loaded_seq; /* highest seq handed out since (re)connect */
+    bool backlog;        /* the store may hold more than loaded_seq */
+    uint64_t *settled;   /* settled seqs waiting for the next commit */
     size_t settled_n, settled_cap;
-    size_t pending_late;       /* queued for it, not delivered early, not yet committed */
-    uint32_t open_requests;    /* its requests still waiting for a reply */
+    size_t pending_late;    /* queued for it, not delivered early, not yet committed */
+    uint32_t open_requests; /* its requests still waiting for a reply */
 
     /* Rate limit (token buckets, refilled by elapsed time, a second's worth
      * deep) and what it may hold; from hubd.conf, or its policy `limit`. */
-    uint32_t limits_gen;       /* == server's: the cached limits are current */
+    uint32_t limits_gen; /* == server's: the cached limits are current */
     uint64_t rate_msgs, rate_bytes;
     uint64_t send_msgs, send_bytes, recv_msgs, recv_bytes; /* store quotas */
     double tokens_msgs, tokens_bytes;
@@ -164,7 +164,7 @@ typedef struct hub__member {
     /* Outbound deliveries gathered during this loop turn. */
     hub__outitem_t *out;
     size_t out_n, out_cap;
-    uint64_t out_bytes;        /* envelope bytes in out[] */
+    uint64_t out_bytes; /* envelope bytes in out[] */
     /* Frames the peer's ZeroMQ pipe would not take yet, in order. */
     hub__blocked_t *blocked;
     size_t blocked_head, blocked_n, blocked_cap;
@@ -185,7 +185,6 @@ typedef struct hub__member {
     bool on_held_list;
 } hub__member_t;
 
-
 typedef struct {
     struct hub__member *m;
     hub__receipts_t r;
@@ -194,16 +193,16 @@ typedef struct {
 /* An envelope waiting for the next group commit. */
 typedef struct {
     hub_store_msg_t msg;
-    uint8_t *bytes;        /* owned */
-    uint8_t sign_key[32];  /* the sender's Ed25519 key, when verify is set */
-    bool verify;           /* check the signature on the worker */
-    int verdict;           /* set by the worker: 0, or a HUB_E* code from verification */
+    uint8_t *bytes;       /* owned */
+    uint8_t sign_key[32]; /* the sender's Ed25519 key, when verify is set */
+    bool verify;          /* check the signature on the worker */
+    int verdict;          /* set by the worker: 0, or a HUB_E* code from verification */
     /* A published event is stored once per subscriber under ids derived from
      * its own; the copies form a group that gets one receipt, for this id. */
     char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
-    bool early;            /* delivered before its commit (hub__deliver_early) */
+    bool early;                 /* delivered before its commit (hub__deliver_early) */
     uint64_t queued_mono_us;
     uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
 } hub__pending_t;
@@ -236,17 +235,17 @@ typedef struct {
     size_t n_dead_ttl, n_dead_retry;
     hub__deadpol_t *dead_policy;
     size_t n_dead_policy;
-    char **answered;        /* tracked requests answered: forget them in the store */
+    char **answered; /* tracked requests answered: forget them in the store */
     size_t n_answered;
     int other_rc;
-    hub__auditq_t *audit;   /* loop-side records to append first */
+    hub__auditq_t *audit; /* loop-side records to append first */
     size_t n_audit;
     int audit_rc;
-    uint64_t audit_seq;     /* the log's sequence after this commit */
-    hub_store_msg_t *dead;  /* metadata of what was dead-lettered, for the flows */
+    uint64_t audit_seq;       /* the log's sequence after this commit */
+    hub_store_msg_t *dead;    /* metadata of what was dead-lettered, for the flows */
     const char **dead_reason; /* one per dead[]; static, or owned by dead_policy */
     size_t n_dead;
-    bool prune_dedup;       /* forget expired de-duplication records too */
+    bool prune_dedup; /* forget expired de-duplication records too */
     size_t pruned;
 } hub__commit_t;
 
@@ -260,17 +259,17 @@ struct hub_server {
     hub_zsock_t *zap_watch;
     hub_keydir_t *keys;
     hub_keypair_t own_key;
-    hub_policy_t *policy;          /* NULL: no policy_file, everything allowed (development) */
-    uint64_t policy_since_us;      /* wall clock: when this policy was loaded */
+    hub_policy_t *policy;     /* NULL: no policy_file, everything allowed (development) */
+    uint64_t policy_since_us; /* wall clock: when this policy was loaded */
     hub_delegations_t *delegations;
-    uv_timer_t cert_timer;         /* reloads certificates when one expires or starts */
+    uv_timer_t cert_timer; /* reloads certificates when one expires or starts */
     uint64_t cert_timer_first_ms;
-    hub_metric_family_t *cert_expiry; /* lth_certificate_expiry_timestamp_seconds{member} */
+    hub_metric_family_t *cert_expiry;   /* lth_certificate_expiry_timestamp_seconds{member} */
     hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
-    hub_map_t *members; /* member id -> hub__member_t */
-    hub_map_t *requests; /* request message id -> hub__request_t */
-    size_t members_with_settles; /* members whose settled list is not empty */
-    hub_map_t *subs;     /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
+    hub_map_t *members;                 /* member id -> hub__member_t */
+    hub_map_t *requests;                /* request message id -> hub__request_t */
+    size_t members_with_settles;        /* members whose settled list is not empty */
+    hub_map_t *subs;                    /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
     char subs_path[PATH_MAX];
     uint64_t last_request_sweep_us;
     hub_store_t *store;
@@ -286,34 +285,34 @@ struct hub_server {
     hub__member_t *dirty_head;
     hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
     size_t turn_rcpt_n, turn_rcpt_cap;
-    hub__member_t *held_head;   /* members holding receipts */
+    hub__member_t *held_head;    /* members holding receipts */
     hub__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
-    uv_timer_t retry_timer;     /* offers them again every HUB__RETRY_MS */
-    uv_timer_t held_timer;      /* sends receipts held too long on their own */
+    uv_timer_t retry_timer;      /* offers them again every HUB__RETRY_MS */
+    uv_timer_t held_timer;       /* sends receipts held too long on their own */
 
     /* Group commit. */
     hub__pending_t *pending;
     size_t pending_n, pending_cap;
     uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
-    hub__deadpol_t *dead_policy;   /* agreement ended before delivery */
+    hub__deadpol_t *dead_policy; /* agreement ended before delivery */
     size_t dead_policy_n, dead_policy_cap;
-    char **answered;               /* durable requests answered since the last commit */
+    char **answered; /* durable requests answered since the last commit */
     size_t answered_n, answered_cap;
-    hub__commit_t *commit; /* in progress, or NULL */
-    uint64_t next_seq;     /* the seq the next accepted envelope gets (preset_seq) */
-    size_t pending_late_n; /* pending envelopes not delivered early (they wait for a commit) */
+    hub__commit_t *commit;   /* in progress, or NULL */
+    uint64_t next_seq;       /* the seq the next accepted envelope gets (preset_seq) */
+    size_t pending_late_n;   /* pending envelopes not delivered early (they wait for a commit) */
     uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
 
     hub_metrics_t *metrics;
     hub_flows_t *flows;
-    hub_ops_t *ops;        /* the operator HTTP endpoint, or NULL */
+    hub_ops_t *ops; /* the operator HTTP endpoint, or NULL */
     hub_ops_source_t ops_source;
-    uint64_t audit_seq;    /* copied from the worker after each commit */
+    uint64_t audit_seq;       /* copied from the worker after each commit */
     const char *current_peer; /* Peer-Address of the message being handled */
     hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
 
-    hub_audit_t *audit;    /* NULL when the audit log is off; worker-only while a commit runs */
+    hub_audit_t *audit; /* NULL when the audit log is off; worker-only while a commit runs */
     hub__auditq_t *auditq;
     size_t auditq_n, auditq_cap;
     bool audit_tick_due;
@@ -322,12 +321,11 @@ struct hub_server {
     uint64_t last_prune_us;      /* monotonic */
 
     uint64_t refused_since_log;
-    uint32_t limits_gen;         /* bumped by every reload: members re-read their limits */
-    size_t turn_envelopes;       /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
+    uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */
+    size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;
 };
-
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
@@ -372,7 +370,7 @@ static inline int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
 /* How long an online-only ACK may wait for a Deliveries frame to ride in. */
 #define HUB__HOLD_RECEIPTS_US 1000u
 
-#define HUB__PUSH(arr, n, cap, value)                                                             \
+#define HUB__PUSH(arr, n, cap, value)                                                              \
     (hub__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0 ? ((arr)[(n)++] = (value), 0) \
                                                                      : HUB_ENOMEM)
 
@@ -387,33 +385,32 @@ typedef struct {
 
 /* hub_members.c */
 void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                         uint64_t hub_seq, const char *sender, const char *receiver,
-                         const char *service, const char *reason);
+                  uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
+                  const char *reason);
 void hub__auditq_free(hub__auditq_t *q, size_t n);
 void hub__held_free(hub__member_t *m);
 hub__member_t *hub__member(hub_server_t *self, const char *id);
 void hub__member_free(hub__member_t *m);
-const char *hub__service_label(hub_server_t *self, const char *receiver,
-                                      const char *service);
+const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service);
 
 /* hub_send.c */
 void hub__blocked_drop(hub__member_t *m);
-int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender,
-                            uint64_t seq, uint32_t attempt, const uint8_t *bytes, size_t len);
+int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                     uint32_t attempt, const uint8_t *bytes, size_t len);
 void hub__flush_all(hub_server_t *self);
 void hub__on_held_timer(uv_timer_t *t);
 void hub__on_retry_timer(uv_timer_t *t);
 void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq);
-bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                                  int code, const char *reason);
-void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                              int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                           const char *reason);
+void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void hub__receipts_free(hub__receipts_t *r);
 int hub__receipts_init(hub__receipts_t *r, size_t cap);
 void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r);
 bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m);
 void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
-                                const char *reason);
+                         const char *reason);
 int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame);
 void hub__turn_receipts_hold(hub_server_t *self);
 void hub__turn_receipts_send(hub_server_t *self);
@@ -421,41 +418,40 @@ uint64_t hub__waiting(const hub__member_t *m);
 
 /* hub_delivery.c */
 uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt);
-bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender,
-                               uint64_t created_at_us, hub__member_t *rcv, hub__pending_t *p);
+bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_t created_at_us,
+                        hub__member_t *rcv, hub__pending_t *p);
 int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
-                             uint32_t attempt);
+                      uint32_t attempt);
 void hub__inflight_compact(hub__member_t *m);
 hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq);
 void hub__member_reset_delivery(hub__member_t *m);
 int hub__pending_push(hub_server_t *self, hub__pending_t *p);
 void hub__pump(hub_server_t *self, hub__member_t *m);
 void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
-                           hub_store_quota_t *q);
+                    hub_store_quota_t *q);
 void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
-                            const hub_store_msg_t *msg, hub_store_outcome_t outcome);
+                     const hub_store_msg_t *msg, hub_store_outcome_t outcome);
 bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg);
 
 /* hub_commit.c */
 int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
-                          const char *message_id, uint64_t hub_seq, const char *sender,
-                          const char *receiver, const char *service, const char *reason,
-                          const hub_envelope_t *env);
+                   const char *message_id, uint64_t hub_seq, const char *sender,
+                   const char *receiver, const char *service, const char *reason,
+                   const hub_envelope_t *env);
 void hub__commit_start(hub_server_t *self);
 
 /* hub_trust.c */
 const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
-                                  const char *service, hub_policy_decision_t *d);
+                           const char *service, hub_policy_decision_t *d);
 int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size);
-int hub__load_policy(hub_server_t *self, hub_policy_t **policy,
-                            hub_delegations_t **delegations, char *err, size_t err_size);
+int hub__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
+                     char *err, size_t err_size);
 void hub__on_cert_timer(uv_timer_t *timer);
 
 /* hub_pubsub.c */
 int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size);
 void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
-                         const uint8_t *bytes, size_t len, hub__receipts_t *receipts,
-                         const char *mid);
+                  const uint8_t *bytes, size_t len, hub__receipts_t *receipts, const char *mid);
 int hub__save_subscriptions(hub_server_t *self);
 int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic);
 
@@ -465,14 +461,14 @@ void hub__member_limits(hub_server_t *self, hub__member_t *m);
 int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why);
 void hub__request_loaded(const hub_store_request_t *sr, void *user);
 void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
-                                size_t len, hub__receipts_t *receipts);
+                         size_t len, hub__receipts_t *receipts);
 const char *hub__signature_problem(int rc, bool has_key);
 
 /* hub_meta.c */
 int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
-                            char **json, size_t *json_len, const char **why);
+                     char **json, size_t *json_len, const char **why);
 void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
-                                const char *json, size_t len);
+                         const char *json, size_t len);
 
 /* hub_server.c */
 void hub__housekeeping(uv_timer_t *timer);

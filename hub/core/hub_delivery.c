@@ -15,13 +15,17 @@ uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
     return delay;
 }
 
-
 int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
-                             uint32_t attempt)
+                      uint32_t attempt)
 {
     hub__member_t *sender = hub__member(self, msg->sender);
-    hub__inflight_t f = {msg->seq, hub_monotonic_us() + hub__backoff_us(self, attempt), attempt,
-                         false, "", sender ? sender->id : "", strdup(msg->service),
+    hub__inflight_t f = {msg->seq,
+                         hub_monotonic_us() + hub__backoff_us(self, attempt),
+                         attempt,
+                         false,
+                         "",
+                         sender ? sender->id : "",
+                         strdup(msg->service),
                          msg->accepted_at_us};
     memcpy(f.message_id, msg->message_id, sizeof f.message_id);
     if (!f.service || HUB__PUSH(m->inflight, m->inflight_n, m->inflight_cap, f) != 0) {
@@ -69,10 +73,9 @@ void hub__member_reset_delivery(hub__member_t *m)
     m->backlog = true;
 }
 
-
 /* The store quotas a queued message from `sender` to `receiver` is held to. */
 void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
-                           hub_store_quota_t *q)
+                    hub_store_quota_t *q)
 {
     hub__member_limits(self, sender);
     hub__member_limits(self, receiver);
@@ -84,7 +87,7 @@ void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *re
 
 /* The sentence of a QUOTA_EXCEEDED: whose quota, how much is held, what to do. */
 void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
-                            const hub_store_msg_t *msg, hub_store_outcome_t outcome)
+                     const hub_store_msg_t *msg, hub_store_outcome_t outcome)
 {
     bool as_sender = outcome == HUB_STORE_QUOTA_SENDER;
     const char *who = as_sender ? msg->sender : msg->receiver;
@@ -146,8 +149,8 @@ bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
         char reason[HUB_STORE_REASON_MAX + 1];
         snprintf(reason, sizeof reason, "agreement ended before delivery: %s:%u", d.file, d.line);
         hub__deadpol_t dp = {msg->seq, strdup(reason)};
-        if (!dp.reason || HUB__PUSH(self->dead_policy, self->dead_policy_n,
-                                    self->dead_policy_cap, dp) != 0)
+        if (!dp.reason ||
+            HUB__PUSH(self->dead_policy, self->dead_policy_n, self->dead_policy_cap, dp) != 0)
             free(dp.reason);
         HUB_WARN("router", "agreement ended before delivery: dead-lettered",
                  "seq=%llu sender=%s receiver=%s service=%s reason=\"%s\"",
@@ -170,8 +173,8 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         hub_store_msg_t *msgs = self->readbuf;
         size_t n = 0;
         hub_store_arena_reset(self->arena);
-        int rc = hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n,
-                                      self->arena);
+        int rc =
+            hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n, self->arena);
         if (rc != 0) {
             HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
                       hub_strerror(rc));
@@ -183,13 +186,12 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
                 m->loaded_seq = msgs[i].seq;
                 continue;
             }
-            if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt,
-                                 msgs[i].envelope, msgs[i].envelope_len) != 0 ||
+            if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt, msgs[i].envelope,
+                                 msgs[i].envelope_len) != 0 ||
                 hub__inflight_add(self, m, &msgs[i], attempt) != 0)
                 return;
-            hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq,
-                         msgs[i].sender, m->id, msgs[i].service,
-                         attempt == 1 ? "attempt 1" : "redelivery");
+            hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq, msgs[i].sender,
+                         m->id, msgs[i].service, attempt == 1 ? "attempt 1" : "redelivery");
             if (attempt == 1) {
                 uint64_t now = hub_now_us();
                 hub_flows_delivered(self->flows, msgs[i].sender, m->id,
@@ -237,8 +239,8 @@ int hub__pending_push(hub_server_t *self, hub__pending_t *p)
  * id (at-least-once delivery, as after any crash). A message the commit
  * then refuses (QUEUE_FULL, STORE_FULL, INTERNAL) has been seen by the
  * receiver and will come again when the sender retries. */
-bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender,
-                               uint64_t created_at_us, hub__member_t *rcv, hub__pending_t *p)
+bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_t created_at_us,
+                        hub__member_t *rcv, hub__pending_t *p)
 {
     if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
         rcv->inflight_open >= self->cfg.max_in_flight ||
@@ -252,19 +254,19 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender,
                  now >= sender->connected_at_us + HUB__FRESH_US;
     uint64_t seq;
     hub_store_state_t state;
-    if (!fresh && hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq,
-                                   &state) != HUB_ENOTFOUND)
+    if (!fresh && hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq, &state) !=
+                      HUB_ENOTFOUND)
         return false;
     p->msg.seq = p->msg.preset_seq;
-    if (hub__enqueue_out(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes,
-                         p->msg.envelope_len) != 0)
+    if (hub__enqueue_out(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes, p->msg.envelope_len) !=
+        0)
         return false;
     if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
         rcv->backlog = true; /* untracked: the next pump reads it from the store */
     rcv->loaded_seq = p->msg.seq;
     p->early = true;
-    hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender,
-                 rcv->id, p->msg.service, "attempt 1, before the commit");
+    hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender, rcv->id,
+                 p->msg.service, "attempt 1, before the commit");
     hub_flows_delivered(self->flows, p->msg.sender, rcv->id,
                         hub__service_label(self, rcv->id, p->msg.service), 0, hub_now_us());
     return true;

@@ -21,8 +21,7 @@ hub__member_t *hub__member(hub_server_t *self, const char *id)
 
 /* The service as a metrics label: only services the receiver offered in a
  * Hello, so that a sender cannot grow the label set at will. */
-const char *hub__service_label(hub_server_t *self, const char *receiver,
-                                      const char *service)
+const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service)
 {
     hub__member_t *m = receiver && *receiver ? hub_map_get(self->members, receiver) : NULL;
     if (!m || !m->services || !service || !*service)
@@ -37,8 +36,6 @@ const char *hub__service_label(hub_server_t *self, const char *receiver,
     return "_unlisted";
 }
 
-
-
 /* Forgets the receipts a member holds (they belong to its connection). */
 void hub__held_free(hub__member_t *m)
 {
@@ -46,7 +43,6 @@ void hub__held_free(hub__member_t *m)
         hub__receipts_free(&m->held[i]);
     m->held_n = 0;
 }
-
 
 void hub__member_free(hub__member_t *m)
 {
@@ -65,8 +61,8 @@ void hub__member_free(hub__member_t *m)
 
 /* Queues an audit record for the commit worker. */
 void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                         uint64_t hub_seq, const char *sender, const char *receiver,
-                         const char *service, const char *reason)
+                  uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
+                  const char *reason)
 {
     if (!self->audit)
         return;

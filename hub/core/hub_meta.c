@@ -46,7 +46,7 @@ static bool hub__may_see(const hub_server_t *self, const char *caller, const cha
 }
 
 int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
-                            char **json, size_t *json_len, const char **why)
+                     char **json, size_t *json_len, const char **why)
 {
     hub_jsonw_t w;
     hub_jsonw_init(&w);
@@ -91,13 +91,13 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
         hub_jsonw_key(&w, "allowed");
         hub_jsonw_array_begin(&w);
         if (self->policy)
-            hub_policy_visit_allowed(self->policy, caller->id, hub_now_us(),
-                                     hub__meta_allowed_rule, &w);
+            hub_policy_visit_allowed(self->policy, caller->id, hub_now_us(), hub__meta_allowed_rule,
+                                     &w);
         hub_jsonw_array_end(&w);
     } else {
         hub_jsonw_free(&w);
-        *why = "the hub answers " HUB__META_MEMBERS ", " HUB__META_SERVICES " and "
-               HUB__META_ALLOWED "; to publish, send an EVENT";
+        *why = "the hub answers " HUB__META_MEMBERS ", " HUB__META_SERVICES
+               " and " HUB__META_ALLOWED "; to publish, send an EVENT";
         return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
     }
     hub_jsonw_object_end(&w);
@@ -110,7 +110,7 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
 
 /* Sends the hub's own signed reply to a request. */
 void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
-                                const char *json, size_t len)
+                         const char *json, size_t len)
 {
     char id[HUB_UUID_LEN + 1];
     hub_uuid_new(id);

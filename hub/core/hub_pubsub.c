@@ -6,7 +6,6 @@
 /* ------------------------------------------------------------------------ */
 /* Publish / subscribe                                                       */
 
-
 static bool hub__subscribed(const hub__sublist_t *l, const char *member)
 {
     for (size_t i = 0; l && i < l->n; i++)
@@ -78,8 +77,7 @@ int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
         line[strcspn(line, "\r\n")] = '\0';
         char *space = strchr(line, ' ');
         if (!space) {
-            snprintf(err, err_size, "%s:%d: expected 'SUBSCRIBER TOPIC'", self->subs_path,
-                     lineno);
+            snprintf(err, err_size, "%s:%d: expected 'SUBSCRIBER TOPIC'", self->subs_path, lineno);
             rc = HUB_EPARSE;
             break;
         }
@@ -120,8 +118,7 @@ static void hub__derive_id(const char *message_id, const char *subscriber,
 /* An EVENT addressed to the hub itself is a publication: one copy per
  * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
 void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
-                         const uint8_t *bytes, size_t len, hub__receipts_t *receipts,
-                         const char *mid)
+                  const uint8_t *bytes, size_t len, hub__receipts_t *receipts, const char *mid)
 {
     const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
     if (env->kind != LTH__V1__KIND__KIND_EVENT) {
@@ -130,8 +127,8 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
                           ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
                           : HUB_EINVAL;
             if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "%s", hub__signature_problem(vrc, skp && skp->has_sign));
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                                  hub__signature_problem(vrc, skp && skp->has_sign));
                 return;
             }
         }
@@ -143,8 +140,9 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
                        : LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
         if (code != 0) {
             hub__receipt_nack(self, receipts, mid, code, "%s",
-                              why ? why : "the hub takes requests (metaservices) and events "
-                                          "(publications), not replies");
+                              why ? why
+                                  : "the hub takes requests (metaservices) and events "
+                                    "(publications), not replies");
             return;
         }
         hub__receipt_ack(receipts, env->message_id, 0);

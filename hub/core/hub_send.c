@@ -9,7 +9,10 @@
 
 /* Bytes waiting to leave for a member: gathered deliveries and frames its
  * ZeroMQ pipe would not take yet. */
-uint64_t hub__waiting(const hub__member_t *m) { return m->out_bytes + m->blocked_bytes; }
+uint64_t hub__waiting(const hub__member_t *m)
+{
+    return m->out_bytes + m->blocked_bytes;
+}
 
 void hub__blocked_drop(hub__member_t *m)
 {
@@ -134,11 +137,14 @@ static void hub__retry_blocked(hub_server_t *self)
         uv_timer_stop(&self->retry_timer);
 }
 
-void hub__on_retry_timer(uv_timer_t *t) { hub__retry_blocked(t->data); }
+void hub__on_retry_timer(uv_timer_t *t)
+{
+    hub__retry_blocked(t->data);
+}
 
 /* A frame-level refusal to a connection identified only by routing id. */
 void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
-                                const char *reason)
+                         const char *reason)
 {
     Lth__V1__Nack nack = LTH__V1__NACK__INIT;
     nack.message_id = "";
@@ -158,7 +164,6 @@ void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len,
     if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
 }
-
 
 int hub__receipts_init(hub__receipts_t *r, size_t cap)
 {
@@ -226,8 +231,8 @@ bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m)
 
 /* Adds a NACK to the receipts and counts it; nothing else (no audit record,
  * no flow, no log line). False when it could not be added. */
-bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                                  int code, const char *reason)
+bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                           const char *reason)
 {
     self->stats.envelopes_nacked++;
     if (code > 0 && code < 32)
@@ -252,8 +257,8 @@ bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *m
 /* A refusal: NACK, audit record, flow, and a log line (rate-limited per
  * member). */
 
-void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                              int code, const char *fmt, ...)
+void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                       const char *fmt, ...)
 {
     char reason[512];
     va_list ap;
@@ -271,8 +276,14 @@ void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *messa
         const char *svc = r->receiver ? hub__service_label(self, r->receiver, r->service) : "";
         hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
                           hub_nack_code_name(code), now);
-        hub_flows_exchange_t x = {message_id ? message_id : "", r->sender ? r->sender : "", rcv,
-                                  svc, hub_nack_code_name(code), 0, now, 0};
+        hub_flows_exchange_t x = {message_id ? message_id : "",
+                                  r->sender ? r->sender : "",
+                                  rcv,
+                                  svc,
+                                  hub_nack_code_name(code),
+                                  0,
+                                  now,
+                                  0};
         hub_flows_exchange(self->flows, &x);
     }
     hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
@@ -306,8 +317,8 @@ void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r
 }
 
 /* Queues an envelope for the member's next Deliveries frame. */
-int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender,
-                            uint64_t seq, uint32_t attempt, const uint8_t *bytes, size_t len)
+int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                     uint32_t attempt, const uint8_t *bytes, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)

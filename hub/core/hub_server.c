@@ -8,8 +8,8 @@
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
 
-static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *rid,
-                          size_t rid_len, const Lth__V1__Hello *hello)
+static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *rid, size_t rid_len,
+                          const Lth__V1__Hello *hello)
 {
     if (hello->protocol_version < HUB_PROTOCOL_VERSION) {
         hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
@@ -67,8 +67,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             if (why) {
                 char reason[HUB_POLICY_REASON_MAX + 64];
                 snprintf(reason, sizeof reason, "subscription %s refused: %s", topic, why);
-                hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
-                                    reason);
+                hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN, reason);
                 continue;
             }
         }
@@ -80,8 +79,8 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
         }
     }
     if (subs_changed && hub__save_subscriptions(self) != 0)
-        HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts",
-                  "path=%s", self->subs_path);
+        HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts", "path=%s",
+                  self->subs_path);
     char *services = calloc(1, total);
     if (!services)
         return;
@@ -93,7 +92,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     free(m->services);
     m->services = services;
     bool was_online = m->online;
-    hub__held_free(m); /* receipts of the previous connection: its envelopes come again */
+    hub__held_free(m);    /* receipts of the previous connection: its envelopes come again */
     hub__blocked_drop(m); /* frames for the previous connection: what is durable comes again */
     m->piggyback = hello->receipts_in_deliveries;
     memcpy(m->rid, rid, rid_len);
@@ -157,8 +156,7 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         if (hub__rate_check(self, m, e->len, why) != 0) {
             char id[HUB_UUID_LEN + 1];
             hub_envelope_peek_id(e->data, e->len, id);
-            hub__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED,
-                                  why);
+            hub__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED, why);
             limited++;
             continue;
         }
@@ -167,12 +165,12 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
     self->turn_envelopes += batch->n_envelopes;
     if (limited) {
         char summary[HUB__WHY_MAX + 64];
-        snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s",
-                 limited, why);
+        snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s", limited,
+                 why);
         hub__audit_q(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary);
         if (hub__refusal_log_ok(self, m))
-            HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu",
-                     m->id, limited);
+            HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu", m->id,
+                     limited);
     }
     if (receipts.n_acks == 0 && receipts.n_nacks == 0) {
         hub__receipts_free(&receipts); /* all queued: answered after the commit */
@@ -215,14 +213,14 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         if (f && !f->settled) {
             f->settled = true;
             m->inflight_open--;
-            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id,
-                         f->service, NULL);
+            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service,
+                         NULL);
             uint64_t now = hub_now_us();
             uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
             const char *label = hub__service_label(self, m->id, f->service);
             hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
-            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label, "settled", 0, now,
-                                      e2e};
+            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label,
+                                      "settled",     0,         now,   e2e};
             hub_flows_exchange(self->flows, &x);
         } else if (!f) {
             hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
@@ -264,8 +262,7 @@ static void hub__on_heartbeat(hub_server_t *self, hub__member_t *m, const uint8_
                         "have restarted)");
 }
 
-static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len,
-                            zmq_msg_t *body)
+static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len, zmq_msg_t *body)
 {
     self->stats.frames_in++;
     /* The sender is whoever owns the CURVE key this connection proved; the
@@ -305,9 +302,7 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     }
     bool registered = m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0;
     switch (frame->body_case) {
-    case LTH__V1__FRAME__BODY_HELLO:
-        hub__on_hello(self, m, rid, rid_len, frame->hello);
-        break;
+    case LTH__V1__FRAME__BODY_HELLO: hub__on_hello(self, m, rid, rid_len, frame->hello); break;
     case LTH__V1__FRAME__BODY_HEARTBEAT:
         hub__on_heartbeat(self, m, rid, rid_len, frame->heartbeat);
         break;
@@ -345,8 +340,8 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
     (void)zs;
     hub_server_t *self = user;
     self->turn_envelopes = 0;
-    for (int n = 0; n < HUB__DRAIN_BUDGET && !self->stopping &&
-                    self->turn_envelopes < HUB__TURN_ENVELOPES;
+    for (int n = 0;
+         n < HUB__DRAIN_BUDGET && !self->stopping && self->turn_envelopes < HUB__TURN_ENVELOPES;
          n++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
@@ -404,8 +399,8 @@ void hub__housekeeping(uv_timer_t *timer)
         if (!m->online)
             continue;
         if (now - m->last_seen_mono_us > silent_limit) {
-            HUB_INFO("router", "member silent, marked offline", "member=%s silent_ms=%llu",
-                     m->id, (unsigned long long)((now - m->last_seen_mono_us) / 1000u));
+            HUB_INFO("router", "member silent, marked offline", "member=%s silent_ms=%llu", m->id,
+                     (unsigned long long)((now - m->last_seen_mono_us) / 1000u));
             m->online = false;
             continue;
         }
@@ -608,9 +603,18 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
         hub__member_t *m = value;
         if (hub_keydir_find_member(self->keys, m->id))
             continue;
-        hub_ops_member_t v = {m->id, false, m->online, m->connected_at_us, m->last_seen_us,
-                              m->address, m->services ? m->services : "", m->msgs_in,
-                              m->msgs_out, m->bytes_in, m->bytes_out, m->inflight_open};
+        hub_ops_member_t v = {m->id,
+                              false,
+                              m->online,
+                              m->connected_at_us,
+                              m->last_seen_us,
+                              m->address,
+                              m->services ? m->services : "",
+                              m->msgs_in,
+                              m->msgs_out,
+                              m->bytes_in,
+                              m->bytes_out,
+                              m->inflight_open};
         visit(&v, user);
     }
 }
@@ -663,7 +667,10 @@ static bool hub__ops_ready(void *ctx, const char **why_not)
     return true;
 }
 
-static struct hub_store *hub__ops_store(void *ctx) { return ((hub_server_t *)ctx)->store; }
+static struct hub_store *hub__ops_store(void *ctx)
+{
+    return ((hub_server_t *)ctx)->store;
+}
 
 static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
 {
@@ -707,8 +714,8 @@ static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
     if (rc == 0)
         rc = hub_store_dlq_purge(self->store, seq);
     if (rc == 0)
-        HUB_INFO("dlq", "dead letter purged", "hub_seq=%llu receiver=%s",
-                 (unsigned long long)seq, dead.msg.receiver);
+        HUB_INFO("dlq", "dead letter purged", "hub_seq=%llu receiver=%s", (unsigned long long)seq,
+                 dead.msg.receiver);
     return rc;
 }
 
@@ -775,12 +782,14 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         rc = hub__load_policy(self, &self->policy, &self->delegations, err, err_size);
     self->policy_since_us = hub_now_us();
     if (rc == 0 && !cfg->ca_cert[0])
-        HUB_WARN("hubd", "development mode: members are admitted by the key directory alone; "
-                         "set ca_cert, crl_file and cert_dir to require certificates",
+        HUB_WARN("hubd",
+                 "development mode: members are admitted by the key directory alone; "
+                 "set ca_cert, crl_file and cert_dir to require certificates",
                  "key_dir=%s", cfg->key_dir);
     if (rc == 0 && !self->policy)
-        HUB_WARN("hubd", "no policy_file: every member may call every service (development "
-                         "mode); set policy_file to deny by default",
+        HUB_WARN("hubd",
+                 "no policy_file: every member may call every service (development "
+                 "mode); set policy_file to deny by default",
                  NULL);
     if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
                     !(self->subs = hub_map_new()))) {
@@ -815,8 +824,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (rc == 0) {
         size_t expired = 0;
-        rc = hub_store_requests_load(self->store, hub_now_us(), hub__request_loaded, self,
-                                     &expired);
+        rc =
+            hub_store_requests_load(self->store, hub_now_us(), hub__request_loaded, self, &expired);
         if (rc != 0)
             snprintf(err, err_size, "store %s: cannot read its tracked requests (%s)",
                      cfg->data_dir, hub_strerror(rc));
@@ -829,14 +838,17 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         rc = HUB_ENOMEM;
     }
     if (rc == 0 && cfg->require_signatures && !self->own_key.has_sign) {
-        snprintf(err, err_size, "%s has no signing key; regenerate the hub's keys with 'hubctl "
-                                "keygen'", cfg->key_file);
+        snprintf(err, err_size,
+                 "%s has no signing key; regenerate the hub's keys with 'hubctl "
+                 "keygen'",
+                 cfg->key_file);
         rc = HUB_EINVAL;
     }
     if (rc == 0 && cfg->audit) {
         if (!self->own_key.has_sign) {
-            snprintf(err, err_size, "%s has no signing key, which the audit log needs; "
-                                    "regenerate the hub's keys with 'hubctl keygen'",
+            snprintf(err, err_size,
+                     "%s has no signing key, which the audit log needs; "
+                     "regenerate the hub's keys with 'hubctl keygen'",
                      cfg->key_file);
             rc = HUB_EINVAL;
         } else {
@@ -875,8 +887,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
      * listen backlog keeps their SYNs from being dropped (default 100). */
     int backlog = 4096;
     uint8_t server_secret[32];
-    if (!self->router ||
-        zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+    if (!self->router || zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
         zmq_setsockopt(self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
@@ -907,8 +918,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
 
     rc = hub_zsock_start(loop, self->zap, hub__on_zap_readable, self, &self->zap_watch);
     if (rc == 0)
-        rc = hub_zsock_start(loop, self->router, hub__on_router_readable, self,
-                             &self->router_watch);
+        rc =
+            hub_zsock_start(loop, self->router, hub__on_router_readable, self, &self->router_watch);
     if (rc != 0) {
         snprintf(err, err_size, "cannot watch the sockets: %s", hub_strerror(rc));
         hub_server_destroy(&self);
@@ -916,9 +927,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (cfg->http_listen[0]) {
         char token[HUB_OPS_TOKEN_MAX + 1] = "";
-        if (cfg->http_token_file[0] &&
-            hub_ops_read_token_file(cfg->http_token_file, token, sizeof token, err,
-                                    err_size) != 0) {
+        if (cfg->http_token_file[0] && hub_ops_read_token_file(cfg->http_token_file, token,
+                                                               sizeof token, err, err_size) != 0) {
             hub_server_destroy(&self);
             return HUB_EINVAL;
         }
@@ -975,7 +985,10 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     return 0;
 }
 
-const char *hub_server_endpoint(const hub_server_t *self) { return self->endpoint; }
+const char *hub_server_endpoint(const hub_server_t *self)
+{
+    return self->endpoint;
+}
 
 const char *hub_server_http_address(const hub_server_t *self)
 {
@@ -1046,13 +1059,12 @@ void hub_server_destroy(hub_server_t **self_p)
         /* The loop is over and no commit runs: write what is queued, seal. */
         for (size_t i = 0; i < self->auditq_n; i++) {
             const hub__auditq_t *q = &self->auditq[i];
-            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq,
-                           q->sender, q->receiver, q->service, q->reason, NULL);
+            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
+                           q->receiver, q->service, q->reason, NULL);
         }
         int arc = hub_audit_close(&self->audit);
         if (arc != 0)
-            HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"",
-                      hub_strerror(arc));
+            HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"", hub_strerror(arc));
     }
     hub__auditq_free(self->auditq, self->auditq_n);
     for (size_t i = 0; i < self->turn_rcpt_n; i++)

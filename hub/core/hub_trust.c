@@ -21,7 +21,6 @@ static int hub__on_expiring(const hub_cert_info_t *c, void *user)
     return 0;
 }
 
-
 /* Loads the member key table: from certificates (each checked against the
  * CA and the CRL) or, in development mode, from the key directory. */
 int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size)
@@ -89,8 +88,8 @@ void hub__on_cert_timer(uv_timer_t *timer)
                   err);
 }
 
-int hub__load_policy(hub_server_t *self, hub_policy_t **policy,
-                            hub_delegations_t **delegations, char *err, size_t err_size)
+int hub__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
+                     char *err, size_t err_size)
 {
     *policy = NULL;
     *delegations = NULL;
@@ -106,7 +105,7 @@ int hub__load_policy(hub_server_t *self, hub_policy_t **policy,
 
 /* Agreement check for a call or an event; NULL when allowed, else why not. */
 const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
-                                  const char *service, hub_policy_decision_t *d)
+                           const char *service, hub_policy_decision_t *d)
 {
     if (!self->policy)
         return NULL;

@@ -45,7 +45,8 @@ void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
             char address[64] = "";
             snprintf(address, sizeof address, "%.*s", (int)zmq_msg_size(&parts[3]),
                      (const char *)zmq_msg_data(&parts[3]));
-            bool curve = zmq_msg_size(&parts[5]) == 5 && !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5);
+            bool curve =
+                zmq_msg_size(&parts[5]) == 5 && !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5);
             char z85[HUB_Z85_KEY_LEN + 1] = "";
             if (curve && zmq_msg_size(&parts[6]) == 32)
                 zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);

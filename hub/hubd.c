@@ -4,6 +4,7 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_ops.h"
 #include "hub_server.h"
 
 #include <stdio.h>
@@ -77,6 +78,9 @@ int main(int argc, char **argv)
         return 1;
     }
     hub_log_set_level((hub_log_level_t)cfg.log_level);
+    /* The operator endpoint's language and member directory; hub_server
+     * builds the endpoint's configuration without them. */
+    hub_ops_site_defaults(cfg.lang, cfg.members_file);
 
     uv_loop_t loop;
     uv_loop_init(&loop);

@@ -28,6 +28,8 @@ typedef struct {
     char http_listen[256];       /* operator HTTP endpoint, host:port; empty = off */
     char http_token_file[PATH_MAX]; /* file holding the operator token for mutating calls */
     char http_allowed_hosts[512];  /* host names the HTTP endpoint answers to, besides IPs and localhost */
+    char members_file[PATH_MAX]; /* member directory (agency names); empty = ids only */
+    char lang[8];                /* operators' language, "vi" (default) or "en" */
     uint32_t max_payload_bytes;  /* largest envelope payload accepted */
     uint32_t max_frame_bytes;    /* largest ZeroMQ message accepted (a batch) */
     uint32_t heartbeat_ms;       /* clients heartbeat this often; silent 3x longer = offline */

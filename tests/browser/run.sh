@@ -70,6 +70,12 @@ for i in $(seq -w 1 200); do echo "VN/GOV/HN-UBND-Q$i/MOTCUA"; done |
   xargs -P 4 -I{} "$bin/hubctl" keygen {} "$dir/secrets" >/dev/null
 cp "$dir"/secrets/VN.GOV.HN-UBND-Q*.pub "$dir/keys/"
 
+# The member directory: the echo member and the operator have agency names;
+# the 200 others are not listed (the page shows their ids alone).
+printf '# test directory\nmember_id\tname\tunit\tcontact\n%s\t%s\t%s\t%s\n%s\t%s\t%s\t\n' \
+  "$echo_id" "Bộ Công an" "Cơ sở dữ liệu quốc gia về dân cư" "ketnoi.dancu@bca.example.vn" \
+  "$ops_id" "Sở Thông tin và Truyền thông Hà Nội" "Tổ vận hành LGSP" > "$dir/members.tsv"
+
 echo "browser-test-token" > "$dir/token"
 chmod 600 "$dir/token"
 cat > "$dir/hubd.conf" <<EOF
@@ -80,6 +86,7 @@ data_dir = data
 heartbeat_ms = 500
 http_listen = 127.0.0.1:0
 http_token_file = token
+members_file = members.tsv
 EOF
 "$bin/hubd" --config "$dir/hubd.conf" --ready-file "$dir/hubd.ready" >"$dir/hubd.log" 2>&1 &
 pids+=($!)
@@ -110,4 +117,4 @@ EOF
 HUB_URL="http://$http/" HUBCTL="$bin/hubctl" HUBCTL_CONFIG="$dir/hubctl.conf" \
   HUB_TOKEN="browser-test-token" ECHO_MEMBER="$echo_id" OPS_MEMBER="$ops_id" \
   HUB_ARTIFACTS="$artifacts" CHROMIUM="$chromium" CHROMEDRIVER="$chromedriver" \
-  "$python" "$here/dashboard_test.py"
+  TZ=UTC "$python" "$here/dashboard_test.py"

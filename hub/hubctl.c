@@ -94,10 +94,12 @@ static int ctl_entry(const char *key, const char *value, void *user, char *err, 
     } else if (!strcmp(key, "http_token_file")) {
         dst = cfg->http_token_file;
         size = sizeof cfg->http_token_file;
+    } else if (!strcmp(key, "lang")) {
+        return 0; /* the operator tables' language: hubctl_ops reads it */
     } else {
         snprintf(err, err_size,
                  "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
-                 "http_url, http_token_file)",
+                 "http_url, http_token_file, lang)",
                  key);
         return HUB_EINVAL;
     }

@@ -976,11 +976,14 @@ typedef enum {
     PROBE_NOT_CONNECTED,
     PROBE_REFUSED,
     PROBE_TIMED_OUT,
-    PROBE_ERROR
+    PROBE_ERROR,
+    PROBE_UNREACHABLE
 } probe_outcome_t;
 
-static const char *const probe_names[] = {"ok", "not connected", "refused", "timed out", "error"};
-static const char *const probe_types[] = {"ok", "not_connected", "refused", "timed_out", "error"};
+static const char *const probe_names[] = {"ok",    "not connected", "refused",
+                                          "timed out", "error",     "hub unreachable"};
+static const char *const probe_types[] = {"ok",        "not_connected", "refused",
+                                          "timed_out", "error",         "unreachable"};
 
 typedef struct {
     char member[256];
@@ -1163,6 +1166,42 @@ static int probe_targets_from_api(ctl_ops_config_t *cfg, char ***targets, size_t
     return *targets ? CTL_OK : CTL_FAIL;
 }
 
+/* The probe could not start (configuration, member list, connection):
+ * one failed case for the hub, and one per member asked for, so that a CI
+ * job reads a failure with its reason instead of finding no file. */
+static void probe_junit_failed_start(const char *junit, const ctl_ops_config_t *cfg,
+                                     char **targets, size_t n_targets, probe_outcome_t outcome,
+                                     const char *reason)
+{
+    if (!junit)
+        return;
+    probe_result_t *results = calloc(n_targets + 1, sizeof *results);
+    if (!results) {
+        fprintf(stderr, "hubctl probe: out of memory writing %s\n", junit);
+        return;
+    }
+    snprintf(results[0].member, sizeof results[0].member, "hub %.200s",
+             cfg->hub_endpoint[0] ? cfg->hub_endpoint : "(no hub_endpoint)");
+    for (size_t k = 0; k <= n_targets; k++) {
+        if (k > 0)
+            snprintf(results[k].member, sizeof results[k].member, "%s", targets[k - 1]);
+        results[k].outcome = outcome;
+        snprintf(results[k].detail, sizeof results[k].detail, "%s%s", k ? "not probed: " : "",
+                 reason);
+    }
+    if (probe_write_junit(junit, results, n_targets + 1, n_targets + 1, 0,
+                          cfg->hub_endpoint) != 0)
+        fprintf(stderr, "hubctl probe: cannot write %s: %s\n", junit, strerror(errno));
+    free(results);
+}
+
+static void probe_free_targets(char **targets, size_t n_targets)
+{
+    for (size_t k = 0; targets && k < n_targets; k++)
+        free(targets[k]);
+    free(targets);
+}
+
 static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
 {
     bool all = false;
@@ -1192,17 +1231,19 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
         }
     }
     if ((all == (n_targets > 0)) || parallel < 1 || parallel > 64 || timeout_ms < 1) {
-        fprintf(stderr, "hubctl probe: usage: hubctl probe --all | MEMBER-ID... [--parallel N "
-                        "(1-64)] [--timeout MS] [--junit FILE]\n");
-        for (size_t k = 0; k < n_targets; k++)
-            free(targets[k]);
-        free(targets);
+        static const char why[] = "usage: hubctl probe --all | MEMBER-ID... [--parallel N "
+                                  "(1-64)] [--timeout MS] [--junit FILE]";
+        fprintf(stderr, "hubctl probe: %s\n", why);
+        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, why);
+        probe_free_targets(targets, n_targets);
         return CTL_USAGE;
     }
     if (!cfg->hub_endpoint[0] || !cfg->hub_key_file[0] || !cfg->member_key_file[0]) {
-        fprintf(stderr, "hubctl probe: the config must set hub_endpoint, hub_key_file and "
-                        "member_key_file (probe pings through the hub as a member)\n");
-        free(targets);
+        static const char why[] = "the config must set hub_endpoint, hub_key_file and "
+                                  "member_key_file (probe pings through the hub as a member)";
+        fprintf(stderr, "hubctl probe: %s\n", why);
+        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, why);
+        probe_free_targets(targets, n_targets);
         return CTL_USAGE;
     }
     int status = CTL_OK;
@@ -1210,8 +1251,16 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
         free(targets);
         targets = NULL;
         status = probe_targets_from_api(cfg, &targets, &n_targets);
-        if (status != CTL_OK)
+        if (status != CTL_OK) {
+            char why[700];
+            snprintf(why, sizeof why,
+                     "cannot read the member list from %s/api/v1/members (needed by --all); "
+                     "check http_url and that hubd serves HTTP (http_listen)",
+                     cfg->http_url);
+            probe_junit_failed_start(junit, cfg, NULL, 0, PROBE_UNREACHABLE, why);
+            probe_free_targets(targets, n_targets);
             return status;
+        }
     }
     adp_config_t acfg = {cfg->hub_endpoint, cfg->hub_key_file, cfg->member_key_file,
                          (uint32_t)timeout_ms, "hubctl " HUB_VERSION, NULL};
@@ -1219,11 +1268,15 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
     char err[HUB_ERRMSG_MAX];
     int rc = adp_connect(&acfg, &client, err, sizeof err);
     if (rc != 0) {
+        /* A hub that answers the handshake with another key than
+         * hub_key_file is a refusal (exit 4), like one that refuses our
+         * member key; no answer at all is a failure (exit 1). */
+        bool refused = rc == HUB_EREFUSED || strstr(err, "CURVE handshake") != NULL;
         fprintf(stderr, "hubctl probe: cannot reach the hub: %s\n", err);
-        for (size_t k = 0; k < n_targets; k++)
-            free(targets[k]);
-        free(targets);
-        return rc == HUB_EREFUSED ? CTL_REFUSED : CTL_FAIL;
+        probe_junit_failed_start(junit, cfg, targets, n_targets,
+                                 refused ? PROBE_REFUSED : PROBE_UNREACHABLE, err);
+        probe_free_targets(targets, n_targets);
+        return refused ? CTL_REFUSED : CTL_FAIL;
     }
     /* hubctl's own member is not probed: it would only ping itself. */
     const char *self = adp_member_id(client);
@@ -1314,7 +1367,10 @@ void hubctl_ops_usage(FILE *out)
             "      replay SEQ|--all | purge SEQ|--older-than DURATION (90s, 30m, 12h, 7d)\n"
             "                             the dead-letter queue (needs the operator token)\n"
             "  probe --all | MEMBER-ID... [--timeout MS] [--parallel N] [--junit FILE]\n"
-            "                             ping members through the hub; exit 1 if any fails\n"
+            "                             ping members through the hub; exit 1 if any fails or\n"
+            "                             the hub cannot be reached, 4 if the hub refuses (a\n"
+            "                             wrong hub_key_file or member key); --junit FILE is\n"
+            "                             written in every case, each failure with its reason\n"
             "  (status .. dlq read the HTTP API: http_url (default " CTL_DEFAULT_URL "),\n"
             "   http_token_file; --url URL, --token-file FILE, --json for scripts)\n"
             "  (their tables are in Vietnamese; LANG=en* or lang = en in the config file\n"

@@ -73,14 +73,18 @@ void ctl_fmt_int(unsigned long long n, char *out, size_t size)
         out[o < size ? o : size - 1] = '\0';
 }
 
+/* Negative figures do not occur here (counts, sizes, durations). */
 void ctl_fmt_fixed(double v, int decimals, char *out, size_t size)
 {
-    snprintf(out, size, "%.*f", decimals, v);
-    if (!ctl_en) {
-        char *dot = strchr(out, '.');
-        if (dot)
-            *dot = ',';
-    }
+    char plain[64];
+    snprintf(plain, sizeof plain, "%.*f", decimals, v < 0 ? 0 : v);
+    /* The whole part grouped like ctl_fmt_int, then the decimals. */
+    char *dot = strchr(plain, '.');
+    if (dot)
+        *dot = '\0';
+    char whole[48];
+    ctl_fmt_int(strtoull(plain, NULL, 10), whole, sizeof whole);
+    snprintf(out, size, "%s%s%s", whole, dot ? (ctl_en ? "." : ",") : "", dot ? dot + 1 : "");
 }
 
 void ctl_fmt_time(uint64_t us, char *out, size_t size)

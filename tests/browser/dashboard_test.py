@@ -327,6 +327,8 @@ def main():
 
         time.sleep(1.2)  # let the chart take the last second in
         shots.append(screenshot(driver, "dashboard-vi.png"))
+        # Read the logs per page: ChromeDriver keeps them only until read.
+        foreign, problems = page_problems(driver, origin)
 
         # English when asked; the token stays for the tab's session.
         driver.get(URL + "?lang=en")
@@ -345,7 +347,9 @@ def main():
         # check the alarm's Vietnamese and English text and the agency name
         # in it, and save dashboard-alarm-vi.png and dashboard-alarm-en.png.
 
-        foreign, problems = page_problems(driver, origin)
+        more_foreign, more_problems = page_problems(driver, origin)
+        foreign += more_foreign
+        problems += more_problems
         check(not foreign, f"the page fetched from elsewhere: {foreign}")
         check(not problems, f"errors in the page: {problems}")
         print("dashboard: members with agency names, flows shown and updated, "

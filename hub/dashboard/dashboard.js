@@ -255,7 +255,8 @@
 
   const exchangeColumns = [
     { value: (x) => fmtTime(x.at_us) },
-    { cls: "outcome", value: (x) => x.outcome },
+    /* accepted and settled have words; refusals keep their code. */
+    { cls: "outcome", value: (x) => catalogue.strings["outcome_" + x.outcome] || x.outcome },
     { cls: "id", value: (x) => x.sender },
     { cls: "id", value: (x) => x.receiver || "–" },
     { value: (x) => x.service || "–" },

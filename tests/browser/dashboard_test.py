@@ -164,6 +164,7 @@ LABELS = {
 COUNT_TEXT = {"vi": r"[12] đang kết nối / 202", "en": r"[12] connected of 202"}
 CONNECTED = {"vi": "đang kết nối", "en": "connected"}
 DLQ_NONE = {"vi": "0 thư chết", "en": "0 dead letters"}
+ACCEPTED = {"vi": "đã nhận", "en": "accepted"}
 # Agency names come from the member directory run.sh writes: shown in both
 # languages (they are names).
 ECHO_AGENCY = "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư"
@@ -277,6 +278,8 @@ def check_big_exchange(driver, lang):
                 return True
         return False
     wait(driver, shown, f'a byte count written "1{sep}xxx" in the recent exchanges')
+    wait(driver, lambda d: any(c.text == ACCEPTED[lang] for c in css(d, "#exchanges tbody td.outcome")),
+         f'an exchange "{ACCEPTED[lang]}" in the recent exchanges')
 
 
 def main():

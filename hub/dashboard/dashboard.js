@@ -304,7 +304,9 @@
     const n = points.length;
     for (let s = 0; s <= 5; s++) {
       const x = left + (w * s) / 5;
-      ctx.fillText(s === 5 ? t("chart_now") : t("chart_minutes_ago", { n: 5 - s }), Math.min(x - 12, left + w - 24), height - 4);
+      const label = s === 5 ? t("chart_now") : t("chart_minutes_ago", { n: 5 - s });
+      /* Kept inside the canvas whatever the language's word length. */
+      ctx.fillText(label, Math.min(x - 12, left + w - ctx.measureText(label).width), height - 4);
     }
     const series = [[1, "--accent"], [3, "--ok"], [2, "--bad"]];
     for (const [col, colour] of series) {

@@ -13,8 +13,9 @@ PACKAGES=(
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind
   # The operator surface's tests: promtool (package prometheus) checks /metrics;
-  # Debian's chromium, driven from Node.js by playwright-core, loads the dashboard.
-  prometheus chromium nodejs
+  # Debian's chromium, driven by python3-selenium through chromium-driver,
+  # loads the dashboard; xmllint (libxml2-utils) validates probe's JUnit XML.
+  prometheus chromium chromium-driver python3 python3-selenium libxml2-utils
 )
 
 missing=()

@@ -44,6 +44,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->cert_warn_days = 30;
     cfg->audit = true;
     cfg->log_level = HUB_LOG_INFO;
+    snprintf(cfg->lang, sizeof cfg->lang, "vi");
 }
 
 static int hub__bool(const char *key, const char *value, bool *dst, char *err, size_t err_size)
@@ -135,6 +136,17 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
                         err_size);
     if (!strcmp(key, "http_header_timeout_ms"))
         return hub__u32(key, value, 100, 600000, &cfg->http_header_timeout_ms, err, err_size);
+    if (!strcmp(key, "members_file"))
+        return hub__path(ctx, key, value, cfg->members_file, sizeof cfg->members_file, err,
+                         err_size);
+    if (!strcmp(key, "lang")) {
+        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
+            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
+                     value);
+            return HUB_EINVAL;
+        }
+        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
+    }
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);

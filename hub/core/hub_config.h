@@ -33,6 +33,8 @@ typedef struct {
     bool http_public;            /* http_listen may be beyond loopback (the API then needs the token) */
     uint32_t http_max_connections_per_client; /* open HTTP connections per client IP; 0 = 32 */
     uint32_t http_header_timeout_ms; /* a request's header section must arrive within; 0 = 5000 */
+    char members_file[PATH_MAX]; /* member directory (agency names); empty = ids only */
+    char lang[8];                /* operators' language, "vi" (default) or "en" */
     uint32_t max_payload_bytes;  /* largest envelope payload accepted */
     uint32_t max_frame_bytes;    /* largest ZeroMQ message accepted (a batch) */
     uint32_t heartbeat_ms;       /* clients heartbeat this often; silent 3x longer = offline */

@@ -23,6 +23,8 @@
  *   POST /api/v1/dlq/SEQ/purge           token
  *   POST /api/v1/dlq/purge?older_than_s=N  token
  *   /, /dashboard.css, /dashboard.js     the dashboard
+ *   /i18n.json                ?lang=vi|en: the dashboard's strings in that
+ *                             language; without lang, in the configured one
  * Answers: 401 (with WWW-Authenticate: Bearer) for a missing or wrong token,
  * 403 when no token is configured (then the DLQ is closed over HTTP), 404
  * for unknown paths or dead letters, 405 (with Allow) for a wrong method,
@@ -92,7 +94,19 @@ typedef struct {
      * /api/ route and /metrics need the token. Implied by a listen address
      * other than loopback. */
     bool public_api;
+    /* Operators' language when a request does not name one: "vi" or "en";
+     * NULL = the site default (below), else "vi". */
+    const char *lang;
+    /* Member directory (hub_memberdir.h): names beside ids in
+     * /api/v1/members; a bad file fails hub_ops_new(). NULL = the site
+     * default, "" = none. */
+    const char *members_file;
 } hub_ops_config_t;
+
+/* The language and member directory that hub_ops_new() takes when the
+ * configuration leaves them NULL: hubd sets them from its configuration
+ * file before it starts the server. Copied. */
+void hub_ops_site_defaults(const char *lang, const char *members_file);
 
 typedef void (*hub_ops_closed_cb)(void *user);
 

@@ -946,6 +946,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
         ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
         ocfg.public_api = cfg->http_public;
+        ocfg.lang = cfg->lang[0] ? cfg->lang : NULL;
+        ocfg.members_file = cfg->members_file;
         rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
                          err, err_size);
         sodium_memzero(token, sizeof token);
@@ -1046,6 +1048,12 @@ void hub_server_destroy(hub_server_t **self_p)
     hub_server_t *self = *self_p;
     if (self->handles_open) {
         hub__close_handles(self);
+        uv_run(self->loop, UV_RUN_DEFAULT);
+    } else if (self->router_watch || self->zap_watch) {
+        /* hub_server_new() failed after it began watching the sockets (the
+         * HTTP endpoint could not start, say). */
+        hub_zsock_close(&self->router_watch);
+        hub_zsock_close(&self->zap_watch);
         uv_run(self->loop, UV_RUN_DEFAULT);
     }
     hub_ops_destroy(&self->ops);

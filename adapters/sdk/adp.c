@@ -658,11 +658,15 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         adp__outmsg_t *m = hub_map_get(c->outbox, r->acks[i]->message_id);
         if (!m || m->state != ADP__PENDING)
             continue;
-        adp__outbox_done(c, m->id);
         if (m->sent_mono_us && c->in_window > 0)
             c->in_window--;
+        /* Answered before it is journalled as such: adp__outbox_done() may
+         * compact the journal, which rewrites every PENDING message, and
+         * this one must not be among them (it would be sent again after a
+         * restart, a duplicate once the hub's de-duplication window ends). */
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
+        adp__outbox_done(c, m->id);
         if (!m->waited) {
             hub_map_remove(c->outbox, m->id);
             free(m->bytes);
@@ -682,12 +686,12 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         }
         if (m->state != ADP__PENDING)
             continue;
-        adp__outbox_done(c, m->id);
         if (m->sent_mono_us && c->in_window > 0)
             c->in_window--;
-        m->state = ADP__NACKED;
+        m->state = ADP__NACKED; /* before adp__outbox_done(), as for an ACK */
         m->nack_code = n->code;
         snprintf(m->reason, sizeof m->reason, "%s", n->reason);
+        adp__outbox_done(c, m->id);
         if (!m->waited) {
             HUB_WARN("adp", "hub refused an envelope", "message_id=%s code=%s reason=\"%s\"",
                      m->id, hub_nack_code_name(n->code), n->reason);
@@ -815,11 +819,23 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
     zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
     uint64_t now = hub_monotonic_us();
     uint64_t hb_us = (uint64_t)(c->heartbeat_ms ? c->heartbeat_ms : 1000) * 1000u;
-    int64_t until_hb = (int64_t)(c->last_hb_mono_us + hb_us) - (int64_t)now;
-    if (until_hb < 0)
-        until_hb = 0;
-    if (timeout_ms < 0 || timeout_ms > until_hb / 1000)
-        timeout_ms = (int)(until_hb / 1000);
+    /* Timers run only on a connection whose CURVE handshake is done: the
+     * next heartbeat, and the next Hello while no Welcome has come. Before
+     * that there is nothing to do but wait for the monitor's events (libzmq
+     * reconnects on its own, with exponential backoff and jitter, see
+     * adp_new), so the poll sleeps for the whole timeout: waking at once
+     * for a heartbeat that cannot be sent kept a CPU busy while the hub was
+     * down. */
+    if (c->handshaken) {
+        uint64_t due = c->last_hb_mono_us + hb_us;
+        if (!c->welcomed && c->last_hello_mono_us + hb_us < due)
+            due = c->last_hello_mono_us + hb_us;
+        int64_t until_ms = due > now ? (int64_t)((due - now + 999u) / 1000u) : 0;
+        if (timeout_ms < 0 || timeout_ms > until_ms)
+            timeout_ms = (int)until_ms;
+    } else if (timeout_ms < 0) {
+        timeout_ms = 0;
+    }
     if (zmq_poll(items, 2, timeout_ms) > 0) {
         if (items[1].revents & ZMQ_POLLIN)
             adp__handle_monitor(c);
@@ -998,10 +1014,20 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
         adp_close(&c);
         return rc;
     }
+    if (sodium_init() < 0) {
+        snprintf(err, err_size, "libsodium could not be initialised");
+        adp_close(&c);
+        return HUB_ECRYPTO;
+    }
     c->zctx = zmq_ctx_new();
     c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
     uint8_t secret[32], pub[32], server[32];
-    int linger = 0, one = 1, ivl = 200, ivl_max = 2000;
+    /* Reconnecting is libzmq's: the first retry after ivl, each further
+     * one after twice the last interval, capped at ivl_max (capped
+     * exponential backoff). Both are drawn at random per client, so that
+     * the adapters a restarted hub lost do not all come back in step. */
+    int linger = 0, one = 1;
+    int ivl = 200 + (int)randombytes_uniform(200), ivl_max = 2000 + (int)randombytes_uniform(1000);
     int64_t max_msg = 64ll << 20;
     bool ok = c->sock && zmq_z85_decode(secret, c->key.curve_secret) &&
               zmq_z85_decode(pub, c->key.curve_public) && zmq_z85_decode(server, c->hub_public) &&

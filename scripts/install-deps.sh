@@ -15,6 +15,9 @@ PACKAGES=(
   # The operator surface's tests: promtool (package prometheus) checks /metrics;
   # Debian's chromium, driven from Node.js by playwright-core, loads the dashboard.
   prometheus chromium nodejs
+  # The Python client (adapters/python) and its tests: only Debian's modules;
+  # protoc generates the lth.v1 classes.
+  python3 python3-zmq python3-nacl python3-protobuf protobuf-compiler
 )
 
 missing=()

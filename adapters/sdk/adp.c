@@ -49,6 +49,7 @@ typedef struct {
     int nack_code;
     char reason[512];
     bool needs_sig;        /* encoded without a signature: signed when first sent */
+    bool restored;         /* read back from the state directory's outbox at adp_new() */
     uint8_t digest[HUB_DIGEST_LEN];
 } adp__outmsg_t;
 
@@ -83,6 +84,9 @@ struct adp_client {
     uint64_t last_rx_mono_us, last_hb_mono_us, last_hello_mono_us;
 
     hub_map_t *outbox;        /* message id -> adp__outmsg_t */
+    size_t n_pending;         /* entries of outbox not answered by the hub yet */
+    adp_outcome_cb on_outcome; /* adp_set_outcome_handler */
+    void *outcome_user;
     char **unsent;            /* ids to put in the next Batch, in order */
     size_t n_unsent, cap_unsent;
     hub_map_t *awaits;        /* request message id -> adp__await_t */
@@ -372,10 +376,13 @@ static void adp__requeue_all(adp_client_t *c)
 /* ------------------------------------------------------------------------ */
 /* Building envelopes                                                        */
 
-static int adp__post(adp_client_t *c, const char *receiver, const char *service,
-                     const char *content_type, const void *payload, size_t payload_len,
-                     adp_kind_t kind, const char *correlation_id, int flags, bool waited,
-                     char id_out[HUB_UUID_LEN + 1])
+/* Posts an envelope. message_id and created_at_us are the application's
+ * own (adp_post_event_as) or NULL and 0 (a fresh UUID, now). */
+static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t created_at_us,
+                        const char *receiver, const char *service, const char *content_type,
+                        const void *payload, size_t payload_len, adp_kind_t kind,
+                        const char *correlation_id, int flags, bool waited,
+                        char id_out[HUB_UUID_LEN + 1])
 {
     if (!receiver || !service || (!payload && payload_len)) {
         adp__error(c, "receiver, service and payload are required");
@@ -386,17 +393,30 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
                    c->max_payload);
         return HUB_EINVAL;
     }
+    if (message_id && !hub_uuid_valid(message_id)) {
+        adp__error(c, "message id '%.40s' is not a UUID in lower-case text form, e.g. "
+                      "6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c", message_id);
+        return HUB_EINVAL;
+    }
+    if (message_id && hub_map_get(c->outbox, message_id)) {
+        adp__error(c, "message %s is already in the outbox; its outcome will be reported",
+                   message_id);
+        return HUB_EEXIST;
+    }
     adp__outmsg_t *m = calloc(1, sizeof *m);
     if (!m)
         return HUB_ENOMEM;
-    hub_uuid_new(m->id);
+    if (message_id)
+        memcpy(m->id, message_id, HUB_UUID_LEN + 1);
+    else
+        hub_uuid_new(m->id);
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
     env.message_id = m->id;
     env.correlation_id = (char *)(correlation_id ? correlation_id : "");
     env.sender = c->key.member_id;
     env.receiver = (char *)receiver;
     env.service = (char *)service;
-    env.created_at_us = hub_now_us();
+    env.created_at_us = created_at_us ? created_at_us : hub_now_us();
     env.content_type = (char *)(content_type ? content_type : "application/octet-stream");
     env.payload.data = (uint8_t *)payload;
     env.payload.len = payload_len;
@@ -442,9 +462,19 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
         free(m);
         return HUB_ENOMEM;
     }
+    c->n_pending++;
     if (id_out)
         memcpy(id_out, m->id, HUB_UUID_LEN + 1);
     return 0;
+}
+
+static int adp__post(adp_client_t *c, const char *receiver, const char *service,
+                     const char *content_type, const void *payload, size_t payload_len,
+                     adp_kind_t kind, const char *correlation_id, int flags, bool waited,
+                     char id_out[HUB_UUID_LEN + 1])
+{
+    return adp__post_as(c, NULL, 0, receiver, service, content_type, payload, payload_len, kind,
+                        correlation_id, flags, waited, id_out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -652,6 +682,28 @@ static void adp__outbox_done(adp_client_t *c, const char *id)
         adp__journal_compact(c->outbox_jnl, adp__outbox_emit, c);
 }
 
+/* m has just been answered: it no longer counts as pending, and the
+ * application's outcome handler hears of it (whether or not a caller waits
+ * for it, timed out, or the message came back from the state directory). */
+static void adp__report(adp_client_t *c, const adp__outmsg_t *m)
+{
+    if (c->n_pending > 0)
+        c->n_pending--;
+    if (!c->on_outcome)
+        return;
+    adp_outcome_t o = {
+        .message_id = m->id,
+        .acked = m->state == ADP__ACKED,
+        .hub_seq = m->hub_seq,
+        .nack_code = m->state == ADP__NACKED ? m->nack_code : 0,
+        .reason = m->state == ADP__NACKED ? m->reason : "",
+        .restored = m->restored,
+    };
+    c->depth++;
+    c->on_outcome(c, &o, c->outcome_user);
+    c->depth--;
+}
+
 static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
 {
     for (size_t i = 0; i < r->n_acks; i++) {
@@ -667,6 +719,7 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
         adp__outbox_done(c, m->id);
+        adp__report(c, m);
         if (!m->waited) {
             hub_map_remove(c->outbox, m->id);
             free(m->bytes);
@@ -692,6 +745,7 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         m->nack_code = n->code;
         snprintf(m->reason, sizeof m->reason, "%s", n->reason);
         adp__outbox_done(c, m->id);
+        adp__report(c, m);
         if (!m->waited) {
             HUB_WARN("adp", "hub refused an envelope", "message_id=%s code=%s reason=\"%s\"",
                      m->id, hub_nack_code_name(n->code), n->reason);
@@ -903,6 +957,7 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         snprintf(id, sizeof id, "%.*s", (int)len, (const char *)data);
         adp__outmsg_t *m = hub_map_remove(c->outbox, id);
         if (m) {
+            c->n_pending--;
             free(m->bytes);
             free(m);
         }
@@ -920,12 +975,15 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);
         m->order = c->next_order++;
+        m->restored = true;
         /* Kept as posted, before its signature: it is signed when sent. */
         if (env->signature.len == 0 && c->key.has_sign &&
             hub_envelope_digest(env, m->digest) == 0)
             m->needs_sig = true;
-        if (hub_map_put(c->outbox, m->id, m) == 0)
+        if (!hub_map_get(c->outbox, m->id) && hub_map_put(c->outbox, m->id, m) == 0) {
+            c->n_pending++;
             m = NULL;
+        }
     }
     if (m) {
         free(m->bytes);
@@ -1410,7 +1468,48 @@ void adp_set_sign_always(adp_client_t *c, bool always)
         c->sign_always = always;
 }
 
-size_t adp_outbox_size(const adp_client_t *c) { return c ? hub_map_size(c->outbox) : 0; }
+size_t adp_outbox_size(const adp_client_t *c) { return c ? c->n_pending : 0; }
+
+void adp_set_outcome_handler(adp_client_t *c, adp_outcome_cb cb, void *user)
+{
+    if (c) {
+        c->on_outcome = cb;
+        c->outcome_user = user;
+    }
+}
+
+size_t adp_outbox_list(const adp_client_t *c, adp_pending_t *out, size_t max)
+{
+    if (!c)
+        return 0;
+    size_t n = 0, cursor = 0;
+    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
+    void *value;
+    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
+        adp__outmsg_t *m = value;
+        if (m->state == ADP__PENDING)
+            pending[n++] = m;
+    }
+    if (!pending)
+        return c->n_pending;
+    qsort(pending, n, sizeof *pending, adp__by_order);
+    for (size_t i = 0; i < n && i < max && out; i++) {
+        memcpy(out[i].message_id, pending[i]->id, HUB_UUID_LEN + 1);
+        out[i].restored = pending[i]->restored;
+    }
+    free(pending);
+    return n;
+}
+
+int adp_post_event_as(adp_client_t *c, const char *message_id, uint64_t created_at_us,
+                      const char *receiver, const char *service, const char *content_type,
+                      const void *payload, size_t payload_len, int flags)
+{
+    if (!c || !message_id)
+        return HUB_EINVAL;
+    return adp__post_as(c, message_id, created_at_us, receiver, service, content_type, payload,
+                        payload_len, ADP_EVENT, NULL, flags, false, NULL);
+}
 
 int adp_run(adp_client_t *c, int timeout_ms)
 {

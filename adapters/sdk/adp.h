@@ -101,7 +101,12 @@ int adp_start(adp_client_t *client, char *err, size_t err_size);
  * not accept the key; HUB_ETIMEDOUT when no hub answers; HUB_ENOENT,
  * HUB_EPERM, HUB_EPARSE for key file problems. `err` says which. */
 int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size);
-/* Closes the connection (unsent outbox messages are dropped) and frees. */
+/* Closes the connection and frees. Messages the hub has not answered yet:
+ * without a state_dir they are dropped (their outcomes never come); with
+ * one they stay in its outbox journal, and the next client opened on that
+ * state_dir sends them again (adp_outbox_list() shows them as restored,
+ * and their outcomes reach that client's outcome handler). Settles of
+ * handled deliveries are sent first when connected. */
 void adp_close(adp_client_t **client_p);
 
 /* Offers `service` ("SERVICE/VERSION") with a handler; may be called before
@@ -148,6 +153,17 @@ int adp_send_event(adp_client_t *client, const char *receiver, const char *servi
 int adp_post_event(adp_client_t *client, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    char message_id_out[37]);
+/* adp_post_event() under an id the application chose and keeps with its own
+ * record: message_id is a UUID in lower-case text form, created_at_us the
+ * time kept with it (0 = now). An application that restarts and cannot
+ * prove the hub accepted a record sends it again with the same id, time and
+ * content: the hub de-duplicates it (the original ACK and hub_seq come
+ * back) instead of storing it twice. Different content under an id the hub
+ * has accepted is refused (NACK ID_REUSED). HUB_EINVAL for an id that is
+ * not a UUID, HUB_EEXIST when that id waits in this outbox already. */
+int adp_post_event_as(adp_client_t *client, const char *message_id, uint64_t created_at_us,
+                      const char *receiver, const char *service, const char *content_type,
+                      const void *payload, size_t payload_len, int flags);
 /* TTL for envelopes posted from now on (0 = the hub's default). Past it, an
  * undelivered message goes to the hub's dead-letter queue. */
 void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
@@ -156,8 +172,40 @@ void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
  * that does not (require_signatures = no) gets unsigned envelopes, unless
  * this is set. Receivers verify whatever signature an envelope carries. */
 void adp_set_sign_always(adp_client_t *client, bool always);
-/* Messages posted and not yet ACKed by the hub. */
+/* Messages posted (or restored from the state directory) that the hub has
+ * not answered yet; answered messages a caller still has to collect do not
+ * count. */
 size_t adp_outbox_size(const adp_client_t *client);
+
+/* The hub's answer for one posted message. */
+typedef struct {
+    const char *message_id;
+    bool acked;          /* true: ACK; false: NACK */
+    uint64_t hub_seq;    /* with an ACK: the hub's sequence number (0 = not stored:
+                            online-only, or a publication without subscribers) */
+    int nack_code;       /* with a NACK: lth.v1.NackCode (hub_nack_code_name()) */
+    const char *reason;  /* with a NACK: the hub's sentence; "" with an ACK */
+    bool restored;       /* the message came back from the state directory's outbox */
+} adp_outcome_t;
+/* Called once for every message the hub answers: events, publications,
+ * requests and replies, whether posted with or without waiting, including
+ * answers that arrive after adp_send_event() or adp_request() timed out and
+ * answers for messages restored from the state directory after a restart.
+ * The outcome is valid during the call only. The handler may post messages;
+ * it runs inside adp_run() and the other calls that process traffic. */
+typedef void (*adp_outcome_cb)(adp_client_t *client, const adp_outcome_t *outcome, void *user);
+void adp_set_outcome_handler(adp_client_t *client, adp_outcome_cb handler, void *user);
+
+/* One unanswered message of the outbox. */
+typedef struct {
+    char message_id[37];
+    bool restored;       /* read back from the state directory at adp_new() */
+} adp_pending_t;
+/* Fills out[0..max) with the unanswered messages in posting order and
+ * returns how many there are (which may exceed max). After adp_new() with
+ * a state_dir, the ones with `restored` are what the previous run left:
+ * they are sent again once connected, and their outcomes are reported. */
+size_t adp_outbox_list(const adp_client_t *client, adp_pending_t *out, size_t max);
 
 /* Processes traffic (deliveries, heartbeats, reconnects) for up to
  * timeout_ms (0 = only what is pending). Returns 0, or HUB_EREFUSED if the

@@ -226,6 +226,169 @@ START_TEST(outbox_compacted_while_acking_keeps_no_answered_message)
 }
 END_TEST
 
+
+typedef struct {
+    adp_outcome_t o[64];
+    char ids[64][37];
+    char reasons[64][128];
+    size_t n;
+} outcomes_t;
+
+static void record_outcome(adp_client_t *client, const adp_outcome_t *o, void *user)
+{
+    (void)client;
+    outcomes_t *r = user;
+    ck_assert_uint_lt(r->n, 64);
+    r->o[r->n] = *o;
+    snprintf(r->ids[r->n], 37, "%s", o->message_id);
+    snprintf(r->reasons[r->n], 128, "%s", o->reason);
+    r->o[r->n].message_id = r->ids[r->n];
+    r->o[r->n].reason = r->reasons[r->n];
+    r->n++;
+}
+
+static const adp_outcome_t *find_outcome(const outcomes_t *r, const char *id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->ids[i], id))
+            return &r->o[i];
+    return NULL;
+}
+
+static const adp_outcome_t *await_outcome(adp_client_t *c, const outcomes_t *r, const char *id,
+                                          int timeout_ms)
+{
+    uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout_ms * 1000u;
+    while (!find_outcome(r, id) && hub_monotonic_us() < deadline)
+        adp_run(c, 50);
+    return find_outcome(r, id);
+}
+
+/* Every message's outcome reaches the application: ACKs with their hub_seq,
+ * NACKs with code and reason, answers that come after the caller stopped
+ * waiting, and answers for messages restored from the state directory. */
+START_TEST(every_outcome_is_reported)
+{
+    char state_dir[PATH_MAX];
+    snprintf(state_dir, sizeof state_dir, "%s/sender-state", fix.dir);
+    outcomes_t *got = calloc(1, sizeof *got);
+    ck_assert_ptr_nonnull(got);
+    adp_client_t *c = connect_with_state(A, state_dir, true);
+    adp_set_outcome_handler(c, record_outcome, got);
+
+    /* Pipelined events: an ACK each; a NACK for an unknown receiver. */
+    char ids[3][37], bad[37];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2,
+                                        0, ids[i]),
+                         0);
+    ck_assert_int_eq(adp_post_event(c, "VN/GOV/XX/NOBODY", "dossier.status/v1",
+                                    "application/json", "{}", 2, 0, bad),
+                     0);
+    ck_assert_uint_eq(adp_outbox_size(c), 4);
+    for (int i = 0; i < 3; i++) {
+        const adp_outcome_t *o = await_outcome(c, got, ids[i], 10000);
+        ck_assert_msg(o != NULL, "no outcome for event %d", i);
+        ck_assert(o->acked);
+        ck_assert_uint_gt(o->hub_seq, 1u << 20);
+        ck_assert(!o->restored);
+    }
+    const adp_outcome_t *o = await_outcome(c, got, bad, 10000);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(!o->acked);
+    ck_assert_str_eq(hub_nack_code_name(o->nack_code), "UNKNOWN_RECEIVER");
+    ck_assert_ptr_nonnull(strstr(o->reason, "VN/GOV/XX/NOBODY"));
+    ck_assert_uint_eq(adp_outbox_size(c), 0);
+
+    /* A request the hub has answered no longer counts as unanswered, though
+     * its reply is still to be collected. */
+    char req[37];
+    ck_assert_int_eq(adp_request_start(c, HUBFIX_HUB_ID, "lth.members/v1", "text/plain", "", 0,
+                                       0, req),
+                     0);
+    o = await_outcome(c, got, req, 10000);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(o->acked);
+    ck_assert_uint_eq(o->hub_seq, 0);
+    ck_assert_uint_eq(adp_outbox_size(c), 0);
+    adp_reply_t reply;
+    int rc = HUB_EAGAIN;
+    for (int w = 0; w < 100 && (rc = adp_request_poll(c, req, &reply)) == HUB_EAGAIN; w++)
+        adp_run(c, 50);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(strstr((const char *)reply.payload, "\"members\""));
+    adp_reply_free(&reply);
+
+    /* An answer that comes after adp_send_event() gave up. */
+    hubfix_stop(&fix);
+    uint64_t seq = 0;
+    ck_assert_int_eq(adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0,
+                                    300, &seq),
+                     HUB_ETIMEDOUT);
+    ck_assert_uint_eq(adp_outbox_size(c), 1);
+    adp_pending_t late[4];
+    ck_assert_uint_eq(adp_outbox_list(c, late, 4), 1);
+    hubfix_start(&fix);
+    o = await_outcome(c, got, late[0].message_id, 15000);
+    ck_assert_msg(o != NULL, "the outcome of a message that timed out never came");
+    ck_assert(o->acked);
+
+    /* Application-chosen ids: bad ones refused; two events left unanswered
+     * at close come back in the next client, which reports their outcomes. */
+    ck_assert_int_eq(adp_post_event_as(c, "not-a-uuid", 0, B, "dossier.status/v1",
+                                       "application/json", "{}", 2, 0),
+                     HUB_EINVAL);
+    const char *mine[2] = {"6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c",
+                           "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"};
+    const uint64_t created = 1796169600000000ull;
+    hubfix_stop(&fix);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(adp_post_event_as(c, mine[i], created, B, "dossier.status/v1",
+                                           "application/json", "{\"hoso\":1}", 11, 0),
+                         0);
+    ck_assert_int_eq(adp_post_event_as(c, mine[0], created, B, "dossier.status/v1",
+                                       "application/json", "{\"hoso\":1}", 11, 0),
+                     HUB_EEXIST);
+    adp_run(c, 100);
+    ck_assert_uint_eq(adp_outbox_size(c), 2);
+    adp_close(&c);
+
+    memset(got, 0, sizeof *got);
+    c = connect_with_state(A, state_dir, false);
+    adp_pending_t restored[4];
+    ck_assert_uint_eq(adp_outbox_list(c, restored, 4), 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_str_eq(restored[i].message_id, mine[i]);
+        ck_assert(restored[i].restored);
+    }
+    adp_set_outcome_handler(c, record_outcome, got);
+    hubfix_start(&fix);
+    char err[256];
+    ck_assert_int_eq(adp_start(c, err, sizeof err), 0);
+    uint64_t first_seq[2];
+    for (int i = 0; i < 2; i++) {
+        o = await_outcome(c, got, mine[i], 15000);
+        ck_assert_msg(o != NULL, "no outcome for restored message %s", mine[i]);
+        ck_assert(o->acked);
+        ck_assert(o->restored);
+        first_seq[i] = o->hub_seq;
+    }
+    /* Sent again as the same record (same id, time, content): de-duplicated
+     * by the hub, which answers with the original hub_seq. */
+    memset(got, 0, sizeof *got);
+    ck_assert_int_eq(adp_post_event_as(c, mine[1], created, B, "dossier.status/v1",
+                                       "application/json", "{\"hoso\":1}", 11, 0),
+                     0);
+    o = await_outcome(c, got, mine[1], 10000);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(o->acked);
+    ck_assert_uint_eq(o->hub_seq, first_seq[1]);
+    ck_assert(!o->restored);
+    adp_close(&c);
+    free(got);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sdk");
@@ -234,6 +397,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, hub_down_costs_no_cpu_and_clients_come_back);
     tcase_add_test(tc, outbox_compacted_while_acking_keeps_no_answered_message);
+    tcase_add_test(tc, every_outcome_is_reported);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

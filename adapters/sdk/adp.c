@@ -96,6 +96,9 @@ struct adp_client {
     size_t seen_next;
     uint64_t *settle;         /* hub seqs to settle */
     size_t n_settle, cap_settle;
+    Lth__V1__Reject **rejects; /* deliveries to dead-letter, sent with the next settle */
+    size_t n_rejects, cap_rejects;
+    char dead_letter_reason[401]; /* adp_dead_letter_reason() in the running handler */
     int depth;                /* nesting of handler calls */
 
     char last_error[600];
@@ -191,9 +194,42 @@ static void adp__send_heartbeat(adp_client_t *c)
     c->last_hb_mono_us = hub_monotonic_us();
 }
 
+static void adp__free_rejects(adp_client_t *c)
+{
+    for (size_t i = 0; i < c->n_rejects; i++) {
+        free(c->rejects[i]->reason);
+        free(c->rejects[i]);
+    }
+    c->n_rejects = 0;
+}
+
+/* A delivery the handler refused for good (ADP_DEAD_LETTER). */
+static void adp__push_reject(adp_client_t *c, uint64_t hub_seq, const char *reason)
+{
+    if (c->n_rejects == c->cap_rejects) {
+        size_t ncap = c->cap_rejects ? c->cap_rejects * 2 : 16;
+        Lth__V1__Reject **grown = realloc(c->rejects, ncap * sizeof *grown);
+        if (!grown)
+            return; /* not dead-lettered now: it comes again */
+        c->rejects = grown;
+        c->cap_rejects = ncap;
+    }
+    Lth__V1__Reject *r = malloc(sizeof *r);
+    char *why = strdup(reason);
+    if (!r || !why) {
+        free(r);
+        free(why);
+        return;
+    }
+    lth__v1__reject__init(r);
+    r->hub_seq = hub_seq;
+    r->reason = why;
+    c->rejects[c->n_rejects++] = r;
+}
+
 static void adp__flush_settle(adp_client_t *c)
 {
-    if (c->n_settle == 0 || !c->welcomed)
+    if ((c->n_settle == 0 && c->n_rejects == 0) || !c->welcomed)
         return;
     if (c->seen_dirty && c->seen_jnl) {
         adp__journal_sync(c->seen_jnl);
@@ -202,11 +238,15 @@ static void adp__flush_settle(adp_client_t *c)
     Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
     settle.hub_seqs = c->settle;
     settle.n_hub_seqs = c->n_settle;
+    settle.rejects = c->rejects;
+    settle.n_rejects = c->n_rejects;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
     frame.settle = &settle;
-    if (adp__send(c, &frame) == 0)
+    if (adp__send(c, &frame) == 0) {
         c->n_settle = 0;
+        adp__free_rejects(c);
+    }
 }
 
 /* Appends a signature (and its batch proof) to an envelope encoded without. */
@@ -634,11 +674,12 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             hub_envelope_free(&env);
             return;
         }
-        /* Publications get no reply: rc stays HUB_ENOTFOUND whatever the
-         * handler returns, and the publication is settled either way. */
+        /* Publications get no reply; the handler's verdict counts. */
+        c->dead_letter_reason[0] = '\0';
         c->depth++;
-        (void)sub->handler(c, &msg, &reply, sub->user);
+        int verdict = sub->handler(c, &msg, &reply, sub->user);
         c->depth--;
+        rc = verdict == ADP_LATER || verdict == ADP_DEAD_LETTER ? verdict : HUB_ENOTFOUND;
     } else {
         const adp__offer_t *offer = adp__find_offer(c, env->service);
         if (!offer) {
@@ -650,9 +691,32 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             hub_envelope_free(&env);
             return;
         }
+        c->dead_letter_reason[0] = '\0';
         c->depth++;
         rc = offer->handler(c, &msg, &reply, offer->user);
         c->depth--;
+    }
+    if (rc == ADP_LATER || rc == ADP_DEAD_LETTER) {
+        /* Not handled: neither remembered nor settled, so that the hub
+         * delivers it again (LATER) or dead-letters it (DEAD_LETTER). A
+         * redelivery of an online-only message is not possible: it is lost,
+         * as the handler's verdict says its sender must try again. */
+        free(reply.payload);
+        if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
+            adp__journal_append(c->seen_jnl, 'U', seen_key, strlen(seen_key));
+        if (rc == ADP_DEAD_LETTER && item->hub_seq) {
+            adp__push_reject(c, item->hub_seq,
+                             c->dead_letter_reason[0] ? c->dead_letter_reason
+                                                      : "refused by the receiver's handler");
+            HUB_WARN("adp", "handler refused a message for good; asking the hub to dead-letter it",
+                     "hub_seq=%llu service=%s sender=%s", (unsigned long long)item->hub_seq,
+                     env->service, env->sender);
+        } else {
+            HUB_INFO("adp", "handler asked for a later redelivery", "hub_seq=%llu service=%s",
+                     (unsigned long long)item->hub_seq, env->service);
+        }
+        hub_envelope_free(&env);
+        return;
     }
     if (msg.kind == ADP_REQUEST && rc == 0)
         adp__post(c, env->sender, env->service,
@@ -996,10 +1060,16 @@ static void adp__seen_replay(uint8_t type, const uint8_t *data, size_t len, void
 {
     adp_client_t *c = user;
     char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    if ((type != 'S' && type != 'B') || len >= sizeof key)
+    if ((type != 'S' && type != 'B' && type != 'U') || len >= sizeof key)
         return;
     memcpy(key, data, len);
     key[len] = '\0';
+    if (type == 'U') {
+        /* Undone: the handler ran to its end and left the message
+         * unhandled (ADP_LATER, ADP_DEAD_LETTER), so it is not in doubt. */
+        hub_map_remove(c->in_doubt, key);
+        return;
+    }
     if (type == 'B') {
         /* Begun: if no 'S' follows, the adapter stopped inside the handler. */
         hub_map_put(c->in_doubt, key, (void *)1);
@@ -1198,6 +1268,8 @@ void adp_close(adp_client_t **client_p)
         free(c->unsent[i]);
     free(c->unsent);
     free(c->settle);
+    adp__free_rejects(c);
+    free(c->rejects);
     free(c->offers);
     free(c->subs);
     hub_keypair_wipe(&c->key);
@@ -1522,6 +1594,13 @@ int adp_run(adp_client_t *c, int timeout_ms)
         adp__pump(c, wait);
     } while (hub_monotonic_us() < deadline);
     return c->refused ? HUB_EREFUSED : 0;
+}
+
+void adp_dead_letter_reason(adp_client_t *c, const char *reason)
+{
+    if (c)
+        snprintf(c->dead_letter_reason, sizeof c->dead_letter_reason, "%s",
+                 reason ? reason : "");
 }
 
 const char *adp_member_id(const adp_client_t *c) { return c ? c->key.member_id : ""; }

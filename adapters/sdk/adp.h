@@ -77,12 +77,33 @@ typedef struct {
     char sender[256];     /* filled by adp_request(): who replied */
 } adp_reply_t;
 
+/* What a handler's return value does with the message:
+ *   0 (ADP_SETTLE)    handled: settled, never delivered again; for a
+ *                     request, `reply` is sent;
+ *   negative          handled, but no reply is sent (the requester times
+ *                     out); settled like 0;
+ *   ADP_LATER         not handled now (e.g. the handler's own database is
+ *                     down): not settled and not remembered as handled, so
+ *                     the hub delivers it again after its redelivery delay
+ *                     (doubling each time), and dead-letters it when its TTL
+ *                     or retry budget runs out; no reply is sent;
+ *   ADP_DEAD_LETTER   never acceptable (e.g. it breaks the receiver's
+ *                     rules): the hub is asked to move it to its dead-letter
+ *                     queue with the reason given by adp_dead_letter_reason()
+ *                     during the call (Settle.rejects, proto/README.md); a
+ *                     hub that does not know that request delivers it again
+ *                     until its retry budget is spent, then dead-letters it.
+ * A publication gets no reply whatever the handler returns. */
+enum { ADP_SETTLE = 0, ADP_LATER = 1, ADP_DEAD_LETTER = 2 };
+
 /* Handles one delivered request or event. For a request, fill `reply` and
- * return 0 to send it; return a negative code to send no reply (the
- * requester then times out). The return value does not affect settlement:
- * once the handler has run, the message is settled and not redelivered. */
+ * return ADP_SETTLE to send it; see above for the other return values. */
 typedef int (*adp_handler_cb)(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                               void *user);
+/* Inside a handler about to return ADP_DEAD_LETTER: why, for the operators
+ * who will see it in the dead-letter queue (copied; at most 400 bytes, no
+ * personal data). */
+void adp_dead_letter_reason(adp_client_t *client, const char *reason);
 
 /* Flags for adp_request() and adp_send_event(). */
 enum {
@@ -118,8 +139,8 @@ int adp_offer(adp_client_t *client, const char *service, adp_handler_cb handler,
  * "PUBLISHER-ID/SERVICE/VERSION": the hub keeps a copy for this member from
  * now on, across disconnects and restarts, and the handler gets each one
  * (msg->sender is the publisher; msg->receiver is the hub). A publication
- * gets no reply: the handler's result and reply are ignored, and the
- * publication is settled either way. */
+ * gets no reply: the handler's reply is ignored; its return value settles
+ * the publication, or not (ADP_LATER, ADP_DEAD_LETTER), as for any message. */
 int adp_subscribe(adp_client_t *client, const char *topic, adp_handler_cb handler, void *user);
 /* Publishes an event on SERVICE/VERSION to every subscriber (posted like
  * adp_post_event; the hub ACKs once every subscriber's copy is stored). */

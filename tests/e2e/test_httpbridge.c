@@ -611,6 +611,35 @@ START_TEST(outbound_retries_and_refusals)
 }
 END_TEST
 
+/* An event the system does not take (503 through every retry) is not
+ * dropped: the hub delivers it again later and the system then gets it,
+ * with the same message id. */
+START_TEST(outbound_event_refused_now_is_delivered_later)
+{
+    adp_client_t *c = hubfix_connect(&fix, HOTICH);
+    static const char parcel[] = "{\"code\":\"HN-002\"}";
+    static const answer_t busy[] = {{503, "{}"}, {503, "{}"}, {503, "{}"}};
+    system_script(busy, 3); /* then 200 */
+    uint64_t seq = 0;
+    int rc = adp_send_event(c, LAND, "land.parcel/v1", "application/json", parcel,
+                            strlen(parcel), 0, 10000, &seq);
+    ck_assert_msg(rc == 0, "event refused: %s", adp_last_error(c));
+    /* http_retries = 2: three calls, all 503; then the hub's redelivery
+     * (redelivery_ms, 5 s by default) brings a fourth, answered 200. */
+    uint64_t deadline = hub_monotonic_us() + 20000000u;
+    while (system_seen() < 4 && hub_monotonic_us() < deadline)
+        adp_run(c, 100);
+    ck_assert_msg(system_seen() >= 4, "the system saw %zu calls: the event was dropped",
+                  system_seen());
+    ck_assert_str_eq(sys.seen[3].message_id, sys.seen[0].message_id);
+    ck_assert_str_eq(sys.seen[3].body, parcel);
+    /* Settled once taken: not delivered again. */
+    adp_run(c, 6000);
+    ck_assert_uint_eq(system_seen(), 4);
+    adp_close(&c);
+}
+END_TEST
+
 START_TEST(outbound_typed_lookup)
 {
     /* The hub side speaks CitizenLookupRequest/Response; the system, JSON
@@ -724,6 +753,7 @@ static Suite *suite(void)
     tcase_add_test(tc, inbound_good_lookup);
     tcase_add_test(tc, inbound_refusals);
     tcase_add_test(tc, outbound_retries_and_refusals);
+    tcase_add_test(tc, outbound_event_refused_now_is_delivered_later);
     tcase_add_test(tc, outbound_typed_lookup);
     tcase_add_test(tc, bad_configuration_is_refused);
     suite_add_tcase(s, tc);

@@ -389,6 +389,90 @@ START_TEST(every_outcome_is_reported)
 }
 END_TEST
 
+static void setup_fast_redelivery(void)
+{
+    hubfix_init(&fix, "redelivery_ms = 200\nmax_attempts = 3");
+    hubfix_add_member(&fix, A, true);
+    hubfix_add_member(&fix, B, true);
+    hubfix_start(&fix);
+}
+
+typedef struct {
+    int verdict_first, verdict_then; /* returned on attempt 1, and after */
+    int calls;
+    uint32_t attempts[16];
+} verdicts_t;
+
+static int verdict_handler(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                           void *user)
+{
+    (void)reply;
+    verdicts_t *v = user;
+    if (v->calls < 16)
+        v->attempts[v->calls] = msg->attempt;
+    int verdict = v->calls++ == 0 ? v->verdict_first : v->verdict_then;
+    if (verdict == ADP_DEAD_LETTER)
+        adp_dead_letter_reason(client, "dossier already closed in the receiving system");
+    return verdict;
+}
+
+static void run_for(adp_client_t *a, adp_client_t *b, int ms)
+{
+    uint64_t until = hub_monotonic_us() + (uint64_t)ms * 1000u;
+    while (hub_monotonic_us() < until) {
+        adp_run(a, 20);
+        adp_run(b, 20);
+    }
+}
+
+/* A handler's return value decides: ADP_LATER leaves the message with the
+ * hub, which delivers it again; ADP_DEAD_LETTER is never handled again (the
+ * hub dead-letters it: at once when it knows Settle.rejects, else when the
+ * retry budget of 3 attempts is spent). */
+START_TEST(handler_verdicts_later_and_dead_letter)
+{
+    adp_client_t *a = hubfix_connect(&fix, A);
+    adp_client_t *b = hubfix_connect(&fix, B);
+    verdicts_t later = {ADP_LATER, ADP_SETTLE, 0, {0}};
+    ck_assert_int_eq(adp_offer(b, "dossier.status/v1", verdict_handler, &later), 0);
+    uint64_t seq = 0;
+    ck_assert_int_eq(adp_send_event(a, B, "dossier.status/v1", "application/json", "{}", 2, 0,
+                                    5000, &seq),
+                     0);
+    uint64_t deadline = hub_monotonic_us() + 10000000u;
+    while (later.calls < 2 && hub_monotonic_us() < deadline)
+        run_for(a, b, 50);
+    ck_assert_msg(later.calls == 2, "ADP_LATER: handler ran %d time(s), expected a redelivery",
+                  later.calls);
+    ck_assert_uint_eq(later.attempts[0], 1);
+    ck_assert_uint_eq(later.attempts[1], 2);
+    run_for(a, b, 1500); /* settled on attempt 2: never again */
+    ck_assert_int_eq(later.calls, 2);
+
+    verdicts_t dead = {ADP_DEAD_LETTER, ADP_DEAD_LETTER, 0, {0}};
+    ck_assert_int_eq(adp_offer(b, "dossier.closed/v1", verdict_handler, &dead), 0);
+    ck_assert_int_eq(adp_send_event(a, B, "dossier.closed/v1", "application/json", "{}", 2, 0,
+                                    5000, &seq),
+                     0);
+    run_for(a, b, 3000);
+    ck_assert_msg(dead.calls >= 1 && dead.calls <= 3,
+                  "ADP_DEAD_LETTER: handler ran %d times (1 to 3 expected)", dead.calls);
+    int calls = dead.calls;
+    run_for(a, b, 1500);
+    ck_assert_int_eq(dead.calls, calls);
+    /* The receiver is not stuck behind it. */
+    ck_assert_int_eq(adp_send_event(a, B, "dossier.status/v1", "application/json", "{}", 2, 0,
+                                    5000, &seq),
+                     0);
+    deadline = hub_monotonic_us() + 10000000u;
+    while (later.calls < 3 && hub_monotonic_us() < deadline)
+        run_for(a, b, 50);
+    ck_assert_int_eq(later.calls, 3);
+    adp_close(&a);
+    adp_close(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sdk");
@@ -399,6 +483,11 @@ int main(void)
     tcase_add_test(tc, outbox_compacted_while_acking_keeps_no_answered_message);
     tcase_add_test(tc, every_outcome_is_reported);
     suite_add_tcase(s, tc);
+    TCase *verdicts = tcase_create("verdicts");
+    tcase_add_checked_fixture(verdicts, setup_fast_redelivery, teardown);
+    tcase_set_timeout(verdicts, 120);
+    tcase_add_test(verdicts, handler_verdicts_later_and_dead_letter);
+    suite_add_tcase(s, verdicts);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

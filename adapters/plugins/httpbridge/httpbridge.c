@@ -588,6 +588,23 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
             out = bridge_failure_reply(o, rc, &res, reply);
         else
             out = bridge_problem(reply, 500, hub_strerror(rc), NULL);
+    } else if (!ok) {
+        /* An event the system did not take is not dropped: it stays at the
+         * hub, which delivers it again later (with a growing delay) and
+         * dead-letters it when its retry budget runs out. A 4xx other than
+         * 408 and 429 says the system will never take it: dead-letter it now,
+         * with the status, rather than retrying for hours. */
+        bool permanent = res.status >= 400 && res.status < 500 && res.status != 408 &&
+                         res.status != 429;
+        if (permanent) {
+            char refusal[400];
+            snprintf(refusal, sizeof refusal, "the system at %.300s refused the event with HTTP %ld",
+                     o->url, res.status);
+            adp_dead_letter_reason(client, refusal);
+            out = ADP_DEAD_LETTER;
+        } else {
+            out = ADP_LATER;
+        }
     }
     lth_httpc_result_free(&res);
     return out;

@@ -18,6 +18,8 @@ PACKAGES=(
   # The Python client (adapters/python) and its tests: only Debian's modules;
   # protoc generates the lth.v1 classes.
   python3 python3-zmq python3-nacl python3-protobuf protobuf-compiler
+  # The Java example (adapters/examples/java) is compiled and run in the tests.
+  openjdk-17-jdk-headless
 )
 
 missing=()

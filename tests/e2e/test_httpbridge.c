@@ -698,6 +698,11 @@ START_TEST(openapi_description_matches_the_bridge)
         ck_assert_msg(json_object_get(json_object_get(post, "responses"), status) != NULL,
                       "POST %s answered %d, which %s does not document", concrete, call.status,
                       p);
+        /* A refusal is the documented Problem: an object with an "error". */
+        if (call.status >= 400)
+            ck_assert_msg(json_is_string(json_object_get(call.json, "error")),
+                          "POST %s: HTTP %d without an \"error\" sentence: %s", concrete,
+                          call.status, call.body);
         http_free(&call);
     }
     http_free(&r);

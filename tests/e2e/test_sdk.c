@@ -3,6 +3,7 @@
  * hub is down and comes back when the hub does, and its state directory
  * never holds (and so never resends) a message the hub has answered. */
 #include "hub_error.h"
+#include "hub_keys.h"
 #include "hubfix.h"
 #include "testkit.h"
 
@@ -17,6 +18,7 @@
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define A "VN/GOV/BCA/CSDLQGDC"
 #define B "VN/GOV/HN-STP/HOTICH"
@@ -473,6 +475,170 @@ START_TEST(handler_verdicts_later_and_dead_letter)
 }
 END_TEST
 
+/* The wire side of the verdicts, against a stand-in hub (a CURVE ROUTER in
+ * this process) that delivers three envelopes: what the SDK sends back is
+ * a settle for ADP_SETTLE, nothing for ADP_LATER, and a Settle.rejects
+ * entry with the handler's reason for ADP_DEAD_LETTER. */
+static void setup_keys_only(void)
+{
+    hubfix_init(&fix, NULL);
+    hubfix_add_member(&fix, A, true);
+    hubfix_add_member(&fix, B, true);
+}
+
+typedef struct {
+    void *ctx, *router;
+    uint8_t rid[256];
+    size_t rid_len;
+} fakehub_t;
+
+static void fakehub_send(fakehub_t *h, hub_frame_t *frame)
+{
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(hub_frame_encode(frame, &buf, &len), 0);
+    ck_assert_int_ge(zmq_send(h->router, h->rid, h->rid_len, ZMQ_SNDMORE), 0);
+    ck_assert_int_ge(zmq_send(h->router, buf, len, 0), 0);
+    free(buf);
+}
+
+/* The next frame from the client within timeout_ms, or NULL. */
+static hub_frame_t *fakehub_recv(fakehub_t *h, int timeout_ms)
+{
+    zmq_pollitem_t it = {h->router, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return NULL;
+    int n = zmq_recv(h->router, h->rid, sizeof h->rid, 0);
+    ck_assert_int_gt(n, 0);
+    h->rid_len = (size_t)n;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    ck_assert_int_ge(zmq_msg_recv(&msg, h->router, 0), 0);
+    hub_frame_t *f = NULL;
+    ck_assert_int_eq(hub_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &f), 0);
+    zmq_msg_close(&msg);
+    return f;
+}
+
+static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
+{
+    char id[37];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = A;
+    env.receiver = B;
+    env.service = (char *)service;
+    env.created_at_us = hub_now_us();
+    env.content_type = "application/json";
+    env.kind = LTH__V1__KIND__KIND_EVENT;
+    uint8_t bytes[1024];
+    size_t len = lth__v1__envelope__pack(&env, bytes);
+    Lth__V1__DeliveredEnvelope item = LTH__V1__DELIVERED_ENVELOPE__INIT;
+    Lth__V1__DeliveredEnvelope *items[] = {&item};
+    item.hub_seq = seq;
+    item.envelope.data = bytes;
+    item.envelope.len = len;
+    item.attempt = 1;
+    Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
+    d.items = items;
+    d.n_items = 1;
+    hub_frame_t f = LTH__V1__FRAME__INIT;
+    f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+    f.deliveries = &d;
+    fakehub_send(h, &f);
+}
+
+START_TEST(verdicts_on_the_wire)
+{
+    char hub_secret[PATH_MAX], err[512];
+    hubfix_secret_path(&fix, HUBFIX_HUB_ID, hub_secret);
+    hub_keypair_t hk;
+    ck_assert_msg(hub_keyfile_read(hub_secret, &hk, err, sizeof err) == 0, "%s", err);
+    fakehub_t h = {0};
+    h.ctx = zmq_ctx_new();
+    h.router = zmq_socket(h.ctx, ZMQ_ROUTER);
+    int one = 1, linger = 0;
+    uint8_t secret[32];
+    ck_assert_ptr_nonnull(zmq_z85_decode(secret, hk.curve_secret));
+    ck_assert_int_eq(zmq_setsockopt(h.router, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    ck_assert_int_eq(zmq_setsockopt(h.router, ZMQ_CURVE_SECRETKEY, secret, 32), 0);
+    ck_assert_int_eq(zmq_setsockopt(h.router, ZMQ_LINGER, &linger, sizeof linger), 0);
+    hub_keypair_wipe(&hk);
+    ck_assert_int_eq(zmq_bind(h.router, "tcp://127.0.0.1:*"), 0);
+    size_t eplen = sizeof fix.endpoint;
+    ck_assert_int_eq(zmq_getsockopt(h.router, ZMQ_LAST_ENDPOINT, fix.endpoint, &eplen), 0);
+
+    char hub_pub[PATH_MAX], b_secret[PATH_MAX];
+    hubfix_public_path(&fix, HUBFIX_HUB_ID, hub_pub);
+    hubfix_secret_path(&fix, B, b_secret);
+    adp_config_t cfg = {fix.endpoint, hub_pub, b_secret, 5000, "test", NULL};
+    adp_client_t *b = NULL;
+    ck_assert_msg(adp_new(&cfg, &b, err, sizeof err) == 0, "%s", err);
+    verdicts_t v[3] = {{ADP_SETTLE, ADP_SETTLE, 0, {0}},
+                       {ADP_LATER, ADP_LATER, 0, {0}},
+                       {ADP_DEAD_LETTER, ADP_DEAD_LETTER, 0, {0}}};
+    ck_assert_int_eq(adp_offer(b, "a/v1", verdict_handler, &v[0]), 0);
+    ck_assert_int_eq(adp_offer(b, "b/v1", verdict_handler, &v[1]), 0);
+    ck_assert_int_eq(adp_offer(b, "c/v1", verdict_handler, &v[2]), 0);
+
+    /* Hello, then a Welcome that does not require signatures. */
+    hub_frame_t *f = NULL;
+    for (int i = 0; i < 100 && !f; i++) {
+        adp_run(b, 20);
+        f = fakehub_recv(&h, 20);
+    }
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->body_case, LTH__V1__FRAME__BODY_HELLO);
+    hub_frame_free(&f);
+    Lth__V1__Welcome w = LTH__V1__WELCOME__INIT;
+    w.member_id = B;
+    w.heartbeat_ms = 60000;
+    w.hub_id = HUBFIX_HUB_ID;
+    hub_frame_t wf = LTH__V1__FRAME__INIT;
+    wf.body_case = LTH__V1__FRAME__BODY_WELCOME;
+    wf.welcome = &w;
+    fakehub_send(&h, &wf);
+    for (int i = 0; i < 100 && !adp_connected(b); i++)
+        adp_run(b, 20);
+    ck_assert(adp_connected(b));
+
+    fakehub_deliver(&h, 101, "a/v1");
+    fakehub_deliver(&h, 102, "b/v1");
+    fakehub_deliver(&h, 103, "c/v1");
+    bool settled_101 = false, rejected_103 = false, touched_102 = false;
+    uint64_t deadline = hub_monotonic_us() + 3000000u;
+    while (hub_monotonic_us() < deadline) {
+        adp_run(b, 20);
+        while ((f = fakehub_recv(&h, 0)) != NULL) {
+            if (f->body_case == LTH__V1__FRAME__BODY_SETTLE) {
+                for (size_t i = 0; i < f->settle->n_hub_seqs; i++) {
+                    settled_101 |= f->settle->hub_seqs[i] == 101;
+                    touched_102 |= f->settle->hub_seqs[i] == 102;
+                    ck_assert_uint_ne(f->settle->hub_seqs[i], 103);
+                }
+                for (size_t i = 0; i < f->settle->n_rejects; i++) {
+                    touched_102 |= f->settle->rejects[i]->hub_seq == 102;
+                    if (f->settle->rejects[i]->hub_seq == 103) {
+                        rejected_103 = true;
+                        ck_assert_str_eq(f->settle->rejects[i]->reason,
+                                         "dossier already closed in the receiving system");
+                    }
+                }
+            }
+            hub_frame_free(&f);
+        }
+    }
+    ck_assert_int_eq(v[0].calls + v[1].calls + v[2].calls, 3);
+    ck_assert_msg(settled_101, "ADP_SETTLE: no settle sent");
+    ck_assert_msg(!touched_102, "ADP_LATER: the delivery was settled or rejected");
+    ck_assert_msg(rejected_103, "ADP_DEAD_LETTER: no Settle.rejects entry sent");
+    adp_close(&b);
+    zmq_close(h.router);
+    zmq_ctx_term(h.ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sdk");
@@ -488,6 +654,11 @@ int main(void)
     tcase_set_timeout(verdicts, 120);
     tcase_add_test(verdicts, handler_verdicts_later_and_dead_letter);
     suite_add_tcase(s, verdicts);
+    TCase *wire = tcase_create("wire");
+    tcase_add_checked_fixture(wire, setup_keys_only, teardown);
+    tcase_set_timeout(wire, 60);
+    tcase_add_test(wire, verdicts_on_the_wire);
+    suite_add_tcase(s, wire);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -92,6 +92,17 @@ class Later(Exception):
     again later (and dead-letters it once its retry budget is spent)."""
 
 
+class Reject(Exception):
+    """Raised by a handler that can never take a message (it breaks the
+    receiver's rules): the hub is asked to move it to its dead-letter queue
+    with this reason (Settle.rejects). A hub that does not act on that
+    delivers it again until its retry budget is spent, then dead-letters it."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = str(reason)[:400]
+
+
 class _Out:
     __slots__ = ("env", "signed", "sent", "outcome", "order")
 
@@ -124,6 +135,7 @@ class Client:
         self._seen = set()
         self._seen_ring = collections.deque()
         self._settle = []
+        self._rejects = []                # pb.Reject, sent with the next settle
         self.welcome = None
         self.hub_id = ""
         self._signatures_required = True
@@ -201,7 +213,8 @@ class Client:
 
     def offer(self, service, handler):
         """handler(client, Message) -> Reply, bytes or None for a request
-        (None: no reply); raise Later to have it delivered again later.
+        (None: no reply); raise Later to have it delivered again later, or
+        Reject(reason) to have the hub dead-letter it.
         service=None sets the handler for services without one of their own."""
         self._offers[service] = handler
         if self.connected and service:
@@ -356,9 +369,11 @@ class Client:
                 o.sent = True
 
     def _flush_settle(self):
-        if self._settle and self.connected:
-            if self._send_frame(self._frame(settle=pb.Settle(hub_seqs=self._settle))):
+        if (self._settle or self._rejects) and self.connected:
+            settle = pb.Settle(hub_seqs=self._settle, rejects=self._rejects)
+            if self._send_frame(self._frame(settle=settle)):
                 self._settle = []
+                self._rejects = []
 
     def _answer(self, outcome):
         o = self._out.get(outcome.message_id)
@@ -428,6 +443,10 @@ class Client:
             try:
                 reply = handler(self, msg)
             except Later:
+                return
+            except Reject as r:
+                if item.hub_seq:
+                    self._rejects.append(pb.Reject(hub_seq=item.hub_seq, reason=r.reason))
                 return
             if isinstance(reply, (bytes, bytearray)):
                 reply = Reply(bytes(reply), env.content_type)

@@ -99,6 +99,8 @@ struct adp_client {
     Lth__V1__Reject **rejects; /* deliveries to dead-letter, sent with the next settle */
     size_t n_rejects, cap_rejects;
     char dead_letter_reason[401]; /* adp_dead_letter_reason() in the running handler */
+    uint64_t hub_ping_sent_us;    /* adp_ping_hub(): sent_at_us of the heartbeat awaited */
+    uint64_t hub_ping_rtt_us;     /* its round trip once echoed; 0 before */
     int depth;                /* nesting of handler calls */
 
     char last_error[600];
@@ -860,6 +862,11 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
         adp__flush_outbox(c);
         break;
     case LTH__V1__FRAME__BODY_HEARTBEAT:
+        if (frame->heartbeat->echo && c->hub_ping_sent_us &&
+            frame->heartbeat->sent_at_us == c->hub_ping_sent_us) {
+            uint64_t rtt = hub_monotonic_us() - c->hub_ping_sent_us;
+            c->hub_ping_rtt_us = rtt ? rtt : 1;
+        }
         break;
     case LTH__V1__FRAME__BODY_ERROR: {
         const Lth__V1__Nack *n = frame->error;
@@ -1594,6 +1601,45 @@ int adp_run(adp_client_t *c, int timeout_ms)
         adp__pump(c, wait);
     } while (hub_monotonic_us() < deadline);
     return c->refused ? HUB_EREFUSED : 0;
+}
+
+int adp_ping_hub(adp_client_t *c, uint32_t timeout_ms, uint64_t *rtt_us)
+{
+    if (!c)
+        return HUB_EINVAL;
+    if (!c->welcomed) {
+        adp__error(c, "not connected to the hub");
+        return HUB_ECLOSED;
+    }
+    /* A heartbeat the hub echoes with the same sent_at_us: the hub alone,
+     * no member in the way (proto/README.md, Pinging the hub itself). */
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hb.sent_at_us = hub_monotonic_us();
+    if (hb.sent_at_us == c->last_hb_mono_us)
+        hb.sent_at_us++; /* not to be mistaken for the SDK's own heartbeat */
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    c->hub_ping_sent_us = hb.sent_at_us;
+    c->hub_ping_rtt_us = 0;
+    if (adp__send(c, &frame) != 0) {
+        c->hub_ping_sent_us = 0;
+        adp__error(c, "cannot send to the hub now");
+        return HUB_EAGAIN;
+    }
+    uint64_t deadline = hb.sent_at_us + (uint64_t)timeout_ms * 1000u;
+    while (!c->hub_ping_rtt_us && hub_monotonic_us() < deadline) {
+        int wait = (int)((deadline - hub_monotonic_us()) / 1000u);
+        adp__pump(c, wait > 100 ? 100 : wait);
+    }
+    c->hub_ping_sent_us = 0;
+    if (!c->hub_ping_rtt_us) {
+        adp__error(c, "the hub did not answer a ping within %u ms", timeout_ms);
+        return HUB_ETIMEDOUT;
+    }
+    if (rtt_us)
+        *rtt_us = c->hub_ping_rtt_us;
+    return 0;
 }
 
 void adp_dead_letter_reason(adp_client_t *c, const char *reason)

@@ -233,6 +233,11 @@ size_t adp_outbox_list(const adp_client_t *client, adp_pending_t *out, size_t ma
  * hub refused the key on a reconnect. */
 int adp_run(adp_client_t *client, int timeout_ms);
 
+/* Pings the hub itself (a Heartbeat it echoes), processing traffic while it
+ * waits: 0 with the round trip in *rtt_us (may be NULL), HUB_ECLOSED when
+ * not connected, HUB_ETIMEDOUT. */
+int adp_ping_hub(adp_client_t *client, uint32_t timeout_ms, uint64_t *rtt_us);
+
 const char *adp_member_id(const adp_client_t *client);
 const char *adp_last_error(const adp_client_t *client);
 int adp_last_nack_code(const adp_client_t *client); /* lth.v1.NackCode, 0 if none */

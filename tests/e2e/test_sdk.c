@@ -129,6 +129,10 @@ START_TEST(hub_down_costs_no_cpu_and_clients_come_back)
                   (unsigned long long)adapter_used, (unsigned long long)(wall / 1000),
                   IDLE_BUDGET_US);
 
+    /* Pinging the hub itself fails at once while it is down. */
+    uint64_t rtt = 0;
+    ck_assert_int_eq(adp_ping_hub(c, 500, &rtt), HUB_ECLOSED);
+
     /* hubctl ping waits its whole timeout for a hub that is not there,
      * asleep. */
     char conf[PATH_MAX];
@@ -152,6 +156,10 @@ START_TEST(hub_down_costs_no_cpu_and_clients_come_back)
     while (!adp_connected(c) && hub_monotonic_us() < deadline)
         adp_run(c, 100);
     ck_assert_msg(adp_connected(c), "the SDK did not reconnect within 15 s of the hub's return");
+    /* The hub answers a ping of its own, with no member in the way. */
+    ck_assert_msg(adp_ping_hub(c, 5000, &rtt) == 0, "hub ping: %s", adp_last_error(c));
+    ck_assert_uint_gt(rtt, 0);
+    ck_assert_uint_lt(rtt, 5000000u);
     int rc = HUB_ETIMEDOUT;
     while (hub_monotonic_us() < deadline) {
         adp_reply_t reply;

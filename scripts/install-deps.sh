@@ -16,6 +16,11 @@ PACKAGES=(
   # Debian's chromium, driven by python3-selenium through chromium-driver,
   # loads the dashboard; xmllint (libxml2-utils) validates probe's JUnit XML.
   prometheus chromium chromium-driver python3 python3-selenium libxml2-utils
+  # The Python client (adapters/python) and its tests: only Debian's modules;
+  # protoc generates the lth.v1 classes.
+  python3 python3-zmq python3-nacl python3-protobuf protobuf-compiler
+  # The Java example (adapters/examples/java) is compiled and run in the tests.
+  openjdk-17-jdk-headless
 )
 
 missing=()

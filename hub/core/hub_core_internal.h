@@ -119,6 +119,7 @@ typedef struct {
     Lth__V1__Nack **nack_ptrs;
     char **reasons;
     size_t n_acks, n_nacks, cap;
+    uint32_t item; /* 1-based place in the Batch of the envelope being judged; 0 = none */
 } hub__receipts_t;
 
 /* An encoded frame ZeroMQ would not take yet (the peer's pipe was full). */
@@ -207,8 +208,9 @@ typedef struct {
     uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
 } hub__pending_t;
 
-/* A queued message to dead-letter because its agreement ended before it
- * could be delivered; the reason names the agreement. */
+/* A queued message to dead-letter with a reason of its own: its agreement
+ * ended before it could be delivered (the reason names the agreement), or
+ * its receiver refused it (Settle.rejects). */
 typedef struct {
     uint64_t seq;
     char *reason; /* owned */

@@ -243,6 +243,9 @@ bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *m
     lth__v1__nack__init(n);
     n->message_id = strdup(message_id ? message_id : "");
     n->code = (Lth__V1__NackCode)code;
+    /* An item whose message_id could not be read is named by its place in
+     * the Batch (1-based). */
+    n->batch_item = message_id && *message_id ? 0 : r->item;
     r->reasons[r->n_nacks] = strdup(reason);
     if (!n->message_id || !r->reasons[r->n_nacks]) {
         free(n->message_id);

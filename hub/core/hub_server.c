@@ -55,6 +55,11 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             return;
         }
     }
+    /* Refused subscriptions are named in the Welcome (and, for older
+     * clients, in a frame-level FORBIDDEN error each). */
+    Lth__V1__Nack *refused = calloc(hello->n_subscriptions + 1, sizeof *refused);
+    Lth__V1__Nack **refused_ptrs = calloc(hello->n_subscriptions + 1, sizeof *refused_ptrs);
+    size_t n_refused = 0;
     for (size_t i = 0; i < hello->n_subscriptions; i++) {
         /* A subscription is a standing call: it needs an agreement with the
          * publisher for that service, like a request would. */
@@ -68,6 +73,15 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
                 char reason[HUB_POLICY_REASON_MAX + 64];
                 snprintf(reason, sizeof reason, "subscription %s refused: %s", topic, why);
                 hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN, reason);
+                if (refused && refused_ptrs) {
+                    Lth__V1__Nack *n = &refused[n_refused];
+                    lth__v1__nack__init(n);
+                    n->message_id = (char *)topic;
+                    n->code = LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+                    n->reason = strdup(why);
+                    if (n->reason)
+                        refused_ptrs[n_refused++] = n;
+                }
                 continue;
             }
         }
@@ -82,8 +96,13 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
         HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts", "path=%s",
                   self->subs_path);
     char *services = calloc(1, total);
-    if (!services)
+    if (!services) {
+        for (size_t i = 0; i < n_refused; i++)
+            free(refused[i].reason);
+        free(refused);
+        free(refused_ptrs);
         return;
+    }
     for (size_t i = 0; i < hello->n_services; i++) {
         if (i)
             strcat(services, ",");
@@ -131,10 +150,16 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     welcome.heartbeat_ms = self->cfg.heartbeat_ms;
     welcome.signatures_required = self->cfg.require_signatures;
     welcome.hub_id = self->own_key.member_id;
+    welcome.refused_subscriptions = refused_ptrs;
+    welcome.n_refused_subscriptions = n_refused;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
     frame.welcome = &welcome;
     hub__send_frame(self, m, &frame);
+    for (size_t i = 0; i < n_refused; i++)
+        free(refused[i].reason);
+    free(refused);
+    free(refused_ptrs);
     hub__pump(self, m);
 }
 
@@ -154,14 +179,17 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
          * more: no decoding, and one audit record and log line per batch,
          * so that a flood is cheap to turn away. */
         if (hub__rate_check(self, m, e->len, why) != 0) {
+            receipts.item = (uint32_t)i + 1;
             char id[HUB_UUID_LEN + 1];
             hub_envelope_peek_id(e->data, e->len, id);
             hub__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED, why);
             limited++;
             continue;
         }
+        receipts.item = (uint32_t)i + 1;
         hub__route_envelope(self, m, e->data, e->len, &receipts);
     }
+    receipts.item = 0;
     self->turn_envelopes += batch->n_envelopes;
     if (limited) {
         char summary[HUB__WHY_MAX + 64];
@@ -237,6 +265,26 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
             self->members_with_settles++;
         if (HUB__PUSH(m->settled, m->settled_n, m->settled_cap, seq) == 0)
             self->stats.settled++;
+    }
+    /* Deliveries the receiver's handler refused for good (Settle.rejects):
+     * dead-lettered with its reason. Only its own deliveries in flight on
+     * this connection: a seq it names is checked against them, so that no
+     * member can dead-letter another's messages. */
+    for (size_t i = 0; i < settle->n_rejects; i++) {
+        const Lth__V1__Reject *rj = settle->rejects[i];
+        hub__inflight_t *f = rj ? hub__inflight_find(m, rj->hub_seq) : NULL;
+        if (!f || f->settled)
+            continue;
+        f->settled = true;
+        m->inflight_open--;
+        /* The store cuts reasons to HUB_STORE_REASON_MAX (at a UTF-8 boundary). */
+        char reason[HUB_MEMBER_ID_MAX + 320];
+        snprintf(reason, sizeof reason, "refused by %s: %.256s", m->id,
+                 rj->reason && *rj->reason ? rj->reason : "no reason given");
+        hub__deadpol_t dp = {rj->hub_seq, strdup(reason)};
+        if (!dp.reason ||
+            HUB__PUSH(self->dead_policy, self->dead_policy_n, self->dead_policy_cap, dp) != 0)
+            free(dp.reason);
     }
     if (m->inflight_n > 0 && m->inflight_open * 2 < m->inflight_n)
         hub__inflight_compact(m);

@@ -760,6 +760,121 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
 }
 END_TEST
 
+/* ---- Batch items, refused subscriptions, rejects ------------------------- */
+
+START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver)
+{
+    /* A Batch of three whose second item is not an envelope: its NACK
+     * names it by its place. */
+    rawcli_t tthc;
+    hello_raw(&tthc, TTHC);
+    char id1[37], id3[37];
+    ProtobufCBinaryData items[3];
+    items[0].data = envelope(TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
+                             LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id1, &items[0].len);
+    static uint8_t garbage[] = {0xff, 0xff, 0xff, 0x01};
+    items[1].data = garbage;
+    items[1].len = sizeof garbage;
+    items[2].data = envelope(TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
+                             LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id3, &items[2].len);
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = 3;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    rawcli_send_frame(&tthc, &frame);
+    free(items[0].data);
+    free(items[2].data);
+    int acks = 0, nacks = 0;
+    while (acks + nacks < 3) {
+        hub_frame_t *rec = rawcli_recv_case(&tthc, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+        ck_assert_ptr_nonnull(rec);
+        acks += (int)rec->receipts->n_acks;
+        for (size_t k = 0; k < rec->receipts->n_nacks; k++) {
+            Lth__V1__Nack *n = rec->receipts->nacks[k];
+            ck_assert_int_eq(n->code, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE);
+            ck_assert_str_eq(n->message_id, "");
+            ck_assert_uint_eq(n->batch_item, 2);
+            nacks++;
+        }
+        hub_frame_free(&rec);
+    }
+    ck_assert_int_eq(acks, 2);
+    ck_assert_int_eq(nacks, 1);
+    rawcli_close(&tthc);
+
+    /* A subscription without an agreement is named in the Welcome; the
+     * allowed one stands. */
+    rawcli_t evil;
+    rawcli_open(&evil, &fix, EVIL);
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.member_id = EVIL;
+    char *subs[] = {PUB "/catalogue.published/v1"};
+    hello.subscriptions = subs;
+    hello.n_subscriptions = 1;
+    hub_frame_t hf = LTH__V1__FRAME__INIT;
+    hf.body_case = LTH__V1__FRAME__BODY_HELLO;
+    hf.hello = &hello;
+    rawcli_send_frame(&evil, &hf);
+    hub_frame_t *w = rawcli_recv_case(&evil, LTH__V1__FRAME__BODY_WELCOME, 5000);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_uint_eq(w->welcome->n_refused_subscriptions, 1);
+    Lth__V1__Nack *rs = w->welcome->refused_subscriptions[0];
+    ck_assert_str_eq(rs->message_id, PUB "/catalogue.published/v1");
+    ck_assert_int_eq(rs->code, LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    ck_assert_msg(strstr(rs->reason, "no agreement lets " EVIL), "%s", rs->reason);
+    hub_frame_free(&w);
+
+    /* EVIL rejects POP's deliveries by seq: nothing happens to them. POP
+     * rejects one of its own: it is dead-lettered with POP's reason. */
+    rawcli_t pop;
+    hello_raw(&pop, POP);
+    uint64_t seqs[2];
+    size_t n = 0;
+    while (n < 2) {
+        hub_frame_t *f = rawcli_recv_case(&pop, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+        ck_assert_msg(f != NULL, "only %zu of 2 delivered", n);
+        for (size_t i = 0; i < f->deliveries->n_items && n < 2; i++)
+            seqs[n++] = f->deliveries->items[i]->hub_seq;
+        hub_frame_free(&f);
+    }
+    Lth__V1__Reject rj = LTH__V1__REJECT__INIT, *rjs[] = {&rj};
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.rejects = rjs;
+    settle.n_rejects = 1;
+    hub_frame_t sf = LTH__V1__FRAME__INIT;
+    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    sf.settle = &settle;
+    rj.hub_seq = seqs[0];
+    rj.reason = "not mine, but let us try";
+    rawcli_send_frame(&evil, &sf);
+    rj.reason = "the record is for another district";
+    rawcli_send_frame(&pop, &sf);
+    settle.rejects = NULL;
+    settle.n_rejects = 0;
+    settle.hub_seqs = &seqs[1];
+    settle.n_hub_seqs = 1;
+    rawcli_send_frame(&pop, &sf);
+    tk_sleep_ms(500);
+    rawcli_close(&pop);
+    rawcli_close(&evil);
+    hubfix_stop(&fix);
+    char audit[PATH_MAX];
+    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id1, NULL};
+    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    ck_assert_msg(strstr(out, "DEAD_LETTERED") &&
+                      strstr(out, "refused by " POP ": the record is for another district") &&
+                      !strstr(out, "not mine"),
+                  "%s", out);
+    free(out);
+    hubfix_start(&fix);
+}
+END_TEST
+
 /* ---- 11. rate ------------------------------------------------------------ */
 
 START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
@@ -847,6 +962,8 @@ static Suite *suite(void)
     tcase_add_test(tc, receiver_that_does_not_read_cannot_take_the_hubs_memory);
     tcase_add_test(tc, flooding_member_is_held_to_its_rate_and_the_log_stays_small);
     tcase_add_test(tc, one_member_cannot_fill_the_store_for_the_others);
+    tcase_add_test(
+        tc, refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -53,11 +53,24 @@ typedef struct {
     uint8_t digest[HUB_DIGEST_LEN];
 } adp__outmsg_t;
 
-/* A reply a caller is waiting for. */
+/* A reply a caller is waiting for. A reply is accepted only from the member
+ * the request was sent to, or from the member the hub's ACK says it routed
+ * the request to (a delegated service). A reply from another member that
+ * comes before the ACK is held until the ACK says who may answer. */
 typedef struct {
     bool done;
     adp_reply_t reply;
+    char receiver[HUB_MEMBER_ID_MAX + 1];  /* the member the request was sent to */
+    char routed_to[HUB_MEMBER_ID_MAX + 1]; /* from the ACK: its delegate, or "" */
+    bool acked;
+    bool held; /* reply holds a reply from another member, waiting for the ACK */
 } adp__await_t;
+
+/* Whether `sender` may answer the request `w` waits for. */
+static bool adp__may_answer(const adp__await_t *w, const char *sender)
+{
+    return !strcmp(sender, w->receiver) || (w->routed_to[0] && !strcmp(sender, w->routed_to));
+}
 
 struct adp_client {
     void *zctx;
@@ -638,7 +651,20 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
         adp__seen_record(c, env->sender, env->message_id);
         if (w && !w->done) {
-            w->done = true;
+            bool may = adp__may_answer(w, env->sender);
+            if (!may && (w->acked || w->held)) {
+                HUB_WARN("adp", "reply from a member the request was not sent to: dropped",
+                         "message_id=%s correlation_id=%s sender=%s receiver=%s",
+                         env->message_id, env->correlation_id, env->sender, w->receiver);
+                goto settle;
+            }
+            if (w->held) { /* the real receiver's reply replaces a held one */
+                free(w->reply.payload);
+                memset(&w->reply, 0, sizeof w->reply);
+            }
+            /* Accepted now, or held until the ACK names the delegate. */
+            w->done = may;
+            w->held = !may;
             snprintf(w->reply.content_type, sizeof w->reply.content_type, "%s",
                      env->content_type);
             snprintf(w->reply.sender, sizeof w->reply.sender, "%s", env->sender);
@@ -784,6 +810,25 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
          * restart, a duplicate once the hub's de-duplication window ends). */
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
+        adp__await_t *w = hub_map_get(c->awaits, m->id);
+        if (w) {
+            /* Who may answer: the receiver, or the delegate the hub names. */
+            w->acked = true;
+            snprintf(w->routed_to, sizeof w->routed_to, "%s",
+                     r->acks[i]->routed_to ? r->acks[i]->routed_to : "");
+            if (w->held && !w->done) {
+                w->held = false;
+                if (adp__may_answer(w, w->reply.sender)) {
+                    w->done = true;
+                } else {
+                    HUB_WARN("adp", "reply from a member the request was not sent to: dropped",
+                             "correlation_id=%s sender=%s receiver=%s", m->id, w->reply.sender,
+                             w->receiver);
+                    free(w->reply.payload);
+                    memset(&w->reply, 0, sizeof w->reply);
+                }
+            }
+        }
         adp__outbox_done(c, m->id);
         adp__report(c, m);
         if (!m->waited) {
@@ -1372,6 +1417,7 @@ int adp_request(adp_client_t *c, const char *receiver, const char *service,
         free(w);
         return HUB_ENOMEM;
     }
+    snprintf(w->receiver, sizeof w->receiver, "%s", receiver);
     uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout_ms * 1000u;
     adp__flush_outbox(c);
     rc = adp__await_receipt(c, id, deadline, NULL);
@@ -1457,6 +1503,7 @@ int adp_request_start(adp_client_t *c, const char *receiver, const char *service
         free(w);
         return HUB_ENOMEM;
     }
+    snprintf(w->receiver, sizeof w->receiver, "%s", receiver);
     adp__flush_outbox(c);
     return 0;
 }

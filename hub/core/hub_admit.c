@@ -416,7 +416,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         }
         if (answers)
             hub__request_answered(self, answers, env->message_id);
-        hub__receipt_ack(receipts, env->message_id, 0);
+        hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
         self->stats.envelopes_accepted++;
         {
             const char *label = hub__service_label(self, rcv->id, env->service);

@@ -99,7 +99,9 @@ static void hub__after_commit(uv_work_t *req, int status)
         }
         switch (job->outcomes[i]) {
         case HUB_STORE_OK: {
-            hub__receipt_ack(r, msg->message_id, msg->seq);
+            hub__member_t *rm =
+                job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
+            hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
             self->stats.envelopes_accepted++;
             const char *label = hub__service_label(self, msg->receiver, msg->service);
             uint64_t now = hub_now_us();
@@ -110,10 +112,13 @@ static void hub__after_commit(uv_work_t *req, int status)
             hub_flows_exchange(self->flows, &x);
             break;
         }
-        case HUB_STORE_DUPLICATE:
-            hub__receipt_ack(r, msg->message_id, msg->seq);
+        case HUB_STORE_DUPLICATE: {
+            hub__member_t *rm =
+                job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
+            hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
             self->stats.duplicates++;
             break;
+        }
         case HUB_STORE_QUEUE_FULL:
             hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
                               "the queue of %s is full (%llu messages); nothing was stored, "

@@ -403,6 +403,8 @@ void hub__flush_all(hub_server_t *self);
 void hub__on_held_timer(uv_timer_t *t);
 void hub__on_retry_timer(uv_timer_t *t);
 void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq);
+void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_t seq,
+                             const char *routed_to);
 bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
                            const char *reason);
 void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,

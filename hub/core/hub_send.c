@@ -196,6 +196,13 @@ void hub__receipts_free(hub__receipts_t *r)
 
 void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq)
 {
+    hub__receipt_ack_routed(r, message_id, seq, NULL);
+}
+
+/* routed_to: an interned member id (lives as long as the server), or NULL. */
+void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_t seq,
+                             const char *routed_to)
+{
     if (r->n_acks >= r->cap)
         return;
     Lth__V1__Ack *a = &r->acks[r->n_acks];
@@ -204,6 +211,8 @@ void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq)
     if (!a->message_id)
         return;
     a->hub_seq = seq;
+    if (routed_to)
+        a->routed_to = (char *)routed_to;
     r->ack_ptrs[r->n_acks++] = a;
 }
 

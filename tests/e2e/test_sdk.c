@@ -557,13 +557,17 @@ static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
     fakehub_send(h, &f);
 }
 
-START_TEST(verdicts_on_the_wire)
+/* Starts the stand-in hub and connects B to it (Hello, then a Welcome that
+ * does not require signatures); `offer` (may be NULL) registers B's
+ * handlers before it says Hello. */
+static adp_client_t *fakehub_start(fakehub_t *hp, void (*offer)(adp_client_t *, void *),
+                                   void *user)
 {
+    fakehub_t h = {0};
     char hub_secret[PATH_MAX], err[512];
     hubfix_secret_path(&fix, HUBFIX_HUB_ID, hub_secret);
     hub_keypair_t hk;
     ck_assert_msg(hub_keyfile_read(hub_secret, &hk, err, sizeof err) == 0, "%s", err);
-    fakehub_t h = {0};
     h.ctx = zmq_ctx_new();
     h.router = zmq_socket(h.ctx, ZMQ_ROUTER);
     int one = 1, linger = 0;
@@ -583,13 +587,8 @@ START_TEST(verdicts_on_the_wire)
     adp_config_t cfg = {fix.endpoint, hub_pub, b_secret, 5000, "test", NULL};
     adp_client_t *b = NULL;
     ck_assert_msg(adp_new(&cfg, &b, err, sizeof err) == 0, "%s", err);
-    verdicts_t v[3] = {{ADP_SETTLE, ADP_SETTLE, 0, {0}},
-                       {ADP_LATER, ADP_LATER, 0, {0}},
-                       {ADP_DEAD_LETTER, ADP_DEAD_LETTER, 0, {0}}};
-    ck_assert_int_eq(adp_offer(b, "a/v1", verdict_handler, &v[0]), 0);
-    ck_assert_int_eq(adp_offer(b, "b/v1", verdict_handler, &v[1]), 0);
-    ck_assert_int_eq(adp_offer(b, "c/v1", verdict_handler, &v[2]), 0);
-
+    if (offer)
+        offer(b, user);
     /* Hello, then a Welcome that does not require signatures. */
     hub_frame_t *f = NULL;
     for (int i = 0; i < 100 && !f; i++) {
@@ -610,6 +609,27 @@ START_TEST(verdicts_on_the_wire)
     for (int i = 0; i < 100 && !adp_connected(b); i++)
         adp_run(b, 20);
     ck_assert(adp_connected(b));
+
+    *hp = h;
+    return b;
+}
+
+static void offer_verdicts(adp_client_t *b, void *user)
+{
+    verdicts_t *v = user;
+    ck_assert_int_eq(adp_offer(b, "a/v1", verdict_handler, &v[0]), 0);
+    ck_assert_int_eq(adp_offer(b, "b/v1", verdict_handler, &v[1]), 0);
+    ck_assert_int_eq(adp_offer(b, "c/v1", verdict_handler, &v[2]), 0);
+}
+
+START_TEST(verdicts_on_the_wire)
+{
+    verdicts_t v[3] = {{ADP_SETTLE, ADP_SETTLE, 0, {0}},
+                       {ADP_LATER, ADP_LATER, 0, {0}},
+                       {ADP_DEAD_LETTER, ADP_DEAD_LETTER, 0, {0}}};
+    fakehub_t h;
+    adp_client_t *b = fakehub_start(&h, offer_verdicts, v);
+    hub_frame_t *f = NULL;
 
     fakehub_deliver(&h, 101, "a/v1");
     fakehub_deliver(&h, 102, "b/v1");
@@ -647,6 +667,130 @@ START_TEST(verdicts_on_the_wire)
 }
 END_TEST
 
+/* The SDK takes a reply only from the member it sent the request to, or
+ * from the delegate the hub's ACK names; a stand-in hub delivers forged
+ * ones (a real hub refuses them before they get this far). */
+static void fakehub_reply(fakehub_t *h, uint64_t seq, const char *sender, const char *request_id,
+                          const char *payload)
+{
+    char id[37];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.correlation_id = (char *)request_id;
+    env.sender = (char *)sender;
+    env.receiver = B;
+    env.service = "x/v1";
+    env.created_at_us = hub_now_us();
+    env.content_type = "text/plain";
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = strlen(payload);
+    env.kind = LTH__V1__KIND__KIND_REPLY;
+    uint8_t bytes[1024];
+    size_t len = lth__v1__envelope__pack(&env, bytes);
+    Lth__V1__DeliveredEnvelope item = LTH__V1__DELIVERED_ENVELOPE__INIT;
+    Lth__V1__DeliveredEnvelope *items[] = {&item};
+    item.hub_seq = seq;
+    item.envelope.data = bytes;
+    item.envelope.len = len;
+    item.attempt = 1;
+    Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
+    d.items = items;
+    d.n_items = 1;
+    hub_frame_t f = LTH__V1__FRAME__INIT;
+    f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+    f.deliveries = &d;
+    fakehub_send(h, &f);
+}
+
+static void fakehub_ack(fakehub_t *h, const char *id, const char *routed_to)
+{
+    Lth__V1__Ack ack = LTH__V1__ACK__INIT, *acks[] = {&ack};
+    ack.message_id = (char *)id;
+    ack.hub_seq = 7;
+    ack.routed_to = (char *)(routed_to ? routed_to : "");
+    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+    rec.acks = acks;
+    rec.n_acks = 1;
+    hub_frame_t f = LTH__V1__FRAME__INIT;
+    f.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
+    f.receipts = &rec;
+    fakehub_send(h, &f);
+}
+
+/* Sends a request from B to `to` and waits until the stand-in hub has it. */
+static void start_request(adp_client_t *b, fakehub_t *h, const char *to, char id[37])
+{
+    ck_assert_int_eq(adp_request_start(b, to, "x/v1", "text/plain", "?", 1, 0, id), 0);
+    hub_frame_t *f = NULL;
+    for (int i = 0; i < 100; i++) {
+        adp_run(b, 10);
+        f = fakehub_recv(h, 10);
+        if (f && f->body_case == LTH__V1__FRAME__BODY_BATCH)
+            break;
+        hub_frame_free(&f);
+    }
+    ck_assert_ptr_nonnull(f);
+    hub_frame_free(&f);
+}
+
+/* Polls for up to ms: 0 with the reply, or HUB_EAGAIN. */
+static int poll_reply(adp_client_t *b, const char *id, adp_reply_t *reply, int ms)
+{
+    int rc = HUB_EAGAIN;
+    for (int i = 0; i < ms / 10 && rc == HUB_EAGAIN; i++) {
+        adp_run(b, 10);
+        rc = adp_request_poll(b, id, reply);
+    }
+    return rc;
+}
+
+#define OTHER "VN/GOV/HN-XX/EVIL"
+#define DELEGATE "VN/GOV/HN-QHK/HOTICH"
+
+START_TEST(reply_only_from_the_member_asked_or_its_named_delegate)
+{
+    fakehub_t h;
+    adp_client_t *b = fakehub_start(&h, NULL, NULL);
+    adp_reply_t reply;
+    /* 1. A forged reply before the ACK is held, dropped when the ACK names
+     *    no delegate; the real one is taken. */
+    char id[37];
+    start_request(b, &h, A, id);
+    fakehub_reply(&h, 201, OTHER, id, "forged");
+    ck_assert_int_eq(poll_reply(b, id, &reply, 300), HUB_EAGAIN);
+    fakehub_ack(&h, id, NULL);
+    ck_assert_int_eq(poll_reply(b, id, &reply, 300), HUB_EAGAIN);
+    fakehub_reply(&h, 202, A, id, "real");
+    ck_assert_int_eq(poll_reply(b, id, &reply, 2000), 0);
+    ck_assert_str_eq(reply.sender, A);
+    ck_assert_uint_eq(reply.payload_len, 4);
+    ck_assert_int_eq(memcmp(reply.payload, "real", 4), 0);
+    adp_reply_free(&reply);
+    /* 2. After the ACK, a forged reply is dropped at once. */
+    start_request(b, &h, A, id);
+    fakehub_ack(&h, id, NULL);
+    fakehub_reply(&h, 203, OTHER, id, "forged");
+    ck_assert_int_eq(poll_reply(b, id, &reply, 300), HUB_EAGAIN);
+    fakehub_reply(&h, 204, A, id, "real");
+    ck_assert_int_eq(poll_reply(b, id, &reply, 2000), 0);
+    ck_assert_str_eq(reply.sender, A);
+    adp_reply_free(&reply);
+    /* 3. A delegated service: the ACK names the delegate, whose reply is
+     *    taken, even when it came before the ACK. */
+    start_request(b, &h, A, id);
+    fakehub_reply(&h, 205, DELEGATE, id, "delegated");
+    ck_assert_int_eq(poll_reply(b, id, &reply, 300), HUB_EAGAIN);
+    fakehub_ack(&h, id, DELEGATE);
+    ck_assert_int_eq(poll_reply(b, id, &reply, 2000), 0);
+    ck_assert_str_eq(reply.sender, DELEGATE);
+    adp_reply_free(&reply);
+    adp_close(&b);
+    zmq_close(h.router);
+    zmq_ctx_term(h.ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sdk");
@@ -666,6 +810,7 @@ int main(void)
     tcase_add_checked_fixture(wire, setup_keys_only, teardown);
     tcase_set_timeout(wire, 60);
     tcase_add_test(wire, verdicts_on_the_wire);
+    tcase_add_test(wire, reply_only_from_the_member_asked_or_its_named_delegate);
     suite_add_tcase(s, wire);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

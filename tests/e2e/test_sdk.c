@@ -205,26 +205,36 @@ START_TEST(outbox_compacted_while_acking_keeps_no_answered_message)
      * commit. */
     enum { N = 10500 };
     char payload[64];
+    /* The journal was compacted on the way iff it ever shrank (otherwise it
+     * holds every P record and an A record each); ACKs may start while the
+     * events are still being posted, so watch it all along. */
+    off_t largest = 0;
+    bool shrank = false;
+    struct stat st;
     for (int i = 0; i < N; i++) {
         int len = snprintf(payload, sizeof payload, "{\"n\":%d}", i);
         ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json", payload,
                                         (size_t)len, 0, NULL),
                          0);
+        if (stat(jnl, &st) == 0) {
+            shrank |= st.st_size < largest;
+            if (st.st_size > largest)
+                largest = st.st_size;
+        }
     }
-    struct stat before;
-    ck_assert_int_eq(stat(jnl, &before), 0);
     uint64_t deadline = hub_monotonic_us() + 240000000u;
-    while (adp_outbox_size(c) > 0 && hub_monotonic_us() < deadline)
+    while (adp_outbox_size(c) > 0 && hub_monotonic_us() < deadline) {
         adp_run(c, 100);
+        if (stat(jnl, &st) == 0) {
+            shrank |= st.st_size < largest;
+            if (st.st_size > largest)
+                largest = st.st_size;
+        }
+    }
     ck_assert_msg(adp_outbox_size(c) == 0, "%zu of %d events were not ACKed in time",
                   adp_outbox_size(c), N);
-    /* The journal was compacted on the way: only a compaction makes it
-     * shrink (otherwise it holds every P record and an A record each). */
-    struct stat after;
-    ck_assert_int_eq(stat(jnl, &after), 0);
-    ck_assert_msg(after.st_size < before.st_size,
-                  "outbox.jnl was not compacted (%lld bytes after, %lld with the posts alone)",
-                  (long long)after.st_size, (long long)before.st_size);
+    ck_assert_msg(shrank, "outbox.jnl was not compacted (it only grew, to %lld bytes)",
+                  (long long)largest);
     adp_close(&c);
 
     /* A restart restores nothing: every message was answered. */

@@ -346,18 +346,6 @@ static int count_events(adp_client_t *c, const adp_message_t *msg, adp_reply_t *
     return 0;
 }
 
-/* A heartbeat, so that the hub keeps a raw member online (it marks a
- * member offline after three silent heartbeat periods). */
-static void heartbeat(rawcli_t *raw)
-{
-    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hb.sent_at_us = hub_now_us();
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
-    rawcli_send_frame(raw, &frame);
-}
-
 /* Delivery items in the frames that arrive within ms (others ignored),
  * heartbeating meanwhile. */
 static int count_deliveries(rawcli_t *raw, int ms)
@@ -365,7 +353,7 @@ static int count_deliveries(rawcli_t *raw, int ms)
     int items = 0;
     uint64_t deadline = hub_monotonic_us() + (uint64_t)ms * 1000u;
     while (hub_monotonic_us() < deadline) {
-        heartbeat(raw);
+        rawcli_heartbeat(raw);
         hub_frame_t *f = rawcli_recv(raw, 50);
         if (f && f->body_case == LTH__V1__FRAME__BODY_DELIVERIES)
             items += (int)f->deliveries->n_items;
@@ -378,7 +366,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
 {
     /* SENDER, connected (a raw socket that never settles), gets 5 events;
      * with redelivery_ms = 200 the hub keeps delivering them again. */
-    rawcli_t raw, *raw_ptr = &raw;
+    rawcli_t raw;
     rawcli_open(&raw, &fix, SENDER);
     rawcli_hello(&raw, SENDER);
     adp_client_t *other = hubfix_connect(&fix, "VN/GOV/HN-LGSP/OPS");
@@ -397,7 +385,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
     ck_assert_int_eq(kill(fix.hubd, SIGHUP), 0);
     uint64_t cut_ms = 0;
     for (int i = 0; i < 60 && !cut_ms; i++) {
-        heartbeat(raw_ptr);
+        rawcli_heartbeat(&raw);
         size_t len;
         uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "after", 5, 0, NULL,
                                        &len);

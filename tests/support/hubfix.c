@@ -242,6 +242,16 @@ void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
     free(buf);
 }
 
+void rawcli_heartbeat(rawcli_t *c)
+{
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hb.sent_at_us = hub_now_us();
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    rawcli_send_frame(c, &frame);
+}
+
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms)
 {
     zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};

@@ -139,7 +139,9 @@ START_TEST(offline_receiver_gets_everything_in_order_once)
     start_receiver(NULL);
     ck_assert_msg(wait_lines(10000, 60000), "only %d of 10000 arrived",
                   count_lines(record_path));
-    tk_sleep_ms(500); /* nothing more may come */
+    /* Nothing more may come: wait past a redelivery period (1,000 ms), in
+     * which an unsettled message would be delivered again. */
+    tk_sleep_ms(1500);
     ck_assert_int_eq(count_lines(record_path), 10000);
     assert_once_in_order(SENDER, "a", 5000);
     assert_once_in_order(SENDER2, "b", 5000);
@@ -246,7 +248,7 @@ START_TEST(queue_full_refuses_and_loses_nothing_accepted)
                      0);
     start_receiver(NULL);
     ck_assert(wait_lines(100, 20000));
-    tk_sleep_ms(300);
+    tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
     ck_assert_int_eq(count_lines(record_path), 100);
     assert_once_in_order(SENDER, "q", 100);
     adp_close(&a);
@@ -274,8 +276,10 @@ START_TEST(store_full_refuses_and_loses_nothing_accepted)
     start_receiver(NULL);
     ck_assert_msg(wait_lines(acked, 30000), "%d of %d delivered", count_lines(record_path),
                   acked);
-    tk_sleep_ms(300);
+    tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
     ck_assert_int_eq(count_lines(record_path), acked);
+    /* The very messages that were ACKed (s 0 .. acked-1), each once. */
+    assert_once_in_order(SENDER, "s", acked);
     /* Once drained, the store accepts again. */
     for (int waited = 0; waited < 100; waited++) {
         rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", "again", 5, 0, 5000, NULL);
@@ -495,8 +499,13 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
 }
 END_TEST
 
-static void setup_small_queue(void) { setup_with("max_queue_depth = 100"); }
-static void setup_small_store(void) { setup_with("max_store_bytes = 4194304"); }
+/* redelivery_ms as in setup(), so that the waits for duplicates above hold
+ * a redelivery period. */
+static void setup_small_queue(void) { setup_with("max_queue_depth = 100\nredelivery_ms = 1000"); }
+static void setup_small_store(void)
+{
+    setup_with("max_store_bytes = 4194304\nredelivery_ms = 1000");
+}
 
 int main(void)
 {

@@ -170,6 +170,15 @@ int tk_stop(pid_t pid)
     return -1;
 }
 
+bool tk_reaped(pid_t pid, int *status)
+{
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == 0)
+        return false;
+    tk__forget(pid);
+    return true;
+}
+
 void tk_kill9(pid_t pid)
 {
     if (pid <= 0)

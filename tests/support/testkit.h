@@ -34,6 +34,9 @@ pid_t tk_spawn(char *const argv[], const char *log_path);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; returns the exit status
  * (as from waitpid) or -1. */
 int tk_stop(pid_t pid);
+/* Whether pid (from tk_spawn) has ended; if so, *status is its status as
+ * from waitpid and the pid is forgotten. Does not wait. */
+bool tk_reaped(pid_t pid, int *status);
 /* SIGKILL and reap. */
 void tk_kill9(pid_t pid);
 /* Stops every process tk_spawn started that is still running: SIGTERM, then

@@ -186,14 +186,28 @@ adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
 
 void hubfix_cleanup(hubfix_t *f)
 {
+    /* hubd first, and its exit status checked: a crash at shutdown (or
+     * earlier, unnoticed) fails the test. -1: it was already reaped
+     * (hubfix_hub_alive saw it die) or did not stop within 5 s. */
+    int status = 0;
+    bool had_hub = f->hubd > 0;
+    if (had_hub)
+        status = tk_stop(f->hubd);
+    f->hubd = 0;
+    bool clean = !had_hub || (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     tk_stop_all();
-    /* HUB_TEST_KEEP=1 keeps the directory (logs, configs) for a post-mortem. */
+    /* HUB_TEST_KEEP=1 keeps the directory (logs, configs) for a post-mortem;
+     * so does a hubd that did not exit cleanly. */
     const char *keep = getenv("HUB_TEST_KEEP");
-    if (f->dir[0] && keep && *keep == '1')
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", f->dir);
+    if (f->dir[0] && ((keep && *keep == '1') || !clean))
         fprintf(stderr, "kept test directory %s\n", f->dir);
     else if (f->dir[0])
         tk_rmrf(f->dir);
     f->dir[0] = '\0';
+    ck_assert_msg(clean, "hubd did not shut down cleanly (status %d); see %s/hubd.log", status,
+                  dir);
 }
 
 void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)

@@ -50,7 +50,8 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
                            const char *extra_conf);
 /* Connects an SDK client as member_id; asserts success. */
 adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
-/* Stops every process and removes the directory. */
+/* Stops hubd (asserting it exits 0), then every other process, and removes
+ * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);

@@ -429,6 +429,129 @@ START_TEST(durable_subscriptions_get_every_publication)
 }
 END_TEST
 
+/* What a subscriber's handler saw: calls per payload. */
+typedef struct {
+    int pub1, pub2, direct;
+} sub_calls_t;
+
+static int count_by_payload(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
+                            void *user)
+{
+    (void)c;
+    (void)reply;
+    sub_calls_t *n = user;
+    if (msg->payload_len == 4 && !memcmp(msg->payload, "pub1", 4))
+        n->pub1++;
+    else if (msg->payload_len == 4 && !memcmp(msg->payload, "pub2", 4))
+        n->pub2++;
+    else if (msg->payload_len == 6 && !memcmp(msg->payload, "direct", 6))
+        n->direct++;
+    return 0;
+}
+
+#define TOPIC SENDER "/news/v1"
+
+/* A subscriber (SDK, with its own state) online for `ms`, counting. */
+static void subscriber_run(const char *member, sub_calls_t *n, int ms)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512], state[PATH_MAX];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hubfix_secret_path(&fix, member, secret);
+    snprintf(state, sizeof state, "%s/state-%c", fix.dir, strcmp(member, SENDER2) ? 'r' : '2');
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
+    adp_client_t *c = NULL;
+    ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
+    ck_assert_int_eq(adp_subscribe(c, TOPIC, count_by_payload, n), 0);
+    ck_assert_int_eq(adp_offer(c, "record/v1", count_by_payload, n), 0);
+    ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
+    for (int waited = 0; waited < ms; waited += 50)
+        adp_run(c, 50);
+    adp_close(&c);
+}
+
+/* Publishes (raw) the given encoded event and returns its one receipt
+ * frame; asserts that no second receipt for it follows within 300 ms. */
+static hub_frame_t *publish_raw(rawcli_t *raw, const uint8_t *env, size_t len)
+{
+    rawcli_send_batch1(raw, env, len);
+    hub_frame_t *f = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_msg(f != NULL, "no receipt for a publication");
+    ck_assert_uint_eq(f->receipts->n_acks + f->receipts->n_nacks, 1);
+    hub_frame_t *more = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 300);
+    ck_assert_msg(more == NULL, "a second receipt for one publication");
+    return f;
+}
+
+START_TEST(publish_rules_and_subscriptions_across_a_restart)
+{
+    /* No subscribers yet: ACK with hub_seq 0. */
+    rawcli_t pub;
+    rawcli_open(&pub, &fix, SENDER);
+    rawcli_hello(&pub, SENDER);
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub0", 4, 0, NULL,
+                                   &len);
+    hub_frame_t *f = publish_raw(&pub, env, len);
+    free(env);
+    ck_assert_uint_eq(f->receipts->n_acks, 1);
+    ck_assert_uint_eq(f->receipts->acks[0]->hub_seq, 0);
+    hub_frame_free(&f);
+    rawcli_close(&pub);
+
+    /* Two durable subscribers, then both offline; the hub restarts. */
+    sub_calls_t n2 = {0}, nr = {0};
+    subscriber_run(SENDER2, &n2, 200);
+    subscriber_run(RECEIVER, &nr, 200);
+    hubfix_stop(&fix);
+    hubfix_start(&fix);
+
+    /* Published after the restart, both offline: one receipt, an ACK with
+     * a seq; both copies kept (the subscriptions survived the restart). */
+    rawcli_open(&pub, &fix, SENDER);
+    rawcli_hello(&pub, SENDER);
+    env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub1", 4, 0, NULL, &len);
+    f = publish_raw(&pub, env, len);
+    free(env);
+    ck_assert_uint_eq(f->receipts->n_acks, 1);
+    ck_assert_uint_gt(f->receipts->acks[0]->hub_seq, 0);
+    hub_frame_free(&f);
+
+    /* SENDER2's queue (max_queue_depth = 3 here) filled by direct events:
+     * the next publication is refused as a whole with its QUEUE_FULL, while
+     * RECEIVER's copy is stored. */
+    adp_client_t *direct = connect_sender(RECEIVER, NULL); /* not SENDER: raw holds it */
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(adp_send_event(direct, SENDER2, "record/v1", "text/plain", "direct", 6,
+                                        0, 5000, NULL),
+                         0);
+    adp_close(&direct);
+    env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub2", 4, 0, NULL, &len);
+    f = publish_raw(&pub, env, len);
+    ck_assert_uint_eq(f->receipts->n_nacks, 1);
+    ck_assert_int_eq(f->receipts->nacks[0]->code, LTH__V1__NACK_CODE__NACK_QUEUE_FULL);
+    hub_frame_free(&f);
+    /* SENDER2 drains its queue; the same publication sent again is ACKed
+     * and stores only the missing copy: each subscriber gets pub2 once. */
+    subscriber_run(SENDER2, &n2, 1000);
+    ck_assert_int_eq(n2.direct, 2);
+    ck_assert_int_eq(n2.pub1, 1);
+    ck_assert_int_eq(n2.pub2, 0);
+    rawcli_hello(&pub, SENDER); /* it was silent meanwhile, so marked offline */
+    f = publish_raw(&pub, env, len);
+    free(env);
+    ck_assert_uint_eq(f->receipts->n_acks, 1);
+    hub_frame_free(&f);
+    rawcli_close(&pub);
+    subscriber_run(SENDER2, &n2, 1500);
+    subscriber_run(RECEIVER, &nr, 1500);
+    ck_assert_int_eq(n2.pub1, 1);
+    ck_assert_int_eq(n2.pub2, 1);
+    ck_assert_int_eq(nr.pub1, 1);
+    ck_assert_int_eq(nr.pub2, 1);
+    ck_assert_int_eq(nr.direct, 0);
+}
+END_TEST
+
 /* curl, as an operator would; returns the HTTP status, body in *out. */
 static int http(const char *method, const char *path, const char *token, char **out)
 {
@@ -555,6 +678,7 @@ END_TEST
 /* redelivery_ms as in setup(), so that the waits for duplicates above hold
  * a redelivery period. */
 static void setup_small_queue(void) { setup_with("max_queue_depth = 100\nredelivery_ms = 1000"); }
+static void setup_small_queues(void) { setup_with("max_queue_depth = 3\nredelivery_ms = 1000"); }
 static void setup_small_store(void)
 {
     setup_with("max_store_bytes = 4194304\nredelivery_ms = 1000");
@@ -583,6 +707,11 @@ int main(void)
     tcase_set_timeout(q, 120);
     tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
     suite_add_tcase(s, q);
+    TCase *ps = tcase_create("publish");
+    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
+    tcase_set_timeout(ps, 120);
+    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
+    suite_add_tcase(s, ps);
     TCase *st = tcase_create("store_limit");
     tcase_add_checked_fixture(st, setup_small_store, teardown);
     tcase_set_timeout(st, 120);

@@ -552,6 +552,70 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
 }
 END_TEST
 
+START_TEST(store_that_cannot_commit_refuses_with_internal)
+{
+    /* hubd again, with tests/faults/failsync.c preloaded: while the file
+     * fail-sync exists, fdatasync() fails with EIO, as on a bad disk. */
+    const char *lib = getenv("HUB_FAILSYNC_LIB");
+    if (!lib || access(lib, R_OK) != 0)
+        tk_skip("HUB_FAILSYNC_LIB not set or not built (run through ctest)");
+    hubfix_stop(&fix);
+    char trigger[PATH_MAX];
+    snprintf(trigger, sizeof trigger, "%s/fail-sync", fix.dir);
+    setenv("LD_PRELOAD", lib, 1);
+    setenv("LTH_FAIL_SYNC_FILE", trigger, 1);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan wants its runtime first; the fault only wraps two libc calls. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL;
+    char options[1024];
+    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", options, 1);
+#endif
+    hubfix_start(&fix);
+    unsetenv("LD_PRELOAD");
+#if defined(__SANITIZE_ADDRESS__)
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+#endif
+    start_receiver(NULL);
+    adp_client_t *a = connect_sender(SENDER, NULL);
+    ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "before", 6, 0, 5000,
+                                    NULL),
+                     0);
+    /* The disk fails: the commit fails, the envelope is refused as
+     * INTERNAL with a reason, and nothing is stored or delivered. */
+    tk_write_file(trigger, "");
+    int rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", "during", 6, 0, 5000, NULL);
+    ck_assert_msg(rc == HUB_ENACK, "accepted while the store could not commit (rc %d)", rc);
+    ck_assert_int_eq(adp_last_nack_code(a), LTH__V1__NACK_CODE__NACK_INTERNAL);
+    ck_assert_msg(strstr(adp_last_error(a), "could not commit"), "%s", adp_last_error(a));
+    ck_assert(hubfix_hub_alive(&fix));
+    /* The disk recovers: the hub serves on without a restart. */
+    unlink(trigger);
+    rc = -1;
+    for (int w = 0; w < 50 && rc != 0; w++) {
+        rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", "after", 5, 0, 5000, NULL);
+        if (rc != 0)
+            adp_run(a, 100);
+    }
+    ck_assert_msg(rc == 0, "not accepted after the disk recovered: %s", adp_last_error(a));
+    ck_assert_msg(wait_lines(2, 10000), "only %d delivered", count_lines(record_path));
+    tk_sleep_ms(1500); /* past a redelivery period: the refused one never comes */
+    char *text = tk_read_file(record_path);
+    ck_assert_int_eq(count_lines(record_path), 2);
+    ck_assert_ptr_nonnull(strstr(text, "\tbefore\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\tafter\n"));
+    ck_assert_ptr_null(strstr(text, "\tduring"));
+    free(text);
+    adp_close(&a);
+}
+END_TEST
+
 /* curl, as an operator would; returns the HTTP status, body in *out. */
 static int http(const char *method, const char *path, const char *token, char **out)
 {
@@ -695,6 +759,7 @@ int main(void)
     tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
     tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
     tcase_add_test(tc, corrupt_store_is_refused_at_start);
+    tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
     tcase_add_test(tc, durable_subscriptions_get_every_publication);
     suite_add_tcase(s, tc);
     TCase *dlq = tcase_create("dead_letters");

@@ -10,10 +10,17 @@
  *                                    PATH.begin, then take plugin.slow_ms
  *                                    (default 3000) before recording it: a
  *                                    window to kill the adapter mid-handling
+ *   plugin.slow_after_record = yes   take that time after recording instead:
+ *                                    a kill then stops the handler after
+ *                                    its effect, before the settle
  * Line format: "<sender>\t<message_id>\t<payload as text>\n", written with
- * one write() at the end of the handler. Requests are answered "ok". A
- * message delivered "in doubt" (the adapter stopped inside the handler) is
- * recorded only if its line is not in the file yet: an idempotent receiver.
+ * one write() at the end of the handler. Requests are answered "ok".
+ * Every call of the handler is recorded, so that a test sees each time a
+ * handler really ran: a message delivered "in doubt" (the adapter stopped
+ * inside the handler, perhaps after its effect) gets a line ending
+ * "\tin_doubt" (before the "\n"); a test counts the extra calls and checks
+ * that each was in doubt, which a real receiver would resolve with
+ * its own idempotency check.
  */
 #include "adp_plugin.h"
 
@@ -31,21 +38,19 @@ typedef struct {
     char begin_path[4096];
     char slow_payload[256];
     long slow_ms;
+    int slow_after_record;
 } recorder_t;
 
-/* Whether the file already holds a line for message_id (in-doubt check). */
-static bool recorder_has(recorder_t *r, const char *message_id)
+/* For plugin.slow_payload: says the handler runs, then takes its time. */
+static void recorder_stall(recorder_t *r, const adp_message_t *msg)
 {
-    FILE *f = fopen(r->path, "r");
-    if (!f)
-        return false;
-    char line[4096], needle[64];
-    snprintf(needle, sizeof needle, "\t%s\t", message_id);
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
+    FILE *f = fopen(r->begin_path, "a");
+    if (f) {
+        fprintf(f, "BEGIN %s\n", msg->message_id);
+        fclose(f);
+    }
+    struct timespec ts = {r->slow_ms / 1000, (r->slow_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
@@ -53,29 +58,24 @@ static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_r
 {
     (void)client;
     recorder_t *r = user;
-    if (r->slow_payload[0] && msg->payload_len == strlen(r->slow_payload) &&
-        !memcmp(msg->payload, r->slow_payload, msg->payload_len)) {
-        FILE *f = fopen(r->begin_path, "a");
-        if (f) {
-            fprintf(f, "BEGIN %s\n", msg->message_id);
-            fclose(f);
-        }
-        struct timespec ts = {r->slow_ms / 1000, (r->slow_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    if (msg->in_doubt && recorder_has(r, msg->message_id))
-        goto reply; /* recorded before the adapter stopped: do not record twice */
-    size_t len = strlen(msg->sender) + strlen(msg->message_id) + msg->payload_len + 3;
+    bool slow = r->slow_payload[0] && msg->payload_len == strlen(r->slow_payload) &&
+                !memcmp(msg->payload, r->slow_payload, msg->payload_len);
+    if (slow && !r->slow_after_record)
+        recorder_stall(r, msg);
+    const char *mark = msg->in_doubt ? "\tin_doubt" : "";
+    size_t len =
+        strlen(msg->sender) + strlen(msg->message_id) + msg->payload_len + strlen(mark) + 3;
     char *line = malloc(len + 1);
     if (!line)
         return -2;
-    int n = snprintf(line, len + 1, "%s\t%s\t%.*s\n", msg->sender, msg->message_id,
-                     (int)msg->payload_len, (const char *)msg->payload);
+    int n = snprintf(line, len + 1, "%s\t%s\t%.*s%s\n", msg->sender, msg->message_id,
+                     (int)msg->payload_len, (const char *)msg->payload, mark);
     ssize_t written = write(r->fd, line, (size_t)n);
     free(line);
     if (written != n)
         return -3;
-reply:
+    if (slow && r->slow_after_record)
+        recorder_stall(r, msg);
     if (msg->kind == ADP_REQUEST) {
         reply->payload = malloc(2);
         if (!reply->payload)
@@ -110,6 +110,8 @@ static int recorder_init(const adp_plugin_host_t *host, void **state, char *err,
         snprintf(r->slow_payload, sizeof r->slow_payload, "%s", slow);
     const char *slow_ms = host->config(host, "slow_ms");
     r->slow_ms = slow_ms ? strtol(slow_ms, NULL, 10) : 3000;
+    const char *after = host->config(host, "slow_after_record");
+    r->slow_after_record = after && !strcmp(after, "yes");
     const char *services = host->config(host, "services");
     char list[1024];
     snprintf(list, sizeof list, "%s", services ? services : "record/v1");

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,16 @@
 #define FLOODER "VN/GOV/HN-VP/TTHC"
 
 static hubfix_t fix;
+
+/* Measured on 2 shared cores: p99 2-18 ms quiet, 13-50 ms under abuse; RSS
+ * growth 3.6 MiB (more under AddressSanitizer, whose allocator keeps freed
+ * memory in quarantine). */
+#define ABUSE_P99_FACTOR 30
+#if defined(__SANITIZE_ADDRESS__)
+#define ABUSE_RSS_GROWTH_KB (64 * 1024)
+#else
+#define ABUSE_RSS_GROWTH_KB (16 * 1024)
+#endif
 
 static long rss_kb(pid_t pid)
 {
@@ -64,6 +75,53 @@ static uint64_t legit_p99(adp_client_t *c, int n)
     uint64_t p99 = rtt[n * 99 / 100];
     free(rtt);
     return p99;
+}
+
+#define FLOOD_FRAMES 20000
+
+typedef struct {
+    rawcli_t *raw;
+    int sent, answers, other;
+} flood_t;
+
+static void flood_read(flood_t *fl, int timeout_ms)
+{
+    hub_frame_t *f;
+    while ((f = rawcli_recv(fl->raw, timeout_ms)) != NULL) {
+        if (f->body_case == LTH__V1__FRAME__BODY_HEARTBEAT && f->heartbeat->echo)
+            fl->answers++;
+        else
+            fl->other++;
+        hub_frame_free(&f);
+        timeout_ms = 0;
+    }
+}
+
+/* The flooder's thread: FLOOD_FRAMES heartbeats as fast as the socket takes
+ * them (reading the hub's echoes whenever it is full), then the remaining
+ * echoes. Its socket is used by this thread only until it ends. */
+static void *flood_run(void *arg)
+{
+    flood_t *fl = arg;
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    uint8_t *hbuf;
+    size_t hlen;
+    if (hub_frame_encode(&frame, &hbuf, &hlen) != 0)
+        return NULL;
+    uint64_t deadline = hub_monotonic_us() + 60000000u;
+    while (fl->sent < FLOOD_FRAMES && hub_monotonic_us() < deadline) {
+        if (zmq_send(fl->raw->sock, hbuf, hlen, ZMQ_DONTWAIT) == (int)hlen)
+            fl->sent++;
+        else
+            flood_read(fl, 1); /* at the high-water mark: take answers */
+    }
+    free(hbuf);
+    for (int w = 0; w < 100 && fl->answers < fl->sent; w++)
+        flood_read(fl, 100);
+    return NULL;
 }
 
 START_TEST(abuse_does_not_hurt_legitimate_members)
@@ -112,40 +170,40 @@ START_TEST(abuse_does_not_hurt_legitimate_members)
         zmq_setsockopt(strangers[i], ZMQ_CURVE_SECRETKEY, sk, 32);
         zmq_connect(strangers[i], fix.endpoint);
     }
-    /* A flood of pings (heartbeats) and online-only pings from a member. */
+    /* A flood of heartbeats from an authenticated member, in a thread,
+     * while the legitimate member's round trips are measured. */
     rawcli_t flood;
     rawcli_open(&flood, &fix, FLOODER);
     rawcli_hello(&flood, FLOODER);
-    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
-    uint8_t *hbuf;
-    size_t hlen;
-    hub_frame_encode(&frame, &hbuf, &hlen);
-    for (int i = 0; i < 20000; i++)
-        zmq_send(flood.sock, hbuf, hlen, ZMQ_DONTWAIT);
-    free(hbuf);
-
+    flood_t fl = {&flood, 0, 0, 0};
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, flood_run, &fl), 0);
     uint64_t p99_during = legit_p99(legit, 200);
-    /* Drain the flood's answers so the hub's pipe to it does not fill. */
-    hub_frame_t *f;
-    int answers = 0;
-    while ((f = rawcli_recv(&flood, 200)) != NULL) {
-        answers++;
-        hub_frame_free(&f);
-    }
+    pthread_join(thread, NULL);
     tk_sleep_ms(1500);
     long rss_during = rss_kb(fix.hubd);
     printf("abuse: legitimate p99 %llu us before, %llu us during; hubd RSS %ld -> %ld KiB; "
-           "flood answers %d\n",
+           "flood %d sent, %d echoed, %d other answers\n",
            (unsigned long long)p99_before, (unsigned long long)p99_during, rss_before,
-           rss_during, answers);
+           rss_during, fl.sent, fl.answers, fl.other);
     ck_assert(hubfix_hub_alive(&fix));
-    ck_assert_msg(p99_during < 250000, "legitimate p99 %llu us under abuse",
-                  (unsigned long long)p99_during);
-    ck_assert_msg(rss_during < rss_before + 64 * 1024, "hubd grew from %ld to %ld KiB",
+    /* Bounds relative to this run's own quiet measurement: the round trip
+     * may slow while the hub answers 20,000 frames, within ABUSE_P99_FACTOR
+     * of quiet plus 30 ms of scheduling noise on a shared machine, and never
+     * past the old fixed bound of 250 ms. */
+    uint64_t p99_bound = p99_before * ABUSE_P99_FACTOR + 30000;
+    if (p99_bound > 250000)
+        p99_bound = 250000;
+    ck_assert_msg(p99_during < p99_bound, "legitimate p99 %llu us under abuse, %llu us quiet "
+                  "(bound %llu us)",
+                  (unsigned long long)p99_during, (unsigned long long)p99_before,
+                  (unsigned long long)p99_bound);
+    ck_assert_msg(rss_during < rss_before + ABUSE_RSS_GROWTH_KB, "hubd grew from %ld to %ld KiB",
                   rss_before, rss_during);
+    /* Every heartbeat went out and the hub echoed each, and nothing else. */
+    ck_assert_int_eq(fl.sent, FLOOD_FRAMES);
+    ck_assert_int_eq(fl.answers, FLOOD_FRAMES);
+    ck_assert_int_eq(fl.other, 0);
     /* Refusals are counted in one line per second, not one per key. */
     char *log = tk_read_file(fix.hubd_log);
     int lines = 0;
@@ -172,9 +230,5 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, abuse_does_not_hurt_legitimate_members);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tk_run_suite(s);
 }

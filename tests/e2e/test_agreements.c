@@ -253,6 +253,133 @@ START_TEST(only_valid_certificates_are_admitted)
 }
 END_TEST
 
+static int count_of(const char *path, const char *needle)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    for (char *p = text; p && (p = strstr(p, needle)); p++)
+        n++;
+    free(text);
+    return n;
+}
+
+/* SIGHUP, and wait until hubd logged one more line holding `needle`; returns
+ * that log's text (malloc'ed). */
+static char *sighup_and_wait(const char *needle)
+{
+    int before = count_of(fix.hubd_log, needle);
+    ck_assert_int_eq(kill(fix.hubd, SIGHUP), 0);
+    for (int w = 0; w < 150 && count_of(fix.hubd_log, needle) == before; w++)
+        tk_sleep_ms(20);
+    ck_assert_msg(count_of(fix.hubd_log, needle) == before + 1,
+                  "no '%s' after SIGHUP; see %s", needle, fix.hubd_log);
+    return tk_read_file(fix.hubd_log);
+}
+
+static void write_conf(const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", fix.dir, name);
+    tk_write_file(path, text);
+}
+
+static void assert_echo(adp_client_t *c, const char *provider, int want_nack)
+{
+    adp_reply_t reply;
+    int rc = adp_request(c, provider, "echo/v1", "text/plain", "x", 1, 0, 5000, &reply);
+    if (!want_nack) {
+        ck_assert_msg(rc == 0, "echo/v1 of %s: %s", provider, adp_last_error(c));
+        adp_reply_free(&reply);
+        return;
+    }
+    ck_assert_msg(rc == HUB_ENACK, "echo/v1 of %s answered (rc %d)", provider, rc);
+    ck_assert_int_eq(adp_last_nack_code(c), want_nack);
+}
+
+/* Posts a birth.register/v1 event to `authority` and waits for its ACK. */
+static void post_birth(adp_client_t *c, const char *authority, char id[37])
+{
+    ck_assert_int_eq(adp_post_event(c, authority, "birth.register/v1", "text/plain", "khai sinh",
+                                    9, 0, id),
+                     0);
+    for (int w = 0; w < 100 && adp_outbox_size(c) > 0; w++)
+        adp_run(c, 50);
+    ck_assert_msg(adp_outbox_size(c) == 0, "not ACKed: %s", adp_last_error(c));
+}
+
+START_TEST(sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_file)
+{
+    const char *keeping = "msg=\"key directory reload failed; keeping the previous keys\"";
+    const char *reloaded = "msg=\"key directory reloaded\"";
+    adp_client_t *c = hubfix_connect(&fix, TTHC);
+    assert_echo(c, POP, 0);
+    assert_echo(c, PORTAL, LTH__V1__NACK_CODE__NACK_FORBIDDEN); /* expired */
+
+    /* A broken policy file: refused whole, naming its line; the running
+     * agreements stay. */
+    write_conf("policy.conf", "allow " TTHC " -> " PORTAL "/echo/v1\n"
+                              "allow " TTHC " to everything\n");
+    char *log = sighup_and_wait(keeping);
+    ck_assert_msg(strstr(log, "policy.conf:2"), "the error does not name policy.conf:2; see %s",
+                  fix.hubd_log);
+    free(log);
+    assert_echo(c, POP, 0);
+    assert_echo(c, PORTAL, LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    char id[37];
+    post_birth(c, STP, id);
+    ck_assert_msg(tk_wait_file_contains(record_path, id, 5000), "delegation lost");
+
+    /* A broken delegations file (with a good policy): the same. */
+    write_conf("policy.conf", "allow " TTHC " -> " POP "/echo/v1\n"
+                              "allow " TTHC " -> " STP "/birth.register/v1\n");
+    write_conf("delegations.conf", "delegate " STP "/birth.register/v1 -> " QHK "\n"
+                                   "delegate nowhere\n");
+    log = sighup_and_wait(keeping);
+    ck_assert_msg(strstr(log, "delegations.conf:2"),
+                  "the error does not name delegations.conf:2; see %s", fix.hubd_log);
+    free(log);
+    assert_echo(c, POP, 0);
+    post_birth(c, STP, id);
+    ck_assert_msg(tk_wait_file_contains(record_path, id, 5000), "delegation lost");
+
+    /* Fixed files: a new agreement (PORTAL's echo/v1, without an end date)
+     * and a new delegation (POP's birth.register/v1 to QHK) take effect; the
+     * removed agreement (POP's echo/v1) and the removed delegation (STP's
+     * birth.register/v1, which now goes to STP itself) are gone. */
+    write_conf("policy.conf", "allow " TTHC " -> " PORTAL "/echo/v1\n"
+                              "allow " TTHC " -> " STP "/birth.register/v1\n"
+                              "allow " TTHC " -> " POP "/birth.register/v1\n");
+    write_conf("delegations.conf", "delegate " POP "/birth.register/v1 -> " QHK "\n");
+    log = sighup_and_wait(reloaded);
+    free(log);
+    assert_echo(c, PORTAL, 0);
+    assert_echo(c, POP, LTH__V1__NACK_CODE__NACK_FORBIDDEN);
+    ck_assert_msg(strstr(adp_last_error(c), "no agreement lets " TTHC), "%s", adp_last_error(c));
+    post_birth(c, POP, id);
+    ck_assert_msg(tk_wait_file_contains(record_path, id, 5000),
+                  "the new delegation did not route to " QHK);
+    char to_stp[37];
+    post_birth(c, STP, to_stp);
+    rawcli_t stp;
+    rawcli_open(&stp, &fix, STP);
+    rawcli_hello(&stp, STP);
+    hub_frame_t *f = rawcli_recv_case(&stp, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+    ck_assert_msg(f != NULL, "nothing delivered to " STP " after its delegation was removed");
+    hub_envelope_t *env = NULL;
+    ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
+                                         f->deliveries->items[0]->envelope.len, &env),
+                     0);
+    ck_assert_str_eq(env->message_id, to_stp);
+    hub_envelope_free(&env);
+    hub_frame_free(&f);
+    rawcli_close(&stp);
+    char *text = tk_read_file(record_path);
+    ck_assert_msg(!strstr(text, to_stp), "still routed to the old delegate");
+    free(text);
+    adp_close(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e_agreements");
@@ -262,15 +389,12 @@ int main(void)
     tcase_add_test(tc, calls_need_a_valid_agreement);
     tcase_add_test(tc, delegated_service_reaches_the_delegate);
     tcase_add_test(tc, metaservices_answer_members_services_and_agreements);
+    tcase_add_test(tc, sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_file);
     suite_add_tcase(s, tc);
     TCase *certs = tcase_create("certificates");
     tcase_add_checked_fixture(certs, setup_certs, teardown);
     tcase_set_timeout(certs, 120);
     tcase_add_test(certs, only_valid_certificates_are_admitted);
     suite_add_tcase(s, certs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tk_run_suite(s);
 }

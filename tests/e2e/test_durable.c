@@ -139,7 +139,9 @@ START_TEST(offline_receiver_gets_everything_in_order_once)
     start_receiver(NULL);
     ck_assert_msg(wait_lines(10000, 60000), "only %d of 10000 arrived",
                   count_lines(record_path));
-    tk_sleep_ms(500); /* nothing more may come */
+    /* Nothing more may come: wait past a redelivery period (1,000 ms), in
+     * which an unsettled message would be delivered again. */
+    tk_sleep_ms(1500);
     ck_assert_int_eq(count_lines(record_path), 10000);
     assert_once_in_order(SENDER, "a", 5000);
     assert_once_in_order(SENDER2, "b", 5000);
@@ -215,8 +217,61 @@ START_TEST(receiver_killed_while_handling_gets_it_again_once)
     char *text = tk_read_file(record_path);
     ck_assert_int_eq(count_lines(record_path), 2);
     ck_assert_ptr_nonnull(strstr(text, "\tfirst\n"));
-    ck_assert_ptr_nonnull(strstr(text, "\tslow\n"));
+    /* The recorder records every call: the second one, marked in doubt (the
+     * adapter had begun it before it was killed). */
+    ck_assert_msg(strstr(text, "\tslow\tin_doubt\n"), "%s", text);
     free(text);
+    adp_close(&a);
+}
+END_TEST
+
+/* Lines of the record file whose payload is exactly `payload` (with or
+ * without the in-doubt mark); *in_doubt counts those with it. */
+static int calls_for(const char *payload, int *in_doubt)
+{
+    char *text = tk_read_file(record_path);
+    char plain[128], marked[128];
+    snprintf(plain, sizeof plain, "\t%s\n", payload);
+    snprintf(marked, sizeof marked, "\t%s\tin_doubt\n", payload);
+    int n = 0;
+    *in_doubt = 0;
+    for (char *p = text; p && (p = strstr(p, plain)); p++)
+        n++;
+    for (char *p = text; p && (p = strstr(p, marked)); p++)
+        (*in_doubt)++;
+    free(text);
+    return n + *in_doubt;
+}
+
+START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
+{
+    /* The handler records "slow" first, then takes 3 s: killed then, its
+     * effect is done and its settle is not. */
+    pid_t receiver = start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 3000\n"
+                                    "plugin.slow_after_record = yes\n");
+    adp_client_t *a = connect_sender(SENDER, NULL);
+    ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "first", 5, 0, 5000,
+                                    NULL),
+                     0);
+    ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "slow", 4, 0, 5000,
+                                    NULL),
+                     0);
+    char begin[PATH_MAX];
+    snprintf(begin, sizeof begin, "%s.begin", record_path);
+    ck_assert_msg(tk_wait_file(begin, 10000), "handler never started");
+    tk_kill9(receiver);
+    int in_doubt = 0;
+    ck_assert_int_eq(calls_for("slow", &in_doubt), 1);
+    start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 10\n");
+    ck_assert_msg(wait_lines(3, 15000), "the interrupted message was not redelivered");
+    tk_sleep_ms(2500); /* past a redelivery period: nothing more */
+    /* Exactly one extra call, and the SDK said it was in doubt; "first",
+     * settled before the kill, is not called again. */
+    ck_assert_int_eq(calls_for("slow", &in_doubt), 2);
+    ck_assert_int_eq(in_doubt, 1);
+    ck_assert_int_eq(calls_for("first", &in_doubt), 1);
+    ck_assert_int_eq(in_doubt, 0);
+    ck_assert_int_eq(count_lines(record_path), 3);
     adp_close(&a);
 }
 END_TEST
@@ -246,7 +301,7 @@ START_TEST(queue_full_refuses_and_loses_nothing_accepted)
                      0);
     start_receiver(NULL);
     ck_assert(wait_lines(100, 20000));
-    tk_sleep_ms(300);
+    tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
     ck_assert_int_eq(count_lines(record_path), 100);
     assert_once_in_order(SENDER, "q", 100);
     adp_close(&a);
@@ -274,8 +329,10 @@ START_TEST(store_full_refuses_and_loses_nothing_accepted)
     start_receiver(NULL);
     ck_assert_msg(wait_lines(acked, 30000), "%d of %d delivered", count_lines(record_path),
                   acked);
-    tk_sleep_ms(300);
+    tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
     ck_assert_int_eq(count_lines(record_path), acked);
+    /* The very messages that were ACKed (s 0 .. acked-1), each once. */
+    assert_once_in_order(SENDER, "s", acked);
     /* Once drained, the store accepts again. */
     for (int waited = 0; waited < 100; waited++) {
         rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", "again", 5, 0, 5000, NULL);
@@ -369,6 +426,195 @@ START_TEST(durable_subscriptions_get_every_publication)
     ck_assert_int_eq(got, 50);
     adp_close(&sub);
     adp_close(&pub);
+}
+END_TEST
+
+/* What a subscriber's handler saw: calls per payload. */
+typedef struct {
+    int pub1, pub2, direct;
+} sub_calls_t;
+
+static int count_by_payload(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
+                            void *user)
+{
+    (void)c;
+    (void)reply;
+    sub_calls_t *n = user;
+    if (msg->payload_len == 4 && !memcmp(msg->payload, "pub1", 4))
+        n->pub1++;
+    else if (msg->payload_len == 4 && !memcmp(msg->payload, "pub2", 4))
+        n->pub2++;
+    else if (msg->payload_len == 6 && !memcmp(msg->payload, "direct", 6))
+        n->direct++;
+    return 0;
+}
+
+#define TOPIC SENDER "/news/v1"
+
+/* A subscriber (SDK, with its own state) online for `ms`, counting. */
+static void subscriber_run(const char *member, sub_calls_t *n, int ms)
+{
+    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512], state[PATH_MAX];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
+    hubfix_secret_path(&fix, member, secret);
+    snprintf(state, sizeof state, "%s/state-%c", fix.dir, strcmp(member, SENDER2) ? 'r' : '2');
+    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
+    adp_client_t *c = NULL;
+    ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
+    ck_assert_int_eq(adp_subscribe(c, TOPIC, count_by_payload, n), 0);
+    ck_assert_int_eq(adp_offer(c, "record/v1", count_by_payload, n), 0);
+    ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
+    for (int waited = 0; waited < ms; waited += 50)
+        adp_run(c, 50);
+    adp_close(&c);
+}
+
+/* Publishes (raw) the given encoded event and returns its one receipt
+ * frame; asserts that no second receipt for it follows within 300 ms. */
+static hub_frame_t *publish_raw(rawcli_t *raw, const uint8_t *env, size_t len)
+{
+    rawcli_send_batch1(raw, env, len);
+    hub_frame_t *f = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_msg(f != NULL, "no receipt for a publication");
+    ck_assert_uint_eq(f->receipts->n_acks + f->receipts->n_nacks, 1);
+    hub_frame_t *more = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 300);
+    ck_assert_msg(more == NULL, "a second receipt for one publication");
+    return f;
+}
+
+START_TEST(publish_rules_and_subscriptions_across_a_restart)
+{
+    /* No subscribers yet: ACK with hub_seq 0. */
+    rawcli_t pub;
+    rawcli_open(&pub, &fix, SENDER);
+    rawcli_hello(&pub, SENDER);
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub0", 4, 0, NULL,
+                                   &len);
+    hub_frame_t *f = publish_raw(&pub, env, len);
+    free(env);
+    ck_assert_uint_eq(f->receipts->n_acks, 1);
+    ck_assert_uint_eq(f->receipts->acks[0]->hub_seq, 0);
+    hub_frame_free(&f);
+    rawcli_close(&pub);
+
+    /* Two durable subscribers, then both offline; the hub restarts. */
+    sub_calls_t n2 = {0}, nr = {0};
+    subscriber_run(SENDER2, &n2, 200);
+    subscriber_run(RECEIVER, &nr, 200);
+    hubfix_stop(&fix);
+    hubfix_start(&fix);
+
+    /* Published after the restart, both offline: one receipt, an ACK with
+     * a seq; both copies kept (the subscriptions survived the restart). */
+    rawcli_open(&pub, &fix, SENDER);
+    rawcli_hello(&pub, SENDER);
+    env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub1", 4, 0, NULL, &len);
+    f = publish_raw(&pub, env, len);
+    free(env);
+    ck_assert_uint_eq(f->receipts->n_acks, 1);
+    ck_assert_uint_gt(f->receipts->acks[0]->hub_seq, 0);
+    hub_frame_free(&f);
+
+    /* SENDER2's queue (max_queue_depth = 3 here) filled by direct events:
+     * the next publication is refused as a whole with its QUEUE_FULL, while
+     * RECEIVER's copy is stored. */
+    adp_client_t *direct = connect_sender(RECEIVER, NULL); /* not SENDER: raw holds it */
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(adp_send_event(direct, SENDER2, "record/v1", "text/plain", "direct", 6,
+                                        0, 5000, NULL),
+                         0);
+    adp_close(&direct);
+    env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub2", 4, 0, NULL, &len);
+    f = publish_raw(&pub, env, len);
+    ck_assert_uint_eq(f->receipts->n_nacks, 1);
+    ck_assert_int_eq(f->receipts->nacks[0]->code, LTH__V1__NACK_CODE__NACK_QUEUE_FULL);
+    hub_frame_free(&f);
+    /* SENDER2 drains its queue; the same publication sent again is ACKed
+     * and stores only the missing copy: each subscriber gets pub2 once. */
+    subscriber_run(SENDER2, &n2, 1000);
+    ck_assert_int_eq(n2.direct, 2);
+    ck_assert_int_eq(n2.pub1, 1);
+    ck_assert_int_eq(n2.pub2, 0);
+    rawcli_hello(&pub, SENDER); /* it was silent meanwhile, so marked offline */
+    f = publish_raw(&pub, env, len);
+    free(env);
+    ck_assert_uint_eq(f->receipts->n_acks, 1);
+    hub_frame_free(&f);
+    rawcli_close(&pub);
+    subscriber_run(SENDER2, &n2, 1500);
+    subscriber_run(RECEIVER, &nr, 1500);
+    ck_assert_int_eq(n2.pub1, 1);
+    ck_assert_int_eq(n2.pub2, 1);
+    ck_assert_int_eq(nr.pub1, 1);
+    ck_assert_int_eq(nr.pub2, 1);
+    ck_assert_int_eq(nr.direct, 0);
+}
+END_TEST
+
+START_TEST(store_that_cannot_commit_refuses_with_internal)
+{
+    /* hubd again, with tests/faults/failsync.c preloaded: while the file
+     * fail-sync exists, fdatasync() fails with EIO, as on a bad disk. */
+    const char *lib = getenv("HUB_FAILSYNC_LIB");
+    if (!lib || access(lib, R_OK) != 0) {
+        hubfix_cleanup(&fix); /* the teardown does not run after a skip */
+        tk_skip("HUB_FAILSYNC_LIB not set or not built (run through ctest)");
+    }
+    hubfix_stop(&fix);
+    char trigger[PATH_MAX];
+    snprintf(trigger, sizeof trigger, "%s/fail-sync", fix.dir);
+    setenv("LD_PRELOAD", lib, 1);
+    setenv("LTH_FAIL_SYNC_FILE", trigger, 1);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan wants its runtime first; the fault only wraps two libc calls. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL;
+    char options[1024];
+    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", options, 1);
+#endif
+    hubfix_start(&fix);
+    unsetenv("LD_PRELOAD");
+#if defined(__SANITIZE_ADDRESS__)
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+#endif
+    start_receiver(NULL);
+    adp_client_t *a = connect_sender(SENDER, NULL);
+    ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "before", 6, 0, 5000,
+                                    NULL),
+                     0);
+    /* The disk fails: the commit fails, the envelope is refused as
+     * INTERNAL with a reason, and nothing is stored or delivered. */
+    tk_write_file(trigger, "");
+    int rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", "during", 6, 0, 5000, NULL);
+    ck_assert_msg(rc == HUB_ENACK, "accepted while the store could not commit (rc %d)", rc);
+    ck_assert_int_eq(adp_last_nack_code(a), LTH__V1__NACK_CODE__NACK_INTERNAL);
+    ck_assert_msg(strstr(adp_last_error(a), "could not commit"), "%s", adp_last_error(a));
+    ck_assert(hubfix_hub_alive(&fix));
+    /* The disk recovers: the hub serves on without a restart. */
+    unlink(trigger);
+    rc = -1;
+    for (int w = 0; w < 50 && rc != 0; w++) {
+        rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", "after", 5, 0, 5000, NULL);
+        if (rc != 0)
+            adp_run(a, 100);
+    }
+    ck_assert_msg(rc == 0, "not accepted after the disk recovered: %s", adp_last_error(a));
+    ck_assert_msg(wait_lines(2, 10000), "only %d delivered", count_lines(record_path));
+    tk_sleep_ms(1500); /* past a redelivery period: the refused one never comes */
+    char *text = tk_read_file(record_path);
+    ck_assert_int_eq(count_lines(record_path), 2);
+    ck_assert_ptr_nonnull(strstr(text, "\tbefore\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\tafter\n"));
+    ck_assert_ptr_null(strstr(text, "\tduring"));
+    free(text);
+    adp_close(&a);
 }
 END_TEST
 
@@ -506,12 +752,15 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
 }
 END_TEST
 
-static void setup_small_queue(void) { setup_with("max_queue_depth = 100"); }
+/* redelivery_ms as in setup(), so that the waits for duplicates above hold
+ * a redelivery period. */
+static void setup_small_queue(void) { setup_with("max_queue_depth = 100\nredelivery_ms = 1000"); }
+static void setup_small_queues(void) { setup_with("max_queue_depth = 3\nredelivery_ms = 1000"); }
 /* One sender fills the store: quotas and the reserve off, so that this
  * tests the store's own limit (test_hostile tests the quotas). */
 static void setup_small_store(void)
 {
-    setup_with("max_store_bytes = 4194304\nstore_reserve_percent = 0\n"
+    setup_with("max_store_bytes = 4194304\nredelivery_ms = 1000\nstore_reserve_percent = 0\n"
                "quota_send_bytes = 1099511627776\nquota_recv_bytes = 1099511627776");
 }
 
@@ -524,7 +773,9 @@ int main(void)
     tcase_add_test(tc, offline_receiver_gets_everything_in_order_once);
     tcase_add_test(tc, hub_killed_three_times_loses_nothing);
     tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
+    tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
     tcase_add_test(tc, corrupt_store_is_refused_at_start);
+    tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
     tcase_add_test(tc, durable_subscriptions_get_every_publication);
     suite_add_tcase(s, tc);
     TCase *dlq = tcase_create("dead_letters");
@@ -537,14 +788,15 @@ int main(void)
     tcase_set_timeout(q, 120);
     tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
     suite_add_tcase(s, q);
+    TCase *ps = tcase_create("publish");
+    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
+    tcase_set_timeout(ps, 120);
+    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
+    suite_add_tcase(s, ps);
     TCase *st = tcase_create("store_limit");
     tcase_add_checked_fixture(st, setup_small_store, teardown);
     tcase_set_timeout(st, 120);
     tcase_add_test(st, store_full_refuses_and_loses_nothing_accepted);
     suite_add_tcase(s, st);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tk_run_suite(s);
 }

@@ -36,6 +36,16 @@ static void setup_common(const char *extra)
 }
 
 static void setup(void) { setup_common("max_payload_bytes = 4096"); }
+static void setup_small_window(void)
+{
+    setup_common("max_payload_bytes = 4096\nmax_in_flight = 4\nredelivery_ms = 1000");
+}
+/* A short redelivery period, so that a wait for "nothing more" can see a
+ * redelivered duplicate. */
+static void setup_redelivering(void)
+{
+    setup_common("max_payload_bytes = 4096\nredelivery_ms = 500");
+}
 static void teardown(void) { hubfix_cleanup(&fix); }
 
 /* The operator's view: ping works, i.e. the hub still serves everyone. */
@@ -398,8 +408,16 @@ START_TEST(early_delivery_then_resend_is_not_delivered_again)
         if (round == 0)
             rawcli_send_batch1(&snd, env, len); /* the same bytes again */
     }
-    f = rawcli_recv_case(&rcv, LTH__V1__FRAME__BODY_DELIVERIES, 700);
-    ck_assert_msg(f == NULL, "the re-sent envelope was delivered again");
+    /* Nothing more for the receiver, over three redelivery periods
+     * (redelivery_ms = 500) in which it stays online by heartbeats: neither
+     * the re-sent copy nor a redelivery of the settled original. */
+    uint64_t until = hub_monotonic_us() + 1500000u;
+    while (hub_monotonic_us() < until) {
+        rawcli_heartbeat(&rcv);
+        f = rawcli_recv_case(&rcv, LTH__V1__FRAME__BODY_DELIVERIES, 100);
+        ck_assert_msg(f == NULL, "the envelope was delivered again (attempt %u)",
+                      f ? f->deliveries->items[0]->attempt : 0);
+    }
     free(env);
     rawcli_close(&snd);
     rawcli_close(&rcv);
@@ -666,6 +684,192 @@ START_TEST(bad_config_is_refused_with_a_clear_error)
 }
 END_TEST
 
+/* The error frame that answers what was just sent; asserts its code and
+ * that its reason holds `why`. */
+static void expect_error(rawcli_t *raw, int code, const char *why)
+{
+    hub_frame_t *err = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_ERROR, 5000);
+    ck_assert_msg(err != NULL, "no error frame (expected code %d)", code);
+    ck_assert_int_eq(err->error->code, code);
+    ck_assert_msg(strstr(err->error->reason, why), "reason: %s", err->error->reason);
+    hub_frame_free(&err);
+}
+
+START_TEST(frames_before_hello_multipart_and_hub_only_bodies_are_refused)
+{
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, OPS);
+    /* A batch and a settle before any Hello on this connection. */
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "x", 1, 0, id, &len);
+    rawcli_send_batch1(&raw, env, len);
+    expect_error(&raw, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED, "send a Hello first");
+    uint64_t seq = 1;
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = &seq;
+    settle.n_hub_seqs = 1;
+    hub_frame_t sf = LTH__V1__FRAME__INIT;
+    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    sf.settle = &settle;
+    rawcli_send_frame(&raw, &sf);
+    expect_error(&raw, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED, "send a Hello first");
+    /* After the Hello the same batch is taken. */
+    rawcli_hello(&raw, OPS);
+    rawcli_send_batch1(&raw, env, len);
+    free(env);
+    hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_uint_eq(rec->receipts->n_acks, 1);
+    ck_assert_str_eq(rec->receipts->acks[0]->message_id, id);
+    hub_frame_free(&rec);
+
+    /* Two ZeroMQ frames in one message (a valid Frame first). */
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    uint8_t *buf;
+    ck_assert_int_eq(hub_frame_encode(&frame, &buf, &len), 0);
+    ck_assert_int_ge(zmq_send(raw.sock, buf, len, ZMQ_SNDMORE), 0);
+    ck_assert_int_ge(zmq_send(raw.sock, buf, len, 0), 0);
+    free(buf);
+    expect_error(&raw, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME, "exactly one ZeroMQ frame");
+
+    /* Bodies only the hub sends: Welcome, Receipts, Deliveries. */
+    Lth__V1__Welcome welcome = LTH__V1__WELCOME__INIT;
+    welcome.member_id = OPS;
+    Lth__V1__Receipts receipts = LTH__V1__RECEIPTS__INIT;
+    Lth__V1__Deliveries deliveries = LTH__V1__DELIVERIES__INIT;
+    hub_frame_t hub_only[3] = {LTH__V1__FRAME__INIT, LTH__V1__FRAME__INIT, LTH__V1__FRAME__INIT};
+    hub_only[0].body_case = LTH__V1__FRAME__BODY_WELCOME;
+    hub_only[0].welcome = &welcome;
+    hub_only[1].body_case = LTH__V1__FRAME__BODY_RECEIPTS;
+    hub_only[1].receipts = &receipts;
+    hub_only[2].body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+    hub_only[2].deliveries = &deliveries;
+    for (int i = 0; i < 3; i++) {
+        rawcli_send_frame(&raw, &hub_only[i]);
+        expect_error(&raw, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                     "clients may send only Hello, Batch, Settle and Heartbeat");
+    }
+    rawcli_close(&raw);
+    assert_hub_serves();
+}
+END_TEST
+
+/* Deliveries to a raw receiver that never settles, with the time each
+ * arrived: attempt numbers and hub_seqs, for up to ms. */
+typedef struct {
+    int n;
+    uint64_t seq[64];
+    uint32_t attempt[64];
+    uint64_t at_us[64];
+} arrivals_t;
+
+static void collect(rawcli_t *raw, arrivals_t *a, int ms)
+{
+    uint64_t until = hub_monotonic_us() + (uint64_t)ms * 1000u;
+    while (hub_monotonic_us() < until) {
+        rawcli_heartbeat(raw);
+        hub_frame_t *f = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_DELIVERIES, 20);
+        for (size_t i = 0; f && i < f->deliveries->n_items && a->n < 64; i++, a->n++) {
+            a->seq[a->n] = f->deliveries->items[i]->hub_seq;
+            a->attempt[a->n] = f->deliveries->items[i]->attempt;
+            a->at_us[a->n] = hub_monotonic_us();
+        }
+        hub_frame_free(&f);
+    }
+}
+
+START_TEST(redelivery_backs_off_doubling)
+{
+    /* redelivery_ms = 500 here: attempts at about 0, 500, 1,500 and
+     * 3,500 ms (waits of 500, 1,000, 2,000). */
+    rawcli_t rcv, snd;
+    rawcli_open(&rcv, &fix, GHOST);
+    rawcli_hello(&rcv, GHOST);
+    rawcli_open(&snd, &fix, OPS);
+    rawcli_hello(&snd, OPS);
+    char id[37];
+    size_t len;
+    uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "again", 5, 0, id, &len);
+    rawcli_send_batch1(&snd, env, len);
+    free(env);
+    arrivals_t a = {0};
+    collect(&rcv, &a, 4200);
+    ck_assert_msg(a.n >= 4, "only %d deliveries in 4.2 s", a.n);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_uint_eq(a.attempt[i], (uint32_t)i + 1);
+        ck_assert_uint_eq(a.seq[i], a.seq[0]);
+    }
+    double gap[3];
+    for (int i = 0; i < 3; i++)
+        gap[i] = (double)(a.at_us[i + 1] - a.at_us[i]) / 1000.0;
+    printf("routing: redelivery waits %.0f, %.0f, %.0f ms (redelivery_ms = 500)\n", gap[0],
+           gap[1], gap[2]);
+    /* Each wait at least its period, and about twice the one before (a
+     * constant period would give ratios near 1). */
+    ck_assert_msg(gap[0] >= 450 && gap[1] >= 950 && gap[2] >= 1950,
+                  "waits %.0f, %.0f, %.0f ms", gap[0], gap[1], gap[2]);
+    ck_assert_msg(gap[1] / gap[0] > 1.4 && gap[1] / gap[0] < 2.5, "wait 2 is %.2f times wait 1",
+                  gap[1] / gap[0]);
+    ck_assert_msg(gap[2] / gap[1] > 1.6 && gap[2] / gap[1] < 2.5, "wait 3 is %.2f times wait 2",
+                  gap[2] / gap[1]);
+    rawcli_close(&snd);
+    rawcli_close(&rcv);
+}
+END_TEST
+
+START_TEST(max_in_flight_bounds_unsettled_deliveries)
+{
+    /* max_in_flight = 4 here: 10 events for a receiver that does not
+     * settle; it gets 4, then one more for each it settles. */
+    rawcli_t rcv, snd;
+    rawcli_open(&rcv, &fix, GHOST);
+    rawcli_hello(&rcv, GHOST);
+    rawcli_open(&snd, &fix, OPS);
+    rawcli_hello(&snd, OPS);
+    for (int i = 0; i < 10; i++) {
+        char id[37], payload[16];
+        size_t len;
+        int plen = snprintf(payload, sizeof payload, "f %d", i);
+        uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", payload, (size_t)plen, 0,
+                                       id, &len);
+        rawcli_send_batch1(&snd, env, len);
+        free(env);
+    }
+    int acked = 0;
+    for (int w = 0; w < 50 && acked < 10; w++) {
+        hub_frame_t *f = rawcli_recv_case(&snd, LTH__V1__FRAME__BODY_RECEIPTS, 100);
+        acked += f ? (int)f->receipts->n_acks : 0;
+        hub_frame_free(&f);
+    }
+    ck_assert_int_eq(acked, 10);
+    arrivals_t a = {0};
+    collect(&rcv, &a, 400); /* less than the redelivery period (1,000 ms) */
+    ck_assert_int_eq(a.n, 4);
+    /* Settling two lets exactly two more come. */
+    uint64_t done[2] = {a.seq[0], a.seq[1]};
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = done;
+    settle.n_hub_seqs = 2;
+    hub_frame_t sf = LTH__V1__FRAME__INIT;
+    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    sf.settle = &settle;
+    rawcli_send_frame(&rcv, &sf);
+    arrivals_t b = {0};
+    collect(&rcv, &b, 400);
+    ck_assert_int_eq(b.n, 2);
+    for (int i = 0; i < b.n; i++) {
+        ck_assert_uint_eq(b.attempt[i], 1);
+        ck_assert_uint_gt(b.seq[i], a.seq[3]);
+    }
+    rawcli_close(&snd);
+    rawcli_close(&rcv);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e_routing");
@@ -677,22 +881,29 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_key_is_refused_and_gets_no_traffic);
     tcase_add_test(tc, spoofed_sender_is_refused);
     tcase_add_test(tc, each_nack_reason);
+    tcase_add_test(tc, frames_before_hello_multipart_and_hub_only_bodies_are_refused);
     tcase_add_test(tc, forged_reply_is_refused);
     tcase_add_test(tc, online_only_acks_ride_in_deliveries_when_asked);
     tcase_add_test(tc, batch_signed_envelopes_are_checked_one_by_one);
-    tcase_add_test(tc, early_delivery_then_resend_is_not_delivered_again);
     tcase_add_test(tc, survives_random_and_truncated_frames);
     tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
     tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);
     suite_add_tcase(s, tc);
+    TCase *rd = tcase_create("redelivery");
+    tcase_add_checked_fixture(rd, setup_redelivering, teardown);
+    tcase_set_timeout(rd, 120);
+    tcase_add_test(rd, early_delivery_then_resend_is_not_delivered_again);
+    tcase_add_test(rd, redelivery_backs_off_doubling);
+    suite_add_tcase(s, rd);
+    TCase *fl = tcase_create("in_flight");
+    tcase_add_checked_fixture(fl, setup_small_window, teardown);
+    tcase_set_timeout(fl, 60);
+    tcase_add_test(fl, max_in_flight_bounds_unsettled_deliveries);
+    suite_add_tcase(s, fl);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tk_run_suite(suite());
 }

@@ -186,14 +186,28 @@ adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
 
 void hubfix_cleanup(hubfix_t *f)
 {
+    /* hubd first, and its exit status checked: a crash at shutdown (or
+     * earlier, unnoticed) fails the test. -1: it was already reaped
+     * (hubfix_hub_alive saw it die) or did not stop within 5 s. */
+    int status = 0;
+    bool had_hub = f->hubd > 0;
+    if (had_hub)
+        status = tk_stop(f->hubd);
+    f->hubd = 0;
+    bool clean = !had_hub || (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     tk_stop_all();
-    /* HUB_TEST_KEEP=1 keeps the directory (logs, configs) for a post-mortem. */
+    /* HUB_TEST_KEEP=1 keeps the directory (logs, configs) for a post-mortem;
+     * so does a hubd that did not exit cleanly. */
     const char *keep = getenv("HUB_TEST_KEEP");
-    if (f->dir[0] && keep && *keep == '1')
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", f->dir);
+    if (f->dir[0] && ((keep && *keep == '1') || !clean))
         fprintf(stderr, "kept test directory %s\n", f->dir);
     else if (f->dir[0])
         tk_rmrf(f->dir);
     f->dir[0] = '\0';
+    ck_assert_msg(clean, "hubd did not shut down cleanly (status %d); see %s/hubd.log", status,
+                  dir);
 }
 
 void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
@@ -240,6 +254,16 @@ void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
     }
     rawcli_send(c, buf, len);
     free(buf);
+}
+
+void rawcli_heartbeat(rawcli_t *c)
+{
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hb.sent_at_us = hub_now_us();
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    rawcli_send_frame(c, &frame);
 }
 
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms)

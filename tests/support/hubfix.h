@@ -50,7 +50,8 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
                            const char *extra_conf);
 /* Connects an SDK client as member_id; asserts success. */
 adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
-/* Stops every process and removes the directory. */
+/* Stops hubd (asserting it exits 0), then every other process, and removes
+ * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
@@ -66,6 +67,9 @@ void rawcli_send(rawcli_t *c, const void *data, size_t len);
 void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
 /* Sends Hello as member_id and waits for Welcome (asserts). */
 void rawcli_hello(rawcli_t *c, const char *member_id);
+/* Sends a Heartbeat, which keeps the member online: the hub marks a member
+ * offline after three heartbeat periods without a frame from it. */
+void rawcli_heartbeat(rawcli_t *c);
 /* Next frame within timeout_ms, or NULL. Free with hub_frame_free. */
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */

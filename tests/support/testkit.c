@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,15 @@ int tk_stop(pid_t pid)
     return -1;
 }
 
+bool tk_reaped(pid_t pid, int *status)
+{
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == 0)
+        return false;
+    tk__forget(pid);
+    return true;
+}
+
 void tk_kill9(pid_t pid)
 {
     if (pid <= 0)
@@ -245,4 +255,53 @@ int tk_run(char *const argv[], char **output, int timeout_ms)
     if (!done || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
+}
+
+/* Where tk_skip() records skips: a file, because Check runs each test in a
+ * child process whose memory the runner never sees. */
+static char tk__skip_path[PATH_MAX];
+static pid_t tk__runner;
+
+void tk_skip(const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    printf("SKIP: %s\n", reason);
+    fflush(stdout);
+    if (tk__skip_path[0]) {
+        FILE *f = fopen(tk__skip_path, "a");
+        if (f) {
+            fprintf(f, "%s\n", reason);
+            fclose(f);
+        }
+    }
+    /* In a forked test, exit 0 ends the test without a failure (Check counts
+     * it as run, tk_run_suite as skipped); without a fork (CK_FORK=no) this
+     * is the runner itself, which ends skipped. */
+    exit(tk__runner && getpid() != tk__runner ? 0 : TK_SKIP_EXIT);
+}
+
+int tk_run_suite(Suite *suite)
+{
+    tk__runner = getpid();
+    const char *base = getenv("TMPDIR");
+    snprintf(tk__skip_path, sizeof tk__skip_path, "%s/lthskip.%d", base && *base ? base : "/tmp",
+             (int)tk__runner);
+    unlink(tk__skip_path);
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    char *skipped = tk_read_file(tk__skip_path);
+    unlink(tk__skip_path);
+    bool any_skipped = skipped && *skipped;
+    if (any_skipped)
+        printf("skipped:\n%s", skipped);
+    free(skipped);
+    if (failed)
+        return EXIT_FAILURE;
+    return any_skipped ? TK_SKIP_EXIT : EXIT_SUCCESS;
 }

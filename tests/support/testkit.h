@@ -8,9 +8,14 @@
 #ifndef TESTKIT_H
 #define TESTKIT_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+/* ctest's SKIP_RETURN_CODE for every test: a test that cannot run exits
+ * with it, so that it reports as skipped, never as passed. */
+#define TK_SKIP_EXIT 77
 
 /* Creates a fresh temporary directory; writes its path into out (PATH_MAX). */
 void tk_tmpdir(char *out);
@@ -29,6 +34,9 @@ pid_t tk_spawn(char *const argv[], const char *log_path);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; returns the exit status
  * (as from waitpid) or -1. */
 int tk_stop(pid_t pid);
+/* Whether pid (from tk_spawn) has ended; if so, *status is its status as
+ * from waitpid and the pid is forgotten. Does not wait. */
+bool tk_reaped(pid_t pid, int *status);
 /* SIGKILL and reap. */
 void tk_kill9(pid_t pid);
 /* Stops every process tk_spawn started that is still running: SIGTERM, then
@@ -42,5 +50,15 @@ bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
  * may be NULL); returns the exit code, or -1. */
 int tk_run(char *const argv[], char **output, int timeout_ms);
 void tk_sleep_ms(int ms);
+
+/* Ends the running Check test as skipped: prints "SKIP: <reason>" and
+ * records it, so that tk_run_suite() makes the program exit TK_SKIP_EXIT
+ * when nothing failed. Call it before the test starts anything that needs
+ * cleaning up (the fixture's teardown does not run). Does not return. */
+void tk_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Runs the suite (and frees it) and returns the program's exit status:
+ * EXIT_FAILURE if a test failed, TK_SKIP_EXIT if one was skipped,
+ * EXIT_SUCCESS otherwise. */
+int tk_run_suite(Suite *suite);
 
 #endif

@@ -1,6 +1,6 @@
 /* Tests for hub_metrics: exact renderings, escaping, histogram buckets, the
- * series cap, naming rules, and (when promtool is installed) that
- * `promtool check metrics` accepts what we render. */
+ * series cap, naming rules, and that `promtool check metrics` accepts what
+ * we render (reported as a skip, 77, where promtool is not installed). */
 #include "hub_error.h"
 #include "hub_metrics.h"
 #include "testkit.h"
@@ -369,9 +369,9 @@ START_TEST(test_promtool_accepts_rendering)
 {
     const char *promtool = find_promtool();
     if (!promtool) {
-        fprintf(stderr, "SKIP test_promtool_accepts_rendering: promtool not found "
-                        "(apt-get install prometheus provides /usr/bin/promtool)\n");
-        return;
+        hub_metrics_destroy(&reg); /* the teardown does not run after a skip */
+        tk_skip("test_promtool_accepts_rendering: promtool not found "
+                "(apt-get install prometheus provides /usr/bin/promtool)");
     }
     fill_small_registry(reg);
     /* Add the awkward parts: escaping, a dropped-series count, odd values. */
@@ -433,9 +433,5 @@ static Suite *metrics_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tk_run_suite(metrics_suite());
 }

@@ -6,6 +6,7 @@
 #include "hub_keys.h"
 #include "hub_server.h"
 #include "hub_wire.h"
+#include "hubfix.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -193,18 +194,58 @@ START_TEST(reconnect_moves_the_route)
 }
 END_TEST
 
+/* Whether the hub takes an online-only event for member_id: it refuses one
+ * for a member it has marked offline (RECEIVER_OFFLINE). */
+static bool hub_sees_online(adp_client_t *ops, const char *member_id)
+{
+    int rc = adp_send_event(ops, member_id, "t/v1", "text/plain", "p", 1, ADP_ONLINE_ONLY, 2000,
+                            NULL);
+    if (rc == 0)
+        return true;
+    ck_assert_msg(rc == HUB_ENACK && adp_last_nack_code(ops) ==
+                                         LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
+                  "online-only event to %s: %s", member_id, adp_last_error(ops));
+    return false;
+}
+
 START_TEST(silent_member_goes_offline)
 {
-    adp_client_t *a = connect_as("VN.GOV.BCA.CSDLQGDC");
+    /* Raw CURVE members (tests/support/hubfix.h) in this test's directory,
+     * whose layout is the fixture's: they stay connected, and send only
+     * what the test sends. */
+    hubfix_t fix = {0};
+    snprintf(fix.dir, sizeof fix.dir, "%s", dir);
+    snprintf(fix.endpoint, sizeof fix.endpoint, "%s", hub_server_endpoint(server));
     adp_client_t *ops = connect_as("VN.GOV.HN-LGSP.OPS");
-    adp_close(&a);
-    /* 3 heartbeats of 100 ms without a word: offline. */
-    tk_sleep_ms(600);
-    adp_reply_t reply;
-    int rc = adp_request(ops, "VN/GOV/BCA/CSDLQGDC", ADP_PING_SERVICE, "text/plain", "p", 1,
-                         ADP_ONLINE_ONLY, 2000, &reply);
-    ck_assert_int_eq(rc, HUB_ENACK);
-    ck_assert_int_eq(adp_last_nack_code(ops), LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE);
+    rawcli_t silent, talker;
+    rawcli_open(&talker, &fix, "VN/GOV/HN-STP/HOTICH");
+    rawcli_hello(&talker, "VN/GOV/HN-STP/HOTICH");
+    rawcli_open(&silent, &fix, "VN/GOV/BCA/CSDLQGDC");
+    rawcli_hello(&silent, "VN/GOV/BCA/CSDLQGDC");
+    uint64_t t0 = hub_monotonic_us(); /* its last frame: the Hello */
+    ck_assert(hub_sees_online(ops, "VN/GOV/BCA/CSDLQGDC"));
+    uint64_t checked_ms = (hub_monotonic_us() - t0) / 1000u;
+    ck_assert_msg(checked_ms < 300, "first check only after %llu ms",
+                  (unsigned long long)checked_ms);
+    /* It keeps its connection and says nothing; the talker heartbeats. */
+    uint64_t offline_ms = 0;
+    while (!offline_ms && hub_monotonic_us() - t0 < 3000000u) {
+        rawcli_heartbeat(&talker);
+        tk_sleep_ms(25);
+        if (!hub_sees_online(ops, "VN/GOV/BCA/CSDLQGDC"))
+            offline_ms = (hub_monotonic_us() - t0) / 1000u;
+    }
+    printf("server: silent member offline after %llu ms (heartbeat 100 ms)\n",
+           (unsigned long long)offline_ms);
+    ck_assert_msg(offline_ms > 0, "a silent member still online after 3 s");
+    /* 3 heartbeats of 100 ms without a word: offline, not before. */
+    ck_assert_msg(offline_ms >= 300, "offline after %llu ms", (unsigned long long)offline_ms);
+    ck_assert_msg(offline_ms <= 1000, "still online after %llu ms",
+                  (unsigned long long)offline_ms);
+    /* Silence, not time, did it: the talker is still online. */
+    ck_assert(hub_sees_online(ops, "VN/GOV/HN-STP/HOTICH"));
+    rawcli_close(&silent);
+    rawcli_close(&talker);
     adp_close(&ops);
 }
 END_TEST

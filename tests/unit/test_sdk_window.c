@@ -1,0 +1,205 @@
+/* The SDK's flow control: at most 4,096 envelopes sent and not yet answered
+ * by the hub; the rest wait in the outbox. The SDK under test is real; its
+ * peer is a scripted hub in a thread of this test (a CURVE ROUTER with the
+ * hub's key) that answers Hello with Welcome, counts the envelopes it gets
+ * and ACKs only when told to, which a real hub cannot be made to do. */
+#include "adp.h"
+#include "hub_error.h"
+#include "hub_keys.h"
+#include "hub_wire.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define MEMBER "VN/GOV/HN-VP/TTHC"
+#define WINDOW 4096
+#define POSTED 10000
+
+typedef struct {
+    void *ctx, *router;
+    pthread_mutex_t lock;
+    char (*ids)[37];     /* message ids in the order they arrived (distinct) */
+    int received;        /* envelope items received, resends included */
+    int distinct;
+    int ack_upto;        /* ACK ids[0 .. ack_upto-1]; set by the test */
+    int acked;           /* how many of them were ACKed */
+    volatile bool stop;
+} fake_hub_t;
+
+static hubfix_t fix;
+
+static void fake_send(fake_hub_t *h, zmq_msg_t *rid, hub_frame_t *frame)
+{
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(hub_frame_encode(frame, &buf, &len), 0);
+    zmq_send(h->router, zmq_msg_data(rid), zmq_msg_size(rid), ZMQ_SNDMORE);
+    zmq_send(h->router, buf, len, 0);
+    free(buf);
+}
+
+static void *fake_hub_run(void *arg)
+{
+    fake_hub_t *h = arg;
+    zmq_msg_t rid;
+    zmq_msg_init(&rid);
+    bool have_rid = false;
+    while (!h->stop) {
+        zmq_pollitem_t item = {h->router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 10) > 0) {
+            zmq_msg_t body;
+            zmq_msg_init(&body);
+            zmq_msg_close(&rid);
+            zmq_msg_init(&rid);
+            zmq_msg_recv(&rid, h->router, 0);
+            zmq_msg_recv(&body, h->router, 0);
+            have_rid = true;
+            hub_frame_t *frame = NULL;
+            if (hub_frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), &frame) == 0) {
+                if (frame->body_case == LTH__V1__FRAME__BODY_HELLO) {
+                    Lth__V1__Welcome w = LTH__V1__WELCOME__INIT;
+                    w.member_id = MEMBER;
+                    w.hub_version = "scripted";
+                    w.max_payload_bytes = 65536;
+                    w.heartbeat_ms = 60000;
+                    w.hub_id = HUBFIX_HUB_ID;
+                    hub_frame_t reply = LTH__V1__FRAME__INIT;
+                    reply.body_case = LTH__V1__FRAME__BODY_WELCOME;
+                    reply.welcome = &w;
+                    fake_send(h, &rid, &reply);
+                } else if (frame->body_case == LTH__V1__FRAME__BODY_BATCH) {
+                    pthread_mutex_lock(&h->lock);
+                    for (size_t i = 0; i < frame->batch->n_envelopes; i++) {
+                        hub_envelope_t *env = NULL;
+                        h->received++;
+                        if (hub_envelope_decode(frame->batch->envelopes[i].data,
+                                                frame->batch->envelopes[i].len, &env) != 0)
+                            continue;
+                        bool seen = false;
+                        for (int k = h->distinct - 1; k >= 0 && !seen; k--)
+                            seen = !strcmp(h->ids[k], env->message_id);
+                        if (!seen && h->distinct < POSTED)
+                            snprintf(h->ids[h->distinct++], 37, "%s", env->message_id);
+                        hub_envelope_free(&env);
+                    }
+                    pthread_mutex_unlock(&h->lock);
+                }
+            }
+            hub_frame_free(&frame);
+            zmq_msg_close(&body);
+        }
+        pthread_mutex_lock(&h->lock);
+        int upto = h->ack_upto < h->distinct ? h->ack_upto : h->distinct;
+        if (have_rid && upto > h->acked) {
+            int n = upto - h->acked;
+            Lth__V1__Ack *acks = calloc((size_t)n, sizeof *acks);
+            Lth__V1__Ack **ptrs = calloc((size_t)n, sizeof *ptrs);
+            for (int i = 0; i < n; i++) {
+                lth__v1__ack__init(&acks[i]);
+                acks[i].message_id = h->ids[h->acked + i];
+                acks[i].hub_seq = (uint64_t)(h->acked + i + 1);
+                ptrs[i] = &acks[i];
+            }
+            Lth__V1__Receipts r = LTH__V1__RECEIPTS__INIT;
+            r.acks = ptrs;
+            r.n_acks = (size_t)n;
+            hub_frame_t reply = LTH__V1__FRAME__INIT;
+            reply.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
+            reply.receipts = &r;
+            fake_send(h, &rid, &reply);
+            h->acked = upto;
+            free(ptrs);
+            free(acks);
+        }
+        pthread_mutex_unlock(&h->lock);
+    }
+    zmq_msg_close(&rid);
+    return NULL;
+}
+
+static void counts(fake_hub_t *h, int *received, int *distinct)
+{
+    pthread_mutex_lock(&h->lock);
+    *received = h->received;
+    *distinct = h->distinct;
+    pthread_mutex_unlock(&h->lock);
+}
+
+START_TEST(sdk_keeps_at_most_4096_unanswered)
+{
+    hubfix_init(&fix, NULL);
+    hubfix_add_member(&fix, MEMBER, true);
+    char hub_secret[PATH_MAX], err[256];
+    hubfix_secret_path(&fix, HUBFIX_HUB_ID, hub_secret);
+    hub_keypair_t hub;
+    ck_assert_msg(hub_keyfile_read(hub_secret, &hub, err, sizeof err) == 0, "%s", err);
+    fake_hub_t h = {0};
+    pthread_mutex_init(&h.lock, NULL);
+    h.ids = calloc(POSTED, sizeof *h.ids);
+    h.ctx = zmq_ctx_new();
+    h.router = zmq_socket(h.ctx, ZMQ_ROUTER);
+    uint8_t sk[32];
+    ck_assert_ptr_nonnull(zmq_z85_decode(sk, hub.curve_secret));
+    int on = 1, linger = 0;
+    zmq_setsockopt(h.router, ZMQ_CURVE_SERVER, &on, sizeof on);
+    zmq_setsockopt(h.router, ZMQ_CURVE_SECRETKEY, sk, 32);
+    zmq_setsockopt(h.router, ZMQ_LINGER, &linger, sizeof linger);
+    hub_keypair_wipe(&hub);
+    ck_assert_int_eq(zmq_bind(h.router, "tcp://127.0.0.1:*"), 0);
+    size_t elen = sizeof fix.endpoint;
+    zmq_getsockopt(h.router, ZMQ_LAST_ENDPOINT, fix.endpoint, &elen);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, fake_hub_run, &h), 0);
+
+    adp_client_t *c = hubfix_connect(&fix, MEMBER);
+    for (int i = 0; i < POSTED; i++) {
+        char payload[16];
+        int len = snprintf(payload, sizeof payload, "w %d", i);
+        ck_assert_int_eq(adp_post_event(c, "VN/GOV/BCA/CSDLQGDC", "x/v1", "text/plain", payload,
+                                        (size_t)len, 0, NULL),
+                         0);
+    }
+    int received = 0, distinct = 0;
+    for (int w = 0; w < 40; w++) /* about 1 s of pumping without an answer */
+        adp_run(c, 25);
+    counts(&h, &received, &distinct);
+    printf("sdk window: %d sent of %d posted with no answer (%d items in all)\n", distinct,
+           POSTED, received);
+    ck_assert_int_eq(distinct, WINDOW);
+    ck_assert_uint_eq(adp_outbox_size(c), POSTED);
+    /* 1,000 answered: exactly 1,000 more go out. */
+    pthread_mutex_lock(&h.lock);
+    h.ack_upto = 1000;
+    pthread_mutex_unlock(&h.lock);
+    for (int w = 0; w < 40; w++)
+        adp_run(c, 25);
+    counts(&h, &received, &distinct);
+    ck_assert_int_eq(distinct, WINDOW + 1000);
+    ck_assert_uint_eq(adp_outbox_size(c), POSTED - 1000);
+    adp_close(&c);
+    h.stop = true;
+    pthread_join(thread, NULL);
+    zmq_close(h.router);
+    zmq_ctx_term(h.ctx);
+    pthread_mutex_destroy(&h.lock);
+    free(h.ids);
+    hubfix_cleanup(&fix);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sdk_window");
+    TCase *tc = tcase_create("window");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sdk_keeps_at_most_4096_unanswered);
+    suite_add_tcase(s, tc);
+    return tk_run_suite(s);
+}

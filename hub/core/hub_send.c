@@ -131,8 +131,10 @@ static void hub__retry_blocked(hub_server_t *self)
             link = &m->next_blocked;
         }
     }
-    if (tried) /* even a failed send may consume ZMQ_FD's edge */
-        hub_zsock_kick(self->router_watch);
+    /* Even a failed send may consume ZMQ_FD's edge (and the peer's
+     * "room again" command arrives the same way): look again. */
+    (void)tried;
+    hub_zsock_kick(self->router_watch);
     if (!self->blocked_list)
         uv_timer_stop(&self->retry_timer);
 }

@@ -4,6 +4,8 @@
  * returns (hub__after_commit sends the receipts). */
 #include "hub_core_internal.h"
 
+#define HUB__DEAD_LOG_LINES 20 /* dead letters logged one by one per commit */
+
 /* One receipt for all copies of a publication (items[i] is one copy):
  * ACK when every copy is stored, else the first refusal. A publisher that
  * sends again after a refusal only adds the missing copies (each copy has a
@@ -186,6 +188,22 @@ static void hub__after_commit(uv_work_t *req, int status)
         HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
                   "error=\"%s\"", hub_strerror(job->other_rc));
     self->stats.dead_lettered += job->n_dead;
+    /* One log line per dead letter, up to HUB__DEAD_LOG_LINES a commit; the
+     * rest in one line, so that a mass expiry cannot flood the log. */
+    for (size_t i = 0; i < job->n_dead && i < HUB__DEAD_LOG_LINES; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        HUB_WARN("store", "message dead-lettered",
+                 "seq=%llu message_id=%s sender=%s receiver=%s service=%s attempts=%u "
+                 "reason=\"%s\"",
+                 (unsigned long long)d->seq, d->message_id, d->sender, d->receiver, d->service,
+                 (unsigned)d->attempts, job->dead_reason[i] ? job->dead_reason[i] : "");
+    }
+    if (job->n_dead > HUB__DEAD_LOG_LINES)
+        HUB_WARN("store", "more messages dead-lettered in the same commit",
+                 "count=%zu first_seq=%llu last_seq=%llu see=\"hubctl dlq list\"",
+                 job->n_dead - HUB__DEAD_LOG_LINES,
+                 (unsigned long long)job->dead[HUB__DEAD_LOG_LINES].seq,
+                 (unsigned long long)job->dead[job->n_dead - 1].seq);
     for (size_t i = 0; i < job->n_dead; i++) {
         const hub_store_msg_t *d = &job->dead[i];
         hub__member_t *sm = hub_map_get(self->members, d->sender);

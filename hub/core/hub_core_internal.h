@@ -160,6 +160,7 @@ typedef struct hub__member {
     uint64_t refusal_log_window_us;
     uint32_t refusal_logs;
     uint64_t refusals_unlogged;
+    uint64_t refusals; /* its envelopes refused since the hub started (alarms) */
 
     /* Outbound deliveries gathered during this loop turn. */
     hub__outitem_t *out;
@@ -266,6 +267,8 @@ struct hub_server {
     uint64_t cert_timer_first_ms;
     hub_metric_family_t *cert_expiry;   /* lth_certificate_expiry_timestamp_seconds{member} */
     hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
+    hub_map_t *cert_not_after;          /* member id -> its certificate's end, s (uintptr_t) */
+    uint64_t last_alarm_tick_us;        /* monotonic: alarms evaluated (hub_ops_tick) */
     hub_map_t *members;                 /* member id -> hub__member_t */
     hub_map_t *requests;                /* request message id -> hub__request_t */
     size_t members_with_settles;        /* members whose settled list is not empty */

@@ -237,6 +237,9 @@ bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *m
     self->stats.envelopes_nacked++;
     if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
+    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    if (sm)
+        sm->refusals++;
     if (r->n_nacks >= r->cap)
         return false;
     Lth__V1__Nack *n = &r->nacks[r->n_nacks];

@@ -14,7 +14,8 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
 {
     hub__pending_t *item = &job->items[i];
     if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
-        const char *label = hub__service_label(self, item->msg.receiver, item->msg.service);
+        const char *label = hub__service_label(self, item->msg.sender, item->msg.receiver,
+                                                item->msg.service);
         hub_flows_accepted(self->flows, item->msg.sender, item->msg.receiver, label,
                            item->msg.envelope_len, hub_now_us());
     }
@@ -103,7 +104,7 @@ static void hub__after_commit(uv_work_t *req, int status)
         case HUB_STORE_OK: {
             hub__receipt_ack(r, msg->message_id, msg->seq);
             self->stats.envelopes_accepted++;
-            const char *label = hub__service_label(self, msg->receiver, msg->service);
+            const char *label = hub__service_label(self, msg->sender, msg->receiver, msg->service);
             uint64_t now = hub_now_us();
             hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len,
                                now);
@@ -175,7 +176,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                              m->id, msg->service, "attempt 1");
                 uint64_t now = hub_now_us();
                 hub_flows_delivered(self->flows, msg->sender, m->id,
-                                    hub__service_label(self, m->id, msg->service),
+                                    hub__service_label(self, msg->sender, m->id, msg->service),
                                     now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
             } else {
                 m->backlog = true;
@@ -210,7 +211,7 @@ static void hub__after_commit(uv_work_t *req, int status)
         hub__member_t *rm = hub_map_get(self->members, d->receiver);
         if (sm && rm) /* bounded labels: both are members the hub knows */
             hub_flows_dead_lettered(self->flows, sm->id, rm->id,
-                                    hub__service_label(self, rm->id, d->service), hub_now_us());
+                                    hub__service_label(self, sm->id, rm->id, d->service), hub_now_us());
     }
     free(job->dead);
     free(job->dead_reason);

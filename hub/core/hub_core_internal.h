@@ -394,7 +394,8 @@ void hub__auditq_free(hub__auditq_t *q, size_t n);
 void hub__held_free(hub__member_t *m);
 hub__member_t *hub__member(hub_server_t *self, const char *id);
 void hub__member_free(hub__member_t *m);
-const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service);
+const char *hub__service_label(hub_server_t *self, const char *sender, const char *receiver,
+                               const char *service);
 
 /* hub_send.c */
 void hub__blocked_drop(hub__member_t *m);

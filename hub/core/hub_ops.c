@@ -64,33 +64,38 @@ struct hub_ops {
         *f_proc_start;
 };
 
-/* hub_server_stats_t fields mirrored as lth_hub_*_total. */
+/* hub_server_stats_t fields mirrored as lth_hub_*_total (and in
+ * /api/v1/status "counters"). Accepted and refused envelopes are not
+ * metrics of their own: lth_messages_total{outcome} (per flow) and
+ * lth_hub_refusals_total{code} count them already, and a second counter
+ * of the same events only invites dashboards that disagree. */
 static const struct {
     const char *name, *help;
     size_t offset;
+    bool metric;
 } hub__stat_families[11] = {
     {"lth_hub_frames_received_total", "ZeroMQ messages received from members.",
-     offsetof(hub_server_stats_t, frames_in)},
+     offsetof(hub_server_stats_t, frames_in), true},
     {"lth_hub_envelopes_accepted_total", "Envelopes ACKed (stored, or forwarded online-only).",
-     offsetof(hub_server_stats_t, envelopes_accepted)},
+     offsetof(hub_server_stats_t, envelopes_accepted), false},
     {"lth_hub_envelopes_refused_total", "Envelopes NACKed.",
-     offsetof(hub_server_stats_t, envelopes_nacked)},
+     offsetof(hub_server_stats_t, envelopes_nacked), false},
     {"lth_hub_deliveries_total", "Envelopes sent to receivers, redeliveries included.",
-     offsetof(hub_server_stats_t, deliveries)},
+     offsetof(hub_server_stats_t, deliveries), true},
     {"lth_hub_redeliveries_total", "Envelopes sent again because they were not settled in time.",
-     offsetof(hub_server_stats_t, redeliveries)},
+     offsetof(hub_server_stats_t, redeliveries), true},
     {"lth_hub_settled_total", "Deliveries settled by their receivers.",
-     offsetof(hub_server_stats_t, settled)},
+     offsetof(hub_server_stats_t, settled), true},
     {"lth_hub_dead_lettered_total", "Messages moved to the dead-letter queue.",
-     offsetof(hub_server_stats_t, dead_lettered)},
+     offsetof(hub_server_stats_t, dead_lettered), true},
     {"lth_hub_duplicates_total", "Re-sent envelopes answered with their original ACK.",
-     offsetof(hub_server_stats_t, duplicates)},
+     offsetof(hub_server_stats_t, duplicates), true},
     {"lth_hub_malformed_frames_total", "ZeroMQ messages that were not valid frames.",
-     offsetof(hub_server_stats_t, malformed_frames)},
+     offsetof(hub_server_stats_t, malformed_frames), true},
     {"lth_hub_keys_refused_total", "CURVE handshakes refused: key not in the key directory.",
-     offsetof(hub_server_stats_t, keys_refused)},
+     offsetof(hub_server_stats_t, keys_refused), true},
     {"lth_hub_store_commits_total", "Store write transactions.",
-     offsetof(hub_server_stats_t, commits)},
+     offsetof(hub_server_stats_t, commits), true},
 };
 
 static const char *const hub__http_family_names[7] = {
@@ -660,8 +665,10 @@ static int hub__register_families(hub_ops_t *self)
         rc = hub_metrics_gauge(m, "lth_build_info", "The hub's version; always 1.", version_l, 1,
                                &self->f_build);
     for (size_t i = 0; !rc && i < 11; i++)
-        rc = hub_metrics_counter(m, hub__stat_families[i].name, hub__stat_families[i].help, NULL,
-                                 0, &self->f_stat[i]);
+        rc = !hub__stat_families[i].metric
+                 ? 0
+                 : hub_metrics_counter(m, hub__stat_families[i].name, hub__stat_families[i].help,
+                                       NULL, 0, &self->f_stat[i]);
     for (size_t i = 0; !rc && i < 7; i++) {
         if (i == 6)
             rc = hub_metrics_gauge(m, hub__http_family_names[i], hub__http_family_help[i], NULL,
@@ -757,7 +764,8 @@ static void hub__refresh_metrics(hub_ops_t *self)
     for (size_t i = 0; i < 11; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
-        hub_metric_set(self->f_stat[i], NULL, (double)v);
+        if (hub__stat_families[i].metric)
+            hub_metric_set(self->f_stat[i], NULL, (double)v);
     }
     for (int code = 1; code < 32; code++) {
         if (fig.stats.nacks_by_code[code] == 0)

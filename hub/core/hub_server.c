@@ -217,7 +217,7 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
                          NULL);
             uint64_t now = hub_now_us();
             uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
-            const char *label = hub__service_label(self, m->id, f->service);
+            const char *label = hub__service_label(self, f->sender, m->id, f->service);
             hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
             hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label,
                                       "settled",     0,         now,   e2e};

@@ -271,6 +271,43 @@ START_TEST(dead_letters_are_logged_and_raise_an_alarm)
 }
 END_TEST
 
+/* A reply is counted under the service of its request, not "_unlisted". */
+START_TEST(reply_is_labelled_with_its_requests_service)
+{
+    start_hub("");
+    hubfix_start_adapter(&fix, B, "echo", NULL);
+    char conf[PATH_MAX], secret[PATH_MAX], text[2048];
+    hubfix_secret_path(&fix, A, secret);
+    snprintf(conf, sizeof conf, "%s/hubctl.conf", fix.dir);
+    snprintf(text, sizeof text,
+             "hub_endpoint = %s\nhub_key_file = secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\n",
+             fix.endpoint, secret);
+    tk_write_file(conf, text);
+    char *out = NULL;
+    char *const argv[] = {(char *)tk_bin("hubctl"), "--config", conf, "request", B, "echo/v1",
+                          "--data", "{\"n\":1}", NULL};
+    int rc = tk_run(argv, &out, 15000);
+    ck_assert_msg(rc == 0, "hubctl request exited %d: %s", rc, out);
+    free(out);
+    json_t *j = get_json("/api/v1/flows");
+    size_t i;
+    json_t *f;
+    bool request = false, reply = false;
+    json_array_foreach(json_object_get(j, "flows"), i, f)
+    {
+        const char *s = json_string_value(json_object_get(f, "sender"));
+        const char *r = json_string_value(json_object_get(f, "receiver"));
+        const char *svc = json_string_value(json_object_get(f, "service"));
+        request |= !strcmp(s, A) && !strcmp(r, B) && !strcmp(svc, "echo/v1");
+        reply |= !strcmp(s, B) && !strcmp(r, A) && !strcmp(svc, "echo/v1");
+        ck_assert_msg(strcmp(svc, "_unlisted") != 0, "a flow %s -> %s labelled _unlisted", s, r);
+    }
+    ck_assert_msg(request && reply, "request %d, reply %d labelled echo/v1", request, reply);
+    json_decref(j);
+}
+END_TEST
+
 /* Every metric a Grafana panel queries exists on a real hubd. */
 static void collect_exprs(json_t *node, json_t *out)
 {
@@ -367,6 +404,7 @@ int main(void)
     tcase_add_test(tc, receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns);
     tcase_add_test(tc, dead_letters_are_logged_and_raise_an_alarm);
     tcase_add_test(tc, grafana_dashboard_queries_only_metrics_the_hub_exposes);
+    tcase_add_test(tc, reply_is_labelled_with_its_requests_service);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,6 +4,7 @@
  * once when it starts, when its level changes and once when it ends). */
 #define _GNU_SOURCE
 #include "hub_alarms.h"
+#include "hub_config.h"
 #include "hub_error.h"
 
 #include <check.h>
@@ -240,6 +241,51 @@ START_TEST(ended_alarms_are_handed_out_once)
 }
 END_TEST
 
+static int load_conf(const char *text, hub_config_t *cfg, char *err, size_t err_size)
+{
+    char path[] = "/tmp/test_alarms_conf_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int rc = hub_config_load(path, cfg, err, err_size);
+    unlink(path);
+    return rc;
+}
+
+START_TEST(thresholds_and_max_flows_come_from_hubd_conf)
+{
+    hub_config_t cfg;
+    char err[512] = "";
+    const char *base = "key_file = hub.secret\nkey_dir = keys\ndata_dir = data\n";
+    char text[1024];
+    snprintf(text, sizeof text,
+             "%salarm_offline_warn_s = 5\nalarm_offline_crit_s = 50\nalarm_store_warn_percent = "
+             "70\ncert_warn_days = 20\nalarm_cert_crit_days = 3\nalarm_refusals_crit = 0\n"
+             "max_flows = 500\n",
+             base);
+    ck_assert_msg(load_conf(text, &cfg, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(cfg.alarms.offline_warn_s, 5);
+    ck_assert_uint_eq(cfg.alarms.offline_crit_s, 50);
+    ck_assert_uint_eq(cfg.alarms.store_warn_percent, 70);
+    ck_assert_uint_eq(cfg.alarms.store_crit_percent, 95); /* default kept */
+    ck_assert_uint_eq(cfg.alarms.cert_warn_days, 20);
+    ck_assert_uint_eq(cfg.alarms.cert_crit_days, 3);
+    ck_assert_uint_eq(cfg.alarms.refusals_crit, 0);
+    ck_assert_uint_eq(cfg.max_flows, 500);
+    /* A critical threshold below its warning is refused, naming both. */
+    snprintf(text, sizeof text, "%salarm_queue_age_warn_s = 600\nalarm_queue_age_crit_s = 60\n",
+             base);
+    ck_assert_int_eq(load_conf(text, &cfg, err, sizeof err), HUB_EINVAL);
+    ck_assert_msg(strstr(err, "alarm_queue_age_crit_s (60)") &&
+                      strstr(err, "alarm_queue_age_warn_s (600)"),
+                  "%s", err);
+    snprintf(text, sizeof text, "%salarm_store_warn_percent = 101\n", base);
+    ck_assert_int_eq(load_conf(text, &cfg, err, sizeof err), HUB_EINVAL);
+    ck_assert_msg(strstr(err, "alarm_store_warn_percent"), "%s", err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("alarms");
@@ -248,6 +294,7 @@ int main(void)
     tcase_add_test(tc, each_alarm_at_warning_and_critical);
     tcase_add_test(tc, transitions_are_logged_once_and_minutes_come_from_counts);
     tcase_add_test(tc, ended_alarms_are_handed_out_once);
+    tcase_add_test(tc, thresholds_and_max_flows_come_from_hubd_conf);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

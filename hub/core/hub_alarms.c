@@ -48,7 +48,9 @@ void hub_alarm_describe(const hub_alarm_t *a, char *buf, size_t size)
 {
     switch (a->code) {
     case HUB_ALARM_RECEIVER_OFFLINE:
-        snprintf(buf, size, "%s has been offline for %" PRIu64 " s with messages waiting (limit %" PRIu64 " s)",
+        snprintf(buf, size,
+                 "%s has been offline for %" PRIu64 " s with messages waiting (limit %" PRIu64
+                 " s)",
                  a->subject, a->value, a->limit);
         break;
     case HUB_ALARM_QUEUE_STALE:
@@ -79,8 +81,7 @@ void hub_alarm_describe(const hub_alarm_t *a, char *buf, size_t size)
                  ")",
                  a->value, a->subject, a->limit);
         break;
-    default:
-        snprintf(buf, size, "unknown alarm");
+    default: snprintf(buf, size, "unknown alarm");
     }
 }
 
@@ -107,8 +108,8 @@ static void hub__push(hub__list_t *l, hub_alarm_code_t code, const char *subject
 }
 
 /* Higher is worse: critical at crit, warning at warn (0 = off). */
-static void hub__rising(hub__list_t *l, hub_alarm_code_t code, const char *subject,
-                        uint64_t value, uint64_t warn, uint64_t crit)
+static void hub__rising(hub__list_t *l, hub_alarm_code_t code, const char *subject, uint64_t value,
+                        uint64_t warn, uint64_t crit)
 {
     if (crit && value >= crit)
         hub__push(l, code, subject, HUB_ALARM_CRITICAL, value, crit);
@@ -145,8 +146,7 @@ size_t hub_alarms_evaluate(const hub_alarm_figures_t *fig, const hub_alarm_thres
                         t->offline_crit_s);
         }
         if (m->queued > 0 && m->oldest_queued_us) {
-            uint64_t age_s = now > m->oldest_queued_us ? (now - m->oldest_queued_us) / 1000000u
-                                                       : 0;
+            uint64_t age_s = now > m->oldest_queued_us ? (now - m->oldest_queued_us) / 1000000u : 0;
             hub__rising(&l, HUB_ALARM_QUEUE_STALE, m->member_id, age_s, t->queue_age_warn_s,
                         t->queue_age_crit_s);
         }
@@ -311,7 +311,8 @@ int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sampl
     for (size_t i = 0; i < n_members; i++) {
         const hub_alarm_sample_t *s = &members[i];
         hub__hist_t *h = hub_map_get(self->refusals, s->member_id);
-        if (!h && (h = calloc(1, sizeof *h)) != NULL && hub_map_put(self->refusals, s->member_id, h)) {
+        if (!h && (h = calloc(1, sizeof *h)) != NULL &&
+            hub_map_put(self->refusals, s->member_id, h)) {
             free(h);
             h = NULL;
         }
@@ -320,16 +321,14 @@ int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sampl
             minute = hub__hist_minute(h, sec, s->refusals_total);
             hub__hist_put(h, sec, s->refusals_total);
         }
-        self->members[i] = (hub_alarm_member_t){s->member_id,      s->online,
-                                                s->last_seen_us,   s->queued,
-                                                s->oldest_queued_us, s->cert_not_after_us,
-                                                minute};
+        self->members[i] = (hub_alarm_member_t){
+            s->member_id,         s->online, s->last_seen_us, s->queued, s->oldest_queued_us,
+            s->cert_not_after_us, minute};
     }
     uint64_t dead_minute = hub__hist_minute(&self->dead, sec, dead_letters_total);
     hub__hist_put(&self->dead, sec, dead_letters_total);
-    hub_alarm_figures_t fig = {now_us,      self->started_us, self->members,
-                               n_members,   dead_minute,      store_used,
-                               store_max};
+    hub_alarm_figures_t fig = {now_us,      self->started_us, self->members, n_members,
+                               dead_minute, store_used,       store_max};
     size_t n_next = 0;
     size_t held = hub_alarms_evaluate(&fig, &self->t, self->next, HUB_ALARMS_MAX, &n_next);
     if (held > n_next && held != self->dropped_logged) {

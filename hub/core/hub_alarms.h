@@ -78,20 +78,20 @@ void hub_alarm_thresholds_default(hub_alarm_thresholds_t *t);
 typedef struct {
     const char *member_id;
     bool online;
-    uint64_t offline_since_us;   /* wall clock; 0 = never seen (then: since the hub started) */
-    uint64_t queued;             /* messages waiting for it in the store */
-    uint64_t oldest_queued_us;   /* wall clock of the oldest; 0 = none */
-    uint64_t cert_not_after_us;  /* 0 = no certificate (development mode) */
-    uint64_t refusals_minute;    /* its envelopes refused in the last minute */
+    uint64_t offline_since_us;  /* wall clock; 0 = never seen (then: since the hub started) */
+    uint64_t queued;            /* messages waiting for it in the store */
+    uint64_t oldest_queued_us;  /* wall clock of the oldest; 0 = none */
+    uint64_t cert_not_after_us; /* 0 = no certificate (development mode) */
+    uint64_t refusals_minute;   /* its envelopes refused in the last minute */
 } hub_alarm_member_t;
 
 typedef struct {
-    uint64_t now_us;                 /* wall clock */
-    uint64_t hub_started_us;         /* wall clock */
+    uint64_t now_us;         /* wall clock */
+    uint64_t hub_started_us; /* wall clock */
     const hub_alarm_member_t *members;
     size_t n_members;
-    uint64_t dead_letters_minute;    /* added in the last minute */
-    uint64_t store_used, store_max;  /* bytes */
+    uint64_t dead_letters_minute;   /* added in the last minute */
+    uint64_t store_used, store_max; /* bytes */
 } hub_alarm_figures_t;
 
 typedef struct {
@@ -127,8 +127,7 @@ typedef struct {
     uint64_t refusals_total; /* lifetime count of its refused envelopes */
 } hub_alarm_sample_t;
 
-int hub_alarms_new(const hub_alarm_thresholds_t *t, uint64_t hub_started_us,
-                   hub_alarms_t **out);
+int hub_alarms_new(const hub_alarm_thresholds_t *t, uint64_t hub_started_us, hub_alarms_t **out);
 void hub_alarms_destroy(hub_alarms_t **self_p);
 
 /* Takes a sample (about once a second), evaluates, logs the transitions.

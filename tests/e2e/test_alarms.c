@@ -29,8 +29,7 @@ static int http_port;
 static void start_hub(const char *extra)
 {
     char conf[1024], path[PATH_MAX];
-    snprintf(conf, sizeof conf, "http_listen = 127.0.0.1:0\nmembers_file = members.tsv\n%s",
-             extra);
+    snprintf(conf, sizeof conf, "http_listen = 127.0.0.1:0\nmembers_file = members.tsv\n%s", extra);
     hubfix_init(&fix, conf);
     snprintf(path, sizeof path, "%s/members.tsv", fix.dir);
     tk_write_file(path, "member_id\tname\tunit\tcontact\n" B "\t" B_NAME
@@ -49,7 +48,10 @@ static void start_hub(const char *extra)
     free(ready);
 }
 
-static void teardown(void) { hubfix_cleanup(&fix); }
+static void teardown(void)
+{
+    hubfix_cleanup(&fix);
+}
 
 typedef struct {
     long status;
@@ -116,8 +118,8 @@ static json_t *readyz_until(const char *code, const char *subject, const char *l
     for (int waited = 0;; waited += 100) {
         json_t *j = get_json("/readyz");
         json_t *a = alarm_in(j, code, subject);
-        bool done = level ? a && !strcmp(json_string_value(json_object_get(a, "level")), level)
-                          : a == NULL;
+        bool done =
+            level ? a && !strcmp(json_string_value(json_object_get(a, "level")), level) : a == NULL;
         if (done || waited >= timeout_ms)
             return j;
         json_decref(j);
@@ -285,8 +287,15 @@ START_TEST(reply_is_labelled_with_its_requests_service)
              fix.endpoint, secret);
     tk_write_file(conf, text);
     char *out = NULL;
-    char *const argv[] = {(char *)tk_bin("hubctl"), "--config", conf, "request", B, "echo/v1",
-                          "--data", "{\"n\":1}", NULL};
+    char *const argv[] = {(char *)tk_bin("hubctl"),
+                          "--config",
+                          conf,
+                          "request",
+                          B,
+                          "echo/v1",
+                          "--data",
+                          "{\"n\":1}",
+                          NULL};
     int rc = tk_run(argv, &out, 15000);
     ck_assert_msg(rc == 0, "hubctl request exited %d: %s", rc, out);
     free(out);

@@ -82,21 +82,19 @@ START_TEST(each_alarm_at_warning_and_critical)
     ck_assert(a && a->level == HUB_ALARM_WARNING && a->value == 80);
     /* Sorted by code, then subject. */
     for (size_t i = 1; i < n; i++)
-        ck_assert(out[i - 1].code < out[i].code ||
-                  (out[i - 1].code == out[i].code &&
-                   strcmp(out[i - 1].subject, out[i].subject) < 0));
+        ck_assert(
+            out[i - 1].code < out[i].code ||
+            (out[i - 1].code == out[i].code && strcmp(out[i - 1].subject, out[i].subject) < 0));
     /* The reason in words names the member and the figures. */
     char why[512];
     hub_alarm_describe(find(out, n, HUB_ALARM_RECEIVER_OFFLINE, TTHC), why, sizeof why);
-    ck_assert_msg(strstr(why, TTHC) && strstr(why, "901 s") && strstr(why, "offline"), "%s",
-                  why);
+    ck_assert_msg(strstr(why, TTHC) && strstr(why, "901 s") && strstr(why, "offline"), "%s", why);
     /* Store critical, dead letters critical. */
     fig.store_used = 96;
     fig.dead_letters_minute = 100;
     hub_alarms_evaluate(&fig, &t, out, 32, &n);
     ck_assert_int_eq(find(out, n, HUB_ALARM_STORE_FILLING, "")->level, HUB_ALARM_CRITICAL);
-    ck_assert_int_eq(find(out, n, HUB_ALARM_DEAD_LETTERS_GROWING, "")->level,
-                     HUB_ALARM_CRITICAL);
+    ck_assert_int_eq(find(out, n, HUB_ALARM_DEAD_LETTERS_GROWING, "")->level, HUB_ALARM_CRITICAL);
     /* One below each warning: nothing. */
     hub_alarm_member_t below[] = {
         {POP, false, T0 - 59 * SEC, 4, T0 - 299 * SEC, T0 + 31 * 86400 * SEC, 19}};
@@ -222,8 +220,7 @@ START_TEST(ended_alarms_are_handed_out_once)
     hub_alarms_update(al, T0 + 120 * SEC, &m, 1, 0, 0, 100);
     size_t n, ended = 0;
     const hub_alarm_t *a = hub_alarms_active(al, &n);
-    ck_assert(n == 1 && a[0].code == HUB_ALARM_RECEIVER_OFFLINE &&
-              a[0].level == HUB_ALARM_WARNING);
+    ck_assert(n == 1 && a[0].code == HUB_ALARM_RECEIVER_OFFLINE && a[0].level == HUB_ALARM_WARNING);
     hub_alarms_update(al, T0 + 1000 * SEC, &m, 1, 0, 0, 100);
     hub_alarms_take_ended(al, count_ended, &ended);
     ck_assert_uint_eq(ended, 1); /* the warning, replaced by the critical */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define A "VN/GOV/HN-UBND/TTHC"
@@ -317,6 +318,64 @@ START_TEST(reply_is_labelled_with_its_requests_service)
 }
 END_TEST
 
+/* Certificates: one expiring within alarm_cert_crit_days (critical), one
+ * within cert_warn_days (warning), one far off (none). */
+static void issue(const char *ca, const char *member, int days_left)
+{
+    char pub[PATH_MAX], until[32];
+    hubfix_public_path(&fix, member, pub);
+    time_t t = time(NULL) + (time_t)days_left * 86400;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(until, sizeof until, "%Y-%m-%d", &tm);
+    char *out = NULL;
+    char *const argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca",
+                          (char *)ca, "--pub", pub, "--not-after", until, NULL};
+    int rc = tk_run(argv, &out, 20000);
+    ck_assert_msg(rc == 0, "cert issue %s: %s", member, out ? out : "");
+    free(out);
+}
+
+START_TEST(expiring_certificates_are_alarms)
+{
+    hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs\n"
+                      "http_listen = 127.0.0.1:0\ncert_warn_days = 30\nalarm_cert_crit_days = 7\n");
+    char ca[PATH_MAX], path[PATH_MAX];
+    snprintf(ca, sizeof ca, "%s/ca", fix.dir);
+    char *out = NULL;
+    char *const init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca, NULL};
+    ck_assert_msg(tk_run(init, &out, 20000) == 0, "ca init: %s", out ? out : "");
+    free(out);
+    const char *far = "VN/GOV/HN-STP/HOTICH";
+    hubfix_add_member(&fix, A, false);
+    hubfix_add_member(&fix, B, false);
+    hubfix_add_member(&fix, far, false);
+    issue(ca, A, 5);
+    issue(ca, B, 20);
+    issue(ca, far, 200);
+    hubfix_start(&fix);
+    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
+    char *ready = tk_read_file(path);
+    ck_assert_ptr_nonnull(ready);
+    char *http = strstr(ready, "http=");
+    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
+    http_port = atoi(strrchr(strtok(http + 5, "\n"), ':') + 1);
+    free(ready);
+    json_t *j = readyz_until("certificate_expiring", B, "warning", 5000);
+    json_t *a = alarm_in(j, "certificate_expiring", A), *b = alarm_in(j, "certificate_expiring", B);
+    ck_assert_msg(a && !strcmp(json_string_value(json_object_get(a, "level")), "critical"),
+                  "no critical certificate alarm for " A);
+    ck_assert_msg(b && !strcmp(json_string_value(json_object_get(b, "level")), "warning"),
+                  "no warning certificate alarm for " B);
+    ck_assert_msg(!alarm_in(j, "certificate_expiring", far), "an alarm for a certificate of 200 days");
+    /* value: seconds left; A's certificate ends within 5 days. */
+    ck_assert_int_le(json_integer_value(json_object_get(a, "value")), 5 * 86400);
+    ck_assert_int_gt(json_integer_value(json_object_get(a, "value")), 3 * 86400);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "degraded");
+    json_decref(j);
+}
+END_TEST
+
 /* Every metric a Grafana panel queries exists on a real hubd. */
 static void collect_exprs(json_t *node, json_t *out)
 {
@@ -414,6 +473,7 @@ int main(void)
     tcase_add_test(tc, dead_letters_are_logged_and_raise_an_alarm);
     tcase_add_test(tc, grafana_dashboard_queries_only_metrics_the_hub_exposes);
     tcase_add_test(tc, reply_is_labelled_with_its_requests_service);
+    tcase_add_test(tc, expiring_certificates_are_alarms);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

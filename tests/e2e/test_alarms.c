@@ -232,6 +232,13 @@ START_TEST(receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns)
                       strstr(out, "nghiêm trọng"),
                   "hubctl status does not list the alarm in Vietnamese:\n%s", out);
     free(out);
+    /* And in English when the locale says so. */
+    setenv("LC_ALL", "en_US.UTF-8", 1);
+    rc = tk_run(argv, &out, 10000);
+    ck_assert_msg(rc == 0 && strstr(out, "DEGRADED") && strstr(out, "[critical] " B " (" B_NAME
+                                                                     "): offline for"),
+                  "hubctl status in English:\n%s", out);
+    free(out);
     unsetenv("LC_ALL");
 
     /* B comes back and takes its message: the alarm ends. */

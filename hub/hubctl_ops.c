@@ -461,6 +461,54 @@ static const char *ctl_s(json_t *obj, const char *key)
 
 /* ---- status, members, flows, queues ------------------------------------- */
 
+/* One line per alarm of /api/v1/status: level, subject (with the agency's
+ * name), and the reason in the operator's language. */
+static void ctl_print_alarms(json_t *alarms)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(alarms, i, a)
+    {
+        const char *code = ctl_s(a, "code"), *subject = ctl_s(a, "subject");
+        json_t *name = json_object_get(a, "name");
+        double value = json_number_value(json_object_get(a, "value"));
+        double limit = json_number_value(json_object_get(a, "limit"));
+        ctl_msg_t msg = CTL_M_ALARM_RECEIVER_OFFLINE;
+        if (!strcmp(code, "queue_stale"))
+            msg = CTL_M_ALARM_QUEUE_STALE;
+        else if (!strcmp(code, "dead_letters_growing"))
+            msg = CTL_M_ALARM_DEAD_LETTERS;
+        else if (!strcmp(code, "certificate_expiring")) {
+            msg = CTL_M_ALARM_CERTIFICATE;
+            value /= 86400;
+            limit /= 86400;
+        } else if (!strcmp(code, "store_filling"))
+            msg = CTL_M_ALARM_STORE;
+        else if (!strcmp(code, "member_refused"))
+            msg = CTL_M_ALARM_REFUSED;
+        else if (strcmp(code, "receiver_offline") != 0)
+            msg = CTL_M__COUNT; /* newer hub: its own English reason */
+        json_t *jv = json_integer((json_int_t)value), *jl = json_integer((json_int_t)limit);
+        char reason[512], who[600];
+        if (msg == CTL_M__COUNT)
+            snprintf(reason, sizeof reason, "%s", ctl_s(a, "reason"));
+        else
+            snprintf(reason, sizeof reason, ctl_tr(msg), ctl_int(jv).s, ctl_int(jl).s);
+        json_decref(jv);
+        json_decref(jl);
+        if (!subject[0])
+            snprintf(who, sizeof who, "hub");
+        else if (json_is_string(name))
+            snprintf(who, sizeof who, "%s (%s)", subject, json_string_value(name));
+        else
+            snprintf(who, sizeof who, "%s", subject);
+        printf(ctl_tr(CTL_M_STATUS_ALARM),
+               ctl_tr(!strcmp(ctl_s(a, "level"), "critical") ? CTL_M_LEVEL_CRITICAL
+                                                             : CTL_M_LEVEL_WARNING),
+               who, reason);
+    }
+}
+
 static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
 {
     if (argc != 0) {
@@ -474,10 +522,14 @@ static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
     json_t *members = json_object_get(j, "members"), *queues = json_object_get(j, "queues");
     json_t *minute = json_object_get(j, "last_minute"), *store = json_object_get(j, "store");
     bool ready = json_is_true(json_object_get(j, "ready"));
-    printf(ctl_tr(CTL_M_STATUS_HUB), ctl_tr(ready ? CTL_M_READY : CTL_M_NOT_READY),
+    json_t *alarms = json_object_get(j, "alarms");
+    bool degraded = json_array_size(alarms) > 0;
+    printf(ctl_tr(CTL_M_STATUS_HUB),
+           ctl_tr(!ready ? CTL_M_NOT_READY : degraded ? CTL_M_DEGRADED : CTL_M_READY),
            ctl_s(j, "version"), ctl_age(json_object_get(j, "uptime_s")).s);
     if (!ready)
         printf("              %s\n", ctl_s(j, "not_ready_reason"));
+    ctl_print_alarms(alarms);
     printf(ctl_tr(CTL_M_STATUS_MEMBERS),
            ctl_int(json_object_get(members, "connected")).s,
            ctl_int(json_object_get(members, "known")).s);

@@ -419,7 +419,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
         self->stats.envelopes_accepted++;
         {
-            const char *label = hub__service_label(self, rcv->id, env->service);
+            const char *label = hub__service_label(self, sender->id, rcv->id, env->service);
             uint64_t now = hub_now_us();
             hub_flows_accepted(self->flows, env->sender, rcv->id, label, len, now);
             hub_flows_delivered(self->flows, env->sender, rcv->id, label, 0, now);

@@ -4,6 +4,8 @@
  * returns (hub__after_commit sends the receipts). */
 #include "hub_core_internal.h"
 
+#define HUB__DEAD_LOG_LINES 20 /* dead letters logged one by one per commit */
+
 /* One receipt for all copies of a publication (items[i] is one copy):
  * ACK when every copy is stored, else the first refusal. A publisher that
  * sends again after a refusal only adds the missing copies (each copy has a
@@ -12,7 +14,8 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
 {
     hub__pending_t *item = &job->items[i];
     if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
-        const char *label = hub__service_label(self, item->msg.receiver, item->msg.service);
+        const char *label = hub__service_label(self, item->msg.sender, item->msg.receiver,
+                                                item->msg.service);
         hub_flows_accepted(self->flows, item->msg.sender, item->msg.receiver, label,
                            item->msg.envelope_len, hub_now_us());
     }
@@ -103,7 +106,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                 job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
             hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
             self->stats.envelopes_accepted++;
-            const char *label = hub__service_label(self, msg->receiver, msg->service);
+            const char *label = hub__service_label(self, msg->sender, msg->receiver, msg->service);
             uint64_t now = hub_now_us();
             hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len,
                                now);
@@ -178,7 +181,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                              m->id, msg->service, "attempt 1");
                 uint64_t now = hub_now_us();
                 hub_flows_delivered(self->flows, msg->sender, m->id,
-                                    hub__service_label(self, m->id, msg->service),
+                                    hub__service_label(self, msg->sender, m->id, msg->service),
                                     now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
             } else {
                 m->backlog = true;
@@ -191,13 +194,29 @@ static void hub__after_commit(uv_work_t *req, int status)
         HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
                   "error=\"%s\"", hub_strerror(job->other_rc));
     self->stats.dead_lettered += job->n_dead;
+    /* One log line per dead letter, up to HUB__DEAD_LOG_LINES a commit; the
+     * rest in one line, so that a mass expiry cannot flood the log. */
+    for (size_t i = 0; i < job->n_dead && i < HUB__DEAD_LOG_LINES; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        HUB_WARN("store", "message dead-lettered",
+                 "seq=%llu message_id=%s sender=%s receiver=%s service=%s attempts=%u "
+                 "reason=\"%s\"",
+                 (unsigned long long)d->seq, d->message_id, d->sender, d->receiver, d->service,
+                 (unsigned)d->attempts, job->dead_reason[i] ? job->dead_reason[i] : "");
+    }
+    if (job->n_dead > HUB__DEAD_LOG_LINES)
+        HUB_WARN("store", "more messages dead-lettered in the same commit",
+                 "count=%zu first_seq=%llu last_seq=%llu see=\"hubctl dlq list\"",
+                 job->n_dead - HUB__DEAD_LOG_LINES,
+                 (unsigned long long)job->dead[HUB__DEAD_LOG_LINES].seq,
+                 (unsigned long long)job->dead[job->n_dead - 1].seq);
     for (size_t i = 0; i < job->n_dead; i++) {
         const hub_store_msg_t *d = &job->dead[i];
         hub__member_t *sm = hub_map_get(self->members, d->sender);
         hub__member_t *rm = hub_map_get(self->members, d->receiver);
         if (sm && rm) /* bounded labels: both are members the hub knows */
             hub_flows_dead_lettered(self->flows, sm->id, rm->id,
-                                    hub__service_label(self, rm->id, d->service), hub_now_us());
+                                    hub__service_label(self, sm->id, rm->id, d->service), hub_now_us());
     }
     free(job->dead);
     free(job->dead_reason);

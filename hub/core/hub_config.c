@@ -42,6 +42,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->quota_recv_bytes = 0;
     cfg->store_reserve_percent = 10;
     cfg->cert_warn_days = 30;
+    hub_alarm_thresholds_default(&cfg->alarms);
     cfg->audit = true;
     cfg->log_level = HUB_LOG_INFO;
     snprintf(cfg->lang, sizeof cfg->lang, "vi");
@@ -111,8 +112,35 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
                          err_size);
     if (!strcmp(key, "cert_dir"))
         return hub__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
-    if (!strcmp(key, "cert_warn_days"))
-        return hub__u32(key, value, 1, 3650, &cfg->cert_warn_days, err, err_size);
+    if (!strcmp(key, "cert_warn_days")) {
+        rc = hub__u32(key, value, 1, 3650, &cfg->cert_warn_days, err, err_size);
+        cfg->alarms.cert_warn_days = cfg->cert_warn_days;
+        return rc;
+    }
+    if (!strcmp(key, "max_flows"))
+        return hub__u32(key, value, 100, 1000000, &cfg->max_flows, err, err_size);
+    {
+        /* Alarm thresholds: 0 switches that level off. */
+        struct {
+            const char *name;
+            uint32_t max, *dst;
+        } const alarms[] = {
+            {"alarm_offline_warn_s", 86400 * 30, &cfg->alarms.offline_warn_s},
+            {"alarm_offline_crit_s", 86400 * 30, &cfg->alarms.offline_crit_s},
+            {"alarm_queue_age_warn_s", 86400 * 30, &cfg->alarms.queue_age_warn_s},
+            {"alarm_queue_age_crit_s", 86400 * 30, &cfg->alarms.queue_age_crit_s},
+            {"alarm_dead_letters_warn", 1000000000, &cfg->alarms.dead_letters_warn},
+            {"alarm_dead_letters_crit", 1000000000, &cfg->alarms.dead_letters_crit},
+            {"alarm_cert_crit_days", 3650, &cfg->alarms.cert_crit_days},
+            {"alarm_store_warn_percent", 100, &cfg->alarms.store_warn_percent},
+            {"alarm_store_crit_percent", 100, &cfg->alarms.store_crit_percent},
+            {"alarm_refusals_warn", 1000000000, &cfg->alarms.refusals_warn},
+            {"alarm_refusals_crit", 1000000000, &cfg->alarms.refusals_crit},
+        };
+        for (size_t i = 0; i < sizeof alarms / sizeof alarms[0]; i++)
+            if (!strcmp(key, alarms[i].name))
+                return hub__u32(key, value, 0, alarms[i].max, alarms[i].dst, err, err_size);
+    }
     if (!strcmp(key, "delegations_file"))
         return hub__path(ctx, key, value, cfg->delegations_file, sizeof cfg->delegations_file,
                          err, err_size);
@@ -298,6 +326,34 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
                  "route and /metrics need the operator token",
                  path);
         return HUB_EINVAL;
+    }
+    const struct {
+        const char *warn, *crit;
+        uint32_t w, c;
+        bool falling; /* certificate days: critical below the warning */
+    } pairs[] = {
+        {"alarm_offline_warn_s", "alarm_offline_crit_s", cfg->alarms.offline_warn_s,
+         cfg->alarms.offline_crit_s, false},
+        {"alarm_queue_age_warn_s", "alarm_queue_age_crit_s", cfg->alarms.queue_age_warn_s,
+         cfg->alarms.queue_age_crit_s, false},
+        {"alarm_dead_letters_warn", "alarm_dead_letters_crit", cfg->alarms.dead_letters_warn,
+         cfg->alarms.dead_letters_crit, false},
+        {"cert_warn_days", "alarm_cert_crit_days", cfg->alarms.cert_warn_days,
+         cfg->alarms.cert_crit_days, true},
+        {"alarm_store_warn_percent", "alarm_store_crit_percent", cfg->alarms.store_warn_percent,
+         cfg->alarms.store_crit_percent, false},
+        {"alarm_refusals_warn", "alarm_refusals_crit", cfg->alarms.refusals_warn,
+         cfg->alarms.refusals_crit, false},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        if (!pairs[i].w || !pairs[i].c)
+            continue;
+        if (pairs[i].falling ? pairs[i].c > pairs[i].w : pairs[i].c < pairs[i].w) {
+            snprintf(err, err_size, "%s: %s (%u) must be %s %s (%u), or 0 to switch it off", path,
+                     pairs[i].crit, pairs[i].c, pairs[i].falling ? "at most" : "at least",
+                     pairs[i].warn, pairs[i].w);
+            return HUB_EINVAL;
+        }
     }
     if (cfg->max_payload_bytes + 65536u > cfg->max_frame_bytes) {
         snprintf(err, err_size,

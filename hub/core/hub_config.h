@@ -8,6 +8,8 @@
 #ifndef HUB_CONFIG_H
 #define HUB_CONFIG_H
 
+#include "hub_alarms.h"
+
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,6 +61,10 @@ typedef struct {
     uint64_t quota_recv_msgs, quota_recv_bytes; /* what a receiver may hold */
     uint32_t store_reserve_percent; /* the last part of the store kept from any one member */
     bool audit;                  /* keep the audit log (in audit_dir) */
+    uint32_t max_flows;          /* flows (sender, receiver, service) tracked; 0 = 10000 */
+    /* Alarm thresholds (alarm_* keys; the certificate warning is
+     * cert_warn_days). */
+    hub_alarm_thresholds_t alarms;
     int log_level;               /* hub_log_level_t */
 } hub_config_t;
 

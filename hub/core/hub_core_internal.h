@@ -161,6 +161,7 @@ typedef struct hub__member {
     uint64_t refusal_log_window_us;
     uint32_t refusal_logs;
     uint64_t refusals_unlogged;
+    uint64_t refusals; /* its envelopes refused since the hub started (alarms) */
 
     /* Outbound deliveries gathered during this loop turn. */
     hub__outitem_t *out;
@@ -268,6 +269,8 @@ struct hub_server {
     uint64_t cert_timer_first_ms;
     hub_metric_family_t *cert_expiry;   /* lth_certificate_expiry_timestamp_seconds{member} */
     hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
+    hub_map_t *cert_not_after;          /* member id -> its certificate's end, s (uintptr_t) */
+    uint64_t last_alarm_tick_us;        /* monotonic: alarms evaluated (hub_ops_tick) */
     hub_map_t *members;                 /* member id -> hub__member_t */
     hub_map_t *requests;                /* request message id -> hub__request_t */
     size_t members_with_settles;        /* members whose settled list is not empty */
@@ -393,7 +396,8 @@ void hub__auditq_free(hub__auditq_t *q, size_t n);
 void hub__held_free(hub__member_t *m);
 hub__member_t *hub__member(hub_server_t *self, const char *id);
 void hub__member_free(hub__member_t *m);
-const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service);
+const char *hub__service_label(hub_server_t *self, const char *sender, const char *receiver,
+                               const char *service);
 
 /* hub_send.c */
 void hub__blocked_drop(hub__member_t *m);

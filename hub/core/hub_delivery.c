@@ -195,7 +195,7 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
             if (attempt == 1) {
                 uint64_t now = hub_now_us();
                 hub_flows_delivered(self->flows, msgs[i].sender, m->id,
-                                    hub__service_label(self, m->id, msgs[i].service),
+                                    hub__service_label(self, msgs[i].sender, m->id, msgs[i].service),
                                     now > msgs[i].accepted_at_us ? now - msgs[i].accepted_at_us : 0,
                                     now);
             }
@@ -268,6 +268,6 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_
     hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender, rcv->id,
                  p->msg.service, "attempt 1, before the commit");
     hub_flows_delivered(self->flows, p->msg.sender, rcv->id,
-                        hub__service_label(self, rcv->id, p->msg.service), 0, hub_now_us());
+                        hub__service_label(self, p->msg.sender, rcv->id, p->msg.service), 0, hub_now_us());
     return true;
 }

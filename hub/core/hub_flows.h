@@ -15,8 +15,10 @@
  *
  * Label sets stay bounded because the CALLER passes bounded names: member
  * ids from the key directory (or "" when unknown) and service names the
- * receiver offers (or "_unlisted"); this module never invents names from
- * input. As a second fence, at most max_flows flows are tracked; traffic of
+ * receiver offers, or for a reply its request's service, which the replier
+ * offers (else "_unlisted"); this module never invents names from input.
+ * As a second fence, at most max_flows flows (hubd.conf's max_flows) are
+ * tracked; traffic of
  * flows beyond that is counted in one flow named "_overflow" (all three
  * names), so totals still add up, and in lth_flows_overflow_total.
  * Refusal outcomes are reduced to [a-z0-9_] (lower-cased), at most 31

@@ -19,20 +19,33 @@ hub__member_t *hub__member(hub_server_t *self, const char *id)
     return m;
 }
 
-/* The service as a metrics label: only services the receiver offered in a
- * Hello, so that a sender cannot grow the label set at will. */
-const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service)
+static bool hub__offers(hub_server_t *self, const char *member, const char *service)
 {
-    hub__member_t *m = receiver && *receiver ? hub_map_get(self->members, receiver) : NULL;
-    if (!m || !m->services || !service || !*service)
-        return "_unlisted";
+    hub__member_t *m = member && *member ? hub_map_get(self->members, member) : NULL;
+    if (!m || !m->services)
+        return false;
     size_t len = strlen(service);
     for (const char *p = m->services; (p = strstr(p, service)) != NULL; p += len) {
         bool starts = p == m->services || p[-1] == ',';
         bool ends = p[len] == '\0' || p[len] == ',';
         if (starts && ends)
-            return service;
+            return true;
     }
+    return false;
+}
+
+/* The service as a metrics label: only a service offered in a Hello, so
+ * that no member can grow the label set at will. A request's service is
+ * one its receiver offers; a reply carries its request's service, which
+ * the replier (its sender) offers, so a reply is labelled by the service
+ * of its request, not "_unlisted". */
+const char *hub__service_label(hub_server_t *self, const char *sender, const char *receiver,
+                               const char *service)
+{
+    if (!service || !*service)
+        return "_unlisted";
+    if (hub__offers(self, receiver, service) || hub__offers(self, sender, service))
+        return service;
     return "_unlisted";
 }
 

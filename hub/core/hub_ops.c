@@ -58,37 +58,44 @@ struct hub_ops {
         *f_responses, *f_build;
     hub_metric_family_t *f_stat[11];
     hub_metric_family_t *f_http[7];
+    hub_alarms_t *alarms;
+    hub_metric_family_t *f_alarm, *f_alarms_active;
     hub_metric_family_t *f_proc_rss, *f_proc_vsz, *f_proc_fds, *f_proc_max_fds, *f_proc_cpu,
         *f_proc_start;
 };
 
-/* hub_server_stats_t fields mirrored as lth_hub_*_total. */
+/* hub_server_stats_t fields mirrored as lth_hub_*_total (and in
+ * /api/v1/status "counters"). Accepted and refused envelopes are not
+ * metrics of their own: lth_messages_total{outcome} (per flow) and
+ * lth_hub_refusals_total{code} count them already, and a second counter
+ * of the same events only invites dashboards that disagree. */
 static const struct {
     const char *name, *help;
     size_t offset;
+    bool metric;
 } hub__stat_families[11] = {
     {"lth_hub_frames_received_total", "ZeroMQ messages received from members.",
-     offsetof(hub_server_stats_t, frames_in)},
+     offsetof(hub_server_stats_t, frames_in), true},
     {"lth_hub_envelopes_accepted_total", "Envelopes ACKed (stored, or forwarded online-only).",
-     offsetof(hub_server_stats_t, envelopes_accepted)},
+     offsetof(hub_server_stats_t, envelopes_accepted), false},
     {"lth_hub_envelopes_refused_total", "Envelopes NACKed.",
-     offsetof(hub_server_stats_t, envelopes_nacked)},
+     offsetof(hub_server_stats_t, envelopes_nacked), false},
     {"lth_hub_deliveries_total", "Envelopes sent to receivers, redeliveries included.",
-     offsetof(hub_server_stats_t, deliveries)},
+     offsetof(hub_server_stats_t, deliveries), true},
     {"lth_hub_redeliveries_total", "Envelopes sent again because they were not settled in time.",
-     offsetof(hub_server_stats_t, redeliveries)},
+     offsetof(hub_server_stats_t, redeliveries), true},
     {"lth_hub_settled_total", "Deliveries settled by their receivers.",
-     offsetof(hub_server_stats_t, settled)},
+     offsetof(hub_server_stats_t, settled), true},
     {"lth_hub_dead_lettered_total", "Messages moved to the dead-letter queue.",
-     offsetof(hub_server_stats_t, dead_lettered)},
+     offsetof(hub_server_stats_t, dead_lettered), true},
     {"lth_hub_duplicates_total", "Re-sent envelopes answered with their original ACK.",
-     offsetof(hub_server_stats_t, duplicates)},
+     offsetof(hub_server_stats_t, duplicates), true},
     {"lth_hub_malformed_frames_total", "ZeroMQ messages that were not valid frames.",
-     offsetof(hub_server_stats_t, malformed_frames)},
+     offsetof(hub_server_stats_t, malformed_frames), true},
     {"lth_hub_keys_refused_total", "CURVE handshakes refused: key not in the key directory.",
-     offsetof(hub_server_stats_t, keys_refused)},
+     offsetof(hub_server_stats_t, keys_refused), true},
     {"lth_hub_store_commits_total", "Store write transactions.",
-     offsetof(hub_server_stats_t, commits)},
+     offsetof(hub_server_stats_t, commits), true},
 };
 
 static const char *const hub__http_family_names[7] = {
@@ -234,6 +241,7 @@ typedef struct {
     char *id, *address, *services;
     bool known, online;
     uint64_t connected_at_us, last_seen_us, msgs_in, msgs_out, bytes_in, bytes_out, in_flight;
+    uint64_t refusals, cert_not_after_us;
 } hub__member_copy_t;
 
 typedef struct {
@@ -279,6 +287,8 @@ static void hub__collect_member(const hub_ops_member_t *m, void *user)
     c->bytes_in = m->bytes_in;
     c->bytes_out = m->bytes_out;
     c->in_flight = m->in_flight;
+    c->refusals = m->refusals;
+    c->cert_not_after_us = m->cert_not_after_us;
     ms->n++;
 }
 
@@ -474,6 +484,121 @@ static uint64_t hub__process_start_us(uint64_t fallback)
     return (uint64_t)btime * 1000000u + (uint64_t)ticks * 1000000u / (uint64_t)hz;
 }
 
+/* ---- alarms ------------------------------------------------------------- */
+
+static const hub__queue_copy_t *hub__queue_of(const hub__queues_t *qs, const char *receiver)
+{
+    hub__queue_copy_t key = {.receiver = (char *)receiver};
+    return qs->n ? bsearch(&key, qs->items, qs->n, sizeof *qs->items, hub__cmp_queue) : NULL;
+}
+
+static void hub__alarm_ended(const hub_alarm_t *a, void *user)
+{
+    hub_ops_t *self = user;
+    const char *const l[] = {hub_alarm_code_name(a->code), a->subject,
+                             hub_alarm_level_name(a->level)};
+    hub_metric_set(self->f_alarm, l, 0);
+}
+
+void hub_ops_tick(hub_ops_t *self)
+{
+    if (!self || !self->alarms)
+        return;
+    hub__members_t ms;
+    hub__queues_t qs;
+    if (hub__members_snapshot(self, &ms) != 0)
+        return;
+    if (hub__queues_snapshot(self, &qs) != 0) {
+        hub__members_free(&ms);
+        return;
+    }
+    hub__figures_t fig;
+    hub__figures(self, &fig);
+    /* Every member, and receivers with a queue that are not members
+     * (anymore): their messages wait too. */
+    hub_alarm_sample_t *samples = calloc(ms.n + qs.n + 1, sizeof *samples);
+    size_t n = 0;
+    for (size_t i = 0; samples && i < ms.n; i++) {
+        const hub__member_copy_t *m = &ms.items[i];
+        const hub__queue_copy_t *q = hub__queue_of(&qs, m->id);
+        samples[n++] = (hub_alarm_sample_t){m->id,
+                                            m->online,
+                                            m->last_seen_us,
+                                            q ? q->depth : 0,
+                                            q ? q->oldest_accepted_us : 0,
+                                            m->cert_not_after_us,
+                                            m->refusals};
+    }
+    for (size_t i = 0; samples && i < qs.n; i++) {
+        hub__member_copy_t key = {.id = qs.items[i].receiver};
+        if (ms.n && bsearch(&key, ms.items, ms.n, sizeof *ms.items, hub__cmp_member))
+            continue;
+        samples[n++] = (hub_alarm_sample_t){qs.items[i].receiver, false, 0, qs.items[i].depth,
+                                            qs.items[i].oldest_accepted_us, 0, 0};
+    }
+    if (samples)
+        hub_alarms_update(self->alarms, hub_now_us(), samples, n, fig.stats.dead_lettered,
+                          fig.store_used, fig.store_max);
+    free(samples);
+    hub__members_free(&ms);
+    hub__queues_free(&qs);
+    /* The metric: ended (or re-levelled) series back to 0, active ones 1. */
+    hub_alarms_take_ended(self->alarms, hub__alarm_ended, self);
+    size_t n_active;
+    const hub_alarm_t *a = hub_alarms_active(self->alarms, &n_active);
+    double by_level[3] = {0};
+    for (size_t i = 0; i < n_active; i++) {
+        const char *const l[] = {hub_alarm_code_name(a[i].code), a[i].subject,
+                                 hub_alarm_level_name(a[i].level)};
+        hub_metric_set(self->f_alarm, l, 1);
+        by_level[a[i].level == HUB_ALARM_CRITICAL ? 2 : 1]++;
+    }
+    const char *const warn_l[] = {"warning"}, *const crit_l[] = {"critical"};
+    hub_metric_set(self->f_alarms_active, warn_l, by_level[1]);
+    hub_metric_set(self->f_alarms_active, crit_l, by_level[2]);
+}
+
+/* "alarms": [...] as the dashboard, hubctl and scripts read them. */
+static void hub__alarms_json(hub_ops_t *self, hub_jsonw_t *w)
+{
+    size_t n = 0;
+    const hub_alarm_t *a = hub_alarms_active(self->alarms, &n);
+    hub_jsonw_key(w, "alarms");
+    hub_jsonw_array_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        char reason[600];
+        hub_alarm_describe(&a[i], reason, sizeof reason);
+        hub_jsonw_object_begin(w);
+        hub_jsonw_kv_str(w, "level", hub_alarm_level_name(a[i].level));
+        hub_jsonw_kv_str(w, "code", hub_alarm_code_name(a[i].code));
+        hub_jsonw_kv_str(w, "subject", a[i].subject);
+        const hub_memberdir_entry_t *named =
+            a[i].subject[0] ? hub_memberdir_find(self->directory, a[i].subject) : NULL;
+        hub_jsonw_key(w, "name");
+        if (named)
+            hub_jsonw_str(w, named->name);
+        else
+            hub_jsonw_null(w);
+        hub_jsonw_kv_u64(w, "value", a[i].value);
+        hub_jsonw_kv_u64(w, "limit", a[i].limit);
+        hub_jsonw_kv_str(w, "reason", reason);
+        hub_jsonw_object_end(w);
+    }
+    hub_jsonw_array_end(w);
+}
+
+/* "health": "ok" or "degraded"; "alarm_level": the worst level, or null. */
+static void hub__health_json(const hub_ops_t *self, hub_jsonw_t *w)
+{
+    int worst = hub_alarms_worst(self->alarms);
+    hub_jsonw_kv_str(w, "health", worst ? "degraded" : "ok");
+    hub_jsonw_key(w, "alarm_level");
+    if (worst)
+        hub_jsonw_str(w, hub_alarm_level_name((hub_alarm_level_t)worst));
+    else
+        hub_jsonw_null(w);
+}
+
 /* ---- /metrics ---------------------------------------------------------- */
 
 static int hub__register_families(hub_ops_t *self)
@@ -524,12 +649,26 @@ static int hub__register_families(hub_ops_t *self)
         rc = hub_metrics_counter(m, "lth_http_responses_total",
                                  "Responses of the operator API, by status code.", code_l, 1,
                                  &self->f_responses);
+    if (!rc) {
+        static const char *const alarm_l[] = {"code", "subject", "level"};
+        rc = hub_metrics_gauge(m, "lth_alarm",
+                               "1 while the alarm holds at this level, else 0 (subject: the "
+                               "member, or \"\" for the hub).",
+                               alarm_l, 3, &self->f_alarm);
+    }
+    if (!rc) {
+        static const char *const level_l[] = {"level"};
+        rc = hub_metrics_gauge(m, "lth_alarms_active", "Alarms holding now, by level.", level_l,
+                               1, &self->f_alarms_active);
+    }
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_build_info", "The hub's version; always 1.", version_l, 1,
                                &self->f_build);
     for (size_t i = 0; !rc && i < 11; i++)
-        rc = hub_metrics_counter(m, hub__stat_families[i].name, hub__stat_families[i].help, NULL,
-                                 0, &self->f_stat[i]);
+        rc = !hub__stat_families[i].metric
+                 ? 0
+                 : hub_metrics_counter(m, hub__stat_families[i].name, hub__stat_families[i].help,
+                                       NULL, 0, &self->f_stat[i]);
     for (size_t i = 0; !rc && i < 7; i++) {
         if (i == 6)
             rc = hub_metrics_gauge(m, hub__http_family_names[i], hub__http_family_help[i], NULL,
@@ -625,7 +764,8 @@ static void hub__refresh_metrics(hub_ops_t *self)
     for (size_t i = 0; i < 11; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
-        hub_metric_set(self->f_stat[i], NULL, (double)v);
+        if (hub__stat_families[i].metric)
+            hub_metric_set(self->f_stat[i], NULL, (double)v);
     }
     for (int code = 1; code < 32; code++) {
         if (fig.stats.nacks_by_code[code] == 0)
@@ -679,9 +819,12 @@ static void hub__route_readyz(hub_ops_t *self, hub_http_response_t *resp)
     hub_jsonw_t w;
     hub_jsonw_init(&w);
     hub_jsonw_object_begin(&w);
-    hub_jsonw_kv_str(&w, "status", ready ? "ready" : "not ready");
+    size_t n_alarms = 0;
+    hub_alarms_active(self->alarms, &n_alarms);
+    hub_jsonw_kv_str(&w, "status", !ready ? "not ready" : n_alarms ? "degraded" : "ready");
     if (!ready)
         hub_jsonw_kv_str(&w, "reason", why ? why : "the hub is starting");
+    hub__alarms_json(self, &w);
     hub_jsonw_object_end(&w);
     hub__respond_json(resp, ready ? 200 : 503, &w);
 }
@@ -743,6 +886,8 @@ static void hub__route_status(hub_ops_t *self, hub_http_response_t *resp)
     hub_jsonw_kv_u64(&w, "started_at_us", self->started_at_us);
     hub_jsonw_kv_double(&w, "uptime_s", hub__age_s(now, self->started_at_us), 3);
     hub_jsonw_kv_bool(&w, "ready", fig.ready);
+    hub__health_json(self, &w);
+    hub__alarms_json(self, &w);
     hub_jsonw_key(&w, "not_ready_reason");
     hub_jsonw_str(&w, fig.ready ? NULL : fig.why_not);
     hub_jsonw_key(&w, "members");
@@ -1667,6 +1812,8 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
     }
     if (!rc)
         rc = hub__register_families(self);
+    if (!rc)
+        rc = hub_alarms_new(cfg->alarms, self->started_at_us, &self->alarms);
     if (rc) {
         snprintf(err, err_size, "cannot set up the operator metrics: %s", hub_strerror(rc));
         hub_ops_destroy(&self);
@@ -1698,6 +1845,7 @@ const char *hub_ops_address(const hub_ops_t *self) { return self ? self->address
 
 static void hub__free(hub_ops_t *self)
 {
+    hub_alarms_destroy(&self->alarms);
     hub_map_destroy(&self->member_labels);
     hub_map_destroy(&self->receiver_labels);
     hub_memberdir_destroy(&self->directory);

@@ -5,9 +5,14 @@
  * Routes (GET unless said; JSON unless said):
  *   /healthz                  alive: 200 {"status":"ok"}
  *   /readyz                   200 when the store is open, sockets bound and
- *                             keys loaded; 503 {"status":"not ready","reason":...}
+ *                             keys loaded: {"status":"ready"}, or, while
+ *                             alarms hold, {"status":"degraded","alarms":[...]}
+ *                             (still 200: the hub serves); 503
+ *                             {"status":"not ready","reason":...}
  *   /metrics                  Prometheus text format 0.0.4 (see below)
- *   /api/v1/status            hub-wide figures
+ *   /api/v1/status            hub-wide figures; "health" ("ok", "degraded") and
+ *                             "alarms": each with level, code, subject (member
+ *                             id or ""), name (agency), value, limit, reason
  *   /api/v1/members           every member: state (connected, offline, or removed:
  *                             seen, but its key has left the key directory),
  *                             last seen, address, messages and bytes in and out
@@ -48,7 +53,9 @@
  * server's own figures (lth_http_*), and process figures
  * (process_resident_memory_bytes, process_virtual_memory_bytes,
  * process_open_fds, process_max_fds, process_cpu_seconds_total,
- * process_start_time_seconds). Member and receiver labels come from the
+ * process_start_time_seconds), and the alarms (lth_alarm{code,subject,level}:
+ * 1 while the alarm holds at that level, 0 after; lth_alarms_active{level}).
+ * Member and receiver labels come from the
  * source's member and queue lists, never from requests.
  *
  * Life cycle: hub_ops_new() binds (so a bad address fails at start-up);
@@ -68,6 +75,7 @@
 #ifndef HUB_OPS_H
 #define HUB_OPS_H
 
+#include "hub_alarms.h"
 #include "hub_flows.h"
 #include "hub_http.h"
 #include "hub_metrics.h"
@@ -101,6 +109,8 @@ typedef struct {
      * /api/v1/members; a bad file fails hub_ops_new(). NULL = the site
      * default, "" = none. */
     const char *members_file;
+    /* Alarm thresholds (hub_alarms.h); copied. NULL = the defaults. */
+    const hub_alarm_thresholds_t *alarms;
 } hub_ops_config_t;
 
 /* The language and member directory that hub_ops_new() takes when the
@@ -113,6 +123,10 @@ typedef void (*hub_ops_closed_cb)(void *user);
 int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_source_t *src,
                 hub_flows_t *flows, hub_metrics_t *metrics, hub_ops_t **out, char *err,
                 size_t err_size);
+/* Evaluates the alarms from the source's figures and logs their
+ * transitions; the hub calls it about once a second. */
+void hub_ops_tick(hub_ops_t *self);
+
 /* The bound port (the real one when the configuration said 0). */
 int hub_ops_port(const hub_ops_t *self);
 /* "127.0.0.1:PORT" as bound, e.g. for a ready file. */

@@ -25,6 +25,8 @@ typedef struct {
     const char *services;        /* offered, comma-separated */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t in_flight;          /* delivered, not yet settled */
+    uint64_t refusals;           /* its envelopes refused since the hub started */
+    uint64_t cert_not_after_us;  /* its certificate's end; 0 = none (development mode) */
 } hub_ops_member_t;
 
 typedef struct {

@@ -248,6 +248,9 @@ bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *m
     self->stats.envelopes_nacked++;
     if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
+    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    if (sm)
+        sm->refusals++;
     if (r->n_nacks >= r->cap)
         return false;
     Lth__V1__Nack *n = &r->nacks[r->n_nacks];
@@ -287,7 +290,7 @@ void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *messa
     if (self->flows) {
         uint64_t now = hub_now_us();
         const char *rcv = r->receiver ? r->receiver : "";
-        const char *svc = r->receiver ? hub__service_label(self, r->receiver, r->service) : "";
+        const char *svc = r->receiver ? hub__service_label(self, r->sender, r->receiver, r->service) : "";
         hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
                           hub_nack_code_name(code), now);
         hub_flows_exchange_t x = {message_id ? message_id : "",

@@ -245,7 +245,7 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
                          NULL);
             uint64_t now = hub_now_us();
             uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
-            const char *label = hub__service_label(self, m->id, f->service);
+            const char *label = hub__service_label(self, f->sender, m->id, f->service);
             hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
             hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label,
                                       "settled",     0,         now,   e2e};
@@ -506,6 +506,10 @@ void hub__housekeeping(uv_timer_t *timer)
         self->prune_due = true;
         self->last_prune_us = now;
     }
+    if (self->ops && now - self->last_alarm_tick_us >= 1000000u) {
+        hub_ops_tick(self->ops);
+        self->last_alarm_tick_us = now;
+    }
     if (now - self->last_request_sweep_us >= 1000000u) {
         hub__expire_requests(self, now);
         self->last_request_sweep_us = now;
@@ -642,7 +646,11 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
             v.bytes_in = m->bytes_in;
             v.bytes_out = m->bytes_out;
             v.in_flight = m->inflight_open;
+            v.refusals = m->refusals;
         }
+        if (self->cert_not_after)
+            v.cert_not_after_us =
+                (uint64_t)(uintptr_t)hub_map_get(self->cert_not_after, kp->member_id) * 1000000u;
         visit(&v, user);
     }
     size_t cursor = 0;
@@ -662,7 +670,9 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
                               m->msgs_out,
                               m->bytes_in,
                               m->bytes_out,
-                              m->inflight_open};
+                              m->inflight_open,
+                              m->refusals,
+                              0};
         visit(&v, user);
     }
 }
@@ -814,7 +824,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     static const char *const member_label[] = {"member"}, *const status_label[] = {"status"};
     if (rc == 0 && (hub_metrics_new(0, &self->metrics) != 0 ||
-                    hub_flows_new(self->metrics, 0, &self->flows) != 0 ||
+                    hub_flows_new(self->metrics, cfg->max_flows, &self->flows) != 0 ||
                     hub_metrics_gauge(self->metrics, "lth_certificate_expiry_timestamp_seconds",
                                       "When each member's certificate expires (Unix time)",
                                       member_label, 1, &self->cert_expiry) != 0 ||
@@ -996,6 +1006,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         ocfg.public_api = cfg->http_public;
         ocfg.lang = cfg->lang[0] ? cfg->lang : NULL;
         ocfg.members_file = cfg->members_file;
+        ocfg.alarms = &cfg->alarms;
         rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
                          err, err_size);
         sodium_memzero(token, sizeof token);
@@ -1150,6 +1161,7 @@ void hub_server_destroy(hub_server_t **self_p)
             free(value);
         hub_map_destroy(&self->requests);
     }
+    hub_map_destroy(&self->cert_not_after);
     hub_flows_destroy(&self->flows);
     hub_metrics_destroy(&self->metrics);
     free(self->readbuf);

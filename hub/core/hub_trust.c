@@ -40,11 +40,17 @@ int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err
         return rc;
     }
     size_t refused[16] = {0};
+    /* Each valid certificate's end, for the certificate_expiring alarm
+     * (seconds, so that it fits a pointer on any platform until 2106). */
+    hub_map_t *not_after = hub_map_new();
     for (size_t i = 0; i < hub_certdir_count(cd); i++) {
         const hub_cert_info_t *c = hub_certdir_at(cd, i);
         if (c->status == HUB_CERT_VALID) {
             const char *labels[] = {c->keys.member_id};
             hub_metric_set(self->cert_expiry, labels, (double)c->not_after_us / 1e6);
+            if (not_after)
+                hub_map_put(not_after, c->keys.member_id,
+                            (void *)(uintptr_t)(c->not_after_us / 1000000u));
             continue;
         }
         if ((unsigned)c->status < 16)
@@ -65,6 +71,12 @@ int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err
     hub_certdir_visit_expiring(cd, now, (uint64_t)cfg->cert_warn_days * 86400000000ull,
                                hub__on_expiring, &v);
     rc = hub_certdir_keydir(cd, out, err, err_size);
+    if (rc == 0 && not_after) {
+        hub_map_destroy(&self->cert_not_after);
+        self->cert_not_after = not_after;
+    } else {
+        hub_map_destroy(&not_after);
+    }
     /* Reload when the next certificate expires or becomes valid, so that an
      * expired member is cut off on time without a SIGHUP. */
     uint64_t next = hub_certdir_next_change_us(cd);

@@ -14,7 +14,7 @@
   const REFRESH_MS = 1000;
   const TOKEN_KEY = "lth.operatorToken";
   const $ = (id) => document.getElementById(id);
-  const state = { members: [], flows: [], throughput: null, failures: 0 };
+  const state = { members: [], flows: [], throughput: null, failures: 0, alarms: [] };
   let catalogue = { lang: "vi", locale: "vi-VN", time_zone: "Asia/Ho_Chi_Minh", strings: {} };
 
   /* ---- language ------------------------------------------------------ */
@@ -148,10 +148,47 @@
   }
 
   /* ---- sections ------------------------------------------------------ */
+  /* An alarm's reason in the page's language, from its code and figures. */
+  function alarmReason(a) {
+    const days = (s) => fmtInt(Math.floor(s / 86400));
+    const vars = { value: fmtInt(a.value), limit: fmtInt(a.limit) };
+    if (a.code === "certificate_expiring") { vars.value = days(a.value); vars.limit = days(a.limit); }
+    const key = "alarm_" + a.code;
+    return catalogue.strings[key] === undefined ? a.reason : t(key, vars);
+  }
+  function alarmSubject(a) {
+    if (!a.subject) return t("alarm_hub");
+    return a.name ? a.name + " (" + a.subject + ")" : a.subject;
+  }
+
+  function renderAlarms(alarms) {
+    state.alarms = alarms || [];
+    const section = $("alarms-section");
+    section.hidden = state.alarms.length === 0;
+    const critical = state.alarms.filter((a) => a.level === "critical").length;
+    $("alarms-count").textContent = state.alarms.length
+      ? t("alarms_count", { n: state.alarms.length, critical: fmtInt(critical) }) : "";
+    const list = $("alarms");
+    while (list.children.length > state.alarms.length) list.lastChild.remove();
+    while (list.children.length < state.alarms.length) list.appendChild(document.createElement("li"));
+    state.alarms.forEach((a, i) => {
+      const li = list.children[i];
+      li.className = "alarm " + a.level;
+      li.dataset.level = a.level;
+      li.dataset.code = a.code;
+      li.dataset.subject = a.subject;
+      li.textContent = t("level_" + a.level) + " · " + alarmSubject(a) + ": " + alarmReason(a);
+    });
+  }
+
   function renderStatus(s) {
     const ready = $("ready");
     ready.dataset.ready = String(s.ready);
-    ready.textContent = s.ready ? t("ready") : t("not_ready", { reason: s.not_ready_reason || "?" });
+    const n = (s.alarms || []).length;
+    ready.dataset.alarm = s.ready && n ? s.alarm_level : "";
+    ready.textContent = !s.ready ? t("not_ready", { reason: s.not_ready_reason || "?" })
+      : n ? t("degraded", { n: n, level: t("level_" + s.alarm_level) }) : t("ready");
+    renderAlarms(s.alarms);
     $("version").textContent = t("version", { v: s.version });
     $("uptime").textContent = t("uptime", { d: fmtDuration(s.uptime_s) });
     $("sum-members").textContent = fmtInt(s.members.connected) + " / " + fmtInt(s.members.known);
@@ -175,6 +212,7 @@
     { cls: "id member-id", value: (m) => m.id },
     { cls: "agency", value: (m) => (m.name ? m.name + " — " + m.unit : "–") },
     { cls: "member-state", value: (m) => t("state_" + m.state) },
+    { cls: "alarm-reason", value: (m) => memberAlarms(m).map((a) => t("level_" + a.level) + ": " + alarmReason(a)).join("; ") || "" },
     { cls: "last-seen", value: (m) => fmtAge(m.last_seen_age_s) },
     { cls: "address", value: (m) => m.address || "–" },
     { cls: "num msgs-in", value: (m) => fmtInt(m.msgs_in), flash: true },
@@ -182,6 +220,10 @@
     { cls: "num in-flight", value: (m) => fmtInt(m.in_flight) },
     { cls: "services", value: (m) => m.services.join(", ") },
   ];
+  function memberAlarms(m) { return state.alarms.filter((a) => a.subject === m.id); }
+  function worstLevel(alarms) {
+    return alarms.some((a) => a.level === "critical") ? "critical" : alarms.length ? "warning" : "";
+  }
 
   function renderMembers() {
     const members = state.members;
@@ -195,6 +237,8 @@
     syncRows($("members").tBodies[0], shown, (m) => m.id, memberColumns, (tr, m) => {
       tr.dataset.state = m.state;
       tr.dataset.id = m.id;
+      tr.dataset.alarm = worstLevel(memberAlarms(m));
+      tr.cells[4].title = tr.cells[4].textContent;
       tr.cells[2].title = m.name ? m.name + " — " + m.unit + (m.contact ? " · " + m.contact : "") : "";
     });
     const connected = members.filter((m) => m.online).length;
@@ -209,6 +253,8 @@
     members.forEach((m, i) => {
       const cell = grid.children[i];
       cell.className = m.state;
+      const level = worstLevel(memberAlarms(m));
+      if (level) cell.classList.add("alarm-" + level);
       cell.title = (m.name ? m.name + " (" + m.id + ")" : m.id) + " — " + t("state_" + m.state);
     });
   }
@@ -405,6 +451,7 @@
       banner.textContent = t("cannot_reach", { error: e.message });
       banner.hidden = false;
       $("ready").dataset.ready = "unknown";
+      $("ready").dataset.alarm = "";
     }
     tick++;
     setTimeout(refresh, state.failures ? Math.min(REFRESH_MS * 2 * state.failures, 10000) : REFRESH_MS);

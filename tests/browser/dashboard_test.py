@@ -168,6 +168,19 @@ ACCEPTED = {"vi": "đã nhận", "en": "accepted"}
 # Agency names come from the member directory run.sh writes: shown in both
 # languages (they are names).
 ECHO_AGENCY = "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư"
+# The alarm state: the operator's member is refused three times in a minute
+# (alarm_refusals_warn = 3 in run.sh), a warning: the badge and its row turn
+# amber, and the reason is in words, with the agency's name.
+OPS_AGENCY = "Sở Thông tin và Truyền thông Hà Nội"
+NOBODY = "VN/GOV/HN-XX/NOBODY"
+ALARM = {
+    "vi": {"level": "Cảnh báo", "reason": "3 phong bì bị từ chối trong 1 phút qua (ngưỡng 3)",
+           "badge": "suy giảm: 1 cảnh báo (Cảnh báo)", "section": "Cảnh báo"},
+    "en": {"level": "Warning", "reason": "3 envelopes refused in the last minute (limit 3)",
+           "badge": "degraded: 1 alarm (Warning)", "section": "Alarms"},
+}
+AMBER = "rgba(201, 138, 0, 1)"       # --warn
+AMBER_ROW = "rgba(255, 247, 224, 1)"  # a warning row's cells
 # Over a thousand bytes: the thousands separator differs ("1.234" / "1,234").
 BIG_PAYLOAD = json.dumps({"pad": "x" * 1500})
 
@@ -282,6 +295,41 @@ def check_big_exchange(driver, lang):
          f'an exchange "{ACCEPTED[lang]}" in the recent exchanges')
 
 
+def refuse(n):
+    """Envelopes the hub refuses (UNKNOWN_RECEIVER), sent as the operator."""
+    for _ in range(n):
+        subprocess.run([os.environ["HUBCTL"], "--config", os.environ["HUBCTL_CONFIG"], "request",
+                        NOBODY, "echo/v1", "--data", "{}"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
+def check_alarm(driver, lang):
+    """The alarm in the list, on the badge and on the member's row: colour,
+    level and reason in the page's language, the agency's name."""
+    want = ALARM[lang]
+    item = f'#alarms li[data-code="member_refused"][data-subject="{OPS}"]'
+    wait(driver, lambda d: css(d, item), f"the member_refused alarm of {OPS} in the list")
+    shown = text(driver, item)
+    check(shown == f'{want["level"]} · {OPS_AGENCY} ({OPS}): {want["reason"]}',
+          f'the alarm reads "{shown}"')
+    check(text(driver, "#alarms-section h2 span") == want["section"],
+          f'the alarm section is titled "{text(driver, "#alarms-section h2 span")}"')
+    border = css(driver, item)[0].value_of_css_property("border-left-color")
+    check(border == AMBER, f"the warning's mark is {border}, not amber")
+    badge = css(driver, "#ready")[0]
+    wait(driver, lambda d: badge.get_attribute("data-alarm") == "warning", "the badge in alarm")
+    check(badge.text == want["badge"], f'the badge reads "{badge.text}"')
+    colour = badge.value_of_css_property("background-color")
+    check(colour == AMBER, f"the badge is {colour}, not amber")
+    row = f'#members tbody tr[data-id="{OPS}"]'
+    wait(driver, lambda d: css(d, row) and css(d, row)[0].get_attribute("data-alarm") == "warning",
+         f"the row of {OPS} marked with its alarm")
+    reason = text(driver, f"{row} td.alarm-reason")
+    check(reason == f'{want["level"]}: {want["reason"]}', f'the row\'s alarm reads "{reason}"')
+    cell = css(driver, f"{row} td.alarm-reason")[0].value_of_css_property("background-color")
+    check(cell == AMBER_ROW, f"the row is {cell}, not amber")
+
+
 def main():
     check(URL and ECHO and OPS, "run me from run.sh")
     origin = "{0.scheme}://{0.netloc}".format(urlparse(URL))
@@ -345,18 +393,28 @@ def main():
         time.sleep(1.2)
         shots.append(screenshot(driver, "dashboard-en.png"))
 
-        # ALARM STATE (issue 18, item 3, not built yet): when alarms exist,
-        # raise one here (e.g. stop the echo adapter past the alarm's delay),
-        # check the alarm's Vietnamese and English text and the agency name
-        # in it, and save dashboard-alarm-vi.png and dashboard-alarm-en.png.
+        # Alarm state: three refusals of the operator's member in a minute
+        # (the alarm holds for that minute: both languages fit in it).
+        check(not css(driver, "#alarms li"), "an alarm before any refusal")
+        refuse(3)
+        check_alarm(driver, "en")
+        shots.append(screenshot(driver, "dashboard-alarm-en.png"))
+        more_foreign, more_problems = page_problems(driver, origin)
+        foreign += more_foreign
+        problems += more_problems
+        driver.get(URL)
+        wait(driver, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "vi",
+             '<html lang="vi">')
+        check_alarm(driver, "vi")
+        shots.append(screenshot(driver, "dashboard-alarm-vi.png"))
 
         more_foreign, more_problems = page_problems(driver, origin)
         foreign += more_foreign
         problems += more_problems
         check(not foreign, f"the page fetched from elsewhere: {foreign}")
         check(not problems, f"errors in the page: {problems}")
-        print("dashboard: members with agency names, flows shown and updated, "
-              f"in Vietnamese and English; screenshots {' '.join(shots)}")
+        print("dashboard: members with agency names, flows shown and updated, an alarm "
+              f"with its colour and reason, in Vietnamese and English; screenshots {' '.join(shots)}")
         return 0
     except Failure as e:
         print(f"dashboard test FAILED: {e}", file=sys.stderr)

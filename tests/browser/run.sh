@@ -89,6 +89,8 @@ heartbeat_ms = 500
 http_listen = 127.0.0.1:0
 http_token_file = token
 members_file = members.tsv
+alarm_refusals_warn = 3
+alarm_refusals_crit = 1000
 EOF
 "$bin/hubd" --config "$dir/hubd.conf" --ready-file "$dir/hubd.ready" >"$dir/hubd.log" 2>&1 &
 pids+=($!)

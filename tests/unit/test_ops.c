@@ -448,7 +448,6 @@ static void scenario_health_and_metrics(harness_t *h)
         "lth_queue_in_flight{receiver=\"" B "\"} 2\n",
         "lth_dead_letters 4\n",
         "lth_audit_sequence 77\n",
-        "lth_hub_envelopes_accepted_total 42\n",
         "lth_hub_refusals_total{code=\"RECEIVER_OFFLINE\"} 2\n",
         "lth_messages_total{sender=\"" A "\",receiver=\"" B
         "\",service=\"relay/v1\",outcome=\"accepted\"} 7\n",
@@ -466,6 +465,10 @@ static void scenario_health_and_metrics(harness_t *h)
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK(h, strstr(r.body, want[i]), "missing %s", want[i]);
+    /* Counted once only: per flow (lth_messages_total) and per code. */
+    CHECK(h, !strstr(r.body, "lth_hub_envelopes_accepted_total") &&
+                 !strstr(r.body, "lth_hub_envelopes_refused_total"),
+          "duplicated counters still exposed");
     CHECK(h,
           strstr(r.body, "lth_queue_oldest_age_seconds{receiver=\"" B "\"} 29.9") ||
               strstr(r.body, "lth_queue_oldest_age_seconds{receiver=\"" B "\"} 30"),

@@ -55,12 +55,14 @@ static void hub__finding(hub__check_t *c, bool error, const char *key, const cha
 
 /* A loader's message that already starts with its own "FILE:LINE:" (policy,
  * delegations, key files) is printed as it is: it names the line to fix. */
-static bool hub__print_located(FILE *out, const char *path, const char *msg)
+static bool hub__print_located(FILE *out, const char *path, const char *msg, bool need_line)
 {
     size_t n = strlen(path);
     if (strncmp(msg, path, n) != 0 || msg[n] != ':')
         return false;
     const char *rest = msg + n + 1;
+    if (need_line && !(*rest >= '0' && *rest <= '9'))
+        return false;
     if (*rest >= '0' && *rest <= '9') {
         const char *colon = strchr(rest, ':');
         if (!colon)
@@ -75,7 +77,7 @@ static bool hub__print_located(FILE *out, const char *path, const char *msg)
 static void hub__loader_error(hub__check_t *c, const char *key, const char *path,
                               const char *msg)
 {
-    if (hub__print_located(c->out, path, msg))
+    if (hub__print_located(c->out, path, msg, true))
         c->errors++;
     else
         hub__finding(c, true, key, "%s", msg);
@@ -240,7 +242,7 @@ int hub_check_config(const char *config_path, FILE *out)
     if (hub_config_load(config_path, &cfg, err, sizeof err) != 0) {
         /* The parser's message names FILE:LINE already, or the file; the
          * other checks need a configuration, so this is the only finding. */
-        if (!hub__print_located(out, config_path, err))
+        if (!hub__print_located(out, config_path, err, false))
             fprintf(out, "%s: error: %s\n", config_path, err);
         return 1;
     }

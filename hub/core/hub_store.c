@@ -42,6 +42,7 @@
 #include "hub_store.h"
 
 #include "hub_error.h"
+#include "hub_log.h"
 #include "hub_wire.h"
 
 #include <errno.h>
@@ -905,6 +906,9 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         set_err(err, err_size, "store %s: cannot write its header: %s", dir, mdb_strerror(rc));
         return map_rc(rc);
     }
+    if (format != 0 && format < STORE_FORMAT)
+        HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u to=%u",
+                 dir, format, STORE_FORMAT);
     return 0;
 }
 
@@ -1053,7 +1057,8 @@ static void info_fill(MDB_txn *txn, MDB_dbi meta, hub_store_info_t *out)
 
 /* Opens dir's environment read-only, from any process, while hubd may run
  * (LMDB's readers share the lock file with the writer). */
-static int env_open_rdonly(const char *dir, MDB_env **env, char *err, size_t err_size)
+static int env_open_rdonly(const char *dir, unsigned flags, MDB_env **env, char *err,
+                           size_t err_size)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -1070,7 +1075,7 @@ static int env_open_rdonly(const char *dir, MDB_env **env, char *err, size_t err
     if (rc == 0)
         rc = mdb_env_set_maxdbs(*env, 16);
     if (rc == 0)
-        rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
+        rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS | flags, 0600);
     if (rc != 0) {
         int code = map_rc(rc);
         set_err(err, err_size, "store %s: cannot open it read-only: %s%s", dir, mdb_strerror(rc),
@@ -1125,7 +1130,7 @@ int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t 
 {
     MDB_env *env = NULL;
     memset(out, 0, sizeof *out);
-    int rc = env_open_rdonly(dir, &env, err, err_size);
+    int rc = env_open_rdonly(dir, 0, &env, err, err_size);
     if (rc != 0)
         return rc;
     rc = inspect_env(env, dir, out, err, err_size);
@@ -1138,12 +1143,10 @@ int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
 {
     MDB_env *env = NULL;
     memset(out, 0, sizeof *out);
-    int rc = env_open_rdonly(dir, &env, err, err_size);
+    int rc = env_open_rdonly(dir, 0, &env, err, err_size);
     if (rc != 0)
         return rc;
-    /* The info first: the copy's snapshot is the same or later, so its
-     * next_seq is at least the one recorded. */
-    rc = inspect_env(env, dir, out, err, err_size);
+    rc = inspect_env(env, dir, out, err, err_size); /* a store of a known format */
     if (rc == 0) {
         int e = mkdir_p(dest_dir);
         if (e != 0) {
@@ -1162,10 +1165,18 @@ int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
         }
     }
     mdb_env_close(env);
+    if (rc != 0)
+        return rc;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/data.mdb", dest_dir);
+    (void)chmod(path, 0600);
+    /* What the copy holds, read from the copy itself (without a lock file:
+     * nothing else opens it): the snapshot is later than any look at the
+     * source, and the manifest must describe exactly this. */
+    rc = env_open_rdonly(dest_dir, MDB_NOLOCK, &env, err, err_size);
     if (rc == 0) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/data.mdb", dest_dir);
-        (void)chmod(path, 0600);
+        rc = inspect_env(env, dest_dir, out, err, err_size);
+        mdb_env_close(env);
     }
     return rc;
 }

@@ -161,7 +161,7 @@ int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t 
 /* Copies the store in dir into dest_dir/data.mdb (created, mode 0600) as
  * one consistent snapshot, compacted, while hubd may be running and
  * writing: what was committed when the copy began is in it, nothing half
- * written is. out describes the source at the start of the copy. */
+ * written is. out describes the copy (read back from it). */
 int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
                      size_t err_size);
 

@@ -15,6 +15,10 @@ PACKAGES=(
   # The operator surface's tests: promtool (package prometheus) checks /metrics;
   # Debian's chromium, driven from Node.js by playwright-core, loads the dashboard.
   prometheus chromium nodejs
+  # hubd's sd_notify; the Debian packages and their test (tests/package/run.sh):
+  # CPack's shlibdeps (dpkg-dev, file), lintian, a Debian 12 root by
+  # debootstrap, systemd-analyze (systemd).
+  libsystemd-dev dpkg-dev file lintian debootstrap systemd
 )
 
 missing=()

@@ -166,7 +166,7 @@ static void hub__check_rules(hub__check_t *c, const hub_config_t *cfg)
         hub_policy_destroy(&policy);
     } else {
         hub__finding(c, false, "policy_file",
-                     "not set: every member may call every service (development mode); set "
+                     "every member may call every service (development mode); set "
                      "policy_file to deny by default");
     }
     if (cfg->delegations_file[0]) {

@@ -695,6 +695,8 @@ int hubctl_restore_main(int argc, char **argv)
            info.next_seq);
     if (cfg.audit && audit_files > 0) {
         hub_keypair_t key;
+        memset(&key, 0, sizeof key);
+        snprintf(err, sizeof err, "it holds no signing key");
         if (hub_keyfile_read(cfg.key_file, &key, err, sizeof err) != 0 || !key.has_sign) {
             fprintf(stderr, "hubctl restore: cannot check the audit log without the hub's key "
                             "(%s): %s\n",

@@ -445,6 +445,22 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
     free(out);
     hubfix_stop(&fix);
 
+    /* A backup changed after it was taken is refused before anything moves. */
+    char conf_copy[PATH_MAX];
+    snprintf(conf_copy, sizeof conf_copy, "%s/config/hubd.conf", dest);
+    char *saved = tk_read_file(conf_copy);
+    ck_assert_ptr_nonnull(saved);
+    FILE *tamper = fopen(conf_copy, "a");
+    ck_assert_ptr_nonnull(tamper);
+    fputc('#', tamper);
+    fclose(tamper);
+    ck_assert_int_eq(run(restore, &out), 1);
+    ck_assert_msg(strstr(out, "config/hubd.conf") && strstr(out, "changed"), "%s", out);
+    free(out);
+    tk_write_file(conf_copy, saved);
+    (void)chmod(conf_copy, 0600);
+    free(saved);
+
     /* A fresh directory: the old one moves away entirely. */
     char data[PATH_MAX], old[PATH_MAX];
     snprintf(data, sizeof data, "%s/data", fix.dir);

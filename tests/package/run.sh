@@ -42,6 +42,10 @@ root=$work/root
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$p" 2>/dev/null || true
+  done
   if [ -d "$root/proc" ] && mountpoint -q "$root/proc"; then umount "$root/proc" || true; fi
   if [ -n "${HUB_TEST_KEEP:-}" ]; then echo "package: kept $work"; else rm -rf "$work"; fi
 }
@@ -148,6 +152,20 @@ fi
 say "root ready ($(elapsed))"
 
 in_root() { chroot "$root" "$@"; }
+# Starts a long-running program in the background so that $! is the
+# program itself (chroot execs it), which cleanup can kill; a function run
+# with & would leave its child behind. USER is root or lienthong.
+spawn() {
+  local user=$1 log=$2; shift 2
+  if [ "$mode" = chroot ] && [ "$user" = lienthong ]; then
+    chroot --userspec=lienthong:lienthong "$root" "$@" >"$log" 2>&1 &
+  elif [ "$mode" = chroot ]; then
+    chroot "$root" "$@" >"$log" 2>&1 &
+  else
+    "$@" >"$log" 2>&1 &
+  fi
+  pids+=($!)
+}
 
 if [ "$mode" = chroot ]; then
   mount -t proc proc "$root/proc"
@@ -218,8 +236,7 @@ if [ "$mode" = chroot ]; then in_root chgrp -R lienthong /etc/lienthong/members;
 as_hub hubd --check-config "${conf_opt[@]}" >"$work/check.txt" 2>&1 ||
   { cat "$work/check.txt"; fail "check-config after adding members"; }
 
-as_hub hubd "${conf_opt[@]}" --ready-file "$P/var/lib/lienthong/hubd.ready" >"$work/hubd.log" 2>&1 &
-pids+=($!)
+spawn lienthong "$work/hubd.log" hubd "${conf_opt[@]}" --ready-file "$P/var/lib/lienthong/hubd.ready"
 readyf=$root/var/lib/lienthong/hubd.ready
 for _ in $(seq 100); do [ -s "$readyf" ] && break; sleep 0.1; done
 [ -s "$readyf" ] || { cat "$work/hubd.log"; fail "hubd did not start"; }
@@ -230,14 +247,13 @@ if [ "$mode" = chroot ]; then
   [ "$(stat -c %u "/proc/$hub_pid")" = "$(in_root id -u lienthong)" ] ||
     fail "hubd runs as uid $(stat -c %u "/proc/$hub_pid"), not as lienthong"
 fi
-say "hubd runs as uid $(stat -c %u "/proc/$hub_pid") (lienthong) on $endpoint ($(elapsed))"
+say "hubd runs as uid $(stat -c %u "/proc/$hub_pid")$([ "$mode" = chroot ] && echo " (lienthong)") on $endpoint ($(elapsed))"
 
 # ---- 7. the installed adapter runtime and an out-of-tree adapter ---------
 printf 'hub_endpoint = %s\nhub_key_file = %s\nmember_key_file = %s\nplugin = echo\n' \
   "$endpoint" "$P/etc/lienthong/keys/hub.pub" "$P/root/keys/VN.GOV.TEST.ECHO.secret" \
   >"$root/etc/lienthong/adapters/echo.conf"
-as_root hub-adapter --config "$P/etc/lienthong/adapters/echo.conf" >"$work/echo.log" 2>&1 &
-pids+=($!)
+spawn root "$work/echo.log" hub-adapter --config "$P/etc/lienthong/adapters/echo.conf"
 
 mkdir -p "$root/root/oot"
 cp tests/package/greet.c "$root/root/oot/greet.c"
@@ -245,13 +261,12 @@ if [ "$mode" = chroot ]; then
   in_root sh -c 'cd /root/oot && gcc -Wall -Wextra -Werror -o greet greet.c $(pkg-config --cflags --libs lienthong-adp)' \
     >"$work/oot.log" 2>&1 || { cat "$work/oot.log"; fail "the out-of-tree adapter does not build with pkg-config alone"; }
 else
-  pc() { PKG_CONFIG_PATH=$root$libdir/pkgconfig pkg-config --define-prefix "$@"; }
+  pc() { PKG_CONFIG_PATH=$root$libdir/pkgconfig pkg-config --define-variable=prefix="$root/usr" "$@"; }
   (cd "$root/root/oot" && gcc -Wall -Wextra -Werror -o greet greet.c $(pc --cflags --libs lienthong-adp)) \
     >"$work/oot.log" 2>&1 || { cat "$work/oot.log"; fail "the out-of-tree adapter does not build with pkg-config alone"; }
 fi
-as_root "$P/root/oot/greet" "$endpoint" "$P/etc/lienthong/keys/hub.pub" "$P/root/keys/VN.GOV.TEST.OOT.secret" \
-  >"$work/greet.log" 2>&1 &
-pids+=($!)
+spawn root "$work/greet.log" "$P/root/oot/greet" "$endpoint" "$P/etc/lienthong/keys/hub.pub" \
+  "$P/root/keys/VN.GOV.TEST.OOT.secret"
 for _ in $(seq 100); do grep -q ready "$work/greet.log" && break; sleep 0.1; done
 grep -q ready "$work/greet.log" || { cat "$work/greet.log"; fail "the out-of-tree adapter did not connect"; }
 

@@ -511,6 +511,21 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
                       NULL};
     ck_assert_msg(run(verify, &out) == 0, "audit verify:\n%s", out);
     free(out);
+
+    /* Restoring over a store needs --force, which moves it aside intact. */
+    ck_assert_int_eq(run(restore, &out), 1);
+    ck_assert_msg(strstr(out, "--force"), "%s", out);
+    free(out);
+    char *force[] = {(char *)tk_bin("hubctl"), "restore", dest, "--hub-config", fix.conf_path,
+                     "--force", NULL};
+    ck_assert_int_eq(run(force, &out), 0);
+    char *aside = strstr(out, "before-restore-");
+    ck_assert_msg(aside != NULL, "%s", out);
+    char moved[PATH_MAX];
+    snprintf(moved, sizeof moved, "%s/data/%.*s/data.mdb", fix.dir,
+             (int)strcspn(aside, " \n"), aside);
+    ck_assert_msg(access(moved, F_OK) == 0, "%s not kept", moved);
+    free(out);
 }
 END_TEST
 

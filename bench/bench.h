@@ -193,6 +193,11 @@ typedef struct {
 void bench_hub_features(hub_features_t *out);
 void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result_t *out);
 
+/* Fairness: request/reply, one in flight, online-only, between two honest
+ * members, alone or while a third member floods durable events at a
+ * fourth as fast as the hub answers (hubd's default rate limits on). */
+void bench_hub_fair(bool flood, bench_result_t *out);
+
 /* --scale N: N members connected by a few processes; prints and writes its table. */
 int bench_scale(int members, int runs, const char *out_path, const char *command);
 /* The member-holding child process of --scale (hubbench --hold ...). */

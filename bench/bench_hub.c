@@ -113,6 +113,10 @@ int bench_hubenv_start(bench_hubenv_t *env, const char *data_name, const char *e
              "key_dir = %s/keys\n"
              "data_dir = %s\n"
              "log_level = warn\n"
+             /* Peak rows measure the hub without per-member rate limits;
+              * the fairness row sets its own. */
+             "rate_msgs = 0\n"
+             "rate_bytes = 0\n"
              "%s\n%s\n",
              env->hub_secret, env->dir, data, extra_conf ? extra_conf : "",
              getenv("HUBBENCH_HUBD_CONF") ? getenv("HUBBENCH_HUBD_CONF") : "");
@@ -872,6 +876,166 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
         return;
     }
     bench_hub_drive(&env, c, out);
+    if (!bench_alive(env.hubd)) {
+        out->na = true;
+        snprintf(out->note, sizeof out->note, "hubd died during the run; see %s", env.log);
+        env.hubd = 0;
+    }
+    bench_hubenv_stop(&env);
+    if (!bench_opts.verbose) {
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s", env.dir, data);
+        bench_rmrf(path);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fairness: one member floods while another does request/reply              */
+
+#define HUB__FLOOD_ID "VN/GOV/SCALE/M00001"
+#define HUB__SINK_ID "VN/GOV/SCALE/M00002"
+#define HUB__FLOOD_WINDOW 4096 /* events the flooder keeps unanswered */
+
+typedef struct {
+    const bench_hubenv_t *env;
+    atomic_int stop;
+    uint64_t sent, acked, refused, delivered; /* read after the join */
+    char first_refusal[160];
+    char err[256];
+} hub__flood_t;
+
+/* The flooder sends durable 1 KiB events to the sink as fast as the hub
+ * answers, in Batches of 256; the sink settles what it gets. One thread
+ * drives both, so that the flood costs the honest pair one core at most. */
+static void *hub__flood(void *arg)
+{
+    hub__flood_t *f = arg;
+    bench_peer_t flood, sink;
+    if (bench_peer_open(&flood, f->env, HUB__FLOOD_ID, NULL, f->err, sizeof f->err) != 0)
+        return NULL;
+    if (bench_peer_open(&sink, f->env, HUB__SINK_ID, BENCH_EVENT_SERVICE, f->err,
+                        sizeof f->err) != 0) {
+        bench_peer_close(&flood);
+        return NULL;
+    }
+    uint8_t payload[BENCH_PAYLOAD];
+    uint64_t seq = 0, settle[1024];
+    size_t n_settle = 0;
+    /* 256 envelopes encoded once; each send gives them fresh ids in place
+     * (the id is the first field), so that the flooder spends its CPU on
+     * sending, as an attacker on another machine would. */
+    ProtobufCBinaryData proto[256];
+    for (size_t i = 0; i < 256; i++) {
+        bench_payload_fill(payload, sizeof payload, ++seq);
+        proto[i].data = hub__envelope(&flood, HUB__SINK_ID, BENCH_EVENT_SERVICE,
+                                      LTH__V1__KIND__KIND_EVENT,
+                                      LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, payload,
+                                      sizeof payload, &proto[i].len);
+    }
+    while (!atomic_load(&f->stop)) {
+        while (f->sent - f->acked - f->refused < HUB__FLOOD_WINDOW - 256) {
+            for (size_t i = 0; i < 256; i++) {
+                char id[HUB_UUID_LEN + 1];
+                snprintf(id, sizeof id, "%08x-0000-4000-8000-%012llx", flood.id_prefix,
+                         (unsigned long long)(++flood.id_next & 0xffffffffffffull));
+                memcpy(proto[i].data + 2, id, HUB_UUID_LEN); /* tag 0x0a, length 36 */
+            }
+            Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+            batch.envelopes = proto;
+            batch.n_envelopes = 256;
+            hub_frame_t frame = LTH__V1__FRAME__INIT;
+            frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+            frame.batch = &batch;
+            hub__send(&flood, &frame);
+            f->sent += 256;
+        }
+        zmq_pollitem_t items[2] = {{flood.sock, 0, ZMQ_POLLIN, 0}, {sink.sock, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, 10) <= 0)
+            continue;
+        hub_frame_t *in;
+        while ((in = hub__recv(&flood, ZMQ_DONTWAIT))) {
+            const Lth__V1__Receipts *rec = in->body_case == LTH__V1__FRAME__BODY_RECEIPTS
+                                               ? in->receipts
+                                           : in->body_case == LTH__V1__FRAME__BODY_DELIVERIES
+                                               ? in->deliveries->receipts
+                                               : NULL;
+            if (rec) {
+                f->acked += rec->n_acks;
+                f->refused += rec->n_nacks;
+                if (rec->n_nacks && !f->first_refusal[0])
+                    snprintf(f->first_refusal, sizeof f->first_refusal, "%s: %s",
+                             hub_nack_code_name(rec->nacks[0]->code), rec->nacks[0]->reason);
+            }
+            hub_frame_free(&in);
+        }
+        while ((in = hub__recv(&sink, ZMQ_DONTWAIT))) {
+            if (in->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
+                for (size_t i = 0; i < in->deliveries->n_items; i++) {
+                    f->delivered++;
+                    settle[n_settle++] = in->deliveries->items[i]->hub_seq;
+                    if (n_settle == 1024)
+                        hub__send_settle(&sink, settle, &n_settle);
+                }
+            }
+            hub_frame_free(&in);
+        }
+        hub__send_settle(&sink, settle, &n_settle);
+        hub__heartbeat(&flood);
+        hub__heartbeat(&sink);
+    }
+    for (size_t i = 0; i < 256; i++)
+        free(proto[i].data);
+    bench_peer_close(&flood);
+    bench_peer_close(&sink);
+    return NULL;
+}
+
+void bench_hub_fair(bool flood, bench_result_t *out)
+{
+    static bench_hubenv_t env;
+    static bool env_ready;
+    static int run_no;
+    char err[512];
+    if (!env_ready) {
+        char dir[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/fair", bench_opts.workdir);
+        if (bench_hubenv_init(&env, dir, 2, err, sizeof err) != 0) {
+            bench_result_na(out, "cannot make keys: %s", err);
+            return;
+        }
+        env_ready = true;
+    }
+    /* The hub as shipped: signatures and audit off as in the other
+     * request/reply rows, but with hubd's default rate limits (hubbench
+     * turns them off for its peak rows). */
+    char data[64];
+    snprintf(data, sizeof data, "data-%d", ++run_no);
+    if (bench_hubenv_start(&env, data, "require_signatures = no\naudit = no\nrate_msgs = 20000\n"
+                           "rate_bytes = 67108864\n",
+                           err, sizeof err) != 0) {
+        bench_result_na(out, "%s", err);
+        return;
+    }
+    hub__flood_t f = {.env = &env};
+    pthread_t flooder;
+    bool started = flood && pthread_create(&flooder, NULL, hub__flood, &f) == 0;
+    if (started)
+        bench_sleep_ms(500); /* the flood is on before the measured window */
+    hub_case_t c = {HUB_CASE_REQREPLY, HUB_PEER_RAW, false, false, 1, 0};
+    uint64_t t0 = bench_now_ns();
+    bench_hub_drive(&env, &c, out);
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    if (started) {
+        atomic_store(&f.stop, 1);
+        pthread_join(flooder, NULL);
+        if (f.err[0])
+            bench_result_na(out, "flooder: %s", f.err);
+        else
+            snprintf(out->note, sizeof out->note,
+                     "flood: %.0f events/s sent, %.0f/s accepted, %.0f/s refused (%.60s)",
+                     (double)f.sent / secs, (double)f.acked / secs, (double)f.refused / secs,
+                     f.first_refusal[0] ? f.first_refusal : "none");
+    }
     if (!bench_alive(env.hubd)) {
         out->na = true;
         snprintf(out->note, sizeof out->note, "hubd died during the run; see %s", env.log);

@@ -37,6 +37,7 @@ typedef enum {
     CASE_JETSTREAM,
     CASE_FSYNC,
     CASE_HUB,
+    CASE_FAIR,
 } case_type_t;
 
 typedef struct {
@@ -152,6 +153,16 @@ static bench_case_t cases[] = {
      .label = "hub req/reply, online-only, SDK both ends (adp_request)",
      HUB(REQREPLY, SDK, false, false, 1)},
     {.id = "hub-durable-1", .label = "hub req/reply, durable", HUB(REQREPLY, RAW, true, false, 1)},
+    {.id = "hub-fair-alone",
+     .label = "hub req/reply, one in flight, default rate limits, alone",
+     .type = CASE_FAIR,
+     .flag = false,
+     .inflight = 1},
+    {.id = "hub-fair-flooded",
+     .label = "hub req/reply, one in flight, while another member floods durable events",
+     .type = CASE_FAIR,
+     .flag = true,
+     .inflight = 1},
     {.id = "fsync",
      .label = "disk: write 1 KiB + fdatasync",
      .type = CASE_FSYNC,
@@ -235,6 +246,9 @@ static void run_case(bench_case_t *c, const hub_features_t *features, bench_resu
         break;
     case CASE_HUB:
         bench_hub(&c->hub, features, out);
+        break;
+    case CASE_FAIR:
+        bench_hub_fair(c->flag, out);
         break;
     }
 }
@@ -444,6 +458,10 @@ static void targets(text_t *t)
                  "1000; JetStream does not fsync before its ack) | context, no target | %.2f× | "
                  "%s |\n",
                  ev->rate / js->rate, ev->rate >= js->rate ? "hub ahead" : "JetStream ahead");
+    const bench_result_t *fa = got("hub-fair-alone"), *ff = got("hub-fair-flooded");
+    target_row(t, "fairness: honest req/reply p99 while another member floods ÷ alone", "≤ 2",
+               fa && ff && fa->p99_us > 0, fa && ff && fa->p99_us > 0 ? ff->p99_us / fa->p99_us : 0,
+               "×", fa && ff && fa->p99_us > 0 && ff->p99_us / fa->p99_us <= 2.0);
     target_row(t, "issue 3: durable events delivered end to end ÷ fsync rate", "≥ 20",
                ev && fs && fs->rate > 0, ev && fs && fs->rate > 0 ? ev->rate / fs->rate : 0, "×",
                ev && fs && fs->rate > 0 && ev->rate / fs->rate >= 20);
@@ -598,6 +616,8 @@ int main(int argc, char **argv)
     snprintf(out_copy, sizeof out_copy, "%s", out_path);
     snprintf(out_dir, sizeof out_dir, "%s", dirname(out_copy));
     mkdir(out_dir, 0755);
+    /* hubd refuses key directories that group or others may write. */
+    umask(022);
     snprintf(bench_opts.workdir, sizeof bench_opts.workdir, "%s/hubbench.XXXXXX", out_dir);
     if (!mkdtemp(bench_opts.workdir)) {
         fprintf(stderr, "hubbench: cannot make a work directory in %s: %s\n", out_dir,

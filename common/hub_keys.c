@@ -1,6 +1,7 @@
 #include "hub_keys.h"
 #include "hub_conf.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_map.h"
 
 #include <dirent.h>
@@ -267,6 +268,9 @@ int hub_keydir_from_entries(const hub_keypair_t *entries, size_t n, hub_keydir_t
 int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_size)
 {
     *out = NULL;
+    int guard = hub_fsguard_check(dir, "key directory", err, err_size);
+    if (guard != 0)
+        return guard;
     DIR *d = opendir(dir);
     if (!d) {
         int e = errno;

@@ -81,6 +81,127 @@ int hub_envelope_check(const hub_envelope_t *env, const char **problem)
     return HUB_EINVAL;
 }
 
+/* Reads a base-128 varint; returns the bytes it took, 0 when malformed. */
+static size_t hub__wire_varint(const uint8_t *p, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* One pass over the fields of one message: a bit per field number seen
+ * (numbers above 63 are not in our schema and are refused by the caller
+ * as unknown fields). Which fields may repeat and which hold a nested
+ * message is read from the descriptor's few fields first, so that the
+ * pass itself costs a few shifts per field; the descriptor is searched
+ * only to name a field or to descend into one. `outer` names the
+ * enclosing field in messages ("batch_proof"), NULL at the top. */
+static int hub__wire_check_once(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                                size_t len, const char *outer, int depth, char *why,
+                                size_t why_size)
+{
+    uint64_t repeated = 0, nested = 0;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        if (f->id > 63)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            repeated |= 1ull << f->id;
+        else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+            nested |= 1ull << f->id;
+    }
+    uint64_t seen = 0;
+    size_t off = 0;
+    while (off < len) {
+        uint64_t key, n;
+        size_t k = hub__wire_varint(p + off, len - off, &key);
+        if (!k)
+            return HUB_EPARSE;
+        off += k;
+        uint64_t number = key >> 3;
+        unsigned wire_type = (unsigned)(key & 7);
+        const uint8_t *value = p + off;
+        size_t value_len = 0;
+        switch (wire_type) {
+        case 0: /* varint */
+            if (!(k = hub__wire_varint(p + off, len - off, &n)))
+                return HUB_EPARSE;
+            off += k;
+            break;
+        case 1: /* 64-bit */
+            if (len - off < 8)
+                return HUB_EPARSE;
+            off += 8;
+            break;
+        case 2: /* length-delimited */
+            if (!(k = hub__wire_varint(p + off, len - off, &n)) || n > len - off - k)
+                return HUB_EPARSE;
+            value = p + off + k;
+            value_len = (size_t)n;
+            off += k + (size_t)n;
+            break;
+        case 5: /* 32-bit */
+            if (len - off < 4)
+                return HUB_EPARSE;
+            off += 4;
+            break;
+        default: /* groups (3, 4) and 6, 7: not in proto3 */
+            return HUB_EPARSE;
+        }
+        if (number == 0)
+            return HUB_EPARSE;
+        if (number > 63)
+            continue;
+        uint64_t bit = 1ull << number;
+        if (repeated & bit)
+            continue;
+        if (seen & bit) {
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field(desc, (unsigned)number);
+            if (!f)
+                continue; /* unknown: the caller refuses it from the decoded copy */
+            snprintf(why, why_size,
+                     "field %u (%s%s%s) appears twice; parsers disagree on which value counts, "
+                     "so the hub refuses it: encode each field of the envelope once",
+                     (unsigned)number, outer ? outer : "", outer ? "." : "", f->name);
+            return HUB_EINVAL;
+        }
+        seen |= bit;
+        if ((nested & bit) && wire_type == 2 && depth < 1) {
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field(desc, (unsigned)number);
+            int rc = hub__wire_check_once(f->descriptor, value, value_len, f->name, depth + 1,
+                                          why, why_size);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int hub_envelope_check_encoding(const void *data, size_t len, char *why, size_t why_size)
+{
+    char dummy[8];
+    if (!why || !why_size) {
+        why = dummy;
+        why_size = sizeof dummy;
+    }
+    why[0] = '\0';
+    if (!data && len)
+        return HUB_EINVAL;
+    int rc = hub__wire_check_once(&lth__v1__envelope__descriptor, data, len, NULL, 0, why,
+                                  why_size);
+    if (rc == HUB_EPARSE)
+        snprintf(why, why_size, "the envelope is not valid protobuf wire format");
+    return rc;
+}
+
 /* Random bytes for message ids come from a small per-thread pool filled by
  * one getrandom() call (libsodium's randombytes_buf) instead of one system
  * call per id: senders make one id per envelope. A forked child starts
@@ -161,4 +282,57 @@ const char *hub_nack_code_name(int code)
         protobuf_c_enum_descriptor_get_value(&lth__v1__nack_code__descriptor, code);
     /* Names are "NACK_X"; drop the prefix. */
     return v ? v->name + 5 : "UNKNOWN";
+}
+
+void hub_envelope_peek_id(const uint8_t *data, size_t len, char *out)
+{
+    out[0] = '\0';
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key = 0;
+        for (int shift = 0; i < len && shift < 64; shift += 7) {
+            uint8_t b = data[i++];
+            key |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        unsigned wire = (unsigned)(key & 7u);
+        uint64_t field = key >> 3;
+        uint64_t n = 0;
+        switch (wire) {
+        case 0: /* varint */
+            while (i < len && (data[i++] & 0x80))
+                ;
+            continue;
+        case 1:
+            i += 8;
+            continue;
+        case 5:
+            i += 4;
+            continue;
+        case 2:
+            for (int shift = 0; i < len && shift < 64; shift += 7) {
+                uint8_t b = data[i++];
+                n |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80))
+                    break;
+            }
+            if (n > len - i)
+                return;
+            if (field == 1) {
+                char id[HUB_UUID_LEN + 1];
+                if (n != HUB_UUID_LEN)
+                    return;
+                memcpy(id, data + i, n);
+                id[n] = '\0';
+                if (hub_uuid_valid(id))
+                    memcpy(out, id, sizeof id);
+                return;
+            }
+            i += (size_t)n;
+            continue;
+        default:
+            return;
+        }
+    }
 }

@@ -35,6 +35,23 @@ void hub_envelope_free(hub_envelope_t **env_p);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);
+/* The message_id (field 1) of encoded envelope bytes, read without decoding
+ * the rest, into out (HUB_UUID_LEN + 1 bytes): "" when there is none or it
+ * is not a UUID. For refusing an envelope cheaply (a flood). */
+void hub_envelope_peek_id(const uint8_t *data, size_t len, char *out);
+
+/* Checks that the encoded envelope `data` is unambiguous: every field of
+ * lth.v1.Envelope that is not `repeated` appears at most once, at the top
+ * level and inside batch_proof (a non-repeated message field encoded twice
+ * would be merged, a scalar one read as its last value by protobuf-c but as
+ * its first by other parsers, so that a receiver could read a service the
+ * hub never checked). Repeated fields (BatchProof.path) may repeat; fields
+ * the schema does not define are left to the caller, which refuses them
+ * from the decoded copy. One pass over the bytes, no allocation: cheap
+ * enough for every envelope. Returns 0, HUB_EINVAL with a sentence in why
+ * naming the field ("field 5 (service) appears twice; ..."), or HUB_EPARSE
+ * when the bytes are not protobuf wire format. */
+int hub_envelope_check_encoding(const void *data, size_t len, char *why, size_t why_size);
 
 /* A fresh random (version 4) UUID in lower-case text form. */
 void hub_uuid_new(char out[HUB_UUID_LEN + 1]);

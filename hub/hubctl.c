@@ -102,10 +102,12 @@ static int ctl_entry(const char *key, const char *value, void *user, char *err, 
     } else if (!strcmp(key, "http_token_file")) {
         dst = cfg->http_token_file;
         size = sizeof cfg->http_token_file;
+    } else if (!strcmp(key, "lang")) {
+        return 0; /* the operator tables' language: hubctl_ops reads it */
     } else {
         snprintf(err, err_size,
                  "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
-                 "http_url, http_token_file)",
+                 "http_url, http_token_file, lang)",
                  key);
         return HUB_EINVAL;
     }
@@ -372,6 +374,49 @@ static int cmd_report(const char *config_path, int argc, char **argv)
     return cmd_request(config_path, 4, args);
 }
 
+/* `hubctl CMD --help`: the lines of `hubctl --help` about CMD (a line that
+ * starts with "  CMD" and the deeper-indented lines under it; for the HTTP
+ * commands also the notes in parentheses), then the settings and exit
+ * status. One text for both, so they cannot disagree. Returns false when
+ * no line is about CMD. */
+static bool command_usage(const char *cmd, FILE *out)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    if (!mem)
+        return false;
+    usage(mem);
+    if (fclose(mem) != 0 || !text) {
+        free(text);
+        return false;
+    }
+    size_t cmd_len = strlen(cmd);
+    bool ops = hubctl_ops_is_command(cmd), shown = false, in_block = false, in_tail = false;
+    fprintf(out, "Usage: hubctl [--config FILE] ");
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        bool head = line[0] == ' ' && line[1] == ' ' && line[2] != ' ';
+        if (!strncmp(line, "Connection settings", 19))
+            in_tail = true;
+        if (in_tail) {
+            fprintf(out, "%s%s\n", !strncmp(line, "Connection", 10) || !strncmp(line, "Exit", 4)
+                                       ? "\n" : "", line);
+            continue;
+        }
+        if (head)
+            in_block = (!strncmp(line + 2, cmd, cmd_len) &&
+                        (line[2 + cmd_len] == ' ' || line[2 + cmd_len] == '\0')) ||
+                       (ops && line[2] == '(');
+        if (!in_block || line[0] != ' ')
+            continue;
+        fprintf(out, "%s\n", shown ? line : line + 2);
+        shown = true;
+    }
+    free(text);
+    return shown;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -397,6 +442,14 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[i++];
+    /* Every command answers --help (or -h) the same way, wherever it is. */
+    for (int k = i; k < argc; k++) {
+        if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+            if (command_usage(cmd, stdout))
+                return EXIT_OK;
+            break; /* not a command: the unknown-command message below */
+        }
+    }
     if (!strcmp(cmd, "keygen"))
         return cmd_keygen(argc - i, argv + i);
     if (!strcmp(cmd, "ping"))

@@ -1,4 +1,5 @@
 #include "hubctl_ops.h"
+#include "hubctl_i18n.h"
 #include "adp.h"
 #include "hub_conf.h"
 #include "hub_error.h"
@@ -31,6 +32,7 @@ typedef struct {
     char hub_key_file[PATH_MAX];
     char member_key_file[PATH_MAX];
     char base_dir[PATH_MAX];
+    char lang[8]; /* "vi", "en" or "" (hubctl_i18n.h) */
     bool json;
 } ctl_ops_config_t;
 
@@ -65,9 +67,17 @@ static int ctl_entry(const char *key, const char *value, void *user, char *err, 
     if (!strcmp(key, "member_key_file"))
         return ctl_path(cfg, key, value, cfg->member_key_file, sizeof cfg->member_key_file, err,
                         err_size);
+    if (!strcmp(key, "lang")) {
+        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
+            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
+                     value);
+            return HUB_EINVAL;
+        }
+        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
+    }
     snprintf(err, err_size,
              "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
-             "http_url, http_token_file)",
+             "http_url, http_token_file, lang)",
              key);
     return HUB_EINVAL;
 }
@@ -398,16 +408,7 @@ static ctl_str_t ctl_int(json_t *v)
         snprintf(out.s, sizeof out.s, "-");
         return out;
     }
-    unsigned long long n = (unsigned long long)json_number_value(v);
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%llu", n);
-    size_t o = 0;
-    for (int i = 0; i < len; i++) {
-        if (i > 0 && (len - i) % 3 == 0)
-            out.s[o++] = ',';
-        out.s[o++] = digits[i];
-    }
-    out.s[o] = '\0';
+    ctl_fmt_int((unsigned long long)json_number_value(v), out.s, sizeof out.s);
     return out;
 }
 
@@ -418,8 +419,8 @@ static ctl_str_t ctl_ms(json_t *latency, const char *key)
     if (!json_is_number(v))
         snprintf(out.s, sizeof out.s, "-");
     else
-        snprintf(out.s, sizeof out.s, "%.*f", json_number_value(v) < 10 ? 2 : 1,
-                 json_number_value(v));
+        ctl_fmt_fixed(json_number_value(v), json_number_value(v) < 10 ? 2 : 1, out.s,
+                      sizeof out.s);
     return out;
 }
 
@@ -427,18 +428,16 @@ static ctl_str_t ctl_age(json_t *seconds_v)
 {
     ctl_str_t out;
     if (!json_is_number(seconds_v)) {
-        snprintf(out.s, sizeof out.s, "never");
+        snprintf(out.s, sizeof out.s, "%s", ctl_tr(CTL_M_NEVER));
         return out;
     }
     double s = json_number_value(seconds_v);
-    if (s < 60)
-        snprintf(out.s, sizeof out.s, "%.0f s", s);
-    else if (s < 3600)
-        snprintf(out.s, sizeof out.s, "%.0f min", s / 60);
-    else if (s < 86400)
-        snprintf(out.s, sizeof out.s, "%.1f h", s / 3600);
-    else
-        snprintf(out.s, sizeof out.s, "%.1f d", s / 86400);
+    char n[32];
+    ctl_msg_t unit = s < 60 ? CTL_M_AGE_S : s < 3600 ? CTL_M_AGE_MIN
+                   : s < 86400 ? CTL_M_AGE_H : CTL_M_AGE_D;
+    double v = s < 60 ? s : s < 3600 ? s / 60 : s < 86400 ? s / 3600 : s / 86400;
+    ctl_fmt_fixed(v, s < 3600 ? 0 : 1, n, sizeof n);
+    snprintf(out.s, sizeof out.s, ctl_tr(unit), n);
     return out;
 }
 
@@ -450,10 +449,7 @@ static ctl_str_t ctl_time(json_t *us_v)
         snprintf(out.s, sizeof out.s, "-");
         return out;
     }
-    time_t t = (time_t)(us / 1000000u);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out.s, sizeof out.s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ctl_fmt_time(us, out.s, sizeof out.s);
     return out;
 }
 
@@ -478,30 +474,32 @@ static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
     json_t *members = json_object_get(j, "members"), *queues = json_object_get(j, "queues");
     json_t *minute = json_object_get(j, "last_minute"), *store = json_object_get(j, "store");
     bool ready = json_is_true(json_object_get(j, "ready"));
-    printf("hub           %s (version %s, up %s)\n",
-           ready ? "ready" : "NOT READY", ctl_s(j, "version"),
-           ctl_age(json_object_get(j, "uptime_s")).s);
+    printf(ctl_tr(CTL_M_STATUS_HUB), ctl_tr(ready ? CTL_M_READY : CTL_M_NOT_READY),
+           ctl_s(j, "version"), ctl_age(json_object_get(j, "uptime_s")).s);
     if (!ready)
         printf("              %s\n", ctl_s(j, "not_ready_reason"));
-    printf("members       %s connected of %s known\n",
+    printf(ctl_tr(CTL_M_STATUS_MEMBERS),
            ctl_int(json_object_get(members, "connected")).s,
            ctl_int(json_object_get(members, "known")).s);
-    printf("last minute   %s accepted, %s refused, %s delivered, %s settled\n",
+    printf(ctl_tr(CTL_M_STATUS_MINUTE),
            ctl_int(json_object_get(minute, "accepted")).s,
            ctl_int(json_object_get(minute, "refused")).s,
            ctl_int(json_object_get(minute, "delivered")).s,
            ctl_int(json_object_get(minute, "settled")).s);
-    printf("queued        %s for %s receivers, %s in flight",
+    printf(ctl_tr(CTL_M_STATUS_QUEUED),
            ctl_int(json_object_get(queues, "depth")).s,
            ctl_int(json_object_get(queues, "receivers")).s,
            ctl_int(json_object_get(queues, "in_flight")).s);
     if (json_number_value(json_object_get(queues, "depth")) > 0)
-        printf(", oldest %s", ctl_age(json_object_get(queues, "oldest_age_s")).s);
-    printf("\ndead letters  %s\n", ctl_int(json_object_get(j, "dead_letters")).s);
-    printf("store         %.1f MiB used of %.1f MiB\n",
-           json_number_value(json_object_get(store, "used_bytes")) / 1048576.0,
-           json_number_value(json_object_get(store, "max_bytes")) / 1048576.0);
-    printf("audit seq     %s\n", ctl_int(json_object_get(j, "audit_seq")).s);
+        printf(ctl_tr(CTL_M_STATUS_OLDEST), ctl_age(json_object_get(queues, "oldest_age_s")).s);
+    printf(ctl_tr(CTL_M_STATUS_DEAD), ctl_int(json_object_get(j, "dead_letters")).s);
+    char used[32], max[32];
+    ctl_fmt_fixed(json_number_value(json_object_get(store, "used_bytes")) / 1048576.0, 1, used,
+                  sizeof used);
+    ctl_fmt_fixed(json_number_value(json_object_get(store, "max_bytes")) / 1048576.0, 1, max,
+                  sizeof max);
+    printf(ctl_tr(CTL_M_STATUS_STORE), used, max);
+    printf(ctl_tr(CTL_M_STATUS_AUDIT), ctl_int(json_object_get(j, "audit_seq")).s);
     json_decref(j);
     return CTL_OK;
 }
@@ -525,7 +523,7 @@ static int cmd_members(ctl_ops_config_t *cfg, int argc, char **argv)
     if (status != CTL_OK || !j)
         return status;
     ctl_table_t t;
-    ctl_table_init(&t, "MEMBER,STATE,LAST SEEN,ADDRESS,>IN,>OUT,>IN FLIGHT,SERVICES");
+    ctl_table_init(&t, ctl_tr(CTL_M_MEMBERS_HEADS));
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(j, "members"), i, m)
@@ -542,14 +540,23 @@ static int cmd_members(ctl_ops_config_t *cfg, int argc, char **argv)
             snprintf(services + used, sizeof services - used, "%s%s", k ? "," : "",
                      json_string_value(s));
         }
-        ctl_table_row(&t, ctl_s(m, "id"), state, ctl_age(json_object_get(m, "last_seen_age_s")).s,
+        /* The agency's name and unit from the hub's member directory. */
+        char agency[1100] = "-";
+        if (json_is_string(json_object_get(m, "name")))
+            snprintf(agency, sizeof agency, "%s — %s", ctl_s(m, "name"), ctl_s(m, "unit"));
+        ctl_msg_t shown = !strcmp(state, "connected") ? CTL_M_STATE_CONNECTED
+                        : !strcmp(state, "offline")   ? CTL_M_STATE_OFFLINE
+                                                      : CTL_M_STATE_REMOVED;
+        ctl_table_row(&t, ctl_s(m, "id"), agency, ctl_tr(shown),
+                      ctl_age(json_object_get(m, "last_seen_age_s")).s,
                       ctl_s(m, "address"), ctl_int(json_object_get(m, "msgs_in")).s,
                       ctl_int(json_object_get(m, "msgs_out")).s,
                       ctl_int(json_object_get(m, "in_flight")).s, services[0] ? services : "-");
     }
     ctl_table_print(&t, stdout);
-    printf("%s connected of %zu\n", ctl_int(json_object_get(j, "connected")).s,
-           json_array_size(json_object_get(j, "members")));
+    char total[32];
+    ctl_fmt_int(json_array_size(json_object_get(j, "members")), total, sizeof total);
+    printf(ctl_tr(CTL_M_MEMBERS_FOOT), ctl_int(json_object_get(j, "connected")).s, total);
     ctl_table_free(&t);
     json_decref(j);
     return CTL_OK;
@@ -562,8 +569,7 @@ static int ctl_print_flows(ctl_ops_config_t *cfg)
     if (status != CTL_OK || !j)
         return status;
     ctl_table_t t;
-    ctl_table_init(&t, "SENDER,RECEIVER,SERVICE,>ACCEPTED,>ERRORS,>LAST MIN,>P50 MS,>P99 MS,"
-                       ">HUB P50 MS,REFUSALS");
+    ctl_table_init(&t, ctl_tr(CTL_M_FLOWS_HEADS));
     size_t i;
     json_t *f;
     json_array_foreach(json_object_get(j, "flows"), i, f)
@@ -587,7 +593,7 @@ static int ctl_print_flows(ctl_ops_config_t *cfg)
                       ctl_ms(e2e, "p99").s, ctl_ms(hub, "p50").s, refusals[0] ? refusals : "-");
     }
     if (t.n_rows == 0)
-        printf("no traffic yet\n");
+        fputs(ctl_tr(CTL_M_FLOWS_NONE), stdout);
     else
         ctl_table_print(&t, stdout);
     ctl_table_free(&t);
@@ -639,7 +645,7 @@ static int cmd_flows(ctl_ops_config_t *cfg, int argc, char **argv)
         char when[32];
         strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
         if (!cfg->json)
-            printf("flows at %s (every %ld s; Ctrl-C to stop)\n", when, interval_s);
+            printf(ctl_tr(CTL_M_FLOWS_AT), when, interval_s);
         int status = ctl_print_flows(cfg);
         fflush(stdout);
         if (status != CTL_OK)
@@ -659,7 +665,7 @@ static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
     if (status != CTL_OK || !j)
         return status;
     ctl_table_t t;
-    ctl_table_init(&t, "RECEIVER,>DEPTH,>IN FLIGHT,>OLDEST");
+    ctl_table_init(&t, ctl_tr(CTL_M_QUEUES_HEADS));
     size_t i;
     json_t *q;
     json_array_foreach(json_object_get(j, "queues"), i, q)
@@ -669,7 +675,7 @@ static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
                       ctl_age(json_object_get(q, "oldest_age_s")).s);
     }
     if (t.n_rows == 0)
-        printf("no messages queued\n");
+        fputs(ctl_tr(CTL_M_QUEUES_NONE), stdout);
     else
         ctl_table_print(&t, stdout);
     ctl_table_free(&t);
@@ -736,7 +742,7 @@ static int ctl_dlq_list(ctl_ops_config_t *cfg, const char *token, int argc, char
     if (status != CTL_OK || !j)
         return status;
     ctl_table_t t;
-    ctl_table_init(&t, ">SEQ,SENDER,RECEIVER,SERVICE,>ATTEMPTS,DIED,REASON");
+    ctl_table_init(&t, ctl_tr(CTL_M_DLQ_HEADS));
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(j, "dead_letters"), i, d)
@@ -748,13 +754,13 @@ static int ctl_dlq_list(ctl_ops_config_t *cfg, const char *token, int argc, char
                       ctl_time(json_object_get(d, "dead_at_us")).s, ctl_s(d, "reason"));
     }
     if (t.n_rows == 0)
-        printf("no dead letters%s\n", after ? " after that seq" : "");
+        fputs(ctl_tr(after ? CTL_M_DLQ_NONE_AFTER : CTL_M_DLQ_NONE), stdout);
     else
         ctl_table_print(&t, stdout);
     json_t *next = json_object_get(j, "next_after");
-    printf("%s dead letters in all", ctl_int(json_object_get(j, "total")).s);
+    printf(ctl_tr(CTL_M_DLQ_TOTAL), ctl_int(json_object_get(j, "total")).s);
     if (json_is_integer(next))
-        printf("; more: hubctl dlq list --after %lld", (long long)json_integer_value(next));
+        printf(ctl_tr(CTL_M_DLQ_MORE), (long long)json_integer_value(next));
     putchar('\n');
     ctl_table_free(&t);
     json_decref(j);
@@ -970,11 +976,14 @@ typedef enum {
     PROBE_NOT_CONNECTED,
     PROBE_REFUSED,
     PROBE_TIMED_OUT,
-    PROBE_ERROR
+    PROBE_ERROR,
+    PROBE_UNREACHABLE
 } probe_outcome_t;
 
-static const char *const probe_names[] = {"ok", "not connected", "refused", "timed out", "error"};
-static const char *const probe_types[] = {"ok", "not_connected", "refused", "timed_out", "error"};
+static const char *const probe_names[] = {"ok",    "not connected", "refused",
+                                          "timed out", "error",     "hub unreachable"};
+static const char *const probe_types[] = {"ok",        "not_connected", "refused",
+                                          "timed_out", "error",         "unreachable"};
 
 typedef struct {
     char member[256];
@@ -1157,6 +1166,42 @@ static int probe_targets_from_api(ctl_ops_config_t *cfg, char ***targets, size_t
     return *targets ? CTL_OK : CTL_FAIL;
 }
 
+/* The probe could not start (configuration, member list, connection):
+ * one failed case for the hub, and one per member asked for, so that a CI
+ * job reads a failure with its reason instead of finding no file. */
+static void probe_junit_failed_start(const char *junit, const ctl_ops_config_t *cfg,
+                                     char **targets, size_t n_targets, probe_outcome_t outcome,
+                                     const char *reason)
+{
+    if (!junit)
+        return;
+    probe_result_t *results = calloc(n_targets + 1, sizeof *results);
+    if (!results) {
+        fprintf(stderr, "hubctl probe: out of memory writing %s\n", junit);
+        return;
+    }
+    snprintf(results[0].member, sizeof results[0].member, "hub %.200s",
+             cfg->hub_endpoint[0] ? cfg->hub_endpoint : "(no hub_endpoint)");
+    for (size_t k = 0; k <= n_targets; k++) {
+        if (k > 0)
+            snprintf(results[k].member, sizeof results[k].member, "%s", targets[k - 1]);
+        results[k].outcome = outcome;
+        snprintf(results[k].detail, sizeof results[k].detail, "%s%s", k ? "not probed: " : "",
+                 reason);
+    }
+    if (probe_write_junit(junit, results, n_targets + 1, n_targets + 1, 0,
+                          cfg->hub_endpoint) != 0)
+        fprintf(stderr, "hubctl probe: cannot write %s: %s\n", junit, strerror(errno));
+    free(results);
+}
+
+static void probe_free_targets(char **targets, size_t n_targets)
+{
+    for (size_t k = 0; targets && k < n_targets; k++)
+        free(targets[k]);
+    free(targets);
+}
+
 static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
 {
     bool all = false;
@@ -1186,17 +1231,19 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
         }
     }
     if ((all == (n_targets > 0)) || parallel < 1 || parallel > 64 || timeout_ms < 1) {
-        fprintf(stderr, "hubctl probe: usage: hubctl probe --all | MEMBER-ID... [--parallel N "
-                        "(1-64)] [--timeout MS] [--junit FILE]\n");
-        for (size_t k = 0; k < n_targets; k++)
-            free(targets[k]);
-        free(targets);
+        static const char why[] = "usage: hubctl probe --all | MEMBER-ID... [--parallel N "
+                                  "(1-64)] [--timeout MS] [--junit FILE]";
+        fprintf(stderr, "hubctl probe: %s\n", why);
+        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, why);
+        probe_free_targets(targets, n_targets);
         return CTL_USAGE;
     }
     if (!cfg->hub_endpoint[0] || !cfg->hub_key_file[0] || !cfg->member_key_file[0]) {
-        fprintf(stderr, "hubctl probe: the config must set hub_endpoint, hub_key_file and "
-                        "member_key_file (probe pings through the hub as a member)\n");
-        free(targets);
+        static const char why[] = "the config must set hub_endpoint, hub_key_file and "
+                                  "member_key_file (probe pings through the hub as a member)";
+        fprintf(stderr, "hubctl probe: %s\n", why);
+        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, why);
+        probe_free_targets(targets, n_targets);
         return CTL_USAGE;
     }
     int status = CTL_OK;
@@ -1204,8 +1251,16 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
         free(targets);
         targets = NULL;
         status = probe_targets_from_api(cfg, &targets, &n_targets);
-        if (status != CTL_OK)
+        if (status != CTL_OK) {
+            char why[700];
+            snprintf(why, sizeof why,
+                     "cannot read the member list from %s/api/v1/members (needed by --all); "
+                     "check http_url and that hubd serves HTTP (http_listen)",
+                     cfg->http_url);
+            probe_junit_failed_start(junit, cfg, NULL, 0, PROBE_UNREACHABLE, why);
+            probe_free_targets(targets, n_targets);
             return status;
+        }
     }
     adp_config_t acfg = {cfg->hub_endpoint, cfg->hub_key_file, cfg->member_key_file,
                          (uint32_t)timeout_ms, "hubctl " HUB_VERSION, NULL};
@@ -1213,11 +1268,15 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
     char err[HUB_ERRMSG_MAX];
     int rc = adp_connect(&acfg, &client, err, sizeof err);
     if (rc != 0) {
+        /* A hub that answers the handshake with another key than
+         * hub_key_file is a refusal (exit 4), like one that refuses our
+         * member key; no answer at all is a failure (exit 1). */
+        bool refused = rc == HUB_EREFUSED || strstr(err, "CURVE handshake") != NULL;
         fprintf(stderr, "hubctl probe: cannot reach the hub: %s\n", err);
-        for (size_t k = 0; k < n_targets; k++)
-            free(targets[k]);
-        free(targets);
-        return rc == HUB_EREFUSED ? CTL_REFUSED : CTL_FAIL;
+        probe_junit_failed_start(junit, cfg, targets, n_targets,
+                                 refused ? PROBE_REFUSED : PROBE_UNREACHABLE, err);
+        probe_free_targets(targets, n_targets);
+        return refused ? CTL_REFUSED : CTL_FAIL;
     }
     /* hubctl's own member is not probed: it would only ping itself. */
     const char *self = adp_member_id(client);
@@ -1308,9 +1367,14 @@ void hubctl_ops_usage(FILE *out)
             "      replay SEQ|--all | purge SEQ|--older-than DURATION (90s, 30m, 12h, 7d)\n"
             "                             the dead-letter queue (needs the operator token)\n"
             "  probe --all | MEMBER-ID... [--timeout MS] [--parallel N] [--junit FILE]\n"
-            "                             ping members through the hub; exit 1 if any fails\n"
+            "                             ping members through the hub; exit 1 if any fails or\n"
+            "                             the hub cannot be reached, 4 if the hub refuses (a\n"
+            "                             wrong hub_key_file or member key); --junit FILE is\n"
+            "                             written in every case, each failure with its reason\n"
             "  (status .. dlq read the HTTP API: http_url (default " CTL_DEFAULT_URL "),\n"
-            "   http_token_file; --url URL, --token-file FILE, --json for scripts)\n");
+            "   http_token_file; --url URL, --token-file FILE, --json for scripts)\n"
+            "  (their tables are in Vietnamese; LANG=en* or lang = en in the config file\n"
+            "   for English; members shows agency names from the hub's members_file)\n");
 }
 
 int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **argv)
@@ -1319,6 +1383,7 @@ int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **a
     int status = ctl_load(config_path, &cfg);
     if (status != CTL_OK)
         return status;
+    ctl_lang_init(cfg.lang);
     /* The options are removed from argv in place: work on a copy. */
     char **args = calloc((size_t)argc + 1, sizeof *args);
     if (!args)

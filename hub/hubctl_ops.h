@@ -10,8 +10,9 @@
  * and, per command, --url URL and --token-file FILE. HTTP commands work
  * without any config file against the default URL.
  *
- * Output: aligned tables for people; --json prints the API's JSON as it
- * came, for scripts. Exit status as hubctl's: 0 success, 1 failure, 2
+ * Output: aligned tables for people, in Vietnamese unless LANG (or the
+ * config key lang) says English (hubctl_i18n.h); --json prints the API's
+ * JSON as it came, for scripts, in every language. Exit status as hubctl's: 0 success, 1 failure, 2
  * usage, 4 refused (token wrong or missing); probe exits 1 when any member
  * failed, naming each with its reason on stderr.
  */

@@ -7,6 +7,8 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_memberdir.h"
+#include "hub_ops.h"
 #include "hub_server.h"
 #include "hub_store.h"
 
@@ -180,6 +182,19 @@ int main(int argc, char **argv)
         return 1;
     }
     hub_log_set_level((hub_log_level_t)cfg.log_level);
+    /* A bad member directory is a configuration error: report it before any
+     * socket is open (hub_ops loads the file again when it starts). */
+    if (cfg.members_file[0] && cfg.http_listen[0]) {
+        hub_memberdir_t *directory = NULL;
+        if (hub_memberdir_load(cfg.members_file, &directory, err, sizeof err) != 0) {
+            fprintf(stderr, "hubd: bad configuration: %s\n", err);
+            return 1;
+        }
+        hub_memberdir_destroy(&directory);
+    }
+    /* The operator endpoint's language and member directory; hub_server
+     * builds the endpoint's configuration without them. */
+    hub_ops_site_defaults(cfg.lang, cfg.members_file);
 
     uv_loop_t loop;
     uv_loop_init(&loop);

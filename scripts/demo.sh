@@ -12,10 +12,27 @@
 #                             (kill PID): it is started again and loses nothing
 #   scripts/demo.sh --once    exits after the report
 #
+# The operator dashboard is on: the script prints its URL (127.0.0.1, an
+# ephemeral port unless DEMO_HTTP_PORT says which) and where the operator
+# token is (a fresh random one, in a 0600 file; never printed).
+#
+# Ctrl-C stops it and everything it started, in the foreground or the
+# background (`scripts/demo.sh &`, then `kill -INT PID`, `kill PID` or
+# closing the terminal).
+#
 # Everything lives under run/demo/ (not committed; DEMO_DIR moves it). DEMO_DOSSIERS (default
 # 20) sets how many dossiers the first batch has. With HUB_BIN_DIR set, the
 # programs there are used and nothing is installed or built.
 set -euo pipefail
+# A shell started in the background without job control begins with SIGINT
+# ignored, and bash cannot trap a signal ignored on entry: start again with
+# the default actions, so that the traps below work wherever it runs.
+if [ -z "${LTH_DEMO_SIGNALS:-}" ]; then
+  export LTH_DEMO_SIGNALS=1
+  exec env --default-signal=INT,TERM,HUP,QUIT "$BASH" "$0" "$@"
+fi
+# hubd refuses key directories and policy files that group or others may write.
+umask 022
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 once=0
@@ -41,7 +58,7 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
-trap 'echo; echo "== stopping"; exit 0' INT TERM
+trap 'echo; echo "== stopping"; exit 0' INT TERM HUP QUIT
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO/keys" "$DEMO/secrets" "$DEMO/state"
@@ -61,8 +78,16 @@ for m in $HUB $OPS $POP $TTHC $PORTAL $REPORT $CATALOGUE $SECTORS; do
   [ "$m" = $HUB ] || cp "secrets/${m//\//.}.pub" keys/
 done
 
+# The operator token for the dead-letter queue: random, readable by this
+# user only, never printed.
+(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > operator.token)
 cat > hubd.conf <<CONF
 listen = tcp://127.0.0.1:*
+# The operator HTTP endpoint (dashboard, /metrics, JSON API), loopback only.
+http_listen = 127.0.0.1:${DEMO_HTTP_PORT:-0}
+http_token_file = operator.token
+# Agency names beside member ids on the dashboard and in hubctl members.
+members_file = $ROOT/deploy/members.tsv
 key_file = secrets/VN.GOV.HN-LGSP.HUB.secret
 key_dir = keys
 data_dir = data
@@ -75,7 +100,13 @@ hubd_pid=$!
 for _ in $(seq 100); do [ -s hubd.ready ] && break; sleep 0.1; done
 [ -s hubd.ready ] || { echo "hubd did not start:"; cat hubd.log; exit 1; }
 ENDPOINT=$(sed -n 's/^endpoint=//p' hubd.ready)
+HTTP=$(sed -n 's/^http=//p' hubd.ready)
 echo "== hubd listening on $ENDPOINT (log: $DEMO/hubd.log)"
+dashboard() {
+  echo "== dashboard: http://$HTTP/  (English: http://$HTTP/?lang=en)"
+  echo "   operator token (for the dead-letter queue): in $DEMO/operator.token"
+}
+dashboard
 
 # start NAME: (re)starts the adapter NAME with its config; waits until it serves.
 start() {
@@ -150,6 +181,8 @@ cat > hubctl.conf <<CONF
 hub_endpoint = $ENDPOINT
 hub_key_file = secrets/VN.GOV.HN-LGSP.HUB.pub
 member_key_file = secrets/${OPS//\//.}.secret
+http_url = http://$HTTP
+http_token_file = operator.token
 CONF
 export LTH_HUBCTL_CONFIG=$DEMO/hubctl.conf
 report() {
@@ -198,11 +231,13 @@ for name in $(echo "${!pid[@]}" | tr ' ' '\n' | sort); do
 done
 echo "   Trails: $BIN/lth-trail --procedure $DEMO/procedure.db --portal $DEMO/portal.db --report $DEMO/report.db"
 echo "   Operator CLI: export LTH_HUBCTL_CONFIG=$DEMO/hubctl.conf; $BIN/hubctl request $REPORT report.query/v1 --data '{\"format\":\"table\"}'"
-echo "Press Ctrl-C to stop."
+echo "                 $BIN/hubctl members   (status, flows, queues, dlq list; LANG=en for English)"
+dashboard
+echo "Press Ctrl-C to stop (or kill -INT $$ when it runs in the background)."
 declare -A down_since=()
 ticks=0
 stopping=
-trap 'stopping=1' INT TERM
+trap 'stopping=1' INT TERM HUP QUIT
 while [ -z "$stopping" ] && kill -0 "$hubd_pid" 2>/dev/null; do
   sleep 1 || true
   [ -n "$stopping" ] && break

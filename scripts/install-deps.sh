@@ -13,8 +13,14 @@ PACKAGES=(
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind
   # The operator surface's tests: promtool (package prometheus) checks /metrics;
-  # Debian's chromium, driven from Node.js by playwright-core, loads the dashboard.
-  prometheus chromium nodejs
+  # Debian's chromium, driven by python3-selenium through chromium-driver,
+  # loads the dashboard; xmllint (libxml2-utils) validates probe's JUnit XML.
+  prometheus chromium chromium-driver python3 python3-selenium libxml2-utils
+  # The Python client (adapters/python) and its tests: only Debian's modules;
+  # protoc generates the lth.v1 classes.
+  python3 python3-zmq python3-nacl python3-protobuf protobuf-compiler
+  # The Java example (adapters/examples/java) is compiled and run in the tests.
+  openjdk-17-jdk-headless
   # hubd's sd_notify; the Debian packages and their test (tests/package/run.sh):
   # CPack's shlibdeps (dpkg-dev, file), lintian, a Debian 12 root by
   # debootstrap, systemd-analyze (systemd).

@@ -14,6 +14,8 @@
 # Programs: $HUB_BIN_DIR (default build/bin), plugins: $HUB_PLUGIN_DIR
 # (default BIN/../lib/plugins). HUB_TEST_KEEP=1 keeps the directory.
 set -euo pipefail
+# hubd refuses key directories and policy files that group or others may write.
+umask 022
 cd "$(dirname "$0")/.."
 BIN=$(cd "${HUB_BIN_DIR:-build/bin}" && pwd)
 PLUGINS=$(cd "${HUB_PLUGIN_DIR:-$BIN/../lib/plugins}" && pwd)

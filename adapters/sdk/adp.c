@@ -49,14 +49,28 @@ typedef struct {
     int nack_code;
     char reason[512];
     bool needs_sig;        /* encoded without a signature: signed when first sent */
+    bool restored;         /* read back from the state directory's outbox at adp_new() */
     uint8_t digest[HUB_DIGEST_LEN];
 } adp__outmsg_t;
 
-/* A reply a caller is waiting for. */
+/* A reply a caller is waiting for. A reply is accepted only from the member
+ * the request was sent to, or from the member the hub's ACK says it routed
+ * the request to (a delegated service). A reply from another member that
+ * comes before the ACK is held until the ACK says who may answer. */
 typedef struct {
     bool done;
     adp_reply_t reply;
+    char receiver[HUB_MEMBER_ID_MAX + 1];  /* the member the request was sent to */
+    char routed_to[HUB_MEMBER_ID_MAX + 1]; /* from the ACK: its delegate, or "" */
+    bool acked;
+    bool held; /* reply holds a reply from another member, waiting for the ACK */
 } adp__await_t;
+
+/* Whether `sender` may answer the request `w` waits for. */
+static bool adp__may_answer(const adp__await_t *w, const char *sender)
+{
+    return !strcmp(sender, w->receiver) || (w->routed_to[0] && !strcmp(sender, w->routed_to));
+}
 
 struct adp_client {
     void *zctx;
@@ -83,6 +97,9 @@ struct adp_client {
     uint64_t last_rx_mono_us, last_hb_mono_us, last_hello_mono_us;
 
     hub_map_t *outbox;        /* message id -> adp__outmsg_t */
+    size_t n_pending;         /* entries of outbox not answered by the hub yet */
+    adp_outcome_cb on_outcome; /* adp_set_outcome_handler */
+    void *outcome_user;
     char **unsent;            /* ids to put in the next Batch, in order */
     size_t n_unsent, cap_unsent;
     hub_map_t *awaits;        /* request message id -> adp__await_t */
@@ -92,6 +109,11 @@ struct adp_client {
     size_t seen_next;
     uint64_t *settle;         /* hub seqs to settle */
     size_t n_settle, cap_settle;
+    Lth__V1__Reject **rejects; /* deliveries to dead-letter, sent with the next settle */
+    size_t n_rejects, cap_rejects;
+    char dead_letter_reason[401]; /* adp_dead_letter_reason() in the running handler */
+    uint64_t hub_ping_sent_us;    /* adp_ping_hub(): sent_at_us of the heartbeat awaited */
+    uint64_t hub_ping_rtt_us;     /* its round trip once echoed; 0 before */
     int depth;                /* nesting of handler calls */
 
     char last_error[600];
@@ -187,9 +209,42 @@ static void adp__send_heartbeat(adp_client_t *c)
     c->last_hb_mono_us = hub_monotonic_us();
 }
 
+static void adp__free_rejects(adp_client_t *c)
+{
+    for (size_t i = 0; i < c->n_rejects; i++) {
+        free(c->rejects[i]->reason);
+        free(c->rejects[i]);
+    }
+    c->n_rejects = 0;
+}
+
+/* A delivery the handler refused for good (ADP_DEAD_LETTER). */
+static void adp__push_reject(adp_client_t *c, uint64_t hub_seq, const char *reason)
+{
+    if (c->n_rejects == c->cap_rejects) {
+        size_t ncap = c->cap_rejects ? c->cap_rejects * 2 : 16;
+        Lth__V1__Reject **grown = realloc(c->rejects, ncap * sizeof *grown);
+        if (!grown)
+            return; /* not dead-lettered now: it comes again */
+        c->rejects = grown;
+        c->cap_rejects = ncap;
+    }
+    Lth__V1__Reject *r = malloc(sizeof *r);
+    char *why = strdup(reason);
+    if (!r || !why) {
+        free(r);
+        free(why);
+        return;
+    }
+    lth__v1__reject__init(r);
+    r->hub_seq = hub_seq;
+    r->reason = why;
+    c->rejects[c->n_rejects++] = r;
+}
+
 static void adp__flush_settle(adp_client_t *c)
 {
-    if (c->n_settle == 0 || !c->welcomed)
+    if ((c->n_settle == 0 && c->n_rejects == 0) || !c->welcomed)
         return;
     if (c->seen_dirty && c->seen_jnl) {
         adp__journal_sync(c->seen_jnl);
@@ -198,11 +253,15 @@ static void adp__flush_settle(adp_client_t *c)
     Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
     settle.hub_seqs = c->settle;
     settle.n_hub_seqs = c->n_settle;
+    settle.rejects = c->rejects;
+    settle.n_rejects = c->n_rejects;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
     frame.settle = &settle;
-    if (adp__send(c, &frame) == 0)
+    if (adp__send(c, &frame) == 0) {
         c->n_settle = 0;
+        adp__free_rejects(c);
+    }
 }
 
 /* Appends a signature (and its batch proof) to an envelope encoded without. */
@@ -372,10 +431,13 @@ static void adp__requeue_all(adp_client_t *c)
 /* ------------------------------------------------------------------------ */
 /* Building envelopes                                                        */
 
-static int adp__post(adp_client_t *c, const char *receiver, const char *service,
-                     const char *content_type, const void *payload, size_t payload_len,
-                     adp_kind_t kind, const char *correlation_id, int flags, bool waited,
-                     char id_out[HUB_UUID_LEN + 1])
+/* Posts an envelope. message_id and created_at_us are the application's
+ * own (adp_post_event_as) or NULL and 0 (a fresh UUID, now). */
+static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t created_at_us,
+                        const char *receiver, const char *service, const char *content_type,
+                        const void *payload, size_t payload_len, adp_kind_t kind,
+                        const char *correlation_id, int flags, bool waited,
+                        char id_out[HUB_UUID_LEN + 1])
 {
     if (!receiver || !service || (!payload && payload_len)) {
         adp__error(c, "receiver, service and payload are required");
@@ -386,17 +448,30 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
                    c->max_payload);
         return HUB_EINVAL;
     }
+    if (message_id && !hub_uuid_valid(message_id)) {
+        adp__error(c, "message id '%.40s' is not a UUID in lower-case text form, e.g. "
+                      "6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c", message_id);
+        return HUB_EINVAL;
+    }
+    if (message_id && hub_map_get(c->outbox, message_id)) {
+        adp__error(c, "message %s is already in the outbox; its outcome will be reported",
+                   message_id);
+        return HUB_EEXIST;
+    }
     adp__outmsg_t *m = calloc(1, sizeof *m);
     if (!m)
         return HUB_ENOMEM;
-    hub_uuid_new(m->id);
+    if (message_id)
+        memcpy(m->id, message_id, HUB_UUID_LEN + 1);
+    else
+        hub_uuid_new(m->id);
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
     env.message_id = m->id;
     env.correlation_id = (char *)(correlation_id ? correlation_id : "");
     env.sender = c->key.member_id;
     env.receiver = (char *)receiver;
     env.service = (char *)service;
-    env.created_at_us = hub_now_us();
+    env.created_at_us = created_at_us ? created_at_us : hub_now_us();
     env.content_type = (char *)(content_type ? content_type : "application/octet-stream");
     env.payload.data = (uint8_t *)payload;
     env.payload.len = payload_len;
@@ -442,9 +517,19 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
         free(m);
         return HUB_ENOMEM;
     }
+    c->n_pending++;
     if (id_out)
         memcpy(id_out, m->id, HUB_UUID_LEN + 1);
     return 0;
+}
+
+static int adp__post(adp_client_t *c, const char *receiver, const char *service,
+                     const char *content_type, const void *payload, size_t payload_len,
+                     adp_kind_t kind, const char *correlation_id, int flags, bool waited,
+                     char id_out[HUB_UUID_LEN + 1])
+{
+    return adp__post_as(c, NULL, 0, receiver, service, content_type, payload, payload_len, kind,
+                        correlation_id, flags, waited, id_out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -566,7 +651,20 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
         adp__seen_record(c, env->sender, env->message_id);
         if (w && !w->done) {
-            w->done = true;
+            bool may = adp__may_answer(w, env->sender);
+            if (!may && (w->acked || w->held)) {
+                HUB_WARN("adp", "reply from a member the request was not sent to: dropped",
+                         "message_id=%s correlation_id=%s sender=%s receiver=%s",
+                         env->message_id, env->correlation_id, env->sender, w->receiver);
+                goto settle;
+            }
+            if (w->held) { /* the real receiver's reply replaces a held one */
+                free(w->reply.payload);
+                memset(&w->reply, 0, sizeof w->reply);
+            }
+            /* Accepted now, or held until the ACK names the delegate. */
+            w->done = may;
+            w->held = !may;
             snprintf(w->reply.content_type, sizeof w->reply.content_type, "%s",
                      env->content_type);
             snprintf(w->reply.sender, sizeof w->reply.sender, "%s", env->sender);
@@ -604,11 +702,12 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             hub_envelope_free(&env);
             return;
         }
-        /* Publications get no reply: rc stays HUB_ENOTFOUND whatever the
-         * handler returns, and the publication is settled either way. */
+        /* Publications get no reply; the handler's verdict counts. */
+        c->dead_letter_reason[0] = '\0';
         c->depth++;
-        (void)sub->handler(c, &msg, &reply, sub->user);
+        int verdict = sub->handler(c, &msg, &reply, sub->user);
         c->depth--;
+        rc = verdict == ADP_LATER || verdict == ADP_DEAD_LETTER ? verdict : HUB_ENOTFOUND;
     } else {
         const adp__offer_t *offer = adp__find_offer(c, env->service);
         if (!offer) {
@@ -620,9 +719,32 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             hub_envelope_free(&env);
             return;
         }
+        c->dead_letter_reason[0] = '\0';
         c->depth++;
         rc = offer->handler(c, &msg, &reply, offer->user);
         c->depth--;
+    }
+    if (rc == ADP_LATER || rc == ADP_DEAD_LETTER) {
+        /* Not handled: neither remembered nor settled, so that the hub
+         * delivers it again (LATER) or dead-letters it (DEAD_LETTER). A
+         * redelivery of an online-only message is not possible: it is lost,
+         * as the handler's verdict says its sender must try again. */
+        free(reply.payload);
+        if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
+            adp__journal_append(c->seen_jnl, 'U', seen_key, strlen(seen_key));
+        if (rc == ADP_DEAD_LETTER && item->hub_seq) {
+            adp__push_reject(c, item->hub_seq,
+                             c->dead_letter_reason[0] ? c->dead_letter_reason
+                                                      : "refused by the receiver's handler");
+            HUB_WARN("adp", "handler refused a message for good; asking the hub to dead-letter it",
+                     "hub_seq=%llu service=%s sender=%s", (unsigned long long)item->hub_seq,
+                     env->service, env->sender);
+        } else {
+            HUB_INFO("adp", "handler asked for a later redelivery", "hub_seq=%llu service=%s",
+                     (unsigned long long)item->hub_seq, env->service);
+        }
+        hub_envelope_free(&env);
+        return;
     }
     if (msg.kind == ADP_REQUEST && rc == 0)
         adp__post(c, env->sender, env->service,
@@ -652,17 +774,63 @@ static void adp__outbox_done(adp_client_t *c, const char *id)
         adp__journal_compact(c->outbox_jnl, adp__outbox_emit, c);
 }
 
+/* m has just been answered: it no longer counts as pending, and the
+ * application's outcome handler hears of it (whether or not a caller waits
+ * for it, timed out, or the message came back from the state directory). */
+static void adp__report(adp_client_t *c, const adp__outmsg_t *m)
+{
+    if (c->n_pending > 0)
+        c->n_pending--;
+    if (!c->on_outcome)
+        return;
+    adp_outcome_t o = {
+        .message_id = m->id,
+        .acked = m->state == ADP__ACKED,
+        .hub_seq = m->hub_seq,
+        .nack_code = m->state == ADP__NACKED ? m->nack_code : 0,
+        .reason = m->state == ADP__NACKED ? m->reason : "",
+        .restored = m->restored,
+    };
+    c->depth++;
+    c->on_outcome(c, &o, c->outcome_user);
+    c->depth--;
+}
+
 static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
 {
     for (size_t i = 0; i < r->n_acks; i++) {
         adp__outmsg_t *m = hub_map_get(c->outbox, r->acks[i]->message_id);
         if (!m || m->state != ADP__PENDING)
             continue;
-        adp__outbox_done(c, m->id);
         if (m->sent_mono_us && c->in_window > 0)
             c->in_window--;
+        /* Answered before it is journalled as such: adp__outbox_done() may
+         * compact the journal, which rewrites every PENDING message, and
+         * this one must not be among them (it would be sent again after a
+         * restart, a duplicate once the hub's de-duplication window ends). */
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
+        adp__await_t *w = hub_map_get(c->awaits, m->id);
+        if (w) {
+            /* Who may answer: the receiver, or the delegate the hub names. */
+            w->acked = true;
+            snprintf(w->routed_to, sizeof w->routed_to, "%s",
+                     r->acks[i]->routed_to ? r->acks[i]->routed_to : "");
+            if (w->held && !w->done) {
+                w->held = false;
+                if (adp__may_answer(w, w->reply.sender)) {
+                    w->done = true;
+                } else {
+                    HUB_WARN("adp", "reply from a member the request was not sent to: dropped",
+                             "correlation_id=%s sender=%s receiver=%s", m->id, w->reply.sender,
+                             w->receiver);
+                    free(w->reply.payload);
+                    memset(&w->reply, 0, sizeof w->reply);
+                }
+            }
+        }
+        adp__outbox_done(c, m->id);
+        adp__report(c, m);
         if (!m->waited) {
             hub_map_remove(c->outbox, m->id);
             free(m->bytes);
@@ -682,12 +850,13 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         }
         if (m->state != ADP__PENDING)
             continue;
-        adp__outbox_done(c, m->id);
         if (m->sent_mono_us && c->in_window > 0)
             c->in_window--;
-        m->state = ADP__NACKED;
+        m->state = ADP__NACKED; /* before adp__outbox_done(), as for an ACK */
         m->nack_code = n->code;
         snprintf(m->reason, sizeof m->reason, "%s", n->reason);
+        adp__outbox_done(c, m->id);
+        adp__report(c, m);
         if (!m->waited) {
             HUB_WARN("adp", "hub refused an envelope", "message_id=%s code=%s reason=\"%s\"",
                      m->id, hub_nack_code_name(n->code), n->reason);
@@ -738,6 +907,11 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
         adp__flush_outbox(c);
         break;
     case LTH__V1__FRAME__BODY_HEARTBEAT:
+        if (frame->heartbeat->echo && c->hub_ping_sent_us &&
+            frame->heartbeat->sent_at_us == c->hub_ping_sent_us) {
+            uint64_t rtt = hub_monotonic_us() - c->hub_ping_sent_us;
+            c->hub_ping_rtt_us = rtt ? rtt : 1;
+        }
         break;
     case LTH__V1__FRAME__BODY_ERROR: {
         const Lth__V1__Nack *n = frame->error;
@@ -815,11 +989,23 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
     zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
     uint64_t now = hub_monotonic_us();
     uint64_t hb_us = (uint64_t)(c->heartbeat_ms ? c->heartbeat_ms : 1000) * 1000u;
-    int64_t until_hb = (int64_t)(c->last_hb_mono_us + hb_us) - (int64_t)now;
-    if (until_hb < 0)
-        until_hb = 0;
-    if (timeout_ms < 0 || timeout_ms > until_hb / 1000)
-        timeout_ms = (int)(until_hb / 1000);
+    /* Timers run only on a connection whose CURVE handshake is done: the
+     * next heartbeat, and the next Hello while no Welcome has come. Before
+     * that there is nothing to do but wait for the monitor's events (libzmq
+     * reconnects on its own, with exponential backoff and jitter, see
+     * adp_new), so the poll sleeps for the whole timeout: waking at once
+     * for a heartbeat that cannot be sent kept a CPU busy while the hub was
+     * down. */
+    if (c->handshaken) {
+        uint64_t due = c->last_hb_mono_us + hb_us;
+        if (!c->welcomed && c->last_hello_mono_us + hb_us < due)
+            due = c->last_hello_mono_us + hb_us;
+        int64_t until_ms = due > now ? (int64_t)((due - now + 999u) / 1000u) : 0;
+        if (timeout_ms < 0 || timeout_ms > until_ms)
+            timeout_ms = (int)until_ms;
+    } else if (timeout_ms < 0) {
+        timeout_ms = 0;
+    }
     if (zmq_poll(items, 2, timeout_ms) > 0) {
         if (items[1].revents & ZMQ_POLLIN)
             adp__handle_monitor(c);
@@ -887,6 +1073,7 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         snprintf(id, sizeof id, "%.*s", (int)len, (const char *)data);
         adp__outmsg_t *m = hub_map_remove(c->outbox, id);
         if (m) {
+            c->n_pending--;
             free(m->bytes);
             free(m);
         }
@@ -904,12 +1091,15 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);
         m->order = c->next_order++;
+        m->restored = true;
         /* Kept as posted, before its signature: it is signed when sent. */
         if (env->signature.len == 0 && c->key.has_sign &&
             hub_envelope_digest(env, m->digest) == 0)
             m->needs_sig = true;
-        if (hub_map_put(c->outbox, m->id, m) == 0)
+        if (!hub_map_get(c->outbox, m->id) && hub_map_put(c->outbox, m->id, m) == 0) {
+            c->n_pending++;
             m = NULL;
+        }
     }
     if (m) {
         free(m->bytes);
@@ -922,10 +1112,16 @@ static void adp__seen_replay(uint8_t type, const uint8_t *data, size_t len, void
 {
     adp_client_t *c = user;
     char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    if ((type != 'S' && type != 'B') || len >= sizeof key)
+    if ((type != 'S' && type != 'B' && type != 'U') || len >= sizeof key)
         return;
     memcpy(key, data, len);
     key[len] = '\0';
+    if (type == 'U') {
+        /* Undone: the handler ran to its end and left the message
+         * unhandled (ADP_LATER, ADP_DEAD_LETTER), so it is not in doubt. */
+        hub_map_remove(c->in_doubt, key);
+        return;
+    }
     if (type == 'B') {
         /* Begun: if no 'S' follows, the adapter stopped inside the handler. */
         hub_map_put(c->in_doubt, key, (void *)1);
@@ -998,10 +1194,20 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
         adp_close(&c);
         return rc;
     }
+    if (sodium_init() < 0) {
+        snprintf(err, err_size, "libsodium could not be initialised");
+        adp_close(&c);
+        return HUB_ECRYPTO;
+    }
     c->zctx = zmq_ctx_new();
     c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
     uint8_t secret[32], pub[32], server[32];
-    int linger = 0, one = 1, ivl = 200, ivl_max = 2000;
+    /* Reconnecting is libzmq's: the first retry after ivl, each further
+     * one after twice the last interval, capped at ivl_max (capped
+     * exponential backoff). Both are drawn at random per client, so that
+     * the adapters a restarted hub lost do not all come back in step. */
+    int linger = 0, one = 1;
+    int ivl = 200 + (int)randombytes_uniform(200), ivl_max = 2000 + (int)randombytes_uniform(1000);
     int64_t max_msg = 64ll << 20;
     bool ok = c->sock && zmq_z85_decode(secret, c->key.curve_secret) &&
               zmq_z85_decode(pub, c->key.curve_public) && zmq_z85_decode(server, c->hub_public) &&
@@ -1114,6 +1320,8 @@ void adp_close(adp_client_t **client_p)
         free(c->unsent[i]);
     free(c->unsent);
     free(c->settle);
+    adp__free_rejects(c);
+    free(c->rejects);
     free(c->offers);
     free(c->subs);
     hub_keypair_wipe(&c->key);
@@ -1209,6 +1417,7 @@ int adp_request(adp_client_t *c, const char *receiver, const char *service,
         free(w);
         return HUB_ENOMEM;
     }
+    snprintf(w->receiver, sizeof w->receiver, "%s", receiver);
     uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout_ms * 1000u;
     adp__flush_outbox(c);
     rc = adp__await_receipt(c, id, deadline, NULL);
@@ -1294,6 +1503,7 @@ int adp_request_start(adp_client_t *c, const char *receiver, const char *service
         free(w);
         return HUB_ENOMEM;
     }
+    snprintf(w->receiver, sizeof w->receiver, "%s", receiver);
     adp__flush_outbox(c);
     return 0;
 }
@@ -1384,7 +1594,48 @@ void adp_set_sign_always(adp_client_t *c, bool always)
         c->sign_always = always;
 }
 
-size_t adp_outbox_size(const adp_client_t *c) { return c ? hub_map_size(c->outbox) : 0; }
+size_t adp_outbox_size(const adp_client_t *c) { return c ? c->n_pending : 0; }
+
+void adp_set_outcome_handler(adp_client_t *c, adp_outcome_cb cb, void *user)
+{
+    if (c) {
+        c->on_outcome = cb;
+        c->outcome_user = user;
+    }
+}
+
+size_t adp_outbox_list(const adp_client_t *c, adp_pending_t *out, size_t max)
+{
+    if (!c)
+        return 0;
+    size_t n = 0, cursor = 0;
+    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
+    void *value;
+    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
+        adp__outmsg_t *m = value;
+        if (m->state == ADP__PENDING)
+            pending[n++] = m;
+    }
+    if (!pending)
+        return c->n_pending;
+    qsort(pending, n, sizeof *pending, adp__by_order);
+    for (size_t i = 0; i < n && i < max && out; i++) {
+        memcpy(out[i].message_id, pending[i]->id, HUB_UUID_LEN + 1);
+        out[i].restored = pending[i]->restored;
+    }
+    free(pending);
+    return n;
+}
+
+int adp_post_event_as(adp_client_t *c, const char *message_id, uint64_t created_at_us,
+                      const char *receiver, const char *service, const char *content_type,
+                      const void *payload, size_t payload_len, int flags)
+{
+    if (!c || !message_id)
+        return HUB_EINVAL;
+    return adp__post_as(c, message_id, created_at_us, receiver, service, content_type, payload,
+                        payload_len, ADP_EVENT, NULL, flags, false, NULL);
+}
 
 int adp_run(adp_client_t *c, int timeout_ms)
 {
@@ -1397,6 +1648,52 @@ int adp_run(adp_client_t *c, int timeout_ms)
         adp__pump(c, wait);
     } while (hub_monotonic_us() < deadline);
     return c->refused ? HUB_EREFUSED : 0;
+}
+
+int adp_ping_hub(adp_client_t *c, uint32_t timeout_ms, uint64_t *rtt_us)
+{
+    if (!c)
+        return HUB_EINVAL;
+    if (!c->welcomed) {
+        adp__error(c, "not connected to the hub");
+        return HUB_ECLOSED;
+    }
+    /* A heartbeat the hub echoes with the same sent_at_us: the hub alone,
+     * no member in the way (proto/README.md, Pinging the hub itself). */
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hb.sent_at_us = hub_monotonic_us();
+    if (hb.sent_at_us == c->last_hb_mono_us)
+        hb.sent_at_us++; /* not to be mistaken for the SDK's own heartbeat */
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    c->hub_ping_sent_us = hb.sent_at_us;
+    c->hub_ping_rtt_us = 0;
+    if (adp__send(c, &frame) != 0) {
+        c->hub_ping_sent_us = 0;
+        adp__error(c, "cannot send to the hub now");
+        return HUB_EAGAIN;
+    }
+    uint64_t deadline = hb.sent_at_us + (uint64_t)timeout_ms * 1000u;
+    while (!c->hub_ping_rtt_us && hub_monotonic_us() < deadline) {
+        int wait = (int)((deadline - hub_monotonic_us()) / 1000u);
+        adp__pump(c, wait > 100 ? 100 : wait);
+    }
+    c->hub_ping_sent_us = 0;
+    if (!c->hub_ping_rtt_us) {
+        adp__error(c, "the hub did not answer a ping within %u ms", timeout_ms);
+        return HUB_ETIMEDOUT;
+    }
+    if (rtt_us)
+        *rtt_us = c->hub_ping_rtt_us;
+    return 0;
+}
+
+void adp_dead_letter_reason(adp_client_t *c, const char *reason)
+{
+    if (c)
+        snprintf(c->dead_letter_reason, sizeof c->dead_letter_reason, "%s",
+                 reason ? reason : "");
 }
 
 const char *adp_member_id(const adp_client_t *c) { return c ? c->key.member_id : ""; }

@@ -77,12 +77,33 @@ typedef struct {
     char sender[256];     /* filled by adp_request(): who replied */
 } adp_reply_t;
 
+/* What a handler's return value does with the message:
+ *   0 (ADP_SETTLE)    handled: settled, never delivered again; for a
+ *                     request, `reply` is sent;
+ *   negative          handled, but no reply is sent (the requester times
+ *                     out); settled like 0;
+ *   ADP_LATER         not handled now (e.g. the handler's own database is
+ *                     down): not settled and not remembered as handled, so
+ *                     the hub delivers it again after its redelivery delay
+ *                     (doubling each time), and dead-letters it when its TTL
+ *                     or retry budget runs out; no reply is sent;
+ *   ADP_DEAD_LETTER   never acceptable (e.g. it breaks the receiver's
+ *                     rules): the hub is asked to move it to its dead-letter
+ *                     queue with the reason given by adp_dead_letter_reason()
+ *                     during the call (Settle.rejects, proto/README.md); a
+ *                     hub that does not know that request delivers it again
+ *                     until its retry budget is spent, then dead-letters it.
+ * A publication gets no reply whatever the handler returns. */
+enum { ADP_SETTLE = 0, ADP_LATER = 1, ADP_DEAD_LETTER = 2 };
+
 /* Handles one delivered request or event. For a request, fill `reply` and
- * return 0 to send it; return a negative code to send no reply (the
- * requester then times out). The return value does not affect settlement:
- * once the handler has run, the message is settled and not redelivered. */
+ * return ADP_SETTLE to send it; see above for the other return values. */
 typedef int (*adp_handler_cb)(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                               void *user);
+/* Inside a handler about to return ADP_DEAD_LETTER: why, for the operators
+ * who will see it in the dead-letter queue (copied; at most 400 bytes, no
+ * personal data). */
+void adp_dead_letter_reason(adp_client_t *client, const char *reason);
 
 /* Flags for adp_request() and adp_send_event(). */
 enum {
@@ -101,7 +122,12 @@ int adp_start(adp_client_t *client, char *err, size_t err_size);
  * not accept the key; HUB_ETIMEDOUT when no hub answers; HUB_ENOENT,
  * HUB_EPERM, HUB_EPARSE for key file problems. `err` says which. */
 int adp_connect(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_size);
-/* Closes the connection (unsent outbox messages are dropped) and frees. */
+/* Closes the connection and frees. Messages the hub has not answered yet:
+ * without a state_dir they are dropped (their outcomes never come); with
+ * one they stay in its outbox journal, and the next client opened on that
+ * state_dir sends them again (adp_outbox_list() shows them as restored,
+ * and their outcomes reach that client's outcome handler). Settles of
+ * handled deliveries are sent first when connected. */
 void adp_close(adp_client_t **client_p);
 
 /* Offers `service` ("SERVICE/VERSION") with a handler; may be called before
@@ -113,8 +139,8 @@ int adp_offer(adp_client_t *client, const char *service, adp_handler_cb handler,
  * "PUBLISHER-ID/SERVICE/VERSION": the hub keeps a copy for this member from
  * now on, across disconnects and restarts, and the handler gets each one
  * (msg->sender is the publisher; msg->receiver is the hub). A publication
- * gets no reply: the handler's result and reply are ignored, and the
- * publication is settled either way. */
+ * gets no reply: the handler's reply is ignored; its return value settles
+ * the publication, or not (ADP_LATER, ADP_DEAD_LETTER), as for any message. */
 int adp_subscribe(adp_client_t *client, const char *topic, adp_handler_cb handler, void *user);
 /* Publishes an event on SERVICE/VERSION to every subscriber (posted like
  * adp_post_event; the hub ACKs once every subscriber's copy is stored). */
@@ -148,6 +174,17 @@ int adp_send_event(adp_client_t *client, const char *receiver, const char *servi
 int adp_post_event(adp_client_t *client, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    char message_id_out[37]);
+/* adp_post_event() under an id the application chose and keeps with its own
+ * record: message_id is a UUID in lower-case text form, created_at_us the
+ * time kept with it (0 = now). An application that restarts and cannot
+ * prove the hub accepted a record sends it again with the same id, time and
+ * content: the hub de-duplicates it (the original ACK and hub_seq come
+ * back) instead of storing it twice. Different content under an id the hub
+ * has accepted is refused (NACK ID_REUSED). HUB_EINVAL for an id that is
+ * not a UUID, HUB_EEXIST when that id waits in this outbox already. */
+int adp_post_event_as(adp_client_t *client, const char *message_id, uint64_t created_at_us,
+                      const char *receiver, const char *service, const char *content_type,
+                      const void *payload, size_t payload_len, int flags);
 /* TTL for envelopes posted from now on (0 = the hub's default). Past it, an
  * undelivered message goes to the hub's dead-letter queue. */
 void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
@@ -156,13 +193,50 @@ void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
  * that does not (require_signatures = no) gets unsigned envelopes, unless
  * this is set. Receivers verify whatever signature an envelope carries. */
 void adp_set_sign_always(adp_client_t *client, bool always);
-/* Messages posted and not yet ACKed by the hub. */
+/* Messages posted (or restored from the state directory) that the hub has
+ * not answered yet; answered messages a caller still has to collect do not
+ * count. */
 size_t adp_outbox_size(const adp_client_t *client);
+
+/* The hub's answer for one posted message. */
+typedef struct {
+    const char *message_id;
+    bool acked;          /* true: ACK; false: NACK */
+    uint64_t hub_seq;    /* with an ACK: the hub's sequence number (0 = not stored:
+                            online-only, or a publication without subscribers) */
+    int nack_code;       /* with a NACK: lth.v1.NackCode (hub_nack_code_name()) */
+    const char *reason;  /* with a NACK: the hub's sentence; "" with an ACK */
+    bool restored;       /* the message came back from the state directory's outbox */
+} adp_outcome_t;
+/* Called once for every message the hub answers: events, publications,
+ * requests and replies, whether posted with or without waiting, including
+ * answers that arrive after adp_send_event() or adp_request() timed out and
+ * answers for messages restored from the state directory after a restart.
+ * The outcome is valid during the call only. The handler may post messages;
+ * it runs inside adp_run() and the other calls that process traffic. */
+typedef void (*adp_outcome_cb)(adp_client_t *client, const adp_outcome_t *outcome, void *user);
+void adp_set_outcome_handler(adp_client_t *client, adp_outcome_cb handler, void *user);
+
+/* One unanswered message of the outbox. */
+typedef struct {
+    char message_id[37];
+    bool restored;       /* read back from the state directory at adp_new() */
+} adp_pending_t;
+/* Fills out[0..max) with the unanswered messages in posting order and
+ * returns how many there are (which may exceed max). After adp_new() with
+ * a state_dir, the ones with `restored` are what the previous run left:
+ * they are sent again once connected, and their outcomes are reported. */
+size_t adp_outbox_list(const adp_client_t *client, adp_pending_t *out, size_t max);
 
 /* Processes traffic (deliveries, heartbeats, reconnects) for up to
  * timeout_ms (0 = only what is pending). Returns 0, or HUB_EREFUSED if the
  * hub refused the key on a reconnect. */
 int adp_run(adp_client_t *client, int timeout_ms);
+
+/* Pings the hub itself (a Heartbeat it echoes), processing traffic while it
+ * waits: 0 with the round trip in *rtt_us (may be NULL), HUB_ECLOSED when
+ * not connected, HUB_ETIMEDOUT. */
+int adp_ping_hub(adp_client_t *client, uint32_t timeout_ms, uint64_t *rtt_us);
 
 const char *adp_member_id(const adp_client_t *client);
 const char *adp_last_error(const adp_client_t *client);

@@ -7,7 +7,10 @@
  *
  *   outbox.jnl  'P' records (a posted envelope) and 'A' records (its id, once
  *               the hub answered); pending = P without A.
- *   seen.jnl    one record per handled message ("sender/message_id").
+ *   seen.jnl    one record per handled message ("sender/message_id"): 'S'
+ *               handled; 'B' a handler began (in doubt if nothing follows);
+ *               'U' the handler ended leaving it unhandled (ADP_LATER,
+ *               ADP_DEAD_LETTER).
  *
  * Record layout: u8 type, u32 length (little-endian), bytes, u32 FNV-1a of
  * type+length+bytes. A torn record at the tail (a crash mid-write) fails its

@@ -1,11 +1,14 @@
 #include "hub_cert.h"
+#include "hub_conf.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_map.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <limits.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -14,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
@@ -432,6 +436,7 @@ typedef struct {
     X509_STORE *store;
     hub_cert_info_t ca_info;
     uint64_t crl_this_us, crl_next_us;
+    hub_crl_id_t crl_id;
 } hub__trust_t;
 
 static void hub__trust_free(hub__trust_t *t)
@@ -451,7 +456,12 @@ static int hub__trust_load(const char *ca_path, const char *crl_path, uint64_t n
         return HUB_EINVAL;
     }
     char why[HUB_ERRMSG_MAX];
-    int rc = hub__read_x509(ca_path, &t->ca, why, sizeof why);
+    int rc = hub_fsguard_check(ca_path, "CA certificate", err, err_size);
+    if (rc == 0)
+        rc = hub_fsguard_check(crl_path, "CRL file", err, err_size);
+    if (rc != 0)
+        return rc;
+    rc = hub__read_x509(ca_path, &t->ca, why, sizeof why);
     if (rc != 0) {
         hub__errf(err, err_size, "CA certificate %s: %s", ca_path, why);
         return rc;
@@ -515,6 +525,21 @@ static int hub__trust_load(const char *ca_path, const char *crl_path, uint64_t n
     }
     t->crl_this_us = hub__asn1_us(X509_CRL_get0_lastUpdate(t->crl));
     t->crl_next_us = hub__asn1_us(X509_CRL_get0_nextUpdate(t->crl));
+    /* What identifies this CRL for the rollback guard: its number, its
+     * issue time and a digest of its DER encoding (PEM wrapping aside). */
+    t->crl_id.this_update_us = t->crl_this_us;
+    ASN1_INTEGER *number = X509_CRL_get_ext_d2i(t->crl, NID_crl_number, NULL, NULL);
+    if (number)
+        hub__serial_hex(number, t->crl_id.number);
+    ASN1_INTEGER_free(number);
+    unsigned char *der = NULL;
+    int der_len = i2d_X509_CRL(t->crl, &der);
+    if (der_len <= 0 || !SHA256(der, (size_t)der_len, t->crl_id.sha256)) {
+        OPENSSL_free(der);
+        hub__trust_free(t);
+        return hub__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode the CRL");
+    }
+    OPENSSL_free(der);
     return 0;
 }
 
@@ -676,6 +701,7 @@ struct hub_certdir {
     size_t valid;
     hub_cert_info_t ca;
     uint64_t crl_this_us, crl_next_us;
+    hub_crl_id_t crl_id;
     uint64_t next_change_us;
 };
 
@@ -755,8 +781,11 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
         hub__errf(err, err_size, "no certificate directory");
         return HUB_EINVAL;
     }
+    int rc = hub_fsguard_check(certs_dir, "certificate directory", err, err_size);
+    if (rc != 0)
+        return rc;
     hub__trust_t t;
-    int rc = hub__trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
+    rc = hub__trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
     if (rc != 0)
         return rc;
     DIR *d = opendir(certs_dir);
@@ -825,6 +854,7 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
     self->ca = t.ca_info;
     self->crl_this_us = t.crl_this_us;
     self->crl_next_us = t.crl_next_us;
+    self->crl_id = t.crl_id;
     self->next_change_us = self->ca.not_after_us;
     for (size_t i = 0; i < self->count; i++) {
         const hub_cert_info_t *c = &self->certs[i];
@@ -872,6 +902,181 @@ void hub_certdir_crl_times(const hub_certdir_t *self, uint64_t *this_update_us,
         *this_update_us = self ? self->crl_this_us : 0;
     if (next_update_us)
         *next_update_us = self ? self->crl_next_us : 0;
+}
+
+void hub_certdir_crl_id(const hub_certdir_t *self, hub_crl_id_t *out)
+{
+    if (!out)
+        return;
+    if (self)
+        *out = self->crl_id;
+    else
+        memset(out, 0, sizeof *out);
+}
+
+/* ---- the CRL rollback guard ---------------------------------------------- */
+
+/* Compares two hex numbers without leading zeros' help: -1, 0, 1. */
+static int hub__hex_cmp(const char *a, const char *b)
+{
+    while (*a == '0' && a[1])
+        a++;
+    while (*b == '0' && b[1])
+        b++;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    int c = strcasecmp(a, b);
+    return c < 0 ? -1 : c > 0;
+}
+
+static bool hub__hex_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+typedef struct {
+    hub_crl_id_t id;
+    bool has_time, has_digest;
+} hub__crl_state_t;
+
+static int hub__crl_state_entry(const char *key, const char *value, void *user, char *err,
+                                size_t err_size)
+{
+    hub__crl_state_t *st = user;
+    if (!strcmp(key, "crl_number")) {
+        if (strcmp(value, "none") && !hub__hex_ok(value, HUB_CERT_SERIAL_MAX - 1)) {
+            snprintf(err, err_size, "crl_number must be hex digits or 'none'");
+            return HUB_EPARSE;
+        }
+        snprintf(st->id.number, sizeof st->id.number, "%s", strcmp(value, "none") ? value : "");
+        return 0;
+    }
+    if (!strcmp(key, "this_update_us")) {
+        unsigned long long v;
+        int rc = hub_conf_uint(key, value, 0, UINT64_MAX, &v, err, err_size);
+        st->id.this_update_us = v;
+        st->has_time = rc == 0;
+        return rc;
+    }
+    if (!strcmp(key, "sha256")) {
+        if (strlen(value) != 64 || !hub__hex_ok(value, 64)) {
+            snprintf(err, err_size, "sha256 must be 64 hex digits");
+            return HUB_EPARSE;
+        }
+        for (size_t i = 0; i < 32; i++) {
+            unsigned byte;
+            sscanf(value + 2 * i, "%2x", &byte);
+            st->id.sha256[i] = (uint8_t)byte;
+        }
+        st->has_digest = true;
+        return 0;
+    }
+    if (!strcmp(key, "crl_file") || !strcmp(key, "accepted_at"))
+        return 0; /* for people reading the file */
+    snprintf(err, err_size, "unknown setting '%s'", key);
+    return HUB_EPARSE;
+}
+
+static int hub__crl_state_save(const char *state_path, const char *crl_path,
+                               const hub_crl_id_t *crl, uint64_t now_us, char *err,
+                               size_t err_size)
+{
+    /* The state directory (the store's) may not exist yet at first start. */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(state_path, '/');
+    if (slash && slash != state_path) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - state_path), state_path);
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            hub__errf(err, err_size, "cannot make %s for the CRL state: %s", dir,
+                      strerror(errno));
+            return HUB_EIO;
+        }
+    }
+    char hex[65], when[32], text[1024 + PATH_MAX];
+    for (size_t i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", crl->sha256[i]);
+    hub__fmt_time(now_us, when);
+    int n = snprintf(text, sizeof text,
+                     "# The newest CRL this hub has accepted. hubd refuses an older one (a\n"
+                     "# lower number), or another with the same number, so that putting back an\n"
+                     "# old CRL cannot un-revoke a member. Written by hubd; do not edit.\n"
+                     "crl_number = %s\n"
+                     "this_update_us = %llu\n"
+                     "sha256 = %s\n"
+                     "crl_file = %s\n"
+                     "accepted_at = %s\n",
+                     crl->number[0] ? crl->number : "none",
+                     (unsigned long long)crl->this_update_us, hex, crl_path ? crl_path : "",
+                     when);
+    if (n < 0 || (size_t)n >= sizeof text) {
+        hub__errf(err, err_size, "CRL path too long");
+        return HUB_EINVAL;
+    }
+    return hub__write_file(state_path, text, (size_t)n, 0600, false, err, err_size);
+}
+
+int hub_crl_state_advance(const char *state_path, const char *crl_path, const hub_crl_id_t *crl,
+                          uint64_t now_us, char *err, size_t err_size)
+{
+    if (!crl)
+        return HUB_EINVAL;
+    if (!state_path || !*state_path)
+        return 0;
+    hub__crl_state_t known;
+    memset(&known, 0, sizeof known);
+    char why[HUB_ERRMSG_MAX];
+    int rc = hub_conf_parse_file(state_path, hub__crl_state_entry, &known, why, sizeof why);
+    if (rc == HUB_ENOENT)
+        return hub__crl_state_save(state_path, crl_path, crl, now_us, err, err_size);
+    if (rc == 0 && !(known.has_time && known.has_digest)) {
+        snprintf(why, sizeof why, "this_update_us or sha256 is missing");
+        rc = HUB_EPARSE;
+    }
+    if (rc != 0) {
+        hub__errf(err, err_size,
+                  "the CRL state file %s cannot be read (%s); it remembers the newest CRL "
+                  "accepted, so that an older one cannot un-revoke members. Restore it, or "
+                  "delete it to accept %s as the newest",
+                  state_path, why, crl_path);
+        return rc == HUB_EPARSE ? HUB_EPARSE : HUB_EIO;
+    }
+    if (!memcmp(known.id.sha256, crl->sha256, sizeof crl->sha256))
+        return 0; /* the same CRL again */
+    char was[32], now[32];
+    hub__fmt_time(known.id.this_update_us, was);
+    hub__fmt_time(crl->this_update_us, now);
+    const char *new_no = crl->number[0] ? crl->number : "none";
+    const char *old_no = known.id.number[0] ? known.id.number : "none";
+    /* Numbered CRLs are ordered by number; without numbers, by issue time. */
+    int order = crl->number[0] && known.id.number[0]
+                    ? hub__hex_cmp(crl->number, known.id.number)
+                    : (crl->this_update_us > known.id.this_update_us) -
+                          (crl->this_update_us < known.id.this_update_us);
+    if (order > 0)
+        return hub__crl_state_save(state_path, crl_path, crl, now_us, err, err_size);
+    if (order < 0) {
+        hub__errf(err, err_size,
+                  "CRL %s (number %s, issued %s) is older than the CRL this hub accepted "
+                  "before (number %s, issued %s, remembered in %s): an older CRL would "
+                  "un-revoke members. Install the CA's current crl.pem, or make a new one "
+                  "with 'hubctl ca crl DIR'",
+                  crl_path, new_no, now, old_no, was, state_path);
+        return HUB_EINVAL;
+    }
+    hub__errf(err, err_size,
+              "CRL %s (number %s, issued %s) has the number of the CRL this hub accepted "
+              "before (issued %s, remembered in %s) but other contents: a CA never signs two "
+              "CRLs with one number. Install the CA's current crl.pem, or make a new one with "
+              "'hubctl ca crl DIR'",
+              crl_path, new_no, now, was, state_path);
+    return HUB_EINVAL;
 }
 
 uint64_t hub_certdir_next_change_us(const hub_certdir_t *self)
@@ -1156,6 +1361,23 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
         ERR_clear_error();
     }
     free(old_text);
+    /* ca/crlnumber remembers the last number signed, so that a crl.pem put
+     * back from an older copy cannot make the CA sign a second CRL with a
+     * number it has used (the hub refuses that as a rollback). */
+    char counter_path[PATH_MAX];
+    rc = hub__path(counter_path, ca->dir, "ca/crlnumber", err, err_size);
+    if (rc != 0)
+        return rc;
+    char *counter = NULL;
+    size_t counter_len = 0;
+    if (hub__read_file(counter_path, 64, &counter, &counter_len, NULL, NULL, 0) == 0) {
+        char *end = NULL;
+        long last_signed = strtol(counter, &end, 10);
+        if (end != counter && last_signed > 0 && last_signed < LONG_MAX &&
+            last_signed >= number)
+            number = last_signed + 1;
+    }
+    free(counter);
 
     if (!crl_days)
         crl_days = HUB_CRL_DEFAULT_DAYS;
@@ -1210,6 +1432,11 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
     rc = hub__write_file(path, data, (size_t)len, 0644, false, err, err_size);
     BIO_free(bio);
     X509_CRL_free(crl);
+    if (rc == 0) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%ld\n", number);
+        rc = hub__write_file(counter_path, text, (size_t)n, 0644, false, err, err_size);
+    }
     return rc;
 }
 

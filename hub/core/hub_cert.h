@@ -23,6 +23,9 @@
  *   DIR/ca/serial    the next serial number, hex
  *   DIR/ca/index     one line per issued certificate (see HUB_CA_INDEX_FORMAT)
  *   DIR/ca/crl.pem   the revocation list, re-signed on every revocation
+ *   DIR/ca/crlnumber the number of the last CRL signed (decimal); the next
+ *                    CRL gets one more than this or than crl.pem's, so
+ *                    that numbers never repeat even if crl.pem is put back
  *   DIR/certs/<slug>.crt  issued member certificates ('/' in the id -> '.')
  * Commands that change DIR hold an exclusive flock() on DIR/ca, and replace
  * files by writing a temporary file and renaming it.
@@ -171,6 +174,35 @@ const hub_cert_info_t *hub_certdir_ca(const hub_certdir_t *self);
 /* The CRL's thisUpdate and nextUpdate (µs); next is 0 when it has none. */
 void hub_certdir_crl_times(const hub_certdir_t *self, uint64_t *this_update_us,
                            uint64_t *next_update_us);
+/* What identifies a CRL: its number (the crlNumber extension, upper-case
+ * hex; "" when it has none), its thisUpdate, and the SHA-256 of its DER
+ * encoding (so that the same CRL in another PEM wrapping is the same). */
+typedef struct {
+    char number[HUB_CERT_SERIAL_MAX];
+    uint64_t this_update_us;
+    uint8_t sha256[32];
+} hub_crl_id_t;
+void hub_certdir_crl_id(const hub_certdir_t *self, hub_crl_id_t *out);
+
+/* The rollback guard: putting back an older, validly signed CRL must not
+ * un-revoke a member. state_path (hubd's crl_state_file, in its state
+ * directory) remembers the newest CRL accepted; hub_crl_state_advance()
+ * compares crl with it and
+ *   - accepts it (0) when it is the same CRL (same digest), or newer: a
+ *     higher number (both numbered), else a later thisUpdate; a newer one
+ *     is remembered (temporary file, fsync, rename, fsync of the directory;
+ *     the directory is made, 0700, if missing);
+ *   - refuses it (HUB_EINVAL) when it is older, or has the same number (the
+ *     same thisUpdate, when unnumbered) but other contents, with a sentence
+ *     naming crl_path, both numbers and issue times, the state file and
+ *     what to do;
+ *   - refuses (HUB_EPARSE, HUB_EIO) a state file it cannot read, saying
+ *     that deleting it accepts the current CRL.
+ * A missing state file is the first start: crl is remembered. An empty or
+ * NULL state_path turns the guard off. */
+int hub_crl_state_advance(const char *state_path, const char *crl_path, const hub_crl_id_t *crl,
+                          uint64_t now_us, char *err, size_t err_size);
+
 /* The earliest instant after the load time at which the set of valid
  * certificates changes by the clock alone (a valid one expires, a
  * not-yet-valid one starts, the CA expires); UINT64_MAX when never. Reload

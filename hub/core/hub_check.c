@@ -6,6 +6,7 @@
 #include "hub_delegation.h"
 #include "hub_error.h"
 #include "hub_keys.h"
+#include "hub_memberdir.h"
 #include "hub_ops.h"
 #include "hub_policy.h"
 #include "hub_store.h"
@@ -174,6 +175,12 @@ static void hub__check_rules(hub__check_t *c, const hub_config_t *cfg)
         if (hub_delegations_load(cfg->delegations_file, &d, err, sizeof err) != 0)
             hub__loader_error(c, "delegations_file", cfg->delegations_file, err);
         hub_delegations_destroy(&d);
+    }
+    if (cfg->members_file[0] && cfg->http_listen[0]) {
+        hub_memberdir_t *directory = NULL;
+        if (hub_memberdir_load(cfg->members_file, &directory, err, sizeof err) != 0)
+            hub__loader_error(c, "members_file", cfg->members_file, err);
+        hub_memberdir_destroy(&directory);
     }
     if (cfg->http_token_file[0]) {
         char token[HUB_OPS_TOKEN_MAX + 1];

@@ -2,6 +2,7 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_ops.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,9 +29,23 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->max_attempts = 8;
     cfg->dedup_window_ms = 24u * 3600u * 1000u;
     cfg->require_signatures = true;
+    cfg->public_directory = false;
+    cfg->max_open_requests = 65536;
+    cfg->max_waiting_bytes = 16u << 20;
+    cfg->drain_timeout_ms = 30000;
+    cfg->rate_msgs = 20000;
+    cfg->rate_bytes = 64u << 20;
+    /* Store quotas default to shares of max_store_bytes (hub_config_load),
+     * so that no one member can fill the store. */
+    cfg->quota_send_msgs = 0;
+    cfg->quota_send_bytes = 0;
+    cfg->quota_recv_msgs = 0;
+    cfg->quota_recv_bytes = 0;
+    cfg->store_reserve_percent = 10;
     cfg->cert_warn_days = 30;
     cfg->audit = true;
     cfg->log_level = HUB_LOG_INFO;
+    snprintf(cfg->lang, sizeof cfg->lang, "vi");
 }
 
 static int hub__bool(const char *key, const char *value, bool *dst, char *err, size_t err_size)
@@ -92,6 +107,9 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__path(ctx, key, value, cfg->ca_cert, sizeof cfg->ca_cert, err, err_size);
     if (!strcmp(key, "crl_file"))
         return hub__path(ctx, key, value, cfg->crl_file, sizeof cfg->crl_file, err, err_size);
+    if (!strcmp(key, "crl_state_file"))
+        return hub__path(ctx, key, value, cfg->crl_state_file, sizeof cfg->crl_state_file, err,
+                         err_size);
     if (!strcmp(key, "cert_dir"))
         return hub__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
     if (!strcmp(key, "cert_warn_days"))
@@ -112,6 +130,24 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
     if (!strcmp(key, "http_allowed_hosts"))
         return hub_conf_str(key, value, cfg->http_allowed_hosts, sizeof cfg->http_allowed_hosts,
                             err, err_size);
+    if (!strcmp(key, "http_public"))
+        return hub__bool(key, value, &cfg->http_public, err, err_size);
+    if (!strcmp(key, "http_max_connections_per_client"))
+        return hub__u32(key, value, 1, 100000, &cfg->http_max_connections_per_client, err,
+                        err_size);
+    if (!strcmp(key, "http_header_timeout_ms"))
+        return hub__u32(key, value, 100, 600000, &cfg->http_header_timeout_ms, err, err_size);
+    if (!strcmp(key, "members_file"))
+        return hub__path(ctx, key, value, cfg->members_file, sizeof cfg->members_file, err,
+                         err_size);
+    if (!strcmp(key, "lang")) {
+        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
+            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
+                     value);
+            return HUB_EINVAL;
+        }
+        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
+    }
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);
@@ -142,6 +178,34 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         rc = hub_conf_uint(key, value, 1, 1ull << 40, &v, err, err_size);
         cfg->max_queue_depth = v;
         return rc;
+    }
+    if (!strcmp(key, "public_directory"))
+        return hub__bool(key, value, &cfg->public_directory, err, err_size);
+    if (!strcmp(key, "max_open_requests"))
+        return hub__u32(key, value, 1, 10000000, &cfg->max_open_requests, err, err_size);
+    if (!strcmp(key, "drain_timeout_ms"))
+        return hub__u32(key, value, 100, 3600000, &cfg->drain_timeout_ms, err, err_size);
+    if (!strcmp(key, "store_reserve_percent"))
+        return hub__u32(key, value, 0, 50, &cfg->store_reserve_percent, err, err_size);
+    {
+        struct {
+            const char *name;
+            uint64_t min, max, *dst;
+        } const u64s[] = {
+            {"max_waiting_bytes", 64u << 10, 1ull << 40, &cfg->max_waiting_bytes},
+            {"rate_msgs", 0, 1ull << 32, &cfg->rate_msgs},
+            {"rate_bytes", 0, 1ull << 40, &cfg->rate_bytes},
+            {"quota_send_msgs", 0, 1ull << 40, &cfg->quota_send_msgs},
+            {"quota_send_bytes", 0, 1ull << 44, &cfg->quota_send_bytes},
+            {"quota_recv_msgs", 0, 1ull << 40, &cfg->quota_recv_msgs},
+            {"quota_recv_bytes", 0, 1ull << 44, &cfg->quota_recv_bytes},
+        };
+        for (size_t i = 0; i < sizeof u64s / sizeof u64s[0]; i++)
+            if (!strcmp(key, u64s[i].name)) {
+                rc = hub_conf_uint(key, value, u64s[i].min, u64s[i].max, &v, err, err_size);
+                *u64s[i].dst = v;
+                return rc;
+            }
     }
     if (!strcmp(key, "require_signatures"))
         return hub__bool(key, value, &cfg->require_signatures, err, err_size);
@@ -175,6 +239,16 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
     int rc = hub_conf_parse_file(path, hub__entry, &ctx, err, err_size);
     if (rc != 0)
         return rc;
+    /* Unset store quotas: a quarter of the store per sender, half per
+     * receiver, so that one member's traffic cannot fill it for all. */
+    if (cfg->quota_send_bytes == 0)
+        cfg->quota_send_bytes = cfg->max_store_bytes / 4;
+    if (cfg->quota_recv_bytes == 0)
+        cfg->quota_recv_bytes = cfg->max_store_bytes / 2;
+    if (cfg->quota_send_msgs == 0) /* a sender may fill four receivers' queues */
+        cfg->quota_send_msgs = cfg->max_queue_depth * 4;
+    if (cfg->quota_recv_msgs == 0)
+        cfg->quota_recv_msgs = cfg->max_queue_depth;
     const char *missing = !cfg->key_file[0] ? "key_file" : !cfg->data_dir[0] ? "data_dir" : NULL;
     if (missing) {
         snprintf(err, err_size, "%s: '%s' is required (see deploy/hubd.conf.example)", path,
@@ -203,6 +277,27 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         (size_t)snprintf(cfg->audit_dir, sizeof cfg->audit_dir, "%s/audit", cfg->data_dir) >=
             sizeof cfg->audit_dir) {
         snprintf(err, err_size, "%s: data_dir is too long to hold the audit log", path);
+        return HUB_EINVAL;
+    }
+    if (certs && !cfg->crl_state_file[0] &&
+        (size_t)snprintf(cfg->crl_state_file, sizeof cfg->crl_state_file, "%s/crl.state",
+                         cfg->data_dir) >= sizeof cfg->crl_state_file) {
+        snprintf(err, err_size, "%s: data_dir is too long to hold crl.state", path);
+        return HUB_EINVAL;
+    }
+    if (cfg->http_listen[0] && !cfg->http_public && !hub_ops_listen_is_loopback(cfg->http_listen)) {
+        snprintf(err, err_size,
+                 "%s: http_listen = %s is not a loopback address: the operator endpoint would "
+                 "face the network. Use 127.0.0.1:PORT, or set http_public = yes (then every "
+                 "/api/ route and /metrics need the token of http_token_file)",
+                 path, cfg->http_listen);
+        return HUB_EINVAL;
+    }
+    if (cfg->http_public && cfg->http_listen[0] && !cfg->http_token_file[0]) {
+        snprintf(err, err_size,
+                 "%s: http_public = yes needs http_token_file: beyond loopback every /api/ "
+                 "route and /metrics need the operator token",
+                 path);
         return HUB_EINVAL;
     }
     if (cfg->max_payload_bytes + 65536u > cfg->max_frame_bytes) {

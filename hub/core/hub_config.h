@@ -30,6 +30,8 @@ typedef struct {
     char ca_cert[PATH_MAX];      /* certificate mode: the operator CA's certificate, */
     char crl_file[PATH_MAX];     /*   its revocation list, */
     char cert_dir[PATH_MAX];     /*   and the directory of member certificates */
+    char crl_state_file[PATH_MAX]; /* the newest CRL accepted (rollback guard); default
+                                      <data_dir>/crl.state in certificate mode */
     uint32_t cert_warn_days;     /* warn this long before a certificate expires */
     char delegations_file[PATH_MAX]; /* ủy quyền rules; empty = none */
     char data_dir[PATH_MAX];     /* store directory */
@@ -38,6 +40,11 @@ typedef struct {
     char http_listen[256];       /* operator HTTP endpoint, host:port; empty = off */
     char http_token_file[PATH_MAX]; /* file holding the operator token for mutating calls */
     char http_allowed_hosts[512];  /* host names the HTTP endpoint answers to, besides IPs and localhost */
+    bool http_public;            /* http_listen may be beyond loopback (the API then needs the token) */
+    uint32_t http_max_connections_per_client; /* open HTTP connections per client IP; 0 = 32 */
+    uint32_t http_header_timeout_ms; /* a request's header section must arrive within; 0 = 5000 */
+    char members_file[PATH_MAX]; /* member directory (agency names); empty = ids only */
+    char lang[8];                /* operators' language, "vi" (default) or "en" */
     uint32_t max_payload_bytes;  /* largest envelope payload accepted */
     uint32_t max_frame_bytes;    /* largest ZeroMQ message accepted (a batch) */
     uint32_t heartbeat_ms;       /* clients heartbeat this often; silent 3x longer = offline */
@@ -50,6 +57,17 @@ typedef struct {
     uint32_t max_attempts;       /* retry budget before the dead-letter queue */
     uint32_t dedup_window_ms;    /* how long a message id is remembered for de-duplication */
     bool require_signatures;     /* refuse envelopes without a valid Ed25519 signature */
+    /* What one member may take from the others (issue: hostile members).
+     * Per-member values in the policy file's `limit` lines override these. */
+    bool public_directory;       /* lth.members/v1 lists every member, not only partners */
+    uint32_t max_open_requests;  /* unanswered requests one member may have tracked */
+    uint64_t max_waiting_bytes;  /* bytes waiting to be sent to one connection */
+    uint32_t drain_timeout_ms;   /* a connection that takes nothing this long is dropped */
+    uint64_t rate_msgs;          /* envelopes per second a member may send; 0 = no limit */
+    uint64_t rate_bytes;         /* envelope bytes per second a member may send; 0 = no limit */
+    uint64_t quota_send_msgs, quota_send_bytes; /* what a sender may hold in the store; 0 = none */
+    uint64_t quota_recv_msgs, quota_recv_bytes; /* what a receiver may hold */
+    uint32_t store_reserve_percent; /* the last part of the store kept from any one member */
     bool audit;                  /* keep the audit log (in audit_dir) */
     int log_level;               /* hub_log_level_t */
 } hub_config_t;

@@ -1,5 +1,6 @@
 #include "hub_delegation.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_map.h"
 #include "hub_policy.h"
@@ -38,6 +39,9 @@ static void hub__free_rules(hub_delegations_t *self)
 int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, size_t err_size)
 {
     *out = NULL;
+    int guard = hub_fsguard_check(path, "delegations file", err, err_size);
+    if (guard != 0)
+        return guard;
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, err_size, "cannot read delegations file %s: %s", path, strerror(errno));

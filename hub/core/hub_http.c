@@ -66,6 +66,8 @@ struct hub__http_conn {
     bool shutdown_done;          /* LINGER: the FIN went out */
     bool eof_seen;               /* LINGER: the client's FIN came in */
     size_t discarded;            /* LINGER: bytes dropped */
+    uint8_t peer[17];            /* the client's address family and IP, for its limit */
+    uint64_t request_start_ms;   /* loop time of the request's first byte (or the opening) */
 
     /* The request being parsed. */
     bool in_message;             /* its first byte has arrived */
@@ -124,12 +126,22 @@ struct hub_http_server {
 
 static const char hub__http_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                     "Content-Type: application/json\r\n"
-                                    "Content-Length: 36\r\n"
+                                    "Content-Length: 37\r\n"
                                     "Cache-Control: no-store\r\n"
                                     "X-Content-Type-Options: nosniff\r\n"
                                     "Connection: close\r\n"
                                     "\r\n"
                                     "{\"error\":\"too many open connections\"}";
+
+static const char hub__http_503_client[] =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 55\r\n"
+    "Cache-Control: no-store\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "{\"error\":\"too many open connections from your address\"}";
 
 static const char hub__http_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -275,6 +287,28 @@ static void hub__conn_arm(hub__http_conn_t *conn, hub__timer_kind_t kind, uint64
 {
     conn->timer_kind = kind;
     uv_timer_start(&conn->timer, hub__conn_on_timer, ms, 0);
+}
+
+/* Arms the deadline of a request that begins now: its header section must
+ * be complete within header_timeout_ms, the whole request within
+ * request_timeout_ms (hub__conn_headers_done() moves to the latter). */
+static void hub__conn_arm_request(hub__http_conn_t *conn)
+{
+    const hub_http_config_t *c = &conn->server->cfg;
+    conn->request_start_ms = uv_now(conn->server->loop);
+    hub__conn_arm(conn, HUB__TIMER_REQUEST,
+                  c->header_timeout_ms < c->request_timeout_ms ? c->header_timeout_ms
+                                                               : c->request_timeout_ms);
+}
+
+static void hub__conn_headers_done(hub__http_conn_t *conn)
+{
+    const hub_http_config_t *c = &conn->server->cfg;
+    if (c->header_timeout_ms >= c->request_timeout_ms)
+        return;
+    uint64_t spent = uv_now(conn->server->loop) - conn->request_start_ms;
+    uint64_t left = spent < c->request_timeout_ms ? c->request_timeout_ms - spent : 1;
+    hub__conn_arm(conn, HUB__TIMER_REQUEST, left);
 }
 
 static size_t hub__conn_unsent(hub__http_conn_t *conn)
@@ -515,8 +549,8 @@ static int hub__on_message_begin(http_parser *parser)
     hub__hbuf_clear(&conn->host);
     hub__hbuf_clear(&conn->expect);
     hub__hbuf_clear(&conn->body);
-    /* The deadline runs from the first byte; trickling does not extend it. */
-    hub__conn_arm(conn, HUB__TIMER_REQUEST, conn->server->cfg.request_timeout_ms);
+    /* The deadlines run from the first byte; trickling does not extend them. */
+    hub__conn_arm_request(conn);
     return 0;
 }
 
@@ -647,6 +681,7 @@ static int hub__on_headers_complete(http_parser *parser)
     hub__trim_trailing(&conn->content_type);
     hub__trim_trailing(&conn->host);
     hub__trim_trailing(&conn->expect);
+    hub__conn_headers_done(conn);
     if (parser->content_length > 0 && strcasecmp(hub__hbuf_str(&conn->expect), "100-continue") == 0)
         hub__conn_write(conn, (char *)hub__http_100, sizeof hub__http_100 - 1, true, NULL, 0);
     return conn->state == HUB__CONN_READING ? 0 : -1;
@@ -849,6 +884,32 @@ static void hub__reject(hub_http_server_t *server)
     uv_close((uv_handle_t *)tcp, hub__reject_on_closed);
 }
 
+/* Records conn's peer address and tells whether that address already has
+ * max_connections_per_client other connections open. */
+static bool hub__client_over_limit(hub_http_server_t *server, hub__http_conn_t *conn)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    memset(conn->peer, 0, sizeof conn->peer);
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&sa, &len) != 0)
+        return false;
+    if (sa.ss_family == AF_INET) {
+        conn->peer[0] = 4;
+        memcpy(conn->peer + 1, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+    } else if (sa.ss_family == AF_INET6) {
+        conn->peer[0] = 6;
+        memcpy(conn->peer + 1, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
+    } else {
+        return false;
+    }
+    uint32_t same = 0;
+    for (hub__http_conn_t *c = server->conns; c; c = c->next)
+        if (c != conn && c->state != HUB__CONN_CLOSING &&
+            !memcmp(c->peer, conn->peer, sizeof c->peer))
+            same++;
+    return same >= server->cfg.max_connections_per_client;
+}
+
 static void hub__on_connection(uv_stream_t *listener, int status)
 {
     hub_http_server_t *server = listener->data;
@@ -884,13 +945,26 @@ static void hub__on_connection(uv_stream_t *listener, int status)
     server->stats.open_connections++;
     http_parser_init(&conn->parser, HTTP_REQUEST);
     conn->parser.data = conn;
-    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)&conn->tcp, hub__on_alloc, hub__on_read) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        hub__conn_close(conn);
+        return;
+    }
+    if (hub__client_over_limit(server, conn)) {
+        /* One address must not take every slot (and /healthz with them). */
+        server->stats.rejected_connections++;
+        HUB_DEBUG(HUB__HTTP_COMP, "too many connections from one address; rejecting one",
+                  "limit=%u", server->cfg.max_connections_per_client);
+        uv_buf_t buf = uv_buf_init((char *)hub__http_503_client, sizeof hub__http_503_client - 1);
+        (void)uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
+        hub__conn_close(conn);
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&conn->tcp, hub__on_alloc, hub__on_read) != 0) {
         hub__conn_close(conn);
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
-    hub__conn_arm(conn, HUB__TIMER_REQUEST, server->cfg.request_timeout_ms);
+    hub__conn_arm_request(conn);
 }
 
 /* ---- public API ------------------------------------------------------- */
@@ -921,6 +995,10 @@ int hub_http_new(uv_loop_t *loop, const hub_http_config_t *cfg, hub_http_handler
         c->idle_timeout_ms = 60000;
     if (!c->max_connections)
         c->max_connections = 256;
+    if (!c->max_connections_per_client)
+        c->max_connections_per_client = 32;
+    if (!c->header_timeout_ms)
+        c->header_timeout_ms = 5000;
     server->loop = loop;
     server->handler = handler;
     server->user = user;

@@ -21,11 +21,16 @@
  *     version other than 1.x gets 505;
  *   - chunked request bodies are not supported: they get 411 (Length
  *     Required) and the connection closes — send Content-Length;
- *   - a request not complete within request_timeout_ms of its first byte
- *     (or of the connection's opening) gets 408 and is closed; a keep-alive
+ *   - a request whose header section is not complete within
+ *     header_timeout_ms of its first byte (or of the connection's opening),
+ *     or that is not complete within request_timeout_ms, gets 408 and is
+ *     closed (a connection that sent nothing is just closed); a keep-alive
  *     connection with no new request within idle_timeout_ms is closed;
- *   - beyond max_connections open connections, a new connection is
- *     accepted, sent 503 if that can be done without waiting, and closed;
+ *   - beyond max_connections open connections, or beyond
+ *     max_connections_per_client from the client's IP address, a new
+ *     connection is accepted, sent 503 if that can be done without waiting,
+ *     and closed: one client holding idle connections cannot take every
+ *     slot, and /healthz keeps answering the others;
  *   - while a response is unsent the server stops reading from that client,
  *     and a connection whose unsent output exceeds max_output_bytes is
  *     closed (a client that pipelines requests but never reads).
@@ -65,8 +70,10 @@ typedef struct {
     size_t max_body_bytes;       /* 1 MiB */
     size_t max_output_bytes;     /* 8 MiB of unsent response per connection */
     uint32_t request_timeout_ms; /* 10 s from a request's first byte to its end */
+    uint32_t header_timeout_ms;  /* 5 s from a request's first byte to its header's end */
     uint32_t idle_timeout_ms;    /* 60 s between requests on a kept-alive connection */
     uint32_t max_connections;    /* 256 */
+    uint32_t max_connections_per_client; /* 32 open at once from one IP address */
 } hub_http_config_t;
 
 /* One request, valid only during the handler call. Strings are
@@ -92,7 +99,8 @@ typedef struct {
     uint64_t bad_requests;         /* answered 400, 411, 413, 431 or 505 */
     uint64_t timeouts;             /* closed: no complete request in request_timeout_ms */
     uint64_t idle_closes;          /* closed: kept alive but idle for idle_timeout_ms */
-    uint64_t rejected_connections; /* closed on arrival: max_connections were open */
+    uint64_t rejected_connections; /* closed on arrival: max_connections were open, or
+                                      max_connections_per_client from that address */
     uint64_t write_overflows;      /* closed: unsent output over max_output_bytes */
     uint32_t open_connections;     /* connections open now (rejected ones not counted) */
 } hub_http_stats_t;

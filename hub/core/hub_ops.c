@@ -1,5 +1,6 @@
 #include "hub_ops.h"
 #include "hub_dashboard.h"
+#include "hub_memberdir.h"
 #include "hub_error.h"
 #include "hub_jsonw.h"
 #include "hub_log.h"
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,8 +41,11 @@ struct hub_ops {
     hub_metrics_t *metrics;
     bool own_metrics;
     char token[HUB_OPS_TOKEN_MAX + 1];
+    bool public_api;         /* listening beyond loopback: /api/ and /metrics need the token */
     char allowed_hosts[512]; /* ",name,name," (lower case), or "" */
     char address[300];
+    char lang[8];                 /* "vi" or "en": when a request names none */
+    hub_memberdir_t *directory;   /* agency names; NULL = none */
     uint64_t started_at_us;       /* this process's start, wall clock */
     hub_map_t *member_labels;     /* member ids given a lth_member_connected series */
     hub_map_t *receiver_labels;   /* receivers given lth_queue_* series */
@@ -622,7 +627,7 @@ static void hub__refresh_metrics(hub_ops_t *self)
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
         hub_metric_set(self->f_stat[i], NULL, (double)v);
     }
-    for (int code = 1; code < 16; code++) {
+    for (int code = 1; code < 32; code++) {
         if (fig.stats.nacks_by_code[code] == 0)
             continue;
         const char *const l[] = {hub_nack_code_name(code)};
@@ -783,7 +788,7 @@ static void hub__route_status(hub_ops_t *self, hub_http_response_t *resp)
     hub_jsonw_object_end(&w);
     hub_jsonw_key(&w, "refusals");
     hub_jsonw_object_begin(&w);
-    for (int code = 1; code < 16; code++) {
+    for (int code = 1; code < 32; code++) {
         if (fig.stats.nacks_by_code[code])
             hub_jsonw_kv_u64(&w, hub_nack_code_name(code), fig.stats.nacks_by_code[code]);
     }
@@ -823,6 +828,17 @@ static void hub__route_members(hub_ops_t *self, hub_http_response_t *resp)
         connected += m->online;
         hub_jsonw_object_begin(&w);
         hub_jsonw_kv_str(&w, "id", m->id);
+        const hub_memberdir_entry_t *named = hub_memberdir_find(self->directory, m->id);
+        for (int f = 0; f < 3; f++) {
+            static const char *const keys[] = {"name", "unit", "contact"};
+            const char *v = !named ? NULL : f == 0 ? named->name : f == 1 ? named->unit
+                                                                   : named->contact;
+            hub_jsonw_key(&w, keys[f]);
+            if (v)
+                hub_jsonw_str(&w, v);
+            else
+                hub_jsonw_null(&w);
+        }
         hub_jsonw_kv_bool(&w, "known", m->known);
         hub_jsonw_kv_bool(&w, "online", m->online);
         hub_jsonw_kv_str(&w, "state", m->online ? "connected" : m->known ? "offline" : "removed");
@@ -1346,12 +1362,48 @@ static bool hub__route_asset(const hub_http_request_t *req, hub_http_response_t 
     return false;
 }
 
+/* The dashboard's catalogue in the language asked for (?lang=), else in the
+ * configured one; both are assets (hub/dashboard/i18n.*.json). */
+static void hub__route_i18n(const hub_ops_t *self, const hub_http_request_t *req,
+                            hub_http_response_t *resp)
+{
+    if (!hub__is_get(req)) {
+        hub__method_not_allowed(resp, "GET");
+        return;
+    }
+    char lang[8];
+    int rc = hub_http_query_get(req->query, "lang", lang, sizeof lang);
+    if (rc == HUB_ENOTFOUND)
+        snprintf(lang, sizeof lang, "%s", self->lang);
+    else if (rc != 0 || (strcmp(lang, "vi") != 0 && strcmp(lang, "en") != 0)) {
+        hub__error(resp, 400, "lang must be vi (Vietnamese) or en (English)");
+        return;
+    }
+    char path[32];
+    snprintf(path, sizeof path, "/i18n.%s.json", lang);
+    for (size_t i = 0; i < hub_dashboard_n_assets; i++) {
+        const hub_dashboard_asset_t *a = &hub_dashboard_assets[i];
+        if (!strcmp(a->path, path)) {
+            hub__respond(resp, 200, "application/json", a->data, a->len);
+            hub_http_response_header(resp, "Content-Language", lang);
+            return;
+        }
+    }
+    hub__error(resp, 500, "the %s catalogue is missing from this build", lang);
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
 {
     const char *path = req->path;
     static const char api[] = "/api/v1/";
+    /* Beyond loopback, what names members, addresses and message ids is
+     * for the operator only; health and the dashboard's own files stay
+     * open (they hold no data; the dashboard's calls need the token). */
+    if (self->public_api && (!strncmp(path, "/api/", 5) || !strcmp(path, "/metrics")) &&
+        !hub__authorised(self, req, resp))
+        return;
     if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/metrics")) {
         if (!hub__is_get(req))
             hub__method_not_allowed(resp, "GET");
@@ -1361,6 +1413,10 @@ static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_
             hub__route_readyz(self, resp);
         else
             hub__route_metrics(self, resp);
+        return;
+    }
+    if (!strcmp(path, "/i18n.json")) {
+        hub__route_i18n(self, req, resp);
         return;
     }
     if (!strncmp(path, api, sizeof api - 1)) {
@@ -1457,6 +1513,22 @@ static void hub__on_request(const hub_http_request_t *req, hub_http_response_t *
 
 /* ---- life cycle --------------------------------------------------------- */
 
+static int hub__parse_listen(const char *listen, char *host, size_t host_size, int *port);
+
+bool hub_ops_listen_is_loopback(const char *listen)
+{
+    char host[256];
+    int port;
+    if (!listen || hub__parse_listen(listen, host, sizeof host, &port) != 0)
+        return false;
+    unsigned char addr[16];
+    if (strchr(host, ':')) {
+        static const unsigned char one[16] = {[15] = 1};
+        return uv_inet_pton(AF_INET6, host, addr) == 0 && !memcmp(addr, one, 16);
+    }
+    return uv_inet_pton(AF_INET, host, addr) == 0 && addr[0] == 127;
+}
+
 static int hub__parse_listen(const char *listen, char *host, size_t host_size, int *port)
 {
     const char *colon;
@@ -1500,6 +1572,18 @@ static int hub__parse_listen(const char *listen, char *host, size_t host_size, i
     return 0;
 }
 
+static struct {
+    char lang[8];
+    char members_file[PATH_MAX];
+} hub__site = {"vi", ""};
+
+void hub_ops_site_defaults(const char *lang, const char *members_file)
+{
+    snprintf(hub__site.lang, sizeof hub__site.lang, "%s", lang && lang[0] ? lang : "vi");
+    snprintf(hub__site.members_file, sizeof hub__site.members_file, "%s",
+             members_file ? members_file : "");
+}
+
 int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_source_t *src,
                 hub_flows_t *flows, hub_metrics_t *metrics, hub_ops_t **out, char *err,
                 size_t err_size)
@@ -1531,12 +1615,22 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
                  HUB_OPS_TOKEN_MAX);
         return HUB_EINVAL;
     }
+    bool public_api = cfg->public_api || !hub_ops_listen_is_loopback(cfg->listen);
+    if (public_api && !(cfg->token && cfg->token[0])) {
+        snprintf(err, err_size,
+                 "the HTTP endpoint %.100s faces the network (http_public, or not a loopback "
+                 "address), and there every /api/ route and /metrics need the operator token: "
+                 "set http_token_file",
+                 cfg->listen);
+        return HUB_EINVAL;
+    }
     hub_ops_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
     self->loop = loop;
+    self->public_api = public_api;
     self->src = *src;
     self->flows = flows;
     self->metrics = metrics;
@@ -1550,6 +1644,18 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
                 self->allowed_hosts[o++] = (char)tolower((unsigned char)*p);
         self->allowed_hosts[o++] = ',';
         self->allowed_hosts[o] = '\0';
+    }
+    const char *lang = cfg->lang ? cfg->lang : hub__site.lang;
+    snprintf(self->lang, sizeof self->lang, "%s", !strcmp(lang, "en") ? "en" : "vi");
+    const char *members_file = cfg->members_file ? cfg->members_file : hub__site.members_file;
+    if (members_file[0]) {
+        int drc = hub_memberdir_load(members_file, &self->directory, err, err_size);
+        if (drc) {
+            hub_ops_destroy(&self);
+            return drc;
+        }
+        HUB_INFO(HUB__OPS_COMP, "member directory loaded", "file=%s members=%zu", members_file,
+                 hub_memberdir_count(self->directory));
     }
     self->started_at_us = hub__process_start_us(hub_now_us());
     self->member_labels = hub_map_new();
@@ -1579,8 +1685,9 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
     }
     snprintf(self->address, sizeof self->address, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
              hub_http_port(self->http));
-    HUB_INFO(HUB__OPS_COMP, "operator HTTP endpoint listening", "address=%s dlq=%s",
-             self->address, self->token[0] ? "token" : "closed (no token)");
+    HUB_INFO(HUB__OPS_COMP, "operator HTTP endpoint listening", "address=%s dlq=%s api=%s",
+             self->address, self->token[0] ? "token" : "closed (no token)",
+             public_api ? "token (public)" : "open (loopback)");
     *out = self;
     return 0;
 }
@@ -1593,6 +1700,7 @@ static void hub__free(hub_ops_t *self)
 {
     hub_map_destroy(&self->member_labels);
     hub_map_destroy(&self->receiver_labels);
+    hub_memberdir_destroy(&self->directory);
     if (self->own_metrics)
         hub_metrics_destroy(&self->metrics);
     sodium_memzero(self->token, sizeof self->token);

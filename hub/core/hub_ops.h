@@ -23,12 +23,21 @@
  *   POST /api/v1/dlq/SEQ/purge           token
  *   POST /api/v1/dlq/purge?older_than_s=N  token
  *   /, /dashboard.css, /dashboard.js     the dashboard
+ *   /i18n.json                ?lang=vi|en: the dashboard's strings in that
+ *                             language; without lang, in the configured one
  * Answers: 401 (with WWW-Authenticate: Bearer) for a missing or wrong token,
  * 403 when no token is configured (then the DLQ is closed over HTTP), 404
  * for unknown paths or dead letters, 405 (with Allow) for a wrong method,
  * 400 with {"error": "..."} naming the bad parameter. A POST body, if any,
  * must be empty or a JSON object (else 400), so a client's mistakes show.
  * The token is never accepted in the URL: only "Authorization: Bearer".
+ *
+ * With public_api, which an address other than loopback (127.0.0.0/8,
+ * ::1, localhost) implies and which hubd allows only with
+ * `http_public = yes`, every /api/ route and /metrics need the token too
+ * (they name members, addresses and message ids), and hub_ops_new()
+ * refuses to start without one; /healthz, /readyz and the dashboard's
+ * static files stay open.
  *
  * /metrics holds, besides the families hub_flows registers: members
  * (lth_members_known, lth_members_connected, lth_member_connected{member}),
@@ -64,6 +73,7 @@
 #include "hub_metrics.h"
 #include "hub_ops_source.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -80,7 +90,23 @@ typedef struct {
      * a web page cannot read the API through DNS rebinding. IP literals
      * are always accepted. NULL or "" = none. */
     const char *allowed_hosts;
+    /* The endpoint faces the network (hubd's http_public = yes): every
+     * /api/ route and /metrics need the token. Implied by a listen address
+     * other than loopback. */
+    bool public_api;
+    /* Operators' language when a request does not name one: "vi" or "en";
+     * NULL = the site default (below), else "vi". */
+    const char *lang;
+    /* Member directory (hub_memberdir.h): names beside ids in
+     * /api/v1/members; a bad file fails hub_ops_new(). NULL = the site
+     * default, "" = none. */
+    const char *members_file;
 } hub_ops_config_t;
+
+/* The language and member directory that hub_ops_new() takes when the
+ * configuration leaves them NULL: hubd sets them from its configuration
+ * file before it starts the server. Copied. */
+void hub_ops_site_defaults(const char *lang, const char *members_file);
 
 typedef void (*hub_ops_closed_cb)(void *user);
 
@@ -95,6 +121,10 @@ const char *hub_ops_address(const hub_ops_t *self);
  * HUB_ECLOSED if already closing. */
 int hub_ops_close(hub_ops_t *self, hub_ops_closed_cb on_closed, void *user);
 void hub_ops_destroy(hub_ops_t **self_p);
+
+/* True when listen ("HOST:PORT") is on a loopback address: 127.0.0.0/8,
+ * [::1] or localhost. False for anything else, 0.0.0.0 and [::] included. */
+bool hub_ops_listen_is_loopback(const char *listen);
 
 /* Reads an operator token file: the first line, surrounding whitespace
  * trimmed; refuses a file that group or others may read (HUB_EPERM), an

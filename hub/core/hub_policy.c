@@ -1,5 +1,6 @@
 #include "hub_policy.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_map.h"
 
@@ -30,12 +31,26 @@ typedef struct {
     size_t count, cap;
 } hub__bucket_t;
 
+/* Which fields of a limit line were given. */
+enum {
+    HUB__LIMIT_RATE = 1 << 0,
+    HUB__LIMIT_BYTES = 1 << 1,
+    HUB__LIMIT_SEND = 1 << 2,
+    HUB__LIMIT_RECEIVE = 1 << 3,
+};
+
+typedef struct {
+    hub_policy_limits_t values; /* only the fields in `set` mean anything */
+    unsigned set;               /* HUB__LIMIT_* */
+} hub__limit_t;
+
 struct hub_policy {
     char name[256];         /* file name without directories, for messages */
     hub__rule_t **rules;    /* file order */
     size_t count, cap;
     hub_map_t *by_pair;     /* "CONSUMER PROVIDER" -> hub__bucket_t */
     hub_map_t *by_consumer; /* CONSUMER -> hub__bucket_t */
+    hub_map_t *limits;      /* MEMBER -> hub__limit_t (its `limit` line) */
 };
 
 #define HUB__PAIR_KEY_MAX (2 * HUB_MEMBER_ID_MAX + 2)
@@ -44,6 +59,12 @@ struct hub_policy {
 #define HUB__SYNTAX \
     "'allow CONSUMER -> PROVIDER/SERVICE/VERSION [from DATE] [until DATE] [purpose \"TEXT\"]'"
 #define HUB__DATE_FORMS "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (or +07:00 instead of Z)"
+#define HUB__LIMIT_SYNTAX "'limit MEMBER [rate N/s] [bytes SIZE/s] [send N SIZE] [receive N SIZE]'"
+#define HUB__LIMIT_EXAMPLE                                                                    \
+    "e.g. 'limit VN/GOV/HN-VP/MOTCUA rate 500/s bytes 4MiB/s send 20000 256MiB receive 100000 " \
+    "1GiB'"
+#define HUB__LINE_KINDS                                                                       \
+    "a line is " HUB__SYNTAX ", " HUB__LIMIT_SYNTAX " or 'timezone +07:00'"
 
 /* ------------------------------------------------------------------------ */
 /* Dates                                                                     */
@@ -169,6 +190,13 @@ void hub_policy_destroy(hub_policy_t **self_p)
     hub_policy_t *self = *self_p;
     hub__map_free_buckets(&self->by_pair);
     hub__map_free_buckets(&self->by_consumer);
+    if (self->limits) {
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(self->limits, &cursor, NULL, &value))
+            free(value);
+        hub_map_destroy(&self->limits);
+    }
     for (size_t i = 0; i < self->count; i++)
         free(self->rules[i]);
     free(self->rules);
@@ -228,7 +256,7 @@ static int hub__split(hub__parser_t *ps, char *line, hub__word_t *words, size_t 
         if (!*p || *p == '#')
             break;
         if (n == HUB__MAX_WORDS)
-            return hub__fail(ps, HUB_EPARSE, "too many words; each line is " HUB__SYNTAX);
+            return hub__fail(ps, HUB_EPARSE, "too many words; " HUB__LINE_KINDS);
         if (*p == '"') {
             char *dst = ++p, *start = p;
             for (;;) {
@@ -464,6 +492,178 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Limits                                                                    */
+
+/* A whole number of at least 1 made of digits only; false on anything else
+ * or on overflow. */
+static bool hub__count(const char *text, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        unsigned d = (unsigned)(text[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* SIZE: digits, then nothing or B (bytes), KiB, MiB or GiB. */
+static bool hub__size(const char *text, size_t len, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        unsigned shift;
+    } units[] = {{"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}};
+    size_t digits = 0;
+    while (digits < len && text[digits] >= '0' && text[digits] <= '9')
+        digits++;
+    uint64_t v;
+    if (!hub__count(text, digits, &v))
+        return false;
+    const char *unit = text + digits;
+    size_t unit_len = len - digits;
+    unsigned shift = 0;
+    if (unit_len) {
+        size_t i = 0;
+        while (i < sizeof units / sizeof units[0] &&
+               (strlen(units[i].unit) != unit_len || memcmp(units[i].unit, unit, unit_len)))
+            i++;
+        if (i == sizeof units / sizeof units[0])
+            return false;
+        shift = units[i].shift;
+    }
+    if (v > (UINT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
+/* "N/s" (or "SIZE/s" when sized) -> per second. */
+static bool hub__per_second(const char *text, bool sized, uint64_t *out)
+{
+    size_t len = strlen(text);
+    if (len < 3 || strcmp(text + len - 2, "/s"))
+        return false;
+    return sized ? hub__size(text, len - 2, out) : hub__count(text, len - 2, out);
+}
+
+#define HUB__SIZE_FORMS "a whole number followed by B, KiB, MiB or GiB (1 MiB = 1048576 bytes)"
+
+static int hub__parse_limit(hub__parser_t *ps, hub_policy_t *self, hub__word_t *w, size_t n)
+{
+    if (n < 2 || w[1].quoted)
+        return hub__fail(ps, HUB_EPARSE, "expected " HUB__LIMIT_SYNTAX ", " HUB__LIMIT_EXAMPLE);
+    const char *member = w[1].text;
+    if (strchr(member, '*'))
+        return hub__fail(ps, HUB_EPARSE,
+                         "'%s': '*' cannot stand for a member or a part of one; write one "
+                         "'limit' line per member (the others keep the hub's defaults)",
+                         member);
+    const char *problem = hub_member_id_problem(member);
+    if (problem)
+        return hub__fail(ps, HUB_EPARSE, "member '%s': %s", member, problem);
+    if (n == 2)
+        return hub__fail(ps, HUB_EPARSE,
+                         "a limit line sets at least one of 'rate N/s', 'bytes SIZE/s', "
+                         "'send N SIZE' and 'receive N SIZE'; " HUB__LIMIT_EXAMPLE);
+    hub__limit_t lim = {.values = {.line = ps->line}};
+    for (size_t i = 2; i < n;) {
+        const char *opt = w[i].text;
+        unsigned flag = 0;
+        size_t values = 1;
+        const char *example = "";
+        if (w[i].quoted) {
+            /* not an option name */
+        } else if (!strcmp(opt, "rate")) {
+            flag = HUB__LIMIT_RATE;
+            example = "rate 500/s";
+        } else if (!strcmp(opt, "bytes")) {
+            flag = HUB__LIMIT_BYTES;
+            example = "bytes 4MiB/s";
+        } else if (!strcmp(opt, "send")) {
+            flag = HUB__LIMIT_SEND;
+            values = 2;
+            example = "send 20000 256MiB";
+        } else if (!strcmp(opt, "receive")) {
+            flag = HUB__LIMIT_RECEIVE;
+            values = 2;
+            example = "receive 100000 1GiB";
+        }
+        if (!flag)
+            return hub__fail(ps, HUB_EPARSE,
+                             "unexpected '%s'; after the member come only 'rate N/s', "
+                             "'bytes SIZE/s', 'send N SIZE' and 'receive N SIZE'",
+                             opt);
+        if (lim.set & flag)
+            return hub__fail(ps, HUB_EPARSE, "'%s' is given twice; keep one", opt);
+        for (size_t j = 1; j <= values; j++)
+            if (i + j >= n || w[i + j].quoted)
+                return hub__fail(ps, HUB_EPARSE, "'%s' needs %s, e.g. %s", opt,
+                                 values == 2 ? "a message count and a size" : "a value",
+                                 example);
+        const char *v1 = w[i + 1].text, *v2 = values == 2 ? w[i + 2].text : "";
+        uint64_t a = 0, b = 0;
+        bool ok;
+        const char *what;
+        switch (flag) {
+        case HUB__LIMIT_RATE:
+            ok = hub__per_second(v1, false, &a);
+            what = "messages per second, a whole number followed by /s";
+            lim.values.rate_msgs = a;
+            break;
+        case HUB__LIMIT_BYTES:
+            ok = hub__per_second(v1, true, &a);
+            what = "bytes per second, " HUB__SIZE_FORMS ", then /s";
+            lim.values.rate_bytes = a;
+            break;
+        default:
+            ok = hub__count(v1, strlen(v1), &a) && hub__size(v2, strlen(v2), &b);
+            what = "a message count, then a size: " HUB__SIZE_FORMS;
+            if (flag == HUB__LIMIT_SEND) {
+                lim.values.send_msgs = a;
+                lim.values.send_bytes = b;
+            } else {
+                lim.values.recv_msgs = a;
+                lim.values.recv_bytes = b;
+            }
+            break;
+        }
+        if (!ok)
+            return hub__fail(ps, HUB_EPARSE, "'%s %s%s%s' is not valid; write %s, e.g. %s", opt,
+                             v1, values == 2 ? " " : "", v2, what, example);
+        /* 0 would read as "no limit" to the store, the opposite of what
+         * it says: leaving the option out is how to keep the default. */
+        if (a == 0 || (values == 2 && b == 0))
+            return hub__fail(ps, HUB_EPARSE,
+                             "'%s %s%s%s': a limit is at least 1; to keep the hub's default, "
+                             "leave '%s' out",
+                             opt, v1, values == 2 ? " " : "", v2, opt);
+        lim.set |= flag;
+        i += 1 + values;
+    }
+    const hub__limit_t *twin = hub_map_get(self->limits, member);
+    if (twin)
+        return hub__fail(ps, HUB_EEXIST,
+                         "%s already has a limit line (line %u); a member has one: merge them",
+                         member, twin->values.line);
+    hub__limit_t *copy = malloc(sizeof *copy);
+    if (!copy)
+        return HUB_ENOMEM;
+    *copy = lim;
+    if (hub_map_put(self->limits, member, copy) != 0) {
+        free(copy);
+        return HUB_ENOMEM;
+    }
+    return 0;
+}
+
 static int hub__parse_line(hub__parser_t *ps, hub_policy_t *self, char *line)
 {
     hub__word_t words[HUB__MAX_WORDS];
@@ -472,9 +672,11 @@ static int hub__parse_line(hub__parser_t *ps, hub_policy_t *self, char *line)
     if (rc != 0 || n == 0)
         return rc;
     if (words[0].quoted)
-        return hub__fail(ps, HUB_EPARSE, "a line starts with 'allow' or 'timezone'");
+        return hub__fail(ps, HUB_EPARSE, "a line starts with 'allow', 'limit' or 'timezone'");
     if (!strcmp(words[0].text, "allow"))
         return hub__parse_allow(ps, self, words, n);
+    if (!strcmp(words[0].text, "limit"))
+        return hub__parse_limit(ps, self, words, n);
     if (!strcmp(words[0].text, "timezone")) {
         if (n != 2 || words[1].quoted || hub__parse_offset(words[1].text, &ps->tz_offset_s) != 0)
             return hub__fail(ps, HUB_EPARSE,
@@ -485,8 +687,7 @@ static int hub__parse_line(hub__parser_t *ps, hub_policy_t *self, char *line)
         return hub__fail(ps, HUB_EPARSE,
                          "there is no 'deny': everything not allowed is denied; remove the line "
                          "or the 'allow' it contradicts");
-    return hub__fail(ps, HUB_EPARSE, "unknown word '%s'; each line is " HUB__SYNTAX,
-                     words[0].text);
+    return hub__fail(ps, HUB_EPARSE, "unknown word '%s'; " HUB__LINE_KINDS, words[0].text);
 }
 
 int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out, char *err,
@@ -502,7 +703,7 @@ int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out
     hub_policy_t *self = calloc(1, sizeof *self);
     hub__parser_t ps = {.name = name, .err = err, .err_size = err_size};
     if (!self || !(self->by_pair = hub_map_new()) || !(self->by_consumer = hub_map_new()) ||
-        !(ps.seen = hub_map_new())) {
+        !(self->limits = hub_map_new()) || !(ps.seen = hub_map_new())) {
         hub_policy_destroy(&self);
         hub_map_destroy(&ps.seen);
         snprintf(err, err_size, "out of memory");
@@ -544,6 +745,9 @@ int hub_policy_load(const char *path, hub_policy_t **out, char *err, size_t err_
     if (!out)
         return HUB_EINVAL;
     *out = NULL;
+    int guard = hub_fsguard_check(path, "policy file", err, err_size);
+    if (guard != 0)
+        return guard;
     FILE *f = path ? fopen(path, "rb") : NULL;
     if (!f) {
         int e = path ? errno : EINVAL;
@@ -703,6 +907,67 @@ size_t hub_policy_visit_rules(const hub_policy_t *self, hub_policy_rule_cb cb, v
     return visited;
 }
 
+static bool hub__pair_valid(const hub_policy_t *self, const char *consumer, const char *provider,
+                            uint64_t now_us)
+{
+    if (strlen(consumer) > HUB_MEMBER_ID_MAX || strlen(provider) > HUB_MEMBER_ID_MAX)
+        return false;
+    char pair[HUB__PAIR_KEY_MAX];
+    hub__pair_key(consumer, provider, pair);
+    const hub__bucket_t *b = hub_map_get(self->by_pair, pair);
+    for (size_t i = 0; b && i < b->count; i++)
+        if (hub__valid_at(b->rules[i], now_us))
+            return true;
+    return false;
+}
+
+bool hub_policy_related(const hub_policy_t *self, const char *a, const char *b, uint64_t now_us)
+{
+    if (!self || !a || !b)
+        return false;
+    return hub__pair_valid(self, a, b, now_us) || hub__pair_valid(self, b, a, now_us);
+}
+
+uint64_t hub_policy_last_end(const hub_policy_t *self, uint64_t now_us)
+{
+    uint64_t last = 0;
+    for (size_t i = 0; self && i < self->count; i++) {
+        uint64_t until = self->rules[i]->pub.until_us;
+        if (until != HUB_POLICY_FOREVER && until <= now_us && until > last)
+            last = until;
+    }
+    return last;
+}
+
 size_t hub_policy_rule_count(const hub_policy_t *self) { return self ? self->count : 0; }
 
 const char *hub_policy_name(const hub_policy_t *self) { return self ? self->name : ""; }
+
+bool hub_policy_limits(const hub_policy_t *self, const char *member, hub_policy_limits_t *out)
+{
+    if (!out)
+        return false;
+    out->line = 0;
+    const hub__limit_t *lim = self && member ? hub_map_get(self->limits, member) : NULL;
+    if (!lim)
+        return false;
+    if (lim->set & HUB__LIMIT_RATE)
+        out->rate_msgs = lim->values.rate_msgs;
+    if (lim->set & HUB__LIMIT_BYTES)
+        out->rate_bytes = lim->values.rate_bytes;
+    if (lim->set & HUB__LIMIT_SEND) {
+        out->send_msgs = lim->values.send_msgs;
+        out->send_bytes = lim->values.send_bytes;
+    }
+    if (lim->set & HUB__LIMIT_RECEIVE) {
+        out->recv_msgs = lim->values.recv_msgs;
+        out->recv_bytes = lim->values.recv_bytes;
+    }
+    out->line = lim->values.line;
+    return true;
+}
+
+size_t hub_policy_limit_count(const hub_policy_t *self)
+{
+    return self ? hub_map_size(self->limits) : 0;
+}

@@ -5,6 +5,7 @@
  *
  *   # comment (also after a line's last word)
  *   allow CONSUMER -> PROVIDER/SERVICE/VERSION [from DATE] [until DATE] [purpose "TEXT"]
+ *   limit MEMBER [rate N/s] [bytes SIZE/s] [send N SIZE] [receive N SIZE]
  *   timezone +07:00
  *
  * - CONSUMER and PROVIDER are full member ids (INSTANCE/CLASS/MEMBER/
@@ -28,6 +29,19 @@
  *   shown in decisions. The options come in any order, each at most once.
  * - Several agreements may cover one call (e.g. an old and a renewed one
  *   with consecutive periods); identical lines are an error.
+ * - `limit` sets one member's own limits, in place of the hub's defaults
+ *   (hubd.conf) for the options it gives; the others keep the defaults:
+ *     rate N/s          messages per second it may send,
+ *     bytes SIZE/s      envelope bytes per second it may send,
+ *     send N SIZE       what it may hold in the store as a sender: N
+ *                       messages and SIZE bytes of envelopes,
+ *     receive N SIZE    what it may hold in the store as a receiver.
+ *   N is a whole number of at least 1; SIZE is one too, followed by B,
+ *   KiB, MiB or GiB (powers of 1024; a plain number is bytes). E.g.
+ *     limit VN/GOV/HN-VP/MOTCUA rate 500/s bytes 4MiB/s send 20000 256MiB
+ *   The options come in any order, each at most once, at least one of them;
+ *   a member has at most one limit line (another is HUB_EEXIST). 0 is not a
+ *   limit: to keep the hub's default, leave the option out.
  * Lines are at most HUB_POLICY_LINE_MAX bytes. Errors name FILE:LINE and
  * what to write instead; a file with one error is refused whole.
  *
@@ -44,7 +58,8 @@
  * are not affected.
  *
  * Cost: a check is one hash lookup by (consumer, provider) and a walk over
- * that pair's agreements (usually one or two); it never allocates.
+ * that pair's agreements (usually one or two); a limits lookup is one hash
+ * lookup by member. Neither allocates.
  */
 #ifndef HUB_POLICY_H
 #define HUB_POLICY_H
@@ -84,13 +99,30 @@ typedef struct {
 
 /* Reads and parses a policy file. Returns 0, HUB_ENOENT/HUB_EIO (cannot
  * read), HUB_EPARSE (err: "FILE:LINE: what is wrong; what to write"),
- * HUB_EEXIST (a repeated agreement), HUB_ENOMEM. *out is NULL on error. */
+ * HUB_EEXIST (a repeated agreement, a second limit line for one member),
+ * HUB_ENOMEM. *out is NULL on error. */
 int hub_policy_load(const char *path, hub_policy_t **out, char *err, size_t err_size);
 /* The same over a NUL-terminated buffer; `name` is used in messages. */
 int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out, char *err,
                           size_t err_size);
 /* Accepts NULL and *self_p == NULL; sets *self_p to NULL. */
 void hub_policy_destroy(hub_policy_t **self_p);
+
+/* One member's limits (a `limit` line). */
+typedef struct {
+    uint64_t rate_msgs;                 /* messages per second it may send */
+    uint64_t rate_bytes;                /* bytes per second it may send */
+    uint64_t send_msgs, send_bytes;     /* what it may hold in the store as a sender */
+    uint64_t recv_msgs, recv_bytes;     /* as a receiver */
+    unsigned line;                      /* the limit line, 0 when none */
+} hub_policy_limits_t;
+
+/* Overwrites in *out only the fields the member's `limit` line sets (so the
+ * caller preloads the hub's defaults) and sets out->line. Returns true when
+ * the member has a limit line. Never allocates. */
+bool hub_policy_limits(const hub_policy_t *self, const char *member, hub_policy_limits_t *out);
+/* The number of limit lines. */
+size_t hub_policy_limit_count(const hub_policy_t *self);
 
 /* Decides whether `consumer` may call `service` ("SERVICE/VERSION") of
  * `provider` at now_us (wall clock, µs since the epoch). Among the
@@ -113,6 +145,14 @@ size_t hub_policy_visit_allowed(const hub_policy_t *self, const char *consumer, 
 /* Every agreement, in file order (e.g. to warn about members the key
  * directory does not know). Returns the number of rules visited. */
 size_t hub_policy_visit_rules(const hub_policy_t *self, hub_policy_rule_cb cb, void *user);
+/* True when an agreement between consumer `a` and provider `b`, in either
+ * direction, is valid at now_us (the directory metaservice shows a member
+ * only the members it has such an agreement with). */
+bool hub_policy_related(const hub_policy_t *self, const char *a, const char *b, uint64_t now_us);
+/* The latest instant at or before now_us at which an agreement stopped
+ * being valid (its `until`), or 0 when none has ended: a message accepted
+ * after that instant, under this policy, is still allowed at now_us. */
+uint64_t hub_policy_last_end(const hub_policy_t *self, uint64_t now_us);
 /* The number of agreements. */
 size_t hub_policy_rule_count(const hub_policy_t *self);
 /* The file name used in messages. */

@@ -1,2201 +1,15 @@
-#include "hub_server.h"
-#include "hub_conf.h"
-#include "hub_audit.h"
-#include "hub_cert.h"
-#include "hub_delegation.h"
-#include "hub_error.h"
-#include "hub_flows.h"
-#include "hub_id.h"
-#include "hub_jsonw.h"
-#include "hub_keys.h"
-#include "hub_log.h"
-#include "hub_map.h"
-#include "hub_metrics.h"
-#include "hub_ops.h"
-#include "hub_policy.h"
-#include "hub_sign.h"
-#include "hub_store.h"
-#include "hub_wire.h"
-#include "hub_zsock.h"
-
-#include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <signal.h>
-#include <sodium.h>
-#include <unistd.h>
-#include <zmq.h>
-
-#define HUB__DRAIN_BUDGET 256       /* ZeroMQ messages read per loop turn */
-#define HUB__MAX_COMMIT_ITEMS 8192  /* envelopes per store transaction */
-#define HUB__MAX_PENDING 65536      /* envelopes waiting for the store, all senders */
-#define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define HUB__READ_BATCH 512         /* messages read from a queue at a time */
-
-/* ------------------------------------------------------------------------ */
-/* Members                                                                   */
-
-typedef struct {
-    uint64_t seq;
-    uint64_t deadline_us;    /* monotonic: redeliver when passed */
-    uint32_t attempt;
-    bool settled;
-    char message_id[HUB_UUID_LEN + 1];
-    const char *sender;      /* interned: the sender member's id */
-    char *service;           /* owned */
-    uint64_t accepted_at_us; /* wall clock */
-} hub__inflight_t;
-
-/* An audit record waiting for the commit worker, which alone writes the
- * log (so the loop never waits for the disk). Strings are owned copies,
- * except sender and receiver, which point at member ids that live as long
- * as the server. */
-typedef struct {
-    hub_audit_event_t event;
-    uint64_t time_us;
-    uint64_t hub_seq;
-    char message_id[HUB_UUID_LEN + 1];
-    const char *sender;
-    const char *receiver;
-    char *service;
-    char *reason;
-} hub__auditq_t;
-
-typedef struct {
-    uint64_t seq;      /* 0 for online-only envelopes, which need no settle */
-    uint32_t attempt;
-    uint8_t *bytes;    /* owned copy of the sender's encoded envelope */
-    size_t len;
-    uint8_t sign_key[32]; /* the sender's Ed25519 key, for the receiver to verify */
-    bool has_sign_key;
-} hub__outitem_t;
-
-/* Receipts under construction for one sender. */
-typedef struct {
-    const char *sender; /* for the audit log */
-    const char *receiver; /* of the envelope being judged, once known to the hub */
-    const char *service;
-    Lth__V1__Ack *acks;
-    Lth__V1__Ack **ack_ptrs;
-    Lth__V1__Nack *nacks;
-    Lth__V1__Nack **nack_ptrs;
-    char **reasons;
-    size_t n_acks, n_nacks, cap;
-} hub__receipts_t;
-
-typedef struct hub__member {
-    char id[HUB_MEMBER_ID_MAX + 1];
-    uint8_t rid[256];          /* ROUTER routing id of the live connection */
-    size_t rid_len;
-    bool online;
-    uint64_t connected_at_us;  /* wall clock */
-    uint64_t last_seen_mono_us;
-    uint64_t last_seen_us;     /* wall clock */
-    char address[64];          /* peer address of the live connection */
-    char *services;            /* offered services, comma-separated (from Hello) */
-    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-
-    /* Durable delivery state (valid while online). */
-    hub__inflight_t *inflight; /* sorted by seq */
-    size_t inflight_n, inflight_cap, inflight_open;
-    uint64_t loaded_seq;       /* highest seq handed out since (re)connect */
-    bool backlog;              /* the store may hold more than loaded_seq */
-    uint64_t *settled;         /* settled seqs waiting for the next commit */
-    size_t settled_n, settled_cap;
-    size_t pending_late;       /* queued for it, not delivered early, not yet committed */
-
-    /* Outbound deliveries gathered during this loop turn. */
-    hub__outitem_t *out;
-    size_t out_n, out_cap;
-    struct hub__member *next_dirty;
-    bool dirty;
-
-    /* ACKs of online-only envelopes held for the next Deliveries frame
-     * (Hello.receipts_in_deliveries), at most HUB__HOLD_RECEIPTS_US. */
-    bool piggyback;
-    hub__receipts_t *held;
-    size_t held_n, held_cap;
-    uint64_t held_since_mono_us;
-    struct hub__member *next_held;
-    bool on_held_list;
-} hub__member_t;
-
-
-typedef struct {
-    struct hub__member *m;
-    hub__receipts_t r;
-} hub__turnrcpt_t;
-
-/* An envelope waiting for the next group commit. */
-typedef struct {
-    hub_store_msg_t msg;
-    uint8_t *bytes;        /* owned */
-    uint8_t sign_key[32];  /* the sender's Ed25519 key, when verify is set */
-    bool verify;           /* check the signature on the worker */
-    int verdict;           /* set by the worker: 0, or a HUB_E* code from verification */
-    /* A published event is stored once per subscriber under ids derived from
-     * its own; the copies form a group that gets one receipt, for this id. */
-    char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
-    bool group_first;
-    const char *delegated_from; /* interned: the authority addressed, when delegated */
-    bool early;            /* delivered before its commit (hub__deliver_early) */
-    uint64_t queued_mono_us;
-} hub__pending_t;
-
-typedef struct {
-    char receiver[HUB_MEMBER_ID_MAX + 1];
-    uint64_t *seqs;
-    size_t n;
-} hub__ackgroup_t;
-
-typedef struct {
-    uv_work_t req;
-    hub_server_t *server;
-    hub__pending_t *items;
-    size_t n_items;
-    hub_store_outcome_t *outcomes;
-    int append_rc;
-    hub__ackgroup_t *acks;
-    size_t n_acks;
-    uint64_t *attempt_seqs;
-    size_t n_attempts;
-    uint64_t *dead_ttl, *dead_retry;
-    size_t n_dead_ttl, n_dead_retry;
-    int other_rc;
-    hub__auditq_t *audit;   /* loop-side records to append first */
-    size_t n_audit;
-    int audit_rc;
-    uint64_t audit_seq;     /* the log's sequence after this commit */
-    hub_store_msg_t *dead;  /* metadata of what was dead-lettered, for the flows */
-    const char **dead_reason; /* static strings, one per dead[] */
-    size_t n_dead;
-    bool prune_dedup;       /* forget expired de-duplication records too */
-    size_t pruned;
-} hub__commit_t;
-
-struct hub_server {
-    hub_config_t cfg;
-    uv_loop_t *loop;
-    void *zctx;
-    void *router;
-    void *zap;
-    hub_zsock_t *router_watch;
-    hub_zsock_t *zap_watch;
-    hub_keydir_t *keys;
-    hub_keypair_t own_key;
-    hub_policy_t *policy;          /* NULL: no policy_file, everything allowed (development) */
-    hub_delegations_t *delegations;
-    uv_timer_t cert_timer;         /* reloads certificates when one expires or starts */
-    uint64_t cert_timer_first_ms;
-    hub_metric_family_t *cert_expiry; /* lth_certificate_expiry_timestamp_seconds{member} */
-    hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
-    hub_map_t *members; /* member id -> hub__member_t */
-    hub_map_t *requests; /* request message id -> hub__request_t */
-    size_t members_with_settles; /* members whose settled list is not empty */
-    hub_map_t *subs;     /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
-    char subs_path[PATH_MAX];
-    uint64_t last_request_sweep_us;
-    hub_store_t *store;
-    hub_store_arena_t *arena;
-    hub_store_msg_t *readbuf; /* HUB__READ_BATCH messages read from the store */
-    char endpoint[256];
-
-    uv_timer_t housekeeping;
-    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_usr2;
-    bool handles_open;
-    bool stopping;
-
-    hub__member_t *dirty_head;
-    hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
-    size_t turn_rcpt_n, turn_rcpt_cap;
-    hub__member_t *held_head;   /* members holding receipts */
-    uv_timer_t held_timer;      /* sends receipts held too long on their own */
-
-    /* Group commit. */
-    hub__pending_t *pending;
-    size_t pending_n, pending_cap;
-    uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
-    size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
-    hub__commit_t *commit; /* in progress, or NULL */
-    uint64_t next_seq;     /* the seq the next accepted envelope gets (preset_seq) */
-    size_t pending_late_n; /* pending envelopes not delivered early (they wait for a commit) */
-    uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
-
-    hub_metrics_t *metrics;
-    hub_flows_t *flows;
-    hub_ops_t *ops;        /* the operator HTTP endpoint, or NULL */
-    hub_ops_source_t ops_source;
-    uint64_t audit_seq;    /* copied from the worker after each commit */
-    const char *current_peer; /* Peer-Address of the message being handled */
-    hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
-
-    hub_audit_t *audit;    /* NULL when the audit log is off; worker-only while a commit runs */
-    hub__auditq_t *auditq;
-    size_t auditq_n, auditq_cap;
-    bool audit_tick_due;
-    uint64_t last_audit_tick_us; /* monotonic */
-    bool prune_due;              /* de-duplication records to forget (every 10 s) */
-    uint64_t last_prune_us;      /* monotonic */
-
-    uint64_t refused_since_log;
-    uint64_t last_refusal_log_us;
-    hub_server_stats_t stats;
-};
-
-/* ------------------------------------------------------------------------ */
-/* Small helpers                                                             */
-
-/* snprintf(dst, size, "%s", src) without the format machinery (hot path). */
-static void hub__copy_str(char *dst, size_t size, const char *src)
-{
-    size_t n = src ? strnlen(src, size - 1) : 0;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
-}
-
-static int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *grown = realloc(*array, ncap * elem);
-    if (!grown)
-        return HUB_ENOMEM;
-    *array = grown;
-    *cap = ncap;
-    return 0;
-}
-
-/* An envelope created this recently (by the sender's clock, compared with
- * the hub's) by a sender connected for longer is not a re-send. */
-#define HUB__FRESH_US 2000000u
-
-/* How long a commit may wait for the settles of envelopes delivered before
- * it (hub__commit_start). */
-#define HUB__SETTLE_WAIT_US 30000u
-
-/* Seqs handed out but not yet committed are lost with a crash; the hub
- * skips this many after a restart so that none is ever given twice (a
- * receiver may still settle one it got before the crash). Far more than
- * HUB__MAX_PENDING plus one commit. */
-#define HUB__SEQ_RESTART_GAP (1u << 20)
-
-/* How long an online-only ACK may wait for a Deliveries frame to ride in. */
-#define HUB__HOLD_RECEIPTS_US 1000u
-
-#define HUB__PUSH(arr, n, cap, value)                                                             \
-    (hub__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0 ? ((arr)[(n)++] = (value), 0) \
-                                                                     : HUB_ENOMEM)
-
-static hub__member_t *hub__member(hub_server_t *self, const char *id)
-{
-    hub__member_t *m = hub_map_get(self->members, id);
-    if (m)
-        return m;
-    m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    snprintf(m->id, sizeof m->id, "%s", id);
-    if (hub_map_put(self->members, m->id, m) != 0) {
-        free(m);
-        return NULL;
-    }
-    return m;
-}
-
-/* The service as a metrics label: only services the receiver offered in a
- * Hello, so that a sender cannot grow the label set at will. */
-static const char *hub__service_label(hub_server_t *self, const char *receiver,
-                                      const char *service)
-{
-    hub__member_t *m = receiver && *receiver ? hub_map_get(self->members, receiver) : NULL;
-    if (!m || !m->services || !service || !*service)
-        return "_unlisted";
-    size_t len = strlen(service);
-    for (const char *p = m->services; (p = strstr(p, service)) != NULL; p += len) {
-        bool starts = p == m->services || p[-1] == ',';
-        bool ends = p[len] == '\0' || p[len] == ',';
-        if (starts && ends)
-            return service;
-    }
-    return "_unlisted";
-}
-
-static void hub__member_reset_delivery(hub__member_t *m);
-
-static void hub__receipts_free(hub__receipts_t *r);
-
-/* Forgets the receipts a member holds (they belong to its connection). */
-static void hub__held_free(hub__member_t *m)
-{
-    for (size_t i = 0; i < m->held_n; i++)
-        hub__receipts_free(&m->held[i]);
-    m->held_n = 0;
-}
-
-static void hub__member_free(hub__member_t *m)
-{
-    hub__member_reset_delivery(m);
-    hub__held_free(m);
-    free(m->held);
-    for (size_t i = 0; i < m->out_n; i++)
-        free(m->out[i].bytes);
-    free(m->out);
-    free(m->inflight);
-    free(m->settled);
-    free(m->services);
-    free(m);
-}
-
-/* Queues an audit record for the commit worker. */
-static void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                         uint64_t hub_seq, const char *sender, const char *receiver,
-                         const char *service, const char *reason)
-{
-    if (!self->audit)
-        return;
-    hub__auditq_t q = {event, hub_now_us(), hub_seq, "", NULL, NULL, NULL, NULL};
-    snprintf(q.message_id, sizeof q.message_id, "%s", message_id ? message_id : "");
-    hub__member_t *s = sender && *sender ? hub__member(self, sender) : NULL;
-    hub__member_t *r = receiver && *receiver ? hub__member(self, receiver) : NULL;
-    q.sender = s ? s->id : "";
-    q.receiver = r ? r->id : "";
-    q.service = service && *service ? strdup(service) : NULL;
-    q.reason = reason && *reason ? strdup(reason) : NULL;
-    if (HUB__PUSH(self->auditq, self->auditq_n, self->auditq_cap, q) != 0) {
-        free(q.service);
-        free(q.reason);
-        HUB_ERROR("audit", "out of memory: an audit record was lost", "event=%s",
-                  hub_audit_event_name(event));
-    }
-}
-
-static void hub__auditq_free(hub__auditq_t *q, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(q[i].service);
-        free(q[i].reason);
-    }
-    free(q);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Sending                                                                   */
-
-/* Sends one frame to a member's live connection. EHOSTUNREACH means the
- * connection is gone: the member goes offline and its unsettled deliveries
- * stay in the store. */
-static int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
-{
-    if (!m->online || m->rid_len == 0)
-        return HUB_ECLOSED;
-    uint8_t *buf;
-    size_t len;
-    int rc = hub_frame_encode(frame, &buf, &len);
-    if (rc != 0)
-        return rc;
-    rc = 0;
-    if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        if (e == EHOSTUNREACH) {
-            HUB_INFO("router", "member connection gone", "member=%s", m->id);
-            m->online = false;
-        } else if (e == EAGAIN) {
-            /* The peer's pipe is full. Durable deliveries are redelivered by
-             * the in-flight timer; online-only ones are lost to this slow peer,
-             * which is what online-only means. */
-            HUB_WARN("router", "member not reading fast enough, frame deferred", "member=%s",
-                     m->id);
-        }
-        rc = e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
-    } else {
-        m->bytes_out += len;
-    }
-    free(buf);
-    hub_zsock_kick(self->router_watch);
-    return rc;
-}
-
-/* A frame-level refusal to a connection identified only by routing id. */
-static void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
-                                const char *reason)
-{
-    Lth__V1__Nack nack = LTH__V1__NACK__INIT;
-    nack.message_id = "";
-    nack.code = (Lth__V1__NackCode)code;
-    nack.reason = (char *)reason;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_ERROR;
-    frame.error = &nack;
-    uint8_t *buf;
-    size_t len;
-    if (hub_frame_encode(&frame, &buf, &len) != 0)
-        return;
-    if (zmq_send(self->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(self->router, buf, len, ZMQ_DONTWAIT);
-    free(buf);
-    hub_zsock_kick(self->router_watch);
-    if (code > 0 && code < 16)
-        self->stats.nacks_by_code[code]++;
-}
-
-
-static int hub__receipts_init(hub__receipts_t *r, size_t cap)
-{
-    memset(r, 0, sizeof *r);
-    if (cap == 0)
-        cap = 1;
-    r->cap = cap;
-    r->acks = calloc(cap, sizeof *r->acks);
-    r->ack_ptrs = calloc(cap, sizeof *r->ack_ptrs);
-    r->nacks = calloc(cap, sizeof *r->nacks);
-    r->nack_ptrs = calloc(cap, sizeof *r->nack_ptrs);
-    r->reasons = calloc(cap, sizeof *r->reasons);
-    return (r->acks && r->ack_ptrs && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
-}
-
-static void hub__receipts_free(hub__receipts_t *r)
-{
-    for (size_t i = 0; i < r->n_acks; i++)
-        free(r->acks[i].message_id);
-    for (size_t i = 0; i < r->n_nacks; i++) {
-        free(r->reasons[i]);
-        free(r->nacks[i].message_id);
-    }
-    free(r->acks);
-    free(r->ack_ptrs);
-    free(r->nacks);
-    free(r->nack_ptrs);
-    free(r->reasons);
-}
-
-static void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq)
-{
-    if (r->n_acks >= r->cap)
-        return;
-    Lth__V1__Ack *a = &r->acks[r->n_acks];
-    lth__v1__ack__init(a);
-    a->message_id = strdup(message_id);
-    if (!a->message_id)
-        return;
-    a->hub_seq = seq;
-    r->ack_ptrs[r->n_acks++] = a;
-}
-
-static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                              int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                              int code, const char *fmt, ...)
-{
-    self->stats.envelopes_nacked++;
-    if (code > 0 && code < 16)
-        self->stats.nacks_by_code[code]++;
-    if (r->n_nacks >= r->cap)
-        return;
-    char reason[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    Lth__V1__Nack *n = &r->nacks[r->n_nacks];
-    lth__v1__nack__init(n);
-    n->message_id = strdup(message_id ? message_id : "");
-    n->code = (Lth__V1__NackCode)code;
-    r->reasons[r->n_nacks] = strdup(reason);
-    if (!n->message_id || !r->reasons[r->n_nacks]) {
-        free(n->message_id);
-        free(r->reasons[r->n_nacks]);
-        return;
-    }
-    n->reason = r->reasons[r->n_nacks];
-    r->nack_ptrs[r->n_nacks++] = n;
-    char audit_reason[600];
-    snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
-    hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
-    if (self->flows) {
-        uint64_t now = hub_now_us();
-        const char *rcv = r->receiver ? r->receiver : "";
-        const char *svc = r->receiver ? hub__service_label(self, r->receiver, r->service) : "";
-        hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
-                          hub_nack_code_name(code), now);
-        hub_flows_exchange_t x = {message_id ? message_id : "", r->sender ? r->sender : "", rcv,
-                                  svc, hub_nack_code_name(code), 0, now, 0};
-        hub_flows_exchange(self->flows, &x);
-    }
-    HUB_INFO("router", "envelope refused", "code=%s message_id=%s reason=\"%s\"",
-             hub_nack_code_name(code), message_id && *message_id ? message_id : "-", reason);
-}
-
-/* Sends one Receipts frame (nothing when both lists are empty). */
-static void hub__receipts_frame(hub_server_t *self, hub__member_t *m, Lth__V1__Ack **acks,
-                                size_t n_acks, Lth__V1__Nack **nacks, size_t n_nacks)
-{
-    if (n_acks == 0 && n_nacks == 0)
-        return;
-    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-    rec.n_acks = n_acks;
-    rec.acks = acks;
-    rec.n_nacks = n_nacks;
-    rec.nacks = nacks;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-    frame.receipts = &rec;
-    hub__send_frame(self, m, &frame);
-}
-
-static void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r)
-{
-    hub__receipts_frame(self, m, r->ack_ptrs, r->n_acks, r->nack_ptrs, r->n_nacks);
-}
-
-/* Queues an envelope for the member's next Deliveries frame. */
-static int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender,
-                            uint64_t seq, uint32_t attempt, const uint8_t *bytes, size_t len)
-{
-    uint8_t *copy = malloc(len ? len : 1);
-    if (!copy)
-        return HUB_ENOMEM;
-    memcpy(copy, bytes, len);
-    hub__outitem_t item = {seq, attempt, copy, len, {0}, false};
-    const hub_keypair_t *kp = !strcmp(sender, self->own_key.member_id)
-                                  ? &self->own_key
-                                  : hub_keydir_find_member(self->keys, sender);
-    if (kp && kp->has_sign) {
-        memcpy(item.sign_key, kp->sign_public, 32);
-        item.has_sign_key = true;
-    }
-    if (HUB__PUSH(m->out, m->out_n, m->out_cap, item) != 0) {
-        free(copy);
-        return HUB_ENOMEM;
-    }
-    if (!m->dirty) {
-        m->dirty = true;
-        m->next_dirty = self->dirty_head;
-        self->dirty_head = m;
-    }
-    return 0;
-}
-
-/* The member's held ACKs as one array of pointers (malloc'ed; NULL when
- * none are held or memory is short). */
-static Lth__V1__Ack **hub__held_acks(hub__member_t *m, size_t *n)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < m->held_n; i++)
-        total += m->held[i].n_acks;
-    *n = 0;
-    Lth__V1__Ack **ptrs = total ? malloc(total * sizeof *ptrs) : NULL;
-    for (size_t i = 0; ptrs && i < m->held_n; i++)
-        for (size_t k = 0; k < m->held[i].n_acks; k++)
-            ptrs[(*n)++] = m->held[i].ack_ptrs[k];
-    return ptrs;
-}
-
-/* Sends the member's held ACKs in a Receipts frame of their own. */
-static void hub__held_send(hub_server_t *self, hub__member_t *m)
-{
-    size_t n;
-    Lth__V1__Ack **acks = hub__held_acks(m, &n);
-    if (acks)
-        hub__receipts_frame(self, m, acks, n, NULL, 0);
-    free(acks);
-    hub__held_free(m);
-}
-
-static void hub__flush_member(hub_server_t *self, hub__member_t *m)
-{
-    size_t done = 0;
-    while (done < m->out_n) {
-        /* Cap a Deliveries frame near max_frame_bytes / 2. */
-        size_t n = 0, bytes = 0;
-        while (done + n < m->out_n && (n == 0 || bytes + m->out[done + n].len <
-                                                     self->cfg.max_frame_bytes / 2)) {
-            bytes += m->out[done + n].len;
-            n++;
-        }
-        Lth__V1__DeliveredEnvelope *items = calloc(n, sizeof *items);
-        Lth__V1__DeliveredEnvelope **ptrs = calloc(n, sizeof *ptrs);
-        if (items && ptrs) {
-            for (size_t i = 0; i < n; i++) {
-                lth__v1__delivered_envelope__init(&items[i]);
-                items[i].hub_seq = m->out[done + i].seq;
-                items[i].attempt = m->out[done + i].attempt;
-                items[i].envelope.data = m->out[done + i].bytes;
-                items[i].envelope.len = m->out[done + i].len;
-                if (m->out[done + i].has_sign_key) {
-                    items[i].sender_sign_key.data = m->out[done + i].sign_key;
-                    items[i].sender_sign_key.len = 32;
-                }
-                ptrs[i] = &items[i];
-            }
-            Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
-            d.n_items = n;
-            d.items = ptrs;
-            /* Held ACKs ride along (Hello.receipts_in_deliveries). */
-            Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-            Lth__V1__Ack **acks = m->held_n ? hub__held_acks(m, &rec.n_acks) : NULL;
-            if (acks) {
-                rec.acks = acks;
-                d.receipts = &rec;
-            }
-            hub_frame_t frame = LTH__V1__FRAME__INIT;
-            frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-            frame.deliveries = &d;
-            if (hub__send_frame(self, m, &frame) == 0) {
-                m->msgs_out += n;
-                self->stats.deliveries += n;
-            }
-            if (acks) {
-                free(acks);
-                hub__held_free(m);
-            }
-        }
-        free(items);
-        free(ptrs);
-        done += n;
-    }
-    for (size_t i = 0; i < m->out_n; i++)
-        free(m->out[i].bytes);
-    m->out_n = 0;
-}
-
-static void hub__flush_all(hub_server_t *self)
-{
-    while (self->dirty_head) {
-        hub__member_t *m = self->dirty_head;
-        self->dirty_head = m->next_dirty;
-        m->dirty = false;
-        m->next_dirty = NULL;
-        hub__flush_member(self, m);
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* Durable delivery                                                          */
-
-static uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
-{
-    uint64_t delay = (uint64_t)self->cfg.redelivery_ms * 1000u;
-    for (uint32_t i = 1; i < attempt && delay < 3600ull * 1000000u; i++)
-        delay *= 2;
-    return delay;
-}
-
-static hub__member_t *hub__member(hub_server_t *self, const char *id);
-
-static int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
-                             uint32_t attempt)
-{
-    hub__member_t *sender = hub__member(self, msg->sender);
-    hub__inflight_t f = {msg->seq, hub_monotonic_us() + hub__backoff_us(self, attempt), attempt,
-                         false, "", sender ? sender->id : "", strdup(msg->service),
-                         msg->accepted_at_us};
-    memcpy(f.message_id, msg->message_id, sizeof f.message_id);
-    if (!f.service || HUB__PUSH(m->inflight, m->inflight_n, m->inflight_cap, f) != 0) {
-        free(f.service);
-        return HUB_ENOMEM;
-    }
-    m->inflight_open++;
-    return 0;
-}
-
-static hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq)
-{
-    size_t lo = 0, hi = m->inflight_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->inflight[mid].seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (lo < m->inflight_n && m->inflight[lo].seq == seq) ? &m->inflight[lo] : NULL;
-}
-
-/* Drops settled entries from the array. */
-static void hub__inflight_compact(hub__member_t *m)
-{
-    size_t w = 0;
-    for (size_t r = 0; r < m->inflight_n; r++) {
-        if (!m->inflight[r].settled)
-            m->inflight[w++] = m->inflight[r];
-        else
-            free(m->inflight[r].service);
-    }
-    m->inflight_n = w;
-    m->inflight_open = w;
-}
-
-static void hub__member_reset_delivery(hub__member_t *m)
-{
-    for (size_t i = 0; i < m->inflight_n; i++)
-        free(m->inflight[i].service);
-    m->inflight_n = 0;
-    m->inflight_open = 0;
-    m->loaded_seq = 0;
-    m->backlog = true;
-}
-
-/* Hands queued messages to an online receiver while it has credit. */
-static void hub__pump(hub_server_t *self, hub__member_t *m)
-{
-    if (!m->online || !m->backlog || self->stopping)
-        return;
-    while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight) {
-        size_t want = self->cfg.max_in_flight - m->inflight_open;
-        if (want > HUB__READ_BATCH)
-            want = HUB__READ_BATCH;
-        hub_store_msg_t *msgs = self->readbuf;
-        size_t n = 0;
-        hub_store_arena_reset(self->arena);
-        int rc = hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n,
-                                      self->arena);
-        if (rc != 0) {
-            HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
-                      hub_strerror(rc));
-            return;
-        }
-        for (size_t i = 0; i < n; i++) {
-            uint32_t attempt = msgs[i].attempts + 1;
-            if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt,
-                                 msgs[i].envelope, msgs[i].envelope_len) != 0 ||
-                hub__inflight_add(self, m, &msgs[i], attempt) != 0)
-                return;
-            hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq,
-                         msgs[i].sender, m->id, msgs[i].service,
-                         attempt == 1 ? "attempt 1" : "redelivery");
-            if (attempt == 1) {
-                uint64_t now = hub_now_us();
-                hub_flows_delivered(self->flows, msgs[i].sender, m->id,
-                                    hub__service_label(self, m->id, msgs[i].service),
-                                    now > msgs[i].accepted_at_us ? now - msgs[i].accepted_at_us : 0,
-                                    now);
-            }
-            m->loaded_seq = msgs[i].seq;
-        }
-        if (n < want)
-            m->backlog = false;
-    }
-}
-
-static void hub__commit_start(hub_server_t *self);
-static const char *hub__signature_problem(int rc, bool has_key);
-
-/* One receipt for all copies of a publication (items[i] is one copy):
- * ACK when every copy is stored, else the first refusal. A publisher that
- * sends again after a refusal only adds the missing copies (each copy has a
- * derived id, de-duplicated on its own). */
-static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
-                               hub__receipts_t *r)
-{
-    hub__pending_t *item = &job->items[i];
-    if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
-        const char *label = hub__service_label(self, item->msg.receiver, item->msg.service);
-        hub_flows_accepted(self->flows, item->msg.sender, item->msg.receiver, label,
-                           item->msg.envelope_len, hub_now_us());
-    }
-    if (!item->group_first)
-        return;
-    size_t end = i + 1;
-    while (end < job->n_items && job->items[end].group_id[0] && !job->items[end].group_first)
-        end++;
-    for (size_t k = i; k < end; k++) {
-        hub__pending_t *c = &job->items[k];
-        if (job->append_rc != 0) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub's store could not commit (%s); send again later",
-                              hub_strerror(job->append_rc));
-            return;
-        }
-        if (c->verdict != 0) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                              "%s", hub__signature_problem(c->verdict, true));
-            return;
-        }
-        if (job->outcomes[k] == HUB_STORE_QUEUE_FULL || job->outcomes[k] == HUB_STORE_FULL) {
-            bool queue = job->outcomes[k] == HUB_STORE_QUEUE_FULL;
-            hub__receipt_nack(self, r, item->group_id,
-                              queue ? LTH__V1__NACK_CODE__NACK_QUEUE_FULL
-                                    : LTH__V1__NACK_CODE__NACK_STORE_FULL,
-                              "the copy for subscriber %s was refused (%s); the other "
-                              "subscribers have theirs: send the same message again later",
-                              c->msg.receiver, queue ? "its queue is full" : "store full");
-            return;
-        }
-    }
-    hub__receipt_ack(r, item->group_id, item->msg.seq);
-    self->stats.envelopes_accepted++;
-}
-
-static void hub__after_commit(uv_work_t *req, int status)
-{
-    hub__commit_t *job = req->data;
-    hub_server_t *self = job->server;
-    self->commit = NULL;
-    self->stats.commits++;
-    if (self->audit)
-        self->audit_seq = job->audit_seq;
-    (void)status;
-
-    /* Receipts, one frame per sender. */
-    hub_map_t *by_sender = hub_map_new();
-    for (size_t i = 0; by_sender && i < job->n_items; i++) {
-        hub_store_msg_t *msg = &job->items[i].msg;
-        hub__receipts_t *r = hub_map_get(by_sender, msg->sender);
-        if (!r) {
-            r = malloc(sizeof *r);
-            if (!r || hub__receipts_init(r, job->n_items) != 0 ||
-                hub_map_put(by_sender, msg->sender, r) != 0) {
-                if (r)
-                    hub__receipts_free(r);
-                free(r);
-                continue;
-            }
-            hub__member_t *sm = hub__member(self, msg->sender);
-            r->sender = sm ? sm->id : "";
-        }
-        if (job->items[i].group_id[0]) {
-            hub__group_receipt(self, job, i, r);
-            continue;
-        }
-        if (job->append_rc != 0) {
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub's store could not commit (%s); nothing was stored, send "
-                              "again later",
-                              hub_strerror(job->append_rc));
-            continue;
-        }
-        if (job->items[i].verdict != 0) {
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                              "%s", hub__signature_problem(job->items[i].verdict, true));
-            continue;
-        }
-        switch (job->outcomes[i]) {
-        case HUB_STORE_OK: {
-            hub__receipt_ack(r, msg->message_id, msg->seq);
-            self->stats.envelopes_accepted++;
-            const char *label = hub__service_label(self, msg->receiver, msg->service);
-            uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, msg->sender, msg->receiver, label,
-                               msg->envelope_len, now);
-            hub_flows_exchange_t x = {msg->message_id, msg->sender, msg->receiver, label,
-                                      "accepted", msg->envelope_len, now, 0};
-            hub_flows_exchange(self->flows, &x);
-            break;
-        }
-        case HUB_STORE_DUPLICATE:
-            hub__receipt_ack(r, msg->message_id, msg->seq);
-            self->stats.duplicates++;
-            break;
-        case HUB_STORE_QUEUE_FULL:
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                              "the queue of %s is full (%llu messages); nothing was stored, "
-                              "send again once it drains",
-                              msg->receiver, (unsigned long long)self->cfg.max_queue_depth);
-            break;
-        case HUB_STORE_FULL:
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_STORE_FULL,
-                              "the hub's store is full; nothing was stored, send again later "
-                              "(operators: drain or purge the dead-letter queue, or raise "
-                              "max_store_bytes)");
-            break;
-        }
-    }
-    size_t cursor = 0;
-    const char *sender;
-    void *value;
-    while (by_sender && hub_map_next(by_sender, &cursor, &sender, &value)) {
-        hub__receipts_t *r = value;
-        hub__member_t *m = hub_map_get(self->members, sender);
-        if (m)
-            hub__receipts_send(self, m, r);
-        hub__receipts_free(r);
-        free(r);
-    }
-    hub_map_destroy(&by_sender);
-
-    for (size_t i = 0; i < job->n_items; i++) {
-        if (job->items[i].early)
-            continue;
-        hub__member_t *m = hub_map_get(self->members, job->items[i].msg.receiver);
-        if (m && m->pending_late > 0)
-            m->pending_late--;
-    }
-    /* Fast path: hand fresh messages straight to receivers that are caught up. */
-    for (size_t i = 0; job->append_rc == 0 && i < job->n_items; i++) {
-        if (job->items[i].verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
-            continue;
-        hub_store_msg_t *msg = &job->items[i].msg;
-        hub__member_t *m = hub_map_get(self->members, msg->receiver);
-        if (!m || !m->online)
-            continue;
-        /* Delivered before the commit, to this connection (a reconnect since
-         * starts its queue again from the store). */
-        if (job->items[i].early && m->loaded_seq >= msg->seq)
-            continue;
-        if (!m->backlog && m->inflight_open < self->cfg.max_in_flight &&
-            msg->seq > m->loaded_seq) {
-            if (hub__enqueue_out(self, m, msg->sender, msg->seq, 1, job->items[i].bytes,
-                                 job->items[i].msg.envelope_len) == 0 &&
-                hub__inflight_add(self, m, msg, 1) == 0) {
-                m->loaded_seq = msg->seq;
-                hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender,
-                             m->id, msg->service, "attempt 1");
-                uint64_t now = hub_now_us();
-                hub_flows_delivered(self->flows, msg->sender, m->id,
-                                    hub__service_label(self, m->id, msg->service),
-                                    now > msg->accepted_at_us ? now - msg->accepted_at_us : 0,
-                                    now);
-            } else {
-                m->backlog = true;
-            }
-        } else {
-            m->backlog = true;
-        }
-    }
-    if (job->other_rc != 0)
-        HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
-                  "error=\"%s\"", hub_strerror(job->other_rc));
-    self->stats.dead_lettered += job->n_dead;
-    for (size_t i = 0; i < job->n_dead; i++) {
-        const hub_store_msg_t *d = &job->dead[i];
-        hub__member_t *sm = hub_map_get(self->members, d->sender);
-        hub__member_t *rm = hub_map_get(self->members, d->receiver);
-        if (sm && rm) /* bounded labels: both are members the hub knows */
-            hub_flows_dead_lettered(self->flows, sm->id, rm->id,
-                                    hub__service_label(self, rm->id, d->service), hub_now_us());
-    }
-    free(job->dead);
-    free(job->dead_reason);
-    if (job->pruned == HUB_STORE_PRUNE_BATCH)
-        self->prune_due = true; /* more to forget: go on at the next commit */
-
-    for (size_t i = 0; i < job->n_items; i++)
-        free(job->items[i].bytes);
-    free(job->items);
-    free(job->outcomes);
-    for (size_t i = 0; i < job->n_acks; i++)
-        free(job->acks[i].seqs);
-    free(job->acks);
-    free(job->attempt_seqs);
-    free(job->dead_ttl);
-    free(job->dead_retry);
-    hub__auditq_free(job->audit, job->n_audit);
-    if (job->audit_rc != 0)
-        HUB_ERROR("audit", "writing the audit log failed", "error=\"%s\"",
-                  hub_strerror(job->audit_rc));
-    free(job);
-
-    /* Receivers with a backlog get it now. */
-    cursor = 0;
-    while (hub_map_next(self->members, &cursor, NULL, &value))
-        hub__pump(self, value);
-    hub__flush_all(self);
-    if (!self->stopping)
-        hub__commit_start(self);
-}
-
-/* Appends one record to the audit log (worker thread only). */
-static int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
-                          const char *message_id, uint64_t hub_seq, const char *sender,
-                          const char *receiver, const char *service, const char *reason,
-                          const hub_envelope_t *env)
-{
-    hub_audit_record_t rec;
-    memset(&rec, 0, sizeof rec);
-    rec.event = event;
-    rec.time_us = time_us;
-    rec.message_id = message_id;
-    rec.hub_seq = hub_seq;
-    rec.sender = sender;
-    rec.receiver = receiver;
-    rec.service = service;
-    rec.reason = reason;
-    if (env) {
-        /* The payload's digest and the sender's signature, never the payload. */
-        hub_audit_payload_sha256(env->payload.data, env->payload.len, rec.payload_sha256);
-        rec.has_payload_sha256 = true;
-        rec.signature = env->signature.data;
-        rec.signature_len = env->signature.len <= 64 ? env->signature.len : 64;
-    }
-    return hub_audit_append(audit, &rec);
-}
-
-/* Signature checks over items[begin, end) (worker threads; each item is
- * touched by one thread only). */
-typedef struct {
-    hub__pending_t *items;
-    hub_envelope_t **envs;
-    size_t begin, end;
-} hub__verify_t;
-
-static void *hub__verify_range(void *arg)
-{
-    hub__verify_t *v = arg;
-    /* The envelopes of one signed batch sit next to each other: one
-     * Ed25519 verification covers them (hub_sign.h, batch signatures). */
-    hub_sigcache_t cache;
-    memset(&cache, 0, sizeof cache);
-    for (size_t i = v->begin; i < v->end; i++) {
-        hub__pending_t *p = &v->items[i];
-        if (!p->verify)
-            continue;
-        p->verdict = v->envs && v->envs[i]
-                         ? hub_envelope_verify_cached(v->envs[i], p->sign_key, &cache)
-                         : HUB_EINVAL;
-    }
-    return NULL;
-}
-
-static void hub__commit_work(uv_work_t *req)
-{
-    hub__commit_t *job = req->data;
-    hub_server_t *server = job->server;
-    hub_store_t *store = server->store;
-    hub_audit_t *audit = server->audit;
-    int arc = 0;
-
-    /* Signatures are checked here, off the loop thread; the envelopes are
-     * decoded again only when a signature or the audit log needs them. */
-    hub_envelope_t **envs = NULL;
-    if (job->n_items > 0 && (audit || server->cfg.require_signatures))
-        envs = calloc(job->n_items, sizeof *envs);
-    size_t n_ok = 0;
-    hub_store_msg_t *msgs = job->n_items ? malloc(job->n_items * sizeof *msgs) : NULL;
-    size_t *index = job->n_items ? malloc(job->n_items * sizeof *index) : NULL;
-    job->append_rc = 0;
-    bool batched = false;
-    if (job->n_items > 0 && (!msgs || !index)) {
-        job->append_rc = HUB_ENOMEM;
-    } else {
-        for (size_t i = 0; envs && i < job->n_items; i++)
-            hub_envelope_decode(job->items[i].bytes, job->items[i].msg.envelope_len, &envs[i]);
-        /* Ed25519 verification dominates the full path: a second thread
-         * checks half of a large batch while this one checks the rest. */
-        hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2},
-                                   {job->items, envs, job->n_items / 2, job->n_items}};
-        pthread_t helper;
-        bool threaded = envs && server->cfg.require_signatures && job->n_items >= 64 &&
-                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
-        if (threaded) {
-            hub__verify_range(&halves[0]);
-            pthread_join(helper, NULL);
-        } else {
-            halves[0].end = job->n_items;
-            hub__verify_range(&halves[0]);
-        }
-        for (size_t i = 0; i < job->n_items; i++) {
-            hub__pending_t *p = &job->items[i];
-            /* The copies of one publication share the first copy's check. */
-            if (p->group_id[0] && !p->group_first && i > 0)
-                p->verdict = job->items[i - 1].verdict;
-            if (p->verdict != 0)
-                continue;
-            index[n_ok] = i;
-            msgs[n_ok++] = p->msg;
-        }
-        /* Everything from here that writes the store is one LMDB
-         * transaction: one durable commit per cycle. Without a batch (it
-         * could not begin) each call commits on its own: as durable, slower. */
-        batched = hub_store_batch_begin(store) == 0;
-        hub_store_outcome_t *outcomes = n_ok ? malloc(n_ok * sizeof *outcomes) : NULL;
-        if (n_ok > 0 && !outcomes)
-            job->append_rc = HUB_ENOMEM;
-        else if (n_ok > 0)
-            job->append_rc = hub_store_append(store, msgs, n_ok, outcomes);
-        for (size_t k = 0; k < n_ok && job->append_rc == 0; k++) {
-            size_t i = index[k];
-            job->outcomes[i] = outcomes[k];
-            job->items[i].msg.seq = msgs[k].seq;
-            job->items[i].msg.accepted_at_us = msgs[k].accepted_at_us;
-        }
-        free(outcomes);
-    }
-    free(msgs);
-    free(index);
-    if (!batched)
-        batched = hub_store_batch_begin(store) == 0;
-
-    int rc = 0;
-    for (size_t i = 0; i < job->n_acks; i++) {
-        int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
-        if (r != 0)
-            rc = r;
-    }
-    if (job->n_attempts > 0 && (rc == 0))
-        rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
-    const struct {
-        uint64_t *seqs;
-        size_t n;
-        const char *reason;
-    } dead[2] = {{job->dead_ttl, job->n_dead_ttl, "ttl expired"},
-                 {job->dead_retry, job->n_dead_retry, "retry budget exhausted"}};
-    for (int d = 0; d < 2; d++) {
-        if (dead[d].n == 0)
-            continue;
-        int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
-        if (r != 0)
-            rc = r;
-        if (r == 0 && !job->dead) {
-            job->dead = calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead);
-            job->dead_reason =
-                calloc(job->n_dead_ttl + job->n_dead_retry, sizeof *job->dead_reason);
-            if (!job->dead_reason) {
-                free(job->dead);
-                job->dead = NULL;
-            }
-        }
-        for (size_t i = 0; r == 0 && job->dead && i < dead[d].n; i++) {
-            hub_store_dead_t dl;
-            if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
-                continue;
-            job->dead[job->n_dead] = dl.msg;
-            job->dead[job->n_dead].envelope = NULL;
-            job->dead_reason[job->n_dead++] = dead[d].reason;
-        }
-    }
-    if (job->prune_dedup) {
-        /* Forget message ids older than the window, a bounded batch at a
-         * time, so that the store does not grow with every id ever seen. */
-        size_t pruned = 0;
-        int r = hub_store_prune_dedup(store, hub_now_us(), &pruned);
-        if (r != 0)
-            rc = r;
-        job->pruned = pruned;
-    }
-    if (batched) {
-        int crc = hub_store_batch_commit(store);
-        if (crc != 0) {
-            /* Nothing of this cycle is stored: no ACK, no settle, no
-             * dead-letter happened; senders and redelivery try again. */
-            job->append_rc = crc;
-            rc = crc;
-            job->n_dead = 0;
-            job->pruned = 0;
-        }
-    }
-    job->other_rc = rc;
-    /* The audit log says what the store now holds. */
-    for (size_t i = 0; audit && job->dead && i < job->n_dead; i++) {
-        const hub_store_msg_t *d = &job->dead[i];
-        int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq,
-                               d->sender, d->receiver, d->service, job->dead_reason[i], NULL);
-        if (a != 0)
-            arc = a;
-    }
-    for (size_t i = 0; audit && i < job->n_items; i++) {
-        hub__pending_t *p = &job->items[i];
-        char reason[320];
-        hub_audit_event_t event = HUB_AUDIT_NACKED;
-        if (p->verdict != 0)
-            snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
-        else if (job->append_rc != 0)
-            snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
-                     hub_strerror(job->append_rc));
-        else if (job->outcomes[i] == HUB_STORE_QUEUE_FULL)
-            snprintf(reason, sizeof reason, "QUEUE_FULL");
-        else if (job->outcomes[i] == HUB_STORE_FULL)
-            snprintf(reason, sizeof reason, "STORE_FULL");
-        else if (job->outcomes[i] == HUB_STORE_DUPLICATE)
-            continue; /* already recorded when first accepted */
-        else
-            event = HUB_AUDIT_ACCEPTED;
-        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from)
-            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
-        int r = hub__audit_put(audit, event, 0, p->msg.message_id,
-                               event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
-                               p->msg.receiver, p->msg.service,
-                               event == HUB_AUDIT_ACCEPTED && !p->delegated_from ? NULL : reason,
-                               envs ? envs[i] : NULL);
-        if (r != 0)
-            arc = r;
-    }
-    for (size_t i = 0; envs && i < job->n_items; i++)
-        hub_envelope_free(&envs[i]);
-    free(envs);
-    /* Then what the loop recorded since the last commit, in order: after
-     * the acceptances, since an envelope delivered before its commit has
-     * its DELIVERED record here. */
-    for (size_t i = 0; audit && i < job->n_audit; i++) {
-        const hub__auditq_t *q = &job->audit[i];
-        int r = hub__audit_put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
-                               q->receiver, q->service, q->reason, NULL);
-        if (r != 0)
-            arc = r;
-    }
-    if (audit) {
-        int r = hub_audit_tick(audit, hub_now_us());
-        if (r == 0)
-            r = hub_audit_flush(audit);
-        if (r != 0)
-            arc = r;
-    }
-    job->audit_rc = arc;
-    job->audit_seq = audit ? hub_audit_seq(audit) : 0;
-}
-
-static void hub__on_commit_timer(uv_timer_t *t)
-{
-    hub__commit_start(t->data);
-}
-
-/* Starts a group commit of everything gathered so far, unless one runs. */
-static void hub__commit_start(hub_server_t *self)
-{
-    if (self->commit)
-        return;
-    /* An envelope delivered early (hub__deliver_early) waits up to
-     * HUB__SETTLE_WAIT_US for its receiver's settle: settled, the commit
-     * keeps only its de-duplication record (hub_store_msg_t.settled)
-     * instead of storing it now and deleting it in the next commit. The
-     * commit takes the longest prefix of envelopes that are settled, were
-     * not delivered early, or have waited long enough; the sender's ACK
-     * waits for that, the round trip does not. */
-    size_t ready = 0;
-    uint64_t now_mono = hub_monotonic_us();
-    while (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS) {
-        const hub__pending_t *p = &self->pending[ready];
-        if (!self->stopping && p->early && !p->msg.settled &&
-            now_mono - p->queued_mono_us < HUB__SETTLE_WAIT_US)
-            break;
-        ready++;
-    }
-    /* An envelope that was not delivered early waits for its commit to be
-     * delivered at all: the commit goes at least as far as the last one. */
-    if (self->pending_late_n > 0) {
-        size_t last = self->pending_n;
-        while (last > ready && self->pending[last - 1].early)
-            last--;
-        if (last > ready)
-            ready = last < HUB__MAX_COMMIT_ITEMS ? last : HUB__MAX_COMMIT_ITEMS;
-    }
-    if (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS &&
-        !uv_is_active((uv_handle_t *)&self->commit_timer)) {
-        uint64_t waited = now_mono - self->pending[ready].queued_mono_us;
-        uint64_t left = waited < HUB__SETTLE_WAIT_US ? HUB__SETTLE_WAIT_US - waited : 0;
-        uv_timer_start(&self->commit_timer, hub__on_commit_timer, (left + 999) / 1000, 0);
-    }
-    /* Members with settles to write are counted as they get their first,
-     * so that an idle turn does not walk every member (10,000 of them). */
-    size_t n_settled = self->members_with_settles;
-    size_t cursor = 0;
-    void *value;
-    if (ready == 0 && n_settled == 0 && self->attempt_n == 0 &&
-        self->dead_ttl_n == 0 && self->dead_retry_n == 0 && self->auditq_n == 0 &&
-        !self->audit_tick_due && !self->prune_due)
-        return;
-    self->audit_tick_due = false;
-    hub__commit_t *job = calloc(1, sizeof *job);
-    if (!job)
-        return;
-    job->server = self;
-    job->req.data = job;
-    size_t take = ready;
-    /* The copies of one publication commit together (one receipt). */
-    while (take > 0 && take < self->pending_n && self->pending[take].group_id[0] &&
-           !self->pending[take].group_first)
-        take++;
-    if (take > 0) {
-        job->items = malloc(take * sizeof *job->items);
-        job->outcomes = calloc(take, sizeof *job->outcomes);
-        if (!job->items || !job->outcomes) {
-            free(job->items);
-            free(job->outcomes);
-            free(job);
-            return;
-        }
-        memcpy(job->items, self->pending, take * sizeof *job->items);
-        for (size_t i = 0; i < take; i++)
-            if (!job->items[i].early && self->pending_late_n > 0)
-                self->pending_late_n--;
-        memmove(self->pending, self->pending + take,
-                (self->pending_n - take) * sizeof *self->pending);
-        self->pending_n -= take;
-        if (self->pending_n == 0 && self->pending_cap > 4096) {
-            /* A burst is over: give its memory back. */
-            free(self->pending);
-            self->pending = NULL;
-            self->pending_cap = 0;
-        }
-        job->n_items = take;
-    }
-    if (n_settled > 0) {
-        job->acks = calloc(n_settled, sizeof *job->acks);
-        cursor = 0;
-        while (job->acks && job->n_acks < n_settled &&
-               hub_map_next(self->members, &cursor, NULL, &value)) {
-            hub__member_t *m = value;
-            if (m->settled_n == 0)
-                continue;
-            hub__ackgroup_t *g = &job->acks[job->n_acks++];
-            snprintf(g->receiver, sizeof g->receiver, "%s", m->id);
-            g->seqs = m->settled;
-            g->n = m->settled_n;
-            self->members_with_settles--;
-            m->settled = NULL;
-            m->settled_n = m->settled_cap = 0;
-        }
-    }
-    job->attempt_seqs = self->attempt_seqs;
-    job->n_attempts = self->attempt_n;
-    self->attempt_seqs = NULL;
-    self->attempt_n = self->attempt_cap = 0;
-    job->dead_ttl = self->dead_ttl;
-    job->n_dead_ttl = self->dead_ttl_n;
-    self->dead_ttl = NULL;
-    self->dead_ttl_n = self->dead_ttl_cap = 0;
-    job->dead_retry = self->dead_retry;
-    job->n_dead_retry = self->dead_retry_n;
-    self->dead_retry = NULL;
-    self->dead_retry_n = self->dead_retry_cap = 0;
-    job->prune_dedup = self->prune_due;
-    self->prune_due = false;
-    job->audit = self->auditq;
-    job->n_audit = self->auditq_n;
-    self->auditq = NULL;
-    self->auditq_n = self->auditq_cap = 0;
-    self->commit = job;
-    uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Keys, certificates, agreements, delegations                              */
-
-typedef struct {
-    hub_server_t *self;
-    uint64_t now;
-} hub__cert_visit_t;
-
-static int hub__on_expiring(const hub_cert_info_t *c, void *user)
-{
-    hub__cert_visit_t *v = user;
-    uint64_t left_h = c->not_after_us > v->now ? (c->not_after_us - v->now) / 3600000000ull : 0;
-    HUB_WARN("trust", "certificate expires soon: renew it ('hubctl cert issue')",
-             "member=%s file=%s hours_left=%llu", c->keys.member_id[0] ? c->keys.member_id : "(CA)",
-             c->file, (unsigned long long)left_h);
-    return 0;
-}
-
-static void hub__on_cert_timer(uv_timer_t *timer);
-
-/* Loads the member key table: from certificates (each checked against the
- * CA and the CRL) or, in development mode, from the key directory. */
-static int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size)
-{
-    const hub_config_t *cfg = &self->cfg;
-    if (!cfg->ca_cert[0])
-        return hub_keydir_load(cfg->key_dir, out, err, err_size);
-    uint64_t now = hub_now_us();
-    hub_certdir_t *cd = NULL;
-    int rc = hub_certdir_load(cfg->ca_cert, cfg->crl_file, cfg->cert_dir, now, &cd, err, err_size);
-    if (rc != 0)
-        return rc;
-    size_t refused[16] = {0};
-    for (size_t i = 0; i < hub_certdir_count(cd); i++) {
-        const hub_cert_info_t *c = hub_certdir_at(cd, i);
-        if (c->status == HUB_CERT_VALID) {
-            const char *labels[] = {c->keys.member_id};
-            hub_metric_set(self->cert_expiry, labels, (double)c->not_after_us / 1e6);
-            continue;
-        }
-        if ((unsigned)c->status < 16)
-            refused[c->status]++;
-        HUB_WARN("trust", "certificate refused", "file=%s member=%s status=%s reason=\"%s\"",
-                 c->file, c->keys.member_id, hub_cert_status_name(c->status), c->reason);
-    }
-    for (unsigned st = 0; st < 16; st++) {
-        if (st == HUB_CERT_VALID)
-            continue;
-        const char *name = hub_cert_status_name((hub_cert_status_t)st);
-        if (name && *name && strcmp(name, "unknown")) {
-            const char *labels[] = {name};
-            hub_metric_set(self->certs_refused, labels, (double)refused[st]);
-        }
-    }
-    hub__cert_visit_t v = {self, now};
-    hub_certdir_visit_expiring(cd, now, (uint64_t)cfg->cert_warn_days * 86400000000ull,
-                               hub__on_expiring, &v);
-    rc = hub_certdir_keydir(cd, out, err, err_size);
-    /* Reload when the next certificate expires or becomes valid, so that an
-     * expired member is cut off on time without a SIGHUP. */
-    uint64_t next = hub_certdir_next_change_us(cd);
-    uint64_t delay_ms = next > now ? (next - now) / 1000u + 1000u : 3600000u;
-    if (delay_ms > 3600000u)
-        delay_ms = 3600000u;
-    if (self->handles_open)
-        uv_timer_start(&self->cert_timer, hub__on_cert_timer, delay_ms, 0);
-    else
-        self->cert_timer_first_ms = delay_ms;
-    hub_certdir_destroy(&cd);
-    return rc;
-}
-
-static void hub__on_cert_timer(uv_timer_t *timer)
-{
-    hub_server_t *self = timer->data;
-    char err[HUB_ERRMSG_MAX];
-    if (hub_server_reload_keys(self, err, sizeof err) != 0)
-        HUB_ERROR("trust", "certificate reload failed; keeping the previous keys", "error=\"%s\"",
-                  err);
-}
-
-static int hub__load_policy(hub_server_t *self, hub_policy_t **policy,
-                            hub_delegations_t **delegations, char *err, size_t err_size)
-{
-    *policy = NULL;
-    *delegations = NULL;
-    int rc = 0;
-    if (self->cfg.policy_file[0])
-        rc = hub_policy_load(self->cfg.policy_file, policy, err, err_size);
-    if (rc == 0 && self->cfg.delegations_file[0])
-        rc = hub_delegations_load(self->cfg.delegations_file, delegations, err, err_size);
-    if (rc != 0)
-        hub_policy_destroy(policy);
-    return rc;
-}
-
-/* Agreement check for a call or an event; NULL when allowed, else why not. */
-static const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
-                                  const char *service, hub_policy_decision_t *d)
-{
-    if (!self->policy)
-        return NULL;
-    hub_policy_check(self->policy, consumer, provider, service, hub_now_us(), d);
-    return d->allowed ? NULL : d->reason;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Publish / subscribe                                                       */
-
-/* Subscribers of one topic ("PUBLISHER/SERVICE/VERSION"). */
-typedef struct {
-    const char **members; /* interned member ids */
-    size_t n, cap;
-} hub__sublist_t;
-
-static bool hub__subscribed(const hub__sublist_t *l, const char *member)
-{
-    for (size_t i = 0; l && i < l->n; i++)
-        if (!strcmp(l->members[i], member))
-            return true;
-    return false;
-}
-
-/* Adds a subscription; returns 1 when it is new, 0 when known, <0 on error. */
-static int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic)
-{
-    hub__sublist_t *l = hub_map_get(self->subs, topic);
-    if (l && hub__subscribed(l, subscriber))
-        return 0;
-    hub__member_t *m = hub__member(self, subscriber);
-    if (!m)
-        return HUB_ENOMEM;
-    if (!l) {
-        l = calloc(1, sizeof *l);
-        if (!l || hub_map_put(self->subs, topic, l) != 0) {
-            free(l);
-            return HUB_ENOMEM;
-        }
-    }
-    if (HUB__PUSH(l->members, l->n, l->cap, (const char *)m->id) != 0)
-        return HUB_ENOMEM;
-    return 1;
-}
-
-/* Writes every subscription to data_dir/subscriptions: tmp file, fsync,
- * rename, so a crash leaves the old list or the new one. Rare (a Hello with
- * a new subscription), so it runs on the loop thread. */
-static int hub__save_subscriptions(hub_server_t *self)
-{
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", self->subs_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return HUB_EIO;
-    fprintf(f, "# Durable subscriptions: SUBSCRIBER-ID PUBLISHER-ID/SERVICE/VERSION\n"
-               "# Written by hubd; members subscribe in their Hello.\n");
-    size_t cursor = 0;
-    const char *topic;
-    void *value;
-    while (hub_map_next(self->subs, &cursor, &topic, &value)) {
-        const hub__sublist_t *l = value;
-        for (size_t i = 0; i < l->n; i++)
-            fprintf(f, "%s %s\n", l->members[i], topic);
-    }
-    int rc = (fflush(f) == 0 && fsync(fileno(f)) == 0) ? 0 : HUB_EIO;
-    if (fclose(f) != 0)
-        rc = HUB_EIO;
-    if (rc == 0 && rename(tmp, self->subs_path) != 0)
-        rc = HUB_EIO;
-    return rc;
-}
-
-static int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
-{
-    FILE *f = fopen(self->subs_path, "r");
-    if (!f)
-        return 0; /* none yet */
-    char line[1024];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        line[strcspn(line, "\r\n")] = '\0';
-        char *space = strchr(line, ' ');
-        if (!space) {
-            snprintf(err, err_size, "%s:%d: expected 'SUBSCRIBER TOPIC'", self->subs_path,
-                     lineno);
-            rc = HUB_EPARSE;
-            break;
-        }
-        *space = '\0';
-        if (!hub_member_id_valid(line)) {
-            snprintf(err, err_size, "%s:%d: '%s' is not a member id", self->subs_path, lineno,
-                     line);
-            rc = HUB_EPARSE;
-            break;
-        }
-        if (hub__subscribe(self, line, space + 1) < 0)
-            rc = HUB_ENOMEM;
-    }
-    fclose(f);
-    return rc;
-}
-
-/* The id under which a published event is stored for one subscriber: a
- * UUID derived from the event's id and the subscriber, so that a re-sent
- * publication de-duplicates copy by copy. */
-static void hub__derive_id(const char *message_id, const char *subscriber,
-                           char out[HUB_UUID_LEN + 1])
-{
-    crypto_hash_sha256_state st;
-    uint8_t h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)message_id, strlen(message_id) + 1);
-    crypto_hash_sha256_update(&st, (const uint8_t *)subscriber, strlen(subscriber));
-    crypto_hash_sha256_final(&st, h);
-    h[6] = (uint8_t)((h[6] & 0x0f) | 0x80); /* version 8: custom */
-    h[8] = (uint8_t)((h[8] & 0x3f) | 0x80);
-    snprintf(out, HUB_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
-             h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
-             h[15]);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Envelopes                                                                 */
-
-/* Requests awaiting a reply: message id -> who asked whom. Bounded in count
- * and forgotten after their TTL; after a hub restart replies route by their
- * receiver field alone. */
-typedef struct {
-    const char *sender;   /* interned member ids */
-    const char *receiver;
-    uint64_t expires_mono_us;
-    char id[HUB_UUID_LEN + 1];
-} hub__request_t;
-
-#define HUB__MAX_TRACKED_REQUESTS 1000000
-
-static void hub__remember_request(hub_server_t *self, const hub_envelope_t *env,
-                                  const char *receiver)
-{
-    if (hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS)
-        return;
-    hub__member_t *s = hub__member(self, env->sender);
-    hub__member_t *r = hub__member(self, receiver);
-    hub__request_t *req = calloc(1, sizeof *req);
-    if (!s || !r || !req) {
-        free(req);
-        return;
-    }
-    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : 60000u;
-    if (ttl_ms > self->cfg.max_ttl_ms)
-        ttl_ms = self->cfg.max_ttl_ms;
-    req->sender = s->id;
-    req->receiver = r->id;
-    req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
-    snprintf(req->id, sizeof req->id, "%s", env->message_id);
-    hub__request_t *old = hub_map_get(self->requests, req->id);
-    if (hub_map_put(self->requests, req->id, req) != 0) {
-        free(req);
-        return;
-    }
-    free(old);
-}
-
-static void hub__expire_requests(hub_server_t *self, uint64_t now)
-{
-    size_t cursor = 0;
-    const char *key;
-    void *value;
-    /* Removal during iteration is safe with tombstones; a full scan once a
-     * second is cheap next to the traffic that filled the map. */
-    while (hub_map_next(self->requests, &cursor, &key, &value)) {
-        hub__request_t *req = value;
-        if (req->expires_mono_us <= now) {
-            hub_map_remove(self->requests, req->id);
-            free(req);
-        }
-    }
-}
-
-static const char *hub__signature_problem(int rc, bool has_key)
-{
-    if (!has_key)
-        return "the hub has no signing key for the sender; regenerate its keys with 'hubctl "
-               "keygen' and give the hub the new .pub file";
-    if (rc == HUB_EINVAL)
-        return "the envelope is not signed; sign the canonical digest with the member's "
-               "Ed25519 key (proto/README.md)";
-    return "the signature does not match the envelope and the sender's key; the envelope was "
-           "changed after signing, or signed with another key";
-}
-
-/* ------------------------------------------------------------------------ */
-/* Metaservices: what a member may ask the hub itself                       */
-
-#define HUB__META_MEMBERS "lth.members/v1"   /* every member: id, online, services */
-#define HUB__META_SERVICES "lth.services/v1" /* payload: a member id; its services */
-#define HUB__META_ALLOWED "lth.allowed/v1"   /* the agreements the caller may use now */
-
-static void hub__json_services(hub_jsonw_t *w, const char *services)
-{
-    hub_jsonw_array_begin(w);
-    for (const char *p = services; p && *p;) {
-        size_t n = strcspn(p, ",");
-        if (n)
-            hub_jsonw_strn(w, p, n);
-        p += n + (p[n] == ',');
-    }
-    hub_jsonw_array_end(w);
-}
-
-static int hub__meta_allowed_rule(const hub_policy_rule_t *rule, void *user)
-{
-    hub_jsonw_t *w = user;
-    hub_jsonw_object_begin(w);
-    hub_jsonw_kv_str(w, "provider", rule->provider);
-    hub_jsonw_kv_str(w, "service", rule->service);
-    hub_jsonw_kv_str(w, "until", rule->until_text);
-    hub_jsonw_kv_str(w, "purpose", rule->purpose);
-    hub_jsonw_object_end(w);
-    return 0;
-}
-
-/* Answers a REQUEST addressed to the hub. Returns 0, or a NACK code with a
- * sentence in why. */
-static int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
-                            char **json, size_t *json_len, const char **why)
-{
-    hub_jsonw_t w;
-    hub_jsonw_init(&w);
-    hub_jsonw_object_begin(&w);
-    if (!strcmp(env->service, HUB__META_MEMBERS)) {
-        hub_jsonw_key(&w, "members");
-        hub_jsonw_array_begin(&w);
-        for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
-            const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
-            hub__member_t *m = hub_map_get(self->members, kp->member_id);
-            hub_jsonw_object_begin(&w);
-            hub_jsonw_kv_str(&w, "id", kp->member_id);
-            hub_jsonw_kv_bool(&w, "online", m && m->online);
-            hub_jsonw_key(&w, "services");
-            hub__json_services(&w, m ? m->services : NULL);
-            hub_jsonw_object_end(&w);
-        }
-        hub_jsonw_array_end(&w);
-    } else if (!strcmp(env->service, HUB__META_SERVICES)) {
-        char member[HUB_MEMBER_ID_MAX + 1];
-        snprintf(member, sizeof member, "%.*s", (int)env->payload.len,
-                 (const char *)env->payload.data);
-        if (!hub_keydir_find_member(self->keys, member)) {
-            hub_jsonw_free(&w);
-            *why = "lth.services/v1 takes a member id the hub knows as its payload";
-            return LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER;
-        }
-        hub__member_t *m = hub_map_get(self->members, member);
-        hub_jsonw_kv_str(&w, "member", member);
-        hub_jsonw_kv_bool(&w, "online", m && m->online);
-        hub_jsonw_key(&w, "services");
-        hub__json_services(&w, m ? m->services : NULL);
-    } else if (!strcmp(env->service, HUB__META_ALLOWED)) {
-        hub_jsonw_kv_str(&w, "member", caller->id);
-        hub_jsonw_kv_bool(&w, "policy", self->policy != NULL);
-        hub_jsonw_key(&w, "allowed");
-        hub_jsonw_array_begin(&w);
-        if (self->policy)
-            hub_policy_visit_allowed(self->policy, caller->id, hub_now_us(),
-                                     hub__meta_allowed_rule, &w);
-        hub_jsonw_array_end(&w);
-    } else {
-        hub_jsonw_free(&w);
-        *why = "the hub answers " HUB__META_MEMBERS ", " HUB__META_SERVICES " and "
-               HUB__META_ALLOWED "; to publish, send an EVENT";
-        return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
-    }
-    hub_jsonw_object_end(&w);
-    if (hub_jsonw_finish(&w, json, json_len) != 0) {
-        *why = "the hub is out of memory";
-        return LTH__V1__NACK_CODE__NACK_INTERNAL;
-    }
-    return 0;
-}
-
-/* Sends the hub's own signed reply to a request. */
-static void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
-                                const char *json, size_t len)
-{
-    char id[HUB_UUID_LEN + 1];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.correlation_id = req->message_id;
-    env.sender = self->own_key.member_id;
-    env.receiver = to->id;
-    env.service = req->service;
-    env.created_at_us = hub_now_us();
-    env.content_type = "application/json";
-    env.payload.data = (uint8_t *)json;
-    env.payload.len = len;
-    env.kind = LTH__V1__KIND__KIND_REPLY;
-    env.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
-    uint8_t sig[HUB_SIGNATURE_LEN];
-    if (self->own_key.has_sign)
-        hub_envelope_sign(&env, self->own_key.sign_secret, sig);
-    size_t n = lth__v1__envelope__get_packed_size(&env);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf)
-        return;
-    lth__v1__envelope__pack(&env, buf);
-    hub__enqueue_out(self, to, self->own_key.member_id, 0, 1, buf, n);
-    free(buf);
-}
-
-/* Queues an envelope for the next group commit. Its seq was taken from
- * self->next_seq already (preset_seq), so that it can be delivered early. */
-static int hub__pending_push(hub_server_t *self, hub__pending_t *p)
-{
-    if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, *p) != 0)
-        return HUB_ENOMEM;
-    if (!p->early) {
-        hub__member_t *r = hub__member(self, p->msg.receiver);
-        if (r)
-            r->pending_late++;
-        self->pending_late_n++;
-    }
-    return 0;
-}
-
-/* Forwards a durable envelope to its receiver now, while the group commit
- * that makes it durable (and ACKs the sender) is still to come, when that
- * can neither reorder nor reveal anything:
- *   - the receiver is connected and caught up: nothing of its queue is
- *     waiting in the store, and nothing for it waits for a commit without
- *     having been delivered early (pending_late);
- *   - no signature needs checking (those are checked on the commit worker
- *     before anyone sees the envelope);
- *   - the store does not know the message already (a re-send is answered
- *     with its first ACK and not delivered again); the store is asked only
- *     for envelopes that may be re-sends (HUB__FRESH_US).
- * The receiver works while the store writes, so a round trip no longer
- * waits for the commits of request and reply in turn. Nothing is lost: the
- * sender is ACKed only after the commit, and if the hub stops before it,
- * the sender sends again and the receiver drops the duplicate by message
- * id (at-least-once delivery, as after any crash). A message the commit
- * then refuses (QUEUE_FULL, STORE_FULL, INTERNAL) has been seen by the
- * receiver and will come again when the sender retries. */
-static bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender,
-                               uint64_t created_at_us, hub__member_t *rcv, hub__pending_t *p)
-{
-    if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
-        rcv->inflight_open >= self->cfg.max_in_flight)
-        return false;
-    /* Clients send an envelope again after a reconnect, or when its
-     * receipt is long overdue (the SDK: 30 s): only then can the store know
-     * it already, so only then is it asked (a read on this thread). */
-    uint64_t now = p->msg.accepted_at_us;
-    bool fresh = created_at_us <= now + HUB__FRESH_US && now <= created_at_us + HUB__FRESH_US &&
-                 now >= sender->connected_at_us + HUB__FRESH_US;
-    uint64_t seq;
-    hub_store_state_t state;
-    if (!fresh && hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq,
-                                   &state) != HUB_ENOTFOUND)
-        return false;
-    p->msg.seq = p->msg.preset_seq;
-    if (hub__enqueue_out(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes,
-                         p->msg.envelope_len) != 0)
-        return false;
-    if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
-        rcv->backlog = true; /* untracked: the next pump reads it from the store */
-    rcv->loaded_seq = p->msg.seq;
-    p->early = true;
-    hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender,
-                 rcv->id, p->msg.service, "attempt 1, before the commit");
-    hub_flows_delivered(self->flows, p->msg.sender, rcv->id,
-                        hub__service_label(self, rcv->id, p->msg.service), 0, hub_now_us());
-    return true;
-}
-
-/* An EVENT addressed to the hub itself is a publication: one copy per
- * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
-static void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
-                         const uint8_t *bytes, size_t len, hub__receipts_t *receipts,
-                         const char *mid)
-{
-    const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
-    if (env->kind != LTH__V1__KIND__KIND_EVENT) {
-        if (env->kind == LTH__V1__KIND__KIND_REQUEST && self->cfg.require_signatures) {
-            int vrc = skp && skp->has_sign
-                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
-                          : HUB_EINVAL;
-            if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "%s", hub__signature_problem(vrc, skp && skp->has_sign));
-                return;
-            }
-        }
-        char *json = NULL;
-        size_t json_len = 0;
-        const char *why = NULL;
-        int code = env->kind == LTH__V1__KIND__KIND_REQUEST
-                       ? hub__metaservice(self, sender, env, &json, &json_len, &why)
-                       : LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
-        if (code != 0) {
-            hub__receipt_nack(self, receipts, mid, code, "%s",
-                              why ? why : "the hub takes requests (metaservices) and events "
-                                          "(publications), not replies");
-            return;
-        }
-        hub__receipt_ack(receipts, env->message_id, 0);
-        hub__reply_from_hub(self, sender, env, json, json_len);
-        free(json);
-        return;
-    }
-    if (self->cfg.require_signatures && (!skp || !skp->has_sign || env->signature.len == 0)) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                          hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
-        return;
-    }
-    char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
-    snprintf(topic, sizeof topic, "%s/%s", env->sender, env->service);
-    hub__sublist_t *l = hub_map_get(self->subs, topic);
-    sender->msgs_in++;
-    sender->bytes_in += len;
-    if (!l || l->n == 0 || env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
-        if (l && self->cfg.require_signatures &&
-            hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache) != 0) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                              hub__signature_problem(HUB_ECRYPTO, true));
-            return;
-        }
-        /* Nobody subscribes (or online-only): hand it to connected
-         * subscribers now; with none, there is nobody to keep it for. */
-        for (size_t i = 0; l && i < l->n; i++) {
-            hub__member_t *m = hub_map_get(self->members, l->members[i]);
-            if (m && m->online)
-                hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
-        }
-        hub__receipt_ack(receipts, env->message_id, 0);
-        self->stats.envelopes_accepted++;
-        return;
-    }
-    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
-    if (ttl_ms > self->cfg.max_ttl_ms)
-        ttl_ms = self->cfg.max_ttl_ms;
-    if (self->pending_n + l->n > HUB__MAX_PENDING) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                          "the hub's store is behind (%zu envelopes waiting to be written); "
-                          "nothing was stored, publish again shortly",
-                          self->pending_n);
-        return;
-    }
-    uint64_t now = hub_now_us();
-    bool first = true;
-    for (size_t i = 0; i < l->n; i++) {
-        /* An agreement that has ended ends the subscription's deliveries. */
-        hub_policy_decision_t d;
-        if (hub__forbidden(self, l->members[i], env->sender, env->service, &d))
-            continue;
-        hub__pending_t p;
-        memset(&p, 0, sizeof p);
-        p.bytes = malloc(len ? len : 1);
-        if (!p.bytes)
-            break;
-        memcpy(p.bytes, bytes, len);
-        hub__derive_id(env->message_id, l->members[i], p.msg.message_id);
-        hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
-        hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, l->members[i]);
-        hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
-        p.msg.accepted_at_us = now;
-        p.msg.expires_at_us = now + ttl_ms * 1000u;
-        p.msg.envelope = p.bytes;
-        p.msg.envelope_len = len;
-        snprintf(p.group_id, sizeof p.group_id, "%s", env->message_id);
-        p.group_first = first;
-        if (first && self->cfg.require_signatures) {
-            memcpy(p.sign_key, skp->sign_public, 32);
-            p.verify = true;
-        }
-        p.msg.preset_seq = self->next_seq++;
-        if (hub__pending_push(self, &p) != 0) {
-            free(p.bytes);
-            break;
-        }
-        first = false;
-    }
-    if (first) {
-        /* No subscriber may receive it now. */
-        hub__receipt_ack(receipts, env->message_id, 0);
-        self->stats.envelopes_accepted++;
-    }
-}
-
-static void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
-                                size_t len, hub__receipts_t *receipts)
-{
-    hub_envelope_t *env = NULL;
-    if (len > (size_t)self->cfg.max_payload_bytes + 65536u) {
-        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
-                          "envelope of %zu bytes exceeds the hub's limit of %u payload bytes; "
-                          "split the payload or send a reference to it",
-                          len, self->cfg.max_payload_bytes);
-        return;
-    }
-    if (hub_envelope_decode(bytes, len, &env) != 0) {
-        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "an item of the batch is not an encoded lth.v1.Envelope");
-        return;
-    }
-    const char *problem = NULL;
-    const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
-    if (env->payload.len > self->cfg.max_payload_bytes) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
-                          "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
-                          "payload or send a reference to it",
-                          env->payload.len, self->cfg.max_payload_bytes);
-        goto done;
-    }
-    if (hub_envelope_check(env, &problem) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "%s", problem);
-        goto done;
-    }
-    if (env->base.n_unknown_fields > 0 ||
-        (env->batch_proof && env->batch_proof->base.n_unknown_fields > 0)) {
-        /* The hub forwards the exact bytes, and the signature covers only
-         * the fields of lth.v1.Envelope: an unknown field would travel
-         * unsigned. */
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "the envelope has fields lth.v1.Envelope does not define; they "
-                          "would not be covered by its signature: remove them");
-        goto done;
-    }
-    if (strcmp(env->sender, sender->id) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
-                          "the envelope claims sender %s but this connection is authenticated "
-                          "as %s; set sender to your own member id",
-                          env->sender, sender->id);
-        goto done;
-    }
-    if (!strcmp(env->receiver, self->own_key.member_id)) {
-        hub__publish(self, sender, env, bytes, len, receipts, mid);
-        goto done;
-    }
-    if (!hub_keydir_find_member(self->keys, env->receiver)) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
-                          "no member %s is registered with the hub; check the receiver id, or "
-                          "ask the hub operator to add its key",
-                          env->receiver);
-        goto done;
-    }
-    hub__member_t *rcv = hub__member(self, env->receiver);
-    if (rcv) {
-        /* From here on, refusals are counted against this flow. */
-        receipts->receiver = rcv->id;
-        receipts->service = env->service;
-    }
-    /* Deny by default: a request or event needs a data-sharing agreement
-     * with the member it is addressed to. Replies answer a request that had
-     * one. */
-    if (env->kind != LTH__V1__KIND__KIND_REPLY) {
-        hub_policy_decision_t decision;
-        const char *why = hub__forbidden(self, env->sender, env->receiver, env->service,
-                                         &decision);
-        if (why) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
-            goto done;
-        }
-    }
-    /* Ủy quyền: the authority addressed has delegated this service. */
-    unsigned deleg_line = 0;
-    const char *delegate = hub_delegations_find(self->delegations, env->receiver, env->service,
-                                                hub_now_us(), &deleg_line);
-    if (delegate && env->kind != LTH__V1__KIND__KIND_REPLY) {
-        if (!hub_keydir_find_member(self->keys, delegate)) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
-                              "%s delegated %s to %s (delegations line %u), which has no key "
-                              "at the hub; ask the operator to fix the delegation",
-                              env->receiver, env->service, delegate, deleg_line);
-            goto done;
-        }
-        hub__member_t *dm = hub__member(self, delegate);
-        if (dm) {
-            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s",
-                      env->message_id, env->receiver, delegate);
-            rcv = dm;
-            receipts->receiver = dm->id;
-        }
-    } else {
-        delegate = NULL;
-    }
-    if (!rcv) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
-        goto done;
-    }
-    /* Replies route back by correlation id: a reply to a request the hub
-     * saw must come from that request's receiver and go to its sender. */
-    if (env->kind == LTH__V1__KIND__KIND_REPLY) {
-        hub__request_t *req = hub_map_get(self->requests, env->correlation_id);
-        if (req) {
-            if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver)) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
-                                  "request %s went from %s to %s; only %s may answer it, and "
-                                  "only to %s",
-                                  env->correlation_id, req->sender, req->receiver, req->receiver,
-                                  req->sender);
-                goto done;
-            }
-            hub_map_remove(self->requests, env->correlation_id);
-            free(req);
-        }
-    } else if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
-        hub__remember_request(self, env, rcv->id);
-    }
-    sender->msgs_in++;
-    sender->bytes_in += len;
-    if (env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
-        if (!rcv->online) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
-                              "%s is not connected to the hub now; send with queued delivery to "
-                              "have the hub keep it until the receiver returns",
-                              rcv->id);
-            goto done;
-        }
-        if (self->cfg.require_signatures) {
-            const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
-            int vrc = skp && skp->has_sign
-                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
-                          : HUB_EINVAL;
-            if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "%s", hub__signature_problem(vrc, skp && skp->has_sign));
-                goto done;
-            }
-        }
-        if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub is out of memory; send again later");
-            goto done;
-        }
-        hub__receipt_ack(receipts, env->message_id, 0);
-        self->stats.envelopes_accepted++;
-        {
-            const char *label = hub__service_label(self, rcv->id, env->service);
-            uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, env->sender, rcv->id, label, len, now);
-            hub_flows_delivered(self->flows, env->sender, rcv->id, label, 0, now);
-        }
-        goto done;
-    }
-    /* Durable: wait for the group commit, unless the store is this far
-     * behind: then the sender is told to wait, and the hub's memory stays
-     * bounded whatever the senders do. */
-    if (self->pending_n >= HUB__MAX_PENDING) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                          "the hub's store is behind (%zu envelopes waiting to be written); "
-                          "nothing was stored, send again shortly",
-                          self->pending_n);
-        goto done;
-    }
-    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
-    if (ttl_ms > self->cfg.max_ttl_ms)
-        ttl_ms = self->cfg.max_ttl_ms;
-    hub__pending_t p;
-    memset(&p, 0, sizeof p);
-    p.bytes = malloc(len ? len : 1);
-    if (!p.bytes) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
-        goto done;
-    }
-    memcpy(p.bytes, bytes, len);
-    hub__copy_str(p.msg.message_id, sizeof p.msg.message_id, env->message_id);
-    hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
-    hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, rcv->id);
-    if (delegate) {
-        hub__member_t *authority = hub__member(self, env->receiver);
-        p.delegated_from = authority ? authority->id : NULL;
-    }
-    hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
-    p.msg.accepted_at_us = hub_now_us();
-    p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
-    p.msg.envelope = p.bytes;
-    p.msg.envelope_len = len;
-    if (self->cfg.require_signatures) {
-        /* Checked on the commit worker, off the loop thread. */
-        const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
-        if (!skp || !skp->has_sign || env->signature.len == 0) {
-            free(p.bytes);
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                              hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
-            goto done;
-        }
-        memcpy(p.sign_key, skp->sign_public, 32);
-        p.verify = true;
-        /* A batch signature costs one Ed25519 check per batch (the cache),
-         * so it is checked here, which lets the envelope go early; a single
-         * signature (~75 µs) waits for the commit worker. */
-        if (env->batch_proof) {
-            int vrc = hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache);
-            if (vrc != 0) {
-                free(p.bytes);
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "%s", hub__signature_problem(vrc, true));
-                goto done;
-            }
-            p.verify = false;
-        }
-    }
-    p.msg.preset_seq = self->next_seq++;
-    hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
-    p.queued_mono_us = hub_monotonic_us();
-    if (hub__pending_push(self, &p) != 0) {
-        free(p.bytes);
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
-    }
-done:
-    receipts->receiver = NULL;
-    receipts->service = NULL;
-    hub_envelope_free(&env);
-}
+/* hub_server.c — hubd's life cycle and dispatch: creates and destroys the
+ * server, reads frames from the ROUTER and hands each to its stage (Hello,
+ * Batch -> hub_admit.c, Settle, Heartbeat), runs the timers (housekeeping,
+ * redelivery, expiry) and the reloads (SIGHUP), and gives the operator
+ * surface its view. See hub_core_internal.h for the map of the stages. */
+#include "hub_core_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
 
-static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *rid,
-                          size_t rid_len, const Lth__V1__Hello *hello)
+static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *rid, size_t rid_len,
+                          const Lth__V1__Hello *hello)
 {
     if (hello->protocol_version < HUB_PROTOCOL_VERSION) {
         hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
@@ -2241,6 +55,11 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             return;
         }
     }
+    /* Refused subscriptions are named in the Welcome (and, for older
+     * clients, in a frame-level FORBIDDEN error each). */
+    Lth__V1__Nack *refused = calloc(hello->n_subscriptions + 1, sizeof *refused);
+    Lth__V1__Nack **refused_ptrs = calloc(hello->n_subscriptions + 1, sizeof *refused_ptrs);
+    size_t n_refused = 0;
     for (size_t i = 0; i < hello->n_subscriptions; i++) {
         /* A subscription is a standing call: it needs an agreement with the
          * publisher for that service, like a request would. */
@@ -2253,8 +72,16 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             if (why) {
                 char reason[HUB_POLICY_REASON_MAX + 64];
                 snprintf(reason, sizeof reason, "subscription %s refused: %s", topic, why);
-                hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
-                                    reason);
+                hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN, reason);
+                if (refused && refused_ptrs) {
+                    Lth__V1__Nack *n = &refused[n_refused];
+                    lth__v1__nack__init(n);
+                    n->message_id = (char *)topic;
+                    n->code = LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+                    n->reason = strdup(why);
+                    if (n->reason)
+                        refused_ptrs[n_refused++] = n;
+                }
                 continue;
             }
         }
@@ -2266,11 +93,16 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
         }
     }
     if (subs_changed && hub__save_subscriptions(self) != 0)
-        HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts",
-                  "path=%s", self->subs_path);
+        HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts", "path=%s",
+                  self->subs_path);
     char *services = calloc(1, total);
-    if (!services)
+    if (!services) {
+        for (size_t i = 0; i < n_refused; i++)
+            free(refused[i].reason);
+        free(refused);
+        free(refused_ptrs);
         return;
+    }
     for (size_t i = 0; i < hello->n_services; i++) {
         if (i)
             strcat(services, ",");
@@ -2279,7 +111,8 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     free(m->services);
     m->services = services;
     bool was_online = m->online;
-    hub__held_free(m); /* receipts of the previous connection: its envelopes come again */
+    hub__held_free(m);    /* receipts of the previous connection: its envelopes come again */
+    hub__blocked_drop(m); /* frames for the previous connection: what is durable comes again */
     m->piggyback = hello->receipts_in_deliveries;
     memcpy(m->rid, rid, rid_len);
     m->rid_len = rid_len;
@@ -2317,72 +150,17 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     welcome.heartbeat_ms = self->cfg.heartbeat_ms;
     welcome.signatures_required = self->cfg.require_signatures;
     welcome.hub_id = self->own_key.member_id;
+    welcome.refused_subscriptions = refused_ptrs;
+    welcome.n_refused_subscriptions = n_refused;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
     frame.welcome = &welcome;
     hub__send_frame(self, m, &frame);
+    for (size_t i = 0; i < n_refused; i++)
+        free(refused[i].reason);
+    free(refused);
+    free(refused_ptrs);
     hub__pump(self, m);
-}
-
-/* Receipts for online-only and refused envelopes wait for the end of the
- * loop turn, after the turn's deliveries: the receiver's copy leaves first
- * (it is what the round trip waits for), and a sender gets one Receipts
- * frame for all its Batch frames of the turn. */
-static void hub__turn_receipts_send(hub_server_t *self)
-{
-    for (size_t i = 0; i < self->turn_rcpt_n; i++) {
-        if (!self->turn_rcpt[i].m)
-            continue; /* held */
-        hub__receipts_send(self, self->turn_rcpt[i].m, &self->turn_rcpt[i].r);
-        hub__receipts_free(&self->turn_rcpt[i].r);
-    }
-    self->turn_rcpt_n = 0;
-}
-
-/* Moves this turn's ACK-only receipts of members that take receipts in
- * Deliveries frames to those members, before the turn's deliveries are
- * flushed (which then carry them). */
-static void hub__turn_receipts_hold(hub_server_t *self)
-{
-    uint64_t now = 0;
-    for (size_t i = 0; i < self->turn_rcpt_n; i++) {
-        hub__member_t *m = self->turn_rcpt[i].m;
-        if (!m->piggyback || !m->online || self->turn_rcpt[i].r.n_nacks > 0)
-            continue;
-        if (HUB__PUSH(m->held, m->held_n, m->held_cap, self->turn_rcpt[i].r) != 0)
-            continue;
-        self->turn_rcpt[i].m = NULL;
-        if (m->held_n == 1)
-            m->held_since_mono_us = now ? now : (now = hub_monotonic_us());
-        if (!m->on_held_list) {
-            m->on_held_list = true;
-            m->next_held = self->held_head;
-            self->held_head = m;
-        }
-    }
-}
-
-/* Sends, on their own, the held receipts that found no Deliveries frame
- * within HUB__HOLD_RECEIPTS_US; runs again while any are held. */
-static void hub__on_held_timer(uv_timer_t *t)
-{
-    hub_server_t *self = t->data;
-    uint64_t now = hub_monotonic_us();
-    hub__member_t **link = &self->held_head;
-    while (*link) {
-        hub__member_t *m = *link;
-        if (m->held_n > 0 && now - m->held_since_mono_us >= HUB__HOLD_RECEIPTS_US)
-            hub__held_send(self, m);
-        if (m->held_n == 0) {
-            *link = m->next_held;
-            m->next_held = NULL;
-            m->on_held_list = false;
-        } else {
-            link = &m->next_held;
-        }
-    }
-    if (self->held_head)
-        uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
 }
 
 static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__Batch *batch)
@@ -2393,9 +171,35 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         return;
     }
     receipts.sender = m->id;
-    for (size_t i = 0; i < batch->n_envelopes; i++)
-        hub__route_envelope(self, m, batch->envelopes[i].data, batch->envelopes[i].len,
-                            &receipts);
+    size_t limited = 0;
+    char why[HUB__WHY_MAX];
+    for (size_t i = 0; i < batch->n_envelopes; i++) {
+        const ProtobufCBinaryData *e = &batch->envelopes[i];
+        /* Over its rate, an envelope is refused before it costs anything
+         * more: no decoding, and one audit record and log line per batch,
+         * so that a flood is cheap to turn away. */
+        if (hub__rate_check(self, m, e->len, why) != 0) {
+            receipts.item = (uint32_t)i + 1;
+            char id[HUB_UUID_LEN + 1];
+            hub_envelope_peek_id(e->data, e->len, id);
+            hub__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED, why);
+            limited++;
+            continue;
+        }
+        receipts.item = (uint32_t)i + 1;
+        hub__route_envelope(self, m, e->data, e->len, &receipts);
+    }
+    receipts.item = 0;
+    self->turn_envelopes += batch->n_envelopes;
+    if (limited) {
+        char summary[HUB__WHY_MAX + 64];
+        snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s", limited,
+                 why);
+        hub__audit_q(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary);
+        if (hub__refusal_log_ok(self, m))
+            HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu", m->id,
+                     limited);
+    }
     if (receipts.n_acks == 0 && receipts.n_nacks == 0) {
         hub__receipts_free(&receipts); /* all queued: answered after the commit */
         return;
@@ -2437,14 +241,14 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         if (f && !f->settled) {
             f->settled = true;
             m->inflight_open--;
-            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id,
-                         f->service, NULL);
+            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service,
+                         NULL);
             uint64_t now = hub_now_us();
             uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
             const char *label = hub__service_label(self, m->id, f->service);
             hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
-            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label, "settled", 0, now,
-                                      e2e};
+            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label,
+                                      "settled",     0,         now,   e2e};
             hub_flows_exchange(self->flows, &x);
         } else if (!f) {
             hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
@@ -2461,6 +265,26 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
             self->members_with_settles++;
         if (HUB__PUSH(m->settled, m->settled_n, m->settled_cap, seq) == 0)
             self->stats.settled++;
+    }
+    /* Deliveries the receiver's handler refused for good (Settle.rejects):
+     * dead-lettered with its reason. Only its own deliveries in flight on
+     * this connection: a seq it names is checked against them, so that no
+     * member can dead-letter another's messages. */
+    for (size_t i = 0; i < settle->n_rejects; i++) {
+        const Lth__V1__Reject *rj = settle->rejects[i];
+        hub__inflight_t *f = rj ? hub__inflight_find(m, rj->hub_seq) : NULL;
+        if (!f || f->settled)
+            continue;
+        f->settled = true;
+        m->inflight_open--;
+        /* The store cuts reasons to HUB_STORE_REASON_MAX (at a UTF-8 boundary). */
+        char reason[HUB_MEMBER_ID_MAX + 320];
+        snprintf(reason, sizeof reason, "refused by %s: %.256s", m->id,
+                 rj->reason && *rj->reason ? rj->reason : "no reason given");
+        hub__deadpol_t dp = {rj->hub_seq, strdup(reason)};
+        if (!dp.reason ||
+            HUB__PUSH(self->dead_policy, self->dead_policy_n, self->dead_policy_cap, dp) != 0)
+            free(dp.reason);
     }
     if (m->inflight_n > 0 && m->inflight_open * 2 < m->inflight_n)
         hub__inflight_compact(m);
@@ -2486,8 +310,7 @@ static void hub__on_heartbeat(hub_server_t *self, hub__member_t *m, const uint8_
                         "have restarted)");
 }
 
-static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len,
-                            zmq_msg_t *body)
+static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len, zmq_msg_t *body)
 {
     self->stats.frames_in++;
     /* The sender is whoever owns the CURVE key this connection proved; the
@@ -2527,9 +350,7 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     }
     bool registered = m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0;
     switch (frame->body_case) {
-    case LTH__V1__FRAME__BODY_HELLO:
-        hub__on_hello(self, m, rid, rid_len, frame->hello);
-        break;
+    case LTH__V1__FRAME__BODY_HELLO: hub__on_hello(self, m, rid, rid_len, frame->hello); break;
     case LTH__V1__FRAME__BODY_HEARTBEAT:
         hub__on_heartbeat(self, m, rid, rid_len, frame->heartbeat);
         break;
@@ -2539,6 +360,13 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
             hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
                                 "send a Hello first: the hub does not know this connection (it "
                                 "may have restarted); then send the batch again");
+            break;
+        }
+        if (frame->body_case == LTH__V1__FRAME__BODY_BATCH &&
+            m->blocked_bytes > self->cfg.max_waiting_bytes) {
+            /* It does not read its receipts: take nothing more from it
+             * until it does (its SDK sends unanswered envelopes again). */
+            self->stats.frames_dropped_unread++;
             break;
         }
         if (frame->body_case == LTH__V1__FRAME__BODY_BATCH)
@@ -2559,7 +387,10 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
 {
     (void)zs;
     hub_server_t *self = user;
-    for (int n = 0; n < HUB__DRAIN_BUDGET && !self->stopping; n++) {
+    self->turn_envelopes = 0;
+    for (int n = 0;
+         n < HUB__DRAIN_BUDGET && !self->stopping && self->turn_envelopes < HUB__TURN_ENVELOPES;
+         n++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, socket, ZMQ_DONTWAIT) < 0) {
@@ -2602,82 +433,9 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
 }
 
 /* ------------------------------------------------------------------------ */
-/* ZAP: who may connect                                                      */
-
-static void hub__zap_reply(void *zap, const zmq_msg_t *request_id, const char *code,
-                           const char *text, const char *user_id)
-{
-    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap, zmq_msg_data((zmq_msg_t *)request_id), zmq_msg_size((zmq_msg_t *)request_id),
-             ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap, user_id, strlen(user_id), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap, "", 0, ZMQ_DONTWAIT);
-}
-
-static void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
-{
-    (void)zs;
-    hub_server_t *self = user;
-    for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
-        /* version, request id, domain, address, identity, mechanism, key */
-        zmq_msg_t parts[7];
-        int count = 0;
-        bool more = true;
-        while (more) {
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&part);
-                break;
-            }
-            more = zmq_msg_more(&part);
-            if (count < 7)
-                parts[count++] = part;
-            else
-                zmq_msg_close(&part);
-        }
-        if (count == 0)
-            break;
-        if (count == 7) {
-            char address[64] = "";
-            snprintf(address, sizeof address, "%.*s", (int)zmq_msg_size(&parts[3]),
-                     (const char *)zmq_msg_data(&parts[3]));
-            bool curve = zmq_msg_size(&parts[5]) == 5 && !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5);
-            char z85[HUB_Z85_KEY_LEN + 1] = "";
-            if (curve && zmq_msg_size(&parts[6]) == 32)
-                zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
-            const hub_keypair_t *kp = z85[0] ? hub_keydir_find_key(self->keys, z85) : NULL;
-            if (kp) {
-                hub__zap_reply(socket, &parts[1], "200", "OK", z85);
-                HUB_DEBUG("zap", "key admitted", "member=%s address=%s", kp->member_id, address);
-            } else {
-                hub__zap_reply(socket, &parts[1], "400", "unknown key", "");
-                self->stats.keys_refused++;
-                self->refused_since_log++;
-                /* Unknown keys are counted always but logged at most once a
-                 * second, so that a flood cannot flood the log. */
-                uint64_t now = hub_monotonic_us();
-                if (now - self->last_refusal_log_us >= 1000000u) {
-                    HUB_WARN("zap", "connection refused: CURVE key not in the key directory",
-                             "address=%s key=%s refused_since_last_log=%llu", address,
-                             z85[0] ? z85 : "-", (unsigned long long)self->refused_since_log);
-                    self->refused_since_log = 0;
-                    self->last_refusal_log_us = now;
-                }
-            }
-            hub_zsock_kick(self->zap_watch);
-        }
-        for (int i = 0; i < count; i++)
-            zmq_msg_close(&parts[i]);
-    }
-}
-
-/* ------------------------------------------------------------------------ */
 /* Timers and signals                                                        */
 
-static void hub__housekeeping(uv_timer_t *timer)
+void hub__housekeeping(uv_timer_t *timer)
 {
     hub_server_t *self = timer->data;
     uint64_t now = hub_monotonic_us();
@@ -2689,13 +447,26 @@ static void hub__housekeeping(uv_timer_t *timer)
         if (!m->online)
             continue;
         if (now - m->last_seen_mono_us > silent_limit) {
-            HUB_INFO("router", "member silent, marked offline", "member=%s silent_ms=%llu",
-                     m->id, (unsigned long long)((now - m->last_seen_mono_us) / 1000u));
+            HUB_INFO("router", "member silent, marked offline", "member=%s silent_ms=%llu", m->id,
+                     (unsigned long long)((now - m->last_seen_mono_us) / 1000u));
+            m->online = false;
+            continue;
+        }
+        if (m->blocked_n > 0 && m->stalled_since_mono_us &&
+            now - m->stalled_since_mono_us > (uint64_t)self->cfg.drain_timeout_ms * 1000u) {
+            /* It takes nothing: cut it off, so that it holds no more of the
+             * hub's memory; what is durable stays in the store. */
+            HUB_WARN("router", "member not reading: cut off, its queue is kept",
+                     "member=%s waiting_bytes=%llu stalled_ms=%llu", m->id,
+                     (unsigned long long)hub__waiting(m),
+                     (unsigned long long)((now - m->stalled_since_mono_us) / 1000u));
+            hub__blocked_drop(m);
             m->online = false;
             continue;
         }
         /* Redeliver what the receiver has not settled in time. */
-        for (size_t i = 0; i < m->inflight_n; i++) {
+        for (size_t i = 0; i < m->inflight_n && hub__waiting(m) < self->cfg.max_waiting_bytes;
+             i++) {
             hub__inflight_t *f = &m->inflight[i];
             if (f->settled || f->deadline_us > now)
                 continue;
@@ -2712,6 +483,11 @@ static void hub__housekeeping(uv_timer_t *timer)
                     0 ||
                 n == 0 || msg.seq != f->seq) {
                 /* Gone from the store (settled or dead-lettered meanwhile). */
+                f->settled = true;
+                m->inflight_open--;
+                continue;
+            }
+            if (!hub__still_allowed(self, &msg)) {
                 f->settled = true;
                 m->inflight_open--;
                 continue;
@@ -2774,6 +550,36 @@ static void hub__on_signal(uv_signal_t *handle, int signum)
     }
 }
 
+/* After a reload: subscriptions whose agreement no longer holds get
+ * nothing (every publish checks each subscriber); say which. */
+static void hub__review_subscriptions(hub_server_t *self)
+{
+    size_t cursor = 0;
+    const char *topic;
+    void *value;
+    while (hub_map_next(self->subs, &cursor, &topic, &value)) {
+        const hub__sublist_t *l = value;
+        /* topic = PUBLISHER/SERVICE/VERSION, the publisher id has 4 parts */
+        const char *p = topic;
+        for (int k = 0; k < 4 && p; k++) {
+            p = strchr(p, '/');
+            if (p)
+                p++;
+        }
+        if (!p)
+            continue;
+        char publisher[HUB_MEMBER_ID_MAX + 1];
+        snprintf(publisher, sizeof publisher, "%.*s", (int)(p - 1 - topic), topic);
+        for (size_t i = 0; i < l->n; i++) {
+            hub_policy_decision_t d;
+            const char *why = hub__forbidden(self, l->members[i], publisher, p, &d);
+            if (why)
+                HUB_WARN("router", "subscription suspended: no agreement in force",
+                         "subscriber=%s topic=%s reason=\"%s\"", l->members[i], topic, why);
+        }
+    }
+}
+
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
 {
     hub_keydir_t *fresh = NULL;
@@ -2791,7 +597,10 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     hub_policy_destroy(&self->policy);
     hub_delegations_destroy(&self->delegations);
     self->policy = policy;
+    self->policy_since_us = hub_now_us();
+    self->limits_gen++;
     self->delegations = delegations;
+    hub__review_subscriptions(self);
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
@@ -2842,9 +651,18 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
         hub__member_t *m = value;
         if (hub_keydir_find_member(self->keys, m->id))
             continue;
-        hub_ops_member_t v = {m->id, false, m->online, m->connected_at_us, m->last_seen_us,
-                              m->address, m->services ? m->services : "", m->msgs_in,
-                              m->msgs_out, m->bytes_in, m->bytes_out, m->inflight_open};
+        hub_ops_member_t v = {m->id,
+                              false,
+                              m->online,
+                              m->connected_at_us,
+                              m->last_seen_us,
+                              m->address,
+                              m->services ? m->services : "",
+                              m->msgs_in,
+                              m->msgs_out,
+                              m->bytes_in,
+                              m->bytes_out,
+                              m->inflight_open};
         visit(&v, user);
     }
 }
@@ -2897,7 +715,10 @@ static bool hub__ops_ready(void *ctx, const char **why_not)
     return true;
 }
 
-static struct hub_store *hub__ops_store(void *ctx) { return ((hub_server_t *)ctx)->store; }
+static struct hub_store *hub__ops_store(void *ctx)
+{
+    return ((hub_server_t *)ctx)->store;
+}
 
 static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
 {
@@ -2941,8 +762,8 @@ static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
     if (rc == 0)
         rc = hub_store_dlq_purge(self->store, seq);
     if (rc == 0)
-        HUB_INFO("dlq", "dead letter purged", "hub_seq=%llu receiver=%s",
-                 (unsigned long long)seq, dead.msg.receiver);
+        HUB_INFO("dlq", "dead letter purged", "hub_seq=%llu receiver=%s", (unsigned long long)seq,
+                 dead.msg.receiver);
     return rc;
 }
 
@@ -3007,13 +828,16 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         rc = hub__load_keys(self, &self->keys, err, err_size);
     if (rc == 0)
         rc = hub__load_policy(self, &self->policy, &self->delegations, err, err_size);
+    self->policy_since_us = hub_now_us();
     if (rc == 0 && !cfg->ca_cert[0])
-        HUB_WARN("hubd", "development mode: members are admitted by the key directory alone; "
-                         "set ca_cert, crl_file and cert_dir to require certificates",
+        HUB_WARN("hubd",
+                 "development mode: members are admitted by the key directory alone; "
+                 "set ca_cert, crl_file and cert_dir to require certificates",
                  "key_dir=%s", cfg->key_dir);
     if (rc == 0 && !self->policy)
-        HUB_WARN("hubd", "no policy_file: every member may call every service (development "
-                         "mode); set policy_file to deny by default",
+        HUB_WARN("hubd",
+                 "no policy_file: every member may call every service (development "
+                 "mode); set policy_file to deny by default",
                  NULL);
     if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
                     !(self->subs = hub_map_new()))) {
@@ -3025,8 +849,12 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             .max_bytes = cfg->max_store_bytes,
             .max_queue_depth = cfg->max_queue_depth,
             .dedup_window_us = (uint64_t)cfg->dedup_window_ms * 1000u,
+            .reserve_percent = cfg->store_reserve_percent,
         };
         rc = hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+        if (rc == 0 && hub_store_upgraded_from(self->store))
+            HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u",
+                     cfg->data_dir, hub_store_upgraded_from(self->store));
     }
     if (rc == 0) {
         uint64_t next = 0;
@@ -3042,19 +870,33 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                  (int)(sizeof self->subs_path - 15), cfg->data_dir);
         rc = hub__load_subscriptions(self, err, err_size);
     }
+    if (rc == 0) {
+        size_t expired = 0;
+        rc =
+            hub_store_requests_load(self->store, hub_now_us(), hub__request_loaded, self, &expired);
+        if (rc != 0)
+            snprintf(err, err_size, "store %s: cannot read its tracked requests (%s)",
+                     cfg->data_dir, hub_strerror(rc));
+        else if (hub_map_size(self->requests) || expired)
+            HUB_INFO("hubd", "tracked requests restored", "open=%zu expired=%zu",
+                     hub_map_size(self->requests), expired);
+    }
     if (rc == 0 && !(self->readbuf = malloc(HUB__READ_BATCH * sizeof *self->readbuf))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
     if (rc == 0 && cfg->require_signatures && !self->own_key.has_sign) {
-        snprintf(err, err_size, "%s has no signing key; regenerate the hub's keys with 'hubctl "
-                                "keygen'", cfg->key_file);
+        snprintf(err, err_size,
+                 "%s has no signing key; regenerate the hub's keys with 'hubctl "
+                 "keygen'",
+                 cfg->key_file);
         rc = HUB_EINVAL;
     }
     if (rc == 0 && cfg->audit) {
         if (!self->own_key.has_sign) {
-            snprintf(err, err_size, "%s has no signing key, which the audit log needs; "
-                                    "regenerate the hub's keys with 'hubctl keygen'",
+            snprintf(err, err_size,
+                     "%s has no signing key, which the audit log needs; "
+                     "regenerate the hub's keys with 'hubctl keygen'",
                      cfg->key_file);
             rc = HUB_EINVAL;
         } else {
@@ -3085,7 +927,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
     int one = 1;
     int64_t max_msg = cfg->max_frame_bytes;
-    int hwm = 100000;
+    int sndhwm = HUB__SNDHWM, rcvhwm = HUB__RCVHWM;
     /* A peer that opens a connection and never finishes the CURVE handshake
      * is dropped after this long (libzmq's default is 30 s). */
     int handshake_ms = 5000;
@@ -3093,12 +935,11 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
      * listen backlog keeps their SYNs from being dropped (default 100). */
     int backlog = 4096;
     uint8_t server_secret[32];
-    if (!self->router ||
-        zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+    if (!self->router || zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
         zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms) != 0 ||
         zmq_setsockopt(self->router, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
@@ -3125,8 +966,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
 
     rc = hub_zsock_start(loop, self->zap, hub__on_zap_readable, self, &self->zap_watch);
     if (rc == 0)
-        rc = hub_zsock_start(loop, self->router, hub__on_router_readable, self,
-                             &self->router_watch);
+        rc =
+            hub_zsock_start(loop, self->router, hub__on_router_readable, self, &self->router_watch);
     if (rc != 0) {
         snprintf(err, err_size, "cannot watch the sockets: %s", hub_strerror(rc));
         hub_server_destroy(&self);
@@ -3134,9 +975,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     if (cfg->http_listen[0]) {
         char token[HUB_OPS_TOKEN_MAX + 1] = "";
-        if (cfg->http_token_file[0] &&
-            hub_ops_read_token_file(cfg->http_token_file, token, sizeof token, err,
-                                    err_size) != 0) {
+        if (cfg->http_token_file[0] && hub_ops_read_token_file(cfg->http_token_file, token,
+                                                               sizeof token, err, err_size) != 0) {
             hub_server_destroy(&self);
             return HUB_EINVAL;
         }
@@ -3151,6 +991,11 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                                               hub__ops_dlq_purge,
                                               hub__ops_dlq_purge_older};
         hub_ops_config_t ocfg = {cfg->http_listen, token, {0}, cfg->http_allowed_hosts};
+        ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
+        ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
+        ocfg.public_api = cfg->http_public;
+        ocfg.lang = cfg->lang[0] ? cfg->lang : NULL;
+        ocfg.members_file = cfg->members_file;
         rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
                          err, err_size);
         sodium_memzero(token, sizeof token);
@@ -3169,6 +1014,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->housekeeping.data = self;
     uv_timer_init(loop, &self->held_timer);
     self->held_timer.data = self;
+    uv_timer_init(loop, &self->retry_timer);
+    self->retry_timer.data = self;
     uv_timer_init(loop, &self->commit_timer);
     self->commit_timer.data = self;
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
@@ -3188,7 +1035,10 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     return 0;
 }
 
-const char *hub_server_endpoint(const hub_server_t *self) { return self->endpoint; }
+const char *hub_server_endpoint(const hub_server_t *self)
+{
+    return self->endpoint;
+}
 
 const char *hub_server_http_address(const hub_server_t *self)
 {
@@ -3206,6 +1056,7 @@ static void hub__close_handles(hub_server_t *self)
     hub_zsock_close(&self->zap_watch);
     uv_close((uv_handle_t *)&self->housekeeping, NULL);
     uv_close((uv_handle_t *)&self->held_timer, NULL);
+    uv_close((uv_handle_t *)&self->retry_timer, NULL);
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
@@ -3246,6 +1097,12 @@ void hub_server_destroy(hub_server_t **self_p)
     if (self->handles_open) {
         hub__close_handles(self);
         uv_run(self->loop, UV_RUN_DEFAULT);
+    } else if (self->router_watch || self->zap_watch) {
+        /* hub_server_new() failed after it began watching the sockets (the
+         * HTTP endpoint could not start, say). */
+        hub_zsock_close(&self->router_watch);
+        hub_zsock_close(&self->zap_watch);
+        uv_run(self->loop, UV_RUN_DEFAULT);
     }
     hub_ops_destroy(&self->ops);
     if (self->router)
@@ -3258,13 +1115,12 @@ void hub_server_destroy(hub_server_t **self_p)
         /* The loop is over and no commit runs: write what is queued, seal. */
         for (size_t i = 0; i < self->auditq_n; i++) {
             const hub__auditq_t *q = &self->auditq[i];
-            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq,
-                           q->sender, q->receiver, q->service, q->reason, NULL);
+            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
+                           q->receiver, q->service, q->reason, NULL);
         }
         int arc = hub_audit_close(&self->audit);
         if (arc != 0)
-            HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"",
-                      hub_strerror(arc));
+            HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"", hub_strerror(arc));
     }
     hub__auditq_free(self->auditq, self->auditq_n);
     for (size_t i = 0; i < self->turn_rcpt_n; i++)
@@ -3302,6 +1158,12 @@ void hub_server_destroy(hub_server_t **self_p)
     free(self->pending);
     free(self->dead_ttl);
     free(self->dead_retry);
+    for (size_t i = 0; i < self->dead_policy_n; i++)
+        free(self->dead_policy[i].reason);
+    free(self->dead_policy);
+    for (size_t i = 0; i < self->answered_n; i++)
+        free(self->answered[i]);
+    free(self->answered);
     free(self->attempt_seqs);
     hub_store_arena_destroy(&self->arena);
     hub_store_close(&self->store);

@@ -32,9 +32,10 @@ typedef struct {
     uint64_t dead_lettered;
     uint64_t duplicates;         /* retries answered with the original ACK */
     uint64_t malformed_frames;
+    uint64_t frames_dropped_unread; /* Batch frames from members that do not read their receipts */
     uint64_t keys_refused;       /* ZAP refusals */
     uint64_t commits;            /* store transactions */
-    uint64_t nacks_by_code[16];
+    uint64_t nacks_by_code[32];
 } hub_server_stats_t;
 
 /* Creates the server on `loop` (the caller's). On failure returns a HUB_E*

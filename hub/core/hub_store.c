@@ -1,10 +1,10 @@
 /* hub_store — see hub_store.h for the contract.
  *
- * Layout: nine named LMDB databases in one environment. Every key that must
+ * Layout: ten named LMDB databases in one environment. Every key that must
  * sort is big-endian, so LMDB's default memcmp order is numeric order.
  *
  *   meta      "format" -> u32 store format; "next_seq" -> u64 next seq;
- *             "store_id" -> 16 random bytes, "created_at" -> u64 µs (format 2)
+ *             "store_id" -> 16 random bytes, "created_at" -> u64 µs (format 3)
  *   msgs      seq -> message record (queued and dead-lettered messages)
  *   queue     receiver \0 seq -> ""          per-receiver order
  *   expiry    expires_at seq -> ""           queued messages that can expire
@@ -15,6 +15,11 @@
  *   dead      seq -> dead header (reason, dead_at, attempts); the record
  *             stays in msgs, so dead-lettering never copies an envelope and
  *             works when the store is full
+ *   held      's' sender / 'r' receiver -> {u64 msgs, u64 bytes} what the
+ *             member holds in msgs (entries at zero are deleted);
+ *             "t" -> the same for all members together (format 2)
+ *   requests  message_id -> u64 expires_at, sender \0 receiver \0: queued
+ *             requests still waiting for their reply (hub_store_requests_*)
  *
  * The ids/age pair: an ids entry is born with an age entry. prune_dedup()
  * walks age oldest first; when a window has passed it deletes the age entry
@@ -25,6 +30,11 @@
  * same id after the window; the stale age entry is then dropped by prune
  * because its seq no longer matches.
  *
+ * Every write that adds or removes a record in msgs changes held in the
+ * same transaction, through a held_acc_t that sums a call's changes per
+ * member and writes each entry once (a group commit of thousands of
+ * envelopes touches a few entries, not thousands).
+ *
  * Message record (little-endian integers; 28-byte header, then the bytes):
  *   u8 format(1) u8 id_len u8 sender_len u8 receiver_len u8 service_len
  *   u8[3] 0  u64 accepted_at  u64 expires_at  u32 envelope_len
@@ -33,11 +43,12 @@
  *   u64 dead_at, reason.
  * A message is queued when msgs has its seq and dead does not.
  *
- * Formats. 1: the layout above without store_id and created_at (hubd 0.1
- * before the packages). 2: adds them, so that a backup names the store it
- * was taken from and a restore can check it got that store back. Opening
- * a format-1 store writes the two records (the upgrade, in place, one
- * transaction); a format newer than STORE_FORMAT is refused.
+ * Formats. 1: the layout above without the held table, store_id and
+ * created_at (hubd 0.1). 2: adds the held table (quotas). 3: adds store_id
+ * and created_at, so that a backup names the store it was taken from and a
+ * restore can check it got that store back. Opening an older store
+ * upgrades it in place, step by step, in open's one transaction; a format
+ * newer than STORE_FORMAT is refused.
  */
 #include "hub_store.h"
 
@@ -58,9 +69,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* The store's format, in meta "format": 2 added the held table, 3 the
+ * store's id and creation time. Records and dead headers carry their own
+ * format byte, still 1. */
 #define STORE_FORMAT HUB_STORE_FORMAT
 #define STORE_FORMAT_OLDEST 1u
-#define REC_FORMAT 1u /* the first byte of message records and dead headers */
+#define REC_FORMAT 1u
+#define HELD_VAL 16u
+#define HELD_KEY_MAX (1 + HUB_STORE_NAME_MAX)
 #define REC_HDR 28u
 #define DEAD_HDR 16u
 #define IDS_VAL 17u
@@ -74,11 +90,14 @@
 
 struct hub_store {
     MDB_env *env;
-    MDB_dbi meta, msgs, queue, expiry, attempts, depth, ids, age, dead;
+    MDB_dbi meta, msgs, queue, expiry, attempts, depth, ids, age, dead, held, requests;
     hub_store_limits_t limits;
-    uint64_t map_bytes;   /* the map size LMDB settled on */
-    uint64_t limit_pages; /* 90% of the map, in pages: the append refusal line */
+    uint64_t map_bytes;     /* the map size LMDB settled on */
+    uint64_t limit_pages;   /* 90% of the map, in pages: the append refusal line */
+    uint64_t reserve_pages; /* (90 - reserve_percent)% of the map: past it, no member may
+                               take more than half; == limit_pages when there is no reserve */
     unsigned page_size;
+    uint32_t upgraded_from; /* the format open upgraded from, or 0 */
 
     /* The batch (hub_store_batch_begin). `batch` and `batch_owner` change
      * under batch_lock, so that any thread can ask whether it owns the
@@ -108,6 +127,7 @@ typedef struct {
     char sender[HUB_STORE_NAME_MAX + 1];
     char receiver[HUB_STORE_NAME_MAX + 1];
     uint64_t expires_at;
+    uint32_t envelope_len;
 } rec_keys_t;
 
 /* ---- byte helpers ---------------------------------------------------- */
@@ -307,6 +327,7 @@ static void rec_keys(const rec_view_t *v, rec_keys_t *k)
     copy_str(k->sender, v->sender, v->sender_len);
     copy_str(k->receiver, v->receiver, v->receiver_len);
     k->expires_at = v->expires_at;
+    k->envelope_len = v->envelope_len;
 }
 
 typedef struct {
@@ -582,8 +603,9 @@ static int next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next)
  * the batch's trees, so its uncommitted pages count. */
 static int used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
 {
-    const MDB_dbi dbis[] = {0, 1, self->meta, self->msgs, self->queue, self->expiry,
-                            self->attempts, self->depth, self->ids, self->age, self->dead};
+    const MDB_dbi dbis[] = {0,           1,           self->meta, self->msgs,
+                            self->queue, self->expiry, self->attempts, self->depth,
+                            self->ids,   self->age,   self->dead, self->held};
     uint64_t total = 2;
     for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
         MDB_stat st;
@@ -594,6 +616,263 @@ static int used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
     }
     *out = total;
     return 0;
+}
+
+/* ---- what members hold -------------------------------------------------- */
+
+/* One held entry a call changes: its value when first read, and the sum of
+ * the call's changes. */
+typedef struct {
+    uint8_t key[HELD_KEY_MAX];
+    size_t key_len;
+    bool loaded;           /* base was read from the table */
+    hub_store_held_t base; /* the table's value when loaded */
+    int64_t d_msgs, d_bytes;
+} held_entry_t;
+
+/* A call's changes to held, keyed by entry (open addressing). */
+typedef struct {
+    held_entry_t *entries;
+    size_t count, cap;
+    uint32_t *slots; /* entry index + 1; 0 = empty; n_slots is a power of 2 */
+    size_t n_slots;
+    bool recount;    /* a damaged record went: recount everything at flush */
+} held_acc_t;
+
+static MDB_val held_key(uint8_t buf[HELD_KEY_MAX], char role, const char *member)
+{
+    size_t len = strlen(member);
+    buf[0] = (uint8_t)role;
+    memcpy(buf + 1, member, len);
+    return (MDB_val){1 + len, buf};
+}
+
+static int held_get(hub_store_t *self, MDB_txn *txn, MDB_val *key, hub_store_held_t *out)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, self->held, key, &v);
+    *out = (hub_store_held_t){0, 0};
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return map_rc(rc);
+    if (v.mv_size != HELD_VAL)
+        return HUB_ESTORE;
+    out->msgs = get_le64(v.mv_data);
+    out->bytes = get_le64((const uint8_t *)v.mv_data + 8);
+    return 0;
+}
+
+static int held_put(hub_store_t *self, MDB_txn *txn, MDB_val *key, const hub_store_held_t *h)
+{
+    if (h->msgs == 0 && h->bytes == 0)
+        return del_key(txn, self->held, key);
+    uint8_t buf[HELD_VAL];
+    put_le64(buf, h->msgs);
+    put_le64(buf + 8, h->bytes);
+    MDB_val v = {HELD_VAL, buf};
+    return map_rc(mdb_put(txn, self->held, key, &v, 0));
+}
+
+static void held_acc_free(held_acc_t *acc)
+{
+    free(acc->entries);
+    free(acc->slots);
+    *acc = (held_acc_t){0};
+}
+
+static uint64_t held_hash(const uint8_t *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ key[i]) * 1099511628211ull;
+    return h;
+}
+
+static int held_acc_grow(held_acc_t *acc)
+{
+    size_t cap = acc->cap ? acc->cap * 2 : 16, n_slots = cap * 2;
+    held_entry_t *entries = realloc(acc->entries, cap * sizeof *entries);
+    if (!entries)
+        return HUB_ENOMEM;
+    acc->entries = entries;
+    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return HUB_ENOMEM;
+    for (size_t i = 0; i < acc->count; i++) {
+        size_t j = held_hash(entries[i].key, entries[i].key_len) & (n_slots - 1);
+        while (slots[j])
+            j = (j + 1) & (n_slots - 1);
+        slots[j] = (uint32_t)(i + 1);
+    }
+    free(acc->slots);
+    acc->slots = slots;
+    acc->n_slots = n_slots;
+    acc->cap = cap;
+    return 0;
+}
+
+/* The call's entry for (role, member), created unloaded at zero change;
+ * NULL when out of memory. */
+static held_entry_t *held_acc_entry(held_acc_t *acc, char role, const char *member)
+{
+    uint8_t kb[HELD_KEY_MAX];
+    MDB_val k = held_key(kb, role, member);
+    uint64_t hash = held_hash(kb, k.mv_size);
+    size_t j = 0;
+    if (acc->n_slots) {
+        j = hash & (acc->n_slots - 1);
+        while (acc->slots[j]) {
+            held_entry_t *e = &acc->entries[acc->slots[j] - 1];
+            if (e->key_len == k.mv_size && !memcmp(e->key, kb, k.mv_size))
+                return e;
+            j = (j + 1) & (acc->n_slots - 1);
+        }
+    }
+    if (acc->count == acc->cap) {
+        /* Growing moves the entries: pointers to them taken before go stale. */
+        if (held_acc_grow(acc) != 0)
+            return NULL;
+        j = hash & (acc->n_slots - 1);
+        while (acc->slots[j])
+            j = (j + 1) & (acc->n_slots - 1);
+    }
+    held_entry_t *e = &acc->entries[acc->count];
+    memset(e, 0, sizeof *e);
+    memcpy(e->key, kb, k.mv_size);
+    e->key_len = k.mv_size;
+    acc->slots[j] = (uint32_t)++acc->count;
+    return e;
+}
+
+static int held_entry_load(hub_store_t *self, MDB_txn *txn, held_entry_t *e)
+{
+    if (e->loaded)
+        return 0;
+    MDB_val k = {e->key_len, e->key};
+    int rc = held_get(self, txn, &k, &e->base);
+    e->loaded = rc == 0;
+    return rc;
+}
+
+/* What the entry holds now: the table's value plus the call's changes
+ * (counters never go below zero). Loaded entries only. */
+static hub_store_held_t held_entry_now(const held_entry_t *e)
+{
+    hub_store_held_t h = e->base;
+    h.msgs = e->d_msgs < 0 && (uint64_t)-e->d_msgs > h.msgs ? 0 : h.msgs + (uint64_t)e->d_msgs;
+    h.bytes =
+        e->d_bytes < 0 && (uint64_t)-e->d_bytes > h.bytes ? 0 : h.bytes + (uint64_t)e->d_bytes;
+    return h;
+}
+
+/* The three entries one message changes: its sender's, its receiver's, and
+ * the total. */
+typedef struct {
+    held_entry_t *sender, *receiver, *total;
+} held_trio_t;
+
+static int held_acc_trio(held_acc_t *acc, const char *sender, const char *receiver,
+                         held_trio_t *out)
+{
+    out->sender = held_acc_entry(acc, 's', sender);
+    out->receiver = out->sender ? held_acc_entry(acc, 'r', receiver) : NULL;
+    out->total = out->receiver ? held_acc_entry(acc, 't', "") : NULL;
+    /* Entries may move when the table grows: look them up again. */
+    if (out->total) {
+        out->sender = held_acc_entry(acc, 's', sender);
+        out->receiver = held_acc_entry(acc, 'r', receiver);
+    }
+    return out->total ? 0 : HUB_ENOMEM;
+}
+
+static void held_trio_add(held_trio_t *t, int sign, uint32_t envelope_len)
+{
+    held_entry_t *es[3] = {t->sender, t->receiver, t->total};
+    for (int i = 0; i < 3; i++) {
+        es[i]->d_msgs += sign;
+        es[i]->d_bytes += sign * (int64_t)envelope_len;
+    }
+}
+
+/* Counts one message in or out of the call's changes. */
+static int held_acc_count(held_acc_t *acc, const char *sender, const char *receiver,
+                          uint32_t envelope_len, int sign)
+{
+    held_trio_t t;
+    int rc = held_acc_trio(acc, sender, receiver, &t);
+    if (rc == 0)
+        held_trio_add(&t, sign, envelope_len);
+    return rc;
+}
+
+/* Empties held and counts every record in msgs that decodes, in txn. */
+static int held_recount(hub_store_t *self, MDB_txn *txn)
+{
+    held_acc_t acc = {0};
+    int rc = map_rc(mdb_drop(txn, self->held, 0));
+    MDB_cursor *c = NULL;
+    if (rc == 0)
+        rc = map_rc(mdb_cursor_open(txn, self->msgs, &c));
+    MDB_val k, v;
+    int mrc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
+    while (rc == 0 && mrc == 0) {
+        rec_view_t view;
+        char sender[HUB_STORE_NAME_MAX + 1], receiver[HUB_STORE_NAME_MAX + 1];
+        if (rec_decode(&v, &view) == 0) {
+            copy_str(sender, view.sender, view.sender_len);
+            copy_str(receiver, view.receiver, view.receiver_len);
+            rc = held_acc_count(&acc, sender, receiver, view.envelope_len, +1);
+        }
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (c)
+        mdb_cursor_close(c);
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = map_rc(mrc);
+    for (size_t i = 0; rc == 0 && i < acc.count; i++) {
+        held_entry_t *e = &acc.entries[i];
+        MDB_val hk = {e->key_len, e->key};
+        hub_store_held_t h = {(uint64_t)e->d_msgs, (uint64_t)e->d_bytes};
+        rc = held_put(self, txn, &hk, &h);
+    }
+    held_acc_free(&acc);
+    return rc;
+}
+
+/* Writes the call's changes: each changed entry once. Frees acc. */
+static int held_acc_flush(hub_store_t *self, MDB_txn *txn, held_acc_t *acc, int rc)
+{
+    if (rc == 0 && acc->recount)
+        rc = held_recount(self, txn);
+    for (size_t i = 0; rc == 0 && !acc->recount && i < acc->count; i++) {
+        held_entry_t *e = &acc->entries[i];
+        if (e->d_msgs == 0 && e->d_bytes == 0)
+            continue;
+        rc = held_entry_load(self, txn, e);
+        if (rc != 0)
+            break;
+        hub_store_held_t now = held_entry_now(e);
+        MDB_val k = {e->key_len, e->key};
+        rc = held_put(self, txn, &k, &now);
+    }
+    held_acc_free(acc);
+    return rc;
+}
+
+/* Upgrades a format-1 store to format 2 inside open's transaction: counts
+ * what each member holds (one scan of msgs) and records the new format.
+ * Kept apart so that a general format-upgrade step can call it. */
+static int upgrade_format_1_to_2(hub_store_t *self, MDB_txn *txn)
+{
+    int rc = held_recount(self, txn);
+    if (rc == 0) {
+        uint8_t fb[4];
+        put_le32(fb, 2);
+        MDB_val fk = str_val("format"), fv = {4, fb};
+        rc = map_rc(mdb_put(txn, self->meta, &fk, &fv, 0));
+    }
+    return rc;
 }
 
 /* Changes a receiver's depth by +1 or -1, deleting the entry at zero. */
@@ -753,8 +1032,8 @@ static int mkdir_p(const char *dir)
 }
 
 /* The names this module keeps in LMDB's main database. */
-static const char *const db_names[] = {"meta",  "msgs",  "queue", "expiry", "attempts",
-                                       "depth", "ids",   "age",   "dead"};
+static const char *const db_names[] = {"meta", "msgs", "queue", "expiry", "attempts", "depth",
+                                       "ids",  "age",  "dead",  "held",   "requests"};
 
 static bool known_db(const MDB_val *k)
 {
@@ -812,8 +1091,9 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
                 dir);
         return HUB_ESTORE;
     }
-    MDB_dbi *dbis[] = {&self->meta,     &self->msgs,  &self->queue, &self->expiry, &self->attempts,
-                       &self->depth,    &self->ids,   &self->age,   &self->dead};
+    MDB_dbi *dbis[] = {&self->meta,  &self->msgs, &self->queue, &self->expiry,
+                       &self->attempts, &self->depth, &self->ids, &self->age,
+                       &self->dead,  &self->held, &self->requests};
     rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof dbis / sizeof dbis[0]; i++)
         rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, dbis[i]);
@@ -850,12 +1130,25 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
             return HUB_ESTORE;
         }
         rc = 0;
+        if (format == 1) {
+            hrc = upgrade_format_1_to_2(self, txn);
+            if (hrc != 0) {
+                mdb_txn_abort(txn);
+                set_err(err, err_size,
+                        "store %s: cannot upgrade it from store format 1 to %u (%s): make room "
+                        "on the disk and restart, or run the previous hubd version",
+                        dir, STORE_FORMAT, hub_strerror(hrc));
+                return hrc == HUB_EFULL || hrc == HUB_ENOMEM ? hrc : HUB_ESTORE;
+            }
+        }
+        if (format < STORE_FORMAT)
+            self->upgraded_from = format;
     } else if (rc == MDB_NOTFOUND) {
         rc = 0;
     }
     self->opened_format = format;
     /* A new store, or an upgrade from an older format: the records format
-     * 2 added, then the format itself, in this one transaction. */
+     * 3 added, then the format itself, in this one transaction. */
     if (rc == 0 && format < STORE_FORMAT) {
         uint8_t id[16], at[8], fb[4];
         if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id) {
@@ -906,10 +1199,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         set_err(err, err_size, "store %s: cannot write its header: %s", dir, mdb_strerror(rc));
         return map_rc(rc);
     }
-    if (format != 0 && format < STORE_FORMAT)
-        HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u to=%u",
-                 dir, format, STORE_FORMAT);
-    return 0;
+    return 0; /* hub_server logs an upgrade (hub_store_upgraded_from) */
 }
 
 /* The files hold personal data: make sure group and others cannot read them,
@@ -952,6 +1242,13 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
     }
     if (limits)
         self->limits = *limits;
+    if (self->limits.reserve_percent > 50) {
+        set_err(err, err_size,
+                "store %s: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
+                dir, self->limits.reserve_percent);
+        hub_store_close(&self);
+        return HUB_EINVAL;
+    }
     uint64_t map = self->limits.max_bytes ? self->limits.max_bytes : DEFAULT_MAP_BYTES;
     if (map > SIZE_MAX) {
         hub_store_close(&self);
@@ -1003,6 +1300,10 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
     self->page_size = st.ms_psize;
     self->map_bytes = info.me_mapsize;
     self->limit_pages = self->map_bytes / self->page_size / 10 * 9;
+    self->reserve_pages =
+        self->map_bytes / self->page_size * (90 - self->limits.reserve_percent) / 100;
+    if (self->limits.reserve_percent == 0 || self->reserve_pages > self->limit_pages)
+        self->reserve_pages = self->limit_pages;
 
     rc = open_dbs(self, dir, err, err_size);
     if (rc != 0) {
@@ -1011,6 +1312,11 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
     }
     *out = self;
     return 0;
+}
+
+uint32_t hub_store_upgraded_from(const hub_store_t *self)
+{
+    return self ? self->upgraded_from : 0;
 }
 
 void hub_store_close(hub_store_t **self_p)
@@ -1308,6 +1614,35 @@ ids:;
     return map_rc(rc);
 }
 
+/* Does m pass its quotas, given what its sender and receiver hold with the
+ * call's earlier items? HUB_STORE_OK or the QUOTA outcome. */
+static hub_store_outcome_t quota_check(const hub_store_msg_t *m, const hub_store_held_t *s,
+                                       const hub_store_held_t *r)
+{
+    const hub_store_quota_t *q = &m->quota;
+    uint64_t len = m->envelope_len;
+    if ((q->sender_msgs && s->msgs >= q->sender_msgs) ||
+        (q->sender_bytes && (len > q->sender_bytes || s->bytes > q->sender_bytes - len)))
+        return HUB_STORE_QUOTA_SENDER;
+    if ((q->receiver_msgs && r->msgs >= q->receiver_msgs) ||
+        (q->receiver_bytes && (len > q->receiver_bytes || r->bytes > q->receiver_bytes - len)))
+        return HUB_STORE_QUOTA_RECEIVER;
+    return HUB_STORE_OK;
+}
+
+/* Past the reserve line: does m's sender, or else its receiver, hold more
+ * than half of what all members hold? */
+static hub_store_outcome_t reserve_check(const hub_store_held_t *s, const hub_store_held_t *r,
+                                         const hub_store_held_t *total)
+{
+    /* x > total / 2 (rounded down) is 2x > total, without overflow. */
+    if (s->bytes > total->bytes / 2)
+        return HUB_STORE_QUOTA_SENDER;
+    if (r->bytes > total->bytes / 2)
+        return HUB_STORE_QUOTA_RECEIVER;
+    return HUB_STORE_OK;
+}
+
 int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
                      hub_store_outcome_t *outcomes)
 {
@@ -1330,6 +1665,7 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         rc = used_pages(self, txn, &used);
     bool stored = false;
     uint64_t floor = next; /* past every preset seq of this call, stored or not */
+    held_acc_t acc = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         hub_store_msg_t *m = &msgs[i];
         if (m->preset_seq >= floor)
@@ -1361,9 +1697,40 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
                 continue;
             }
         }
-        if (used + item_pages(self, rec_size(m)) > self->limit_pages) {
+        /* What the sender and receiver hold, this call's earlier items
+         * included: read once per member and call, then kept in acc. */
+        held_trio_t held = {0};
+        hub_store_held_t s_held = {0, 0}, r_held = {0, 0}, total = {0, 0};
+        if (!m->settled) {
+            rc = held_acc_trio(&acc, m->sender, m->receiver, &held);
+            if (rc == 0)
+                rc = held_entry_load(self, txn, held.sender);
+            if (rc == 0)
+                rc = held_entry_load(self, txn, held.receiver);
+            if (rc == 0)
+                rc = held_entry_load(self, txn, held.total);
+            if (rc != 0)
+                break;
+            s_held = held_entry_now(held.sender);
+            r_held = held_entry_now(held.receiver);
+            total = held_entry_now(held.total);
+            hub_store_outcome_t quota = quota_check(m, &s_held, &r_held);
+            if (quota != HUB_STORE_OK) {
+                outcomes[i] = quota;
+                continue;
+            }
+        }
+        uint64_t need = used + item_pages(self, rec_size(m));
+        if (need > self->limit_pages) {
             outcomes[i] = HUB_STORE_FULL;
             continue;
+        }
+        if (!m->settled && need > self->reserve_pages) {
+            hub_store_outcome_t reserve = reserve_check(&s_held, &r_held, &total);
+            if (reserve != HUB_STORE_OK) {
+                outcomes[i] = reserve;
+                continue;
+            }
         }
         uint64_t seq = m->preset_seq ? m->preset_seq : next;
         rc = append_one(self, txn, m, seq);
@@ -1371,6 +1738,8 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
             rc = used_pages(self, txn, &used);
         if (rc != 0)
             break;
+        if (!m->settled)
+            held_trio_add(&held, +1, (uint32_t)m->envelope_len);
         m->seq = seq;
         if (seq >= next)
             next = seq + 1;
@@ -1384,6 +1753,7 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         next = floor;
     if (rc == 0 && (stored || advanced))
         rc = next_seq_put(self, txn, next);
+    rc = held_acc_flush(self, txn, &acc, rc);
     rc = txn_finish(self, txn, rc);
     if (rc != 0) {
         /* Nothing was stored: make sure no caller ACKs a seq from this call. */
@@ -1579,6 +1949,7 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
     int rc = txn_write(self, &txn);
     if (rc != 0)
         return rc;
+    held_acc_t acc = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         /* The queue index says whose message a seq is, even when its record
          * is damaged; a receiver can only remove its own. */
@@ -1593,13 +1964,17 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
         rc = load_queued(self, txn, seqs[i], &k, &found);
         if (rc == HUB_ESTORE || (rc == 0 && !found)) {
             rc = remove_damaged(self, txn, seqs[i], receiver);
+            acc.recount = true; /* whose it was, and its size, are unknown */
             continue;
         }
         if (rc == 0)
             rc = remove_queued(self, txn, seqs[i], &k);
         if (rc == 0)
             rc = ids_release(self, txn, &k, seqs[i]);
+        if (rc == 0)
+            rc = held_acc_count(&acc, k.sender, k.receiver, k.envelope_len, -1);
     }
+    rc = held_acc_flush(self, txn, &acc, rc);
     return txn_finish(self, txn, rc);
 }
 
@@ -1879,7 +2254,8 @@ int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
 /* Deletes one dead letter (header and record) inside txn; *found says
  * whether it existed. A record that does not decode is deleted all the
  * same: purging is how an operator gets rid of it. */
-static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found)
+static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found,
+                     held_acc_t *acc)
 {
     uint8_t sb[SEQ_KEY];
     MDB_val sk = seq_val(sb, seq), v;
@@ -1897,11 +2273,15 @@ static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found)
     bool have_keys = grc == 0 && rec_decode(&v, &view) == 0;
     if (have_keys)
         rec_keys(&view, &k);
+    else if (grc == 0)
+        acc->recount = true; /* a record that does not decode: whose was it? */
     rc = map_rc(mdb_del(txn, self->dead, &sk, NULL));
     if (rc == 0)
         rc = del_key(txn, self->msgs, &sk);
     if (rc == 0 && have_keys)
         rc = ids_release(self, txn, &k, seq);
+    if (rc == 0 && have_keys)
+        rc = held_acc_count(acc, k.sender, k.receiver, k.envelope_len, -1);
     return rc;
 }
 
@@ -1914,9 +2294,11 @@ int hub_store_dlq_purge(hub_store_t *self, uint64_t seq)
     if (rc != 0)
         return rc;
     bool found;
-    rc = purge_one(self, txn, seq, &found);
+    held_acc_t acc = {0};
+    rc = purge_one(self, txn, seq, &found, &acc);
     if (rc == 0 && !found)
         rc = HUB_ENOTFOUND;
+    rc = held_acc_flush(self, txn, &acc, rc);
     return txn_finish(self, txn, rc);
 }
 
@@ -1968,11 +2350,13 @@ int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
             mdb_cursor_close(c);
         }
         size_t done = 0;
+        held_acc_t acc = {0};
         for (size_t i = 0; rc == 0 && i < n; i++) {
             bool found;
-            rc = purge_one(self, txn, batch[i], &found);
+            rc = purge_one(self, txn, batch[i], &found, &acc);
             done += found;
         }
+        rc = held_acc_flush(self, txn, &acc, rc);
         rc = txn_finish(self, txn, rc);
         if (rc == HUB_EFULL && chunk > 1) {
             /* Too many pages to copy in one go (see split_on_full): retry
@@ -2146,6 +2530,54 @@ int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes
     return 0;
 }
 
+int hub_store_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
+                   hub_store_held_t *as_receiver)
+{
+    if (as_sender)
+        *as_sender = (hub_store_held_t){0, 0};
+    if (as_receiver)
+        *as_receiver = (hub_store_held_t){0, 0};
+    if (!self || !str_ok(member, HUB_STORE_NAME_MAX, false))
+        return HUB_EINVAL;
+    MDB_txn *txn;
+    int rc = txn_read(self, &txn);
+    if (rc != 0)
+        return rc;
+    uint8_t kb[HELD_KEY_MAX];
+    hub_store_held_t s = {0, 0}, r = {0, 0};
+    MDB_val k = held_key(kb, 's', member);
+    rc = held_get(self, txn, &k, &s);
+    if (rc == 0) {
+        k = held_key(kb, 'r', member);
+        rc = held_get(self, txn, &k, &r);
+    }
+    txn_read_end(self, txn);
+    if (rc != 0)
+        return rc;
+    if (as_sender)
+        *as_sender = s;
+    if (as_receiver)
+        *as_receiver = r;
+    return 0;
+}
+
+int hub_store_held_total(hub_store_t *self, hub_store_held_t *total)
+{
+    if (total)
+        *total = (hub_store_held_t){0, 0};
+    if (!self || !total)
+        return HUB_EINVAL;
+    MDB_txn *txn;
+    int rc = txn_read(self, &txn);
+    if (rc != 0)
+        return rc;
+    uint8_t kb[HELD_KEY_MAX];
+    MDB_val k = held_key(kb, 't', "");
+    rc = held_get(self, txn, &k, total);
+    txn_read_end(self, txn);
+    return rc;
+}
+
 int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
 {
     if (pruned)
@@ -2230,5 +2662,128 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
     rc = txn_finish(self, txn, rc);
     if (rc == 0 && pruned)
         *pruned = n;
+    return rc;
+}
+
+/* ---- tracked requests ------------------------------------------------ */
+
+#define REQ_VAL_MAX (8u + 2u * (HUB_STORE_NAME_MAX + 1u))
+
+int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
+{
+    if (!self || (n && !reqs))
+        return HUB_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
+            !str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
+            !str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
+            return HUB_EINVAL;
+    if (n == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = txn_write(self, &txn);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t buf[REQ_VAL_MAX];
+        size_t sl = strlen(reqs[i].sender), rl = strlen(reqs[i].receiver);
+        put_le64(buf, reqs[i].expires_at_us);
+        memcpy(buf + 8, reqs[i].sender, sl + 1);
+        memcpy(buf + 8 + sl + 1, reqs[i].receiver, rl + 1);
+        MDB_val k = str_val(reqs[i].message_id), v = {8 + sl + 1 + rl + 1, buf};
+        rc = map_rc(mdb_put(txn, self->requests, &k, &v, 0));
+    }
+    return txn_finish(self, txn, rc);
+}
+
+int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n)
+{
+    if (!self || (n && !ids))
+        return HUB_EINVAL;
+    if (n == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = txn_write(self, &txn);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!str_ok(ids[i], HUB_STORE_ID_MAX, false))
+            continue;
+        MDB_val k = str_val(ids[i]);
+        rc = del_key(txn, self->requests, &k);
+    }
+    return txn_finish(self, txn, rc);
+}
+
+/* Decodes a requests record into *out; false when it is damaged. */
+static bool request_decode(const MDB_val *k, const MDB_val *v, hub_store_request_t *out)
+{
+    if (k->mv_size == 0 || k->mv_size > HUB_STORE_ID_MAX || v->mv_size < 8 + 4 ||
+        v->mv_size > REQ_VAL_MAX)
+        return false;
+    const char *p = (const char *)v->mv_data + 8, *end = (const char *)v->mv_data + v->mv_size;
+    const char *z1 = memchr(p, '\0', (size_t)(end - p));
+    if (!z1 || z1 == p)
+        return false;
+    const char *z2 = memchr(z1 + 1, '\0', (size_t)(end - z1 - 1));
+    if (!z2 || z2 == z1 + 1 || z2 + 1 != end)
+        return false;
+    memcpy(out->message_id, k->mv_data, k->mv_size);
+    out->message_id[k->mv_size] = '\0';
+    out->expires_at_us = get_le64(v->mv_data);
+    memcpy(out->sender, p, (size_t)(z1 - p) + 1);
+    memcpy(out->receiver, z1 + 1, (size_t)(z2 - z1));
+    return no_nul(out->message_id, k->mv_size);
+}
+
+int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb,
+                            void *user, size_t *expired)
+{
+    if (expired)
+        *expired = 0;
+    if (!self || !cb)
+        return HUB_EINVAL;
+    MDB_txn *txn;
+    int rc = txn_write(self, &txn);
+    if (rc != 0)
+        return rc;
+    /* Expired and damaged entries are collected, then deleted after the
+     * walk (a cursor is not moved under a delete). */
+    char (*gone)[HUB_STORE_ID_MAX + 1] = NULL;
+    size_t n_gone = 0, cap_gone = 0;
+    MDB_cursor *c;
+    rc = map_rc(mdb_cursor_open(txn, self->requests, &c));
+    if (rc == 0) {
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        for (; mrc == 0 && rc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            hub_store_request_t r;
+            if (request_decode(&k, &v, &r) && !(r.expires_at_us && r.expires_at_us <= now_us)) {
+                cb(&r, user);
+                continue;
+            }
+            if (k.mv_size == 0 || k.mv_size > HUB_STORE_ID_MAX)
+                continue; /* cannot be named: left alone, never loaded */
+            if (n_gone == cap_gone) {
+                size_t cap = cap_gone ? 2 * cap_gone : 64;
+                void *grown = realloc(gone, cap * sizeof *gone);
+                if (!grown) {
+                    rc = HUB_ENOMEM;
+                    break;
+                }
+                gone = grown;
+                cap_gone = cap;
+            }
+            memcpy(gone[n_gone], k.mv_data, k.mv_size);
+            gone[n_gone++][k.mv_size] = '\0';
+        }
+        if (rc == 0 && mrc != MDB_NOTFOUND)
+            rc = map_rc(mrc);
+        mdb_cursor_close(c);
+    }
+    for (size_t i = 0; rc == 0 && i < n_gone; i++) {
+        MDB_val k = {strlen(gone[i]), gone[i]};
+        rc = del_key(txn, self->requests, &k);
+    }
+    free(gone);
+    rc = txn_finish(self, txn, rc);
+    if (rc == 0 && expired)
+        *expired = n_gone;
     return rc;
 }

@@ -37,7 +37,7 @@
  * commit.
  *
  * Threads. Read functions (read_queue, dlq_list, dlq_get, expired, lookup,
- * queues, usage) use short read-only transactions (the environment is opened
+ * queues, usage, held, held_total) use short read-only transactions (the environment is opened
  * with MDB_NOTLS) and may run on any thread, concurrently with a write. Write
  * functions (append, ack, note_attempts, dead_letter, dlq_replay, dlq_purge,
  * dlq_purge_older, prune_dedup) may run on any ONE thread at a time; the hub
@@ -63,6 +63,39 @@
  * limits->max_queue_depth caps each receiver's queue (0 = no cap);
  * limits->dedup_window_us is the de-duplication window (0 = no
  * de-duplication, not even within one call).
+ *
+ * What each member holds. The store counts, in the same transaction as
+ * every change, the messages and envelope bytes (envelope_len, not the
+ * record's overhead) that each member holds in it as a sender and as a
+ * receiver: queued and dead-lettered messages alike (a dead letter takes
+ * room until it is purged); a settled append, which keeps only its id,
+ * counts nothing. hub_store_held() reads them. Counts come from records
+ * that decode: removing a damaged record (ack, dlq_purge) recounts the
+ * whole store in that transaction, which is slow but rare.
+ *
+ * Quotas. An append may carry limits for its message (msg.quota, from the
+ * hub's defaults and the policy's `limit` lines): it is refused with
+ * HUB_STORE_QUOTA_SENDER when its sender already holds quota.sender_msgs
+ * messages, or would hold more than quota.sender_bytes bytes with it, and
+ * with HUB_STORE_QUOTA_RECEIVER likewise for its receiver (0 = no limit).
+ * Earlier items of the same call count. Reserve: with
+ * limits->reserve_percent = R (0..50), once the pages in use, counting this
+ * append, would pass (90 - R)% of the map, a message is refused with
+ * HUB_STORE_QUOTA_SENDER when its sender holds more than half of the bytes
+ * all members hold, else with HUB_STORE_QUOTA_RECEIVER when its receiver
+ * does: one flow cannot take the last of the store, while others still can
+ * (up to the 90% line, HUB_STORE_FULL). R = 0: no reserve. An append is
+ * judged in this order: duplicate, queue depth, sender quota, receiver
+ * quota, the 90% line, the reserve. Settled appends hold nothing and skip
+ * quotas and reserve; dlq_replay moves a held message and skips them too.
+ *
+ * Format. The meta table records the store format (2: the held counts). A
+ * format-1 store is upgraded in place when opened: the counts are made by
+ * one scan of the messages, in the same transaction that records format 2
+ * (hub_store_upgraded_from() tells the caller, which logs it). A store
+ * from a newer format is refused. There is no way back: a build that
+ * reads only format 1 refuses a format-2 store, saying that data.mdb is not
+ * a hub store (it does not know the held table's name).
  *
  * Ownership. Read functions copy strings into the caller's structs and
  * envelope bytes into the caller's arena; those stay valid until the arena
@@ -92,7 +125,19 @@ typedef struct {
     uint64_t max_bytes;       /* LMDB map size; appends past ~90% of it are refused (0 = 1 GiB) */
     uint64_t max_queue_depth; /* per receiver; appends past it are refused (0 = no cap) */
     uint64_t dedup_window_us; /* how long (sender, message_id) is remembered after acceptance */
+    uint32_t reserve_percent; /* 0..50: the last part of the store below the 90% line
+                                 kept from any one member */
 } hub_store_limits_t;
+
+typedef struct {
+    uint64_t msgs;  /* messages held (queued or dead-lettered) */
+    uint64_t bytes; /* their envelope bytes */
+} hub_store_held_t;
+
+typedef struct {
+    uint64_t sender_msgs, sender_bytes;     /* what the message's sender may hold; 0 = no limit */
+    uint64_t receiver_msgs, receiver_bytes; /* what its receiver may hold; 0 = no limit */
+} hub_store_quota_t;
 
 typedef struct {
     uint64_t seq;                          /* hub sequence number; set by append */
@@ -113,6 +158,7 @@ typedef struct {
      * before this commit and settled): keep only its de-duplication and
      * look-up record, not the message. The outcome is OK or DUPLICATE. */
     bool settled;
+    hub_store_quota_t quota; /* append only: limits checked for this message */
 } hub_store_msg_t;
 
 /* A growable byte arena for what read functions return. Memory handed out
@@ -127,17 +173,22 @@ void hub_store_arena_destroy(hub_store_arena_t **self_p);
 /* Opens (creating DIR, mode 0700, and its files, mode 0600, if missing) the
  * store in `dir`. On failure `err` (may be NULL) says what is wrong and what
  * to do: HUB_ESTORE when data.mdb is corrupt, not an LMDB file, from another
- * LMDB or store format version, or unreadable; HUB_EPERM when permissions
- * deny access. Note: LMDB does not checksum its pages; garbage in the header
- * pages is detected, but damage deep inside a well-formed file may not be. */
+ * LMDB or a newer store format, or unreadable; HUB_EPERM when permissions
+ * deny access; HUB_EINVAL when reserve_percent is above 50. A format-1
+ * store is upgraded (see "Format" above). Note: LMDB does not checksum its
+ * pages; garbage in the header pages is detected, but damage deep inside a
+ * well-formed file may not be. */
 int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out,
                    char *err, size_t err_size);
 void hub_store_close(hub_store_t **self_p);
+/* The store format that hub_store_open() upgraded from (1), or 0 when the
+ * store was already current or new: for the caller to log. */
+uint32_t hub_store_upgraded_from(const hub_store_t *self);
 
 /* Store formats. hub_store_open() upgrades a store of an older format in
  * place (one transaction, before anything else is written) and refuses a
  * newer one with HUB_ESTORE and the command to run. */
-#define HUB_STORE_FORMAT 2u
+#define HUB_STORE_FORMAT 3u
 /* The format the store had when it was opened: 0 for a store created by
  * this open, HUB_STORE_FORMAT when no upgrade was needed. */
 uint32_t hub_store_opened_format(const hub_store_t *self);
@@ -197,13 +248,16 @@ typedef enum {
     HUB_STORE_DUPLICATE,  /* (sender, message_id) accepted within the window; msgs[i].seq is
                              the ORIGINAL seq; nothing stored */
     HUB_STORE_QUEUE_FULL, /* the receiver's queue is at max_queue_depth; nothing stored */
-    HUB_STORE_FULL        /* the store is at 90% of max_bytes; nothing stored */
+    HUB_STORE_FULL,       /* the store is at 90% of max_bytes; nothing stored */
+    HUB_STORE_QUOTA_SENDER,  /* the sender holds its quota (or most of the store past the
+                                reserve line); nothing stored */
+    HUB_STORE_QUOTA_RECEIVER /* the receiver does; nothing stored */
 } hub_store_outcome_t;
 
 /* Appends msgs[0..n) in ONE write transaction (inside a batch: one nested
  * transaction) and sets outcomes[i] for each. Reads sender, message_id,
- * receiver, service, accepted_at_us (0 = now), expires_at_us and the
- * envelope; sets seq (and accepted_at_us when it was 0). The window is
+ * receiver, service, accepted_at_us (0 = now), expires_at_us, the envelope
+ * and quota; sets seq (and accepted_at_us when it was 0). The window is
  * judged at each item's accepted_at_us. Within one call the first of two
  * duplicates wins, and inside a batch a message appended by an earlier call
  * of the batch counts. Returns 0 when the transaction committed (inside a
@@ -299,10 +353,41 @@ int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user);
 int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
                     uint64_t *dead_count);
 
+/* What `member` holds in the store as a sender and as a receiver (see
+ * "What each member holds"); either out-param may be NULL. A member the
+ * store knows nothing of gets zeros. A read; any thread. Returns 0,
+ * HUB_EINVAL, or a read error. */
+int hub_store_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
+                   hub_store_held_t *as_receiver);
+/* What all members hold together (each message once). A read; any thread. */
+int hub_store_held_total(hub_store_t *self, hub_store_held_t *total);
+
 /* Forgets (sender, message_id) pairs accepted at or before now_us minus the
  * window, at most HUB_STORE_PRUNE_BATCH per call (call again while *pruned
  * equals it). A pair whose message is still queued or dead-lettered stops
  * counting for dedup but is kept for hub_store_lookup() until it goes. */
 int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned);
+
+/* Tracked requests: a queued REQUEST waiting for its reply, kept so that
+ * the hub still knows, after a restart, which reply it may accept (from the
+ * request's receiver, to its sender, once). Keyed by the request's
+ * message_id; a put with the same id replaces the entry. Write functions
+ * (put, del) follow the rules of every write (one transaction, or a nested
+ * one inside a batch). */
+typedef struct {
+    char message_id[HUB_STORE_ID_MAX + 1];
+    char sender[HUB_STORE_NAME_MAX + 1];
+    char receiver[HUB_STORE_NAME_MAX + 1];
+    uint64_t expires_at_us; /* wall clock; the reply is refused after it; 0 = never */
+} hub_store_request_t;
+
+int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n);
+/* Forgets the requests named (answered); unknown ids are ignored. */
+int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n);
+/* Calls cb for every tracked request not expired at now_us (a write: it
+ * deletes the expired and damaged ones, counted in *expired, may be NULL). */
+typedef void (*hub_store_request_cb)(const hub_store_request_t *req, void *user);
+int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb,
+                            void *user, size_t *expired);
 
 #endif

@@ -2,7 +2,12 @@
  * the tables and the chart current. Everything is written with textContent
  * (never as HTML), so names from the hub cannot inject markup. The operator
  * token for the dead-letter queue lives in sessionStorage only and goes in
- * the Authorization header, never in a URL. */
+ * the Authorization header, never in a URL.
+ *
+ * Every word shown comes from the language's catalogue (/i18n.json, from
+ * i18n.vi.json or i18n.en.json): ?lang=vi|en in the page's address picks
+ * one, else the hub's configured language (Vietnamese unless set). Numbers
+ * and dates follow the catalogue's locale; times are Vietnam time. */
 "use strict";
 
 (function () {
@@ -10,29 +15,66 @@
   const TOKEN_KEY = "lth.operatorToken";
   const $ = (id) => document.getElementById(id);
   const state = { members: [], flows: [], throughput: null, failures: 0 };
+  let catalogue = { lang: "vi", locale: "vi-VN", time_zone: "Asia/Ho_Chi_Minh", strings: {} };
+
+  /* ---- language ------------------------------------------------------ */
+  /* The catalogue's string for key with {name} replaced from vars; the key
+   * itself when missing, so that a gap shows instead of an empty cell. */
+  function t(key, vars) {
+    const n = vars && vars.n;
+    let text = (n === 1 && catalogue.strings[key + "_one"]) || catalogue.strings[key];
+    if (text === undefined) return key;
+    if (vars) text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+    return text;
+  }
+
+  async function loadCatalogue() {
+    const asked = new URLSearchParams(window.location.search).get("lang");
+    const path = "/i18n.json" + (asked === "vi" || asked === "en" ? "?lang=" + asked : "");
+    catalogue = await getJson(path);
+    document.documentElement.lang = catalogue.lang;
+    document.title = t("title");
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
+    for (const el of document.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+    for (const a of document.querySelectorAll("#languages a")) {
+      a.setAttribute("aria-current", String(a.dataset.lang === catalogue.lang));
+    }
+  }
 
   /* ---- formatting ---------------------------------------------------- */
-  function fmtInt(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); }
-  function fmtMs(v) { return v === null || v === undefined ? "–" : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v).toString(); }
+  function fmtInt(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString(catalogue.locale); }
+  function fmtFixed(v, digits) {
+    return Number(v).toLocaleString(catalogue.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  }
+  function fmtMs(v) { return v === null || v === undefined ? "–" : fmtFixed(v, v < 10 ? 2 : v < 100 ? 1 : 0); }
   function fmtAge(seconds) {
-    if (seconds === null || seconds === undefined) return "never";
-    if (seconds < 1) return "now";
-    if (seconds < 60) return Math.floor(seconds) + " s ago";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
-    if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
-    return Math.floor(seconds / 86400) + " d ago";
+    if (seconds === null || seconds === undefined) return t("never");
+    if (seconds < 1) return t("now");
+    if (seconds < 60) return t("s_ago", { n: Math.floor(seconds) });
+    if (seconds < 3600) return t("min_ago", { n: Math.floor(seconds / 60) });
+    if (seconds < 86400) return t("h_ago", { n: Math.floor(seconds / 3600) });
+    return t("d_ago", { n: Math.floor(seconds / 86400) });
   }
   function fmtDuration(seconds) {
     if (!seconds) return "–";
-    if (seconds < 60) return seconds.toFixed(1) + " s";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " min";
-    if (seconds < 86400) return (seconds / 3600).toFixed(1) + " h";
-    return (seconds / 86400).toFixed(1) + " d";
+    if (seconds < 60) return t("dur_s", { n: fmtFixed(seconds, 1) });
+    if (seconds < 3600) return t("dur_min", { n: Math.floor(seconds / 60) });
+    if (seconds < 86400) return t("dur_h", { n: fmtFixed(seconds / 3600, 1) });
+    return t("dur_d", { n: fmtFixed(seconds / 86400, 1) });
   }
+  /* Vietnam time whatever the browser's zone: operators compare with logs
+   * and with each other. */
   function fmtTime(us) {
     if (!us) return "–";
-    const d = new Date(us / 1000);
-    return d.toLocaleTimeString("en-GB", { hour12: false });
+    return new Date(us / 1000).toLocaleTimeString(catalogue.locale,
+      { hour12: false, timeZone: catalogue.time_zone });
+  }
+  function fmtDateTime(us) {
+    if (!us) return "–";
+    return new Date(us / 1000).toLocaleString(catalogue.locale,
+      { hour12: false, timeZone: catalogue.time_zone, day: "2-digit", month: "2-digit",
+        year: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
 
   /* ---- fetching ------------------------------------------------------ */
@@ -109,9 +151,9 @@
   function renderStatus(s) {
     const ready = $("ready");
     ready.dataset.ready = String(s.ready);
-    ready.textContent = s.ready ? "ready" : "not ready: " + (s.not_ready_reason || "?");
-    $("version").textContent = "v" + s.version;
-    $("uptime").textContent = "up " + fmtDuration(s.uptime_s);
+    ready.textContent = s.ready ? t("ready") : t("not_ready", { reason: s.not_ready_reason || "?" });
+    $("version").textContent = t("version", { v: s.version });
+    $("uptime").textContent = t("uptime", { d: fmtDuration(s.uptime_s) });
     $("sum-members").textContent = fmtInt(s.members.connected) + " / " + fmtInt(s.members.known);
     $("sum-accepted").textContent = fmtInt(s.last_minute.accepted);
     $("sum-refused").textContent = fmtInt(s.last_minute.refused);
@@ -124,13 +166,15 @@
     if (which !== "all" && m.state !== which) return false;
     if (!text) return true;
     return m.id.toLowerCase().includes(text) || m.address.toLowerCase().includes(text) ||
+      (m.name || "").toLowerCase().includes(text) || (m.unit || "").toLowerCase().includes(text) ||
       m.services.join(",").toLowerCase().includes(text);
   }
 
   const memberColumns = [
     { cls: "state", render: (td) => { if (!td.firstChild) { const d = document.createElement("span"); d.className = "dot"; td.appendChild(d); } } },
     { cls: "id member-id", value: (m) => m.id },
-    { cls: "member-state", value: (m) => m.state },
+    { cls: "agency", value: (m) => (m.name ? m.name + " — " + m.unit : "–") },
+    { cls: "member-state", value: (m) => t("state_" + m.state) },
     { cls: "last-seen", value: (m) => fmtAge(m.last_seen_age_s) },
     { cls: "address", value: (m) => m.address || "–" },
     { cls: "num msgs-in", value: (m) => fmtInt(m.msgs_in), flash: true },
@@ -151,17 +195,21 @@
     syncRows($("members").tBodies[0], shown, (m) => m.id, memberColumns, (tr, m) => {
       tr.dataset.state = m.state;
       tr.dataset.id = m.id;
+      tr.cells[2].title = m.name ? m.name + " — " + m.unit + (m.contact ? " · " + m.contact : "") : "";
     });
     const connected = members.filter((m) => m.online).length;
-    $("members-count").textContent = connected + " connected of " + members.length +
-      (shown.length !== members.length ? " · " + shown.length + " shown" : "");
+    const count = $("members-count");
+    count.textContent = t("members_count", { connected: fmtInt(connected), total: fmtInt(members.length) }) +
+      (shown.length !== members.length ? " · " + t("members_shown", { n: fmtInt(shown.length) }) : "");
+    count.dataset.connected = String(connected);
+    count.dataset.total = String(members.length);
     const grid = $("member-grid");
     while (grid.children.length > members.length) grid.lastChild.remove();
     while (grid.children.length < members.length) grid.appendChild(document.createElement("span"));
     members.forEach((m, i) => {
       const cell = grid.children[i];
       cell.className = m.state;
-      cell.title = m.id + " — " + m.state;
+      cell.title = (m.name ? m.name + " (" + m.id + ")" : m.id) + " — " + t("state_" + m.state);
     });
   }
 
@@ -207,11 +255,12 @@
 
   const exchangeColumns = [
     { value: (x) => fmtTime(x.at_us) },
-    { cls: "outcome", value: (x) => x.outcome },
+    /* accepted and settled have words; refusals keep their code. */
+    { cls: "outcome", value: (x) => catalogue.strings["outcome_" + x.outcome] || x.outcome },
     { cls: "id", value: (x) => x.sender },
     { cls: "id", value: (x) => x.receiver || "–" },
     { value: (x) => x.service || "–" },
-    { cls: "num", value: (x) => fmtInt(x.bytes) },
+    { cls: "num bytes", value: (x) => fmtInt(x.bytes) },
     { cls: "num", value: (x) => fmtMs(x.latency_ms) },
     { cls: "id", value: (x) => x.message_id },
   ];
@@ -255,7 +304,9 @@
     const n = points.length;
     for (let s = 0; s <= 5; s++) {
       const x = left + (w * s) / 5;
-      ctx.fillText(s === 5 ? "now" : "-" + (5 - s) + " min", Math.min(x - 12, left + w - 24), height - 4);
+      const label = s === 5 ? t("chart_now") : t("chart_minutes_ago", { n: 5 - s });
+      /* Kept inside the canvas whatever the language's word length. */
+      ctx.fillText(label, Math.min(x - 12, left + w - ctx.measureText(label).width), height - 4);
     }
     const series = [[1, "--accent"], [3, "--ok"], [2, "--bad"]];
     for (const [col, colour] of series) {
@@ -281,21 +332,21 @@
     { value: (d) => d.service || "–" },
     { cls: "reason", value: (d) => d.reason },
     { cls: "num", value: (d) => d.attempts },
-    { value: (d) => fmtTime(d.dead_at_us) },
+    { value: (d) => fmtDateTime(d.dead_at_us) },
     {
       cls: "actions", render: (td, d) => {
         if (td.firstChild) return;
         for (const action of ["replay", "purge"]) {
           const b = document.createElement("button");
           b.type = "button";
-          b.textContent = action;
+          b.textContent = t(action);
           b.addEventListener("click", async () => {
-            if (action === "purge" && !window.confirm("Delete dead letter " + d.seq + " for good?")) return;
+            if (action === "purge" && !window.confirm(t("confirm_purge", { seq: d.seq }))) return;
             try {
               await postJson("/api/v1/dlq/" + encodeURIComponent(d.seq) + "/" + action, token());
-              $("dlq-status").textContent = action + "ed " + d.seq;
+              $("dlq-status").textContent = t(action === "replay" ? "replayed" : "purged", { seq: d.seq });
               refreshDlq();
-            } catch (e) { $("dlq-status").textContent = action + " failed: " + e.message; }
+            } catch (e) { $("dlq-status").textContent = t("action_failed", { action: t(action), error: e.message }); }
           });
           td.appendChild(b);
         }
@@ -304,21 +355,24 @@
   ];
 
   async function refreshDlq() {
-    const t = token();
+    const tok = token();
     const status = $("dlq-status");
     const tbody = $("dlq").tBodies[0];
-    if (!t) {
-      status.textContent = "Enter the operator token to list dead letters.";
+    /* data-total is set only while a listing is shown: tests and tools
+     * read it whatever the page's language. */
+    delete status.dataset.total;
+    if (!tok) {
+      status.textContent = t("dlq_enter_token");
       syncRows(tbody, [], (d) => d.seq, dlqColumns);
       return;
     }
     try {
-      const data = await getJson("/api/v1/dlq?limit=200", t);
+      const data = await getJson("/api/v1/dlq?limit=200", tok);
       syncRows(tbody, data.dead_letters, (d) => String(d.seq), dlqColumns);
-      status.textContent = data.total + " dead letter" + (data.total === 1 ? "" : "s") +
-        (data.next_after ? " (first 200 shown)" : "");
+      status.dataset.total = String(data.total);
+      status.textContent = t("dlq_count", { n: data.total }) + (data.next_after ? t("dlq_first_shown") : "");
     } catch (e) {
-      status.textContent = e.status === 401 ? "The token was refused." : e.status === 403 ? e.message : "Cannot list: " + e.message;
+      status.textContent = e.status === 401 ? t("dlq_refused") : e.status === 403 ? e.message : t("dlq_cannot_list", { error: e.message });
       syncRows(tbody, [], (d) => d.seq, dlqColumns);
     }
   }
@@ -342,13 +396,13 @@
       if (tick % 2 === 0) renderExchanges(await getJson("/api/v1/exchanges?limit=50"));
       if (tick % 5 === 0) await refreshDlq();
       $("banner").hidden = true;
-      $("last-update").textContent = "updated " + new Date().toLocaleTimeString("en-GB", { hour12: false });
+      $("last-update").textContent = t("updated", { t: fmtTime(Date.now() * 1000) });
       document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
       state.failures = 0;
     } catch (e) {
       state.failures++;
       const banner = $("banner");
-      banner.textContent = "Cannot reach the hub (" + e.message + "); retrying…";
+      banner.textContent = t("cannot_reach", { error: e.message });
       banner.hidden = false;
       $("ready").dataset.ready = "unknown";
     }
@@ -356,7 +410,15 @@
     setTimeout(refresh, state.failures ? Math.min(REFRESH_MS * 2 * state.failures, 10000) : REFRESH_MS);
   }
 
-  function start() {
+  async function start() {
+    try {
+      await loadCatalogue();
+    } catch (e) {
+      /* Without a catalogue the page still works, showing the keys. */
+      const banner = $("banner");
+      banner.textContent = "i18n.json: " + e.message;
+      banner.hidden = false;
+    }
     $("members-filter").addEventListener("input", renderMembers);
     $("members-state").addEventListener("change", renderMembers);
     $("flows-filter").addEventListener("input", renderFlows);

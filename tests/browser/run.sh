@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
 # The dashboard in a real browser: starts hubd (HTTP on an ephemeral
 # 127.0.0.1 port) with 200 extra registered members, an echo adapter and a
-# hubctl configuration, then runs dashboard.test.mjs (Node + playwright-core
-# driving Debian's chromium), which sends traffic with hubctl and checks
-# that the page shows members and flows and updates them. Saves a
-# screenshot to $HUB_ARTIFACTS/dashboard.png.
+# hubctl configuration, then runs dashboard_test.py (Python + Selenium
+# driving Debian's headless chromium through chromedriver), which sends
+# traffic with hubctl and checks that the page shows members and flows and
+# updates them. Saves screenshots to $HUB_ARTIFACTS/.
 #
-# Environment (set by ctest): HUB_BIN_DIR, HUB_PLUGIN_DIR, HUB_BROWSER_WORK
-# (where node_modules is installed with `npm ci`), HUB_ARTIFACTS, CHROMIUM.
-# HUB_TEST_KEEP=1 keeps the hub's directory.
+# Needs Debian 12's python3-selenium, chromium and chromium-driver
+# (scripts/install-deps.sh); a missing one fails the test with the package
+# to install, never a silent pass.
+#
+# Environment (set by ctest): HUB_BIN_DIR, HUB_PLUGIN_DIR, HUB_ARTIFACTS,
+# CHROMIUM, CHROMEDRIVER. HUB_TEST_KEEP=1 keeps the hub's directory.
 set -euo pipefail
+# hubd refuses key directories and policy files that group or others may write.
+umask 022
 
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${HUB_BIN_DIR:?set HUB_BIN_DIR to the bin directory of the build}"
 plugins="${HUB_PLUGIN_DIR:?set HUB_PLUGIN_DIR}"
-work="${HUB_BROWSER_WORK:-$(pwd)/browser}"
 artifacts="${HUB_ARTIFACTS:-$(pwd)/test-artifacts}"
-mkdir -p "$work" "$artifacts"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+chromedriver="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+python=/usr/bin/python3
+mkdir -p "$artifacts"
 
-# playwright-core, pinned by the committed lock file; installed once per build.
-cp "$here/package.json" "$here/package-lock.json" "$here/dashboard.test.mjs" "$work/"
-if ! cmp -s "$here/package-lock.json" "$work/node_modules/.lock-installed" 2>/dev/null; then
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
-  cp "$here/package-lock.json" "$work/node_modules/.lock-installed"
+missing=()
+[ -x "$python" ] || missing+=("python3 ($python)")
+[ -x "$chromium" ] || missing+=("chromium ($chromium)")
+[ -x "$chromedriver" ] || missing+=("chromium-driver ($chromedriver)")
+if [ -x "$python" ] && ! "$python" -c 'import selenium' 2>/dev/null; then
+  missing+=("python3-selenium")
+fi
+if ((${#missing[@]})); then
+  echo "browser test: missing ${missing[*]}; install with scripts/install-deps.sh" \
+       "(apt-get install python3-selenium chromium chromium-driver)" >&2
+  exit 1
 fi
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/lthbrowser.XXXXXX")"
@@ -59,6 +72,12 @@ for i in $(seq -w 1 200); do echo "VN/GOV/HN-UBND-Q$i/MOTCUA"; done |
   xargs -P 4 -I{} "$bin/hubctl" keygen {} "$dir/secrets" >/dev/null
 cp "$dir"/secrets/VN.GOV.HN-UBND-Q*.pub "$dir/keys/"
 
+# The member directory: the echo member and the operator have agency names;
+# the 200 others are not listed (the page shows their ids alone).
+printf '# test directory\nmember_id\tname\tunit\tcontact\n%s\t%s\t%s\t%s\n%s\t%s\t%s\t\n' \
+  "$echo_id" "Bộ Công an" "Cơ sở dữ liệu quốc gia về dân cư" "ketnoi.dancu@bca.example.vn" \
+  "$ops_id" "Sở Thông tin và Truyền thông Hà Nội" "Tổ vận hành LGSP" > "$dir/members.tsv"
+
 echo "browser-test-token" > "$dir/token"
 chmod 600 "$dir/token"
 cat > "$dir/hubd.conf" <<EOF
@@ -69,6 +88,7 @@ data_dir = data
 heartbeat_ms = 500
 http_listen = 127.0.0.1:0
 http_token_file = token
+members_file = members.tsv
 EOF
 "$bin/hubd" --config "$dir/hubd.conf" --ready-file "$dir/hubd.ready" >"$dir/hubd.log" 2>&1 &
 pids+=($!)
@@ -98,5 +118,5 @@ EOF
 
 HUB_URL="http://$http/" HUBCTL="$bin/hubctl" HUBCTL_CONFIG="$dir/hubctl.conf" \
   HUB_TOKEN="browser-test-token" ECHO_MEMBER="$echo_id" OPS_MEMBER="$ops_id" \
-  SCREENSHOT="$artifacts/dashboard.png" CHROMIUM="${CHROMIUM:-/usr/bin/chromium}" \
-  node "$work/dashboard.test.mjs"
+  HUB_ARTIFACTS="$artifacts" CHROMIUM="$chromium" CHROMEDRIVER="$chromedriver" \
+  TZ=UTC "$python" "$here/dashboard_test.py"

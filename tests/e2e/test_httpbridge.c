@@ -611,6 +611,105 @@ START_TEST(outbound_retries_and_refusals)
 }
 END_TEST
 
+/* An event the system does not take (503 through every retry) is not
+ * dropped: the hub delivers it again later and the system then gets it,
+ * with the same message id. */
+START_TEST(outbound_event_refused_now_is_delivered_later)
+{
+    adp_client_t *c = hubfix_connect(&fix, HOTICH);
+    static const char parcel[] = "{\"code\":\"HN-002\"}";
+    static const answer_t busy[] = {{503, "{}"}, {503, "{}"}, {503, "{}"}};
+    system_script(busy, 3); /* then 200 */
+    uint64_t seq = 0;
+    int rc = adp_send_event(c, LAND, "land.parcel/v1", "application/json", parcel,
+                            strlen(parcel), 0, 10000, &seq);
+    ck_assert_msg(rc == 0, "event refused: %s", adp_last_error(c));
+    /* http_retries = 2: three calls, all 503; then the hub's redelivery
+     * (redelivery_ms, 5 s by default) brings a fourth, answered 200. */
+    uint64_t deadline = hub_monotonic_us() + 20000000u;
+    while (system_seen() < 4 && hub_monotonic_us() < deadline)
+        adp_run(c, 100);
+    ck_assert_msg(system_seen() >= 4, "the system saw %zu calls: the event was dropped",
+                  system_seen());
+    ck_assert_str_eq(sys.seen[3].message_id, sys.seen[0].message_id);
+    ck_assert_str_eq(sys.seen[3].body, parcel);
+    /* Settled once taken: not delivered again. */
+    adp_run(c, 6000);
+    ck_assert_uint_eq(system_seen(), 4);
+    adp_close(&c);
+}
+END_TEST
+
+/* The OpenAPI description in the repository is the one the running bridge
+ * serves, and every operation it describes exists on that bridge. */
+START_TEST(openapi_description_matches_the_bridge)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/adapters/plugins/httpbridge/openapi.json",
+             getenv("HUB_SOURCE_DIR"));
+    char *kept = tk_read_file(path);
+    ck_assert_msg(kept != NULL, "cannot read %s", path);
+    http_t r = http("GET", "/openapi.json", NULL, NULL, false); /* no credentials needed */
+    ck_assert_msg(r.status == 200, "HTTP %d: %s", r.status, r.body);
+    ck_assert_msg(!strcmp(r.body, kept), "the bridge serves another description than %s", path);
+    ck_assert_ptr_nonnull(r.json);
+    ck_assert_int_eq(strncmp(jstr(r.json, "openapi"), "3.", 2), 0);
+    json_t *paths = json_object_get(r.json, "paths");
+    ck_assert_int_ge((int)json_object_size(paths), 3);
+    /* Each described POST, with its path parameters filled in, reaches a
+     * handler: no 404 "no such endpoint", and the documented statuses. */
+    const char *p;
+    json_t *item;
+    json_object_foreach(paths, p, item)
+    {
+        json_t *post = json_object_get(item, "post");
+        if (!post)
+            continue;
+        char concrete[512] = "";
+        size_t used = 0;
+        for (const char *q = p; *q && used < sizeof concrete - 64;) {
+            if (*q == '{') {
+                const char *end = strchr(q, '}');
+                ck_assert_ptr_nonnull(end);
+                char name[32];
+                snprintf(name, sizeof name, "%.*s", (int)(end - q - 1), q + 1);
+                const char *value = !strcmp(name, "instance")    ? "VN"
+                                    : !strcmp(name, "class")     ? "GOV"
+                                    : !strcmp(name, "member")    ? "BCA"
+                                    : !strcmp(name, "subsystem") ? "CSDLQGDC"
+                                    : !strcmp(name, "service")   ? "citizen.lookup"
+                                    : !strcmp(name, "version")   ? "v1"
+                                    : !strcmp(name, "name")      ? "lookup"
+                                                                 : NULL;
+                ck_assert_msg(value != NULL, "no test value for path parameter %s", name);
+                used += (size_t)snprintf(concrete + used, sizeof concrete - used, "%s", value);
+                q = end + 1;
+            } else {
+                concrete[used++] = *q++;
+                concrete[used] = '\0';
+            }
+        }
+        http_t call = post_json(concrete, "{\"ids\":[\"001099012345\"],\"purpose\":\"test\"}");
+        char status[8];
+        snprintf(status, sizeof status, "%d", call.status);
+        ck_assert_msg(call.status != 404 || call.json == NULL ||
+                          !strstr(jstr(call.json, "error"), "this bridge answers"),
+                      "POST %s (documented as %s) is not served: %s", concrete, p, call.body);
+        ck_assert_msg(json_object_get(json_object_get(post, "responses"), status) != NULL,
+                      "POST %s answered %d, which %s does not document", concrete, call.status,
+                      p);
+        /* A refusal is the documented Problem: an object with an "error". */
+        if (call.status >= 400)
+            ck_assert_msg(json_is_string(json_object_get(call.json, "error")),
+                          "POST %s: HTTP %d without an \"error\" sentence: %s", concrete,
+                          call.status, call.body);
+        http_free(&call);
+    }
+    http_free(&r);
+    free(kept);
+}
+END_TEST
+
 START_TEST(outbound_typed_lookup)
 {
     /* The hub side speaks CitizenLookupRequest/Response; the system, JSON
@@ -722,8 +821,10 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, inbound_good_lookup);
+    tcase_add_test(tc, openapi_description_matches_the_bridge);
     tcase_add_test(tc, inbound_refusals);
     tcase_add_test(tc, outbound_retries_and_refusals);
+    tcase_add_test(tc, outbound_event_refused_now_is_delivered_later);
     tcase_add_test(tc, outbound_typed_lookup);
     tcase_add_test(tc, bad_configuration_is_refused);
     suite_add_tcase(s, tc);

@@ -38,8 +38,12 @@ static char ctl_conf[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "http_listen = 127.0.0.1:0\nhttp_token_file = token\n"
-                      "default_ttl_ms = 60000\n");
+                      "default_ttl_ms = 60000\nmembers_file = members.tsv\n");
     char path[PATH_MAX];
+    /* The member directory names A only: the others show their ids alone. */
+    snprintf(path, sizeof path, "%s/members.tsv", fix.dir);
+    tk_write_file(path, "member_id\tname\tunit\tcontact\n" A "\tBộ Công an\t"
+                        "Cơ sở dữ liệu quốc gia về dân cư\tketnoi.dancu@bca.example.vn\n");
     snprintf(path, sizeof path, "%s/token", fix.dir);
     tk_write_file(path, TOKEN "\n");
     chmod(path, 0600);
@@ -349,6 +353,16 @@ static int hubctl(char **out, const char *a1, const char *a2, const char *a3, co
     return tk_run(argv, out, 60000);
 }
 
+/* Display columns from `from` to `to`: code points, as a terminal shows
+ * Vietnamese text. */
+static long columns(const char *from, const char *to)
+{
+    long n = 0;
+    for (const char *p = from; p < to; p++)
+        n += ((unsigned char)*p & 0xc0) != 0x80;
+    return n;
+}
+
 /* The column of `word` in the header line equals its column in `row`:
  * the table is aligned. */
 static void assert_aligned(const char *out, const char *header_word, const char *row_start,
@@ -363,7 +377,8 @@ static void assert_aligned(const char *out, const char *header_word, const char 
     ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
     const char *c = strstr(row, cell);
     ck_assert_ptr_nonnull(c);
-    ck_assert_msg(c - row == head - line, "column %s not aligned:\n%s", header_word, out);
+    ck_assert_msg(columns(row, c) == columns(line, head), "column %s not aligned:\n%s",
+                  header_word, out);
 }
 
 /* The same for a right-aligned column: the ends line up. */
@@ -379,7 +394,7 @@ static void assert_right_aligned(const char *out, const char *header_word, const
     ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
     const char *c = strstr(row + strlen(row_start), cell);
     ck_assert_ptr_nonnull(c);
-    ck_assert_msg((c - row) + strlen(cell) == (head - line) + strlen(header_word),
+    ck_assert_msg(columns(row, c + strlen(cell)) == columns(line, head + strlen(header_word)),
                   "column %s not aligned:\n%s", header_word, out);
 }
 
@@ -390,6 +405,25 @@ START_TEST(hubctl_tables_and_dead_letters)
                               N_QUEUED, 10000);
     free(text);
     char *out = NULL;
+    /* Vietnamese unless the locale says English (C.UTF-8 does not). */
+    unsetenv("LC_ALL");
+    unsetenv("LC_MESSAGES");
+    setenv("LANG", "C.UTF-8", 1);
+    ck_assert_int_eq(hubctl(&out, "status", NULL, NULL, NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "hub              sẵn sàng") &&
+                      strstr(out, " đang kết nối / 4 đã biết"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "members", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_aligned(out, "TRẠNG THÁI", A, "đang kết nối");
+    assert_aligned(out, "TRẠNG THÁI", GHOST, "mất kết nối");
+    assert_aligned(out, "CƠ QUAN", A, "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư");
+    free(out);
+    ck_assert_int_eq(hubctl(&out, "flows", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_right_aligned(out, "ĐÃ NHẬN", OPS "   " A, "8");
+    free(out);
+    /* English with LANG=en*. */
+    setenv("LANG", "en_US.UTF-8", 1);
     ck_assert_int_eq(hubctl(&out, "status", NULL, NULL, NULL, NULL, NULL), 0);
     ck_assert_msg(strstr(out, "hub           ready") && strstr(out, " connected of 4 known"),
                   "%s", out);
@@ -397,6 +431,7 @@ START_TEST(hubctl_tables_and_dead_letters)
     ck_assert_int_eq(hubctl(&out, "members", NULL, NULL, NULL, NULL, NULL), 0);
     assert_aligned(out, "STATE", A, "connected");
     assert_aligned(out, "STATE", GHOST, "offline");
+    assert_aligned(out, "AGENCY", A, "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư");
     free(out);
     ck_assert_int_eq(hubctl(&out, "members", "--state", "offline", NULL, NULL, NULL), 0);
     ck_assert_msg(strstr(out, GHOST) && !strstr(out, "\n" A " "), "%s", out);
@@ -415,6 +450,18 @@ START_TEST(hubctl_tables_and_dead_letters)
     json_error_t e;
     json_t *j = json_loads(out, 0, &e);
     ck_assert_msg(j && json_array_size(json_object_get(j, "members")) == 4, "%s", out);
+    size_t mi;
+    json_t *m;
+    int named = 0;
+    json_array_foreach(json_object_get(j, "members"), mi, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (!strcmp(json_string_value(json_object_get(m, "id")), A))
+            named = name && !strcmp(name, "Bộ Công an");
+        else
+            ck_assert_msg(json_is_null(json_object_get(m, "name")), "%s", out);
+    }
+    ck_assert_msg(named, "no agency name for " A " in %s", out);
     json_decref(j);
     free(out);
 
@@ -634,14 +681,16 @@ static void *abuse_main(void *arg)
     res->bad_json_status = raw_exchange(bad_json, sizeof bad_json - 1);
     static const char bad_method[] = "BREW /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     res->bad_method_status = raw_exchange(bad_method, sizeof bad_method - 1);
-    /* Slowloris: a request trickled one byte every 50 ms for 3 s, then
-     * finished; it is still served (the limit is 10 s per request). */
+    /* Slowloris: a request trickled one byte every 25 ms for 2.5 s, then
+     * finished; it is still served (the limit is 5 s for the header
+     * section, http_header_timeout_ms; e2e_test_hostile_edge shows a slower
+     * one refused). */
     int fd = tcp_connect();
     static const char slow[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
                                "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (size_t i = 0; fd >= 0 && i < sizeof slow - 1; i++) {
         (void)!send(fd, slow + i, 1, MSG_NOSIGNAL);
-        tk_sleep_ms(50);
+        tk_sleep_ms(25);
     }
     if (fd >= 0) {
         (void)!send(fd, "\r\n\r\n", 4, MSG_NOSIGNAL);

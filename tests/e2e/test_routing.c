@@ -466,7 +466,7 @@ START_TEST(forged_reply_is_refused)
     free(buf);
     hub_frame_t *holder;
     Lth__V1__Nack *nack = expect_nack(&a_raw, &holder);
-    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
+    ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_FORBIDDEN);
     ck_assert_msg(strstr(nack->reason, "only " GHOST " may answer"), "%s", nack->reason);
     hub_frame_free(&holder);
     hub_keypair_wipe(&kp);

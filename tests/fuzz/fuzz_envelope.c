@@ -9,7 +9,11 @@
  * protobuf-c gives the same digest and the same verdict; protobuf-c may fail
  * to read back what it wrote only when it kept unknown fields); and any decoded
  * envelope, signed with the matching secret key (a single signature, its
- * batch proof dropped), verifies.
+ * batch proof dropped), verifies. hub_envelope_check_encoding() answers
+ * every input with 0, HUB_EINVAL (naming the field that "appears twice") or
+ * HUB_EPARSE; on a decoded envelope without unknown fields never
+ * HUB_EPARSE, and protobuf-c's own encoding of it (each field once) always
+ * passes.
  */
 #include "fuzz_util.h"
 #include "hub_error.h"
@@ -29,12 +33,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_sign_keys(fuzz__pk, fuzz__sk);
         ready = 1;
     }
+    char why[HUB_ERRMSG_MAX];
+    int twice = hub_envelope_check_encoding(data, size, why, sizeof why);
+    FUZZ_CHECK(twice == 0 || twice == HUB_EPARSE ||
+               (twice == HUB_EINVAL && strstr(why, "appears twice")));
     hub_envelope_t *env = NULL;
     int rc = hub_envelope_decode(data, size, &env);
     if (rc != 0) {
         FUZZ_CHECK(rc == HUB_EPARSE && env == NULL);
         return 0;
     }
+    FUZZ_CHECK(twice != HUB_EPARSE || fuzz_pb_has_unknown(&env->base));
     const char *problem = NULL;
     rc = hub_envelope_check(env, &problem);
     FUZZ_CHECK(rc == 0 || (rc == HUB_EINVAL && problem && *problem));
@@ -55,6 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *buf = malloc(len ? len : 1);
     FUZZ_CHECK(buf != NULL);
     FUZZ_CHECK(lth__v1__envelope__pack(env, buf) == len);
+    if (!fuzz_pb_has_unknown(&env->base))
+        FUZZ_CHECK(hub_envelope_check_encoding(buf, len, why, sizeof why) == 0);
     hub_envelope_t *again = NULL;
     if (hub_envelope_decode(buf, len, &again) == 0) {
         uint8_t digest_again[HUB_DIGEST_LEN];

@@ -88,6 +88,17 @@ static void seed__envelopes(void)
     buf = seed__envelope("0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8c90", LTH__V1__KIND__KIND_REQUEST,
                          LTH__V1__DELIVERY__DELIVERY_QUEUED, true, &len);
     seed__write("envelope", "request-signed.bin", buf, len);
+    /* The same request with a second service appended (what the hub
+     * refuses as ambiguous: protobuf-c reads the last, others the first). */
+    static const char dump[] = "secret.dump/v1";
+    uint8_t *twice = malloc(len + 2 + sizeof dump);
+    FUZZ_CHECK(twice != NULL);
+    memcpy(twice, buf, len);
+    twice[len] = 5 << 3 | 2;
+    twice[len + 1] = sizeof dump - 1;
+    memcpy(twice + len + 2, dump, sizeof dump - 1);
+    seed__write("envelope", "service-twice.bin", twice, len + 2 + sizeof dump - 1);
+    free(twice);
     free(buf);
     buf = seed__envelope("5a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", LTH__V1__KIND__KIND_REPLY,
                          LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, true, &len);
@@ -256,6 +267,10 @@ static void seed__confs(void)
                "policy_file = \" policy.conf \"\n"
                "http_listen = 127.0.0.1:8080\n"
                "http_token_file = token\n"
+               "http_public = yes\n"
+               "http_max_connections_per_client = 32\n"
+               "http_header_timeout_ms = 5000\n"
+               "crl_state_file = state/crl.state\n"
                "max_payload_bytes = 1048576\n"
                "max_frame_bytes = 16777216\n"
                "max_store_bytes = 1073741824\n"

@@ -26,6 +26,10 @@ void tk_sleep_ms(int ms)
 
 void tk_tmpdir(char *out)
 {
+    /* hubd refuses key, certificate, policy and delegation files that group
+     * or others may write: the files a test writes must not be, whatever
+     * umask the test was started with. */
+    umask(022);
     const char *base = getenv("TMPDIR");
     snprintf(out, PATH_MAX, "%s/lthtest.XXXXXX", base && *base ? base : "/tmp");
     ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp failed: %s", strerror(errno));

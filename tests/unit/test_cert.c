@@ -689,6 +689,88 @@ START_TEST(test_hubctl_ca_and_cert)
 }
 END_TEST
 
+/* The CRL rollback guard: a newer CRL is accepted and remembered, the same
+ * one again passes, an older one (or one with the remembered number and
+ * other contents) is refused naming both numbers; the state survives in
+ * its file (what a restart reads). */
+START_TEST(test_crl_rollback_guard)
+{
+    fx_t fx;
+    fx_init(&fx);
+    char err[HUB_ERRMSG_MAX], state[PATH_MAX], old_crl[PATH_MAX];
+    snprintf(state, sizeof state, "%s/state/crl.state", fx.root);
+    hub_keypair_t kp;
+    hub_keypair_generate(DANCU, &kp);
+    fx_issue(&fx, &kp, 0, 0, NULL, NULL);
+    hub_certdir_t *cd = fx_load(&fx, fx.now);
+    hub_crl_id_t first;
+    hub_certdir_crl_id(cd, &first);
+    hub_certdir_destroy(&cd);
+    ck_assert_str_eq(first.number, "01");
+    /* First start: remembered (the state directory is made). */
+    ck_assert_msg(hub_crl_state_advance(state, fx.crl, &first, fx.now, err, sizeof err) == 0,
+                  "%s", err);
+    struct stat st;
+    ck_assert_int_eq(stat(state, &st), 0);
+    ck_assert_int_eq(st.st_mode & 077, 0);
+    /* The same CRL again (a restart, a SIGHUP): fine. */
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &first, fx.now, err, sizeof err), 0);
+    /* Keep a copy of the old CRL, then revoke: number 02. */
+    snprintf(old_crl, sizeof old_crl, "%s/old-crl.pem", fx.root);
+    char *text = tk_read_file(fx.crl);
+    tk_write_file(old_crl, text);
+    free(text);
+    ck_assert_int_eq(hub_ca_revoke(fx.ca, DANCU, NULL, fx.now + 1000000, 0, NULL, err, sizeof err),
+                     0);
+    cd = fx_load(&fx, fx.now + 2000000);
+    hub_crl_id_t second;
+    hub_certdir_crl_id(cd, &second);
+    hub_certdir_destroy(&cd);
+    ck_assert_str_eq(second.number, "02");
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &second, fx.now, err, sizeof err), 0);
+    text = tk_read_file(state);
+    ck_assert_ptr_nonnull(strstr(text, "crl_number = 02"));
+    free(text);
+    /* The old CRL put back: refused, naming the file, both numbers, the fix. */
+    ck_assert_int_eq(hub_crl_state_advance(state, old_crl, &first, fx.now, err, sizeof err),
+                     HUB_EINVAL);
+    ck_assert_msg(strstr(err, old_crl) && strstr(err, "number 01") && strstr(err, "number 02") &&
+                      strstr(err, state) && strstr(err, "hubctl ca crl"),
+                  "%s", err);
+    /* The same number, other contents. */
+    hub_crl_id_t forged = second;
+    forged.sha256[0] ^= 1;
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &forged, fx.now, err, sizeof err),
+                     HUB_EINVAL);
+    ck_assert_msg(strstr(err, "number 02") && strstr(err, "other contents"), "%s", err);
+    /* Without numbers, the issue time orders them. */
+    hub_crl_id_t plain = first;
+    plain.number[0] = '\0';
+    plain.this_update_us = second.this_update_us - 1000000;
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &plain, fx.now, err, sizeof err),
+                     HUB_EINVAL);
+    /* A number given as 0x10 beats 0F (compared as numbers, not text). */
+    hub_crl_id_t big = second;
+    snprintf(big.number, sizeof big.number, "10");
+    big.sha256[1] ^= 1;
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &big, fx.now, err, sizeof err), 0);
+    hub_crl_id_t f = big;
+    snprintf(f.number, sizeof f.number, "0F");
+    f.sha256[2] ^= 1;
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &f, fx.now, err, sizeof err),
+                     HUB_EINVAL);
+    /* A damaged state file is refused, saying how to recover. */
+    tk_write_file(state, "crl_number = zz\n");
+    ck_assert_int_eq(hub_crl_state_advance(state, fx.crl, &second, fx.now, err, sizeof err),
+                     HUB_EPARSE);
+    ck_assert_msg(strstr(err, "delete it"), "%s", err);
+    /* No state path: the guard is off. */
+    ck_assert_int_eq(hub_crl_state_advance("", fx.crl, &first, fx.now, err, sizeof err), 0);
+    hub_keypair_wipe(&kp);
+    tk_rmrf(fx.root);
+}
+END_TEST
+
 static Suite *cert_suite(void)
 {
     Suite *s = suite_create("cert");
@@ -700,9 +782,11 @@ static Suite *cert_suite(void)
     tcase_add_test(tc, test_keydir_from_entries);
     tcase_add_test(tc, test_empty_certs_dir);
     tcase_add_test(tc, test_hubctl_ca_and_cert);
+    tcase_add_test(tc, test_crl_rollback_guard);
     suite_add_tcase(s, tc);
     return s;
 }
+
 
 int main(void)
 {

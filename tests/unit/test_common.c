@@ -2,6 +2,7 @@
  * key directories, frames and envelopes, the hash map. */
 #include "hub_conf.h"
 #include "hub_error.h"
+#include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_keys.h"
 #include "hub_map.h"
@@ -234,6 +235,71 @@ START_TEST(key_directory)
 }
 END_TEST
 
+/* A key directory or trust file that others may write is refused, naming
+ * the path, its mode and the fix; fixing the mode makes it load again. */
+START_TEST(writable_trust_files_are_refused)
+{
+    char dir[PATH_MAX], keys[PATH_MAX], err[HUB_ERRMSG_MAX], path[PATH_MAX];
+    tk_tmpdir(dir);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    ck_assert_int_eq(mkdir(keys, 0755), 0);
+    hub_keypair_t kp;
+    hub_keypair_generate("VN/GOV/BCA/CSDLQGDC", &kp);
+    char secrets[PATH_MAX];
+    snprintf(secrets, sizeof secrets, "%s/secrets", dir);
+    ck_assert_int_eq(hub_keypair_write(&kp, secrets, NULL, NULL, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/VN.GOV.BCA.CSDLQGDC.pub", secrets);
+    char *text = tk_read_file(path);
+    ck_assert_ptr_nonnull(text);
+    char pub[PATH_MAX];
+    snprintf(pub, sizeof pub, "%s/member.pub", keys);
+    tk_write_file(pub, text);
+    free(text);
+    hub_keydir_t *kd = NULL;
+    ck_assert_int_eq(hub_fsguard_check(keys, "key directory", err, sizeof err), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), 0);
+    hub_keydir_destroy(&kd);
+
+    /* The directory at 0777: anyone could plant a .pub. */
+    ck_assert_int_eq(chmod(keys, 0777), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), HUB_EPERM);
+    ck_assert_ptr_null(kd);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "chmod go-w %s'", keys);
+    ck_assert_msg(strstr(err, "key directory") && strstr(err, "mode 0777") && strstr(err, want),
+                  "%s", err);
+    ck_assert_int_eq(chmod(keys, 0755), 0);
+    /* A file in it that group may write. */
+    ck_assert_int_eq(chmod(pub, 0664), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), HUB_EPERM);
+    snprintf(want, sizeof want, "chmod go-w %s'", pub);
+    ck_assert_msg(strstr(err, "mode 0664") && strstr(err, want) && strstr(err, "in the key "),
+                  "%s", err);
+    ck_assert_int_eq(chmod(pub, 0644), 0);
+    ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_keydir_count(kd), 1);
+    hub_keydir_destroy(&kd);
+    /* A plain file (a policy, a CRL) writable by others; the sticky bit
+     * does not help a file. */
+    ck_assert_int_eq(chmod(pub, 01646), 0);
+    ck_assert_int_eq(hub_fsguard_check(pub, "policy file", err, sizeof err), HUB_EPERM);
+    ck_assert_msg(strstr(err, "policy file") && strstr(err, "mode 1646"), "%s", err);
+    /* A missing path is left for the loader to report. */
+    ck_assert_int_eq(hub_fsguard_check("/nonexistent/policy.conf", "policy file", err,
+                                       sizeof err),
+                     0);
+    /* Owned by another user (only root can give a file away). */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chmod(pub, 0644), 0);
+        ck_assert_int_eq(chown(pub, 4242, 4242), 0);
+        ck_assert_int_eq(hub_keydir_load(keys, &kd, err, sizeof err), HUB_EPERM);
+        ck_assert_msg(strstr(err, "uid 4242") && strstr(err, "chown 0 "), "%s", err);
+    }
+    hub_keypair_wipe(&kp);
+    tk_rmrf(dir);
+}
+END_TEST
+
 /* Message ids come from a per-thread pool of random bytes: 10,000 are
  * distinct and well formed, and a forked child does not repeat the ids its
  * parent goes on to make (the pool is emptied in the child). */
@@ -394,6 +460,118 @@ START_TEST(hash_map)
 }
 END_TEST
 
+/* Appends one length-delimited field (number, bytes) to buf at *len. */
+static void append_ld(uint8_t *buf, size_t *len, unsigned number, const void *data, size_t n)
+{
+    buf[(*len)++] = (uint8_t)(number << 3 | 2);
+    buf[(*len)++] = (uint8_t)n; /* short values only */
+    memcpy(buf + *len, data, n);
+    *len += n;
+}
+
+START_TEST(envelope_encoding_is_unambiguous)
+{
+    char id[37];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = "VN/GOV/HN-VP/TTHC";
+    env.receiver = "VN/GOV/BCA/CSDLQGDC";
+    env.service = "citizen.lookup/v1";
+    env.payload.data = (uint8_t *)"{}";
+    env.payload.len = 2;
+    env.ttl_ms = 5000;
+    uint8_t sig[64] = {1};
+    env.signature.data = sig;
+    env.signature.len = sizeof sig;
+    uint8_t hashes[2][32] = {{2}, {3}};
+    ProtobufCBinaryData path[2] = {{32, hashes[0]}, {32, hashes[1]}};
+    Lth__V1__BatchProof proof = LTH__V1__BATCH_PROOF__INIT;
+    proof.leaf_index = 1;
+    proof.leaf_count = 4;
+    proof.path = path;
+    proof.n_path = 2;
+    env.batch_proof = &proof;
+    uint8_t buf[1024];
+    size_t len = lth__v1__envelope__pack(&env, buf);
+    char why[HUB_ERRMSG_MAX];
+
+    /* What the SDK encodes passes, repeated path included. */
+    ck_assert_int_eq(hub_envelope_check_encoding(buf, len, why, sizeof why), 0);
+    /* Order does not matter: fields may come in any order, once each. */
+    uint8_t moved[1100];
+    size_t mlen = 0;
+    append_ld(moved, &mlen, 5, "citizen.lookup/v1", 17);
+    env.service = "";
+    size_t rest = lth__v1__envelope__pack(&env, moved + mlen);
+    ck_assert_int_eq(hub_envelope_check_encoding(moved, mlen + rest, why, sizeof why), 0);
+    env.service = "citizen.lookup/v1";
+
+    /* A second service: protobuf-c reads the last, others the first. */
+    uint8_t twice[1100];
+    memcpy(twice, buf, len);
+    size_t tlen = len;
+    append_ld(twice, &tlen, 5, "secret.dump/v1", 14);
+    hub_envelope_t *decoded = NULL;
+    ck_assert_int_eq(hub_envelope_decode(twice, tlen, &decoded), 0); /* protobuf-c takes it */
+    ck_assert_str_eq(decoded->service, "secret.dump/v1");
+    hub_envelope_free(&decoded);
+    ck_assert_int_eq(hub_envelope_check_encoding(twice, tlen, why, sizeof why), HUB_EINVAL);
+    ck_assert_msg(strstr(why, "field 5 (service) appears twice") != NULL, "%s", why);
+
+    /* A scalar (ttl_ms = 7, varint) twice. */
+    memcpy(twice, buf, len);
+    twice[len] = 7 << 3 | 0;
+    twice[len + 1] = 1;
+    ck_assert_int_eq(hub_envelope_check_encoding(twice, len + 2, why, sizeof why), HUB_EINVAL);
+    ck_assert_msg(strstr(why, "field 7 (ttl_ms)") != NULL, "%s", why);
+
+    /* batch_proof twice: protobuf-c would merge the two. */
+    uint8_t pbuf[256];
+    size_t plen = lth__v1__batch_proof__pack(&proof, pbuf);
+    memcpy(twice, buf, len);
+    tlen = len;
+    /* Tag 16 takes two bytes. */
+    twice[tlen++] = (uint8_t)(16 << 3 | 2 | 0x80);
+    twice[tlen++] = 1;
+    twice[tlen++] = (uint8_t)plen;
+    memcpy(twice + tlen, pbuf, plen);
+    tlen += plen;
+    ck_assert_int_eq(hub_envelope_check_encoding(twice, tlen, why, sizeof why), HUB_EINVAL);
+    ck_assert_msg(strstr(why, "field 16 (batch_proof) appears twice") != NULL, "%s", why);
+
+    /* Inside batch_proof: leaf_index twice is refused, path repeats. */
+    uint8_t inner[300];
+    memcpy(inner, pbuf, plen);
+    size_t ilen = plen;
+    inner[ilen++] = 1 << 3 | 0;
+    inner[ilen++] = 0;
+    env.batch_proof = NULL;
+    size_t base = lth__v1__envelope__pack(&env, twice);
+    twice[base++] = (uint8_t)(16 << 3 | 2 | 0x80);
+    twice[base++] = 1;
+    twice[base++] = (uint8_t)ilen;
+    memcpy(twice + base, inner, ilen);
+    ck_assert_int_eq(hub_envelope_check_encoding(twice, base + ilen, why, sizeof why),
+                     HUB_EINVAL);
+    ck_assert_msg(strstr(why, "batch_proof.leaf_index") != NULL, "%s", why);
+    env.batch_proof = &proof;
+
+    /* Not wire format: a length past the end, a group, field number 0. */
+    ck_assert_int_eq(hub_envelope_check_encoding(buf, len - 1, why, sizeof why), HUB_EPARSE);
+    uint8_t group[] = {1 << 3 | 3, 1 << 3 | 4};
+    ck_assert_int_eq(hub_envelope_check_encoding(group, sizeof group, why, sizeof why),
+                     HUB_EPARSE);
+    uint8_t zero[] = {0 << 3 | 0, 1};
+    ck_assert_int_eq(hub_envelope_check_encoding(zero, sizeof zero, why, sizeof why),
+                     HUB_EPARSE);
+    /* Every truncation gives an answer, never a crash (ASan watches). */
+    for (size_t n = 0; n <= len; n++)
+        (void)hub_envelope_check_encoding(buf, n, why, sizeof why);
+    ck_assert_int_eq(hub_envelope_check_encoding(NULL, 0, why, sizeof why), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common");
@@ -404,7 +582,9 @@ int main(void)
     tcase_add_test(tc, config_files);
     tcase_add_test(tc, key_files_round_trip);
     tcase_add_test(tc, key_directory);
+    tcase_add_test(tc, writable_trust_files_are_refused);
     tcase_add_test(tc, frames_and_envelopes);
+    tcase_add_test(tc, envelope_encoding_is_unambiguous);
     tcase_add_test(tc, uuids_are_unique_even_across_fork);
     tcase_add_test(tc, hash_map);
     suite_add_tcase(s, tc);

@@ -291,6 +291,33 @@ static int client_open(client_t *c, int port, int rcvbuf)
     return 0;
 }
 
+/* client_open() from a chosen source address, e.g. "127.0.0.2" (Linux
+ * answers every 127.0.0.0/8 address): another client, for the per-address
+ * limit. */
+static int client_open_from(client_t *c, int port, const char *source)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &src.sin_addr);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0 ||
+        connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    c->cap = 1 << 16;
+    c->buf = malloc(c->cap);
+    return 0;
+}
+
 static void client_close(client_t *c)
 {
     if (c->fd >= 0)
@@ -676,6 +703,87 @@ static void sc_slowloris(harness_t *h)
     CHECK(h, s.timeouts == 1, "timeouts %llu", (unsigned long long)s.timeouts);
 }
 
+static bool wait_open(harness_t *h, uint32_t want);
+
+/* The header section has its own, shorter deadline (300 ms here): a
+ * trickled header gets 408 then, though the request may take 3 s; a
+ * request whose headers came in time may send its body more slowly. */
+static void sc_header_deadline(harness_t *h)
+{
+    client_t c;
+    CHECK(h, client_open(&c, h->port, 0) == 0);
+    double start = now_ms();
+    CHECK(h, client_sends(&c, "GET /slow HTTP/1.1\r\nHost: x\r\n"));
+    bool closed = false;
+    while (now_ms() - start < 3000) {
+        if (!client_sends(&c, "X")) {
+            closed = true;
+            break;
+        }
+        struct timeval tv = {0, 50000};
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t n = client_fill(&c);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            closed = true;
+            break;
+        }
+    }
+    double elapsed = now_ms() - start;
+    CHECK(h, closed, "server kept a trickling client for %.0f ms", elapsed);
+    CHECK(h, elapsed >= 250 && elapsed < 1500, "closed after %.0f ms", elapsed);
+    if (c.len)
+        CHECK(h, strncmp(c.buf, "HTTP/1.1 408 ", 13) == 0, "%s", c.buf);
+    client_close(&c);
+    /* Headers at once, then a 10-byte body over about 600 ms: served. */
+    CHECK(h, client_open(&c, h->port, 0) == 0);
+    CHECK(h, client_sends(&c, "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
+    for (int i = 0; i < 10; i++) {
+        struct timespec ts = {0, 60 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        CHECK(h, client_sends(&c, "b"), "closed after %d body bytes", i);
+    }
+    response_t r;
+    client_response(&c, &r);
+    CHECK(h, r.status == 200, "slow body after timely headers: %d", r.status);
+    CHECK(h, r.body && strstr(r.body, "\"body\":\"bbbbbbbbbb\""), "%s", r.body ? r.body : "");
+    response_free(&r);
+    client_close(&c);
+    hub_http_stats_t s = snapshot(h);
+    CHECK(h, s.timeouts == 1, "timeouts %llu", (unsigned long long)s.timeouts);
+}
+
+/* One address may hold max_connections_per_client (3 here); its fourth is
+ * told 503 and closed, and another address is still served. */
+static void sc_per_client_limit(harness_t *h)
+{
+    client_t held[3];
+    for (int i = 0; i < 3; i++)
+        CHECK(h, client_open_from(&held[i], h->port, "127.0.0.2") == 0);
+    CHECK(h, wait_open(h, 3), "open %u", snapshot(h).open_connections);
+    client_t extra;
+    CHECK(h, client_open_from(&extra, h->port, "127.0.0.2") == 0);
+    CHECK(h, client_wait_closed(&extra), "the fourth connection from one address was kept");
+    CHECK(h, extra.len > 0 && strncmp(extra.buf, "HTTP/1.1 503 ", 13) == 0 &&
+                 strstr(extra.buf, "from your address"),
+          "%.*s", (int)extra.len, extra.buf ? extra.buf : "");
+    client_close(&extra);
+    expect_healthy(h); /* from 127.0.0.1 */
+    hub_http_stats_t s = snapshot(h);
+    CHECK(h, s.rejected_connections == 1, "rejected %llu",
+          (unsigned long long)s.rejected_connections);
+    /* One of the three closes: that address may connect again. */
+    client_close(&held[0]);
+    CHECK(h, wait_open(h, 2), "open %u", snapshot(h).open_connections);
+    CHECK(h, client_open_from(&held[0], h->port, "127.0.0.2") == 0);
+    CHECK(h, client_sends(&held[0], "GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
+    response_t r;
+    client_response(&held[0], &r);
+    CHECK(h, r.status == 200, "after one closed: %d", r.status);
+    response_free(&r);
+    for (int i = 0; i < 3; i++)
+        client_close(&held[i]);
+}
+
 static void sc_idle(harness_t *h)
 {
     client_t c;
@@ -854,6 +962,20 @@ START_TEST(test_slowloris_closed)
 }
 END_TEST
 
+START_TEST(test_header_deadline)
+{
+    hub_http_config_t cfg = {.header_timeout_ms = 300, .request_timeout_ms = 3000};
+    run_scenario(&cfg, sc_header_deadline);
+}
+END_TEST
+
+START_TEST(test_max_connections_per_client)
+{
+    hub_http_config_t cfg = {.max_connections_per_client = 3};
+    run_scenario(&cfg, sc_per_client_limit);
+}
+END_TEST
+
 START_TEST(test_idle_keep_alive_closed)
 {
     hub_http_config_t cfg = {.idle_timeout_ms = 200};
@@ -981,6 +1103,8 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_oversize_body_413_and_chunked_411);
     tcase_add_test(tc, test_garbage_400);
     tcase_add_test(tc, test_slowloris_closed);
+    tcase_add_test(tc, test_header_deadline);
+    tcase_add_test(tc, test_max_connections_per_client);
     tcase_add_test(tc, test_idle_keep_alive_closed);
     tcase_add_test(tc, test_max_connections);
     tcase_add_test(tc, test_slow_reader_cut_off);

@@ -147,6 +147,32 @@ START_TEST(request_with_proto_names_and_enum_forms)
 }
 END_TEST
 
+/* What Java's JsonFormat.printer() and .NET's JsonFormatter write by
+ * default: lowerCamelCase names (proto3 JSON mapping). Accepted like the
+ * proto names; a field given under both names is refused. */
+START_TEST(request_with_lower_camel_case_names)
+{
+    request_t *req = (request_t *)to_proto_ok(
+        request_type, NULL,
+        "{\"personalIds\":[\"" PID_A "\",\"" PID_B "\"],\"mode\":\"LOOKUP_MODE_AS_OF\","
+        "\"date\":{\"year\":2024,\"month\":2,\"day\":29},\"purpose\":\"p\","
+        "\"dossierCode\":\"000.00.01.H26-0001\"}");
+    ck_assert_uint_eq(req->n_personal_ids, 2);
+    ck_assert_str_eq(req->personal_ids[1], PID_B);
+    ck_assert_str_eq(req->dossier_code, "000.00.01.H26-0001");
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    lth_jsonmap_error_t err = to_proto_fails(
+        request_type, NULL,
+        "{\"personal_ids\":[\"" PID_A "\"],\"personalIds\":[\"" PID_B "\"],\"purpose\":\"p\"}");
+    ck_assert_ptr_nonnull(strstr(err.message, "twice"));
+    /* Not a near miss: "personalids" and "PersonalIds" are unknown. */
+    err = to_proto_fails(request_type, NULL, "{\"personalids\":[\"" PID_A "\"]}");
+    ck_assert_int_eq(err.status, LTH_JSONMAP_UNKNOWN_FIELD);
+    err = to_proto_fails(request_type, NULL, "{\"PersonalIds\":[\"" PID_A "\"]}");
+    ck_assert_int_eq(err.status, LTH_JSONMAP_UNKNOWN_FIELD);
+}
+END_TEST
+
 START_TEST(errors_name_the_field)
 {
     lth_jsonmap_error_t e = to_proto_fails(request_type, NULL, "{\"personal_idz\":[\"1\"]}");
@@ -413,6 +439,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("jsonmap");
     tcase_add_test(tc, request_from_json_with_renames);
     tcase_add_test(tc, request_with_proto_names_and_enum_forms);
+    tcase_add_test(tc, request_with_lower_camel_case_names);
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, malformed_json_says_where);
     tcase_add_test(tc, response_to_json);

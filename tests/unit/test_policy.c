@@ -1,7 +1,7 @@
 /* Unit tests for hub_policy: the agreement file's syntax and its errors,
  * allow and deny decisions with the sentences they give, validity periods,
- * wildcards, purposes, the "which may I call" walk, a large policy, and
- * `hubctl policy` end to end. */
+ * wildcards, purposes, the "which may I call" walk, per-member limit lines,
+ * a large policy, and `hubctl policy` end to end. */
 #include "hub_error.h"
 #include "hub_policy.h"
 #include "testkit.h"
@@ -365,6 +365,193 @@ START_TEST(test_visit_allowed)
 }
 END_TEST
 
+START_TEST(test_limits)
+{
+    hub_policy_t *p = parse_ok(
+        "allow " MOTCUA " -> " PORTAL "/dossier.status/*\n"
+        "# per-member limits\n"
+        "limit " MOTCUA " rate 500/s bytes 4MiB/s send 20000 256MiB receive 100000 1GiB\n"
+        "limit " PORTAL " receive 7 1GiB   # only what may wait for it\n"
+        "limit " HOTICH " send 3 1024 bytes 10KiB/s\n"
+        "limit " DANCU " rate 1/s bytes 18446744073709551615B/s\n");
+    ck_assert_uint_eq(hub_policy_rule_count(p), 1);
+    ck_assert_uint_eq(hub_policy_limit_count(p), 4);
+
+    /* Every field of a full line. */
+    hub_policy_limits_t l = {.line = 99};
+    ck_assert(hub_policy_limits(p, MOTCUA, &l));
+    ck_assert_uint_eq(l.line, 3);
+    ck_assert_uint_eq(l.rate_msgs, 500);
+    ck_assert_uint_eq(l.rate_bytes, 4ull << 20);
+    ck_assert_uint_eq(l.send_msgs, 20000);
+    ck_assert_uint_eq(l.send_bytes, 256ull << 20);
+    ck_assert_uint_eq(l.recv_msgs, 100000);
+    ck_assert_uint_eq(l.recv_bytes, 1ull << 30);
+
+    /* A partial line overwrites only what it sets: the defaults stay. */
+    const hub_policy_limits_t defaults = {.rate_msgs = 100, .rate_bytes = 1000, .send_msgs = 11,
+                                          .send_bytes = 12, .recv_msgs = 13, .recv_bytes = 14,
+                                          .line = 77};
+    l = defaults;
+    ck_assert(hub_policy_limits(p, PORTAL, &l));
+    ck_assert_uint_eq(l.line, 4);
+    ck_assert_uint_eq(l.recv_msgs, 7);
+    ck_assert_uint_eq(l.recv_bytes, 1ull << 30);
+    ck_assert_uint_eq(l.rate_msgs, 100);
+    ck_assert_uint_eq(l.rate_bytes, 1000);
+    ck_assert_uint_eq(l.send_msgs, 11);
+    ck_assert_uint_eq(l.send_bytes, 12);
+    l = defaults;
+    ck_assert(hub_policy_limits(p, HOTICH, &l));
+    ck_assert_uint_eq(l.line, 5);
+    ck_assert_uint_eq(l.send_msgs, 3);
+    ck_assert_uint_eq(l.send_bytes, 1024); /* a plain number is bytes */
+    ck_assert_uint_eq(l.rate_bytes, 10 * 1024);
+    ck_assert_uint_eq(l.rate_msgs, 100);
+    ck_assert_uint_eq(l.recv_msgs, 13);
+    ck_assert_uint_eq(l.recv_bytes, 14);
+    ck_assert(hub_policy_limits(p, DANCU, &l));
+    ck_assert_uint_eq(l.rate_msgs, 1);
+    ck_assert_uint_eq(l.rate_bytes, UINT64_MAX);
+
+    /* No line: nothing changes but line, which says so. */
+    l = defaults;
+    ck_assert(!hub_policy_limits(p, "VN/GOV/HN-XD/CAPPHEP", &l));
+    ck_assert_uint_eq(l.line, 0);
+    ck_assert_uint_eq(l.rate_msgs, 100);
+    ck_assert_uint_eq(l.recv_bytes, 14);
+    ck_assert(!hub_policy_limits(p, NULL, &l));
+    ck_assert(!hub_policy_limits(NULL, MOTCUA, &l));
+    ck_assert(!hub_policy_limits(p, MOTCUA, NULL));
+    ck_assert_uint_eq(hub_policy_limit_count(NULL), 0);
+
+    /* Limit lines do not change decisions. */
+    hub_policy_decision_t d;
+    check(p, MOTCUA, PORTAL, "dossier.status/v2", T_2026_06_01, &d);
+    ck_assert(d.allowed);
+    check(p, PORTAL, MOTCUA, "dossier.status/v2", T_2026_06_01, &d);
+    ck_assert(!d.allowed);
+    hub_policy_destroy(&p);
+
+    /* Units, one by one. */
+    static const struct {
+        const char *size;
+        uint64_t bytes;
+    } sizes[] = {{"1", 1}, {"1B", 1}, {"2KiB", 2048}, {"3MiB", 3ull << 20},
+                 {"5GiB", 5ull << 30}, {"17179869183GiB", 17179869183ull << 30}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "limit %s send 1 %s\n", HOTICH, sizes[i].size);
+        p = parse_ok(text);
+        ck_assert(hub_policy_limits(p, HOTICH, &l));
+        ck_assert_msg(l.send_bytes == sizes[i].bytes, "%s: %llu", sizes[i].size,
+                      (unsigned long long)l.send_bytes);
+        hub_policy_destroy(&p);
+    }
+}
+END_TEST
+
+START_TEST(test_limit_errors)
+{
+    static const struct {
+        const char *text;
+        int code;
+        const char *where;
+        const char *says;
+    } cases[] = {
+        {"limit\n", HUB_EPARSE, "policy.conf:1:", "expected 'limit MEMBER [rate N/s]"},
+        {"limit " MOTCUA "\n", HUB_EPARSE, "policy.conf:1:",
+         "sets at least one of 'rate N/s', 'bytes SIZE/s', 'send N SIZE' and 'receive N SIZE'"},
+        {"limit " MOTCUA " # nothing\n", HUB_EPARSE, "policy.conf:1:", "at least one of"},
+        {"limit * rate 5/s\n", HUB_EPARSE, "policy.conf:1:",
+         "'*' cannot stand for a member or a part of one; write one 'limit' line per member"},
+        {"limit VN/GOV/*/MOTCUA rate 5/s\n", HUB_EPARSE, "policy.conf:1:",
+         "cannot stand for a member"},
+        {"limit VN/GOV/MOTCUA rate 5/s\n", HUB_EPARSE, "policy.conf:1:", "exactly four parts"},
+        {"limit \"" MOTCUA "\" rate 5/s\n", HUB_EPARSE, "policy.conf:1:", "expected 'limit"},
+        {"limit " MOTCUA " rate 500\n", HUB_EPARSE, "policy.conf:1:",
+         "'rate 500' is not valid; write messages per second, a whole number followed by /s, "
+         "e.g. rate 500/s"},
+        {"limit " MOTCUA " rate 1.5/s\n", HUB_EPARSE, "policy.conf:1:", "'rate 1.5/s' is not"},
+        {"limit " MOTCUA " rate -5/s\n", HUB_EPARSE, "policy.conf:1:", "'rate -5/s' is not"},
+        {"limit " MOTCUA " rate 5MiB/s\n", HUB_EPARSE, "policy.conf:1:", "'rate 5MiB/s' is not"},
+        {"limit " MOTCUA " rate 0/s\n", HUB_EPARSE, "policy.conf:1:",
+         "'rate 0/s': a limit is at least 1; to keep the hub's default, leave 'rate' out"},
+        {"limit " MOTCUA " rate 18446744073709551616/s\n", HUB_EPARSE, "policy.conf:1:",
+         "is not valid"},
+        {"limit " MOTCUA " rate\n", HUB_EPARSE, "policy.conf:1:",
+         "'rate' needs a value, e.g. rate 500/s"},
+        {"limit " MOTCUA " bytes 4MB/s\n", HUB_EPARSE, "policy.conf:1:",
+         "'bytes 4MB/s' is not valid; write bytes per second, a whole number followed by B, "
+         "KiB, MiB or GiB"},
+        {"limit " MOTCUA " bytes 4MiB\n", HUB_EPARSE, "policy.conf:1:", "then /s, e.g. bytes 4MiB/s"},
+        {"limit " MOTCUA " bytes 4mib/s\n", HUB_EPARSE, "policy.conf:1:", "is not valid"},
+        {"limit " MOTCUA " bytes 0KiB/s\n", HUB_EPARSE, "policy.conf:1:", "at least 1"},
+        {"limit " MOTCUA " bytes 17179869184GiB/s\n", HUB_EPARSE, "policy.conf:1:",
+         "is not valid"},
+        {"limit " MOTCUA " send 20000\n", HUB_EPARSE, "policy.conf:1:",
+         "'send' needs a message count and a size, e.g. send 20000 256MiB"},
+        {"limit " MOTCUA " send 256MiB 20000\n", HUB_EPARSE, "policy.conf:1:",
+         "'send 256MiB 20000' is not valid; write a message count, then a size"},
+        {"limit " MOTCUA " send 20000 256 MiB\n", HUB_EPARSE, "policy.conf:1:",
+         "unexpected 'MiB'"},
+        {"limit " MOTCUA " send 0 1GiB\n", HUB_EPARSE, "policy.conf:1:",
+         "'send 0 1GiB': a limit is at least 1"},
+        {"limit " MOTCUA " receive 10 0\n", HUB_EPARSE, "policy.conf:1:",
+         "leave 'receive' out"},
+        {"limit " MOTCUA " receive 10 1TiB\n", HUB_EPARSE, "policy.conf:1:",
+         "e.g. receive 100000 1GiB"},
+        {"limit " MOTCUA " rate 5/s rate 6/s\n", HUB_EPARSE, "policy.conf:1:",
+         "'rate' is given twice; keep one"},
+        {"limit " MOTCUA " send 1 1B receive 1 1B send 2 2B\n", HUB_EPARSE, "policy.conf:1:",
+         "'send' is given twice"},
+        {"limit " MOTCUA " burst 5\n", HUB_EPARSE, "policy.conf:1:",
+         "unexpected 'burst'; after the member come only 'rate N/s', 'bytes SIZE/s', "
+         "'send N SIZE' and 'receive N SIZE'"},
+        {"limit " MOTCUA " \"rate\" 5/s\n", HUB_EPARSE, "policy.conf:1:", "unexpected 'rate'"},
+        {"limit " MOTCUA " rate 5/s\n# later\nlimit " MOTCUA " send 1 1B\n", HUB_EEXIST,
+         "policy.conf:3:",
+         MOTCUA " already has a limit line (line 1); a member has one: merge them"},
+        {"limits " MOTCUA " rate 5/s\n", HUB_EPARSE, "policy.conf:1:",
+         "unknown word 'limits'; a line is 'allow"},
+        {"\"limit\" " MOTCUA " rate 5/s\n", HUB_EPARSE, "policy.conf:1:",
+         "a line starts with 'allow', 'limit' or 'timezone'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hub_policy_t *p = (hub_policy_t *)1;
+        char err[HUB_ERRMSG_MAX] = "";
+        int rc = hub_policy_parse_text("/etc/lth/policy.conf", cases[i].text, &p, err, sizeof err);
+        ck_assert_msg(rc == cases[i].code, "case %zu: rc %d, err %s", i, rc, err);
+        ck_assert_ptr_null(p);
+        ck_assert_msg(strstr(err, cases[i].where) && strstr(err, cases[i].says),
+                      "case %zu: '%s' lacks '%s' / '%s'", i, err, cases[i].where, cases[i].says);
+    }
+}
+END_TEST
+
+START_TEST(test_example_file)
+{
+    /* The example we ship parses, and says what its comments say. */
+    const char *src = getenv("HUB_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    char path[PATH_MAX], err[HUB_ERRMSG_MAX] = "";
+    snprintf(path, sizeof path, "%s/deploy/policy.conf.example", src);
+    hub_policy_t *p = NULL;
+    ck_assert_msg(hub_policy_load(path, &p, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_ge(hub_policy_limit_count(p), 2);
+    hub_policy_limits_t l = {0};
+    ck_assert(hub_policy_limits(p, MOTCUA, &l));
+    ck_assert_uint_eq(l.rate_msgs, 500);
+    ck_assert_uint_eq(l.send_bytes, 256ull << 20);
+    l = (hub_policy_limits_t){0};
+    ck_assert(hub_policy_limits(p, PORTAL, &l));
+    ck_assert_uint_eq(l.recv_msgs, 100000);
+    ck_assert_uint_eq(l.recv_bytes, 1ull << 30);
+    ck_assert_uint_eq(l.send_msgs, 0);
+    hub_policy_destroy(&p);
+}
+END_TEST
+
 START_TEST(test_files)
 {
     char dir[PATH_MAX], path[PATH_MAX], err[HUB_ERRMSG_MAX];
@@ -458,14 +645,17 @@ static int run_hubctl(char **out, const char *a1, const char *a2, const char *a3
 
 START_TEST(test_hubctl_policy)
 {
-    char dir[PATH_MAX], path[PATH_MAX], bad[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX], bad[PATH_MAX], bad_limit[PATH_MAX];
     tk_tmpdir(dir);
     snprintf(path, sizeof path, "%s/policy.conf", dir);
     snprintf(bad, sizeof bad, "%s/bad.conf", dir);
     tk_write_file(path, "allow " HOTICH " -> " DANCU "/citizen.lookup/v1 until 2026-12-31 "
                         "purpose \"civil status\"\n"
-                        "allow " HOTICH " -> " PORTAL "/*\n");
+                        "allow " HOTICH " -> " PORTAL "/*\n"
+                        "limit " HOTICH " rate 50/s send 1000 64MiB\n");
     tk_write_file(bad, "\n\nallow * -> " DANCU "/*\n");
+    snprintf(bad_limit, sizeof bad_limit, "%s/bad-limit.conf", dir);
+    tk_write_file(bad_limit, "allow " HOTICH " -> " PORTAL "/*\nlimit " HOTICH " rate 50\n");
     char *out = NULL;
     ck_assert_int_eq(run_hubctl(&out, "policy", "check", HOTICH, DANCU "/citizen.lookup/v1",
                                 "--policy", path, "--at", "2026-06-01"),
@@ -504,6 +694,12 @@ START_TEST(test_hubctl_policy)
     ck_assert_msg(strstr(out, "bad.conf:3:") && strstr(out, "cannot stand for a consumer"), "%s",
                   out);
     free(out);
+    ck_assert_int_eq(run_hubctl(&out, "policy", "check", HOTICH, PORTAL "/a/v1", "--policy",
+                                bad_limit, NULL, NULL),
+                     1);
+    ck_assert_msg(strstr(out, "bad-limit.conf:2:") && strstr(out, "'rate 50' is not valid"),
+                  "%s", out);
+    free(out);
     /* Usage errors: exit 2. */
     ck_assert_int_eq(run_hubctl(&out, "policy", "check", HOTICH, DANCU, "--policy", path, NULL,
                                 NULL),
@@ -533,6 +729,9 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_validity_periods);
     tcase_add_test(tc, test_wildcards_and_purpose);
     tcase_add_test(tc, test_visit_allowed);
+    tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_limit_errors);
+    tcase_add_test(tc, test_example_file);
     tcase_add_test(tc, test_files);
     tcase_add_test(tc, test_many_rules);
     tcase_add_test(tc, test_hubctl_policy);

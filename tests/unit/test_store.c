@@ -931,6 +931,541 @@ static hub_store_outcome_t append_expiring(hub_store_t *store, const char *id, u
     return outcome;
 }
 
+/* ---- what members hold, quotas, reserve, format upgrade ---------------- */
+
+/* What one member holds, by an independent count over what the store lets
+ * anyone read: every queued message (all receivers) and every dead letter. */
+typedef struct {
+    char member[32];
+    hub_store_held_t as_sender, as_receiver;
+} held_row_t;
+
+typedef struct {
+    held_row_t rows[16];
+    int n;
+    hub_store_held_t total;
+    char receivers[16][32];
+    int n_receivers;
+} held_count_t;
+
+static held_row_t *held_row(held_count_t *c, const char *member)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->rows[i].member, member))
+            return &c->rows[i];
+    ck_assert_int_lt(c->n, 16);
+    held_row_t *r = &c->rows[c->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->member, sizeof r->member, "%s", member);
+    return r;
+}
+
+static void held_count_msg(held_count_t *c, const hub_store_msg_t *m)
+{
+    held_row_t *s = held_row(c, m->sender);
+    s->as_sender.msgs++;
+    s->as_sender.bytes += m->envelope_len;
+    held_row_t *r = held_row(c, m->receiver);
+    r->as_receiver.msgs++;
+    r->as_receiver.bytes += m->envelope_len;
+    c->total.msgs++;
+    c->total.bytes += m->envelope_len;
+}
+
+static void on_receiver(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
+{
+    (void)depth;
+    (void)oldest;
+    held_count_t *c = user;
+    ck_assert_int_lt(c->n_receivers, 16);
+    snprintf(c->receivers[c->n_receivers++], 32, "%s", receiver);
+}
+
+/* Asserts that hub_store_held() and _total() agree with the count, for the
+ * members named (a member the store does not know gets zeros) and every
+ * member found. */
+static void assert_held_exact(hub_store_t *store, const char *const *members)
+{
+    held_count_t c = {0};
+    for (int i = 0; members && members[i]; i++)
+        held_row(&c, members[i]);
+    ck_assert_int_eq(hub_store_queues(store, on_receiver, &c), 0);
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    enum { MAX = 20000 };
+    hub_store_msg_t *q = calloc(MAX, sizeof *q);
+    ck_assert_ptr_nonnull(q);
+    for (int i = 0; i < c.n_receivers; i++) {
+        size_t n = read_all(store, c.receivers[i], q, MAX, arena);
+        ck_assert_uint_lt(n, MAX);
+        for (size_t j = 0; j < n; j++)
+            held_count_msg(&c, &q[j]);
+    }
+    free(q);
+    hub_store_dead_t *dead = calloc(MAX, sizeof *dead);
+    ck_assert_ptr_nonnull(dead);
+    size_t n;
+    ck_assert_int_eq(hub_store_dlq_list(store, 0, MAX, dead, &n, NULL), 0);
+    ck_assert_uint_lt(n, MAX);
+    for (size_t j = 0; j < n; j++)
+        held_count_msg(&c, &dead[j].msg);
+    free(dead);
+    hub_store_arena_destroy(&arena);
+    for (int i = 0; i < c.n; i++) {
+        hub_store_held_t s = {99, 99}, r = {99, 99};
+        ck_assert_int_eq(hub_store_held(store, c.rows[i].member, &s, &r), 0);
+        ck_assert_msg(s.msgs == c.rows[i].as_sender.msgs && s.bytes == c.rows[i].as_sender.bytes,
+                      "%s as sender: store says %llu msgs %llu bytes, count says %llu %llu",
+                      c.rows[i].member, (unsigned long long)s.msgs, (unsigned long long)s.bytes,
+                      (unsigned long long)c.rows[i].as_sender.msgs,
+                      (unsigned long long)c.rows[i].as_sender.bytes);
+        ck_assert_msg(r.msgs == c.rows[i].as_receiver.msgs &&
+                          r.bytes == c.rows[i].as_receiver.bytes,
+                      "%s as receiver: store says %llu msgs %llu bytes, count says %llu %llu",
+                      c.rows[i].member, (unsigned long long)r.msgs, (unsigned long long)r.bytes,
+                      (unsigned long long)c.rows[i].as_receiver.msgs,
+                      (unsigned long long)c.rows[i].as_receiver.bytes);
+    }
+    hub_store_held_t total = {99, 99};
+    ck_assert_int_eq(hub_store_held_total(store, &total), 0);
+    ck_assert_msg(total.msgs == c.total.msgs && total.bytes == c.total.bytes,
+                  "total: store says %llu msgs %llu bytes, count says %llu %llu",
+                  (unsigned long long)total.msgs, (unsigned long long)total.bytes,
+                  (unsigned long long)c.total.msgs, (unsigned long long)c.total.bytes);
+}
+
+/* Asserts one member's figures. */
+static void assert_held(hub_store_t *store, const char *member, uint64_t s_msgs,
+                        uint64_t s_bytes, uint64_t r_msgs, uint64_t r_bytes)
+{
+    hub_store_held_t s, r;
+    ck_assert_int_eq(hub_store_held(store, member, &s, &r), 0);
+    ck_assert_msg(s.msgs == s_msgs && s.bytes == s_bytes && r.msgs == r_msgs &&
+                      r.bytes == r_bytes,
+                  "%s holds %llu/%llu as sender and %llu/%llu as receiver; expected "
+                  "%llu/%llu and %llu/%llu",
+                  member, (unsigned long long)s.msgs, (unsigned long long)s.bytes,
+                  (unsigned long long)r.msgs, (unsigned long long)r.bytes,
+                  (unsigned long long)s_msgs, (unsigned long long)s_bytes,
+                  (unsigned long long)r_msgs, (unsigned long long)r_bytes);
+}
+
+static const char *const ABC[] = {"A", "B", "C", "NOBODY", NULL};
+
+START_TEST(held_counts_follow_every_path)
+{
+    hub_store_t *store = open_store(NULL);
+    hub_store_held_t h = {7, 7};
+    ck_assert_int_eq(hub_store_held(store, "A", &h, NULL), 0);
+    ck_assert_uint_eq(h.msgs + h.bytes, 0);
+    ck_assert_int_eq(hub_store_held(store, "A", NULL, NULL), 0);
+    ck_assert_int_eq(hub_store_held(store, "", &h, NULL), HUB_EINVAL);
+    ck_assert_int_eq(hub_store_held(NULL, "A", &h, NULL), HUB_EINVAL);
+    ck_assert_int_eq(hub_store_held_total(store, NULL), HUB_EINVAL);
+
+    /* One call: A->B 3, 5 and 7 bytes, C->B 11, A->C 13; a settled one and a
+     * duplicate count nothing. */
+    hub_store_msg_t m[7];
+    hub_store_outcome_t out[7];
+    make_msg(&m[0], "A", "B", "h1", "abc");
+    make_msg(&m[1], "A", "B", "h2", "abcde");
+    make_msg(&m[2], "A", "B", "h3", "abcdefg");
+    make_msg(&m[3], "C", "B", "h4", "abcdefghijk");
+    make_msg(&m[4], "A", "C", "h5", "abcdefghijklm");
+    make_msg(&m[5], "A", "B", "h6", "settled, so not held");
+    m[5].settled = true;
+    make_msg(&m[6], "A", "B", "h1", "a duplicate of h1");
+    ck_assert_int_eq(hub_store_append(store, m, 7, out), 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(out[i], HUB_STORE_OK);
+    ck_assert_int_eq(out[6], HUB_STORE_DUPLICATE);
+    assert_held(store, "A", 4, 28, 0, 0);
+    assert_held(store, "B", 0, 0, 4, 26);
+    assert_held(store, "C", 1, 11, 1, 13);
+    ck_assert_int_eq(hub_store_held_total(store, &h), 0);
+    ck_assert_uint_eq(h.msgs, 5);
+    ck_assert_uint_eq(h.bytes, 39);
+    assert_held_exact(store, ABC);
+
+    /* ack: gone; an ack by another receiver, or again, changes nothing. */
+    ck_assert_int_eq(hub_store_ack(store, "C", &m[0].seq, 1), 0);
+    uint64_t acked[] = {m[0].seq, m[3].seq};
+    ck_assert_int_eq(hub_store_ack(store, "B", acked, 2), 0);
+    ck_assert_int_eq(hub_store_ack(store, "B", acked, 2), 0);
+    assert_held(store, "A", 3, 25, 0, 0);
+    assert_held(store, "B", 0, 0, 2, 12);
+    assert_held(store, "C", 0, 0, 1, 13);
+    assert_held_exact(store, ABC);
+
+    /* Dead letters are still held. */
+    uint64_t dl[] = {m[1].seq, m[4].seq};
+    ck_assert_int_eq(hub_store_dead_letter(store, dl, 2, "ttl expired"), 0);
+    assert_held(store, "A", 3, 25, 0, 0);
+    assert_held_exact(store, ABC);
+    /* Replay moves one: still held, once. */
+    uint64_t replayed;
+    ck_assert_int_eq(hub_store_dlq_replay(store, m[1].seq, 0, 0, &replayed), 0);
+    assert_held(store, "A", 3, 25, 0, 0);
+    assert_held(store, "B", 0, 0, 2, 12);
+    assert_held_exact(store, ABC);
+    /* Purge one, then purge older. */
+    ck_assert_int_eq(hub_store_dlq_purge(store, m[4].seq), 0);
+    assert_held(store, "A", 2, 12, 0, 0);
+    assert_held(store, "C", 0, 0, 0, 0);
+    assert_held_exact(store, ABC);
+    ck_assert_int_eq(hub_store_dead_letter(store, &replayed, 1, "retry budget exhausted"), 0);
+    size_t purged;
+    ck_assert_int_eq(hub_store_dlq_purge_older(store, UINT64_MAX, &purged), 0);
+    ck_assert_uint_eq(purged, 1);
+    assert_held(store, "A", 1, 7, 0, 0);
+    assert_held(store, "B", 0, 0, 1, 7);
+    assert_held_exact(store, ABC);
+
+    /* A batch: an aborted one changes nothing, a committed one counts. */
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(append1(store, "C", "A", "in-batch", NULL), HUB_STORE_OK);
+    assert_held(store, "C", 1, 8, 0, 0); /* the batch's thread sees it */
+    hub_store_batch_abort(store);
+    assert_held(store, "C", 0, 0, 0, 0);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    ck_assert_int_eq(append1(store, "C", "A", "in-batch", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    assert_held(store, "C", 1, 8, 0, 0);
+    assert_held(store, "A", 1, 7, 1, 8);
+
+    /* Counts are kept across close and reopen. */
+    hub_store_close(&store);
+    store = open_store(NULL);
+    ck_assert_uint_eq(hub_store_upgraded_from(store), 0);
+    assert_held(store, "A", 1, 7, 1, 8);
+    assert_held(store, "B", 0, 0, 1, 7);
+    assert_held(store, "C", 1, 8, 0, 0);
+    assert_held_exact(store, ABC);
+
+    /* Many members in one call (the per-call table grows), then all acked. */
+    enum { N = 600 };
+    hub_store_msg_t *batch = calloc(N, sizeof *batch);
+    hub_store_outcome_t *outcomes = calloc(N, sizeof *outcomes);
+    char (*names)[3][24] = calloc(N, sizeof *names);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i][0], 24, "S%d", i % 97);
+        snprintf(names[i][1], 24, "R%d", i % 89);
+        snprintf(names[i][2], 24, "many-%d", i);
+        make_msg(&batch[i], names[i][0], names[i][1], names[i][2], names[i][2]);
+    }
+    ck_assert_int_eq(hub_store_append(store, batch, N, outcomes), 0);
+    uint64_t bytes = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(outcomes[i], HUB_STORE_OK);
+        bytes += batch[i].envelope_len;
+    }
+    ck_assert_int_eq(hub_store_held_total(store, &h), 0);
+    ck_assert_uint_eq(h.msgs, N + 2);
+    ck_assert_uint_eq(h.bytes, bytes + 7 + 8);
+    uint64_t s0_bytes = 0, s0_msgs = 0;
+    for (int i = 0; i < N; i += 97) {
+        s0_msgs++;
+        s0_bytes += batch[i].envelope_len;
+    }
+    assert_held(store, "S0", s0_msgs, s0_bytes, 0, 0);
+    uint64_t *seqs = calloc(N, sizeof *seqs);
+    for (int r = 0; r < 89; r++) {
+        size_t k = 0;
+        for (int i = r; i < N; i += 89)
+            seqs[k++] = batch[i].seq;
+        ck_assert_int_eq(hub_store_ack(store, names[r][1], seqs, k), 0);
+    }
+    free(seqs);
+    assert_held(store, "S0", 0, 0, 0, 0);
+    assert_held(store, "R0", 0, 0, 0, 0);
+    ck_assert_int_eq(hub_store_held_total(store, &h), 0);
+    ck_assert_uint_eq(h.msgs, 2);
+    ck_assert_uint_eq(h.bytes, 15);
+    assert_held_exact(store, ABC);
+    free(names);
+    free(outcomes);
+    free(batch);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* Appends n messages "PREFIX-i" of `envelope` from sender to receiver in ONE
+ * call with `quota`; counts the outcomes. */
+typedef struct {
+    int ok, quota_sender, quota_receiver, store_full, other;
+} tally_t;
+
+static tally_t append_n(hub_store_t *store, const char *sender, const char *receiver,
+                        const char *prefix, int n, const char *envelope,
+                        const hub_store_quota_t *quota)
+{
+    hub_store_msg_t *m = calloc((size_t)n, sizeof *m);
+    hub_store_outcome_t *out = calloc((size_t)n, sizeof *out);
+    char (*ids)[32] = calloc((size_t)n, 32);
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], 32, "%s-%d", prefix, i);
+        make_msg(&m[i], sender, receiver, ids[i], envelope);
+        if (quota)
+            m[i].quota = *quota;
+    }
+    ck_assert_int_eq(hub_store_append(store, m, (size_t)n, out), 0);
+    tally_t t = {0};
+    for (int i = 0; i < n; i++) {
+        switch (out[i]) {
+        case HUB_STORE_OK: t.ok++; break;
+        case HUB_STORE_QUOTA_SENDER: t.quota_sender++; break;
+        case HUB_STORE_QUOTA_RECEIVER: t.quota_receiver++; break;
+        case HUB_STORE_FULL: t.store_full++; break;
+        default: t.other++; break;
+        }
+        if (out[i] != HUB_STORE_OK && out[i] != HUB_STORE_DUPLICATE)
+            ck_assert_uint_eq(m[i].seq, 0);
+    }
+    free(ids);
+    free(out);
+    free(m);
+    return t;
+}
+
+START_TEST(quotas_in_messages_and_bytes)
+{
+    hub_store_t *store = open_store(NULL);
+    /* Receiver quota in messages, within one call: a batch of 100 to a
+     * receiver that may hold 50 stores 50. */
+    hub_store_quota_t rq = {.receiver_msgs = 50};
+    tally_t t = append_n(store, "A", "OFFLINE", "r", 100, "1234", &rq);
+    ck_assert_int_eq(t.ok, 50);
+    ck_assert_int_eq(t.quota_receiver, 50);
+    assert_held(store, "OFFLINE", 0, 0, 50, 200);
+    /* ... and across calls; another receiver is not affected. */
+    t = append_n(store, "A", "OFFLINE", "r2", 1, "1234", &rq);
+    ck_assert_int_eq(t.quota_receiver, 1);
+    t = append_n(store, "A", "ONLINE", "o", 3, "1234", &rq);
+    ck_assert_int_eq(t.ok, 3);
+    /* Without a quota the same message is stored (0 = no limit). */
+    t = append_n(store, "A", "OFFLINE", "r3", 1, "1234", NULL);
+    ck_assert_int_eq(t.ok, 1);
+
+    /* Sender quota in messages: A holds 54 already. */
+    hub_store_quota_t sq = {.sender_msgs = 56};
+    t = append_n(store, "A", "ONLINE", "s", 5, "1234", &sq);
+    ck_assert_int_eq(t.ok, 2);
+    ck_assert_int_eq(t.quota_sender, 3);
+    t = append_n(store, "B", "ONLINE", "s", 5, "1234", &sq);
+    ck_assert_int_eq(t.ok, 5);
+    /* Both over: the sender is named first. */
+    hub_store_quota_t both = {.sender_msgs = 1, .receiver_msgs = 1};
+    t = append_n(store, "A", "OFFLINE", "b", 1, "1234", &both);
+    ck_assert_int_eq(t.quota_sender, 1);
+
+    /* Bytes: C may hold 10 bytes as a sender. 4 + 4 fit, 4 more do not, 2
+     * more still do (10 is not past 10); an envelope larger than the quota
+     * never fits. */
+    hub_store_quota_t sb = {.sender_bytes = 10};
+    t = append_n(store, "C", "D", "c", 3, "1234", &sb);
+    ck_assert_int_eq(t.ok, 2);
+    ck_assert_int_eq(t.quota_sender, 1);
+    t = append_n(store, "C", "D", "c2", 2, "12", &sb);
+    ck_assert_int_eq(t.ok, 1);
+    ck_assert_int_eq(t.quota_sender, 1);
+    assert_held(store, "C", 3, 10, 0, 0);
+    t = append_n(store, "E", "D", "e", 1, "12345678901", &sb);
+    ck_assert_int_eq(t.quota_sender, 1);
+    /* Receiver bytes. */
+    hub_store_quota_t rb = {.receiver_bytes = 12};
+    t = append_n(store, "E", "D", "e2", 2, "1", &rb); /* D holds 10 */
+    ck_assert_int_eq(t.ok, 2);
+    t = append_n(store, "E", "D", "e3", 1, "1", &rb);
+    ck_assert_int_eq(t.quota_receiver, 1);
+    t = append_n(store, "E", "F", "e4", 1, "1", &rb);
+    ck_assert_int_eq(t.ok, 1);
+
+    /* A refused message is not remembered: once there is room it is new.
+     * Dead letters still count; acking frees room. */
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    hub_store_msg_t q[8];
+    ck_assert_uint_eq(read_all(store, "D", q, 8, arena), 5);
+    ck_assert_int_eq(hub_store_dead_letter(store, &q[0].seq, 1, "ttl expired"), 0);
+    t = append_n(store, "E", "D", "e3", 1, "1", &rb);
+    ck_assert_int_eq(t.quota_receiver, 1);
+    ck_assert_int_eq(hub_store_dlq_purge(store, q[0].seq), 0); /* C's 4 bytes */
+    t = append_n(store, "E", "D", "e3", 1, "1", &rb);
+    ck_assert_int_eq(t.ok, 1);
+    uint64_t s1 = q[1].seq;
+    ck_assert_int_eq(hub_store_ack(store, "D", &s1, 1), 0);
+    t = append_n(store, "C", "D", "c3", 1, "1234", &sb);
+    ck_assert_int_eq(t.ok, 1);
+    assert_held_exact(store, (const char *const[]){"A", "B", "C", "D", "E", "F", "OFFLINE",
+                                                    "ONLINE", NULL});
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+}
+END_TEST
+
+START_TEST(reserve_keeps_the_last_of_the_store_from_one_flow)
+{
+    hub_store_limits_t limits = default_limits;
+    limits.max_bytes = 1u << 20;
+    limits.reserve_percent = 51;
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    ck_assert_int_eq(hub_store_open(dir, &limits, &store, err, sizeof err), HUB_EINVAL);
+    ck_assert_ptr_null(store);
+    ck_assert_msg(strstr(err, "reserve_percent is 51"), "%s", err);
+
+    limits.reserve_percent = 40; /* the reserve line is at 50% */
+    store = open_store(&limits);
+    static char envelope[1501];
+    memset(envelope, 'e', sizeof envelope - 1);
+    /* A floods its offline partner B: refused at the reserve line, not at
+     * the 90% line. */
+    int accepted = 0, i;
+    tally_t t = {.ok = 4};
+    for (i = 0; i < 1000 && t.ok == 4; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "a%d", i);
+        t = append_n(store, "A", "B", prefix, 4, envelope, NULL);
+        accepted += t.ok;
+        ck_assert_int_eq(t.store_full + t.quota_receiver + t.other, 0);
+    }
+    ck_assert_int_gt(t.quota_sender, 0);
+    uint64_t used, max;
+    ck_assert_int_eq(hub_store_usage(store, &used, &max, NULL), 0);
+    ck_assert_msg(used <= max / 2 && used >= max / 100 * 40, "used %llu of %llu",
+                  (unsigned long long)used, (unsigned long long)max);
+    ck_assert_int_gt(accepted, 100);
+
+    /* Another sender to the same receiver: the receiver holds it all. */
+    t = append_n(store, "E", "B", "e", 1, envelope, NULL);
+    ck_assert_int_eq(t.quota_receiver, 1);
+    /* An unrelated flow still gets the rest, up to the 90% line. */
+    int other = 0;
+    t.ok = 4;
+    for (i = 0; i < 1000 && t.ok == 4; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "c%d", i);
+        t = append_n(store, "C", "D", prefix, 4, envelope, NULL);
+        other += t.ok;
+    }
+    ck_assert_int_gt(t.store_full, 0);
+    ck_assert_int_eq(t.quota_sender + t.quota_receiver + t.other, 0);
+    ck_assert_int_gt(other, 100);
+    ck_assert_int_eq(hub_store_usage(store, &used, NULL, NULL), 0);
+    ck_assert_uint_ge(used, max / 100 * 80);
+    /* A still cannot send, to anyone. */
+    t = append_n(store, "A", "D", "a-late", 1, "x", NULL);
+    ck_assert_int_eq(t.store_full + t.quota_sender, 1);
+    assert_held_exact(store, (const char *const[]){"A", "B", "C", "D", "E", NULL});
+    hub_store_close(&store);
+
+    /* Without a reserve the same flood goes on to the 90% line. */
+    tk_rmrf(dir);
+    tk_tmpdir(dir);
+    limits.reserve_percent = 0;
+    store = open_store(&limits);
+    t.ok = 4;
+    for (i = 0; i < 1000 && t.ok == 4; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "a%d", i);
+        t = append_n(store, "A", "B", prefix, 4, envelope, NULL);
+    }
+    ck_assert_int_gt(t.store_full, 0);
+    ck_assert_int_eq(t.quota_sender + t.quota_receiver, 0);
+    ck_assert_int_eq(hub_store_usage(store, &used, NULL, NULL), 0);
+    ck_assert_uint_ge(used, max / 100 * 80);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* Makes the store in `dir` look as format 1 wrote it: no held table, and
+ * "format" 1 in meta. */
+static void make_format_1(void)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, held;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, default_limits.max_bytes), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "held", 0, &held), 0);
+    ck_assert_int_eq(mdb_drop(txn, held, 1), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t one[4] = {1, 0, 0, 0};
+    MDB_val k = {6, "format"}, v = {4, one};
+    ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* The "format" in meta, and whether a held table exists. */
+static uint32_t stored_format(bool *has_held)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, held;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    *has_held = mdb_dbi_open(txn, "held", 0, &held) == 0;
+    MDB_val k = {6, "format"}, v;
+    ck_assert_int_eq(mdb_get(txn, meta, &k, &v), 0);
+    ck_assert_uint_eq(v.mv_size, 4);
+    uint32_t format = ((const uint8_t *)v.mv_data)[0];
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return format;
+}
+
+START_TEST(format_1_store_is_upgraded)
+{
+    hub_store_t *store = open_store(NULL);
+    bool has_held;
+    /* Queued, dead-lettered, acknowledged and settled messages. */
+    hub_store_msg_t m[5];
+    hub_store_outcome_t out[5];
+    make_msg(&m[0], "A", "B", "u1", "12345");
+    make_msg(&m[1], "A", "B", "u2", "1234567");
+    make_msg(&m[2], "C", "B", "u3", "123");
+    make_msg(&m[3], "A", "C", "u4", "1");
+    make_msg(&m[4], "C", "A", "u5", "settled");
+    m[4].settled = true;
+    ck_assert_int_eq(hub_store_append(store, m, 5, out), 0);
+    ck_assert_int_eq(hub_store_dead_letter(store, &m[1].seq, 1, "ttl expired"), 0);
+    ck_assert_int_eq(hub_store_ack(store, "C", &m[3].seq, 1), 0);
+    hub_store_close(&store);
+    ck_assert_uint_eq(stored_format(&has_held), HUB_STORE_FORMAT);
+    ck_assert(has_held);
+
+    make_format_1();
+    ck_assert_uint_eq(stored_format(&has_held), 1);
+    ck_assert(!has_held);
+    store = open_store(NULL);
+    ck_assert_uint_eq(hub_store_upgraded_from(store), 1);
+    assert_held(store, "A", 2, 12, 0, 0);
+    assert_held(store, "B", 0, 0, 3, 15);
+    assert_held(store, "C", 1, 3, 0, 0);
+    assert_held_exact(store, ABC);
+    /* The upgraded counts go on from there. */
+    ck_assert_int_eq(hub_store_ack(store, "B", &m[0].seq, 1), 0);
+    assert_held(store, "A", 1, 7, 0, 0);
+    hub_store_close(&store);
+    ck_assert_uint_eq(stored_format(&has_held), HUB_STORE_FORMAT);
+    ck_assert(has_held);
+    store = open_store(NULL);
+    ck_assert_uint_eq(hub_store_upgraded_from(store), 0);
+    assert_held(store, "A", 1, 7, 0, 0);
+    assert_held_exact(store, ABC);
+    ck_assert_uint_eq(hub_store_upgraded_from(NULL), 0);
+    hub_store_close(&store);
+}
+END_TEST
+
 /* The intact bytes of a record, kept by the first damage_record() call. */
 typedef struct {
     uint8_t bytes[512];
@@ -1013,6 +1548,7 @@ START_TEST(truncated_record_is_an_error)
     ck_assert_int_eq(hub_store_queues(store, on_queue, &stats), 0);
     ck_assert_int_eq(stats.n, 1);
     ck_assert_uint_eq(stats.items[0].depth, 1);
+    assert_held_exact(store, NULL); /* the ack of the damaged one recounted */
     hub_store_arena_destroy(&arena);
     hub_store_close(&store);
 }
@@ -1039,10 +1575,14 @@ START_TEST(damaged_dead_letter_can_be_purged)
     ck_assert_uint_eq(dead[1].msg.seq, s[1]);
     ck_assert_int_eq(hub_store_dlq_get(store, s[1], &dead[0], NULL), HUB_ESTORE);
     ck_assert_int_eq(hub_store_dlq_replay(store, s[1], 0, 0, NULL), HUB_ESTORE);
+    assert_held(store, "S", 3, 6, 0, 0); /* counted when it was whole */
     ck_assert_int_eq(hub_store_dlq_purge(store, s[1]), 0);
     ck_assert_int_eq(hub_store_dlq_list(store, 0, 4, dead, &n, NULL), 0);
     ck_assert_uint_eq(n, 2);
     ck_assert_uint_eq(dead[1].msg.seq, s[2]);
+    /* Whose the damaged record was is unknown: the purge recounted. */
+    assert_held(store, "S", 2, 4, 0, 0);
+    assert_held(store, "R", 0, 0, 2, 4);
     hub_store_close(&store);
 }
 END_TEST
@@ -1072,7 +1612,9 @@ START_TEST(other_format_version_is_refused)
     char err[512] = "";
     ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), HUB_ESTORE);
     ck_assert_ptr_null(store);
-    ck_assert_msg(strstr(err, "format 3") != NULL, "message: %s", err);
+    char want[32];
+    snprintf(want, sizeof want, "format %u", HUB_STORE_FORMAT + 1);
+    ck_assert_msg(strstr(err, want) != NULL, "message: %s", err);
     /* What to do about it, not only what is wrong. */
     ck_assert_msg(strstr(err, "hubctl restore") != NULL, "message: %s", err);
 }
@@ -1081,7 +1623,7 @@ END_TEST
 /* A store written by hubd 0.1 (format 1: the meta table without store_id
  * and created_at, as at commit 09db37b) is upgraded in place when opened:
  * its messages stay queued and readable, and it gets an id. */
-START_TEST(format_1_store_is_upgraded)
+START_TEST(older_store_gets_an_id_kept_for_good)
 {
     hub_store_t *store = open_store(NULL);
     ck_assert_int_eq(append1(store, "S", "R", "m1", NULL), HUB_STORE_OK);
@@ -1680,9 +2222,13 @@ static Suite *store_suite(void)
     tcase_add_test(tc, corrupt_file_is_refused);
     tcase_add_test(tc, foreign_lmdb_file_is_refused);
     tcase_add_test(tc, other_format_version_is_refused);
-    tcase_add_test(tc, format_1_store_is_upgraded);
+    tcase_add_test(tc, older_store_gets_an_id_kept_for_good);
     tcase_add_test(tc, truncated_record_is_an_error);
     tcase_add_test(tc, damaged_dead_letter_can_be_purged);
+    tcase_add_test(tc, held_counts_follow_every_path);
+    tcase_add_test(tc, quotas_in_messages_and_bytes);
+    tcase_add_test(tc, reserve_keeps_the_last_of_the_store_from_one_flow);
+    tcase_add_test(tc, format_1_store_is_upgraded);
     tcase_add_test(tc, reads_run_beside_writes);
     tcase_add_test(tc, open_creates_missing_directories);
     tcase_add_test(tc, batch_commits_as_one_transaction);

@@ -58,6 +58,10 @@
 #define BRIDGE_DETAIL_MAX 1024 /* bytes of a system's error body passed on as text */
 #define BRIDGE_PROBLEM_TYPE "application/problem+json"
 
+/* openapi.json, embedded at build time (embed_openapi.cmake). */
+extern const unsigned char bridge_openapi_json[];
+extern const size_t bridge_openapi_json_len;
+
 typedef struct bridge bridge_t;
 
 /* What the JSON on the HTTP side becomes on the hub side, and back. */
@@ -139,6 +143,11 @@ static int bridge_nack_status(int code)
         return 413;
     case LTH__V1__NACK_CODE__NACK_EXPIRED:
         return 504;
+    case LTH__V1__NACK_CODE__NACK_RATE_LIMITED:
+    case LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED:
+        return 429;
+    case LTH__V1__NACK_CODE__NACK_ID_REUSED:
+        return 409;
     case LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE:
     case LTH__V1__NACK_CODE__NACK_QUEUE_FULL:
     case LTH__V1__NACK_CODE__NACK_STORE_FULL:
@@ -339,6 +348,20 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
     const bridge_mapping_t *map = NULL;
     bridge_mapping_t call_map;
     char why[512] = "";
+    if (!strcmp(req->path, "/openapi.json") && !strcmp(req->method, "GET")) {
+        /* The description holds nothing of this deployment, and OpenAPI
+         * tools fetch it without credentials. */
+        resp->body = malloc(bridge_openapi_json_len);
+        if (!resp->body) {
+            lth_httpd_error(resp, 500, "out of memory", NULL);
+            goto done;
+        }
+        memcpy(resp->body, bridge_openapi_json, bridge_openapi_json_len);
+        resp->body_len = bridge_openapi_json_len;
+        resp->status = 200;
+        snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+        goto done;
+    }
     if (!bridge_token_ok(b, req->authorization)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
@@ -588,6 +611,23 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
             out = bridge_failure_reply(o, rc, &res, reply);
         else
             out = bridge_problem(reply, 500, hub_strerror(rc), NULL);
+    } else if (!ok) {
+        /* An event the system did not take is not dropped: it stays at the
+         * hub, which delivers it again later (with a growing delay) and
+         * dead-letters it when its retry budget runs out. A 4xx other than
+         * 408 and 429 says the system will never take it: dead-letter it now,
+         * with the status, rather than retrying for hours. */
+        bool permanent = res.status >= 400 && res.status < 500 && res.status != 408 &&
+                         res.status != 429;
+        if (permanent) {
+            char refusal[400];
+            snprintf(refusal, sizeof refusal, "the system at %.300s refused the event with HTTP %ld",
+                     o->url, res.status);
+            adp_dead_letter_reason(client, refusal);
+            out = ADP_DEAD_LETTER;
+        } else {
+            out = ADP_LATER;
+        }
     }
     lth_httpc_result_free(&res);
     return out;

@@ -523,6 +523,31 @@ static bool jm_parse_date(const char *s, Lth__Domain__V1__Date *out)
     return true;
 }
 
+/* proto3's JSON mapping: parsers accept a field's lowerCamelCase JSON name
+ * ("personalIds") as well as its proto name ("personal_ids"), and generated
+ * clients (Java's JsonFormat, .NET's JsonFormatter) print the former. */
+static const ProtobufCFieldDescriptor *jm_field_by_json_name(const ProtobufCMessageDescriptor *d,
+                                                            const char *key)
+{
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const char *p = d->fields[i].name, *k = key;
+        bool upper = false;
+        for (; *p && *k; p++) {
+            if (*p == '_') {
+                upper = true;
+                continue;
+            }
+            char want = upper ? (char)toupper((unsigned char)*p) : *p;
+            upper = false;
+            if (*k++ != want)
+                break;
+        }
+        if (!*p && !*k)
+            return &d->fields[i];
+    }
+    return NULL;
+}
+
 static int jm_message_from(const ProtobufCMessageDescriptor *d, const lth_jsonmap_renames_t *r,
                            const json_t *obj, ProtobufCMessage **out, jm_path_t *path,
                            int depth, lth_jsonmap_error_t *err);
@@ -725,8 +750,12 @@ static int jm_message_from(const ProtobufCMessageDescriptor *d, const lth_jsonma
                        jm_json_kind(obj));
     }
     ProtobufCMessage *msg = malloc(d->sizeof_message);
-    if (!msg)
+    bool *given = calloc(d->n_fields + 1, sizeof *given); /* a field named twice is an error */
+    if (!msg || !given) {
+        free(msg);
+        free(given);
         return HUB_ENOMEM;
+    }
     protobuf_c_message_init(d, msg);
     int rc = 0;
     const char *key;
@@ -749,19 +778,28 @@ static int jm_message_from(const ProtobufCMessageDescriptor *d, const lth_jsonma
         }
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name(d, name);
+        if (!f && !r)
+            f = jm_field_by_json_name(d, name);
         size_t saved = jm_path_push(path, key);
         if (!f) {
             char fields[256];
             jm_field_list(d, fields, sizeof fields);
             rc = jm_fail(err, LTH_JSONMAP_UNKNOWN_FIELD, path->text,
                          "unknown field '%s': %s has %s", path->text, d->short_name, fields);
-        } else if (!json_is_null(value)) {
-            rc = jm_field_from(msg, f, value, path, depth, err);
+        } else if (given[f - d->fields]) {
+            rc = jm_fail(err, LTH_JSONMAP_BAD_VALUE, path->text,
+                         "field '%s' is given twice (as %s and in lowerCamelCase); send it once",
+                         path->text, f->name);
+        } else {
+            given[f - d->fields] = true;
+            if (!json_is_null(value))
+                rc = jm_field_from(msg, f, value, path, depth, err);
         }
         jm_path_pop(path, saved);
         if (rc != 0)
             break;
     }
+    free(given);
     if (rc != 0) {
         protobuf_c_message_free_unpacked(msg, NULL);
         return rc;

@@ -1,0 +1,1 @@
+"""Tests of the Python client; run by ctest as python_client."""

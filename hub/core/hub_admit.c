@@ -1,0 +1,514 @@
+/* hub_admit.c — admission: every envelope of a Batch leaves as exactly one
+ * of a NACK, an online-only enqueue or a pending push for the group commit.
+ * Also the tracking of requests, on which the reply rule rests, and the
+ * per-member rate. */
+#include "hub_core_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Envelopes                                                                 */
+
+/* Requests awaiting a reply: message id -> who asked whom. A reply is
+ * accepted only for a request tracked here, from the member the request was
+ * routed to (the delegate, when delegated), to the request's sender, and
+ * only once: the entry then remembers the reply's id, so that a re-send of
+ * that same reply still passes and any other reply is refused. Entries are
+ * forgotten after the request's TTL. Queued requests are also kept in the
+ * store (hub_store_requests_*) so that their replies survive a restart. */
+typedef struct {
+    const char *sender; /* interned member ids */
+    const char *receiver;
+    uint64_t expires_mono_us;
+    bool durable; /* also in the store, until answered */
+    char id[HUB_UUID_LEN + 1];
+    char answer_id[HUB_UUID_LEN + 1]; /* the accepted reply; "" = still open */
+} hub__request_t;
+
+#define HUB__MAX_TRACKED_REQUESTS 1000000
+
+static void hub__request_forget(hub_server_t *self, hub__request_t *req)
+{
+    hub__member_t *s = hub_map_get(self->members, req->sender);
+    if (s && !req->answer_id[0] && s->open_requests)
+        s->open_requests--;
+    hub_map_remove(self->requests, req->id);
+    free(req);
+}
+
+/* Tracks a request the hub is about to accept. Returns 0, or a NACK code
+ * with a sentence in *why when the sender has too many unanswered. */
+static int hub__remember_request(hub_server_t *self, const char *message_id, const char *sender,
+                                 const char *receiver, uint64_t ttl_ms, bool durable,
+                                 const char **why)
+{
+    hub__member_t *s = hub__member(self, sender);
+    hub__member_t *r = hub__member(self, receiver);
+    if (!s || !r) {
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    hub__request_t *old = hub_map_get(self->requests, message_id);
+    if (old && old->sender == s->id && old->receiver == r->id) {
+        old->durable |= durable; /* a re-send: same request */
+        return 0;
+    }
+    if (old && !old->answer_id[0]) {
+        /* Never let one member's request displace another's. */
+        *why = "another open request already has this message_id; give every envelope a new "
+               "random UUID";
+        return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
+    }
+    if (s->open_requests >= self->cfg.max_open_requests ||
+        hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS) {
+        *why = "too many of your requests are waiting for replies; wait for replies (or their "
+               "TTL) before sending more requests";
+        return LTH__V1__NACK_CODE__NACK_QUEUE_FULL;
+    }
+    hub__request_t *req = calloc(1, sizeof *req);
+    if (!req) {
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    if (ttl_ms == 0)
+        ttl_ms = 60000u;
+    if (ttl_ms > self->cfg.max_ttl_ms)
+        ttl_ms = self->cfg.max_ttl_ms;
+    req->sender = s->id;
+    req->receiver = r->id;
+    req->durable = durable;
+    req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
+    snprintf(req->id, sizeof req->id, "%s", message_id);
+    if (old)
+        hub__request_forget(self, old);
+    if (hub_map_put(self->requests, req->id, req) != 0) {
+        free(req);
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    s->open_requests++;
+    return 0;
+}
+
+/* Decides whether a reply may pass: 0 with the request it answers in *out,
+ * or NACK_FORBIDDEN with the reason in `why` (size HUB__WHY_MAX). Nothing
+ * changes until hub__request_answered(). */
+static int hub__admit_reply(hub_server_t *self, const hub_envelope_t *env, hub__request_t **out,
+                            char *why)
+{
+    *out = NULL;
+    hub__request_t *req = hub_map_get(self->requests, env->correlation_id);
+    if (!req) {
+        snprintf(why, HUB__WHY_MAX,
+                 "a reply must answer a request the hub routed and still tracks; %s is unknown, "
+                 "expired or was answered long ago (after a hub restart only queued requests "
+                 "are remembered): send the reply only for a request you received",
+                 env->correlation_id[0] ? env->correlation_id : "an empty correlation_id");
+        return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+    }
+    if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver) != 0) {
+        snprintf(why, HUB__WHY_MAX,
+                 "request %s went from %s to %s; only %s may answer it, and only to %s", req->id,
+                 req->sender, req->receiver, req->receiver, req->sender);
+        return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+    }
+    if (req->answer_id[0] && strcmp(req->answer_id, env->message_id) != 0) {
+        snprintf(why, HUB__WHY_MAX,
+                 "request %s was already answered by reply %s; a request gets one reply", req->id,
+                 req->answer_id);
+        return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
+    }
+    *out = req; /* open, or answered by this same reply (a re-send) */
+    return 0;
+}
+
+/* The reply `reply_id` to `req` has been accepted: no other reply will be. */
+static void hub__request_answered(hub_server_t *self, hub__request_t *req, const char *reply_id)
+{
+    if (req->answer_id[0])
+        return;
+    snprintf(req->answer_id, sizeof req->answer_id, "%s", reply_id);
+    hub__member_t *s = hub_map_get(self->members, req->sender);
+    if (s && s->open_requests)
+        s->open_requests--;
+    if (req->durable) {
+        /* Forgotten by the store with the next commit. */
+        char *id = strdup(req->id);
+        if (id && HUB__PUSH(self->answered, self->answered_n, self->answered_cap, id) != 0)
+            free(id);
+    }
+}
+
+void hub__expire_requests(hub_server_t *self, uint64_t now)
+{
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    /* Removal during iteration is safe with tombstones; a full scan once a
+     * second is cheap next to the traffic that filled the map. */
+    while (hub_map_next(self->requests, &cursor, &key, &value)) {
+        hub__request_t *req = value;
+        if (req->expires_mono_us <= now)
+            hub__request_forget(self, req);
+    }
+}
+
+/* hub_store_requests_load() callback: queued requests tracked again after a
+ * restart. */
+void hub__request_loaded(const hub_store_request_t *sr, void *user)
+{
+    hub_server_t *self = user;
+    uint64_t now = hub_now_us();
+    uint64_t left_ms = sr->expires_at_us > now ? (sr->expires_at_us - now) / 1000u : 1;
+    const char *why;
+    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, left_ms ? left_ms : 1,
+                              true, &why) != 0)
+        HUB_WARN("router", "tracked request not restored", "message_id=%s reason=\"%s\"",
+                 sr->message_id, why);
+}
+
+const char *hub__signature_problem(int rc, bool has_key)
+{
+    if (!has_key)
+        return "the hub has no signing key for the sender; regenerate its keys with 'hubctl "
+               "keygen' and give the hub the new .pub file";
+    if (rc == HUB_EINVAL)
+        return "the envelope is not signed; sign the canonical digest with the member's "
+               "Ed25519 key (proto/README.md)";
+    return "the signature does not match the envelope and the sender's key; the envelope was "
+           "changed after signing, or signed with another key";
+}
+
+/* The member's limits, re-read after every reload: hubd.conf's defaults,
+ * or its policy `limit` line. */
+void hub__member_limits(hub_server_t *self, hub__member_t *m)
+{
+    if (m->limits_gen == self->limits_gen && m->refill_mono_us)
+        return;
+    m->limits_gen = self->limits_gen;
+    hub_policy_limits_t l = {
+        .rate_msgs = self->cfg.rate_msgs,
+        .rate_bytes = self->cfg.rate_bytes,
+        .send_msgs = self->cfg.quota_send_msgs,
+        .send_bytes = self->cfg.quota_send_bytes,
+        .recv_msgs = self->cfg.quota_recv_msgs,
+        .recv_bytes = self->cfg.quota_recv_bytes,
+    };
+    if (self->policy)
+        hub_policy_limits(self->policy, m->id, &l);
+    m->rate_msgs = l.rate_msgs;
+    m->rate_bytes = l.rate_bytes;
+    m->send_msgs = l.send_msgs;
+    m->send_bytes = l.send_bytes;
+    m->recv_msgs = l.recv_msgs;
+    m->recv_bytes = l.recv_bytes;
+    if (!m->refill_mono_us) {
+        m->tokens_msgs = (double)m->rate_msgs;
+        m->tokens_bytes = (double)m->rate_bytes;
+        m->refill_mono_us = hub_monotonic_us();
+    }
+}
+
+/* Token buckets: 0 when the member may send this envelope now, else
+ * NACK_RATE_LIMITED with a sentence in why (HUB__WHY_MAX). A bucket holds
+ * one second's worth, so short bursts pass and a steady flood is cut to
+ * the rate, whatever the others do. */
+int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why)
+{
+    hub__member_limits(self, m);
+    if (!m->rate_msgs && !m->rate_bytes)
+        return 0;
+    uint64_t now = hub_monotonic_us();
+    double dt = (double)(now - m->refill_mono_us) / 1e6;
+    m->refill_mono_us = now;
+    m->tokens_msgs += dt * (double)m->rate_msgs;
+    if (m->tokens_msgs > (double)m->rate_msgs)
+        m->tokens_msgs = (double)m->rate_msgs;
+    m->tokens_bytes += dt * (double)m->rate_bytes;
+    if (m->tokens_bytes > (double)m->rate_bytes)
+        m->tokens_bytes = (double)m->rate_bytes;
+    bool msgs_ok = !m->rate_msgs || m->tokens_msgs >= 1.0;
+    /* An envelope larger than a second's worth passes on a full bucket. */
+    bool bytes_ok = !m->rate_bytes || m->tokens_bytes >= (double)len ||
+                    m->tokens_bytes >= (double)m->rate_bytes;
+    if (msgs_ok && bytes_ok) {
+        m->tokens_msgs -= 1.0;
+        m->tokens_bytes -= (double)len;
+        return 0;
+    }
+    if (!msgs_ok)
+        snprintf(why, HUB__WHY_MAX,
+                 "%s may send %llu envelopes a second and is over that rate; slow down and send "
+                 "this again in %.0f ms (the operator sets the rate: rate_msgs, or a 'limit' "
+                 "line in the policy)",
+                 m->id, (unsigned long long)m->rate_msgs,
+                 1000.0 * (1.0 - m->tokens_msgs) / (double)m->rate_msgs + 1.0);
+    else
+        snprintf(why, HUB__WHY_MAX,
+                 "%s may send %llu envelope bytes a second and is over that rate; slow down and "
+                 "send this again in %.0f ms (the operator sets the rate: rate_bytes, or a "
+                 "'limit' line in the policy)",
+                 m->id, (unsigned long long)m->rate_bytes,
+                 1000.0 * ((double)len - m->tokens_bytes) / (double)m->rate_bytes + 1.0);
+    return LTH__V1__NACK_CODE__NACK_RATE_LIMITED;
+}
+
+void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
+                         size_t len, hub__receipts_t *receipts)
+{
+    hub_envelope_t *env = NULL;
+    if (len > (size_t)self->cfg.max_payload_bytes + 65536u) {
+        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
+                          "envelope of %zu bytes exceeds the hub's limit of %u payload bytes; "
+                          "split the payload or send a reference to it",
+                          len, self->cfg.max_payload_bytes);
+        return;
+    }
+    if (hub_envelope_decode(bytes, len, &env) != 0) {
+        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "an item of the batch is not an encoded lth.v1.Envelope");
+        return;
+    }
+    const char *problem = NULL;
+    const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
+    if (env->payload.len > self->cfg.max_payload_bytes) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
+                          "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
+                          "payload or send a reference to it",
+                          env->payload.len, self->cfg.max_payload_bytes);
+        goto done;
+    }
+    if (hub_envelope_check(env, &problem) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
+                          problem);
+        goto done;
+    }
+    if (env->base.n_unknown_fields > 0 ||
+        (env->batch_proof && env->batch_proof->base.n_unknown_fields > 0)) {
+        /* The hub forwards the exact bytes, and the signature covers only
+         * the fields of lth.v1.Envelope: an unknown field would travel
+         * unsigned. */
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                          "the envelope has fields lth.v1.Envelope does not define; they "
+                          "would not be covered by its signature: remove them");
+        goto done;
+    }
+    char twice[HUB_ERRMSG_MAX]; /* a field encoded twice: forwarded bytes, ambiguous value */
+    if (hub_envelope_check_encoding(bytes, len, twice, sizeof twice) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
+                          twice);
+        goto done;
+    }
+    if (strcmp(env->sender, sender->id) != 0) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
+                          "the envelope claims sender %s but this connection is authenticated "
+                          "as %s; set sender to your own member id",
+                          env->sender, sender->id);
+        goto done;
+    }
+    if (!strcmp(env->receiver, self->own_key.member_id)) {
+        hub__publish(self, sender, env, bytes, len, receipts, mid);
+        goto done;
+    }
+    if (!hub_keydir_find_member(self->keys, env->receiver)) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                          "no member %s is registered with the hub; check the receiver id, or "
+                          "ask the hub operator to add its key",
+                          env->receiver);
+        goto done;
+    }
+    hub__member_t *rcv = hub__member(self, env->receiver);
+    if (rcv) {
+        /* From here on, refusals are counted against this flow. */
+        receipts->receiver = rcv->id;
+        receipts->service = env->service;
+    }
+    /* Deny by default: a request or event needs a data-sharing agreement
+     * with the member it is addressed to; a reply needs the request it
+     * answers (hub__admit_reply, below, once the receiver is known). */
+    if (env->kind != LTH__V1__KIND__KIND_REPLY) {
+        hub_policy_decision_t decision;
+        const char *why = hub__forbidden(self, env->sender, env->receiver, env->service, &decision);
+        if (why) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
+            goto done;
+        }
+    }
+    /* Ủy quyền: the authority addressed has delegated this service. */
+    unsigned deleg_line = 0;
+    const char *delegate = hub_delegations_find(self->delegations, env->receiver, env->service,
+                                                hub_now_us(), &deleg_line);
+    if (delegate && env->kind != LTH__V1__KIND__KIND_REPLY) {
+        if (!hub_keydir_find_member(self->keys, delegate)) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                              "%s delegated %s to %s (delegations line %u), which has no key "
+                              "at the hub; ask the operator to fix the delegation",
+                              env->receiver, env->service, delegate, deleg_line);
+            goto done;
+        }
+        hub__member_t *dm = hub__member(self, delegate);
+        if (dm) {
+            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s",
+                      env->message_id, env->receiver, delegate);
+            rcv = dm;
+            receipts->receiver = dm->id;
+        }
+    } else {
+        delegate = NULL;
+    }
+    if (!rcv) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+        goto done;
+    }
+    /* Replies route back by correlation id: only to a request the hub
+     * tracks, from its receiver, to its sender, once. */
+    hub__request_t *answers = NULL;
+    if (env->kind == LTH__V1__KIND__KIND_REPLY) {
+        char why[HUB__WHY_MAX];
+        int code = hub__admit_reply(self, env, &answers, why);
+        if (code != 0) {
+            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            goto done;
+        }
+    }
+    sender->msgs_in++;
+    sender->bytes_in += len;
+    if (env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
+        if (!rcv->online) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
+                              "%s is not connected to the hub now; send with queued delivery to "
+                              "have the hub keep it until the receiver returns",
+                              rcv->id);
+            goto done;
+        }
+        if (self->cfg.require_signatures) {
+            const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+            int vrc = skp && skp->has_sign
+                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
+                          : HUB_EINVAL;
+            if (vrc != 0) {
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                                  hub__signature_problem(vrc, skp && skp->has_sign));
+                goto done;
+            }
+        }
+        if (hub__waiting(rcv) + len > self->cfg.max_waiting_bytes) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                              "%s is not reading fast enough: %llu bytes already wait for it "
+                              "(the limit is max_waiting_bytes = %llu); send again later, or "
+                              "send with queued delivery",
+                              rcv->id, (unsigned long long)hub__waiting(rcv),
+                              (unsigned long long)self->cfg.max_waiting_bytes);
+            goto done;
+        }
+        if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+            const char *why;
+            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+                                             env->ttl_ms, false, &why);
+            if (code != 0) {
+                hub__receipt_nack(self, receipts, mid, code, "%s", why);
+                goto done;
+            }
+        }
+        if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                              "the hub is out of memory; send again later");
+            goto done;
+        }
+        if (answers)
+            hub__request_answered(self, answers, env->message_id);
+        hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
+        self->stats.envelopes_accepted++;
+        {
+            const char *label = hub__service_label(self, rcv->id, env->service);
+            uint64_t now = hub_now_us();
+            hub_flows_accepted(self->flows, env->sender, rcv->id, label, len, now);
+            hub_flows_delivered(self->flows, env->sender, rcv->id, label, 0, now);
+        }
+        goto done;
+    }
+    /* Durable: wait for the group commit, unless the store is this far
+     * behind: then the sender is told to wait, and the hub's memory stays
+     * bounded whatever the senders do. */
+    if (self->pending_n >= HUB__MAX_PENDING) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                          "the hub's store is behind (%zu envelopes waiting to be written); "
+                          "nothing was stored, send again shortly",
+                          self->pending_n);
+        goto done;
+    }
+    uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
+    if (ttl_ms > self->cfg.max_ttl_ms)
+        ttl_ms = self->cfg.max_ttl_ms;
+    hub__pending_t p;
+    memset(&p, 0, sizeof p);
+    p.bytes = malloc(len ? len : 1);
+    if (!p.bytes) {
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+        goto done;
+    }
+    memcpy(p.bytes, bytes, len);
+    hub__copy_str(p.msg.message_id, sizeof p.msg.message_id, env->message_id);
+    hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
+    hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, rcv->id);
+    if (delegate) {
+        hub__member_t *authority = hub__member(self, env->receiver);
+        p.delegated_from = authority ? authority->id : NULL;
+    }
+    hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
+    p.msg.accepted_at_us = hub_now_us();
+    p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
+    p.msg.envelope = p.bytes;
+    p.msg.envelope_len = len;
+    hub__quota_for(self, sender, rcv, &p.msg.quota);
+    if (self->cfg.require_signatures) {
+        /* Checked on the commit worker, off the loop thread. */
+        const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+        if (!skp || !skp->has_sign || env->signature.len == 0) {
+            free(p.bytes);
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                              hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
+            goto done;
+        }
+        memcpy(p.sign_key, skp->sign_public, 32);
+        p.verify = true;
+        /* A batch signature costs one Ed25519 check per batch (the cache),
+         * so it is checked here, which lets the envelope go early; a single
+         * signature (~75 µs) waits for the commit worker. */
+        if (env->batch_proof) {
+            int vrc = hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache);
+            if (vrc != 0) {
+                free(p.bytes);
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                                  hub__signature_problem(vrc, true));
+                goto done;
+            }
+            p.verify = false;
+        }
+    }
+    if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+        const char *why;
+        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+                                         env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
+        if (code != 0) {
+            free(p.bytes);
+            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            goto done;
+        }
+        p.request_expires_us = p.msg.expires_at_us;
+    }
+    if (answers)
+        hub__request_answered(self, answers, env->message_id);
+    p.msg.preset_seq = self->next_seq++;
+    hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
+    p.queued_mono_us = hub_monotonic_us();
+    if (hub__pending_push(self, &p) != 0) {
+        free(p.bytes);
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+    }
+done:
+    receipts->receiver = NULL;
+    receipts->service = NULL;
+    hub_envelope_free(&env);
+}

@@ -1,0 +1,647 @@
+/* hub_commit.c — group commit: pending envelopes, settles, attempts and
+ * dead letters go to the store in one transaction on the worker thread,
+ * with their audit records; nothing is ACKed before the store's commit
+ * returns (hub__after_commit sends the receipts). */
+#include "hub_core_internal.h"
+
+/* One receipt for all copies of a publication (items[i] is one copy):
+ * ACK when every copy is stored, else the first refusal. A publisher that
+ * sends again after a refusal only adds the missing copies (each copy has a
+ * derived id, de-duplicated on its own). */
+static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i, hub__receipts_t *r)
+{
+    hub__pending_t *item = &job->items[i];
+    if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
+        const char *label = hub__service_label(self, item->msg.receiver, item->msg.service);
+        hub_flows_accepted(self->flows, item->msg.sender, item->msg.receiver, label,
+                           item->msg.envelope_len, hub_now_us());
+    }
+    if (!item->group_first)
+        return;
+    size_t end = i + 1;
+    while (end < job->n_items && job->items[end].group_id[0] && !job->items[end].group_first)
+        end++;
+    for (size_t k = i; k < end; k++) {
+        hub__pending_t *c = &job->items[k];
+        if (job->append_rc != 0) {
+            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                              "the hub's store could not commit (%s); send again later",
+                              hub_strerror(job->append_rc));
+            return;
+        }
+        if (c->verdict != 0) {
+            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                              hub__signature_problem(c->verdict, true));
+            return;
+        }
+        if (job->outcomes[k] == HUB_STORE_QUOTA_SENDER ||
+            job->outcomes[k] == HUB_STORE_QUOTA_RECEIVER) {
+            hub__quota_nack(self, r, item->group_id, &c->msg, job->outcomes[k]);
+            return;
+        }
+        if (job->outcomes[k] == HUB_STORE_QUEUE_FULL || job->outcomes[k] == HUB_STORE_FULL) {
+            bool queue = job->outcomes[k] == HUB_STORE_QUEUE_FULL;
+            hub__receipt_nack(self, r, item->group_id,
+                              queue ? LTH__V1__NACK_CODE__NACK_QUEUE_FULL
+                                    : LTH__V1__NACK_CODE__NACK_STORE_FULL,
+                              "the copy for subscriber %s was refused (%s); the other "
+                              "subscribers have theirs: send the same message again later",
+                              c->msg.receiver, queue ? "its queue is full" : "store full");
+            return;
+        }
+    }
+    hub__receipt_ack(r, item->group_id, item->msg.seq);
+    self->stats.envelopes_accepted++;
+}
+
+static void hub__after_commit(uv_work_t *req, int status)
+{
+    hub__commit_t *job = req->data;
+    hub_server_t *self = job->server;
+    self->commit = NULL;
+    self->stats.commits++;
+    if (self->audit)
+        self->audit_seq = job->audit_seq;
+    (void)status;
+
+    /* Receipts, one frame per sender. */
+    hub_map_t *by_sender = hub_map_new();
+    for (size_t i = 0; by_sender && i < job->n_items; i++) {
+        hub_store_msg_t *msg = &job->items[i].msg;
+        hub__receipts_t *r = hub_map_get(by_sender, msg->sender);
+        if (!r) {
+            r = malloc(sizeof *r);
+            if (!r || hub__receipts_init(r, job->n_items) != 0 ||
+                hub_map_put(by_sender, msg->sender, r) != 0) {
+                if (r)
+                    hub__receipts_free(r);
+                free(r);
+                continue;
+            }
+            hub__member_t *sm = hub__member(self, msg->sender);
+            r->sender = sm ? sm->id : "";
+        }
+        if (job->items[i].group_id[0]) {
+            hub__group_receipt(self, job, i, r);
+            continue;
+        }
+        if (job->append_rc != 0) {
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                              "the hub's store could not commit (%s); nothing was stored, send "
+                              "again later",
+                              hub_strerror(job->append_rc));
+            continue;
+        }
+        if (job->items[i].verdict != 0) {
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                              "%s", hub__signature_problem(job->items[i].verdict, true));
+            continue;
+        }
+        switch (job->outcomes[i]) {
+        case HUB_STORE_OK: {
+            hub__member_t *rm =
+                job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
+            hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
+            self->stats.envelopes_accepted++;
+            const char *label = hub__service_label(self, msg->receiver, msg->service);
+            uint64_t now = hub_now_us();
+            hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len,
+                               now);
+            hub_flows_exchange_t x = {msg->message_id, msg->sender,       msg->receiver, label,
+                                      "accepted",      msg->envelope_len, now,           0};
+            hub_flows_exchange(self->flows, &x);
+            break;
+        }
+        case HUB_STORE_DUPLICATE: {
+            hub__member_t *rm =
+                job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
+            hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
+            self->stats.duplicates++;
+            break;
+        }
+        case HUB_STORE_QUEUE_FULL:
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                              "the queue of %s is full (%llu messages); nothing was stored, "
+                              "send again once it drains",
+                              msg->receiver, (unsigned long long)self->cfg.max_queue_depth);
+            break;
+        case HUB_STORE_FULL:
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_STORE_FULL,
+                              "the hub's store is full; nothing was stored, send again later "
+                              "(operators: drain or purge the dead-letter queue, or raise "
+                              "max_store_bytes)");
+            break;
+        case HUB_STORE_QUOTA_SENDER:
+        case HUB_STORE_QUOTA_RECEIVER:
+            hub__quota_nack(self, r, msg->message_id, msg, job->outcomes[i]);
+            break;
+        }
+    }
+    size_t cursor = 0;
+    const char *sender;
+    void *value;
+    while (by_sender && hub_map_next(by_sender, &cursor, &sender, &value)) {
+        hub__receipts_t *r = value;
+        hub__member_t *m = hub_map_get(self->members, sender);
+        if (m)
+            hub__receipts_send(self, m, r);
+        hub__receipts_free(r);
+        free(r);
+    }
+    hub_map_destroy(&by_sender);
+
+    for (size_t i = 0; i < job->n_items; i++) {
+        if (job->items[i].early)
+            continue;
+        hub__member_t *m = hub_map_get(self->members, job->items[i].msg.receiver);
+        if (m && m->pending_late > 0)
+            m->pending_late--;
+    }
+    /* Fast path: hand fresh messages straight to receivers that are caught up. */
+    for (size_t i = 0; job->append_rc == 0 && i < job->n_items; i++) {
+        if (job->items[i].verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
+            continue;
+        hub_store_msg_t *msg = &job->items[i].msg;
+        hub__member_t *m = hub_map_get(self->members, msg->receiver);
+        if (!m || !m->online)
+            continue;
+        /* Delivered before the commit, to this connection (a reconnect since
+         * starts its queue again from the store). */
+        if (job->items[i].early && m->loaded_seq >= msg->seq)
+            continue;
+        if (!m->backlog && m->inflight_open < self->cfg.max_in_flight && msg->seq > m->loaded_seq) {
+            if (hub__enqueue_out(self, m, msg->sender, msg->seq, 1, job->items[i].bytes,
+                                 job->items[i].msg.envelope_len) == 0 &&
+                hub__inflight_add(self, m, msg, 1) == 0) {
+                m->loaded_seq = msg->seq;
+                hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender,
+                             m->id, msg->service, "attempt 1");
+                uint64_t now = hub_now_us();
+                hub_flows_delivered(self->flows, msg->sender, m->id,
+                                    hub__service_label(self, m->id, msg->service),
+                                    now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
+            } else {
+                m->backlog = true;
+            }
+        } else {
+            m->backlog = true;
+        }
+    }
+    if (job->other_rc != 0)
+        HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
+                  "error=\"%s\"", hub_strerror(job->other_rc));
+    self->stats.dead_lettered += job->n_dead;
+    for (size_t i = 0; i < job->n_dead; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        hub__member_t *sm = hub_map_get(self->members, d->sender);
+        hub__member_t *rm = hub_map_get(self->members, d->receiver);
+        if (sm && rm) /* bounded labels: both are members the hub knows */
+            hub_flows_dead_lettered(self->flows, sm->id, rm->id,
+                                    hub__service_label(self, rm->id, d->service), hub_now_us());
+    }
+    free(job->dead);
+    free(job->dead_reason);
+    if (job->pruned == HUB_STORE_PRUNE_BATCH)
+        self->prune_due = true; /* more to forget: go on at the next commit */
+
+    for (size_t i = 0; i < job->n_items; i++)
+        free(job->items[i].bytes);
+    free(job->items);
+    free(job->outcomes);
+    for (size_t i = 0; i < job->n_acks; i++)
+        free(job->acks[i].seqs);
+    free(job->acks);
+    free(job->attempt_seqs);
+    free(job->dead_ttl);
+    free(job->dead_retry);
+    for (size_t i = 0; i < job->n_dead_policy; i++)
+        free(job->dead_policy[i].reason);
+    free(job->dead_policy);
+    for (size_t i = 0; i < job->n_answered; i++)
+        free(job->answered[i]);
+    free(job->answered);
+    hub__auditq_free(job->audit, job->n_audit);
+    if (job->audit_rc != 0)
+        HUB_ERROR("audit", "writing the audit log failed", "error=\"%s\"",
+                  hub_strerror(job->audit_rc));
+    free(job);
+
+    /* Receivers with a backlog get it now. */
+    cursor = 0;
+    while (hub_map_next(self->members, &cursor, NULL, &value))
+        hub__pump(self, value);
+    hub__flush_all(self);
+    if (!self->stopping)
+        hub__commit_start(self);
+}
+
+/* Appends one record to the audit log (worker thread only). */
+int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
+                   const char *message_id, uint64_t hub_seq, const char *sender,
+                   const char *receiver, const char *service, const char *reason,
+                   const hub_envelope_t *env)
+{
+    hub_audit_record_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.event = event;
+    rec.time_us = time_us;
+    rec.message_id = message_id;
+    rec.hub_seq = hub_seq;
+    rec.sender = sender;
+    rec.receiver = receiver;
+    rec.service = service;
+    rec.reason = reason;
+    if (env) {
+        /* The payload's digest and the sender's signature, never the payload. */
+        hub_audit_payload_sha256(env->payload.data, env->payload.len, rec.payload_sha256);
+        rec.has_payload_sha256 = true;
+        rec.signature = env->signature.data;
+        rec.signature_len = env->signature.len <= 64 ? env->signature.len : 64;
+    }
+    return hub_audit_append(audit, &rec);
+}
+
+/* Signature checks over items[begin, end) (worker threads; each item is
+ * touched by one thread only). */
+typedef struct {
+    hub__pending_t *items;
+    hub_envelope_t **envs;
+    size_t begin, end;
+} hub__verify_t;
+
+static void *hub__verify_range(void *arg)
+{
+    hub__verify_t *v = arg;
+    /* The envelopes of one signed batch sit next to each other: one
+     * Ed25519 verification covers them (hub_sign.h, batch signatures). */
+    hub_sigcache_t cache;
+    memset(&cache, 0, sizeof cache);
+    for (size_t i = v->begin; i < v->end; i++) {
+        hub__pending_t *p = &v->items[i];
+        if (!p->verify)
+            continue;
+        p->verdict = v->envs && v->envs[i]
+                         ? hub_envelope_verify_cached(v->envs[i], p->sign_key, &cache)
+                         : HUB_EINVAL;
+    }
+    return NULL;
+}
+
+static void hub__commit_work(uv_work_t *req)
+{
+    hub__commit_t *job = req->data;
+    hub_server_t *server = job->server;
+    hub_store_t *store = server->store;
+    hub_audit_t *audit = server->audit;
+    int arc = 0;
+
+    /* Signatures are checked here, off the loop thread; the envelopes are
+     * decoded again only when a signature or the audit log needs them. */
+    hub_envelope_t **envs = NULL;
+    if (job->n_items > 0 && (audit || server->cfg.require_signatures))
+        envs = calloc(job->n_items, sizeof *envs);
+    size_t n_ok = 0;
+    hub_store_msg_t *msgs = job->n_items ? malloc(job->n_items * sizeof *msgs) : NULL;
+    size_t *index = job->n_items ? malloc(job->n_items * sizeof *index) : NULL;
+    job->append_rc = 0;
+    bool batched = false;
+    if (job->n_items > 0 && (!msgs || !index)) {
+        job->append_rc = HUB_ENOMEM;
+    } else {
+        for (size_t i = 0; envs && i < job->n_items; i++)
+            hub_envelope_decode(job->items[i].bytes, job->items[i].msg.envelope_len, &envs[i]);
+        /* Ed25519 verification dominates the full path: a second thread
+         * checks half of a large batch while this one checks the rest. */
+        hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2},
+                                   {job->items, envs, job->n_items / 2, job->n_items}};
+        pthread_t helper;
+        bool threaded = envs && server->cfg.require_signatures && job->n_items >= 64 &&
+                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
+        if (threaded) {
+            hub__verify_range(&halves[0]);
+            pthread_join(helper, NULL);
+        } else {
+            halves[0].end = job->n_items;
+            hub__verify_range(&halves[0]);
+        }
+        for (size_t i = 0; i < job->n_items; i++) {
+            hub__pending_t *p = &job->items[i];
+            /* The copies of one publication share the first copy's check. */
+            if (p->group_id[0] && !p->group_first && i > 0)
+                p->verdict = job->items[i - 1].verdict;
+            if (p->verdict != 0)
+                continue;
+            index[n_ok] = i;
+            msgs[n_ok++] = p->msg;
+        }
+        /* Everything from here that writes the store is one LMDB
+         * transaction: one durable commit per cycle. Without a batch (it
+         * could not begin) each call commits on its own: as durable, slower. */
+        batched = hub_store_batch_begin(store) == 0;
+        hub_store_outcome_t *outcomes = n_ok ? malloc(n_ok * sizeof *outcomes) : NULL;
+        if (n_ok > 0 && !outcomes)
+            job->append_rc = HUB_ENOMEM;
+        else if (n_ok > 0)
+            job->append_rc = hub_store_append(store, msgs, n_ok, outcomes);
+        size_t n_req = 0;
+        for (size_t k = 0; k < n_ok && job->append_rc == 0; k++) {
+            size_t i = index[k];
+            job->outcomes[i] = outcomes[k];
+            job->items[i].msg.seq = msgs[k].seq;
+            job->items[i].msg.accepted_at_us = msgs[k].accepted_at_us;
+            n_req += outcomes[k] == HUB_STORE_OK && job->items[i].request_expires_us;
+        }
+        free(outcomes);
+        /* Queued requests are tracked in the store too, in the same
+         * commit, so that their replies are still accepted after a restart. */
+        hub_store_request_t *reqs = n_req ? malloc(n_req * sizeof *reqs) : NULL;
+        size_t nr = 0;
+        for (size_t i = 0; reqs && i < job->n_items; i++) {
+            const hub__pending_t *p = &job->items[i];
+            if (p->verdict != 0 || job->outcomes[i] != HUB_STORE_OK || !p->request_expires_us)
+                continue;
+            hub_store_request_t *r = &reqs[nr++];
+            memcpy(r->message_id, p->msg.message_id, sizeof r->message_id);
+            memcpy(r->sender, p->msg.sender, sizeof r->sender);
+            memcpy(r->receiver, p->msg.receiver, sizeof r->receiver);
+            r->expires_at_us = p->request_expires_us;
+        }
+        if (nr > 0) {
+            int r = hub_store_requests_put(store, reqs, nr);
+            if (r != 0)
+                job->append_rc = r; /* nothing of this cycle is ACKed */
+        }
+        free(reqs);
+    }
+    free(msgs);
+    free(index);
+    if (!batched)
+        batched = hub_store_batch_begin(store) == 0;
+
+    int rc = 0;
+    if (job->n_answered > 0)
+        rc = hub_store_requests_del(store, (const char *const *)job->answered, job->n_answered);
+    for (size_t i = 0; i < job->n_acks; i++) {
+        int r = hub_store_ack(store, job->acks[i].receiver, job->acks[i].seqs, job->acks[i].n);
+        if (r != 0)
+            rc = r;
+    }
+    if (job->n_attempts > 0 && (rc == 0))
+        rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
+    size_t n_policy = job->n_dead_policy;
+    size_t n_groups = 2 + n_policy;
+    struct hub__deadgroup {
+        uint64_t *seqs;
+        size_t n;
+        const char *reason;
+    } *dead = calloc(n_groups, sizeof *dead);
+    if (!dead)
+        n_groups = 0;
+    else {
+        dead[0] = (struct hub__deadgroup){job->dead_ttl, job->n_dead_ttl, "ttl expired"};
+        dead[1] =
+            (struct hub__deadgroup){job->dead_retry, job->n_dead_retry, "retry budget exhausted"};
+        for (size_t i = 0; i < n_policy; i++)
+            dead[2 + i] =
+                (struct hub__deadgroup){&job->dead_policy[i].seq, 1, job->dead_policy[i].reason};
+    }
+    size_t n_all_dead = job->n_dead_ttl + job->n_dead_retry + n_policy;
+    for (size_t d = 0; d < n_groups; d++) {
+        if (dead[d].n == 0)
+            continue;
+        int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
+        if (r != 0)
+            rc = r;
+        if (r == 0 && !job->dead) {
+            job->dead = calloc(n_all_dead, sizeof *job->dead);
+            job->dead_reason = calloc(n_all_dead, sizeof *job->dead_reason);
+            if (!job->dead_reason) {
+                free(job->dead);
+                job->dead = NULL;
+            }
+        }
+        for (size_t i = 0; r == 0 && job->dead && i < dead[d].n; i++) {
+            hub_store_dead_t dl;
+            if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
+                continue;
+            job->dead[job->n_dead] = dl.msg;
+            job->dead[job->n_dead].envelope = NULL;
+            job->dead_reason[job->n_dead++] = dead[d].reason;
+        }
+    }
+    free(dead);
+    if (job->prune_dedup) {
+        /* Forget message ids older than the window, a bounded batch at a
+         * time, so that the store does not grow with every id ever seen. */
+        size_t pruned = 0;
+        int r = hub_store_prune_dedup(store, hub_now_us(), &pruned);
+        if (r != 0)
+            rc = r;
+        job->pruned = pruned;
+    }
+    if (batched) {
+        int crc = hub_store_batch_commit(store);
+        if (crc != 0) {
+            /* Nothing of this cycle is stored: no ACK, no settle, no
+             * dead-letter happened; senders and redelivery try again. */
+            job->append_rc = crc;
+            rc = crc;
+            job->n_dead = 0;
+            job->pruned = 0;
+        }
+    }
+    job->other_rc = rc;
+    /* The audit log says what the store now holds. */
+    for (size_t i = 0; audit && job->dead && i < job->n_dead; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq, d->sender,
+                               d->receiver, d->service, job->dead_reason[i], NULL);
+        if (a != 0)
+            arc = a;
+    }
+    for (size_t i = 0; audit && i < job->n_items; i++) {
+        hub__pending_t *p = &job->items[i];
+        char reason[320];
+        hub_audit_event_t event = HUB_AUDIT_NACKED;
+        if (p->verdict != 0)
+            snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
+        else if (job->append_rc != 0)
+            snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
+                     hub_strerror(job->append_rc));
+        else if (job->outcomes[i] == HUB_STORE_QUEUE_FULL)
+            snprintf(reason, sizeof reason, "QUEUE_FULL");
+        else if (job->outcomes[i] == HUB_STORE_FULL)
+            snprintf(reason, sizeof reason, "STORE_FULL");
+        else if (job->outcomes[i] == HUB_STORE_QUOTA_SENDER)
+            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the sender's");
+        else if (job->outcomes[i] == HUB_STORE_QUOTA_RECEIVER)
+            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the receiver's");
+        else if (job->outcomes[i] == HUB_STORE_DUPLICATE)
+            continue; /* already recorded when first accepted */
+        else
+            event = HUB_AUDIT_ACCEPTED;
+        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from)
+            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
+        int r = hub__audit_put(audit, event, 0, p->msg.message_id,
+                               event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
+                               p->msg.receiver, p->msg.service,
+                               event == HUB_AUDIT_ACCEPTED && !p->delegated_from ? NULL : reason,
+                               envs ? envs[i] : NULL);
+        if (r != 0)
+            arc = r;
+    }
+    for (size_t i = 0; envs && i < job->n_items; i++)
+        hub_envelope_free(&envs[i]);
+    free(envs);
+    /* Then what the loop recorded since the last commit, in order: after
+     * the acceptances, since an envelope delivered before its commit has
+     * its DELIVERED record here. */
+    for (size_t i = 0; audit && i < job->n_audit; i++) {
+        const hub__auditq_t *q = &job->audit[i];
+        int r = hub__audit_put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
+                               q->receiver, q->service, q->reason, NULL);
+        if (r != 0)
+            arc = r;
+    }
+    if (audit) {
+        int r = hub_audit_tick(audit, hub_now_us());
+        if (r == 0)
+            r = hub_audit_flush(audit);
+        if (r != 0)
+            arc = r;
+    }
+    job->audit_rc = arc;
+    job->audit_seq = audit ? hub_audit_seq(audit) : 0;
+}
+
+static void hub__on_commit_timer(uv_timer_t *t)
+{
+    hub__commit_start(t->data);
+}
+
+/* Starts a group commit of everything gathered so far, unless one runs. */
+void hub__commit_start(hub_server_t *self)
+{
+    if (self->commit)
+        return;
+    /* An envelope delivered early (hub__deliver_early) waits up to
+     * HUB__SETTLE_WAIT_US for its receiver's settle: settled, the commit
+     * keeps only its de-duplication record (hub_store_msg_t.settled)
+     * instead of storing it now and deleting it in the next commit. The
+     * commit takes the longest prefix of envelopes that are settled, were
+     * not delivered early, or have waited long enough; the sender's ACK
+     * waits for that, the round trip does not. */
+    size_t ready = 0;
+    uint64_t now_mono = hub_monotonic_us();
+    while (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS) {
+        const hub__pending_t *p = &self->pending[ready];
+        if (!self->stopping && p->early && !p->msg.settled &&
+            now_mono - p->queued_mono_us < HUB__SETTLE_WAIT_US)
+            break;
+        ready++;
+    }
+    /* An envelope that was not delivered early waits for its commit to be
+     * delivered at all: the commit goes at least as far as the last one. */
+    if (self->pending_late_n > 0) {
+        size_t last = self->pending_n;
+        while (last > ready && self->pending[last - 1].early)
+            last--;
+        if (last > ready)
+            ready = last < HUB__MAX_COMMIT_ITEMS ? last : HUB__MAX_COMMIT_ITEMS;
+    }
+    if (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS &&
+        !uv_is_active((uv_handle_t *)&self->commit_timer)) {
+        uint64_t waited = now_mono - self->pending[ready].queued_mono_us;
+        uint64_t left = waited < HUB__SETTLE_WAIT_US ? HUB__SETTLE_WAIT_US - waited : 0;
+        uv_timer_start(&self->commit_timer, hub__on_commit_timer, (left + 999) / 1000, 0);
+    }
+    /* Members with settles to write are counted as they get their first,
+     * so that an idle turn does not walk every member (10,000 of them). */
+    size_t n_settled = self->members_with_settles;
+    size_t cursor = 0;
+    void *value;
+    if (ready == 0 && n_settled == 0 && self->attempt_n == 0 && self->dead_ttl_n == 0 &&
+        self->dead_retry_n == 0 && self->dead_policy_n == 0 && self->answered_n == 0 &&
+        self->auditq_n == 0 && !self->audit_tick_due && !self->prune_due)
+        return;
+    self->audit_tick_due = false;
+    hub__commit_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    job->server = self;
+    job->req.data = job;
+    size_t take = ready;
+    /* The copies of one publication commit together (one receipt). */
+    while (take > 0 && take < self->pending_n && self->pending[take].group_id[0] &&
+           !self->pending[take].group_first)
+        take++;
+    if (take > 0) {
+        job->items = malloc(take * sizeof *job->items);
+        job->outcomes = calloc(take, sizeof *job->outcomes);
+        if (!job->items || !job->outcomes) {
+            free(job->items);
+            free(job->outcomes);
+            free(job);
+            return;
+        }
+        memcpy(job->items, self->pending, take * sizeof *job->items);
+        for (size_t i = 0; i < take; i++)
+            if (!job->items[i].early && self->pending_late_n > 0)
+                self->pending_late_n--;
+        memmove(self->pending, self->pending + take,
+                (self->pending_n - take) * sizeof *self->pending);
+        self->pending_n -= take;
+        if (self->pending_n == 0 && self->pending_cap > 4096) {
+            /* A burst is over: give its memory back. */
+            free(self->pending);
+            self->pending = NULL;
+            self->pending_cap = 0;
+        }
+        job->n_items = take;
+    }
+    if (n_settled > 0) {
+        job->acks = calloc(n_settled, sizeof *job->acks);
+        cursor = 0;
+        while (job->acks && job->n_acks < n_settled &&
+               hub_map_next(self->members, &cursor, NULL, &value)) {
+            hub__member_t *m = value;
+            if (m->settled_n == 0)
+                continue;
+            hub__ackgroup_t *g = &job->acks[job->n_acks++];
+            snprintf(g->receiver, sizeof g->receiver, "%s", m->id);
+            g->seqs = m->settled;
+            g->n = m->settled_n;
+            self->members_with_settles--;
+            m->settled = NULL;
+            m->settled_n = m->settled_cap = 0;
+        }
+    }
+    job->attempt_seqs = self->attempt_seqs;
+    job->n_attempts = self->attempt_n;
+    self->attempt_seqs = NULL;
+    self->attempt_n = self->attempt_cap = 0;
+    job->dead_ttl = self->dead_ttl;
+    job->n_dead_ttl = self->dead_ttl_n;
+    self->dead_ttl = NULL;
+    self->dead_ttl_n = self->dead_ttl_cap = 0;
+    job->dead_retry = self->dead_retry;
+    job->n_dead_retry = self->dead_retry_n;
+    self->dead_retry = NULL;
+    self->dead_retry_n = self->dead_retry_cap = 0;
+    job->dead_policy = self->dead_policy;
+    job->n_dead_policy = self->dead_policy_n;
+    self->dead_policy = NULL;
+    self->dead_policy_n = self->dead_policy_cap = 0;
+    job->answered = self->answered;
+    job->n_answered = self->answered_n;
+    self->answered = NULL;
+    self->answered_n = self->answered_cap = 0;
+    job->prune_dedup = self->prune_due;
+    self->prune_due = false;
+    job->audit = self->auditq;
+    job->n_audit = self->auditq_n;
+    self->auditq = NULL;
+    self->auditq_n = self->auditq_cap = 0;
+    self->commit = job;
+    uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
+}

@@ -1,0 +1,484 @@
+/* hub_core_internal.h — PRIVATE to hub/core: the server's state and the
+ * functions its stages share. Nothing outside hub/core includes it; the
+ * public contract is hub_server.h.
+ *
+ * The data path, in the order an envelope takes it:
+ *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads
+ *   hub_admit.c     admission: an envelope leaves as exactly one of NACK, online-only
+ *                   enqueue or pending push; request tracking and the reply rule
+ *   hub_pubsub.c    publications and durable subscriptions
+ *   hub_meta.c      metaservices: what a member may ask the hub itself
+ *   hub_commit.c    group commit: nothing is ACKed before the store's commit returns
+ *   hub_delivery.c  delivery: early delivery, the in-flight window, the pump
+ *   hub_send.c      frames out: deliveries, receipts (all receipt paths), slow peers
+ *   hub_trust.c     keys, certificates, agreements, delegations
+ *   hub_zap.c       ZAP: who may connect
+ *   hub_members.c   the member table and the audit queue
+ */
+#ifndef HUB_CORE_INTERNAL_H
+#define HUB_CORE_INTERNAL_H
+
+#include "hub_server.h"
+#include "hub_conf.h"
+#include "hub_audit.h"
+#include "hub_cert.h"
+#include "hub_delegation.h"
+#include "hub_error.h"
+#include "hub_flows.h"
+#include "hub_id.h"
+#include "hub_jsonw.h"
+#include "hub_keys.h"
+#include "hub_log.h"
+#include "hub_map.h"
+#include "hub_metrics.h"
+#include "hub_ops.h"
+#include "hub_policy.h"
+#include "hub_sign.h"
+#include "hub_store.h"
+#include "hub_wire.h"
+#include "hub_zsock.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sodium.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define HUB__DRAIN_BUDGET 256 /* ZeroMQ messages read per loop turn */
+/* ... and envelopes: a turn ends after about this many, so that a member
+ * sending large batches cannot make everyone else's turn wait long. */
+#define HUB__TURN_ENVELOPES 1024
+#define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
+#define HUB__MAX_PENDING 65536     /* envelopes waiting for the store, all senders */
+#define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define HUB__READ_BATCH 512 /* messages read from a queue at a time */
+/* What one connection can hold of the hub's memory: ZeroMQ keeps at most
+ * HUB__SNDHWM frames for a peer that does not read, each Deliveries frame
+ * is cut near HUB__FRAME_SOFT_MAX bytes, and what ZeroMQ will not take yet
+ * waits in the member's own queue, counted in bytes against
+ * max_waiting_bytes (hub__waiting). */
+#define HUB__SNDHWM 16
+#define HUB__RCVHWM 1000
+#define HUB__FRAME_SOFT_MAX (1u << 20)
+#define HUB__REFUSAL_LOGS_PER_S 5 /* refusal log lines per member and second */
+#define HUB__WHY_MAX 512          /* bytes of a refusal's sentence */
+#define HUB__RETRY_MS 2           /* frames ZeroMQ refused are offered again this often */
+
+/* ------------------------------------------------------------------------ */
+/* Members                                                                   */
+
+typedef struct {
+    uint64_t seq;
+    uint64_t deadline_us; /* monotonic: redeliver when passed */
+    uint32_t attempt;
+    bool settled;
+    char message_id[HUB_UUID_LEN + 1];
+    const char *sender;      /* interned: the sender member's id */
+    char *service;           /* owned */
+    uint64_t accepted_at_us; /* wall clock */
+} hub__inflight_t;
+
+/* An audit record waiting for the commit worker, which alone writes the
+ * log (so the loop never waits for the disk). Strings are owned copies,
+ * except sender and receiver, which point at member ids that live as long
+ * as the server. */
+typedef struct {
+    hub_audit_event_t event;
+    uint64_t time_us;
+    uint64_t hub_seq;
+    char message_id[HUB_UUID_LEN + 1];
+    const char *sender;
+    const char *receiver;
+    char *service;
+    char *reason;
+} hub__auditq_t;
+
+typedef struct {
+    uint64_t seq; /* 0 for online-only envelopes, which need no settle */
+    uint32_t attempt;
+    uint8_t *bytes; /* owned copy of the sender's encoded envelope */
+    size_t len;
+    uint8_t sign_key[32]; /* the sender's Ed25519 key, for the receiver to verify */
+    bool has_sign_key;
+} hub__outitem_t;
+
+/* Receipts under construction for one sender. */
+typedef struct {
+    const char *sender;   /* for the audit log */
+    const char *receiver; /* of the envelope being judged, once known to the hub */
+    const char *service;
+    Lth__V1__Ack *acks;
+    Lth__V1__Ack **ack_ptrs;
+    Lth__V1__Nack *nacks;
+    Lth__V1__Nack **nack_ptrs;
+    char **reasons;
+    size_t n_acks, n_nacks, cap;
+    uint32_t item; /* 1-based place in the Batch of the envelope being judged; 0 = none */
+} hub__receipts_t;
+
+/* An encoded frame ZeroMQ would not take yet (the peer's pipe was full). */
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+} hub__blocked_t;
+
+typedef struct hub__member {
+    char id[HUB_MEMBER_ID_MAX + 1];
+    uint8_t rid[256]; /* ROUTER routing id of the live connection */
+    size_t rid_len;
+    bool online;
+    uint64_t connected_at_us; /* wall clock */
+    uint64_t last_seen_mono_us;
+    uint64_t last_seen_us; /* wall clock */
+    char address[64];      /* peer address of the live connection */
+    char *services;        /* offered services, comma-separated (from Hello) */
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+
+    /* Durable delivery state (valid while online). */
+    hub__inflight_t *inflight; /* sorted by seq */
+    size_t inflight_n, inflight_cap, inflight_open;
+    uint64_t loaded_seq; /* highest seq handed out since (re)connect */
+    bool backlog;        /* the store may hold more than loaded_seq */
+    uint64_t *settled;   /* settled seqs waiting for the next commit */
+    size_t settled_n, settled_cap;
+    size_t pending_late;    /* queued for it, not delivered early, not yet committed */
+    uint32_t open_requests; /* its requests still waiting for a reply */
+
+    /* Rate limit (token buckets, refilled by elapsed time, a second's worth
+     * deep) and what it may hold; from hubd.conf, or its policy `limit`. */
+    uint32_t limits_gen; /* == server's: the cached limits are current */
+    uint64_t rate_msgs, rate_bytes;
+    uint64_t send_msgs, send_bytes, recv_msgs, recv_bytes; /* store quotas */
+    double tokens_msgs, tokens_bytes;
+    uint64_t refill_mono_us;
+    /* Refusal log lines: at most HUB__REFUSAL_LOGS_PER_S a second each. */
+    uint64_t refusal_log_window_us;
+    uint32_t refusal_logs;
+    uint64_t refusals_unlogged;
+
+    /* Outbound deliveries gathered during this loop turn. */
+    hub__outitem_t *out;
+    size_t out_n, out_cap;
+    uint64_t out_bytes; /* envelope bytes in out[] */
+    /* Frames the peer's ZeroMQ pipe would not take yet, in order. */
+    hub__blocked_t *blocked;
+    size_t blocked_head, blocked_n, blocked_cap;
+    uint64_t blocked_bytes;
+    uint64_t stalled_since_mono_us; /* last time it took a frame while frames waited */
+    struct hub__member *next_blocked;
+    bool on_blocked_list;
+    struct hub__member *next_dirty;
+    bool dirty;
+
+    /* ACKs of online-only envelopes held for the next Deliveries frame
+     * (Hello.receipts_in_deliveries), at most HUB__HOLD_RECEIPTS_US. */
+    bool piggyback;
+    hub__receipts_t *held;
+    size_t held_n, held_cap;
+    uint64_t held_since_mono_us;
+    struct hub__member *next_held;
+    bool on_held_list;
+} hub__member_t;
+
+typedef struct {
+    struct hub__member *m;
+    hub__receipts_t r;
+} hub__turnrcpt_t;
+
+/* An envelope waiting for the next group commit. */
+typedef struct {
+    hub_store_msg_t msg;
+    uint8_t *bytes;       /* owned */
+    uint8_t sign_key[32]; /* the sender's Ed25519 key, when verify is set */
+    bool verify;          /* check the signature on the worker */
+    int verdict;          /* set by the worker: 0, or a HUB_E* code from verification */
+    /* A published event is stored once per subscriber under ids derived from
+     * its own; the copies form a group that gets one receipt, for this id. */
+    char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
+    bool group_first;
+    const char *delegated_from; /* interned: the authority addressed, when delegated */
+    bool early;                 /* delivered before its commit (hub__deliver_early) */
+    uint64_t queued_mono_us;
+    uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
+} hub__pending_t;
+
+/* A queued message to dead-letter with a reason of its own: its agreement
+ * ended before it could be delivered (the reason names the agreement), or
+ * its receiver refused it (Settle.rejects). */
+typedef struct {
+    uint64_t seq;
+    char *reason; /* owned */
+} hub__deadpol_t;
+
+typedef struct {
+    char receiver[HUB_MEMBER_ID_MAX + 1];
+    uint64_t *seqs;
+    size_t n;
+} hub__ackgroup_t;
+
+typedef struct {
+    uv_work_t req;
+    hub_server_t *server;
+    hub__pending_t *items;
+    size_t n_items;
+    hub_store_outcome_t *outcomes;
+    int append_rc;
+    hub__ackgroup_t *acks;
+    size_t n_acks;
+    uint64_t *attempt_seqs;
+    size_t n_attempts;
+    uint64_t *dead_ttl, *dead_retry;
+    size_t n_dead_ttl, n_dead_retry;
+    hub__deadpol_t *dead_policy;
+    size_t n_dead_policy;
+    char **answered; /* tracked requests answered: forget them in the store */
+    size_t n_answered;
+    int other_rc;
+    hub__auditq_t *audit; /* loop-side records to append first */
+    size_t n_audit;
+    int audit_rc;
+    uint64_t audit_seq;       /* the log's sequence after this commit */
+    hub_store_msg_t *dead;    /* metadata of what was dead-lettered, for the flows */
+    const char **dead_reason; /* one per dead[]; static, or owned by dead_policy */
+    size_t n_dead;
+    bool prune_dedup; /* forget expired de-duplication records too */
+    size_t pruned;
+} hub__commit_t;
+
+struct hub_server {
+    hub_config_t cfg;
+    uv_loop_t *loop;
+    void *zctx;
+    void *router;
+    void *zap;
+    hub_zsock_t *router_watch;
+    hub_zsock_t *zap_watch;
+    hub_keydir_t *keys;
+    hub_keypair_t own_key;
+    hub_policy_t *policy;     /* NULL: no policy_file, everything allowed (development) */
+    uint64_t policy_since_us; /* wall clock: when this policy was loaded */
+    hub_delegations_t *delegations;
+    uv_timer_t cert_timer; /* reloads certificates when one expires or starts */
+    uint64_t cert_timer_first_ms;
+    hub_metric_family_t *cert_expiry;   /* lth_certificate_expiry_timestamp_seconds{member} */
+    hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
+    hub_map_t *members;                 /* member id -> hub__member_t */
+    hub_map_t *requests;                /* request message id -> hub__request_t */
+    size_t members_with_settles;        /* members whose settled list is not empty */
+    hub_map_t *subs;                    /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
+    char subs_path[PATH_MAX];
+    uint64_t last_request_sweep_us;
+    hub_store_t *store;
+    hub_store_arena_t *arena;
+    hub_store_msg_t *readbuf; /* HUB__READ_BATCH messages read from the store */
+    char endpoint[256];
+
+    uv_timer_t housekeeping;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_usr2;
+    bool handles_open;
+    bool stopping;
+
+    hub__member_t *dirty_head;
+    hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
+    size_t turn_rcpt_n, turn_rcpt_cap;
+    hub__member_t *held_head;    /* members holding receipts */
+    hub__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
+    uv_timer_t retry_timer;      /* offers them again every HUB__RETRY_MS */
+    uv_timer_t held_timer;       /* sends receipts held too long on their own */
+
+    /* Group commit. */
+    hub__pending_t *pending;
+    size_t pending_n, pending_cap;
+    uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
+    size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
+    hub__deadpol_t *dead_policy; /* agreement ended before delivery */
+    size_t dead_policy_n, dead_policy_cap;
+    char **answered; /* durable requests answered since the last commit */
+    size_t answered_n, answered_cap;
+    hub__commit_t *commit;   /* in progress, or NULL */
+    uint64_t next_seq;       /* the seq the next accepted envelope gets (preset_seq) */
+    size_t pending_late_n;   /* pending envelopes not delivered early (they wait for a commit) */
+    uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
+
+    hub_metrics_t *metrics;
+    hub_flows_t *flows;
+    hub_ops_t *ops; /* the operator HTTP endpoint, or NULL */
+    hub_ops_source_t ops_source;
+    uint64_t audit_seq;       /* copied from the worker after each commit */
+    const char *current_peer; /* Peer-Address of the message being handled */
+    hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
+
+    hub_audit_t *audit; /* NULL when the audit log is off; worker-only while a commit runs */
+    hub__auditq_t *auditq;
+    size_t auditq_n, auditq_cap;
+    bool audit_tick_due;
+    uint64_t last_audit_tick_us; /* monotonic */
+    bool prune_due;              /* de-duplication records to forget (every 10 s) */
+    uint64_t last_prune_us;      /* monotonic */
+
+    uint64_t refused_since_log;
+    uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */
+    size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
+    uint64_t last_refusal_log_us;
+    hub_server_stats_t stats;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+/* snprintf(dst, size, "%s", src) without the format machinery (hot path). */
+static inline void hub__copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+static inline int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *grown = realloc(*array, ncap * elem);
+    if (!grown)
+        return HUB_ENOMEM;
+    *array = grown;
+    *cap = ncap;
+    return 0;
+}
+
+/* An envelope created this recently (by the sender's clock, compared with
+ * the hub's) by a sender connected for longer is not a re-send. */
+#define HUB__FRESH_US 2000000u
+
+/* How long a commit may wait for the settles of envelopes delivered before
+ * it (hub__commit_start). */
+#define HUB__SETTLE_WAIT_US 30000u
+
+/* Seqs handed out but not yet committed are lost with a crash; the hub
+ * skips this many after a restart so that none is ever given twice (a
+ * receiver may still settle one it got before the crash). Far more than
+ * HUB__MAX_PENDING plus one commit. */
+#define HUB__SEQ_RESTART_GAP (1u << 20)
+
+/* How long an online-only ACK may wait for a Deliveries frame to ride in. */
+#define HUB__HOLD_RECEIPTS_US 1000u
+
+#define HUB__PUSH(arr, n, cap, value)                                                              \
+    (hub__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0 ? ((arr)[(n)++] = (value), 0) \
+                                                                     : HUB_ENOMEM)
+
+/* Subscribers of one topic ("PUBLISHER/SERVICE/VERSION"). */
+typedef struct {
+    const char **members; /* interned member ids */
+    size_t n, cap;
+} hub__sublist_t;
+
+/* ------------------------------------------------------------------------ */
+/* Shared between the stages (each defined in the file named)               */
+
+/* hub_members.c */
+void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                  uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
+                  const char *reason);
+void hub__auditq_free(hub__auditq_t *q, size_t n);
+void hub__held_free(hub__member_t *m);
+hub__member_t *hub__member(hub_server_t *self, const char *id);
+void hub__member_free(hub__member_t *m);
+const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service);
+
+/* hub_send.c */
+void hub__blocked_drop(hub__member_t *m);
+int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                     uint32_t attempt, const uint8_t *bytes, size_t len);
+void hub__flush_all(hub_server_t *self);
+void hub__on_held_timer(uv_timer_t *t);
+void hub__on_retry_timer(uv_timer_t *t);
+void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq);
+void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_t seq,
+                             const char *routed_to);
+bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                           const char *reason);
+void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void hub__receipts_free(hub__receipts_t *r);
+int hub__receipts_init(hub__receipts_t *r, size_t cap);
+void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r);
+bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m);
+void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
+                         const char *reason);
+int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame);
+void hub__turn_receipts_hold(hub_server_t *self);
+void hub__turn_receipts_send(hub_server_t *self);
+uint64_t hub__waiting(const hub__member_t *m);
+
+/* hub_delivery.c */
+uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt);
+bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_t created_at_us,
+                        hub__member_t *rcv, hub__pending_t *p);
+int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
+                      uint32_t attempt);
+void hub__inflight_compact(hub__member_t *m);
+hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq);
+void hub__member_reset_delivery(hub__member_t *m);
+int hub__pending_push(hub_server_t *self, hub__pending_t *p);
+void hub__pump(hub_server_t *self, hub__member_t *m);
+void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
+                    hub_store_quota_t *q);
+void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
+                     const hub_store_msg_t *msg, hub_store_outcome_t outcome);
+bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg);
+
+/* hub_commit.c */
+int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
+                   const char *message_id, uint64_t hub_seq, const char *sender,
+                   const char *receiver, const char *service, const char *reason,
+                   const hub_envelope_t *env);
+void hub__commit_start(hub_server_t *self);
+
+/* hub_trust.c */
+const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
+                           const char *service, hub_policy_decision_t *d);
+int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size);
+int hub__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
+                     char *err, size_t err_size);
+void hub__on_cert_timer(uv_timer_t *timer);
+
+/* hub_pubsub.c */
+int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size);
+void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
+                  const uint8_t *bytes, size_t len, hub__receipts_t *receipts, const char *mid);
+int hub__save_subscriptions(hub_server_t *self);
+int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic);
+
+/* hub_admit.c */
+void hub__expire_requests(hub_server_t *self, uint64_t now);
+void hub__member_limits(hub_server_t *self, hub__member_t *m);
+int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why);
+void hub__request_loaded(const hub_store_request_t *sr, void *user);
+void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
+                         size_t len, hub__receipts_t *receipts);
+const char *hub__signature_problem(int rc, bool has_key);
+
+/* hub_meta.c */
+int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
+                     char **json, size_t *json_len, const char **why);
+void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
+                         const char *json, size_t len);
+
+/* hub_server.c */
+void hub__housekeeping(uv_timer_t *timer);
+int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size);
+
+/* hub_zap.c */
+void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user);
+
+#endif

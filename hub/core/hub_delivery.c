@@ -1,0 +1,273 @@
+/* hub_delivery.c — getting queued envelopes to their receivers: early
+ * delivery before the commit, the in-flight window and redelivery backoff,
+ * the pump that reads a receiver's queue from the store, and the re-check
+ * of agreements at delivery. */
+#include "hub_core_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Durable delivery                                                          */
+
+uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
+{
+    uint64_t delay = (uint64_t)self->cfg.redelivery_ms * 1000u;
+    for (uint32_t i = 1; i < attempt && delay < 3600ull * 1000000u; i++)
+        delay *= 2;
+    return delay;
+}
+
+int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
+                      uint32_t attempt)
+{
+    hub__member_t *sender = hub__member(self, msg->sender);
+    hub__inflight_t f = {msg->seq,
+                         hub_monotonic_us() + hub__backoff_us(self, attempt),
+                         attempt,
+                         false,
+                         "",
+                         sender ? sender->id : "",
+                         strdup(msg->service),
+                         msg->accepted_at_us};
+    memcpy(f.message_id, msg->message_id, sizeof f.message_id);
+    if (!f.service || HUB__PUSH(m->inflight, m->inflight_n, m->inflight_cap, f) != 0) {
+        free(f.service);
+        return HUB_ENOMEM;
+    }
+    m->inflight_open++;
+    return 0;
+}
+
+hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq)
+{
+    size_t lo = 0, hi = m->inflight_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->inflight[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < m->inflight_n && m->inflight[lo].seq == seq) ? &m->inflight[lo] : NULL;
+}
+
+/* Drops settled entries from the array. */
+void hub__inflight_compact(hub__member_t *m)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < m->inflight_n; r++) {
+        if (!m->inflight[r].settled)
+            m->inflight[w++] = m->inflight[r];
+        else
+            free(m->inflight[r].service);
+    }
+    m->inflight_n = w;
+    m->inflight_open = w;
+}
+
+void hub__member_reset_delivery(hub__member_t *m)
+{
+    for (size_t i = 0; i < m->inflight_n; i++)
+        free(m->inflight[i].service);
+    m->inflight_n = 0;
+    m->inflight_open = 0;
+    m->loaded_seq = 0;
+    m->backlog = true;
+}
+
+/* The store quotas a queued message from `sender` to `receiver` is held to. */
+void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
+                    hub_store_quota_t *q)
+{
+    hub__member_limits(self, sender);
+    hub__member_limits(self, receiver);
+    q->sender_msgs = sender->send_msgs;
+    q->sender_bytes = sender->send_bytes;
+    q->receiver_msgs = receiver->recv_msgs;
+    q->receiver_bytes = receiver->recv_bytes;
+}
+
+/* The sentence of a QUOTA_EXCEEDED: whose quota, how much is held, what to do. */
+void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
+                     const hub_store_msg_t *msg, hub_store_outcome_t outcome)
+{
+    bool as_sender = outcome == HUB_STORE_QUOTA_SENDER;
+    const char *who = as_sender ? msg->sender : msg->receiver;
+    hub_store_held_t held = {0, 0};
+    hub_store_held(self->store, who, as_sender ? &held : NULL, as_sender ? NULL : &held);
+    hub__member_t *m = hub_map_get(self->members, who);
+    uint64_t qm = m ? (as_sender ? m->send_msgs : m->recv_msgs) : 0;
+    uint64_t qb = m ? (as_sender ? m->send_bytes : m->recv_bytes) : 0;
+    if (as_sender)
+        hub__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
+                          "your quota in the hub's store is used up: %s holds %llu messages, "
+                          "%llu bytes (its quota: %llu messages, %llu bytes, or less when the "
+                          "store is nearly full); nothing was stored: send again once your "
+                          "receivers have taken their messages, or ask the operator for a "
+                          "larger 'limit'",
+                          who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
+                          (unsigned long long)qm, (unsigned long long)qb);
+    else
+        hub__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
+                          "the receiver's quota in the hub's store is used up: %s holds %llu "
+                          "messages, %llu bytes waiting for it (its quota: %llu messages, %llu "
+                          "bytes, or less when the store is nearly full); nothing was stored: "
+                          "send again once it has taken its messages",
+                          who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
+                          (unsigned long long)qm, (unsigned long long)qb);
+}
+
+/* Rule: a queued message is delivered only while the agreement it was
+ * accepted under still holds; one whose agreement ended (by its date, or by
+ * a reload) goes to the dead-letter queue with a reason naming it. The
+ * check is needed only for messages accepted before the last instant the
+ * agreements narrowed (a reload, or an agreement's end), so the common
+ * path decodes nothing. Replies travel on their request's agreement.
+ * Returns true when `msg` may be delivered; otherwise queues its dead
+ * letter and returns false. */
+bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
+{
+    if (!self->policy)
+        return true;
+    uint64_t now = hub_now_us();
+    uint64_t epoch = hub_policy_last_end(self->policy, now);
+    if (self->policy_since_us > epoch)
+        epoch = self->policy_since_us;
+    if (msg->accepted_at_us >= epoch)
+        return true;
+    hub_envelope_t *env = NULL;
+    if (hub_envelope_decode(msg->envelope, msg->envelope_len, &env) != 0)
+        return true; /* it was checked at acceptance; the receiver's SDK refuses garbage */
+    const char *consumer = msg->sender, *provider = env->receiver;
+    bool check = env->kind != LTH__V1__KIND__KIND_REPLY;
+    if (!strcmp(env->receiver, self->own_key.member_id)) {
+        consumer = msg->receiver; /* a publication: the subscriber's agreement */
+        provider = msg->sender;
+    }
+    hub_policy_decision_t d;
+    const char *why = check ? hub__forbidden(self, consumer, provider, env->service, &d) : NULL;
+    bool ok = why == NULL;
+    if (!ok) {
+        char reason[HUB_STORE_REASON_MAX + 1];
+        snprintf(reason, sizeof reason, "agreement ended before delivery: %s:%u", d.file, d.line);
+        hub__deadpol_t dp = {msg->seq, strdup(reason)};
+        if (!dp.reason ||
+            HUB__PUSH(self->dead_policy, self->dead_policy_n, self->dead_policy_cap, dp) != 0)
+            free(dp.reason);
+        HUB_WARN("router", "agreement ended before delivery: dead-lettered",
+                 "seq=%llu sender=%s receiver=%s service=%s reason=\"%s\"",
+                 (unsigned long long)msg->seq, msg->sender, msg->receiver, msg->service, why);
+    }
+    hub_envelope_free(&env);
+    return ok;
+}
+
+/* Hands queued messages to an online receiver while it has credit. */
+void hub__pump(hub_server_t *self, hub__member_t *m)
+{
+    if (!m->online || !m->backlog || self->stopping)
+        return;
+    while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight &&
+           hub__waiting(m) < self->cfg.max_waiting_bytes) {
+        size_t want = self->cfg.max_in_flight - m->inflight_open;
+        if (want > HUB__READ_BATCH)
+            want = HUB__READ_BATCH;
+        hub_store_msg_t *msgs = self->readbuf;
+        size_t n = 0;
+        hub_store_arena_reset(self->arena);
+        int rc =
+            hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n, self->arena);
+        if (rc != 0) {
+            HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
+                      hub_strerror(rc));
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t attempt = msgs[i].attempts + 1;
+            if (!hub__still_allowed(self, &msgs[i])) {
+                m->loaded_seq = msgs[i].seq;
+                continue;
+            }
+            if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt, msgs[i].envelope,
+                                 msgs[i].envelope_len) != 0 ||
+                hub__inflight_add(self, m, &msgs[i], attempt) != 0)
+                return;
+            hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq, msgs[i].sender,
+                         m->id, msgs[i].service, attempt == 1 ? "attempt 1" : "redelivery");
+            if (attempt == 1) {
+                uint64_t now = hub_now_us();
+                hub_flows_delivered(self->flows, msgs[i].sender, m->id,
+                                    hub__service_label(self, m->id, msgs[i].service),
+                                    now > msgs[i].accepted_at_us ? now - msgs[i].accepted_at_us : 0,
+                                    now);
+            }
+            m->loaded_seq = msgs[i].seq;
+        }
+        if (n < want)
+            m->backlog = false;
+    }
+}
+
+/* Queues an envelope for the next group commit. Its seq was taken from
+ * self->next_seq already (preset_seq), so that it can be delivered early. */
+int hub__pending_push(hub_server_t *self, hub__pending_t *p)
+{
+    if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, *p) != 0)
+        return HUB_ENOMEM;
+    if (!p->early) {
+        hub__member_t *r = hub__member(self, p->msg.receiver);
+        if (r)
+            r->pending_late++;
+        self->pending_late_n++;
+    }
+    return 0;
+}
+
+/* Forwards a durable envelope to its receiver now, while the group commit
+ * that makes it durable (and ACKs the sender) is still to come, when that
+ * can neither reorder nor reveal anything:
+ *   - the receiver is connected and caught up: nothing of its queue is
+ *     waiting in the store, and nothing for it waits for a commit without
+ *     having been delivered early (pending_late);
+ *   - no signature needs checking (those are checked on the commit worker
+ *     before anyone sees the envelope);
+ *   - the store does not know the message already (a re-send is answered
+ *     with its first ACK and not delivered again); the store is asked only
+ *     for envelopes that may be re-sends (HUB__FRESH_US).
+ * The receiver works while the store writes, so a round trip no longer
+ * waits for the commits of request and reply in turn. Nothing is lost: the
+ * sender is ACKed only after the commit, and if the hub stops before it,
+ * the sender sends again and the receiver drops the duplicate by message
+ * id (at-least-once delivery, as after any crash). A message the commit
+ * then refuses (QUEUE_FULL, STORE_FULL, INTERNAL) has been seen by the
+ * receiver and will come again when the sender retries. */
+bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_t created_at_us,
+                        hub__member_t *rcv, hub__pending_t *p)
+{
+    if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
+        rcv->inflight_open >= self->cfg.max_in_flight ||
+        hub__waiting(rcv) + p->msg.envelope_len > self->cfg.max_waiting_bytes)
+        return false;
+    /* Clients send an envelope again after a reconnect, or when its
+     * receipt is long overdue (the SDK: 30 s): only then can the store know
+     * it already, so only then is it asked (a read on this thread). */
+    uint64_t now = p->msg.accepted_at_us;
+    bool fresh = created_at_us <= now + HUB__FRESH_US && now <= created_at_us + HUB__FRESH_US &&
+                 now >= sender->connected_at_us + HUB__FRESH_US;
+    uint64_t seq;
+    hub_store_state_t state;
+    if (!fresh && hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq, &state) !=
+                      HUB_ENOTFOUND)
+        return false;
+    p->msg.seq = p->msg.preset_seq;
+    if (hub__enqueue_out(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes, p->msg.envelope_len) !=
+        0)
+        return false;
+    if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
+        rcv->backlog = true; /* untracked: the next pump reads it from the store */
+    rcv->loaded_seq = p->msg.seq;
+    p->early = true;
+    hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender, rcv->id,
+                 p->msg.service, "attempt 1, before the commit");
+    hub_flows_delivered(self->flows, p->msg.sender, rcv->id,
+                        hub__service_label(self, rcv->id, p->msg.service), 0, hub_now_us());
+    return true;
+}

@@ -1,0 +1,92 @@
+/* hub_members.c — the member table (one record per member id, interned:
+ * its id pointer lives as long as the server) and the queue of audit
+ * records the loop hands to the commit worker. */
+#include "hub_core_internal.h"
+
+hub__member_t *hub__member(hub_server_t *self, const char *id)
+{
+    hub__member_t *m = hub_map_get(self->members, id);
+    if (m)
+        return m;
+    m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    snprintf(m->id, sizeof m->id, "%s", id);
+    if (hub_map_put(self->members, m->id, m) != 0) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The service as a metrics label: only services the receiver offered in a
+ * Hello, so that a sender cannot grow the label set at will. */
+const char *hub__service_label(hub_server_t *self, const char *receiver, const char *service)
+{
+    hub__member_t *m = receiver && *receiver ? hub_map_get(self->members, receiver) : NULL;
+    if (!m || !m->services || !service || !*service)
+        return "_unlisted";
+    size_t len = strlen(service);
+    for (const char *p = m->services; (p = strstr(p, service)) != NULL; p += len) {
+        bool starts = p == m->services || p[-1] == ',';
+        bool ends = p[len] == '\0' || p[len] == ',';
+        if (starts && ends)
+            return service;
+    }
+    return "_unlisted";
+}
+
+/* Forgets the receipts a member holds (they belong to its connection). */
+void hub__held_free(hub__member_t *m)
+{
+    for (size_t i = 0; i < m->held_n; i++)
+        hub__receipts_free(&m->held[i]);
+    m->held_n = 0;
+}
+
+void hub__member_free(hub__member_t *m)
+{
+    hub__blocked_drop(m);
+    hub__member_reset_delivery(m);
+    hub__held_free(m);
+    free(m->held);
+    for (size_t i = 0; i < m->out_n; i++)
+        free(m->out[i].bytes);
+    free(m->out);
+    free(m->inflight);
+    free(m->settled);
+    free(m->services);
+    free(m);
+}
+
+/* Queues an audit record for the commit worker. */
+void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                  uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
+                  const char *reason)
+{
+    if (!self->audit)
+        return;
+    hub__auditq_t q = {event, hub_now_us(), hub_seq, "", NULL, NULL, NULL, NULL};
+    snprintf(q.message_id, sizeof q.message_id, "%s", message_id ? message_id : "");
+    hub__member_t *s = sender && *sender ? hub__member(self, sender) : NULL;
+    hub__member_t *r = receiver && *receiver ? hub__member(self, receiver) : NULL;
+    q.sender = s ? s->id : "";
+    q.receiver = r ? r->id : "";
+    q.service = service && *service ? strdup(service) : NULL;
+    q.reason = reason && *reason ? strdup(reason) : NULL;
+    if (HUB__PUSH(self->auditq, self->auditq_n, self->auditq_cap, q) != 0) {
+        free(q.service);
+        free(q.reason);
+        HUB_ERROR("audit", "out of memory: an audit record was lost", "event=%s",
+                  hub_audit_event_name(event));
+    }
+}
+
+void hub__auditq_free(hub__auditq_t *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].service);
+        free(q[i].reason);
+    }
+    free(q);
+}

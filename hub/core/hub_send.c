@@ -1,0 +1,520 @@
+/* hub_send.c — everything that leaves the hub: a member's Deliveries are
+ * gathered during a loop turn and flushed at its end; receipts (ACK/NACK)
+ * are built, held for a Deliveries frame to ride in, or sent; frames a slow
+ * peer's pipe will not take wait here, counted against max_waiting_bytes. */
+#include "hub_core_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+
+/* Bytes waiting to leave for a member: gathered deliveries and frames its
+ * ZeroMQ pipe would not take yet. */
+uint64_t hub__waiting(const hub__member_t *m)
+{
+    return m->out_bytes + m->blocked_bytes;
+}
+
+void hub__blocked_drop(hub__member_t *m)
+{
+    for (size_t i = 0; i < m->blocked_n; i++)
+        free(m->blocked[(m->blocked_head + i) % m->blocked_cap].buf);
+    free(m->blocked);
+    m->blocked = NULL;
+    m->blocked_head = m->blocked_n = m->blocked_cap = 0;
+    m->blocked_bytes = 0;
+    m->stalled_since_mono_us = 0;
+}
+
+/* Keeps an encoded frame (taking ownership) until the peer's pipe takes it. */
+static int hub__blocked_push(hub_server_t *self, hub__member_t *m, uint8_t *buf, size_t len)
+{
+    if (m->blocked_n == m->blocked_cap) {
+        size_t cap = m->blocked_cap ? 2 * m->blocked_cap : 8;
+        hub__blocked_t *ring = malloc(cap * sizeof *ring);
+        if (!ring) {
+            free(buf);
+            return HUB_ENOMEM;
+        }
+        for (size_t i = 0; i < m->blocked_n; i++)
+            ring[i] = m->blocked[(m->blocked_head + i) % m->blocked_cap];
+        free(m->blocked);
+        m->blocked = ring;
+        m->blocked_head = 0;
+        m->blocked_cap = cap;
+    }
+    m->blocked[(m->blocked_head + m->blocked_n++) % m->blocked_cap] = (hub__blocked_t){buf, len};
+    m->blocked_bytes += len;
+    if (m->stalled_since_mono_us == 0)
+        m->stalled_since_mono_us = hub_monotonic_us();
+    if (!m->on_blocked_list) {
+        m->on_blocked_list = true;
+        m->next_blocked = self->blocked_list;
+        self->blocked_list = m;
+        if (!uv_is_active((uv_handle_t *)&self->retry_timer))
+            uv_timer_start(&self->retry_timer, hub__on_retry_timer, HUB__RETRY_MS, HUB__RETRY_MS);
+    }
+    return 0;
+}
+
+/* One zmq send of an encoded frame: 0, HUB_EAGAIN (pipe full), or another
+ * error (EHOSTUNREACH: the connection is gone and the member goes offline). */
+static int hub__zmq_send(hub_server_t *self, hub__member_t *m, const uint8_t *buf, size_t len)
+{
+    if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        if (e == EHOSTUNREACH) {
+            HUB_INFO("router", "member connection gone", "member=%s", m->id);
+            m->online = false;
+            hub__blocked_drop(m);
+        }
+        return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
+    }
+    m->bytes_out += len;
+    return 0;
+}
+
+/* Sends one frame to a member's live connection. A frame its pipe will not
+ * take yet waits, in order, in the member's blocked queue (counted against
+ * max_waiting_bytes), and is offered again every HUB__RETRY_MS; a member
+ * that takes nothing for drain_timeout_ms is cut off (hub__housekeeping).
+ * EHOSTUNREACH means the connection is gone: the member goes offline and
+ * its unsettled deliveries stay in the store. */
+int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
+{
+    if (!m->online || m->rid_len == 0)
+        return HUB_ECLOSED;
+    uint8_t *buf;
+    size_t len;
+    int rc = hub_frame_encode(frame, &buf, &len);
+    if (rc != 0)
+        return rc;
+    if (m->blocked_n == 0) {
+        rc = hub__zmq_send(self, m, buf, len);
+        /* Any call on the socket, a failed send too, may consume the edge
+         * of ZMQ_FD: have the watcher look at ZMQ_EVENTS again. */
+        hub_zsock_kick(self->router_watch);
+        if (rc != HUB_EAGAIN) {
+            free(buf);
+            return rc;
+        }
+    }
+    return hub__blocked_push(self, m, buf, len);
+}
+
+/* Offers waiting frames again, oldest first, to every member that has any. */
+static void hub__retry_blocked(hub_server_t *self)
+{
+    hub__member_t **link = &self->blocked_list;
+    bool tried = false;
+    while (*link) {
+        hub__member_t *m = *link;
+        while (m->online && m->blocked_n > 0) {
+            hub__blocked_t *b = &m->blocked[m->blocked_head];
+            tried = true;
+            if (hub__zmq_send(self, m, b->buf, b->len) != 0)
+                break;
+            m->blocked_bytes -= b->len;
+            free(b->buf);
+            m->blocked_head = (m->blocked_head + 1) % m->blocked_cap;
+            m->blocked_n--;
+            m->stalled_since_mono_us = hub_monotonic_us(); /* it is draining */
+        }
+        if (!m->online)
+            hub__blocked_drop(m);
+        if (m->blocked_n == 0) {
+            m->stalled_since_mono_us = 0;
+            m->on_blocked_list = false;
+            *link = m->next_blocked;
+            m->next_blocked = NULL;
+        } else {
+            link = &m->next_blocked;
+        }
+    }
+    if (tried) /* even a failed send may consume ZMQ_FD's edge */
+        hub_zsock_kick(self->router_watch);
+    if (!self->blocked_list)
+        uv_timer_stop(&self->retry_timer);
+}
+
+void hub__on_retry_timer(uv_timer_t *t)
+{
+    hub__retry_blocked(t->data);
+}
+
+/* A frame-level refusal to a connection identified only by routing id. */
+void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
+                         const char *reason)
+{
+    Lth__V1__Nack nack = LTH__V1__NACK__INIT;
+    nack.message_id = "";
+    nack.code = (Lth__V1__NackCode)code;
+    nack.reason = (char *)reason;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_ERROR;
+    frame.error = &nack;
+    uint8_t *buf;
+    size_t len;
+    if (hub_frame_encode(&frame, &buf, &len) != 0)
+        return;
+    if (zmq_send(self->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->router, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    hub_zsock_kick(self->router_watch);
+    if (code > 0 && code < 32)
+        self->stats.nacks_by_code[code]++;
+}
+
+int hub__receipts_init(hub__receipts_t *r, size_t cap)
+{
+    memset(r, 0, sizeof *r);
+    if (cap == 0)
+        cap = 1;
+    r->cap = cap;
+    r->acks = calloc(cap, sizeof *r->acks);
+    r->ack_ptrs = calloc(cap, sizeof *r->ack_ptrs);
+    r->nacks = calloc(cap, sizeof *r->nacks);
+    r->nack_ptrs = calloc(cap, sizeof *r->nack_ptrs);
+    r->reasons = calloc(cap, sizeof *r->reasons);
+    return (r->acks && r->ack_ptrs && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
+}
+
+void hub__receipts_free(hub__receipts_t *r)
+{
+    for (size_t i = 0; i < r->n_acks; i++)
+        free(r->acks[i].message_id);
+    for (size_t i = 0; i < r->n_nacks; i++) {
+        free(r->reasons[i]);
+        free(r->nacks[i].message_id);
+    }
+    free(r->acks);
+    free(r->ack_ptrs);
+    free(r->nacks);
+    free(r->nack_ptrs);
+    free(r->reasons);
+}
+
+void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq)
+{
+    hub__receipt_ack_routed(r, message_id, seq, NULL);
+}
+
+/* routed_to: an interned member id (lives as long as the server), or NULL. */
+void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_t seq,
+                             const char *routed_to)
+{
+    if (r->n_acks >= r->cap)
+        return;
+    Lth__V1__Ack *a = &r->acks[r->n_acks];
+    lth__v1__ack__init(a);
+    a->message_id = strdup(message_id);
+    if (!a->message_id)
+        return;
+    a->hub_seq = seq;
+    if (routed_to)
+        a->routed_to = (char *)routed_to;
+    r->ack_ptrs[r->n_acks++] = a;
+}
+
+/* A flooding member must not flood the log too: at most
+ * HUB__REFUSAL_LOGS_PER_S refusal lines a second per member, then a count. */
+bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m)
+{
+    (void)self;
+    uint64_t now = hub_monotonic_us();
+    if (now - m->refusal_log_window_us >= 1000000u) {
+        if (m->refusals_unlogged)
+            HUB_INFO("router", "refusals not logged", "member=%s count=%llu", m->id,
+                     (unsigned long long)m->refusals_unlogged);
+        m->refusal_log_window_us = now;
+        m->refusal_logs = 0;
+        m->refusals_unlogged = 0;
+    }
+    if (m->refusal_logs >= HUB__REFUSAL_LOGS_PER_S) {
+        m->refusals_unlogged++;
+        return false;
+    }
+    m->refusal_logs++;
+    return true;
+}
+
+/* Adds a NACK to the receipts and counts it; nothing else (no audit record,
+ * no flow, no log line). False when it could not be added. */
+bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                           const char *reason)
+{
+    self->stats.envelopes_nacked++;
+    if (code > 0 && code < 32)
+        self->stats.nacks_by_code[code]++;
+    if (r->n_nacks >= r->cap)
+        return false;
+    Lth__V1__Nack *n = &r->nacks[r->n_nacks];
+    lth__v1__nack__init(n);
+    n->message_id = strdup(message_id ? message_id : "");
+    n->code = (Lth__V1__NackCode)code;
+    /* An item whose message_id could not be read is named by its place in
+     * the Batch (1-based). */
+    n->batch_item = message_id && *message_id ? 0 : r->item;
+    r->reasons[r->n_nacks] = strdup(reason);
+    if (!n->message_id || !r->reasons[r->n_nacks]) {
+        free(n->message_id);
+        free(r->reasons[r->n_nacks]);
+        return false;
+    }
+    n->reason = r->reasons[r->n_nacks];
+    r->nack_ptrs[r->n_nacks++] = n;
+    return true;
+}
+
+/* A refusal: NACK, audit record, flow, and a log line (rate-limited per
+ * member). */
+
+void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
+                       const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (!hub__receipt_add_nack(self, r, message_id, code, reason))
+        return;
+    char audit_reason[600];
+    snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
+    hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
+    if (self->flows) {
+        uint64_t now = hub_now_us();
+        const char *rcv = r->receiver ? r->receiver : "";
+        const char *svc = r->receiver ? hub__service_label(self, r->receiver, r->service) : "";
+        hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
+                          hub_nack_code_name(code), now);
+        hub_flows_exchange_t x = {message_id ? message_id : "",
+                                  r->sender ? r->sender : "",
+                                  rcv,
+                                  svc,
+                                  hub_nack_code_name(code),
+                                  0,
+                                  now,
+                                  0};
+        hub_flows_exchange(self->flows, &x);
+    }
+    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    if (sm && !hub__refusal_log_ok(self, sm))
+        return;
+    HUB_INFO("router", "envelope refused", "member=%s code=%s message_id=%s reason=\"%s\"",
+             r->sender ? r->sender : "-", hub_nack_code_name(code),
+             message_id && *message_id ? message_id : "-", reason);
+}
+
+/* Sends one Receipts frame (nothing when both lists are empty). */
+static void hub__receipts_frame(hub_server_t *self, hub__member_t *m, Lth__V1__Ack **acks,
+                                size_t n_acks, Lth__V1__Nack **nacks, size_t n_nacks)
+{
+    if (n_acks == 0 && n_nacks == 0)
+        return;
+    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+    rec.n_acks = n_acks;
+    rec.acks = acks;
+    rec.n_nacks = n_nacks;
+    rec.nacks = nacks;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
+    frame.receipts = &rec;
+    hub__send_frame(self, m, &frame);
+}
+
+void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r)
+{
+    hub__receipts_frame(self, m, r->ack_ptrs, r->n_acks, r->nack_ptrs, r->n_nacks);
+}
+
+/* Queues an envelope for the member's next Deliveries frame. */
+int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                     uint32_t attempt, const uint8_t *bytes, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return HUB_ENOMEM;
+    memcpy(copy, bytes, len);
+    hub__outitem_t item = {seq, attempt, copy, len, {0}, false};
+    const hub_keypair_t *kp = !strcmp(sender, self->own_key.member_id)
+                                  ? &self->own_key
+                                  : hub_keydir_find_member(self->keys, sender);
+    if (kp && kp->has_sign) {
+        memcpy(item.sign_key, kp->sign_public, 32);
+        item.has_sign_key = true;
+    }
+    if (HUB__PUSH(m->out, m->out_n, m->out_cap, item) != 0) {
+        free(copy);
+        return HUB_ENOMEM;
+    }
+    m->out_bytes += len;
+    if (!m->dirty) {
+        m->dirty = true;
+        m->next_dirty = self->dirty_head;
+        self->dirty_head = m;
+    }
+    return 0;
+}
+
+/* The member's held ACKs as one array of pointers (malloc'ed; NULL when
+ * none are held or memory is short). */
+static Lth__V1__Ack **hub__held_acks(hub__member_t *m, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < m->held_n; i++)
+        total += m->held[i].n_acks;
+    *n = 0;
+    Lth__V1__Ack **ptrs = total ? malloc(total * sizeof *ptrs) : NULL;
+    for (size_t i = 0; ptrs && i < m->held_n; i++)
+        for (size_t k = 0; k < m->held[i].n_acks; k++)
+            ptrs[(*n)++] = m->held[i].ack_ptrs[k];
+    return ptrs;
+}
+
+/* Sends the member's held ACKs in a Receipts frame of their own. */
+static void hub__held_send(hub_server_t *self, hub__member_t *m)
+{
+    size_t n;
+    Lth__V1__Ack **acks = hub__held_acks(m, &n);
+    if (acks)
+        hub__receipts_frame(self, m, acks, n, NULL, 0);
+    free(acks);
+    hub__held_free(m);
+}
+
+static void hub__flush_member(hub_server_t *self, hub__member_t *m)
+{
+    size_t done = 0;
+    while (done < m->out_n) {
+        /* Cap a Deliveries frame near HUB__FRAME_SOFT_MAX (and below
+         * max_frame_bytes / 2), so that the few frames ZeroMQ keeps for a
+         * slow peer hold a bounded number of bytes. */
+        size_t n = 0, bytes = 0;
+        size_t soft_max = self->cfg.max_frame_bytes / 2 < HUB__FRAME_SOFT_MAX
+                              ? self->cfg.max_frame_bytes / 2
+                              : HUB__FRAME_SOFT_MAX;
+        while (done + n < m->out_n && (n == 0 || bytes + m->out[done + n].len < soft_max)) {
+            bytes += m->out[done + n].len;
+            n++;
+        }
+        Lth__V1__DeliveredEnvelope *items = calloc(n, sizeof *items);
+        Lth__V1__DeliveredEnvelope **ptrs = calloc(n, sizeof *ptrs);
+        if (items && ptrs) {
+            for (size_t i = 0; i < n; i++) {
+                lth__v1__delivered_envelope__init(&items[i]);
+                items[i].hub_seq = m->out[done + i].seq;
+                items[i].attempt = m->out[done + i].attempt;
+                items[i].envelope.data = m->out[done + i].bytes;
+                items[i].envelope.len = m->out[done + i].len;
+                if (m->out[done + i].has_sign_key) {
+                    items[i].sender_sign_key.data = m->out[done + i].sign_key;
+                    items[i].sender_sign_key.len = 32;
+                }
+                ptrs[i] = &items[i];
+            }
+            Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
+            d.n_items = n;
+            d.items = ptrs;
+            /* Held ACKs ride along (Hello.receipts_in_deliveries). */
+            Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+            Lth__V1__Ack **acks = m->held_n ? hub__held_acks(m, &rec.n_acks) : NULL;
+            if (acks) {
+                rec.acks = acks;
+                d.receipts = &rec;
+            }
+            hub_frame_t frame = LTH__V1__FRAME__INIT;
+            frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+            frame.deliveries = &d;
+            if (hub__send_frame(self, m, &frame) == 0) {
+                m->msgs_out += n;
+                self->stats.deliveries += n;
+            }
+            if (acks) {
+                free(acks);
+                hub__held_free(m);
+            }
+        }
+        free(items);
+        free(ptrs);
+        done += n;
+    }
+    for (size_t i = 0; i < m->out_n; i++)
+        free(m->out[i].bytes);
+    m->out_n = 0;
+    m->out_bytes = 0;
+}
+
+void hub__flush_all(hub_server_t *self)
+{
+    if (self->blocked_list)
+        hub__retry_blocked(self);
+    while (self->dirty_head) {
+        hub__member_t *m = self->dirty_head;
+        self->dirty_head = m->next_dirty;
+        m->dirty = false;
+        m->next_dirty = NULL;
+        hub__flush_member(self, m);
+    }
+}
+
+/* Receipts for online-only and refused envelopes wait for the end of the
+ * loop turn, after the turn's deliveries: the receiver's copy leaves first
+ * (it is what the round trip waits for), and a sender gets one Receipts
+ * frame for all its Batch frames of the turn. */
+void hub__turn_receipts_send(hub_server_t *self)
+{
+    for (size_t i = 0; i < self->turn_rcpt_n; i++) {
+        if (!self->turn_rcpt[i].m)
+            continue; /* held */
+        hub__receipts_send(self, self->turn_rcpt[i].m, &self->turn_rcpt[i].r);
+        hub__receipts_free(&self->turn_rcpt[i].r);
+    }
+    self->turn_rcpt_n = 0;
+}
+
+/* Moves this turn's ACK-only receipts of members that take receipts in
+ * Deliveries frames to those members, before the turn's deliveries are
+ * flushed (which then carry them). */
+void hub__turn_receipts_hold(hub_server_t *self)
+{
+    uint64_t now = 0;
+    for (size_t i = 0; i < self->turn_rcpt_n; i++) {
+        hub__member_t *m = self->turn_rcpt[i].m;
+        if (!m->piggyback || !m->online || self->turn_rcpt[i].r.n_nacks > 0)
+            continue;
+        if (HUB__PUSH(m->held, m->held_n, m->held_cap, self->turn_rcpt[i].r) != 0)
+            continue;
+        self->turn_rcpt[i].m = NULL;
+        if (m->held_n == 1)
+            m->held_since_mono_us = now ? now : (now = hub_monotonic_us());
+        if (!m->on_held_list) {
+            m->on_held_list = true;
+            m->next_held = self->held_head;
+            self->held_head = m;
+        }
+    }
+}
+
+/* Sends, on their own, the held receipts that found no Deliveries frame
+ * within HUB__HOLD_RECEIPTS_US; runs again while any are held. */
+void hub__on_held_timer(uv_timer_t *t)
+{
+    hub_server_t *self = t->data;
+    uint64_t now = hub_monotonic_us();
+    hub__member_t **link = &self->held_head;
+    while (*link) {
+        hub__member_t *m = *link;
+        if (m->held_n > 0 && now - m->held_since_mono_us >= HUB__HOLD_RECEIPTS_US)
+            hub__held_send(self, m);
+        if (m->held_n == 0) {
+            *link = m->next_held;
+            m->next_held = NULL;
+            m->on_held_list = false;
+        } else {
+            link = &m->next_held;
+        }
+    }
+    if (self->held_head)
+        uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
+}

@@ -1,0 +1,77 @@
+/* hub_zap.c — ZAP: who may connect. Admits a CURVE key the key directory
+ * or a valid certificate vouches for, and names its member in User-Id. */
+#include "hub_core_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* ZAP: who may connect                                                      */
+
+static void hub__zap_reply(void *zap, const zmq_msg_t *request_id, const char *code,
+                           const char *text, const char *user_id)
+{
+    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, zmq_msg_data((zmq_msg_t *)request_id), zmq_msg_size((zmq_msg_t *)request_id),
+             ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, user_id, strlen(user_id), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(zap, "", 0, ZMQ_DONTWAIT);
+}
+
+void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
+{
+    (void)zs;
+    hub_server_t *self = user;
+    for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
+        /* version, request id, domain, address, identity, mechanism, key */
+        zmq_msg_t parts[7];
+        int count = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            if (count < 7)
+                parts[count++] = part;
+            else
+                zmq_msg_close(&part);
+        }
+        if (count == 0)
+            break;
+        if (count == 7) {
+            char address[64] = "";
+            snprintf(address, sizeof address, "%.*s", (int)zmq_msg_size(&parts[3]),
+                     (const char *)zmq_msg_data(&parts[3]));
+            bool curve =
+                zmq_msg_size(&parts[5]) == 5 && !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5);
+            char z85[HUB_Z85_KEY_LEN + 1] = "";
+            if (curve && zmq_msg_size(&parts[6]) == 32)
+                zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
+            const hub_keypair_t *kp = z85[0] ? hub_keydir_find_key(self->keys, z85) : NULL;
+            if (kp) {
+                hub__zap_reply(socket, &parts[1], "200", "OK", z85);
+                HUB_DEBUG("zap", "key admitted", "member=%s address=%s", kp->member_id, address);
+            } else {
+                hub__zap_reply(socket, &parts[1], "400", "unknown key", "");
+                self->stats.keys_refused++;
+                self->refused_since_log++;
+                /* Unknown keys are counted always but logged at most once a
+                 * second, so that a flood cannot flood the log. */
+                uint64_t now = hub_monotonic_us();
+                if (now - self->last_refusal_log_us >= 1000000u) {
+                    HUB_WARN("zap", "connection refused: CURVE key not in the key directory",
+                             "address=%s key=%s refused_since_last_log=%llu", address,
+                             z85[0] ? z85 : "-", (unsigned long long)self->refused_since_log);
+                    self->refused_since_log = 0;
+                    self->last_refusal_log_us = now;
+                }
+            }
+            hub_zsock_kick(self->zap_watch);
+        }
+        for (int i = 0; i < count; i++)
+            zmq_msg_close(&parts[i]);
+    }
+}

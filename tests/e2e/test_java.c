@@ -1,0 +1,134 @@
+/* End to end: the Java example (adapters/examples/java), compiled with the
+ * JDK's javac and run with java, against a real hubd, the HTTP bridge and
+ * an echo adapter: it checks the test vectors with the JDK's own SHA-256 and
+ * Ed25519, calls a service through the bridge several times at once, and
+ * reads a refusal's NACK code. Skipped (77) without a JDK (HUB_JAVAC and
+ * HUB_JAVA come from CMake; scripts/install-deps.sh installs one). */
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define ECHO "VN/GOV/BCA/CSDLQGDC"
+#define BRIDGE "VN/GOV/HN-VP/TTHC"
+#define TOKEN "java-example-token-0123456789"
+
+static hubfix_t fix;
+static char classes[PATH_MAX], token_path[PATH_MAX], base_url[64];
+
+static void setup(void)
+{
+    hubfix_init(&fix, NULL);
+    hubfix_add_member(&fix, ECHO, true);
+    hubfix_add_member(&fix, BRIDGE, true);
+    hubfix_start(&fix);
+    hubfix_start_adapter(&fix, ECHO, "echo", NULL);
+    snprintf(token_path, sizeof token_path, "%s/bridge.token", fix.dir);
+    tk_write_file(token_path, TOKEN "\n");
+    chmod(token_path, 0600);
+    char conf[2048];
+    snprintf(conf, sizeof conf,
+             "tick_ms = 10\nplugin.listen = 127.0.0.1:0\nplugin.port_file = %s/bridge.port\n"
+             "plugin.token_file = %s\n",
+             fix.dir, token_path);
+    hubfix_start_adapter(&fix, BRIDGE, "httpbridge", conf);
+    char port_path[PATH_MAX];
+    snprintf(port_path, sizeof port_path, "%s/bridge.port", fix.dir);
+    char *port = tk_read_file(port_path);
+    ck_assert_ptr_nonnull(port);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", atoi(port));
+    free(port);
+
+    /* Compile the example as an integrator would: javac on the sources. */
+    const char *src = getenv("HUB_SOURCE_DIR");
+    snprintf(classes, sizeof classes, "%s/classes", fix.dir);
+    char json[PATH_MAX], vectors[PATH_MAX], bridge[PATH_MAX];
+    snprintf(json, sizeof json, "%s/adapters/examples/java/Json.java", src);
+    snprintf(vectors, sizeof vectors, "%s/adapters/examples/java/TestVectors.java", src);
+    snprintf(bridge, sizeof bridge, "%s/adapters/examples/java/BridgeClient.java", src);
+    char *argv[] = {getenv("HUB_JAVAC"), "-Xlint:all", "-Werror", "-d", classes, json, vectors,
+                    bridge, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, 120000);
+    ck_assert_msg(rc == 0, "javac failed (%d): %s", rc, out ? out : "");
+    free(out);
+}
+
+static void teardown(void) { hubfix_cleanup(&fix); }
+
+static int java(char **argv_tail, char **out)
+{
+    char *argv[16] = {getenv("HUB_JAVA"), "-cp", classes};
+    int n = 3;
+    for (int i = 0; argv_tail[i] && n < 15; i++)
+        argv[n++] = argv_tail[i];
+    argv[n] = NULL;
+    return tk_run(argv, out, 120000);
+}
+
+START_TEST(java_checks_the_test_vectors)
+{
+    char vectors[PATH_MAX];
+    snprintf(vectors, sizeof vectors, "%s/proto/testvectors/lth-v1.json",
+             getenv("HUB_SOURCE_DIR"));
+    char *tail[] = {"TestVectors", vectors, NULL};
+    char *out = NULL;
+    int rc = java(tail, &out);
+    ck_assert_msg(rc == 0, "TestVectors failed (%d): %s", rc, out ? out : "");
+    ck_assert_ptr_nonnull(strstr(out, "5 envelopes and 3 batches agree"));
+    free(out);
+}
+END_TEST
+
+START_TEST(java_calls_through_the_bridge)
+{
+    /* Four calls at once; each comes back from the echo adapter. */
+    char *tail[] = {"BridgeClient", base_url, token_path, ECHO, "echo/v1",
+                    "{\"ho_ten\":\"Nguy\xe1\xbb\x85n V\xc4\x83n An\"}", "4", NULL};
+    char *out = NULL;
+    int rc = java(tail, &out);
+    ck_assert_msg(rc == 0, "BridgeClient failed (%d): %s", rc, out ? out : "");
+    int answered = 0;
+    for (const char *p = out; (p = strstr(p, "HTTP 200 from " ECHO ":")) != NULL; p++)
+        answered++;
+    ck_assert_msg(answered == 4, "4 replies expected: %s", out);
+    ck_assert_ptr_nonnull(strstr(out, "Nguy\xe1\xbb\x85n V\xc4\x83n An"));
+    free(out);
+
+    /* A receiver the hub does not know: the NACK code reaches Java. */
+    char *refused[] = {"BridgeClient", base_url, token_path, "VN/GOV/XX/NOBODY", "echo/v1", "{}",
+                       NULL};
+    out = NULL;
+    rc = java(refused, &out);
+    ck_assert_msg(rc == 4, "exit %d, expected 4 (refused): %s", rc, out ? out : "");
+    ck_assert_msg(strstr(out, "HTTP 404 nack=UNKNOWN_RECEIVER") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
+int main(void)
+{
+    if (!getenv("HUB_JAVAC") || !*getenv("HUB_JAVAC") || !getenv("HUB_JAVA") ||
+        !*getenv("HUB_JAVA")) {
+        fprintf(stderr, "SKIP: no JDK (javac, java) was found when the build was configured; "
+                        "scripts/install-deps.sh installs openjdk-17-jdk-headless\n");
+        return 77;
+    }
+    Suite *s = suite_create("java");
+    TCase *tc = tcase_create("java");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, java_checks_the_test_vectors);
+    tcase_add_test(tc, java_calls_through_the_bridge);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -3,9 +3,12 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile int hub__log_level = HUB_LOG_INFO;
 
@@ -13,6 +16,23 @@ void hub_log_set_level(hub_log_level_t level) { hub__log_level = (int)level; }
 hub_log_level_t hub_log_get_level(void) { return (hub_log_level_t)hub__log_level; }
 
 static const char *const hub__level_names[] = {"debug", "info", "warn", "error"};
+/* syslog(3) priorities: LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR. */
+static const char hub__priority[] = {'7', '6', '4', '3'};
+static volatile int hub__journal = -1; /* -1: not looked at yet */
+
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected to
+ * stdout/stderr; when stderr is that stream, journald reads a "<N>" prefix
+ * as the line's priority (journalctl -p warning). Anywhere else (a
+ * terminal, a file, a test reading the lines) the lines stay plain logfmt. */
+static int hub__under_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) != 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 const char *hub_log_level_name(hub_log_level_t level)
 {
@@ -42,11 +62,18 @@ void hub_log(hub_log_level_t level, const char *comp, const char *msg,
     gettimeofday(&now, NULL);
     struct tm utc;
     gmtime_r(&now.tv_sec, &utc);
-    int len = snprintf(line, sizeof line,
-                       "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s msg=\"",
-                       utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                       utc.tm_min, utc.tm_sec, (long)(now.tv_usec / 1000),
-                       hub_log_level_name(level), comp);
+    if (hub__journal < 0)
+        hub__journal = hub__under_journal();
+    int len = 0;
+    if (hub__journal && (int)level >= 0 && level <= HUB_LOG_ERROR) {
+        line[len++] = '<';
+        line[len++] = hub__priority[level];
+        line[len++] = '>';
+    }
+    len += snprintf(line + len, sizeof line - (size_t)len,
+                    "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s msg=\"",
+                    utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+                    utc.tm_sec, (long)(now.tv_usec / 1000), hub_log_level_name(level), comp);
     /* Quote the message: a double quote or newline inside it would break
      * the one-event-per-line rule. */
     for (const char *p = msg; *p && len < (int)sizeof line - 8; p++) {

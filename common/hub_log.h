@@ -4,6 +4,9 @@
  * own key=value pairs. Never pass payloads, secret keys or personal data
  * (such as personal ID numbers) to these functions: logs are not protected.
  * The level can be changed at run time (hubd does so on SIGUSR1/SIGUSR2).
+ * Under systemd (stderr is the stream JOURNAL_STREAM names) each line
+ * starts with its syslog priority, "<3>" to "<7>", which journald strips
+ * and records, so that `journalctl -p warning` selects warnings and errors.
  */
 #ifndef HUB_LOG_H
 #define HUB_LOG_H

@@ -10,6 +10,7 @@
 #include "adp.h"
 #include "hubctl_ops.h"
 #include "hubctl_audit.h"
+#include "hubctl_backup.h"
 #include "hubctl_trust.h"
 #include "hub_conf.h"
 #include "hub_error.h"
@@ -63,6 +64,13 @@ static void usage(FILE *out)
             "                             log; names the first record that was tampered with\n"
             "  audit show DIR --message ID\n"
             "                             the audit trail of one message\n"
+            "  backup DEST [--hub-config FILE] [--with-keys]\n"
+            "                             consistent copy of a running hub: store, audit log,\n"
+            "                             configuration; the hub's secret key only if asked\n"
+            "  restore BACKUP [--hub-config FILE] [--force]\n"
+            "                             (hub stopped) put a backup back and check it\n"
+            "                             (--hub-config: hubd's configuration, default\n"
+            "                             /etc/lienthong/hubd.conf)\n"
             "  version                    print the version\n");
     hubctl_ops_usage(out);
     hubctl_trust_usage(out);
@@ -448,6 +456,10 @@ int main(int argc, char **argv)
         return cmd_ping(config_path, argc - i, argv + i);
     if (!strcmp(cmd, "audit"))
         return hubctl_audit(argc - i, argv + i);
+    if (!strcmp(cmd, "backup"))
+        return hubctl_backup_main(argc - i, argv + i);
+    if (!strcmp(cmd, "restore"))
+        return hubctl_restore_main(argc - i, argv + i);
     if (!strcmp(cmd, "request"))
         return cmd_request(config_path, argc - i, argv + i);
     if (!strcmp(cmd, "report"))

@@ -21,6 +21,10 @@ PACKAGES=(
   python3 python3-zmq python3-nacl python3-protobuf protobuf-compiler
   # The Java example (adapters/examples/java) is compiled and run in the tests.
   openjdk-17-jdk-headless
+  # hubd's sd_notify; the Debian packages and their test (tests/package/run.sh):
+  # CPack's shlibdeps (dpkg-dev, file), lintian, a Debian 12 root by
+  # debootstrap, systemd-analyze (systemd).
+  libsystemd-dev dpkg-dev file lintian debootstrap systemd
 )
 
 missing=()

@@ -2,7 +2,9 @@
 # The README's test command: installs what is missing, builds the tree twice
 # (plain, and with AddressSanitizer + LeakSanitizer + UndefinedBehaviorSanitizer)
 # and runs the whole suite on both (valgrind checks hubd in the plain run),
-# runs cppcheck and clang-tidy, then fuzzes every decoder briefly.
+# builds the Debian packages and installs and runs them in a Debian 12 root
+# (tests/package/run.sh), runs cppcheck and clang-tidy, then fuzzes every
+# decoder briefly.
 # Exits non-zero on any failure, sanitizer report or skipped test: a test
 # that cannot run here (a tool missing, no root for network namespaces)
 # reports a skip (exit 77), and a skip is a failure of this command, except
@@ -91,6 +93,8 @@ if [ $status -ne 0 ]; then
   echo "== FAILED under sanitizers" >&2
   exit $status
 fi
+echo "== Debian packages: build, lintian, install into a Debian 12 root, run (tests/package/run.sh)"
+tests/package/run.sh
 echo "== static analysis (cppcheck, clang-tidy)"
 scripts/lint.sh
 echo "== short fuzzing run (20 s per target; scripts/fuzz.sh 600 is the long one)"

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RT_MAX_PLUGIN_KEYS 64
@@ -99,6 +100,13 @@ static int rt_entry(const char *key, const char *value, void *user, char *err, s
                 }
                 strncat(self_dir, "/../lib/plugins", sizeof self_dir - strlen(self_dir) - 1);
                 dir = self_dir;
+#ifdef HUB_PLUGIN_INSTALL_DIR
+                /* Installed (the package): plugins live under the
+                 * architecture's library directory, not next to bin/. */
+                struct stat pst;
+                if (stat(self_dir, &pst) != 0)
+                    dir = HUB_PLUGIN_INSTALL_DIR;
+#endif
             }
             if ((size_t)snprintf(cfg->plugin, sizeof cfg->plugin, "%s/lth-%s.so", dir, value) >=
                 sizeof cfg->plugin) {

@@ -16,6 +16,7 @@ void hub_config_defaults(hub_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->listen, sizeof cfg->listen, "tcp://127.0.0.1:5555");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", HUB_DEFAULT_STATE_DIR);
     cfg->max_payload_bytes = 1u << 20;
     cfg->max_frame_bytes = 16u << 20;
     cfg->heartbeat_ms = 1000;
@@ -362,4 +363,35 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         return HUB_EINVAL;
     }
     return 0;
+}
+
+unsigned hub_config_key_line(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    unsigned lineno = 0, found = 0;
+    size_t klen = strlen(key);
+    bool line_start = true;
+    while (fgets(line, sizeof line, f)) {
+        /* A line longer than the buffer comes in pieces: count it once. */
+        bool was_start = line_start;
+        line_start = strchr(line, '\n') != NULL;
+        if (!was_start)
+            continue;
+        lineno++;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, key, klen) != 0)
+            continue;
+        p += klen;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '=')
+            found = lineno;
+    }
+    fclose(f);
+    return found;
 }

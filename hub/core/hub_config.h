@@ -1,4 +1,5 @@
 /* hub_config — hubd's configuration file (see deploy/hubd.conf.example).
+ * hubd reads HUB_DEFAULT_CONFIG when no --config is given.
  *
  * hub_config_load() fills defaults, then applies the file; an unknown key, a
  * value out of range or a missing required key fails with a message that
@@ -14,6 +15,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Where a packaged hub keeps its files (FHS): the build can move them with
+ * -DHUB_DEFAULT_CONFIG=... and -DHUB_DEFAULT_STATE_DIR=... (CMake cache). */
+#ifndef HUB_DEFAULT_CONFIG
+#define HUB_DEFAULT_CONFIG "/etc/lienthong/hubd.conf"
+#endif
+#ifndef HUB_DEFAULT_STATE_DIR
+#define HUB_DEFAULT_STATE_DIR "/var/lib/lienthong"
+#endif
 
 typedef struct {
     char listen[256];            /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 ('*' port = ephemeral) */
@@ -68,7 +78,13 @@ typedef struct {
     int log_level;               /* hub_log_level_t */
 } hub_config_t;
 
+/* Fills the defaults: data_dir is HUB_DEFAULT_STATE_DIR and the audit log
+ * goes to <data_dir>/audit. */
 void hub_config_defaults(hub_config_t *cfg);
 int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_size);
+/* The 1-based line of the file at `path` that sets `key` (the last one, as
+ * the last setting wins), or 0 when no line does: lets a check name the
+ * line to fix for a problem found after parsing. */
+unsigned hub_config_key_line(const char *path, const char *key);
 
 #endif

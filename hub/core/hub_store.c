@@ -3,7 +3,8 @@
  * Layout: ten named LMDB databases in one environment. Every key that must
  * sort is big-endian, so LMDB's default memcmp order is numeric order.
  *
- *   meta      "format" -> u32 store format; "next_seq" -> u64 next seq
+ *   meta      "format" -> u32 store format; "next_seq" -> u64 next seq;
+ *             "store_id" -> 16 random bytes, "created_at" -> u64 µs (format 3)
  *   msgs      seq -> message record (queued and dead-lettered messages)
  *   queue     receiver \0 seq -> ""          per-receiver order
  *   expiry    expires_at seq -> ""           queued messages that can expire
@@ -41,10 +42,18 @@
  * Dead header: u8 format(1) u8 reason_len u8[2] 0 u32 attempts
  *   u64 dead_at, reason.
  * A message is queued when msgs has its seq and dead does not.
+ *
+ * Formats. 1: the layout above without the held table, store_id and
+ * created_at (hubd 0.1). 2: adds the held table (quotas). 3: adds store_id
+ * and created_at, so that a backup names the store it was taken from and a
+ * restore can check it got that store back. Opening an older store
+ * upgrades it in place, step by step, in open's one transaction; a format
+ * newer than STORE_FORMAT is refused.
  */
 #include "hub_store.h"
 
 #include "hub_error.h"
+#include "hub_log.h"
 #include "hub_wire.h"
 
 #include <errno.h>
@@ -56,11 +65,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
-/* The store's format, in meta "format": 2 added the held table. Records
- * and dead headers carry their own format byte, still 1. */
-#define STORE_FORMAT 2u
+/* The store's format, in meta "format": 2 added the held table, 3 the
+ * store's id and creation time. Records and dead headers carry their own
+ * format byte, still 1. */
+#define STORE_FORMAT HUB_STORE_FORMAT
+#define STORE_FORMAT_OLDEST 1u
 #define REC_FORMAT 1u
 #define HELD_VAL 16u
 #define HELD_KEY_MAX (1 + HUB_STORE_NAME_MAX)
@@ -95,6 +108,7 @@ struct hub_store {
     MDB_txn *batch_read;   /* the owner's read in progress: a child of batch */
     unsigned batch_reads;  /* reads sharing batch_read (nested by a queues callback) */
     int batch_err;         /* what broke the batch: commit returns it */
+    uint32_t opened_format; /* the format found on disk at open (0 = new store) */
 };
 
 /* A decoded message record; pointers into the record's bytes. */
@@ -1097,17 +1111,25 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     uint64_t last_msg = 0, last_dead = 0, next = 0;
     bool found = false;
     int hrc = 0;
+    uint32_t format = 0;
     if (rc == 0) {
-        uint32_t format = v.mv_size == 4 ? get_le32(v.mv_data) : 0;
-        if (format != STORE_FORMAT && format != 1) {
+        format = v.mv_size == 4 ? get_le32(v.mv_data) : 0;
+        if (format < STORE_FORMAT_OLDEST || format > STORE_FORMAT) {
             mdb_txn_abort(txn);
-            set_err(err, err_size,
-                    "store %s: written in store format %u, this build reads format %u (and "
-                    "upgrades format 1): run the hubd version that wrote it, or move %s aside "
-                    "and restart",
-                    dir, format, STORE_FORMAT, dir);
+            if (format > STORE_FORMAT)
+                set_err(err, err_size,
+                        "store %s: written in store format %u by a newer hubd; this hubd reads "
+                        "formats %u to %u: install the newer hubd again, or restore the backup "
+                        "taken before the upgrade with 'hubctl restore BACKUP-DIR'",
+                        dir, format, STORE_FORMAT_OLDEST, STORE_FORMAT);
+            else
+                set_err(err, err_size,
+                        "store %s: its format record is damaged: move %s aside and restart to "
+                        "begin with an empty store, or restore it from backup",
+                        dir, dir);
             return HUB_ESTORE;
         }
+        rc = 0;
         if (format == 1) {
             hrc = upgrade_format_1_to_2(self, txn);
             if (hrc != 0) {
@@ -1118,13 +1140,35 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
                         dir, STORE_FORMAT, hub_strerror(hrc));
                 return hrc == HUB_EFULL || hrc == HUB_ENOMEM ? hrc : HUB_ESTORE;
             }
-            self->upgraded_from = 1;
         }
+        if (format < STORE_FORMAT)
+            self->upgraded_from = format;
     } else if (rc == MDB_NOTFOUND) {
-        uint8_t fb[4];
+        rc = 0;
+    }
+    self->opened_format = format;
+    /* A new store, or an upgrade from an older format: the records format
+     * 3 added, then the format itself, in this one transaction. */
+    if (rc == 0 && format < STORE_FORMAT) {
+        uint8_t id[16], at[8], fb[4];
+        if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id) {
+            mdb_txn_abort(txn);
+            set_err(err, err_size, "store %s: no random bytes for its id: %s", dir,
+                    strerror(errno));
+            return HUB_EIO;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        put_le64(at, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
         put_le32(fb, STORE_FORMAT);
-        MDB_val fv = {4, fb};
-        rc = mdb_put(txn, self->meta, &fk, &fv, 0);
+        MDB_val ik = str_val("store_id"), iv = {sizeof id, id};
+        MDB_val ak = str_val("created_at"), av = {sizeof at, at};
+        MDB_val fv = {sizeof fb, fb};
+        rc = mdb_put(txn, self->meta, &ik, &iv, 0);
+        if (rc == 0)
+            rc = mdb_put(txn, self->meta, &ak, &av, 0);
+        if (rc == 0)
+            rc = mdb_put(txn, self->meta, &fk, &fv, 0);
     }
     if (rc == 0) {
         MDB_val nk = str_val("next_seq");
@@ -1155,7 +1199,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         set_err(err, err_size, "store %s: cannot write its header: %s", dir, mdb_strerror(rc));
         return map_rc(rc);
     }
-    return 0;
+    return 0; /* hub_server logs an upgrade (hub_store_upgraded_from) */
 }
 
 /* The files hold personal data: make sure group and others cannot read them,
@@ -1287,6 +1331,160 @@ void hub_store_close(hub_store_t **self_p)
     pthread_mutex_destroy(&self->batch_lock);
     free(self);
     *self_p = NULL;
+}
+
+uint32_t hub_store_opened_format(const hub_store_t *self)
+{
+    return self ? self->opened_format : 0;
+}
+
+static void info_fill(MDB_txn *txn, MDB_dbi meta, hub_store_info_t *out)
+{
+    MDB_val k = str_val("format"), v;
+    if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 4)
+        out->format = get_le32(v.mv_data);
+    k = str_val("store_id");
+    if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 16) {
+        static const char hex[] = "0123456789abcdef";
+        const uint8_t *b = v.mv_data;
+        for (size_t i = 0; i < 16; i++) {
+            out->store_id[2 * i] = hex[b[i] >> 4];
+            out->store_id[2 * i + 1] = hex[b[i] & 15];
+        }
+        out->store_id[32] = '\0';
+    }
+    k = str_val("created_at");
+    if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
+        out->created_at_us = get_le64(v.mv_data);
+    k = str_val("next_seq");
+    if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
+        out->next_seq = get_le64(v.mv_data);
+}
+
+/* Opens dir's environment read-only, from any process, while hubd may run
+ * (LMDB's readers share the lock file with the writer). */
+static int env_open_rdonly(const char *dir, unsigned flags, MDB_env **env, char *err,
+                           size_t err_size)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path) {
+        set_err(err, err_size, "store %s: path too long", dir);
+        return HUB_EINVAL;
+    }
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        set_err(err, err_size, "store %s: no data.mdb (%s)", dir, strerror(e));
+        return e == ENOENT ? HUB_ENOENT : e == EACCES ? HUB_EPERM : HUB_EIO;
+    }
+    int rc = mdb_env_create(env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(*env, 16);
+    if (rc == 0)
+        rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS | flags, 0600);
+    if (rc != 0) {
+        int code = map_rc(rc);
+        set_err(err, err_size, "store %s: cannot open it read-only: %s%s", dir, mdb_strerror(rc),
+                code == HUB_EPERM ? " (run as root or as the user that runs hubd)" : "");
+        if (*env)
+            mdb_env_close(*env);
+        *env = NULL;
+        return code == HUB_EPERM ? code : HUB_ESTORE;
+    }
+    return 0;
+}
+
+static int inspect_env(MDB_env *env, const char *dir, hub_store_info_t *out, char *err,
+                       size_t err_size)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, msgs, dead;
+    memset(out, 0, sizeof *out);
+    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        txn = NULL;
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "meta", 0, &meta);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "msgs", 0, &msgs);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "dead", 0, &dead);
+    if (rc != 0) {
+        if (txn)
+            mdb_txn_abort(txn);
+        set_err(err, err_size, "store %s: not a Liên Thông Hub store (%s)", dir, mdb_strerror(rc));
+        return HUB_ESTORE;
+    }
+    info_fill(txn, meta, out);
+    MDB_stat ms, ds;
+    if (mdb_stat(txn, msgs, &ms) == 0 && mdb_stat(txn, dead, &ds) == 0) {
+        out->messages = ms.ms_entries - (ms.ms_entries >= ds.ms_entries ? ds.ms_entries : 0);
+        out->dead = ds.ms_entries;
+    }
+    mdb_txn_abort(txn);
+    if (out->format < STORE_FORMAT_OLDEST || out->format > STORE_FORMAT) {
+        set_err(err, err_size,
+                "store %s: store format %u; this hubd reads formats %u to %u: install the hubd "
+                "that wrote it, or restore a backup taken with this version",
+                dir, out->format, STORE_FORMAT_OLDEST, STORE_FORMAT);
+        return HUB_ESTORE;
+    }
+    return 0;
+}
+
+int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t err_size)
+{
+    MDB_env *env = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = env_open_rdonly(dir, 0, &env, err, err_size);
+    if (rc != 0)
+        return rc;
+    rc = inspect_env(env, dir, out, err, err_size);
+    mdb_env_close(env);
+    return rc;
+}
+
+int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
+                     size_t err_size)
+{
+    MDB_env *env = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = env_open_rdonly(dir, 0, &env, err, err_size);
+    if (rc != 0)
+        return rc;
+    rc = inspect_env(env, dir, out, err, err_size); /* a store of a known format */
+    if (rc == 0) {
+        int e = mkdir_p(dest_dir);
+        if (e != 0) {
+            set_err(err, err_size, "backup %s: cannot create it: %s", dest_dir, strerror(e));
+            rc = e == EACCES || e == EPERM || e == EROFS ? HUB_EPERM : HUB_EIO;
+        }
+    }
+    if (rc == 0) {
+        /* One read transaction: a consistent snapshot while hubd writes;
+         * compacting drops free pages, so the copy is as small as the data. */
+        int mrc = mdb_env_copy2(env, dest_dir, MDB_CP_COMPACT);
+        if (mrc != 0) {
+            set_err(err, err_size, "backup of store %s into %s failed: %s", dir, dest_dir,
+                    mdb_strerror(mrc));
+            rc = map_rc(mrc) == HUB_ESTORE ? HUB_EIO : map_rc(mrc);
+        }
+    }
+    mdb_env_close(env);
+    if (rc != 0)
+        return rc;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/data.mdb", dest_dir);
+    (void)chmod(path, 0600);
+    /* What the copy holds, read from the copy itself (without a lock file:
+     * nothing else opens it): the snapshot is later than any look at the
+     * source, and the manifest must describe exactly this. */
+    rc = env_open_rdonly(dest_dir, MDB_NOLOCK, &env, err, err_size);
+    if (rc == 0) {
+        rc = inspect_env(env, dest_dir, out, err, err_size);
+        mdb_env_close(env);
+    }
+    return rc;
 }
 
 /* ---- batches --------------------------------------------------------- */

@@ -185,6 +185,37 @@ void hub_store_close(hub_store_t **self_p);
  * store was already current or new: for the caller to log. */
 uint32_t hub_store_upgraded_from(const hub_store_t *self);
 
+/* Store formats. hub_store_open() upgrades a store of an older format in
+ * place (one transaction, before anything else is written) and refuses a
+ * newer one with HUB_ESTORE and the command to run. */
+#define HUB_STORE_FORMAT 3u
+/* The format the store had when it was opened: 0 for a store created by
+ * this open, HUB_STORE_FORMAT when no upgrade was needed. */
+uint32_t hub_store_opened_format(const hub_store_t *self);
+
+/* What names a store, for checks, backups and restores. */
+typedef struct {
+    uint32_t format;        /* store format found on disk */
+    char store_id[33];      /* 32 hex digits; empty in a format-1 store */
+    uint64_t created_at_us; /* 0 in a format-1 store */
+    uint64_t next_seq;      /* the next sequence number it will hand out */
+    uint64_t messages;      /* messages queued (not dead-lettered) */
+    uint64_t dead;          /* messages in the dead-letter queue */
+} hub_store_info_t;
+
+/* Reads a store's info without changing anything, from any process, also
+ * while hubd runs it (LMDB read-only environment). HUB_ENOENT when dir has
+ * no data.mdb; HUB_ESTORE when it is not a store or of an unknown format;
+ * HUB_EPERM. */
+int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t err_size);
+
+/* Copies the store in dir into dest_dir/data.mdb (created, mode 0600) as
+ * one consistent snapshot, compacted, while hubd may be running and
+ * writing: what was committed when the copy began is in it, nothing half
+ * written is. out describes the copy (read back from it). */
+int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
+                     size_t err_size);
+
 /* Batches. hub_store_batch_begin() opens one write transaction on the
  * calling thread; until hub_store_batch_commit() or _abort(), every write
  * function called on that thread runs in a nested transaction inside it

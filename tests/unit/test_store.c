@@ -1439,7 +1439,7 @@ START_TEST(format_1_store_is_upgraded)
     ck_assert_int_eq(hub_store_dead_letter(store, &m[1].seq, 1, "ttl expired"), 0);
     ck_assert_int_eq(hub_store_ack(store, "C", &m[3].seq, 1), 0);
     hub_store_close(&store);
-    ck_assert_uint_eq(stored_format(&has_held), 2);
+    ck_assert_uint_eq(stored_format(&has_held), HUB_STORE_FORMAT);
     ck_assert(has_held);
 
     make_format_1();
@@ -1455,7 +1455,7 @@ START_TEST(format_1_store_is_upgraded)
     ck_assert_int_eq(hub_store_ack(store, "B", &m[0].seq, 1), 0);
     assert_held(store, "A", 1, 7, 0, 0);
     hub_store_close(&store);
-    ck_assert_uint_eq(stored_format(&has_held), 2);
+    ck_assert_uint_eq(stored_format(&has_held), HUB_STORE_FORMAT);
     ck_assert(has_held);
     store = open_store(NULL);
     ck_assert_uint_eq(hub_store_upgraded_from(store), 0);
@@ -1602,8 +1602,9 @@ START_TEST(other_format_version_is_refused)
     ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
     ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t three[4] = {3, 0, 0, 0}; /* newer than this build */
-    MDB_val k = {6, "format"}, v = {4, three};
+    /* One past the newest format this build reads. */
+    uint8_t newer[4] = {HUB_STORE_FORMAT + 1, 0, 0, 0};
+    MDB_val k = {6, "format"}, v = {4, newer};
     ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     ck_assert_int_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -1611,7 +1612,72 @@ START_TEST(other_format_version_is_refused)
     char err[512] = "";
     ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), HUB_ESTORE);
     ck_assert_ptr_null(store);
-    ck_assert_msg(strstr(err, "format 3") != NULL, "message: %s", err);
+    char want[32];
+    snprintf(want, sizeof want, "format %u", HUB_STORE_FORMAT + 1);
+    ck_assert_msg(strstr(err, want) != NULL, "message: %s", err);
+    /* What to do about it, not only what is wrong. */
+    ck_assert_msg(strstr(err, "hubctl restore") != NULL, "message: %s", err);
+}
+END_TEST
+
+/* A store written by hubd 0.1 (format 1: the meta table without store_id
+ * and created_at, as at commit 09db37b) is upgraded in place when opened:
+ * its messages stay queued and readable, and it gets an id. */
+START_TEST(older_store_gets_an_id_kept_for_good)
+{
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "S", "R", "m1", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(append1(store, "S", "R", "m2", NULL), HUB_STORE_OK);
+    hub_store_close(&store);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, default_limits.max_bytes), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t one[4] = {1, 0, 0, 0};
+    MDB_val k = {6, "format"}, v = {4, one};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    MDB_val idk = {8, "store_id"}, atk = {10, "created_at"};
+    ck_assert_int_eq(mdb_del(txn, dbi, &idk, NULL), 0);
+    ck_assert_int_eq(mdb_del(txn, dbi, &atk, NULL), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    char err[512] = "";
+    hub_store_info_t info;
+    ck_assert_int_eq(hub_store_inspect(dir, &info, err, sizeof err), 0);
+    ck_assert_uint_eq(info.format, 1);
+    ck_assert_str_eq(info.store_id, "");
+    ck_assert_uint_eq(info.messages, 2);
+
+    ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_store_opened_format(store), 1);
+    hub_store_msg_t out[4];
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    ck_assert_uint_eq(read_all(store, "R", out, 4, arena), 2);
+    ck_assert_str_eq(out[0].message_id, "m1");
+    ck_assert_str_eq(out[1].message_id, "m2");
+    hub_store_arena_destroy(&arena);
+    hub_store_close(&store);
+
+    ck_assert_int_eq(hub_store_inspect(dir, &info, err, sizeof err), 0);
+    ck_assert_uint_eq(info.format, HUB_STORE_FORMAT);
+    ck_assert_uint_eq(strlen(info.store_id), 32);
+    ck_assert_uint_ne(info.created_at_us, 0);
+    char id[33];
+    memcpy(id, info.store_id, sizeof id);
+    /* Opening again changes nothing: the id is the store's for good. */
+    ck_assert_int_eq(hub_store_open(dir, &default_limits, &store, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_store_opened_format(store), HUB_STORE_FORMAT);
+    hub_store_close(&store);
+    ck_assert_int_eq(hub_store_inspect(dir, &info, err, sizeof err), 0);
+    ck_assert_str_eq(info.store_id, id);
 }
 END_TEST
 
@@ -2156,6 +2222,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, corrupt_file_is_refused);
     tcase_add_test(tc, foreign_lmdb_file_is_refused);
     tcase_add_test(tc, other_format_version_is_refused);
+    tcase_add_test(tc, older_store_gets_an_id_kept_for_good);
     tcase_add_test(tc, truncated_record_is_an_error);
     tcase_add_test(tc, damaged_dead_letter_can_be_purged);
     tcase_add_test(tc, held_counts_follow_every_path);

@@ -1,0 +1,263 @@
+/* hub_check — see hub_check.h. */
+#include "hub_check.h"
+
+#include "hub_cert.h"
+#include "hub_config.h"
+#include "hub_delegation.h"
+#include "hub_error.h"
+#include "hub_keys.h"
+#include "hub_memberdir.h"
+#include "hub_ops.h"
+#include "hub_policy.h"
+#include "hub_store.h"
+#include "hub_wire.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *config_path;
+    FILE *out;
+    int errors;
+    int warnings;
+} hub__check_t;
+
+static void hub__finding(hub__check_t *c, bool error, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* One finding against the configuration line that sets `key` (or the file
+ * alone when the key is not set there, i.e. its default is in use). */
+static void hub__finding(hub__check_t *c, bool error, const char *key, const char *fmt, ...)
+{
+    unsigned line = key ? hub_config_key_line(c->config_path, key) : 0;
+    if (line)
+        fprintf(c->out, "%s:%u: %s: ", c->config_path, line, error ? "error" : "warning");
+    else
+        fprintf(c->out, "%s: %s: ", c->config_path, error ? "error" : "warning");
+    if (key && !line)
+        fprintf(c->out, "%s (not set): ", key);
+    else if (key)
+        fprintf(c->out, "%s: ", key);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(c->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', c->out);
+    if (error)
+        c->errors++;
+    else
+        c->warnings++;
+}
+
+/* A loader's message that already starts with its own "FILE:LINE:" (policy,
+ * delegations, key files) is printed as it is: it names the line to fix. */
+static bool hub__print_located(FILE *out, const char *path, const char *msg, bool need_line)
+{
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) != 0 || msg[n] != ':')
+        return false;
+    const char *rest = msg + n + 1;
+    if (need_line && !(*rest >= '0' && *rest <= '9'))
+        return false;
+    if (*rest >= '0' && *rest <= '9') {
+        const char *colon = strchr(rest, ':');
+        if (!colon)
+            return false;
+        fprintf(out, "%.*s: error:%s\n", (int)(colon - msg), msg, colon + 1);
+    } else {
+        fprintf(out, "%s: error:%s\n", path, rest);
+    }
+    return true;
+}
+
+static void hub__loader_error(hub__check_t *c, const char *key, const char *path,
+                              const char *msg)
+{
+    if (hub__print_located(c->out, path, msg, true))
+        c->errors++;
+    else
+        hub__finding(c, true, key, "%s", msg);
+}
+
+static void hub__check_keys(hub__check_t *c, const hub_config_t *cfg, hub_keypair_t *own)
+{
+    char err[HUB_ERRMSG_MAX];
+    memset(own, 0, sizeof *own);
+    int rc = hub_keyfile_read(cfg->key_file, own, err, sizeof err);
+    if (rc != 0) {
+        hub__loader_error(c, "key_file", cfg->key_file, err);
+        return;
+    }
+    if (!own->has_secret)
+        hub__finding(c, true, "key_file",
+                     "%s holds no secret key: name the hub's .secret file (make one with "
+                     "'hubctl keygen HUB-MEMBER-ID DIR')",
+                     cfg->key_file);
+    else if (!own->has_sign && (cfg->require_signatures || cfg->audit))
+        hub__finding(c, true, "key_file",
+                     "%s has no signing key, which signatures and the audit log need: "
+                     "regenerate the hub's keys with 'hubctl keygen'",
+                     cfg->key_file);
+}
+
+static void hub__check_members(hub__check_t *c, const hub_config_t *cfg)
+{
+    char err[HUB_ERRMSG_MAX];
+    if (!cfg->ca_cert[0]) {
+        hub_keydir_t *keys = NULL;
+        if (hub_keydir_load(cfg->key_dir, &keys, err, sizeof err) != 0)
+            hub__finding(c, true, "key_dir", "%s", err);
+        else
+            hub__finding(c, false, "key_dir",
+                         "development mode: members are admitted by the key directory alone; "
+                         "set ca_cert, crl_file and cert_dir to require certificates");
+        hub_keydir_destroy(&keys);
+        return;
+    }
+    uint64_t now = hub_now_us();
+    hub_certdir_t *cd = NULL;
+    if (hub_certdir_load(cfg->ca_cert, cfg->crl_file, cfg->cert_dir, now, &cd, err,
+                         sizeof err) != 0) {
+        hub__finding(c, true, "ca_cert", "%s", err);
+        return;
+    }
+    for (size_t i = 0; i < hub_certdir_count(cd); i++) {
+        const hub_cert_info_t *ci = hub_certdir_at(cd, i);
+        if (ci->status != HUB_CERT_VALID)
+            hub__finding(c, false, "cert_dir",
+                         "%s/%s (member %s) is refused (%s): %s; issue a new one with 'hubctl "
+                         "cert issue' or remove the file",
+                         cfg->cert_dir, ci->file, ci->keys.member_id[0] ? ci->keys.member_id : "?",
+                         hub_cert_status_name(ci->status), ci->reason);
+        else if (ci->not_after_us < now + (uint64_t)cfg->cert_warn_days * 86400000000ull)
+            hub__finding(c, false, "cert_dir",
+                         "%s/%s (member %s) expires in less than %u days: renew it with "
+                         "'hubctl cert issue'",
+                         cfg->cert_dir, ci->file, ci->keys.member_id, cfg->cert_warn_days);
+    }
+    const hub_cert_info_t *ca = hub_certdir_ca(cd);
+    if (ca && ca->not_after_us < now + (uint64_t)cfg->cert_warn_days * 86400000000ull)
+        hub__finding(c, false, "ca_cert",
+                     "the CA certificate expires in less than %u days: plan a new CA and "
+                     "re-issue the members' certificates",
+                     cfg->cert_warn_days);
+    uint64_t this_update = 0, next_update = 0;
+    hub_certdir_crl_times(cd, &this_update, &next_update);
+    if (next_update && next_update < now)
+        hub__finding(c, false, "crl_file",
+                     "the CRL's nextUpdate has passed: re-sign it with 'hubctl ca crl' (or "
+                     "revoke again) and send SIGHUP");
+    if (hub_certdir_valid_count(cd) == 0)
+        hub__finding(c, false, "cert_dir", "no valid member certificate: no member can connect");
+    hub_certdir_destroy(&cd);
+}
+
+static void hub__check_rules(hub__check_t *c, const hub_config_t *cfg)
+{
+    char err[HUB_ERRMSG_MAX];
+    if (cfg->policy_file[0]) {
+        hub_policy_t *policy = NULL;
+        if (hub_policy_load(cfg->policy_file, &policy, err, sizeof err) != 0)
+            hub__loader_error(c, "policy_file", cfg->policy_file, err);
+        hub_policy_destroy(&policy);
+    } else {
+        hub__finding(c, false, "policy_file",
+                     "every member may call every service (development mode); set "
+                     "policy_file to deny by default");
+    }
+    if (cfg->delegations_file[0]) {
+        hub_delegations_t *d = NULL;
+        if (hub_delegations_load(cfg->delegations_file, &d, err, sizeof err) != 0)
+            hub__loader_error(c, "delegations_file", cfg->delegations_file, err);
+        hub_delegations_destroy(&d);
+    }
+    if (cfg->members_file[0] && cfg->http_listen[0]) {
+        hub_memberdir_t *directory = NULL;
+        if (hub_memberdir_load(cfg->members_file, &directory, err, sizeof err) != 0)
+            hub__loader_error(c, "members_file", cfg->members_file, err);
+        hub_memberdir_destroy(&directory);
+    }
+    if (cfg->http_token_file[0]) {
+        char token[HUB_OPS_TOKEN_MAX + 1];
+        if (hub_ops_read_token_file(cfg->http_token_file, token, sizeof token, err,
+                                    sizeof err) != 0)
+            hub__finding(c, true, "http_token_file", "%s", err);
+        memset(token, 0, sizeof token);
+    }
+}
+
+/* A directory hubd will create if missing: it, or its nearest existing
+ * parent, must be a writable directory. */
+static void hub__check_dir(hub__check_t *c, const char *key, const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", dir);
+    for (;;) {
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                hub__finding(c, true, key, "%s is not a directory", path);
+            else if (access(path, W_OK | X_OK) != 0)
+                hub__finding(c, true, key,
+                             "%s is not writable by this user (uid %ld): make it owned by the "
+                             "user that runs hubd (the package uses 'lienthong')",
+                             path, (long)geteuid());
+            return;
+        }
+        if (errno != ENOENT) {
+            hub__finding(c, true, key, "%s: %s", path, strerror(errno));
+            return;
+        }
+        char *slash = strrchr(path, '/');
+        if (!slash || slash == path)
+            return;
+        *slash = '\0';
+    }
+}
+
+static void hub__check_store(hub__check_t *c, const hub_config_t *cfg)
+{
+    char err[HUB_ERRMSG_MAX];
+    hub_store_info_t info;
+    int rc = hub_store_inspect(cfg->data_dir, &info, err, sizeof err);
+    if (rc == HUB_ENOENT) {
+        hub__check_dir(c, "data_dir", cfg->data_dir); /* a new store, made at start */
+    } else if (rc != 0) {
+        hub__finding(c, true, "data_dir", "%s", err);
+    } else {
+        hub__check_dir(c, "data_dir", cfg->data_dir);
+        if (info.format < HUB_STORE_FORMAT)
+            hub__finding(c, false, "data_dir",
+                         "store %s is in format %u: hubd upgrades it in place to format %u at "
+                         "start; back it up first with 'hubctl backup DIR'",
+                         cfg->data_dir, info.format, HUB_STORE_FORMAT);
+    }
+    if (cfg->audit)
+        hub__check_dir(c, "audit_dir", cfg->audit_dir);
+}
+
+int hub_check_config(const char *config_path, FILE *out)
+{
+    hub__check_t c = {.config_path = config_path, .out = out};
+    hub_config_t cfg;
+    char err[HUB_ERRMSG_MAX];
+    if (hub_config_load(config_path, &cfg, err, sizeof err) != 0) {
+        /* The parser's message names FILE:LINE already, or the file; the
+         * other checks need a configuration, so this is the only finding. */
+        if (!hub__print_located(out, config_path, err, false))
+            fprintf(out, "%s: error: %s\n", config_path, err);
+        return 1;
+    }
+    hub_keypair_t own;
+    hub__check_keys(&c, &cfg, &own);
+    hub_keypair_wipe(&own);
+    hub__check_members(&c, &cfg);
+    hub__check_rules(&c, &cfg);
+    hub__check_store(&c, &cfg);
+    return c.errors;
+}

@@ -132,7 +132,6 @@ typedef struct hub__member {
     char id[HUB_MEMBER_ID_MAX + 1];
     uint8_t rid[256]; /* ROUTER routing id of the live connection */
     size_t rid_len;
-    bool online;
     uint64_t connected_at_us; /* wall clock */
     uint64_t last_seen_mono_us;
     uint64_t last_seen_us; /* wall clock */
@@ -144,22 +143,18 @@ typedef struct hub__member {
     hub__inflight_t *inflight; /* sorted by seq */
     size_t inflight_n, inflight_cap, inflight_open;
     uint64_t loaded_seq; /* highest seq handed out since (re)connect */
-    bool backlog;        /* the store may hold more than loaded_seq */
     uint64_t *settled;   /* settled seqs waiting for the next commit */
     size_t settled_n, settled_cap;
     size_t pending_late;    /* queued for it, not delivered early, not yet committed */
-    uint32_t open_requests; /* its requests still waiting for a reply */
 
     /* Rate limit (token buckets, refilled by elapsed time, a second's worth
      * deep) and what it may hold; from hubd.conf, or its policy `limit`. */
-    uint32_t limits_gen; /* == server's: the cached limits are current */
     uint64_t rate_msgs, rate_bytes;
     uint64_t send_msgs, send_bytes, recv_msgs, recv_bytes; /* store quotas */
     double tokens_msgs, tokens_bytes;
     uint64_t refill_mono_us;
     /* Refusal log lines: at most HUB__REFUSAL_LOGS_PER_S a second each. */
     uint64_t refusal_log_window_us;
-    uint32_t refusal_logs;
     uint64_t refusals_unlogged;
     uint64_t refusals; /* its envelopes refused since the hub started (alarms) */
 
@@ -173,17 +168,24 @@ typedef struct hub__member {
     uint64_t blocked_bytes;
     uint64_t stalled_since_mono_us; /* last time it took a frame while frames waited */
     struct hub__member *next_blocked;
-    bool on_blocked_list;
     struct hub__member *next_dirty;
-    bool dirty;
 
     /* ACKs of online-only envelopes held for the next Deliveries frame
      * (Hello.receipts_in_deliveries), at most HUB__HOLD_RECEIPTS_US. */
-    bool piggyback;
     hub__receipts_t *held;
     size_t held_n, held_cap;
     uint64_t held_since_mono_us;
     struct hub__member *next_held;
+
+    /* The small fields, together so that the struct has no holes. */
+    uint32_t open_requests; /* its requests still waiting for a reply */
+    uint32_t limits_gen;    /* == server's: the cached limits (above) are current */
+    uint32_t refusal_logs;  /* lines logged in this second (HUB__REFUSAL_LOGS_PER_S) */
+    bool online;
+    bool backlog;          /* the store may hold more than loaded_seq */
+    bool on_blocked_list;
+    bool dirty;            /* on the list of members with deliveries to flush */
+    bool piggyback;        /* Hello.receipts_in_deliveries */
     bool on_held_list;
 } hub__member_t;
 

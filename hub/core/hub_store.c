@@ -2680,8 +2680,10 @@ int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, s
             return HUB_EINVAL;
     if (n == 0)
         return 0;
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int rc = txn_write(self, &txn);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint8_t buf[REQ_VAL_MAX];
         size_t sl = strlen(reqs[i].sender), rl = strlen(reqs[i].receiver);
@@ -2700,8 +2702,10 @@ int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n)
         return HUB_EINVAL;
     if (n == 0)
         return 0;
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int rc = txn_write(self, &txn);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!str_ok(ids[i], HUB_STORE_ID_MAX, false))
             continue;

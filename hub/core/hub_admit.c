@@ -24,12 +24,18 @@ typedef struct {
 } hub__request_t;
 
 #define HUB__MAX_TRACKED_REQUESTS 1000000
+/* How long an answered request is remembered (re-sends of its reply). */
+#define HUB__ANSWERED_GRACE_US (35u * 1000000u) /* past the SDK's 30 s re-send */
 
 static void hub__request_forget(hub_server_t *self, hub__request_t *req)
 {
     hub__member_t *s = hub_map_get(self->members, req->sender);
-    if (s && !req->answer_id[0] && s->open_requests)
-        s->open_requests--;
+    if (!req->answer_id[0]) {
+        if (s && s->open_requests)
+            s->open_requests--;
+        if (self->open_requests_total)
+            self->open_requests_total--;
+    }
     hub_map_remove(self->requests, req->id);
     free(req);
 }
@@ -58,7 +64,7 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
         return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
     }
     if (s->open_requests >= self->cfg.max_open_requests ||
-        hub_map_size(self->requests) >= HUB__MAX_TRACKED_REQUESTS) {
+        self->open_requests_total >= HUB__MAX_TRACKED_REQUESTS) {
         *why = "too many of your requests are waiting for replies; wait for replies (or their "
                "TTL) before sending more requests";
         return LTH__V1__NACK_CODE__NACK_QUEUE_FULL;
@@ -85,6 +91,7 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
     }
     s->open_requests++;
+    self->open_requests_total++;
     return 0;
 }
 
@@ -126,9 +133,17 @@ static void hub__request_answered(hub_server_t *self, hub__request_t *req, const
     if (req->answer_id[0])
         return;
     snprintf(req->answer_id, sizeof req->answer_id, "%s", reply_id);
+    /* Answered: kept only long enough to accept a re-send of this reply
+     * and refuse any other, not for the rest of the request's TTL (a day,
+     * for queued ones): the table would fill with answered requests. */
+    uint64_t grace = hub_monotonic_us() + HUB__ANSWERED_GRACE_US;
+    if (req->expires_mono_us > grace)
+        req->expires_mono_us = grace;
     hub__member_t *s = hub_map_get(self->members, req->sender);
     if (s && s->open_requests)
         s->open_requests--;
+    if (self->open_requests_total)
+        self->open_requests_total--;
     if (req->durable) {
         /* Forgotten by the store with the next commit. */
         char *id = strdup(req->id);

@@ -329,6 +329,7 @@ struct hub_server {
 
     uint64_t refused_since_log;
     uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */
+    size_t open_requests_total; /* tracked requests not yet answered, all members */
     size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;

@@ -538,20 +538,11 @@ static hub_frame_t *fakehub_recv(fakehub_t *h, int timeout_ms)
     return f;
 }
 
-static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
+/* Delivers one envelope to the client as hub_seq `seq`. */
+static void fakehub_send_envelope(fakehub_t *h, uint64_t seq, const Lth__V1__Envelope *env)
 {
-    char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = A;
-    env.receiver = B;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
-    env.content_type = "application/json";
-    env.kind = LTH__V1__KIND__KIND_EVENT;
     uint8_t bytes[1024];
-    size_t len = lth__v1__envelope__pack(&env, bytes);
+    size_t len = lth__v1__envelope__pack(env, bytes);
     Lth__V1__DeliveredEnvelope item = LTH__V1__DELIVERED_ENVELOPE__INIT;
     Lth__V1__DeliveredEnvelope *items[] = {&item};
     item.hub_seq = seq;
@@ -565,6 +556,21 @@ static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
     f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
     f.deliveries = &d;
     fakehub_send(h, &f);
+}
+
+static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
+{
+    char id[37];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = A;
+    env.receiver = B;
+    env.service = (char *)service;
+    env.created_at_us = hub_now_us();
+    env.content_type = "application/json";
+    env.kind = LTH__V1__KIND__KIND_EVENT;
+    fakehub_send_envelope(h, seq, &env);
 }
 
 /* Starts the stand-in hub and connects B to it (Hello, then a Welcome that
@@ -696,21 +702,7 @@ static void fakehub_reply(fakehub_t *h, uint64_t seq, const char *sender, const 
     env.payload.data = (uint8_t *)payload;
     env.payload.len = strlen(payload);
     env.kind = LTH__V1__KIND__KIND_REPLY;
-    uint8_t bytes[1024];
-    size_t len = lth__v1__envelope__pack(&env, bytes);
-    Lth__V1__DeliveredEnvelope item = LTH__V1__DELIVERED_ENVELOPE__INIT;
-    Lth__V1__DeliveredEnvelope *items[] = {&item};
-    item.hub_seq = seq;
-    item.envelope.data = bytes;
-    item.envelope.len = len;
-    item.attempt = 1;
-    Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
-    d.items = items;
-    d.n_items = 1;
-    hub_frame_t f = LTH__V1__FRAME__INIT;
-    f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-    f.deliveries = &d;
-    fakehub_send(h, &f);
+    fakehub_send_envelope(h, seq, &env);
 }
 
 static void fakehub_ack(fakehub_t *h, const char *id, const char *routed_to)

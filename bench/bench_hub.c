@@ -1030,11 +1030,17 @@ void bench_hub_fair(bool flood, bench_result_t *out)
         pthread_join(flooder, NULL);
         if (f.err[0])
             bench_result_na(out, "flooder: %s", f.err);
-        else
+        else {
+            /* hubd cuts a member off that keeps flooding (hub_flood.c). */
+            char *log = bench_read_file(env.log);
+            bool cut = log && strstr(log, "member flooding: disconnected");
+            free(log);
             snprintf(out->note, sizeof out->note,
-                     "flood: %.0f events/s sent, %.0f/s accepted, %.0f/s refused (%.60s)",
+                     "flood: %.0f events/s sent, %.0f/s accepted, %.0f/s refused (%.60s)%s",
                      (double)f.sent / secs, (double)f.acked / secs, (double)f.refused / secs,
-                     f.first_refusal[0] ? f.first_refusal : "none");
+                     f.first_refusal[0] ? f.first_refusal : "none",
+                     cut ? "; the flooder was cut off by hubd" : "");
+        }
     }
     if (!bench_alive(env.hubd)) {
         out->na = true;

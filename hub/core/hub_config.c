@@ -35,6 +35,8 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->drain_timeout_ms = 30000;
     cfg->rate_msgs = 20000;
     cfg->rate_bytes = 64u << 20;
+    cfg->flood_factor = 5;
+    cfg->flood_ban_s = 30;
     /* Store quotas default to shares of max_store_bytes (hub_config_load),
      * so that no one member can fill the store. */
     cfg->quota_send_msgs = 0;
@@ -213,6 +215,10 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__u32(key, value, 1, 10000000, &cfg->max_open_requests, err, err_size);
     if (!strcmp(key, "drain_timeout_ms"))
         return hub__u32(key, value, 100, 3600000, &cfg->drain_timeout_ms, err, err_size);
+    if (!strcmp(key, "flood_cutoff_seconds"))
+        return hub__u32(key, value, 0, 3600, &cfg->flood_factor, err, err_size);
+    if (!strcmp(key, "flood_ban_seconds"))
+        return hub__u32(key, value, 1, 86400, &cfg->flood_ban_s, err, err_size);
     if (!strcmp(key, "store_reserve_percent"))
         return hub__u32(key, value, 0, 50, &cfg->store_reserve_percent, err, err_size);
     {

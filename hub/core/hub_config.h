@@ -67,6 +67,8 @@ typedef struct {
     uint32_t drain_timeout_ms;   /* a connection that takes nothing this long is dropped */
     uint64_t rate_msgs;          /* envelopes per second a member may send; 0 = no limit */
     uint64_t rate_bytes;         /* envelope bytes per second a member may send; 0 = no limit */
+    uint32_t flood_factor;       /* refusals (in seconds of its rate) that get a member cut off; 0 = never */
+    uint32_t flood_ban_s;        /* how long a member cut off for flooding is kept out */
     uint64_t quota_send_msgs, quota_send_bytes; /* what a sender may hold in the store; 0 = none */
     uint64_t quota_recv_msgs, quota_recv_bytes; /* what a receiver may hold */
     uint32_t store_reserve_percent; /* the last part of the store kept from any one member */

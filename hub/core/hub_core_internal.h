@@ -152,6 +152,10 @@ typedef struct hub__member {
     uint64_t rate_msgs, rate_bytes;
     uint64_t send_msgs, send_bytes, recv_msgs, recv_bytes; /* store quotas */
     double tokens_msgs, tokens_bytes;
+    double flood_debt;             /* refusals not yet drained at its rate (hub_flood.c) */
+    uint64_t flood_debt_mono_us;   /* when flood_debt was last drained */
+    uint64_t banned_until_mono_us; /* cut off for flooding: its key is refused until then */
+    int conn_fd;                   /* its connection's socket (ZMQ_SRCFD), -1 unknown */
     uint64_t refill_mono_us;
     /* Refusal log lines: at most HUB__REFUSAL_LOGS_PER_S a second each. */
     uint64_t refusal_log_window_us;
@@ -317,6 +321,7 @@ struct hub_server {
     hub_ops_source_t ops_source;
     uint64_t audit_seq;       /* copied from the worker after each commit */
     const char *current_peer; /* Peer-Address of the message being handled */
+    int current_fd;           /* its connection's socket (ZMQ_SRCFD), -1 unknown */
     hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
 
     hub_audit_t *audit; /* NULL when the audit log is off; worker-only while a commit runs */
@@ -465,6 +470,11 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
                   const uint8_t *bytes, size_t len, hub__receipts_t *receipts, const char *mid);
 int hub__save_subscriptions(hub_server_t *self);
 int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic);
+
+/* hub_flood.c */
+void hub__flood_seen(hub_server_t *self, hub__member_t *m);
+bool hub__flood_banned(const hub_server_t *self, const hub__member_t *m, uint64_t now);
+void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused);
 
 /* hub_admit.c */
 void hub__expire_requests(hub_server_t *self, uint64_t now);

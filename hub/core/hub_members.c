@@ -12,6 +12,7 @@ hub__member_t *hub__member(hub_server_t *self, const char *id)
     if (!m)
         return NULL;
     snprintf(m->id, sizeof m->id, "%s", id);
+    m->conn_fd = -1;
     if (hub_map_put(self->members, m->id, m) != 0) {
         free(m);
         return NULL;

@@ -33,6 +33,8 @@
  * value. Bounded like every family. */
 #define HUB__OPS_LABELS_MAX 10000u
 
+#define HUB__N_STATS 12 /* entries of hub__stat_families */
+
 struct hub_ops {
     uv_loop_t *loop;
     hub_http_server_t *http;
@@ -56,7 +58,7 @@ struct hub_ops {
     hub_metric_family_t *f_known, *f_connected, *f_member_up, *f_q_depth, *f_q_inflight,
         *f_q_age, *f_dead, *f_store_used, *f_store_max, *f_audit, *f_refused_code,
         *f_responses, *f_build;
-    hub_metric_family_t *f_stat[11];
+    hub_metric_family_t *f_stat[HUB__N_STATS];
     hub_metric_family_t *f_http[7];
     hub_alarms_t *alarms;
     hub_metric_family_t *f_alarm, *f_alarms_active;
@@ -73,7 +75,7 @@ static const struct {
     const char *name, *help;
     size_t offset;
     bool metric;
-} hub__stat_families[11] = {
+} hub__stat_families[HUB__N_STATS] = {
     {"lth_hub_frames_received_total", "ZeroMQ messages received from members.",
      offsetof(hub_server_stats_t, frames_in), true},
     {"lth_hub_envelopes_accepted_total", "Envelopes ACKed (stored, or forwarded online-only).",
@@ -94,6 +96,10 @@ static const struct {
      offsetof(hub_server_stats_t, malformed_frames), true},
     {"lth_hub_keys_refused_total", "CURVE handshakes refused: key not in the key directory.",
      offsetof(hub_server_stats_t, keys_refused), true},
+    {"lth_hub_members_cut_off_total",
+     "Member connections closed for flooding (kept sending over their rate); their keys are "
+     "refused for flood_ban_seconds.",
+     offsetof(hub_server_stats_t, members_cut_off), true},
     {"lth_hub_store_commits_total", "Store write transactions.",
      offsetof(hub_server_stats_t, commits), true},
 };
@@ -664,7 +670,7 @@ static int hub__register_families(hub_ops_t *self)
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_build_info", "The hub's version; always 1.", version_l, 1,
                                &self->f_build);
-    for (size_t i = 0; !rc && i < 11; i++)
+    for (size_t i = 0; !rc && i < HUB__N_STATS; i++)
         rc = !hub__stat_families[i].metric
                  ? 0
                  : hub_metrics_counter(m, hub__stat_families[i].name, hub__stat_families[i].help,
@@ -761,7 +767,7 @@ static void hub__refresh_metrics(hub_ops_t *self)
     hub_metric_set(self->f_store_used, NULL, (double)fig.store_used);
     hub_metric_set(self->f_store_max, NULL, (double)fig.store_max);
     hub_metric_set(self->f_audit, NULL, (double)fig.audit_seq);
-    for (size_t i = 0; i < 11; i++) {
+    for (size_t i = 0; i < HUB__N_STATS; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
         if (hub__stat_families[i].metric)
@@ -921,7 +927,7 @@ static void hub__route_status(hub_ops_t *self, hub_http_response_t *resp)
     hub_jsonw_object_end(&w);
     hub_jsonw_key(&w, "counters");
     hub_jsonw_object_begin(&w);
-    for (size_t i = 0; i < 11; i++) {
+    for (size_t i = 0; i < HUB__N_STATS; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
         /* "lth_hub_frames_received_total" -> "frames_received" */

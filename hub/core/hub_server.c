@@ -199,6 +199,11 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         if (hub__refusal_log_ok(self, m))
             HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu", m->id,
                      limited);
+        hub__flood_note(self, m, limited);
+        if (!m->online) {
+            hub__receipts_free(&receipts);
+            return;
+        }
     }
     if (receipts.n_acks == 0 && receipts.n_nacks == 0) {
         hub__receipts_free(&receipts); /* all queued: answered after the commit */
@@ -328,7 +333,16 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     hub__member_t *m = hub__member(self, kp->member_id);
     if (!m)
         return;
-    m->last_seen_mono_us = hub_monotonic_us();
+    uint64_t now_mono = hub_monotonic_us();
+    if (hub__flood_banned(self, m, now_mono)) {
+        /* Cut off for flooding: what was already on its way is dropped
+         * unread (the connection is closing). */
+        self->stats.frames_dropped_unread++;
+        return;
+    }
+    self->current_fd = zmq_msg_get(body, ZMQ_SRCFD);
+    hub__flood_seen(self, m);
+    m->last_seen_mono_us = now_mono;
     m->last_seen_us = hub_now_us();
     self->current_peer = zmq_msg_gets(body, "Peer-Address");
 
@@ -811,6 +825,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
     self->cfg = *cfg;
     self->loop = loop;
+    self->current_fd = -1;
     if (self->cfg.audit && !self->cfg.audit_dir[0])
         snprintf(self->cfg.audit_dir, sizeof self->cfg.audit_dir, "%.*s/audit",
                  (int)(sizeof self->cfg.audit_dir - 7), self->cfg.data_dir);

@@ -34,6 +34,7 @@ typedef struct {
     uint64_t malformed_frames;
     uint64_t frames_dropped_unread; /* Batch frames from members that do not read their receipts */
     uint64_t keys_refused;       /* ZAP refusals */
+    uint64_t members_cut_off;    /* connections closed for flooding (hub_flood.c) */
     uint64_t commits;            /* store transactions */
     uint64_t nacks_by_code[32];
 } hub_server_stats_t;

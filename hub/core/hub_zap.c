@@ -51,7 +51,13 @@ void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
             if (curve && zmq_msg_size(&parts[6]) == 32)
                 zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
             const hub_keypair_t *kp = z85[0] ? hub_keydir_find_key(self->keys, z85) : NULL;
-            if (kp) {
+            hub__member_t *banned = kp ? hub_map_get(self->members, kp->member_id) : NULL;
+            if (banned && !hub__flood_banned(self, banned, hub_monotonic_us()))
+                banned = NULL;
+            if (banned) {
+                hub__zap_reply(socket, &parts[1], "400", "cut off for flooding; try later", "");
+                self->stats.keys_refused++;
+            } else if (kp) {
                 hub__zap_reply(socket, &parts[1], "200", "OK", z85);
                 HUB_DEBUG("zap", "key admitted", "member=%s address=%s", kp->member_id, address);
             } else {

@@ -948,6 +948,98 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
 }
 END_TEST
 
+/* A member that goes on flooding after RATE_LIMITED is disconnected at the
+ * transport (so that its traffic stops costing the hub decryption) and its
+ * key is refused for flood_ban_seconds; the others never notice, and once
+ * the ban ends it may connect again. One burst (the test above) is not a
+ * flood. */
+START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
+{
+    hubfix_stop(&fix);
+    char *old = tk_read_file(fix.conf_path);
+    size_t n = strlen(old) + 128;
+    char *grown = malloc(n);
+    snprintf(grown, n, "%srate_msgs = 200\nflood_cutoff_seconds = 2\nflood_ban_seconds = 3\n",
+             old);
+    tk_write_file(fix.conf_path, grown);
+    free(old);
+    free(grown);
+    hubfix_start(&fix);
+    enum { N = 500 };
+    ProtobufCBinaryData items[N];
+    char ids[N][37];
+    for (int i = 0; i < N; i++)
+        items[i].data = envelope(EVIL, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
+                                 LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, ids[i],
+                                 &items[i].len);
+    rawcli_t evil;
+    hello_raw(&evil, EVIL);
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = N;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+    frame.batch = &batch;
+    /* 500 a go against a rate of 200 a second: the third or fourth batch
+     * takes its refusals past two seconds' worth. */
+    for (int round = 0; round < 8; round++)
+        rawcli_send_frame(&evil, &frame);
+    ck_assert_msg(log_contains("member flooding: disconnected", 5000), "flooder not cut off");
+    ck_assert_msg(log_contains("member=" EVIL, 10), "the log does not name the flooder");
+    /* Its connection is closed: nothing more comes back on it once the
+     * receipts sent before the cut are read. */
+    hub_frame_t *f;
+    while ((f = rawcli_recv(&evil, 500)))
+        hub_frame_free(&f);
+    {
+        /* A heartbeat goes unanswered (a send that would block means the
+         * connection is gone, which is the point). */
+        Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+        hub_frame_t hbf = LTH__V1__FRAME__INIT;
+        hbf.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+        hbf.heartbeat = &hb;
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(hub_frame_encode(&hbf, &buf, &len), 0);
+        (void)zmq_send(evil.sock, buf, len, ZMQ_DONTWAIT);
+        free(buf);
+        ck_assert_ptr_null(rawcli_recv(&evil, 700));
+    }
+    rawcli_close(&evil);
+    /* The honest members are served meanwhile. */
+    assert_honest_round_trip();
+    /* During the ban its key is refused at the handshake: no Welcome. */
+    rawcli_t again;
+    rawcli_open(&again, &fix, EVIL);
+    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.member_id = EVIL;
+    hub_frame_t hf = LTH__V1__FRAME__INIT;
+    hf.body_case = LTH__V1__FRAME__BODY_HELLO;
+    hf.hello = &hello;
+    rawcli_send_frame(&again, &hf);
+    ck_assert_ptr_null(rawcli_recv_case(&again, LTH__V1__FRAME__BODY_WELCOME, 1000));
+    rawcli_close(&again);
+    /* After the ban it is a member like any other again. */
+    tk_sleep_ms(2500);
+    hello_raw(&again, EVIL);
+    rawcli_close(&again);
+    for (int i = 0; i < N; i++)
+        free(items[i].data);
+    /* The audit log has the reason (the first file: a short run). */
+    hubfix_stop(&fix);
+    char audit[PATH_MAX];
+    snprintf(audit, sizeof audit, "%s/data/audit/audit-000001.log", fix.dir);
+    char *log = tk_read_file(audit);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "\"sender\":\"" EVIL "\"") &&
+                      strstr(log, "cut off for flooding: kept sending over its rate of 200"),
+                  "no audit record of the cut-off in %s", audit);
+    free(log);
+    hubfix_start(&fix);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e_hostile");
@@ -961,6 +1053,7 @@ static Suite *suite(void)
     tcase_add_test(tc, directory_shows_only_partners_unless_public);
     tcase_add_test(tc, receiver_that_does_not_read_cannot_take_the_hubs_memory);
     tcase_add_test(tc, flooding_member_is_held_to_its_rate_and_the_log_stays_small);
+    tcase_add_test(tc, member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while);
     tcase_add_test(tc, one_member_cannot_fill_the_store_for_the_others);
     tcase_add_test(
         tc, refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver);

@@ -25,6 +25,7 @@
 #include "hubfix.h"
 #include "lth_dossier.h"
 #include "lth_report.h"
+#include "lth_workcal.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -803,6 +804,76 @@ START_TEST(delegated_authority_resolves_and_is_counted)
 }
 END_TEST
 
+/* With plugin.calendar the procedure system counts each dossier's limit in
+ * working days and hours (deploy/calendar-vn.tsv): every due date it
+ * stores is the one the working calendar gives for its receipt time. */
+START_TEST(due_dates_follow_the_working_calendar)
+{
+    const int n = 12;
+    char conf[1536], cal_path[PATH_MAX], err[256];
+    snprintf(cal_path, sizeof cal_path, "%s/deploy/calendar-vn.tsv", getenv("HUB_SOURCE_DIR"));
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
+             "plugin.population_citizens = %d\nplugin.procedures = "
+             "SYN-1.000001,SYN-1.000003,SYN-1.000004,SYN-1.000005\nplugin.calendar = %s\n",
+             db_proc, n, CITIZENS, cal_path);
+    start_population();
+    start(TTHC, "procedure", conf);
+    ck_assert(wait_sql(db_proc, "SELECT count(*) FROM dossier", n, 20000));
+    lth_workcal_t *cal = NULL;
+    ck_assert_msg(lth_workcal_load(cal_path, &cal, err, sizeof err) == 0, "%s", err);
+    sqlite3 *db = open_ro(db_proc);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT code, procedure_code, submitted_at, due_at FROM "
+                                        "dossier",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    int rows = 0, working = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const lth_procedure_t *p = lth_procedure_find((const char *)sqlite3_column_text(q, 1));
+        ck_assert_ptr_nonnull(p);
+        int64_t at = sqlite3_column_int64(q, 2), due = sqlite3_column_int64(q, 3), want = 0;
+        if (!strcmp(p->limit_text, "same working day"))
+            ck_assert_int_eq(lth_workcal_due_same_day(cal, at, &want), 0);
+        else
+            ck_assert_int_eq(lth_workcal_due(cal, at, p->limit_amount, p->limit_unit, &want), 0);
+        ck_assert_msg(due == want, "%s (%s, %s): due %lld, the calendar says %lld",
+                      (const char *)sqlite3_column_text(q, 0), p->code, p->limit_text,
+                      (long long)due, (long long)want);
+        if (p->limit_unit != LTH_LIMIT_CALENDAR_DAYS)
+            working++;
+        rows++;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    lth_workcal_destroy(&cal);
+    ck_assert_int_eq(rows, n);
+    ck_assert_int_gt(working, 0);
+    stop_all_cleanly();
+    /* A calendar with a mistake stops the adapter with the line named. */
+    char bad[PATH_MAX];
+    snprintf(bad, sizeof bad, "%s/bad-calendar.tsv", fix.dir);
+    tk_write_file(bad, "hours 08:00-12:00 13:00-17:00\nholiday 2026-13-01 x\n");
+    snprintf(conf, sizeof conf, "plugin.db = %s\nplugin.calendar = %s\n", db_proc, bad);
+    char conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX], full[4096];
+    snprintf(conf_path, sizeof conf_path, "%s/bad-adapter.conf", fix.dir);
+    snprintf(log_path, sizeof log_path, "%s/bad-adapter.log", fix.dir);
+    hubfix_secret_path(&fix, TTHC, secret);
+    snprintf(full, sizeof full,
+             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\nplugin = %s\n%s",
+             fix.endpoint, fix.dir, secret, tk_plugin("procedure"), conf);
+    tk_write_file(conf_path, full);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
+    ck_assert_int_ne(tk_run(argv, &out, 10000), 0);
+    ck_assert_msg(out && strstr(out, "bad-calendar.tsv:2") && strstr(out, "YYYY-MM-DD"), "%s",
+                  out ? out : "");
+    free(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e_dossier");
@@ -815,6 +886,7 @@ static Suite *suite(void)
     tcase_add_test(tc, duplicate_and_out_of_order_changes);
     tcase_add_test(tc, sector_and_procedure_killed_mid_flow_lose_nothing);
     tcase_add_test(tc, delegated_authority_resolves_and_is_counted);
+    tcase_add_test(tc, due_dates_follow_the_working_calendar);
     suite_add_tcase(s, tc);
     return s;
 }

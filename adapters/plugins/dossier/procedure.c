@@ -28,10 +28,13 @@
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_lookup.h"
+#include "lth_workcal.h"
 #include "lth_domain.h"
 #include "lth_procedure.h"
 
 #include <inttypes.h>
+#include <string.h>
+#include <time.h>
 #include <stdlib.h>
 
 #define PROC_MAX_PROCEDURES 64
@@ -68,6 +71,8 @@ typedef struct {
     uint64_t next_summary_us;
     char last_summary[512];
     bool catalogue_published;  /* this run's catalogue is in the outbox */
+    lth_workcal_t *calendar;   /* plugin.calendar: working days and hours, or NULL */
+    bool calendar_warned;      /* a due date past the calendar's years was logged */
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -197,6 +202,34 @@ static void proc_flush(proc_t *st, adp_client_t *client)
 
 /* ---- submitting ---- */
 
+
+/* When a dossier received at now is due: with plugin.calendar, in working
+ * days and hours (lth_workcal.h); without, every day a working day and a
+ * day plugin.day_ms long (demos and tests run days in seconds). */
+static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
+{
+    if (!st->calendar)
+        return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, st->day_us);
+    int64_t due = 0;
+    int rc = !strcmp(p->limit_text, "same working day")
+                 ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
+                 : lth_workcal_due(st->calendar, (int64_t)now, p->limit_amount, p->limit_unit,
+                                   &due);
+    if (rc != 0)
+        return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, LTH_DAY_US);
+    time_t secs = (time_t)(due / 1000000 + LTH_WORKCAL_UTC_OFFSET_S);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    if (!lth_workcal_covers(st->calendar, tm.tm_year + 1900) && !st->calendar_warned) {
+        st->calendar_warned = true;
+        dp_log(st->host, DP_WARN,
+               "procedure system: a due date falls in %d, which plugin.calendar does not "
+               "list in 'years'; it is counted with weekends only: add that year's holidays",
+               tm.tm_year + 1900);
+    }
+    return (uint64_t)due;
+}
+
 static int proc_submit(proc_t *st)
 {
     uint64_t next;
@@ -220,8 +253,7 @@ static int proc_submit(proc_t *st)
         if (rc != 0)
             break;
         uint64_t now = dp_now_us();
-        uint64_t due = now + lth_limit_duration_us(g.procedure->limit_amount,
-                                                   g.procedure->limit_unit, st->day_us);
+        uint64_t due = proc_due(st, g.procedure, now);
         sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)g.index);
         sqlite3_bind_text(q, 3, g.procedure->code, -1, SQLITE_STATIC);
@@ -677,6 +709,7 @@ static void proc_destroy(void *state)
     proc_t *st = state;
     if (!st)
         return;
+    lth_workcal_destroy(&st->calendar);
     lth_appdb_close(&st->db);
     free(st);
 }
@@ -768,6 +801,17 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
     st->gen.invalid_percent = (unsigned)invalid;
     st->gen.unknown_percent = (unsigned)unknown;
     st->day_us = day_ms * 1000u;
+    const char *calendar = host->config(host, "calendar");
+    if (rc == 0 && calendar && *calendar) {
+        if (day_ms != 86400000) {
+            snprintf(err, err_size,
+                     "plugin.calendar counts real working days: leave plugin.day_ms at 86400000 "
+                     "with it, or leave plugin.calendar out");
+            rc = HUB_EINVAL;
+        } else {
+            rc = lth_workcal_load(calendar, &st->calendar, err, err_size);
+        }
+    }
     if (rc == 0)
         rc = lth_appdb_open(db, proc_schema, &st->db, err, err_size);
     if (rc == 0)

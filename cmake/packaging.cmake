@@ -79,6 +79,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/adapters/README.md
         ${CMAKE_SOURCE_DIR}/adapters/plugins/httpbridge/httpbridge.conf.example
         ${CMAKE_SOURCE_DIR}/adapters/plugins/sqlquery/sqlquery.conf.example
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lienthong-adapter COMPONENT adapter)
+# The working calendar the dossier adapters read (plugin.calendar).
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/calendar-vn.tsv
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lienthong COMPONENT adapter)
 
 install(TARGETS adp_shared adp_static EXPORT lienthong-adp-targets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev

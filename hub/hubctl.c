@@ -9,6 +9,7 @@
  */
 #include "adp.h"
 #include "hubctl_ops.h"
+#include "hubctl_archive.h"
 #include "hubctl_audit.h"
 #include "hubctl_backup.h"
 #include "hubctl_trust.h"
@@ -74,6 +75,7 @@ static void usage(FILE *out)
             "  version                    print the version\n");
     hubctl_ops_usage(out);
     hubctl_trust_usage(out);
+    hubctl_archive_usage(out);
     fprintf(out,
             "\n"
             "Connection settings (for ping, request) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
@@ -454,6 +456,8 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - i, argv + i);
     if (!strcmp(cmd, "ping"))
         return cmd_ping(config_path, argc - i, argv + i);
+    if (!strcmp(cmd, "archive"))
+        return hubctl_archive_main(argc - i, argv + i);
     if (!strcmp(cmd, "audit"))
         return hubctl_audit(argc - i, argv + i);
     if (!strcmp(cmd, "backup"))

@@ -290,6 +290,7 @@ struct hub_server {
     uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_usr2;
     bool handles_open;
     bool stopping;
+    bool archive_busy; /* an archive maintenance job (expiry) is queued or running */
 
     hub__member_t *dirty_head;
     hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
@@ -327,7 +328,6 @@ struct hub_server {
     bool audit_tick_due;
     uint64_t last_audit_tick_us; /* monotonic */
     hub_archive_t *archive;      /* NULL when archive_dir is not set; any thread (locks) */
-    bool archive_busy;           /* a maintenance job (expiry) is queued or running */
     uint64_t last_archive_us;    /* monotonic: when the last one was queued */
     bool prune_due;              /* de-duplication records to forget (every 10 s) */
     uint64_t last_prune_us;      /* monotonic */

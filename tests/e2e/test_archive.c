@@ -152,6 +152,11 @@ START_TEST(wrong_key_is_refused)
     ck_assert_int_ne(tk_run(argv, &out, 20000), 0);
     ck_assert_msg(strstr(out, "archive key file") && strstr(out, "mode 0644"), "hubd: %s", out);
     free(out);
+    char *check[] = {(char *)tk_bin("hubd"), "--check-config", "--config", fix.conf_path, NULL};
+    ck_assert_int_ne(tk_run(check, &out, 20000), 0);
+    ck_assert_msg(strstr(out, "archive_key_file") && strstr(out, "mode 0644"),
+                  "hubd --check-config: %s", out);
+    free(out);
     /* A key of the wrong size too. */
     ck_assert_int_eq(chmod(key_path, 0600), 0);
     ck_assert_int_eq(truncate(key_path, 31), 0);

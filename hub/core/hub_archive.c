@@ -34,6 +34,7 @@
 #define HUB__FILE_NUMBER_MAX 999999999ul
 #define HUB__RECORD_MAX (256u * 1024 * 1024) /* a record's len field */
 #define HUB__DAY_US (86400ull * 1000000)
+#define HUB__WRITE_AT (1u << 20) /* buffered bytes that put writes out at once */
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -754,6 +755,10 @@ int hub_archive_put(hub_archive_t *self, const hub_archive_entry_t *entry)
                 self->first_us = now;
             self->last_us = now;
             self->records++;
+            /* Large commits go to the file as they come (the flush still
+             * syncs them), so that the buffer stays small. */
+            if (self->buf_len >= HUB__WRITE_AT)
+                rc = hub__write_out(self);
         }
     }
     pthread_mutex_unlock(&self->lock);

@@ -9,6 +9,8 @@
  */
 #include "adp.h"
 #include "hubctl_ops.h"
+#include "hubctl_access.h"
+#include "hubctl_archive.h"
 #include "hubctl_audit.h"
 #include "hubctl_backup.h"
 #include "hubctl_trust.h"
@@ -74,6 +76,8 @@ static void usage(FILE *out)
             "  version                    print the version\n");
     hubctl_ops_usage(out);
     hubctl_trust_usage(out);
+    hubctl_archive_usage(out);
+    hubctl_access_usage(out);
     fprintf(out,
             "\n"
             "Connection settings (for ping, request) come from --config FILE or $LTH_HUBCTL_CONFIG:\n"
@@ -454,6 +458,10 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - i, argv + i);
     if (!strcmp(cmd, "ping"))
         return cmd_ping(config_path, argc - i, argv + i);
+    if (!strcmp(cmd, "archive"))
+        return hubctl_archive_main(argc - i, argv + i);
+    if (!strcmp(cmd, "audit") && i < argc && !strcmp(argv[i], "access"))
+        return hubctl_access_main(argc - i - 1, argv + i + 1);
     if (!strcmp(cmd, "audit"))
         return hubctl_audit(argc - i, argv + i);
     if (!strcmp(cmd, "backup"))

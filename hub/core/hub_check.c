@@ -1,5 +1,6 @@
 /* hub_check — see hub_check.h. */
 #include "hub_check.h"
+#include "hub_archive.h"
 
 #include "hub_cert.h"
 #include "hub_config.h"
@@ -14,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
@@ -189,6 +191,12 @@ static void hub__check_rules(hub__check_t *c, const hub_config_t *cfg)
             hub__finding(c, true, "http_token_file", "%s", err);
         memset(token, 0, sizeof token);
     }
+    if (cfg->archive_dir[0]) {
+        hub_archive_key_t key;
+        if (hub_archive_key_read(cfg->archive_key_file, &key, err, sizeof err) != 0)
+            hub__finding(c, true, "archive_key_file", "%s", err);
+        sodium_memzero(&key, sizeof key);
+    }
 }
 
 /* A directory hubd will create if missing: it, or its nearest existing
@@ -239,6 +247,8 @@ static void hub__check_store(hub__check_t *c, const hub_config_t *cfg)
     }
     if (cfg->audit)
         hub__check_dir(c, "audit_dir", cfg->audit_dir);
+    if (cfg->archive_dir[0])
+        hub__check_dir(c, "archive_dir", cfg->archive_dir);
 }
 
 int hub_check_config(const char *config_path, FILE *out)

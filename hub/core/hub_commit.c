@@ -470,6 +470,7 @@ static void hub__commit_work(uv_work_t *req)
         }
     }
     job->other_rc = rc;
+    hub__archive_commit(server->archive, job); /* whole envelopes, encrypted, when configured */
     /* The audit log says what the store now holds. */
     for (size_t i = 0; audit && job->dead && i < job->n_dead; i++) {
         const hub_store_msg_t *d = &job->dead[i];

@@ -47,6 +47,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->cert_warn_days = 30;
     hub_alarm_thresholds_default(&cfg->alarms);
     cfg->audit = true;
+    cfg->archive_retention_days = 30;
     cfg->log_level = HUB_LOG_INFO;
     snprintf(cfg->lang, sizeof cfg->lang, "vi");
 }
@@ -151,6 +152,14 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__path(ctx, key, value, cfg->data_dir, sizeof cfg->data_dir, err, err_size);
     if (!strcmp(key, "audit_dir"))
         return hub__path(ctx, key, value, cfg->audit_dir, sizeof cfg->audit_dir, err, err_size);
+    if (!strcmp(key, "archive_dir"))
+        return hub__path(ctx, key, value, cfg->archive_dir, sizeof cfg->archive_dir, err,
+                         err_size);
+    if (!strcmp(key, "archive_key_file"))
+        return hub__path(ctx, key, value, cfg->archive_key_file, sizeof cfg->archive_key_file,
+                         err, err_size);
+    if (!strcmp(key, "archive_retention_days"))
+        return hub__u32(key, value, 1, 36500, &cfg->archive_retention_days, err, err_size);
     if (!strcmp(key, "policy_file"))
         return hub__path(ctx, key, value, cfg->policy_file, sizeof cfg->policy_file, err,
                          err_size);
@@ -311,6 +320,13 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         (size_t)snprintf(cfg->audit_dir, sizeof cfg->audit_dir, "%s/audit", cfg->data_dir) >=
             sizeof cfg->audit_dir) {
         snprintf(err, err_size, "%s: data_dir is too long to hold the audit log", path);
+        return HUB_EINVAL;
+    }
+    if (cfg->archive_dir[0] && !cfg->archive_key_file[0]) {
+        snprintf(err, err_size,
+                 "%s: archive_dir is set but archive_key_file is not: the archive is encrypted "
+                 "with that key (make one with 'hubctl archive keygen FILE')",
+                 path);
         return HUB_EINVAL;
     }
     if (certs && !cfg->crl_state_file[0] &&

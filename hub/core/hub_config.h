@@ -73,6 +73,10 @@ typedef struct {
     uint64_t quota_recv_msgs, quota_recv_bytes; /* what a receiver may hold */
     uint32_t store_reserve_percent; /* the last part of the store kept from any one member */
     bool audit;                  /* keep the audit log (in audit_dir) */
+    /* The message archive (hub_archive.h): on when archive_dir is set. */
+    char archive_dir[PATH_MAX];      /* encrypted archive of whole envelopes; empty = off */
+    char archive_key_file[PATH_MAX]; /* 32-byte AES-256 key, mode 0600 */
+    uint32_t archive_retention_days; /* sealed files older than this are deleted; default 30 */
     uint32_t max_flows;          /* flows (sender, receiver, service) tracked; 0 = 10000 */
     /* Alarm thresholds (alarm_* keys; the certificate warning is
      * cert_warn_days). */

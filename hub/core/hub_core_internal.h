@@ -14,12 +14,14 @@
  *   hub_trust.c     keys, certificates, agreements, delegations
  *   hub_zap.c       ZAP: who may connect
  *   hub_members.c   the member table and the audit queue
+ *   hub_archive.c   the message archive (its commit-worker side at the end)
  */
 #ifndef HUB_CORE_INTERNAL_H
 #define HUB_CORE_INTERNAL_H
 
 #include "hub_server.h"
 #include "hub_conf.h"
+#include "hub_archive.h"
 #include "hub_audit.h"
 #include "hub_cert.h"
 #include "hub_delegation.h"
@@ -292,6 +294,7 @@ struct hub_server {
     uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_usr2;
     bool handles_open;
     bool stopping;
+    bool archive_busy; /* an archive maintenance job (expiry) is queued or running */
 
     hub__member_t *dirty_head;
     hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
@@ -329,6 +332,8 @@ struct hub_server {
     size_t auditq_n, auditq_cap;
     bool audit_tick_due;
     uint64_t last_audit_tick_us; /* monotonic */
+    hub_archive_t *archive;      /* NULL when archive_dir is not set; any thread (locks) */
+    uint64_t last_archive_us;    /* monotonic: when the last one was queued */
     bool prune_due;              /* de-duplication records to forget (every 10 s) */
     uint64_t last_prune_us;      /* monotonic */
 
@@ -455,6 +460,9 @@ int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us
                    const char *receiver, const char *service, const char *reason,
                    const hub_envelope_t *env);
 void hub__commit_start(hub_server_t *self);
+
+/* hub_archive.c: archives the envelopes a commit stored (worker thread) */
+int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job);
 
 /* hub_trust.c */
 const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,

@@ -449,6 +449,76 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
 /* ------------------------------------------------------------------------ */
 /* Timers and signals                                                        */
 
+/* The message archive (archive_dir): opened with the hub's signing key;
+ * refused, with the reason, when its key file is not a 0600 file of 32
+ * bytes. */
+static int hub__archive_open(hub_server_t *self, char *err, size_t err_size)
+{
+    if (!self->own_key.has_sign) {
+        snprintf(err, err_size,
+                 "%s has no signing key, which the message archive needs; regenerate the "
+                 "hub's keys with 'hubctl keygen'",
+                 self->cfg.key_file);
+        return HUB_EINVAL;
+    }
+    hub_archive_config_t acfg;
+    memset(&acfg, 0, sizeof acfg);
+    int rc = hub_archive_key_read(self->cfg.archive_key_file, &acfg.key, err, err_size);
+    if (rc == 0) {
+        memcpy(acfg.sign_secret, self->own_key.sign_secret, 64);
+        memcpy(acfg.sign_public, self->own_key.sign_public, 32);
+        acfg.retention_days = self->cfg.archive_retention_days;
+        rc = hub_archive_open(self->cfg.archive_dir, &acfg, &self->archive, err, err_size);
+    }
+    if (rc == 0) {
+        char id[17];
+        hub_archive_key_id_hex(acfg.key.id, id);
+        HUB_INFO("archive", "message archive on", "dir=%s key_id=%s retention_days=%u",
+                 self->cfg.archive_dir, id, (unsigned)self->cfg.archive_retention_days);
+    }
+    sodium_memzero(&acfg, sizeof acfg);
+    return rc;
+}
+
+/* Expiry and time-based rotation of the archive, off the loop thread. */
+typedef struct {
+    uv_work_t req;
+    hub_server_t *server;
+    int rc;
+} hub__archive_job_t;
+
+static void hub__archive_maintain_work(uv_work_t *req)
+{
+    hub__archive_job_t *job = req->data;
+    job->rc = hub_archive_maintain(job->server->archive, NULL);
+}
+
+static void hub__archive_maintain_done(uv_work_t *req, int status)
+{
+    hub__archive_job_t *job = req->data;
+    (void)status;
+    job->server->archive_busy = false;
+    if (job->rc != 0)
+        HUB_ERROR("archive", "archive maintenance failed; it is tried again in a minute",
+                  "error=\"%s\"", hub_strerror(job->rc));
+    free(job);
+}
+
+static void hub__archive_maintain_start(hub_server_t *self)
+{
+    hub__archive_job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    job->server = self;
+    job->req.data = job;
+    if (uv_queue_work(self->loop, &job->req, hub__archive_maintain_work,
+                      hub__archive_maintain_done) != 0) {
+        free(job);
+        return;
+    }
+    self->archive_busy = true;
+}
+
 void hub__housekeeping(uv_timer_t *timer)
 {
     hub_server_t *self = timer->data;
@@ -527,6 +597,10 @@ void hub__housekeeping(uv_timer_t *timer)
     if (now - self->last_request_sweep_us >= 1000000u) {
         hub__expire_requests(self, now);
         self->last_request_sweep_us = now;
+    }
+    if (self->archive && !self->archive_busy && now - self->last_archive_us >= 60000000u) {
+        self->last_archive_us = now;
+        hub__archive_maintain_start(self);
     }
     if (self->audit && now - self->last_audit_tick_us >= 1000000u) {
         self->audit_tick_due = true;
@@ -933,6 +1007,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             sodium_memzero(&acfg, sizeof acfg);
         }
     }
+    if (rc == 0 && cfg->archive_dir[0])
+        rc = hub__archive_open(self, err, err_size);
     if (rc != 0) {
         hub_server_destroy(&self);
         return rc;
@@ -1148,6 +1224,10 @@ void hub_server_destroy(hub_server_t **self_p)
         if (arc != 0)
             HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"", hub_strerror(arc));
     }
+    int xrc = hub_archive_close(&self->archive);
+    if (xrc != 0)
+        HUB_ERROR("archive", "could not seal the message archive", "error=\"%s\"",
+                  hub_strerror(xrc));
     hub__auditq_free(self->auditq, self->auditq_n);
     for (size_t i = 0; i < self->turn_rcpt_n; i++)
         hub__receipts_free(&self->turn_rcpt[i].r);

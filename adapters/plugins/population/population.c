@@ -9,6 +9,8 @@
  *   plugin.seed = S                  the generator's seed (default 1)
  *   plugin.allowed_consumers = A,B   members that may see records (default: all);
  *                                    others get NOT_PERMITTED for every key
+ *   plugin.access_*                  the access register: who looked whom up
+ *                                    (pop_access.h)
  *
  * The requester is msg->sender, which the hub took from the sender's CURVE key.
  * Requests and replies are lth.domain.v1 CitizenLookupRequest / Response
@@ -19,6 +21,7 @@
 #include "hub_error.h"
 #include "hub_id.h"
 #include "lth_lookup.h"
+#include "pop_access.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +39,7 @@
 typedef struct {
     const adp_plugin_host_t *host;
     lth_popdb_t *db;
+    pop_access_t *access; /* the access register (pop_access.h), or NULL when off */
     bool allow_all;
     char *consumers[POP_MAX_CONSUMERS];
     size_t n_consumers;
@@ -89,6 +93,12 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
                 hub_strerror(rc));
         return rc;
     }
+    if (pop_access_note(st->access, msg, out, out_len) != 0) {
+        free(out); /* nothing leaves unrecorded */
+        pop_log(st, 3, "citizen.lookup from %s not answered: the access register could not be "
+                       "written", msg->sender);
+        return HUB_ESTORE;
+    }
     reply->payload = out;
     reply->payload_len = out_len;
     snprintf(reply->content_type, sizeof reply->content_type, "%s", LTH_LOOKUP_RESPONSE_TYPE);
@@ -119,6 +129,7 @@ static int pop_tick(void *state, adp_client_t *client)
 {
     (void)client;
     pop_state_t *st = state;
+    pop_access_tick(st->access);
     time_t now = time(NULL);
     if (now < st->next_summary)
         return 0;
@@ -140,6 +151,7 @@ static void pop_destroy(void *state)
     if (!st)
         return;
     lth_popdb_close(&st->db);
+    pop_access_destroy(&st->access);
     for (size_t i = 0; i < st->n_consumers; i++)
         free(st->consumers[i]);
     free(st);
@@ -255,6 +267,8 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         rc = pop_parse_consumers(st, host->config(host, "allowed_consumers"), err, err_size);
     if (rc == 0)
         rc = pop_open_db(st, db_path, seed, citizens, err, err_size);
+    if (rc == 0)
+        rc = pop_access_init(host, db_path, &st->access, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_lookup, st);
     if (rc != 0) {

@@ -52,7 +52,26 @@
  * so hub_audit_verify_dir() reports such a log as unsealed (HUB_EAGAIN),
  * which is normal while the hub runs. Cutting whole records back to an
  * earlier checkpoint, or deleting whole trailing files, is not detectable
- * from the log alone: compare the last seq with the hub's logged checkpoints.
+ * from the log alone: hence anchors. The hub logs each checkpoint's seq and
+ * line hash ("anchor=SEQ:HASH"), keeps the last durable one in its store
+ * (config anchor_seq/anchor_hash: open refuses a log behind it), and
+ * verification with hub_audit_verify_opts_t.anchor_* fails on a log that
+ * ends before, or differs at, a head an auditor kept.
+ *
+ * Key rotation. A KEY_ROTATED record (reason "new hub signing key <hex>",
+ * sender_signature: the new key's Ed25519 signature over
+ * "LTH-AUDIT-KEY-ROTATION-V1" 0x00 || old public || new public) is followed
+ * at once by a checkpoint signed with the old key; later checkpoints are
+ * signed with the new one. The verifier starts from the key it is given and
+ * follows each rotation; open refuses a log whose last checkpoint is signed
+ * by another key unless a KEY_ROTATED record just before it names the key
+ * open was given (or accept_key_change).
+ *
+ * Time-stamps. A TIMESTAMPED record (reason "checkpoint SEQ time-stamped:
+ * token audit-cp-….tsr sha256 HEX") says that the RFC 3161 token over that
+ * checkpoint's line hash is in the directory (hub_tsa.h writes it); the
+ * verifier checks that the file is there with that hash and, given the TSA's
+ * certificate, the token itself.
  *
  * Durability: hub_audit_append() buffers in memory and writes in large
  * blocks; it does not wait for the disk (except when a file is rotated twice

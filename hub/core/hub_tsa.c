@@ -133,7 +133,8 @@ out:
 
 /* ---- asking the TSA --------------------------------------------------------- */
 
-static int hub__make_request(const uint8_t hash[32], uint8_t **der, size_t *der_len)
+static int hub__make_request(const uint8_t hash[32], uint8_t **der, size_t *der_len,
+                             uint64_t *nonce_out)
 {
     TS_REQ *req = TS_REQ_new();
     TS_MSG_IMPRINT *mi = TS_MSG_IMPRINT_new();
@@ -147,6 +148,7 @@ static int hub__make_request(const uint8_t hash[32], uint8_t **der, size_t *der_
     for (int i = 0; i < 8; i++)
         n = n << 8 | rnd[i];
     nonce = ASN1_INTEGER_new();
+    *nonce_out = n >> 1;
     if (!nonce || ASN1_INTEGER_set_uint64(nonce, n >> 1) != 1 ||
         X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256), V_ASN1_NULL, NULL) != 1 ||
         TS_MSG_IMPRINT_set_algo(mi, alg) != 1 || TS_MSG_IMPRINT_set_msg(mi, (unsigned char *)hash, 32) != 1 ||
@@ -198,7 +200,8 @@ static int hub__fetch(const hub_tsa_config_t *cfg, const uint8_t hash[32], uint8
 {
     uint8_t *req = NULL;
     size_t req_len = 0;
-    int rc = hub__make_request(hash, &req, &req_len);
+    uint64_t nonce = 0;
+    int rc = hub__make_request(hash, &req, &req_len, &nonce);
     if (rc != 0) {
         snprintf(err, err_size, "cannot build a time-stamp request");
         return rc;
@@ -239,6 +242,19 @@ static int hub__fetch(const hub_tsa_config_t *cfg, const uint8_t hash[32], uint8
     rc = hub_tsa_verify(body.p, body.len, hash, cfg->cert_pem, NULL, why, sizeof why);
     if (rc != 0) {
         snprintf(err, err_size, "%.60s sent a reply that is not a valid token: %.150s", cfg->url, why);
+        goto out;
+    }
+    /* The reply answers this request, not one replayed from earlier. */
+    const unsigned char *p = body.p;
+    TS_RESP *resp = d2i_TS_RESP(NULL, &p, (long)body.len);
+    const ASN1_INTEGER *got = resp ? TS_TST_INFO_get_nonce(TS_RESP_get_tst_info(resp)) : NULL;
+    uint64_t got_v = 0;
+    bool nonce_ok = got && ASN1_INTEGER_get_uint64(&got_v, got) == 1 && got_v == nonce;
+    TS_RESP_free(resp);
+    ERR_clear_error();
+    if (!nonce_ok) {
+        snprintf(err, err_size, "%.60s sent a token without the request's nonce", cfg->url);
+        rc = HUB_ECRYPTO;
         goto out;
     }
     *token = body.p;

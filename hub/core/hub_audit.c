@@ -1893,6 +1893,15 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
         if (v->stopped)
             break;
     }
+    if (!v->early_failed && opts->early_keys_unknown &&
+        sodium_memcmp(v->key, opts->hub_sign_public, 32) != 0) {
+        rc = hub__vfail(v, HUB_ECRYPTO, v->head_file, v->head_line, v->key_since,
+                        "key change without a rotation record: from the rotation at seq %" PRIu64
+                        " on, the log is signed by another key than the hub's, and no "
+                        "KEY_ROTATED record hands it over to the hub's key",
+                        v->key_since);
+        goto out;
+    }
     if (v->early_failed) {
         memcpy(report->file, v->early.file, sizeof report->file);
         report->line = v->early.line;

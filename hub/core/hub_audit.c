@@ -1140,20 +1140,22 @@ static int hub__check_anchor(hub_audit_t *self, uint64_t cp_seq, const uint8_t c
         return HUB_EPARSE;
     }
     self->gap = c->anchor_seq > cp_seq ? c->anchor_seq - cp_seq : 1;
-    free(self->gap_notice);
-    self->gap_notice = malloc(768);
+    char *before = self->gap_notice; /* a key change noted already */
+    self->gap_notice = malloc(1536);
     if (self->gap_notice)
-        snprintf(self->gap_notice, 768,
-                 "audit log cut back, accepted by the operator (audit_accept_gap): the store "
+        snprintf(self->gap_notice, 1536,
+                 "%s%saudit log cut back, accepted by the operator (audit_accept_gap): the store "
                  "recorded the checkpoint at seq %" PRIu64 " (hash %s), but the log %s",
-                 c->anchor_seq, anchor_hex, where);
+                 before ? before : "", before ? "; " : "", c->anchor_seq, anchor_hex, where);
+    free(before);
     return 0;
 }
 
 /* Writes the RECOVERED record naming an accepted gap, and syncs. */
 static int hub__note_gap(hub_audit_t *self, char *err, size_t err_size)
 {
-    HUB_ERROR("audit", "audit log cut back; going on by operator override (audit_accept_gap)",
+    HUB_ERROR("audit", "audit log: going on by operator override (audit_accept_gap or "
+                       "audit_accept_key_change); a RECOVERED record says what was found",
               "detail=\"%s\"", self->gap_notice ? self->gap_notice : "");
     hub_audit_record_t rec = {.event = HUB_AUDIT_RECOVERED,
                               .reason = self->gap_notice ? self->gap_notice : "audit log cut back"};
@@ -1204,7 +1206,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
         self->file_number = 1;
         uint8_t none[32] = {0};
         rc = hub__check_anchor(self, 0, none, 0, err, err_size);
-        if (rc == 0 && self->gap)
+        if (rc == 0 && (self->gap || self->gap_notice))
             rc = hub__note_gap(self, err, err_size);
         goto out;
     }
@@ -1258,14 +1260,13 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
                   "override (audit_accept_key_change): verification will name this point",
                   "dir=%s seq=%" PRIu64, self->dir, self->seq);
         free(self->gap_notice);
-        self->gap_notice = malloc(256);
+        self->gap_notice = malloc(768);
         if (self->gap_notice)
-            snprintf(self->gap_notice, 256,
+            snprintf(self->gap_notice, 768,
                      "the hub's signing key changed after seq %" PRIu64 " without a KEY_ROTATED "
                      "record (the previous key was not available); operator override "
                      "audit_accept_key_change",
                      self->seq);
-        self->gap = 1;
         key_changed = false;
     }
     if (key_changed) {
@@ -1343,7 +1344,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
             snprintf(err, err_size, "cannot write to the audit log in %s: %s", self->dir,
                      hub_strerror(rc));
     }
-    if (rc == 0 && self->gap)
+    if (rc == 0 && (self->gap || self->gap_notice))
         rc = hub__note_gap(self, err, err_size);
 out:
     free(p);

@@ -16,6 +16,7 @@
 #include <openssl/ts.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,9 +195,17 @@ static size_t hub__on_body(char *data, size_t size, size_t n, void *user)
     return add;
 }
 
+/* Ends a transfer in progress when the client stops. */
+static int hub__on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                            curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load((atomic_bool *)user) ? 1 : 0;
+}
+
 /* POSTs a request for hash; on success *token is the checked reply. */
-static int hub__fetch(const hub_tsa_config_t *cfg, const uint8_t hash[32], uint8_t **token,
-                      size_t *token_len, char *err, size_t err_size)
+static int hub__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const uint8_t hash[32],
+                      uint8_t **token, size_t *token_len, char *err, size_t err_size)
 {
     uint8_t *req = NULL;
     size_t req_len = 0;
@@ -223,6 +232,9 @@ static int hub__fetch(const hub_tsa_config_t *cfg, const uint8_t hash[32], uint8
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_us / 1000u));
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->timeout_us / 1000u));
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, hub__on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, stopping);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode c = curl_easy_perform(curl);
     long status = 0;
@@ -322,6 +334,7 @@ struct hub_tsa_client {
     pthread_mutex_t lock;       /* guards what follows */
     pthread_cond_t wake;
     bool stop;
+    atomic_bool stopping;       /* stop, readable without the lock (ends a transfer) */
     uint64_t offered_seq;       /* newest durable checkpoint offered */
     uint8_t offered_hash[32];
     hub_tsa_state_t state;
@@ -376,7 +389,7 @@ static void hub__thread(void *arg)
         uint8_t *token = NULL;
         size_t len = 0;
         char err[256] = "";
-        int rc = hub__fetch(&self->cfg, hash, &token, &len, err, sizeof err);
+        int rc = hub__fetch(&self->cfg, &self->stopping, hash, &token, &len, err, sizeof err);
         if (rc == 0)
             rc = hub__write_token(self->cfg.dir, seq, token, len, err, sizeof err);
         uint8_t sha[32];
@@ -388,6 +401,8 @@ static void hub__thread(void *arg)
         free(token);
 
         pthread_mutex_lock(&self->lock);
+        if (rc != 0 && self->stop)
+            break; /* cut short by hub_tsa_client_destroy(): not the TSA's fault */
         if (rc == 0) {
             hub__done_t d = {.seq = seq, .gen_us = gen_us};
             memcpy(d.sha, sha, 32);
@@ -465,6 +480,7 @@ int hub_tsa_client_new(uv_loop_t *loop, const hub_tsa_config_t *cfg, hub_tsa_sta
         self->cfg.timeout_us = 10u * 1000000u;
     self->stamped = stamped;
     self->user = user;
+    atomic_init(&self->stopping, false);
     pthread_mutex_init(&self->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -529,6 +545,7 @@ void hub_tsa_client_destroy(hub_tsa_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_tsa_client_t *self = *self_p;
+    atomic_store(&self->stopping, true);
     pthread_mutex_lock(&self->lock);
     self->stop = true;
     pthread_cond_signal(&self->wake);

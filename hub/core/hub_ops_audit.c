@@ -28,16 +28,16 @@ int hub_ops_audit_metrics_new(hub_metrics_t *m, hub_ops_audit_metrics_t *f)
                                NULL, 0, &f->gap);
     if (!rc)
         rc = hub_metrics_counter(m, "lth_audit_tsa_tokens_total",
-                                 "RFC 3161 time-stamp tokens obtained for audit checkpoints.",
-                                 NULL, 0, &f->tsa_tokens);
+                                 "RFC 3161 time-stamp tokens obtained for audit checkpoints.", NULL,
+                                 0, &f->tsa_tokens);
     if (!rc)
         rc = hub_metrics_counter(m, "lth_audit_tsa_failures_total",
                                  "Time-stamp requests to the TSA that failed.", NULL, 0,
                                  &f->tsa_failures);
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_audit_tsa_failing_seconds",
-                               "How long the TSA has failed since its last token (0: fine).",
-                               NULL, 0, &f->tsa_failing_s);
+                               "How long the TSA has failed since its last token (0: fine).", NULL,
+                               0, &f->tsa_failing_s);
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_audit_tsa_pending_checkpoint",
                                "Seq of the newest checkpoint still waiting for a time-stamp "

@@ -37,7 +37,7 @@ static void hub__ossl_err(char *err, size_t err_size, const char *what)
     snprintf(err, err_size, "%s%s%s", what, buf[0] ? ": " : "", buf);
 }
 
-static int hub__load_certs(const char *path, X509_STORE **store_out, STACK_OF(X509) **certs_out,
+static int hub__load_certs(const char *path, X509_STORE **store_out, STACK_OF(X509) * *certs_out,
                            char *err, size_t err_size)
 {
     FILE *f = fopen(path, "r");
@@ -105,7 +105,7 @@ int hub_tsa_verify(const uint8_t *resp_der, size_t len, const uint8_t hash[32],
         rc = hub__load_certs(tsa_cert_pem, &store, &certs, err, err_size);
         if (rc != 0)
             goto out;
-        TS_VERIFY_CTX_set_store(ctx, store);  /* ctx owns them */
+        TS_VERIFY_CTX_set_store(ctx, store); /* ctx owns them */
         TS_VERIFY_CTX_set_certs(ctx, certs);
         flags |= TS_VFY_SIGNATURE | TS_VFY_SIGNER;
     }
@@ -152,7 +152,8 @@ static int hub__make_request(const uint8_t hash[32], uint8_t **der, size_t *der_
     *nonce_out = n >> 1;
     if (!nonce || ASN1_INTEGER_set_uint64(nonce, n >> 1) != 1 ||
         X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256), V_ASN1_NULL, NULL) != 1 ||
-        TS_MSG_IMPRINT_set_algo(mi, alg) != 1 || TS_MSG_IMPRINT_set_msg(mi, (unsigned char *)hash, 32) != 1 ||
+        TS_MSG_IMPRINT_set_algo(mi, alg) != 1 ||
+        TS_MSG_IMPRINT_set_msg(mi, (unsigned char *)hash, 32) != 1 ||
         TS_REQ_set_version(req, 1) != 1 || TS_REQ_set_msg_imprint(req, mi) != 1 ||
         TS_REQ_set_nonce(req, nonce) != 1 || TS_REQ_set_cert_req(req, 1) != 1)
         goto out;
@@ -253,7 +254,8 @@ static int hub__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const 
     char why[256];
     rc = hub_tsa_verify(body.p, body.len, hash, cfg->cert_pem, NULL, why, sizeof why);
     if (rc != 0) {
-        snprintf(err, err_size, "%.60s sent a reply that is not a valid token: %.150s", cfg->url, why);
+        snprintf(err, err_size, "%.60s sent a reply that is not a valid token: %.150s", cfg->url,
+                 why);
         goto out;
     }
     /* The reply answers this request, not one replayed from earlier. */
@@ -325,21 +327,21 @@ typedef struct {
 } hub__done_t;
 
 struct hub_tsa_client {
-    hub_tsa_config_t cfg;       /* strings point at the copies below */
+    hub_tsa_config_t cfg; /* strings point at the copies below */
     char *url, *cert, *dir;
     hub_tsa_stamped_cb stamped;
     void *user;
     uv_async_t async;
     uv_thread_t thread;
-    pthread_mutex_t lock;       /* guards what follows */
+    pthread_mutex_t lock; /* guards what follows */
     pthread_cond_t wake;
     bool stop;
-    atomic_bool stopping;       /* stop, readable without the lock (ends a transfer) */
-    uint64_t offered_seq;       /* newest durable checkpoint offered */
+    atomic_bool stopping; /* stop, readable without the lock (ends a transfer) */
+    uint64_t offered_seq; /* newest durable checkpoint offered */
     uint8_t offered_hash[32];
     hub_tsa_state_t state;
-    uint64_t last_token_us;     /* monotonic */
-    hub__done_t *done;          /* tokens written, for the loop */
+    uint64_t last_token_us; /* monotonic */
+    hub__done_t *done;      /* tokens written, for the loop */
     size_t n_done, cap_done;
 };
 
@@ -422,8 +424,8 @@ static void hub__thread(void *arg)
             self->last_token_us = hub_monotonic_us();
             retry_at = 0;
             if (self->state.last_error[0])
-                HUB_INFO("audit", "audit time-stamping authority answers again", "url=%s seq=%" PRIu64,
-                         self->cfg.url, seq);
+                HUB_INFO("audit", "audit time-stamping authority answers again",
+                         "url=%s seq=%" PRIu64, self->cfg.url, seq);
             self->state.last_error[0] = '\0';
             uv_async_send(&self->async);
         } else {
@@ -523,8 +525,7 @@ void hub_tsa_client_state(hub_tsa_client_t *self, hub_tsa_state_t *out)
         return;
     pthread_mutex_lock(&self->lock);
     *out = self->state;
-    out->pending_seq =
-        self->offered_seq > self->state.last_stamped_seq ? self->offered_seq : 0;
+    out->pending_seq = self->offered_seq > self->state.last_stamped_seq ? self->offered_seq : 0;
     pthread_mutex_unlock(&self->lock);
 }
 

@@ -45,12 +45,12 @@ int hub_tsa_verify(const uint8_t *resp, size_t len, const uint8_t hash[32],
                    const char *tsa_cert_pem, uint64_t *gen_time_us, char *err, size_t err_size);
 
 typedef struct {
-    const char *url;        /* http(s)://host:port/path of the TSA */
-    const char *cert_pem;   /* the TSA's certificate, to check replies; NULL = imprint only */
-    const char *dir;        /* the audit directory: tokens go there */
-    uint64_t every_us;      /* at most one token per this long; 0 = every checkpoint */
-    uint64_t retry_us;      /* after a failure; 0 = 30 s */
-    uint64_t timeout_us;    /* per request; 0 = 10 s */
+    const char *url;      /* http(s)://host:port/path of the TSA */
+    const char *cert_pem; /* the TSA's certificate, to check replies; NULL = imprint only */
+    const char *dir;      /* the audit directory: tokens go there */
+    uint64_t every_us;    /* at most one token per this long; 0 = every checkpoint */
+    uint64_t retry_us;    /* after a failure; 0 = 30 s */
+    uint64_t timeout_us;  /* per request; 0 = 10 s */
 } hub_tsa_config_t;
 
 /* What the loop learns when a token is on disk (loop thread). */
@@ -58,12 +58,12 @@ typedef void (*hub_tsa_stamped_cb)(void *user, uint64_t cp_seq, const uint8_t to
                                    uint64_t gen_time_us);
 
 typedef struct {
-    uint64_t tokens;             /* written since start */
-    uint64_t failures;           /* requests that failed since start */
-    uint64_t last_stamped_seq;   /* checkpoint of the newest token; 0 = none yet */
-    uint64_t failing_since_us;   /* wall clock of the first failure since the last
-                                    success; 0 = not failing */
-    uint64_t pending_seq;        /* newest checkpoint without a token; 0 = none */
+    uint64_t tokens;           /* written since start */
+    uint64_t failures;         /* requests that failed since start */
+    uint64_t last_stamped_seq; /* checkpoint of the newest token; 0 = none yet */
+    uint64_t failing_since_us; /* wall clock of the first failure since the last
+                                  success; 0 = not failing */
+    uint64_t pending_seq;      /* newest checkpoint without a token; 0 = none */
     char last_error[256];
 } hub_tsa_state_t;
 

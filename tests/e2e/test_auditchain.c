@@ -62,8 +62,16 @@ static int sh(const char *fmt, ...)
 static int hubctl(char **out, const char *a0, const char *a1, const char *a2, const char *a3,
                   const char *a4, const char *a5, const char *a6, const char *a7)
 {
-    char *argv[] = {(char *)tk_bin("hubctl"), (char *)a0, (char *)a1, (char *)a2, (char *)a3,
-                    (char *)a4, (char *)a5, (char *)a6, (char *)a7, NULL};
+    char *argv[] = {(char *)tk_bin("hubctl"),
+                    (char *)a0,
+                    (char *)a1,
+                    (char *)a2,
+                    (char *)a3,
+                    (char *)a4,
+                    (char *)a5,
+                    (char *)a6,
+                    (char *)a7,
+                    NULL};
     char *o = NULL;
     int rc = tk_run(argv, &o, 60000);
     printf("auditchain: hubctl %s %s ... -> %d: %s", a0, a1 ? a1 : "", rc, o ? o : "\n");
@@ -264,23 +272,26 @@ START_TEST(cutting_and_editing_are_named)
     ck_assert_msg(stat(third, &st) == 0, "the log has fewer than 3 files");
     /* The untouched log, to start each case from. */
     ck_assert_int_eq(sh("cp -a %s/data %s/golden", fix.dir, fix.dir), 0);
-#define RESTORE() ck_assert_int_eq(sh("rm -rf %s/data && cp -a %s/golden %s/data", fix.dir, fix.dir, fix.dir), 0)
+#define RESTORE()                                                                                  \
+    ck_assert_int_eq(sh("rm -rf %s/data && cp -a %s/golden %s/data", fix.dir, fix.dir, fix.dir), 0)
 
     /* Cut back to the first checkpoint: every line after it, every later
      * file. Without the anchor the rest still verifies (it is a shorter
      * log); with it, the cut is named; hubd refuses. */
-    ck_assert_int_eq(sh("cd %s/data/audit && n=$(grep -n '\"CHECKPOINT\"' audit-000001.log | head -1 "
-                        "| cut -d: -f1) && head -n $n audit-000001.log > t && mv t "
-                        "audit-000001.log && rm -f audit-00000[2-9].log audit-0000[1-9]*.log",
-                        fix.dir),
-                     0);
+    ck_assert_int_eq(
+        sh("cd %s/data/audit && n=$(grep -n '\"CHECKPOINT\"' audit-000001.log | head -1 "
+           "| cut -d: -f1) && head -n $n audit-000001.log > t && mv t "
+           "audit-000001.log && rm -f audit-00000[2-9].log audit-0000[1-9]*.log",
+           fix.dir),
+        0);
     verify_passes(NULL, NULL);
     verify_fails_naming("log cut back", "--anchor", head);
     start_refused_naming("audit log cut back");
     RESTORE();
 
     /* The last file deleted. */
-    ck_assert_int_eq(sh("cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir), 0);
+    ck_assert_int_eq(sh("cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir),
+                     0);
     verify_fails_naming("log cut back", "--anchor", head);
     start_refused_naming("audit log cut back");
     RESTORE();
@@ -303,9 +314,8 @@ START_TEST(cutting_and_editing_are_named)
     /* One record edited (a digit of its time) in the first file: verify
      * names it; hubd starts (the end of the log is intact) and its check of
      * the whole log names it, with a critical alarm. */
-    ck_assert_int_eq(sh("cd %s/data/audit && sed -i '2s/\"ts\":1/\"ts\":2/' audit-000001.log",
-                        fix.dir),
-                     0);
+    ck_assert_int_eq(
+        sh("cd %s/data/audit && sed -i '2s/\"ts\":1/\"ts\":2/' audit-000001.log", fix.dir), 0);
     verify_fails_naming("modified record", NULL, NULL);
     hubfix_start(&fix);
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "audit log check at start FAILED", 10000),
@@ -320,7 +330,8 @@ START_TEST(cutting_and_editing_are_named)
 
     /* Cut back, then accepted by the operator: hubd starts, records the
      * gap, raises the critical alarm and the metric. */
-    ck_assert_int_eq(sh("cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir), 0);
+    ck_assert_int_eq(sh("cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir),
+                     0);
     ck_assert_int_eq(sh("echo 'audit_accept_gap = yes' >> %s", fix.conf_path), 0);
     hubfix_start(&fix);
     alarm = false;
@@ -338,7 +349,8 @@ START_TEST(cutting_and_editing_are_named)
     free(out);
     char dir[PATH_MAX];
     audit_dir(dir);
-    ck_assert_int_eq(sh("grep -q 'audit log cut back, accepted by the operator' %s/audit-*.log", dir), 0);
+    ck_assert_int_eq(
+        sh("grep -q 'audit log cut back, accepted by the operator' %s/audit-*.log", dir), 0);
     hubfix_cleanup(&fix);
 }
 END_TEST
@@ -414,7 +426,8 @@ START_TEST(key_rotation_is_followed)
                   "hubd's start check did not follow the rotation; see %s", fix.hubd_log);
     hubfix_stop(&fix);
     char *out = NULL;
-    ck_assert_int_eq(hubctl(&out, "audit", "verify", dir, "--hub-key", old_pub, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(hubctl(&out, "audit", "verify", dir, "--hub-key", old_pub, NULL, NULL, NULL),
+                     0);
     ck_assert_msg(strstr(out, "key rotations followed: 1"), "%s", out);
     free(out);
     /* Verifying from the new key alone fails at the first checkpoint. */
@@ -427,9 +440,10 @@ START_TEST(key_rotation_is_followed)
     hubfix_start(&fix);
     traffic(10);
     hubfix_stop(&fix);
-    ck_assert_int_eq(hubctl(&out, "audit", "verify", dir, "--hub-key", old_pub, NULL, NULL, NULL), 1);
-    ck_assert_msg(strstr(out, "key change without a rotation record") && strstr(out, "seq"),
-                  "%s", out);
+    ck_assert_int_eq(hubctl(&out, "audit", "verify", dir, "--hub-key", old_pub, NULL, NULL, NULL),
+                     1);
+    ck_assert_msg(strstr(out, "key change without a rotation record") && strstr(out, "seq"), "%s",
+                  out);
     free(out);
     hubfix_cleanup(&fix);
 }
@@ -578,14 +592,15 @@ START_TEST(timestamps_are_checked)
     ck_assert_int_eq(sh("cp -a %s/data %s/golden", fix.dir, fix.dir), 0);
 
     /* A forged token: the evil TSA's answer for the same checkpoint. */
-    ck_assert_int_eq(sh("cd %s && f=$(ls audit-cp-*.tsr | sort | head -1) && "
-                        "s=$(echo $f | sed 's/audit-cp-0*\\([0-9]*\\)\\.tsr/\\1/') && "
-                        "h=$(grep -h \"^{\\\"seq\\\":$s,\" audit-*.log | sha256sum | cut -c1-64) && "
-                        "openssl ts -query -digest $h -sha256 -cert -out q.tsq && "
-                        "openssl ts -reply -config %s/tsa.cnf -queryfile q.tsq -out $f 2>/dev/null "
-                        "&& rm q.tsq",
-                        dir, evil_dir),
-                     0);
+    ck_assert_int_eq(
+        sh("cd %s && f=$(ls audit-cp-*.tsr | sort | head -1) && "
+           "s=$(echo $f | sed 's/audit-cp-0*\\([0-9]*\\)\\.tsr/\\1/') && "
+           "h=$(grep -h \"^{\\\"seq\\\":$s,\" audit-*.log | sha256sum | cut -c1-64) && "
+           "openssl ts -query -digest $h -sha256 -cert -out q.tsq && "
+           "openssl ts -reply -config %s/tsa.cnf -queryfile q.tsq -out $f 2>/dev/null "
+           "&& rm q.tsq",
+           dir, evil_dir),
+        0);
     verify_fails_naming("forged time-stamp token", "--tsa-cert", tsa_cert);
     hubfix_start(&fix);
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "forged time-stamp token", 10000),

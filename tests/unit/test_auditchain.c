@@ -26,8 +26,8 @@ static void keypair(uint8_t seed_byte, uint8_t pub[32], uint8_t sec[64])
 static hub_audit_t *open_log(const char *dir, uint8_t seed_byte, const hub_audit_head_t *anchor,
                              bool accept_gap, int expect_rc, char *err)
 {
-    hub_audit_config_t cfg = {.checkpoint_every_records = 4, .max_file_bytes = 2048,
-                              .accept_gap = accept_gap};
+    hub_audit_config_t cfg = {
+        .checkpoint_every_records = 4, .max_file_bytes = 2048, .accept_gap = accept_gap};
     keypair(seed_byte, cfg.sign_public, cfg.sign_secret);
     if (anchor) {
         cfg.anchor_seq = anchor->seq;

@@ -10,6 +10,9 @@ PACKAGES=(
   check libclang-rt-14-dev libfaketime
   nats-server libnats-dev
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
+  # e2e_test_auditchain's time-stamping authority: `openssl ts -reply` behind
+  # python3's http.server (python3 is listed below).
+  openssl
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind
   # The operator surface's tests: promtool (package prometheus) checks /metrics;

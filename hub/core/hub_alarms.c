@@ -14,7 +14,8 @@
 
 static const char *const hub__code_names[HUB_ALARM_CODES] = {
     "receiver_offline",     "queue_stale",   "dead_letters_growing",
-    "certificate_expiring", "store_filling", "member_refused"};
+    "certificate_expiring", "store_filling", "member_refused",
+    "audit_log_cut",        "audit_log_tampered",   "audit_tsa_unreachable"};
 
 void hub_alarm_thresholds_default(hub_alarm_thresholds_t *t)
 {
@@ -31,6 +32,8 @@ void hub_alarm_thresholds_default(hub_alarm_thresholds_t *t)
         .store_crit_percent = 95,
         .refusals_warn = 20,
         .refusals_crit = 200,
+        .tsa_warn_s = 60,
+        .tsa_crit_s = 3600,
     };
 }
 
@@ -80,6 +83,27 @@ void hub_alarm_describe(const hub_alarm_t *a, char *buf, size_t size)
                  "%" PRIu64 " envelopes from %s were refused in the last minute (limit %" PRIu64
                  ")",
                  a->value, a->subject, a->limit);
+        break;
+    case HUB_ALARM_AUDIT_LOG_CUT:
+        snprintf(buf, size,
+                 "the audit log was found cut back at start (%" PRIu64 " records behind the "
+                 "store's anchor) and the hub goes on by operator override (audit_accept_gap); "
+                 "restore the missing audit files or record the incident, then remove the "
+                 "override",
+                 a->value);
+        break;
+    case HUB_ALARM_AUDIT_LOG_TAMPERED:
+        snprintf(buf, size,
+                 "the check of the whole audit log at start failed at seq %" PRIu64
+                 " (the hub's log names the file, line and what was found); run "
+                 "'hubctl audit verify'",
+                 a->value);
+        break;
+    case HUB_ALARM_AUDIT_TSA_UNREACHABLE:
+        snprintf(buf, size,
+                 "the audit time-stamping authority has failed for %" PRIu64 " s (limit %" PRIu64
+                 " s); checkpoints wait for their time-stamps, messages flow",
+                 a->value, a->limit);
         break;
     default: snprintf(buf, size, "unknown alarm");
     }
@@ -174,6 +198,14 @@ size_t hub_alarms_evaluate(const hub_alarm_figures_t *fig, const hub_alarm_thres
         hub__rising(&l, HUB_ALARM_STORE_FILLING, "", pct, t->store_warn_percent,
                     t->store_crit_percent);
     }
+    if (fig->audit_gap)
+        hub__push(&l, HUB_ALARM_AUDIT_LOG_CUT, "", HUB_ALARM_CRITICAL, fig->audit_gap, 0);
+    if (fig->audit_tampered_seq)
+        hub__push(&l, HUB_ALARM_AUDIT_LOG_TAMPERED, "", HUB_ALARM_CRITICAL,
+                  fig->audit_tampered_seq, 0);
+    if (fig->tsa_failing_s)
+        hub__rising(&l, HUB_ALARM_AUDIT_TSA_UNREACHABLE, "", fig->tsa_failing_s, t->tsa_warn_s,
+                    t->tsa_crit_s);
     if (l.n > 1)
         qsort(out, l.n, sizeof *out, hub__cmp_alarm);
     if (n_out)
@@ -220,7 +252,18 @@ struct hub_alarms {
     hub_alarm_member_t *members;
     size_t members_cap;
     uint64_t dropped_logged; /* alarms beyond HUB_ALARMS_MAX, last logged count */
+    uint64_t audit_gap, tsa_failing_s, audit_tampered_seq;
 };
+
+void hub_alarms_set_audit(hub_alarms_t *self, uint64_t audit_gap, uint64_t tsa_failing_s,
+                          uint64_t audit_tampered_seq)
+{
+    if (!self)
+        return;
+    self->audit_gap = audit_gap;
+    self->tsa_failing_s = tsa_failing_s;
+    self->audit_tampered_seq = audit_tampered_seq;
+}
 
 int hub_alarms_new(const hub_alarm_thresholds_t *t, uint64_t hub_started_us, hub_alarms_t **out)
 {
@@ -328,7 +371,8 @@ int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sampl
     uint64_t dead_minute = hub__hist_minute(&self->dead, sec, dead_letters_total);
     hub__hist_put(&self->dead, sec, dead_letters_total);
     hub_alarm_figures_t fig = {now_us,      self->started_us, self->members, n_members,
-                               dead_minute, store_used,       store_max};
+                               dead_minute, store_used,       store_max, self->audit_gap,
+                               self->tsa_failing_s, self->audit_tampered_seq};
     size_t n_next = 0;
     size_t held = hub_alarms_evaluate(&fig, &self->t, self->next, HUB_ALARMS_MAX, &n_next);
     if (held > n_next && held != self->dropped_logged) {

@@ -24,8 +24,13 @@
  *                                 critical limit)
  *   store_filling         ""      percent of the store in use
  *   member_refused        member  its envelopes refused in the last minute
- * (The audit time-stamping authority is not watched: the hub does not
- * time-stamp its audit log yet.)
+ *   audit_log_cut         ""      audit records found missing at start and
+ *                                 accepted by the operator (audit_accept_gap);
+ *                                 always critical, for the process's life
+ *   audit_log_tampered    ""      the check of the whole audit log at start
+ *                                 failed (value: the seq concerned); critical
+ *   audit_tsa_unreachable ""      seconds the audit time-stamping authority
+ *                                 has failed since its last token
  *
  * Subjects are member ids the caller passes in (from the key directory and
  * the store's queues), never text chosen by a member, so the metric labels
@@ -59,6 +64,9 @@ typedef enum {
     HUB_ALARM_CERTIFICATE_EXPIRING,
     HUB_ALARM_STORE_FILLING,
     HUB_ALARM_MEMBER_REFUSED,
+    HUB_ALARM_AUDIT_LOG_CUT,
+    HUB_ALARM_AUDIT_LOG_TAMPERED,
+    HUB_ALARM_AUDIT_TSA_UNREACHABLE,
     HUB_ALARM_CODES
 } hub_alarm_code_t;
 
@@ -71,6 +79,7 @@ typedef struct {
     uint32_t cert_warn_days, cert_crit_days;         /* certificate_expiring */
     uint32_t store_warn_percent, store_crit_percent; /* store_filling */
     uint32_t refusals_warn, refusals_crit;           /* member_refused, per minute */
+    uint32_t tsa_warn_s, tsa_crit_s;                 /* audit_tsa_unreachable, seconds */
 } hub_alarm_thresholds_t;
 
 void hub_alarm_thresholds_default(hub_alarm_thresholds_t *t);
@@ -92,6 +101,9 @@ typedef struct {
     size_t n_members;
     uint64_t dead_letters_minute;   /* added in the last minute */
     uint64_t store_used, store_max; /* bytes */
+    uint64_t audit_gap;             /* records missing from the audit log, accepted */
+    uint64_t tsa_failing_s;         /* the TSA has failed this long; 0 = fine or off */
+    uint64_t audit_tampered_seq;    /* the start check failed there; 0 = fine */
 } hub_alarm_figures_t;
 
 typedef struct {
@@ -135,6 +147,11 @@ void hub_alarms_destroy(hub_alarms_t **self_p);
 int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sample_t *members,
                       size_t n_members, uint64_t dead_letters_total, uint64_t store_used,
                       uint64_t store_max);
+
+/* The audit log's figures for the next updates (see audit_log_cut and
+ * audit_tsa_unreachable). */
+void hub_alarms_set_audit(hub_alarms_t *self, uint64_t audit_gap, uint64_t tsa_failing_s,
+                          uint64_t audit_tampered_seq);
 
 /* The alarms active after the last update, sorted by code then subject. */
 const hub_alarm_t *hub_alarms_active(const hub_alarms_t *self, size_t *n);

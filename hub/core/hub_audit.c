@@ -2,6 +2,7 @@
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_sha256.h"
+#include "hub_tsa.h"
 #include "hub_wire.h"
 
 #include <dirent.h>
@@ -25,6 +26,9 @@
 #define HUB__DEFAULT_CP_RECORDS 1000ull
 #define HUB__DEFAULT_CP_US (10ull * 1000 * 1000)
 #define HUB__FILE_NUMBER_MAX 999999999ul
+#define HUB__ROT_DOMAIN "LTH-AUDIT-KEY-ROTATION-V1" /* followed by one 0x00 byte */
+#define HUB__ROT_MSG_LEN (sizeof HUB__ROT_DOMAIN + 2 * 32)
+#define HUB__ROT_REASON "new hub signing key "
 
 static const char *const hub__event_names[] = {
     [HUB_AUDIT_ACCEPTED] = "ACCEPTED",
@@ -38,6 +42,8 @@ static const char *const hub__event_names[] = {
     [HUB_AUDIT_MEMBER_REFUSED] = "MEMBER_REFUSED",
     [HUB_AUDIT_CHECKPOINT] = "CHECKPOINT",
     [HUB_AUDIT_RECOVERED] = "RECOVERED",
+    [HUB_AUDIT_KEY_ROTATED] = "KEY_ROTATED",
+    [HUB_AUDIT_TIMESTAMPED] = "TIMESTAMPED",
 };
 #define HUB__EVENT_COUNT (sizeof hub__event_names / sizeof hub__event_names[0])
 
@@ -82,6 +88,40 @@ static void hub__cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uin
     p += 24;
     memcpy(p, head, 32);
     memcpy(p + 32, prev_cp, 32);
+}
+
+/* The bytes a KEY_ROTATED record's proof (sender_signature) covers. */
+static void hub__rot_message(const uint8_t old_pub[32], const uint8_t new_pub[32],
+                             uint8_t out[HUB__ROT_MSG_LEN])
+{
+    memcpy(out, HUB__ROT_DOMAIN, sizeof HUB__ROT_DOMAIN);
+    memcpy(out + sizeof HUB__ROT_DOMAIN, old_pub, 32);
+    memcpy(out + sizeof HUB__ROT_DOMAIN + 32, new_pub, 32);
+}
+
+/* The new key a KEY_ROTATED record's reason names; false if malformed. */
+static bool hub__rot_key(const char *reason, uint8_t out[32])
+{
+    size_t n = strlen(HUB__ROT_REASON);
+    if (strncmp(reason, HUB__ROT_REASON, n) != 0 || strlen(reason + n) != 64)
+        return false;
+    size_t bin_len = 0;
+    return sodium_hex2bin(out, 32, reason + n, 64, NULL, &bin_len, NULL) == 0 && bin_len == 32;
+}
+
+void hub_audit_tsr_name(uint64_t seq, char out[HUB_AUDIT_TSR_NAME_MAX])
+{
+    snprintf(out, HUB_AUDIT_TSR_NAME_MAX, "audit-cp-%012" PRIu64 ".tsr", seq);
+}
+
+void hub_audit_timestamped_reason(uint64_t cp_seq, const uint8_t token_sha256[32], char *out,
+                                  size_t size)
+{
+    char name[HUB_AUDIT_TSR_NAME_MAX], hex[65];
+    hub_audit_tsr_name(cp_seq, name);
+    sodium_bin2hex(hex, sizeof hex, token_sha256, 32);
+    snprintf(out, size, "checkpoint %" PRIu64 " time-stamped: token %s sha256 %s", cp_seq, name,
+             hex);
 }
 
 /* ---- rendering a line ----------------------------------------------------- */
@@ -613,6 +653,10 @@ struct hub_audit {
     uint8_t last_checkpoint[32]; /* hash of the last checkpoint's line */
     uint64_t records_since_checkpoint;
     uint64_t last_checkpoint_us;
+    hub_audit_head_t cp_written; /* the last checkpoint appended */
+    hub_audit_head_t cp_durable; /* the last one a sync made durable */
+    uint64_t gap;                /* records found missing at open (accept_gap) */
+    char *gap_notice;            /* what they were, for the RECOVERED record */
     char *notice;
     char *buf;                 /* HUB__WRITE_BUF bytes not yet written */
     size_t buf_len;
@@ -679,6 +723,8 @@ static int hub__sync(hub_audit_t *self)
         }
         self->dir_dirty = false;
     }
+    if (rc == 0)
+        self->cp_durable = self->cp_written;
     return rc;
 }
 
@@ -765,10 +811,16 @@ static int hub__checkpoint(hub_audit_t *self, uint64_t now_us)
     self->head_is_checkpoint = true;
     self->records_since_checkpoint = 0;
     self->last_checkpoint_us = now_us;
-    char head_hex[65];
+    self->cp_written.seq = rec.seq;
+    self->cp_written.time_us = rec.time_us;
+    memcpy(self->cp_written.hash, self->head, 32);
+    /* The published head: `hubctl audit verify --anchor SEQ:HASH`. */
+    char head_hex[65], hash_hex[65];
     sodium_bin2hex(head_hex, sizeof head_hex, rec.prev_hash, 32);
-    HUB_INFO("audit", "audit checkpoint", "seq=%" PRIu64 " head=%s file=audit-%06lu.log",
-             rec.seq, head_hex, self->file_number);
+    sodium_bin2hex(hash_hex, sizeof hash_hex, self->head, 32);
+    HUB_INFO("audit", "audit checkpoint",
+             "seq=%" PRIu64 " hash=%s head=%s anchor=%" PRIu64 ":%s file=audit-%06lu.log",
+             rec.seq, hash_hex, head_hex, rec.seq, hash_hex, self->file_number);
     return 0;
 }
 
@@ -809,7 +861,8 @@ static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
 int hub_audit_append(hub_audit_t *self, const hub_audit_record_t *rec)
 {
     if (!self || !rec || rec->event < HUB_AUDIT_ACCEPTED ||
-        rec->event > HUB_AUDIT_MEMBER_REFUSED || rec->signature_len > HUB_AUDIT_SIGNATURE_MAX ||
+        (rec->event > HUB_AUDIT_MEMBER_REFUSED && rec->event != HUB_AUDIT_TIMESTAMPED) ||
+        rec->signature_len > HUB_AUDIT_SIGNATURE_MAX ||
         (rec->signature_len && !rec->signature))
         return HUB_EINVAL;
     if (self->broken)
@@ -855,6 +908,67 @@ const char *hub_audit_open_notice(const hub_audit_t *self)
     return self ? self->notice : NULL;
 }
 
+void hub_audit_durable_head(const hub_audit_t *self, hub_audit_head_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (self)
+        *out = self->cp_durable;
+}
+
+uint64_t hub_audit_gap(const hub_audit_t *self)
+{
+    return self ? self->gap : 0;
+}
+
+int hub_audit_seal(hub_audit_t *self)
+{
+    if (!self)
+        return HUB_EINVAL;
+    if (self->broken)
+        return HUB_EIO;
+    int rc = 0;
+    if (self->seq > 0 && !self->head_is_checkpoint)
+        rc = hub__checkpoint(self, hub_now_us());
+    return rc == 0 ? hub__sync(self) : rc;
+}
+
+int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
+                         const uint8_t new_public[32])
+{
+    if (!self || !new_secret || !new_public)
+        return HUB_EINVAL;
+    if (self->broken)
+        return HUB_EIO;
+    uint8_t derived[32];
+    crypto_sign_ed25519_sk_to_pk(derived, new_secret);
+    if (sodium_memcmp(derived, new_public, 32) != 0 ||
+        sodium_memcmp(new_public, self->config.sign_public, 32) == 0)
+        return HUB_EINVAL;
+    uint8_t msg[HUB__ROT_MSG_LEN], proof[64];
+    hub__rot_message(self->config.sign_public, new_public, msg);
+    if (crypto_sign_detached(proof, NULL, msg, sizeof msg, new_secret) != 0)
+        return HUB_ECRYPTO;
+    char reason[sizeof HUB__ROT_REASON + 64];
+    memcpy(reason, HUB__ROT_REASON, strlen(HUB__ROT_REASON));
+    sodium_bin2hex(reason + strlen(HUB__ROT_REASON), 65, new_public, 32);
+    hub_audit_record_t rec = {.event = HUB_AUDIT_KEY_ROTATED, .reason = reason,
+                              .signature = proof, .signature_len = 64};
+    /* The record, then a checkpoint by the old key that seals it. */
+    int rc = hub__append_any(self, &rec);
+    if (rc == 0 && !self->head_is_checkpoint)
+        rc = hub__checkpoint(self, hub_now_us());
+    if (rc == 0)
+        rc = hub__sync(self);
+    if (rc != 0)
+        return rc;
+    memcpy(self->config.sign_secret, new_secret, 64);
+    memcpy(self->config.sign_public, new_public, 32);
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, new_public, 32);
+    HUB_INFO("audit", "audit signing key rotated", "seq=%" PRIu64 " new_key=%s", self->seq, hex);
+    return 0;
+}
+
 int hub_audit_close(hub_audit_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -879,6 +993,7 @@ int hub_audit_close(hub_audit_t **self_p)
     sodium_memzero(&self->config, sizeof self->config);
     free(self->buf);
     free(self->notice);
+    free(self->gap_notice);
     free(self->dir);
     free(self);
     *self_p = NULL;
@@ -897,6 +1012,10 @@ typedef struct {
     uint64_t checkpoint_seq; /* the last one */
     uint64_t checkpoint_us;
     uint8_t checkpoint_hash[32];
+    bool checkpoint_ours;       /* it verifies with the key open was given */
+    bool checkpoint_rotates;    /* a KEY_ROTATED record right before it... */
+    uint8_t rotated_to[32];     /* ...names this key */
+    bool prev_rotates;          /* the line just read is a KEY_ROTATED record */
 } hub__tail_t;
 
 /* Reads a file's complete lines. With strict set, each must parse and link
@@ -962,7 +1081,16 @@ static int hub__scan_file(hub_audit_t *self, unsigned long number, bool strict, 
             t->checkpoint_seq = p->rec.seq;
             t->checkpoint_us = p->rec.time_us;
             memcpy(t->checkpoint_hash, t->head, 32);
+            uint8_t msg[HUB__CP_MSG_LEN];
+            hub__cp_message(p->rec.seq, p->rec.time_us, p->cp.count, p->rec.prev_hash,
+                            p->cp.prev_checkpoint, msg);
+            t->checkpoint_ours = crypto_sign_verify_detached(p->cp.signature, msg, sizeof msg,
+                                                             self->config.sign_public) == 0;
+            t->checkpoint_rotates = t->prev_rotates;
+            if (!t->prev_rotates)
+                memset(t->rotated_to, 0, 32);
         }
+        t->prev_rotates = p->rec.event == HUB_AUDIT_KEY_ROTATED && hub__rot_key(p->rec.reason, t->rotated_to);
     }
     free(scratch);
     free(buf);
@@ -978,6 +1106,66 @@ static int hub__file_size(hub_audit_t *self, unsigned long number, uint64_t *siz
         return hub__errno_code(errno);
     *size = (uint64_t)st.st_size;
     return 0;
+}
+
+/* Compares the log's last checkpoint (seq 0: none) with the store's
+ * anchor. Behind it: refused, or with accept_gap noted in self->gap. */
+static int hub__check_anchor(hub_audit_t *self, uint64_t cp_seq, const uint8_t cp_hash[32],
+                             unsigned long file, char *err, size_t err_size)
+{
+    const hub_audit_config_t *c = &self->config;
+    if (c->anchor_seq == 0 || cp_seq > c->anchor_seq ||
+        (cp_seq == c->anchor_seq && memcmp(cp_hash, c->anchor_hash, 32) == 0))
+        return 0;
+    char anchor_hex[65], where[160];
+    sodium_bin2hex(anchor_hex, sizeof anchor_hex, c->anchor_hash, 32);
+    if (cp_seq == 0)
+        snprintf(where, sizeof where, "holds no checkpoint at all (files deleted?)");
+    else if (cp_seq == c->anchor_seq)
+        snprintf(where, sizeof where,
+                 "has another checkpoint at seq %" PRIu64 " (audit-%06lu.log): it was replaced",
+                 cp_seq, file);
+    else
+        snprintf(where, sizeof where,
+                 "ends at the checkpoint at seq %" PRIu64 " (audit-%06lu.log): records %" PRIu64
+                 " to %" PRIu64 " are missing",
+                 cp_seq, file, cp_seq + 1, c->anchor_seq);
+    if (!c->accept_gap) {
+        snprintf(err, err_size,
+                 "audit log cut back: the store recorded the checkpoint at seq %" PRIu64
+                 " (%.16s...) on an earlier run, but the audit log in %s %s. Restore the "
+                 "missing audit files from a backup, or start with audit_accept_gap = yes "
+                 "(the gap is recorded, alarm audit_log_cut)",
+                 c->anchor_seq, anchor_hex, self->dir, where);
+        return HUB_EPARSE;
+    }
+    self->gap = c->anchor_seq > cp_seq ? c->anchor_seq - cp_seq : 1;
+    char *before = self->gap_notice; /* a key change noted already */
+    self->gap_notice = malloc(1536);
+    if (self->gap_notice)
+        snprintf(self->gap_notice, 1536,
+                 "%s%saudit log cut back, accepted by the operator (audit_accept_gap): the store "
+                 "recorded the checkpoint at seq %" PRIu64 " (hash %s), but the log %s",
+                 before ? before : "", before ? "; " : "", c->anchor_seq, anchor_hex, where);
+    free(before);
+    return 0;
+}
+
+/* Writes the RECOVERED record naming an accepted gap, and syncs. */
+static int hub__note_gap(hub_audit_t *self, char *err, size_t err_size)
+{
+    HUB_ERROR("audit", "audit log: going on by operator override (audit_accept_gap or "
+                       "audit_accept_key_change); a RECOVERED record says what was found",
+              "detail=\"%s\"", self->gap_notice ? self->gap_notice : "");
+    hub_audit_record_t rec = {.event = HUB_AUDIT_RECOVERED,
+                              .reason = self->gap_notice ? self->gap_notice : "audit log cut back"};
+    int rc = hub__append_any(self, &rec);
+    if (rc == 0)
+        rc = hub__sync(self);
+    if (rc != 0)
+        snprintf(err, err_size, "cannot write to the audit log in %s: %s", self->dir,
+                 hub_strerror(rc));
+    return rc;
 }
 
 /* Sets the chain state from the files on disk and writes a RECOVERED
@@ -1016,6 +1204,10 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
     self->last_checkpoint_us = hub_now_us();
     if (last == files.count) { /* a new log */
         self->file_number = 1;
+        uint8_t none[32] = {0};
+        rc = hub__check_anchor(self, 0, none, 0, err, err_size);
+        if (rc == 0 && (self->gap || self->gap_notice))
+            rc = hub__note_gap(self, err, err_size);
         goto out;
     }
 
@@ -1050,9 +1242,52 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
         memcpy(self->last_checkpoint, older.checkpoint_hash, 32);
         self->records_since_checkpoint = self->seq - older.checkpoint_seq;
         self->last_checkpoint_us = older.checkpoint_us;
+        self->cp_written.seq = older.checkpoint_seq;
+        self->cp_written.time_us = older.checkpoint_us;
+        memcpy(self->cp_written.hash, older.checkpoint_hash, 32);
+        self->cp_durable = self->cp_written;
     } else {
         self->records_since_checkpoint = self->seq;
     }
+    /* The key: the last checkpoint is ours, or the hub's key was rotated
+     * to ours by the record just before it. */
+    bool key_changed = older.has_checkpoint && !older.checkpoint_ours &&
+                       !(older.checkpoint_rotates &&
+                         sodium_memcmp(older.rotated_to, self->config.sign_public, 32) == 0);
+    if (key_changed && self->config.accept_key_change) {
+        HUB_ERROR("audit",
+                  "audit signing key changed without a rotation record; going on by operator "
+                  "override (audit_accept_key_change): verification will name this point",
+                  "dir=%s seq=%" PRIu64, self->dir, self->seq);
+        free(self->gap_notice);
+        self->gap_notice = malloc(768);
+        if (self->gap_notice)
+            snprintf(self->gap_notice, 768,
+                     "the hub's signing key changed after seq %" PRIu64 " without a KEY_ROTATED "
+                     "record (the previous key was not available); operator override "
+                     "audit_accept_key_change",
+                     self->seq);
+        key_changed = false;
+    }
+    if (key_changed) {
+        char key_hex[65];
+        sodium_bin2hex(key_hex, sizeof key_hex, self->config.sign_public, 32);
+        snprintf(err, err_size,
+                 "key change without a rotation record: the audit log's last checkpoint (seq "
+                 "%" PRIu64 " in %s/audit-%06lu.log) is not signed by this hub's signing key "
+                 "(%.16s...), and no KEY_ROTATED record hands the log over to it. Stop hubd "
+                 "and run `hubctl audit rotate-key %s --old-key OLD.secret --new-key NEW.secret` "
+                 "with the previous key, or put the previous key_file back",
+                 older.checkpoint_seq, self->dir, files.numbers[cp_index], key_hex, self->dir);
+        rc = HUB_ECRYPTO;
+        goto out;
+    }
+    rc = hub__check_anchor(self, older.has_checkpoint ? older.checkpoint_seq : 0,
+                           older.checkpoint_hash,
+                           files.numbers[older.has_checkpoint ? cp_index : head_index], err,
+                           err_size);
+    if (rc != 0)
+        goto out;
 
     char reason[HUB_AUDIT_REASON_MAX];
     char torn_name[HUB_AUDIT_FILE_NAME_MAX];
@@ -1109,6 +1344,8 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
             snprintf(err, err_size, "cannot write to the audit log in %s: %s", self->dir,
                      hub_strerror(rc));
     }
+    if (rc == 0 && (self->gap || self->gap_notice))
+        rc = hub__note_gap(self, err, err_size);
 out:
     free(p);
     free(files.numbers);
@@ -1197,7 +1434,22 @@ fail:
 /* ---- the verifier ----------------------------------------------------------- */
 
 typedef struct {
-    const uint8_t *sign_public;
+    uint64_t seq;
+    uint8_t hash[32];
+} hub__cp_seen_t;
+
+typedef struct {
+    uint8_t key[32];             /* the hub key in force */
+    uint8_t next_key[32];        /* named by a KEY_ROTATED record... */
+    uint64_t rotation_seq;       /* ...at this seq (0: none pending) */
+    uint64_t key_since;          /* seq from which key is in force (0: the start) */
+    bool early_failed;           /* early_keys_unknown: a checkpoint did not verify... */
+    hub_audit_verify_report_t early; /* ...and this says where (unless a rotation follows) */
+    bool stopped;                /* stop_after_seq reached */
+    const hub_audit_verify_opts_t *opts;
+    const char *dir;
+    hub__cp_seen_t *cps;         /* every checkpoint so far, ascending seq */
+    size_t n_cps, cap_cps;
     hub_audit_verify_report_t *report;
     uint64_t seq;                /* of the last verified line; 0 before the first */
     uint8_t head[32];            /* its hash */
@@ -1241,6 +1493,105 @@ static int hub__verify_torn(hub__verifier_t *v)
                       v->torn_file, v->torn_line, v->torn_bytes);
 }
 
+/* A KEY_ROTATED record (v->cur): well-formed, proved by the new key. */
+static int hub__verify_rotation(hub__verifier_t *v, const char *file, uint64_t lineno)
+{
+    const hub_audit_record_t *r = &v->cur.rec;
+    uint8_t next[32], msg[HUB__ROT_MSG_LEN];
+    if (!hub__rot_key(r->reason, next) || r->signature_len != 64)
+        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                          "modified record: the KEY_ROTATED record at seq %" PRIu64 " (%s line "
+                          "%" PRIu64 ") does not name a new key with its proof",
+                          r->seq, file, lineno);
+    hub__rot_message(v->key, next, msg);
+    if (!v->early_failed && crypto_sign_verify_detached(r->signature, msg, sizeof msg, next) != 0)
+        return hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
+                          "forged key rotation: the KEY_ROTATED record at seq %" PRIu64 " (%s "
+                          "line %" PRIu64 ") is not signed by the new key it names, over the key "
+                          "in force before it",
+                          r->seq, file, lineno);
+    memcpy(v->next_key, next, 32);
+    v->rotation_seq = r->seq;
+    return 0;
+}
+
+/* A TIMESTAMPED record (v->cur): the token file it names is there,
+ * unaltered, for a checkpoint of the log, and (with tsa_cert) signed by the
+ * TSA over that checkpoint's hash. */
+static int hub__verify_timestamped(hub__verifier_t *v, const char *file, uint64_t lineno)
+{
+    const hub_audit_record_t *r = &v->cur.rec;
+    uint64_t cp_seq = 0;
+    char hex[65] = "";
+    uint8_t want[32];
+    char again[HUB_AUDIT_REASON_MAX];
+    size_t bin_len = 0;
+    if (sscanf(r->reason, "checkpoint %" SCNu64 " time-stamped: token %*s sha256 %64s", &cp_seq,
+               hex) != 2 ||
+        sodium_hex2bin(want, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32 ||
+        (hub_audit_timestamped_reason(cp_seq, want, again, sizeof again),
+         strcmp(again, r->reason) != 0))
+        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                          "modified record: the TIMESTAMPED record at seq %" PRIu64 " (%s line "
+                          "%" PRIu64 ") does not name a checkpoint and its token",
+                          r->seq, file, lineno);
+    const hub__cp_seen_t *cp = NULL;
+    size_t lo = 0, hi = v->n_cps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v->cps[mid].seq < cp_seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < v->n_cps && v->cps[lo].seq == cp_seq)
+        cp = &v->cps[lo];
+    if (!cp)
+        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                          "modified record: the TIMESTAMPED record at seq %" PRIu64 " (%s line "
+                          "%" PRIu64 ") names seq %" PRIu64 ", which is no checkpoint before it",
+                          r->seq, file, lineno, cp_seq);
+    char name[HUB_AUDIT_TSR_NAME_MAX];
+    hub_audit_tsr_name(cp_seq, name);
+    char *token = NULL;
+    size_t len = 0;
+    int rc = hub__read_all(v->dir, name, &token, &len);
+    if (rc != 0)
+        return hub__vfail(v, HUB_EPARSE, name, 0, cp_seq,
+                          "missing time-stamp token: %s/%s, the token of the checkpoint at seq "
+                          "%" PRIu64 " that the TIMESTAMPED record at seq %" PRIu64 " (%s line "
+                          "%" PRIu64 ") names, cannot be read (%s): it was removed",
+                          v->dir, name, cp_seq, r->seq, file, lineno, hub_strerror(rc));
+    uint8_t got[32];
+    hub__sha256(token, len, got);
+    if (memcmp(got, want, 32) != 0) {
+        free(token);
+        return hub__vfail(v, HUB_ECRYPTO, name, 0, cp_seq,
+                          "forged time-stamp token: %s/%s is not the token the TIMESTAMPED "
+                          "record at seq %" PRIu64 " (%s line %" PRIu64 ") names (its SHA-256 "
+                          "differs): it was altered or replaced",
+                          v->dir, name, r->seq, file, lineno);
+    }
+    if (v->opts->tsa_cert) {
+        char why[320];
+        rc = hub_tsa_verify((const uint8_t *)token, len, cp->hash, v->opts->tsa_cert, NULL, why,
+                            sizeof why);
+        if (rc != 0) {
+            free(token);
+            return hub__vfail(v, rc == HUB_ECRYPTO ? HUB_ECRYPTO : rc, name, 0, cp_seq,
+                              "forged time-stamp token: %s/%s (checkpoint at seq %" PRIu64
+                              ") does not verify with the TSA certificate %s: %s",
+                              v->dir, name, cp_seq, v->opts->tsa_cert, why);
+        }
+    }
+    free(token);
+    v->report->timestamps++;
+    if (!v->report->first_timestamped)
+        v->report->first_timestamped = cp_seq;
+    v->report->last_timestamped = cp_seq;
+    return 0;
+}
+
 /* Checks one complete line; next/next_len is the following line of the same
  * file when there is one (NULL otherwise), used to tell what happened. */
 static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t lineno,
@@ -1265,12 +1616,43 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
         uint8_t msg[HUB__CP_MSG_LEN];
         hub__cp_message(r->seq, r->time_us, v->cur.cp.count, r->prev_hash,
                         v->cur.cp.prev_checkpoint, msg);
-        if (crypto_sign_verify_detached(v->cur.cp.signature, msg, sizeof msg, v->sign_public) != 0)
+        bool sig_ok = crypto_sign_verify_detached(v->cur.cp.signature, msg, sizeof msg, v->key) == 0;
+        if (!sig_ok && v->opts->early_keys_unknown && v->key_since == 0 &&
+            (v->early_failed || !v->rotation_seq)) {
+            /* Maybe an earlier key: decided when a rotation comes, or not. */
+            if (!v->early_failed) {
+                hub_audit_verify_report_t *saved = v->report;
+                v->report = &v->early;
+                hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
+                           "forged checkpoint or key change without a rotation record: the "
+                           "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not verify "
+                           "with the hub's key, and no KEY_ROTATED record after it hands the "
+                           "log over to that key",
+                           r->seq, file, lineno);
+                v->report = saved;
+                v->early_failed = true;
+            }
+            sig_ok = true;
+        }
+        if (!sig_ok) {
+            char hex[65];
+            sodium_bin2hex(hex, sizeof hex, v->key, 32);
+            if (v->key_since == 0)
+                return hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
+                                  "forged checkpoint or key change without a rotation record: "
+                                  "the checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does "
+                                  "not verify with the hub's key the log begins with "
+                                  "(%.16s...), and no KEY_ROTATED record before it names "
+                                  "another: it was altered, or signed with another key",
+                                  r->seq, file, lineno, hex);
             return hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
-                              "forged checkpoint: the checkpoint at seq %" PRIu64 " (%s line "
-                              "%" PRIu64 ") does not verify with the hub's public key: it was "
-                              "altered, or signed with another key",
-                              r->seq, file, lineno);
+                              "forged checkpoint or key change without a rotation record: the "
+                              "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not "
+                              "verify with the key in force since the rotation at seq %" PRIu64
+                              " (%.16s...): it was altered, or signed with a key no KEY_ROTATED "
+                              "record names",
+                              r->seq, file, lineno, v->key_since, hex);
+        }
     }
     uint8_t hash[32];
     hub__sha256(line, len, hash);
@@ -1353,7 +1735,41 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
         memcpy(v->last_checkpoint, hash, 32);
         v->last_checkpoint_seq = r->seq;
         v->report->checkpoints++;
+        if (v->n_cps == v->cap_cps) {
+            size_t cap = v->cap_cps ? v->cap_cps * 2 : 64;
+            hub__cp_seen_t *grown = realloc(v->cps, cap * sizeof *grown);
+            if (!grown)
+                return hub__vfail(v, HUB_ENOMEM, file, lineno, r->seq, "out of memory");
+            v->cps = grown;
+            v->cap_cps = cap;
+        }
+        v->cps[v->n_cps].seq = r->seq;
+        memcpy(v->cps[v->n_cps++].hash, hash, 32);
+        if (v->rotation_seq) { /* this checkpoint, by the old key, seals the rotation */
+            v->early_failed = false;
+            memcpy(v->key, v->next_key, 32);
+            v->key_since = v->rotation_seq;
+            v->rotation_seq = 0;
+            v->report->key_rotations++;
+        }
     }
+    if (r->event == HUB_AUDIT_KEY_ROTATED) {
+        int krc = hub__verify_rotation(v, file, lineno);
+        if (krc != 0)
+            return krc;
+    }
+    if (r->event == HUB_AUDIT_TIMESTAMPED) {
+        int trc = hub__verify_timestamped(v, file, lineno);
+        if (trc != 0)
+            return trc;
+    }
+    if (v->opts->anchor_seq && r->seq == v->opts->anchor_seq &&
+        memcmp(hash, v->opts->anchor_hash, 32) != 0)
+        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                          "anchor mismatch: the record at seq %" PRIu64 " (%s line %" PRIu64
+                          ") is not the one the anchor names (its hash differs): the log was "
+                          "rewritten from there on, or the anchor belongs to another log",
+                          r->seq, file, lineno);
     if (r->event == HUB_AUDIT_RECOVERED)
         v->report->recoveries++;
     v->seq = r->seq;
@@ -1398,6 +1814,10 @@ static int hub__verify_file(hub__verifier_t *v, const char *file, const char *bu
         if (rc != 0)
             return rc;
         pos += n;
+        if (v->opts->stop_after_seq && v->seq >= v->opts->stop_after_seq) {
+            v->stopped = true;
+            return 0;
+        }
     }
     return 0;
 }
@@ -1405,11 +1825,18 @@ static int hub__verify_file(hub__verifier_t *v, const char *file, const char *bu
 int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
                          hub_audit_verify_report_t *report)
 {
+    hub_audit_verify_opts_t opts = {.hub_sign_public = hub_sign_public};
+    return hub_audit_verify_dir_opts(dir, &opts, report);
+}
+
+int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *opts,
+                              hub_audit_verify_report_t *report)
+{
     if (!report)
         return HUB_EINVAL;
     memset(report, 0, sizeof *report);
     hub__verifier_t *v = NULL;
-    if (!dir || !hub_sign_public) {
+    if (!dir || !opts || !opts->hub_sign_public) {
         snprintf(report->message, sizeof report->message,
                  "verification needs a directory and the hub's public key");
         return HUB_EINVAL;
@@ -1436,7 +1863,9 @@ int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
         rc = HUB_ENOMEM;
         goto out;
     }
-    v->sign_public = hub_sign_public;
+    memcpy(v->key, opts->hub_sign_public, 32);
+    v->opts = opts;
+    v->dir = dir;
     v->report = report;
     for (size_t i = 0; i < files.count; i++) {
         unsigned long want = i ? files.numbers[i - 1] + 1 : 1;
@@ -1462,6 +1891,33 @@ int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
         free(buf);
         if (rc != 0)
             goto out;
+        if (v->stopped)
+            break;
+    }
+    if (!v->early_failed && opts->early_keys_unknown &&
+        sodium_memcmp(v->key, opts->hub_sign_public, 32) != 0) {
+        rc = hub__vfail(v, HUB_ECRYPTO, v->head_file, v->head_line, v->key_since,
+                        "key change without a rotation record: from the rotation at seq %" PRIu64
+                        " on, the log is signed by another key than the hub's, and no "
+                        "KEY_ROTATED record hands it over to the hub's key",
+                        v->key_since);
+        goto out;
+    }
+    if (v->early_failed) {
+        memcpy(report->file, v->early.file, sizeof report->file);
+        report->line = v->early.line;
+        report->seq = v->early.seq;
+        memcpy(report->message, v->early.message, sizeof report->message);
+        rc = HUB_ECRYPTO;
+        goto out;
+    }
+    if (v->stopped) {
+        memcpy(report->final_key, v->key, 32);
+        snprintf(report->message, sizeof report->message,
+                 "intact up to seq %" PRIu64 " (%" PRIu64 " records, %" PRIu64 " checkpoints)",
+                 v->seq, report->records, report->checkpoints);
+        rc = 0;
+        goto out;
     }
     if (v->torn_pending) {
         rc = hub__verify_torn(v);
@@ -1470,6 +1926,18 @@ int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
     if (report->records == 0) {
         rc = hub__vfail(v, HUB_EAGAIN, "", 0, 0,
                         "the audit files in %s hold no records and no checkpoint", dir);
+        goto out;
+    }
+    memcpy(report->final_key, v->key, 32);
+    if (opts->anchor_seq > v->seq) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, opts->anchor_hash, 32);
+        rc = hub__vfail(v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
+                        "log cut back: the log ends at seq %" PRIu64 " (%s line %" PRIu64 "), "
+                        "before the anchored head at seq %" PRIu64 " (%.16s...): records %" PRIu64
+                        " to %" PRIu64 " (at least) were removed",
+                        v->seq, v->head_file, v->head_line, opts->anchor_seq, hex, v->seq + 1,
+                        opts->anchor_seq);
         goto out;
     }
     if (!v->head_is_checkpoint) {
@@ -1489,6 +1957,8 @@ int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
              report->records, report->checkpoints, report->files, v->seq);
     rc = 0;
 out:
+    if (v)
+        free(v->cps);
     free(v);
     free(files.numbers);
     return rc;

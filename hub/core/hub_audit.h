@@ -52,7 +52,26 @@
  * so hub_audit_verify_dir() reports such a log as unsealed (HUB_EAGAIN),
  * which is normal while the hub runs. Cutting whole records back to an
  * earlier checkpoint, or deleting whole trailing files, is not detectable
- * from the log alone: compare the last seq with the hub's logged checkpoints.
+ * from the log alone: hence anchors. The hub logs each checkpoint's seq and
+ * line hash ("anchor=SEQ:HASH"), keeps the last durable one in its store
+ * (config anchor_seq/anchor_hash: open refuses a log behind it), and
+ * verification with hub_audit_verify_opts_t.anchor_* fails on a log that
+ * ends before, or differs at, a head an auditor kept.
+ *
+ * Key rotation. A KEY_ROTATED record (reason "new hub signing key <hex>",
+ * sender_signature: the new key's Ed25519 signature over
+ * "LTH-AUDIT-KEY-ROTATION-V1" 0x00 || old public || new public) is followed
+ * at once by a checkpoint signed with the old key; later checkpoints are
+ * signed with the new one. The verifier starts from the key it is given and
+ * follows each rotation; open refuses a log whose last checkpoint is signed
+ * by another key unless a KEY_ROTATED record just before it names the key
+ * open was given (or accept_key_change).
+ *
+ * Time-stamps. A TIMESTAMPED record (reason "checkpoint SEQ time-stamped:
+ * token audit-cp-….tsr sha256 HEX") says that the RFC 3161 token over that
+ * checkpoint's line hash is in the directory (hub_tsa.h writes it); the
+ * verifier checks that the file is there with that hash and, given the TSA's
+ * certificate, the token itself.
  *
  * Durability: hub_audit_append() buffers in memory and writes in large
  * blocks; it does not wait for the disk (except when a file is rotated twice
@@ -95,6 +114,8 @@ typedef enum {
     HUB_AUDIT_MEMBER_REFUSED,    /* reason: which key, and why it was refused */
     HUB_AUDIT_CHECKPOINT,        /* written by this module only */
     HUB_AUDIT_RECOVERED,         /* written by this module only */
+    HUB_AUDIT_KEY_ROTATED,       /* written by hub_audit_rotate_key() only */
+    HUB_AUDIT_TIMESTAMPED,       /* a checkpoint's RFC 3161 token is on disk (see below) */
 } hub_audit_event_t;
 
 /* One record. For hub_audit_append() the caller fills what it knows (NULL
@@ -124,7 +145,27 @@ typedef struct {
     uint64_t checkpoint_every_us;      /* 0 = 10 s; UINT64_MAX = never by time */
     uint8_t sign_secret[64];           /* the hub's Ed25519 key (libsodium layout) */
     uint8_t sign_public[32];           /* must match sign_secret */
+    /* The last checkpoint the store recorded (hub_store_audit_anchor_get):
+     * open refuses a log that ends before it (HUB_ESTALE-like HUB_EPARSE,
+     * err names what is missing) unless accept_gap is set, and then writes
+     * a RECOVERED record naming the gap (hub_audit_gap()). 0 = none. */
+    uint64_t anchor_seq;
+    uint8_t anchor_hash[32];
+    bool accept_gap;
+    /* Go on when the last checkpoint is signed by another key and no
+     * KEY_ROTATED record hands the log over (the old key is lost): a
+     * RECOVERED record says so, and verification names the point. */
+    bool accept_key_change;
 } hub_audit_config_t;
+
+/* A checkpoint: its seq, its wall-clock time and the SHA-256 of its line
+ * (newline included) - the value `hubctl audit verify --anchor SEQ:HASH`
+ * checks and an RFC 3161 token's message imprint. */
+typedef struct {
+    uint64_t seq;                      /* 0: no checkpoint yet */
+    uint64_t time_us;
+    uint8_t hash[32];
+} hub_audit_head_t;
 
 typedef struct hub_audit hub_audit_t;
 
@@ -157,6 +198,31 @@ uint64_t hub_audit_seq(const hub_audit_t *self);
  * previous run closed the log cleanly. */
 const char *hub_audit_open_notice(const hub_audit_t *self);
 
+/* The last checkpoint that a flush has made durable (seq 0 when none). */
+void hub_audit_durable_head(const hub_audit_t *self, hub_audit_head_t *out);
+/* Records the log was found to miss at open (accepted with accept_gap:
+ * the store's anchor seq minus the log's last checkpoint seq), else 0. */
+uint64_t hub_audit_gap(const hub_audit_t *self);
+/* Writes a checkpoint unless the last record is one, and flushes. */
+int hub_audit_seal(hub_audit_t *self);
+/* Key rotation: appends a KEY_ROTATED record naming new_public and carrying
+ * new_secret's signature over
+ *   "LTH-AUDIT-KEY-ROTATION-V1" 0x00 || old public (32) || new public (32)
+ * (proof that the holder of the new key asked for it), seals it with a
+ * checkpoint signed by the old key, flushes, and from then on signs with
+ * the new key. Returns 0, HUB_EINVAL (bad key pair, same key), HUB_EIO,
+ * HUB_ECRYPTO. */
+int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
+                         const uint8_t new_public[32]);
+/* The name of the time-stamp token file of the checkpoint at seq, in the
+ * log's directory: "audit-cp-000000001234.tsr". */
+#define HUB_AUDIT_TSR_NAME_MAX 40
+void hub_audit_tsr_name(uint64_t seq, char out[HUB_AUDIT_TSR_NAME_MAX]);
+/* The reason text of a TIMESTAMPED record (what the verifier expects):
+ * "checkpoint SEQ time-stamped: token audit-cp-….tsr sha256 HEX". */
+void hub_audit_timestamped_reason(uint64_t cp_seq, const uint8_t token_sha256[32], char *out,
+                                  size_t size);
+
 /* SHA-256 of a payload, for hub_audit_record_t.payload_sha256. */
 void hub_audit_payload_sha256(const void *payload, size_t len, uint8_t out[32]);
 /* "ACCEPTED", …; "UNKNOWN" for a value outside the enum. */
@@ -164,6 +230,11 @@ const char *hub_audit_event_name(hub_audit_event_t event);
 
 typedef struct {
     uint64_t files;              /* files read */
+    uint64_t key_rotations;      /* KEY_ROTATED records followed */
+    uint8_t final_key[32];       /* the key in force at the end of the log */
+    uint64_t timestamps;         /* time-stamp tokens checked */
+    uint64_t first_timestamped;  /* seq of the first time-stamped checkpoint, 0 = none */
+    uint64_t last_timestamped;   /* seq of the last one */
     uint64_t records;            /* lines verified, checkpoints included */
     uint64_t checkpoints;        /* checkpoint signatures verified */
     uint64_t recoveries;         /* RECOVERED records (restarts after a crash) */
@@ -192,6 +263,28 @@ typedef struct {
  * The report is filled in every case. */
 int hub_audit_verify_dir(const char *dir, const uint8_t hub_sign_public[32],
                          hub_audit_verify_report_t *report);
+
+/* What verification checks beyond the chain and the signatures. */
+typedef struct {
+    const uint8_t *hub_sign_public; /* the key the log begins with (required) */
+    uint64_t anchor_seq;            /* a head an auditor kept: the record at */
+    uint8_t anchor_hash[32];        /*   anchor_seq must hash to this; 0 = none */
+    const char *tsa_cert;           /* PEM file of the TSA's certificate: check every
+                                       token's signature and imprint; NULL = only that
+                                       each token file named in the log is there unaltered */
+    uint64_t stop_after_seq;        /* stop there, as if the log ended (0 = read it all):
+                                       hubd checks what it found at open while it appends */
+    bool early_keys_unknown;        /* hubd's own check: hub_sign_public is the key at the
+                                       end; checkpoints before a KEY_ROTATED record may be
+                                       signed by earlier keys it does not hold */
+} hub_audit_verify_opts_t;
+
+/* hub_audit_verify_dir() with options. Besides its codes: a log that ends
+ * before the anchor, or holds another record there, is HUB_EPARSE; a key
+ * change without a KEY_ROTATED record, or a forged token, HUB_ECRYPTO; a
+ * missing or altered token file HUB_EPARSE. */
+int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *opts,
+                              hub_audit_verify_report_t *report);
 
 /* Called once per record of the message, in log order; return non-zero to
  * stop. file is the file name, line 1-based. */

@@ -249,6 +249,15 @@ static void hub__check_store(hub__check_t *c, const hub_config_t *cfg)
         hub__check_dir(c, "audit_dir", cfg->audit_dir);
     if (cfg->archive_dir[0])
         hub__check_dir(c, "archive_dir", cfg->archive_dir);
+    if (cfg->audit && cfg->audit_tsa_url[0] && strncmp(cfg->audit_tsa_url, "http://", 7) != 0 &&
+        strncmp(cfg->audit_tsa_url, "https://", 8) != 0)
+        hub__finding(c, true, "audit_tsa_url",
+                     "audit_tsa_url must be an http:// or https:// URL of the time-stamping "
+                     "authority, not '%s'",
+                     cfg->audit_tsa_url);
+    if (cfg->audit_tsa_cert[0] && access(cfg->audit_tsa_cert, R_OK) != 0)
+        hub__finding(c, true, "audit_tsa_cert", "cannot read the TSA certificate %s: %s",
+                     cfg->audit_tsa_cert, strerror(errno));
 }
 
 int hub_check_config(const char *config_path, FILE *out)

@@ -63,8 +63,13 @@ static void hub__after_commit(uv_work_t *req, int status)
     hub_server_t *self = job->server;
     self->commit = NULL;
     self->stats.commits++;
-    if (self->audit)
+    if (self->audit) {
         self->audit_seq = job->audit_seq;
+        if (job->audit_head.seq > self->audit_head.seq) {
+            self->audit_head = job->audit_head;
+            hub_tsa_client_offer(self->tsa, job->audit_head.seq, job->audit_head.hash);
+        }
+    }
     (void)status;
 
     /* Receipts, one frame per sender. */
@@ -458,8 +463,19 @@ static void hub__commit_work(uv_work_t *req)
             rc = r;
         job->pruned = pruned;
     }
+    /* The log's last durable checkpoint becomes the store's anchor, in the
+     * same commit: a log later cut back behind it is refused at start. */
+    hub_audit_head_t anchor = {0};
+    if (audit && batched) {
+        hub_audit_durable_head(audit, &anchor);
+        if (anchor.seq <= server->audit_anchored_seq ||
+            hub_store_audit_anchor_put(store, anchor.seq, anchor.hash) != 0)
+            anchor.seq = 0;
+    }
     if (batched) {
         int crc = hub_store_batch_commit(store);
+        if (crc == 0 && anchor.seq)
+            server->audit_anchored_seq = anchor.seq;
         if (crc != 0) {
             /* Nothing of this cycle is stored: no ACK, no settle, no
              * dead-letter happened; senders and redelivery try again. */
@@ -532,6 +548,7 @@ static void hub__commit_work(uv_work_t *req)
     }
     job->audit_rc = arc;
     job->audit_seq = audit ? hub_audit_seq(audit) : 0;
+    hub_audit_durable_head(audit, &job->audit_head);
 }
 
 static void hub__on_commit_timer(uv_timer_t *t)

@@ -48,6 +48,8 @@ void hub_config_defaults(hub_config_t *cfg)
     hub_alarm_thresholds_default(&cfg->alarms);
     cfg->audit = true;
     cfg->archive_retention_days = 30;
+    cfg->audit_tsa_every_s = 60;
+    cfg->audit_tsa_retry_s = 30;
     cfg->log_level = HUB_LOG_INFO;
     snprintf(cfg->lang, sizeof cfg->lang, "vi");
 }
@@ -130,6 +132,10 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
             uint32_t max, *dst;
         } const alarms[] = {
             {"alarm_offline_warn_s", 86400 * 30, &cfg->alarms.offline_warn_s},
+            {"alarm_tsa_warn_s", 86400 * 30, &cfg->alarms.tsa_warn_s},
+            {"alarm_tsa_crit_s", 86400 * 30, &cfg->alarms.tsa_crit_s},
+            {"audit_tsa_every_s", 86400, &cfg->audit_tsa_every_s},
+            {"audit_tsa_retry_s", 86400, &cfg->audit_tsa_retry_s},
             {"alarm_offline_crit_s", 86400 * 30, &cfg->alarms.offline_crit_s},
             {"alarm_queue_age_warn_s", 86400 * 30, &cfg->alarms.queue_age_warn_s},
             {"alarm_queue_age_crit_s", 86400 * 30, &cfg->alarms.queue_age_crit_s},
@@ -236,6 +242,8 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
             uint64_t min, max, *dst;
         } const u64s[] = {
             {"max_waiting_bytes", 64u << 10, 1ull << 40, &cfg->max_waiting_bytes},
+            {"audit_max_file_bytes", 1024, 1ull << 40, &cfg->audit_max_file_bytes},
+            {"audit_checkpoint_records", 1, 1ull << 32, &cfg->audit_checkpoint_records},
             {"rate_msgs", 0, 1ull << 32, &cfg->rate_msgs},
             {"rate_bytes", 0, 1ull << 40, &cfg->rate_bytes},
             {"quota_send_msgs", 0, 1ull << 40, &cfg->quota_send_msgs},
@@ -254,6 +262,16 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub__bool(key, value, &cfg->require_signatures, err, err_size);
     if (!strcmp(key, "audit"))
         return hub__bool(key, value, &cfg->audit, err, err_size);
+    if (!strcmp(key, "audit_accept_key_change"))
+        return hub__bool(key, value, &cfg->audit_accept_key_change, err, err_size);
+    if (!strcmp(key, "audit_accept_gap"))
+        return hub__bool(key, value, &cfg->audit_accept_gap, err, err_size);
+    if (!strcmp(key, "audit_tsa_url"))
+        return hub_conf_str(key, value, cfg->audit_tsa_url, sizeof cfg->audit_tsa_url, err,
+                            err_size);
+    if (!strcmp(key, "audit_tsa_cert"))
+        return hub__path(ctx, key, value, cfg->audit_tsa_cert, sizeof cfg->audit_tsa_cert, err,
+                         err_size);
     if (!strcmp(key, "log_level")) {
         hub_log_level_t level;
         if (hub_log_parse_level(value, &level) != 0) {

@@ -77,6 +77,16 @@ typedef struct {
     char archive_dir[PATH_MAX];      /* encrypted archive of whole envelopes; empty = off */
     char archive_key_file[PATH_MAX]; /* 32-byte AES-256 key, mode 0600 */
     uint32_t archive_retention_days; /* sealed files older than this are deleted; default 30 */
+    bool audit_accept_gap;       /* start on an audit log cut back behind the store's
+                                    anchor (recorded, critical alarm audit_log_cut) */
+    bool audit_accept_key_change; /* start although the audit log was signed by another key
+                                     and no KEY_ROTATED record hands it over (recorded) */
+    char audit_tsa_url[512];     /* RFC 3161 time-stamping authority; empty = off */
+    char audit_tsa_cert[PATH_MAX]; /* its certificate (PEM), to check its replies */
+    uint32_t audit_tsa_every_s;  /* at most one time-stamp per this long (default 60) */
+    uint32_t audit_tsa_retry_s;  /* retry a failed request after (default 30) */
+    uint64_t audit_max_file_bytes;     /* rotate audit files at this size; 0 = 64 MiB */
+    uint64_t audit_checkpoint_records; /* a checkpoint after this many records; 0 = 1000 */
     uint32_t max_flows;          /* flows (sender, receiver, service) tracked; 0 = 10000 */
     /* Alarm thresholds (alarm_* keys; the certificate warning is
      * cert_warn_days). */

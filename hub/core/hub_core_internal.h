@@ -37,6 +37,7 @@
 #include "hub_policy.h"
 #include "hub_sign.h"
 #include "hub_store.h"
+#include "hub_tsa.h"
 #include "hub_wire.h"
 #include "hub_zsock.h"
 
@@ -253,6 +254,7 @@ typedef struct {
     size_t n_audit;
     int audit_rc;
     uint64_t audit_seq;       /* the log's sequence after this commit */
+    hub_audit_head_t audit_head; /* its last durable checkpoint */
     hub_store_msg_t *dead;    /* metadata of what was dead-lettered, for the flows */
     const char **dead_reason; /* one per dead[]; static, or owned by dead_policy */
     size_t n_dead;
@@ -334,6 +336,12 @@ struct hub_server {
     uint64_t last_audit_tick_us; /* monotonic */
     hub_archive_t *archive;      /* NULL when archive_dir is not set; any thread (locks) */
     uint64_t last_archive_us;    /* monotonic: when the last one was queued */
+    hub_audit_head_t audit_head;  /* last durable checkpoint, copied after each commit */
+    uint64_t audit_anchored_seq;  /* the store's anchor (worker-only while a commit runs) */
+    uint64_t audit_gap;           /* records found missing at start (audit_accept_gap) */
+    hub_tsa_client_t *tsa;        /* RFC 3161 time-stamping, or NULL */
+    void *audit_start_check;      /* the check of the whole log, while it runs */
+    uint64_t audit_tampered_seq;  /* where that check failed; 0 = fine or not done */
     bool prune_due;              /* de-duplication records to forget (every 10 s) */
     uint64_t last_prune_us;      /* monotonic */
 
@@ -406,6 +414,10 @@ void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *messa
                   uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
                   const char *reason);
 void hub__auditq_free(hub__auditq_t *q, size_t n);
+/* hub_audit_start.c: checks the whole log on a worker thread (at start);
+ * _end waits for it (destroy). */
+void hub__audit_start_check(hub_server_t *self);
+void hub__audit_start_check_end(hub_server_t *self);
 void hub__held_free(hub__member_t *m);
 hub__member_t *hub__member(hub_server_t *self, const char *id);
 void hub__member_free(hub__member_t *m);

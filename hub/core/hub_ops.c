@@ -3,6 +3,7 @@
 #include "hub_memberdir.h"
 #include "hub_error.h"
 #include "hub_jsonw.h"
+#include "hub_ops_audit.h"
 #include "hub_log.h"
 #include "hub_map.h"
 #include "hub_store.h"
@@ -59,6 +60,7 @@ struct hub_ops {
         *f_q_age, *f_dead, *f_store_used, *f_store_max, *f_audit, *f_refused_code,
         *f_responses, *f_build;
     hub_metric_family_t *f_stat[HUB__N_STATS];
+    hub_ops_audit_metrics_t audit_metrics;
     hub_metric_family_t *f_http[7];
     hub_alarms_t *alarms;
     hub_metric_family_t *f_alarm, *f_alarms_active;
@@ -542,6 +544,9 @@ void hub_ops_tick(hub_ops_t *self)
         samples[n++] = (hub_alarm_sample_t){qs.items[i].receiver, false, 0, qs.items[i].depth,
                                             qs.items[i].oldest_accepted_us, 0, 0};
     }
+    uint64_t audit_gap = 0, tsa_failing_s = 0, tampered_seq = 0;
+    hub_ops_audit_alarm_figures(&self->src, &audit_gap, &tsa_failing_s, &tampered_seq);
+    hub_alarms_set_audit(self->alarms, audit_gap, tsa_failing_s, tampered_seq);
     if (samples)
         hub_alarms_update(self->alarms, hub_now_us(), samples, n, fig.stats.dead_lettered,
                           fig.store_used, fig.store_max);
@@ -648,6 +653,8 @@ static int hub__register_families(hub_ops_t *self)
         rc = hub_metrics_gauge(m, "lth_audit_sequence",
                                "Sequence number of the last audit record (0: audit log off).",
                                NULL, 0, &self->f_audit);
+    if (!rc)
+        rc = hub_ops_audit_metrics_new(m, &self->audit_metrics);
     if (!rc)
         rc = hub_metrics_counter(m, "lth_hub_refusals_total", "Envelopes NACKed, by NACK code.",
                                  code_l, 1, &self->f_refused_code);
@@ -767,6 +774,7 @@ static void hub__refresh_metrics(hub_ops_t *self)
     hub_metric_set(self->f_store_used, NULL, (double)fig.store_used);
     hub_metric_set(self->f_store_max, NULL, (double)fig.store_max);
     hub_metric_set(self->f_audit, NULL, (double)fig.audit_seq);
+    hub_ops_audit_metrics_set(&self->src, &self->audit_metrics);
     for (size_t i = 0; i < HUB__N_STATS; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&fig.stats + hub__stat_families[i].offset, sizeof v);
@@ -1572,6 +1580,10 @@ static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_
     }
     if (!strncmp(path, api, sizeof api - 1)) {
         const char *rest = path + sizeof api - 1;
+        if (!strcmp(rest, "audit/head")) {
+            hub__status = hub_ops_audit_route(&self->src, req, resp);
+            return;
+        }
         if (!strncmp(rest, "dlq", 3) && (rest[3] == '\0' || rest[3] == '/')) {
             hub__route_dlq(self, req, resp, rest + 3);
             return;

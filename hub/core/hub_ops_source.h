@@ -10,7 +10,9 @@
 #ifndef HUB_OPS_SOURCE_H
 #define HUB_OPS_SOURCE_H
 
+#include "hub_audit.h"
 #include "hub_server.h"
+#include "hub_tsa.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +38,18 @@ typedef struct {
     uint64_t in_flight;
 } hub_ops_queue_t;
 
+/* The audit log's head and time-stamping, for /api/v1/audit/head. */
+typedef struct {
+    bool on;                     /* the audit log is kept */
+    uint64_t seq;                /* the last record */
+    hub_audit_head_t head;       /* the last durable checkpoint */
+    uint8_t sign_public[32];     /* the key that signs it */
+    uint64_t gap;                /* records found missing at start, accepted */
+    uint64_t tampered_seq;       /* the start check of the whole log failed there; 0 = fine */
+    bool tsa_on;                 /* time-stamping configured */
+    hub_tsa_state_t tsa;
+} hub_ops_audit_t;
+
 typedef void (*hub_ops_member_visit)(const hub_ops_member_t *m, void *user);
 typedef void (*hub_ops_queue_visit)(const hub_ops_queue_t *q, void *user);
 
@@ -57,6 +71,7 @@ typedef struct {
     int (*dlq_replay)(void *ctx, uint64_t seq);
     int (*dlq_purge)(void *ctx, uint64_t seq);
     int (*dlq_purge_older)(void *ctx, uint64_t before_us, uint64_t *purged);
+    void (*audit)(void *ctx, hub_ops_audit_t *out);
 } hub_ops_source_t;
 
 #endif

@@ -799,6 +799,31 @@ static void hub__ops_usage(void *ctx, uint64_t *used, uint64_t *max, uint64_t *d
     *audit_seq = self->audit_seq;
 }
 
+static void hub__ops_audit(void *ctx, hub_ops_audit_t *out)
+{
+    hub_server_t *self = ctx;
+    memset(out, 0, sizeof *out);
+    out->on = self->cfg.audit;
+    out->seq = self->audit_seq;
+    out->head = self->audit_head;
+    memcpy(out->sign_public, self->own_key.sign_public, 32);
+    out->gap = self->audit_gap;
+    out->tampered_seq = self->audit_tampered_seq;
+    out->tsa_on = self->tsa != NULL;
+    hub_tsa_client_state(self->tsa, &out->tsa);
+}
+
+/* A checkpoint's token is on disk: the log records it (TIMESTAMPED). */
+static void hub__tsa_stamped(void *user, uint64_t cp_seq, const uint8_t token_sha256[32],
+                             uint64_t gen_time_us)
+{
+    hub_server_t *self = user;
+    char reason[HUB_AUDIT_REASON_MAX];
+    hub_audit_timestamped_reason(cp_seq, token_sha256, reason, sizeof reason);
+    hub__audit_q(self, HUB_AUDIT_TIMESTAMPED, NULL, 0, NULL, NULL, NULL, reason);
+    (void)gen_time_us;
+}
+
 static bool hub__ops_ready(void *ctx, const char **why_not)
 {
     hub_server_t *self = ctx;
@@ -1003,12 +1028,53 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             memset(&acfg, 0, sizeof acfg);
             memcpy(acfg.sign_secret, self->own_key.sign_secret, 64);
             memcpy(acfg.sign_public, self->own_key.sign_public, 32);
-            rc = hub_audit_open(self->cfg.audit_dir, &acfg, &self->audit, err, err_size);
+            acfg.accept_gap = cfg->audit_accept_gap;
+            acfg.accept_key_change = cfg->audit_accept_key_change;
+            acfg.max_file_bytes = cfg->audit_max_file_bytes;
+            acfg.checkpoint_every_records = cfg->audit_checkpoint_records;
+            rc = hub_store_audit_anchor_get(self->store, &acfg.anchor_seq, acfg.anchor_hash);
+            if (rc != 0)
+                snprintf(err, err_size, "store %s: cannot read the audit log's anchor (%s)",
+                         cfg->data_dir, hub_strerror(rc));
+            else
+                rc = hub_audit_open(self->cfg.audit_dir, &acfg, &self->audit, err, err_size);
+            self->audit_anchored_seq = acfg.anchor_seq;
             sodium_memzero(&acfg, sizeof acfg);
         }
     }
     if (rc == 0 && cfg->archive_dir[0])
         rc = hub__archive_open(self, err, err_size);
+    if (rc == 0 && self->audit) {
+        self->audit_gap = hub_audit_gap(self->audit);
+        if (self->audit_gap) {
+            /* Seal the RECOVERED record naming the gap and anchor there. */
+            rc = hub_audit_seal(self->audit);
+            hub_audit_head_t head;
+            hub_audit_durable_head(self->audit, &head);
+            if (rc == 0)
+                rc = hub_store_audit_anchor_put(self->store, head.seq, head.hash);
+            self->audit_anchored_seq = head.seq;
+            if (rc != 0)
+                snprintf(err, err_size, "cannot seal the audit log after the gap (%s)",
+                         hub_strerror(rc));
+        }
+        hub_audit_durable_head(self->audit, &self->audit_head);
+        self->audit_seq = hub_audit_seq(self->audit);
+        hub__audit_start_check(self);
+    }
+    if (rc == 0 && self->audit && cfg->audit_tsa_url[0]) {
+        hub_tsa_config_t tcfg = {
+            .url = cfg->audit_tsa_url,
+            .cert_pem = cfg->audit_tsa_cert[0] ? cfg->audit_tsa_cert : NULL,
+            .dir = self->cfg.audit_dir,
+            .every_us = (uint64_t)cfg->audit_tsa_every_s * 1000000u,
+            .retry_us = (uint64_t)cfg->audit_tsa_retry_s * 1000000u,
+        };
+        rc = hub_tsa_client_new(loop, &tcfg, hub__tsa_stamped, self, &self->tsa);
+        if (rc != 0)
+            snprintf(err, err_size, "cannot start the audit time-stamping client (%s)",
+                     hub_strerror(rc));
+    }
     if (rc != 0) {
         hub_server_destroy(&self);
         return rc;
@@ -1090,7 +1156,8 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                                               hub__ops_store,
                                               hub__ops_dlq_replay,
                                               hub__ops_dlq_purge,
-                                              hub__ops_dlq_purge_older};
+                                              hub__ops_dlq_purge_older,
+                                              hub__ops_audit};
         hub_ops_config_t ocfg = {cfg->http_listen, token, {0}, cfg->http_allowed_hosts};
         ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
         ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
@@ -1196,6 +1263,11 @@ void hub_server_destroy(hub_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_server_t *self = *self_p;
+    hub__audit_start_check_end(self);
+    if (self->tsa) {
+        hub_tsa_client_destroy(&self->tsa);
+        uv_run(self->loop, UV_RUN_NOWAIT); /* its uv_async_t closes */
+    }
     if (self->handles_open) {
         hub__close_handles(self);
         uv_run(self->loop, UV_RUN_DEFAULT);
@@ -1220,7 +1292,15 @@ void hub_server_destroy(hub_server_t **self_p)
             hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
                            q->receiver, q->service, q->reason, NULL);
         }
-        int arc = hub_audit_close(&self->audit);
+        /* Seal, and anchor the final checkpoint in the store. */
+        int arc = hub_audit_seal(self->audit);
+        hub_audit_head_t head;
+        hub_audit_durable_head(self->audit, &head);
+        if (arc == 0 && self->store && head.seq > self->audit_anchored_seq)
+            arc = hub_store_audit_anchor_put(self->store, head.seq, head.hash);
+        int crc = hub_audit_close(&self->audit);
+        if (arc == 0)
+            arc = crc;
         if (arc != 0)
             HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"", hub_strerror(arc));
     }

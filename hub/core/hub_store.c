@@ -2791,3 +2791,45 @@ int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_reques
         *expired = n_gone;
     return rc;
 }
+
+/* ---- the audit log's anchor (meta "audit_anchor": u64 seq || 32-byte hash) */
+
+int hub_store_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32])
+{
+    if (!self || !seq || !hash)
+        return HUB_EINVAL;
+    *seq = 0;
+    memset(hash, 0, 32);
+    MDB_txn *txn;
+    int rc = txn_read(self, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val k = str_val("audit_anchor"), v;
+    int mrc = mdb_get(txn, self->meta, &k, &v);
+    if (mrc == 0 && v.mv_size == 40) {
+        *seq = get_le64(v.mv_data);
+        memcpy(hash, (const uint8_t *)v.mv_data + 8, 32);
+    } else if (mrc == 0) {
+        rc = HUB_ESTORE;
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = map_rc(mrc);
+    }
+    txn_read_end(self, txn);
+    return rc;
+}
+
+int hub_store_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32])
+{
+    if (!self || !hash)
+        return HUB_EINVAL;
+    MDB_txn *txn = NULL;
+    int rc = txn_write(self, &txn);
+    if (rc != 0)
+        return rc;
+    uint8_t buf[40];
+    put_le64(buf, seq);
+    memcpy(buf + 8, hash, 32);
+    MDB_val k = str_val("audit_anchor"), v = {sizeof buf, buf};
+    rc = map_rc(mdb_put(txn, self->meta, &k, &v, 0));
+    return txn_finish(self, txn, rc);
+}

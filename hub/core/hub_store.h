@@ -277,6 +277,14 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
  * has handed out is below it). A read; any thread. */
 int hub_store_next_seq(hub_store_t *self, uint64_t *next);
 
+/* The audit log's anchor: the last checkpoint (seq, SHA-256 of its line)
+ * the hub made durable, so that a log cut back behind it is noticed at the
+ * next start. get: seq 0 when none was ever put. put: inside the caller's
+ * batch when it owns one (no commit of its own then), else one
+ * transaction. Any thread. */
+int hub_store_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32]);
+int hub_store_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32]);
+
 int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq,
                          size_t max, hub_store_msg_t *out, size_t *n_out,
                          hub_store_arena_t *arena);

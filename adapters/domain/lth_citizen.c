@@ -270,7 +270,7 @@ int lth_citizen_generate(uint64_t seed, size_t index, lth_citizen_t *out)
         memcpy(out->previous_residence, head.previous_residence, sizeof out->previous_residence);
         out->changed_on = head.changed_on;
     } else {
-        out->previous_residence[0] = '\0';
+        memset(out->previous_residence, 0, sizeof out->previous_residence);
         out->changed_on = out->created_on;
     }
     return 0;

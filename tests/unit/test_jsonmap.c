@@ -136,7 +136,7 @@ START_TEST(request_with_proto_names_and_enum_forms)
     size_t json_len = 0;
     ck_assert_int_eq(lth_jsonmap_decode(request_type, NULL, pb, len, &json, &json_len), 0);
     ck_assert_str_eq(json, "{\"personal_ids\":[\"" PID_A "\"],\"mode\":\"LOOKUP_MODE_CURRENT\","
-                           "\"purpose\":\"p\",\"dossier_code\":\"\"}");
+                           "\"purpose\":\"p\",\"dossier_code\":\"\",\"purpose_code\":\"\"}");
     ck_assert_uint_eq(json_len, strlen(json));
     free(json);
     free(pb);
@@ -315,9 +315,11 @@ START_TEST(response_to_json)
         "\",\"status\":\"LOOKUP_STATUS_FOUND\",\"reason\":\"\",\"citizen\":{\"personal_id\":"
         "\"" PID_A "\",\"full_name\":\"Nguyễn Thị Lan\",\"date_of_birth\":\"1985-03-07\","
         "\"sex\":\"SEX_FEMALE\",\"birth_province_code\":\"001\",\"place_of_residence\":"
-        "\"Phường Láng Hạ, Quận Đống Đa, Hà Nội\",\"last_changed\":\"2020-12-01\"}},"
+        "\"Phường Láng Hạ, Quận Đống Đa, Hà Nội\",\"last_changed\":\"2020-12-01\"},"
+        "\"withheld_fields\":[]},"
         "{\"personal_id\":\"" PID_B "\",\"status\":\"LOOKUP_STATUS_NOT_FOUND\",\"reason\":"
-        "\"no record with this personal ID number\"}],\"mode\":\"LOOKUP_MODE_CURRENT\"}");
+        "\"no record with this personal ID number\",\"withheld_fields\":[]}],"
+        "\"mode\":\"LOOKUP_MODE_CURRENT\"}");
     free(text);
 
     /* And back: the same message. */

@@ -65,17 +65,17 @@ typedef struct {
     char full_name[LTH_CITIZEN_NAME_MAX]; /* "Nguyễn Thị Lan" */
     lth_date_t date_of_birth;
     lth_sex_t sex;
-    char birth_province_code[4];                      /* = personal_id[0..2] */
-    char residence[LTH_CITIZEN_ADDRESS_MAX];          /* current place of residence */
-    char previous_residence[LTH_CITIZEN_ADDRESS_MAX]; /* before the last change; "" if none */
-    lth_date_t created_on;                            /* the record's creation */
-    lth_date_t changed_on;                            /* its last change; = created_on if none */
+    char birth_province_code[4];                       /* = personal_id[0..2] */
+    char residence[LTH_CITIZEN_ADDRESS_MAX];           /* current place of residence */
+    char previous_residence[LTH_CITIZEN_ADDRESS_MAX];  /* before the last change; "" if none */
+    lth_date_t created_on;                             /* the record's creation */
+    lth_date_t changed_on;                             /* its last change; = created_on if none */
     char temporary_residence[LTH_CITIZEN_ADDRESS_MAX]; /* "" if none */
-    lth_date_t temporary_until;                       /* {0,0,0} if none */
-    char head_personal_id[LTH_PID_LEN + 1];           /* the household head's (own if head) */
+    lth_date_t temporary_until;                        /* {0,0,0} if none */
+    char head_personal_id[LTH_PID_LEN + 1];            /* the household head's (own if head) */
     char head_full_name[LTH_CITIZEN_NAME_MAX];
-    lth_relationship_t relationship;                  /* to the head */
-    char father_name[LTH_CITIZEN_NAME_MAX];           /* "" if not recorded */
+    lth_relationship_t relationship;        /* to the head */
+    char father_name[LTH_CITIZEN_NAME_MAX]; /* "" if not recorded */
     char mother_name[LTH_CITIZEN_NAME_MAX];
     char spouse_name[LTH_CITIZEN_NAME_MAX];
 } lth_citizen_t;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define LTH__DISCLOSE_FILE_MAX (1u << 20) /* a disclosure file is a page of lines */
-#define LTH__DISCLOSE_LINE_MAX 1024
+#define LTH__DISCLOSE_LINE_MAX 1024u
 
 typedef struct {
     char *consumer;
@@ -28,7 +28,10 @@ static const char *const lth__field_names[LTH_FIELD_COUNT] = {
     "residence", "household",     "family", "last_changed",
 };
 
-const char *lth_field_name(unsigned i) { return i < LTH_FIELD_COUNT ? lth__field_names[i] : "?"; }
+const char *lth_field_name(unsigned i)
+{
+    return i < LTH_FIELD_COUNT ? lth__field_names[i] : "?";
+}
 
 int lth_fields_parse(const char *list, lth_fields_t *out, const char **bad, size_t *bad_len)
 {
@@ -67,8 +70,7 @@ const char *lth_purpose_code_problem(const char *code)
         return "a purpose code is at most 64 bytes";
     for (size_t i = 0; i < len; i++) {
         char c = code[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return "a purpose code has only a-z, 0-9, '.', '_' and '-'";
     }
     return NULL;
@@ -86,7 +88,10 @@ void lth_disclosure_destroy(lth_disclosure_t **self_p)
     *self_p = NULL;
 }
 
-size_t lth_disclosure_count(const lth_disclosure_t *self) { return self ? self->n_rules : 0; }
+size_t lth_disclosure_count(const lth_disclosure_t *self)
+{
+    return self ? self->n_rules : 0;
+}
 
 /* Parses one line (comments and blanks already dropped) into *rule: six
  * words, verb FIELDS to CONSUMER for PURPOSE. */
@@ -177,8 +182,8 @@ int lth_disclosure_parse(const char *name, const char *text, lth_disclosure_t **
             const lth__rule_t *o = &d->rules[i];
             if (o->use == rule.use && o->fields == rule.fields &&
                 !strcmp(o->consumer, rule.consumer) && !strcmp(o->purpose, rule.purpose)) {
-                snprintf(err, err_size, "%s:%u: the same rule is written twice; remove one",
-                         name, line_no);
+                snprintf(err, err_size, "%s:%u: the same rule is written twice; remove one", name,
+                         line_no);
                 rc = HUB_EEXIST;
             }
         }
@@ -235,8 +240,8 @@ int lth_disclosure_load(const char *path, lth_disclosure_t **out, char *err, siz
     return rc;
 }
 
-bool lth_disclosure_fields(const lth_disclosure_t *self, const char *consumer,
-                           const char *purpose, lth_use_t use, lth_fields_t *out)
+bool lth_disclosure_fields(const lth_disclosure_t *self, const char *consumer, const char *purpose,
+                           lth_use_t use, lth_fields_t *out)
 {
     lth_fields_t fields = 0;
     bool any = false;

@@ -74,7 +74,7 @@ size_t lth_disclosure_count(const lth_disclosure_t *self);
 /* The fields `consumer` may receive (LTH_USE_LOOKUP: disclose lines) or have
  * compared (LTH_USE_VERIFY: disclose and confirm lines) for `purpose`.
  * Returns false, *out = 0, when no line names that consumer and purpose. */
-bool lth_disclosure_fields(const lth_disclosure_t *self, const char *consumer,
-                           const char *purpose, lth_use_t use, lth_fields_t *out);
+bool lth_disclosure_fields(const lth_disclosure_t *self, const char *consumer, const char *purpose,
+                           lth_use_t use, lth_fields_t *out);
 
 #endif

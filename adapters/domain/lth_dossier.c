@@ -71,8 +71,7 @@ int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_d
     if (!gen || !out || gen->population_citizens == 0 ||
         gen->population_citizens > LTH_CITIZEN_MAX - 1000 ||
         gen->invalid_percent + gen->unknown_percent > 100 || gen->low_assurance_percent > 100 ||
-        gen->mismatch_percent > 100 ||
-        (gen->procedures && gen->n_procedures == 0))
+        gen->mismatch_percent > 100 || (gen->procedures && gen->n_procedures == 0))
         return HUB_EINVAL;
     memset(out, 0, sizeof *out);
     if (lth_dossier_code(index, out->code) != 0)
@@ -136,8 +135,8 @@ int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_d
     }
     unsigned a = (unsigned)((index * 71u + gen->seed * 19u + 7u) % 100u);
     out->assurance.level = a < gen->low_assurance_percent ? 1 : 2;
-    out->assurance.method = out->assurance.level == 2 && index % 3 == 0 ? LTH_AUTH_CHIP_CARD
-                                                                         : LTH_AUTH_VNEID;
+    out->assurance.method =
+        out->assurance.level == 2 && index % 3 == 0 ? LTH_AUTH_CHIP_CARD : LTH_AUTH_VNEID;
     explicit_bzero(&c, sizeof c);
     return 0;
 }

@@ -100,12 +100,12 @@ typedef enum {
 
 typedef struct {
     uint64_t seed;
-    uint64_t population_seed;   /* the population database's plugin.seed */
-    size_t population_citizens; /* and plugin.citizens (1 .. LTH_CITIZEN_MAX-1000) */
-    unsigned invalid_percent;   /* share of invalid ID numbers, 0..100 */
-    unsigned unknown_percent;   /* share of unknown citizens; the two add up to <= 100 */
+    uint64_t population_seed;       /* the population database's plugin.seed */
+    size_t population_citizens;     /* and plugin.citizens (1 .. LTH_CITIZEN_MAX-1000) */
+    unsigned invalid_percent;       /* share of invalid ID numbers, 0..100 */
+    unsigned unknown_percent;       /* share of unknown citizens; the two add up to <= 100 */
     unsigned low_assurance_percent; /* share authenticated at level 1 (the rest: level 2) */
-    unsigned mismatch_percent;  /* share of citizens whose declared date of birth is wrong */
+    unsigned mismatch_percent;      /* share of citizens whose declared date of birth is wrong */
     const lth_procedure_t *const *procedures; /* to choose from; NULL = the whole catalogue */
     size_t n_procedures;
 } lth_dossier_gen_t;
@@ -164,7 +164,7 @@ typedef struct {
     uint64_t due_at_us;
     char received_by[LTH_MEMBER_MAX];
     char authority[LTH_MEMBER_MAX];
-    size_t documents; /* how many DocumentRefs it carried */
+    size_t documents;          /* how many DocumentRefs it carried */
     lth_assurance_t assurance; /* level 0 when the message had none */
 } lth_dossier_t;
 

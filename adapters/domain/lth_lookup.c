@@ -143,8 +143,8 @@ static void lth__fill_found(lth__item_t *item, lth_fields_t allowed)
             lth__date_to_pb(rec->temporary_until, &item->temporary_until);
             r->temporary_until = &item->temporary_until;
         }
-        r->current_address = rec->temporary_residence[0] ? item->record.temporary_residence
-                                                         : item->record.residence;
+        r->current_address =
+            rec->temporary_residence[0] ? item->record.temporary_residence : item->record.residence;
         c->residence = r;
     }
     if (allowed & LTH_FIELD_HOUSEHOLD) {
@@ -318,8 +318,8 @@ int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
         size_t kept = 0;
         int failed = 0;
         for (size_t i = 0; i < n && !failed; i++) {
-            if (lth__answer_key(db, denied, allowed, req, date, req->personal_ids[i],
-                                &items[kept], counts, &failed)) {
+            if (lth__answer_key(db, denied, allowed, req, date, req->personal_ids[i], &items[kept],
+                                counts, &failed)) {
                 results[kept] = &items[kept].result;
                 kept++;
             }

@@ -73,7 +73,8 @@ static int lth__bind_date(sqlite3_stmt *st, int col, lth_date_t d)
 /* Text, or NULL for "". */
 static int lth__bind_opt(sqlite3_stmt *st, int col, const char *text)
 {
-    return text[0] ? sqlite3_bind_text(st, col, text, -1, SQLITE_STATIC) : sqlite3_bind_null(st, col);
+    return text[0] ? sqlite3_bind_text(st, col, text, -1, SQLITE_STATIC)
+                   : sqlite3_bind_null(st, col);
 }
 
 static int lth__insert_citizen(sqlite3_stmt *st, const lth_citizen_t *c)
@@ -289,8 +290,8 @@ int lth_popdb_open(const char *path, lth_popdb_t **out, char *err, size_t err_si
                      path, format, LTH__POPDB_FORMAT);
         else
             snprintf(err, err_size,
-                     "%s is not a population database (format %s); build one with lth-popgen",
-                     path, LTH__POPDB_FORMAT);
+                     "%s is not a population database (format %s); build one with lth-popgen", path,
+                     LTH__POPDB_FORMAT);
         lth_popdb_close(&p);
         return HUB_ESTORE;
     }

@@ -16,22 +16,21 @@
  * may file with a level 1 account. */
 static const lth_procedure_t lth__procedures[] = {
     {"SYN-1.000001", "Đăng ký khai sinh", "Birth registration", "VN/GOV/HN-STP/HOTICH",
-     "same working day", 8, LTH_LIMIT_WORKING_HOURS, LTH_CHECK_LOOKUP, "birth-registration", 1},
+     "same working day", 8, LTH_LIMIT_WORKING_HOURS, LTH_CHECK_LOOKUP, 1, "birth-registration"},
     {"SYN-1.000002", "Đăng ký kết hôn", "Marriage registration", "VN/GOV/HN-STP/HOTICH",
-     "same working day", 8, LTH_LIMIT_WORKING_HOURS, LTH_CHECK_LOOKUP, "marriage-registration",
-     2},
+     "same working day", 8, LTH_LIMIT_WORKING_HOURS, LTH_CHECK_LOOKUP, 2, "marriage-registration"},
     {"SYN-1.000003", "Cấp Phiếu lý lịch tư pháp", "Criminal record certificate",
-     "VN/GOV/HN-STP/HOTICH", "10 days", 10, LTH_LIMIT_CALENDAR_DAYS, LTH_CHECK_LOOKUP,
-     "judicial-record", 2},
+     "VN/GOV/HN-STP/HOTICH", "10 days", 10, LTH_LIMIT_CALENDAR_DAYS, LTH_CHECK_LOOKUP, 2,
+     "judicial-record"},
     {"SYN-1.000004", "Đăng ký thành lập doanh nghiệp", "Enterprise registration",
-     "VN/GOV/HN-SKHDT/DKKD", "3 working days", 3, LTH_LIMIT_WORKING_DAYS, LTH_CHECK_VERIFY,
-     "enterprise-registration", 2},
+     "VN/GOV/HN-SKHDT/DKKD", "3 working days", 3, LTH_LIMIT_WORKING_DAYS, LTH_CHECK_VERIFY, 2,
+     "enterprise-registration"},
     {"SYN-1.000005", "Đăng ký thường trú", "Permanent residence registration",
-     "VN/GOV/HN-QHK/MOTCUA", "7 working days", 7, LTH_LIMIT_WORKING_DAYS, LTH_CHECK_LOOKUP,
-     "residence-registration", 2},
+     "VN/GOV/HN-QHK/MOTCUA", "7 working days", 7, LTH_LIMIT_WORKING_DAYS, LTH_CHECK_LOOKUP, 2,
+     "residence-registration"},
     {"SYN-1.000006", "Cấp Giấy chứng nhận quyền sử dụng đất lần đầu",
      "First land-use right certificate", "VN/GOV/HN-STNMT/DATDAI", "30 days", 30,
-     LTH_LIMIT_CALENDAR_DAYS, LTH_CHECK_VERIFY, "land-registration", 2},
+     LTH_LIMIT_CALENDAR_DAYS, LTH_CHECK_VERIFY, 2, "land-registration"},
 };
 
 #define LTH__N_PROCEDURES (sizeof lth__procedures / sizeof lth__procedures[0])

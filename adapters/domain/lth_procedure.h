@@ -45,9 +45,9 @@ typedef struct {
     unsigned limit_amount;  /* 3 */
     lth_limit_unit_t limit_unit;
     lth_identity_check_t identity_check;
-    const char *purpose_code;    /* as the population database's agreement names it */
     unsigned required_assurance; /* lowest e-identification level of the applicant (Decree
                                     59/2022): 0 none, 1, 2 */
+    const char *purpose_code;    /* as the population database's agreement names it */
 } lth_procedure_t;
 
 size_t lth_procedure_count(void);

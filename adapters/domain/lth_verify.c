@@ -45,7 +45,10 @@ static uint32_t lth__utf8_next(const unsigned char *s, size_t *len)
         *len = 1;
         return s[0];
     }
-    size_t n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t n = (s[0] & 0xE0) == 0xC0   ? 2
+               : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
     uint32_t c = n == 2 ? s[0] & 0x1Fu : n == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) {
@@ -201,7 +204,8 @@ static const char *lth__vrequest_problem(const lth__vrequest_t *req, char *buf, 
             return buf;
         }
         if (s->sex != LTH__DOMAIN__V1__SEX__SEX_UNSPECIFIED &&
-            s->sex != LTH__DOMAIN__V1__SEX__SEX_MALE && s->sex != LTH__DOMAIN__V1__SEX__SEX_FEMALE) {
+            s->sex != LTH__DOMAIN__V1__SEX__SEX_MALE &&
+            s->sex != LTH__DOMAIN__V1__SEX__SEX_FEMALE) {
             snprintf(buf, size, "subject %zu: sex is not MALE, FEMALE or UNSPECIFIED", i + 1);
             return buf;
         }
@@ -257,9 +261,9 @@ static void lth__compare(const Lth__Domain__V1__DeclaredIdentity *s, const lth_c
     counts->withheld += withheld;
 }
 
-int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy,
-                      const char *content_type, const uint8_t *payload, size_t payload_len,
-                      uint8_t **out, size_t *out_len, lth_verify_counts_t *counts)
+int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const char *content_type,
+                      const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
+                      lth_verify_counts_t *counts)
 {
     if (!db || !policy || !out || !out_len || (!payload && payload_len))
         return HUB_EINVAL;
@@ -271,9 +275,9 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy,
     *out_len = 0;
     const int invalid = LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID;
     if (!lth_domain_content_type_is(content_type, "CitizenVerifyRequest"))
-        return lth__vrefuse(invalid,
-                            "send a CitizenVerifyRequest with content type " LTH_VERIFY_REQUEST_TYPE,
-                            out, out_len, counts);
+        return lth__vrefuse(
+            invalid, "send a CitizenVerifyRequest with content type " LTH_VERIFY_REQUEST_TYPE, out,
+            out_len, counts);
     lth__vrequest_t *req =
         lth__domain__v1__citizen_verify_request__unpack(NULL, payload_len, payload);
     if (!req)

@@ -50,9 +50,9 @@ typedef struct {
 
 /* Answers one request; see the header comment. HUB_EINVAL for NULL
  * arguments, HUB_ENOMEM. */
-int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy,
-                      const char *content_type, const uint8_t *payload, size_t payload_len,
-                      uint8_t **out, size_t *out_len, lth_verify_counts_t *counts);
+int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const char *content_type,
+                      const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
+                      lth_verify_counts_t *counts);
 
 /* Folds text for comparison into out (at most out_size bytes with the NUL):
  * lower case (ASCII and the Latin letters Vietnamese uses), runs of spaces

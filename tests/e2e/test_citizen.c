@@ -69,7 +69,10 @@ static void setup(void)
     snprintf(adapter_log, sizeof adapter_log, "%s/adapter-VN.GOV.BCA.CSDLQGDC.log", fix.dir);
 }
 
-static void teardown(void) { hubfix_cleanup(&fix); }
+static void teardown(void)
+{
+    hubfix_cleanup(&fix);
+}
 
 static lth_citizen_t citizen(size_t index)
 {
@@ -99,12 +102,12 @@ static bool is_child_member(const lth_citizen_t *c)
  * sent may come back: the key). */
 static void assert_no_record_value(const adp_reply_t *reply, const lth_citizen_t *c)
 {
-    const char *values[] = {c->full_name,   c->residence,   c->temporary_residence,
-                            c->father_name, c->mother_name, c->head_full_name,
+    const char *values[] = {c->full_name,         c->residence,   c->temporary_residence,
+                            c->father_name,       c->mother_name, c->head_full_name,
                             c->previous_residence};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
-        ck_assert_msg(!values[i][0] || !memmem(reply->payload, reply->payload_len, values[i],
-                                               strlen(values[i])),
+        ck_assert_msg(!values[i][0] ||
+                          !memmem(reply->payload, reply->payload_len, values[i], strlen(values[i])),
                       "the reply carries a value of the record (%zu)", i);
     char dob[LTH_DATE_TEXT_LEN + 1];
     lth_date_format(c->date_of_birth, dob);
@@ -334,10 +337,9 @@ START_TEST(verify_refusals_say_what_to_fix)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         adp_client_t *c = hubfix_connect(&fix, cases[i].member);
         adp_reply_t raw;
-        vresp_t *resp = verify(c, cases[i].subjects, cases[i].n, cases[i].purpose, cases[i].code,
-                               &raw);
-        ck_assert_msg((int)resp->status == cases[i].status, "case %zu: status %d", i,
-                      resp->status);
+        vresp_t *resp =
+            verify(c, cases[i].subjects, cases[i].n, cases[i].purpose, cases[i].code, &raw);
+        ck_assert_msg((int)resp->status == cases[i].status, "case %zu: status %d", i, resp->status);
         const char *reason = resp->reason;
         if (cases[i].status == 0) {
             ck_assert_uint_eq(resp->n_results, 1);
@@ -444,8 +446,7 @@ START_TEST(lookup_returns_the_fields_of_the_purpose)
 
     /* A confirm-only purpose: the look-up returns nothing but the key. */
     resp = lookup(c, keys, 1, "enterprise-registration", &raw);
-    ck_assert_int_eq(resp->results[0]->status,
-                     LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND);
+    ck_assert_int_eq(resp->results[0]->status, LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND);
     ck_assert_uint_eq(resp->results[0]->n_withheld_fields, 8);
     assert_no_record_value(&raw, &a);
     lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);

@@ -158,7 +158,6 @@ static void start_population(void)
     start(POP, "population", conf);
 }
 
-
 /* The procedure system's generator as configured below, for the test's own
  * expectations. */
 static const char *const test_procedures[] = {"SYN-1.000001", "SYN-1.000002", "SYN-1.000003",

@@ -79,9 +79,9 @@ typedef struct {
     unsigned long ignored_changes, refused_changes, delegated;
     uint64_t next_summary_us;
     char last_summary[512];
-    bool catalogue_published;  /* this run's catalogue is in the outbox */
-    struct proc_batch *batch;  /* the identity checks' buffers, kept between ticks */
-    char me[LTH_MEMBER_MAX];   /* this member's id, for changes made while submitting */
+    bool catalogue_published; /* this run's catalogue is in the outbox */
+    struct proc_batch *batch; /* the identity checks' buffers, kept between ticks */
+    char me[LTH_MEMBER_MAX];  /* this member's id, for changes made while submitting */
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -291,7 +291,8 @@ static int proc_submit(proc_t *st)
         /* Identity assurance first: below the procedure's level, the
          * population database is not even asked. */
         char reason[LTH_NOTE_MAX];
-        if (rc == 0 && lth_assurance_refusal(g.procedure, &g.assurance, reason, sizeof reason) == 0) {
+        if (rc == 0 &&
+            lth_assurance_refusal(g.procedure, &g.assurance, reason, sizeof reason) == 0) {
             rc = proc_refuse_assurance(st, g.code, reason, now);
             refused++;
         }
@@ -339,9 +340,9 @@ static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
     /* How the applicant was authenticated travels with the dossier. */
     sqlite3_stmt *q = NULL;
-    if (rc == 0 && sqlite3_prepare_v2(st->db,
-                                      "SELECT assurance, auth_method FROM declared WHERE code = ?",
-                                      -1, &q, NULL) == SQLITE_OK) {
+    if (rc == 0 &&
+        sqlite3_prepare_v2(st->db, "SELECT assurance, auth_method FROM declared WHERE code = ?", -1,
+                           &q, NULL) == SQLITE_OK) {
         sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW) {
             msg.assurance.level = (unsigned)sqlite3_column_int(q, 0);
@@ -399,7 +400,7 @@ static int proc_return(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
              : why == PROC_ID_NOT_FOUND
                  ? "Trả hồ sơ: không tìm thấy công dân trong CSDLQG về dân cư"
                  : "Trả hồ sơ: thông tin người nộp khai không khớp với CSDLQG về dân cư",
-             reason && *reason ? reason
+             reason && *reason        ? reason
              : why == PROC_ID_INVALID ? "invalid personal ID number"
                                       : "not found");
     if (rc == 0)
@@ -554,14 +555,10 @@ static int proc_apply_outcomes(proc_t *st, adp_client_t *client, proc_batch_t *b
 static proc_outcome_t proc_outcome_of(int lookup_status)
 {
     switch (lookup_status) {
-    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND:
-        return PROC_ID_ACCEPT;
-    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY:
-        return PROC_ID_INVALID;
-    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND:
-        return PROC_ID_NOT_FOUND;
-    default:
-        return PROC_ID_WAIT;
+    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND: return PROC_ID_ACCEPT;
+    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY: return PROC_ID_INVALID;
+    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND: return PROC_ID_NOT_FOUND;
+    default: return PROC_ID_WAIT;
     }
 }
 

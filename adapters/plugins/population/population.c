@@ -156,7 +156,10 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
     static const char *const status_name[] = {"ok", "invalid", "unavailable"};
     const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
     /* Counts and member ids only: never a key, a name or a declared value. */
-    pop_log(st, !permitted || n.not_permitted ? 2 : n.status == 2 ? 3 : 0,
+    pop_log(st,
+            !permitted || n.not_permitted ? 2
+            : n.status == 2               ? 3
+                                          : 0,
             "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
             "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
             msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found, n.invalid_key,

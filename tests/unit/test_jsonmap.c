@@ -402,6 +402,11 @@ START_TEST(types_and_content_types)
     ck_assert_ptr_eq(lth_jsonmap_type_of(ct), request_type);
     ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.lookup/v1", false), request_type);
     ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.lookup/v1", true), response_type);
+    ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.verify/v1", false),
+                     lth_jsonmap_type("CitizenVerifyRequest"));
+    ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.verify/v1", true),
+                     lth_jsonmap_type("CitizenVerifyResponse"));
+    ck_assert_ptr_nonnull(lth_jsonmap_type("Household"));
     ck_assert_ptr_null(lth_jsonmap_service_type("dossier.status/v1", true));
     ck_assert_ptr_null(lth_jsonmap_service_type("land.parcel/v1", false));
     ck_assert(lth_jsonmap_is_json_type("application/json"));

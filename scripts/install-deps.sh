@@ -10,6 +10,8 @@ PACKAGES=(
   check libclang-rt-14-dev libfaketime
   nats-server libnats-dev
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
+  # e2e_test_outbound_auth makes its TLS certificates with the openssl command.
+  openssl
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind
   # The operator surface's tests: promtool (package prometheus) checks /metrics;

@@ -26,15 +26,15 @@
 
 #define HTTPC_SLICE_MS 10
 #define HTTPC_BACKOFF_MAX_MS 2000
-#define HTTPC_SECRET_MAX 4096      /* bytes of a token or client secret */
-#define HTTPC_TOKEN_DEFAULT_S 300  /* an access token without expires_in */
+#define HTTPC_SECRET_MAX 4096       /* bytes of a token or client secret */
+#define HTTPC_TOKEN_DEFAULT_S 300   /* an access token without expires_in */
 #define HTTPC_TOKEN_MARGIN_MS 30000 /* fetch again this long before expiry (at most) */
 
 enum { HTTPC_AUTH_NONE = 0, HTTPC_AUTH_BEARER = 1, HTTPC_AUTH_OAUTH2 = 2 };
 
 struct lth_httpc_auth {
     int mode;
-    char *secret;       /* bearer: the token; oauth2: the client secret */
+    char *secret; /* bearer: the token; oauth2: the client secret */
     char *token_url, *client_id, *scope;
     char *client_cert, *client_key, *ca_file; /* TLS; NULL = not set */
     char access_token[HTTPC_SECRET_MAX];      /* oauth2: cached; "" = none */
@@ -261,7 +261,8 @@ static int httpc_fetch_token(lth_httpc_auth_t *a, const lth_httpc_options_t *opt
     char *id = curl_easy_escape(NULL, a->client_id, 0);
     char *secret = curl_easy_escape(NULL, a->secret, 0);
     char *scope = a->scope ? curl_easy_escape(NULL, a->scope, 0) : NULL;
-    char pair[2 * HTTPC_SECRET_MAX + 2], basic[sizeof "Authorization: Basic " + 4 * HTTPC_SECRET_MAX];
+    char pair[2 * HTTPC_SECRET_MAX + 2],
+        basic[sizeof "Authorization: Basic " + 4 * HTTPC_SECRET_MAX];
     char form[512 + HTTPC_SECRET_MAX];
     int rc = id && secret && (!a->scope || scope) ? 0 : HUB_ENOMEM;
     if (rc == 0) {
@@ -322,7 +323,8 @@ static int httpc_fetch_token(lth_httpc_auth_t *a, const lth_httpc_options_t *opt
     } else {
         uint64_t life_ms =
             (uint64_t)(expires ? json_integer_value(expires) : HTTPC_TOKEN_DEFAULT_S) * 1000u;
-        uint64_t margin = life_ms / 10 < HTTPC_TOKEN_MARGIN_MS ? life_ms / 10 : HTTPC_TOKEN_MARGIN_MS;
+        uint64_t margin =
+            life_ms / 10 < HTTPC_TOKEN_MARGIN_MS ? life_ms / 10 : HTTPC_TOKEN_MARGIN_MS;
         snprintf(a->access_token, sizeof a->access_token, "%s", token);
         a->expires_at_ms = httpc_now_ms() + life_ms - margin;
     }
@@ -360,8 +362,8 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
         return httpc_post(url, headers, NULL, body, len, options, result);
     char header[sizeof "Authorization: Bearer " + HTTPC_SECRET_MAX];
     bool had_token = a->access_token[0] != '\0';
-    int rc = httpc_auth_header(a, options, header, sizeof header, result->error,
-                               sizeof result->error);
+    int rc =
+        httpc_auth_header(a, options, header, sizeof header, result->error, sizeof result->error);
     if (rc != 0) {
         char why[sizeof result->error];
         snprintf(why, sizeof why, "%s", result->error);
@@ -404,8 +406,7 @@ static int httpc_read_secret(const char *key, const char *path, char **out, char
     }
     if (st.st_mode & 077) {
         close(fd);
-        snprintf(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it", key,
-                 path);
+        snprintf(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it", key, path);
         return HUB_EINVAL;
     }
     char buf[HTTPC_SECRET_MAX];
@@ -460,8 +461,8 @@ int lth_httpc_auth_from_config(const char *(*get)(void *user, const char *key), 
         return HUB_ENOMEM;
     int rc = 0;
     a->mode = !mode || !strcmp(mode, "none") ? HTTPC_AUTH_NONE
-              : !strcmp(mode, "bearer")     ? HTTPC_AUTH_BEARER
-                                            : HTTPC_AUTH_OAUTH2;
+              : !strcmp(mode, "bearer")      ? HTTPC_AUTH_BEARER
+                                             : HTTPC_AUTH_OAUTH2;
     if (a->mode == HTTPC_AUTH_BEARER) {
         const char *file = get(user, "http_token_file");
         if (!file) {
@@ -517,8 +518,7 @@ int lth_httpc_auth_from_config(const char *(*get)(void *user, const char *key), 
     if (rc == 0 && ca) {
         rc = access(ca, R_OK) == 0 ? 0 : HUB_EIO;
         if (rc != 0)
-            snprintf(err, err_size, "plugin.http_ca_file: cannot read %s: %s", ca,
-                     strerror(errno));
+            snprintf(err, err_size, "plugin.http_ca_file: cannot read %s: %s", ca, strerror(errno));
         else
             rc = httpc_dup_setting(ca, &a->ca_file);
     }
@@ -540,7 +540,10 @@ const char *lth_httpc_auth_describe(const lth_httpc_auth_t *a, char *buf, size_t
     return buf;
 }
 
-unsigned lth_httpc_auth_token_fetches(const lth_httpc_auth_t *a) { return a ? a->fetches : 0; }
+unsigned lth_httpc_auth_token_fetches(const lth_httpc_auth_t *a)
+{
+    return a ? a->fetches : 0;
+}
 
 void lth_httpc_auth_destroy(lth_httpc_auth_t **auth_p)
 {

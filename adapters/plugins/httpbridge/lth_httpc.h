@@ -44,7 +44,7 @@ typedef struct {
     size_t max_response_bytes;  /* 0 = 1 MiB */
     void (*idle)(void *user);   /* called while waiting; may be NULL */
     void *idle_user;
-    lth_httpc_auth_t *auth;     /* outbound authentication; NULL = none */
+    lth_httpc_auth_t *auth; /* outbound authentication; NULL = none */
 } lth_httpc_options_t;
 
 typedef struct {

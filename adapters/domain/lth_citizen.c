@@ -201,10 +201,12 @@ static lth_relationship_t lth__relationship(lth__rng_t *r, const lth_citizen_t *
 {
     int older = me->date_of_birth.year - head->date_of_birth.year; /* head older by */
     int my_age = LTH_CITIZEN_REFERENCE_DATE.year - me->date_of_birth.year;
-    if (older >= 40)
+    if (older >= 45)
         return LTH_REL_GRANDCHILD;
     if (older >= 18)
         return LTH_REL_CHILD;
+    if (older <= -45)
+        return LTH_REL_GRANDPARENT;
     if (older <= -18)
         return LTH_REL_PARENT;
     if (my_age >= 18 && me->sex != head->sex && lth__below(r, 10) < 7)

@@ -57,7 +57,8 @@ typedef enum {
     LTH_REL_PARENT = 4,
     LTH_REL_SIBLING = 5,
     LTH_REL_GRANDCHILD = 6,
-    LTH_REL_OTHER = 7
+    LTH_REL_OTHER = 7,
+    LTH_REL_GRANDPARENT = 8
 } lth_relationship_t;
 
 typedef struct {

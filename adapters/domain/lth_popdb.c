@@ -37,7 +37,7 @@ static const char lth__schema[] =
     " temporary_until TEXT,"
     " head_personal_id TEXT NOT NULL,"
     " head_full_name TEXT NOT NULL,"
-    " relationship INTEGER NOT NULL CHECK (relationship BETWEEN 1 AND 7),"
+    " relationship INTEGER NOT NULL CHECK (relationship BETWEEN 1 AND 8),"
     " father_name TEXT,"
     " mother_name TEXT,"
     " spouse_name TEXT"
@@ -376,7 +376,7 @@ int lth_popdb_get(lth_popdb_t *db, const char *personal_id, lth_citizen_t *out)
             lth__column_copy(st, 16, out->spouse_name, sizeof out->spouse_name) != 0)
             result = HUB_ESTORE;
         int rel = sqlite3_column_int(st, 13);
-        if (rel < LTH_REL_HEAD || rel > LTH_REL_OTHER)
+        if (rel < LTH_REL_HEAD || rel > LTH_REL_GRANDPARENT)
             result = HUB_ESTORE;
         out->relationship = (lth_relationship_t)rel;
         out->sex = sex == 2 ? LTH_SEX_FEMALE : LTH_SEX_MALE;

@@ -462,6 +462,8 @@ START_TEST(households_agree_with_their_heads)
         }
         if (c.relationship == LTH_REL_PARENT)
             ck_assert_int_le(older, -18);
+        if (c.relationship == LTH_REL_GRANDPARENT)
+            ck_assert_int_le(older, -45);
         if (c.relationship == LTH_REL_SPOUSE) {
             ck_assert_int_ne(c.sex, head.sex);
             ck_assert_str_eq(c.spouse_name, head.full_name);

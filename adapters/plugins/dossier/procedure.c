@@ -929,6 +929,7 @@ static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
         items[i].name_en = (char *)p->name_en;
         items[i].authority_member_id = (char *)p->authority;
         items[i].processing_limit = &limits[i];
+        items[i].required_assurance_level = p->required_assurance;
         ptrs[i] = &items[i];
     }
     Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;

@@ -136,7 +136,8 @@ adapter() { # NAME MEMBER PLUGIN EXTRA-CONFIG
 DAY_MS=300
 adapter population $POP population "plugin.db = population.db
 plugin.citizens = 10000
-plugin.seed = 1"
+plugin.seed = 1
+plugin.disclosure_file = $ROOT/deploy/disclosure-demo.conf"
 adapter portal $PORTAL portal "plugin.db = portal.db"
 adapter report $REPORT report "plugin.db = report.db"
 # The national TTHC database subscribes to the city's procedure catalogue.
@@ -156,6 +157,8 @@ plugin.population_seed = 1
 plugin.population_citizens = 10000
 plugin.invalid_percent = 10
 plugin.unknown_percent = 10
+plugin.low_assurance_percent = 10
+plugin.mismatch_percent = 10
 plugin.day_ms = $DAY_MS
 plugin.overdue_grace_ms = 300"
 }

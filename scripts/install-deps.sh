@@ -12,6 +12,7 @@ PACKAGES=(
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
   # e2e_test_auditchain's time-stamping authority: `openssl ts -reply` behind
   # python3's http.server (python3 is listed below).
+  # e2e_test_outbound_auth makes its TLS certificates with the openssl command.
   openssl
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind

@@ -107,10 +107,23 @@ static void lth__address(lth__rng_t *r, const lth_province_t *province, bool in_
     }
 }
 
-int lth_citizen_generate(uint64_t seed, size_t index, lth_citizen_t *out)
+/* A person's name of the given sex, with this surname (NULL: drawn). */
+static void lth__name(lth__rng_t *r, bool male, const char *surname, char *out)
 {
-    if (!out || index >= LTH_CITIZEN_MAX)
-        return HUB_EINVAL;
+    if (!surname)
+        surname = lth__pick_surname(r);
+    const char *middle = male ? lth__middle_male[lth__below(r, LTH__COUNT(lth__middle_male))]
+                              : lth__middle_female[lth__below(r, LTH__COUNT(lth__middle_female))];
+    const char *given = male ? lth__given_male[lth__below(r, LTH__COUNT(lth__given_male))]
+                             : lth__given_female[lth__below(r, LTH__COUNT(lth__given_female))];
+    snprintf(out, LTH_CITIZEN_NAME_MAX, "%s %s %s", surname, middle, given);
+}
+
+/* The person's own part of the record (the fields before households were
+ * modelled, drawn in the same order so that they stay what they were), and
+ * the stream to draw the rest from. */
+static int lth__generate_base(uint64_t seed, size_t index, lth_citizen_t *out, lth__rng_t *rng)
+{
     memset(out, 0, sizeof *out);
     /* One stream per (seed, index): no state is shared between citizens, so
      * any one of them can be rebuilt on its own. */
@@ -168,6 +181,99 @@ int lth_citizen_generate(uint64_t seed, size_t index, lth_citizen_t *out)
         out->changed_on =
             lth_date_from_days(created + 1 + (long)lth__below(&r, (uint32_t)(ref_days - created)));
         lth__address(&r, birth, !lives_in_hanoi || lth__below(&r, 2) == 0, out->previous_residence);
+    }
+    *rng = r;
+    return 0;
+}
+
+/* Whether citizen `index` heads a household: about one in three adults
+ * (every adult at index 0), decided from the seed, the index and the
+ * person's own record, so that members and head agree. */
+static bool lth__heads(uint64_t seed, size_t index, const lth_citizen_t *base)
+{
+    if (LTH_CITIZEN_REFERENCE_DATE.year - base->date_of_birth.year < 18)
+        return false;
+    return index == 0 || lth__mix(seed ^ 0x484f5553454844ULL ^ lth__mix((uint64_t)index)) % 3 == 0;
+}
+
+static lth_relationship_t lth__relationship(lth__rng_t *r, const lth_citizen_t *head,
+                                            const lth_citizen_t *me)
+{
+    int older = me->date_of_birth.year - head->date_of_birth.year; /* head older by */
+    int my_age = LTH_CITIZEN_REFERENCE_DATE.year - me->date_of_birth.year;
+    if (older >= 45)
+        return LTH_REL_GRANDCHILD;
+    if (older >= 18)
+        return LTH_REL_CHILD;
+    if (older <= -45)
+        return LTH_REL_GRANDPARENT;
+    if (older <= -18)
+        return LTH_REL_PARENT;
+    if (my_age >= 18 && me->sex != head->sex && lth__below(r, 10) < 7)
+        return LTH_REL_SPOUSE;
+    return older < 15 && older > -15 ? LTH_REL_SIBLING : LTH_REL_OTHER;
+}
+
+int lth_citizen_generate(uint64_t seed, size_t index, lth_citizen_t *out)
+{
+    if (!out || index >= LTH_CITIZEN_MAX)
+        return HUB_EINVAL;
+    lth__rng_t r;
+    int rc = lth__generate_base(seed, index, out, &r);
+    if (rc != 0)
+        return rc;
+    const lth_date_t ref = LTH_CITIZEN_REFERENCE_DATE;
+    char surname[LTH_CITIZEN_NAME_MAX];
+    snprintf(surname, sizeof surname, "%s", out->full_name);
+    char *space = strchr(surname, ' ');
+    if (space)
+        *space = '\0';
+
+    /* Temporary residence: about one in seven, in Hà Nội, for up to two
+     * years past the reference date. */
+    if (lth__below(&r, 7) == 0) {
+        lth__address(&r, lth_province_find(LTH_PROVINCE_HANOI), true, out->temporary_residence);
+        out->temporary_until =
+            lth_date_from_days(lth_date_to_days(ref) + 30 + (long)lth__below(&r, 700));
+    }
+    /* Parents: the father's surname is the person's own. */
+    lth__name(&r, true, surname, out->father_name);
+    lth__name(&r, false, NULL, out->mother_name);
+
+    /* The household: the nearest head at or below this index. */
+    lth_citizen_t head;
+    size_t head_index = index;
+    bool found = false;
+    for (size_t back = 0; back <= LTH_CITIZEN_HOUSEHOLD_SPAN && back <= index && !found; back++) {
+        lth__rng_t ignored;
+        head_index = index - back;
+        if (back == 0)
+            found = lth__heads(seed, index, out);
+        else if (lth__generate_base(seed, head_index, &head, &ignored) == 0)
+            found = lth__heads(seed, head_index, &head);
+    }
+    if (!found || head_index == index) {
+        memcpy(out->head_personal_id, out->personal_id, sizeof out->head_personal_id);
+        memcpy(out->head_full_name, out->full_name, sizeof out->head_full_name);
+        out->relationship = LTH_REL_HEAD;
+        return 0;
+    }
+    memcpy(out->head_personal_id, head.personal_id, sizeof out->head_personal_id);
+    memcpy(out->head_full_name, head.full_name, sizeof out->head_full_name);
+    out->relationship = lth__relationship(&r, &head, out);
+    if (out->relationship == LTH_REL_SPOUSE)
+        memcpy(out->spouse_name, head.full_name, sizeof out->spouse_name);
+    else if (out->relationship == LTH_REL_CHILD)
+        memcpy(head.sex == LTH_SEX_MALE ? out->father_name : out->mother_name, head.full_name,
+               sizeof out->father_name);
+    /* Members live at the head's permanent residence and moved with it. */
+    memcpy(out->residence, head.residence, sizeof out->residence);
+    if (head.previous_residence[0] && lth_date_cmp(head.changed_on, out->created_on) > 0) {
+        memcpy(out->previous_residence, head.previous_residence, sizeof out->previous_residence);
+        out->changed_on = head.changed_on;
+    } else {
+        memset(out->previous_residence, 0, sizeof out->previous_residence);
+        out->changed_on = out->created_on;
     }
     return 0;
 }

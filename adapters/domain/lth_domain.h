@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #define LTH_SERVICE_CITIZEN_LOOKUP "citizen.lookup/v1"
+#define LTH_SERVICE_CITIZEN_VERIFY "citizen.verify/v1"
 #define LTH_SERVICE_DOSSIER_SUBMIT "dossier.submit/v1"
 #define LTH_SERVICE_DOSSIER_STATUS "dossier.status/v1"
 #define LTH_SERVICE_CATALOGUE_PUBLISH "catalogue.publish/v1"

@@ -31,6 +31,23 @@ lth_seq_verdict_t lth_seq_verdict(uint64_t last_applied, uint64_t incoming)
     return incoming == last_applied ? LTH_SEQ_DUPLICATE : LTH_SEQ_OLDER;
 }
 
+/* ---- identity ---- */
+
+int lth_assurance_refusal(const lth_procedure_t *procedure, const lth_assurance_t *assurance,
+                          char *out, size_t out_size)
+{
+    if (!procedure || !assurance || assurance->level >= procedure->required_assurance)
+        return HUB_EINVAL;
+    snprintf(out, out_size,
+             "Trả hồ sơ: thủ tục yêu cầu tài khoản định danh điện tử mức độ %u (Nghị định "
+             "59/2022/NĐ-CP), người nộp được xác thực ở mức %u (the procedure requires electronic "
+             "identification level %u; the applicant was authenticated at level %u: log in with "
+             "a level %u VNeID account or apply at the counter with the chip ID card)",
+             procedure->required_assurance, assurance->level, procedure->required_assurance,
+             assurance->level, procedure->required_assurance);
+    return 0;
+}
+
 /* ---- the generator ---- */
 
 static uint64_t lth__mix(uint64_t x)
@@ -53,8 +70,8 @@ int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_d
 {
     if (!gen || !out || gen->population_citizens == 0 ||
         gen->population_citizens > LTH_CITIZEN_MAX - 1000 ||
-        gen->invalid_percent + gen->unknown_percent > 100 ||
-        (gen->procedures && gen->n_procedures == 0))
+        gen->invalid_percent + gen->unknown_percent > 100 || gen->low_assurance_percent > 100 ||
+        gen->mismatch_percent > 100 || (gen->procedures && gen->n_procedures == 0))
         return HUB_EINVAL;
     memset(out, 0, sizeof *out);
     if (lth_dossier_code(index, out->code) != 0)
@@ -105,6 +122,22 @@ int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_d
             return HUB_EINVAL;
         memcpy(out->applicant_id, c.personal_id, LTH_PID_LEN + 1);
     }
+    /* What the form says: the record of the person generated above. */
+    snprintf(out->declared.full_name, sizeof out->declared.full_name, "%s", c.full_name);
+    out->declared.date_of_birth = c.date_of_birth;
+    out->declared.sex = (int)c.sex;
+    snprintf(out->declared.residence, sizeof out->declared.residence, "%s", c.residence);
+    unsigned w = (unsigned)((index * 59u + gen->seed * 17u + 31u) % 100u);
+    if (out->applicant_kind == LTH_APPLICANT_CITIZEN && w < gen->mismatch_percent) {
+        out->declared_wrong = true;
+        out->declared.date_of_birth =
+            lth_date_from_days(lth_date_to_days(c.date_of_birth) + 1 + (long)((h >> 40) % 27));
+    }
+    unsigned a = (unsigned)((index * 71u + gen->seed * 19u + 7u) % 100u);
+    out->assurance.level = a < gen->low_assurance_percent ? 1 : 2;
+    out->assurance.method =
+        out->assurance.level == 2 && index % 3 == 0 ? LTH_AUTH_CHIP_CARD : LTH_AUTH_VNEID;
+    explicit_bzero(&c, sizeof c);
     return 0;
 }
 
@@ -202,7 +235,13 @@ int lth_dossier_encode(const lth_dossier_t *d, uint8_t **out, size_t *out_len)
     doc.size_bytes = (uint64_t)text_len;
     Lth__Domain__V1__DocumentRef *docs[] = {&doc};
 
+    Lth__Domain__V1__IdentityAssurance ia = LTH__DOMAIN__V1__IDENTITY_ASSURANCE__INIT;
+    ia.level = d->assurance.level;
+    ia.method = (Lth__Domain__V1__AuthMethod)d->assurance.method;
+    ia.authenticated_at_us = d->assurance.at_us;
+
     Lth__Domain__V1__Dossier m = LTH__DOMAIN__V1__DOSSIER__INIT;
+    m.applicant_assurance = &ia;
     m.dossier_code = (char *)d->dossier_code;
     m.procedure_code = (char *)d->procedure_code;
     m.applicant_personal_id = (char *)d->applicant_id;
@@ -250,6 +289,13 @@ int lth_dossier_decode(const char *content_type, const uint8_t *payload, size_t 
         out->submitted_at_us = m->submitted_at_us;
         out->due_at_us = m->due_at_us;
         out->documents = m->n_documents;
+        if (m->applicant_assurance) {
+            if (m->applicant_assurance->level > 2)
+                why = "applicant_assurance.level is not 0, 1 or 2";
+            out->assurance.level = m->applicant_assurance->level;
+            out->assurance.method = (lth_auth_method_t)m->applicant_assurance->method;
+            out->assurance.at_us = m->applicant_assurance->authenticated_at_us;
+        }
     }
     if (m)
         lth__domain__v1__dossier__free_unpacked(m, NULL);

@@ -16,6 +16,7 @@
 #ifndef LTH_DOSSIER_H
 #define LTH_DOSSIER_H
 
+#include "lth_date.h"
 #include "lth_domain.h"
 #include "lth_pid.h"
 #include "lth_procedure.h"
@@ -57,6 +58,37 @@ typedef enum {
 /* last_applied = 0 when none was applied. */
 lth_seq_verdict_t lth_seq_verdict(uint64_t last_applied, uint64_t incoming);
 
+/* ---- identity ---- */
+
+/* The values match lth.domain.v1.AuthMethod. */
+typedef enum {
+    LTH_AUTH_UNSPECIFIED = 0,
+    LTH_AUTH_VNEID = 1,
+    LTH_AUTH_CHIP_CARD = 2,
+    LTH_AUTH_PORTAL_ACCOUNT = 3
+} lth_auth_method_t;
+
+/* lth.domain.v1.IdentityAssurance. */
+typedef struct {
+    unsigned level; /* 0, 1, 2 (Decree 59/2022) */
+    lth_auth_method_t method;
+    uint64_t at_us;
+} lth_assurance_t;
+
+/* What an applicant declared on the form (DeclaredIdentity). Personal data. */
+typedef struct {
+    char full_name[64];
+    lth_date_t date_of_birth;
+    int sex; /* lth_sex_t, 0 = not declared */
+    char residence[160];
+} lth_declared_t;
+
+/* The sentence a dossier below its procedure's required assurance is
+ * returned with (Vietnamese, then English), into out; 0 or HUB_EINVAL when
+ * the level is enough. */
+int lth_assurance_refusal(const lth_procedure_t *procedure, const lth_assurance_t *assurance,
+                          char *out, size_t out_size);
+
 /* ---- the generator ---- */
 
 /* Who applies, as the generator meant it (the population database decides). */
@@ -68,10 +100,12 @@ typedef enum {
 
 typedef struct {
     uint64_t seed;
-    uint64_t population_seed;   /* the population database's plugin.seed */
-    size_t population_citizens; /* and plugin.citizens (1 .. LTH_CITIZEN_MAX-1000) */
-    unsigned invalid_percent;   /* share of invalid ID numbers, 0..100 */
-    unsigned unknown_percent;   /* share of unknown citizens; the two add up to <= 100 */
+    uint64_t population_seed;       /* the population database's plugin.seed */
+    size_t population_citizens;     /* and plugin.citizens (1 .. LTH_CITIZEN_MAX-1000) */
+    unsigned invalid_percent;       /* share of invalid ID numbers, 0..100 */
+    unsigned unknown_percent;       /* share of unknown citizens; the two add up to <= 100 */
+    unsigned low_assurance_percent; /* share authenticated at level 1 (the rest: level 2) */
+    unsigned mismatch_percent;      /* share of citizens whose declared date of birth is wrong */
     const lth_procedure_t *const *procedures; /* to choose from; NULL = the whole catalogue */
     size_t n_procedures;
 } lth_dossier_gen_t;
@@ -82,11 +116,16 @@ typedef struct {
     const lth_procedure_t *procedure;
     lth_applicant_kind_t applicant_kind;
     char applicant_id[LTH_APPLICANT_MAX]; /* personal data */
+    lth_declared_t declared;              /* what the applicant declared: personal data */
+    bool declared_wrong;                  /* a citizen who declared a wrong date of birth */
+    lth_assurance_t assurance;            /* how the applicant was authenticated */
 } lth_gen_dossier_t;
 
 /* Dossier number `index` (1 .. 999999999) of the generator. Procedures go
- * round in the order given; applicant kinds are spread evenly over every
- * hundred dossiers. Returns 0 or HUB_EINVAL for bad parameters. */
+ * round in the order given; applicant kinds, low assurance and wrong
+ * declarations are spread evenly over every hundred dossiers. The declared
+ * identity is the record's (for a wrong declaration, the date of birth a day
+ * off). Returns 0 or HUB_EINVAL for bad parameters. */
 int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_dossier_t *out);
 /* The dossier code of an index, "SYN-H26-%06u"; HUB_EINVAL past 999999999. */
 int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX]);
@@ -125,7 +164,8 @@ typedef struct {
     uint64_t due_at_us;
     char received_by[LTH_MEMBER_MAX];
     char authority[LTH_MEMBER_MAX];
-    size_t documents; /* how many DocumentRefs it carried */
+    size_t documents;          /* how many DocumentRefs it carried */
+    lth_assurance_t assurance; /* level 0 when the message had none */
 } lth_dossier_t;
 
 /* Encodes a Dossier with one synthetic document reference (a form, by URI and

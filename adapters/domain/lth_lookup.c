@@ -20,6 +20,11 @@ typedef struct {
     Lth__Domain__V1__Citizen citizen;
     Lth__Domain__V1__Date birth;
     Lth__Domain__V1__Date changed;
+    Lth__Domain__V1__Residence residence;
+    Lth__Domain__V1__Date temporary_until;
+    Lth__Domain__V1__Household household;
+    Lth__Domain__V1__FamilyRelations family;
+    char *withheld[LTH_FIELD_COUNT];
     lth_citizen_t record;
     char key[LTH__KEY_ECHO_MAX + 1];
 } lth__item_t;
@@ -109,39 +114,110 @@ static const char *lth__request_problem(const lth__request_t *req, lth_date_t *d
     }
 }
 
-static void lth__fill_found(lth__item_t *item)
+/* The record into item, only the fields allowed; the others are named in
+ * withheld_fields. */
+static void lth__fill_found(lth__item_t *item, lth_fields_t allowed)
 {
     Lth__Domain__V1__Citizen *c = &item->citizen;
+    const lth_citizen_t *rec = &item->record;
     lth__domain__v1__citizen__init(c);
     c->personal_id = item->record.personal_id;
-    c->full_name = item->record.full_name;
-    lth__date_to_pb(item->record.date_of_birth, &item->birth);
-    c->date_of_birth = &item->birth;
-    c->sex = item->record.sex == LTH_SEX_FEMALE ? LTH__DOMAIN__V1__SEX__SEX_FEMALE
-                                                : LTH__DOMAIN__V1__SEX__SEX_MALE;
-    c->birth_province_code = item->record.birth_province_code;
-    c->place_of_residence = item->record.residence;
-    lth__date_to_pb(item->record.changed_on, &item->changed);
-    c->last_changed = &item->changed;
+    if (allowed & LTH_FIELD_FULL_NAME)
+        c->full_name = item->record.full_name;
+    if (allowed & LTH_FIELD_DATE_OF_BIRTH) {
+        lth__date_to_pb(rec->date_of_birth, &item->birth);
+        c->date_of_birth = &item->birth;
+    }
+    if (allowed & LTH_FIELD_SEX)
+        c->sex = rec->sex == LTH_SEX_FEMALE ? LTH__DOMAIN__V1__SEX__SEX_FEMALE
+                                            : LTH__DOMAIN__V1__SEX__SEX_MALE;
+    if (allowed & LTH_FIELD_BIRTH_PROVINCE)
+        c->birth_province_code = item->record.birth_province_code;
+    if (allowed & LTH_FIELD_RESIDENCE) {
+        Lth__Domain__V1__Residence *r = &item->residence;
+        lth__domain__v1__residence__init(r);
+        c->place_of_residence = item->record.residence;
+        r->permanent_address = item->record.residence;
+        r->temporary_address = item->record.temporary_residence;
+        if (rec->temporary_until.year) {
+            lth__date_to_pb(rec->temporary_until, &item->temporary_until);
+            r->temporary_until = &item->temporary_until;
+        }
+        r->current_address =
+            rec->temporary_residence[0] ? item->record.temporary_residence : item->record.residence;
+        c->residence = r;
+    }
+    if (allowed & LTH_FIELD_HOUSEHOLD) {
+        Lth__Domain__V1__Household *h = &item->household;
+        lth__domain__v1__household__init(h);
+        h->head_personal_id = item->record.head_personal_id;
+        h->head_full_name = item->record.head_full_name;
+        h->relationship_to_head = (Lth__Domain__V1__HouseholdRelationship)rec->relationship;
+        c->household = h;
+    }
+    if (allowed & LTH_FIELD_FAMILY) {
+        Lth__Domain__V1__FamilyRelations *f = &item->family;
+        lth__domain__v1__family_relations__init(f);
+        f->father_full_name = item->record.father_name;
+        f->mother_full_name = item->record.mother_name;
+        f->spouse_full_name = item->record.spouse_name;
+        c->family = f;
+    }
+    if (allowed & LTH_FIELD_LAST_CHANGED) {
+        lth__date_to_pb(rec->changed_on, &item->changed);
+        c->last_changed = &item->changed;
+    }
+    size_t n = 0;
+    for (unsigned i = 0; i < LTH_FIELD_COUNT; i++)
+        if (!(allowed & (1u << i)))
+            item->withheld[n++] = (char *)lth_field_name(i);
+    item->result.withheld_fields = item->withheld;
+    item->result.n_withheld_fields = n;
     item->result.status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND;
     item->result.citizen = c;
 }
 
+const char *lth_lookup_purpose_check(const lth_lookup_policy_t *policy, const char *purpose_code,
+                                     lth_use_t use, lth_fields_t *fields, bool *invalid, char *buf,
+                                     size_t buf_size)
+{
+    *invalid = false;
+    *fields = LTH_FIELDS_ALL;
+    if (!policy->disclosure)
+        return NULL;
+    const char *problem = lth_purpose_code_problem(purpose_code);
+    if (problem) {
+        *invalid = true;
+        snprintf(buf, buf_size,
+                 "purpose_code is required here and must name the purpose as the agreement with "
+                 "this database does (e.g. residence-registration): %s",
+                 problem);
+        return buf;
+    }
+    if (!lth_disclosure_fields(policy->disclosure, policy->consumer, purpose_code, use, fields)) {
+        snprintf(buf, buf_size,
+                 "no agreement with this database covers purpose '%s' for the requesting member; "
+                 "ask the data owner to add it, or use an agreed purpose_code",
+                 purpose_code);
+        return buf;
+    }
+    return NULL;
+}
+
 /* Answers one key into item; returns false if the key is to be left out,
  * HUB_ESTORE through *failed if the database failed. */
-static bool lth__answer_key(lth_popdb_t *db, bool permitted, const lth__request_t *req,
-                            lth_date_t date, const char *key, lth__item_t *item,
-                            lth_lookup_counts_t *counts, int *failed)
+static bool lth__answer_key(lth_popdb_t *db, const char *denied, lth_fields_t allowed,
+                            const lth__request_t *req, lth_date_t date, const char *key,
+                            lth__item_t *item, lth_lookup_counts_t *counts, int *failed)
 {
     Lth__Domain__V1__CitizenLookupResult *r = &item->result;
     lth__domain__v1__citizen_lookup_result__init(r);
     r->reason = "";
     lth__echo_key(key, item->key);
     r->personal_id = item->key;
-    if (!permitted) {
+    if (denied) {
         r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_PERMITTED;
-        r->reason = "the requesting member is not among this database's permitted consumers; "
-                    "a data-sharing agreement is needed";
+        r->reason = (char *)denied;
         counts->not_permitted++;
         return true;
     }
@@ -172,8 +248,10 @@ static bool lth__answer_key(lth_popdb_t *db, bool permitted, const lth__request_
         counts->unchanged++;
         return false;
     }
-    lth__fill_found(item);
+    lth__fill_found(item, allowed);
     counts->found++;
+    if (allowed != LTH_FIELDS_ALL)
+        counts->withheld++;
     return true;
 }
 
@@ -181,7 +259,16 @@ int lth_lookup_answer(lth_popdb_t *db, bool permitted, const char *content_type,
                       const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
                       lth_lookup_counts_t *counts)
 {
-    if (!db || !out || !out_len || (!payload && payload_len))
+    lth_lookup_policy_t policy = {permitted, NULL, NULL};
+    return lth_lookup_answer_for(db, &policy, content_type, payload, payload_len, out, out_len,
+                                 counts);
+}
+
+int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
+                          const char *content_type, const uint8_t *payload, size_t payload_len,
+                          uint8_t **out, size_t *out_len, lth_lookup_counts_t *counts)
+{
+    if (!db || !policy || !out || !out_len || (!payload && payload_len))
         return HUB_EINVAL;
     lth_lookup_counts_t scratch;
     if (!counts)
@@ -201,8 +288,22 @@ int lth_lookup_answer(lth_popdb_t *db, bool permitted, const char *content_type,
                            counts);
     counts->keys = req->n_personal_ids;
     lth_date_t date = {0, 0, 0};
-    char problem_buf[128];
+    char problem_buf[128], purpose_buf[256];
     const char *problem = lth__request_problem(req, &date, problem_buf, sizeof problem_buf);
+    const char *denied = NULL;
+    lth_fields_t allowed = LTH_FIELDS_ALL;
+    if (!problem && !policy->permitted) {
+        denied = "the requesting member is not among this database's permitted consumers; "
+                 "a data-sharing agreement is needed";
+    } else if (!problem) {
+        bool invalid = false;
+        denied = lth_lookup_purpose_check(policy, req->purpose_code, LTH_USE_LOOKUP, &allowed,
+                                          &invalid, purpose_buf, sizeof purpose_buf);
+        if (invalid) {
+            problem = denied;
+            denied = NULL;
+        }
+    }
     if (problem) {
         int rc = lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID, problem,
                              req, out, out_len, counts);
@@ -217,7 +318,7 @@ int lth_lookup_answer(lth_popdb_t *db, bool permitted, const char *content_type,
         size_t kept = 0;
         int failed = 0;
         for (size_t i = 0; i < n && !failed; i++) {
-            if (lth__answer_key(db, permitted, req, date, req->personal_ids[i], &items[kept],
+            if (lth__answer_key(db, denied, allowed, req, date, req->personal_ids[i], &items[kept],
                                 counts, &failed)) {
                 results[kept] = &items[kept].result;
                 kept++;

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LTH__POPDB_FORMAT "lth-population-1"
+#define LTH__POPDB_FORMAT "lth-population-2" /* 2: households, temporary residence, parents */
 
 struct lth_popdb {
     sqlite3 *db;
@@ -32,17 +32,29 @@ static const char lth__schema[] =
     " residence TEXT NOT NULL,"
     " previous_residence TEXT,"
     " created_at TEXT NOT NULL,"
-    " changed_at TEXT NOT NULL"
+    " changed_at TEXT NOT NULL,"
+    " temporary_residence TEXT,"
+    " temporary_until TEXT,"
+    " head_personal_id TEXT NOT NULL,"
+    " head_full_name TEXT NOT NULL,"
+    " relationship INTEGER NOT NULL CHECK (relationship BETWEEN 1 AND 8),"
+    " father_name TEXT,"
+    " mother_name TEXT,"
+    " spouse_name TEXT"
     ") WITHOUT ROWID;";
 
 static const char lth__insert_sql[] =
     "INSERT INTO citizen (personal_id, full_name, date_of_birth, sex, birth_province_code,"
-    " residence, previous_residence, created_at, changed_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    " residence, previous_residence, created_at, changed_at, temporary_residence,"
+    " temporary_until, head_personal_id, head_full_name, relationship, father_name,"
+    " mother_name, spouse_name)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 static const char lth__get_sql[] =
     "SELECT personal_id, full_name, date_of_birth, sex, birth_province_code, residence,"
-    " previous_residence, created_at, changed_at FROM citizen WHERE personal_id = ?1";
+    " previous_residence, created_at, changed_at, temporary_residence, temporary_until,"
+    " head_personal_id, head_full_name, relationship, father_name, mother_name, spouse_name"
+    " FROM citizen WHERE personal_id = ?1";
 
 static int lth__sql_fail(sqlite3 *db, const char *doing, const char *path, char *err,
                          size_t err_size)
@@ -56,6 +68,13 @@ static int lth__bind_date(sqlite3_stmt *st, int col, lth_date_t d)
     char text[LTH_DATE_TEXT_LEN + 1];
     lth_date_format(d, text);
     return sqlite3_bind_text(st, col, text, -1, SQLITE_TRANSIENT);
+}
+
+/* Text, or NULL for "". */
+static int lth__bind_opt(sqlite3_stmt *st, int col, const char *text)
+{
+    return text[0] ? sqlite3_bind_text(st, col, text, -1, SQLITE_STATIC)
+                   : sqlite3_bind_null(st, col);
 }
 
 static int lth__insert_citizen(sqlite3_stmt *st, const lth_citizen_t *c)
@@ -80,6 +99,23 @@ static int lth__insert_citizen(sqlite3_stmt *st, const lth_citizen_t *c)
         rc = lth__bind_date(st, 8, c->created_on);
     if (rc == SQLITE_OK)
         rc = lth__bind_date(st, 9, c->changed_on);
+    if (rc == SQLITE_OK)
+        rc = lth__bind_opt(st, 10, c->temporary_residence);
+    if (rc == SQLITE_OK)
+        rc = c->temporary_until.year ? lth__bind_date(st, 11, c->temporary_until)
+                                     : sqlite3_bind_null(st, 11);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 12, c->head_personal_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 13, c->head_full_name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 14, (int)c->relationship);
+    if (rc == SQLITE_OK)
+        rc = lth__bind_opt(st, 15, c->father_name);
+    if (rc == SQLITE_OK)
+        rc = lth__bind_opt(st, 16, c->mother_name);
+    if (rc == SQLITE_OK)
+        rc = lth__bind_opt(st, 17, c->spouse_name);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     return rc;
@@ -247,9 +283,15 @@ int lth_popdb_open(const char *path, lth_popdb_t **out, char *err, size_t err_si
         lth__get_meta(p->db, "seed", seed, sizeof seed) != SQLITE_OK ||
         lth__get_meta(p->db, "citizens", count, sizeof count) != SQLITE_OK ||
         sqlite3_prepare_v2(p->db, lth__get_sql, -1, &p->get, NULL) != SQLITE_OK) {
-        snprintf(err, err_size,
-                 "%s is not a population database (format %s); build one with lth-popgen", path,
-                 LTH__POPDB_FORMAT);
+        if (!strncmp(format, "lth-population-", 15))
+            snprintf(err, err_size,
+                     "%s has format %s, this version reads %s: remove it and the adapter builds "
+                     "it again on start (the data is synthetic), or build it with lth-popgen",
+                     path, format, LTH__POPDB_FORMAT);
+        else
+            snprintf(err, err_size,
+                     "%s is not a population database (format %s); build one with lth-popgen", path,
+                     LTH__POPDB_FORMAT);
         lth_popdb_close(&p);
         return HUB_ESTORE;
     }
@@ -322,8 +364,21 @@ int lth_popdb_get(lth_popdb_t *db, const char *personal_id, lth_citizen_t *out)
             lth__column_copy(st, 5, out->residence, sizeof out->residence) != 0 ||
             lth__column_copy(st, 6, out->previous_residence, sizeof out->previous_residence) != 0 ||
             lth__column_date(st, 7, &out->created_on) != 0 ||
-            lth__column_date(st, 8, &out->changed_on) != 0)
+            lth__column_date(st, 8, &out->changed_on) != 0 ||
+            lth__column_copy(st, 9, out->temporary_residence, sizeof out->temporary_residence) !=
+                0 ||
+            (sqlite3_column_type(st, 10) != SQLITE_NULL &&
+             lth__column_date(st, 10, &out->temporary_until) != 0) ||
+            lth__column_copy(st, 11, out->head_personal_id, sizeof out->head_personal_id) != 0 ||
+            lth__column_copy(st, 12, out->head_full_name, sizeof out->head_full_name) != 0 ||
+            lth__column_copy(st, 14, out->father_name, sizeof out->father_name) != 0 ||
+            lth__column_copy(st, 15, out->mother_name, sizeof out->mother_name) != 0 ||
+            lth__column_copy(st, 16, out->spouse_name, sizeof out->spouse_name) != 0)
             result = HUB_ESTORE;
+        int rel = sqlite3_column_int(st, 13);
+        if (rel < LTH_REL_HEAD || rel > LTH_REL_GRANDPARENT)
+            result = HUB_ESTORE;
+        out->relationship = (lth_relationship_t)rel;
         out->sex = sex == 2 ? LTH_SEX_FEMALE : LTH_SEX_MALE;
     }
     /* Unbind now: the statement must not keep pointing at the caller's key. */

@@ -10,8 +10,11 @@
  * Table `citizen` (one row per person): personal_id (primary key), full_name,
  * date_of_birth, sex (1 male, 2 female), birth_province_code, residence,
  * previous_residence (NULL if the record never changed), created_at and
- * changed_at (dates, "YYYY-MM-DD"). Table `meta` (key, value): format, seed,
- * citizens, synthetic.
+ * changed_at (dates, "YYYY-MM-DD"), temporary_residence and temporary_until
+ * (NULL if none), head_personal_id, head_full_name, relationship (1..8, as
+ * lth_relationship_t), father_name, mother_name, spouse_name (NULL if not
+ * recorded). Table `meta` (key, value): format ("lth-population-2"; a file
+ * of an older format is refused: rebuild it), seed, citizens, synthetic.
  *
  * A handle is used from one thread at a time. Errors: 0 or a negative HUB_E*
  * code, with a sentence in err that never holds personal data.

@@ -6,20 +6,31 @@
 #include <string.h>
 
 /* From /work/shared/data/procedures.tsv; the codes are synthetic. */
+/* How each checks its applicant (proto/DOMAIN.md, "Which procedures verify"):
+ * a look-up where the authority needs data from the record (the residence
+ * that decides the competent office, the household a residence joins, the
+ * parents a judicial-record certificate lists), a verification where the
+ * applicant's declared identity only has to be confirmed. The required
+ * assurance is the level of the national e-identity account (Decree
+ * 59/2022): level 2 for everything but birth registration, which a parent
+ * may file with a level 1 account. */
 static const lth_procedure_t lth__procedures[] = {
     {"SYN-1.000001", "Đăng ký khai sinh", "Birth registration", "VN/GOV/HN-STP/HOTICH",
-     "same working day", 8, LTH_LIMIT_WORKING_HOURS},
+     "same working day", 8, LTH_LIMIT_WORKING_HOURS, LTH_CHECK_LOOKUP, 1, "birth-registration"},
     {"SYN-1.000002", "Đăng ký kết hôn", "Marriage registration", "VN/GOV/HN-STP/HOTICH",
-     "same working day", 8, LTH_LIMIT_WORKING_HOURS},
+     "same working day", 8, LTH_LIMIT_WORKING_HOURS, LTH_CHECK_LOOKUP, 2, "marriage-registration"},
     {"SYN-1.000003", "Cấp Phiếu lý lịch tư pháp", "Criminal record certificate",
-     "VN/GOV/HN-STP/HOTICH", "10 days", 10, LTH_LIMIT_CALENDAR_DAYS},
+     "VN/GOV/HN-STP/HOTICH", "10 days", 10, LTH_LIMIT_CALENDAR_DAYS, LTH_CHECK_LOOKUP, 2,
+     "judicial-record"},
     {"SYN-1.000004", "Đăng ký thành lập doanh nghiệp", "Enterprise registration",
-     "VN/GOV/HN-SKHDT/DKKD", "3 working days", 3, LTH_LIMIT_WORKING_DAYS},
+     "VN/GOV/HN-SKHDT/DKKD", "3 working days", 3, LTH_LIMIT_WORKING_DAYS, LTH_CHECK_VERIFY, 2,
+     "enterprise-registration"},
     {"SYN-1.000005", "Đăng ký thường trú", "Permanent residence registration",
-     "VN/GOV/HN-QHK/MOTCUA", "7 working days", 7, LTH_LIMIT_WORKING_DAYS},
+     "VN/GOV/HN-QHK/MOTCUA", "7 working days", 7, LTH_LIMIT_WORKING_DAYS, LTH_CHECK_LOOKUP, 2,
+     "residence-registration"},
     {"SYN-1.000006", "Cấp Giấy chứng nhận quyền sử dụng đất lần đầu",
      "First land-use right certificate", "VN/GOV/HN-STNMT/DATDAI", "30 days", 30,
-     LTH_LIMIT_CALENDAR_DAYS},
+     LTH_LIMIT_CALENDAR_DAYS, LTH_CHECK_VERIFY, 2, "land-registration"},
 };
 
 #define LTH__N_PROCEDURES (sizeof lth__procedures / sizeof lth__procedures[0])

@@ -26,6 +26,13 @@ typedef enum {
     LTH_LIMIT_CALENDAR_DAYS = 3
 } lth_limit_unit_t;
 
+/* How the procedure system checks a dossier's applicant against the
+ * National Population Database. */
+typedef enum {
+    LTH_CHECK_LOOKUP = 0, /* citizen.lookup/v1: the authority needs data from the record */
+    LTH_CHECK_VERIFY = 1  /* citizen.verify/v1: only the declared identity is confirmed */
+} lth_identity_check_t;
+
 #define LTH_PROCEDURE_CODE_MAX 32 /* bytes of a procedure code, with the NUL */
 #define LTH_DAY_US 86400000000ull /* a real day */
 
@@ -37,6 +44,10 @@ typedef struct {
     const char *limit_text; /* as the law words it: "3 working days" */
     unsigned limit_amount;  /* 3 */
     lth_limit_unit_t limit_unit;
+    lth_identity_check_t identity_check;
+    unsigned required_assurance; /* lowest e-identification level of the applicant (Decree
+                                    59/2022): 0 none, 1, 2 */
+    const char *purpose_code;    /* as the population database's agreement names it */
 } lth_procedure_t;
 
 size_t lth_procedure_count(void);

@@ -16,7 +16,12 @@
  * - the sector system and then the procedure system killed with SIGKILL in
  *   the middle of the flow: no dossier lost, none submitted or decided twice;
  * - delegation (ủy quyền): the hub routes an authority's dossiers to its
- *   delegate, which resolves them; the portal and the report name it.
+ *   delegate, which resolves them; the portal and the report name it;
+ * - identity assurance and verification: a dossier whose applicant was
+ *   authenticated below its procedure's level is returned before any
+ *   identity check; enterprise registration confirms the declared identity
+ *   (citizen.verify/v1) and returns a wrong declaration, naming the field;
+ *   the population database answers under deploy/disclosure-demo.conf.
  * The hub runs with the demo's data-sharing agreements
  * (deploy/policy-demo.conf): deny by default.
  */
@@ -63,6 +68,9 @@ typedef struct {
 static running_t running[8];
 static size_t n_running;
 static int tick_ms = 100; /* of the next adapter started */
+/* Shares of low-assurance applicants and wrong declarations of the next
+ * procedure system started (and of the test's expectations). */
+static int low_assurance_pct, mismatch_pct;
 
 /* The demo's agreements (deploy/policy-demo.conf), and one for a district
  * that resolves civil-status dossiers under delegation. */
@@ -107,7 +115,11 @@ static void setup(void)
     tick_ms = 100;
 }
 
-static void teardown(void) { hubfix_cleanup(&fix); }
+static void teardown(void)
+{
+    low_assurance_pct = mismatch_pct = 0;
+    hubfix_cleanup(&fix);
+}
 
 static void remember(const char *member, pid_t pid)
 {
@@ -137,8 +149,13 @@ static pid_t start(const char *member, const char *plugin, const char *conf)
 
 static void start_population(void)
 {
-    char conf[512];
-    snprintf(conf, sizeof conf, "plugin.db = %s/pop.db\nplugin.citizens = %d\n", fix.dir, CITIZENS);
+    char conf[PATH_MAX + 512];
+    const char *src = getenv("HUB_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s/pop.db\nplugin.citizens = %d\n"
+             "plugin.disclosure_file = %s/deploy/disclosure-demo.conf\nlog_level = debug\n",
+             fix.dir, CITIZENS, src);
     start(POP, "population", conf);
 }
 
@@ -154,8 +171,10 @@ static pid_t start_procedure(int dossiers, int invalid_pct, int unknown_pct, con
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = %d\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = %d\n"
-             "plugin.unknown_percent = %d\nplugin.procedures = %s\nplugin.day_ms = %d\n",
-             db_proc, dossiers, rate, CITIZENS, invalid_pct, unknown_pct, procs, day_ms);
+             "plugin.unknown_percent = %d\nplugin.procedures = %s\nplugin.day_ms = %d\n"
+             "plugin.low_assurance_percent = %d\nplugin.mismatch_percent = %d\n",
+             db_proc, dossiers, rate, CITIZENS, invalid_pct, unknown_pct, procs, day_ms,
+             low_assurance_pct, mismatch_pct);
     return start(TTHC, "procedure", conf);
 }
 
@@ -316,6 +335,8 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
                              .population_citizens = CITIZENS,
                              .invalid_percent = (unsigned)invalid_pct,
                              .unknown_percent = (unsigned)unknown_pct,
+                             .low_assurance_percent = (unsigned)low_assurance_pct,
+                             .mismatch_percent = (unsigned)mismatch_pct,
                              .procedures = pp,
                              .n_procedures = n_procs};
     sqlite3 *db = open_ro(db_proc);
@@ -341,6 +362,26 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
         int status = sqlite3_column_int(q, 6);
         const char *first_note = (const char *)sqlite3_column_text(q, 7);
         ck_assert_ptr_nonnull(identity);
+        if (g.assurance.level < g.procedure->required_assurance) {
+            /* Returned at once, whoever the applicant: no identity check. */
+            ck_assert_str_eq(identity, "ASSURANCE");
+            ck_assert_int_eq(status, LTH_STATUS_RETURNED);
+            ck_assert_int_eq(sqlite3_column_type(q, 5), SQLITE_NULL);
+            ck_assert_msg(strstr(first_note, "mức độ 2") && strstr(first_note, "59/2022") &&
+                              strstr(first_note, "authenticated at level 1"),
+                          "%s: %s", code, first_note);
+            continue;
+        }
+        if (g.applicant_kind == LTH_APPLICANT_CITIZEN && g.declared_wrong &&
+            g.procedure->identity_check == LTH_CHECK_VERIFY) {
+            ck_assert_str_eq(identity, "MISMATCH");
+            ck_assert_int_eq(status, LTH_STATUS_RETURNED);
+            ck_assert_int_eq(sqlite3_column_type(q, 5), SQLITE_NULL);
+            ck_assert_msg(strstr(first_note, "không khớp") &&
+                              strstr(first_note, "(date_of_birth does not match)"),
+                          "%s: %s", code, first_note);
+            continue;
+        }
         switch (g.applicant_kind) {
         case LTH_APPLICANT_INVALID_ID:
             ck_assert_str_eq(identity, "INVALID_KEY");
@@ -577,6 +618,66 @@ START_TEST(invalid_and_unknown_applicants_are_returned)
     ck_assert_int_gt(sql_int(db_portal, "SELECT count(*) FROM view WHERE note LIKE '%digit%'"), 0);
     assert_report(n);
     assert_no_personal_data_logged();
+    stop_all_cleanly();
+}
+END_TEST
+
+START_TEST(assurance_and_declared_identity_are_checked)
+{
+    /* Birth registration asks for level 1 and looks the parent up;
+     * enterprise registration asks for level 2 and only verifies. */
+    const int n = 40;
+    low_assurance_pct = 30;
+    mismatch_pct = 30;
+    start_population();
+    start_portal();
+    start_report();
+    start_sector(DKKD, db_dkkd);
+    start_sector(HOTICH, db_hotich);
+    start_procedure(n, 10, 10, "SYN-1.000001,SYN-1.000004", 400, 5);
+    wait_complete(n, true, true);
+    const char *const procs[] = {"SYN-1.000001", "SYN-1.000004"};
+    assert_flow(n, 10, 10, procs, 2); /* each dossier against the generator */
+    /* Both refusals happened, each only where it applies. */
+    ck_assert_int_gt(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE identity = 'ASSURANCE' "
+                                      "AND procedure_code = 'SYN-1.000004'"),
+                     0);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE identity = 'ASSURANCE' "
+                                      "AND procedure_code = 'SYN-1.000001'"),
+                     0);
+    ck_assert_int_gt(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE identity = 'MISMATCH' "
+                                      "AND procedure_code = 'SYN-1.000004'"),
+                     0);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE identity = 'MISMATCH' "
+                                      "AND procedure_code = 'SYN-1.000001'"),
+                     0);
+    /* The portal shows the applicant why. */
+    ck_assert_int_gt(sql_int(db_portal, "SELECT count(*) FROM view WHERE status = 5 AND note LIKE "
+                                        "'%electronic identification level 2%'"),
+                     0);
+    /* The authority received only the dossiers that passed both. */
+    ck_assert_int_eq(sql_int(db_dkkd, "SELECT count(*) FROM dossier"),
+                     sql_int(db_proc, "SELECT count(*) FROM dossier WHERE procedure_code = "
+                                      "'SYN-1.000004' AND identity = 'FOUND'"));
+    assert_report(n);
+    assert_no_personal_data_logged();
+    /* The population database verified (never disclosed) for enterprise
+     * registration and withheld what birth registration may not receive. */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/adapter-VN.GOV.BCA.CSDLQGDC.log", fix.dir);
+    char *log = tk_read_file(path);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "citizen.verify from " TTHC ": status=ok"), "%s", log);
+    ck_assert_msg(strstr(log, "citizen.lookup from " TTHC ": status=ok"), "%s", log);
+    bool withheld = false;
+    for (const char *l = log; (l = strstr(l, "citizen.lookup from " TTHC)) != NULL; l++) {
+        const char *w = strstr(l, " withheld=");
+        const char *eol = strchr(l, '\n');
+        if (w && (!eol || w < eol) && atoi(w + 10) > 0)
+            withheld = true;
+    }
+    ck_assert_msg(withheld, "no look-up withheld a field: %s", log);
+    free(log);
     stop_all_cleanly();
 }
 END_TEST
@@ -882,6 +983,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, full_flow);
     tcase_add_test(tc, invalid_and_unknown_applicants_are_returned);
+    tcase_add_test(tc, assurance_and_declared_identity_are_checked);
     tcase_add_test(tc, portal_offline_then_back_catches_up);
     tcase_add_test(tc, duplicate_and_out_of_order_changes);
     tcase_add_test(tc, sector_and_procedure_killed_mid_flow_lose_nothing);

@@ -136,7 +136,7 @@ START_TEST(request_with_proto_names_and_enum_forms)
     size_t json_len = 0;
     ck_assert_int_eq(lth_jsonmap_decode(request_type, NULL, pb, len, &json, &json_len), 0);
     ck_assert_str_eq(json, "{\"personal_ids\":[\"" PID_A "\"],\"mode\":\"LOOKUP_MODE_CURRENT\","
-                           "\"purpose\":\"p\",\"dossier_code\":\"\"}");
+                           "\"purpose\":\"p\",\"dossier_code\":\"\",\"purpose_code\":\"\"}");
     ck_assert_uint_eq(json_len, strlen(json));
     free(json);
     free(pb);
@@ -315,9 +315,11 @@ START_TEST(response_to_json)
         "\",\"status\":\"LOOKUP_STATUS_FOUND\",\"reason\":\"\",\"citizen\":{\"personal_id\":"
         "\"" PID_A "\",\"full_name\":\"Nguyễn Thị Lan\",\"date_of_birth\":\"1985-03-07\","
         "\"sex\":\"SEX_FEMALE\",\"birth_province_code\":\"001\",\"place_of_residence\":"
-        "\"Phường Láng Hạ, Quận Đống Đa, Hà Nội\",\"last_changed\":\"2020-12-01\"}},"
+        "\"Phường Láng Hạ, Quận Đống Đa, Hà Nội\",\"last_changed\":\"2020-12-01\"},"
+        "\"withheld_fields\":[]},"
         "{\"personal_id\":\"" PID_B "\",\"status\":\"LOOKUP_STATUS_NOT_FOUND\",\"reason\":"
-        "\"no record with this personal ID number\"}],\"mode\":\"LOOKUP_MODE_CURRENT\"}");
+        "\"no record with this personal ID number\",\"withheld_fields\":[]}],"
+        "\"mode\":\"LOOKUP_MODE_CURRENT\"}");
     free(text);
 
     /* And back: the same message. */
@@ -400,6 +402,11 @@ START_TEST(types_and_content_types)
     ck_assert_ptr_eq(lth_jsonmap_type_of(ct), request_type);
     ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.lookup/v1", false), request_type);
     ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.lookup/v1", true), response_type);
+    ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.verify/v1", false),
+                     lth_jsonmap_type("CitizenVerifyRequest"));
+    ck_assert_ptr_eq(lth_jsonmap_service_type("citizen.verify/v1", true),
+                     lth_jsonmap_type("CitizenVerifyResponse"));
+    ck_assert_ptr_nonnull(lth_jsonmap_type("Household"));
     ck_assert_ptr_null(lth_jsonmap_service_type("dossier.status/v1", true));
     ck_assert_ptr_null(lth_jsonmap_service_type("land.parcel/v1", false));
     ck_assert(lth_jsonmap_is_json_type("application/json"));

@@ -1,9 +1,11 @@
-/* Unit tests for the population database (lth_popdb) and the citizen
- * look-up rules (lth_lookup), in process, on a small synthetic database. */
+/* Unit tests for the population database (lth_popdb), the citizen look-up
+ * rules (lth_lookup), fields by purpose (lth_disclose) and verification
+ * (lth_verify), in process, on a small synthetic database. */
 #include "domain.pb-c.h"
 #include "hub_error.h"
 #include "lth_lookup.h"
 #include "lth_popdb.h"
+#include "lth_verify.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -430,6 +432,173 @@ START_TEST(random_payloads_never_crash)
 }
 END_TEST
 
+START_TEST(households_agree_with_their_heads)
+{
+    size_t members = 0, temporary = 0;
+    for (size_t i = 0; i < CITIZENS; i++) {
+        lth_citizen_t c = citizen(i), head;
+        if (c.temporary_residence[0]) {
+            temporary++;
+            ck_assert(lth_date_cmp(c.temporary_until, LTH_CITIZEN_REFERENCE_DATE) > 0);
+        }
+        ck_assert(c.father_name[0] && c.mother_name[0]);
+        if (c.relationship == LTH_REL_HEAD) {
+            ck_assert_str_eq(c.head_personal_id, c.personal_id);
+            continue;
+        }
+        members++;
+        /* The head is in the data set, an adult, head of its own household,
+         * at the same address. */
+        ck_assert_int_eq(lth_popdb_get(db, c.head_personal_id, &head), 0);
+        ck_assert_int_eq(head.relationship, LTH_REL_HEAD);
+        ck_assert_str_eq(head.full_name, c.head_full_name);
+        ck_assert_str_eq(head.residence, c.residence);
+        ck_assert_int_ge(LTH_CITIZEN_REFERENCE_DATE.year - head.date_of_birth.year, 18);
+        int older = c.date_of_birth.year - head.date_of_birth.year;
+        if (c.relationship == LTH_REL_CHILD) {
+            ck_assert_int_ge(older, 18);
+            ck_assert_str_eq(head.sex == LTH_SEX_MALE ? c.father_name : c.mother_name,
+                             head.full_name);
+        }
+        if (c.relationship == LTH_REL_PARENT)
+            ck_assert_int_le(older, -18);
+        if (c.relationship == LTH_REL_GRANDPARENT)
+            ck_assert_int_le(older, -45);
+        if (c.relationship == LTH_REL_SPOUSE) {
+            ck_assert_int_ne(c.sex, head.sex);
+            ck_assert_str_eq(c.spouse_name, head.full_name);
+        }
+    }
+    /* About two in three belong to someone else's household, one in seven
+     * has a temporary residence. */
+    ck_assert_uint_gt(members, CITIZENS / 3);
+    ck_assert_uint_lt(members, CITIZENS * 9 / 10);
+    ck_assert_uint_gt(temporary, CITIZENS / 14);
+    ck_assert_uint_lt(temporary, CITIZENS / 4);
+}
+END_TEST
+
+START_TEST(disclosure_rules_parse_and_combine)
+{
+    const char *text = "# the owner's copy\n"
+                       "disclose full_name,residence to VN/GOV/HN-VP/TTHC for a  # trailing\n"
+                       "\n"
+                       "confirm date_of_birth,sex to VN/GOV/HN-VP/TTHC for a\n"
+                       "confirm full_name to VN/GOV/HN-VP/TTHC for b\r\n";
+    lth_disclosure_t *d = NULL;
+    char err[HUB_ERRMSG_MAX] = "";
+    ck_assert_msg(lth_disclosure_parse("t.conf", text, &d, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(lth_disclosure_count(d), 3);
+    lth_fields_t f = 0;
+    ck_assert(lth_disclosure_fields(d, "VN/GOV/HN-VP/TTHC", "a", LTH_USE_LOOKUP, &f));
+    ck_assert_uint_eq(f, LTH_FIELD_FULL_NAME | LTH_FIELD_RESIDENCE);
+    ck_assert(lth_disclosure_fields(d, "VN/GOV/HN-VP/TTHC", "a", LTH_USE_VERIFY, &f));
+    ck_assert_uint_eq(f, LTH_FIELD_FULL_NAME | LTH_FIELD_RESIDENCE | LTH_FIELD_DATE_OF_BIRTH |
+                             LTH_FIELD_SEX);
+    /* confirm only: known purpose, nothing to return */
+    ck_assert(lth_disclosure_fields(d, "VN/GOV/HN-VP/TTHC", "b", LTH_USE_LOOKUP, &f));
+    ck_assert_uint_eq(f, 0);
+    ck_assert(!lth_disclosure_fields(d, "VN/GOV/HN-VP/TTHC", "c", LTH_USE_VERIFY, &f));
+    ck_assert(!lth_disclosure_fields(d, "VN/GOV/HN-STP/HOTICH", "a", LTH_USE_LOOKUP, &f));
+    ck_assert_uint_eq(f, 0);
+    lth_disclosure_destroy(&d);
+    ck_assert_ptr_null(d);
+    lth_disclosure_destroy(&d);
+
+    const char *bad[][2] = {
+        {"disclose full_name to VN/GOV/HN-VP/TTHC\n", "t.conf:1: write: disclose"},
+        {"reveal full_name to VN/GOV/HN-VP/TTHC for a\n", "t.conf:1: write: disclose"},
+        {"\ndisclose full_name,,sex to VN/GOV/HN-VP/TTHC for a\n", "t.conf:2: '' is not a field"},
+        {"disclose name to VN/GOV/HN-VP/TTHC for a\n", "'name' is not a field"},
+        {"disclose sex to * for a\n", "'*' is not a member id"},
+        {"disclose sex to VN/GOV/HN-VP/TTHC for ÁB\n", "a purpose code has only"},
+        {"confirm sex to VN/GOV/HN-VP/TTHC for a\nconfirm sex to VN/GOV/HN-VP/TTHC for a\n",
+         "t.conf:2: the same rule is written twice"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        ck_assert_int_ne(lth_disclosure_parse("t.conf", bad[i][0], &d, err, sizeof err), 0);
+        ck_assert_ptr_null(d);
+        ck_assert_msg(strstr(err, bad[i][1]), "case %zu: %s", i, err);
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/none.conf", dir);
+    ck_assert_int_eq(lth_disclosure_load(path, &d, err, sizeof err), HUB_ENOENT);
+    ck_assert_msg(strstr(err, "none.conf"), "%s", err);
+}
+END_TEST
+
+START_TEST(verify_folds_case_spaces_and_punctuation)
+{
+    char a[128], b[128];
+    lth_verify_fold("  NGUYỄN   VĂN  ĐỨC ", false, a, sizeof a);
+    lth_verify_fold("Nguyễn Văn Đức", false, b, sizeof b);
+    ck_assert_str_eq(a, b);
+    ck_assert_str_eq(a, "nguyễn văn đức");
+    lth_verify_fold("ƯỚC ƠN ẮÂÊÔ ÝỲỴỶỸ", false, a, sizeof a);
+    ck_assert_str_eq(a, "ước ơn ắâêô ýỳỵỷỹ");
+    lth_verify_fold("Số 12, ngõ 3 - Hà Nội.", true, a, sizeof a);
+    lth_verify_fold("SỐ 12 NGÕ 3 HÀ NỘI", true, b, sizeof b);
+    ck_assert_str_eq(a, b);
+    /* Bytes that are not UTF-8 are kept, and the output is cut, not overrun. */
+    lth_verify_fold("A\xff\xfe B", false, a, sizeof a);
+    ck_assert_str_eq(a, "a\xff\xfe b");
+    char small[6];
+    lth_verify_fold("ĐĐĐĐĐĐ", false, small, sizeof small);
+    ck_assert_str_eq(small, "đđ");
+}
+END_TEST
+
+START_TEST(random_verify_payloads_never_crash)
+{
+    lth_citizen_t a = citizen(2);
+    Lth__Domain__V1__DeclaredIdentity s = LTH__DOMAIN__V1__DECLARED_IDENTITY__INIT, *sp = &s;
+    Lth__Domain__V1__Date dob = LTH__DOMAIN__V1__DATE__INIT;
+    dob.year = (uint32_t)a.date_of_birth.year;
+    dob.month = (uint32_t)a.date_of_birth.month;
+    dob.day = (uint32_t)a.date_of_birth.day;
+    s.personal_id = a.personal_id;
+    s.full_name = a.full_name;
+    s.date_of_birth = &dob;
+    s.sex = (Lth__Domain__V1__Sex)a.sex;
+    s.residence = a.residence;
+    Lth__Domain__V1__CitizenVerifyRequest req = LTH__DOMAIN__V1__CITIZEN_VERIFY_REQUEST__INIT;
+    req.subjects = &sp;
+    req.n_subjects = 1;
+    req.purpose = "fuzz";
+    uint8_t valid[512];
+    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
+    ck_assert_uint_lt(len, sizeof valid);
+    lth__domain__v1__citizen_verify_request__pack(&req, valid);
+    lth_lookup_policy_t policy = {true, "VN/GOV/HN-VP/TTHC", NULL};
+    /* The valid request first: everything matches. */
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    lth_verify_counts_t n;
+    ck_assert_int_eq(
+        lth_verify_answer(db, &policy, LTH_VERIFY_REQUEST_TYPE, valid, len, &out, &out_len, &n), 0);
+    ck_assert_uint_eq(n.all_match, 1);
+    free(out);
+    srand(7);
+    for (int i = 0; i < 3000; i++) {
+        uint8_t buf[512];
+        size_t k = (size_t)rand() % (len + 1);
+        memcpy(buf, valid, k);
+        if (k > 0 && i % 2)
+            buf[rand() % k] ^= (uint8_t)(1 + rand() % 255);
+        if (lth_verify_answer(db, &policy, LTH_VERIFY_REQUEST_TYPE, buf, k, &out, &out_len, NULL) !=
+            0)
+            ck_abort_msg("iteration %d failed", i);
+        Lth__Domain__V1__CitizenVerifyResponse *resp =
+            lth__domain__v1__citizen_verify_response__unpack(NULL, out_len, out);
+        if (!resp)
+            ck_abort_msg("iteration %d: the response does not decode", i);
+        lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);
+        free(out);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lookup");
@@ -445,6 +614,10 @@ static Suite *suite(void)
     tcase_add_test(tc, not_permitted_members_see_nothing);
     tcase_add_test(tc, bad_requests_are_refused_as_a_whole);
     tcase_add_test(tc, random_payloads_never_crash);
+    tcase_add_test(tc, households_agree_with_their_heads);
+    tcase_add_test(tc, disclosure_rules_parse_and_combine);
+    tcase_add_test(tc, verify_folds_case_spaces_and_punctuation);
+    tcase_add_test(tc, random_verify_payloads_never_crash);
     suite_add_tcase(s, tc);
     return s;
 }

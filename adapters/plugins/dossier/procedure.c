@@ -2,11 +2,16 @@
  * giải quyết TTHC, VN/GOV/HN-VP/TTHC) as a hub member.
  *
  * On every tick it submits dossiers from a deterministic generator of
- * SYNTHETIC dossiers (lth_dossier.h), checks each applicant's identity with
- * the National Population Database (citizen.lookup/v1, a batch per tick),
- * returns the dossier when the ID number is invalid or no citizen has it,
- * and otherwise receives it and forwards it to the competent authority
- * (dossier.submit/v1). Every status change it makes, and every change the
+ * SYNTHETIC dossiers (lth_dossier.h); returns at once a dossier whose
+ * applicant was authenticated below the level its procedure requires
+ * (Decree 59/2022); checks each other applicant's identity with the National
+ * Population Database — citizen.lookup/v1 where the authority needs data
+ * from the record, citizen.verify/v1 where the declared identity only has to
+ * be confirmed (the catalogue says which, lth_procedure.h), a batch per
+ * procedure per tick, under the procedure's purpose code; returns the
+ * dossier when the ID number is invalid, no citizen has it or the declared
+ * identity does not match, and otherwise receives it and forwards it to the
+ * competent authority (dossier.submit/v1). Every status change it makes, and every change the
  * authority — or the delegate the hub routed the dossier to (ủy quyền) —
  * reports back (dossier.status/v1, which it offers), goes as a
  * DossierStatusChange event with this system's per-dossier sequence to the
@@ -31,6 +36,7 @@
 #include "lth_workcal.h"
 #include "lth_domain.h"
 #include "lth_procedure.h"
+#include "lth_verify.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -39,7 +45,7 @@
 
 #define PROC_MAX_PROCEDURES 64
 #define PROC_SUMMARY_EVERY_US 5000000u
-#define PROC_PURPOSE "Tiếp nhận hồ sơ TTHC: xác minh danh tính người nộp hồ sơ"
+#define PROC_PURPOSE "Tiếp nhận hồ sơ TTHC %s: xác minh danh tính người nộp hồ sơ"
 
 static const char proc_schema[] =
     "CREATE TABLE IF NOT EXISTS dossier("
@@ -47,13 +53,19 @@ static const char proc_schema[] =
     " procedure_code TEXT NOT NULL, authority TEXT NOT NULL,"
     " applicant TEXT NOT NULL," /* personal data: never logged */
     " submitted_at INTEGER NOT NULL, due_at INTEGER NOT NULL,"
-    " identity TEXT," /* NULL until checked: FOUND, NOT_FOUND, INVALID_KEY */
+    " identity TEXT," /* NULL until checked: FOUND, NOT_FOUND, INVALID_KEY, MISMATCH,
+                         ASSURANCE (returned for its applicant's assurance level) */
     " identity_at INTEGER, forwarded_at INTEGER, decided_at INTEGER,"
     " status INTEGER NOT NULL DEFAULT 0,"        /* latest DossierStatus */
     " seq INTEGER NOT NULL DEFAULT 0,"           /* sequence of the latest change sent */
     " authority_seq INTEGER NOT NULL DEFAULT 0," /* last applied change from the authority */
     " resolver TEXT," /* the delegate that resolves it, if not the authority */
     " overdue_sent INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS declared("
+    " code TEXT PRIMARY KEY," /* what the applicant declared: personal data, never logged */
+    " full_name TEXT NOT NULL, date_of_birth TEXT NOT NULL, sex INTEGER NOT NULL,"
+    " residence TEXT NOT NULL,"
+    " assurance INTEGER NOT NULL, auth_method INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS dossier_unchecked ON dossier(identity, idx);"
     "CREATE TABLE IF NOT EXISTS history("
     " code TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER NOT NULL, actor TEXT NOT NULL,"
@@ -70,9 +82,11 @@ typedef struct {
     unsigned long ignored_changes, refused_changes, delegated;
     uint64_t next_summary_us;
     char last_summary[512];
-    bool catalogue_published;  /* this run's catalogue is in the outbox */
-    lth_workcal_t *calendar;   /* plugin.calendar: working days and hours, or NULL */
-    bool calendar_warned;      /* a due date past the calendar's years was logged */
+    bool catalogue_published; /* this run's catalogue is in the outbox */
+    struct proc_batch *batch; /* the identity checks' buffers, kept between ticks */
+    char me[LTH_MEMBER_MAX];  /* this member's id, for changes made while submitting */
+    lth_workcal_t *calendar;  /* plugin.calendar: working days and hours, or NULL */
+    bool calendar_warned;     /* a due date past the calendar's years was logged */
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -230,6 +244,45 @@ static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
     return (uint64_t)due;
 }
 
+/* Returns a dossier whose applicant was authenticated below the level its
+ * procedure requires (inside the caller's transaction). */
+static int proc_refuse_assurance(proc_t *st, const char *code, const char *reason, uint64_t now)
+{
+    proc_dossier_t d;
+    int rc = proc_load(st, code, &d);
+    if (rc == 0)
+        rc = proc_step(st->db,
+                       "UPDATE dossier SET identity = 'ASSURANCE', identity_at = ?2, "
+                       "decided_at = ?2 WHERE code = ?1",
+                       code, now, 0);
+    if (rc == 0)
+        rc = proc_emit(st, &d, LTH_STATUS_RETURNED, st->me, now, reason);
+    memset(&d, 0, sizeof d);
+    return rc;
+}
+
+static int proc_insert_declared(sqlite3 *db, const lth_gen_dossier_t *g)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO declared(code, full_name, date_of_birth, sex, residence, "
+                           "assurance, auth_method) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    char dob[LTH_DATE_TEXT_LEN + 1];
+    lth_date_format(g->declared.date_of_birth, dob);
+    sqlite3_bind_text(q, 1, g->code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, g->declared.full_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, dob, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 4, g->declared.sex);
+    sqlite3_bind_text(q, 5, g->declared.residence, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 6, (int)g->assurance.level);
+    sqlite3_bind_int(q, 7, (int)g->assurance.method);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    sqlite3_finalize(q);
+    return rc;
+}
+
 static int proc_submit(proc_t *st)
 {
     uint64_t next;
@@ -246,7 +299,7 @@ static int proc_submit(proc_t *st)
                                 -1, &q, NULL) == SQLITE_OK
                  ? 0
                  : HUB_ESTORE;
-    uint64_t made = 0;
+    uint64_t made = 0, refused = 0;
     for (; rc == 0 && made < st->rate && next <= st->dossiers; made++, next++) {
         lth_gen_dossier_t g;
         rc = lth_dossier_generate(&st->gen, next, &g);
@@ -254,6 +307,7 @@ static int proc_submit(proc_t *st)
             break;
         uint64_t now = dp_now_us();
         uint64_t due = proc_due(st, g.procedure, now);
+        g.assurance.at_us = now;
         sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)g.index);
         sqlite3_bind_text(q, 3, g.procedure->code, -1, SQLITE_STATIC);
@@ -264,6 +318,17 @@ static int proc_submit(proc_t *st)
         if (sqlite3_step(q) != SQLITE_DONE)
             rc = HUB_ESTORE;
         sqlite3_reset(q);
+        if (rc == 0)
+            rc = proc_insert_declared(st->db, &g);
+        /* Identity assurance first: below the procedure's level, the
+         * population database is not even asked. */
+        char reason[LTH_NOTE_MAX];
+        if (rc == 0 &&
+            lth_assurance_refusal(g.procedure, &g.assurance, reason, sizeof reason) == 0) {
+            rc = proc_refuse_assurance(st, g.code, reason, now);
+            refused++;
+        }
+        explicit_bzero(&g, sizeof g);
     }
     sqlite3_finalize(q);
     if (rc == 0)
@@ -276,14 +341,17 @@ static int proc_submit(proc_t *st)
         return rc;
     }
     if (made)
-        dp_log(st->host, DP_DEBUG, "submitted %" PRIu64 " dossiers (next index %" PRIu64 ")", made,
-               next);
+        dp_log(st->host, refused ? DP_INFO : DP_DEBUG,
+               "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
+               " returned: applicant authenticated below the procedure's required level",
+               made, next, refused);
     return 0;
 }
 
 /* ---- identity checks ---- */
 
-/* FOUND: receive, forward to the authority, processing. */
+/* FOUND (and, for a verification, every declared field matched): receive,
+ * forward to the authority, processing. */
 static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now)
 {
     const char *me = proc_me(client);
@@ -302,6 +370,19 @@ static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     msg.due_at_us = d->due_at;
     snprintf(msg.received_by, sizeof msg.received_by, "%s", me);
     snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
+    /* How the applicant was authenticated travels with the dossier. */
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 &&
+        sqlite3_prepare_v2(st->db, "SELECT assurance, auth_method FROM declared WHERE code = ?", -1,
+                           &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            msg.assurance.level = (unsigned)sqlite3_column_int(q, 0);
+            msg.assurance.method = (lth_auth_method_t)sqlite3_column_int(q, 1);
+            msg.assurance.at_us = d->submitted_at;
+        }
+    }
+    sqlite3_finalize(q);
     uint8_t *buf = NULL;
     size_t len = 0;
     if (rc == 0)
@@ -321,29 +402,43 @@ static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     return rc;
 }
 
-/* INVALID_KEY or NOT_FOUND: returned, with the population database's reason. */
+/* What the population database said about one applicant. */
+typedef enum {
+    PROC_ID_ACCEPT,
+    PROC_ID_INVALID,
+    PROC_ID_NOT_FOUND,
+    PROC_ID_MISMATCH,
+    PROC_ID_WAIT
+} proc_outcome_t;
+
+/* INVALID_KEY, NOT_FOUND or MISMATCH: returned, with the population
+ * database's reason (or the fields that did not match). */
 static int proc_return(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now,
-                       bool invalid, const char *reason)
+                       proc_outcome_t why, const char *reason)
 {
-    int rc = proc_step(st->db,
-                       invalid ? "UPDATE dossier SET identity = 'INVALID_KEY', identity_at = ?2, "
-                                 "decided_at = ?2 WHERE code = ?1"
-                               : "UPDATE dossier SET identity = 'NOT_FOUND', identity_at = ?2, "
-                                 "decided_at = ?2 WHERE code = ?1",
-                       d->code, now, 0);
+    const char *sql =
+        why == PROC_ID_INVALID
+            ? "UPDATE dossier SET identity = 'INVALID_KEY', identity_at = ?2, decided_at = ?2 "
+              "WHERE code = ?1"
+        : why == PROC_ID_NOT_FOUND
+            ? "UPDATE dossier SET identity = 'NOT_FOUND', identity_at = ?2, decided_at = ?2 "
+              "WHERE code = ?1"
+            : "UPDATE dossier SET identity = 'MISMATCH', identity_at = ?2, decided_at = ?2 "
+              "WHERE code = ?1";
+    int rc = proc_step(st->db, sql, d->code, now, 0);
     char note[LTH_NOTE_MAX];
     snprintf(note, sizeof note, "%s (%s)",
-             invalid ? "Trả hồ sơ: số định danh cá nhân không hợp lệ"
-                     : "Trả hồ sơ: không tìm thấy công dân trong CSDLQG về dân cư",
-             reason && *reason ? reason
-             : invalid         ? "invalid personal ID number"
-                               : "not found");
+             why == PROC_ID_INVALID ? "Trả hồ sơ: số định danh cá nhân không hợp lệ"
+             : why == PROC_ID_NOT_FOUND
+                 ? "Trả hồ sơ: không tìm thấy công dân trong CSDLQG về dân cư"
+                 : "Trả hồ sơ: thông tin người nộp khai không khớp với CSDLQG về dân cư",
+             reason && *reason        ? reason
+             : why == PROC_ID_INVALID ? "invalid personal ID number"
+                                      : "not found");
     if (rc == 0)
         rc = proc_emit(st, d, LTH_STATUS_RETURNED, proc_me(client), now, note);
     return rc;
 }
-
-typedef Lth__Domain__V1__CitizenLookupResponse proc_response_t;
 
 static void proc_lookup_failed(proc_t *st, const char *fmt, const char *detail)
 {
@@ -355,32 +450,123 @@ static void proc_lookup_failed(proc_t *st, const char *fmt, const char *detail)
     st->lookup_failing = true;
 }
 
-/* Applies one look-up answer to the dossiers asked about, in one transaction. */
-static int proc_apply_answers(proc_t *st, adp_client_t *client, char **codes,
-                              const proc_response_t *resp, size_t *n_accepted, size_t *n_returned,
-                              size_t *n_waiting)
+/* One batch of applicants of one procedure, as read from the file. */
+typedef struct proc_batch {
+    size_t n;
+    char *codes[LTH_LOOKUP_MAX_KEYS];
+    char *keys[LTH_LOOKUP_MAX_KEYS];
+    Lth__Domain__V1__DeclaredIdentity subjects[LTH_LOOKUP_MAX_KEYS];
+    Lth__Domain__V1__Date births[LTH_LOOKUP_MAX_KEYS];
+    Lth__Domain__V1__DeclaredIdentity *subject_ptrs[LTH_LOOKUP_MAX_KEYS];
+    char *names[LTH_LOOKUP_MAX_KEYS];
+    char *residences[LTH_LOOKUP_MAX_KEYS];
+    proc_outcome_t outcome[LTH_LOOKUP_MAX_KEYS];
+    const char *reason[LTH_LOOKUP_MAX_KEYS]; /* into the reply, or reason_buf */
+    char reason_buf[LTH_LOOKUP_MAX_KEYS][160];
+} proc_batch_t;
+
+static void proc_batch_clear(proc_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->codes[i]);
+        if (b->keys[i])
+            explicit_bzero(b->keys[i], strlen(b->keys[i]));
+        free(b->keys[i]);
+        if (b->names[i])
+            explicit_bzero(b->names[i], strlen(b->names[i]));
+        free(b->names[i]);
+        if (b->residences[i])
+            explicit_bzero(b->residences[i], strlen(b->residences[i]));
+        free(b->residences[i]);
+    }
+    explicit_bzero(b, sizeof *b);
+}
+
+static char *proc_column_dup(sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    return strdup(t ? (const char *)t : "");
+}
+
+/* Reads the unchecked applicants of procedure p: with their declared
+ * identity (verify), or those to look up (every one of a look-up procedure,
+ * and those of a verify procedure submitted before declarations were kept). */
+static void proc_collect(proc_t *st, const lth_procedure_t *p, bool verify, proc_batch_t *b)
+{
+    b->n = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT d.code, d.applicant, x.full_name, x.date_of_birth, x.sex, "
+                           "x.residence FROM dossier d LEFT JOIN declared x USING(code) "
+                           "WHERE d.identity IS NULL AND d.procedure_code = ?1 AND "
+                           "(CASE WHEN ?2 THEN x.code IS NOT NULL ELSE (?3 = 0 OR x.code IS "
+                           "NULL) END) ORDER BY d.idx LIMIT ?4",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(q, 1, p->code, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, verify);
+    sqlite3_bind_int(q, 3, p->identity_check == LTH_CHECK_VERIFY);
+    sqlite3_bind_int(q, 4, LTH_LOOKUP_MAX_KEYS);
+    while (b->n < LTH_LOOKUP_MAX_KEYS && sqlite3_step(q) == SQLITE_ROW) {
+        size_t i = b->n;
+        b->codes[i] = proc_column_dup(q, 0);
+        b->keys[i] = proc_column_dup(q, 1);
+        b->names[i] = proc_column_dup(q, 2);
+        b->residences[i] = proc_column_dup(q, 5);
+        b->n++; /* counted before the check, so that clearing frees what was made */
+        if (!b->codes[i] || !b->keys[i] || !b->names[i] || !b->residences[i]) {
+            break;
+        }
+        Lth__Domain__V1__DeclaredIdentity *s = &b->subjects[i];
+        lth__domain__v1__declared_identity__init(s);
+        s->personal_id = b->keys[i];
+        if (verify) {
+            lth_date_t dob;
+            const unsigned char *t = sqlite3_column_text(q, 3);
+            s->full_name = b->names[i];
+            s->residence = b->residences[i];
+            s->sex = (Lth__Domain__V1__Sex)sqlite3_column_int(q, 4);
+            if (t && lth_date_parse((const char *)t, &dob) == 0) {
+                lth__domain__v1__date__init(&b->births[i]);
+                b->births[i].year = (uint32_t)dob.year;
+                b->births[i].month = (uint32_t)dob.month;
+                b->births[i].day = (uint32_t)dob.day;
+                s->date_of_birth = &b->births[i];
+            }
+        }
+        b->subject_ptrs[i] = s;
+        b->outcome[i] = PROC_ID_WAIT;
+        b->reason[i] = "";
+    }
+    sqlite3_finalize(q);
+    if (b->n && (!b->codes[b->n - 1] || !b->keys[b->n - 1] || !b->names[b->n - 1] ||
+                 !b->residences[b->n - 1]))
+        proc_batch_clear(b); /* out of memory: try again next tick */
+}
+
+/* Applies the outcomes of one batch, in one transaction. */
+static int proc_apply_outcomes(proc_t *st, adp_client_t *client, proc_batch_t *b,
+                               size_t *n_accepted, size_t *n_returned, size_t *n_waiting)
 {
     uint64_t now = dp_now_us();
     if (lth_appdb_begin(st->db) != 0)
         return HUB_ESTORE;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < resp->n_results; i++) {
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
         proc_dossier_t d;
-        if (proc_load(st, codes[i], &d) != 0) {
+        if (proc_load(st, b->codes[i], &d) != 0) {
             rc = HUB_ESTORE;
             break;
         }
-        const Lth__Domain__V1__CitizenLookupResult *r = resp->results[i];
-        switch (r->status) {
-        case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND:
+        switch (b->outcome[i]) {
+        case PROC_ID_ACCEPT:
             rc = proc_accept(st, client, &d, now);
             ++*n_accepted;
             break;
-        case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY:
-        case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND:
-            rc = proc_return(st, client, &d, now,
-                             r->status == LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY,
-                             r->reason);
+        case PROC_ID_INVALID:
+        case PROC_ID_NOT_FOUND:
+        case PROC_ID_MISMATCH:
+            rc = proc_return(st, client, &d, now, b->outcome[i], b->reason[i]);
             ++*n_returned;
             break;
         default: /* NOT_PERMITTED: the provider's configuration; ask again later */
@@ -398,92 +584,207 @@ static int proc_apply_answers(proc_t *st, adp_client_t *client, char **codes,
     return rc;
 }
 
-static void proc_check_identities(proc_t *st, adp_client_t *client)
+static proc_outcome_t proc_outcome_of(int lookup_status)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT code, applicant FROM dossier WHERE identity IS NULL "
-                           "ORDER BY idx LIMIT ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int(q, 1, LTH_LOOKUP_MAX_KEYS);
-    char **codes = calloc(LTH_LOOKUP_MAX_KEYS, sizeof *codes);
-    char **keys = calloc(LTH_LOOKUP_MAX_KEYS, sizeof *keys);
-    size_t n = 0;
-    while (codes && keys && n < LTH_LOOKUP_MAX_KEYS && sqlite3_step(q) == SQLITE_ROW) {
-        codes[n] = strdup((const char *)sqlite3_column_text(q, 0));
-        keys[n] = strdup((const char *)sqlite3_column_text(q, 1));
-        if (!codes[n] || !keys[n]) {
-            free(codes[n]);
-            free(keys[n]);
-            break;
-        }
-        n++;
+    switch (lookup_status) {
+    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND: return PROC_ID_ACCEPT;
+    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY: return PROC_ID_INVALID;
+    case LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND: return PROC_ID_NOT_FOUND;
+    default: return PROC_ID_WAIT;
     }
-    sqlite3_finalize(q);
-    if (n > 0) {
-        Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
-        req.personal_ids = keys;
-        req.n_personal_ids = n;
-        req.mode = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
-        req.purpose = PROC_PURPOSE;
-        req.dossier_code = n == 1 ? codes[0] : "";
-        size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-        uint8_t *buf = malloc(len ? len : 1);
-        adp_reply_t reply;
-        memset(&reply, 0, sizeof reply);
-        int rc = buf ? 0 : HUB_ENOMEM;
-        if (rc == 0) {
-            lth__domain__v1__citizen_lookup_request__pack(&req, buf);
-            /* Online only: if the population database is not connected, ask
-             * again next tick rather than leave a request in its queue. */
-            rc = adp_request(client, st->population, LTH_SERVICE_CITIZEN_LOOKUP,
-                             LTH_LOOKUP_REQUEST_TYPE, buf, len, ADP_ONLINE_ONLY,
-                             (uint32_t)st->lookup_timeout_ms, &reply);
-            memset(buf, 0, len);
+}
+
+/* Sends one request to the population database, online only: if it is not
+ * connected, the batch is asked again next tick rather than left in its
+ * queue. On 0, *reply holds the answer of the content type wanted. */
+static int proc_ask(proc_t *st, adp_client_t *client, const char *service, const char *type,
+                    const uint8_t *buf, size_t len, const char *answer_type, adp_reply_t *reply)
+{
+    int rc = adp_request(client, st->population, service, type, buf, len, ADP_ONLINE_ONLY,
+                         (uint32_t)st->lookup_timeout_ms, reply);
+    if (rc != 0) {
+        proc_lookup_failed(st, "%s",
+                           rc == HUB_ENACK || rc == HUB_ETIMEDOUT ? adp_last_error(client)
+                                                                  : hub_strerror(rc));
+        return rc;
+    }
+    if (!lth_domain_content_type_is(reply->content_type, answer_type)) {
+        proc_lookup_failed(st, "the answer is not a %s", answer_type);
+        adp_reply_free(reply);
+        return HUB_EPARSE;
+    }
+    return 0;
+}
+
+static bool proc_answer_ok(proc_t *st, int status, size_t n_results, size_t n)
+{
+    if (status != LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK) {
+        proc_lookup_failed(st, "the population database answered %s",
+                           status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID
+                               ? "INVALID"
+                               : "UNAVAILABLE");
+        return false;
+    }
+    if (n_results != n) {
+        proc_lookup_failed(st, "%s", "the answer does not have one result per applicant");
+        return false;
+    }
+    return true;
+}
+
+/* citizen.lookup/v1 for a batch: FOUND is enough. */
+static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
+                              proc_batch_t *b, const char *purpose)
+{
+    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+    req.personal_ids = b->keys;
+    req.n_personal_ids = b->n;
+    req.mode = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
+    req.purpose = (char *)purpose;
+    req.purpose_code = (char *)p->purpose_code;
+    req.dossier_code = b->n == 1 ? b->codes[0] : "";
+    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
+    adp_reply_t reply;
+    memset(&reply, 0, sizeof reply);
+    int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len,
+                      "CitizenLookupResponse", &reply);
+    explicit_bzero(buf, len);
+    free(buf);
+    if (rc != 0)
+        return;
+    Lth__Domain__V1__CitizenLookupResponse *resp =
+        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
+    if (!resp)
+        proc_lookup_failed(st, "%s", "the answer is not a CitizenLookupResponse");
+    if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
+        for (size_t i = 0; i < b->n; i++) {
+            b->outcome[i] = proc_outcome_of(resp->results[i]->status);
+            b->reason[i] = resp->results[i]->reason;
         }
-        free(buf);
-        proc_response_t *resp = NULL;
-        if (rc != 0) {
-            proc_lookup_failed(st, "%s",
-                               rc == HUB_ENACK || rc == HUB_ETIMEDOUT ? adp_last_error(client)
-                                                                      : hub_strerror(rc));
-        } else if (!lth_domain_content_type_is(reply.content_type, "CitizenLookupResponse") ||
-                   !(resp = lth__domain__v1__citizen_lookup_response__unpack(
-                         NULL, reply.payload_len, reply.payload))) {
-            proc_lookup_failed(st, "%s", "the answer is not a CitizenLookupResponse");
-        } else if (resp->status != LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK) {
-            proc_lookup_failed(st, "the population database answered %s",
-                               resp->status ==
-                                       LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID
-                                   ? "INVALID"
-                                   : "UNAVAILABLE");
-        } else if (resp->n_results != n) {
-            proc_lookup_failed(st, "%s", "the answer does not have one result per key");
-        } else {
-            size_t accepted = 0, returned = 0, waiting = 0;
-            if (proc_apply_answers(st, client, codes, resp, &accepted, &returned, &waiting) == 0) {
-                if (st->lookup_failing)
-                    dp_log(st->host, DP_INFO, "identity checks answered again");
-                st->lookup_failing = false;
-                dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
-                       "identity checks: %zu dossiers: verified=%zu returned=%zu "
-                       "waiting=%zu%s",
-                       n, accepted, returned, waiting,
-                       waiting ? " (the population database does not permit this member)" : "");
+        size_t accepted = 0, returned = 0, waiting = 0;
+        if (proc_apply_outcomes(st, client, b, &accepted, &returned, &waiting) == 0) {
+            if (st->lookup_failing)
+                dp_log(st->host, DP_INFO, "identity checks answered again");
+            st->lookup_failing = false;
+            dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
+                   "identity look-ups (%s): %zu dossiers: verified=%zu returned=%zu "
+                   "waiting=%zu%s",
+                   p->purpose_code, b->n, accepted, returned, waiting,
+                   waiting ? " (the population database does not permit this member or purpose)"
+                           : "");
+        }
+    }
+    if (resp)
+        lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
+    adp_reply_free(&reply);
+}
+
+/* The declared fields that did not match, as "date_of_birth, sex". */
+static void proc_mismatch_text(const Lth__Domain__V1__CitizenVerifyResult *r, char *out,
+                               size_t size)
+{
+    const struct {
+        Lth__Domain__V1__FieldCheck check;
+        const char *name;
+    } f[] = {{r->full_name, "full_name"},
+             {r->date_of_birth, "date_of_birth"},
+             {r->sex, "sex"},
+             {r->residence, "residence"}};
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        if (f[i].check == LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_MATCH ||
+            f[i].check == LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_NOT_DECLARED)
+            continue;
+        int n = snprintf(out + o, size - o, "%s%s%s", o ? ", " : "", f[i].name,
+                         f[i].check == LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_WITHHELD
+                             ? " not verifiable for this purpose"
+                             : " does not match");
+        if (n < 0 || (size_t)n >= size - o)
+            break;
+        o += (size_t)n;
+    }
+}
+
+/* citizen.verify/v1 for a batch: FOUND and every declared field matches. */
+static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
+                              proc_batch_t *b, const char *purpose)
+{
+    Lth__Domain__V1__CitizenVerifyRequest req = LTH__DOMAIN__V1__CITIZEN_VERIFY_REQUEST__INIT;
+    req.subjects = b->subject_ptrs;
+    req.n_subjects = b->n;
+    req.purpose = (char *)purpose;
+    req.purpose_code = (char *)p->purpose_code;
+    req.dossier_code = b->n == 1 ? b->codes[0] : "";
+    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    lth__domain__v1__citizen_verify_request__pack(&req, buf);
+    adp_reply_t reply;
+    memset(&reply, 0, sizeof reply);
+    int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len,
+                      "CitizenVerifyResponse", &reply);
+    explicit_bzero(buf, len);
+    free(buf);
+    if (rc != 0)
+        return;
+    Lth__Domain__V1__CitizenVerifyResponse *resp =
+        lth__domain__v1__citizen_verify_response__unpack(NULL, reply.payload_len, reply.payload);
+    if (!resp)
+        proc_lookup_failed(st, "%s", "the answer is not a CitizenVerifyResponse");
+    if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
+        for (size_t i = 0; i < b->n; i++) {
+            const Lth__Domain__V1__CitizenVerifyResult *r = resp->results[i];
+            b->outcome[i] = proc_outcome_of(r->status);
+            b->reason[i] = r->reason;
+            if (b->outcome[i] == PROC_ID_ACCEPT && !r->all_match) {
+                b->outcome[i] = PROC_ID_MISMATCH;
+                proc_mismatch_text(r, b->reason_buf[i], sizeof b->reason_buf[i]);
+                b->reason[i] = b->reason_buf[i];
             }
         }
-        if (resp)
-            lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
-        adp_reply_free(&reply);
+        size_t accepted = 0, returned = 0, waiting = 0;
+        if (proc_apply_outcomes(st, client, b, &accepted, &returned, &waiting) == 0) {
+            if (st->lookup_failing)
+                dp_log(st->host, DP_INFO, "identity checks answered again");
+            st->lookup_failing = false;
+            dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
+                   "identity verifications (%s): %zu dossiers: verified=%zu returned=%zu "
+                   "waiting=%zu%s",
+                   p->purpose_code, b->n, accepted, returned, waiting,
+                   waiting ? " (the population database does not permit this member or purpose)"
+                           : "");
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        free(codes[i]);
-        memset(keys[i], 0, strlen(keys[i]));
-        free(keys[i]);
+    if (resp)
+        lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);
+    adp_reply_free(&reply);
+}
+
+static void proc_check_identities(proc_t *st, adp_client_t *client)
+{
+    if (!st->batch && !(st->batch = calloc(1, sizeof *st->batch)))
+        return;
+    for (size_t i = 0; i < lth_procedure_count(); i++) {
+        const lth_procedure_t *p = lth_procedure_at(i);
+        char purpose[256];
+        snprintf(purpose, sizeof purpose, PROC_PURPOSE, p->code);
+        for (int verify = 0; verify <= (p->identity_check == LTH_CHECK_VERIFY); verify++) {
+            proc_collect(st, p, verify, st->batch);
+            if (st->batch->n == 0)
+                continue;
+            if (verify)
+                proc_verify_batch(st, client, p, st->batch, purpose);
+            else
+                proc_lookup_batch(st, client, p, st->batch, purpose);
+            proc_batch_clear(st->batch);
+        }
     }
-    free(codes);
-    free(keys);
 }
 
 /* ---- overdue ---- */
@@ -660,6 +961,7 @@ static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
         items[i].name_en = (char *)p->name_en;
         items[i].authority_member_id = (char *)p->authority;
         items[i].processing_limit = &limits[i];
+        items[i].required_assurance_level = p->required_assurance;
         ptrs[i] = &items[i];
     }
     Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;
@@ -691,6 +993,8 @@ out:
 static int proc_tick(void *state, adp_client_t *client)
 {
     proc_t *st = state;
+    if (!st->me[0])
+        snprintf(st->me, sizeof st->me, "%s", proc_me(client));
     if (!st->catalogue_published && adp_connected(client))
         proc_publish_catalogue(st, client);
     proc_flush(st, client); /* what a crash left queued */
@@ -711,6 +1015,7 @@ static void proc_destroy(void *state)
         return;
     lth_workcal_destroy(&st->calendar);
     lth_appdb_close(&st->db);
+    free(st->batch);
     free(st);
 }
 
@@ -773,6 +1078,13 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = dp_conf_u64(host, "invalid_percent", 0, 100, 10, &invalid, err, err_size);
     if (rc == 0)
         rc = dp_conf_u64(host, "unknown_percent", 0, 100, 10, &unknown, err, err_size);
+    uint64_t low_assurance = 0, mismatch = 0;
+    if (rc == 0)
+        rc = dp_conf_u64(host, "low_assurance_percent", 0, 100, 0, &low_assurance, err, err_size);
+    if (rc == 0)
+        rc = dp_conf_u64(host, "mismatch_percent", 0, 100, 0, &mismatch, err, err_size);
+    st->gen.low_assurance_percent = (unsigned)low_assurance;
+    st->gen.mismatch_percent = (unsigned)mismatch;
     if (rc == 0 && invalid + unknown > 100) {
         snprintf(err, err_size, "plugin.invalid_percent + plugin.unknown_percent exceed 100");
         rc = HUB_EINVAL;

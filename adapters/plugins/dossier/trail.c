@@ -194,7 +194,11 @@ static void trail_print(sqlite3 *db, const trail_files_t *f)
         if (!strcmp(identity, "FOUND"))
             printf(" → identity verified %s", t);
         else
-            printf(" → identity %s %s", !strcmp(identity, "NOT_FOUND") ? "not found" : "invalid",
+            printf(" → %s %s",
+                   !strcmp(identity, "NOT_FOUND")   ? "identity not found"
+                   : !strcmp(identity, "MISMATCH")  ? "declared identity does not match"
+                   : !strcmp(identity, "ASSURANCE") ? "authenticated below the required level"
+                                                    : "identity invalid",
                    t);
         if (sqlite3_column_type(q, 6) != SQLITE_NULL) {
             trail_since(t, sizeof t, submitted, (uint64_t)sqlite3_column_int64(q, 6));

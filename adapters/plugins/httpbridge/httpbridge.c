@@ -877,8 +877,15 @@ static void bridge_destroy(void *state)
         lth_jsonmap_renames_destroy(&b->offers[i].map.response_map);
     }
     sodium_memzero(b->token, sizeof b->token);
+    lth_httpc_auth_destroy(&b->http.auth);
     lth_httpc_global_cleanup();
     free(b);
+}
+
+static const char *bridge_setting(void *user, const char *key)
+{
+    const bridge_t *b = user;
+    return b->host->config(b->host, key);
 }
 
 static int bridge_settings(bridge_t *b, char *err, size_t err_size)
@@ -903,6 +910,9 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
         return rc;
     b->http.max_response_bytes = (size_t)v;
     size_t max_body = (size_t)v;
+    /* Outbound authentication towards the system (lth_httpc.h). */
+    if ((rc = lth_httpc_auth_from_config(bridge_setting, b, &b->http.auth, err, err_size)) != 0)
+        return rc;
     if ((rc = bridge_uint(b, "poll_ms", 1, 100, 5, &v, err, err_size)) != 0)
         return rc;
     b->poll_ms = (int)v;
@@ -1001,6 +1011,10 @@ static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, s
                    b->offers[i].map.name, b->offers[i].service, b->offers[i].url,
                    b->offers[i].map.type ? b->offers[i].map.type->short_name : "JSON",
                    (unsigned)b->http.timeout_ms, (unsigned)b->http.retries);
+    char auth[96];
+    if (b->n_offers)
+        bridge_log(b, 1, "outbound authentication: %s",
+                   lth_httpc_auth_describe(b->http.auth, auth, sizeof auth));
     *state = b;
     return 0;
 }

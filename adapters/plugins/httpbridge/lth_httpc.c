@@ -10,7 +10,14 @@
 #include "hub_error.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
+#include <sodium.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +26,21 @@
 
 #define HTTPC_SLICE_MS 10
 #define HTTPC_BACKOFF_MAX_MS 2000
+#define HTTPC_SECRET_MAX 4096       /* bytes of a token or client secret */
+#define HTTPC_TOKEN_DEFAULT_S 300   /* an access token without expires_in */
+#define HTTPC_TOKEN_MARGIN_MS 30000 /* fetch again this long before expiry (at most) */
+
+enum { HTTPC_AUTH_NONE = 0, HTTPC_AUTH_BEARER = 1, HTTPC_AUTH_OAUTH2 = 2 };
+
+struct lth_httpc_auth {
+    int mode;
+    char *secret; /* bearer: the token; oauth2: the client secret */
+    char *token_url, *client_id, *scope;
+    char *client_cert, *client_key, *ca_file; /* TLS; NULL = not set */
+    char access_token[HTTPC_SECRET_MAX];      /* oauth2: cached; "" = none */
+    uint64_t expires_at_ms;                   /* monotonic; refetch from then on */
+    unsigned fetches;
+};
 
 typedef struct {
     char *data;
@@ -91,6 +113,7 @@ static CURLcode httpc_attempt(const char *url, struct curl_slist *headers, const
                               size_t len, const lth_httpc_options_t *o, httpc_buf_t *buf,
                               lth_httpc_result_t *result)
 {
+    const lth_httpc_auth_t *tls = o->auth;
     char errbuf[CURL_ERROR_SIZE] = "";
     CURL *e = curl_easy_init();
     CURLM *m = curl_multi_init();
@@ -113,6 +136,12 @@ static CURLcode httpc_attempt(const char *url, struct curl_slist *headers, const
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, buf);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    if (tls && tls->client_cert) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, tls->client_cert);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, tls->client_key);
+    }
+    if (tls && tls->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
     curl_multi_add_handle(m, e);
     CURLcode code = CURLE_OK;
     for (;;) {
@@ -158,11 +187,11 @@ int lth_httpc_global_init(void)
 
 void lth_httpc_global_cleanup(void) { curl_global_cleanup(); }
 
-int lth_httpc_post(const char *url, const char *const *headers, const void *body, size_t len,
-                   const lth_httpc_options_t *options, lth_httpc_result_t *result)
+/* The POST with its retries; `extra` is one more header (or NULL). */
+static int httpc_post(const char *url, const char *const *headers, const char *extra,
+                      const void *body, size_t len, const lth_httpc_options_t *options,
+                      lth_httpc_result_t *result)
 {
-    if (!url || !options || !result)
-        return HUB_EINVAL;
     memset(result, 0, sizeof *result);
     struct curl_slist *list = NULL;
     /* No "Expect: 100-continue" round trip: bodies are small. */
@@ -170,6 +199,10 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
     for (size_t i = 0; grown && headers && headers[i]; i++) {
         list = grown;
         grown = curl_slist_append(list, headers[i]);
+    }
+    if (grown && extra) {
+        list = grown;
+        grown = curl_slist_append(list, extra);
     }
     if (!grown) {
         curl_slist_free_all(list);
@@ -215,6 +248,320 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
     }
     curl_slist_free_all(list);
     return rc;
+}
+
+/* ---- outbound authentication ---- */
+
+/* Fetches an access token from the token endpoint into auth. 0, or HUB_EIO
+ * with a sentence in why (never the secret nor a token). */
+static int httpc_fetch_token(lth_httpc_auth_t *a, const lth_httpc_options_t *options, char *why,
+                             size_t why_size)
+{
+    /* RFC 6749 section 2.3.1: id and secret form-encoded, then HTTP Basic. */
+    char *id = curl_easy_escape(NULL, a->client_id, 0);
+    char *secret = curl_easy_escape(NULL, a->secret, 0);
+    char *scope = a->scope ? curl_easy_escape(NULL, a->scope, 0) : NULL;
+    char pair[2 * HTTPC_SECRET_MAX + 2],
+        basic[sizeof "Authorization: Basic " + 4 * HTTPC_SECRET_MAX];
+    char form[512 + HTTPC_SECRET_MAX];
+    int rc = id && secret && (!a->scope || scope) ? 0 : HUB_ENOMEM;
+    if (rc == 0) {
+        int n = snprintf(pair, sizeof pair, "%s:%s", id, secret);
+        int b = snprintf(basic, sizeof basic, "Authorization: Basic ");
+        if (n < 0 || (size_t)n >= sizeof pair ||
+            sodium_base64_ENCODED_LEN((size_t)n, sodium_base64_VARIANT_ORIGINAL) >
+                sizeof basic - (size_t)b)
+            rc = HUB_EINVAL;
+        else
+            sodium_bin2base64(basic + b, sizeof basic - (size_t)b, (const unsigned char *)pair,
+                              (size_t)n, sodium_base64_VARIANT_ORIGINAL);
+        snprintf(form, sizeof form, "grant_type=client_credentials%s%s", scope ? "&scope=" : "",
+                 scope ? scope : "");
+    }
+    if (secret)
+        sodium_memzero(secret, strlen(secret));
+    curl_free(id);
+    curl_free(secret);
+    curl_free(scope);
+    sodium_memzero(pair, sizeof pair);
+    if (rc != 0) {
+        snprintf(why, why_size, "cannot build the token request (%s)", hub_strerror(rc));
+        return rc == HUB_ENOMEM ? rc : HUB_EIO;
+    }
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                             "Accept: application/json", NULL};
+    lth_httpc_options_t o = *options;
+    lth_httpc_result_t res;
+    rc = httpc_post(a->token_url, headers, basic, form, strlen(form), &o, &res);
+    sodium_memzero(basic, sizeof basic);
+    a->fetches++;
+    json_t *doc = NULL;
+    if (rc == 0 && res.status == 200)
+        doc = json_loadb(res.body ? res.body : "", res.body_len, 0, NULL);
+    const char *token = json_string_value(json_object_get(doc, "access_token"));
+    const char *type = json_string_value(json_object_get(doc, "token_type"));
+    json_t *expires = json_object_get(doc, "expires_in");
+    if (rc != 0) {
+        snprintf(why, why_size, "no answer from the OAuth2 token endpoint: %.160s", res.error);
+    } else if (res.status != 200) {
+        const char *error = NULL;
+        json_t *e = json_loadb(res.body ? res.body : "", res.body_len, 0, NULL);
+        error = json_string_value(json_object_get(e, "error"));
+        snprintf(why, why_size,
+                 "the OAuth2 token endpoint answered HTTP %ld%s%.48s%s: check "
+                 "plugin.oauth2_client_id and plugin.oauth2_client_secret_file",
+                 res.status, error ? " (" : "", error ? error : "", error ? ")" : "");
+        json_decref(e);
+        rc = HUB_EIO;
+    } else if (!token || !*token || strlen(token) >= sizeof a->access_token ||
+               (type && strcasecmp(type, "Bearer") != 0) ||
+               (expires && (!json_is_integer(expires) || json_integer_value(expires) <= 0))) {
+        snprintf(why, why_size,
+                 "the OAuth2 token endpoint answered without a usable bearer token "
+                 "(access_token, token_type Bearer, a positive expires_in)");
+        rc = HUB_EIO;
+    } else {
+        uint64_t life_ms =
+            (uint64_t)(expires ? json_integer_value(expires) : HTTPC_TOKEN_DEFAULT_S) * 1000u;
+        uint64_t margin =
+            life_ms / 10 < HTTPC_TOKEN_MARGIN_MS ? life_ms / 10 : HTTPC_TOKEN_MARGIN_MS;
+        snprintf(a->access_token, sizeof a->access_token, "%s", token);
+        a->expires_at_ms = httpc_now_ms() + life_ms - margin;
+    }
+    json_decref(doc);
+    if (res.body)
+        sodium_memzero(res.body, res.body_len);
+    lth_httpc_result_free(&res);
+    return rc;
+}
+
+/* The Authorization header for the next call into out; fetches a token when
+ * none is cached or it is about to expire. */
+static int httpc_auth_header(lth_httpc_auth_t *a, const lth_httpc_options_t *options, char *out,
+                             size_t size, char *why, size_t why_size)
+{
+    if (a->mode == HTTPC_AUTH_OAUTH2 &&
+        (!a->access_token[0] || httpc_now_ms() >= a->expires_at_ms)) {
+        sodium_memzero(a->access_token, sizeof a->access_token);
+        int rc = httpc_fetch_token(a, options, why, why_size);
+        if (rc != 0)
+            return rc;
+    }
+    snprintf(out, size, "Authorization: Bearer %s",
+             a->mode == HTTPC_AUTH_OAUTH2 ? a->access_token : a->secret);
+    return 0;
+}
+
+int lth_httpc_post(const char *url, const char *const *headers, const void *body, size_t len,
+                   const lth_httpc_options_t *options, lth_httpc_result_t *result)
+{
+    if (!url || !options || !result)
+        return HUB_EINVAL;
+    lth_httpc_auth_t *a = options->auth;
+    if (!a || a->mode == HTTPC_AUTH_NONE)
+        return httpc_post(url, headers, NULL, body, len, options, result);
+    char header[sizeof "Authorization: Bearer " + HTTPC_SECRET_MAX];
+    bool had_token = a->access_token[0] != '\0';
+    int rc =
+        httpc_auth_header(a, options, header, sizeof header, result->error, sizeof result->error);
+    if (rc != 0) {
+        char why[sizeof result->error];
+        snprintf(why, sizeof why, "%s", result->error);
+        memset(result, 0, sizeof *result);
+        snprintf(result->error, sizeof result->error, "%s", why);
+        return rc;
+    }
+    rc = httpc_post(url, headers, header, body, len, options, result);
+    /* A cached token the system no longer takes (revoked, or its clock is
+     * ahead): fetch a new one and try once more. */
+    if (rc == 0 && result->status == 401 && a->mode == HTTPC_AUTH_OAUTH2 && had_token) {
+        unsigned attempts = result->attempts;
+        sodium_memzero(a->access_token, sizeof a->access_token);
+        char why[sizeof result->error] = "";
+        int again = httpc_auth_header(a, options, header, sizeof header, why, sizeof why);
+        if (again == 0) {
+            lth_httpc_result_free(result);
+            rc = httpc_post(url, headers, header, body, len, options, result);
+            result->attempts += attempts;
+        } else {
+            snprintf(result->error, sizeof result->error, "%s", why);
+        }
+    }
+    sodium_memzero(header, sizeof header);
+    return rc;
+}
+
+/* A secret's first line from path, which group and others may not read. */
+static int httpc_read_secret(const char *key, const char *path, char **out, char *err,
+                             size_t err_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, err_size, "plugin.%s: cannot read %s: %s", key, path, strerror(e));
+        return HUB_EIO;
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        snprintf(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it", key, path);
+        return HUB_EINVAL;
+    }
+    char buf[HTTPC_SECRET_MAX];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    int rc = 0;
+    if (!buf[0]) {
+        snprintf(err, err_size, "plugin.%s %s is empty: write the secret on its first line", key,
+                 path);
+        rc = HUB_EINVAL;
+    } else if (!(*out = strdup(buf))) {
+        rc = HUB_ENOMEM;
+    }
+    sodium_memzero(buf, sizeof buf);
+    return rc;
+}
+
+static int httpc_dup_setting(const char *value, char **out)
+{
+    if (!value)
+        return 0;
+    *out = strdup(value);
+    return *out ? 0 : HUB_ENOMEM;
+}
+
+int lth_httpc_auth_from_config(const char *(*get)(void *user, const char *key), void *user,
+                               lth_httpc_auth_t **out, char *err, size_t err_size)
+{
+    if (!get || !out)
+        return HUB_EINVAL;
+    *out = NULL;
+    const char *mode = get(user, "http_auth");
+    const char *cert = get(user, "http_client_cert"), *key = get(user, "http_client_key");
+    const char *ca = get(user, "http_ca_file");
+    if (mode && strcmp(mode, "none") != 0 && strcmp(mode, "bearer") != 0 &&
+        strcmp(mode, "oauth2") != 0) {
+        snprintf(err, err_size, "plugin.http_auth must be none, bearer or oauth2");
+        return HUB_EINVAL;
+    }
+    if (!!cert != !!key) {
+        snprintf(err, err_size,
+                 "plugin.http_client_cert and plugin.http_client_key go together: set both (PEM "
+                 "files) or neither");
+        return HUB_EINVAL;
+    }
+    if ((!mode || !strcmp(mode, "none")) && !cert && !ca)
+        return 0;
+    lth_httpc_auth_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return HUB_ENOMEM;
+    int rc = 0;
+    a->mode = !mode || !strcmp(mode, "none") ? HTTPC_AUTH_NONE
+              : !strcmp(mode, "bearer")      ? HTTPC_AUTH_BEARER
+                                             : HTTPC_AUTH_OAUTH2;
+    if (a->mode == HTTPC_AUTH_BEARER) {
+        const char *file = get(user, "http_token_file");
+        if (!file) {
+            snprintf(err, err_size,
+                     "plugin.http_auth = bearer needs plugin.http_token_file: the token's file");
+            rc = HUB_EINVAL;
+        } else {
+            rc = httpc_read_secret("http_token_file", file, &a->secret, err, err_size);
+        }
+    } else if (a->mode == HTTPC_AUTH_OAUTH2) {
+        const char *url = get(user, "oauth2_token_url"), *id = get(user, "oauth2_client_id");
+        const char *file = get(user, "oauth2_client_secret_file");
+        if (!url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)) {
+            snprintf(err, err_size,
+                     "plugin.http_auth = oauth2 needs plugin.oauth2_token_url: the token "
+                     "endpoint's https:// URL");
+            rc = HUB_EINVAL;
+        } else if (!id || !*id) {
+            snprintf(err, err_size, "plugin.http_auth = oauth2 needs plugin.oauth2_client_id");
+            rc = HUB_EINVAL;
+        } else if (!file) {
+            snprintf(err, err_size,
+                     "plugin.http_auth = oauth2 needs plugin.oauth2_client_secret_file: the "
+                     "client secret's file");
+            rc = HUB_EINVAL;
+        } else {
+            rc = httpc_read_secret("oauth2_client_secret_file", file, &a->secret, err, err_size);
+            if (rc == 0)
+                rc = httpc_dup_setting(url, &a->token_url);
+            if (rc == 0)
+                rc = httpc_dup_setting(id, &a->client_id);
+            if (rc == 0)
+                rc = httpc_dup_setting(get(user, "oauth2_scope"), &a->scope);
+        }
+    }
+    if (rc == 0 && cert) {
+        /* Only checks that the key is a secret file: curl reads both. */
+        char *probe = NULL;
+        rc = access(cert, R_OK) == 0 ? 0 : HUB_EIO;
+        if (rc != 0)
+            snprintf(err, err_size, "plugin.http_client_cert: cannot read %s: %s", cert,
+                     strerror(errno));
+        if (rc == 0)
+            rc = httpc_read_secret("http_client_key", key, &probe, err, err_size);
+        if (probe)
+            sodium_memzero(probe, strlen(probe));
+        free(probe);
+        if (rc == 0)
+            rc = httpc_dup_setting(cert, &a->client_cert);
+        if (rc == 0)
+            rc = httpc_dup_setting(key, &a->client_key);
+    }
+    if (rc == 0 && ca) {
+        rc = access(ca, R_OK) == 0 ? 0 : HUB_EIO;
+        if (rc != 0)
+            snprintf(err, err_size, "plugin.http_ca_file: cannot read %s: %s", ca, strerror(errno));
+        else
+            rc = httpc_dup_setting(ca, &a->ca_file);
+    }
+    if (rc != 0) {
+        lth_httpc_auth_destroy(&a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+const char *lth_httpc_auth_describe(const lth_httpc_auth_t *a, char *buf, size_t size)
+{
+    const char *mode = !a || a->mode == HTTPC_AUTH_NONE ? "no authentication"
+                       : a->mode == HTTPC_AUTH_BEARER   ? "bearer token"
+                                                        : "OAuth2 client credentials";
+    snprintf(buf, size, "%s%s%s", mode, a && a->client_cert ? " + client certificate" : "",
+             a && a->ca_file ? " + own CA file" : "");
+    return buf;
+}
+
+unsigned lth_httpc_auth_token_fetches(const lth_httpc_auth_t *a)
+{
+    return a ? a->fetches : 0;
+}
+
+void lth_httpc_auth_destroy(lth_httpc_auth_t **auth_p)
+{
+    if (!auth_p || !*auth_p)
+        return;
+    lth_httpc_auth_t *a = *auth_p;
+    if (a->secret)
+        sodium_memzero(a->secret, strlen(a->secret));
+    sodium_memzero(a->access_token, sizeof a->access_token);
+    free(a->secret);
+    free(a->token_url);
+    free(a->client_id);
+    free(a->scope);
+    free(a->client_cert);
+    free(a->client_key);
+    free(a->ca_file);
+    free(a);
+    *auth_p = NULL;
 }
 
 void lth_httpc_result_free(lth_httpc_result_t *result)

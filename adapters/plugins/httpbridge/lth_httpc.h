@@ -13,6 +13,16 @@
  * going (the bridge keeps the hub connection alive with it). Redirects are not
  * followed; only http and https URLs are used.
  *
+ * Outbound authentication (lth_httpc_auth_t, optional, from the bridge's
+ * plugin.* settings): a bearer token read from a file; or OAuth2 client
+ * credentials (RFC 6749 section 4.4: the client id and secret in HTTP Basic
+ * to the token endpoint), the access token cached until shortly before its
+ * expires_in and fetched again then, or at once when the system answers 401
+ * (one more attempt with the new token); and, with either or alone, a client
+ * certificate and key for TLS and a CA file to check the system's
+ * certificate (also used towards the token endpoint). Tokens and secrets are
+ * never put in result.error or logged.
+ *
  * Ownership: the result's body is malloc'ed; lth_httpc_result_free() frees.
  * Errors: 0 when an HTTP answer came (look at result.status, which may be a
  * 4xx/5xx), HUB_EIO when none did after every attempt (result.error says
@@ -25,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct lth_httpc_auth lth_httpc_auth_t;
+
 typedef struct {
     uint32_t timeout_ms;        /* per attempt, connecting included */
     uint32_t retries;           /* further attempts after a retryable failure */
@@ -32,6 +44,7 @@ typedef struct {
     size_t max_response_bytes;  /* 0 = 1 MiB */
     void (*idle)(void *user);   /* called while waiting; may be NULL */
     void *idle_user;
+    lth_httpc_auth_t *auth; /* outbound authentication; NULL = none */
 } lth_httpc_options_t;
 
 typedef struct {
@@ -52,5 +65,28 @@ void lth_httpc_global_cleanup(void);
 int lth_httpc_post(const char *url, const char *const *headers, const void *body, size_t len,
                    const lth_httpc_options_t *options, lth_httpc_result_t *result);
 void lth_httpc_result_free(lth_httpc_result_t *result);
+
+/* Reads the outbound authentication settings through get(user, KEY) (KEY
+ * without the "plugin." prefix; NULL when unset):
+ *   http_auth = none | bearer | oauth2         (default none)
+ *   http_token_file = PATH                     bearer: the token, first line
+ *   oauth2_token_url = https://…               oauth2: the token endpoint
+ *   oauth2_client_id = ID
+ *   oauth2_client_secret_file = PATH           the secret, first line
+ *   oauth2_scope = SCOPE                       optional
+ *   http_client_cert = PATH, http_client_key = PATH   TLS client certificate (PEM)
+ *   http_ca_file = PATH                        CA certificates to check the system's
+ * Secret files (token, client secret, client key) must not be readable by
+ * group or others. *out is NULL when nothing is set. Errors name the
+ * setting and what to write: HUB_EINVAL, HUB_EIO (a file), HUB_ENOMEM. */
+int lth_httpc_auth_from_config(const char *(*get)(void *user, const char *key), void *user,
+                               lth_httpc_auth_t **out, char *err, size_t err_size);
+/* "none", "bearer token", "OAuth2 client credentials", plus " + client
+ * certificate": for a log line. */
+const char *lth_httpc_auth_describe(const lth_httpc_auth_t *auth, char *buf, size_t size);
+/* Access tokens fetched so far (OAuth2). */
+unsigned lth_httpc_auth_token_fetches(const lth_httpc_auth_t *auth);
+/* Wipes the secrets; accepts NULL and sets *auth_p to NULL. */
+void lth_httpc_auth_destroy(lth_httpc_auth_t **auth_p);
 
 #endif

@@ -39,6 +39,14 @@ static const ProtobufCMessageDescriptor *const jm_types[] = {
     &lth__domain__v1__citizen__descriptor,
     &lth__domain__v1__citizen_lookup_result__descriptor,
     &lth__domain__v1__citizen_lookup_response__descriptor,
+    &lth__domain__v1__identity_assurance__descriptor,
+    &lth__domain__v1__residence__descriptor,
+    &lth__domain__v1__household__descriptor,
+    &lth__domain__v1__family_relations__descriptor,
+    &lth__domain__v1__declared_identity__descriptor,
+    &lth__domain__v1__citizen_verify_request__descriptor,
+    &lth__domain__v1__citizen_verify_result__descriptor,
+    &lth__domain__v1__citizen_verify_response__descriptor,
 };
 
 /* proto/DOMAIN.md's services; events have no reply type. */
@@ -48,6 +56,8 @@ static const struct {
 } jm_services[] = {
     {"citizen.lookup/v1", &lth__domain__v1__citizen_lookup_request__descriptor,
      &lth__domain__v1__citizen_lookup_response__descriptor},
+    {"citizen.verify/v1", &lth__domain__v1__citizen_verify_request__descriptor,
+     &lth__domain__v1__citizen_verify_response__descriptor},
     {"dossier.submit/v1", &lth__domain__v1__dossier__descriptor, NULL},
     {"dossier.status/v1", &lth__domain__v1__dossier_status_change__descriptor, NULL},
     {"catalogue.publish/v1", &lth__domain__v1__procedure_catalogue__descriptor, NULL},

@@ -3,8 +3,9 @@
  *   lth-popgen --db FILE --citizens N --seed S
  *
  * The same data set the population plugin builds on first start with the
- * same plugin.citizens and plugin.seed (lth_popdb_build). Every record is
- * SYNTHETIC; the sample ID numbers printed at the end are synthetic too,
+ * same plugin.citizens and plugin.seed (lth_popdb_build): identity,
+ * permanent and temporary residence, household (head and relationship) and
+ * parents. Every record is SYNTHETIC; the sample ID numbers printed at the end are synthetic too,
  * which is why this development tool may print them.
  */
 #include "hub_error.h"
@@ -85,10 +86,17 @@ int main(int argc, char **argv)
     printf("sample personal ID numbers (synthetic, no real person):\n");
     for (uint64_t i = 0; i < POPGEN_SAMPLES && i < citizens; i++) {
         lth_citizen_t c;
+        static const char *const rel[] = {
+            "?",          "head",          "spouse of",   "child of",      "parent of",
+            "sibling of", "grandchild of", "relative of", "grandparent of"};
         if (lth_citizen_generate(seed, (size_t)i, &c) == 0)
-            printf("  %s  %s, born %d, province %s\n", c.personal_id,
+            printf("  %s  %s, born %d, province %s, household: %s%s%s%s\n", c.personal_id,
                    c.sex == LTH_SEX_FEMALE ? "female" : "male", c.date_of_birth.year,
-                   c.birth_province_code);
+                   c.birth_province_code,
+                   rel[c.relationship <= LTH_REL_GRANDPARENT ? c.relationship : 0],
+                   c.relationship == LTH_REL_HEAD ? "" : " ",
+                   c.relationship == LTH_REL_HEAD ? "" : c.head_personal_id,
+                   c.temporary_residence[0] ? "; temporary residence" : "");
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 /* population — the National Population Database (CSDLQG về dân cư) as a hub
- * member: offers citizen.lookup/v1 over a SQLite file of SYNTHETIC citizens.
+ * member: offers citizen.lookup/v1 and citizen.verify/v1 over a SQLite file
+ * of SYNTHETIC citizens.
  *
  * Config (hub-adapter's plugin.* settings):
  *   plugin.db = PATH                 the database (required); built on first
@@ -11,10 +12,15 @@
  *                                    others get NOT_PERMITTED for every key
  *   plugin.access_*                  the access register: who looked whom up
  *                                    (pop_access.h)
+ *   plugin.disclosure_file = PATH    fields by purpose (lth_disclose.h): which
+ *                                    fields each consumer may receive or have
+ *                                    compared, per purpose_code; without it,
+ *                                    every field to every permitted consumer
  *
  * The requester is msg->sender, which the hub took from the sender's CURVE key.
  * Requests and replies are lth.domain.v1 CitizenLookupRequest / Response
- * (adapters/domain/lth_lookup.h has the rules). Logs hold counts and member
+ * and CitizenVerifyRequest / Response (adapters/domain/lth_lookup.h and
+ * lth_verify.h have the rules). Logs hold counts and member
  * ids only, never a personal ID number or a name.
  */
 #include "adp_plugin.h"
@@ -22,6 +28,7 @@
 #include "hub_id.h"
 #include "lth_lookup.h"
 #include "pop_access.h"
+#include "lth_verify.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -43,9 +50,11 @@ typedef struct {
     bool allow_all;
     char *consumers[POP_MAX_CONSUMERS];
     size_t n_consumers;
+    lth_disclosure_t *disclosure; /* plugin.disclosure_file, or NULL */
     /* Totals since start, for the periodic summary line. */
     unsigned long long requests, refused, keys, found, not_found, not_permitted, invalid_key;
     unsigned long long logged_requests;
+    unsigned long long verifies, verify_subjects, verify_all_match;
     time_t next_summary;
 } pop_state_t;
 
@@ -83,11 +92,12 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
         return 0;
     }
     bool permitted = pop_permitted(st, msg->sender);
+    lth_lookup_policy_t policy = {permitted, msg->sender, st->disclosure};
     uint8_t *out = NULL;
     size_t out_len = 0;
     lth_lookup_counts_t n;
-    int rc = lth_lookup_answer(st->db, permitted, msg->content_type, msg->payload, msg->payload_len,
-                               &out, &out_len, &n);
+    int rc = lth_lookup_answer_for(st->db, &policy, msg->content_type, msg->payload,
+                                   msg->payload_len, &out, &out_len, &n);
     if (rc != 0) {
         pop_log(st, 3, "citizen.lookup: cannot answer a request from %s: %s", msg->sender,
                 hub_strerror(rc));
@@ -119,9 +129,51 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
             : n.status == 2 ? 3
                             : 0,
             "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
-            "invalid_key=%zu not_permitted=%zu unchanged=%zu%s",
+            "invalid_key=%zu not_permitted=%zu unchanged=%zu withheld=%zu%s",
             msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key, n.not_permitted,
-            n.unchanged, permitted ? "" : " (not in plugin.allowed_consumers)");
+            n.unchanged, n.withheld, permitted ? "" : " (not in plugin.allowed_consumers)");
+    return 0;
+}
+
+static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                      void *user)
+{
+    (void)client;
+    pop_state_t *st = user;
+    if (msg->kind != ADP_REQUEST) {
+        pop_log(st, 1, "citizen.verify: ignored a message that is not a request (from %s)",
+                msg->sender);
+        return 0;
+    }
+    bool permitted = pop_permitted(st, msg->sender);
+    lth_lookup_policy_t policy = {permitted, msg->sender, st->disclosure};
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    lth_verify_counts_t n;
+    int rc = lth_verify_answer(st->db, &policy, msg->content_type, msg->payload, msg->payload_len,
+                               &out, &out_len, &n);
+    if (rc != 0) {
+        pop_log(st, 3, "citizen.verify: cannot answer a request from %s: %s", msg->sender,
+                hub_strerror(rc));
+        return rc;
+    }
+    reply->payload = out;
+    reply->payload_len = out_len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", LTH_VERIFY_RESPONSE_TYPE);
+    st->verifies++;
+    st->verify_subjects += n.subjects;
+    st->verify_all_match += n.all_match;
+    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
+    const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
+    /* Counts and member ids only: never a key, a name or a declared value. */
+    pop_log(st,
+            !permitted || n.not_permitted ? 2
+            : n.status == 2               ? 3
+                                          : 0,
+            "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
+            "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
+            msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found, n.invalid_key,
+            n.not_permitted, n.withheld);
     return 0;
 }
 
@@ -134,14 +186,15 @@ static int pop_tick(void *state, adp_client_t *client)
     if (now < st->next_summary)
         return 0;
     st->next_summary = now + POP_SUMMARY_EVERY_S;
-    if (st->requests == st->logged_requests)
+    if (st->requests + st->verifies == st->logged_requests)
         return 0;
-    st->logged_requests = st->requests;
+    st->logged_requests = st->requests + st->verifies;
     pop_log(st, 1,
             "citizen.lookup totals: requests=%llu refused=%llu keys=%llu found=%llu "
-            "not_found=%llu invalid_key=%llu not_permitted=%llu",
+            "not_found=%llu invalid_key=%llu not_permitted=%llu; citizen.verify: requests=%llu "
+            "subjects=%llu all_match=%llu",
             st->requests, st->refused, st->keys, st->found, st->not_found, st->invalid_key,
-            st->not_permitted);
+            st->not_permitted, st->verifies, st->verify_subjects, st->verify_all_match);
     return 0;
 }
 
@@ -152,6 +205,7 @@ static void pop_destroy(void *state)
         return;
     lth_popdb_close(&st->db);
     pop_access_destroy(&st->access);
+    lth_disclosure_destroy(&st->disclosure);
     for (size_t i = 0; i < st->n_consumers; i++)
         free(st->consumers[i]);
     free(st);
@@ -265,12 +319,21 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         rc = pop_parse_u64("seed", seed_text, 0, UINT64_MAX, &seed, err, err_size);
     if (rc == 0)
         rc = pop_parse_consumers(st, host->config(host, "allowed_consumers"), err, err_size);
+    const char *disclosure_path = host->config(host, "disclosure_file");
+    if (rc == 0 && disclosure_path) {
+        char why[HUB_ERRMSG_MAX] = "";
+        rc = lth_disclosure_load(disclosure_path, &st->disclosure, why, sizeof why);
+        if (rc != 0)
+            snprintf(err, err_size, "plugin.disclosure_file: %s", why[0] ? why : hub_strerror(rc));
+    }
     if (rc == 0)
         rc = pop_open_db(st, db_path, seed, citizens, err, err_size);
     if (rc == 0)
         rc = pop_access_init(host, db_path, &st->access, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_lookup, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, pop_verify, st);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));
@@ -283,6 +346,13 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
     else
         pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; permitted consumers: %zu",
                 lth_popdb_info(st->db).citizens, st->n_consumers);
+    if (st->disclosure)
+        pop_log(st, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
+                lth_disclosure_count(st->disclosure));
+    else
+        pop_log(st, 2,
+                "no plugin.disclosure_file: every permitted consumer receives whole records, "
+                "whatever its purpose; set one to return only the fields each purpose may have");
     st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;
     *state = st;
     return 0;
@@ -291,7 +361,8 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
 const adp_plugin_t lth_adapter_plugin = {
     .abi_version = ADP_PLUGIN_ABI_VERSION,
     .name = "population",
-    .description = "National Population Database (synthetic data): citizen.lookup/v1",
+    .description = "National Population Database (synthetic data): citizen.lookup/v1, "
+                   "citizen.verify/v1",
     .init = pop_init,
     .tick = pop_tick,
     .destroy = pop_destroy,

@@ -118,6 +118,7 @@
 #define HUB_STORE_NAME_MAX 255   /* sender, receiver and service: up to 255 bytes */
 #define HUB_STORE_REASON_MAX 127 /* dead-letter reasons are cut (at a UTF-8 boundary) to this */
 #define HUB_STORE_PRUNE_BATCH 10000 /* hub_store_prune_dedup() forgets at most this many per call */
+#define HUB_STORE_DIGEST_LEN 32     /* an envelope's digest (hub_sign.h): SHA-256 */
 
 typedef struct hub_store hub_store_t;
 
@@ -159,6 +160,12 @@ typedef struct {
      * look-up record, not the message. The outcome is OK or DUPLICATE. */
     bool settled;
     hub_store_quota_t quota; /* append only: limits checked for this message */
+    /* append only: the envelope's canonical digest (hub_envelope_digest(),
+     * which leaves the signature out), kept with the de-duplication record
+     * so that a re-send is told from new content under the same id
+     * (HUB_STORE_ID_REUSED). All zero: not known; then a re-send within the
+     * window is a DUPLICATE whatever its content. Reads leave it zero. */
+    uint8_t digest[HUB_STORE_DIGEST_LEN];
 } hub_store_msg_t;
 
 /* A growable byte arena for what read functions return. Memory handed out
@@ -188,7 +195,7 @@ uint32_t hub_store_upgraded_from(const hub_store_t *self);
 /* Store formats. hub_store_open() upgrades a store of an older format in
  * place (one transaction, before anything else is written) and refuses a
  * newer one with HUB_ESTORE and the command to run. */
-#define HUB_STORE_FORMAT 3u
+#define HUB_STORE_FORMAT 4u
 /* The format the store had when it was opened: 0 for a store created by
  * this open, HUB_STORE_FORMAT when no upgrade was needed. */
 uint32_t hub_store_opened_format(const hub_store_t *self);
@@ -251,7 +258,10 @@ typedef enum {
     HUB_STORE_FULL,       /* the store is at 90% of max_bytes; nothing stored */
     HUB_STORE_QUOTA_SENDER,  /* the sender holds its quota (or most of the store past the
                                 reserve line); nothing stored */
-    HUB_STORE_QUOTA_RECEIVER /* the receiver does; nothing stored */
+    HUB_STORE_QUOTA_RECEIVER, /* the receiver does; nothing stored */
+    HUB_STORE_ID_REUSED /* (sender, message_id) accepted within the window with ANOTHER
+                           digest (both known): new content under a used id; msgs[i].seq
+                           is the original seq; nothing stored */
 } hub_store_outcome_t;
 
 /* Appends msgs[0..n) in ONE write transaction (inside a batch: one nested

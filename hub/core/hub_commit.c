@@ -316,15 +316,21 @@ static void *hub__verify_range(void *arg)
         hub__pending_t *p = &v->items[i];
         hub_envelope_decode(p->bytes, p->msg.envelope_len, &v->envs[i]);
         /* The store keeps the digest with the message id, so that a re-send
-         * under the same id is told from new content (ID_REUSED). A digest
-         * it cannot compute stays zero: the store then treats a re-send as
+         * under the same id is told from new content (ID_REUSED); admission
+         * computed it already for a batch-signed envelope. A digest that
+         * cannot be computed stays zero: the store then treats a re-send as
          * a duplicate, as before digests were kept. */
-        if (!v->envs[i] || hub_envelope_digest(v->envs[i], p->msg.digest) != 0)
+        bool have = false;
+        for (size_t k = 0; k < sizeof p->msg.digest && !have; k++)
+            have = p->msg.digest[k] != 0;
+        if (!have && (!v->envs[i] || hub_envelope_digest(v->envs[i], p->msg.digest) != 0)) {
             memset(p->msg.digest, 0, sizeof p->msg.digest);
-        if (!p->verify)
+            if (p->verify)
+                p->verdict = HUB_EINVAL;
             continue;
-        p->verdict = v->envs[i] ? hub_envelope_verify_cached(v->envs[i], p->sign_key, &cache)
-                                : HUB_EINVAL;
+        }
+        if (p->verify)
+            p->verdict = hub_envelope_verify_digest(v->envs[i], p->msg.digest, p->sign_key, &cache);
     }
     return NULL;
 }
@@ -353,8 +359,8 @@ static void hub__commit_work(uv_work_t *req)
         hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2},
                                    {job->items, envs, job->n_items / 2, job->n_items}};
         pthread_t helper;
-        bool threaded = job->n_items >= 64 &&
-                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
+        bool threaded =
+            job->n_items >= 64 && pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
         if (threaded) {
             hub__verify_range(&halves[0]);
             pthread_join(helper, NULL);

@@ -182,6 +182,22 @@ static uint64_t send_one(rawcli_t *raw, const uint8_t *env, size_t len, int *nac
     return seq;
 }
 
+typedef struct {
+    bool seen, acked;
+    uint64_t hub_seq;
+    int nack_code;
+} sdk_outcome_t;
+
+static void keep_outcome(adp_client_t *client, const adp_outcome_t *o, void *user)
+{
+    (void)client;
+    sdk_outcome_t *got = user;
+    got->seen = true;
+    got->acked = o->acked;
+    got->hub_seq = o->hub_seq;
+    got->nack_code = o->nack_code;
+}
+
 /* Re-sending an accepted id: the same envelope gets the original ACK and
  * hub_seq (idempotent); other content under that id is refused with
  * ID_REUSED naming the id, also after a restart, and never reaches the
@@ -225,6 +241,28 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
     free(first);
     free(other);
     free(fresh);
+
+    /* Through the SDK (batch-signed, a new signature): the same record is
+     * the original ACK, other content the ID_REUSED outcome. */
+    adp_client_t *c = connect_sender(SENDER, NULL);
+    sdk_outcome_t got = {0};
+    adp_set_outcome_handler(c, keep_outcome, &got);
+    ck_assert_int_eq(adp_post_event_as(c, id, created, RECEIVER, "record/v1", "text/plain",
+                                       "first content", 13, 0),
+                     0);
+    for (int i = 0; i < 100 && !got.seen; i++)
+        adp_run(c, 100);
+    ck_assert(got.seen && got.acked);
+    ck_assert_uint_eq(got.hub_seq, seq);
+    memset(&got, 0, sizeof got);
+    ck_assert_int_eq(adp_post_event_as(c, id, created, RECEIVER, "record/v1", "text/plain",
+                                       "sdk content", 11, 0),
+                     0);
+    for (int i = 0; i < 100 && !got.seen; i++)
+        adp_run(c, 100);
+    ck_assert(got.seen && !got.acked);
+    ck_assert_int_eq(got.nack_code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
+    adp_close(&c);
 
     /* The receiver gets the first content, once. */
     ck_assert_int_gt(start_receiver(NULL), 0);

@@ -172,8 +172,7 @@ static void check_encode(const uint8_t *data, size_t size)
     FUZZ_CHECK(v.sender_len == strlen(m.sender) && !memcmp(v.sender, m.sender, v.sender_len));
     FUZZ_CHECK(v.receiver_len == strlen(m.receiver) &&
                !memcmp(v.receiver, m.receiver, v.receiver_len));
-    FUZZ_CHECK(v.service_len == strlen(m.service) &&
-               !memcmp(v.service, m.service, v.service_len));
+    FUZZ_CHECK(v.service_len == strlen(m.service) && !memcmp(v.service, m.service, v.service_len));
     FUZZ_CHECK(v.accepted_at == m.accepted_at_us && v.expires_at == m.expires_at_us);
     FUZZ_CHECK(v.envelope_len == m.envelope_len &&
                (size == 0 || !memcmp(v.envelope, m.envelope, size)));

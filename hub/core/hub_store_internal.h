@@ -192,6 +192,11 @@ int hub__store_next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next);
 int hub__store_used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out);
 /* Pages an item may add: its record and a margin for indexes and splits. */
 uint64_t hub__store_item_pages(const hub_store_t *self, size_t rec_len);
+/* LMDB copies every page a transaction touches, deletes included: on
+ * HUB_EFULL an idempotent batch call is retried in halves, each its own
+ * transaction. */
+int hub__store_split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *, size_t),
+                             hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n);
 
 /* ---- what members hold (hub_store_held.c) --------------------------------- */
 
@@ -274,10 +279,5 @@ int hub__queue_attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *
 /* Fills *out from a record; the envelope into arena when arena is not NULL. */
 int hub__queue_fill_msg(const hub__rec_view_t *v, uint64_t seq, uint32_t attempts,
                         hub_store_msg_t *out, hub_store_arena_t *arena);
-/* LMDB copies every page a transaction touches, deletes included: on
- * HUB_EFULL an idempotent batch call is retried in halves, each its own
- * transaction. */
-int hub__store_split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *, size_t),
-                             hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n);
 
 #endif

@@ -21,6 +21,7 @@ void hub__rec_keys(const hub__rec_view_t *v, hub__rec_keys_t *k)
     k->expires_at = v->expires_at;
     k->envelope_len = v->envelope_len;
 }
+
 /* ---- arena ----------------------------------------------------------- */
 
 typedef struct arena_block {
@@ -94,6 +95,9 @@ static void *arena_alloc(hub_store_arena_t *a, size_t n)
     return p;
 }
 
+/* ---- indexes: queue order, expiry, depth ------------------------------------ */
+
+/* Changes a receiver's depth by +1 or -1, deleting the entry at zero. */
 static int depth_add(hub_store_t *self, MDB_txn *txn, const char *receiver, int delta)
 {
     MDB_val k = hub__str_val(receiver);
@@ -153,8 +157,7 @@ static int remove_queued(hub_store_t *self, MDB_txn *txn, uint64_t seq, const hu
     return rc == 0 ? hub__queue_unindex(self, txn, seq, k) : rc;
 }
 
-/* After a message leaves the store for good: a PINNED ids entry (window
- * over, kept only for lookups) that still names it goes too. */
+/* Is seq queued (stored and not dead-lettered)? Does not read the record. */
 static int is_queued(hub_store_t *self, MDB_txn *txn, MDB_val *sk, bool *queued)
 {
     bool stored, dead = false;
@@ -186,6 +189,8 @@ int hub__queue_load(hub_store_t *self, MDB_txn *txn, uint64_t seq, hub__rec_keys
     return rc;
 }
 
+/* ---- append ---------------------------------------------------------------- */
+
 static int msg_check(const hub_store_msg_t *m)
 {
     if (!hub__store_str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
@@ -198,6 +203,8 @@ static int msg_check(const hub_store_msg_t *m)
     return 0;
 }
 
+/* Stores one accepted message under seq: its record and indexes (unless
+ * settled), and its de-duplication record. */
 static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint64_t seq)
 {
     uint8_t sb[HUB__SEQ_KEY];

@@ -44,9 +44,9 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
         }
         if (job->outcomes[k] == HUB_STORE_ID_REUSED) {
             hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
-                              "message_id %s was published before with other content; nothing "
-                              "was stored and the earlier publication stands: give new content "
-                              "a new message_id",
+                              "message_id %s was published before with other content; the "
+                              "earlier publication stands (a subscriber added since may have "
+                              "got this one): give new content a new message_id",
                               item->group_id);
             return;
         }
@@ -137,8 +137,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                               "give new content a new message_id, resend only the exact same "
                               "envelope",
                               msg->message_id, (unsigned long long)msg->seq);
-            self->stats.duplicates++;
-            break;
+            break; /* counted with the refusals (flows, audit), not as a duplicate */
         case HUB_STORE_QUEUE_FULL:
             hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
                               "the queue of %s is full (%llu messages); nothing was stored, "

@@ -14,7 +14,8 @@
  *
  * Compiled with -DSTOREBENCH_BASELINE it uses only what the store had
  * before quotas, so that it can be built against that version of
- * hub_store.c for a before/after figure (the "quota" pass is skipped). */
+ * hub_store.c (now hub_store_*.c) for a before/after figure (the "quota" pass
+ * is skipped). */
 #include "hub_store.h"
 
 #include <stdio.h>

@@ -262,16 +262,24 @@ int hub_envelope_verify_cached(const hub_envelope_t *env,
 {
     if (!env || !sign_public)
         return HUB_EINVAL;
+    uint8_t digest[HUB_DIGEST_LEN];
+    int rc = hub_envelope_digest(env, digest);
+    return rc != 0 ? rc : hub_envelope_verify_digest(env, digest, sign_public, cache);
+}
+
+int hub_envelope_verify_digest(const hub_envelope_t *env, const uint8_t digest[HUB_DIGEST_LEN],
+                               const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
+                               hub_sigcache_t *cache)
+{
+    if (!env || !digest || !sign_public)
+        return HUB_EINVAL;
     if (!env->signature.data || env->signature.len != HUB_SIGNATURE_LEN)
         return HUB_EINVAL;
     if (sodium_init() < 0)
         return HUB_ECRYPTO;
-    uint8_t digest[HUB_DIGEST_LEN];
-    int rc = hub_envelope_digest(env, digest);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (!env->batch_proof) {
-        if (crypto_sign_verify_detached(env->signature.data, digest, sizeof digest,
+        if (crypto_sign_verify_detached(env->signature.data, digest, HUB_DIGEST_LEN,
                                         sign_public) != 0)
             return HUB_ECRYPTO;
         return 0;

@@ -156,5 +156,11 @@ typedef struct {
 int hub_envelope_verify_cached(const hub_envelope_t *env,
                                const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
                                hub_sigcache_t *cache);
+/* hub_envelope_verify_cached() with env's digest already computed (by
+ * hub_envelope_digest(), of this very env), for a caller that needs the
+ * digest too: the envelope is hashed once. */
+int hub_envelope_verify_digest(const hub_envelope_t *env, const uint8_t digest[HUB_DIGEST_LEN],
+                               const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
+                               hub_sigcache_t *cache);
 
 #endif

@@ -28,7 +28,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -eq 0 ]; then
   echo "fuzz.sh: SECONDS_PER_TARGET must be a positive whole number, not '$seconds'" >&2
   exit 2
 fi
-all_targets=(frame envelope conf audit http member_id)
+all_targets=(frame envelope conf audit http member_id store_record)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
@@ -42,6 +42,7 @@ done
 # small enough to keep the executions fast.
 declare -A max_len=(
   [frame]=16384 [envelope]=8192 [conf]=4096 [audit]=32768 [http]=16384 [member_id]=512
+  [store_record]=2048
 )
 
 scripts/install-deps.sh

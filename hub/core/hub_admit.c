@@ -491,7 +491,12 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
          * so it is checked here, which lets the envelope go early; a single
          * signature (~75 µs) waits for the commit worker. */
         if (env->batch_proof) {
-            int vrc = hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache);
+            /* The digest is kept for the store's de-duplication record:
+             * the envelope is hashed once. */
+            int vrc = hub_envelope_digest(env, p.msg.digest);
+            if (vrc == 0)
+                vrc = hub_envelope_verify_digest(env, p.msg.digest, skp->sign_public,
+                                                 &self->sigcache);
             if (vrc != 0) {
                 free(p.bytes);
                 hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",

@@ -42,6 +42,14 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
             hub__quota_nack(self, r, item->group_id, &c->msg, job->outcomes[k]);
             return;
         }
+        if (job->outcomes[k] == HUB_STORE_ID_REUSED) {
+            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
+                              "message_id %s was published before with other content; the "
+                              "earlier publication stands (a subscriber added since may have "
+                              "got this one): give new content a new message_id",
+                              item->group_id);
+            return;
+        }
         if (job->outcomes[k] == HUB_STORE_QUEUE_FULL || job->outcomes[k] == HUB_STORE_FULL) {
             bool queue = job->outcomes[k] == HUB_STORE_QUEUE_FULL;
             hub__receipt_nack(self, r, item->group_id,
@@ -127,6 +135,14 @@ static void hub__after_commit(uv_work_t *req, int status)
             self->stats.duplicates++;
             break;
         }
+        case HUB_STORE_ID_REUSED:
+            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
+                              "message_id %s was accepted before (hub_seq %llu) with other "
+                              "content; nothing was stored and the earlier message stands: "
+                              "give new content a new message_id, resend only the exact same "
+                              "envelope",
+                              msg->message_id, (unsigned long long)msg->seq);
+            break; /* counted with the refusals (flows, audit), not as a duplicate */
         case HUB_STORE_QUEUE_FULL:
             hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
                               "the queue of %s is full (%llu messages); nothing was stored, "
@@ -285,8 +301,8 @@ int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us
     return hub_audit_append(audit, &rec);
 }
 
-/* Signature checks over items[begin, end) (worker threads; each item is
- * touched by one thread only). */
+/* Digests and signature checks over items[begin, end) (worker threads; each
+ * item is touched by one thread only). */
 typedef struct {
     hub__pending_t *items;
     hub_envelope_t **envs;
@@ -302,11 +318,23 @@ static void *hub__verify_range(void *arg)
     memset(&cache, 0, sizeof cache);
     for (size_t i = v->begin; i < v->end; i++) {
         hub__pending_t *p = &v->items[i];
-        if (!p->verify)
+        hub_envelope_decode(p->bytes, p->msg.envelope_len, &v->envs[i]);
+        /* The store keeps the digest with the message id, so that a re-send
+         * under the same id is told from new content (ID_REUSED); admission
+         * computed it already for a batch-signed envelope. A digest that
+         * cannot be computed stays zero: the store then treats a re-send as
+         * a duplicate, as before digests were kept. */
+        bool have = false;
+        for (size_t k = 0; k < sizeof p->msg.digest && !have; k++)
+            have = p->msg.digest[k] != 0;
+        if (!have && (!v->envs[i] || hub_envelope_digest(v->envs[i], p->msg.digest) != 0)) {
+            memset(p->msg.digest, 0, sizeof p->msg.digest);
+            if (p->verify)
+                p->verdict = HUB_EINVAL;
             continue;
-        p->verdict = v->envs && v->envs[i]
-                         ? hub_envelope_verify_cached(v->envs[i], p->sign_key, &cache)
-                         : HUB_EINVAL;
+        }
+        if (p->verify)
+            p->verdict = hub_envelope_verify_digest(v->envs[i], p->msg.digest, p->sign_key, &cache);
     }
     return NULL;
 }
@@ -319,28 +347,24 @@ static void hub__commit_work(uv_work_t *req)
     hub_audit_t *audit = server->audit;
     int arc = 0;
 
-    /* Signatures are checked here, off the loop thread; the envelopes are
-     * decoded again only when a signature or the audit log needs them. */
-    hub_envelope_t **envs = NULL;
-    if (job->n_items > 0 && (audit || server->cfg.require_signatures))
-        envs = calloc(job->n_items, sizeof *envs);
+    /* Envelopes are decoded again here, off the loop thread, for their
+     * digests (de-duplication), signatures and audit records. */
+    hub_envelope_t **envs = job->n_items ? calloc(job->n_items, sizeof *envs) : NULL;
     size_t n_ok = 0;
     hub_store_msg_t *msgs = job->n_items ? malloc(job->n_items * sizeof *msgs) : NULL;
     size_t *index = job->n_items ? malloc(job->n_items * sizeof *index) : NULL;
     job->append_rc = 0;
     bool batched = false;
-    if (job->n_items > 0 && (!msgs || !index)) {
+    if (job->n_items > 0 && (!msgs || !index || !envs)) {
         job->append_rc = HUB_ENOMEM;
     } else {
-        for (size_t i = 0; envs && i < job->n_items; i++)
-            hub_envelope_decode(job->items[i].bytes, job->items[i].msg.envelope_len, &envs[i]);
         /* Ed25519 verification dominates the full path: a second thread
          * checks half of a large batch while this one checks the rest. */
         hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2},
                                    {job->items, envs, job->n_items / 2, job->n_items}};
         pthread_t helper;
-        bool threaded = envs && server->cfg.require_signatures && job->n_items >= 64 &&
-                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
+        bool threaded =
+            job->n_items >= 64 && pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
         if (threaded) {
             hub__verify_range(&halves[0]);
             pthread_join(helper, NULL);

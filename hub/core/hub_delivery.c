@@ -230,8 +230,13 @@ int hub__pending_push(hub_server_t *self, hub__pending_t *p)
  *   - no signature needs checking (those are checked on the commit worker
  *     before anyone sees the envelope);
  *   - the store does not know the message already (a re-send is answered
- *     with its first ACK and not delivered again); the store is asked only
- *     for envelopes that may be re-sends (HUB__FRESH_US).
+ *     with its first ACK and not delivered again; other content under its
+ *     id is refused with ID_REUSED by the commit); the store is asked only
+ *     for envelopes that may be re-sends (HUB__FRESH_US). An envelope that
+ *     looks fresh but reuses an old id with new content is therefore
+ *     forwarded before the commit refuses it: the receiver sees an id it
+ *     was given before (SDKs drop it), and asking the store for every
+ *     envelope would cost the loop a read transaction each.
  * The receiver works while the store writes, so a round trip no longer
  * waits for the commits of request and reply in turn. Nothing is lost: the
  * sender is ACKed only after the commit, and if the hub stops before it,

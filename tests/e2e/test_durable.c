@@ -3,6 +3,8 @@
  * writes one line per handled message, so the test can count what each
  * handler saw. */
 #include "hub_error.h"
+#include "hub_keys.h"
+#include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
 
@@ -127,6 +129,152 @@ static void assert_once_in_order(const char *sender, const char *tag, int count)
     free(seen);
     free(text);
 }
+
+/* An event from SENDER to RECEIVER under a chosen id and creation time,
+ * signed with SENDER's key; malloc'ed bytes. */
+static uint8_t *event_as(const char *id, uint64_t created_at_us, const char *payload,
+                         size_t *out_len)
+{
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = (char *)id;
+    env.sender = SENDER;
+    env.receiver = RECEIVER;
+    env.service = "record/v1";
+    env.created_at_us = created_at_us;
+    env.content_type = "text/plain";
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = strlen(payload);
+    env.kind = LTH__V1__KIND__KIND_EVENT;
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    char secret[PATH_MAX], err[256];
+    hub_keypair_t kp;
+    hubfix_secret_path(&fix, SENDER, secret);
+    ck_assert_msg(hub_keyfile_read(secret, &kp, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(hub_envelope_sign(&env, kp.sign_secret, sig), 0);
+    hub_keypair_wipe(&kp);
+    *out_len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(*out_len);
+    ck_assert_ptr_nonnull(buf);
+    lth__v1__envelope__pack(&env, buf);
+    return buf;
+}
+
+/* Sends one envelope and returns its receipt: the ACK's hub_seq, or 0 with
+ * *nack_code and the reason (NULL when not wanted) of a NACK. */
+static uint64_t send_one(rawcli_t *raw, const uint8_t *env, size_t len, int *nack_code,
+                         char *reason, size_t reason_size)
+{
+    rawcli_send_batch1(raw, env, len);
+    hub_frame_t *f = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
+    ck_assert_msg(f != NULL, "no receipt");
+    ck_assert_uint_eq(f->receipts->n_acks + f->receipts->n_nacks, 1);
+    uint64_t seq = 0;
+    *nack_code = 0;
+    if (f->receipts->n_acks) {
+        seq = f->receipts->acks[0]->hub_seq;
+        ck_assert_uint_gt(seq, 0);
+    } else {
+        *nack_code = f->receipts->nacks[0]->code;
+        if (reason)
+            snprintf(reason, reason_size, "%s", f->receipts->nacks[0]->reason);
+    }
+    hub_frame_free(&f);
+    return seq;
+}
+
+typedef struct {
+    bool seen, acked;
+    uint64_t hub_seq;
+    int nack_code;
+} sdk_outcome_t;
+
+static void keep_outcome(adp_client_t *client, const adp_outcome_t *o, void *user)
+{
+    (void)client;
+    sdk_outcome_t *got = user;
+    got->seen = true;
+    got->acked = o->acked;
+    got->hub_seq = o->hub_seq;
+    got->nack_code = o->nack_code;
+}
+
+/* Re-sending an accepted id: the same envelope gets the original ACK and
+ * hub_seq (idempotent); other content under that id is refused with
+ * ID_REUSED naming the id, also after a restart, and never reaches the
+ * receiver, which gets the first content once. */
+START_TEST(resent_id_is_acked_again_and_reused_id_refused)
+{
+    const char *id = "5f0c2b1e-7a44-4c1d-9e2b-3d6a8f1c0a51";
+    uint64_t created = hub_now_us();
+    size_t first_len, other_len, fresh_len;
+    uint8_t *first = event_as(id, created, "first content", &first_len);
+    uint8_t *other = event_as(id, created, "other content", &other_len);
+
+    rawcli_t raw;
+    rawcli_open(&raw, &fix, SENDER);
+    rawcli_hello(&raw, SENDER);
+    int code;
+    char reason[512];
+    uint64_t seq = send_one(&raw, first, first_len, &code, NULL, 0);
+    ck_assert_int_eq(code, 0);
+    ck_assert_uint_eq(send_one(&raw, first, first_len, &code, NULL, 0), seq);
+    ck_assert_uint_eq(send_one(&raw, other, other_len, &code, reason, sizeof reason), 0);
+    ck_assert_int_eq(code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
+    ck_assert_msg(strstr(reason, id) != NULL, "the reason does not name the id: %s", reason);
+    /* A new envelope (created now) under the old id: refused too. */
+    tk_sleep_ms(10);
+    uint8_t *fresh = event_as(id, hub_now_us(), "third content", &fresh_len);
+    ck_assert_uint_eq(send_one(&raw, fresh, fresh_len, &code, NULL, 0), 0);
+    ck_assert_int_eq(code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
+    rawcli_close(&raw);
+
+    /* The digest is in the store: the same answers after a restart. */
+    hubfix_stop(&fix);
+    hubfix_start(&fix);
+    rawcli_open(&raw, &fix, SENDER);
+    rawcli_hello(&raw, SENDER);
+    ck_assert_uint_eq(send_one(&raw, first, first_len, &code, NULL, 0), seq);
+    ck_assert_uint_eq(send_one(&raw, other, other_len, &code, reason, sizeof reason), 0);
+    ck_assert_int_eq(code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
+    ck_assert_msg(strstr(reason, id) != NULL, "the reason does not name the id: %s", reason);
+    rawcli_close(&raw);
+    free(first);
+    free(other);
+    free(fresh);
+
+    /* Through the SDK (batch-signed, a new signature): the same record is
+     * the original ACK, other content the ID_REUSED outcome. */
+    adp_client_t *c = connect_sender(SENDER, NULL);
+    sdk_outcome_t got = {0};
+    adp_set_outcome_handler(c, keep_outcome, &got);
+    ck_assert_int_eq(adp_post_event_as(c, id, created, RECEIVER, "record/v1", "text/plain",
+                                       "first content", 13, 0),
+                     0);
+    for (int i = 0; i < 100 && !got.seen; i++)
+        adp_run(c, 100);
+    ck_assert(got.seen && got.acked);
+    ck_assert_uint_eq(got.hub_seq, seq);
+    memset(&got, 0, sizeof got);
+    ck_assert_int_eq(adp_post_event_as(c, id, created, RECEIVER, "record/v1", "text/plain",
+                                       "sdk content", 11, 0),
+                     0);
+    for (int i = 0; i < 100 && !got.seen; i++)
+        adp_run(c, 100);
+    ck_assert(got.seen && !got.acked);
+    ck_assert_int_eq(got.nack_code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
+    adp_close(&c);
+
+    /* The receiver gets the first content, once. */
+    ck_assert_int_gt(start_receiver(NULL), 0);
+    ck_assert(wait_lines(1, 10000));
+    tk_sleep_ms(1500); /* nothing else comes */
+    ck_assert_int_eq(count_lines(record_path), 1);
+    char *text = tk_read_file(record_path);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "first content") != NULL, "received: %s", text);
+    free(text);
+}
+END_TEST
 
 START_TEST(offline_receiver_gets_everything_in_order_once)
 {
@@ -777,6 +925,7 @@ int main(void)
     tcase_add_test(tc, corrupt_store_is_refused_at_start);
     tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
     tcase_add_test(tc, durable_subscriptions_get_every_publication);
+    tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
     suite_add_tcase(s, tc);
     TCase *dlq = tcase_create("dead_letters");
     tcase_add_checked_fixture(dlq, setup_dlq, teardown);

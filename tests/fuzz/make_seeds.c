@@ -2,8 +2,8 @@
  *
  *   fuzz_make_seeds OUTDIR      (e.g. tests/fuzz/corpus)
  *
- * fills OUTDIR/<target>/ for frame, envelope, conf, audit, http and
- * member_id. Frames and envelopes come from the real encoder, audit logs
+ * fills OUTDIR/<target>/ for frame, envelope, conf, audit, http,
+ * member_id and store_record. Frames and envelopes come from the real encoder, audit logs
  * from hub_audit itself. Every key is fake: derived from 32 zero bytes
  * (see fuzz_util.h), so that the committed seeds hold no secret; the seed
  * holding secret halves is named *-fake-secret-keys.txt, never *.secret.
@@ -15,6 +15,8 @@
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_sign.h"
+#include "hub_store.h"
+#include "hub_store_codec.h"
 #include "hub_wire.h"
 
 #include <errno.h>
@@ -478,6 +480,74 @@ static void seed__ids(void)
                "VN/GOV/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/X");
 }
 
+/* ---- store records -------------------------------------------------------- */
+
+/* Writes kind byte + value as one seed of store_record. */
+static void seed__store_value(const char *name, uint8_t kind, const void *value, size_t len)
+{
+    uint8_t *buf = malloc(len + 1);
+    FUZZ_CHECK(buf != NULL);
+    buf[0] = kind;
+    memcpy(buf + 1, value, len);
+    seed__write("store_record", name, buf, len + 1);
+    free(buf);
+}
+
+static void seed__store(void)
+{
+    hub_store_msg_t m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.message_id, "7d0e8a52-1c4b-4f0e-9a3d-000000000001");
+    strcpy(m.sender, "VN/GOV/HN-STP/HOTICH");
+    strcpy(m.receiver, "VN/GOV/BCA/CSDLQGDC");
+    strcpy(m.service, "citizen.lookup/v1");
+    m.accepted_at_us = SEED_T0;
+    m.expires_at_us = SEED_T0 + 30000000;
+    m.envelope = seed__payload;
+    m.envelope_len = sizeof seed__payload;
+    size_t len = hub__codec_rec_size(&m);
+    uint8_t *rec = malloc(len);
+    FUZZ_CHECK(rec != NULL);
+    hub__codec_rec_encode(rec, &m);
+    seed__store_value("record.bin", 0, rec, len);
+    free(rec);
+
+    const char *reason = "ttl expired";
+    uint8_t dead[HUB__DEAD_HDR + 16];
+    hub__codec_dead_encode(dead, 3, SEED_T0, reason, strlen(reason));
+    seed__store_value("dead.bin", 1, dead, HUB__DEAD_HDR + strlen(reason));
+
+    hub__ids_rec_t ids = {1048577, SEED_T0, 0, {0}};
+    for (size_t i = 0; i < sizeof ids.digest; i++)
+        ids.digest[i] = (uint8_t)(0xA0 + i);
+    uint8_t idv[HUB__IDS_VAL];
+    hub__codec_ids_encode(idv, &ids);
+    seed__store_value("ids.bin", 2, idv, sizeof idv);
+    seed__store_value("ids-format-3.bin", 2, idv, HUB__IDS_VAL_OLD);
+
+    hub_store_held_t held = {2, 2048};
+    uint8_t hv[HUB__HELD_VAL];
+    hub__codec_held_encode(hv, &held);
+    seed__store_value("held.bin", 3, hv, sizeof hv);
+
+    hub_store_request_t req;
+    memset(&req, 0, sizeof req);
+    strcpy(req.message_id, m.message_id);
+    strcpy(req.sender, m.sender);
+    strcpy(req.receiver, m.receiver);
+    req.expires_at_us = SEED_T0 + 30000000;
+    uint8_t rv[1 + HUB_STORE_ID_MAX + HUB__REQ_VAL_MAX];
+    size_t klen = strlen(req.message_id);
+    rv[0] = (uint8_t)klen;
+    memcpy(rv + 1, req.message_id, klen);
+    size_t vlen = hub__codec_request_encode(rv + 1 + klen, &req);
+    seed__store_value("request.bin", 4, rv, 1 + klen + vlen);
+
+    static const uint8_t fields[] = {7, 'm', 'e', 's', 's', 'a', 'g', 'e', 3, 'S', '/', 'X',
+                                     3, 'R', '/', 'Y', 0,   1,   2,   3,   4, 5,   6,   7};
+    seed__store_value("encode.bin", 5, fields, sizeof fields);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -494,5 +564,6 @@ int main(int argc, char **argv)
     seed__audit();
     seed__http();
     seed__ids();
+    seed__store();
     return 0;
 }

@@ -1681,6 +1681,163 @@ START_TEST(older_store_gets_an_id_kept_for_good)
 }
 END_TEST
 
+/* ---- ID reuse: the de-duplication record keeps the envelope's digest ---- */
+
+/* Appends one message whose digest is 32 bytes of `digest_byte` (0: none). */
+static hub_store_outcome_t append_digest(hub_store_t *store, const char *id,
+                                         const char *envelope, uint8_t digest_byte,
+                                         uint64_t *seq)
+{
+    hub_store_msg_t m;
+    hub_store_outcome_t outcome;
+    make_msg(&m, "S", "R", id, envelope);
+    memset(m.digest, digest_byte, sizeof m.digest);
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &outcome), 0);
+    if (seq)
+        *seq = m.seq;
+    return outcome;
+}
+
+static uint64_t depth_of(hub_store_t *store, const char *receiver)
+{
+    hub_store_msg_t out[8];
+    hub_store_arena_t *arena;
+    ck_assert_int_eq(hub_store_arena_new(&arena), 0);
+    size_t n = read_all(store, receiver, out, 8, arena);
+    hub_store_arena_destroy(&arena);
+    return n;
+}
+
+START_TEST(reused_id_with_other_digest_is_refused)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t first, seq = 0;
+    ck_assert_int_eq(append_digest(store, "m1", "first", 0xA1, &first), HUB_STORE_OK);
+    /* The same envelope again: the original seq, nothing stored. */
+    ck_assert_int_eq(append_digest(store, "m1", "first", 0xA1, &seq), HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(seq, first);
+    /* Other content under the same id: refused, naming the original seq. */
+    seq = 0;
+    ck_assert_int_eq(append_digest(store, "m1", "other", 0xB2, &seq), HUB_STORE_ID_REUSED);
+    ck_assert_uint_eq(seq, first);
+    /* A caller that gives no digest cannot tell: a duplicate, as before. */
+    ck_assert_int_eq(append_digest(store, "m1", "other", 0, &seq), HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(depth_of(store, "R"), 1);
+
+    /* Within one call the first wins, the second is judged against it. */
+    hub_store_msg_t m[3];
+    hub_store_outcome_t out[3];
+    make_msg(&m[0], "S", "R", "m2", "a");
+    make_msg(&m[1], "S", "R", "m2", "b");
+    make_msg(&m[2], "S", "R", "m2", "a");
+    memset(m[0].digest, 0xC3, sizeof m[0].digest);
+    memset(m[1].digest, 0xD4, sizeof m[1].digest);
+    memset(m[2].digest, 0xC3, sizeof m[2].digest);
+    ck_assert_int_eq(hub_store_append(store, m, 3, out), 0);
+    ck_assert_int_eq(out[0], HUB_STORE_OK);
+    ck_assert_int_eq(out[1], HUB_STORE_ID_REUSED);
+    ck_assert_int_eq(out[2], HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(m[1].seq, m[0].seq);
+    ck_assert_uint_eq(m[2].seq, m[0].seq);
+
+    /* The digest is durable: after a reopen, and after the message was
+     * acknowledged (the id is kept for its window). */
+    ck_assert_int_eq(hub_store_ack(store, "R", &first, 1), 0);
+    hub_store_close(&store);
+    store = open_store(NULL);
+    ck_assert_int_eq(append_digest(store, "m1", "other", 0xB2, &seq), HUB_STORE_ID_REUSED);
+    ck_assert_uint_eq(seq, first);
+    ck_assert_int_eq(append_digest(store, "m1", "first", 0xA1, &seq), HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(seq, first);
+    /* A settled append keeps its digest too. */
+    hub_store_msg_t st;
+    hub_store_outcome_t so;
+    make_msg(&st, "S", "R", "m3", "settled");
+    memset(st.digest, 0xE5, sizeof st.digest);
+    st.settled = true;
+    ck_assert_int_eq(hub_store_append(store, &st, 1, &so), 0);
+    ck_assert_int_eq(so, HUB_STORE_OK);
+    ck_assert_int_eq(append_digest(store, "m3", "changed", 0xF6, NULL), HUB_STORE_ID_REUSED);
+    hub_store_close(&store);
+
+    /* No window, no de-duplication: nothing is refused. */
+    hub_store_limits_t none = default_limits;
+    none.dedup_window_us = 0;
+    store = open_store(&none);
+    ck_assert_int_eq(append_digest(store, "m1", "third", 0x17, NULL), HUB_STORE_OK);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* A format-3 store (de-duplication records of 17 bytes, without digest) is
+ * upgraded in place: nothing rewritten, its id kept, old records still
+ * de-duplicate (as duplicates: their digest is unknown), new ones keep
+ * their digest. */
+START_TEST(format_3_store_is_upgraded_to_4)
+{
+    hub_store_t *store = open_store(NULL);
+    uint64_t old_seq, seq;
+    ck_assert_int_eq(append_digest(store, "old", "x", 0x11, &old_seq), HUB_STORE_OK);
+    hub_store_close(&store);
+    char err[512] = "";
+    hub_store_info_t before, after;
+    ck_assert_int_eq(hub_store_inspect(dir, &before, err, sizeof err), 0);
+
+    /* What format 3 wrote: "format" 3, ids values without the digest. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, ids;
+    MDB_cursor *c;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, default_limits.max_bytes), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "ids", 0, &ids), 0);
+    uint8_t three[4] = {3, 0, 0, 0};
+    MDB_val k = {6, "format"}, v = {4, three};
+    ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, ids, &c), 0);
+    int n_ids = 0;
+    while (mdb_cursor_get(c, &k, &v, n_ids ? MDB_NEXT : MDB_FIRST) == 0) {
+        ck_assert_uint_eq(v.mv_size, 49);
+        uint8_t old[17];
+        memcpy(old, v.mv_data, sizeof old);
+        MDB_val ov = {sizeof old, old};
+        ck_assert_int_eq(mdb_cursor_put(c, &k, &ov, MDB_CURRENT), 0);
+        n_ids++;
+    }
+    mdb_cursor_close(c);
+    ck_assert_int_eq(n_ids, 1);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    store = open_store(NULL);
+    ck_assert_uint_eq(hub_store_opened_format(store), 3);
+    ck_assert_uint_eq(hub_store_upgraded_from(store), 3);
+    /* The old record cannot tell content apart: a duplicate. */
+    ck_assert_int_eq(append_digest(store, "old", "y", 0x22, &seq), HUB_STORE_DUPLICATE);
+    ck_assert_uint_eq(seq, old_seq);
+    hub_store_state_t state;
+    ck_assert_int_eq(hub_store_lookup(store, "S", "old", &seq, &state), 0);
+    ck_assert_uint_eq(seq, old_seq);
+    ck_assert_int_eq(state, HUB_STORE_STATE_QUEUED);
+    /* What is accepted from now on keeps its digest. */
+    ck_assert_int_eq(append_digest(store, "new", "x", 0x33, NULL), HUB_STORE_OK);
+    ck_assert_int_eq(append_digest(store, "new", "y", 0x44, NULL), HUB_STORE_ID_REUSED);
+    hub_store_close(&store);
+
+    ck_assert_int_eq(hub_store_inspect(dir, &after, err, sizeof err), 0);
+    ck_assert_uint_eq(after.format, HUB_STORE_FORMAT);
+    ck_assert_str_eq(after.store_id, before.store_id);
+    ck_assert_uint_eq(after.created_at_us, before.created_at_us);
+    store = open_store(NULL);
+    ck_assert_uint_eq(hub_store_upgraded_from(store), 0);
+    hub_store_close(&store);
+}
+END_TEST
+
 /* One writer thread appends and acks while the test thread reads. */
 typedef struct {
     hub_store_t *store;
@@ -2229,6 +2386,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, quotas_in_messages_and_bytes);
     tcase_add_test(tc, reserve_keeps_the_last_of_the_store_from_one_flow);
     tcase_add_test(tc, format_1_store_is_upgraded);
+    tcase_add_test(tc, reused_id_with_other_digest_is_refused);
+    tcase_add_test(tc, format_3_store_is_upgraded_to_4);
     tcase_add_test(tc, reads_run_beside_writes);
     tcase_add_test(tc, open_creates_missing_directories);
     tcase_add_test(tc, batch_commits_as_one_transaction);

@@ -10,6 +10,9 @@ PACKAGES=(
   check libclang-rt-14-dev libfaketime
   nats-server libnats-dev
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
+  # The HTTP bridge's server (HTTPS with client certificates: GnuTLS); openssl
+  # makes the test certificates.
+  libmicrohttpd-dev libgnutls28-dev openssl
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind
   # The operator surface's tests: promtool (package prometheus) checks /metrics;

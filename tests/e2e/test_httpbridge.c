@@ -499,8 +499,10 @@ START_TEST(inbound_refusals)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ssize_t got = recv(fd, answer, sizeof answer - 1, MSG_WAITALL);
     close(fd);
+    /* libmicrohttpd answers this itself (400 with its own short page) and
+     * closes; the handler never sees it. */
     ck_assert_msg(got > 0 && !strncmp(answer, "HTTP/1.1 400 ", 13), "answer: %s", answer);
-    ck_assert_msg(strstr(answer, "not an HTTP/1.x request"), "answer: %s", answer);
+    ck_assert_msg(strstr(answer, "Connection: close"), "answer: %s", answer);
 
     /* Still serving after all that. */
     lth_citizen_t who = citizen(7);

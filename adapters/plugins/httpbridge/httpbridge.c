@@ -458,6 +458,9 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
         snprintf(resp->content_type, sizeof resp->content_type, "application/json");
         goto done;
     }
+    if (req->client_cert[0])
+        bridge_log(b, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
+                   req->path, req->peer, req->client_cert);
     if (!bridge_token_ok(b, req->authorization)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "

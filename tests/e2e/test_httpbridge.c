@@ -983,19 +983,26 @@ START_TEST(in_flight_limit_answers_503)
     http_t r = http("POST", "/call/" HOTICH "/slow.echo/v1", "application/json", "{}", true);
     assert_refused(&r, 503, "requests in flight");
     http_free(&r);
-    slow.release = 1;
+    /* Stopped while the request waits: the caller is told, and the bridge
+     * exits cleanly. */
+    char one_log[PATH_MAX];
+    snprintf(one_log, sizeof one_log, "%s/adapter-VN.GOV.HN-VP.ONE.log", fix.dir);
+    assert_bridge_stops_clean(&one, one_log, NULL);
     int status = 0;
     deadline = hub_monotonic_us() + 10000000u;
     while (!tk_reaped(held, &status) && hub_monotonic_us() < deadline)
         tk_sleep_ms(10);
-    ck_assert_int_eq(curl_status("held"), 200);
+    ck_assert_int_eq(curl_status("held"), 503);
+    char out_path[PATH_MAX];
+    snprintf(out_path, sizeof out_path, "%s/held.body", fix.dir);
+    char *answer = tk_read_file(out_path);
+    ck_assert_msg(answer && strstr(answer, "the bridge is stopping"), "%s", answer);
+    free(answer);
+    slow.release = 1;
     bridge_port = saved_port;
     slow.stop = 1;
     pthread_join(slow.thread, NULL);
     adp_close(&c);
-    char one_log[PATH_MAX];
-    snprintf(one_log, sizeof one_log, "%s/adapter-VN.GOV.HN-VP.ONE.log", fix.dir);
-    assert_bridge_stops_clean(&one, one_log, NULL);
 }
 END_TEST
 

@@ -298,6 +298,19 @@ static void httpd_check_head(httpd_req_t *r, const char *method, const char *ver
                  "not an HTTP/1.x request: the method is not a token");
         return;
     }
+    /* libmicrohttpd takes what lies between the method and the version as
+     * the target, spaces included ("GET a b HTTP/1.1"): only origin-form
+     * paths are requests to this server. */
+    bool target_ok = r->uri[0] == '/';
+    for (const unsigned char *p = (const unsigned char *)r->uri; target_ok && *p; p++)
+        target_ok = *p > 0x20 && *p != 0x7f;
+    if (!target_ok) {
+        r->early_status = 400;
+        snprintf(r->early_message, sizeof r->early_message,
+                 "not an HTTP/1.x request: the request target must be a path such as "
+                 "/route/NAME, without spaces or control characters");
+        return;
+    }
     if (r->uri_too_long) {
         r->early_status = 414;
         snprintf(r->early_message, sizeof r->early_message, "the URL is longer than %d bytes",

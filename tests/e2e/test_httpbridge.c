@@ -7,7 +7,10 @@
  * Outbound: the land-registry member (VN/GOV/HN-STNMT/DATDAI) offers services
  * answered by a small HTTP server in this test, called through the hub by an
  * SDK client: a 503 retried into a 200, a 400 not retried, a typed look-up
- * mapped to and from JSON, a system that cannot be reached. */
+ * mapped to and from JSON, a system that cannot be reached. Many requests
+ * in flight: look-ups answered while a slow receiver holds another request,
+ * the in-flight limit, a stop with a request waiting. HTTPS with client
+ * certificates made by openssl at test time. */
 #include "domain.pb-c.h"
 #include "hub_error.h"
 #include "hubfix.h"

@@ -11,9 +11,10 @@ PACKAGES=(
   nats-server libnats-dev
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
   # e2e_test_auditchain's time-stamping authority: `openssl ts -reply` behind
-  # python3's http.server (python3 is listed below).
-  # e2e_test_outbound_auth makes its TLS certificates with the openssl command.
-  openssl
+  # python3's http.server (python3 is listed below); e2e_test_outbound_auth and
+  # the bridge's HTTPS tests make their TLS certificates with openssl.
+  # The HTTP bridge's server (HTTPS with client certificates: GnuTLS).
+  libmicrohttpd-dev libgnutls28-dev openssl
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind
   # The operator surface's tests: promtool (package prometheus) checks /metrics;

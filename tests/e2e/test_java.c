@@ -2,7 +2,9 @@
  * JDK's javac and run with java, against a real hubd, the HTTP bridge and
  * an echo adapter: it checks the test vectors with the JDK's own SHA-256 and
  * Ed25519, calls a service through the bridge several times at once, and
- * reads a refusal's NACK code. Skipped (77) without a JDK (HUB_JAVAC and
+ * reads a refusal's NACK code; then the same over HTTPS with a client
+ * certificate (made by openssl at test time, loaded from PKCS#12 by the
+ * JDK), and a refusal without one. Skipped (77) without a JDK (HUB_JAVAC and
  * HUB_JAVA come from CMake; scripts/install-deps.sh installs one). */
 #include "hubfix.h"
 #include "testkit.h"
@@ -16,6 +18,7 @@
 
 #define ECHO "VN/GOV/BCA/CSDLQGDC"
 #define BRIDGE "VN/GOV/HN-VP/TTHC"
+#define TLS_BRIDGE "VN/GOV/HN-VP/TLS"
 #define TOKEN "java-example-token-0123456789"
 
 static hubfix_t fix;
@@ -26,6 +29,7 @@ static void setup(void)
     hubfix_init(&fix, NULL);
     hubfix_add_member(&fix, ECHO, true);
     hubfix_add_member(&fix, BRIDGE, true);
+    hubfix_add_member(&fix, TLS_BRIDGE, true);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, ECHO, "echo", NULL);
     snprintf(token_path, sizeof token_path, "%s/bridge.token", fix.dir);
@@ -111,6 +115,73 @@ START_TEST(java_calls_through_the_bridge)
 }
 END_TEST
 
+/* A CA, a server certificate for 127.0.0.1 and a client certificate (also
+ * as PKCS#12, password "changeit") under it, in DIR/tls. */
+static void make_certificates(void)
+{
+    char script[4096];
+    snprintf(script, sizeof script,
+             "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
+             "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
+             "key ca.key; openssl req -x509 -new -key ca.key -out ca.pem -days 2 "
+             "-subj '/O=Test/CN=Bridge CA'\n"
+             "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$2\"; "
+             "printf '%%s\\n' \"$3\" > $1.ext; openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key "
+             "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
+             "leaf server 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
+             "leaf client java-client.example 'extendedKeyUsage=clientAuth'\n"
+             "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
+             "-passout pass:changeit\n",
+             fix.dir);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, 30000);
+    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
+    free(out);
+}
+
+START_TEST(java_calls_over_https_with_a_client_certificate)
+{
+    make_certificates();
+    char conf[2048];
+    snprintf(conf, sizeof conf,
+             "tick_ms = 10\nplugin.listen = 127.0.0.1:0\nplugin.port_file = %s/tls.port\n"
+             "plugin.tls_cert = %s/tls/server.pem\nplugin.tls_key = %s/tls/server.key\n"
+             "plugin.tls_client_ca = %s/tls/ca.pem\n",
+             fix.dir, fix.dir, fix.dir, fix.dir);
+    hubfix_start_adapter(&fix, TLS_BRIDGE, "httpbridge", conf);
+    char port_path[PATH_MAX], url[64], ca[PATH_MAX], p12[PATH_MAX];
+    snprintf(port_path, sizeof port_path, "%s/tls.port", fix.dir);
+    char *port = tk_read_file(port_path);
+    ck_assert_ptr_nonnull(port);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", atoi(port));
+    free(port);
+    snprintf(ca, sizeof ca, "%s/tls/ca.pem", fix.dir);
+    snprintf(p12, sizeof p12, "%s/tls/client.p12", fix.dir);
+    setenv("LTH_BRIDGE_CA", ca, 1);
+    setenv("LTH_CLIENT_P12", p12, 1);
+    setenv("LTH_CLIENT_P12_PASSWORD", "changeit", 1);
+    char *tail[] = {"BridgeClient", url, "-", ECHO, "echo/v1", "{\"n\":1}", "3", NULL};
+    char *out = NULL;
+    int rc = java(tail, &out);
+    ck_assert_msg(rc == 0, "BridgeClient over HTTPS failed (%d): %s", rc, out ? out : "");
+    int answered = 0;
+    for (const char *p = out; (p = strstr(p, "HTTP 200 from " ECHO ":")) != NULL; p++)
+        answered++;
+    ck_assert_msg(answered == 3, "3 replies expected: %s", out);
+    free(out);
+    /* Trusting the bridge but without a client certificate: 403. */
+    unsetenv("LTH_CLIENT_P12");
+    out = NULL;
+    rc = java(tail, &out);
+    ck_assert_msg(rc == 4, "exit %d, expected 4 (refused): %s", rc, out ? out : "");
+    ck_assert_msg(strstr(out, "HTTP 403") && strstr(out, "client certificate"), "%s", out);
+    free(out);
+    unsetenv("LTH_BRIDGE_CA");
+    unsetenv("LTH_CLIENT_P12_PASSWORD");
+}
+END_TEST
+
 int main(void)
 {
     if (!getenv("HUB_JAVAC") || !*getenv("HUB_JAVAC") || !getenv("HUB_JAVA") ||
@@ -125,6 +196,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, java_checks_the_test_vectors);
     tcase_add_test(tc, java_calls_through_the_bridge);
+    tcase_add_test(tc, java_calls_over_https_with_a_client_certificate);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -17,11 +17,16 @@
  * the SDK client belongs to that thread. tick() serves HTTP for up to
  * BRIDGE_SLICE_MS, polling the HTTP sockets for plugin.poll_ms at a time and
  * running the SDK (adp_run(client, 0)) in between, so that neither side waits
- * long for the other; a signal (SIGTERM) ends the slice at once. An inbound
- * request waits for its hub reply (plugin.hub_timeout_ms) and an outbound one
- * for the system (plugin.http_timeout_ms x attempts) while the SDK keeps
- * running, but other HTTP clients of this bridge wait their turn: keep the
- * timeouts bounded.
+ * long for the other; a signal (SIGTERM) ends the slice at once.
+ * Inbound requests are many in flight at once (up to plugin.max_in_flight):
+ * each is sent to the hub with adp_request_start(), its HTTP connection is
+ * suspended (lth_httpd defers it), and tick() answers it when its reply, its
+ * NACK or plugin.hub_timeout_ms comes, in whatever order they come. An
+ * outbound call waits for the system (plugin.http_timeout_ms x attempts)
+ * while the SDK keeps running, but inbound HTTP waits meanwhile: keep that
+ * timeout bounded.
+ * TLS: plugin.tls_cert and plugin.tls_key make the endpoint HTTPS;
+ * plugin.tls_client_ca makes it require client certificates from that CA.
  *
  * Logs: method, path, status, member ids, services, sizes and times; never a
  * body (bodies carry personal data).
@@ -57,6 +62,7 @@
 #define BRIDGE_MAX_NESTING 8 /* outbound calls in progress at once (nested deliveries) */
 #define BRIDGE_DETAIL_MAX 1024 /* bytes of a system's error body passed on as text */
 #define BRIDGE_PROBLEM_TYPE "application/problem+json"
+#define BRIDGE_PEM_MAX (256u * 1024u) /* bytes of one TLS certificate or key file */
 
 /* openapi.json, embedded at build time (embed_openapi.cmake). */
 extern const unsigned char bridge_openapi_json[];
@@ -86,6 +92,20 @@ typedef struct {
     unsigned long calls, failures;
 } bridge_offer_t;
 
+/* An inbound request sent to the hub, waiting for its reply. */
+typedef struct {
+    uint64_t http_id;                  /* lth_httpd's name for it */
+    uint64_t t0_ms, deadline_ms;
+    bridge_mapping_t map;              /* a shallow copy: the maps belong to the route */
+    char request_id[37];               /* the hub request's message id */
+    char receiver[HUB_MEMBER_ID_MAX + 1];
+    char service[HUB_SERVICE_MAX + 1];
+    char method[16];
+    char path[256];
+    char peer[64];
+    size_t body_len;
+} bridge_pending_t;
+
 struct bridge {
     const adp_plugin_host_t *host;
     adp_client_t *client;
@@ -106,6 +126,8 @@ struct bridge {
      * to it twice. */
     char in_flight[BRIDGE_MAX_NESTING][HUB_MEMBER_ID_MAX + 40];
     int depth;
+    bridge_pending_t *pending;   /* inbound requests in flight, max_in_flight of room */
+    size_t n_pending, max_in_flight;
 };
 
 static void bridge_log(const bridge_t *b, int level, const char *fmt, ...)
@@ -225,7 +247,27 @@ static void bridge_answer(const bridge_mapping_t *map, const char *who, adp_repl
              reply->content_type[0] ? reply->content_type : "application/octet-stream");
 }
 
-/* Sends the request body to receiver/service per the mapping and answers. */
+/* Answers a hub request that failed (rc from adp_request_start/poll). */
+static void bridge_call_failed(bridge_t *b, int rc, const char *receiver,
+                               lth_httpd_response_t *resp)
+{
+    if (rc == HUB_ENACK) {
+        int code = adp_last_nack_code(b->client);
+        lth_httpd_error(resp, bridge_nack_status(code), "the hub refused the request",
+                        json_pack("{s:s,s:s}", "nack", hub_nack_code_name(code), "reason",
+                                  bridge_nack_reason(adp_last_error(b->client))));
+    } else if (rc == HUB_ETIMEDOUT) {
+        char message[HUB_MEMBER_ID_MAX + 64];
+        snprintf(message, sizeof message, "no reply from %s within %u ms", receiver,
+                 (unsigned)b->hub_timeout_ms);
+        lth_httpd_error(resp, 504, message, NULL);
+    } else {
+        lth_httpd_error(resp, 502, adp_last_error(b->client), NULL);
+    }
+}
+
+/* Sends the request body to receiver/service per the mapping: the answer
+ * comes later (resp->deferred, bridge_poll_pending), or now for a refusal. */
 static void bridge_call(bridge_t *b, const bridge_mapping_t *map, const char *receiver,
                         const char *service, const lth_httpd_request_t *req,
                         lth_httpd_response_t *resp)
@@ -279,31 +321,85 @@ static void bridge_call(bridge_t *b, const bridge_mapping_t *map, const char *re
                         NULL);
         return;
     }
-    adp_reply_t reply;
-    rc = adp_request(b->client, receiver, service, ctype,
-                     map->type ? (const void *)payload : (const void *)req->body,
-                     map->type ? len : req->body_len, b->request_flags, b->hub_timeout_ms, &reply);
+    if (b->n_pending >= b->max_in_flight) {
+        free(payload);
+        char message[160];
+        snprintf(message, sizeof message,
+                 "this bridge has %zu requests in flight (plugin.max_in_flight); try again "
+                 "shortly",
+                 b->n_pending);
+        lth_httpd_error(resp, 503, message, NULL);
+        snprintf(resp->headers, sizeof resp->headers, "Retry-After: 1\r\n");
+        return;
+    }
+    bridge_pending_t *p = &b->pending[b->n_pending];
+    memset(p, 0, sizeof *p);
+    rc = adp_request_start(b->client, receiver, service, ctype,
+                           map->type ? (const void *)payload : (const void *)req->body,
+                           map->type ? len : req->body_len, b->request_flags, p->request_id);
     free(payload);
-    if (rc == HUB_ENACK) {
-        int code = adp_last_nack_code(b->client);
-        lth_httpd_error(resp, bridge_nack_status(code), "the hub refused the request",
-                        json_pack("{s:s,s:s}", "nack", hub_nack_code_name(code), "reason",
-                                  bridge_nack_reason(adp_last_error(b->client))));
-        return;
-    }
-    if (rc == HUB_ETIMEDOUT) {
-        char message[HUB_MEMBER_ID_MAX + 64];
-        snprintf(message, sizeof message, "no reply from %s within %u ms", receiver,
-                 (unsigned)b->hub_timeout_ms);
-        lth_httpd_error(resp, 504, message, NULL);
-        return;
-    }
     if (rc != 0) {
-        lth_httpd_error(resp, 502, adp_last_error(b->client), NULL);
+        bridge_call_failed(b, rc, receiver, resp);
         return;
     }
-    bridge_answer(map, receiver, &reply, resp);
-    adp_reply_free(&reply);
+    p->http_id = req->id;
+    p->t0_ms = bridge_now_ms();
+    p->deadline_ms = p->t0_ms + b->hub_timeout_ms;
+    p->map = *map;
+    snprintf(p->receiver, sizeof p->receiver, "%s", receiver);
+    snprintf(p->service, sizeof p->service, "%s", service);
+    snprintf(p->method, sizeof p->method, "%s", req->method);
+    snprintf(p->path, sizeof p->path, "%s", req->path);
+    snprintf(p->peer, sizeof p->peer, "%s", req->peer);
+    p->body_len = req->body_len;
+    b->n_pending++;
+    resp->deferred = true;
+}
+
+static void bridge_log_request(const bridge_t *b, const char *method, const char *path,
+                               const char *peer, int status, uint64_t ms, size_t in, size_t out,
+                               const char *receiver, const char *service)
+{
+    bridge_log(b, status >= 500 ? 2 : status >= 400 ? 1 : 0,
+               "%s %.200s from %s -> %d in %" PRIu64 " ms, %zu bytes in, %zu out%s%s%s%s%s",
+               method, path, peer, status, ms, in, out, receiver[0] ? " (" : "", receiver,
+               receiver[0] ? " " : "", service, receiver[0] ? ")" : "");
+}
+
+/* Answers the inbound requests whose reply, NACK or deadline has come. */
+static void bridge_poll_pending(bridge_t *b)
+{
+    uint64_t now = bridge_now_ms();
+    for (size_t i = 0; i < b->n_pending;) {
+        bridge_pending_t *p = &b->pending[i];
+        adp_reply_t reply;
+        memset(&reply, 0, sizeof reply);
+        int rc = b->client ? adp_request_poll(b->client, p->request_id, &reply) : HUB_EAGAIN;
+        if (rc == HUB_EAGAIN && now < p->deadline_ms) {
+            i++;
+            continue;
+        }
+        lth_httpd_response_t resp;
+        memset(&resp, 0, sizeof resp);
+        if (rc == 0) {
+            bridge_answer(&p->map, p->receiver, &reply, &resp);
+            adp_reply_free(&reply);
+        } else {
+            if (rc == HUB_EAGAIN) {
+                adp_request_cancel(b->client, p->request_id);
+                rc = HUB_ETIMEDOUT;
+            }
+            bridge_call_failed(b, rc, p->receiver, &resp);
+        }
+        int status = resp.status ? resp.status : 500;
+        size_t out = resp.body_len;
+        if (lth_httpd_complete(b->httpd, p->http_id, &resp) != 0)
+            bridge_log(b, 1, "%s %.200s from %s: the client left before the answer", p->method,
+                       p->path, p->peer);
+        bridge_log_request(b, p->method, p->path, p->peer, status, now - p->t0_ms, p->body_len,
+                           out, p->receiver, p->service);
+        b->pending[i] = b->pending[--b->n_pending]; /* order does not matter */
+    }
 }
 
 /* "/call/VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1" -> receiver and service. */
@@ -362,6 +458,9 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
         snprintf(resp->content_type, sizeof resp->content_type, "application/json");
         goto done;
     }
+    if (req->client_cert[0])
+        bridge_log(b, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
+                   req->path, req->peer, req->client_cert);
     if (!bridge_token_ok(b, req->authorization)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
@@ -409,12 +508,11 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
         goto done;
     }
     bridge_call(b, map, receiver, service, req, resp);
+    if (resp->deferred)
+        return; /* logged when answered */
 done:
-    bridge_log(b, resp->status >= 500 ? 2 : resp->status >= 400 ? 1 : 0,
-               "%s %.200s from %s -> %d in %" PRIu64 " ms, %zu bytes in, %zu out%s%s%s%s%s",
-               req->method, req->path, req->peer, resp->status, bridge_now_ms() - t0,
-               req->body_len, resp->body_len, receiver[0] ? " (" : "", receiver,
-               receiver[0] ? " " : "", service, receiver[0] ? ")" : "");
+    bridge_log_request(b, req->method, req->path, req->peer, resp->status, bridge_now_ms() - t0,
+                       req->body_len, resp->body_len, receiver, service);
 }
 
 /* ---- outbound: hub -> HTTP -------------------------------------------------- */
@@ -846,6 +944,92 @@ static int bridge_token(bridge_t *b, const char *path, char *err, size_t err_siz
     return 0;
 }
 
+/* Reads a PEM file into *out (malloc'ed); a key must be readable by its
+ * owner only. */
+static int bridge_pem(const char *key, const char *path, bool secret, char **out, char *err,
+                      size_t err_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return bridge_fail(err, err_size, "plugin.%s: cannot read %s: %s", key, path,
+                           strerror(e));
+    }
+    if (secret && (st.st_mode & 077)) {
+        close(fd);
+        return bridge_fail(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it",
+                           key, path);
+    }
+    if (st.st_size <= 0 || (size_t)st.st_size > BRIDGE_PEM_MAX) {
+        close(fd);
+        return bridge_fail(err, err_size, "plugin.%s %s is empty or larger than %u bytes", key,
+                           path, (unsigned)BRIDGE_PEM_MAX);
+    }
+    char *text = malloc((size_t)st.st_size + 1);
+    ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
+    close(fd);
+    if (n != (ssize_t)st.st_size) {
+        free(text);
+        return bridge_fail(err, err_size, "plugin.%s: cannot read %s", key, path);
+    }
+    text[n] = '\0';
+    if (!strstr(text, "-----BEGIN ")) {
+        if (secret)
+            sodium_memzero(text, (size_t)n);
+        free(text);
+        return bridge_fail(err, err_size, "plugin.%s: %s is not a PEM file", key, path);
+    }
+    *out = text;
+    return 0;
+}
+
+static void bridge_pem_free(char **pem)
+{
+    if (*pem) {
+        sodium_memzero(*pem, strlen(*pem));
+        free(*pem);
+        *pem = NULL;
+    }
+}
+
+/* plugin.tls_cert, plugin.tls_key, plugin.tls_client_ca into hc. */
+static int bridge_tls(const bridge_t *b, lth_httpd_config_t *hc, char *err, size_t err_size)
+{
+    const adp_plugin_host_t *h = b->host;
+    const char *cert = h->config(h, "tls_cert"), *key = h->config(h, "tls_key"),
+               *ca = h->config(h, "tls_client_ca");
+    if (!cert && !key && !ca)
+        return 0;
+    if (!cert || !key)
+        return bridge_fail(err, err_size,
+                           "HTTPS needs both plugin.tls_cert (the bridge's certificate) and "
+                           "plugin.tls_key (its private key)%s",
+                           ca ? "; plugin.tls_client_ca alone is not enough" : "");
+    char *c = NULL, *k = NULL, *a = NULL;
+    int rc = bridge_pem("tls_cert", cert, false, &c, err, err_size);
+    if (rc == 0)
+        rc = bridge_pem("tls_key", key, true, &k, err, err_size);
+    if (rc == 0 && ca)
+        rc = bridge_pem("tls_client_ca", ca, false, &a, err, err_size);
+    hc->tls_cert_pem = c;
+    hc->tls_key_pem = k;
+    hc->tls_client_ca_pem = a;
+    return rc;
+}
+
+static void bridge_tls_free(lth_httpd_config_t *hc)
+{
+    char *c = (char *)hc->tls_cert_pem, *k = (char *)hc->tls_key_pem,
+         *a = (char *)hc->tls_client_ca_pem;
+    bridge_pem_free(&c);
+    bridge_pem_free(&k);
+    bridge_pem_free(&a);
+    hc->tls_cert_pem = hc->tls_key_pem = hc->tls_client_ca_pem = NULL;
+}
+
 static int bridge_write_port(bridge_t *b, char *err, size_t err_size)
 {
     char tmp[sizeof b->port_file + 8];
@@ -865,7 +1049,11 @@ static void bridge_destroy(void *state)
     bridge_t *b = state;
     if (!b)
         return;
+    /* Requests still waiting for the hub are answered 503 by lth_httpd. */
+    for (size_t i = 0; b->client && i < b->n_pending; i++)
+        adp_request_cancel(b->client, b->pending[i].request_id);
     lth_httpd_destroy(&b->httpd);
+    free(b->pending);
     if (b->port_file[0])
         unlink(b->port_file);
     for (size_t i = 0; i < b->n_routes; i++) {
@@ -916,6 +1104,12 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
     if ((rc = bridge_uint(b, "poll_ms", 1, 100, 5, &v, err, err_size)) != 0)
         return rc;
     b->poll_ms = (int)v;
+    if ((rc = bridge_uint(b, "max_in_flight", 1, 4096, 64, &v, err, err_size)) != 0)
+        return rc;
+    b->max_in_flight = (size_t)v;
+    b->pending = calloc(b->max_in_flight, sizeof *b->pending);
+    if (!b->pending)
+        return HUB_ENOMEM;
     const char *call = h->config(h, "call");
     if (call && strcmp(call, "on") != 0 && strcmp(call, "off") != 0)
         return bridge_fail(err, err_size, "plugin.call must be on or off");
@@ -954,13 +1148,22 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
         const char *token_file = h->config(h, "token_file");
         if (token_file && (rc = bridge_token(b, token_file, err, err_size)) != 0)
             return rc;
-        lth_httpd_config_t hc = {.max_body_bytes = max_body};
-        if ((rc = lth_httpd_new(listen, &hc, bridge_on_http, b, &b->httpd, err, err_size)) != 0)
+        /* Room for every request in flight, and some to be told 503. */
+        lth_httpd_config_t hc = {.max_body_bytes = max_body,
+                                 .max_connections = (uint32_t)b->max_in_flight + 16};
+        rc = bridge_tls(b, &hc, err, err_size);
+        if (rc == 0)
+            rc = lth_httpd_new(listen, &hc, bridge_on_http, b, &b->httpd, err, err_size);
+        bridge_tls_free(&hc);
+        if (rc != 0)
             return rc;
-        if (!lth_httpd_loopback(b->httpd) && !b->token[0])
+        bool client_certs = false;
+        lth_httpd_tls(b->httpd, &client_certs);
+        if (!lth_httpd_loopback(b->httpd) && !b->token[0] && !client_certs)
             return bridge_fail(err, err_size,
                                "plugin.listen %s is not a loopback address: set "
-                               "plugin.token_file so that only callers with the token get in",
+                               "plugin.token_file (or plugin.tls_client_ca) so that only callers "
+                               "with the token (or a client certificate) get in",
                                listen);
         const char *port_file = h->config(h, "port_file");
         if (port_file) {
@@ -998,14 +1201,17 @@ static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, s
         bridge_destroy(b);
         return rc;
     }
+    bool client_certs = false;
+    bool tls = b->httpd && lth_httpd_tls(b->httpd, &client_certs);
     if (b->httpd)
         bridge_log(b, 1,
-                   "listening on port %d (%s%s); %zu route%s, %zu offered service%s, "
-                   "hub timeout %u ms",
-                   lth_httpd_port(b->httpd), b->call_route ? "/call/ and " : "",
-                   b->n_routes ? "/route/" : "no named routes", b->n_routes,
-                   b->n_routes == 1 ? "" : "s", b->n_offers, b->n_offers == 1 ? "" : "s",
-                   (unsigned)b->hub_timeout_ms);
+                   "listening on port %d (%s%s, %s/route/); %zu route%s, %zu offered service%s, "
+                   "hub timeout %u ms, %zu requests in flight at most",
+                   lth_httpd_port(b->httpd),
+                   tls ? "HTTPS" : "HTTP", client_certs ? " with client certificates" : "",
+                   b->call_route ? "/call/ and " : "",
+                   b->n_routes, b->n_routes == 1 ? "" : "s", b->n_offers,
+                   b->n_offers == 1 ? "" : "s", (unsigned)b->hub_timeout_ms, b->max_in_flight);
     for (size_t i = 0; i < b->n_offers; i++)
         bridge_log(b, 1, "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
                    b->offers[i].map.name, b->offers[i].service, b->offers[i].url,
@@ -1030,6 +1236,7 @@ static int bridge_tick(void *state, adp_client_t *client)
         if (lth_httpd_serve(b->httpd, b->poll_ms) == HUB_EAGAIN)
             break; /* a signal: let the runtime look at its flags */
         adp_run(client, 0);
+        bridge_poll_pending(b);
     } while (bridge_now_ms() < end);
     return 0;
 }

@@ -1,13 +1,13 @@
-/* lth_httpd — a small poll()-driven HTTP/1.1 server; see lth_httpd.h. */
-#define _GNU_SOURCE /* accept4 */
+/* lth_httpd — the bridge's HTTP server on libmicrohttpd; see lth_httpd.h. */
 #include "lth_httpd.h"
 
 #include "hub_error.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <http_parser.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,94 +16,49 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define HTTPD_URL_MAX 2048
-#define HTTPD_VALUE_MAX 1024   /* the header values we keep (Content-Type, Authorization) */
-#define HTTPD_DRAIN_MS 1000    /* how long a closing connection's input is discarded */
-#define HTTPD_WRITE_MS 10000   /* how long a client may take to read its response */
+#define HTTPD_VALUE_MAX 1024 /* the header values we keep (Content-Type, Authorization) */
+#define HTTPD_SPARE_CONNECTIONS 16 /* accepted beyond max_connections, to be told 503 */
 
-typedef enum { HTTPD_READING, HTTPD_WRITING, HTTPD_DRAINING } httpd_state_t;
-
-/* The headers the server keeps. */
-enum { HTTPD_H_OTHER, HTTPD_H_CONTENT_TYPE, HTTPD_H_AUTHORIZATION, HTTPD_H_EXPECT };
-
-/* Fields ordered by size (clang-tidy's padding check). */
-typedef struct httpd_conn {
-    struct httpd_conn *next;
+/* One request, from its request line (httpd_on_uri) to its end
+ * (httpd_on_completed). */
+typedef struct httpd_req {
+    struct httpd_req *next;      /* in the server's deferred list */
     struct lth_httpd *server;
-    uint64_t deadline_ms;
-    /* Request head: lengths of the buffers below. */
-    size_t url_len, field_len, content_type_len, authorization_len, expect_len;
-    char *value_dst;    /* where the current header's value goes, or NULL */
-    size_t *value_len;
-    /* Body, and response. */
+    struct MHD_Connection *conn;
+    uint64_t id;
     char *body;
     size_t body_len, body_cap;
-    char *out;
-    size_t out_len, out_off;
-    http_parser parser;
-    int fd;
-    httpd_state_t state;
-    int early_status;   /* a callback found the request unacceptable: answer this */
-    int header;         /* HTTPD_H_* of the header being read */
-    int seen_content_type, seen_authorization;
-    bool closed;        /* socket closed; freed by httpd_sweep() */
-    bool complete;      /* a whole request has been parsed */
-    bool in_value;
-    char field[32];
+    lth_httpd_response_t answer; /* a deferred request's response, once completed */
+    int early_status;            /* found unacceptable before its body: answer this */
+    bool started;                /* the access handler has seen it */
+    bool deferred;               /* suspended, waiting for lth_httpd_complete() */
+    bool completed;              /* answer is filled in */
+    char early_message[400];
     char peer[64];
-    char expect[64];
-    char early_message[128];
-    char content_type[HTTPD_VALUE_MAX + 1];
-    char authorization[HTTPD_VALUE_MAX + 1];
-    char url[HTTPD_URL_MAX + 1];
-} httpd_conn_t;
+    char cert_subject[512];
+    char uri[HTTPD_URL_MAX + 1]; /* as sent; truncated ones get 414 */
+    bool uri_too_long;
+} httpd_req_t;
 
 struct lth_httpd {
-    int fd;
+    struct MHD_Daemon *daemon;
+    int fd;            /* the listening socket (the daemon closes it) */
+    int epoll_fd;      /* the daemon's */
     int port;
     bool loopback;
+    bool tls, client_certs;
     lth_httpd_config_t cfg;
     lth_httpd_handler_cb handler;
     void *user;
-    http_parser_settings settings;
-    httpd_conn_t *conns;
+    uint64_t next_id;
     size_t n_conns;
+    size_t n_deferred;
+    httpd_req_t *deferred;
+    char *tls_cert, *tls_key, *tls_ca; /* copies: the daemon keeps pointers */
 };
-
-static uint64_t httpd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static const char *httpd_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
-    }
-}
 
 void lth_httpd_error(lth_httpd_response_t *resp, int status, const char *message, json_t *extra)
 {
@@ -121,436 +76,412 @@ void lth_httpd_error(lth_httpd_response_t *resp, int status, const char *message
     snprintf(resp->content_type, sizeof resp->content_type, "application/json");
 }
 
-/* ---- connections ------------------------------------------------------------ */
+/* ---- per-connection and per-request bookkeeping ------------------------------ */
 
-/* Closes the socket at once; the memory goes at the end of the serving
- * round (httpd_sweep), so that nothing in the round holds a freed pointer. */
-static void httpd_close(httpd_conn_t *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    c->closed = true;
-}
+/* Marks a connection over max_connections: its request gets 503. */
+static char httpd_over_limit;
 
-static void httpd_free(httpd_conn_t *c)
+static void httpd_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                enum MHD_ConnectionNotificationCode toe)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c->body);
-    free(c->out);
-    free(c);
-}
-
-static void httpd_sweep(lth_httpd_t *s)
-{
-    httpd_conn_t **link = &s->conns;
-    while (*link) {
-        httpd_conn_t *c = *link;
-        if (c->closed) {
-            *link = c->next;
-            s->n_conns--;
-            httpd_free(c);
-        } else {
-            link = &c->next;
-        }
+    (void)conn;
+    lth_httpd_t *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        s->n_conns++;
+        *socket_context = s->n_conns > s->cfg.max_connections ? &httpd_over_limit : NULL;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        s->n_conns--;
     }
 }
 
-/* Queues a response and starts writing it. */
-static void httpd_respond(httpd_conn_t *c, const lth_httpd_response_t *resp)
+static void *httpd_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    lth_httpd_t *s = cls;
+    httpd_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL; /* the access handler then refuses the request */
+    r->server = s;
+    r->conn = conn;
+    r->id = ++s->next_id;
+    size_t len = strlen(uri);
+    r->uri_too_long = len > HTTPD_URL_MAX;
+    snprintf(r->uri, sizeof r->uri, "%s", uri);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ci->client_addr;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ci->client_addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(r->peer, sizeof r->peer, "%s:%d", host, port);
+    return r;
+}
+
+static void httpd_unlink_deferred(lth_httpd_t *s, httpd_req_t *r)
+{
+    for (httpd_req_t **link = &s->deferred; *link; link = &(*link)->next)
+        if (*link == r) {
+            *link = r->next;
+            s->n_deferred--;
+            break;
+        }
+    r->deferred = false;
+}
+
+static void httpd_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                               enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    lth_httpd_t *s = cls;
+    httpd_req_t *r = *req_cls;
+    if (!r)
+        return;
+    if (r->deferred)
+        httpd_unlink_deferred(s, r);
+    free(r->body);
+    free(r->answer.body);
+    free(r);
+    *req_cls = NULL;
+}
+
+/* ---- answering ---------------------------------------------------------------- */
+
+/* Adds the handler's extra header lines ("Name: value\r\n" each). */
+static void httpd_add_headers(struct MHD_Response *m, const char *lines)
+{
+    char copy[sizeof ((lth_httpd_response_t *)0)->headers];
+    snprintf(copy, sizeof copy, "%s", lines);
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line)
+            continue;
+        *colon = '\0';
+        char *value = colon + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        MHD_add_response_header(m, line, value);
+    }
+}
+
+/* Queues resp on the connection; takes resp->body. */
+static enum MHD_Result httpd_queue(struct MHD_Connection *conn, lth_httpd_response_t *resp,
+                                   bool close)
 {
     int status = resp->status ? resp->status : 500;
-    const char *ctype = resp->content_type[0] ? resp->content_type : "application/json";
-    bool head = c->complete && c->parser.method == HTTP_HEAD;
-    size_t body_len = head ? 0 : resp->body_len;
-    char head_text[1024];
-    int n = snprintf(head_text, sizeof head_text,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\nCache-Control: no-store\r\n"
-                     "X-Content-Type-Options: nosniff\r\n%s\r\n",
-                     status, httpd_reason(status), ctype, resp->body_len, resp->headers);
-    if (n < 0 || (size_t)n >= sizeof head_text)
-        n = snprintf(head_text, sizeof head_text,
-                     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
-                     "Connection: close\r\n\r\n"),
-        body_len = 0;
-    free(c->out);
-    c->out = malloc((size_t)n + body_len);
-    c->out_off = 0;
-    c->out_len = 0;
-    if (c->out) {
-        memcpy(c->out, head_text, (size_t)n);
-        if (body_len)
-            memcpy(c->out + n, resp->body, body_len);
-        c->out_len = (size_t)n + body_len;
+    struct MHD_Response *m = MHD_create_response_from_buffer(
+        resp->body ? resp->body_len : 0, resp->body ? resp->body : (void *)"",
+        resp->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!m) {
+        free(resp->body);
+        resp->body = NULL;
+        return MHD_NO;
     }
-    c->state = HTTPD_WRITING;
-    c->deadline_ms = httpd_now_ms() + HTTPD_WRITE_MS;
+    resp->body = NULL; /* the response owns it now */
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type[0] ? resp->content_type : "application/json");
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+    if (close)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+    httpd_add_headers(m, resp->headers);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, m);
+    MHD_destroy_response(m);
+    return ret;
 }
 
-static void httpd_respond_error(httpd_conn_t *c, int status, const char *message)
+static enum MHD_Result httpd_queue_error(struct MHD_Connection *conn, int status,
+                                         const char *message)
 {
     lth_httpd_response_t resp;
     memset(&resp, 0, sizeof resp);
     lth_httpd_error(&resp, status, message, NULL);
-    httpd_respond(c, &resp);
-    free(resp.body);
+    return httpd_queue(conn, &resp, true);
 }
 
-/* Writes what it can; when all is written, half-closes and drains. */
-static void httpd_write(httpd_conn_t *c)
+/* ---- the access handler --------------------------------------------------------- */
+
+typedef struct {
+    int content_type, authorization;
+} httpd_header_count_t;
+
+static enum MHD_Result httpd_count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n < 0 && errno == EINTR)
-            continue;
-        httpd_close(c); /* the client went away */
+    (void)kind;
+    (void)value;
+    httpd_header_count_t *n = cls;
+    if (!strcasecmp(key, "Content-Type"))
+        n->content_type++;
+    else if (!strcasecmp(key, "Authorization"))
+        n->authorization++;
+    return MHD_YES;
+}
+
+static bool httpd_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+/* The client certificate: 0 when it is there, issued by the configured CA
+ * and valid now (its subject in r->cert_subject), else a sentence in why. */
+static int httpd_check_client_cert(httpd_req_t *r, char *why, size_t why_size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t tls = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned n = 0;
+    const gnutls_datum_t *peers = tls ? gnutls_certificate_get_peers(tls, &n) : NULL;
+    if (!peers || n == 0) {
+        snprintf(why, why_size,
+                 "this bridge requires a TLS client certificate issued by the CA of "
+                 "plugin.tls_client_ca; the connection presented none");
+        return -1;
+    }
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(tls, &status) != 0 || status != 0) {
+        gnutls_datum_t text = {NULL, 0};
+        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0)
+            snprintf(why, why_size, "the TLS client certificate was refused: %s",
+                     (const char *)text.data);
+        else
+            snprintf(why, why_size, "the TLS client certificate was refused");
+        gnutls_free(text.data);
+        return -1;
+    }
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) == 0) {
+        size_t size = sizeof r->cert_subject;
+        if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) != 0 ||
+            gnutls_x509_crt_get_dn(crt, r->cert_subject, &size) != 0)
+            snprintf(r->cert_subject, sizeof r->cert_subject, "(unreadable subject)");
+        gnutls_x509_crt_deinit(crt);
+    }
+    return 0;
+}
+
+/* Checks what can be checked before the body arrives; sets early_status. */
+static void httpd_check_head(httpd_req_t *r, const char *method, const char *version)
+{
+    lth_httpd_t *s = r->server;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    char why[380];
+    if (ci && ci->socket_context == &httpd_over_limit) {
+        r->early_status = 503;
+        snprintf(r->early_message, sizeof r->early_message,
+                 "too many connections; try again in a moment");
         return;
     }
-    shutdown(c->fd, SHUT_WR);
-    c->state = HTTPD_DRAINING;
-    c->deadline_ms = httpd_now_ms() + HTTPD_DRAIN_MS;
-}
-
-/* ---- parser callbacks ------------------------------------------------------- */
-
-static int httpd_abort(httpd_conn_t *c, int status, const char *message)
-{
-    c->early_status = status;
-    snprintf(c->early_message, sizeof c->early_message, "%s", message);
-    return -1;
-}
-
-static int httpd_on_url(http_parser *p, const char *at, size_t len)
-{
-    httpd_conn_t *c = p->data;
-    if (c->url_len + len > HTTPD_URL_MAX)
-        return httpd_abort(c, 414, "the URL is longer than 2048 bytes");
-    memcpy(c->url + c->url_len, at, len);
-    c->url_len += len;
-    c->url[c->url_len] = '\0';
-    return 0;
-}
-
-static int httpd_on_header_field(http_parser *p, const char *at, size_t len)
-{
-    httpd_conn_t *c = p->data;
-    if (c->in_value) {
-        c->in_value = false;
-        c->field_len = 0;
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
+        r->early_status = 400;
+        snprintf(r->early_message, sizeof r->early_message,
+                 "not an HTTP/1.x request: the request line ends in '%.40s'", version);
+        return;
     }
-    /* Long names are none of the ones we keep: remember only that. */
-    if (c->field_len + len < sizeof c->field) {
-        memcpy(c->field + c->field_len, at, len);
-        c->field_len += len;
-    } else {
-        c->field_len = sizeof c->field; /* too long: matches nothing */
+    if (!httpd_token(method)) {
+        r->early_status = 400;
+        snprintf(r->early_message, sizeof r->early_message,
+                 "not an HTTP/1.x request: the method is not a token");
+        return;
     }
-    return 0;
+    /* libmicrohttpd takes what lies between the method and the version as
+     * the target, spaces included ("GET a b HTTP/1.1"): only origin-form
+     * paths are requests to this server. */
+    bool target_ok = r->uri[0] == '/';
+    for (const unsigned char *p = (const unsigned char *)r->uri; target_ok && *p; p++)
+        target_ok = *p > 0x20 && *p != 0x7f;
+    if (!target_ok) {
+        r->early_status = 400;
+        snprintf(r->early_message, sizeof r->early_message,
+                 "not an HTTP/1.x request: the request target must be a path such as "
+                 "/route/NAME, without spaces or control characters");
+        return;
+    }
+    if (r->uri_too_long) {
+        r->early_status = 414;
+        snprintf(r->early_message, sizeof r->early_message, "the URL is longer than %d bytes",
+                 HTTPD_URL_MAX);
+        return;
+    }
+    if (s->client_certs && httpd_check_client_cert(r, why, sizeof why) != 0) {
+        r->early_status = 403;
+        snprintf(r->early_message, sizeof r->early_message, "%s", why);
+        return;
+    }
+    httpd_header_count_t n = {0, 0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, httpd_count_header, &n);
+    if (n.content_type > 1 || n.authorization > 1) {
+        r->early_status = 400;
+        snprintf(r->early_message, sizeof r->early_message, "the request has two %s headers",
+                 n.content_type > 1 ? "Content-Type" : "Authorization");
+        return;
+    }
+    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if ((ctype && strlen(ctype) > HTTPD_VALUE_MAX) || (auth && strlen(auth) > HTTPD_VALUE_MAX)) {
+        r->early_status = 431;
+        snprintf(r->early_message, sizeof r->early_message,
+                 "a Content-Type or Authorization header is over %d bytes", HTTPD_VALUE_MAX);
+        return;
+    }
+    const char *clen = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    if (clen && strtoull(clen, NULL, 10) > s->cfg.max_body_bytes) {
+        r->early_status = 413;
+        snprintf(r->early_message, sizeof r->early_message, "the body is larger than %zu bytes",
+                 s->cfg.max_body_bytes);
+    }
 }
 
-static int httpd_on_header_value(http_parser *p, const char *at, size_t len)
+static int httpd_append_body(httpd_req_t *r, const char *data, size_t len)
 {
-    httpd_conn_t *c = p->data;
-    if (!c->in_value) {
-        c->in_value = true;
-        c->value_dst = NULL;
-        c->header = HTTPD_H_OTHER;
-        if (c->field_len < sizeof c->field) {
-            c->field[c->field_len] = '\0';
-            if (!strcasecmp(c->field, "Content-Type")) {
-                if (c->seen_content_type++)
-                    return httpd_abort(c, 400, "the request has two Content-Type headers");
-                c->header = HTTPD_H_CONTENT_TYPE;
-                c->value_dst = c->content_type;
-                c->value_len = &c->content_type_len;
-            } else if (!strcasecmp(c->field, "Authorization")) {
-                if (c->seen_authorization++)
-                    return httpd_abort(c, 400, "the request has two Authorization headers");
-                c->header = HTTPD_H_AUTHORIZATION;
-                c->value_dst = c->authorization;
-                c->value_len = &c->authorization_len;
-            } else if (!strcasecmp(c->field, "Expect")) {
-                c->header = HTTPD_H_EXPECT;
-                c->expect_len = 0;
-            }
-        }
-    }
-    if (c->header == HTTPD_H_EXPECT) {
-        if (c->expect_len + len < sizeof c->expect) {
-            memcpy(c->expect + c->expect_len, at, len);
-            c->expect_len += len;
-            c->expect[c->expect_len] = '\0';
-        }
+    size_t max = r->server->cfg.max_body_bytes;
+    if (r->body_len + len > max) {
+        r->early_status = 413;
+        snprintf(r->early_message, sizeof r->early_message, "the body is larger than %zu bytes",
+                 max);
         return 0;
     }
-    if (!c->value_dst)
-        return 0;
-    if (*c->value_len + len > HTTPD_VALUE_MAX)
-        return httpd_abort(c, 431, "a Content-Type or Authorization header is over 1024 bytes");
-    memcpy(c->value_dst + *c->value_len, at, len);
-    *c->value_len += len;
-    c->value_dst[*c->value_len] = '\0';
-    return 0;
-}
-
-static int httpd_on_headers_complete(http_parser *p)
-{
-    httpd_conn_t *c = p->data;
-    size_t max = c->server->cfg.max_body_bytes;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max) {
-        char message[128];
-        snprintf(message, sizeof message, "the body is larger than %zu bytes", max);
-        return httpd_abort(c, 413, message);
-    }
-    if (c->expect_len && !strcasecmp(c->expect, "100-continue")) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        /* Best effort: a client that does not get it sends the body anyway. */
-        ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL);
-        (void)n;
-    }
-    return 0;
-}
-
-static int httpd_on_body(http_parser *p, const char *at, size_t len)
-{
-    httpd_conn_t *c = p->data;
-    size_t max = c->server->cfg.max_body_bytes;
-    if (c->body_len + len > max) {
-        char message[128];
-        snprintf(message, sizeof message, "the body is larger than %zu bytes", max);
-        return httpd_abort(c, 413, message);
-    }
-    if (c->body_len + len + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        while (cap < c->body_len + len + 1)
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + len + 1)
             cap *= 2;
-        char *grown = realloc(c->body, cap);
+        char *grown = realloc(r->body, cap);
         if (!grown)
-            return httpd_abort(c, 503, "out of memory");
-        c->body = grown;
-        c->body_cap = cap;
+            return HUB_ENOMEM;
+        r->body = grown;
+        r->body_cap = cap;
     }
-    memcpy(c->body + c->body_len, at, len);
-    c->body_len += len;
-    c->body[c->body_len] = '\0';
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
     return 0;
 }
 
-static int httpd_on_message_complete(http_parser *p)
+static enum MHD_Result httpd_dispatch(httpd_req_t *r, const char *method)
 {
-    httpd_conn_t *c = p->data;
-    c->complete = true;
-    http_parser_pause(p, 1); /* one request per connection */
-    return 0;
-}
-
-/* ---- serving ---------------------------------------------------------------- */
-
-static void httpd_dispatch(httpd_conn_t *c)
-{
-    lth_httpd_t *s = c->server;
-    char *query = strchr(c->url, '?');
+    lth_httpd_t *s = r->server;
+    char *query = strchr(r->uri, '?');
     if (query)
         *query++ = '\0';
-    char *fragment = strchr(query ? query : c->url, '#');
+    char *fragment = strchr(query ? query : r->uri, '#');
     if (fragment)
         *fragment = '\0';
+    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
     lth_httpd_request_t req = {
-        .method = http_method_str((enum http_method)c->parser.method),
-        .path = c->url[0] ? c->url : "/",
+        .method = method,
+        .path = r->uri[0] ? r->uri : "/",
         .query = query ? query : "",
-        .content_type = c->content_type,
-        .authorization = c->authorization,
-        .body = c->body ? c->body : "",
-        .body_len = c->body_len,
-        .peer = c->peer,
+        .content_type = ctype ? ctype : "",
+        .authorization = auth ? auth : "",
+        .body = r->body ? r->body : "",
+        .body_len = r->body_len,
+        .peer = r->peer,
+        .client_cert = r->cert_subject,
+        .id = r->id,
     };
     lth_httpd_response_t resp;
     memset(&resp, 0, sizeof resp);
     s->handler(&req, &resp, s->user);
-    httpd_respond(c, &resp);
-    free(resp.body);
+    if (resp.deferred) {
+        free(resp.body);
+        r->deferred = true;
+        r->next = s->deferred;
+        s->deferred = r;
+        s->n_deferred++;
+        MHD_suspend_connection(r->conn);
+        return MHD_YES;
+    }
+    return httpd_queue(r->conn, &resp, false);
 }
 
-/* Parses more input; returns true when it closed (and freed) c. */
-static bool httpd_feed(httpd_conn_t *c, const char *data, size_t len, bool eof)
+static enum MHD_Result httpd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **req_cls)
 {
-    http_parser_execute(&c->parser, &c->server->settings, data, len);
-    if (c->early_status) {
-        httpd_respond_error(c, c->early_status, c->early_message);
-        return false;
+    (void)cls;
+    (void)url;
+    httpd_req_t *r = *req_cls;
+    if (!r)
+        return MHD_NO; /* out of memory at its request line: close */
+    if (!r->started) {
+        r->started = true;
+        httpd_check_head(r, method, version);
+        /* Refused before the body: libmicrohttpd answers at once, sends no
+         * "100 Continue", and closes after. */
+        return r->early_status ? httpd_queue_error(conn, r->early_status, r->early_message)
+                               : MHD_YES;
     }
-    if (c->complete) {
-        httpd_dispatch(c);
-        return false;
+    if (r->completed) { /* resumed by lth_httpd_complete() */
+        r->completed = false;
+        return httpd_queue(conn, &r->answer, false);
     }
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_HEADER_OVERFLOW) {
-        httpd_respond_error(c, 431, "the request's header section is too large");
-    } else if (e != HPE_OK) {
-        char message[160];
-        snprintf(message, sizeof message, "not an HTTP/1.x request: %s",
-                 http_errno_description(e));
-        httpd_respond_error(c, 400, message);
-    } else if (eof) {
-        httpd_close(c); /* the client gave up half-way */
-        return true;
+    if (*upload_data_size) {
+        if (!r->early_status && httpd_append_body(r, upload_data, *upload_data_size) != 0)
+            return MHD_NO;
+        *upload_data_size = 0;
+        return MHD_YES;
     }
-    return false;
+    if (r->early_status)
+        return httpd_queue_error(conn, r->early_status, r->early_message);
+    return httpd_dispatch(r, method);
 }
 
-static void httpd_read(httpd_conn_t *c)
+int lth_httpd_complete(lth_httpd_t *s, uint64_t id, lth_httpd_response_t *resp)
 {
-    char buf[16384];
-    for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (c->state == HTTPD_DRAINING) {
-            if (n <= 0) {
-                httpd_close(c);
-                return;
-            }
-            continue; /* discard */
-        }
-        if (n < 0) {
-            httpd_close(c);
-            return;
-        }
-        if (httpd_feed(c, n > 0 ? buf : NULL, (size_t)n, n == 0))
-            return;
-        if (c->state == HTTPD_WRITING) {
-            httpd_write(c); /* most responses go out at once */
-            return;
-        }
-        if (n == 0)
-            return;
+    if (!s || !resp)
+        return HUB_EINVAL;
+    httpd_req_t *r = s->deferred;
+    while (r && r->id != id)
+        r = r->next;
+    if (!r) {
+        free(resp->body);
+        resp->body = NULL;
+        return HUB_ENOTFOUND;
     }
+    httpd_unlink_deferred(s, r);
+    free(r->answer.body);
+    r->answer = *resp;
+    resp->body = NULL;
+    r->completed = true;
+    MHD_resume_connection(r->conn);
+    return 0;
 }
 
-static void httpd_accept(lth_httpd_t *s)
-{
-    for (;;) {
-        struct sockaddr_storage addr;
-        memset(&addr, 0, sizeof addr);
-        socklen_t alen = sizeof addr;
-        int fd = accept4(s->fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN, or out of descriptors: try again on the next round */
-        }
-        if (s->n_conns >= s->cfg.max_connections) {
-            static const char busy[] =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                "Content-Length: 56\r\nConnection: close\r\n\r\n"
-                "{\"error\":\"too many connections; try again in a moment\"}";
-            ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
-            (void)n;
-            close(fd);
-            continue;
-        }
-        httpd_conn_t *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->server = s;
-        c->fd = fd;
-        c->state = HTTPD_READING;
-        c->deadline_ms = httpd_now_ms() + s->cfg.request_timeout_ms;
-        char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
-        if (addr.ss_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&addr;
-            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-            port = ntohs(in->sin_port);
-        } else if (addr.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&addr;
-            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        }
-        snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-        http_parser_init(&c->parser, HTTP_REQUEST);
-        c->parser.data = c;
-        c->next = s->conns;
-        s->conns = c;
-        s->n_conns++;
-    }
-}
+size_t lth_httpd_deferred(const lth_httpd_t *s) { return s ? s->n_deferred : 0; }
+
+/* ---- serving ------------------------------------------------------------------ */
 
 int lth_httpd_serve(lth_httpd_t *s, int timeout_ms)
 {
     if (!s)
         return HUB_EINVAL;
-    size_t cap = s->n_conns + 1;
-    struct pollfd *fds = calloc(cap, sizeof *fds);
-    httpd_conn_t **who = calloc(cap, sizeof *who);
-    if (!fds || !who) {
-        free(fds);
-        free(who);
-        return HUB_ENOMEM;
+    MHD_UNSIGNED_LONG_LONG due = 0;
+    if (MHD_get_timeout(s->daemon, &due) == MHD_YES &&
+        (timeout_ms < 0 || due < (MHD_UNSIGNED_LONG_LONG)timeout_ms))
+        timeout_ms = (int)due;
+    struct pollfd p = {.fd = s->epoll_fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) < 0) {
+        if (errno == EINTR)
+            return HUB_EAGAIN;
+        return HUB_EIO;
     }
-    uint64_t now = httpd_now_ms();
-    size_t n = 0;
-    fds[n++] = (struct pollfd){.fd = s->fd, .events = POLLIN};
-    for (httpd_conn_t *c = s->conns; c; c = c->next) {
-        fds[n] = (struct pollfd){.fd = c->fd,
-                                 .events = c->state == HTTPD_WRITING ? POLLOUT : POLLIN};
-        who[n++] = c;
-        int until = c->deadline_ms > now ? (int)(c->deadline_ms - now) : 0;
-        if (timeout_ms < 0 || until < timeout_ms)
-            timeout_ms = until;
-    }
-    int ready = poll(fds, n, timeout_ms);
-    if (ready < 0) {
-        int e = errno;
-        free(fds);
-        free(who);
-        return e == EINTR ? HUB_EAGAIN : HUB_EIO;
-    }
-    /* Connections first (a handler may take a while; new ones wait). */
-    for (size_t i = 1; i < n; i++) {
-        httpd_conn_t *c = who[i];
-        if (!fds[i].revents || c->closed)
-            continue;
-        if (c->state == HTTPD_WRITING)
-            httpd_write(c);
-        else
-            httpd_read(c);
-    }
-    bool incoming = fds[0].revents & POLLIN;
-    free(fds);
-    free(who);
-    /* Deadlines. */
-    now = httpd_now_ms();
-    for (httpd_conn_t *c = s->conns; c; c = c->next) {
-        if (c->closed || now < c->deadline_ms)
-            continue;
-        if (c->state == HTTPD_READING) {
-            char message[96];
-            snprintf(message, sizeof message, "the request was not complete within %u ms",
-                     (unsigned)s->cfg.request_timeout_ms);
-            httpd_respond_error(c, 408, message);
-            httpd_write(c);
-        } else {
-            httpd_close(c);
-        }
-    }
-    httpd_sweep(s);
-    if (incoming)
-        httpd_accept(s);
-    return 0;
+    return MHD_run(s->daemon) == MHD_YES ? 0 : HUB_EIO;
 }
 
 /* ---- lifetime ----------------------------------------------------------------- */
@@ -584,14 +515,14 @@ static int httpd_split(const char *listen, char *host, size_t host_size, char *p
     return 0;
 }
 
-int lth_httpd_new(const char *address, const lth_httpd_config_t *cfg, lth_httpd_handler_cb handler,
-                  void *user, lth_httpd_t **out, char *err, size_t err_size)
+/* Binds the listening socket (libmicrohttpd gets it ready-made, so that
+ * the errors name the address as the operator wrote it). */
+static int httpd_bind(lth_httpd_t *s, const char *address, char *err, size_t err_size)
 {
     char host[256], port[8];
-    if (!address || !handler || !out ||
-        httpd_split(address, host, sizeof host, port, sizeof port) != 0) {
+    if (httpd_split(address, host, sizeof host, port, sizeof port) != 0) {
         snprintf(err, err_size, "'%s' is not HOST:PORT (e.g. 127.0.0.1:8088, [::1]:8088)",
-                 address ? address : "");
+                 address);
         return HUB_EINVAL;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -603,13 +534,7 @@ int lth_httpd_new(const char *address, const lth_httpd_config_t *cfg, lth_httpd_
         snprintf(err, err_size, "cannot resolve '%s': %s", host, gai_strerror(gai));
         return HUB_EINVAL;
     }
-    lth_httpd_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        freeaddrinfo(ai);
-        return HUB_ENOMEM;
-    }
-    s->fd = -1;
-    int rc = HUB_EIO, e = 0;
+    int e = 0;
     for (struct addrinfo *a = ai; a && s->fd < 0; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
@@ -631,10 +556,8 @@ int lth_httpd_new(const char *address, const lth_httpd_config_t *cfg, lth_httpd_
     }
     freeaddrinfo(ai);
     if (s->fd < 0) {
-        rc = e == EADDRINUSE ? HUB_EEXIST : (e == EACCES || e == EPERM) ? HUB_EPERM : HUB_EIO;
         snprintf(err, err_size, "cannot listen on %s: %s", address, strerror(e));
-        free(s);
-        return rc;
+        return e == EADDRINUSE ? HUB_EEXIST : (e == EACCES || e == EPERM) ? HUB_EPERM : HUB_EIO;
     }
     struct sockaddr_storage bound;
     memset(&bound, 0, sizeof bound);
@@ -643,6 +566,72 @@ int lth_httpd_new(const char *address, const lth_httpd_config_t *cfg, lth_httpd_
         s->port = ntohs(bound.ss_family == AF_INET6
                             ? ((struct sockaddr_in6 *)&bound)->sin6_port
                             : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+static int httpd_start(lth_httpd_t *s, char *err, size_t err_size)
+{
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_OptionItem opts[16];
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, s->fd, NULL};
+    opts[n++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(s->cfg.max_connections + HTTPD_SPARE_CONNECTIONS),
+        NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)((s->cfg.request_timeout_ms + 999) / 1000),
+                                        NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)httpd_on_uri, s};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_on_completed, s};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_on_connection, s};
+    if (s->tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, err_size, "this libmicrohttpd has no TLS support");
+            return HUB_EINVAL;
+        }
+        flags |= MHD_USE_TLS;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        if (s->tls_ca)
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, httpd_on_request, s, MHD_OPTION_ARRAY,
+                                 opts, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, err_size,
+                 s->tls ? "cannot start the HTTPS server: check that plugin.tls_cert, "
+                          "plugin.tls_key (and plugin.tls_client_ca) are PEM files that "
+                          "belong together"
+                        : "cannot start the HTTP server");
+        return s->tls ? HUB_EINVAL : HUB_EIO;
+    }
+    s->fd = -1; /* the daemon owns it now */
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    s->epoll_fd = di ? di->epoll_fd : -1;
+    if (s->epoll_fd < 0) {
+        snprintf(err, err_size, "libmicrohttpd gave no epoll descriptor");
+        return HUB_EIO;
+    }
+    return 0;
+}
+
+int lth_httpd_new(const char *address, const lth_httpd_config_t *cfg, lth_httpd_handler_cb handler,
+                  void *user, lth_httpd_t **out, char *err, size_t err_size)
+{
+    if (!address || !handler || !out) {
+        snprintf(err, err_size, "'%s' is not HOST:PORT (e.g. 127.0.0.1:8088, [::1]:8088)",
+                 address ? address : "");
+        return HUB_EINVAL;
+    }
+    *out = NULL;
+    lth_httpd_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return HUB_ENOMEM;
+    s->fd = -1;
+    s->epoll_fd = -1;
     if (cfg)
         s->cfg = *cfg;
     if (!s->cfg.max_body_bytes)
@@ -653,12 +642,31 @@ int lth_httpd_new(const char *address, const lth_httpd_config_t *cfg, lth_httpd_
         s->cfg.max_connections = 64;
     s->handler = handler;
     s->user = user;
-    s->settings.on_url = httpd_on_url;
-    s->settings.on_header_field = httpd_on_header_field;
-    s->settings.on_header_value = httpd_on_header_value;
-    s->settings.on_headers_complete = httpd_on_headers_complete;
-    s->settings.on_body = httpd_on_body;
-    s->settings.on_message_complete = httpd_on_message_complete;
+    int rc = 0;
+    if (s->cfg.tls_cert_pem || s->cfg.tls_key_pem || s->cfg.tls_client_ca_pem) {
+        if (!s->cfg.tls_cert_pem || !s->cfg.tls_key_pem) {
+            snprintf(err, err_size, "TLS needs both a certificate and its key");
+            rc = HUB_EINVAL;
+        } else {
+            s->tls = true;
+            s->client_certs = s->cfg.tls_client_ca_pem != NULL;
+            s->tls_cert = strdup(s->cfg.tls_cert_pem);
+            s->tls_key = strdup(s->cfg.tls_key_pem);
+            s->tls_ca = s->client_certs ? strdup(s->cfg.tls_client_ca_pem) : NULL;
+            if (!s->tls_cert || !s->tls_key || (s->client_certs && !s->tls_ca))
+                rc = HUB_ENOMEM;
+        }
+        /* The copies are what the daemon sees; the caller's may go. */
+        s->cfg.tls_cert_pem = s->cfg.tls_key_pem = s->cfg.tls_client_ca_pem = NULL;
+    }
+    if (rc == 0)
+        rc = httpd_bind(s, address, err, err_size);
+    if (rc == 0)
+        rc = httpd_start(s, err, err_size);
+    if (rc != 0) {
+        lth_httpd_destroy(&s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -667,17 +675,44 @@ int lth_httpd_port(const lth_httpd_t *s) { return s ? s->port : 0; }
 
 bool lth_httpd_loopback(const lth_httpd_t *s) { return s && s->loopback; }
 
+bool lth_httpd_tls(const lth_httpd_t *s, bool *client_certs)
+{
+    if (client_certs)
+        *client_certs = s && s->client_certs;
+    return s && s->tls;
+}
+
+static void httpd_free_secret(char **p)
+{
+    if (*p) {
+        memset(*p, 0, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
 void lth_httpd_destroy(lth_httpd_t **s_p)
 {
     if (!s_p || !*s_p)
         return;
     lth_httpd_t *s = *s_p;
-    for (httpd_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        httpd_free(c);
+    *s_p = NULL;
+    if (s->daemon) {
+        /* libmicrohttpd must not stop with suspended connections: answer
+         * them, and let one round resume them. */
+        while (s->deferred) {
+            lth_httpd_response_t resp;
+            memset(&resp, 0, sizeof resp);
+            lth_httpd_error(&resp, 503, "the bridge is stopping; try again shortly", NULL);
+            lth_httpd_complete(s, s->deferred->id, &resp);
+        }
+        MHD_run(s->daemon);
+        MHD_stop_daemon(s->daemon);
     }
     if (s->fd >= 0)
         close(s->fd);
+    httpd_free_secret(&s->tls_key);
+    free(s->tls_cert);
+    free(s->tls_ca);
     free(s);
-    *s_p = NULL;
 }

@@ -1,32 +1,45 @@
-/* lth_httpd — a small HTTP/1.1 server driven by poll(), for a plugin that
- * has no event loop of its own (hub-adapter runs plugins on one thread,
- * inside the SDK's loop).
+/* lth_httpd — the bridge's HTTP/1.1 (and HTTPS) server: GNU libmicrohttpd
+ * driven by poll(), for a plugin that has no event loop of its own
+ * (hub-adapter runs plugins on one thread, inside the SDK's loop).
  *
- * One job: accept connections on one listening socket, turn their bytes into
- * complete requests (nodejs http-parser), hand each request to one
- * synchronous handler, and write back what the handler filled in. The caller
- * drives everything with lth_httpd_serve(), which waits up to a timeout for
- * socket activity and does whatever is ready; nothing happens in between.
- * The handler may take its time (it runs on the caller's thread): other
- * clients wait in the meantime, queued by the kernel.
+ * One job: accept connections on one listening socket, hand each complete
+ * request to one handler, and write back what the handler answered. The
+ * caller drives everything with lth_httpd_serve(), which waits up to a
+ * timeout for socket activity and does whatever is ready (libmicrohttpd in
+ * its external-epoll mode); nothing happens in between.
  *
- * One request per connection: every response carries "Connection: close",
- * after which the server half-closes and discards input for up to a second,
- * so that a client still sending reads the response rather than a reset.
+ * Many requests in flight: a handler that cannot answer at once (the bridge
+ * waits for the hub's reply) sets resp->deferred; the connection is then
+ * suspended, other clients are served meanwhile, and the caller answers
+ * later with lth_httpd_complete(server, req->id, &resp). Connections stay
+ * open between requests (HTTP/1.1 keep-alive) unless the client or an error
+ * closes them.
+ *
+ * TLS: with tls_cert_pem and tls_key_pem the server speaks HTTPS only; with
+ * tls_client_ca_pem as well, every request must come with a client
+ * certificate that this CA issued and that is valid now, or it gets 403
+ * naming what is wrong (no certificate, unknown issuer, expired, ...), and
+ * the request's client_cert holds the certificate's subject DN.
  *
  * What the server enforces itself, answering with a JSON body
  * {"error": "..."}: a body over max_body_bytes gets 413 (before it is read
- * when Content-Length says so; "Expect: 100-continue" gets its 100 or 413 at
- * once); bytes that are not HTTP/1.x get 400; a URL over 2 KiB gets 414;
- * header lines over the parser's limit get 431; a request not complete within
- * request_timeout_ms of the connection's opening gets 408; beyond
- * max_connections open connections, a new one gets 503.
+ * when Content-Length says so; "Expect: 100-continue" then gets 413 instead
+ * of 100); a request line that is not HTTP/1.x gets 400; a URL over 2 KiB
+ * gets 414; a Content-Type or Authorization header over 1 KiB gets 431, two
+ * of either 400; a header section over libmicrohttpd's per-connection memory
+ * is refused by libmicrohttpd; a connection silent for request_timeout_ms is
+ * closed; beyond max_connections open connections, a new one's request gets
+ * 503 and the connection closes.
  *
- * Ownership: a request lives only during the handler call; the handler puts
- * a malloc'ed body into the response, which the server frees.
- * Errors: HUB_EINVAL (bad listen address), HUB_EEXIST (address in use),
- * HUB_EPERM, HUB_EIO, HUB_ENOMEM; lth_httpd_serve() returns HUB_EAGAIN when a
- * signal interrupted its wait, so that the caller can look at its flags.
+ * Ownership: a request lives only during the handler call (its id stays
+ * valid until completed); the handler puts a malloc'ed body into the
+ * response, which the server frees, also when it was deferred and the
+ * client has gone.
+ * Errors: HUB_EINVAL (bad listen address, bad TLS material), HUB_EEXIST
+ * (address in use), HUB_EPERM, HUB_EIO, HUB_ENOMEM; lth_httpd_serve()
+ * returns HUB_EAGAIN when a signal interrupted its wait, so that the caller
+ * can look at its flags; lth_httpd_complete() HUB_ENOTFOUND for an unknown
+ * id.
  * Not thread-safe: one thread calls everything.
  */
 #ifndef LTH_HTTPD_H
@@ -48,6 +61,8 @@ typedef struct {
     const char *body;          /* NUL-terminated for convenience */
     size_t body_len;
     const char *peer;          /* "127.0.0.1:50312" */
+    const char *client_cert;   /* the verified client certificate's subject DN; "" when none */
+    uint64_t id;               /* names the request in lth_httpd_complete() */
 } lth_httpd_request_t;
 
 typedef struct {
@@ -56,6 +71,7 @@ typedef struct {
     char *body;              /* malloc'ed; the server frees it */
     size_t body_len;
     char headers[512];       /* extra header lines, each ending "\r\n" */
+    bool deferred;           /* set by the handler: answered later by lth_httpd_complete() */
 } lth_httpd_response_t;
 
 typedef void (*lth_httpd_handler_cb)(const lth_httpd_request_t *req, lth_httpd_response_t *resp,
@@ -66,6 +82,10 @@ typedef struct {
     size_t max_body_bytes;       /* 1 MiB */
     uint32_t request_timeout_ms; /* 10 s from the connection's opening to a complete request */
     uint32_t max_connections;    /* 64 */
+    const char *tls_cert_pem;    /* PEM certificate (chain) of the server; NULL = plain HTTP */
+    const char *tls_key_pem;     /* its PEM private key (needed with tls_cert_pem) */
+    const char *tls_client_ca_pem; /* PEM CA certificate(s): client certificates are required
+                                      and verified against them; NULL = none asked for */
 } lth_httpd_config_t;
 
 /* Binds `listen` ("HOST:PORT", "[::1]:PORT"; port 0 = any free port). */
@@ -75,11 +95,21 @@ int lth_httpd_new(const char *listen, const lth_httpd_config_t *cfg, lth_httpd_h
 int lth_httpd_port(const lth_httpd_t *server);
 /* true when the listening address is a loopback one. */
 bool lth_httpd_loopback(const lth_httpd_t *server);
+/* true when the server speaks HTTPS; true in *client_certs when it
+ * requires client certificates. */
+bool lth_httpd_tls(const lth_httpd_t *server, bool *client_certs);
+/* Answers the request `id` that a handler deferred: takes resp->body (freed
+ * here whatever happens) and sends the response on the next
+ * lth_httpd_serve(). HUB_ENOTFOUND when no deferred request has that id. */
+int lth_httpd_complete(lth_httpd_t *server, uint64_t id, lth_httpd_response_t *resp);
+/* Requests deferred and not completed yet. */
+size_t lth_httpd_deferred(const lth_httpd_t *server);
 /* Waits up to timeout_ms for activity and serves what is ready: accepts,
  * reads, calls the handler for each complete request, writes, times out.
  * Returns 0, or HUB_EAGAIN when a signal interrupted the wait. */
 int lth_httpd_serve(lth_httpd_t *server, int timeout_ms);
-/* Closes every connection and the listener, and frees. */
+/* Answers every deferred request 503, closes every connection and the
+ * listener, and frees. */
 void lth_httpd_destroy(lth_httpd_t **server_p);
 
 /* Fills resp with `status` and a JSON body {"error": message} plus the

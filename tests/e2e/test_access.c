@@ -9,6 +9,7 @@
 #include "hubfix.h"
 #include "lth_citizen.h"
 #include "lth_lookup.h"
+#include "lth_verify.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -52,9 +53,9 @@ static void setup(void)
     snprintf(token_path, sizeof token_path, "%s/access.token", fix.dir);
     write_private(token_path, TOKEN "\n", strlen(TOKEN) + 1);
     tk_write_file(members_path,
-                  "member_id\tname\tunit\tcontact\n"
-                  TTHC "\tVăn phòng UBND Thành phố Hà Nội\tHệ thống giải quyết TTHC\t\n"
-                  HOTICH "\tSở Tư pháp Hà Nội\tHộ tịch\t\n");
+                  "member_id\tname\tunit\tcontact\n" TTHC
+                  "\tVăn phòng UBND Thành phố Hà Nội\tHệ thống giải quyết TTHC\t\n" HOTICH
+                  "\tSở Tư pháp Hà Nội\tHộ tịch\t\n");
     char conf[2048];
     snprintf(conf, sizeof conf,
              "plugin.db = %s/pop.db\nplugin.citizens = 500\nplugin.allowed_consumers = " TTHC
@@ -67,7 +68,10 @@ static void setup(void)
     ck_assert_int_eq(lth_citizen_generate(1, 8, &b), 0);
 }
 
-static void teardown(void) { hubfix_cleanup(&fix); }
+static void teardown(void)
+{
+    hubfix_cleanup(&fix);
+}
 
 static void lookup(adp_client_t *c, const char *const *keys, size_t n, const char *purpose,
                    const char *dossier)
@@ -109,9 +113,20 @@ static void make_lookups(void)
 static int access_cmd(char **out, const char *citizen, const char *salt, const char *extra1,
                       const char *extra2)
 {
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit",     "access", "--citizen", (char *)citizen,
-                    "--salt",                 (char *)salt, "--register", reg_path,
-                    "--members",              members_path, (char *)extra1, (char *)extra2, NULL};
+    char *argv[] = {(char *)tk_bin("hubctl"),
+                    "audit",
+                    "access",
+                    "--citizen",
+                    (char *)citizen,
+                    "--salt",
+                    (char *)salt,
+                    "--register",
+                    reg_path,
+                    "--members",
+                    members_path,
+                    (char *)extra1,
+                    (char *)extra2,
+                    NULL};
     return tk_run(argv, out, 20000);
 }
 
@@ -133,8 +148,9 @@ START_TEST(query_lists_exactly_one_citizens_lookups)
     ck_assert_uint_eq(count_of(out, "\n    purpose: "), 4);
     ck_assert_uint_eq(count_of(out, TTHC " (Văn phòng UBND Thành phố Hà Nội)"), 3);
     ck_assert_uint_eq(count_of(out, HOTICH " (Sở Tư pháp Hà Nội)"), 1);
-    ck_assert_msg(strstr(out, "purpose: Đăng ký thường trú\n    dossier: 000.00.01.H26-261203-0001"),
-                  "%s", out);
+    ck_assert_msg(
+        strstr(out, "purpose: Đăng ký thường trú\n    dossier: 000.00.01.H26-261203-0001"), "%s",
+        out);
     ck_assert_msg(strstr(out, "dossier: 000.00.01.H26-261203-0003"), "%s", out);
     ck_assert_msg(strstr(out, "purpose: Xác minh nhân thân\n    dossier: -"), "%s", out);
     ck_assert_msg(!strstr(out, "H26-261203-0002"), "b's look-up listed for a: %s", out);
@@ -163,6 +179,66 @@ START_TEST(query_lists_exactly_one_citizens_lookups)
     ck_assert_int_eq(rc, 0);
     ck_assert_msg(strstr(out, "0 look-ups of this person"), "%s", out);
     free(out);
+}
+END_TEST
+
+/* citizen.verify/v1 tells the caller match or mismatch, not the record; it
+ * is a use of the person's data all the same, and is registered like a
+ * look-up, with the outcome and never the declared values. */
+START_TEST(verifications_are_registered_too)
+{
+    adp_client_t *tthc = hubfix_connect(&fix, TTHC);
+    Lth__Domain__V1__DeclaredIdentity da = LTH__DOMAIN__V1__DECLARED_IDENTITY__INIT,
+                                      db = LTH__DOMAIN__V1__DECLARED_IDENTITY__INIT;
+    da.personal_id = a.personal_id;
+    da.full_name = a.full_name;
+    db.personal_id = b.personal_id;
+    db.full_name = "Tên Không Đúng";
+    Lth__Domain__V1__DeclaredIdentity *subjects[] = {&da, &db};
+    Lth__Domain__V1__CitizenVerifyRequest req = LTH__DOMAIN__V1__CITIZEN_VERIFY_REQUEST__INIT;
+    req.subjects = subjects;
+    req.n_subjects = 2;
+    req.purpose = "Đăng ký thành lập doanh nghiệp";
+    req.dossier_code = "000.00.01.H26-261203-0009";
+    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len);
+    ck_assert_ptr_nonnull(buf);
+    lth__domain__v1__citizen_verify_request__pack(&req, buf);
+    adp_reply_t reply;
+    int rc = adp_request(tthc, POP, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len,
+                         0, 10000, &reply);
+    free(buf);
+    ck_assert_msg(rc == 0, "verify failed: %s", adp_last_error(tthc));
+    adp_reply_free(&reply);
+    adp_close(&tthc);
+    char *out = NULL;
+    ck_assert_int_eq(access_cmd(&out, a.personal_id, salt_path, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "1 look-up of this person") &&
+                      strstr(out, "service: citizen.verify/v1") &&
+                      strstr(out, "dossier: 000.00.01.H26-261203-0009") &&
+                      strstr(out, "outcome: VERIFIED_MATCH"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(access_cmd(&out, b.personal_id, salt_path, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "outcome: VERIFIED_MISMATCH") && !strstr(out, "Không Đúng"), "%s",
+                  out);
+    free(out);
+    /* The register (and its write-ahead log) hold neither the IDs nor the
+     * declared name. */
+    const char *suffixes[] = {"", "-wal"};
+    for (int i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s%s", reg_path, suffixes[i]);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue;
+        char *raw = tk_read_file(path);
+        ck_assert_ptr_nonnull(raw);
+        ck_assert_msg(!memmem(raw, (size_t)st.st_size, "Không Đúng", strlen("Không Đúng")),
+                      "a declared value is in %s", path);
+        ck_assert_msg(!memmem(raw, (size_t)st.st_size, a.personal_id, 12), "a's ID in %s", path);
+        free(raw);
+    }
 }
 END_TEST
 
@@ -262,8 +338,7 @@ START_TEST(json_endpoint_answers_behind_the_token)
     ck_assert_msg(!strstr(out, a.personal_id), "the answer repeats the ID");
     json_decref(j);
     free(out);
-    ck_assert_int_eq(post("{\"from\":\"2020-01-01\"}", "Authorization: Bearer " TOKEN, &out),
-                     400);
+    ck_assert_int_eq(post("{\"from\":\"2020-01-01\"}", "Authorization: Bearer " TOKEN, &out), 400);
     free(out);
 }
 END_TEST
@@ -276,6 +351,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, query_lists_exactly_one_citizens_lookups);
+    tcase_add_test(tc, verifications_are_registered_too);
     tcase_add_test(tc, register_holds_no_id_and_a_wrong_salt_finds_nothing);
     tcase_add_test(tc, json_endpoint_answers_behind_the_token);
     suite_add_tcase(s, tc);

@@ -304,6 +304,54 @@ int lth_access_note_lookup(lth_access_t *self, const char *requester, const char
     return rc;
 }
 
+int lth_access_note_verify(lth_access_t *self, const char *requester, const char *service,
+                           const char *message_id, uint64_t at_us, const uint8_t *request,
+                           size_t request_len, const uint8_t *response, size_t response_len)
+{
+    if (!self)
+        return HUB_EINVAL;
+    Lth__Domain__V1__CitizenVerifyRequest *req =
+        lth__domain__v1__citizen_verify_request__unpack(NULL, request_len, request);
+    if (!req)
+        return 0; /* names no one */
+    Lth__Domain__V1__CitizenVerifyResponse *resp =
+        response ? lth__domain__v1__citizen_verify_response__unpack(NULL, response_len, response)
+                 : NULL;
+    size_t n = req->n_subjects < LTH__MAX_KEYS ? req->n_subjects : LTH__MAX_KEYS;
+    const char **ids = n ? calloc(n, sizeof *ids) : NULL;
+    const char **outcomes = n ? calloc(n, sizeof *outcomes) : NULL;
+    int rc = n && (!ids || !outcomes) ? HUB_ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        ids[i] = req->subjects[i] && req->subjects[i]->personal_id
+                     ? req->subjects[i]->personal_id
+                     : "";
+        if (!resp)
+            outcomes[i] = "UNKNOWN";
+        else if (resp->status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID)
+            outcomes[i] = "REFUSED";
+        else if (resp->status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE)
+            outcomes[i] = "UNAVAILABLE";
+        else if (i >= resp->n_results || !resp->results[i])
+            outcomes[i] = "UNKNOWN";
+        else if (resp->results[i]->status == LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND)
+            /* Results come one per subject, in the order asked. */
+            outcomes[i] = resp->results[i]->all_match ? "VERIFIED_MATCH" : "VERIFIED_MISMATCH";
+        else
+            outcomes[i] = lth__status_name((int)resp->results[i]->status);
+    }
+    if (rc == 0) {
+        lth_access_event_t ev = {requester, service, req->purpose, req->dossier_code, message_id,
+                                 at_us};
+        rc = lth_access_note(self, &ev, ids, outcomes, n);
+    }
+    free(ids);
+    free(outcomes);
+    if (resp)
+        lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);
+    lth__domain__v1__citizen_verify_request__free_unpacked(req, NULL);
+    return rc;
+}
+
 /* ---- queries ------------------------------------------------------------------ */
 
 static const char *lth__col(sqlite3_stmt *st, int col)

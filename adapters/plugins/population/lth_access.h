@@ -67,6 +67,13 @@ int lth_access_note_lookup(lth_access_t *self, const char *requester, const char
                            const char *message_id, uint64_t at_us, const uint8_t *request,
                            size_t request_len, const uint8_t *response, size_t response_len);
 
+/* The same for a citizen.verify/v1 exchange (CitizenVerifyRequest /
+ * Response): one row per subject, outcome VERIFIED_MATCH, VERIFIED_MISMATCH
+ * or the look-up status (NOT_FOUND, ...). Never a declared value. */
+int lth_access_note_verify(lth_access_t *self, const char *requester, const char *service,
+                           const char *message_id, uint64_t at_us, const uint8_t *request,
+                           size_t request_len, const uint8_t *response, size_t response_len);
+
 typedef struct {
     uint64_t at_us;
     const char *requester, *service, *purpose, *dossier_code, *outcome, *message_id;

@@ -224,6 +224,16 @@ int pop_access_note(pop_access_t *self, const adp_message_t *msg, const uint8_t 
                                   response_len);
 }
 
+int pop_access_note_verify(pop_access_t *self, const adp_message_t *msg,
+                           const uint8_t *response, size_t response_len)
+{
+    if (!self)
+        return 0;
+    return lth_access_note_verify(self->reg, msg->sender, msg->service, msg->message_id,
+                                  pop__now_us(), msg->payload, msg->payload_len, response,
+                                  response_len);
+}
+
 void pop_access_tick(pop_access_t *self)
 {
     /* Accepting, reading and answering may each need a turn: a few turns

@@ -34,6 +34,9 @@ int pop_access_init(const adp_plugin_host_t *host, const char *db_path, pop_acce
  * Accepts a NULL register (off). HUB_ESTORE when it could not be written. */
 int pop_access_note(pop_access_t *self, const adp_message_t *msg, const uint8_t *response,
                     size_t response_len);
+/* The same for an answered citizen.verify/v1. */
+int pop_access_note_verify(pop_access_t *self, const adp_message_t *msg, const uint8_t *response,
+                           size_t response_len);
 /* Serves the endpoint's waiting requests without blocking (from tick()). */
 void pop_access_tick(pop_access_t *self);
 void pop_access_destroy(pop_access_t **self_p);

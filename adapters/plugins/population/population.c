@@ -157,6 +157,12 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
                 hub_strerror(rc));
         return rc;
     }
+    if (pop_access_note_verify(st->access, msg, out, out_len) != 0) {
+        free(out); /* nothing leaves unrecorded */
+        pop_log(st, 3, "citizen.verify from %s not answered: the access register could not be "
+                       "written", msg->sender);
+        return HUB_ESTORE;
+    }
     reply->payload = out;
     reply->payload_len = out_len;
     snprintf(reply->content_type, sizeof reply->content_type, "%s", LTH_VERIFY_RESPONSE_TYPE);

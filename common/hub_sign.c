@@ -260,6 +260,13 @@ int hub_envelope_verify_cached(const hub_envelope_t *env,
                                const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
                                hub_sigcache_t *cache)
 {
+    return hub_envelope_verify_digest(env, sign_public, cache, NULL);
+}
+
+int hub_envelope_verify_digest(const hub_envelope_t *env,
+                               const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
+                               hub_sigcache_t *cache, uint8_t digest_out[HUB_DIGEST_LEN])
+{
     if (!env || !sign_public)
         return HUB_EINVAL;
     if (!env->signature.data || env->signature.len != HUB_SIGNATURE_LEN)
@@ -270,6 +277,8 @@ int hub_envelope_verify_cached(const hub_envelope_t *env,
     int rc = hub_envelope_digest(env, digest);
     if (rc != 0)
         return rc;
+    if (digest_out)
+        memcpy(digest_out, digest, HUB_DIGEST_LEN);
     if (!env->batch_proof) {
         if (crypto_sign_verify_detached(env->signature.data, digest, sizeof digest,
                                         sign_public) != 0)

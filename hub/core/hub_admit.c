@@ -284,6 +284,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     const char *problem = NULL;
     const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
+    receipts->env = env; /* refusals from here on carry its evidence (hub__outcome_refused) */
     if (env->payload.len > self->cfg.max_payload_bytes) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
                           "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
@@ -339,12 +340,17 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     /* Deny by default: a request or event needs a data-sharing agreement
      * with the member it is addressed to; a reply needs the request it
      * answers (hub__admit_reply, below, once the receiver is known). */
+    const char *purpose = NULL; /* the agreement's, for the audit log */
     if (env->kind != LTH__V1__KIND__KIND_REPLY) {
         hub_policy_decision_t decision;
         const char *why = hub__forbidden(self, env->sender, env->receiver, env->service, &decision);
         if (why) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
             goto done;
+        }
+        if (self->policy && self->audit && decision.purpose && *decision.purpose) {
+            purpose = hub__intern(self, decision.purpose);
+            receipts->purpose = purpose;
         }
     }
     /* Ủy quyền: the authority addressed has delegated this service. */
@@ -395,11 +401,14 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                               rcv->id);
             goto done;
         }
+        uint8_t digest[HUB_DIGEST_LEN];
+        bool have_digest = false;
         if (self->cfg.require_signatures) {
             const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
-            int vrc = skp && skp->has_sign
-                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
-                          : HUB_EINVAL;
+            int vrc = skp && skp->has_sign ? hub_envelope_verify_digest(env, skp->sign_public,
+                                                                        &self->sigcache, digest)
+                                           : HUB_EINVAL;
+            have_digest = vrc == 0;
             if (vrc != 0) {
                 hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
                                   hub__signature_problem(vrc, skp && skp->has_sign));
@@ -432,13 +441,14 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         if (answers)
             hub__request_answered(self, answers, env->message_id);
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
-        self->stats.envelopes_accepted++;
-        {
-            const char *label = hub__service_label(self, sender->id, rcv->id, env->service);
-            uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, env->sender, rcv->id, label, len, now);
-            hub_flows_delivered(self->flows, env->sender, rcv->id, label, 0, now);
-        }
+        hub__evidence_t ev;
+        if (self->audit) /* the digest once: the signature check's, when it ran */
+            hub__evidence_of(self, env, have_digest ? digest : NULL, purpose, &ev);
+        hub__outcome_accepted(self, env, rcv->id, len, self->audit ? &ev : NULL,
+                              env->kind == LTH__V1__KIND__KIND_REQUEST ? "request online-only"
+                              : env->kind == LTH__V1__KIND__KIND_REPLY ? "reply online-only"
+                                                                       : "event online-only",
+                              true);
         goto done;
     }
     /* Durable: wait for the group commit, unless the store is this far
@@ -471,6 +481,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         p.delegated_from = authority ? authority->id : NULL;
     }
     hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
+    p.purpose = purpose;
     p.msg.accepted_at_us = hub_now_us();
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
     p.msg.envelope = p.bytes;
@@ -525,5 +536,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
 done:
     receipts->receiver = NULL;
     receipts->service = NULL;
+    receipts->env = NULL;
+    receipts->purpose = NULL;
     hub_envelope_free(&env);
 }

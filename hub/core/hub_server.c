@@ -241,18 +241,9 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         if (f && !f->settled) {
             f->settled = true;
             m->inflight_open--;
-            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service,
-                         NULL);
-            uint64_t now = hub_now_us();
-            uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
-            const char *label = hub__service_label(self, f->sender, m->id, f->service);
-            hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
-            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label,
-                                      "settled",     0,         now,   e2e};
-            hub_flows_exchange(self->flows, &x);
+            hub__outcome_settled(self, m, f, seq);
         } else if (!f) {
-            hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
-                         "settled after a reconnect or restart");
+            hub__outcome_settled(self, m, NULL, seq);
         }
         /* Settle even what is not in flight here (e.g. a delivery made before
          * a hub restart): the store ignores seqs that are not queued. Only a
@@ -496,8 +487,7 @@ void hub__housekeeping(uv_timer_t *timer)
             f->deadline_us = now + hub__backoff_us(self, f->attempt);
             hub__enqueue_out(self, m, msg.sender, f->seq, f->attempt, msg.envelope,
                              msg.envelope_len);
-            hub__audit_q(self, HUB_AUDIT_DELIVERED, msg.message_id, f->seq, msg.sender, m->id,
-                         msg.service, "redelivery after no settle");
+            hub__outcome_delivered(self, &msg, m->id, "redelivery after no settle", false);
             HUB__PUSH(self->attempt_seqs, self->attempt_n, self->attempt_cap, f->seq);
             self->stats.redeliveries++;
         }
@@ -850,7 +840,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                  "mode); set policy_file to deny by default",
                  NULL);
     if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
-                    !(self->subs = hub_map_new()))) {
+                    !(self->subs = hub_map_new()) || !(self->interned = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
@@ -1124,11 +1114,7 @@ void hub_server_destroy(hub_server_t **self_p)
         zmq_ctx_term(self->zctx);
     if (self->audit) {
         /* The loop is over and no commit runs: write what is queued, seal. */
-        for (size_t i = 0; i < self->auditq_n; i++) {
-            const hub__auditq_t *q = &self->auditq[i];
-            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
-                           q->receiver, q->service, q->reason, NULL);
-        }
+        hub__outcome_audit_queue(self->audit, self->auditq, self->auditq_n);
         int arc = hub_audit_close(&self->audit);
         if (arc != 0)
             HUB_ERROR("audit", "could not seal the audit log", "error=\"%s\"", hub_strerror(arc));
@@ -1162,6 +1148,14 @@ void hub_server_destroy(hub_server_t **self_p)
         hub_map_destroy(&self->requests);
     }
     hub_map_destroy(&self->cert_not_after);
+    if (self->interned) {
+        /* After the audit queue: its records point at these texts. */
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(self->interned, &cursor, NULL, &value))
+            free(value);
+        hub_map_destroy(&self->interned);
+    }
     hub_flows_destroy(&self->flows);
     hub_metrics_destroy(&self->metrics);
     free(self->readbuf);

@@ -5,6 +5,7 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_sha256.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -66,12 +67,15 @@ static void ta__append(hub_audit_t *log, int first, int count)
             .sender = "VN/GOV/HN-STP/HOTICH",
             .receiver = "VN/GOV/BCA/CSDLQGDC",
             .service = "citizen.lookup/v1",
-            .has_payload_sha256 = true,
+            .purpose = "civil-status registration: verify applicants' identity",
+            .dossier = "000.00.01.H26-250630-0001",
+            .outcome = "request queued",
+            .has_digest = true,
             .signature = sig,
             .signature_len = sizeof sig,
             .reason = i % 3 == 1 ? reason : "",
         };
-        hub_audit_payload_sha256(payload, strlen(payload), rec.payload_sha256);
+        hub_sha256(payload, strlen(payload), rec.digest); /* any 32 bytes */
         ck_assert_int_eq(hub_audit_append(log, &rec), 0);
         ck_assert_int_eq(hub_audit_tick(log, TA_T0 + (uint64_t)i * 1000), 0);
         if (i % 100 == 99)
@@ -620,9 +624,12 @@ static int ta__on_found(const hub_audit_record_t *rec, const char *file, uint64_
     char payload[128];
     snprintf(payload, sizeof payload, "{\"cccd\":\"%s-%d\"}", TA_PAYLOAD_MARK, 42);
     uint8_t h[32];
-    hub_audit_payload_sha256(payload, strlen(payload), h);
-    f->payload_ok = rec->has_payload_sha256 && memcmp(h, rec->payload_sha256, 32) == 0;
+    hub_sha256(payload, strlen(payload), h);
+    f->payload_ok = rec->has_digest && !rec->legacy && memcmp(h, rec->digest, 32) == 0;
     f->text_ok = !strcmp(rec->sender, "VN/GOV/HN-STP/HOTICH") &&
+                 !strcmp(rec->dossier, "000.00.01.H26-250630-0001") &&
+                 !strcmp(rec->outcome, "request queued") &&
+                 !strncmp(rec->purpose, "civil-status registration", 25) &&
                  !strcmp(rec->receiver, "VN/GOV/BCA/CSDLQGDC") &&
                  !strcmp(rec->service, "citizen.lookup/v1") && rec->signature_len == 64 &&
                  rec->seq > 0;

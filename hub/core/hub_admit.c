@@ -17,6 +17,7 @@
 typedef struct {
     const char *sender; /* interned member ids */
     const char *receiver;
+    const char *purpose; /* interned: the agreement's, for its reply's audit record */
     uint64_t expires_mono_us;
     bool durable; /* also in the store, until answered */
     char id[HUB_UUID_LEN + 1];
@@ -43,8 +44,8 @@ static void hub__request_forget(hub_server_t *self, hub__request_t *req)
 /* Tracks a request the hub is about to accept. Returns 0, or a NACK code
  * with a sentence in *why when the sender has too many unanswered. */
 static int hub__remember_request(hub_server_t *self, const char *message_id, const char *sender,
-                                 const char *receiver, uint64_t ttl_ms, bool durable,
-                                 const char **why)
+                                 const char *receiver, const char *purpose, uint64_t ttl_ms,
+                                 bool durable, const char **why)
 {
     hub__member_t *s = hub__member(self, sender);
     hub__member_t *r = hub__member(self, receiver);
@@ -80,6 +81,7 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
         ttl_ms = self->cfg.max_ttl_ms;
     req->sender = s->id;
     req->receiver = r->id;
+    req->purpose = purpose;
     req->durable = durable;
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
     snprintf(req->id, sizeof req->id, "%s", message_id);
@@ -174,8 +176,8 @@ void hub__request_loaded(const hub_store_request_t *sr, void *user)
     uint64_t now = hub_now_us();
     uint64_t left_ms = sr->expires_at_us > now ? (sr->expires_at_us - now) / 1000u : 1;
     const char *why;
-    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, left_ms ? left_ms : 1,
-                              true, &why) != 0)
+    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, NULL,
+                              left_ms ? left_ms : 1, true, &why) != 0)
         HUB_WARN("router", "tracked request not restored", "message_id=%s reason=\"%s\"",
                  sr->message_id, why);
 }
@@ -390,6 +392,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
             hub__receipt_nack(self, receipts, mid, code, "%s", why);
             goto done;
         }
+        purpose = answers->purpose; /* a reply serves its request's purpose */
     }
     sender->msgs_in++;
     sender->bytes_in += len;
@@ -426,7 +429,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         }
         if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
             const char *why;
-            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
                                              env->ttl_ms, false, &why);
             if (code != 0) {
                 hub__receipt_nack(self, receipts, mid, code, "%s", why);
@@ -514,7 +517,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
         const char *why;
-        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
                                          env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
         if (code != 0) {
             free(p.bytes);

@@ -58,6 +58,20 @@ static void hub__sha256(const void *data, size_t len, uint8_t out[32])
     hub_sha256(data, len, out);
 }
 
+void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[32],
+                            uint8_t out[32])
+{
+    static const char domain[] = "LTH-AUDIT-MAC-V1"; /* and its NUL */
+    uint8_t material[sizeof domain + 32];
+    uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
+    memcpy(material, domain, sizeof domain);
+    memcpy(material + sizeof domain, sign_secret, 32); /* the Ed25519 seed */
+    hub__sha256(material, sizeof material, key);
+    crypto_auth_hmacsha256(out, digest, 32, key);
+    sodium_memzero(material, sizeof material);
+    sodium_memzero(key, sizeof key);
+}
+
 static void hub__put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -257,7 +271,7 @@ static int hub__render(const hub_audit_record_t *rec, const hub__cp_t *cp, char 
             hub__sb_json(&b, rec->dossier, HUB_AUDIT_WORD_MAX);
             hub__sb_lit(&b, ",\"outcome\":");
             hub__sb_json(&b, rec->outcome, HUB_AUDIT_WORD_MAX);
-            hub__sb_lit(&b, ",\"envelope_digest\":");
+            hub__sb_lit(&b, ",\"envelope_mac\":");
         }
         hub__sb_hex(&b, rec->digest, rec->has_digest ? 32 : 0);
         hub__sb_lit(&b, ",\"sender_signature\":");
@@ -437,13 +451,13 @@ static int hub__parse(const char *line, size_t len, hub__parsed_t *out, char *sc
              hub__lit(&c, ",\"receiver\":") && hub__str(&c, out->receiver, HUB_AUDIT_ID_MAX) &&
              hub__lit(&c, ",\"service\":") && hub__str(&c, out->service, HUB_AUDIT_ID_MAX);
         out->purpose[0] = out->dossier[0] = out->outcome[0] = '\0';
-        /* A line written before purpose … envelope_digest existed. */
+        /* A line written before purpose … envelope_mac existed. */
         r->legacy = ok && hub__lit(&c, ",\"payload_sha256\":");
         if (ok && !r->legacy)
             ok = hub__lit(&c, ",\"purpose\":") && hub__str(&c, out->purpose, HUB_AUDIT_ID_MAX) &&
                  hub__lit(&c, ",\"dossier\":") && hub__str(&c, out->dossier, HUB_AUDIT_WORD_MAX) &&
                  hub__lit(&c, ",\"outcome\":") && hub__str(&c, out->outcome, HUB_AUDIT_WORD_MAX) &&
-                 hub__lit(&c, ",\"envelope_digest\":");
+                 hub__lit(&c, ",\"envelope_mac\":");
         ok = ok && hub__hex(&c, r->digest, 32, &n) && (n == 0 || n == 32);
         r->has_digest = n == 32;
         ok = ok && hub__lit(&c, ",\"sender_signature\":") &&
@@ -810,6 +824,8 @@ static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
 {
     hub_audit_record_t r = *rec;
     r.legacy = false; /* new lines are always written in the current format */
+    if (r.has_digest) /* never the bare digest: see hub_audit_envelope_mac() */
+        hub_audit_envelope_mac(self->config.sign_secret, rec->digest, r.digest);
     r.seq = self->seq + 1;
     if (!r.time_us)
         r.time_us = hub_now_us();

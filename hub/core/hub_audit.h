@@ -2,10 +2,17 @@
  *
  * Every decision the hub takes about a message or a member is one record:
  * who sent what to whom, when, for what purpose, and what the hub did with
- * it. A record holds the envelope's digest (hub_sign.h), never the payload
- * nor a plain hash of it: the digest covers the random message id and the
- * sender's microsecond clock, so hashing guessed payloads (a 12-digit
- * personal ID and a fixed purpose text) finds nothing. An auditor checks the log
+ * it. A record never holds the payload nor anything a reader can test a
+ * guess against: not a plain hash of the payload (a look-up's payload is a
+ * 12-digit personal ID and a fixed text, found again by hashing guesses),
+ * not the bare envelope digest (hub_sign.h; its message id is in the record
+ * and its other fields are few to guess, so a guessed personal ID could be
+ * confirmed), and not the sender's signature over that digest (the same
+ * test, with the sender's public key). It holds envelope_mac, an HMAC of
+ * the envelope digest keyed from the hub's secret key
+ * (hub_audit_envelope_mac()): the hub's operator can tell whether an
+ * envelope a party presents is the one recorded; an auditor with the log
+ * and the public key learns nothing about the payload. An auditor checks the log
  * with hub_audit_verify_dir() (`hubctl audit verify`) and the hub's Ed25519
  * public key, without trusting the machine that holds it.
  *
@@ -17,10 +24,11 @@
  * Records. One JSON object per line, keys in this fixed order, ending "\n":
  *   {"seq":N,"ts":US,"event":"ACCEPTED","message_id":"…","hub_seq":N,
  *    "sender":"…","receiver":"…","service":"…","purpose":"…","dossier":"…",
- *    "outcome":"…","envelope_digest":"<hex>","sender_signature":"<hex>",
+ *    "outcome":"…","envelope_mac":"<hex>","sender_signature":"<hex>",
  *    "reason":"…","prev":"<64 hex>"}
  *   (logs written before these fields have "payload_sha256":"<hex>" where
- *   purpose … envelope_digest are; they still verify, as they were written)
+ *   purpose … envelope_mac are; they still verify, as they were written.
+ *   The hub now leaves sender_signature empty for envelopes: see above.)
  * and for checkpoints
  *   {"seq":N,"ts":US,"event":"CHECKPOINT","count":N,
  *    "prev_checkpoint":"<64 hex>","hub_signature":"<128 hex>","prev":"<64 hex>"}
@@ -122,7 +130,9 @@ typedef struct {
     const char *dossier;           /* the dossier code the payload names, or empty */
     const char *outcome;           /* a short word: "online", "queued", a NACK code, … */
     bool has_digest;
-    uint8_t digest[32];            /* the envelope digest (hub_envelope_digest()) */
+    uint8_t digest[32];            /* on append: the envelope digest (hub_envelope_digest()),
+                                      written as its hub_audit_envelope_mac(); in a parsed
+                                      record: that MAC */
     bool legacy;                   /* an old line: digest is its payload_sha256 and
                                       purpose, dossier and outcome are absent */
     const uint8_t *signature;      /* the sender's envelope signature, or NULL */
@@ -170,6 +180,12 @@ uint64_t hub_audit_seq(const hub_audit_t *self);
  * previous run closed the log cleanly. */
 const char *hub_audit_open_notice(const hub_audit_t *self);
 
+/* What a record holds for an envelope: HMAC-SHA256 over its 32-byte digest
+ * with the key SHA-256("LTH-AUDIT-MAC-V1" 0x00 || the first 32 bytes of the
+ * hub's Ed25519 secret key, its seed). Only who holds the hub's secret key
+ * can compute it. */
+void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[32],
+                            uint8_t out[32]);
 /* "ACCEPTED", …; "UNKNOWN" for a value outside the enum. */
 const char *hub_audit_event_name(hub_audit_event_t event);
 

@@ -94,9 +94,7 @@ typedef struct {
     const char *outcome; /* static text: "request online-only", a NACK code, …; NULL: none */
     char dossier[HUB_AUDIT_WORD_MAX + 1]; /* the dossier code the payload names, or "" */
     bool has_digest;
-    uint8_t signature_len;
-    uint8_t digest[32]; /* the envelope digest (hub_sign.h) */
-    uint8_t signature[64];
+    uint8_t digest[32]; /* the envelope digest (hub_sign.h); the log keeps a keyed MAC */
 } hub__evidence_t;
 
 /* An audit record waiting for the commit worker, which alone writes the

@@ -7,8 +7,9 @@
  * queue (hub__audit_q_ev), which writes them with the next group commit:
  * the loop never waits for the log. What the worker writes itself (the
  * acceptance of queued envelopes, before their ACK; dead letters) is at the
- * end of this file. A record holds the envelope digest, never the payload
- * nor a plain hash of it (hub_audit.h says why). */
+ * end of this file. A record holds a keyed MAC of the envelope digest,
+ * never the payload, a plain hash of it or the signature (hub_audit.h says
+ * why). */
 #include "hub_core_internal.h"
 
 /* ------------------------------------------------------------------------ */
@@ -102,9 +103,11 @@ static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD
     out[found ? found_len : 0] = '\0';
 }
 
-/* Fills what the audit record says of env: digest (given, when the
- * signature check computed it, else computed here), the sender's
- * signature, the dossier code and the purpose. */
+/* Fills what the audit record says of env: its digest (given, when the
+ * signature check computed it, else computed here; the log keeps only a
+ * keyed MAC of it), the dossier code and the purpose. Not the sender's
+ * signature: with the sender's public key it would confirm a guessed
+ * payload (hub_audit.h). */
 void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
                       const char *purpose, hub__evidence_t *out)
 {
@@ -117,10 +120,6 @@ void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8
         out->has_digest = true;
     } else {
         out->has_digest = hub_envelope_digest(env, out->digest) == 0;
-    }
-    if (env->signature.len > 0 && env->signature.len <= sizeof out->signature) {
-        memcpy(out->signature, env->signature.data, env->signature.len);
-        out->signature_len = (uint8_t)env->signature.len;
     }
     hub__dossier_code(env, out->dossier);
 }
@@ -283,10 +282,8 @@ static int hub__put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_u
         rec.purpose = ev->purpose;
         rec.dossier = ev->dossier;
         rec.outcome = ev->outcome;
-        rec.has_digest = ev->has_digest;
+        rec.has_digest = ev->has_digest; /* the log writes its keyed MAC */
         memcpy(rec.digest, ev->digest, 32);
-        rec.signature = ev->signature_len ? ev->signature : NULL;
-        rec.signature_len = ev->signature_len;
     }
     return hub_audit_append(audit, &rec);
 }
@@ -360,10 +357,6 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
         ev.outcome = outcome;
         if (env) {
             ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
-            if (env->signature.len > 0 && env->signature.len <= sizeof ev.signature) {
-                memcpy(ev.signature, env->signature.data, env->signature.len);
-                ev.signature_len = (uint8_t)env->signature.len;
-            }
             hub__dossier_code(env, ev.dossier);
         }
         int r = hub__put(audit, event, 0, p->msg.message_id,

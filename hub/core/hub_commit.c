@@ -227,9 +227,10 @@ static void hub__after_commit(uv_work_t *req, int status)
     cursor = 0;
     while (hub_map_next(self->members, &cursor, NULL, &value))
         hub__pump(self, value);
-    hub__flush_all(self);
-    if (!self->stopping)
-        hub__commit_start(self);
+    /* Flushed, and the next commit started, at the end of this turn
+     * (hub__on_end_of_turn); once the hub stops that hook is closed. */
+    if (self->stopping)
+        hub__flush_all(self);
 }
 
 /* Signature checks over items[begin, end) (worker threads; each item is

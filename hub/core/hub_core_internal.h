@@ -3,7 +3,9 @@
  * public contract is hub_server.h.
  *
  * The data path, in the order an envelope takes it:
- *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads
+ *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
+ *                   the one end-of-turn hook (hub__on_end_of_turn) where what handlers
+ *                   enqueued is flushed, receipted and committed
  *   hub_admit.c     admission: an envelope leaves as exactly one of NACK, online-only
  *                   enqueue or pending push; request tracking and the reply rule
  *   hub_pubsub.c    publications and durable subscriptions
@@ -315,6 +317,7 @@ struct hub_server {
     hub__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
     uv_timer_t retry_timer;      /* offers them again every HUB__RETRY_MS */
     uv_timer_t held_timer;       /* sends receipts held too long on their own */
+    uv_check_t end_of_turn;      /* flush, receipts, commit: once per loop turn */
 
     /* Group commit. */
     hub__pending_t *pending;

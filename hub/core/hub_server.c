@@ -415,12 +415,25 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }
+    /* What this turn enqueued leaves at its end (hub__on_end_of_turn). */
+}
+
+/* The end of every loop turn (redis's beforeSleep), once, whichever
+ * handlers ran in it (frames read, timers, a commit done, an operator's
+ * replay): they only enqueue; here ACK-only receipts are moved to the
+ * Deliveries frames they ride in, the turn's deliveries are flushed, the
+ * other receipts sent (after the deliveries: the receiver's copy is what a
+ * round trip waits for), and a group commit of what is pending starts. */
+static void hub__on_end_of_turn(uv_check_t *check)
+{
+    hub_server_t *self = check->data;
     hub__turn_receipts_hold(self);
     hub__flush_all(self);
     hub__turn_receipts_send(self);
     if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
         uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
-    hub__commit_start(self);
+    if (!self->stopping)
+        hub__commit_start(self);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -515,8 +528,7 @@ void hub__housekeeping(uv_timer_t *timer)
         for (size_t i = 0; i < n_expired; i++)
             HUB__PUSH(self->dead_ttl, self->dead_ttl_n, self->dead_ttl_cap, expired[i]);
     }
-    hub__flush_all(self);
-    hub__commit_start(self);
+    /* Sent and committed at the end of this turn (hub__on_end_of_turn). */
 }
 
 static void hub__close_handles(hub_server_t *self);
@@ -748,10 +760,8 @@ static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
     if (m) {
         m->backlog = true;
         hub__pump(self, m);
-        hub__flush_all(self);
     }
-    hub__commit_start(self);
-    return 0;
+    return 0; /* flushed and committed at the end of this turn */
 }
 
 static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
@@ -1019,6 +1029,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->retry_timer.data = self;
     uv_timer_init(loop, &self->commit_timer);
     self->commit_timer.data = self;
+    uv_check_init(loop, &self->end_of_turn);
+    self->end_of_turn.data = self;
+    uv_check_start(&self->end_of_turn, hub__on_end_of_turn);
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
     uv_timer_start(&self->housekeeping, hub__housekeeping, period, period);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
@@ -1059,6 +1072,7 @@ static void hub__close_handles(hub_server_t *self)
     uv_close((uv_handle_t *)&self->held_timer, NULL);
     uv_close((uv_handle_t *)&self->retry_timer, NULL);
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
+    uv_close((uv_handle_t *)&self->end_of_turn, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};

@@ -446,7 +446,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
         hub__evidence_t ev;
         if (self->audit) /* the digest once: the signature check's, when it ran */
-            hub__evidence_of(self, env, have_digest ? digest : NULL, purpose, &ev);
+            hub__evidence_later(self, env, bytes, len, have_digest ? digest : NULL, purpose, &ev);
         hub__outcome_accepted(self, env, rcv->id, len, self->audit ? &ev : NULL,
                               env->kind == LTH__V1__KIND__KIND_REQUEST ? "request online-only"
                               : env->kind == LTH__V1__KIND__KIND_REPLY ? "reply online-only"

@@ -97,6 +97,11 @@ typedef struct {
     char dossier[HUB_AUDIT_WORD_MAX + 1]; /* the dossier code the payload names, or "" */
     bool has_digest;
     uint8_t digest[32]; /* the envelope digest (hub_sign.h); the log keeps a keyed MAC */
+    /* Owned: the encoded envelope, from which the commit worker reads the
+     * digest (unless has_digest) and the dossier code, off the loop thread
+     * (hub__evidence_later); NULL once they are filled in. */
+    uint8_t *bytes;
+    size_t len;
 } hub__evidence_t;
 
 /* An audit record waiting for the commit worker, which alone writes the
@@ -478,6 +483,9 @@ void hub__commit_start(hub_server_t *self);
  * log, the flows and the counters. Loop thread, except where marked. */
 void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
                       const char *purpose, hub__evidence_t *out);
+void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
+                         size_t len, const uint8_t *digest, const char *purpose,
+                         hub__evidence_t *out);
 void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *message_id,
                           int code, const char *reason);
 void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,

@@ -86,8 +86,11 @@ void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *me
                      uint64_t hub_seq, const char *sender, const char *receiver,
                      const char *service, const char *reason, const hub__evidence_t *ev)
 {
-    if (!self->audit)
+    if (!self->audit) {
+        if (ev)
+            free(ev->bytes);
         return;
+    }
     hub__auditq_t q;
     q.event = event;
     q.time_us = hub_now_us();
@@ -103,10 +106,13 @@ void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *me
     q.reason = reason && *reason ? strdup(reason) : NULL;
     q.has_evidence = ev != NULL;
     if (ev)
-        q.ev = *ev;
+        q.ev = *ev; /* takes its bytes */
+    else
+        q.ev.bytes = NULL;
     if (HUB__PUSH(self->auditq, self->auditq_n, self->auditq_cap, q) != 0) {
         free(q.service);
         free(q.reason);
+        free(q.ev.bytes);
         HUB_ERROR("audit", "out of memory: an audit record was lost", "event=%s",
                   hub_audit_event_name(event));
     }
@@ -135,6 +141,8 @@ void hub__auditq_free(hub__auditq_t *q, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(q[i].service);
         free(q[i].reason);
+        if (q[i].has_evidence)
+            free(q[i].ev.bytes);
     }
     free(q);
 }

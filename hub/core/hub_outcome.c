@@ -124,6 +124,29 @@ void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8
     hub__dossier_code(env, out->dossier);
 }
 
+/* The same for an accepted envelope, without hashing it on the loop
+ * thread: given the digest (the signature check computed it: the usual
+ * case), only the dossier code is read here (a walk over the payload's
+ * tags); else the envelope is copied, and the commit worker decodes the
+ * copy and fills in digest and dossier code. Without memory for the copy
+ * the record goes without them. */
+void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
+                         size_t len, const uint8_t *digest, const char *purpose,
+                         hub__evidence_t *out)
+{
+    if (digest) {
+        hub__evidence_of(self, env, digest, purpose, out);
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
+    out->bytes = malloc(len ? len : 1);
+    if (out->bytes) {
+        memcpy(out->bytes, bytes, len);
+        out->len = len;
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Outcomes (loop thread)                                                    */
 
@@ -369,14 +392,27 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
     return arc;
 }
 
-/* The records the loop queued since the last commit, in order. */
+/* The records the loop queued since the last commit, in order; what the
+ * loop left to the worker (hub__evidence_later) is filled in here. */
 int hub__outcome_audit_queue(hub_audit_t *audit, const hub__auditq_t *q, size_t n)
 {
     int arc = 0;
     for (size_t i = 0; i < n; i++) {
+        hub__evidence_t ev = {0};
+        if (q[i].has_evidence)
+            ev = q[i].ev;
+        if (q[i].has_evidence && ev.bytes) {
+            hub_envelope_t *env = NULL;
+            if (hub_envelope_decode(ev.bytes, ev.len, &env) == 0) {
+                if (!ev.has_digest)
+                    ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
+                hub__dossier_code(env, ev.dossier);
+            }
+            hub_envelope_free(&env);
+        }
         int r = hub__put(audit, q[i].event, q[i].time_us, q[i].message_id, q[i].hub_seq,
                          q[i].sender, q[i].receiver, q[i].service, q[i].reason,
-                         q[i].has_evidence ? &q[i].ev : NULL);
+                         q[i].has_evidence ? &ev : NULL);
         if (r != 0)
             arc = r;
     }

@@ -148,7 +148,7 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
         hub__receipt_ack(receipts, env->message_id, 0);
         hub__evidence_t ev;
         if (self->audit)
-            hub__evidence_of(self, env, NULL, NULL, &ev);
+            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
         hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
                               "answered by the hub", false);
         hub__reply_from_hub(self, sender, env, json, json_len);
@@ -185,7 +185,7 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
         hub__receipt_ack(receipts, env->message_id, 0);
         hub__evidence_t ev;
         if (self->audit)
-            hub__evidence_of(self, env, NULL, NULL, &ev);
+            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
         hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
                               l && l->n ? "publication online-only" : "publication, no subscriber",
                               false);
@@ -243,7 +243,7 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
         hub__receipt_ack(receipts, env->message_id, 0);
         hub__evidence_t ev;
         if (self->audit)
-            hub__evidence_of(self, env, NULL, NULL, &ev);
+            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
         hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
                               "publication, no subscriber allowed", false);
     }

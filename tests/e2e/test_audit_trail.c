@@ -229,6 +229,7 @@ START_TEST(every_exchange_is_audited)
     ck_assert_str_eq(all.recs[0].outcome, "answered by the hub");
     ck_assert_str_eq(all.recs[0].sender, TTHC);
     ck_assert_str_eq(all.recs[0].receiver, HUBFIX_HUB_ID);
+    ck_assert(all.recs[0].has_digest); /* filled in by the commit worker */
 
     assert_verify_passes();
     char *out = NULL;

@@ -58,17 +58,22 @@ static void hub__sha256(const void *data, size_t len, uint8_t out[32])
     hub_sha256(data, len, out);
 }
 
-void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[32],
-                            uint8_t out[32])
+static void hub__mac_key(const uint8_t sign_secret[64], uint8_t key[32])
 {
     static const char domain[] = "LTH-AUDIT-MAC-V1"; /* and its NUL */
     uint8_t material[sizeof domain + 32];
-    uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
     memcpy(material, domain, sizeof domain);
     memcpy(material + sizeof domain, sign_secret, 32); /* the Ed25519 seed */
     hub__sha256(material, sizeof material, key);
-    crypto_auth_hmacsha256(out, digest, 32, key);
     sodium_memzero(material, sizeof material);
+}
+
+void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[32],
+                            uint8_t out[32])
+{
+    uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
+    hub__mac_key(sign_secret, key);
+    crypto_auth_hmacsha256(out, digest, 32, key);
     sodium_memzero(key, sizeof key);
 }
 
@@ -649,6 +654,7 @@ struct hub_audit {
     char *buf;                 /* HUB__WRITE_BUF bytes not yet written */
     size_t buf_len;
     char line[HUB_AUDIT_LINE_MAX];
+    uint8_t mac_key[32];       /* hub_audit_envelope_mac()'s key, derived once at open */
 };
 
 static void hub__fail(hub_audit_t *self, const char *what, int e)
@@ -825,7 +831,7 @@ static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
     hub_audit_record_t r = *rec;
     r.legacy = false; /* new lines are always written in the current format */
     if (r.has_digest) /* never the bare digest: see hub_audit_envelope_mac() */
-        hub_audit_envelope_mac(self->config.sign_secret, rec->digest, r.digest);
+        crypto_auth_hmacsha256(r.digest, rec->digest, 32, self->mac_key);
     r.seq = self->seq + 1;
     if (!r.time_us)
         r.time_us = hub_now_us();
@@ -912,6 +918,7 @@ int hub_audit_close(hub_audit_t **self_p)
     if (self->dir_fd >= 0)
         close(self->dir_fd); /* releases the flock */
     sodium_memzero(&self->config, sizeof self->config);
+    sodium_memzero(self->mac_key, sizeof self->mac_key);
     free(self->buf);
     free(self->notice);
     free(self->dir);
@@ -1185,6 +1192,7 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
     self->retired_fd = -1;
     self->dir_fd = -1;
     self->config = *config;
+    hub__mac_key(self->config.sign_secret, self->mac_key);
     if (!self->config.max_file_bytes)
         self->config.max_file_bytes = HUB__DEFAULT_MAX_FILE_BYTES;
     if (!self->config.checkpoint_every_records)

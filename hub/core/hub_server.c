@@ -195,7 +195,10 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         char summary[HUB__WHY_MAX + 64];
         snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s", limited,
                  why);
-        hub__audit_q(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary);
+        hub__evidence_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.outcome = "RATE_LIMITED";
+        hub__audit_q_ev(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary, &ev);
         if (hub__refusal_log_ok(self, m))
             HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu", m->id,
                      limited);

@@ -1096,7 +1096,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
         self->records_since_checkpoint = self->seq;
     }
 
-    char reason[HUB_AUDIT_REASON_MAX];
+    char reason[HUB_AUDIT_REASON_MAX] = "";
     char torn_name[HUB_AUDIT_FILE_NAME_MAX];
     hub__file_name(torn_number, torn_name);
     size_t notice_size = 512;

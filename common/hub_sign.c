@@ -267,6 +267,16 @@ int hub_envelope_verify_cached(const hub_envelope_t *env,
     return rc != 0 ? rc : hub_envelope_verify_digest(env, digest, sign_public, cache);
 }
 
+int hub_envelope_verify_out(const hub_envelope_t *env,
+                            const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
+                            hub_sigcache_t *cache, uint8_t digest_out[HUB_DIGEST_LEN])
+{
+    if (!env || !sign_public || !digest_out)
+        return HUB_EINVAL;
+    int rc = hub_envelope_digest(env, digest_out);
+    return rc != 0 ? rc : hub_envelope_verify_digest(env, digest_out, sign_public, cache);
+}
+
 int hub_envelope_verify_digest(const hub_envelope_t *env, const uint8_t digest[HUB_DIGEST_LEN],
                                const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
                                hub_sigcache_t *cache)

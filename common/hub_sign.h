@@ -162,5 +162,11 @@ int hub_envelope_verify_cached(const hub_envelope_t *env,
 int hub_envelope_verify_digest(const hub_envelope_t *env, const uint8_t digest[HUB_DIGEST_LEN],
                                const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
                                hub_sigcache_t *cache);
+/* hub_envelope_verify_cached(), also writing env's digest to digest_out as
+ * soon as it is computed, whatever the verdict: the hub records it in the
+ * audit log without hashing the envelope twice. */
+int hub_envelope_verify_out(const hub_envelope_t *env,
+                            const uint8_t sign_public[HUB_SIGN_PUBLIC_LEN],
+                            hub_sigcache_t *cache, uint8_t digest_out[HUB_DIGEST_LEN]);
 
 #endif

@@ -21,16 +21,39 @@ static void print_time(uint64_t us)
            tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us / 1000u % 1000u));
 }
 
+/* What `audit show` counted, for its last line. */
+typedef struct {
+    int records;
+    int accepted_requests; /* ACCEPTED requests: the calls made */
+    int accepted_other;    /* replies, events, publications */
+    int refused;
+    int other;             /* deliveries, settles, dead letters, … */
+} show_count_t;
+
 static int on_found(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
 {
-    int *count = user;
-    (*count)++;
+    show_count_t *count = user;
+    count->records++;
+    if (rec->event == HUB_AUDIT_ACCEPTED && rec->outcome && !strncmp(rec->outcome, "request", 7))
+        count->accepted_requests++;
+    else if (rec->event == HUB_AUDIT_ACCEPTED)
+        count->accepted_other++;
+    else if (rec->event == HUB_AUDIT_NACKED)
+        count->refused++;
+    else
+        count->other++;
     print_time(rec->time_us);
     printf("  %-16s audit_seq=%llu hub_seq=%llu %s -> %s %s", hub_audit_event_name(rec->event),
            (unsigned long long)rec->seq, (unsigned long long)rec->hub_seq,
            rec->sender && *rec->sender ? rec->sender : "-",
            rec->receiver && *rec->receiver ? rec->receiver : "-",
            rec->service && *rec->service ? rec->service : "-");
+    if (rec->outcome && *rec->outcome)
+        printf("  outcome=\"%s\"", rec->outcome);
+    if (rec->dossier && *rec->dossier)
+        printf("  dossier=%s", rec->dossier);
+    if (rec->purpose && *rec->purpose)
+        printf("  purpose=\"%s\"", rec->purpose);
     if (rec->reason && *rec->reason)
         printf("  (%s)", rec->reason);
     printf("  [%s:%llu]\n", file, (unsigned long long)line);
@@ -114,7 +137,7 @@ int hubctl_audit(int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : NULL;
     const char *dir = NULL, *hub_key = NULL, *message = NULL, *anchor = NULL, *tsa_cert = NULL;
-    const char *old_key = NULL, *new_key = NULL;
+    const char *old_key = NULL, *new_key = NULL, *service = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--hub-key") && i + 1 < argc)
             hub_key = argv[++i];
@@ -128,6 +151,8 @@ int hubctl_audit(int argc, char **argv)
             new_key = argv[++i];
         else if (!strcmp(argv[i], "--message") && i + 1 < argc)
             message = argv[++i];
+        else if (!strcmp(argv[i], "--service") && i + 1 < argc)
+            service = argv[++i];
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else if (argv[i][0] != '-' && !dir)
@@ -216,22 +241,29 @@ int hubctl_audit(int argc, char **argv)
         return 1;
     }
     if (sub && !strcmp(sub, "show")) {
-        if (!dir || !message) {
-            fprintf(stderr, "hubctl audit show: usage: hubctl audit show DIR --message ID\n");
+        if (!dir || (!message && !service)) {
+            fprintf(stderr, "hubctl audit show: usage: hubctl audit show DIR --message ID | "
+                            "--service SERVICE/VERSION\n");
             return 2;
         }
-        int count = 0;
-        int rc = hub_audit_find_message(dir, message, on_found, &count);
-        if (rc != 0 && count == 0) {
-            fprintf(stderr, "hubctl audit show: no record of message %s in %s (%s)\n", message,
-                    dir, hub_strerror(rc));
+        show_count_t count = {0};
+        hub_audit_filter_t filter = {.message_id = message, .service = service};
+        int rc = hub_audit_find(dir, &filter, on_found, &count);
+        if (rc != 0 && count.records == 0) {
+            fprintf(stderr, "hubctl audit show: no record of %s %s in %s (%s)\n",
+                    message ? "message" : "service", message ? message : service, dir,
+                    hub_strerror(rc));
             return 1;
         }
+        printf("%d records: %d requests accepted, %d other envelopes accepted (replies, events, "
+               "publications), %d refused, %d other (deliveries, settles, dead letters)\n",
+               count.records, count.accepted_requests, count.accepted_other, count.refused,
+               count.other);
         return 0;
     }
     fprintf(stderr, "hubctl audit: usage: hubctl audit verify DIR --hub-key HUB.pub "
                     "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
-                    "                     hubctl audit show DIR --message ID\n"
+                    "                     hubctl audit show DIR --message ID | --service SERVICE/VERSION\n"
                     "                     hubctl audit rotate-key DIR --old-key OLD.secret "
                     "--new-key NEW.secret\n");
     return 2;

@@ -216,6 +216,18 @@ echo
 report --csv --authority VN/GOV/HN-SKHDT/DKKD
 echo
 if [ $once = 1 ]; then
+  # The audit log: every exchange is in it, the procedure system's online-
+  # only identity look-ups included. Stopping hubd seals it.
+  kill "${pid[procedure]}"; wait "${pid[procedure]}" 2>/dev/null || true
+  unset "pid[procedure]"
+  kill "$hubd_pid"; wait "$hubd_pid" 2>/dev/null || true
+  hubd_pid=
+  sent=$(sed -n 's/.*identity look-ups sent this run: \([0-9]*\).*/\1/p' procedure.log | tail -1)
+  echo "== the audit log: the procedure system sent ${sent:-?} identity look-ups (procedure.log)"
+  echo "\$ hubctl audit show data/audit --service citizen.lookup/v1 | tail -1"
+  "$BIN/hubctl" audit show data/audit --service citizen.lookup/v1 | tail -1 | sed 's/^/   /'
+  echo "\$ hubctl audit verify data/audit --hub-key secrets/VN.GOV.HN-LGSP.HUB.pub"
+  "$BIN/hubctl" audit verify data/audit --hub-key secrets/VN.GOV.HN-LGSP.HUB.pub | sed 's/^/   /'
   echo "== demo done"
   exit 0
 fi

@@ -17,6 +17,7 @@
 typedef struct {
     const char *sender; /* interned member ids */
     const char *receiver;
+    const char *purpose; /* interned: the agreement's, for its reply's audit record */
     uint64_t expires_mono_us;
     bool durable; /* also in the store, until answered */
     char id[HUB_UUID_LEN + 1];
@@ -43,8 +44,8 @@ static void hub__request_forget(hub_server_t *self, hub__request_t *req)
 /* Tracks a request the hub is about to accept. Returns 0, or a NACK code
  * with a sentence in *why when the sender has too many unanswered. */
 static int hub__remember_request(hub_server_t *self, const char *message_id, const char *sender,
-                                 const char *receiver, uint64_t ttl_ms, bool durable,
-                                 const char **why)
+                                 const char *receiver, const char *purpose, uint64_t ttl_ms,
+                                 bool durable, const char **why)
 {
     hub__member_t *s = hub__member(self, sender);
     hub__member_t *r = hub__member(self, receiver);
@@ -80,6 +81,7 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
         ttl_ms = self->cfg.max_ttl_ms;
     req->sender = s->id;
     req->receiver = r->id;
+    req->purpose = purpose;
     req->durable = durable;
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
     snprintf(req->id, sizeof req->id, "%s", message_id);
@@ -174,8 +176,8 @@ void hub__request_loaded(const hub_store_request_t *sr, void *user)
     uint64_t now = hub_now_us();
     uint64_t left_ms = sr->expires_at_us > now ? (sr->expires_at_us - now) / 1000u : 1;
     const char *why;
-    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, left_ms ? left_ms : 1,
-                              true, &why) != 0)
+    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, NULL,
+                              left_ms ? left_ms : 1, true, &why) != 0)
         HUB_WARN("router", "tracked request not restored", "message_id=%s reason=\"%s\"",
                  sr->message_id, why);
 }
@@ -284,6 +286,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     const char *problem = NULL;
     const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
+    receipts->env = env; /* refusals from here on carry its evidence (hub__outcome_refused) */
     if (env->payload.len > self->cfg.max_payload_bytes) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
                           "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
@@ -339,12 +342,17 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     /* Deny by default: a request or event needs a data-sharing agreement
      * with the member it is addressed to; a reply needs the request it
      * answers (hub__admit_reply, below, once the receiver is known). */
+    const char *purpose = NULL; /* the agreement's, for the audit log */
     if (env->kind != LTH__V1__KIND__KIND_REPLY) {
         hub_policy_decision_t decision;
         const char *why = hub__forbidden(self, env->sender, env->receiver, env->service, &decision);
         if (why) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
             goto done;
+        }
+        if (self->policy && self->audit && decision.purpose && *decision.purpose) {
+            purpose = hub__intern(self, decision.purpose);
+            receipts->purpose = purpose;
         }
     }
     /* Ủy quyền: the authority addressed has delegated this service. */
@@ -384,6 +392,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
             hub__receipt_nack(self, receipts, mid, code, "%s", why);
             goto done;
         }
+        purpose = answers->purpose; /* a reply serves its request's purpose */
     }
     sender->msgs_in++;
     sender->bytes_in += len;
@@ -395,11 +404,14 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                               rcv->id);
             goto done;
         }
+        uint8_t digest[HUB_DIGEST_LEN];
+        bool have_digest = false;
         if (self->cfg.require_signatures) {
             const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
-            int vrc = skp && skp->has_sign
-                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
-                          : HUB_EINVAL;
+            int vrc = skp && skp->has_sign ? hub_envelope_verify_out(env, skp->sign_public,
+                                                                        &self->sigcache, digest)
+                                           : HUB_EINVAL;
+            have_digest = vrc == 0;
             if (vrc != 0) {
                 hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
                                   hub__signature_problem(vrc, skp && skp->has_sign));
@@ -417,7 +429,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         }
         if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
             const char *why;
-            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
                                              env->ttl_ms, false, &why);
             if (code != 0) {
                 hub__receipt_nack(self, receipts, mid, code, "%s", why);
@@ -432,13 +444,14 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         if (answers)
             hub__request_answered(self, answers, env->message_id);
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
-        self->stats.envelopes_accepted++;
-        {
-            const char *label = hub__service_label(self, sender->id, rcv->id, env->service);
-            uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, env->sender, rcv->id, label, len, now);
-            hub_flows_delivered(self->flows, env->sender, rcv->id, label, 0, now);
-        }
+        hub__evidence_t ev;
+        if (self->audit) /* the digest once: the signature check's, when it ran */
+            hub__evidence_later(self, env, bytes, len, have_digest ? digest : NULL, purpose, &ev);
+        hub__outcome_accepted(self, env, rcv->id, len, self->audit ? &ev : NULL,
+                              env->kind == LTH__V1__KIND__KIND_REQUEST ? "request online-only"
+                              : env->kind == LTH__V1__KIND__KIND_REPLY ? "reply online-only"
+                                                                       : "event online-only",
+                              true);
         goto done;
     }
     /* Durable: wait for the group commit, unless the store is this far
@@ -471,6 +484,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         p.delegated_from = authority ? authority->id : NULL;
     }
     hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
+    p.purpose = purpose;
     p.msg.accepted_at_us = hub_now_us();
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
     p.msg.envelope = p.bytes;
@@ -508,7 +522,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
         const char *why;
-        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id,
+        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
                                          env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
         if (code != 0) {
             free(p.bytes);
@@ -530,5 +544,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
 done:
     receipts->receiver = NULL;
     receipts->service = NULL;
+    receipts->env = NULL;
+    receipts->purpose = NULL;
     hub_envelope_free(&env);
 }

@@ -64,9 +64,23 @@ static void hub__sha256(const void *data, size_t len, uint8_t out[32])
     hub_sha256(data, len, out);
 }
 
-void hub_audit_payload_sha256(const void *payload, size_t len, uint8_t out[32])
+static void hub__mac_key(const uint8_t sign_secret[64], uint8_t key[32])
 {
-    hub__sha256(len ? payload : "", len, out);
+    static const char domain[] = "LTH-AUDIT-MAC-V1"; /* and its NUL */
+    uint8_t material[sizeof domain + 32];
+    memcpy(material, domain, sizeof domain);
+    memcpy(material + sizeof domain, sign_secret, 32); /* the Ed25519 seed */
+    hub__sha256(material, sizeof material, key);
+    sodium_memzero(material, sizeof material);
+}
+
+void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[32],
+                            uint8_t out[32])
+{
+    uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
+    hub__mac_key(sign_secret, key);
+    crypto_auth_hmacsha256(out, digest, 32, key);
+    sodium_memzero(key, sizeof key);
 }
 
 static void hub__put_be64(uint8_t *p, uint64_t v)
@@ -293,8 +307,18 @@ static int hub__render(const hub_audit_record_t *rec, const hub__cp_t *cp, char 
         hub__sb_json(&b, rec->receiver, HUB_AUDIT_ID_MAX);
         hub__sb_lit(&b, ",\"service\":");
         hub__sb_json(&b, rec->service, HUB_AUDIT_ID_MAX);
-        hub__sb_lit(&b, ",\"payload_sha256\":");
-        hub__sb_hex(&b, rec->payload_sha256, rec->has_payload_sha256 ? 32 : 0);
+        if (rec->legacy) {
+            hub__sb_lit(&b, ",\"payload_sha256\":");
+        } else {
+            hub__sb_lit(&b, ",\"purpose\":");
+            hub__sb_json(&b, rec->purpose, HUB_AUDIT_ID_MAX);
+            hub__sb_lit(&b, ",\"dossier\":");
+            hub__sb_json(&b, rec->dossier, HUB_AUDIT_WORD_MAX);
+            hub__sb_lit(&b, ",\"outcome\":");
+            hub__sb_json(&b, rec->outcome, HUB_AUDIT_WORD_MAX);
+            hub__sb_lit(&b, ",\"envelope_mac\":");
+        }
+        hub__sb_hex(&b, rec->digest, rec->has_digest ? 32 : 0);
         hub__sb_lit(&b, ",\"sender_signature\":");
         hub__sb_hex(&b, rec->signature, rec->signature ? rec->signature_len : 0);
         hub__sb_lit(&b, ",\"reason\":");
@@ -318,6 +342,9 @@ typedef struct {
     char sender[HUB_AUDIT_ID_MAX + 1];
     char receiver[HUB_AUDIT_ID_MAX + 1];
     char service[HUB_AUDIT_ID_MAX + 1];
+    char purpose[HUB_AUDIT_ID_MAX + 1];
+    char dossier[HUB_AUDIT_WORD_MAX + 1];
+    char outcome[HUB_AUDIT_WORD_MAX + 1];
     char reason[HUB_AUDIT_REASON_MAX + 1];
     uint8_t signature[HUB_AUDIT_SIGNATURE_MAX];
 } hub__parsed_t;
@@ -467,10 +494,17 @@ static int hub__parse(const char *line, size_t len, hub__parsed_t *out, char *sc
              hub__lit(&c, ",\"hub_seq\":") && hub__u64(&c, &r->hub_seq) &&
              hub__lit(&c, ",\"sender\":") && hub__str(&c, out->sender, HUB_AUDIT_ID_MAX) &&
              hub__lit(&c, ",\"receiver\":") && hub__str(&c, out->receiver, HUB_AUDIT_ID_MAX) &&
-             hub__lit(&c, ",\"service\":") && hub__str(&c, out->service, HUB_AUDIT_ID_MAX) &&
-             hub__lit(&c, ",\"payload_sha256\":") && hub__hex(&c, r->payload_sha256, 32, &n) &&
-             (n == 0 || n == 32);
-        r->has_payload_sha256 = n == 32;
+             hub__lit(&c, ",\"service\":") && hub__str(&c, out->service, HUB_AUDIT_ID_MAX);
+        out->purpose[0] = out->dossier[0] = out->outcome[0] = '\0';
+        /* A line written before purpose … envelope_mac existed. */
+        r->legacy = ok && hub__lit(&c, ",\"payload_sha256\":");
+        if (ok && !r->legacy)
+            ok = hub__lit(&c, ",\"purpose\":") && hub__str(&c, out->purpose, HUB_AUDIT_ID_MAX) &&
+                 hub__lit(&c, ",\"dossier\":") && hub__str(&c, out->dossier, HUB_AUDIT_WORD_MAX) &&
+                 hub__lit(&c, ",\"outcome\":") && hub__str(&c, out->outcome, HUB_AUDIT_WORD_MAX) &&
+                 hub__lit(&c, ",\"envelope_mac\":");
+        ok = ok && hub__hex(&c, r->digest, 32, &n) && (n == 0 || n == 32);
+        r->has_digest = n == 32;
         ok = ok && hub__lit(&c, ",\"sender_signature\":") &&
              hub__hex(&c, out->signature, HUB_AUDIT_SIGNATURE_MAX, &r->signature_len) &&
              hub__lit(&c, ",\"reason\":") && hub__str(&c, out->reason, HUB_AUDIT_REASON_MAX);
@@ -478,6 +512,9 @@ static int hub__parse(const char *line, size_t len, hub__parsed_t *out, char *sc
         r->sender = out->sender;
         r->receiver = out->receiver;
         r->service = out->service;
+        r->purpose = out->purpose;
+        r->dossier = out->dossier;
+        r->outcome = out->outcome;
         r->reason = out->reason;
         r->signature = r->signature_len ? out->signature : NULL;
     }
@@ -661,6 +698,7 @@ struct hub_audit {
     char *buf;                 /* HUB__WRITE_BUF bytes not yet written */
     size_t buf_len;
     char line[HUB_AUDIT_LINE_MAX];
+    uint8_t mac_key[32];       /* hub_audit_envelope_mac()'s key, derived once at open */
 };
 
 static void hub__fail(hub_audit_t *self, const char *what, int e)
@@ -843,6 +881,9 @@ static int hub__after_record(hub_audit_t *self)
 static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
 {
     hub_audit_record_t r = *rec;
+    r.legacy = false; /* new lines are always written in the current format */
+    if (r.has_digest) /* never the bare digest: see hub_audit_envelope_mac() */
+        crypto_auth_hmacsha256(r.digest, rec->digest, 32, self->mac_key);
     r.seq = self->seq + 1;
     if (!r.time_us)
         r.time_us = hub_now_us();
@@ -991,6 +1032,7 @@ int hub_audit_close(hub_audit_t **self_p)
     if (self->dir_fd >= 0)
         close(self->dir_fd); /* releases the flock */
     sodium_memzero(&self->config, sizeof self->config);
+    sodium_memzero(self->mac_key, sizeof self->mac_key);
     free(self->buf);
     free(self->notice);
     free(self->gap_notice);
@@ -1289,7 +1331,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
     if (rc != 0)
         goto out;
 
-    char reason[HUB_AUDIT_REASON_MAX];
+    char reason[HUB_AUDIT_REASON_MAX] = "";
     char torn_name[HUB_AUDIT_FILE_NAME_MAX];
     hub__file_name(torn_number, torn_name);
     size_t notice_size = 512;
@@ -1387,6 +1429,7 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
     self->retired_fd = -1;
     self->dir_fd = -1;
     self->config = *config;
+    hub__mac_key(self->config.sign_secret, self->mac_key);
     if (!self->config.max_file_bytes)
         self->config.max_file_bytes = HUB__DEFAULT_MAX_FILE_BYTES;
     if (!self->config.checkpoint_every_records)
@@ -1979,10 +2022,23 @@ static bool hub__contains(const char *hay, size_t hay_len, const char *needle, s
     return false;
 }
 
-int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_found_cb found,
-                           void *user)
+/* Whether text needs no escaping in a line: then it appears verbatim. */
+static bool hub__plain(const char *text)
 {
-    if (!dir || !message_id || !message_id[0] || !found)
+    for (const char *s = text; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
+int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_found_cb found,
+                   void *user)
+{
+    if (!dir || !filter || !found)
+        return HUB_EINVAL;
+    const char *message_id = filter->message_id && *filter->message_id ? filter->message_id : NULL;
+    const char *service = filter->service && *filter->service ? filter->service : NULL;
+    if (!message_id && !service)
         return HUB_EINVAL;
     hub__files_t files;
     int rc = hub__list_files(dir, &files);
@@ -1994,13 +2050,11 @@ int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_fo
         rc = HUB_ENOMEM;
         goto out;
     }
-    /* Ids made of plain characters appear verbatim in the line: a cheap
+    /* Text made of plain characters appears verbatim in the line: a cheap
      * filter before parsing. */
-    bool plain = true;
-    for (const char *s = message_id; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
-            plain = false;
-    size_t id_len = strlen(message_id);
+    const char *needle = message_id ? message_id : service;
+    bool plain = hub__plain(needle);
+    size_t needle_len = strlen(needle);
     bool any = false, stop = false;
     for (size_t i = 0; i < files.count && !stop; i++) {
         char name[HUB_AUDIT_FILE_NAME_MAX];
@@ -2019,10 +2073,11 @@ int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_fo
             size_t n = (size_t)(nl - line) + 1;
             pos += n;
             lineno++;
-            if (plain && !hub__contains(line, n, message_id, id_len))
+            if (plain && !hub__contains(line, n, needle, needle_len))
                 continue;
             if (hub__parse(line, n, p, scratch) != 0 || p->rec.event == HUB_AUDIT_CHECKPOINT ||
-                strcmp(p->rec.message_id, message_id) != 0)
+                (message_id && strcmp(p->rec.message_id, message_id) != 0) ||
+                (service && strcmp(p->rec.service, service) != 0))
                 continue;
             any = true;
             stop = found(&p->rec, name, lineno, user) != 0;
@@ -2035,4 +2090,13 @@ out:
     free(p);
     free(files.numbers);
     return rc;
+}
+
+int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_found_cb found,
+                           void *user)
+{
+    if (!message_id || !message_id[0])
+        return HUB_EINVAL;
+    hub_audit_filter_t f = {.message_id = message_id};
+    return hub_audit_find(dir, &f, found, user);
 }

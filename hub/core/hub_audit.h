@@ -1,8 +1,18 @@
 /* hub_audit — the hub's append-only, hash-chained, signed audit log.
  *
  * Every decision the hub takes about a message or a member is one record:
- * who sent what to whom, when, and what the hub did with it. A record holds
- * the SHA-256 of the payload, never the payload. An auditor checks the log
+ * who sent what to whom, when, for what purpose, and what the hub did with
+ * it. A record never holds the payload nor anything a reader can test a
+ * guess against: not a plain hash of the payload (a look-up's payload is a
+ * 12-digit personal ID and a fixed text, found again by hashing guesses),
+ * not the bare envelope digest (hub_sign.h; its message id is in the record
+ * and its other fields are few to guess, so a guessed personal ID could be
+ * confirmed), and not the sender's signature over that digest (the same
+ * test, with the sender's public key). It holds envelope_mac, an HMAC of
+ * the envelope digest keyed from the hub's secret key
+ * (hub_audit_envelope_mac()): the hub's operator can tell whether an
+ * envelope a party presents is the one recorded; an auditor with the log
+ * and the public key learns nothing about the payload. An auditor checks the log
  * with hub_audit_verify_dir() (`hubctl audit verify`) and the hub's Ed25519
  * public key, without trusting the machine that holds it.
  *
@@ -13,8 +23,12 @@
  *
  * Records. One JSON object per line, keys in this fixed order, ending "\n":
  *   {"seq":N,"ts":US,"event":"ACCEPTED","message_id":"…","hub_seq":N,
- *    "sender":"…","receiver":"…","service":"…","payload_sha256":"<hex>",
- *    "sender_signature":"<hex>","reason":"…","prev":"<64 hex>"}
+ *    "sender":"…","receiver":"…","service":"…","purpose":"…","dossier":"…",
+ *    "outcome":"…","envelope_mac":"<hex>","sender_signature":"<hex>",
+ *    "reason":"…","prev":"<64 hex>"}
+ *   (logs written before these fields have "payload_sha256":"<hex>" where
+ *   purpose … envelope_mac are; they still verify, as they were written.
+ *   The hub now leaves sender_signature empty for envelopes: see above.)
  * and for checkpoints
  *   {"seq":N,"ts":US,"event":"CHECKPOINT","count":N,
  *    "prev_checkpoint":"<64 hex>","hub_signature":"<128 hex>","prev":"<64 hex>"}
@@ -23,7 +37,8 @@
  *   signatures are "".
  * - Text is JSON-escaped (\" \\ and \u00XX for control bytes only); bytes
  *   that are not UTF-8 become U+FFFD; ids and service are cut to
- *   HUB_AUDIT_ID_MAX bytes and reason to HUB_AUDIT_REASON_MAX bytes, a cut
+ *   HUB_AUDIT_ID_MAX bytes (purpose too), dossier and outcome to
+ *   HUB_AUDIT_WORD_MAX and reason to HUB_AUDIT_REASON_MAX bytes, a cut
  *   string ending in "...". A line is canonical: the verifier re-renders
  *   every record it parses and requires the same bytes.
  * - prev is the SHA-256 of the previous line's exact bytes,
@@ -96,8 +111,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HUB_AUDIT_ID_MAX 256          /* bytes of message_id, sender, receiver, service */
+#define HUB_AUDIT_ID_MAX 256          /* bytes of message_id, sender, receiver, service, purpose */
 #define HUB_AUDIT_REASON_MAX 1024     /* bytes of reason */
+#define HUB_AUDIT_WORD_MAX 64         /* bytes of dossier and outcome */
 #define HUB_AUDIT_SIGNATURE_MAX 64    /* bytes of a sender signature */
 #define HUB_AUDIT_LINE_MAX 16384      /* longest possible record line */
 #define HUB_AUDIT_FILE_NAME_MAX 32    /* "audit-000001.log" and a NUL */
@@ -131,8 +147,15 @@ typedef struct {
     const char *sender;            /* member ids, as the hub authenticated them */
     const char *receiver;
     const char *service;           /* "SERVICE/VERSION" */
-    bool has_payload_sha256;
-    uint8_t payload_sha256[32];    /* see hub_audit_payload_sha256() */
+    const char *purpose;           /* the agreement's purpose (policy), or empty */
+    const char *dossier;           /* the dossier code the payload names, or empty */
+    const char *outcome;           /* a short word: "online", "queued", a NACK code, … */
+    bool has_digest;
+    uint8_t digest[32];            /* on append: the envelope digest (hub_envelope_digest()),
+                                      written as its hub_audit_envelope_mac(); in a parsed
+                                      record: that MAC */
+    bool legacy;                   /* an old line: digest is its payload_sha256 and
+                                      purpose, dossier and outcome are absent */
     const uint8_t *signature;      /* the sender's envelope signature, or NULL */
     size_t signature_len;          /* at most HUB_AUDIT_SIGNATURE_MAX */
     const char *reason;            /* why: NACK code and text, refusal, attempt */
@@ -222,9 +245,12 @@ void hub_audit_tsr_name(uint64_t seq, char out[HUB_AUDIT_TSR_NAME_MAX]);
  * "checkpoint SEQ time-stamped: token audit-cp-….tsr sha256 HEX". */
 void hub_audit_timestamped_reason(uint64_t cp_seq, const uint8_t token_sha256[32], char *out,
                                   size_t size);
-
-/* SHA-256 of a payload, for hub_audit_record_t.payload_sha256. */
-void hub_audit_payload_sha256(const void *payload, size_t len, uint8_t out[32]);
+/* What a record holds for an envelope: HMAC-SHA256 over its 32-byte digest
+ * with the key SHA-256("LTH-AUDIT-MAC-V1" 0x00 || the first 32 bytes of the
+ * hub's Ed25519 secret key, its seed). Only who holds the hub's secret key
+ * can compute it. */
+void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[32],
+                            uint8_t out[32]);
 /* "ACCEPTED", …; "UNKNOWN" for a value outside the enum. */
 const char *hub_audit_event_name(hub_audit_event_t event);
 
@@ -296,5 +322,16 @@ typedef int (*hub_audit_found_cb)(const hub_audit_record_t *rec, const char *fil
  * HUB_EIO, HUB_EINVAL. */
 int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_found_cb found,
                            void *user);
+
+/* What hub_audit_find() matches: every field given (non-NULL, non-empty)
+ * must equal the record's; at least one must be given. */
+typedef struct {
+    const char *message_id;
+    const char *service; /* "SERVICE/VERSION", e.g. "citizen.lookup/v1" */
+} hub_audit_filter_t;
+/* hub_audit_find_message() for any filter: calls found for every record
+ * (checkpoints excluded) that matches, in log order. Same returns. */
+int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_found_cb found,
+                   void *user);
 
 #endif

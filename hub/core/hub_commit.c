@@ -13,12 +13,8 @@
 static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i, hub__receipts_t *r)
 {
     hub__pending_t *item = &job->items[i];
-    if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK) {
-        const char *label = hub__service_label(self, item->msg.sender, item->msg.receiver,
-                                                item->msg.service);
-        hub_flows_accepted(self->flows, item->msg.sender, item->msg.receiver, label,
-                           item->msg.envelope_len, hub_now_us());
-    }
+    if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK)
+        hub__outcome_committed(self, &item->msg, true);
     if (!item->group_first)
         return;
     size_t end = i + 1;
@@ -96,6 +92,7 @@ static void hub__after_commit(uv_work_t *req, int status)
             }
             hub__member_t *sm = hub__member(self, msg->sender);
             r->sender = sm ? sm->id : "";
+            r->audited = true; /* the worker wrote this commit's refusals */
         }
         if (job->items[i].group_id[0]) {
             hub__group_receipt(self, job, i, r);
@@ -118,14 +115,7 @@ static void hub__after_commit(uv_work_t *req, int status)
             hub__member_t *rm =
                 job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
             hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
-            self->stats.envelopes_accepted++;
-            const char *label = hub__service_label(self, msg->sender, msg->receiver, msg->service);
-            uint64_t now = hub_now_us();
-            hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len,
-                               now);
-            hub_flows_exchange_t x = {msg->message_id, msg->sender,       msg->receiver, label,
-                                      "accepted",      msg->envelope_len, now,           0};
-            hub_flows_exchange(self->flows, &x);
+            hub__outcome_committed(self, msg, false);
             break;
         }
         case HUB_STORE_DUPLICATE: {
@@ -198,12 +188,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                                  job->items[i].msg.envelope_len) == 0 &&
                 hub__inflight_add(self, m, msg, 1) == 0) {
                 m->loaded_seq = msg->seq;
-                hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender,
-                             m->id, msg->service, "attempt 1");
-                uint64_t now = hub_now_us();
-                hub_flows_delivered(self->flows, msg->sender, m->id,
-                                    hub__service_label(self, msg->sender, m->id, msg->service),
-                                    now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
+                hub__outcome_delivered(self, msg, m->id, "attempt 1", true);
             } else {
                 m->backlog = true;
             }
@@ -214,7 +199,6 @@ static void hub__after_commit(uv_work_t *req, int status)
     if (job->other_rc != 0)
         HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
                   "error=\"%s\"", hub_strerror(job->other_rc));
-    self->stats.dead_lettered += job->n_dead;
     /* One log line per dead letter, up to HUB__DEAD_LOG_LINES a commit; the
      * rest in one line, so that a mass expiry cannot flood the log. */
     for (size_t i = 0; i < job->n_dead && i < HUB__DEAD_LOG_LINES; i++) {
@@ -231,14 +215,8 @@ static void hub__after_commit(uv_work_t *req, int status)
                  job->n_dead - HUB__DEAD_LOG_LINES,
                  (unsigned long long)job->dead[HUB__DEAD_LOG_LINES].seq,
                  (unsigned long long)job->dead[job->n_dead - 1].seq);
-    for (size_t i = 0; i < job->n_dead; i++) {
-        const hub_store_msg_t *d = &job->dead[i];
-        hub__member_t *sm = hub_map_get(self->members, d->sender);
-        hub__member_t *rm = hub_map_get(self->members, d->receiver);
-        if (sm && rm) /* bounded labels: both are members the hub knows */
-            hub_flows_dead_lettered(self->flows, sm->id, rm->id,
-                                    hub__service_label(self, sm->id, rm->id, d->service), hub_now_us());
-    }
+    for (size_t i = 0; i < job->n_dead; i++)
+        hub__outcome_dead_lettered(self, &job->dead[i]);
     free(job->dead);
     free(job->dead_reason);
     if (job->pruned == HUB_STORE_PRUNE_BATCH)
@@ -270,35 +248,10 @@ static void hub__after_commit(uv_work_t *req, int status)
     cursor = 0;
     while (hub_map_next(self->members, &cursor, NULL, &value))
         hub__pump(self, value);
-    hub__flush_all(self);
-    if (!self->stopping)
-        hub__commit_start(self);
-}
-
-/* Appends one record to the audit log (worker thread only). */
-int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
-                   const char *message_id, uint64_t hub_seq, const char *sender,
-                   const char *receiver, const char *service, const char *reason,
-                   const hub_envelope_t *env)
-{
-    hub_audit_record_t rec;
-    memset(&rec, 0, sizeof rec);
-    rec.event = event;
-    rec.time_us = time_us;
-    rec.message_id = message_id;
-    rec.hub_seq = hub_seq;
-    rec.sender = sender;
-    rec.receiver = receiver;
-    rec.service = service;
-    rec.reason = reason;
-    if (env) {
-        /* The payload's digest and the sender's signature, never the payload. */
-        hub_audit_payload_sha256(env->payload.data, env->payload.len, rec.payload_sha256);
-        rec.has_payload_sha256 = true;
-        rec.signature = env->signature.data;
-        rec.signature_len = env->signature.len <= 64 ? env->signature.len : 64;
-    }
-    return hub_audit_append(audit, &rec);
+    /* Flushed, and the next commit started, at the end of this turn
+     * (hub__on_end_of_turn); once the hub stops that hook is closed. */
+    if (self->stopping)
+        hub__flush_all(self);
 }
 
 /* Digests and signature checks over items[begin, end) (worker threads; each
@@ -511,55 +464,17 @@ static void hub__commit_work(uv_work_t *req)
     }
     job->other_rc = rc;
     hub__archive_commit(server->archive, job); /* whole envelopes, encrypted, when configured */
-    /* The audit log says what the store now holds. */
-    for (size_t i = 0; audit && job->dead && i < job->n_dead; i++) {
-        const hub_store_msg_t *d = &job->dead[i];
-        int a = hub__audit_put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq, d->sender,
-                               d->receiver, d->service, job->dead_reason[i], NULL);
-        if (a != 0)
-            arc = a;
-    }
-    for (size_t i = 0; audit && i < job->n_items; i++) {
-        hub__pending_t *p = &job->items[i];
-        char reason[320];
-        hub_audit_event_t event = HUB_AUDIT_NACKED;
-        if (p->verdict != 0)
-            snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
-        else if (job->append_rc != 0)
-            snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
-                     hub_strerror(job->append_rc));
-        else if (job->outcomes[i] == HUB_STORE_QUEUE_FULL)
-            snprintf(reason, sizeof reason, "QUEUE_FULL");
-        else if (job->outcomes[i] == HUB_STORE_FULL)
-            snprintf(reason, sizeof reason, "STORE_FULL");
-        else if (job->outcomes[i] == HUB_STORE_QUOTA_SENDER)
-            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the sender's");
-        else if (job->outcomes[i] == HUB_STORE_QUOTA_RECEIVER)
-            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the receiver's");
-        else if (job->outcomes[i] == HUB_STORE_DUPLICATE)
-            continue; /* already recorded when first accepted */
-        else
-            event = HUB_AUDIT_ACCEPTED;
-        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from)
-            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
-        int r = hub__audit_put(audit, event, 0, p->msg.message_id,
-                               event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
-                               p->msg.receiver, p->msg.service,
-                               event == HUB_AUDIT_ACCEPTED && !p->delegated_from ? NULL : reason,
-                               envs ? envs[i] : NULL);
-        if (r != 0)
-            arc = r;
-    }
+    /* The audit log says what the store now holds (hub_outcome.c), then
+     * what the loop recorded since the last commit, in order: after the
+     * acceptances, since an envelope delivered before its commit has its
+     * DELIVERED record there. */
+    if (audit)
+        arc = hub__outcome_audit_commit(audit, job, envs);
     for (size_t i = 0; envs && i < job->n_items; i++)
         hub_envelope_free(&envs[i]);
     free(envs);
-    /* Then what the loop recorded since the last commit, in order: after
-     * the acceptances, since an envelope delivered before its commit has
-     * its DELIVERED record here. */
-    for (size_t i = 0; audit && i < job->n_audit; i++) {
-        const hub__auditq_t *q = &job->audit[i];
-        int r = hub__audit_put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
-                               q->receiver, q->service, q->reason, NULL);
+    if (audit) {
+        int r = hub__outcome_audit_queue(audit, job->audit, job->n_audit);
         if (r != 0)
             arc = r;
     }

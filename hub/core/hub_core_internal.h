@@ -3,7 +3,9 @@
  * public contract is hub_server.h.
  *
  * The data path, in the order an envelope takes it:
- *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads
+ *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
+ *                   the one end-of-turn hook (hub__on_end_of_turn) where what handlers
+ *                   enqueued is flushed, receipted and committed
  *   hub_admit.c     admission: an envelope leaves as exactly one of NACK, online-only
  *                   enqueue or pending push; request tracking and the reply rule
  *   hub_pubsub.c    publications and durable subscriptions
@@ -13,6 +15,8 @@
  *   hub_send.c      frames out: deliveries, receipts (all receipt paths), slow peers
  *   hub_trust.c     keys, certificates, agreements, delegations
  *   hub_zap.c       ZAP: who may connect
+ *   hub_outcome.c   outcomes: each envelope's refusal, acceptance, delivery, settle or
+ *                   dead letter is recorded here, once, for audit, flows and metrics
  *   hub_members.c   the member table and the audit queue
  *   hub_archive.c   the message archive (its commit-worker side at the end)
  */
@@ -87,12 +91,29 @@ typedef struct {
     uint64_t accepted_at_us; /* wall clock */
 } hub__inflight_t;
 
+/* What an audit record says of an envelope besides who, whom and which
+ * service (hub_outcome.c fills it): never the payload nor a plain hash of
+ * it. */
+typedef struct {
+    const char *purpose; /* interned (hub__intern): the agreement's purpose; NULL: none */
+    const char *outcome; /* static text: "request online-only", a NACK code, …; NULL: none */
+    char dossier[HUB_AUDIT_WORD_MAX + 1]; /* the dossier code the payload names, or "" */
+    bool has_digest;
+    uint8_t digest[32]; /* the envelope digest (hub_sign.h); the log keeps a keyed MAC */
+    /* Owned: the encoded envelope, from which the commit worker reads the
+     * digest (unless has_digest) and the dossier code, off the loop thread
+     * (hub__evidence_later); NULL once they are filled in. */
+    uint8_t *bytes;
+    size_t len;
+} hub__evidence_t;
+
 /* An audit record waiting for the commit worker, which alone writes the
  * log (so the loop never waits for the disk). Strings are owned copies,
  * except sender and receiver, which point at member ids that live as long
- * as the server. */
+ * as the server (or the hub's own id). */
 typedef struct {
     hub_audit_event_t event;
+    bool has_evidence;
     uint64_t time_us;
     uint64_t hub_seq;
     char message_id[HUB_UUID_LEN + 1];
@@ -100,6 +121,7 @@ typedef struct {
     const char *receiver;
     char *service;
     char *reason;
+    hub__evidence_t ev; /* when has_evidence */
 } hub__auditq_t;
 
 typedef struct {
@@ -116,6 +138,9 @@ typedef struct {
     const char *sender;   /* for the audit log */
     const char *receiver; /* of the envelope being judged, once known to the hub */
     const char *service;
+    const hub_envelope_t *env; /* the envelope being judged, once decoded (audit evidence) */
+    const char *purpose;       /* its agreement's purpose, once known */
+    bool audited;              /* refusals already in the audit log (the commit worker's) */
     Lth__V1__Ack *acks;
     Lth__V1__Ack **ack_ptrs;
     Lth__V1__Nack *nacks;
@@ -214,6 +239,7 @@ typedef struct {
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
     bool early;                 /* delivered before its commit (hub__deliver_early) */
+    const char *purpose;        /* interned: its agreement's purpose, for the audit log */
     uint64_t queued_mono_us;
     uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
 } hub__pending_t;
@@ -305,6 +331,7 @@ struct hub_server {
     hub__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
     uv_timer_t retry_timer;      /* offers them again every HUB__RETRY_MS */
     uv_timer_t held_timer;       /* sends receipts held too long on their own */
+    uv_check_t end_of_turn;      /* flush, receipts, commit: once per loop turn */
 
     /* Group commit. */
     hub__pending_t *pending;
@@ -330,6 +357,7 @@ struct hub_server {
     hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
 
     hub_audit_t *audit; /* NULL when the audit log is off; worker-only while a commit runs */
+    hub_map_t *interned; /* text -> itself: purposes, which outlive reloads of the policy */
     hub__auditq_t *auditq;
     size_t auditq_n, auditq_cap;
     bool audit_tick_due;
@@ -413,6 +441,10 @@ typedef struct {
 void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
                   uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
                   const char *reason);
+void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                     uint64_t hub_seq, const char *sender, const char *receiver,
+                     const char *service, const char *reason, const hub__evidence_t *ev);
+const char *hub__intern(hub_server_t *self, const char *text);
 void hub__auditq_free(hub__auditq_t *q, size_t n);
 /* hub_audit_start.c: checks the whole log on a worker thread (at start);
  * _end waits for it (destroy). */
@@ -467,14 +499,31 @@ void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
 bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg);
 
 /* hub_commit.c */
-int hub__audit_put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
-                   const char *message_id, uint64_t hub_seq, const char *sender,
-                   const char *receiver, const char *service, const char *reason,
-                   const hub_envelope_t *env);
 void hub__commit_start(hub_server_t *self);
 
 /* hub_archive.c: archives the envelopes a commit stored (worker thread) */
 int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job);
+/* hub_outcome.c: each outcome of an envelope, recorded once for the audit
+ * log, the flows and the counters. Loop thread, except where marked. */
+void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
+                      const char *purpose, hub__evidence_t *out);
+void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
+                         size_t len, const uint8_t *digest, const char *purpose,
+                         hub__evidence_t *out);
+void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                          int code, const char *reason);
+void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
+                           size_t len, const hub__evidence_t *ev, const char *outcome,
+                           bool delivered);
+void hub__outcome_committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy);
+void hub__outcome_delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
+                            const char *why, bool flows);
+void hub__outcome_settled(hub_server_t *self, const hub__member_t *m, const hub__inflight_t *f,
+                          uint64_t seq);
+void hub__outcome_dead_lettered(hub_server_t *self, const hub_store_msg_t *d);
+/* Worker thread: the records a commit writes itself (before its ACKs). */
+int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelope_t **envs);
+int hub__outcome_audit_queue(hub_audit_t *audit, const hub__auditq_t *q, size_t n);
 
 /* hub_trust.c */
 const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,

@@ -190,15 +190,8 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
                                  msgs[i].envelope_len) != 0 ||
                 hub__inflight_add(self, m, &msgs[i], attempt) != 0)
                 return;
-            hub__audit_q(self, HUB_AUDIT_DELIVERED, msgs[i].message_id, msgs[i].seq, msgs[i].sender,
-                         m->id, msgs[i].service, attempt == 1 ? "attempt 1" : "redelivery");
-            if (attempt == 1) {
-                uint64_t now = hub_now_us();
-                hub_flows_delivered(self->flows, msgs[i].sender, m->id,
-                                    hub__service_label(self, msgs[i].sender, m->id, msgs[i].service),
-                                    now > msgs[i].accepted_at_us ? now - msgs[i].accepted_at_us : 0,
-                                    now);
-            }
+            hub__outcome_delivered(self, &msgs[i], m->id,
+                                   attempt == 1 ? "attempt 1" : "redelivery", attempt == 1);
             m->loaded_seq = msgs[i].seq;
         }
         if (n < want)
@@ -270,9 +263,6 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_
         rcv->backlog = true; /* untracked: the next pump reads it from the store */
     rcv->loaded_seq = p->msg.seq;
     p->early = true;
-    hub__audit_q(self, HUB_AUDIT_DELIVERED, p->msg.message_id, p->msg.seq, p->msg.sender, rcv->id,
-                 p->msg.service, "attempt 1, before the commit");
-    hub_flows_delivered(self->flows, p->msg.sender, rcv->id,
-                        hub__service_label(self, p->msg.sender, rcv->id, p->msg.service), 0, hub_now_us());
+    hub__outcome_delivered(self, &p->msg, rcv->id, "attempt 1, before the commit", true);
     return true;
 }

@@ -78,22 +78,63 @@ void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *messa
                   uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
                   const char *reason)
 {
-    if (!self->audit)
+    hub__audit_q_ev(self, event, message_id, hub_seq, sender, receiver, service, reason, NULL);
+}
+
+/* The same with what the record says of the envelope (hub_outcome.c). The
+ * hub's own id is kept as it is (it is no member of the table). */
+void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                     uint64_t hub_seq, const char *sender, const char *receiver,
+                     const char *service, const char *reason, const hub__evidence_t *ev)
+{
+    if (!self->audit) {
+        if (ev)
+            free(ev->bytes);
         return;
-    hub__auditq_t q = {event, hub_now_us(), hub_seq, "", NULL, NULL, NULL, NULL};
-    snprintf(q.message_id, sizeof q.message_id, "%s", message_id ? message_id : "");
-    hub__member_t *s = sender && *sender ? hub__member(self, sender) : NULL;
-    hub__member_t *r = receiver && *receiver ? hub__member(self, receiver) : NULL;
-    q.sender = s ? s->id : "";
-    q.receiver = r ? r->id : "";
+    }
+    hub__auditq_t q;
+    q.event = event;
+    q.time_us = hub_now_us();
+    q.hub_seq = hub_seq;
+    hub__copy_str(q.message_id, sizeof q.message_id, message_id);
+    const char *own = self->own_key.member_id;
+    hub__member_t *s = sender && *sender && strcmp(sender, own) ? hub__member(self, sender) : NULL;
+    hub__member_t *r =
+        receiver && *receiver && strcmp(receiver, own) ? hub__member(self, receiver) : NULL;
+    q.sender = s ? s->id : sender && !strcmp(sender, own) ? own : "";
+    q.receiver = r ? r->id : receiver && !strcmp(receiver, own) ? own : "";
     q.service = service && *service ? strdup(service) : NULL;
     q.reason = reason && *reason ? strdup(reason) : NULL;
+    q.has_evidence = ev != NULL;
+    if (ev)
+        q.ev = *ev; /* takes its bytes */
+    else
+        q.ev.bytes = NULL;
     if (HUB__PUSH(self->auditq, self->auditq_n, self->auditq_cap, q) != 0) {
         free(q.service);
         free(q.reason);
+        free(q.ev.bytes);
         HUB_ERROR("audit", "out of memory: an audit record was lost", "event=%s",
                   hub_audit_event_name(event));
     }
+}
+
+/* One copy of text for as long as the server lives (purposes: a record in
+ * the audit queue outlives a reload of the policy that held its text).
+ * NULL when out of memory. The set grows only with the operator's texts. */
+const char *hub__intern(hub_server_t *self, const char *text)
+{
+    if (!self->interned)
+        return NULL;
+    const char *known = hub_map_get(self->interned, text);
+    if (known)
+        return known;
+    char *copy = strdup(text);
+    if (!copy || hub_map_put(self->interned, copy, copy) != 0) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
 }
 
 void hub__auditq_free(hub__auditq_t *q, size_t n)
@@ -101,6 +142,8 @@ void hub__auditq_free(hub__auditq_t *q, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(q[i].service);
         free(q[i].reason);
+        if (q[i].has_evidence)
+            free(q[i].ev.bytes);
     }
     free(q);
 }

@@ -146,6 +146,11 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
             return;
         }
         hub__receipt_ack(receipts, env->message_id, 0);
+        hub__evidence_t ev;
+        if (self->audit)
+            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+        hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
+                              "answered by the hub", false);
         hub__reply_from_hub(self, sender, env, json, json_len);
         free(json);
         return;
@@ -178,7 +183,12 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
                 hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
         }
         hub__receipt_ack(receipts, env->message_id, 0);
-        self->stats.envelopes_accepted++;
+        hub__evidence_t ev;
+        if (self->audit)
+            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+        hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
+                              l && l->n ? "publication online-only" : "publication, no subscriber",
+                              false);
         return;
     }
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
@@ -231,6 +241,10 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
     if (first) {
         /* No subscriber may receive it now. */
         hub__receipt_ack(receipts, env->message_id, 0);
-        self->stats.envelopes_accepted++;
+        hub__evidence_t ev;
+        if (self->audit)
+            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+        hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
+                              "publication, no subscriber allowed", false);
     }
 }

@@ -271,9 +271,8 @@ bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *m
     return true;
 }
 
-/* A refusal: NACK, audit record, flow, and a log line (rate-limited per
- * member). */
-
+/* A refusal: the NACK, then its outcome (audit record, flow, log line:
+ * hub__outcome_refused). */
 void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
                        const char *fmt, ...)
 {
@@ -284,31 +283,7 @@ void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *messa
     va_end(ap);
     if (!hub__receipt_add_nack(self, r, message_id, code, reason))
         return;
-    char audit_reason[600];
-    snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
-    hub__audit_q(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, NULL, NULL, audit_reason);
-    if (self->flows) {
-        uint64_t now = hub_now_us();
-        const char *rcv = r->receiver ? r->receiver : "";
-        const char *svc = r->receiver ? hub__service_label(self, r->sender, r->receiver, r->service) : "";
-        hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
-                          hub_nack_code_name(code), now);
-        hub_flows_exchange_t x = {message_id ? message_id : "",
-                                  r->sender ? r->sender : "",
-                                  rcv,
-                                  svc,
-                                  hub_nack_code_name(code),
-                                  0,
-                                  now,
-                                  0};
-        hub_flows_exchange(self->flows, &x);
-    }
-    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
-    if (sm && !hub__refusal_log_ok(self, sm))
-        return;
-    HUB_INFO("router", "envelope refused", "member=%s code=%s message_id=%s reason=\"%s\"",
-             r->sender ? r->sender : "-", hub_nack_code_name(code),
-             message_id && *message_id ? message_id : "-", reason);
+    hub__outcome_refused(self, r, message_id, code, reason);
 }
 
 /* Sends one Receipts frame (nothing when both lists are empty). */

@@ -195,7 +195,10 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         char summary[HUB__WHY_MAX + 64];
         snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s", limited,
                  why);
-        hub__audit_q(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary);
+        hub__evidence_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.outcome = "RATE_LIMITED";
+        hub__audit_q_ev(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary, &ev);
         if (hub__refusal_log_ok(self, m))
             HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu", m->id,
                      limited);
@@ -246,18 +249,9 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         if (f && !f->settled) {
             f->settled = true;
             m->inflight_open--;
-            hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service,
-                         NULL);
-            uint64_t now = hub_now_us();
-            uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
-            const char *label = hub__service_label(self, f->sender, m->id, f->service);
-            hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
-            hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label,
-                                      "settled",     0,         now,   e2e};
-            hub_flows_exchange(self->flows, &x);
+            hub__outcome_settled(self, m, f, seq);
         } else if (!f) {
-            hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
-                         "settled after a reconnect or restart");
+            hub__outcome_settled(self, m, NULL, seq);
         }
         /* Settle even what is not in flight here (e.g. a delivery made before
          * a hub restart): the store ignores seqs that are not queued. Only a
@@ -438,12 +432,25 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }
+    /* What this turn enqueued leaves at its end (hub__on_end_of_turn). */
+}
+
+/* The end of every loop turn (redis's beforeSleep), once, whichever
+ * handlers ran in it (frames read, timers, a commit done, an operator's
+ * replay): they only enqueue; here ACK-only receipts are moved to the
+ * Deliveries frames they ride in, the turn's deliveries are flushed, the
+ * other receipts sent (after the deliveries: the receiver's copy is what a
+ * round trip waits for), and a group commit of what is pending starts. */
+static void hub__on_end_of_turn(uv_check_t *check)
+{
+    hub_server_t *self = check->data;
     hub__turn_receipts_hold(self);
     hub__flush_all(self);
     hub__turn_receipts_send(self);
     if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
         uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
-    hub__commit_start(self);
+    if (!self->stopping)
+        hub__commit_start(self);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -580,8 +587,7 @@ void hub__housekeeping(uv_timer_t *timer)
             f->deadline_us = now + hub__backoff_us(self, f->attempt);
             hub__enqueue_out(self, m, msg.sender, f->seq, f->attempt, msg.envelope,
                              msg.envelope_len);
-            hub__audit_q(self, HUB_AUDIT_DELIVERED, msg.message_id, f->seq, msg.sender, m->id,
-                         msg.service, "redelivery after no settle");
+            hub__outcome_delivered(self, &msg, m->id, "redelivery after no settle", false);
             HUB__PUSH(self->attempt_seqs, self->attempt_n, self->attempt_cap, f->seq);
             self->stats.redeliveries++;
         }
@@ -613,8 +619,7 @@ void hub__housekeeping(uv_timer_t *timer)
         for (size_t i = 0; i < n_expired; i++)
             HUB__PUSH(self->dead_ttl, self->dead_ttl_n, self->dead_ttl_cap, expired[i]);
     }
-    hub__flush_all(self);
-    hub__commit_start(self);
+    /* Sent and committed at the end of this turn (hub__on_end_of_turn). */
 }
 
 static void hub__close_handles(hub_server_t *self);
@@ -871,10 +876,8 @@ static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
     if (m) {
         m->backlog = true;
         hub__pump(self, m);
-        hub__flush_all(self);
     }
-    hub__commit_start(self);
-    return 0;
+    return 0; /* flushed and committed at the end of this turn */
 }
 
 static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
@@ -964,7 +967,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                  "mode); set policy_file to deny by default",
                  NULL);
     if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
-                    !(self->subs = hub_map_new()))) {
+                    !(self->subs = hub_map_new()) || !(self->interned = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
@@ -1187,6 +1190,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->retry_timer.data = self;
     uv_timer_init(loop, &self->commit_timer);
     self->commit_timer.data = self;
+    uv_check_init(loop, &self->end_of_turn);
+    self->end_of_turn.data = self;
+    uv_check_start(&self->end_of_turn, hub__on_end_of_turn);
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
     uv_timer_start(&self->housekeeping, hub__housekeeping, period, period);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
@@ -1227,6 +1233,7 @@ static void hub__close_handles(hub_server_t *self)
     uv_close((uv_handle_t *)&self->held_timer, NULL);
     uv_close((uv_handle_t *)&self->retry_timer, NULL);
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
+    uv_close((uv_handle_t *)&self->end_of_turn, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
@@ -1287,11 +1294,7 @@ void hub_server_destroy(hub_server_t **self_p)
         zmq_ctx_term(self->zctx);
     if (self->audit) {
         /* The loop is over and no commit runs: write what is queued, seal. */
-        for (size_t i = 0; i < self->auditq_n; i++) {
-            const hub__auditq_t *q = &self->auditq[i];
-            hub__audit_put(self->audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
-                           q->receiver, q->service, q->reason, NULL);
-        }
+        hub__outcome_audit_queue(self->audit, self->auditq, self->auditq_n);
         /* Seal, and anchor the final checkpoint in the store. */
         int arc = hub_audit_seal(self->audit);
         hub_audit_head_t head;
@@ -1337,6 +1340,14 @@ void hub_server_destroy(hub_server_t **self_p)
         hub_map_destroy(&self->requests);
     }
     hub_map_destroy(&self->cert_not_after);
+    if (self->interned) {
+        /* After the audit queue: its records point at these texts. */
+        size_t cursor = 0;
+        void *value;
+        while (hub_map_next(self->interned, &cursor, NULL, &value))
+            free(value);
+        hub_map_destroy(&self->interned);
+    }
     hub_flows_destroy(&self->flows);
     hub_metrics_destroy(&self->metrics);
     free(self->readbuf);

@@ -14,6 +14,7 @@
 #include "hub_audit.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_sha256.h"
 #include "hub_sign.h"
 #include "hub_store.h"
 #include "hub_store_codec.h"
@@ -353,7 +354,10 @@ static void seed__audit_append(hub_audit_t *log, int count)
             .sender = "VN/GOV/HN-STP/HOTICH",
             .receiver = member ? "" : "VN/GOV/BCA/CSDLQGDC",
             .service = member ? "" : "citizen.lookup/v1",
-            .has_payload_sha256 = event == HUB_AUDIT_ACCEPTED,
+            .has_digest = event == HUB_AUDIT_ACCEPTED,
+            .outcome = event == HUB_AUDIT_ACCEPTED ? "request queued" : "",
+            .purpose = event == HUB_AUDIT_ACCEPTED ? "verify applicants' identity" : "",
+            .dossier = event == HUB_AUDIT_ACCEPTED ? "000.00.01.H26-250630-0001" : "",
             .signature = event == HUB_AUDIT_ACCEPTED ? sig : NULL,
             .signature_len = event == HUB_AUDIT_ACCEPTED ? sizeof sig : 0,
             .reason = event == HUB_AUDIT_NACKED ? "RECEIVER_OFFLINE: \"quoted\" \\ tab\t "
@@ -361,7 +365,7 @@ static void seed__audit_append(hub_audit_t *log, int count)
                       : event == HUB_AUDIT_DELIVERED ? "attempt 1"
                                                      : "",
         };
-        hub_audit_payload_sha256(seed__payload, sizeof seed__payload, rec.payload_sha256);
+        hub_sha256(seed__payload, sizeof seed__payload, rec.digest);
         FUZZ_CHECK(hub_audit_append(log, &rec) == 0);
     }
 }

@@ -5,6 +5,7 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_sha256.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -66,12 +67,15 @@ static void ta__append(hub_audit_t *log, int first, int count)
             .sender = "VN/GOV/HN-STP/HOTICH",
             .receiver = "VN/GOV/BCA/CSDLQGDC",
             .service = "citizen.lookup/v1",
-            .has_payload_sha256 = true,
+            .purpose = "civil-status registration: verify applicants' identity",
+            .dossier = "000.00.01.H26-250630-0001",
+            .outcome = "request queued",
+            .has_digest = true,
             .signature = sig,
             .signature_len = sizeof sig,
             .reason = i % 3 == 1 ? reason : "",
         };
-        hub_audit_payload_sha256(payload, strlen(payload), rec.payload_sha256);
+        hub_sha256(payload, strlen(payload), rec.digest); /* any 32 bytes */
         ck_assert_int_eq(hub_audit_append(log, &rec), 0);
         ck_assert_int_eq(hub_audit_tick(log, TA_T0 + (uint64_t)i * 1000), 0);
         if (i % 100 == 99)
@@ -605,6 +609,7 @@ typedef struct {
     uint64_t hub_seq[8];
     bool payload_ok;
     bool text_ok;
+    const uint8_t *secret; /* the hub's key, for the envelope MAC */
 } ta__found_t;
 
 static int ta__on_found(const hub_audit_record_t *rec, const char *file, uint64_t line,
@@ -620,15 +625,76 @@ static int ta__on_found(const hub_audit_record_t *rec, const char *file, uint64_
     char payload[128];
     snprintf(payload, sizeof payload, "{\"cccd\":\"%s-%d\"}", TA_PAYLOAD_MARK, 42);
     uint8_t h[32];
-    hub_audit_payload_sha256(payload, strlen(payload), h);
-    f->payload_ok = rec->has_payload_sha256 && memcmp(h, rec->payload_sha256, 32) == 0;
+    hub_sha256(payload, strlen(payload), h);
+    uint8_t mac[32];
+    hub_audit_envelope_mac(f->secret, h, mac); /* the log keeps the MAC, not the digest */
+    f->payload_ok = rec->has_digest && !rec->legacy && memcmp(mac, rec->digest, 32) == 0 &&
+                    memcmp(h, rec->digest, 32) != 0;
     f->text_ok = !strcmp(rec->sender, "VN/GOV/HN-STP/HOTICH") &&
+                 !strcmp(rec->dossier, "000.00.01.H26-250630-0001") &&
+                 !strcmp(rec->outcome, "request queued") &&
+                 !strncmp(rec->purpose, "civil-status registration", 25) &&
                  !strcmp(rec->receiver, "VN/GOV/BCA/CSDLQGDC") &&
                  !strcmp(rec->service, "citizen.lookup/v1") && rec->signature_len == 64 &&
                  rec->seq > 0;
     f->calls++;
     return f->stop_after && f->calls >= f->stop_after;
 }
+
+static int ta__count(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
+{
+    (void)file;
+    (void)line;
+    int *n = user;
+    ck_assert_str_eq(rec->service, "citizen.lookup/v1");
+    (*n)++;
+    return 0;
+}
+
+/* A log written before purpose, dossier, outcome and envelope_mac existed
+ * still parses and verifies as it was written; --service finds records. */
+START_TEST(test_legacy_lines_and_service_filter)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    tk_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/audit-000001.log", dir);
+    tk_write_file(path, "{\"seq\":1,\"ts\":1796261045449178,\"event\":\"ACCEPTED\","
+                        "\"message_id\":\"m-1\",\"hub_seq\":7,\"sender\":\"VN/GOV/A/B\","
+                        "\"receiver\":\"VN/GOV/C/D\",\"service\":\"citizen.lookup/v1\","
+                        "\"payload_sha256\":\"" "0123456789abcdef0123456789abcdef"
+                        "0123456789abcdef0123456789abcdef\",\"sender_signature\":\"\","
+                        "\"reason\":\"\",\"prev\":\""
+                        "0000000000000000000000000000000000000000000000000000000000000000\"}\n");
+    hub_audit_config_t cfg;
+    ta__config(&cfg, 0, 0, 0);
+    hub_audit_verify_report_t report;
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), HUB_EAGAIN);
+    ck_assert_uint_eq(report.records, 1);
+    ck_assert_uint_eq(report.unsealed_records, 1);
+    /* The hub continues it in the current format, and the chain holds. */
+    hub_audit_t *log = NULL;
+    char err[256];
+    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
+    hub_audit_record_t rec = {.event = HUB_AUDIT_ACCEPTED, .message_id = "m-2",
+                              .sender = "VN/GOV/A/B", .receiver = "VN/GOV/C/D",
+                              .service = "citizen.lookup/v1", .outcome = "request online-only",
+                              .has_digest = true};
+    ck_assert_int_eq(hub_audit_append(log, &rec), 0);
+    rec.service = "other/v1";
+    ck_assert_int_eq(hub_audit_append(log, &rec), 0);
+    ck_assert_int_eq(hub_audit_close(&log), 0);
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
+    int n = 0;
+    hub_audit_filter_t filter = {.service = "citizen.lookup/v1"};
+    ck_assert_int_eq(hub_audit_find(dir, &filter, ta__count, &n), 0);
+    ck_assert_int_eq(n, 2);
+    hub_audit_filter_t none = {.service = "nothing/v1"};
+    ck_assert_int_eq(hub_audit_find(dir, &none, ta__count, &n), HUB_ENOTFOUND);
+    hub_audit_filter_t empty = {0};
+    ck_assert_int_eq(hub_audit_find(dir, &empty, ta__count, &n), HUB_EINVAL);
+    tk_rmrf(dir);
+}
+END_TEST
 
 START_TEST(test_find_message)
 {
@@ -638,7 +704,7 @@ START_TEST(test_find_message)
     ta__write_log(dir, &cfg);
     char id[37];
     ta__message_id(42, id);
-    ta__found_t f = {0};
+    ta__found_t f = {.secret = cfg.sign_secret};
     ck_assert_int_eq(hub_audit_find_message(dir, id, ta__on_found, &f), 0);
     ck_assert_int_eq(f.calls, 3);
     ck_assert_int_eq(f.events[0], HUB_AUDIT_ACCEPTED);
@@ -648,7 +714,7 @@ START_TEST(test_find_message)
     ck_assert(f.payload_ok);
     ck_assert(f.text_ok);
 
-    ta__found_t first = {.stop_after = 1};
+    ta__found_t first = {.stop_after = 1, .secret = cfg.sign_secret};
     ck_assert_int_eq(hub_audit_find_message(dir, id, ta__on_found, &first), 0);
     ck_assert_int_eq(first.calls, 1);
 
@@ -796,6 +862,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_crash_recovery);
     tcase_add_test(tc, test_open_refuses_damaged_tail);
     tcase_add_test(tc, test_find_message);
+    tcase_add_test(tc, test_legacy_lines_and_service_filter);
     tcase_add_test(tc, test_text_is_escaped_and_capped);
     tcase_add_test(tc, test_tick_and_config);
     suite_add_tcase(s, tc);

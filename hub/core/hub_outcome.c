@@ -1,0 +1,420 @@
+/* hub_outcome.c — outcomes: every envelope the hub routes ends as one or
+ * more of refused (with its NACK code), accepted, delivered, settled and
+ * dead-lettered, and each is recorded here, once: its audit record, its
+ * flow and its counters. The stages decide; this file only records.
+ *
+ * Audit records of the loop thread go to the commit worker in the audit
+ * queue (hub__audit_q_ev), which writes them with the next group commit:
+ * the loop never waits for the log. What the worker writes itself (the
+ * acceptance of queued envelopes, before their ACK; dead letters) is at the
+ * end of this file. A record holds a keyed MAC of the envelope digest,
+ * never the payload, a plain hash of it or the signature (hub_audit.h says
+ * why). */
+#include "hub_core_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Evidence: what a record says of an envelope                               */
+
+/* One field of a protobuf message's top level, walked without decoding:
+ * returns false at the end or on bytes that are not protobuf. */
+static bool hub__pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field,
+                         const uint8_t **value, size_t *value_len)
+{
+    uint64_t key = 0, len = 0;
+    for (int shift = 0;; shift += 7) {
+        if (*p >= end || shift > 63)
+            return false;
+        uint8_t b = *(*p)++;
+        key |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    *field = (uint32_t)(key >> 3);
+    *value = NULL;
+    *value_len = 0;
+    switch (key & 7) {
+    case 0: /* varint */
+        while (*p < end && (*(*p)++ & 0x80))
+            ;
+        return true;
+    case 1: len = 8; break;
+    case 5: len = 4; break;
+    case 2:
+        for (int shift = 0;; shift += 7) {
+            if (*p >= end || shift > 63)
+                return false;
+            uint8_t b = *(*p)++;
+            len |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        *value = *p;
+        *value_len = (size_t)len;
+        break;
+    default: return false;
+    }
+    if (len > (uint64_t)(end - *p))
+        return false;
+    *p += len;
+    return true;
+}
+
+/* The dossier code of the known dossier services' payloads (proto/domain.proto):
+ * CitizenLookupRequest.dossier_code (5) of citizen.lookup/v1, and
+ * Dossier.dossier_code / DossierStatusChange.dossier_code (1) of
+ * dossier.submit/v1 and dossier.status/v1, in their protobuf encoding. Only
+ * the top level is walked, tags and lengths, no decoding and no copy of
+ * anything but the code; any other service or content type has none. The
+ * envelope carries no header for it, and a new signed field would change
+ * the digest every SDK computes (LTH-ENVELOPE-V2). A code is not personal
+ * data; bytes other than printable ASCII become '?'. */
+static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD_MAX + 1])
+{
+    out[0] = '\0';
+    static const char media[] = "application/x-protobuf";
+    if (!env->service || !env->content_type ||
+        strncmp(env->content_type, media, sizeof media - 1) != 0 ||
+        env->kind == LTH__V1__KIND__KIND_REPLY)
+        return;
+    uint32_t want;
+    if (!strcmp(env->service, "citizen.lookup/v1"))
+        want = 5;
+    else if (!strcmp(env->service, "dossier.submit/v1") ||
+             !strcmp(env->service, "dossier.status/v1"))
+        want = 1;
+    else
+        return;
+    const uint8_t *p = env->payload.data, *end = p + env->payload.len;
+    const uint8_t *found = NULL;
+    size_t found_len = 0;
+    uint32_t field;
+    const uint8_t *value;
+    size_t value_len;
+    /* The last occurrence wins, as protobuf decoders do. */
+    while (p && p < end && hub__pb_next(&p, end, &field, &value, &value_len))
+        if (field == want && value) {
+            found = value;
+            found_len = value_len;
+        }
+    if (found_len > HUB_AUDIT_WORD_MAX)
+        found_len = HUB_AUDIT_WORD_MAX;
+    for (size_t i = 0; found && i < found_len; i++)
+        out[i] = found[i] >= 0x20 && found[i] < 0x7f ? (char)found[i] : '?';
+    out[found ? found_len : 0] = '\0';
+}
+
+/* Fills what the audit record says of env: its digest (given, when the
+ * signature check computed it, else computed here; the log keeps only a
+ * keyed MAC of it), the dossier code and the purpose. Not the sender's
+ * signature: with the sender's public key it would confirm a guessed
+ * payload (hub_audit.h). */
+void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
+                      const char *purpose, hub__evidence_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
+    if (!env)
+        return;
+    if (digest) {
+        memcpy(out->digest, digest, 32);
+        out->has_digest = true;
+    } else {
+        out->has_digest = hub_envelope_digest(env, out->digest) == 0;
+    }
+    hub__dossier_code(env, out->dossier);
+}
+
+/* The same for an accepted envelope, without hashing it on the loop
+ * thread: given the digest (the signature check computed it: the usual
+ * case), only the dossier code is read here (a walk over the payload's
+ * tags); else the envelope is copied, and the commit worker decodes the
+ * copy and fills in digest and dossier code. Without memory for the copy
+ * the record goes without them. */
+void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
+                         size_t len, const uint8_t *digest, const char *purpose,
+                         hub__evidence_t *out)
+{
+    if (digest) {
+        hub__evidence_of(self, env, digest, purpose, out);
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
+    out->bytes = malloc(len ? len : 1);
+    if (out->bytes) {
+        memcpy(out->bytes, bytes, len);
+        out->len = len;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Outcomes (loop thread)                                                    */
+
+/* A refusal: audit record, flow, and a log line (rate-limited per member).
+ * The NACK itself is in the receipts already (hub__receipt_add_nack). */
+void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                          int code, const char *reason)
+{
+    if (self->audit && !r->audited) {
+        char audit_reason[600];
+        snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
+        hub__evidence_t ev;
+        hub__evidence_of(self, r->env, NULL, r->purpose, &ev);
+        ev.outcome = hub_nack_code_name(code);
+        /* The receiver only once the hub knows it (never a name a member
+         * made up); the service as the envelope says. */
+        const char *service = r->service ? r->service : r->env ? r->env->service : NULL;
+        hub__audit_q_ev(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, r->receiver, service,
+                        audit_reason, &ev);
+    }
+    if (self->flows) {
+        uint64_t now = hub_now_us();
+        const char *rcv = r->receiver ? r->receiver : "";
+        const char *svc =
+            r->receiver ? hub__service_label(self, r->sender, r->receiver, r->service) : "";
+        hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
+                          hub_nack_code_name(code), now);
+        hub_flows_exchange_t x = {message_id ? message_id : "",
+                                  r->sender ? r->sender : "",
+                                  rcv,
+                                  svc,
+                                  hub_nack_code_name(code),
+                                  0,
+                                  now,
+                                  0};
+        hub_flows_exchange(self->flows, &x);
+    }
+    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    if (sm && !hub__refusal_log_ok(self, sm))
+        return;
+    HUB_INFO("router", "envelope refused", "member=%s code=%s message_id=%s reason=\"%s\"",
+             r->sender ? r->sender : "-", hub_nack_code_name(code),
+             message_id && *message_id ? message_id : "-", reason);
+}
+
+/* Accepted without the store: online-only envelopes (handed to the
+ * receiver's connection at once: delivered), publications nobody keeps,
+ * and metaservice requests the hub answers itself. receiver: an interned
+ * member id or the hub's own id. */
+void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
+                           size_t len, const hub__evidence_t *ev, const char *outcome,
+                           bool delivered)
+{
+    self->stats.envelopes_accepted++;
+    if (self->audit) {
+        hub__evidence_t e;
+        if (ev)
+            e = *ev;
+        else
+            memset(&e, 0, sizeof e);
+        e.outcome = outcome;
+        hub__audit_q_ev(self, HUB_AUDIT_ACCEPTED, env->message_id, 0, env->sender, receiver,
+                        env->service, NULL, &e);
+    }
+    if (!delivered || !self->flows)
+        return;
+    const char *label = hub__service_label(self, env->sender, receiver, env->service);
+    uint64_t now = hub_now_us();
+    hub_flows_accepted(self->flows, env->sender, receiver, label, len, now);
+    hub_flows_delivered(self->flows, env->sender, receiver, label, 0, now);
+}
+
+/* A queued envelope is in the store (its ACCEPTED record was written by
+ * the commit worker, before the ACK). copy: one subscriber's copy of a
+ * publication, whose one receipt is counted with the group's ACK. */
+void hub__outcome_committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy)
+{
+    const char *label = hub__service_label(self, msg->sender, msg->receiver, msg->service);
+    uint64_t now = hub_now_us();
+    hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len, now);
+    if (copy)
+        return;
+    self->stats.envelopes_accepted++;
+    hub_flows_exchange_t x = {msg->message_id, msg->sender,       msg->receiver, label,
+                              "accepted",      msg->envelope_len, now,           0};
+    hub_flows_exchange(self->flows, &x);
+}
+
+/* A queued envelope handed to its receiver's connection. why: "attempt 1",
+ * "redelivery after no settle", …; flows: count it in the flows too (a
+ * redelivery is not a new delivery there). */
+void hub__outcome_delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
+                            const char *why, bool flows)
+{
+    hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender, receiver,
+                 msg->service, why);
+    if (!flows)
+        return;
+    uint64_t now = hub_now_us();
+    hub_flows_delivered(self->flows, msg->sender, receiver,
+                        hub__service_label(self, msg->sender, receiver, msg->service),
+                        now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
+}
+
+/* The receiver settled seq: f is its delivery on this connection, or NULL
+ * when it was delivered before a reconnect or a restart. */
+void hub__outcome_settled(hub_server_t *self, const hub__member_t *m, const hub__inflight_t *f,
+                          uint64_t seq)
+{
+    if (!f) {
+        hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
+                     "settled after a reconnect or restart");
+        return;
+    }
+    hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service, NULL);
+    uint64_t now = hub_now_us();
+    uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
+    const char *label = hub__service_label(self, f->sender, m->id, f->service);
+    hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
+    hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label, "settled", 0, now, e2e};
+    hub_flows_exchange(self->flows, &x);
+}
+
+/* A queued message went to the dead-letter queue (its record was written
+ * by the commit worker, which moved it). */
+void hub__outcome_dead_lettered(hub_server_t *self, const hub_store_msg_t *d)
+{
+    self->stats.dead_lettered++;
+    hub__member_t *sm = hub_map_get(self->members, d->sender);
+    hub__member_t *rm = hub_map_get(self->members, d->receiver);
+    if (sm && rm) /* bounded labels: both are members the hub knows */
+        hub_flows_dead_lettered(self->flows, sm->id, rm->id,
+                                hub__service_label(self, sm->id, rm->id, d->service),
+                                hub_now_us());
+}
+
+/* ------------------------------------------------------------------------ */
+/* The records a commit writes itself (worker thread)                        */
+
+static int hub__put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
+                    const char *message_id, uint64_t hub_seq, const char *sender,
+                    const char *receiver, const char *service, const char *reason,
+                    const hub__evidence_t *ev)
+{
+    hub_audit_record_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.event = event;
+    rec.time_us = time_us;
+    rec.message_id = message_id;
+    rec.hub_seq = hub_seq;
+    rec.sender = sender;
+    rec.receiver = receiver;
+    rec.service = service;
+    rec.reason = reason;
+    if (ev) {
+        rec.purpose = ev->purpose;
+        rec.dossier = ev->dossier;
+        rec.outcome = ev->outcome;
+        rec.has_digest = ev->has_digest; /* the log writes its keyed MAC */
+        memcpy(rec.digest, ev->digest, 32);
+    }
+    return hub_audit_append(audit, &rec);
+}
+
+/* What kind of envelope a queued acceptance was. */
+static const char *hub__queued_outcome(const hub__pending_t *p, const hub_envelope_t *env)
+{
+    if (p->group_id[0])
+        return "publication queued";
+    if (!env)
+        return "queued";
+    switch (env->kind) {
+    case LTH__V1__KIND__KIND_REQUEST: return "request queued";
+    case LTH__V1__KIND__KIND_REPLY: return "reply queued";
+    default: return "event queued";
+    }
+}
+
+/* The dead letters and the fate of each queued envelope of one commit,
+ * after the store's commit: the log says what the store now holds.
+ * envs[i] is items[i] decoded (or NULL). Returns 0 or the last error. */
+int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelope_t **envs)
+{
+    int arc = 0;
+    for (size_t i = 0; job->dead && i < job->n_dead; i++) {
+        const hub_store_msg_t *d = &job->dead[i];
+        hub__evidence_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.outcome = "dead-lettered";
+        int a = hub__put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq, d->sender,
+                         d->receiver, d->service, job->dead_reason[i], &ev);
+        if (a != 0)
+            arc = a;
+    }
+    for (size_t i = 0; i < job->n_items; i++) {
+        hub__pending_t *p = &job->items[i];
+        const hub_envelope_t *env = envs ? envs[i] : NULL;
+        char reason[320];
+        hub_audit_event_t event = HUB_AUDIT_NACKED;
+        const char *outcome = NULL;
+        if (p->verdict != 0) {
+            snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
+            outcome = "BAD_SIGNATURE";
+        } else if (job->append_rc != 0) {
+            snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
+                     hub_strerror(job->append_rc));
+            outcome = "INTERNAL";
+        } else if (job->outcomes[i] == HUB_STORE_QUEUE_FULL) {
+            snprintf(reason, sizeof reason, "QUEUE_FULL");
+            outcome = reason;
+        } else if (job->outcomes[i] == HUB_STORE_FULL) {
+            snprintf(reason, sizeof reason, "STORE_FULL");
+            outcome = reason;
+        } else if (job->outcomes[i] == HUB_STORE_QUOTA_SENDER) {
+            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the sender's");
+            outcome = "QUOTA_EXCEEDED";
+        } else if (job->outcomes[i] == HUB_STORE_QUOTA_RECEIVER) {
+            snprintf(reason, sizeof reason, "QUOTA_EXCEEDED: the receiver's");
+            outcome = "QUOTA_EXCEEDED";
+        } else if (job->outcomes[i] == HUB_STORE_DUPLICATE) {
+            continue; /* already recorded when first accepted */
+        } else {
+            event = HUB_AUDIT_ACCEPTED;
+            outcome = hub__queued_outcome(p, env);
+        }
+        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from)
+            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
+        hub__evidence_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.purpose = p->purpose;
+        ev.outcome = outcome;
+        if (env) {
+            ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
+            hub__dossier_code(env, ev.dossier);
+        }
+        int r = hub__put(audit, event, 0, p->msg.message_id,
+                         event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
+                         p->msg.receiver, p->msg.service,
+                         event == HUB_AUDIT_ACCEPTED && !p->delegated_from ? NULL : reason, &ev);
+        if (r != 0)
+            arc = r;
+    }
+    return arc;
+}
+
+/* The records the loop queued since the last commit, in order; what the
+ * loop left to the worker (hub__evidence_later) is filled in here. */
+int hub__outcome_audit_queue(hub_audit_t *audit, const hub__auditq_t *q, size_t n)
+{
+    int arc = 0;
+    for (size_t i = 0; i < n; i++) {
+        hub__evidence_t ev = {0};
+        if (q[i].has_evidence)
+            ev = q[i].ev;
+        if (q[i].has_evidence && ev.bytes) {
+            hub_envelope_t *env = NULL;
+            if (hub_envelope_decode(ev.bytes, ev.len, &env) == 0) {
+                if (!ev.has_digest)
+                    ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
+                hub__dossier_code(env, ev.dossier);
+            }
+            hub_envelope_free(&env);
+        }
+        int r = hub__put(audit, q[i].event, q[i].time_us, q[i].message_id, q[i].hub_seq,
+                         q[i].sender, q[i].receiver, q[i].service, q[i].reason,
+                         q[i].has_evidence ? &ev : NULL);
+        if (r != 0)
+            arc = r;
+    }
+    return arc;
+}

@@ -1272,3 +1272,36 @@ int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job)
     }
     return rc;
 }
+
+int hub__archive_online(hub_archive_t *archive, const hub__auditq_t *q, size_t n)
+{
+    if (!archive)
+        return 0;
+    int rc = 0;
+    size_t put = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (q[i].event != HUB_AUDIT_ACCEPTED || !q[i].has_evidence || !q[i].ev.archive ||
+            !q[i].ev.bytes)
+            continue;
+        hub_archive_entry_t e = {
+            .message_id = q[i].message_id,
+            .sender = q[i].sender,
+            .receiver = q[i].receiver,
+            .service = q[i].service,
+            .hub_seq = 0, /* online-only: never stored */
+            .accepted_at_us = q[i].time_us,
+            .envelope = q[i].ev.bytes,
+            .envelope_len = q[i].ev.len,
+        };
+        int r = hub_archive_put(archive, &e);
+        if (r != 0)
+            rc = r;
+        put++;
+    }
+    if (put > 0) {
+        int r = hub_archive_flush(archive);
+        if (r != 0)
+            rc = r;
+    }
+    return rc;
+}

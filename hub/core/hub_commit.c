@@ -464,6 +464,7 @@ static void hub__commit_work(uv_work_t *req)
     }
     job->other_rc = rc;
     hub__archive_commit(server->archive, job); /* whole envelopes, encrypted, when configured */
+    hub__archive_online(server->archive, job->audit, job->n_audit);
     /* The audit log says what the store now holds (hub_outcome.c), then
      * what the loop recorded since the last commit, in order: after the
      * acceptances, since an envelope delivered before its commit has its

@@ -105,6 +105,7 @@ typedef struct {
      * (hub__evidence_later); NULL once they are filled in. */
     uint8_t *bytes;
     size_t len;
+    bool archive; /* bytes go to the message archive too (online-only, hub_archive.c) */
 } hub__evidence_t;
 
 /* An audit record waiting for the commit worker, which alone writes the
@@ -503,6 +504,9 @@ void hub__commit_start(hub_server_t *self);
 
 /* hub_archive.c: archives the envelopes a commit stored (worker thread) */
 int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job);
+/* ... and the online-only envelopes the loop accepted since the last commit
+ * (their ACCEPTED records carry a copy: hub__evidence_later) */
+int hub__archive_online(hub_archive_t *archive, const hub__auditq_t *q, size_t n);
 /* hub_outcome.c: each outcome of an envelope, recorded once for the audit
  * log, the flows and the counters. Loop thread, except where marked. */
 void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,

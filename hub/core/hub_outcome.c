@@ -136,14 +136,19 @@ void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const ui
 {
     if (digest) {
         hub__evidence_of(self, env, digest, purpose, out);
-        return;
+    } else {
+        memset(out, 0, sizeof *out);
+        out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
     }
-    memset(out, 0, sizeof *out);
-    out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
-    out->bytes = malloc(len ? len : 1);
-    if (out->bytes) {
-        memcpy(out->bytes, bytes, len);
-        out->len = len;
+    /* The copy: for the digest (unsigned), and for the message archive,
+     * which keeps online-only envelopes as well as stored ones. */
+    if (!digest || self->archive) {
+        out->bytes = malloc(len ? len : 1);
+        if (out->bytes) {
+            memcpy(out->bytes, bytes, len);
+            out->len = len;
+            out->archive = self->archive != NULL;
+        }
     }
 }
 

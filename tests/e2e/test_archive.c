@@ -129,6 +129,37 @@ START_TEST(round_trip_shows_the_whole_message)
 }
 END_TEST
 
+/* Online-only envelopes are never stored, but they are exchanged all the
+ * same (the citizen look-ups are online-only): the archive keeps them too. */
+START_TEST(online_only_messages_are_archived_too)
+{
+    start_hub(30);
+    hubfix_start(&fix);
+    adp_client_t *rcv = hubfix_connect(&fix, RECEIVER);
+    adp_client_t *c = hubfix_connect(&fix, SENDER);
+    const char *online_id = "2d7c1a9e-5b3f-4e8a-9c0d-7f6e5d4c3b2a";
+    ck_assert_int_eq(adp_post_event_as(c, online_id, 0, RECEIVER, "dossier.status/v1",
+                                       "application/json", PAYLOAD, strlen(PAYLOAD),
+                                       ADP_ONLINE_ONLY),
+                     0);
+    /* A queued one after it: its ACK comes after a commit, which archives
+     * what the loop accepted before it. */
+    ck_assert_int_eq(adp_send_event(c, RECEIVER, "dossier.status/v1", "text/plain", "second", 6,
+                                    0, 10000, NULL),
+                     0);
+    adp_close(&c);
+    adp_close(&rcv);
+    hubfix_stop(&fix);
+    char *out = NULL;
+    int rc = hubctl(&out, "archive", "show", archive_dir, "--message", online_id, "--key",
+                    key_path, NULL);
+    ck_assert_msg(rc == 0, "show failed (%d): %s", rc, out ? out : "");
+    ck_assert_msg(strstr(out, "sender          " SENDER) && strstr(out, "payload (text)\n" PAYLOAD),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
 START_TEST(wrong_key_is_refused)
 {
     start_hub(30);
@@ -297,6 +328,7 @@ int main(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, round_trip_shows_the_whole_message);
+    tcase_add_test(tc, online_only_messages_are_archived_too);
     tcase_add_test(tc, wrong_key_is_refused);
     tcase_add_test(tc, tampering_is_detected);
     tcase_add_test(tc, crash_leaves_a_file_the_next_start_seals);

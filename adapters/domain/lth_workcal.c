@@ -54,7 +54,7 @@ static int lth__day_cmp(const void *a, const void *b)
 static const lth__day_t *lth__find(const lth_workcal_t *self, long day)
 {
     lth__day_t key = {.day = day};
-    return bsearch(&key, self->days, self->n_days, sizeof key, lth__day_cmp);
+    return self->n_days ? bsearch(&key, self->days, self->n_days, sizeof key, lth__day_cmp) : NULL;
 }
 
 static bool lth__working(const lth_workcal_t *self, long day)
@@ -203,7 +203,8 @@ int lth_workcal_parse(const char *text, const char *name, lth_workcal_t **out, c
         rc = lth__fail(err, err_size, name, no, "no 'hours' line: write e.g. 'hours 08:00-12:00 "
                                                 "13:00-17:00'");
     if (!rc) {
-        qsort(self->days, self->n_days, sizeof *self->days, lth__day_cmp);
+        if (self->n_days > 1)
+            qsort(self->days, self->n_days, sizeof *self->days, lth__day_cmp);
         for (size_t i = 1; i < self->n_days; i++)
             if (self->days[i].day == self->days[i - 1].day) {
                 char date[LTH_DATE_TEXT_LEN + 1];

@@ -43,7 +43,10 @@ static long lth__floor_div(int64_t a, int64_t b)
 }
 
 /* 0 = Monday … 6 = Sunday; 1970-01-01 was a Thursday. */
-static int lth__weekday(long day) { return (int)(((day + 3) % 7 + 7) % 7); }
+static int lth__weekday(long day)
+{
+    return (int)(((day + 3) % 7 + 7) % 7);
+}
 
 static int lth__day_cmp(const void *a, const void *b)
 {
@@ -142,10 +145,10 @@ static int lth__line(lth_workcal_t *self, char *line, const char *name, int no, 
         }
         return 0;
     }
-    lth__kind_t kind = !strcmp(key, "holiday") ? LTH__HOLIDAY
-                       : !strcmp(key, "off")   ? LTH__OFF
+    lth__kind_t kind = !strcmp(key, "holiday")   ? LTH__HOLIDAY
+                       : !strcmp(key, "off")     ? LTH__OFF
                        : !strcmp(key, "workday") ? LTH__WORKDAY
-                                               : 0;
+                                                 : 0;
     if (!kind)
         return lth__fail(err, err_size, name, no,
                          "unknown line; the keys are hours, weekend, years, holiday, off and "
@@ -200,8 +203,9 @@ int lth_workcal_parse(const char *text, const char *name, lth_workcal_t **out, c
     }
     free(copy);
     if (!rc && !self->n_periods)
-        rc = lth__fail(err, err_size, name, no, "no 'hours' line: write e.g. 'hours 08:00-12:00 "
-                                                "13:00-17:00'");
+        rc = lth__fail(err, err_size, name, no,
+                       "no 'hours' line: write e.g. 'hours 08:00-12:00 "
+                       "13:00-17:00'");
     if (!rc) {
         if (self->n_days > 1)
             qsort(self->days, self->n_days, sizeof *self->days, lth__day_cmp);
@@ -209,8 +213,7 @@ int lth_workcal_parse(const char *text, const char *name, lth_workcal_t **out, c
             if (self->days[i].day == self->days[i - 1].day) {
                 char date[LTH_DATE_TEXT_LEN + 1];
                 lth_date_format(lth_date_from_days(self->days[i].day), date);
-                snprintf(err, err_size, "%s: %s is listed twice; keep one line for it", name,
-                         date);
+                snprintf(err, err_size, "%s: %s is listed twice; keep one line for it", name, date);
                 rc = HUB_EINVAL;
                 break;
             }

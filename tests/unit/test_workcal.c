@@ -20,7 +20,10 @@ static void setup(void)
     ck_assert_msg(lth_workcal_load(path, &cal, err, sizeof err) == 0, "%s", err);
 }
 
-static void teardown(void) { lth_workcal_destroy(&cal); }
+static void teardown(void)
+{
+    lth_workcal_destroy(&cal);
+}
 
 /* Local time in Hà Nội (UTC+7) as µs since the epoch. */
 static int64_t vn(int y, int mo, int d, int h, int mi)
@@ -33,8 +36,8 @@ static void expect_due(int64_t from, unsigned amount, lth_limit_unit_t unit, int
 {
     int64_t due = 0;
     ck_assert_int_eq(lth_workcal_due(cal, from, amount, unit, &due), 0);
-    ck_assert_msg(due == want, "due %lld, want %lld (%+lld min)", (long long)due,
-                  (long long)want, (long long)(due - want) / 60000000);
+    ck_assert_msg(due == want, "due %lld, want %lld (%+lld min)", (long long)due, (long long)want,
+                  (long long)(due - want) / 60000000);
 }
 
 START_TEST(three_working_days_from_a_friday_afternoon)
@@ -107,10 +110,8 @@ START_TEST(working_time_between_two_moments)
     /* The lunch break and the night do not count. */
     ck_assert_uint_eq(lth_workcal_working_us(cal, vn(2026, 3, 9, 11, 0), vn(2026, 3, 9, 14, 0)),
                       2ull * 3600 * 1000000);
-    ck_assert_uint_eq(lth_workcal_working_us(cal, vn(2026, 3, 9, 18, 0), vn(2026, 3, 10, 7, 0)),
-                      0);
-    ck_assert_uint_eq(lth_workcal_working_us(cal, vn(2026, 3, 10, 0, 0), vn(2026, 3, 9, 0, 0)),
-                      0);
+    ck_assert_uint_eq(lth_workcal_working_us(cal, vn(2026, 3, 9, 18, 0), vn(2026, 3, 10, 7, 0)), 0);
+    ck_assert_uint_eq(lth_workcal_working_us(cal, vn(2026, 3, 10, 0, 0), vn(2026, 3, 9, 0, 0)), 0);
 }
 END_TEST
 
@@ -123,9 +124,9 @@ START_TEST(a_bad_calendar_is_refused_naming_the_line)
                      HUB_EINVAL);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "cal.tsv:2") && strstr(err, "YYYY-MM-DD"), "%s", err);
-    ck_assert_int_eq(lth_workcal_parse("hours 13:00-17:00 08:00-12:00\n", "cal.tsv", &c, err,
-                                       sizeof err),
-                     HUB_EINVAL);
+    ck_assert_int_eq(
+        lth_workcal_parse("hours 13:00-17:00 08:00-12:00\n", "cal.tsv", &c, err, sizeof err),
+        HUB_EINVAL);
     ck_assert_msg(strstr(err, "cal.tsv:1") && strstr(err, "in order"), "%s", err);
     ck_assert_int_eq(lth_workcal_parse("weekend sat\n", "cal.tsv", &c, err, sizeof err),
                      HUB_EINVAL);

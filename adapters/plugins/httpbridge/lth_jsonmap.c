@@ -945,12 +945,9 @@ static json_t *jm_value_to(const ProtobufCFieldDescriptor *f, const void *slot, 
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)slot;
         if (!m)
             return json_null();
-        if (jm_is_date(m->descriptor)) {
-            const Lth__Domain__V1__Date *d = (const Lth__Domain__V1__Date *)m;
-            char text[40];
-            snprintf(text, sizeof text, "%04u-%02u-%02u", d->year, d->month, d->day);
-            return json_string(text);
-        }
+        /* A Date too is written as the message it is ({"year", "month",
+         * "day"}), the standard proto3 JSON mapping that generated clients
+         * (JsonFormat.parser()) read; "YYYY-MM-DD" is accepted on input. */
         return jm_message_to(m, NULL, depth + 1);
     }
     }

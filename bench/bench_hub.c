@@ -687,6 +687,8 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
     }
     r->c = *c;
     bench_window_init(&r->win);
+    r->win.cpu_pid = env->hubd;
+    r->win.envelopes_per_msg = c->kind == HUB_CASE_REQREPLY ? 2 : 1;
     r->delivery =
         c->durable ? LTH__V1__DELIVERY__DELIVERY_QUEUED : LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
     bool events = c->kind == HUB_CASE_EVENTS;

@@ -1,0 +1,412 @@
+/* hubbench --sustain SECONDS (issue 21, item 5): the deployed full path
+ * (SDK at both ends; signed by the sender, verified by hub and receiver;
+ * durable; audited) held at 80% of the maximum it has just measured, for
+ * SECONDS after a warm-up, reported per window (a minute, or 10 s when
+ * SECONDS < 120): delivered rate, latency p50/p99 (post -> delivery), hubd's
+ * RSS, the store's size on disk (data_dir less the audit log, which grows by
+ * design and is shown apart) and hubd's CPU per message.
+ *
+ * It fails (exit 1) when
+ *   - the p99 of any window exceeds 1.5x the first window's,
+ *   - hubd's RSS after the first window grows past the first window's by
+ *     more than SUSTAIN__RSS_TOL_PCT % + SUSTAIN__RSS_TOL_MIB MiB,
+ *   - the store keeps growing: its last-window size exceeds the largest of
+ *     the first half of the run by more than SUSTAIN__STORE_TOL_PCT % +
+ *     SUSTAIN__STORE_TOL_MIB MiB,
+ *   - or the offered load was not carried (delivered < 90% of the target in
+ *     any window after the first; a hub that falls behind fails p99 anyway).
+ */
+#include "bench_hub.h"
+
+#include "adp.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUSTAIN__LOAD          0.80 /* of the measured maximum */
+#define SUSTAIN__INFLIGHT      1000 /* outstanding end to end at most, as the rows */
+#define SUSTAIN__WARMUP_S      5
+#define SUSTAIN__P99_TOL       1.5
+#define SUSTAIN__RSS_TOL_PCT   10.0
+#define SUSTAIN__RSS_TOL_MIB   16.0
+#define SUSTAIN__STORE_TOL_PCT 10.0
+#define SUSTAIN__STORE_TOL_MIB 8.0
+#define SUSTAIN__MAX_WINDOWS   1024
+
+typedef struct {
+    adp_client_t *sender, *receiver;
+    double rate; /* target, events per second */
+    atomic_int stop;
+    atomic_llong outstanding;
+    atomic_ullong posted, delivered, errors, lagged_ms;
+    pthread_mutex_t lock; /* guards lat and recording */
+    bench_lat_t lat;      /* the current window's samples */
+    bool recording;
+    char first_error[200];
+} sustain__run_t;
+
+typedef struct {
+    double secs, rate, p50_us, p99_us, max_us;
+    uint64_t rss_kib, anon_kib;
+    double store_mib, audit_mib, cpu_us, others;
+    unsigned long long errors;
+} sustain__window_t;
+
+static void sustain__error(sustain__run_t *s, const char *what)
+{
+    if (atomic_fetch_add(&s->errors, 1) == 0)
+        snprintf(s->first_error, sizeof s->first_error, "%s", what);
+}
+
+static int sustain__on_event(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                             void *user)
+{
+    (void)client;
+    (void)reply;
+    sustain__run_t *s = user;
+    uint64_t sent = bench_payload_sent_ns(msg->payload, msg->payload_len);
+    uint64_t now = bench_now_ns();
+    atomic_fetch_sub(&s->outstanding, 1);
+    atomic_fetch_add(&s->delivered, 1);
+    pthread_mutex_lock(&s->lock);
+    if (s->recording && sent && sent < now)
+        bench_lat_add(&s->lat, now - sent);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static void *sustain__receiver(void *arg)
+{
+    sustain__run_t *s = arg;
+    while (!atomic_load(&s->stop))
+        adp_run(s->receiver, 50);
+    return NULL;
+}
+
+/* Posts at the target rate (open loop, paced by the clock), never more than
+ * SUSTAIN__INFLIGHT outstanding; time spent held back by that cap is
+ * counted as lag, and a backlog of more than 100 ms is not made up later
+ * (no burst after a stall). */
+static void *sustain__sender(void *arg)
+{
+    sustain__run_t *s = arg;
+    uint8_t payload[BENCH_PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    uint64_t seq = 0, t0 = bench_now_ns(), posted = 0;
+    double per_ns = s->rate / 1e9;
+    while (!atomic_load(&s->stop)) {
+        uint64_t now = bench_now_ns();
+        double due = (double)(now - t0) * per_ns;
+        if (due - (double)posted > s->rate * 0.1) {
+            atomic_fetch_add(&s->lagged_ms, 1);
+            posted = (uint64_t)(due - s->rate * 0.1);
+        }
+        while ((double)posted < due && atomic_load(&s->outstanding) < SUSTAIN__INFLIGHT) {
+            bench_payload_fill(payload, sizeof payload, ++seq);
+            if (adp_post_event(s->sender, BENCH_SERVER_ID, BENCH_EVENT_SERVICE,
+                               "application/octet-stream", payload, sizeof payload, 0,
+                               NULL) != 0) {
+                sustain__error(s, adp_last_error(s->sender));
+                break;
+            }
+            atomic_fetch_add(&s->outstanding, 1);
+            atomic_fetch_add(&s->posted, 1);
+            posted++;
+        }
+        adp_run(s->sender, 1);
+    }
+    return NULL;
+}
+
+/* Bytes on disk under dir; the audit/ directory's go to *audit. */
+static void sustain__du(const char *dir, bool in_audit, double *store, double *audit)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
+            continue;
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            sustain__du(path, in_audit || !strcmp(de->d_name, "audit"), store, audit);
+        else
+            *(in_audit ? audit : store) += (double)st.st_blocks * 512.0;
+    }
+    if (d)
+        closedir(d);
+}
+
+static uint64_t sustain__anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssAnon: %llu kB", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static double sustain__max_of(const sustain__window_t *w, int from, int to, size_t offset)
+{
+    double m = 0;
+    for (int i = from; i < to; i++) {
+        double v = *(const double *)((const char *)&w[i] + offset);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+int bench_sustain(int seconds, const char *out_path, const char *command)
+{
+    hub_features_t features;
+    bench_hub_features(&features);
+    if (!features.signatures || !features.audit) {
+        fprintf(stderr, "hubbench --sustain: the full path cannot run: %s\n", features.why_not);
+        return 2;
+    }
+    int window_s = seconds < 120 ? 10 : 60;
+    int n_windows = (seconds + window_s - 1) / window_s;
+    if (n_windows > SUSTAIN__MAX_WINDOWS)
+        n_windows = SUSTAIN__MAX_WINDOWS;
+
+    /* 1. The maximum of the deployed full path, as its hubbench row. */
+    hub_case_t max_case = {HUB_CASE_EVENTS, HUB_PEER_SDK, true, true, SUSTAIN__INFLIGHT, 0};
+    bench_result_t max;
+    printf("hubbench --sustain %d: measuring the deployed full path's maximum (%.1f s)...\n",
+           seconds, bench_opts.measure_s);
+    fflush(stdout);
+    bench_hub(&max_case, &features, &max);
+    if (max.na || max.rate <= 0) {
+        fprintf(stderr, "hubbench --sustain: could not measure the maximum: %s\n", max.note);
+        return 2;
+    }
+    double target = max.rate * SUSTAIN__LOAD;
+    printf("maximum %.0f events/s (p99 %.0f µs, hubd %.1f µs CPU/msg); holding %.0f events/s "
+           "(%.0f%%) for %d s in %d s windows after %d s of warm-up\n",
+           max.rate, max.p99_us, max.cpu_us, target, SUSTAIN__LOAD * 100, n_windows * window_s,
+           window_s, SUSTAIN__WARMUP_S);
+    fflush(stdout);
+
+    /* 2. A fresh hubd with the full path on, and the two SDK members. */
+    bench_hubenv_t env;
+    char err[512], dir[PATH_MAX + 16], conf[512], data[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/sustain", bench_opts.workdir);
+    snprintf(conf, sizeof conf, "%s%s", features.sig_on_conf, features.audit_on_conf);
+    if (bench_hubenv_init(&env, dir, 0, err, sizeof err) != 0 ||
+        bench_hubenv_start(&env, "data", conf, err, sizeof err) != 0) {
+        fprintf(stderr, "hubbench --sustain: %s\n", err);
+        return 2;
+    }
+    snprintf(data, sizeof data, "%s/data", dir);
+    sustain__run_t *s = calloc(1, sizeof *s);
+    sustain__window_t *w = calloc((size_t)n_windows, sizeof *w);
+    int rc = 2;
+    if (!s || !w) {
+        free(s);
+        free(w);
+        bench_hubenv_stop(&env);
+        return 2;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    s->rate = target;
+    char secret[PATH_MAX];
+    bench_hubenv_secret_path(&env, BENCH_SERVER_ID, secret);
+    adp_config_t rcfg = {env.endpoint, env.hub_pub, secret, 10000, "hubbench-sustain", NULL};
+    if (adp_connect(&rcfg, &s->receiver, err, sizeof err) != 0 ||
+        adp_offer(s->receiver, BENCH_EVENT_SERVICE, sustain__on_event, s) != 0) {
+        fprintf(stderr, "hubbench --sustain: receiver: %s\n", err);
+        goto out;
+    }
+    adp_run(s->receiver, 50);
+    char csecret[PATH_MAX];
+    bench_hubenv_secret_path(&env, BENCH_CLIENT_ID, csecret);
+    adp_config_t scfg = {env.endpoint, env.hub_pub, csecret, 10000, "hubbench-sustain", NULL};
+    if (adp_connect(&scfg, &s->sender, err, sizeof err) != 0) {
+        fprintf(stderr, "hubbench --sustain: sender: %s\n", err);
+        goto out;
+    }
+    pthread_t receiver, sender;
+    pthread_create(&receiver, NULL, sustain__receiver, s);
+    pthread_create(&sender, NULL, sustain__sender, s);
+
+    /* 3. Warm-up, then the windows. */
+    bench_sleep_ms(SUSTAIN__WARMUP_S * 1000);
+    printf("\n| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | "
+           "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    fflush(stdout);
+    pthread_mutex_lock(&s->lock);
+    s->recording = true;
+    pthread_mutex_unlock(&s->lock);
+    int done = 0;
+    for (; done < n_windows && bench_alive(env.hubd); done++) {
+        sustain__window_t *x = &w[done];
+        uint64_t t0 = bench_now_ns();
+        unsigned long long d0 = atomic_load(&s->delivered), e0 = atomic_load(&s->errors);
+        unsigned long long c0 = bench_tree_ticks(env.hubd);
+        bench_cpu_t m0, m1;
+        bench_cpu_snap(&m0);
+        bench_sleep_ms(window_s * 1000);
+        bench_lat_t lat;
+        pthread_mutex_lock(&s->lock);
+        lat = s->lat;
+        memset(&s->lat, 0, sizeof s->lat);
+        pthread_mutex_unlock(&s->lock);
+        unsigned long long d1 = atomic_load(&s->delivered);
+        unsigned long long c1 = bench_tree_ticks(env.hubd);
+        bench_cpu_snap(&m1);
+        x->secs = (double)(bench_now_ns() - t0) / 1e9;
+        x->rate = (double)(d1 - d0) / x->secs;
+        x->p50_us = bench_lat_pct(&lat, 50);
+        x->p99_us = bench_lat_pct(&lat, 99);
+        x->max_us = bench_lat_pct(&lat, 100);
+        bench_lat_free(&lat);
+        x->rss_kib = bench_rss_kib(env.hubd);
+        x->anon_kib = sustain__anon_kib(env.hubd);
+        x->store_mib = x->audit_mib = 0;
+        sustain__du(data, false, &x->store_mib, &x->audit_mib);
+        x->store_mib /= 1048576.0;
+        x->audit_mib /= 1048576.0;
+        x->cpu_us = d1 > d0 && c1 >= c0 ? (double)(c1 - c0) * bench_tick_us() / (double)(d1 - d0)
+                                        : 0;
+        x->others = bench_cpu_others(&m0, &m1);
+        x->errors = atomic_load(&s->errors) - e0;
+        printf("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "
+               "%.0f%% |\n",
+               done + 1, (double)(done + 1) * window_s, x->rate, x->p50_us, x->p99_us, x->max_us,
+               (double)x->rss_kib / 1024.0, (double)x->anon_kib / 1024.0, x->store_mib,
+               x->audit_mib, x->cpu_us, x->others * 100);
+        fflush(stdout);
+    }
+    atomic_store(&s->stop, 1);
+    pthread_join(sender, NULL);
+    pthread_join(receiver, NULL);
+    bool hubd_alive = bench_alive(env.hubd);
+
+    /* 4. The verdict. */
+    char verdict[4096] = "";
+    size_t vl = 0;
+    bool pass = hubd_alive && done == n_windows;
+    if (!hubd_alive)
+        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                               "- **FAIL**: hubd died during the run (see %s)\n", env.log);
+    if (done > 0) {
+        double p99_0 = w[0].p99_us, worst = 0;
+        int worst_i = 0;
+        for (int i = 0; i < done; i++)
+            if (w[i].p99_us > worst) {
+                worst = w[i].p99_us;
+                worst_i = i;
+            }
+        bool ok = p99_0 > 0 && worst <= SUSTAIN__P99_TOL * p99_0;
+        pass = pass && ok;
+        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                               "- p99 per window within %.1f× the first's (%.0f µs): worst %.0f µs "
+                               "in window %d (%.2f×): %s\n",
+                               SUSTAIN__P99_TOL, p99_0, worst, worst_i + 1,
+                               p99_0 > 0 ? worst / p99_0 : 0, ok ? "pass" : "**FAIL**");
+        double rss0 = (double)w[0].rss_kib / 1024.0;
+        double rss_max = 0;
+        for (int i = 1; i < done; i++)
+            rss_max = (double)w[i].rss_kib / 1024.0 > rss_max ? (double)w[i].rss_kib / 1024.0
+                                                              : rss_max;
+        double rss_limit = rss0 * (1 + SUSTAIN__RSS_TOL_PCT / 100) + SUSTAIN__RSS_TOL_MIB;
+        ok = done < 2 || rss_max <= rss_limit;
+        pass = pass && ok;
+        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                               "- hubd RSS after warm-up (first window %.1f MiB) at most +%.0f%% + "
+                               "%.0f MiB = %.1f MiB: largest later %.1f MiB: %s\n",
+                               rss0, SUSTAIN__RSS_TOL_PCT, SUSTAIN__RSS_TOL_MIB, rss_limit,
+                               done < 2 ? rss0 : rss_max, ok ? "pass" : "**FAIL**");
+        int half = done / 2 > 0 ? done / 2 : 1;
+        double early = sustain__max_of(w, 0, half, offsetof(sustain__window_t, store_mib));
+        double last = w[done - 1].store_mib;
+        double store_limit =
+            early * (1 + SUSTAIN__STORE_TOL_PCT / 100) + SUSTAIN__STORE_TOL_MIB;
+        ok = last <= store_limit;
+        pass = pass && ok;
+        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                               "- store bounded: last window %.1f MiB ≤ largest of the first half "
+                               "(%.1f MiB) +%.0f%% + %.0f MiB = %.1f MiB: %s (audit log: %.1f MiB, "
+                               "grows by design)\n",
+                               last, early, SUSTAIN__STORE_TOL_PCT, SUSTAIN__STORE_TOL_MIB,
+                               store_limit, ok ? "pass" : "**FAIL**", w[done - 1].audit_mib);
+        double slowest = 0;
+        int slow_i = -1;
+        for (int i = 1; i < done; i++)
+            if (slow_i < 0 || w[i].rate < slowest) {
+                slowest = w[i].rate;
+                slow_i = i;
+            }
+        ok = slow_i < 0 || slowest >= 0.9 * target;
+        pass = pass && ok;
+        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                               "- load carried: every window after the first delivered ≥ 90%% of "
+                               "%.0f/s: slowest %.0f/s: %s\n",
+                               target, slow_i < 0 ? w[0].rate : slowest, ok ? "pass" : "**FAIL**");
+    }
+    unsigned long long errors = atomic_load(&s->errors), lag = atomic_load(&s->lagged_ms);
+    if (errors) {
+        pass = false;
+        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                               "- **FAIL**: %llu errors, first: %s\n", errors, s->first_error);
+    }
+    vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                           "- posted %llu, delivered %llu; the sender was held back by the %d "
+                           "in-flight cap %llu time(s)\n",
+                           (unsigned long long)atomic_load(&s->posted),
+                           (unsigned long long)atomic_load(&s->delivered), SUSTAIN__INFLIGHT, lag);
+    printf("\n%s\nsustain: %s\n", verdict, pass ? "PASS" : "FAIL");
+
+    FILE *f = fopen(out_path, "w");
+    if (f) {
+        time_t now = time(NULL);
+        char date[64];
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+        fprintf(f,
+                "## Sustained full path (%s)\n\nCommand: `%s`  \nMaximum %.0f events/s, held "
+                "at %.0f/s (%.0f%%), %d s windows after %d s of warm-up.\n\n"
+                "| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | anon MiB | "
+                "store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+                "---: |\n",
+                date, command, max.rate, target, SUSTAIN__LOAD * 100, window_s,
+                SUSTAIN__WARMUP_S);
+        for (int i = 0; i < done; i++)
+            fprintf(f,
+                    "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "
+                    "%.0f%% |\n",
+                    i + 1, (double)(i + 1) * window_s, w[i].rate, w[i].p50_us, w[i].p99_us,
+                    w[i].max_us, (double)w[i].rss_kib / 1024.0, (double)w[i].anon_kib / 1024.0,
+                    w[i].store_mib, w[i].audit_mib, w[i].cpu_us, w[i].others * 100);
+        fprintf(f, "\n%s\nVerdict: %s\n", verdict, pass ? "pass" : "**FAIL**");
+        fclose(f);
+        printf("written to %s\n", out_path);
+    }
+    rc = pass ? 0 : 1;
+out:
+    adp_close(&s->sender);
+    adp_close(&s->receiver);
+    bench_lat_free(&s->lat);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    free(w);
+    bench_hubenv_stop(&env);
+    return rc;
+}

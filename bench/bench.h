@@ -78,6 +78,8 @@ typedef struct {
     pid_t cpu_pid;                  /* 0: not measured */
     int envelopes_per_msg;          /* what the middle handles per completion (2 for req/reply) */
     unsigned long long cpu0, cpu1;  /* clock ticks at t0 and t1 */
+    bool cpu_main;                  /* also measure cpu_pid's main thread (hubd's loop) */
+    unsigned long long main0, main1;
 } bench_window_t;
 
 /* cpu_pid and envelopes_per_msg start at 0 and 1: set them before the run
@@ -109,6 +111,7 @@ typedef struct {
     double cpu_us;            /* the middle's CPU (user + system) per completed message, µs; 0 = n/a */
     int envelopes_per_msg;    /* envelopes the middle handles per completed message (cpu_us / this
                                  is per envelope) */
+    double main_share;        /* hub rows: share of hubd's CPU on its main (loop) thread; 0 = n/a */
     char note[256];
 } bench_result_t;
 
@@ -139,6 +142,8 @@ int bench_capture(char *const argv[], char **output, int timeout_ms);
  * descendants, each with the children it has reaped: a multi-process
  * server's whole cost. 0 if pid is gone. */
 unsigned long long bench_tree_ticks(pid_t pid);
+/* CPU time (user + system, clock ticks) of one thread of pid; 0 if gone. */
+unsigned long long bench_thread_ticks(pid_t pid, pid_t tid);
 /* Microseconds per clock tick of /proc/<pid>/stat. */
 double bench_tick_us(void);
 /* Like bench_spawn, with `env` (NULL-terminated "K=V" strings) added to the

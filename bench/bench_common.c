@@ -94,6 +94,8 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
     bench_sleep_ms((int)(bench_opts.warmup_s * 1000));
     if (w->cpu_pid > 0)
         w->cpu0 = bench_tree_ticks(w->cpu_pid);
+    if (w->cpu_pid > 0 && w->cpu_main)
+        w->main0 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
     w->t0_ns = bench_now_ns();
     atomic_store(&w->phase, BENCH_MEASURE);
     bench_sleep_ms((int)(bench_opts.measure_s * 1000));
@@ -101,6 +103,8 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
     w->t1_ns = bench_now_ns();
     if (w->cpu_pid > 0)
         w->cpu1 = bench_tree_ticks(w->cpu_pid);
+    if (w->cpu_pid > 0 && w->cpu_main)
+        w->main1 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
     uint64_t until = w->t1_ns + (uint64_t)(bench_opts.drain_s * 1e9);
     while (bench_now_ns() < until) {
         if (all_done && all_done(user))
@@ -159,6 +163,8 @@ void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *
     r->envelopes_per_msg = w->envelopes_per_msg > 0 ? w->envelopes_per_msg : 1;
     if (w->cpu_pid > 0 && w->cpu1 >= w->cpu0 && w->cpu0 > 0 && r->completed > 0)
         r->cpu_us = (double)(w->cpu1 - w->cpu0) * bench_tick_us() / (double)r->completed;
+    if (w->cpu_main && w->main1 >= w->main0 && w->main0 > 0 && w->cpu1 > w->cpu0)
+        r->main_share = (double)(w->main1 - w->main0) / (double)(w->cpu1 - w->cpu0);
     if (r->errors)
         snprintf(r->note, sizeof r->note, "%llu errors, first: %s", (unsigned long long)r->errors,
                  w->first_error);
@@ -419,6 +425,22 @@ static bool bench__stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
     *ppid = parent;
     *ticks = ut + st + cut + cst;
     return true;
+}
+
+unsigned long long bench_thread_ticks(pid_t pid, pid_t tid)
+{
+    char path[96], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", (long)pid, (long)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    bool ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    char *p = ok ? strrchr(buf, ')') : NULL;
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return ut + st;
 }
 
 unsigned long long bench_tree_ticks(pid_t pid)

@@ -688,6 +688,7 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
     r->c = *c;
     bench_window_init(&r->win);
     r->win.cpu_pid = env->hubd;
+    r->win.cpu_main = true;
     r->win.envelopes_per_msg = c->kind == HUB_CASE_REQREPLY ? 2 : 1;
     r->delivery =
         c->durable ? LTH__V1__DELIVERY__DELIVERY_QUEUED : LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
@@ -750,6 +751,11 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
         snprintf(out->note + len, sizeof out->note - len,
                  "%saccepted (send→ACK) p50 %.0f µs, p99 %.0f µs", len ? "; " : "",
                  bench_lat_pct(&r->ack_lat, 50), bench_lat_pct(&r->ack_lat, 99));
+    }
+    if (out->main_share > 0) {
+        size_t len = strlen(out->note);
+        snprintf(out->note + len, sizeof out->note - len, "%sloop thread %.0f%% of hubd CPU",
+                 len ? "; " : "", out->main_share * 100);
     }
     if (raw_client && r->client.frames_out > 0) {
         char batch[64];

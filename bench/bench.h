@@ -75,10 +75,10 @@ typedef struct {
     atomic_int error_set;
     /* The middle (hubd, rawhop, nats-server, the RabbitMQ node, the
      * postmaster): its CPU time over the window, with its descendants'. */
-    pid_t cpu_pid;                  /* 0: not measured */
-    int envelopes_per_msg;          /* what the middle handles per completion (2 for req/reply) */
-    unsigned long long cpu0, cpu1;  /* clock ticks at t0 and t1 */
-    bool cpu_main;                  /* also measure cpu_pid's main thread (hubd's loop) */
+    pid_t cpu_pid;                 /* 0: not measured */
+    int envelopes_per_msg;         /* what the middle handles per completion (2 for req/reply) */
+    unsigned long long cpu0, cpu1; /* clock ticks at t0 and t1 */
+    bool cpu_main;                 /* also measure cpu_pid's main thread (hubd's loop) */
     unsigned long long main0, main1;
 } bench_window_t;
 
@@ -108,10 +108,10 @@ typedef struct {
     uint64_t completed; /* in the window */
     uint64_t errors;
     double frames_in_per_msg; /* hub cases: ZeroMQ messages the hub read per envelope (batching) */
-    double cpu_us;            /* the middle's CPU (user + system) per completed message, µs; 0 = n/a */
-    int envelopes_per_msg;    /* envelopes the middle handles per completed message (cpu_us / this
-                                 is per envelope) */
-    double main_share;        /* hub rows: share of hubd's CPU on its main (loop) thread; 0 = n/a */
+    double cpu_us; /* the middle's CPU (user + system) per completed message, µs; 0 = n/a */
+    int envelopes_per_msg; /* envelopes the middle handles per completed message (cpu_us / this
+                              is per envelope) */
+    double main_share;     /* hub rows: share of hubd's CPU on its main (loop) thread; 0 = n/a */
     char note[256];
 } bench_result_t;
 

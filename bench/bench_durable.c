@@ -32,9 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DURABLE__QUEUE      "hubbench"
-#define DURABLE__ROWS       100 /* rows per commit (PostgreSQL), acks per basic.ack (RabbitMQ) */
-#define DURABLE__START_MS   90000
+#define DURABLE__QUEUE "hubbench"
+#define DURABLE__ROWS 100 /* rows per commit (PostgreSQL), acks per basic.ack (RabbitMQ) */
+#define DURABLE__START_MS 90000
 
 static void durable__sleep_us(long us)
 {
@@ -83,12 +83,9 @@ static const char *rmq__reply_text(amqp_rpc_reply_t r)
 {
     static _Thread_local char buf[160];
     switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return "ok";
-    case AMQP_RESPONSE_NONE:
-        return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        return amqp_error_string2(r.library_error);
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(r.library_error);
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD || r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             /* Both close methods start with reply_code and reply_text. */
@@ -280,8 +277,7 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
 
     /* Its own epmd, in the foreground as our child, so that nothing is left
      * behind and a RabbitMQ already on this machine is not touched. */
-    int amqp_port = bench_free_port(), dist_port = bench_free_port(),
-        epmd_port = bench_free_port();
+    int amqp_port = bench_free_port(), dist_port = bench_free_port(), epmd_port = bench_free_port();
     char epmd_port_s[16];
     snprintf(epmd_port_s, sizeof epmd_port_s, "%d", epmd_port);
     char *epmd_argv[] = {epmd, "-port", epmd_port_s, "-address", "127.0.0.1", NULL};
@@ -292,8 +288,7 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
     snprintf(env_v[k++], sizeof env_v[0], "HOME=%s", dir); /* its Erlang cookie */
     snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_CONF_ENV_FILE=%s/rabbitmq-env.conf", dir);
     snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_CONFIG_FILE=%s/rabbitmq.conf", dir);
-    snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_ADVANCED_CONFIG_FILE=%s/advanced.config",
-             dir);
+    snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_ADVANCED_CONFIG_FILE=%s/advanced.config", dir);
     snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_ENABLED_PLUGINS_FILE=%s/enabled_plugins", dir);
     snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_MNESIA_BASE=%s/mnesia", dir);
     snprintf(env_v[k++], sizeof env_v[0], "RABBITMQ_LOG_BASE=%s/log", dir);
@@ -346,8 +341,8 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
         r = amqp_get_rpc_reply(c->consumer);
     }
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        amqp_basic_consume(c->consumer, 1, amqp_cstring_bytes(DURABLE__QUEUE), amqp_empty_bytes,
-                           0, 0, 0, amqp_empty_table);
+        amqp_basic_consume(c->consumer, 1, amqp_cstring_bytes(DURABLE__QUEUE), amqp_empty_bytes, 0,
+                           0, 0, amqp_empty_table);
         r = amqp_get_rpc_reply(c->consumer);
     }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -460,8 +455,7 @@ static void *pgq__consumer(void *arg)
     while (atomic_load(&c->win.phase) != BENCH_STOP) {
         PGresult *res = PQexecPrepared(c->consumer, "hubbench_take", 0, NULL, NULL, NULL, 1);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            bench_window_error(&c->win, "DELETE ... SKIP LOCKED: %s",
-                               PQerrorMessage(c->consumer));
+            bench_window_error(&c->win, "DELETE ... SKIP LOCKED: %s", PQerrorMessage(c->consumer));
             PQclear(res);
             break;
         }
@@ -516,8 +510,8 @@ static bool pgq__exec(PGconn *conn, const char *sql, char *err, size_t err_size)
     return ok;
 }
 
-static bool pgq__prepare(PGconn *conn, const char *name, const char *sql, int n_params,
-                         char *err, size_t err_size)
+static bool pgq__prepare(PGconn *conn, const char *name, const char *sql, int n_params, char *err,
+                         size_t err_size)
 {
     PGresult *res = PQprepare(conn, name, sql, n_params, NULL);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -560,14 +554,13 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     snprintf(data, sizeof data, "%s/data", dir);
     snprintf(log, sizeof log, "%s/postgres.log", dir);
     if (uid != (uid_t)-1 && chown(dir, uid, gid) != 0) {
-        bench_result_na(out, "n/a (cannot give %s to the postgres user: %s)", dir,
-                        strerror(errno));
+        bench_result_na(out, "n/a (cannot give %s to the postgres user: %s)", dir, strerror(errno));
         return;
     }
     /* initdb's own final fsync is skipped (setup, not the measured path);
      * the server runs with fsync on. */
-    char *init_argv[] = {initdb, "-D",       data,          "-U", "bench", "--auth=trust",
-                         "-E",   "UTF8",     "--no-locale", "--no-sync",  NULL};
+    char *init_argv[] = {initdb, "-D",   data,          "-U",        "bench", "--auth=trust",
+                         "-E",   "UTF8", "--no-locale", "--no-sync", NULL};
     if (pgq__run(init_argv, log, uid, gid, 120000) != 0) {
         bench_result_na(out, "n/a (initdb failed; see %s)", log);
         goto clean;

@@ -27,6 +27,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,16 +36,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SUSTAIN__LOAD          0.80 /* of the measured maximum */
-#define SUSTAIN__INFLIGHT      1000 /* outstanding end to end at most, as the rows */
-#define SUSTAIN__WARMUP_S      5
-#define SUSTAIN__P99_TOL       1.5
-#define SUSTAIN__RSS_TOL_PCT   10.0
-#define SUSTAIN__RSS_TOL_MIB   16.0
+#define SUSTAIN__LOAD 0.80     /* of the measured maximum */
+#define SUSTAIN__INFLIGHT 1000 /* outstanding end to end at most, as the rows */
+#define SUSTAIN__WARMUP_S 5
+#define SUSTAIN__P99_TOL 1.5
+#define SUSTAIN__RSS_TOL_PCT 10.0
+#define SUSTAIN__RSS_TOL_MIB 16.0
 #define SUSTAIN__STORE_TOL_PCT 10.0
 #define SUSTAIN__STORE_TOL_MIB 8.0
-#define SUSTAIN__MAX_WINDOWS   1024
-#define SUSTAIN__BUSY          0.50 /* others' CPU share past which a window's p99 is not judged */
+#define SUSTAIN__MAX_WINDOWS 1024
+#define SUSTAIN__BUSY 0.50 /* others' CPU share past which a window's p99 is not judged */
 
 typedef struct {
     adp_client_t *sender, *receiver;
@@ -64,6 +65,21 @@ typedef struct {
     double store_mib, audit_mib, cpu_us, others;
     unsigned long long errors;
 } sustain__window_t;
+
+/* Appends to buf, stopping at its end (a cut verdict, never an overrun). */
+static void sustain__add(char *buf, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void sustain__add(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    if (*len + 1 >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < size ? *len + (size_t)n : size - 1;
+}
 
 static void sustain__error(sustain__run_t *s, const char *what)
 {
@@ -117,8 +133,7 @@ static void *sustain__sender(void *arg)
         while ((double)posted < due && atomic_load(&s->outstanding) < SUSTAIN__INFLIGHT) {
             bench_payload_fill(payload, sizeof payload, ++seq);
             if (adp_post_event(s->sender, BENCH_SERVER_ID, BENCH_EVENT_SERVICE,
-                               "application/octet-stream", payload, sizeof payload, 0,
-                               NULL) != 0) {
+                               "application/octet-stream", payload, sizeof payload, 0, NULL) != 0) {
                 sustain__error(s, adp_last_error(s->sender));
                 break;
             }
@@ -226,8 +241,7 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         fprintf(stderr, "hubbench --sustain: %s\n", err);
         return 2;
     }
-    printf("hubd with the full path on and dedup_window_ms = %u (see bench_sustain.c)\n",
-           dedup_ms);
+    printf("hubd with the full path on and dedup_window_ms = %u (see bench_sustain.c)\n", dedup_ms);
     fflush(stdout);
     snprintf(data, sizeof data, "%s/data", dir);
     sustain__run_t *s = calloc(1, sizeof *s);
@@ -263,9 +277,10 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
 
     /* 3. Warm-up, then the windows. */
     bench_sleep_ms(SUSTAIN__WARMUP_S * 1000);
-    printf("\n| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | "
-           "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
-           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    printf(
+        "\n| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | "
+        "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     fflush(stdout);
     pthread_mutex_lock(&s->lock);
     s->recording = true;
@@ -302,8 +317,8 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         sustain__du(data, false, &x->store_mib, &x->audit_mib);
         x->store_mib /= 1048576.0;
         x->audit_mib /= 1048576.0;
-        x->cpu_us = d1 > d0 && c1 >= c0 ? (double)(c1 - c0) * bench_tick_us() / (double)(d1 - d0)
-                                        : 0;
+        x->cpu_us =
+            d1 > d0 && c1 >= c0 ? (double)(c1 - c0) * bench_tick_us() / (double)(d1 - d0) : 0;
         /* bench_cpu_others counts hubd (a child not yet waited for) as
          * another program: take it out. */
         double total = (double)(m1.total - m0.total);
@@ -328,8 +343,8 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
     size_t vl = 0;
     bool pass = hubd_alive && done == n_windows;
     if (!hubd_alive)
-        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- **FAIL**: hubd died during the run (see %s)\n", env.log);
+        sustain__add(verdict, sizeof verdict, &vl,
+                     "- **FAIL**: hubd died during the run (see %s)\n", env.log);
     if (done > 0) {
         /* p99 against the first window, over the windows the machine's other
          * programs left it most of (on a shared machine a busy minute says
@@ -352,13 +367,13 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         bool ok = ref < 0 || (w[ref].p99_us > 0 && worst <= SUSTAIN__P99_TOL * w[ref].p99_us);
         pass = pass && ok;
         if (ref < 0)
-            vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                                   "- p99 per window: not judged: other programs took more than "
-                                   "%.0f%% of the CPU in every window\n",
-                                   SUSTAIN__BUSY * 100);
+            sustain__add(verdict, sizeof verdict, &vl,
+                         "- p99 per window: not judged: other programs took more than "
+                         "%.0f%% of the CPU in every window\n",
+                         SUSTAIN__BUSY * 100);
         else
-            vl += (size_t)snprintf(
-                verdict + vl, sizeof verdict - vl,
+            sustain__add(
+                verdict, sizeof verdict, &vl,
                 "- p99 per window within %.1f× window %d's (%.0f µs), over the %d of %d windows "
                 "where other programs took ≤ %.0f%% of the CPU: worst %.0f µs in window %d "
                 "(%.2f×): %s\n",
@@ -372,28 +387,27 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         double rss0 = (double)w[half - 1].rss_kib / 1024.0;
         double rss_max = rss0;
         for (int i = half; i < done; i++)
-            rss_max = (double)w[i].rss_kib / 1024.0 > rss_max ? (double)w[i].rss_kib / 1024.0
-                                                              : rss_max;
+            rss_max =
+                (double)w[i].rss_kib / 1024.0 > rss_max ? (double)w[i].rss_kib / 1024.0 : rss_max;
         double rss_limit = rss0 * (1 + SUSTAIN__RSS_TOL_PCT / 100) + SUSTAIN__RSS_TOL_MIB;
         ok = rss_max <= rss_limit;
         pass = pass && ok;
-        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- hubd RSS flat after warm-up: at most window %d's %.1f MiB +%.0f%% "
-                               "+ %.0f MiB = %.1f MiB: largest later %.1f MiB: %s\n",
-                               half, rss0, SUSTAIN__RSS_TOL_PCT, SUSTAIN__RSS_TOL_MIB, rss_limit,
-                               rss_max, ok ? "pass" : "**FAIL**");
+        sustain__add(verdict, sizeof verdict, &vl,
+                     "- hubd RSS flat after warm-up: at most window %d's %.1f MiB +%.0f%% "
+                     "+ %.0f MiB = %.1f MiB: largest later %.1f MiB: %s\n",
+                     half, rss0, SUSTAIN__RSS_TOL_PCT, SUSTAIN__RSS_TOL_MIB, rss_limit, rss_max,
+                     ok ? "pass" : "**FAIL**");
         double early = sustain__max_of(w, 0, half, offsetof(sustain__window_t, store_mib));
         double last = w[done - 1].store_mib;
-        double store_limit =
-            early * (1 + SUSTAIN__STORE_TOL_PCT / 100) + SUSTAIN__STORE_TOL_MIB;
+        double store_limit = early * (1 + SUSTAIN__STORE_TOL_PCT / 100) + SUSTAIN__STORE_TOL_MIB;
         ok = last <= store_limit;
         pass = pass && ok;
-        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- store bounded: last window %.1f MiB ≤ largest of the first half "
-                               "(%.1f MiB) +%.0f%% + %.0f MiB = %.1f MiB: %s (audit log: %.1f MiB, "
-                               "grows by design)\n",
-                               last, early, SUSTAIN__STORE_TOL_PCT, SUSTAIN__STORE_TOL_MIB,
-                               store_limit, ok ? "pass" : "**FAIL**", w[done - 1].audit_mib);
+        sustain__add(verdict, sizeof verdict, &vl,
+                     "- store bounded: last window %.1f MiB ≤ largest of the first half "
+                     "(%.1f MiB) +%.0f%% + %.0f MiB = %.1f MiB: %s (audit log: %.1f MiB, "
+                     "grows by design)\n",
+                     last, early, SUSTAIN__STORE_TOL_PCT, SUSTAIN__STORE_TOL_MIB, store_limit,
+                     ok ? "pass" : "**FAIL**", w[done - 1].audit_mib);
         double slowest = 0;
         int slow_i = -1;
         for (int i = 1; i < done; i++)
@@ -404,36 +418,35 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         /* Not a verdict: on a shared machine it mostly measures the others
          * (see the last column); a hub that slows down by itself fails the
          * p99 check, as the in-flight cap turns lost rate into latency. */
-        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- load carried (information): slowest window after the first "
-                               "delivered %.0f/s = %.0f%% of the %.0f/s offered\n",
-                               slow_i < 0 ? w[0].rate : slowest,
-                               100 * (slow_i < 0 ? w[0].rate : slowest) / target, target);
+        sustain__add(verdict, sizeof verdict, &vl,
+                     "- load carried (information): slowest window after the first "
+                     "delivered %.0f/s = %.0f%% of the %.0f/s offered\n",
+                     slow_i < 0 ? w[0].rate : slowest,
+                     100 * (slow_i < 0 ? w[0].rate : slowest) / target, target);
         double d1 = w[0].rate * w[0].secs;
         double audit_total = (w[done - 1].audit_mib * 1048576.0 - audit_start) /
                              (double)(atomic_load(&s->delivered) - delivered_start + 1);
-        vl += (size_t)snprintf(
-            verdict + vl, sizeof verdict - vl,
+        sustain__add(
+            verdict, sizeof verdict, &vl,
             "- disk per message (information): store ≈ %.0f bytes in the first window, before "
             "ids age out of the %u ms de-duplication window (the default 24 h keeps them: "
             "≈ %.0f GiB a day at %.0f msg/s); audit log %.0f bytes\n",
             d1 > 0 ? (w[0].store_mib * 1048576.0 - store_start) / d1 : 0, dedup_ms,
-            d1 > 0 ? (w[0].store_mib * 1048576.0 - store_start) / d1 * target * 86400 /
-                         1073741824.0
+            d1 > 0 ? (w[0].store_mib * 1048576.0 - store_start) / d1 * target * 86400 / 1073741824.0
                    : 0,
             target, audit_total);
     }
     unsigned long long errors = atomic_load(&s->errors), lag = atomic_load(&s->lagged_ms);
     if (errors) {
         pass = false;
-        vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                               "- **FAIL**: %llu errors, first: %s\n", errors, s->first_error);
+        sustain__add(verdict, sizeof verdict, &vl, "- **FAIL**: %llu errors, first: %s\n", errors,
+                     s->first_error);
     }
-    vl += (size_t)snprintf(verdict + vl, sizeof verdict - vl,
-                           "- posted %llu, delivered %llu; the sender was held back by the %d "
-                           "in-flight cap %llu time(s)\n",
-                           (unsigned long long)atomic_load(&s->posted),
-                           (unsigned long long)atomic_load(&s->delivered), SUSTAIN__INFLIGHT, lag);
+    sustain__add(verdict, sizeof verdict, &vl,
+                 "- posted %llu, delivered %llu; the sender was held back by the %d "
+                 "in-flight cap %llu time(s)\n",
+                 (unsigned long long)atomic_load(&s->posted),
+                 (unsigned long long)atomic_load(&s->delivered), SUSTAIN__INFLIGHT, lag);
     printf("\n%s\nsustain: %s\n", verdict, pass ? "PASS" : "FAIL");
 
     FILE *f = fopen(out_path, "w");
@@ -449,8 +462,8 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
                 "store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
                 "---: |\n",
-                date, command, max.rate, target, SUSTAIN__LOAD * 100, window_s,
-                SUSTAIN__WARMUP_S, dedup_ms);
+                date, command, max.rate, target, SUSTAIN__LOAD * 100, window_s, SUSTAIN__WARMUP_S,
+                dedup_ms);
         for (int i = 0; i < done; i++)
             fprintf(f,
                     "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "

@@ -413,8 +413,9 @@ static void table(text_t *t)
 {
     text_add(t, "| case | in flight | msg/s | p50 µs | p99 µs | p99.9 µs | ×raw plain | ×raw CURVE "
                 "| ×NATS | ×NATS TLS | middle CPU µs/msg | µs/envelope | notes |\n");
-    text_add(t, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                "| --- |\n");
+    text_add(t,
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| --- |\n");
     for (size_t i = 0; i < N_CASES; i++) {
         bench_case_t *c = &cases[i];
         if (!c->n_runs)
@@ -435,9 +436,8 @@ static void table(text_t *t)
         ratio_cell(t, c, "nats-tls");
         if (c->median.cpu_us > 0)
             text_add(t, " %.1f | %.1f |", c->median.cpu_us,
-                     c->median.cpu_us / (c->median.envelopes_per_msg > 0
-                                             ? c->median.envelopes_per_msg
-                                             : 1));
+                     c->median.cpu_us /
+                         (c->median.envelopes_per_msg > 0 ? c->median.envelopes_per_msg : 1));
         else
             text_add(t, " | |");
         text_add(t, " %s |\n", c->median.note);
@@ -498,8 +498,9 @@ static void targets(text_t *t)
     const bench_result_t *nt = got("nats-tls-1000"), *rq = got("rabbitmq-quorum-1000"),
                          *pq = got("pg-queue-1000"), *dep = got("hub-full-events-1000-sdk");
     bool cpu = tr && nt && tr->cpu_us > 0 && nt->cpu_us > 0;
-    target_row(t, "hubd CPU per online-only request ÷ nats-server CPU per TLS request (1000 in "
-                  "flight)",
+    target_row(t,
+               "hubd CPU per online-only request ÷ nats-server CPU per TLS request (1000 in "
+               "flight)",
                "≤ 1.00", cpu, cpu ? tr->cpu_us / nt->cpu_us : 0, "×",
                cpu && tr->cpu_us <= nt->cpu_us);
     target_row(t, "durable one-way events, end to end ÷ RabbitMQ quorum queue", "≥ 5", ev && rq,
@@ -730,8 +731,7 @@ int main(int argc, char **argv)
                 printf("[%d/%d] %-24s %10s msg/s  p50 %8.1f µs  p99 %8.1f µs  p99.9 %8.1f µs  "
                        "CPU %6.1f µs/msg%s%s\n",
                        r + 1, runs, c->id, fmt_rate(res->rate, a, sizeof a), res->p50_us,
-                       res->p99_us, res->p999_us, res->cpu_us, res->note[0] ? "  " : "",
-                       res->note);
+                       res->p99_us, res->p999_us, res->cpu_us, res->note[0] ? "  " : "", res->note);
             fflush(stdout);
             /* A case that cannot run now will not run in the next round. */
             if (res->na && r == 0 && runs > 1)

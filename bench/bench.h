@@ -73,8 +73,17 @@ typedef struct {
     atomic_llong outstanding; /* sent and not yet completed (for one-way cases) */
     char first_error[256];    /* the first error's sentence (set once) */
     atomic_int error_set;
+    /* The middle (hubd, rawhop, nats-server, the RabbitMQ node, the
+     * postmaster): its CPU time over the window, with its descendants'. */
+    pid_t cpu_pid;                 /* 0: not measured */
+    int envelopes_per_msg;         /* what the middle handles per completion (2 for req/reply) */
+    unsigned long long cpu0, cpu1; /* clock ticks at t0 and t1 */
+    bool cpu_main;                 /* also measure cpu_pid's main thread (hubd's loop) */
+    unsigned long long main0, main1;
 } bench_window_t;
 
+/* cpu_pid and envelopes_per_msg start at 0 and 1: set them before the run
+ * to have the middle's CPU per message measured. */
 void bench_window_init(bench_window_t *w);
 /* Runs warmup, measure and drain on the calling thread's clock while the
  * case's threads do the work; `all_done` (may be NULL) ends the drain early
@@ -99,6 +108,10 @@ typedef struct {
     uint64_t completed; /* in the window */
     uint64_t errors;
     double frames_in_per_msg; /* hub cases: ZeroMQ messages the hub read per envelope (batching) */
+    double cpu_us; /* the middle's CPU (user + system) per completed message, µs; 0 = n/a */
+    int envelopes_per_msg; /* envelopes the middle handles per completed message (cpu_us / this
+                              is per envelope) */
+    double main_share;     /* hub rows: share of hubd's CPU on its main (loop) thread; 0 = n/a */
     char note[256];
 } bench_result_t;
 
@@ -125,6 +138,19 @@ char *bench_read_file(const char *path); /* malloc'ed, NUL-terminated, or NULL *
 void bench_rmrf(const char *path);
 /* Runs argv and captures stdout+stderr (malloc'ed); returns the exit status or -1. */
 int bench_capture(char *const argv[], char **output, int timeout_ms);
+/* CPU time (user + system, clock ticks) of a process and its live
+ * descendants, each with the children it has reaped: a multi-process
+ * server's whole cost. 0 if pid is gone. */
+unsigned long long bench_tree_ticks(pid_t pid);
+/* CPU time (user + system, clock ticks) of one thread of pid; 0 if gone. */
+unsigned long long bench_thread_ticks(pid_t pid, pid_t tid);
+/* Microseconds per clock tick of /proc/<pid>/stat. */
+double bench_tick_us(void);
+/* Like bench_spawn, with `env` (NULL-terminated "K=V" strings) added to the
+ * environment and, when uid is not (uid_t)-1, run as uid/gid (a server that
+ * refuses root, such as postgres). */
+pid_t bench_spawn_env(char *const argv[], const char *log_path, char *const env[], uid_t uid,
+                      gid_t gid);
 /* VmRSS of a process in KiB, or 0. */
 uint64_t bench_rss_kib(pid_t pid);
 /* Raises this process's open-file soft limit to the hard limit; returns it. */
@@ -154,6 +180,13 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out);
 void bench_nats(bool tls, int inflight, bench_result_t *out);
 /* NATS JetStream (file store) publish; acks awaited per `batch` messages. */
 void bench_jetstream(int batch, bench_result_t *out);
+
+/* The durable brokers (bench_durable.c): a private RabbitMQ node with a
+ * quorum queue (persistent messages, publisher confirms, manual acks) and a
+ * PostgreSQL FOR UPDATE SKIP LOCKED queue (100 rows per commit), each
+ * producer -> broker -> consumer with `inflight` messages end to end. */
+void bench_rabbitmq(int inflight, bench_result_t *out);
+void bench_pgqueue(int inflight, bench_result_t *out);
 
 /* write(1 KiB) + fdatasync in a loop, in the work directory's disk. */
 void bench_fsync(bench_result_t *out);
@@ -197,6 +230,10 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
  * members, alone or while a third member floods durable events at a
  * fourth as fast as the hub answers (hubd's default rate limits on). */
 void bench_hub_fair(bool flood, bench_result_t *out);
+
+/* --sustain SECONDS: the deployed full path at 80% of its measured maximum;
+ * prints and writes its table; returns 0 (pass), 1 (fail) or 2 (cannot run). */
+int bench_sustain(int seconds, const char *out_path, const char *command);
 
 /* --scale N: N members connected by a few processes; prints and writes its table. */
 int bench_scale(int members, int runs, const char *out_path, const char *command);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -85,16 +86,25 @@ void bench_window_init(bench_window_t *w)
     atomic_init(&w->errors, 0);
     atomic_init(&w->outstanding, 0);
     atomic_init(&w->error_set, 0);
+    w->envelopes_per_msg = 1;
 }
 
 void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
 {
     bench_sleep_ms((int)(bench_opts.warmup_s * 1000));
+    if (w->cpu_pid > 0)
+        w->cpu0 = bench_tree_ticks(w->cpu_pid);
+    if (w->cpu_pid > 0 && w->cpu_main)
+        w->main0 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
     w->t0_ns = bench_now_ns();
     atomic_store(&w->phase, BENCH_MEASURE);
     bench_sleep_ms((int)(bench_opts.measure_s * 1000));
     atomic_store(&w->phase, BENCH_DRAIN);
     w->t1_ns = bench_now_ns();
+    if (w->cpu_pid > 0)
+        w->cpu1 = bench_tree_ticks(w->cpu_pid);
+    if (w->cpu_pid > 0 && w->cpu_main)
+        w->main1 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
     uint64_t until = w->t1_ns + (uint64_t)(bench_opts.drain_s * 1e9);
     while (bench_now_ns() < until) {
         if (all_done && all_done(user))
@@ -150,6 +160,11 @@ void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *
     r->p50_us = bench_lat_pct(lat, 50);
     r->p99_us = bench_lat_pct(lat, 99);
     r->p999_us = bench_lat_pct(lat, 99.9);
+    r->envelopes_per_msg = w->envelopes_per_msg > 0 ? w->envelopes_per_msg : 1;
+    if (w->cpu_pid > 0 && w->cpu1 >= w->cpu0 && w->cpu0 > 0 && r->completed > 0)
+        r->cpu_us = (double)(w->cpu1 - w->cpu0) * bench_tick_us() / (double)r->completed;
+    if (w->cpu_main && w->main1 >= w->main0 && w->main0 > 0 && w->cpu1 > w->cpu0)
+        r->main_share = (double)(w->main1 - w->main0) / (double)(w->cpu1 - w->cpu0);
     if (r->errors)
         snprintf(r->note, sizeof r->note, "%llu errors, first: %s", (unsigned long long)r->errors,
                  w->first_error);
@@ -190,9 +205,44 @@ static void bench__track(pid_t pid, pid_t replace)
 
 pid_t bench_spawn(char *const argv[], const char *log_path)
 {
+    return bench_spawn_env(argv, log_path, NULL, (uid_t)-1, (gid_t)-1);
+}
+
+pid_t bench_spawn_env(char *const argv[], const char *log_path, char *const env[], uid_t uid,
+                      gid_t gid)
+{
+    extern char **environ;
+    /* The child's environment is built here: after fork, in a process with
+     * threads, only async-signal-safe calls are allowed. */
+    char **envp = environ;
+    if (env) {
+        size_t n_old = 0, n_new = 0;
+        while (environ[n_old])
+            n_old++;
+        while (env[n_new])
+            n_new++;
+        envp = calloc(n_old + n_new + 1, sizeof *envp);
+        if (!envp)
+            return -1;
+        size_t k = 0;
+        for (size_t i = 0; i < n_new; i++)
+            envp[k++] = env[i];
+        for (size_t i = 0; i < n_old; i++) {
+            /* The added variables win over inherited ones of the same name. */
+            size_t name = strcspn(environ[i], "=");
+            bool replaced = false;
+            for (size_t j = 0; j < n_new && !replaced; j++)
+                replaced = !strncmp(env[j], environ[i], name + 1);
+            if (!replaced)
+                envp[k++] = environ[i];
+        }
+    }
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        if (envp != environ)
+            free(envp);
         return -1;
+    }
     if (pid == 0) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
@@ -205,10 +255,16 @@ pid_t bench_spawn(char *const argv[], const char *log_path)
             dup2(null, 0);
             close(null);
         }
-        execv(argv[0], argv);
+        if (uid != (uid_t)-1 && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
+            fprintf(stderr, "cannot switch to uid %ld: %s\n", (long)uid, strerror(errno));
+            _exit(126);
+        }
+        execve(argv[0], argv, envp);
         fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    if (envp != environ)
+        free(envp);
     bench__track(pid, 0);
     return pid;
 }
@@ -341,6 +397,88 @@ int bench_capture(char *const argv[], char **output, int timeout_ms)
         *output = bench_read_file(path);
     unlink(path);
     return done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+double bench_tick_us(void)
+{
+    long hz = sysconf(_SC_CLK_TCK);
+    return 1e6 / (double)(hz > 0 ? hz : 100);
+}
+
+/* utime + stime + cutime + cstime and the parent of one process. */
+static bool bench__stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    /* Fields after the command name, which ends with the last ')'. */
+    char *p = ok ? strrchr(buf, ')') : NULL;
+    int parent;
+    unsigned long long ut, st, cut, cst;
+    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+                     &parent, &ut, &st, &cut, &cst) != 5)
+        return false;
+    *ppid = parent;
+    *ticks = ut + st + cut + cst;
+    return true;
+}
+
+unsigned long long bench_thread_ticks(pid_t pid, pid_t tid)
+{
+    char path[96], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", (long)pid, (long)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    bool ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    char *p = ok ? strrchr(buf, ')') : NULL;
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return ut + st;
+}
+
+unsigned long long bench_tree_ticks(pid_t pid)
+{
+    unsigned long long total = 0, ticks;
+    pid_t ppid;
+    if (!bench__stat(pid, &ppid, &ticks))
+        return 0;
+    total = ticks;
+    /* Descendants: repeated passes over /proc until no new one appears
+     * (servers are shallow trees: a pass or two). */
+    pid_t tree[512];
+    size_t n = 1;
+    tree[0] = pid;
+    for (bool grew = true; grew;) {
+        grew = false;
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            char *end;
+            long child = strtol(de->d_name, &end, 10);
+            if (*end || child <= 0 || !bench__stat((pid_t)child, &ppid, &ticks))
+                continue;
+            bool parent_in = false, known = false;
+            for (size_t i = 0; i < n; i++) {
+                parent_in = parent_in || tree[i] == ppid;
+                known = known || tree[i] == (pid_t)child;
+            }
+            if (parent_in && !known && n < sizeof tree / sizeof *tree) {
+                tree[n++] = (pid_t)child;
+                total += ticks;
+                grew = true;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    return total;
 }
 
 uint64_t bench_rss_kib(pid_t pid)

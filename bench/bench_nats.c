@@ -233,6 +233,8 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
         for (int i = 0; i < inflight; i++)
             nats__send(nc);
         natsConnection_Flush(nc->client);
+        nc->win.cpu_pid = pid;
+        nc->win.envelopes_per_msg = 2; /* request and reply */
         bench_window_run(&nc->win, nats__drained, nc);
         /* The reply callback may still run until the subscription closes. */
         natsSubscription_Unsubscribe(sub_c);
@@ -357,6 +359,7 @@ void bench_jetstream(int batch, bench_result_t *out)
     } else {
         pthread_t t;
         pthread_create(&t, NULL, nats__js_publisher, j);
+        j->win.cpu_pid = pid;
         bench_window_run(&j->win, nats__js_drained, j);
         pthread_join(t, NULL);
         bench_result_from(out, &j->win, &j->lat);

@@ -181,6 +181,8 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
         return;
     }
     pthread_create(&client, NULL, raw__client, rc);
+    rc->win.cpu_pid = pid;
+    rc->win.envelopes_per_msg = 2; /* there and back */
     bench_window_run(&rc->win, raw__drained, rc);
     pthread_join(client, NULL);
     pthread_join(server, NULL);

@@ -4,6 +4,7 @@
  *
  *   hubbench [--runs N] [--quick] [--seconds S] [--only ID,ID] [--out FILE] [--keep]
  *   hubbench --scale N [--out FILE] [--keep]
+ *   hubbench --sustain SECONDS [--out FILE] [--keep]
  *   hubbench --list
  *
  * Every figure is the median of --runs runs (default 3); each run warms up,
@@ -38,6 +39,8 @@ typedef enum {
     CASE_FSYNC,
     CASE_HUB,
     CASE_FAIR,
+    CASE_RABBITMQ,
+    CASE_PGQUEUE,
 } case_type_t;
 
 typedef struct {
@@ -85,6 +88,16 @@ static bench_case_t cases[] = {
     {.id = "jetstream-1000",
      .label = "NATS JetStream publish, file store, acks awaited per 1000",
      .type = CASE_JETSTREAM,
+     .inflight = 1000,
+     .baseline = true},
+    {.id = "rabbitmq-quorum-1000",
+     .label = "RabbitMQ quorum queue, persistent, publisher confirms, manual acks, end to end",
+     .type = CASE_RABBITMQ,
+     .inflight = 1000,
+     .baseline = true},
+    {.id = "pg-queue-1000",
+     .label = "PostgreSQL SKIP LOCKED queue, 100 rows per commit, end to end",
+     .type = CASE_PGQUEUE,
      .inflight = 1000,
      .baseline = true},
     {.id = "hub-transient-1000",
@@ -250,6 +263,12 @@ static void run_case(bench_case_t *c, const hub_features_t *features, bench_resu
     case CASE_FAIR:
         bench_hub_fair(c->flag, out);
         break;
+    case CASE_RABBITMQ:
+        bench_rabbitmq(c->inflight, out);
+        break;
+    case CASE_PGQUEUE:
+        bench_pgqueue(c->inflight, out);
+        break;
     }
 }
 
@@ -297,6 +316,8 @@ static void take_medians(bench_case_t *c)
     m->p50_us = median_of(c, offsetof(bench_result_t, p50_us));
     m->p99_us = median_of(c, offsetof(bench_result_t, p99_us));
     m->p999_us = median_of(c, offsetof(bench_result_t, p999_us));
+    m->cpu_us = median_of(c, offsetof(bench_result_t, cpu_us));
+    m->envelopes_per_msg = c->runs[0].envelopes_per_msg;
     for (int i = 0; i < c->n_runs; i++) {
         m->errors += c->runs[i].errors;
         if (!c->runs[i].na &&
@@ -391,8 +412,10 @@ static void ratio_cell(text_t *t, const bench_case_t *c, const char *kind)
 static void table(text_t *t)
 {
     text_add(t, "| case | in flight | msg/s | p50 µs | p99 µs | p99.9 µs | ×raw plain | ×raw CURVE "
-                "| ×NATS | ×NATS TLS | notes |\n");
-    text_add(t, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+                "| ×NATS | ×NATS TLS | middle CPU µs/msg | µs/envelope | notes |\n");
+    text_add(t,
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| --- |\n");
     for (size_t i = 0; i < N_CASES; i++) {
         bench_case_t *c = &cases[i];
         if (!c->n_runs)
@@ -401,7 +424,7 @@ static void table(text_t *t)
         text_add(t, "| %s%s%s | %d |", c->baseline ? "" : "**", c->label, c->baseline ? "" : "**",
                  c->inflight);
         if (c->median.na) {
-            text_add(t, " n/a | | | | | | | | %s |\n", c->median.note);
+            text_add(t, " n/a | | | | | | | | | | %s |\n", c->median.note);
             continue;
         }
         text_add(t, " %s | %s | %s | %s |", fmt_rate(c->median.rate, a, sizeof a),
@@ -411,6 +434,12 @@ static void table(text_t *t)
         ratio_cell(t, c, "raw-curve");
         ratio_cell(t, c, "nats-plain");
         ratio_cell(t, c, "nats-tls");
+        if (c->median.cpu_us > 0)
+            text_add(t, " %.1f | %.1f |", c->median.cpu_us,
+                     c->median.cpu_us /
+                         (c->median.envelopes_per_msg > 0 ? c->median.envelopes_per_msg : 1));
+        else
+            text_add(t, " | |");
         text_add(t, " %s |\n", c->median.note);
     }
 }
@@ -465,6 +494,25 @@ static void targets(text_t *t)
     target_row(t, "issue 3: durable events delivered end to end ÷ fsync rate", "≥ 20",
                ev && fs && fs->rate > 0, ev && fs && fs->rate > 0 ? ev->rate / fs->rate : 0, "×",
                ev && fs && fs->rate > 0 && ev->rate / fs->rate >= 20);
+    /* Issue 21: CPU per message, and the durable brokers. */
+    const bench_result_t *nt = got("nats-tls-1000"), *rq = got("rabbitmq-quorum-1000"),
+                         *pq = got("pg-queue-1000"), *dep = got("hub-full-events-1000-sdk");
+    bool cpu = tr && nt && tr->cpu_us > 0 && nt->cpu_us > 0;
+    target_row(t,
+               "hubd CPU per online-only request ÷ nats-server CPU per TLS request (1000 in "
+               "flight)",
+               "≤ 1.00", cpu, cpu ? tr->cpu_us / nt->cpu_us : 0, "×",
+               cpu && tr->cpu_us <= nt->cpu_us);
+    target_row(t, "durable one-way events, end to end ÷ RabbitMQ quorum queue", "≥ 5", ev && rq,
+               ev && rq ? ev->rate / rq->rate : 0, "×", ev && rq && ev->rate / rq->rate >= 5);
+    target_row(t, "durable one-way events, end to end ÷ PostgreSQL SKIP LOCKED queue", "≥ 4",
+               ev && pq, ev && pq ? ev->rate / pq->rate : 0, "×",
+               ev && pq && ev->rate / pq->rate >= 4);
+    target_row(t,
+               "deployed full path (SDK both ends, signed, durable, audited) ÷ RabbitMQ quorum "
+               "queue",
+               "≥ 1.5", dep && rq, dep && rq ? dep->rate / rq->rate : 0, "×",
+               dep && rq && dep->rate / rq->rate >= 1.5);
 }
 
 static void machine(text_t *t)
@@ -506,6 +554,7 @@ static void usage(FILE *out)
     fprintf(out, "Usage: hubbench [--runs N] [--quick] [--seconds S] [--only ID,ID*] [--out FILE] "
                  "[--keep]\n"
                  "       hubbench --scale N [--out FILE] [--keep]\n"
+                 "       hubbench --sustain SECONDS [--out FILE] [--keep]\n"
                  "       hubbench --list\n"
                  "\n"
                  "Measures the real hubd (next to this program) over CURVE with 1 KiB payloads,\n"
@@ -519,6 +568,11 @@ static void usage(FILE *out)
                  "  --only LIST   run only these case ids (see --list; 'hub-*' works)\n"
                  "  --scale N     connect N members and report memory per connection and\n"
                  "                the throughput of a pair while they are connected\n"
+                 "  --sustain S   the deployed full path (SDK both ends, signed, durable,\n"
+                 "                audited) at 80%% of its measured maximum for S seconds:\n"
+                 "                p99, hubd RSS and store size per minute (per 10 s when\n"
+                 "                S < 120); exits 1 if p99 exceeds 1.5x the first window's,\n"
+                 "                RSS grows after warm-up or the store keeps growing\n"
                  "  --keep        keep the work directory (keys, configs, hubd logs)\n"
                  "\n"
                  "HUBBENCH_HUBD_CONF='key = value' adds lines to every hubd.conf it writes\n"
@@ -539,7 +593,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--hold"))
         return bench_hold_main(argc, argv);
-    int runs = 3, scale = 0;
+    int runs = 3, scale = 0, sustain = 0;
     bool quick = false, keep = false;
     const char *only = NULL, *out_path = NULL;
     double seconds = 0;
@@ -565,6 +619,8 @@ int main(int argc, char **argv)
             out_path = argv[++i];
         } else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
             scale = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--sustain") && i + 1 < argc) {
+            sustain = atoi(argv[++i]);
         } else {
             fprintf(stderr, "hubbench: unknown or incomplete argument '%s'\n\n", argv[i]);
             usage(stderr);
@@ -572,8 +628,9 @@ int main(int argc, char **argv)
         }
     }
     if (runs < 1 || runs > 15 || (scale != 0 && (scale < 1 || scale > 50000)) || seconds < 0 ||
-        seconds > 60) {
-        fprintf(stderr, "hubbench: --runs takes 1..15, --scale 1..50000, --seconds up to 60\n");
+        seconds > 60 || sustain < 0 || sustain > 86400) {
+        fprintf(stderr, "hubbench: --runs takes 1..15, --scale 1..50000, --seconds up to 60, "
+                        "--sustain 1..86400\n");
         return 2;
     }
     if (quick) {
@@ -607,6 +664,8 @@ int main(int argc, char **argv)
     snprintf(builddir, sizeof builddir, "%s", dirname(exe));
     if (scale)
         snprintf(default_out, sizeof default_out, "%s/bench/scale-%d.md", builddir, scale);
+    else if (sustain)
+        snprintf(default_out, sizeof default_out, "%s/bench/sustain-%d.md", builddir, sustain);
     else
         snprintf(default_out, sizeof default_out, "%s/bench/latest.md", builddir);
     if (!out_path)
@@ -618,6 +677,11 @@ int main(int argc, char **argv)
     mkdir(out_dir, 0755);
     /* hubd refuses key directories that group or others may write. */
     umask(022);
+    /* Absolute: hubd reads the paths in its configuration relative to the
+     * configuration's directory (a relative --out broke every hub row). */
+    char out_abs[PATH_MAX];
+    if (realpath(out_dir, out_abs))
+        snprintf(out_dir, sizeof out_dir, "%s", out_abs);
     snprintf(bench_opts.workdir, sizeof bench_opts.workdir, "%s/hubbench.XXXXXX", out_dir);
     if (!mkdtemp(bench_opts.workdir)) {
         fprintf(stderr, "hubbench: cannot make a work directory in %s: %s\n", out_dir,
@@ -630,8 +694,9 @@ int main(int argc, char **argv)
         snprintf(command + len, sizeof command - len, " %s", argv[i]);
     }
 
-    if (scale) {
-        int rc = bench_scale(scale, runs, out_path, command);
+    if (scale || sustain) {
+        int rc = scale ? bench_scale(scale, runs, out_path, command)
+                       : bench_sustain(sustain, out_path, command);
         if (!keep)
             bench_rmrf(bench_opts.workdir);
         else
@@ -663,9 +728,10 @@ int main(int argc, char **argv)
             if (res->na)
                 printf("[%d/%d] %-24s n/a: %s\n", r + 1, runs, c->id, res->note);
             else
-                printf("[%d/%d] %-24s %10s msg/s  p50 %8.1f µs  p99 %8.1f µs  p99.9 %8.1f µs%s%s\n",
+                printf("[%d/%d] %-24s %10s msg/s  p50 %8.1f µs  p99 %8.1f µs  p99.9 %8.1f µs  "
+                       "CPU %6.1f µs/msg%s%s\n",
                        r + 1, runs, c->id, fmt_rate(res->rate, a, sizeof a), res->p50_us,
-                       res->p99_us, res->p999_us, res->note[0] ? "  " : "", res->note);
+                       res->p99_us, res->p999_us, res->cpu_us, res->note[0] ? "  " : "", res->note);
             fflush(stdout);
             /* A case that cannot run now will not run in the next round. */
             if (res->na && r == 0 && runs > 1)
@@ -691,10 +757,15 @@ int main(int argc, char **argv)
     text_add(&t,
              "\nEach figure is the median of %d run(s); a run warms up for %.1f s and measures "
              "%.1f s. Payloads are 1 KiB; every connection is on 127.0.0.1; the client and the "
-             "responder are threads of hubbench, the middle (hubd, rawhop, nats-server) is a "
-             "process of its own. Latency is send → reply (or → delivery for events). "
-             "Ratios are msg/s over the baseline's with the same number in flight. "
-             "hubd runs with log_level = warn.\n\n",
+             "responder are threads of hubbench, the middle (hubd, rawhop, nats-server, the "
+             "RabbitMQ node, the PostgreSQL cluster) is a process (tree) of its own. Latency is "
+             "send → reply (or → delivery for events and queues). Ratios are msg/s over the "
+             "baseline's with the same number in flight. hubd runs with log_level = warn. "
+             "*Middle CPU* is the user + system time of the middle's processes "
+             "(/proc/PID/stat, with their children) over the measured window, per completed "
+             "message; a request/reply is two envelopes through the middle (request and reply), "
+             "an event or a queued message one. It depends much less than msg/s on how busy the "
+             "machine is.\n\n",
              runs, bench_opts.warmup_s, bench_opts.measure_s);
     table(&t);
     text_add(&t, "\n");

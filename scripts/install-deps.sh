@@ -9,6 +9,10 @@ PACKAGES=(
   libssl-dev libuv1-dev liblmdb-dev lmdb-utils libhttp-parser-dev
   check libclang-rt-14-dev libfaketime
   nats-server libnats-dev
+  # hubbench's durable peers (issue 21): a private RabbitMQ node and a private
+  # PostgreSQL cluster, started by hubbench itself (see the end of this file
+  # for the system services these packages would start).
+  rabbitmq-server librabbitmq-dev postgresql libpq-dev
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
   # e2e_test_auditchain's time-stamping authority: `openssl ts -reply` behind
   # python3's http.server (python3 is listed below); e2e_test_outbound_auth and
@@ -48,3 +52,20 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts rabbitmq-server (and postgresql's main cluster) when it
+# installs them. hubbench needs neither: it runs private instances on other
+# ports with their own epmd, so the system ones do not get in its way, but a
+# broker listening on 0.0.0.0:5672 nobody asked for should not be left
+# behind. Stop and disable the ones this run installed (where systemd runs;
+# in a container whose policy-rc.d forbids starting services, none started).
+for svc in rabbitmq-server postgresql; do
+  case " ${missing[*]} " in
+    *" $svc "*)
+      if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now "$svc" >/dev/null 2>&1 || true
+      elif command -v service >/dev/null; then
+        service "$svc" stop >/dev/null 2>&1 || true
+      fi
+      ;;
+  esac
+done

@@ -22,6 +22,7 @@ typedef struct {
     bool durable; /* also in the store, until answered */
     char id[HUB_UUID_LEN + 1];
     char answer_id[HUB_UUID_LEN + 1]; /* the accepted reply; "" = still open */
+    uint64_t answer_seq; /* the reply's seq when it was queued; 0: online-only */
 } hub__request_t;
 
 #define HUB__MAX_TRACKED_REQUESTS 1000000
@@ -152,6 +153,19 @@ static void hub__request_answered(hub_server_t *self, hub__request_t *req, const
         if (id && HUB__PUSH(self->answered, self->answered_n, self->answered_cap, id) != 0)
             free(id);
     }
+}
+
+/* At the start of its commit (loop thread): whether a queued request is
+ * answered already, and how (hub__pending_t.answered_*). */
+void hub__request_note(hub_server_t *self, hub__pending_t *p)
+{
+    if (!p->request_expires_us)
+        return;
+    const hub__request_t *req = hub_map_get(self->requests, p->msg.message_id);
+    if (!req || !req->answer_id[0])
+        return;
+    p->answered_online = req->answer_seq == 0;
+    p->answered_by_seq = req->answer_seq;
 }
 
 void hub__expire_requests(hub_server_t *self, uint64_t now)
@@ -534,6 +548,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     if (answers)
         hub__request_answered(self, answers, env->message_id);
     p.msg.preset_seq = self->next_seq++;
+    if (answers && !strcmp(answers->answer_id, env->message_id) && !answers->answer_seq)
+        answers->answer_seq = p.msg.preset_seq;
     hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
     p.queued_mono_us = hub_monotonic_us();
     if (hub__pending_push(self, &p) != 0) {

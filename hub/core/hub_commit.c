@@ -292,6 +292,27 @@ static void *hub__verify_range(void *arg)
     return NULL;
 }
 
+/* Whether request p was answered before this commit by a reply that is
+ * now settled for good: an online-only one (ACKed already), or a queued one
+ * this same commit stores. Items are in seq order. */
+static bool hub__answered_in_job(const hub__commit_t *job, const hub__pending_t *p)
+{
+    if (p->answered_online)
+        return true;
+    if (!p->answered_by_seq)
+        return false;
+    size_t lo = 0, hi = job->n_items;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (job->items[mid].msg.preset_seq < p->answered_by_seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < job->n_items && job->items[lo].msg.preset_seq == p->answered_by_seq &&
+           job->items[lo].verdict == 0 && job->outcomes[lo] == HUB_STORE_OK;
+}
+
 static void hub__commit_work(uv_work_t *req)
 {
     hub__commit_t *job = req->data;
@@ -361,6 +382,8 @@ static void hub__commit_work(uv_work_t *req)
             const hub__pending_t *p = &job->items[i];
             if (p->verdict != 0 || job->outcomes[i] != HUB_STORE_OK || !p->request_expires_us)
                 continue;
+            if (hub__answered_in_job(job, p))
+                continue; /* its reply is in this very commit: nothing to remember */
             hub_store_request_t *r = &reqs[nr++];
             memcpy(r->message_id, p->msg.message_id, sizeof r->message_id);
             memcpy(r->sender, p->msg.sender, sizeof r->sender);
@@ -562,6 +585,8 @@ void hub__commit_start(hub_server_t *self)
             return;
         }
         memcpy(job->items, self->pending, take * sizeof *job->items);
+        for (size_t i = 0; i < take; i++)
+            hub__request_note(self, &job->items[i]);
         for (size_t i = 0; i < take; i++)
             if (!job->items[i].early && self->pending_late_n > 0)
                 self->pending_late_n--;

@@ -243,6 +243,12 @@ typedef struct {
     const char *purpose;        /* interned: its agreement's purpose, for the audit log */
     uint64_t queued_mono_us;
     uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
+    /* A REQUEST already answered when its commit starts (hub__request_note):
+     * by an online-only reply (the reply was ACKed: nothing to keep), or by
+     * the queued reply with this seq; if that reply is stored by the same
+     * commit, the request need not be tracked in the store at all. */
+    bool answered_online;
+    uint64_t answered_by_seq;
 } hub__pending_t;
 
 /* A queued message to dead-letter with a reason of its own: its agreement
@@ -550,6 +556,7 @@ bool hub__flood_banned(const hub_server_t *self, const hub__member_t *m, uint64_
 void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused);
 
 /* hub_admit.c */
+void hub__request_note(hub_server_t *self, hub__pending_t *p);
 void hub__expire_requests(hub_server_t *self, uint64_t now);
 void hub__member_limits(hub_server_t *self, hub__member_t *m);
 int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why);

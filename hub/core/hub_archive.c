@@ -2,6 +2,7 @@
 #include "hub_core_internal.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_numfiles.h"
 #include "hub_sha256.h"
 #include "hub_wire.h"
 
@@ -31,7 +32,6 @@
 #define HUB__FILE_DOMAIN "LTH-ARCHIVE-FILE-V1"
 #define HUB__DEFAULT_MAX_BYTES (64ull * 1024 * 1024)
 #define HUB__DEFAULT_MAX_AGE_US (24ull * 3600 * 1000000)
-#define HUB__FILE_NUMBER_MAX 999999999ul
 #define HUB__RECORD_MAX (256u * 1024 * 1024) /* a record's len field */
 #define HUB__DAY_US (86400ull * 1000000)
 #define HUB__WRITE_AT (1u << 20) /* buffered bytes that put writes out at once */
@@ -69,21 +69,15 @@ static uint64_t hub__be64(const uint8_t *p)
     return v;
 }
 
-static int hub__errno_code(int e)
-{
-    switch (e) {
-    case ENOENT: return HUB_ENOENT;
-    case EACCES:
-    case EPERM: return HUB_EPERM;
-    case ENOMEM: return HUB_ENOMEM;
-    case EEXIST: return HUB_EEXIST;
-    default: return HUB_EIO;
-    }
-}
-
 static void hub__file_name(unsigned long number, char out[HUB_ARCHIVE_FILE_NAME_MAX])
 {
-    snprintf(out, HUB_ARCHIVE_FILE_NAME_MAX, "archive-%06lu.lar", number);
+    hub_numfiles_name("archive-", number, ".lar", out, HUB_ARCHIVE_FILE_NAME_MAX);
+}
+
+/* The files of dir, in order (hub_numfiles.h). */
+static int hub__list_files(const char *dir, hub_numfiles_t *out)
+{
+    return hub_numfiles_list(dir, "archive-", ".lar", out);
 }
 
 void hub_archive_key_id_hex(const uint8_t id[HUB_ARCHIVE_KEY_ID_LEN], char out[17])
@@ -118,7 +112,7 @@ int hub_archive_key_read(const char *path, hub_archive_key_t *out, char *err, si
         int e = errno;
         snprintf(err, err_size, "cannot read the archive key file %s: %s%s", path, strerror(e),
                  e == ENOENT ? " (make one with 'hubctl archive keygen FILE')" : "");
-        return hub__errno_code(e);
+        return hub_errno_code(e);
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -170,7 +164,7 @@ int hub_archive_key_generate(const char *path, hub_archive_key_t *out, char *err
         int e = errno;
         snprintf(err, err_size, "cannot create the archive key file %s: %s%s", path, strerror(e),
                  e == EEXIST ? " (an existing key is never overwritten)" : "");
-        return hub__errno_code(e);
+        return hub_errno_code(e);
     }
     randombytes_buf(out->key, sizeof out->key);
     hub__key_id(out);
@@ -453,72 +447,16 @@ static int hub__scan(const uint8_t *buf, size_t len, hub__scan_t *out, hub__rec_
     return 0;
 }
 
-typedef struct {
-    unsigned long *numbers; /* ascending */
-    size_t count;
-} hub__files_t;
-
-static int hub__cmp_ulong(const void *a, const void *b)
-{
-    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int hub__list_files(const char *dir, hub__files_t *out)
-{
-    out->numbers = NULL;
-    out->count = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return hub__errno_code(errno);
-    size_t cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) != NULL) {
-        const char *name = de->d_name;
-        if (strncmp(name, "archive-", 8) != 0 || name[8] < '0' || name[8] > '9')
-            continue;
-        char *end = NULL;
-        errno = 0;
-        unsigned long number = strtoul(name + 8, &end, 10);
-        char canonical[HUB_ARCHIVE_FILE_NAME_MAX];
-        hub__file_name(number, canonical);
-        if (errno || number == 0 || number > HUB__FILE_NUMBER_MAX || strcmp(canonical, name))
-            continue;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            unsigned long *grown = realloc(out->numbers, ncap * sizeof *grown);
-            if (!grown) {
-                rc = HUB_ENOMEM;
-                break;
-            }
-            out->numbers = grown;
-            cap = ncap;
-        }
-        out->numbers[out->count++] = number;
-    }
-    closedir(d);
-    if (rc != 0) {
-        free(out->numbers);
-        out->numbers = NULL;
-        out->count = 0;
-        return rc;
-    }
-    if (out->count)
-        qsort(out->numbers, out->count, sizeof *out->numbers, hub__cmp_ulong);
-    return 0;
-}
-
 static int hub__read_all(int dir_fd, const char *name, uint8_t **buf_out, size_t *len_out)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return hub__errno_code(errno);
+        return hub_errno_code(errno);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return hub__errno_code(e);
+        return hub_errno_code(e);
     }
     size_t len = (size_t)st.st_size, got = 0;
     uint8_t *buf = malloc(len ? len : 1);
@@ -780,7 +718,7 @@ static int hub__read_seal(int dir_fd, const char *name, hub__seal_t *out)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return hub__errno_code(errno);
+        return hub_errno_code(errno);
     struct stat st;
     uint8_t bytes[HUB__SEAL_LEN];
     int rc = HUB_EPARSE;
@@ -805,7 +743,7 @@ int hub_archive_maintain(hub_archive_t *self, size_t *deleted)
     int rc = 0;
     if (!self->broken && hub__rotation_due(self, now))
         rc = hub__seal(self, now, 0);
-    hub__files_t files;
+    hub_numfiles_t files;
     int lrc = hub__list_files(self->dir, &files);
     if (lrc != 0 && rc == 0)
         rc = lrc;
@@ -879,7 +817,7 @@ static int hub__recover(hub_archive_t *self, const char *name, const uint8_t *bu
 /* Finds where the chain stands: the last file's seal, or seals it. */
 static int hub__resume(hub_archive_t *self, char *err, size_t err_size)
 {
-    hub__files_t files;
+    hub_numfiles_t files;
     int rc = hub__list_files(self->dir, &files);
     if (rc != 0) {
         snprintf(err, err_size, "cannot list the archive directory %s: %s", self->dir,
@@ -972,7 +910,7 @@ int hub_archive_open(const char *dir, const hub_archive_config_t *config, hub_ar
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
         snprintf(err, err_size, "cannot create the archive directory %s: %s", dir,
                  strerror(errno));
-        int rc = hub__errno_code(errno);
+        int rc = hub_errno_code(errno);
         self->dir_fd = -1;
         hub_archive_close(&self);
         return rc;
@@ -982,7 +920,7 @@ int hub_archive_open(const char *dir, const hub_archive_config_t *config, hub_ar
         int e = errno;
         snprintf(err, err_size, "cannot open the archive directory %s: %s", dir, strerror(e));
         hub_archive_close(&self);
-        return hub__errno_code(e);
+        return hub_errno_code(e);
     }
     if (flock(self->dir_fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, err_size, "the archive directory %s is in use by another process", dir);
@@ -1095,7 +1033,7 @@ int hub_archive_read_dir(const char *dir, const uint8_t *sign_public, const hub_
     memset(report, 0, sizeof *report);
     if (!dir)
         return HUB_EINVAL;
-    hub__files_t files;
+    hub_numfiles_t files;
     int rc = hub__list_files(dir, &files);
     if (rc != 0)
         return hub__report(report, rc, NULL, "cannot list %s: %s", dir, hub_strerror(rc));
@@ -1109,7 +1047,7 @@ int hub_archive_read_dir(const char *dir, const uint8_t *sign_public, const hub_
     r.ctx = EVP_CIPHER_CTX_new();
     r.decoded = malloc(sizeof *r.decoded);
     if (dir_fd < 0 || !r.ctx || !r.decoded) {
-        rc = dir_fd < 0 ? hub__errno_code(errno) : HUB_ENOMEM;
+        rc = dir_fd < 0 ? hub_errno_code(errno) : HUB_ENOMEM;
         hub__report(report, rc, NULL, "cannot open %s: %s", dir, hub_strerror(rc));
         goto done;
     }

@@ -1,6 +1,7 @@
 #include "hub_audit.h"
 #include "hub_error.h"
 #include "hub_log.h"
+#include "hub_numfiles.h"
 #include "hub_sha256.h"
 #include "hub_tsa.h"
 #include "hub_wire.h"
@@ -25,7 +26,6 @@
 #define HUB__DEFAULT_MAX_FILE_BYTES (64ull * 1024 * 1024)
 #define HUB__DEFAULT_CP_RECORDS 1000ull
 #define HUB__DEFAULT_CP_US (10ull * 1000 * 1000)
-#define HUB__FILE_NUMBER_MAX 999999999ul
 #define HUB__ROT_DOMAIN "LTH-AUDIT-KEY-ROTATION-V1" /* followed by one 0x00 byte */
 #define HUB__ROT_MSG_LEN (sizeof HUB__ROT_DOMAIN + 2 * 32)
 #define HUB__ROT_REASON "new hub signing key "
@@ -533,79 +533,13 @@ static int hub__parse(const char *line, size_t len, hub__parsed_t *out, char *sc
 
 static void hub__file_name(unsigned long number, char out[HUB_AUDIT_FILE_NAME_MAX])
 {
-    snprintf(out, HUB_AUDIT_FILE_NAME_MAX, "audit-%06lu.log", number);
+    hub_numfiles_name("audit-", number, ".log", out, HUB_AUDIT_FILE_NAME_MAX);
 }
 
-typedef struct {
-    unsigned long *numbers; /* ascending */
-    size_t count;
-} hub__files_t;
-
-static int hub__cmp_ulong(const void *a, const void *b)
+/* The files of dir, in order (hub_numfiles.h). */
+static int hub__list_files(const char *dir, hub_numfiles_t *out)
 {
-    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int hub__errno_code(int e)
-{
-    switch (e) {
-    case ENOENT: return HUB_ENOENT;
-    case EACCES:
-    case EPERM: return HUB_EPERM;
-    case ENOMEM: return HUB_ENOMEM;
-    default: return HUB_EIO;
-    }
-}
-
-/* The audit files of dir: exactly "audit-" NUMBER ".log" with NUMBER as
- * hub__file_name() writes it; other names are ignored. */
-static int hub__list_files(const char *dir, hub__files_t *out)
-{
-    out->numbers = NULL;
-    out->count = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return hub__errno_code(errno);
-    size_t cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) != NULL) {
-        const char *name = de->d_name;
-        if (strncmp(name, "audit-", 6) != 0)
-            continue;
-        char *end = NULL;
-        errno = 0;
-        unsigned long number = strtoul(name + 6, &end, 10);
-        if (errno || name[6] < '0' || name[6] > '9' || strcmp(end, ".log") != 0 || number == 0 ||
-            number > HUB__FILE_NUMBER_MAX)
-            continue;
-        char canonical[HUB_AUDIT_FILE_NAME_MAX];
-        hub__file_name(number, canonical);
-        if (strcmp(canonical, name) != 0)
-            continue;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            unsigned long *grown = realloc(out->numbers, ncap * sizeof *grown);
-            if (!grown) {
-                rc = HUB_ENOMEM;
-                break;
-            }
-            out->numbers = grown;
-            cap = ncap;
-        }
-        out->numbers[out->count++] = number;
-    }
-    closedir(d);
-    if (rc != 0) {
-        free(out->numbers);
-        out->numbers = NULL;
-        out->count = 0;
-        return rc;
-    }
-    if (out->count)
-        qsort(out->numbers, out->count, sizeof *out->numbers, hub__cmp_ulong);
-    return 0;
+    return hub_numfiles_list(dir, "audit-", ".log", out);
 }
 
 /* Reads a whole file into a malloc'ed buffer (never NULL on success). */
@@ -616,12 +550,12 @@ static int hub__read_all(const char *dir, const char *name, char **buf_out, size
         return HUB_EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return hub__errno_code(errno);
+        return hub_errno_code(errno);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return hub__errno_code(e);
+        return hub_errno_code(e);
     }
     size_t cap = (size_t)st.st_size + 1, len = 0;
     char *buf = malloc(cap);
@@ -647,7 +581,7 @@ static int hub__read_all(const char *dir, const char *name, char **buf_out, size
             int e = errno;
             free(buf);
             close(fd);
-            return hub__errno_code(e);
+            return hub_errno_code(e);
         }
         if (n == 0)
             break;
@@ -1145,7 +1079,7 @@ static int hub__file_size(hub_audit_t *self, unsigned long number, uint64_t *siz
     hub__file_name(number, name);
     struct stat st;
     if (fstatat(self->dir_fd, name, &st, 0) != 0)
-        return hub__errno_code(errno);
+        return hub_errno_code(errno);
     *size = (uint64_t)st.st_size;
     return 0;
 }
@@ -1214,7 +1148,7 @@ static int hub__note_gap(hub_audit_t *self, char *err, size_t err_size)
  * record when the previous run did not close the log. */
 static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
 {
-    hub__files_t files;
+    hub_numfiles_t files;
     int rc = hub__list_files(self->dir, &files);
     if (rc != 0) {
         snprintf(err, err_size, "cannot list the audit directory %s: %s", self->dir,
@@ -1353,7 +1287,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
         } else {
             self->fd = openat(self->dir_fd, torn_name, O_WRONLY | O_APPEND | O_CLOEXEC);
             if (self->fd < 0) {
-                rc = hub__errno_code(errno);
+                rc = hub_errno_code(errno);
                 snprintf(err, err_size, "cannot open %s/%s for appending: %s", self->dir,
                          torn_name, strerror(errno));
                 goto out;
@@ -1444,18 +1378,18 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
         goto fail;
     }
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        rc = hub__errno_code(errno);
+        rc = hub_errno_code(errno);
         snprintf(err, err_size, "cannot create the audit directory %s: %s", dir, strerror(errno));
         goto fail;
     }
     self->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dir_fd < 0) {
-        rc = hub__errno_code(errno);
+        rc = hub_errno_code(errno);
         snprintf(err, err_size, "cannot open the audit directory %s: %s", dir, strerror(errno));
         goto fail;
     }
     if (flock(self->dir_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? HUB_EAGAIN : hub__errno_code(errno);
+        rc = errno == EWOULDBLOCK ? HUB_EAGAIN : hub_errno_code(errno);
         snprintf(err, err_size,
                  "the audit log in %s is open in another process (another hubd?): only one "
                  "writer may append to it",
@@ -1888,7 +1822,7 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
         snprintf(report->message, sizeof report->message, "libsodium could not be initialised");
         return HUB_ECRYPTO;
     }
-    hub__files_t files;
+    hub_numfiles_t files;
     int rc = hub__list_files(dir, &files);
     if (rc != 0) {
         snprintf(report->message, sizeof report->message, "cannot read the audit directory %s: %s",
@@ -2040,7 +1974,7 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
     const char *service = filter->service && *filter->service ? filter->service : NULL;
     if (!message_id && !service)
         return HUB_EINVAL;
-    hub__files_t files;
+    hub_numfiles_t files;
     int rc = hub__list_files(dir, &files);
     if (rc != 0)
         return rc;

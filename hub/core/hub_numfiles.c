@@ -1,0 +1,81 @@
+#include "hub_numfiles.h"
+
+#include "hub_error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hub_numfiles_name(const char *prefix, unsigned long number, const char *suffix, char *out,
+                       size_t size)
+{
+    snprintf(out, size, "%s%06lu%s", prefix, number, suffix);
+}
+
+int hub_errno_code(int e)
+{
+    switch (e) {
+    case ENOENT: return HUB_ENOENT;
+    case EACCES:
+    case EPERM: return HUB_EPERM;
+    case ENOMEM: return HUB_ENOMEM;
+    case EEXIST: return HUB_EEXIST;
+    default: return HUB_EIO;
+    }
+}
+
+static int hub__cmp_ulong(const void *a, const void *b)
+{
+    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+    return x < y ? -1 : x > y;
+}
+
+int hub_numfiles_list(const char *dir, const char *prefix, const char *suffix, hub_numfiles_t *out)
+{
+    out->numbers = NULL;
+    out->count = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return hub_errno_code(errno);
+    size_t prefix_len = strlen(prefix), cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        if (strncmp(name, prefix, prefix_len) != 0 || name[prefix_len] < '0' ||
+            name[prefix_len] > '9')
+            continue;
+        char *end = NULL;
+        errno = 0;
+        unsigned long number = strtoul(name + prefix_len, &end, 10);
+        if (errno || number == 0 || number > HUB_NUMFILES_MAX || strcmp(end, suffix) != 0)
+            continue;
+        char canonical[256];
+        hub_numfiles_name(prefix, number, suffix, canonical, sizeof canonical);
+        if (strcmp(canonical, name) != 0)
+            continue;
+        if (out->count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            unsigned long *grown = realloc(out->numbers, ncap * sizeof *grown);
+            if (!grown) {
+                rc = HUB_ENOMEM;
+                break;
+            }
+            out->numbers = grown;
+            cap = ncap;
+        }
+        out->numbers[out->count++] = number;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(out->numbers);
+        out->numbers = NULL;
+        out->count = 0;
+        return rc;
+    }
+    if (out->count > 1)
+        qsort(out->numbers, out->count, sizeof *out->numbers, hub__cmp_ulong);
+    return 0;
+}

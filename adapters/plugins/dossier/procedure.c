@@ -636,6 +636,23 @@ static bool proc_answer_ok(proc_t *st, int status, size_t n_results, size_t n)
     return true;
 }
 
+/* Applies a batch's identity outcomes and says so (what: "look-ups" or
+ * "verifications"). */
+static void proc_apply_and_log(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
+                               proc_batch_t *b, const char *what)
+{
+    size_t accepted = 0, returned = 0, waiting = 0;
+    if (proc_apply_outcomes(st, client, b, &accepted, &returned, &waiting) != 0)
+        return;
+    if (st->lookup_failing)
+        dp_log(st->host, DP_INFO, "identity checks answered again");
+    st->lookup_failing = false;
+    dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
+           "identity %s (%s): %zu dossiers: verified=%zu returned=%zu waiting=%zu%s", what,
+           p->purpose_code, b->n, accepted, returned, waiting,
+           waiting ? " (the population database does not permit this member or purpose)" : "");
+}
+
 /* citizen.lookup/v1 for a batch: FOUND is enough. */
 static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
                               proc_batch_t *b, const char *purpose)
@@ -669,18 +686,7 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
             b->outcome[i] = proc_outcome_of(resp->results[i]->status);
             b->reason[i] = resp->results[i]->reason;
         }
-        size_t accepted = 0, returned = 0, waiting = 0;
-        if (proc_apply_outcomes(st, client, b, &accepted, &returned, &waiting) == 0) {
-            if (st->lookup_failing)
-                dp_log(st->host, DP_INFO, "identity checks answered again");
-            st->lookup_failing = false;
-            dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
-                   "identity look-ups (%s): %zu dossiers: verified=%zu returned=%zu "
-                   "waiting=%zu%s",
-                   p->purpose_code, b->n, accepted, returned, waiting,
-                   waiting ? " (the population database does not permit this member or purpose)"
-                           : "");
-        }
+        proc_apply_and_log(st, client, p, b, "look-ups");
     }
     if (resp)
         lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
@@ -752,18 +758,7 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
                 b->reason[i] = b->reason_buf[i];
             }
         }
-        size_t accepted = 0, returned = 0, waiting = 0;
-        if (proc_apply_outcomes(st, client, b, &accepted, &returned, &waiting) == 0) {
-            if (st->lookup_failing)
-                dp_log(st->host, DP_INFO, "identity checks answered again");
-            st->lookup_failing = false;
-            dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
-                   "identity verifications (%s): %zu dossiers: verified=%zu returned=%zu "
-                   "waiting=%zu%s",
-                   p->purpose_code, b->n, accepted, returned, waiting,
-                   waiting ? " (the population database does not permit this member or purpose)"
-                           : "");
-        }
+        proc_apply_and_log(st, client, p, b, "verifications");
     }
     if (resp)
         lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);

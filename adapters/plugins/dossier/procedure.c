@@ -217,7 +217,6 @@ static void proc_flush(proc_t *st, adp_client_t *client)
 
 /* ---- submitting ---- */
 
-
 /* When a dossier received at now is due: with plugin.calendar, in working
  * days and hours (lth_workcal.h); without, every day a working day and a
  * day plugin.day_ms long (demos and tests run days in seconds). */
@@ -226,10 +225,10 @@ static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
     if (!st->calendar)
         return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, st->day_us);
     int64_t due = 0;
-    int rc = !strcmp(p->limit_text, "same working day")
-                 ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
-                 : lth_workcal_due(st->calendar, (int64_t)now, p->limit_amount, p->limit_unit,
-                                   &due);
+    int rc =
+        !strcmp(p->limit_text, "same working day")
+            ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
+            : lth_workcal_due(st->calendar, (int64_t)now, p->limit_amount, p->limit_unit, &due);
     if (rc != 0)
         return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, LTH_DAY_US);
     time_t secs = (time_t)(due / 1000000 + LTH_WORKCAL_UTC_OFFSET_S);
@@ -974,8 +973,8 @@ static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
     if (!buf)
         goto out;
     lth__domain__v1__procedure_catalogue__pack(&cat, buf);
-    if (adp_publish(client, "catalogue.published/v1",
-                    LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"), buf, len, 0, NULL) == 0) {
+    if (adp_publish(client, "catalogue.published/v1", LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"),
+                    buf, len, 0, NULL) == 0) {
         st->catalogue_published = true;
         dp_log(st->host, DP_INFO, "procedure catalogue published: %zu procedures", n);
     } else {

@@ -81,6 +81,24 @@ static bool pop_permitted(const pop_state_t *st, const char *member)
     return false;
 }
 
+/* Hands an answer over only once the access register holds it (noted: what
+ * pop_access_note*() returned): no data leaves unrecorded. */
+static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t *reply,
+                         uint8_t *out, size_t out_len, int noted, const char *service,
+                         const char *content_type)
+{
+    if (noted != 0) {
+        free(out);
+        pop_log(st, 3, "%s from %s not answered: the access register could not be written", service,
+                msg->sender);
+        return HUB_ESTORE;
+    }
+    reply->payload = out;
+    reply->payload_len = out_len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+    return 0;
+}
+
 static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                       void *user)
 {
@@ -103,15 +121,10 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
                 hub_strerror(rc));
         return rc;
     }
-    if (pop_access_note(st->access, msg, out, out_len) != 0) {
-        free(out); /* nothing leaves unrecorded */
-        pop_log(st, 3, "citizen.lookup from %s not answered: the access register could not be "
-                       "written", msg->sender);
-        return HUB_ESTORE;
-    }
-    reply->payload = out;
-    reply->payload_len = out_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", LTH_LOOKUP_RESPONSE_TYPE);
+    rc = pop_hand_over(st, msg, reply, out, out_len, pop_access_note(st->access, msg, out, out_len),
+                       "citizen.lookup", LTH_LOOKUP_RESPONSE_TYPE);
+    if (rc != 0)
+        return rc;
 
     st->requests++;
     st->keys += n.keys;
@@ -157,15 +170,11 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
                 hub_strerror(rc));
         return rc;
     }
-    if (pop_access_note_verify(st->access, msg, out, out_len) != 0) {
-        free(out); /* nothing leaves unrecorded */
-        pop_log(st, 3, "citizen.verify from %s not answered: the access register could not be "
-                       "written", msg->sender);
-        return HUB_ESTORE;
-    }
-    reply->payload = out;
-    reply->payload_len = out_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", LTH_VERIFY_RESPONSE_TYPE);
+    rc = pop_hand_over(st, msg, reply, out, out_len,
+                       pop_access_note_verify(st->access, msg, out, out_len), "citizen.verify",
+                       LTH_VERIFY_RESPONSE_TYPE);
+    if (rc != 0)
+        return rc;
     st->verifies++;
     st->verify_subjects += n.subjects;
     st->verify_all_match += n.all_match;

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #   scripts/fuzz.sh            30 s per target, every target (a smoke run)
 #   scripts/fuzz.sh 600        the 10-minute-per-target run
-#   scripts/fuzz.sh 120 http   one target (frame envelope conf audit http member_id)
+#   scripts/fuzz.sh 120 http   one target (frame envelope conf audit http bridge_http member_id store_record)
 #
 # Checks the packages (scripts/install-deps.sh), configures build-fuzz/ with
 # CC=clang -DHUB_FUZZ=ON (every library instrumented for libFuzzer, ASan and
@@ -28,7 +28,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -eq 0 ]; then
   echo "fuzz.sh: SECONDS_PER_TARGET must be a positive whole number, not '$seconds'" >&2
   exit 2
 fi
-all_targets=(frame envelope conf audit http member_id store_record)
+all_targets=(frame envelope conf audit http bridge_http member_id store_record)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
@@ -42,7 +42,7 @@ done
 # small enough to keep the executions fast.
 declare -A max_len=(
   [frame]=16384 [envelope]=8192 [conf]=4096 [audit]=32768 [http]=16384 [member_id]=512
-  [store_record]=2048
+  [store_record]=2048 [bridge_http]=16384
 )
 
 scripts/install-deps.sh

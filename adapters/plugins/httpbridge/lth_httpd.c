@@ -33,6 +33,7 @@ typedef struct httpd_req {
     size_t body_len, body_cap;
     lth_httpd_response_t answer; /* a deferred request's response, once completed */
     int early_status;            /* found unacceptable before its body: answer this */
+    size_t discarded;            /* body bytes read and dropped before that answer */
     bool started;                /* the access handler has seen it */
     bool deferred;               /* suspended, waiting for lth_httpd_complete() */
     bool completed;              /* answer is filled in */
@@ -422,17 +423,28 @@ static enum MHD_Result httpd_on_request(void *cls, struct MHD_Connection *conn, 
     if (!r->started) {
         r->started = true;
         httpd_check_head(r, method, version);
-        /* Refused before the body: libmicrohttpd answers at once, sends no
-         * "100 Continue", and closes after. */
-        return r->early_status ? httpd_queue_error(conn, r->early_status, r->early_message)
-                               : MHD_YES;
+        /* A body too large to read, or too many connections: answered at
+         * once (no "100 Continue"), and closed after. Any other refusal
+         * reads and drops the body first (at most max_body_bytes of it):
+         * closing with unread bytes would reset the connection, and the
+         * client would lose the answer that says what is wrong. */
+        if (r->early_status == 413 || r->early_status == 503)
+            return httpd_queue_error(conn, r->early_status, r->early_message);
+        return MHD_YES;
     }
     if (r->completed) { /* resumed by lth_httpd_complete() */
         r->completed = false;
         return httpd_queue(conn, &r->answer, false);
     }
     if (*upload_data_size) {
-        if (!r->early_status && httpd_append_body(r, upload_data, *upload_data_size) != 0)
+        if (r->early_status) {
+            r->discarded += *upload_data_size;
+            *upload_data_size = 0;
+            if (r->discarded > r->server->cfg.max_body_bytes)
+                return httpd_queue_error(conn, r->early_status, r->early_message);
+            return MHD_YES;
+        }
+        if (httpd_append_body(r, upload_data, *upload_data_size) != 0)
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;

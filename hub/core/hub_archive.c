@@ -717,8 +717,10 @@ int hub_archive_flush(hub_archive_t *self)
 static int hub__read_seal(int dir_fd, const char *name, hub__seal_t *out)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return hub_errno_code(errno);
+    if (fd < 0) {
+        int rc = hub_errno_code(errno);
+        return rc ? rc : HUB_EIO; /* never 0: *out is not filled in */
+    }
     struct stat st;
     uint8_t bytes[HUB__SEAL_LEN];
     int rc = HUB_EPARSE;

@@ -533,16 +533,10 @@ static int hub__reserve(uint8_t **buf, size_t *cap, size_t need)
 
 static int hub__write_out(hub_archive_t *self)
 {
-    size_t off = 0;
-    while (off < self->buf_len) {
-        ssize_t n = write(self->fd, self->buf + off, self->buf_len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            hub__fail(self, "write", errno);
-            return HUB_EIO;
-        }
-        off += (size_t)n;
+    int e = hub_write_all(self->fd, self->buf, self->buf_len);
+    if (e != 0) {
+        hub__fail(self, "write", e);
+        return HUB_EIO;
     }
     self->buf_len = 0;
     return 0;

@@ -645,16 +645,10 @@ static void hub__fail(hub_audit_t *self, const char *what, int e)
 
 static int hub__write_out(hub_audit_t *self)
 {
-    size_t off = 0;
-    while (off < self->buf_len) {
-        ssize_t n = write(self->fd, self->buf + off, self->buf_len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            hub__fail(self, "write", errno);
-            return HUB_EIO;
-        }
-        off += (size_t)n;
+    int e = hub_write_all(self->fd, self->buf, self->buf_len);
+    if (e != 0) {
+        hub__fail(self, "write", e);
+        return HUB_EIO;
     }
     self->buf_len = 0;
     return 0;

@@ -7,11 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void hub_numfiles_name(const char *prefix, unsigned long number, const char *suffix, char *out,
                        size_t size)
 {
     snprintf(out, size, "%s%06lu%s", prefix, number, suffix);
+}
+
+int hub_write_all(int fd, const void *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, (const char *)buf + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        off += (size_t)n;
+    }
+    return 0;
 }
 
 int hub_errno_code(int e)

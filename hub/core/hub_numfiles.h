@@ -27,6 +27,9 @@ void hub_numfiles_name(const char *prefix, unsigned long number, const char *suf
 /* Lists dir's files named as above into *out (free out->numbers). Returns
  * 0, or hub_errno_code() of opendir's failure, or HUB_ENOMEM. */
 int hub_numfiles_list(const char *dir, const char *prefix, const char *suffix, hub_numfiles_t *out);
+/* Writes all len bytes to fd (retrying short writes and EINTR). Returns 0,
+ * or the errno of the failed write. */
+int hub_write_all(int fd, const void *buf, size_t len);
 /* errno as a HUB_E* code: ENOENT, EACCES/EPERM, ENOMEM, EEXIST; else HUB_EIO. */
 int hub_errno_code(int e);
 

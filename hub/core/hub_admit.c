@@ -534,6 +534,12 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
             p.verify = false;
         }
     }
+    /* The store's de-duplication record keeps the digest (ID_REUSED): from
+     * this decode, so that the commit worker decodes the envelope again
+     * only for a signature it checks or the audit log. A failure leaves it
+     * zero (the worker tries again). */
+    if (!p.verify && !(self->cfg.require_signatures && env->batch_proof))
+        (void)hub_envelope_digest(env, p.msg.digest);
     if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
         const char *why;
         int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,

@@ -224,7 +224,12 @@ static void hub__after_commit(uv_work_t *req, int status)
 
     for (size_t i = 0; i < job->n_items; i++)
         free(job->items[i].bytes);
-    free(job->items);
+    if (job->items && !self->items_spare && job->items_cap <= HUB__SPARE_ITEMS_MAX) {
+        self->items_spare = job->items; /* for the next commit (hub__commit_start) */
+        self->items_spare_cap = job->items_cap;
+    } else {
+        free(job->items);
+    }
     free(job->outcomes);
     for (size_t i = 0; i < job->n_acks; i++)
         free(job->acks[i].seqs);
@@ -260,6 +265,7 @@ typedef struct {
     hub__pending_t *items;
     hub_envelope_t **envs;
     size_t begin, end;
+    bool decode_all; /* the audit log reads every envelope (hub__outcome_audit_commit) */
 } hub__verify_t;
 
 static void *hub__verify_range(void *arg)
@@ -271,15 +277,18 @@ static void *hub__verify_range(void *arg)
     memset(&cache, 0, sizeof cache);
     for (size_t i = v->begin; i < v->end; i++) {
         hub__pending_t *p = &v->items[i];
-        hub_envelope_decode(p->bytes, p->msg.envelope_len, &v->envs[i]);
         /* The store keeps the digest with the message id, so that a re-send
          * under the same id is told from new content (ID_REUSED); admission
-         * computed it already for a batch-signed envelope. A digest that
-         * cannot be computed stays zero: the store then treats a re-send as
-         * a duplicate, as before digests were kept. */
+         * computed it from its own decode unless the signature is checked
+         * here. The envelope is decoded again only for a signature, the
+         * audit log or a digest still missing. A digest that cannot be
+         * computed stays zero: the store then treats a re-send as a
+         * duplicate, as before digests were kept. */
         bool have = false;
         for (size_t k = 0; k < sizeof p->msg.digest && !have; k++)
             have = p->msg.digest[k] != 0;
+        if (!have || p->verify || v->decode_all)
+            hub_envelope_decode(p->bytes, p->msg.envelope_len, &v->envs[i]);
         if (!have && (!v->envs[i] || hub_envelope_digest(v->envs[i], p->msg.digest) != 0)) {
             memset(p->msg.digest, 0, sizeof p->msg.digest);
             if (p->verify)
@@ -322,7 +331,8 @@ static void hub__commit_work(uv_work_t *req)
     int arc = 0;
 
     /* Envelopes are decoded again here, off the loop thread, for their
-     * digests (de-duplication), signatures and audit records. */
+     * signatures and audit records (and a digest admission could not
+     * compute). */
     hub_envelope_t **envs = job->n_items ? calloc(job->n_items, sizeof *envs) : NULL;
     size_t n_ok = 0;
     hub_store_msg_t *msgs = job->n_items ? malloc(job->n_items * sizeof *msgs) : NULL;
@@ -334,11 +344,11 @@ static void hub__commit_work(uv_work_t *req)
     } else {
         /* Ed25519 verification dominates the full path: a second thread
          * checks half of a large batch while this one checks the rest. */
-        hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2},
-                                   {job->items, envs, job->n_items / 2, job->n_items}};
+        hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2, audit != NULL},
+                                   {job->items, envs, job->n_items / 2, job->n_items, audit != NULL}};
         pthread_t helper;
-        bool threaded =
-            job->n_items >= 64 && pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
+        bool threaded = job->n_items >= 64 && (audit || server->cfg.require_signatures) &&
+                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
         if (threaded) {
             hub__verify_range(&halves[0]);
             pthread_join(helper, NULL);
@@ -576,24 +586,46 @@ void hub__commit_start(hub_server_t *self)
            !self->pending[take].group_first)
         take++;
     if (take > 0) {
-        job->items = malloc(take * sizeof *job->items);
         job->outcomes = calloc(take, sizeof *job->outcomes);
-        if (!job->items || !job->outcomes) {
-            free(job->items);
-            free(job->outcomes);
+        if (!job->outcomes) {
             free(job);
             return;
         }
-        memcpy(job->items, self->pending, take * sizeof *job->items);
+        if (take == self->pending_n) {
+            /* Everything waiting goes: the commit takes the array itself,
+             * and the next envelopes go to the last commit's (kept). */
+            job->items = self->pending;
+            job->items_cap = self->pending_cap;
+            self->pending = self->items_spare;
+            self->pending_cap = self->items_spare_cap;
+            self->items_spare = NULL;
+            self->items_spare_cap = 0;
+        } else {
+            if (self->items_spare && self->items_spare_cap >= take) {
+                job->items = self->items_spare;
+                job->items_cap = self->items_spare_cap;
+                self->items_spare = NULL;
+                self->items_spare_cap = 0;
+            } else {
+                job->items = malloc(take * sizeof *job->items);
+                job->items_cap = take;
+            }
+            if (!job->items) {
+                free(job->outcomes);
+                free(job);
+                return;
+            }
+            memcpy(job->items, self->pending, take * sizeof *job->items);
+            memmove(self->pending, self->pending + take,
+                    (self->pending_n - take) * sizeof *self->pending);
+        }
+        self->pending_n -= take;
         for (size_t i = 0; i < take; i++)
             hub__request_note(self, &job->items[i]);
         for (size_t i = 0; i < take; i++)
             if (!job->items[i].early && self->pending_late_n > 0)
                 self->pending_late_n--;
-        memmove(self->pending, self->pending + take,
-                (self->pending_n - take) * sizeof *self->pending);
-        self->pending_n -= take;
-        if (self->pending_n == 0 && self->pending_cap > 4096) {
+        if (self->pending_n == 0 && self->pending_cap > HUB__SPARE_ITEMS_MAX) {
             /* A burst is over: give its memory back. */
             free(self->pending);
             self->pending = NULL;

@@ -1354,6 +1354,7 @@ void hub_server_destroy(hub_server_t **self_p)
     for (size_t i = 0; i < self->pending_n; i++)
         free(self->pending[i].bytes);
     free(self->pending);
+    free(self->items_spare);
     free(self->dead_ttl);
     free(self->dead_retry);
     for (size_t i = 0; i < self->dead_policy_n; i++)

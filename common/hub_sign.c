@@ -6,42 +6,66 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void hub__put_u32(hub_sha256_t *st, uint32_t v)
+/* The digest's input is a few dozen small pieces (tags, lengths, ids)
+ * around the payload: they are gathered in a buffer and hashed in a few
+ * calls instead of one SHA-256 update each (the same bytes, so the same
+ * digest). */
+typedef struct {
+    hub_sha256_t st;
+    size_t n;
+    uint8_t buf[512];
+} hub__digest_in_t;
+
+static void hub__put_raw(hub__digest_in_t *d, const void *data, size_t len)
 {
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    hub_sha256_update(st, b, sizeof b);
+    if (d->n + len > sizeof d->buf) {
+        hub_sha256_update(&d->st, d->buf, d->n);
+        d->n = 0;
+        if (len > sizeof d->buf) {
+            hub_sha256_update(&d->st, data, len);
+            return;
+        }
+    }
+    memcpy(d->buf + d->n, data, len);
+    d->n += len;
 }
 
-static void hub__put_u64(hub_sha256_t *st, uint64_t v)
+static void hub__put_u32(hub__digest_in_t *d, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    hub__put_raw(d, b, sizeof b);
+}
+
+static void hub__put_u64(hub__digest_in_t *d, uint64_t v)
 {
     uint8_t b[8];
     for (int i = 0; i < 8; i++)
         b[i] = (uint8_t)(v >> (56 - 8 * i));
-    hub_sha256_update(st, b, sizeof b);
+    hub__put_raw(d, b, sizeof b);
 }
 
-static void hub__put_tag(hub_sha256_t *st, uint8_t field_number)
+static void hub__put_tag(hub__digest_in_t *d, uint8_t field_number)
 {
-    hub_sha256_update(st, &field_number, 1);
+    hub__put_raw(d, &field_number, 1);
 }
 
 /* A length-prefixed field; a NULL pointer is the empty value (protobuf-c
  * uses NULL for unset bytes, and hand-built envelopes may do so for strings). */
-static int hub__put_bytes(hub_sha256_t *st, uint8_t field_number, const void *data,
+static int hub__put_bytes(hub__digest_in_t *d, uint8_t field_number, const void *data,
                           size_t len)
 {
     if (len > UINT32_MAX)
         return HUB_EINVAL;
-    hub__put_tag(st, field_number);
-    hub__put_u32(st, (uint32_t)len);
+    hub__put_tag(d, field_number);
+    hub__put_u32(d, (uint32_t)len);
     if (len)
-        hub_sha256_update(st, data, len);
+        hub__put_raw(d, data, len);
     return 0;
 }
 
-static int hub__put_string(hub_sha256_t *st, uint8_t field_number, const char *s)
+static int hub__put_string(hub__digest_in_t *d, uint8_t field_number, const char *s)
 {
-    return hub__put_bytes(st, field_number, s, s ? strlen(s) : 0);
+    return hub__put_bytes(d, field_number, s, s ? strlen(s) : 0);
 }
 
 int hub_envelope_digest(const hub_envelope_t *env, uint8_t out[HUB_DIGEST_LEN])
@@ -49,26 +73,29 @@ int hub_envelope_digest(const hub_envelope_t *env, uint8_t out[HUB_DIGEST_LEN])
     if (!env || !out)
         return HUB_EINVAL;
     static const char domain[] = HUB_ENVELOPE_DIGEST_DOMAIN; /* sizeof includes the NUL */
-    hub_sha256_t st;
-    hub_sha256_init(&st);
-    hub_sha256_update(&st, (const uint8_t *)domain, sizeof domain);
+    hub__digest_in_t d;
+    hub_sha256_init(&d.st);
+    d.n = 0;
+    hub__put_raw(&d, domain, sizeof domain);
     int rc = 0;
-    rc |= hub__put_string(&st, 1, env->message_id);
-    rc |= hub__put_string(&st, 2, env->correlation_id);
-    rc |= hub__put_string(&st, 3, env->sender);
-    rc |= hub__put_string(&st, 4, env->receiver);
-    rc |= hub__put_string(&st, 5, env->service);
-    hub__put_tag(&st, 6);
-    hub__put_u64(&st, env->created_at_us);
-    hub__put_tag(&st, 7);
-    hub__put_u32(&st, env->ttl_ms);
-    rc |= hub__put_string(&st, 8, env->content_type);
-    rc |= hub__put_bytes(&st, 9, env->payload.data, env->payload.len);
-    hub__put_tag(&st, 10);
-    hub__put_u32(&st, (uint32_t)(int32_t)env->kind);
-    hub__put_tag(&st, 11);
-    hub__put_u32(&st, (uint32_t)(int32_t)env->delivery);
-    hub_sha256_final(&st, out);
+    rc |= hub__put_string(&d, 1, env->message_id);
+    rc |= hub__put_string(&d, 2, env->correlation_id);
+    rc |= hub__put_string(&d, 3, env->sender);
+    rc |= hub__put_string(&d, 4, env->receiver);
+    rc |= hub__put_string(&d, 5, env->service);
+    hub__put_tag(&d, 6);
+    hub__put_u64(&d, env->created_at_us);
+    hub__put_tag(&d, 7);
+    hub__put_u32(&d, env->ttl_ms);
+    rc |= hub__put_string(&d, 8, env->content_type);
+    rc |= hub__put_bytes(&d, 9, env->payload.data, env->payload.len);
+    hub__put_tag(&d, 10);
+    hub__put_u32(&d, (uint32_t)(int32_t)env->kind);
+    hub__put_tag(&d, 11);
+    hub__put_u32(&d, (uint32_t)(int32_t)env->delivery);
+    if (d.n)
+        hub_sha256_update(&d.st, d.buf, d.n);
+    hub_sha256_final(&d.st, out);
     if (rc != 0) {
         memset(out, 0, HUB_DIGEST_LEN);
         return HUB_EINVAL;

@@ -51,8 +51,7 @@ static void hub__put_tag(hub__digest_in_t *d, uint8_t field_number)
 
 /* A length-prefixed field; a NULL pointer is the empty value (protobuf-c
  * uses NULL for unset bytes, and hand-built envelopes may do so for strings). */
-static int hub__put_bytes(hub__digest_in_t *d, uint8_t field_number, const void *data,
-                          size_t len)
+static int hub__put_bytes(hub__digest_in_t *d, uint8_t field_number, const void *data, size_t len)
 {
     if (len > UINT32_MAX)
         return HUB_EINVAL;

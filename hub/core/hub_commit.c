@@ -344,8 +344,9 @@ static void hub__commit_work(uv_work_t *req)
     } else {
         /* Ed25519 verification dominates the full path: a second thread
          * checks half of a large batch while this one checks the rest. */
-        hub__verify_t halves[2] = {{job->items, envs, 0, job->n_items / 2, audit != NULL},
-                                   {job->items, envs, job->n_items / 2, job->n_items, audit != NULL}};
+        hub__verify_t halves[2] = {
+            {job->items, envs, 0, job->n_items / 2, audit != NULL},
+            {job->items, envs, job->n_items / 2, job->n_items, audit != NULL}};
         pthread_t helper;
         bool threaded = job->n_items >= 64 && (audit || server->cfg.require_signatures) &&
                         pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;

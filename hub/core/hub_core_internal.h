@@ -63,7 +63,7 @@
 #define HUB__TURN_ENVELOPES 1024
 #define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
 #define HUB__MAX_PENDING 65536     /* envelopes waiting for the store, all senders */
-#define HUB__SPARE_ITEMS_MAX 4096   /* a commit's items array kept for the next, at most */
+#define HUB__SPARE_ITEMS_MAX 4096  /* a commit's items array kept for the next, at most */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define HUB__READ_BATCH 512 /* messages read from a queue at a time */
 /* What one connection can hold of the hub's memory: ZeroMQ keeps at most

@@ -490,6 +490,16 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         goto done;
     }
     memcpy(p.bytes, bytes, len);
+    /* Room in the pending array first: once delivered early, the envelope
+     * lends its bytes to the delivery until the end of this turn
+     * (hub__enqueue_lent), so it can no longer be given up. */
+    if (hub__grow((void **)&self->pending, &self->pending_cap, self->pending_n + 1,
+                  sizeof *self->pending) != 0) {
+        free(p.bytes);
+        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub is out of memory; send again later");
+        goto done;
+    }
     hub__copy_str(p.msg.message_id, sizeof p.msg.message_id, env->message_id);
     hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
     hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, rcv->id);
@@ -558,7 +568,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         answers->answer_seq = p.msg.preset_seq;
     hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
     p.queued_mono_us = hub_monotonic_us();
-    if (hub__pending_push(self, &p) != 0) {
+    if (hub__pending_push(self, &p) != 0) { /* cannot fail: room was made above */
         free(p.bytes);
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                           "the hub is out of memory; send again later");

@@ -130,10 +130,13 @@ typedef struct {
 typedef struct {
     uint64_t seq; /* 0 for online-only envelopes, which need no settle */
     uint32_t attempt;
-    uint8_t *bytes; /* owned copy of the sender's encoded envelope */
+    /* The sender's encoded envelope: an owned copy, or (lent) the pending
+     * record's own bytes, which outlive this turn's flush (hub__enqueue_lent). */
+    uint8_t *bytes;
     size_t len;
     uint8_t sign_key[32]; /* the sender's Ed25519 key, for the receiver to verify */
     bool has_sign_key;
+    bool lent; /* bytes are not this item's to free */
 } hub__outitem_t;
 
 /* Receipts under construction for one sender. */
@@ -474,6 +477,13 @@ const char *hub__service_label(hub_server_t *self, const char *sender, const cha
 void hub__blocked_drop(hub__member_t *m);
 int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
                      uint32_t attempt, const uint8_t *bytes, size_t len);
+/* The same without a copy: bytes must stay valid until the end of this loop
+ * turn, whose hook (hub__on_end_of_turn) flushes every queued delivery before
+ * anything else can free them. For an envelope delivered before its commit:
+ * its pending record keeps the bytes until the commit is done, and a commit
+ * starts only after the flush. */
+int hub__enqueue_lent(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                      uint32_t attempt, uint8_t *bytes, size_t len);
 void hub__flush_all(hub_server_t *self);
 void hub__on_held_timer(uv_timer_t *t);
 void hub__on_retry_timer(uv_timer_t *t);

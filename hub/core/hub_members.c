@@ -65,7 +65,8 @@ void hub__member_free(hub__member_t *m)
     hub__held_free(m);
     free(m->held);
     for (size_t i = 0; i < m->out_n; i++)
-        free(m->out[i].bytes);
+        if (!m->out[i].lent)
+            free(m->out[i].bytes);
     free(m->out);
     free(m->inflight);
     free(m->settled);

@@ -309,14 +309,10 @@ void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r
 }
 
 /* Queues an envelope for the member's next Deliveries frame. */
-int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
-                     uint32_t attempt, const uint8_t *bytes, size_t len)
+static int hub__enqueue(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                        uint32_t attempt, uint8_t *bytes, size_t len, bool lent)
 {
-    uint8_t *copy = malloc(len ? len : 1);
-    if (!copy)
-        return HUB_ENOMEM;
-    memcpy(copy, bytes, len);
-    hub__outitem_t item = {seq, attempt, copy, len, {0}, false};
+    hub__outitem_t item = {seq, attempt, bytes, len, {0}, false, lent};
     const hub_keypair_t *kp = !strcmp(sender, self->own_key.member_id)
                                   ? &self->own_key
                                   : hub_keydir_find_member(self->keys, sender);
@@ -324,10 +320,8 @@ int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, u
         memcpy(item.sign_key, kp->sign_public, 32);
         item.has_sign_key = true;
     }
-    if (HUB__PUSH(m->out, m->out_n, m->out_cap, item) != 0) {
-        free(copy);
+    if (HUB__PUSH(m->out, m->out_n, m->out_cap, item) != 0)
         return HUB_ENOMEM;
-    }
     m->out_bytes += len;
     if (!m->dirty) {
         m->dirty = true;
@@ -335,6 +329,25 @@ int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, u
         self->dirty_head = m;
     }
     return 0;
+}
+
+int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                     uint32_t attempt, const uint8_t *bytes, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return HUB_ENOMEM;
+    memcpy(copy, bytes, len);
+    int rc = hub__enqueue(self, m, sender, seq, attempt, copy, len, false);
+    if (rc != 0)
+        free(copy);
+    return rc;
+}
+
+int hub__enqueue_lent(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
+                      uint32_t attempt, uint8_t *bytes, size_t len)
+{
+    return hub__enqueue(self, m, sender, seq, attempt, bytes, len, true);
 }
 
 /* The member's held ACKs as one array of pointers (malloc'ed; NULL when
@@ -420,7 +433,8 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
         done += n;
     }
     for (size_t i = 0; i < m->out_n; i++)
-        free(m->out[i].bytes);
+        if (!m->out[i].lent)
+            free(m->out[i].bytes);
     m->out_n = 0;
     m->out_bytes = 0;
 }

@@ -256,8 +256,8 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_
     p->msg.seq = p->msg.preset_seq;
     /* Lent, not copied: the pending record keeps the bytes past this turn's
      * flush (the caller has made room for it in self->pending already). */
-    if (hub__enqueue_lent(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes,
-                          p->msg.envelope_len) != 0)
+    if (hub__enqueue_lent(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes, p->msg.envelope_len) !=
+        0)
         return false;
     if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
         rcv->backlog = true; /* untracked: the next pump reads it from the store */

@@ -19,6 +19,13 @@
  *                   dead letter is recorded here, once, for audit, flows and metrics
  *   hub_members.c   the member table and the audit queue
  *   hub_archive.c   the message archive (its commit-worker side at the end)
+ *
+ * Beside the data path, modules split in several files share a private
+ * header of their own:
+ *   hub_audit_internal.h  the audit log: hub_audit_record.c (the line codec,
+ *                   signed messages, file names) under hub_audit.c (the
+ *                   writer and opening) and hub_audit_verify.c (verify, find);
+ *                   hub_audit_start.c checks the whole log when hubd starts
  */
 #ifndef HUB_CORE_INTERNAL_H
 #define HUB_CORE_INTERNAL_H

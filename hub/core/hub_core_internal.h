@@ -26,6 +26,11 @@
  *                   signed messages, file names) under hub_audit.c (the
  *                   writer and opening) and hub_audit_verify.c (verify, find);
  *                   hub_audit_start.c checks the whole log when hubd starts
+ *   hub_cert_internal.h  member certificates: hub_cert.c (the format and
+ *                   shared helpers) under hub_cert_verify.c (X.509 chain
+ *                   validation) under hub_certdir.c (a directory of them);
+ *                   hub_crl_state.c (the highest-CRL-number rule) and hub_ca.c
+ *                   (the CA behind 'hubctl ca') use hub_cert.c only
  */
 #ifndef HUB_CORE_INTERNAL_H
 #define HUB_CORE_INTERNAL_H

@@ -19,6 +19,7 @@
  *                   dead letter is recorded here, once, for audit, flows and metrics
  *   hub_members.c   the member table and the audit queue
  *   hub_archive.c   the message archive (its commit-worker side at the end)
+ *   hub_server_ops.c  the hub as the operator surface sees it (hub_ops_source.h)
  *
  * Beside the data path, modules split in several files share a private
  * header of their own:
@@ -586,6 +587,9 @@ void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelo
 /* hub_server.c */
 void hub__housekeeping(uv_timer_t *timer);
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size);
+
+/* hub_server_ops.c: the callbacks the operator surface reads the hub by. */
+hub_ops_source_t hub__ops_source(hub_server_t *self);
 
 /* hub_zap.c */
 void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user);

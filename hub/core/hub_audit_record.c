@@ -3,6 +3,7 @@
  * key rotations sign, and the log's file names. Pure functions, shared by
  * the writer (hub_audit.c) and the verifier (hub_audit_verify.c). */
 #include "hub_audit_internal.h"
+#include "hub_bytes.h"
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_numfiles.h"
@@ -66,12 +67,6 @@ void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[
     hub__audit_mac_key(sign_secret, key);
     crypto_auth_hmacsha256(out, digest, 32, key);
     sodium_memzero(key, sizeof key);
-}
-
-static void hub__put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
 /* The bytes a checkpoint's hub_signature covers (see the header). */

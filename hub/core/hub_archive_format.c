@@ -369,33 +369,11 @@ int hub__archive_scan(const uint8_t *buf, size_t len, hub__archive_scan_t *out,
 
 int hub__archive_read_all(int dir_fd, const char *name, uint8_t **buf_out, size_t *len_out)
 {
-    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return hub_errno_code(errno);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return hub_errno_code(e);
-    }
-    size_t len = (size_t)st.st_size, got = 0;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        close(fd);
-        return HUB_ENOMEM;
-    }
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    *buf_out = buf;
-    *len_out = got;
-    return 0;
+    char *buf = NULL;
+    int rc = hub_read_all_at(dir_fd, name, &buf, len_out);
+    if (rc == 0)
+        *buf_out = (uint8_t *)buf;
+    return rc;
 }
 
 int hub__archive_reserve(uint8_t **buf, size_t *cap, size_t need)

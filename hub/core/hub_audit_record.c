@@ -508,49 +508,7 @@ int hub__audit_read_all(const char *dir, const char *name, char **buf_out, size_
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
         return HUB_EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return hub_errno_code(errno);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return hub_errno_code(e);
-    }
-    size_t cap = (size_t)st.st_size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return HUB_ENOMEM;
-    }
-    for (;;) {
-        if (len == cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                close(fd);
-                return HUB_ENOMEM;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return hub_errno_code(e);
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    *buf_out = buf;
-    *len_out = len;
-    return 0;
+    return hub_read_all_at(AT_FDCWD, path, buf_out, len_out);
 }
 
 /* The reason text of the RECOVERED record that acknowledges a cut line; the

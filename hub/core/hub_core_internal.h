@@ -1,6 +1,7 @@
 /* hub_core_internal.h — PRIVATE to hub/core: the server's state and the
- * functions its stages share. Nothing outside hub/core includes it; the
- * public contract is hub_server.h.
+ * functions its stages share. Nothing outside hub/core includes it but the
+ * unit test that drives admission and commit without a connection
+ * (tests/unit/test_admit.c); the public contract is hub_server.h.
  *
  * The data path, in the order an envelope takes it:
  *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
@@ -37,7 +38,8 @@
  *                   encryption, the record and seal codecs, walking a file)
  *                   under hub_archive.c (the writer) and hub_archive_read.c
  *                   (read and verify a directory)
- *   hub_bytes.h     big-endian integers, for the files above and the store
+ *   hub_bytes.h     integers in byte arrays (big- and little-endian), for the
+ *                   files above and the store
  */
 #ifndef HUB_CORE_INTERNAL_H
 #define HUB_CORE_INTERNAL_H

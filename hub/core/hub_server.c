@@ -1005,11 +1005,6 @@ int hub_server_run(hub_server_t *self)
     return 0;
 }
 
-void hub_server_get_stats(const hub_server_t *self, hub_server_stats_t *out)
-{
-    *out = self->stats;
-}
-
 void hub_server_destroy(hub_server_t **self_p)
 {
     if (!self_p || !*self_p)

@@ -4,6 +4,13 @@
  * loop thread. */
 #include "hub_core_internal.h"
 
+/* Public (hub_server.h), here so that this file needs nothing of
+ * hub_server.c: the counters are what the operator surface shows. */
+void hub_server_get_stats(const hub_server_t *self, hub_server_stats_t *out)
+{
+    *out = self->stats;
+}
+
 static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
 {
     hub_server_t *self = ctx;

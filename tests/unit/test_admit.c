@@ -124,6 +124,16 @@ static void route(const uint8_t *bytes, size_t len)
     receipts.item = 0;
 }
 
+/* Makes an envelope as envelope() does and routes it; its id into id. */
+static void route_new(const char *from, const char *to, Lth__V1__Delivery delivery,
+                      const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1])
+{
+    size_t len;
+    uint8_t *bytes = envelope(from, to, delivery, sign_secret, id, &len);
+    route(bytes, len);
+    free(bytes);
+}
+
 /* The one NACK the receipts hold has code and its sentence holds `says`. */
 static void assert_nack(int code, const char *says)
 {
@@ -177,11 +187,8 @@ END_TEST
 START_TEST(test_sender_must_be_the_connection)
 {
     char id[HUB_UUID_LEN + 1];
-    size_t len;
-    uint8_t *bytes = envelope(RECEIVER_ID, SENDER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED,
-                              sender_kp.sign_secret, id, &len);
-    route(bytes, len);
-    free(bytes);
+    route_new(RECEIVER_ID, SENDER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
     assert_nack(LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH, "authenticated as " SENDER_ID);
     ck_assert_str_eq(receipts.nacks[0].message_id, id);
 }
@@ -190,11 +197,8 @@ END_TEST
 START_TEST(test_unknown_receiver)
 {
     char id[HUB_UUID_LEN + 1];
-    size_t len;
-    uint8_t *bytes = envelope(SENDER_ID, "VN/GOV/XX/NOBODY", LTH__V1__DELIVERY__DELIVERY_QUEUED,
-                              sender_kp.sign_secret, id, &len);
-    route(bytes, len);
-    free(bytes);
+    route_new(SENDER_ID, "VN/GOV/XX/NOBODY", LTH__V1__DELIVERY__DELIVERY_QUEUED,
+              sender_kp.sign_secret, id);
     assert_nack(LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER, "no member VN/GOV/XX/NOBODY");
 }
 END_TEST
@@ -202,11 +206,8 @@ END_TEST
 START_TEST(test_online_only_to_an_offline_receiver)
 {
     char id[HUB_UUID_LEN + 1];
-    size_t len;
-    uint8_t *bytes = envelope(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
-                              sender_kp.sign_secret, id, &len);
-    route(bytes, len);
-    free(bytes);
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
+              sender_kp.sign_secret, id);
     assert_nack(LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE, "send with queued delivery");
 }
 END_TEST
@@ -214,11 +215,7 @@ END_TEST
 START_TEST(test_unsigned_is_refused_before_the_store)
 {
     char id[HUB_UUID_LEN + 1];
-    size_t len;
-    uint8_t *bytes = envelope(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL,
-                              id, &len);
-    route(bytes, len);
-    free(bytes);
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, id);
     assert_nack(LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "the envelope is not signed");
     ck_assert_uint_eq(stored(), 0);
 }
@@ -243,11 +240,8 @@ END_TEST
 START_TEST(test_queued_is_acked_only_after_the_commit)
 {
     char id[HUB_UUID_LEN + 1];
-    size_t len;
-    uint8_t *bytes = envelope(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED,
-                              sender_kp.sign_secret, id, &len);
-    route(bytes, len);
-    free(bytes);
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
     ck_assert_uint_eq(receipts.n_acks, 0);
     ck_assert_uint_eq(receipts.n_nacks, 0);
     ck_assert_uint_eq(server->pending_n, 1);
@@ -268,12 +262,8 @@ START_TEST(test_bad_signature_is_not_committed)
     hub_keypair_t other;
     ck_assert_int_eq(hub_keypair_generate(SENDER_ID, &other), 0);
     char id[HUB_UUID_LEN + 1];
-    size_t len;
-    uint8_t *bytes = envelope(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED,
-                              other.sign_secret, id, &len);
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, other.sign_secret, id);
     hub_keypair_wipe(&other);
-    route(bytes, len);
-    free(bytes);
     ck_assert_uint_eq(receipts.n_nacks, 0);
     ck_assert_uint_eq(server->pending_n, 1);
     commit();

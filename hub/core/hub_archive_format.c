@@ -5,24 +5,17 @@
  * Pure functions but for the key files and hub__archive_read_all(). */
 #include "hub_archive_internal.h"
 #include "hub_error.h"
-#include "hub_log.h"
 #include "hub_numfiles.h"
 #include "hub_sha256.h"
-#include "hub_wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

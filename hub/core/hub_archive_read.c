@@ -4,25 +4,17 @@
  * Read-only: never writes to the archive. */
 #include "hub_archive_internal.h"
 #include "hub_error.h"
-#include "hub_log.h"
 #include "hub_numfiles.h"
-#include "hub_sha256.h"
-#include "hub_wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- reading a directory ---------------------------------------------------- */

@@ -7,16 +7,12 @@
 #include "hub_log.h"
 #include "hub_numfiles.h"
 #include "hub_sha256.h"
-#include "hub_tsa.h"
 #include "hub_wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,25 +5,16 @@
 #include "hub_audit_internal.h"
 #include "hub_bytes.h"
 #include "hub_error.h"
-#include "hub_log.h"
 #include "hub_numfiles.h"
 #include "hub_sha256.h"
-#include "hub_tsa.h"
-#include "hub_wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char *const hub__event_names[] = {
     [HUB_AUDIT_ACCEPTED] = "ACCEPTED",

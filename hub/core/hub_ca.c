@@ -2,29 +2,20 @@
  * certificate), issue, revoke and write the CRL, with its index and serial
  * files under a lock so that two hubctl runs cannot issue one serial. */
 #include "hub_cert_internal.h"
-#include "hub_conf.h"
 #include "hub_error.h"
-#include "hub_fsguard.h"
 #include "hub_id.h"
-#include "hub_map.h"
-#include "hub_numfiles.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ctype.h>
 #include <limits.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,38 +3,15 @@
  * and what the hub needs from it (the key directory, the next time a
  * certificate starts or ends, those about to expire). */
 #include "hub_cert_internal.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_fsguard.h"
-#include "hub_id.h"
 #include "hub_map.h"
-#include "hub_numfiles.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ctype.h>
 #include <limits.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/ec.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-#include <zmq.h>
 
 /* ------------------------------------------------------------------------ */
 /* A directory of member certificates                                        */

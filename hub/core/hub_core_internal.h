@@ -1,6 +1,7 @@
 /* hub_core_internal.h — PRIVATE to hub/core: the server's state and the
- * functions its stages share. Nothing outside hub/core includes it; the
- * public contract is hub_server.h.
+ * functions its stages share. Nothing outside hub/core includes it but the
+ * unit test that drives admission and commit without a connection
+ * (tests/unit/test_admit.c); the public contract is hub_server.h.
  *
  * The data path, in the order an envelope takes it:
  *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
@@ -18,7 +19,27 @@
  *   hub_outcome.c   outcomes: each envelope's refusal, acceptance, delivery, settle or
  *                   dead letter is recorded here, once, for audit, flows and metrics
  *   hub_members.c   the member table and the audit queue
- *   hub_archive.c   the message archive (its commit-worker side at the end)
+ *   hub_archive_server.c  the message archive as the server uses it: opening,
+ *                   maintenance, what the commit worker archives
+ *   hub_server_ops.c  the hub as the operator surface sees it (hub_ops_source.h)
+ *
+ * Beside the data path, modules split in several files share a private
+ * header of their own:
+ *   hub_audit_internal.h  the audit log: hub_audit_record.c (the line codec,
+ *                   signed messages, file names) under hub_audit.c (the
+ *                   writer and opening) and hub_audit_verify.c (verify, find);
+ *                   hub_audit_start.c checks the whole log when hubd starts
+ *   hub_cert_internal.h  member certificates: hub_cert.c (the format and
+ *                   shared helpers) under hub_cert_verify.c (X.509 chain
+ *                   validation) under hub_certdir.c (a directory of them);
+ *                   hub_crl_state.c (the highest-CRL-number rule) and hub_ca.c
+ *                   (the CA behind 'hubctl ca') use hub_cert.c only
+ *   hub_archive_internal.h  the message archive: hub_archive_format.c (keys,
+ *                   encryption, the record and seal codecs, walking a file)
+ *                   under hub_archive.c (the writer) and hub_archive_read.c
+ *                   (read and verify a directory)
+ *   hub_bytes.h     integers in byte arrays (big- and little-endian), for the
+ *                   files above and the store
  */
 #ifndef HUB_CORE_INTERNAL_H
 #define HUB_CORE_INTERNAL_H
@@ -525,7 +546,13 @@ bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg);
 /* hub_commit.c */
 void hub__commit_start(hub_server_t *self);
 
-/* hub_archive.c: archives the envelopes a commit stored (worker thread) */
+/* hub_archive_server.c: opens the archive (archive_dir) with the hub's keys;
+ * refused, with the reason, when its key file is not a 0600 file of 32
+ * bytes */
+int hub__archive_open(hub_server_t *self, char *err, size_t err_size);
+/* ... runs its expiry and time-based rotation on a worker (housekeeping) */
+void hub__archive_maintain_start(hub_server_t *self);
+/* ... archives the envelopes a commit stored (worker thread) */
 int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job);
 /* ... and the online-only envelopes the loop accepted since the last commit
  * (their ACCEPTED records carry a copy: hub__evidence_later) */
@@ -591,6 +618,9 @@ void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelo
 /* hub_server.c */
 void hub__housekeeping(uv_timer_t *timer);
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size);
+
+/* hub_server_ops.c: the callbacks the operator surface reads the hub by. */
+hub_ops_source_t hub__ops_source(hub_server_t *self);
 
 /* hub_zap.c */
 void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user);

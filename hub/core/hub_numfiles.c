@@ -4,9 +4,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void hub_numfiles_name(const char *prefix, unsigned long number, const char *suffix, char *out,
@@ -26,6 +28,53 @@ int hub_write_all(int fd, const void *buf, size_t len)
             return errno;
         off += (size_t)n;
     }
+    return 0;
+}
+
+int hub_read_all_at(int dir_fd, const char *name, char **buf_out, size_t *len_out)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return hub_errno_code(errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return hub_errno_code(e);
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return HUB_ENOMEM;
+    }
+    for (;;) {
+        if (len == cap) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                close(fd);
+                return HUB_ENOMEM;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return hub_errno_code(e);
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    *buf_out = buf;
+    *len_out = len;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* hub_numfiles — the numbered files of a log directory ("audit-000001.log",
- * "archive-000001.lar"): listing them in order, naming them, and the one
- * errno-to-HUB_E* mapping their readers and writers share. Private to
+ * "archive-000001.lar"): listing them in order, naming them, reading and
+ * writing them whole, and the one errno-to-HUB_E* mapping their readers and
+ * writers share. Private to
  * hub/core (the audit log and the message archive).
  *
  * A file is PREFIX NUMBER SUFFIX with NUMBER at least six digits, as
@@ -30,6 +31,11 @@ int hub_numfiles_list(const char *dir, const char *prefix, const char *suffix, h
 /* Writes all len bytes to fd (retrying short writes and EINTR). Returns 0,
  * or the errno of the failed write. */
 int hub_write_all(int fd, const void *buf, size_t len);
+/* Reads the whole file name (relative to dir_fd, or AT_FDCWD) into a
+ * malloc'ed buffer, never NULL on success, up to its end even if it grew
+ * since it was opened. Returns 0, hub_errno_code() of a failed open or
+ * read, or HUB_ENOMEM. */
+int hub_read_all_at(int dir_fd, const char *name, char **buf_out, size_t *len_out);
 /* errno as a HUB_E* code: ENOENT, EACCES/EPERM, ENOMEM, EEXIST; else HUB_EIO. */
 int hub_errno_code(int e);
 

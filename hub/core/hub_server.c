@@ -1,8 +1,9 @@
 /* hub_server.c — hubd's life cycle and dispatch: creates and destroys the
  * server, reads frames from the ROUTER and hands each to its stage (Hello,
  * Batch -> hub_admit.c, Settle, Heartbeat), runs the timers (housekeeping,
- * redelivery, expiry) and the reloads (SIGHUP), and gives the operator
- * surface its view. See hub_core_internal.h for the map of the stages. */
+ * redelivery, expiry) and the reloads (SIGHUP); the operator surface's view
+ * of the hub is hub_server_ops.c. See hub_core_internal.h for the map of the
+ * stages. */
 #include "hub_core_internal.h"
 
 /* ------------------------------------------------------------------------ */
@@ -456,76 +457,6 @@ static void hub__on_end_of_turn(uv_check_t *check)
 /* ------------------------------------------------------------------------ */
 /* Timers and signals                                                        */
 
-/* The message archive (archive_dir): opened with the hub's signing key;
- * refused, with the reason, when its key file is not a 0600 file of 32
- * bytes. */
-static int hub__archive_open(hub_server_t *self, char *err, size_t err_size)
-{
-    if (!self->own_key.has_sign) {
-        snprintf(err, err_size,
-                 "%s has no signing key, which the message archive needs; regenerate the "
-                 "hub's keys with 'hubctl keygen'",
-                 self->cfg.key_file);
-        return HUB_EINVAL;
-    }
-    hub_archive_config_t acfg;
-    memset(&acfg, 0, sizeof acfg);
-    int rc = hub_archive_key_read(self->cfg.archive_key_file, &acfg.key, err, err_size);
-    if (rc == 0) {
-        memcpy(acfg.sign_secret, self->own_key.sign_secret, 64);
-        memcpy(acfg.sign_public, self->own_key.sign_public, 32);
-        acfg.retention_days = self->cfg.archive_retention_days;
-        rc = hub_archive_open(self->cfg.archive_dir, &acfg, &self->archive, err, err_size);
-    }
-    if (rc == 0) {
-        char id[17];
-        hub_archive_key_id_hex(acfg.key.id, id);
-        HUB_INFO("archive", "message archive on", "dir=%s key_id=%s retention_days=%u",
-                 self->cfg.archive_dir, id, (unsigned)self->cfg.archive_retention_days);
-    }
-    sodium_memzero(&acfg, sizeof acfg);
-    return rc;
-}
-
-/* Expiry and time-based rotation of the archive, off the loop thread. */
-typedef struct {
-    uv_work_t req;
-    hub_server_t *server;
-    int rc;
-} hub__archive_job_t;
-
-static void hub__archive_maintain_work(uv_work_t *req)
-{
-    hub__archive_job_t *job = req->data;
-    job->rc = hub_archive_maintain(job->server->archive, NULL);
-}
-
-static void hub__archive_maintain_done(uv_work_t *req, int status)
-{
-    hub__archive_job_t *job = req->data;
-    (void)status;
-    job->server->archive_busy = false;
-    if (job->rc != 0)
-        HUB_ERROR("archive", "archive maintenance failed; it is tried again in a minute",
-                  "error=\"%s\"", hub_strerror(job->rc));
-    free(job);
-}
-
-static void hub__archive_maintain_start(hub_server_t *self)
-{
-    hub__archive_job_t *job = calloc(1, sizeof *job);
-    if (!job)
-        return;
-    job->server = self;
-    job->req.data = job;
-    if (uv_queue_work(self->loop, &job->req, hub__archive_maintain_work,
-                      hub__archive_maintain_done) != 0) {
-        free(job);
-        return;
-    }
-    self->archive_busy = true;
-}
-
 void hub__housekeeping(uv_timer_t *timer)
 {
     hub_server_t *self = timer->data;
@@ -716,108 +647,6 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     return 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The operator surface's view of the hub (hub_ops_source.h)                 */
-
-static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
-{
-    hub_server_t *self = ctx;
-    /* Every member with a key, connected or not, then members seen that
-     * have lost their key since. */
-    for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
-        const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
-        hub__member_t *m = hub_map_get(self->members, kp->member_id);
-        hub_ops_member_t v = {kp->member_id, true, false, 0, 0, "", "", 0, 0, 0, 0, 0};
-        if (m) {
-            v.online = m->online;
-            v.connected_at_us = m->connected_at_us;
-            v.last_seen_us = m->last_seen_us;
-            v.address = m->address;
-            v.services = m->services ? m->services : "";
-            v.msgs_in = m->msgs_in;
-            v.msgs_out = m->msgs_out;
-            v.bytes_in = m->bytes_in;
-            v.bytes_out = m->bytes_out;
-            v.in_flight = m->inflight_open;
-            v.refusals = m->refusals;
-        }
-        if (self->cert_not_after)
-            v.cert_not_after_us =
-                (uint64_t)(uintptr_t)hub_map_get(self->cert_not_after, kp->member_id) * 1000000u;
-        visit(&v, user);
-    }
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        hub__member_t *m = value;
-        if (hub_keydir_find_member(self->keys, m->id))
-            continue;
-        hub_ops_member_t v = {m->id,
-                              false,
-                              m->online,
-                              m->connected_at_us,
-                              m->last_seen_us,
-                              m->address,
-                              m->services ? m->services : "",
-                              m->msgs_in,
-                              m->msgs_out,
-                              m->bytes_in,
-                              m->bytes_out,
-                              m->inflight_open,
-                              m->refusals,
-                              0};
-        visit(&v, user);
-    }
-}
-
-typedef struct {
-    hub_server_t *self;
-    hub_ops_queue_visit visit;
-    void *user;
-} hub__queue_visit_t;
-
-static void hub__ops_queue_cb(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
-{
-    hub__queue_visit_t *qv = user;
-    hub__member_t *m = hub_map_get(qv->self->members, receiver);
-    hub_ops_queue_t q = {receiver, depth, oldest, m ? m->inflight_open : 0};
-    qv->visit(&q, qv->user);
-}
-
-static void hub__ops_queues(void *ctx, hub_ops_queue_visit visit, void *user)
-{
-    hub__queue_visit_t qv = {ctx, visit, user};
-    hub_store_queues(((hub_server_t *)ctx)->store, hub__ops_queue_cb, &qv);
-}
-
-static void hub__ops_stats(void *ctx, hub_server_stats_t *out)
-{
-    hub_server_get_stats(ctx, out);
-}
-
-static void hub__ops_usage(void *ctx, uint64_t *used, uint64_t *max, uint64_t *dead,
-                           uint64_t *audit_seq)
-{
-    hub_server_t *self = ctx;
-    *used = *max = *dead = 0;
-    hub_store_usage(self->store, used, max, dead);
-    *audit_seq = self->audit_seq;
-}
-
-static void hub__ops_audit(void *ctx, hub_ops_audit_t *out)
-{
-    hub_server_t *self = ctx;
-    memset(out, 0, sizeof *out);
-    out->on = self->cfg.audit;
-    out->seq = self->audit_seq;
-    out->head = self->audit_head;
-    memcpy(out->sign_public, self->own_key.sign_public, 32);
-    out->gap = self->audit_gap;
-    out->tampered_seq = self->audit_tampered_seq;
-    out->tsa_on = self->tsa != NULL;
-    hub_tsa_client_state(self->tsa, &out->tsa);
-}
-
 /* A checkpoint's token is on disk: the log records it (TIMESTAMPED). */
 static void hub__tsa_stamped(void *user, uint64_t cp_seq, const uint8_t token_sha256[32],
                              uint64_t gen_time_us)
@@ -827,80 +656,6 @@ static void hub__tsa_stamped(void *user, uint64_t cp_seq, const uint8_t token_sh
     hub_audit_timestamped_reason(cp_seq, token_sha256, reason, sizeof reason);
     hub__audit_q(self, HUB_AUDIT_TIMESTAMPED, NULL, 0, NULL, NULL, NULL, reason);
     (void)gen_time_us;
-}
-
-static bool hub__ops_ready(void *ctx, const char **why_not)
-{
-    hub_server_t *self = ctx;
-    if (self->stopping) {
-        *why_not = "shutting down";
-        return false;
-    }
-    if (!self->store || !self->router || !self->keys) {
-        *why_not = "store, socket or keys not ready";
-        return false;
-    }
-    return true;
-}
-
-static struct hub_store *hub__ops_store(void *ctx)
-{
-    return ((hub_server_t *)ctx)->store;
-}
-
-static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
-{
-    hub_server_t *self = ctx;
-    hub_store_dead_t dead;
-    int rc = hub_store_dlq_get(self->store, seq, &dead, NULL);
-    if (rc != 0)
-        return rc;
-    uint64_t new_seq = 0;
-    /* The replayed message gets the next seq of the hub's counter, and must
-     * not be stored ahead of envelopes that already hold lower seqs (a
-     * receiver's deliveries follow seq order): so only between commits. */
-    if (self->pending_n > 0 || self->commit)
-        return HUB_EAGAIN;
-    /* An admin action: one store transaction on the loop thread. */
-    rc = hub_store_dlq_replay(self->store, seq, (uint64_t)self->cfg.default_ttl_ms * 1000u,
-                              self->next_seq++, &new_seq);
-    if (rc != 0)
-        return rc;
-    char reason[64];
-    snprintf(reason, sizeof reason, "replayed as hub_seq %llu", (unsigned long long)new_seq);
-    hub__audit_q(self, HUB_AUDIT_REPLAYED, dead.msg.message_id, seq, dead.msg.sender,
-                 dead.msg.receiver, dead.msg.service, reason);
-    HUB_INFO("dlq", "dead letter replayed", "hub_seq=%llu new_seq=%llu receiver=%s",
-             (unsigned long long)seq, (unsigned long long)new_seq, dead.msg.receiver);
-    hub__member_t *m = hub_map_get(self->members, dead.msg.receiver);
-    if (m) {
-        m->backlog = true;
-        hub__pump(self, m);
-    }
-    return 0; /* flushed and committed at the end of this turn */
-}
-
-static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
-{
-    hub_server_t *self = ctx;
-    hub_store_dead_t dead;
-    int rc = hub_store_dlq_get(self->store, seq, &dead, NULL);
-    if (rc == 0)
-        rc = hub_store_dlq_purge(self->store, seq);
-    if (rc == 0)
-        HUB_INFO("dlq", "dead letter purged", "hub_seq=%llu receiver=%s", (unsigned long long)seq,
-                 dead.msg.receiver);
-    return rc;
-}
-
-static int hub__ops_dlq_purge_older(void *ctx, uint64_t before_us, uint64_t *purged)
-{
-    size_t n = 0;
-    int rc = hub_store_dlq_purge_older(((hub_server_t *)ctx)->store, before_us, &n);
-    *purged = n;
-    if (rc == 0)
-        HUB_INFO("dlq", "old dead letters purged", "count=%zu", n);
-    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1150,17 +905,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             hub_server_destroy(&self);
             return HUB_EINVAL;
         }
-        self->ops_source = (hub_ops_source_t){self,
-                                              hub__ops_members,
-                                              hub__ops_queues,
-                                              hub__ops_stats,
-                                              hub__ops_usage,
-                                              hub__ops_ready,
-                                              hub__ops_store,
-                                              hub__ops_dlq_replay,
-                                              hub__ops_dlq_purge,
-                                              hub__ops_dlq_purge_older,
-                                              hub__ops_audit};
+        self->ops_source = hub__ops_source(self);
         hub_ops_config_t ocfg = {cfg->http_listen, token, {0}, cfg->http_allowed_hosts};
         ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
         ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
@@ -1258,11 +1003,6 @@ int hub_server_run(hub_server_t *self)
     hub__close_handles(self);
     uv_run(self->loop, UV_RUN_DEFAULT);
     return 0;
-}
-
-void hub_server_get_stats(const hub_server_t *self, hub_server_stats_t *out)
-{
-    *out = self->stats;
 }
 
 void hub_server_destroy(hub_server_t **self_p)

@@ -1,0 +1,299 @@
+/* Admission and group commit driven without a connection: a real server
+ * (its store on disk, real keys made here) on a loop this thread runs, and
+ * envelopes handed straight to hub__route_envelope() as a member's Batch
+ * would hand them. No client socket: each admission check is seen as the
+ * NACK code and sentence it leaves in the receipts, and the commit as what
+ * the store holds and what the hub counts as ACKed after it. */
+#include "hub_config.h"
+#include "hub_core_internal.h"
+#include "hub_error.h"
+#include "hub_keys.h"
+#include "hub_server.h"
+#include "hub_sign.h"
+#include "hub_wire.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define HUB_ID "VN/GOV/HN-LGSP/HUB"
+#define SENDER_ID "VN/GOV/HN-STP/HOTICH"
+#define RECEIVER_ID "VN/GOV/BCA/CSDLQGDC"
+#define SERVICE "citizen.lookup/v1"
+
+static char dir[PATH_MAX];
+static uv_loop_t loop;
+static hub_server_t *server;
+static hub_keypair_t sender_kp; /* secret halves kept to sign with */
+static hub__member_t *sender;
+static hub__receipts_t receipts;
+
+/* Makes id's keys; the hub's secret file, or a member's .pub in keys/. */
+static void keygen(const char *id, bool member, hub_keypair_t *keep)
+{
+    hub_keypair_t kp;
+    char err[HUB_ERRMSG_MAX], where[PATH_MAX + 16];
+    ck_assert_int_eq(hub_keypair_generate(id, &kp), 0);
+    snprintf(where, sizeof where, "%s/%s", dir, member ? "tmp" : "secrets");
+    ck_assert_msg(hub_keypair_write(&kp, where, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    if (member) {
+        char slug[256], from[PATH_MAX + 300], to[PATH_MAX + 300];
+        hub_member_id_to_slug(id, slug, sizeof slug);
+        snprintf(from, sizeof from, "%s/tmp/%s.pub", dir, slug);
+        snprintf(to, sizeof to, "%s/keys/%s.pub", dir, slug);
+        ck_assert_int_eq(rename(from, to), 0);
+    }
+    if (keep)
+        *keep = kp;
+    else
+        hub_keypair_wipe(&kp);
+}
+
+static void setup(void)
+{
+    tk_tmpdir(dir);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/keys", dir);
+    mkdir(path, 0755);
+    keygen(HUB_ID, false, NULL);
+    keygen(SENDER_ID, true, &sender_kp);
+    keygen(RECEIVER_ID, true, NULL);
+    hub_config_t cfg;
+    hub_config_defaults(&cfg);
+    snprintf(cfg.listen, sizeof cfg.listen, "tcp://127.0.0.1:*"); /* bound; nobody connects */
+    snprintf(cfg.key_file, sizeof cfg.key_file, "%s/secrets/VN.GOV.HN-LGSP.HUB.secret", dir);
+    snprintf(cfg.key_dir, sizeof cfg.key_dir, "%s/keys", dir);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/data", dir);
+    char err[HUB_ERRMSG_MAX];
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_msg(hub_server_new(&loop, &cfg, &server, err, sizeof err) == 0, "%s", err);
+    sender = hub__member(server, SENDER_ID);
+    ck_assert_ptr_nonnull(sender);
+    ck_assert_int_eq(hub__receipts_init(&receipts, 4), 0);
+    receipts.sender = sender->id;
+}
+
+static void teardown(void)
+{
+    hub__receipts_free(&receipts);
+    hub_server_stop(server);
+    hub_server_run(server); /* closes the handles */
+    hub_server_destroy(&server);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    hub_keypair_wipe(&sender_kp);
+    tk_rmrf(dir);
+}
+
+/* An encoded envelope from `from` to `to`, signed with sign_secret unless
+ * that is NULL. Returns its bytes (malloc'ed) and their length. */
+static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery delivery,
+                         const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1], size_t *len)
+{
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = (char *)from;
+    env.receiver = (char *)to;
+    env.service = SERVICE;
+    env.kind = LTH__V1__KIND__KIND_EVENT;
+    env.delivery = delivery;
+    env.created_at_us = hub_now_us();
+    env.content_type = "application/json";
+    static uint8_t payload[] = "{\"so_dinh_danh\":\"001099012345\"}";
+    env.payload.data = payload;
+    env.payload.len = sizeof payload - 1;
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    if (sign_secret)
+        ck_assert_int_eq(hub_envelope_sign(&env, sign_secret, sig), 0);
+    *len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *bytes = malloc(*len);
+    ck_assert_ptr_nonnull(bytes);
+    lth__v1__envelope__pack(&env, bytes);
+    return bytes;
+}
+
+/* Routes bytes as one envelope of sender's Batch. */
+static void route(const uint8_t *bytes, size_t len)
+{
+    receipts.item = 1;
+    hub__route_envelope(server, sender, bytes, len, &receipts);
+    receipts.item = 0;
+}
+
+/* Makes an envelope as envelope() does and routes it; its id into id. */
+static void route_new(const char *from, const char *to, Lth__V1__Delivery delivery,
+                      const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1])
+{
+    size_t len;
+    uint8_t *bytes = envelope(from, to, delivery, sign_secret, id, &len);
+    route(bytes, len);
+    free(bytes);
+}
+
+/* The one NACK the receipts hold has code and its sentence holds `says`. */
+static void assert_nack(int code, const char *says)
+{
+    ck_assert_uint_eq(receipts.n_acks, 0);
+    ck_assert_uint_eq(receipts.n_nacks, 1);
+    ck_assert_int_eq(receipts.nacks[0].code, code);
+    ck_assert_msg(strstr(receipts.reasons[0], says), "the sentence \"%s\" does not say \"%s\"",
+                  receipts.reasons[0], says);
+    ck_assert_uint_eq(server->pending_n, 0); /* nothing waits for the store */
+}
+
+static void on_queue(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
+{
+    (void)oldest;
+    if (!strcmp(receiver, RECEIVER_ID))
+        *(uint64_t *)user = depth;
+}
+
+/* What the store holds for the receiver. */
+static uint64_t stored(void)
+{
+    uint64_t depth = 0;
+    ck_assert_int_eq(hub_store_queues(server->store, on_queue, &depth), 0);
+    return depth;
+}
+
+/* Starts the group commit and runs the loop until it has returned. */
+static void commit(void)
+{
+    hub__commit_start(server);
+    ck_assert_ptr_nonnull(server->commit);
+    while (server->commit)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+static uint64_t accepted(void)
+{
+    hub_server_stats_t st;
+    hub_server_get_stats(server, &st);
+    return st.envelopes_accepted;
+}
+
+START_TEST(test_not_an_envelope)
+{
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
+    route(junk, sizeof junk);
+    assert_nack(LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "not an encoded lth.v1.Envelope");
+}
+END_TEST
+
+START_TEST(test_sender_must_be_the_connection)
+{
+    char id[HUB_UUID_LEN + 1];
+    route_new(RECEIVER_ID, SENDER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
+    assert_nack(LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH, "authenticated as " SENDER_ID);
+    ck_assert_str_eq(receipts.nacks[0].message_id, id);
+}
+END_TEST
+
+START_TEST(test_unknown_receiver)
+{
+    char id[HUB_UUID_LEN + 1];
+    route_new(SENDER_ID, "VN/GOV/XX/NOBODY", LTH__V1__DELIVERY__DELIVERY_QUEUED,
+              sender_kp.sign_secret, id);
+    assert_nack(LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER, "no member VN/GOV/XX/NOBODY");
+}
+END_TEST
+
+START_TEST(test_online_only_to_an_offline_receiver)
+{
+    char id[HUB_UUID_LEN + 1];
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
+              sender_kp.sign_secret, id);
+    assert_nack(LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE, "send with queued delivery");
+}
+END_TEST
+
+START_TEST(test_unsigned_is_refused_before_the_store)
+{
+    char id[HUB_UUID_LEN + 1];
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, id);
+    assert_nack(LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "the envelope is not signed");
+    ck_assert_uint_eq(stored(), 0);
+}
+END_TEST
+
+START_TEST(test_rate_check)
+{
+    server->cfg.rate_msgs = 2;
+    server->limits_gen++; /* as a reload does: the member's limits are read again */
+    char why[HUB__WHY_MAX];
+    ck_assert_int_eq(hub__rate_check(server, sender, 100, why), 0);
+    ck_assert_int_eq(hub__rate_check(server, sender, 100, why), 0);
+    ck_assert_int_eq(hub__rate_check(server, sender, 100, why),
+                     LTH__V1__NACK_CODE__NACK_RATE_LIMITED);
+    ck_assert_msg(strstr(why, SENDER_ID " may send 2 envelopes a second"), "%s", why);
+    ck_assert_msg(strstr(why, "rate_msgs"), "%s", why);
+}
+END_TEST
+
+/* A queued envelope leaves admission as a pending push: no ACK, nothing
+ * stored; after the commit returns it is in the store and counted ACKed. */
+START_TEST(test_queued_is_acked_only_after_the_commit)
+{
+    char id[HUB_UUID_LEN + 1];
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
+    ck_assert_uint_eq(receipts.n_acks, 0);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    ck_assert_uint_eq(server->pending_n, 1);
+    ck_assert_str_eq(server->pending[0].msg.message_id, id);
+    ck_assert_uint_eq(stored(), 0);
+    ck_assert_uint_eq(accepted(), 0);
+    commit();
+    ck_assert_uint_eq(server->pending_n, 0);
+    ck_assert_uint_eq(stored(), 1);
+    ck_assert_uint_eq(accepted(), 1);
+}
+END_TEST
+
+/* A single signature is checked on the commit worker: one that does not
+ * match the sender's key is never stored nor ACKed. */
+START_TEST(test_bad_signature_is_not_committed)
+{
+    hub_keypair_t other;
+    ck_assert_int_eq(hub_keypair_generate(SENDER_ID, &other), 0);
+    char id[HUB_UUID_LEN + 1];
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, other.sign_secret, id);
+    hub_keypair_wipe(&other);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    ck_assert_uint_eq(server->pending_n, 1);
+    commit();
+    ck_assert_uint_eq(server->pending_n, 0);
+    ck_assert_uint_eq(stored(), 0);
+    ck_assert_uint_eq(accepted(), 0);
+    hub_server_stats_t st;
+    hub_server_get_stats(server, &st);
+    ck_assert_uint_eq(st.nacks_by_code[LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE], 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("admit");
+    TCase *tc = tcase_create("admit");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_not_an_envelope);
+    tcase_add_test(tc, test_sender_must_be_the_connection);
+    tcase_add_test(tc, test_unknown_receiver);
+    tcase_add_test(tc, test_online_only_to_an_offline_receiver);
+    tcase_add_test(tc, test_unsigned_is_refused_before_the_store);
+    tcase_add_test(tc, test_rate_check);
+    tcase_add_test(tc, test_queued_is_acked_only_after_the_commit);
+    tcase_add_test(tc, test_bad_signature_is_not_committed);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

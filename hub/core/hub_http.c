@@ -82,6 +82,7 @@ typedef enum {
     HUB__TIMER_REQUEST,    /* the whole request must be complete by then */
     HUB__TIMER_SEND,       /* the response must have been taken by then */
     HUB__TIMER_IDLE,       /* kept alive: the next request must begin by then */
+    HUB__TIMER_EOF,        /* half-closed by the client: is anything left to answer? */
     HUB__TIMER_LINGER      /* closed by libmicrohttpd: stop dropping input then */
 } hub__timer_kind_t;
 
@@ -107,6 +108,7 @@ struct hub__http_conn {
     bool answered;               /* a response is queued for the current request */
     bool cut;                    /* we shut the socket down: no handler, no linger */
     bool lingering;
+    bool peer_closed;            /* the client's FIN came in */
     size_t discarded;            /* LINGER: bytes dropped */
 };
 
@@ -392,11 +394,45 @@ static void hub__conn_cut(hub__http_conn_t *conn)
         hub__conn_release(conn); /* still ours alone */
 }
 
+/* The client half-closed (its FIN came) and libmicrohttpd has taken what
+ * was buffered: once nothing is left to answer, end the connection, as
+ * libmicrohttpd (edge-triggered) would not see the end of the stream that
+ * came with the request's last bytes. */
+static void hub__conn_eof_check(hub__http_conn_t *conn)
+{
+    if (conn->cut || conn->lingering || !conn->mhd || conn->answered)
+        return; /* closed, or an answer is on its way (completion checks again) */
+    int unread = 0;
+    if (ioctl(conn->keep_fd, FIONREAD, &unread) == 0 && unread > 0) {
+        hub__conn_arm(conn, HUB__TIMER_EOF, 10); /* libmicrohttpd has more to read */
+        return;
+    }
+    hub__conn_cut(conn);
+}
+
+static void hub__conn_on_peer_closed(uv_poll_t *poll, int status, int events)
+{
+    (void)status;
+    (void)events;
+    hub__http_conn_t *conn = poll->data;
+    hub_http_server_t *server = conn->server;
+    uv_poll_stop(poll);
+    conn->peer_closed = true;
+    hub__mhd_run(server);
+    hub__conn_eof_check(conn);
+    hub__mhd_run(server);
+}
+
 static void hub__conn_on_timer(uv_timer_t *timer)
 {
     hub__http_conn_t *conn = timer->data;
     hub_http_server_t *server = conn->server;
     switch (conn->timer_kind) {
+    case HUB__TIMER_EOF:
+        hub__mhd_run(server); /* pipelined requests still buffered begin now */
+        hub__conn_eof_check(conn);
+        hub__mhd_run(server);
+        return;
     case HUB__TIMER_LINGER:
         hub__conn_release(conn);
         return;
@@ -514,7 +550,7 @@ static void *hub__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
         conn->answered = false;
         /* The deadlines run from the request's start; trickling does not
          * extend them. A kept-alive connection's next request starts now. */
-        if (conn->timer_kind == HUB__TIMER_IDLE)
+        if (conn->timer_kind == HUB__TIMER_IDLE || conn->timer_kind == HUB__TIMER_EOF)
             hub__conn_arm_request(conn);
     }
     return r;
@@ -534,7 +570,9 @@ static void hub__on_completed(void *cls, struct MHD_Connection *mhd, void **req_
     if (conn && conn->mhd && !conn->cut) {
         conn->in_request = false;
         conn->answered = false;
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        if (conn->peer_closed)
+            hub__conn_arm(conn, HUB__TIMER_EOF, 0);
+        else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
             hub__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
     }
     if (r) {
@@ -962,7 +1000,9 @@ static void hub__conn_on_first_bytes(uv_poll_t *poll, int status, int events)
         conn->fd = -1;
         conn->cut = true;
         hub__conn_release(conn);
+        return;
     }
+    uv_poll_start(poll, UV_DISCONNECT, hub__conn_on_peer_closed);
     hub__mhd_run(server);
 }
 

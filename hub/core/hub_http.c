@@ -610,12 +610,13 @@ static enum MHD_Result hub__queue(hub__http_req_t *r, struct MHD_Connection *mhd
                                   hub_http_response_t *resp, bool keep_alive,
                                   bool http10_keep_alive)
 {
-    hub_http_server_t *server = r->conn ? r->conn->server : NULL;
-    if (server && r->conn->keep_fd >= 0) {
+    hub__http_conn_t *conn = r->conn; /* never NULL here: hub__on_request checked */
+    hub_http_server_t *server = conn->server;
+    if (conn->keep_fd >= 0) {
         /* What the client has not taken yet, plus this: over the cap, it
          * pipelines requests but does not read the answers. */
         int unsent = 0;
-        if (ioctl(r->conn->keep_fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
+        if (ioctl(conn->keep_fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
             (size_t)unsent + resp->body_len > server->cfg.max_output_bytes) {
             server->stats.write_overflows++;
             HUB_DEBUG(HUB__HTTP_COMP,
@@ -653,9 +654,9 @@ static enum MHD_Result hub__queue(hub__http_req_t *r, struct MHD_Connection *mhd
     enum MHD_Result rc = MHD_queue_response(mhd, (unsigned)resp->status, m);
     MHD_destroy_response(m);
     r->answered = true;
-    if (rc == MHD_YES && r->conn) {
-        r->conn->answered = true;
-        hub__conn_arm(r->conn, HUB__TIMER_SEND, server->cfg.request_timeout_ms);
+    if (rc == MHD_YES) {
+        conn->answered = true;
+        hub__conn_arm(conn, HUB__TIMER_SEND, server->cfg.request_timeout_ms);
     }
     return rc;
 }
@@ -676,8 +677,7 @@ static const char *hub__error_text(int status)
 static enum MHD_Result hub__queue_error(hub__http_req_t *r, struct MHD_Connection *mhd,
                                         int status)
 {
-    if (r->conn)
-        r->conn->server->stats.bad_requests++;
+    r->conn->server->stats.bad_requests++;
     HUB_DEBUG(HUB__HTTP_COMP, "rejecting a request", "status=%d reason=\"%s\"", status,
               hub__error_text(status));
     hub_http_response_t resp;
@@ -762,7 +762,7 @@ static const char *hub__trimmed(const char *value, char *buf, size_t size)
 static const char *hub__bearer(const char *authorization)
 {
     const char *p = authorization;
-    if (!p || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+    if (!p || strlen(p) < 7 || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
         return NULL;
     p += 6;
     while (*p == ' ' || *p == '\t')
@@ -804,7 +804,8 @@ static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t 
         char *slash = strchr(strstr(target, "//") + 2, '/'); /* absolute form */
         target = slash ? slash : (char *)"";
     }
-    char ctype_buf[1024], auth_buf[2048], host_buf[512], conn_buf[256];
+    char ctype_buf[1024], host_buf[512], conn_buf[256];
+    char auth_buf[2048] = ""; /* zeroed: clang-analyzer cannot follow hub__trimmed() */
     const char *ctype = hub__trimmed(
         MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         ctype_buf, sizeof ctype_buf);
@@ -1068,6 +1069,7 @@ static void hub__on_listener(uv_poll_t *poll, int status, int events)
         return;
     for (int i = 0; i < HUB__HTTP_ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
+        memset(&sa, 0, sizeof sa);
         socklen_t sa_len = sizeof sa;
         int fd = accept4(server->listen_fd, (struct sockaddr *)&sa, &sa_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1216,7 +1218,7 @@ static void hub__stop_daemon(hub_http_server_t *server)
         conn->cut = true;
         hub__conn_release(conn);
     }
-    hub__server_maybe_finish(server);
+    /* The handles just closed call hub__server_maybe_finish() later. */
 }
 
 int hub_http_listen(hub_http_server_t *server, const char *host, int port)

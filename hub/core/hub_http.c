@@ -60,7 +60,7 @@
 
 #define HUB__HTTP_COMP "http"
 #define HUB__HTTP_BACKLOG 128
-#define HUB__HTTP_ACCEPT_BATCH 64 /* accepts per listener wake-up, so the loop stays fair */
+#define HUB__HTTP_ACCEPT_BATCH 1024 /* accepts per listener wake-up: the backlog empties at once */
 /* After libmicrohttpd closes a connection the server half-closes and reads
  * (and drops) what the client still sends, for this long or this much, so
  * that the client sees the response rather than a reset. */

@@ -336,6 +336,8 @@ static void hub__conn_on_handle_closed(uv_handle_t *handle)
 static void hub__conn_release(hub__http_conn_t *conn)
 {
     hub_http_server_t *server = conn->server;
+    if (uv_is_closing((uv_handle_t *)&conn->timer))
+        return; /* released already */
     if (conn->prev)
         conn->prev->next = conn->next;
     else

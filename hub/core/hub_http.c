@@ -34,10 +34,14 @@
  * that libmicrohttpd writes itself (a malformed request line or header, a
  * header section beyond its per-connection memory, a request target too
  * long, an HTTP version other than 1.x) keep its status (400, 431, 414,
- * 505) and its short HTML body, and close the connection too. */
+ * 505) and its short HTML body, and close the connection too.
+ *
+ * What a handler calls to answer (responses, JSON errors, query strings,
+ * tokens) is in hub_http_answer.c; hub_http_internal.h is shared by both. */
 #define _GNU_SOURCE /* accept4 */
 #include "hub_http.h"
 #include "hub_error.h"
+#include "hub_http_internal.h"
 #include "hub_log.h"
 
 #include <arpa/inet.h>
@@ -47,10 +51,6 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,13 +69,6 @@
 /* Connections libmicrohttpd may hold beyond max_connections: lingering ones
  * no longer count for it, but rejected ones never reach it. */
 #define HUB__HTTP_SPARE_CONNECTIONS 16
-
-/* A growable NUL-terminated byte buffer. */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} hub__hbuf_t;
 
 typedef enum {
     HUB__TIMER_HEADER = 0, /* the header section must be complete by then */
@@ -119,17 +112,9 @@ typedef struct {
     bool started;                /* the access handler has seen it */
     bool answered;               /* the handler (or an error) queued a response */
     int early_status;            /* refused at its header: answer this once the body is in */
-    hub__hbuf_t uri;             /* the request target, as sent */
-    hub__hbuf_t body;
+    hub_http__hbuf_t uri;             /* the request target, as sent */
+    hub_http__hbuf_t body;
 } hub__http_req_t;
-
-struct hub_http_response {
-    int status;           /* 0 until the handler responds */
-    char *content_type;   /* malloc'ed, or NULL */
-    char *body;           /* malloc'ed, or NULL */
-    size_t body_len;
-    hub__hbuf_t extra;    /* "Name: value\r\n" lines added by the handler */
-};
 
 struct hub_http_server {
     uv_loop_t *loop;
@@ -199,66 +184,6 @@ static const char hub__http_408[] = "HTTP/1.1 408 Request Timeout\r\n"
                                     "Connection: close\r\n"
                                     "\r\n"
                                     "{\"error\":\"request not complete in time\"}";
-
-/* ---- small buffers ---------------------------------------------------- */
-
-static int hub__hbuf_reserve(hub__hbuf_t *b, size_t extra)
-{
-    if (extra > SIZE_MAX - b->len - 1)
-        return HUB_ENOMEM;
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *data = realloc(b->data, cap);
-    if (!data)
-        return HUB_ENOMEM;
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-static int hub__hbuf_append(hub__hbuf_t *b, const char *p, size_t n)
-{
-    int rc = hub__hbuf_reserve(b, n);
-    if (rc)
-        return rc;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-static int hub__hbuf_printf(hub__hbuf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int hub__hbuf_printf(hub__hbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return HUB_EINVAL;
-    int rc = hub__hbuf_reserve(b, (size_t)n);
-    if (rc)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
-
-static void hub__hbuf_free(hub__hbuf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
 
 /* ---- driving libmicrohttpd -------------------------------------------- */
 
@@ -542,7 +467,7 @@ static void *hub__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
     (void)cls;
     hub__http_conn_t *conn = hub__conn_of(mhd);
     hub__http_req_t *r = calloc(1, sizeof *r);
-    if (!r || hub__hbuf_append(&r->uri, uri, strlen(uri)) != 0) {
+    if (!r || hub_http__hbuf_append(&r->uri, uri, strlen(uri)) != 0) {
         free(r);
         return NULL; /* the access handler then refuses the request */
     }
@@ -578,32 +503,13 @@ static void hub__on_completed(void *cls, struct MHD_Connection *mhd, void **req_
             hub__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
     }
     if (r) {
-        hub__hbuf_free(&r->uri);
-        hub__hbuf_free(&r->body);
+        hub_http__hbuf_free(&r->uri);
+        hub_http__hbuf_free(&r->body);
         free(r);
     }
 }
 
 /* ---- answering -------------------------------------------------------- */
-
-static bool hub__header_text_ok(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-static void hub__response_init(hub_http_response_t *resp) { memset(resp, 0, sizeof *resp); }
-
-static void hub__response_free(hub_http_response_t *resp)
-{
-    free(resp->content_type);
-    free(resp->body);
-    hub__hbuf_free(&resp->extra);
-    memset(resp, 0, sizeof *resp);
-}
 
 /* Queues resp on the connection (takes its body). keep_alive false makes it
  * the connection's last response; http10_keep_alive says so to an HTTP/1.0
@@ -683,11 +589,11 @@ static enum MHD_Result hub__queue_error(hub__http_req_t *r, struct MHD_Connectio
     HUB_DEBUG(HUB__HTTP_COMP, "rejecting a request", "status=%d reason=\"%s\"", status,
               hub__error_text(status));
     hub_http_response_t resp;
-    hub__response_init(&resp);
+    hub_http__response_init(&resp);
     enum MHD_Result rc = MHD_NO;
     if (hub_http_respond_json_error(&resp, status, hub__error_text(status)) == 0)
         rc = hub__queue(r, mhd, &resp, false, false);
-    hub__response_free(&resp);
+    hub_http__response_free(&resp);
     return rc;
 }
 
@@ -823,7 +729,7 @@ static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t 
     bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
     bool keep_alive = http10 ? hub__connection_has(connection, "keep-alive")
                              : !hub__connection_has(connection, "close");
-    if (hub__hbuf_append(&r->body, "", 0) != 0) /* so that body is never NULL */
+    if (hub_http__hbuf_append(&r->body, "", 0) != 0) /* so that body is never NULL */
         return MHD_NO;
     hub_http_request_t req = {
         .method = method,
@@ -837,23 +743,23 @@ static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t 
         .keep_alive = keep_alive && !server->closing,
     };
     hub_http_response_t resp;
-    hub__response_init(&resp);
+    hub_http__response_init(&resp);
     server->stats.requests++;
     server->handler(&req, &resp, server->user);
     if (resp.status == 0) {
         HUB_WARN(HUB__HTTP_COMP, "the handler did not respond; answering 500", "method=%s",
                  req.method);
-        hub__response_free(&resp);
-        hub__response_init(&resp);
+        hub_http__response_free(&resp);
+        hub_http__response_init(&resp);
         if (hub_http_respond_json_error(&resp, 500, "the handler did not respond") != 0) {
-            hub__response_free(&resp);
+            hub_http__response_free(&resp);
             return MHD_NO;
         }
     }
     /* The handler may have closed the server: this is the last answer. */
     keep_alive = keep_alive && !server->closing;
     enum MHD_Result rc = hub__queue(r, mhd, &resp, keep_alive, http10 && keep_alive);
-    hub__response_free(&resp);
+    hub_http__response_free(&resp);
     return rc;
 }
 
@@ -883,7 +789,7 @@ static enum MHD_Result hub__on_request(void *cls, struct MHD_Connection *mhd, co
         if (!r->early_status) {
             if (r->body.len + *upload_data_size > server->cfg.max_body_bytes)
                 return hub__queue_error(r, mhd, 413); /* Content-Length said otherwise */
-            if (hub__hbuf_append(&r->body, upload_data, *upload_data_size) != 0)
+            if (hub_http__hbuf_append(&r->body, upload_data, *upload_data_size) != 0)
                 return MHD_NO;
         }
         *upload_data_size = 0;
@@ -1323,215 +1229,4 @@ void hub_http_destroy(hub_http_server_t **server_p)
     server->destroy_requested = true;
     if (!server->closing)
         hub_http_close(server, NULL, NULL);
-}
-
-/* ---- responses -------------------------------------------------------- */
-
-int hub_http_respond(hub_http_response_t *resp, int status, const char *content_type,
-                     const void *body, size_t len)
-{
-    if (!resp || status < 200 || status > 599 || (len && !body) || len > UINT32_MAX ||
-        (content_type && !hub__header_text_ok(content_type)))
-        return HUB_EINVAL;
-    char *ctype = NULL;
-    if (content_type && !(ctype = strdup(content_type)))
-        return HUB_ENOMEM;
-    char *copy = malloc(len ? len : 1);
-    if (!copy) {
-        free(ctype);
-        return HUB_ENOMEM;
-    }
-    if (len)
-        memcpy(copy, body, len);
-    free(resp->content_type);
-    free(resp->body);
-    resp->status = status;
-    resp->content_type = ctype;
-    resp->body = copy;
-    resp->body_len = len;
-    return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t hub__utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t min, cp;
-    if (p[0] < 0x80)
-        return 1;
-    if ((p[0] & 0xe0) == 0xc0) {
-        len = 2, min = 0x80, cp = p[0] & 0x1f;
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        len = 3, min = 0x800, cp = p[0] & 0x0f;
-    } else if ((p[0] & 0xf8) == 0xf0) {
-        len = 4, min = 0x10000, cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-int hub_http_respond_json_error(hub_http_response_t *resp, int status, const char *message)
-{
-    if (!resp || !message)
-        return HUB_EINVAL;
-    hub__hbuf_t json = {0};
-    int rc = hub__hbuf_append(&json, "{\"error\":\"", 10);
-    const unsigned char *p = (const unsigned char *)message;
-    size_t left = strlen(message);
-    while (!rc && left > 0) {
-        unsigned char c = *p;
-        size_t step = 1;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            rc = hub__hbuf_append(&json, esc, 2);
-        } else if (c == '\n') {
-            rc = hub__hbuf_append(&json, "\\n", 2);
-        } else if (c == '\r') {
-            rc = hub__hbuf_append(&json, "\\r", 2);
-        } else if (c == '\t') {
-            rc = hub__hbuf_append(&json, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            rc = hub__hbuf_printf(&json, "\\u%04x", c);
-        } else if ((step = hub__utf8_len(p, left)) == 0) {
-            /* Invalid UTF-8 would make the document invalid JSON. */
-            step = 1;
-            rc = hub__hbuf_append(&json, "\\ufffd", 6);
-        } else {
-            rc = hub__hbuf_append(&json, (const char *)p, step);
-        }
-        p += step;
-        left -= step;
-    }
-    if (!rc)
-        rc = hub__hbuf_append(&json, "\"}", 2);
-    if (!rc)
-        rc = hub_http_respond(resp, status, "application/json", json.data, json.len);
-    hub__hbuf_free(&json);
-    return rc;
-}
-
-int hub_http_response_header(hub_http_response_t *resp, const char *name, const char *value)
-{
-    static const char *const reserved[] = {"Content-Length", "Content-Type", "Connection",
-                                           "Transfer-Encoding", "Cache-Control",
-                                           "X-Content-Type-Options"};
-    if (!resp || !name || !value || !*name || !hub__header_text_ok(value))
-        return HUB_EINVAL;
-    for (const char *p = name; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *p)))
-            return HUB_EINVAL;
-    }
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        if (strcasecmp(name, reserved[i]) == 0)
-            return HUB_EINVAL;
-    }
-    return hub__hbuf_printf(&resp->extra, "%s: %s\r\n", name, value);
-}
-
-/* ---- query strings and tokens ----------------------------------------- */
-
-static int hub__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes the next byte of src[*i..n): '+' is a space, %XX a byte.
- * Returns the byte, or -1 for a bad escape. */
-static int hub__pct_next(const char *src, size_t n, size_t *i)
-{
-    char c = src[*i];
-    if (c == '+') {
-        (*i)++;
-        return ' ';
-    }
-    if (c != '%') {
-        (*i)++;
-        return (unsigned char)c;
-    }
-    if (n - *i < 3)
-        return -1;
-    int hi = hub__hex(src[*i + 1]), lo = hub__hex(src[*i + 2]);
-    if (hi < 0 || lo < 0)
-        return -1;
-    *i += 3;
-    return hi * 16 + lo;
-}
-
-static bool hub__pct_equals(const char *src, size_t n, const char *name)
-{
-    size_t i = 0;
-    const unsigned char *q = (const unsigned char *)name;
-    while (i < n) {
-        int c = hub__pct_next(src, n, &i);
-        if (c < 0 || *q == '\0' || c != *q)
-            return false;
-        q++;
-    }
-    return *q == '\0';
-}
-
-int hub_http_query_get(const char *query, const char *name, char *buf, size_t size)
-{
-    if (!query || !name || !buf || size == 0)
-        return HUB_EINVAL;
-    buf[0] = '\0';
-    const char *p = query;
-    while (*p) {
-        size_t pair_len = strcspn(p, "&");
-        size_t key_len = strcspn(p, "=&");
-        if (key_len > 0 && hub__pct_equals(p, key_len, name)) {
-            const char *val = p + key_len;
-            size_t val_len = pair_len - key_len;
-            if (val_len > 0) { /* skip '=' */
-                val++;
-                val_len--;
-            }
-            size_t i = 0, out = 0;
-            while (i < val_len) {
-                int c = hub__pct_next(val, val_len, &i);
-                if (c <= 0) {
-                    buf[0] = '\0';
-                    return HUB_EPARSE;
-                }
-                if (out + 1 >= size) {
-                    buf[0] = '\0';
-                    return HUB_EFULL;
-                }
-                buf[out++] = (char)c;
-            }
-            buf[out] = '\0';
-            return 0;
-        }
-        p += pair_len;
-        if (*p == '&')
-            p++;
-    }
-    return HUB_ENOTFOUND;
-}
-
-bool hub_http_token_ok(const hub_http_request_t *req, const char *expected_token)
-{
-    if (!req || !req->bearer_token || !expected_token || !*expected_token)
-        return false;
-    unsigned char got[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)req->bearer_token, strlen(req->bearer_token), got);
-    SHA256((const unsigned char *)expected_token, strlen(expected_token), want);
-    return CRYPTO_memcmp(got, want, sizeof got) == 0;
 }

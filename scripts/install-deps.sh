@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang
   libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler
-  libssl-dev libuv1-dev liblmdb-dev lmdb-utils libhttp-parser-dev
+  libssl-dev libuv1-dev liblmdb-dev lmdb-utils
   check libclang-rt-14-dev libfaketime
   nats-server libnats-dev
   # hubbench's durable peers (issue 21): a private RabbitMQ node and a private
@@ -17,7 +17,8 @@ PACKAGES=(
   # e2e_test_auditchain's time-stamping authority: `openssl ts -reply` behind
   # python3's http.server (python3 is listed below); e2e_test_outbound_auth and
   # the bridge's HTTPS tests make their TLS certificates with openssl.
-  # The HTTP bridge's server (HTTPS with client certificates: GnuTLS).
+  # The HTTP servers (hubd's operator endpoint; the HTTP bridge, HTTPS with
+  # client certificates: GnuTLS).
   libmicrohttpd-dev libgnutls28-dev openssl
   # scripts/lint.sh and scripts/valgrind.sh.
   cppcheck clang-tidy valgrind

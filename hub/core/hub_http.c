@@ -1,127 +1,142 @@
+/* hub_http — the operator endpoint's HTTP/1.1 server: GNU libmicrohttpd
+ * driven from the caller's libuv loop; see hub_http.h.
+ *
+ * How libmicrohttpd runs here. The routes read server state that only the
+ * loop thread may touch, so libmicrohttpd has no thread of its own: it runs
+ * in its external-epoll mode (MHD_USE_EPOLL, no internal thread), and one
+ * uv_poll_t watches its epoll descriptor. When that descriptor is readable
+ * (some connection can be read or written), MHD_run() does the ready work
+ * without blocking and calls the handler for each complete request; a
+ * uv_timer_t follows MHD_get_timeout() for work it has left over.
+ *
+ * What stays ours. libmicrohttpd parses and writes HTTP; the limits that
+ * keep one client from hurting the others are enforced here, because
+ * libmicrohttpd either lacks them or cannot answer them the way our
+ * clients rely on:
+ *   - we own the listening socket (a uv_poll_t on it) and accept ourselves,
+ *     so that a connection over max_connections, or over
+ *     max_connections_per_client from one address, is told 503 and closed
+ *     before libmicrohttpd sees it; the others are handed over with
+ *     MHD_add_connection();
+ *   - every connection has a uv_timer_t for its deadlines (header section,
+ *     whole request, response taken, keep-alive idle), in milliseconds and
+ *     from the request's start: libmicrohttpd's own timeout is in seconds
+ *     and restarts on every byte, which a trickling client exploits. A
+ *     deadline that passes writes 408 (when a request had begun and nothing
+ *     was answered yet) and shuts the socket down both ways; libmicrohttpd
+ *     sees the end of the stream and closes;
+ *   - we keep a duplicate of each connection's descriptor, so that when
+ *     libmicrohttpd closes a connection after an error response with the
+ *     client's bytes still unread, we can half-close and drop what the
+ *     client still sends (for up to a second) instead of letting the close
+ *     reset the connection and the client lose the answer.
+ * Error answers written by this file are JSON ({"error": "..."}); the few
+ * that libmicrohttpd writes itself (a malformed request line or header, a
+ * header section beyond its per-connection memory, a request target too
+ * long, an HTTP version other than 1.x) keep its status (400, 431, 414,
+ * 505) and its short HTML body, and close the connection too.
+ *
+ * What a handler calls to answer (responses, JSON errors, query strings,
+ * tokens) is in hub_http_answer.c; hub_http_internal.h is shared by both. */
+#define _GNU_SOURCE /* accept4 */
 #include "hub_http.h"
 #include "hub_error.h"
+#include "hub_http_internal.h"
 #include "hub_log.h"
 
-#include <http_parser.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define HUB__HTTP_COMP "http"
-#define HUB__HTTP_READ_BUF (64u * 1024u)
 #define HUB__HTTP_BACKLOG 128
-/* After an error or a final response the server half-closes and reads (and
- * drops) what the client still sends, for this long or this much, so that
- * the client sees the response rather than a reset. */
+#define HUB__HTTP_ACCEPT_BATCH 1024 /* accepts per listener wake-up: the backlog empties at once */
+/* After libmicrohttpd closes a connection the server half-closes and reads
+ * (and drops) what the client still sends, for this long or this much, so
+ * that the client sees the response rather than a reset. */
 #define HUB__HTTP_LINGER_MS 1000u
 #define HUB__HTTP_LINGER_MAX_BYTES (4u * 1024u * 1024u)
-/* Header bytes are counted as the request target plus every header's name
- * and value, plus these for the fixed parts of each line. The bytes
- * http_parser skips itself (extra spaces) are capped by its own 80 KiB
- * limit, which also answers 431. */
-#define HUB__HTTP_REQUEST_LINE_OVERHEAD 16u
-#define HUB__HTTP_HEADER_LINE_OVERHEAD 4u
-
-/* A growable NUL-terminated byte buffer. */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} hub__hbuf_t;
+/* Connections libmicrohttpd may hold beyond max_connections: lingering ones
+ * no longer count for it, but rejected ones never reach it. */
+#define HUB__HTTP_SPARE_CONNECTIONS 16
 
 typedef enum {
-    HUB__CONN_READING = 0, /* parsing requests, answering them */
-    HUB__CONN_LINGER,      /* final response queued, write side shut, input dropped */
-    HUB__CONN_CLOSING      /* uv_close() called on both handles */
-} hub__conn_state_t;
-
-typedef enum { HUB__TIMER_REQUEST = 0, HUB__TIMER_IDLE, HUB__TIMER_LINGER } hub__timer_kind_t;
-
-typedef enum {
-    HUB__HDR_OTHER = 0,
-    HUB__HDR_AUTHORIZATION,
-    HUB__HDR_CONTENT_TYPE,
-    HUB__HDR_EXPECT,
-    HUB__HDR_HOST
-} hub__hdr_kind_t;
+    HUB__TIMER_HEADER = 0, /* the header section must be complete by then */
+    HUB__TIMER_REQUEST,    /* the whole request must be complete by then */
+    HUB__TIMER_SEND,       /* the response must have been taken by then */
+    HUB__TIMER_IDLE,       /* kept alive: the next request must begin by then */
+    HUB__TIMER_EOF,        /* half-closed by the client: is anything left to answer? */
+    HUB__TIMER_LINGER      /* closed by libmicrohttpd: stop dropping input then */
+} hub__timer_kind_t;
 
 typedef struct hub__http_conn hub__http_conn_t;
 
+/* One accepted connection, from accept() to the close of its last handle. */
 struct hub__http_conn {
-    uv_tcp_t tcp;                /* tcp.data and timer.data point back here */
-    uv_timer_t timer;            /* request, idle or linger deadline */
-    uv_shutdown_t shutdown_req;
     hub_http_server_t *server;
     hub__http_conn_t *prev, *next;
-    http_parser parser;
-    hub__conn_state_t state;
+    struct MHD_Connection *mhd;  /* NULL before libmicrohttpd announces it, and after */
+    uv_timer_t timer;            /* timer.data and poll.data point back here */
+    uv_poll_t poll;              /* on keep_fd: its first bytes, and LINGER's input */
+    int fd;                      /* the descriptor libmicrohttpd owns (and closes) */
+    int keep_fd;                 /* our duplicate: the socket outlives libmicrohttpd's close */
+    int open_handles;            /* the timer and the poll handle */
+    bool handed;                 /* given to libmicrohttpd (which then owns fd) */
     hub__timer_kind_t timer_kind;
-    int open_handles;            /* 2 until both close callbacks ran */
-    unsigned pending_writes;     /* uv_write requests not yet called back */
-    bool read_paused;            /* reading stopped until output drains */
-    bool shutdown_done;          /* LINGER: the FIN went out */
-    bool eof_seen;               /* LINGER: the client's FIN came in */
-    size_t discarded;            /* LINGER: bytes dropped */
+    uint64_t request_start_ms;   /* loop time of the request's start (or the opening) */
     uint8_t peer[17];            /* the client's address family and IP, for its limit */
-    uint64_t request_start_ms;   /* loop time of the request's first byte (or the opening) */
-
-    /* The request being parsed. */
-    bool in_message;             /* its first byte has arrived */
-    bool in_header_value;        /* the last header callback was a value */
-    bool seen_authorization, seen_content_type, seen_host;
-    hub__hdr_kind_t cur_header;
-    int error_status;            /* set by a callback that stops the parser */
-    size_t header_bytes;
-    char field[32];              /* the current header's name, if it is short */
-    size_t field_len;
-    bool field_too_long;
-    hub__hbuf_t url, path, query, authorization, content_type, expect, host, body;
+    struct sockaddr_storage addr; /* the client's address, for libmicrohttpd */
+    socklen_t addr_len;
+    bool in_request;             /* its request line has arrived */
+    bool answered;               /* a response is queued for the current request */
+    bool cut;                    /* we shut the socket down: no handler, no linger */
+    bool lingering;
+    bool peer_closed;            /* the client's FIN came in */
+    size_t discarded;            /* LINGER: bytes dropped */
 };
 
+/* One request, from its request line (hub__on_uri) to its end
+ * (hub__on_completed). */
 typedef struct {
-    uv_write_t req;
-    char *head; /* freed after the write unless head_static */
-    bool head_static;
-    char *body; /* freed after the write */
-} hub__http_write_t;
-
-typedef struct {
-    uv_tcp_t tcp;
-    hub_http_server_t *server;
-} hub__http_reject_t;
-
-struct hub_http_response {
-    int status;           /* 0 until the handler responds */
-    char *content_type;   /* malloc'ed, or NULL */
-    char *body;           /* malloc'ed, or NULL */
-    size_t body_len;
-    hub__hbuf_t extra;    /* "Name: value\r\n" lines added by the handler */
-};
+    hub__http_conn_t *conn;
+    bool started;                /* the access handler has seen it */
+    bool answered;               /* the handler (or an error) queued a response */
+    int early_status;            /* refused at its header: answer this once the body is in */
+    hub_http__hbuf_t uri;             /* the request target, as sent */
+    hub_http__hbuf_t body;
+} hub__http_req_t;
 
 struct hub_http_server {
     uv_loop_t *loop;
     hub_http_config_t cfg;
     hub_http_handler_cb handler;
     void *user;
-    uv_tcp_t listener;
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    uv_poll_t listener;   /* on listen_fd */
+    uv_poll_t mhd_poll;   /* on libmicrohttpd's epoll descriptor */
+    uv_timer_t mhd_timer; /* libmicrohttpd's own timeout */
     bool listen_tried;
-    bool listener_open;   /* initialised and not yet called back from uv_close */
     int port;
+    bool in_mhd;          /* inside MHD_run(): the handler may be running */
     bool closing;         /* hub_http_close() was called */
     bool finished;        /* every handle closed after closing */
     bool destroy_requested;
     hub_http_closed_cb on_closed;
     void *closed_user;
-    unsigned open_handles; /* listener, connections' tcp and timer, rejected sockets */
+    unsigned open_handles; /* listener, mhd_poll, mhd_timer, connections' handles */
     hub__http_conn_t *conns;
     hub_http_stats_t stats;
-    uv_tcp_t spare;       /* rejects a connection when memory is short */
-    bool spare_busy;
-    char read_buf[HUB__HTTP_READ_BUF]; /* one read at a time on this loop */
 };
 
 static const char hub__http_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -143,83 +158,73 @@ static const char hub__http_503_client[] =
     "\r\n"
     "{\"error\":\"too many open connections from your address\"}";
 
-static const char hub__http_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+static const char hub__http_400[] = "HTTP/1.1 400 Bad Request\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 34\r\n"
+                                    "Cache-Control: no-store\r\n"
+                                    "X-Content-Type-Options: nosniff\r\n"
+                                    "Connection: close\r\n"
+                                    "\r\n"
+                                    "{\"error\":\"malformed HTTP request\"}";
 
-/* ---- small buffers ---------------------------------------------------- */
+static const char hub__http_505[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 38\r\n"
+                                    "Cache-Control: no-store\r\n"
+                                    "X-Content-Type-Options: nosniff\r\n"
+                                    "Connection: close\r\n"
+                                    "\r\n"
+                                    "{\"error\":\"only HTTP/1.x is supported\"}";
 
-static int hub__hbuf_reserve(hub__hbuf_t *b, size_t extra)
+static const char hub__http_408[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 40\r\n"
+                                    "Cache-Control: no-store\r\n"
+                                    "X-Content-Type-Options: nosniff\r\n"
+                                    "Connection: close\r\n"
+                                    "\r\n"
+                                    "{\"error\":\"request not complete in time\"}";
+
+/* ---- driving libmicrohttpd -------------------------------------------- */
+
+static void hub__stop_daemon(hub_http_server_t *server);
+
+static void hub__on_mhd_timer(uv_timer_t *timer);
+
+/* Lets libmicrohttpd do what is ready, then re-arms its timeout. Never
+ * from inside libmicrohttpd's callbacks (only from libuv's). */
+static void hub__mhd_run(hub_http_server_t *server)
 {
-    if (extra > SIZE_MAX - b->len - 1)
-        return HUB_ENOMEM;
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *data = realloc(b->data, cap);
-    if (!data)
-        return HUB_ENOMEM;
-    b->data = data;
-    b->cap = cap;
-    return 0;
+    if (!server->daemon || server->in_mhd)
+        return;
+    server->in_mhd = true;
+    MHD_run(server->daemon);
+    server->in_mhd = false;
+    if (server->closing) { /* a handler closed the server */
+        hub__stop_daemon(server);
+        return;
+    }
+    MHD_UNSIGNED_LONG_LONG due = 0;
+    if (MHD_get_timeout(server->daemon, &due) == MHD_YES)
+        uv_timer_start(&server->mhd_timer, hub__on_mhd_timer, due, 0);
+    else
+        uv_timer_stop(&server->mhd_timer);
 }
 
-static int hub__hbuf_append(hub__hbuf_t *b, const char *p, size_t n)
+static void hub__on_mhd_timer(uv_timer_t *timer) { hub__mhd_run(timer->data); }
+
+static void hub__on_mhd_poll(uv_poll_t *poll, int status, int events)
 {
-    int rc = hub__hbuf_reserve(b, n);
-    if (rc)
-        return rc;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
+    (void)status;
+    (void)events;
+    hub__mhd_run(poll->data);
 }
 
-static int hub__hbuf_printf(hub__hbuf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int hub__hbuf_printf(hub__hbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return HUB_EINVAL;
-    int rc = hub__hbuf_reserve(b, (size_t)n);
-    if (rc)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
-
-static void hub__hbuf_clear(hub__hbuf_t *b)
-{
-    b->len = 0;
-    if (b->data)
-        b->data[0] = '\0';
-}
-
-static void hub__hbuf_free(hub__hbuf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-/* A C string view of b: "" when nothing was ever appended. */
-static const char *hub__hbuf_str(const hub__hbuf_t *b) { return b->data ? b->data : ""; }
-
-/* ---- server bookkeeping ----------------------------------------------- */
+/* ---- server and connection bookkeeping -------------------------------- */
 
 static void hub__server_maybe_finish(hub_http_server_t *server)
 {
-    if (!server->closing || server->open_handles > 0 || server->finished)
+    if (!server->closing || server->open_handles > 0 || server->finished || server->daemon)
         return;
     server->finished = true;
     hub_http_closed_cb cb = server->on_closed;
@@ -231,17 +236,11 @@ static void hub__server_maybe_finish(hub_http_server_t *server)
         cb(user);
 }
 
-static void hub__conn_free(hub__http_conn_t *conn)
+static void hub__server_on_handle_closed(uv_handle_t *handle)
 {
-    hub__hbuf_free(&conn->url);
-    hub__hbuf_free(&conn->path);
-    hub__hbuf_free(&conn->query);
-    hub__hbuf_free(&conn->authorization);
-    hub__hbuf_free(&conn->content_type);
-    hub__hbuf_free(&conn->host);
-    hub__hbuf_free(&conn->expect);
-    hub__hbuf_free(&conn->body);
-    free(conn);
+    hub_http_server_t *server = handle->data;
+    server->open_handles--;
+    hub__server_maybe_finish(server);
 }
 
 static void hub__conn_on_handle_closed(uv_handle_t *handle)
@@ -251,37 +250,36 @@ static void hub__conn_on_handle_closed(uv_handle_t *handle)
     server->open_handles--;
     if (--conn->open_handles > 0)
         return;
+    if (conn->keep_fd >= 0)
+        close(conn->keep_fd);
+    free(conn);
+    hub__server_maybe_finish(server);
+}
+
+/* Forgets conn: out of the list and the counts, its handles closing. The
+ * descriptor libmicrohttpd owns is libmicrohttpd's to close. */
+static void hub__conn_release(hub__http_conn_t *conn)
+{
+    hub_http_server_t *server = conn->server;
+    if (uv_is_closing((uv_handle_t *)&conn->timer))
+        return; /* released already */
     if (conn->prev)
         conn->prev->next = conn->next;
     else
         server->conns = conn->next;
     if (conn->next)
         conn->next->prev = conn->prev;
-    hub__conn_free(conn);
-    hub__server_maybe_finish(server);
-}
-
-/* Closes at once; unsent output is dropped. */
-static void hub__conn_close(hub__http_conn_t *conn)
-{
-    if (conn->state == HUB__CONN_CLOSING)
-        return;
-    conn->state = HUB__CONN_CLOSING;
-    conn->server->stats.open_connections--;
+    conn->prev = conn->next = NULL;
+    server->stats.open_connections--;
+    if (!conn->handed && conn->fd >= 0)
+        close(conn->fd);
+    conn->fd = -1;
     uv_timer_stop(&conn->timer);
     uv_close((uv_handle_t *)&conn->timer, hub__conn_on_handle_closed);
-    uv_close((uv_handle_t *)&conn->tcp, hub__conn_on_handle_closed);
+    uv_close((uv_handle_t *)&conn->poll, hub__conn_on_handle_closed);
 }
 
 static void hub__conn_on_timer(uv_timer_t *timer);
-
-/* Stops http_parser_execute() after the current callback. (Pausing a
- * parser that is already in an error state trips an assert in it.) */
-static void hub__parser_stop(http_parser *parser)
-{
-    if (HTTP_PARSER_ERRNO(parser) == HPE_OK)
-        http_parser_pause(parser, 1);
-}
 
 static void hub__conn_arm(hub__http_conn_t *conn, hub__timer_kind_t kind, uint64_t ms)
 {
@@ -296,7 +294,7 @@ static void hub__conn_arm_request(hub__http_conn_t *conn)
 {
     const hub_http_config_t *c = &conn->server->cfg;
     conn->request_start_ms = uv_now(conn->server->loop);
-    hub__conn_arm(conn, HUB__TIMER_REQUEST,
+    hub__conn_arm(conn, HUB__TIMER_HEADER,
                   c->header_timeout_ms < c->request_timeout_ms ? c->header_timeout_ms
                                                                : c->request_timeout_ms);
 }
@@ -304,406 +302,375 @@ static void hub__conn_arm_request(hub__http_conn_t *conn)
 static void hub__conn_headers_done(hub__http_conn_t *conn)
 {
     const hub_http_config_t *c = &conn->server->cfg;
-    if (c->header_timeout_ms >= c->request_timeout_ms)
-        return;
     uint64_t spent = uv_now(conn->server->loop) - conn->request_start_ms;
     uint64_t left = spent < c->request_timeout_ms ? c->request_timeout_ms - spent : 1;
     hub__conn_arm(conn, HUB__TIMER_REQUEST, left);
 }
 
-static size_t hub__conn_unsent(hub__http_conn_t *conn)
+/* Ends the connection from our side: libmicrohttpd reads the end of the
+ * stream and closes it (and calls the handler no more for it). */
+static void hub__conn_cut(hub__http_conn_t *conn)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp);
-}
-
-/* ---- writing ---------------------------------------------------------- */
-
-static void hub__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
-static void hub__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-static void hub__on_write(uv_write_t *req, int status)
-{
-    hub__http_write_t *w = (hub__http_write_t *)req;
-    hub__http_conn_t *conn = req->handle->data;
-    if (!w->head_static)
-        free(w->head);
-    free(w->body);
-    free(w);
-    conn->pending_writes--;
-    if (conn->state == HUB__CONN_CLOSING)
+    if (conn->cut)
         return;
-    if (status < 0) {
-        HUB_DEBUG(HUB__HTTP_COMP, "write failed; closing the connection", "error=%s",
-                  uv_err_name(status));
-        hub__conn_close(conn);
+    conn->cut = true;
+    uv_timer_stop(&conn->timer);
+    if (conn->handed)
+        shutdown(conn->keep_fd, SHUT_RDWR);
+    else
+        hub__conn_release(conn); /* still ours alone */
+}
+
+/* The client half-closed (its FIN came) and libmicrohttpd has taken what
+ * was buffered: once nothing is left to answer, end the connection, as
+ * libmicrohttpd (edge-triggered) would not see the end of the stream that
+ * came with the request's last bytes. */
+static void hub__conn_eof_check(hub__http_conn_t *conn)
+{
+    if (conn->cut || conn->lingering || !conn->mhd || conn->answered)
+        return; /* closed, or an answer is on its way (completion checks again) */
+    int unread = 0;
+    if (ioctl(conn->keep_fd, FIONREAD, &unread) == 0 && unread > 0) {
+        hub__conn_arm(conn, HUB__TIMER_EOF, 10); /* libmicrohttpd has more to read */
         return;
     }
-    if (conn->state == HUB__CONN_READING && conn->read_paused && hub__conn_unsent(conn) == 0) {
-        conn->read_paused = false;
-        if (uv_read_start((uv_stream_t *)&conn->tcp, hub__on_alloc, hub__on_read) != 0)
-            hub__conn_close(conn);
-    }
+    hub__conn_cut(conn);
 }
 
-/* Queues head (owned unless head_static) and body (owned, may be NULL).
- * On failure frees them and closes the connection. */
-static int hub__conn_write(hub__http_conn_t *conn, char *head, size_t head_len, bool head_static,
-                           char *body, size_t body_len)
+static void hub__conn_on_peer_closed(uv_poll_t *poll, int status, int events)
 {
-    hub__http_write_t *w = calloc(1, sizeof *w);
-    if (!w) {
-        if (!head_static)
-            free(head);
-        free(body);
-        hub__conn_close(conn);
-        return HUB_ENOMEM;
-    }
-    w->head = head;
-    w->head_static = head_static;
-    w->body = body;
-    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)head_len),
-                        uv_buf_init(body, (unsigned)body_len)};
-    int rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, body_len ? 2 : 1, hub__on_write);
-    if (rc != 0) {
-        if (!head_static)
-            free(head);
-        free(body);
-        free(w);
-        hub__conn_close(conn);
-        return HUB_EIO;
-    }
-    conn->pending_writes++;
-    return 0;
+    (void)status;
+    (void)events;
+    hub__http_conn_t *conn = poll->data;
+    hub_http_server_t *server = conn->server;
+    uv_poll_stop(poll);
+    conn->peer_closed = true;
+    hub__mhd_run(server);
+    hub__conn_eof_check(conn);
+    hub__mhd_run(server);
 }
 
-static void hub__conn_on_shutdown(uv_shutdown_t *req, int status)
+static void hub__conn_on_timer(uv_timer_t *timer)
 {
-    hub__http_conn_t *conn = req->handle->data;
-    if (conn->state == HUB__CONN_CLOSING)
+    hub__http_conn_t *conn = timer->data;
+    hub_http_server_t *server = conn->server;
+    switch (conn->timer_kind) {
+    case HUB__TIMER_EOF:
+        hub__mhd_run(server); /* pipelined requests still buffered begin now */
+        hub__conn_eof_check(conn);
+        hub__mhd_run(server);
         return;
-    conn->shutdown_done = true;
-    if (status < 0 || conn->eof_seen)
-        hub__conn_close(conn);
+    case HUB__TIMER_LINGER:
+        hub__conn_release(conn);
+        return;
+    case HUB__TIMER_IDLE:
+        server->stats.idle_closes++;
+        break;
+    case HUB__TIMER_SEND:
+        server->stats.write_overflows++;
+        HUB_DEBUG(HUB__HTTP_COMP, "client is not reading its response; closing the connection",
+                  "waited_ms=%u", server->cfg.request_timeout_ms);
+        break;
+    case HUB__TIMER_HEADER:
+    case HUB__TIMER_REQUEST:
+        server->stats.timeouts++;
+        /* A connection that sent nothing is just closed. The socket takes
+         * a short answer at once, or the client does not get one. */
+        if (conn->in_request && !conn->answered)
+            (void)!send(conn->keep_fd, hub__http_408, sizeof hub__http_408 - 1,
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+        break;
+    }
+    hub__conn_cut(conn);
+    hub__mhd_run(server);
 }
 
-/* The last response is queued: send FIN once it is out, drop what the
- * client still sends, and close on its FIN or after the linger time. */
+/* ---- lingering after libmicrohttpd's close ----------------------------- */
+
+static void hub__conn_on_linger_read(uv_poll_t *poll, int status, int events)
+{
+    (void)events;
+    hub__http_conn_t *conn = poll->data;
+    char buf[16384];
+    for (int i = 0; i < 16 && status == 0; i++) {
+        ssize_t n = recv(conn->keep_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+            conn->discarded += (size_t)n;
+            if (conn->discarded <= HUB__HTTP_LINGER_MAX_BYTES)
+                continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        break; /* the client's FIN, an error, or enough dropped */
+    }
+    uv_poll_stop(poll);
+    hub__conn_release(conn);
+}
+
+/* libmicrohttpd closed conn (its answer is written, FIN included when the
+ * kernel takes it): drop what the client still sends until its FIN, for at
+ * most HUB__HTTP_LINGER_MS, then close our duplicate, which really closes. */
 static void hub__conn_linger(hub__http_conn_t *conn)
 {
-    if (conn->state != HUB__CONN_READING)
-        return;
-    conn->state = HUB__CONN_LINGER;
-    hub__parser_stop(&conn->parser);
-    hub__conn_arm(conn, HUB__TIMER_LINGER, HUB__HTTP_LINGER_MS);
-    if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->tcp, hub__conn_on_shutdown) != 0) {
-        hub__conn_close(conn);
-        return;
-    }
-    if (conn->read_paused) {
-        conn->read_paused = false;
-        if (uv_read_start((uv_stream_t *)&conn->tcp, hub__on_alloc, hub__on_read) != 0)
-            hub__conn_close(conn);
-    }
-}
-
-static bool hub__header_text_ok(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* Serialises resp and queues it; takes resp's body. keep_alive false makes
- * it the connection's last response. */
-static void hub__conn_send(hub__http_conn_t *conn, hub_http_response_t *resp, bool head_only,
-                           bool keep_alive, bool http10)
-{
-    int status = resp->status;
-    bool no_body = head_only || status == 204 || status == 304;
-    const char *reason = http_status_str((enum http_status)status);
-    hub__hbuf_t head = {0};
-    int rc = hub__hbuf_printf(&head, "HTTP/1.1 %d %s\r\n", status,
-                              strcmp(reason, "<unknown>") ? reason : "Status");
-    if (!rc && resp->content_type)
-        rc = hub__hbuf_printf(&head, "Content-Type: %s\r\n", resp->content_type);
-    if (!rc && status != 204)
-        rc = hub__hbuf_printf(&head, "Content-Length: %zu\r\n", resp->body_len);
-    if (!rc)
-        rc = hub__hbuf_printf(&head, "Cache-Control: no-store\r\n"
-                                     "X-Content-Type-Options: nosniff\r\n");
-    if (!rc && resp->extra.len)
-        rc = hub__hbuf_append(&head, resp->extra.data, resp->extra.len);
-    if (!rc && !keep_alive)
-        rc = hub__hbuf_printf(&head, "Connection: close\r\n");
-    else if (!rc && http10)
-        rc = hub__hbuf_printf(&head, "Connection: keep-alive\r\n");
-    if (!rc)
-        rc = hub__hbuf_append(&head, "\r\n", 2);
-    if (rc) {
-        hub__hbuf_free(&head);
-        hub__conn_close(conn);
-        return;
-    }
-    char *body = no_body ? NULL : resp->body;
-    size_t body_len = no_body ? 0 : resp->body_len;
-    if (!no_body)
-        resp->body = NULL;
-    if (hub__conn_write(conn, head.data, head.len, false, body, body_len) != 0)
-        return;
-
     hub_http_server_t *server = conn->server;
-    if (hub__conn_unsent(conn) > server->cfg.max_output_bytes) {
-        server->stats.write_overflows++;
-        HUB_DEBUG(HUB__HTTP_COMP, "client is not reading its responses; closing the connection",
-                  "unsent=%zu limit=%zu", hub__conn_unsent(conn), server->cfg.max_output_bytes);
-        hub__parser_stop(&conn->parser);
-        hub__conn_close(conn);
+    if (conn->cut || server->closing) {
+        hub__conn_release(conn);
         return;
     }
-    if (!keep_alive) {
-        hub__conn_linger(conn);
+    conn->lingering = true;
+    if (!conn->handed) {
+        close(conn->fd);
+        conn->fd = -1;
+    }
+    shutdown(conn->keep_fd, SHUT_WR);
+    hub__conn_arm(conn, HUB__TIMER_LINGER, HUB__HTTP_LINGER_MS);
+    if (uv_poll_start(&conn->poll, UV_READABLE, hub__conn_on_linger_read) != 0)
+        hub__conn_release(conn);
+}
+
+/* ---- libmicrohttpd's callbacks ---------------------------------------- */
+
+static hub__http_conn_t *hub__conn_of(struct MHD_Connection *mhd)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void hub__on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+    hub_http_server_t *server = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+        for (hub__http_conn_t *c = server->conns; ci && c; c = c->next)
+            if (!c->mhd && c->fd == ci->connect_fd) {
+                c->mhd = mhd;
+                *socket_context = c;
+                break;
+            }
         return;
     }
-    hub__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
-    if (!conn->read_paused && hub__conn_unsent(conn) > 0) {
-        conn->read_paused = true;
-        uv_read_stop((uv_stream_t *)&conn->tcp);
+    hub__http_conn_t *conn = *socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !conn)
+        return;
+    *socket_context = NULL;
+    conn->mhd = NULL;
+    conn->fd = -1;
+    uv_timer_stop(&conn->timer);
+    hub__conn_linger(conn);
+}
+
+static void *hub__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
+{
+    (void)cls;
+    hub__http_conn_t *conn = hub__conn_of(mhd);
+    hub__http_req_t *r = calloc(1, sizeof *r);
+    if (!r || hub_http__hbuf_append(&r->uri, uri, strlen(uri)) != 0) {
+        free(r);
+        return NULL; /* the access handler then refuses the request */
+    }
+    r->conn = conn;
+    if (conn) {
+        conn->in_request = true;
+        conn->answered = false;
+        /* The deadlines run from the request's start; trickling does not
+         * extend them. A kept-alive connection's next request starts now. */
+        if (conn->timer_kind == HUB__TIMER_IDLE || conn->timer_kind == HUB__TIMER_EOF)
+            hub__conn_arm_request(conn);
+    }
+    return r;
+}
+
+static void hub__on_completed(void *cls, struct MHD_Connection *mhd, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    hub_http_server_t *server = cls;
+    hub__http_req_t *r = *req_cls;
+    *req_cls = NULL;
+    /* Refused by libmicrohttpd itself (malformed, too large): it answered
+     * an error and ends the connection. */
+    if (r && !r->answered && toe == MHD_REQUEST_TERMINATED_WITH_ERROR && r->conn && !r->conn->cut)
+        server->stats.bad_requests++;
+    hub__http_conn_t *conn = r ? r->conn : hub__conn_of(mhd);
+    if (conn && conn->mhd && !conn->cut) {
+        conn->in_request = false;
+        conn->answered = false;
+        if (conn->peer_closed)
+            hub__conn_arm(conn, HUB__TIMER_EOF, 0);
+        else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            hub__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
+    }
+    if (r) {
+        hub_http__hbuf_free(&r->uri);
+        hub_http__hbuf_free(&r->body);
+        free(r);
     }
 }
 
-static void hub__response_init(hub_http_response_t *resp) { memset(resp, 0, sizeof *resp); }
+/* ---- answering -------------------------------------------------------- */
 
-static void hub__response_free(hub_http_response_t *resp)
+/* Queues resp on the connection (takes its body). keep_alive false makes it
+ * the connection's last response; http10_keep_alive says so to an HTTP/1.0
+ * client that asked. */
+static enum MHD_Result hub__queue(hub__http_req_t *r, struct MHD_Connection *mhd,
+                                  hub_http_response_t *resp, bool keep_alive,
+                                  bool http10_keep_alive)
 {
-    free(resp->content_type);
-    free(resp->body);
-    hub__hbuf_free(&resp->extra);
-    memset(resp, 0, sizeof *resp);
+    hub__http_conn_t *conn = r->conn; /* never NULL here: hub__on_request checked */
+    hub_http_server_t *server = conn->server;
+    if (conn->keep_fd >= 0) {
+        /* What the client has not taken yet, plus this: over the cap, it
+         * pipelines requests but does not read the answers. */
+        int unsent = 0;
+        if (ioctl(conn->keep_fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
+            (size_t)unsent + resp->body_len > server->cfg.max_output_bytes) {
+            server->stats.write_overflows++;
+            HUB_DEBUG(HUB__HTTP_COMP,
+                      "client is not reading its responses; closing the connection",
+                      "unsent=%d limit=%zu", unsent, server->cfg.max_output_bytes);
+            r->answered = true;
+            return MHD_NO;
+        }
+    }
+    struct MHD_Response *m =
+        MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+    if (!m)
+        return MHD_NO;
+    resp->body = NULL;
+    resp->body_len = 0;
+    if (resp->content_type)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+    /* The handler's headers: names are tokens and values have no control
+     * characters (hub_http_response_header() checked), so ": " splits. */
+    char *save = NULL;
+    for (char *line = resp->extra.data ? strtok_r(resp->extra.data, "\r\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        MHD_add_response_header(m, line, colon + 2);
+    }
+    if (!keep_alive)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+    else if (http10_keep_alive)
+        MHD_set_response_options(m, MHD_RF_SEND_KEEP_ALIVE_HEADER, MHD_RO_END);
+    enum MHD_Result rc = MHD_queue_response(mhd, (unsigned)resp->status, m);
+    MHD_destroy_response(m);
+    r->answered = true;
+    if (rc == MHD_YES) {
+        conn->answered = true;
+        hub__conn_arm(conn, HUB__TIMER_SEND, server->cfg.request_timeout_ms);
+    }
+    return rc;
 }
 
 static const char *hub__error_text(int status)
 {
     switch (status) {
     case 400: return "malformed HTTP request";
-    case 408: return "request not complete in time";
     case 411: return "chunked request bodies are not supported; send Content-Length";
     case 413: return "request body too large";
     case 431: return "request header section too large";
     case 505: return "only HTTP/1.x is supported";
-    default: return http_status_str((enum http_status)status);
+    default: return "the server could not answer";
     }
 }
 
 /* Answers status with a JSON error and ends the connection. */
-static void hub__conn_fail(hub__http_conn_t *conn, int status)
+static enum MHD_Result hub__queue_error(hub__http_req_t *r, struct MHD_Connection *mhd,
+                                        int status)
 {
-    if (conn->state != HUB__CONN_READING)
-        return;
-    if (status != 408)
-        conn->server->stats.bad_requests++;
+    r->conn->server->stats.bad_requests++;
     HUB_DEBUG(HUB__HTTP_COMP, "rejecting a request", "status=%d reason=\"%s\"", status,
               hub__error_text(status));
     hub_http_response_t resp;
-    hub__response_init(&resp);
-    if (hub_http_respond_json_error(&resp, status, hub__error_text(status)) != 0) {
-        hub__response_free(&resp);
-        hub__conn_close(conn);
-        return;
-    }
-    /* A HEAD request that we refused after its request line: no body. */
-    bool head_only = conn->error_status != 0 && conn->parser.method == HTTP_HEAD;
-    hub__conn_send(conn, &resp, head_only, false, false);
-    hub__response_free(&resp);
+    hub_http__response_init(&resp);
+    enum MHD_Result rc = MHD_NO;
+    if (hub_http_respond_json_error(&resp, status, hub__error_text(status)) == 0)
+        rc = hub__queue(r, mhd, &resp, false, false);
+    hub_http__response_free(&resp);
+    return rc;
 }
 
-/* ---- parsing ---------------------------------------------------------- */
+/* ---- requests --------------------------------------------------------- */
 
-static int hub__count_header_bytes(hub__http_conn_t *conn, size_t n)
+typedef struct {
+    unsigned authorization, content_type, host, content_length;
+    bool chunked;
+} hub__header_count_t;
+
+static enum MHD_Result hub__count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
 {
-    conn->header_bytes += n;
-    if (conn->header_bytes > conn->server->cfg.max_header_bytes) {
-        conn->error_status = 431;
-        return -1;
-    }
+    (void)kind;
+    hub__header_count_t *n = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION))
+        n->authorization++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE))
+        n->content_type++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST))
+        n->host++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        n->content_length++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) && value && *value)
+        n->chunked = true;
+    return MHD_YES;
+}
+
+/* The status a request gets at the end of its header section, or 0. */
+static int hub__check_head(hub_http_server_t *server, struct MHD_Connection *mhd,
+                           const char *method, const char *version)
+{
+    if (strncmp(version, "HTTP/1.", 7) != 0)
+        return 505;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci && ci->header_size > server->cfg.max_header_bytes)
+        return 431;
+    if (!strcmp(method, "CONNECT"))
+        return 400;
+    hub__header_count_t n = {0};
+    MHD_get_connection_values(mhd, MHD_HEADER_KIND, hub__count_header, &n);
+    /* Two Authorization or Content-Type headers: which one would a proxy in
+     * front of us have looked at? Refuse to guess. */
+    if (n.authorization > 1 || n.content_type > 1 || n.host > 1 || n.content_length > 1)
+        return 400;
+    if (n.chunked)
+        return 411;
+    const char *clen = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen && strtoull(clen, NULL, 10) > server->cfg.max_body_bytes)
+        return 413;
     return 0;
 }
 
-static int hub__on_message_begin(http_parser *parser)
+/* value without the spaces and tabs around it, copied into buf. */
+static const char *hub__trimmed(const char *value, char *buf, size_t size)
 {
-    hub__http_conn_t *conn = parser->data;
-    conn->in_message = true;
-    conn->in_header_value = false;
-    conn->seen_authorization = conn->seen_content_type = conn->seen_host = false;
-    conn->cur_header = HUB__HDR_OTHER;
-    conn->error_status = 0;
-    conn->header_bytes = HUB__HTTP_REQUEST_LINE_OVERHEAD;
-    conn->field_len = 0;
-    conn->field_too_long = false;
-    hub__hbuf_clear(&conn->url);
-    hub__hbuf_clear(&conn->path);
-    hub__hbuf_clear(&conn->query);
-    hub__hbuf_clear(&conn->authorization);
-    hub__hbuf_clear(&conn->content_type);
-    hub__hbuf_clear(&conn->host);
-    hub__hbuf_clear(&conn->expect);
-    hub__hbuf_clear(&conn->body);
-    /* The deadlines run from the first byte; trickling does not extend them. */
-    hub__conn_arm_request(conn);
-    return 0;
-}
-
-static int hub__on_url(http_parser *parser, const char *at, size_t n)
-{
-    hub__http_conn_t *conn = parser->data;
-    if (hub__count_header_bytes(conn, n))
-        return -1;
-    return hub__hbuf_append(&conn->url, at, n) ? -1 : 0;
-}
-
-static int hub__on_header_field(http_parser *parser, const char *at, size_t n)
-{
-    hub__http_conn_t *conn = parser->data;
-    if (conn->in_header_value || (conn->field_len == 0 && !conn->field_too_long)) {
-        /* A new header line begins. */
-        conn->in_header_value = false;
-        conn->field_len = 0;
-        conn->field_too_long = false;
-        if (hub__count_header_bytes(conn, HUB__HTTP_HEADER_LINE_OVERHEAD))
-            return -1;
-    }
-    if (hub__count_header_bytes(conn, n))
-        return -1;
-    if (conn->field_len + n < sizeof conn->field) {
-        memcpy(conn->field + conn->field_len, at, n);
-        conn->field_len += n;
-    } else {
-        conn->field_too_long = true;
-    }
-    return 0;
-}
-
-static hub__hdr_kind_t hub__classify_header(hub__http_conn_t *conn)
-{
-    if (conn->field_too_long)
-        return HUB__HDR_OTHER;
-    conn->field[conn->field_len] = '\0';
-    if (strcasecmp(conn->field, "Authorization") == 0)
-        return HUB__HDR_AUTHORIZATION;
-    if (strcasecmp(conn->field, "Content-Type") == 0)
-        return HUB__HDR_CONTENT_TYPE;
-    if (strcasecmp(conn->field, "Expect") == 0)
-        return HUB__HDR_EXPECT;
-    if (strcasecmp(conn->field, "Host") == 0)
-        return HUB__HDR_HOST;
-    return HUB__HDR_OTHER;
-}
-
-static int hub__on_header_value(http_parser *parser, const char *at, size_t n)
-{
-    hub__http_conn_t *conn = parser->data;
-    if (!conn->in_header_value) {
-        conn->in_header_value = true;
-        conn->cur_header = hub__classify_header(conn);
-        /* Two Authorization or Content-Type headers: which one would a
-         * proxy in front of us have looked at? Refuse to guess. */
-        bool *seen = conn->cur_header == HUB__HDR_AUTHORIZATION  ? &conn->seen_authorization
-                     : conn->cur_header == HUB__HDR_CONTENT_TYPE ? &conn->seen_content_type
-                     : conn->cur_header == HUB__HDR_HOST         ? &conn->seen_host
-                                                                 : NULL;
-        if (seen) {
-            if (*seen) {
-                conn->error_status = 400;
-                return -1;
-            }
-            *seen = true;
-        }
-    }
-    if (hub__count_header_bytes(conn, n))
-        return -1;
-    hub__hbuf_t *dest = conn->cur_header == HUB__HDR_AUTHORIZATION  ? &conn->authorization
-                        : conn->cur_header == HUB__HDR_CONTENT_TYPE ? &conn->content_type
-                        : conn->cur_header == HUB__HDR_EXPECT       ? &conn->expect
-                        : conn->cur_header == HUB__HDR_HOST         ? &conn->host
-                                                                    : NULL;
-    if (dest && hub__hbuf_append(dest, at, n))
-        return -1;
-    return 0;
-}
-
-static void hub__trim_trailing(hub__hbuf_t *b)
-{
-    while (b->len > 0 && (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == '\t'))
-        b->data[--b->len] = '\0';
-}
-
-static int hub__on_headers_complete(http_parser *parser)
-{
-    hub__http_conn_t *conn = parser->data;
-    hub_http_server_t *server = conn->server;
-    if (parser->http_major != 1) {
-        conn->error_status = 505;
-        return -1;
-    }
-    if (parser->method == HTTP_CONNECT) {
-        conn->error_status = 400;
-        return -1;
-    }
-    if (parser->flags & F_CHUNKED) {
-        conn->error_status = 411;
-        return -1;
-    }
-    if ((parser->flags & F_CONTENTLENGTH) && parser->content_length > server->cfg.max_body_bytes) {
-        conn->error_status = 413;
-        return -1;
-    }
-    struct http_parser_url u;
-    http_parser_url_init(&u);
-    if (conn->url.len == 0 || http_parser_parse_url(conn->url.data, conn->url.len, 0, &u) != 0) {
-        conn->error_status = 400;
-        return -1;
-    }
-    int rc = 0;
-    if (u.field_set & (1u << UF_PATH))
-        rc = hub__hbuf_append(&conn->path, conn->url.data + u.field_data[UF_PATH].off,
-                              u.field_data[UF_PATH].len);
-    else
-        rc = hub__hbuf_append(&conn->path, "/", 1);
-    if (!rc && (u.field_set & (1u << UF_QUERY)))
-        rc = hub__hbuf_append(&conn->query, conn->url.data + u.field_data[UF_QUERY].off,
-                              u.field_data[UF_QUERY].len);
-    if (!rc)
-        rc = hub__hbuf_append(&conn->body, "", 0); /* so that body is never NULL */
-    if (rc)
-        return -1;
-    hub__trim_trailing(&conn->authorization);
-    hub__trim_trailing(&conn->content_type);
-    hub__trim_trailing(&conn->host);
-    hub__trim_trailing(&conn->expect);
-    hub__conn_headers_done(conn);
-    if (parser->content_length > 0 && strcasecmp(hub__hbuf_str(&conn->expect), "100-continue") == 0)
-        hub__conn_write(conn, (char *)hub__http_100, sizeof hub__http_100 - 1, true, NULL, 0);
-    return conn->state == HUB__CONN_READING ? 0 : -1;
-}
-
-static int hub__on_body(http_parser *parser, const char *at, size_t n)
-{
-    hub__http_conn_t *conn = parser->data;
-    if (conn->body.len + n > conn->server->cfg.max_body_bytes) {
-        conn->error_status = 413;
-        return -1;
-    }
-    return hub__hbuf_append(&conn->body, at, n) ? -1 : 0;
+    if (!value)
+        return NULL;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t len = strlen(value);
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+        len--;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    return buf;
 }
 
 /* "Bearer <token>" (scheme case-insensitive) -> token, or NULL. */
-static const char *hub__bearer(hub__hbuf_t *authorization)
+static const char *hub__bearer(const char *authorization)
 {
-    const char *p = hub__hbuf_str(authorization);
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+    const char *p = authorization;
+    if (!p || strlen(p) < 7 || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
         return NULL;
     p += 6;
     while (*p == ' ' || *p == '\t')
@@ -711,230 +678,280 @@ static const char *hub__bearer(hub__hbuf_t *authorization)
     return *p ? p : NULL;
 }
 
-static int hub__on_message_complete(http_parser *parser)
+/* Does the Connection header hold `token` (comma-separated, any case)? */
+static bool hub__connection_has(const char *value, const char *token)
 {
-    hub__http_conn_t *conn = parser->data;
-    hub_http_server_t *server = conn->server;
-    conn->in_message = false;
+    size_t tlen = strlen(token);
+    for (const char *p = value; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t end = len;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end == tlen && !strncasecmp(p, token, tlen))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t *r,
+                                     struct MHD_Connection *mhd, const char *method,
+                                     const char *version)
+{
+    /* The request target as sent: path and query still percent-encoded
+     * (libmicrohttpd's own url argument is decoded). */
+    char *target = r->uri.data ? r->uri.data : (char *)"";
+    char *hash = strchr(target, '#');
+    if (hash)
+        *hash = '\0';
+    char *query = strchr(target, '?');
+    if (query)
+        *query++ = '\0';
+    if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
+        char *slash = strchr(strstr(target, "//") + 2, '/'); /* absolute form */
+        target = slash ? slash : (char *)"";
+    }
+    char ctype_buf[1024], host_buf[512], conn_buf[256];
+    char auth_buf[2048] = ""; /* zeroed: clang-analyzer cannot follow hub__trimmed() */
+    const char *ctype = hub__trimmed(
+        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        ctype_buf, sizeof ctype_buf);
+    const char *auth = hub__trimmed(
+        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        auth_buf, sizeof auth_buf);
+    const char *host = hub__trimmed(
+        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST), host_buf,
+        sizeof host_buf);
+    const char *connection = hub__trimmed(
+        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION),
+        conn_buf, sizeof conn_buf);
+    bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+    bool keep_alive = http10 ? hub__connection_has(connection, "keep-alive")
+                             : !hub__connection_has(connection, "close");
+    if (hub_http__hbuf_append(&r->body, "", 0) != 0) /* so that body is never NULL */
+        return MHD_NO;
     hub_http_request_t req = {
-        .method = http_method_str((enum http_method)parser->method),
-        .path = hub__hbuf_str(&conn->path),
-        .query = hub__hbuf_str(&conn->query),
-        .body = hub__hbuf_str(&conn->body),
-        .body_len = conn->body.len,
-        .bearer_token = hub__bearer(&conn->authorization),
-        .content_type = conn->content_type.len ? conn->content_type.data : NULL,
-        .host = conn->host.len ? conn->host.data : NULL,
-        .keep_alive = http_should_keep_alive(parser) && !parser->upgrade && !server->closing,
+        .method = method,
+        .path = target[0] ? target : "/",
+        .query = query ? query : "",
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .bearer_token = hub__bearer(auth),
+        .content_type = ctype && *ctype ? ctype : NULL,
+        .host = host && *host ? host : NULL,
+        .keep_alive = keep_alive && !server->closing,
     };
     hub_http_response_t resp;
-    hub__response_init(&resp);
+    hub_http__response_init(&resp);
     server->stats.requests++;
     server->handler(&req, &resp, server->user);
-    /* The handler may have closed the server, and with it this connection. */
-    if (conn->state != HUB__CONN_READING) {
-        hub__response_free(&resp);
-        hub__parser_stop(parser);
-        return 0;
-    }
     if (resp.status == 0) {
         HUB_WARN(HUB__HTTP_COMP, "the handler did not respond; answering 500", "method=%s",
                  req.method);
-        hub__response_free(&resp);
-        hub__response_init(&resp);
+        hub_http__response_free(&resp);
+        hub_http__response_init(&resp);
         if (hub_http_respond_json_error(&resp, 500, "the handler did not respond") != 0) {
-            hub__response_free(&resp);
-            hub__conn_close(conn);
-            hub__parser_stop(parser);
-            return 0;
+            hub_http__response_free(&resp);
+            return MHD_NO;
         }
     }
-    bool keep_alive = req.keep_alive && !server->closing;
-    hub__conn_send(conn, &resp, parser->method == HTTP_HEAD, keep_alive, parser->http_minor == 0);
-    hub__response_free(&resp);
-    if (conn->state != HUB__CONN_READING)
-        hub__parser_stop(parser);
-    return 0;
+    /* The handler may have closed the server: this is the last answer. */
+    keep_alive = keep_alive && !server->closing;
+    enum MHD_Result rc = hub__queue(r, mhd, &resp, keep_alive, http10 && keep_alive);
+    hub_http__response_free(&resp);
+    return rc;
 }
 
-static const http_parser_settings hub__parser_settings = {
-    .on_message_begin = hub__on_message_begin,
-    .on_url = hub__on_url,
-    .on_header_field = hub__on_header_field,
-    .on_header_value = hub__on_header_value,
-    .on_headers_complete = hub__on_headers_complete,
-    .on_body = hub__on_body,
-    .on_message_complete = hub__on_message_complete,
-};
-
-/* ---- reading and timers ----------------------------------------------- */
-
-static void hub__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static enum MHD_Result hub__on_request(void *cls, struct MHD_Connection *mhd, const char *url,
+                                       const char *method, const char *version,
+                                       const char *upload_data, size_t *upload_data_size,
+                                       void **req_cls)
 {
-    (void)suggested;
-    hub__http_conn_t *conn = handle->data;
-    /* libuv calls read back before the next alloc: one buffer serves all. */
-    *buf = uv_buf_init(conn->server->read_buf, HUB__HTTP_READ_BUF);
-}
-
-static void hub__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    hub__http_conn_t *conn = stream->data;
-    if (conn->state == HUB__CONN_CLOSING || nread == 0)
-        return;
-    if (nread < 0) {
-        if (conn->state == HUB__CONN_LINGER) {
-            conn->eof_seen = true;
-            uv_read_stop(stream);
-            if (conn->shutdown_done || nread != UV_EOF)
-                hub__conn_close(conn);
-        } else if (nread == UV_EOF && conn->pending_writes > 0 && !conn->in_message) {
-            /* Half-closed after its requests: finish sending, then close. */
-            uv_read_stop(stream);
-            conn->eof_seen = true;
-            hub__conn_linger(conn);
-        } else {
-            hub__conn_close(conn);
+    (void)url;
+    hub_http_server_t *server = cls;
+    hub__http_req_t *r = *req_cls;
+    if (!r || !r->conn || r->conn->cut)
+        return MHD_NO; /* out of memory at its request line, or timed out: close */
+    if (!r->started) {
+        r->started = true;
+        hub__conn_headers_done(r->conn);
+        int status = hub__check_head(server, mhd, method, version);
+        /* A body too large to read is refused at once (no "100 Continue");
+         * the others after reading (and dropping) the body: the close that
+         * follows must not find the client's bytes unread. */
+        if (status == 413 || status == 411 || status == 505)
+            return hub__queue_error(r, mhd, status);
+        r->early_status = status;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!r->early_status) {
+            if (r->body.len + *upload_data_size > server->cfg.max_body_bytes)
+                return hub__queue_error(r, mhd, 413); /* Content-Length said otherwise */
+            if (hub_http__hbuf_append(&r->body, upload_data, *upload_data_size) != 0)
+                return MHD_NO;
         }
-        return;
+        *upload_data_size = 0;
+        return MHD_YES;
     }
-    if (conn->state == HUB__CONN_LINGER) {
-        conn->discarded += (size_t)nread;
-        if (conn->discarded > HUB__HTTP_LINGER_MAX_BYTES)
-            hub__conn_close(conn);
-        return;
-    }
-    http_parser_execute(&conn->parser, &hub__parser_settings, buf->base, (size_t)nread);
-    if (conn->state != HUB__CONN_READING)
-        return;
-    enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
-    if (err != HPE_OK) {
-        int status = conn->error_status ? conn->error_status
-                     : err == HPE_HEADER_OVERFLOW ? 431
-                                                  : 400;
-        if (err != HPE_CB_url && err != HPE_CB_header_field && err != HPE_CB_header_value &&
-            err != HPE_CB_headers_complete && err != HPE_CB_body)
-            HUB_DEBUG(HUB__HTTP_COMP, "malformed request", "parser_error=%s",
-                      http_errno_name(err));
-        if (!conn->error_status && err >= HPE_CB_message_begin && err <= HPE_CB_chunk_complete) {
-            /* A callback failed without a status: out of memory. */
-            hub__conn_close(conn);
-            return;
-        }
-        hub__conn_fail(conn, status);
-    }
-}
-
-static void hub__conn_on_timer(uv_timer_t *timer)
-{
-    hub__http_conn_t *conn = timer->data;
-    hub_http_server_t *server = conn->server;
-    if (conn->state != HUB__CONN_READING) {
-        hub__conn_close(conn);
-        return;
-    }
-    if (conn->timer_kind == HUB__TIMER_IDLE) {
-        server->stats.idle_closes++;
-        hub__conn_close(conn);
-        return;
-    }
-    server->stats.timeouts++;
-    if (conn->in_message && conn->pending_writes == 0)
-        hub__conn_fail(conn, 408);
-    else
-        hub__conn_close(conn);
+    if (r->answered)
+        return MHD_YES;
+    if (r->early_status)
+        return hub__queue_error(r, mhd, r->early_status);
+    return hub__dispatch(server, r, mhd, method, version);
 }
 
 /* ---- accepting -------------------------------------------------------- */
 
-static void hub__reject_on_closed(uv_handle_t *handle)
+static void hub__peer_key(const struct sockaddr_storage *sa, uint8_t key[17])
 {
-    hub_http_server_t *server = handle->data;
-    if (handle == (uv_handle_t *)&server->spare)
-        server->spare_busy = false;
-    else
-        free(handle); /* the uv_tcp_t is the first member of hub__http_reject_t */
-    server->open_handles--;
-    hub__server_maybe_finish(server);
+    memset(key, 0, 17);
+    if (sa->ss_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->ss_family == AF_INET6) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
 }
 
-/* Accepts the pending connection, says 503 if the socket takes it now,
- * and closes. Accepting is what keeps libuv polling the listener. */
-static void hub__reject(hub_http_server_t *server)
+/* How many connections from the address `key` are open. */
+static uint32_t hub__client_connections(const hub_http_server_t *server, const uint8_t key[17])
 {
-    uv_tcp_t *tcp;
-    hub__http_reject_t *r = malloc(sizeof *r);
-    if (r) {
-        tcp = &r->tcp;
-    } else if (!server->spare_busy) {
-        tcp = &server->spare;
-        server->spare_busy = true;
-    } else {
-        HUB_ERROR(HUB__HTTP_COMP, "out of memory; cannot accept a connection", NULL);
-        return;
-    }
-    uv_tcp_init(server->loop, tcp);
-    tcp->data = server;
-    server->open_handles++;
-    server->stats.rejected_connections++;
-    if (uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)tcp) == 0) {
-        uv_buf_t buf = uv_buf_init((char *)hub__http_503, sizeof hub__http_503 - 1);
-        (void)uv_try_write((uv_stream_t *)tcp, &buf, 1);
-    }
-    uv_close((uv_handle_t *)tcp, hub__reject_on_closed);
-}
-
-/* Records conn's peer address and tells whether that address already has
- * max_connections_per_client other connections open. */
-static bool hub__client_over_limit(hub_http_server_t *server, hub__http_conn_t *conn)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    memset(conn->peer, 0, sizeof conn->peer);
-    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&sa, &len) != 0)
-        return false;
-    if (sa.ss_family == AF_INET) {
-        conn->peer[0] = 4;
-        memcpy(conn->peer + 1, &((struct sockaddr_in *)&sa)->sin_addr, 4);
-    } else if (sa.ss_family == AF_INET6) {
-        conn->peer[0] = 6;
-        memcpy(conn->peer + 1, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
-    } else {
-        return false;
-    }
     uint32_t same = 0;
-    for (hub__http_conn_t *c = server->conns; c; c = c->next)
-        if (c != conn && c->state != HUB__CONN_CLOSING &&
-            !memcmp(c->peer, conn->peer, sizeof c->peer))
+    for (const hub__http_conn_t *c = server->conns; c; c = c->next)
+        if (!memcmp(c->peer, key, 17))
             same++;
-    return same >= server->cfg.max_connections_per_client;
+    return same;
 }
 
-static void hub__on_connection(uv_stream_t *listener, int status)
+/* Tells a connection refused on arrival why, if the socket takes it now. */
+static void hub__reject(hub_http_server_t *server, int fd, const char *answer, size_t len)
 {
-    hub_http_server_t *server = listener->data;
-    if (status < 0) {
-        HUB_WARN(HUB__HTTP_COMP, "accepting a connection failed", "error=%s",
-                 uv_strerror(status));
+    server->stats.rejected_connections++;
+    (void)!send(fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
+}
+
+/* What the client's first n bytes at p earn at once: 400 when they cannot
+ * begin an HTTP request (a method token and a space, or the empty lines a
+ * client may send first), 505 when the request line is there and names
+ * another HTTP version, else 0 (libmicrohttpd takes it from there). */
+static int hub__first_bytes_status(const char *p, size_t n)
+{
+    if (n > 0 && (p[0] == '\r' || p[0] == '\n'))
+        return 0;
+    size_t i = 0;
+    while (i < n && p[i] != ' ') {
+        if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') || p[i] == '-' ||
+              p[i] == '_'))
+            return 400;
+        i++;
+    }
+    if (i == 0)
+        return 400;
+    const char *eol = memchr(p, '\n', n);
+    if (!eol)
+        return 0; /* the request line is not all here: libmicrohttpd decides */
+    size_t len = (size_t)(eol - p);
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    const char *version = p + len;
+    while (version > p && version[-1] != ' ')
+        version--;
+    size_t vlen = (size_t)(p + len - version);
+    if (vlen >= 5 && !memcmp(version, "HTTP/", 5) && (vlen < 7 || memcmp(version, "HTTP/1.", 7)))
+        return 505;
+    return 0;
+}
+
+/* The client's first bytes are here: bytes that cannot begin an HTTP
+ * request (a TLS hello, binary noise) get 400 from us, as libmicrohttpd
+ * would close without a word; the rest goes to libmicrohttpd. */
+static void hub__conn_on_first_bytes(uv_poll_t *poll, int status, int events)
+{
+    (void)events;
+    hub__http_conn_t *conn = poll->data;
+    hub_http_server_t *server = conn->server;
+    uv_poll_stop(poll);
+    char head[512];
+    ssize_t n = status < 0 ? -1 : recv(conn->keep_fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR) && status >= 0) {
+        uv_poll_start(poll, UV_READABLE, hub__conn_on_first_bytes);
         return;
     }
-    if (server->closing)
+    if (n <= 0) { /* closed before a word */
+        hub__conn_cut(conn);
         return;
+    }
+    int refusal = hub__first_bytes_status(head, (size_t)n);
+    if (refusal) {
+        server->stats.bad_requests++;
+        HUB_DEBUG(HUB__HTTP_COMP, "rejecting a request", "status=%d reason=\"%s\"", refusal,
+                  refusal == 505 ? "not HTTP/1.x" : "not an HTTP request line");
+        if (refusal == 505)
+            (void)!send(conn->keep_fd, hub__http_505, sizeof hub__http_505 - 1,
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+        else
+            (void)!send(conn->keep_fd, hub__http_400, sizeof hub__http_400 - 1,
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+        uv_timer_stop(&conn->timer);
+        hub__conn_linger(conn);
+        return;
+    }
+    conn->handed = true;
+    if (MHD_add_connection(server->daemon, conn->fd, (const struct sockaddr *)&conn->addr,
+                           conn->addr_len) != MHD_YES) {
+        /* libmicrohttpd closed fd. */
+        HUB_WARN(HUB__HTTP_COMP, "libmicrohttpd refused a connection", "error=\"%s\"",
+                 strerror(errno));
+        conn->fd = -1;
+        conn->cut = true;
+        hub__conn_release(conn);
+        return;
+    }
+    uv_poll_start(poll, UV_DISCONNECT, hub__conn_on_peer_closed);
+    hub__mhd_run(server);
+}
+
+static void hub__accept_one(hub_http_server_t *server, int fd, struct sockaddr_storage *sa,
+                            socklen_t sa_len)
+{
+    uint8_t key[17];
+    hub__peer_key(sa, key);
     if (server->stats.open_connections >= server->cfg.max_connections) {
         HUB_DEBUG(HUB__HTTP_COMP, "too many open connections; rejecting one", "open=%u",
                   server->stats.open_connections);
-        hub__reject(server);
+        hub__reject(server, fd, hub__http_503, sizeof hub__http_503 - 1);
+        return;
+    }
+    if (key[0] && hub__client_connections(server, key) >= server->cfg.max_connections_per_client) {
+        /* One address must not take every slot (and /healthz with them). */
+        HUB_DEBUG(HUB__HTTP_COMP, "too many connections from one address; rejecting one",
+                  "limit=%u", server->cfg.max_connections_per_client);
+        hub__reject(server, fd, hub__http_503_client, sizeof hub__http_503_client - 1);
         return;
     }
     hub__http_conn_t *conn = calloc(1, sizeof *conn);
-    if (!conn) {
-        hub__reject(server);
+    int keep = conn ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (keep < 0) {
+        free(conn);
+        hub__reject(server, fd, hub__http_503, sizeof hub__http_503 - 1);
         return;
     }
     conn->server = server;
-    uv_tcp_init(server->loop, &conn->tcp);
+    conn->fd = fd;
+    conn->keep_fd = keep;
+    memcpy(conn->peer, key, sizeof conn->peer);
+    if (uv_poll_init(server->loop, &conn->poll, keep) != 0) {
+        close(keep);
+        free(conn);
+        hub__reject(server, fd, hub__http_503, sizeof hub__http_503 - 1);
+        return;
+    }
+    conn->poll.data = conn;
     uv_timer_init(server->loop, &conn->timer);
-    conn->tcp.data = conn;
     conn->timer.data = conn;
     conn->open_handles = 2;
     server->open_handles += 2;
@@ -943,28 +960,37 @@ static void hub__on_connection(uv_stream_t *listener, int status)
         conn->next->prev = conn;
     server->conns = conn;
     server->stats.open_connections++;
-    http_parser_init(&conn->parser, HTTP_REQUEST);
-    conn->parser.data = conn;
-    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
-        hub__conn_close(conn);
-        return;
-    }
-    if (hub__client_over_limit(server, conn)) {
-        /* One address must not take every slot (and /healthz with them). */
-        server->stats.rejected_connections++;
-        HUB_DEBUG(HUB__HTTP_COMP, "too many connections from one address; rejecting one",
-                  "limit=%u", server->cfg.max_connections_per_client);
-        uv_buf_t buf = uv_buf_init((char *)hub__http_503_client, sizeof hub__http_503_client - 1);
-        (void)uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
-        hub__conn_close(conn);
-        return;
-    }
-    if (uv_read_start((uv_stream_t *)&conn->tcp, hub__on_alloc, hub__on_read) != 0) {
-        hub__conn_close(conn);
-        return;
-    }
-    uv_tcp_nodelay(&conn->tcp, 1);
+    memcpy(&conn->addr, sa, sa_len);
+    conn->addr_len = sa_len;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     hub__conn_arm_request(conn);
+    if (uv_poll_start(&conn->poll, UV_READABLE, hub__conn_on_first_bytes) != 0)
+        hub__conn_cut(conn);
+}
+
+static void hub__on_listener(uv_poll_t *poll, int status, int events)
+{
+    (void)events;
+    hub_http_server_t *server = poll->data;
+    if (status < 0 || server->closing)
+        return;
+    for (int i = 0; i < HUB__HTTP_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage sa;
+        memset(&sa, 0, sizeof sa);
+        socklen_t sa_len = sizeof sa;
+        int fd = accept4(server->listen_fd, (struct sockaddr *)&sa, &sa_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                HUB_WARN(HUB__HTTP_COMP, "accepting a connection failed", "error=\"%s\"",
+                         strerror(errno));
+            break;
+        }
+        hub__accept_one(server, fd, &sa, sa_len);
+    }
+    hub__mhd_run(server);
 }
 
 /* ---- public API ------------------------------------------------------- */
@@ -1002,29 +1028,105 @@ int hub_http_new(uv_loop_t *loop, const hub_http_config_t *cfg, hub_http_handler
     server->loop = loop;
     server->handler = handler;
     server->user = user;
+    server->listen_fd = -1;
     *out = server;
     return 0;
 }
 
-static int hub__uv_to_hub(int uv_rc)
+static int hub__errno_to_hub(int e)
 {
-    switch (uv_rc) {
-    case UV_EADDRINUSE: return HUB_EEXIST;
-    case UV_EACCES:
-    case UV_EPERM: return HUB_EPERM;
-    case UV_EINVAL:
-    case UV_EADDRNOTAVAIL: return HUB_EINVAL;
-    case UV_ENOMEM: return HUB_ENOMEM;
+    switch (e) {
+    case EADDRINUSE: return HUB_EEXIST;
+    case EACCES:
+    case EPERM: return HUB_EPERM;
+    case EINVAL:
+    case EADDRNOTAVAIL: return HUB_EINVAL;
+    case ENOMEM:
+    case ENOBUFS: return HUB_ENOMEM;
     default: return HUB_EIO;
     }
 }
 
-static void hub__on_listener_closed(uv_handle_t *handle)
+static int hub__bind(hub_http_server_t *server, const struct sockaddr *addr, socklen_t len)
 {
-    hub_http_server_t *server = handle->data;
-    server->listener_open = false;
-    server->open_handles--;
-    hub__server_maybe_finish(server);
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, addr, len) != 0 || listen(fd, HUB__HTTP_BACKLOG) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    memset(&bound, 0, sizeof bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+        server->port = ntohs(bound.ss_family == AF_INET6
+                                 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    server->listen_fd = fd;
+    return 0;
+}
+
+static int hub__start_daemon(hub_http_server_t *server)
+{
+    const hub_http_config_t *c = &server->cfg;
+    /* libmicrohttpd's per-connection memory holds the header section (and
+     * the read buffer): room for max_header_bytes and the parsed headers,
+     * so that our own check answers 431, and only a far larger header
+     * section meets libmicrohttpd's. */
+    size_t pool = 2 * c->max_header_bytes + 32u * 1024u;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_CONNECTION_LIMIT,
+         (intptr_t)(c->max_connections + HUB__HTTP_SPARE_CONNECTIONS), NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 0, NULL}, /* our timers keep the time */
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)hub__on_uri, server},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)hub__on_completed, server},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hub__on_connection, server},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    server->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL,
+                                      hub__on_request, server, MHD_OPTION_ARRAY, opts,
+                                      MHD_OPTION_END);
+    if (!server->daemon)
+        return HUB_EIO;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    int epoll_fd = di ? di->epoll_fd : -1;
+    if (epoll_fd < 0 || uv_poll_init(server->loop, &server->mhd_poll, epoll_fd) != 0) {
+        MHD_stop_daemon(server->daemon);
+        server->daemon = NULL;
+        return HUB_EIO;
+    }
+    server->mhd_poll.data = server;
+    server->open_handles++;
+    uv_timer_init(server->loop, &server->mhd_timer);
+    server->mhd_timer.data = server;
+    server->open_handles++;
+    uv_poll_start(&server->mhd_poll, UV_READABLE, hub__on_mhd_poll);
+    return 0;
+}
+
+/* Closes the handles around libmicrohttpd, then stops it (it closes every
+ * connection, and its epoll descriptor after libuv has let go of it). */
+static void hub__stop_daemon(hub_http_server_t *server)
+{
+    if (!server->daemon || server->in_mhd)
+        return;
+    uv_close((uv_handle_t *)&server->mhd_poll, hub__server_on_handle_closed);
+    uv_close((uv_handle_t *)&server->mhd_timer, hub__server_on_handle_closed);
+    struct MHD_Daemon *daemon = server->daemon;
+    MHD_stop_daemon(daemon);
+    server->daemon = NULL;
+    /* Connections libmicrohttpd never announced (none, normally). */
+    while (server->conns) {
+        hub__http_conn_t *conn = server->conns;
+        conn->cut = true;
+        hub__conn_release(conn);
+    }
+    /* The handles just closed call hub__server_maybe_finish() later. */
 }
 
 int hub_http_listen(hub_http_server_t *server, const char *host, int port)
@@ -1033,37 +1135,40 @@ int hub_http_listen(hub_http_server_t *server, const char *host, int port)
         return HUB_EINVAL;
     server->listen_tried = true;
     struct sockaddr_storage addr;
-    int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
-                               : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    memset(&addr, 0, sizeof addr);
+    bool v6 = strchr(host, ':') != NULL;
+    int rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
     if (rc != 0) {
         HUB_ERROR(HUB__HTTP_COMP, "not an IP address; give a numeric host such as 127.0.0.1",
                   "host=\"%.64s\"", host);
         return HUB_EINVAL;
     }
-    rc = uv_tcp_init(server->loop, &server->listener);
-    if (rc != 0)
-        return hub__uv_to_hub(rc);
-    server->listener.data = server;
-    server->listener_open = true;
-    server->open_handles++;
-    rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&server->listener, HUB__HTTP_BACKLOG, hub__on_connection);
-    if (rc == 0) {
-        struct sockaddr_storage bound;
-        int len = sizeof bound;
-        rc = uv_tcp_getsockname(&server->listener, (struct sockaddr *)&bound, &len);
-        if (rc == 0)
-            server->port = ntohs(bound.ss_family == AF_INET6
-                                     ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                     : ((struct sockaddr_in *)&bound)->sin_port);
-    }
-    if (rc != 0) {
+    int e = hub__bind(server, (const struct sockaddr *)&addr,
+                      v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    if (e != 0) {
         HUB_ERROR(HUB__HTTP_COMP, "cannot listen for HTTP; is another process on this port?",
-                  "host=%.64s port=%d error=\"%s\"", host, port, uv_strerror(rc));
-        uv_close((uv_handle_t *)&server->listener, hub__on_listener_closed);
-        return hub__uv_to_hub(rc);
+                  "host=%.64s port=%d error=\"%s\"", host, port, strerror(e));
+        return hub__errno_to_hub(e);
     }
+    rc = hub__start_daemon(server);
+    if (rc == 0 && uv_poll_init(server->loop, &server->listener, server->listen_fd) != 0)
+        rc = HUB_EIO;
+    if (rc != 0) {
+        HUB_ERROR(HUB__HTTP_COMP, "cannot start the HTTP server", "error=\"%s\"",
+                  hub_strerror(rc));
+        server->closing = true;
+        hub__stop_daemon(server);
+        close(server->listen_fd);
+        server->listen_fd = -1;
+        server->port = 0;
+        server->closing = false;
+        server->finished = false;
+        return rc;
+    }
+    server->listener.data = server;
+    server->open_handles++;
+    uv_poll_start(&server->listener, UV_READABLE, hub__on_listener);
     return 0;
 }
 
@@ -1089,11 +1194,22 @@ int hub_http_close(hub_http_server_t *server, hub_http_closed_cb on_closed, void
     server->closing = true;
     server->on_closed = on_closed;
     server->closed_user = user;
-    if (server->listener_open && !uv_is_closing((uv_handle_t *)&server->listener))
-        uv_close((uv_handle_t *)&server->listener, hub__on_listener_closed);
-    /* hub__conn_close() only starts closing: the list stays intact. */
-    for (hub__http_conn_t *conn = server->conns; conn; conn = conn->next)
-        hub__conn_close(conn);
+    if (server->listen_fd >= 0) {
+        /* uv_close() lets go of the descriptor at once: close it now, so
+         * that no client connects to a server that will not answer. */
+        uv_close((uv_handle_t *)&server->listener, hub__server_on_handle_closed);
+        close(server->listen_fd);
+        server->listen_fd = -1;
+    }
+    /* Lingering connections are libmicrohttpd's no more: ours to end. */
+    for (hub__http_conn_t *conn = server->conns, *next; conn; conn = next) {
+        next = conn->next;
+        if (conn->lingering || !conn->handed)
+            hub__conn_release(conn);
+    }
+    /* From the handler, libmicrohttpd is still running: hub__mhd_run()
+     * stops it when it returns. */
+    hub__stop_daemon(server);
     hub__server_maybe_finish(server);
     return 0;
 }
@@ -1104,222 +1220,13 @@ void hub_http_destroy(hub_http_server_t **server_p)
         return;
     hub_http_server_t *server = *server_p;
     *server_p = NULL;
-    if (server->open_handles == 0) {
+    if (server->open_handles == 0 && !server->daemon) {
+        if (server->listen_fd >= 0)
+            close(server->listen_fd);
         free(server);
         return;
     }
     server->destroy_requested = true;
     if (!server->closing)
         hub_http_close(server, NULL, NULL);
-}
-
-/* ---- responses -------------------------------------------------------- */
-
-int hub_http_respond(hub_http_response_t *resp, int status, const char *content_type,
-                     const void *body, size_t len)
-{
-    if (!resp || status < 200 || status > 599 || (len && !body) || len > UINT32_MAX ||
-        (content_type && !hub__header_text_ok(content_type)))
-        return HUB_EINVAL;
-    char *ctype = NULL;
-    if (content_type && !(ctype = strdup(content_type)))
-        return HUB_ENOMEM;
-    char *copy = malloc(len ? len : 1);
-    if (!copy) {
-        free(ctype);
-        return HUB_ENOMEM;
-    }
-    if (len)
-        memcpy(copy, body, len);
-    free(resp->content_type);
-    free(resp->body);
-    resp->status = status;
-    resp->content_type = ctype;
-    resp->body = copy;
-    resp->body_len = len;
-    return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t hub__utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t min, cp;
-    if (p[0] < 0x80)
-        return 1;
-    if ((p[0] & 0xe0) == 0xc0) {
-        len = 2, min = 0x80, cp = p[0] & 0x1f;
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        len = 3, min = 0x800, cp = p[0] & 0x0f;
-    } else if ((p[0] & 0xf8) == 0xf0) {
-        len = 4, min = 0x10000, cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-int hub_http_respond_json_error(hub_http_response_t *resp, int status, const char *message)
-{
-    if (!resp || !message)
-        return HUB_EINVAL;
-    hub__hbuf_t json = {0};
-    int rc = hub__hbuf_append(&json, "{\"error\":\"", 10);
-    const unsigned char *p = (const unsigned char *)message;
-    size_t left = strlen(message);
-    while (!rc && left > 0) {
-        unsigned char c = *p;
-        size_t step = 1;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            rc = hub__hbuf_append(&json, esc, 2);
-        } else if (c == '\n') {
-            rc = hub__hbuf_append(&json, "\\n", 2);
-        } else if (c == '\r') {
-            rc = hub__hbuf_append(&json, "\\r", 2);
-        } else if (c == '\t') {
-            rc = hub__hbuf_append(&json, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            rc = hub__hbuf_printf(&json, "\\u%04x", c);
-        } else if ((step = hub__utf8_len(p, left)) == 0) {
-            /* Invalid UTF-8 would make the document invalid JSON. */
-            step = 1;
-            rc = hub__hbuf_append(&json, "\\ufffd", 6);
-        } else {
-            rc = hub__hbuf_append(&json, (const char *)p, step);
-        }
-        p += step;
-        left -= step;
-    }
-    if (!rc)
-        rc = hub__hbuf_append(&json, "\"}", 2);
-    if (!rc)
-        rc = hub_http_respond(resp, status, "application/json", json.data, json.len);
-    hub__hbuf_free(&json);
-    return rc;
-}
-
-int hub_http_response_header(hub_http_response_t *resp, const char *name, const char *value)
-{
-    static const char *const reserved[] = {"Content-Length", "Content-Type", "Connection",
-                                           "Transfer-Encoding", "Cache-Control",
-                                           "X-Content-Type-Options"};
-    if (!resp || !name || !value || !*name || !hub__header_text_ok(value))
-        return HUB_EINVAL;
-    for (const char *p = name; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *p)))
-            return HUB_EINVAL;
-    }
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        if (strcasecmp(name, reserved[i]) == 0)
-            return HUB_EINVAL;
-    }
-    return hub__hbuf_printf(&resp->extra, "%s: %s\r\n", name, value);
-}
-
-/* ---- query strings and tokens ----------------------------------------- */
-
-static int hub__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes the next byte of src[*i..n): '+' is a space, %XX a byte.
- * Returns the byte, or -1 for a bad escape. */
-static int hub__pct_next(const char *src, size_t n, size_t *i)
-{
-    char c = src[*i];
-    if (c == '+') {
-        (*i)++;
-        return ' ';
-    }
-    if (c != '%') {
-        (*i)++;
-        return (unsigned char)c;
-    }
-    if (n - *i < 3)
-        return -1;
-    int hi = hub__hex(src[*i + 1]), lo = hub__hex(src[*i + 2]);
-    if (hi < 0 || lo < 0)
-        return -1;
-    *i += 3;
-    return hi * 16 + lo;
-}
-
-static bool hub__pct_equals(const char *src, size_t n, const char *name)
-{
-    size_t i = 0;
-    const unsigned char *q = (const unsigned char *)name;
-    while (i < n) {
-        int c = hub__pct_next(src, n, &i);
-        if (c < 0 || *q == '\0' || c != *q)
-            return false;
-        q++;
-    }
-    return *q == '\0';
-}
-
-int hub_http_query_get(const char *query, const char *name, char *buf, size_t size)
-{
-    if (!query || !name || !buf || size == 0)
-        return HUB_EINVAL;
-    buf[0] = '\0';
-    const char *p = query;
-    while (*p) {
-        size_t pair_len = strcspn(p, "&");
-        size_t key_len = strcspn(p, "=&");
-        if (key_len > 0 && hub__pct_equals(p, key_len, name)) {
-            const char *val = p + key_len;
-            size_t val_len = pair_len - key_len;
-            if (val_len > 0) { /* skip '=' */
-                val++;
-                val_len--;
-            }
-            size_t i = 0, out = 0;
-            while (i < val_len) {
-                int c = hub__pct_next(val, val_len, &i);
-                if (c <= 0) {
-                    buf[0] = '\0';
-                    return HUB_EPARSE;
-                }
-                if (out + 1 >= size) {
-                    buf[0] = '\0';
-                    return HUB_EFULL;
-                }
-                buf[out++] = (char)c;
-            }
-            buf[out] = '\0';
-            return 0;
-        }
-        p += pair_len;
-        if (*p == '&')
-            p++;
-    }
-    return HUB_ENOTFOUND;
-}
-
-bool hub_http_token_ok(const hub_http_request_t *req, const char *expected_token)
-{
-    if (!req || !req->bearer_token || !expected_token || !*expected_token)
-        return false;
-    unsigned char got[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)req->bearer_token, strlen(req->bearer_token), got);
-    SHA256((const unsigned char *)expected_token, strlen(expected_token), want);
-    return CRYPTO_memcmp(got, want, sizeof got) == 0;
 }

@@ -1,5 +1,7 @@
-/* hub_http — a small HTTP/1.1 server for the operator endpoint, on the
- * caller's libuv loop.
+/* hub_http — the HTTP/1.1 server of the operator endpoint, on the caller's
+ * libuv loop: GNU libmicrohttpd parses and writes HTTP (driven from the loop
+ * through its epoll descriptor, no thread of its own); accepting, the limits
+ * below and the deadlines are ours (hub_http.c says why).
  *
  * One job: turn bytes from loopback clients into complete requests, hand
  * each to one synchronous handler, and write back what the handler filled
@@ -17,8 +19,11 @@
  *   - a header section over max_header_bytes gets 431 and the connection
  *     closes; a body over max_body_bytes gets 413 (before the body is read,
  *     when Content-Length says so); bytes that are not HTTP/1.x, CONNECT,
- *     and a repeated Authorization or Content-Type header get 400; an HTTP
- *     version other than 1.x gets 505;
+ *     and a repeated Authorization, Content-Type, Host or Content-Length
+ *     header get 400; an HTTP version other than 1.x gets 505. These
+ *     answers are JSON, except the few libmicrohttpd gives itself (a
+ *     malformed header line, a header section far beyond max_header_bytes):
+ *     same status, its short HTML body;
  *   - chunked request bodies are not supported: they get 411 (Length
  *     Required) and the connection closes — send Content-Length;
  *   - a request whose header section is not complete within
@@ -31,9 +36,12 @@
  *     connection is accepted, sent 503 if that can be done without waiting,
  *     and closed: one client holding idle connections cannot take every
  *     slot, and /healthz keeps answering the others;
- *   - while a response is unsent the server stops reading from that client,
- *     and a connection whose unsent output exceeds max_output_bytes is
- *     closed (a client that pipelines requests but never reads).
+ *   - one response at a time per connection; a connection whose unsent
+ *     output would exceed max_output_bytes, or that has not taken its
+ *     response within request_timeout_ms, is closed (a client that
+ *     pipelines requests but never reads);
+ *   - a client that half-closes gets the answers to what it sent, then the
+ *     connection closes.
  * Responses always carry Content-Length, Cache-Control: no-store and
  * X-Content-Type-Options: nosniff, and Connection: close when the server
  * closes afterwards. After an error response the server half-closes and
@@ -101,7 +109,8 @@ typedef struct {
     uint64_t idle_closes;          /* closed: kept alive but idle for idle_timeout_ms */
     uint64_t rejected_connections; /* closed on arrival: max_connections were open, or
                                       max_connections_per_client from that address */
-    uint64_t write_overflows;      /* closed: unsent output over max_output_bytes */
+    uint64_t write_overflows;      /* closed: unsent output over max_output_bytes, or a
+                                      response not taken within request_timeout_ms */
     uint32_t open_connections;     /* connections open now (rejected ones not counted) */
 } hub_http_stats_t;
 

@@ -1,6 +1,8 @@
 /* fuzz_http — bytes from an HTTP client to the operator endpoint (hub_http).
  *
- * hub_http has no way to feed its request parser without a socket, so the
+ * hub_http's request path (our check of a connection's first bytes,
+ * libmicrohttpd's parser under it, our header checks, the request the
+ * handler sees, the responses) is reached only through a socket, so the
  * target runs the real server, once per process, on its own libuv loop bound
  * to 127.0.0.1 on a free port. Each input is one connection: a client socket
  * on the same loop writes the input, half-closes (FIN) and reads whatever

@@ -468,6 +468,20 @@ static void seed__http(void)
     seed__text("http", "http2-version.txt", "GET / HTTP/2.0\r\n\r\n");
     seed__text("http", "connect.txt", "CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n");
     seed__text("http", "incomplete.txt", "GET /slow HTTP/1.1\r\nHost: h\r\nX-A: ");
+    /* What hub_http checks before libmicrohttpd sees a byte, and around it. */
+    static const char tls_hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n";
+    seed__write("http", "tls-hello.bin", tls_hello, sizeof tls_hello - 1);
+    seed__text("http", "absolute-form.txt",
+               "GET http://127.0.0.1/api/v1/queues?member=A%2FB#frag HTTP/1.1\r\n"
+               "Host: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    char many[8192];
+    size_t off = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < 300; i++)
+        off += (size_t)snprintf(many + off, sizeof many - off, "X-%d: v\r\n", i);
+    snprintf(many + off, sizeof many - off, "\r\n");
+    seed__text("http", "many-headers.txt", many);
+    seed__text("http", "leading-crlf-two-hosts.txt",
+               "\r\n\r\nGET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
 }
 
 /* ---- identifiers ---------------------------------------------------------- */

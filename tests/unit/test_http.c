@@ -561,8 +561,11 @@ static void sc_tokens(harness_t *h)
     }
 }
 
-/* Sends request, expects `status` with Connection: close, then the close. */
-static void expect_rejected(harness_t *h, const char *request, size_t len, int status)
+/* Sends request, expects `status` with Connection: close, then the close.
+ * json: the body is our {"error": ...}; the few refusals libmicrohttpd
+ * writes itself (malformed header lines, HTTP/2, a header section beyond
+ * its memory) have its short HTML body instead. */
+static void expect_refused(harness_t *h, const char *request, size_t len, int status, bool json)
 {
     client_t c;
     response_t r;
@@ -571,11 +574,18 @@ static void expect_rejected(harness_t *h, const char *request, size_t len, int s
     client_response(&c, &r);
     CHECK(h, r.status == status, "want %d, got %d: %s", status, r.status, r.head);
     CHECK(h, r.conn_close, "%s", r.head);
-    CHECK(h, has_header(&r, "Content-Type: application/json"), "%s", r.head);
-    CHECK(h, strncmp(r.body, "{\"error\":\"", 10) == 0, "%s", r.body);
+    if (json) {
+        CHECK(h, has_header(&r, "Content-Type: application/json"), "%s", r.head);
+        CHECK(h, strncmp(r.body, "{\"error\":\"", 10) == 0, "%s", r.body);
+    }
     response_free(&r);
     CHECK(h, client_wait_closed(&c), "connection still open after %d", status);
     client_close(&c);
+}
+
+static void expect_rejected(harness_t *h, const char *request, size_t len, int status)
+{
+    expect_refused(h, request, len, status, true);
 }
 
 /* After each abuse the server still answers a normal request. */
@@ -595,12 +605,13 @@ static void sc_oversize_headers(harness_t *h)
     memset(req + n, 'a', pad);
     strcpy(req + n + pad, "\r\n\r\n");
     expect_rejected(h, req, strlen(req), 431);
-    /* Many small headers add up just the same. */
+    /* Many small headers add up just the same (beyond libmicrohttpd's
+     * memory for a connection: its answer). */
     size_t off = (size_t)sprintf(req, "GET / HTTP/1.1\r\n");
     for (int i = 0; off + 32 < pad; i++)
         off += (size_t)sprintf(req + off, "X-%d: v\r\n", i);
     strcpy(req + off, "\r\n");
-    expect_rejected(h, req, strlen(req), 431);
+    expect_refused(h, req, strlen(req), 431, false);
     /* A long request target too. */
     off = (size_t)sprintf(req, "GET /");
     memset(req + off, 'p', pad);
@@ -661,7 +672,7 @@ static void sc_garbage(harness_t *h)
     static const char tls_hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n";
     expect_rejected(h, tls_hello, sizeof tls_hello - 1, 400);
     const char *bad_header = "GET / HTTP/1.1\r\nHost x\r\n\r\n";
-    expect_rejected(h, bad_header, strlen(bad_header), 400);
+    expect_refused(h, bad_header, strlen(bad_header), 400, false);
     const char *two_lengths = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
     expect_rejected(h, two_lengths, strlen(two_lengths), 400);
     const char *http2 = "GET / HTTP/2.0\r\nHost: x\r\n\r\n";

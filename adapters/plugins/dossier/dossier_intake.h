@@ -4,11 +4,11 @@
  * applied to the dossier, apply the change only when it is newer (so a
  * redelivered or reordered change alters nothing), and count it as
  * "applied", "ignored_duplicate" or "ignored_older". Header-only, like
- * dossier_plugin.h: each plugin is its own shared object. */
+ * adp_plugin_util.h: each plugin is its own shared object. */
 #ifndef DOSSIER_INTAKE_H
 #define DOSSIER_INTAKE_H
 
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 
@@ -32,8 +32,8 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
     const char *problem = NULL;
     if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
                                                              msg->payload_len, &c, &problem) != 0) {
-        dp_log(host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
-               problem ? problem : "it is a request; send an event");
+        adp_plugin_log(host, ADP_LOG_WARN, "dossier.status from %s refused: %s", msg->sender,
+                       problem ? problem : "it is a request; send an event");
         if (lth_appdb_begin(db) == 0) {
             dp_count(db, "refused");
             lth_appdb_commit(db);
@@ -42,7 +42,8 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
     }
     int rc = lth_appdb_begin(db);
     if (rc != 0) {
-        dp_log(host, DP_ERROR, "%s: database busy or failing: %s", what, lth_appdb_error(db));
+        adp_plugin_log(host, ADP_LOG_ERROR, "%s: database busy or failing: %s", what,
+                       lth_appdb_error(db));
         return rc;
     }
     uint64_t last = 0;
@@ -68,7 +69,7 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
     if (rc == 0)
         rc = lth_appdb_commit(db);
     if (rc != 0) {
-        dp_log(host, DP_ERROR, "could not update %s: %s", what, lth_appdb_error(db));
+        adp_plugin_log(host, ADP_LOG_ERROR, "could not update %s: %s", what, lth_appdb_error(db));
         lth_appdb_rollback(db);
         return rc;
     }

@@ -1,6 +1,7 @@
 #include "pop_access.h"
 
 #include "hub_error.h"
+#include "hub_wire.h"
 #include "lth_access.h"
 #include "lth_httpd.h"
 
@@ -23,13 +24,6 @@ struct pop_access {
     lth_httpd_t *httpd;
     char token[256];
 };
-
-static uint64_t pop__now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int pop__token(pop_access_t *self, const char *path, char *err, size_t err_size)
 {
@@ -220,7 +214,7 @@ int pop_access_note(pop_access_t *self, const adp_message_t *msg, const uint8_t 
     if (!self)
         return 0;
     return lth_access_note_lookup(self->reg, msg->sender, msg->service, msg->message_id,
-                                  pop__now_us(), msg->payload, msg->payload_len, response,
+                                  hub_now_us(), msg->payload, msg->payload_len, response,
                                   response_len);
 }
 
@@ -230,7 +224,7 @@ int pop_access_note_verify(pop_access_t *self, const adp_message_t *msg,
     if (!self)
         return 0;
     return lth_access_note_verify(self->reg, msg->sender, msg->service, msg->message_id,
-                                  pop__now_us(), msg->payload, msg->payload_len, response,
+                                  hub_now_us(), msg->payload, msg->payload_len, response,
                                   response_len);
 }
 

@@ -31,6 +31,7 @@
 #ifndef HUB_STORE_CODEC_H
 #define HUB_STORE_CODEC_H
 
+#include "hub_bytes.h"
 #include "hub_store.h"
 
 #include <stdbool.h>
@@ -46,52 +47,7 @@
 #define HUB__HELD_VAL 16u
 #define HUB__REQ_VAL_MAX (8u + 2u * (HUB_STORE_NAME_MAX + 1u))
 
-/* ---- integers --------------------------------------------------------- */
-
-static inline void hub__put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static inline uint64_t hub__get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static inline void hub__put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static inline uint64_t hub__get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static inline void hub__put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static inline uint32_t hub__get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+/* ---- integers: hub_bytes.h ---------------------------------------------- */
 
 /* True when s[0..len) holds no NUL byte. */
 bool hub__codec_no_nul(const char *s, size_t len);

@@ -2,6 +2,7 @@
 #include "hubctl_config.h"
 #include "hubctl_i18n.h"
 #include "adp.h"
+#include "hub_buf.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -118,29 +119,21 @@ static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
 
 typedef struct {
     long status;
-    char *body;
-    size_t len;
+    hub_buf_t body;
 } ctl_reply_t;
 
 static size_t ctl_on_body(char *p, size_t size, size_t n, void *user)
 {
     ctl_reply_t *r = user;
     size_t add = size * n;
-    if (r->len + add > 64u << 20)
+    if (r->body.len + add > 64u << 20)
         return 0; /* no operator answer is this big */
-    char *body = realloc(r->body, r->len + add + 1);
-    if (!body)
-        return 0;
-    memcpy(body + r->len, p, add);
-    r->body = body;
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
+    return hub_buf_put(&r->body, p, add) == 0 ? add : 0;
 }
 
 static void ctl_reply_free(ctl_reply_t *r)
 {
-    free(r->body);
+    hub_buf_free(&r->body);
     memset(r, 0, sizeof *r);
 }
 
@@ -197,13 +190,13 @@ static int ctl_http(const ctl_ops_config_t *cfg, const char *method, const char 
         return CTL_FAIL;
     }
     if (r->status >= 200 && r->status < 300) {
-        if (!r->body && !(r->body = calloc(1, 1)))
+        if (!r->body.data && hub_buf_put(&r->body, "", 0) != 0)
             return CTL_FAIL;
         return CTL_OK;
     }
     const char *msg = NULL;
     json_error_t jerr;
-    json_t *j = r->body ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
+    json_t *j = r->body.data ? json_loadb(r->body.data, r->body.len, 0, &jerr) : NULL;
     if (j)
         msg = json_string_value(json_object_get(j, "error"));
     if (r->status == 503 && msg && strstr(msg, "send the same request again in a moment")) {
@@ -235,14 +228,14 @@ static int ctl_get_json(const ctl_ops_config_t *cfg, const char *path, const cha
     if (status != CTL_OK)
         return status;
     if (cfg->json) {
-        fwrite(r.body, 1, r.len, stdout);
-        if (r.len && r.body[r.len - 1] != '\n')
+        fwrite(r.body.data, 1, r.body.len, stdout);
+        if (r.body.len && r.body.data[r.body.len - 1] != '\n')
             fputc('\n', stdout);
         ctl_reply_free(&r);
         return CTL_OK;
     }
     json_error_t jerr;
-    *out = json_loadb(r.body, r.len, 0, &jerr);
+    *out = json_loadb(r.body.data, r.body.len, 0, &jerr);
     ctl_reply_free(&r);
     if (!*out) {
         fprintf(stderr, "hubctl: the hub's answer to %s is not JSON (%s)\n", path, jerr.text);
@@ -842,9 +835,9 @@ static int ctl_post(ctl_ops_config_t *cfg, const char *path, const char *token, 
     if (status != CTL_OK)
         return status;
     json_error_t jerr;
-    *out = json_loadb(r.body, r.len, 0, &jerr);
+    *out = json_loadb(r.body.data, r.body.len, 0, &jerr);
     if (cfg->json) {
-        fwrite(r.body, 1, r.len, stdout);
+        fwrite(r.body.data, 1, r.body.len, stdout);
         fputc('\n', stdout);
     }
     ctl_reply_free(&r);

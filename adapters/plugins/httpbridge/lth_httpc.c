@@ -7,6 +7,7 @@
  */
 #include "lth_httpc.h"
 
+#include "hub_buf.h"
 #include "hub_error.h"
 
 #include <curl/curl.h>
@@ -43,8 +44,8 @@ struct lth_httpc_auth {
 };
 
 typedef struct {
-    char *data;
-    size_t len, cap, max;
+    hub_buf_t body;
+    size_t max;
     bool too_large;
 } httpc_buf_t;
 
@@ -59,24 +60,11 @@ static size_t httpc_on_data(char *ptr, size_t size, size_t nmemb, void *user)
 {
     httpc_buf_t *b = user;
     size_t n = size * nmemb;
-    if (b->len + n > b->max) {
+    if (b->body.len + n > b->max) {
         b->too_large = true;
         return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown)
-            return 0;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+    return hub_buf_put(&b->body, ptr, n) == 0 ? n : 0;
 }
 
 static bool httpc_retryable(CURLcode code)
@@ -223,8 +211,8 @@ static int httpc_post(const char *url, const char *const *headers, const char *e
         result->error[0] = '\0';
         CURLcode code = httpc_attempt(url, list, body, len, options, &buf, result);
         free(result->body);
-        result->body = buf.data;
-        result->body_len = buf.len;
+        result->body = buf.body.data;
+        result->body_len = buf.body.len;
         if (buf.too_large) {
             snprintf(result->error, sizeof result->error,
                      "the answer is larger than %zu bytes", buf.max);

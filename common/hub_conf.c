@@ -153,6 +153,17 @@ int hub_conf_str(const char *key, const char *value, char *dst, size_t dst_size,
     return 0;
 }
 
+int hub_conf_lang(const char *key, const char *value, char *dst, size_t dst_size, char *err,
+                  size_t err_size)
+{
+    if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
+        snprintf(err, err_size, "%s must be vi (Vietnamese) or en (English), not '%.40s'", key,
+                 value);
+        return HUB_EINVAL;
+    }
+    return hub_conf_str(key, value, dst, dst_size, err, err_size);
+}
+
 void hub_conf_base_dir(const char *path, char *dst, size_t dst_size)
 {
     const char *slash = strrchr(path, '/');

@@ -40,6 +40,12 @@ int hub_conf_uint(const char *key, const char *value, unsigned long long min,
 int hub_conf_str(const char *key, const char *value, char *dst, size_t dst_size, char *err,
                  size_t err_size);
 
+/* A language setting (lang = vi | en: the tables' and pages' language)
+ * into dst; HUB_EINVAL, "KEY must be vi (Vietnamese) or en (English), not
+ * 'VALUE'", for any other value. */
+int hub_conf_lang(const char *key, const char *value, char *dst, size_t dst_size, char *err,
+                  size_t err_size);
+
 /* The folder of the file at path, against which its relative paths are
  * resolved: "." when path has no '/', "/" for a file in the root. */
 void hub_conf_base_dir(const char *path, char *dst, size_t dst_size);

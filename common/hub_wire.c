@@ -32,11 +32,16 @@ void hub_frame_free(hub_frame_t **frame_p)
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len)
 {
     frame->protocol_version = HUB_PROTOCOL_VERSION;
-    size_t len = lth__v1__frame__get_packed_size(frame);
+    return hub_pb_pack(&frame->base, out, out_len);
+}
+
+int hub_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *out_len)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return HUB_ENOMEM;
-    lth__v1__frame__pack(frame, buf);
+    protobuf_c_message_pack(msg, buf);
     *out = buf;
     *out_len = len;
     return 0;

@@ -28,6 +28,10 @@ int hub_frame_decode(const void *data, size_t len, hub_frame_t **out);
 void hub_frame_free(hub_frame_t **frame_p);
 /* Encodes `frame` (protocol_version is set here) into a new buffer. */
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len);
+/* Packs any protobuf-c message into a malloc'ed buffer (*out, *out_len
+ * bytes; never NULL on success, even for an empty message) that the caller
+ * frees. 0 or HUB_ENOMEM. */
+int hub_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *out_len);
 
 /* Decodes an envelope; returns 0 or HUB_EPARSE. */
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);

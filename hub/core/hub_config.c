@@ -179,14 +179,8 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
     if (!strcmp(key, "members_file"))
         return hub__path(ctx, key, value, cfg->members_file, sizeof cfg->members_file, err,
                          err_size);
-    if (!strcmp(key, "lang")) {
-        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
-            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
-                     value);
-            return HUB_EINVAL;
-        }
-        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
-    }
+    if (!strcmp(key, "lang"))
+        return hub_conf_lang(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);

@@ -17,14 +17,8 @@ static int hubctl__config_entry(const char *key, const char *value, void *user, 
     if (!strcmp(key, "http_token_file"))
         return hub_conf_path(cfg->member.base_dir, key, value, cfg->http_token_file,
                              sizeof cfg->http_token_file, err, err_size);
-    if (!strcmp(key, "lang")) {
-        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
-            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
-                     value);
-            return HUB_EINVAL;
-        }
-        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
-    }
+    if (!strcmp(key, "lang"))
+        return hub_conf_lang(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
     snprintf(err, err_size,
              "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
              "http_url, http_token_file, lang)",

@@ -88,25 +88,15 @@ static void portal_summary(portal_t *st, bool force)
     if (!force && now < st->next_summary_us)
         return;
     st->next_summary_us = now + PORTAL_SUMMARY_EVERY_US;
-    uint64_t applied = 0, older = 0, dup = 0, refused = 0;
-    lth_appdb_meta_get(st->db, "applied", 0, &applied);
-    lth_appdb_meta_get(st->db, "ignored_older", 0, &older);
-    lth_appdb_meta_get(st->db, "ignored_duplicate", 0, &dup);
-    lth_appdb_meta_get(st->db, "refused", 0, &refused);
-    sqlite3_stmt *q = NULL;
-    long long dossiers = 0, final = 0;
-    if (sqlite3_prepare_v2(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", -1, &q,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW) {
-        dossiers = sqlite3_column_int64(q, 0);
-        final = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_finalize(q);
+    dp_intake_counts_t c;
+    dp_intake_counts(st->db, &c);
+    long long dossiers, final;
+    dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", &dossiers, &final);
     char line[256];
     snprintf(line, sizeof line,
              "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
              " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64,
-             dossiers, final, applied, older, dup, refused);
+             dossiers, final, c.applied, c.older, c.dup, c.refused);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
@@ -136,13 +126,8 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db =
-        adp_plugin_conf_required(host, "db", "the portal view's SQLite file", err, err_size);
-    int rc = db ? 0 : HUB_EINVAL;
-    if (rc == 0)
-        rc = lth_appdb_open(db, portal_schema, &st->db, err, err_size);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, portal_on_status, st);
+    int rc = dp_read_model_open(host, "the portal view's SQLite file", portal_schema,
+                                portal_on_status, st, &st->db, err, err_size);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));

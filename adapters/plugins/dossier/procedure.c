@@ -670,11 +670,10 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hub_pb_pack(&req.base, &buf, &len) != 0)
         return;
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
     adp_reply_t reply;
     memset(&reply, 0, sizeof reply);
     int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len,
@@ -736,11 +735,10 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hub_pb_pack(&req.base, &buf, &len) != 0)
         return;
-    lth__domain__v1__citizen_verify_request__pack(&req, buf);
     adp_reply_t reply;
     memset(&reply, 0, sizeof reply);
     int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len,
@@ -979,11 +977,10 @@ static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
     cat.version = cat.published_at_us; /* strictly increasing across restarts */
     cat.procedures = ptrs;
     cat.n_procedures = n;
-    size_t len = lth__domain__v1__procedure_catalogue__get_packed_size(&cat);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hub_pb_pack(&cat.base, &buf, &len) != 0)
         goto out;
-    lth__domain__v1__procedure_catalogue__pack(&cat, buf);
     if (adp_publish(client, "catalogue.published/v1", LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"),
                     buf, len, 0, NULL) == 0) {
         st->catalogue_published = true;

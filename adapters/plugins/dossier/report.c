@@ -242,22 +242,15 @@ static void report_summary(report_t *st, bool force)
     if (!force && now < st->next_summary_us)
         return;
     st->next_summary_us = now + REPORT_SUMMARY_EVERY_US;
-    uint64_t applied = 0, older = 0, dup = 0, refused = 0;
-    lth_appdb_meta_get(st->db, "applied", 0, &applied);
-    lth_appdb_meta_get(st->db, "ignored_older", 0, &older);
-    lth_appdb_meta_get(st->db, "ignored_duplicate", 0, &dup);
-    lth_appdb_meta_get(st->db, "refused", 0, &refused);
-    sqlite3_stmt *q = NULL;
-    long long dossiers = 0;
-    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM dossier", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        dossiers = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    dp_intake_counts_t c;
+    dp_intake_counts(st->db, &c);
+    long long dossiers;
+    dp_query_counts(st->db, "SELECT count(*) FROM dossier", &dossiers, NULL);
     char line[256];
     snprintf(line, sizeof line,
              "report: dossiers=%lld changes applied=%" PRIu64 " ignored_older=%" PRIu64
              " ignored_duplicate=%" PRIu64 " refused=%" PRIu64 " queries=%lu bad_queries=%lu",
-             dossiers, applied, older, dup, refused, st->queries, st->bad_queries);
+             dossiers, c.applied, c.older, c.dup, c.refused, st->queries, st->bad_queries);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
@@ -287,13 +280,8 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db =
-        adp_plugin_conf_required(host, "db", "the report's SQLite file", err, err_size);
-    int rc = db ? 0 : HUB_EINVAL;
-    if (rc == 0)
-        rc = lth_appdb_open(db, report_schema, &st->db, err, err_size);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, report_on_status, st);
+    int rc = dp_read_model_open(host, "the report's SQLite file", report_schema, report_on_status,
+                                st, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, REPORT_SERVICE_QUERY, report_on_query, st);
     if (rc != 0) {

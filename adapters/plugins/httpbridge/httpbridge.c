@@ -281,12 +281,7 @@ static void bridge_call(bridge_t *b, const bridge_mapping_t *map, const char *re
         ProtobufCMessage *msg = NULL;
         rc = lth_jsonmap_to_proto(map->type, map->request_map, json, &msg, &jerr);
         if (rc == 0) {
-            len = protobuf_c_message_get_packed_size(msg);
-            payload = malloc(len ? len : 1);
-            if (payload)
-                protobuf_c_message_pack(msg, payload);
-            else
-                rc = HUB_ENOMEM;
+            rc = hub_pb_pack(msg, &payload, &len);
             protobuf_c_message_free_unpacked(msg, NULL);
             lth_jsonmap_content_type(map->type, ctype, sizeof ctype);
         }
@@ -803,6 +798,20 @@ static int bridge_maps(const bridge_t *b, bridge_mapping_t *m,
     return 0;
 }
 
+/* plugin.KEY as two words and an optional third (w[2], NULL when absent),
+ * split in copy (copy_size bytes); false when it has not that shape. */
+static bool bridge_words(const bridge_t *b, const char *key, char *copy, size_t copy_size,
+                         char *w[3])
+{
+    const char *line = b->host->config(b->host, key);
+    char *save = NULL;
+    snprintf(copy, copy_size, "%s", line ? line : "");
+    w[0] = strtok_r(copy, " \t", &save);
+    w[1] = w[0] ? strtok_r(NULL, " \t", &save) : NULL;
+    w[2] = w[1] ? strtok_r(NULL, " \t", &save) : NULL;
+    return w[0] && w[1] && (!w[2] || !strtok_r(NULL, " \t", &save));
+}
+
 /* plugin.route.NAME = RECEIVER SERVICE/VERSION [TYPE] */
 static int bridge_route(bridge_t *b, const char *name, char *err, size_t err_size)
 {
@@ -810,13 +819,10 @@ static int bridge_route(bridge_t *b, const char *name, char *err, size_t err_siz
     snprintf(r->map.name, sizeof r->map.name, "%.32s", name);
     char key[64];
     snprintf(key, sizeof key, "route.%.32s", name);
-    const char *line = b->host->config(b->host, key);
-    char copy[1024], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", line ? line : "");
-    char *receiver = strtok_r(copy, " \t", &save);
-    char *service = strtok_r(NULL, " \t", &save);
-    char *type = strtok_r(NULL, " \t", &save);
-    if (!receiver || !service || strtok_r(NULL, " \t", &save))
+    char copy[1024], *w[3];
+    bool ok = bridge_words(b, key, copy, sizeof copy, w);
+    char *receiver = w[0], *service = w[1], *type = w[2];
+    if (!ok)
         return adp_plugin_fail(err, err_size,
                                "plugin.%s must be 'RECEIVER-ID SERVICE/VERSION [TYPE]', e.g. "
                                "'VN/GOV/BCA/CSDLQGDC citizen.lookup/v1'",
@@ -846,13 +852,10 @@ static int bridge_offer(bridge_t *b, const char *name, char *err, size_t err_siz
     o->bridge = b;
     char key[64];
     snprintf(key, sizeof key, "offer.%.32s", name);
-    const char *line = b->host->config(b->host, key);
-    char copy[1400], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", line ? line : "");
-    char *service = strtok_r(copy, " \t", &save);
-    char *url = strtok_r(NULL, " \t", &save);
-    char *type = strtok_r(NULL, " \t", &save);
-    if (!service || !url || strtok_r(NULL, " \t", &save))
+    char copy[1400], *w[3];
+    bool ok = bridge_words(b, key, copy, sizeof copy, w);
+    char *service = w[0], *url = w[1], *type = w[2];
+    if (!ok)
         return adp_plugin_fail(err, err_size,
                                "plugin.%s must be 'SERVICE/VERSION URL [TYPE]', e.g. "
                                "'citizen.lookup/v1 http://127.0.0.1:9000/lookup'",
@@ -884,31 +887,7 @@ static int bridge_offer(bridge_t *b, const char *name, char *err, size_t err_siz
 /* Reads plugin.token_file: one line, readable by its owner only. */
 static int bridge_token(bridge_t *b, const char *path, char *err, size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return adp_plugin_fail(err, err_size, "plugin.token_file: cannot read %s: %s", path,
-                               strerror(e));
-    }
-    if (st.st_mode & 077) {
-        close(fd);
-        return adp_plugin_fail(
-            err, err_size, "plugin.token_file %s can be read by other users: chmod 600 it", path);
-    }
-    ssize_t n = read(fd, b->token, sizeof b->token - 1);
-    close(fd);
-    b->token[n > 0 ? n : 0] = '\0';
-    b->token[strcspn(b->token, "\r\n")] = '\0';
-    if (strlen(b->token) < 16)
-        return adp_plugin_fail(
-            err, err_size,
-            "plugin.token_file %s must hold a token of at least 16 characters on "
-            "its first line",
-            path);
-    return 0;
+    return lth_httpc_read_token("token_file", path, b->token, sizeof b->token, err, err_size);
 }
 
 /* Reads a PEM file into *out (malloc'ed); a key must be readable by its
@@ -916,29 +895,19 @@ static int bridge_token(bridge_t *b, const char *path, char *err, size_t err_siz
 static int bridge_pem(const char *key, const char *path, bool secret, char **out, char *err,
                       size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return adp_plugin_fail(err, err_size, "plugin.%s: cannot read %s: %s", key, path,
-                               strerror(e));
-    }
-    if (secret && (st.st_mode & 077)) {
-        close(fd);
-        return adp_plugin_fail(err, err_size,
-                               "plugin.%s %s can be read by other users: chmod 600 it", key, path);
-    }
-    if (st.st_size <= 0 || (size_t)st.st_size > BRIDGE_PEM_MAX) {
+    size_t size = 0;
+    int fd = lth_httpc_open_file(key, path, secret, &size, err, err_size);
+    if (fd < 0)
+        return fd;
+    if (size == 0 || size > BRIDGE_PEM_MAX) {
         close(fd);
         return adp_plugin_fail(err, err_size, "plugin.%s %s is empty or larger than %u bytes", key,
                                path, (unsigned)BRIDGE_PEM_MAX);
     }
-    char *text = malloc((size_t)st.st_size + 1);
-    ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
+    char *text = malloc(size + 1);
+    ssize_t n = text ? read(fd, text, size) : -1;
     close(fd);
-    if (n != (ssize_t)st.st_size) {
+    if (n != (ssize_t)size) {
         free(text);
         return adp_plugin_fail(err, err_size, "plugin.%s: cannot read %s", key, path);
     }

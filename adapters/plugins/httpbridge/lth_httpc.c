@@ -379,9 +379,8 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
     return rc;
 }
 
-/* A secret's first line from path, which group and others may not read. */
-static int httpc_read_secret(const char *key, const char *path, char **out, char *err,
-                             size_t err_size)
+int lth_httpc_open_file(const char *key, const char *path, bool secret, size_t *size, char *err,
+                        size_t err_size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -392,11 +391,43 @@ static int httpc_read_secret(const char *key, const char *path, char **out, char
         snprintf(err, err_size, "plugin.%s: cannot read %s: %s", key, path, strerror(e));
         return HUB_EIO;
     }
-    if (st.st_mode & 077) {
+    if (secret && (st.st_mode & 077)) {
         close(fd);
         snprintf(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it", key, path);
+        return HUB_EPERM;
+    }
+    *size = st.st_size > 0 ? (size_t)st.st_size : 0;
+    return fd;
+}
+
+int lth_httpc_read_token(const char *key, const char *path, char *token, size_t token_size,
+                         char *err, size_t err_size)
+{
+    size_t size = 0;
+    int fd = lth_httpc_open_file(key, path, true, &size, err, err_size);
+    if (fd < 0)
+        return fd;
+    ssize_t n = read(fd, token, token_size - 1);
+    close(fd);
+    token[n > 0 ? n : 0] = '\0';
+    token[strcspn(token, "\r\n")] = '\0';
+    if (strlen(token) < 16) {
+        snprintf(err, err_size,
+                 "plugin.%s %s must hold a token of at least 16 characters on its first line", key,
+                 path);
         return HUB_EINVAL;
     }
+    return 0;
+}
+
+/* A secret's first line from path, which group and others may not read. */
+static int httpc_read_secret(const char *key, const char *path, char **out, char *err,
+                             size_t err_size)
+{
+    size_t size = 0;
+    int fd = lth_httpc_open_file(key, path, true, &size, err, err_size);
+    if (fd < 0)
+        return fd;
     char buf[HTTPC_SECRET_MAX];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);

@@ -3,6 +3,7 @@
 #include "hub_error.h"
 #include "hub_wire.h"
 #include "lth_access.h"
+#include "lth_httpc.h"
 #include "lth_httpd.h"
 
 #include <errno.h>
@@ -27,31 +28,8 @@ struct pop_access {
 
 static int pop__token(pop_access_t *self, const char *path, char *err, size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, err_size, "plugin.access_token_file: cannot read %s: %s", path,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return HUB_EINVAL;
-    }
-    if (st.st_mode & 077) {
-        close(fd);
-        snprintf(err, err_size, "plugin.access_token_file %s can be read by other users: chmod "
-                 "600 it", path);
-        return HUB_EPERM;
-    }
-    ssize_t n = read(fd, self->token, sizeof self->token - 1);
-    close(fd);
-    self->token[n > 0 ? n : 0] = '\0';
-    self->token[strcspn(self->token, "\r\n")] = '\0';
-    if (strlen(self->token) < 16) {
-        snprintf(err, err_size, "plugin.access_token_file %s must hold a token of at least 16 "
-                 "characters on its first line", path);
-        return HUB_EINVAL;
-    }
-    return 0;
+    return lth_httpc_read_token("access_token_file", path, self->token, sizeof self->token, err,
+                                err_size);
 }
 
 static bool pop__token_ok(const pop_access_t *self, const char *authorization)

@@ -86,29 +86,52 @@ static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t 
     return 0;
 }
 
+/* Both services answer requests only: anything else is logged and ignored
+ * (false). Fills in what the sender may be told. */
+static bool pop_accept(const pop_state_t *st, const adp_message_t *msg, const char *service,
+                       lth_lookup_policy_t *policy)
+{
+    if (msg->kind != ADP_REQUEST) {
+        adp_plugin_log(st->host, ADP_LOG_INFO,
+                       "%s: ignored a message that is not a request (from %s)", service,
+                       msg->sender);
+        return false;
+    }
+    *policy = (lth_lookup_policy_t){pop_permitted(st, msg->sender), msg->sender, st->disclosure};
+    return true;
+}
+
+/* A request neither service could answer (the database failed): rc. */
+static int pop_failed(const pop_state_t *st, const adp_message_t *msg, const char *service, int rc)
+{
+    adp_plugin_log(st->host, ADP_LOG_ERROR, "%s: cannot answer a request from %s: %s", service,
+                   msg->sender, hub_strerror(rc));
+    return rc;
+}
+
+/* The answer's status as the summary lines name it. */
+static const char *pop_status_name(int status)
+{
+    static const char *const names[] = {"ok", "invalid", "unavailable"};
+    return status >= 0 && status <= 2 ? names[status] : "?";
+}
+
 static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                       void *user)
 {
     (void)client;
     pop_state_t *st = user;
-    if (msg->kind != ADP_REQUEST) {
-        adp_plugin_log(st->host, 1,
-                       "citizen.lookup: ignored a message that is not a request (from %s)",
-                       msg->sender);
+    lth_lookup_policy_t policy;
+    if (!pop_accept(st, msg, "citizen.lookup", &policy))
         return 0;
-    }
-    bool permitted = pop_permitted(st, msg->sender);
-    lth_lookup_policy_t policy = {permitted, msg->sender, st->disclosure};
+    bool permitted = policy.permitted;
     uint8_t *out = NULL;
     size_t out_len = 0;
     lth_lookup_counts_t n;
     int rc = lth_lookup_answer_for(st->db, &policy, msg->content_type, msg->payload,
                                    msg->payload_len, &out, &out_len, &n);
-    if (rc != 0) {
-        adp_plugin_log(st->host, 3, "citizen.lookup: cannot answer a request from %s: %s",
-                       msg->sender, hub_strerror(rc));
-        return rc;
-    }
+    if (rc != 0)
+        return pop_failed(st, msg, "citizen.lookup", rc);
     rc = pop_hand_over(st, msg, reply, out, out_len, pop_access_note(st->access, msg, out, out_len),
                        "citizen.lookup", LTH_LOOKUP_RESPONSE_TYPE);
     if (rc != 0)
@@ -120,8 +143,7 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
     st->not_found += n.not_found;
     st->not_permitted += n.not_permitted;
     st->invalid_key += n.invalid_key;
-    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
-    const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
+    const char *status = pop_status_name(n.status);
     if (n.status != 0)
         st->refused++;
     /* Counts and member ids only: never a key or a name. */
@@ -142,24 +164,17 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
 {
     (void)client;
     pop_state_t *st = user;
-    if (msg->kind != ADP_REQUEST) {
-        adp_plugin_log(st->host, 1,
-                       "citizen.verify: ignored a message that is not a request (from %s)",
-                       msg->sender);
+    lth_lookup_policy_t policy;
+    if (!pop_accept(st, msg, "citizen.verify", &policy))
         return 0;
-    }
-    bool permitted = pop_permitted(st, msg->sender);
-    lth_lookup_policy_t policy = {permitted, msg->sender, st->disclosure};
+    bool permitted = policy.permitted;
     uint8_t *out = NULL;
     size_t out_len = 0;
     lth_verify_counts_t n;
     int rc = lth_verify_answer(st->db, &policy, msg->content_type, msg->payload, msg->payload_len,
                                &out, &out_len, &n);
-    if (rc != 0) {
-        adp_plugin_log(st->host, 3, "citizen.verify: cannot answer a request from %s: %s",
-                       msg->sender, hub_strerror(rc));
-        return rc;
-    }
+    if (rc != 0)
+        return pop_failed(st, msg, "citizen.verify", rc);
     rc = pop_hand_over(st, msg, reply, out, out_len,
                        pop_access_note_verify(st->access, msg, out, out_len), "citizen.verify",
                        LTH_VERIFY_RESPONSE_TYPE);
@@ -168,8 +183,7 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
     st->verifies++;
     st->verify_subjects += n.subjects;
     st->verify_all_match += n.all_match;
-    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
-    const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
+    const char *status = pop_status_name(n.status);
     /* Counts and member ids only: never a key, a name or a declared value. */
     adp_plugin_log(st->host,
                    !permitted || n.not_permitted ? 2

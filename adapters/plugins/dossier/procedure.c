@@ -600,14 +600,23 @@ static proc_outcome_t proc_outcome_of(int lookup_status)
     }
 }
 
-/* Sends one request to the population database, online only: if it is not
+/* Sends one request (req, packed here; the packed personal data is wiped
+ * after sending) to the population database, online only: if it is not
  * connected, the batch is asked again next tick rather than left in its
  * queue. On 0, *reply holds the answer of the content type wanted. */
 static int proc_ask(proc_t *st, adp_client_t *client, const char *service, const char *type,
-                    const uint8_t *buf, size_t len, const char *answer_type, adp_reply_t *reply)
+                    const ProtobufCMessage *req, const char *answer_type, adp_reply_t *reply)
 {
-    int rc = adp_request(client, st->population, service, type, buf, len, ADP_ONLINE_ONLY,
-                         (uint32_t)st->lookup_timeout_ms, reply);
+    memset(reply, 0, sizeof *reply);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = hub_pb_pack(req, &buf, &len);
+    if (rc != 0)
+        return rc;
+    rc = adp_request(client, st->population, service, type, buf, len, ADP_ONLINE_ONLY,
+                     (uint32_t)st->lookup_timeout_ms, reply);
+    explicit_bzero(buf, len);
+    free(buf);
     if (!strcmp(service, LTH_SERVICE_CITIZEN_LOOKUP) &&
         (rc == 0 || rc == HUB_ENACK || rc == HUB_ETIMEDOUT))
         st->lookups++; /* the hub's audit log has one record of each */
@@ -670,17 +679,9 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (hub_pb_pack(&req.base, &buf, &len) != 0)
-        return;
     adp_reply_t reply;
-    memset(&reply, 0, sizeof reply);
-    int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len,
-                      "CitizenLookupResponse", &reply);
-    explicit_bzero(buf, len);
-    free(buf);
-    if (rc != 0)
+    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
+                 "CitizenLookupResponse", &reply) != 0)
         return;
     Lth__Domain__V1__CitizenLookupResponse *resp =
         lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
@@ -735,17 +736,9 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (hub_pb_pack(&req.base, &buf, &len) != 0)
-        return;
     adp_reply_t reply;
-    memset(&reply, 0, sizeof reply);
-    int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len,
-                      "CitizenVerifyResponse", &reply);
-    explicit_bzero(buf, len);
-    free(buf);
-    if (rc != 0)
+    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
+                 "CitizenVerifyResponse", &reply) != 0)
         return;
     Lth__Domain__V1__CitizenVerifyResponse *resp =
         lth__domain__v1__citizen_verify_response__unpack(NULL, reply.payload_len, reply.payload);

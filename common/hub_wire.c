@@ -35,18 +35,6 @@ int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len)
     return hub_pb_pack(&frame->base, out, out_len);
 }
 
-int hub_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *out_len)
-{
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return HUB_ENOMEM;
-    protobuf_c_message_pack(msg, buf);
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out)
 {
     *out = lth__v1__envelope__unpack(NULL, len, data);
@@ -265,20 +253,6 @@ bool hub_uuid_valid(const char *text)
         }
     }
     return true;
-}
-
-uint64_t hub_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t hub_monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 const char *hub_nack_code_name(int code)

@@ -19,7 +19,7 @@
  */
 #include "dossier_intake.h"
 #include "adp_plugin_util.h"
-#include "hub_wire.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_report.h"

@@ -24,7 +24,7 @@
  * Config (plugin.*): see adapters/README.md, "sector". Logs hold counts only.
  */
 #include "adp_plugin_util.h"
-#include "hub_wire.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 

@@ -17,7 +17,7 @@
  * (no applicant ID numbers).
  */
 #include "hub_error.h"
-#include "hub_wire.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_report.h"

@@ -1,7 +1,7 @@
 #include "pop_access.h"
 
 #include "hub_error.h"
-#include "hub_wire.h"
+#include "hub_clock.h"
 #include "lth_access.h"
 #include "lth_httpc.h"
 #include "lth_httpd.h"

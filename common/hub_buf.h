@@ -38,7 +38,7 @@ static inline int hub_buf_put(hub_buf_t *b, const void *p, size_t n)
         b->error = HUB_ENOMEM;
         return b->error;
     }
-    if (b->len + n + 1 > b->cap) {
+    if (!b->data || b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->len + n + 1)
             cap *= 2;

@@ -19,7 +19,7 @@ target_compile_definitions(hub-adapter PRIVATE
 # libadp.a in the build (target adp) leaves hub_common and the generated
 # protobuf code out; the installed libraries carry them, so that a program
 # needs only `pkg-config --cflags --libs lienthong-adp`.
-file(GLOB HUB_COMMON_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/common/*.c)
+# HUB_COMMON_SOURCES: common/CMakeLists.txt's list.
 add_library(adp_dist_objects OBJECT
   ${CMAKE_SOURCE_DIR}/adapters/sdk/adp.c ${CMAKE_SOURCE_DIR}/adapters/sdk/adp_journal.c
   ${HUB_COMMON_SOURCES} ${HUB_PROTO_SOURCES})

@@ -152,3 +152,57 @@ int hub_conf_str(const char *key, const char *value, char *dst, size_t dst_size,
     memcpy(dst, value, strlen(value) + 1);
     return 0;
 }
+
+int hub_conf_lang(const char *key, const char *value, char *dst, size_t dst_size, char *err,
+                  size_t err_size)
+{
+    if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
+        snprintf(err, err_size, "%s must be vi (Vietnamese) or en (English), not '%.40s'", key,
+                 value);
+        return HUB_EINVAL;
+    }
+    return hub_conf_str(key, value, dst, dst_size, err, err_size);
+}
+
+void hub_conf_base_dir(const char *path, char *dst, size_t dst_size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dst, dst_size, ".");
+    else if (slash == path)
+        snprintf(dst, dst_size, "/");
+    else
+        snprintf(dst, dst_size, "%.*s", (int)(slash - path), path);
+}
+
+int hub_conf_path(const char *base_dir, const char *key, const char *value, char *dst,
+                  size_t dst_size, char *err, size_t err_size)
+{
+    if (value[0] == '/' || value[0] == '\0')
+        return hub_conf_str(key, value, dst, dst_size, err, err_size);
+    if ((size_t)snprintf(dst, dst_size, "%s/%s", base_dir, value) >= dst_size) {
+        snprintf(err, err_size, "%s: path too long", key);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+void hub_conf_member_init(hub_conf_member_t *m, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    hub_conf_base_dir(path, m->base_dir, sizeof m->base_dir);
+}
+
+int hub_conf_member_entry(hub_conf_member_t *m, const char *key, const char *value, char *err,
+                          size_t err_size)
+{
+    if (!strcmp(key, "hub_endpoint"))
+        return hub_conf_str(key, value, m->hub_endpoint, sizeof m->hub_endpoint, err, err_size);
+    if (!strcmp(key, "hub_key_file"))
+        return hub_conf_path(m->base_dir, key, value, m->hub_key_file, sizeof m->hub_key_file, err,
+                             err_size);
+    if (!strcmp(key, "member_key_file"))
+        return hub_conf_path(m->base_dir, key, value, m->member_key_file, sizeof m->member_key_file,
+                             err, err_size);
+    return HUB_ENOTFOUND;
+}

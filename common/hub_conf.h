@@ -7,12 +7,18 @@
  * [a-z0-9_.-]. The parser calls `on_entry` for each entry in order; the
  * callback returns 0 or a HUB_E* code and may fill `err` with a sentence,
  * which the parser prefixes with "FILE:LINE: ".
+ *
+ * A relative path in a file is relative to the file's folder
+ * (hub_conf_base_dir, hub_conf_path). The settings with which a member-side
+ * program reaches the hub (hub-adapter's file, hubctl's) are read by one
+ * function, hub_conf_member_entry.
  */
 #ifndef HUB_CONF_H
 #define HUB_CONF_H
 
 #include "hub_error.h"
 
+#include <limits.h>
 #include <stddef.h>
 
 typedef int (*hub_conf_entry_cb)(const char *key, const char *value, void *user,
@@ -33,5 +39,38 @@ int hub_conf_uint(const char *key, const char *value, unsigned long long min,
 /* Copies value into dst (size dst_size) or reports that it is too long. */
 int hub_conf_str(const char *key, const char *value, char *dst, size_t dst_size, char *err,
                  size_t err_size);
+
+/* A language setting (lang = vi | en: the tables' and pages' language)
+ * into dst; HUB_EINVAL, "KEY must be vi (Vietnamese) or en (English), not
+ * 'VALUE'", for any other value. */
+int hub_conf_lang(const char *key, const char *value, char *dst, size_t dst_size, char *err,
+                  size_t err_size);
+
+/* The folder of the file at path, against which its relative paths are
+ * resolved: "." when path has no '/', "/" for a file in the root. */
+void hub_conf_base_dir(const char *path, char *dst, size_t dst_size);
+/* value as a path: an absolute or empty value as written, any other
+ * relative to base_dir. HUB_EINVAL ("KEY: path too long" or "KEY is longer
+ * than N bytes") when it does not fit dst. */
+int hub_conf_path(const char *base_dir, const char *key, const char *value, char *dst,
+                  size_t dst_size, char *err, size_t err_size);
+
+/* How a member-side program reaches the hub: the settings hub_endpoint,
+ * hub_key_file (the hub's public key) and member_key_file (this member's
+ * secret key), key files relative to the configuration file. */
+typedef struct {
+    char base_dir[PATH_MAX];        /* the configuration file's folder */
+    char hub_endpoint[256];         /* tcp://HOST:PORT of the hub's ROUTER */
+    char hub_key_file[PATH_MAX];    /* the hub's .pub */
+    char member_key_file[PATH_MAX]; /* this member's .secret */
+} hub_conf_member_t;
+
+/* Empties m and sets its base_dir from the configuration file's path. */
+void hub_conf_member_init(hub_conf_member_t *m, const char *path);
+/* For a hub_conf_entry_cb: takes key if it is one of the settings above and
+ * returns 0 or HUB_EINVAL (with err); HUB_ENOTFOUND, err untouched, for any
+ * other key, which the caller then reads itself. */
+int hub_conf_member_entry(hub_conf_member_t *m, const char *key, const char *value, char *err,
+                          size_t err_size);
 
 #endif

@@ -3,6 +3,7 @@
 #include "hub_error.h"
 #include "hub_fsguard.h"
 #include "hub_map.h"
+#include "hub_vec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -287,15 +288,9 @@ int hub_keydir_load(const char *dir, hub_keydir_t **out, char *err, size_t err_s
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
             continue;
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            hub_keypair_t *grown = realloc(files, ncap * sizeof *grown);
-            if (!grown) {
-                rc = HUB_ENOMEM;
-                break;
-            }
-            files = grown;
-            cap = ncap;
+        if (HUB_VEC_RESERVE(files, count, cap, 16) != 0) {
+            rc = HUB_ENOMEM;
+            break;
         }
         hub_keypair_t *kp = &files[count];
         rc = hub_keyfile_read(path, kp, err, err_size);

@@ -1,4 +1,5 @@
 #include "hub_sign.h"
+#include "hub_bytes.h"
 #include "hub_error.h"
 #include "hub_sha256.h"
 
@@ -154,10 +155,7 @@ static void hub__batch_message(uint32_t count, const uint8_t root[HUB_DIGEST_LEN
     _Static_assert(sizeof domain + 4 + HUB_DIGEST_LEN == HUB_BATCH_MSG_LEN, "batch message");
     memcpy(msg, domain, sizeof domain);
     uint8_t *p = msg + sizeof domain;
-    p[0] = (uint8_t)(count >> 24);
-    p[1] = (uint8_t)(count >> 16);
-    p[2] = (uint8_t)(count >> 8);
-    p[3] = (uint8_t)count;
+    hub_put_be32(p, count);
     memcpy(p + 4, root, HUB_DIGEST_LEN);
 }
 

@@ -32,14 +32,7 @@ void hub_frame_free(hub_frame_t **frame_p)
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len)
 {
     frame->protocol_version = HUB_PROTOCOL_VERSION;
-    size_t len = lth__v1__frame__get_packed_size(frame);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return HUB_ENOMEM;
-    lth__v1__frame__pack(frame, buf);
-    *out = buf;
-    *out_len = len;
-    return 0;
+    return hub_pb_pack(&frame->base, out, out_len);
 }
 
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out)
@@ -260,20 +253,6 @@ bool hub_uuid_valid(const char *text)
         }
     }
     return true;
-}
-
-uint64_t hub_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t hub_monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 const char *hub_nack_code_name(int code)

@@ -1,5 +1,6 @@
 /* hub_wire — encoding and decoding of the frames in proto/lth.proto, plus
- * the small helpers every peer needs (UUIDs, clocks, NACK code names).
+ * the small helpers every peer needs (UUIDs, NACK code names, packing any
+ * message; the clocks are hub_clock.h, included here).
  *
  * Ownership: hub_frame_decode() returns a frame the caller frees with
  * hub_frame_free(); hub_frame_encode() returns a malloc'ed buffer the caller
@@ -9,11 +10,14 @@
 #ifndef HUB_WIRE_H
 #define HUB_WIRE_H
 
+#include "hub_clock.h"
+#include "hub_error.h"
 #include "lth.pb-c.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define HUB_PROTOCOL_VERSION 1u
 #define HUB_UUID_LEN 36
@@ -28,6 +32,21 @@ int hub_frame_decode(const void *data, size_t len, hub_frame_t **out);
 void hub_frame_free(hub_frame_t **frame_p);
 /* Encodes `frame` (protocol_version is set here) into a new buffer. */
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len);
+/* Packs any protobuf-c message into a malloc'ed buffer (*out, *out_len
+ * bytes; never NULL on success, even for an empty message) that the caller
+ * frees. 0 or HUB_ENOMEM. Inline, so that plugins using it (through
+ * lth_domain) pull no object of hub_wire's in (see hub_clock.h). */
+static inline int hub_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *out_len)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return HUB_ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
 
 /* Decodes an envelope; returns 0 or HUB_EPARSE. */
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);
@@ -56,9 +75,6 @@ int hub_envelope_check_encoding(const void *data, size_t len, char *why, size_t 
 /* A fresh random (version 4) UUID in lower-case text form. */
 void hub_uuid_new(char out[HUB_UUID_LEN + 1]);
 bool hub_uuid_valid(const char *text);
-
-uint64_t hub_now_us(void);      /* wall clock, microseconds since the Unix epoch */
-uint64_t hub_monotonic_us(void); /* monotonic clock, microseconds */
 
 /* "MALFORMED_FRAME" etc. for a Lth__V1__NackCode. */
 const char *hub_nack_code_name(int code);

@@ -2,6 +2,7 @@
 
 #include "domain.pb-c.h"
 #include "hub_error.h"
+#include "hub_wire.h"
 #include "lth_citizen.h"
 
 #include <inttypes.h>
@@ -167,14 +168,7 @@ int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, s
     m.authority_member_id = (char *)change->authority;
     m.submitted_at_us = change->submitted_at_us;
     m.due_at_us = change->due_at_us;
-    size_t len = lth__domain__v1__dossier_status_change__get_packed_size(&m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return HUB_ENOMEM;
-    lth__domain__v1__dossier_status_change__pack(&m, buf);
-    *out = buf;
-    *out_len = len;
-    return 0;
+    return hub_pb_pack(&m.base, out, out_len);
 }
 
 int lth_status_change_decode(const char *content_type, const uint8_t *payload, size_t len,
@@ -251,14 +245,7 @@ int lth_dossier_encode(const lth_dossier_t *d, uint8_t **out, size_t *out_len)
     m.authority_member_id = (char *)d->authority;
     m.documents = docs;
     m.n_documents = 1;
-    size_t len = lth__domain__v1__dossier__get_packed_size(&m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return HUB_ENOMEM;
-    lth__domain__v1__dossier__pack(&m, buf);
-    *out = buf;
-    *out_len = len;
-    return 0;
+    return hub_pb_pack(&m.base, out, out_len);
 }
 
 int lth_dossier_decode(const char *content_type, const uint8_t *payload, size_t len,

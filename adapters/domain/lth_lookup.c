@@ -2,6 +2,7 @@
 
 #include "domain.pb-c.h"
 #include "hub_error.h"
+#include "hub_wire.h"
 #include "lth_pid.h"
 
 #include <stdio.h>
@@ -60,14 +61,7 @@ static void lth__echo_key(const char *key, char *out)
 
 static int lth__pack(lth__response_t *resp, uint8_t **out, size_t *out_len)
 {
-    size_t len = lth__domain__v1__citizen_lookup_response__get_packed_size(resp);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return HUB_ENOMEM;
-    lth__domain__v1__citizen_lookup_response__pack(resp, buf);
-    *out = buf;
-    *out_len = len;
-    return 0;
+    return hub_pb_pack(&resp->base, out, out_len);
 }
 
 /* A response refusing the request as a whole. */
@@ -175,6 +169,28 @@ static void lth__fill_found(lth__item_t *item, lth_fields_t allowed)
     item->result.n_withheld_fields = n;
     item->result.status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND;
     item->result.citizen = c;
+}
+
+void lth_lookup_decide(const lth_lookup_policy_t *policy, const char *purpose_code, lth_use_t use,
+                       const char **problem, const char **denied, lth_fields_t *fields, char *buf,
+                       size_t buf_size)
+{
+    *denied = NULL;
+    *fields = LTH_FIELDS_ALL;
+    if (*problem)
+        return;
+    if (!policy->permitted) {
+        *denied = "the requesting member is not among this database's permitted consumers; "
+                  "a data-sharing agreement is needed";
+        return;
+    }
+    bool whole = false;
+    const char *why =
+        lth_lookup_purpose_check(policy, purpose_code, use, fields, &whole, buf, buf_size);
+    if (whole)
+        *problem = why;
+    else
+        *denied = why;
 }
 
 const char *lth_lookup_purpose_check(const lth_lookup_policy_t *policy, const char *purpose_code,
@@ -292,18 +308,8 @@ int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
     const char *problem = lth__request_problem(req, &date, problem_buf, sizeof problem_buf);
     const char *denied = NULL;
     lth_fields_t allowed = LTH_FIELDS_ALL;
-    if (!problem && !policy->permitted) {
-        denied = "the requesting member is not among this database's permitted consumers; "
-                 "a data-sharing agreement is needed";
-    } else if (!problem) {
-        bool invalid = false;
-        denied = lth_lookup_purpose_check(policy, req->purpose_code, LTH_USE_LOOKUP, &allowed,
-                                          &invalid, purpose_buf, sizeof purpose_buf);
-        if (invalid) {
-            problem = denied;
-            denied = NULL;
-        }
-    }
+    lth_lookup_decide(policy, req->purpose_code, LTH_USE_LOOKUP, &problem, &denied, &allowed,
+                      purpose_buf, sizeof purpose_buf);
     if (problem) {
         int rc = lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID, problem,
                              req, out, out_len, counts);

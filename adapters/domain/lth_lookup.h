@@ -79,5 +79,14 @@ int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
 const char *lth_lookup_purpose_check(const lth_lookup_policy_t *policy, const char *purpose_code,
                                      lth_use_t use, lth_fields_t *fields, bool *invalid, char *buf,
                                      size_t buf_size);
+/* What citizen.lookup and citizen.verify decide before reading the
+ * database, after the request's own checks (*problem, NULL when it passed
+ * them): *problem when the request is refused as a whole (INVALID), else
+ * *denied when every key is NOT_PERMITTED (the consumer is not permitted,
+ * or no rule names it and the purpose), else both NULL and *fields the
+ * fields the purpose allows. Sentences may be written into buf. */
+void lth_lookup_decide(const lth_lookup_policy_t *policy, const char *purpose_code, lth_use_t use,
+                       const char **problem, const char **denied, lth_fields_t *fields, char *buf,
+                       size_t buf_size);
 
 #endif

@@ -1,6 +1,7 @@
 #include "lth_report.h"
 
 #include "hub_error.h"
+#include "hub_vec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,14 +92,8 @@ int lth_report_add(lth_report_t *r, const char *procedure_code, const char *auth
     if (lo < r->n_rows && lth__row_cmp(procedure_code, authority, &r->rows[lo]) == 0) {
         row = &r->rows[lo];
     } else {
-        if (r->n_rows == r->cap_rows) {
-            size_t cap = r->cap_rows ? r->cap_rows * 2 : 16;
-            lth_report_row_t *grown = realloc(r->rows, cap * sizeof *grown);
-            if (!grown)
-                return HUB_ENOMEM;
-            r->rows = grown;
-            r->cap_rows = cap;
-        }
+        if (HUB_VEC_RESERVE(r->rows, r->n_rows, r->cap_rows, 16) != 0)
+            return HUB_ENOMEM;
         memmove(&r->rows[lo + 1], &r->rows[lo], (r->n_rows - lo) * sizeof *r->rows);
         r->n_rows++;
         row = &r->rows[lo];

@@ -2,6 +2,7 @@
 
 #include "domain.pb-c.h"
 #include "hub_error.h"
+#include "hub_wire.h"
 #include "lth_pid.h"
 
 #include <stdio.h>
@@ -149,14 +150,7 @@ static void lth__echo_key(const char *key, char *out)
 
 static int lth__vpack(lth__vresponse_t *resp, uint8_t **out, size_t *out_len)
 {
-    size_t len = lth__domain__v1__citizen_verify_response__get_packed_size(resp);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return HUB_ENOMEM;
-    lth__domain__v1__citizen_verify_response__pack(resp, buf);
-    *out = buf;
-    *out_len = len;
-    return 0;
+    return hub_pb_pack(&resp->base, out, out_len);
 }
 
 static int lth__vrefuse(int status, const char *reason, uint8_t **out, size_t *out_len,
@@ -288,18 +282,8 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const 
     const char *problem = lth__vrequest_problem(req, problem_buf, sizeof problem_buf);
     const char *denied = NULL;
     lth_fields_t allowed = LTH_FIELDS_ALL;
-    if (!problem && !policy->permitted) {
-        denied = "the requesting member is not among this database's permitted consumers; "
-                 "a data-sharing agreement is needed";
-    } else if (!problem) {
-        bool whole = false;
-        denied = lth_lookup_purpose_check(policy, req->purpose_code, LTH_USE_VERIFY, &allowed,
-                                          &whole, purpose_buf, sizeof purpose_buf);
-        if (whole) {
-            problem = denied;
-            denied = NULL;
-        }
-    }
+    lth_lookup_decide(policy, req->purpose_code, LTH_USE_VERIFY, &problem, &denied, &allowed,
+                      purpose_buf, sizeof purpose_buf);
     if (problem) {
         int rc = lth__vrefuse(invalid, problem, out, out_len, counts);
         lth__domain__v1__citizen_verify_request__free_unpacked(req, NULL);

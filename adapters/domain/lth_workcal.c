@@ -1,6 +1,7 @@
 #include "lth_workcal.h"
 
 #include "hub_error.h"
+#include "hub_vec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -160,14 +161,8 @@ static int lth__line(lth_workcal_t *self, char *line, const char *name, int no, 
     const char *rest = save ? save : "";
     while (*rest == ' ' || *rest == '\t')
         rest++;
-    if (self->n_days == self->cap_days) {
-        size_t cap = self->cap_days ? 2 * self->cap_days : 32;
-        lth__day_t *grown = realloc(self->days, cap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        self->days = grown;
-        self->cap_days = cap;
-    }
+    if (HUB_VEC_RESERVE(self->days, self->n_days, self->cap_days, 32) != 0)
+        return HUB_ENOMEM;
     char *copy = strdup(rest);
     if (!copy)
         return HUB_ENOMEM;

@@ -5,7 +5,7 @@
  *                                          echo/v1 and answer with its reply
  *                                          (an adapter-to-adapter request)
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +27,7 @@ static int echo_relay(adp_client_t *client, const adp_message_t *msg, adp_reply_
     int rc = adp_request(client, st->relay_to, "echo/v1", msg->content_type, msg->payload,
                          msg->payload_len, 0, 5000, &inner);
     if (rc != 0) {
-        st->host->log(st->host, 2, adp_last_error(client));
+        adp_plugin_log(st->host, ADP_LOG_WARN, "%s", adp_last_error(client));
         return rc;
     }
     *reply = inner;
@@ -59,16 +59,10 @@ static int echo_init(const adp_plugin_host_t *host, void **state, char *err, siz
         return -2;
     }
     st->host = host;
-    const char *services = host->config(host, "services");
-    char list[1024];
-    snprintf(list, sizeof list, "%s", services ? services : "echo/v1");
-    char *save = NULL;
-    for (char *s = strtok_r(list, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
-        if (host->offer(host, s, echo_handle, st) != 0) {
-            snprintf(err, err_size, "plugin.services: '%s' is not SERVICE/VERSION", s);
-            free(st);
-            return -1;
-        }
+    int rc = adp_plugin_offer_list(host, "services", "echo/v1", echo_handle, st, err, err_size);
+    if (rc != 0) {
+        free(st);
+        return rc;
     }
     const char *relay_to = host->config(host, "relay_to");
     if (relay_to) {
@@ -81,11 +75,5 @@ static int echo_init(const adp_plugin_host_t *host, void **state, char *err, siz
 
 static void echo_destroy(void *state) { free(state); }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "echo",
-    .description = "answers every request with its own payload",
-    .init = echo_init,
-    .tick = NULL,
-    .destroy = echo_destroy,
-};
+ADP_PLUGIN_DEFINE("echo", "answers every request with its own payload", echo_init, NULL,
+                  echo_destroy);

@@ -22,7 +22,7 @@
  * that each was in doubt, which a real receiver would resolve with
  * its own idempotency check.
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -112,31 +112,14 @@ static int recorder_init(const adp_plugin_host_t *host, void **state, char *err,
     r->slow_ms = slow_ms ? strtol(slow_ms, NULL, 10) : 3000;
     const char *after = host->config(host, "slow_after_record");
     r->slow_after_record = after && !strcmp(after, "yes");
-    const char *services = host->config(host, "services");
-    char list[1024];
-    snprintf(list, sizeof list, "%s", services ? services : "record/v1");
-    char *save = NULL;
-    for (char *s = strtok_r(list, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
-        if (host->offer(host, s, recorder_handle, r) != 0) {
-            snprintf(err, err_size, "plugin.services: '%s' is not SERVICE/VERSION", s);
-            close(r->fd);
-            free(r);
-            return -1;
-        }
-    }
-    const char *topics = host->config(host, "subscribe");
-    if (topics) {
-        snprintf(list, sizeof list, "%s", topics);
-        save = NULL;
-        for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-            if (adp_subscribe(host->client(host), t, recorder_handle, r) != 0) {
-                snprintf(err, err_size, "plugin.subscribe: '%s' is not PUBLISHER-ID/SERVICE/VERSION",
-                         t);
-                close(r->fd);
-                free(r);
-                return -1;
-            }
-        }
+    int rc =
+        adp_plugin_offer_list(host, "services", "record/v1", recorder_handle, r, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_subscribe_list(host, "subscribe", recorder_handle, r, err, err_size);
+    if (rc != 0) {
+        close(r->fd);
+        free(r);
+        return rc;
     }
     *state = r;
     return 0;
@@ -151,10 +134,5 @@ static void recorder_destroy(void *state)
     }
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "recorder",
-    .description = "records every handled message to a file",
-    .init = recorder_init,
-    .destroy = recorder_destroy,
-};
+ADP_PLUGIN_DEFINE("recorder", "records every handled message to a file", recorder_init, NULL,
+                  recorder_destroy);

@@ -26,16 +26,13 @@
 #define RT_MAX_PLUGIN_KEYS 64
 
 typedef struct {
-    char hub_endpoint[256];
-    char hub_key_file[PATH_MAX];
-    char member_key_file[PATH_MAX];
+    hub_conf_member_t member; /* hub_endpoint, hub_key_file, member_key_file */
     char plugin[PATH_MAX];
     char state_dir[PATH_MAX];
     unsigned long long tick_ms;
     char *plugin_keys[RT_MAX_PLUGIN_KEYS];
     char *plugin_values[RT_MAX_PLUGIN_KEYS];
     size_t n_plugin;
-    char base_dir[PATH_MAX];
 } rt_config_t;
 
 typedef struct {
@@ -63,27 +60,15 @@ static void rt_on_signal(int signum)
 static int rt_path(const rt_config_t *cfg, const char *key, const char *value, char *dst,
                    size_t size, char *err, size_t err_size)
 {
-    if (value[0] == '/')
-        return hub_conf_str(key, value, dst, size, err, err_size);
-    if ((size_t)snprintf(dst, size, "%s/%s", cfg->base_dir, value) >= size) {
-        snprintf(err, err_size, "%s: path too long", key);
-        return HUB_EINVAL;
-    }
-    return 0;
+    return hub_conf_path(cfg->member.base_dir, key, value, dst, size, err, err_size);
 }
 
 static int rt_entry(const char *key, const char *value, void *user, char *err, size_t err_size)
 {
     rt_config_t *cfg = user;
-    if (!strcmp(key, "hub_endpoint"))
-        return hub_conf_str(key, value, cfg->hub_endpoint, sizeof cfg->hub_endpoint, err,
-                            err_size);
-    if (!strcmp(key, "hub_key_file"))
-        return rt_path(cfg, key, value, cfg->hub_key_file, sizeof cfg->hub_key_file, err,
-                       err_size);
-    if (!strcmp(key, "member_key_file"))
-        return rt_path(cfg, key, value, cfg->member_key_file, sizeof cfg->member_key_file, err,
-                       err_size);
+    int rc = hub_conf_member_entry(&cfg->member, key, value, err, err_size);
+    if (rc != HUB_ENOTFOUND)
+        return rc;
     if (!strcmp(key, "plugin")) {
         /* A bare name means a plugin next to the others: lth-NAME.so in the
          * plugin directory of this build or installation. */
@@ -212,9 +197,7 @@ int main(int argc, char **argv)
     }
     static rt_config_t cfg;
     cfg.tick_ms = 1000;
-    const char *slash = strrchr(config_path, '/');
-    snprintf(cfg.base_dir, sizeof cfg.base_dir, "%.*s", slash ? (int)(slash - config_path) : 1,
-             slash ? config_path : ".");
+    hub_conf_member_init(&cfg.member, config_path);
     char err[HUB_ERRMSG_MAX];
     int status = 1;
     void *dl = NULL;
@@ -226,11 +209,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "hub-adapter: bad configuration: %s\n", err);
         goto out;
     }
-    const char *missing = !cfg.hub_endpoint[0]      ? "hub_endpoint"
-                          : !cfg.hub_key_file[0]    ? "hub_key_file"
-                          : !cfg.member_key_file[0] ? "member_key_file"
-                          : !cfg.plugin[0]          ? "plugin"
-                                                    : NULL;
+    const char *missing = !cfg.member.hub_endpoint[0]      ? "hub_endpoint"
+                          : !cfg.member.hub_key_file[0]    ? "hub_key_file"
+                          : !cfg.member.member_key_file[0] ? "member_key_file"
+                          : !cfg.plugin[0]                 ? "plugin"
+                                                           : NULL;
     if (missing) {
         fprintf(stderr, "hub-adapter: bad configuration: %s: '%s' is required\n", config_path,
                 missing);
@@ -263,7 +246,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    adp_config_t acfg = {cfg.hub_endpoint, cfg.hub_key_file, cfg.member_key_file, 3000,
+    adp_config_t acfg = {cfg.member.hub_endpoint,    cfg.member.hub_key_file,
+                         cfg.member.member_key_file, 3000,
                          "hub-adapter " HUB_VERSION, cfg.state_dir[0] ? cfg.state_dir : NULL};
     /* The client exists before the plugin starts, so that every service is
      * offered in the first Hello and no delivery finds a handler missing. */

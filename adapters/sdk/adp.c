@@ -5,6 +5,7 @@
 #include "hub_log.h"
 #include "hub_map.h"
 #include "hub_sign.h"
+#include "hub_vec.h"
 #include "hub_wire.h"
 
 #include <errno.h>
@@ -21,18 +22,13 @@
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
 #define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
 
+/* A handler for a name: an offered service (empty = the default handler)
+ * or a durable subscription to PUBLISHER/SERVICE/VERSION. */
 typedef struct {
-    char service[HUB_SERVICE_MAX + 1]; /* empty = default handler */
+    char name[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
     adp_handler_cb handler;
     void *user;
-} adp__offer_t;
-
-/* A durable subscription to PUBLISHER/SERVICE/VERSION. */
-typedef struct {
-    char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
-    adp_handler_cb handler;
-    void *user;
-} adp__sub_t;
+} adp__route_t;
 
 typedef enum { ADP__PENDING = 0, ADP__ACKED, ADP__NACKED } adp__state_t;
 
@@ -81,9 +77,9 @@ struct adp_client {
     char endpoint[256];
     char software[128];
 
-    adp__offer_t *offers;
+    adp__route_t *offers;
     size_t n_offers, cap_offers;
-    adp__sub_t *subs;
+    adp__route_t *subs;
     size_t n_subs, cap_subs;
     char hub_id[HUB_MEMBER_ID_MAX + 1]; /* from the Welcome */
 
@@ -144,14 +140,8 @@ static void adp__error(adp_client_t *c, const char *fmt, ...)
 
 static int adp__push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        uint64_t *grown = realloc(*arr, ncap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        *arr = grown;
-        *cap = ncap;
-    }
+    if (HUB_VEC_RESERVE((*arr), *n, *cap, 64) != 0)
+        return HUB_ENOMEM;
     (*arr)[(*n)++] = v;
     return 0;
 }
@@ -181,13 +171,13 @@ static void adp__send_hello(adp_client_t *c)
     char **services = calloc(c->n_offers + 1, sizeof *services);
     size_t n = 0;
     for (size_t i = 0; services && i < c->n_offers; i++)
-        if (c->offers[i].service[0])
-            services[n++] = c->offers[i].service;
+        if (c->offers[i].name[0])
+            services[n++] = c->offers[i].name;
     hello.services = services;
     hello.n_services = n;
     char **topics = calloc(c->n_subs + 1, sizeof *topics);
     for (size_t i = 0; topics && i < c->n_subs; i++)
-        topics[i] = c->subs[i].topic;
+        topics[i] = c->subs[i].name;
     hello.subscriptions = topics;
     hello.n_subscriptions = topics ? c->n_subs : 0;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
@@ -222,14 +212,8 @@ static void adp__free_rejects(adp_client_t *c)
 /* A delivery the handler refused for good (ADP_DEAD_LETTER). */
 static void adp__push_reject(adp_client_t *c, uint64_t hub_seq, const char *reason)
 {
-    if (c->n_rejects == c->cap_rejects) {
-        size_t ncap = c->cap_rejects ? c->cap_rejects * 2 : 16;
-        Lth__V1__Reject **grown = realloc(c->rejects, ncap * sizeof *grown);
-        if (!grown)
-            return; /* not dead-lettered now: it comes again */
-        c->rejects = grown;
-        c->cap_rejects = ncap;
-    }
+    if (HUB_VEC_RESERVE(c->rejects, c->n_rejects, c->cap_rejects, 16) != 0)
+        return; /* not dead-lettered now: it comes again */
     Lth__V1__Reject *r = malloc(sizeof *r);
     char *why = strdup(reason);
     if (!r || !why) {
@@ -381,14 +365,8 @@ static void adp__flush_outbox(adp_client_t *c)
 
 static int adp__queue_unsent(adp_client_t *c, const char *id)
 {
-    if (c->n_unsent == c->cap_unsent) {
-        size_t ncap = c->cap_unsent ? c->cap_unsent * 2 : 64;
-        char **grown = realloc(c->unsent, ncap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        c->unsent = grown;
-        c->cap_unsent = ncap;
-    }
+    if (HUB_VEC_RESERVE(c->unsent, c->n_unsent, c->cap_unsent, 64) != 0)
+        return HUB_ENOMEM;
     char *copy = strdup(id);
     if (!copy)
         return HUB_ENOMEM;
@@ -404,6 +382,24 @@ static int adp__by_order(const void *a, const void *b)
 
 /* After a (re)connect every unacknowledged message goes out again: the hub
  * answers a durable duplicate with its original ACK. */
+/* The outbox's pending messages in posting order (a malloc'ed array of n;
+ * NULL, n = 0, when out of memory). */
+static adp__outmsg_t **adp__pending_in_order(const adp_client_t *c, size_t *n)
+{
+    *n = 0;
+    size_t cursor = 0;
+    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
+    void *value;
+    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
+        adp__outmsg_t *m = value;
+        if (m->state == ADP__PENDING)
+            pending[(*n)++] = m;
+    }
+    if (pending)
+        qsort(pending, *n, sizeof *pending, adp__by_order);
+    return pending;
+}
+
 static void adp__requeue_all(adp_client_t *c)
 {
     for (size_t k = 0; k < c->n_unsent; k++)
@@ -411,16 +407,8 @@ static void adp__requeue_all(adp_client_t *c)
     c->n_unsent = 0;
     /* Posting order is kept, so that the hub accepts each sender's
      * messages in the order they were posted. */
-    size_t n = 0, cursor = 0;
-    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
-    void *value;
-    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
-        adp__outmsg_t *m = value;
-        if (m->state == ADP__PENDING)
-            pending[n++] = m;
-    }
-    if (pending)
-        qsort(pending, n, sizeof *pending, adp__by_order);
+    size_t n = 0;
+    adp__outmsg_t **pending = adp__pending_in_order(c, &n);
     for (size_t i = 0; i < n; i++) {
         pending[i]->sent_mono_us = 0;
         adp__queue_unsent(c, pending[i]->id);
@@ -588,13 +576,13 @@ static void adp__seen_record(adp_client_t *c, const char *sender, const char *id
         adp__journal_compact(c->seen_jnl, adp__seen_emit, c);
 }
 
-static const adp__offer_t *adp__find_offer(const adp_client_t *c, const char *service)
+static const adp__route_t *adp__find_offer(const adp_client_t *c, const char *service)
 {
-    const adp__offer_t *fallback = NULL;
+    const adp__route_t *fallback = NULL;
     for (size_t i = 0; i < c->n_offers; i++) {
-        if (!strcmp(c->offers[i].service, service))
+        if (!strcmp(c->offers[i].name, service))
             return &c->offers[i];
-        if (!c->offers[i].service[0])
+        if (!c->offers[i].name[0])
             fallback = &c->offers[i];
     }
     return fallback;
@@ -693,9 +681,9 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         /* A publication we subscribed to. */
         char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
         snprintf(topic, sizeof topic, "%s/%s", env->sender, env->service);
-        const adp__sub_t *sub = NULL;
+        const adp__route_t *sub = NULL;
         for (size_t i = 0; i < c->n_subs && !sub; i++)
-            if (!strcmp(c->subs[i].topic, topic))
+            if (!strcmp(c->subs[i].name, topic))
                 sub = &c->subs[i];
         if (!sub) {
             HUB_WARN("adp", "publication without a subscription handler; not settled",
@@ -710,7 +698,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         c->depth--;
         rc = verdict == ADP_LATER || verdict == ADP_DEAD_LETTER ? verdict : HUB_ENOTFOUND;
     } else {
-        const adp__offer_t *offer = adp__find_offer(c, env->service);
+        const adp__route_t *offer = adp__find_offer(c, env->service);
         if (!offer) {
             /* Not settled: the hub delivers it again later (and dead-letters
              * it once the retry budget is spent), so nothing is lost while a
@@ -1051,16 +1039,8 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
 static void adp__outbox_emit(adp__journal_t *j, void *user)
 {
     adp_client_t *c = user;
-    size_t n = 0, cursor = 0;
-    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
-    void *value;
-    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
-        adp__outmsg_t *m = value;
-        if (m->state == ADP__PENDING)
-            pending[n++] = m;
-    }
-    if (pending)
-        qsort(pending, n, sizeof *pending, adp__by_order);
+    size_t n = 0;
+    adp__outmsg_t **pending = adp__pending_in_order(c, &n);
     for (size_t i = 0; i < n; i++)
         adp__journal_append(j, 'P', pending[i]->bytes, pending[i]->len);
     free(pending);
@@ -1330,6 +1310,27 @@ void adp_close(adp_client_t **client_p)
     *client_p = NULL;
 }
 
+/* Sets name's handler in routes, adding the name when it is new: 1 when
+ * added, 0 when replaced, HUB_ENOMEM. */
+static int adp__route_set(adp__route_t **routes, size_t *n, size_t *cap, size_t first,
+                          const char *name, adp_handler_cb handler, void *user)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (!strcmp((*routes)[i].name, name)) {
+            (*routes)[i].handler = handler;
+            (*routes)[i].user = user;
+            return 0;
+        }
+    }
+    if (HUB_VEC_RESERVE(*routes, *n, *cap, first) != 0)
+        return HUB_ENOMEM;
+    adp__route_t *r = &(*routes)[(*n)++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->handler = handler;
+    r->user = user;
+    return 1;
+}
+
 int adp_offer(adp_client_t *c, const char *service, adp_handler_cb handler, void *user)
 {
     if (!c || !handler || (service && !hub_service_valid(service))) {
@@ -1337,29 +1338,11 @@ int adp_offer(adp_client_t *c, const char *service, adp_handler_cb handler, void
             adp__error(c, "service must be SERVICE/VERSION, e.g. citizen.lookup/v1");
         return HUB_EINVAL;
     }
-    const char *name = service ? service : "";
-    for (size_t i = 0; i < c->n_offers; i++) {
-        if (!strcmp(c->offers[i].service, name)) {
-            c->offers[i].handler = handler;
-            c->offers[i].user = user;
-            return 0;
-        }
-    }
-    if (c->n_offers == c->cap_offers) {
-        size_t ncap = c->cap_offers ? c->cap_offers * 2 : 8;
-        adp__offer_t *grown = realloc(c->offers, ncap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        c->offers = grown;
-        c->cap_offers = ncap;
-    }
-    adp__offer_t *o = &c->offers[c->n_offers++];
-    snprintf(o->service, sizeof o->service, "%s", name);
-    o->handler = handler;
-    o->user = user;
-    if (c->welcomed && service)
+    int rc = adp__route_set(&c->offers, &c->n_offers, &c->cap_offers, 8, service ? service : "",
+                            handler, user);
+    if (rc == 1 && c->welcomed && service)
         adp__send_hello(c); /* tell the hub about the new service */
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 /* Waits for the hub's answer to one posted message; frees the entry. */
@@ -1452,28 +1435,10 @@ int adp_subscribe(adp_client_t *c, const char *topic, adp_handler_cb handler, vo
                       "VN/GOV/HN-VP/TTHC/catalogue.published/v1, not '%.100s'", topic);
         return HUB_EINVAL;
     }
-    for (size_t i = 0; i < c->n_subs; i++) {
-        if (!strcmp(c->subs[i].topic, topic)) {
-            c->subs[i].handler = handler;
-            c->subs[i].user = user;
-            return 0;
-        }
-    }
-    if (c->n_subs == c->cap_subs) {
-        size_t ncap = c->cap_subs ? c->cap_subs * 2 : 4;
-        adp__sub_t *grown = realloc(c->subs, ncap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        c->subs = grown;
-        c->cap_subs = ncap;
-    }
-    adp__sub_t *sub = &c->subs[c->n_subs++];
-    snprintf(sub->topic, sizeof sub->topic, "%s", topic);
-    sub->handler = handler;
-    sub->user = user;
-    if (c->welcomed)
+    int rc = adp__route_set(&c->subs, &c->n_subs, &c->cap_subs, 4, topic, handler, user);
+    if (rc == 1 && c->welcomed)
         adp__send_hello(c);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 int adp_publish(adp_client_t *c, const char *service, const char *content_type,

@@ -1,4 +1,5 @@
 #include "adp_journal.h"
+#include "hub_bytes.h"
 #include "hub_error.h"
 
 #include <errno.h>
@@ -27,19 +28,6 @@ static uint32_t adp__fnv(uint32_t h, const uint8_t *p, size_t n)
     return h;
 }
 
-static void adp__put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t adp__get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int adp__write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -61,11 +49,11 @@ static int adp__write_record(int fd, uint8_t type, const void *data, size_t len)
         return HUB_EINVAL;
     uint8_t head[5];
     head[0] = type;
-    adp__put32(head + 1, (uint32_t)len);
+    hub_put_le32(head + 1, (uint32_t)len);
     uint32_t sum = adp__fnv(2166136261u, head, 5);
     sum = adp__fnv(sum, data, len);
     uint8_t tail[4];
-    adp__put32(tail, sum);
+    hub_put_le32(tail, sum);
     /* One buffer, one write(): a kill between two writes would tear it. */
     uint8_t *rec = malloc(len + 9);
     if (!rec)
@@ -107,11 +95,11 @@ int adp__journal_open(const char *dir, const char *name, adp__journal_replay_cb 
     }
     size_t off = 0;
     while (off + 9 <= size) {
-        uint32_t len = adp__get32(buf + off + 1);
+        uint32_t len = hub_get_le32(buf + off + 1);
         if (len > ADP__JOURNAL_MAX_RECORD || off + 9 + len > size)
             break;
         uint32_t sum = adp__fnv(adp__fnv(2166136261u, buf + off, 5), buf + off + 5, len);
-        if (sum != adp__get32(buf + off + 5 + len))
+        if (sum != hub_get_le32(buf + off + 5 + len))
             break;
         replay(buf[off], buf + off + 5, len, user);
         j->records++;

@@ -124,8 +124,8 @@ static int hub__open_file(hub_archive_t *self, uint64_t now)
     uint8_t header[HUB__ARCHIVE_HEADER_LEN];
     memcpy(header, HUB__ARCHIVE_MAGIC, 8);
     memcpy(header + 8, self->cfg.key.id, 8);
-    hub__put_be64(header + 16, self->file_number);
-    hub__put_be64(header + 24, now);
+    hub_put_be64(header + 16, self->file_number);
+    hub_put_be64(header + 24, now);
     randombytes_buf(header + 32, 32);
     memcpy(header + 64, self->prev_seal, 32);
     hub__archive_file_key(self->cfg.key.key, header + 32, self->file_key);
@@ -211,8 +211,8 @@ int hub_archive_put(hub_archive_t *self, const hub_archive_entry_t *entry)
         hub__archive_plain_encode(&e, self->plain);
         uint8_t *p = self->buf + self->buf_len;
         p[0] = 'R';
-        hub__put_be32(p + 1, (uint32_t)(8 + plain_len + HUB__ARCHIVE_TAG_LEN));
-        hub__put_be64(p + 5, self->records);
+        hub_put_be32(p + 1, (uint32_t)(8 + plain_len + HUB__ARCHIVE_TAG_LEN));
+        hub_put_be64(p + 5, self->records);
         rc = hub__archive_encrypt(self->ctx, self->records, p, HUB__ARCHIVE_REC_PREFIX, self->plain,
                                   plain_len, p + HUB__ARCHIVE_REC_PREFIX);
         sodium_memzero(self->plain, plain_len);

@@ -135,7 +135,7 @@ int hub_archive_key_generate(const char *path, hub_archive_key_t *out, char *err
 static void hub__nonce(uint64_t index, uint8_t nonce[12])
 {
     memset(nonce, 0, 4);
-    hub__put_be64(nonce + 4, index);
+    hub_put_be64(nonce + 4, index);
 }
 
 /* Seals plain into out with the key set by hub__open_file(). */
@@ -192,7 +192,7 @@ size_t hub__archive_plain_len(const hub_archive_entry_t *e)
 static uint8_t *hub__put_str(uint8_t *p, const char *s)
 {
     size_t n = hub__slen(s);
-    hub__put_be16(p, (uint16_t)n);
+    hub_put_be16(p, (uint16_t)n);
     if (n)
         memcpy(p + 2, s, n);
     return p + 2 + n;
@@ -200,14 +200,14 @@ static uint8_t *hub__put_str(uint8_t *p, const char *s)
 
 void hub__archive_plain_encode(const hub_archive_entry_t *e, uint8_t *p)
 {
-    hub__put_be64(p, e->hub_seq);
-    hub__put_be64(p + 8, e->accepted_at_us);
-    hub__put_be64(p + 16, e->archived_at_us);
+    hub_put_be64(p, e->hub_seq);
+    hub_put_be64(p + 8, e->accepted_at_us);
+    hub_put_be64(p + 16, e->archived_at_us);
     p = hub__put_str(p + 24, e->message_id);
     p = hub__put_str(p, e->sender);
     p = hub__put_str(p, e->receiver);
     p = hub__put_str(p, e->service);
-    hub__put_be32(p, (uint32_t)e->envelope_len);
+    hub_put_be32(p, (uint32_t)e->envelope_len);
     if (e->envelope_len)
         memcpy(p + 4, e->envelope, e->envelope_len);
 }
@@ -230,30 +230,30 @@ bool hub__archive_plain_decode(const uint8_t *p, size_t len, hub__archive_decode
     const uint8_t *end = p + len;
     if (len < 24)
         return false;
-    d->e.hub_seq = hub__get_be64(p);
-    d->e.accepted_at_us = hub__get_be64(p + 8);
-    d->e.archived_at_us = hub__get_be64(p + 16);
+    d->e.hub_seq = hub_get_be64(p);
+    d->e.accepted_at_us = hub_get_be64(p + 8);
+    d->e.archived_at_us = hub_get_be64(p + 16);
     p += 24;
     for (int i = 0; i < 4; i++)
         if (!hub__get_str(&p, end, d->strs[i]))
             return false;
-    if (end - p < 4 || (size_t)(end - p - 4) != hub__get_be32(p))
+    if (end - p < 4 || (size_t)(end - p - 4) != hub_get_be32(p))
         return false;
     d->e.message_id = d->strs[0];
     d->e.sender = d->strs[1];
     d->e.receiver = d->strs[2];
     d->e.service = d->strs[3];
     d->e.envelope = p + 4;
-    d->e.envelope_len = hub__get_be32(p);
+    d->e.envelope_len = hub_get_be32(p);
     return true;
 }
 
 void hub__archive_seal_decode(const uint8_t *p, hub__archive_seal_t *s)
 {
-    s->records = hub__get_be64(p + 1);
-    s->first_us = hub__get_be64(p + 9);
-    s->last_us = hub__get_be64(p + 17);
-    s->sealed_us = hub__get_be64(p + 25);
+    s->records = hub_get_be64(p + 1);
+    s->first_us = hub_get_be64(p + 9);
+    s->last_us = hub_get_be64(p + 17);
+    s->sealed_us = hub_get_be64(p + 25);
     s->flags = p[33];
     memcpy(s->file_sha256, p + 41, 32);
     memcpy(s->signature, p + 73, 64);
@@ -263,10 +263,10 @@ void hub__archive_seal_encode(const hub__archive_seal_t *s, uint8_t *p)
 {
     memset(p, 0, HUB__ARCHIVE_SEAL_LEN);
     p[0] = 'S';
-    hub__put_be64(p + 1, s->records);
-    hub__put_be64(p + 9, s->first_us);
-    hub__put_be64(p + 17, s->last_us);
-    hub__put_be64(p + 25, s->sealed_us);
+    hub_put_be64(p + 1, s->records);
+    hub_put_be64(p + 9, s->first_us);
+    hub_put_be64(p + 17, s->last_us);
+    hub_put_be64(p + 25, s->sealed_us);
     p[33] = s->flags;
     memcpy(p + 41, s->file_sha256, 32);
     memcpy(p + 73, s->signature, 64);
@@ -295,8 +295,8 @@ int hub__archive_scan(const uint8_t *buf, size_t len, hub__archive_scan_t *out,
         return HUB_EPARSE;
     }
     memcpy(out->h.key_id, buf + 8, 8);
-    out->h.number = hub__get_be64(buf + 16);
-    out->h.created_us = hub__get_be64(buf + 24);
+    out->h.number = hub_get_be64(buf + 16);
+    out->h.created_us = hub_get_be64(buf + 24);
     memcpy(out->h.salt, buf + 32, 32);
     memcpy(out->h.prev_seal, buf + 64, 32);
     size_t pos = HUB__ARCHIVE_HEADER_LEN;
@@ -322,8 +322,8 @@ int hub__archive_scan(const uint8_t *buf, size_t len, hub__archive_scan_t *out,
         }
         if (len - pos < HUB__ARCHIVE_REC_PREFIX)
             break;
-        uint32_t rlen = hub__get_be32(buf + pos + 1);
-        uint64_t index = hub__get_be64(buf + pos + 5);
+        uint32_t rlen = hub_get_be32(buf + pos + 1);
+        uint64_t index = hub_get_be64(buf + pos + 5);
         if (rlen < 8 + HUB__ARCHIVE_TAG_LEN || rlen > HUB__ARCHIVE_RECORD_MAX) {
             snprintf(out->problem, sizeof out->problem,
                      "record %" PRIu64 " has an impossible length (%" PRIu32 ")",

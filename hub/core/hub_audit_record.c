@@ -67,9 +67,9 @@ void hub__audit_cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uint
     uint8_t *p = out;
     memcpy(p, HUB__AUDIT_CP_DOMAIN, sizeof HUB__AUDIT_CP_DOMAIN);
     p += sizeof HUB__AUDIT_CP_DOMAIN;
-    hub__put_be64(p, seq);
-    hub__put_be64(p + 8, ts);
-    hub__put_be64(p + 16, count);
+    hub_put_be64(p, seq);
+    hub_put_be64(p + 8, ts);
+    hub_put_be64(p + 16, count);
     p += 24;
     memcpy(p, head, 32);
     memcpy(p + 32, prev_cp, 32);

@@ -71,13 +71,7 @@ static int hub__bool(const char *key, const char *value, bool *dst, char *err, s
 static int hub__path(const hub__config_ctx_t *ctx, const char *key, const char *value, char *dst,
                      size_t dst_size, char *err, size_t err_size)
 {
-    if (value[0] == '/' || value[0] == '\0')
-        return hub_conf_str(key, value, dst, dst_size, err, err_size);
-    if ((size_t)snprintf(dst, dst_size, "%s/%s", ctx->base_dir, value) >= dst_size) {
-        snprintf(err, err_size, "%s: path too long", key);
-        return HUB_EINVAL;
-    }
-    return 0;
+    return hub_conf_path(ctx->base_dir, key, value, dst, dst_size, err, err_size);
 }
 
 static int hub__u32(const char *key, const char *value, uint64_t min, uint64_t max,
@@ -185,14 +179,8 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
     if (!strcmp(key, "members_file"))
         return hub__path(ctx, key, value, cfg->members_file, sizeof cfg->members_file, err,
                          err_size);
-    if (!strcmp(key, "lang")) {
-        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
-            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
-                     value);
-            return HUB_EINVAL;
-        }
-        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
-    }
+    if (!strcmp(key, "lang"))
+        return hub_conf_lang(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);
@@ -290,13 +278,7 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
 {
     hub_config_defaults(cfg);
     hub__config_ctx_t ctx = {.cfg = cfg};
-    const char *slash = strrchr(path, '/');
-    if (slash)
-        snprintf(ctx.base_dir, sizeof ctx.base_dir, "%.*s", (int)(slash - path), path);
-    else
-        snprintf(ctx.base_dir, sizeof ctx.base_dir, ".");
-    if (ctx.base_dir[0] == '\0')
-        snprintf(ctx.base_dir, sizeof ctx.base_dir, "/");
+    hub_conf_base_dir(path, ctx.base_dir, sizeof ctx.base_dir);
     int rc = hub_conf_parse_file(path, hub__entry, &ctx, err, err_size);
     if (rc != 0)
         return rc;

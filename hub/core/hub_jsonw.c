@@ -1,5 +1,6 @@
 #include "hub_jsonw.h"
 #include "hub_error.h"
+#include "hub_utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -94,34 +95,6 @@ void hub_jsonw_object_end(hub_jsonw_t *w) { hub__close(w, true); }
 void hub_jsonw_array_begin(hub_jsonw_t *w) { hub__open(w, false); }
 void hub_jsonw_array_end(hub_jsonw_t *w) { hub__close(w, false); }
 
-/* Length of the well-formed UTF-8 sequence at p (n bytes left), or 0. */
-static size_t hub__utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t min, cp;
-    if (p[0] < 0x80)
-        return 1;
-    if ((p[0] & 0xe0) == 0xc0) {
-        len = 2, min = 0x80, cp = p[0] & 0x1f;
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        len = 3, min = 0x800, cp = p[0] & 0x0f;
-    } else if ((p[0] & 0xf8) == 0xf0) {
-        len = 4, min = 0x10000, cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 static void hub__put_string(hub_jsonw_t *w, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -149,7 +122,7 @@ static void hub__put_string(hub_jsonw_t *w, const char *s, size_t len)
             snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
             esc = ubuf;
         } else if (c >= 0x80) {
-            step = hub__utf8_len(p + i, len - i);
+            step = hub_utf8_len(p + i, len - i);
             if (step == 0) {
                 esc = "\\ufffd";
                 step = 1;

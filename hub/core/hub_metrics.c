@@ -1,4 +1,5 @@
 #include "hub_metrics.h"
+#include "hub_buf.h"
 #include "hub_error.h"
 
 #include <math.h>
@@ -462,31 +463,12 @@ int hub_metric_observe(hub_metric_family_t *family, const char *const label_valu
 
 /* ---- rendering -------------------------------------------------------- */
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} hub__out_t;
+/* The exposition being written (hub_buf.h: the first failure sticks). */
+typedef hub_buf_t hub__out_t;
 
 static void hub__out_put(hub__out_t *o, const char *p, size_t n)
 {
-    if (o->failed)
-        return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *data = realloc(o->data, cap);
-        if (!data) {
-            o->failed = true;
-            return;
-        }
-        o->data = data;
-        o->cap = cap;
-    }
-    memcpy(o->data + o->len, p, n);
-    o->len += n;
-    o->data[o->len] = '\0';
+    hub_buf_put(o, p, n);
 }
 
 static void hub__out_str(hub__out_t *o, const char *s) { hub__out_put(o, s, strlen(s)); }
@@ -661,11 +643,11 @@ int hub_metrics_render(const hub_metrics_t *reg, char **buf, size_t *len)
     hub_metric_series_t **sorted = malloc(max_series * sizeof *sorted);
     hub__out_t o = {0};
     if (!families || !sorted) {
-        o.failed = true;
+        o.error = HUB_ENOMEM;
     } else {
         memcpy(families, reg->families, reg->n_families * sizeof *families);
         qsort(families, reg->n_families, sizeof *families, hub__cmp_family);
-        for (size_t i = 0; i < reg->n_families && !o.failed; i++) {
+        for (size_t i = 0; i < reg->n_families && !o.error; i++) {
             if (families[i]->n_series > 0)
                 hub__render_family(&o, families[i], sorted);
         }
@@ -673,8 +655,8 @@ int hub_metrics_render(const hub_metrics_t *reg, char **buf, size_t *len)
     }
     free(families);
     free(sorted);
-    if (o.failed) {
-        free(o.data);
+    if (o.error) {
+        hub_buf_free(&o);
         return HUB_ENOMEM;
     }
     *buf = o.data;

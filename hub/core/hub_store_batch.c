@@ -136,14 +136,14 @@ int hub__store_get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, b
     if (v.mv_size != 8)
         return HUB_ESTORE;
     *found = true;
-    *out = hub__get_le64(v.mv_data);
+    *out = hub_get_le64(v.mv_data);
     return 0;
 }
 
 int hub__store_put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value)
 {
     uint8_t buf[8];
-    hub__put_le64(buf, value);
+    hub_put_le64(buf, value);
     MDB_val v = {8, buf};
     return hub__store_map_rc(mdb_put(txn, dbi, key, &v, 0));
 }

@@ -22,9 +22,9 @@ int hub__codec_rec_decode(const uint8_t *p, size_t len, hub__rec_view_t *out)
     out->sender_len = p[2];
     out->receiver_len = p[3];
     out->service_len = p[4];
-    out->accepted_at = hub__get_le64(p + 8);
-    out->expires_at = hub__get_le64(p + HUB__REC_EXPIRES_AT);
-    out->envelope_len = hub__get_le32(p + 24);
+    out->accepted_at = hub_get_le64(p + 8);
+    out->expires_at = hub_get_le64(p + HUB__REC_EXPIRES_AT);
+    out->envelope_len = hub_get_le32(p + 24);
     uint64_t need = (uint64_t)HUB__REC_HDR + out->id_len + out->sender_len + out->receiver_len +
                     out->service_len + out->envelope_len;
     if (need != len || out->id_len == 0 || out->id_len > HUB_STORE_ID_MAX || out->sender_len == 0 ||
@@ -60,9 +60,9 @@ void hub__codec_rec_encode(uint8_t *p, const hub_store_msg_t *m)
     p[2] = (uint8_t)sl;
     p[3] = (uint8_t)rl;
     p[4] = (uint8_t)vl;
-    hub__put_le64(p + 8, m->accepted_at_us);
-    hub__put_le64(p + HUB__REC_EXPIRES_AT, m->expires_at_us);
-    hub__put_le32(p + 24, (uint32_t)m->envelope_len);
+    hub_put_le64(p + 8, m->accepted_at_us);
+    hub_put_le64(p + HUB__REC_EXPIRES_AT, m->expires_at_us);
+    hub_put_le32(p + 24, (uint32_t)m->envelope_len);
     uint8_t *q = p + HUB__REC_HDR;
     memcpy(q, m->message_id, il);
     q += il;
@@ -83,8 +83,8 @@ int hub__codec_dead_decode(const uint8_t *p, size_t len, hub__dead_view_t *out)
     if (!p || len < HUB__DEAD_HDR || p[0] != HUB__REC_FORMAT)
         return HUB_ESTORE;
     out->reason_len = p[1];
-    out->attempts = hub__get_le32(p + 4);
-    out->dead_at = hub__get_le64(p + 8);
+    out->attempts = hub_get_le32(p + 4);
+    out->dead_at = hub_get_le64(p + 8);
     if (len != (size_t)HUB__DEAD_HDR + out->reason_len || out->reason_len > HUB_STORE_REASON_MAX)
         return HUB_ESTORE;
     out->reason = (const char *)p + HUB__DEAD_HDR;
@@ -110,8 +110,8 @@ void hub__codec_dead_encode(uint8_t *p, uint32_t attempts, uint64_t dead_at, con
     memset(p, 0, HUB__DEAD_HDR);
     p[0] = HUB__REC_FORMAT;
     p[1] = (uint8_t)reason_len;
-    hub__put_le32(p + 4, attempts);
-    hub__put_le64(p + 8, dead_at);
+    hub_put_le32(p + 4, attempts);
+    hub_put_le64(p + 8, dead_at);
     if (reason_len)
         memcpy(p + HUB__DEAD_HDR, reason, reason_len);
 }
@@ -122,8 +122,8 @@ int hub__codec_ids_decode(const uint8_t *p, size_t len, hub__ids_rec_t *out)
 {
     if (!p || (len != HUB__IDS_VAL && len != HUB__IDS_VAL_OLD))
         return HUB_ESTORE;
-    out->seq = hub__get_le64(p);
-    out->accepted_at = hub__get_le64(p + 8);
+    out->seq = hub_get_le64(p);
+    out->accepted_at = hub_get_le64(p + 8);
     out->flags = p[16];
     if (len == HUB__IDS_VAL)
         memcpy(out->digest, p + HUB__IDS_VAL_OLD, HUB_STORE_DIGEST_LEN);
@@ -134,8 +134,8 @@ int hub__codec_ids_decode(const uint8_t *p, size_t len, hub__ids_rec_t *out)
 
 void hub__codec_ids_encode(uint8_t out[HUB__IDS_VAL], const hub__ids_rec_t *r)
 {
-    hub__put_le64(out, r->seq);
-    hub__put_le64(out + 8, r->accepted_at);
+    hub_put_le64(out, r->seq);
+    hub_put_le64(out + 8, r->accepted_at);
     out[16] = r->flags;
     memcpy(out + HUB__IDS_VAL_OLD, r->digest, HUB_STORE_DIGEST_LEN);
 }
@@ -154,15 +154,15 @@ int hub__codec_held_decode(const uint8_t *p, size_t len, hub_store_held_t *out)
 {
     if (!p || len != HUB__HELD_VAL)
         return HUB_ESTORE;
-    out->msgs = hub__get_le64(p);
-    out->bytes = hub__get_le64(p + 8);
+    out->msgs = hub_get_le64(p);
+    out->bytes = hub_get_le64(p + 8);
     return 0;
 }
 
 void hub__codec_held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *h)
 {
-    hub__put_le64(out, h->msgs);
-    hub__put_le64(out + 8, h->bytes);
+    hub_put_le64(out, h->msgs);
+    hub_put_le64(out + 8, h->bytes);
 }
 
 /* ---- tracked requests ---------------------------------------------------- */
@@ -170,7 +170,7 @@ void hub__codec_held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *
 size_t hub__codec_request_encode(uint8_t buf[HUB__REQ_VAL_MAX], const hub_store_request_t *r)
 {
     size_t sl = strlen(r->sender), rl = strlen(r->receiver);
-    hub__put_le64(buf, r->expires_at_us);
+    hub_put_le64(buf, r->expires_at_us);
     memcpy(buf + 8, r->sender, sl + 1);
     memcpy(buf + 8 + sl + 1, r->receiver, rl + 1);
     return 8 + sl + 1 + rl + 1;
@@ -193,7 +193,7 @@ bool hub__codec_request_decode(const uint8_t *key, size_t key_len, const uint8_t
         return false;
     memcpy(out->message_id, key, key_len);
     out->message_id[key_len] = '\0';
-    out->expires_at_us = hub__get_le64(val);
+    out->expires_at_us = hub_get_le64(val);
     memcpy(out->sender, p, (size_t)(z1 - p) + 1);
     memcpy(out->receiver, z1 + 1, (size_t)(z2 - z1));
     return hub__codec_no_nul(out->message_id, key_len);

@@ -174,7 +174,7 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
                 mrc = MDB_CORRUPTED;
                 break;
             }
-            if (hub__get_be64(k.mv_data) > cutoff)
+            if (hub_get_be64(k.mv_data) > cutoff)
                 break;
             memcpy(keys[n++], k.mv_data, HUB__PAIR_KEY);
             mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -196,7 +196,7 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
         rc = hub__store_map_rc(mdb_del(txn, self->age, &ak, NULL));
         if (rc != 0 || !key_ok)
             continue;
-        uint64_t seq = hub__get_be64(keys[i] + 8);
+        uint64_t seq = hub_get_be64(keys[i] + 8);
         hub__ids_rec_t r;
         int grc = mdb_get(txn, self->ids, &ik, &iv);
         if (grc == MDB_NOTFOUND)

@@ -107,7 +107,7 @@ int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
             rc = HUB_ESTORE;
             break;
         }
-        uint64_t seq = hub__get_be64(k.mv_data);
+        uint64_t seq = hub_get_be64(k.mv_data);
         rc = fill_dead(self, txn, &v, seq, &out[n], arena);
         if (rc != 0) {
             if (rc == HUB_ESTORE) {
@@ -180,7 +180,7 @@ int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, u
         hub__rec_keys(&view, &k);
         k.expires_at =
             new_ttl_us ? (new_ttl_us > UINT64_MAX - now ? UINT64_MAX : now + new_ttl_us) : 0;
-        hub__put_le64(copy + HUB__REC_EXPIRES_AT, k.expires_at);
+        hub_put_le64(copy + HUB__REC_EXPIRES_AT, k.expires_at);
         rc = hub__store_next_seq_get(self, txn, &next);
         if (rc == 0 && preset_seq)
             next = preset_seq; /* unused: NOOVERWRITE below says so */
@@ -299,7 +299,7 @@ int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
                     mrc = MDB_CORRUPTED;
                     break;
                 }
-                uint64_t seq = hub__get_be64(k.mv_data);
+                uint64_t seq = hub_get_be64(k.mv_data);
                 hub__dead_view_t dv;
                 /* An undecodable record is not "older": leave it to dlq_purge. */
                 if (hub__codec_dead_decode(v.mv_data, v.mv_size, &dv) == 0 &&

@@ -43,7 +43,7 @@ static int upgrade_format_1_to_2(hub_store_t *self, MDB_txn *txn)
     int rc = hub__held_recount(self, txn);
     if (rc == 0) {
         uint8_t fb[4];
-        hub__put_le32(fb, 2);
+        hub_put_le32(fb, 2);
         MDB_val fk = hub__str_val("format"), fv = {4, fb};
         rc = hub__store_map_rc(mdb_put(txn, self->meta, &fk, &fv, 0));
     }
@@ -63,7 +63,7 @@ static int upgrade_to_format_3(hub_store_t *self, MDB_txn *txn, const char *dir,
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    hub__put_le64(at, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+    hub_put_le64(at, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
     MDB_val ik = hub__str_val("store_id"), iv = {sizeof id, id};
     MDB_val ak = hub__str_val("created_at"), av = {sizeof at, at};
     int rc = mdb_put(txn, self->meta, &ik, &iv, 0);
@@ -120,7 +120,7 @@ static int last_seq(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
     if (rc == 0 && k.mv_size != HUB__SEQ_KEY)
         rc = MDB_CORRUPTED;
     else if (rc == 0)
-        *out = hub__get_be64(k.mv_data);
+        *out = hub_get_be64(k.mv_data);
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : hub__store_map_rc(rc);
 }
@@ -178,7 +178,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     int hrc = 0;
     uint32_t format = 0;
     if (rc == 0) {
-        format = v.mv_size == 4 ? hub__get_le32(v.mv_data) : 0;
+        format = v.mv_size == 4 ? hub_get_le32(v.mv_data) : 0;
         if (format < HUB__STORE_FORMAT_OLDEST || format > HUB_STORE_FORMAT) {
             mdb_txn_abort(txn);
             if (format > HUB_STORE_FORMAT)
@@ -226,7 +226,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     }
     if (rc == 0 && format < HUB_STORE_FORMAT) {
         uint8_t fb[4];
-        hub__put_le32(fb, HUB_STORE_FORMAT);
+        hub_put_le32(fb, HUB_STORE_FORMAT);
         MDB_val fv = {sizeof fb, fb};
         rc = mdb_put(txn, self->meta, &fk, &fv, 0);
     }
@@ -402,7 +402,7 @@ static void info_fill(MDB_txn *txn, MDB_dbi meta, hub_store_info_t *out)
 {
     MDB_val k = hub__str_val("format"), v;
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 4)
-        out->format = hub__get_le32(v.mv_data);
+        out->format = hub_get_le32(v.mv_data);
     k = hub__str_val("store_id");
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 16) {
         static const char hex[] = "0123456789abcdef";
@@ -415,10 +415,10 @@ static void info_fill(MDB_txn *txn, MDB_dbi meta, hub_store_info_t *out)
     }
     k = hub__str_val("created_at");
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
-        out->created_at_us = hub__get_le64(v.mv_data);
+        out->created_at_us = hub_get_le64(v.mv_data);
     k = hub__str_val("next_seq");
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
-        out->next_seq = hub__get_le64(v.mv_data);
+        out->next_seq = hub_get_le64(v.mv_data);
 }
 
 /* Opens dir's environment read-only, from any process, while hubd may run
@@ -562,7 +562,7 @@ int hub_store_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32
     MDB_val k = hub__str_val("audit_anchor"), v;
     int mrc = mdb_get(txn, self->meta, &k, &v);
     if (mrc == 0 && v.mv_size == 40) {
-        *seq = hub__get_le64(v.mv_data);
+        *seq = hub_get_le64(v.mv_data);
         memcpy(hash, (const uint8_t *)v.mv_data + 8, 32);
     } else if (mrc == 0) {
         rc = HUB_ESTORE;
@@ -582,7 +582,7 @@ int hub_store_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t ha
     if (rc != 0)
         return rc;
     uint8_t buf[40];
-    hub__put_le64(buf, seq);
+    hub_put_le64(buf, seq);
     memcpy(buf + 8, hash, 32);
     MDB_val k = hub__str_val("audit_anchor"), v = {sizeof buf, buf};
     rc = hub__store_map_rc(mdb_put(txn, self->meta, &k, &v, 0));

@@ -125,14 +125,14 @@ typedef struct {
 
 static inline MDB_val hub__seq_val(uint8_t buf[HUB__SEQ_KEY], uint64_t seq)
 {
-    hub__put_be64(buf, seq);
+    hub_put_be64(buf, seq);
     return (MDB_val){HUB__SEQ_KEY, buf};
 }
 
 static inline MDB_val hub__pair_val(uint8_t buf[HUB__PAIR_KEY], uint64_t hi, uint64_t seq)
 {
-    hub__put_be64(buf, hi);
-    hub__put_be64(buf + 8, seq);
+    hub_put_be64(buf, hi);
+    hub_put_be64(buf + 8, seq);
     return (MDB_val){HUB__PAIR_KEY, buf};
 }
 
@@ -141,7 +141,7 @@ static inline MDB_val hub__queue_key(uint8_t buf[HUB__QKEY_MAX], const char *rec
     size_t len = strlen(receiver);
     memcpy(buf, receiver, len);
     buf[len] = 0;
-    hub__put_be64(buf + len + 1, seq);
+    hub_put_be64(buf + len + 1, seq);
     return (MDB_val){len + 1 + HUB__SEQ_KEY, buf};
 }
 

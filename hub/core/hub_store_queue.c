@@ -401,7 +401,7 @@ int hub__queue_attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *
         return hub__store_map_rc(rc);
     if (v.mv_size != 4)
         return HUB_ESTORE;
-    *out = hub__get_le32(v.mv_data);
+    *out = hub_get_le32(v.mv_data);
     return 0;
 }
 
@@ -432,7 +432,7 @@ int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after
     while (mrc == 0 && n < max) {
         if (k.mv_size != rlen + 1 + HUB__SEQ_KEY || memcmp(k.mv_data, qb, rlen + 1) != 0)
             break; /* past this receiver */
-        uint64_t seq = hub__get_be64((const uint8_t *)k.mv_data + rlen + 1);
+        uint64_t seq = hub_get_be64((const uint8_t *)k.mv_data + rlen + 1);
         uint8_t sb[HUB__SEQ_KEY];
         MDB_val sk = hub__seq_val(sb, seq), rv;
         hub__rec_view_t view;
@@ -494,7 +494,7 @@ static int remove_damaged(hub_store_t *self, MDB_txn *txn, uint64_t seq, const c
     bool hit = false;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (mrc == 0) {
-        if (k.mv_size == HUB__PAIR_KEY && hub__get_be64((const uint8_t *)k.mv_data + 8) == seq) {
+        if (k.mv_size == HUB__PAIR_KEY && hub_get_be64((const uint8_t *)k.mv_data + 8) == seq) {
             memcpy(found, k.mv_data, HUB__PAIR_KEY);
             hit = true;
             break;
@@ -574,7 +574,7 @@ int hub_store_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
         rc = hub__queue_attempts(self, txn, &sk, &attempts);
         if (rc != 0)
             break;
-        hub__put_le32(ab, attempts == UINT32_MAX ? attempts : attempts + 1);
+        hub_put_le32(ab, attempts == UINT32_MAX ? attempts : attempts + 1);
         MDB_val av = {4, ab};
         rc = hub__store_map_rc(mdb_put(txn, self->attempts, &sk, &av, 0));
     }
@@ -609,9 +609,9 @@ int hub_store_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
             rc = HUB_ESTORE;
             break;
         }
-        if (hub__get_be64(k.mv_data) > now_us)
+        if (hub_get_be64(k.mv_data) > now_us)
             break;
-        seqs[n++] = hub__get_be64((const uint8_t *)k.mv_data + 8);
+        seqs[n++] = hub_get_be64((const uint8_t *)k.mv_data + 8);
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -645,7 +645,7 @@ int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
         }
         char receiver[HUB_STORE_NAME_MAX + 1];
         hub__copy_bytes_str(receiver, k.mv_data, k.mv_size);
-        uint64_t depth = hub__get_le64(v.mv_data), oldest = 0;
+        uint64_t depth = hub_get_le64(v.mv_data), oldest = 0;
         /* The first queue entry of this receiver is its oldest message. */
         uint8_t qb[HUB__QKEY_MAX];
         MDB_val qk = hub__queue_key(qb, receiver, 0), qv;
@@ -653,8 +653,8 @@ int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
         if (qrc == 0 && qk.mv_size == k.mv_size + 1 + HUB__SEQ_KEY &&
             !memcmp(qk.mv_data, qb, k.mv_size + 1)) {
             uint8_t sb[HUB__SEQ_KEY];
-            MDB_val sk = hub__seq_val(sb,
-                                      hub__get_be64((const uint8_t *)qk.mv_data + k.mv_size + 1)),
+            MDB_val sk =
+                        hub__seq_val(sb, hub_get_be64((const uint8_t *)qk.mv_data + k.mv_size + 1)),
                     rv;
             hub__rec_view_t view;
             if (mdb_get(txn, self->msgs, &sk, &rv) == 0 &&

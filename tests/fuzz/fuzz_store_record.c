@@ -158,7 +158,7 @@ static void check_encode(const uint8_t *data, size_t size)
     take_str(&data, &size, m.sender, 1, HUB_STORE_NAME_MAX);
     take_str(&data, &size, m.receiver, 1, HUB_STORE_NAME_MAX);
     take_str(&data, &size, m.service, 0, HUB_STORE_NAME_MAX);
-    m.accepted_at_us = size >= 8 ? hub__get_le64(data) : 0;
+    m.accepted_at_us = size >= 8 ? hub_get_le64(data) : 0;
     m.expires_at_us = ~m.accepted_at_us;
     m.envelope = data;
     m.envelope_len = size;

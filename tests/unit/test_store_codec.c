@@ -52,7 +52,7 @@ START_TEST(record_round_trip)
     ck_assert_uint_eq(v.envelope_len, m.envelope_len);
     ck_assert(memcmp(v.envelope, m.envelope, m.envelope_len) == 0);
     /* The in-place expiry change a replay makes reads back. */
-    hub__put_le64(p + HUB__REC_EXPIRES_AT, 42);
+    hub_put_le64(p + HUB__REC_EXPIRES_AT, 42);
     ck_assert_int_eq(hub__codec_rec_decode(p, len, &v), 0);
     ck_assert_uint_eq(v.expires_at, 42);
     free(p);
@@ -100,9 +100,9 @@ START_TEST(damaged_records_are_refused)
     p[1] = 35;
     ck_assert_int_eq(hub__codec_rec_decode(p, len, &v), HUB_ESTORE);
     p[1] = 36;
-    hub__put_le32(p + 24, 0xFFFFFFFFu);
+    hub_put_le32(p + 24, 0xFFFFFFFFu);
     ck_assert_int_eq(hub__codec_rec_decode(p, len, &v), HUB_ESTORE);
-    hub__put_le32(p + 24, (uint32_t)m.envelope_len);
+    hub_put_le32(p + 24, (uint32_t)m.envelope_len);
     ck_assert_int_eq(hub__codec_rec_decode(p, len, &v), 0);
     free(p);
 

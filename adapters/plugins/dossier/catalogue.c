@@ -11,9 +11,8 @@
  * An older or repeated version is ignored (publications may arrive late or,
  * after a crash, twice).
  */
-#include "adp_plugin.h"
 #include "domain.pb-c.h"
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +34,8 @@ static int cat_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_
     Lth__Domain__V1__ProcedureCatalogue *cat =
         lth__domain__v1__procedure_catalogue__unpack(NULL, msg->payload_len, msg->payload);
     if (!cat) {
-        dp_log(st->host, DP_WARN, "a publication from %s is not a ProcedureCatalogue; ignored",
-               msg->sender);
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "a publication from %s is not a ProcedureCatalogue; ignored", msg->sender);
         return 0;
     }
     st->received++;
@@ -56,8 +55,9 @@ static int cat_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_
                     cat->procedures[i]->authority_member_id, cat->procedures[i]->name);
         if (fclose(f) == 0 && rename(tmp, st->file) == 0) {
             st->version = cat->version;
-            dp_log(st->host, DP_INFO, "catalogue version %llu received: %zu procedures",
-                   (unsigned long long)cat->version, cat->n_procedures);
+            adp_plugin_log(st->host, ADP_LOG_INFO,
+                           "catalogue version %llu received: %zu procedures",
+                           (unsigned long long)cat->version, cat->n_procedures);
         }
     }
     lth__domain__v1__procedure_catalogue__free_unpacked(cat, NULL);
@@ -100,10 +100,5 @@ static int cat_init(const adp_plugin_host_t *host, void **state, char *err, size
 
 static void cat_destroy(void *state) { free(state); }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "catalogue",
-    .description = "keeps the newest procedure catalogue a publisher published",
-    .init = cat_init,
-    .destroy = cat_destroy,
-};
+ADP_PLUGIN_DEFINE("catalogue", "keeps the newest procedure catalogue a publisher published",
+                  cat_init, NULL, cat_destroy);

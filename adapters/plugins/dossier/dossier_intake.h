@@ -4,11 +4,11 @@
  * applied to the dossier, apply the change only when it is newer (so a
  * redelivered or reordered change alters nothing), and count it as
  * "applied", "ignored_duplicate" or "ignored_older". Header-only, like
- * dossier_plugin.h: each plugin is its own shared object. */
+ * adp_plugin_util.h: each plugin is its own shared object. */
 #ifndef DOSSIER_INTAKE_H
 #define DOSSIER_INTAKE_H
 
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 
@@ -32,8 +32,8 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
     const char *problem = NULL;
     if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
                                                              msg->payload_len, &c, &problem) != 0) {
-        dp_log(host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
-               problem ? problem : "it is a request; send an event");
+        adp_plugin_log(host, ADP_LOG_WARN, "dossier.status from %s refused: %s", msg->sender,
+                       problem ? problem : "it is a request; send an event");
         if (lth_appdb_begin(db) == 0) {
             dp_count(db, "refused");
             lth_appdb_commit(db);
@@ -42,7 +42,8 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
     }
     int rc = lth_appdb_begin(db);
     if (rc != 0) {
-        dp_log(host, DP_ERROR, "%s: database busy or failing: %s", what, lth_appdb_error(db));
+        adp_plugin_log(host, ADP_LOG_ERROR, "%s: database busy or failing: %s", what,
+                       lth_appdb_error(db));
         return rc;
     }
     uint64_t last = 0;
@@ -68,11 +69,57 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
     if (rc == 0)
         rc = lth_appdb_commit(db);
     if (rc != 0) {
-        dp_log(host, DP_ERROR, "could not update %s: %s", what, lth_appdb_error(db));
+        adp_plugin_log(host, ADP_LOG_ERROR, "could not update %s: %s", what, lth_appdb_error(db));
         lth_appdb_rollback(db);
         return rc;
     }
     return 0;
+}
+
+/* The intake's counters, for the read model's summary line. */
+typedef struct {
+    uint64_t applied, older, dup, refused;
+} dp_intake_counts_t;
+
+static inline void dp_intake_counts(sqlite3 *db, dp_intake_counts_t *c)
+{
+    *c = (dp_intake_counts_t){0};
+    lth_appdb_meta_get(db, "applied", 0, &c->applied);
+    lth_appdb_meta_get(db, "ignored_older", 0, &c->older);
+    lth_appdb_meta_get(db, "ignored_duplicate", 0, &c->dup);
+    lth_appdb_meta_get(db, "refused", 0, &c->refused);
+}
+
+/* The first one or two integer columns of sql's first row (b may be NULL);
+ * what was not read stays 0. */
+static inline void dp_query_counts(sqlite3 *db, const char *sql, long long *a, long long *b)
+{
+    sqlite3_stmt *q = NULL;
+    *a = 0;
+    if (b)
+        *b = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+        *a = sqlite3_column_int64(q, 0);
+        if (b)
+            *b = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+}
+
+/* The start every read model shares: opens plugin.db (its SQLite file, what
+ * names it in the error) with schema and offers dossier.status/v1 with
+ * on_status(user). 0, or a code with a sentence in err. */
+static inline int dp_read_model_open(const adp_plugin_host_t *host, const char *what,
+                                     const char *schema, adp_handler_cb on_status, void *user,
+                                     sqlite3 **db, char *err, size_t err_size)
+{
+    const char *path = adp_plugin_conf_required(host, "db", what, err, err_size);
+    int rc = path ? 0 : HUB_EINVAL;
+    if (rc == 0)
+        rc = lth_appdb_open(path, schema, db, err, err_size);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, on_status, user);
+    return rc;
 }
 
 #endif

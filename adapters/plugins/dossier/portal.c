@@ -14,7 +14,8 @@
  * Config (plugin.*): see adapters/README.md, "portal". Logs hold counts only.
  */
 #include "dossier_intake.h"
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 
@@ -64,7 +65,7 @@ static int portal_apply(sqlite3 *db, const lth_status_change_t *c)
         sqlite3_bind_text(q, 7, c->procedure_code, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 8, c->authority, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 9, (sqlite3_int64)c->due_at_us);
-        sqlite3_bind_int64(q, 10, (sqlite3_int64)dp_now_us());
+        sqlite3_bind_int64(q, 10, (sqlite3_int64)hub_now_us());
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
@@ -83,30 +84,20 @@ static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_
 
 static void portal_summary(portal_t *st, bool force)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     if (!force && now < st->next_summary_us)
         return;
     st->next_summary_us = now + PORTAL_SUMMARY_EVERY_US;
-    uint64_t applied = 0, older = 0, dup = 0, refused = 0;
-    lth_appdb_meta_get(st->db, "applied", 0, &applied);
-    lth_appdb_meta_get(st->db, "ignored_older", 0, &older);
-    lth_appdb_meta_get(st->db, "ignored_duplicate", 0, &dup);
-    lth_appdb_meta_get(st->db, "refused", 0, &refused);
-    sqlite3_stmt *q = NULL;
-    long long dossiers = 0, final = 0;
-    if (sqlite3_prepare_v2(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", -1, &q,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW) {
-        dossiers = sqlite3_column_int64(q, 0);
-        final = sqlite3_column_int64(q, 1);
-    }
-    sqlite3_finalize(q);
+    dp_intake_counts_t c;
+    dp_intake_counts(st->db, &c);
+    long long dossiers, final;
+    dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", &dossiers, &final);
     char line[256];
     snprintf(line, sizeof line,
              "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
              " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64,
-             dossiers, final, applied, older, dup, refused);
-    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
+             dossiers, final, c.applied, c.older, c.dup, c.refused);
+    adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 static int portal_tick(void *state, adp_client_t *client)
@@ -135,12 +126,8 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db = dp_conf_required(host, "db", "the portal view's SQLite file", err, err_size);
-    int rc = db ? 0 : HUB_EINVAL;
-    if (rc == 0)
-        rc = lth_appdb_open(db, portal_schema, &st->db, err, err_size);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, portal_on_status, st);
+    int rc = dp_read_model_open(host, "the portal view's SQLite file", portal_schema,
+                                portal_on_status, st, &st->db, err, err_size);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));
@@ -151,11 +138,5 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "portal",
-    .description = "National Public Service Portal: keeps each dossier's latest status",
-    .init = portal_init,
-    .tick = portal_tick,
-    .destroy = portal_destroy,
-};
+ADP_PLUGIN_DEFINE("portal", "National Public Service Portal: keeps each dossier's latest status",
+                  portal_init, portal_tick, portal_destroy);

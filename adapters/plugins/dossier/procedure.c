@@ -29,7 +29,8 @@
  * never a personal ID number.
  */
 #include "domain.pb-c.h"
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
+#include "hub_wire.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_lookup.h"
@@ -211,8 +212,9 @@ static void proc_flush(proc_t *st, adp_client_t *client)
 {
     int rc = lth_outq_flush(st->db, client, 0, NULL);
     if (rc != 0)
-        dp_log(st->host, DP_WARN, "could not hand every queued event to the SDK (%s); will retry",
-               rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "could not hand every queued event to the SDK (%s); will retry",
+                       rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
 }
 
 /* ---- submitting ---- */
@@ -236,10 +238,11 @@ static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
     gmtime_r(&secs, &tm);
     if (!lth_workcal_covers(st->calendar, tm.tm_year + 1900) && !st->calendar_warned) {
         st->calendar_warned = true;
-        dp_log(st->host, DP_WARN,
-               "procedure system: a due date falls in %d, which plugin.calendar does not "
-               "list in 'years'; it is counted with weekends only: add that year's holidays",
-               tm.tm_year + 1900);
+        adp_plugin_log(
+            st->host, ADP_LOG_WARN,
+            "procedure system: a due date falls in %d, which plugin.calendar does not "
+            "list in 'years'; it is counted with weekends only: add that year's holidays",
+            tm.tm_year + 1900);
     }
     return (uint64_t)due;
 }
@@ -305,7 +308,7 @@ static int proc_submit(proc_t *st)
         rc = lth_dossier_generate(&st->gen, next, &g);
         if (rc != 0)
             break;
-        uint64_t now = dp_now_us();
+        uint64_t now = hub_now_us();
         uint64_t due = proc_due(st, g.procedure, now);
         g.assurance.at_us = now;
         sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
@@ -337,14 +340,15 @@ static int proc_submit(proc_t *st)
         rc = lth_appdb_commit(st->db);
     if (rc != 0) {
         lth_appdb_rollback(st->db);
-        dp_log(st->host, DP_ERROR, "could not submit dossiers: %s", lth_appdb_error(st->db));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not submit dossiers: %s",
+                       lth_appdb_error(st->db));
         return rc;
     }
     if (made)
-        dp_log(st->host, refused ? DP_INFO : DP_DEBUG,
-               "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
-               " returned: applicant authenticated below the procedure's required level",
-               made, next, refused);
+        adp_plugin_log(st->host, refused ? ADP_LOG_INFO : ADP_LOG_DEBUG,
+                       "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
+                       " returned: applicant authenticated below the procedure's required level",
+                       made, next, refused);
     return 0;
 }
 
@@ -445,7 +449,8 @@ static void proc_lookup_failed(proc_t *st, const char *fmt, const char *detail)
     if (!st->lookup_failing) {
         char line[512];
         snprintf(line, sizeof line, fmt, detail);
-        dp_log(st->host, DP_WARN, "identity checks wait: %s; retrying every tick", line);
+        adp_plugin_log(st->host, ADP_LOG_WARN, "identity checks wait: %s; retrying every tick",
+                       line);
     }
     st->lookup_failing = true;
 }
@@ -548,7 +553,7 @@ static void proc_collect(proc_t *st, const lth_procedure_t *p, bool verify, proc
 static int proc_apply_outcomes(proc_t *st, adp_client_t *client, proc_batch_t *b,
                                size_t *n_accepted, size_t *n_returned, size_t *n_waiting)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     if (lth_appdb_begin(st->db) != 0)
         return HUB_ESTORE;
     int rc = 0;
@@ -578,7 +583,8 @@ static int proc_apply_outcomes(proc_t *st, adp_client_t *client, proc_batch_t *b
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
     if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "could not record identity checks: %s", lth_appdb_error(st->db));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record identity checks: %s",
+                       lth_appdb_error(st->db));
         lth_appdb_rollback(st->db);
     }
     return rc;
@@ -594,14 +600,23 @@ static proc_outcome_t proc_outcome_of(int lookup_status)
     }
 }
 
-/* Sends one request to the population database, online only: if it is not
+/* Sends one request (req, packed here; the packed personal data is wiped
+ * after sending) to the population database, online only: if it is not
  * connected, the batch is asked again next tick rather than left in its
  * queue. On 0, *reply holds the answer of the content type wanted. */
 static int proc_ask(proc_t *st, adp_client_t *client, const char *service, const char *type,
-                    const uint8_t *buf, size_t len, const char *answer_type, adp_reply_t *reply)
+                    const ProtobufCMessage *req, const char *answer_type, adp_reply_t *reply)
 {
-    int rc = adp_request(client, st->population, service, type, buf, len, ADP_ONLINE_ONLY,
-                         (uint32_t)st->lookup_timeout_ms, reply);
+    memset(reply, 0, sizeof *reply);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = hub_pb_pack(req, &buf, &len);
+    if (rc != 0)
+        return rc;
+    rc = adp_request(client, st->population, service, type, buf, len, ADP_ONLINE_ONLY,
+                     (uint32_t)st->lookup_timeout_ms, reply);
+    explicit_bzero(buf, len);
+    free(buf);
     if (!strcmp(service, LTH_SERVICE_CITIZEN_LOOKUP) &&
         (rc == 0 || rc == HUB_ENACK || rc == HUB_ETIMEDOUT))
         st->lookups++; /* the hub's audit log has one record of each */
@@ -644,12 +659,13 @@ static void proc_apply_and_log(proc_t *st, adp_client_t *client, const lth_proce
     if (proc_apply_outcomes(st, client, b, &accepted, &returned, &waiting) != 0)
         return;
     if (st->lookup_failing)
-        dp_log(st->host, DP_INFO, "identity checks answered again");
+        adp_plugin_log(st->host, ADP_LOG_INFO, "identity checks answered again");
     st->lookup_failing = false;
-    dp_log(st->host, waiting ? DP_WARN : DP_DEBUG,
-           "identity %s (%s): %zu dossiers: verified=%zu returned=%zu waiting=%zu%s", what,
-           p->purpose_code, b->n, accepted, returned, waiting,
-           waiting ? " (the population database does not permit this member or purpose)" : "");
+    adp_plugin_log(st->host, waiting ? ADP_LOG_WARN : ADP_LOG_DEBUG,
+                   "identity %s (%s): %zu dossiers: verified=%zu returned=%zu waiting=%zu%s", what,
+                   p->purpose_code, b->n, accepted, returned, waiting,
+                   waiting ? " (the population database does not permit this member or purpose)"
+                           : "");
 }
 
 /* citizen.lookup/v1 for a batch: FOUND is enough. */
@@ -663,18 +679,9 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return;
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
     adp_reply_t reply;
-    memset(&reply, 0, sizeof reply);
-    int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len,
-                      "CitizenLookupResponse", &reply);
-    explicit_bzero(buf, len);
-    free(buf);
-    if (rc != 0)
+    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
+                 "CitizenLookupResponse", &reply) != 0)
         return;
     Lth__Domain__V1__CitizenLookupResponse *resp =
         lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
@@ -729,18 +736,9 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return;
-    lth__domain__v1__citizen_verify_request__pack(&req, buf);
     adp_reply_t reply;
-    memset(&reply, 0, sizeof reply);
-    int rc = proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len,
-                      "CitizenVerifyResponse", &reply);
-    explicit_bzero(buf, len);
-    free(buf);
-    if (rc != 0)
+    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
+                 "CitizenVerifyResponse", &reply) != 0)
         return;
     Lth__Domain__V1__CitizenVerifyResponse *resp =
         lth__domain__v1__citizen_verify_response__unpack(NULL, reply.payload_len, reply.payload);
@@ -789,7 +787,7 @@ static void proc_check_identities(proc_t *st, adp_client_t *client)
 
 static void proc_mark_overdue(proc_t *st, adp_client_t *client)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT code FROM dossier WHERE overdue_sent = 0 AND due_at > 0 AND "
@@ -816,10 +814,11 @@ static void proc_mark_overdue(proc_t *st, adp_client_t *client)
                            0, 0);
     }
     if (rc == 0 && lth_appdb_commit(st->db) == 0) {
-        dp_log(st->host, DP_DEBUG, "%zu dossiers overdue", n);
+        adp_plugin_log(st->host, ADP_LOG_DEBUG, "%zu dossiers overdue", n);
         return;
     }
-    dp_log(st->host, DP_ERROR, "could not mark dossiers overdue: %s", lth_appdb_error(st->db));
+    adp_plugin_log(st->host, ADP_LOG_ERROR, "could not mark dossiers overdue: %s",
+                   lth_appdb_error(st->db));
     lth_appdb_rollback(st->db);
 }
 
@@ -835,8 +834,8 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     if (msg->kind == ADP_REQUEST || lth_status_change_decode(msg->content_type, msg->payload,
                                                              msg->payload_len, &c, &problem) != 0) {
         st->refused_changes++;
-        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender,
-               problem ? problem : "it is a request; send an event");
+        adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.status from %s refused: %s", msg->sender,
+                       problem ? problem : "it is a request; send an event");
         return 0;
     }
     proc_dossier_t d;
@@ -846,7 +845,8 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     if (rc == HUB_ENOTFOUND) {
         why = "no dossier with that code here";
     } else if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "cannot read the dossier database: %s", lth_appdb_error(st->db));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "cannot read the dossier database: %s",
+                       lth_appdb_error(st->db));
         return rc;
     } else if (!d.forwarded) {
         why = "the dossier was not forwarded to anyone";
@@ -865,14 +865,15 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     }
     if (why) {
         st->refused_changes++;
-        dp_log(st->host, DP_WARN, "dossier.status from %s refused: %s", msg->sender, why);
+        adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.status from %s refused: %s", msg->sender,
+                       why);
         return 0;
     }
     if (lth_seq_verdict(d.authority_seq, c.sequence) != LTH_SEQ_APPLY) {
         st->ignored_changes++; /* a redelivery or a late older change */
         return 0;
     }
-    uint64_t at = c.at_us ? c.at_us : dp_now_us();
+    uint64_t at = c.at_us ? c.at_us : hub_now_us();
     rc = lth_appdb_begin(st->db);
     if (rc == 0 && bind) {
         sqlite3_stmt *q = NULL;
@@ -899,7 +900,8 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
     if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "could not record a status change: %s", lth_appdb_error(st->db));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a status change: %s",
+                       lth_appdb_error(st->db));
         lth_appdb_rollback(st->db);
         return rc;
     }
@@ -911,7 +913,7 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
 
 static void proc_summary(proc_t *st)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     if (now < st->next_summary_us)
         return;
     st->next_summary_us = now + PROC_SUMMARY_EVERY_US;
@@ -934,7 +936,7 @@ static void proc_summary(proc_t *st)
                  st->delegated);
     }
     sqlite3_finalize(q);
-    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
+    adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 /* The city publishes its procedure list (catalogue.published/v1) through
@@ -964,22 +966,22 @@ static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
     }
     Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;
     cat.publisher_member_id = (char *)adp_member_id(client);
-    cat.published_at_us = dp_now_us();
+    cat.published_at_us = hub_now_us();
     cat.version = cat.published_at_us; /* strictly increasing across restarts */
     cat.procedures = ptrs;
     cat.n_procedures = n;
-    size_t len = lth__domain__v1__procedure_catalogue__get_packed_size(&cat);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hub_pb_pack(&cat.base, &buf, &len) != 0)
         goto out;
-    lth__domain__v1__procedure_catalogue__pack(&cat, buf);
     if (adp_publish(client, "catalogue.published/v1", LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"),
                     buf, len, 0, NULL) == 0) {
         st->catalogue_published = true;
-        dp_log(st->host, DP_INFO, "procedure catalogue published: %zu procedures", n);
+        adp_plugin_log(st->host, ADP_LOG_INFO, "procedure catalogue published: %zu procedures", n);
     } else {
-        dp_log(st->host, DP_WARN, "publishing the procedure catalogue failed (%s); will retry",
-               adp_last_error(client));
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "publishing the procedure catalogue failed (%s); will retry",
+                       adp_last_error(client));
     }
     free(buf);
 out:
@@ -1013,7 +1015,8 @@ static void proc_destroy(void *state)
         return;
     lth_workcal_destroy(&st->calendar);
     /* For comparison with the hub's audit log (scripts/demo.sh). */
-    dp_log(st->host, DP_INFO, "identity look-ups sent this run: %" PRIu64, st->lookups);
+    adp_plugin_log(st->host, ADP_LOG_INFO, "identity look-ups sent this run: %" PRIu64,
+                   st->lookups);
     lth_appdb_close(&st->db);
     free(st->batch);
     free(st);
@@ -1060,29 +1063,31 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
     }
     st->host = host;
     const char *db =
-        dp_conf_required(host, "db", "the procedure system's SQLite file", err, err_size);
+        adp_plugin_conf_required(host, "db", "the procedure system's SQLite file", err, err_size);
     uint64_t citizens = 0, invalid = 0, unknown = 0, day_ms = 0;
     int rc = db ? 0 : HUB_EINVAL;
     if (rc == 0)
-        rc = dp_conf_u64(host, "dossiers", 0, 999999999, 20, &st->dossiers, err, err_size);
+        rc = adp_plugin_conf_u64(host, "dossiers", 0, 999999999, 20, &st->dossiers, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "seed", 0, UINT32_MAX, 1, &st->gen.seed, err, err_size);
+        rc = adp_plugin_conf_u64(host, "seed", 0, UINT32_MAX, 1, &st->gen.seed, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "rate_per_tick", 1, 1000, 5, &st->rate, err, err_size);
+        rc = adp_plugin_conf_u64(host, "rate_per_tick", 1, 1000, 5, &st->rate, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "population_seed", 0, UINT64_MAX, 1, &st->gen.population_seed, err,
-                         err_size);
+        rc = adp_plugin_conf_u64(host, "population_seed", 0, UINT64_MAX, 1,
+                                 &st->gen.population_seed, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "population_citizens", 1, 999000, 10000, &citizens, err, err_size);
+        rc = adp_plugin_conf_u64(host, "population_citizens", 1, 999000, 10000, &citizens, err,
+                                 err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "invalid_percent", 0, 100, 10, &invalid, err, err_size);
+        rc = adp_plugin_conf_u64(host, "invalid_percent", 0, 100, 10, &invalid, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "unknown_percent", 0, 100, 10, &unknown, err, err_size);
+        rc = adp_plugin_conf_u64(host, "unknown_percent", 0, 100, 10, &unknown, err, err_size);
     uint64_t low_assurance = 0, mismatch = 0;
     if (rc == 0)
-        rc = dp_conf_u64(host, "low_assurance_percent", 0, 100, 0, &low_assurance, err, err_size);
+        rc = adp_plugin_conf_u64(host, "low_assurance_percent", 0, 100, 0, &low_assurance, err,
+                                 err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "mismatch_percent", 0, 100, 0, &mismatch, err, err_size);
+        rc = adp_plugin_conf_u64(host, "mismatch_percent", 0, 100, 0, &mismatch, err, err_size);
     st->gen.low_assurance_percent = (unsigned)low_assurance;
     st->gen.mismatch_percent = (unsigned)mismatch;
     if (rc == 0 && invalid + unknown > 100) {
@@ -1090,23 +1095,24 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = HUB_EINVAL;
     }
     if (rc == 0)
-        rc = dp_conf_u64(host, "day_ms", 1, 86400000, 86400000, &day_ms, err, err_size);
+        rc = adp_plugin_conf_u64(host, "day_ms", 1, 86400000, 86400000, &day_ms, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "lookup_timeout_ms", 100, 600000, 5000, &st->lookup_timeout_ms, err,
-                         err_size);
+        rc = adp_plugin_conf_u64(host, "lookup_timeout_ms", 100, 600000, 5000,
+                                 &st->lookup_timeout_ms, err, err_size);
     uint64_t grace_ms = 0;
     if (rc == 0)
-        rc = dp_conf_u64(host, "overdue_grace_ms", 0, 86400000, 0, &grace_ms, err, err_size);
+        rc =
+            adp_plugin_conf_u64(host, "overdue_grace_ms", 0, 86400000, 0, &grace_ms, err, err_size);
     st->overdue_grace_us = grace_ms * 1000u;
     if (rc == 0)
-        rc = dp_conf_member(host, "population", "VN/GOV/BCA/CSDLQGDC", 0, st->population,
-                            sizeof st->population, err, err_size);
+        rc = adp_plugin_conf_member(host, "population", "VN/GOV/BCA/CSDLQGDC", 0, st->population,
+                                    sizeof st->population, err, err_size);
     if (rc == 0)
-        rc = dp_conf_member(host, "portal", "VN/GOV/VPCP/DVCQG", 1, st->portal, sizeof st->portal,
-                            err, err_size);
+        rc = adp_plugin_conf_member(host, "portal", "VN/GOV/VPCP/DVCQG", 1, st->portal,
+                                    sizeof st->portal, err, err_size);
     if (rc == 0)
-        rc = dp_conf_member(host, "report", "VN/GOV/HN-VP/BAOCAO", 1, st->report, sizeof st->report,
-                            err, err_size);
+        rc = adp_plugin_conf_member(host, "report", "VN/GOV/HN-VP/BAOCAO", 1, st->report,
+                                    sizeof st->report, err, err_size);
     if (rc == 0)
         rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
     st->gen.population_citizens = (size_t)citizens;
@@ -1136,21 +1142,16 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
     }
     uint64_t next = 1;
     lth_appdb_meta_get(st->db, "next_index", 1, &next);
-    dp_log(host, DP_INFO,
-           "procedure system: %" PRIu64 " synthetic dossiers to submit (%" PRIu64
-           " already), %" PRIu64 " per tick; identity checks at %s; statuses to %s and %s",
-           st->dossiers, next - 1, st->rate, st->population, st->portal[0] ? st->portal : "(none)",
-           st->report[0] ? st->report : "(none)");
+    adp_plugin_log(host, ADP_LOG_INFO,
+                   "procedure system: %" PRIu64 " synthetic dossiers to submit (%" PRIu64
+                   " already), %" PRIu64 " per tick; identity checks at %s; statuses to %s and %s",
+                   st->dossiers, next - 1, st->rate, st->population,
+                   st->portal[0] ? st->portal : "(none)", st->report[0] ? st->report : "(none)");
     *state = st;
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "procedure",
-    .description = "procedure information system: submits synthetic dossiers, checks identities, "
-                   "forwards, relays statuses",
-    .init = proc_init,
-    .tick = proc_tick,
-    .destroy = proc_destroy,
-};
+ADP_PLUGIN_DEFINE("procedure",
+                  "procedure information system: submits synthetic dossiers, checks identities, "
+                  "forwards, relays statuses",
+                  proc_init, proc_tick, proc_destroy);

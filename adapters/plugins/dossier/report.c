@@ -18,7 +18,8 @@
  * Config (plugin.*): see adapters/README.md, "report". Logs hold counts only.
  */
 #include "dossier_intake.h"
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_report.h"
@@ -67,7 +68,7 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
         sqlite3_bind_int64(q, 5, (sqlite3_int64)c->sequence);
         sqlite3_bind_int64(q, 6, (sqlite3_int64)c->due_at_us);
         sqlite3_bind_int64(q, 7, (sqlite3_int64)(c->status == LTH_STATUS_DONE ? c->at_us : 0));
-        sqlite3_bind_int64(q, 8, (sqlite3_int64)dp_now_us());
+        sqlite3_bind_int64(q, 8, (sqlite3_int64)hub_now_us());
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
@@ -187,11 +188,12 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     const char *problem = NULL;
     if (report_parse_query(st, msg, &query, &problem) != 0) {
         st->bad_queries++;
-        dp_log(st->host, DP_WARN, "report.query from %s refused: %s", msg->sender, problem);
+        adp_plugin_log(st->host, ADP_LOG_WARN, "report.query from %s refused: %s", msg->sender,
+                       problem);
         return report_reply_error(reply, problem);
     }
     lth_report_t r;
-    lth_report_init(&r, dp_now_us());
+    lth_report_init(&r, hub_now_us());
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v2(st->db,
                                 "SELECT procedure_code, authority, status, due_at, done_at"
@@ -223,11 +225,11 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
         snprintf(reply->content_type, sizeof reply->content_type, "%s",
                  lth_report_content_type(query.format));
         st->queries++;
-        dp_log(st->host, DP_DEBUG, "report.query from %s: %zu rows, %lu dossiers", msg->sender,
-               r.n_rows, r.total.dossiers);
+        adp_plugin_log(st->host, ADP_LOG_DEBUG, "report.query from %s: %zu rows, %lu dossiers",
+                       msg->sender, r.n_rows, r.total.dossiers);
     } else {
-        dp_log(st->host, DP_ERROR, "report.query from %s failed: %s", msg->sender,
-               rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "report.query from %s failed: %s", msg->sender,
+                       rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
         rc = report_reply_error(reply, "the report could not be computed; try again later");
     }
     lth_report_free(&r);
@@ -236,27 +238,20 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
 
 static void report_summary(report_t *st, bool force)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     if (!force && now < st->next_summary_us)
         return;
     st->next_summary_us = now + REPORT_SUMMARY_EVERY_US;
-    uint64_t applied = 0, older = 0, dup = 0, refused = 0;
-    lth_appdb_meta_get(st->db, "applied", 0, &applied);
-    lth_appdb_meta_get(st->db, "ignored_older", 0, &older);
-    lth_appdb_meta_get(st->db, "ignored_duplicate", 0, &dup);
-    lth_appdb_meta_get(st->db, "refused", 0, &refused);
-    sqlite3_stmt *q = NULL;
-    long long dossiers = 0;
-    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM dossier", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        dossiers = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    dp_intake_counts_t c;
+    dp_intake_counts(st->db, &c);
+    long long dossiers;
+    dp_query_counts(st->db, "SELECT count(*) FROM dossier", &dossiers, NULL);
     char line[256];
     snprintf(line, sizeof line,
              "report: dossiers=%lld changes applied=%" PRIu64 " ignored_older=%" PRIu64
              " ignored_duplicate=%" PRIu64 " refused=%" PRIu64 " queries=%lu bad_queries=%lu",
-             dossiers, applied, older, dup, refused, st->queries, st->bad_queries);
-    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
+             dossiers, c.applied, c.older, c.dup, c.refused, st->queries, st->bad_queries);
+    adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 static int report_tick(void *state, adp_client_t *client)
@@ -285,12 +280,8 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db = dp_conf_required(host, "db", "the report's SQLite file", err, err_size);
-    int rc = db ? 0 : HUB_EINVAL;
-    if (rc == 0)
-        rc = lth_appdb_open(db, report_schema, &st->db, err, err_size);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, report_on_status, st);
+    int rc = dp_read_model_open(host, "the report's SQLite file", report_schema, report_on_status,
+                                st, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, REPORT_SERVICE_QUERY, report_on_query, st);
     if (rc != 0) {
@@ -303,11 +294,6 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "report",
-    .description = "reporting: on-time, late and overdue dossiers per procedure and authority",
-    .init = report_init,
-    .tick = report_tick,
-    .destroy = report_destroy,
-};
+ADP_PLUGIN_DEFINE("report",
+                  "reporting: on-time, late and overdue dossiers per procedure and authority",
+                  report_init, report_tick, report_destroy);

@@ -23,7 +23,8 @@
  *
  * Config (plugin.*): see adapters/README.md, "sector". Logs hold counts only.
  */
-#include "dossier_plugin.h"
+#include "adp_plugin_util.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 
@@ -130,12 +131,12 @@ static int sector_on_dossier(adp_client_t *client, const adp_message_t *msg, adp
     if (msg->kind == ADP_REQUEST ||
         lth_dossier_decode(msg->content_type, msg->payload, msg->payload_len, &d, &problem) != 0) {
         st->refused++;
-        dp_log(st->host, DP_WARN, "dossier.submit from %s refused: %s", msg->sender,
-               problem ? problem : "it is a request; send an event");
+        adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.submit from %s refused: %s", msg->sender,
+                       problem ? problem : "it is a request; send an event");
         return 0;
     }
     memset(d.applicant_id, 0, sizeof d.applicant_id); /* not needed for the simulation */
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     const char *me = adp_member_id(client);
     int rc = lth_appdb_begin(st->db);
     sqlite3_stmt *q = NULL;
@@ -188,7 +189,8 @@ static int sector_on_dossier(adp_client_t *client, const adp_message_t *msg, adp
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
     if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "could not record a dossier: %s", lth_appdb_error(st->db));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a dossier: %s",
+                       lth_appdb_error(st->db));
         lth_appdb_rollback(st->db);
         return rc;
     }
@@ -211,7 +213,7 @@ typedef struct {
 /* Queues the steps whose time has come, in one transaction. */
 static void sector_send_due(sector_t *st, adp_client_t *client)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT s.code, d.procedure_code, d.reply_to, d.submitted_at, d.due_at,"
@@ -276,7 +278,8 @@ static void sector_send_due(sector_t *st, adp_client_t *client)
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
     if (rc != 0) {
-        dp_log(st->host, DP_ERROR, "could not queue status changes: %s", lth_appdb_error(st->db));
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not queue status changes: %s",
+                       lth_appdb_error(st->db));
         lth_appdb_rollback(st->db);
         return;
     }
@@ -285,7 +288,7 @@ static void sector_send_due(sector_t *st, adp_client_t *client)
 
 static void sector_summary(sector_t *st)
 {
-    uint64_t now = dp_now_us();
+    uint64_t now = hub_now_us();
     if (now < st->next_summary_us)
         return;
     st->next_summary_us = now + SECTOR_SUMMARY_EVERY_US;
@@ -305,7 +308,7 @@ static void sector_summary(sector_t *st)
                  sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), sqlite3_column_int64(q, 2),
                  sqlite3_column_int64(q, 3), st->redelivered, st->refused, st->delegated);
     sqlite3_finalize(q);
-    dp_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
+    adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
 static int sector_tick(void *state, adp_client_t *client)
@@ -314,8 +317,9 @@ static int sector_tick(void *state, adp_client_t *client)
     sector_send_due(st, client);
     int rc = lth_outq_flush(st->db, client, 0, NULL);
     if (rc != 0)
-        dp_log(st->host, DP_WARN, "could not hand every queued event to the SDK (%s); will retry",
-               rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "could not hand every queued event to the SDK (%s); will retry",
+                       rc == HUB_ESTORE ? lth_appdb_error(st->db) : hub_strerror(rc));
     sector_summary(st);
     return 0;
 }
@@ -337,17 +341,18 @@ static int sector_init(const adp_plugin_host_t *host, void **state, char *err, s
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db = dp_conf_required(host, "db", "the sector system's SQLite file", err, err_size);
+    const char *db =
+        adp_plugin_conf_required(host, "db", "the sector system's SQLite file", err, err_size);
     int rc = db ? 0 : HUB_EINVAL;
     if (rc == 0)
-        rc = dp_conf_u64(host, "seed", 0, UINT64_MAX, 1, &st->seed, err, err_size);
+        rc = adp_plugin_conf_u64(host, "seed", 0, UINT64_MAX, 1, &st->seed, err, err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "refuse_percent", 0, 100, 5, &st->refuse_pct, err, err_size);
+        rc = adp_plugin_conf_u64(host, "refuse_percent", 0, 100, 5, &st->refuse_pct, err, err_size);
     if (rc == 0)
-        rc =
-            dp_conf_u64(host, "supplement_percent", 0, 100, 20, &st->supplement_pct, err, err_size);
+        rc = adp_plugin_conf_u64(host, "supplement_percent", 0, 100, 20, &st->supplement_pct, err,
+                                 err_size);
     if (rc == 0)
-        rc = dp_conf_u64(host, "late_percent", 0, 100, 15, &st->late_pct, err, err_size);
+        rc = adp_plugin_conf_u64(host, "late_percent", 0, 100, 15, &st->late_pct, err, err_size);
     if (rc == 0)
         rc = lth_appdb_open(db, sector_schema, &st->db, err, err_size);
     if (rc == 0)
@@ -358,19 +363,14 @@ static int sector_init(const adp_plugin_host_t *host, void **state, char *err, s
         sector_destroy(st);
         return rc;
     }
-    dp_log(host, DP_INFO,
-           "sector system: simulated decisions (refused %" PRIu64 "%%, supplement %" PRIu64
-           "%%, late %" PRIu64 "%%)",
-           st->refuse_pct, st->supplement_pct, st->late_pct);
+    adp_plugin_log(host, ADP_LOG_INFO,
+                   "sector system: simulated decisions (refused %" PRIu64 "%%, supplement %" PRIu64
+                   "%%, late %" PRIu64 "%%)",
+                   st->refuse_pct, st->supplement_pct, st->late_pct);
     *state = st;
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "sector",
-    .description = "sector system: receives dossiers, decides (simulated), reports statuses",
-    .init = sector_init,
-    .tick = sector_tick,
-    .destroy = sector_destroy,
-};
+ADP_PLUGIN_DEFINE("sector",
+                  "sector system: receives dossiers, decides (simulated), reports statuses",
+                  sector_init, sector_tick, sector_destroy);

@@ -17,6 +17,7 @@
  * (no applicant ID numbers).
  */
 #include "hub_error.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_report.h"
@@ -36,13 +37,6 @@ typedef struct {
 typedef struct {
     long long dossiers, decided, overdue, portal_synced, report_synced;
 } trail_counts_t;
-
-static uint64_t trail_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void trail_since(char *out, size_t size, uint64_t from, uint64_t at)
 {
@@ -110,7 +104,7 @@ static int trail_count(sqlite3 *db, const trail_files_t *f, trail_counts_t *c)
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
         return HUB_ESTORE;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)trail_now_us());
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)hub_now_us());
     int rc = HUB_ESTORE;
     if (sqlite3_step(q) == SQLITE_ROW) {
         c->dossiers = sqlite3_column_int64(q, 0);
@@ -173,7 +167,7 @@ static void trail_print(sqlite3 *db, const trail_files_t *f)
         fprintf(stderr, "lth-trail: %s\n", sqlite3_errmsg(db));
         return;
     }
-    uint64_t now = trail_now_us();
+    uint64_t now = hub_now_us();
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *code = (const char *)sqlite3_column_text(q, 0);
         const char *proc = (const char *)sqlite3_column_text(q, 1);

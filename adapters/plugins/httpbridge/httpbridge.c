@@ -31,7 +31,7 @@
  * Logs: method, path, status, member ids, services, sizes and times; never a
  * body (bodies carry personal data).
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -46,7 +46,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,19 +128,6 @@ struct bridge {
     bridge_pending_t *pending;   /* inbound requests in flight, max_in_flight of room */
     size_t n_pending, max_in_flight;
 };
-
-static void bridge_log(const bridge_t *b, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void bridge_log(const bridge_t *b, int level, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    b->host->log(b->host, level, line);
-}
 
 static uint64_t bridge_now_ms(void) { return hub_monotonic_us() / 1000u; }
 
@@ -295,12 +281,7 @@ static void bridge_call(bridge_t *b, const bridge_mapping_t *map, const char *re
         ProtobufCMessage *msg = NULL;
         rc = lth_jsonmap_to_proto(map->type, map->request_map, json, &msg, &jerr);
         if (rc == 0) {
-            len = protobuf_c_message_get_packed_size(msg);
-            payload = malloc(len ? len : 1);
-            if (payload)
-                protobuf_c_message_pack(msg, payload);
-            else
-                rc = HUB_ENOMEM;
+            rc = hub_pb_pack(msg, &payload, &len);
             protobuf_c_message_free_unpacked(msg, NULL);
             lth_jsonmap_content_type(map->type, ctype, sizeof ctype);
         }
@@ -360,10 +341,13 @@ static void bridge_log_request(const bridge_t *b, const char *method, const char
                                const char *peer, int status, uint64_t ms, size_t in, size_t out,
                                const char *receiver, const char *service)
 {
-    bridge_log(b, status >= 500 ? 2 : status >= 400 ? 1 : 0,
-               "%s %.200s from %s -> %d in %" PRIu64 " ms, %zu bytes in, %zu out%s%s%s%s%s",
-               method, path, peer, status, ms, in, out, receiver[0] ? " (" : "", receiver,
-               receiver[0] ? " " : "", service, receiver[0] ? ")" : "");
+    adp_plugin_log(b->host,
+                   status >= 500   ? 2
+                   : status >= 400 ? 1
+                                   : 0,
+                   "%s %.200s from %s -> %d in %" PRIu64 " ms, %zu bytes in, %zu out%s%s%s%s%s",
+                   method, path, peer, status, ms, in, out, receiver[0] ? " (" : "", receiver,
+                   receiver[0] ? " " : "", service, receiver[0] ? ")" : "");
 }
 
 /* Answers the inbound requests whose reply, NACK or deadline has come. */
@@ -394,8 +378,8 @@ static void bridge_poll_pending(bridge_t *b)
         int status = resp.status ? resp.status : 500;
         size_t out = resp.body_len;
         if (lth_httpd_complete(b->httpd, p->http_id, &resp) != 0)
-            bridge_log(b, 1, "%s %.200s from %s: the client left before the answer", p->method,
-                       p->path, p->peer);
+            adp_plugin_log(b->host, 1, "%s %.200s from %s: the client left before the answer",
+                           p->method, p->path, p->peer);
         bridge_log_request(b, p->method, p->path, p->peer, status, now - p->t0_ms, p->body_len,
                            out, p->receiver, p->service);
         b->pending[i] = b->pending[--b->n_pending]; /* order does not matter */
@@ -459,8 +443,8 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
         goto done;
     }
     if (req->client_cert[0])
-        bridge_log(b, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
-                   req->path, req->peer, req->client_cert);
+        adp_plugin_log(b->host, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
+                       req->path, req->peer, req->client_cert);
     if (!bridge_token_ok(b, req->authorization)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
@@ -595,7 +579,7 @@ static int bridge_success_reply(const bridge_offer_t *o, lth_httpc_result_t *res
         char message[2048];
         snprintf(message, sizeof message, "the system at %s answered what is not a %s: %s",
                  o->url, o->map.type->short_name, jerr.message);
-        bridge_log(o->bridge, 2, "offer %s: %s", o->map.name, message);
+        adp_plugin_log(o->bridge->host, 2, "offer %s: %s", o->map.name, message);
         return bridge_problem(reply, 502, message,
                               jerr.field[0] ? json_pack("{s:s}", "field", jerr.field) : NULL);
     }
@@ -645,13 +629,13 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     snprintf(key, sizeof key, "%s %s", msg->sender, msg->message_id);
     for (int i = 0; i < b->depth; i++)
         if (!strcmp(b->in_flight[i], key)) {
-            bridge_log(b, 0, "offer %s: a redelivery of a call in progress, dropped",
-                       o->map.name);
+            adp_plugin_log(b->host, 0, "offer %s: a redelivery of a call in progress, dropped",
+                           o->map.name);
             return HUB_EAGAIN; /* no second reply: the first one is coming */
         }
     if (b->depth >= BRIDGE_MAX_NESTING) {
-        bridge_log(b, 2, "offer %s: %d calls in progress; refused one from %s", o->map.name,
-                   b->depth, msg->sender);
+        adp_plugin_log(b->host, 2, "offer %s: %d calls in progress; refused one from %s",
+                       o->map.name, b->depth, msg->sender);
         return msg->kind == ADP_REQUEST
                    ? bridge_problem(reply, 503,
                                     "the bridge has too many calls in progress; try again later",
@@ -664,7 +648,7 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     int status = bridge_request_json(o, msg, &body, &len, why, sizeof why);
     if (status != 0) {
         free(body);
-        bridge_log(b, 1, "offer %s from %s: refused: %s", o->map.name, msg->sender, why);
+        adp_plugin_log(b->host, 1, "offer %s from %s: refused: %s", o->map.name, msg->sender, why);
         return msg->kind == ADP_REQUEST ? bridge_problem(reply, status, why, NULL) : 0;
     }
     char h_sender[HUB_MEMBER_ID_MAX + 32], h_id[80], h_service[HUB_SERVICE_MAX + 32],
@@ -697,10 +681,10 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     char outcome[32] = "no answer";
     if (res.status)
         snprintf(outcome, sizeof outcome, "HTTP %ld", res.status);
-    bridge_log(b, ok ? 0 : 2, "offer %s (%s) from %s: %s after %u attempt%s in %" PRIu64 " ms%s%s",
-               o->map.name, msg->service, msg->sender, outcome, res.attempts,
-               res.attempts == 1 ? "" : "s", bridge_now_ms() - t0, res.error[0] ? ": " : "",
-               res.error);
+    adp_plugin_log(
+        b->host, ok ? 0 : 2, "offer %s (%s) from %s: %s after %u attempt%s in %" PRIu64 " ms%s%s",
+        o->map.name, msg->service, msg->sender, outcome, res.attempts, res.attempts == 1 ? "" : "s",
+        bridge_now_ms() - t0, res.error[0] ? ": " : "", res.error);
     int out = 0;
     if (msg->kind == ADP_REQUEST) {
         if (ok)
@@ -733,32 +717,6 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
 
 /* ---- configuration ------------------------------------------------------------ */
 
-static int bridge_fail(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bridge_fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-    return HUB_EINVAL;
-}
-
-static int bridge_uint(const bridge_t *b, const char *key, unsigned long long min,
-                       unsigned long long max, unsigned long long def, unsigned long long *out,
-                       char *err, size_t err_size)
-{
-    const char *text = b->host->config(b->host, key);
-    if (!text) {
-        *out = def;
-        return 0;
-    }
-    char name[128];
-    snprintf(name, sizeof name, "plugin.%s", key);
-    return hub_conf_uint(name, text, min, max, out, err, err_size);
-}
-
 /* Splits "a, b" into names of [a-z0-9_-]. */
 static int bridge_names(const char *key, const char *list, char names[][BRIDGE_NAME_MAX + 1],
                         size_t max, size_t *n, char *err, size_t err_size)
@@ -772,14 +730,14 @@ static int bridge_names(const char *key, const char *list, char names[][BRIDGE_N
     for (char *s = strtok_r(copy, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
         if (strlen(s) > BRIDGE_NAME_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
                                                strlen(s))
-            return bridge_fail(err, err_size,
-                               "plugin.%s: '%s' is not a name (a-z, 0-9, _ and -, at most %d)",
-                               key, s, BRIDGE_NAME_MAX);
+            return adp_plugin_fail(err, err_size,
+                                   "plugin.%s: '%s' is not a name (a-z, 0-9, _ and -, at most %d)",
+                                   key, s, BRIDGE_NAME_MAX);
         if (*n == max)
-            return bridge_fail(err, err_size, "plugin.%s: at most %zu names", key, max);
+            return adp_plugin_fail(err, err_size, "plugin.%s: at most %zu names", key, max);
         for (size_t i = 0; i < *n; i++)
             if (!strcmp(names[i], s))
-                return bridge_fail(err, err_size, "plugin.%s: '%s' is listed twice", key, s);
+                return adp_plugin_fail(err, err_size, "plugin.%s: '%s' is listed twice", key, s);
         snprintf(names[(*n)++], BRIDGE_NAME_MAX + 1, "%s", s);
     }
     return 0;
@@ -800,10 +758,10 @@ static int bridge_type(const char *what, const char *word, const char *service, 
     }
     *out = lth_jsonmap_type(word);
     if (!*out)
-        return bridge_fail(err, err_size,
-                           "%s: '%s' is no message of proto/domain.proto (e.g. "
-                           "CitizenLookupRequest), nor 'json'",
-                           what, word);
+        return adp_plugin_fail(err, err_size,
+                               "%s: '%s' is no message of proto/domain.proto (e.g. "
+                               "CitizenLookupRequest), nor 'json'",
+                               what, word);
     return 0;
 }
 
@@ -826,16 +784,32 @@ static int bridge_maps(const bridge_t *b, bridge_mapping_t *m,
         if (rc == 0)
             rc = lth_jsonmap_renames_check(*dst, d, why, sizeof why);
         if (rc == 0 && !d)
-            rc = bridge_fail(why, sizeof why,
-                             "the %s of this service passes through as JSON (no lth.domain.v1 "
-                             "type: the service is not one of proto/DOMAIN.md and the line names "
-                             "no TYPE for this side), and a field map applies to domain messages "
-                             "only",
-                             sides[i]);
+            rc = adp_plugin_fail(
+                why, sizeof why,
+                "the %s of this service passes through as JSON (no lth.domain.v1 "
+                "type: the service is not one of proto/DOMAIN.md and the line names "
+                "no TYPE for this side), and a field map applies to domain messages "
+                "only",
+                sides[i]);
         if (rc != 0)
-            return rc == HUB_ENOMEM ? rc : bridge_fail(err, err_size, "plugin.%s: %s", key, why);
+            return rc == HUB_ENOMEM ? rc
+                                    : adp_plugin_fail(err, err_size, "plugin.%s: %s", key, why);
     }
     return 0;
+}
+
+/* plugin.KEY as two words and an optional third (w[2], NULL when absent),
+ * split in copy (copy_size bytes); false when it has not that shape. */
+static bool bridge_words(const bridge_t *b, const char *key, char *copy, size_t copy_size,
+                         char *w[3])
+{
+    const char *line = b->host->config(b->host, key);
+    char *save = NULL;
+    snprintf(copy, copy_size, "%s", line ? line : "");
+    w[0] = strtok_r(copy, " \t", &save);
+    w[1] = w[0] ? strtok_r(NULL, " \t", &save) : NULL;
+    w[2] = w[1] ? strtok_r(NULL, " \t", &save) : NULL;
+    return w[0] && w[1] && (!w[2] || !strtok_r(NULL, " \t", &save));
 }
 
 /* plugin.route.NAME = RECEIVER SERVICE/VERSION [TYPE] */
@@ -845,23 +819,21 @@ static int bridge_route(bridge_t *b, const char *name, char *err, size_t err_siz
     snprintf(r->map.name, sizeof r->map.name, "%.32s", name);
     char key[64];
     snprintf(key, sizeof key, "route.%.32s", name);
-    const char *line = b->host->config(b->host, key);
-    char copy[1024], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", line ? line : "");
-    char *receiver = strtok_r(copy, " \t", &save);
-    char *service = strtok_r(NULL, " \t", &save);
-    char *type = strtok_r(NULL, " \t", &save);
-    if (!receiver || !service || strtok_r(NULL, " \t", &save))
-        return bridge_fail(err, err_size,
-                           "plugin.%s must be 'RECEIVER-ID SERVICE/VERSION [TYPE]', e.g. "
-                           "'VN/GOV/BCA/CSDLQGDC citizen.lookup/v1'",
-                           key);
+    char copy[1024], *w[3];
+    bool ok = bridge_words(b, key, copy, sizeof copy, w);
+    char *receiver = w[0], *service = w[1], *type = w[2];
+    if (!ok)
+        return adp_plugin_fail(err, err_size,
+                               "plugin.%s must be 'RECEIVER-ID SERVICE/VERSION [TYPE]', e.g. "
+                               "'VN/GOV/BCA/CSDLQGDC citizen.lookup/v1'",
+                               key);
     const char *problem = hub_member_id_problem(receiver);
     if (problem)
-        return bridge_fail(err, err_size, "plugin.%s: '%s' is not a member id: %s", key,
-                           receiver, problem);
+        return adp_plugin_fail(err, err_size, "plugin.%s: '%s' is not a member id: %s", key,
+                               receiver, problem);
     if (!hub_service_valid(service))
-        return bridge_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key, service);
+        return adp_plugin_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key,
+                               service);
     snprintf(r->receiver, sizeof r->receiver, "%s", receiver);
     snprintf(r->service, sizeof r->service, "%s", service);
     b->n_routes++; /* from here on destroy() frees its maps */
@@ -880,27 +852,25 @@ static int bridge_offer(bridge_t *b, const char *name, char *err, size_t err_siz
     o->bridge = b;
     char key[64];
     snprintf(key, sizeof key, "offer.%.32s", name);
-    const char *line = b->host->config(b->host, key);
-    char copy[1400], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", line ? line : "");
-    char *service = strtok_r(copy, " \t", &save);
-    char *url = strtok_r(NULL, " \t", &save);
-    char *type = strtok_r(NULL, " \t", &save);
-    if (!service || !url || strtok_r(NULL, " \t", &save))
-        return bridge_fail(err, err_size,
-                           "plugin.%s must be 'SERVICE/VERSION URL [TYPE]', e.g. "
-                           "'citizen.lookup/v1 http://127.0.0.1:9000/lookup'",
-                           key);
+    char copy[1400], *w[3];
+    bool ok = bridge_words(b, key, copy, sizeof copy, w);
+    char *service = w[0], *url = w[1], *type = w[2];
+    if (!ok)
+        return adp_plugin_fail(err, err_size,
+                               "plugin.%s must be 'SERVICE/VERSION URL [TYPE]', e.g. "
+                               "'citizen.lookup/v1 http://127.0.0.1:9000/lookup'",
+                               key);
     if (!hub_service_valid(service))
-        return bridge_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key, service);
+        return adp_plugin_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key,
+                               service);
     if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
         strlen(url) >= sizeof o->url)
-        return bridge_fail(err, err_size, "plugin.%s: '%.100s' is not an http:// or https:// URL",
-                           key, url);
+        return adp_plugin_fail(err, err_size,
+                               "plugin.%s: '%.100s' is not an http:// or https:// URL", key, url);
     for (size_t i = 0; i < b->n_offers; i++)
         if (!strcmp(b->offers[i].service, service))
-            return bridge_fail(err, err_size, "plugin.%s: %s is offered twice (also by %s)", key,
-                               service, b->offers[i].map.name);
+            return adp_plugin_fail(err, err_size, "plugin.%s: %s is offered twice (also by %s)",
+                                   key, service, b->offers[i].map.name);
     snprintf(o->service, sizeof o->service, "%s", service);
     snprintf(o->url, sizeof o->url, "%s", url);
     b->n_offers++;
@@ -909,39 +879,15 @@ static int bridge_offer(bridge_t *b, const char *name, char *err, size_t err_siz
         rc = bridge_maps(b, &o->map, lth_jsonmap_service_type(service, false), o->map.type, err,
                          err_size);
     if (rc == 0 && b->host->offer(b->host, service, bridge_on_offer, o) != 0)
-        rc = bridge_fail(err, err_size, "plugin.%s: the runtime refused to offer %s", key,
-                         service);
+        rc = adp_plugin_fail(err, err_size, "plugin.%s: the runtime refused to offer %s", key,
+                             service);
     return rc;
 }
 
 /* Reads plugin.token_file: one line, readable by its owner only. */
 static int bridge_token(bridge_t *b, const char *path, char *err, size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return bridge_fail(err, err_size, "plugin.token_file: cannot read %s: %s", path,
-                           strerror(e));
-    }
-    if (st.st_mode & 077) {
-        close(fd);
-        return bridge_fail(err, err_size,
-                           "plugin.token_file %s can be read by other users: chmod 600 it",
-                           path);
-    }
-    ssize_t n = read(fd, b->token, sizeof b->token - 1);
-    close(fd);
-    b->token[n > 0 ? n : 0] = '\0';
-    b->token[strcspn(b->token, "\r\n")] = '\0';
-    if (strlen(b->token) < 16)
-        return bridge_fail(err, err_size,
-                           "plugin.token_file %s must hold a token of at least 16 characters on "
-                           "its first line",
-                           path);
-    return 0;
+    return lth_httpc_read_token("token_file", path, b->token, sizeof b->token, err, err_size);
 }
 
 /* Reads a PEM file into *out (malloc'ed); a key must be readable by its
@@ -949,38 +895,28 @@ static int bridge_token(bridge_t *b, const char *path, char *err, size_t err_siz
 static int bridge_pem(const char *key, const char *path, bool secret, char **out, char *err,
                       size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return bridge_fail(err, err_size, "plugin.%s: cannot read %s: %s", key, path,
-                           strerror(e));
-    }
-    if (secret && (st.st_mode & 077)) {
+    size_t size = 0;
+    int fd = lth_httpc_open_file(key, path, secret, &size, err, err_size);
+    if (fd < 0)
+        return fd;
+    if (size == 0 || size > BRIDGE_PEM_MAX) {
         close(fd);
-        return bridge_fail(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it",
-                           key, path);
+        return adp_plugin_fail(err, err_size, "plugin.%s %s is empty or larger than %u bytes", key,
+                               path, (unsigned)BRIDGE_PEM_MAX);
     }
-    if (st.st_size <= 0 || (size_t)st.st_size > BRIDGE_PEM_MAX) {
-        close(fd);
-        return bridge_fail(err, err_size, "plugin.%s %s is empty or larger than %u bytes", key,
-                           path, (unsigned)BRIDGE_PEM_MAX);
-    }
-    char *text = malloc((size_t)st.st_size + 1);
-    ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
+    char *text = malloc(size + 1);
+    ssize_t n = text ? read(fd, text, size) : -1;
     close(fd);
-    if (n != (ssize_t)st.st_size) {
+    if (n != (ssize_t)size) {
         free(text);
-        return bridge_fail(err, err_size, "plugin.%s: cannot read %s", key, path);
+        return adp_plugin_fail(err, err_size, "plugin.%s: cannot read %s", key, path);
     }
     text[n] = '\0';
     if (!strstr(text, "-----BEGIN ")) {
         if (secret)
             sodium_memzero(text, (size_t)n);
         free(text);
-        return bridge_fail(err, err_size, "plugin.%s: %s is not a PEM file", key, path);
+        return adp_plugin_fail(err, err_size, "plugin.%s: %s is not a PEM file", key, path);
     }
     *out = text;
     return 0;
@@ -1004,10 +940,10 @@ static int bridge_tls(const bridge_t *b, lth_httpd_config_t *hc, char *err, size
     if (!cert && !key && !ca)
         return 0;
     if (!cert || !key)
-        return bridge_fail(err, err_size,
-                           "HTTPS needs both plugin.tls_cert (the bridge's certificate) and "
-                           "plugin.tls_key (its private key)%s",
-                           ca ? "; plugin.tls_client_ca alone is not enough" : "");
+        return adp_plugin_fail(err, err_size,
+                               "HTTPS needs both plugin.tls_cert (the bridge's certificate) and "
+                               "plugin.tls_key (its private key)%s",
+                               ca ? "; plugin.tls_client_ca alone is not enough" : "");
     char *c = NULL, *k = NULL, *a = NULL;
     int rc = bridge_pem("tls_cert", cert, false, &c, err, err_size);
     if (rc == 0)
@@ -1038,8 +974,8 @@ static int bridge_write_port(bridge_t *b, char *err, size_t err_size)
     if (!f || fprintf(f, "%d\n", lth_httpd_port(b->httpd)) < 0 || fclose(f) != 0 ||
         rename(tmp, b->port_file) != 0) {
         int e = errno;
-        return bridge_fail(err, err_size, "plugin.port_file: cannot write %s: %s", b->port_file,
-                           strerror(e));
+        return adp_plugin_fail(err, err_size, "plugin.port_file: cannot write %s: %s", b->port_file,
+                               strerror(e));
     }
     return 0;
 }
@@ -1079,32 +1015,35 @@ static const char *bridge_setting(void *user, const char *key)
 static int bridge_settings(bridge_t *b, char *err, size_t err_size)
 {
     const adp_plugin_host_t *h = b->host;
-    unsigned long long v = 0;
+    uint64_t v = 0;
     int rc;
-    if ((rc = bridge_uint(b, "hub_timeout_ms", 100, 300000, 10000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(b->host, "hub_timeout_ms", 100, 300000, 10000, &v, err,
+                                  err_size)) != 0)
         return rc;
     b->hub_timeout_ms = (uint32_t)v;
-    if ((rc = bridge_uint(b, "http_timeout_ms", 100, 60000, 5000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(b->host, "http_timeout_ms", 100, 60000, 5000, &v, err,
+                                  err_size)) != 0)
         return rc;
     b->http.timeout_ms = (uint32_t)v;
-    if ((rc = bridge_uint(b, "http_retries", 0, 5, 2, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(b->host, "http_retries", 0, 5, 2, &v, err, err_size)) != 0)
         return rc;
     b->http.retries = (uint32_t)v;
-    if ((rc = bridge_uint(b, "http_backoff_ms", 10, 10000, 200, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(b->host, "http_backoff_ms", 10, 10000, 200, &v, err, err_size)) !=
+        0)
         return rc;
     b->http.backoff_ms = (uint32_t)v;
-    if ((rc = bridge_uint(b, "max_body_bytes", 1024, 64u << 20, 1u << 20, &v, err, err_size)) !=
-        0)
+    if ((rc = adp_plugin_conf_u64(b->host, "max_body_bytes", 1024, 64u << 20, 1u << 20, &v, err,
+                                  err_size)) != 0)
         return rc;
     b->http.max_response_bytes = (size_t)v;
     size_t max_body = (size_t)v;
     /* Outbound authentication towards the system (lth_httpc.h). */
     if ((rc = lth_httpc_auth_from_config(bridge_setting, b, &b->http.auth, err, err_size)) != 0)
         return rc;
-    if ((rc = bridge_uint(b, "poll_ms", 1, 100, 5, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(b->host, "poll_ms", 1, 100, 5, &v, err, err_size)) != 0)
         return rc;
     b->poll_ms = (int)v;
-    if ((rc = bridge_uint(b, "max_in_flight", 1, 4096, 64, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(b->host, "max_in_flight", 1, 4096, 64, &v, err, err_size)) != 0)
         return rc;
     b->max_in_flight = (size_t)v;
     b->pending = calloc(b->max_in_flight, sizeof *b->pending);
@@ -1112,11 +1051,11 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
         return HUB_ENOMEM;
     const char *call = h->config(h, "call");
     if (call && strcmp(call, "on") != 0 && strcmp(call, "off") != 0)
-        return bridge_fail(err, err_size, "plugin.call must be on or off");
+        return adp_plugin_fail(err, err_size, "plugin.call must be on or off");
     b->call_route = !call || !strcmp(call, "on");
     const char *delivery = h->config(h, "delivery");
     if (delivery && strcmp(delivery, "online") != 0 && strcmp(delivery, "queued") != 0)
-        return bridge_fail(err, err_size, "plugin.delivery must be online or queued");
+        return adp_plugin_fail(err, err_size, "plugin.delivery must be online or queued");
     b->request_flags = delivery && !strcmp(delivery, "queued") ? 0 : ADP_ONLINE_ONLY;
 
     char routes[BRIDGE_MAX_ROUTES][BRIDGE_NAME_MAX + 1];
@@ -1130,10 +1069,11 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
     for (size_t i = 0; i < n_routes; i++)
         for (size_t k = 0; k < n_offers; k++)
             if (!strcmp(routes[i], offers[k]))
-                return bridge_fail(err, err_size,
-                                   "'%s' names both a route and an offer: plugin.map.%s.* would "
-                                   "apply to both; rename one",
-                                   routes[i], routes[i]);
+                return adp_plugin_fail(
+                    err, err_size,
+                    "'%s' names both a route and an offer: plugin.map.%s.* would "
+                    "apply to both; rename one",
+                    routes[i], routes[i]);
     for (size_t i = 0; i < n_routes; i++)
         if ((rc = bridge_route(b, routes[i], err, err_size)) != 0)
             return rc;
@@ -1160,11 +1100,12 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
         bool client_certs = false;
         lth_httpd_tls(b->httpd, &client_certs);
         if (!lth_httpd_loopback(b->httpd) && !b->token[0] && !client_certs)
-            return bridge_fail(err, err_size,
-                               "plugin.listen %s is not a loopback address: set "
-                               "plugin.token_file (or plugin.tls_client_ca) so that only callers "
-                               "with the token (or a client certificate) get in",
-                               listen);
+            return adp_plugin_fail(
+                err, err_size,
+                "plugin.listen %s is not a loopback address: set "
+                "plugin.token_file (or plugin.tls_client_ca) so that only callers "
+                "with the token (or a client certificate) get in",
+                listen);
         const char *port_file = h->config(h, "port_file");
         if (port_file) {
             snprintf(b->port_file, sizeof b->port_file, "%s", port_file);
@@ -1174,9 +1115,9 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
             }
         }
     } else if (!n_offers) {
-        return bridge_fail(err, err_size,
-                           "plugin.listen = off and no plugin.offers: this bridge would do "
-                           "nothing");
+        return adp_plugin_fail(err, err_size,
+                               "plugin.listen = off and no plugin.offers: this bridge would do "
+                               "nothing");
     }
     return 0;
 }
@@ -1204,23 +1145,23 @@ static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, s
     bool client_certs = false;
     bool tls = b->httpd && lth_httpd_tls(b->httpd, &client_certs);
     if (b->httpd)
-        bridge_log(b, 1,
-                   "listening on port %d (%s%s, %s/route/); %zu route%s, %zu offered service%s, "
-                   "hub timeout %u ms, %zu requests in flight at most",
-                   lth_httpd_port(b->httpd),
-                   tls ? "HTTPS" : "HTTP", client_certs ? " with client certificates" : "",
-                   b->call_route ? "/call/ and " : "",
-                   b->n_routes, b->n_routes == 1 ? "" : "s", b->n_offers,
-                   b->n_offers == 1 ? "" : "s", (unsigned)b->hub_timeout_ms, b->max_in_flight);
+        adp_plugin_log(
+            b->host, 1,
+            "listening on port %d (%s%s, %s/route/); %zu route%s, %zu offered service%s, "
+            "hub timeout %u ms, %zu requests in flight at most",
+            lth_httpd_port(b->httpd), tls ? "HTTPS" : "HTTP",
+            client_certs ? " with client certificates" : "", b->call_route ? "/call/ and " : "",
+            b->n_routes, b->n_routes == 1 ? "" : "s", b->n_offers, b->n_offers == 1 ? "" : "s",
+            (unsigned)b->hub_timeout_ms, b->max_in_flight);
     for (size_t i = 0; i < b->n_offers; i++)
-        bridge_log(b, 1, "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
-                   b->offers[i].map.name, b->offers[i].service, b->offers[i].url,
-                   b->offers[i].map.type ? b->offers[i].map.type->short_name : "JSON",
-                   (unsigned)b->http.timeout_ms, (unsigned)b->http.retries);
+        adp_plugin_log(b->host, 1, "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
+                       b->offers[i].map.name, b->offers[i].service, b->offers[i].url,
+                       b->offers[i].map.type ? b->offers[i].map.type->short_name : "JSON",
+                       (unsigned)b->http.timeout_ms, (unsigned)b->http.retries);
     char auth[96];
     if (b->n_offers)
-        bridge_log(b, 1, "outbound authentication: %s",
-                   lth_httpc_auth_describe(b->http.auth, auth, sizeof auth));
+        adp_plugin_log(b->host, 1, "outbound authentication: %s",
+                       lth_httpc_auth_describe(b->http.auth, auth, sizeof auth));
     *state = b;
     return 0;
 }
@@ -1241,11 +1182,6 @@ static int bridge_tick(void *state, adp_client_t *client)
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "httpbridge",
-    .description = "generic HTTP bridge: JSON over HTTP in and out, mapped to hub messages",
-    .init = bridge_init,
-    .tick = bridge_tick,
-    .destroy = bridge_destroy,
-};
+ADP_PLUGIN_DEFINE("httpbridge",
+                  "generic HTTP bridge: JSON over HTTP in and out, mapped to hub messages",
+                  bridge_init, bridge_tick, bridge_destroy);

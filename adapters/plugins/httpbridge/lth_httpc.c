@@ -7,6 +7,7 @@
  */
 #include "lth_httpc.h"
 
+#include "hub_buf.h"
 #include "hub_error.h"
 
 #include <curl/curl.h>
@@ -43,8 +44,8 @@ struct lth_httpc_auth {
 };
 
 typedef struct {
-    char *data;
-    size_t len, cap, max;
+    hub_buf_t body;
+    size_t max;
     bool too_large;
 } httpc_buf_t;
 
@@ -59,24 +60,11 @@ static size_t httpc_on_data(char *ptr, size_t size, size_t nmemb, void *user)
 {
     httpc_buf_t *b = user;
     size_t n = size * nmemb;
-    if (b->len + n > b->max) {
+    if (b->body.len + n > b->max) {
         b->too_large = true;
         return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown)
-            return 0;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+    return hub_buf_put(&b->body, ptr, n) == 0 ? n : 0;
 }
 
 static bool httpc_retryable(CURLcode code)
@@ -223,8 +211,8 @@ static int httpc_post(const char *url, const char *const *headers, const char *e
         result->error[0] = '\0';
         CURLcode code = httpc_attempt(url, list, body, len, options, &buf, result);
         free(result->body);
-        result->body = buf.data;
-        result->body_len = buf.len;
+        result->body = buf.body.data;
+        result->body_len = buf.body.len;
         if (buf.too_large) {
             snprintf(result->error, sizeof result->error,
                      "the answer is larger than %zu bytes", buf.max);
@@ -391,9 +379,8 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
     return rc;
 }
 
-/* A secret's first line from path, which group and others may not read. */
-static int httpc_read_secret(const char *key, const char *path, char **out, char *err,
-                             size_t err_size)
+int lth_httpc_open_file(const char *key, const char *path, bool secret, size_t *size, char *err,
+                        size_t err_size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -404,11 +391,43 @@ static int httpc_read_secret(const char *key, const char *path, char **out, char
         snprintf(err, err_size, "plugin.%s: cannot read %s: %s", key, path, strerror(e));
         return HUB_EIO;
     }
-    if (st.st_mode & 077) {
+    if (secret && (st.st_mode & 077)) {
         close(fd);
         snprintf(err, err_size, "plugin.%s %s can be read by other users: chmod 600 it", key, path);
+        return HUB_EPERM;
+    }
+    *size = st.st_size > 0 ? (size_t)st.st_size : 0;
+    return fd;
+}
+
+int lth_httpc_read_token(const char *key, const char *path, char *token, size_t token_size,
+                         char *err, size_t err_size)
+{
+    size_t size = 0;
+    int fd = lth_httpc_open_file(key, path, true, &size, err, err_size);
+    if (fd < 0)
+        return fd;
+    ssize_t n = read(fd, token, token_size - 1);
+    close(fd);
+    token[n > 0 ? n : 0] = '\0';
+    token[strcspn(token, "\r\n")] = '\0';
+    if (strlen(token) < 16) {
+        snprintf(err, err_size,
+                 "plugin.%s %s must hold a token of at least 16 characters on its first line", key,
+                 path);
         return HUB_EINVAL;
     }
+    return 0;
+}
+
+/* A secret's first line from path, which group and others may not read. */
+static int httpc_read_secret(const char *key, const char *path, char **out, char *err,
+                             size_t err_size)
+{
+    size_t size = 0;
+    int fd = lth_httpc_open_file(key, path, true, &size, err, err_size);
+    if (fd < 0)
+        return fd;
     char buf[HTTPC_SECRET_MAX];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);

@@ -32,6 +32,7 @@
 #ifndef LTH_HTTPC_H
 #define LTH_HTTPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,5 +89,18 @@ const char *lth_httpc_auth_describe(const lth_httpc_auth_t *auth, char *buf, siz
 unsigned lth_httpc_auth_token_fetches(const lth_httpc_auth_t *auth);
 /* Wipes the secrets; accepts NULL and sets *auth_p to NULL. */
 void lth_httpc_auth_destroy(lth_httpc_auth_t **auth_p);
+
+/* Opens path, the file the setting plugin.KEY names, for reading; with
+ * secret, a file that group or others may read is refused. Returns the
+ * descriptor (its size in *size), or HUB_EIO ("plugin.KEY: cannot read
+ * PATH: REASON") or HUB_EPERM ("plugin.KEY PATH can be read by other users:
+ * chmod 600 it") with the sentence in err. */
+int lth_httpc_open_file(const char *key, const char *path, bool secret, size_t *size, char *err,
+                        size_t err_size);
+/* A bearer token: the first line of plugin.KEY's file (owner-only), at
+ * least 16 characters, into token (token_size bytes). 0 or a code with a
+ * sentence in err. */
+int lth_httpc_read_token(const char *key, const char *path, char *token, size_t token_size,
+                         char *err, size_t err_size);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "domain.pb-c.h"
 #include "hub_error.h"
+#include "hub_utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -842,17 +843,8 @@ json_t *lth_jsonmap_string(const char *text, size_t len)
         return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)text[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = n > 0 && i + n <= len;
-        for (size_t k = 1; ok && k < n; k++)
-            ok = ((unsigned char)text[i + k] & 0xC0) == 0x80;
-        if (ok && n > 1) {
-            json_t *probe = json_stringn(text + i, n); /* overlong forms, surrogates */
-            ok = probe != NULL;
-            json_decref(probe);
-        }
-        if (ok && c != 0) {
+        size_t n = hub_utf8_len((const uint8_t *)text + i, len - i);
+        if (n > 0 && text[i] != '\0') {
             memcpy(clean + o, text + i, n);
             o += n;
             i += n;

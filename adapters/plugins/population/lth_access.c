@@ -248,6 +248,20 @@ static const char *lth__status_name(int status)
     }
 }
 
+/* Every key's outcome when the answer as a whole says it (none came, or it
+ * refused the request, or the database was unavailable); NULL when each
+ * key has its own result. */
+static const char *lth__whole_outcome(bool answered, int status)
+{
+    if (!answered)
+        return "UNKNOWN";
+    if (status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID)
+        return "REFUSED";
+    if (status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE)
+        return "UNAVAILABLE";
+    return NULL;
+}
+
 int lth_access_note_lookup(lth_access_t *self, const char *requester, const char *service,
                            const char *message_id, uint64_t at_us, const uint8_t *request,
                            size_t request_len, const uint8_t *response, size_t response_len)
@@ -267,18 +281,9 @@ int lth_access_note_lookup(lth_access_t *self, const char *requester, const char
     int rc = n && (!outcomes || (resp && resp->n_results && !used)) ? HUB_ENOMEM : 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *key = req->personal_ids[i] ? req->personal_ids[i] : "";
-        if (!resp) {
-            outcomes[i] = "UNKNOWN";
+        outcomes[i] = lth__whole_outcome(resp != NULL, resp ? (int)resp->status : 0);
+        if (outcomes[i])
             continue;
-        }
-        if (resp->status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID) {
-            outcomes[i] = "REFUSED";
-            continue;
-        }
-        if (resp->status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE) {
-            outcomes[i] = "UNAVAILABLE";
-            continue;
-        }
         /* Results come in the order of the keys, those left out (unchanged
          * since the date) skipped: the first unused result for this key. */
         outcomes[i] = "UNCHANGED";
@@ -325,13 +330,10 @@ int lth_access_note_verify(lth_access_t *self, const char *requester, const char
         ids[i] = req->subjects[i] && req->subjects[i]->personal_id
                      ? req->subjects[i]->personal_id
                      : "";
-        if (!resp)
-            outcomes[i] = "UNKNOWN";
-        else if (resp->status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID)
-            outcomes[i] = "REFUSED";
-        else if (resp->status == LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE)
-            outcomes[i] = "UNAVAILABLE";
-        else if (i >= resp->n_results || !resp->results[i])
+        outcomes[i] = lth__whole_outcome(resp != NULL, resp ? (int)resp->status : 0);
+        if (outcomes[i])
+            continue;
+        if (i >= resp->n_results || !resp->results[i])
             outcomes[i] = "UNKNOWN";
         else if (resp->results[i]->status == LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND)
             /* Results come one per subject, in the order asked. */

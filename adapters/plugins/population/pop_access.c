@@ -1,7 +1,9 @@
 #include "pop_access.h"
 
 #include "hub_error.h"
+#include "hub_clock.h"
 #include "lth_access.h"
+#include "lth_httpc.h"
 #include "lth_httpd.h"
 
 #include <errno.h>
@@ -24,40 +26,10 @@ struct pop_access {
     char token[256];
 };
 
-static uint64_t pop__now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static int pop__token(pop_access_t *self, const char *path, char *err, size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, err_size, "plugin.access_token_file: cannot read %s: %s", path,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return HUB_EINVAL;
-    }
-    if (st.st_mode & 077) {
-        close(fd);
-        snprintf(err, err_size, "plugin.access_token_file %s can be read by other users: chmod "
-                 "600 it", path);
-        return HUB_EPERM;
-    }
-    ssize_t n = read(fd, self->token, sizeof self->token - 1);
-    close(fd);
-    self->token[n > 0 ? n : 0] = '\0';
-    self->token[strcspn(self->token, "\r\n")] = '\0';
-    if (strlen(self->token) < 16) {
-        snprintf(err, err_size, "plugin.access_token_file %s must hold a token of at least 16 "
-                 "characters on its first line", path);
-        return HUB_EINVAL;
-    }
-    return 0;
+    return lth_httpc_read_token("access_token_file", path, self->token, sizeof self->token, err,
+                                err_size);
 }
 
 static bool pop__token_ok(const pop_access_t *self, const char *authorization)
@@ -220,7 +192,7 @@ int pop_access_note(pop_access_t *self, const adp_message_t *msg, const uint8_t 
     if (!self)
         return 0;
     return lth_access_note_lookup(self->reg, msg->sender, msg->service, msg->message_id,
-                                  pop__now_us(), msg->payload, msg->payload_len, response,
+                                  hub_now_us(), msg->payload, msg->payload_len, response,
                                   response_len);
 }
 
@@ -230,7 +202,7 @@ int pop_access_note_verify(pop_access_t *self, const adp_message_t *msg,
     if (!self)
         return 0;
     return lth_access_note_verify(self->reg, msg->sender, msg->service, msg->message_id,
-                                  pop__now_us(), msg->payload, msg->payload_len, response,
+                                  hub_now_us(), msg->payload, msg->payload_len, response,
                                   response_len);
 }
 

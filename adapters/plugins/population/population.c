@@ -23,7 +23,7 @@
  * lth_verify.h have the rules). Logs hold counts and member
  * ids only, never a personal ID number or a name.
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "lth_lookup.h"
@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,19 +57,6 @@ typedef struct {
     time_t next_summary;
 } pop_state_t;
 
-static void pop_log(const pop_state_t *st, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void pop_log(const pop_state_t *st, int level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    st->host->log(st->host, level, line);
-}
-
 static bool pop_permitted(const pop_state_t *st, const char *member)
 {
     if (st->allow_all)
@@ -89,8 +75,9 @@ static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t 
 {
     if (noted != 0) {
         free(out);
-        pop_log(st, 3, "%s from %s not answered: the access register could not be written", service,
-                msg->sender);
+        adp_plugin_log(st->host, 3,
+                       "%s from %s not answered: the access register could not be written", service,
+                       msg->sender);
         return HUB_ESTORE;
     }
     reply->payload = out;
@@ -99,28 +86,52 @@ static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t 
     return 0;
 }
 
+/* Both services answer requests only: anything else is logged and ignored
+ * (false). Fills in what the sender may be told. */
+static bool pop_accept(const pop_state_t *st, const adp_message_t *msg, const char *service,
+                       lth_lookup_policy_t *policy)
+{
+    if (msg->kind != ADP_REQUEST) {
+        adp_plugin_log(st->host, ADP_LOG_INFO,
+                       "%s: ignored a message that is not a request (from %s)", service,
+                       msg->sender);
+        return false;
+    }
+    *policy = (lth_lookup_policy_t){pop_permitted(st, msg->sender), msg->sender, st->disclosure};
+    return true;
+}
+
+/* A request neither service could answer (the database failed): rc. */
+static int pop_failed(const pop_state_t *st, const adp_message_t *msg, const char *service, int rc)
+{
+    adp_plugin_log(st->host, ADP_LOG_ERROR, "%s: cannot answer a request from %s: %s", service,
+                   msg->sender, hub_strerror(rc));
+    return rc;
+}
+
+/* The answer's status as the summary lines name it. */
+static const char *pop_status_name(int status)
+{
+    static const char *const names[] = {"ok", "invalid", "unavailable"};
+    return status >= 0 && status <= 2 ? names[status] : "?";
+}
+
 static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                       void *user)
 {
     (void)client;
     pop_state_t *st = user;
-    if (msg->kind != ADP_REQUEST) {
-        pop_log(st, 1, "citizen.lookup: ignored a message that is not a request (from %s)",
-                msg->sender);
+    lth_lookup_policy_t policy;
+    if (!pop_accept(st, msg, "citizen.lookup", &policy))
         return 0;
-    }
-    bool permitted = pop_permitted(st, msg->sender);
-    lth_lookup_policy_t policy = {permitted, msg->sender, st->disclosure};
+    bool permitted = policy.permitted;
     uint8_t *out = NULL;
     size_t out_len = 0;
     lth_lookup_counts_t n;
     int rc = lth_lookup_answer_for(st->db, &policy, msg->content_type, msg->payload,
                                    msg->payload_len, &out, &out_len, &n);
-    if (rc != 0) {
-        pop_log(st, 3, "citizen.lookup: cannot answer a request from %s: %s", msg->sender,
-                hub_strerror(rc));
-        return rc;
-    }
+    if (rc != 0)
+        return pop_failed(st, msg, "citizen.lookup", rc);
     rc = pop_hand_over(st, msg, reply, out, out_len, pop_access_note(st->access, msg, out, out_len),
                        "citizen.lookup", LTH_LOOKUP_RESPONSE_TYPE);
     if (rc != 0)
@@ -132,19 +143,19 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
     st->not_found += n.not_found;
     st->not_permitted += n.not_permitted;
     st->invalid_key += n.invalid_key;
-    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
-    const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
+    const char *status = pop_status_name(n.status);
     if (n.status != 0)
         st->refused++;
     /* Counts and member ids only: never a key or a name. */
-    pop_log(st,
-            !permitted      ? 2
-            : n.status == 2 ? 3
-                            : 0,
-            "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
-            "invalid_key=%zu not_permitted=%zu unchanged=%zu withheld=%zu%s",
-            msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key, n.not_permitted,
-            n.unchanged, n.withheld, permitted ? "" : " (not in plugin.allowed_consumers)");
+    adp_plugin_log(st->host,
+                   !permitted      ? 2
+                   : n.status == 2 ? 3
+                                   : 0,
+                   "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
+                   "invalid_key=%zu not_permitted=%zu unchanged=%zu withheld=%zu%s",
+                   msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key,
+                   n.not_permitted, n.unchanged, n.withheld,
+                   permitted ? "" : " (not in plugin.allowed_consumers)");
     return 0;
 }
 
@@ -153,23 +164,17 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
 {
     (void)client;
     pop_state_t *st = user;
-    if (msg->kind != ADP_REQUEST) {
-        pop_log(st, 1, "citizen.verify: ignored a message that is not a request (from %s)",
-                msg->sender);
+    lth_lookup_policy_t policy;
+    if (!pop_accept(st, msg, "citizen.verify", &policy))
         return 0;
-    }
-    bool permitted = pop_permitted(st, msg->sender);
-    lth_lookup_policy_t policy = {permitted, msg->sender, st->disclosure};
+    bool permitted = policy.permitted;
     uint8_t *out = NULL;
     size_t out_len = 0;
     lth_verify_counts_t n;
     int rc = lth_verify_answer(st->db, &policy, msg->content_type, msg->payload, msg->payload_len,
                                &out, &out_len, &n);
-    if (rc != 0) {
-        pop_log(st, 3, "citizen.verify: cannot answer a request from %s: %s", msg->sender,
-                hub_strerror(rc));
-        return rc;
-    }
+    if (rc != 0)
+        return pop_failed(st, msg, "citizen.verify", rc);
     rc = pop_hand_over(st, msg, reply, out, out_len,
                        pop_access_note_verify(st->access, msg, out, out_len), "citizen.verify",
                        LTH_VERIFY_RESPONSE_TYPE);
@@ -178,17 +183,16 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
     st->verifies++;
     st->verify_subjects += n.subjects;
     st->verify_all_match += n.all_match;
-    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
-    const char *status = n.status >= 0 && n.status <= 2 ? status_name[n.status] : "?";
+    const char *status = pop_status_name(n.status);
     /* Counts and member ids only: never a key, a name or a declared value. */
-    pop_log(st,
-            !permitted || n.not_permitted ? 2
-            : n.status == 2               ? 3
-                                          : 0,
-            "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
-            "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
-            msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found, n.invalid_key,
-            n.not_permitted, n.withheld);
+    adp_plugin_log(st->host,
+                   !permitted || n.not_permitted ? 2
+                   : n.status == 2               ? 3
+                                                 : 0,
+                   "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
+                   "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
+                   msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found,
+                   n.invalid_key, n.not_permitted, n.withheld);
     return 0;
 }
 
@@ -204,12 +208,13 @@ static int pop_tick(void *state, adp_client_t *client)
     if (st->requests + st->verifies == st->logged_requests)
         return 0;
     st->logged_requests = st->requests + st->verifies;
-    pop_log(st, 1,
-            "citizen.lookup totals: requests=%llu refused=%llu keys=%llu found=%llu "
-            "not_found=%llu invalid_key=%llu not_permitted=%llu; citizen.verify: requests=%llu "
-            "subjects=%llu all_match=%llu",
-            st->requests, st->refused, st->keys, st->found, st->not_found, st->invalid_key,
-            st->not_permitted, st->verifies, st->verify_subjects, st->verify_all_match);
+    adp_plugin_log(
+        st->host, 1,
+        "citizen.lookup totals: requests=%llu refused=%llu keys=%llu found=%llu "
+        "not_found=%llu invalid_key=%llu not_permitted=%llu; citizen.verify: requests=%llu "
+        "subjects=%llu all_match=%llu",
+        st->requests, st->refused, st->keys, st->found, st->not_found, st->invalid_key,
+        st->not_permitted, st->verifies, st->verify_subjects, st->verify_all_match);
     return 0;
 }
 
@@ -284,8 +289,9 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
 {
     int rc = lth_popdb_open(path, &st->db, err, err_size);
     if (rc == HUB_ENOENT) {
-        pop_log(st, 1, "building the population database: %" PRIu64 " synthetic citizens",
-                citizens);
+        adp_plugin_log(st->host, 1,
+                       "building the population database: %" PRIu64 " synthetic citizens",
+                       citizens);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         rc = lth_popdb_build(path, seed, (size_t)citizens, err, err_size);
@@ -295,18 +301,18 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
-        pop_log(st, 1, "population database built in %ld ms", ms);
+        adp_plugin_log(st->host, 1, "population database built in %ld ms", ms);
         rc = lth_popdb_open(path, &st->db, err, err_size);
     }
     if (rc != 0)
         return rc;
     lth_popdb_info_t info = lth_popdb_info(st->db);
     if (info.seed != seed || info.citizens != citizens)
-        pop_log(st, 2,
-                "plugin.db already holds %zu citizens of seed %" PRIu64
-                "; plugin.citizens and plugin.seed apply only when it is built (remove the "
-                "file to rebuild)",
-                info.citizens, info.seed);
+        adp_plugin_log(st->host, 2,
+                       "plugin.db already holds %zu citizens of seed %" PRIu64
+                       "; plugin.citizens and plugin.seed apply only when it is built (remove the "
+                       "file to rebuild)",
+                       info.citizens, info.seed);
     return 0;
 }
 
@@ -356,29 +362,27 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         return rc;
     }
     if (st->allow_all)
-        pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
-                lth_popdb_info(st->db).citizens);
+        adp_plugin_log(st->host, 1,
+                       "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
+                       lth_popdb_info(st->db).citizens);
     else
-        pop_log(st, 1, "citizen.lookup/v1: %zu synthetic citizens; permitted consumers: %zu",
-                lth_popdb_info(st->db).citizens, st->n_consumers);
+        adp_plugin_log(st->host, 1,
+                       "citizen.lookup/v1: %zu synthetic citizens; permitted consumers: %zu",
+                       lth_popdb_info(st->db).citizens, st->n_consumers);
     if (st->disclosure)
-        pop_log(st, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
-                lth_disclosure_count(st->disclosure));
+        adp_plugin_log(st->host, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
+                       lth_disclosure_count(st->disclosure));
     else
-        pop_log(st, 2,
-                "no plugin.disclosure_file: every permitted consumer receives whole records, "
-                "whatever its purpose; set one to return only the fields each purpose may have");
+        adp_plugin_log(
+            st->host, 2,
+            "no plugin.disclosure_file: every permitted consumer receives whole records, "
+            "whatever its purpose; set one to return only the fields each purpose may have");
     st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;
     *state = st;
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "population",
-    .description = "National Population Database (synthetic data): citizen.lookup/v1, "
-                   "citizen.verify/v1",
-    .init = pop_init,
-    .tick = pop_tick,
-    .destroy = pop_destroy,
-};
+ADP_PLUGIN_DEFINE("population",
+                  "National Population Database (synthetic data): citizen.lookup/v1, "
+                  "citizen.verify/v1",
+                  pop_init, pop_tick, pop_destroy);

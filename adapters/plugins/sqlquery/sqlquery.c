@@ -17,7 +17,7 @@
  * runs, hence the timeout. Logs: service, member ids, counts and times; never
  * parameter values or rows.
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -28,7 +28,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,31 +52,6 @@ struct sqlq_plugin {
     sqlq_entry_t entries[SQLQ_MAX_QUERIES];
     size_t n_entries;
 };
-
-static void sqlq_log(const sqlq_plugin_t *p, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void sqlq_log(const sqlq_plugin_t *p, int level, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    p->host->log(p->host, level, line);
-}
-
-static int sqlq_fail(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int sqlq_fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-    return HUB_EINVAL;
-}
 
 static int sqlq_reply_json(adp_reply_t *reply, json_t *doc, const char *content_type)
 {
@@ -108,13 +82,13 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     sqlq_entry_t *e = user;
     sqlq_plugin_t *p = e->plugin;
     if (msg->kind != ADP_REQUEST) {
-        sqlq_log(p, 1, "query %s: ignored an event from %s (queries answer requests)", e->name,
-                 msg->sender);
+        adp_plugin_log(p->host, 1, "query %s: ignored an event from %s (queries answer requests)",
+                       e->name, msg->sender);
         return 0;
     }
     uint64_t t0 = hub_monotonic_us();
     if (msg->payload_len && !lth_jsonmap_is_json_type(msg->content_type)) {
-        sqlq_log(p, 1, "query %s from %s: refused content type", e->name, msg->sender);
+        adp_plugin_log(p->host, 1, "query %s from %s: refused content type", e->name, msg->sender);
         char message[256];
         snprintf(message, sizeof message,
                  "send the parameters as a JSON object (application/json), not '%.100s'",
@@ -125,7 +99,7 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     lth_jsonmap_error_t jerr;
     if (msg->payload_len &&
         lth_jsonmap_parse((const char *)msg->payload, msg->payload_len, &params, &jerr) != 0) {
-        sqlq_log(p, 1, "query %s from %s: malformed JSON", e->name, msg->sender);
+        adp_plugin_log(p->host, 1, "query %s from %s: malformed JSON", e->name, msg->sender);
         return sqlq_problem(reply, 400, jerr.message,
                             json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
     }
@@ -136,15 +110,16 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     uint64_t ms = (hub_monotonic_us() - t0) / 1000u;
     if (rc != 0) {
         int status = rc == HUB_EINVAL ? 422 : rc == HUB_ETIMEDOUT ? 504 : 503;
-        sqlq_log(p, status >= 500 ? 3 : 1, "query %s (%s) from %s: %d in %" PRIu64 " ms: %s",
-                 e->name, e->service, msg->sender, status, ms,
-                 rc == HUB_EINVAL ? "bad parameters" : why);
+        adp_plugin_log(p->host, status >= 500 ? 3 : 1,
+                       "query %s (%s) from %s: %d in %" PRIu64 " ms: %s", e->name, e->service,
+                       msg->sender, status, ms, rc == HUB_EINVAL ? "bad parameters" : why);
         return sqlq_problem(reply, status, why, NULL);
     }
     size_t rows = json_array_size(json_object_get(result, "rows"));
     bool truncated = json_is_true(json_object_get(result, "truncated"));
-    sqlq_log(p, truncated ? 1 : 0, "query %s (%s) from %s: %zu rows%s in %" PRIu64 " ms",
-             e->name, e->service, msg->sender, rows, truncated ? " (truncated)" : "", ms);
+    adp_plugin_log(p->host, truncated ? 1 : 0,
+                   "query %s (%s) from %s: %zu rows%s in %" PRIu64 " ms", e->name, e->service,
+                   msg->sender, rows, truncated ? " (truncated)" : "", ms);
     return sqlq_reply_json(reply, result, "application/json");
 }
 
@@ -170,10 +145,11 @@ static int sqlq_entry(sqlq_plugin_t *p, const char *name, char *err, size_t err_
     const char *line = p->host->config(p->host, key);
     const char *bar = line ? strchr(line, '|') : NULL;
     if (!bar)
-        return sqlq_fail(err, err_size,
-                         "plugin.%s must be 'SERVICE/VERSION | SELECT ...', e.g. "
-                         "'procedure.get/v1 | SELECT code, name FROM procedures WHERE code = :code'",
-                         key);
+        return adp_plugin_fail(
+            err, err_size,
+            "plugin.%s must be 'SERVICE/VERSION | SELECT ...', e.g. "
+            "'procedure.get/v1 | SELECT code, name FROM procedures WHERE code = :code'",
+            key);
     sqlq_entry_t *e = &p->entries[p->n_entries];
     snprintf(e->name, sizeof e->name, "%s", name);
     e->plugin = p;
@@ -184,24 +160,24 @@ static int sqlq_entry(sqlq_plugin_t *p, const char *name, char *err, size_t err_
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
         len--;
     if (len == 0 || len > HUB_SERVICE_MAX)
-        return sqlq_fail(err, err_size, "plugin.%s: no SERVICE/VERSION before '|'", key);
+        return adp_plugin_fail(err, err_size, "plugin.%s: no SERVICE/VERSION before '|'", key);
     memcpy(e->service, s, len);
     e->service[len] = '\0';
     if (!hub_service_valid(e->service))
-        return sqlq_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key,
-                         e->service);
+        return adp_plugin_fail(err, err_size, "plugin.%s: '%s' is not SERVICE/VERSION", key,
+                               e->service);
     for (size_t i = 0; i < p->n_entries; i++)
         if (!strcmp(p->entries[i].service, e->service))
-            return sqlq_fail(err, err_size, "plugin.%s: %s is already answered by query %s", key,
-                             e->service, p->entries[i].name);
+            return adp_plugin_fail(err, err_size, "plugin.%s: %s is already answered by query %s",
+                                   key, e->service, p->entries[i].name);
     char why[HUB_ERRMSG_MAX];
     int rc = lth_sqlq_new(p->db, bar + 1, &e->query, why, sizeof why);
     if (rc != 0)
-        return rc == HUB_ENOMEM ? rc : sqlq_fail(err, err_size, "plugin.%s: %s", key, why);
+        return rc == HUB_ENOMEM ? rc : adp_plugin_fail(err, err_size, "plugin.%s: %s", key, why);
     p->n_entries++;
     if (p->host->offer(p->host, e->service, sqlq_handle, e) != 0)
-        return sqlq_fail(err, err_size, "plugin.%s: the runtime refused to offer %s", key,
-                         e->service);
+        return adp_plugin_fail(err, err_size, "plugin.%s: the runtime refused to offer %s", key,
+                               e->service);
     return 0;
 }
 
@@ -232,29 +208,29 @@ static int sqlq_settings(sqlq_plugin_t *p, char *err, size_t err_size)
     p->limits.timeout_ms = (uint32_t)v;
     const char *db = h->config(h, "db");
     if (!db || !*db)
-        return sqlq_fail(err, err_size, "plugin.db is required: the SQLite file to query");
+        return adp_plugin_fail(err, err_size, "plugin.db is required: the SQLite file to query");
     if ((rc = lth_sqlq_db_open(db, &p->db, err, err_size)) != 0)
         return rc;
     const char *list = h->config(h, "queries");
     if (!list)
-        return sqlq_fail(err, err_size,
-                         "plugin.queries is required: the names of the plugin.query.NAME lines");
+        return adp_plugin_fail(
+            err, err_size, "plugin.queries is required: the names of the plugin.query.NAME lines");
     char copy[1024], *save = NULL;
     snprintf(copy, sizeof copy, "%s", list);
     for (char *name = strtok_r(copy, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
         if (strlen(name) > SQLQ_NAME_MAX ||
             strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(name))
-            return sqlq_fail(err, err_size,
-                             "plugin.queries: '%s' is not a name (a-z, 0-9, _ and -, at most %d)",
-                             name, SQLQ_NAME_MAX);
+            return adp_plugin_fail(
+                err, err_size, "plugin.queries: '%s' is not a name (a-z, 0-9, _ and -, at most %d)",
+                name, SQLQ_NAME_MAX);
         if (p->n_entries == SQLQ_MAX_QUERIES)
-            return sqlq_fail(err, err_size, "plugin.queries: at most %d queries",
-                             SQLQ_MAX_QUERIES);
+            return adp_plugin_fail(err, err_size, "plugin.queries: at most %d queries",
+                                   SQLQ_MAX_QUERIES);
         if ((rc = sqlq_entry(p, name, err, err_size)) != 0)
             return rc;
     }
     if (!p->n_entries)
-        return sqlq_fail(err, err_size, "plugin.queries names no query");
+        return adp_plugin_fail(err, err_size, "plugin.queries names no query");
     return 0;
 }
 
@@ -274,17 +250,13 @@ static int sqlq_init(const adp_plugin_host_t *host, void **state, char *err, siz
         return rc;
     }
     for (size_t i = 0; i < p->n_entries; i++)
-        sqlq_log(p, 1, "query %s answers %s (%zu parameter%s)", p->entries[i].name,
-                 p->entries[i].service, lth_sqlq_param_count(p->entries[i].query),
-                 lth_sqlq_param_count(p->entries[i].query) == 1 ? "" : "s");
+        adp_plugin_log(p->host, 1, "query %s answers %s (%zu parameter%s)", p->entries[i].name,
+                       p->entries[i].service, lth_sqlq_param_count(p->entries[i].query),
+                       lth_sqlq_param_count(p->entries[i].query) == 1 ? "" : "s");
     *state = p;
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "sqlquery",
-    .description = "generic SQL look-up: services answered by parameterised SELECTs over SQLite",
-    .init = sqlq_init,
-    .destroy = sqlq_destroy,
-};
+ADP_PLUGIN_DEFINE("sqlquery",
+                  "generic SQL look-up: services answered by parameterised SELECTs over SQLite",
+                  sqlq_init, NULL, sqlq_destroy);

@@ -1,6 +1,8 @@
 #include "hubctl_ops.h"
+#include "hubctl_config.h"
 #include "hubctl_i18n.h"
 #include "adp.h"
+#include "hub_buf.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -26,61 +28,11 @@ enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2, CTL_REFUSED = 4, CTL_BUSY = 75 }
 #define CTL_TOKEN_MAX 256
 
 typedef struct {
-    char http_url[512];
-    char http_token_file[PATH_MAX];
-    char hub_endpoint[256];
-    char hub_key_file[PATH_MAX];
-    char member_key_file[PATH_MAX];
-    char base_dir[PATH_MAX];
-    char lang[8]; /* "vi", "en" or "" (hubctl_i18n.h) */
+    hubctl_config_t conf; /* the settings file; --url and --token-file override it */
     bool json;
 } ctl_ops_config_t;
 
 /* ---- settings ----------------------------------------------------------- */
-
-static int ctl_path(ctl_ops_config_t *cfg, const char *key, const char *value, char *dst,
-                    size_t size, char *err, size_t err_size)
-{
-    if (value[0] == '/')
-        return hub_conf_str(key, value, dst, size, err, err_size);
-    if ((size_t)snprintf(dst, size, "%s/%s", cfg->base_dir, value) >= size) {
-        snprintf(err, err_size, "%s: path too long", key);
-        return HUB_EINVAL;
-    }
-    return 0;
-}
-
-static int ctl_entry(const char *key, const char *value, void *user, char *err, size_t err_size)
-{
-    ctl_ops_config_t *cfg = user;
-    if (!strcmp(key, "http_url"))
-        return hub_conf_str(key, value, cfg->http_url, sizeof cfg->http_url, err, err_size);
-    if (!strcmp(key, "hub_endpoint"))
-        return hub_conf_str(key, value, cfg->hub_endpoint, sizeof cfg->hub_endpoint, err,
-                            err_size);
-    if (!strcmp(key, "http_token_file"))
-        return ctl_path(cfg, key, value, cfg->http_token_file, sizeof cfg->http_token_file, err,
-                        err_size);
-    if (!strcmp(key, "hub_key_file"))
-        return ctl_path(cfg, key, value, cfg->hub_key_file, sizeof cfg->hub_key_file, err,
-                        err_size);
-    if (!strcmp(key, "member_key_file"))
-        return ctl_path(cfg, key, value, cfg->member_key_file, sizeof cfg->member_key_file, err,
-                        err_size);
-    if (!strcmp(key, "lang")) {
-        if (strcmp(value, "vi") != 0 && strcmp(value, "en") != 0) {
-            snprintf(err, err_size, "lang must be vi (Vietnamese) or en (English), not '%.40s'",
-                     value);
-            return HUB_EINVAL;
-        }
-        return hub_conf_str(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
-    }
-    snprintf(err, err_size,
-             "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
-             "http_url, http_token_file, lang)",
-             key);
-    return HUB_EINVAL;
-}
 
 static int ctl_load(const char *path, ctl_ops_config_t *cfg)
 {
@@ -88,19 +40,14 @@ static int ctl_load(const char *path, ctl_ops_config_t *cfg)
     if (!path)
         path = getenv("LTH_HUBCTL_CONFIG");
     if (path && *path) {
-        const char *slash = strrchr(path, '/');
-        snprintf(cfg->base_dir, sizeof cfg->base_dir, "%.*s",
-                 slash ? (int)(slash - path) : 1, slash ? path : ".");
-        if (slash == path)
-            snprintf(cfg->base_dir, sizeof cfg->base_dir, "/");
         char err[HUB_ERRMSG_MAX];
-        if (hub_conf_parse_file(path, ctl_entry, cfg, err, sizeof err) != 0) {
+        if (hubctl_config_load(path, &cfg->conf, err, sizeof err) != 0) {
             fprintf(stderr, "hubctl: bad configuration: %s\n", err);
             return CTL_FAIL;
         }
     }
-    if (!cfg->http_url[0])
-        snprintf(cfg->http_url, sizeof cfg->http_url, "%s", CTL_DEFAULT_URL);
+    if (!cfg->conf.http_url[0])
+        snprintf(cfg->conf.http_url, sizeof cfg->conf.http_url, "%s", CTL_DEFAULT_URL);
     return CTL_OK;
 }
 
@@ -118,8 +65,9 @@ static int ctl_common_options(ctl_ops_config_t *cfg, const char *cmd, int argc, 
                 return -1;
             }
             bool url = !strcmp(argv[i], "--url");
-            snprintf(url ? cfg->http_url : cfg->http_token_file,
-                     url ? sizeof cfg->http_url : sizeof cfg->http_token_file, "%s", argv[i + 1]);
+            snprintf(url ? cfg->conf.http_url : cfg->conf.http_token_file,
+                     url ? sizeof cfg->conf.http_url : sizeof cfg->conf.http_token_file, "%s",
+                     argv[i + 1]);
             i++;
         } else {
             argv[out++] = argv[i];
@@ -132,21 +80,21 @@ static int ctl_common_options(ctl_ops_config_t *cfg, const char *cmd, int argc, 
 static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
 {
     token[0] = '\0';
-    if (!cfg->http_token_file[0]) {
+    if (!cfg->conf.http_token_file[0]) {
         fprintf(stderr, "hubctl: this command needs the operator token: set http_token_file in "
                         "your hubctl config, or pass --token-file FILE\n");
         return CTL_USAGE;
     }
-    FILE *f = fopen(cfg->http_token_file, "r");
+    FILE *f = fopen(cfg->conf.http_token_file, "r");
     if (!f) {
         fprintf(stderr, "hubctl: cannot read the operator token file %s: %s\n",
-                cfg->http_token_file, strerror(errno));
+                cfg->conf.http_token_file, strerror(errno));
         return CTL_FAIL;
     }
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
         fprintf(stderr, "hubctl: warning: %s may be read by other users; run: chmod 600 %s\n",
-                cfg->http_token_file, cfg->http_token_file);
+                cfg->conf.http_token_file, cfg->conf.http_token_file);
     char line[CTL_TOKEN_MAX + 64] = "";
     if (!fgets(line, sizeof line, f))
         line[0] = '\0';
@@ -159,7 +107,7 @@ static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
         len--;
     if (len == 0 || len >= size) {
         fprintf(stderr, "hubctl: the operator token file %s holds no usable token\n",
-                cfg->http_token_file);
+                cfg->conf.http_token_file);
         return CTL_FAIL;
     }
     memcpy(token, p, len);
@@ -171,29 +119,21 @@ static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
 
 typedef struct {
     long status;
-    char *body;
-    size_t len;
+    hub_buf_t body;
 } ctl_reply_t;
 
 static size_t ctl_on_body(char *p, size_t size, size_t n, void *user)
 {
     ctl_reply_t *r = user;
     size_t add = size * n;
-    if (r->len + add > 64u << 20)
+    if (r->body.len + add > 64u << 20)
         return 0; /* no operator answer is this big */
-    char *body = realloc(r->body, r->len + add + 1);
-    if (!body)
-        return 0;
-    memcpy(body + r->len, p, add);
-    r->body = body;
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
+    return hub_buf_put(&r->body, p, add) == 0 ? add : 0;
 }
 
 static void ctl_reply_free(ctl_reply_t *r)
 {
-    free(r->body);
+    hub_buf_free(&r->body);
     memset(r, 0, sizeof *r);
 }
 
@@ -205,10 +145,10 @@ static int ctl_http(const ctl_ops_config_t *cfg, const char *method, const char 
 {
     memset(r, 0, sizeof *r);
     char url[1024];
-    size_t base_len = strlen(cfg->http_url);
-    while (base_len > 0 && cfg->http_url[base_len - 1] == '/')
+    size_t base_len = strlen(cfg->conf.http_url);
+    while (base_len > 0 && cfg->conf.http_url[base_len - 1] == '/')
         base_len--;
-    snprintf(url, sizeof url, "%.*s%s", (int)base_len, cfg->http_url, path);
+    snprintf(url, sizeof url, "%.*s%s", (int)base_len, cfg->conf.http_url, path);
     CURL *curl = curl_easy_init();
     if (!curl) {
         fprintf(stderr, "hubctl: cannot start an HTTP client\n");
@@ -245,18 +185,18 @@ static int ctl_http(const ctl_ops_config_t *cfg, const char *method, const char 
                 "hubctl: cannot reach the hub's HTTP endpoint at %s: %s\n"
                 "  (is hubd running with http_listen set in hubd.conf, and is http_url right "
                 "in your hubctl config?)\n",
-                cfg->http_url, curl_err[0] ? curl_err : curl_easy_strerror(rc));
+                cfg->conf.http_url, curl_err[0] ? curl_err : curl_easy_strerror(rc));
         ctl_reply_free(r);
         return CTL_FAIL;
     }
     if (r->status >= 200 && r->status < 300) {
-        if (!r->body && !(r->body = calloc(1, 1)))
+        if (!r->body.data && hub_buf_put(&r->body, "", 0) != 0)
             return CTL_FAIL;
         return CTL_OK;
     }
     const char *msg = NULL;
     json_error_t jerr;
-    json_t *j = r->body ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
+    json_t *j = r->body.data ? json_loadb(r->body.data, r->body.len, 0, &jerr) : NULL;
     if (j)
         msg = json_string_value(json_object_get(j, "error"));
     if (r->status == 503 && msg && strstr(msg, "send the same request again in a moment")) {
@@ -270,7 +210,7 @@ static int ctl_http(const ctl_ops_config_t *cfg, const char *method, const char 
             msg ? msg : "(no explanation)");
     if (r->status == 401)
         fprintf(stderr, "  (check the token in %s against the hub's http_token_file)\n",
-                cfg->http_token_file[0] ? cfg->http_token_file : "http_token_file");
+                cfg->conf.http_token_file[0] ? cfg->conf.http_token_file : "http_token_file");
     json_decref(j);
     int status = r->status == 401 || r->status == 403 ? CTL_REFUSED : CTL_FAIL;
     ctl_reply_free(r);
@@ -288,14 +228,14 @@ static int ctl_get_json(const ctl_ops_config_t *cfg, const char *path, const cha
     if (status != CTL_OK)
         return status;
     if (cfg->json) {
-        fwrite(r.body, 1, r.len, stdout);
-        if (r.len && r.body[r.len - 1] != '\n')
+        fwrite(r.body.data, 1, r.body.len, stdout);
+        if (r.body.len && r.body.data[r.body.len - 1] != '\n')
             fputc('\n', stdout);
         ctl_reply_free(&r);
         return CTL_OK;
     }
     json_error_t jerr;
-    *out = json_loadb(r.body, r.len, 0, &jerr);
+    *out = json_loadb(r.body.data, r.body.len, 0, &jerr);
     ctl_reply_free(&r);
     if (!*out) {
         fprintf(stderr, "hubctl: the hub's answer to %s is not JSON (%s)\n", path, jerr.text);
@@ -895,9 +835,9 @@ static int ctl_post(ctl_ops_config_t *cfg, const char *path, const char *token, 
     if (status != CTL_OK)
         return status;
     json_error_t jerr;
-    *out = json_loadb(r.body, r.len, 0, &jerr);
+    *out = json_loadb(r.body.data, r.body.len, 0, &jerr);
     if (cfg->json) {
-        fwrite(r.body, 1, r.len, stdout);
+        fwrite(r.body.data, 1, r.body.len, stdout);
         fputc('\n', stdout);
     }
     ctl_reply_free(&r);
@@ -1233,7 +1173,8 @@ static void probe_junit_failed_start(const char *junit, const ctl_ops_config_t *
         return;
     }
     snprintf(results[0].member, sizeof results[0].member, "hub %.200s",
-             cfg->hub_endpoint[0] ? cfg->hub_endpoint : "(no hub_endpoint)");
+             cfg->conf.member.hub_endpoint[0] ? cfg->conf.member.hub_endpoint
+                                              : "(no hub_endpoint)");
     for (size_t k = 0; k <= n_targets; k++) {
         if (k > 0)
             snprintf(results[k].member, sizeof results[k].member, "%s", targets[k - 1]);
@@ -1242,7 +1183,7 @@ static void probe_junit_failed_start(const char *junit, const ctl_ops_config_t *
                  reason);
     }
     if (probe_write_junit(junit, results, n_targets + 1, n_targets + 1, 0,
-                          cfg->hub_endpoint) != 0)
+                          cfg->conf.member.hub_endpoint) != 0)
         fprintf(stderr, "hubctl probe: cannot write %s: %s\n", junit, strerror(errno));
     free(results);
 }
@@ -1290,7 +1231,8 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
         probe_free_targets(targets, n_targets);
         return CTL_USAGE;
     }
-    if (!cfg->hub_endpoint[0] || !cfg->hub_key_file[0] || !cfg->member_key_file[0]) {
+    if (!cfg->conf.member.hub_endpoint[0] || !cfg->conf.member.hub_key_file[0] ||
+        !cfg->conf.member.member_key_file[0]) {
         static const char why[] = "the config must set hub_endpoint, hub_key_file and "
                                   "member_key_file (probe pings through the hub as a member)";
         fprintf(stderr, "hubctl probe: %s\n", why);
@@ -1308,14 +1250,18 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
             snprintf(why, sizeof why,
                      "cannot read the member list from %s/api/v1/members (needed by --all); "
                      "check http_url and that hubd serves HTTP (http_listen)",
-                     cfg->http_url);
+                     cfg->conf.http_url);
             probe_junit_failed_start(junit, cfg, NULL, 0, PROBE_UNREACHABLE, why);
             probe_free_targets(targets, n_targets);
             return status;
         }
     }
-    adp_config_t acfg = {cfg->hub_endpoint, cfg->hub_key_file, cfg->member_key_file,
-                         (uint32_t)timeout_ms, "hubctl " HUB_VERSION, NULL};
+    adp_config_t acfg = {cfg->conf.member.hub_endpoint,
+                         cfg->conf.member.hub_key_file,
+                         cfg->conf.member.member_key_file,
+                         (uint32_t)timeout_ms,
+                         "hubctl " HUB_VERSION,
+                         NULL};
     adp_client_t *client = NULL;
     char err[HUB_ERRMSG_MAX];
     int rc = adp_connect(&acfg, &client, err, sizeof err);
@@ -1375,7 +1321,8 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
         printf("%zu probed, %zu ok, %zu failed in %.2f s\n", n, n - failures, failures, total_s);
     }
     ctl_table_free(&t);
-    if (junit && probe_write_junit(junit, results, n, failures, total_s, cfg->hub_endpoint) != 0) {
+    if (junit && probe_write_junit(junit, results, n, failures, total_s,
+                                   cfg->conf.member.hub_endpoint) != 0) {
         fprintf(stderr, "hubctl probe: cannot write %s: %s\n", junit, strerror(errno));
         status = CTL_FAIL;
     }
@@ -1435,7 +1382,7 @@ int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **a
     int status = ctl_load(config_path, &cfg);
     if (status != CTL_OK)
         return status;
-    ctl_lang_init(cfg.lang);
+    ctl_lang_init(cfg.conf.lang);
     /* The options are removed from argv in place: work on a copy. */
     char **args = calloc((size_t)argc + 1, sizeof *args);
     if (!args)

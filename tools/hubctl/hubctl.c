@@ -13,6 +13,7 @@
 #include "hubctl_archive.h"
 #include "hubctl_audit.h"
 #include "hubctl_backup.h"
+#include "hubctl_config.h"
 #include "hubctl_trust.h"
 #include "hub_conf.h"
 #include "hub_error.h"
@@ -35,15 +36,6 @@ enum {
     EXIT_REFUSED = 4,
     EXIT_TIMEOUT = 5
 };
-
-typedef struct {
-    char hub_endpoint[256];
-    char hub_key_file[PATH_MAX];
-    char member_key_file[PATH_MAX];
-    char http_url[512];          /* operator HTTP API (hubctl_ops.c reads it) */
-    char http_token_file[PATH_MAX];
-    char base_dir[PATH_MAX];
-} ctl_config_t;
 
 static void usage(FILE *out)
 {
@@ -91,44 +83,7 @@ static void usage(FILE *out)
             "4 refused (unknown member, key or agreement); 5 timed out.\n");
 }
 
-static int ctl_entry(const char *key, const char *value, void *user, char *err, size_t err_size)
-{
-    ctl_config_t *cfg = user;
-    char *dst = NULL;
-    size_t size = 0;
-    if (!strcmp(key, "hub_endpoint"))
-        return hub_conf_str(key, value, cfg->hub_endpoint, sizeof cfg->hub_endpoint, err,
-                            err_size);
-    if (!strcmp(key, "http_url"))
-        return hub_conf_str(key, value, cfg->http_url, sizeof cfg->http_url, err, err_size);
-    if (!strcmp(key, "hub_key_file")) {
-        dst = cfg->hub_key_file;
-        size = sizeof cfg->hub_key_file;
-    } else if (!strcmp(key, "member_key_file")) {
-        dst = cfg->member_key_file;
-        size = sizeof cfg->member_key_file;
-    } else if (!strcmp(key, "http_token_file")) {
-        dst = cfg->http_token_file;
-        size = sizeof cfg->http_token_file;
-    } else if (!strcmp(key, "lang")) {
-        return 0; /* the operator tables' language: hubctl_ops reads it */
-    } else {
-        snprintf(err, err_size,
-                 "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
-                 "http_url, http_token_file, lang)",
-                 key);
-        return HUB_EINVAL;
-    }
-    if (value[0] == '/')
-        return hub_conf_str(key, value, dst, size, err, err_size);
-    if ((size_t)snprintf(dst, size, "%s/%s", cfg->base_dir, value) >= size) {
-        snprintf(err, err_size, "%s: path too long", key);
-        return HUB_EINVAL;
-    }
-    return 0;
-}
-
-static int ctl_load_config(const char *path, ctl_config_t *cfg)
+static int ctl_load_config(const char *path, hubctl_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     if (!path)
@@ -138,15 +93,13 @@ static int ctl_load_config(const char *path, ctl_config_t *cfg)
                         "LTH_HUBCTL_CONFIG (see hubctl --help)\n");
         return EXIT_USAGE;
     }
-    const char *slash = strrchr(path, '/');
-    snprintf(cfg->base_dir, sizeof cfg->base_dir, "%.*s", slash ? (int)(slash - path) : 1,
-             slash ? path : ".");
     char err[HUB_ERRMSG_MAX];
-    if (hub_conf_parse_file(path, ctl_entry, cfg, err, sizeof err) != 0) {
+    if (hubctl_config_load(path, cfg, err, sizeof err) != 0) {
         fprintf(stderr, "hubctl: bad configuration: %s\n", err);
         return EXIT_FAIL;
     }
-    if (!cfg->hub_endpoint[0] || !cfg->hub_key_file[0] || !cfg->member_key_file[0]) {
+    const hub_conf_member_t *m = &cfg->member;
+    if (!m->hub_endpoint[0] || !m->hub_key_file[0] || !m->member_key_file[0]) {
         fprintf(stderr, "hubctl: %s must set hub_endpoint, hub_key_file and member_key_file\n",
                 path);
         return EXIT_FAIL;
@@ -221,12 +174,12 @@ static int cmd_ping(const char *config_path, int argc, char **argv)
         fprintf(stderr, "hubctl ping: '%s': %s\n", target, problem);
         return EXIT_USAGE;
     }
-    ctl_config_t cfg;
+    hubctl_config_t cfg;
     int status = ctl_load_config(config_path, &cfg);
     if (status != EXIT_OK)
         return status;
-    adp_config_t acfg = {cfg.hub_endpoint, cfg.hub_key_file, cfg.member_key_file,
-                         (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
+    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
+                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
     adp_client_t *client = NULL;
     char err[HUB_ERRMSG_MAX];
     int rc = adp_connect(&acfg, &client, err, sizeof err);
@@ -311,14 +264,14 @@ static int cmd_request(const char *config_path, int argc, char **argv)
         fclose(f);
         data = file_data ? file_data : "";
     }
-    ctl_config_t cfg;
+    hubctl_config_t cfg;
     int status = ctl_load_config(config_path, &cfg);
     if (status != EXIT_OK) {
         free(file_data);
         return status;
     }
-    adp_config_t acfg = {cfg.hub_endpoint, cfg.hub_key_file, cfg.member_key_file,
-                         (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
+    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
+                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
     adp_client_t *client = NULL;
     char err[HUB_ERRMSG_MAX];
     int rc = adp_connect(&acfg, &client, err, sizeof err);

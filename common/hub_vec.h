@@ -1,0 +1,46 @@
+/* hub_vec — room for one more element in a growable array, the pattern
+ * every list of offers, rows, keys or ids here needs:
+ *
+ *     if (HUB_VEC_RESERVE(c->offers, c->n_offers, c->cap_offers, 8) != 0)
+ *         return HUB_ENOMEM;
+ *     c->offers[c->n_offers++] = offer;
+ *
+ * The array is `items` (a T *, NULL while empty) with `cap` elements
+ * allocated (a size_t) and `n` in use; when n == cap the capacity doubles,
+ * from `first`. Returns 0 or HUB_ENOMEM, in which case the array, its
+ * elements and cap are unchanged. The caller frees items with free().
+ * Header-only: the SDK and plugins need no symbol for it.
+ */
+#ifndef HUB_VEC_H
+#define HUB_VEC_H
+
+#include "hub_error.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The function behind HUB_VEC_RESERVE: items_p points to the array's
+ * pointer (copied with memcpy, so any T * works). */
+static inline int hub_vec_reserve(void *items_p, size_t n, size_t *cap, size_t elem_size,
+                                  size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    if (ncap < n + 1 || ncap > SIZE_MAX / elem_size)
+        return HUB_ENOMEM;
+    void *items;
+    memcpy(&items, items_p, sizeof items);
+    void *grown = realloc(items, ncap * elem_size);
+    if (!grown)
+        return HUB_ENOMEM;
+    memcpy(items_p, &grown, sizeof grown);
+    *cap = ncap;
+    return 0;
+}
+
+#define HUB_VEC_RESERVE(items, n, cap, first)                                                      \
+    hub_vec_reserve(&(items), (n), &(cap), sizeof *(items), (first))
+
+#endif

@@ -247,12 +247,4 @@ START_TEST(abuse_does_not_hurt_legitimate_members)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_abuse");
-    TCase *tc = tcase_create("abuse");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, abuse_does_not_hurt_legitimate_members);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_abuse", TK_CASE("abuse", NULL, NULL, 120, abuse_does_not_hurt_legitimate_members))

@@ -380,21 +380,9 @@ START_TEST(sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_fil
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_agreements");
-    TCase *tc = tcase_create("agreements");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, calls_need_a_valid_agreement);
-    tcase_add_test(tc, delegated_service_reaches_the_delegate);
-    tcase_add_test(tc, metaservices_answer_members_services_and_agreements);
-    tcase_add_test(tc, sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_file);
-    suite_add_tcase(s, tc);
-    TCase *certs = tcase_create("certificates");
-    tcase_add_checked_fixture(certs, setup_certs, teardown);
-    tcase_set_timeout(certs, 120);
-    tcase_add_test(certs, only_valid_certificates_are_admitted);
-    suite_add_tcase(s, certs);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_agreements",
+        TK_CASE("agreements", setup, teardown, 120, calls_need_a_valid_agreement,
+                delegated_service_reaches_the_delegate,
+                metaservices_answer_members_services_and_agreements,
+                sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_file),
+        TK_CASE("certificates", setup_certs, teardown, 120, only_valid_certificates_are_admitted))

@@ -470,21 +470,9 @@ START_TEST(grafana_dashboard_queries_only_metrics_the_hub_exposes)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("alarms");
-    TCase *tc = tcase_create("e2e");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns);
-    tcase_add_test(tc, dead_letters_are_logged_and_raise_an_alarm);
-    tcase_add_test(tc, grafana_dashboard_queries_only_metrics_the_hub_exposes);
-    tcase_add_test(tc, reply_is_labelled_with_its_requests_service);
-    tcase_add_test(tc, expiring_certificates_are_alarms);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("alarms",
+        TK_CASE("e2e", NULL, teardown, 120,
+                receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns,
+                dead_letters_are_logged_and_raise_an_alarm,
+                grafana_dashboard_queries_only_metrics_the_hub_exposes,
+                reply_is_labelled_with_its_requests_service, expiring_certificates_are_alarms))

@@ -367,16 +367,5 @@ START_TEST(lookup_record_gives_no_payload_away)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("audit_trail");
-    TCase *tc = tcase_create("e2e");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, every_exchange_is_audited);
-    tcase_add_test(tc, lookup_record_gives_no_payload_away);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void) { return tk_run_suite(suite()); }
+TK_MAIN("audit_trail", TK_CASE("e2e", setup, teardown, 240, every_exchange_is_audited,
+                               lookup_record_gives_no_payload_away))

@@ -622,18 +622,7 @@ START_TEST(timestamps_are_checked)
 }
 END_TEST
 
-int main(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    Suite *s = suite_create("auditchain");
-    TCase *tc = tcase_create("chain");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, cutting_and_editing_are_named);
-    tcase_add_test(tc, head_is_published_and_anchors);
-    tcase_add_test(tc, key_rotation_is_followed);
-    tcase_add_test(tc, timestamps_are_checked);
-    suite_add_tcase(s, tc);
-    int rc = tk_run_suite(s);
-    curl_global_cleanup();
-    return rc;
-}
+TK_MAIN_PREPARED(tk_prepare_curl, "auditchain",
+                 TK_CASE("chain", NULL, NULL, 300, cutting_and_editing_are_named,
+                         head_is_published_and_anchors, key_rotation_is_followed,
+                         timestamps_are_checked))

@@ -158,12 +158,4 @@ START_TEST(wall_clock_jumps_lose_nothing)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *suite = suite_create("e2e_clockjump");
-    TCase *tc = tcase_create("clockjump");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, wall_clock_jumps_lose_nothing);
-    suite_add_tcase(suite, tc);
-    return tk_run_suite(suite);
-}
+TK_MAIN("e2e_clockjump", TK_CASE("clockjump", NULL, NULL, 120, wall_clock_jumps_lose_nothing))

@@ -975,29 +975,10 @@ START_TEST(due_dates_follow_the_working_calendar)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_dossier");
-    TCase *tc = tcase_create("dossier");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, full_flow);
-    tcase_add_test(tc, invalid_and_unknown_applicants_are_returned);
-    tcase_add_test(tc, assurance_and_declared_identity_are_checked);
-    tcase_add_test(tc, portal_offline_then_back_catches_up);
-    tcase_add_test(tc, duplicate_and_out_of_order_changes);
-    tcase_add_test(tc, sector_and_procedure_killed_mid_flow_lose_nothing);
-    tcase_add_test(tc, delegated_authority_resolves_and_is_counted);
-    tcase_add_test(tc, due_dates_follow_the_working_calendar);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("e2e_dossier",
+        TK_CASE("dossier", setup, teardown, 300, full_flow,
+                invalid_and_unknown_applicants_are_returned,
+                assurance_and_declared_identity_are_checked, portal_offline_then_back_catches_up,
+                duplicate_and_out_of_order_changes,
+                sector_and_procedure_killed_mid_flow_lose_nothing,
+                delegated_authority_resolves_and_is_counted, due_dates_follow_the_working_calendar))

@@ -912,40 +912,19 @@ static void setup_small_store(void)
                "quota_send_bytes = 1099511627776\nquota_recv_bytes = 1099511627776");
 }
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_durable");
-    TCase *tc = tcase_create("durable");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, offline_receiver_gets_everything_in_order_once);
-    tcase_add_test(tc, hub_killed_three_times_loses_nothing);
-    tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
-    tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
-    tcase_add_test(tc, corrupt_store_is_refused_at_start);
-    tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
-    tcase_add_test(tc, durable_subscriptions_get_every_publication);
-    tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, tc);
-    TCase *dlq = tcase_create("dead_letters");
-    tcase_add_checked_fixture(dlq, setup_dlq, teardown);
-    tcase_set_timeout(dlq, 120);
-    tcase_add_test(dlq, ttl_and_retry_exhaustion_dead_letter_and_replay_delivers);
-    suite_add_tcase(s, dlq);
-    TCase *q = tcase_create("queue_limit");
-    tcase_add_checked_fixture(q, setup_small_queue, teardown);
-    tcase_set_timeout(q, 120);
-    tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, q);
-    TCase *ps = tcase_create("publish");
-    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
-    tcase_set_timeout(ps, 120);
-    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
-    suite_add_tcase(s, ps);
-    TCase *st = tcase_create("store_limit");
-    tcase_add_checked_fixture(st, setup_small_store, teardown);
-    tcase_set_timeout(st, 120);
-    tcase_add_test(st, store_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, st);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_durable",
+        TK_CASE("durable", setup, teardown, 300, offline_receiver_gets_everything_in_order_once,
+                hub_killed_three_times_loses_nothing,
+                receiver_killed_while_handling_gets_it_again_once,
+                receiver_killed_after_its_effect_is_called_again_in_doubt,
+                corrupt_store_is_refused_at_start, store_that_cannot_commit_refuses_with_internal,
+                durable_subscriptions_get_every_publication,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("dead_letters", setup_dlq, teardown, 120,
+                ttl_and_retry_exhaustion_dead_letter_and_replay_delivers),
+        TK_CASE("queue_limit", setup_small_queue, teardown, 120,
+                queue_full_refuses_and_loses_nothing_accepted),
+        TK_CASE("publish", setup_small_queues, teardown, 120,
+                publish_rules_and_subscriptions_across_a_restart),
+        TK_CASE("store_limit", setup_small_store, teardown, 120,
+                store_full_refuses_and_loses_nothing_accepted))

@@ -1040,32 +1040,16 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_hostile");
-    TCase *tc = tcase_create("hostile");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, reply_needs_a_tracked_open_request_from_its_receiver_to_its_sender);
-    tcase_add_test(tc, queued_request_can_be_answered_after_a_restart_online_one_cannot);
-    tcase_add_test(tc, online_only_publication_respects_the_subscribers_agreement);
-    tcase_add_test(tc, queued_message_is_dead_lettered_when_its_agreement_ends_before_delivery);
-    tcase_add_test(tc, directory_shows_only_partners_unless_public);
-    tcase_add_test(tc, receiver_that_does_not_read_cannot_take_the_hubs_memory);
-    tcase_add_test(tc, flooding_member_is_held_to_its_rate_and_the_log_stays_small);
-    tcase_add_test(tc, member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while);
-    tcase_add_test(tc, one_member_cannot_fill_the_store_for_the_others);
-    tcase_add_test(
-        tc, refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN(
+    "e2e_hostile",
+    TK_CASE("hostile", setup, teardown, 120,
+            reply_needs_a_tracked_open_request_from_its_receiver_to_its_sender,
+            queued_request_can_be_answered_after_a_restart_online_one_cannot,
+            online_only_publication_respects_the_subscribers_agreement,
+            queued_message_is_dead_lettered_when_its_agreement_ends_before_delivery,
+            directory_shows_only_partners_unless_public,
+            receiver_that_does_not_read_cannot_take_the_hubs_memory,
+            flooding_member_is_held_to_its_rate_and_the_log_stays_small,
+            member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while,
+            one_member_cannot_fill_the_store_for_the_others,
+            refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver))

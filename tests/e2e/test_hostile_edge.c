@@ -497,34 +497,11 @@ START_TEST(idle_connections_from_one_address_do_not_starve_healthz)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_hostile_edge");
-    TCase *crl = tcase_create("crl");
-    tcase_add_checked_fixture(crl, setup_certs, teardown);
-    tcase_set_timeout(crl, 120);
-    tcase_add_test(crl, older_crl_does_not_unrevoke_a_member);
-    suite_add_tcase(s, crl);
-    TCase *plain = tcase_create("plain");
-    tcase_add_checked_fixture(plain, setup_plain, teardown);
-    tcase_set_timeout(plain, 120);
-    tcase_add_test(plain, envelope_with_a_field_twice_is_refused);
-    tcase_add_test(plain, planted_key_in_a_writable_key_dir_is_refused);
-    tcase_add_test(plain, http_beyond_loopback_needs_http_public_and_a_token);
-    suite_add_tcase(s, plain);
-    TCase *pub = tcase_create("public");
-    tcase_add_checked_fixture(pub, setup_public, teardown);
-    tcase_set_timeout(pub, 120);
-    tcase_add_test(pub, public_api_needs_the_token);
-    suite_add_tcase(s, pub);
-    TCase *http = tcase_create("http");
-    tcase_add_checked_fixture(http, setup_http, teardown);
-    tcase_set_timeout(http, 120);
-    tcase_add_test(http, idle_connections_from_one_address_do_not_starve_healthz);
-    suite_add_tcase(s, http);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("e2e_hostile_edge",
+        TK_CASE("crl", setup_certs, teardown, 120, older_crl_does_not_unrevoke_a_member),
+        TK_CASE("plain", setup_plain, teardown, 120, envelope_with_a_field_twice_is_refused,
+                planted_key_in_a_writable_key_dir_is_refused,
+                http_beyond_loopback_needs_http_public_and_a_token),
+        TK_CASE("public", setup_public, teardown, 120, public_api_needs_the_token),
+        TK_CASE("http", setup_http, teardown, 120,
+                idle_connections_from_one_address_do_not_starve_healthz))

@@ -131,18 +131,5 @@ START_TEST(bad_directory_stops_hubd)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("i18n");
-    TCase *tc = tcase_create("i18n");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, hub_lang_key_sets_the_default);
-    tcase_add_test(tc, bad_directory_stops_hubd);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("i18n", TK_CASE("i18n", NULL, teardown, 120, hub_lang_key_sets_the_default,
+                        bad_directory_stops_hubd))

@@ -170,13 +170,4 @@ static void teardown(void)
     net_down();
 }
 
-int main(void)
-{
-    Suite *suite = suite_create("e2e_netcut");
-    TCase *tc = tcase_create("netcut");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, link_down_and_up_loses_nothing);
-    suite_add_tcase(suite, tc);
-    return tk_run_suite(suite);
-}
+TK_MAIN("e2e_netcut", TK_CASE("netcut", NULL, teardown, 180, link_down_and_up_loses_nothing))

@@ -916,26 +916,8 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_ops");
-    TCase *tc = tcase_create("ops");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, metrics_match_the_traffic);
-    tcase_add_test(tc, json_api_after_traffic);
-    tcase_add_test(tc, hubctl_tables_and_dead_letters);
-    tcase_add_test(tc, probe_all_with_one_member_down);
-    tcase_add_test(tc, abusive_http_clients_do_not_stop_messages);
-    tcase_add_test(tc, dlq_replay_while_a_sender_streams_keeps_order);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int status = tk_run_suite(suite());
-    curl_global_cleanup();
-    return status;
-}
+TK_MAIN_PREPARED(tk_prepare_curl, "e2e_ops",
+                 TK_CASE("ops", setup, teardown, 180, metrics_match_the_traffic,
+                         json_api_after_traffic, hubctl_tables_and_dead_letters,
+                         probe_all_with_one_member_down, abusive_http_clients_do_not_stop_messages,
+                         dlq_replay_while_a_sender_streams_keeps_order))

@@ -870,40 +870,15 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_routing");
-    TCase *tc = tcase_create("routing");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, request_and_reply_between_adapters);
-    tcase_add_test(tc, ping_command_reports_round_trip);
-    tcase_add_test(tc, unknown_key_is_refused_and_gets_no_traffic);
-    tcase_add_test(tc, spoofed_sender_is_refused);
-    tcase_add_test(tc, each_nack_reason);
-    tcase_add_test(tc, frames_before_hello_multipart_and_hub_only_bodies_are_refused);
-    tcase_add_test(tc, forged_reply_is_refused);
-    tcase_add_test(tc, online_only_acks_ride_in_deliveries_when_asked);
-    tcase_add_test(tc, batch_signed_envelopes_are_checked_one_by_one);
-    tcase_add_test(tc, survives_random_and_truncated_frames);
-    tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
-    tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);
-    suite_add_tcase(s, tc);
-    TCase *rd = tcase_create("redelivery");
-    tcase_add_checked_fixture(rd, setup_redelivering, teardown);
-    tcase_set_timeout(rd, 120);
-    tcase_add_test(rd, early_delivery_then_resend_is_not_delivered_again);
-    tcase_add_test(rd, redelivery_backs_off_doubling);
-    suite_add_tcase(s, rd);
-    TCase *fl = tcase_create("in_flight");
-    tcase_add_checked_fixture(fl, setup_small_window, teardown);
-    tcase_set_timeout(fl, 60);
-    tcase_add_test(fl, max_in_flight_bounds_unsettled_deliveries);
-    suite_add_tcase(s, fl);
-    return s;
-}
-
-int main(void)
-{
-    return tk_run_suite(suite());
-}
+TK_MAIN("e2e_routing",
+        TK_CASE("routing", setup, teardown, 120, request_and_reply_between_adapters,
+                ping_command_reports_round_trip, unknown_key_is_refused_and_gets_no_traffic,
+                spoofed_sender_is_refused, each_nack_reason,
+                frames_before_hello_multipart_and_hub_only_bodies_are_refused,
+                forged_reply_is_refused, online_only_acks_ride_in_deliveries_when_asked,
+                batch_signed_envelopes_are_checked_one_by_one, survives_random_and_truncated_frames,
+                key_removed_on_sighup_is_cut_off, bad_config_is_refused_with_a_clear_error),
+        TK_CASE("redelivery", setup_redelivering, teardown, 120,
+                early_delivery_then_resend_is_not_delivered_again, redelivery_backs_off_doubling),
+        TK_CASE("in_flight", setup_small_window, teardown, 60,
+                max_in_flight_bounds_unsettled_deliveries))

@@ -529,20 +529,7 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_service");
-    TCase *tc = tcase_create("service");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, check_config_names_each_problem);
-    tcase_add_test(tc, systemd_notify_watchdog_and_priorities);
-    tcase_add_test(tc, format_1_store_is_upgraded_by_hubd_and_newer_refused);
-    tcase_add_test(tc, backup_under_load_restore_delivers_everything_queued);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("e2e_service", TK_CASE("service", setup, teardown, 300, check_config_names_each_problem,
+                               systemd_notify_watchdog_and_priorities,
+                               format_1_store_is_upgraded_by_hubd_and_newer_refused,
+                               backup_under_load_restore_delivers_everything_queued))

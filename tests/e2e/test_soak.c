@@ -292,12 +292,4 @@ START_TEST(mixed_traffic_loses_nothing)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_soak");
-    TCase *tc = tcase_create("soak");
-    tcase_set_timeout(tc, 3600);
-    tcase_add_test(tc, mixed_traffic_loses_nothing);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_soak", TK_CASE("soak", NULL, NULL, 3600, mixed_traffic_loses_nothing))

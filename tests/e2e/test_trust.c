@@ -432,25 +432,10 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_trust");
-    TCase *tc = tcase_create("signed");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, bad_and_missing_signatures_are_refused);
-    tcase_add_test(tc, audit_trail_verifies_and_names_tampering);
-    suite_add_tcase(s, tc);
-    TCase *rv = tcase_create("revocation");
-    tcase_add_checked_fixture(rv, setup_redelivering, teardown);
-    tcase_set_timeout(rv, 120);
-    tcase_add_test(rv, revoked_member_is_cut_off_and_its_queue_survives);
-    suite_add_tcase(s, rv);
-    TCase *un = tcase_create("unchecked_hub");
-    tcase_add_checked_fixture(un, setup_unchecked, teardown);
-    tcase_set_timeout(un, 60);
-    tcase_add_test(un, receiver_verifies_signatures_itself);
-    tcase_add_test(un, sdk_signs_when_the_hub_requires_or_when_asked);
-    suite_add_tcase(s, un);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_trust",
+        TK_CASE("signed", setup, teardown, 120, bad_and_missing_signatures_are_refused,
+                audit_trail_verifies_and_names_tampering),
+        TK_CASE("revocation", setup_redelivering, teardown, 120,
+                revoked_member_is_cut_off_and_its_queue_survives),
+        TK_CASE("unchecked_hub", setup_unchecked, teardown, 60, receiver_verifies_signatures_itself,
+                sdk_signs_when_the_hub_requires_or_when_asked))

@@ -1,6 +1,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -304,4 +305,35 @@ int tk_run_suite(Suite *suite)
     if (failed)
         return EXIT_FAILURE;
     return any_skipped ? TK_SKIP_EXIT : EXIT_SUCCESS;
+}
+
+Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n)
+{
+    Suite *suite = suite_create(name);
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        if (cases[i].setup || cases[i].teardown)
+            tcase_add_checked_fixture(tc, cases[i].setup, cases[i].teardown);
+        if (cases[i].timeout_s > 0)
+            tcase_set_timeout(tc, cases[i].timeout_s);
+        for (const TTest *const *test = cases[i].tests; *test; test++)
+            tcase_add_test(tc, *test);
+        suite_add_tcase(suite, tc);
+    }
+    return suite;
+}
+
+static void tk__curl_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+int tk_prepare_curl(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "curl_global_init failed\n");
+        return EXIT_FAILURE;
+    }
+    atexit(tk__curl_cleanup);
+    return 0;
 }

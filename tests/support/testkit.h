@@ -61,4 +61,46 @@ void tk_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
  * EXIT_SUCCESS otherwise. */
 int tk_run_suite(Suite *suite);
 
+/* One Check test case: a name, a checked fixture (setup and teardown run
+ * around each test, in its process; either may be NULL), a timeout in
+ * seconds (0 keeps Check's default, which ctest sets from the test's
+ * timeout through CK_DEFAULT_TIMEOUT) and its tests, in order, ending with
+ * NULL (TK_CASE adds it). */
+typedef struct {
+    const char *name;
+    SFun setup;
+    SFun teardown;
+    int timeout_s;
+    const TTest *const *tests;
+} tk_case_t;
+
+/* clang-format off */
+#define TK_CASE(name, setup, teardown, timeout_s, ...)                                             \
+    {(name), (setup), (teardown), (timeout_s), (const TTest *const[]){__VA_ARGS__, NULL}}
+/* clang-format on */
+
+/* Builds a suite from n cases. */
+Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n);
+
+/* A test program's main(): prepare (may be NULL) runs first and returns 0
+ * to go on or the program's exit status (e.g. TK_SKIP_EXIT); then the suite
+ * built from the TK_CASE list runs with tk_run_suite, so that every program
+ * reports failures, skips, and Check's XML log (CK_XML_LOG_FILE_NAME) alike. */
+#define TK_MAIN_PREPARED(prepare, suite_name, ...)                                                 \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        int (*tk__prepare)(void) = (prepare);                                                      \
+        int tk__status = tk__prepare ? tk__prepare() : 0;                                          \
+        if (tk__status != 0)                                                                       \
+            return tk__status;                                                                     \
+        const tk_case_t tk__cases[] = {__VA_ARGS__};                                               \
+        return tk_run_suite(                                                                       \
+            tk_suite((suite_name), tk__cases, sizeof tk__cases / sizeof tk__cases[0]));            \
+    }
+#define TK_MAIN(suite_name, ...) TK_MAIN_PREPARED(NULL, suite_name, __VA_ARGS__)
+
+/* For prepare functions: curl's global state, set up once and released at
+ * exit; returns 0. */
+int tk_prepare_curl(void);
+
 #endif

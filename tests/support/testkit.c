@@ -1,4 +1,5 @@
 #include "testkit.h"
+#include "tkproc.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -16,14 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TK_MAX_CHILDREN 256
-static pid_t tk__children[TK_MAX_CHILDREN];
-
 void tk_sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    tkp_sleep_ms(ms);
 }
 
 void tk_tmpdir(char *out)
@@ -39,25 +35,7 @@ void tk_tmpdir(char *out)
 
 void tk_rmrf(const char *path)
 {
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char child[PATH_MAX];
-        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            tk_rmrf(child);
-        else
-            unlink(child);
-    }
-    closedir(d);
-    rmdir(path);
+    tkp_rmrf(path);
 }
 
 const char *tk_bin(const char *name)
@@ -82,180 +60,57 @@ const char *tk_plugin(const char *name)
 
 void tk_write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "cannot write %s: %s", path, strerror(errno));
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_msg(tkp_write_file(path, text, 0644) == 0, "cannot write %s: %s", path,
+                  strerror(errno));
 }
 
 char *tk_read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
+    return tkp_read_file(path);
 }
 
 pid_t tk_spawn(char *const argv[], const char *log_path)
 {
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork failed");
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        int null = open("/dev/null", O_RDONLY);
-        if (null >= 0) {
-            dup2(null, 0);
-            close(null);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    for (int i = 0; i < TK_MAX_CHILDREN; i++) {
-        if (tk__children[i] == 0) {
-            tk__children[i] = pid;
-            break;
-        }
-    }
+    pid_t pid = tkp_spawn(argv, log_path);
+    ck_assert_msg(pid > 0, "cannot start %s: %s", argv[0], strerror(errno));
     return pid;
-}
-
-static void tk__forget(pid_t pid)
-{
-    for (int i = 0; i < TK_MAX_CHILDREN; i++)
-        if (tk__children[i] == pid)
-            tk__children[i] = 0;
 }
 
 int tk_stop(pid_t pid)
 {
-    if (pid <= 0)
-        return -1;
-    int status = -1;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            tk__forget(pid);
-            return status;
-        }
-        if (r < 0) {
-            tk__forget(pid);
-            return -1;
-        }
-        tk_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    tk__forget(pid);
-    return -1;
+    return tkp_stop(pid);
 }
 
 bool tk_reaped(pid_t pid, int *status)
 {
-    pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == 0)
-        return false;
-    tk__forget(pid);
-    return true;
+    return tkp_reaped(pid, status);
 }
 
 void tk_kill9(pid_t pid)
 {
-    if (pid <= 0)
-        return;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    tk__forget(pid);
+    tkp_kill9(pid);
 }
 
 void tk_stop_all(void)
 {
     /* SIGTERM first, so that programs shut down cleanly and sanitizers
      * report leaks at exit; SIGKILL whatever does not stop in time. */
-    for (int i = 0; i < TK_MAX_CHILDREN; i++)
-        if (tk__children[i] > 0)
-            kill(tk__children[i], SIGTERM);
-    for (int i = 0; i < TK_MAX_CHILDREN; i++)
-        if (tk__children[i] > 0)
-            tk_stop(tk__children[i]);
+    tkp_stop_all();
 }
 
 bool tk_wait_file(const char *path, int timeout_ms)
 {
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        struct stat st;
-        if (stat(path, &st) == 0 && st.st_size > 0)
-            return true;
-        tk_sleep_ms(10);
-    }
-    return false;
+    return tkp_wait_file(path, timeout_ms);
 }
 
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 {
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        char *text = tk_read_file(path);
-        bool found = text && strstr(text, needle);
-        free(text);
-        if (found)
-            return true;
-        tk_sleep_ms(20);
-    }
-    return false;
+    return tkp_wait_file_contains(path, needle, timeout_ms);
 }
 
 int tk_run(char *const argv[], char **output, int timeout_ms)
 {
-    char path[] = "/tmp/lthrun.XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert(fd >= 0);
-    close(fd);
-    pid_t pid = tk_spawn(argv, path);
-    int status = -1;
-    bool done = false;
-    for (int waited = 0; waited <= timeout_ms; waited += 5) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            done = true;
-            break;
-        }
-        tk_sleep_ms(5);
-    }
-    if (!done) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    tk__forget(pid);
-    if (output)
-        *output = tk_read_file(path);
-    unlink(path);
-    if (!done || !WIFEXITED(status))
-        return -1;
-    return WEXITSTATUS(status);
+    return tkp_run(argv, output, timeout_ms, "/tmp");
 }
 
 /* Where tk_skip() records skips: a file, because Check runs each test in a

@@ -184,8 +184,7 @@ START_TEST(abuse_does_not_hurt_legitimate_members)
     /* A flood of heartbeats from an authenticated member, in a thread,
      * while the legitimate member's round trips are measured. */
     rawcli_t flood;
-    rawcli_open(&flood, &fix, FLOODER);
-    rawcli_hello(&flood, FLOODER);
+    rawcli_connect(&flood, &fix, FLOODER);
     flood_t fl = {&flood, 0, 0, 0};
     pthread_t thread;
     ck_assert_int_eq(pthread_create(&thread, NULL, flood_run, &fl), 0);

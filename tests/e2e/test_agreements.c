@@ -361,8 +361,7 @@ START_TEST(sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_fil
     char to_stp[37];
     post_birth(c, STP, to_stp);
     rawcli_t stp;
-    rawcli_open(&stp, &fix, STP);
-    rawcli_hello(&stp, STP);
+    rawcli_connect(&stp, &fix, STP);
     hub_frame_t *f = rawcli_recv_case(&stp, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
     ck_assert_msg(f != NULL, "nothing delivered to " STP " after its delegation was removed");
     hub_envelope_t *env = NULL;

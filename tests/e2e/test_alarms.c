@@ -54,37 +54,13 @@ static void teardown(void)
     hubfix_cleanup(&fix);
 }
 
-typedef struct {
-    long status;
-    char *body;
-    size_t len;
-} reply_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    reply_t *r = user;
-    size_t add = size * n;
-    r->body = realloc(r->body, r->len + add + 1);
-    memcpy(r->body + r->len, p, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
+typedef tk_reply_t reply_t;
 
 static reply_t get(const char *path)
 {
-    reply_t r = {0, calloc(1, 1), 0};
-    CURL *curl = curl_easy_init();
     char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port, path);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(curl);
-    return r;
+    return tk_http("GET", url, NULL, NULL);
 }
 
 static json_t *get_json(const char *path)
@@ -149,8 +125,7 @@ static double sample(const char *text, const char *series)
 static bool send_one(const char *sender, const char *receiver)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, sender);
-    rawcli_hello(&raw, sender);
+    rawcli_connect(&raw, &fix, sender);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);
@@ -167,8 +142,7 @@ static bool send_one(const char *sender, const char *receiver)
 static void send_durable(const char *sender, const char *receiver)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, sender);
-    rawcli_hello(&raw, sender);
+    rawcli_connect(&raw, &fix, sender);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);

@@ -301,8 +301,7 @@ START_TEST(lookup_record_gives_no_payload_away)
     lth__v1__envelope__pack(&env, bytes);
 
     rawcli_t raw;
-    rawcli_open(&raw, &fix, TTHC);
-    rawcli_hello(&raw, TTHC);
+    rawcli_connect(&raw, &fix, TTHC);
     rawcli_send_batch1(&raw, bytes, len);
     hub_frame_t *rc = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 10000);
     ck_assert_ptr_nonnull(rc);

@@ -170,37 +170,12 @@ static void last_logged_anchor(char out[128])
     free(log);
 }
 
-typedef struct {
-    char *body;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    body_t *b = user;
-    size_t add = size * n;
-    b->body = realloc(b->body, b->len + add + 1);
-    memcpy(b->body + b->len, p, add);
-    b->len += add;
-    b->body[b->len] = '\0';
-    return add;
-}
-
 static json_t *get_json(const char *path)
 {
-    body_t b = {calloc(1, 1), 0};
     char url[512];
     snprintf(url, sizeof url, "http://%s%s", fix.http, path);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    ck_assert_msg(status == 200, "GET %s: %ld %s", path, status, b.body);
+    tk_reply_t b = tk_http("GET", url, NULL, NULL);
+    ck_assert_msg(b.status == 200, "GET %s: %ld %s", path, b.status, b.body);
     json_error_t e;
     json_t *j = json_loadb(b.body, b.len, 0, &e);
     ck_assert_msg(j, "GET %s: not JSON: %s", path, b.body);
@@ -210,17 +185,9 @@ static json_t *get_json(const char *path)
 
 static char *get_text(const char *path)
 {
-    body_t b = {calloc(1, 1), 0};
     char url[512];
     snprintf(url, sizeof url, "http://%s%s", fix.http, path);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    return b.body;
+    return tk_http("GET", url, NULL, NULL).body;
 }
 
 static bool has_alarm(const char *code)

@@ -87,29 +87,10 @@ START_TEST(wall_clock_jumps_lose_nothing)
     char offset[PATH_MAX];
     snprintf(offset, sizeof offset, "%s/faketime", fix.dir);
     tk_write_file(offset, "+0\n");
-    setenv("LD_PRELOAD", FAKETIME_LIB, 1);
     setenv("FAKETIME_TIMESTAMP_FILE", offset, 1);
     setenv("FAKETIME_NO_CACHE", "1", 1);
     setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan wants its runtime first in the library list; libfaketime only
-     * wraps time calls, which ASan does not intercept, so let it go first. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char *saved = asan ? strdup(asan) : NULL;
-    char options[1024];
-    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
-             asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", options, 1);
-#endif
-    hubfix_start(&fix);
-    unsetenv("LD_PRELOAD");
-#if defined(__SANITIZE_ADDRESS__)
-    if (saved)
-        setenv("ASAN_OPTIONS", saved, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(saved);
-#endif
+    hubfix_start_preloaded(&fix, FAKETIME_LIB);
     char record[PATH_MAX], conf[PATH_MAX + 64];
     snprintf(record, sizeof record, "%s/received.txt", fix.dir);
     snprintf(conf, sizeof conf, "plugin.file = %s\n", record);

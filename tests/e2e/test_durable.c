@@ -211,8 +211,7 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
     uint8_t *other = event_as(id, created, "other content", &other_len);
 
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     int code;
     char reason[512];
     uint64_t seq = send_one(&raw, first, first_len, &code, NULL, 0);
@@ -231,8 +230,7 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
     /* The digest is in the store: the same answers after a restart. */
     hubfix_stop(&fix);
     hubfix_start(&fix);
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     ck_assert_uint_eq(send_one(&raw, first, first_len, &code, NULL, 0), seq);
     ck_assert_uint_eq(send_one(&raw, other, other_len, &code, reason, sizeof reason), 0);
     ck_assert_int_eq(code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
@@ -634,8 +632,7 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
 {
     /* No subscribers yet: ACK with hub_seq 0. */
     rawcli_t pub;
-    rawcli_open(&pub, &fix, SENDER);
-    rawcli_hello(&pub, SENDER);
+    rawcli_connect(&pub, &fix, SENDER);
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub0", 4, 0, NULL,
                                    &len);
@@ -655,8 +652,7 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
 
     /* Published after the restart, both offline: one receipt, an ACK with
      * a seq; both copies kept (the subscriptions survived the restart). */
-    rawcli_open(&pub, &fix, SENDER);
-    rawcli_hello(&pub, SENDER);
+    rawcli_connect(&pub, &fix, SENDER);
     env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub1", 4, 0, NULL, &len);
     f = publish_raw(&pub, env, len);
     free(env);
@@ -712,26 +708,8 @@ START_TEST(store_that_cannot_commit_refuses_with_internal)
     hubfix_stop(&fix);
     char trigger[PATH_MAX];
     snprintf(trigger, sizeof trigger, "%s/fail-sync", fix.dir);
-    setenv("LD_PRELOAD", lib, 1);
     setenv("LTH_FAIL_SYNC_FILE", trigger, 1);
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan wants its runtime first; the fault only wraps two libc calls. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char *saved = asan ? strdup(asan) : NULL;
-    char options[1024];
-    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
-             asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", options, 1);
-#endif
-    hubfix_start(&fix);
-    unsetenv("LD_PRELOAD");
-#if defined(__SANITIZE_ADDRESS__)
-    if (saved)
-        setenv("ASAN_OPTIONS", saved, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(saved);
-#endif
+    hubfix_start_preloaded(&fix, lib);
     start_receiver(NULL);
     adp_client_t *a = connect_sender(SENDER, NULL);
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "before", 6, 0, 5000,
@@ -841,8 +819,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     /* Retry budget: a receiver that takes deliveries and never settles. */
     adp_set_ttl(a, 0);
     rawcli_t stuck;
-    rawcli_open(&stuck, &fix, SENDER2);
-    rawcli_hello(&stuck, SENDER2);
+    rawcli_connect(&stuck, &fix, SENDER2);
     ck_assert_int_eq(adp_send_event(a, SENDER2, "record/v1", "text/plain", "never settled", 13,
                                     0, 5000, NULL),
                      0);

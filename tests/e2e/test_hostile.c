@@ -505,42 +505,14 @@ static long rss_kib(pid_t pid)
  * does not read stays on the hub's side (as with a stuck process). */
 static void open_stuck(rawcli_t *c, const char *member)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    hub_keypair_t me, hub;
-    ck_assert_msg(hub_keyfile_read(secret, &me, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(hub_keyfile_read(hub_pub, &hub, err, sizeof err) == 0, "%s", err);
-    c->ctx = zmq_ctx_new();
-    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-    uint8_t sk[32], pk[32], srv[32];
-    zmq_z85_decode(sk, me.curve_secret);
-    zmq_z85_decode(pk, me.curve_public);
-    zmq_z85_decode(srv, hub.curve_public);
-    int linger = 0, hwm = 1, rcvbuf = 4096;
-    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, srv, 32);
-    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pk, 32);
-    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sk, 32);
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(c->sock, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    ck_assert_int_eq(zmq_connect(c->sock, fix.endpoint), 0);
-    hub_keypair_wipe(&me);
+    rawcli_open_buffers(c, &fix, member, 1, 4096);
     rawcli_hello(c, member);
 }
 
 START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
 {
-    hubfix_stop(&fix);
-    char *old = tk_read_file(fix.conf_path);
-    size_t n = strlen(old) + 128;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%smax_waiting_bytes = 4194304\ndrain_timeout_ms = 3000\nrate_bytes = 0\n",
-             old);
-    tk_write_file(fix.conf_path, grown);
-    free(old);
-    free(grown);
-    hubfix_start(&fix);
+    hubfix_restart_with(&fix,
+                        "max_waiting_bytes = 4194304\ndrain_timeout_ms = 3000\nrate_bytes = 0\n");
     rawcli_t slow, tthc;
     open_stuck(&slow, SLOW);
     hello_raw(&tthc, TTHC);
@@ -879,15 +851,7 @@ END_TEST
 
 START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
 {
-    hubfix_stop(&fix);
-    char *old = tk_read_file(fix.conf_path);
-    size_t n = strlen(old) + 64;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%srate_msgs = 200\n", old);
-    tk_write_file(fix.conf_path, grown);
-    free(old);
-    free(grown);
-    hubfix_start(&fix);
+    hubfix_restart_with(&fix, "rate_msgs = 200\n");
     /* 1,000 envelopes in one go: the bucket holds one second's worth. They
      * are made before connecting, so that the connection is never silent
      * for long (heartbeat_ms = 300 here). */
@@ -955,16 +919,7 @@ END_TEST
  * flood. */
 START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
 {
-    hubfix_stop(&fix);
-    char *old = tk_read_file(fix.conf_path);
-    size_t n = strlen(old) + 128;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%srate_msgs = 200\nflood_cutoff_seconds = 2\nflood_ban_seconds = 3\n",
-             old);
-    tk_write_file(fix.conf_path, grown);
-    free(old);
-    free(grown);
-    hubfix_start(&fix);
+    hubfix_restart_with(&fix, "rate_msgs = 200\nflood_cutoff_seconds = 2\nflood_ban_seconds = 3\n");
     enum { N = 500 };
     ProtobufCBinaryData items[N];
     char ids[N][37];

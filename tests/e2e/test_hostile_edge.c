@@ -77,18 +77,6 @@ static int hubd_refuses(char **out)
     return tk_run(argv, out, 10000);
 }
 
-static void append_conf(const char *lines)
-{
-    char *conf = tk_read_file(fix.conf_path);
-    ck_assert_ptr_nonnull(conf);
-    size_t n = strlen(conf) + strlen(lines) + 1;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%s%s", conf, lines);
-    tk_write_file(fix.conf_path, grown);
-    free(grown);
-    free(conf);
-}
-
 static void copy_file(const char *from, const char *to)
 {
     char *text = tk_read_file(from);
@@ -203,8 +191,7 @@ static void setup_plain(void) { setup_plain_with(NULL); }
 START_TEST(envelope_with_a_field_twice_is_refused)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "x", 1, 0, id, &len);
@@ -291,7 +278,7 @@ START_TEST(planted_key_in_a_writable_key_dir_is_refused)
     tk_write_file(policy, "# nothing allowed\n");
     ck_assert_int_eq(chmod(policy, 0666), 0);
     char *conf = tk_read_file(fix.conf_path);
-    append_conf("policy_file = policy.conf\n");
+    hubfix_append_conf(&fix, "policy_file = policy.conf\n");
     ck_assert_int_ne(hubd_refuses(&out), 0);
     snprintf(want, sizeof want, "chmod go-w %s", policy);
     ck_assert_msg(strstr(out, "policy file") && strstr(out, "mode 0666") && strstr(out, want),
@@ -369,7 +356,7 @@ START_TEST(http_beyond_loopback_needs_http_public_and_a_token)
     hubfix_stop(&fix);
     /* Nothing is bound in this test but 127.0.0.1: the refusals come from
      * the configuration check, before any socket. */
-    append_conf("http_listen = 0.0.0.0:0\n");
+    hubfix_append_conf(&fix, "http_listen = 0.0.0.0:0\n");
     char *out = NULL;
     ck_assert_int_ne(hubd_refuses(&out), 0);
     ck_assert_msg(strstr(out, "http_listen = 0.0.0.0:0 is not a loopback address") &&
@@ -377,7 +364,7 @@ START_TEST(http_beyond_loopback_needs_http_public_and_a_token)
                   "%s", out);
     free(out);
     tk_write_file(fix.conf_path, conf);
-    append_conf("http_listen = [::]:0\nhttp_public = yes\n");
+    hubfix_append_conf(&fix, "http_listen = [::]:0\nhttp_public = yes\n");
     ck_assert_int_ne(hubd_refuses(&out), 0);
     ck_assert_msg(strstr(out, "http_public = yes needs http_token_file"), "%s", out);
     free(out);

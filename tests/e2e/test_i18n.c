@@ -22,41 +22,14 @@ static hubfix_t fix;
 
 static void teardown(void) { hubfix_cleanup(&fix); }
 
-typedef struct {
-    char *body;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *data, size_t size, size_t n, void *user)
-{
-    body_t *b = user;
-    char *grown = realloc(b->body, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, data, size * n);
-    b->len += size * n;
-    grown[b->len] = '\0';
-    b->body = grown;
-    return size * n;
-}
-
 /* GET path from the hub's HTTP endpoint: the status, the body in *out. */
 static long get(const char *path, char **out)
 {
-    body_t b = {calloc(1, 1), 0};
     char url[256];
     snprintf(url, sizeof url, "http://%s%s", fix.http, path);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    *out = b.body;
-    return status;
+    tk_reply_t r = tk_http("GET", url, NULL, NULL);
+    *out = r.body;
+    return r.status;
 }
 
 static const char *catalogue_lang(const char *path)

@@ -80,47 +80,13 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-typedef struct {
-    long status;
-    char *body;
-    size_t len;
-} reply_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    reply_t *r = user;
-    size_t add = size * n;
-    r->body = realloc(r->body, r->len + add + 1);
-    memcpy(r->body + r->len, p, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
+typedef tk_reply_t reply_t;
 
 static reply_t http(const char *method, const char *path, const char *token, const char *body)
 {
-    reply_t r = {0, calloc(1, 1), 0};
-    CURL *curl = curl_easy_init();
-    char url[512], auth[256];
+    char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port, path);
-    struct curl_slist *headers = NULL;
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(headers, auth);
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    if (body || !strcmp(method, "POST"))
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    return r;
+    return tk_http(method, url, token, body);
 }
 
 static json_t *get_json(const char *path, const char *token)
@@ -535,8 +501,7 @@ static void *silent_member(void *arg)
 {
     silent_t *s = arg;
     rawcli_t raw;
-    rawcli_open(&raw, &fix, GHOST);
-    rawcli_hello(&raw, GHOST);
+    rawcli_connect(&raw, &fix, GHOST);
     s->ready = true;
     while (!s->stop) {
         Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
@@ -871,8 +836,7 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
      * letters one by one with hubctl meanwhile, so that replays meet store
      * commits of the same receiver's queue. */
     rawcli_t ghost;
-    rawcli_open(&ghost, &fix, GHOST);
-    rawcli_hello(&ghost, GHOST);
+    rawcli_connect(&ghost, &fix, GHOST);
     ghost_view_t view = {0};
     streamer_t st = {0};
     pthread_t thread;

@@ -312,8 +312,7 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
             hub_envelope_append_signature(&items[i].data, &items[i].len, sig, &proofs[i]), 0);
     }
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
     batch.envelopes = items;
     batch.n_envelopes = N;
@@ -343,8 +342,7 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
 
     /* The receiver comes online and gets the four, each verifiable. */
     rawcli_t ghost;
-    rawcli_open(&ghost, &fix, GHOST);
-    rawcli_hello(&ghost, GHOST);
+    rawcli_connect(&ghost, &fix, GHOST);
     int got = 0;
     while (got < N - 1) {
         hub_frame_t *f = rawcli_recv_case(&ghost, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
@@ -375,10 +373,8 @@ END_TEST
 START_TEST(early_delivery_then_resend_is_not_delivered_again)
 {
     rawcli_t snd, rcv;
-    rawcli_open(&rcv, &fix, GHOST);
-    rawcli_hello(&rcv, GHOST);
-    rawcli_open(&snd, &fix, OPS);
-    rawcli_hello(&snd, OPS);
+    rawcli_connect(&rcv, &fix, GHOST);
+    rawcli_connect(&snd, &fix, OPS);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "to khai", 7,
@@ -428,10 +424,8 @@ START_TEST(forged_reply_is_refused)
 {
     /* OPS asks A; GHOST (a known member) tries to answer in A's place. */
     rawcli_t ops, ghost;
-    rawcli_open(&ops, &fix, OPS);
-    rawcli_hello(&ops, OPS);
-    rawcli_open(&ghost, &fix, GHOST);
-    rawcli_hello(&ghost, GHOST);
+    rawcli_connect(&ops, &fix, OPS);
+    rawcli_connect(&ghost, &fix, GHOST);
     char req_id[37];
     /* A request whose reply A will try to forge: OPS -> GHOST. */
     hub_uuid_new(req_id);
@@ -463,8 +457,7 @@ START_TEST(forged_reply_is_refused)
     hubfix_secret_path(&fix, A, secret);
     ck_assert_int_eq(hub_keyfile_read(secret, &bkp, err, sizeof err), 0);
     rawcli_t a_raw;
-    rawcli_open(&a_raw, &fix, A);
-    rawcli_hello(&a_raw, A);
+    rawcli_connect(&a_raw, &fix, A);
     char reply_id[37];
     hub_uuid_new(reply_id);
     Lth__V1__Envelope fake = LTH__V1__ENVELOPE__INIT;
@@ -498,8 +491,7 @@ END_TEST
 START_TEST(each_nack_reason)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     hub_frame_t *holder;
     Lth__V1__Nack *nack;
     char id[37];
@@ -594,8 +586,7 @@ END_TEST
 START_TEST(survives_random_and_truncated_frames)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     /* A valid batch to truncate. */
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
@@ -718,11 +709,7 @@ START_TEST(frames_before_hello_multipart_and_hub_only_bodies_are_refused)
     rawcli_hello(&raw, OPS);
     rawcli_send_batch1(&raw, env, len);
     free(env);
-    hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
-    ck_assert_ptr_nonnull(rec);
-    ck_assert_uint_eq(rec->receipts->n_acks, 1);
-    ck_assert_str_eq(rec->receipts->acks[0]->message_id, id);
-    hub_frame_free(&rec);
+    rawcli_expect_ack(&raw, id, 5000);
 
     /* Two ZeroMQ frames in one message (a valid Frame first). */
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
@@ -787,10 +774,8 @@ START_TEST(redelivery_backs_off_doubling)
     /* redelivery_ms = 500 here: attempts at about 0, 500, 1,500 and
      * 3,500 ms (waits of 500, 1,000, 2,000). */
     rawcli_t rcv, snd;
-    rawcli_open(&rcv, &fix, GHOST);
-    rawcli_hello(&rcv, GHOST);
-    rawcli_open(&snd, &fix, OPS);
-    rawcli_hello(&snd, OPS);
+    rawcli_connect(&rcv, &fix, GHOST);
+    rawcli_connect(&snd, &fix, OPS);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "again", 5, 0, id, &len);
@@ -826,10 +811,8 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
     /* max_in_flight = 4 here: 10 events for a receiver that does not
      * settle; it gets 4, then one more for each it settles. */
     rawcli_t rcv, snd;
-    rawcli_open(&rcv, &fix, GHOST);
-    rawcli_hello(&rcv, GHOST);
-    rawcli_open(&snd, &fix, OPS);
-    rawcli_hello(&snd, OPS);
+    rawcli_connect(&rcv, &fix, GHOST);
+    rawcli_connect(&snd, &fix, OPS);
     for (int i = 0; i < 10; i++) {
         char id[37], payload[16];
         size_t len;

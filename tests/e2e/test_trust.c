@@ -65,8 +65,7 @@ static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **hold
 START_TEST(bad_and_missing_signatures_are_refused)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     hub_frame_t *holder;
     Lth__V1__Nack *nack;
     int cases[] = {RAWCLI_UNSIGNED, RAWCLI_BAD_SIGNATURE,
@@ -100,8 +99,7 @@ START_TEST(receiver_verifies_signatures_itself)
 {
     /* This hub does not check signatures: the receiving SDK must. */
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "forged", 6,
@@ -130,8 +128,7 @@ START_TEST(sdk_signs_when_the_hub_requires_or_when_asked)
 {
     const char *ops = "VN/GOV/HN-LGSP/OPS";
     rawcli_t raw;
-    rawcli_open(&raw, &fix, ops);
-    rawcli_hello(&raw, ops);
+    rawcli_connect(&raw, &fix, ops);
     adp_client_t *c = hubfix_connect(&fix, SENDER);
     for (int always = 0; always < 2; always++) {
         adp_set_sign_always(c, always);
@@ -367,8 +364,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
     /* SENDER, connected (a raw socket that never settles), gets 5 events;
      * with redelivery_ms = 200 the hub keeps delivering them again. */
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     adp_client_t *other = hubfix_connect(&fix, "VN/GOV/HN-LGSP/OPS");
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(adp_send_event(other, SENDER, "inbox/v1", "text/plain", "q", 1, 0, 5000,

@@ -210,7 +210,7 @@ void hubfix_cleanup(hubfix_t *f)
                   dir);
 }
 
-void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
+void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rcvhwm, int rcvbuf)
 {
     char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
     snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
@@ -229,8 +229,23 @@ void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
     zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pk, 32);
     zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sk, 32);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (rcvhwm > 0)
+        zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    if (rcvbuf > 0)
+        zmq_setsockopt(c->sock, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
     ck_assert_int_eq(zmq_connect(c->sock, f->endpoint), 0);
     hub_keypair_wipe(&me);
+}
+
+void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
+{
+    rawcli_open_buffers(c, f, member_id, 0, 0);
+}
+
+void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id)
+{
+    rawcli_open(c, f, member_id);
+    rawcli_hello(c, member_id);
 }
 
 void rawcli_send(rawcli_t *c, const void *data, size_t len)
@@ -368,4 +383,58 @@ void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
     frame.body_case = LTH__V1__FRAME__BODY_BATCH;
     frame.batch = &batch;
     rawcli_send_frame(c, &frame);
+}
+
+void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms)
+{
+    hub_frame_t *rec = rawcli_recv_case(c, LTH__V1__FRAME__BODY_RECEIPTS, timeout_ms);
+    ck_assert_msg(rec != NULL, "no receipt for %s within %d ms", message_id, timeout_ms);
+    ck_assert_uint_eq(rec->receipts->n_acks, 1);
+    ck_assert_str_eq(rec->receipts->acks[0]->message_id, message_id);
+    hub_frame_free(&rec);
+}
+
+void hubfix_append_conf(hubfix_t *f, const char *lines)
+{
+    char *conf = tk_read_file(f->conf_path);
+    ck_assert_ptr_nonnull(conf);
+    size_t n = strlen(conf) + strlen(lines) + 1;
+    char *grown = malloc(n);
+    ck_assert_ptr_nonnull(grown);
+    snprintf(grown, n, "%s%s", conf, lines);
+    tk_write_file(f->conf_path, grown);
+    free(grown);
+    free(conf);
+}
+
+void hubfix_restart_with(hubfix_t *f, const char *lines)
+{
+    hubfix_stop(f);
+    hubfix_append_conf(f, lines);
+    hubfix_start(f);
+}
+
+void hubfix_start_preloaded(hubfix_t *f, const char *lib)
+{
+    setenv("LD_PRELOAD", lib, 1);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan wants its runtime first in the library list; the preloaded
+     * libraries (libfaketime, tests/faults/failsync.c) only wrap calls ASan
+     * does not intercept, so let them go first. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL;
+    char options[1024];
+    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", options, 1);
+#endif
+    hubfix_start(f);
+    unsetenv("LD_PRELOAD");
+#if defined(__SANITIZE_ADDRESS__)
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+#endif
 }

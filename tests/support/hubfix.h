@@ -42,6 +42,9 @@ void hubfix_secret_path(const hubfix_t *f, const char *member_id, char *out);
 void hubfix_public_path(const hubfix_t *f, const char *member_id, char *out);
 /* Starts hubd and waits until it listens. Restarting keeps dir and port. */
 void hubfix_start(hubfix_t *f);
+/* hubfix_start with lib in LD_PRELOAD for hubd alone (a fault or a fake
+ * clock), which a sanitized build accepts too. */
+void hubfix_start_preloaded(hubfix_t *f, const char *lib);
 /* SIGTERM, and asserts hubd exited 0. */
 void hubfix_stop(hubfix_t *f);
 /* Starts `hub-adapter` for member_id running plugin with extra config lines,
@@ -53,6 +56,11 @@ adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
 /* Stops hubd (asserting it exits 0), then every other process, and removes
  * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);
+/* Appends lines (each ending in a newline) to hubd.conf. */
+void hubfix_append_conf(hubfix_t *f, const char *lines);
+/* Stops hubd (asserting it exits 0), appends lines to hubd.conf and starts
+ * it again on the same port. */
+void hubfix_restart_with(hubfix_t *f, const char *lines);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
 
@@ -63,6 +71,11 @@ typedef struct {
 } rawcli_t;
 
 void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id);
+/* rawcli_open with a receive high-water mark and kernel receive buffer
+ * (bytes); 0 keeps the default. */
+void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rcvhwm, int rcvbuf);
+/* rawcli_open, then rawcli_hello. */
+void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id);
 void rawcli_send(rawcli_t *c, const void *data, size_t len);
 void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
 /* Sends Hello as member_id and waits for Welcome (asserts). */
@@ -75,6 +88,8 @@ hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */
 hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms);
 void rawcli_close(rawcli_t *c);
+/* Waits for a Receipts frame and asserts it holds one ACK, for message_id. */
+void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms);
 /* Encodes an envelope for a batch, signed with the sender's key when the
  * fixture has it (RAWCLI_UNSIGNED: leave it unsigned; RAWCLI_BAD_SIGNATURE:
  * sign, then flip a byte); returns malloc'ed bytes. */

@@ -99,6 +99,19 @@ Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n);
     }
 #define TK_MAIN(suite_name, ...) TK_MAIN_PREPARED(NULL, suite_name, __VA_ARGS__)
 
+/* An HTTP answer: its status (0 when none came) and its body (malloc'ed,
+ * NUL-terminated, never NULL: free it). */
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+} tk_reply_t;
+
+/* One HTTP request with libcurl, 10 s at most: method ("GET", "POST"...),
+ * url, an optional bearer token, an optional body (a POST without one sends
+ * an empty body). */
+tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body);
+
 /* For prepare functions: curl's global state, set up once and released at
  * exit; returns 0. */
 int tk_prepare_curl(void);

@@ -170,36 +170,19 @@ static char ca_dir[PATH_MAX];
 
 static int ctl(char *const argv[], char **out) { return tk_run(argv, out, 20000); }
 
-static void issue(const char *member, const char *extra1, const char *extra2, const char *extra3,
-                  const char *extra4)
-{
-    char pub[PATH_MAX];
-    hubfix_public_path(&fix, member, pub);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca", ca_dir,
-                    "--pub", pub, (char *)extra1, (char *)extra2, (char *)extra3,
-                    (char *)extra4, NULL};
-    ck_assert_msg(ctl(argv, &out) == 0, "cert issue %s: %s", member, out ? out : "");
-    free(out);
-}
-
 static void setup_certs(void)
 {
     /* The CA must exist before hubd starts; hubfix_init makes the dir. */
     hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs");
-    snprintf(ca_dir, sizeof ca_dir, "%s/ca", fix.dir);
-    char *out = NULL;
-    char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
-    ck_assert_msg(ctl(init, &out) == 0, "%s", out ? out : "");
-    free(out);
+    hubfix_ca_init(&fix, ca_dir);
     const char *members[] = {TTHC, POP, PORTAL, STP, QHK};
     for (int i = 0; i < 5; i++)
         hubfix_add_member(&fix, members[i], false);
-    issue(TTHC, NULL, NULL, NULL, NULL);
-    issue(POP, NULL, NULL, NULL, NULL);
-    issue(STP, NULL, NULL, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, TTHC, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, POP, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, STP, NULL, NULL);
     /* PORTAL's certificate expired yesterday; QHK has none. */
-    issue(PORTAL, "--not-before", "2019-01-01", "--not-after", "2020-01-02");
+    hubfix_cert_issue(&fix, ca_dir, PORTAL, "2019-01-01", "2020-01-02");
     hubfix_start(&fix);
 }
 
@@ -236,7 +219,7 @@ START_TEST(only_valid_certificates_are_admitted)
     ck_assert_int_eq(adp_last_nack_code(stp), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
     adp_close(&stp);
     /* A new certificate: the queue kept its messages. */
-    issue(STP, NULL, NULL, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, STP, NULL, NULL);
     kill(fix.hubd, SIGHUP);
     tk_sleep_ms(500);
     hubfix_secret_path(&fix, STP, secret);

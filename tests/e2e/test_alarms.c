@@ -38,15 +38,7 @@ static void start_hub(const char *extra)
     hubfix_add_member(&fix, A, true);
     hubfix_add_member(&fix, B, true);
     hubfix_start(&fix);
-    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
-    char *ready = tk_read_file(path);
-    ck_assert_ptr_nonnull(ready);
-    char *http = strstr(ready, "http=");
-    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
-    char *colon = strrchr(strtok(http + 5, "\n"), ':');
-    ck_assert_ptr_nonnull(colon);
-    http_port = atoi(colon + 1);
-    free(ready);
+    http_port = hubfix_http_port(&fix);
 }
 
 static void teardown(void)
@@ -141,17 +133,7 @@ static bool send_one(const char *sender, const char *receiver)
 
 static void send_durable(const char *sender, const char *receiver)
 {
-    rawcli_t raw;
-    rawcli_connect(&raw, &fix, sender);
-    char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
-    hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
-    ck_assert_msg(f && f->receipts->n_acks == 1, "the message to %s was not ACKed", receiver);
-    hub_frame_free(&f);
-    rawcli_close(&raw);
+    ck_assert_msg(send_one(sender, receiver), "the message to %s was not ACKed", receiver);
 }
 
 START_TEST(receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns)
@@ -303,30 +285,20 @@ END_TEST
  * within cert_warn_days (warning), one far off (none). */
 static void issue(const char *ca, const char *member, int days_left)
 {
-    char pub[PATH_MAX], until[32];
-    hubfix_public_path(&fix, member, pub);
+    char until[32];
     time_t t = time(NULL) + (time_t)days_left * 86400;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(until, sizeof until, "%Y-%m-%d", &tm);
-    char *out = NULL;
-    char *const argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca",
-                          (char *)ca, "--pub", pub, "--not-after", until, NULL};
-    int rc = tk_run(argv, &out, 20000);
-    ck_assert_msg(rc == 0, "cert issue %s: %s", member, out ? out : "");
-    free(out);
+    hubfix_cert_issue(&fix, ca, member, NULL, until);
 }
 
 START_TEST(expiring_certificates_are_alarms)
 {
     hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs\n"
                       "http_listen = 127.0.0.1:0\ncert_warn_days = 30\nalarm_cert_crit_days = 7\n");
-    char ca[PATH_MAX], path[PATH_MAX];
-    snprintf(ca, sizeof ca, "%s/ca", fix.dir);
-    char *out = NULL;
-    char *const init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca, NULL};
-    ck_assert_msg(tk_run(init, &out, 20000) == 0, "ca init: %s", out ? out : "");
-    free(out);
+    char ca[PATH_MAX];
+    hubfix_ca_init(&fix, ca);
     const char *far = "VN/GOV/HN-STP/HOTICH";
     hubfix_add_member(&fix, A, false);
     hubfix_add_member(&fix, B, false);
@@ -335,13 +307,7 @@ START_TEST(expiring_certificates_are_alarms)
     issue(ca, B, 20);
     issue(ca, far, 200);
     hubfix_start(&fix);
-    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
-    char *ready = tk_read_file(path);
-    ck_assert_ptr_nonnull(ready);
-    char *http = strstr(ready, "http=");
-    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
-    http_port = atoi(strrchr(strtok(http + 5, "\n"), ':') + 1);
-    free(ready);
+    http_port = hubfix_http_port(&fix);
     json_t *j = readyz_until("certificate_expiring", B, "warning", 5000);
     json_t *a = alarm_in(j, "certificate_expiring", A), *b = alarm_in(j, "certificate_expiring", B);
     ck_assert_msg(a && !strcmp(json_string_value(json_object_get(a, "level")), "critical"),

@@ -20,16 +20,6 @@
 
 static hubfix_t fix;
 
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
 static int count_of(const char *text, const char *needle)
 {
     int n = 0;
@@ -118,12 +108,12 @@ START_TEST(wall_clock_jumps_lose_nothing)
             adp_run(s, 50);
         ck_assert_msg(adp_outbox_size(s) == 0, "phase %d: not ACKed: %s", phase,
                       adp_last_error(s));
-        for (int w = 0; w < 100 && count_lines(record) < (phase + 1) * 100; w++)
+        for (int w = 0; w < 100 && tk_count_lines(record) < (phase + 1) * 100; w++)
             tk_sleep_ms(50);
-        ck_assert_int_eq(count_lines(record), (phase + 1) * 100);
+        ck_assert_int_eq(tk_count_lines(record), (phase + 1) * 100);
     }
     tk_sleep_ms(1500); /* heartbeats and redelivery timers keep running */
-    ck_assert_int_eq(count_lines(record), 300);
+    ck_assert_int_eq(tk_count_lines(record), 300);
     ck_assert(hubfix_hub_alive(&fix));
     adp_close(&s);
     hubfix_stop(&fix);

@@ -324,6 +324,17 @@ static long long jint(json_t *obj, const char *key)
 
 /* The test's own account of each dossier, from the generator and the
  * procedure system's file. */
+/* Asserts that a "SELECT count(*) ..." query counts nothing. */
+static void assert_count_zero(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *q;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_msg(sqlite3_column_int64(q, 0) == 0, "%lld rows for %s",
+                  (long long)sqlite3_column_int64(q, 0), sql);
+    sqlite3_finalize(q);
+}
+
 static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *const *procs,
                         size_t n_procs)
 {
@@ -409,25 +420,13 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
     ck_assert_int_eq(seen, n);
     /* Decided once: one final change per dossier, and the sequences 1..seq
      * without a gap. */
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM (SELECT code FROM history"
-                                        " WHERE status IN (4, 5) GROUP BY code"
-                                        " HAVING count(*) <> 1)",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int64(q, 0), 0);
-    sqlite3_finalize(q);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM dossier d WHERE seq <>"
-                                        " (SELECT count(*) FROM history h WHERE h.code = d.code)"
-                                        " OR seq <> (SELECT max(seq) FROM history h"
-                                        " WHERE h.code = d.code)",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int64(q, 0), 0);
-    sqlite3_finalize(q);
+    assert_count_zero(db, "SELECT count(*) FROM (SELECT code FROM history"
+                          " WHERE status IN (4, 5) GROUP BY code"
+                          " HAVING count(*) <> 1)");
+    assert_count_zero(db, "SELECT count(*) FROM dossier d WHERE seq <>"
+                          " (SELECT count(*) FROM history h WHERE h.code = d.code)"
+                          " OR seq <> (SELECT max(seq) FROM history h"
+                          " WHERE h.code = d.code)");
     sqlite3_close_v2(db);
 }
 

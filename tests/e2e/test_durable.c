@@ -77,26 +77,6 @@ static void post_all(adp_client_t *c, const char *tag, int count, int timeout_s)
                   adp_last_error(c));
 }
 
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
-static bool wait_lines(int expected, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 50) {
-        if (count_lines(record_path) >= expected)
-            return true;
-        tk_sleep_ms(50);
-    }
-    return false;
-}
-
 /* Checks that each "<tag> i" for i < count from `sender` was handled exactly
  * once and in order. */
 static void assert_once_in_order(const char *sender, const char *tag, int count)
@@ -264,9 +244,9 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
 
     /* The receiver gets the first content, once. */
     ck_assert_int_gt(start_receiver(NULL), 0);
-    ck_assert(wait_lines(1, 10000));
+    ck_assert(tk_wait_lines(record_path, 1, 10000));
     tk_sleep_ms(1500); /* nothing else comes */
-    ck_assert_int_eq(count_lines(record_path), 1);
+    ck_assert_int_eq(tk_count_lines(record_path), 1);
     char *text = tk_read_file(record_path);
     ck_assert_ptr_nonnull(text);
     ck_assert_msg(strstr(text, "first content") != NULL, "received: %s", text);
@@ -281,14 +261,14 @@ START_TEST(offline_receiver_gets_everything_in_order_once)
     adp_client_t *b = connect_sender(SENDER2, NULL);
     post_all(a, "a", 5000, 60);
     post_all(b, "b", 5000, 60);
-    ck_assert_int_eq(count_lines(record_path), 0);
+    ck_assert_int_eq(tk_count_lines(record_path), 0);
     start_receiver(NULL);
-    ck_assert_msg(wait_lines(10000, 60000), "only %d of 10000 arrived",
-                  count_lines(record_path));
+    ck_assert_msg(tk_wait_lines(record_path, 10000, 60000), "only %d of 10000 arrived",
+                  tk_count_lines(record_path));
     /* Nothing more may come: wait past a redelivery period (1,000 ms), in
      * which an unsettled message would be delivered again. */
     tk_sleep_ms(1500);
-    ck_assert_int_eq(count_lines(record_path), 10000);
+    ck_assert_int_eq(tk_count_lines(record_path), 10000);
     assert_once_in_order(SENDER, "a", 5000);
     assert_once_in_order(SENDER2, "b", 5000);
     adp_close(&a);
@@ -329,10 +309,10 @@ START_TEST(hub_killed_three_times_loses_nothing)
                       adp_outbox_size(a));
     }
     ck_assert_int_eq(kills, 3);
-    ck_assert_msg(wait_lines(total, 60000), "only %d of %d handled", count_lines(record_path),
-                  total);
+    ck_assert_msg(tk_wait_lines(record_path, total, 60000), "only %d of %d handled",
+                  tk_count_lines(record_path), total);
     tk_sleep_ms(1500);
-    ck_assert_int_eq(count_lines(record_path), total);
+    ck_assert_int_eq(tk_count_lines(record_path), total);
     assert_once_in_order(SENDER, "m", total);
     adp_close(&a);
 }
@@ -346,7 +326,7 @@ START_TEST(receiver_killed_while_handling_gets_it_again_once)
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "first", 5, 0, 5000,
                                     &seq),
                      0);
-    ck_assert(wait_lines(1, 10000));
+    ck_assert(tk_wait_lines(record_path, 1, 10000));
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "slow", 4, 0, 5000,
                                     &seq),
                      0);
@@ -354,14 +334,15 @@ START_TEST(receiver_killed_while_handling_gets_it_again_once)
     snprintf(begin, sizeof begin, "%s.begin", record_path);
     ck_assert_msg(tk_wait_file(begin, 10000), "handler never started");
     tk_kill9(receiver);
-    ck_assert_int_eq(count_lines(record_path), 1);
+    ck_assert_int_eq(tk_count_lines(record_path), 1);
     /* Back with a fast handler for everything: the killed message comes
      * again and is handled once; "first" is not handled a second time. */
     start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 10\n");
-    ck_assert_msg(wait_lines(2, 15000), "the interrupted message was not redelivered");
+    ck_assert_msg(tk_wait_lines(record_path, 2, 15000),
+                  "the interrupted message was not redelivered");
     tk_sleep_ms(2500); /* past a redelivery period: no duplicates arrive */
     char *text = tk_read_file(record_path);
-    ck_assert_int_eq(count_lines(record_path), 2);
+    ck_assert_int_eq(tk_count_lines(record_path), 2);
     ck_assert_ptr_nonnull(strstr(text, "\tfirst\n"));
     /* The recorder records every call: the second one, marked in doubt (the
      * adapter had begun it before it was killed). */
@@ -409,7 +390,8 @@ START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
     int in_doubt = 0;
     ck_assert_int_eq(calls_for("slow", &in_doubt), 1);
     start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 10\n");
-    ck_assert_msg(wait_lines(3, 15000), "the interrupted message was not redelivered");
+    ck_assert_msg(tk_wait_lines(record_path, 3, 15000),
+                  "the interrupted message was not redelivered");
     tk_sleep_ms(2500); /* past a redelivery period: nothing more */
     /* Exactly one extra call, and the SDK said it was in doubt; "first",
      * settled before the kill, is not called again. */
@@ -417,7 +399,7 @@ START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
     ck_assert_int_eq(in_doubt, 1);
     ck_assert_int_eq(calls_for("first", &in_doubt), 1);
     ck_assert_int_eq(in_doubt, 0);
-    ck_assert_int_eq(count_lines(record_path), 3);
+    ck_assert_int_eq(tk_count_lines(record_path), 3);
     adp_close(&a);
 }
 END_TEST
@@ -446,9 +428,9 @@ START_TEST(queue_full_refuses_and_loses_nothing_accepted)
     ck_assert_int_eq(adp_send_event(a, SENDER2, "record/v1", "text/plain", "x", 1, 0, 5000, NULL),
                      0);
     start_receiver(NULL);
-    ck_assert(wait_lines(100, 20000));
+    ck_assert(tk_wait_lines(record_path, 100, 20000));
     tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
-    ck_assert_int_eq(count_lines(record_path), 100);
+    ck_assert_int_eq(tk_count_lines(record_path), 100);
     assert_once_in_order(SENDER, "q", 100);
     adp_close(&a);
 }
@@ -473,10 +455,10 @@ START_TEST(store_full_refuses_and_loses_nothing_accepted)
     ck_assert_int_gt(acked, 100);
     ck_assert(hubfix_hub_alive(&fix));
     start_receiver(NULL);
-    ck_assert_msg(wait_lines(acked, 30000), "%d of %d delivered", count_lines(record_path),
-                  acked);
+    ck_assert_msg(tk_wait_lines(record_path, acked, 30000), "%d of %d delivered",
+                  tk_count_lines(record_path), acked);
     tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
-    ck_assert_int_eq(count_lines(record_path), acked);
+    ck_assert_int_eq(tk_count_lines(record_path), acked);
     /* The very messages that were ACKed (s 0 .. acked-1), each once. */
     assert_once_in_order(SENDER, "s", acked);
     /* Once drained, the store accepts again. */
@@ -554,7 +536,7 @@ START_TEST(durable_subscriptions_get_every_publication)
     for (int w = 0; w < 100 && adp_outbox_size(pub) > 0; w++)
         adp_run(pub, 50);
     ck_assert_msg(adp_outbox_size(pub) == 0, "publications not ACKed: %s", adp_last_error(pub));
-    ck_assert(wait_lines(50, 10000));
+    ck_assert(tk_wait_lines(record_path, 50, 10000));
     assert_once_in_order(SENDER, "cat", 50);
 
     /* The subscription survives a hub restart; the offline subscriber gets
@@ -732,10 +714,11 @@ START_TEST(store_that_cannot_commit_refuses_with_internal)
             adp_run(a, 100);
     }
     ck_assert_msg(rc == 0, "not accepted after the disk recovered: %s", adp_last_error(a));
-    ck_assert_msg(wait_lines(2, 10000), "only %d delivered", count_lines(record_path));
+    ck_assert_msg(tk_wait_lines(record_path, 2, 10000), "only %d delivered",
+                  tk_count_lines(record_path));
     tk_sleep_ms(1500); /* past a redelivery period: the refused one never comes */
     char *text = tk_read_file(record_path);
-    ck_assert_int_eq(count_lines(record_path), 2);
+    ck_assert_int_eq(tk_count_lines(record_path), 2);
     ck_assert_ptr_nonnull(strstr(text, "\tbefore\n"));
     ck_assert_ptr_nonnull(strstr(text, "\tafter\n"));
     ck_assert_ptr_null(strstr(text, "\tduring"));
@@ -867,7 +850,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     }
     free(list);
     ck_assert_int_eq(replayed, 3);
-    ck_assert_msg(wait_lines(3, 10000), "replayed messages not delivered");
+    ck_assert_msg(tk_wait_lines(record_path, 3, 10000), "replayed messages not delivered");
     assert_once_in_order(SENDER, "t", 3);
     /* Purge what is left (the never-settled one). */
     ck_assert_int_eq(http("POST", "/api/v1/dlq/purge?older_than_s=0", TOKEN, &body), 200);

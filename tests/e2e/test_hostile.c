@@ -176,17 +176,6 @@ static void expect_delivery_of(rawcli_t *c, const char *id, char correlation[37]
     ck_abort_msg("%s was not delivered", id);
 }
 
-/* A member that is connected and alive says so. */
-static void heartbeat(rawcli_t *c)
-{
-    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hb.sent_at_us = hub_now_us();
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
-    rawcli_send_frame(c, &frame);
-}
-
 /* Honest traffic still flows: TTHC asks POP, POP answers. */
 static void assert_honest_round_trip(void)
 {
@@ -314,16 +303,7 @@ END_TEST
 static void hello_subscribing(rawcli_t *c, const char *member, const char *topic)
 {
     rawcli_open(c, &fix, member);
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = (char *)member;
-    char *subs[] = {(char *)topic};
-    hello.subscriptions = subs;
-    hello.n_subscriptions = 1;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    rawcli_send_frame(c, &frame);
+    rawcli_send_hello(c, member, topic);
     hub_frame_t *w = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_ptr_nonnull(w);
     hub_frame_free(&w);
@@ -524,7 +504,7 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
     char last_reason[600] = "";
     /* 120 online-only messages of 1 MB to a member that reads nothing. */
     for (int i = 0; i < 120; i++) {
-        heartbeat(&slow); /* alive, only not reading */
+        rawcli_heartbeat(&slow); /* alive, only not reading */
         char id[37];
         size_t len;
         uint8_t *env = envelope(TTHC, SLOW, "inbox/v1", LTH__V1__KIND__KIND_EVENT,
@@ -568,7 +548,7 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
     /* It takes nothing: after drain_timeout_ms the hub cuts it off, though
      * it keeps sending heartbeats. */
     for (int i = 0; i < 40 && !log_contains("member not reading: cut off", 200); i++)
-        heartbeat(&slow);
+        rawcli_heartbeat(&slow);
     ck_assert_msg(log_contains("member not reading: cut off", 100), "not cut off");
     /* Offline only once it was cut off for not reading. */
     ck_assert_msg(offline == 0 || log_contains("member not reading: cut off", 10),
@@ -596,13 +576,7 @@ static void send_queued(rawcli_t *c, const char *sender, const char *receiver, i
                                  LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id,
                                  &items[i].len);
     }
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = (size_t)n;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(c, &frame);
+    rawcli_send_batch(c, items, (size_t)n);
     for (int i = 0; i < n; i++)
         free(items[i].data);
     *acks = *quota = 0;
@@ -683,7 +657,7 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
     hello_raw(&tthc, TTHC);
     for (int tries = 0; tries < 20; tries++) {
         tk_sleep_ms(100);
-        heartbeat(&slow);
+        rawcli_heartbeat(&slow);
         send_queued(&tthc, TTHC, SLOW, 1, &acks, &quota, reason, sizeof reason);
         if (acks == 1)
             break;
@@ -701,12 +675,7 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
                                  LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, id,
                                  &items[i].len);
     }
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = 5;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&evil, &frame);
+    rawcli_send_batch(&evil, items, 5);
     for (int i = 0; i < 5; i++)
         free(items[i].data);
     int forbidden = 0, limited = 0;
@@ -749,13 +718,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     items[1].len = sizeof garbage;
     items[2].data = envelope(TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
                              LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id3, &items[2].len);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = 3;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&tthc, &frame);
+    rawcli_send_batch(&tthc, items, 3);
     free(items[0].data);
     free(items[2].data);
     int acks = 0, nacks = 0;
@@ -780,16 +743,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
      * allowed one stands. */
     rawcli_t evil;
     rawcli_open(&evil, &fix, EVIL);
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = EVIL;
-    char *subs[] = {PUB "/catalogue.published/v1"};
-    hello.subscriptions = subs;
-    hello.n_subscriptions = 1;
-    hub_frame_t hf = LTH__V1__FRAME__INIT;
-    hf.body_case = LTH__V1__FRAME__BODY_HELLO;
-    hf.hello = &hello;
-    rawcli_send_frame(&evil, &hf);
+    rawcli_send_hello(&evil, EVIL, PUB "/catalogue.published/v1");
     hub_frame_t *w = rawcli_recv_case(&evil, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_ptr_nonnull(w);
     ck_assert_uint_eq(w->welcome->n_refused_subscriptions, 1);
@@ -867,13 +821,7 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
     rawcli_t tthc, pop;
     hello_raw(&tthc, TTHC);
     hello_raw(&pop, POP);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = N;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&tthc, &frame);
+    rawcli_send_batch(&tthc, items, N);
     for (int i = 0; i < N; i++)
         free(items[i].data);
     size_t acks = 0, limited = 0;
@@ -929,16 +877,10 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
                                  &items[i].len);
     rawcli_t evil;
     hello_raw(&evil, EVIL);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = N;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
     /* 500 a go against a rate of 200 a second: the third or fourth batch
      * takes its refusals past two seconds' worth. */
     for (int round = 0; round < 8; round++)
-        rawcli_send_frame(&evil, &frame);
+        rawcli_send_batch(&evil, items, N);
     ck_assert_msg(log_contains("member flooding: disconnected", 5000), "flooder not cut off");
     ck_assert_msg(log_contains("member=" EVIL, 10), "the log does not name the flooder");
     /* Its connection is closed: nothing more comes back on it once the
@@ -949,13 +891,8 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     {
         /* A heartbeat goes unanswered (a send that would block means the
          * connection is gone, which is the point). */
-        Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-        hub_frame_t hbf = LTH__V1__FRAME__INIT;
-        hbf.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-        hbf.heartbeat = &hb;
-        uint8_t *buf;
         size_t len;
-        ck_assert_int_eq(hub_frame_encode(&hbf, &buf, &len), 0);
+        uint8_t *buf = rawcli_heartbeat_bytes(&len);
         (void)zmq_send(evil.sock, buf, len, ZMQ_DONTWAIT);
         free(buf);
         ck_assert_ptr_null(rawcli_recv(&evil, 700));
@@ -966,13 +903,7 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     /* During the ban its key is refused at the handshake: no Welcome. */
     rawcli_t again;
     rawcli_open(&again, &fix, EVIL);
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = EVIL;
-    hub_frame_t hf = LTH__V1__FRAME__INIT;
-    hf.body_case = LTH__V1__FRAME__BODY_HELLO;
-    hf.hello = &hello;
-    rawcli_send_frame(&again, &hf);
+    rawcli_send_hello(&again, EVIL, NULL);
     ck_assert_ptr_null(rawcli_recv_case(&again, LTH__V1__FRAME__BODY_WELCOME, 1000));
     rawcli_close(&again);
     /* After the ban it is a member like any other again. */

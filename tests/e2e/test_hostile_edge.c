@@ -44,15 +44,7 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 /* The hub still routes: OPS asks A's echo adapter and gets its answer. */
 static void assert_hub_serves(void)
 {
-    ck_assert_msg(hubfix_hub_alive(&fix), "hubd died; see %s", fix.hubd_log);
-    adp_client_t *c = hubfix_connect(&fix, OPS);
-    adp_reply_t reply;
-    int rc = adp_request(c, A, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
-    ck_assert_msg(rc == 0, "request after the attack failed: %s", adp_last_error(c));
-    ck_assert_uint_eq(reply.payload_len, 12);
-    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
-    adp_reply_free(&reply);
-    adp_close(&c);
+    hubfix_assert_serves(&fix, OPS, A);
 }
 
 /* Connecting as member_id: 0, or the SDK's error (HUB_EREFUSED when the
@@ -89,29 +81,14 @@ static void copy_file(const char *from, const char *to)
 
 static int ctl(char *const argv[], char **out) { return tk_run(argv, out, 20000); }
 
-static void issue(const char *member)
-{
-    char pub[PATH_MAX];
-    hubfix_public_path(&fix, member, pub);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca", ca_dir,
-                    "--pub", pub, NULL};
-    ck_assert_msg(ctl(argv, &out) == 0, "cert issue %s: %s", member, out ? out : "");
-    free(out);
-}
-
 static void setup_certs(void)
 {
     hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs");
-    snprintf(ca_dir, sizeof ca_dir, "%s/ca", fix.dir);
-    char *out = NULL;
-    char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
-    ck_assert_msg(ctl(init, &out) == 0, "%s", out ? out : "");
-    free(out);
+    hubfix_ca_init(&fix, ca_dir);
     const char *members[] = {A, OPS, VICTIM};
     for (int i = 0; i < 3; i++) {
         hubfix_add_member(&fix, members[i], false);
-        issue(members[i]);
+        hubfix_cert_issue(&fix, ca_dir, members[i], NULL, NULL);
     }
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);

@@ -1031,11 +1031,7 @@ static void make_certificates(void)
              "leaf client ca 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n"
              "leaf stranger other 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n",
              fix.dir);
-    char *argv[] = {"/bin/sh", "-c", script, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
-    free(out);
+    tk_sh_ok("openssl", script, 30000);
 }
 
 /* curl over HTTPS to port, trusting DIR/tls/ca.pem; cert: "client",

@@ -133,11 +133,7 @@ static void make_certificates(void)
              "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
              "-passout pass:changeit\n",
              fix.dir);
-    char *argv[] = {"/bin/sh", "-c", script, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
-    free(out);
+    tk_sh_ok("openssl", script, 30000);
 }
 
 START_TEST(java_calls_over_https_with_a_client_certificate)

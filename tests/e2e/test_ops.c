@@ -53,16 +53,7 @@ static void setup(void)
     hubfix_add_member(&fix, OPS, true);
     hubfix_add_member(&fix, GHOST, true);
     hubfix_start(&fix);
-    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
-    char *ready = tk_read_file(path);
-    ck_assert_ptr_nonnull(ready);
-    char *http = strstr(ready, "http=");
-    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
-    char *colon = strrchr(strtok(http + 5, "\n"), ':');
-    ck_assert_ptr_nonnull(colon);
-    http_port = atoi(colon + 1);
-    ck_assert_int_gt(http_port, 0);
-    free(ready);
+    http_port = hubfix_http_port(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
     hubfix_start_adapter(&fix, B, "echo", NULL);
     /* hubctl's settings: the HTTP API and, for probe, OPS's keys. */
@@ -334,20 +325,30 @@ static long columns(const char *from, const char *to)
     return n;
 }
 
+/* Finds header_word in out's header line and cell in the row starting with
+ * row_start (after the row's start when skip_start); asserts both exist. */
+static void locate(const char *out, const char *header_word, const char *row_start,
+                   const char *cell, bool skip_start, const char **line, const char **head,
+                   const char **row, const char **at)
+{
+    *head = strstr(out, header_word);
+    ck_assert_msg(*head, "no %s column in:\n%s", header_word, out);
+    *line = *head;
+    while (*line > out && (*line)[-1] != '\n')
+        (*line)--;
+    *row = strstr(out, row_start);
+    ck_assert_msg(*row, "no row %s in:\n%s", row_start, out);
+    *at = strstr(*row + (skip_start ? strlen(row_start) : 0), cell);
+    ck_assert_ptr_nonnull(*at);
+}
+
 /* The column of `word` in the header line equals its column in `row`:
  * the table is aligned. */
 static void assert_aligned(const char *out, const char *header_word, const char *row_start,
                            const char *cell)
 {
-    const char *head = strstr(out, header_word);
-    ck_assert_msg(head, "no %s column in:\n%s", header_word, out);
-    const char *line = head;
-    while (line > out && line[-1] != '\n')
-        line--;
-    const char *row = strstr(out, row_start);
-    ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
-    const char *c = strstr(row, cell);
-    ck_assert_ptr_nonnull(c);
+    const char *line, *head, *row, *c;
+    locate(out, header_word, row_start, cell, false, &line, &head, &row, &c);
     ck_assert_msg(columns(row, c) == columns(line, head), "column %s not aligned:\n%s",
                   header_word, out);
 }
@@ -356,15 +357,8 @@ static void assert_aligned(const char *out, const char *header_word, const char 
 static void assert_right_aligned(const char *out, const char *header_word, const char *row_start,
                                  const char *cell)
 {
-    const char *head = strstr(out, header_word);
-    ck_assert_msg(head, "no %s column in:\n%s", header_word, out);
-    const char *line = head;
-    while (line > out && line[-1] != '\n')
-        line--;
-    const char *row = strstr(out, row_start);
-    ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
-    const char *c = strstr(row + strlen(row_start), cell);
-    ck_assert_ptr_nonnull(c);
+    const char *line, *head, *row, *c;
+    locate(out, header_word, row_start, cell, true, &line, &head, &row, &c);
     ck_assert_msg(columns(row, c + strlen(cell)) == columns(line, head + strlen(header_word)),
                   "column %s not aligned:\n%s", header_word, out);
 }
@@ -504,11 +498,7 @@ static void *silent_member(void *arg)
     rawcli_connect(&raw, &fix, GHOST);
     s->ready = true;
     while (!s->stop) {
-        Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-        hub_frame_t frame = LTH__V1__FRAME__INIT;
-        frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-        frame.heartbeat = &hb;
-        rawcli_send_frame(&raw, &frame);
+        rawcli_heartbeat(&raw);
         hub_frame_t *in;
         while ((in = rawcli_recv(&raw, 100)) != NULL)
             hub_frame_free(&in); /* deliveries (pings) are dropped unanswered */

@@ -69,11 +69,7 @@ static void make_certificates(void)
              "-out $who.pem -days 2 -extfile $who.ext 2>&1\n"
              "done\n",
              fix.dir);
-    char *argv[] = {"/bin/sh", "-c", script, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
-    free(out);
+    tk_sh_ok("openssl", script, 30000);
 }
 
 static void setup(void)

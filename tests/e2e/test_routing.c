@@ -51,16 +51,7 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 /* The operator's view: ping works, i.e. the hub still serves everyone. */
 static void assert_hub_serves(void)
 {
-    ck_assert_msg(hubfix_hub_alive(&fix), "hubd died; see %s", fix.hubd_log);
-    adp_client_t *c = hubfix_connect(&fix, OPS);
-    adp_reply_t reply;
-    int rc = adp_request(c, A, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
-    ck_assert_msg(rc == 0, "request after abuse failed: %s", adp_last_error(c));
-    ck_assert_uint_eq(reply.payload_len, 12);
-    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
-    ck_assert_str_eq(reply.sender, A);
-    adp_reply_free(&reply);
-    adp_close(&c);
+    hubfix_assert_serves(&fix, OPS, A);
 }
 
 START_TEST(request_and_reply_between_adapters)
@@ -165,13 +156,7 @@ START_TEST(spoofed_sender_is_refused)
     rawcli_t raw;
     rawcli_open(&raw, &fix, OPS);
     /* Hello claiming another member. */
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = A;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    rawcli_send_frame(&raw, &frame);
+    rawcli_send_hello(&raw, A, NULL);
     hub_frame_t *err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
     ck_assert_ptr_nonnull(err);
     ck_assert_int_eq(err->error->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
@@ -313,13 +298,7 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
     }
     rawcli_t raw;
     rawcli_connect(&raw, &fix, OPS);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = N;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&raw, &frame);
+    rawcli_send_batch(&raw, items, N);
     int acks = 0, nacks = 0;
     while (acks + nacks < N) {
         hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
@@ -712,12 +691,7 @@ START_TEST(frames_before_hello_multipart_and_hub_only_bodies_are_refused)
     rawcli_expect_ack(&raw, id, 5000);
 
     /* Two ZeroMQ frames in one message (a valid Frame first). */
-    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
-    uint8_t *buf;
-    ck_assert_int_eq(hub_frame_encode(&frame, &buf, &len), 0);
+    uint8_t *buf = rawcli_heartbeat_bytes(&len);
     ck_assert_int_ge(zmq_send(raw.sock, buf, len, ZMQ_SNDMORE), 0);
     ck_assert_int_ge(zmq_send(raw.sock, buf, len, 0), 0);
     free(buf);

@@ -228,26 +228,6 @@ static adp_client_t *connect_sender(const char *member)
     return c;
 }
 
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
-static bool wait_lines(int expected, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 50) {
-        if (count_lines(record_path) >= expected)
-            return true;
-        tk_sleep_ms(50);
-    }
-    return false;
-}
-
 static pid_t start_receiver(void)
 {
     char conf[2048];
@@ -313,7 +293,8 @@ START_TEST(format_1_store_is_upgraded_by_hubd_and_newer_refused)
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "store upgraded in place", 5000),
                   "no upgrade logged");
     start_receiver();
-    ck_assert_msg(wait_lines(3, 20000), "the upgraded store did not deliver its 3 messages");
+    ck_assert_msg(tk_wait_lines(record_path, 3, 20000),
+                  "the upgraded store did not deliver its 3 messages");
     char *rec = tk_read_file(record_path);
     ck_assert_msg(strstr(rec, "old 0") && strstr(rec, "old 1") && strstr(rec, "old 2"), "%s",
                   rec);
@@ -474,8 +455,8 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
      * queued before, and the load's messages up to the snapshot, each once. */
     hubfix_start(&fix);
     start_receiver();
-    ck_assert_msg(wait_lines((int)queued, 60000), "only %d of %ld delivered",
-                  count_lines(record_path), queued);
+    ck_assert_msg(tk_wait_lines(record_path, (int)queued, 60000), "only %d of %ld delivered",
+                  tk_count_lines(record_path), queued);
     tk_sleep_ms(1500); /* nothing more may come */
     char *text = tk_read_file(record_path);
     int a_seen[2000] = {0}, total = 0, b_count = 0, b_max = -1;

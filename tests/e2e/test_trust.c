@@ -38,16 +38,6 @@ static void setup_unchecked(void) { setup_with("require_signatures = no"); }
 static void setup_redelivering(void) { setup_with("audit = yes\nredelivery_ms = 200"); }
 static void teardown(void) { hubfix_cleanup(&fix); }
 
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
 static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **holder)
 {
     char id[37];
@@ -90,7 +80,7 @@ START_TEST(bad_and_missing_signatures_are_refused)
     ck_assert_uint_eq(holder->receipts->n_acks, 1);
     hub_frame_free(&holder);
     ck_assert(tk_wait_file_contains(record_path, "\tsigned\n", 5000));
-    ck_assert_int_eq(count_lines(record_path), 1);
+    ck_assert_int_eq(tk_count_lines(record_path), 1);
     rawcli_close(&raw);
 }
 END_TEST
@@ -272,9 +262,9 @@ START_TEST(audit_trail_verifies_and_names_tampering)
     for (int i = 0; i < 100 && adp_outbox_size(c) > 0; i++)
         adp_run(c, 50);
     ck_assert(tk_wait_file(record_path, 5000));
-    for (int i = 0; i < 100 && count_lines(record_path) < 40; i++)
+    for (int i = 0; i < 100 && tk_count_lines(record_path) < 40; i++)
         tk_sleep_ms(50);
-    ck_assert_int_eq(count_lines(record_path), 40);
+    ck_assert_int_eq(tk_count_lines(record_path), 40);
     tk_sleep_ms(500); /* settles reach the log */
     adp_close(&c);
     hubfix_stop(&fix); /* seals the log with a checkpoint */

@@ -281,6 +281,17 @@ void rawcli_heartbeat(rawcli_t *c)
     rawcli_send_frame(c, &frame);
 }
 
+uint8_t *rawcli_heartbeat_bytes(size_t *len)
+{
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    uint8_t *buf;
+    ck_assert_int_eq(hub_frame_encode(&frame, &buf, len), 0);
+    return buf;
+}
+
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms)
 {
     zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
@@ -311,15 +322,25 @@ hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms)
     return NULL;
 }
 
-void rawcli_hello(rawcli_t *c, const char *member_id)
+void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscription)
 {
     Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
     hello.protocol_version = 1;
     hello.member_id = (char *)member_id;
+    char *subs[] = {(char *)subscription};
+    if (subscription) {
+        hello.subscriptions = subs;
+        hello.n_subscriptions = 1;
+    }
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_HELLO;
     frame.hello = &hello;
     rawcli_send_frame(c, &frame);
+}
+
+void rawcli_hello(rawcli_t *c, const char *member_id)
+{
+    rawcli_send_hello(c, member_id, NULL);
     hub_frame_t *reply = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_msg(reply != NULL, "no Welcome for %s", member_id);
     ck_assert_str_eq(reply->welcome->member_id, member_id);
@@ -373,16 +394,21 @@ uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
     return buf;
 }
 
-void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
+void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n)
 {
-    ProtobufCBinaryData item = {len, (uint8_t *)env};
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = &item;
-    batch.n_envelopes = 1;
+    batch.envelopes = items;
+    batch.n_envelopes = n;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_BATCH;
     frame.batch = &batch;
     rawcli_send_frame(c, &frame);
+}
+
+void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
+{
+    ProtobufCBinaryData item = {len, (uint8_t *)env};
+    rawcli_send_batch(c, &item, 1);
 }
 
 void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms)
@@ -437,4 +463,67 @@ void hubfix_start_preloaded(hubfix_t *f, const char *lib)
         unsetenv("ASAN_OPTIONS");
     free(saved);
 #endif
+}
+
+void hubfix_ca_init(hubfix_t *f, char *ca_dir)
+{
+    snprintf(ca_dir, PATH_MAX, "%s/ca", f->dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "hubctl ca init: %s", out ? out : "");
+    free(out);
+}
+
+void hubfix_cert_issue(hubfix_t *f, const char *ca_dir, const char *member_id,
+                       const char *not_before, const char *not_after)
+{
+    char pub[PATH_MAX];
+    hubfix_public_path(f, member_id, pub);
+    char *argv[12] = {(char *)tk_bin("hubctl"), "cert",  "issue", (char *)member_id, "--ca",
+                      (char *)ca_dir,           "--pub", pub};
+    int n = 8;
+    if (not_before) {
+        argv[n++] = "--not-before";
+        argv[n++] = (char *)not_before;
+    }
+    if (not_after) {
+        argv[n++] = "--not-after";
+        argv[n++] = (char *)not_after;
+    }
+    argv[n] = NULL;
+    char *out = NULL;
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "cert issue %s: %s", member_id, out ? out : "");
+    free(out);
+}
+
+int hubfix_http_port(hubfix_t *f)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/hubd.ready", f->dir);
+    char *ready = tk_read_file(path);
+    ck_assert_ptr_nonnull(ready);
+    char *http = strstr(ready, "http=");
+    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
+    char *colon = strrchr(strtok(http + 5, "\n"), ':');
+    ck_assert_ptr_nonnull(colon);
+    int port = atoi(colon + 1);
+    ck_assert_int_gt(port, 0);
+    free(ready);
+    return port;
+}
+
+void hubfix_assert_serves(hubfix_t *f, const char *from, const char *echo_member)
+{
+    ck_assert_msg(hubfix_hub_alive(f), "hubd died; see %s", f->hubd_log);
+    adp_client_t *c = hubfix_connect(f, from);
+    adp_reply_t reply;
+    int rc =
+        adp_request(c, echo_member, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
+    ck_assert_msg(rc == 0, "request from %s to %s's echo failed: %s", from, echo_member,
+                  adp_last_error(c));
+    ck_assert_uint_eq(reply.payload_len, 12);
+    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
+    ck_assert_str_eq(reply.sender, echo_member);
+    adp_reply_free(&reply);
+    adp_close(&c);
 }

@@ -61,6 +61,19 @@ void hubfix_append_conf(hubfix_t *f, const char *lines);
 /* Stops hubd (asserting it exits 0), appends lines to hubd.conf and starts
  * it again on the same port. */
 void hubfix_restart_with(hubfix_t *f, const char *lines);
+/* The HTTP port hubd wrote to its ready file (http_listen with port 0);
+ * asserts there is one. */
+int hubfix_http_port(hubfix_t *f);
+/* Asserts the hub still serves: hubd runs, and `from` (an SDK client)
+ * gets echo_member's echo/v1 answer, from echo_member, byte for byte. */
+void hubfix_assert_serves(hubfix_t *f, const char *from, const char *echo_member);
+/* Certificate mode: `hubctl ca init` in f->dir/ca, whose path goes to
+ * ca_dir (PATH_MAX). */
+void hubfix_ca_init(hubfix_t *f, char *ca_dir);
+/* `hubctl cert issue` for a member's key, optionally with --not-before and
+ * --not-after (NULL: hubctl's defaults); asserts success. */
+void hubfix_cert_issue(hubfix_t *f, const char *ca_dir, const char *member_id,
+                       const char *not_before, const char *not_after);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
 
@@ -78,11 +91,16 @@ void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rc
 void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id);
 void rawcli_send(rawcli_t *c, const void *data, size_t len);
 void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
+/* Sends Hello as member_id (with one subscription, or NULL), without
+ * waiting for the answer. */
+void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscription);
 /* Sends Hello as member_id and waits for Welcome (asserts). */
 void rawcli_hello(rawcli_t *c, const char *member_id);
 /* Sends a Heartbeat, which keeps the member online: the hub marks a member
  * offline after three heartbeat periods without a frame from it. */
 void rawcli_heartbeat(rawcli_t *c);
+/* An encoded Heartbeat frame (malloc'ed), for sending by hand. */
+uint8_t *rawcli_heartbeat_bytes(size_t *len);
 /* Next frame within timeout_ms, or NULL. Free with hub_frame_free. */
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */
@@ -97,6 +115,8 @@ enum { RAWCLI_SIGNED = 0, RAWCLI_UNSIGNED = 1 << 8, RAWCLI_BAD_SIGNATURE = 1 << 
 uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver, const char *service,
                          const void *payload, size_t len, int delivery, char id_out[37],
                          size_t *out_len);
+/* Sends a Batch of n encoded envelopes (still the caller's). */
+void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n);
 /* Sends a Batch holding one encoded envelope. */
 void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len);
 

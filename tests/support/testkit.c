@@ -108,6 +108,35 @@ bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
     return tkp_wait_file_contains(path, needle, timeout_ms);
 }
 
+int tk_count_lines(const char *path)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    for (char *p = text; p && *p; p++)
+        n += *p == '\n';
+    free(text);
+    return n;
+}
+
+bool tk_wait_lines(const char *path, int expected, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (tk_count_lines(path) >= expected)
+            return true;
+        tk_sleep_ms(50);
+    }
+    return false;
+}
+
+void tk_sh_ok(const char *what, const char *script, int timeout_ms)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, timeout_ms);
+    ck_assert_msg(rc == 0, "%s failed: %s", what, out ? out : "");
+    free(out);
+}
+
 int tk_run(char *const argv[], char **output, int timeout_ms)
 {
     return tkp_run(argv, output, timeout_ms, "/tmp");

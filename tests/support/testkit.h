@@ -46,10 +46,18 @@ void tk_stop_all(void);
 bool tk_wait_file(const char *path, int timeout_ms);
 /* Waits until the file holds `needle`; false after timeout_ms. */
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+/* Lines (newlines) in a file; 0 if it cannot be read. */
+int tk_count_lines(const char *path);
+/* Waits until the file has at least `expected` lines; false after
+ * timeout_ms. */
+bool tk_wait_lines(const char *path, int expected, int timeout_ms);
 /* Runs argv to completion with output captured into *output (malloc'ed,
  * may be NULL); returns the exit code, or -1. */
 int tk_run(char *const argv[], char **output, int timeout_ms);
 void tk_sleep_ms(int ms);
+/* Runs a /bin/sh script and asserts it exits 0, naming `what` and showing
+ * its output when it does not. */
+void tk_sh_ok(const char *what, const char *script, int timeout_ms);
 
 /* Ends the running Check test as skipped: prints "SKIP: <reason>" and
  * records it, so that tk_run_suite() makes the program exit TK_SKIP_EXIT

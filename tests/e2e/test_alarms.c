@@ -57,13 +57,9 @@ static reply_t get(const char *path)
 
 static json_t *get_json(const char *path)
 {
-    reply_t r = get(path);
-    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-    json_error_t e;
-    json_t *j = json_loadb(r.body, r.len, 0, &e);
-    ck_assert_msg(j, "GET %s: not JSON (%s): %s", path, e.text, r.body);
-    free(r.body);
-    return j;
+    char what[512];
+    snprintf(what, sizeof what, "GET %s", path);
+    return tk_reply_json(get(path), what);
 }
 
 /* The alarm with this code and subject in j's "alarms", or NULL. */

@@ -46,19 +46,6 @@ static pid_t start_receiver(const char *extra)
     return hubfix_start_adapter(&fix, RECEIVER, "recorder", conf);
 }
 
-/* A sender with its own state directory (outbox), like a real adapter. */
-static adp_client_t *connect_sender(const char *member, const char *state)
-{
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
-    adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
-    ck_assert_msg(rc == 0, "connect as %s failed: %s", member, err);
-    return c;
-}
-
 /* Posts `count` events "<tag> <i>" and pumps until the hub ACKed all. */
 static void post_all(adp_client_t *c, const char *tag, int count, int timeout_s)
 {
@@ -222,7 +209,7 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
 
     /* Through the SDK (batch-signed, a new signature): the same record is
      * the original ACK, other content the ID_REUSED outcome. */
-    adp_client_t *c = connect_sender(SENDER, NULL);
+    adp_client_t *c = hubfix_connect(&fix, SENDER);
     sdk_outcome_t got = {0};
     adp_set_outcome_handler(c, keep_outcome, &got);
     ck_assert_int_eq(adp_post_event_as(c, id, created, RECEIVER, "record/v1", "text/plain",
@@ -257,8 +244,8 @@ END_TEST
 START_TEST(offline_receiver_gets_everything_in_order_once)
 {
     /* Two senders, 5,000 each, while the receiver is not running. */
-    adp_client_t *a = connect_sender(SENDER, NULL);
-    adp_client_t *b = connect_sender(SENDER2, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
+    adp_client_t *b = hubfix_connect(&fix, SENDER2);
     post_all(a, "a", 5000, 60);
     post_all(b, "b", 5000, 60);
     ck_assert_int_eq(tk_count_lines(record_path), 0);
@@ -281,7 +268,7 @@ START_TEST(hub_killed_three_times_loses_nothing)
     start_receiver(NULL);
     char sender_state[PATH_MAX];
     snprintf(sender_state, sizeof sender_state, "%s/sender-state", fix.dir);
-    adp_client_t *a = connect_sender(SENDER, sender_state);
+    adp_client_t *a = hubfix_connect_state(&fix, SENDER, sender_state);
     srand((unsigned)getpid());
     const int total = 10000;
     /* Three SIGKILLs at random points of the stream. */
@@ -321,7 +308,7 @@ END_TEST
 START_TEST(receiver_killed_while_handling_gets_it_again_once)
 {
     pid_t receiver = start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 3000\n");
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     uint64_t seq = 0;
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "first", 5, 0, 5000,
                                     &seq),
@@ -376,7 +363,7 @@ START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
      * effect is done and its settle is not. */
     pid_t receiver = start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 3000\n"
                                     "plugin.slow_after_record = yes\n");
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "first", 5, 0, 5000,
                                     NULL),
                      0);
@@ -406,7 +393,7 @@ END_TEST
 
 START_TEST(queue_full_refuses_and_loses_nothing_accepted)
 {
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     int acked = 0, full = 0;
     for (int i = 0; i < 150; i++) {
         char payload[32];
@@ -438,7 +425,7 @@ END_TEST
 
 START_TEST(store_full_refuses_and_loses_nothing_accepted)
 {
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     char payload[1024];
     memset(payload, 'x', sizeof payload);
     int acked = 0, rc = 0;
@@ -514,18 +501,18 @@ START_TEST(durable_subscriptions_get_every_publication)
     char state[PATH_MAX];
     snprintf(state, sizeof state, "%s/sub2-state", fix.dir);
     adp_client_t *sub = NULL;
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, SENDER2, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
+    char err[512];
+    hubfix_client_conf_t client;
+    hubfix_client_conf(&fix, SENDER2, &client);
+    client.cfg.state_dir = state;
     int got = 0;
-    ck_assert_int_eq(adp_new(&cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_new(&client.cfg, &sub, err, sizeof err), 0);
     ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
                                    &got), 0);
     ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
     adp_close(&sub); /* subscribed, now offline */
 
-    adp_client_t *pub = connect_sender(SENDER, NULL);
+    adp_client_t *pub = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 50; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "cat %d", i);
@@ -543,7 +530,7 @@ START_TEST(durable_subscriptions_get_every_publication)
      * all 50 when it comes back. */
     hubfix_stop(&fix);
     hubfix_start(&fix);
-    ck_assert_int_eq(adp_new(&cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_new(&client.cfg, &sub, err, sizeof err), 0);
     ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
                                    &got), 0);
     ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
@@ -645,7 +632,7 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
     /* SENDER2's queue (max_queue_depth = 3 here) filled by direct events:
      * the next publication is refused as a whole with its QUEUE_FULL, while
      * RECEIVER's copy is stored. */
-    adp_client_t *direct = connect_sender(RECEIVER, NULL); /* not SENDER: raw holds it */
+    adp_client_t *direct = hubfix_connect(&fix, RECEIVER); /* not SENDER: raw holds it */
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(adp_send_event(direct, SENDER2, "record/v1", "text/plain", "direct", 6,
                                         0, 5000, NULL),
@@ -693,7 +680,7 @@ START_TEST(store_that_cannot_commit_refuses_with_internal)
     setenv("LTH_FAIL_SYNC_FILE", trigger, 1);
     hubfix_start_preloaded(&fix, lib);
     start_receiver(NULL);
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "before", 6, 0, 5000,
                                     NULL),
                      0);
@@ -786,7 +773,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     ck_assert_int_eq(http("GET", "/api/v1/dlq", NULL, &body), 401);
     free(body);
     /* TTL: three events for an offline receiver, 500 ms to live. */
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     adp_set_ttl(a, 500);
     for (int i = 0; i < 3; i++) {
         char payload[16];

@@ -51,12 +51,12 @@ static void assert_hub_serves(void)
  * hub does not accept the key). */
 static int try_connect(const char *member_id)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member_id, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 2000, "test", NULL};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, member_id, &conf);
+    conf.cfg.connect_timeout_ms = 2000;
     adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
     adp_close(&c);
     return rc;
 }

@@ -82,13 +82,9 @@ static reply_t http(const char *method, const char *path, const char *token, con
 
 static json_t *get_json(const char *path, const char *token)
 {
-    reply_t r = http("GET", path, token, NULL);
-    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-    json_error_t e;
-    json_t *j = json_loadb(r.body, r.len, 0, &e);
-    ck_assert_msg(j, "GET %s: not JSON (%s): %s", path, e.text, r.body);
-    free(r.body);
-    return j;
+    char what[512];
+    snprintf(what, sizeof what, "GET %s", path);
+    return tk_reply_json(http("GET", path, token, NULL), what);
 }
 
 /* The value of one sample ("name{labels}") in a scrape, or -1. */
@@ -718,12 +714,12 @@ typedef struct {
 static void *stream_to_ghost(void *arg)
 {
     streamer_t *st = arg;
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, OPS, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "stream"};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, OPS, &conf);
+    conf.cfg.software = "stream";
     adp_client_t *c = NULL;
-    if (adp_connect(&cfg, &c, err, sizeof err) != 0) {
+    if (adp_connect(&conf.cfg, &c, err, sizeof err) != 0) {
         snprintf(st->error, sizeof st->error, "connect: %s", err);
         return NULL;
     }

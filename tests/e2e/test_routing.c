@@ -106,12 +106,12 @@ END_TEST
 
 START_TEST(unknown_key_is_refused_and_gets_no_traffic)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, STRANGER, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 3000, "test"};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, STRANGER, &conf);
+    conf.cfg.connect_timeout_ms = 3000;
     adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
     ck_assert_int_eq(rc, HUB_EREFUSED);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "did not accept this member's key"), "error: %s", err);

@@ -181,12 +181,13 @@ END_TEST
 
 static adp_client_t *connect_with_state(const char *member, const char *state_dir, bool start)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state_dir};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, member, &conf);
+    conf.cfg.state_dir = state_dir;
     adp_client_t *c = NULL;
-    int rc = start ? adp_connect(&cfg, &c, err, sizeof err) : adp_new(&cfg, &c, err, sizeof err);
+    int rc = start ? adp_connect(&conf.cfg, &c, err, sizeof err)
+                   : adp_new(&conf.cfg, &c, err, sizeof err);
     ck_assert_msg(rc == 0, "client for %s: %s", member, err);
     return c;
 }

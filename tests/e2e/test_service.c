@@ -216,18 +216,6 @@ END_TEST
 
 /* ---- store format ------------------------------------------------------ */
 
-static adp_client_t *connect_sender(const char *member)
-{
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
-    adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
-    ck_assert_msg(rc == 0, "connect as %s failed: %s", member, err);
-    return c;
-}
-
 static pid_t start_receiver(void)
 {
     char conf[2048];
@@ -264,7 +252,7 @@ static void set_store_format(uint8_t format, bool drop_v2)
 START_TEST(format_1_store_is_upgraded_by_hubd_and_newer_refused)
 {
     hubfix_start(&fix);
-    adp_client_t *a = connect_sender(SENDER);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 3; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "old %d", i);
@@ -327,12 +315,12 @@ typedef struct {
 static void *load_main(void *arg)
 {
     load_t *l = arg;
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, SENDER2, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "load", NULL};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, SENDER2, &conf);
+    conf.cfg.software = "load";
     adp_client_t *c = NULL;
-    if (adp_connect(&cfg, &c, err, sizeof err) != 0) {
+    if (adp_connect(&conf.cfg, &c, err, sizeof err) != 0) {
         l->failed = 1;
         snprintf(l->why, sizeof l->why, "%s", err);
         return NULL;
@@ -374,7 +362,7 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
 {
     hubfix_start(&fix);
     /* 2,000 messages queued for a receiver that is not running... */
-    adp_client_t *a = connect_sender(SENDER);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 2000; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "a %d", i);

@@ -244,12 +244,11 @@ static void forge_checkpoint(char **lines, int *n)
 
 START_TEST(audit_trail_verifies_and_names_tampering)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, SENDER, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, SENDER, &conf);
     adp_client_t *c = NULL;
-    ck_assert_msg(adp_connect(&cfg, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "%s", err);
     char first_id[37] = "";
     for (int i = 0; i < 40; i++) {
         char id[37];

@@ -172,16 +172,29 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
     return pid;
 }
 
-adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
+void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
-    hubfix_secret_path(f, member_id, secret);
-    adp_config_t cfg = {f->endpoint, hub_pub, secret, 5000, "test"};
+    snprintf(c->hub_pub, sizeof c->hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
+    hubfix_secret_path(f, member_id, c->secret);
+    adp_config_t cfg = {f->endpoint, c->hub_pub, c->secret, 5000, "test", NULL};
+    c->cfg = cfg;
+}
+
+adp_client_t *hubfix_connect_state(hubfix_t *f, const char *member_id, const char *state_dir)
+{
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(f, member_id, &conf);
+    conf.cfg.state_dir = state_dir;
+    char err[512];
     adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
     ck_assert_msg(rc == 0, "connect as %s failed: %s", member_id, err);
     return c;
+}
+
+adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
+{
+    return hubfix_connect_state(f, member_id, NULL);
 }
 
 void hubfix_cleanup(hubfix_t *f)

@@ -53,6 +53,19 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
                            const char *extra_conf);
 /* Connects an SDK client as member_id; asserts success. */
 adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
+/* The same, keeping the client's outbox in state_dir (may be NULL). */
+adp_client_t *hubfix_connect_state(hubfix_t *f, const char *member_id, const char *state_dir);
+
+/* An SDK configuration for a member of this hub and the paths it points
+ * into (so it must not be copied): the hub's endpoint and key, the member's
+ * secret key, 5000 ms to connect, software "test", no state directory;
+ * change cfg's fields as needed. */
+typedef struct {
+    adp_config_t cfg;
+    char hub_pub[PATH_MAX];
+    char secret[PATH_MAX];
+} hubfix_client_conf_t;
+void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c);
 /* Stops hubd (asserting it exits 0), then every other process, and removes
  * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);

@@ -38,24 +38,27 @@ void tk_rmrf(const char *path)
     tkp_rmrf(path);
 }
 
-const char *tk_bin(const char *name)
+/* dir/prefix+name+suffix in one of eight rotating buffers, dir from the
+ * environment variable `var` or fallback. */
+static const char *tk__built_path(const char *var, const char *fallback, const char *prefix,
+                                  const char *name, const char *suffix)
 {
     static char paths[8][PATH_MAX];
     static int next;
-    const char *dir = getenv("HUB_BIN_DIR");
+    const char *dir = getenv(var);
     char *p = paths[next++ % 8];
-    snprintf(p, PATH_MAX, "%s/%s", dir ? dir : "./bin", name);
+    snprintf(p, PATH_MAX, "%s/%s%s%s", dir ? dir : fallback, prefix, name, suffix);
     return p;
+}
+
+const char *tk_bin(const char *name)
+{
+    return tk__built_path("HUB_BIN_DIR", "./bin", "", name, "");
 }
 
 const char *tk_plugin(const char *name)
 {
-    static char paths[8][PATH_MAX];
-    static int next;
-    const char *dir = getenv("HUB_PLUGIN_DIR");
-    char *p = paths[next++ % 8];
-    snprintf(p, PATH_MAX, "%s/lth-%s.so", dir ? dir : "./lib/plugins", name);
-    return p;
+    return tk__built_path("HUB_PLUGIN_DIR", "./lib/plugins", "lth-", name, ".so");
 }
 
 void tk_write_file(const char *path, const char *text)
@@ -260,4 +263,14 @@ tk_reply_t tk_http(const char *method, const char *url, const char *token, const
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return r;
+}
+
+json_t *tk_reply_json(tk_reply_t r, const char *what)
+{
+    ck_assert_msg(r.status == 200, "%s: %ld %s", what, r.status, r.body);
+    json_error_t e;
+    json_t *j = json_loadb(r.body, r.len, 0, &e);
+    ck_assert_msg(j, "%s: not JSON (%s): %s", what, e.text, r.body);
+    free(r.body);
+    return j;
 }

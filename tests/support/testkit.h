@@ -9,6 +9,7 @@
 #define TESTKIT_H
 
 #include <check.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -119,6 +120,10 @@ typedef struct {
  * url, an optional bearer token, an optional body (a POST without one sends
  * an empty body). */
 tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body);
+
+/* The JSON of a 200 answer (asserts both; `what` names the request in the
+ * failure); frees r.body. */
+json_t *tk_reply_json(tk_reply_t r, const char *what);
 
 /* For prepare functions: curl's global state, set up once and released at
  * exit; returns 0. */

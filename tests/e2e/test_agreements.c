@@ -102,11 +102,7 @@ START_TEST(delegated_service_reaches_the_delegate)
     adp_close(&c);
     /* The audit trail shows both the authority addressed and the delegate. */
     hubfix_stop(&fix);
-    char audit[PATH_MAX];
-    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    char *out = hubfix_audit_show(&fix, id);
     ck_assert_msg(strstr(out, "ACCEPTED") && strstr(out, "-> " QHK) &&
                       strstr(out, "delegated: addressed to " STP),
                   "%s", out);
@@ -156,19 +152,7 @@ END_TEST
 
 /* ---- certificates ---- */
 
-static int count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
-                         void *user)
-{
-    (void)c;
-    (void)msg;
-    (void)reply;
-    (*(int *)user)++;
-    return 0;
-}
-
 static char ca_dir[PATH_MAX];
-
-static int ctl(char *const argv[], char **out) { return tk_run(argv, out, 20000); }
 
 static void setup_certs(void)
 {
@@ -208,12 +192,7 @@ START_TEST(only_valid_certificates_are_admitted)
         ck_assert_int_eq(adp_send_event(ok, STP, "inbox/v1", "text/plain", "q", 1, 0, 5000, NULL),
                          0);
     stp = hubfix_connect(&fix, STP);
-    char *out = NULL;
-    char *revoke[] = {(char *)tk_bin("hubctl"), "cert", "revoke", STP, "--ca", ca_dir, NULL};
-    ck_assert_msg(ctl(revoke, &out) == 0, "%s", out ? out : "");
-    free(out);
-    kill(fix.hubd, SIGHUP);
-    ck_assert(tk_wait_file_contains(fix.hubd_log, "status=revoked", 3000));
+    hubfix_cert_revoke(&fix, ca_dir, STP);
     int rc = adp_send_event(stp, POP, "echo/v1", "text/plain", "x", 1, 0, 1000, NULL);
     ck_assert_int_ne(rc, 0);
     ck_assert_int_eq(adp_last_nack_code(stp), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
@@ -226,7 +205,7 @@ START_TEST(only_valid_certificates_are_admitted)
     adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
     ck_assert_int_eq(adp_new(&cfg, &stp, err, sizeof err), 0);
     int got = 0;
-    ck_assert_int_eq(adp_offer(stp, "inbox/v1", count_handler, &got), 0);
+    ck_assert_int_eq(adp_offer(stp, "inbox/v1", hubfix_count_handler, &got), 0);
     ck_assert_msg(adp_start(stp, err, sizeof err) == 0, "%s", err);
     for (int w = 0; w < 50 && got < 2; w++)
         adp_run(stp, 100);
@@ -236,26 +215,16 @@ START_TEST(only_valid_certificates_are_admitted)
 }
 END_TEST
 
-static int count_of(const char *path, const char *needle)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && (p = strstr(p, needle)); p++)
-        n++;
-    free(text);
-    return n;
-}
-
 /* SIGHUP, and wait until hubd logged one more line holding `needle`; returns
  * that log's text (malloc'ed). */
 static char *sighup_and_wait(const char *needle)
 {
-    int before = count_of(fix.hubd_log, needle);
+    int before = tk_count_of(fix.hubd_log, needle);
     ck_assert_int_eq(kill(fix.hubd, SIGHUP), 0);
-    for (int w = 0; w < 150 && count_of(fix.hubd_log, needle) == before; w++)
+    for (int w = 0; w < 150 && tk_count_of(fix.hubd_log, needle) == before; w++)
         tk_sleep_ms(20);
-    ck_assert_msg(count_of(fix.hubd_log, needle) == before + 1,
-                  "no '%s' after SIGHUP; see %s", needle, fix.hubd_log);
+    ck_assert_msg(tk_count_of(fix.hubd_log, needle) == before + 1, "no '%s' after SIGHUP; see %s",
+                  needle, fix.hubd_log);
     return tk_read_file(fix.hubd_log);
 }
 

@@ -369,11 +369,7 @@ START_TEST(queued_message_is_dead_lettered_when_its_agreement_ends_before_delive
                   "not dead-lettered");
     hubfix_stop(&fix);
     /* The audit trail names the agreement that ended. */
-    char audit[PATH_MAX];
-    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    char *out = hubfix_audit_show(&fix, id);
     ck_assert_msg(strstr(out, "DEAD_LETTERED") &&
                       strstr(out, "agreement ended before delivery: policy.conf:1"),
                   "%s", out);
@@ -787,11 +783,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     rawcli_close(&pop);
     rawcli_close(&evil);
     hubfix_stop(&fix);
-    char audit[PATH_MAX];
-    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id1, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    char *out = hubfix_audit_show(&fix, id1);
     ck_assert_msg(strstr(out, "DEAD_LETTERED") &&
                       strstr(out, "refused by " POP ": the record is for another district") &&
                       !strstr(out, "not mine"),

@@ -322,16 +322,6 @@ START_TEST(audit_trail_verifies_and_names_tampering)
 }
 END_TEST
 
-static int count_events(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
-                        void *user)
-{
-    (void)c;
-    (void)msg;
-    (void)reply;
-    (*(int *)user)++;
-    return 0;
-}
-
 /* Delivery items in the frames that arrive within ms (others ignored),
  * heartbeating meanwhile. */
 static int count_deliveries(rawcli_t *raw, int ms)
@@ -405,7 +395,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
     adp_client_t *c = NULL;
     int got = 0;
     ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
-    ck_assert_int_eq(adp_offer(c, "inbox/v1", count_events, &got), 0);
+    ck_assert_int_eq(adp_offer(c, "inbox/v1", hubfix_count_handler, &got), 0);
     ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
     for (int w = 0; w < 50 && got < 5; w++)
         adp_run(c, 100);

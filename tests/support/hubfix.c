@@ -540,3 +540,37 @@ void hubfix_assert_serves(hubfix_t *f, const char *from, const char *echo_member
     adp_reply_free(&reply);
     adp_close(&c);
 }
+
+char *hubfix_audit_show(hubfix_t *f, const char *message_id)
+{
+    char audit[PATH_MAX];
+    snprintf(audit, sizeof audit, "%s/data/audit", f->dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message",
+                    (char *)message_id,       NULL};
+    int rc = tk_run(argv, &out, 10000);
+    ck_assert_msg(rc == 0, "hubctl audit show --message %s exited %d: %s", message_id, rc,
+                  out ? out : "");
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+void hubfix_cert_revoke(hubfix_t *f, const char *ca_dir, const char *member_id)
+{
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "revoke", (char *)member_id, "--ca",
+                    (char *)ca_dir,           NULL};
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "cert revoke %s: %s", member_id, out ? out : "");
+    free(out);
+    kill(f->hubd, SIGHUP);
+    ck_assert(tk_wait_file_contains(f->hubd_log, "status=revoked", 3000));
+}
+
+int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user)
+{
+    (void)c;
+    (void)msg;
+    (void)reply;
+    (*(int *)user)++;
+    return 0;
+}

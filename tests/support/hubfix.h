@@ -87,6 +87,14 @@ void hubfix_ca_init(hubfix_t *f, char *ca_dir);
  * --not-after (NULL: hubctl's defaults); asserts success. */
 void hubfix_cert_issue(hubfix_t *f, const char *ca_dir, const char *member_id,
                        const char *not_before, const char *not_after);
+/* `hubctl cert revoke`, SIGHUP, and the hub's log line saying it took the
+ * revocation (within 3 s); asserts each. */
+void hubfix_cert_revoke(hubfix_t *f, const char *ca_dir, const char *member_id);
+/* `hubctl audit show --message ID` over the stopped hub's audit log:
+ * asserts it succeeds; returns its output (malloc'ed). */
+char *hubfix_audit_show(hubfix_t *f, const char *message_id);
+/* An SDK handler that counts the messages it gets in *(int *)user. */
+int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
 

@@ -111,6 +111,16 @@ bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
     return tkp_wait_file_contains(path, needle, timeout_ms);
 }
 
+int tk_count_of(const char *path, const char *needle)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    for (char *p = text; p && (p = strstr(p, needle)); p++)
+        n++;
+    free(text);
+    return n;
+}
+
 int tk_count_lines(const char *path)
 {
     char *text = tk_read_file(path);
@@ -129,6 +139,22 @@ bool tk_wait_lines(const char *path, int expected, int timeout_ms)
         tk_sleep_ms(50);
     }
     return false;
+}
+
+int tk_shf(int timeout_ms, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, timeout_ms);
+    if (rc != 0)
+        fprintf(stderr, "`%s` exited %d: %s\n", cmd, rc, out ? out : "");
+    free(out);
+    return rc;
 }
 
 void tk_sh_ok(const char *what, const char *script, int timeout_ms)

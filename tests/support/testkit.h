@@ -47,6 +47,8 @@ void tk_stop_all(void);
 bool tk_wait_file(const char *path, int timeout_ms);
 /* Waits until the file holds `needle`; false after timeout_ms. */
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+/* Times needle occurs in a file (overlapping; 0 if it cannot be read). */
+int tk_count_of(const char *path, const char *needle);
 /* Lines (newlines) in a file; 0 if it cannot be read. */
 int tk_count_lines(const char *path);
 /* Waits until the file has at least `expected` lines; false after
@@ -56,6 +58,10 @@ bool tk_wait_lines(const char *path, int expected, int timeout_ms);
  * may be NULL); returns the exit code, or -1. */
 int tk_run(char *const argv[], char **output, int timeout_ms);
 void tk_sleep_ms(int ms);
+/* Runs a /bin/sh command made with printf's format; returns its exit code
+ * (-1 when it did not exit in time), printing the command and its output
+ * to stderr when that is not 0. */
+int tk_shf(int timeout_ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs a /bin/sh script and asserts it exits 0, naming `what` and showing
  * its output when it does not. */
 void tk_sh_ok(const char *what, const char *script, int timeout_ms);

@@ -492,9 +492,13 @@ void hubfix_cert_issue(hubfix_t *f, const char *ca_dir, const char *member_id,
 {
     char pub[PATH_MAX];
     hubfix_public_path(f, member_id, pub);
-    char *argv[12] = {(char *)tk_bin("hubctl"), "cert",  "issue", (char *)member_id, "--ca",
-                      (char *)ca_dir,           "--pub", pub};
-    int n = 8;
+    /* hubctl cert issue MEMBER --ca DIR --pub FILE, two options, NULL. */
+    char *argv[8 + 4 + 1] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member_id};
+    int n = 4;
+    argv[n++] = "--ca";
+    argv[n++] = (char *)ca_dir;
+    argv[n++] = "--pub";
+    argv[n++] = pub;
     if (not_before) {
         argv[n++] = "--not-before";
         argv[n++] = (char *)not_before;

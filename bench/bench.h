@@ -16,6 +16,8 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include "tkproc.h"
+
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,7 +47,6 @@ extern bench_opts_t bench_opts;
 /* Time                                                                      */
 
 uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC: comparable across threads and processes */
-void bench_sleep_ms(int ms);
 
 /* ------------------------------------------------------------------------ */
 /* Latency samples                                                           */
@@ -122,20 +123,9 @@ void bench_result_na(bench_result_t *r, const char *fmt, ...) __attribute__((for
 /* ------------------------------------------------------------------------ */
 /* Processes and files                                                       */
 
-/* fork + exec with stdout and stderr appended to log_path (stdin /dev/null).
- * Returns the pid or -1. */
-pid_t bench_spawn(char *const argv[], const char *log_path);
-/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the wait status or -1. */
-int bench_stop(pid_t pid);
-/* SIGKILLs every child bench_spawn started and bench_stop did not stop
- * (async-signal-safe: for signal handlers). */
-void bench_kill_children(void);
+/* Starting, stopping and waiting for processes, and files: tkproc.h
+ * (tests/support), shared with the tests. */
 bool bench_alive(pid_t pid);
-/* Waits until path exists and is not empty. */
-bool bench_wait_file(const char *path, int timeout_ms);
-int bench_write_file(const char *path, const char *text, int mode);
-char *bench_read_file(const char *path); /* malloc'ed, NUL-terminated, or NULL */
-void bench_rmrf(const char *path);
 /* Runs argv and captures stdout+stderr (malloc'ed); returns the exit status or -1. */
 int bench_capture(char *const argv[], char **output, int timeout_ms);
 /* CPU time (user + system, clock ticks) of a process and its live
@@ -146,11 +136,6 @@ unsigned long long bench_tree_ticks(pid_t pid);
 unsigned long long bench_thread_ticks(pid_t pid, pid_t tid);
 /* Microseconds per clock tick of /proc/<pid>/stat. */
 double bench_tick_us(void);
-/* Like bench_spawn, with `env` (NULL-terminated "K=V" strings) added to the
- * environment and, when uid is not (uid_t)-1, run as uid/gid (a server that
- * refuses root, such as postgres). */
-pid_t bench_spawn_env(char *const argv[], const char *log_path, char *const env[], uid_t uid,
-                      gid_t gid);
 /* VmRSS of a process in KiB, or 0. */
 uint64_t bench_rss_kib(pid_t pid);
 /* Raises this process's open-file soft limit to the hard limit; returns it. */

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,13 +24,6 @@ uint64_t bench_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void bench_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -91,14 +83,14 @@ void bench_window_init(bench_window_t *w)
 
 void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
 {
-    bench_sleep_ms((int)(bench_opts.warmup_s * 1000));
+    tkp_sleep_ms((int)(bench_opts.warmup_s * 1000));
     if (w->cpu_pid > 0)
         w->cpu0 = bench_tree_ticks(w->cpu_pid);
     if (w->cpu_pid > 0 && w->cpu_main)
         w->main0 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
     w->t0_ns = bench_now_ns();
     atomic_store(&w->phase, BENCH_MEASURE);
-    bench_sleep_ms((int)(bench_opts.measure_s * 1000));
+    tkp_sleep_ms((int)(bench_opts.measure_s * 1000));
     atomic_store(&w->phase, BENCH_DRAIN);
     w->t1_ns = bench_now_ns();
     if (w->cpu_pid > 0)
@@ -109,7 +101,7 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
     while (bench_now_ns() < until) {
         if (all_done && all_done(user))
             break;
-        bench_sleep_ms(5);
+        tkp_sleep_ms(5);
     }
     atomic_store(&w->phase, BENCH_STOP);
 }
@@ -182,221 +174,14 @@ void bench_result_na(bench_result_t *r, const char *fmt, ...)
 
 /* ------------------------------------------------------------------------ */
 
-/* Children alive, so that a signal to hubbench does not leave them behind. */
-#define BENCH__MAX_CHILDREN 64
-static volatile pid_t bench__children[BENCH__MAX_CHILDREN];
-
-void bench_kill_children(void)
-{
-    for (int i = 0; i < BENCH__MAX_CHILDREN; i++)
-        if (bench__children[i] > 0)
-            kill(bench__children[i], SIGKILL);
-}
-
-static void bench__track(pid_t pid, pid_t replace)
-{
-    for (int i = 0; i < BENCH__MAX_CHILDREN; i++) {
-        if (bench__children[i] == replace) {
-            bench__children[i] = pid;
-            return;
-        }
-    }
-}
-
-pid_t bench_spawn(char *const argv[], const char *log_path)
-{
-    return bench_spawn_env(argv, log_path, NULL, (uid_t)-1, (gid_t)-1);
-}
-
-pid_t bench_spawn_env(char *const argv[], const char *log_path, char *const env[], uid_t uid,
-                      gid_t gid)
-{
-    extern char **environ;
-    /* The child's environment is built here: after fork, in a process with
-     * threads, only async-signal-safe calls are allowed. */
-    char **envp = environ;
-    if (env) {
-        size_t n_old = 0, n_new = 0;
-        while (environ[n_old])
-            n_old++;
-        while (env[n_new])
-            n_new++;
-        envp = calloc(n_old + n_new + 1, sizeof *envp);
-        if (!envp)
-            return -1;
-        size_t k = 0;
-        for (size_t i = 0; i < n_new; i++)
-            envp[k++] = env[i];
-        for (size_t i = 0; i < n_old; i++) {
-            /* The added variables win over inherited ones of the same name. */
-            size_t name = strcspn(environ[i], "=");
-            bool replaced = false;
-            for (size_t j = 0; j < n_new && !replaced; j++)
-                replaced = !strncmp(env[j], environ[i], name + 1);
-            if (!replaced)
-                envp[k++] = environ[i];
-        }
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        if (envp != environ)
-            free(envp);
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        int null = open("/dev/null", O_RDONLY);
-        if (null >= 0) {
-            dup2(null, 0);
-            close(null);
-        }
-        if (uid != (uid_t)-1 && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
-            fprintf(stderr, "cannot switch to uid %ld: %s\n", (long)uid, strerror(errno));
-            _exit(126);
-        }
-        execve(argv[0], argv, envp);
-        fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    if (envp != environ)
-        free(envp);
-    bench__track(pid, 0);
-    return pid;
-}
-
-int bench_stop(pid_t pid)
-{
-    if (pid <= 0)
-        return -1;
-    bench__track(0, pid);
-    int status = -1;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return status;
-        bench_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return status;
-}
-
 bool bench_alive(pid_t pid)
 {
     return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
 }
 
-bool bench_wait_file(const char *path, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        struct stat st;
-        if (stat(path, &st) == 0 && st.st_size > 0)
-            return true;
-        bench_sleep_ms(10);
-    }
-    return false;
-}
-
-int bench_write_file(const char *path, const char *text, int mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w <= 0) {
-            close(fd);
-            return -1;
-        }
-        done += (size_t)w;
-    }
-    return close(fd);
-}
-
-char *bench_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
-}
-
-void bench_rmrf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char child[PATH_MAX];
-        if (snprintf(child, sizeof child, "%s/%s", path, de->d_name) >= (int)sizeof child)
-            continue;
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            bench_rmrf(child);
-        else
-            unlink(child);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 int bench_capture(char *const argv[], char **output, int timeout_ms)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/capture.%ld.out", bench_opts.workdir, (long)getpid());
-    unlink(path);
-    pid_t pid = bench_spawn(argv, path);
-    if (pid < 0)
-        return -1;
-    int status = -1;
-    bool done = false;
-    for (int waited = 0; waited <= timeout_ms; waited += 5) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            done = true;
-            break;
-        }
-        bench_sleep_ms(5);
-    }
-    if (!done) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    if (output)
-        *output = bench_read_file(path);
-    unlink(path);
-    return done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return tkp_run(argv, output, timeout_ms, bench_opts.workdir);
 }
 
 double bench_tick_us(void)

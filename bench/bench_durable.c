@@ -266,12 +266,12 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
     static int run_no;
     char dir[PATH_MAX], path[PATH_MAX + 64], log[PATH_MAX + 64], epmd_log[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/rabbitmq-%d", bench_opts.workdir, ++run_no);
-    bench_rmrf(dir);
+    tkp_rmrf(dir);
     mkdir(dir, 0700);
     snprintf(path, sizeof path, "%s/enabled_plugins", dir);
-    bench_write_file(path, "[].\n", 0644);
+    tkp_write_file(path, "[].\n", 0644);
     snprintf(path, sizeof path, "%s/rabbitmq.conf", dir);
-    bench_write_file(path, "log.console = false\nlog.file.level = warning\n", 0644);
+    tkp_write_file(path, "log.console = false\nlog.file.level = warning\n", 0644);
     snprintf(log, sizeof log, "%s/rabbitmq-server.log", dir);
     snprintf(epmd_log, sizeof epmd_log, "%s/epmd.log", dir);
 
@@ -281,7 +281,7 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
     char epmd_port_s[16];
     snprintf(epmd_port_s, sizeof epmd_port_s, "%d", epmd_port);
     char *epmd_argv[] = {epmd, "-port", epmd_port_s, "-address", "127.0.0.1", NULL};
-    pid_t epmd_pid = bench_spawn(epmd_argv, epmd_log);
+    pid_t epmd_pid = tkp_spawn(epmd_argv, epmd_log);
 
     char env_v[12][PATH_MAX + 64];
     int k = 0;
@@ -306,7 +306,7 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
     envp[k++] = dist_if;
     envp[k] = NULL;
     char *argv[] = {RABBITMQ_SERVER, NULL};
-    pid_t pid = bench_spawn_env(argv, log, envp, (uid_t)-1, (gid_t)-1);
+    pid_t pid = tkp_spawn_env(argv, log, envp, (uid_t)-1, (gid_t)-1);
 
     rmq__case_t *c = calloc(1, sizeof *c);
     char err[256] = "did not start";
@@ -320,7 +320,7 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
     uint64_t deadline = bench_now_ns() + (uint64_t)DURABLE__START_MS * 1000000u;
     while (bench_now_ns() < deadline && bench_alive(pid) &&
            rmq__connect(&c->producer, amqp_port, err, sizeof err) != 0)
-        bench_sleep_ms(250);
+        tkp_sleep_ms(250);
     if (!c->producer || rmq__connect(&c->consumer, amqp_port, err, sizeof err) != 0) {
         bench_result_na(out, "n/a (RabbitMQ: %s; see %s)", err, dir);
         goto stop;
@@ -364,10 +364,10 @@ stop:
         bench_lat_free(&c->lat);
         free(c);
     }
-    bench_stop(pid);
-    bench_stop(epmd_pid);
+    tkp_stop(pid);
+    tkp_stop(epmd_pid);
     if (!bench_opts.verbose)
-        bench_rmrf(dir);
+        tkp_rmrf(dir);
 }
 
 #endif
@@ -402,16 +402,16 @@ static const char pgq__take_sql[] =
 /* Runs argv (as uid/gid) to completion; 0 when it exits with 0. */
 static int pgq__run(char *const argv[], const char *log, uid_t uid, gid_t gid, int timeout_ms)
 {
-    pid_t pid = bench_spawn_env(argv, log, NULL, uid, gid);
+    pid_t pid = tkp_spawn_env(argv, log, NULL, uid, gid);
     if (pid < 0)
         return -1;
     int status = -1;
     for (int waited = 0; waited <= timeout_ms; waited += 20) {
         if (waitpid(pid, &status, WNOHANG) == pid)
             return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-        bench_sleep_ms(20);
+        tkp_sleep_ms(20);
     }
-    bench_stop(pid);
+    tkp_stop(pid);
     return -1;
 }
 
@@ -549,7 +549,7 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     static int run_no;
     char dir[PATH_MAX], data[PATH_MAX + 16], log[PATH_MAX + 32], conf[PATH_MAX + 48];
     snprintf(dir, sizeof dir, "%s/pgqueue-%d", bench_opts.workdir, ++run_no);
-    bench_rmrf(dir);
+    tkp_rmrf(dir);
     mkdir(dir, 0700);
     snprintf(data, sizeof data, "%s/data", dir);
     snprintf(log, sizeof log, "%s/postgres.log", dir);
@@ -583,7 +583,7 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     }
     fclose(f);
     char *argv[] = {postgres, "-D", data, NULL};
-    pid_t pid = bench_spawn_env(argv, log, NULL, uid, gid);
+    pid_t pid = tkp_spawn_env(argv, log, NULL, uid, gid);
     pgq__case_t *c = calloc(1, sizeof *c);
     char err[256] = "did not start";
     if (!c) {
@@ -595,7 +595,7 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     uint64_t deadline = bench_now_ns() + (uint64_t)DURABLE__START_MS * 1000000u;
     while (bench_now_ns() < deadline && bench_alive(pid) &&
            !(c->producer = pgq__connect(port, err, sizeof err)))
-        bench_sleep_ms(100);
+        tkp_sleep_ms(100);
     if (!c->producer || !(c->consumer = pgq__connect(port, err, sizeof err))) {
         bench_result_na(out, "n/a (PostgreSQL: %s; see %s)", err, log);
         goto stop;
@@ -630,10 +630,10 @@ stop:
     /* SIGINT: fast shutdown (SIGTERM would wait for clients). */
     if (pid > 0)
         kill(pid, SIGINT);
-    bench_stop(pid);
+    tkp_stop(pid);
 clean:
     if (!bench_opts.verbose)
-        bench_rmrf(dir);
+        tkp_rmrf(dir);
 }
 
 #endif

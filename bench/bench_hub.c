@@ -59,8 +59,8 @@ static int hub__member_keys(bench_hubenv_t *env, const char *member_id, bool kno
         hub__slug(member_id, s);
         snprintf(dst, sizeof dst, "%s/keys/%s.pub", env->dir, s);
         if (link(pub, dst) != 0) {
-            char *text = bench_read_file(pub);
-            if (!text || bench_write_file(dst, text, 0644) != 0) {
+            char *text = tkp_read_file(pub);
+            if (!text || tkp_write_file(dst, text, 0644) != 0) {
                 free(text);
                 snprintf(err, err_size, "cannot copy %s to %s", pub, dst);
                 return -1;
@@ -101,7 +101,7 @@ int bench_hubenv_start(bench_hubenv_t *env, const char *data_name, const char *e
 {
     char data[PATH_MAX + 300], ready[PATH_MAX + 16], conf[8192];
     snprintf(data, sizeof data, "%s/%s", env->dir, data_name);
-    bench_rmrf(data);
+    tkp_rmrf(data);
     snprintf(env->conf, sizeof env->conf, "%s/hubd-%s.conf", env->dir, data_name);
     snprintf(env->log, sizeof env->log, "%s/hubd-%s.log", env->dir, data_name);
     snprintf(ready, sizeof ready, "%s/hubd.ready", env->dir);
@@ -120,22 +120,22 @@ int bench_hubenv_start(bench_hubenv_t *env, const char *data_name, const char *e
              "%s\n%s\n",
              env->hub_secret, env->dir, data, extra_conf ? extra_conf : "",
              getenv("HUBBENCH_HUBD_CONF") ? getenv("HUBBENCH_HUBD_CONF") : "");
-    if (bench_write_file(env->conf, conf, 0600) != 0) {
+    if (tkp_write_file(env->conf, conf, 0600) != 0) {
         snprintf(err, err_size, "cannot write %s", env->conf);
         return -1;
     }
     char hubd[PATH_MAX + 16];
     snprintf(hubd, sizeof hubd, "%s/hubd", bench_opts.bindir);
     char *argv[] = {hubd, "--config", env->conf, "--ready-file", ready, NULL};
-    env->hubd = bench_spawn(argv, env->log);
-    if (env->hubd < 0 || !bench_wait_file(ready, 60000)) {
-        char *log = bench_read_file(env->log);
+    env->hubd = tkp_spawn(argv, env->log);
+    if (env->hubd < 0 || !tkp_wait_file(ready, 60000)) {
+        char *log = tkp_read_file(env->log);
         snprintf(err, err_size, "hubd did not start: %.300s", log ? log : "(no log)");
         free(log);
         bench_hubenv_stop(env);
         return -1;
     }
-    char *text = bench_read_file(ready);
+    char *text = tkp_read_file(ready);
     char *ep = text ? strstr(text, "endpoint=") : NULL;
     if (ep)
         snprintf(env->endpoint, sizeof env->endpoint, "%.*s", (int)strcspn(ep + 9, "\n"), ep + 9);
@@ -146,7 +146,7 @@ int bench_hubenv_start(bench_hubenv_t *env, const char *data_name, const char *e
 void bench_hubenv_stop(bench_hubenv_t *env)
 {
     if (env->hubd > 0)
-        bench_stop(env->hubd);
+        tkp_stop(env->hubd);
     env->hubd = 0;
 }
 
@@ -812,7 +812,7 @@ void bench_hub_features(hub_features_t *f)
     memset(f, 0, sizeof *f);
     char example[PATH_MAX + 64];
     snprintf(example, sizeof example, "%s/deploy/hubd.conf.example", bench_opts.srcdir);
-    char *conf = bench_read_file(example);
+    char *conf = tkp_read_file(example);
     char hubd[PATH_MAX + 16];
     snprintf(hubd, sizeof hubd, "%s/hubd", bench_opts.bindir);
     char *argv[] = {hubd, "--help", NULL};
@@ -893,7 +893,7 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
     if (!bench_opts.verbose) {
         char path[PATH_MAX + 80];
         snprintf(path, sizeof path, "%s/%s", env.dir, data);
-        bench_rmrf(path);
+        tkp_rmrf(path);
     }
 }
 
@@ -1028,7 +1028,7 @@ void bench_hub_fair(bool flood, bench_result_t *out)
     pthread_t flooder;
     bool started = flood && pthread_create(&flooder, NULL, hub__flood, &f) == 0;
     if (started)
-        bench_sleep_ms(500); /* the flood is on before the measured window */
+        tkp_sleep_ms(500); /* the flood is on before the measured window */
     hub_case_t c = {HUB_CASE_REQREPLY, HUB_PEER_RAW, false, false, 1, 0};
     uint64_t t0 = bench_now_ns();
     bench_hub_drive(&env, &c, out);
@@ -1041,7 +1041,7 @@ void bench_hub_fair(bool flood, bench_result_t *out)
             bench_result_na(out, "flooder: %s", f.err);
         else {
             /* hubd cuts a member off that keeps flooding (hub_flood.c). */
-            char *log = bench_read_file(env.log);
+            char *log = tkp_read_file(env.log);
             bool cut = log && strstr(log, "member flooding: disconnected");
             free(log);
             snprintf(out->note, sizeof out->note,
@@ -1060,6 +1060,6 @@ void bench_hub_fair(bool flood, bench_result_t *out)
     if (!bench_opts.verbose) {
         char path[PATH_MAX + 80];
         snprintf(path, sizeof path, "%s/%s", env.dir, data);
-        bench_rmrf(path);
+        tkp_rmrf(path);
     }
 }

@@ -165,7 +165,7 @@ static natsStatus nats__connect(natsConnection **out, const char *url, const cha
         if (s != NATS_NO_SERVER)
             break;
         s = NATS_OK;
-        bench_sleep_ms(50);
+        tkp_sleep_ms(50);
     }
     if (s == NATS_OK && !*out)
         s = NATS_NO_SERVER;
@@ -182,7 +182,7 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
     }
     char dir[PATH_MAX], log[PATH_MAX + 16], cert[PATH_MAX + 16], key[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/nats-%s-%d", bench_opts.workdir, tls ? "tls" : "plain", inflight);
-    bench_rmrf(dir);
+    tkp_rmrf(dir);
     mkdir(dir, 0700);
     snprintf(log, sizeof log, "%s/nats-server.log", dir);
     snprintf(cert, sizeof cert, "%s/cert.pem", dir);
@@ -203,12 +203,12 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
         argv[8] = "--tlskey";
         argv[9] = key;
     }
-    pid_t pid = bench_spawn(argv, log);
+    pid_t pid = tkp_spawn(argv, log);
     nats__case_t *nc = calloc(1, sizeof *nc);
     natsSubscription *sub_s = NULL, *sub_c = NULL;
     if (!nc) {
         bench_result_na(out, "out of memory");
-        bench_stop(pid);
+        tkp_stop(pid);
         return;
     }
     bench_window_init(&nc->win);
@@ -239,18 +239,18 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
         /* The reply callback may still run until the subscription closes. */
         natsSubscription_Unsubscribe(sub_c);
         natsSubscription_Unsubscribe(sub_s);
-        bench_sleep_ms(50);
+        tkp_sleep_ms(50);
         bench_result_from(out, &nc->win, &nc->lat);
     }
     natsSubscription_Destroy(sub_c);
     natsSubscription_Destroy(sub_s);
     natsConnection_Destroy(nc->client);
     natsConnection_Destroy(nc->server);
-    bench_stop(pid);
+    tkp_stop(pid);
     bench_lat_free(&nc->lat);
     free(nc);
     if (!bench_opts.verbose)
-        bench_rmrf(dir);
+        tkp_rmrf(dir);
 }
 
 /* ---- JetStream: durable publish, the closest NATS has to the hub's durable
@@ -313,7 +313,7 @@ void bench_jetstream(int batch, bench_result_t *out)
     }
     char dir[PATH_MAX], log[PATH_MAX + 16], store[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/jetstream-%d", bench_opts.workdir, batch);
-    bench_rmrf(dir);
+    tkp_rmrf(dir);
     mkdir(dir, 0700);
     snprintf(log, sizeof log, "%s/nats-server.log", dir);
     snprintf(store, sizeof store, "%s/store", dir);
@@ -322,11 +322,11 @@ void bench_jetstream(int batch, bench_result_t *out)
     snprintf(port_s, sizeof port_s, "%d", port);
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
     char *argv[] = {NATS_SERVER_PATH, "-a", "127.0.0.1", "-p", port_s, "-js", "-sd", store, NULL};
-    pid_t pid = bench_spawn(argv, log);
+    pid_t pid = tkp_spawn(argv, log);
     nats__js_t *j = calloc(1, sizeof *j);
     if (!j) {
         bench_result_na(out, "out of memory");
-        bench_stop(pid);
+        tkp_stop(pid);
         return;
     }
     j->batch = batch;
@@ -349,7 +349,7 @@ void bench_jetstream(int batch, bench_result_t *out)
             s = js_AddStream(&si, j->js, &cfg, NULL, &jerr);
             if (s == NATS_OK)
                 break;
-            bench_sleep_ms(100);
+            tkp_sleep_ms(100);
         }
         jsStreamInfo_Destroy(si);
     }
@@ -366,11 +366,11 @@ void bench_jetstream(int batch, bench_result_t *out)
     }
     jsCtx_Destroy(j->js);
     natsConnection_Destroy(j->conn);
-    bench_stop(pid);
+    tkp_stop(pid);
     bench_lat_free(&j->lat);
     free(j);
     if (!bench_opts.verbose)
-        bench_rmrf(dir);
+        tkp_rmrf(dir);
 }
 
 #endif

@@ -137,7 +137,7 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
     char dir[PATH_MAX], ready[PATH_MAX + 16], log[PATH_MAX + 16], secret_file[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/rawhop-%s-%d", bench_opts.workdir, curve ? "curve" : "plain",
              inflight);
-    bench_rmrf(dir);
+    tkp_rmrf(dir);
     mkdir(dir, 0700);
     snprintf(ready, sizeof ready, "%s/ready", dir);
     snprintf(log, sizeof log, "%s/rawhop.log", dir);
@@ -151,18 +151,18 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
         zmq_curve_keypair(rc->server_public, sec);
         char text[64];
         snprintf(text, sizeof text, "%s\n", sec);
-        bench_write_file(secret_file, text, 0600);
+        tkp_write_file(secret_file, text, 0600);
         argv[5] = "--curve-secret-file";
         argv[6] = secret_file;
     }
-    pid_t pid = bench_spawn(argv, log);
-    if (pid < 0 || !bench_wait_file(ready, 5000)) {
+    pid_t pid = tkp_spawn(argv, log);
+    if (pid < 0 || !tkp_wait_file(ready, 5000)) {
         bench_result_na(out, "rawhop did not start; see %s", log);
-        bench_stop(pid);
+        tkp_stop(pid);
         free(rc);
         return;
     }
-    char *text = bench_read_file(ready);
+    char *text = tkp_read_file(ready);
     char *ep = text ? strstr(text, "endpoint=") : NULL;
     if (ep)
         snprintf(rc->endpoint, sizeof rc->endpoint, "%.*s", (int)strcspn(ep + 9, "\n"), ep + 9);
@@ -171,12 +171,12 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
     pthread_t server, client;
     pthread_create(&server, NULL, raw__server, rc);
     while (atomic_load(&rc->server_ready) == 0)
-        bench_sleep_ms(1);
+        tkp_sleep_ms(1);
     if (atomic_load(&rc->server_ready) < 0) {
         atomic_store(&rc->win.phase, BENCH_STOP);
         pthread_join(server, NULL);
         bench_result_na(out, "the rawhop server did not register");
-        bench_stop(pid);
+        tkp_stop(pid);
         free(rc);
         return;
     }
@@ -186,10 +186,10 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
     bench_window_run(&rc->win, raw__drained, rc);
     pthread_join(client, NULL);
     pthread_join(server, NULL);
-    bench_stop(pid);
+    tkp_stop(pid);
     bench_result_from(out, &rc->win, &rc->lat);
     bench_lat_free(&rc->lat);
     free(rc);
     if (!bench_opts.verbose)
-        bench_rmrf(dir);
+        tkp_rmrf(dir);
 }

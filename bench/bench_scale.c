@@ -233,7 +233,7 @@ static void hold__stop(hold__proc_t *h)
     if (h->pid > 0) {
         int status;
         for (int i = 0; i < 500 && waitpid(h->pid, &status, WNOHANG) == 0; i++)
-            bench_sleep_ms(10);
+            tkp_sleep_ms(10);
         if (waitpid(h->pid, &status, WNOHANG) == 0) {
             kill(h->pid, SIGKILL);
             waitpid(h->pid, &status, 0);
@@ -350,7 +350,7 @@ int bench_scale(int members, int runs, const char *out_path, const char *command
         connected += n;
     }
     double connect_s = (double)(bench_now_ns() - t) / 1e9;
-    bench_sleep_ms(1000);
+    tkp_sleep_ms(1000);
     uint64_t rss_after = bench_rss_kib(env.hubd);
     if (rc == 0) {
         printf("scale: pair throughput with %d members connected ...\n", connected);

@@ -301,16 +301,16 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
     double fill_store0 = 0, fill_audit0 = 0, fill_store1 = 0, fill_audit1 = 0;
     sustain__du(data, false, &fill_store0, &fill_audit0);
     unsigned long long fill_d0 = atomic_load(&s->delivered);
-    bench_sleep_ms((int)dedup_ms * 8 / 10);
+    tkp_sleep_ms((int)dedup_ms * 8 / 10);
     sustain__du(data, false, &fill_store1, &fill_audit1);
     unsigned long long fill_d1 = atomic_load(&s->delivered);
     double store_per_msg =
         fill_d1 > fill_d0 ? (fill_store1 - fill_store0) / (double)(fill_d1 - fill_d0) : 0;
-    bench_sleep_ms(fill_ms - (int)dedup_ms * 8 / 10);
+    tkp_sleep_ms(fill_ms - (int)dedup_ms * 8 / 10);
     unsigned long long max_d0 = atomic_load(&s->delivered);
     unsigned long long mc0 = bench_tree_ticks(env.hubd);
     uint64_t mt0 = bench_now_ns();
-    bench_sleep_ms(SUSTAIN__MAX_S * 1000);
+    tkp_sleep_ms(SUSTAIN__MAX_S * 1000);
     double steady =
         (double)(atomic_load(&s->delivered) - max_d0) / ((double)(bench_now_ns() - mt0) / 1e9);
     double steady_cpu = atomic_load(&s->delivered) > max_d0
@@ -327,7 +327,7 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
     fflush(stdout);
 
     /* 4. Warm-up at the held rate, then the windows. */
-    bench_sleep_ms(SUSTAIN__WARMUP_S * 1000);
+    tkp_sleep_ms(SUSTAIN__WARMUP_S * 1000);
     printf(
         "\n| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | "
         "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
@@ -347,7 +347,7 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         unsigned long long c0 = bench_tree_ticks(env.hubd);
         bench_cpu_t m0, m1;
         bench_cpu_snap(&m0);
-        bench_sleep_ms(window_s * 1000);
+        tkp_sleep_ms(window_s * 1000);
         bench_lat_t lat;
         pthread_mutex_lock(&s->lock);
         lat = s->lat;

@@ -585,7 +585,7 @@ static void on_signal(int sig)
 {
     (void)sig;
     if (getpid() == main_pid)
-        bench_kill_children();
+        tkp_kill_children();
     _exit(130);
 }
 
@@ -698,7 +698,7 @@ int main(int argc, char **argv)
         int rc = scale ? bench_scale(scale, runs, out_path, command)
                        : bench_sustain(sustain, out_path, command);
         if (!keep)
-            bench_rmrf(bench_opts.workdir);
+            tkp_rmrf(bench_opts.workdir);
         else
             printf("kept %s\n", bench_opts.workdir);
         return rc;
@@ -781,7 +781,7 @@ int main(int argc, char **argv)
     }
     free(t.buf);
     if (!keep)
-        bench_rmrf(bench_opts.workdir);
+        tkp_rmrf(bench_opts.workdir);
     else
         printf("kept %s\n", bench_opts.workdir);
     return 0;

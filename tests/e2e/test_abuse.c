@@ -184,8 +184,7 @@ START_TEST(abuse_does_not_hurt_legitimate_members)
     /* A flood of heartbeats from an authenticated member, in a thread,
      * while the legitimate member's round trips are measured. */
     rawcli_t flood;
-    rawcli_open(&flood, &fix, FLOODER);
-    rawcli_hello(&flood, FLOODER);
+    rawcli_connect(&flood, &fix, FLOODER);
     flood_t fl = {&flood, 0, 0, 0};
     pthread_t thread;
     ck_assert_int_eq(pthread_create(&thread, NULL, flood_run, &fl), 0);
@@ -247,12 +246,4 @@ START_TEST(abuse_does_not_hurt_legitimate_members)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_abuse");
-    TCase *tc = tcase_create("abuse");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, abuse_does_not_hurt_legitimate_members);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_abuse", TK_CASE("abuse", NULL, NULL, 120, abuse_does_not_hurt_legitimate_members))

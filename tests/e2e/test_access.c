@@ -343,19 +343,8 @@ START_TEST(json_endpoint_answers_behind_the_token)
 }
 END_TEST
 
-int main(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    Suite *s = suite_create("access");
-    TCase *tc = tcase_create("access");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, query_lists_exactly_one_citizens_lookups);
-    tcase_add_test(tc, verifications_are_registered_too);
-    tcase_add_test(tc, register_holds_no_id_and_a_wrong_salt_finds_nothing);
-    tcase_add_test(tc, json_endpoint_answers_behind_the_token);
-    suite_add_tcase(s, tc);
-    int rc = tk_run_suite(s);
-    curl_global_cleanup();
-    return rc;
-}
+TK_MAIN_PREPARED(tk_prepare_curl, "access",
+                 TK_CASE("access", setup, teardown, 120, query_lists_exactly_one_citizens_lookups,
+                         verifications_are_registered_too,
+                         register_holds_no_id_and_a_wrong_salt_finds_nothing,
+                         json_endpoint_answers_behind_the_token))

@@ -102,11 +102,7 @@ START_TEST(delegated_service_reaches_the_delegate)
     adp_close(&c);
     /* The audit trail shows both the authority addressed and the delegate. */
     hubfix_stop(&fix);
-    char audit[PATH_MAX];
-    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    char *out = hubfix_audit_show(&fix, id);
     ck_assert_msg(strstr(out, "ACCEPTED") && strstr(out, "-> " QHK) &&
                       strstr(out, "delegated: addressed to " STP),
                   "%s", out);
@@ -156,50 +152,21 @@ END_TEST
 
 /* ---- certificates ---- */
 
-static int count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
-                         void *user)
-{
-    (void)c;
-    (void)msg;
-    (void)reply;
-    (*(int *)user)++;
-    return 0;
-}
-
 static char ca_dir[PATH_MAX];
-
-static int ctl(char *const argv[], char **out) { return tk_run(argv, out, 20000); }
-
-static void issue(const char *member, const char *extra1, const char *extra2, const char *extra3,
-                  const char *extra4)
-{
-    char pub[PATH_MAX];
-    hubfix_public_path(&fix, member, pub);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca", ca_dir,
-                    "--pub", pub, (char *)extra1, (char *)extra2, (char *)extra3,
-                    (char *)extra4, NULL};
-    ck_assert_msg(ctl(argv, &out) == 0, "cert issue %s: %s", member, out ? out : "");
-    free(out);
-}
 
 static void setup_certs(void)
 {
     /* The CA must exist before hubd starts; hubfix_init makes the dir. */
     hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs");
-    snprintf(ca_dir, sizeof ca_dir, "%s/ca", fix.dir);
-    char *out = NULL;
-    char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
-    ck_assert_msg(ctl(init, &out) == 0, "%s", out ? out : "");
-    free(out);
+    hubfix_ca_init(&fix, ca_dir);
     const char *members[] = {TTHC, POP, PORTAL, STP, QHK};
     for (int i = 0; i < 5; i++)
         hubfix_add_member(&fix, members[i], false);
-    issue(TTHC, NULL, NULL, NULL, NULL);
-    issue(POP, NULL, NULL, NULL, NULL);
-    issue(STP, NULL, NULL, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, TTHC, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, POP, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, STP, NULL, NULL);
     /* PORTAL's certificate expired yesterday; QHK has none. */
-    issue(PORTAL, "--not-before", "2019-01-01", "--not-after", "2020-01-02");
+    hubfix_cert_issue(&fix, ca_dir, PORTAL, "2019-01-01", "2020-01-02");
     hubfix_start(&fix);
 }
 
@@ -225,25 +192,20 @@ START_TEST(only_valid_certificates_are_admitted)
         ck_assert_int_eq(adp_send_event(ok, STP, "inbox/v1", "text/plain", "q", 1, 0, 5000, NULL),
                          0);
     stp = hubfix_connect(&fix, STP);
-    char *out = NULL;
-    char *revoke[] = {(char *)tk_bin("hubctl"), "cert", "revoke", STP, "--ca", ca_dir, NULL};
-    ck_assert_msg(ctl(revoke, &out) == 0, "%s", out ? out : "");
-    free(out);
-    kill(fix.hubd, SIGHUP);
-    ck_assert(tk_wait_file_contains(fix.hubd_log, "status=revoked", 3000));
+    hubfix_cert_revoke(&fix, ca_dir, STP);
     int rc = adp_send_event(stp, POP, "echo/v1", "text/plain", "x", 1, 0, 1000, NULL);
     ck_assert_int_ne(rc, 0);
     ck_assert_int_eq(adp_last_nack_code(stp), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
     adp_close(&stp);
     /* A new certificate: the queue kept its messages. */
-    issue(STP, NULL, NULL, NULL, NULL);
+    hubfix_cert_issue(&fix, ca_dir, STP, NULL, NULL);
     kill(fix.hubd, SIGHUP);
     tk_sleep_ms(500);
     hubfix_secret_path(&fix, STP, secret);
     adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
     ck_assert_int_eq(adp_new(&cfg, &stp, err, sizeof err), 0);
     int got = 0;
-    ck_assert_int_eq(adp_offer(stp, "inbox/v1", count_handler, &got), 0);
+    ck_assert_int_eq(adp_offer(stp, "inbox/v1", hubfix_count_handler, &got), 0);
     ck_assert_msg(adp_start(stp, err, sizeof err) == 0, "%s", err);
     for (int w = 0; w < 50 && got < 2; w++)
         adp_run(stp, 100);
@@ -253,26 +215,16 @@ START_TEST(only_valid_certificates_are_admitted)
 }
 END_TEST
 
-static int count_of(const char *path, const char *needle)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && (p = strstr(p, needle)); p++)
-        n++;
-    free(text);
-    return n;
-}
-
 /* SIGHUP, and wait until hubd logged one more line holding `needle`; returns
  * that log's text (malloc'ed). */
 static char *sighup_and_wait(const char *needle)
 {
-    int before = count_of(fix.hubd_log, needle);
+    int before = tk_count_of(fix.hubd_log, needle);
     ck_assert_int_eq(kill(fix.hubd, SIGHUP), 0);
-    for (int w = 0; w < 150 && count_of(fix.hubd_log, needle) == before; w++)
+    for (int w = 0; w < 150 && tk_count_of(fix.hubd_log, needle) == before; w++)
         tk_sleep_ms(20);
-    ck_assert_msg(count_of(fix.hubd_log, needle) == before + 1,
-                  "no '%s' after SIGHUP; see %s", needle, fix.hubd_log);
+    ck_assert_msg(tk_count_of(fix.hubd_log, needle) == before + 1, "no '%s' after SIGHUP; see %s",
+                  needle, fix.hubd_log);
     return tk_read_file(fix.hubd_log);
 }
 
@@ -361,8 +313,7 @@ START_TEST(sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_fil
     char to_stp[37];
     post_birth(c, STP, to_stp);
     rawcli_t stp;
-    rawcli_open(&stp, &fix, STP);
-    rawcli_hello(&stp, STP);
+    rawcli_connect(&stp, &fix, STP);
     hub_frame_t *f = rawcli_recv_case(&stp, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
     ck_assert_msg(f != NULL, "nothing delivered to " STP " after its delegation was removed");
     hub_envelope_t *env = NULL;
@@ -380,21 +331,9 @@ START_TEST(sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_fil
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_agreements");
-    TCase *tc = tcase_create("agreements");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, calls_need_a_valid_agreement);
-    tcase_add_test(tc, delegated_service_reaches_the_delegate);
-    tcase_add_test(tc, metaservices_answer_members_services_and_agreements);
-    tcase_add_test(tc, sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_file);
-    suite_add_tcase(s, tc);
-    TCase *certs = tcase_create("certificates");
-    tcase_add_checked_fixture(certs, setup_certs, teardown);
-    tcase_set_timeout(certs, 120);
-    tcase_add_test(certs, only_valid_certificates_are_admitted);
-    suite_add_tcase(s, certs);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_agreements",
+        TK_CASE("agreements", setup, teardown, 120, calls_need_a_valid_agreement,
+                delegated_service_reaches_the_delegate,
+                metaservices_answer_members_services_and_agreements,
+                sighup_reloads_agreements_and_delegations_and_keeps_them_on_a_bad_file),
+        TK_CASE("certificates", setup_certs, teardown, 120, only_valid_certificates_are_admitted))

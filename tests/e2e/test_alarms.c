@@ -38,15 +38,7 @@ static void start_hub(const char *extra)
     hubfix_add_member(&fix, A, true);
     hubfix_add_member(&fix, B, true);
     hubfix_start(&fix);
-    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
-    char *ready = tk_read_file(path);
-    ck_assert_ptr_nonnull(ready);
-    char *http = strstr(ready, "http=");
-    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
-    char *colon = strrchr(strtok(http + 5, "\n"), ':');
-    ck_assert_ptr_nonnull(colon);
-    http_port = atoi(colon + 1);
-    free(ready);
+    http_port = hubfix_http_port(&fix);
 }
 
 static void teardown(void)
@@ -54,48 +46,20 @@ static void teardown(void)
     hubfix_cleanup(&fix);
 }
 
-typedef struct {
-    long status;
-    char *body;
-    size_t len;
-} reply_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    reply_t *r = user;
-    size_t add = size * n;
-    r->body = realloc(r->body, r->len + add + 1);
-    memcpy(r->body + r->len, p, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
+typedef tk_reply_t reply_t;
 
 static reply_t get(const char *path)
 {
-    reply_t r = {0, calloc(1, 1), 0};
-    CURL *curl = curl_easy_init();
     char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port, path);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(curl);
-    return r;
+    return tk_http("GET", url, NULL, NULL);
 }
 
 static json_t *get_json(const char *path)
 {
-    reply_t r = get(path);
-    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-    json_error_t e;
-    json_t *j = json_loadb(r.body, r.len, 0, &e);
-    ck_assert_msg(j, "GET %s: not JSON (%s): %s", path, e.text, r.body);
-    free(r.body);
-    return j;
+    char what[512];
+    snprintf(what, sizeof what, "GET %s", path);
+    return tk_reply_json(get(path), what);
 }
 
 /* The alarm with this code and subject in j's "alarms", or NULL. */
@@ -149,8 +113,7 @@ static double sample(const char *text, const char *series)
 static bool send_one(const char *sender, const char *receiver)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, sender);
-    rawcli_hello(&raw, sender);
+    rawcli_connect(&raw, &fix, sender);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);
@@ -166,18 +129,7 @@ static bool send_one(const char *sender, const char *receiver)
 
 static void send_durable(const char *sender, const char *receiver)
 {
-    rawcli_t raw;
-    rawcli_open(&raw, &fix, sender);
-    rawcli_hello(&raw, sender);
-    char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
-    hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
-    ck_assert_msg(f && f->receipts->n_acks == 1, "the message to %s was not ACKed", receiver);
-    hub_frame_free(&f);
-    rawcli_close(&raw);
+    ck_assert_msg(send_one(sender, receiver), "the message to %s was not ACKed", receiver);
 }
 
 START_TEST(receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns)
@@ -329,30 +281,20 @@ END_TEST
  * within cert_warn_days (warning), one far off (none). */
 static void issue(const char *ca, const char *member, int days_left)
 {
-    char pub[PATH_MAX], until[32];
-    hubfix_public_path(&fix, member, pub);
+    char until[32];
     time_t t = time(NULL) + (time_t)days_left * 86400;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(until, sizeof until, "%Y-%m-%d", &tm);
-    char *out = NULL;
-    char *const argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca",
-                          (char *)ca, "--pub", pub, "--not-after", until, NULL};
-    int rc = tk_run(argv, &out, 20000);
-    ck_assert_msg(rc == 0, "cert issue %s: %s", member, out ? out : "");
-    free(out);
+    hubfix_cert_issue(&fix, ca, member, NULL, until);
 }
 
 START_TEST(expiring_certificates_are_alarms)
 {
     hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs\n"
                       "http_listen = 127.0.0.1:0\ncert_warn_days = 30\nalarm_cert_crit_days = 7\n");
-    char ca[PATH_MAX], path[PATH_MAX];
-    snprintf(ca, sizeof ca, "%s/ca", fix.dir);
-    char *out = NULL;
-    char *const init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca, NULL};
-    ck_assert_msg(tk_run(init, &out, 20000) == 0, "ca init: %s", out ? out : "");
-    free(out);
+    char ca[PATH_MAX];
+    hubfix_ca_init(&fix, ca);
     const char *far = "VN/GOV/HN-STP/HOTICH";
     hubfix_add_member(&fix, A, false);
     hubfix_add_member(&fix, B, false);
@@ -361,13 +303,7 @@ START_TEST(expiring_certificates_are_alarms)
     issue(ca, B, 20);
     issue(ca, far, 200);
     hubfix_start(&fix);
-    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
-    char *ready = tk_read_file(path);
-    ck_assert_ptr_nonnull(ready);
-    char *http = strstr(ready, "http=");
-    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
-    http_port = atoi(strrchr(strtok(http + 5, "\n"), ':') + 1);
-    free(ready);
+    http_port = hubfix_http_port(&fix);
     json_t *j = readyz_until("certificate_expiring", B, "warning", 5000);
     json_t *a = alarm_in(j, "certificate_expiring", A), *b = alarm_in(j, "certificate_expiring", B);
     ck_assert_msg(a && !strcmp(json_string_value(json_object_get(a, "level")), "critical"),
@@ -470,21 +406,9 @@ START_TEST(grafana_dashboard_queries_only_metrics_the_hub_exposes)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("alarms");
-    TCase *tc = tcase_create("e2e");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns);
-    tcase_add_test(tc, dead_letters_are_logged_and_raise_an_alarm);
-    tcase_add_test(tc, grafana_dashboard_queries_only_metrics_the_hub_exposes);
-    tcase_add_test(tc, reply_is_labelled_with_its_requests_service);
-    tcase_add_test(tc, expiring_certificates_are_alarms);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("alarms",
+        TK_CASE("e2e", NULL, teardown, 120,
+                receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns,
+                dead_letters_are_logged_and_raise_an_alarm,
+                grafana_dashboard_queries_only_metrics_the_hub_exposes,
+                reply_is_labelled_with_its_requests_service, expiring_certificates_are_alarms))

@@ -321,18 +321,7 @@ START_TEST(expired_files_are_deleted_on_schedule)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("archive");
-    TCase *tc = tcase_create("archive");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, round_trip_shows_the_whole_message);
-    tcase_add_test(tc, online_only_messages_are_archived_too);
-    tcase_add_test(tc, wrong_key_is_refused);
-    tcase_add_test(tc, tampering_is_detected);
-    tcase_add_test(tc, crash_leaves_a_file_the_next_start_seals);
-    tcase_add_test(tc, expired_files_are_deleted_on_schedule);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("archive",
+        TK_CASE("archive", NULL, teardown, 120, round_trip_shows_the_whole_message,
+                online_only_messages_are_archived_too, wrong_key_is_refused, tampering_is_detected,
+                crash_leaves_a_file_the_next_start_seals, expired_files_are_deleted_on_schedule))

@@ -301,8 +301,7 @@ START_TEST(lookup_record_gives_no_payload_away)
     lth__v1__envelope__pack(&env, bytes);
 
     rawcli_t raw;
-    rawcli_open(&raw, &fix, TTHC);
-    rawcli_hello(&raw, TTHC);
+    rawcli_connect(&raw, &fix, TTHC);
     rawcli_send_batch1(&raw, bytes, len);
     hub_frame_t *rc = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 10000);
     ck_assert_ptr_nonnull(rc);
@@ -367,16 +366,5 @@ START_TEST(lookup_record_gives_no_payload_away)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("audit_trail");
-    TCase *tc = tcase_create("e2e");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, every_exchange_is_audited);
-    tcase_add_test(tc, lookup_record_gives_no_payload_away);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void) { return tk_run_suite(suite()); }
+TK_MAIN("audit_trail", TK_CASE("e2e", setup, teardown, 240, every_exchange_is_audited,
+                               lookup_record_gives_no_payload_away))

@@ -20,7 +20,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,23 +39,6 @@
 static hubfix_t fix;
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 60000);
-    if (rc != 0)
-        fprintf(stderr, "auditchain: `%s` exited %d: %s\n", cmd, rc, out ? out : "");
-    free(out);
-    return rc;
-}
 
 /* Runs hubctl with up to 8 arguments; returns its exit code, output in *out. */
 static int hubctl(char **out, const char *a0, const char *a1, const char *a2, const char *a3,
@@ -170,57 +152,20 @@ static void last_logged_anchor(char out[128])
     free(log);
 }
 
-typedef struct {
-    char *body;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    body_t *b = user;
-    size_t add = size * n;
-    b->body = realloc(b->body, b->len + add + 1);
-    memcpy(b->body + b->len, p, add);
-    b->len += add;
-    b->body[b->len] = '\0';
-    return add;
-}
-
 static json_t *get_json(const char *path)
 {
-    body_t b = {calloc(1, 1), 0};
     char url[512];
     snprintf(url, sizeof url, "http://%s%s", fix.http, path);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    ck_assert_msg(status == 200, "GET %s: %ld %s", path, status, b.body);
-    json_error_t e;
-    json_t *j = json_loadb(b.body, b.len, 0, &e);
-    ck_assert_msg(j, "GET %s: not JSON: %s", path, b.body);
-    free(b.body);
-    return j;
+    char what[600];
+    snprintf(what, sizeof what, "GET %s", path);
+    return tk_reply_json(tk_http("GET", url, NULL, NULL), what);
 }
 
 static char *get_text(const char *path)
 {
-    body_t b = {calloc(1, 1), 0};
     char url[512];
     snprintf(url, sizeof url, "http://%s%s", fix.http, path);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    return b.body;
+    return tk_http("GET", url, NULL, NULL).body;
 }
 
 static bool has_alarm(const char *code)
@@ -271,18 +216,20 @@ START_TEST(cutting_and_editing_are_named)
     snprintf(third, sizeof third, "%s/data/audit/audit-000003.log", fix.dir);
     ck_assert_msg(stat(third, &st) == 0, "the log has fewer than 3 files");
     /* The untouched log, to start each case from. */
-    ck_assert_int_eq(sh("cp -a %s/data %s/golden", fix.dir, fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "cp -a %s/data %s/golden", fix.dir, fix.dir), 0);
 #define RESTORE()                                                                                  \
-    ck_assert_int_eq(sh("rm -rf %s/data && cp -a %s/golden %s/data", fix.dir, fix.dir, fix.dir), 0)
+    ck_assert_int_eq(                                                                              \
+        tk_shf(60000, "rm -rf %s/data && cp -a %s/golden %s/data", fix.dir, fix.dir, fix.dir), 0)
 
     /* Cut back to the first checkpoint: every line after it, every later
      * file. Without the anchor the rest still verifies (it is a shorter
      * log); with it, the cut is named; hubd refuses. */
     ck_assert_int_eq(
-        sh("cd %s/data/audit && n=$(grep -n '\"CHECKPOINT\"' audit-000001.log | head -1 "
-           "| cut -d: -f1) && head -n $n audit-000001.log > t && mv t "
-           "audit-000001.log && rm -f audit-00000[2-9].log audit-0000[1-9]*.log",
-           fix.dir),
+        tk_shf(60000,
+               "cd %s/data/audit && n=$(grep -n '\"CHECKPOINT\"' audit-000001.log | head -1 "
+               "| cut -d: -f1) && head -n $n audit-000001.log > t && mv t "
+               "audit-000001.log && rm -f audit-00000[2-9].log audit-0000[1-9]*.log",
+               fix.dir),
         0);
     verify_passes(NULL, NULL);
     verify_fails_naming("log cut back", "--anchor", head);
@@ -290,23 +237,25 @@ START_TEST(cutting_and_editing_are_named)
     RESTORE();
 
     /* The last file deleted. */
-    ck_assert_int_eq(sh("cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir),
-                     0);
+    ck_assert_int_eq(
+        tk_shf(60000, "cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir), 0);
     verify_fails_naming("log cut back", "--anchor", head);
     start_refused_naming("audit log cut back");
     RESTORE();
 
     /* Every file deleted. */
-    ck_assert_int_eq(sh("rm -f %s/data/audit/audit-*.log", fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "rm -f %s/data/audit/audit-*.log", fix.dir), 0);
     verify_fails_naming("every file was removed", "--anchor", head);
     start_refused_naming("holds no checkpoint at all");
     RESTORE();
 
     /* The last two files swapped. */
-    ck_assert_int_eq(sh("cd %s/data/audit && a=$(ls audit-*.log | sort | tail -2 | head -1) && "
-                        "b=$(ls audit-*.log | sort | tail -1) && mv $a t && mv $b $a && mv t $b",
-                        fix.dir),
-                     0);
+    ck_assert_int_eq(
+        tk_shf(60000,
+               "cd %s/data/audit && a=$(ls audit-*.log | sort | tail -2 | head -1) && "
+               "b=$(ls audit-*.log | sort | tail -1) && mv $a t && mv $b $a && mv t $b",
+               fix.dir),
+        0);
     verify_fails_naming("missing before", NULL, NULL);
     start_refused_naming("audit log cut back");
     RESTORE();
@@ -314,8 +263,10 @@ START_TEST(cutting_and_editing_are_named)
     /* One record edited (a digit of its time) in the first file: verify
      * names it; hubd starts (the end of the log is intact) and its check of
      * the whole log names it, with a critical alarm. */
-    ck_assert_int_eq(
-        sh("cd %s/data/audit && sed -i '2s/\"ts\":1/\"ts\":2/' audit-000001.log", fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000,
+                            "cd %s/data/audit && sed -i '2s/\"ts\":1/\"ts\":2/' audit-000001.log",
+                            fix.dir),
+                     0);
     verify_fails_naming("modified record", NULL, NULL);
     hubfix_start(&fix);
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "audit log check at start FAILED", 10000),
@@ -330,9 +281,9 @@ START_TEST(cutting_and_editing_are_named)
 
     /* Cut back, then accepted by the operator: hubd starts, records the
      * gap, raises the critical alarm and the metric. */
-    ck_assert_int_eq(sh("cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir),
-                     0);
-    ck_assert_int_eq(sh("echo 'audit_accept_gap = yes' >> %s", fix.conf_path), 0);
+    ck_assert_int_eq(
+        tk_shf(60000, "cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "echo 'audit_accept_gap = yes' >> %s", fix.conf_path), 0);
     hubfix_start(&fix);
     alarm = false;
     for (int w = 0; w < 50 && !(alarm = has_alarm("audit_log_cut")); w++)
@@ -350,7 +301,8 @@ START_TEST(cutting_and_editing_are_named)
     char dir[PATH_MAX];
     audit_dir(dir);
     ck_assert_int_eq(
-        sh("grep -q 'audit log cut back, accepted by the operator' %s/audit-*.log", dir), 0);
+        tk_shf(60000, "grep -q 'audit log cut back, accepted by the operator' %s/audit-*.log", dir),
+        0);
     hubfix_cleanup(&fix);
 }
 END_TEST
@@ -402,12 +354,13 @@ START_TEST(key_rotation_is_followed)
     traffic(10);
     hubfix_stop(&fix);
     /* The old key A, kept for the auditor; a new key B. */
-    ck_assert_int_eq(sh("cd %s && mkdir -p old new && cp secrets/%s.* old/ && %s keygen %s new "
-                        ">/dev/null",
-                        fix.dir, HUB_SLUG, tk_bin("hubctl"), HUBFIX_HUB_ID),
+    ck_assert_int_eq(tk_shf(60000,
+                            "cd %s && mkdir -p old new && cp secrets/%s.* old/ && %s keygen %s new "
+                            ">/dev/null",
+                            fix.dir, HUB_SLUG, tk_bin("hubctl"), HUBFIX_HUB_ID),
                      0);
-    ck_assert_int_eq(sh("cp -a %s/data %s/before", fix.dir, fix.dir), 0);
-    ck_assert_int_eq(sh("cd %s && cp new/%s.* secrets/", fix.dir, HUB_SLUG), 0);
+    ck_assert_int_eq(tk_shf(60000, "cp -a %s/data %s/before", fix.dir, fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "cd %s && cp new/%s.* secrets/", fix.dir, HUB_SLUG), 0);
     /* Without a rotation record the hub refuses the new key. */
     start_refused_naming("key change without a rotation record");
 
@@ -435,8 +388,9 @@ START_TEST(key_rotation_is_followed)
 
     /* The same change without the record, forced by the operator (the old
      * key lost): the hub goes on, and verify names the point. */
-    ck_assert_int_eq(sh("rm -rf %s/data && cp -a %s/before %s/data", fix.dir, fix.dir, fix.dir), 0);
-    ck_assert_int_eq(sh("echo 'audit_accept_key_change = yes' >> %s", fix.conf_path), 0);
+    ck_assert_int_eq(
+        tk_shf(60000, "rm -rf %s/data && cp -a %s/before %s/data", fix.dir, fix.dir, fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "echo 'audit_accept_key_change = yes' >> %s", fix.conf_path), 0);
     hubfix_start(&fix);
     traffic(10);
     hubfix_stop(&fix);
@@ -491,11 +445,12 @@ static void make_tsa(const char *dir, const char *name)
              "ess_cert_id_alg = sha256\n",
              dir, dir, dir);
     tk_write_file(cnf, text);
-    ck_assert_int_eq(sh("cd %s && echo 01 > serial && openssl req -x509 -newkey ec -pkeyopt "
-                        "ec_paramgen_curve:P-256 -nodes -keyout tsa.key -out tsa.pem -days 2 "
-                        "-subj '/CN=%s' -addext 'extendedKeyUsage=critical,timeStamping' "
-                        "-addext 'keyUsage=critical,digitalSignature' 2>/dev/null",
-                        dir, name),
+    ck_assert_int_eq(tk_shf(60000,
+                            "cd %s && echo 01 > serial && openssl req -x509 -newkey ec -pkeyopt "
+                            "ec_paramgen_curve:P-256 -nodes -keyout tsa.key -out tsa.pem -days 2 "
+                            "-subj '/CN=%s' -addext 'extendedKeyUsage=critical,timeStamping' "
+                            "-addext 'keyUsage=critical,digitalSignature' 2>/dev/null",
+                            dir, name),
                      0);
 }
 
@@ -525,7 +480,8 @@ static long json_u64(json_t *o, const char *key)
 
 START_TEST(timestamps_are_checked)
 {
-    if (access("/usr/bin/python3", X_OK) != 0 || sh("command -v openssl >/dev/null") != 0)
+    if (access("/usr/bin/python3", X_OK) != 0 ||
+        tk_shf(60000, "command -v openssl >/dev/null") != 0)
         tk_skip("auditchain: python3 and openssl are needed for the test TSA");
     char base[PATH_MAX], tsa_dir[PATH_MAX], evil_dir[PATH_MAX], conf[2048];
     tk_tmpdir(base);
@@ -589,27 +545,30 @@ START_TEST(timestamps_are_checked)
     free(out);
     /* An auditor holding another TSA's certificate is told. */
     verify_fails_naming("does not verify with the TSA certificate", "--tsa-cert", evil_cert);
-    ck_assert_int_eq(sh("cp -a %s/data %s/golden", fix.dir, fix.dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "cp -a %s/data %s/golden", fix.dir, fix.dir), 0);
 
     /* A forged token: the evil TSA's answer for the same checkpoint. */
     ck_assert_int_eq(
-        sh("cd %s && f=$(ls audit-cp-*.tsr | sort | head -1) && "
-           "s=$(echo $f | sed 's/audit-cp-0*\\([0-9]*\\)\\.tsr/\\1/') && "
-           "h=$(grep -h \"^{\\\"seq\\\":$s,\" audit-*.log | sha256sum | cut -c1-64) && "
-           "openssl ts -query -digest $h -sha256 -cert -out q.tsq && "
-           "openssl ts -reply -config %s/tsa.cnf -queryfile q.tsq -out $f 2>/dev/null "
-           "&& rm q.tsq",
-           dir, evil_dir),
+        tk_shf(60000,
+               "cd %s && f=$(ls audit-cp-*.tsr | sort | head -1) && "
+               "s=$(echo $f | sed 's/audit-cp-0*\\([0-9]*\\)\\.tsr/\\1/') && "
+               "h=$(grep -h \"^{\\\"seq\\\":$s,\" audit-*.log | sha256sum | cut -c1-64) && "
+               "openssl ts -query -digest $h -sha256 -cert -out q.tsq && "
+               "openssl ts -reply -config %s/tsa.cnf -queryfile q.tsq -out $f 2>/dev/null "
+               "&& rm q.tsq",
+               dir, evil_dir),
         0);
     verify_fails_naming("forged time-stamp token", "--tsa-cert", tsa_cert);
     hubfix_start(&fix);
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "forged time-stamp token", 10000),
                   "hubd did not name the forged token at start; see %s", fix.hubd_log);
     hubfix_stop(&fix);
-    ck_assert_int_eq(sh("rm -rf %s/data && cp -a %s/golden %s/data", fix.dir, fix.dir, fix.dir), 0);
+    ck_assert_int_eq(
+        tk_shf(60000, "rm -rf %s/data && cp -a %s/golden %s/data", fix.dir, fix.dir, fix.dir), 0);
 
     /* A missing token. */
-    ck_assert_int_eq(sh("cd %s && rm \"$(ls audit-cp-*.tsr | sort | sed -n 2p)\"", dir), 0);
+    ck_assert_int_eq(tk_shf(60000, "cd %s && rm \"$(ls audit-cp-*.tsr | sort | sed -n 2p)\"", dir),
+                     0);
     verify_fails_naming("missing time-stamp token", "--tsa-cert", tsa_cert);
     verify_fails_naming("missing time-stamp token", NULL, NULL);
     hubfix_start(&fix);
@@ -622,18 +581,7 @@ START_TEST(timestamps_are_checked)
 }
 END_TEST
 
-int main(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    Suite *s = suite_create("auditchain");
-    TCase *tc = tcase_create("chain");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, cutting_and_editing_are_named);
-    tcase_add_test(tc, head_is_published_and_anchors);
-    tcase_add_test(tc, key_rotation_is_followed);
-    tcase_add_test(tc, timestamps_are_checked);
-    suite_add_tcase(s, tc);
-    int rc = tk_run_suite(s);
-    curl_global_cleanup();
-    return rc;
-}
+TK_MAIN_PREPARED(tk_prepare_curl, "auditchain",
+                 TK_CASE("chain", NULL, NULL, 300, cutting_and_editing_are_named,
+                         head_is_published_and_anchors, key_rotation_is_followed,
+                         timestamps_are_checked))

@@ -73,16 +73,5 @@ START_TEST(subscriber_gets_each_published_catalogue)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_catalogue");
-    TCase *tc = tcase_create("catalogue");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, subscriber_gets_each_published_catalogue);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("e2e_catalogue",
+        TK_CASE("catalogue", NULL, NULL, 120, subscriber_gets_each_published_catalogue))

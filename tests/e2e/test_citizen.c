@@ -522,25 +522,7 @@ START_TEST(bad_disclosure_file_stops_the_adapter)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_citizen");
-    TCase *tc = tcase_create("citizen");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, verify_matches_without_disclosing);
-    tcase_add_test(tc, verify_refusals_say_what_to_fix);
-    tcase_add_test(tc, lookup_returns_the_fields_of_the_purpose);
-    tcase_add_test(tc, bad_disclosure_file_stops_the_adapter);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("e2e_citizen",
+        TK_CASE("citizen", setup, teardown, 120, verify_matches_without_disclosing,
+                verify_refusals_say_what_to_fix, lookup_returns_the_fields_of_the_purpose,
+                bad_disclosure_file_stops_the_adapter))

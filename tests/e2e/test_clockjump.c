@@ -20,16 +20,6 @@
 
 static hubfix_t fix;
 
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
 static int count_of(const char *text, const char *needle)
 {
     int n = 0;
@@ -87,29 +77,10 @@ START_TEST(wall_clock_jumps_lose_nothing)
     char offset[PATH_MAX];
     snprintf(offset, sizeof offset, "%s/faketime", fix.dir);
     tk_write_file(offset, "+0\n");
-    setenv("LD_PRELOAD", FAKETIME_LIB, 1);
     setenv("FAKETIME_TIMESTAMP_FILE", offset, 1);
     setenv("FAKETIME_NO_CACHE", "1", 1);
     setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan wants its runtime first in the library list; libfaketime only
-     * wraps time calls, which ASan does not intercept, so let it go first. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char *saved = asan ? strdup(asan) : NULL;
-    char options[1024];
-    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
-             asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", options, 1);
-#endif
-    hubfix_start(&fix);
-    unsetenv("LD_PRELOAD");
-#if defined(__SANITIZE_ADDRESS__)
-    if (saved)
-        setenv("ASAN_OPTIONS", saved, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(saved);
-#endif
+    hubfix_start_preloaded(&fix, FAKETIME_LIB);
     char record[PATH_MAX], conf[PATH_MAX + 64];
     snprintf(record, sizeof record, "%s/received.txt", fix.dir);
     snprintf(conf, sizeof conf, "plugin.file = %s\n", record);
@@ -137,12 +108,12 @@ START_TEST(wall_clock_jumps_lose_nothing)
             adp_run(s, 50);
         ck_assert_msg(adp_outbox_size(s) == 0, "phase %d: not ACKed: %s", phase,
                       adp_last_error(s));
-        for (int w = 0; w < 100 && count_lines(record) < (phase + 1) * 100; w++)
+        for (int w = 0; w < 100 && tk_count_lines(record) < (phase + 1) * 100; w++)
             tk_sleep_ms(50);
-        ck_assert_int_eq(count_lines(record), (phase + 1) * 100);
+        ck_assert_int_eq(tk_count_lines(record), (phase + 1) * 100);
     }
     tk_sleep_ms(1500); /* heartbeats and redelivery timers keep running */
-    ck_assert_int_eq(count_lines(record), 300);
+    ck_assert_int_eq(tk_count_lines(record), 300);
     ck_assert(hubfix_hub_alive(&fix));
     adp_close(&s);
     hubfix_stop(&fix);
@@ -158,12 +129,4 @@ START_TEST(wall_clock_jumps_lose_nothing)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *suite = suite_create("e2e_clockjump");
-    TCase *tc = tcase_create("clockjump");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, wall_clock_jumps_lose_nothing);
-    suite_add_tcase(suite, tc);
-    return tk_run_suite(suite);
-}
+TK_MAIN("e2e_clockjump", TK_CASE("clockjump", NULL, NULL, 120, wall_clock_jumps_lose_nothing))

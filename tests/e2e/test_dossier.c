@@ -324,6 +324,17 @@ static long long jint(json_t *obj, const char *key)
 
 /* The test's own account of each dossier, from the generator and the
  * procedure system's file. */
+/* Asserts that a "SELECT count(*) ..." query counts nothing. */
+static void assert_count_zero(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *q;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_msg(sqlite3_column_int64(q, 0) == 0, "%lld rows for %s",
+                  (long long)sqlite3_column_int64(q, 0), sql);
+    sqlite3_finalize(q);
+}
+
 static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *const *procs,
                         size_t n_procs)
 {
@@ -409,25 +420,13 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
     ck_assert_int_eq(seen, n);
     /* Decided once: one final change per dossier, and the sequences 1..seq
      * without a gap. */
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM (SELECT code FROM history"
-                                        " WHERE status IN (4, 5) GROUP BY code"
-                                        " HAVING count(*) <> 1)",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int64(q, 0), 0);
-    sqlite3_finalize(q);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM dossier d WHERE seq <>"
-                                        " (SELECT count(*) FROM history h WHERE h.code = d.code)"
-                                        " OR seq <> (SELECT max(seq) FROM history h"
-                                        " WHERE h.code = d.code)",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int64(q, 0), 0);
-    sqlite3_finalize(q);
+    assert_count_zero(db, "SELECT count(*) FROM (SELECT code FROM history"
+                          " WHERE status IN (4, 5) GROUP BY code"
+                          " HAVING count(*) <> 1)");
+    assert_count_zero(db, "SELECT count(*) FROM dossier d WHERE seq <>"
+                          " (SELECT count(*) FROM history h WHERE h.code = d.code)"
+                          " OR seq <> (SELECT max(seq) FROM history h"
+                          " WHERE h.code = d.code)");
     sqlite3_close_v2(db);
 }
 
@@ -975,29 +974,10 @@ START_TEST(due_dates_follow_the_working_calendar)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_dossier");
-    TCase *tc = tcase_create("dossier");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, full_flow);
-    tcase_add_test(tc, invalid_and_unknown_applicants_are_returned);
-    tcase_add_test(tc, assurance_and_declared_identity_are_checked);
-    tcase_add_test(tc, portal_offline_then_back_catches_up);
-    tcase_add_test(tc, duplicate_and_out_of_order_changes);
-    tcase_add_test(tc, sector_and_procedure_killed_mid_flow_lose_nothing);
-    tcase_add_test(tc, delegated_authority_resolves_and_is_counted);
-    tcase_add_test(tc, due_dates_follow_the_working_calendar);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("e2e_dossier",
+        TK_CASE("dossier", setup, teardown, 300, full_flow,
+                invalid_and_unknown_applicants_are_returned,
+                assurance_and_declared_identity_are_checked, portal_offline_then_back_catches_up,
+                duplicate_and_out_of_order_changes,
+                sector_and_procedure_killed_mid_flow_lose_nothing,
+                delegated_authority_resolves_and_is_counted, due_dates_follow_the_working_calendar))

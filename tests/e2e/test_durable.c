@@ -52,19 +52,6 @@ static pid_t start_receiver(const char *extra)
     return hubfix_start_adapter(&fix, RECEIVER, "recorder", conf);
 }
 
-/* A sender with its own state directory (outbox), like a real adapter. */
-static adp_client_t *connect_sender(const char *member, const char *state)
-{
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
-    adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
-    ck_assert_msg(rc == 0, "connect as %s failed: %s", member, err);
-    return c;
-}
-
 /* Posts `count` events "<tag> <i>" and pumps until the hub ACKed all. */
 static void post_all(adp_client_t *c, const char *tag, int count, int timeout_s)
 {
@@ -81,26 +68,6 @@ static void post_all(adp_client_t *c, const char *tag, int count, int timeout_s)
         adp_run(c, 100);
     ck_assert_msg(adp_outbox_size(c) == 0, "%zu messages never ACKed: %s", adp_outbox_size(c),
                   adp_last_error(c));
-}
-
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
-static bool wait_lines(int expected, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 50) {
-        if (count_lines(record_path) >= expected)
-            return true;
-        tk_sleep_ms(50);
-    }
-    return false;
 }
 
 /* Checks that each "<tag> i" for i < count from `sender` was handled exactly
@@ -217,8 +184,7 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
     uint8_t *other = event_as(id, created, "other content", &other_len);
 
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     int code;
     char reason[512];
     uint64_t seq = send_one(&raw, first, first_len, &code, NULL, 0);
@@ -237,8 +203,7 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
     /* The digest is in the store: the same answers after a restart. */
     hubfix_stop(&fix);
     hubfix_start(&fix);
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     ck_assert_uint_eq(send_one(&raw, first, first_len, &code, NULL, 0), seq);
     ck_assert_uint_eq(send_one(&raw, other, other_len, &code, reason, sizeof reason), 0);
     ck_assert_int_eq(code, LTH__V1__NACK_CODE__NACK_ID_REUSED);
@@ -250,7 +215,7 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
 
     /* Through the SDK (batch-signed, a new signature): the same record is
      * the original ACK, other content the ID_REUSED outcome. */
-    adp_client_t *c = connect_sender(SENDER, NULL);
+    adp_client_t *c = hubfix_connect(&fix, SENDER);
     sdk_outcome_t got = {0};
     adp_set_outcome_handler(c, keep_outcome, &got);
     ck_assert_int_eq(adp_post_event_as(c, id, created, RECEIVER, "record/v1", "text/plain",
@@ -272,9 +237,9 @@ START_TEST(resent_id_is_acked_again_and_reused_id_refused)
 
     /* The receiver gets the first content, once. */
     ck_assert_int_gt(start_receiver(NULL), 0);
-    ck_assert(wait_lines(1, 10000));
+    ck_assert(tk_wait_lines(record_path, 1, 10000));
     tk_sleep_ms(1500); /* nothing else comes */
-    ck_assert_int_eq(count_lines(record_path), 1);
+    ck_assert_int_eq(tk_count_lines(record_path), 1);
     char *text = tk_read_file(record_path);
     ck_assert_ptr_nonnull(text);
     ck_assert_msg(strstr(text, "first content") != NULL, "received: %s", text);
@@ -285,18 +250,18 @@ END_TEST
 START_TEST(offline_receiver_gets_everything_in_order_once)
 {
     /* Two senders, 5,000 each, while the receiver is not running. */
-    adp_client_t *a = connect_sender(SENDER, NULL);
-    adp_client_t *b = connect_sender(SENDER2, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
+    adp_client_t *b = hubfix_connect(&fix, SENDER2);
     post_all(a, "a", 5000, 60);
     post_all(b, "b", 5000, 60);
-    ck_assert_int_eq(count_lines(record_path), 0);
+    ck_assert_int_eq(tk_count_lines(record_path), 0);
     start_receiver(NULL);
-    ck_assert_msg(wait_lines(10000, 60000), "only %d of 10000 arrived",
-                  count_lines(record_path));
+    ck_assert_msg(tk_wait_lines(record_path, 10000, 60000), "only %d of 10000 arrived",
+                  tk_count_lines(record_path));
     /* Nothing more may come: wait past a redelivery period (1,000 ms), in
      * which an unsettled message would be delivered again. */
     tk_sleep_ms(1500);
-    ck_assert_int_eq(count_lines(record_path), 10000);
+    ck_assert_int_eq(tk_count_lines(record_path), 10000);
     assert_once_in_order(SENDER, "a", 5000);
     assert_once_in_order(SENDER2, "b", 5000);
     adp_close(&a);
@@ -309,7 +274,7 @@ START_TEST(hub_killed_three_times_loses_nothing)
     start_receiver(NULL);
     char sender_state[PATH_MAX];
     snprintf(sender_state, sizeof sender_state, "%s/sender-state", fix.dir);
-    adp_client_t *a = connect_sender(SENDER, sender_state);
+    adp_client_t *a = hubfix_connect_state(&fix, SENDER, sender_state);
     srand((unsigned)getpid());
     const int total = 10000;
     /* Three SIGKILLs at random points of the stream. */
@@ -337,10 +302,10 @@ START_TEST(hub_killed_three_times_loses_nothing)
                       adp_outbox_size(a));
     }
     ck_assert_int_eq(kills, 3);
-    ck_assert_msg(wait_lines(total, 60000), "only %d of %d handled", count_lines(record_path),
-                  total);
+    ck_assert_msg(tk_wait_lines(record_path, total, 60000), "only %d of %d handled",
+                  tk_count_lines(record_path), total);
     tk_sleep_ms(1500);
-    ck_assert_int_eq(count_lines(record_path), total);
+    ck_assert_int_eq(tk_count_lines(record_path), total);
     assert_once_in_order(SENDER, "m", total);
     adp_close(&a);
 }
@@ -349,12 +314,12 @@ END_TEST
 START_TEST(receiver_killed_while_handling_gets_it_again_once)
 {
     pid_t receiver = start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 3000\n");
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     uint64_t seq = 0;
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "first", 5, 0, 5000,
                                     &seq),
                      0);
-    ck_assert(wait_lines(1, 10000));
+    ck_assert(tk_wait_lines(record_path, 1, 10000));
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "slow", 4, 0, 5000,
                                     &seq),
                      0);
@@ -362,14 +327,15 @@ START_TEST(receiver_killed_while_handling_gets_it_again_once)
     snprintf(begin, sizeof begin, "%s.begin", record_path);
     ck_assert_msg(tk_wait_file(begin, 10000), "handler never started");
     tk_kill9(receiver);
-    ck_assert_int_eq(count_lines(record_path), 1);
+    ck_assert_int_eq(tk_count_lines(record_path), 1);
     /* Back with a fast handler for everything: the killed message comes
      * again and is handled once; "first" is not handled a second time. */
     start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 10\n");
-    ck_assert_msg(wait_lines(2, 15000), "the interrupted message was not redelivered");
+    ck_assert_msg(tk_wait_lines(record_path, 2, 15000),
+                  "the interrupted message was not redelivered");
     tk_sleep_ms(2500); /* past a redelivery period: no duplicates arrive */
     char *text = tk_read_file(record_path);
-    ck_assert_int_eq(count_lines(record_path), 2);
+    ck_assert_int_eq(tk_count_lines(record_path), 2);
     ck_assert_ptr_nonnull(strstr(text, "\tfirst\n"));
     /* The recorder records every call: the second one, marked in doubt (the
      * adapter had begun it before it was killed). */
@@ -403,7 +369,7 @@ START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
      * effect is done and its settle is not. */
     pid_t receiver = start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 3000\n"
                                     "plugin.slow_after_record = yes\n");
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "first", 5, 0, 5000,
                                     NULL),
                      0);
@@ -417,7 +383,8 @@ START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
     int in_doubt = 0;
     ck_assert_int_eq(calls_for("slow", &in_doubt), 1);
     start_receiver("plugin.slow_payload = slow\nplugin.slow_ms = 10\n");
-    ck_assert_msg(wait_lines(3, 15000), "the interrupted message was not redelivered");
+    ck_assert_msg(tk_wait_lines(record_path, 3, 15000),
+                  "the interrupted message was not redelivered");
     tk_sleep_ms(2500); /* past a redelivery period: nothing more */
     /* Exactly one extra call, and the SDK said it was in doubt; "first",
      * settled before the kill, is not called again. */
@@ -425,14 +392,14 @@ START_TEST(receiver_killed_after_its_effect_is_called_again_in_doubt)
     ck_assert_int_eq(in_doubt, 1);
     ck_assert_int_eq(calls_for("first", &in_doubt), 1);
     ck_assert_int_eq(in_doubt, 0);
-    ck_assert_int_eq(count_lines(record_path), 3);
+    ck_assert_int_eq(tk_count_lines(record_path), 3);
     adp_close(&a);
 }
 END_TEST
 
 START_TEST(queue_full_refuses_and_loses_nothing_accepted)
 {
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     int acked = 0, full = 0;
     for (int i = 0; i < 150; i++) {
         char payload[32];
@@ -454,9 +421,9 @@ START_TEST(queue_full_refuses_and_loses_nothing_accepted)
     ck_assert_int_eq(adp_send_event(a, SENDER2, "record/v1", "text/plain", "x", 1, 0, 5000, NULL),
                      0);
     start_receiver(NULL);
-    ck_assert(wait_lines(100, 20000));
+    ck_assert(tk_wait_lines(record_path, 100, 20000));
     tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
-    ck_assert_int_eq(count_lines(record_path), 100);
+    ck_assert_int_eq(tk_count_lines(record_path), 100);
     assert_once_in_order(SENDER, "q", 100);
     adp_close(&a);
 }
@@ -464,7 +431,7 @@ END_TEST
 
 START_TEST(store_full_refuses_and_loses_nothing_accepted)
 {
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     char payload[1024];
     memset(payload, 'x', sizeof payload);
     int acked = 0, rc = 0;
@@ -481,10 +448,10 @@ START_TEST(store_full_refuses_and_loses_nothing_accepted)
     ck_assert_int_gt(acked, 100);
     ck_assert(hubfix_hub_alive(&fix));
     start_receiver(NULL);
-    ck_assert_msg(wait_lines(acked, 30000), "%d of %d delivered", count_lines(record_path),
-                  acked);
+    ck_assert_msg(tk_wait_lines(record_path, acked, 30000), "%d of %d delivered",
+                  tk_count_lines(record_path), acked);
     tk_sleep_ms(1500); /* past a redelivery period (1,000 ms): no duplicates */
-    ck_assert_int_eq(count_lines(record_path), acked);
+    ck_assert_int_eq(tk_count_lines(record_path), acked);
     /* The very messages that were ACKed (s 0 .. acked-1), each once. */
     assert_once_in_order(SENDER, "s", acked);
     /* Once drained, the store accepts again. */
@@ -540,18 +507,18 @@ START_TEST(durable_subscriptions_get_every_publication)
     char state[PATH_MAX];
     snprintf(state, sizeof state, "%s/sub2-state", fix.dir);
     adp_client_t *sub = NULL;
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, SENDER2, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state};
+    char err[512];
+    hubfix_client_conf_t client;
+    hubfix_client_conf(&fix, SENDER2, &client);
+    client.cfg.state_dir = state;
     int got = 0;
-    ck_assert_int_eq(adp_new(&cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_new(&client.cfg, &sub, err, sizeof err), 0);
     ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
                                    &got), 0);
     ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
     adp_close(&sub); /* subscribed, now offline */
 
-    adp_client_t *pub = connect_sender(SENDER, NULL);
+    adp_client_t *pub = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 50; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "cat %d", i);
@@ -562,14 +529,14 @@ START_TEST(durable_subscriptions_get_every_publication)
     for (int w = 0; w < 100 && adp_outbox_size(pub) > 0; w++)
         adp_run(pub, 50);
     ck_assert_msg(adp_outbox_size(pub) == 0, "publications not ACKed: %s", adp_last_error(pub));
-    ck_assert(wait_lines(50, 10000));
+    ck_assert(tk_wait_lines(record_path, 50, 10000));
     assert_once_in_order(SENDER, "cat", 50);
 
     /* The subscription survives a hub restart; the offline subscriber gets
      * all 50 when it comes back. */
     hubfix_stop(&fix);
     hubfix_start(&fix);
-    ck_assert_int_eq(adp_new(&cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_new(&client.cfg, &sub, err, sizeof err), 0);
     ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
                                    &got), 0);
     ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
@@ -640,8 +607,7 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
 {
     /* No subscribers yet: ACK with hub_seq 0. */
     rawcli_t pub;
-    rawcli_open(&pub, &fix, SENDER);
-    rawcli_hello(&pub, SENDER);
+    rawcli_connect(&pub, &fix, SENDER);
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub0", 4, 0, NULL,
                                    &len);
@@ -661,8 +627,7 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
 
     /* Published after the restart, both offline: one receipt, an ACK with
      * a seq; both copies kept (the subscriptions survived the restart). */
-    rawcli_open(&pub, &fix, SENDER);
-    rawcli_hello(&pub, SENDER);
+    rawcli_connect(&pub, &fix, SENDER);
     env = rawcli_envelope(&fix, SENDER, HUBFIX_HUB_ID, "news/v1", "pub1", 4, 0, NULL, &len);
     f = publish_raw(&pub, env, len);
     free(env);
@@ -673,7 +638,7 @@ START_TEST(publish_rules_and_subscriptions_across_a_restart)
     /* SENDER2's queue (max_queue_depth = 3 here) filled by direct events:
      * the next publication is refused as a whole with its QUEUE_FULL, while
      * RECEIVER's copy is stored. */
-    adp_client_t *direct = connect_sender(RECEIVER, NULL); /* not SENDER: raw holds it */
+    adp_client_t *direct = hubfix_connect(&fix, RECEIVER); /* not SENDER: raw holds it */
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(adp_send_event(direct, SENDER2, "record/v1", "text/plain", "direct", 6,
                                         0, 5000, NULL),
@@ -718,28 +683,10 @@ START_TEST(store_that_cannot_commit_refuses_with_internal)
     hubfix_stop(&fix);
     char trigger[PATH_MAX];
     snprintf(trigger, sizeof trigger, "%s/fail-sync", fix.dir);
-    setenv("LD_PRELOAD", lib, 1);
     setenv("LTH_FAIL_SYNC_FILE", trigger, 1);
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan wants its runtime first; the fault only wraps two libc calls. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char *saved = asan ? strdup(asan) : NULL;
-    char options[1024];
-    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
-             asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", options, 1);
-#endif
-    hubfix_start(&fix);
-    unsetenv("LD_PRELOAD");
-#if defined(__SANITIZE_ADDRESS__)
-    if (saved)
-        setenv("ASAN_OPTIONS", saved, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(saved);
-#endif
+    hubfix_start_preloaded(&fix, lib);
     start_receiver(NULL);
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", "before", 6, 0, 5000,
                                     NULL),
                      0);
@@ -760,10 +707,11 @@ START_TEST(store_that_cannot_commit_refuses_with_internal)
             adp_run(a, 100);
     }
     ck_assert_msg(rc == 0, "not accepted after the disk recovered: %s", adp_last_error(a));
-    ck_assert_msg(wait_lines(2, 10000), "only %d delivered", count_lines(record_path));
+    ck_assert_msg(tk_wait_lines(record_path, 2, 10000), "only %d delivered",
+                  tk_count_lines(record_path));
     tk_sleep_ms(1500); /* past a redelivery period: the refused one never comes */
     char *text = tk_read_file(record_path);
-    ck_assert_int_eq(count_lines(record_path), 2);
+    ck_assert_int_eq(tk_count_lines(record_path), 2);
     ck_assert_ptr_nonnull(strstr(text, "\tbefore\n"));
     ck_assert_ptr_nonnull(strstr(text, "\tafter\n"));
     ck_assert_ptr_null(strstr(text, "\tduring"));
@@ -831,7 +779,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     ck_assert_int_eq(http("GET", "/api/v1/dlq", NULL, &body), 401);
     free(body);
     /* TTL: three events for an offline receiver, 500 ms to live. */
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     adp_set_ttl(a, 500);
     for (int i = 0; i < 3; i++) {
         char payload[16];
@@ -847,8 +795,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     /* Retry budget: a receiver that takes deliveries and never settles. */
     adp_set_ttl(a, 0);
     rawcli_t stuck;
-    rawcli_open(&stuck, &fix, SENDER2);
-    rawcli_hello(&stuck, SENDER2);
+    rawcli_connect(&stuck, &fix, SENDER2);
     ck_assert_int_eq(adp_send_event(a, SENDER2, "record/v1", "text/plain", "never settled", 13,
                                     0, 5000, NULL),
                      0);
@@ -896,7 +843,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     }
     free(list);
     ck_assert_int_eq(replayed, 3);
-    ck_assert_msg(wait_lines(3, 10000), "replayed messages not delivered");
+    ck_assert_msg(tk_wait_lines(record_path, 3, 10000), "replayed messages not delivered");
     assert_once_in_order(SENDER, "t", 3);
     /* Purge what is left (the never-settled one). */
     ck_assert_int_eq(http("POST", "/api/v1/dlq/purge?older_than_s=0", TOKEN, &body), 200);
@@ -918,45 +865,21 @@ static void setup_small_store(void)
                "quota_send_bytes = 1099511627776\nquota_recv_bytes = 1099511627776");
 }
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_durable");
-    TCase *tc = tcase_create("durable");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, offline_receiver_gets_everything_in_order_once);
-    tcase_add_test(tc, hub_killed_three_times_loses_nothing);
-    tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
-    tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
-    tcase_add_test(tc, corrupt_store_is_refused_at_start);
-    tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
-    tcase_add_test(tc, durable_subscriptions_get_every_publication);
-    tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, tc);
-    TCase *un = tcase_create("unsigned");
-    tcase_add_checked_fixture(un, setup_unsigned, teardown);
-    tcase_set_timeout(un, 120);
-    tcase_add_test(un, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, un);
-    TCase *dlq = tcase_create("dead_letters");
-    tcase_add_checked_fixture(dlq, setup_dlq, teardown);
-    tcase_set_timeout(dlq, 120);
-    tcase_add_test(dlq, ttl_and_retry_exhaustion_dead_letter_and_replay_delivers);
-    suite_add_tcase(s, dlq);
-    TCase *q = tcase_create("queue_limit");
-    tcase_add_checked_fixture(q, setup_small_queue, teardown);
-    tcase_set_timeout(q, 120);
-    tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, q);
-    TCase *ps = tcase_create("publish");
-    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
-    tcase_set_timeout(ps, 120);
-    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
-    suite_add_tcase(s, ps);
-    TCase *st = tcase_create("store_limit");
-    tcase_add_checked_fixture(st, setup_small_store, teardown);
-    tcase_set_timeout(st, 120);
-    tcase_add_test(st, store_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, st);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_durable",
+        TK_CASE("durable", setup, teardown, 300, offline_receiver_gets_everything_in_order_once,
+                hub_killed_three_times_loses_nothing,
+                receiver_killed_while_handling_gets_it_again_once,
+                receiver_killed_after_its_effect_is_called_again_in_doubt,
+                corrupt_store_is_refused_at_start, store_that_cannot_commit_refuses_with_internal,
+                durable_subscriptions_get_every_publication,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("unsigned", setup_unsigned, teardown, 120,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("dead_letters", setup_dlq, teardown, 120,
+                ttl_and_retry_exhaustion_dead_letter_and_replay_delivers),
+        TK_CASE("queue_limit", setup_small_queue, teardown, 120,
+                queue_full_refuses_and_loses_nothing_accepted),
+        TK_CASE("publish", setup_small_queues, teardown, 120,
+                publish_rules_and_subscriptions_across_a_restart),
+        TK_CASE("store_limit", setup_small_store, teardown, 120,
+                store_full_refuses_and_loses_nothing_accepted))

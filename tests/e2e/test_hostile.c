@@ -176,17 +176,6 @@ static void expect_delivery_of(rawcli_t *c, const char *id, char correlation[37]
     ck_abort_msg("%s was not delivered", id);
 }
 
-/* A member that is connected and alive says so. */
-static void heartbeat(rawcli_t *c)
-{
-    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hb.sent_at_us = hub_now_us();
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
-    rawcli_send_frame(c, &frame);
-}
-
 /* Honest traffic still flows: TTHC asks POP, POP answers. */
 static void assert_honest_round_trip(void)
 {
@@ -314,16 +303,7 @@ END_TEST
 static void hello_subscribing(rawcli_t *c, const char *member, const char *topic)
 {
     rawcli_open(c, &fix, member);
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = (char *)member;
-    char *subs[] = {(char *)topic};
-    hello.subscriptions = subs;
-    hello.n_subscriptions = 1;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    rawcli_send_frame(c, &frame);
+    rawcli_send_hello(c, member, topic);
     hub_frame_t *w = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_ptr_nonnull(w);
     hub_frame_free(&w);
@@ -389,11 +369,7 @@ START_TEST(queued_message_is_dead_lettered_when_its_agreement_ends_before_delive
                   "not dead-lettered");
     hubfix_stop(&fix);
     /* The audit trail names the agreement that ended. */
-    char audit[PATH_MAX];
-    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    char *out = hubfix_audit_show(&fix, id);
     ck_assert_msg(strstr(out, "DEAD_LETTERED") &&
                       strstr(out, "agreement ended before delivery: policy.conf:1"),
                   "%s", out);
@@ -505,42 +481,14 @@ static long rss_kib(pid_t pid)
  * does not read stays on the hub's side (as with a stuck process). */
 static void open_stuck(rawcli_t *c, const char *member)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    hub_keypair_t me, hub;
-    ck_assert_msg(hub_keyfile_read(secret, &me, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(hub_keyfile_read(hub_pub, &hub, err, sizeof err) == 0, "%s", err);
-    c->ctx = zmq_ctx_new();
-    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-    uint8_t sk[32], pk[32], srv[32];
-    zmq_z85_decode(sk, me.curve_secret);
-    zmq_z85_decode(pk, me.curve_public);
-    zmq_z85_decode(srv, hub.curve_public);
-    int linger = 0, hwm = 1, rcvbuf = 4096;
-    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, srv, 32);
-    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pk, 32);
-    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sk, 32);
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(c->sock, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    ck_assert_int_eq(zmq_connect(c->sock, fix.endpoint), 0);
-    hub_keypair_wipe(&me);
+    rawcli_open_buffers(c, &fix, member, 1, 4096);
     rawcli_hello(c, member);
 }
 
 START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
 {
-    hubfix_stop(&fix);
-    char *old = tk_read_file(fix.conf_path);
-    size_t n = strlen(old) + 128;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%smax_waiting_bytes = 4194304\ndrain_timeout_ms = 3000\nrate_bytes = 0\n",
-             old);
-    tk_write_file(fix.conf_path, grown);
-    free(old);
-    free(grown);
-    hubfix_start(&fix);
+    hubfix_restart_with(&fix,
+                        "max_waiting_bytes = 4194304\ndrain_timeout_ms = 3000\nrate_bytes = 0\n");
     rawcli_t slow, tthc;
     open_stuck(&slow, SLOW);
     hello_raw(&tthc, TTHC);
@@ -552,7 +500,7 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
     char last_reason[600] = "";
     /* 120 online-only messages of 1 MB to a member that reads nothing. */
     for (int i = 0; i < 120; i++) {
-        heartbeat(&slow); /* alive, only not reading */
+        rawcli_heartbeat(&slow); /* alive, only not reading */
         char id[37];
         size_t len;
         uint8_t *env = envelope(TTHC, SLOW, "inbox/v1", LTH__V1__KIND__KIND_EVENT,
@@ -596,7 +544,7 @@ START_TEST(receiver_that_does_not_read_cannot_take_the_hubs_memory)
     /* It takes nothing: after drain_timeout_ms the hub cuts it off, though
      * it keeps sending heartbeats. */
     for (int i = 0; i < 40 && !log_contains("member not reading: cut off", 200); i++)
-        heartbeat(&slow);
+        rawcli_heartbeat(&slow);
     ck_assert_msg(log_contains("member not reading: cut off", 100), "not cut off");
     /* Offline only once it was cut off for not reading. */
     ck_assert_msg(offline == 0 || log_contains("member not reading: cut off", 10),
@@ -624,13 +572,7 @@ static void send_queued(rawcli_t *c, const char *sender, const char *receiver, i
                                  LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id,
                                  &items[i].len);
     }
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = (size_t)n;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(c, &frame);
+    rawcli_send_batch(c, items, (size_t)n);
     for (int i = 0; i < n; i++)
         free(items[i].data);
     *acks = *quota = 0;
@@ -711,7 +653,7 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
     hello_raw(&tthc, TTHC);
     for (int tries = 0; tries < 20; tries++) {
         tk_sleep_ms(100);
-        heartbeat(&slow);
+        rawcli_heartbeat(&slow);
         send_queued(&tthc, TTHC, SLOW, 1, &acks, &quota, reason, sizeof reason);
         if (acks == 1)
             break;
@@ -729,12 +671,7 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
                                  LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, id,
                                  &items[i].len);
     }
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = 5;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&evil, &frame);
+    rawcli_send_batch(&evil, items, 5);
     for (int i = 0; i < 5; i++)
         free(items[i].data);
     int forbidden = 0, limited = 0;
@@ -777,13 +714,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     items[1].len = sizeof garbage;
     items[2].data = envelope(TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
                              LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, id3, &items[2].len);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = 3;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&tthc, &frame);
+    rawcli_send_batch(&tthc, items, 3);
     free(items[0].data);
     free(items[2].data);
     int acks = 0, nacks = 0;
@@ -808,16 +739,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
      * allowed one stands. */
     rawcli_t evil;
     rawcli_open(&evil, &fix, EVIL);
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = EVIL;
-    char *subs[] = {PUB "/catalogue.published/v1"};
-    hello.subscriptions = subs;
-    hello.n_subscriptions = 1;
-    hub_frame_t hf = LTH__V1__FRAME__INIT;
-    hf.body_case = LTH__V1__FRAME__BODY_HELLO;
-    hf.hello = &hello;
-    rawcli_send_frame(&evil, &hf);
+    rawcli_send_hello(&evil, EVIL, PUB "/catalogue.published/v1");
     hub_frame_t *w = rawcli_recv_case(&evil, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_ptr_nonnull(w);
     ck_assert_uint_eq(w->welcome->n_refused_subscriptions, 1);
@@ -861,11 +783,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     rawcli_close(&pop);
     rawcli_close(&evil);
     hubfix_stop(&fix);
-    char audit[PATH_MAX];
-    snprintf(audit, sizeof audit, "%s/data/audit", fix.dir);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", id1, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 0);
+    char *out = hubfix_audit_show(&fix, id1);
     ck_assert_msg(strstr(out, "DEAD_LETTERED") &&
                       strstr(out, "refused by " POP ": the record is for another district") &&
                       !strstr(out, "not mine"),
@@ -879,15 +797,7 @@ END_TEST
 
 START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
 {
-    hubfix_stop(&fix);
-    char *old = tk_read_file(fix.conf_path);
-    size_t n = strlen(old) + 64;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%srate_msgs = 200\n", old);
-    tk_write_file(fix.conf_path, grown);
-    free(old);
-    free(grown);
-    hubfix_start(&fix);
+    hubfix_restart_with(&fix, "rate_msgs = 200\n");
     /* 1,000 envelopes in one go: the bucket holds one second's worth. They
      * are made before connecting, so that the connection is never silent
      * for long (heartbeat_ms = 300 here). */
@@ -903,13 +813,7 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
     rawcli_t tthc, pop;
     hello_raw(&tthc, TTHC);
     hello_raw(&pop, POP);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = N;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&tthc, &frame);
+    rawcli_send_batch(&tthc, items, N);
     for (int i = 0; i < N; i++)
         free(items[i].data);
     size_t acks = 0, limited = 0;
@@ -955,16 +859,7 @@ END_TEST
  * flood. */
 START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
 {
-    hubfix_stop(&fix);
-    char *old = tk_read_file(fix.conf_path);
-    size_t n = strlen(old) + 128;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%srate_msgs = 200\nflood_cutoff_seconds = 2\nflood_ban_seconds = 3\n",
-             old);
-    tk_write_file(fix.conf_path, grown);
-    free(old);
-    free(grown);
-    hubfix_start(&fix);
+    hubfix_restart_with(&fix, "rate_msgs = 200\nflood_cutoff_seconds = 2\nflood_ban_seconds = 3\n");
     enum { N = 500 };
     ProtobufCBinaryData items[N];
     char ids[N][37];
@@ -974,16 +869,10 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
                                  &items[i].len);
     rawcli_t evil;
     hello_raw(&evil, EVIL);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = N;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
     /* 500 a go against a rate of 200 a second: the third or fourth batch
      * takes its refusals past two seconds' worth. */
     for (int round = 0; round < 8; round++)
-        rawcli_send_frame(&evil, &frame);
+        rawcli_send_batch(&evil, items, N);
     ck_assert_msg(log_contains("member flooding: disconnected", 5000), "flooder not cut off");
     ck_assert_msg(log_contains("member=" EVIL, 10), "the log does not name the flooder");
     /* Its connection is closed: nothing more comes back on it once the
@@ -994,13 +883,8 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     {
         /* A heartbeat goes unanswered (a send that would block means the
          * connection is gone, which is the point). */
-        Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-        hub_frame_t hbf = LTH__V1__FRAME__INIT;
-        hbf.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-        hbf.heartbeat = &hb;
-        uint8_t *buf;
         size_t len;
-        ck_assert_int_eq(hub_frame_encode(&hbf, &buf, &len), 0);
+        uint8_t *buf = rawcli_heartbeat_bytes(&len);
         (void)zmq_send(evil.sock, buf, len, ZMQ_DONTWAIT);
         free(buf);
         ck_assert_ptr_null(rawcli_recv(&evil, 700));
@@ -1011,13 +895,7 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     /* During the ban its key is refused at the handshake: no Welcome. */
     rawcli_t again;
     rawcli_open(&again, &fix, EVIL);
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = EVIL;
-    hub_frame_t hf = LTH__V1__FRAME__INIT;
-    hf.body_case = LTH__V1__FRAME__BODY_HELLO;
-    hf.hello = &hello;
-    rawcli_send_frame(&again, &hf);
+    rawcli_send_hello(&again, EVIL, NULL);
     ck_assert_ptr_null(rawcli_recv_case(&again, LTH__V1__FRAME__BODY_WELCOME, 1000));
     rawcli_close(&again);
     /* After the ban it is a member like any other again. */
@@ -1040,32 +918,16 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_hostile");
-    TCase *tc = tcase_create("hostile");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, reply_needs_a_tracked_open_request_from_its_receiver_to_its_sender);
-    tcase_add_test(tc, queued_request_can_be_answered_after_a_restart_online_one_cannot);
-    tcase_add_test(tc, online_only_publication_respects_the_subscribers_agreement);
-    tcase_add_test(tc, queued_message_is_dead_lettered_when_its_agreement_ends_before_delivery);
-    tcase_add_test(tc, directory_shows_only_partners_unless_public);
-    tcase_add_test(tc, receiver_that_does_not_read_cannot_take_the_hubs_memory);
-    tcase_add_test(tc, flooding_member_is_held_to_its_rate_and_the_log_stays_small);
-    tcase_add_test(tc, member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while);
-    tcase_add_test(tc, one_member_cannot_fill_the_store_for_the_others);
-    tcase_add_test(
-        tc, refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN(
+    "e2e_hostile",
+    TK_CASE("hostile", setup, teardown, 120,
+            reply_needs_a_tracked_open_request_from_its_receiver_to_its_sender,
+            queued_request_can_be_answered_after_a_restart_online_one_cannot,
+            online_only_publication_respects_the_subscribers_agreement,
+            queued_message_is_dead_lettered_when_its_agreement_ends_before_delivery,
+            directory_shows_only_partners_unless_public,
+            receiver_that_does_not_read_cannot_take_the_hubs_memory,
+            flooding_member_is_held_to_its_rate_and_the_log_stays_small,
+            member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while,
+            one_member_cannot_fill_the_store_for_the_others,
+            refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver))

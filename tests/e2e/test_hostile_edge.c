@@ -44,27 +44,19 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 /* The hub still routes: OPS asks A's echo adapter and gets its answer. */
 static void assert_hub_serves(void)
 {
-    ck_assert_msg(hubfix_hub_alive(&fix), "hubd died; see %s", fix.hubd_log);
-    adp_client_t *c = hubfix_connect(&fix, OPS);
-    adp_reply_t reply;
-    int rc = adp_request(c, A, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
-    ck_assert_msg(rc == 0, "request after the attack failed: %s", adp_last_error(c));
-    ck_assert_uint_eq(reply.payload_len, 12);
-    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
-    adp_reply_free(&reply);
-    adp_close(&c);
+    hubfix_assert_serves(&fix, OPS, A);
 }
 
 /* Connecting as member_id: 0, or the SDK's error (HUB_EREFUSED when the
  * hub does not accept the key). */
 static int try_connect(const char *member_id)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member_id, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 2000, "test", NULL};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, member_id, &conf);
+    conf.cfg.connect_timeout_ms = 2000;
     adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
     adp_close(&c);
     return rc;
 }
@@ -75,18 +67,6 @@ static int hubd_refuses(char **out)
 {
     char *argv[] = {(char *)tk_bin("hubd"), "--config", fix.conf_path, NULL};
     return tk_run(argv, out, 10000);
-}
-
-static void append_conf(const char *lines)
-{
-    char *conf = tk_read_file(fix.conf_path);
-    ck_assert_ptr_nonnull(conf);
-    size_t n = strlen(conf) + strlen(lines) + 1;
-    char *grown = malloc(n);
-    snprintf(grown, n, "%s%s", conf, lines);
-    tk_write_file(fix.conf_path, grown);
-    free(grown);
-    free(conf);
 }
 
 static void copy_file(const char *from, const char *to)
@@ -101,29 +81,14 @@ static void copy_file(const char *from, const char *to)
 
 static int ctl(char *const argv[], char **out) { return tk_run(argv, out, 20000); }
 
-static void issue(const char *member)
-{
-    char pub[PATH_MAX];
-    hubfix_public_path(&fix, member, pub);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca", ca_dir,
-                    "--pub", pub, NULL};
-    ck_assert_msg(ctl(argv, &out) == 0, "cert issue %s: %s", member, out ? out : "");
-    free(out);
-}
-
 static void setup_certs(void)
 {
     hubfix_init(&fix, "ca_cert = ca/ca/ca.crt\ncrl_file = ca/ca/crl.pem\ncert_dir = ca/certs");
-    snprintf(ca_dir, sizeof ca_dir, "%s/ca", fix.dir);
-    char *out = NULL;
-    char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
-    ck_assert_msg(ctl(init, &out) == 0, "%s", out ? out : "");
-    free(out);
+    hubfix_ca_init(&fix, ca_dir);
     const char *members[] = {A, OPS, VICTIM};
     for (int i = 0; i < 3; i++) {
         hubfix_add_member(&fix, members[i], false);
-        issue(members[i]);
+        hubfix_cert_issue(&fix, ca_dir, members[i], NULL, NULL);
     }
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
@@ -140,12 +105,7 @@ START_TEST(older_crl_does_not_unrevoke_a_member)
     ck_assert_int_eq(try_connect(VICTIM), 0);
 
     /* The operator revokes VICTIM (CRL number 02) and reloads. */
-    char *out = NULL;
-    char *revoke[] = {(char *)tk_bin("hubctl"), "cert", "revoke", VICTIM, "--ca", ca_dir, NULL};
-    ck_assert_msg(ctl(revoke, &out) == 0, "%s", out ? out : "");
-    free(out);
-    kill(fix.hubd, SIGHUP);
-    ck_assert(tk_wait_file_contains(fix.hubd_log, "status=revoked", 3000));
+    hubfix_cert_revoke(&fix, ca_dir, VICTIM);
     ck_assert_int_eq(try_connect(VICTIM), HUB_EREFUSED);
 
     /* The attacker puts the old, validly signed CRL back and reloads. */
@@ -164,6 +124,7 @@ START_TEST(older_crl_does_not_unrevoke_a_member)
 
     /* Nor after a restart: the newest CRL is remembered in the state file. */
     hubfix_stop(&fix);
+    char *out = NULL;
     ck_assert_int_ne(hubd_refuses(&out), 0);
     ck_assert_msg(strstr(out, crl) && strstr(out, "number 01") && strstr(out, "number 02") &&
                       strstr(out, state) && strstr(out, "hubctl ca crl"),
@@ -203,8 +164,7 @@ static void setup_plain(void) { setup_plain_with(NULL); }
 START_TEST(envelope_with_a_field_twice_is_refused)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "x", 1, 0, id, &len);
@@ -291,7 +251,7 @@ START_TEST(planted_key_in_a_writable_key_dir_is_refused)
     tk_write_file(policy, "# nothing allowed\n");
     ck_assert_int_eq(chmod(policy, 0666), 0);
     char *conf = tk_read_file(fix.conf_path);
-    append_conf("policy_file = policy.conf\n");
+    hubfix_append_conf(&fix, "policy_file = policy.conf\n");
     ck_assert_int_ne(hubd_refuses(&out), 0);
     snprintf(want, sizeof want, "chmod go-w %s", policy);
     ck_assert_msg(strstr(out, "policy file") && strstr(out, "mode 0666") && strstr(out, want),
@@ -369,7 +329,7 @@ START_TEST(http_beyond_loopback_needs_http_public_and_a_token)
     hubfix_stop(&fix);
     /* Nothing is bound in this test but 127.0.0.1: the refusals come from
      * the configuration check, before any socket. */
-    append_conf("http_listen = 0.0.0.0:0\n");
+    hubfix_append_conf(&fix, "http_listen = 0.0.0.0:0\n");
     char *out = NULL;
     ck_assert_int_ne(hubd_refuses(&out), 0);
     ck_assert_msg(strstr(out, "http_listen = 0.0.0.0:0 is not a loopback address") &&
@@ -377,7 +337,7 @@ START_TEST(http_beyond_loopback_needs_http_public_and_a_token)
                   "%s", out);
     free(out);
     tk_write_file(fix.conf_path, conf);
-    append_conf("http_listen = [::]:0\nhttp_public = yes\n");
+    hubfix_append_conf(&fix, "http_listen = [::]:0\nhttp_public = yes\n");
     ck_assert_int_ne(hubd_refuses(&out), 0);
     ck_assert_msg(strstr(out, "http_public = yes needs http_token_file"), "%s", out);
     free(out);
@@ -497,34 +457,11 @@ START_TEST(idle_connections_from_one_address_do_not_starve_healthz)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_hostile_edge");
-    TCase *crl = tcase_create("crl");
-    tcase_add_checked_fixture(crl, setup_certs, teardown);
-    tcase_set_timeout(crl, 120);
-    tcase_add_test(crl, older_crl_does_not_unrevoke_a_member);
-    suite_add_tcase(s, crl);
-    TCase *plain = tcase_create("plain");
-    tcase_add_checked_fixture(plain, setup_plain, teardown);
-    tcase_set_timeout(plain, 120);
-    tcase_add_test(plain, envelope_with_a_field_twice_is_refused);
-    tcase_add_test(plain, planted_key_in_a_writable_key_dir_is_refused);
-    tcase_add_test(plain, http_beyond_loopback_needs_http_public_and_a_token);
-    suite_add_tcase(s, plain);
-    TCase *pub = tcase_create("public");
-    tcase_add_checked_fixture(pub, setup_public, teardown);
-    tcase_set_timeout(pub, 120);
-    tcase_add_test(pub, public_api_needs_the_token);
-    suite_add_tcase(s, pub);
-    TCase *http = tcase_create("http");
-    tcase_add_checked_fixture(http, setup_http, teardown);
-    tcase_set_timeout(http, 120);
-    tcase_add_test(http, idle_connections_from_one_address_do_not_starve_healthz);
-    suite_add_tcase(s, http);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("e2e_hostile_edge",
+        TK_CASE("crl", setup_certs, teardown, 120, older_crl_does_not_unrevoke_a_member),
+        TK_CASE("plain", setup_plain, teardown, 120, envelope_with_a_field_twice_is_refused,
+                planted_key_in_a_writable_key_dir_is_refused,
+                http_beyond_loopback_needs_http_public_and_a_token),
+        TK_CASE("public", setup_public, teardown, 120, public_api_needs_the_token),
+        TK_CASE("http", setup_http, teardown, 120,
+                idle_connections_from_one_address_do_not_starve_healthz))

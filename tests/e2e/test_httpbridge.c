@@ -1031,11 +1031,7 @@ static void make_certificates(void)
              "leaf client ca 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n"
              "leaf stranger other 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n",
              fix.dir);
-    char *argv[] = {"/bin/sh", "-c", script, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
-    free(out);
+    tk_sh_ok("openssl", script, 30000);
 }
 
 /* curl over HTTPS to port, trusting DIR/tls/ca.pem; cert: "client",
@@ -1187,32 +1183,10 @@ START_TEST(bad_tls_configuration_is_refused)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_httpbridge");
-    TCase *tc = tcase_create("httpbridge");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, inbound_good_lookup);
-    tcase_add_test(tc, openapi_description_matches_the_bridge);
-    tcase_add_test(tc, inbound_refusals);
-    tcase_add_test(tc, outbound_retries_and_refusals);
-    tcase_add_test(tc, outbound_event_refused_now_is_delivered_later);
-    tcase_add_test(tc, outbound_typed_lookup);
-    tcase_add_test(tc, bad_configuration_is_refused);
-    tcase_add_test(tc, many_requests_in_flight);
-    tcase_add_test(tc, in_flight_limit_answers_503);
-    tcase_add_test(tc, https_with_client_certificates);
-    tcase_add_test(tc, bad_tls_configuration_is_refused);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("e2e_httpbridge",
+        TK_CASE("httpbridge", setup, teardown, 180, inbound_good_lookup,
+                openapi_description_matches_the_bridge, inbound_refusals,
+                outbound_retries_and_refusals, outbound_event_refused_now_is_delivered_later,
+                outbound_typed_lookup, bad_configuration_is_refused, many_requests_in_flight,
+                in_flight_limit_answers_503, https_with_client_certificates,
+                bad_tls_configuration_is_refused))

@@ -22,41 +22,14 @@ static hubfix_t fix;
 
 static void teardown(void) { hubfix_cleanup(&fix); }
 
-typedef struct {
-    char *body;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *data, size_t size, size_t n, void *user)
-{
-    body_t *b = user;
-    char *grown = realloc(b->body, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, data, size * n);
-    b->len += size * n;
-    grown[b->len] = '\0';
-    b->body = grown;
-    return size * n;
-}
-
 /* GET path from the hub's HTTP endpoint: the status, the body in *out. */
 static long get(const char *path, char **out)
 {
-    body_t b = {calloc(1, 1), 0};
     char url[256];
     snprintf(url, sizeof url, "http://%s%s", fix.http, path);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    *out = b.body;
-    return status;
+    tk_reply_t r = tk_http("GET", url, NULL, NULL);
+    *out = r.body;
+    return r.status;
 }
 
 static const char *catalogue_lang(const char *path)
@@ -131,18 +104,5 @@ START_TEST(bad_directory_stops_hubd)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("i18n");
-    TCase *tc = tcase_create("i18n");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, hub_lang_key_sets_the_default);
-    tcase_add_test(tc, bad_directory_stops_hubd);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("i18n", TK_CASE("i18n", NULL, teardown, 120, hub_lang_key_sets_the_default,
+                        bad_directory_stops_hubd))

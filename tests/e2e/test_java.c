@@ -133,11 +133,7 @@ static void make_certificates(void)
              "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
              "-passout pass:changeit\n",
              fix.dir);
-    char *argv[] = {"/bin/sh", "-c", script, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
-    free(out);
+    tk_sh_ok("openssl", script, 30000);
 }
 
 START_TEST(java_calls_over_https_with_a_client_certificate)
@@ -182,25 +178,18 @@ START_TEST(java_calls_over_https_with_a_client_certificate)
 }
 END_TEST
 
-int main(void)
+static int prepare(void)
 {
     if (!getenv("HUB_JAVAC") || !*getenv("HUB_JAVAC") || !getenv("HUB_JAVA") ||
         !*getenv("HUB_JAVA")) {
         fprintf(stderr, "SKIP: no JDK (javac, java) was found when the build was configured; "
                         "scripts/install-deps.sh installs openjdk-17-jdk-headless\n");
-        return 77;
+        return TK_SKIP_EXIT;
     }
-    Suite *s = suite_create("java");
-    TCase *tc = tcase_create("java");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, java_checks_the_test_vectors);
-    tcase_add_test(tc, java_calls_through_the_bridge);
-    tcase_add_test(tc, java_calls_over_https_with_a_client_certificate);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return 0;
 }
+
+TK_MAIN_PREPARED(prepare, "java",
+                 TK_CASE("java", setup, teardown, 300, java_checks_the_test_vectors,
+                         java_calls_through_the_bridge,
+                         java_calls_over_https_with_a_client_certificate))

@@ -9,7 +9,6 @@
 #include "testkit.h"
 
 #include <check.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +20,11 @@
 static hubfix_t fix;
 static char ns[32], host_if[16], ns_if[16];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    return tk_run(argv, NULL, 10000);
-}
-
 static void net_down(void)
 {
     if (ns[0]) {
-        sh("ip netns del %s 2>/dev/null", ns);
-        sh("ip link del %s 2>/dev/null", host_if);
+        tk_shf(10000, "ip netns del %s 2>/dev/null", ns);
+        tk_shf(10000, "ip link del %s 2>/dev/null", host_if);
     }
 }
 
@@ -64,10 +51,11 @@ static int count_unique(const char *path, int n, int *dups)
  * carry the pid of the run, which no longer exists. */
 static void remove_stale(void)
 {
-    sh("for i in $(ip -o link | sed -n 's/^[0-9]*: lthh\\([0-9]*\\)[@:].*/\\1/p'); do "
-       "[ -d /proc/$i ] || { ip link del lthh$i; ip netns del lthcut$i; }; done 2>/dev/null; "
-       "for n in $(ip netns list | sed -n 's/^lthcut\\([0-9]*\\).*/\\1/p'); do "
-       "[ -d /proc/$n ] || ip netns del lthcut$n; done 2>/dev/null; true");
+    tk_shf(10000,
+           "for i in $(ip -o link | sed -n 's/^[0-9]*: lthh\\([0-9]*\\)[@:].*/\\1/p'); do "
+           "[ -d /proc/$i ] || { ip link del lthh$i; ip netns del lthcut$i; }; done 2>/dev/null; "
+           "for n in $(ip netns list | sed -n 's/^lthcut\\([0-9]*\\).*/\\1/p'); do "
+           "[ -d /proc/$n ] || ip netns del lthcut$n; done 2>/dev/null; true");
 }
 
 START_TEST(link_down_and_up_loses_nothing)
@@ -84,18 +72,20 @@ START_TEST(link_down_and_up_loses_nothing)
     /* Namespaces need root and a kernel and mount setup that allow them
      * (a chroot without its own mount namespace does not): when the set-up
      * itself fails, the test says so and is skipped. */
-    if (sh("ip netns add %s", ns) != 0) {
+    if (tk_shf(10000, "ip netns add %s", ns) != 0) {
         ns[0] = '\0';
         tk_skip("netcut: cannot create a network namespace (needs root and 'ip netns')");
     }
     /* Removed however this process ends (a failed assertion exits it). */
     atexit(net_down);
-    if (sh("ip link add %s type veth peer name %s", host_if, ns_if) != 0 ||
-        sh("ip link set %s netns %s", ns_if, ns) != 0 ||
-        sh("ip addr add %s/30 dev %s && ip link set %s up", host_ip, host_if, host_if) != 0 ||
-        sh("ip netns exec %s sh -c 'ip addr add %s/30 dev %s && ip link set %s up && "
-           "ip link set lo up'",
-           ns, ns_ip, ns_if, ns_if) != 0) {
+    if (tk_shf(10000, "ip link add %s type veth peer name %s", host_if, ns_if) != 0 ||
+        tk_shf(10000, "ip link set %s netns %s", ns_if, ns) != 0 ||
+        tk_shf(10000, "ip addr add %s/30 dev %s && ip link set %s up", host_ip, host_if, host_if) !=
+            0 ||
+        tk_shf(10000,
+               "ip netns exec %s sh -c 'ip addr add %s/30 dev %s && ip link set %s up && "
+               "ip link set lo up'",
+               ns, ns_ip, ns_if, ns_if) != 0) {
         net_down();
         ns[0] = '\0';
         tk_skip("netcut: the veth pair or the namespace could not be set up here");
@@ -131,7 +121,7 @@ START_TEST(link_down_and_up_loses_nothing)
             /* Cut the wire, keep sending for a while, then mend it. */
             for (int w = 0; w < 50 && adp_outbox_size(s) > 0; w++)
                 adp_run(s, 20);
-            ck_assert_int_eq(sh("ip link set %s down", host_if), 0);
+            ck_assert_int_eq(tk_shf(10000, "ip link set %s down", host_if), 0);
         }
         char payload[32];
         int len = snprintf(payload, sizeof payload, "cut %d", i);
@@ -146,7 +136,7 @@ START_TEST(link_down_and_up_loses_nothing)
     adp_run(s, 3000);
     int dups = 0;
     int during = count_unique(record, total, &dups);
-    ck_assert_int_eq(sh("ip link set %s up", host_if), 0);
+    ck_assert_int_eq(tk_shf(10000, "ip link set %s up", host_if), 0);
     int got = 0;
     for (int w = 0; w < 300; w++) {
         got = count_unique(record, total, &dups);
@@ -170,13 +160,4 @@ static void teardown(void)
     net_down();
 }
 
-int main(void)
-{
-    Suite *suite = suite_create("e2e_netcut");
-    TCase *tc = tcase_create("netcut");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, link_down_and_up_loses_nothing);
-    suite_add_tcase(suite, tc);
-    return tk_run_suite(suite);
-}
+TK_MAIN("e2e_netcut", TK_CASE("netcut", NULL, teardown, 180, link_down_and_up_loses_nothing))

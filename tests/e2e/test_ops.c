@@ -53,16 +53,7 @@ static void setup(void)
     hubfix_add_member(&fix, OPS, true);
     hubfix_add_member(&fix, GHOST, true);
     hubfix_start(&fix);
-    snprintf(path, sizeof path, "%s/hubd.ready", fix.dir);
-    char *ready = tk_read_file(path);
-    ck_assert_ptr_nonnull(ready);
-    char *http = strstr(ready, "http=");
-    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
-    char *colon = strrchr(strtok(http + 5, "\n"), ':');
-    ck_assert_ptr_nonnull(colon);
-    http_port = atoi(colon + 1);
-    ck_assert_int_gt(http_port, 0);
-    free(ready);
+    http_port = hubfix_http_port(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
     hubfix_start_adapter(&fix, B, "echo", NULL);
     /* hubctl's settings: the HTTP API and, for probe, OPS's keys. */
@@ -80,58 +71,20 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-typedef struct {
-    long status;
-    char *body;
-    size_t len;
-} reply_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    reply_t *r = user;
-    size_t add = size * n;
-    r->body = realloc(r->body, r->len + add + 1);
-    memcpy(r->body + r->len, p, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
+typedef tk_reply_t reply_t;
 
 static reply_t http(const char *method, const char *path, const char *token, const char *body)
 {
-    reply_t r = {0, calloc(1, 1), 0};
-    CURL *curl = curl_easy_init();
-    char url[512], auth[256];
+    char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_port, path);
-    struct curl_slist *headers = NULL;
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(headers, auth);
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    if (body || !strcmp(method, "POST"))
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    return r;
+    return tk_http(method, url, token, body);
 }
 
 static json_t *get_json(const char *path, const char *token)
 {
-    reply_t r = http("GET", path, token, NULL);
-    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-    json_error_t e;
-    json_t *j = json_loadb(r.body, r.len, 0, &e);
-    ck_assert_msg(j, "GET %s: not JSON (%s): %s", path, e.text, r.body);
-    free(r.body);
-    return j;
+    char what[512];
+    snprintf(what, sizeof what, "GET %s", path);
+    return tk_reply_json(http("GET", path, token, NULL), what);
 }
 
 /* The value of one sample ("name{labels}") in a scrape, or -1. */
@@ -368,20 +321,30 @@ static long columns(const char *from, const char *to)
     return n;
 }
 
+/* Finds header_word in out's header line and cell in the row starting with
+ * row_start (after the row's start when skip_start); asserts both exist. */
+static void locate(const char *out, const char *header_word, const char *row_start,
+                   const char *cell, bool skip_start, const char **line, const char **head,
+                   const char **row, const char **at)
+{
+    *head = strstr(out, header_word);
+    ck_assert_msg(*head, "no %s column in:\n%s", header_word, out);
+    *line = *head;
+    while (*line > out && (*line)[-1] != '\n')
+        (*line)--;
+    *row = strstr(out, row_start);
+    ck_assert_msg(*row, "no row %s in:\n%s", row_start, out);
+    *at = strstr(*row + (skip_start ? strlen(row_start) : 0), cell);
+    ck_assert_ptr_nonnull(*at);
+}
+
 /* The column of `word` in the header line equals its column in `row`:
  * the table is aligned. */
 static void assert_aligned(const char *out, const char *header_word, const char *row_start,
                            const char *cell)
 {
-    const char *head = strstr(out, header_word);
-    ck_assert_msg(head, "no %s column in:\n%s", header_word, out);
-    const char *line = head;
-    while (line > out && line[-1] != '\n')
-        line--;
-    const char *row = strstr(out, row_start);
-    ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
-    const char *c = strstr(row, cell);
-    ck_assert_ptr_nonnull(c);
+    const char *line, *head, *row, *c;
+    locate(out, header_word, row_start, cell, false, &line, &head, &row, &c);
     ck_assert_msg(columns(row, c) == columns(line, head), "column %s not aligned:\n%s",
                   header_word, out);
 }
@@ -390,15 +353,8 @@ static void assert_aligned(const char *out, const char *header_word, const char 
 static void assert_right_aligned(const char *out, const char *header_word, const char *row_start,
                                  const char *cell)
 {
-    const char *head = strstr(out, header_word);
-    ck_assert_msg(head, "no %s column in:\n%s", header_word, out);
-    const char *line = head;
-    while (line > out && line[-1] != '\n')
-        line--;
-    const char *row = strstr(out, row_start);
-    ck_assert_msg(row, "no row %s in:\n%s", row_start, out);
-    const char *c = strstr(row + strlen(row_start), cell);
-    ck_assert_ptr_nonnull(c);
+    const char *line, *head, *row, *c;
+    locate(out, header_word, row_start, cell, true, &line, &head, &row, &c);
     ck_assert_msg(columns(row, c + strlen(cell)) == columns(line, head + strlen(header_word)),
                   "column %s not aligned:\n%s", header_word, out);
 }
@@ -535,15 +491,10 @@ static void *silent_member(void *arg)
 {
     silent_t *s = arg;
     rawcli_t raw;
-    rawcli_open(&raw, &fix, GHOST);
-    rawcli_hello(&raw, GHOST);
+    rawcli_connect(&raw, &fix, GHOST);
     s->ready = true;
     while (!s->stop) {
-        Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-        hub_frame_t frame = LTH__V1__FRAME__INIT;
-        frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-        frame.heartbeat = &hb;
-        rawcli_send_frame(&raw, &frame);
+        rawcli_heartbeat(&raw);
         hub_frame_t *in;
         while ((in = rawcli_recv(&raw, 100)) != NULL)
             hub_frame_free(&in); /* deliveries (pings) are dropped unanswered */
@@ -763,12 +714,12 @@ typedef struct {
 static void *stream_to_ghost(void *arg)
 {
     streamer_t *st = arg;
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, OPS, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "stream"};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, OPS, &conf);
+    conf.cfg.software = "stream";
     adp_client_t *c = NULL;
-    if (adp_connect(&cfg, &c, err, sizeof err) != 0) {
+    if (adp_connect(&conf.cfg, &c, err, sizeof err) != 0) {
         snprintf(st->error, sizeof st->error, "connect: %s", err);
         return NULL;
     }
@@ -871,8 +822,7 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
      * letters one by one with hubctl meanwhile, so that replays meet store
      * commits of the same receiver's queue. */
     rawcli_t ghost;
-    rawcli_open(&ghost, &fix, GHOST);
-    rawcli_hello(&ghost, GHOST);
+    rawcli_connect(&ghost, &fix, GHOST);
     ghost_view_t view = {0};
     streamer_t st = {0};
     pthread_t thread;
@@ -916,26 +866,8 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_ops");
-    TCase *tc = tcase_create("ops");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, metrics_match_the_traffic);
-    tcase_add_test(tc, json_api_after_traffic);
-    tcase_add_test(tc, hubctl_tables_and_dead_letters);
-    tcase_add_test(tc, probe_all_with_one_member_down);
-    tcase_add_test(tc, abusive_http_clients_do_not_stop_messages);
-    tcase_add_test(tc, dlq_replay_while_a_sender_streams_keeps_order);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int status = tk_run_suite(suite());
-    curl_global_cleanup();
-    return status;
-}
+TK_MAIN_PREPARED(tk_prepare_curl, "e2e_ops",
+                 TK_CASE("ops", setup, teardown, 180, metrics_match_the_traffic,
+                         json_api_after_traffic, hubctl_tables_and_dead_letters,
+                         probe_all_with_one_member_down, abusive_http_clients_do_not_stop_messages,
+                         dlq_replay_while_a_sender_streams_keeps_order))

@@ -69,11 +69,7 @@ static void make_certificates(void)
              "-out $who.pem -days 2 -extfile $who.ext 2>&1\n"
              "done\n",
              fix.dir);
-    char *argv[] = {"/bin/sh", "-c", script, NULL};
-    char *out = NULL;
-    int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "openssl failed: %s", out ? out : "");
-    free(out);
+    tk_sh_ok("openssl", script, 30000);
 }
 
 static void setup(void)
@@ -334,20 +330,6 @@ START_TEST(bad_settings_are_refused)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_outbound_auth");
-    TCase *tc = tcase_create("outbound_auth");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, oauth2_token_is_cached_refreshed_and_renewed);
-    tcase_add_test(tc, bearer_token_and_refusals);
-    tcase_add_test(tc, bad_settings_are_refused);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tk_run_suite(suite());
-}
+TK_MAIN("e2e_outbound_auth",
+        TK_CASE("outbound_auth", setup, teardown, 120, oauth2_token_is_cached_refreshed_and_renewed,
+                bearer_token_and_refusals, bad_settings_are_refused))

@@ -358,28 +358,7 @@ START_TEST(existing_database_is_reused)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_population");
-    TCase *tc = tcase_create("population");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, found_citizen);
-    tcase_add_test(tc, valid_but_absent_id_is_not_found);
-    tcase_add_test(tc, invalid_ids_say_why);
-    tcase_add_test(tc, batch_mixes_every_answer);
-    tcase_add_test(tc, other_member_is_not_permitted);
-    tcase_add_test(tc, as_of_and_changes_since);
-    tcase_add_test(tc, existing_database_is_reused);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("e2e_population",
+        TK_CASE("population", setup, teardown, 120, found_citizen, valid_but_absent_id_is_not_found,
+                invalid_ids_say_why, batch_mixes_every_answer, other_member_is_not_permitted,
+                as_of_and_changes_since, existing_database_is_reused))

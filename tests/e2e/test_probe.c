@@ -195,21 +195,6 @@ START_TEST(every_command_has_help)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("probe");
-    TCase *tc = tcase_create("probe");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, schema_refuses_a_broken_report);
-    tcase_add_test(tc, hub_not_running);
-    tcase_add_test(tc, wrong_hub_key_is_refused);
-    tcase_add_test(tc, passing_probe_validates);
-    tcase_add_test(tc, every_command_has_help);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("probe",
+        TK_CASE("probe", setup, teardown, 120, schema_refuses_a_broken_report, hub_not_running,
+                wrong_hub_key_is_refused, passing_probe_validates, every_command_has_help))

@@ -51,16 +51,7 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 /* The operator's view: ping works, i.e. the hub still serves everyone. */
 static void assert_hub_serves(void)
 {
-    ck_assert_msg(hubfix_hub_alive(&fix), "hubd died; see %s", fix.hubd_log);
-    adp_client_t *c = hubfix_connect(&fix, OPS);
-    adp_reply_t reply;
-    int rc = adp_request(c, A, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
-    ck_assert_msg(rc == 0, "request after abuse failed: %s", adp_last_error(c));
-    ck_assert_uint_eq(reply.payload_len, 12);
-    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
-    ck_assert_str_eq(reply.sender, A);
-    adp_reply_free(&reply);
-    adp_close(&c);
+    hubfix_assert_serves(&fix, OPS, A);
 }
 
 START_TEST(request_and_reply_between_adapters)
@@ -115,12 +106,12 @@ END_TEST
 
 START_TEST(unknown_key_is_refused_and_gets_no_traffic)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, STRANGER, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 3000, "test"};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, STRANGER, &conf);
+    conf.cfg.connect_timeout_ms = 3000;
     adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
     ck_assert_int_eq(rc, HUB_EREFUSED);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "did not accept this member's key"), "error: %s", err);
@@ -165,13 +156,7 @@ START_TEST(spoofed_sender_is_refused)
     rawcli_t raw;
     rawcli_open(&raw, &fix, OPS);
     /* Hello claiming another member. */
-    Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
-    hello.protocol_version = 1;
-    hello.member_id = A;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    rawcli_send_frame(&raw, &frame);
+    rawcli_send_hello(&raw, A, NULL);
     hub_frame_t *err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
     ck_assert_ptr_nonnull(err);
     ck_assert_int_eq(err->error->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
@@ -312,15 +297,8 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
             hub_envelope_append_signature(&items[i].data, &items[i].len, sig, &proofs[i]), 0);
     }
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = N;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
-    rawcli_send_frame(&raw, &frame);
+    rawcli_connect(&raw, &fix, OPS);
+    rawcli_send_batch(&raw, items, N);
     int acks = 0, nacks = 0;
     while (acks + nacks < N) {
         hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
@@ -343,8 +321,7 @@ START_TEST(batch_signed_envelopes_are_checked_one_by_one)
 
     /* The receiver comes online and gets the four, each verifiable. */
     rawcli_t ghost;
-    rawcli_open(&ghost, &fix, GHOST);
-    rawcli_hello(&ghost, GHOST);
+    rawcli_connect(&ghost, &fix, GHOST);
     int got = 0;
     while (got < N - 1) {
         hub_frame_t *f = rawcli_recv_case(&ghost, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
@@ -375,10 +352,8 @@ END_TEST
 START_TEST(early_delivery_then_resend_is_not_delivered_again)
 {
     rawcli_t snd, rcv;
-    rawcli_open(&rcv, &fix, GHOST);
-    rawcli_hello(&rcv, GHOST);
-    rawcli_open(&snd, &fix, OPS);
-    rawcli_hello(&snd, OPS);
+    rawcli_connect(&rcv, &fix, GHOST);
+    rawcli_connect(&snd, &fix, OPS);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "to khai", 7,
@@ -428,10 +403,8 @@ START_TEST(forged_reply_is_refused)
 {
     /* OPS asks A; GHOST (a known member) tries to answer in A's place. */
     rawcli_t ops, ghost;
-    rawcli_open(&ops, &fix, OPS);
-    rawcli_hello(&ops, OPS);
-    rawcli_open(&ghost, &fix, GHOST);
-    rawcli_hello(&ghost, GHOST);
+    rawcli_connect(&ops, &fix, OPS);
+    rawcli_connect(&ghost, &fix, GHOST);
     char req_id[37];
     /* A request whose reply A will try to forge: OPS -> GHOST. */
     hub_uuid_new(req_id);
@@ -463,8 +436,7 @@ START_TEST(forged_reply_is_refused)
     hubfix_secret_path(&fix, A, secret);
     ck_assert_int_eq(hub_keyfile_read(secret, &bkp, err, sizeof err), 0);
     rawcli_t a_raw;
-    rawcli_open(&a_raw, &fix, A);
-    rawcli_hello(&a_raw, A);
+    rawcli_connect(&a_raw, &fix, A);
     char reply_id[37];
     hub_uuid_new(reply_id);
     Lth__V1__Envelope fake = LTH__V1__ENVELOPE__INIT;
@@ -498,8 +470,7 @@ END_TEST
 START_TEST(each_nack_reason)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     hub_frame_t *holder;
     Lth__V1__Nack *nack;
     char id[37];
@@ -594,8 +565,7 @@ END_TEST
 START_TEST(survives_random_and_truncated_frames)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, OPS);
-    rawcli_hello(&raw, OPS);
+    rawcli_connect(&raw, &fix, OPS);
     /* A valid batch to truncate. */
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
@@ -718,19 +688,10 @@ START_TEST(frames_before_hello_multipart_and_hub_only_bodies_are_refused)
     rawcli_hello(&raw, OPS);
     rawcli_send_batch1(&raw, env, len);
     free(env);
-    hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
-    ck_assert_ptr_nonnull(rec);
-    ck_assert_uint_eq(rec->receipts->n_acks, 1);
-    ck_assert_str_eq(rec->receipts->acks[0]->message_id, id);
-    hub_frame_free(&rec);
+    rawcli_expect_ack(&raw, id, 5000);
 
     /* Two ZeroMQ frames in one message (a valid Frame first). */
-    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
-    uint8_t *buf;
-    ck_assert_int_eq(hub_frame_encode(&frame, &buf, &len), 0);
+    uint8_t *buf = rawcli_heartbeat_bytes(&len);
     ck_assert_int_ge(zmq_send(raw.sock, buf, len, ZMQ_SNDMORE), 0);
     ck_assert_int_ge(zmq_send(raw.sock, buf, len, 0), 0);
     free(buf);
@@ -787,10 +748,8 @@ START_TEST(redelivery_backs_off_doubling)
     /* redelivery_ms = 500 here: attempts at about 0, 500, 1,500 and
      * 3,500 ms (waits of 500, 1,000, 2,000). */
     rawcli_t rcv, snd;
-    rawcli_open(&rcv, &fix, GHOST);
-    rawcli_hello(&rcv, GHOST);
-    rawcli_open(&snd, &fix, OPS);
-    rawcli_hello(&snd, OPS);
+    rawcli_connect(&rcv, &fix, GHOST);
+    rawcli_connect(&snd, &fix, OPS);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "again", 5, 0, id, &len);
@@ -826,10 +785,8 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
     /* max_in_flight = 4 here: 10 events for a receiver that does not
      * settle; it gets 4, then one more for each it settles. */
     rawcli_t rcv, snd;
-    rawcli_open(&rcv, &fix, GHOST);
-    rawcli_hello(&rcv, GHOST);
-    rawcli_open(&snd, &fix, OPS);
-    rawcli_hello(&snd, OPS);
+    rawcli_connect(&rcv, &fix, GHOST);
+    rawcli_connect(&snd, &fix, OPS);
     for (int i = 0; i < 10; i++) {
         char id[37], payload[16];
         size_t len;
@@ -870,40 +827,15 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_routing");
-    TCase *tc = tcase_create("routing");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, request_and_reply_between_adapters);
-    tcase_add_test(tc, ping_command_reports_round_trip);
-    tcase_add_test(tc, unknown_key_is_refused_and_gets_no_traffic);
-    tcase_add_test(tc, spoofed_sender_is_refused);
-    tcase_add_test(tc, each_nack_reason);
-    tcase_add_test(tc, frames_before_hello_multipart_and_hub_only_bodies_are_refused);
-    tcase_add_test(tc, forged_reply_is_refused);
-    tcase_add_test(tc, online_only_acks_ride_in_deliveries_when_asked);
-    tcase_add_test(tc, batch_signed_envelopes_are_checked_one_by_one);
-    tcase_add_test(tc, survives_random_and_truncated_frames);
-    tcase_add_test(tc, key_removed_on_sighup_is_cut_off);
-    tcase_add_test(tc, bad_config_is_refused_with_a_clear_error);
-    suite_add_tcase(s, tc);
-    TCase *rd = tcase_create("redelivery");
-    tcase_add_checked_fixture(rd, setup_redelivering, teardown);
-    tcase_set_timeout(rd, 120);
-    tcase_add_test(rd, early_delivery_then_resend_is_not_delivered_again);
-    tcase_add_test(rd, redelivery_backs_off_doubling);
-    suite_add_tcase(s, rd);
-    TCase *fl = tcase_create("in_flight");
-    tcase_add_checked_fixture(fl, setup_small_window, teardown);
-    tcase_set_timeout(fl, 60);
-    tcase_add_test(fl, max_in_flight_bounds_unsettled_deliveries);
-    suite_add_tcase(s, fl);
-    return s;
-}
-
-int main(void)
-{
-    return tk_run_suite(suite());
-}
+TK_MAIN("e2e_routing",
+        TK_CASE("routing", setup, teardown, 120, request_and_reply_between_adapters,
+                ping_command_reports_round_trip, unknown_key_is_refused_and_gets_no_traffic,
+                spoofed_sender_is_refused, each_nack_reason,
+                frames_before_hello_multipart_and_hub_only_bodies_are_refused,
+                forged_reply_is_refused, online_only_acks_ride_in_deliveries_when_asked,
+                batch_signed_envelopes_are_checked_one_by_one, survives_random_and_truncated_frames,
+                key_removed_on_sighup_is_cut_off, bad_config_is_refused_with_a_clear_error),
+        TK_CASE("redelivery", setup_redelivering, teardown, 120,
+                early_delivery_then_resend_is_not_delivered_again, redelivery_backs_off_doubling),
+        TK_CASE("in_flight", setup_small_window, teardown, 60,
+                max_in_flight_bounds_unsettled_deliveries))

@@ -181,12 +181,13 @@ END_TEST
 
 static adp_client_t *connect_with_state(const char *member, const char *state_dir, bool start)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", state_dir};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, member, &conf);
+    conf.cfg.state_dir = state_dir;
     adp_client_t *c = NULL;
-    int rc = start ? adp_connect(&cfg, &c, err, sizeof err) : adp_new(&cfg, &c, err, sizeof err);
+    int rc = start ? adp_connect(&conf.cfg, &c, err, sizeof err)
+                   : adp_new(&conf.cfg, &c, err, sizeof err);
     ck_assert_msg(rc == 0, "client for %s: %s", member, err);
     return c;
 }
@@ -793,30 +794,10 @@ START_TEST(reply_only_from_the_member_asked_or_its_named_delegate)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("sdk");
-    TCase *tc = tcase_create("sdk");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, hub_down_costs_no_cpu_and_clients_come_back);
-    tcase_add_test(tc, outbox_compacted_while_acking_keeps_no_answered_message);
-    tcase_add_test(tc, every_outcome_is_reported);
-    suite_add_tcase(s, tc);
-    TCase *verdicts = tcase_create("verdicts");
-    tcase_add_checked_fixture(verdicts, setup_fast_redelivery, teardown);
-    tcase_set_timeout(verdicts, 120);
-    tcase_add_test(verdicts, handler_verdicts_later_and_dead_letter);
-    suite_add_tcase(s, verdicts);
-    TCase *wire = tcase_create("wire");
-    tcase_add_checked_fixture(wire, setup_keys_only, teardown);
-    tcase_set_timeout(wire, 60);
-    tcase_add_test(wire, verdicts_on_the_wire);
-    tcase_add_test(wire, reply_only_from_the_member_asked_or_its_named_delegate);
-    suite_add_tcase(s, wire);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+TK_MAIN("sdk",
+        TK_CASE("sdk", setup, teardown, 300, hub_down_costs_no_cpu_and_clients_come_back,
+                outbox_compacted_while_acking_keeps_no_answered_message, every_outcome_is_reported),
+        TK_CASE("verdicts", setup_fast_redelivery, teardown, 120,
+                handler_verdicts_later_and_dead_letter),
+        TK_CASE("wire", setup_keys_only, teardown, 60, verdicts_on_the_wire,
+                reply_only_from_the_member_asked_or_its_named_delegate))

@@ -216,38 +216,6 @@ END_TEST
 
 /* ---- store format ------------------------------------------------------ */
 
-static adp_client_t *connect_sender(const char *member)
-{
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, member, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
-    adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
-    ck_assert_msg(rc == 0, "connect as %s failed: %s", member, err);
-    return c;
-}
-
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
-static bool wait_lines(int expected, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 50) {
-        if (count_lines(record_path) >= expected)
-            return true;
-        tk_sleep_ms(50);
-    }
-    return false;
-}
-
 static pid_t start_receiver(void)
 {
     char conf[2048];
@@ -284,7 +252,7 @@ static void set_store_format(uint8_t format, bool drop_v2)
 START_TEST(format_1_store_is_upgraded_by_hubd_and_newer_refused)
 {
     hubfix_start(&fix);
-    adp_client_t *a = connect_sender(SENDER);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 3; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "old %d", i);
@@ -313,7 +281,8 @@ START_TEST(format_1_store_is_upgraded_by_hubd_and_newer_refused)
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "store upgraded in place", 5000),
                   "no upgrade logged");
     start_receiver();
-    ck_assert_msg(wait_lines(3, 20000), "the upgraded store did not deliver its 3 messages");
+    ck_assert_msg(tk_wait_lines(record_path, 3, 20000),
+                  "the upgraded store did not deliver its 3 messages");
     char *rec = tk_read_file(record_path);
     ck_assert_msg(strstr(rec, "old 0") && strstr(rec, "old 1") && strstr(rec, "old 2"), "%s",
                   rec);
@@ -346,12 +315,12 @@ typedef struct {
 static void *load_main(void *arg)
 {
     load_t *l = arg;
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, SENDER2, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "load", NULL};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, SENDER2, &conf);
+    conf.cfg.software = "load";
     adp_client_t *c = NULL;
-    if (adp_connect(&cfg, &c, err, sizeof err) != 0) {
+    if (adp_connect(&conf.cfg, &c, err, sizeof err) != 0) {
         l->failed = 1;
         snprintf(l->why, sizeof l->why, "%s", err);
         return NULL;
@@ -393,7 +362,7 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
 {
     hubfix_start(&fix);
     /* 2,000 messages queued for a receiver that is not running... */
-    adp_client_t *a = connect_sender(SENDER);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 2000; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "a %d", i);
@@ -474,8 +443,8 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
      * queued before, and the load's messages up to the snapshot, each once. */
     hubfix_start(&fix);
     start_receiver();
-    ck_assert_msg(wait_lines((int)queued, 60000), "only %d of %ld delivered",
-                  count_lines(record_path), queued);
+    ck_assert_msg(tk_wait_lines(record_path, (int)queued, 60000), "only %d of %ld delivered",
+                  tk_count_lines(record_path), queued);
     tk_sleep_ms(1500); /* nothing more may come */
     char *text = tk_read_file(record_path);
     int a_seen[2000] = {0}, total = 0, b_count = 0, b_max = -1;
@@ -529,20 +498,7 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_service");
-    TCase *tc = tcase_create("service");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, check_config_names_each_problem);
-    tcase_add_test(tc, systemd_notify_watchdog_and_priorities);
-    tcase_add_test(tc, format_1_store_is_upgraded_by_hubd_and_newer_refused);
-    tcase_add_test(tc, backup_under_load_restore_delivers_everything_queued);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("e2e_service", TK_CASE("service", setup, teardown, 300, check_config_names_each_problem,
+                               systemd_notify_watchdog_and_priorities,
+                               format_1_store_is_upgraded_by_hubd_and_newer_refused,
+                               backup_under_load_restore_delivers_everything_queued))

@@ -112,16 +112,6 @@ static void read_answers(rawcli_t *bad, long *answers, int timeout_ms)
     }
 }
 
-static int count_of(const char *path, const char *needle)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && (p = strstr(p, needle)); p++)
-        n++;
-    free(text);
-    return n;
-}
-
 static pid_t start_recorder(const char *member, const char *file)
 {
     char conf[2048];
@@ -213,14 +203,15 @@ START_TEST(mixed_traffic_loses_nothing)
         if (!reloaded && now > start + (end - start) / 2) {
             /* A key reload that adds a member: confirmed by the log line and
              * by that member's first event being accepted. */
-            int reloads = count_of(fix.hubd_log, "msg=\"key directory reloaded\"");
+            int reloads = tk_count_of(fix.hubd_log, "msg=\"key directory reloaded\"");
             hubfix_register_member(&fix, NEWCOMER);
             kill(fix.hubd, SIGHUP);
-            for (int w = 0; w < 250 && count_of(fix.hubd_log,
-                                                "msg=\"key directory reloaded\"") == reloads;
+            for (int w = 0;
+                 w < 250 && tk_count_of(fix.hubd_log, "msg=\"key directory reloaded\"") == reloads;
                  w++)
                 adp_run(s1, 20);
-            ck_assert_msg(count_of(fix.hubd_log, "msg=\"key directory reloaded\"") == reloads + 1,
+            ck_assert_msg(tk_count_of(fix.hubd_log, "msg=\"key directory reloaded\"") ==
+                              reloads + 1,
                           "no reload logged after SIGHUP; see %s", fix.hubd_log);
             adp_client_t *newcomer = hubfix_connect(&fix, NEWCOMER);
             ck_assert_msg(adp_send_event(newcomer, R1, "record/v1", "text/plain", "newcomer", 8,
@@ -292,12 +283,4 @@ START_TEST(mixed_traffic_loses_nothing)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_soak");
-    TCase *tc = tcase_create("soak");
-    tcase_set_timeout(tc, 3600);
-    tcase_add_test(tc, mixed_traffic_loses_nothing);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_soak", TK_CASE("soak", NULL, NULL, 3600, mixed_traffic_loses_nothing))

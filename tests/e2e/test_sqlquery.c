@@ -229,24 +229,5 @@ START_TEST(only_selects_start)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_sqlquery");
-    TCase *tc = tcase_create("sqlquery");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, answers_from_queries);
-    tcase_add_test(tc, through_the_http_bridge);
-    tcase_add_test(tc, only_selects_start);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("e2e_sqlquery", TK_CASE("sqlquery", setup, teardown, 120, answers_from_queries,
+                                through_the_http_bridge, only_selects_start))

@@ -38,16 +38,6 @@ static void setup_unchecked(void) { setup_with("require_signatures = no"); }
 static void setup_redelivering(void) { setup_with("audit = yes\nredelivery_ms = 200"); }
 static void teardown(void) { hubfix_cleanup(&fix); }
 
-static int count_lines(const char *path)
-{
-    char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && *p; p++)
-        n += *p == '\n';
-    free(text);
-    return n;
-}
-
 static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **holder)
 {
     char id[37];
@@ -65,8 +55,7 @@ static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **hold
 START_TEST(bad_and_missing_signatures_are_refused)
 {
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     hub_frame_t *holder;
     Lth__V1__Nack *nack;
     int cases[] = {RAWCLI_UNSIGNED, RAWCLI_BAD_SIGNATURE,
@@ -91,7 +80,7 @@ START_TEST(bad_and_missing_signatures_are_refused)
     ck_assert_uint_eq(holder->receipts->n_acks, 1);
     hub_frame_free(&holder);
     ck_assert(tk_wait_file_contains(record_path, "\tsigned\n", 5000));
-    ck_assert_int_eq(count_lines(record_path), 1);
+    ck_assert_int_eq(tk_count_lines(record_path), 1);
     rawcli_close(&raw);
 }
 END_TEST
@@ -100,8 +89,7 @@ START_TEST(receiver_verifies_signatures_itself)
 {
     /* This hub does not check signatures: the receiving SDK must. */
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     char id[37];
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "forged", 6,
@@ -130,8 +118,7 @@ START_TEST(sdk_signs_when_the_hub_requires_or_when_asked)
 {
     const char *ops = "VN/GOV/HN-LGSP/OPS";
     rawcli_t raw;
-    rawcli_open(&raw, &fix, ops);
-    rawcli_hello(&raw, ops);
+    rawcli_connect(&raw, &fix, ops);
     adp_client_t *c = hubfix_connect(&fix, SENDER);
     for (int always = 0; always < 2; always++) {
         adp_set_sign_always(c, always);
@@ -257,12 +244,11 @@ static void forge_checkpoint(char **lines, int *n)
 
 START_TEST(audit_trail_verifies_and_names_tampering)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_secret_path(&fix, SENDER, secret);
-    adp_config_t cfg = {fix.endpoint, hub_pub, secret, 5000, "test", NULL};
+    char err[512];
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&fix, SENDER, &conf);
     adp_client_t *c = NULL;
-    ck_assert_msg(adp_connect(&cfg, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "%s", err);
     char first_id[37] = "";
     for (int i = 0; i < 40; i++) {
         char id[37];
@@ -275,9 +261,9 @@ START_TEST(audit_trail_verifies_and_names_tampering)
     for (int i = 0; i < 100 && adp_outbox_size(c) > 0; i++)
         adp_run(c, 50);
     ck_assert(tk_wait_file(record_path, 5000));
-    for (int i = 0; i < 100 && count_lines(record_path) < 40; i++)
+    for (int i = 0; i < 100 && tk_count_lines(record_path) < 40; i++)
         tk_sleep_ms(50);
-    ck_assert_int_eq(count_lines(record_path), 40);
+    ck_assert_int_eq(tk_count_lines(record_path), 40);
     tk_sleep_ms(500); /* settles reach the log */
     adp_close(&c);
     hubfix_stop(&fix); /* seals the log with a checkpoint */
@@ -336,16 +322,6 @@ START_TEST(audit_trail_verifies_and_names_tampering)
 }
 END_TEST
 
-static int count_events(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
-                        void *user)
-{
-    (void)c;
-    (void)msg;
-    (void)reply;
-    (*(int *)user)++;
-    return 0;
-}
-
 /* Delivery items in the frames that arrive within ms (others ignored),
  * heartbeating meanwhile. */
 static int count_deliveries(rawcli_t *raw, int ms)
@@ -367,8 +343,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
     /* SENDER, connected (a raw socket that never settles), gets 5 events;
      * with redelivery_ms = 200 the hub keeps delivering them again. */
     rawcli_t raw;
-    rawcli_open(&raw, &fix, SENDER);
-    rawcli_hello(&raw, SENDER);
+    rawcli_connect(&raw, &fix, SENDER);
     adp_client_t *other = hubfix_connect(&fix, "VN/GOV/HN-LGSP/OPS");
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(adp_send_event(other, SENDER, "inbox/v1", "text/plain", "q", 1, 0, 5000,
@@ -420,7 +395,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
     adp_client_t *c = NULL;
     int got = 0;
     ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
-    ck_assert_int_eq(adp_offer(c, "inbox/v1", count_events, &got), 0);
+    ck_assert_int_eq(adp_offer(c, "inbox/v1", hubfix_count_handler, &got), 0);
     ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
     for (int w = 0; w < 50 && got < 5; w++)
         adp_run(c, 100);
@@ -432,25 +407,10 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("e2e_trust");
-    TCase *tc = tcase_create("signed");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, bad_and_missing_signatures_are_refused);
-    tcase_add_test(tc, audit_trail_verifies_and_names_tampering);
-    suite_add_tcase(s, tc);
-    TCase *rv = tcase_create("revocation");
-    tcase_add_checked_fixture(rv, setup_redelivering, teardown);
-    tcase_set_timeout(rv, 120);
-    tcase_add_test(rv, revoked_member_is_cut_off_and_its_queue_survives);
-    suite_add_tcase(s, rv);
-    TCase *un = tcase_create("unchecked_hub");
-    tcase_add_checked_fixture(un, setup_unchecked, teardown);
-    tcase_set_timeout(un, 60);
-    tcase_add_test(un, receiver_verifies_signatures_itself);
-    tcase_add_test(un, sdk_signs_when_the_hub_requires_or_when_asked);
-    suite_add_tcase(s, un);
-    return tk_run_suite(s);
-}
+TK_MAIN("e2e_trust",
+        TK_CASE("signed", setup, teardown, 120, bad_and_missing_signatures_are_refused,
+                audit_trail_verifies_and_names_tampering),
+        TK_CASE("revocation", setup_redelivering, teardown, 120,
+                revoked_member_is_cut_off_and_its_queue_survives),
+        TK_CASE("unchecked_hub", setup_unchecked, teardown, 60, receiver_verifies_signatures_itself,
+                sdk_signs_when_the_hub_requires_or_when_asked))

@@ -172,16 +172,29 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
     return pid;
 }
 
-adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
+void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c)
 {
-    char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
-    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
-    hubfix_secret_path(f, member_id, secret);
-    adp_config_t cfg = {f->endpoint, hub_pub, secret, 5000, "test"};
+    snprintf(c->hub_pub, sizeof c->hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
+    hubfix_secret_path(f, member_id, c->secret);
+    adp_config_t cfg = {f->endpoint, c->hub_pub, c->secret, 5000, "test", NULL};
+    c->cfg = cfg;
+}
+
+adp_client_t *hubfix_connect_state(hubfix_t *f, const char *member_id, const char *state_dir)
+{
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(f, member_id, &conf);
+    conf.cfg.state_dir = state_dir;
+    char err[512];
     adp_client_t *c = NULL;
-    int rc = adp_connect(&cfg, &c, err, sizeof err);
+    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
     ck_assert_msg(rc == 0, "connect as %s failed: %s", member_id, err);
     return c;
+}
+
+adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id)
+{
+    return hubfix_connect_state(f, member_id, NULL);
 }
 
 void hubfix_cleanup(hubfix_t *f)
@@ -210,7 +223,7 @@ void hubfix_cleanup(hubfix_t *f)
                   dir);
 }
 
-void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
+void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rcvhwm, int rcvbuf)
 {
     char hub_pub[PATH_MAX], secret[PATH_MAX], err[512];
     snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
@@ -229,8 +242,23 @@ void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
     zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pk, 32);
     zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sk, 32);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (rcvhwm > 0)
+        zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    if (rcvbuf > 0)
+        zmq_setsockopt(c->sock, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
     ck_assert_int_eq(zmq_connect(c->sock, f->endpoint), 0);
     hub_keypair_wipe(&me);
+}
+
+void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id)
+{
+    rawcli_open_buffers(c, f, member_id, 0, 0);
+}
+
+void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id)
+{
+    rawcli_open(c, f, member_id);
+    rawcli_hello(c, member_id);
 }
 
 void rawcli_send(rawcli_t *c, const void *data, size_t len)
@@ -266,6 +294,17 @@ void rawcli_heartbeat(rawcli_t *c)
     rawcli_send_frame(c, &frame);
 }
 
+uint8_t *rawcli_heartbeat_bytes(size_t *len)
+{
+    Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
+    hub_frame_t frame = LTH__V1__FRAME__INIT;
+    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &hb;
+    uint8_t *buf;
+    ck_assert_int_eq(hub_frame_encode(&frame, &buf, len), 0);
+    return buf;
+}
+
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms)
 {
     zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
@@ -296,15 +335,25 @@ hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms)
     return NULL;
 }
 
-void rawcli_hello(rawcli_t *c, const char *member_id)
+void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscription)
 {
     Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
     hello.protocol_version = 1;
     hello.member_id = (char *)member_id;
+    char *subs[] = {(char *)subscription};
+    if (subscription) {
+        hello.subscriptions = subs;
+        hello.n_subscriptions = 1;
+    }
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_HELLO;
     frame.hello = &hello;
     rawcli_send_frame(c, &frame);
+}
+
+void rawcli_hello(rawcli_t *c, const char *member_id)
+{
+    rawcli_send_hello(c, member_id, NULL);
     hub_frame_t *reply = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_msg(reply != NULL, "no Welcome for %s", member_id);
     ck_assert_str_eq(reply->welcome->member_id, member_id);
@@ -358,14 +407,174 @@ uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
     return buf;
 }
 
-void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
+void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n)
 {
-    ProtobufCBinaryData item = {len, (uint8_t *)env};
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = &item;
-    batch.n_envelopes = 1;
+    batch.envelopes = items;
+    batch.n_envelopes = n;
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_BATCH;
     frame.batch = &batch;
     rawcli_send_frame(c, &frame);
+}
+
+void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
+{
+    ProtobufCBinaryData item = {len, (uint8_t *)env};
+    rawcli_send_batch(c, &item, 1);
+}
+
+void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms)
+{
+    hub_frame_t *rec = rawcli_recv_case(c, LTH__V1__FRAME__BODY_RECEIPTS, timeout_ms);
+    ck_assert_msg(rec != NULL, "no receipt for %s within %d ms", message_id, timeout_ms);
+    ck_assert_uint_eq(rec->receipts->n_acks, 1);
+    ck_assert_str_eq(rec->receipts->acks[0]->message_id, message_id);
+    hub_frame_free(&rec);
+}
+
+void hubfix_append_conf(hubfix_t *f, const char *lines)
+{
+    char *conf = tk_read_file(f->conf_path);
+    ck_assert_ptr_nonnull(conf);
+    size_t n = strlen(conf) + strlen(lines) + 1;
+    char *grown = malloc(n);
+    ck_assert_ptr_nonnull(grown);
+    snprintf(grown, n, "%s%s", conf, lines);
+    tk_write_file(f->conf_path, grown);
+    free(grown);
+    free(conf);
+}
+
+void hubfix_restart_with(hubfix_t *f, const char *lines)
+{
+    hubfix_stop(f);
+    hubfix_append_conf(f, lines);
+    hubfix_start(f);
+}
+
+void hubfix_start_preloaded(hubfix_t *f, const char *lib)
+{
+    setenv("LD_PRELOAD", lib, 1);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan wants its runtime first in the library list; the preloaded
+     * libraries (libfaketime, tests/faults/failsync.c) only wrap calls ASan
+     * does not intercept, so let them go first. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL;
+    char options[1024];
+    snprintf(options, sizeof options, "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", options, 1);
+#endif
+    hubfix_start(f);
+    unsetenv("LD_PRELOAD");
+#if defined(__SANITIZE_ADDRESS__)
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+#endif
+}
+
+void hubfix_ca_init(hubfix_t *f, char *ca_dir)
+{
+    snprintf(ca_dir, PATH_MAX, "%s/ca", f->dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "ca", "init", ca_dir, NULL};
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "hubctl ca init: %s", out ? out : "");
+    free(out);
+}
+
+void hubfix_cert_issue(hubfix_t *f, const char *ca_dir, const char *member_id,
+                       const char *not_before, const char *not_after)
+{
+    char pub[PATH_MAX];
+    hubfix_public_path(f, member_id, pub);
+    /* hubctl cert issue MEMBER --ca DIR --pub FILE, two options, NULL. */
+    char *argv[8 + 4 + 1] = {(char *)tk_bin("hubctl"), "cert", "issue", (char *)member_id};
+    int n = 4;
+    argv[n++] = "--ca";
+    argv[n++] = (char *)ca_dir;
+    argv[n++] = "--pub";
+    argv[n++] = pub;
+    if (not_before) {
+        argv[n++] = "--not-before";
+        argv[n++] = (char *)not_before;
+    }
+    if (not_after) {
+        argv[n++] = "--not-after";
+        argv[n++] = (char *)not_after;
+    }
+    argv[n] = NULL;
+    char *out = NULL;
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "cert issue %s: %s", member_id, out ? out : "");
+    free(out);
+}
+
+int hubfix_http_port(hubfix_t *f)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/hubd.ready", f->dir);
+    char *ready = tk_read_file(path);
+    ck_assert_ptr_nonnull(ready);
+    char *http = strstr(ready, "http=");
+    ck_assert_msg(http, "no http= line in the ready file: %s", ready);
+    char *colon = strrchr(strtok(http + 5, "\n"), ':');
+    ck_assert_ptr_nonnull(colon);
+    int port = atoi(colon + 1);
+    ck_assert_int_gt(port, 0);
+    free(ready);
+    return port;
+}
+
+void hubfix_assert_serves(hubfix_t *f, const char *from, const char *echo_member)
+{
+    ck_assert_msg(hubfix_hub_alive(f), "hubd died; see %s", f->hubd_log);
+    adp_client_t *c = hubfix_connect(f, from);
+    adp_reply_t reply;
+    int rc =
+        adp_request(c, echo_member, "echo/v1", "text/plain", "still there?", 12, 0, 5000, &reply);
+    ck_assert_msg(rc == 0, "request from %s to %s's echo failed: %s", from, echo_member,
+                  adp_last_error(c));
+    ck_assert_uint_eq(reply.payload_len, 12);
+    ck_assert_int_eq(memcmp(reply.payload, "still there?", 12), 0);
+    ck_assert_str_eq(reply.sender, echo_member);
+    adp_reply_free(&reply);
+    adp_close(&c);
+}
+
+char *hubfix_audit_show(hubfix_t *f, const char *message_id)
+{
+    char audit[PATH_MAX];
+    snprintf(audit, sizeof audit, "%s/data/audit", f->dir);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message",
+                    (char *)message_id,       NULL};
+    int rc = tk_run(argv, &out, 10000);
+    ck_assert_msg(rc == 0, "hubctl audit show --message %s exited %d: %s", message_id, rc,
+                  out ? out : "");
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+void hubfix_cert_revoke(hubfix_t *f, const char *ca_dir, const char *member_id)
+{
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubctl"), "cert", "revoke", (char *)member_id, "--ca",
+                    (char *)ca_dir,           NULL};
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "cert revoke %s: %s", member_id, out ? out : "");
+    free(out);
+    kill(f->hubd, SIGHUP);
+    ck_assert(tk_wait_file_contains(f->hubd_log, "status=revoked", 3000));
+}
+
+int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user)
+{
+    (void)c;
+    (void)msg;
+    (void)reply;
+    (*(int *)user)++;
+    return 0;
 }

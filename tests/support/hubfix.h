@@ -42,6 +42,9 @@ void hubfix_secret_path(const hubfix_t *f, const char *member_id, char *out);
 void hubfix_public_path(const hubfix_t *f, const char *member_id, char *out);
 /* Starts hubd and waits until it listens. Restarting keeps dir and port. */
 void hubfix_start(hubfix_t *f);
+/* hubfix_start with lib in LD_PRELOAD for hubd alone (a fault or a fake
+ * clock), which a sanitized build accepts too. */
+void hubfix_start_preloaded(hubfix_t *f, const char *lib);
 /* SIGTERM, and asserts hubd exited 0. */
 void hubfix_stop(hubfix_t *f);
 /* Starts `hub-adapter` for member_id running plugin with extra config lines,
@@ -50,9 +53,48 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
                            const char *extra_conf);
 /* Connects an SDK client as member_id; asserts success. */
 adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
+/* The same, keeping the client's outbox in state_dir (may be NULL). */
+adp_client_t *hubfix_connect_state(hubfix_t *f, const char *member_id, const char *state_dir);
+
+/* An SDK configuration for a member of this hub and the paths it points
+ * into (so it must not be copied): the hub's endpoint and key, the member's
+ * secret key, 5000 ms to connect, software "test", no state directory;
+ * change cfg's fields as needed. */
+typedef struct {
+    adp_config_t cfg;
+    char hub_pub[PATH_MAX];
+    char secret[PATH_MAX];
+} hubfix_client_conf_t;
+void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c);
 /* Stops hubd (asserting it exits 0), then every other process, and removes
  * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);
+/* Appends lines (each ending in a newline) to hubd.conf. */
+void hubfix_append_conf(hubfix_t *f, const char *lines);
+/* Stops hubd (asserting it exits 0), appends lines to hubd.conf and starts
+ * it again on the same port. */
+void hubfix_restart_with(hubfix_t *f, const char *lines);
+/* The HTTP port hubd wrote to its ready file (http_listen with port 0);
+ * asserts there is one. */
+int hubfix_http_port(hubfix_t *f);
+/* Asserts the hub still serves: hubd runs, and `from` (an SDK client)
+ * gets echo_member's echo/v1 answer, from echo_member, byte for byte. */
+void hubfix_assert_serves(hubfix_t *f, const char *from, const char *echo_member);
+/* Certificate mode: `hubctl ca init` in f->dir/ca, whose path goes to
+ * ca_dir (PATH_MAX). */
+void hubfix_ca_init(hubfix_t *f, char *ca_dir);
+/* `hubctl cert issue` for a member's key, optionally with --not-before and
+ * --not-after (NULL: hubctl's defaults); asserts success. */
+void hubfix_cert_issue(hubfix_t *f, const char *ca_dir, const char *member_id,
+                       const char *not_before, const char *not_after);
+/* `hubctl cert revoke`, SIGHUP, and the hub's log line saying it took the
+ * revocation (within 3 s); asserts each. */
+void hubfix_cert_revoke(hubfix_t *f, const char *ca_dir, const char *member_id);
+/* `hubctl audit show --message ID` over the stopped hub's audit log:
+ * asserts it succeeds; returns its output (malloc'ed). */
+char *hubfix_audit_show(hubfix_t *f, const char *message_id);
+/* An SDK handler that counts the messages it gets in *(int *)user. */
+int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
 
@@ -63,18 +105,30 @@ typedef struct {
 } rawcli_t;
 
 void rawcli_open(rawcli_t *c, hubfix_t *f, const char *member_id);
+/* rawcli_open with a receive high-water mark and kernel receive buffer
+ * (bytes); 0 keeps the default. */
+void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rcvhwm, int rcvbuf);
+/* rawcli_open, then rawcli_hello. */
+void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id);
 void rawcli_send(rawcli_t *c, const void *data, size_t len);
 void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
+/* Sends Hello as member_id (with one subscription, or NULL), without
+ * waiting for the answer. */
+void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscription);
 /* Sends Hello as member_id and waits for Welcome (asserts). */
 void rawcli_hello(rawcli_t *c, const char *member_id);
 /* Sends a Heartbeat, which keeps the member online: the hub marks a member
  * offline after three heartbeat periods without a frame from it. */
 void rawcli_heartbeat(rawcli_t *c);
+/* An encoded Heartbeat frame (malloc'ed), for sending by hand. */
+uint8_t *rawcli_heartbeat_bytes(size_t *len);
 /* Next frame within timeout_ms, or NULL. Free with hub_frame_free. */
 hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */
 hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms);
 void rawcli_close(rawcli_t *c);
+/* Waits for a Receipts frame and asserts it holds one ACK, for message_id. */
+void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms);
 /* Encodes an envelope for a batch, signed with the sender's key when the
  * fixture has it (RAWCLI_UNSIGNED: leave it unsigned; RAWCLI_BAD_SIGNATURE:
  * sign, then flip a byte); returns malloc'ed bytes. */
@@ -82,6 +136,8 @@ enum { RAWCLI_SIGNED = 0, RAWCLI_UNSIGNED = 1 << 8, RAWCLI_BAD_SIGNATURE = 1 << 
 uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver, const char *service,
                          const void *payload, size_t len, int delivery, char id_out[37],
                          size_t *out_len);
+/* Sends a Batch of n encoded envelopes (still the caller's). */
+void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n);
 /* Sends a Batch holding one encoded envelope. */
 void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len);
 

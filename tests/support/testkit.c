@@ -1,6 +1,8 @@
 #include "testkit.h"
+#include "tkproc.h"
 
 #include <check.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,14 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TK_MAX_CHILDREN 256
-static pid_t tk__children[TK_MAX_CHILDREN];
-
 void tk_sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    tkp_sleep_ms(ms);
 }
 
 void tk_tmpdir(char *out)
@@ -38,223 +35,140 @@ void tk_tmpdir(char *out)
 
 void tk_rmrf(const char *path)
 {
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char child[PATH_MAX];
-        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            tk_rmrf(child);
-        else
-            unlink(child);
-    }
-    closedir(d);
-    rmdir(path);
+    tkp_rmrf(path);
+}
+
+/* dir/prefix+name+suffix in one of eight rotating buffers, dir from the
+ * environment variable `var` or fallback. */
+static const char *tk__built_path(const char *var, const char *fallback, const char *prefix,
+                                  const char *name, const char *suffix)
+{
+    static char paths[8][PATH_MAX];
+    static int next;
+    const char *dir = getenv(var);
+    char *p = paths[next++ % 8];
+    snprintf(p, PATH_MAX, "%s/%s%s%s", dir ? dir : fallback, prefix, name, suffix);
+    return p;
 }
 
 const char *tk_bin(const char *name)
 {
-    static char paths[8][PATH_MAX];
-    static int next;
-    const char *dir = getenv("HUB_BIN_DIR");
-    char *p = paths[next++ % 8];
-    snprintf(p, PATH_MAX, "%s/%s", dir ? dir : "./bin", name);
-    return p;
+    return tk__built_path("HUB_BIN_DIR", "./bin", "", name, "");
 }
 
 const char *tk_plugin(const char *name)
 {
-    static char paths[8][PATH_MAX];
-    static int next;
-    const char *dir = getenv("HUB_PLUGIN_DIR");
-    char *p = paths[next++ % 8];
-    snprintf(p, PATH_MAX, "%s/lth-%s.so", dir ? dir : "./lib/plugins", name);
-    return p;
+    return tk__built_path("HUB_PLUGIN_DIR", "./lib/plugins", "lth-", name, ".so");
 }
 
 void tk_write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "cannot write %s: %s", path, strerror(errno));
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_msg(tkp_write_file(path, text, 0644) == 0, "cannot write %s: %s", path,
+                  strerror(errno));
 }
 
 char *tk_read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
+    return tkp_read_file(path);
 }
 
 pid_t tk_spawn(char *const argv[], const char *log_path)
 {
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork failed");
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        int null = open("/dev/null", O_RDONLY);
-        if (null >= 0) {
-            dup2(null, 0);
-            close(null);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    for (int i = 0; i < TK_MAX_CHILDREN; i++) {
-        if (tk__children[i] == 0) {
-            tk__children[i] = pid;
-            break;
-        }
-    }
+    pid_t pid = tkp_spawn(argv, log_path);
+    ck_assert_msg(pid > 0, "cannot start %s: %s", argv[0], strerror(errno));
     return pid;
-}
-
-static void tk__forget(pid_t pid)
-{
-    for (int i = 0; i < TK_MAX_CHILDREN; i++)
-        if (tk__children[i] == pid)
-            tk__children[i] = 0;
 }
 
 int tk_stop(pid_t pid)
 {
-    if (pid <= 0)
-        return -1;
-    int status = -1;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            tk__forget(pid);
-            return status;
-        }
-        if (r < 0) {
-            tk__forget(pid);
-            return -1;
-        }
-        tk_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    tk__forget(pid);
-    return -1;
+    return tkp_stop(pid);
 }
 
 bool tk_reaped(pid_t pid, int *status)
 {
-    pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == 0)
-        return false;
-    tk__forget(pid);
-    return true;
+    return tkp_reaped(pid, status);
 }
 
 void tk_kill9(pid_t pid)
 {
-    if (pid <= 0)
-        return;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    tk__forget(pid);
+    tkp_kill9(pid);
 }
 
 void tk_stop_all(void)
 {
     /* SIGTERM first, so that programs shut down cleanly and sanitizers
      * report leaks at exit; SIGKILL whatever does not stop in time. */
-    for (int i = 0; i < TK_MAX_CHILDREN; i++)
-        if (tk__children[i] > 0)
-            kill(tk__children[i], SIGTERM);
-    for (int i = 0; i < TK_MAX_CHILDREN; i++)
-        if (tk__children[i] > 0)
-            tk_stop(tk__children[i]);
+    tkp_stop_all();
 }
 
 bool tk_wait_file(const char *path, int timeout_ms)
 {
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        struct stat st;
-        if (stat(path, &st) == 0 && st.st_size > 0)
-            return true;
-        tk_sleep_ms(10);
-    }
-    return false;
+    return tkp_wait_file(path, timeout_ms);
 }
 
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 {
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        char *text = tk_read_file(path);
-        bool found = text && strstr(text, needle);
-        free(text);
-        if (found)
+    return tkp_wait_file_contains(path, needle, timeout_ms);
+}
+
+int tk_count_of(const char *path, const char *needle)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    for (char *p = text; p && (p = strstr(p, needle)); p++)
+        n++;
+    free(text);
+    return n;
+}
+
+int tk_count_lines(const char *path)
+{
+    char *text = tk_read_file(path);
+    int n = 0;
+    for (char *p = text; p && *p; p++)
+        n += *p == '\n';
+    free(text);
+    return n;
+}
+
+bool tk_wait_lines(const char *path, int expected, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (tk_count_lines(path) >= expected)
             return true;
-        tk_sleep_ms(20);
+        tk_sleep_ms(50);
     }
     return false;
 }
 
+int tk_shf(int timeout_ms, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, timeout_ms);
+    if (rc != 0)
+        fprintf(stderr, "`%s` exited %d: %s\n", cmd, rc, out ? out : "");
+    free(out);
+    return rc;
+}
+
+void tk_sh_ok(const char *what, const char *script, int timeout_ms)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, timeout_ms);
+    ck_assert_msg(rc == 0, "%s failed: %s", what, out ? out : "");
+    free(out);
+}
+
 int tk_run(char *const argv[], char **output, int timeout_ms)
 {
-    char path[] = "/tmp/lthrun.XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert(fd >= 0);
-    close(fd);
-    pid_t pid = tk_spawn(argv, path);
-    int status = -1;
-    bool done = false;
-    for (int waited = 0; waited <= timeout_ms; waited += 5) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            done = true;
-            break;
-        }
-        tk_sleep_ms(5);
-    }
-    if (!done) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    tk__forget(pid);
-    if (output)
-        *output = tk_read_file(path);
-    unlink(path);
-    if (!done || !WIFEXITED(status))
-        return -1;
-    return WEXITSTATUS(status);
+    return tkp_run(argv, output, timeout_ms, "/tmp");
 }
 
 /* Where tk_skip() records skips: a file, because Check runs each test in a
@@ -304,4 +218,85 @@ int tk_run_suite(Suite *suite)
     if (failed)
         return EXIT_FAILURE;
     return any_skipped ? TK_SKIP_EXIT : EXIT_SUCCESS;
+}
+
+Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n)
+{
+    Suite *suite = suite_create(name);
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        if (cases[i].setup || cases[i].teardown)
+            tcase_add_checked_fixture(tc, cases[i].setup, cases[i].teardown);
+        if (cases[i].timeout_s > 0)
+            tcase_set_timeout(tc, cases[i].timeout_s);
+        for (const TTest *const *test = cases[i].tests; *test; test++)
+            tcase_add_test(tc, *test);
+        suite_add_tcase(suite, tc);
+    }
+    return suite;
+}
+
+static void tk__curl_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+int tk_prepare_curl(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "curl_global_init failed\n");
+        return EXIT_FAILURE;
+    }
+    atexit(tk__curl_cleanup);
+    return 0;
+}
+
+static size_t tk__on_body(char *data, size_t size, size_t n, void *user)
+{
+    tk_reply_t *r = user;
+    char *grown = realloc(r->body, r->len + size * n + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + r->len, data, size * n);
+    r->len += size * n;
+    grown[r->len] = '\0';
+    r->body = grown;
+    return size * n;
+}
+
+tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body)
+{
+    tk_reply_t r = {0, calloc(1, 1), 0};
+    ck_assert_ptr_nonnull(r.body);
+    CURL *curl = curl_easy_init();
+    ck_assert_ptr_nonnull(curl);
+    struct curl_slist *headers = NULL;
+    char auth[512];
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body || !strcmp(method, "POST"))
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, tk__on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return r;
+}
+
+json_t *tk_reply_json(tk_reply_t r, const char *what)
+{
+    ck_assert_msg(r.status == 200, "%s: %ld %s", what, r.status, r.body);
+    json_error_t e;
+    json_t *j = json_loadb(r.body, r.len, 0, &e);
+    ck_assert_msg(j, "%s: not JSON (%s): %s", what, e.text, r.body);
+    free(r.body);
+    return j;
 }

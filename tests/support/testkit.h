@@ -9,6 +9,7 @@
 #define TESTKIT_H
 
 #include <check.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -46,10 +47,24 @@ void tk_stop_all(void);
 bool tk_wait_file(const char *path, int timeout_ms);
 /* Waits until the file holds `needle`; false after timeout_ms. */
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+/* Times needle occurs in a file (overlapping; 0 if it cannot be read). */
+int tk_count_of(const char *path, const char *needle);
+/* Lines (newlines) in a file; 0 if it cannot be read. */
+int tk_count_lines(const char *path);
+/* Waits until the file has at least `expected` lines; false after
+ * timeout_ms. */
+bool tk_wait_lines(const char *path, int expected, int timeout_ms);
 /* Runs argv to completion with output captured into *output (malloc'ed,
  * may be NULL); returns the exit code, or -1. */
 int tk_run(char *const argv[], char **output, int timeout_ms);
 void tk_sleep_ms(int ms);
+/* Runs a /bin/sh command made with printf's format; returns its exit code
+ * (-1 when it did not exit in time), printing the command and its output
+ * to stderr when that is not 0. */
+int tk_shf(int timeout_ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs a /bin/sh script and asserts it exits 0, naming `what` and showing
+ * its output when it does not. */
+void tk_sh_ok(const char *what, const char *script, int timeout_ms);
 
 /* Ends the running Check test as skipped: prints "SKIP: <reason>" and
  * records it, so that tk_run_suite() makes the program exit TK_SKIP_EXIT
@@ -60,5 +75,64 @@ void tk_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
  * EXIT_FAILURE if a test failed, TK_SKIP_EXIT if one was skipped,
  * EXIT_SUCCESS otherwise. */
 int tk_run_suite(Suite *suite);
+
+/* One Check test case: a name, a checked fixture (setup and teardown run
+ * around each test, in its process; either may be NULL), a timeout in
+ * seconds (0 keeps Check's default, which ctest sets from the test's
+ * timeout through CK_DEFAULT_TIMEOUT) and its tests, in order, ending with
+ * NULL (TK_CASE adds it). */
+typedef struct {
+    const char *name;
+    SFun setup;
+    SFun teardown;
+    int timeout_s;
+    const TTest *const *tests;
+} tk_case_t;
+
+/* clang-format off */
+#define TK_CASE(name, setup, teardown, timeout_s, ...)                                             \
+    {(name), (setup), (teardown), (timeout_s), (const TTest *const[]){__VA_ARGS__, NULL}}
+/* clang-format on */
+
+/* Builds a suite from n cases. */
+Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n);
+
+/* A test program's main(): prepare (may be NULL) runs first and returns 0
+ * to go on or the program's exit status (e.g. TK_SKIP_EXIT); then the suite
+ * built from the TK_CASE list runs with tk_run_suite, so that every program
+ * reports failures, skips, and Check's XML log (CK_XML_LOG_FILE_NAME) alike. */
+#define TK_MAIN_PREPARED(prepare, suite_name, ...)                                                 \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        int (*tk__prepare)(void) = (prepare);                                                      \
+        int tk__status = tk__prepare ? tk__prepare() : 0;                                          \
+        if (tk__status != 0)                                                                       \
+            return tk__status;                                                                     \
+        const tk_case_t tk__cases[] = {__VA_ARGS__};                                               \
+        return tk_run_suite(                                                                       \
+            tk_suite((suite_name), tk__cases, sizeof tk__cases / sizeof tk__cases[0]));            \
+    }
+#define TK_MAIN(suite_name, ...) TK_MAIN_PREPARED(NULL, suite_name, __VA_ARGS__)
+
+/* An HTTP answer: its status (0 when none came) and its body (malloc'ed,
+ * NUL-terminated, never NULL: free it). */
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+} tk_reply_t;
+
+/* One HTTP request with libcurl, 10 s at most: method ("GET", "POST"...),
+ * url, an optional bearer token, an optional body (a POST without one sends
+ * an empty body). */
+tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body);
+
+/* The JSON of a 200 answer (asserts both; `what` names the request in the
+ * failure); frees r.body. */
+json_t *tk_reply_json(tk_reply_t r, const char *what);
+
+/* For prepare functions: curl's global state, set up once and released at
+ * exit; returns 0. */
+int tk_prepare_curl(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include "hub_alarms.h"
 #include "hub_config.h"
 #include "hub_error.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -283,19 +284,7 @@ START_TEST(thresholds_and_max_flows_come_from_hubd_conf)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("alarms");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, healthy_hub_has_no_alarm);
-    tcase_add_test(tc, each_alarm_at_warning_and_critical);
-    tcase_add_test(tc, transitions_are_logged_once_and_minutes_come_from_counts);
-    tcase_add_test(tc, ended_alarms_are_handed_out_once);
-    tcase_add_test(tc, thresholds_and_max_flows_come_from_hubd_conf);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("alarms",
+        TK_CASE("core", NULL, NULL, 0, healthy_hub_has_no_alarm, each_alarm_at_warning_and_critical,
+                transitions_are_logged_once_and_minutes_come_from_counts,
+                ended_alarms_are_handed_out_once, thresholds_and_max_flows_come_from_hubd_conf))

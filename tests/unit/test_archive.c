@@ -233,16 +233,8 @@ START_TEST(key_files_are_checked)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("archive");
-    TCase *tc = tcase_create("archive");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, rotates_by_size_and_age_into_one_chain);
-    tcase_add_test(tc, removed_swapped_and_replaced_files_are_named);
-    tcase_add_test(tc, a_torn_record_is_cut_and_the_file_sealed_at_open);
-    tcase_add_test(tc, maintenance_deletes_expired_sealed_files_oldest_first);
-    tcase_add_test(tc, key_files_are_checked);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("archive",
+        TK_CASE("archive", setup, teardown, 0, rotates_by_size_and_age_into_one_chain,
+                removed_swapped_and_replaced_files_are_named,
+                a_torn_record_is_cut_and_the_file_sealed_at_open,
+                maintenance_deletes_expired_sealed_files_oldest_first, key_files_are_checked))

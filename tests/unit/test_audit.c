@@ -846,37 +846,18 @@ START_TEST(test_tick_and_config)
 }
 END_TEST
 
-static Suite *audit_suite(void)
-{
-    Suite *s = suite_create("audit");
-    TCase *tc = tcase_create("log");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_write_and_verify);
-    tcase_add_test(tc, test_modified_record);
-    tcase_add_test(tc, test_removed_record);
-    tcase_add_test(tc, test_reordered_records);
-    tcase_add_test(tc, test_inserted_record);
-    tcase_add_test(tc, test_truncated_file);
-    tcase_add_test(tc, test_forged_checkpoint);
-    tcase_add_test(tc, test_reopen_continues_chain);
-    tcase_add_test(tc, test_crash_recovery);
-    tcase_add_test(tc, test_open_refuses_damaged_tail);
-    tcase_add_test(tc, test_find_message);
-    tcase_add_test(tc, test_legacy_lines_and_service_filter);
-    tcase_add_test(tc, test_text_is_escaped_and_capped);
-    tcase_add_test(tc, test_tick_and_config);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
+static int prepare(void)
 {
     if (sodium_init() < 0)
-        return 1;
+        return EXIT_FAILURE;
     hub_log_set_level(HUB_LOG_ERROR); /* checkpoints log at INFO, recoveries at WARN */
-    SRunner *sr = srunner_create(audit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return 0;
 }
+
+TK_MAIN_PREPARED(prepare, "audit",
+                 TK_CASE("log", NULL, NULL, 120, test_write_and_verify, test_modified_record,
+                         test_removed_record, test_reordered_records, test_inserted_record,
+                         test_truncated_file, test_forged_checkpoint, test_reopen_continues_chain,
+                         test_crash_recovery, test_open_refuses_damaged_tail, test_find_message,
+                         test_legacy_lines_and_service_filter, test_text_is_escaped_and_capped,
+                         test_tick_and_config))

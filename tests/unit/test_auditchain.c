@@ -186,14 +186,6 @@ START_TEST(tsa_verify_refuses_what_is_not_a_token)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("auditchain");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, anchor_refuses_a_cut_log);
-    tcase_add_test(tc, rotation_is_followed_and_required);
-    tcase_add_test(tc, store_keeps_the_anchor);
-    tcase_add_test(tc, tsa_verify_refuses_what_is_not_a_token);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("auditchain",
+        TK_CASE("core", NULL, NULL, 0, anchor_refuses_a_cut_log, rotation_is_followed_and_required,
+                store_keeps_the_anchor, tsa_verify_refuses_what_is_not_a_token))

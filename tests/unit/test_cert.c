@@ -771,28 +771,6 @@ START_TEST(test_crl_rollback_guard)
 }
 END_TEST
 
-static Suite *cert_suite(void)
-{
-    Suite *s = suite_create("cert");
-    TCase *tc = tcase_create("cert");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_issue_and_load);
-    tcase_add_test(tc, test_validity);
-    tcase_add_test(tc, test_refusals);
-    tcase_add_test(tc, test_keydir_from_entries);
-    tcase_add_test(tc, test_empty_certs_dir);
-    tcase_add_test(tc, test_hubctl_ca_and_cert);
-    tcase_add_test(tc, test_crl_rollback_guard);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-
-int main(void)
-{
-    SRunner *sr = srunner_create(cert_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("cert", TK_CASE("cert", NULL, NULL, 120, test_issue_and_load, test_validity, test_refusals,
+                        test_keydir_from_entries, test_empty_certs_dir, test_hubctl_ca_and_cert,
+                        test_crl_rollback_guard))

@@ -572,25 +572,8 @@ START_TEST(envelope_encoding_is_unambiguous)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("common");
-    TCase *tc = tcase_create("common");
-    tcase_add_test(tc, member_ids);
-    tcase_add_test(tc, services);
-    tcase_add_test(tc, member_service_split);
-    tcase_add_test(tc, config_files);
-    tcase_add_test(tc, key_files_round_trip);
-    tcase_add_test(tc, key_directory);
-    tcase_add_test(tc, writable_trust_files_are_refused);
-    tcase_add_test(tc, frames_and_envelopes);
-    tcase_add_test(tc, envelope_encoding_is_unambiguous);
-    tcase_add_test(tc, uuids_are_unique_even_across_fork);
-    tcase_add_test(tc, hash_map);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("common",
+        TK_CASE("common", NULL, NULL, 0, member_ids, services, member_service_split, config_files,
+                key_files_round_trip, key_directory, writable_trust_files_are_refused,
+                frames_and_envelopes, envelope_encoding_is_unambiguous,
+                uuids_are_unique_even_across_fork, hash_map))

@@ -81,17 +81,5 @@ START_TEST(refuses_bad_files_naming_the_line)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("delegation");
-    TCase *tc = tcase_create("delegation");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, routes_by_period);
-    tcase_add_test(tc, refuses_bad_files_naming_the_line);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("delegation", TK_CASE("delegation", setup, teardown, 0, routes_by_period,
+                              refuses_bad_files_naming_the_line))

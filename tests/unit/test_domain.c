@@ -7,6 +7,7 @@
 #include "lth_domain.h"
 #include "lth_pid.h"
 #include "lth_province.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -372,31 +373,7 @@ START_TEST(content_types)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("domain");
-    TCase *tc = tcase_create("domain");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, dates);
-    tcase_add_test(tc, provinces);
-    tcase_add_test(tc, pid_valid);
-    tcase_add_test(tc, pid_invalid);
-    tcase_add_test(tc, pid_compose);
-    tcase_add_test(tc, generator_is_deterministic);
-    tcase_add_test(tc, generated_citizens_are_consistent);
-    tcase_add_test(tc, generated_ids_are_unique);
-    tcase_add_test(tc, surnames_follow_their_shares);
-    tcase_add_test(tc, records_as_of_a_date);
-    tcase_add_test(tc, content_types);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("domain", TK_CASE("domain", NULL, NULL, 120, dates, provinces, pid_valid, pid_invalid,
+                          pid_compose, generator_is_deterministic,
+                          generated_citizens_are_consistent, generated_ids_are_unique,
+                          surnames_follow_their_shares, records_as_of_a_date, content_types))

@@ -8,6 +8,7 @@
 #include "lth_pid.h"
 #include "lth_procedure.h"
 #include "lth_report.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -459,29 +460,8 @@ START_TEST(renderings)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("dossier");
-    TCase *tc = tcase_create("dossier");
-    tcase_add_test(tc, catalogue_matches_its_limit_texts);
-    tcase_add_test(tc, limits_parse_and_last);
-    tcase_add_test(tc, generator_is_deterministic_and_spreads_kinds);
-    tcase_add_test(tc, generator_citizens_exist_and_filters_apply);
-    tcase_add_test(tc, sequence_rule);
-    tcase_add_test(tc, status_change_round_trip_and_refusals);
-    tcase_add_test(tc, dossier_round_trip);
-    tcase_add_test(tc, outcomes);
-    tcase_add_test(tc, aggregation_adds_up);
-    tcase_add_test(tc, renderings);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("dossier", TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts,
+                           limits_parse_and_last, generator_is_deterministic_and_spreads_kinds,
+                           generator_citizens_exist_and_filters_apply, sequence_rule,
+                           status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
+                           aggregation_adds_up, renderings))

@@ -5,6 +5,7 @@
 #include "hub_error.h"
 #include "hub_flows.h"
 #include "hub_jsonw.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -382,28 +383,8 @@ START_TEST(jsonw_refuses_misuse)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("flows");
-    TCase *tc = tcase_create("flows");
-    tcase_add_test(tc, counts_per_flow_and_metrics_match);
-    tcase_add_test(tc, windows_forget_old_traffic);
-    tcase_add_test(tc, percentiles_follow_a_spread);
-    tcase_add_test(tc, flows_beyond_the_cap_go_to_overflow);
-    tcase_add_test(tc, refusal_kinds_are_bounded_and_sanitised);
-    tcase_add_test(tc, exchanges_ring_keeps_the_newest);
-    tcase_add_test(tc, throughput_per_second);
-    tcase_add_test(tc, jsonw_writes_valid_json);
-    tcase_add_test(tc, jsonw_refuses_misuse);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("flows", TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_match,
+                         windows_forget_old_traffic, percentiles_follow_a_spread,
+                         flows_beyond_the_cap_go_to_overflow,
+                         refusal_kinds_are_bounded_and_sanitised, exchanges_ring_keeps_the_newest,
+                         throughput_per_second, jsonw_writes_valid_json, jsonw_refuses_misuse))

@@ -4,6 +4,7 @@
 #include "domain.pb-c.h"
 #include "hub_error.h"
 #include "lth_jsonmap.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -442,28 +443,8 @@ START_TEST(bad_rename_tables)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("jsonmap");
-    TCase *tc = tcase_create("jsonmap");
-    tcase_add_test(tc, request_from_json_with_renames);
-    tcase_add_test(tc, request_with_proto_names_and_enum_forms);
-    tcase_add_test(tc, request_with_lower_camel_case_names);
-    tcase_add_test(tc, errors_name_the_field);
-    tcase_add_test(tc, malformed_json_says_where);
-    tcase_add_test(tc, response_to_json);
-    tcase_add_test(tc, bytes_and_bad_text);
-    tcase_add_test(tc, types_and_content_types);
-    tcase_add_test(tc, bad_rename_tables);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("jsonmap",
+        TK_CASE("jsonmap", NULL, NULL, 0, request_from_json_with_renames,
+                request_with_proto_names_and_enum_forms, request_with_lower_camel_case_names,
+                errors_name_the_field, malformed_json_says_where, response_to_json,
+                bytes_and_bad_text, types_and_content_types, bad_rename_tables))

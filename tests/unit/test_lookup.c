@@ -599,34 +599,11 @@ START_TEST(random_verify_payloads_never_crash)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("lookup");
-    TCase *tc = tcase_create("lookup");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, database_holds_the_generated_records);
-    tcase_add_test(tc, database_files_are_checked);
-    tcase_add_test(tc, popgen_builds_the_same_data_set);
-    tcase_add_test(tc, current_mode_answers_each_key);
-    tcase_add_test(tc, as_of_mode_shows_the_record_on_a_date);
-    tcase_add_test(tc, changes_since_mode_leaves_out_unchanged_records);
-    tcase_add_test(tc, not_permitted_members_see_nothing);
-    tcase_add_test(tc, bad_requests_are_refused_as_a_whole);
-    tcase_add_test(tc, random_payloads_never_crash);
-    tcase_add_test(tc, households_agree_with_their_heads);
-    tcase_add_test(tc, disclosure_rules_parse_and_combine);
-    tcase_add_test(tc, verify_folds_case_spaces_and_punctuation);
-    tcase_add_test(tc, random_verify_payloads_never_crash);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("lookup",
+        TK_CASE("lookup", setup, teardown, 120, database_holds_the_generated_records,
+                database_files_are_checked, popgen_builds_the_same_data_set,
+                current_mode_answers_each_key, as_of_mode_shows_the_record_on_a_date,
+                changes_since_mode_leaves_out_unchanged_records, not_permitted_members_see_nothing,
+                bad_requests_are_refused_as_a_whole, random_payloads_never_crash,
+                households_agree_with_their_heads, disclosure_rules_parse_and_combine,
+                verify_folds_case_spaces_and_punctuation, random_verify_payloads_never_crash))

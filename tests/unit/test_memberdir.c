@@ -112,18 +112,5 @@ START_TEST(refuses_bad_lines)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("memberdir");
-    TCase *tc = tcase_create("memberdir");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, finds_names_by_id);
-    tcase_add_test(tc, the_shipped_directory_loads);
-    tcase_add_test(tc, refuses_bad_lines);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("memberdir", TK_CASE("memberdir", setup, teardown, 0, finds_names_by_id,
+                             the_shipped_directory_loads, refuses_bad_lines))

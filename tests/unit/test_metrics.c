@@ -412,26 +412,8 @@ START_TEST(test_promtool_accepts_rendering)
 }
 END_TEST
 
-static Suite *metrics_suite(void)
-{
-    Suite *s = suite_create("hub_metrics");
-    TCase *tc = tcase_create("registry");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_render_exact);
-    tcase_add_test(tc, test_render_empty_and_unlabelled_zero);
-    tcase_add_test(tc, test_escaping);
-    tcase_add_test(tc, test_value_formatting);
-    tcase_add_test(tc, test_histogram_cumulative);
-    tcase_add_test(tc, test_series_cap);
-    tcase_add_test(tc, test_many_series_lookup);
-    tcase_add_test(tc, test_naming_rules);
-    tcase_add_test(tc, test_type_rules);
-    tcase_add_test(tc, test_promtool_accepts_rendering);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tk_run_suite(metrics_suite());
-}
+TK_MAIN("hub_metrics",
+        TK_CASE("registry", setup, teardown, 0, test_render_exact,
+                test_render_empty_and_unlabelled_zero, test_escaping, test_value_formatting,
+                test_histogram_cumulative, test_series_cap, test_many_series_lookup,
+                test_naming_rules, test_type_rules, test_promtool_accepts_rendering))

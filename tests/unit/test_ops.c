@@ -917,31 +917,8 @@ END_TEST
 static void setup(void) { fake_open(); }
 static void teardown(void) { fake_close(); }
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("ops");
-    TCase *tc = tcase_create("ops");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, health_and_metrics);
-    tcase_add_test(tc, host_header_is_checked);
-    tcase_add_test(tc, json_api);
-    tcase_add_test(tc, dashboard_is_self_contained);
-    tcase_add_test(tc, dead_letters_need_the_token);
-    tcase_add_test(tc, without_a_token_the_dlq_is_closed);
-    tcase_add_test(tc, bad_addresses_are_refused);
-    tcase_add_test(tc, token_file_rules);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    curl_global_cleanup();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN_PREPARED(tk_prepare_curl, "ops",
+                 TK_CASE("ops", setup, teardown, 60, health_and_metrics, host_header_is_checked,
+                         json_api, dashboard_is_self_contained, dead_letters_need_the_token,
+                         without_a_token_the_dlq_is_closed, bad_addresses_are_refused,
+                         token_file_rules))

@@ -718,32 +718,7 @@ START_TEST(test_hubctl_policy)
 }
 END_TEST
 
-static Suite *policy_suite(void)
-{
-    Suite *s = suite_create("policy");
-    TCase *tc = tcase_create("policy");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_dates);
-    tcase_add_test(tc, test_syntax_errors);
-    tcase_add_test(tc, test_allow_and_deny);
-    tcase_add_test(tc, test_validity_periods);
-    tcase_add_test(tc, test_wildcards_and_purpose);
-    tcase_add_test(tc, test_visit_allowed);
-    tcase_add_test(tc, test_limits);
-    tcase_add_test(tc, test_limit_errors);
-    tcase_add_test(tc, test_example_file);
-    tcase_add_test(tc, test_files);
-    tcase_add_test(tc, test_many_rules);
-    tcase_add_test(tc, test_hubctl_policy);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(policy_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("policy", TK_CASE("policy", NULL, NULL, 120, test_dates, test_syntax_errors,
+                          test_allow_and_deny, test_validity_periods, test_wildcards_and_purpose,
+                          test_visit_allowed, test_limits, test_limit_errors, test_example_file,
+                          test_files, test_many_rules, test_hubctl_policy))

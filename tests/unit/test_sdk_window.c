@@ -194,12 +194,4 @@ START_TEST(sdk_keeps_at_most_4096_unanswered)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("sdk_window");
-    TCase *tc = tcase_create("window");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, sdk_keeps_at_most_4096_unanswered);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("sdk_window", TK_CASE("window", NULL, NULL, 60, sdk_keeps_at_most_4096_unanswered))

@@ -250,21 +250,13 @@ START_TEST(silent_member_goes_offline)
 }
 END_TEST
 
-int main(void)
+/* The loop thread and signals need the test in its own process, even when
+ * CK_FORK=no is set for debugging. */
+static int prepare(void)
 {
-    Suite *s = suite_create("server");
-    TCase *tc = tcase_create("routing");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, routes_by_receiver_only);
-    tcase_add_test(tc, reconnect_moves_the_route);
-    tcase_add_test(tc, silent_member_goes_offline);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    /* The loop thread and signals need the test in this process. */
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return setenv("CK_FORK", "yes", 1) == 0 ? 0 : EXIT_FAILURE;
 }
+
+TK_MAIN_PREPARED(prepare, "server",
+                 TK_CASE("routing", setup, teardown, 60, routes_by_receiver_only,
+                         reconnect_moves_the_route, silent_member_goes_offline))

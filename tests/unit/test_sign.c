@@ -5,6 +5,7 @@
 #include "hub_error.h"
 #include "hub_sign.h"
 #include "hub_wire.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <sodium.h>
@@ -409,27 +410,13 @@ START_TEST(test_batch_signed_envelopes)
 }
 END_TEST
 
-static Suite *sign_suite(void)
+static int prepare(void)
 {
-    Suite *s = suite_create("sign");
-    TCase *tc = tcase_create("envelope");
-    tcase_add_test(tc, test_digest_known_answer);
-    tcase_add_test(tc, test_every_field_changes_digest);
-    tcase_add_test(tc, test_sign_verify_round_trip);
-    tcase_add_test(tc, test_tampering_fails);
-    tcase_add_test(tc, test_batch_tree_matches_rfc9162);
-    tcase_add_test(tc, test_batch_signed_envelopes);
-    suite_add_tcase(s, tc);
-    return s;
+    return sodium_init() < 0 ? EXIT_FAILURE : 0;
 }
 
-int main(void)
-{
-    if (sodium_init() < 0)
-        return 1;
-    SRunner *sr = srunner_create(sign_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN_PREPARED(prepare, "sign",
+                 TK_CASE("envelope", NULL, NULL, 0, test_digest_known_answer,
+                         test_every_field_changes_digest, test_sign_verify_round_trip,
+                         test_tampering_fails, test_batch_tree_matches_rfc9162,
+                         test_batch_signed_envelopes))

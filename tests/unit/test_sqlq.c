@@ -254,26 +254,6 @@ START_TEST(database_files)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("sqlq");
-    TCase *tc = tcase_create("sqlq");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, only_single_selects_prepare);
-    tcase_add_test(tc, rows_as_json_objects);
-    tcase_add_test(tc, values_are_bound_not_spliced);
-    tcase_add_test(tc, parameters_checked_by_name);
-    tcase_add_test(tc, limits);
-    tcase_add_test(tc, database_files);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("sqlq",
+        TK_CASE("sqlq", setup, teardown, 0, only_single_selects_prepare, rows_as_json_objects,
+                values_are_bound_not_spliced, parameters_checked_by_name, limits, database_files))

@@ -5,6 +5,7 @@
 #include "hub_error.h"
 #include "hub_store.h"
 #include "hub_store_codec.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -227,24 +228,6 @@ START_TEST(held_and_request_round_trip)
 }
 END_TEST
 
-static Suite *codec_suite(void)
-{
-    Suite *s = suite_create("store_codec");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, record_round_trip);
-    tcase_add_test(tc, damaged_records_are_refused);
-    tcase_add_test(tc, dead_header_round_trip_and_damage);
-    tcase_add_test(tc, dedup_record_keeps_the_digest);
-    tcase_add_test(tc, held_and_request_round_trip);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(codec_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("store_codec", TK_CASE("core", NULL, NULL, 0, record_round_trip,
+                               damaged_records_are_refused, dead_header_round_trip_and_damage,
+                               dedup_record_keeps_the_digest, held_and_request_round_trip))

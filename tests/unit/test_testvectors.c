@@ -7,6 +7,7 @@
 #include "hub_error.h"
 #include "hub_sign.h"
 #include "hub_wire.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -369,21 +370,11 @@ START_TEST(test_frames)
 }
 END_TEST
 
-int main(void)
+static int prepare(void)
 {
-    if (sodium_init() < 0)
-        return 1;
-    Suite *s = suite_create("testvectors");
-    TCase *tc = tcase_create("lth-v1.json");
-    tcase_add_checked_fixture(tc, tv__load, tv__unload);
-    tcase_add_test(tc, test_key);
-    tcase_add_test(tc, test_envelopes);
-    tcase_add_test(tc, test_batches);
-    tcase_add_test(tc, test_frames);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sodium_init() < 0 ? EXIT_FAILURE : 0;
 }
+
+TK_MAIN_PREPARED(prepare, "testvectors",
+                 TK_CASE("lth-v1.json", tv__load, tv__unload, 0, test_key, test_envelopes,
+                         test_batches, test_frames))

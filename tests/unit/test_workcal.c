@@ -4,6 +4,7 @@
  * the calendar shipped in deploy/calendar-vn.tsv. */
 #include "hub_error.h"
 #include "lth_workcal.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -148,21 +149,9 @@ START_TEST(a_bad_calendar_is_refused_naming_the_line)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("workcal");
-    TCase *tc = tcase_create("workcal");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, three_working_days_from_a_friday_afternoon);
-    tcase_add_test(tc, a_limit_across_the_30_april_and_1_may_holidays);
-    tcase_add_test(tc, same_working_day_submitted_after_office_hours);
-    tcase_add_test(tc, tet_and_the_saturday_worked_in_exchange);
-    tcase_add_test(tc, working_time_between_two_moments);
-    tcase_add_test(tc, a_bad_calendar_is_refused_naming_the_line);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("workcal",
+        TK_CASE("workcal", setup, teardown, 0, three_working_days_from_a_friday_afternoon,
+                a_limit_across_the_30_april_and_1_may_holidays,
+                same_working_day_submitted_after_office_hours,
+                tet_and_the_saturday_worked_in_exchange, working_time_between_two_moments,
+                a_bad_calendar_is_refused_naming_the_line))

@@ -341,7 +341,7 @@ int lth_lookup_answer_from(const lth_source_t *src, const lth_lookup_policy_t *p
     lth__item_t *items = calloc(n, sizeof *items);
     Lth__Domain__V1__CitizenLookupResult **results = calloc(n, sizeof *results);
     int rc = HUB_ENOMEM;
-    char failure[256] = "";
+    char failure[512] = "";
     lth_source_query_t query = {policy->consumer, req->purpose, req->purpose_code,
                                 req->dossier_code, allowed};
     if (req->mode != LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT)

@@ -83,7 +83,7 @@ typedef struct {
     lth_date_t date_of_birth;
     int sex; /* lth_sex_t, 0 = not declared */
     const char *residence;
-} lth_declared_t;
+} lth_source_declared_t;
 
 typedef struct {
     /* Fills *out with the record of a valid personal ID number: 0,
@@ -95,7 +95,7 @@ typedef struct {
     /* Optional (citizen.verify/v1): compares d's declared fields itself and
      * sets in *same the bits of those that match; the same returns as get().
      * NULL: the record is fetched with get() and compared here. */
-    int (*compare)(void *ctx, const lth_source_query_t *q, const lth_declared_t *d,
+    int (*compare)(void *ctx, const lth_source_query_t *q, const lth_source_declared_t *d,
                    lth_fields_t *same, char *why, size_t why_size);
     void *ctx;
 } lth_source_t;

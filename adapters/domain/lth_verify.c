@@ -234,10 +234,10 @@ static Lth__Domain__V1__FieldCheck lth__check(bool declared, bool allowed, bool 
 }
 
 /* The declared fields the purpose allows, as the source sees them. */
-static lth_declared_t lth__declared(const Lth__Domain__V1__DeclaredIdentity *s,
+static lth_source_declared_t lth__declared(const Lth__Domain__V1__DeclaredIdentity *s,
                                     lth_fields_t allowed)
 {
-    lth_declared_t d = {s->personal_id, "", {0, 0, 0}, 0, ""};
+    lth_source_declared_t d = {s->personal_id, "", {0, 0, 0}, 0, ""};
     if ((allowed & LTH_FIELD_FULL_NAME) && s->full_name)
         d.full_name = s->full_name;
     if ((allowed & LTH_FIELD_DATE_OF_BIRTH) && s->date_of_birth)
@@ -251,7 +251,7 @@ static lth_declared_t lth__declared(const Lth__Domain__V1__DeclaredIdentity *s,
 }
 
 /* Which declared fields match the record, as bits. */
-static lth_fields_t lth__same_fields(const lth_declared_t *d, const lth_citizen_t *rec)
+static lth_fields_t lth__same_fields(const lth_source_declared_t *d, const lth_citizen_t *rec)
 {
     lth_fields_t same = 0;
     if (d->full_name[0] && lth__same_text(d->full_name, rec->full_name, false))
@@ -291,7 +291,7 @@ static int lth__check_subject(const lth_source_t *src, const lth_source_query_t 
                               lth_citizen_t *record, lth_fields_t *same, char *why,
                               size_t why_size)
 {
-    lth_declared_t d = lth__declared(s, allowed);
+    lth_source_declared_t d = lth__declared(s, allowed);
     if (src->compare)
         return src->compare(src->ctx, q, &d, same, why, why_size);
     int rc = src->get(src->ctx, q, s->personal_id, record, why, why_size);
@@ -359,7 +359,7 @@ int lth_verify_answer_from(const lth_source_t *src, const lth_lookup_policy_t *p
     lth__vitem_t *items = calloc(n, sizeof *items);
     lth__vresult_t **results = calloc(n, sizeof *results);
     int rc = HUB_ENOMEM, failed = 0;
-    char failure[256] = "";
+    char failure[512] = "";
     lth_source_query_t query = {policy->consumer, req->purpose, req->purpose_code,
                                 req->dossier_code, allowed};
     for (size_t i = 0; items && results && i < n && !failed; i++) {

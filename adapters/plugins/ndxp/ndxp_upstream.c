@@ -181,9 +181,9 @@ static int ndxp_map_failure(ndxp_call_t *call, int rc, const lth_httpc_result_t 
     if (res->token_failed) {
         if (res->tls_failed)
             return ndxp_fail(call, HUB_EIO, "FORBIDDEN", why, why_size,
-                             "TLS with %s's token endpoint failed (%s): check "
-                             "plugin.http_client_cert, plugin.http_client_key and "
-                             "plugin.http_ca_file",
+                             "TLS with %s's token endpoint failed: check plugin.http_ca_file "
+                             "(the CA of the platform's certificate), plugin.http_client_cert "
+                             "and plugin.http_client_key (%s)",
                              platform, res->error);
         if (res->token_status >= 400 && res->token_status < 500 && res->token_status != 429)
             return ndxp_fail(call, HUB_EIO, "FORBIDDEN", why, why_size,
@@ -203,8 +203,9 @@ static int ndxp_map_failure(ndxp_call_t *call, int rc, const lth_httpc_result_t 
     long st = res->status;
     if (st == 0 && res->tls_failed)
         return ndxp_fail(call, HUB_EIO, "FORBIDDEN", why, why_size,
-                         "TLS with %s failed (%s): check plugin.http_client_cert, "
-                         "plugin.http_client_key and plugin.http_ca_file",
+                         "TLS with %s failed: check plugin.http_ca_file (the CA of the "
+                         "platform's certificate), plugin.http_client_cert and "
+                         "plugin.http_client_key (%s)",
                          platform, res->error);
     if (st == 0)
         return ndxp_fail(call, HUB_EIO, "RECEIVER_OFFLINE", why, why_size,
@@ -426,7 +427,7 @@ static int ndxp_get(void *ctx, const lth_source_query_t *q, const char *personal
     return rc;
 }
 
-static int ndxp_compare(void *ctx, const lth_source_query_t *q, const lth_declared_t *d,
+static int ndxp_compare(void *ctx, const lth_source_query_t *q, const lth_source_declared_t *d,
                         lth_fields_t *same, char *why, size_t why_size)
 {
     ndxp_call_t *call = ctx;

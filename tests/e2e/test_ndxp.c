@@ -584,7 +584,19 @@ START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
     ck_assert_msg(took < 3000, "the answer came after %llu ms, past the TTL",
                   (unsigned long long)took);
     ck_assert_int_ge(counter("lookup"), calls + 3);
+    /* A TTL shorter than the retries take: they stop in time, and the
+     * answer says so. */
+    adp_set_ttl(c, 1000);
+    t0 = now_ms();
+    reason = lookup_unavailable(c);
+    took = now_ms() - t0;
+    ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "time ran out"),
+                  "%s", reason);
+    free(reason);
+    ck_assert_msg(took < 1000, "the answer came after %llu ms, past the TTL",
+                  (unsigned long long)took);
     json_decref(control("/reset", "{}"));
+    adp_set_ttl(c, 3000);
 
     /* 429 that persists, Retry-After beyond the TTL: RATE_LIMITED at once. */
     fault(429, 1000, 10);

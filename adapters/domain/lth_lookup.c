@@ -287,8 +287,8 @@ int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
     if (!db)
         return HUB_EINVAL;
     lth_source_t source = lth_source_popdb(db);
-    return lth_lookup_answer_from(&source, policy, content_type, payload, payload_len, out,
-                                  out_len, counts);
+    return lth_lookup_answer_from(&source, policy, content_type, payload, payload_len, out, out_len,
+                                  counts);
 }
 
 int lth_lookup_answer_from(const lth_source_t *src, const lth_lookup_policy_t *policy,

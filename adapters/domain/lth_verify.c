@@ -235,7 +235,7 @@ static Lth__Domain__V1__FieldCheck lth__check(bool declared, bool allowed, bool 
 
 /* The declared fields the purpose allows, as the source sees them. */
 static lth_source_declared_t lth__declared(const Lth__Domain__V1__DeclaredIdentity *s,
-                                    lth_fields_t allowed)
+                                           lth_fields_t allowed)
 {
     lth_source_declared_t d = {s->personal_id, "", {0, 0, 0}, 0, ""};
     if ((allowed & LTH_FIELD_FULL_NAME) && s->full_name)
@@ -272,9 +272,9 @@ static void lth__compare(const Lth__Domain__V1__DeclaredIdentity *s, lth_fields_
     bool all = true, mismatch = false, withheld = false, compared = false;
     r->full_name = lth__check(s->full_name && s->full_name[0], allowed & LTH_FIELD_FULL_NAME,
                               same & LTH_FIELD_FULL_NAME, &all, &mismatch, &withheld, &compared);
-    r->date_of_birth = lth__check(s->date_of_birth != NULL, allowed & LTH_FIELD_DATE_OF_BIRTH,
-                                  same & LTH_FIELD_DATE_OF_BIRTH, &all, &mismatch, &withheld,
-                                  &compared);
+    r->date_of_birth =
+        lth__check(s->date_of_birth != NULL, allowed & LTH_FIELD_DATE_OF_BIRTH,
+                   same & LTH_FIELD_DATE_OF_BIRTH, &all, &mismatch, &withheld, &compared);
     r->sex = lth__check(s->sex != LTH__DOMAIN__V1__SEX__SEX_UNSPECIFIED, allowed & LTH_FIELD_SEX,
                         same & LTH_FIELD_SEX, &all, &mismatch, &withheld, &compared);
     r->residence = lth__check(s->residence && s->residence[0], allowed & LTH_FIELD_RESIDENCE,
@@ -288,8 +288,7 @@ static void lth__compare(const Lth__Domain__V1__DeclaredIdentity *s, lth_fields_
 /* Compares one subject through the source: 0, HUB_ENOTFOUND or its failure. */
 static int lth__check_subject(const lth_source_t *src, const lth_source_query_t *q,
                               const Lth__Domain__V1__DeclaredIdentity *s, lth_fields_t allowed,
-                              lth_citizen_t *record, lth_fields_t *same, char *why,
-                              size_t why_size)
+                              lth_citizen_t *record, lth_fields_t *same, char *why, size_t why_size)
 {
     lth_source_declared_t d = lth__declared(s, allowed);
     if (src->compare)
@@ -307,8 +306,8 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const 
     if (!db)
         return HUB_EINVAL;
     lth_source_t source = lth_source_popdb(db);
-    return lth_verify_answer_from(&source, policy, content_type, payload, payload_len, out,
-                                  out_len, counts);
+    return lth_verify_answer_from(&source, policy, content_type, payload, payload_len, out, out_len,
+                                  counts);
 }
 
 int lth_verify_answer_from(const lth_source_t *src, const lth_lookup_policy_t *policy,
@@ -381,8 +380,8 @@ int lth_verify_answer_from(const lth_source_t *src, const lth_lookup_policy_t *p
             counts->invalid_key++;
         } else {
             lth_fields_t same = 0;
-            int got = lth__check_subject(src, &query, s, allowed, &items[i].record, &same,
-                                         failure, sizeof failure);
+            int got = lth__check_subject(src, &query, s, allowed, &items[i].record, &same, failure,
+                                         sizeof failure);
             if (got == HUB_ENOTFOUND) {
                 r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND;
                 r->reason = "no record with this personal ID number";

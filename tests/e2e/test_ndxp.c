@@ -19,6 +19,9 @@
  * - a wrong CA, a client certificate the platform does not trust and a
  *   wrong secret give FORBIDDEN answers that say what to check; missing TLS
  *   settings stop the gateway at start;
+ * - the procedure system's identity checks (look-ups and verifications, the
+ *   applicants found, unknown or mismatched) go through the gateway with
+ *   nothing changed on its side;
  * - the gateway's log holds no personal ID number, name, token or secret.
  * Certificates and keys are made at test time (openssl). */
 #include "domain.pb-c.h"
@@ -33,6 +36,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,8 @@
 
 #define POP "VN/GOV/BCA/CSDLQGDC"
 #define TTHC "VN/GOV/HN-VP/TTHC"
+#define DKKD "VN/GOV/HN-SKHDT/DKKD" /* enterprise registration's authority */
+#define QHK "VN/GOV/HN-QHK/MOTCUA"  /* residence registration's authority */
 #define CLIENT_ID "hn-lgsp-ndxp"
 #define CLIENT_SECRET "ndxp-client-secret-5e4d3c2b1a"
 #define SEED 1
@@ -59,7 +65,8 @@ static char gateway_log[PATH_MAX];
 static const char disclosure[] =
     "disclose full_name,date_of_birth,sex,residence,household to " TTHC
     " for residence-registration\n"
-    "confirm full_name,date_of_birth to " TTHC " for land-registration\n";
+    "confirm full_name,date_of_birth to " TTHC " for land-registration\n"
+    "confirm full_name,date_of_birth,sex,residence to " TTHC " for enterprise-registration\n";
 
 static void path_of(char *out, const char *name)
 {
@@ -120,8 +127,8 @@ static void put_text(json_t *obj, const char *key, const char *text)
  * the platform's record form (ndxp_upstream.h). */
 static void write_citizens(void)
 {
-    static const char *const rel[] = {"",      "head",       "spouse", "child",      "parent",
-                                      "sibling", "grandchild", "other", "grandparent"};
+    static const char *const rel[] = {"",        "head",       "spouse", "child",      "parent",
+                                      "sibling", "grandchild", "other",  "grandparent"};
     json_t *list = json_array();
     for (size_t i = 0; i < CITIZENS; i++) {
         lth_citizen_t c = citizen(i);
@@ -161,6 +168,8 @@ static void setup(void)
     hubfix_init(&fix, NULL);
     hubfix_add_member(&fix, POP, true);
     hubfix_add_member(&fix, TTHC, true);
+    hubfix_add_member(&fix, DKKD, true);
+    hubfix_add_member(&fix, QHK, true);
     hubfix_start(&fix);
     make_certificates();
     write_citizens();
@@ -195,9 +204,24 @@ static void start_mock(int token_ttl_s)
     path_of(data, "citizens.json");
     path_of(log, "mock.log");
     snprintf(ttl, sizeof ttl, "%d", token_ttl_s);
-    char *argv[] = {"/usr/bin/python3", script, fix.dir, "--cert", cert, "--key", key, "--ca", ca,
-                    "--data", data, "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                    "--token-ttl", ttl, NULL};
+    char *argv[] = {"/usr/bin/python3",
+                    script,
+                    fix.dir,
+                    "--cert",
+                    cert,
+                    "--key",
+                    key,
+                    "--ca",
+                    ca,
+                    "--data",
+                    data,
+                    "--client-id",
+                    CLIENT_ID,
+                    "--client-secret",
+                    CLIENT_SECRET,
+                    "--token-ttl",
+                    ttl,
+                    NULL};
     mock = tk_spawn(argv, log);
     char port_path[PATH_MAX];
     path_of(port_path, "port");
@@ -315,8 +339,7 @@ static uint64_t now_ms(void)
 
 /* ---- calls ---- */
 
-static lresp_t *lookup(adp_client_t *c, const char *const *keys, size_t n,
-                       const char *purpose_code)
+static lresp_t *lookup(adp_client_t *c, const char *const *keys, size_t n, const char *purpose_code)
 {
     Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
     req.personal_ids = (char **)keys;
@@ -444,9 +467,8 @@ START_TEST(lookup_and_verify_go_through_the_platform)
 {
     start_mock(3600);
     start_gateway(NULL, NULL);
-    ck_assert(tk_wait_file_contains(gateway_log,
-                                    "OAuth2 client credentials + client certificate + own CA file",
-                                    3000));
+    ck_assert(tk_wait_file_contains(
+        gateway_log, "OAuth2 client credentials + client certificate + own CA file", 3000));
     adp_client_t *c = hubfix_connect(&fix, TTHC);
 
     /* Look-up for residence registration: the purpose's fields only. */
@@ -513,8 +535,7 @@ START_TEST(lookup_and_verify_go_through_the_platform)
     ck_assert_uint_eq(v->n_results, 3);
     ck_assert_int_eq(v->results[0]->status, LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND);
     ck_assert_int_eq(v->results[0]->full_name, LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_MATCH);
-    ck_assert_int_eq(v->results[0]->date_of_birth,
-                     LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_MATCH);
+    ck_assert_int_eq(v->results[0]->date_of_birth, LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_MATCH);
     ck_assert_int_eq(v->results[0]->residence, LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_WITHHELD);
     ck_assert(!v->results[0]->all_match);
     ck_assert_int_eq(v->results[1]->full_name, LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_MATCH);
@@ -578,8 +599,8 @@ START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
     t0 = now_ms();
     char *reason = lookup_unavailable(c);
     took = now_ms() - t0;
-    ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "HTTP 503"),
-                  "%s", reason);
+    ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "HTTP 503"), "%s",
+                  reason);
     free(reason);
     ck_assert_msg(took < 3000, "the answer came after %llu ms, past the TTL",
                   (unsigned long long)took);
@@ -673,8 +694,7 @@ START_TEST(tls_and_credentials_problems_are_clear)
              fix.dir, fix.dir, fix.dir);
     start_gateway(tls, NULL);
     reason = lookup_unavailable(c);
-    ck_assert_msg(!strncmp(reason, "FORBIDDEN: TLS with", 19) &&
-                      strstr(reason, "http_client_cert"),
+    ck_assert_msg(!strncmp(reason, "FORBIDDEN: TLS with", 19) && strstr(reason, "http_client_cert"),
                   "%s", reason);
     free(reason);
     ck_assert_int_eq(counter("token"), 0);
@@ -695,6 +715,59 @@ START_TEST(tls_and_credentials_problems_are_clear)
 }
 END_TEST
 
+/* A number from the procedure system's file; -1 when it cannot be read yet. */
+static long long sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+            v = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+START_TEST(the_procedure_systems_checks_go_through_the_gateway)
+{
+    start_mock(3600);
+    start_gateway(NULL, NULL);
+    /* The one-stop shop as usual: its identity checks ask VN/GOV/BCA/CSDLQGDC,
+     * which is the gateway. Applicants come from the same generator as the
+     * mock's citizens; some are unknown, some declare a wrong birth date. */
+    char db[PATH_MAX], conf[PATH_MAX + 512];
+    path_of(db, "procedure.db");
+    snprintf(conf, sizeof conf,
+             "tick_ms = 100\nplugin.db = %s\nplugin.dossiers = 12\nplugin.rate_per_tick = 12\n"
+             "plugin.population_citizens = %d\nplugin.invalid_percent = 0\n"
+             "plugin.unknown_percent = 25\nplugin.mismatch_percent = 40\n"
+             "plugin.procedures = SYN-1.000004,SYN-1.000005\n"
+             "plugin.portal = none\nplugin.report = none\n",
+             db, CITIZENS);
+    pid_t procedure = hubfix_start_adapter(&fix, TTHC, "procedure", conf);
+    long long pending = -1;
+    for (int i = 0; i < 300 && pending != 0; i++) {
+        tk_sleep_ms(100);
+        pending = sql_int(db, "SELECT count(*) - count(identity) FROM dossier");
+        if (sql_int(db, "SELECT count(*) FROM dossier") < 12)
+            pending = -1;
+    }
+    ck_assert_msg(pending == 0, "identity checks still pending");
+    ck_assert_int_eq(tk_stop(procedure), 0);
+    long long found = sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'FOUND'");
+    long long not_found = sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'NOT_FOUND'");
+    long long mismatch = sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'MISMATCH'");
+    ck_assert_msg(found > 0 && not_found > 0 && mismatch > 0 && found + not_found + mismatch == 12,
+                  "found=%lld not_found=%lld mismatch=%lld", found, not_found, mismatch);
+    ck_assert_int_gt(counter("lookup"), 0);
+    ck_assert_int_gt(counter("verify"), 0);
+    assert_log_is_clean();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e_ndxp");
@@ -704,6 +777,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lookup_and_verify_go_through_the_platform);
     tcase_add_test(tc, tokens_are_refreshed_and_faults_retried_within_the_ttl);
     tcase_add_test(tc, tls_and_credentials_problems_are_clear);
+    tcase_add_test(tc, the_procedure_systems_checks_go_through_the_gateway);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -92,9 +92,8 @@ static uint64_t ndxp_deadline(const ndxp_t *g, const adp_message_t *msg)
         gettimeofday(&tv, NULL);
         uint64_t wall_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
         uint64_t ends_ms = msg->created_at_us / 1000u + msg->ttl_ms;
-        uint64_t left = ends_ms > wall_ms + NDXP_REPLY_MARGIN_MS
-                            ? ends_ms - wall_ms - NDXP_REPLY_MARGIN_MS
-                            : 1;
+        uint64_t left =
+            ends_ms > wall_ms + NDXP_REPLY_MARGIN_MS ? ends_ms - wall_ms - NDXP_REPLY_MARGIN_MS : 1;
         if (left < budget)
             budget = left;
     }
@@ -102,20 +101,20 @@ static uint64_t ndxp_deadline(const ndxp_t *g, const adp_message_t *msg)
 }
 
 typedef int (*ndxp_answer_fn)(const lth_source_t *src, const lth_lookup_policy_t *policy,
-                              const char *content_type, const uint8_t *payload,
-                              size_t payload_len, uint8_t **out, size_t *out_len, void *counts);
+                              const char *content_type, const uint8_t *payload, size_t payload_len,
+                              uint8_t **out, size_t *out_len, void *counts);
 
 static int ndxp_lookup_answer(const lth_source_t *src, const lth_lookup_policy_t *policy,
-                              const char *content_type, const uint8_t *payload,
-                              size_t payload_len, uint8_t **out, size_t *out_len, void *counts)
+                              const char *content_type, const uint8_t *payload, size_t payload_len,
+                              uint8_t **out, size_t *out_len, void *counts)
 {
     return lth_lookup_answer_from(src, policy, content_type, payload, payload_len, out, out_len,
                                   counts);
 }
 
 static int ndxp_verify_answer(const lth_source_t *src, const lth_lookup_policy_t *policy,
-                              const char *content_type, const uint8_t *payload,
-                              size_t payload_len, uint8_t **out, size_t *out_len, void *counts)
+                              const char *content_type, const uint8_t *payload, size_t payload_len,
+                              uint8_t **out, size_t *out_len, void *counts)
 {
     return lth_verify_answer_from(src, policy, content_type, payload, payload_len, out, out_len,
                                   counts);
@@ -123,8 +122,8 @@ static int ndxp_verify_answer(const lth_source_t *src, const lth_lookup_policy_t
 
 /* One request of either service, answered through the platform. */
 static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg,
-                       adp_reply_t *reply, const char *service, ndxp_answer_fn answer,
-                       void *counts, const char *response_type, size_t *subjects, int *status)
+                       adp_reply_t *reply, const char *service, ndxp_answer_fn answer, void *counts,
+                       const char *response_type, size_t *subjects, int *status)
 {
     g->client = client;
     if (msg->kind != ADP_REQUEST) {
@@ -178,8 +177,7 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
              "%s from %s: status=%s%s%s subjects=%zu upstream_calls=%u attempts=%u "
              "not_found=%u last_http=%ld in %" PRIu64 " ms",
              service, msg->sender, st, call.code[0] ? " code=" : "", call.code, *subjects,
-             call.calls, call.attempts, call.not_found, call.last_status,
-             lth_httpc_now_ms() - t0);
+             call.calls, call.attempts, call.not_found, call.last_status, lth_httpc_now_ms() - t0);
     return 0;
 }
 

@@ -222,8 +222,8 @@ static int ndxp_map_failure(ndxp_call_t *call, int rc, const lth_httpc_result_t 
         return ndxp_fail(call, HUB_EIO, "FORBIDDEN", why, why_size,
                          "%s refused the gateway (HTTP %ld%s%s)%s: ask its operator to check "
                          "the gateway's client id and agreement",
-                         platform, st, ndxp_error_word(res, word, sizeof word)[0] ? ", " : "",
-                         word, st == 401 ? " even with a new access token" : "");
+                         platform, st, ndxp_error_word(res, word, sizeof word)[0] ? ", " : "", word,
+                         st == 401 ? " even with a new access token" : "");
     if (st == 429) {
         unsigned s = (res->retry_after_ms + 999) / 1000;
         return ndxp_fail(call, HUB_EIO, "RATE_LIMITED", why, why_size,
@@ -236,7 +236,8 @@ static int ndxp_map_failure(ndxp_call_t *call, int rc, const lth_httpc_result_t 
                          "%s is unavailable (HTTP %ld after %u attempt%s in %llu ms%s); try again "
                          "later",
                          platform, st, res->attempts, res->attempts == 1 ? "" : "s",
-                         (unsigned long long)ms, res->deadline_hit ? ", the request's time ran out" : "");
+                         (unsigned long long)ms,
+                         res->deadline_hit ? ", the request's time ran out" : "");
     return ndxp_fail(call, HUB_EIO, "INTERNAL", why, why_size,
                      "%s refused the gateway's request (HTTP %ld%s%s): the gateway and the "
                      "platform disagree on the interface",
@@ -447,7 +448,8 @@ static int ndxp_compare(void *ctx, const lth_source_query_t *q, const lth_source
         json_object_set_new(declared, "date_of_birth", json_string(text));
     }
     if (d->sex == LTH_SEX_MALE || d->sex == LTH_SEX_FEMALE)
-        json_object_set_new(declared, "sex", json_string(d->sex == LTH_SEX_MALE ? "male" : "female"));
+        json_object_set_new(declared, "sex",
+                            json_string(d->sex == LTH_SEX_MALE ? "male" : "female"));
     if (d->residence && d->residence[0])
         json_object_set_new(declared, "residence", json_string(d->residence));
     json_object_set_new(doc, "declared", declared);

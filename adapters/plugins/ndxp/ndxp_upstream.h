@@ -49,14 +49,14 @@ unsigned ndxp_upstream_token_fetches(const ndxp_upstream_t *self);
 /* One hub request answered through the platform. */
 typedef struct {
     ndxp_upstream_t *upstream;
-    uint64_t deadline_ms;   /* lth_httpc_now_ms() time: the request's TTL, or max_call_ms */
-    const char *message_id; /* sent as X-Request-Id */
+    uint64_t deadline_ms;     /* lth_httpc_now_ms() time: the request's TTL, or max_call_ms */
+    const char *message_id;   /* sent as X-Request-Id */
     void (*idle)(void *user); /* run while waiting (heartbeats, other deliveries) */
     void *idle_user;
     /* What happened, for the log line: counts and statuses only. */
     unsigned calls, attempts, not_found;
-    long last_status;      /* the platform's last HTTP status; 0 = none */
-    char code[24];         /* the NackCode name of a failure; "" = none */
+    long last_status; /* the platform's last HTTP status; 0 = none */
+    char code[24];    /* the NackCode name of a failure; "" = none */
 } ndxp_call_t;
 
 /* The source over the platform for one call. */

@@ -303,6 +303,9 @@ static int httpc_post(const char *url, const char *const *headers, const char *e
         result->retry_after_ms = 0;
         result->tls_failed = false;
         CURLcode code = httpc_attempt(url, list, body, len, &o, &buf, result);
+        /* An attempt cut short by the deadline that ran out of time. */
+        if (code == CURLE_OPERATION_TIMEDOUT && o.timeout_ms < options->timeout_ms)
+            result->deadline_hit = true;
         free(result->body);
         result->body = buf.data;
         result->body_len = buf.len;

@@ -53,6 +53,9 @@
 #define SEED 1
 #define CITIZENS 12
 #define UNKNOWN_PID "001099012345" /* valid, not among the mock's citizens */
+/* The gateway answers by the request's TTL; the reply's way back through the
+ * hub may add this much on a loaded machine (hubd under valgrind). */
+#define SLACK_MS 700
 
 typedef Lth__Domain__V1__CitizenLookupResponse lresp_t;
 typedef Lth__Domain__V1__CitizenVerifyResponse vresp_t;
@@ -602,7 +605,7 @@ START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
     ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "HTTP 503"), "%s",
                   reason);
     free(reason);
-    ck_assert_msg(took < 3000, "the answer came after %llu ms, past the TTL",
+    ck_assert_msg(took < 3000 + SLACK_MS, "the answer came after %llu ms, past the TTL",
                   (unsigned long long)took);
     ck_assert_int_ge(counter("lookup"), calls + 3);
     /* A TTL shorter than the retries take: they stop in time, and the
@@ -614,7 +617,7 @@ START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
     ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "time ran out"),
                   "%s", reason);
     free(reason);
-    ck_assert_msg(took < 1000, "the answer came after %llu ms, past the TTL",
+    ck_assert_msg(took < 1000 + SLACK_MS, "the answer came after %llu ms, past the TTL",
                   (unsigned long long)took);
     json_decref(control("/reset", "{}"));
     adp_set_ttl(c, 3000);
@@ -627,7 +630,7 @@ START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
     ck_assert_msg(!strncmp(reason, "RATE_LIMITED: ", 14) && strstr(reason, "try again in 10 s"),
                   "%s", reason);
     free(reason);
-    ck_assert_msg(took < 3000, "took %llu ms", (unsigned long long)took);
+    ck_assert_msg(took < 3000 + SLACK_MS, "took %llu ms", (unsigned long long)took);
     json_decref(control("/reset", "{}"));
 
     /* And the platform back: answers again. */

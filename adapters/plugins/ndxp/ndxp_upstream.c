@@ -209,9 +209,10 @@ static int ndxp_map_failure(ndxp_call_t *call, int rc, const lth_httpc_result_t 
                          platform, res->error);
     if (st == 0)
         return ndxp_fail(call, HUB_EIO, "RECEIVER_OFFLINE", why, why_size,
-                         "no answer from %s after %u attempt%s in %llu ms (%s); try again later",
+                         "no answer from %s after %u attempt%s in %llu ms%s (%s); try again later",
                          platform, res->attempts, res->attempts == 1 ? "" : "s",
-                         (unsigned long long)ms, res->error);
+                         (unsigned long long)ms,
+                         res->deadline_hit ? ", the request's time ran out" : "", res->error);
     if (st == 404 && !strcmp(ndxp_error_word(res, word, sizeof word), "citizen_not_found"))
         return HUB_ENOTFOUND;
     if (st == 404)

@@ -79,6 +79,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/adapters/README.md
         ${CMAKE_SOURCE_DIR}/adapters/plugins/httpbridge/httpbridge.conf.example
         ${CMAKE_SOURCE_DIR}/adapters/plugins/sqlquery/sqlquery.conf.example
         ${CMAKE_SOURCE_DIR}/deploy/disclosure-demo.conf
+        ${CMAKE_SOURCE_DIR}/deploy/adapters/ndxp.conf
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lienthong-adapter COMPONENT adapter)
 # The working calendar the dossier adapters read (plugin.calendar).
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/calendar-vn.tsv

@@ -220,11 +220,27 @@ const char *lth_lookup_purpose_check(const lth_lookup_policy_t *policy, const ch
     return NULL;
 }
 
+static int lth__popdb_get(void *ctx, const lth_source_query_t *q, const char *personal_id,
+                          lth_citizen_t *out, char *why, size_t why_size)
+{
+    (void)q;
+    (void)why;
+    (void)why_size;
+    return lth_popdb_get(ctx, personal_id, out);
+}
+
+lth_source_t lth_source_popdb(lth_popdb_t *db)
+{
+    lth_source_t source = {lth__popdb_get, NULL, db};
+    return source;
+}
+
 /* Answers one key into item; returns false if the key is to be left out,
- * HUB_ESTORE through *failed if the database failed. */
-static bool lth__answer_key(lth_popdb_t *db, const char *denied, lth_fields_t allowed,
-                            const lth__request_t *req, lth_date_t date, const char *key,
-                            lth__item_t *item, lth_lookup_counts_t *counts, int *failed)
+ * the source's code through *failed (its sentence in why) if it failed. */
+static bool lth__answer_key(const lth_source_t *src, const lth_source_query_t *q,
+                            const char *denied, lth_fields_t allowed, const lth__request_t *req,
+                            lth_date_t date, const char *key, lth__item_t *item,
+                            lth_lookup_counts_t *counts, int *failed, char *why, size_t why_size)
 {
     Lth__Domain__V1__CitizenLookupResult *r = &item->result;
     lth__domain__v1__citizen_lookup_result__init(r);
@@ -244,7 +260,7 @@ static bool lth__answer_key(lth_popdb_t *db, const char *denied, lth_fields_t al
         counts->invalid_key++;
         return true;
     }
-    int rc = lth_popdb_get(db, key, &item->record);
+    int rc = src->get(src->ctx, q, key, &item->record, why, why_size);
     if (rc == 0 && req->mode == LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF)
         rc = lth_citizen_as_of(&item->record, date, &item->record);
     if (rc == HUB_ENOTFOUND) {
@@ -284,7 +300,18 @@ int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
                           const char *content_type, const uint8_t *payload, size_t payload_len,
                           uint8_t **out, size_t *out_len, lth_lookup_counts_t *counts)
 {
-    if (!db || !policy || !out || !out_len || (!payload && payload_len))
+    if (!db)
+        return HUB_EINVAL;
+    lth_source_t source = lth_source_popdb(db);
+    return lth_lookup_answer_from(&source, policy, content_type, payload, payload_len, out, out_len,
+                                  counts);
+}
+
+int lth_lookup_answer_from(const lth_source_t *src, const lth_lookup_policy_t *policy,
+                           const char *content_type, const uint8_t *payload, size_t payload_len,
+                           uint8_t **out, size_t *out_len, lth_lookup_counts_t *counts)
+{
+    if (!src || !src->get || !policy || !out || !out_len || (!payload && payload_len))
         return HUB_EINVAL;
     lth_lookup_counts_t scratch;
     if (!counts)
@@ -320,20 +347,27 @@ int lth_lookup_answer_for(lth_popdb_t *db, const lth_lookup_policy_t *policy,
     lth__item_t *items = calloc(n, sizeof *items);
     Lth__Domain__V1__CitizenLookupResult **results = calloc(n, sizeof *results);
     int rc = HUB_ENOMEM;
+    char failure[512] = "";
+    lth_source_query_t query = {policy->consumer, req->purpose, req->purpose_code,
+                                req->dossier_code, allowed};
+    if (req->mode != LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT)
+        query.fields |= LTH_FIELD_LAST_CHANGED; /* the dates AS_OF and CHANGES_SINCE need */
     if (items && results) {
         size_t kept = 0;
         int failed = 0;
         for (size_t i = 0; i < n && !failed; i++) {
-            if (lth__answer_key(db, denied, allowed, req, date, req->personal_ids[i], &items[kept],
-                                counts, &failed)) {
+            if (lth__answer_key(src, &query, denied, allowed, req, date, req->personal_ids[i],
+                                &items[kept], counts, &failed, failure, sizeof failure)) {
                 results[kept] = &items[kept].result;
                 kept++;
             }
         }
         if (failed) {
             rc = lth__refuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE,
-                             "the population database could not be read; try again later", req, out,
-                             out_len, counts);
+                             failure[0] ? failure
+                                        : "the population database could not be read; try again "
+                                          "later",
+                             req, out, out_len, counts);
         } else {
             lth__response_t resp = LTH__DOMAIN__V1__CITIZEN_LOOKUP_RESPONSE__INIT;
             resp.status = LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK;

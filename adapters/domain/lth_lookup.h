@@ -59,6 +59,54 @@ typedef struct {
     const lth_disclosure_t *disclosure; /* NULL: every field to every permitted requester */
 } lth_lookup_policy_t;
 
+/* Where the records come from: the local database (lth_lookup_answer_for()
+ * and lth_verify_answer() use lth_popdb_get()), or a remote one (the NDXP
+ * gateway asks the national data-sharing platform). The rules above are the
+ * same whatever the source: the source is only asked about valid keys of
+ * permitted requests, and only for the fields the purpose allows. */
+typedef struct {
+    const char *consumer;     /* the hub-authenticated requester */
+    const char *purpose;      /* as the request gave them */
+    const char *purpose_code; /* "" when none */
+    const char *dossier_code; /* "" when none */
+    lth_fields_t fields;      /* the fields the answer may carry (lookup: plus
+                                 last_changed when the mode needs the dates);
+                                 verify: the fields to compare */
+} lth_source_query_t;
+
+/* A declared identity to compare (citizen.verify/v1): only the fields the
+ * purpose may have compared are set; a text "" / a date {0,0,0} / sex 0 is
+ * not declared. */
+typedef struct {
+    const char *personal_id;
+    const char *full_name;
+    lth_date_t date_of_birth;
+    int sex; /* lth_sex_t, 0 = not declared */
+    const char *residence;
+} lth_source_declared_t;
+
+typedef struct {
+    /* Fills *out with the record of a valid personal ID number: 0,
+     * HUB_ENOTFOUND, or another code when the source failed: then the
+     * answer is RESPONSE_STATUS_UNAVAILABLE, with the sentence the source
+     * wrote into why (a default when it wrote none). */
+    int (*get)(void *ctx, const lth_source_query_t *q, const char *personal_id, lth_citizen_t *out,
+               char *why, size_t why_size);
+    /* Optional (citizen.verify/v1): compares d's declared fields itself and
+     * sets in *same the bits of those that match; the same returns as get().
+     * NULL: the record is fetched with get() and compared here. */
+    int (*compare)(void *ctx, const lth_source_query_t *q, const lth_source_declared_t *d,
+                   lth_fields_t *same, char *why, size_t why_size);
+    void *ctx;
+} lth_source_t;
+
+/* lth_lookup_answer_for() over any source (db unused). */
+int lth_lookup_answer_from(const lth_source_t *source, const lth_lookup_policy_t *policy,
+                           const char *content_type, const uint8_t *payload, size_t payload_len,
+                           uint8_t **out, size_t *out_len, lth_lookup_counts_t *counts);
+/* The source over a local database. */
+lth_source_t lth_source_popdb(lth_popdb_t *db);
+
 /* Answers one request. `permitted`: whether the requesting member (the
  * hub-authenticated sender) may see records here. On 0, *out / *out_len hold
  * the encoded response (also for a refused request); counts may be NULL.

@@ -227,39 +227,88 @@ static Lth__Domain__V1__FieldCheck lth__check(bool declared, bool allowed, bool 
     return LTH__DOMAIN__V1__FIELD_CHECK__FIELD_CHECK_MISMATCH;
 }
 
-static void lth__compare(const Lth__Domain__V1__DeclaredIdentity *s, const lth_citizen_t *rec,
+/* The declared fields the purpose allows, as the source sees them. */
+static lth_source_declared_t lth__declared(const Lth__Domain__V1__DeclaredIdentity *s,
+                                           lth_fields_t allowed)
+{
+    lth_source_declared_t d = {s->personal_id, "", {0, 0, 0}, 0, ""};
+    if ((allowed & LTH_FIELD_FULL_NAME) && s->full_name)
+        d.full_name = s->full_name;
+    if ((allowed & LTH_FIELD_DATE_OF_BIRTH) && s->date_of_birth)
+        d.date_of_birth = (lth_date_t){(int)s->date_of_birth->year, (int)s->date_of_birth->month,
+                                       (int)s->date_of_birth->day};
+    if (allowed & LTH_FIELD_SEX)
+        d.sex = (int)s->sex;
+    if ((allowed & LTH_FIELD_RESIDENCE) && s->residence)
+        d.residence = s->residence;
+    return d;
+}
+
+/* Which declared fields match the record, as bits. */
+static lth_fields_t lth__same_fields(const lth_source_declared_t *d, const lth_citizen_t *rec)
+{
+    lth_fields_t same = 0;
+    if (d->full_name[0] && lth__same_text(d->full_name, rec->full_name, false))
+        same |= LTH_FIELD_FULL_NAME;
+    if (d->date_of_birth.year && lth_date_cmp(d->date_of_birth, rec->date_of_birth) == 0)
+        same |= LTH_FIELD_DATE_OF_BIRTH;
+    if (d->sex && d->sex == (int)rec->sex)
+        same |= LTH_FIELD_SEX;
+    if (d->residence[0] && (lth__same_text(d->residence, rec->residence, true) ||
+                            lth__same_text(d->residence, rec->temporary_residence, true)))
+        same |= LTH_FIELD_RESIDENCE;
+    return same;
+}
+
+static void lth__compare(const Lth__Domain__V1__DeclaredIdentity *s, lth_fields_t same,
                          lth_fields_t allowed, lth__vresult_t *r, lth_verify_counts_t *counts)
 {
     bool all = true, mismatch = false, withheld = false, compared = false;
-    bool name_given = s->full_name && s->full_name[0];
-    r->full_name = lth__check(name_given, allowed & LTH_FIELD_FULL_NAME,
-                              name_given && lth__same_text(s->full_name, rec->full_name, false),
-                              &all, &mismatch, &withheld, &compared);
-    const Lth__Domain__V1__Date *d = s->date_of_birth;
-    r->date_of_birth = lth__check(d != NULL, allowed & LTH_FIELD_DATE_OF_BIRTH,
-                                  d && (int)d->year == rec->date_of_birth.year &&
-                                      (int)d->month == rec->date_of_birth.month &&
-                                      (int)d->day == rec->date_of_birth.day,
-                                  &all, &mismatch, &withheld, &compared);
-    bool sex_given = s->sex != LTH__DOMAIN__V1__SEX__SEX_UNSPECIFIED;
-    r->sex = lth__check(sex_given, allowed & LTH_FIELD_SEX, (int)s->sex == (int)rec->sex, &all,
-                        &mismatch, &withheld, &compared);
-    bool res_given = s->residence && s->residence[0];
-    bool res_same = res_given && (lth__same_text(s->residence, rec->residence, true) ||
-                                  lth__same_text(s->residence, rec->temporary_residence, true));
-    r->residence = lth__check(res_given, allowed & LTH_FIELD_RESIDENCE, res_same, &all, &mismatch,
-                              &withheld, &compared);
+    r->full_name = lth__check(s->full_name && s->full_name[0], allowed & LTH_FIELD_FULL_NAME,
+                              same & LTH_FIELD_FULL_NAME, &all, &mismatch, &withheld, &compared);
+    r->date_of_birth =
+        lth__check(s->date_of_birth != NULL, allowed & LTH_FIELD_DATE_OF_BIRTH,
+                   same & LTH_FIELD_DATE_OF_BIRTH, &all, &mismatch, &withheld, &compared);
+    r->sex = lth__check(s->sex != LTH__DOMAIN__V1__SEX__SEX_UNSPECIFIED, allowed & LTH_FIELD_SEX,
+                        same & LTH_FIELD_SEX, &all, &mismatch, &withheld, &compared);
+    r->residence = lth__check(s->residence && s->residence[0], allowed & LTH_FIELD_RESIDENCE,
+                              same & LTH_FIELD_RESIDENCE, &all, &mismatch, &withheld, &compared);
     r->all_match = all && compared;
     counts->all_match += r->all_match;
     counts->mismatch += mismatch;
     counts->withheld += withheld;
 }
 
+/* Compares one subject through the source: 0, HUB_ENOTFOUND or its failure. */
+static int lth__check_subject(const lth_source_t *src, const lth_source_query_t *q,
+                              const Lth__Domain__V1__DeclaredIdentity *s, lth_fields_t allowed,
+                              lth_citizen_t *record, lth_fields_t *same, char *why, size_t why_size)
+{
+    lth_source_declared_t d = lth__declared(s, allowed);
+    if (src->compare)
+        return src->compare(src->ctx, q, &d, same, why, why_size);
+    int rc = src->get(src->ctx, q, s->personal_id, record, why, why_size);
+    if (rc == 0)
+        *same = lth__same_fields(&d, record);
+    return rc;
+}
+
 int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const char *content_type,
                       const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
                       lth_verify_counts_t *counts)
 {
-    if (!db || !policy || !out || !out_len || (!payload && payload_len))
+    if (!db)
+        return HUB_EINVAL;
+    lth_source_t source = lth_source_popdb(db);
+    return lth_verify_answer_from(&source, policy, content_type, payload, payload_len, out, out_len,
+                                  counts);
+}
+
+int lth_verify_answer_from(const lth_source_t *src, const lth_lookup_policy_t *policy,
+                           const char *content_type, const uint8_t *payload, size_t payload_len,
+                           uint8_t **out, size_t *out_len, lth_verify_counts_t *counts)
+{
+    if (!src || !src->get || !policy || !out || !out_len || (!payload && payload_len))
         return HUB_EINVAL;
     lth_verify_counts_t scratch;
     if (!counts)
@@ -293,6 +342,9 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const 
     lth__vitem_t *items = calloc(n, sizeof *items);
     lth__vresult_t **results = calloc(n, sizeof *results);
     int rc = HUB_ENOMEM, failed = 0;
+    char failure[512] = "";
+    lth_source_query_t query = {policy->consumer, req->purpose, req->purpose_code,
+                                req->dossier_code, allowed};
     for (size_t i = 0; items && results && i < n && !failed; i++) {
         const Lth__Domain__V1__DeclaredIdentity *s = req->subjects[i];
         lth__vresult_t *r = &items[i].result;
@@ -311,7 +363,9 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const 
             r->reason = (char *)why;
             counts->invalid_key++;
         } else {
-            int got = lth_popdb_get(db, s->personal_id, &items[i].record);
+            lth_fields_t same = 0;
+            int got = lth__check_subject(src, &query, s, allowed, &items[i].record, &same, failure,
+                                         sizeof failure);
             if (got == HUB_ENOTFOUND) {
                 r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND;
                 r->reason = "no record with this personal ID number";
@@ -320,15 +374,17 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const 
                 failed = got;
             } else {
                 r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND;
-                lth__compare(s, &items[i].record, allowed, r, counts);
+                lth__compare(s, same, allowed, r, counts);
             }
         }
     }
     if (items && results) {
         if (failed) {
             rc = lth__vrefuse(LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_UNAVAILABLE,
-                              "the population database could not be read; try again later", out,
-                              out_len, counts);
+                              failure[0] ? failure
+                                         : "the population database could not be read; try "
+                                           "again later",
+                              out, out_len, counts);
         } else {
             lth__vresponse_t resp = LTH__DOMAIN__V1__CITIZEN_VERIFY_RESPONSE__INIT;
             resp.status = LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK;

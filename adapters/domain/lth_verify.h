@@ -54,6 +54,11 @@ int lth_verify_answer(lth_popdb_t *db, const lth_lookup_policy_t *policy, const 
                       const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len,
                       lth_verify_counts_t *counts);
 
+/* lth_verify_answer() over any source (lth_lookup.h). */
+int lth_verify_answer_from(const lth_source_t *source, const lth_lookup_policy_t *policy,
+                           const char *content_type, const uint8_t *payload, size_t payload_len,
+                           uint8_t **out, size_t *out_len, lth_verify_counts_t *counts);
+
 /* Folds text for comparison into out (at most out_size bytes with the NUL):
  * lower case (ASCII and the Latin letters Vietnamese uses), runs of spaces
  * as one, no leading or trailing space; with `drop_punct`, ',', '.', ';',

@@ -634,6 +634,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         .hub_seq = item->hub_seq,
         .attempt = item->attempt,
         .in_doubt = in_doubt,
+        .ttl_ms = env->ttl_ms,
     };
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {

@@ -67,6 +67,8 @@ typedef struct {
      * a state_dir, this is the only case in which a handler can see a
      * message twice. */
     bool in_doubt;
+    uint32_t ttl_ms;      /* the sender's TTL (0 = the hub's default): a request
+                             answered after created_at_us + ttl_ms is too late */
 } adp_message_t;
 
 /* What a request handler answers, and what adp_request() returns. */

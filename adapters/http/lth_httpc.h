@@ -1,12 +1,18 @@
-/* lth_httpc — one HTTP POST to a connected system, with a timeout per
- * attempt and retries, for the HTTP bridge's offered services (libcurl).
+/* lth_httpc — one HTTP POST to a system outside the hub, with a timeout per
+ * attempt and retries (libcurl). Shared by the plugins that call out: the
+ * HTTP bridge's offered services and the NDXP gateway.
  *
  * Retries: after a connection failure (refused, reset, timed out, nothing
  * received) or an HTTP 5xx answer, the POST is sent again after a pause
- * (backoff_ms, doubling, at most 2 s), up to `retries` more times. Never
- * after a 4xx or another 2xx/3xx answer: the system has decided. Since a
- * retried POST may reach the system twice, the bridge sends the hub's message
- * id in a header for the system to de-duplicate by.
+ * (backoff_ms, doubling, at most backoff_max_ms), up to `retries` more
+ * times; with `jitter`, each pause is drawn between half and all of that.
+ * With `retry_429`, a 429 answer is retried too, after its Retry-After
+ * (seconds or an HTTP date; the backoff when it has none). Never after
+ * another 4xx or a 2xx/3xx answer: the system has decided. With a
+ * `deadline_ms`, no attempt starts and no pause ends after it, and each
+ * attempt's timeout is cut to what is left: the caller's answer comes in
+ * time. Since a retried POST may reach the system twice, callers send an id
+ * in a header for the system to de-duplicate by.
  *
  * While it waits — for the system, and during the pauses — the call runs
  * options.idle about every 10 ms, so that the caller can keep its other work
@@ -46,6 +52,11 @@ typedef struct {
     void (*idle)(void *user);   /* called while waiting; may be NULL */
     void *idle_user;
     lth_httpc_auth_t *auth; /* outbound authentication; NULL = none */
+    uint32_t backoff_max_ms;    /* longest pause (0 = 2000 ms) */
+    bool jitter;                /* pauses drawn from [pause/2, pause] */
+    bool retry_429;             /* retry 429 after its Retry-After */
+    uint64_t deadline_ms;       /* lth_httpc_now_ms() time to give up by; 0 = none */
+    const char *user_agent;     /* NULL = "lth-httpbridge/VERSION" */
 } lth_httpc_options_t;
 
 typedef struct {
@@ -55,7 +66,15 @@ typedef struct {
     size_t body_len;
     unsigned attempts;
     char error[256];         /* status 0: why no answer came */
+    uint32_t retry_after_ms; /* the last answer's Retry-After; 0 when none */
+    bool tls_failed;         /* status 0 because TLS failed (certificate, CA, handshake) */
+    bool deadline_hit;       /* retrying stopped at options.deadline_ms */
+    bool token_failed;       /* OAuth2: no access token could be had (error says why) */
+    long token_status;       /* with token_failed: the token endpoint's HTTP status, 0 = none */
 } lth_httpc_result_t;
+
+/* The monotonic clock deadline_ms counts in, in milliseconds. */
+uint64_t lth_httpc_now_ms(void);
 
 /* Must be called once before any other call (curl_global_init). */
 int lth_httpc_global_init(void);

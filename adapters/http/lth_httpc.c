@@ -41,6 +41,8 @@ struct lth_httpc_auth {
     char access_token[HTTPC_SECRET_MAX];      /* oauth2: cached; "" = none */
     uint64_t expires_at_ms;                   /* monotonic; refetch from then on */
     unsigned fetches;
+    long token_status;                        /* the last fetch's HTTP status; 0 = none */
+    bool token_tls_failed;                    /* the last fetch failed in TLS */
 };
 
 typedef struct {
@@ -49,7 +51,7 @@ typedef struct {
     bool too_large;
 } httpc_buf_t;
 
-static uint64_t httpc_now_ms(void)
+uint64_t lth_httpc_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -65,6 +67,52 @@ static size_t httpc_on_data(char *ptr, size_t size, size_t nmemb, void *user)
         return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
     return hub_buf_put(&b->body, ptr, n) == 0 ? n : 0;
+}
+
+/* Keeps the Retry-After of the answer (seconds, or an HTTP date). */
+static size_t httpc_on_header(char *line, size_t size, size_t nmemb, void *user)
+{
+    lth_httpc_result_t *result = user;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && n < 128 && !strncasecmp(line, name, sizeof name - 1)) {
+        char value[128];
+        memcpy(value, line + sizeof name - 1, n - (sizeof name - 1));
+        value[n - (sizeof name - 1)] = '\0';
+        value[strcspn(value, "\r\n")] = '\0';
+        char *v = value + strspn(value, " \t");
+        char *end = NULL;
+        long long secs = strtoll(v, &end, 10);
+        if (end != v && *end == '\0') {
+            secs = secs < 0 ? 0 : secs > 3600 ? 3600 : secs;
+        } else {
+            time_t when = curl_getdate(v, NULL);
+            secs = when < 0 ? 0 : when - time(NULL);
+            secs = secs < 0 ? 0 : secs > 3600 ? 3600 : secs;
+        }
+        result->retry_after_ms = (uint32_t)secs * 1000u;
+    }
+    return n;
+}
+
+/* A failure of TLS itself: a certificate, the CA, the handshake. */
+static bool httpc_tls_failure(CURLcode code, const char *errbuf)
+{
+    switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return true;
+    default:
+        /* TLS 1.3 servers refuse a client certificate after the handshake:
+         * the client sees an alert on its first read. */
+        return (code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR) &&
+               (strstr(errbuf, "alert") || strstr(errbuf, "SSL") || strstr(errbuf, "TLS"));
+    }
 }
 
 static bool httpc_retryable(CURLcode code)
@@ -87,8 +135,8 @@ static bool httpc_retryable(CURLcode code)
 /* Waits ms while keeping the caller's other work going. */
 static void httpc_pause(uint32_t ms, const lth_httpc_options_t *o)
 {
-    uint64_t end = httpc_now_ms() + ms;
-    for (uint64_t now = httpc_now_ms(); now < end; now = httpc_now_ms()) {
+    uint64_t end = lth_httpc_now_ms() + ms;
+    for (uint64_t now = lth_httpc_now_ms(); now < end; now = lth_httpc_now_ms()) {
         uint64_t left = end - now;
         poll(NULL, 0, (int)(left < HTTPC_SLICE_MS ? left : HTTPC_SLICE_MS));
         if (o->idle)
@@ -120,7 +168,10 @@ static CURLcode httpc_attempt(const char *url, struct curl_slist *headers, const
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->timeout_ms);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "lth-httpbridge/" HUB_VERSION);
+    curl_easy_setopt(e, CURLOPT_USERAGENT,
+                     o->user_agent ? o->user_agent : "lth-httpbridge/" HUB_VERSION);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, result);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, buf);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
@@ -128,8 +179,11 @@ static CURLcode httpc_attempt(const char *url, struct curl_slist *headers, const
         curl_easy_setopt(e, CURLOPT_SSLCERT, tls->client_cert);
         curl_easy_setopt(e, CURLOPT_SSLKEY, tls->client_key);
     }
-    if (tls && tls->ca_file)
+    if (tls && tls->ca_file) {
+        /* The CA file is the only trust anchor: not the system's too. */
         curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
     curl_multi_add_handle(m, e);
     CURLcode code = CURLE_OK;
     for (;;) {
@@ -159,9 +213,11 @@ static CURLcode httpc_attempt(const char *url, struct curl_slist *headers, const
     if (code == CURLE_OK && curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK &&
         ctype)
         snprintf(result->content_type, sizeof result->content_type, "%s", ctype);
-    if (code != CURLE_OK)
+    if (code != CURLE_OK) {
         snprintf(result->error, sizeof result->error, "%s%s%s", curl_easy_strerror(code),
                  errbuf[0] ? ": " : "", errbuf);
+        result->tls_failed = httpc_tls_failure(code, errbuf);
+    }
     curl_multi_remove_handle(m, e);
     curl_easy_cleanup(e);
     curl_multi_cleanup(m);
@@ -198,18 +254,46 @@ static int httpc_post(const char *url, const char *const *headers, const char *e
     }
     list = grown;
     uint32_t pause = options->backoff_ms ? options->backoff_ms : 200;
+    uint32_t pause_max = options->backoff_max_ms ? options->backoff_max_ms : HTTPC_BACKOFF_MAX_MS;
+    lth_httpc_options_t o = *options;
     int rc = HUB_EIO;
     for (unsigned attempt = 0; attempt <= options->retries; attempt++) {
         if (attempt > 0) {
-            httpc_pause(pause, options);
-            pause = pause * 2 > HTTPC_BACKOFF_MAX_MS ? HTTPC_BACKOFF_MAX_MS : pause * 2;
+            uint32_t wait = pause;
+            if (options->jitter && pause > 1)
+                wait = pause / 2 + randombytes_uniform(pause - pause / 2 + 1);
+            if (result->status == 429 && result->retry_after_ms)
+                wait = result->retry_after_ms;
+            /* No pause that ends past the deadline, no attempt without time
+             * to answer (HTTPC_SLICE_MS at least). */
+            if (options->deadline_ms &&
+                lth_httpc_now_ms() + wait + HTTPC_SLICE_MS >= options->deadline_ms) {
+                result->deadline_hit = true;
+                break;
+            }
+            httpc_pause(wait, options);
+            pause = pause * 2 > pause_max ? pause_max : pause * 2;
+        }
+        if (options->deadline_ms) {
+            uint64_t now = lth_httpc_now_ms();
+            uint64_t left = options->deadline_ms > now ? options->deadline_ms - now : 0;
+            if (left < HTTPC_SLICE_MS) {
+                result->deadline_hit = true;
+                break;
+            }
+            o.timeout_ms = left < options->timeout_ms ? (uint32_t)left : options->timeout_ms;
         }
         httpc_buf_t buf = {.max = options->max_response_bytes ? options->max_response_bytes
                                                                : (size_t)1 << 20};
         result->attempts = attempt + 1;
         result->content_type[0] = '\0';
         result->error[0] = '\0';
-        CURLcode code = httpc_attempt(url, list, body, len, options, &buf, result);
+        result->retry_after_ms = 0;
+        result->tls_failed = false;
+        CURLcode code = httpc_attempt(url, list, body, len, &o, &buf, result);
+        /* An attempt cut short by the deadline that ran out of time. */
+        if (code == CURLE_OPERATION_TIMEDOUT && o.timeout_ms < options->timeout_ms)
+            result->deadline_hit = true;
         free(result->body);
         result->body = buf.body.data;
         result->body_len = buf.body.len;
@@ -226,11 +310,14 @@ static int httpc_post(const char *url, const char *const *headers, const char *e
         }
         if (code == CURLE_OK) {
             rc = 0;
-            if (result->status < 500)
+            if (result->status < 500 && !(result->status == 429 && options->retry_429))
                 break;
         } else {
             rc = HUB_EIO;
-            if (!httpc_retryable(code))
+            /* A certificate refused (ours or theirs) stays refused. */
+            if (!httpc_retryable(code) ||
+                (result->tls_failed &&
+                 (strstr(result->error, "certificate") || strstr(result->error, "unknown ca"))))
                 break;
         }
     }
@@ -283,6 +370,8 @@ static int httpc_fetch_token(lth_httpc_auth_t *a, const lth_httpc_options_t *opt
     rc = httpc_post(a->token_url, headers, basic, form, strlen(form), &o, &res);
     sodium_memzero(basic, sizeof basic);
     a->fetches++;
+    a->token_status = res.status;
+    a->token_tls_failed = res.tls_failed;
     json_t *doc = NULL;
     if (rc == 0 && res.status == 200)
         doc = json_loadb(res.body ? res.body : "", res.body_len, 0, NULL);
@@ -314,7 +403,7 @@ static int httpc_fetch_token(lth_httpc_auth_t *a, const lth_httpc_options_t *opt
         uint64_t margin =
             life_ms / 10 < HTTPC_TOKEN_MARGIN_MS ? life_ms / 10 : HTTPC_TOKEN_MARGIN_MS;
         snprintf(a->access_token, sizeof a->access_token, "%s", token);
-        a->expires_at_ms = httpc_now_ms() + life_ms - margin;
+        a->expires_at_ms = lth_httpc_now_ms() + life_ms - margin;
     }
     json_decref(doc);
     if (res.body)
@@ -329,7 +418,7 @@ static int httpc_auth_header(lth_httpc_auth_t *a, const lth_httpc_options_t *opt
                              size_t size, char *why, size_t why_size)
 {
     if (a->mode == HTTPC_AUTH_OAUTH2 &&
-        (!a->access_token[0] || httpc_now_ms() >= a->expires_at_ms)) {
+        (!a->access_token[0] || lth_httpc_now_ms() >= a->expires_at_ms)) {
         sodium_memzero(a->access_token, sizeof a->access_token);
         int rc = httpc_fetch_token(a, options, why, why_size);
         if (rc != 0)
@@ -357,6 +446,9 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
         snprintf(why, sizeof why, "%s", result->error);
         memset(result, 0, sizeof *result);
         snprintf(result->error, sizeof result->error, "%s", why);
+        result->token_failed = true;
+        result->token_status = a->token_status;
+        result->tls_failed = a->token_tls_failed;
         return rc;
     }
     rc = httpc_post(url, headers, header, body, len, options, result);
@@ -373,6 +465,8 @@ int lth_httpc_post(const char *url, const char *const *headers, const void *body
             result->attempts += attempts;
         } else {
             snprintf(result->error, sizeof result->error, "%s", why);
+            result->token_failed = true;
+            result->token_status = a->token_status;
         }
     }
     sodium_memzero(header, sizeof header);

@@ -1,0 +1,275 @@
+/* ndxp — the NDXP gateway: the city hub's member for national services.
+ * It offers citizen.lookup/v1 and citizen.verify/v1 on the hub, with the
+ * population plugin's messages and rules (lth_lookup.h, lth_verify.h,
+ * fields by purpose from lth_disclose.h), and answers them by asking the
+ * national data-sharing platform's REST interface (ndxp_upstream.h): OAuth2
+ * client credentials, mutual TLS, retries with backoff and jitter within the
+ * request's TTL. Run it under the member id callers address for the
+ * population database (VN/GOV/BCA/CSDLQGDC) instead of the population
+ * plugin, and look-ups go through the national platform.
+ *
+ * Config (hub-adapter's plugin.* settings; deploy/adapters/ndxp.conf):
+ *   plugin.base_url = https://…        the platform's population interface (required)
+ *   plugin.oauth2_token_url, plugin.oauth2_client_id,
+ *   plugin.oauth2_client_secret_file, plugin.oauth2_scope
+ *   plugin.http_client_cert, plugin.http_client_key, plugin.http_ca_file (required)
+ *   plugin.timeout_ms, plugin.retries, plugin.backoff_ms, plugin.backoff_max_ms
+ *   plugin.max_call_ms = N             longest answer time when the request's
+ *                                      TTL allows more (default 4000)
+ *   plugin.disclosure_file = PATH      fields by purpose, as for the population plugin
+ *
+ * Failures of the platform are answered, not dropped: RESPONSE_STATUS_UNAVAILABLE
+ * with a reason whose first word is an lth.v1.NackCode name (proto/DOMAIN.md,
+ * "The NDXP gateway", has the mapping from HTTP). Logs hold member ids,
+ * counts, HTTP statuses, attempts and times: never a personal ID number, a
+ * name, a token or the client secret.
+ */
+#include "adp_plugin.h"
+#include "hub_conf.h"
+#include "hub_error.h"
+#include "hub_id.h"
+#include "lth_httpc.h"
+#include "lth_lookup.h"
+#include "lth_verify.h"
+#include "ndxp_upstream.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define NDXP_MAX_NESTING 8       /* calls in progress at once (nested deliveries) */
+#define NDXP_REPLY_MARGIN_MS 100 /* answer this long before the request's TTL ends */
+#define NDXP_DEFAULT_MAX_CALL_MS 4000
+
+typedef struct {
+    const adp_plugin_host_t *host;
+    adp_client_t *client;
+    ndxp_upstream_t *upstream;
+    lth_disclosure_t *disclosure;
+    uint32_t max_call_ms;
+    int depth;
+    char in_flight[NDXP_MAX_NESTING][HUB_MEMBER_ID_MAX + 40];
+    unsigned long long requests, failed;
+} ndxp_t;
+
+static void ndxp_log(const ndxp_t *g, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ndxp_log(const ndxp_t *g, int level, const char *fmt, ...)
+{
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    g->host->log(g->host, level, line);
+}
+
+static const char *ndxp_config(void *user, const char *key)
+{
+    const adp_plugin_host_t *host = user;
+    return host->config(host, key);
+}
+
+static void ndxp_idle(void *user)
+{
+    ndxp_t *g = user;
+    if (g->client)
+        adp_run(g->client, 0); /* heartbeats, receipts, other deliveries */
+}
+
+/* The time to answer by: the request's TTL (less a margin), at most
+ * max_call_ms from now. */
+static uint64_t ndxp_deadline(const ndxp_t *g, const adp_message_t *msg)
+{
+    uint64_t now = lth_httpc_now_ms();
+    uint64_t budget = g->max_call_ms;
+    if (msg->ttl_ms) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        uint64_t wall_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+        uint64_t ends_ms = msg->created_at_us / 1000u + msg->ttl_ms;
+        uint64_t left =
+            ends_ms > wall_ms + NDXP_REPLY_MARGIN_MS ? ends_ms - wall_ms - NDXP_REPLY_MARGIN_MS : 1;
+        if (left < budget)
+            budget = left;
+    }
+    return now + budget;
+}
+
+typedef int (*ndxp_answer_fn)(const lth_source_t *src, const lth_lookup_policy_t *policy,
+                              const char *content_type, const uint8_t *payload, size_t payload_len,
+                              uint8_t **out, size_t *out_len, void *counts);
+
+static int ndxp_lookup_answer(const lth_source_t *src, const lth_lookup_policy_t *policy,
+                              const char *content_type, const uint8_t *payload, size_t payload_len,
+                              uint8_t **out, size_t *out_len, void *counts)
+{
+    return lth_lookup_answer_from(src, policy, content_type, payload, payload_len, out, out_len,
+                                  counts);
+}
+
+static int ndxp_verify_answer(const lth_source_t *src, const lth_lookup_policy_t *policy,
+                              const char *content_type, const uint8_t *payload, size_t payload_len,
+                              uint8_t **out, size_t *out_len, void *counts)
+{
+    return lth_verify_answer_from(src, policy, content_type, payload, payload_len, out, out_len,
+                                  counts);
+}
+
+/* One request of either service, answered through the platform. */
+static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg,
+                       adp_reply_t *reply, const char *service, ndxp_answer_fn answer, void *counts,
+                       const char *response_type, size_t *subjects, int *status)
+{
+    g->client = client;
+    if (msg->kind != ADP_REQUEST) {
+        ndxp_log(g, 1, "%s: ignored a message that is not a request (from %s)", service,
+                 msg->sender);
+        return 0;
+    }
+    char key[sizeof g->in_flight[0]];
+    snprintf(key, sizeof key, "%s %s", msg->sender, msg->message_id);
+    for (int i = 0; i < g->depth; i++)
+        if (!strcmp(g->in_flight[i], key)) {
+            ndxp_log(g, 0, "%s: a redelivery of a call in progress, dropped", service);
+            return HUB_EAGAIN; /* no second reply: the first one is coming */
+        }
+    if (g->depth >= NDXP_MAX_NESTING) {
+        ndxp_log(g, 2, "%s: %d calls in progress; one from %s waits for the hub's redelivery",
+                 service, g->depth, msg->sender);
+        return ADP_LATER;
+    }
+    ndxp_call_t call = {
+        .upstream = g->upstream,
+        .deadline_ms = ndxp_deadline(g, msg),
+        .message_id = msg->message_id,
+        .idle = ndxp_idle,
+        .idle_user = g,
+    };
+    lth_source_t source = ndxp_source(&call);
+    lth_lookup_policy_t policy = {true, msg->sender, g->disclosure};
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    uint64_t t0 = lth_httpc_now_ms();
+    snprintf(g->in_flight[g->depth++], sizeof g->in_flight[0], "%s", key);
+    int rc = answer(&source, &policy, msg->content_type, msg->payload, msg->payload_len, &out,
+                    &out_len, counts);
+    g->depth--;
+    if (rc != 0) {
+        ndxp_log(g, 3, "%s: cannot answer a request from %s: %s", service, msg->sender,
+                 hub_strerror(rc));
+        return rc;
+    }
+    reply->payload = out;
+    reply->payload_len = out_len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", response_type);
+    g->requests++;
+    if (call.code[0])
+        g->failed++;
+    static const char *const status_name[] = {"ok", "invalid", "unavailable"};
+    const char *st = *status >= 0 && *status <= 2 ? status_name[*status] : "?";
+    /* Counts, statuses and member ids only: never a key, a name or a value. */
+    ndxp_log(g, call.code[0] ? 2 : 0,
+             "%s from %s: status=%s%s%s subjects=%zu upstream_calls=%u attempts=%u "
+             "not_found=%u last_http=%ld in %" PRIu64 " ms",
+             service, msg->sender, st, call.code[0] ? " code=" : "", call.code, *subjects,
+             call.calls, call.attempts, call.not_found, call.last_status, lth_httpc_now_ms() - t0);
+    return 0;
+}
+
+static int ndxp_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                       void *user)
+{
+    lth_lookup_counts_t n;
+    memset(&n, 0, sizeof n);
+    return ndxp_handle(user, client, msg, reply, "citizen.lookup", ndxp_lookup_answer, &n,
+                       LTH_LOOKUP_RESPONSE_TYPE, &n.keys, &n.status);
+}
+
+static int ndxp_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                       void *user)
+{
+    lth_verify_counts_t n;
+    memset(&n, 0, sizeof n);
+    return ndxp_handle(user, client, msg, reply, "citizen.verify", ndxp_verify_answer, &n,
+                       LTH_VERIFY_RESPONSE_TYPE, &n.subjects, &n.status);
+}
+
+static void ndxp_destroy(void *state)
+{
+    ndxp_t *g = state;
+    if (!g)
+        return;
+    ndxp_upstream_destroy(&g->upstream);
+    lth_disclosure_destroy(&g->disclosure);
+    lth_httpc_global_cleanup();
+    free(g);
+}
+
+static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+{
+    ndxp_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    g->host = host;
+    g->max_call_ms = NDXP_DEFAULT_MAX_CALL_MS;
+    int rc = lth_httpc_global_init();
+    if (rc != 0) {
+        snprintf(err, err_size, "libcurl could not be initialised");
+        free(g);
+        return rc;
+    }
+    const char *text = host->config(host, "max_call_ms");
+    if (text) {
+        unsigned long long v = 0;
+        rc = hub_conf_uint("plugin.max_call_ms", text, 100, 600000, &v, err, err_size);
+        g->max_call_ms = (uint32_t)v;
+    }
+    if (rc == 0)
+        rc = ndxp_upstream_new(ndxp_config, (void *)host, &g->upstream, err, err_size);
+    const char *disclosure_path = host->config(host, "disclosure_file");
+    if (rc == 0 && disclosure_path) {
+        char why[HUB_ERRMSG_MAX] = "";
+        rc = lth_disclosure_load(disclosure_path, &g->disclosure, why, sizeof why);
+        if (rc != 0)
+            snprintf(err, err_size, "plugin.disclosure_file: %s", why[0] ? why : hub_strerror(rc));
+    }
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, ndxp_lookup, g);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, ndxp_verify, g);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, err_size, "%s", hub_strerror(rc));
+        ndxp_destroy(g);
+        return rc;
+    }
+    char desc[1024];
+    ndxp_log(g, 1, "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through %s",
+             ndxp_upstream_describe(g->upstream, desc, sizeof desc));
+    if (g->disclosure)
+        ndxp_log(g, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
+                 lth_disclosure_count(g->disclosure));
+    else
+        ndxp_log(g, 2,
+                 "no plugin.disclosure_file: every caller receives what the national platform "
+                 "returns, whatever its purpose; set one to return only the fields each "
+                 "purpose may have");
+    *state = g;
+    return 0;
+}
+
+const adp_plugin_t lth_adapter_plugin = {
+    .abi_version = ADP_PLUGIN_ABI_VERSION,
+    .name = "ndxp",
+    .description = "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the national "
+                   "data-sharing platform",
+    .init = ndxp_init,
+    .destroy = ndxp_destroy,
+};

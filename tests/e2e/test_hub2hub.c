@@ -29,6 +29,7 @@
 #define GW_A "VN/GOV/HN-LGSP/GW-BCA"     /* the gateway as a member of hub A */
 #define GW_B "VN/GOV/BCA/GW-HANOI"       /* the gateway as a member of hub B */
 #define PROVIDER "VN/GOV/BCA/CSDLQGDC"   /* a member of hub B */
+#define B_CALLER "VN/GOV/BCA/C06"        /* a member of hub B calling hub A (reverse route) */
 #define HUB_A_ID "VN/GOV/HN-LGSP/HUB"
 #define HUB_B_ID "VN/GOV/BCA/LGSP" /* as the gateway names hub B (plugin.b.hub_id) */
 #define LOOKUP_TYPE "application/x-protobuf; proto=lth.domain.v1.CitizenLookupRequest"
@@ -75,13 +76,16 @@ static void setup(void)
     hubfix_add_member(&ha, GW_A, true);
     hubfix_add_member(&hb, GW_B, true);
     hubfix_add_member(&hb, PROVIDER, true);
+    hubfix_add_member(&hb, B_CALLER, true);
     /* A: the client may call the gateway's services; the stranger may not.
      * B: the gateway may call the look-up, not restricted/v1. */
     write_policy(&ha, "allow " CLIENT " -> " GW_A "/citizen.lookup/v1 purpose \"birth "
                       "registration through the ministry hub\"\n"
-                      "allow " CLIENT " -> " GW_A "/restricted/v1\n");
+                      "allow " CLIENT " -> " GW_A "/restricted/v1\n"
+                      "allow " GW_A " -> " CLIENT "/report.query/v1\n");
     write_policy(&hb, "allow " GW_B " -> " PROVIDER "/citizen.lookup/v1 purpose \"look-ups "
-                      "for the province of Ha Noi\"\n");
+                      "for the province of Ha Noi\"\n"
+                      "allow " B_CALLER " -> " GW_B "/hanoi.report/v1\n");
     hubfix_start(&ha);
     hubfix_start(&hb);
 }
@@ -106,7 +110,8 @@ static void start_gateway(void)
              "plugin.b.hub_endpoint = %s\n"
              "plugin.b.hub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
              "plugin.b.member_key_file = %s\n"
-             "plugin.routes = lookup, restricted\n"
+             "plugin.routes = lookup, restricted, back\n"
+             "plugin.route.back = B hanoi.report/v1 -> A " CLIENT "/report.query/v1\n"
              "plugin.route.lookup = A citizen.lookup/v1 -> B " PROVIDER "/citizen.lookup/v1\n"
              "plugin.route.restricted = A restricted/v1 -> B " PROVIDER "/restricted/v1\n"
              "plugin.timeout_ms = 4000\n",
@@ -425,6 +430,52 @@ START_TEST(hub_b_down_mid_call_then_back)
 }
 END_TEST
 
+static int report_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
+                         void *user)
+{
+    (void)c;
+    (void)user;
+    /* The gateway, on behalf of the caller on hub B. */
+    ck_assert_str_eq(msg->sender, GW_A);
+    ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" B_CALLER "\"") &&
+                      strstr(msg->content_type, "lth-origin-hub=\"" HUB_B_ID "\""),
+                  "%s", msg->content_type);
+    reply->payload = malloc(6);
+    memcpy(reply->payload, "report", 6);
+    reply->payload_len = 6;
+    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
+    return 0;
+}
+
+/* The other way: a member of B calls a service of a member of A. */
+START_TEST(reverse_route_from_b_to_a)
+{
+    start_gateway();
+    adp_client_t *client = hubfix_connect(&ha, CLIENT);
+    adp_offer(client, "report.query/v1", report_handle, NULL);
+    adp_client_t *caller = hubfix_connect(&hb, B_CALLER);
+    char id[37];
+    ck_assert_int_eq(adp_request_start(caller, GW_B, "hanoi.report/v1", "application/json",
+                                       "{}", 2, ADP_ONLINE_ONLY, id),
+                     0);
+    adp_reply_t reply;
+    int rc = HUB_EAGAIN;
+    for (int i = 0; i < 500 && rc == HUB_EAGAIN; i++) {
+        adp_run(caller, 10);
+        adp_run(client, 10);
+        rc = adp_request_poll(caller, id, &reply);
+    }
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, adp_last_error(caller));
+    ck_assert_str_eq(reply.sender, GW_B);
+    ck_assert_str_eq(reply.content_type, "text/plain");
+    ck_assert_uint_eq(reply.payload_len, 6);
+    ck_assert_mem_eq(reply.payload, "report", 6);
+    adp_reply_free(&reply);
+    adp_close(&caller);
+    adp_close(&client);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hub2hub");
@@ -433,6 +484,7 @@ int main(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, call_through_the_gateway_is_checked_and_audited_on_both_hubs);
     tcase_add_test(tc, hub_b_down_mid_call_then_back);
+    tcase_add_test(tc, reverse_route_from_b_to_a);
     suite_add_tcase(s, tc);
     return tk_run_suite(s);
 }

@@ -124,12 +124,12 @@ static void start_gateway(void)
 
 /* Sends a request on A and waits for its reply, running `also` (a client
  * on hub B) meanwhile when given. Returns adp_request_poll's result. */
-static int call(adp_client_t *c, adp_client_t *also, const char *service, int flags,
-                char id[37], adp_reply_t *reply)
+static int call_as(adp_client_t *c, adp_client_t *also, const char *service,
+                   const char *content_type, int flags, char id[37], adp_reply_t *reply)
 {
     uint8_t payload[128];
     size_t len = lookup_payload(payload);
-    int rc = adp_request_start(c, GW_A, service, LOOKUP_TYPE, payload, len, flags, id);
+    int rc = adp_request_start(c, GW_A, service, content_type, payload, len, flags, id);
     ck_assert_msg(rc == 0, "request_start: %s", adp_last_error(c));
     for (int i = 0; i < 1000; i++) {
         adp_run(c, 10);
@@ -141,6 +141,12 @@ static int call(adp_client_t *c, adp_client_t *also, const char *service, int fl
     }
     adp_request_cancel(c, id);
     return HUB_ETIMEDOUT;
+}
+
+static int call(adp_client_t *c, adp_client_t *also, const char *service, int flags,
+                char id[37], adp_reply_t *reply)
+{
+    return call_as(c, also, service, LOOKUP_TYPE, flags, id, reply);
 }
 
 /* The problem document of a reply: asserts its type; caller decrefs. */
@@ -234,6 +240,17 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
     ck_assert_uint_eq(reply.payload_len, want_len);
     adp_reply_free(&reply);
 
+    /* A caller that writes an origin of its own does not get it passed
+     * on: the gateway states the real one (checked in B's log below). */
+    char forged_id[37];
+    ck_assert_int_eq(call_as(client, NULL, "citizen.lookup/v1",
+                             LOOKUP_TYPE "; lth-origin=\"VN/GOV/FAKE/SOMEONE\"; "
+                                         "lth-origin-hub=\"VN/GOV/FAKE/HUB\"; lth-origin-id=x",
+                             ADP_ONLINE_ONLY, forged_id, &reply),
+                     0);
+    ck_assert_str_eq(reply.content_type, LOOKUP_TYPE);
+    adp_reply_free(&reply);
+
     /* 2. Without A's agreement: hub A refuses, FORBIDDEN. */
     adp_client_t *stranger = hubfix_connect(&ha, STRANGER);
     char stranger_id[37];
@@ -307,9 +324,12 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
             ck_assert_str_eq(r->reason, ""); /* a reply states no origin */
         }
     }
-    ck_assert_int_eq(forwards, 2);
-    ck_assert_int_eq(replies, 2);
+    ck_assert_int_eq(forwards, 3);
+    ck_assert_int_eq(replies, 3);
     ck_assert(named_ok && named_online);
+    for (size_t i = 0; i < b.n; i++)
+        ck_assert_msg(!strstr(b.recs[i].reason, "FAKE"), "a forged origin passed: %s",
+                      b.recs[i].reason);
 
     /* B's refusal of restricted/v1 names the origin too. */
     find_service(&hb, "restricted/v1", &b);

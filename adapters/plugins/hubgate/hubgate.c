@@ -535,9 +535,16 @@ static void hubgate_destroy(void *state)
     hubgate_t *g = state;
     if (!g)
         return;
-    for (size_t i = 0; i < g->n_pending; i++)
-        adp_request_withdraw(g->side[1 - g->pending[i].route->from].client,
-                             g->pending[i].forward_id);
+    /* Callers still waiting hear why, if their hub can still be told. */
+    for (size_t i = 0; i < g->n_pending; i++) {
+        const hubgate_pending_t *p = &g->pending[i];
+        int far = 1 - p->route->from;
+        adp_request_withdraw(g->side[far].client, p->forward_id);
+        if (g->side[p->route->from].client && adp_connected(g->side[p->route->from].client))
+            hubgate_answer_problem(g, p, 503, "GATEWAY_STOPPING",
+                                   "the gateway is stopping; the forwarded request may or may "
+                                   "not have reached the provider and is not sent again");
+    }
     adp_close(&g->side[SIDE_B].client);
     free(g->pending);
     free(g);

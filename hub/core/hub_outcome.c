@@ -204,9 +204,10 @@ void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *me
 {
     if (self->audit && !r->audited) {
         char audit_reason[1200], origin[600];
-        int n = snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code),
-                         reason);
-        if (n > 0 && (size_t)n < sizeof audit_reason && hub__origin_of(r->env, origin, sizeof origin))
+        int n =
+            snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
+        if (n > 0 && (size_t)n < sizeof audit_reason &&
+            hub__origin_of(r->env, origin, sizeof origin))
             snprintf(audit_reason + n, sizeof audit_reason - (size_t)n, " (%s)", origin);
         hub__evidence_t ev;
         hub__evidence_of(self, r->env, NULL, r->purpose, &ev);

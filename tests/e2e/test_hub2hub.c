@@ -24,12 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLIENT "VN/GOV/HN-VP/TTHC"       /* a member of hub A */
+#define CLIENT "VN/GOV/HN-VP/TTHC"        /* a member of hub A */
 #define STRANGER "VN/GOV/HN-SYT/BENHVIEN" /* a member of hub A without the agreement */
-#define GW_A "VN/GOV/HN-LGSP/GW-BCA"     /* the gateway as a member of hub A */
-#define GW_B "VN/GOV/BCA/GW-HANOI"       /* the gateway as a member of hub B */
-#define PROVIDER "VN/GOV/BCA/CSDLQGDC"   /* a member of hub B */
-#define B_CALLER "VN/GOV/BCA/C06"        /* a member of hub B calling hub A (reverse route) */
+#define GW_A "VN/GOV/HN-LGSP/GW-BCA"      /* the gateway as a member of hub A */
+#define GW_B "VN/GOV/BCA/GW-HANOI"        /* the gateway as a member of hub B */
+#define PROVIDER "VN/GOV/BCA/CSDLQGDC"    /* a member of hub B */
+#define B_CALLER "VN/GOV/BCA/C06"         /* a member of hub B calling hub A (reverse route) */
 #define HUB_A_ID "VN/GOV/HN-LGSP/HUB"
 #define HUB_B_ID "VN/GOV/BCA/LGSP" /* as the gateway names hub B (plugin.b.hub_id) */
 #define LOOKUP_TYPE "application/x-protobuf; proto=lth.domain.v1.CitizenLookupRequest"
@@ -143,8 +143,8 @@ static int call_as(adp_client_t *c, adp_client_t *also, const char *service,
     return HUB_ETIMEDOUT;
 }
 
-static int call(adp_client_t *c, adp_client_t *also, const char *service, int flags,
-                char id[37], adp_reply_t *reply)
+static int call(adp_client_t *c, adp_client_t *also, const char *service, int flags, char id[37],
+                adp_reply_t *reply)
 {
     return call_as(c, also, service, LOOKUP_TYPE, flags, id, reply);
 }
@@ -254,8 +254,7 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
     /* 2. Without A's agreement: hub A refuses, FORBIDDEN. */
     adp_client_t *stranger = hubfix_connect(&ha, STRANGER);
     char stranger_id[37];
-    ck_assert_int_eq(call(stranger, NULL, "citizen.lookup/v1", 0, stranger_id, &reply),
-                     HUB_ENACK);
+    ck_assert_int_eq(call(stranger, NULL, "citizen.lookup/v1", 0, stranger_id, &reply), HUB_ENACK);
     ck_assert_int_eq(adp_last_nack_code(stranger), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
     adp_close(&stranger);
 
@@ -297,8 +296,10 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
             a_stranger = true;
         }
     }
-    ck_assert_msg(a_request && a_reply && a_stranger, "hub A's log: request %d reply %d "
-                  "refusal %d of %zu records", a_request, a_reply, a_stranger, a.n);
+    ck_assert_msg(a_request && a_reply && a_stranger,
+                  "hub A's log: request %d reply %d "
+                  "refusal %d of %zu records",
+                  a_request, a_reply, a_stranger, a.n);
 
     /* B: the two forwards (and their replies), each naming its origin;
      * nothing of the stranger's refused call. */
@@ -364,8 +365,7 @@ static int provider_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_
     (void)c;
     (void)user;
     provider_calls++;
-    ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" CLIENT "\""), "%s",
-                  msg->content_type);
+    ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" CLIENT "\""), "%s", msg->content_type);
     reply->payload = malloc(2);
     memcpy(reply->payload, "ok", 2);
     reply->payload_len = 2;
@@ -390,8 +390,8 @@ START_TEST(hub_b_down_mid_call_then_back)
      * then hub B dies: the caller hears at once, naming hub B. */
     uint8_t payload[128];
     size_t len = lookup_payload(payload);
-    ck_assert_int_eq(adp_request_start(client, GW_A, "citizen.lookup/v1", LOOKUP_TYPE, payload,
-                                       len, ADP_ONLINE_ONLY, id),
+    ck_assert_int_eq(adp_request_start(client, GW_A, "citizen.lookup/v1", LOOKUP_TYPE, payload, len,
+                                       ADP_ONLINE_ONLY, id),
                      0);
     bool second = false;
     for (int i = 0; i < 500 && !second; i++) {
@@ -413,8 +413,8 @@ START_TEST(hub_b_down_mid_call_then_back)
     ck_assert_str_eq(code, "HUB_UNREACHABLE");
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "status")), 503);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "hub")), HUB_B_ID);
-    ck_assert_msg(strstr(json_string_value(json_object_get(doc, "error")), "not sent again"),
-                  "%s", json_string_value(json_object_get(doc, "error")));
+    ck_assert_msg(strstr(json_string_value(json_object_get(doc, "error")), "not sent again"), "%s",
+                  json_string_value(json_object_get(doc, "error")));
     ck_assert_msg(waited_ms < 4000, "the caller heard only after %llu ms (the timeout)",
                   (unsigned long long)waited_ms);
     json_decref(doc);
@@ -450,8 +450,7 @@ START_TEST(hub_b_down_mid_call_then_back)
 }
 END_TEST
 
-static int report_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
-                         void *user)
+static int report_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user)
 {
     (void)c;
     (void)user;
@@ -475,8 +474,8 @@ START_TEST(reverse_route_from_b_to_a)
     adp_offer(client, "report.query/v1", report_handle, NULL);
     adp_client_t *caller = hubfix_connect(&hb, B_CALLER);
     char id[37];
-    ck_assert_int_eq(adp_request_start(caller, GW_B, "hanoi.report/v1", "application/json",
-                                       "{}", 2, ADP_ONLINE_ONLY, id),
+    ck_assert_int_eq(adp_request_start(caller, GW_B, "hanoi.report/v1", "application/json", "{}", 2,
+                                       ADP_ONLINE_ONLY, id),
                      0);
     adp_reply_t reply;
     int rc = HUB_EAGAIN;

@@ -71,11 +71,11 @@ typedef struct hubgate hubgate_t;
 
 /* One connection: A is hub-adapter's, B the plugin's own. */
 typedef struct {
-    char name;                           /* 'A' or 'B' */
-    char hub_id[HUB_MEMBER_ID_MAX + 1];  /* as origins and errors name the hub */
+    char name;                          /* 'A' or 'B' */
+    char hub_id[HUB_MEMBER_ID_MAX + 1]; /* as origins and errors name the hub */
     adp_client_t *client;
-    bool connected;                      /* as last seen */
-    bool refused;                        /* the hub refused our key (logged once) */
+    bool connected; /* as last seen */
+    bool refused;   /* the hub refused our key (logged once) */
 } hubgate_side_t;
 
 /* A service offered on side `from`, forwarded to `provider`'s `target` on the other. */
@@ -90,11 +90,11 @@ typedef struct {
 
 /* A forward waiting for its reply. */
 typedef struct {
-    char forward_id[HUB_UUID_LEN + 1];   /* the forward's message id on the far side */
+    char forward_id[HUB_UUID_LEN + 1]; /* the forward's message id on the far side */
     const hubgate_route_t *route;
     char requester[HUB_MEMBER_ID_MAX + 1];
     char request_id[HUB_UUID_LEN + 1];
-    bool online;                         /* the request was online-only */
+    bool online; /* the request was online-only */
     uint64_t deadline_us;
 } hubgate_pending_t;
 
@@ -149,9 +149,9 @@ static int hubgate_problem(const hubgate_t *g, int side, int status, const char 
                            const char *message, uint8_t **out, size_t *out_len)
 {
     const hubgate_side_t *s = &g->side[side];
-    json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:s}", "error", message, "status", status,
-                            "code", code, "hub", s->hub_id, "gateway",
-                            s->client ? adp_member_id(s->client) : "");
+    json_t *doc =
+        json_pack("{s:s, s:i, s:s, s:s, s:s}", "error", message, "status", status, "code", code,
+                  "hub", s->hub_id, "gateway", s->client ? adp_member_id(s->client) : "");
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text)
@@ -310,8 +310,7 @@ static void hubgate_collect(hubgate_t *g)
                      "hub %s refused the request forwarded to %s/%s by gateway %s: %s", fs->hub_id,
                      p->route->provider, p->route->target, adp_member_id(fs->client),
                      adp_last_error(fs->client));
-            hubgate_answer_problem(g, p, hubgate_nack_status(code), hub_nack_code_name(code),
-                                   msg);
+            hubgate_answer_problem(g, p, hubgate_nack_status(code), hub_nack_code_name(code), msg);
         } else if (rc == HUB_EAGAIN && !fs->connected) {
             adp_request_withdraw(fs->client, p->forward_id);
             snprintf(msg, sizeof msg,
@@ -392,8 +391,8 @@ static int hubgate_handle(adp_client_t *client, const adp_message_t *msg, adp_re
         snprintf(text, sizeof text, "the gateway could not forward the request to hub %s: %s",
                  fs->hub_id, adp_last_error(fs->client));
         g->failed++;
-        return hubgate_problem_reply(g, far, rc == HUB_EINVAL ? 413 : 502, "NOT_FORWARDED",
-                                     text, reply);
+        return hubgate_problem_reply(g, far, rc == HUB_EINVAL ? 413 : 502, "NOT_FORWARDED", text,
+                                     reply);
     }
     p->route = r;
     snprintf(p->requester, sizeof p->requester, "%s", msg->sender);
@@ -402,8 +401,8 @@ static int hubgate_handle(adp_client_t *client, const adp_message_t *msg, adp_re
     p->deadline_us = hubgate_now_us() + g->timeout_ms * 1000u;
     g->n_pending++;
     g->forwarded++;
-    hubgate_log(g, 0, "hubgate: forwarded %s from %s on hub %c to %s/%s on hub %c",
-                r->service, msg->sender, g->side[r->from].name, r->provider, r->target, fs->name);
+    hubgate_log(g, 0, "hubgate: forwarded %s from %s on hub %c to %s/%s on hub %c", r->service,
+                msg->sender, g->side[r->from].name, r->provider, r->target, fs->name);
     return -1; /* answered by hubgate_collect() */
 }
 
@@ -428,8 +427,8 @@ static void hubgate_watch(hubgate_t *g, int side, int run_rc)
         hubgate_log(g, 1, "hubgate: connected to hub %s (side %c) as %s", s->hub_id, s->name,
                     adp_member_id(s->client));
     } else {
-        hubgate_log(g, 2, "hubgate: connection to hub %s (side %c) lost; reconnecting",
-                    s->hub_id, s->name);
+        hubgate_log(g, 2, "hubgate: connection to hub %s (side %c) lost; reconnecting", s->hub_id,
+                    s->name);
         hubgate_collect(g);
     }
 }
@@ -536,8 +535,10 @@ static void hubgate_destroy(void *state)
     if (!g)
         return;
     /* Callers still waiting hear why, if their hub can still be told. */
-    for (size_t i = 0; i < g->n_pending; i++) {
+    for (size_t i = 0; g->pending && i < g->n_pending; i++) {
         const hubgate_pending_t *p = &g->pending[i];
+        if (!p->route)
+            continue;
         int far = 1 - p->route->from;
         adp_request_withdraw(g->side[far].client, p->forward_id);
         if (g->side[p->route->from].client && adp_connected(g->side[p->route->from].client))
@@ -580,8 +581,7 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
     const char *b_id = host->config(host, "b.hub_id");
     if (b_id) {
         if (!hub_member_id_valid(b_id)) {
-            rc = hubgate_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id",
-                              b_id);
+            rc = hubgate_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id", b_id);
             goto fail;
         }
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", b_id);
@@ -592,15 +592,14 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
             rc = hubgate_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
             goto fail;
         }
-        snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s",
-                 hub_key.member_id);
+        snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", hub_key.member_id);
         hub_keypair_wipe(&hub_key);
     }
     unsigned long long max_pending = 0;
     if ((rc = hubgate_uint(host, "timeout_ms", 10000, 100, 120000, &g->timeout_ms, err,
                            err_size)) != 0 ||
-        (rc = hubgate_uint(host, "max_in_flight", 256, 1, 65536, &max_pending, err,
-                           err_size)) != 0 ||
+        (rc = hubgate_uint(host, "max_in_flight", 256, 1, 65536, &max_pending, err, err_size)) !=
+            0 ||
         (rc = hubgate_uint(host, "poll_ms", 2, 1, 50, &g->poll_ms, err, err_size)) != 0)
         goto fail;
     g->max_pending = (size_t)max_pending;
@@ -637,8 +636,8 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         rc = r->from == SIDE_A ? host->offer(host, r->service, hubgate_handle, r)
                                : adp_offer(g->side[SIDE_B].client, r->service, hubgate_handle, r);
         if (rc != 0) {
-            rc = hubgate_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)",
-                              r->name, r->service, g->side[r->from].name, hub_strerror(rc));
+            rc = hubgate_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)", r->name,
+                              r->service, g->side[r->from].name, hub_strerror(rc));
             goto fail;
         }
     }

@@ -13,9 +13,12 @@
  * and its request; hub B killed mid-way gives the caller a clear error at
  * once, and the gateway reconnects when hub B returns.
  */
+#include "domain.pb-c.h"
 #include "hub_audit.h"
 #include "hub_error.h"
 #include "hubfix.h"
+#include "lth_citizen.h"
+#include "lth_lookup.h"
 #include "testkit.h"
 
 #include <check.h>
@@ -495,6 +498,51 @@ START_TEST(reverse_route_from_b_to_a)
 }
 END_TEST
 
+/* The real provider: the population adapter on hub B, with synthetic
+ * citizens, which reads the forwarded request (its content type carrying
+ * the origin) and answers the gateway as a permitted consumer. */
+START_TEST(population_lookup_through_the_gateway)
+{
+    char conf[1024];
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s/pop.db\nplugin.citizens = 300\nplugin.allowed_consumers = " GW_B "\n",
+             hb.dir);
+    hubfix_start_adapter(&hb, PROVIDER, "population", conf);
+    start_gateway();
+    adp_client_t *client = hubfix_connect(&ha, CLIENT);
+    lth_citizen_t person;
+    ck_assert_int_eq(lth_citizen_generate(1, 7, &person), 0);
+    char *keys[] = {person.personal_id};
+    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+    req.personal_ids = keys;
+    req.n_personal_ids = 1;
+    req.mode = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
+    req.purpose = "Đăng ký khai sinh: kiểm tra thông tin cha mẹ (test)";
+    req.dossier_code = DOSSIER;
+    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len);
+    ck_assert_ptr_nonnull(buf);
+    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
+    adp_reply_t reply;
+    int rc = adp_request(client, GW_A, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf,
+                         len, 0, 10000, &reply);
+    free(buf);
+    ck_assert_msg(rc == 0, "look-up through the gateway failed: %s", adp_last_error(client));
+    ck_assert_str_eq(reply.sender, GW_A);
+    ck_assert_msg(!strcmp(reply.content_type, LTH_LOOKUP_RESPONSE_TYPE), "%s: %.*s",
+                  reply.content_type, (int)reply.payload_len, (const char *)reply.payload);
+    Lth__Domain__V1__CitizenLookupResponse *resp =
+        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
+    adp_reply_free(&reply);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_uint_eq(resp->n_results, 1);
+    ck_assert_int_eq(resp->results[0]->status, LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND);
+    ck_assert_str_eq(resp->results[0]->citizen->full_name, person.full_name);
+    lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
+    adp_close(&client);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hub2hub");
@@ -504,6 +552,7 @@ int main(void)
     tcase_add_test(tc, call_through_the_gateway_is_checked_and_audited_on_both_hubs);
     tcase_add_test(tc, hub_b_down_mid_call_then_back);
     tcase_add_test(tc, reverse_route_from_b_to_a);
+    tcase_add_test(tc, population_lookup_through_the_gateway);
     suite_add_tcase(s, tc);
     return tk_run_suite(s);
 }

@@ -42,7 +42,8 @@
  * forwarded again.
  *
  * Threads: all on hub-adapter's thread. tick() alternates between the two
- * connections for up to HUBGATE_SLICE_MS at a time; set tick_ms = 10.
+ * connections for up to HUBGATE_SLICE_MS at a time; set tick_ms = 10 (a
+ * longer gap between ticks is logged once).
  * Logs: member ids, services, codes and counts; never payloads.
  */
 #include "adp_plugin.h"
@@ -61,7 +62,7 @@
 #include <time.h>
 
 #define HUBGATE_MAX_ROUTES 64
-#define HUBGATE_SLICE_MS 200
+#define HUBGATE_SLICE_MS 500
 #define HUBGATE_PROBLEM_TYPE "application/problem+json"
 #define HUBGATE_CT_MAX 255 /* the hub's limit for a content type */
 
@@ -107,6 +108,8 @@ struct hubgate {
     size_t n_pending, max_pending;
     unsigned long long timeout_ms, poll_ms;
     unsigned long long forwarded, answered, failed;
+    uint64_t last_tick_end_us; /* when tick() last returned */
+    bool slow_ticks_logged;
 };
 
 static uint64_t hubgate_now_us(void)
@@ -437,13 +440,24 @@ static int hubgate_tick(void *state, adp_client_t *client)
 {
     hubgate_t *g = state;
     g->side[SIDE_A].client = client;
-    uint64_t until = hubgate_now_us() + HUBGATE_SLICE_MS * 1000u;
+    uint64_t start = hubgate_now_us();
+    /* Between ticks hub-adapter runs side A alone (100 ms) and side B not
+     * at all: a long tick_ms leaves replies from B waiting. */
+    if (g->last_tick_end_us && start - g->last_tick_end_us > 300000u && !g->slow_ticks_logged) {
+        g->slow_ticks_logged = true;
+        hubgate_log(g, 2,
+                    "hubgate: %llu ms between ticks: replies from the other hub wait that long; "
+                    "set tick_ms = 10 in the adapter's config",
+                    (unsigned long long)((start - g->last_tick_end_us) / 1000u));
+    }
+    uint64_t until = start + HUBGATE_SLICE_MS * 1000u;
     do {
         hubgate_watch(g, SIDE_B, adp_run(g->side[SIDE_B].client, (int)g->poll_ms));
         hubgate_collect(g);
         hubgate_watch(g, SIDE_A, adp_run(client, (int)g->poll_ms));
         hubgate_collect(g);
     } while (hubgate_now_us() < until);
+    g->last_tick_end_us = hubgate_now_us();
     return 0;
 }
 

@@ -104,13 +104,17 @@ static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD
 }
 
 /* One parameter of the origin a gateway states in a forward's content type
- * (docs/HUB2HUB.md): the value after `name` up to the closing quote, or up
- * to ';' or the end when unquoted; printable ASCII only, at most size - 1
- * bytes. Empty when absent. */
+ * (docs/HUB2HUB.md): the value after the last "; NAME" up to the closing
+ * quote, or up to ';' or the end when unquoted; printable ASCII only, at
+ * most size - 1 bytes. Empty when absent. The last: the gateway appends its
+ * parameters, so that nothing a caller wrote before them (in a quoted
+ * value, say) is read as the origin. */
 static void hub__origin_param(const char *ct, const char *name, char *out, size_t size)
 {
     out[0] = '\0';
-    const char *p = strstr(ct, name);
+    const char *p = NULL;
+    for (const char *q = strstr(ct, name); q; q = strstr(q + 1, name))
+        p = q;
     if (!p)
         return;
     p += strlen(name);
@@ -137,9 +141,9 @@ static bool hub__origin_of(const hub_envelope_t *env, char *out, size_t size)
         !strstr(env->content_type, "lth-origin=\""))
         return false;
     char member[HUB_MEMBER_ID_MAX + 1], hub[HUB_MEMBER_ID_MAX + 1], id[HUB_UUID_LEN + 1];
-    hub__origin_param(env->content_type, "lth-origin=", member, sizeof member);
-    hub__origin_param(env->content_type, "lth-origin-hub=", hub, sizeof hub);
-    hub__origin_param(env->content_type, "lth-origin-id=", id, sizeof id);
+    hub__origin_param(env->content_type, "; lth-origin=", member, sizeof member);
+    hub__origin_param(env->content_type, "; lth-origin-hub=", hub, sizeof hub);
+    hub__origin_param(env->content_type, "; lth-origin-id=", id, sizeof id);
     snprintf(out, size, "origin stated by the sender: %s at hub %s, request %s",
              member[0] ? member : "?", hub[0] ? hub : "?", id[0] ? id : "?");
     return true;

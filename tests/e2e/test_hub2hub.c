@@ -276,6 +276,17 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
                      0);
     ck_assert_str_eq(reply.content_type, LOOKUP_TYPE);
     adp_reply_free(&reply);
+    /* Nor one hidden behind a quoted string left open: refused. */
+    ck_assert_int_eq(call_as(client, NULL, "citizen.lookup/v1",
+                             LOOKUP_TYPE "; x=\"a; lth-origin=\"VN/GOV/FAKE/SOMEONE\"; "
+                                         "lth-origin-hub=\"VN/GOV/FAKE/HUB\"",
+                             ADP_ONLINE_ONLY, id, &reply),
+                     0);
+    json_t *bad = problem_of(&reply);
+    ck_assert_int_eq(json_integer_value(json_object_get(bad, "status")), 400);
+    ck_assert_str_eq(json_string_value(json_object_get(bad, "code")), "BAD_CONTENT_TYPE");
+    json_decref(bad);
+    adp_reply_free(&reply);
 
     /* 2. Without A's agreement: hub A refuses, FORBIDDEN. */
     adp_client_t *stranger = hubfix_connect(&ha, STRANGER);

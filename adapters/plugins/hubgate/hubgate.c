@@ -155,6 +155,11 @@ static int hubgate_problem(const hubgate_t *g, int side, int status, const char 
     json_t *doc =
         json_pack("{s:s, s:i, s:s, s:s, s:s}", "error", message, "status", status, "code", code,
                   "hub", s->hub_id, "gateway", s->client ? adp_member_id(s->client) : "");
+    if (!doc) /* message not UTF-8 (a reason cut mid-character): say less */
+        doc = json_pack("{s:s, s:i, s:s, s:s, s:s}", "error",
+                        "the request could not be completed on the other hub (see code)", "status",
+                        status, "code", code, "hub", s->hub_id, "gateway",
+                        s->client ? adp_member_id(s->client) : "");
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text)
@@ -198,12 +203,13 @@ static int hubgate_nack_status(int code)
 /* The origin in the content type                                            */
 
 /* Copies content_type to out without its lth-origin* parameters (quoted
- * values respected). Returns the length written. */
-static size_t hubgate_strip_origin(const char *ct, char *out, size_t size)
+ * values respected). false when a quoted string is left open: such a type
+ * could hide parameters from one reader and show them to another. */
+static bool hubgate_strip_origin(const char *ct, char *out, size_t size)
 {
     size_t n = 0;
     const char *p = ct;
-    bool first = true;
+    bool first = true, well_formed = true;
     while (*p) {
         /* One segment up to an unquoted ';'. */
         const char *start = p;
@@ -216,6 +222,8 @@ static size_t hubgate_strip_origin(const char *ct, char *out, size_t size)
             p++;
         }
         const char *end = p;
+        if (quoted)
+            well_formed = false;
         if (*p == ';')
             p++;
         const char *name = start;
@@ -236,16 +244,19 @@ static size_t hubgate_strip_origin(const char *ct, char *out, size_t size)
     }
     if (size)
         out[n < size ? n : size - 1] = '\0';
-    return n;
+    return well_formed;
 }
 
-/* The forward's content type: the caller's, stripped, with the origin.
- * HUB_EFULL when it does not fit the hub's 255 bytes. */
+/* The forward's content type: the caller's, stripped, with the origin at
+ * the end (hubd reads the last occurrence of each parameter). HUB_EPARSE
+ * for a type with an open quoted string; HUB_EFULL when it does not fit
+ * the hub's 255 bytes. */
 static int hubgate_origin_type(const char *ct, const char *sender, const char *hub_id,
                                const char *request_id, char out[HUBGATE_CT_MAX + 1])
 {
     char base[HUBGATE_CT_MAX + 1];
-    hubgate_strip_origin(ct && *ct ? ct : "application/octet-stream", base, sizeof base);
+    if (!hubgate_strip_origin(ct && *ct ? ct : "application/octet-stream", base, sizeof base))
+        return HUB_EPARSE;
     int n = snprintf(out, HUBGATE_CT_MAX + 1,
                      "%s; lth-origin=\"%s\"; lth-origin-hub=\"%s\"; lth-origin-id=%s", base, sender,
                      hub_id, request_id);
@@ -378,8 +389,14 @@ static int hubgate_handle(adp_client_t *client, const adp_message_t *msg, adp_re
         return hubgate_problem_reply(g, far, 503, "BUSY", text, reply);
     }
     char ct[HUBGATE_CT_MAX + 1];
-    if (hubgate_origin_type(msg->content_type, msg->sender, g->side[r->from].hub_id,
-                            msg->message_id, ct) != 0) {
+    int ct_rc = hubgate_origin_type(msg->content_type, msg->sender, g->side[r->from].hub_id,
+                                    msg->message_id, ct);
+    if (ct_rc == HUB_EPARSE)
+        return hubgate_problem_reply(g, far, 400, "BAD_CONTENT_TYPE",
+                                     "the content type has a quoted string that is not closed; "
+                                     "send a well-formed media type",
+                                     reply);
+    if (ct_rc != 0) {
         snprintf(text, sizeof text,
                  "the content type with the origin parameters exceeds %d bytes; send a "
                  "shorter content type",

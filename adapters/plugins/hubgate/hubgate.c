@@ -577,6 +577,9 @@ static void hubgate_destroy(void *state)
                                    "the gateway is stopping; the forwarded request may or may "
                                    "not have reached the provider and is not sent again");
     }
+    if (g->side[SIDE_B].client)
+        hubgate_log(g, 1, "hubgate: stopping: %llu forwarded, %llu answered, %llu failed",
+                    g->forwarded, g->answered, g->failed);
     adp_close(&g->side[SIDE_B].client);
     free(g->pending);
     free(g);

@@ -220,6 +220,19 @@ static void assert_verify_passes(hubfix_t *f)
     free(out);
 }
 
+/* `hubctl audit show DIR WHAT VALUE` on a stopped hub's log: its output
+ * (exit 0 asserted); the caller frees it. */
+static char *audit_show(hubfix_t *f, const char *what, const char *value)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/data/audit", f->dir);
+    char *out = NULL;
+    char *argv[] = {
+        (char *)tk_bin("hubctl"), "audit", "show", dir, (char *)what, (char *)value, NULL};
+    ck_assert_msg(tk_run(argv, &out, 30000) == 0, "hubctl audit show said: %s", out ? out : "");
+    return out;
+}
+
 START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
 {
     hubfix_start_adapter(&hb, PROVIDER, "echo",
@@ -368,6 +381,20 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
     for (size_t i = 0; i < b.n; i++)
         ck_assert_msg(!strstr(b.recs[i].reason, "FAKE"), "a forged origin passed: %s",
                       b.recs[i].reason);
+
+    /* The operator's view, `hubctl audit show`: on A the trail of the
+     * original request, on B the forward naming it. */
+    char *shown = audit_show(&ha, "--message", ok_id);
+    ck_assert_msg(strstr(shown, CLIENT " -> " GW_A " citizen.lookup/v1"), "%s", shown);
+    free(shown);
+    shown = audit_show(&hb, "--service", "citizen.lookup/v1");
+    char want_origin[256];
+    snprintf(want_origin, sizeof want_origin,
+             "(origin stated by the sender: " CLIENT " at hub " HUB_A_ID ", request %s)", ok_id);
+    ck_assert_msg(strstr(shown, GW_B " -> " PROVIDER " citizen.lookup/v1") &&
+                      strstr(shown, want_origin),
+                  "%s", shown);
+    free(shown);
 
     /* B's refusal of restricted/v1 names the origin too. */
     find_service(&hb, "restricted/v1", &b);

@@ -1,6 +1,7 @@
 /* End to end: two hubs and a gateway member of both (issue 20, item 5;
  * docs/HUB2HUB.md). Hub A (a province's) and hub B (a ministry's) are two
- * hubd processes with their own keys, data and ports; the hubgate plugin
+ * hubd processes with their own keys, data and ports (A admits members by
+ * its key directory, B by certificates from its own CA); the hubgate plugin
  * runs under hub-adapter as a member of A with one key and of B with
  * another. A client on A calls citizen.lookup/v1 of the gateway; the
  * gateway forwards it to the provider on B.
@@ -70,17 +71,38 @@ static void write_policy(hubfix_t *f, const char *text)
     tk_write_file(path, text);
 }
 
+/* Hub B admits members by certificate from its own CA (hub A by its key
+ * directory): the gateway gets one there like any member of B. */
+static void issue_on_b(const char *member)
+{
+    char pub[PATH_MAX], ca[PATH_MAX];
+    hubfix_add_member(&hb, member, false);
+    hubfix_public_path(&hb, member, pub);
+    snprintf(ca, sizeof ca, "%s/ca", hb.dir);
+    char *out = NULL;
+    char *argv[] = {
+        (char *)tk_bin("hubctl"), "cert", "issue", (char *)member, "--ca", ca, "--pub", pub, NULL};
+    ck_assert_msg(tk_run(argv, &out, 20000) == 0, "cert issue %s: %s", member, out ? out : "");
+    free(out);
+}
+
 /* Two hubs, their members, their agreements, and the gateway. */
 static void setup(void)
 {
     hubfix_init(&ha, "policy_file = policy.conf\n");
-    hubfix_init(&hb, "policy_file = policy.conf\n");
+    hubfix_init(&hb, "policy_file = policy.conf\nca_cert = ca/ca/ca.crt\n"
+                     "crl_file = ca/ca/crl.pem\ncert_dir = ca/certs\n");
+    char ca[PATH_MAX], *out = NULL;
+    snprintf(ca, sizeof ca, "%s/ca", hb.dir);
+    char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca, NULL};
+    ck_assert_msg(tk_run(init, &out, 20000) == 0, "ca init: %s", out ? out : "");
+    free(out);
     hubfix_add_member(&ha, CLIENT, true);
     hubfix_add_member(&ha, STRANGER, true);
     hubfix_add_member(&ha, GW_A, true);
-    hubfix_add_member(&hb, GW_B, true);
-    hubfix_add_member(&hb, PROVIDER, true);
-    hubfix_add_member(&hb, B_CALLER, true);
+    issue_on_b(GW_B);
+    issue_on_b(PROVIDER);
+    issue_on_b(B_CALLER);
     /* A: the client may call the gateway's services; the stranger may not.
      * B: the gateway may call the look-up, not restricted/v1. */
     write_policy(&ha, "allow " CLIENT " -> " GW_A "/citizen.lookup/v1 purpose \"birth "

@@ -81,6 +81,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/adapters/README.md
         ${CMAKE_SOURCE_DIR}/deploy/disclosure-demo.conf
         ${CMAKE_SOURCE_DIR}/deploy/adapters/ndxp.conf
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lienthong-adapter COMPONENT adapter)
+# The hub-to-hub gateway (hubgate): its example and its guide.
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/hubgate.conf.example ${CMAKE_SOURCE_DIR}/docs/HUB2HUB.md
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lienthong-adapter COMPONENT adapter)
 # The working calendar the dossier adapters read (plugin.calendar).
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/calendar-vn.tsv
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lienthong COMPONENT adapter)

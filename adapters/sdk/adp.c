@@ -1523,6 +1523,43 @@ void adp_request_cancel(adp_client_t *c, const char *id)
     }
 }
 
+void adp_request_withdraw(adp_client_t *c, const char *id)
+{
+    if (!c || !id)
+        return;
+    adp__outmsg_t *m = hub_map_get(c->outbox, id);
+    if (m && m->state == ADP__PENDING) {
+        if (m->sent_mono_us && c->in_window > 0)
+            c->in_window--;
+        if (c->n_pending > 0)
+            c->n_pending--;
+        /* Not pending any more before the journal may be compacted (which
+         * rewrites the pending messages), as for an answer. */
+        m->state = ADP__NACKED;
+        adp__outbox_done(c, m->id);
+        hub_map_remove(c->outbox, id);
+        free(m->bytes);
+        free(m);
+    }
+    adp_request_cancel(c, id);
+}
+
+int adp_post_reply(adp_client_t *c, const char *requester, const char *service,
+                   const char *request_id, const char *content_type, const void *payload,
+                   size_t payload_len, int flags)
+{
+    if (!c || !request_id || !hub_uuid_valid(request_id)) {
+        if (c)
+            adp__error(c, "a reply needs the request's message id (a UUID)");
+        return HUB_EINVAL;
+    }
+    int rc = adp__post(c, requester, service, content_type, payload, payload_len, ADP_REPLY,
+                       request_id, flags, false, NULL);
+    if (rc == 0)
+        adp__flush_outbox(c);
+    return rc;
+}
+
 int adp_post_event(adp_client_t *c, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    char message_id_out[37])

@@ -166,6 +166,21 @@ int adp_request_start(adp_client_t *client, const char *receiver, const char *se
                       int flags, char id_out[37]);
 int adp_request_poll(adp_client_t *client, const char *id, adp_reply_t *reply);
 void adp_request_cancel(adp_client_t *client, const char *id);
+/* adp_request_cancel(), and if the hub has not answered the request yet it
+ * is not sent again either, after a reconnect or otherwise: for a caller
+ * that wants a request to reach its receiver at most once (a gateway, whose
+ * own caller has been told it failed). Whether it reached the hub is then
+ * unknown; its outcome is not reported. */
+void adp_request_withdraw(adp_client_t *client, const char *id);
+/* Answers a request after its handler returned without a reply (a negative
+ * value): requester, service and request_id are the request's sender,
+ * service and message_id (copy them in the handler; the message is gone
+ * after it). flags: ADP_ONLINE_ONLY when the request was online-only
+ * (its hub_seq was 0), as a handler's own reply would be. The hub passes
+ * the reply only while it still tracks the request (within its TTL). */
+int adp_post_reply(adp_client_t *client, const char *requester, const char *service,
+                   const char *request_id, const char *content_type, const void *payload,
+                   size_t payload_len, int flags);
 /* Sends a one-way event and waits until the hub has ACKed it (it is then
  * durable in the hub's store). The hub's sequence number is stored in
  * *hub_seq when not NULL. */

@@ -103,6 +103,52 @@ static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD
     out[found ? found_len : 0] = '\0';
 }
 
+/* One parameter of the origin a gateway states in a forward's content type
+ * (docs/HUB2HUB.md): the value after the last "; NAME" up to the closing
+ * quote, or up to ';' or the end when unquoted; printable ASCII only, at
+ * most size - 1 bytes. Empty when absent. The last: the gateway appends its
+ * parameters, so that nothing a caller wrote before them (in a quoted
+ * value, say) is read as the origin. */
+static void hub__origin_param(const char *ct, const char *name, char *out, size_t size)
+{
+    out[0] = '\0';
+    const char *p = NULL;
+    for (const char *q = strstr(ct, name); q; q = strstr(q + 1, name))
+        p = q;
+    if (!p)
+        return;
+    p += strlen(name);
+    bool quoted = *p == '"';
+    p += quoted;
+    size_t n = 0;
+    while (*p && n + 1 < size && (quoted ? *p != '"' : (*p != ';' && *p != ' '))) {
+        out[n++] = *p >= 0x20 && *p < 0x7f && *p != '\\' ? *p : '?';
+        p++;
+    }
+    out[n] = '\0';
+}
+
+/* The origin a gateway member (adapters/plugins/hubgate) states for a
+ * request it forwards from another hub, as a sentence for the record's
+ * reason: the content type's lth-origin, lth-origin-hub and lth-origin-id
+ * parameters, which the gateway signed with the envelope. The hub does not
+ * check them: the record says whose claim it is. Requests only (a reply
+ * that echoes its request's content type states nothing). false when there
+ * is none (the usual case: one strstr over the content type). */
+static bool hub__origin_of(const hub_envelope_t *env, char *out, size_t size)
+{
+    if (!env || env->kind != LTH__V1__KIND__KIND_REQUEST || !env->content_type ||
+        !strstr(env->content_type, "lth-origin=\""))
+        return false;
+    char member[HUB_MEMBER_ID_MAX + 1], hub[HUB_MEMBER_ID_MAX + 1], id[HUB_UUID_LEN + 1];
+    hub__origin_param(env->content_type, "; lth-origin=", member, sizeof member);
+    hub__origin_param(env->content_type, "; lth-origin-hub=", hub, sizeof hub);
+    hub__origin_param(env->content_type, "; lth-origin-id=", id, sizeof id);
+    snprintf(out, size, "origin stated by the sender: %s at hub %s, request %s",
+             member[0] ? member : "?", hub[0] ? hub : "?", id[0] ? id : "?");
+    return true;
+}
+
 /* Fills what the audit record says of env: its digest (given, when the
  * signature check computed it, else computed here; the log keeps only a
  * keyed MAC of it), the dossier code and the purpose. Not the sender's
@@ -161,8 +207,12 @@ void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *me
                           int code, const char *reason)
 {
     if (self->audit && !r->audited) {
-        char audit_reason[600];
-        snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
+        char audit_reason[1200], origin[600];
+        int n =
+            snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
+        if (n > 0 && (size_t)n < sizeof audit_reason &&
+            hub__origin_of(r->env, origin, sizeof origin))
+            snprintf(audit_reason + n, sizeof audit_reason - (size_t)n, " (%s)", origin);
         hub__evidence_t ev;
         hub__evidence_of(self, r->env, NULL, r->purpose, &ev);
         ev.outcome = hub_nack_code_name(code);
@@ -213,8 +263,10 @@ void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const 
         else
             memset(&e, 0, sizeof e);
         e.outcome = outcome;
+        char origin[600];
+        bool has_origin = hub__origin_of(env, origin, sizeof origin);
         hub__audit_q_ev(self, HUB_AUDIT_ACCEPTED, env->message_id, 0, env->sender, receiver,
-                        env->service, NULL, &e);
+                        env->service, has_origin ? origin : NULL, &e);
     }
     if (!delivered || !self->flows)
         return;
@@ -349,7 +401,7 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
     for (size_t i = 0; i < job->n_items; i++) {
         hub__pending_t *p = &job->items[i];
         const hub_envelope_t *env = envs ? envs[i] : NULL;
-        char reason[320];
+        char reason[640];
         hub_audit_event_t event = HUB_AUDIT_NACKED;
         const char *outcome = NULL;
         if (p->verdict != 0) {
@@ -377,8 +429,13 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
             event = HUB_AUDIT_ACCEPTED;
             outcome = hub__queued_outcome(p, env);
         }
-        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from)
+        bool has_reason = event != HUB_AUDIT_ACCEPTED;
+        if (event == HUB_AUDIT_ACCEPTED && p->delegated_from) {
             snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
+            has_reason = true;
+        } else if (event == HUB_AUDIT_ACCEPTED) {
+            has_reason = hub__origin_of(env, reason, sizeof reason);
+        }
         hub__evidence_t ev;
         memset(&ev, 0, sizeof ev);
         ev.purpose = p->purpose;
@@ -398,8 +455,7 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
         }
         int r = hub__put(audit, event, 0, p->msg.message_id,
                          event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
-                         p->msg.receiver, p->msg.service,
-                         event == HUB_AUDIT_ACCEPTED && !p->delegated_from ? NULL : reason, &ev);
+                         p->msg.receiver, p->msg.service, has_reason ? reason : NULL, &ev);
         if (r != 0)
             arc = r;
     }

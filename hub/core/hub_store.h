@@ -271,6 +271,32 @@ int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t 
 int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
                      size_t err_size);
 
+/* PostgreSQL (hub_store_pg*.c). `dsn` is a libpq connection string (may
+ * name several hosts; add target_session_attrs=read-write so that only the
+ * primary is used). open checks the schema (hub_store_pg_init() creates
+ * it): a database without it, or with an older one, is refused unless
+ * `migrate` is true, which applies the missing migrations; a newer schema
+ * is always refused. Errors name what is wrong and what to do: HUB_EIO when
+ * the server cannot be reached or is read-only, HUB_EPERM for
+ * authentication or privileges, HUB_ESTORE for the schema. What differs
+ * from LMDB: max_bytes (0 = 1 GiB) caps the envelope bytes of the messages
+ * held plus HUB_STORE_PG_ROW_BYTES a message, not the database's files;
+ * hub_store_inspect()/backup() take a directory (LMDB only): use
+ * hub_store_pg_inspect() and PostgreSQL's own tools (pg_dump,
+ * pg_basebackup). A lost connection fails the call (nothing of it is
+ * stored, nothing is ACKed) and is opened again, with backoff, by a later
+ * call. */
+#define HUB_STORE_PG_ROW_BYTES 256u
+#define HUB_STORE_PG_SCHEMA 1u /* the schema version this build writes */
+int hub_store_open_pg(const char *dsn, bool migrate, const hub_store_limits_t *limits,
+                      hub_store_t **out, char *err, size_t err_size);
+/* Creates the schema in an empty database, or applies the migrations an
+ * older one lacks (one transaction); *from (may be NULL) is the version
+ * found (0 = none). Refuses a newer schema. */
+int hub_store_pg_init(const char *dsn, uint32_t *from, char *err, size_t err_size);
+/* hub_store_inspect() for a PostgreSQL store (format = schema version). */
+int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size_t err_size);
+
 /* ---- batches (group commit) -------------------------------------------------
  * hub_store_batch_begin() opens one write transaction on the calling
  * thread; until hub_store_batch_commit() or _abort(), every write function

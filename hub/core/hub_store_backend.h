@@ -58,6 +58,10 @@ static inline const hub__store_ops_t *hub__store_ops_of(const hub_store_t *self)
     return ((const hub__store_base_t *)(const void *)self)->ops;
 }
 
+/* Memory from a store arena (hub_store_queue.c); never NULL for n = 0
+ * unless out of memory. */
+void *hub__store_arena_alloc(hub_store_arena_t *a, size_t n);
+
 /* ---- LMDB (hub_store_env.c, ...) ---- */
 extern const hub__store_ops_t hub__lmdb_ops;
 int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out, char *err,

@@ -69,7 +69,7 @@ void hub_store_arena_destroy(hub_store_arena_t **self_p)
     *self_p = NULL;
 }
 
-static void *arena_alloc(hub_store_arena_t *a, size_t n)
+void *hub__store_arena_alloc(hub_store_arena_t *a, size_t n)
 {
     if (n == 0)
         n = 1; /* never hand out NULL for an empty envelope */
@@ -380,7 +380,7 @@ int hub__queue_fill_msg(const hub__rec_view_t *v, uint64_t seq, uint32_t attempt
     out->attempts = attempts;
     out->envelope_len = v->envelope_len;
     if (arena) {
-        uint8_t *p = arena_alloc(arena, v->envelope_len);
+        uint8_t *p = hub__store_arena_alloc(arena, v->envelope_len);
         if (!p)
             return HUB_ENOMEM;
         if (v->envelope_len)

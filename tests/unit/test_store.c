@@ -5,6 +5,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <libpq-fe.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -20,10 +21,27 @@
 #define MINUTE_US (60ull * 1000000ull)
 
 static char dir[PATH_MAX];
+/* The PostgreSQL run (tests/support/with_postgres.sh sets HUB_TEST_PG_DSN):
+ * the same tests on the PostgreSQL backend, each on an empty database. */
+static const char *pg_dsn;
+
+static void pg_sql(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_dsn);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
 
 static void setup(void)
 {
     tk_tmpdir(dir);
+    if (pg_dsn)
+        pg_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
 }
 
 static void teardown(void)
@@ -38,7 +56,9 @@ static hub_store_t *open_store(const hub_store_limits_t *limits)
 {
     hub_store_t *store = NULL;
     char err[512] = "";
-    int rc = hub_store_open(dir, limits ? limits : &default_limits, &store, err, sizeof err);
+    const hub_store_limits_t *l = limits ? limits : &default_limits;
+    int rc = pg_dsn ? hub_store_open_pg(pg_dsn, true, l, &store, err, sizeof err)
+                    : hub_store_open(dir, l, &store, err, sizeof err);
     ck_assert_msg(rc == 0, "hub_store_open: %d %s", rc, err);
     ck_assert_ptr_nonnull(store);
     return store;
@@ -831,8 +851,10 @@ START_TEST(reopen_keeps_everything)
     struct stat st;
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    if (!pg_dsn) { /* LMDB: the file is the owner's only */
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+    }
 
     store = open_store(NULL);
     hub_store_arena_t *arena;
@@ -2355,6 +2377,130 @@ START_TEST(batch_misuse_and_close_with_open_batch)
 }
 END_TEST
 
+/* ---- PostgreSQL only ------------------------------------------------------ */
+
+START_TEST(pg_schema_is_checked_at_open)
+{
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    /* An empty database: refused until the schema is created. */
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, false, &default_limits, &store, err, sizeof err),
+                     HUB_ESTORE);
+    ck_assert_ptr_null(store);
+    ck_assert_msg(strstr(err, "hubctl store init"), "%s", err);
+    uint32_t from = 99;
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, &from, err, sizeof err), 0);
+    ck_assert_uint_eq(from, 0);
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, &from, err, sizeof err), 0);
+    ck_assert_uint_eq(from, HUB_STORE_PG_SCHEMA);
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, false, &default_limits, &store, err, sizeof err), 0);
+    ck_assert_str_eq(hub_store_backend_name(store), "postgresql");
+    ck_assert_int_eq(append1(store, "A", "B", "m1", NULL), HUB_STORE_OK);
+    hub_store_close(&store);
+    hub_store_info_t info;
+    ck_assert_int_eq(hub_store_pg_inspect(pg_dsn, &info, err, sizeof err), 0);
+    ck_assert_uint_eq(info.messages, 1);
+    ck_assert_uint_eq(info.format, HUB_STORE_PG_SCHEMA);
+    ck_assert_uint_eq(strlen(info.store_id), 32);
+    /* A newer schema is refused, also when told to migrate. */
+    pg_sql("INSERT INTO hub_schema_version (version) VALUES (99)");
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, true, &default_limits, &store, err, sizeof err),
+                     HUB_ESTORE);
+    ck_assert_msg(strstr(err, "newer"), "%s", err);
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, NULL, err, sizeof err), HUB_ESTORE);
+}
+END_TEST
+
+START_TEST(pg_bad_dsn_says_what_is_wrong)
+{
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    ck_assert_int_eq(hub_store_open_pg("host=127.0.0.1 port=1 connect_timeout=2", true,
+                                       &default_limits, &store, err, sizeof err),
+                     HUB_EIO);
+    ck_assert_msg(strstr(err, "cannot reach PostgreSQL"), "%s", err);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s user=nosuchrole", pg_dsn);
+    ck_assert_int_eq(hub_store_open_pg(dsn, true, &default_limits, &store, err, sizeof err),
+                     HUB_EPERM);
+    ck_assert_msg(strstr(err, "refused the login"), "%s", err);
+    ck_assert_int_eq(hub_store_open_pg("this is not a dsn", true, &default_limits, &store, err,
+                                       sizeof err),
+                     HUB_EINVAL);
+    ck_assert_int_eq(hub_store_open_pg("", true, &default_limits, &store, err, sizeof err),
+                     HUB_EINVAL);
+    ck_assert_ptr_null(store);
+}
+END_TEST
+
+START_TEST(pg_lost_connection_fails_the_commit_then_reconnects)
+{
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "A", "B", "before", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    hub_store_msg_t m;
+    make_msg(&m, "A", "B", "lost", "x");
+    hub_store_outcome_t oc;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &oc), 0);
+    /* The server drops every other connection: the batch's commit fails
+     * and stores nothing. */
+    pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+           "pg_backend_pid() AND datname = current_database()");
+    ck_assert_int_eq(hub_store_batch_commit(store), HUB_EIO);
+    /* The next calls connect again (after a short backoff). */
+    int rc = HUB_EIO;
+    hub_store_outcome_t oc2 = HUB_STORE_FULL;
+    for (int i = 0; i < 50 && rc != 0; i++) {
+        hub_store_msg_t m2;
+        make_msg(&m2, "A", "B", "after", "y");
+        rc = hub_store_append(store, &m2, 1, &oc2);
+        if (rc != 0)
+            usleep(100000);
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(oc2, HUB_STORE_OK);
+    hub_store_state_t st;
+    ck_assert_int_eq(hub_store_lookup(store, "A", "lost", NULL, &st), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "A", "after", NULL, &st), 0);
+    hub_store_close(&store);
+}
+END_TEST
+
+static Suite *pg_suite(void)
+{
+    Suite *s = suite_create("store-postgresql");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, append_and_read_in_order);
+    tcase_add_test(tc, seq_monotonic_across_reopen);
+    tcase_add_test(tc, dedup_window);
+    tcase_add_test(tc, dedup_within_batch);
+    tcase_add_test(tc, ack_removes_and_is_idempotent);
+    tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
+    tcase_add_test(tc, settled_message_keeps_only_its_id);
+    tcase_add_test(tc, queue_full_per_receiver);
+    tcase_add_test(tc, dead_letter_queue);
+    tcase_add_test(tc, purge_older_spans_transactions);
+    tcase_add_test(tc, expired_scan);
+    tcase_add_test(tc, lookup_states_and_prune);
+    tcase_add_test(tc, queue_statistics);
+    tcase_add_test(tc, reopen_keeps_everything);
+    tcase_add_test(tc, held_counts_follow_every_path);
+    tcase_add_test(tc, quotas_in_messages_and_bytes);
+    tcase_add_test(tc, reused_id_with_other_digest_is_refused);
+    tcase_add_test(tc, reads_run_beside_writes);
+    tcase_add_test(tc, batch_abort_stores_nothing);
+    tcase_add_test(tc, batch_reads_see_it_on_its_thread_only);
+    tcase_add_test(tc, batch_failed_call_drops_only_its_own);
+    tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
+    tcase_add_test(tc, pg_schema_is_checked_at_open);
+    tcase_add_test(tc, pg_bad_dsn_says_what_is_wrong);
+    tcase_add_test(tc, pg_lost_connection_fails_the_commit_then_reconnects);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -2402,7 +2548,10 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
+    pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && !*pg_dsn)
+        pg_dsn = NULL;
+    SRunner *sr = srunner_create(pg_dsn ? pg_suite() : store_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

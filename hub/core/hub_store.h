@@ -1,5 +1,6 @@
 /* hub_store — the hub's durable message store: THE CONTRACT every backend
- * implements (today LMDB, hub_store_*.c; PostgreSQL is planned), so that
+ * implements (LMDB, hub_store_*.c; PostgreSQL, hub_store_pg*.c; the
+ * dispatch between them is hub_store.c and hub_store_backend.h), so that
  * the hub above it (hub_commit.c, hub_delivery.c, hub_ops.c, ...) never
  * knows which one runs. What is specific to the LMDB backend is marked
  * "LMDB:" below and gathered at the end of this comment.

@@ -512,6 +512,31 @@ START_TEST(corrupt_store_is_refused_at_start)
 }
 END_TEST
 
+/* store = postgresql with a DSN that leads nowhere: hubd does not start,
+ * and says which setting is wrong and what to check. */
+START_TEST(bad_store_dsn_is_refused_at_start)
+{
+    hubfix_stop(&fix);
+    char conf[PATH_MAX + 16], *text;
+    snprintf(conf, sizeof conf, "%s", fix.conf_path);
+    text = tk_read_file(conf);
+    ck_assert_ptr_nonnull(text);
+    char *line = strstr(text, "store_dsn = ");
+    ck_assert_ptr_nonnull(line);
+    *line = '\0';
+    char bad[8192];
+    snprintf(bad, sizeof bad, "%sstore_dsn = host=127.0.0.1 port=1 dbname=hub "
+                              "connect_timeout=2\n", text);
+    tk_write_file(conf, bad);
+    free(text);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubd"), "--config", fix.conf_path, NULL};
+    ck_assert_int_eq(tk_run(argv, &out, 20000), 1);
+    ck_assert_msg(strstr(out, "store_dsn") && strstr(out, "cannot reach PostgreSQL"), "%s", out);
+    free(out);
+}
+END_TEST
+
 static int publication_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
                                void *user)
 {
@@ -922,8 +947,15 @@ int main(void)
     tcase_add_test(tc, hub_killed_three_times_loses_nothing);
     tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
     tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
-    tcase_add_test(tc, corrupt_store_is_refused_at_start);
-    tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
+    /* The PostgreSQL run (with_postgres.sh): the same tests on that store,
+     * but for the LMDB file's own faults. */
+    const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && *pg_dsn) {
+        tcase_add_test(tc, bad_store_dsn_is_refused_at_start);
+    } else {
+        tcase_add_test(tc, corrupt_store_is_refused_at_start);
+        tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
+    }
     tcase_add_test(tc, durable_subscriptions_get_every_publication);
     tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
     suite_add_tcase(s, tc);

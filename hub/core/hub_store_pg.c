@@ -36,8 +36,10 @@ typedef struct {
     int64_t dm, db, dq;           /* held: this call's changes */
 } ent_t;
 
+/* Entries are allocated one by one: a pointer to one stays valid while
+ * others are added. */
 typedef struct {
-    ent_t *e;
+    ent_t **e;
     size_t n, cap;
     uint32_t *slots;
     size_t nslots;
@@ -55,8 +57,10 @@ static uint64_t fnv(const void *k, size_t n)
 
 static void map_free(map_t *m)
 {
-    for (size_t i = 0; i < m->n; i++)
-        free(m->e[i].key);
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->e[i]->key);
+        free(m->e[i]);
+    }
     free(m->e);
     free(m->slots);
     memset(m, 0, sizeof *m);
@@ -74,7 +78,7 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
             return NULL;
         }
         for (size_t i = 0; i < m->n; i++) {
-            size_t j = fnv(m->e[i].key, m->e[i].klen) & (ns - 1);
+            size_t j = fnv(m->e[i]->key, m->e[i]->klen) & (ns - 1);
             while (slots[j])
                 j = (j + 1) & (ns - 1);
             slots[j] = (uint32_t)i + 1;
@@ -87,7 +91,7 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
         return NULL;
     size_t j = fnv(key, klen) & (m->nslots - 1);
     while (m->slots[j]) {
-        ent_t *e = &m->e[m->slots[j] - 1];
+        ent_t *e = m->e[m->slots[j] - 1];
         if (e->klen == klen && !memcmp(e->key, key, klen))
             return e;
         j = (j + 1) & (m->nslots - 1);
@@ -96,7 +100,7 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
         return NULL;
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 32;
-        ent_t *ne = realloc(m->e, cap * sizeof *ne);
+        ent_t **ne = realloc(m->e, cap * sizeof *ne);
         if (!ne) {
             m->oom = true;
             return NULL;
@@ -104,12 +108,13 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
         m->e = ne;
         m->cap = cap;
     }
-    ent_t *e = &m->e[m->n];
-    memset(e, 0, sizeof *e);
-    if (!(e->key = malloc(klen ? klen : 1))) {
+    ent_t *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = malloc(klen ? klen : 1))) {
+        free(e);
         m->oom = true;
         return NULL;
     }
+    m->e[m->n] = e;
     memcpy(e->key, key, klen);
     e->klen = klen;
     m->slots[j] = (uint32_t)++m->n;
@@ -304,7 +309,7 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
         hub__pg_arr_bytes(&a[IDIG], m->digest, HUB_STORE_DIGEST_LEN);
     }
     for (size_t i = 0; i < held->n; i++) {
-        const ent_t *e = &held->e[i];
+        const ent_t *e = held->e[i];
         if (!e->dm && !e->db && !e->dq)
             continue;
         hub__pg_arr_bytes(&a[HK], e->key, 1);

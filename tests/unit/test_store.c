@@ -2466,6 +2466,47 @@ START_TEST(pg_lost_connection_fails_the_commit_then_reconnects)
 }
 END_TEST
 
+static long pg_count_msgs(void)
+{
+    PGconn *c = PQconnectdb(pg_dsn);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "SELECT count(*) FROM hub_msgs");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(c);
+    return n;
+}
+
+/* A group commit is one PostgreSQL transaction: nothing of a batch is seen
+ * from outside before its commit, all of it after, and a call inserts many
+ * messages at once. */
+START_TEST(pg_batch_is_one_transaction)
+{
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "A", "B", "before", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    for (int call = 0; call < 3; call++) {
+        hub_store_msg_t m[100];
+        hub_store_outcome_t oc[100];
+        char ids[100][16];
+        for (int i = 0; i < 100; i++) {
+            snprintf(ids[i], sizeof ids[i], "c%d-%d", call, i);
+            make_msg(&m[i], "A", i % 2 ? "B" : "C", ids[i], "payload");
+        }
+        ck_assert_int_eq(hub_store_append(store, m, 100, oc), 0);
+        for (int i = 0; i < 100; i++)
+            ck_assert_int_eq(oc[i], HUB_STORE_OK);
+    }
+    uint64_t before = 1;
+    ck_assert_int_eq(hub_store_ack(store, "B", &before, 1), 0);
+    ck_assert_int_eq(pg_count_msgs(), 1);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    ck_assert_int_eq(pg_count_msgs(), 300);
+    hub_store_close(&store);
+}
+END_TEST
+
 static Suite *pg_suite(void)
 {
     Suite *s = suite_create("store-postgresql");
@@ -2495,6 +2536,7 @@ static Suite *pg_suite(void)
     tcase_add_test(tc, batch_failed_call_drops_only_its_own);
     tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
     tcase_add_test(tc, pg_schema_is_checked_at_open);
+    tcase_add_test(tc, pg_batch_is_one_transaction);
     tcase_add_test(tc, pg_bad_dsn_says_what_is_wrong);
     tcase_add_test(tc, pg_lost_connection_fails_the_commit_then_reconnects);
     suite_add_tcase(s, tc);

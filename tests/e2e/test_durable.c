@@ -9,6 +9,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -537,6 +538,69 @@ START_TEST(bad_store_dsn_is_refused_at_start)
 }
 END_TEST
 
+/* Drops every connection to the test database but this one's: hubd's
+ * writer and reader connections go, as when the server restarts. */
+static void cut_database_connections(void)
+{
+    PGconn *c = PQconnectdb(getenv("HUB_TEST_PG_DSN"));
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *res = PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                              "pid <> pg_backend_pid() AND datname = current_database()");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* store = postgresql, and the database drops hubd's connections twice
+ * while a sender sends one event at a time: hubd keeps running, a commit
+ * that fails is refused (never ACKed, never delivered), hubd connects
+ * again by itself, and every ACKed event is delivered exactly once. */
+START_TEST(database_connections_cut_twice_loses_nothing_acked)
+{
+    start_receiver(NULL);
+    adp_client_t *a = connect_sender(SENDER, NULL);
+    enum { TOTAL = 300 };
+    int acked[TOTAL] = {0}, n_acked = 0, n_refused = 0, acked_after_cut = 0;
+    for (int i = 0; i < TOTAL; i++) {
+        if (i == 100 || i == 200)
+            cut_database_connections();
+        char payload[32];
+        int len = snprintf(payload, sizeof payload, "cut %d", i);
+        uint64_t seq = 0;
+        int rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", payload, (size_t)len, 0,
+                                10000, &seq);
+        if (rc == 0) {
+            acked[i] = 1;
+            n_acked++;
+            acked_after_cut += i >= 200;
+        } else {
+            ck_assert_msg(rc == HUB_ENACK, "event %d: %s", i, adp_last_error(a));
+            n_refused++;
+            tk_sleep_ms(50);
+        }
+    }
+    ck_assert(hubfix_hub_alive(&fix));
+    ck_assert_msg(acked_after_cut > 50, "only %d ACKed after the second cut (%d refused)",
+                  acked_after_cut, n_refused);
+    ck_assert_msg(wait_lines(n_acked, 60000), "only %d of %d handled", count_lines(record_path),
+                  n_acked);
+    tk_sleep_ms(1500);
+    int seen[TOTAL] = {0};
+    char *text = tk_read_file(record_path);
+    ck_assert_ptr_nonnull(text);
+    for (char *p = strstr(text, "cut "); p; p = strstr(p + 4, "cut ")) {
+        int i = atoi(p + 4);
+        ck_assert(i >= 0 && i < TOTAL);
+        seen[i]++;
+    }
+    free(text);
+    for (int i = 0; i < TOTAL; i++)
+        ck_assert_msg(seen[i] == acked[i], "event %d: ACKed %d, handled %d times", i, acked[i],
+                      seen[i]);
+    adp_close(&a);
+}
+END_TEST
+
 static int publication_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
                                void *user)
 {
@@ -952,6 +1016,7 @@ int main(void)
     const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
     if (pg_dsn && *pg_dsn) {
         tcase_add_test(tc, bad_store_dsn_is_refused_at_start);
+        tcase_add_test(tc, database_connections_cut_twice_loses_nothing_acked);
     } else {
         tcase_add_test(tc, corrupt_store_is_refused_at_start);
         tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);

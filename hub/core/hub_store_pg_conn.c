@@ -308,7 +308,30 @@ int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_para
 static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size)
 {
     *out = NULL;
-    PGconn *c = PQconnectdb(dsn);
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
+    if (!opts) {
+        char buf[256];
+        bool oom = !perr;
+        snprintf(buf, sizeof buf, "%s", perr ? perr : "out of memory");
+        buf[strcspn(buf, "\n")] = '\0';
+        PQfreemem(perr);
+        set_err(err, err_size,
+                "store_dsn is not a valid libpq connection string (%s): write "
+                "'host=... port=... dbname=... user=...' or a postgresql:// URI",
+                buf);
+        return oom ? HUB_ENOMEM : HUB_EINVAL;
+    }
+    PQconninfoFree(opts);
+    /* Defaults that store_dsn may override (it is expanded after them): a
+     * server that does not answer fails a connection attempt within 5 s,
+     * and a dead peer is noticed by TCP keepalives within about 25 s, so
+     * that no call waits for ever on a lost primary. */
+    static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count",
+                                       "application_name", "dbname", NULL};
+    const char *const vals[] = {"5", "10", "5", "3", "hubd", dsn, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     char buf[300];
     if (!c) {
         set_err(err, err_size, "store: out of memory connecting to PostgreSQL");

@@ -491,7 +491,7 @@ static int read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PG
     if (rc != 0)
         return rc;
     rc = hub__pg_exec(self, c, sql, p, res);
-    hub__pg_read_end(self, locked);
+    hub__pg_read_end(self, c, locked, rc);
     return rc;
 }
 

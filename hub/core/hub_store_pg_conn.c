@@ -301,6 +301,26 @@ int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_para
     return code;
 }
 
+/* Runs several statements without parameters in one round trip (the
+ * simple protocol): the batch's savepoint handling. */
+static int exec_many(hub__pg_t *self, PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return 0;
+    }
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
+    char buf[256];
+    (void)self;
+    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
+              state ? state : "none", pq_msg(c, buf, sizeof buf), hint_for(code, state));
+    PQclear(res);
+    return code;
+}
+
 /* ---- connections ---------------------------------------------------------- */
 
 /* Opens a connection and says what is wrong when it cannot: unreachable,
@@ -459,6 +479,9 @@ void hub__pg_callback_leave(hub__pg_t *self)
     pthread_mutex_unlock(&self->state_lock);
 }
 
+/* Inside a batch a savepoint is always open (the batch begins with one):
+ * a write call that succeeds releases it and opens the next in one round
+ * trip, one that fails rolls back to it, which keeps it. */
 int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
 {
     if (owns_batch(self)) {
@@ -468,10 +491,7 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
             return self->batch_err;
         *own = false;
         *c = self->w.conn;
-        int rc = hub__pg_exec(self, *c, "SAVEPOINT hub_call", NULL, NULL);
-        if (rc != 0)
-            self->batch_err = rc;
-        return rc;
+        return 0;
     }
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
@@ -489,11 +509,9 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
 int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc)
 {
     if (!own) {
-        int erc = 0;
-        if (rc != 0)
-            erc = hub__pg_exec(self, c, "ROLLBACK TO SAVEPOINT hub_call", NULL, NULL);
-        if (erc == 0)
-            erc = hub__pg_exec(self, c, "RELEASE SAVEPOINT hub_call", NULL, NULL);
+        int erc = exec_many(self, c,
+                            rc == 0 ? "RELEASE SAVEPOINT hub_call; SAVEPOINT hub_call"
+                                    : "ROLLBACK TO SAVEPOINT hub_call");
         if (erc != 0) {
             self->batch_err = erc; /* the batch cannot go on */
             return rc ? rc : erc;
@@ -528,10 +546,17 @@ int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked)
     return 0;
 }
 
-void hub__pg_read_end(hub__pg_t *self, bool locked)
+void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc)
 {
-    if (locked)
+    if (locked) {
         pthread_mutex_unlock(&self->rlock);
+    } else if (rc != 0 && rc != HUB_ENOTFOUND && PQstatus(c) == CONNECTION_OK &&
+               PQtransactionStatus(c) == PQTRANS_INERROR) {
+        /* A read that failed inside the batch aborted its transaction:
+         * back to the savepoint, which holds every call before it. */
+        if (exec_many(self, c, "ROLLBACK TO SAVEPOINT hub_call") != 0)
+            self->batch_err = HUB_ESTORE;
+    }
 }
 
 /* ---- batches ------------------------------------------------------------------ */
@@ -547,7 +572,7 @@ int hub__pg_batch_begin(hub_store_t *store)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
-        rc = hub__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+        rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
         return rc;

@@ -109,13 +109,15 @@ bool hub__pg_bool(const PGresult *res, int row, int col);
 void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max);
 
 /* Writes: begin gives the connection to write on, in a transaction of its
- * own (outside a batch) or a savepoint (inside); end commits or rolls back
- * by rc and returns the outcome. */
+ * own (outside a batch) or after the batch's open savepoint (inside); end
+ * commits or rolls back by rc and returns the outcome. */
 int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own);
 int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc);
 /* Reads: the batch's connection on its thread, else the reader. */
 int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked);
-void hub__pg_read_end(hub__pg_t *self, bool locked);
+/* rc: the read's outcome (a failed read inside the batch rolls back to
+ * its savepoint). */
+void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc);
 bool hub__pg_in_callback(hub__pg_t *self);
 void hub__pg_callback_enter(hub__pg_t *self);
 void hub__pg_callback_leave(hub__pg_t *self);

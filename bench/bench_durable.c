@@ -541,7 +541,8 @@ int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)
     char initdb[PATH_MAX], postgres[PATH_MAX];
     if (!durable__find("/usr/lib/postgresql/*/bin/initdb", initdb, sizeof initdb) ||
         !durable__find("/usr/lib/postgresql/*/bin/postgres", postgres, sizeof postgres)) {
-        snprintf(err, err_size, "n/a (PostgreSQL server not installed: apt-get install postgresql)");
+        snprintf(err, err_size,
+                 "n/a (PostgreSQL server not installed: apt-get install postgresql)");
         return -1;
     }
     /* postgres refuses to run as root: as root, run it as the postgres user
@@ -551,8 +552,9 @@ int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam("postgres");
         if (!pw) {
-            snprintf(err, err_size, "n/a (running as root and there is no postgres user to run "
-                                    "the PostgreSQL server as)");
+            snprintf(err, err_size,
+                     "n/a (running as root and there is no postgres user to run "
+                     "the PostgreSQL server as)");
             return -1;
         }
         uid = pw->pw_uid;

@@ -755,8 +755,9 @@ int hubctl_store_main(int argc, char **argv)
     hub_store_info_t info;
     if (cfg.store_backend != HUB_STORE_POSTGRESQL) {
         if (!strcmp(sub, "init")) {
-            fprintf(stderr, "hubctl store init: the store is LMDB (%s), which hubd creates by "
-                            "itself; init is for store = postgresql\n",
+            fprintf(stderr,
+                    "hubctl store init: the store is LMDB (%s), which hubd creates by "
+                    "itself; init is for store = postgresql\n",
                     cfg.data_dir);
             return 1;
         }

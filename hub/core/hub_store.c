@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out,
-                   char *err, size_t err_size)
+int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out, char *err,
+                   size_t err_size)
 {
     return hub__lmdb_open(dir, limits, out, err, err_size);
 }
@@ -64,7 +64,8 @@ void hub_store_batch_abort(hub_store_t *self)
         hub__store_ops_of(self)->batch_abort(self);
 }
 
-int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n, hub_store_outcome_t *outcomes)
+int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
+                     hub_store_outcome_t *outcomes)
 {
     if (!self)
         return HUB_EINVAL;
@@ -92,7 +93,8 @@ int hub_store_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t ha
     return hub__store_ops_of(self)->audit_anchor_put(self, seq, hash);
 }
 
-int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq, size_t max, hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
+int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq, size_t max,
+                         hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
     if (!self)
         return HUB_EINVAL;
@@ -134,21 +136,24 @@ int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, con
     return hub__store_ops_of(self)->dead_letter(self, seqs, n, reason);
 }
 
-int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out, size_t *n_out, hub_store_arena_t *arena)
+int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,
+                       size_t *n_out, hub_store_arena_t *arena)
 {
     if (!self)
         return HUB_EINVAL;
     return hub__store_ops_of(self)->dlq_list(self, after_seq, max, out, n_out, arena);
 }
 
-int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out, hub_store_arena_t *arena)
+int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
+                      hub_store_arena_t *arena)
 {
     if (!self)
         return HUB_EINVAL;
     return hub__store_ops_of(self)->dlq_get(self, seq, out, arena);
 }
 
-int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq, uint64_t *new_seq)
+int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
+                         uint64_t *new_seq)
 {
     if (!self)
         return HUB_EINVAL;
@@ -169,7 +174,8 @@ int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
     return hub__store_ops_of(self)->dlq_purge_older(self, before_us, purged);
 }
 
-int hub_store_lookup(hub_store_t *self, const char *sender, const char *message_id, uint64_t *seq, hub_store_state_t *state)
+int hub_store_lookup(hub_store_t *self, const char *sender, const char *message_id, uint64_t *seq,
+                     hub_store_state_t *state)
 {
     if (!self)
         return HUB_EINVAL;
@@ -183,14 +189,16 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
     return hub__store_ops_of(self)->prune_dedup(self, now_us, pruned);
 }
 
-int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes, uint64_t *dead_count)
+int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
+                    uint64_t *dead_count)
 {
     if (!self)
         return HUB_EINVAL;
     return hub__store_ops_of(self)->usage(self, used_bytes, max_bytes, dead_count);
 }
 
-int hub_store_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender, hub_store_held_t *as_receiver)
+int hub_store_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
+                   hub_store_held_t *as_receiver)
 {
     if (!self)
         return HUB_EINVAL;
@@ -218,7 +226,8 @@ int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n)
     return hub__store_ops_of(self)->requests_del(self, ids, n);
 }
 
-int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb, void *user, size_t *expired)
+int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb, void *user,
+                            size_t *expired)
 {
     if (!self)
         return HUB_EINVAL;

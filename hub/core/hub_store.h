@@ -224,8 +224,8 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
  * PostgreSQL store is opened with hub_store_open_pg() (hub_store_pg.h
  * documents what differs there). Every other function works on either. */
 typedef enum {
-    HUB_STORE_LMDB = 0,   /* one LMDB file in data_dir (the default) */
-    HUB_STORE_POSTGRESQL  /* a PostgreSQL database named by a libpq connection string */
+    HUB_STORE_LMDB = 0,  /* one LMDB file in data_dir (the default) */
+    HUB_STORE_POSTGRESQL /* a PostgreSQL database named by a libpq connection string */
 } hub_store_backend_t;
 /* "lmdb" or "postgresql"; "" for NULL. */
 const char *hub_store_backend_name(const hub_store_t *self);

@@ -29,8 +29,8 @@ static bool str_ok(const char *s, size_t max, bool may_be_empty)
 typedef struct {
     char *key;
     size_t klen;
-    bool known;                  /* read from the database */
-    uint64_t seq, accepted_at;   /* ids */
+    bool known;                /* read from the database */
+    uint64_t seq, accepted_at; /* ids */
     uint8_t digest[HUB_STORE_DIGEST_LEN];
     uint64_t msgs, bytes, queued; /* held: the table's value */
     int64_t dm, db, dq;           /* held: this call's changes */
@@ -280,7 +280,27 @@ static const char APPEND_SQL[] =
 static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
                         const hub_store_outcome_t *outcomes, map_t *held, uint64_t next)
 {
-    enum { SEQ, ID, SND, RCV, SVC, ACC, EXP, ENV, ISND, IID, ISEQ, IACC, IDIG, HK, HM, HMS, HB, HQ, N_ARR };
+    enum {
+        SEQ,
+        ID,
+        SND,
+        RCV,
+        SVC,
+        ACC,
+        EXP,
+        ENV,
+        ISND,
+        IID,
+        ISEQ,
+        IACC,
+        IDIG,
+        HK,
+        HM,
+        HMS,
+        HB,
+        HQ,
+        N_ARR
+    };
     static const uint32_t oid[N_ARR] = {
         HUB__PG_INT8,  HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,
         HUB__PG_INT8,  HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,
@@ -354,8 +374,7 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
         goto failed;
     PGresult *res;
     uint64_t next = 0;
-    rc = hub__pg_exec(self, c, "SELECT next_seq FROM hub_meta WHERE id = 1 FOR UPDATE", NULL,
-                      &res);
+    rc = hub__pg_exec(self, c, "SELECT next_seq FROM hub_meta WHERE id = 1 FOR UPDATE", NULL, &res);
     if (rc == 0) {
         if (PQntuples(res) == 1)
             next = hub__pg_u64(res, 0, 0);
@@ -561,8 +580,8 @@ static int pg_anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32
                   NULL);
 }
 
-#define MSG_COLS                                                                             \
-    "seq, message_id, sender, receiver, service, accepted_at_us, expires_at_us, attempts, " \
+#define MSG_COLS                                                                                   \
+    "seq, message_id, sender, receiver, service, accepted_at_us, expires_at_us, attempts, "        \
     "octet_length(envelope)::int8"
 
 /* Fills *out from columns 0..8 (MSG_COLS) and the envelope in column env
@@ -675,15 +694,15 @@ static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
  * sender, receiver, len, dead) ends in REMOVE_TAIL: what the members hold
  * goes down, and pinned ids records that name the messages go. */
 #define REMOVE_TAIL                                                                                \
-    ", g AS (SELECT 's'::text AS kind, sender AS member, count(*) AS c, sum(len)::int8 AS b, "    \
-    "0::int8 AS q FROM d GROUP BY sender UNION ALL SELECT 'r', receiver, count(*), "              \
+    ", g AS (SELECT 's'::text AS kind, sender AS member, count(*) AS c, sum(len)::int8 AS b, "     \
+    "0::int8 AS q FROM d GROUP BY sender UNION ALL SELECT 'r', receiver, count(*), "               \
     "sum(len)::int8, count(*) FILTER (WHERE NOT dead) FROM d GROUP BY receiver UNION ALL "         \
-    "SELECT 't', '\\x'::bytea, count(*), coalesce(sum(len), 0)::int8, 0 FROM d), "                \
-    "u AS (UPDATE hub_held h SET msgs = h.msgs - g.c, bytes = h.bytes - g.b, "                    \
-    "queued = h.queued - g.q FROM g WHERE h.kind = g.kind AND h.member = g.member AND g.c > 0), " \
-    "x AS (DELETE FROM hub_ids i USING d WHERE i.pinned AND i.sender = d.sender AND "             \
+    "SELECT 't', '\\x'::bytea, count(*), coalesce(sum(len), 0)::int8, 0 FROM d), "                 \
+    "u AS (UPDATE hub_held h SET msgs = h.msgs - g.c, bytes = h.bytes - g.b, "                     \
+    "queued = h.queued - g.q FROM g WHERE h.kind = g.kind AND h.member = g.member AND g.c > 0), "  \
+    "x AS (DELETE FROM hub_ids i USING d WHERE i.pinned AND i.sender = d.sender AND "              \
     "i.message_id = d.message_id AND i.seq = d.seq) SELECT count(*) FROM d"
-#define REMOVED_COLS \
+#define REMOVED_COLS                                                                               \
     "RETURNING seq, message_id, sender, receiver, octet_length(envelope)::int8 AS len, dead"
 
 static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs, size_t n)
@@ -826,8 +845,8 @@ static int pg_dlq_replay(hub_store_t *store, uint64_t seq, uint64_t new_ttl_us, 
 {
     SELF;
     uint64_t now = hub_now_us();
-    uint64_t expires = new_ttl_us ? (new_ttl_us > UINT64_MAX - now ? UINT64_MAX : now + new_ttl_us)
-                                  : 0;
+    uint64_t expires =
+        new_ttl_us ? (new_ttl_us > UINT64_MAX - now ? UINT64_MAX : now + new_ttl_us) : 0;
     PGconn *c;
     bool own;
     int rc = hub__pg_write_begin(self, &c, &own);
@@ -922,12 +941,11 @@ static int pg_dlq_purge_older(hub_store_t *store, uint64_t before_us, size_t *pu
 
 /* ---- ids ------------------------------------------------------------------ */
 
-static int pg_lookup(hub_store_t *store, const char *sender, const char *message_id,
-                     uint64_t *seq, hub_store_state_t *state)
+static int pg_lookup(hub_store_t *store, const char *sender, const char *message_id, uint64_t *seq,
+                     hub_store_state_t *state)
 {
     SELF;
-    if (!str_ok(sender, HUB_STORE_NAME_MAX, false) ||
-        !str_ok(message_id, HUB_STORE_ID_MAX, false))
+    if (!str_ok(sender, HUB_STORE_NAME_MAX, false) || !str_ok(message_id, HUB_STORE_ID_MAX, false))
         return HUB_EINVAL;
     hub__pg_params_t p = {0};
     hub__pg_p_str(&p, sender);
@@ -946,7 +964,7 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
     if (seq)
         *seq = hub__pg_u64(res, 0, 0);
     if (state)
-        *state = PQgetisnull(res, 0, 1)  ? HUB_STORE_STATE_DONE
+        *state = PQgetisnull(res, 0, 1)    ? HUB_STORE_STATE_DONE
                  : hub__pg_bool(res, 0, 1) ? HUB_STORE_STATE_DEAD
                                            : HUB_STORE_STATE_QUEUED;
     PQclear(res);

@@ -269,10 +269,8 @@ static const char *hint_for(int code, const char *state)
     case HUB_EPERM:
         return "grant the store_dsn user rights on the hub_* tables (hubctl store init "
                "creates them as that user)";
-    case HUB_EFULL:
-        return "the database server's disk is full: free room there";
-    default:
-        return "check the PostgreSQL server's log";
+    case HUB_EFULL: return "the database server's disk is full: free room there";
+    default: return "check the PostgreSQL server's log";
     }
 }
 
@@ -347,9 +345,13 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
      * server that does not answer fails a connection attempt within 5 s,
      * and a dead peer is noticed by TCP keepalives within about 25 s, so
      * that no call waits for ever on a lost primary. */
-    static const char *const keys[] = {"connect_timeout", "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count",
-                                       "application_name", "dbname", NULL};
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "application_name",
+                                       "dbname",
+                                       NULL};
     const char *const vals[] = {"5", "10", "5", "3", "hubd", dsn, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     char buf[300];
@@ -421,8 +423,7 @@ static int conn_ready(hub__pg_t *self, hub__pg_conn_t *pc)
         /* A transaction left open by a failed call: drop it. */
         PGresult *res = PQexec(pc->conn, "ROLLBACK");
         PQclear(res);
-        if (PQstatus(pc->conn) == CONNECTION_OK &&
-            PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
+        if (PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
             return 0;
     }
     uint64_t now = hub_now_us();

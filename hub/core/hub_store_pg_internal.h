@@ -41,7 +41,7 @@ typedef struct {
     PGconn *conn;
     uint64_t retry_at_us; /* no new connection attempt before this */
     uint64_t backoff_us;
-    char what[8];         /* "writer" / "reader", for logs */
+    char what[8]; /* "writer" / "reader", for logs */
 } hub__pg_conn_t;
 
 typedef struct hub__pg {

@@ -526,8 +526,10 @@ START_TEST(bad_store_dsn_is_refused_at_start)
     ck_assert_ptr_nonnull(line);
     *line = '\0';
     char bad[8192];
-    snprintf(bad, sizeof bad, "%sstore_dsn = host=127.0.0.1 port=1 dbname=hub "
-                              "connect_timeout=2\n", text);
+    snprintf(bad, sizeof bad,
+             "%sstore_dsn = host=127.0.0.1 port=1 dbname=hub "
+             "connect_timeout=2\n",
+             text);
     tk_write_file(conf, bad);
     free(text);
     char *out = NULL;

@@ -2424,9 +2424,9 @@ START_TEST(pg_bad_dsn_says_what_is_wrong)
     ck_assert_int_eq(hub_store_open_pg(dsn, true, &default_limits, &store, err, sizeof err),
                      HUB_EPERM);
     ck_assert_msg(strstr(err, "refused the login"), "%s", err);
-    ck_assert_int_eq(hub_store_open_pg("this is not a dsn", true, &default_limits, &store, err,
-                                       sizeof err),
-                     HUB_EINVAL);
+    ck_assert_int_eq(
+        hub_store_open_pg("this is not a dsn", true, &default_limits, &store, err, sizeof err),
+        HUB_EINVAL);
     ck_assert_int_eq(hub_store_open_pg("", true, &default_limits, &store, err, sizeof err),
                      HUB_EINVAL);
     ck_assert_ptr_null(store);

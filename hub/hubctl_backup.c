@@ -588,6 +588,12 @@ int hubctl_restore_main(int argc, char **argv)
     hub_config_t cfg;
     if (bk_load_hub_config(hub_config, &cfg) != 0)
         return 1;
+    if (cfg.store_backend == HUB_STORE_POSTGRESQL) {
+        fprintf(stderr, "hubctl restore: the hub's store is in PostgreSQL (store = postgresql): "
+                        "restore it with PostgreSQL's tools (pg_restore); hubctl restore puts "
+                        "back LMDB stores\n");
+        return 1;
+    }
     long pid;
     if (bk_hub_running(&cfg, &pid)) {
         fprintf(stderr,

@@ -221,8 +221,9 @@ void hub_store_arena_destroy(hub_store_arena_t **self_p);
 int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out,
                    char *err, size_t err_size);
 /* Backends. hub_store_open() opens the LMDB store in a directory; a
- * PostgreSQL store is opened with hub_store_open_pg() (hub_store_pg.h
- * documents what differs there). Every other function works on either. */
+ * PostgreSQL store is opened with hub_store_open_pg() (below, after
+ * hub_store_backup(), with what differs there). Every other function works
+ * on either. */
 typedef enum {
     HUB_STORE_LMDB = 0,  /* one LMDB file in data_dir (the default) */
     HUB_STORE_POSTGRESQL /* a PostgreSQL database named by a libpq connection string */

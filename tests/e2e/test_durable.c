@@ -537,6 +537,12 @@ START_TEST(bad_store_dsn_is_refused_at_start)
     ck_assert_int_eq(tk_run(argv, &out, 20000), 1);
     ck_assert_msg(strstr(out, "store_dsn") && strstr(out, "cannot reach PostgreSQL"), "%s", out);
     free(out);
+    /* hubd --check-config says the same before a start. */
+    out = NULL;
+    char *check[] = {(char *)tk_bin("hubd"), "--check-config", "--config", fix.conf_path, NULL};
+    ck_assert_int_ne(tk_run(check, &out, 20000), 0);
+    ck_assert_msg(strstr(out, "store_dsn") && strstr(out, "cannot reach PostgreSQL"), "%s", out);
+    free(out);
 }
 END_TEST
 

@@ -394,15 +394,24 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     }
     /* Without target_session_attrs a standby may answer: refuse it here
      * rather than fail every commit. */
-    PGresult *res = PQexec(c, "SELECT pg_is_in_recovery()");
-    bool standby = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-                   PQgetvalue(res, 0, 0)[0] == 't';
+    PGresult *res =
+        PQexec(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    bool standby = ok && PQgetvalue(res, 0, 0)[0] == 't';
+    bool read_only = ok && PQgetvalue(res, 0, 1)[0] == 't';
     PQclear(res);
-    if (standby) {
-        set_err(err, err_size,
-                "store_dsn: the server %s:%s is a read-only standby: list the primary, and "
-                "add target_session_attrs=read-write to store_dsn",
-                PQhost(c), PQport(c));
+    if (standby || read_only) {
+        if (standby)
+            set_err(err, err_size,
+                    "store_dsn: the server %s:%s is a read-only standby: list the primary, and "
+                    "add target_session_attrs=read-write to store_dsn",
+                    PQhost(c), PQport(c));
+        else
+            set_err(err, err_size,
+                    "store_dsn: the server %s:%s takes no writes from this user "
+                    "(default_transaction_read_only is on): turn it off for the hub's user "
+                    "or database (ALTER ROLE ... SET default_transaction_read_only = off)",
+                    PQhost(c), PQport(c));
         PQfinish(c);
         return HUB_EIO;
     }

@@ -2430,6 +2430,12 @@ START_TEST(pg_bad_dsn_says_what_is_wrong)
     ck_assert_int_eq(hub_store_open_pg("", true, &default_limits, &store, err, sizeof err),
                      HUB_EINVAL);
     ck_assert_ptr_null(store);
+    /* A server that takes no writes (as a standby, or set read-only). */
+    snprintf(dsn, sizeof dsn, "%s options='-c default_transaction_read_only=on'", pg_dsn);
+    ck_assert_int_eq(hub_store_open_pg(dsn, true, &default_limits, &store, err, sizeof err),
+                     HUB_EIO);
+    ck_assert_msg(strstr(err, "takes no writes"), "%s", err);
+    ck_assert_ptr_null(store);
 }
 END_TEST
 

@@ -11,12 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PURGE_CHUNK 4096u
-#define ROW HUB_STORE_PG_ROW_BYTES
-
-#define SELF hub__pg_t *self = (hub__pg_t *)(void *)store
-
-static bool str_ok(const char *s, size_t max, bool may_be_empty)
+bool hub__pg_str_ok(const char *s, size_t max, bool may_be_empty)
 {
     if (!s)
         return false;
@@ -153,11 +148,11 @@ static hub_store_held_t held_now(const ent_t *e)
 
 static int msg_ok(const hub_store_msg_t *m)
 {
-    if (!str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
-        !str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
-        !str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
-        !str_ok(m->service, HUB_STORE_NAME_MAX, true) || (m->envelope_len && !m->envelope) ||
-        m->envelope_len > UINT32_MAX)
+    if (!hub__pg_str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
+        !hub__pg_str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
+        !hub__pg_str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
+        !hub__pg_str_ok(m->service, HUB_STORE_NAME_MAX, true) ||
+        (m->envelope_len && !m->envelope) || m->envelope_len > UINT32_MAX)
         return HUB_EINVAL;
     return 0;
 }
@@ -358,7 +353,7 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
 static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
                      hub_store_outcome_t *outcomes)
 {
-    SELF;
+    HUB__PG_SELF;
     if (n && (!msgs || !outcomes))
         return HUB_EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -443,8 +438,8 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
                 continue;
             }
         }
-        uint64_t used = tot.bytes + tot.msgs * ROW;
-        uint64_t need = used + (m->settled ? 0 : m->envelope_len + ROW);
+        uint64_t used = tot.bytes + tot.msgs * HUB__PG_ROW;
+        uint64_t need = used + (m->settled ? 0 : m->envelope_len + HUB__PG_ROW);
         if (need > self->limit_bytes) {
             outcomes[i] = HUB_STORE_FULL;
             continue;
@@ -502,7 +497,7 @@ failed:
 /* ---- simple reads ------------------------------------------------------------- */
 
 /* Runs one read statement; *res on 0. */
-static int read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
+int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
 {
     PGconn *c;
     bool locked;
@@ -515,7 +510,7 @@ static int read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PG
 }
 
 /* Runs one write statement as a whole call; *res (may be NULL) on 0. */
-static int write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
+int hub__pg_write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
 {
     PGconn *c;
     bool own;
@@ -534,11 +529,11 @@ static int write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, P
 
 static int pg_next_seq(hub_store_t *store, uint64_t *next)
 {
-    SELF;
+    HUB__PG_SELF;
     if (!next)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = read1(self, "SELECT next_seq FROM hub_meta WHERE id = 1", NULL, &res);
+    int rc = hub__pg_read1(self, "SELECT next_seq FROM hub_meta WHERE id = 1", NULL, &res);
     if (rc == 0) {
         if (PQntuples(res) == 1)
             *next = hub__pg_u64(res, 0, 0);
@@ -551,11 +546,12 @@ static int pg_next_seq(hub_store_t *store, uint64_t *next)
 
 static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
 {
-    SELF;
+    HUB__PG_SELF;
     if (!seq || !hash)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = read1(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1", NULL, &res);
+    int rc = hub__pg_read1(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1", NULL,
+                           &res);
     if (rc == 0) {
         *seq = 0;
         memset(hash, 0, 32);
@@ -570,24 +566,20 @@ static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
 
 static int pg_anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])
 {
-    SELF;
+    HUB__PG_SELF;
     if (!hash)
         return HUB_EINVAL;
     hub__pg_params_t p = {0};
     hub__pg_p_i64(&p, seq);
     hub__pg_p_bytes(&p, hash, 32);
-    return write1(self, "UPDATE hub_meta SET anchor_seq = $1, anchor_hash = $2 WHERE id = 1", &p,
-                  NULL);
+    return hub__pg_write1(
+        self, "UPDATE hub_meta SET anchor_seq = $1, anchor_hash = $2 WHERE id = 1", &p, NULL);
 }
 
-#define MSG_COLS                                                                                   \
-    "seq, message_id, sender, receiver, service, accepted_at_us, expires_at_us, attempts, "        \
-    "octet_length(envelope)::int8"
-
-/* Fills *out from columns 0..8 (MSG_COLS) and the envelope in column env
+/* Fills *out from columns 0..8 (HUB__PG_MSG_COLS) and the envelope in column env
  * (-1: none). */
-static int fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
-                    hub_store_arena_t *arena)
+int hub__pg_fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
+                     hub_store_arena_t *arena)
 {
     memset(out, 0, sizeof *out);
     out->seq = hub__pg_u64(res, r, 0);
@@ -615,8 +607,8 @@ static int fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
 static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t after_seq, size_t max,
                          hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
-    SELF;
-    if (!str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena || (max && !out))
+    HUB__PG_SELF;
+    if (!hub__pg_str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena || (max && !out))
         return HUB_EINVAL;
     *n_out = 0;
     if (max == 0)
@@ -626,12 +618,13 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
     hub__pg_p_i64(&p, after_seq);
     hub__pg_p_i64(&p, max);
     PGresult *res = NULL;
-    int rc = read1(self,
-                   "SELECT " MSG_COLS ", envelope FROM hub_msgs WHERE receiver = $1 AND NOT dead "
-                   "AND seq > $2 ORDER BY seq LIMIT $3",
-                   &p, &res);
+    int rc = hub__pg_read1(self,
+                           "SELECT " HUB__PG_MSG_COLS
+                           ", envelope FROM hub_msgs WHERE receiver = $1 AND NOT dead "
+                           "AND seq > $2 ORDER BY seq LIMIT $3",
+                           &p, &res);
     for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
-        rc = fill_msg(res, r, 9, &out[r], arena);
+        rc = hub__pg_fill_msg(res, r, 9, &out[r], arena);
         if (rc == 0)
             (*n_out)++;
     }
@@ -642,7 +635,7 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
 static int pg_expired(hub_store_t *store, uint64_t now_us, uint64_t *seqs, size_t max,
                       size_t *n_out)
 {
-    SELF;
+    HUB__PG_SELF;
     if (!n_out || (max && !seqs))
         return HUB_EINVAL;
     *n_out = 0;
@@ -652,10 +645,10 @@ static int pg_expired(hub_store_t *store, uint64_t now_us, uint64_t *seqs, size_
     hub__pg_p_i64(&p, now_us);
     hub__pg_p_i64(&p, max);
     PGresult *res;
-    int rc = read1(self,
-                   "SELECT seq FROM hub_msgs WHERE NOT dead AND expires_at_us > 0 AND "
-                   "expires_at_us <= $1 ORDER BY expires_at_us, seq LIMIT $2",
-                   &p, &res);
+    int rc = hub__pg_read1(self,
+                           "SELECT seq FROM hub_msgs WHERE NOT dead AND expires_at_us > 0 AND "
+                           "expires_at_us <= $1 ORDER BY expires_at_us, seq LIMIT $2",
+                           &p, &res);
     if (rc == 0) {
         for (int r = 0; r < PQntuples(res); r++)
             seqs[(*n_out)++] = hub__pg_u64(res, r, 0);
@@ -666,15 +659,16 @@ static int pg_expired(hub_store_t *store, uint64_t now_us, uint64_t *seqs, size_
 
 static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
 {
-    SELF;
+    HUB__PG_SELF;
     if (!cb)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = read1(self,
-                   "SELECT h.member, h.queued, (SELECT m.accepted_at_us FROM hub_msgs m WHERE "
-                   "m.receiver = h.member AND NOT m.dead ORDER BY m.seq LIMIT 1) FROM hub_held h "
-                   "WHERE h.kind = 'r' AND h.queued > 0 ORDER BY h.member",
-                   NULL, &res);
+    int rc = hub__pg_read1(
+        self,
+        "SELECT h.member, h.queued, (SELECT m.accepted_at_us FROM hub_msgs m WHERE "
+        "m.receiver = h.member AND NOT m.dead ORDER BY m.seq LIMIT 1) FROM hub_held h "
+        "WHERE h.kind = 'r' AND h.queued > 0 ORDER BY h.member",
+        NULL, &res);
     if (rc != 0)
         return rc;
     /* The callback runs after the read: it may read the store again. */
@@ -689,26 +683,12 @@ static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
     return 0;
 }
 
-/* ---- removing messages -----------------------------------------------------
- * Every statement that deletes messages (CTE d, returning seq, message_id,
- * sender, receiver, len, dead) ends in REMOVE_TAIL: what the members hold
- * goes down, and pinned ids records that name the messages go. */
-#define REMOVE_TAIL                                                                                \
-    ", g AS (SELECT 's'::text AS kind, sender AS member, count(*) AS c, sum(len)::int8 AS b, "     \
-    "0::int8 AS q FROM d GROUP BY sender UNION ALL SELECT 'r', receiver, count(*), "               \
-    "sum(len)::int8, count(*) FILTER (WHERE NOT dead) FROM d GROUP BY receiver UNION ALL "         \
-    "SELECT 't', '\\x'::bytea, count(*), coalesce(sum(len), 0)::int8, 0 FROM d), "                 \
-    "u AS (UPDATE hub_held h SET msgs = h.msgs - g.c, bytes = h.bytes - g.b, "                     \
-    "queued = h.queued - g.q FROM g WHERE h.kind = g.kind AND h.member = g.member AND g.c > 0), "  \
-    "x AS (DELETE FROM hub_ids i USING d WHERE i.pinned AND i.sender = d.sender AND "              \
-    "i.message_id = d.message_id AND i.seq = d.seq) SELECT count(*) FROM d"
-#define REMOVED_COLS                                                                               \
-    "RETURNING seq, message_id, sender, receiver, octet_length(envelope)::int8 AS len, dead"
+/* ---- removing messages ---------------------------------------------------- */
 
 static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs, size_t n)
 {
-    SELF;
-    if (!str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
+    HUB__PG_SELF;
+    if (!hub__pg_str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
         return HUB_EINVAL;
     if (n == 0)
         return 0;
@@ -720,17 +700,17 @@ static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs
     hub__pg_p_str(&p, receiver);
     int rc = hub__pg_p_arr(&p, &a);
     if (rc == 0)
-        rc = write1(self,
-                    "WITH d AS (DELETE FROM hub_msgs WHERE receiver = $1 AND NOT dead AND "
-                    "seq = ANY($2::int8[]) " REMOVED_COLS ")" REMOVE_TAIL,
-                    &p, NULL);
+        rc = hub__pg_write1(self,
+                            "WITH d AS (DELETE FROM hub_msgs WHERE receiver = $1 AND NOT dead AND "
+                            "seq = ANY($2::int8[]) " HUB__PG_REMOVED_COLS ")" HUB__PG_REMOVE_TAIL,
+                            &p, NULL);
     hub__pg_arr_free(&a);
     return rc;
 }
 
 static int pg_note_attempts(hub_store_t *store, const uint64_t *seqs, size_t n)
 {
-    SELF;
+    HUB__PG_SELF;
     if (n && !seqs)
         return HUB_EINVAL;
     if (n == 0)
@@ -742,201 +722,12 @@ static int pg_note_attempts(hub_store_t *store, const uint64_t *seqs, size_t n)
     hub__pg_params_t p = {0};
     int rc = hub__pg_p_arr(&p, &a);
     if (rc == 0)
-        rc = write1(self,
-                    "UPDATE hub_msgs SET attempts = attempts + 1 WHERE NOT dead AND "
-                    "seq = ANY($1::int8[])",
-                    &p, NULL);
+        rc = hub__pg_write1(self,
+                            "UPDATE hub_msgs SET attempts = attempts + 1 WHERE NOT dead AND "
+                            "seq = ANY($1::int8[])",
+                            &p, NULL);
     hub__pg_arr_free(&a);
     return rc;
-}
-
-/* ---- dead letters --------------------------------------------------------- */
-
-static int pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n, const char *reason)
-{
-    SELF;
-    if ((n && !seqs) || !reason)
-        return HUB_EINVAL;
-    if (n == 0)
-        return 0;
-    hub__pg_arr_t a;
-    hub__pg_arr_init(&a, HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++)
-        hub__pg_arr_i64(&a, seqs[i]);
-    hub__pg_params_t p = {0};
-    int rc = hub__pg_p_arr(&p, &a);
-    hub__pg_p_bytes(&p, reason, hub__codec_reason_len(reason));
-    hub__pg_p_i64(&p, hub_now_us());
-    if (rc == 0)
-        rc = write1(self,
-                    "WITH d AS (UPDATE hub_msgs SET dead = true, dead_reason = $2, "
-                    "dead_at_us = $3 WHERE NOT dead AND seq = ANY($1::int8[]) RETURNING "
-                    "receiver) UPDATE hub_held h SET queued = h.queued - g.c FROM (SELECT "
-                    "receiver, count(*) AS c FROM d GROUP BY receiver) g WHERE h.kind = 'r' "
-                    "AND h.member = g.receiver",
-                    &p, NULL);
-    hub__pg_arr_free(&a);
-    return rc;
-}
-
-#define DEAD_COLS MSG_COLS ", dead_reason, dead_at_us"
-
-static int fill_dead(const PGresult *res, int r, hub_store_dead_t *out, hub_store_arena_t *arena)
-{
-    memset(out, 0, sizeof *out);
-    int rc = fill_msg(res, r, arena ? 11 : -1, &out->msg, arena);
-    hub__pg_str(res, r, 9, out->reason, HUB_STORE_REASON_MAX);
-    out->dead_at_us = hub__pg_u64(res, r, 10);
-    return rc;
-}
-
-static int pg_dlq_list(hub_store_t *store, uint64_t after_seq, size_t max, hub_store_dead_t *out,
-                       size_t *n_out, hub_store_arena_t *arena)
-{
-    SELF;
-    if (!n_out || (max && !out))
-        return HUB_EINVAL;
-    *n_out = 0;
-    if (max == 0)
-        return 0;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, after_seq);
-    hub__pg_p_i64(&p, max);
-    PGresult *res;
-    int rc = read1(self,
-                   arena ? "SELECT " DEAD_COLS ", envelope FROM hub_msgs WHERE dead AND seq > $1 "
-                           "ORDER BY seq LIMIT $2"
-                         : "SELECT " DEAD_COLS " FROM hub_msgs WHERE dead AND seq > $1 "
-                           "ORDER BY seq LIMIT $2",
-                   &p, &res);
-    if (rc != 0)
-        return rc;
-    for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
-        rc = fill_dead(res, r, &out[r], arena);
-        if (rc == 0)
-            (*n_out)++;
-    }
-    PQclear(res);
-    return rc;
-}
-
-static int pg_dlq_get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,
-                      hub_store_arena_t *arena)
-{
-    SELF;
-    if (!out)
-        return HUB_EINVAL;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, seq);
-    PGresult *res;
-    int rc = read1(self,
-                   arena ? "SELECT " DEAD_COLS ", envelope FROM hub_msgs WHERE dead AND seq = $1"
-                         : "SELECT " DEAD_COLS " FROM hub_msgs WHERE dead AND seq = $1",
-                   &p, &res);
-    if (rc != 0)
-        return rc;
-    rc = PQntuples(res) == 1 ? fill_dead(res, 0, out, arena) : HUB_ENOTFOUND;
-    PQclear(res);
-    return rc;
-}
-
-static int pg_dlq_replay(hub_store_t *store, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
-                         uint64_t *new_seq)
-{
-    SELF;
-    uint64_t now = hub_now_us();
-    uint64_t expires =
-        new_ttl_us ? (new_ttl_us > UINT64_MAX - now ? UINT64_MAX : now + new_ttl_us) : 0;
-    PGconn *c;
-    bool own;
-    int rc = hub__pg_write_begin(self, &c, &own);
-    if (rc != 0)
-        return rc;
-    PGresult *res = NULL;
-    uint64_t next = 0;
-    rc = hub__pg_exec(self, c,
-                      "SELECT m.next_seq, t.msgs, t.bytes FROM hub_meta m, hub_held t WHERE "
-                      "m.id = 1 AND t.kind = 't' FOR UPDATE OF m",
-                      NULL, &res);
-    if (rc == 0) {
-        if (PQntuples(res) != 1)
-            rc = HUB_ESTORE;
-        else if (hub__pg_u64(res, 0, 2) + hub__pg_u64(res, 0, 1) * ROW > self->limit_bytes)
-            rc = HUB_EFULL; /* the same line as appends: keep room for acks */
-        else
-            next = preset_seq ? preset_seq : hub__pg_u64(res, 0, 0);
-        PQclear(res);
-        res = NULL;
-    }
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, seq);
-    hub__pg_p_i64(&p, next);
-    hub__pg_p_i64(&p, expires);
-    if (rc == 0)
-        rc = hub__pg_exec(self, c,
-                          "WITH d AS (UPDATE hub_msgs SET seq = $2, dead = false, dead_reason = "
-                          "NULL, dead_at_us = NULL, attempts = 0, expires_at_us = $3 WHERE seq = "
-                          "$1 AND dead RETURNING sender, message_id, receiver), "
-                          "i AS (UPDATE hub_ids i SET seq = $2 FROM d WHERE i.sender = d.sender "
-                          "AND i.message_id = d.message_id AND i.seq = $1), "
-                          "h AS (UPDATE hub_held h SET queued = h.queued + 1 FROM d WHERE "
-                          "h.kind = 'r' AND h.member = d.receiver), "
-                          "n AS (UPDATE hub_meta SET next_seq = greatest(next_seq, $2::int8 + 1) "
-                          "WHERE id = 1 AND EXISTS (SELECT 1 FROM d)) SELECT count(*) FROM d",
-                          &p, &res);
-    if (rc == 0) {
-        if (hub__pg_u64(res, 0, 0) != 1)
-            rc = HUB_ENOTFOUND;
-        PQclear(res);
-    }
-    rc = hub__pg_write_end(self, c, own, rc);
-    if (rc == 0 && new_seq)
-        *new_seq = next;
-    return rc;
-}
-
-static int pg_dlq_purge(hub_store_t *store, uint64_t seq)
-{
-    SELF;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, seq);
-    PGresult *res;
-    int rc = write1(self,
-                    "WITH d AS (DELETE FROM hub_msgs WHERE dead AND seq = $1 " REMOVED_COLS
-                    ")" REMOVE_TAIL,
-                    &p, &res);
-    if (rc == 0) {
-        if (hub__pg_u64(res, 0, 0) == 0)
-            rc = HUB_ENOTFOUND;
-        PQclear(res);
-    }
-    return rc;
-}
-
-static int pg_dlq_purge_older(hub_store_t *store, uint64_t before_us, size_t *purged)
-{
-    SELF;
-    if (purged)
-        *purged = 0;
-    for (;;) {
-        hub__pg_params_t p = {0};
-        hub__pg_p_i64(&p, before_us);
-        hub__pg_p_i64(&p, PURGE_CHUNK);
-        PGresult *res;
-        int rc = write1(self,
-                        "WITH d AS (DELETE FROM hub_msgs WHERE seq IN (SELECT seq FROM hub_msgs "
-                        "WHERE dead AND dead_at_us < $1 ORDER BY dead_at_us LIMIT $2) " REMOVED_COLS
-                        ")" REMOVE_TAIL,
-                        &p, &res);
-        if (rc != 0)
-            return rc;
-        uint64_t k = hub__pg_u64(res, 0, 0);
-        PQclear(res);
-        if (purged)
-            *purged += (size_t)k;
-        if (k < PURGE_CHUNK)
-            return 0;
-    }
 }
 
 /* ---- ids ------------------------------------------------------------------ */
@@ -944,17 +735,19 @@ static int pg_dlq_purge_older(hub_store_t *store, uint64_t before_us, size_t *pu
 static int pg_lookup(hub_store_t *store, const char *sender, const char *message_id, uint64_t *seq,
                      hub_store_state_t *state)
 {
-    SELF;
-    if (!str_ok(sender, HUB_STORE_NAME_MAX, false) || !str_ok(message_id, HUB_STORE_ID_MAX, false))
+    HUB__PG_SELF;
+    if (!hub__pg_str_ok(sender, HUB_STORE_NAME_MAX, false) ||
+        !hub__pg_str_ok(message_id, HUB_STORE_ID_MAX, false))
         return HUB_EINVAL;
     hub__pg_params_t p = {0};
     hub__pg_p_str(&p, sender);
     hub__pg_p_str(&p, message_id);
     PGresult *res;
-    int rc = read1(self,
-                   "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON m.seq = i.seq "
-                   "WHERE i.sender = $1 AND i.message_id = $2",
-                   &p, &res);
+    int rc =
+        hub__pg_read1(self,
+                      "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON m.seq = i.seq "
+                      "WHERE i.sender = $1 AND i.message_id = $2",
+                      &p, &res);
     if (rc != 0)
         return rc;
     if (PQntuples(res) != 1) {
@@ -973,7 +766,7 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
 
 static int pg_prune_dedup(hub_store_t *store, uint64_t now_us, size_t *pruned)
 {
-    SELF;
+    HUB__PG_SELF;
     if (pruned)
         *pruned = 0;
     if (now_us < self->limits.dedup_window_us)
@@ -982,16 +775,17 @@ static int pg_prune_dedup(hub_store_t *store, uint64_t now_us, size_t *pruned)
     hub__pg_p_i64(&p, now_us - self->limits.dedup_window_us);
     hub__pg_p_i64(&p, HUB_STORE_PRUNE_BATCH);
     PGresult *res;
-    int rc = write1(self,
-                    "WITH c AS (SELECT sender, message_id, seq FROM hub_ids WHERE NOT pinned AND "
-                    "accepted_at_us <= $1 ORDER BY accepted_at_us LIMIT $2), "
-                    "p AS (UPDATE hub_ids i SET pinned = true FROM c WHERE i.sender = c.sender "
-                    "AND i.message_id = c.message_id AND EXISTS (SELECT 1 FROM hub_msgs m WHERE "
-                    "m.seq = c.seq)), "
-                    "x AS (DELETE FROM hub_ids i USING c WHERE i.sender = c.sender AND "
-                    "i.message_id = c.message_id AND NOT EXISTS (SELECT 1 FROM hub_msgs m WHERE "
-                    "m.seq = c.seq)) SELECT count(*) FROM c",
-                    &p, &res);
+    int rc = hub__pg_write1(
+        self,
+        "WITH c AS (SELECT sender, message_id, seq FROM hub_ids WHERE NOT pinned AND "
+        "accepted_at_us <= $1 ORDER BY accepted_at_us LIMIT $2), "
+        "p AS (UPDATE hub_ids i SET pinned = true FROM c WHERE i.sender = c.sender "
+        "AND i.message_id = c.message_id AND EXISTS (SELECT 1 FROM hub_msgs m WHERE "
+        "m.seq = c.seq)), "
+        "x AS (DELETE FROM hub_ids i USING c WHERE i.sender = c.sender AND "
+        "i.message_id = c.message_id AND NOT EXISTS (SELECT 1 FROM hub_msgs m WHERE "
+        "m.seq = c.seq)) SELECT count(*) FROM c",
+        &p, &res);
     if (rc == 0) {
         if (pruned)
             *pruned = (size_t)hub__pg_u64(res, 0, 0);
@@ -1005,12 +799,13 @@ static int pg_prune_dedup(hub_store_t *store, uint64_t now_us, size_t *pruned)
 static int pg_usage(hub_store_t *store, uint64_t *used_bytes, uint64_t *max_bytes,
                     uint64_t *dead_count)
 {
-    SELF;
+    HUB__PG_SELF;
     PGresult *res;
-    int rc = read1(self,
-                   "SELECT msgs, bytes, (SELECT count(*) FROM hub_msgs WHERE dead) FROM hub_held "
-                   "WHERE kind = 't'",
-                   NULL, &res);
+    int rc = hub__pg_read1(
+        self,
+        "SELECT msgs, bytes, (SELECT count(*) FROM hub_msgs WHERE dead) FROM hub_held "
+        "WHERE kind = 't'",
+        NULL, &res);
     if (rc != 0)
         return rc;
     uint64_t msgs = 0, bytes = 0, dead = 0;
@@ -1021,7 +816,7 @@ static int pg_usage(hub_store_t *store, uint64_t *used_bytes, uint64_t *max_byte
     }
     PQclear(res);
     if (used_bytes)
-        *used_bytes = bytes + msgs * ROW;
+        *used_bytes = bytes + msgs * HUB__PG_ROW;
     if (max_bytes)
         *max_bytes = self->max_bytes;
     if (dead_count)
@@ -1032,16 +827,16 @@ static int pg_usage(hub_store_t *store, uint64_t *used_bytes, uint64_t *max_byte
 static int pg_held(hub_store_t *store, const char *member, hub_store_held_t *as_sender,
                    hub_store_held_t *as_receiver)
 {
-    SELF;
-    if (!str_ok(member, HUB_STORE_NAME_MAX, false))
+    HUB__PG_SELF;
+    if (!hub__pg_str_ok(member, HUB_STORE_NAME_MAX, false))
         return HUB_EINVAL;
     hub__pg_params_t p = {0};
     hub__pg_p_str(&p, member);
     PGresult *res;
-    int rc = read1(self,
-                   "SELECT kind, msgs, bytes FROM hub_held WHERE member = $1 AND kind IN "
-                   "('s', 'r')",
-                   &p, &res);
+    int rc = hub__pg_read1(self,
+                           "SELECT kind, msgs, bytes FROM hub_held WHERE member = $1 AND kind IN "
+                           "('s', 'r')",
+                           &p, &res);
     if (rc != 0)
         return rc;
     hub_store_held_t s = {0, 0}, r = {0, 0};
@@ -1060,125 +855,17 @@ static int pg_held(hub_store_t *store, const char *member, hub_store_held_t *as_
 
 static int pg_held_total(hub_store_t *store, hub_store_held_t *total)
 {
-    SELF;
+    HUB__PG_SELF;
     if (!total)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = read1(self, "SELECT msgs, bytes FROM hub_held WHERE kind = 't'", NULL, &res);
+    int rc = hub__pg_read1(self, "SELECT msgs, bytes FROM hub_held WHERE kind = 't'", NULL, &res);
     if (rc != 0)
         return rc;
     total->msgs = PQntuples(res) == 1 ? hub__pg_u64(res, 0, 0) : 0;
     total->bytes = PQntuples(res) == 1 ? hub__pg_u64(res, 0, 1) : 0;
     PQclear(res);
     return 0;
-}
-
-/* ---- tracked requests ------------------------------------------------------ */
-
-static int pg_requests_put(hub_store_t *store, const hub_store_request_t *reqs, size_t n)
-{
-    SELF;
-    if (n && !reqs)
-        return HUB_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
-            !str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
-            !str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
-            return HUB_EINVAL;
-    if (n == 0)
-        return 0;
-    hub__pg_arr_t a[4];
-    hub__pg_arr_init(&a[0], HUB__PG_BYTEA);
-    hub__pg_arr_init(&a[1], HUB__PG_BYTEA);
-    hub__pg_arr_init(&a[2], HUB__PG_BYTEA);
-    hub__pg_arr_init(&a[3], HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++) {
-        hub__pg_arr_str(&a[0], reqs[i].message_id);
-        hub__pg_arr_str(&a[1], reqs[i].sender);
-        hub__pg_arr_str(&a[2], reqs[i].receiver);
-        hub__pg_arr_i64(&a[3], reqs[i].expires_at_us);
-    }
-    hub__pg_params_t p = {0};
-    int rc = 0;
-    for (int k = 0; rc == 0 && k < 4; k++)
-        rc = hub__pg_p_arr(&p, &a[k]);
-    if (rc == 0)
-        rc = write1(self,
-                    "INSERT INTO hub_requests (message_id, sender, receiver, expires_at_us) "
-                    "SELECT DISTINCT ON (k.i) k.i, k.s, k.r, k.e FROM unnest($1::bytea[], "
-                    "$2::bytea[], $3::bytea[], $4::int8[]) WITH ORDINALITY AS k(i, s, r, e, o) "
-                    "ORDER BY k.i, k.o DESC ON CONFLICT (message_id) DO UPDATE SET sender = "
-                    "excluded.sender, receiver = excluded.receiver, expires_at_us = "
-                    "excluded.expires_at_us",
-                    &p, NULL);
-    for (int k = 0; k < 4; k++)
-        hub__pg_arr_free(&a[k]);
-    return rc;
-}
-
-static int pg_requests_del(hub_store_t *store, const char *const *ids, size_t n)
-{
-    SELF;
-    if (n && !ids)
-        return HUB_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!str_ok(ids[i], HUB_STORE_ID_MAX, false))
-            return HUB_EINVAL;
-    if (n == 0)
-        return 0;
-    hub__pg_arr_t a;
-    hub__pg_arr_init(&a, HUB__PG_BYTEA);
-    for (size_t i = 0; i < n; i++)
-        hub__pg_arr_str(&a, ids[i]);
-    hub__pg_params_t p = {0};
-    int rc = hub__pg_p_arr(&p, &a);
-    if (rc == 0)
-        rc = write1(self, "DELETE FROM hub_requests WHERE message_id = ANY($1::bytea[])", &p, NULL);
-    hub__pg_arr_free(&a);
-    return rc;
-}
-
-static int pg_requests_load(hub_store_t *store, uint64_t now_us, hub_store_request_cb cb,
-                            void *user, size_t *expired)
-{
-    SELF;
-    if (expired)
-        *expired = 0;
-    if (!cb)
-        return HUB_EINVAL;
-    PGconn *c;
-    bool own;
-    int rc = hub__pg_write_begin(self, &c, &own);
-    if (rc != 0)
-        return rc;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, now_us);
-    PGresult *gone = NULL, *res = NULL;
-    rc = hub__pg_exec(self, c,
-                      "WITH d AS (DELETE FROM hub_requests WHERE expires_at_us <> 0 AND "
-                      "expires_at_us <= $1 RETURNING 1) SELECT count(*) FROM d",
-                      &p, &gone);
-    if (rc == 0)
-        rc = hub__pg_exec(self, c,
-                          "SELECT message_id, sender, receiver, expires_at_us FROM hub_requests "
-                          "ORDER BY message_id",
-                          NULL, &res);
-    rc = hub__pg_write_end(self, c, own, rc);
-    if (rc == 0) {
-        if (expired)
-            *expired = (size_t)hub__pg_u64(gone, 0, 0);
-        for (int r = 0; r < PQntuples(res); r++) {
-            hub_store_request_t q;
-            hub__pg_str(res, r, 0, q.message_id, HUB_STORE_ID_MAX);
-            hub__pg_str(res, r, 1, q.sender, HUB_STORE_NAME_MAX);
-            hub__pg_str(res, r, 2, q.receiver, HUB_STORE_NAME_MAX);
-            q.expires_at_us = hub__pg_u64(res, r, 3);
-            cb(&q, user);
-        }
-    }
-    PQclear(gone);
-    PQclear(res);
-    return rc;
 }
 
 const hub__store_ops_t hub__pg_ops = {
@@ -1198,18 +885,18 @@ const hub__store_ops_t hub__pg_ops = {
     .note_attempts = pg_note_attempts,
     .expired = pg_expired,
     .queues = pg_queues,
-    .dead_letter = pg_dead_letter,
-    .dlq_list = pg_dlq_list,
-    .dlq_get = pg_dlq_get,
-    .dlq_replay = pg_dlq_replay,
-    .dlq_purge = pg_dlq_purge,
-    .dlq_purge_older = pg_dlq_purge_older,
+    .dead_letter = hub__pg_dead_letter,
+    .dlq_list = hub__pg_dlq_list,
+    .dlq_get = hub__pg_dlq_get,
+    .dlq_replay = hub__pg_dlq_replay,
+    .dlq_purge = hub__pg_dlq_purge,
+    .dlq_purge_older = hub__pg_dlq_purge_older,
     .lookup = pg_lookup,
     .prune_dedup = pg_prune_dedup,
     .usage = pg_usage,
     .held = pg_held,
     .held_total = pg_held_total,
-    .requests_put = pg_requests_put,
-    .requests_del = pg_requests_del,
-    .requests_load = pg_requests_load,
+    .requests_put = hub__pg_requests_put,
+    .requests_del = hub__pg_requests_del,
+    .requests_load = hub__pg_requests_load,
 };

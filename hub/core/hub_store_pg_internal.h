@@ -3,7 +3,8 @@
  * PRIVATE to hub/core/hub_store_pg*.c:
  *   hub_store_pg_conn.c  connections, errors, the schema and its
  *                        migrations, open/close/init/inspect, batches
- *   hub_store_pg.c       the operations of hub_store.h
+ *   hub_store_pg.c       appends, queues, acks, ids, what members hold
+ *   hub_store_pg_dlq.c   dead letters and tracked requests
  *
  * Tables (hub/core/sql/001_init.sql, embedded as HUB__PG_MIGRATIONS):
  *   hub_schema_version  one row per migration applied
@@ -129,5 +130,57 @@ void hub__pg_batch_abort(hub_store_t *store);
 void hub__pg_close(hub_store_t **self_p);
 uint32_t hub__pg_upgraded_from(const hub_store_t *store);
 uint32_t hub__pg_opened_format(const hub_store_t *store);
+
+/* ---- shared by the operations (hub_store_pg.c, hub_store_pg_dlq.c) ---- */
+
+#define HUB__PG_SELF hub__pg_t *self = (hub__pg_t *)(void *)store
+#define HUB__PG_ROW HUB_STORE_PG_ROW_BYTES
+
+/* The columns fill_msg reads (0..8). */
+#define HUB__PG_MSG_COLS                                                                           \
+    "seq, message_id, sender, receiver, service, accepted_at_us, expires_at_us, attempts, "        \
+    "octet_length(envelope)::int8"
+
+/* Every statement that deletes messages (a CTE d, HUB__PG_REMOVED_COLS)
+ * ends in HUB__PG_REMOVE_TAIL: what the members hold goes down, and pinned
+ * ids records that name the messages go. */
+#define HUB__PG_REMOVE_TAIL                                                                        \
+    ", g AS (SELECT 's'::text AS kind, sender AS member, count(*) AS c, sum(len)::int8 AS b, "     \
+    "0::int8 AS q FROM d GROUP BY sender UNION ALL SELECT 'r', receiver, count(*), "               \
+    "sum(len)::int8, count(*) FILTER (WHERE NOT dead) FROM d GROUP BY receiver UNION ALL "         \
+    "SELECT 't', '\\x'::bytea, count(*), coalesce(sum(len), 0)::int8, 0 FROM d), "                 \
+    "u AS (UPDATE hub_held h SET msgs = h.msgs - g.c, bytes = h.bytes - g.b, "                     \
+    "queued = h.queued - g.q FROM g WHERE h.kind = g.kind AND h.member = g.member AND g.c > 0), "  \
+    "x AS (DELETE FROM hub_ids i USING d WHERE i.pinned AND i.sender = d.sender AND "              \
+    "i.message_id = d.message_id AND i.seq = d.seq) SELECT count(*) FROM d"
+#define HUB__PG_REMOVED_COLS                                                                       \
+    "RETURNING seq, message_id, sender, receiver, octet_length(envelope)::int8 AS len, dead"
+
+/* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
+bool hub__pg_str_ok(const char *s, size_t max, bool may_be_empty);
+/* One read statement on the caller's connection (hub__pg_read_begin);
+ * *res on 0. */
+int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res);
+/* One write statement as a whole call; *res (may be NULL) on 0. */
+int hub__pg_write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res);
+/* Fills *out from the HUB__PG_MSG_COLS of row r and the envelope in column env
+ * (-1: none) into arena. */
+int hub__pg_fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
+                     hub_store_arena_t *arena);
+
+/* hub_store_pg_dlq.c */
+int hub__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n, const char *reason);
+int hub__pg_dlq_list(hub_store_t *store, uint64_t after_seq, size_t max, hub_store_dead_t *out,
+                     size_t *n_out, hub_store_arena_t *arena);
+int hub__pg_dlq_get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,
+                    hub_store_arena_t *arena);
+int hub__pg_dlq_replay(hub_store_t *store, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
+                       uint64_t *new_seq);
+int hub__pg_dlq_purge(hub_store_t *store, uint64_t seq);
+int hub__pg_dlq_purge_older(hub_store_t *store, uint64_t before_us, size_t *purged);
+int hub__pg_requests_put(hub_store_t *store, const hub_store_request_t *reqs, size_t n);
+int hub__pg_requests_del(hub_store_t *store, const char *const *ids, size_t n);
+int hub__pg_requests_load(hub_store_t *store, uint64_t now_us, hub_store_request_cb cb, void *user,
+                          size_t *expired);
 
 #endif

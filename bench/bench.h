@@ -172,6 +172,17 @@ void bench_jetstream(int batch, bench_result_t *out);
  * producer -> broker -> consumer with `inflight` messages end to end. */
 void bench_rabbitmq(int inflight, bench_result_t *out);
 void bench_pgqueue(int inflight, bench_result_t *out);
+/* A private PostgreSQL cluster in the work directory (initdb; 127.0.0.1 on
+ * a free port; fsync on; user "bench", trust), as the queue row and the
+ * hub's PostgreSQL-store rows use it. start: 0, or -1 with err saying why
+ * (a whole "n/a (...)" note). stop removes it (kept with --keep). */
+typedef struct {
+    char dir[PATH_MAX];
+    pid_t pid;
+    int port;
+} bench_pg_t;
+int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size);
+void bench_pg_stop(bench_pg_t *pg);
 
 /* write(1 KiB) + fdatasync in a loop, in the work directory's disk. */
 void bench_fsync(bench_result_t *out);
@@ -195,6 +206,7 @@ typedef struct {
     int inflight;
     int max_batch;  /* raw client: envelopes per Batch frame at most (0 = as many as fit the window)
                      */
+    bool pg_store;  /* hubd's store on a private PostgreSQL (store = postgresql) */
 } hub_case_t;
 
 /* What this hubd offers for the full path, found at run time. */

@@ -383,6 +383,18 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     bench_result_na(out, "n/a (hubbench was built without libpq-dev)");
 }
 
+int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)
+{
+    memset(pg, 0, sizeof *pg);
+    snprintf(err, err_size, "n/a (hubbench was built without libpq-dev)");
+    return -1;
+}
+
+void bench_pg_stop(bench_pg_t *pg)
+{
+    (void)pg;
+}
+
 #else
 
 #include <libpq-fe.h>
@@ -523,13 +535,15 @@ static bool pgq__prepare(PGconn *conn, const char *name, const char *sql, int n_
     return ok;
 }
 
-void bench_pgqueue(int inflight, bench_result_t *out)
+int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)
 {
+    memset(pg, 0, sizeof *pg);
     char initdb[PATH_MAX], postgres[PATH_MAX];
     if (!durable__find("/usr/lib/postgresql/*/bin/initdb", initdb, sizeof initdb) ||
         !durable__find("/usr/lib/postgresql/*/bin/postgres", postgres, sizeof postgres)) {
-        bench_result_na(out, "n/a (PostgreSQL server not installed: apt-get install postgresql)");
-        return;
+        snprintf(err, err_size,
+                 "n/a (PostgreSQL server not installed: apt-get install postgresql)");
+        return -1;
     }
     /* postgres refuses to run as root: as root, run it as the postgres user
      * (Debian's package makes one), which must reach the work directory. */
@@ -538,66 +552,105 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam("postgres");
         if (!pw) {
-            bench_result_na(out, "n/a (running as root and there is no postgres user to run "
-                                 "the PostgreSQL server as)");
-            return;
+            snprintf(err, err_size,
+                     "n/a (running as root and there is no postgres user to run "
+                     "the PostgreSQL server as)");
+            return -1;
         }
         uid = pw->pw_uid;
         gid = pw->pw_gid;
         chmod(bench_opts.workdir, 0711);
     }
     static int run_no;
-    char dir[PATH_MAX], data[PATH_MAX + 16], log[PATH_MAX + 32], conf[PATH_MAX + 48];
-    snprintf(dir, sizeof dir, "%s/pgqueue-%d", bench_opts.workdir, ++run_no);
-    tkp_rmrf(dir);
-    mkdir(dir, 0700);
-    snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(log, sizeof log, "%s/postgres.log", dir);
-    if (uid != (uid_t)-1 && chown(dir, uid, gid) != 0) {
-        bench_result_na(out, "n/a (cannot give %s to the postgres user: %s)", dir, strerror(errno));
-        return;
+    char data[PATH_MAX + 16], log[PATH_MAX + 32], conf[PATH_MAX + 48];
+    snprintf(pg->dir, sizeof pg->dir, "%s/postgresql-%d", bench_opts.workdir, ++run_no);
+    tkp_rmrf(pg->dir);
+    mkdir(pg->dir, 0700);
+    snprintf(data, sizeof data, "%s/data", pg->dir);
+    snprintf(log, sizeof log, "%s/postgres.log", pg->dir);
+    if (uid != (uid_t)-1 && chown(pg->dir, uid, gid) != 0) {
+        snprintf(err, err_size, "n/a (cannot give %s to the postgres user: %s)", pg->dir,
+                 strerror(errno));
+        bench_pg_stop(pg);
+        return -1;
     }
     /* initdb's own final fsync is skipped (setup, not the measured path);
      * the server runs with fsync on. */
     char *init_argv[] = {initdb, "-D",   data,          "-U",        "bench", "--auth=trust",
                          "-E",   "UTF8", "--no-locale", "--no-sync", NULL};
     if (pgq__run(init_argv, log, uid, gid, 120000) != 0) {
-        bench_result_na(out, "n/a (initdb failed; see %s)", log);
-        goto clean;
+        snprintf(err, err_size, "n/a (initdb failed; see %s)", log);
+        bench_pg_stop(pg);
+        return -1;
     }
-    int port = bench_free_port();
+    pg->port = bench_free_port();
     char settings[512];
     snprintf(settings, sizeof settings,
              "\n# hubbench\nlisten_addresses = '127.0.0.1'\nport = %d\n"
              "unix_socket_directories = ''\nfsync = on\nsynchronous_commit = on\n"
              "full_page_writes = on\nwal_sync_method = fdatasync\nmax_wal_size = 2GB\n"
              "log_min_messages = warning\n",
-             port);
+             pg->port);
     snprintf(conf, sizeof conf, "%s/postgresql.conf", data);
     FILE *f = fopen(conf, "a");
     if (!f || fputs(settings, f) < 0) {
         if (f)
             fclose(f);
-        bench_result_na(out, "n/a (cannot write %s)", conf);
-        goto clean;
+        snprintf(err, err_size, "n/a (cannot write %s)", conf);
+        bench_pg_stop(pg);
+        return -1;
     }
     fclose(f);
     char *argv[] = {postgres, "-D", data, NULL};
-    pid_t pid = tkp_spawn_env(argv, log, NULL, uid, gid);
+    pg->pid = tkp_spawn_env(argv, log, NULL, uid, gid);
+    uint64_t deadline = bench_now_ns() + (uint64_t)DURABLE__START_MS * 1000000u;
+    PGconn *conn = NULL;
+    snprintf(err, err_size, "did not start");
+    while (bench_now_ns() < deadline && bench_alive(pg->pid) &&
+           !(conn = pgq__connect(pg->port, err, err_size)))
+        tkp_sleep_ms(100);
+    if (!conn) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, err_size, "n/a (PostgreSQL: %s; see %s)", why, log);
+        bench_pg_stop(pg);
+        return -1;
+    }
+    PQfinish(conn);
+    return 0;
+}
+
+void bench_pg_stop(bench_pg_t *pg)
+{
+    /* SIGINT: fast shutdown (SIGTERM would wait for clients). */
+    if (pg->pid > 0) {
+        kill(pg->pid, SIGINT);
+        tkp_stop(pg->pid);
+    }
+    pg->pid = 0;
+    if (pg->dir[0] && !bench_opts.verbose)
+        tkp_rmrf(pg->dir);
+    pg->dir[0] = '\0';
+}
+
+void bench_pgqueue(int inflight, bench_result_t *out)
+{
+    bench_pg_t pg;
+    char err[512];
+    if (bench_pg_start(&pg, err, sizeof err) != 0) {
+        bench_result_na(out, "%s", err);
+        return;
+    }
     pgq__case_t *c = calloc(1, sizeof *c);
-    char err[256] = "did not start";
     if (!c) {
         bench_result_na(out, "out of memory");
         goto stop;
     }
     c->inflight = inflight;
     bench_window_init(&c->win);
-    uint64_t deadline = bench_now_ns() + (uint64_t)DURABLE__START_MS * 1000000u;
-    while (bench_now_ns() < deadline && bench_alive(pid) &&
-           !(c->producer = pgq__connect(port, err, sizeof err)))
-        tkp_sleep_ms(100);
-    if (!c->producer || !(c->consumer = pgq__connect(port, err, sizeof err))) {
-        bench_result_na(out, "n/a (PostgreSQL: %s; see %s)", err, log);
+    if (!(c->producer = pgq__connect(pg.port, err, sizeof err)) ||
+        !(c->consumer = pgq__connect(pg.port, err, sizeof err))) {
+        bench_result_na(out, "n/a (PostgreSQL: %s)", err);
         goto stop;
     }
     char insert[DURABLE__ROWS * 8 + 64];
@@ -615,7 +668,7 @@ void bench_pgqueue(int inflight, bench_result_t *out)
     pthread_t producer, consumer;
     pthread_create(&consumer, NULL, pgq__consumer, c);
     pthread_create(&producer, NULL, pgq__producer, c);
-    c->win.cpu_pid = pid;
+    c->win.cpu_pid = pg.pid;
     bench_window_run(&c->win, pgq__drained, c);
     pthread_join(producer, NULL);
     pthread_join(consumer, NULL);
@@ -627,13 +680,7 @@ stop:
         bench_lat_free(&c->lat);
         free(c);
     }
-    /* SIGINT: fast shutdown (SIGTERM would wait for clients). */
-    if (pid > 0)
-        kill(pid, SIGINT);
-    tkp_stop(pid);
-clean:
-    if (!bench_opts.verbose)
-        tkp_rmrf(dir);
+    bench_pg_stop(&pg);
 }
 
 #endif

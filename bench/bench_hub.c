@@ -879,8 +879,21 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
     else
         snprintf(conf, sizeof conf, "%s%s", features->sig_off_conf, features->audit_off_conf);
     snprintf(data, sizeof data, "data-%d", ++run_no);
+    bench_pg_t pg = {.pid = 0};
+    if (c->pg_store) {
+        if (bench_pg_start(&pg, err, sizeof err) != 0) {
+            bench_result_na(out, "%s", err);
+            return;
+        }
+        size_t len = strlen(conf);
+        snprintf(conf + len, sizeof conf - len,
+                 "store = postgresql\nstore_migrate = yes\nstore_dsn = host=127.0.0.1 "
+                 "port=%d user=bench dbname=postgres\n",
+                 pg.port);
+    }
     if (bench_hubenv_start(&env, data, conf, err, sizeof err) != 0) {
         bench_result_na(out, "%s", err);
+        bench_pg_stop(&pg);
         return;
     }
     bench_hub_drive(&env, c, out);
@@ -890,6 +903,7 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
         env.hubd = 0;
     }
     bench_hubenv_stop(&env);
+    bench_pg_stop(&pg);
     if (!bench_opts.verbose) {
         char path[PATH_MAX + 80];
         snprintf(path, sizeof path, "%s/%s", env.dir, data);

@@ -228,12 +228,39 @@ static void hub__check_dir(hub__check_t *c, const char *key, const char *dir)
     }
 }
 
+/* store = postgresql: the server must be reachable and writable and hold
+ * a schema hubd can use (store_migrate applies missing migrations at
+ * start); data_dir still holds the audit log and state files. */
+static void hub__check_store_pg(hub__check_t *c, const hub_config_t *cfg)
+{
+    char err[HUB_ERRMSG_MAX];
+    hub_store_info_t info;
+    int rc = hub_store_pg_inspect(cfg->store_dsn, &info, err, sizeof err);
+    if (rc != 0 && !(rc == HUB_ENOENT && cfg->store_migrate))
+        hub__finding(c, true, "store_dsn", "%s", err);
+    else if (rc == 0 && info.format > HUB_STORE_PG_SCHEMA)
+        hub__finding(c, true, "store_dsn",
+                     "the database's hub schema is version %u, newer than this hubd knows (%u): "
+                     "run a hubd at least as new as the one that wrote it",
+                     info.format, HUB_STORE_PG_SCHEMA);
+    else if (rc == 0 && info.format < HUB_STORE_PG_SCHEMA && !cfg->store_migrate)
+        hub__finding(c, true, "store_dsn",
+                     "the database's hub schema is version %u: run 'hubctl store init' to "
+                     "migrate it to %u",
+                     info.format, HUB_STORE_PG_SCHEMA);
+    hub__check_dir(c, "data_dir", cfg->data_dir);
+}
+
 static void hub__check_store(hub__check_t *c, const hub_config_t *cfg)
 {
     char err[HUB_ERRMSG_MAX];
     hub_store_info_t info;
-    int rc = hub_store_inspect(cfg->data_dir, &info, err, sizeof err);
-    if (rc == HUB_ENOENT) {
+    int rc = cfg->store_backend == HUB_STORE_POSTGRESQL
+                 ? 0
+                 : hub_store_inspect(cfg->data_dir, &info, err, sizeof err);
+    if (cfg->store_backend == HUB_STORE_POSTGRESQL) {
+        hub__check_store_pg(c, cfg);
+    } else if (rc == HUB_ENOENT) {
         hub__check_dir(c, "data_dir", cfg->data_dir); /* a new store, made at start */
     } else if (rc != 0) {
         hub__finding(c, true, "data_dir", "%s", err);

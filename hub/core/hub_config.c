@@ -3,6 +3,7 @@
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_ops.h"
+#include "hub_store.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -150,6 +151,28 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
                          err, err_size);
     if (!strcmp(key, "data_dir"))
         return hub__path(ctx, key, value, cfg->data_dir, sizeof cfg->data_dir, err, err_size);
+    if (!strcmp(key, "store")) {
+        if (!strcmp(value, "lmdb"))
+            cfg->store_backend = HUB_STORE_LMDB;
+        else if (!strcmp(value, "postgresql"))
+            cfg->store_backend = HUB_STORE_POSTGRESQL;
+        else {
+            snprintf(err, err_size, "store = %s: give lmdb (the default) or postgresql", value);
+            return HUB_EINVAL;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "store_dsn")) {
+        if ((size_t)snprintf(cfg->store_dsn, sizeof cfg->store_dsn, "%s", value) >=
+            sizeof cfg->store_dsn) {
+            snprintf(err, err_size, "store_dsn is longer than %zu bytes",
+                     sizeof cfg->store_dsn - 1);
+            return HUB_EINVAL;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "store_migrate"))
+        return hub__bool(key, value, &cfg->store_migrate, err, err_size);
     if (!strcmp(key, "audit_dir"))
         return hub__path(ctx, key, value, cfg->audit_dir, sizeof cfg->audit_dir, err, err_size);
     if (!strcmp(key, "archive_dir"))
@@ -292,6 +315,13 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         cfg->quota_send_msgs = cfg->max_queue_depth * 4;
     if (cfg->quota_recv_msgs == 0)
         cfg->quota_recv_msgs = cfg->max_queue_depth;
+    if (cfg->store_backend == HUB_STORE_POSTGRESQL && !cfg->store_dsn[0]) {
+        snprintf(err, err_size,
+                 "%s: store = postgresql needs store_dsn (a libpq connection string, e.g. "
+                 "'host=db1,db2 dbname=hub user=hub target_session_attrs=read-write')",
+                 path);
+        return HUB_EINVAL;
+    }
     const char *missing = !cfg->key_file[0] ? "key_file" : !cfg->data_dir[0] ? "data_dir" : NULL;
     if (missing) {
         snprintf(err, err_size, "%s: '%s' is required (see deploy/hubd.conf.example)", path,

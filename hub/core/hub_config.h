@@ -36,7 +36,10 @@ typedef struct {
                                       <data_dir>/crl.state in certificate mode */
     uint32_t cert_warn_days;     /* warn this long before a certificate expires */
     char delegations_file[PATH_MAX]; /* ủy quyền rules; empty = none */
-    char data_dir[PATH_MAX];     /* store directory */
+    char data_dir[PATH_MAX];     /* store directory (LMDB), audit log and state files */
+    int store_backend;           /* HUB_STORE_LMDB (default) or HUB_STORE_POSTGRESQL */
+    char store_dsn[1024];        /* store = postgresql: libpq connection string */
+    bool store_migrate;          /* store = postgresql: apply missing schema migrations at start */
     char audit_dir[PATH_MAX];    /* audit log directory; empty = <data_dir>/audit */
     char policy_file[PATH_MAX];  /* data-sharing agreements; empty = allow all (development) */
     char http_listen[256];       /* operator HTTP endpoint, host:port; empty = off */

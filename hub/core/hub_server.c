@@ -733,7 +733,16 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             .dedup_window_us = (uint64_t)cfg->dedup_window_ms * 1000u,
             .reserve_percent = cfg->store_reserve_percent,
         };
-        rc = hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+        /* LMDB creates data_dir; with PostgreSQL it still holds the audit
+         * log and state files. */
+        if (cfg->store_backend == HUB_STORE_POSTGRESQL && mkdir(cfg->data_dir, 0700) != 0 &&
+            errno != EEXIST)
+            HUB_WARN("store", "cannot create data_dir", "dir=%s error=\"%s\"", cfg->data_dir,
+                     strerror(errno));
+        rc = cfg->store_backend == HUB_STORE_POSTGRESQL
+                 ? hub_store_open_pg(cfg->store_dsn, cfg->store_migrate, &limits, &self->store, err,
+                                     err_size)
+                 : hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
         if (rc == 0 && hub_store_upgraded_from(self->store))
             HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u",
                      cfg->data_dir, hub_store_upgraded_from(self->store));

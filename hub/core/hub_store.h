@@ -1,5 +1,6 @@
 /* hub_store — the hub's durable message store: THE CONTRACT every backend
- * implements (today LMDB, hub_store_*.c; PostgreSQL is planned), so that
+ * implements (LMDB, hub_store_*.c; PostgreSQL, hub_store_pg*.c; the
+ * dispatch between them is hub_store.c and hub_store_backend.h), so that
  * the hub above it (hub_commit.c, hub_delivery.c, hub_ops.c, ...) never
  * knows which one runs. What is specific to the LMDB backend is marked
  * "LMDB:" below and gathered at the end of this comment.
@@ -219,6 +220,17 @@ void hub_store_arena_destroy(hub_store_arena_t **self_p);
  * HUB_EIO. */
 int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out,
                    char *err, size_t err_size);
+/* Backends. hub_store_open() opens the LMDB store in a directory; a
+ * PostgreSQL store is opened with hub_store_open_pg() (below, after
+ * hub_store_backup(), with what differs there). Every other function works
+ * on either. */
+typedef enum {
+    HUB_STORE_LMDB = 0,  /* one LMDB file in data_dir (the default) */
+    HUB_STORE_POSTGRESQL /* a PostgreSQL database named by a libpq connection string */
+} hub_store_backend_t;
+/* "lmdb" or "postgresql"; "" for NULL. */
+const char *hub_store_backend_name(const hub_store_t *self);
+
 /* Aborts an open batch (see the threads rule), releases everything and sets
  * *self_p to NULL; what was committed stays. NULL or *NULL: nothing. */
 void hub_store_close(hub_store_t **self_p);
@@ -260,6 +272,32 @@ int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t 
  * that lives outside the hub (PostgreSQL) backs up with its own tools. */
 int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
                      size_t err_size);
+
+/* PostgreSQL (hub_store_pg*.c). `dsn` is a libpq connection string (may
+ * name several hosts; add target_session_attrs=read-write so that only the
+ * primary is used). open checks the schema (hub_store_pg_init() creates
+ * it): a database without it, or with an older one, is refused unless
+ * `migrate` is true, which applies the missing migrations; a newer schema
+ * is always refused. Errors name what is wrong and what to do: HUB_EIO when
+ * the server cannot be reached or is read-only, HUB_EPERM for
+ * authentication or privileges, HUB_ESTORE for the schema. What differs
+ * from LMDB: max_bytes (0 = 1 GiB) caps the envelope bytes of the messages
+ * held plus HUB_STORE_PG_ROW_BYTES a message, not the database's files;
+ * hub_store_inspect()/backup() take a directory (LMDB only): use
+ * hub_store_pg_inspect() and PostgreSQL's own tools (pg_dump,
+ * pg_basebackup). A lost connection fails the call (nothing of it is
+ * stored, nothing is ACKed) and is opened again, with backoff, by a later
+ * call. */
+#define HUB_STORE_PG_ROW_BYTES 256u
+#define HUB_STORE_PG_SCHEMA 1u /* the schema version this build writes */
+int hub_store_open_pg(const char *dsn, bool migrate, const hub_store_limits_t *limits,
+                      hub_store_t **out, char *err, size_t err_size);
+/* Creates the schema in an empty database, or applies the migrations an
+ * older one lacks (one transaction); *from (may be NULL) is the version
+ * found (0 = none). Refuses a newer schema. */
+int hub_store_pg_init(const char *dsn, uint32_t *from, char *err, size_t err_size);
+/* hub_store_inspect() for a PostgreSQL store (format = schema version). */
+int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size_t err_size);
 
 /* ---- batches (group commit) -------------------------------------------------
  * hub_store_batch_begin() opens one write transaction on the calling

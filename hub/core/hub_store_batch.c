@@ -211,7 +211,7 @@ bool hub__store_str_ok(const char *s, size_t max, bool may_be_empty)
 
 /* ---- batches --------------------------------------------------------- */
 
-int hub_store_batch_begin(hub_store_t *self)
+int hub__lmdb_batch_begin(hub_store_t *self)
 {
     if (!self)
         return HUB_EINVAL;
@@ -250,7 +250,7 @@ static MDB_txn *batch_take(hub_store_t *self)
     return batch;
 }
 
-int hub_store_batch_commit(hub_store_t *self)
+int hub__lmdb_batch_commit(hub_store_t *self)
 {
     MDB_txn *batch = batch_take(self);
     if (!batch)
@@ -262,7 +262,7 @@ int hub_store_batch_commit(hub_store_t *self)
     return hub__store_map_rc(mdb_txn_commit(batch));
 }
 
-void hub_store_batch_abort(hub_store_t *self)
+void hub__lmdb_batch_abort(hub_store_t *self)
 {
     MDB_txn *batch = batch_take(self);
     if (batch)

@@ -107,7 +107,7 @@ int hub__dedup_move(hub_store_t *self, MDB_txn *txn, const hub__rec_keys_t *k, u
 
 /* ---- look-ups and forgetting --------------------------------------------- */
 
-int hub_store_lookup(hub_store_t *self, const char *sender, const char *message_id, uint64_t *seq,
+int hub__lmdb_lookup(hub_store_t *self, const char *sender, const char *message_id, uint64_t *seq,
                      hub_store_state_t *state)
 {
     if (!self || !hub__store_str_ok(sender, HUB_STORE_NAME_MAX, false) ||
@@ -144,7 +144,7 @@ int hub_store_lookup(hub_store_t *self, const char *sender, const char *message_
     return 0;
 }
 
-int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
+int hub__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
 {
     if (pruned)
         *pruned = 0;
@@ -233,7 +233,7 @@ int hub_store_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
 
 /* ---- tracked requests ------------------------------------------------ */
 
-int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
+int hub__lmdb_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
 {
     if (!self || (n && !reqs))
         return HUB_EINVAL;
@@ -257,7 +257,7 @@ int hub_store_requests_put(hub_store_t *self, const hub_store_request_t *reqs, s
     return hub__store_txn_finish(self, txn, rc);
 }
 
-int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n)
+int hub__lmdb_requests_del(hub_store_t *self, const char *const *ids, size_t n)
 {
     if (!self || (n && !ids))
         return HUB_EINVAL;
@@ -276,7 +276,7 @@ int hub_store_requests_del(hub_store_t *self, const char *const *ids, size_t n)
     return hub__store_txn_finish(self, txn, rc);
 }
 
-int hub_store_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb, void *user,
+int hub__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb, void *user,
                             size_t *expired)
 {
     if (expired)

@@ -45,7 +45,7 @@ static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t
     return hub__store_txn_finish(self, txn, rc);
 }
 
-int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason)
+int hub__lmdb_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason)
 {
     if (!self || (n && !seqs) || !reason)
         return HUB_EINVAL;
@@ -79,7 +79,7 @@ static int fill_dead(hub_store_t *self, MDB_txn *txn, const MDB_val *v, uint64_t
     return 0;
 }
 
-int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,
+int hub__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,
                        size_t *n_out, hub_store_arena_t *arena)
 {
     if (n_out)
@@ -127,7 +127,7 @@ int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
     return rc;
 }
 
-int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
+int hub__lmdb_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
                       hub_store_arena_t *arena)
 {
     if (!self || !out)
@@ -145,7 +145,7 @@ int hub_store_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
     return rc;
 }
 
-int hub_store_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
+int hub__lmdb_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
                          uint64_t *new_seq)
 {
     if (!self)
@@ -249,7 +249,7 @@ static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found,
     return rc;
 }
 
-int hub_store_dlq_purge(hub_store_t *self, uint64_t seq)
+int hub__lmdb_dlq_purge(hub_store_t *self, uint64_t seq)
 {
     if (!self)
         return HUB_EINVAL;
@@ -266,7 +266,7 @@ int hub_store_dlq_purge(hub_store_t *self, uint64_t seq)
     return hub__store_txn_finish(self, txn, rc);
 }
 
-int hub_store_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged)
+int hub__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged)
 {
     if (purged)
         *purged = 0;

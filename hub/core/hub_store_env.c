@@ -274,7 +274,7 @@ static void tighten_mode(const char *dir, const char *name)
         (void)chmod(path, st.st_mode & 0700);
 }
 
-int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out, char *err,
+int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out, char *err,
                    size_t err_size)
 {
     if (out)
@@ -300,18 +300,19 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
         set_err(err, err_size, "store %s: out of memory", dir);
         return HUB_ENOMEM;
     }
+    self->base.ops = &hub__lmdb_ops;
     if (limits)
         self->limits = *limits;
     if (self->limits.reserve_percent > 50) {
         set_err(err, err_size,
                 "store %s: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
                 dir, self->limits.reserve_percent);
-        hub_store_close(&self);
+        hub__lmdb_close(&self);
         return HUB_EINVAL;
     }
     uint64_t map = self->limits.max_bytes ? self->limits.max_bytes : DEFAULT_MAP_BYTES;
     if (map > SIZE_MAX) {
-        hub_store_close(&self);
+        hub__lmdb_close(&self);
         set_err(err, err_size, "store %s: max_bytes is larger than this machine can map", dir);
         return HUB_EINVAL;
     }
@@ -323,7 +324,7 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
         rc = mdb_env_set_mapsize(self->env, (size_t)map);
     if (rc != 0) {
         set_err(err, err_size, "store %s: cannot set up LMDB: %s", dir, mdb_strerror(rc));
-        hub_store_close(&self);
+        hub__lmdb_close(&self);
         return hub__store_map_rc(rc);
     }
     /* MDB_NOTLS: read transactions are not tied to a thread, so the loop
@@ -347,7 +348,7 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
                     "empty store, or restore it from backup",
                     dir, mdb_strerror(rc), dir);
         }
-        hub_store_close(&self);
+        hub__lmdb_close(&self);
         return code;
     }
     tighten_mode(dir, "data.mdb");
@@ -367,19 +368,19 @@ int hub_store_open(const char *dir, const hub_store_limits_t *limits, hub_store_
 
     rc = open_dbs(self, dir, err, err_size);
     if (rc != 0) {
-        hub_store_close(&self);
+        hub__lmdb_close(&self);
         return rc;
     }
     *out = self;
     return 0;
 }
 
-uint32_t hub_store_upgraded_from(const hub_store_t *self)
+uint32_t hub__lmdb_upgraded_from(const hub_store_t *self)
 {
     return self ? self->upgraded_from : 0;
 }
 
-void hub_store_close(hub_store_t **self_p)
+void hub__lmdb_close(hub_store_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -393,7 +394,7 @@ void hub_store_close(hub_store_t **self_p)
     *self_p = NULL;
 }
 
-uint32_t hub_store_opened_format(const hub_store_t *self)
+uint32_t hub__lmdb_opened_format(const hub_store_t *self)
 {
     return self ? self->opened_format : 0;
 }
@@ -492,7 +493,7 @@ static int inspect_env(MDB_env *env, const char *dir, hub_store_info_t *out, cha
     return 0;
 }
 
-int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t err_size)
+int hub__lmdb_inspect(const char *dir, hub_store_info_t *out, char *err, size_t err_size)
 {
     MDB_env *env = NULL;
     memset(out, 0, sizeof *out);
@@ -504,7 +505,7 @@ int hub_store_inspect(const char *dir, hub_store_info_t *out, char *err, size_t 
     return rc;
 }
 
-int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
+int hub__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
                      size_t err_size)
 {
     MDB_env *env = NULL;
@@ -549,7 +550,7 @@ int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
 
 /* ---- the audit log's anchor (meta "audit_anchor": u64 seq || 32-byte hash) */
 
-int hub_store_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32])
+int hub__lmdb_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32])
 {
     if (!self || !seq || !hash)
         return HUB_EINVAL;
@@ -573,7 +574,7 @@ int hub_store_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32
     return rc;
 }
 
-int hub_store_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32])
+int hub__lmdb_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32])
 {
     if (!self || !hash)
         return HUB_EINVAL;
@@ -588,3 +589,37 @@ int hub_store_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t ha
     rc = hub__store_map_rc(mdb_put(txn, self->meta, &k, &v, 0));
     return hub__store_txn_finish(self, txn, rc);
 }
+
+/* The LMDB backend behind hub_store.h's dispatchers (hub_store.c). */
+const hub__store_ops_t hub__lmdb_ops = {
+    .name = "lmdb",
+    .close = hub__lmdb_close,
+    .upgraded_from = hub__lmdb_upgraded_from,
+    .opened_format = hub__lmdb_opened_format,
+    .batch_begin = hub__lmdb_batch_begin,
+    .batch_commit = hub__lmdb_batch_commit,
+    .batch_abort = hub__lmdb_batch_abort,
+    .append = hub__lmdb_append,
+    .next_seq = hub__lmdb_next_seq,
+    .audit_anchor_get = hub__lmdb_audit_anchor_get,
+    .audit_anchor_put = hub__lmdb_audit_anchor_put,
+    .read_queue = hub__lmdb_read_queue,
+    .ack = hub__lmdb_ack,
+    .note_attempts = hub__lmdb_note_attempts,
+    .expired = hub__lmdb_expired,
+    .queues = hub__lmdb_queues,
+    .dead_letter = hub__lmdb_dead_letter,
+    .dlq_list = hub__lmdb_dlq_list,
+    .dlq_get = hub__lmdb_dlq_get,
+    .dlq_replay = hub__lmdb_dlq_replay,
+    .dlq_purge = hub__lmdb_dlq_purge,
+    .dlq_purge_older = hub__lmdb_dlq_purge_older,
+    .lookup = hub__lmdb_lookup,
+    .prune_dedup = hub__lmdb_prune_dedup,
+    .usage = hub__lmdb_usage,
+    .held = hub__lmdb_held,
+    .held_total = hub__lmdb_held_total,
+    .requests_put = hub__lmdb_requests_put,
+    .requests_del = hub__lmdb_requests_del,
+    .requests_load = hub__lmdb_requests_load,
+};

@@ -253,7 +253,7 @@ hub_store_outcome_t hub__held_reserve_check(const hub_store_held_t *s, const hub
 
 /* ---- reads -------------------------------------------------------------- */
 
-int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
+int hub__lmdb_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
                     uint64_t *dead_count)
 {
     if (!self)
@@ -279,7 +279,7 @@ int hub_store_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes
     return 0;
 }
 
-int hub_store_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
+int hub__lmdb_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
                    hub_store_held_t *as_receiver)
 {
     if (as_sender)
@@ -310,7 +310,7 @@ int hub_store_held(hub_store_t *self, const char *member, hub_store_held_t *as_s
     return 0;
 }
 
-int hub_store_held_total(hub_store_t *self, hub_store_held_t *total)
+int hub__lmdb_held_total(hub_store_t *self, hub_store_held_t *total)
 {
     if (total)
         *total = (hub_store_held_t){0, 0};

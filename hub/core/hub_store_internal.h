@@ -73,6 +73,7 @@
 #define HUB_STORE_INTERNAL_H
 
 #include "hub_store.h"
+#include "hub_store_backend.h"
 #include "hub_store_codec.h"
 
 #include <lmdb.h>
@@ -89,6 +90,7 @@
 #define HUB__IDKEY_MAX (HUB_STORE_NAME_MAX + 1 + HUB_STORE_ID_MAX)
 
 struct hub_store {
+    hub__store_base_t base; /* first: the dispatch table (hub_store_backend.h) */
     MDB_env *env;
     MDB_dbi meta, msgs, queue, expiry, attempts, depth, ids, age, dead, held, requests;
     hub_store_limits_t limits;

@@ -69,7 +69,7 @@ void hub_store_arena_destroy(hub_store_arena_t **self_p)
     *self_p = NULL;
 }
 
-static void *arena_alloc(hub_store_arena_t *a, size_t n)
+void *hub__store_arena_alloc(hub_store_arena_t *a, size_t n)
 {
     if (n == 0)
         n = 1; /* never hand out NULL for an empty envelope */
@@ -228,7 +228,7 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
     return rc == 0 ? hub__dedup_put(self, txn, m, seq) : rc;
 }
 
-int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
+int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
                      hub_store_outcome_t *outcomes)
 {
     if (!self || (n && (!msgs || !outcomes)))
@@ -352,7 +352,7 @@ int hub_store_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
 
 /* ---- reads ------------------------------------------------------------- */
 
-int hub_store_next_seq(hub_store_t *self, uint64_t *next)
+int hub__lmdb_next_seq(hub_store_t *self, uint64_t *next)
 {
     if (!self || !next)
         return HUB_EINVAL;
@@ -380,7 +380,7 @@ int hub__queue_fill_msg(const hub__rec_view_t *v, uint64_t seq, uint32_t attempt
     out->attempts = attempts;
     out->envelope_len = v->envelope_len;
     if (arena) {
-        uint8_t *p = arena_alloc(arena, v->envelope_len);
+        uint8_t *p = hub__store_arena_alloc(arena, v->envelope_len);
         if (!p)
             return HUB_ENOMEM;
         if (v->envelope_len)
@@ -405,7 +405,7 @@ int hub__queue_attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *
     return 0;
 }
 
-int hub_store_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq, size_t max,
+int hub__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq, size_t max,
                          hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
     if (n_out)
@@ -546,14 +546,14 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
     return hub__store_txn_finish(self, txn, rc);
 }
 
-int hub_store_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
+int hub__lmdb_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
 {
     if (!self || !hub__store_str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
         return HUB_EINVAL;
     return n ? hub__store_split_on_full(ack_txn, self, receiver, seqs, n) : 0;
 }
 
-int hub_store_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
+int hub__lmdb_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
 {
     if (!self || (n && !seqs))
         return HUB_EINVAL;
@@ -583,7 +583,7 @@ int hub_store_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
 
 /* ---- expiry and the list of queues --------------------------------------- */
 
-int hub_store_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max, size_t *n_out)
+int hub__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max, size_t *n_out)
 {
     if (n_out)
         *n_out = 0;
@@ -623,7 +623,7 @@ int hub_store_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
     return rc;
 }
 
-int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
+int hub__lmdb_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
 {
     if (!self || !cb)
         return HUB_EINVAL;

@@ -9,6 +9,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,102 @@ START_TEST(corrupt_store_is_refused_at_start)
 }
 END_TEST
 
+/* store = postgresql with a DSN that leads nowhere: hubd does not start,
+ * and says which setting is wrong and what to check. */
+START_TEST(bad_store_dsn_is_refused_at_start)
+{
+    hubfix_stop(&fix);
+    char conf[PATH_MAX + 16], *text;
+    snprintf(conf, sizeof conf, "%s", fix.conf_path);
+    text = tk_read_file(conf);
+    ck_assert_ptr_nonnull(text);
+    char *line = strstr(text, "store_dsn = ");
+    ck_assert_ptr_nonnull(line);
+    *line = '\0';
+    char bad[8192];
+    snprintf(bad, sizeof bad,
+             "%sstore_dsn = host=127.0.0.1 port=1 dbname=hub "
+             "connect_timeout=2\n",
+             text);
+    tk_write_file(conf, bad);
+    free(text);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubd"), "--config", fix.conf_path, NULL};
+    ck_assert_int_eq(tk_run(argv, &out, 20000), 1);
+    ck_assert_msg(strstr(out, "store_dsn") && strstr(out, "cannot reach PostgreSQL"), "%s", out);
+    free(out);
+    /* hubd --check-config says the same before a start. */
+    out = NULL;
+    char *check[] = {(char *)tk_bin("hubd"), "--check-config", "--config", fix.conf_path, NULL};
+    ck_assert_int_ne(tk_run(check, &out, 20000), 0);
+    ck_assert_msg(strstr(out, "store_dsn") && strstr(out, "cannot reach PostgreSQL"), "%s", out);
+    free(out);
+}
+END_TEST
+
+/* Drops every connection to the test database but this one's: hubd's
+ * writer and reader connections go, as when the server restarts. */
+static void cut_database_connections(void)
+{
+    PGconn *c = PQconnectdb(getenv("HUB_TEST_PG_DSN"));
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *res = PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                              "pid <> pg_backend_pid() AND datname = current_database()");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* store = postgresql, and the database drops hubd's connections twice
+ * while a sender sends one event at a time: hubd keeps running, a commit
+ * that fails is refused (never ACKed, never delivered), hubd connects
+ * again by itself, and every ACKed event is delivered exactly once. */
+START_TEST(database_connections_cut_twice_loses_nothing_acked)
+{
+    start_receiver(NULL);
+    adp_client_t *a = connect_sender(SENDER, NULL);
+    enum { TOTAL = 300 };
+    int acked[TOTAL] = {0}, n_acked = 0, n_refused = 0, acked_after_cut = 0;
+    for (int i = 0; i < TOTAL; i++) {
+        if (i == 100 || i == 200)
+            cut_database_connections();
+        char payload[32];
+        int len = snprintf(payload, sizeof payload, "cut %d", i);
+        uint64_t seq = 0;
+        int rc = adp_send_event(a, RECEIVER, "record/v1", "text/plain", payload, (size_t)len, 0,
+                                10000, &seq);
+        if (rc == 0) {
+            acked[i] = 1;
+            n_acked++;
+            acked_after_cut += i >= 200;
+        } else {
+            ck_assert_msg(rc == HUB_ENACK, "event %d: %s", i, adp_last_error(a));
+            n_refused++;
+            tk_sleep_ms(50);
+        }
+    }
+    ck_assert(hubfix_hub_alive(&fix));
+    ck_assert_msg(acked_after_cut > 50, "only %d ACKed after the second cut (%d refused)",
+                  acked_after_cut, n_refused);
+    ck_assert_msg(wait_lines(n_acked, 60000), "only %d of %d handled", count_lines(record_path),
+                  n_acked);
+    tk_sleep_ms(1500);
+    int seen[TOTAL] = {0};
+    char *text = tk_read_file(record_path);
+    ck_assert_ptr_nonnull(text);
+    for (char *p = strstr(text, "cut "); p; p = strstr(p + 4, "cut ")) {
+        int i = atoi(p + 4);
+        ck_assert(i >= 0 && i < TOTAL);
+        seen[i]++;
+    }
+    free(text);
+    for (int i = 0; i < TOTAL; i++)
+        ck_assert_msg(seen[i] == acked[i], "event %d: ACKed %d, handled %d times", i, acked[i],
+                      seen[i]);
+    adp_close(&a);
+}
+END_TEST
+
 static int publication_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply,
                                void *user)
 {
@@ -865,21 +962,54 @@ static void setup_small_store(void)
                "quota_send_bytes = 1099511627776\nquota_recv_bytes = 1099511627776");
 }
 
-TK_MAIN("e2e_durable",
-        TK_CASE("durable", setup, teardown, 300, offline_receiver_gets_everything_in_order_once,
-                hub_killed_three_times_loses_nothing,
-                receiver_killed_while_handling_gets_it_again_once,
-                receiver_killed_after_its_effect_is_called_again_in_doubt,
-                corrupt_store_is_refused_at_start, store_that_cannot_commit_refuses_with_internal,
-                durable_subscriptions_get_every_publication,
-                resent_id_is_acked_again_and_reused_id_refused),
-        TK_CASE("unsigned", setup_unsigned, teardown, 120,
-                resent_id_is_acked_again_and_reused_id_refused),
-        TK_CASE("dead_letters", setup_dlq, teardown, 120,
-                ttl_and_retry_exhaustion_dead_letter_and_replay_delivers),
-        TK_CASE("queue_limit", setup_small_queue, teardown, 120,
-                queue_full_refuses_and_loses_nothing_accepted),
-        TK_CASE("publish", setup_small_queues, teardown, 120,
-                publish_rules_and_subscriptions_across_a_restart),
-        TK_CASE("store_limit", setup_small_store, teardown, 120,
-                store_full_refuses_and_loses_nothing_accepted))
+/* Not TK_MAIN: the PostgreSQL run picks some tests at run time. */
+int main(void)
+{
+    Suite *s = suite_create("e2e_durable");
+    TCase *tc = tcase_create("durable");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, offline_receiver_gets_everything_in_order_once);
+    tcase_add_test(tc, hub_killed_three_times_loses_nothing);
+    tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
+    tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
+    /* The PostgreSQL run (with_postgres.sh): the same tests on that store,
+     * but for the LMDB file's own faults. */
+    const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && *pg_dsn) {
+        tcase_add_test(tc, bad_store_dsn_is_refused_at_start);
+        tcase_add_test(tc, database_connections_cut_twice_loses_nothing_acked);
+    } else {
+        tcase_add_test(tc, corrupt_store_is_refused_at_start);
+        tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
+    }
+    tcase_add_test(tc, durable_subscriptions_get_every_publication);
+    tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
+    suite_add_tcase(s, tc);
+    TCase *un = tcase_create("unsigned");
+    tcase_add_checked_fixture(un, setup_unsigned, teardown);
+    tcase_set_timeout(un, 120);
+    tcase_add_test(un, resent_id_is_acked_again_and_reused_id_refused);
+    suite_add_tcase(s, un);
+    TCase *dlq = tcase_create("dead_letters");
+    tcase_add_checked_fixture(dlq, setup_dlq, teardown);
+    tcase_set_timeout(dlq, 120);
+    tcase_add_test(dlq, ttl_and_retry_exhaustion_dead_letter_and_replay_delivers);
+    suite_add_tcase(s, dlq);
+    TCase *q = tcase_create("queue_limit");
+    tcase_add_checked_fixture(q, setup_small_queue, teardown);
+    tcase_set_timeout(q, 120);
+    tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
+    suite_add_tcase(s, q);
+    TCase *ps = tcase_create("publish");
+    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
+    tcase_set_timeout(ps, 120);
+    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
+    suite_add_tcase(s, ps);
+    TCase *st = tcase_create("store_limit");
+    tcase_add_checked_fixture(st, setup_small_store, teardown);
+    tcase_set_timeout(st, 120);
+    tcase_add_test(st, store_full_refuses_and_loses_nothing_accepted);
+    suite_add_tcase(s, st);
+    return tk_run_suite(s);
+}

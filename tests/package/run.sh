@@ -127,7 +127,7 @@ grep '^W: ' "$work/lintian.txt" | sed 's/^/  /' || true
 # What the chroot needs beyond minbase: a compiler and pkg-config for the
 # out-of-tree adapter, and the packages' dependencies (so that apt installs
 # them without the network on later runs).
-chroot_pkgs=gcc,libc6-dev,pkg-config,binutils,libzmq5,libsodium23,libprotobuf-c1,libssl3,libuv1,liblmdb0,libmicrohttpd12,libcurl4,libjansson4,libsqlite3-0,libzmq3-dev,libsodium-dev,libprotobuf-c-dev,libssl-dev,ca-certificates
+chroot_pkgs=gcc,libc6-dev,pkg-config,binutils,libzmq5,libsodium23,libprotobuf-c1,libssl3,libuv1,liblmdb0,libpq5,libmicrohttpd12,libcurl4,libjansson4,libsqlite3-0,libzmq3-dev,libsodium-dev,libprotobuf-c-dev,libssl-dev,ca-certificates
 key=$(echo "bookworm $chroot_pkgs" | sha256sum | cut -c1-12)
 tarball=$cache/bookworm-minbase-$key.tar.gz
 mode=chroot

@@ -4,6 +4,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,21 @@ void hubfix_init(hubfix_t *f, const char *extra_conf)
     snprintf(f->extra_conf, sizeof f->extra_conf, "%s", extra_conf ? extra_conf : "");
     snprintf(f->conf_path, sizeof f->conf_path, "%s/hubd.conf", f->dir);
     snprintf(f->hubd_log, sizeof f->hubd_log, "%s/hubd.log", f->dir);
+    /* The PostgreSQL runs (tests/support/with_postgres.sh): the store goes
+     * into an emptied database; data_dir keeps the audit log. */
+    const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && *pg_dsn) {
+        PGconn *c = PQconnectdb(pg_dsn);
+        ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+        PQclear(PQexec(c, "SET client_min_messages = warning"));
+        PGresult *res = PQexec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+        size_t len = strlen(f->extra_conf);
+        snprintf(f->extra_conf + len, sizeof f->extra_conf - len,
+                 "\nstore = postgresql\nstore_dsn = %s\nstore_migrate = yes\n", pg_dsn);
+    }
     char conf[4096];
     /* Certificate mode (extra_conf names a CA) replaces the key directory. */
     bool certs = strstr(f->extra_conf, "ca_cert") != NULL;

@@ -5,6 +5,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <libpq-fe.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -20,10 +21,27 @@
 #define MINUTE_US (60ull * 1000000ull)
 
 static char dir[PATH_MAX];
+/* The PostgreSQL run (tests/support/with_postgres.sh sets HUB_TEST_PG_DSN):
+ * the same tests on the PostgreSQL backend, each on an empty database. */
+static const char *pg_dsn;
+
+static void pg_sql(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_dsn);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
 
 static void setup(void)
 {
     tk_tmpdir(dir);
+    if (pg_dsn)
+        pg_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
 }
 
 static void teardown(void)
@@ -38,7 +56,9 @@ static hub_store_t *open_store(const hub_store_limits_t *limits)
 {
     hub_store_t *store = NULL;
     char err[512] = "";
-    int rc = hub_store_open(dir, limits ? limits : &default_limits, &store, err, sizeof err);
+    const hub_store_limits_t *l = limits ? limits : &default_limits;
+    int rc = pg_dsn ? hub_store_open_pg(pg_dsn, true, l, &store, err, sizeof err)
+                    : hub_store_open(dir, l, &store, err, sizeof err);
     ck_assert_msg(rc == 0, "hub_store_open: %d %s", rc, err);
     ck_assert_ptr_nonnull(store);
     return store;
@@ -831,8 +851,10 @@ START_TEST(reopen_keeps_everything)
     struct stat st;
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    if (!pg_dsn) { /* LMDB: the file is the owner's only */
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+    }
 
     store = open_store(NULL);
     hub_store_arena_t *arena;
@@ -1361,8 +1383,8 @@ START_TEST(reserve_keeps_the_last_of_the_store_from_one_flow)
     hub_store_close(&store);
 
     /* Without a reserve the same flood goes on to the 90% line. */
-    tk_rmrf(dir);
-    tk_tmpdir(dir);
+    teardown();
+    setup();
     limits.reserve_percent = 0;
     store = open_store(&limits);
     t.ok = 4;
@@ -2355,20 +2377,235 @@ START_TEST(batch_misuse_and_close_with_open_batch)
 }
 END_TEST
 
-TK_MAIN("store",
-        TK_CASE("core", setup, teardown, 60, append_and_read_in_order, seq_monotonic_across_reopen,
-                dedup_window, dedup_within_batch, ack_removes_and_is_idempotent,
-                preset_seqs_are_kept_and_never_reused, settled_message_keeps_only_its_id,
-                queue_full_per_receiver, store_full_keeps_what_is_stored, dead_letter_queue,
-                purge_older_spans_transactions, expired_scan, lookup_states_and_prune,
-                queue_statistics, reopen_keeps_everything, corrupt_file_is_refused,
-                foreign_lmdb_file_is_refused, other_format_version_is_refused,
-                older_store_gets_an_id_kept_for_good, truncated_record_is_an_error,
-                damaged_dead_letter_can_be_purged, held_counts_follow_every_path,
-                quotas_in_messages_and_bytes, reserve_keeps_the_last_of_the_store_from_one_flow,
-                format_1_store_is_upgraded, reused_id_with_other_digest_is_refused,
-                format_3_store_is_upgraded_to_4, reads_run_beside_writes,
-                open_creates_missing_directories, batch_commits_as_one_transaction,
-                batch_abort_stores_nothing, batch_reads_see_it_on_its_thread_only,
-                batch_failed_call_drops_only_its_own, batch_store_full,
-                batch_misuse_and_close_with_open_batch))
+/* ---- PostgreSQL only ------------------------------------------------------ */
+
+START_TEST(pg_schema_is_checked_at_open)
+{
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    /* An empty database: refused until the schema is created. */
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, false, &default_limits, &store, err, sizeof err),
+                     HUB_ESTORE);
+    ck_assert_ptr_null(store);
+    ck_assert_msg(strstr(err, "hubctl store init"), "%s", err);
+    uint32_t from = 99;
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, &from, err, sizeof err), 0);
+    ck_assert_uint_eq(from, 0);
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, &from, err, sizeof err), 0);
+    ck_assert_uint_eq(from, HUB_STORE_PG_SCHEMA);
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, false, &default_limits, &store, err, sizeof err), 0);
+    ck_assert_str_eq(hub_store_backend_name(store), "postgresql");
+    ck_assert_int_eq(append1(store, "A", "B", "m1", NULL), HUB_STORE_OK);
+    hub_store_close(&store);
+    hub_store_info_t info;
+    ck_assert_int_eq(hub_store_pg_inspect(pg_dsn, &info, err, sizeof err), 0);
+    ck_assert_uint_eq(info.messages, 1);
+    ck_assert_uint_eq(info.format, HUB_STORE_PG_SCHEMA);
+    ck_assert_uint_eq(strlen(info.store_id), 32);
+    /* A newer schema is refused, also when told to migrate. */
+    pg_sql("INSERT INTO hub_schema_version (version) VALUES (99)");
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, true, &default_limits, &store, err, sizeof err),
+                     HUB_ESTORE);
+    ck_assert_msg(strstr(err, "newer"), "%s", err);
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, NULL, err, sizeof err), HUB_ESTORE);
+}
+END_TEST
+
+START_TEST(pg_bad_dsn_says_what_is_wrong)
+{
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    ck_assert_int_eq(hub_store_open_pg("host=127.0.0.1 port=1 connect_timeout=2", true,
+                                       &default_limits, &store, err, sizeof err),
+                     HUB_EIO);
+    ck_assert_msg(strstr(err, "cannot reach PostgreSQL"), "%s", err);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s user=nosuchrole", pg_dsn);
+    ck_assert_int_eq(hub_store_open_pg(dsn, true, &default_limits, &store, err, sizeof err),
+                     HUB_EPERM);
+    ck_assert_msg(strstr(err, "refused the login"), "%s", err);
+    ck_assert_int_eq(
+        hub_store_open_pg("this is not a dsn", true, &default_limits, &store, err, sizeof err),
+        HUB_EINVAL);
+    ck_assert_int_eq(hub_store_open_pg("", true, &default_limits, &store, err, sizeof err),
+                     HUB_EINVAL);
+    ck_assert_ptr_null(store);
+    /* A server that takes no writes (as a standby, or set read-only). */
+    snprintf(dsn, sizeof dsn, "%s options='-c default_transaction_read_only=on'", pg_dsn);
+    ck_assert_int_eq(hub_store_open_pg(dsn, true, &default_limits, &store, err, sizeof err),
+                     HUB_EIO);
+    ck_assert_msg(strstr(err, "takes no writes"), "%s", err);
+    ck_assert_ptr_null(store);
+}
+END_TEST
+
+START_TEST(pg_lost_connection_fails_the_commit_then_reconnects)
+{
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "A", "B", "before", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    hub_store_msg_t m;
+    make_msg(&m, "A", "B", "lost", "x");
+    hub_store_outcome_t oc;
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &oc), 0);
+    /* The server drops every other connection: the batch's commit fails
+     * and stores nothing. */
+    pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+           "pg_backend_pid() AND datname = current_database()");
+    ck_assert_int_eq(hub_store_batch_commit(store), HUB_EIO);
+    /* The next calls connect again (after a short backoff). */
+    int rc = HUB_EIO;
+    hub_store_outcome_t oc2 = HUB_STORE_FULL;
+    for (int i = 0; i < 50 && rc != 0; i++) {
+        hub_store_msg_t m2;
+        make_msg(&m2, "A", "B", "after", "y");
+        rc = hub_store_append(store, &m2, 1, &oc2);
+        if (rc != 0)
+            usleep(100000);
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(oc2, HUB_STORE_OK);
+    hub_store_state_t st;
+    ck_assert_int_eq(hub_store_lookup(store, "A", "lost", NULL, &st), HUB_ENOTFOUND);
+    ck_assert_int_eq(hub_store_lookup(store, "A", "after", NULL, &st), 0);
+    hub_store_close(&store);
+}
+END_TEST
+
+static long pg_count_msgs(void)
+{
+    PGconn *c = PQconnectdb(pg_dsn);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "SELECT count(*) FROM hub_msgs");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(c);
+    return n;
+}
+
+/* A group commit is one PostgreSQL transaction: nothing of a batch is seen
+ * from outside before its commit, all of it after, and a call inserts many
+ * messages at once. */
+START_TEST(pg_batch_is_one_transaction)
+{
+    hub_store_t *store = open_store(NULL);
+    ck_assert_int_eq(append1(store, "A", "B", "before", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    for (int call = 0; call < 3; call++) {
+        hub_store_msg_t m[100];
+        hub_store_outcome_t oc[100];
+        char ids[100][16];
+        for (int i = 0; i < 100; i++) {
+            snprintf(ids[i], sizeof ids[i], "c%d-%d", call, i);
+            make_msg(&m[i], "A", i % 2 ? "B" : "C", ids[i], "payload");
+        }
+        ck_assert_int_eq(hub_store_append(store, m, 100, oc), 0);
+        for (int i = 0; i < 100; i++)
+            ck_assert_int_eq(oc[i], HUB_STORE_OK);
+    }
+    uint64_t before = 1;
+    ck_assert_int_eq(hub_store_ack(store, "B", &before, 1), 0);
+    ck_assert_int_eq(pg_count_msgs(), 1);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    ck_assert_int_eq(pg_count_msgs(), 300);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* Every test of the contract, on PostgreSQL. Left out, as LMDB's own: the
+ * file's damage and formats, LMDB's page accounting of the 90% line
+ * (store_full_keeps_what_is_stored, batch_store_full: PostgreSQL counts
+ * envelope bytes plus HUB_STORE_PG_ROW_BYTES a message, so a small append
+ * still fits where LMDB has no page left), its transaction ids and the
+ * directory's modes. */
+static Suite *pg_suite(void)
+{
+    Suite *s = suite_create("store-postgresql");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, append_and_read_in_order);
+    tcase_add_test(tc, seq_monotonic_across_reopen);
+    tcase_add_test(tc, dedup_window);
+    tcase_add_test(tc, dedup_within_batch);
+    tcase_add_test(tc, ack_removes_and_is_idempotent);
+    tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
+    tcase_add_test(tc, settled_message_keeps_only_its_id);
+    tcase_add_test(tc, queue_full_per_receiver);
+    tcase_add_test(tc, dead_letter_queue);
+    tcase_add_test(tc, purge_older_spans_transactions);
+    tcase_add_test(tc, expired_scan);
+    tcase_add_test(tc, lookup_states_and_prune);
+    tcase_add_test(tc, queue_statistics);
+    tcase_add_test(tc, reopen_keeps_everything);
+    tcase_add_test(tc, held_counts_follow_every_path);
+    tcase_add_test(tc, quotas_in_messages_and_bytes);
+    tcase_add_test(tc, reused_id_with_other_digest_is_refused);
+    tcase_add_test(tc, reads_run_beside_writes);
+    tcase_add_test(tc, batch_abort_stores_nothing);
+    tcase_add_test(tc, batch_reads_see_it_on_its_thread_only);
+    tcase_add_test(tc, batch_failed_call_drops_only_its_own);
+    tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
+    tcase_add_test(tc, reserve_keeps_the_last_of_the_store_from_one_flow);
+    tcase_add_test(tc, pg_schema_is_checked_at_open);
+    tcase_add_test(tc, pg_batch_is_one_transaction);
+    tcase_add_test(tc, pg_bad_dsn_says_what_is_wrong);
+    tcase_add_test(tc, pg_lost_connection_fails_the_commit_then_reconnects);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, append_and_read_in_order);
+    tcase_add_test(tc, seq_monotonic_across_reopen);
+    tcase_add_test(tc, dedup_window);
+    tcase_add_test(tc, dedup_within_batch);
+    tcase_add_test(tc, ack_removes_and_is_idempotent);
+    tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
+    tcase_add_test(tc, settled_message_keeps_only_its_id);
+    tcase_add_test(tc, queue_full_per_receiver);
+    tcase_add_test(tc, store_full_keeps_what_is_stored);
+    tcase_add_test(tc, dead_letter_queue);
+    tcase_add_test(tc, purge_older_spans_transactions);
+    tcase_add_test(tc, expired_scan);
+    tcase_add_test(tc, lookup_states_and_prune);
+    tcase_add_test(tc, queue_statistics);
+    tcase_add_test(tc, reopen_keeps_everything);
+    tcase_add_test(tc, corrupt_file_is_refused);
+    tcase_add_test(tc, foreign_lmdb_file_is_refused);
+    tcase_add_test(tc, other_format_version_is_refused);
+    tcase_add_test(tc, older_store_gets_an_id_kept_for_good);
+    tcase_add_test(tc, truncated_record_is_an_error);
+    tcase_add_test(tc, damaged_dead_letter_can_be_purged);
+    tcase_add_test(tc, held_counts_follow_every_path);
+    tcase_add_test(tc, quotas_in_messages_and_bytes);
+    tcase_add_test(tc, reserve_keeps_the_last_of_the_store_from_one_flow);
+    tcase_add_test(tc, format_1_store_is_upgraded);
+    tcase_add_test(tc, reused_id_with_other_digest_is_refused);
+    tcase_add_test(tc, format_3_store_is_upgraded_to_4);
+    tcase_add_test(tc, reads_run_beside_writes);
+    tcase_add_test(tc, open_creates_missing_directories);
+    tcase_add_test(tc, batch_commits_as_one_transaction);
+    tcase_add_test(tc, batch_abort_stores_nothing);
+    tcase_add_test(tc, batch_reads_see_it_on_its_thread_only);
+    tcase_add_test(tc, batch_failed_call_drops_only_its_own);
+    tcase_add_test(tc, batch_store_full);
+    tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && !*pg_dsn)
+        pg_dsn = NULL;
+    /* Not TK_MAIN: the PostgreSQL run (with_postgres.sh) picks its suite at run time. */
+    return tk_run_suite(pg_dsn ? pg_suite() : store_suite());
+}

@@ -63,6 +63,7 @@ static void usage(FILE *out)
             "                             the audit trail of one message, or every record of\n"
             "                             one service, with a count of each outcome\n"
             "  backup DEST [--hub-config FILE] [--with-keys]\n"
+            "  store init|info [--hub-config FILE]   create/migrate the PostgreSQL store's schema\n"
             "                             consistent copy of a running hub: store, audit log,\n"
             "                             configuration; the hub's secret key only if asked\n"
             "  restore BACKUP [--hub-config FILE] [--force]\n"
@@ -423,6 +424,8 @@ int main(int argc, char **argv)
         return hubctl_audit(argc - i, argv + i);
     if (!strcmp(cmd, "backup"))
         return hubctl_backup_main(argc - i, argv + i);
+    if (!strcmp(cmd, "store"))
+        return hubctl_store_main(argc - i, argv + i);
     if (!strcmp(cmd, "restore"))
         return hubctl_restore_main(argc - i, argv + i);
     if (!strcmp(cmd, "request"))

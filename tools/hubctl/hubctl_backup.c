@@ -321,6 +321,11 @@ int hubctl_backup_main(int argc, char **argv)
     hub_config_t cfg;
     if (bk_load_hub_config(hub_config, &cfg) != 0)
         return 1;
+    if (cfg.store_backend == HUB_STORE_POSTGRESQL) {
+        fprintf(stderr, "hubctl backup: the store is in PostgreSQL (store = postgresql): back "
+                        "it up with pg_dump or pg_basebackup; hubctl backup copies LMDB stores\n");
+        return 1;
+    }
     /* A backup goes into a new (or empty) directory: never mix two. */
     if (mkdir(dest, 0700) != 0) {
         DIR *d = errno == EEXIST ? opendir(dest) : NULL;
@@ -583,6 +588,12 @@ int hubctl_restore_main(int argc, char **argv)
     hub_config_t cfg;
     if (bk_load_hub_config(hub_config, &cfg) != 0)
         return 1;
+    if (cfg.store_backend == HUB_STORE_POSTGRESQL) {
+        fprintf(stderr, "hubctl restore: the hub's store is in PostgreSQL (store = postgresql): "
+                        "restore it with PostgreSQL's tools (pg_restore); hubctl restore puts "
+                        "back LMDB stores\n");
+        return 1;
+    }
     long pid;
     if (bk_hub_running(&cfg, &pid)) {
         fprintf(stderr,
@@ -724,5 +735,61 @@ int hubctl_restore_main(int argc, char **argv)
            "is in %s/config/ if this host needs it.\n",
            src);
     (void)had_any;
+    return 0;
+}
+
+/* hubctl store init|info [--hub-config FILE]: the PostgreSQL store's schema. */
+int hubctl_store_main(int argc, char **argv)
+{
+    const char *sub = NULL, *hub_config = HUB_DEFAULT_CONFIG;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--hub-config") && i + 1 < argc)
+            hub_config = argv[++i];
+        else if (argv[i][0] != '-' && !sub)
+            sub = argv[i];
+        else
+            sub = NULL, argc = -1;
+    }
+    if (!sub || argc < 0 || (strcmp(sub, "init") && strcmp(sub, "info"))) {
+        fprintf(stderr, "hubctl store: usage: hubctl store init|info [--hub-config FILE]\n");
+        return 2;
+    }
+    hub_config_t cfg;
+    if (bk_load_hub_config(hub_config, &cfg) != 0)
+        return 1;
+    char err[HUB_ERRMSG_MAX];
+    hub_store_info_t info;
+    if (cfg.store_backend != HUB_STORE_POSTGRESQL) {
+        if (!strcmp(sub, "init")) {
+            fprintf(stderr,
+                    "hubctl store init: the store is LMDB (%s), which hubd creates by "
+                    "itself; init is for store = postgresql\n",
+                    cfg.data_dir);
+            return 1;
+        }
+        if (hub_store_inspect(cfg.data_dir, &info, err, sizeof err) != 0) {
+            fprintf(stderr, "hubctl store info: %s\n", err);
+            return 1;
+        }
+    } else if (!strcmp(sub, "init")) {
+        uint32_t from = 0;
+        if (hub_store_pg_init(cfg.store_dsn, &from, err, sizeof err) != 0) {
+            fprintf(stderr, "hubctl store init: %s\n", err);
+            return 1;
+        }
+        if (from == HUB_STORE_PG_SCHEMA)
+            printf("store: schema version %u is current; nothing to do\n", from);
+        else
+            printf("store: schema version %u -> %u\n", from, HUB_STORE_PG_SCHEMA);
+        return 0;
+    } else if (hub_store_pg_inspect(cfg.store_dsn, &info, err, sizeof err) != 0) {
+        fprintf(stderr, "hubctl store info: %s\n", err);
+        return 1;
+    }
+    printf("backend   %s\nformat    %u\nstore_id  %s\nnext_seq  %llu\nmessages  %llu\n"
+           "dead      %llu\n",
+           cfg.store_backend == HUB_STORE_POSTGRESQL ? "postgresql" : "lmdb", info.format,
+           info.store_id, (unsigned long long)info.next_seq, (unsigned long long)info.messages,
+           (unsigned long long)info.dead);
     return 0;
 }

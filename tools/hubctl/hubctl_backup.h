@@ -20,5 +20,8 @@
 
 int hubctl_backup_main(int argc, char **argv);
 int hubctl_restore_main(int argc, char **argv);
+/* hubctl store init|info: creates or migrates a PostgreSQL store's schema;
+ * shows a store's identity and counts. */
+int hubctl_store_main(int argc, char **argv);
 
 #endif

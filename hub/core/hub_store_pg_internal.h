@@ -1,0 +1,186 @@
+/* hub_store_pg_internal — what the files of the PostgreSQL store share.
+ *
+ * PRIVATE to hub/core/hub_store_pg*.c:
+ *   hub_store_pg_conn.c  connections, errors, the schema and its
+ *                        migrations, open/close/init/inspect, batches
+ *   hub_store_pg.c       appends, queues, acks, ids, what members hold
+ *   hub_store_pg_dlq.c   dead letters and tracked requests
+ *
+ * Tables (hub/core/sql/001_init.sql, embedded as HUB__PG_MIGRATIONS):
+ *   hub_schema_version  one row per migration applied
+ *   hub_meta            one row: next_seq, store_id, created_at, audit anchor
+ *   hub_msgs            seq -> message; queued (dead = false) or dead-lettered
+ *   hub_ids             (sender, message_id) -> seq, accepted_at, digest,
+ *                       pinned: de-duplication and look-ups, as LMDB's ids
+ *                       (the primary key makes an id unique across nodes)
+ *   hub_held            ('s'|'r'|'t', member) -> msgs, bytes held, and for
+ *                       'r' the queued count (depth)
+ *   hub_requests        tracked requests
+ * Names and ids are bytea (any bytes; ordered as LMDB orders them).
+ *
+ * Connections. One writer connection (`w`), guarded by wlock, which a batch
+ * holds from begin to end (so writers on other threads wait, as the
+ * contract says); one reader connection (`r`, guarded by rlock) for reads
+ * on other threads, in autocommit (they see the last committed state).
+ * Reads on the batch's thread use `w`, inside the batch. A call that finds
+ * its connection broken tries to open it again, at most every backoff
+ * (100 ms doubling to 5 s), and fails with HUB_EIO meanwhile.
+ */
+#ifndef HUB_STORE_PG_INTERNAL_H
+#define HUB_STORE_PG_INTERNAL_H
+
+#include "hub_store_backend.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HUB__PG_PARAMS 24
+
+typedef struct {
+    PGconn *conn;
+    uint64_t retry_at_us; /* no new connection attempt before this */
+    uint64_t backoff_us;
+    char what[8]; /* "writer" / "reader", for logs */
+} hub__pg_conn_t;
+
+typedef struct hub__pg {
+    hub__store_base_t base; /* first: the dispatch table */
+    char *dsn;
+    hub_store_limits_t limits;
+    uint64_t max_bytes, limit_bytes, reserve_bytes;
+    uint32_t opened_format, upgraded_from;
+
+    pthread_mutex_t wlock, rlock, state_lock;
+    hub__pg_conn_t w, r;
+    /* The batch: batch and batch_owner change under state_lock; batch_err
+     * is the owner's. */
+    bool batch;
+    pthread_t batch_owner;
+    int batch_err;
+    unsigned cb_depth; /* inside a hub_store_queues() callback on cb_thread */
+    pthread_t cb_thread;
+} hub__pg_t;
+
+/* Parameters of one statement: text, or binary (bytea, arrays). */
+typedef struct {
+    int n;
+    const char *v[HUB__PG_PARAMS];
+    int len[HUB__PG_PARAMS];
+    int fmt[HUB__PG_PARAMS];
+    char txt[HUB__PG_PARAMS][24];
+} hub__pg_params_t;
+
+void hub__pg_p_i64(hub__pg_params_t *p, uint64_t v); /* clamped to INT64_MAX */
+void hub__pg_p_bytes(hub__pg_params_t *p, const void *b, size_t len);
+void hub__pg_p_str(hub__pg_params_t *p, const char *s);
+void hub__pg_p_bool(hub__pg_params_t *p, bool v);
+
+/* A one-dimensional array in PostgreSQL's binary format. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t n;
+    bool oom;
+} hub__pg_arr_t;
+
+#define HUB__PG_INT8 20u
+#define HUB__PG_INT4 23u
+#define HUB__PG_TEXT 25u
+#define HUB__PG_BYTEA 17u
+void hub__pg_arr_init(hub__pg_arr_t *a, uint32_t oid);
+void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v);
+void hub__pg_arr_bytes(hub__pg_arr_t *a, const void *b, size_t len);
+void hub__pg_arr_str(hub__pg_arr_t *a, const char *s);
+/* Adds the array as the next parameter (binary); HUB_ENOMEM if it could
+ * not grow. The array must outlive the statement. */
+int hub__pg_p_arr(hub__pg_params_t *p, hub__pg_arr_t *a);
+void hub__pg_arr_free(hub__pg_arr_t *a);
+
+/* Runs sql with p on c (binary results). *res is set when rc is 0 (the
+ * caller clears it; NULL allowed to mean "clear it for me"); otherwise
+ * the error is mapped to a HUB_E* code and logged. */
+int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
+                 PGresult **res);
+uint64_t hub__pg_u64(const PGresult *res, int row, int col);
+uint32_t hub__pg_u32(const PGresult *res, int row, int col);
+bool hub__pg_bool(const PGresult *res, int row, int col);
+/* Copies a bytea/text column into dst (max bytes + NUL). */
+void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max);
+
+/* Writes: begin gives the connection to write on, in a transaction of its
+ * own (outside a batch) or after the batch's open savepoint (inside); end
+ * commits or rolls back by rc and returns the outcome. */
+int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own);
+int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc);
+/* Reads: the batch's connection on its thread, else the reader. */
+int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked);
+/* rc: the read's outcome (a failed read inside the batch rolls back to
+ * its savepoint). */
+void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc);
+bool hub__pg_in_callback(hub__pg_t *self);
+void hub__pg_callback_enter(hub__pg_t *self);
+void hub__pg_callback_leave(hub__pg_t *self);
+
+extern const hub__store_ops_t hub__pg_ops;
+int hub__pg_batch_begin(hub_store_t *store);
+int hub__pg_batch_commit(hub_store_t *store);
+void hub__pg_batch_abort(hub_store_t *store);
+void hub__pg_close(hub_store_t **self_p);
+uint32_t hub__pg_upgraded_from(const hub_store_t *store);
+uint32_t hub__pg_opened_format(const hub_store_t *store);
+
+/* ---- shared by the operations (hub_store_pg.c, hub_store_pg_dlq.c) ---- */
+
+#define HUB__PG_SELF hub__pg_t *self = (hub__pg_t *)(void *)store
+#define HUB__PG_ROW HUB_STORE_PG_ROW_BYTES
+
+/* The columns fill_msg reads (0..8). */
+#define HUB__PG_MSG_COLS                                                                           \
+    "seq, message_id, sender, receiver, service, accepted_at_us, expires_at_us, attempts, "        \
+    "octet_length(envelope)::int8"
+
+/* Every statement that deletes messages (a CTE d, HUB__PG_REMOVED_COLS)
+ * ends in HUB__PG_REMOVE_TAIL: what the members hold goes down, and pinned
+ * ids records that name the messages go. */
+#define HUB__PG_REMOVE_TAIL                                                                        \
+    ", g AS (SELECT 's'::text AS kind, sender AS member, count(*) AS c, sum(len)::int8 AS b, "     \
+    "0::int8 AS q FROM d GROUP BY sender UNION ALL SELECT 'r', receiver, count(*), "               \
+    "sum(len)::int8, count(*) FILTER (WHERE NOT dead) FROM d GROUP BY receiver UNION ALL "         \
+    "SELECT 't', '\\x'::bytea, count(*), coalesce(sum(len), 0)::int8, 0 FROM d), "                 \
+    "u AS (UPDATE hub_held h SET msgs = h.msgs - g.c, bytes = h.bytes - g.b, "                     \
+    "queued = h.queued - g.q FROM g WHERE h.kind = g.kind AND h.member = g.member AND g.c > 0), "  \
+    "x AS (DELETE FROM hub_ids i USING d WHERE i.pinned AND i.sender = d.sender AND "              \
+    "i.message_id = d.message_id AND i.seq = d.seq) SELECT count(*) FROM d"
+#define HUB__PG_REMOVED_COLS                                                                       \
+    "RETURNING seq, message_id, sender, receiver, octet_length(envelope)::int8 AS len, dead"
+
+/* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
+bool hub__pg_str_ok(const char *s, size_t max, bool may_be_empty);
+/* One read statement on the caller's connection (hub__pg_read_begin);
+ * *res on 0. */
+int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res);
+/* One write statement as a whole call; *res (may be NULL) on 0. */
+int hub__pg_write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res);
+/* Fills *out from the HUB__PG_MSG_COLS of row r and the envelope in column env
+ * (-1: none) into arena. */
+int hub__pg_fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
+                     hub_store_arena_t *arena);
+
+/* hub_store_pg_dlq.c */
+int hub__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n, const char *reason);
+int hub__pg_dlq_list(hub_store_t *store, uint64_t after_seq, size_t max, hub_store_dead_t *out,
+                     size_t *n_out, hub_store_arena_t *arena);
+int hub__pg_dlq_get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,
+                    hub_store_arena_t *arena);
+int hub__pg_dlq_replay(hub_store_t *store, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
+                       uint64_t *new_seq);
+int hub__pg_dlq_purge(hub_store_t *store, uint64_t seq);
+int hub__pg_dlq_purge_older(hub_store_t *store, uint64_t before_us, size_t *purged);
+int hub__pg_requests_put(hub_store_t *store, const hub_store_request_t *reqs, size_t n);
+int hub__pg_requests_del(hub_store_t *store, const char *const *ids, size_t n);
+int hub__pg_requests_load(hub_store_t *store, uint64_t now_us, hub_store_request_cb cb, void *user,
+                          size_t *expired);
+
+#endif

@@ -330,11 +330,11 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
         hub__pg_arr_bytes(&a[HK], e->key, 1);
         hub__pg_arr_bytes(&a[HM], e->key + 1, e->klen - 1);
         uint8_t b[8];
-        hub__put_be64(b, (uint64_t)e->dm);
+        hub_put_be64(b, (uint64_t)e->dm);
         hub__pg_arr_bytes(&a[HMS], b, 8);
-        hub__put_be64(b, (uint64_t)e->db);
+        hub_put_be64(b, (uint64_t)e->db);
         hub__pg_arr_bytes(&a[HB], b, 8);
-        hub__put_be64(b, (uint64_t)e->dq);
+        hub_put_be64(b, (uint64_t)e->dq);
         hub__pg_arr_bytes(&a[HQ], b, 8);
     }
     hub__pg_params_t p = {0};

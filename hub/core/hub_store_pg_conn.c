@@ -161,7 +161,7 @@ void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v)
     if (v > INT64_MAX)
         v = INT64_MAX;
     uint8_t b[8];
-    hub__put_be64(b, v);
+    hub_put_be64(b, v);
     arr_be32(a, 8);
     arr_put(a, b, 8);
     a->n++;
@@ -210,7 +210,7 @@ uint64_t hub__pg_u64(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
         return 0;
-    uint64_t v = hub__get_be64((const uint8_t *)PQgetvalue(res, row, col));
+    uint64_t v = hub_get_be64((const uint8_t *)PQgetvalue(res, row, col));
     return v > INT64_MAX ? 0 : v; /* negative: never written by the hub */
 }
 

@@ -539,7 +539,7 @@ static void cut_database_connections(void)
 START_TEST(database_connections_cut_twice_loses_nothing_acked)
 {
     start_receiver(NULL);
-    adp_client_t *a = connect_sender(SENDER, NULL);
+    adp_client_t *a = hubfix_connect(&fix, SENDER);
     enum { TOTAL = 300 };
     int acked[TOTAL] = {0}, n_acked = 0, n_refused = 0, acked_after_cut = 0;
     for (int i = 0; i < TOTAL; i++) {
@@ -563,7 +563,7 @@ START_TEST(database_connections_cut_twice_loses_nothing_acked)
     ck_assert(hubfix_hub_alive(&fix));
     ck_assert_msg(acked_after_cut > 50, "only %d ACKed after the second cut (%d refused)",
                   acked_after_cut, n_refused);
-    ck_assert_msg(wait_lines(n_acked, 60000), "only %d of %d handled", count_lines(record_path),
+    ck_assert_msg(tk_wait_lines(record_path, n_acked, 60000), "only %d of %d handled", tk_count_lines(record_path),
                   n_acked);
     tk_sleep_ms(1500);
     int seen[TOTAL] = {0};

@@ -893,6 +893,18 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     if (rc == 0)
         rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d.code,
                        c.sequence, 0);
+    /* A decision that comes after the time limit, before the periodic
+     * sweep (or within its grace) marked the dossier overdue: it is marked
+     * OVERDUE now, first, so that every late dossier is reported overdue
+     * to the portal whatever the sweep's timing. */
+    if (rc == 0 && lth_status_final(c.status) && d.due_at > 0 && at > d.due_at) {
+        rc = proc_step(st->db,
+                       "UPDATE dossier SET overdue_sent = 1 WHERE code = ?1 AND overdue_sent = 0",
+                       d.code, 0, 0);
+        if (rc == 0 && sqlite3_changes(st->db) > 0)
+            rc = proc_emit(st, &d, LTH_STATUS_OVERDUE, proc_me(client), at,
+                           "Quá hạn giải quyết theo quy định");
+    }
     if (rc == 0)
         rc = proc_emit(st, &d, c.status, msg->sender, at, c.note);
     if (rc == 0 && lth_status_final(c.status))

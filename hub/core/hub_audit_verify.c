@@ -594,6 +594,10 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
     /* Text made of plain characters appears verbatim in the line: a cheap
      * filter before parsing. */
     const char *needle = message_id ? message_id : service;
+    if (!needle) { /* checked above; says so to cppcheck */
+        rc = HUB_EINVAL;
+        goto out;
+    }
     bool plain = hub__plain(needle);
     size_t needle_len = strlen(needle);
     bool any = false, stop = false;

@@ -739,6 +739,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             errno != EEXIST)
             HUB_WARN("store", "cannot create data_dir", "dir=%s error=\"%s\"", cfg->data_dir,
                      strerror(errno));
+        if (cfg->store_backend == HUB_STORE_POSTGRESQL)
+            HUB_INFO("store", "opening the PostgreSQL store", "migrate=%s",
+                     cfg->store_migrate ? "yes" : "no");
         rc = cfg->store_backend == HUB_STORE_POSTGRESQL
                  ? hub_store_open_pg(cfg->store_dsn, cfg->store_migrate, &limits, &self->store, err,
                                      err_size)

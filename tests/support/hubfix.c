@@ -62,6 +62,9 @@ void hubfix_init(hubfix_t *f, const char *extra_conf)
         PGconn *c = PQconnectdb(pg_dsn);
         ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
         PQclear(PQexec(c, "SET client_min_messages = warning"));
+        /* No session of an earlier test may hold a lock into this one. */
+        PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                          "pid <> pg_backend_pid() AND datname = current_database()"));
         PGresult *res = PQexec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
         ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
         PQclear(res);
@@ -111,6 +114,38 @@ void hubfix_forget_member(hubfix_t *f, const char *member_id)
     ck_assert_int_eq(unlink(dst), 0);
 }
 
+/* A start that did not finish: says where it stopped (the end of hubd's
+ * log, and with PostgreSQL what each session of the database waits for),
+ * since a CI run keeps nothing else. */
+static void start_failed(hubfix_t *f)
+{
+    char *log = tk_read_file(f->hubd_log);
+    const char *tail = log ? log : "(no log)";
+    size_t len = strlen(tail);
+    if (len > 3000)
+        tail += len - 3000;
+    fprintf(stderr, "hubfix: hubd did not start within 30 s; the end of %s:\n%s\n", f->hubd_log,
+            tail);
+    const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && *pg_dsn) {
+        PGconn *c = PQconnectdb(pg_dsn);
+        PGresult *res = PQexec(c, "SELECT pid, application_name, state, wait_event_type, "
+                                  "wait_event, left(query, 120) FROM pg_stat_activity WHERE "
+                                  "datname = current_database() AND pid <> pg_backend_pid()");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+            for (int i = 0; i < PQntuples(res); i++)
+                fprintf(stderr, "hubfix: PostgreSQL session %s (%s) %s, waiting on %s/%s: %s\n",
+                        PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                        PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+        else
+            fprintf(stderr, "hubfix: PostgreSQL: %s\n", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+    }
+    free(log);
+    ck_abort_msg("hubd did not start; see %s", f->hubd_log);
+}
+
 void hubfix_start(hubfix_t *f)
 {
     char ready[PATH_MAX];
@@ -132,7 +167,10 @@ void hubfix_start(hubfix_t *f)
     char *argv[] = {(char *)tk_bin("hubd"), "--config", f->conf_path, "--ready-file", ready,
                     NULL};
     f->hubd = tk_spawn(argv, f->hubd_log);
-    ck_assert_msg(tk_wait_file(ready, 10000), "hubd did not start; see %s", f->hubd_log);
+    /* 30 s: the suite runs tests in parallel with soak and fsync-heavy
+     * benchmarks, and a start on PostgreSQL applies the schema first. */
+    if (!tk_wait_file(ready, 30000))
+        start_failed(f);
     char *text = tk_read_file(ready);
     ck_assert_ptr_nonnull(text);
     char *ep = strstr(text, "endpoint=");

@@ -5,8 +5,11 @@
 #include "hub_ops.h"
 #include "hub_store.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     hub_config_t *cfg;
@@ -53,6 +56,19 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->audit_tsa_retry_s = 30;
     cfg->log_level = HUB_LOG_INFO;
     snprintf(cfg->lang, sizeof cfg->lang, "vi");
+    /* Several nodes over one PostgreSQL store tell themselves apart by
+     * node_id; the host name is a stable default for one node per host. */
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "node1");
+    host[strcspn(host, ".")] = '\0';
+    size_t n = 0;
+    for (const char *c = host; *c && n + 1 < sizeof cfg->node_id; c++)
+        if (isalnum((unsigned char)*c) || *c == '-' || *c == '_')
+            cfg->node_id[n++] = *c;
+    cfg->node_id[n] = '\0';
+    if (!n)
+        snprintf(cfg->node_id, sizeof cfg->node_id, "node1");
 }
 
 static int hub__bool(const char *key, const char *value, bool *dst, char *err, size_t err_size)
@@ -160,6 +176,21 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
             snprintf(err, err_size, "store = %s: give lmdb (the default) or postgresql", value);
             return HUB_EINVAL;
         }
+        return 0;
+    }
+    if (!strcmp(key, "node_id")) {
+        size_t len = strlen(value);
+        bool ok = len > 0 && len < sizeof cfg->node_id;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isalnum((unsigned char)value[i]) || value[i] == '-' || value[i] == '_';
+        if (!ok) {
+            snprintf(err, err_size,
+                     "node_id = %s: give 1 to %zu letters, digits, '-' or '_' naming this node "
+                     "(e.g. hub-a), unique among the nodes sharing the store",
+                     value, sizeof cfg->node_id - 1);
+            return HUB_EINVAL;
+        }
+        memcpy(cfg->node_id, value, len + 1);
         return 0;
     }
     if (!strcmp(key, "store_dsn")) {

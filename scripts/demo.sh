@@ -78,6 +78,12 @@ for m in $HUB $OPS $POP $TTHC $PORTAL $REPORT $CATALOGUE $SECTORS; do
   [ "$m" = $HUB ] || cp "secrets/${m//\//.}.pub" keys/
 done
 
+# hubd refuses a policy file others may write; a checkout unpacked from a
+# tarball as root keeps the tarball's 0664: use copies this run owns.
+for f in members.tsv policy-demo.conf disclosure-demo.conf; do
+  install -m 0644 "$ROOT/deploy/$f" "$f"
+done
+
 # The operator token for the dead-letter queue: random, readable by this
 # user only, never printed.
 (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > operator.token)
@@ -87,13 +93,13 @@ listen = tcp://127.0.0.1:*
 http_listen = 127.0.0.1:${DEMO_HTTP_PORT:-0}
 http_token_file = operator.token
 # Agency names beside member ids on the dashboard and in hubctl members.
-members_file = $ROOT/deploy/members.tsv
+members_file = members.tsv
 key_file = secrets/VN.GOV.HN-LGSP.HUB.secret
 key_dir = keys
 data_dir = data
 redelivery_ms = 1000
 # Deny by default: only the flows of the data-sharing agreements go through.
-policy_file = $ROOT/deploy/policy-demo.conf
+policy_file = policy-demo.conf
 CONF
 "$BIN/hubd" --config hubd.conf --ready-file hubd.ready >hubd.log 2>&1 &
 hubd_pid=$!
@@ -137,7 +143,7 @@ DAY_MS=300
 adapter population $POP population "plugin.db = population.db
 plugin.citizens = 10000
 plugin.seed = 1
-plugin.disclosure_file = $ROOT/deploy/disclosure-demo.conf"
+plugin.disclosure_file = disclosure-demo.conf"
 adapter portal $PORTAL portal "plugin.db = portal.db"
 adapter report $REPORT report "plugin.db = report.db"
 # The national TTHC database subscribes to the city's procedure catalogue.

@@ -248,12 +248,6 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_
     uint64_t now = p->msg.accepted_at_us;
     bool fresh = created_at_us <= now + HUB__FRESH_US && now <= created_at_us + HUB__FRESH_US &&
                  now >= sender->connected_at_us + HUB__FRESH_US;
-    /* On PostgreSQL that read is a round trip to the database for each
-     * envelope, which stalled the loop for the first seconds of every
-     * connection: such envelopes go through the commit instead (one
-     * statement for the whole cycle) and are delivered after it. */
-    if (!fresh && self->cfg.store_backend == HUB_STORE_POSTGRESQL)
-        return false;
     uint64_t seq;
     hub_store_state_t state;
     if (!fresh && hub_store_lookup(self->store, p->msg.sender, p->msg.message_id, &seq, &state) !=

@@ -168,7 +168,7 @@ static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
 }
 
 /* The statements of the commit cycle, prepared once per writer connection. */
-enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK };
+enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK, PREP_LOOKUP, PREP_READ_QUEUE };
 
 /* Reads the ids records and held entries the call's messages name. */
 static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
@@ -535,6 +535,20 @@ int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, P
     return rc;
 }
 
+/* hub__pg_read1 with a prepared statement: the loop thread's reads. */
+static int read_prepared(hub__pg_t *self, unsigned slot, const char *sql,
+                         const hub__pg_params_t *p, PGresult **res)
+{
+    PGconn *c;
+    bool locked;
+    int rc = hub__pg_read_begin(self, &c, &locked);
+    if (rc != 0)
+        return rc;
+    rc = hub__pg_exec_prepared(self, c, slot, sql, p, res);
+    hub__pg_read_end(self, c, locked, rc);
+    return rc;
+}
+
 /* Runs one write statement as a whole call; *res (may be NULL) on 0. */
 int hub__pg_write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
 {
@@ -644,7 +658,7 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
     hub__pg_p_i64(&p, after_seq);
     hub__pg_p_i64(&p, max);
     PGresult *res = NULL;
-    int rc = hub__pg_read1(self,
+    int rc = read_prepared(self, PREP_READ_QUEUE,
                            "SELECT " HUB__PG_MSG_COLS
                            ", envelope FROM hub_msgs WHERE receiver = $1 AND NOT dead "
                            "AND seq > $2 ORDER BY seq LIMIT $3",
@@ -774,11 +788,10 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
     hub__pg_p_str(&p, sender);
     hub__pg_p_str(&p, message_id);
     PGresult *res;
-    int rc =
-        hub__pg_read1(self,
-                      "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON m.seq = i.seq "
-                      "WHERE i.sender = $1 AND i.message_id = $2",
-                      &p, &res);
+    int rc = read_prepared(self, PREP_LOOKUP,
+                           "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON "
+                           "m.seq = i.seq WHERE i.sender = $1 AND i.message_id = $2",
+                           &p, &res);
     if (rc != 0)
         return rc;
     if (PQntuples(res) != 1) {

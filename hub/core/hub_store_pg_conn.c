@@ -287,8 +287,8 @@ static int exec_result(hub__pg_t *self, PGconn *c, PGresult *res, PGresult **out
     }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
-    if (state && !strcmp(state, "26000"))
-        self->prep_mask = 0; /* a prepared statement is gone: prepare again */
+    if (state && !strcmp(state, "26000")) /* a prepared statement is gone: prepare again */
+        self->prep_mask[c == self->r.conn] = 0;
     char buf[256];
     HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
               state ? state : "none", pq_msg(c, buf, sizeof buf), hint_for(code, state));
@@ -315,20 +315,23 @@ int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char 
         return HUB_EINVAL;
     char name[16];
     snprintf(name, sizeof name, "hub_%u", slot);
-    if (self->prep_conn != c || self->prep_pid != PQbackendPID(c)) {
-        /* A new connection: nothing prepared on it yet. */
+    int k = c == self->r.conn;
+    if (self->prep_conn[k] != c || self->prep_pid[k] != PQbackendPID(c)) {
+        /* A new connection: nothing prepared on it yet. (A rollback of the
+         * transaction around the SET undoes it: the plan cache then
+         * chooses by itself, as well in practice.) */
         int rc = hub__pg_exec(self, c, "SET plan_cache_mode = force_generic_plan", NULL, NULL);
         if (rc != 0)
             return rc;
-        self->prep_conn = c;
-        self->prep_pid = PQbackendPID(c);
-        self->prep_mask = 0;
+        self->prep_conn[k] = c;
+        self->prep_pid[k] = PQbackendPID(c);
+        self->prep_mask[k] = 0;
     }
-    if (!(self->prep_mask & (1u << slot))) {
+    if (!(self->prep_mask[k] & (1u << slot))) {
         int rc = exec_result(self, c, PQprepare(c, name, sql, p ? p->n : 0, NULL), NULL);
         if (rc != 0)
             return rc;
-        self->prep_mask |= 1u << slot;
+        self->prep_mask[k] |= 1u << slot;
     }
     PGresult *res = PQexecPrepared(c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                                    p ? p->fmt : NULL, 1);

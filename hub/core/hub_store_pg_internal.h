@@ -61,12 +61,12 @@ typedef struct hub__pg {
     int batch_err;
     unsigned cb_depth; /* inside a hub_store_queues() callback on cb_thread */
     pthread_t cb_thread;
-    /* Statements prepared on the writer connection (hub__pg_exec_prepared):
-     * which connection (and server process) they were prepared on, and a
-     * bit per HUB__PG_PREP_* statement. */
-    PGconn *prep_conn;
-    int prep_pid;
-    uint32_t prep_mask;
+    /* Statements prepared (hub__pg_exec_prepared) on the writer [0] and
+     * the reader [1]: which connection (and server process) they were
+     * prepared on, and a bit per statement slot. */
+    PGconn *prep_conn[2];
+    int prep_pid[2];
+    uint32_t prep_mask[2];
 } hub__pg_t;
 
 /* Parameters of one statement: text, or binary (bytea, arrays). */
@@ -109,8 +109,8 @@ void hub__pg_arr_free(hub__pg_arr_t *a);
  * the error is mapped to a HUB_E* code and logged. */
 int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
                  PGresult **res);
-/* As hub__pg_exec, for the hot statements of the commit cycle: prepared
- * once per connection as "hub_<slot>" (plan_cache_mode =
+/* As hub__pg_exec, for the hot statements (the commit cycle's, and the
+ * loop thread's look-ups and queue reads): prepared once per connection as "hub_<slot>" (plan_cache_mode =
  * force_generic_plan on that connection, so that binding arrays of
  * thousands of rows does not plan the statement again each time), then
  * executed by name. slot < 32; sql must be the same for a slot. */

@@ -198,11 +198,12 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
         if (rc == 0)
             rc = hub__pg_p_arr(&p, &id);
         if (rc == 0)
-            rc = hub__pg_exec_prepared(self, c, PREP_IDS,
-                              "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
-                              "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
-                              "ON i.sender = k.s AND i.message_id = k.m",
-                              &p, &res);
+            rc = hub__pg_exec_prepared(
+                self, c, PREP_IDS,
+                "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
+                "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
+                "ON i.sender = k.s AND i.message_id = k.m",
+                &p, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t sl = (size_t)PQgetlength(res, r, 0), il = (size_t)PQgetlength(res, r, 1);
             if (sl > HUB_STORE_NAME_MAX || il > HUB_STORE_ID_MAX)
@@ -231,11 +232,12 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
         if (rc == 0)
             rc = hub__pg_p_arr(&p, &hr);
         if (rc == 0)
-            rc = hub__pg_exec_prepared(self, c, PREP_HELD,
-                              "SELECT kind, member, msgs, bytes, queued FROM hub_held "
-                              "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
-                              "OR (kind = 'r' AND member = ANY($2::bytea[]))",
-                              &p, &res);
+            rc = hub__pg_exec_prepared(
+                self, c, PREP_HELD,
+                "SELECT kind, member, msgs, bytes, queued FROM hub_held "
+                "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
+                "OR (kind = 'r' AND member = ANY($2::bytea[]))",
+                &p, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t ml = (size_t)PQgetlength(res, r, 1);
             if (ml > HUB_STORE_NAME_MAX || PQgetlength(res, r, 0) != 1)
@@ -536,8 +538,8 @@ int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, P
 }
 
 /* hub__pg_read1 with a prepared statement: the loop thread's reads. */
-static int read_prepared(hub__pg_t *self, unsigned slot, const char *sql,
-                         const hub__pg_params_t *p, PGresult **res)
+static int read_prepared(hub__pg_t *self, unsigned slot, const char *sql, const hub__pg_params_t *p,
+                         PGresult **res)
 {
     PGconn *c;
     bool locked;

@@ -110,10 +110,11 @@ void hub__pg_arr_free(hub__pg_arr_t *a);
 int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
                  PGresult **res);
 /* As hub__pg_exec, for the hot statements (the commit cycle's, and the
- * loop thread's look-ups and queue reads): prepared once per connection as "hub_<slot>" (plan_cache_mode =
- * force_generic_plan on that connection, so that binding arrays of
- * thousands of rows does not plan the statement again each time), then
- * executed by name. slot < 32; sql must be the same for a slot. */
+ * loop thread's look-ups and queue reads): prepared once per connection
+ * as "hub_<slot>" (plan_cache_mode = force_generic_plan on that
+ * connection, so that binding arrays of thousands of rows does not plan
+ * the statement again each time), then executed by name. slot < 32; sql
+ * must be the same for a slot. */
 int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char *sql,
                           const hub__pg_params_t *p, PGresult **res);
 uint64_t hub__pg_u64(const PGresult *res, int row, int col);

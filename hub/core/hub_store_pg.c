@@ -167,7 +167,8 @@ static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
     return true;
 }
 
-/* The statements of the commit cycle, prepared once per writer connection. */
+/* The hot statements (hub__pg_exec_prepared): the commit cycle's on the
+ * writer, the loop thread's look-up and queue read on the reader. */
 enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK, PREP_LOOKUP, PREP_READ_QUEUE };
 
 /* Reads the ids records and held entries the call's messages name. */

@@ -1,0 +1,252 @@
+/* End to end: a member configured with several hub endpoints (the nodes of
+ * one hub, sharing its key) moves to the next node when its node dies, and
+ * the application does not notice: every event it posted is ACKed, those
+ * the dead node had not ACKed by the node it moved to, none is refused.
+ * Also: hub-adapter's hub_endpoints setting, and its errors. */
+#include "hub_error.h"
+#include "hubfix.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define A "VN/GOV/HN-STP/HOTICH"
+#define B "VN/GOV/HN-SKHDT/DKKD"
+#define EVENTS 3000
+
+static hubfix_t node1, node2;
+
+/* Two hubd with the same hub key and member keys, each with its own LMDB
+ * store and audit log, node_id n1 and n2. */
+static void setup(void)
+{
+    hubfix_init(&node1, "node_id = n1\n");
+    hubfix_add_member(&node1, A, true);
+    hubfix_add_member(&node1, B, true);
+    hubfix_init(&node2, "node_id = n2\n");
+    ck_assert_int_eq(tk_shf(10000, "cp -a '%s/secrets/.' '%s/secrets/' && cp -a '%s/keys/.' '%s/keys/'",
+                            node1.dir, node2.dir, node1.dir, node2.dir),
+                     0);
+    hubfix_start(&node1);
+    hubfix_start(&node2);
+}
+
+/* Both hubd stop cleanly first: each cleanup stops every process left. */
+static void teardown(void)
+{
+    if (node1.hubd)
+        hubfix_stop(&node1);
+    if (node2.hubd)
+        hubfix_stop(&node2);
+    node1.hubd = node2.hubd = 0;
+    hubfix_cleanup(&node1);
+    hubfix_cleanup(&node2);
+}
+
+typedef struct {
+    char endpoint1[256];
+    int acked_by_1, acked_by_2, acked_elsewhere;
+    int nacked;
+    char nack[512];
+} tally_t;
+
+static void on_outcome(adp_client_t *c, const adp_outcome_t *o, void *user)
+{
+    tally_t *t = user;
+    if (!o->acked) {
+        if (!t->nacked++)
+            snprintf(t->nack, sizeof t->nack, "%s: %s", o->message_id, o->reason);
+        return;
+    }
+    /* Receipts come over the connection in use: its node ACKed. */
+    const char *ep = adp_hub_endpoint(c);
+    if (!strcmp(ep, t->endpoint1))
+        t->acked_by_1++;
+    else if (!strcmp(ep, node2.endpoint))
+        t->acked_by_2++;
+    else
+        t->acked_elsewhere++;
+}
+
+START_TEST(sender_moves_to_the_second_node_when_the_first_is_killed)
+{
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&node1, A, &conf);
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "%s, %s", node1.endpoint, node2.endpoint);
+    conf.cfg.hub_endpoint = endpoints;
+    char err[512];
+    adp_client_t *c = NULL;
+    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
+    ck_assert_str_eq(adp_hub_endpoint(c), node1.endpoint);
+    tally_t t = {0};
+    snprintf(t.endpoint1, sizeof t.endpoint1, "%s", node1.endpoint);
+    adp_set_outcome_handler(c, on_outcome, &t);
+
+    size_t pending_at_kill = 0;
+    int posted = 0;
+    bool killed = false;
+    while (posted < EVENTS) {
+        for (int k = 0; k < 25 && posted < EVENTS; k++, posted++) {
+            char payload[96], id[37];
+            int len = snprintf(payload, sizeof payload, "{\"dossier\":\"000.00.01.H26-%06d\"}",
+                               posted);
+            ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json",
+                                            payload, (size_t)len, 0, id),
+                             0);
+        }
+        ck_assert_int_eq(adp_run(c, 1), 0);
+        /* Mid-stream, with envelopes sent and not ACKed yet. */
+        if (!killed && t.acked_by_1 >= EVENTS / 4 && adp_outbox_size(c) > 0) {
+            pending_at_kill = adp_outbox_size(c);
+            tk_kill9(node1.hubd);
+            node1.hubd = 0;
+            killed = true;
+        }
+    }
+    ck_assert_msg(killed, "the stream ended before the first node could be killed (%d ACKed)",
+                  t.acked_by_1);
+    for (int waited = 0; adp_outbox_size(c) > 0 && waited < 30000; waited += 50)
+        ck_assert_int_eq(adp_run(c, 50), 0);
+
+    ck_assert_msg(t.nacked == 0, "%d events refused, first: %s", t.nacked, t.nack);
+    ck_assert_msg(adp_outbox_size(c) == 0, "%zu events never ACKed (on %s)", adp_outbox_size(c),
+                  adp_hub_endpoint(c));
+    ck_assert_int_eq(t.acked_by_1 + t.acked_by_2 + t.acked_elsewhere, EVENTS);
+    ck_assert_int_eq(t.acked_elsewhere, 0);
+    /* Everything the first node had not ACKed when it died, the second did. */
+    ck_assert_int_ge((long)t.acked_by_2, (long)pending_at_kill);
+    ck_assert_str_eq(adp_hub_endpoint(c), node2.endpoint);
+    ck_assert(adp_connected(c));
+    ck_assert_uint_ge(adp_failovers(c), 1);
+    fprintf(stderr, "failover: %d events, %d ACKed by node 1, %d by node 2 (%zu pending at the "
+                    "kill), %llu moves\n",
+            EVENTS, t.acked_by_1, t.acked_by_2, pending_at_kill,
+            (unsigned long long)adp_failovers(c));
+    adp_close(&c);
+
+    /* The receiver, connected to the second node, gets what it stored. */
+    hubfix_client_conf_t rconf;
+    hubfix_client_conf(&node2, B, &rconf);
+    adp_client_t *r = NULL;
+    ck_assert_msg(adp_connect(&rconf.cfg, &r, err, sizeof err) == 0, "connect: %s", err);
+    int got = 0;
+    ck_assert_int_eq(adp_offer(r, "dossier.status/v1", hubfix_count_handler, &got), 0);
+    for (int waited = 0; got < t.acked_by_2 && waited < 20000; waited += 50)
+        ck_assert_int_eq(adp_run(r, 50), 0);
+    ck_assert_int_ge(got, t.acked_by_2);
+    adp_close(&r);
+}
+END_TEST
+
+START_TEST(a_client_skips_a_dead_endpoint_and_cycles_back)
+{
+    /* The first endpoint has no hub (node 1 stopped): the client moves on. */
+    char dead[256];
+    snprintf(dead, sizeof dead, "%s", node1.endpoint);
+    hubfix_stop(&node1);
+    node1.hubd = 0;
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&node1, A, &conf);
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "%s,%s", dead, node2.endpoint);
+    conf.cfg.hub_endpoint = endpoints;
+    char err[512];
+    adp_client_t *c = NULL;
+    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
+    ck_assert_str_eq(adp_hub_endpoint(c), node2.endpoint);
+    uint64_t seq = 0;
+    ck_assert_int_eq(adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0,
+                                    5000, &seq),
+                     0);
+    ck_assert_uint_gt(seq, 0);
+    /* Node 2 goes, node 1 comes back: the client cycles back to it, and an
+     * event posted while no node served is ACKed there. */
+    hubfix_start(&node1);
+    hubfix_stop(&node2);
+    node2.hubd = 0;
+    char id[37];
+    ck_assert_int_eq(
+        adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, id), 0);
+    for (int waited = 0; adp_outbox_size(c) > 0 && waited < 20000; waited += 50)
+        ck_assert_int_eq(adp_run(c, 50), 0);
+    ck_assert_uint_eq(adp_outbox_size(c), 0);
+    ck_assert_str_eq(adp_hub_endpoint(c), node1.endpoint);
+    adp_close(&c);
+
+    /* A bad list is refused at adp_new with the item named. */
+    snprintf(endpoints, sizeof endpoints, "%s, tcp://127.0.0.1", node1.endpoint);
+    ck_assert_int_eq(adp_new(&conf.cfg, &c, err, sizeof err), HUB_EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "'tcp://127.0.0.1' (item 2) is not a hub endpoint"), "%s", err);
+}
+END_TEST
+
+/* hub-adapter with hub_endpoints: a dead first node, then the live one. */
+START_TEST(hub_adapter_takes_a_list_of_endpoints)
+{
+    char conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX], conf[4096];
+    snprintf(conf_path, sizeof conf_path, "%s/adapter.conf", node2.dir);
+    snprintf(log_path, sizeof log_path, "%s/adapter.log", node2.dir);
+    hubfix_secret_path(&node2, B, secret);
+    char dead[256];
+    snprintf(dead, sizeof dead, "%s", node1.endpoint);
+    hubfix_stop(&node1);
+    node1.hubd = 0;
+    snprintf(conf, sizeof conf,
+             "hub_endpoints = %s , %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\nplugin = %s\n",
+             dead, node2.endpoint, node2.dir, secret, tk_plugin("echo"));
+    tk_write_file(conf_path, conf);
+    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
+    pid_t pid = tk_spawn(argv, log_path);
+    ck_assert_msg(tk_wait_file_contains(log_path, "msg=\"serving\"", 15000),
+                  "hub-adapter with hub_endpoints did not start; see %s", log_path);
+    adp_client_t *a = hubfix_connect(&node2, A);
+    adp_reply_t reply = {0};
+    ck_assert_int_eq(
+        adp_request(a, B, "echo/v1", "text/plain", "xin chao", 8, 0, 5000, &reply), 0);
+    ck_assert_uint_eq(reply.payload_len, 8);
+    adp_reply_free(&reply);
+    adp_close(&a);
+    ck_assert_int_eq(tk_stop(pid), 0);
+
+    /* Configuration errors: the runtime refuses to start, naming the problem. */
+    static const struct {
+        const char *lines;
+        const char *expected;
+    } bad[] = {
+        {"hub_endpoints = tcp://127.0.0.1:5555, tcp://hub2\n",
+         "'tcp://hub2' (item 2) is not a hub endpoint"},
+        {"hub_endpoints = tcp://127.0.0.1:5555,,tcp://127.0.0.1:5556\n", "item 2 of"},
+        {"hub_endpoints = tcp://127.0.0.1:70000\n", "'tcp://127.0.0.1:70000' (item 1)"},
+        {"hub_endpoint = tcp://127.0.0.1:5555, tcp://127.0.0.1:5556\n",
+         "list several hub nodes with hub_endpoints"},
+        {"hub_endpoint = tcp://127.0.0.1:5555\nhub_endpoints = tcp://127.0.0.1:5556\n",
+         "both hub_endpoint and hub_endpoints are set"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(conf, sizeof conf,
+                 "%shub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\nmember_key_file = %s\n"
+                 "plugin = %s\n",
+                 bad[i].lines, node2.dir, secret, tk_plugin("echo"));
+        tk_write_file(conf_path, conf);
+        char *out = NULL;
+        int rc = tk_run(argv, &out, 10000);
+        ck_assert_msg(rc != 0 && out && strstr(out, "bad configuration") &&
+                          strstr(out, bad[i].expected),
+                      "config %zu: exit %d, output: %s", i, rc, out ? out : "(none)");
+        free(out);
+    }
+}
+END_TEST
+
+TK_MAIN("failover",
+        TK_CASE("failover", setup, teardown, 120,
+                sender_moves_to_the_second_node_when_the_first_is_killed,
+                a_client_skips_a_dead_endpoint_and_cycles_back,
+                hub_adapter_takes_a_list_of_endpoints))

@@ -2,13 +2,16 @@
  * one hub, sharing its key) moves to the next node when its node dies, and
  * the application does not notice: every event it posted is ACKed, those
  * the dead node had not ACKed by the node it moved to, none is refused.
- * Also: hub-adapter's hub_endpoints setting, and its errors. */
+ * Also: hub-adapter's hub_endpoints setting, and its errors; and the audit
+ * logs of two nodes verified together, each record and each problem
+ * attributed to its node. */
 #include "hub_error.h"
 #include "hubfix.h"
 #include "testkit.h"
 
 #include <check.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,8 +248,101 @@ START_TEST(hub_adapter_takes_a_list_of_endpoints)
 }
 END_TEST
 
+/* `hubctl audit ARGS...` (NULL-terminated); output (stdout and stderr) in
+ * *out; returns the exit code. */
+static int hubctl_audit(char **out, ...)
+{
+    char *argv[16] = {(char *)tk_bin("hubctl"), "audit"};
+    va_list ap;
+    va_start(ap, out);
+    size_t n = 2;
+    for (char *a; n < 15 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return tk_run(argv, out, 60000);
+}
+
+/* Each node's audit log names the node (node_id); `hubctl audit verify`
+ * over both logs reports per node, and names the node whose log was
+ * altered; `audit show` over both says which node wrote each record. */
+START_TEST(audit_logs_of_two_nodes_name_their_node)
+{
+    /* One event through each node. */
+    char ids[2][37];
+    hubfix_t *nodes[2] = {&node1, &node2};
+    for (int k = 0; k < 2; k++) {
+        adp_client_t *c = hubfix_connect(nodes[k], A);
+        ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2,
+                                        0, ids[k]),
+                         0);
+        for (int waited = 0; adp_outbox_size(c) > 0 && waited < 10000; waited += 50)
+            ck_assert_int_eq(adp_run(c, 50), 0);
+        ck_assert_uint_eq(adp_outbox_size(c), 0);
+        adp_close(&c);
+    }
+    hubfix_stop(&node1);
+    hubfix_stop(&node2);
+    char dir1[PATH_MAX], dir2[PATH_MAX], pub[PATH_MAX];
+    snprintf(dir1, sizeof dir1, "%s/data/audit", node1.dir);
+    snprintf(dir2, sizeof dir2, "%s/data/audit", node2.dir);
+    snprintf(pub, sizeof pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", node1.dir);
+
+    char *out = NULL;
+    int rc = hubctl_audit(&out, "verify", dir1, dir2, "--hub-key", pub, NULL);
+    ck_assert_msg(rc == 0, "verify exited %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "node n1 (") && strstr(out, "node n2 (") &&
+                      strstr(out, "records written by node n1") &&
+                      strstr(out, "records written by node n2") &&
+                      strstr(out, "2 node logs: all intact"),
+                  "%s", out);
+    free(out);
+    /* One key per log, in order, works too; any other count of keys is a
+     * usage error that says what to give. */
+    rc = hubctl_audit(&out, "verify", dir1, dir2, "--hub-key", pub, "--hub-key", pub, NULL);
+    ck_assert_msg(rc == 0, "verify exited %d: %s", rc, out);
+    free(out);
+    char dir3[PATH_MAX];
+    snprintf(dir3, sizeof dir3, "%s/data", node1.dir);
+    rc = hubctl_audit(&out, "verify", dir1, dir2, dir3, "--hub-key", pub, "--hub-key", pub,
+                      NULL);
+    ck_assert_msg(rc == 2 && strstr(out, "once per DIR") && strstr(out, "3 DIR, 2 --hub-key"),
+                  "exit %d: %s", rc, out);
+    free(out);
+
+    /* Which node wrote each record of a message. */
+    rc = hubctl_audit(&out, "show", dir1, dir2, "--message", ids[1], NULL);
+    ck_assert_msg(rc == 0 && strstr(out, "ACCEPTED") && strstr(out, "node=n2") &&
+                      !strstr(out, "node=n1"),
+                  "exit %d: %s", rc, out);
+    free(out);
+    rc = hubctl_audit(&out, "show", dir1, dir2, "--service", "dossier.status/v1", NULL);
+    ck_assert_msg(rc == 0 && strstr(out, "node=n1") && strstr(out, "node=n2"), "exit %d: %s", rc,
+                  out);
+    free(out);
+
+    /* Node 2's ACCEPTED record altered: the report names node 2, and node
+     * 1's log still verifies. */
+    ck_assert_int_eq(tk_shf(10000,
+                            "cd '%s' && grep -q '\"event\":\"ACCEPTED\"' audit-000001.log && "
+                            "sed -i '/\"event\":\"ACCEPTED\"/s/\"ts\":1/\"ts\":2/' "
+                            "audit-000001.log",
+                            dir2),
+                     0);
+    rc = hubctl_audit(&out, "verify", dir1, dir2, "--hub-key", pub, NULL);
+    ck_assert_msg(rc == 1, "verify of an altered log exited %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "node n2 (") && strstr(out, "NOT intact") &&
+                      strstr(out, "1 intact, 1 NOT intact (n2)") &&
+                      strstr(out, "records written by node n1"),
+                  "%s", out);
+    fprintf(stderr, "%s", out);
+    free(out);
+}
+END_TEST
+
 TK_MAIN("failover",
         TK_CASE("failover", setup, teardown, 120,
                 sender_moves_to_the_second_node_when_the_first_is_killed,
                 a_client_skips_a_dead_endpoint_and_cycles_back,
-                hub_adapter_takes_a_list_of_endpoints))
+                hub_adapter_takes_a_list_of_endpoints),
+        TK_CASE("audit", setup, teardown, 120, audit_logs_of_two_nodes_name_their_node))

@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,33 @@ START_TEST(a_client_skips_a_dead_endpoint_and_cycles_back)
 }
 END_TEST
 
+/* A node that stops answering without closing its connections (SIGSTOP:
+ * hung) is left once it has been silent for three heartbeats. */
+START_TEST(a_silent_node_is_left)
+{
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&node1, A, &conf);
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "%s,%s", node1.endpoint, node2.endpoint);
+    conf.cfg.hub_endpoint = endpoints;
+    char err[512];
+    adp_client_t *c = NULL;
+    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
+    ck_assert_str_eq(adp_hub_endpoint(c), node1.endpoint);
+    ck_assert_int_eq(kill(node1.hubd, SIGSTOP), 0);
+    uint64_t seq = 0;
+    int rc = adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, 10000,
+                            &seq);
+    const char *where = adp_hub_endpoint(c);
+    bool on_node2 = !strcmp(where, node2.endpoint);
+    ck_assert_int_eq(kill(node1.hubd, SIGCONT), 0);
+    ck_assert_msg(rc == 0, "send through a silent node's peer: %s", adp_last_error(c));
+    ck_assert_msg(on_node2, "still on %s", where);
+    ck_assert_uint_gt(seq, 0);
+    adp_close(&c);
+}
+END_TEST
+
 /* hub-adapter with hub_endpoints: a dead first node, then the live one. */
 START_TEST(hub_adapter_takes_a_list_of_endpoints)
 {
@@ -366,6 +394,6 @@ END_TEST
 TK_MAIN("failover",
         TK_CASE("failover", setup, teardown, 120,
                 sender_moves_to_the_second_node_when_the_first_is_killed,
-                a_client_skips_a_dead_endpoint_and_cycles_back,
+                a_client_skips_a_dead_endpoint_and_cycles_back, a_silent_node_is_left,
                 hub_adapter_takes_a_list_of_endpoints),
         TK_CASE("audit", setup, teardown, 120, audit_logs_of_two_nodes_name_their_node))

@@ -249,8 +249,7 @@ int hub_endpoint_list_parse(const char *key, const char *value, char out[][HUB_E
             return HUB_EINVAL;
         }
         if (*n_out == max) {
-            snprintf(err, err_size, "%s: more than %zu endpoints; list at most %zu", key, max,
-                     max);
+            snprintf(err, err_size, "%s: more than %zu endpoints; list at most %zu", key, max, max);
             return HUB_EINVAL;
         }
         memcpy(out[*n_out], start, len);

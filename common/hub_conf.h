@@ -59,8 +59,8 @@ int hub_conf_path(const char *base_dir, const char *key, const char *value, char
  * nodes, which share the hub's key): "tcp://a:5555, tcp://b:5555", comma
  * separated, spaces allowed around each. Each must be tcp://HOST:PORT
  * (port 1 to 65535) or ipc://PATH. */
-#define HUB_ENDPOINTS_MAX 16   /* endpoints in one list */
-#define HUB_ENDPOINT_MAX 256   /* bytes of one endpoint, NUL included */
+#define HUB_ENDPOINTS_MAX 16 /* endpoints in one list */
+#define HUB_ENDPOINT_MAX 256 /* bytes of one endpoint, NUL included */
 /* Splits and checks the list in value (the setting `key`, named in err):
  * out[0..*n_out) receive the endpoints in order. HUB_EINVAL, with err
  * naming the bad item and what to write instead, for an empty list or

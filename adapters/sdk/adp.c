@@ -87,12 +87,12 @@ struct adp_client {
     char endpoint[HUB_ENDPOINT_MAX]; /* the endpoint in use: endpoints[ep_index] */
     char endpoints[HUB_ENDPOINTS_MAX][HUB_ENDPOINT_MAX]; /* the hub's nodes, as configured */
     size_t n_endpoints, ep_index;
-    char endpoint_list[512];  /* the list as configured, for messages */
-    uint64_t failover_at_us;  /* several endpoints: move on at this time unless welcomed
-                                 (0 = not scheduled) */
-    unsigned ep_moves;        /* moves since the last Welcome */
-    uint64_t failovers;       /* moves in all (adp_failovers) */
-    unsigned socket_gen;      /* sockets opened: names each monitor */
+    char endpoint_list[512]; /* the list as configured, for messages */
+    uint64_t failover_at_us; /* several endpoints: move on at this time unless welcomed
+                                (0 = not scheduled) */
+    unsigned ep_moves;       /* moves since the last Welcome */
+    uint64_t failovers;      /* moves in all (adp_failovers) */
+    unsigned socket_gen;     /* sockets opened: names each monitor */
     char software[128];
 
     adp__route_t *offers;
@@ -1049,8 +1049,7 @@ static int adp__open_socket(adp_client_t *c, char *err, size_t err_size)
     ok = ok && c->monitor && zmq_setsockopt(c->monitor, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
          zmq_connect(c->monitor, mon_ep) == 0;
     if (!ok || zmq_connect(c->sock, c->endpoint) != 0) {
-        snprintf(err, err_size, "cannot connect to %s: %s", c->endpoint,
-                 zmq_strerror(zmq_errno()));
+        snprintf(err, err_size, "cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
         adp__close_socket(c);
         return HUB_EZMQ;
     }
@@ -1134,9 +1133,8 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
         timeout_ms = 0;
     }
     if (c->failover_at_us) { /* wake up for the move */
-        int64_t until_ms = c->failover_at_us > now
-                               ? (int64_t)((c->failover_at_us - now + 999u) / 1000u)
-                               : 0;
+        int64_t until_ms =
+            c->failover_at_us > now ? (int64_t)((c->failover_at_us - now + 999u) / 1000u) : 0;
         if (timeout_ms < 0 || timeout_ms > until_ms)
             timeout_ms = (int)until_ms;
     }
@@ -1349,7 +1347,8 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
     rc = c->zctx ? adp__open_socket(c, err, err_size) : HUB_EZMQ;
     if (rc != 0) {
         if (!c->zctx)
-            snprintf(err, err_size, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+            snprintf(err, err_size, "cannot create a ZeroMQ context: %s",
+                     zmq_strerror(zmq_errno()));
         adp_close(&c);
         return rc;
     }
@@ -1836,8 +1835,14 @@ void adp_dead_letter_reason(adp_client_t *c, const char *reason)
 const char *adp_member_id(const adp_client_t *c) { return c ? c->key.member_id : ""; }
 const char *adp_last_error(const adp_client_t *c) { return c ? c->last_error : ""; }
 int adp_last_nack_code(const adp_client_t *c) { return c ? c->last_nack : 0; }
-const char *adp_hub_endpoint(const adp_client_t *c) { return c ? c->endpoint : ""; }
-uint64_t adp_failovers(const adp_client_t *c) { return c ? c->failovers : 0; }
+const char *adp_hub_endpoint(const adp_client_t *c)
+{
+    return c ? c->endpoint : "";
+}
+uint64_t adp_failovers(const adp_client_t *c)
+{
+    return c ? c->failovers : 0;
+}
 bool adp_connected(const adp_client_t *c) { return c && c->welcomed; }
 
 void adp_reply_free(adp_reply_t *reply)

@@ -819,9 +819,8 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
         self->config.node_id[sizeof self->config.node_id - 1] = '\0';
         char reason[HUB_AUDIT_WORD_MAX + 32];
         snprintf(reason, sizeof reason, "node %s opened the log", self->config.node_id);
-        hub_audit_record_t rec = {.event = HUB_AUDIT_NODE_OPENED,
-                                  .outcome = self->config.node_id,
-                                  .reason = reason};
+        hub_audit_record_t rec = {
+            .event = HUB_AUDIT_NODE_OPENED, .outcome = self->config.node_id, .reason = reason};
         rc = hub__append_any(self, &rec);
         if (rc == 0)
             rc = hub_audit_flush(self);

@@ -141,7 +141,7 @@ typedef enum {
     HUB_AUDIT_RECOVERED,         /* written by this module only */
     HUB_AUDIT_KEY_ROTATED,       /* written by hub_audit_rotate_key() only */
     HUB_AUDIT_TIMESTAMPED,       /* a checkpoint's RFC 3161 token is on disk (see below) */
-    HUB_AUDIT_NODE_OPENED,       /* written by hub_audit_open() only: outcome names the node */
+    HUB_AUDIT_NODE_OPENED,       /* by hub_audit_open() only; outcome: the node id */
 } hub_audit_event_t;
 
 /* One record. For hub_audit_append() the caller fills what it knows (NULL
@@ -281,8 +281,7 @@ typedef struct {
     uint64_t recoveries;         /* RECOVERED records (restarts after a crash) */
     uint64_t last_seq;           /* seq of the last verified record */
     uint64_t unsealed_records;   /* records after the last checkpoint */
-    char node_id[HUB_AUDIT_WORD_MAX]; /* the node named by the last NODE_OPENED record
-                                         read ("" = none: an older log) */
+    char node_id[HUB_AUDIT_WORD_MAX]; /* the node of the last NODE_OPENED record ("" = none) */
     uint64_t node_records;       /* NODE_OPENED records read */
     bool node_changed;           /* NODE_OPENED records name more than one node */
     /* Where the first problem is (empty / 0 when there is none). */

@@ -33,7 +33,8 @@ static void setup(void)
     hubfix_add_member(&node1, A, true);
     hubfix_add_member(&node1, B, true);
     hubfix_init(&node2, "node_id = n2\n");
-    ck_assert_int_eq(tk_shf(10000, "cp -a '%s/secrets/.' '%s/secrets/' && cp -a '%s/keys/.' '%s/keys/'",
+    ck_assert_int_eq(tk_shf(10000,
+                            "cp -a '%s/secrets/.' '%s/secrets/' && cp -a '%s/keys/.' '%s/keys/'",
                             node1.dir, node2.dir, node1.dir, node2.dir),
                      0);
     hubfix_start(&node1);
@@ -82,8 +83,7 @@ static void on_outcome(adp_client_t *c, const adp_outcome_t *o, void *user)
     else if (!strcmp(ep, node2.endpoint)) {
         if (!t->acked_by_2++)
             t->first_ack_by_2_ms = now_ms();
-    }
-    else
+    } else
         t->acked_elsewhere++;
 }
 
@@ -94,10 +94,10 @@ static void post_events(adp_client_t *c, int *posted, int until, bool pump)
     while (*posted < until) {
         for (int k = 0; k < 25 && *posted < until; k++, (*posted)++) {
             char payload[96], id[37];
-            int len = snprintf(payload, sizeof payload, "{\"dossier\":\"000.00.01.H26-%06d\"}",
-                               *posted);
-            ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json",
-                                            payload, (size_t)len, 0, id),
+            int len =
+                snprintf(payload, sizeof payload, "{\"dossier\":\"000.00.01.H26-%06d\"}", *posted);
+            ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json", payload,
+                                            (size_t)len, 0, id),
                              0);
         }
         if (pump)
@@ -149,8 +149,9 @@ START_TEST(sender_moves_to_the_second_node_when_the_first_is_killed)
     ck_assert_str_eq(adp_hub_endpoint(c), node2.endpoint);
     ck_assert(adp_connected(c));
     ck_assert_uint_ge(adp_failovers(c), 1);
-    fprintf(stderr, "failover: %d events, %d ACKed by node 1, %d by node 2 (%zu pending at the "
-                    "kill), %llu moves, first ACK from node 2 %llu ms after the kill\n",
+    fprintf(stderr,
+            "failover: %d events, %d ACKed by node 1, %d by node 2 (%zu pending at the "
+            "kill), %llu moves, first ACK from node 2 %llu ms after the kill\n",
             EVENTS, t.acked_by_1, t.acked_by_2, pending_at_kill,
             (unsigned long long)adp_failovers(c),
             (unsigned long long)(t.first_ack_by_2_ms - killed_ms));
@@ -187,9 +188,8 @@ START_TEST(a_client_skips_a_dead_endpoint_and_cycles_back)
     ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
     ck_assert_str_eq(adp_hub_endpoint(c), node2.endpoint);
     uint64_t seq = 0;
-    ck_assert_int_eq(adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0,
-                                    5000, &seq),
-                     0);
+    ck_assert_int_eq(
+        adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, 5000, &seq), 0);
     ck_assert_uint_gt(seq, 0);
     /* Node 2 goes, node 1 comes back: the client cycles back to it, and an
      * event posted while no node served is ACKed there. */
@@ -197,8 +197,8 @@ START_TEST(a_client_skips_a_dead_endpoint_and_cycles_back)
     hubfix_stop(&node2);
     node2.hubd = 0;
     char id[37];
-    ck_assert_int_eq(
-        adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, id), 0);
+    ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, id),
+                     0);
     for (int waited = 0; adp_outbox_size(c) > 0 && waited < 20000; waited += 50)
         ck_assert_int_eq(adp_run(c, 50), 0);
     ck_assert_uint_eq(adp_outbox_size(c), 0);
@@ -228,8 +228,7 @@ START_TEST(a_silent_node_is_left)
     ck_assert_str_eq(adp_hub_endpoint(c), node1.endpoint);
     ck_assert_int_eq(kill(node1.hubd, SIGSTOP), 0);
     uint64_t seq = 0;
-    int rc = adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, 10000,
-                            &seq);
+    int rc = adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, 10000, &seq);
     const char *where = adp_hub_endpoint(c);
     bool on_node2 = !strcmp(where, node2.endpoint);
     ck_assert_int_eq(kill(node1.hubd, SIGCONT), 0);
@@ -262,8 +261,7 @@ START_TEST(hub_adapter_takes_a_list_of_endpoints)
                   "hub-adapter with hub_endpoints did not start; see %s", log_path);
     adp_client_t *a = hubfix_connect(&node2, A);
     adp_reply_t reply = {0};
-    ck_assert_int_eq(
-        adp_request(a, B, "echo/v1", "text/plain", "xin chao", 8, 0, 5000, &reply), 0);
+    ck_assert_int_eq(adp_request(a, B, "echo/v1", "text/plain", "xin chao", 8, 0, 5000, &reply), 0);
     ck_assert_uint_eq(reply.payload_len, 8);
     adp_reply_free(&reply);
     adp_close(&a);
@@ -324,9 +322,8 @@ START_TEST(audit_logs_of_two_nodes_name_their_node)
     hubfix_t *nodes[2] = {&node1, &node2};
     for (int k = 0; k < 2; k++) {
         adp_client_t *c = hubfix_connect(nodes[k], A);
-        ck_assert_int_eq(adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2,
-                                        0, ids[k]),
-                         0);
+        ck_assert_int_eq(
+            adp_post_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, ids[k]), 0);
         for (int waited = 0; adp_outbox_size(c) > 0 && waited < 10000; waited += 50)
             ck_assert_int_eq(adp_run(c, 50), 0);
         ck_assert_uint_eq(adp_outbox_size(c), 0);
@@ -355,8 +352,7 @@ START_TEST(audit_logs_of_two_nodes_name_their_node)
     free(out);
     char dir3[PATH_MAX];
     snprintf(dir3, sizeof dir3, "%s/data", node1.dir);
-    rc = hubctl_audit(&out, "verify", dir1, dir2, dir3, "--hub-key", pub, "--hub-key", pub,
-                      NULL);
+    rc = hubctl_audit(&out, "verify", dir1, dir2, dir3, "--hub-key", pub, "--hub-key", pub, NULL);
     ck_assert_msg(rc == 2 && strstr(out, "once per DIR") && strstr(out, "3 DIR, 2 --hub-key"),
                   "exit %d: %s", rc, out);
     free(out);

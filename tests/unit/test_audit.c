@@ -923,8 +923,9 @@ START_TEST(test_node_attribution)
     ck_assert_str_eq(n.nodes[8], "hn-lgsp-2");
 
     /* The attribution is chained: rewriting the node id breaks the log. */
-    ck_assert_int_eq(tk_shf(10000, "sed -i 's/\"outcome\":\"hn-lgsp-1\"/\"outcome\":\"hn-lgsp-9\"/' "
-                                   "'%s/audit-000001.log'",
+    ck_assert_int_eq(tk_shf(10000,
+                            "sed -i 's/\"outcome\":\"hn-lgsp-1\"/\"outcome\":\"hn-lgsp-9\"/' "
+                            "'%s/audit-000001.log'",
                             dir),
                      0);
     ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), HUB_EPARSE);

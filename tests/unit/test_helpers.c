@@ -95,7 +95,8 @@ START_TEST(member_side_endpoint_lists)
                                          " ipc:///run/lth/hub.sock\n",
                                          member_entry, &m, err, sizeof err),
                      0);
-    ck_assert_str_eq(m.hub_endpoint, "tcp://10.0.0.1:5555,tcp://hub-2:5555,ipc:///run/lth/hub.sock");
+    ck_assert_str_eq(m.hub_endpoint,
+                     "tcp://10.0.0.1:5555,tcp://hub-2:5555,ipc:///run/lth/hub.sock");
     char list[HUB_ENDPOINTS_MAX][HUB_ENDPOINT_MAX];
     size_t n = 0;
     ck_assert_int_eq(hub_endpoint_list_parse("hub_endpoint", m.hub_endpoint, list,
@@ -128,9 +129,9 @@ START_TEST(member_side_endpoint_lists)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hub_conf_member_init(&m, "b.conf");
         err[0] = '\0';
-        ck_assert_int_eq(hub_conf_parse_text("b.conf", bad[i].text, member_entry, &m, err,
-                                             sizeof err),
-                         HUB_EINVAL);
+        ck_assert_int_eq(
+            hub_conf_parse_text("b.conf", bad[i].text, member_entry, &m, err, sizeof err),
+            HUB_EINVAL);
         ck_assert_msg(strstr(err, bad[i].err), "case %zu: %s", i, err);
     }
 }

@@ -53,7 +53,7 @@ static void usage(FILE *out)
             "  report [--csv|--json] [--procedure CODE] [--authority MEMBER-ID]\n"
             "                             on-time, late and overdue dossiers per procedure and\n"
             "                             authority, from the reporting member (VN/GOV/HN-VP/BAOCAO)\n"
-            "  audit verify DIR... --hub-key HUB.pub... [--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
+            "  audit verify DIR... --hub-key HUB.pub... [--anchor SEQ:HASH] [--tsa-cert PEM]\n"
             "                             check every link and signed checkpoint of the audit\n"
             "                             log (following key rotations), a head you kept, and\n"
             "                             the RFC 3161 time-stamps; names the first problem;\n"

@@ -215,16 +215,18 @@ static int verify_one(const char *dir, const uint8_t key[32], hub_audit_verify_o
                    (unsigned long long)report.first_timestamped,
                    (unsigned long long)report.last_timestamped);
         else if (tsa_cert) {
-            fprintf(stderr, "%saudit log NOT time-stamped: --tsa-cert was given but the log "
-                            "names no time-stamp token (no TIMESTAMPED record)\n",
+            fprintf(stderr,
+                    "%saudit log NOT time-stamped: --tsa-cert was given but the log "
+                    "names no time-stamp token (no TIMESTAMPED record)\n",
                     prefix);
             return 1;
         }
         return 0;
     }
     if (rc == HUB_ENOENT && anchor) {
-        fprintf(stderr, "%saudit log NOT intact: log cut back: %s, yet the anchor %s names a "
-                        "checkpoint: every file was removed\n",
+        fprintf(stderr,
+                "%saudit log NOT intact: log cut back: %s, yet the anchor %s names a "
+                "checkpoint: every file was removed\n",
                 prefix, report.message, anchor);
         return 1;
     }
@@ -268,8 +270,7 @@ static int verify_logs(const char **dirs, size_t n_dirs, const char **keys, size
         if ((i == 0 || n_keys > 1) && read_sign_public(keys[n_keys > 1 ? i : 0], key) != 0)
             return 1;
         char node[HUB_AUDIT_WORD_MAX];
-        if (verify_one(dirs[i], key, opts, anchor, tsa_cert, n_dirs > 1, node, sizeof node) !=
-            0) {
+        if (verify_one(dirs[i], key, opts, anchor, tsa_cert, n_dirs > 1, node, sizeof node) != 0) {
             size_t used = strlen(failed);
             snprintf(failed + used, sizeof failed - used, "%s%s", bad ? ", " : "",
                      node[0] ? node : dirs[i]);
@@ -365,10 +366,12 @@ int hubctl_audit(int argc, char **argv)
                count.other);
         return 0;
     }
-    fprintf(stderr, "hubctl audit: usage: hubctl audit verify DIR... --hub-key HUB.pub... "
-                    "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
-                    "                     hubctl audit show DIR... --message ID | --service SERVICE/VERSION\n"
-                    "                     hubctl audit rotate-key DIR --old-key OLD.secret "
-                    "--new-key NEW.secret\n");
+    fprintf(
+        stderr,
+        "hubctl audit: usage: hubctl audit verify DIR... --hub-key HUB.pub... "
+        "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
+        "                     hubctl audit show DIR... --message ID | --service SERVICE/VERSION\n"
+        "                     hubctl audit rotate-key DIR --old-key OLD.secret "
+        "--new-key NEW.secret\n");
     return 2;
 }

@@ -802,6 +802,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             acfg.accept_key_change = cfg->audit_accept_key_change;
             acfg.max_file_bytes = cfg->audit_max_file_bytes;
             acfg.checkpoint_every_records = cfg->audit_checkpoint_records;
+            snprintf(acfg.node_id, sizeof acfg.node_id, "%s", cfg->node_id);
             rc = hub_store_audit_anchor_get(self->store, &acfg.anchor_seq, acfg.anchor_hash);
             if (rc != 0)
                 snprintf(err, err_size, "store %s: cannot read the audit log's anchor (%s)",

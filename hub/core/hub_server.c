@@ -5,6 +5,7 @@
  * of the hub is hub_server_ops.c. See hub_core_internal.h for the map of the
  * stages. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
@@ -757,6 +758,10 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                      cfg->data_dir, hub_strerror(rc));
         self->next_seq = next + HUB__SEQ_RESTART_GAP;
     }
+    /* Several nodes: a block of seqs of this node's own, and the shared
+     * tables (hub_cluster.h). */
+    if (rc == 0 && cfg->cluster)
+        rc = hub__cluster_start(self, err, err_size);
     if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
         snprintf(err, err_size, "out of memory");
     if (rc == 0) {
@@ -960,6 +965,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         sigs[i]->data = self;
         uv_signal_start(sigs[i], hub__on_signal, signums[i]);
     }
+    hub__cluster_watch(self);
     self->handles_open = true;
     HUB_INFO("hubd", "listening", "endpoint=%s hub=%s members=%zu store=%s", self->endpoint,
              self->own_key.member_id, hub_keydir_count(self->keys), cfg->data_dir);
@@ -992,6 +998,7 @@ static void hub__close_handles(hub_server_t *self)
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->end_of_turn, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
+    hub__cluster_close(self);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
     for (int i = 0; i < 5; i++)
@@ -1117,6 +1124,7 @@ void hub_server_destroy(hub_server_t **self_p)
     free(self->answered);
     free(self->attempt_seqs);
     hub_store_arena_destroy(&self->arena);
+    hub__cluster_destroy(self);
     hub_store_close(&self->store);
     hub_keydir_destroy(&self->keys);
     hub_policy_destroy(&self->policy);

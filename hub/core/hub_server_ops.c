@@ -156,6 +156,7 @@ static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
     hub__member_t *m = hub_map_get(self->members, dead.msg.receiver);
     if (m) {
         m->backlog = true;
+        m->rescan = true; /* cluster: the new seq may be below loaded_seq */
         hub__pump(self, m);
     }
     return 0; /* flushed and committed at the end of this turn */

@@ -61,6 +61,9 @@ typedef struct hub__pg {
     int batch_err;
     unsigned cb_depth; /* inside a hub_store_queues() callback on cb_thread */
     pthread_t cb_thread;
+    /* Several active nodes (hub_store_pg_cluster.c): this node's id, which
+     * keys its audit anchor; "" for one node. */
+    char node_id[64];
 } hub__pg_t;
 
 /* Parameters of one statement: text, or binary (bytea, arrays). */

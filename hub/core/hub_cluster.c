@@ -1,0 +1,543 @@
+/* hub_cluster.c — this node among several over one PostgreSQL store
+ * (hub_cluster.h): its connection for LISTEN and heartbeats, watched by
+ * the loop and never waited for, the member locations it renews, and what
+ * a notification of newly queued messages does. */
+#include "hub_cluster.h"
+#include "hub_core_internal.h"
+
+#include <libpq-fe.h>
+
+typedef enum { HUB__CL_DOWN = 0, HUB__CL_CONNECTING, HUB__CL_READY } hub__cl_state_t;
+
+struct hub__cluster {
+    hub_server_t *server;
+    PGconn *conn;
+    hub__cl_state_t state;
+    uv_poll_t *poll; /* heap: a new one when the socket changes */
+    int poll_fd;
+    int poll_events;
+    uv_timer_t beat;
+    bool beat_open;
+    bool busy;     /* a query was sent and its results are not all read */
+    bool flushing; /* the query is not all sent yet (waits for writable) */
+    uint64_t started_at_us;
+    uint64_t seq_base;
+    uint64_t down_since_mono_us;
+};
+
+static void hub__cl_free_poll(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void hub__cl_on_poll(uv_poll_t *h, int status, int events);
+
+/* Watches the connection's socket for `events` (re-made when it changed). */
+static void hub__cl_watch(hub__cluster_t *cl, int events)
+{
+    int fd = cl->conn ? PQsocket(cl->conn) : -1;
+    if (cl->poll && (cl->poll_fd != fd || fd < 0)) {
+        uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
+        cl->poll = NULL;
+    }
+    if (fd < 0)
+        return;
+    if (!cl->poll) {
+        cl->poll = malloc(sizeof *cl->poll);
+        if (!cl->poll || uv_poll_init_socket(cl->server->loop, cl->poll, fd) != 0) {
+            free(cl->poll);
+            cl->poll = NULL;
+            return;
+        }
+        cl->poll->data = cl;
+        cl->poll_fd = fd;
+        cl->poll_events = 0;
+    }
+    if (cl->poll_events != events) {
+        uv_poll_start(cl->poll, events, hub__cl_on_poll);
+        cl->poll_events = events;
+    }
+}
+
+/* Every online receiver's queue is read again from its start: used when
+ * notifications may have been missed. */
+static void hub__cl_rescan_all(hub_server_t *self)
+{
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value)) {
+        hub__member_t *m = value;
+        if (!m->online)
+            continue;
+        m->rescan = true;
+        m->backlog = true;
+        hub__pump(self, m);
+    }
+}
+
+static void hub__cl_broken(hub__cluster_t *cl, const char *what)
+{
+    HUB_WARN("cluster", "connection to the shared store lost; opened again without blocking",
+             "node=%s what=%s error=\"%s\"", cl->server->cfg.node_id, what,
+             cl->conn ? PQerrorMessage(cl->conn) : "no connection");
+    if (cl->poll) {
+        uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
+        cl->poll = NULL;
+    }
+    if (cl->conn)
+        PQfinish(cl->conn);
+    cl->conn = NULL;
+    cl->state = HUB__CL_DOWN;
+    cl->busy = false;
+    cl->flushing = false;
+    cl->down_since_mono_us = hub_monotonic_us();
+}
+
+/* Sends sql (one or more statements) without waiting. */
+static void hub__cl_send(hub__cluster_t *cl, const char *sql)
+{
+    if (!PQsendQuery(cl->conn, sql)) {
+        hub__cl_broken(cl, "send");
+        return;
+    }
+    cl->busy = true;
+    int f = PQflush(cl->conn);
+    if (f < 0) {
+        hub__cl_broken(cl, "flush");
+        return;
+    }
+    cl->flushing = f == 1;
+    hub__cl_watch(cl, UV_READABLE | (cl->flushing ? UV_WRITABLE : 0));
+}
+
+static int hub__cl_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A hex payload into a member id; false when it is not one. */
+static bool hub__cl_unhex(const char *hex, char *out, size_t size)
+{
+    size_t len = strlen(hex);
+    if (len % 2 || len / 2 + 1 > size || len == 0)
+        return false;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hub__cl_hexval(hex[2 * i]), lo = hub__cl_hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return false;
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[len / 2] = '\0';
+    return true;
+}
+
+/* The beat's last statement lists members of this node whose newer
+ * connection is on another node: this node stops delivering to them. */
+static void hub__cl_result(hub__cluster_t *cl, PGresult *res)
+{
+    hub_server_t *self = cl->server;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_FATAL_ERROR) {
+        HUB_WARN("cluster", "heartbeat statement failed; retried at the next beat",
+                 "node=%s error=\"%s\"", self->cfg.node_id, PQresultErrorMessage(res));
+        return;
+    }
+    if (st != PGRES_TUPLES_OK || PQnfields(res) != 1)
+        return;
+    for (int r = 0; r < PQntuples(res); r++) {
+        char id[HUB_STORE_NAME_MAX + 1];
+        if (!hub__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
+            continue;
+        hub__member_t *m = hub_map_get(self->members, id);
+        if (m && m->online) {
+            HUB_INFO("cluster", "member connected to another node since: no longer served here",
+                     "member=%s node=%s", m->id, self->cfg.node_id);
+            hub__blocked_drop(m);
+            m->online = false;
+        }
+    }
+}
+
+static void hub__cl_notifies(hub__cluster_t *cl)
+{
+    hub_server_t *self = cl->server;
+    PGnotify *n;
+    while ((n = PQnotifies(cl->conn)) != NULL) {
+        char id[HUB_STORE_NAME_MAX + 1];
+        if (hub__cl_unhex(n->extra, id, sizeof id)) {
+            hub__member_t *m = hub_map_get(self->members, id);
+            if (m && m->online) {
+                m->rescan = true;
+                m->backlog = true;
+                hub__pump(self, m);
+            }
+        }
+        PQfreemem(n);
+    }
+}
+
+static void hub__cl_connect_step(hub__cluster_t *cl)
+{
+    switch (PQconnectPoll(cl->conn)) {
+    case PGRES_POLLING_READING:
+        hub__cl_watch(cl, UV_READABLE);
+        return;
+    case PGRES_POLLING_WRITING:
+        hub__cl_watch(cl, UV_WRITABLE);
+        return;
+    case PGRES_POLLING_OK:
+        break;
+    default:
+        hub__cl_broken(cl, "connect");
+        return;
+    }
+    if (PQsetnonblocking(cl->conn, 1) != 0) {
+        hub__cl_broken(cl, "nonblocking");
+        return;
+    }
+    cl->state = HUB__CL_READY;
+    HUB_INFO("cluster", "connection to the shared store open again", "node=%s",
+             cl->server->cfg.node_id);
+    hub__cl_send(cl, "LISTEN hub_queued");
+    if (cl->state == HUB__CL_READY)
+        hub__cl_rescan_all(cl->server);
+}
+
+static void hub__cl_on_poll(uv_poll_t *h, int status, int events)
+{
+    hub__cluster_t *cl = h->data;
+    if (cl->poll != h || !cl->conn)
+        return;
+    if (cl->state == HUB__CL_CONNECTING) {
+        hub__cl_connect_step(cl);
+        return;
+    }
+    if (status < 0) {
+        hub__cl_broken(cl, "poll");
+        return;
+    }
+    if ((events & UV_WRITABLE) && cl->flushing) {
+        int f = PQflush(cl->conn);
+        if (f < 0) {
+            hub__cl_broken(cl, "flush");
+            return;
+        }
+        cl->flushing = f == 1;
+        if (!cl->flushing)
+            hub__cl_watch(cl, UV_READABLE);
+    }
+    if (!(events & UV_READABLE))
+        return;
+    if (!PQconsumeInput(cl->conn)) {
+        hub__cl_broken(cl, "read");
+        return;
+    }
+    while (cl->busy && !PQisBusy(cl->conn)) {
+        PGresult *res = PQgetResult(cl->conn);
+        if (!res) {
+            cl->busy = false;
+            break;
+        }
+        hub__cl_result(cl, res);
+        PQclear(res);
+    }
+    hub__cl_notifies(cl);
+    if (PQstatus(cl->conn) == CONNECTION_BAD)
+        hub__cl_broken(cl, "status");
+}
+
+/* ---- the beat ------------------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} hub__cl_sql_t;
+
+static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...)
+{
+    if (s->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            s->oom = true;
+            return;
+        }
+        if ((size_t)n < s->cap - s->len) {
+            s->len += (size_t)n;
+            return;
+        }
+        size_t cap = (s->cap + (size_t)n + 1) * 2;
+        char *b = realloc(s->buf, cap);
+        if (!b) {
+            s->oom = true;
+            return;
+        }
+        s->buf = b;
+        s->cap = cap;
+    }
+}
+
+static void hub__cl_hex(hub__cl_sql_t *s, const char *id)
+{
+    hub__cl_put(s, "'\\x");
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        hub__cl_put(s, "%02x", *p);
+    hub__cl_put(s, "'::bytea");
+}
+
+/* One round trip: the node's row, its members' locations (newer
+ * connection wins), the entries it no longer has, and which of its
+ * members are now connected elsewhere. */
+static void hub__cl_beat_send(hub__cluster_t *cl)
+{
+    hub_server_t *self = cl->server;
+    hub__cl_sql_t s = {NULL, 0, 0, false};
+    s.cap = 1024;
+    if (!(s.buf = malloc(s.cap)))
+        return;
+    s.buf[0] = '\0';
+    size_t online = 0;
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value))
+        online += ((hub__member_t *)value)->online;
+    char *ep = PQescapeLiteral(cl->conn, self->endpoint, strlen(self->endpoint));
+    hub__cl_put(&s,
+                "INSERT INTO hub_nodes (node_id, endpoint, started_at_us, heartbeat_at, members, "
+                "seq_base) VALUES ('%s', %s, %llu, now(), %zu, %llu) ON CONFLICT (node_id) DO "
+                "UPDATE SET endpoint = EXCLUDED.endpoint, started_at_us = EXCLUDED.started_at_us, "
+                "heartbeat_at = now(), members = EXCLUDED.members, seq_base = EXCLUDED.seq_base;",
+                self->cfg.node_id, ep ? ep : "''", (unsigned long long)cl->started_at_us, online,
+                (unsigned long long)cl->seq_base);
+    PQfreemem(ep);
+    hub__cl_sql_t arr = {NULL, 0, 0, false};
+    arr.cap = 256;
+    if (!(arr.buf = malloc(arr.cap))) {
+        free(s.buf);
+        return;
+    }
+    arr.buf[0] = '\0';
+    hub__cl_put(&arr, "ARRAY[");
+    if (online) {
+        hub__cl_put(&s, "INSERT INTO hub_locations AS l (member, node_id, connected_at_us, "
+                        "expires_at) VALUES ");
+        size_t k = 0;
+        cursor = 0;
+        while (hub_map_next(self->members, &cursor, NULL, &value)) {
+            hub__member_t *m = value;
+            if (!m->online)
+                continue;
+            hub__cl_put(&s, "%s(", k ? "," : "");
+            hub__cl_hex(&s, m->id);
+            hub__cl_put(&s, ", '%s', %llu, now() + interval '%u milliseconds')",
+                        self->cfg.node_id, (unsigned long long)m->connected_at_us,
+                        self->cfg.cluster_beat_ms * 3u);
+            hub__cl_put(&arr, "%s", k ? "," : "");
+            hub__cl_hex(&arr, m->id);
+            k++;
+        }
+        hub__cl_put(&s, " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, "
+                        "connected_at_us = EXCLUDED.connected_at_us, expires_at = "
+                        "EXCLUDED.expires_at WHERE l.node_id = EXCLUDED.node_id OR "
+                        "l.connected_at_us <= EXCLUDED.connected_at_us OR l.expires_at < now();");
+    }
+    hub__cl_put(&arr, "]::bytea[]");
+    if (!arr.oom)
+        hub__cl_put(&s,
+                    "DELETE FROM hub_locations WHERE (node_id = '%s' AND NOT member = ANY (%s)) "
+                    "OR expires_at < now() - interval '1 minute';"
+                    "SELECT encode(member, 'hex') FROM hub_locations WHERE node_id <> '%s' AND "
+                    "expires_at > now() AND member = ANY (%s);",
+                    self->cfg.node_id, arr.buf, self->cfg.node_id, arr.buf);
+    if (!s.oom && !arr.oom)
+        hub__cl_send(cl, s.buf);
+    free(arr.buf);
+    free(s.buf);
+}
+
+static void hub__cl_on_beat(uv_timer_t *t)
+{
+    hub__cluster_t *cl = t->data;
+    if (cl->server->stopping)
+        return;
+    if (cl->state == HUB__CL_DOWN) {
+        cl->conn = PQconnectStart(cl->server->cfg.store_dsn);
+        if (!cl->conn || PQstatus(cl->conn) == CONNECTION_BAD) {
+            if (cl->conn)
+                PQfinish(cl->conn);
+            cl->conn = NULL;
+            return;
+        }
+        cl->state = HUB__CL_CONNECTING;
+        hub__cl_watch(cl, UV_WRITABLE);
+        return;
+    }
+    if (cl->state == HUB__CL_READY && !cl->busy)
+        hub__cl_beat_send(cl);
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+static int hub__cl_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
+                        PGresult **out, char *err, size_t err_size)
+{
+    PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        snprintf(err, err_size, "cluster: the shared store refused a statement (%s)",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+        PQclear(res);
+        return HUB_ESTORE;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return 0;
+}
+
+int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
+{
+    hub__cluster_t *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    cl->server = self;
+    self->cluster = cl;
+    cl->conn = PQconnectdb(self->cfg.store_dsn);
+    if (PQstatus(cl->conn) != CONNECTION_OK) {
+        snprintf(err, err_size, "cluster: cannot connect to the shared store (%s)",
+                 PQerrorMessage(cl->conn));
+        return HUB_EIO;
+    }
+    /* The schema: several statements in one transaction (simple protocol). */
+    PGresult *res = PQexec(cl->conn, "BEGIN;");
+    PQclear(res);
+    res = PQexec(cl->conn, HUB_CLUSTER_SCHEMA);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        snprintf(err, err_size, "cluster: cannot create the shared tables (%s)",
+                 PQresultErrorMessage(res));
+        PQclear(res);
+        return HUB_ESTORE;
+    }
+    PQclear(res);
+    int rc = hub__cl_exec(cl->conn, "COMMIT", 0, NULL, NULL, err, err_size);
+    char block[32], base[32], started[32];
+    snprintf(block, sizeof block, "%llu", (unsigned long long)HUB_CLUSTER_SEQ_BLOCK);
+    const char *p1[] = {block};
+    if (rc == 0)
+        rc = hub__cl_exec(cl->conn,
+                          "UPDATE hub_meta SET next_seq = next_seq + $1::int8 WHERE id = 1 "
+                          "RETURNING next_seq - $1::int8",
+                          1, p1, &res, err, err_size);
+    if (rc == 0) {
+        if (PQntuples(res) != 1) {
+            snprintf(err, err_size, "cluster: the store has no hub_meta row: run hubctl store init");
+            rc = HUB_ESTORE;
+        } else {
+            cl->seq_base = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+            self->next_seq = cl->seq_base;
+        }
+        PQclear(res);
+    }
+    cl->started_at_us = hub_now_us();
+    snprintf(base, sizeof base, "%llu", (unsigned long long)cl->seq_base);
+    snprintf(started, sizeof started, "%llu", (unsigned long long)cl->started_at_us);
+    const char *p2[] = {self->cfg.node_id, started, base};
+    if (rc == 0)
+        rc = hub__cl_exec(cl->conn,
+                          "INSERT INTO hub_nodes (node_id, started_at_us, heartbeat_at, members, "
+                          "seq_base) VALUES ($1, $2, now(), 0, $3) ON CONFLICT (node_id) DO "
+                          "UPDATE SET started_at_us = EXCLUDED.started_at_us, heartbeat_at = "
+                          "now(), members = 0, seq_base = EXCLUDED.seq_base",
+                          3, p2, NULL, err, err_size);
+    /* This node starts with nobody connected. */
+    if (rc == 0)
+        rc = hub__cl_exec(cl->conn, "DELETE FROM hub_locations WHERE node_id = $1", 1, p2, NULL,
+                          err, err_size);
+    if (rc == 0)
+        rc = hub__cl_exec(cl->conn, "LISTEN hub_queued", 0, NULL, NULL, err, err_size);
+    if (rc == 0 && (rc = hub_store_pg_cluster_attach(self->store, self->cfg.node_id)) != 0)
+        snprintf(err, err_size, "cluster: needs store = postgresql");
+    if (rc == 0 && PQsetnonblocking(cl->conn, 1) != 0) {
+        snprintf(err, err_size, "cluster: %s", PQerrorMessage(cl->conn));
+        rc = HUB_EIO;
+    }
+    if (rc == 0) {
+        cl->state = HUB__CL_READY;
+        HUB_INFO("cluster", "node joined", "node=%s seq_base=%llu beat_ms=%u", self->cfg.node_id,
+                 (unsigned long long)cl->seq_base, self->cfg.cluster_beat_ms);
+    }
+    return rc;
+}
+
+void hub__cluster_watch(hub_server_t *self)
+{
+    hub__cluster_t *cl = self->cluster;
+    if (!cl)
+        return;
+    uv_timer_init(self->loop, &cl->beat);
+    cl->beat.data = cl;
+    cl->beat_open = true;
+    uv_timer_start(&cl->beat, hub__cl_on_beat, 0, self->cfg.cluster_beat_ms);
+    if (cl->state == HUB__CL_READY)
+        hub__cl_watch(cl, UV_READABLE);
+}
+
+void hub__cluster_close(hub_server_t *self)
+{
+    hub__cluster_t *cl = self->cluster;
+    if (!cl)
+        return;
+    if (cl->beat_open) {
+        uv_close((uv_handle_t *)&cl->beat, NULL);
+        cl->beat_open = false;
+    }
+    if (cl->poll) {
+        uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
+        cl->poll = NULL;
+    }
+}
+
+void hub__cluster_destroy(hub_server_t *self)
+{
+    hub__cluster_t *cl = self->cluster;
+    if (!cl)
+        return;
+    /* A node that stops says so: its members are free to be served
+     * elsewhere at once (the loop is over: waiting is fine here). */
+    if (cl->conn && cl->state == HUB__CL_READY) {
+        PQsetnonblocking(cl->conn, 0);
+        while (cl->busy) {
+            PGresult *res = PQgetResult(cl->conn);
+            if (!res)
+                break;
+            PQclear(res);
+        }
+        const char *p[] = {self->cfg.node_id};
+        PQclear(PQexecParams(cl->conn, "DELETE FROM hub_locations WHERE node_id = $1", 1, NULL, p,
+                             NULL, NULL, 0));
+        PQclear(PQexecParams(cl->conn,
+                             "UPDATE hub_nodes SET members = 0, heartbeat_at = now() - interval "
+                             "'1 hour' WHERE node_id = $1",
+                             1, NULL, p, NULL, NULL, 0));
+    }
+    if (cl->conn)
+        PQfinish(cl->conn);
+    free(cl);
+    self->cluster = NULL;
+}

@@ -1,0 +1,74 @@
+/* hub_cluster — several active hubd nodes over one PostgreSQL store
+ * (`cluster = on`, store = postgresql).
+ *
+ * Every node has the hub's key (members see one hub), its own node_id,
+ * listen endpoint and data_dir (its own audit log). What they share lives
+ * in the store's database; the tables below are created, if missing, by
+ * the first node to start (hub_cluster_schema):
+ *   hub_nodes      node_id -> endpoint, heartbeat, members connected, the
+ *                  block of seqs it hands out
+ *   hub_locations  member -> node_id, connected_at, expires_at: where each
+ *                  member is connected. A node renews its entries every
+ *                  cluster_beat_ms; a dead node's entries expire after
+ *                  three beats. The newer connection of a member wins.
+ *   hub_anchors    node_id -> the audit anchor of that node's log
+ * and two triggers on hub_msgs send NOTIFY hub_queued (payload: the
+ * receiver, hex) when messages become queued for a receiver (a commit on
+ * any node, a dead letter replayed).
+ *
+ * Delivery. A node delivers queued envelopes only to receivers connected
+ * to it, so no two nodes deliver one envelope at once (a member is
+ * connected to one node; when it moves, the node that lost it stops
+ * delivering to it at the next beat). Each node hands out seqs from a
+ * block of 2^40 it reserves in hub_meta at start, so seqs never collide;
+ * a queue therefore holds seqs from several blocks out of acceptance
+ * order across nodes, and a notified receiver's queue is read again from
+ * its start, skipping what is in flight (hub__pump).
+ *
+ * The loop thread never waits for the database: the node's own connection
+ * (LISTEN, heartbeats) is non-blocking and watched with uv_poll; it is
+ * opened again, without blocking, when it breaks, and then every online
+ * receiver's queue is read again (notifications may have been missed).
+ */
+#ifndef HUB_CLUSTER_H
+#define HUB_CLUSTER_H
+
+#include "hub_store.h"
+
+#include <stdint.h>
+
+typedef struct hub_server hub_server_t;
+
+/* Seqs a node reserves at each start. */
+#define HUB_CLUSTER_SEQ_BLOCK (1ull << 40)
+
+/* The shared tables and triggers, idempotent (hub_store_pg_cluster.c). */
+extern const char HUB_CLUSTER_SCHEMA[];
+
+/* Makes a PostgreSQL store keep this node's audit anchor in hub_anchors
+ * (each node has its own log). HUB_EINVAL for an LMDB store. */
+int hub_store_pg_cluster_attach(hub_store_t *store, const char *node_id);
+
+/* hub_cluster.c (loop thread). _start: at hub_server_new, after the store
+ * is open (blocking, once): the tables, the node's seq block
+ * (self->next_seq), its row, LISTEN. _watch: once the loop's handles are
+ * set up. _close: with the other handles. _destroy: frees. */
+int hub__cluster_start(hub_server_t *self, char *err, size_t err_size);
+void hub__cluster_watch(hub_server_t *self);
+void hub__cluster_close(hub_server_t *self);
+void hub__cluster_destroy(hub_server_t *self);
+
+/* For the operator surface: calls cb for each node the table lists
+ * (read on the node's own connection is avoided: this uses the store's
+ * reader through a blocking read; the HTTP thread may call it). */
+typedef void (*hub_cluster_node_cb)(const char *node_id, const char *endpoint,
+                                    uint64_t heartbeat_at_us, uint32_t members, bool alive,
+                                    void *user);
+int hub_store_pg_cluster_nodes(hub_store_t *store, uint32_t expire_ms, hub_cluster_node_cb cb,
+                               void *user);
+/* Where a member is connected: its node's id into node (size bytes), ""
+ * when nowhere (or its entry expired). */
+int hub_store_pg_cluster_location(hub_store_t *store, const char *member, char *node,
+                                  size_t size);
+
+#endif

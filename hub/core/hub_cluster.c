@@ -7,7 +7,35 @@
 
 #include <libpq-fe.h>
 
+#include <zmq.h>
+
 typedef enum { HUB__CL_DOWN = 0, HUB__CL_CONNECTING, HUB__CL_READY } hub__cl_state_t;
+
+/* Another node, as the beat last saw it: where its link listens, and this
+ * node's DEALER to it (opened at the first envelope forwarded). */
+typedef struct {
+    char node_id[64];
+    char endpoint[256];
+    void *dealer;
+} hub__cl_peer_t;
+
+/* A member connected to another node. */
+typedef struct {
+    hub__cl_peer_t *peer;
+    char *services; /* as its Hello offered them there */
+} hub__cl_loc_t;
+
+static void hub__cl_where_free(hub_map_t **where)
+{
+    size_t cursor = 0;
+    void *value;
+    while (*where && hub_map_next(*where, &cursor, NULL, &value)) {
+        hub__cl_loc_t *l = value;
+        free(l->services);
+        free(l);
+    }
+    hub_map_destroy(where);
+}
 
 struct hub__cluster {
     hub_server_t *server;
@@ -23,6 +51,19 @@ struct hub__cluster {
     uint64_t started_at_us;
     uint64_t seq_base;
     uint64_t down_since_mono_us;
+
+    /* The node-to-node link (cluster_listen): a CURVE ROUTER with the
+     * hub's key, which admits the hub's key alone (ZAP domain "cluster"). */
+    void *link;
+    hub_zsock_t *link_watch;
+    char link_endpoint[256];
+    hub__cl_peer_t **peers;
+    size_t n_peers, cap_peers;
+    hub_map_t *where; /* member id -> hub__cl_loc_t *: members on other nodes */
+    hub_ops_node_t *nodes; /* hub_nodes as the last beat read it (strings owned) */
+    size_t n_nodes;
+    bool subs_dirty;  /* this node's subscriptions are to be written to the store */
+    uint64_t subs_seen; /* the highest hub_subscriptions.id read */
 };
 
 static void hub__cl_free_poll(uv_handle_t *h)
@@ -137,6 +178,108 @@ static bool hub__cl_unhex(const char *hex, char *out, size_t size)
     return true;
 }
 
+static hub__cl_peer_t *hub__cl_peer(hub__cluster_t *cl, const char *node_id)
+{
+    for (size_t i = 0; i < cl->n_peers; i++)
+        if (!strcmp(cl->peers[i]->node_id, node_id))
+            return cl->peers[i];
+    if (hub__grow((void **)&cl->peers, &cl->cap_peers, cl->n_peers + 1, sizeof *cl->peers) != 0)
+        return NULL;
+    hub__cl_peer_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    hub__copy_str(p->node_id, sizeof p->node_id, node_id);
+    cl->peers[cl->n_peers++] = p;
+    return p;
+}
+
+/* Rows (member hex, node, its link endpoint): where members of other nodes
+ * are, replacing what the last beat said. */
+static void hub__cl_where(hub__cluster_t *cl, const PGresult *res)
+{
+    hub_map_t *where = hub_map_new();
+    if (!where)
+        return;
+    for (int r = 0; r < PQntuples(res); r++) {
+        char id[HUB_STORE_NAME_MAX + 1];
+        if (!hub__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
+            continue;
+        hub__cl_peer_t *p = hub__cl_peer(cl, PQgetvalue(res, r, 1));
+        if (!p)
+            continue;
+        const char *ep = PQgetvalue(res, r, 2);
+        if (strcmp(p->endpoint, ep) != 0) {
+            if (p->dealer)
+                zmq_close(p->dealer);
+            p->dealer = NULL;
+            hub__copy_str(p->endpoint, sizeof p->endpoint, ep);
+        }
+        hub__cl_loc_t *l = calloc(1, sizeof *l);
+        if (!l || !(l->services = strdup(PQgetvalue(res, r, 3))) ||
+            hub_map_put(where, id, l) != 0) {
+            if (l)
+                free(l->services);
+            free(l);
+            continue;
+        }
+        l->peer = p;
+    }
+    hub__cl_where_free(&cl->where);
+    cl->where = where;
+}
+
+static void hub__cl_nodes_free(hub__cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->n_nodes; i++) {
+        free((char *)cl->nodes[i].id);
+        free((char *)cl->nodes[i].endpoint);
+    }
+    free(cl->nodes);
+    cl->nodes = NULL;
+    cl->n_nodes = 0;
+}
+
+/* Rows (node, endpoint, heartbeat µs, members, alive) of hub_nodes. */
+static void hub__cl_nodes(hub__cluster_t *cl, const PGresult *res)
+{
+    hub__cl_nodes_free(cl);
+    int rows = PQntuples(res);
+    if (rows <= 0 || !(cl->nodes = calloc((size_t)rows, sizeof *cl->nodes)))
+        return;
+    for (int r = 0; r < rows; r++) {
+        hub_ops_node_t *n = &cl->nodes[cl->n_nodes];
+        n->id = strdup(PQgetvalue(res, r, 0));
+        n->endpoint = strdup(PQgetvalue(res, r, 1));
+        if (!n->id || !n->endpoint) {
+            free((char *)n->id);
+            free((char *)n->endpoint);
+            continue;
+        }
+        n->heartbeat_at_us = strtoull(PQgetvalue(res, r, 2), NULL, 10);
+        n->members = (uint32_t)strtoul(PQgetvalue(res, r, 3), NULL, 10);
+        n->alive = PQgetvalue(res, r, 4)[0] == 't';
+        n->self = !strcmp(n->id, cl->server->cfg.node_id);
+        cl->n_nodes++;
+    }
+}
+
+/* Rows (id, member hex, topic) of hub_subscriptions not seen yet: the
+ * subscriptions members made on any node. */
+static void hub__cl_subs(hub__cluster_t *cl, const PGresult *res)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
+        char id[HUB_STORE_NAME_MAX + 1];
+        uint64_t n = strtoull(PQgetvalue(res, r, 0), NULL, 10);
+        if (n > cl->subs_seen)
+            cl->subs_seen = n;
+        if (!hub__cl_unhex(PQgetvalue(res, r, 1), id, sizeof id))
+            continue;
+        if (hub__subscribe(cl->server, id, PQgetvalue(res, r, 2)) == 1)
+            HUB_INFO("cluster", "durable subscription learnt from the store", "member=%s topic=%s",
+                     id, PQgetvalue(res, r, 2));
+    }
+}
+
 /* The beat's last statement lists members of this node whose newer
  * connection is on another node: this node stops delivering to them. */
 static void hub__cl_result(hub__cluster_t *cl, PGresult *res)
@@ -146,6 +289,18 @@ static void hub__cl_result(hub__cluster_t *cl, PGresult *res)
     if (st == PGRES_FATAL_ERROR) {
         HUB_WARN("cluster", "heartbeat statement failed; retried at the next beat",
                  "node=%s error=\"%s\"", self->cfg.node_id, PQresultErrorMessage(res));
+        return;
+    }
+    if (st == PGRES_TUPLES_OK && PQnfields(res) == 5) {
+        hub__cl_nodes(cl, res);
+        return;
+    }
+    if (st == PGRES_TUPLES_OK && PQnfields(res) == 4) {
+        hub__cl_where(cl, res);
+        return;
+    }
+    if (st == PGRES_TUPLES_OK && PQnfields(res) == 3) {
+        hub__cl_subs(cl, res);
         return;
     }
     if (st != PGRES_TUPLES_OK || PQnfields(res) != 1)
@@ -315,13 +470,44 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
         online += ((hub__member_t *)value)->online;
     char *ep = PQescapeLiteral(cl->conn, self->endpoint, strlen(self->endpoint));
     hub__cl_put(&s,
-                "INSERT INTO hub_nodes (node_id, endpoint, started_at_us, heartbeat_at, members, "
-                "seq_base) VALUES ('%s', %s, %llu, now(), %zu, %llu) ON CONFLICT (node_id) DO "
-                "UPDATE SET endpoint = EXCLUDED.endpoint, started_at_us = EXCLUDED.started_at_us, "
-                "heartbeat_at = now(), members = EXCLUDED.members, seq_base = EXCLUDED.seq_base;",
-                self->cfg.node_id, ep ? ep : "''", (unsigned long long)cl->started_at_us, online,
-                (unsigned long long)cl->seq_base);
+                "INSERT INTO hub_nodes (node_id, endpoint, cluster_endpoint, started_at_us, "
+                "heartbeat_at, members, seq_base) VALUES ('%s', %s, '%s', %llu, now(), %zu, %llu) "
+                "ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, "
+                "cluster_endpoint = EXCLUDED.cluster_endpoint, started_at_us = "
+                "EXCLUDED.started_at_us, heartbeat_at = now(), members = EXCLUDED.members, "
+                "seq_base = EXCLUDED.seq_base;",
+                self->cfg.node_id, ep ? ep : "''", cl->link_endpoint,
+                (unsigned long long)cl->started_at_us, online, (unsigned long long)cl->seq_base);
     PQfreemem(ep);
+    hub__cl_put(&s, "SELECT node_id, endpoint, (extract(epoch FROM heartbeat_at) * 1000000)::int8, "
+                    "members, heartbeat_at > now() - interval '%u milliseconds' FROM hub_nodes "
+                    "ORDER BY node_id;",
+                self->cfg.cluster_beat_ms * 3u);
+    hub__cl_put(&s, "SELECT encode(l.member, 'hex'), n.node_id, n.cluster_endpoint, l.services "
+                    "FROM hub_locations l JOIN hub_nodes n ON n.node_id = l.node_id WHERE "
+                    "l.node_id <> '%s' AND l.expires_at > now();",
+                self->cfg.node_id);
+    if (cl->subs_dirty) {
+        /* This node's subscriptions (ON CONFLICT: the ones already there). */
+        size_t k = 0, cur = 0;
+        const char *topic;
+        while (hub_map_next(self->subs, &cur, &topic, &value)) {
+            const hub__sublist_t *l = value;
+            for (size_t i = 0; i < l->n; i++) {
+                hub__cl_put(&s, "%s(", k++ ? "," : "INSERT INTO hub_subscriptions (member, topic) VALUES ");
+                hub__cl_hex(&s, l->members[i]);
+                char *t = PQescapeLiteral(cl->conn, topic, strlen(topic));
+                hub__cl_put(&s, ", %s)", t ? t : "''");
+                PQfreemem(t);
+            }
+        }
+        if (k)
+            hub__cl_put(&s, " ON CONFLICT (member, topic) DO NOTHING;");
+        cl->subs_dirty = false;
+    }
+    hub__cl_put(&s, "SELECT id, encode(member, 'hex'), topic FROM hub_subscriptions WHERE id > %llu "
+                    "ORDER BY id;",
+                (unsigned long long)cl->subs_seen);
     hub__cl_sql_t arr = {NULL, 0, 0, false};
     arr.cap = 256;
     if (!(arr.buf = malloc(arr.cap))) {
@@ -332,7 +518,7 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
     hub__cl_put(&arr, "ARRAY[");
     if (online) {
         hub__cl_put(&s, "INSERT INTO hub_locations AS l (member, node_id, connected_at_us, "
-                        "expires_at) VALUES ");
+                        "services, expires_at) VALUES ");
         size_t k = 0;
         cursor = 0;
         while (hub_map_next(self->members, &cursor, NULL, &value)) {
@@ -341,16 +527,19 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
                 continue;
             hub__cl_put(&s, "%s(", k ? "," : "");
             hub__cl_hex(&s, m->id);
-            hub__cl_put(&s, ", '%s', %llu, now() + interval '%u milliseconds')",
+            char *svc = PQescapeLiteral(cl->conn, m->services ? m->services : "",
+                                        m->services ? strlen(m->services) : 0);
+            hub__cl_put(&s, ", '%s', %llu, %s, now() + interval '%u milliseconds')",
                         self->cfg.node_id, (unsigned long long)m->connected_at_us,
-                        self->cfg.cluster_beat_ms * 3u);
+                        svc ? svc : "''", self->cfg.cluster_beat_ms * 3u);
+            PQfreemem(svc);
             hub__cl_put(&arr, "%s", k ? "," : "");
             hub__cl_hex(&arr, m->id);
             k++;
         }
         hub__cl_put(&s, " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, "
-                        "connected_at_us = EXCLUDED.connected_at_us, expires_at = "
-                        "EXCLUDED.expires_at WHERE l.node_id = EXCLUDED.node_id OR "
+                        "connected_at_us = EXCLUDED.connected_at_us, services = "
+                        "EXCLUDED.services, expires_at = EXCLUDED.expires_at WHERE l.node_id = EXCLUDED.node_id OR "
                         "l.connected_at_us <= EXCLUDED.connected_at_us OR l.expires_at < now();");
     }
     hub__cl_put(&arr, "]::bytea[]");
@@ -416,6 +605,7 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
         return HUB_ENOMEM;
     }
     cl->server = self;
+    cl->subs_dirty = true; /* what data_dir/subscriptions holds goes to the store */
     self->cluster = cl;
     cl->conn = PQconnectdb(self->cfg.store_dsn);
     if (PQstatus(cl->conn) != CONNECTION_OK) {
@@ -485,19 +675,6 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
     return rc;
 }
 
-void hub__cluster_watch(hub_server_t *self)
-{
-    hub__cluster_t *cl = self->cluster;
-    if (!cl)
-        return;
-    uv_timer_init(self->loop, &cl->beat);
-    cl->beat.data = cl;
-    cl->beat_open = true;
-    uv_timer_start(&cl->beat, hub__cl_on_beat, 0, self->cfg.cluster_beat_ms);
-    if (cl->state == HUB__CL_READY)
-        hub__cl_watch(cl, UV_READABLE);
-}
-
 void hub__cluster_close(hub_server_t *self)
 {
     hub__cluster_t *cl = self->cluster;
@@ -511,6 +688,7 @@ void hub__cluster_close(hub_server_t *self)
         uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
         cl->poll = NULL;
     }
+    hub_zsock_close(&cl->link_watch);
 }
 
 void hub__cluster_destroy(hub_server_t *self)
@@ -538,6 +716,177 @@ void hub__cluster_destroy(hub_server_t *self)
     }
     if (cl->conn)
         PQfinish(cl->conn);
+    for (size_t i = 0; i < cl->n_peers; i++) {
+        if (cl->peers[i]->dealer)
+            zmq_close(cl->peers[i]->dealer);
+        free(cl->peers[i]);
+    }
+    free(cl->peers);
+    hub__cl_where_free(&cl->where);
+    hub__cl_nodes_free(cl);
+    if (cl->link)
+        zmq_close(cl->link);
     free(cl);
     self->cluster = NULL;
+}
+
+/* ---- the node-to-node link ---------------------------------------------------
+ * Frames: on this node's ROUTER, [peer identity] "f" receiver envelope: an
+ * online-only envelope admitted by the sending node (agreement, signature,
+ * reply rule checked there) for a member connected here. One-way: each
+ * node sends on DEALERs of its own to the others' ROUTERs. */
+
+static void hub__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
+{
+    (void)zs;
+    hub_server_t *self = user;
+    for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
+        zmq_msg_t parts[4];
+        int count = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            if (count < 4)
+                parts[count++] = part;
+            else
+                zmq_msg_close(&part);
+        }
+        if (count == 0)
+            break;
+        if (count == 4 && zmq_msg_size(&parts[1]) == 1 &&
+            *(const char *)zmq_msg_data(&parts[1]) == 'f' &&
+            zmq_msg_size(&parts[2]) <= HUB_STORE_NAME_MAX) {
+            char receiver[HUB_STORE_NAME_MAX + 1];
+            memcpy(receiver, zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]));
+            receiver[zmq_msg_size(&parts[2])] = '\0';
+            hub__admit_forwarded(self, receiver, zmq_msg_data(&parts[3]),
+                                 zmq_msg_size(&parts[3]));
+        }
+        for (int i = 0; i < count; i++)
+            zmq_msg_close(&parts[i]);
+    }
+}
+
+/* CURVE with the hub's own key pair, both ends. */
+static int hub__cl_curve(hub_server_t *self, void *sock, bool server)
+{
+    uint8_t secret[32], public[32];
+    int one = 1, linger = 0, hwm = 10000;
+    int rc = zmq_z85_decode(secret, self->own_key.curve_secret) &&
+                     zmq_z85_decode(public, self->own_key.curve_public) &&
+                     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+                     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) == 0 &&
+                     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) == 0 &&
+                     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, 32) == 0 &&
+                     (server ? zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) == 0 &&
+                                   zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "cluster", 7) == 0
+                             : zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, 32) == 0 &&
+                                   zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, public, 32) == 0)
+                 ? 0
+                 : HUB_EIO;
+    sodium_memzero(secret, sizeof secret);
+    return rc;
+}
+
+int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size)
+{
+    hub__cluster_t *cl = self->cluster;
+    if (!cl)
+        return 0;
+    if (self->cfg.cluster_listen[0]) {
+        cl->link = zmq_socket(self->zctx, ZMQ_ROUTER);
+        if (!cl->link || hub__cl_curve(self, cl->link, true) != 0 ||
+            zmq_bind(cl->link, self->cfg.cluster_listen) != 0) {
+            snprintf(err, err_size,
+                     "cluster_listen = %s: cannot listen there (%s); give an address of this "
+                     "host the other nodes can reach, e.g. tcp://10.0.0.5:7101",
+                     self->cfg.cluster_listen, zmq_strerror(zmq_errno()));
+            return HUB_EIO;
+        }
+        size_t len = sizeof cl->link_endpoint;
+        zmq_getsockopt(cl->link, ZMQ_LAST_ENDPOINT, cl->link_endpoint, &len);
+        int rc = hub_zsock_start(self->loop, cl->link, hub__cl_on_link, self, &cl->link_watch);
+        if (rc != 0) {
+            snprintf(err, err_size, "cannot watch the cluster link: %s", hub_strerror(rc));
+            return rc;
+        }
+        HUB_INFO("cluster", "node link listening", "node=%s endpoint=%s", self->cfg.node_id,
+                 cl->link_endpoint);
+    }
+    uv_timer_init(self->loop, &cl->beat);
+    cl->beat.data = cl;
+    cl->beat_open = true;
+    uv_timer_start(&cl->beat, hub__cl_on_beat, 0, self->cfg.cluster_beat_ms);
+    if (cl->state == HUB__CL_READY)
+        hub__cl_watch(cl, UV_READABLE);
+    return 0;
+}
+
+bool hub__cluster_forward(hub_server_t *self, const char *receiver, const uint8_t *bytes,
+                          size_t len)
+{
+    hub__cluster_t *cl = self->cluster;
+    hub__cl_loc_t *l = cl && cl->link && cl->where ? hub_map_get(cl->where, receiver) : NULL;
+    hub__cl_peer_t *p = l ? l->peer : NULL;
+    if (!p || !p->endpoint[0])
+        return false;
+    if (!p->dealer) {
+        p->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
+        if (!p->dealer || hub__cl_curve(self, p->dealer, false) != 0 ||
+            zmq_connect(p->dealer, p->endpoint) != 0) {
+            HUB_WARN("cluster", "cannot open the link to another node", "node=%s endpoint=%s",
+                     p->node_id, p->endpoint);
+            if (p->dealer)
+                zmq_close(p->dealer);
+            p->dealer = NULL;
+            return false;
+        }
+    }
+    size_t rlen = strlen(receiver);
+    return zmq_send(p->dealer, "f", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 1 &&
+           zmq_send(p->dealer, receiver, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)rlen &&
+           zmq_send(p->dealer, bytes, len, ZMQ_DONTWAIT) == (int)len;
+}
+
+bool hub__cluster_is_self(const hub_server_t *self, const char *domain, size_t domain_len,
+                          const char *z85)
+{
+    (void)self;
+    return domain_len == 7 && !memcmp(domain, "cluster", 7) && z85 &&
+           !strcmp(z85, self->own_key.curve_public);
+}
+
+bool hub__cluster_located(hub_server_t *self, const char *member)
+{
+    hub__cluster_t *cl = self->cluster;
+    hub__cl_loc_t *l = cl && cl->link && cl->where ? hub_map_get(cl->where, member) : NULL;
+    return l && l->peer->endpoint[0];
+}
+
+bool hub__cluster_elsewhere(hub_server_t *self, const char *member, const char **services)
+{
+    hub__cluster_t *cl = self->cluster;
+    hub__cl_loc_t *l = cl && cl->where ? hub_map_get(cl->where, member) : NULL;
+    if (l && services)
+        *services = l->services;
+    return l != NULL;
+}
+
+void hub__cluster_subs_changed(hub_server_t *self)
+{
+    if (self->cluster)
+        self->cluster->subs_dirty = true;
+}
+
+void hub__cluster_nodes(hub_server_t *self, hub_ops_node_visit visit, void *user)
+{
+    hub__cluster_t *cl = self->cluster;
+    for (size_t i = 0; cl && i < cl->n_nodes; i++)
+        visit(&cl->nodes[i], user);
 }

@@ -33,8 +33,11 @@
 #ifndef HUB_CLUSTER_H
 #define HUB_CLUSTER_H
 
+#include "hub_ops_source.h"
 #include "hub_store.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct hub_server hub_server_t;
@@ -54,21 +57,32 @@ int hub_store_pg_cluster_attach(hub_store_t *store, const char *node_id);
  * (self->next_seq), its row, LISTEN. _watch: once the loop's handles are
  * set up. _close: with the other handles. _destroy: frees. */
 int hub__cluster_start(hub_server_t *self, char *err, size_t err_size);
-void hub__cluster_watch(hub_server_t *self);
+int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size);
 void hub__cluster_close(hub_server_t *self);
 void hub__cluster_destroy(hub_server_t *self);
-
-/* For the operator surface: calls cb for each node the table lists
- * (read on the node's own connection is avoided: this uses the store's
- * reader through a blocking read; the HTTP thread may call it). */
-typedef void (*hub_cluster_node_cb)(const char *node_id, const char *endpoint,
-                                    uint64_t heartbeat_at_us, uint32_t members, bool alive,
-                                    void *user);
-int hub_store_pg_cluster_nodes(hub_store_t *store, uint32_t expire_ms, hub_cluster_node_cb cb,
-                               void *user);
-/* Where a member is connected: its node's id into node (size bytes), ""
- * when nowhere (or its entry expired). */
-int hub_store_pg_cluster_location(hub_store_t *store, const char *member, char *node,
-                                  size_t size);
+/* Online-only forwarding: sends an admitted envelope over the link to the
+ * node where `receiver` is connected (as the last beat saw it); false when
+ * it is on none that has a link, or the link is full. */
+bool hub__cluster_forward(hub_server_t *self, const char *receiver, const uint8_t *bytes,
+                          size_t len);
+/* True when the last beat saw `member` connected to another node that has
+ * a link. */
+bool hub__cluster_located(hub_server_t *self, const char *member);
+/* True when the last beat saw `member` connected to another node; its
+ * services there into *services (may be NULL; valid until the next beat). */
+bool hub__cluster_elsewhere(hub_server_t *self, const char *member, const char **services);
+/* The nodes hub_nodes lists, as the last beat read them (/api/v1/nodes). */
+void hub__cluster_nodes(hub_server_t *self, hub_ops_node_visit visit, void *user);
+/* This node's subscriptions changed: written to the store at the next beat. */
+void hub__cluster_subs_changed(hub_server_t *self);
+/* ZAP: a connection to the cluster link with the hub's own key. */
+bool hub__cluster_is_self(const hub_server_t *self, const char *domain, size_t domain_len,
+                          const char *z85);
+/* hub_admit.c: what a queued envelope delivered here says about requests
+ * (hub__pump, cluster only). */
+void hub__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg);
+/* hub_admit.c: an envelope forwarded by another node for a member here. */
+void hub__admit_forwarded(hub_server_t *self, const char *receiver, const uint8_t *bytes,
+                          size_t len);
 
 #endif

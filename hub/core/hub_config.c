@@ -205,6 +205,15 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
     }
     if (!strcmp(key, "cluster"))
         return hub__bool(key, value, &cfg->cluster, err, err_size);
+    if (!strcmp(key, "cluster_listen")) {
+        if ((size_t)snprintf(cfg->cluster_listen, sizeof cfg->cluster_listen, "%s", value) >=
+            sizeof cfg->cluster_listen) {
+            snprintf(err, err_size, "cluster_listen is longer than %zu bytes",
+                     sizeof cfg->cluster_listen - 1);
+            return HUB_EINVAL;
+        }
+        return 0;
+    }
     if (!strcmp(key, "cluster_beat_ms"))
         return hub__u32(key, value, 100, 60000, &cfg->cluster_beat_ms, err, err_size);
     if (!strcmp(key, "store_migrate"))

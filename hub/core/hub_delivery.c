@@ -3,6 +3,7 @@
  * the pump that reads a receiver's queue from the store, and the re-check
  * of agreements at delivery. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Durable delivery                                                          */
@@ -222,6 +223,8 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
                                    attempt == 1 ? "attempt 1" : "redelivery", attempt == 1);
             if (after > m->loaded_seq)
                 m->loaded_seq = after;
+            if (cluster)
+                hub__cluster_delivered(self, &msgs[i]);
         }
         if (n < want)
             m->backlog = false;

@@ -2,6 +2,7 @@
  * data_dir/subscriptions) and one copy of each published event per
  * subscriber whose agreement is in force. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Publish / subscribe                                                       */
@@ -40,6 +41,7 @@ int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic
  * a new subscription), so it runs on the loop thread. */
 int hub__save_subscriptions(hub_server_t *self)
 {
+    hub__cluster_subs_changed(self); /* several nodes: the store has them too */
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", self->subs_path);
     FILE *f = fopen(tmp, "w");

@@ -965,8 +965,11 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         sigs[i]->data = self;
         uv_signal_start(sigs[i], hub__on_signal, signums[i]);
     }
-    hub__cluster_watch(self);
     self->handles_open = true;
+    if ((rc = hub__cluster_watch(self, err, err_size)) != 0) {
+        hub_server_destroy(&self);
+        return rc;
+    }
     HUB_INFO("hubd", "listening", "endpoint=%s hub=%s members=%zu store=%s", self->endpoint,
              self->own_key.member_id, hub_keydir_count(self->keys), cfg->data_dir);
     *out = self;

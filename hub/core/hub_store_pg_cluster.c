@@ -1,6 +1,6 @@
 /* hub_store_pg_cluster.c — what the PostgreSQL store does for several
- * active nodes (hub_cluster.h): the shared tables, per-node audit anchors,
- * and reads of the nodes and member locations. */
+ * active nodes (hub_cluster.h): the shared tables and per-node audit
+ * anchors. */
 #include "hub_cluster.h"
 #include "hub_store_pg_internal.h"
 
@@ -23,7 +23,13 @@ const char HUB_CLUSTER_SCHEMA[] =
     "  member bytea PRIMARY KEY,"
     "  node_id text NOT NULL,"
     "  connected_at_us bigint NOT NULL,"
+    "  services text NOT NULL DEFAULT '',"
     "  expires_at timestamptz NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS hub_subscriptions ("
+    "  id bigserial PRIMARY KEY,"
+    "  member bytea NOT NULL,"
+    "  topic text NOT NULL,"
+    "  UNIQUE (member, topic));"
     "CREATE INDEX IF NOT EXISTS hub_locations_node ON hub_locations (node_id);"
     "CREATE TABLE IF NOT EXISTS hub_anchors ("
     "  node_id text PRIMARY KEY,"
@@ -100,60 +106,5 @@ int hub_store_pg_cluster_attach(hub_store_t *store, const char *node_id)
     cluster_ops.audit_anchor_get = anchor_get;
     cluster_ops.audit_anchor_put = anchor_put;
     self->base.ops = &cluster_ops;
-    return 0;
-}
-
-static bool is_cluster_store(const hub_store_t *store)
-{
-    return store && hub__store_ops_of(store) == &cluster_ops;
-}
-
-int hub_store_pg_cluster_nodes(hub_store_t *store, uint32_t expire_ms, hub_cluster_node_cb cb,
-                               void *user)
-{
-    if (!is_cluster_store(store) || !cb)
-        return HUB_EINVAL;
-    HUB__PG_SELF;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, expire_ms);
-    PGresult *res;
-    int rc = hub__pg_read1(
-        self,
-        "SELECT node_id, endpoint, "
-        "(extract(epoch FROM heartbeat_at) * 1000000)::int8, members, "
-        "heartbeat_at > now() - make_interval(secs => $1::int8 / 1000.0) "
-        "FROM hub_nodes ORDER BY node_id",
-        &p, &res);
-    if (rc != 0)
-        return rc;
-    for (int r = 0; r < PQntuples(res); r++) {
-        char node[64], endpoint[256];
-        hub__pg_str(res, r, 0, node, sizeof node - 1);
-        hub__pg_str(res, r, 1, endpoint, sizeof endpoint - 1);
-        cb(node, endpoint, hub__pg_u64(res, r, 2), hub__pg_u32(res, r, 3),
-           hub__pg_bool(res, r, 4), user);
-    }
-    PQclear(res);
-    return 0;
-}
-
-int hub_store_pg_cluster_location(hub_store_t *store, const char *member, char *node, size_t size)
-{
-    if (!is_cluster_store(store) || !member || !node || size == 0)
-        return HUB_EINVAL;
-    HUB__PG_SELF;
-    node[0] = '\0';
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, member);
-    PGresult *res;
-    int rc = hub__pg_read1(self,
-                           "SELECT node_id FROM hub_locations "
-                           "WHERE member = $1::bytea AND expires_at > now()",
-                           &p, &res);
-    if (rc != 0)
-        return rc;
-    if (PQntuples(res) == 1)
-        hub__pg_str(res, 0, 0, node, size - 1);
-    PQclear(res);
     return 0;
 }

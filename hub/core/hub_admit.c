@@ -597,8 +597,8 @@ done:
  * handed to it, or dropped when it has gone meanwhile (online-only). A
  * request is tracked here, so that its reply, sent to this node, passes the
  * reply rule and goes back over the link. */
-void hub__admit_forwarded(hub_server_t *self, const char *receiver, const uint8_t *bytes,
-                          size_t len)
+void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *origin,
+                          const uint8_t *bytes, size_t len)
 {
     hub__member_t *rcv = hub_map_get(self->members, receiver);
     hub_envelope_t *env = NULL;
@@ -615,7 +615,9 @@ void hub__admit_forwarded(hub_server_t *self, const char *receiver, const uint8_
             HUB_WARN("cluster", "forwarded request not tracked; its reply will be refused",
                      "message_id=%s why=\"%s\"", env->message_id, why);
     }
-    hub__member(self, env->sender); /* known here, for the reply's admission */
+    hub__member_t *from = hub__member(self, env->sender); /* for the reply's admission */
+    if (from && !from->online)
+        hub__cluster_came_from(self, env->sender, origin);
     if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0)
         HUB_WARN("cluster", "forwarded envelope dropped: out of memory", "receiver=%s",
                  receiver);

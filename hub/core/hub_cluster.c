@@ -193,6 +193,17 @@ static hub__cl_peer_t *hub__cl_peer(hub__cluster_t *cl, const char *node_id)
     return p;
 }
 
+/* A node's link moved (it restarted): the DEALER to it is opened again. */
+static void hub__cl_peer_endpoint(hub__cl_peer_t *p, const char *ep)
+{
+    if (strcmp(p->endpoint, ep) != 0) {
+        if (p->dealer)
+            zmq_close(p->dealer);
+        p->dealer = NULL;
+        hub__copy_str(p->endpoint, sizeof p->endpoint, ep);
+    }
+}
+
 /* Rows (member hex, node, its link endpoint): where members of other nodes
  * are, replacing what the last beat said. */
 static void hub__cl_where(hub__cluster_t *cl, const PGresult *res)
@@ -207,13 +218,7 @@ static void hub__cl_where(hub__cluster_t *cl, const PGresult *res)
         hub__cl_peer_t *p = hub__cl_peer(cl, PQgetvalue(res, r, 1));
         if (!p)
             continue;
-        const char *ep = PQgetvalue(res, r, 2);
-        if (strcmp(p->endpoint, ep) != 0) {
-            if (p->dealer)
-                zmq_close(p->dealer);
-            p->dealer = NULL;
-            hub__copy_str(p->endpoint, sizeof p->endpoint, ep);
-        }
+        hub__cl_peer_endpoint(p, PQgetvalue(res, r, 2));
         hub__cl_loc_t *l = calloc(1, sizeof *l);
         if (!l || !(l->services = strdup(PQgetvalue(res, r, 3))) ||
             hub_map_put(where, id, l) != 0) {
@@ -260,6 +265,9 @@ static void hub__cl_nodes(hub__cluster_t *cl, const PGresult *res)
         n->alive = PQgetvalue(res, r, 4)[0] == 't';
         n->self = !strcmp(n->id, cl->server->cfg.node_id);
         cl->n_nodes++;
+        hub__cl_peer_t *p = n->self ? NULL : hub__cl_peer(cl, n->id);
+        if (p)
+            hub__cl_peer_endpoint(p, PQgetvalue(res, r, 5));
     }
 }
 
@@ -291,7 +299,7 @@ static void hub__cl_result(hub__cluster_t *cl, PGresult *res)
                  "node=%s error=\"%s\"", self->cfg.node_id, PQresultErrorMessage(res));
         return;
     }
-    if (st == PGRES_TUPLES_OK && PQnfields(res) == 5) {
+    if (st == PGRES_TUPLES_OK && PQnfields(res) == 6) {
         hub__cl_nodes(cl, res);
         return;
     }
@@ -480,8 +488,8 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
                 (unsigned long long)cl->started_at_us, online, (unsigned long long)cl->seq_base);
     PQfreemem(ep);
     hub__cl_put(&s, "SELECT node_id, endpoint, (extract(epoch FROM heartbeat_at) * 1000000)::int8, "
-                    "members, heartbeat_at > now() - interval '%u milliseconds' FROM hub_nodes "
-                    "ORDER BY node_id;",
+                    "members, heartbeat_at > now() - interval '%u milliseconds', cluster_endpoint "
+                    "FROM hub_nodes ORDER BY node_id;",
                 self->cfg.cluster_beat_ms * 3u);
     hub__cl_put(&s, "SELECT encode(l.member, 'hex'), n.node_id, n.cluster_endpoint, l.services "
                     "FROM hub_locations l JOIN hub_nodes n ON n.node_id = l.node_id WHERE "
@@ -613,8 +621,11 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
                  PQerrorMessage(cl->conn));
         return HUB_EIO;
     }
-    /* The schema: several statements in one transaction (simple protocol). */
-    PGresult *res = PQexec(cl->conn, "BEGIN;");
+    /* The schema: several statements in one transaction (simple protocol);
+     * its "already exists" notices are not news. */
+    PGresult *res = PQexec(cl->conn, "SET client_min_messages = warning");
+    PQclear(res);
+    res = PQexec(cl->conn, "BEGIN;");
     PQclear(res);
     res = PQexec(cl->conn, HUB_CLUSTER_SCHEMA);
     ExecStatusType st = PQresultStatus(res);
@@ -741,7 +752,7 @@ static void hub__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
     (void)zs;
     hub_server_t *self = user;
     for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
-        zmq_msg_t parts[4];
+        zmq_msg_t parts[5];
         int count = 0;
         bool more = true;
         while (more) {
@@ -752,20 +763,24 @@ static void hub__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
                 break;
             }
             more = zmq_msg_more(&part);
-            if (count < 4)
+            if (count < 5)
                 parts[count++] = part;
             else
                 zmq_msg_close(&part);
         }
         if (count == 0)
             break;
-        if (count == 4 && zmq_msg_size(&parts[1]) == 1 &&
+        if (count == 5 && zmq_msg_size(&parts[1]) == 1 &&
             *(const char *)zmq_msg_data(&parts[1]) == 'f' &&
             zmq_msg_size(&parts[2]) <= HUB_STORE_NAME_MAX) {
             char receiver[HUB_STORE_NAME_MAX + 1];
             memcpy(receiver, zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]));
             receiver[zmq_msg_size(&parts[2])] = '\0';
-            hub__admit_forwarded(self, receiver, zmq_msg_data(&parts[3]),
+            char origin[64];
+            size_t olen = zmq_msg_size(&parts[4]) < sizeof origin ? zmq_msg_size(&parts[4]) : 0;
+            memcpy(origin, zmq_msg_data(&parts[4]), olen);
+            origin[olen] = '\0';
+            hub__admit_forwarded(self, receiver, origin, zmq_msg_data(&parts[3]),
                                  zmq_msg_size(&parts[3]));
         }
         for (int i = 0; i < count; i++)
@@ -849,9 +864,11 @@ bool hub__cluster_forward(hub_server_t *self, const char *receiver, const uint8_
         }
     }
     size_t rlen = strlen(receiver);
+    size_t olen = strlen(self->cfg.node_id);
     return zmq_send(p->dealer, "f", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 1 &&
            zmq_send(p->dealer, receiver, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)rlen &&
-           zmq_send(p->dealer, bytes, len, ZMQ_DONTWAIT) == (int)len;
+           zmq_send(p->dealer, bytes, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)len &&
+           zmq_send(p->dealer, self->cfg.node_id, olen, ZMQ_DONTWAIT) == (int)olen;
 }
 
 bool hub__cluster_is_self(const hub_server_t *self, const char *domain, size_t domain_len,
@@ -889,4 +906,23 @@ void hub__cluster_nodes(hub_server_t *self, hub_ops_node_visit visit, void *user
     hub__cluster_t *cl = self->cluster;
     for (size_t i = 0; cl && i < cl->n_nodes; i++)
         visit(&cl->nodes[i], user);
+}
+
+void hub__cluster_came_from(hub_server_t *self, const char *member, const char *node_id)
+{
+    hub__cluster_t *cl = self->cluster;
+    if (!cl || !node_id[0] || !strcmp(node_id, self->cfg.node_id) ||
+        (cl->where && hub_map_get(cl->where, member)))
+        return;
+    if (!cl->where && !(cl->where = hub_map_new()))
+        return;
+    hub__cl_peer_t *p = hub__cl_peer(cl, node_id);
+    hub__cl_loc_t *l = p ? calloc(1, sizeof *l) : NULL;
+    if (!l || !(l->services = strdup("")) || hub_map_put(cl->where, member, l) != 0) {
+        if (l)
+            free(l->services);
+        free(l);
+        return;
+    }
+    l->peer = p;
 }

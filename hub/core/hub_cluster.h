@@ -82,7 +82,11 @@ bool hub__cluster_is_self(const hub_server_t *self, const char *domain, size_t d
  * (hub__pump, cluster only). */
 void hub__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg);
 /* hub_admit.c: an envelope forwarded by another node for a member here. */
-void hub__admit_forwarded(hub_server_t *self, const char *receiver, const uint8_t *bytes,
-                          size_t len);
+void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *origin,
+                          const uint8_t *bytes, size_t len);
+/* An envelope from `member` came over the link from node_id: until the
+ * next beat says otherwise, that is where it is (so that a reply goes back
+ * even before the beats have seen the member connect). */
+void hub__cluster_came_from(hub_server_t *self, const char *member, const char *node_id);
 
 #endif

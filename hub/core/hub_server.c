@@ -1048,6 +1048,7 @@ void hub_server_destroy(hub_server_t **self_p)
         uv_run(self->loop, UV_RUN_DEFAULT);
     }
     hub_ops_destroy(&self->ops);
+    hub__cluster_destroy(self); /* its sockets close before the ZeroMQ context ends */
     if (self->router)
         zmq_close(self->router);
     if (self->zap)
@@ -1127,7 +1128,6 @@ void hub_server_destroy(hub_server_t **self_p)
     free(self->answered);
     free(self->attempt_seqs);
     hub_store_arena_destroy(&self->arena);
-    hub__cluster_destroy(self);
     hub_store_close(&self->store);
     hub_keydir_destroy(&self->keys);
     hub_policy_destroy(&self->policy);

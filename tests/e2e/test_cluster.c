@@ -8,6 +8,7 @@
 #include "testkit.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -18,6 +19,8 @@
 
 #define SENDER "VN/GOV/HN-VP/TTHC"
 #define RECEIVER "VN/GOV/VPCP/DVCQG"
+#define ECHO "VN/GOV/BCA/CSDLQG"
+#define SUB "VN/GOV/HN-SKHDT/DKKD"
 
 static hubfix_t a, b;
 static char record_path[PATH_MAX];
@@ -27,7 +30,7 @@ static const char *node_conf(const char *node, char *buf, size_t size)
 {
     snprintf(buf, size,
              "cluster = on\ncluster_beat_ms = 300\nnode_id = %s\nredelivery_ms = 1000\n"
-             "http_listen = 127.0.0.1:0\n",
+             "http_listen = 127.0.0.1:0\ncluster_listen = tcp://127.0.0.1:*\n",
              node);
     return buf;
 }
@@ -38,6 +41,8 @@ static void setup(void)
     hubfix_init(&a, node_conf("node-a", conf, sizeof conf));
     hubfix_add_member(&a, SENDER, true);
     hubfix_add_member(&a, RECEIVER, true);
+    hubfix_add_member(&a, ECHO, true);
+    hubfix_add_member(&a, SUB, true);
     hubfix_init_node(&b, &a, "b", node_conf("node-b", conf, sizeof conf));
     snprintf(record_path, sizeof record_path, "%s/received.txt", a.dir);
     snprintf(state_dir, sizeof state_dir, "%s/receiver-state", a.dir);
@@ -121,12 +126,30 @@ static long long pg_count(const char *sql)
     return v;
 }
 
+/* Clients kept talking to their hub while the test waits (the hub marks a
+ * member silent for three heartbeats offline). */
+static adp_client_t *talking[2];
+
+static void idle(int ms)
+{
+    for (int waited = 0; waited < ms; waited += 50) {
+        bool ran = false;
+        for (int i = 0; i < 2; i++)
+            if (talking[i]) {
+                adp_run(talking[i], 25);
+                ran = true;
+            }
+        if (!ran)
+            tk_sleep_ms(50);
+    }
+}
+
 static bool wait_pg_count(const char *sql, long long want, int timeout_ms)
 {
     for (int waited = 0; waited < timeout_ms; waited += 100) {
         if (pg_count(sql) == want)
             return true;
-        tk_sleep_ms(100);
+        idle(100);
     }
     return false;
 }
@@ -145,6 +168,7 @@ START_TEST(durable_across_nodes_and_node_killed)
     ck_assert_msg(wait_pg_count(LOCATED_ON("node-b"), 1, 5000),
                   "the receiver's location on node-b was not recorded");
     adp_client_t *s = hubfix_connect(&a, SENDER);
+    talking[0] = s;
     post(s, "online", 200);
     wait_acked(s, 60);
     ck_assert_msg(tk_wait_lines(record_path, 200, 30000), "receiver on B got %d of 200",
@@ -154,7 +178,7 @@ START_TEST(durable_across_nodes_and_node_killed)
     ck_assert_int_eq(tk_stop(rcv), 0);
     post(s, "offline", 100);
     wait_acked(s, 60);
-    tk_sleep_ms(300);
+    idle(300);
     ck_assert_int_eq(tk_count_lines(record_path), 200);
     rcv = start_receiver(&b);
     ck_assert_msg(tk_wait_lines(record_path, 300, 30000), "receiver back on B got %d of 300",
@@ -177,12 +201,128 @@ START_TEST(durable_across_nodes_and_node_killed)
                   "the receiver's location on node-a was not recorded");
     ck_assert_msg(tk_wait_lines(record_path, 600, 30000), "receiver moved to A got %d of 600",
                   tk_count_lines(record_path));
-    tk_sleep_ms(1500); /* anything handled twice would show now */
+    idle(1500); /* anything handled twice would show now */
     ck_assert_int_eq(tk_count_lines(record_path), 600);
     assert_once("online", 200);
     assert_once("offline", 100);
     assert_once("killed", 300);
+    talking[0] = NULL;
     adp_close(&s);
+}
+END_TEST
+
+#define LOCATED(member, node)                                                                      \
+    "SELECT count(*) FROM hub_locations WHERE node_id = '" node "' AND expires_at > now() AND "    \
+    "member = convert_to('" member "', 'UTF8')"
+
+/* lth.members/v1 asked through client c: whether `member` is listed
+ * online. */
+static bool directory_online(adp_client_t *c, const char *member)
+{
+    adp_reply_t reply;
+    ck_assert_int_eq(adp_request(c, HUBFIX_HUB_ID, "lth.members/v1", "text/plain", "", 0,
+                                 ADP_ONLINE_ONLY, 5000, &reply),
+                     0);
+    char *text = strndup((const char *)reply.payload, reply.payload_len);
+    char want[256];
+    snprintf(want, sizeof want, "\"id\":\"%s\",\"online\":true", member);
+    bool online = strstr(text, want) != NULL;
+    free(text);
+    adp_reply_free(&reply);
+    return online;
+}
+
+/* /api/v1/nodes of node f: asserts both nodes are listed alive, with the
+ * members each has connected at least. */
+static void assert_nodes(hubfix_t *f, int min_a, int min_b)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://%s/api/v1/nodes", f->http);
+    json_t *j = tk_reply_json(tk_http("GET", url, NULL, NULL), url);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "count")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "alive")), 2);
+    json_t *nodes = json_object_get(j, "nodes");
+    const char *ids[2] = {"node-a", "node-b"};
+    int mins[2] = {min_a, min_b};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *n = json_array_get(nodes, i);
+        ck_assert_str_eq(json_string_value(json_object_get(n, "id")), ids[i]);
+        ck_assert(json_is_true(json_object_get(n, "alive")));
+        ck_assert_int_ge(json_integer_value(json_object_get(n, "members")), mins[i]);
+        ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(n, "endpoint")), "tcp://"));
+    }
+    json_decref(j);
+}
+
+/* (b) online-only and queued request/reply from a member on A to one on
+ * B; (c) a publication on A reaches a subscriber on B; (d) lth.members/v1
+ * and /api/v1/nodes give the same answers on both nodes. */
+START_TEST(requests_publications_and_directory_across_nodes)
+{
+    hubfix_start_adapter(&b, ECHO, "echo", NULL);
+    ck_assert(wait_pg_count(LOCATED(ECHO, "node-b"), 1, 5000));
+    adp_client_t *c = hubfix_connect(&a, SENDER);
+    talking[0] = c;
+    adp_reply_t reply;
+    int rc = -1;
+    /* Until node A's beat has seen where ECHO is (a beat or two). */
+    for (int i = 0; i < 50 && rc != 0; i++) {
+        rc = adp_request(c, ECHO, "echo/v1", "text/plain", "across?", 7, ADP_ONLINE_ONLY, 3000,
+                         &reply);
+        if (rc != 0)
+            idle(100);
+    }
+    ck_assert_msg(rc == 0, "online-only request across nodes: %s", adp_last_error(c));
+    ck_assert_uint_eq(reply.payload_len, 7);
+    ck_assert_int_eq(memcmp(reply.payload, "across?", 7), 0);
+    ck_assert_str_eq(reply.sender, ECHO);
+    adp_reply_free(&reply);
+    for (int i = 0; i < 5; i++) {
+        rc = adp_request(c, ECHO, "echo/v1", "text/plain", "again", 5, ADP_ONLINE_ONLY, 3000,
+                         &reply);
+        ck_assert_msg(rc == 0, "online-only request %d: %s", i, adp_last_error(c));
+        adp_reply_free(&reply);
+    }
+    rc = adp_request(c, ECHO, "echo/v1", "text/plain", "queued", 6, 0, 10000, &reply);
+    ck_assert_msg(rc == 0, "queued request across nodes: %s", adp_last_error(c));
+    ck_assert_int_eq(memcmp(reply.payload, "queued", 6), 0);
+    adp_reply_free(&reply);
+
+    /* (c) */
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(&b, SUB, &conf);
+    adp_client_t *sub = NULL;
+    char err[512];
+    int got = 0;
+    ck_assert_int_eq(adp_new(&conf.cfg, &sub, err, sizeof err), 0);
+    ck_assert_int_eq(adp_subscribe(sub, SENDER "/notice/v1", hubfix_count_handler, &got), 0);
+    ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
+    talking[1] = sub;
+    ck_assert(wait_pg_count("SELECT count(*) FROM hub_subscriptions", 1, 5000));
+    idle(700); /* node A's next beat reads it */
+    ck_assert_int_eq(adp_publish(c, "notice/v1", "text/plain", "to all", 6, 0, NULL), 0);
+    for (int w = 0; w < 100 && adp_outbox_size(c) > 0; w++)
+        adp_run(c, 50);
+    ck_assert_msg(adp_outbox_size(c) == 0, "publication not ACKed: %s", adp_last_error(c));
+    for (int w = 0; w < 100 && got < 1; w++)
+        adp_run(sub, 50);
+    ck_assert_int_eq(got, 1);
+
+    /* (d) Asked on A and on B. */
+    ck_assert(wait_pg_count(LOCATED(SUB, "node-b"), 1, 5000));
+    idle(700);
+    const char *members[] = {SENDER, ECHO, SUB};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_msg(directory_online(c, members[i]), "node A: %s not online", members[i]);
+        ck_assert_msg(directory_online(sub, members[i]), "node B: %s not online", members[i]);
+    }
+    ck_assert_msg(!directory_online(c, RECEIVER), "node A: %s online", RECEIVER);
+    ck_assert_msg(!directory_online(sub, RECEIVER), "node B: %s online", RECEIVER);
+    assert_nodes(&a, 1, 2);
+    assert_nodes(&b, 1, 2);
+    talking[0] = talking[1] = NULL;
+    adp_close(&sub);
+    adp_close(&c);
 }
 END_TEST
 
@@ -204,11 +344,13 @@ int main(void)
         fprintf(stderr, "test_cluster: cannot run %s: %s\n", script, strerror(errno));
         return 2;
     }
+    tk_prepare_curl();
     Suite *suite = suite_create("e2e_cluster");
     TCase *tc = tcase_create("cluster");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, durable_across_nodes_and_node_killed);
+    tcase_add_test(tc, requests_publications_and_directory_across_nodes);
     suite_add_tcase(suite, tc);
     return tk_run_suite(suite);
 }

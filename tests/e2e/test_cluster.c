@@ -7,7 +7,10 @@
 #include "hubfix.h"
 #include "testkit.h"
 
+#include "hub_keys.h"
+
 #include <check.h>
+#include <zmq.h>
 #include <jansson.h>
 #include <errno.h>
 #include <libpq-fe.h>
@@ -326,6 +329,69 @@ START_TEST(requests_publications_and_directory_across_nodes)
 }
 END_TEST
 
+/* A configuration that cannot work is refused with what to change; a node
+ * link that another key tries to join is refused, and the hub serves on. */
+START_TEST(bad_cluster_config_is_refused)
+{
+    hubfix_stop(&b);
+    char *text = tk_read_file(b.conf_path);
+    ck_assert_ptr_nonnull(text);
+    char bad[8192];
+    snprintf(bad, sizeof bad, "%sstore = lmdb\n", text);
+    tk_write_file(b.conf_path, bad);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hubd"), "--check-config", "--config", b.conf_path, NULL};
+    ck_assert_int_ne(tk_run(argv, &out, 20000), 0);
+    ck_assert_msg(out && strstr(out, "cluster = on needs store = postgresql"), "%s",
+                  out ? out : "");
+    free(out);
+    snprintf(bad, sizeof bad, "%scluster_listen = tcp://192.0.2.1:1\n", text);
+    tk_write_file(b.conf_path, bad);
+    out = NULL;
+    char *run[] = {(char *)tk_bin("hubd"), "--config", b.conf_path, NULL};
+    ck_assert_int_ne(tk_run(run, &out, 20000), 0);
+    ck_assert_msg(out && strstr(out, "cluster_listen = tcp://192.0.2.1:1: cannot listen there"),
+                  "%s", out ? out : "");
+    free(out);
+    free(text);
+
+    /* A member's key (or any other than the hub's) cannot join node A's
+     * link, even knowing the hub's public key. */
+    PGconn *c = PQconnectdb(getenv("HUB_TEST_PG_DSN"));
+    PGresult *res = PQexec(c, "SELECT cluster_endpoint FROM hub_nodes WHERE node_id = 'node-a'");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_int_eq(PQntuples(res), 1);
+    char link[256];
+    snprintf(link, sizeof link, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(c);
+    char hub_pub[PATH_MAX], err[256];
+    snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", a.dir);
+    hub_keypair_t hub, intruder;
+    ck_assert_int_eq(hub_keyfile_read(hub_pub, &hub, err, sizeof err), 0);
+    ck_assert_int_eq(hub_keypair_generate(SENDER, &intruder), 0);
+    void *ctx = zmq_ctx_new();
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, hub.curve_public, 40);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, intruder.curve_public, 40);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, intruder.curve_secret, 40);
+    ck_assert_int_eq(zmq_connect(d, link), 0);
+    zmq_send(d, "f", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(d, RECEIVER, strlen(RECEIVER), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(d, "x", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(d, "node-x", 6, ZMQ_DONTWAIT);
+    ck_assert_msg(tk_wait_file_contains(a.hubd_log, "cluster link refused", 5000),
+                  "node A did not refuse a foreign key on its link");
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+    hub_keypair_wipe(&intruder);
+    hubfix_start_adapter(&a, ECHO, "echo", NULL);
+    hubfix_assert_serves(&a, SENDER, ECHO);
+}
+END_TEST
+
 int main(void)
 {
     /* Beside a private PostgreSQL server, started for this run. */
@@ -351,6 +417,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, durable_across_nodes_and_node_killed);
     tcase_add_test(tc, requests_publications_and_directory_across_nodes);
+    tcase_add_test(tc, bad_cluster_config_is_refused);
     suite_add_tcase(suite, tc);
     return tk_run_suite(suite);
 }

@@ -331,9 +331,16 @@ static void hub__cl_notifies(hub__cluster_t *cl)
 {
     hub_server_t *self = cl->server;
     PGnotify *n;
+    char own[80];
+    hub_cluster_app_name(self->cfg.node_id, own, sizeof own);
     while ((n = PQnotifies(cl->conn)) != NULL) {
+        /* "RECEIVER-HEX APPLICATION-NAME": this node's own commits need no
+         * notice (hub_commit.c delivers what they stored). */
+        char *sp = strchr(n->extra, ' ');
         char id[HUB_STORE_NAME_MAX + 1];
-        if (hub__cl_unhex(n->extra, id, sizeof id)) {
+        if (sp)
+            *sp = '\0';
+        if ((!sp || strcmp(sp + 1, own) != 0) && hub__cl_unhex(n->extra, id, sizeof id)) {
             hub__member_t *m = hub_map_get(self->members, id);
             if (m && m->online) {
                 m->rescan = true;
@@ -925,4 +932,25 @@ void hub__cluster_came_from(hub_server_t *self, const char *member, const char *
         return;
     }
     l->peer = p;
+}
+
+void hub_cluster_app_name(const char *node_id, char *out, size_t size)
+{
+    snprintf(out, size, "hubd-%s", node_id);
+}
+
+char *hub_cluster_store_dsn(const char *dsn, const char *node_id)
+{
+    char app[80];
+    hub_cluster_app_name(node_id, app, sizeof app);
+    bool uri = !strncmp(dsn, "postgresql://", 13) || !strncmp(dsn, "postgres://", 11);
+    size_t size = strlen(dsn) + strlen(app) + 32;
+    char *out = malloc(size);
+    if (!out)
+        return NULL;
+    if (uri)
+        snprintf(out, size, "%s%capplication_name=%s", dsn, strchr(dsn, '?') ? '&' : '?', app);
+    else
+        snprintf(out, size, "%s application_name=%s", dsn, app);
+    return out;
 }

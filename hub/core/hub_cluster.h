@@ -48,6 +48,12 @@ typedef struct hub_server hub_server_t;
 /* The shared tables and triggers, idempotent (hub_store_pg_cluster.c). */
 extern const char HUB_CLUSTER_SCHEMA[];
 
+/* The application name a node's store connections carry ("hubd-NODE"),
+ * which the trigger puts in each notification, so that a node skips its
+ * own; and the store's DSN with it (malloc'ed; NULL when out of memory). */
+void hub_cluster_app_name(const char *node_id, char *out, size_t size);
+char *hub_cluster_store_dsn(const char *dsn, const char *node_id);
+
 /* Makes a PostgreSQL store keep this node's audit anchor in hub_anchors
  * (each node has its own log). HUB_EINVAL for an LMDB store. */
 int hub_store_pg_cluster_attach(hub_store_t *store, const char *node_id);

@@ -743,10 +743,14 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         if (cfg->store_backend == HUB_STORE_POSTGRESQL)
             HUB_INFO("store", "opening the PostgreSQL store", "migrate=%s",
                      cfg->store_migrate ? "yes" : "no");
+        /* Several nodes: the store's connections name this node, so that
+         * its own commits' notifications can be told apart. */
+        char *dsn = cfg->cluster ? hub_cluster_store_dsn(cfg->store_dsn, cfg->node_id) : NULL;
         rc = cfg->store_backend == HUB_STORE_POSTGRESQL
-                 ? hub_store_open_pg(cfg->store_dsn, cfg->store_migrate, &limits, &self->store, err,
-                                     err_size)
+                 ? hub_store_open_pg(dsn ? dsn : cfg->store_dsn, cfg->store_migrate, &limits,
+                                     &self->store, err, err_size)
                  : hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+        free(dsn);
         if (rc == 0 && hub_store_upgraded_from(self->store))
             HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u",
                      cfg->data_dir, hub_store_upgraded_from(self->store));

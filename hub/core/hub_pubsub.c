@@ -183,6 +183,10 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
             if (m && m->online && hub__waiting(m) + len <= self->cfg.max_waiting_bytes &&
                 !hub__forbidden(self, m->id, env->sender, env->service, &d))
                 hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
+            /* Several nodes: a subscriber connected to another one. */
+            else if (m && !m->online && self->cluster && hub__cluster_located(self, m->id) &&
+                     !hub__forbidden(self, m->id, env->sender, env->service, &d))
+                hub__cluster_forward(self, m->id, bytes, len);
         }
         hub__receipt_ack(receipts, env->message_id, 0);
         hub__evidence_t ev;

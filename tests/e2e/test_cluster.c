@@ -310,6 +310,15 @@ START_TEST(requests_publications_and_directory_across_nodes)
     for (int w = 0; w < 100 && got < 1; w++)
         adp_run(sub, 50);
     ck_assert_int_eq(got, 1);
+    /* Online-only: over the node link, to the subscriber connected to B. */
+    ck_assert_int_eq(adp_publish(c, "notice/v1", "text/plain", "now only", 8, ADP_ONLINE_ONLY,
+                                 NULL),
+                     0);
+    for (int w = 0; w < 100 && (adp_outbox_size(c) > 0 || got < 2); w++) {
+        adp_run(c, 25);
+        adp_run(sub, 25);
+    }
+    ck_assert_int_eq(got, 2);
 
     /* (d) Asked on A and on B. */
     ck_assert(wait_pg_count(LOCATED(SUB, "node-b"), 1, 5000));

@@ -619,8 +619,7 @@ void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *
     if (from && !from->online)
         hub__cluster_came_from(self, env->sender, origin);
     if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0)
-        HUB_WARN("cluster", "forwarded envelope dropped: out of memory", "receiver=%s",
-                 receiver);
+        HUB_WARN("cluster", "forwarded envelope dropped: out of memory", "receiver=%s", receiver);
     hub_envelope_free(&env);
 }
 

@@ -59,10 +59,10 @@ struct hub__cluster {
     char link_endpoint[256];
     hub__cl_peer_t **peers;
     size_t n_peers, cap_peers;
-    hub_map_t *where; /* member id -> hub__cl_loc_t *: members on other nodes */
+    hub_map_t *where;      /* member id -> hub__cl_loc_t *: members on other nodes */
     hub_ops_node_t *nodes; /* hub_nodes as the last beat read it (strings owned) */
     size_t n_nodes;
-    bool subs_dirty;  /* this node's subscriptions are to be written to the store */
+    bool subs_dirty;    /* this node's subscriptions are to be written to the store */
     uint64_t subs_seen; /* the highest hub_subscriptions.id read */
 };
 
@@ -355,17 +355,10 @@ static void hub__cl_notifies(hub__cluster_t *cl)
 static void hub__cl_connect_step(hub__cluster_t *cl)
 {
     switch (PQconnectPoll(cl->conn)) {
-    case PGRES_POLLING_READING:
-        hub__cl_watch(cl, UV_READABLE);
-        return;
-    case PGRES_POLLING_WRITING:
-        hub__cl_watch(cl, UV_WRITABLE);
-        return;
-    case PGRES_POLLING_OK:
-        break;
-    default:
-        hub__cl_broken(cl, "connect");
-        return;
+    case PGRES_POLLING_READING: hub__cl_watch(cl, UV_READABLE); return;
+    case PGRES_POLLING_WRITING: hub__cl_watch(cl, UV_WRITABLE); return;
+    case PGRES_POLLING_OK: break;
+    default: hub__cl_broken(cl, "connect"); return;
     }
     if (PQsetnonblocking(cl->conn, 1) != 0) {
         hub__cl_broken(cl, "nonblocking");
@@ -430,7 +423,8 @@ typedef struct {
     bool oom;
 } hub__cl_sql_t;
 
-static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...)
 {
     if (s->oom)
@@ -494,13 +488,15 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
                 self->cfg.node_id, ep ? ep : "''", cl->link_endpoint,
                 (unsigned long long)cl->started_at_us, online, (unsigned long long)cl->seq_base);
     PQfreemem(ep);
-    hub__cl_put(&s, "SELECT node_id, endpoint, (extract(epoch FROM heartbeat_at) * 1000000)::int8, "
-                    "members, heartbeat_at > now() - interval '%u milliseconds', cluster_endpoint "
-                    "FROM hub_nodes ORDER BY node_id;",
+    hub__cl_put(&s,
+                "SELECT node_id, endpoint, (extract(epoch FROM heartbeat_at) * 1000000)::int8, "
+                "members, heartbeat_at > now() - interval '%u milliseconds', cluster_endpoint "
+                "FROM hub_nodes ORDER BY node_id;",
                 self->cfg.cluster_beat_ms * 3u);
-    hub__cl_put(&s, "SELECT encode(l.member, 'hex'), n.node_id, n.cluster_endpoint, l.services "
-                    "FROM hub_locations l JOIN hub_nodes n ON n.node_id = l.node_id WHERE "
-                    "l.node_id <> '%s' AND l.expires_at > now();",
+    hub__cl_put(&s,
+                "SELECT encode(l.member, 'hex'), n.node_id, n.cluster_endpoint, l.services "
+                "FROM hub_locations l JOIN hub_nodes n ON n.node_id = l.node_id WHERE "
+                "l.node_id <> '%s' AND l.expires_at > now();",
                 self->cfg.node_id);
     if (cl->subs_dirty) {
         /* This node's subscriptions (ON CONFLICT: the ones already there). */
@@ -509,7 +505,8 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
         while (hub_map_next(self->subs, &cur, &topic, &value)) {
             const hub__sublist_t *l = value;
             for (size_t i = 0; i < l->n; i++) {
-                hub__cl_put(&s, "%s(", k++ ? "," : "INSERT INTO hub_subscriptions (member, topic) VALUES ");
+                hub__cl_put(&s, "%s(",
+                            k++ ? "," : "INSERT INTO hub_subscriptions (member, topic) VALUES ");
                 hub__cl_hex(&s, l->members[i]);
                 char *t = PQescapeLiteral(cl->conn, topic, strlen(topic));
                 hub__cl_put(&s, ", %s)", t ? t : "''");
@@ -520,8 +517,9 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
             hub__cl_put(&s, " ON CONFLICT (member, topic) DO NOTHING;");
         cl->subs_dirty = false;
     }
-    hub__cl_put(&s, "SELECT id, encode(member, 'hex'), topic FROM hub_subscriptions WHERE id > %llu "
-                    "ORDER BY id;",
+    hub__cl_put(&s,
+                "SELECT id, encode(member, 'hex'), topic FROM hub_subscriptions WHERE id > %llu "
+                "ORDER BY id;",
                 (unsigned long long)cl->subs_seen);
     hub__cl_sql_t arr = {NULL, 0, 0, false};
     arr.cap = 256;
@@ -545,8 +543,8 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
             char *svc = PQescapeLiteral(cl->conn, m->services ? m->services : "",
                                         m->services ? strlen(m->services) : 0);
             hub__cl_put(&s, ", '%s', %llu, %s, now() + interval '%u milliseconds')",
-                        self->cfg.node_id, (unsigned long long)m->connected_at_us,
-                        svc ? svc : "''", self->cfg.cluster_beat_ms * 3u);
+                        self->cfg.node_id, (unsigned long long)m->connected_at_us, svc ? svc : "''",
+                        self->cfg.cluster_beat_ms * 3u);
             PQfreemem(svc);
             hub__cl_put(&arr, "%s", k ? "," : "");
             hub__cl_hex(&arr, m->id);
@@ -554,7 +552,8 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
         }
         hub__cl_put(&s, " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, "
                         "connected_at_us = EXCLUDED.connected_at_us, services = "
-                        "EXCLUDED.services, expires_at = EXCLUDED.expires_at WHERE l.node_id = EXCLUDED.node_id OR "
+                        "EXCLUDED.services, expires_at = EXCLUDED.expires_at WHERE l.node_id = "
+                        "EXCLUDED.node_id OR "
                         "l.connected_at_us <= EXCLUDED.connected_at_us OR l.expires_at < now();");
     }
     hub__cl_put(&arr, "]::bytea[]");
@@ -654,7 +653,8 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
                           1, p1, &res, err, err_size);
     if (rc == 0) {
         if (PQntuples(res) != 1) {
-            snprintf(err, err_size, "cluster: the store has no hub_meta row: run hubctl store init");
+            snprintf(err, err_size,
+                     "cluster: the store has no hub_meta row: run hubctl store init");
             rc = HUB_ESTORE;
         } else {
             cl->seq_base = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

@@ -30,8 +30,7 @@ int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_
     if (at > 0 && m->inflight[at - 1].seq > msg->seq) {
         while (at > 0 && m->inflight[at - 1].seq > msg->seq)
             at--;
-        memmove(&m->inflight[at + 1], &m->inflight[at],
-                (m->inflight_n - at) * sizeof *m->inflight);
+        memmove(&m->inflight[at + 1], &m->inflight[at], (m->inflight_n - at) * sizeof *m->inflight);
     }
     m->inflight_n++;
     hub__inflight_t *f = &m->inflight[at];

@@ -36,8 +36,7 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
         }
         /* Several nodes: connected to another one (hub_cluster.h). */
         const char *elsewhere = NULL;
-        if (!v.online && self->cluster &&
-            hub__cluster_elsewhere(self, kp->member_id, &elsewhere)) {
+        if (!v.online && self->cluster && hub__cluster_elsewhere(self, kp->member_id, &elsewhere)) {
             v.online = true;
             v.services = elsewhere ? elsewhere : "";
         }

@@ -65,8 +65,7 @@ static int anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
     hub__pg_p_str(&p, self->node_id);
     PGresult *res;
     int rc = hub__pg_read1(
-        self, "SELECT anchor_seq, anchor_hash FROM hub_anchors WHERE node_id = $1::text",
-        &p, &res);
+        self, "SELECT anchor_seq, anchor_hash FROM hub_anchors WHERE node_id = $1::text", &p, &res);
     if (rc == 0) {
         *seq = 0;
         memset(hash, 0, 32);

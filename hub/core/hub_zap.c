@@ -53,8 +53,8 @@ void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
                 zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
             /* The node-to-node link (hub_cluster.c) admits the hub's own
              * key, and nothing else; members never reach it. */
-            if (self->cluster &&
-                zmq_msg_size(&parts[2]) == 7 && !memcmp(zmq_msg_data(&parts[2]), "cluster", 7)) {
+            if (self->cluster && zmq_msg_size(&parts[2]) == 7 &&
+                !memcmp(zmq_msg_data(&parts[2]), "cluster", 7)) {
                 bool ok = curve && hub__cluster_is_self(self, zmq_msg_data(&parts[2]), 7, z85);
                 hub__zap_reply(socket, &parts[1], ok ? "200" : "400",
                                ok ? "OK" : "only the hub's own key joins the cluster link",

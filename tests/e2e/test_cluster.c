@@ -73,9 +73,9 @@ static void post(adp_client_t *c, const char *tag, int count)
     for (int i = 0; i < count; i++) {
         char payload[64];
         int len = snprintf(payload, sizeof payload, "%s %d", tag, i);
-        ck_assert_int_eq(adp_post_event(c, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, NULL),
-                         0);
+        ck_assert_int_eq(
+            adp_post_event(c, RECEIVER, "record/v1", "text/plain", payload, (size_t)len, 0, NULL),
+            0);
         if (i % 100 == 99)
             adp_run(c, 0);
     }
@@ -311,9 +311,8 @@ START_TEST(requests_publications_and_directory_across_nodes)
         adp_run(sub, 50);
     ck_assert_int_eq(got, 1);
     /* Online-only: over the node link, to the subscriber connected to B. */
-    ck_assert_int_eq(adp_publish(c, "notice/v1", "text/plain", "now only", 8, ADP_ONLINE_ONLY,
-                                 NULL),
-                     0);
+    ck_assert_int_eq(
+        adp_publish(c, "notice/v1", "text/plain", "now only", 8, ADP_ONLINE_ONLY, NULL), 0);
     for (int w = 0; w < 100 && (adp_outbox_size(c) > 0 || got < 2); w++) {
         adp_run(c, 25);
         adp_run(sub, 25);

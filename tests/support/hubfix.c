@@ -99,8 +99,7 @@ void hubfix_init(hubfix_t *f, const char *extra_conf)
 
 /* A second hubd node of the same hub (cluster tests): in first's directory,
  * sharing its keys (symbolic links), with its own data directory and log. */
-void hubfix_init_node(hubfix_t *f, const hubfix_t *first, const char *name,
-                      const char *extra_conf)
+void hubfix_init_node(hubfix_t *f, const hubfix_t *first, const char *name, const char *extra_conf)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s/%s", first->dir, name);

@@ -74,10 +74,17 @@ static void hub__cl_free_poll(uv_handle_t *h)
 static void hub__cl_on_poll(uv_poll_t *h, int status, int events);
 
 /* Watches the connection's socket for `events` (re-made when it changed). */
-static void hub__cl_watch(hub__cluster_t *cl, int events)
+static void hub__cl_broken(hub__cluster_t *cl, const char *what);
+
+/* Watches the connection's socket for `events` (re-made when it changed).
+ * fresh: a new handle even for the same descriptor number. While libpq
+ * connects it may close one socket and open the next (several hosts), and
+ * the new one may get the old number: a handle kept across that would
+ * watch a descriptor the kernel has forgotten. */
+static void hub__cl_watch(hub__cluster_t *cl, int events, bool fresh)
 {
     int fd = cl->conn ? PQsocket(cl->conn) : -1;
-    if (cl->poll && (cl->poll_fd != fd || fd < 0)) {
+    if (cl->poll && (fresh || cl->poll_fd != fd || fd < 0)) {
         uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
         cl->poll = NULL;
     }
@@ -88,6 +95,7 @@ static void hub__cl_watch(hub__cluster_t *cl, int events)
         if (!cl->poll || uv_poll_init_socket(cl->server->loop, cl->poll, fd) != 0) {
             free(cl->poll);
             cl->poll = NULL;
+            hub__cl_broken(cl, "watch");
             return;
         }
         cl->poll->data = cl;
@@ -116,11 +124,23 @@ static void hub__cl_rescan_all(hub_server_t *self)
     }
 }
 
+/* libpq's message on one log line: newlines, tabs and quotes become spaces. */
+static void hub__cl_oneline(const char *msg, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *p = msg; *p && n + 1 < size; p++)
+        out[n++] = (*p == '\n' || *p == '\t' || *p == '"') ? ' ' : *p;
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
 static void hub__cl_broken(hub__cluster_t *cl, const char *what)
 {
+    char why[256];
+    hub__cl_oneline(cl->conn ? PQerrorMessage(cl->conn) : "no connection", why, sizeof why);
     HUB_WARN("cluster", "connection to the shared store lost; opened again without blocking",
-             "node=%s what=%s error=\"%s\"", cl->server->cfg.node_id, what,
-             cl->conn ? PQerrorMessage(cl->conn) : "no connection");
+             "node=%s what=%s error=\"%s\"", cl->server->cfg.node_id, what, why);
     if (cl->poll) {
         uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
         cl->poll = NULL;
@@ -148,7 +168,7 @@ static void hub__cl_send(hub__cluster_t *cl, const char *sql)
         return;
     }
     cl->flushing = f == 1;
-    hub__cl_watch(cl, UV_READABLE | (cl->flushing ? UV_WRITABLE : 0));
+    hub__cl_watch(cl, UV_READABLE | (cl->flushing ? UV_WRITABLE : 0), false);
 }
 
 static int hub__cl_hexval(char c)
@@ -295,8 +315,10 @@ static void hub__cl_result(hub__cluster_t *cl, PGresult *res)
     hub_server_t *self = cl->server;
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_FATAL_ERROR) {
+        char why[256];
+        hub__cl_oneline(PQresultErrorMessage(res), why, sizeof why);
         HUB_WARN("cluster", "heartbeat statement failed; retried at the next beat",
-                 "node=%s error=\"%s\"", self->cfg.node_id, PQresultErrorMessage(res));
+                 "node=%s error=\"%s\"", self->cfg.node_id, why);
         return;
     }
     if (st == PGRES_TUPLES_OK && PQnfields(res) == 6) {
@@ -355,8 +377,8 @@ static void hub__cl_notifies(hub__cluster_t *cl)
 static void hub__cl_connect_step(hub__cluster_t *cl)
 {
     switch (PQconnectPoll(cl->conn)) {
-    case PGRES_POLLING_READING: hub__cl_watch(cl, UV_READABLE); return;
-    case PGRES_POLLING_WRITING: hub__cl_watch(cl, UV_WRITABLE); return;
+    case PGRES_POLLING_READING: hub__cl_watch(cl, UV_READABLE, true); return;
+    case PGRES_POLLING_WRITING: hub__cl_watch(cl, UV_WRITABLE, true); return;
     case PGRES_POLLING_OK: break;
     default: hub__cl_broken(cl, "connect"); return;
     }
@@ -393,9 +415,9 @@ static void hub__cl_on_poll(uv_poll_t *h, int status, int events)
         }
         cl->flushing = f == 1;
         if (!cl->flushing)
-            hub__cl_watch(cl, UV_READABLE);
+            hub__cl_watch(cl, UV_READABLE, false);
     }
-    if (!(events & UV_READABLE))
+    if (!(events & UV_READABLE) || !cl->conn)
         return;
     if (!PQconsumeInput(cl->conn)) {
         hub__cl_broken(cl, "read");
@@ -411,7 +433,7 @@ static void hub__cl_on_poll(uv_poll_t *h, int status, int events)
         PQclear(res);
     }
     hub__cl_notifies(cl);
-    if (PQstatus(cl->conn) == CONNECTION_BAD)
+    if (cl->conn && PQstatus(cl->conn) == CONNECTION_BAD)
         hub__cl_broken(cl, "status");
 }
 
@@ -576,7 +598,9 @@ static void hub__cl_on_beat(uv_timer_t *t)
     if (cl->server->stopping)
         return;
     if (cl->state == HUB__CL_DOWN) {
-        cl->conn = PQconnectStart(cl->server->cfg.store_dsn);
+        char *dsn = hub_cluster_store_dsn(cl->server->cfg.store_dsn, cl->server->cfg.node_id);
+        cl->conn = PQconnectStart(dsn ? dsn : cl->server->cfg.store_dsn);
+        free(dsn);
         if (!cl->conn || PQstatus(cl->conn) == CONNECTION_BAD) {
             if (cl->conn)
                 PQfinish(cl->conn);
@@ -584,7 +608,7 @@ static void hub__cl_on_beat(uv_timer_t *t)
             return;
         }
         cl->state = HUB__CL_CONNECTING;
-        hub__cl_watch(cl, UV_WRITABLE);
+        hub__cl_watch(cl, UV_WRITABLE, true);
         return;
     }
     if (cl->state == HUB__CL_READY && !cl->busy)
@@ -621,10 +645,13 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
     cl->server = self;
     cl->subs_dirty = true; /* what data_dir/subscriptions holds goes to the store */
     self->cluster = cl;
-    cl->conn = PQconnectdb(self->cfg.store_dsn);
+    char *dsn = hub_cluster_store_dsn(self->cfg.store_dsn, self->cfg.node_id);
+    cl->conn = PQconnectdb(dsn ? dsn : self->cfg.store_dsn);
+    free(dsn);
     if (PQstatus(cl->conn) != CONNECTION_OK) {
-        snprintf(err, err_size, "cluster: cannot connect to the shared store (%s)",
-                 PQerrorMessage(cl->conn));
+        char why[256];
+        hub__cl_oneline(PQerrorMessage(cl->conn), why, sizeof why);
+        snprintf(err, err_size, "cluster: cannot connect to the shared store (%s)", why);
         return HUB_EIO;
     }
     /* The schema: several statements in one transaction (simple protocol);
@@ -846,7 +873,7 @@ int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size)
     cl->beat_open = true;
     uv_timer_start(&cl->beat, hub__cl_on_beat, 0, self->cfg.cluster_beat_ms);
     if (cl->state == HUB__CL_READY)
-        hub__cl_watch(cl, UV_READABLE);
+        hub__cl_watch(cl, UV_READABLE, false);
     return 0;
 }
 

@@ -189,9 +189,25 @@ START_TEST(durable_across_nodes_and_node_killed)
     assert_once("online", 200);
     assert_once("offline", 100);
 
+    /* Every database session of both nodes is cut: each opens its
+     * connections again by itself, without blocking its loop, and B hears
+     * of new messages again. */
+    ck_assert_int_ge(pg_count("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                              "pg_stat_activity WHERE datname = current_database() AND "
+                              "application_name LIKE 'hubd-node-%') t"),
+                     4);
+    post(s, "reconnected", 100);
+    wait_acked(s, 60);
+    ck_assert_msg(tk_wait_lines(record_path, 400, 30000),
+                  "after the cut, receiver on B got %d of 400", tk_count_lines(record_path));
+    assert_once("reconnected", 100);
+    ck_assert_msg(
+        tk_wait_file_contains(b.hubd_log, "connection to the shared store open again", 5000),
+        "node B's cluster connection was not opened again");
+
     /* Node B dies while it delivers. */
     post(s, "killed", 300);
-    for (int i = 0; i < 300 && tk_count_lines(record_path) < 330; i++)
+    for (int i = 0; i < 300 && tk_count_lines(record_path) < 430; i++)
         adp_run(s, 10);
     tk_kill9(b.hubd);
     b.hubd = 0;
@@ -202,12 +218,13 @@ START_TEST(durable_across_nodes_and_node_killed)
     rcv = start_receiver(&a);
     ck_assert_msg(wait_pg_count(LOCATED_ON("node-a"), 1, 5000),
                   "the receiver's location on node-a was not recorded");
-    ck_assert_msg(tk_wait_lines(record_path, 600, 30000), "receiver moved to A got %d of 600",
+    ck_assert_msg(tk_wait_lines(record_path, 700, 30000), "receiver moved to A got %d of 700",
                   tk_count_lines(record_path));
     idle(1500); /* anything handled twice would show now */
-    ck_assert_int_eq(tk_count_lines(record_path), 600);
+    ck_assert_int_eq(tk_count_lines(record_path), 700);
     assert_once("online", 200);
     assert_once("offline", 100);
+    assert_once("reconnected", 100);
     assert_once("killed", 300);
     talking[0] = NULL;
     adp_close(&s);

@@ -22,6 +22,8 @@
  *   hub_archive_server.c  the message archive as the server uses it: opening,
  *                   maintenance, what the commit worker archives
  *   hub_server_ops.c  the hub as the operator surface sees it (hub_ops_source.h)
+ *   hub_cluster.c   cluster = on: this node among several over one PostgreSQL store
+ *                   (hub_cluster.h): notifications, member locations, the node link
  *
  * Beside the data path, modules split in several files share a private
  * header of their own:

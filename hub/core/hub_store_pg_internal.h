@@ -5,6 +5,8 @@
  *                        migrations, open/close/init/inspect, batches
  *   hub_store_pg.c       appends, queues, acks, ids, what members hold
  *   hub_store_pg_dlq.c   dead letters and tracked requests
+ *   hub_store_pg_cluster.c  several nodes (hub_cluster.h): their shared
+ *                        tables and triggers, per-node audit anchors
  *
  * Tables (hub/core/sql/001_init.sql, embedded as HUB__PG_MIGRATIONS):
  *   hub_schema_version  one row per migration applied

@@ -319,7 +319,9 @@ START_TEST(requests_publications_and_directory_across_nodes)
     ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
     talking[1] = sub;
     ck_assert(wait_pg_count("SELECT count(*) FROM hub_subscriptions", 1, 5000));
-    idle(700); /* node A's next beat reads it */
+    for (int w = 0; w < 100 && !tk_count_of(a.hubd_log, "durable subscription learnt"); w++)
+        idle(50); /* node A's next beat reads it */
+    ck_assert_int_eq(tk_count_of(a.hubd_log, "durable subscription learnt"), 1);
     ck_assert_int_eq(adp_publish(c, "notice/v1", "text/plain", "to all", 6, 0, NULL), 0);
     for (int w = 0; w < 100 && adp_outbox_size(c) > 0; w++)
         adp_run(c, 50);
@@ -341,6 +343,10 @@ START_TEST(requests_publications_and_directory_across_nodes)
     idle(700);
     const char *members[] = {SENDER, ECHO, SUB};
     for (size_t i = 0; i < 3; i++) {
+        /* A beat or two on a busy machine. */
+        for (int w = 0;
+             w < 20 && !(directory_online(c, members[i]) && directory_online(sub, members[i])); w++)
+            idle(250);
         ck_assert_msg(directory_online(c, members[i]), "node A: %s not online", members[i]);
         ck_assert_msg(directory_online(sub, members[i]), "node B: %s not online", members[i]);
     }

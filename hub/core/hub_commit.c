@@ -191,9 +191,11 @@ static void hub__after_commit(uv_work_t *req, int status)
                 hub__outcome_delivered(self, msg, m->id, "attempt 1", true);
             } else {
                 m->backlog = true;
+                m->rescan = true;
             }
         } else {
             m->backlog = true;
+            m->rescan = true; /* cluster: its seq may be below loaded_seq */
         }
     }
     if (job->other_rc != 0)

@@ -138,6 +138,8 @@ void hub_ops__route_flows(hub_ops_t *self, const hub_http_request_t *req, hub_ht
 void hub_ops__route_healthz(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_i18n(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
+void hub_ops__route_nodes(hub_ops_t *self, const hub_http_request_t *req,
+                          hub_http_response_t *resp);
 void hub_ops__route_queues(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_readyz(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_status(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);

@@ -482,3 +482,47 @@ void hub_ops__route_i18n(hub_ops_t *self, const hub_http_request_t *req,
     }
     hub_ops__error(resp, 500, "the %s catalogue is missing from this build", lang);
 }
+
+/* GET /api/v1/nodes: the hubd nodes of this hub (several share one store
+ * with cluster = on; one alone lists itself). */
+typedef struct {
+    hub_jsonw_t *w;
+    uint64_t now;
+    size_t n, alive;
+} hub_ops__nodes_ctx_t;
+
+static void hub_ops__node_json(const hub_ops_node_t *n, void *user)
+{
+    hub_ops__nodes_ctx_t *c = user;
+    hub_jsonw_t *w = c->w;
+    hub_jsonw_object_begin(w);
+    hub_jsonw_kv_str(w, "id", n->id);
+    hub_jsonw_kv_str(w, "endpoint", n->endpoint);
+    hub_jsonw_kv_u64(w, "heartbeat_at_us", n->heartbeat_at_us);
+    hub_jsonw_kv_double(w, "heartbeat_age_s", hub_ops__age_s(c->now, n->heartbeat_at_us), 3);
+    hub_jsonw_kv_u64(w, "members", n->members);
+    hub_jsonw_kv_bool(w, "alive", n->alive);
+    hub_jsonw_kv_bool(w, "self", n->self);
+    hub_jsonw_object_end(w);
+    c->n++;
+    c->alive += n->alive;
+}
+
+void hub_ops__route_nodes(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
+{
+    (void)req;
+    hub_jsonw_t w;
+    hub_jsonw_init(&w);
+    hub_ops__nodes_ctx_t c = {&w, hub_now_us(), 0, 0};
+    hub_jsonw_object_begin(&w);
+    hub_jsonw_kv_u64(&w, "now_us", c.now);
+    hub_jsonw_key(&w, "nodes");
+    hub_jsonw_array_begin(&w);
+    if (self->src.nodes)
+        self->src.nodes(self->src.ctx, hub_ops__node_json, &c);
+    hub_jsonw_array_end(&w);
+    hub_jsonw_kv_u64(&w, "count", c.n);
+    hub_jsonw_kv_u64(&w, "alive", c.alive);
+    hub_jsonw_object_end(&w);
+    hub_ops__respond_json(resp, 200, &w);
+}

@@ -5,6 +5,8 @@
  *                        migrations, open/close/init/inspect, batches
  *   hub_store_pg.c       appends, queues, acks, ids, what members hold
  *   hub_store_pg_dlq.c   dead letters and tracked requests
+ *   hub_store_pg_cluster.c  several nodes (hub_cluster.h): their shared
+ *                        tables and triggers, per-node audit anchors
  *
  * Tables (hub/core/sql/001_init.sql, embedded as HUB__PG_MIGRATIONS):
  *   hub_schema_version  one row per migration applied
@@ -67,6 +69,9 @@ typedef struct hub__pg {
     PGconn *prep_conn[2];
     int prep_pid[2];
     uint32_t prep_mask[2];
+    /* Several active nodes (hub_store_pg_cluster.c): this node's id, which
+     * keys its audit anchor; "" for one node. */
+    char node_id[64];
 } hub__pg_t;
 
 /* Parameters of one statement: text, or binary (bytea, arrays). */

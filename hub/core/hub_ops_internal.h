@@ -141,6 +141,8 @@ void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_
 void hub_ops__route_queues(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_readyz(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_status(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
+void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
+                                hub_http_response_t *resp);
 void hub_ops__route_throughput(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 
 /* hub_ops_dlq.c */

@@ -72,6 +72,8 @@ typedef struct {
     int (*dlq_purge)(void *ctx, uint64_t seq);
     int (*dlq_purge_older)(void *ctx, uint64_t before_us, uint64_t *purged);
     void (*audit)(void *ctx, hub_ops_audit_t *out);
+    /* The delegation rules in force, with their use counts (NULL: none). */
+    const struct hub_delegations *(*delegations)(void *ctx);
 } hub_ops_source_t;
 
 #endif

@@ -431,7 +431,11 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
         }
         bool has_reason = event != HUB_AUDIT_ACCEPTED;
         if (event == HUB_AUDIT_ACCEPTED && p->delegated_from) {
-            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
+            /* "delegated by": the authority addressed, which the record's
+             * receiver (the delegate) acts for. */
+            snprintf(reason, sizeof reason, "delegated by %s%s%s", p->delegated_from,
+                     p->delegated_procedure ? " for procedure " : "",
+                     p->delegated_procedure ? p->delegated_procedure : "");
             has_reason = true;
         } else if (event == HUB_AUDIT_ACCEPTED) {
             has_reason = hub__origin_of(env, reason, sizeof reason);

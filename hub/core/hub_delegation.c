@@ -394,6 +394,8 @@ int hub_delegation_procedure_of(const char *content_type, char *out, const char 
         bool too_long = false;
         if (*p == '=') {
             p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
             bool quoted = *p == '"';
             p += quoted;
             while (*p && (quoted ? *p != '"' : *p != ';')) {

@@ -152,11 +152,33 @@ START_TEST(a_rule_naming_procedures_routes_only_those_within_its_dates)
     ck_assert_msg(strstr(out, "SYN-1.000001 (1)"), "%s", out);
     free(out);
 
+    /* Online-only too: a request answered by the delegate. */
+    c = hubfix_connect(&fix, TTHC);
+    adp_reply_t reply;
+    ck_assert_int_eq(adp_request(c, STP, SUBMIT, DOSSIER_TYPE "; lth-procedure=SYN-1.000002",
+                                 "online", 6, ADP_ONLINE_ONLY, 5000, &reply),
+                     0);
+    ck_assert_str_eq(reply.sender, QHK);
+    adp_reply_free(&reply);
+    adp_close(&c);
+    char *lines = tk_read_file(qhk_file);
+    char *online = strstr(lines, "\tonline");
+    ck_assert_ptr_nonnull(online);
+    char online_id[37];
+    memcpy(online_id, online - 36, 36);
+    online_id[36] = '\0';
+    free(lines);
+
     /* The audit trail says who delegated, for which procedure. */
     hubfix_stop(&fix);
     out = hubfix_audit_show(&fix, birth);
     ck_assert_msg(strstr(out, "-> " QHK) &&
                       strstr(out, "delegated by " STP " for procedure SYN-1.000001"),
+                  "%s", out);
+    free(out);
+    out = hubfix_audit_show(&fix, online_id);
+    ck_assert_msg(strstr(out, "-> " QHK) &&
+                      strstr(out, "delegated by " STP " for procedure SYN-1.000002"),
                   "%s", out);
     free(out);
 }

@@ -426,7 +426,7 @@ int hub_delegation_procedure_of(const char *content_type, char *out, const char 
                    "of A-Z a-z 0-9 . - _)";
             return HUB_EPARSE;
         }
-        snprintf(out, HUB_PROCEDURE_CODE_MAX, "%s", value);
+        memcpy(out, value, vlen + 1); /* hub__code_valid: vlen < HUB_PROCEDURE_CODE_MAX */
         found = 1;
     }
     return found;

@@ -170,6 +170,16 @@ static const char *cat_problem(const Lth__Domain__V1__Procedure *p, bool repeal)
     return NULL;
 }
 
+static void cat_reject(cat_t *st, adp_client_t *client, const adp_message_t *msg,
+                       uint64_t version, const char *reason)
+{
+    st->rejected++;
+    adp_plugin_log(st->host, ADP_LOG_WARN,
+                   "catalogue change version %" PRIu64 " from %s rejected: %s", version,
+                   msg->sender, reason);
+    cat_answer(st, client, msg->sender, version, false, reason);
+}
+
 static void cat_apply_delta(cat_t *st, adp_client_t *client, const adp_message_t *msg,
                             const Lth__Domain__V1__CatalogueDelta *d)
 {
@@ -188,19 +198,26 @@ static void cat_apply_delta(cat_t *st, adp_client_t *client, const adp_message_t
                  " is held here: a publication was missed; publish the whole catalogue again "
                  "(restart the procedure system's adapter)",
                  d->base_version, st->version);
+        cat_reject(st, client, msg, d->version, reason);
+        return;
     }
-    cat_entry_t *next = reason[0] ? NULL : malloc(CAT_MAX * sizeof *next);
+    cat_entry_t *next = malloc(CAT_MAX * sizeof *next);
+    if (!next) {
+        cat_reject(st, client, msg, d->version, "out of memory here; publish again later");
+        return;
+    }
     size_t n = st->n;
-    if (!reason[0] && !next)
-        snprintf(reason, sizeof reason, "out of memory here; publish again later");
-    if (next)
-        memcpy(next, st->entries, n * sizeof *next);
+    memcpy(next, st->entries, n * sizeof *next);
     for (size_t i = 0; !reason[0] && i < d->n_changes; i++) {
         const Lth__Domain__V1__ProcedureChange *c = d->changes[i];
         const Lth__Domain__V1__Procedure *p = c->procedure;
+        if (!p) {
+            snprintf(reason, sizeof reason, "change %zu has no procedure", i + 1);
+            break;
+        }
         bool repeal = c->kind == LTH__DOMAIN__V1__CHANGE_KIND__CHANGE_KIND_REPEALED;
         const char *problem = cat_problem(p, repeal);
-        const char *code = p && p->code ? p->code : "?";
+        const char *code = p->code ? p->code : "?";
         cat_entry_t *held = problem ? NULL : cat_find(next, n, code);
         if (problem) {
             snprintf(reason, sizeof reason, "change %zu (%.40s): %s", i + 1, code, problem);
@@ -236,11 +253,7 @@ static void cat_apply_delta(cat_t *st, adp_client_t *client, const adp_message_t
     if (!reason[0] && cat_save(st, next, n, d->version, msg->sender) != 0)
         snprintf(reason, sizeof reason, "cannot write the catalogue here; publish again later");
     if (reason[0]) {
-        st->rejected++;
-        adp_plugin_log(st->host, ADP_LOG_WARN,
-                       "catalogue change version %" PRIu64 " from %s rejected: %s", d->version,
-                       msg->sender, reason);
-        cat_answer(st, client, msg->sender, d->version, false, reason);
+        cat_reject(st, client, msg, d->version, reason);
     } else {
         memcpy(st->entries, next, n * sizeof *next);
         st->n = n;

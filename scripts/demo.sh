@@ -26,7 +26,8 @@
 # closing the terminal).
 #
 # Everything lives under run/demo/ (not committed; DEMO_DIR moves it). DEMO_DOSSIERS (default
-# 20) sets how many dossiers the first batch has. With HUB_BIN_DIR set, the
+# 20) sets how many dossiers the first batch has; PROCEDURE_EXTRA, lines of
+# plugin.* settings, is added to the procedure system's configuration. With HUB_BIN_DIR set, the
 # programs there are used and nothing is installed or built.
 set -euo pipefail
 # A shell started in the background without job control begins with SIGINT

@@ -234,12 +234,13 @@ echo "\$ hubctl delegations"
 "$BIN/hubctl" delegations | sed 's/^/   /'
 echo
 # A new announcing decision: enterprise registration amended (5 working
-# days), a copy of a civil-status extract added. SIGHUP makes the procedure
+# days), a copy of a birth registration extract added (checked under the
+# birth-registration agreement). SIGHUP makes the procedure
 # system read the file again and publish the change; the national catalogue
 # acknowledges it (or rejects it, saying why).
 echo "== amending the catalogue (Quyết định 4001/QĐ-UBND, synthetic) and reloading it (SIGHUP)"
 sed -i 's#^2214/QĐ-UBND\t2025-05-20\t2025-06-01\(\t.*\t\)3 working days\t#4001/QĐ-UBND\t2026-10-01\t2026-10-15\15 working days\t#' catalogue-hn.tsv
-printf '4001/QĐ-UBND\t2026-10-01\t2026-10-15\tin-force\tSYN-1.000007\tCấp bản sao trích lục hộ tịch\tCopy of a civil-status extract\tcommune\tVN/GOV/HN-STP/HOTICH\tsame working day\t8000\tTờ khai cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tcivil-status-extract\n' >> catalogue-hn.tsv
+printf '4001/QĐ-UBND\t2026-10-01\t2026-10-15\tin-force\tSYN-1.000007\tCấp bản sao trích lục khai sinh\tCopy of a birth registration extract\tcommune\tVN/GOV/HN-STP/HOTICH\tsame working day\t8000\tTờ khai cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tbirth-registration\n' >> catalogue-hn.tsv
 kill -HUP "${pid[procedure]}"
 for _ in $(seq 100); do
   grep -q 'added SYN-1.000007: \(acknowledged\|rejected\)' catalogue.status 2>/dev/null && break

@@ -13,8 +13,8 @@
 #define LTH__COLUMNS 16
 
 static const char *const lth__columns[LTH__COLUMNS] = {
-    "decision", "decision_date", "effective_date", "status",   "code",  "name",
-    "name_en",  "level",         "authority",      "limit",    "fee_vnd", "documents",
+    "decision", "decision_date", "effective_date", "status",      "code",    "name",
+    "name_en",  "level",         "authority",      "limit",       "fee_vnd", "documents",
     "online",   "check",         "assurance",      "purpose_code"};
 
 struct lth_catalogue {
@@ -291,7 +291,10 @@ int lth_catalogue_load(const char *path, lth_catalogue_t **out, char *err, size_
     return 0;
 }
 
-size_t lth_catalogue_count(const lth_catalogue_t *self) { return self ? self->n_in_force : 0; }
+size_t lth_catalogue_count(const lth_catalogue_t *self)
+{
+    return self ? self->n_in_force : 0;
+}
 
 const lth_procedure_t *lth_catalogue_at(const lth_catalogue_t *self, size_t i)
 {

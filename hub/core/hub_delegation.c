@@ -28,7 +28,7 @@ struct hub_delegation_rule {
 };
 
 struct hub_delegations {
-    hub_map_t *rules; /* "AUTHORITY/SERVICE/VERSION" -> rule list */
+    hub_map_t *rules;                /* "AUTHORITY/SERVICE/VERSION" -> rule list */
     hub_delegation_rule_t **ordered; /* file order, for listing */
     size_t count;
 };
@@ -97,8 +97,8 @@ static bool hub__parse_procedures(hub_delegation_rule_t *r, const char *list, co
         if (hub__names(r, code, NULL))
             continue;
         if (r->n_procedures == HUB_DELEGATION_PROCEDURES_MAX) {
-            snprintf(err, err_size, "%s:%u: at most %d procedures per rule; split the rule",
-                     path, lineno, HUB_DELEGATION_PROCEDURES_MAX);
+            snprintf(err, err_size, "%s:%u: at most %d procedures per rule; split the rule", path,
+                     lineno, HUB_DELEGATION_PROCEDURES_MAX);
             return false;
         }
         snprintf(r->procedures[r->n_procedures], HUB_PROCEDURE_CODE_MAX, "%s", code);
@@ -112,8 +112,8 @@ static bool hub__parse_procedures(hub_delegation_rule_t *r, const char *list, co
     return true;
 }
 
-static int hub__parse_line(hub_delegations_t *self, char *line, const char *path,
-                           unsigned lineno, char *err, size_t err_size)
+static int hub__parse_line(hub_delegations_t *self, char *line, const char *path, unsigned lineno,
+                           char *err, size_t err_size)
 {
     char *words[10];
     int n = 0;
@@ -157,14 +157,13 @@ static int hub__parse_line(hub_delegations_t *self, char *line, const char *path
                 rc = HUB_EPARSE;
         } else if (hub_policy_parse_date(words[i + 1], 0, until,
                                          from ? &r->from_us : &r->until_us) != 0) {
-            snprintf(err, err_size, "%s:%u: expected 'from YYYY-MM-DD' or 'until YYYY-MM-DD'",
-                     path, lineno);
+            snprintf(err, err_size, "%s:%u: expected 'from YYYY-MM-DD' or 'until YYYY-MM-DD'", path,
+                     lineno);
             rc = HUB_EPARSE;
         }
     }
     if (rc == 0 && !strcmp(r->authority, r->delegate)) {
-        snprintf(err, err_size, "%s:%u: %s cannot delegate to itself", path, lineno,
-                 r->authority);
+        snprintf(err, err_size, "%s:%u: %s cannot delegate to itself", path, lineno, r->authority);
         rc = HUB_EPARSE;
     }
     hub_delegation_rule_t *head = rc == 0 ? hub_map_get(self->rules, r->key) : NULL;
@@ -321,7 +320,10 @@ void hub_delegations_note(hub_delegations_t *self, const char *authority, const 
         hub_delegations_note_use(self, r, procedure, now_us);
 }
 
-size_t hub_delegations_count(const hub_delegations_t *self) { return self ? self->count : 0; }
+size_t hub_delegations_count(const hub_delegations_t *self)
+{
+    return self ? self->count : 0;
+}
 
 int hub_delegations_info(const hub_delegations_t *self, size_t i, hub_delegation_info_t *out)
 {

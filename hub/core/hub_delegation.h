@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HUB_PROCEDURE_CODE_MAX 32 /* bytes of a procedure code, with the NUL */
+#define HUB_PROCEDURE_CODE_MAX 32        /* bytes of a procedure code, with the NUL */
 #define HUB_DELEGATION_PROCEDURES_MAX 32 /* codes one rule may name */
 
 typedef struct hub_delegations hub_delegations_t;
@@ -40,16 +40,16 @@ typedef struct hub_delegation_rule hub_delegation_rule_t;
 /* One rule as listed (hub_delegations_info): pointers into the table, valid
  * until it is destroyed. */
 typedef struct {
-    const char *authority;  /* "VN/GOV/HN-STP/HOTICH" */
-    const char *service;    /* "dossier.submit/v1" */
+    const char *authority; /* "VN/GOV/HN-STP/HOTICH" */
+    const char *service;   /* "dossier.submit/v1" */
     const char *delegate;
-    size_t n_procedures;    /* 0 = the whole service */
+    size_t n_procedures; /* 0 = the whole service */
     const char *const *procedures;
     const uint64_t *procedure_carried; /* per procedure, parallel to procedures */
-    uint64_t from_us, until_us; /* until_us UINT64_MAX = open-ended */
+    uint64_t from_us, until_us;        /* until_us UINT64_MAX = open-ended */
     unsigned line;
-    uint64_t carried;       /* envelopes routed to the delegate under this rule */
-    uint64_t last_used_us;  /* wall clock of the last one; 0 = never */
+    uint64_t carried;      /* envelopes routed to the delegate under this rule */
+    uint64_t last_used_us; /* wall clock of the last one; 0 = never */
 } hub_delegation_info_t;
 
 int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, size_t err_size);

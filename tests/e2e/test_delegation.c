@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #define TTHC "VN/GOV/HN-VP/TTHC"
-#define STP "VN/GOV/HN-STP/HOTICH"  /* the authority */
-#define QHK "VN/GOV/HN-QHK/HOTICH"  /* delegate for birth and marriage registration */
-#define XA "VN/GOV/HN-PHHB/HOTICH"  /* a delegation that ended in 2020 */
+#define STP "VN/GOV/HN-STP/HOTICH" /* the authority */
+#define QHK "VN/GOV/HN-QHK/HOTICH" /* delegate for birth and marriage registration */
+#define XA "VN/GOV/HN-PHHB/HOTICH" /* a delegation that ended in 2020 */
 #define SUBMIT "dossier.submit/v1"
 #define DOSSIER_TYPE "application/x-protobuf; proto=lth.domain.v1.Dossier"
 
@@ -67,8 +67,14 @@ static void start(const char *extra)
     tk_write_file(ctl_conf, text);
 }
 
-static void setup(void) { start(NULL); }
-static void teardown(void) { hubfix_cleanup(&fix); }
+static void setup(void)
+{
+    start(NULL);
+}
+static void teardown(void)
+{
+    hubfix_cleanup(&fix);
+}
 
 static void post(adp_client_t *c, const char *content_type, const char *payload, char id[37])
 {
@@ -113,8 +119,7 @@ START_TEST(a_rule_naming_procedures_routes_only_those_within_its_dates)
 
     /* The listing: each rule, whether in force, and what it carried. */
     char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hubctl"), "--config", ctl_conf, "delegations", "--json",
-                    NULL};
+    char *argv[] = {(char *)tk_bin("hubctl"), "--config", ctl_conf, "delegations", "--json", NULL};
     ck_assert_int_eq(tk_run(argv, &out, 10000), 0);
     json_error_t jerr;
     json_t *j = json_loads(out, 0, &jerr);

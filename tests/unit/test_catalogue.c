@@ -13,11 +13,11 @@
 static char dir[PATH_MAX], path[PATH_MAX + 32];
 
 #define HEAD                                                                                       \
-    "decision\tdecision_date\teffective_date\tstatus\tcode\tname\tname_en\tlevel\tauthority\t"    \
+    "decision\tdecision_date\teffective_date\tstatus\tcode\tname\tname_en\tlevel\tauthority\t"     \
     "limit\tfee_vnd\tdocuments\tonline\tcheck\tassurance\tpurpose_code\n"
 #define ROW(status, code, limit)                                                                   \
-    "1/QĐ-UBND\t2025-01-02\t2025-01-10\t" status "\t" code "\tTên\t-\tprovince\tVN/GOV/A/B\t" limit \
-    "\t0\tTờ khai; Giấy tờ\tfull\tlookup\t2\tp\n"
+    "1/QĐ-UBND\t2025-01-02\t2025-01-10\t" status "\t" code                                         \
+    "\tTên\t-\tprovince\tVN/GOV/A/B\t" limit "\t0\tTờ khai; Giấy tờ\tfull\tlookup\t2\tp\n"
 
 static void setup(void)
 {
@@ -25,7 +25,10 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/catalogue.tsv", dir);
 }
 
-static void teardown(void) { tk_rmrf(dir); }
+static void teardown(void)
+{
+    tk_rmrf(dir);
+}
 
 static int load(const char *text, lth_catalogue_t **c, char *err)
 {
@@ -101,11 +104,11 @@ START_TEST(errors_name_line_and_field)
     ck_assert_int_eq(load("code\tname\n", &c, err), HUB_EPARSE);
     ck_assert_msg(strstr(err, ":1:") && strstr(err, "expected 'decision'"), "%s", err);
     ck_assert_int_eq(load(HEAD "1/QĐ-UBND\t2025-01-02\n", &c, err), HUB_EPARSE);
-    ck_assert_msg(strstr(err, ":2: 2 fields, expected 16") && strstr(err, "effective_date"),
-                  "%s", err);
-    ck_assert_int_eq(load(HEAD ROW("in-force", "X-1", "1 day") ROW("repealed", "X-1", "1 day"),
-                          &c, err),
-                     HUB_EPARSE);
+    ck_assert_msg(strstr(err, ":2: 2 fields, expected 16") && strstr(err, "effective_date"), "%s",
+                  err);
+    ck_assert_int_eq(
+        load(HEAD ROW("in-force", "X-1", "1 day") ROW("repealed", "X-1", "1 day"), &c, err),
+        HUB_EPARSE);
     ck_assert_msg(strstr(err, ":3: field code: X-1 is listed twice"), "%s", err);
     ck_assert_int_eq(load(HEAD "1/QĐ-UBND\t2025-01-10\t2025-01-02\tin-force\tX\tT\t-\tprovince\t"
                                "VN/GOV/A/B\t1 day\t0\t-\tfull\tlookup\t2\tp\n",

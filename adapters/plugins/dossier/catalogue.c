@@ -69,8 +69,8 @@ static void cat_entry_from(cat_entry_t *e, const Lth__Domain__V1__Procedure *p)
     cat_copy(e->decision, sizeof e->decision, p->decision ? p->decision->number : "");
     if (p->effective_date && p->effective_date->year)
         snprintf(e->effective, sizeof e->effective, "%04u-%02u-%02u",
-                 (unsigned)p->effective_date->year % 10000, (unsigned)p->effective_date->month % 100,
-                 (unsigned)p->effective_date->day % 100);
+                 (unsigned)p->effective_date->year % 10000,
+                 (unsigned)p->effective_date->month % 100, (unsigned)p->effective_date->day % 100);
 }
 
 static cat_entry_t *cat_find(cat_entry_t *entries, size_t n, const char *code)
@@ -147,8 +147,8 @@ static void cat_answer(cat_t *st, adp_client_t *client, const char *publisher, u
         adp_post_event(client, publisher, LTH_SERVICE_CATALOGUE_ACK,
                        LTH_DOMAIN_CONTENT_TYPE("CatalogueAck"), buf, len, 0, NULL) != 0)
         adp_plugin_log(st->host, ADP_LOG_WARN,
-                       "cannot answer catalogue version %" PRIu64 " to %s (%s)", version,
-                       publisher, adp_last_error(client));
+                       "cannot answer catalogue version %" PRIu64 " to %s (%s)", version, publisher,
+                       adp_last_error(client));
     free(buf);
 }
 
@@ -170,8 +170,8 @@ static const char *cat_problem(const Lth__Domain__V1__Procedure *p, bool repeal)
     return NULL;
 }
 
-static void cat_reject(cat_t *st, adp_client_t *client, const adp_message_t *msg,
-                       uint64_t version, const char *reason)
+static void cat_reject(cat_t *st, adp_client_t *client, const adp_message_t *msg, uint64_t version,
+                       const char *reason)
 {
     st->rejected++;
     adp_plugin_log(st->host, ADP_LOG_WARN,
@@ -238,8 +238,7 @@ static void cat_apply_delta(cat_t *st, adp_client_t *client, const adp_message_t
                 cat_entry_from(held, p);
         } else if (repeal) {
             if (!held) {
-                snprintf(reason, sizeof reason, "%.40s is repealed but not in the catalogue",
-                         code);
+                snprintf(reason, sizeof reason, "%.40s is repealed but not in the catalogue", code);
             } else {
                 size_t at = (size_t)(held - next);
                 memmove(&next[at], &next[at + 1], (n - at - 1) * sizeof *next);

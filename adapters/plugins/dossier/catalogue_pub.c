@@ -73,8 +73,8 @@ static void catpub_write_status(catpub_t *self)
         pending += self->pubs[i].state == CATPUB_PENDING;
         rejected += self->pubs[i].state == CATPUB_REJECTED;
     }
-    fprintf(f, "catalogue version %" PRIu64 ": %zu procedures in force, from %s\n",
-            self->version, lth_procedure_count(), self->file[0] ? self->file : "(built in)");
+    fprintf(f, "catalogue version %" PRIu64 ": %zu procedures in force, from %s\n", self->version,
+            lth_procedure_count(), self->file[0] ? self->file : "(built in)");
     fprintf(f, "subscriber %s: unacknowledged %zu, rejected %zu\n", self->subscriber, pending,
             rejected);
     if (self->last_error[0])
@@ -162,15 +162,19 @@ static void catpub_fill(catpub_item_t *it, const lth_procedure_t *p)
     }
     it->proc.fee_vnd = p->fee_vnd;
     const char *lv = p->level ? p->level : "";
-    it->proc.level = !strcmp(lv, "province")   ? LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_PROVINCE
-                     : !strcmp(lv, "district") ? LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_DISTRICT
-                     : !strcmp(lv, "commune")  ? LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_COMMUNE
-                                               : LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_UNSPECIFIED;
+    it->proc.level = !strcmp(lv, "province")
+                         ? LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_PROVINCE
+                     : !strcmp(lv, "district")
+                         ? LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_DISTRICT
+                     : !strcmp(lv, "commune")
+                         ? LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_COMMUNE
+                         : LTH__DOMAIN__V1__ADMINISTRATIVE_LEVEL__ADMINISTRATIVE_LEVEL_UNSPECIFIED;
     const char *on = p->online ? p->online : "";
-    it->proc.online_level = !strcmp(on, "none")      ? LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_NONE
-                            : !strcmp(on, "partial") ? LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_PARTIAL
-                            : !strcmp(on, "full")    ? LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_FULL
-                                                     : LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_UNSPECIFIED;
+    it->proc.online_level =
+        !strcmp(on, "none")      ? LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_NONE
+        : !strcmp(on, "partial") ? LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_PARTIAL
+        : !strcmp(on, "full")    ? LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_FULL
+                                 : LTH__DOMAIN__V1__ONLINE_LEVEL__ONLINE_LEVEL_UNSPECIFIED;
     if (p->documents && *p->documents && (it->docs_text = strdup(p->documents))) {
         char *save = NULL;
         size_t n = 0;
@@ -201,8 +205,7 @@ static uint64_t catpub_next_version(catpub_t *self)
     return now > self->version ? now : self->version + 1;
 }
 
-static int catpub_send(adp_client_t *client, const ProtobufCMessage *msg,
-                       const char *type)
+static int catpub_send(adp_client_t *client, const ProtobufCMessage *msg, const char *type)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -229,8 +232,7 @@ static void catpub_publish_full(catpub_t *self, adp_client_t *client)
         cat.published_at_us = hub_now_us();
         cat.procedures = ptrs;
         cat.n_procedures = n;
-        if (catpub_send(client, &cat.base, LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue")) ==
-            0) {
+        if (catpub_send(client, &cat.base, LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue")) == 0) {
             self->full_published = true;
             self->version = cat.version;
             char what[64];
@@ -321,8 +323,7 @@ static void catpub_reload(catpub_t *self, adp_client_t *client)
     }
     if (n == 0) {
         adp_plugin_log(self->host, ADP_LOG_INFO,
-                       "catalogue reloaded: nothing changed (version %" PRIu64 ")",
-                       self->version);
+                       "catalogue reloaded: nothing changed (version %" PRIu64 ")", self->version);
         lth_catalogue_destroy(&next);
         catpub_write_status(self);
         goto out;

@@ -150,6 +150,17 @@ START_TEST(a_rule_naming_procedures_routes_only_those_within_its_dates)
                   "%s", out);
     free(out);
 
+    /* The same counts for Prometheus. */
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", hubfix_http_port(&fix));
+    tk_reply_t metrics = tk_http("GET", url, NULL, NULL);
+    ck_assert_int_eq(metrics.status, 200);
+    ck_assert_msg(strstr(metrics.body, "lth_delegation_carried_total{authority=\"" STP
+                                       "\",service=\"" SUBMIT "\",delegate=\"" QHK
+                                       "\",procedure=\"SYN-1.000001\"} 1"),
+                  "%s", metrics.body);
+    free(metrics.body);
+
     /* A reload that keeps a rule as written keeps its counts. */
     kill(fix.hubd, SIGHUP);
     ck_assert(tk_wait_file_contains(fix.hubd_log, "delegations=2", 5000));
@@ -278,7 +289,7 @@ START_TEST(a_forged_or_unsigned_procedure_is_refused)
 }
 END_TEST
 
-TK_MAIN("e2e_delegation",
+TK_MAIN_PREPARED(tk_prepare_curl, "e2e_delegation",
         TK_CASE("per_procedure", setup, teardown, 120,
                 a_rule_naming_procedures_routes_only_those_within_its_dates),
         TK_CASE("forged", setup, teardown, 120, a_forged_or_unsigned_procedure_is_refused))

@@ -370,27 +370,57 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
             receipts->purpose = purpose;
         }
     }
-    /* Ủy quyền: the authority addressed has delegated this service. */
-    unsigned deleg_line = 0;
-    const char *delegate = hub_delegations_find(self->delegations, env->receiver, env->service,
-                                                hub_now_us(), &deleg_line);
-    if (delegate && env->kind != LTH__V1__KIND__KIND_REPLY) {
+    /* Ủy quyền: the authority addressed has delegated this service, or the
+     * procedure the envelope names in its signed content type (never read
+     * from the payload). */
+    const hub_delegation_rule_t *deleg_rule = NULL;
+    const char *delegate = NULL;
+    char procedure[HUB_PROCEDURE_CODE_MAX] = "";
+    if (self->delegations && env->kind != LTH__V1__KIND__KIND_REPLY) {
+        const char *why = NULL;
+        int prc = hub_delegation_procedure_of(env->content_type, procedure, &why);
+        if (prc < 0) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                              "%s", why);
+            goto done;
+        }
+        if (prc > 0 && !self->cfg.require_signatures) {
+            /* The hub routes by it: it must be the sender's word, signed,
+             * even where the hub does not require signatures otherwise. */
+            const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+            int vrc = skp && skp->has_sign
+                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
+                          : HUB_EINVAL;
+            if (vrc != 0) {
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                  "the content type names procedure %s (lth-procedure), by which "
+                                  "the hub routes delegated dossiers, but the envelope is not "
+                                  "signed by %s's key: sign it, or leave the parameter out",
+                                  procedure, env->sender);
+                goto done;
+            }
+        }
+        deleg_rule = hub_delegations_match(self->delegations, env->receiver, env->service,
+                                           procedure, hub_now_us());
+        delegate = hub_delegation_rule_delegate(deleg_rule);
+    }
+    if (delegate) {
         if (!hub_keydir_find_member(self->keys, delegate)) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
                               "%s delegated %s to %s (delegations line %u), which has no key "
                               "at the hub; ask the operator to fix the delegation",
-                              env->receiver, env->service, delegate, deleg_line);
+                              env->receiver, env->service, delegate,
+                              hub_delegation_rule_line(deleg_rule));
             goto done;
         }
         hub__member_t *dm = hub__member(self, delegate);
         if (dm) {
-            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s",
-                      env->message_id, env->receiver, delegate);
+            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s line=%u",
+                      env->message_id, env->receiver, delegate,
+                      hub_delegation_rule_line(deleg_rule));
             rcv = dm;
             receipts->receiver = dm->id;
         }
-    } else {
-        delegate = NULL;
     }
     if (!rcv) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
@@ -469,6 +499,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         if (answers)
             hub__request_answered(self, answers, env->message_id);
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
+        if (delegate)
+            hub_delegations_note_use(self->delegations, deleg_rule, procedure, hub_now_us());
         hub__evidence_t ev;
         if (self->audit) /* the digest once: the signature check's, when it ran */
             hub__evidence_later(self, env, bytes, len, have_digest ? digest : NULL, purpose, &ev);
@@ -517,6 +549,9 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     if (delegate) {
         hub__member_t *authority = hub__member(self, env->receiver);
         p.delegated_from = authority ? authority->id : NULL;
+        /* Only a code the rule names: the interned set stays bounded. */
+        if (procedure[0] && hub_delegation_rule_names(deleg_rule, procedure))
+            p.delegated_procedure = hub__intern(self, procedure);
     }
     hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
     p.purpose = purpose;

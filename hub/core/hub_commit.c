@@ -115,6 +115,10 @@ static void hub__after_commit(uv_work_t *req, int status)
             hub__member_t *rm =
                 job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
             hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
+            if (rm)
+                hub_delegations_note(self->delegations, job->items[i].delegated_from,
+                                     msg->service, job->items[i].delegated_procedure, rm->id,
+                                     hub_now_us());
             hub__outcome_committed(self, msg, false);
             break;
         }

@@ -268,6 +268,7 @@ typedef struct {
     char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
+    const char *delegated_procedure; /* interned: the procedure its rule named, or NULL */
     bool early;                 /* delivered before its commit (hub__deliver_early) */
     const char *purpose;        /* interned: its agreement's purpose, for the audit log */
     uint64_t queued_mono_us;

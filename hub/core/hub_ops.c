@@ -330,6 +330,7 @@ static const struct {
     {"/api/v1/queues", false, "GET", hub_ops__route_queues},
     {"/api/v1/exchanges", false, "GET", hub_ops__route_exchanges},
     {"/api/v1/throughput", false, "GET", hub_ops__route_throughput},
+    {"/api/v1/delegations", false, "GET", hub_ops__route_delegations},
     {"/api/v1/audit/head", false, NULL, hub__route_audit_head},
     {HUB_OPS__DLQ_PATH, true, NULL, hub_ops__route_dlq},
 };

@@ -86,6 +86,8 @@ typedef struct {
     void (*audit)(void *ctx, hub_ops_audit_t *out);
     /* The nodes of the hub (may be NULL: none listed). */
     void (*nodes)(void *ctx, hub_ops_node_visit visit, void *user);
+    /* The delegation rules in force, with their use counts (NULL: none). */
+    const struct hub_delegations *(*delegations)(void *ctx);
 } hub_ops_source_t;
 
 #endif

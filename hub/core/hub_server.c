@@ -623,6 +623,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
         hub_keydir_destroy(&fresh);
         return rc;
     }
+    hub_delegations_carry_counts(delegations, self->delegations);
     hub_policy_destroy(&self->policy);
     hub_delegations_destroy(&self->delegations);
     self->policy = policy;

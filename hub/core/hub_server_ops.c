@@ -117,6 +117,11 @@ static void hub__ops_audit(void *ctx, hub_ops_audit_t *out)
     hub_tsa_client_state(self->tsa, &out->tsa);
 }
 
+static const struct hub_delegations *hub__ops_delegations(void *ctx)
+{
+    return ((hub_server_t *)ctx)->delegations;
+}
+
 static bool hub__ops_ready(void *ctx, const char **why_not)
 {
     hub_server_t *self = ctx;
@@ -223,5 +228,6 @@ hub_ops_source_t hub__ops_source(hub_server_t *self)
                               hub__ops_dlq_purge,
                               hub__ops_dlq_purge_older,
                               hub__ops_audit,
-                              hub__ops_nodes};
+                              hub__ops_nodes,
+                              hub__ops_delegations};
 }

@@ -38,8 +38,10 @@
 #include "lth_domain.h"
 #include "lth_procedure.h"
 #include "lth_verify.h"
+#include "lth_portal.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 #include <time.h>
 #include <stdlib.h>
@@ -61,7 +63,32 @@ static const char proc_schema[] =
     " seq INTEGER NOT NULL DEFAULT 0,"           /* sequence of the latest change sent */
     " authority_seq INTEGER NOT NULL DEFAULT 0," /* last applied change from the authority */
     " resolver TEXT," /* the delegate that resolves it, if not the authority */
-    " overdue_sent INTEGER NOT NULL DEFAULT 0);"
+    " overdue_sent INTEGER NOT NULL DEFAULT 0,"
+    " channel INTEGER NOT NULL DEFAULT 0,"    /* Channel: online or at the counter */
+    " portal_seq INTEGER NOT NULL DEFAULT 0," /* the latest change the portal confirmed */
+    " handed_over INTEGER NOT NULL DEFAULT 0);"
+    /* Changes refused by the transition table (proto/DOMAIN.md, "Status
+     * vocabulary"), once per (dossier, sender, sequence). */
+    "CREATE TABLE IF NOT EXISTS refusal("
+    " code TEXT NOT NULL, sender TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " from_status INTEGER NOT NULL, to_status INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " at_us INTEGER NOT NULL, PRIMARY KEY(code, sender, seq));"
+    /* Signed electronic results, as received from the deciding authority. */
+    "CREATE TABLE IF NOT EXISTS result("
+    " result_code TEXT PRIMARY KEY, code TEXT NOT NULL, signer TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL,"
+    " decided_at INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+    " portal_accepted INTEGER);" /* NULL until the portal's receipt */
+    "CREATE TABLE IF NOT EXISTS payment("
+    " transaction_ref TEXT PRIMARY KEY, code TEXT NOT NULL, outcome INTEGER NOT NULL,"
+    " amount INTEGER NOT NULL, channel INTEGER NOT NULL, at_us INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS feedback("
+    " code TEXT PRIMARY KEY, ratings INTEGER NOT NULL, score_sum INTEGER NOT NULL,"
+    " at_us INTEGER NOT NULL);"
+    /* Messages another member sent that were not applied, with why. */
+    "CREATE TABLE IF NOT EXISTS rejected("
+    " id INTEGER PRIMARY KEY, service TEXT NOT NULL, sender TEXT NOT NULL,"
+    " code TEXT NOT NULL, reason TEXT NOT NULL, at_us INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS declared("
     " code TEXT PRIMARY KEY," /* what the applicant declared: personal data, never logged */
     " full_name TEXT NOT NULL, date_of_birth TEXT NOT NULL, sex INTEGER NOT NULL,"
@@ -89,6 +116,12 @@ typedef struct {
     char me[LTH_MEMBER_MAX];  /* this member's id, for changes made while submitting */
     lth_workcal_t *calendar;  /* plugin.calendar: working days and hours, or NULL */
     bool calendar_warned;     /* a due date past the calendar's years was logged */
+    uint64_t online_pct;      /* plugin.online_percent: share submitted through the portal */
+    bool hand_over;           /* plugin.hand_over_results: RESULT_HANDED_OVER once a DONE
+                                 dossier has its electronic result */
+    uint64_t statistics_us;   /* plugin.statistics_ms: statistics.sync/v1 period; 0 = off */
+    uint64_t next_statistics_us;
+    unsigned long illegal_changes; /* refused by the transition table */
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -100,6 +133,7 @@ typedef struct {
     char applicant[LTH_APPLICANT_MAX];
     uint64_t submitted_at, due_at, seq, authority_seq;
     int status;
+    int channel;
     bool forwarded;
 } proc_dossier_t;
 
@@ -115,7 +149,7 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
     if (sqlite3_prepare_v2(st->db,
                            "SELECT code, procedure_code, authority, applicant, submitted_at, "
                            "due_at, seq, authority_seq, status, coalesce(resolver, ''), "
-                           "forwarded_at IS NOT NULL FROM dossier WHERE code = ?",
+                           "forwarded_at IS NOT NULL, channel FROM dossier WHERE code = ?",
                            -1, &q, NULL) != SQLITE_OK)
         return HUB_ESTORE;
     sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
@@ -133,6 +167,7 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
         d->status = sqlite3_column_int(q, 8);
         snprintf(d->resolver, sizeof d->resolver, "%s", (const char *)sqlite3_column_text(q, 9));
         d->forwarded = sqlite3_column_int(q, 10) != 0;
+        d->channel = sqlite3_column_int(q, 11);
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HUB_ENOTFOUND : HUB_ESTORE;
@@ -159,10 +194,16 @@ static int proc_step(sqlite3 *db, const char *sql, const char *code, uint64_t a,
 static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *actor, uint64_t at_us,
                      const char *note)
 {
+    char why[LTH_NOTE_MAX];
+    if (lth_status_transition_check(d->status, status, why, sizeof why) != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "procedure system: %s: not sent: %s", d->code, why);
+        return HUB_EINVAL;
+    }
     lth_status_change_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.dossier_code, sizeof c.dossier_code, "%s", d->code);
     c.status = status;
+    c.channel = d->channel;
     snprintf(c.actor, sizeof c.actor, "%s", actor);
     c.at_us = at_us;
     c.sequence = d->seq + 1;
@@ -264,6 +305,13 @@ static int proc_refuse_assurance(proc_t *st, const char *code, const char *reaso
     return rc;
 }
 
+/* Online or at the counter: plugin.online_percent of the dossiers, spread
+ * evenly and the same for an index on every run (the test recomputes it). */
+static int proc_channel(const proc_t *st, uint64_t index)
+{
+    return (index * 37u) % 100u < st->online_pct ? LTH_CHANNEL_ONLINE : LTH_CHANNEL_COUNTER;
+}
+
 static int proc_insert_declared(sqlite3 *db, const lth_gen_dossier_t *g)
 {
     sqlite3_stmt *q = NULL;
@@ -298,7 +346,8 @@ static int proc_submit(proc_t *st)
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v2(st->db,
                                 "INSERT INTO dossier(code, idx, procedure_code, authority, "
-                                "applicant, submitted_at, due_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                                "applicant, submitted_at, due_at, channel) "
+                                "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                                 -1, &q, NULL) == SQLITE_OK
                  ? 0
                  : HUB_ESTORE;
@@ -318,6 +367,7 @@ static int proc_submit(proc_t *st)
         sqlite3_bind_text(q, 5, g.applicant_id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 6, (sqlite3_int64)now);
         sqlite3_bind_int64(q, 7, (sqlite3_int64)due);
+        sqlite3_bind_int(q, 8, proc_channel(st, g.index));
         if (sqlite3_step(q) != SQLITE_DONE)
             rc = HUB_ESTORE;
         sqlite3_reset(q);
@@ -791,7 +841,7 @@ static void proc_mark_overdue(proc_t *st, adp_client_t *client)
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT code FROM dossier WHERE overdue_sent = 0 AND due_at > 0 AND "
-                           "due_at < ? AND status IN (2, 3) ORDER BY idx LIMIT 1000",
+                           "due_at < ? AND status IN (2, 3, 8, 9) ORDER BY idx LIMIT 1000",
                            -1, &q, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)(now - st->overdue_grace_us));
@@ -823,6 +873,46 @@ static void proc_mark_overdue(proc_t *st, adp_client_t *client)
 }
 
 /* ---- changes from the authorities ---- */
+
+/* A change the transition table does not allow: not applied, recorded with
+ * the reason (both states named) once per (dossier, sender, sequence), and
+ * its sequence counted as used so that the sender's next change applies. */
+static int proc_refuse_transition(proc_t *st, const proc_dossier_t *d, const char *sender,
+                                  const lth_status_change_t *c, const char *why)
+{
+    st->illegal_changes++;
+    adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.status from %s for %s refused: %s", sender,
+                   d->code, why);
+    int rc = lth_appdb_begin(st->db);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(st->db,
+                                      "INSERT OR IGNORE INTO refusal(code, sender, seq, "
+                                      "from_status, to_status, reason, at_us) "
+                                      "VALUES(?, ?, ?, ?, ?, ?, ?)",
+                                      -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, sender, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)c->sequence);
+        sqlite3_bind_int(q, 4, d->status);
+        sqlite3_bind_int(q, 5, c->status);
+        sqlite3_bind_text(q, 6, why, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 7, (sqlite3_int64)hub_now_us());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d->code,
+                       c->sequence, 0);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    return 0;
+}
 
 static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                           void *user)
@@ -874,6 +964,9 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
         return 0;
     }
     uint64_t at = c.at_us ? c.at_us : hub_now_us();
+    char illegal[LTH_NOTE_MAX];
+    if (lth_status_transition_check(d.status, c.status, illegal, sizeof illegal) != 0)
+        return proc_refuse_transition(st, &d, msg->sender, &c, illegal);
     rc = lth_appdb_begin(st->db);
     if (rc == 0 && bind) {
         sqlite3_stmt *q = NULL;
@@ -921,6 +1014,416 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     return 0;
 }
 
+/* ---- the portal's synchronisation profile ---- */
+
+/* A message that is not applied: logged and kept with why (table rejected). */
+static void proc_reject(proc_t *st, const char *service, const char *sender, const char *code,
+                        const char *why)
+{
+    adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", service, sender, why);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO rejected(service, sender, code, reason, at_us) "
+                           "VALUES(?, ?, ?, ?, ?)",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, service, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, sender, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, code ? code : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, why, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)hub_now_us());
+        sqlite3_step(q);
+    }
+    sqlite3_finalize(q);
+}
+
+/* Records one message with insert_sql (its parameters bound by bind) and,
+ * when it is new, relays the exact bytes received to `to` members (the
+ * portal, reporting), in one transaction. */
+typedef void (*proc_bind_fn)(sqlite3_stmt *q, const void *item);
+
+static int proc_record_and_relay(proc_t *st, adp_client_t *client, const char *insert_sql,
+                                 proc_bind_fn bind, const void *item, const adp_message_t *msg,
+                                 const char *const *to, size_t n_to, bool *is_new)
+{
+    *is_new = false;
+    int rc = lth_appdb_begin(st->db);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(st->db, insert_sql, -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        bind(q, item);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        *is_new = rc == 0 && sqlite3_changes(st->db) > 0;
+    }
+    sqlite3_finalize(q);
+    for (size_t i = 0; rc == 0 && *is_new && i < n_to; i++)
+        if (to[i] && to[i][0])
+            rc = lth_outq_add(st->db, to[i], msg->service, msg->content_type, msg->payload,
+                              msg->payload_len);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record %s: %s", msg->service,
+                       lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    proc_flush(st, client);
+    return 0;
+}
+
+static void proc_bind_result(sqlite3_stmt *q, const void *item)
+{
+    const lth_result_t *r = item;
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, r->sha256, sizeof r->sha256);
+    sqlite3_bind_text(q, 1, r->result_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, r->dossier_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, r->signer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 5, r->media_type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)r->size_bytes);
+    sqlite3_bind_int64(q, 7, (sqlite3_int64)r->decided_at_us);
+    sqlite3_bind_int64(q, 8, (sqlite3_int64)hub_now_us());
+}
+
+/* The dossier a message is about, or why it cannot be applied to it. */
+static const char *proc_dossier_for(proc_t *st, const char *code, proc_dossier_t *d, int *rc)
+{
+    *rc = proc_load(st, code, d);
+    if (*rc == HUB_ENOTFOUND) {
+        *rc = 0;
+        return "no dossier with that code here";
+    }
+    return NULL;
+}
+
+/* dossier.result/v1 from the deciding authority: checked (its own
+ * signature, the signer is the sender, the key is the one the hub binds to
+ * the sender, the dossier was decided with a result or is still open), kept
+ * and relayed to the portal and reporting. */
+static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_result_t r;
+    proc_dossier_t d;
+    const char *why = NULL;
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) != 0)
+        ;
+    else if ((why = proc_dossier_for(st, r.dossier_code, &d, &rc)) || rc != 0)
+        ;
+    else if (!d.forwarded || (strcmp(msg->sender, d.authority) != 0 &&
+                              strcmp(msg->sender, d.resolver) != 0))
+        why = "the sender is not the authority deciding the dossier";
+    else if (strcmp(r.signer, msg->sender) != 0)
+        why = "signer_member_id is not the sender: an authority sends the results it signed";
+    else if (!msg->sender_sign_key || memcmp(msg->sender_sign_key, r.signer_public_key, 32) != 0)
+        why = "signer_public_key is not the signing key the hub binds to the sender";
+    else if (d.status == LTH_STATUS_RETURNED || d.status == LTH_STATUS_NOT_ACCEPTED ||
+             d.status == LTH_STATUS_WITHDRAWN)
+        why = "the dossier ended without a result (returned, not accepted or withdrawn)";
+    if (rc != 0)
+        return rc;
+    if (why) {
+        proc_reject(st, LTH_SERVICE_DOSSIER_RESULT, msg->sender,
+                    msg->kind == ADP_REQUEST ? "" : r.dossier_code, why);
+        return 0;
+    }
+    const char *to[] = {st->portal, st->report};
+    bool is_new = false;
+    return proc_record_and_relay(st, client,
+                                 "INSERT OR IGNORE INTO result(result_code, code, signer, sha256, "
+                                 "media_type, size, decided_at, received_at) "
+                                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                                 proc_bind_result, &r, msg, to, 2, &is_new);
+}
+
+static void proc_bind_payment(sqlite3_stmt *q, const void *item)
+{
+    const lth_payment_t *p = item;
+    sqlite3_bind_text(q, 1, p->transaction_ref, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, p->dossier_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 3, p->outcome);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)p->amount_vnd);
+    sqlite3_bind_int(q, 5, p->channel);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)p->at_us);
+}
+
+/* payment.status/v1 from the portal's payment platform: the fee must be the
+ * catalogue's for the dossier's procedure. */
+static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                           void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_payment_t p;
+    proc_dossier_t d;
+    const char *why = NULL;
+    char buf[LTH_NOTE_MAX];
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (strcmp(msg->sender, st->portal) != 0)
+        why = "payments come from the portal's payment platform (plugin.portal)";
+    else if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) != 0)
+        ;
+    else if ((why = proc_dossier_for(st, p.dossier_code, &d, &rc)) || rc != 0)
+        ;
+    else if (p.procedure_code[0] && strcmp(p.procedure_code, d.procedure_code) != 0)
+        why = "procedure_code is not the dossier's procedure";
+    else if (p.fee_vnd != lth_procedure_fee_vnd(d.procedure_code)) {
+        snprintf(buf, sizeof buf,
+                 "fee_vnd %llu is not the fee the catalogue sets for %s (%llu VND)",
+                 (unsigned long long)p.fee_vnd, d.procedure_code,
+                 (unsigned long long)lth_procedure_fee_vnd(d.procedure_code));
+        why = buf;
+    }
+    if (rc != 0)
+        return rc;
+    if (why) {
+        proc_reject(st, LTH_SERVICE_PAYMENT_STATUS, msg->sender,
+                    msg->kind == ADP_REQUEST ? "" : p.dossier_code, why);
+        return 0;
+    }
+    const char *to[] = {st->report};
+    bool is_new = false;
+    return proc_record_and_relay(st, client,
+                                 "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, "
+                                 "amount, channel, at_us) VALUES(?, ?, ?, ?, ?, ?)",
+                                 proc_bind_payment, &p, msg, to, 1, &is_new);
+}
+
+static void proc_bind_feedback(sqlite3_stmt *q, const void *item)
+{
+    const lth_feedback_t *f = item;
+    unsigned sum = 0;
+    for (size_t i = 0; i < f->n_ratings; i++)
+        sum += f->ratings[i].score;
+    sqlite3_bind_text(q, 1, f->dossier_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)f->n_ratings);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)sum);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)f->at_us);
+}
+
+/* feedback.submit/v1 from the portal: one rating per dossier, once it is
+ * decided. */
+static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                            void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_feedback_t f;
+    proc_dossier_t d;
+    const char *why = NULL;
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (strcmp(msg->sender, st->portal) != 0)
+        why = "ratings come from the portal (plugin.portal)";
+    else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) !=
+             0)
+        ;
+    else if ((why = proc_dossier_for(st, f.dossier_code, &d, &rc)) || rc != 0)
+        ;
+    else if (!lth_status_final(d.status) && d.status != LTH_STATUS_RESULT_HANDED_OVER)
+        why = "a dossier is rated once it is decided";
+    if (rc != 0)
+        return rc;
+    if (why) {
+        proc_reject(st, LTH_SERVICE_FEEDBACK, msg->sender,
+                    msg->kind == ADP_REQUEST ? "" : f.dossier_code, why);
+        return 0;
+    }
+    const char *to[] = {st->report};
+    bool is_new = false;
+    rc = proc_record_and_relay(st, client,
+                               "INSERT OR IGNORE INTO feedback(code, ratings, score_sum, at_us) "
+                               "VALUES(?, ?, ?, ?)",
+                               proc_bind_feedback, &f, msg, to, 1, &is_new);
+    if (rc == 0 && !is_new)
+        proc_reject(st, LTH_SERVICE_FEEDBACK, msg->sender, f.dossier_code,
+                    "the dossier was rated already: the first rating counts");
+    return rc;
+}
+
+/* dossier.synced/v1: the portal's receipt for a change or a result. */
+static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_receipt_t r;
+    const char *why = NULL;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (strcmp(msg->sender, st->portal) != 0)
+        why = "receipts come from the portal (plugin.portal)";
+    else
+        lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why);
+    if (why) {
+        proc_reject(st, LTH_SERVICE_DOSSIER_SYNCED, msg->sender, "", why);
+        return 0;
+    }
+    if (!r.accepted)
+        adp_plugin_log(st->host, ADP_LOG_WARN, "the portal refused %s %s: %s", r.dossier_code,
+                       r.result_code[0] ? r.result_code : "a change", r.reason);
+    int rc = lth_appdb_begin(st->db);
+    if (rc == 0 && r.accepted && r.sequence > 0)
+        rc = proc_step(st->db,
+                       "UPDATE dossier SET portal_seq = max(portal_seq, ?2) WHERE code = ?1",
+                       r.dossier_code, r.sequence, 0);
+    if (rc == 0 && r.result_code[0]) {
+        sqlite3_stmt *q = NULL;
+        rc = sqlite3_prepare_v2(st->db,
+                                "UPDATE result SET portal_accepted = ? WHERE result_code = ?", -1,
+                                &q, NULL) == SQLITE_OK
+                 ? 0
+                 : HUB_ESTORE;
+        if (rc == 0) {
+            sqlite3_bind_int(q, 1, r.accepted);
+            sqlite3_bind_text(q, 2, r.result_code, -1, SQLITE_STATIC);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+    }
+    if (rc == 0 && st->report[0])
+        rc = lth_outq_add(st->db, st->report, msg->service, msg->content_type, msg->payload,
+                          msg->payload_len);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a portal receipt: %s",
+                       lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    proc_flush(st, client);
+    return 0;
+}
+
+/* RESULT_HANDED_OVER for DONE dossiers whose electronic result is here
+ * (plugin.hand_over_results). */
+static void proc_hand_over(proc_t *st, adp_client_t *client)
+{
+    if (!st->hand_over)
+        return;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT code FROM dossier d WHERE status = 4 AND handed_over = 0 AND "
+                           "EXISTS (SELECT 1 FROM result r WHERE r.code = d.code) "
+                           "ORDER BY idx LIMIT 64",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    char codes[64][LTH_DOSSIER_CODE_MAX];
+    size_t n = 0;
+    while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
+        snprintf(codes[n++], LTH_DOSSIER_CODE_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    if (n == 0 || lth_appdb_begin(st->db) != 0)
+        return;
+    int rc = 0;
+    uint64_t now = hub_now_us();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        proc_dossier_t d;
+        rc = proc_load(st, codes[i], &d);
+        if (rc == 0)
+            rc = proc_emit(st, &d, LTH_STATUS_RESULT_HANDED_OVER, proc_me(client), now,
+                           "Đã trả kết quả điện tử cho người nộp");
+        if (rc == 0)
+            rc = proc_step(st->db, "UPDATE dossier SET handed_over = 1 WHERE code = ?1", codes[i],
+                           0, 0);
+    }
+    if (rc == 0 && lth_appdb_commit(st->db) == 0)
+        return;
+    adp_plugin_log(st->host, ADP_LOG_ERROR, "could not hand results over: %s",
+                   lth_appdb_error(st->db));
+    lth_appdb_rollback(st->db);
+}
+
+/* statistics.sync/v1: every plugin.statistics_ms, the dossiers of each
+ * authority by latest status, with on-time, late and overdue counts. */
+static void proc_sync_statistics(proc_t *st)
+{
+    uint64_t now = hub_now_us();
+    if (!st->statistics_us || !st->portal[0] || now < st->next_statistics_us)
+        return;
+    st->next_statistics_us = now + st->statistics_us;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(
+            st->db,
+            "SELECT coalesce(resolver, authority) AS a, status, count(*),"
+            " sum(status IN (4, 11) AND decided_at <= due_at OR status IN (4, 11) AND due_at = 0),"
+            " sum(status IN (4, 11) AND due_at > 0 AND decided_at > due_at),"
+            " sum(status IN (1, 2, 3, 6, 8, 9) AND due_at > 0 AND due_at < ?1),"
+            " min(submitted_at) FROM dossier GROUP BY a, status ORDER BY a, status",
+            -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+    Lth__Domain__V1__AuthorityStatistics auths[32], *auth_ptrs[32];
+    Lth__Domain__V1__StatusCount counts[32][LTH_STATUS_LAST + 1], *count_ptrs[32][LTH_STATUS_LAST + 1];
+    char names[32][LTH_MEMBER_MAX];
+    size_t n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *a = (const char *)sqlite3_column_text(q, 0);
+        if (n == 0 || strcmp(names[n - 1], a) != 0) {
+            if (n == 32)
+                break;
+            lth__domain__v1__authority_statistics__init(&auths[n]);
+            snprintf(names[n], sizeof names[n], "%s", a);
+            auths[n].authority_member_id = names[n];
+            auths[n].period_from_us = (uint64_t)sqlite3_column_int64(q, 6);
+            auths[n].period_to_us = now;
+            auths[n].counts = count_ptrs[n];
+            auth_ptrs[n] = &auths[n];
+            n++;
+        }
+        Lth__Domain__V1__AuthorityStatistics *s = &auths[n - 1];
+        if ((uint64_t)sqlite3_column_int64(q, 6) < s->period_from_us)
+            s->period_from_us = (uint64_t)sqlite3_column_int64(q, 6);
+        if (s->n_counts > LTH_STATUS_LAST)
+            continue;
+        Lth__Domain__V1__StatusCount *c = &counts[n - 1][s->n_counts];
+        lth__domain__v1__status_count__init(c);
+        c->status = (Lth__Domain__V1__DossierStatus)sqlite3_column_int(q, 1);
+        c->dossiers = (uint64_t)sqlite3_column_int64(q, 2);
+        count_ptrs[n - 1][s->n_counts++] = c;
+        s->on_time += (uint64_t)sqlite3_column_int64(q, 3);
+        s->late += (uint64_t)sqlite3_column_int64(q, 4);
+        s->overdue += (uint64_t)sqlite3_column_int64(q, 5);
+    }
+    sqlite3_finalize(q);
+    if (n == 0)
+        return;
+    uint64_t seq = 0;
+    if (lth_appdb_meta_get(st->db, "statistics_seq", 0, &seq) != 0)
+        return;
+    Lth__Domain__V1__StatisticsSync m = LTH__DOMAIN__V1__STATISTICS_SYNC__INIT;
+    m.publisher_member_id = st->me;
+    m.sequence = seq + 1;
+    m.authorities = auth_ptrs;
+    m.n_authorities = n;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = hub_pb_pack(&m.base, &buf, &len);
+    if (rc == 0)
+        rc = lth_appdb_begin(st->db);
+    if (rc == 0)
+        rc = lth_outq_add(st->db, st->portal, LTH_SERVICE_STATISTICS, LTH_STATISTICS_TYPE, buf,
+                          len);
+    if (rc == 0)
+        rc = lth_appdb_meta_set(st->db, "statistics_seq", seq + 1);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    else
+        lth_appdb_rollback(st->db);
+    free(buf);
+}
+
 /* ---- tick ---- */
 
 static void proc_summary(proc_t *st)
@@ -942,10 +1445,10 @@ static void proc_summary(proc_t *st)
         snprintf(line, sizeof line,
                  "dossiers: submitted=%lld of %" PRIu64 " identity_pending=%lld open=%lld "
                  "done=%lld returned=%lld queued_events=%lld ignored_changes=%lu "
-                 "refused_changes=%lu resolved_by_delegates=%lu",
+                 "refused_changes=%lu illegal_transitions=%lu resolved_by_delegates=%lu",
                  total, st->dossiers, unchecked, total - unchecked - returned - done, done,
                  returned, sqlite3_column_int64(q, 4), st->ignored_changes, st->refused_changes,
-                 st->delegated);
+                 st->illegal_changes, st->delegated);
     }
     sqlite3_finalize(q);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
@@ -1013,6 +1516,8 @@ static int proc_tick(void *state, adp_client_t *client)
     proc_submit(st);
     proc_check_identities(st, client);
     proc_mark_overdue(st, client);
+    proc_hand_over(st, client);
+    proc_sync_statistics(st);
     proc_flush(st, client);
     proc_summary(st);
     return 0;
@@ -1116,6 +1621,17 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc =
             adp_plugin_conf_u64(host, "overdue_grace_ms", 0, 86400000, 0, &grace_ms, err, err_size);
     st->overdue_grace_us = grace_ms * 1000u;
+    uint64_t stats_ms = 0, hand_over = 0;
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "online_percent", 0, 100, 100, &st->online_pct, err,
+                                 err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "statistics_ms", 0, 86400000, 60000, &stats_ms, err,
+                                 err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "hand_over_results", 0, 1, 0, &hand_over, err, err_size);
+    st->statistics_us = stats_ms * 1000u;
+    st->hand_over = hand_over != 0;
     if (rc == 0)
         rc = adp_plugin_conf_member(host, "population", "VN/GOV/BCA/CSDLQGDC", 0, st->population,
                                     sizeof st->population, err, err_size);
@@ -1146,6 +1662,14 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = lth_appdb_open(db, proc_schema, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, proc_on_status, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, proc_on_result, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_PAYMENT_STATUS, proc_on_payment, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_FEEDBACK, proc_on_feedback, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_SYNCED, proc_on_synced, st);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));

@@ -157,17 +157,22 @@ static void start_sector(const char *member, const char *db)
     start(member, "sector", conf);
 }
 
-static void start_procedure(int n, const char *procs, int invalid_pct)
+static void start_procedure_with(int n, const char *procs, int invalid_pct, const char *extra)
 {
-    char conf[PATH_MAX + 512];
+    char conf[PATH_MAX + 1024];
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = %d\n"
              "plugin.unknown_percent = 0\nplugin.procedures = %s\nplugin.day_ms = 600\n"
              "plugin.online_percent = 60\nplugin.hand_over_results = 1\n"
-             "plugin.statistics_ms = 300\n",
-             db_proc, n, CITIZENS, invalid_pct, procs);
+             "plugin.statistics_ms = 300\n%s",
+             db_proc, n, CITIZENS, invalid_pct, procs, extra);
     start(TTHC, "procedure", conf);
+}
+
+static void start_procedure(int n, const char *procs, int invalid_pct)
+{
+    start_procedure_with(n, procs, invalid_pct, "");
 }
 
 /* ---- reading the adapters' files ---- */
@@ -788,7 +793,107 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
 }
 END_TEST
 
+
+/* ---- item 6: a dossier that passes several authorities ---- */
+
+#define STEP_DAY_US 600000ull /* plugin.day_ms = 600 */
+
+START_TEST(dossier_passes_several_authorities)
+{
+    const int n = 12;
+    start_population();
+    start_portal();
+    start_report();
+    start_sector(DKKD, db_dkkd);
+    start_sector(HOTICH, db_hotich);
+    /* Enterprise registration passes the business registry (2 working
+     * days), then civil status (1 working day), each on its own limit. */
+    start_procedure_with(n, "SYN-1.000004", 0,
+                         "plugin.chains = SYN-1.000004: " DKKD " (2 working days) > " HOTICH
+                         " (1 working day)\n");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
+            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE portal_seq = seq", n,
+            "dossiers whose latest change the portal confirmed");
+    long long forwarded = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE forwarded_at IS "
+                                           "NOT NULL");
+    long long second = sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 2");
+    long long done = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 11");
+    ck_assert_int_gt(forwarded, 0);
+    ck_assert_int_gt(second, 0);
+    ck_assert_int_gt(done, 0);
+    /* Step 1 at the registry for every forwarded dossier, step 2 at civil
+     * status for those the registry completed, each with its own limit
+     * counted from its own start; step 2 starts when step 1 is done. */
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1 AND authority = '" DKKD "'"),
+                     forwarded);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 2 AND authority = '" HOTICH "'"),
+                     second);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1 AND status = 4"),
+                     second);
+    char sql[768];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM chain_step WHERE due_at - started_at <> CASE n WHEN 1 THEN %llu "
+             "ELSE %llu END",
+             2 * STEP_DAY_US, STEP_DAY_US);
+    ck_assert_int_eq(sql_int(db_proc, sql), 0);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step a JOIN chain_step b"
+                                      " ON a.code = b.code AND a.n = 1 AND b.n = 2"
+                                      " WHERE b.started_at <> a.done_at"),
+                     0);
+    /* Every handed-over dossier went through both steps; the registry's
+     * refusals ended theirs at step 1. */
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM dossier d WHERE status = 11 AND"
+                                      " (steps <> 2 OR step <> 2 OR NOT EXISTS (SELECT 1 FROM"
+                                      " chain_step s WHERE s.code = d.code AND n = 2 AND"
+                                      " s.status = 4))"),
+                     0);
+    ck_assert_int_eq(sql_int(db_dkkd, "SELECT count(*) FROM dossier"), forwarded);
+    ck_assert_int_eq(sql_int(db_hotich, "SELECT count(*) FROM dossier"), second);
+    /* Each step counted against its own limit: the hand-over note says
+     * whether step 1 kept its limit, and agrees with the step's times. */
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM history h JOIN chain_step s"
+                                      " ON s.code = h.code AND s.n = 1"
+                                      " WHERE h.note LIKE 'Liên thông: bước 1/2 xong tại " DKKD
+                                      " (trong hạn%' AND s.done_at <= s.due_at"),
+                     sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1 AND status = 4"
+                                      " AND done_at <= due_at"));
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM history WHERE note LIKE"
+                                      " 'Liên thông: bước 1/2 xong tại%'"),
+                     second);
+    /* The portal was told each step, its authority and its due time, and
+     * closed step 1 when step 2 began. */
+    sqlite3 *db = open_ro(db_proc);
+    char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS p", db_portal);
+    ck_assert_int_eq(sqlite3_exec(db, attach, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(attach);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT count(*) FROM main.chain_step c JOIN"
+                                        " p.step s ON s.code = c.code AND s.n = c.n AND"
+                                        " s.authority = c.authority AND s.due_at = c.due_at AND"
+                                        " s.steps = 2),"
+                                        " (SELECT count(*) FROM p.step WHERE n = 1 AND status = 4),"
+                                        " (SELECT count(*) FROM p.view WHERE status = 11 AND"
+                                        " authority = '" HOTICH "'),"
+                                        " (SELECT count(*) FROM p.result WHERE signer = '" HOTICH
+                                        "')",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int64(q, 0), forwarded + second);
+    ck_assert_int_eq(sqlite3_column_int64(q, 1), second);
+    ck_assert_int_eq(sqlite3_column_int64(q, 2), done);
+    ck_assert_int_eq(sqlite3_column_int64(q, 3), done);
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM refusal"), 0);
+    stop_all_cleanly();
+}
+END_TEST
+
 TK_MAIN("e2e_portal_sync",
         TK_CASE("portal_sync", setup, teardown, 300,
                 illegal_transitions_and_forged_results_are_refused,
-                synchronisation_profile_and_report_match_the_trails))
+                synchronisation_profile_and_report_match_the_trails,
+                dossier_passes_several_authorities))

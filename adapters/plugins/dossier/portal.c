@@ -46,7 +46,13 @@ static const char portal_schema[] =
     " publisher TEXT NOT NULL, authority TEXT NOT NULL, sequence INTEGER NOT NULL,"
     " period_from INTEGER NOT NULL, period_to INTEGER NOT NULL, status INTEGER NOT NULL,"
     " dossiers INTEGER NOT NULL, on_time INTEGER NOT NULL, late INTEGER NOT NULL,"
-    " overdue INTEGER NOT NULL, PRIMARY KEY(publisher, authority, status));";
+    " overdue INTEGER NOT NULL, PRIMARY KEY(publisher, authority, status));"
+    /* Liên thông: each step of a dossier that passes several authorities,
+     * with its own time limit and the last status it had. */
+    "CREATE TABLE IF NOT EXISTS step("
+    " code TEXT NOT NULL, n INTEGER NOT NULL, steps INTEGER NOT NULL, authority TEXT NOT NULL,"
+    " due_at INTEGER NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, PRIMARY KEY(code, n));";
 
 typedef struct {
     const adp_plugin_host_t *host;
@@ -86,6 +92,41 @@ static int portal_apply(sqlite3 *db, const lth_status_change_t *c)
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
+    q = NULL;
+    if (rc == 0 && c->step > 0) {
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO step(code, n, steps, authority, due_at, first_at,"
+                               " last_at, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"
+                               " ON CONFLICT(code, n) DO UPDATE SET last_at = ?6, status = ?7,"
+                               " authority = ?4",
+                               -1, &q, NULL) != SQLITE_OK) {
+            rc = HUB_ESTORE;
+        } else {
+            sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_int(q, 2, (int)c->step);
+            sqlite3_bind_int(q, 3, (int)c->steps);
+            sqlite3_bind_text(q, 4, c->step_authority, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 5, (sqlite3_int64)c->step_due_at_us);
+            sqlite3_bind_int64(q, 6, (sqlite3_int64)c->at_us);
+            sqlite3_bind_int(q, 7, c->status);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+        q = NULL;
+        /* The first change of step n is the hand-over: step n - 1 was
+         * DONE at that moment. */
+        if (rc == 0 && c->step > 1 &&
+            sqlite3_prepare_v2(db,
+                               "UPDATE step SET status = 4, last_at = ?3 WHERE code = ?1 AND"
+                               " n = ?2 AND status <> 4",
+                               -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_int(q, 2, (int)c->step - 1);
+            sqlite3_bind_int64(q, 3, (sqlite3_int64)c->at_us);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+    }
     return rc;
 }
 

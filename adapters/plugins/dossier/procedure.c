@@ -47,6 +47,23 @@
 #include <stdlib.h>
 
 #define PROC_MAX_PROCEDURES 64
+#define PROC_MAX_CHAINS 8
+#define PROC_MAX_STEPS 4
+
+/* A procedure that passes several authorities (liên thông): each step's
+ * authority and its own time limit (plugin.chains). */
+typedef struct {
+    char authority[LTH_MEMBER_MAX];
+    char limit_text[32];
+    unsigned amount;
+    lth_limit_unit_t unit;
+} proc_step_t;
+
+typedef struct {
+    char code[LTH_PROCEDURE_CODE_MAX];
+    size_t n;
+    proc_step_t steps[PROC_MAX_STEPS];
+} proc_chain_t;
 #define PROC_SUMMARY_EVERY_US 5000000u
 #define PROC_PURPOSE "Tiếp nhận hồ sơ TTHC %s: xác minh danh tính người nộp hồ sơ"
 
@@ -66,7 +83,15 @@ static const char proc_schema[] =
     " overdue_sent INTEGER NOT NULL DEFAULT 0,"
     " channel INTEGER NOT NULL DEFAULT 0,"    /* Channel: online or at the counter */
     " portal_seq INTEGER NOT NULL DEFAULT 0," /* the latest change the portal confirmed */
-    " handed_over INTEGER NOT NULL DEFAULT 0);"
+    " handed_over INTEGER NOT NULL DEFAULT 0,"
+    " step INTEGER NOT NULL DEFAULT 0, steps INTEGER NOT NULL DEFAULT 0," /* liên thông */
+    " step_due_at INTEGER NOT NULL DEFAULT 0);"
+    /* Each step of a dossier that passes several authorities, with its own
+     * time limit. */
+    "CREATE TABLE IF NOT EXISTS chain_step("
+    " code TEXT NOT NULL, n INTEGER NOT NULL, authority TEXT NOT NULL,"
+    " started_at INTEGER NOT NULL, due_at INTEGER NOT NULL, done_at INTEGER,"
+    " status INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(code, n));"
     /* Changes refused by the transition table (proto/DOMAIN.md, "Status
      * vocabulary"), once per (dossier, sender, sequence). */
     "CREATE TABLE IF NOT EXISTS refusal("
@@ -122,6 +147,8 @@ typedef struct {
     uint64_t statistics_us;   /* plugin.statistics_ms: statistics.sync/v1 period; 0 = off */
     uint64_t next_statistics_us;
     unsigned long illegal_changes; /* refused by the transition table */
+    proc_chain_t chains[PROC_MAX_CHAINS]; /* plugin.chains */
+    size_t n_chains;
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -135,6 +162,9 @@ typedef struct {
     int status;
     int channel;
     bool forwarded;
+    unsigned step, steps; /* liên thông: the current step of steps; 0 = one authority */
+    uint64_t step_due_at;
+    bool handoff; /* the next PROCESSING hands the dossier to the next step */
 } proc_dossier_t;
 
 static const char *proc_me(adp_client_t *client)
@@ -149,7 +179,8 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
     if (sqlite3_prepare_v2(st->db,
                            "SELECT code, procedure_code, authority, applicant, submitted_at, "
                            "due_at, seq, authority_seq, status, coalesce(resolver, ''), "
-                           "forwarded_at IS NOT NULL, channel FROM dossier WHERE code = ?",
+                           "forwarded_at IS NOT NULL, channel, step, steps, step_due_at "
+                           "FROM dossier WHERE code = ?",
                            -1, &q, NULL) != SQLITE_OK)
         return HUB_ESTORE;
     sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
@@ -168,6 +199,10 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
         snprintf(d->resolver, sizeof d->resolver, "%s", (const char *)sqlite3_column_text(q, 9));
         d->forwarded = sqlite3_column_int(q, 10) != 0;
         d->channel = sqlite3_column_int(q, 11);
+        d->step = (unsigned)sqlite3_column_int(q, 12);
+        d->steps = (unsigned)sqlite3_column_int(q, 13);
+        d->step_due_at = (uint64_t)sqlite3_column_int64(q, 14);
+        d->handoff = false;
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HUB_ENOTFOUND : HUB_ESTORE;
@@ -195,7 +230,11 @@ static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *acto
                      const char *note)
 {
     char why[LTH_NOTE_MAX];
-    if (lth_status_transition_check(d->status, status, why, sizeof why) != 0) {
+    /* Handing a dossier on to the next authority of its chain keeps it
+     * PROCESSING: the one same-state change the table admits. */
+    bool handoff = d->handoff && status == LTH_STATUS_PROCESSING &&
+                   lth_status_transition_allowed(d->status, LTH_STATUS_SUPPLEMENT_REQUESTED);
+    if (!handoff && lth_status_transition_check(d->status, status, why, sizeof why) != 0) {
         adp_plugin_log(st->host, ADP_LOG_ERROR, "procedure system: %s: not sent: %s", d->code, why);
         return HUB_EINVAL;
     }
@@ -213,6 +252,12 @@ static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *acto
     snprintf(c.authority, sizeof c.authority, "%s", d->resolver[0] ? d->resolver : d->authority);
     c.submitted_at_us = d->submitted_at;
     c.due_at_us = d->due_at;
+    c.step = d->step;
+    c.steps = d->steps;
+    if (d->steps)
+        snprintf(c.step_authority, sizeof c.step_authority, "%s",
+                 d->resolver[0] ? d->resolver : d->authority);
+    c.step_due_at_us = d->step_due_at;
 
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
@@ -263,17 +308,17 @@ static void proc_flush(proc_t *st, adp_client_t *client)
 /* When a dossier received at now is due: with plugin.calendar, in working
  * days and hours (lth_workcal.h); without, every day a working day and a
  * day plugin.day_ms long (demos and tests run days in seconds). */
-static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
+static uint64_t proc_due_limit(proc_t *st, const char *limit_text, unsigned amount,
+                               lth_limit_unit_t unit, uint64_t now)
 {
     if (!st->calendar)
-        return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, st->day_us);
+        return now + lth_limit_duration_us(amount, unit, st->day_us);
     int64_t due = 0;
-    int rc =
-        !strcmp(p->limit_text, "same working day")
-            ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
-            : lth_workcal_due(st->calendar, (int64_t)now, p->limit_amount, p->limit_unit, &due);
+    int rc = !strcmp(limit_text, "same working day")
+                 ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
+                 : lth_workcal_due(st->calendar, (int64_t)now, amount, unit, &due);
     if (rc != 0)
-        return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, LTH_DAY_US);
+        return now + lth_limit_duration_us(amount, unit, LTH_DAY_US);
     time_t secs = (time_t)(due / 1000000 + LTH_WORKCAL_UTC_OFFSET_S);
     struct tm tm;
     gmtime_r(&secs, &tm);
@@ -286,6 +331,107 @@ static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
             tm.tm_year + 1900);
     }
     return (uint64_t)due;
+}
+
+static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
+{
+    return proc_due_limit(st, p->limit_text, p->limit_amount, p->limit_unit, now);
+}
+
+static const proc_chain_t *proc_chain_of(const proc_t *st, const char *procedure_code)
+{
+    for (size_t i = 0; i < st->n_chains; i++)
+        if (!strcmp(st->chains[i].code, procedure_code))
+            return &st->chains[i];
+    return NULL;
+}
+
+/* Starts step n (1-based) of the dossier's chain at now: its authority
+ * becomes the dossier's, with the step's own due time (inside the caller's
+ * transaction). */
+static int proc_chain_enter(proc_t *st, proc_dossier_t *d, const proc_chain_t *chain, unsigned n,
+                            uint64_t now)
+{
+    const proc_step_t *s = &chain->steps[n - 1];
+    uint64_t due = proc_due_limit(st, s->limit_text, s->amount, s->unit, now);
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT OR IGNORE INTO chain_step(code, n, authority, started_at, "
+                                "due_at) VALUES(?, ?, ?, ?, ?)",
+                                -1, &q, NULL) == SQLITE_OK
+                 ? 0
+                 : HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, (int)n);
+        sqlite3_bind_text(q, 3, s->authority, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)due);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (rc == 0 &&
+        sqlite3_prepare_v2(st->db,
+                           "UPDATE dossier SET step = ?2, steps = ?3, step_due_at = ?4, "
+                           "authority = ?5, authority_seq = 0, resolver = NULL WHERE code = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, (int)n);
+        sqlite3_bind_int(q, 3, (int)chain->n);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)due);
+        sqlite3_bind_text(q, 5, s->authority, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    if (rc == 0) {
+        d->step = n;
+        d->steps = (unsigned)chain->n;
+        d->step_due_at = due;
+        snprintf(d->authority, sizeof d->authority, "%s", s->authority);
+        d->resolver[0] = '\0';
+        d->authority_seq = 0;
+    }
+    return rc;
+}
+
+/* Queues the Dossier for its current authority (dossier.submit/v1); in a
+ * chain, with the step's due time, which is what that authority answers
+ * for. */
+static int proc_forward(proc_t *st, const proc_dossier_t *d, const char *me)
+{
+    lth_dossier_t msg;
+    memset(&msg, 0, sizeof msg);
+    snprintf(msg.dossier_code, sizeof msg.dossier_code, "%s", d->code);
+    snprintf(msg.procedure_code, sizeof msg.procedure_code, "%s", d->procedure_code);
+    snprintf(msg.applicant_id, sizeof msg.applicant_id, "%s", d->applicant);
+    msg.submitted_at_us = d->submitted_at;
+    msg.due_at_us = d->steps ? d->step_due_at : d->due_at;
+    snprintf(msg.received_by, sizeof msg.received_by, "%s", me);
+    snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
+    /* How the applicant was authenticated travels with the dossier. */
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT assurance, auth_method FROM declared WHERE code = ?", -1,
+                           &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            msg.assurance.level = (unsigned)sqlite3_column_int(q, 0);
+            msg.assurance.method = (lth_auth_method_t)sqlite3_column_int(q, 1);
+            msg.assurance.at_us = d->submitted_at;
+        }
+    }
+    sqlite3_finalize(q);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = lth_dossier_encode(&msg, &buf, &len);
+    if (rc == 0)
+        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, LTH_DOSSIER_TYPE, buf,
+                          len);
+    free(buf);
+    explicit_bzero(&msg, sizeof msg); /* the applicant's ID */
+    return rc;
 }
 
 /* Returns a dossier whose applicant was authenticated below the level its
@@ -405,7 +551,7 @@ static int proc_submit(proc_t *st)
 /* ---- identity checks ---- */
 
 /* FOUND (and, for a verification, every declared field matched): receive,
- * forward to the authority, processing. */
+ * forward to the authority (in a chain, to its first step's), processing. */
 static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now)
 {
     const char *me = proc_me(client);
@@ -415,42 +561,21 @@ static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     if (rc == 0)
         rc = proc_emit(st, d, LTH_STATUS_RECEIVED, me, now,
                        "Đã tiếp nhận hồ sơ; danh tính người nộp đã được xác minh");
-    lth_dossier_t msg;
-    memset(&msg, 0, sizeof msg);
-    snprintf(msg.dossier_code, sizeof msg.dossier_code, "%s", d->code);
-    snprintf(msg.procedure_code, sizeof msg.procedure_code, "%s", d->procedure_code);
-    snprintf(msg.applicant_id, sizeof msg.applicant_id, "%s", d->applicant);
-    msg.submitted_at_us = d->submitted_at;
-    msg.due_at_us = d->due_at;
-    snprintf(msg.received_by, sizeof msg.received_by, "%s", me);
-    snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
-    /* How the applicant was authenticated travels with the dossier. */
-    sqlite3_stmt *q = NULL;
-    if (rc == 0 &&
-        sqlite3_prepare_v2(st->db, "SELECT assurance, auth_method FROM declared WHERE code = ?", -1,
-                           &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            msg.assurance.level = (unsigned)sqlite3_column_int(q, 0);
-            msg.assurance.method = (lth_auth_method_t)sqlite3_column_int(q, 1);
-            msg.assurance.at_us = d->submitted_at;
-        }
-    }
-    sqlite3_finalize(q);
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    const proc_chain_t *chain = proc_chain_of(st, d->procedure_code);
+    if (rc == 0 && chain)
+        rc = proc_chain_enter(st, d, chain, 1, now);
     if (rc == 0)
-        rc = lth_dossier_encode(&msg, &buf, &len);
-    if (rc == 0)
-        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, LTH_DOSSIER_TYPE, buf,
-                          len);
-    free(buf);
-    memset(&msg, 0, sizeof msg); /* the applicant's ID */
+        rc = proc_forward(st, d, me);
     if (rc == 0)
         rc = proc_step(st->db, "UPDATE dossier SET forwarded_at = ?2 WHERE code = ?1", d->code, now,
                        0);
     char note[LTH_NOTE_MAX];
-    snprintf(note, sizeof note, "Đã chuyển hồ sơ đến cơ quan có thẩm quyền %s", d->authority);
+    if (chain)
+        snprintf(note, sizeof note,
+                 "Đã chuyển hồ sơ liên thông: bước 1/%zu tại cơ quan có thẩm quyền %s", chain->n,
+                 d->authority);
+    else
+        snprintf(note, sizeof note, "Đã chuyển hồ sơ đến cơ quan có thẩm quyền %s", d->authority);
     if (rc == 0)
         rc = proc_emit(st, d, LTH_STATUS_PROCESSING, me, now, note);
     return rc;
@@ -986,11 +1111,22 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     if (rc == 0)
         rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d.code,
                        c.sequence, 0);
+    /* Liên thông: a DONE from any step but the last hands the dossier on
+     * to the next authority instead of ending it. */
+    const proc_chain_t *chain = d.steps ? proc_chain_of(st, d.procedure_code) : NULL;
+    bool handoff = chain && c.status == LTH_STATUS_DONE && d.step < d.steps && d.step < chain->n;
+    bool final = lth_status_final(c.status) && !handoff;
+    if (rc == 0 && d.steps)
+        rc = proc_step(st->db,
+                       "UPDATE chain_step SET status = ?3, done_at = CASE WHEN ?3 IN (4, 5, 7, 10)"
+                       " THEN ?2 ELSE done_at END WHERE code = ?1 AND n = (SELECT step FROM"
+                       " dossier WHERE code = ?1)",
+                       d.code, at, (uint64_t)c.status);
     /* A decision that comes after the time limit, before the periodic
      * sweep (or within its grace) marked the dossier overdue: it is marked
      * OVERDUE now, first, so that every late dossier is reported overdue
      * to the portal whatever the sweep's timing. */
-    if (rc == 0 && lth_status_final(c.status) && d.due_at > 0 && at > d.due_at) {
+    if (rc == 0 && final && d.due_at > 0 && at > d.due_at) {
         rc = proc_step(st->db,
                        "UPDATE dossier SET overdue_sent = 1 WHERE code = ?1 AND overdue_sent = 0",
                        d.code, 0, 0);
@@ -998,9 +1134,23 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
             rc = proc_emit(st, &d, LTH_STATUS_OVERDUE, proc_me(client), at,
                            "Quá hạn giải quyết theo quy định");
     }
-    if (rc == 0)
+    if (rc == 0 && handoff) {
+        char note[LTH_NOTE_MAX];
+        unsigned done_step = d.step;
+        bool step_late = d.step_due_at > 0 && at > d.step_due_at;
+        rc = proc_chain_enter(st, &d, chain, done_step + 1, at);
+        snprintf(note, sizeof note,
+                 "Liên thông: bước %u/%u xong tại %s (%s hạn của bước); chuyển đến %s",
+                 done_step, d.steps, msg->sender, step_late ? "quá" : "trong", d.authority);
+        d.handoff = true;
+        if (rc == 0)
+            rc = proc_emit(st, &d, LTH_STATUS_PROCESSING, proc_me(client), at, note);
+        if (rc == 0)
+            rc = proc_forward(st, &d, proc_me(client));
+    } else if (rc == 0) {
         rc = proc_emit(st, &d, c.status, msg->sender, at, c.note);
-    if (rc == 0 && lth_status_final(c.status))
+    }
+    if (rc == 0 && final)
         rc = proc_step(st->db, "UPDATE dossier SET decided_at = ?2 WHERE code = ?1", d.code, at, 0);
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
@@ -1571,6 +1721,94 @@ static int proc_parse_procedures(proc_t *st, const char *list, char *err, size_t
     return 0;
 }
 
+static char *proc_trim(char *t)
+{
+    while (*t == ' ' || *t == '\t')
+        t++;
+    char *e = t + strlen(t);
+    while (e > t && (e[-1] == ' ' || e[-1] == '\t'))
+        *--e = '\0';
+    return t;
+}
+
+/* plugin.chains: procedures that pass several authorities (liên thông),
+ *   CODE: MEMBER (LIMIT) > MEMBER (LIMIT) [> …] [; CODE: …]
+ * e.g. "SYN-1.000004: VN/GOV/HN-SKHDT/DKKD (1 working day) >
+ * VN/GOV/HN-STP/HOTICH (8 working hours)". */
+static int proc_parse_chains(proc_t *st, const char *text, char *err, size_t err_size)
+{
+    if (!text || !*text)
+        return 0;
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", text);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+        char *colon = strchr(item, ':');
+        if (!colon) {
+            snprintf(err, err_size,
+                     "plugin.chains: '%s' has no ':'; write CODE: MEMBER (LIMIT) > MEMBER (LIMIT)",
+                     proc_trim(item));
+            return HUB_EINVAL;
+        }
+        *colon = '\0';
+        char *code = proc_trim(item);
+        if (!lth_procedure_find(code)) {
+            snprintf(err, err_size, "plugin.chains: '%s' is not a procedure of the catalogue",
+                     code);
+            return HUB_EINVAL;
+        }
+        if (st->n_chains == PROC_MAX_CHAINS) {
+            snprintf(err, err_size, "plugin.chains: at most %d procedures", PROC_MAX_CHAINS);
+            return HUB_EINVAL;
+        }
+        proc_chain_t *chain = &st->chains[st->n_chains];
+        memset(chain, 0, sizeof *chain);
+        snprintf(chain->code, sizeof chain->code, "%s", code);
+        char *save2 = NULL;
+        for (char *step = strtok_r(colon + 1, ">", &save2); step;
+             step = strtok_r(NULL, ">", &save2)) {
+            char *open = strchr(step, '('), *close = strrchr(step, ')');
+            if (!open || !close || close < open) {
+                snprintf(err, err_size,
+                         "plugin.chains: step '%s' of %s must be MEMBER (LIMIT), e.g. "
+                         "VN/GOV/HN-STP/HOTICH (2 working days)",
+                         proc_trim(step), code);
+                return HUB_EINVAL;
+            }
+            *open = '\0';
+            *close = '\0';
+            char *member = proc_trim(step), *limit = proc_trim(open + 1);
+            if (chain->n == PROC_MAX_STEPS) {
+                snprintf(err, err_size, "plugin.chains: %s has more than %d steps", code,
+                         PROC_MAX_STEPS);
+                return HUB_EINVAL;
+            }
+            proc_step_t *s = &chain->steps[chain->n];
+            if (hub_member_id_problem(member)) {
+                snprintf(err, err_size, "plugin.chains: '%s' in %s is not a member id", member,
+                         code);
+                return HUB_EINVAL;
+            }
+            if (lth_limit_parse(limit, &s->amount, &s->unit) != 0) {
+                snprintf(err, err_size,
+                         "plugin.chains: '%s' in %s is not a time limit (\"N working days\", "
+                         "\"N working hours\", \"same working day\", \"N days\")",
+                         limit, code);
+                return HUB_EINVAL;
+            }
+            snprintf(s->authority, sizeof s->authority, "%s", member);
+            snprintf(s->limit_text, sizeof s->limit_text, "%s", limit);
+            chain->n++;
+        }
+        if (chain->n < 2) {
+            snprintf(err, err_size, "plugin.chains: %s names fewer than two authorities", code);
+            return HUB_EINVAL;
+        }
+        st->n_chains++;
+    }
+    return 0;
+}
+
 static int proc_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
 {
     proc_t *st = calloc(1, sizeof *st);
@@ -1643,6 +1881,8 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
                                     sizeof st->report, err, err_size);
     if (rc == 0)
         rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
+    if (rc == 0)
+        rc = proc_parse_chains(st, host->config(host, "chains"), err, err_size);
     st->gen.population_citizens = (size_t)citizens;
     st->gen.invalid_percent = (unsigned)invalid;
     st->gen.unknown_percent = (unsigned)unknown;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const lth__status_names[] = {
     "UNSPECIFIED", "RECEIVED",  "PROCESSING", "SUPPLEMENT_REQUESTED",
@@ -131,6 +132,24 @@ static uint64_t lth__mix(uint64_t x)
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
+}
+
+int lth_dossier_code_national(const char *agency_code, uint64_t at_us, uint64_t number,
+                              char out[LTH_DOSSIER_CODE_MAX])
+{
+    size_t n = agency_code ? strlen(agency_code) : 0;
+    if (n == 0 || n > 32 || number == 0 || number > 999999999u)
+        return HUB_EINVAL;
+    for (const char *p = agency_code; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.'))
+            return HUB_EINVAL;
+    time_t t = (time_t)(at_us / 1000000u) + 7 * 3600; /* Asia/Ho_Chi_Minh */
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        return HUB_EINVAL;
+    snprintf(out, LTH_DOSSIER_CODE_MAX, "%s-%02d%02d%02d-%06" PRIu64, agency_code,
+             tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday, number);
+    return 0;
 }
 
 int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX])

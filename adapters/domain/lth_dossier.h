@@ -150,6 +150,14 @@ typedef struct {
 int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_dossier_t *out);
 /* The dossier code of an index, "SYN-H26-%06u"; HUB_EINVAL past 999999999. */
 int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX]);
+/* A dossier code in the national structure: the receiving agency's code
+ * (its electronic identifier, Decision 20/2020/QĐ-TTg, e.g. "000.00.01.H26"),
+ * the local date of receipt as yymmdd (Asia/Ho_Chi_Minh) and a number:
+ * "000.00.01.H26-260703-000042". HUB_EINVAL for an agency code that is
+ * empty, longer than 32 bytes or not of A-Z 0-9 '.', or a number past
+ * 999999999. */
+int lth_dossier_code_national(const char *agency_code, uint64_t at_us, uint64_t number,
+                              char out[LTH_DOSSIER_CODE_MAX]);
 
 /* ---- messages ---- */
 

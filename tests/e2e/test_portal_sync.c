@@ -888,6 +888,10 @@ START_TEST(dossier_passes_several_authorities)
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
     ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM refusal"), 0);
+    /* The registry's own results of step 1 are not the dossier's. */
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM rejected"), 0);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM result WHERE signer <> '" HOTICH "'"),
+                     0);
     stop_all_cleanly();
 }
 END_TEST

@@ -516,6 +516,18 @@ START_TEST(transitions_follow_the_portal_table)
 }
 END_TEST
 
+START_TEST(national_dossier_codes)
+{
+    char code[LTH_DOSSIER_CODE_MAX];
+    /* 2026-07-02T18:30Z is 3 July in Hà Nội. */
+    ck_assert_int_eq(lth_dossier_code_national("000.00.01.H26", 1783017000000000ull, 42, code), 0);
+    ck_assert_str_eq(code, "000.00.01.H26-260703-000042");
+    ck_assert_int_eq(lth_dossier_code_national("h26", 0, 1, code), HUB_EINVAL);
+    ck_assert_int_eq(lth_dossier_code_national("", 0, 1, code), HUB_EINVAL);
+    ck_assert_int_eq(lth_dossier_code_national("000.00.01.H26", 0, 0, code), HUB_EINVAL);
+}
+END_TEST
+
 START_TEST(result_signature_and_code)
 {
     ck_assert_int_ge(sodium_init(), 0);
@@ -615,5 +627,6 @@ TK_MAIN("dossier", TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit
                            generator_citizens_exist_and_filters_apply, sequence_rule,
                            status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
                            aggregation_adds_up, renderings,
-                           transitions_follow_the_portal_table, result_signature_and_code,
+                           transitions_follow_the_portal_table, national_dossier_codes,
+                           result_signature_and_code,
                            payment_and_feedback_refusals))

@@ -147,6 +147,7 @@ typedef struct {
     uint64_t statistics_us;   /* plugin.statistics_ms: statistics.sync/v1 period; 0 = off */
     uint64_t next_statistics_us;
     unsigned long illegal_changes; /* refused by the transition table */
+    char agency_code[40];                 /* plugin.agency_code: starts each dossier code */
     proc_chain_t chains[PROC_MAX_CHAINS]; /* plugin.chains */
     size_t n_chains;
 } proc_t;
@@ -505,6 +506,10 @@ static int proc_submit(proc_t *st)
             break;
         uint64_t now = hub_now_us();
         uint64_t due = proc_due(st, g.procedure, now);
+        /* The national structure: agency code, date of receipt, number. */
+        rc = lth_dossier_code_national(st->agency_code, now, g.index, g.code);
+        if (rc != 0)
+            break;
         g.assurance.at_us = now;
         sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)g.index);
@@ -1248,6 +1253,23 @@ static const char *proc_dossier_for(proc_t *st, const char *code, proc_dossier_t
     return NULL;
 }
 
+/* Whether member resolved an earlier step of the dossier's chain. */
+static bool proc_was_step_authority(proc_t *st, const char *code, const char *member)
+{
+    sqlite3_stmt *q = NULL;
+    bool was = false;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT 1 FROM chain_step s JOIN dossier d USING(code) WHERE code = ?"
+                           " AND s.authority = ? AND s.n < d.step",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, member, -1, SQLITE_STATIC);
+        was = sqlite3_step(q) == SQLITE_ROW;
+    }
+    sqlite3_finalize(q);
+    return was;
+}
+
 /* dossier.result/v1 from the deciding authority: checked (its own
  * signature, the signer is the sender, the key is the one the hub binds to
  * the sender, the dossier was decided with a result or is still open), kept
@@ -1279,6 +1301,15 @@ static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_re
         why = "the dossier ended without a result (returned, not accepted or withdrawn)";
     if (rc != 0)
         return rc;
+    if (why && !strcmp(why, "the sender is not the authority deciding the dossier") &&
+        proc_was_step_authority(st, r.dossier_code, msg->sender)) {
+        /* Liên thông: an earlier step's own output; that authority keeps
+         * it, the dossier's result is the last step's. */
+        adp_plugin_log(st->host, ADP_LOG_DEBUG,
+                       "dossier.result from %s: an earlier step's result of %s, not relayed",
+                       msg->sender, r.dossier_code);
+        return 0;
+    }
     if (why) {
         proc_reject(st, LTH_SERVICE_DOSSIER_RESULT, msg->sender,
                     msg->kind == ADP_REQUEST ? "" : r.dossier_code, why);
@@ -1883,6 +1914,16 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
     if (rc == 0)
         rc = proc_parse_chains(st, host->config(host, "chains"), err, err_size);
+    const char *agency = host->config(host, "agency_code");
+    snprintf(st->agency_code, sizeof st->agency_code, "%s", agency ? agency : "000.00.01.H26");
+    char probe[LTH_DOSSIER_CODE_MAX];
+    if (rc == 0 && lth_dossier_code_national(st->agency_code, 0, 1, probe) != 0) {
+        snprintf(err, err_size,
+                 "plugin.agency_code '%s' is not an agency code: 1-32 of A-Z 0-9 '.', e.g. "
+                 "000.00.01.H26",
+                 st->agency_code);
+        rc = HUB_EINVAL;
+    }
     st->gen.population_citizens = (size_t)citizens;
     st->gen.invalid_percent = (unsigned)invalid;
     st->gen.unknown_percent = (unsigned)unknown;

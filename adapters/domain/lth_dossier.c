@@ -13,9 +13,18 @@
 #include <time.h>
 
 static const char *const lth__status_names[] = {
-    "UNSPECIFIED", "RECEIVED",  "PROCESSING", "SUPPLEMENT_REQUESTED",
-    "DONE",        "RETURNED",  "OVERDUE",    "NOT_ACCEPTED",
-    "FINANCIAL_OBLIGATION_REQUESTED", "SUSPENDED", "WITHDRAWN", "RESULT_HANDED_OVER",
+    "UNSPECIFIED",
+    "RECEIVED",
+    "PROCESSING",
+    "SUPPLEMENT_REQUESTED",
+    "DONE",
+    "RETURNED",
+    "OVERDUE",
+    "NOT_ACCEPTED",
+    "FINANCIAL_OBLIGATION_REQUESTED",
+    "SUSPENDED",
+    "WITHDRAWN",
+    "RESULT_HANDED_OVER",
 };
 
 const char *lth_status_name(int status)
@@ -50,19 +59,19 @@ bool lth_status_final(int status)
 static const unsigned lth__next[LTH_STATUS_LAST + 1] = {
     [0] = LTH__BIT(LTH_STATUS_RECEIVED) | LTH__BIT(LTH_STATUS_NOT_ACCEPTED) |
           LTH__BIT(LTH_STATUS_RETURNED),
-    [LTH_STATUS_RECEIVED] = (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_DONE)) |
-                            LTH__BIT(LTH_STATUS_OVERDUE),
-    [LTH_STATUS_PROCESSING] = (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_PROCESSING)) |
-                              LTH__BIT(LTH_STATUS_OVERDUE),
-    [LTH_STATUS_SUPPLEMENT_REQUESTED] = (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_SUPPLEMENT_REQUESTED) &
-                                         ~LTH__BIT(LTH_STATUS_DONE)) |
-                                        LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_RECEIVED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_DONE)) | LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_PROCESSING] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_PROCESSING)) | LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_SUPPLEMENT_REQUESTED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_SUPPLEMENT_REQUESTED) & ~LTH__BIT(LTH_STATUS_DONE)) |
+        LTH__BIT(LTH_STATUS_OVERDUE),
     [LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED] =
         (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED)) |
         LTH__BIT(LTH_STATUS_OVERDUE),
-    [LTH_STATUS_SUSPENDED] = (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_SUSPENDED) &
-                              ~LTH__BIT(LTH_STATUS_DONE)) |
-                             LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_SUSPENDED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_SUSPENDED) & ~LTH__BIT(LTH_STATUS_DONE)) |
+        LTH__BIT(LTH_STATUS_OVERDUE),
     [LTH_STATUS_OVERDUE] = LTH__OPEN_NEXT,
     [LTH_STATUS_DONE] = LTH__BIT(LTH_STATUS_RESULT_HANDED_OVER),
 };
@@ -147,8 +156,8 @@ int lth_dossier_code_national(const char *agency_code, uint64_t at_us, uint64_t 
     struct tm tm;
     if (!gmtime_r(&t, &tm))
         return HUB_EINVAL;
-    snprintf(out, LTH_DOSSIER_CODE_MAX, "%s-%02d%02d%02d-%06" PRIu64, agency_code,
-             tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday, number);
+    snprintf(out, LTH_DOSSIER_CODE_MAX, "%s-%02d%02d%02d-%06" PRIu64, agency_code, tm.tm_year % 100,
+             tm.tm_mon + 1, tm.tm_mday, number);
     return 0;
 }
 

@@ -68,7 +68,11 @@ bool lth_status_transition_allowed(int from, int to);
 int lth_status_transition_check(int from, int to, char *why, size_t why_size);
 
 /* The values match lth.domain.v1.Channel. */
-typedef enum { LTH_CHANNEL_UNSPECIFIED = 0, LTH_CHANNEL_ONLINE = 1, LTH_CHANNEL_COUNTER = 2 } lth_channel_t;
+typedef enum {
+    LTH_CHANNEL_UNSPECIFIED = 0,
+    LTH_CHANNEL_ONLINE = 1,
+    LTH_CHANNEL_COUNTER = 2
+} lth_channel_t;
 
 /* The ordering rule for at-least-once, possibly reordered status changes. */
 typedef enum {
@@ -173,8 +177,8 @@ typedef struct {
     char authority[LTH_MEMBER_MAX];
     uint64_t submitted_at_us;
     uint64_t due_at_us;
-    int channel;                        /* lth_channel_t */
-    unsigned step, steps;               /* liên thông: 1-based step of steps; 0 = single */
+    int channel;          /* lth_channel_t */
+    unsigned step, steps; /* liên thông: 1-based step of steps; 0 = single */
     char step_authority[LTH_MEMBER_MAX];
     uint64_t step_due_at_us;
 } lth_status_change_t;

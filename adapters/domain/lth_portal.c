@@ -97,8 +97,8 @@ int lth_result_decode(const char *content_type, const uint8_t *payload, size_t l
         why = "the content type is not " LTH_RESULT_TYPE;
     else if (!(m = lth__domain__v1__dossier_result__unpack(NULL, len, payload)))
         why = "the payload is not a DossierResult";
-    else if (!m->dossier_code[0] || !lth__put(out->dossier_code, sizeof out->dossier_code,
-                                              m->dossier_code))
+    else if (!m->dossier_code[0] ||
+             !lth__put(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
         why = "dossier_code is empty or longer than 63 bytes";
     else if (!lth__put(out->result_code, sizeof out->result_code, m->result_code) ||
              lth_result_number(m->dossier_code, m->result_code) == 0)

@@ -223,8 +223,8 @@ static void lth__counts(const lth_report_row_t *row, unsigned long v[6])
 static const char *const lth__figure_titles[LTH__N_FIGURES] = {
     "early", "avg work h", "synced %", "online %", "e-result %", "paid online %", "satisfaction"};
 static const char *const lth__figure_keys[LTH__N_FIGURES] = {
-    "early",      "avg_working_hours",     "pct_synced",       "pct_online",
-    "pct_electronic_result", "pct_paid_online", "avg_satisfaction"};
+    "early",           "avg_working_hours", "pct_synced", "pct_online", "pct_electronic_result",
+    "pct_paid_online", "avg_satisfaction"};
 
 static double lth__pct(unsigned long part, unsigned long whole)
 {

@@ -42,15 +42,15 @@ typedef struct {
     unsigned long dossiers; /* = the five below added up */
     unsigned long on_time, late, overdue, in_progress, returned;
     /* The reform-index figures (issue 19; proto/DOMAIN.md, report.query/v1). */
-    unsigned long early;       /* of on_time: decided on a day before the due day */
-    unsigned long decided;     /* with a decision time, for the average below */
-    uint64_t working_us;       /* office time from submission to decision, summed */
-    unsigned long synced;      /* the portal confirmed the dossier's latest change */
-    unsigned long online;      /* submitted through the portal */
-    unsigned long with_result; /* of the DONE ones: with a signed electronic result */
+    unsigned long early;             /* of on_time: decided on a day before the due day */
+    unsigned long decided;           /* with a decision time, for the average below */
+    uint64_t working_us;             /* office time from submission to decision, summed */
+    unsigned long synced;            /* the portal confirmed the dossier's latest change */
+    unsigned long online;            /* submitted through the portal */
+    unsigned long with_result;       /* of the DONE ones: with a signed electronic result */
     unsigned long paid, paid_online; /* with a PAID payment; of them, paid online */
-    unsigned long rated;       /* with a satisfaction rating */
-    double rating_sum;         /* the sum of each rated dossier's mean score */
+    unsigned long rated;             /* with a satisfaction rating */
+    double rating_sum;               /* the sum of each rated dossier's mean score */
 } lth_report_row_t;
 
 /* One dossier as the reform-index report counts it. */

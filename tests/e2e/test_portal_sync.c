@@ -84,7 +84,10 @@ static void setup(void)
     n_pids = 0;
 }
 
-static void teardown(void) { hubfix_cleanup(&fix); }
+static void teardown(void)
+{
+    hubfix_cleanup(&fix);
+}
 
 static pid_t start(const char *member, const char *plugin, const char *conf)
 {
@@ -108,8 +111,7 @@ static void stop(pid_t pid)
             continue;
         int status = tk_stop(pid);
         ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "the adapter of %s did not exit cleanly (status %d)", pid_members[i],
-                      status);
+                      "the adapter of %s did not exit cleanly (status %d)", pid_members[i], status);
         pids[i] = pids[--n_pids];
         pid_members[i] = pid_members[n_pids];
         return;
@@ -277,9 +279,8 @@ static void send_result(adp_client_t *c, const char *code, bool forged)
         crypto_sign_keypair(r.signer_public_key, sk);
         crypto_sign_detached(r.signature, NULL, (const uint8_t *)text, n, sk);
     } else {
-        ck_assert_int_eq(adp_sign_detached(c, (const uint8_t *)text, n, r.signature,
-                                           r.signer_public_key),
-                         0);
+        ck_assert_int_eq(
+            adp_sign_detached(c, (const uint8_t *)text, n, r.signature, r.signer_public_key), 0);
     }
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -302,9 +303,9 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     char code[LTH_DOSSIER_CODE_MAX], other[LTH_DOSSIER_CODE_MAX];
     sqlite3 *db = open_ro(db_proc);
     sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT code FROM dossier ORDER BY idx LIMIT 2", -1,
-                                        &q, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(db, "SELECT code FROM dossier ORDER BY idx LIMIT 2", -1, &q, NULL),
+        SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     snprintf(code, sizeof code, "%s", (const char *)sqlite3_column_text(q, 0));
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
@@ -388,7 +389,10 @@ typedef struct {
     double working_us, rating_sum;
 } figures_t;
 
-static uint64_t local_day(uint64_t us) { return (us / 1000000u + 7u * 3600u) / 86400u; }
+static uint64_t local_day(uint64_t us)
+{
+    return (us / 1000000u + 7u * 3600u) / 86400u;
+}
 
 /* Recomputes the report from the procedure system's records. */
 static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workcal_t *cal)
@@ -445,8 +449,8 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workc
             }
             if (decided) {
                 f[k]->decided++;
-                f[k]->working_us += (double)lth_workcal_working_us(cal, (int64_t)submitted,
-                                                                   (int64_t)decided);
+                f[k]->working_us +=
+                    (double)lth_workcal_working_us(cal, (int64_t)submitted, (int64_t)decided);
             }
             f[k]->synced += sqlite3_column_int(q, 7);
             f[k]->online += sqlite3_column_int(q, 6) == LTH_CHANNEL_ONLINE;
@@ -486,8 +490,8 @@ static double pct(long long part, long long whole)
 
 static void assert_near(double got, double want, const char *what, const char *row)
 {
-    ck_assert_msg(fabs(got - want) <= 0.0051, "%s %s: report %.4f, recomputed %.4f", row, what,
-                  got, want);
+    ck_assert_msg(fabs(got - want) <= 0.0051, "%s %s: report %.4f, recomputed %.4f", row, what, got,
+                  want);
 }
 
 static void assert_row(json_t *row, const figures_t *f, const char *name)
@@ -600,8 +604,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
              "SELECT coalesce(sum(dossiers), 0) FROM statistics WHERE publisher = '" TTHC "'");
     wait_eq(db_portal, sql, n, "dossiers in the portal's statistics");
     ck_assert_int_eq(sql_int(db_portal, "SELECT count(DISTINCT authority) FROM statistics"), 2);
-    wait_eq(db_portal, "SELECT coalesce(sum(dossiers), 0) FROM statistics WHERE status = 11",
-            done, "dossiers handed over in the portal's statistics");
+    wait_eq(db_portal, "SELECT coalesce(sum(dossiers), 0) FROM statistics WHERE status = 11", done,
+            "dossiers handed over in the portal's statistics");
 
     /* The portal's payment platform and ratings: played by the test, as
      * the portal, while the portal adapter is stopped. */
@@ -655,8 +659,11 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     sqlite3_close_v2(db);
     ck_assert_int_gt(payments, 0);
     /* A fee other than the catalogue's, and a rating of no dossier: refused. */
-    lth_payment_t bad = {.dossier_code = "", .fee_vnd = 40000, .amount_vnd = 40000,
-                         .transaction_ref = "PAYGOV-BAD", .outcome = LTH_PAYMENT_PAID,
+    lth_payment_t bad = {.dossier_code = "",
+                         .fee_vnd = 40000,
+                         .amount_vnd = 40000,
+                         .transaction_ref = "PAYGOV-BAD",
+                         .outcome = LTH_PAYMENT_PAID,
                          .channel = LTH_CHANNEL_ONLINE};
     sql_int(db_proc, "SELECT 1");
     db = open_ro(db_proc);
@@ -666,7 +673,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
                                         -1, &q, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    snprintf(bad.dossier_code, sizeof bad.dossier_code, "%s", (const char *)sqlite3_column_text(q, 0));
+    snprintf(bad.dossier_code, sizeof bad.dossier_code, "%s",
+             (const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
     uint8_t *buf = NULL;
@@ -746,10 +754,10 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     ck_assert_uint_eq(json_array_size(json_object_get(doc, "rows")), 0);
     json_decref(doc);
     /* Bad periods are answered with what to fix. */
-    const char *bad_requests[][2] = {{"{\"from\":\"2026-13-01\"}", "YYYY-MM-DD"},
-                                     {"{\"by\":\"paid\"}", "by must be"},
-                                     {"{\"from\":\"2026-07-02\",\"to\":\"2026-07-01\"}",
-                                      "to must not come before from"}};
+    const char *bad_requests[][2] = {
+        {"{\"from\":\"2026-13-01\"}", "YYYY-MM-DD"},
+        {"{\"by\":\"paid\"}", "by must be"},
+        {"{\"from\":\"2026-07-02\",\"to\":\"2026-07-01\"}", "to must not come before from"}};
     for (size_t i = 0; i < 3; i++) {
         doc = report_json(r, bad_requests[i][0]);
         const char *e = json_string_value(json_object_get(doc, "error"));
@@ -784,15 +792,14 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     const char *args_bad[] = {"--from", "01/07/2026"};
     char conf[PATH_MAX];
     snprintf(conf, sizeof conf, "%s/hubctl-cchc.conf", fix.dir);
-    char *argv[] = {(char *)tk_bin("hubctl"), "--config", conf, "report", (char *)args_bad[0],
-                    (char *)args_bad[1], NULL};
+    char *argv[] = {(char *)tk_bin("hubctl"), "--config",          conf, "report",
+                    (char *)args_bad[0],      (char *)args_bad[1], NULL};
     ck_assert_int_eq(tk_run(argv, &out, 10000), 2);
     ck_assert_msg(out && strstr(out, "YYYY-MM-DD"), "%s", out ? out : "");
     free(out);
     stop_all_cleanly();
 }
 END_TEST
-
 
 /* ---- item 6: a dossier that passes several authorities ---- */
 
@@ -825,9 +832,12 @@ START_TEST(dossier_passes_several_authorities)
     /* Step 1 at the registry for every forwarded dossier, step 2 at civil
      * status for those the registry completed, each with its own limit
      * counted from its own start; step 2 starts when step 1 is done. */
-    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1 AND authority = '" DKKD "'"),
-                     forwarded);
-    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 2 AND authority = '" HOTICH "'"),
+    ck_assert_int_eq(
+        sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1 AND authority = '" DKKD "'"),
+        forwarded);
+    ck_assert_int_eq(sql_int(db_proc,
+                             "SELECT count(*) FROM chain_step WHERE n = 2 AND authority = '" HOTICH
+                             "'"),
                      second);
     ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1 AND status = 4"),
                      second);
@@ -896,8 +906,7 @@ START_TEST(dossier_passes_several_authorities)
 }
 END_TEST
 
-TK_MAIN("e2e_portal_sync",
-        TK_CASE("portal_sync", setup, teardown, 300,
-                illegal_transitions_and_forged_results_are_refused,
-                synchronisation_profile_and_report_match_the_trails,
-                dossier_passes_several_authorities))
+TK_MAIN("e2e_portal_sync", TK_CASE("portal_sync", setup, teardown, 300,
+                                   illegal_transitions_and_forged_results_are_refused,
+                                   synchronisation_profile_and_report_match_the_trails,
+                                   dossier_passes_several_authorities))

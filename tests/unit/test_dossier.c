@@ -491,19 +491,19 @@ START_TEST(transitions_follow_the_portal_table)
     ck_assert(lth_status_transition_allowed(LTH_STATUS_SUPPLEMENT_REQUESTED, LTH_STATUS_WITHDRAWN));
     /* Refused, with both states named. */
     char why[512];
-    ck_assert_int_eq(lth_status_transition_check(LTH_STATUS_RECEIVED, LTH_STATUS_DONE, why,
-                                                 sizeof why),
-                     HUB_EINVAL);
+    ck_assert_int_eq(
+        lth_status_transition_check(LTH_STATUS_RECEIVED, LTH_STATUS_DONE, why, sizeof why),
+        HUB_EINVAL);
     ck_assert_msg(strstr(why, "DONE cannot follow RECEIVED") && strstr(why, "PROCESSING"), "%s",
                   why);
-    ck_assert_int_eq(lth_status_transition_check(LTH_STATUS_DONE, LTH_STATUS_PROCESSING, why,
-                                                 sizeof why),
-                     HUB_EINVAL);
+    ck_assert_int_eq(
+        lth_status_transition_check(LTH_STATUS_DONE, LTH_STATUS_PROCESSING, why, sizeof why),
+        HUB_EINVAL);
     ck_assert_msg(strstr(why, "PROCESSING cannot follow DONE: after DONE come RESULT_HANDED_OVER"),
                   "%s", why);
-    ck_assert_int_eq(lth_status_transition_check(LTH_STATUS_RETURNED, LTH_STATUS_DONE, why,
-                                                 sizeof why),
-                     HUB_EINVAL);
+    ck_assert_int_eq(
+        lth_status_transition_check(LTH_STATUS_RETURNED, LTH_STATUS_DONE, why, sizeof why),
+        HUB_EINVAL);
     ck_assert_msg(strstr(why, "RETURNED is final"), "%s", why);
     ck_assert(!lth_status_transition_allowed(LTH_STATUS_PROCESSING, LTH_STATUS_RESULT_HANDED_OVER));
     ck_assert(!lth_status_transition_allowed(LTH_STATUS_OVERDUE, LTH_STATUS_OVERDUE));
@@ -579,8 +579,12 @@ END_TEST
 
 START_TEST(payment_and_feedback_refusals)
 {
-    lth_payment_t p = {.dossier_code = "D-1", .procedure_code = "SYN-1.000004", .fee_vnd = 50000,
-                       .amount_vnd = 50000, .transaction_ref = "PG-1", .outcome = LTH_PAYMENT_PAID,
+    lth_payment_t p = {.dossier_code = "D-1",
+                       .procedure_code = "SYN-1.000004",
+                       .fee_vnd = 50000,
+                       .amount_vnd = 50000,
+                       .transaction_ref = "PG-1",
+                       .outcome = LTH_PAYMENT_PAID,
                        .channel = LTH_CHANNEL_ONLINE};
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -622,11 +626,10 @@ START_TEST(payment_and_feedback_refusals)
 }
 END_TEST
 
-TK_MAIN("dossier", TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts,
-                           limits_parse_and_last, generator_is_deterministic_and_spreads_kinds,
-                           generator_citizens_exist_and_filters_apply, sequence_rule,
-                           status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
-                           aggregation_adds_up, renderings,
-                           transitions_follow_the_portal_table, national_dossier_codes,
-                           result_signature_and_code,
-                           payment_and_feedback_refusals))
+TK_MAIN("dossier",
+        TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts, limits_parse_and_last,
+                generator_is_deterministic_and_spreads_kinds,
+                generator_citizens_exist_and_filters_apply, sequence_rule,
+                status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
+                aggregation_adds_up, renderings, transitions_follow_the_portal_table,
+                national_dossier_codes, result_signature_and_code, payment_and_feedback_refusals))

@@ -52,12 +52,13 @@ static void usage(FILE *out)
             "                             send a request through the hub, print the reply\n"
             "  report [--csv|--json] [--from DATE] [--to DATE] [--by submitted|decided]\n"
             "         [--procedure CODE] [--authority MEMBER-ID]\n"
-            "                             reform indices per procedure and authority: received,\n"
-            "                             early, on time, late, overdue, returned, average working\n"
-            "                             hours, %% synced, %% online, %% e-results, %% paid online,\n"
-            "                             satisfaction; dossiers submitted (or decided) from DATE\n"
-            "                             to DATE (YYYY-MM-DD, included), from the reporting member\n"
-            "                             (VN/GOV/HN-VP/BAOCAO)\n"
+            "                             reform indices per procedure and authority:\n"
+            "                             received, early, on time, late, overdue,\n"
+            "                             returned, average working hours, %% synced,\n"
+            "                             %% online, %% e-results, %% paid online,\n"
+            "                             satisfaction; of dossiers submitted (or decided)\n"
+            "                             from DATE to DATE (YYYY-MM-DD, included); from\n"
+            "                             the reporting member (VN/GOV/HN-VP/BAOCAO)\n"
             "  audit verify DIR --hub-key HUB.pub [--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
             "                             check every link and signed checkpoint of the audit\n"
             "                             log (following key rotations), a head you kept, and\n"
@@ -327,9 +328,10 @@ static int cmd_report(const char *config_path, int argc, char **argv)
         else if (!strcmp(argv[i], "--authority") && i + 1 < argc)
             authority = argv[++i];
         else {
-            fprintf(stderr, "hubctl report: usage: hubctl report [--csv|--json] [--from YYYY-MM-DD] "
-                            "[--to YYYY-MM-DD] [--by submitted|decided] [--procedure CODE] "
-                            "[--authority MEMBER-ID] [--member REPORTING-MEMBER]\n");
+            fprintf(stderr, "hubctl report: usage: hubctl report [--csv|--json] "
+                            "[--from YYYY-MM-DD] [--to YYYY-MM-DD] [--by submitted|decided] "
+                            "[--procedure CODE] [--authority MEMBER-ID] "
+                            "[--member REPORTING-MEMBER]\n");
             return EXIT_USAGE;
         }
     }
@@ -344,8 +346,9 @@ static int cmd_report(const char *config_path, int argc, char **argv)
         for (int k = 0; ok && d && k < 10; k++)
             ok = k == 4 || k == 7 || (d[k] >= '0' && d[k] <= '9');
         if (!ok) {
-            fprintf(stderr, "hubctl report: --%s takes a date YYYY-MM-DD (Asia/Ho_Chi_Minh), e.g. "
-                            "2026-07-01\n",
+            fprintf(stderr,
+                    "hubctl report: --%s takes a date YYYY-MM-DD (Asia/Ho_Chi_Minh), e.g. "
+                    "2026-07-01\n",
                     i ? "to" : "from");
             return EXIT_USAGE;
         }

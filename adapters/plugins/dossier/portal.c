@@ -159,8 +159,8 @@ static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_
 {
     (void)reply;
     portal_t *st = user;
-    int rc = dp_status_intake(st->host, st->db, "SELECT seq FROM view WHERE code = ?",
-                              portal_apply, "the portal view", msg);
+    int rc = dp_status_intake(st->host, st->db, "SELECT seq FROM view WHERE code = ?", portal_apply,
+                              "the portal view", msg);
     lth_status_change_t c;
     if (rc != 0 || msg->kind == ADP_REQUEST ||
         lth_status_change_decode(msg->content_type, msg->payload, msg->payload_len, &c, NULL) != 0)
@@ -189,8 +189,8 @@ static int portal_on_result(adp_client_t *client, const adp_message_t *msg, adp_
     char authority[LTH_MEMBER_MAX] = "";
     if (!why) {
         sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(st->db, "SELECT authority FROM view WHERE code = ?", -1, &q,
-                               NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(st->db, "SELECT authority FROM view WHERE code = ?", -1, &q, NULL) ==
+            SQLITE_OK) {
             sqlite3_bind_text(q, 1, res.dossier_code, -1, SQLITE_STATIC);
             if (sqlite3_step(q) == SQLITE_ROW)
                 snprintf(authority, sizeof authority, "%s",
@@ -260,19 +260,22 @@ static int portal_on_result(adp_client_t *client, const adp_message_t *msg, adp_
 
 /* statistics.sync/v1: the newest sequence of each publisher replaces what
  * it said before. */
-static int portal_on_statistics(adp_client_t *client, const adp_message_t *msg,
-                                adp_reply_t *reply, void *user)
+static int portal_on_statistics(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                                void *user)
 {
     (void)client;
     (void)reply;
     portal_t *st = user;
-    if (msg->kind == ADP_REQUEST || !lth_domain_content_type_is(msg->content_type, "StatisticsSync"))
+    if (msg->kind == ADP_REQUEST ||
+        !lth_domain_content_type_is(msg->content_type, "StatisticsSync"))
         return 0;
     Lth__Domain__V1__StatisticsSync *m =
         lth__domain__v1__statistics_sync__unpack(NULL, msg->payload_len, msg->payload);
     if (!m) {
-        adp_plugin_log(st->host, ADP_LOG_WARN, "statistics.sync from %s refused: not a "
-                                               "StatisticsSync", msg->sender);
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "statistics.sync from %s refused: not a "
+                       "StatisticsSync",
+                       msg->sender);
         return 0;
     }
     uint64_t last = 0;

@@ -146,7 +146,7 @@ typedef struct {
                                  dossier has its electronic result */
     uint64_t statistics_us;   /* plugin.statistics_ms: statistics.sync/v1 period; 0 = off */
     uint64_t next_statistics_us;
-    unsigned long illegal_changes; /* refused by the transition table */
+    unsigned long illegal_changes;        /* refused by the transition table */
     char agency_code[40];                 /* plugin.agency_code: starts each dossier code */
     proc_chain_t chains[PROC_MAX_CHAINS]; /* plugin.chains */
     size_t n_chains;
@@ -1145,8 +1145,8 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
         bool step_late = d.step_due_at > 0 && at > d.step_due_at;
         rc = proc_chain_enter(st, &d, chain, done_step + 1, at);
         snprintf(note, sizeof note,
-                 "Liên thông: bước %u/%u xong tại %s (%s hạn của bước); chuyển đến %s",
-                 done_step, d.steps, msg->sender, step_late ? "quá" : "trong", d.authority);
+                 "Liên thông: bước %u/%u xong tại %s (%s hạn của bước); chuyển đến %s", done_step,
+                 d.steps, msg->sender, step_late ? "quá" : "trong", d.authority);
         d.handoff = true;
         if (rc == 0)
             rc = proc_emit(st, &d, LTH_STATUS_PROCESSING, proc_me(client), at, note);
@@ -1289,8 +1289,8 @@ static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_re
         ;
     else if ((why = proc_dossier_for(st, r.dossier_code, &d, &rc)) || rc != 0)
         ;
-    else if (!d.forwarded || (strcmp(msg->sender, d.authority) != 0 &&
-                              strcmp(msg->sender, d.resolver) != 0))
+    else if (!d.forwarded ||
+             (strcmp(msg->sender, d.authority) != 0 && strcmp(msg->sender, d.resolver) != 0))
         why = "the sender is not the authority deciding the dossier";
     else if (strcmp(r.signer, msg->sender) != 0)
         why = "signer_member_id is not the sender: an authority sends the results it signed";
@@ -1406,8 +1406,7 @@ static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_
         why = "it is a request; send an event";
     else if (strcmp(msg->sender, st->portal) != 0)
         why = "ratings come from the portal (plugin.portal)";
-    else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) !=
-             0)
+    else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, f.dossier_code, &d, &rc)) || rc != 0)
         ;
@@ -1455,9 +1454,9 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
                        r.result_code[0] ? r.result_code : "a change", r.reason);
     int rc = lth_appdb_begin(st->db);
     if (rc == 0 && r.accepted && r.sequence > 0)
-        rc = proc_step(st->db,
-                       "UPDATE dossier SET portal_seq = max(portal_seq, ?2) WHERE code = ?1",
-                       r.dossier_code, r.sequence, 0);
+        rc =
+            proc_step(st->db, "UPDATE dossier SET portal_seq = max(portal_seq, ?2) WHERE code = ?1",
+                      r.dossier_code, r.sequence, 0);
     if (rc == 0 && r.result_code[0]) {
         sqlite3_stmt *q = NULL;
         rc = sqlite3_prepare_v2(st->db,
@@ -1546,7 +1545,8 @@ static void proc_sync_statistics(proc_t *st)
         return;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
     Lth__Domain__V1__AuthorityStatistics auths[32], *auth_ptrs[32];
-    Lth__Domain__V1__StatusCount counts[32][LTH_STATUS_LAST + 1], *count_ptrs[32][LTH_STATUS_LAST + 1];
+    Lth__Domain__V1__StatusCount counts[32][LTH_STATUS_LAST + 1],
+        *count_ptrs[32][LTH_STATUS_LAST + 1];
     char names[32][LTH_MEMBER_MAX];
     size_t n = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
@@ -1590,18 +1590,21 @@ static void proc_sync_statistics(proc_t *st)
     m.n_authorities = n;
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = hub_pb_pack(&m.base, &buf, &len);
-    if (rc == 0)
-        rc = lth_appdb_begin(st->db);
-    if (rc == 0)
-        rc = lth_outq_add(st->db, st->portal, LTH_SERVICE_STATISTICS, LTH_STATISTICS_TYPE, buf,
-                          len);
+    if (hub_pb_pack(&m.base, &buf, &len) != 0 || lth_appdb_begin(st->db) != 0) {
+        free(buf);
+        return;
+    }
+    int rc =
+        lth_outq_add(st->db, st->portal, LTH_SERVICE_STATISTICS, LTH_STATISTICS_TYPE, buf, len);
     if (rc == 0)
         rc = lth_appdb_meta_set(st->db, "statistics_seq", seq + 1);
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
-    else
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_WARN, "could not queue statistics for the portal: %s",
+                       lth_appdb_error(st->db));
         lth_appdb_rollback(st->db);
+    }
     free(buf);
 }
 

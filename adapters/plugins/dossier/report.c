@@ -154,8 +154,7 @@ static int report_on_relayed(adp_client_t *client, const adp_message_t *msg, adp
                              (long long)p.channel);
     } else if (!strcmp(msg->service, LTH_SERVICE_FEEDBACK)) {
         lth_feedback_t f;
-        if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) ==
-            0) {
+        if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) == 0) {
             long long sum = 0;
             for (size_t i = 0; i < f.n_ratings; i++)
                 sum += f.ratings[i].score;
@@ -174,8 +173,8 @@ static int report_on_relayed(adp_client_t *client, const adp_message_t *msg, adp
                              "ti", r.dossier_code, (long long)r.sequence);
     }
     if (why)
-        adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", msg->service,
-                       msg->sender, why);
+        adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", msg->service, msg->sender,
+                       why);
     if (rc != 0)
         adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record %s: %s", msg->service,
                        lth_appdb_error(st->db));
@@ -206,7 +205,8 @@ static int report_parse_day(sqlite3_stmt *q, int col, bool end, uint64_t *out)
     if (strcmp((const char *)sqlite3_column_text(q, col), "text") != 0 ||
         lth_date_parse((const char *)sqlite3_column_text(q, col + 1), &d) != 0)
         return HUB_EINVAL;
-    struct tm tm = {.tm_year = d.year - 1900, .tm_mon = d.month - 1, .tm_mday = d.day + (end ? 1 : 0)};
+    struct tm tm = {
+        .tm_year = d.year - 1900, .tm_mon = d.month - 1, .tm_mday = d.day + (end ? 1 : 0)};
     time_t t = timegm(&tm);
     if (t == (time_t)-1 || t < LTH_WORKCAL_UTC_OFFSET_S)
         return HUB_EINVAL;

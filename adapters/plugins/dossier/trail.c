@@ -9,8 +9,8 @@
  *             [--wait N] [--timeout SECONDS] [--summary]
  *
  * --wait N waits until the procedure system has N dossiers, all decided
- * (DONE, RETURNED, NOT_ACCEPTED, WITHDRAWN or RESULT_HANDED_OVER), and the portal and the report (when given) hold each
- * one's latest change; exit status 1 if that does not happen within the
+ * (DONE, RETURNED, NOT_ACCEPTED, WITHDRAWN or RESULT_HANDED_OVER), and the portal and the report
+ * (when given) hold each one's latest change; exit status 1 if that does not happen within the
  * timeout (default 60 s). --summary prints one line of counts instead of
  * the trails: dossiers, decided, open, overdue (open past the due time),
  * portal_synced and report_synced (holding the dossier's latest change). Prints no personal data

@@ -83,6 +83,22 @@ bool lth_status_transition_allowed(int from, int to)
     return (lth__next[from] & LTH__BIT(to)) != 0;
 }
 
+bool lth_status_reachable(int from, int to)
+{
+    if (from < 0 || from > LTH_STATUS_LAST || to < 1 || to > LTH_STATUS_LAST)
+        return false;
+    unsigned seen = 0, frontier = lth__next[from];
+    while (frontier & ~seen) {
+        seen |= frontier;
+        unsigned next = 0;
+        for (int s = 1; s <= LTH_STATUS_LAST; s++)
+            if (frontier & LTH__BIT(s))
+                next |= lth__next[s];
+        frontier = next;
+    }
+    return (seen & LTH__BIT(to)) != 0;
+}
+
 int lth_status_transition_check(int from, int to, char *why, size_t why_size)
 {
     if (lth_status_transition_allowed(from, to))

@@ -62,6 +62,10 @@ bool lth_status_final(int status);
  * vocabulary"): whether a dossier whose latest status is `from` (0 = none
  * yet) may move to `to`. */
 bool lth_status_transition_allowed(int from, int to);
+/* Whether `to` can be reached from `from` through allowed transitions (one
+ * or more): what a change that follows a gap in its sender's sequence is
+ * checked for, the missing changes being still on their way. */
+bool lth_status_reachable(int from, int to);
 /* The same, with a sentence naming both states and what may follow `from`
  * when it may not ("DONE cannot follow RECEIVED: after RECEIVED come
  * PROCESSING, …"). 0 or HUB_EINVAL. */

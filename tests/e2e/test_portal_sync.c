@@ -159,22 +159,23 @@ static void start_sector(const char *member, const char *db)
     start(member, "sector", conf);
 }
 
-static void start_procedure_with(int n, const char *procs, int invalid_pct, const char *extra)
+static void start_procedure_with(int n, const char *procs, int invalid_pct, int day_ms,
+                                 const char *extra)
 {
     char conf[PATH_MAX + 1024];
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = %d\n"
-             "plugin.unknown_percent = 0\nplugin.procedures = %s\nplugin.day_ms = 600\n"
+             "plugin.unknown_percent = 0\nplugin.procedures = %s\nplugin.day_ms = %d\n"
              "plugin.online_percent = 60\nplugin.hand_over_results = 1\n"
              "plugin.statistics_ms = 300\n%s",
-             db_proc, n, CITIZENS, invalid_pct, procs, extra);
+             db_proc, n, CITIZENS, invalid_pct, procs, day_ms, extra);
     start(TTHC, "procedure", conf);
 }
 
 static void start_procedure(int n, const char *procs, int invalid_pct)
 {
-    start_procedure_with(n, procs, invalid_pct, "");
+    start_procedure_with(n, procs, invalid_pct, 600, "");
 }
 
 /* ---- reading the adapters' files ---- */
@@ -296,8 +297,9 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     ck_assert_int_ge(sodium_init(), 0);
     start_population();
     start_portal();
-    /* Enterprise registration dossiers go to DKKD, played by the test. */
-    start_procedure(6, "SYN-1.000004", 0);
+    /* Enterprise registration dossiers go to DKKD, played by the test; a
+     * day of an hour, so that none falls overdue meanwhile. */
+    start_procedure_with(6, "SYN-1.000004", 0, 3600000, "");
     wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE forwarded_at IS NOT NULL", 6,
             "dossiers forwarded to DKKD");
     char code[LTH_DOSSIER_CODE_MAX], other[LTH_DOSSIER_CODE_MAX];
@@ -371,6 +373,67 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
             "SELECT count(*) FROM rejected WHERE service = 'dossier.result/v1' AND reason LIKE "
             "'the dossier ended without a result%'",
             1, "the result of a returned dossier refused");
+    /* The rest of the vocabulary, as the portal sees it: a fee asked,
+     * processing, suspended, withdrawn by the applicant — then nothing. */
+    char third[LTH_DOSSIER_CODE_MAX];
+    db = open_ro(db_proc);
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 2",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(third, sizeof third, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    const int path[] = {LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED, LTH_STATUS_PROCESSING,
+                        LTH_STATUS_SUSPENDED, LTH_STATUS_WITHDRAWN};
+    for (int i = 0; i < 4; i++)
+        send_change(c, third, path[i], (uint64_t)i + 1);
+    snprintf(sql, sizeof sql, "SELECT status FROM view WHERE code = '%s'", third);
+    wait_eq(db_portal, sql, LTH_STATUS_WITHDRAWN, "the withdrawn dossier at the portal");
+    snprintf(sql, sizeof sql,
+             "SELECT group_concat(status, ',') FROM (SELECT status FROM history WHERE code = '%s'"
+             " ORDER BY seq)",
+             third);
+    db = open_ro(db_proc);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "1,2,8,2,9,10");
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    send_change(c, third, LTH_STATUS_DONE, 5);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM refusal WHERE code = '%s' AND reason = 'DONE cannot follow "
+             "WITHDRAWN: WITHDRAWN is final'",
+             third);
+    wait_eq(db_proc, sql, 1, "the refusal of DONE after WITHDRAWN");
+    /* Delivery may reorder: a change after a gap in the sender's sequence
+     * applies when the missing ones can lead to it (SUPPLEMENT_REQUESTED,
+     * then DONE with PROCESSING still on its way); the late one is then
+     * older and ignored; one no path leads to is refused. */
+    char fourth[LTH_DOSSIER_CODE_MAX];
+    db = open_ro(db_proc);
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 3",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(fourth, sizeof fourth, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    send_change(c, fourth, LTH_STATUS_SUPPLEMENT_REQUESTED, 1);
+    send_change(c, fourth, LTH_STATUS_DONE, 3);
+    snprintf(sql, sizeof sql, "SELECT status FROM dossier WHERE code = '%s'", fourth);
+    wait_eq(db_proc, sql, LTH_STATUS_DONE, "DONE after a gap applied");
+    send_change(c, fourth, LTH_STATUS_PROCESSING, 2);
+    send_change(c, fourth, LTH_STATUS_RECEIVED, 5);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM refusal WHERE code = '%s' AND seq = 5 AND reason LIKE "
+             "'RECEIVED cannot follow DONE%%'",
+             fourth);
+    wait_eq(db_proc, sql, 1, "an unreachable status after a gap refused");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM history WHERE code = '%s' AND seq > 2", fourth);
+    ck_assert_int_eq(sql_int(db_proc, sql), 2); /* SUPPLEMENT_REQUESTED, DONE */
     adp_close(&c);
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/adapter-VN.GOV.HN-VP.TTHC.log", fix.dir);
@@ -815,7 +878,7 @@ START_TEST(dossier_passes_several_authorities)
     start_sector(HOTICH, db_hotich);
     /* Enterprise registration passes the business registry (2 working
      * days), then civil status (1 working day), each on its own limit. */
-    start_procedure_with(n, "SYN-1.000004", 0,
+    start_procedure_with(n, "SYN-1.000004", 0, 600,
                          "plugin.chains = SYN-1.000004: " DKKD " (2 working days) > " HOTICH
                          " (1 working day)\n");
     wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,

@@ -509,6 +509,13 @@ START_TEST(transitions_follow_the_portal_table)
     ck_assert(!lth_status_transition_allowed(LTH_STATUS_OVERDUE, LTH_STATUS_OVERDUE));
     ck_assert(!lth_status_transition_allowed(LTH_STATUS_PROCESSING, LTH_STATUS_NOT_ACCEPTED));
     ck_assert(!lth_status_transition_allowed(LTH_STATUS_PROCESSING, 99));
+    /* After a gap: SUPPLEMENT_REQUESTED -> DONE is not a step, but reachable
+     * (through PROCESSING); nothing is reachable from a final status. */
+    ck_assert(lth_status_reachable(LTH_STATUS_SUPPLEMENT_REQUESTED, LTH_STATUS_DONE));
+    ck_assert(lth_status_reachable(LTH_STATUS_PROCESSING, LTH_STATUS_RESULT_HANDED_OVER));
+    ck_assert(!lth_status_reachable(LTH_STATUS_RETURNED, LTH_STATUS_DONE));
+    ck_assert(!lth_status_reachable(LTH_STATUS_DONE, LTH_STATUS_PROCESSING));
+    ck_assert(!lth_status_reachable(LTH_STATUS_PROCESSING, LTH_STATUS_RECEIVED));
     for (int st = 1; st <= LTH_STATUS_LAST; st++)
         ck_assert_int_eq(lth_status_parse(lth_status_name(st)), st);
     ck_assert(lth_status_final(LTH_STATUS_WITHDRAWN) && lth_status_final(LTH_STATUS_NOT_ACCEPTED));

@@ -166,6 +166,7 @@ typedef struct {
     unsigned step, steps; /* liên thông: the current step of steps; 0 = one authority */
     uint64_t step_due_at;
     bool handoff; /* the next PROCESSING hands the dossier to the next step */
+    bool gap;     /* the change follows a gap in its sender's sequence */
 } proc_dossier_t;
 
 static const char *proc_me(adp_client_t *client)
@@ -204,6 +205,7 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
         d->steps = (unsigned)sqlite3_column_int(q, 13);
         d->step_due_at = (uint64_t)sqlite3_column_int64(q, 14);
         d->handoff = false;
+        d->gap = false;
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HUB_ENOTFOUND : HUB_ESTORE;
@@ -235,7 +237,9 @@ static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *acto
      * PROCESSING: the one same-state change the table admits. */
     bool handoff = d->handoff && status == LTH_STATUS_PROCESSING &&
                    lth_status_transition_allowed(d->status, LTH_STATUS_SUPPLEMENT_REQUESTED);
-    if (!handoff && lth_status_transition_check(d->status, status, why, sizeof why) != 0) {
+    bool after_gap = d->gap && lth_status_reachable(d->status, status);
+    if (!handoff && !after_gap &&
+        lth_status_transition_check(d->status, status, why, sizeof why) != 0) {
         adp_plugin_log(st->host, ADP_LOG_ERROR, "procedure system: %s: not sent: %s", d->code, why);
         return HUB_EINVAL;
     }
@@ -1095,7 +1099,11 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     }
     uint64_t at = c.at_us ? c.at_us : hub_now_us();
     char illegal[LTH_NOTE_MAX];
-    if (lth_status_transition_check(d.status, c.status, illegal, sizeof illegal) != 0)
+    /* After a gap in the authority's sequence (an earlier change still on
+     * its way: delivery may reorder), the change is checked for being
+     * reachable; the missing ones may be what makes it a direct step. */
+    d.gap = c.sequence > d.authority_seq + 1 && lth_status_reachable(d.status, c.status);
+    if (!d.gap && lth_status_transition_check(d.status, c.status, illegal, sizeof illegal) != 0)
         return proc_refuse_transition(st, &d, msg->sender, &c, illegal);
     rc = lth_appdb_begin(st->db);
     if (rc == 0 && bind) {

@@ -961,6 +961,32 @@ START_TEST(dossier_passes_several_authorities)
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
     ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM refusal"), 0);
+    /* The report counts each step against its own limit: the same as the
+     * procedure system's records of the steps. */
+    wait_eq(db_report, "SELECT count(*) FROM step", forwarded + second, "steps at reporting");
+    adp_client_t *r = hubfix_connect(&fix, CCHC);
+    json_t *doc = report_json(r, "{}");
+    json_t *steps = json_object_get(doc, "steps");
+    ck_assert_uint_eq(json_array_size(steps), 2);
+    for (int k = 0; k < 2; k++) {
+        json_t *row = json_array_get(steps, (size_t)k);
+        ck_assert_int_eq(jint(row, "step"), k + 1);
+        ck_assert_str_eq(json_string_value(json_object_get(row, "authority")), k ? HOTICH : DKKD);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) * 1000000 + sum(done_at IS NOT NULL) * 10000 +"
+                 " sum(done_at <= due_at) * 100 + sum(done_at > due_at)"
+                 " FROM chain_step WHERE n = %d",
+                 k + 1);
+        long long packed = sql_int(db_proc, sql);
+        ck_assert_int_eq(jint(row, "entered"), packed / 1000000);
+        ck_assert_int_eq(jint(row, "ended"), packed / 10000 % 100);
+        ck_assert_int_eq(jint(row, "on_time"), packed / 100 % 100);
+        ck_assert_int_eq(jint(row, "late"), packed % 100);
+        ck_assert_int_eq(jint(row, "overdue"), 0);
+    }
+    ck_assert_int_gt(jint(json_array_get(steps, 0), "entered"), 0);
+    json_decref(doc);
+    adp_close(&r);
     /* The registry's own results of step 1 are not the dossier's. */
     ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM rejected"), 0);
     ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM result WHERE signer <> '" HOTICH "'"),

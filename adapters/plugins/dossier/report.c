@@ -48,7 +48,11 @@ static const char report_schema[] =
     " outcome INTEGER NOT NULL, channel INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS feedback(code TEXT PRIMARY KEY, ratings INTEGER NOT NULL,"
     " score_sum INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS synced(code TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS synced(code TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+    /* Liên thông: each step, on its own time limit. */
+    "CREATE TABLE IF NOT EXISTS step(code TEXT NOT NULL, n INTEGER NOT NULL,"
+    " authority TEXT NOT NULL, due_at INTEGER NOT NULL, done_at INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(code, n));";
 
 typedef struct {
     const adp_plugin_host_t *host;
@@ -58,6 +62,43 @@ typedef struct {
     uint64_t next_summary_us;
     char last_summary[256];
 } report_t;
+
+static int report_step_sql(sqlite3 *db, const char *sql, const lth_status_change_t *c, int n)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, n);
+    sqlite3_bind_text(q, 3, c->step_authority, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)c->step_due_at_us);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)c->at_us);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Liên thông: the step of a change; its first change closes the step before
+ * (the hand-over), a decision that ends the dossier closes its own. */
+static int report_apply_step(sqlite3 *db, const lth_status_change_t *c)
+{
+    int rc = report_step_sql(db,
+                             "INSERT INTO step(code, n, authority, due_at) VALUES(?1, ?2, ?3, ?4)"
+                             " ON CONFLICT(code, n) DO UPDATE SET authority = ?3,"
+                             " due_at = CASE WHEN ?4 = 0 THEN due_at ELSE ?4 END",
+                             c, (int)c->step);
+    if (rc == 0 && c->step > 1)
+        rc = report_step_sql(db,
+                             "UPDATE step SET done_at = ?5 WHERE code = ?1 AND n = ?2 AND"
+                             " done_at = 0",
+                             c, (int)c->step - 1);
+    if (rc == 0 && lth_status_final(c->status))
+        rc = report_step_sql(db,
+                             "UPDATE step SET done_at = ?5 WHERE code = ?1 AND n = ?2 AND"
+                             " done_at = 0",
+                             c, (int)c->step);
+    return rc;
+}
 
 /* Writes one status change into the table (dp_status_intake's apply). */
 static int report_apply(sqlite3 *db, const lth_status_change_t *c)
@@ -94,6 +135,8 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
+    if (rc == 0 && c->step > 0)
+        rc = report_apply_step(db, c);
     return rc;
 }
 
@@ -315,6 +358,82 @@ static int report_reply_error(adp_reply_t *reply, const char *problem)
     return 0;
 }
 
+static void report_json_string(FILE *f, const char *text)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* Liên thông: appends "steps" to the JSON answer — per procedure, step and
+ * authority, the dossiers that entered the step, ended it (done, or
+ * returned there), on time and late against the step's own limit, and
+ * still open past it. */
+static int report_append_steps(report_t *st, const report_query_t *query, char **out, size_t *len)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(
+            st->db,
+            "SELECT d.procedure_code, s.n, s.authority, count(*), sum(s.done_at > 0),"
+            " sum(s.done_at > 0 AND (s.due_at = 0 OR s.done_at <= s.due_at)),"
+            " sum(s.done_at > 0 AND s.due_at > 0 AND s.done_at > s.due_at),"
+            " sum(s.done_at = 0 AND s.due_at > 0 AND s.due_at < ?6)"
+            " FROM step s JOIN dossier d USING(code)"
+            " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
+            " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
+            " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
+            " AND (?5 = 0 OR d.decided_at > 0)"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, query->procedure_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, query->authority, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)query->from_us);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)query->to_us);
+    sqlite3_bind_int(q, 5, query->by == REPORT_BY_DECIDED);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)hub_now_us());
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        sqlite3_finalize(q);
+        return HUB_ENOMEM;
+    }
+    /* The rendering ends in "}\n": the steps go before that brace. */
+    size_t keep = *len >= 2 ? *len - 2 : 0;
+    fwrite(*out, 1, keep, f);
+    fputs(",\"steps\":[", f);
+    int s, rows = 0;
+    while ((s = sqlite3_step(q)) == SQLITE_ROW) {
+        fputs(rows++ ? ",{\"procedure_code\":" : "{\"procedure_code\":", f);
+        report_json_string(f, (const char *)sqlite3_column_text(q, 0));
+        fprintf(f, ",\"step\":%d,\"authority\":", sqlite3_column_int(q, 1));
+        report_json_string(f, (const char *)sqlite3_column_text(q, 2));
+        fprintf(f,
+                ",\"entered\":%lld,\"ended\":%lld,\"on_time\":%lld,\"late\":%lld,"
+                "\"overdue\":%lld}",
+                sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4), sqlite3_column_int64(q, 5),
+                sqlite3_column_int64(q, 6), sqlite3_column_int64(q, 7));
+    }
+    sqlite3_finalize(q);
+    fputs("]}\n", f);
+    if (fclose(f) != 0 || !buf || s != SQLITE_DONE) {
+        free(buf);
+        return s != SQLITE_DONE ? HUB_ESTORE : HUB_ENOMEM;
+    }
+    free(*out);
+    *out = buf;
+    *len = size;
+    return 0;
+}
+
 /* Processing time: office time with plugin.calendar, elapsed time without. */
 static uint64_t report_working_us(const report_t *st, uint64_t from, uint64_t to)
 {
@@ -395,6 +514,8 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     size_t len = 0;
     if (rc == 0)
         rc = lth_report_render(&r, query.format, &out, &len);
+    if (rc == 0 && query.format == LTH_REPORT_JSON)
+        rc = report_append_steps(st, &query, &out, &len);
     if (rc == 0) {
         reply->payload = (uint8_t *)out;
         reply->payload_len = len;

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sodium.h>
@@ -523,6 +524,76 @@ START_TEST(transitions_follow_the_portal_table)
 }
 END_TEST
 
+START_TEST(reform_index_figures)
+{
+    lth_report_t r;
+    lth_report_init(&r, T0 + 100 * H);
+    /* Due at T0 + 48 h. Early: done a local day before; on time: the due
+     * day; late: after; returned. */
+    lth_report_dossier_t d = {.procedure_code = "SYN-1.000004",
+                              .authority = "VN/GOV/HN-SKHDT/DKKD",
+                              .status = LTH_STATUS_RESULT_HANDED_OVER,
+                              .due_at_us = T0 + 48 * H,
+                              .done_at_us = T0 + 2 * H,
+                              .decided_at_us = T0 + 2 * H,
+                              .working_us = 2 * H,
+                              .synced = true,
+                              .online = true,
+                              .has_result = true,
+                              .paid = true,
+                              .paid_online = true,
+                              .rating = 4.5};
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    d.status = LTH_STATUS_DONE;
+    d.done_at_us = d.decided_at_us = T0 + 48 * H;
+    d.working_us = 6 * H;
+    d.online = d.paid_online = d.has_result = false;
+    d.rating = 0;
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    d.done_at_us = d.decided_at_us = T0 + 49 * H;
+    d.working_us = 7 * H;
+    d.synced = false;
+    d.rating = 2.5;
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    d.status = LTH_STATUS_RETURNED;
+    d.working_us = 1 * H;
+    d.paid = false;
+    d.rating = 0;
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    const lth_report_row_t *t = &r.total;
+    ck_assert_uint_eq(t->dossiers, 4);
+    ck_assert_uint_eq(t->on_time, 2);
+    ck_assert_uint_eq(t->early, 1);
+    ck_assert_uint_eq(t->late, 1);
+    ck_assert_uint_eq(t->returned, 1);
+    ck_assert_uint_eq(t->decided, 4);
+    ck_assert_uint_eq(t->working_us, 16 * H);
+    ck_assert_uint_eq(t->synced, 2);
+    ck_assert_uint_eq(t->online, 1);
+    ck_assert_uint_eq(t->with_result, 1);
+    ck_assert_uint_eq(t->paid, 3);
+    ck_assert_uint_eq(t->paid_online, 1);
+    ck_assert_uint_eq(t->rated, 2);
+    char *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_JSON, &out, &len), 0);
+    json_error_t jerr;
+    json_t *doc = json_loadb(out, len, 0, &jerr);
+    ck_assert_msg(doc != NULL, "%s", out);
+    json_t *total = json_object_get(doc, "total");
+    ck_assert_int_eq(json_integer_value(json_object_get(total, "received")), 4);
+    ck_assert(fabs(json_number_value(json_object_get(total, "avg_working_hours")) - 4.0) < 1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "pct_synced")) - 50.0) < 1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "pct_electronic_result")) - 33.33) <
+              1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "pct_paid_online")) - 33.33) < 1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "avg_satisfaction")) - 3.5) < 1e-9);
+    json_decref(doc);
+    free(out);
+    lth_report_free(&r);
+}
+END_TEST
+
 START_TEST(national_dossier_codes)
 {
     char code[LTH_DOSSIER_CODE_MAX];
@@ -633,10 +704,10 @@ START_TEST(payment_and_feedback_refusals)
 }
 END_TEST
 
-TK_MAIN("dossier",
-        TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts, limits_parse_and_last,
-                generator_is_deterministic_and_spreads_kinds,
-                generator_citizens_exist_and_filters_apply, sequence_rule,
-                status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
-                aggregation_adds_up, renderings, transitions_follow_the_portal_table,
-                national_dossier_codes, result_signature_and_code, payment_and_feedback_refusals))
+TK_MAIN("dossier", TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts,
+                           limits_parse_and_last, generator_is_deterministic_and_spreads_kinds,
+                           generator_citizens_exist_and_filters_apply, sequence_rule,
+                           status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
+                           aggregation_adds_up, renderings, transitions_follow_the_portal_table,
+                           reform_index_figures, national_dossier_codes, result_signature_and_code,
+                           payment_and_feedback_refusals))

@@ -1008,6 +1008,8 @@ static void proc_mark_overdue(proc_t *st, adp_client_t *client)
 
 /* ---- changes from the authorities ---- */
 
+static bool proc_was_step_authority(proc_t *st, const char *code, const char *member);
+
 /* A change the transition table does not allow: not applied, recorded with
  * the reason (both states named) once per (dossier, sender, sequence), and
  * its sequence counted as used so that the sender's next change applies. */
@@ -1074,6 +1076,9 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
         return rc;
     } else if (!d.forwarded) {
         why = "the dossier was not forwarded to anyone";
+    } else if (d.steps && strcmp(msg->sender, d.authority) != 0 &&
+               proc_was_step_authority(st, d.code, msg->sender)) {
+        why = "the dossier has moved on to the next authority of its chain (liên thông)";
     } else if (strcmp(msg->sender, d.authority) != 0 && strcmp(msg->sender, d.resolver) != 0) {
         /* Ủy quyền: the hub routed the dossier to the authority's delegate,
          * which answers in its own name. The first member other than the

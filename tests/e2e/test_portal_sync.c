@@ -995,7 +995,54 @@ START_TEST(dossier_passes_several_authorities)
 }
 END_TEST
 
-TK_MAIN("e2e_portal_sync", TK_CASE("portal_sync", setup, teardown, 300,
-                                   illegal_transitions_and_forged_results_are_refused,
-                                   synchronisation_profile_and_report_match_the_trails,
-                                   dossier_passes_several_authorities))
+/* With a working calendar, each step's own limit is counted in working
+ * days (deploy/calendar-vn.tsv: weekends, public holidays, office hours). */
+START_TEST(chain_steps_count_working_days)
+{
+    const int n = 4;
+    char cal_path[PATH_MAX], conf[PATH_MAX * 2 + 512], err[256];
+    snprintf(cal_path, sizeof cal_path, "%s/deploy/calendar-vn.tsv", getenv("HUB_SOURCE_DIR"));
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
+             "plugin.population_citizens = %d\nplugin.invalid_percent = 0\n"
+             "plugin.unknown_percent = 0\nplugin.procedures = SYN-1.000004\n"
+             "plugin.calendar = %s\nplugin.chains = SYN-1.000004: " DKKD
+             " (2 working days) > " HOTICH " (8 working hours)\n",
+             db_proc, n, CITIZENS, cal_path);
+    start_population();
+    start(TTHC, "procedure", conf);
+    wait_eq(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1", n, "first steps started");
+    lth_workcal_t *cal = NULL;
+    ck_assert_msg(lth_workcal_load(cal_path, &cal, err, sizeof err) == 0, "%s", err);
+    sqlite3 *db = open_ro(db_proc);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT s.started_at, s.due_at, d.step_due_at, d.due_at,"
+                                        " d.authority FROM chain_step s JOIN dossier d"
+                                        " USING(code) WHERE s.n = 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    int rows = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        int64_t started = sqlite3_column_int64(q, 0), due = sqlite3_column_int64(q, 1), want = 0;
+        ck_assert_int_eq(lth_workcal_due(cal, started, 2, LTH_LIMIT_WORKING_DAYS, &want), 0);
+        ck_assert_int_eq(due, want);
+        ck_assert_int_eq(sqlite3_column_int64(q, 2), due); /* what the portal is told */
+        /* The dossier's own limit (3 working days from submission) stays. */
+        ck_assert_int_gt(sqlite3_column_int64(q, 3), due);
+        ck_assert_str_eq((const char *)sqlite3_column_text(q, 4), DKKD);
+        rows++;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    lth_workcal_destroy(&cal);
+    ck_assert_int_eq(rows, n);
+    stop_all_cleanly();
+}
+END_TEST
+
+TK_MAIN("e2e_portal_sync",
+        TK_CASE("portal_sync", setup, teardown, 300,
+                illegal_transitions_and_forged_results_are_refused,
+                synchronisation_profile_and_report_match_the_trails,
+                dossier_passes_several_authorities, chain_steps_count_working_days))

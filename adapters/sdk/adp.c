@@ -655,6 +655,8 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         .attempt = item->attempt,
         .in_doubt = in_doubt,
         .ttl_ms = env->ttl_ms,
+        .sender_sign_key =
+            item->sender_sign_key.len == HUB_SIGN_PUBLIC_LEN ? item->sender_sign_key.data : NULL,
     };
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {
@@ -1833,6 +1835,19 @@ void adp_dead_letter_reason(adp_client_t *c, const char *reason)
 }
 
 const char *adp_member_id(const adp_client_t *c) { return c ? c->key.member_id : ""; }
+
+int adp_sign_detached(const adp_client_t *c, const uint8_t *data, size_t len, uint8_t sig[64],
+                      uint8_t public_key[32])
+{
+    if (!c || (!data && len) || !sig || !public_key)
+        return HUB_EINVAL;
+    if (!c->key.has_sign)
+        return HUB_ENOTFOUND;
+    if (crypto_sign_detached(sig, NULL, data, (unsigned long long)len, c->key.sign_secret) != 0)
+        return HUB_EINVAL;
+    memcpy(public_key, c->key.sign_public, 32);
+    return 0;
+}
 const char *adp_last_error(const adp_client_t *c) { return c ? c->last_error : ""; }
 int adp_last_nack_code(const adp_client_t *c) { return c ? c->last_nack : 0; }
 const char *adp_hub_endpoint(const adp_client_t *c)

@@ -338,6 +338,17 @@ void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
     free(buf);
 }
 
+void rawcli_settle(rawcli_t *c, const uint64_t *hub_seqs, size_t n)
+{
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = (uint64_t *)hub_seqs;
+    settle.n_hub_seqs = n;
+    hub_frame_t sf = LTH__V1__FRAME__INIT;
+    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    sf.settle = &settle;
+    rawcli_send_frame(c, &sf);
+}
+
 void rawcli_heartbeat(rawcli_t *c)
 {
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;

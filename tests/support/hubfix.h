@@ -112,6 +112,8 @@ void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rc
 void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id);
 void rawcli_send(rawcli_t *c, const void *data, size_t len);
 void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
+/* Settles hub_seqs[0..n) (a Settle frame with no rejects). */
+void rawcli_settle(rawcli_t *c, const uint64_t *hub_seqs, size_t n);
 /* Sends Hello as member_id (with one subscription, or NULL), without
  * waiting for the answer. */
 void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscription);

@@ -11,6 +11,7 @@
 #include "lth_lookup.h"
 #include "lth_verify.h"
 #include "testkit.h"
+#include "tkcitizen.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -81,16 +82,8 @@ static void lookup(adp_client_t *c, const char *const *keys, size_t n, const cha
     req.n_personal_ids = n;
     req.purpose = (char *)purpose;
     req.dossier_code = (char *)dossier;
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len);
-    ck_assert_ptr_nonnull(buf);
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
-    adp_reply_t reply;
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len, 0,
-                         10000, &reply);
-    free(buf);
-    ck_assert_msg(rc == 0, "look-up failed: %s", adp_last_error(c));
-    adp_reply_free(&reply);
+    lth__domain__v1__citizen_lookup_response__free_unpacked(
+        tk_citizen_lookup(c, POP, &req, 0, 10000, NULL), NULL);
 }
 
 /* The look-ups the test makes: a 4 times (twice alone by TTHC, once with

@@ -8,6 +8,7 @@
 #include "lth_citizen.h"
 #include "lth_lookup.h"
 #include "testkit.h"
+#include "tkcitizen.h"
 
 #include <check.h>
 #include <limits.h>
@@ -72,22 +73,7 @@ static response_t *lookup(adp_client_t *c, const char *const *keys, size_t n, in
         d.day = (uint32_t)date->day;
         req.date = &d;
     }
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len);
-    ck_assert_ptr_nonnull(buf);
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
-    adp_reply_t reply;
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len, 0,
-                         10000, &reply);
-    free(buf);
-    ck_assert_msg(rc == 0, "look-up failed: %s", adp_last_error(c));
-    ck_assert_str_eq(reply.sender, POP);
-    ck_assert_str_eq(reply.content_type, LTH_LOOKUP_RESPONSE_TYPE);
-    response_t *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
-    adp_reply_free(&reply);
-    ck_assert_msg(resp != NULL, "the reply is not a CitizenLookupResponse");
-    return resp;
+    return tk_citizen_lookup(c, POP, &req, 0, 10000, NULL);
 }
 
 static response_t *lookup_current(adp_client_t *c, const char *const *keys, size_t n)

@@ -65,6 +65,9 @@ void hub_jsonw_i64(hub_jsonw_t *w, int64_t v);
 void hub_jsonw_double(hub_jsonw_t *w, double v, int decimals);
 void hub_jsonw_bool(hub_jsonw_t *w, bool v);
 void hub_jsonw_null(hub_jsonw_t *w);
+/* A comma-separated list ("a,b,,c"; NULL is empty) as an array of its
+ * non-empty items. */
+void hub_jsonw_csv(hub_jsonw_t *w, const char *list);
 /* Writes text that is already JSON (the caller vouches for it). */
 void hub_jsonw_raw(hub_jsonw_t *w, const char *json, size_t len);
 

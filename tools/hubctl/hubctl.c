@@ -158,6 +158,26 @@ static int ctl_exit_for(int rc, int nack_code)
     return EXIT_FAIL;
 }
 
+/* Connects to the hub as the member of the connection settings at path
+ * (ctl_load_config) for command `cmd`; EXIT_OK with *client open, or the
+ * exit status after saying why. */
+static int ctl_connect(const char *cmd, const char *path, long timeout_ms, adp_client_t **client)
+{
+    hubctl_config_t cfg;
+    int status = ctl_load_config(path, &cfg);
+    if (status != EXIT_OK)
+        return status;
+    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
+                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
+    char err[HUB_ERRMSG_MAX];
+    int rc = adp_connect(&acfg, client, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hubctl %s: cannot reach the hub: %s\n", cmd, err);
+        return ctl_exit_for(rc, 0);
+    }
+    return EXIT_OK;
+}
+
 static int cmd_ping(const char *config_path, int argc, char **argv)
 {
     const char *target = NULL;
@@ -183,26 +203,17 @@ static int cmd_ping(const char *config_path, int argc, char **argv)
         fprintf(stderr, "hubctl ping: '%s': %s\n", target, problem);
         return EXIT_USAGE;
     }
-    hubctl_config_t cfg;
-    int status = ctl_load_config(config_path, &cfg);
+    adp_client_t *client = NULL;
+    int status = ctl_connect("ping", config_path, timeout_ms, &client);
     if (status != EXIT_OK)
         return status;
-    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
-                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
-    adp_client_t *client = NULL;
-    char err[HUB_ERRMSG_MAX];
-    int rc = adp_connect(&acfg, &client, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "hubctl ping: cannot reach the hub: %s\n", err);
-        return ctl_exit_for(rc, 0);
-    }
     for (long i = 0; i < count && status == EXIT_OK; i++) {
         char payload[64];
         int len = snprintf(payload, sizeof payload, "ping %ld", i + 1);
         uint64_t start = hub_monotonic_us();
         adp_reply_t reply;
-        rc = adp_request(client, target, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
-                         ADP_ONLINE_ONLY, (uint32_t)timeout_ms, &reply);
+        int rc = adp_request(client, target, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
+                             ADP_ONLINE_ONLY, (uint32_t)timeout_ms, &reply);
         uint64_t rtt = hub_monotonic_us() - start;
         if (rc == 0) {
             bool same = reply.payload_len == (size_t)len && !memcmp(reply.payload, payload, (size_t)len);
@@ -273,24 +284,14 @@ static int cmd_request(const char *config_path, int argc, char **argv)
         fclose(f);
         data = file_data ? file_data : "";
     }
-    hubctl_config_t cfg;
-    int status = ctl_load_config(config_path, &cfg);
+    adp_client_t *client = NULL;
+    int status = ctl_connect("request", config_path, timeout_ms, &client);
     if (status != EXIT_OK) {
         free(file_data);
         return status;
     }
-    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
-                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
-    adp_client_t *client = NULL;
-    char err[HUB_ERRMSG_MAX];
-    int rc = adp_connect(&acfg, &client, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "hubctl request: cannot reach the hub: %s\n", err);
-        free(file_data);
-        return ctl_exit_for(rc, 0);
-    }
     adp_reply_t reply;
-    rc = adp_request(client, receiver, service, content_type, data, len, flags,
+    int rc = adp_request(client, receiver, service, content_type, data, len, flags,
                      (uint32_t)timeout_ms, &reply);
     if (rc == 0) {
         fwrite(reply.payload, 1, reply.payload_len, stdout);

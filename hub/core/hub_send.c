@@ -175,22 +175,25 @@ int hub__receipts_init(hub__receipts_t *r, size_t cap)
     r->cap = cap;
     r->acks = calloc(cap, sizeof *r->acks);
     r->ack_ptrs = calloc(cap, sizeof *r->ack_ptrs);
+    r->ack_ids = malloc(cap * sizeof *r->ack_ids);
     r->nacks = calloc(cap, sizeof *r->nacks);
     r->nack_ptrs = calloc(cap, sizeof *r->nack_ptrs);
     r->reasons = calloc(cap, sizeof *r->reasons);
-    return (r->acks && r->ack_ptrs && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
+    return (r->acks && r->ack_ptrs && r->ack_ids && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
 }
 
 void hub__receipts_free(hub__receipts_t *r)
 {
     for (size_t i = 0; i < r->n_acks; i++)
-        free(r->acks[i].message_id);
+        if (r->acks[i].message_id != r->ack_ids[i])
+            free(r->acks[i].message_id);
     for (size_t i = 0; i < r->n_nacks; i++) {
         free(r->reasons[i]);
         free(r->nacks[i].message_id);
     }
     free(r->acks);
     free(r->ack_ptrs);
+    free(r->ack_ids);
     free(r->nacks);
     free(r->nack_ptrs);
     free(r->reasons);
@@ -209,9 +212,14 @@ void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_
         return;
     Lth__V1__Ack *a = &r->acks[r->n_acks];
     lth__v1__ack__init(a);
-    a->message_id = strdup(message_id);
-    if (!a->message_id)
-        return;
+    size_t len = strlen(message_id);
+    if (len <= HUB_UUID_LEN) { /* every valid id: no allocation per ACK */
+        a->message_id = memcpy(r->ack_ids[r->n_acks], message_id, len + 1);
+    } else {
+        a->message_id = strdup(message_id);
+        if (!a->message_id)
+            return;
+    }
     a->hub_seq = seq;
     if (routed_to)
         a->routed_to = (char *)routed_to;

@@ -413,6 +413,7 @@ struct hub_server {
     void *audit_start_check;      /* the check of the whole log, while it runs */
     uint64_t audit_tampered_seq;  /* where that check failed; 0 = fine or not done */
     bool prune_due;              /* de-duplication records to forget (every 10 s) */
+    bool turn_lent;              /* see turn_arena below */
     uint64_t last_prune_us;      /* monotonic */
 
     uint64_t refused_since_log;
@@ -425,7 +426,6 @@ struct hub_server {
      * from the frame here (turn_lent: the frame is kept to the turn's
      * end; otherwise its memory is reused by the next frame). */
     hub_arena_t turn_arena;
-    bool turn_lent;
     size_t turn_lent_bytes; /* frame bytes kept for deliveries this turn */
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;

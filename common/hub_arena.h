@@ -29,7 +29,7 @@
 typedef struct hub__arena_chunk hub__arena_chunk_t;
 
 typedef struct hub_arena {
-    hub__arena_chunk_t *head; /* the chunk being filled; older ones follow */
+    hub__arena_chunk_t *head;  /* the chunk being filled; older ones follow */
     hub__arena_chunk_t *spare; /* emptied chunks kept for reuse */
     size_t spare_bytes;
     ProtobufCAllocator pb; /* allocator_data points back here */

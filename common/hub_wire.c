@@ -53,8 +53,7 @@ int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out)
     return *out ? 0 : HUB_EPARSE;
 }
 
-int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len,
-                           hub_envelope_t **out)
+int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_envelope_t **out)
 {
     *out = lth__v1__envelope__unpack(hub_arena_pb(arena), len, data);
     return *out ? 0 : HUB_EPARSE;

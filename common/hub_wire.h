@@ -56,8 +56,7 @@ static inline int hub_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);
 void hub_envelope_free(hub_envelope_t **env_p);
 /* The same into an arena (never hub_envelope_free(); see hub_arena.h). */
-int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len,
-                           hub_envelope_t **out);
+int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_envelope_t **out);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);

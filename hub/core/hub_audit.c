@@ -233,7 +233,7 @@ static int hub__after_record(hub_audit_t *self)
 static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
 {
     hub_audit_record_t r = *rec;
-    r.legacy = false; /* new lines are always written in the current format */
+    r.legacy = false;   /* new lines are always written in the current format */
     if (r.has_digest) { /* never the bare digest: see hub_audit_envelope_mac() */
         hub_sha256_t st = self->mac_inner;
         uint8_t inner[HUB_SHA256_LEN];

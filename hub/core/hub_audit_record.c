@@ -205,8 +205,7 @@ static void hub__sb_json(hub__sb_t *b, const char *text, size_t max)
     /* Most fields (ids, services, outcomes) are printable ASCII with nothing
      * to escape: one copy, the same bytes as the loop below would give. */
     size_t plain = 0;
-    while (plain < n && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' &&
-           s[plain] != '\\')
+    while (plain < n && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\')
         plain++;
     if (plain == n && n <= max) {
         hub__sb_lit(b, "\"");

@@ -82,7 +82,8 @@
 /* ... and envelopes: a turn ends after about this many, so that a member
  * sending large batches cannot make everyone else's turn wait long. */
 #define HUB__TURN_ENVELOPES 1024
-#define HUB__TURN_LENT_MAX (16u << 20) /* frame bytes a turn keeps for its deliveries */
+/* ... and frame bytes kept for the turn's deliveries (hub_server.turn_arena). */
+#define HUB__TURN_LENT_MAX (16u << 20)
 #define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
 #define HUB__MAX_PENDING 65536     /* envelopes waiting for the store, all senders */
 #define HUB__SPARE_ITEMS_MAX 4096  /* a commit's items array kept for the next, at most */

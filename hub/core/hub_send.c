@@ -211,7 +211,9 @@ int hub__receipts_init(hub__receipts_t *r, size_t cap)
     r->nacks = calloc(cap, sizeof *r->nacks);
     r->nack_ptrs = calloc(cap, sizeof *r->nack_ptrs);
     r->reasons = calloc(cap, sizeof *r->reasons);
-    return (r->acks && r->ack_ptrs && r->ack_ids && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
+    return (r->acks && r->ack_ptrs && r->ack_ids && r->nacks && r->nack_ptrs && r->reasons)
+               ? 0
+               : HUB_ENOMEM;
 }
 
 void hub__receipts_free(hub__receipts_t *r)

@@ -77,6 +77,8 @@ typedef struct {
     /* The middle (hubd, rawhop, nats-server, the RabbitMQ node, the
      * postmaster): its CPU time over the window, with its descendants'. */
     pid_t cpu_pid;                 /* 0: not measured */
+    pid_t cpu_pid_b;               /* a second middle process summed with cpu_pid (0: none):
+                                      the second hubd node of a two-node row */
     int envelopes_per_msg;         /* what the middle handles per completion (2 for req/reply) */
     unsigned long long cpu0, cpu1; /* clock ticks at t0 and t1 */
     bool cpu_main;                 /* also measure cpu_pid's main thread (hubd's loop) */
@@ -227,6 +229,8 @@ typedef struct {
     int max_batch;  /* raw client: envelopes per Batch frame at most (0 = as many as fit the window)
                      */
     bool pg_store;  /* hubd's store on a private PostgreSQL (store = postgresql) */
+    bool two_nodes; /* with pg_store: two hubd nodes (cluster = on) on that store, the
+                       sender on node A, the receiver on node B */
 } hub_case_t;
 
 /* What this hubd offers for the full path, found at run time. */

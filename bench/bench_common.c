@@ -92,6 +92,11 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
         w->cpu0 = bench_tree_ticks(w->cpu_pid);
     if (w->cpu_pid > 0 && w->cpu_main)
         w->main0 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
+    if (w->cpu_pid > 0 && w->cpu_pid_b > 0) {
+        w->cpu0 += bench_tree_ticks(w->cpu_pid_b);
+        if (w->cpu_main)
+            w->main0 += bench_thread_ticks(w->cpu_pid_b, w->cpu_pid_b);
+    }
     w->t0_ns = bench_now_ns();
     atomic_store(&w->phase, BENCH_MEASURE);
     tkp_sleep_ms((int)(bench_opts.measure_s * 1000));
@@ -101,6 +106,11 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
         w->cpu1 = bench_tree_ticks(w->cpu_pid);
     if (w->cpu_pid > 0 && w->cpu_main)
         w->main1 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
+    if (w->cpu_pid > 0 && w->cpu_pid_b > 0) {
+        w->cpu1 += bench_tree_ticks(w->cpu_pid_b);
+        if (w->cpu_main)
+            w->main1 += bench_thread_ticks(w->cpu_pid_b, w->cpu_pid_b);
+    }
     if (w->cpu2_pid > 0)
         w->cpu2_1 = bench_tree_ticks(w->cpu2_pid);
     if (w->edge)

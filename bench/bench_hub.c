@@ -688,6 +688,7 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
     r->c = *c;
     bench_window_init(&r->win);
     r->win.cpu_pid = env->hubd;
+    r->win.cpu_pid_b = env->hubd_b;
     r->win.cpu_main = true;
     if (env->pg) {
         r->win.cpu2_pid = env->pg->pid;
@@ -707,15 +708,24 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
     char err[512] = "";
     int rc = 0;
     const char *service = events ? BENCH_EVENT_SERVICE : BENCH_ECHO_SERVICE;
+    /* The receiver's hub: node B on two-node rows (same keys, other endpoint). */
+    bench_hubenv_t node_b;
+    const bench_hubenv_t *senv = env;
+    if (env->hubd_b > 0) {
+        node_b = *env;
+        snprintf(node_b.endpoint, sizeof node_b.endpoint, "%s", env->endpoint_b);
+        node_b.hubd = env->hubd_b;
+        senv = &node_b;
+    }
     if (sdk) {
-        r->sdk_server = hub__sdk_connect(r, env, BENCH_SERVER_ID, err, sizeof err);
+        r->sdk_server = hub__sdk_connect(r, senv, BENCH_SERVER_ID, err, sizeof err);
         rc = r->sdk_server
                  ? adp_offer(r->sdk_server, service, events ? hub__sdk_event : hub__sdk_echo, r)
                  : -1;
         if (rc == 0)
             adp_run(r->sdk_server, 50); /* let the new Hello reach the hub */
     } else {
-        rc = bench_peer_open(&r->server, env, BENCH_SERVER_ID, service, err, sizeof err);
+        rc = bench_peer_open(&r->server, senv, BENCH_SERVER_ID, service, err, sizeof err);
     }
     if (rc == 0 && raw_client)
         rc = bench_peer_open(&r->client, env, BENCH_CLIENT_ID, NULL, err, sizeof err);
@@ -900,25 +910,64 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
                  "port=%d user=bench dbname=postgres\n",
                  pg.port);
     }
+    /* Two nodes: the same hub (key, keys, store), each its own node_id,
+     * listen, cluster_listen and data_dir; node B is started second. */
+    bool two = c->pg_store && c->two_nodes;
+    char conf_b[1200] = "", data_b[80] = "";
+    bench_hubenv_t env_b;
+    if (two) {
+        snprintf(conf_b, sizeof conf_b,
+                 "%scluster = on\nnode_id = bench-b\ncluster_listen = tcp://127.0.0.1:*\n", conf);
+        size_t len = strlen(conf);
+        snprintf(conf + len, sizeof conf - len,
+                 "cluster = on\nnode_id = bench-a\ncluster_listen = tcp://127.0.0.1:*\n");
+        snprintf(data_b, sizeof data_b, "%s-b", data);
+    }
     if (bench_hubenv_start(&env, data, conf, err, sizeof err) != 0) {
         bench_result_na(out, "%s", err);
         bench_pg_stop(&pg);
         return;
     }
+    env.hubd_b = 0;
+    env.endpoint_b[0] = '\0';
+    if (two) {
+        env_b = env;
+        if (bench_hubenv_start(&env_b, data_b, conf_b, err, sizeof err) != 0) {
+            bench_result_na(out, "node B: %s", err);
+            bench_hubenv_stop(&env);
+            bench_pg_stop(&pg);
+            return;
+        }
+        env.hubd_b = env_b.hubd;
+        snprintf(env.endpoint_b, sizeof env.endpoint_b, "%s", env_b.endpoint);
+    }
     env.pg = c->pg_store ? &pg : NULL;
     bench_hub_drive(&env, c, out);
     env.pg = NULL;
-    if (!bench_alive(env.hubd)) {
+    bool a_alive = bench_alive(env.hubd), b_alive = !two || bench_alive(env_b.hubd);
+    if (!a_alive || !b_alive) {
         out->na = true;
-        snprintf(out->note, sizeof out->note, "hubd died during the run; see %s", env.log);
-        env.hubd = 0;
+        snprintf(out->note, sizeof out->note, "hubd died during the run; see %s",
+                 a_alive ? env_b.log : env.log);
+        if (!a_alive)
+            env.hubd = 0;
+        if (!b_alive)
+            env_b.hubd = 0;
     }
+    if (two)
+        bench_hubenv_stop(&env_b);
+    env.hubd_b = 0;
+    env.endpoint_b[0] = '\0';
     bench_hubenv_stop(&env);
     bench_pg_stop(&pg);
     if (!bench_opts.verbose) {
         char path[PATH_MAX + 80];
         snprintf(path, sizeof path, "%s/%s", env.dir, data);
         tkp_rmrf(path);
+        if (two) {
+            snprintf(path, sizeof path, "%s/%s", env.dir, data_b);
+            tkp_rmrf(path);
+        }
     }
 }
 

@@ -28,6 +28,10 @@ typedef struct {
     char log[PATH_MAX];
     char endpoint[256];
     pid_t hubd;
+    /* Two-node rows: node B (cluster = on, same store and keys), which the
+     * receiver connects to; the sender stays on `endpoint` (node A). */
+    pid_t hubd_b;
+    char endpoint_b[256];
     bench_pg_t *pg; /* the store's PostgreSQL cluster, measured with hubd; NULL: LMDB */
 } bench_hubenv_t;
 

@@ -51,6 +51,8 @@ typedef struct {
     int inflight;
     hub_case_t hub;
     bool baseline;
+    /* Left out of --quick unless --only names it (two hubd nodes: slow to set up). */
+    bool not_quick;
     bench_result_t runs[16];
     int n_runs;
     bench_result_t median;
@@ -133,6 +135,19 @@ static bench_case_t cases[] = {
      .type = CASE_HUB,
      .inflight = 1000,
      .hub = {HUB_CASE_EVENTS, HUB_PEER_RAW, true, false, 1000, 0, true}},
+    {.id = "hub-pg-durable-1000-2n",
+     .label = "hub req/reply, durable, PostgreSQL store, two nodes (client on A, responder on B)",
+     .type = CASE_HUB,
+     .inflight = 1000,
+     .not_quick = true,
+     .hub = {HUB_CASE_REQREPLY, HUB_PEER_RAW, true, false, 1000, 0, true, true}},
+    {.id = "hub-pg-durable-events-2n",
+     .label = "hub one-way events, durable, PostgreSQL store, two nodes (sender on A, receiver on "
+              "B)",
+     .type = CASE_HUB,
+     .inflight = 1000,
+     .not_quick = true,
+     .hub = {HUB_CASE_EVENTS, HUB_PEER_RAW, true, false, 1000, 0, true, true}},
     {.id = "hub-full-1000",
      .label = "hub req/reply, full path (signed, verified, durable, audited)",
      HUB(REQREPLY, RAW, true, true, 1000)},
@@ -573,7 +588,8 @@ static void usage(FILE *out)
                  "default build/bench/latest.md, or build/bench/scale-N.md with --scale).\n"
                  "\n"
                  "  --runs N      runs per case; figures are medians (default 3)\n"
-                 "  --quick       one short run of each case (a smoke test, < 60 s)\n"
+                 "  --quick       one short run of each case (a smoke test, < 60 s; the\n"
+                 "                two-node rows only when --only names them)\n"
                  "  --seconds S   measured window per run (default 3)\n"
                  "  --only LIST   run only these case ids (see --list; 'hub-*' works)\n"
                  "  --scale N     connect N members and report memory per connection and\n"
@@ -729,7 +745,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < runs; r++) {
         for (size_t i = 0; i < N_CASES; i++) {
             bench_case_t *c = &cases[i];
-            if (!selected(only, c->id))
+            if (!selected(only, c->id) || (quick && c->not_quick && !(only && *only)))
                 continue;
             bench_result_t *res = &c->runs[c->n_runs];
             run_case(c, &features, res);

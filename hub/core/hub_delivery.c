@@ -177,6 +177,24 @@ static bool hub__settled_find(const hub__member_t *m, uint64_t seq)
     return false;
 }
 
+/* True when seq's store ack is being written by the commit in progress
+ * (hub__commit_start moved m->settled there): the row is still in the
+ * queue until that commit ends, and a rescan must not hand it out again. */
+static bool hub__committing_find(const hub_server_t *self, const hub__member_t *m, uint64_t seq)
+{
+    const hub__commit_t *job = self->commit;
+    if (!job)
+        return false;
+    for (size_t g = 0; g < job->n_acks; g++) {
+        if (strcmp(job->acks[g].receiver, m->id) != 0)
+            continue;
+        for (size_t i = 0; i < job->acks[g].n; i++)
+            if (job->acks[g].seqs[i] == seq)
+                return true;
+    }
+    return false;
+}
+
 /* Hands queued messages to an online receiver while it has credit. */
 void hub__pump(hub_server_t *self, hub__member_t *m)
 {
@@ -207,7 +225,8 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         for (size_t i = 0; i < n; i++) {
             uint32_t attempt = msgs[i].attempts + 1;
             after = msgs[i].seq;
-            if (cluster && (hub__inflight_find(m, after) || hub__settled_find(m, after)))
+            if (cluster && (hub__inflight_find(m, after) || hub__settled_find(m, after) ||
+                            hub__committing_find(self, m, after)))
                 continue;
             if (!hub__still_allowed(self, &msgs[i])) {
                 if (after > m->loaded_seq)

@@ -269,7 +269,10 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
  * plain inserts (n; every append holds hub_meta's row lock from before
  * that read to its commit, so no other node can insert them meanwhile),
  * the others, and all when no window is set (nothing was read),
- * upserts (i), which cost a speculative insertion each. */
+ * upserts (i), which cost a speculative insertion each. The hub_held rows
+ * are locked in (kind, member) order, as HUB__PG_REMOVE_TAIL locks them:
+ * otherwise one node's append and another node's ack deadlock on the
+ * sender's, receiver's and total rows (PostgreSQL aborts one, 40P01). */
 static const char APPEND_SQL[] =
     "WITH m AS (INSERT INTO hub_msgs (seq, message_id, sender, receiver, service, "
     "accepted_at_us, expires_at_us, envelope) SELECT * FROM unnest($1::int8[], $2::bytea[], "
@@ -282,6 +285,7 @@ static const char APPEND_SQL[] =
     "accepted_at_us = excluded.accepted_at_us, digest = excluded.digest, pinned = false), "
     "h AS (INSERT INTO hub_held (kind, member, msgs, bytes, queued) SELECT * FROM "
     "unnest($19::text[], $20::bytea[], $21::int8[], $22::int8[], $23::int8[]) "
+    "AS hh (hk, hm, hc, hb, hq) ORDER BY hk COLLATE \"C\", hm "
     "ON CONFLICT (kind, member) DO UPDATE SET msgs = hub_held.msgs + excluded.msgs, "
     "bytes = hub_held.bytes + excluded.bytes, queued = hub_held.queued + excluded.queued) "
     "UPDATE hub_meta SET next_seq = greatest(next_seq, $24::int8) WHERE id = 1";

@@ -162,14 +162,20 @@ uint32_t hub__pg_opened_format(const hub_store_t *store);
 
 /* Every statement that deletes messages (a CTE d, HUB__PG_REMOVED_COLS)
  * ends in HUB__PG_REMOVE_TAIL: what the members hold goes down, and pinned
- * ids records that name the messages go. */
+ * ids records that name the messages go. The hub_held rows are changed in
+ * (kind, member) order, as an append changes them (an upsert of negative
+ * deltas: UPDATE ... FROM locks in the join's order), so that two nodes'
+ * append and ack cannot deadlock. */
 #define HUB__PG_REMOVE_TAIL                                                                        \
     ", g AS (SELECT 's'::text AS kind, sender AS member, count(*) AS c, sum(len)::int8 AS b, "     \
     "0::int8 AS q FROM d GROUP BY sender UNION ALL SELECT 'r', receiver, count(*), "               \
     "sum(len)::int8, count(*) FILTER (WHERE NOT dead) FROM d GROUP BY receiver UNION ALL "         \
     "SELECT 't', '\\x'::bytea, count(*), coalesce(sum(len), 0)::int8, 0 FROM d), "                 \
-    "u AS (UPDATE hub_held h SET msgs = h.msgs - g.c, bytes = h.bytes - g.b, "                     \
-    "queued = h.queued - g.q FROM g WHERE h.kind = g.kind AND h.member = g.member AND g.c > 0), "  \
+    "u AS (INSERT INTO hub_held (kind, member, msgs, bytes, queued) SELECT kind, member, -c, -b, "  \
+    "-q FROM g WHERE c > 0 AND EXISTS (SELECT 1 FROM hub_held e WHERE e.kind = g.kind AND "        \
+    "e.member = g.member) ORDER BY kind COLLATE \"C\", member ON CONFLICT (kind, member) DO "       \
+    "UPDATE SET msgs = hub_held.msgs + excluded.msgs, bytes = hub_held.bytes + excluded.bytes, "   \
+    "queued = hub_held.queued + excluded.queued), "                                                \
     "x AS (DELETE FROM hub_ids i USING d WHERE i.pinned AND i.sender = d.sender AND "              \
     "i.message_id = d.message_id AND i.seq = d.seq) SELECT count(*) FROM d"
 #define HUB__PG_REMOVED_COLS                                                                       \

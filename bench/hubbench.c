@@ -48,11 +48,11 @@ typedef struct {
     const char *label;
     case_type_t type;
     bool flag; /* raw: CURVE; nats: TLS */
+    /* Left out of --quick unless --only names it (two hubd nodes: slow to set up). */
+    bool not_quick;
     int inflight;
     hub_case_t hub;
     bool baseline;
-    /* Left out of --quick unless --only names it (two hubd nodes: slow to set up). */
-    bool not_quick;
     bench_result_t runs[16];
     int n_runs;
     bench_result_t median;

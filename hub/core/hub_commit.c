@@ -6,6 +6,27 @@
 
 #define HUB__DEAD_LOG_LINES 20 /* dead letters logged one by one per commit */
 
+/* The refusal of an envelope whose commit failed: UNAVAILABLE (retryable)
+ * when the store did not complete it but may on a resend (its database
+ * connection was lost, the database is failing over: HUB_EAGAIN), INTERNAL
+ * otherwise. */
+static void hub__commit_failed(hub_server_t *self, hub__receipts_t *r, const char *message_id,
+                               int rc, bool publication)
+{
+    if (rc == HUB_EAGAIN)
+        hub__receipt_nack(self, r, message_id, LTH__V1__NACK_CODE__NACK_UNAVAILABLE,
+                          "the hub's store did not complete the commit of this %s (its database "
+                          "connection was lost or the database is failing over): it is not "
+                          "accepted; send the same envelope again, unchanged (same message_id): "
+                          "a commit that completed after all gets its original ACK",
+                          publication ? "publication" : "envelope");
+    else
+        hub__receipt_nack(self, r, message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                          "the hub's store could not commit (%s); nothing was stored, send "
+                          "again later",
+                          hub_strerror(rc));
+}
+
 /* One receipt for all copies of a publication (items[i] is one copy):
  * ACK when every copy is stored, else the first refusal. A publisher that
  * sends again after a refusal only adds the missing copies (each copy has a
@@ -23,9 +44,7 @@ static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i,
     for (size_t k = i; k < end; k++) {
         hub__pending_t *c = &job->items[k];
         if (job->append_rc != 0) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub's store could not commit (%s); send again later",
-                              hub_strerror(job->append_rc));
+            hub__commit_failed(self, r, item->group_id, job->append_rc, true);
             return;
         }
         if (c->verdict != 0) {
@@ -99,10 +118,7 @@ static void hub__after_commit(uv_work_t *req, int status)
             continue;
         }
         if (job->append_rc != 0) {
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub's store could not commit (%s); nothing was stored, send "
-                              "again later",
-                              hub_strerror(job->append_rc));
+            hub__commit_failed(self, r, msg->message_id, job->append_rc, false);
             continue;
         }
         if (job->items[i].verdict != 0) {
@@ -196,7 +212,14 @@ static void hub__after_commit(uv_work_t *req, int status)
             m->backlog = true;
         }
     }
-    if (job->other_rc != 0)
+    /* HUB_EAGAIN: the store lost its database and logs the outage once
+     * itself; not a line per commit tried meanwhile. */
+    if (job->other_rc == HUB_EAGAIN)
+        HUB_DEBUG("store",
+                  "settle, attempt or dead-letter update did not complete; it will be "
+                  "retried",
+                  "error=\"%s\"", hub_strerror(job->other_rc));
+    else if (job->other_rc != 0)
         HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
                   "error=\"%s\"", hub_strerror(job->other_rc));
     /* One log line per dead letter, up to HUB__DEAD_LOG_LINES a commit; the

@@ -407,6 +407,10 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
         if (p->verdict != 0) {
             snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
             outcome = "BAD_SIGNATURE";
+        } else if (job->append_rc == HUB_EAGAIN) {
+            snprintf(reason, sizeof reason, "UNAVAILABLE: store commit did not complete (%s)",
+                     hub_strerror(job->append_rc));
+            outcome = "UNAVAILABLE";
         } else if (job->append_rc != 0) {
             snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
                      hub_strerror(job->append_rc));

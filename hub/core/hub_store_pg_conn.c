@@ -8,13 +8,17 @@
 #include "hub_store_codec.h"
 #include "hub_wire.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Reconnecting after a lost connection: the first attempt at once, then
+ * after 100 ms, doubling to 2 s, so that a standby promoted after a few
+ * seconds is found within 2 s of its promotion. */
 #define BACKOFF_MIN_US 100000u
-#define BACKOFF_MAX_US 5000000u
+#define BACKOFF_MAX_US 2000000u
 #define DEFAULT_MAX_BYTES (1ull << 30)
 
 /* ---- the schema --------------------------------------------------------------
@@ -239,13 +243,21 @@ void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max)
 
 /* ---- errors ------------------------------------------------------------------ */
 
-/* A failed statement's SQLSTATE as a HUB_E* code. */
+/* No answer, a lost connection, a server that went read-only (demoted) or
+ * is shutting down: no longer the primary hubd should write to. */
+static bool server_gone(const char *state)
+{
+    return !state || !strncmp(state, "08", 2) || !strcmp(state, "25006") ||
+           !strncmp(state, "57P", 3);
+}
+
+/* A failed statement's SQLSTATE as a HUB_E* code. A server gone is
+ * HUB_EAGAIN: the statement did not complete, and the same call may succeed
+ * once hubd has connected again (to the new primary, after a failover). */
 static int map_state(const char *state)
 {
-    if (!state)
-        return HUB_EIO; /* no answer: the connection went */
-    if (!strncmp(state, "08", 2) || !strcmp(state, "25006") || !strncmp(state, "57P", 3))
-        return HUB_EIO; /* connection; read-only transaction; server shutting down */
+    if (server_gone(state))
+        return HUB_EAGAIN; /* no answer; connection; read-only transaction; shutting down */
     if (!strcmp(state, "53100"))
         return HUB_EFULL; /* disk full */
     if (!strncmp(state, "53", 2))
@@ -262,16 +274,60 @@ static const char *hint_for(int code, const char *state)
     if (state && !strcmp(state, "25006"))
         return "the server is read-only (a standby): list the primary in store_dsn, with "
                "target_session_attrs=read-write";
+    if (code == HUB_EAGAIN && state && !server_gone(state))
+        return "a conflict with another transaction (serialization, deadlock, lock): the work "
+               "is tried again";
     switch (code) {
-    case HUB_EIO:
-        return "the connection to PostgreSQL was lost: nothing of this commit was stored; "
-               "hubd connects again by itself";
+    case HUB_EAGAIN:
+        return "the connection to PostgreSQL was lost or the server cannot write now: the "
+               "statement did not complete (senders of a commit cut here are told UNAVAILABLE "
+               "and resend); hubd connects again by itself";
     case HUB_EPERM:
         return "grant the store_dsn user rights on the hub_* tables (hubctl store init "
                "creates them as that user)";
     case HUB_EFULL: return "the database server's disk is full: free room there";
     default: return "check the PostgreSQL server's log";
     }
+}
+
+/* The connection record c belongs to, or NULL. */
+static hub__pg_conn_t *conn_of(hub__pg_t *self, const PGconn *c)
+{
+    if (self && c && c == self->w.conn)
+        return &self->w;
+    if (self && c && c == self->r.conn)
+        return &self->r;
+    return NULL;
+}
+
+/* A connection's outage begins: logged once, however many statements and
+ * reconnection attempts fail until it ends (conn_ready logs the end). */
+static void outage_begins(hub__pg_conn_t *pc, const char *error)
+{
+    if (pc->down_since_us)
+        return;
+    pc->down_since_us = hub_monotonic_us();
+    pc->attempts = 0;
+    HUB_WARN("store", "PostgreSQL connection lost; reconnecting in the background",
+             "conn=%s error=\"%s\" hint=\"commits fail as UNAVAILABLE (senders resend) until "
+             "a server in store_dsn accepts writes again\"",
+             pc->what, error);
+}
+
+static void statement_failed(hub__pg_t *self, PGconn *c, const char *state, int code)
+{
+    char buf[256];
+    pq_msg(c, buf, sizeof buf);
+    hub__pg_conn_t *pc = conn_of(self, c);
+    if (pc && (PQstatus(c) != CONNECTION_OK || server_gone(state))) {
+        outage_begins(pc, buf);
+        /* A server that still answers but takes no writes (demoted,
+         * shutting down): the next call looks for the primary anew. */
+        pc->stale = true;
+        return;
+    }
+    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
+              state ? state : "none", buf, hint_for(code, state));
 }
 
 int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
@@ -290,11 +346,8 @@ int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_para
         return 0;
     }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
-    char buf[256];
-    (void)self;
-    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
-              state ? state : "none", pq_msg(c, buf, sizeof buf), hint_for(code, state));
+    int code = PQstatus(c) != CONNECTION_OK ? HUB_EAGAIN : map_state(state);
+    statement_failed(self, c, state, code);
     PQclear(res);
     return code;
 }
@@ -310,16 +363,29 @@ static int exec_many(hub__pg_t *self, PGconn *c, const char *sql)
         return 0;
     }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
-    char buf[256];
-    (void)self;
-    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
-              state ? state : "none", pq_msg(c, buf, sizeof buf), hint_for(code, state));
+    int code = PQstatus(c) != CONNECTION_OK ? HUB_EAGAIN : map_state(state);
+    statement_failed(self, c, state, code);
     PQclear(res);
     return code;
 }
 
 /* ---- connections ---------------------------------------------------------- */
+
+/* The server's warnings (and the FATAL of a session it ends while idle) in
+ * hubd's log, on one line, instead of libpq's raw lines on stderr. */
+static void log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", message);
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '"')
+            *p = p[1] ? ' ' : '\0';
+    if (!strncmp(buf, "FATAL", 5)) /* the session ends: the outage is logged once */
+        HUB_DEBUG("store", "PostgreSQL says", "message=\"%s\"", buf);
+    else
+        HUB_WARN("store", "PostgreSQL says", "message=\"%s\"", buf);
+}
 
 /* Opens a connection and says what is wrong when it cannot: unreachable,
  * authentication, or a read-only server. */
@@ -417,45 +483,98 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     }
     res = PQexec(c, "SET client_min_messages = warning");
     PQclear(res);
+    PQsetNoticeProcessor(c, log_notice, NULL);
     *out = c;
     return 0;
 }
 
 /* A usable connection in *pc, opened again when it broke (at most every
  * backoff). */
+/* A usable connection in *pc, opened again when it broke: the first
+ * attempt at once, then at most every backoff (HUB_EAGAIN meanwhile). With
+ * a multi-host store_dsn and target_session_attrs=read-write, libpq tries
+ * each host and keeps the one that takes writes: after a failover, the
+ * promoted standby. The outage is logged once when it begins
+ * (outage_begins) and once when it ends, with its length and attempts. */
+/* Whether an idle connection is still open. A server that ended the
+ * session while it sat idle has said so on the socket already (a FATAL
+ * message, then the end of the stream): reading what is there, without
+ * waiting, finds it before a statement is lost to it. One poll() when
+ * nothing came. */
+static bool idle_conn_alive(PGconn *c)
+{
+    for (int i = 0; i < 4; i++) {
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        if (p.fd < 0)
+            return false;
+        if (poll(&p, 1, 0) <= 0)
+            return true;
+        if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+            return false;
+    }
+    return PQstatus(c) == CONNECTION_OK;
+}
+
 static int conn_ready(hub__pg_t *self, hub__pg_conn_t *pc)
 {
-    if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK &&
-        PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
+    if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK &&
+        PQtransactionStatus(pc->conn) == PQTRANS_IDLE && idle_conn_alive(pc->conn))
         return 0;
-    if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK) {
+    if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK) {
         /* A transaction left open by a failed call: drop it. */
         PGresult *res = PQexec(pc->conn, "ROLLBACK");
         PQclear(res);
         if (PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
             return 0;
     }
-    uint64_t now = hub_now_us();
+    uint64_t now = hub_monotonic_us();
     if (now < pc->retry_at_us)
-        return HUB_EIO;
+        return HUB_EAGAIN;
+    if (pc->conn && !pc->down_since_us) {
+        char buf[256];
+        outage_begins(pc, pq_msg(pc->conn, buf, sizeof buf));
+    }
     PQfinish(pc->conn);
     pc->conn = NULL;
+    pc->stale = false;
     char err[512];
+    pc->attempts++;
     int rc = connect_dsn(self->dsn, &pc->conn, err, sizeof err);
     if (rc != 0) {
         pc->backoff_us = pc->backoff_us ? pc->backoff_us * 2 : BACKOFF_MIN_US;
         if (pc->backoff_us > BACKOFF_MAX_US)
             pc->backoff_us = BACKOFF_MAX_US;
-        pc->retry_at_us = now + pc->backoff_us;
-        HUB_ERROR("store", "PostgreSQL connection failed", "conn=%s error=\"%s\" retry_ms=%llu",
-                  pc->what, err, (unsigned long long)(pc->backoff_us / 1000));
-        return HUB_EIO;
+        pc->retry_at_us = hub_monotonic_us() + pc->backoff_us;
+        if (!pc->down_since_us)
+            outage_begins(pc, err);
+        else
+            HUB_DEBUG("store", "PostgreSQL connection attempt failed",
+                      "conn=%s attempt=%u error=\"%s\" retry_ms=%llu", pc->what, pc->attempts, err,
+                      (unsigned long long)(pc->backoff_us / 1000));
+        return rc == HUB_EIO ? HUB_EAGAIN : rc;
     }
-    if (pc->backoff_us)
-        HUB_INFO("store", "PostgreSQL connection restored", "conn=%s", pc->what);
+    if (pc->down_since_us)
+        HUB_INFO("store", "PostgreSQL connection restored",
+                 "conn=%s server=%s:%s outage_ms=%llu attempts=%u", pc->what, PQhost(pc->conn),
+                 PQport(pc->conn),
+                 (unsigned long long)((hub_monotonic_us() - pc->down_since_us) / 1000),
+                 pc->attempts);
+    pc->down_since_us = 0;
+    pc->attempts = 0;
     pc->backoff_us = 0;
     pc->retry_at_us = 0;
     return 0;
+}
+
+/* The connection was found cut by the first statement of a call, before
+ * anything of the call was sent (the server went while it sat idle): true
+ * when it could be opened again at once, so that the call goes on on the
+ * new connection instead of failing. */
+static bool idle_cut(hub__pg_t *self, hub__pg_conn_t *pc)
+{
+    if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK)
+        return false; /* not cut: a conflict, which the caller reports */
+    return conn_ready(self, pc) == 0;
 }
 
 static bool owns_batch(hub__pg_t *self)
@@ -506,6 +625,8 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
+        rc = hub__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+    if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
         rc = hub__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
@@ -582,6 +703,8 @@ int hub__pg_batch_begin(hub_store_t *store)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
+        rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
+    if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
         rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);

@@ -23,8 +23,12 @@
  * contract says); one reader connection (`r`, guarded by rlock) for reads
  * on other threads, in autocommit (they see the last committed state).
  * Reads on the batch's thread use `w`, inside the batch. A call that finds
- * its connection broken tries to open it again, at most every backoff
- * (100 ms doubling to 5 s), and fails with HUB_EIO meanwhile.
+ * its connection broken tries to open it again (at once, then at most every
+ * backoff: 100 ms doubling to 2 s), and fails with HUB_EAGAIN meanwhile; a
+ * statement cut by a lost connection, a demoted (read-only) or stopping
+ * server fails with HUB_EAGAIN too, which the commit answers as the
+ * retryable NACK UNAVAILABLE. Each outage is logged once when it begins
+ * and once when it ends.
  */
 #ifndef HUB_STORE_PG_INTERNAL_H
 #define HUB_STORE_PG_INTERNAL_H
@@ -40,9 +44,12 @@
 
 typedef struct {
     PGconn *conn;
-    uint64_t retry_at_us; /* no new connection attempt before this */
+    uint64_t retry_at_us; /* monotonic: no new connection attempt before this */
     uint64_t backoff_us;
-    char what[8]; /* "writer" / "reader", for logs */
+    uint64_t down_since_us; /* monotonic: when the outage began; 0 = up */
+    unsigned attempts;      /* connection attempts in this outage */
+    bool stale;             /* answers but takes no writes: open it again */
+    char what[8];           /* "writer" / "reader", for logs */
 } hub__pg_conn_t;
 
 typedef struct hub__pg {

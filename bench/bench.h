@@ -81,6 +81,14 @@ typedef struct {
     unsigned long long cpu0, cpu1; /* clock ticks at t0 and t1 */
     bool cpu_main;                 /* also measure cpu_pid's main thread (hubd's loop) */
     unsigned long long main0, main1;
+    /* A second process tree measured the same way (0: none): the
+     * PostgreSQL cluster behind a hub row. */
+    pid_t cpu2_pid;
+    unsigned long long cpu2_0, cpu2_1;
+    /* Called (when set) as the measured window opens (which = 0) and
+     * closes (1). */
+    void (*edge)(void *ctx, int which);
+    void *edge_ctx;
 } bench_window_t;
 
 /* cpu_pid and envelopes_per_msg start at 0 and 1: set them before the run
@@ -113,7 +121,8 @@ typedef struct {
     int envelopes_per_msg; /* envelopes the middle handles per completed message (cpu_us / this
                               is per envelope) */
     double main_share;     /* hub rows: share of hubd's CPU on its main (loop) thread; 0 = n/a */
-    char note[256];
+    double cpu2_us;        /* cpu2_pid's CPU per completed message, µs; 0 = n/a */
+    char note[512];
 } bench_result_t;
 
 /* Fills rate and percentiles from a finished window and its samples. */
@@ -180,9 +189,20 @@ typedef struct {
     char dir[PATH_MAX];
     pid_t pid;
     int port;
+    void *probe;          /* the probe's connection (PGconn) */
+    long long lsn0, lsn1; /* WAL positions at the window's edges; -1: unknown */
 } bench_pg_t;
 int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size);
 void bench_pg_stop(bench_pg_t *pg);
+/* What the cluster did for a hub row over its measured window: open a
+ * probe connection before the run, pass bench_pg_probe_edge as the
+ * window's edge (ctx: the bench_pg_t), then append "PostgreSQL: CPU µs/msg,
+ * WAL bytes/msg, commits/s, msgs/commit" to a note (commits counted by
+ * pg_waldump in the window's WAL). Stop closes the probe. */
+void bench_pg_probe_open(bench_pg_t *pg);
+void bench_pg_probe_edge(void *pg, int which);
+void bench_pg_probe_note(const bench_pg_t *pg, const bench_result_t *r, double secs, char *note,
+                         size_t size);
 
 /* write(1 KiB) + fdatasync in a loop, in the work directory's disk. */
 void bench_fsync(bench_result_t *out);

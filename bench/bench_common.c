@@ -84,6 +84,10 @@ void bench_window_init(bench_window_t *w)
 void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
 {
     tkp_sleep_ms((int)(bench_opts.warmup_s * 1000));
+    if (w->edge)
+        w->edge(w->edge_ctx, 0);
+    if (w->cpu2_pid > 0)
+        w->cpu2_0 = bench_tree_ticks(w->cpu2_pid);
     if (w->cpu_pid > 0)
         w->cpu0 = bench_tree_ticks(w->cpu_pid);
     if (w->cpu_pid > 0 && w->cpu_main)
@@ -97,6 +101,10 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
         w->cpu1 = bench_tree_ticks(w->cpu_pid);
     if (w->cpu_pid > 0 && w->cpu_main)
         w->main1 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
+    if (w->cpu2_pid > 0)
+        w->cpu2_1 = bench_tree_ticks(w->cpu2_pid);
+    if (w->edge)
+        w->edge(w->edge_ctx, 1);
     uint64_t until = w->t1_ns + (uint64_t)(bench_opts.drain_s * 1e9);
     while (bench_now_ns() < until) {
         if (all_done && all_done(user))
@@ -155,6 +163,8 @@ void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *
     r->envelopes_per_msg = w->envelopes_per_msg > 0 ? w->envelopes_per_msg : 1;
     if (w->cpu_pid > 0 && w->cpu1 >= w->cpu0 && w->cpu0 > 0 && r->completed > 0)
         r->cpu_us = (double)(w->cpu1 - w->cpu0) * bench_tick_us() / (double)r->completed;
+    if (w->cpu2_pid > 0 && w->cpu2_1 >= w->cpu2_0 && w->cpu2_0 > 0 && r->completed > 0)
+        r->cpu2_us = (double)(w->cpu2_1 - w->cpu2_0) * bench_tick_us() / (double)r->completed;
     if (w->cpu_main && w->main1 >= w->main0 && w->main0 > 0 && w->cpu1 > w->cpu0)
         r->main_share = (double)(w->main1 - w->main0) / (double)(w->cpu1 - w->cpu0);
     if (r->errors)

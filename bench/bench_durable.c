@@ -395,6 +395,27 @@ void bench_pg_stop(bench_pg_t *pg)
     (void)pg;
 }
 
+void bench_pg_probe_open(bench_pg_t *pg)
+{
+    (void)pg;
+}
+
+void bench_pg_probe_edge(void *pg, int which)
+{
+    (void)pg;
+    (void)which;
+}
+
+void bench_pg_probe_note(const bench_pg_t *pg, const bench_result_t *r, double secs, char *note,
+                         size_t size)
+{
+    (void)pg;
+    (void)r;
+    (void)secs;
+    (void)note;
+    (void)size;
+}
+
 #else
 
 #include <libpq-fe.h>
@@ -584,13 +605,17 @@ int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)
         return -1;
     }
     pg->port = bench_free_port();
-    char settings[512];
+    /* HUBBENCH_PG_SETTINGS: more postgresql.conf lines, for profiling
+     * (e.g. "log_min_duration_statement = 0"; with --verbose the cluster's
+     * directory and log stay). */
+    const char *extra = getenv("HUBBENCH_PG_SETTINGS");
+    char settings[1536];
     snprintf(settings, sizeof settings,
              "\n# hubbench\nlisten_addresses = '127.0.0.1'\nport = %d\n"
              "unix_socket_directories = ''\nfsync = on\nsynchronous_commit = on\n"
              "full_page_writes = on\nwal_sync_method = fdatasync\nmax_wal_size = 2GB\n"
-             "log_min_messages = warning\n",
-             pg->port);
+             "log_min_messages = warning\n%.1000s\n",
+             pg->port, extra ? extra : "");
     snprintf(conf, sizeof conf, "%s/postgresql.conf", data);
     FILE *f = fopen(conf, "a");
     if (!f || fputs(settings, f) < 0) {
@@ -620,8 +645,91 @@ int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)
     return 0;
 }
 
+void bench_pg_probe_open(bench_pg_t *pg)
+{
+    char err[256];
+    pg->lsn0 = pg->lsn1 = -1;
+    if (!pg->probe)
+        pg->probe = pgq__connect(pg->port, err, sizeof err);
+}
+
+/* The server's WAL insert position in bytes, or -1. */
+static long long pgq__lsn(PGconn *conn)
+{
+    if (!conn)
+        return -1;
+    PGresult *res = PQexec(conn, "SELECT (pg_current_wal_insert_lsn() - '0/0')::int8");
+    long long v = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+void bench_pg_probe_edge(void *ctx, int which)
+{
+    bench_pg_t *pg = ctx;
+    if (which == 0)
+        pg->lsn0 = pgq__lsn(pg->probe);
+    else
+        pg->lsn1 = pgq__lsn(pg->probe);
+}
+
+/* Transaction commit records between two WAL positions (pg_waldump
+ * --stats), or -1. */
+static long long pgq__commits(const bench_pg_t *pg)
+{
+    char waldump[PATH_MAX], wal[PATH_MAX + 16], from[32], to[32];
+    if (!pg->probe || pg->lsn0 < 0 || pg->lsn1 <= pg->lsn0 ||
+        !durable__find("/usr/lib/postgresql/*/bin/pg_waldump", waldump, sizeof waldump))
+        return -1;
+    /* The last record may still be in the WAL buffers: flush it. */
+    PQclear(PQexec(pg->probe, "SELECT pg_switch_wal()"));
+    snprintf(wal, sizeof wal, "%s/data/pg_wal", pg->dir);
+    snprintf(from, sizeof from, "%llX/%llX", (unsigned long long)pg->lsn0 >> 32,
+             (unsigned long long)pg->lsn0 & 0xffffffffu);
+    snprintf(to, sizeof to, "%llX/%llX", (unsigned long long)pg->lsn1 >> 32,
+             (unsigned long long)pg->lsn1 & 0xffffffffu);
+    char *argv[] = {waldump, "--stats=record", "-p", wal, "-s", from, "-e", to, NULL};
+    char *out = NULL;
+    long long commits = -1;
+    (void)bench_capture(argv, &out, 60000); /* stats come before any error at the end */
+    if (out) {
+        const char *line = strstr(out, "\nTransaction/COMMIT ");
+        unsigned long long n;
+        if (line && sscanf(line + 1, "Transaction/COMMIT %llu", &n) == 1)
+            commits = (long long)n;
+    }
+    free(out);
+    return commits;
+}
+
+void bench_pg_probe_note(const bench_pg_t *pg, const bench_result_t *r, double secs, char *note,
+                         size_t size)
+{
+    size_t len = strlen(note);
+    if (len + 1 >= size || r->completed == 0 || secs <= 0)
+        return;
+    char buf[256] = "";
+    size_t n = 0;
+    if (r->cpu2_us > 0)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, ", CPU %.1f µs/msg", r->cpu2_us);
+    if (pg->lsn0 >= 0 && pg->lsn1 > pg->lsn0)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, ", WAL %.0f bytes/msg",
+                              (double)(pg->lsn1 - pg->lsn0) / (double)r->completed);
+    long long commits = pgq__commits(pg);
+    if (commits > 0 && n < sizeof buf)
+        snprintf(buf + n, sizeof buf - n, ", %.0f commits/s, %.0f msgs/commit",
+                 (double)commits / secs, (double)r->completed / (double)commits);
+    if (buf[0])
+        snprintf(note + len, size - len, "%sPostgreSQL%s", len ? "; " : "", buf);
+}
+
 void bench_pg_stop(bench_pg_t *pg)
 {
+    if (pg->probe)
+        PQfinish(pg->probe);
+    pg->probe = NULL;
     /* SIGINT: fast shutdown (SIGTERM would wait for clients). */
     if (pg->pid > 0) {
         kill(pg->pid, SIGINT);

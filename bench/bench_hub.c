@@ -689,6 +689,12 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
     bench_window_init(&r->win);
     r->win.cpu_pid = env->hubd;
     r->win.cpu_main = true;
+    if (env->pg) {
+        r->win.cpu2_pid = env->pg->pid;
+        r->win.edge = bench_pg_probe_edge;
+        r->win.edge_ctx = env->pg;
+        bench_pg_probe_open(env->pg);
+    }
     r->win.envelopes_per_msg = c->kind == HUB_CASE_REQREPLY ? 2 : 1;
     r->delivery =
         c->durable ? LTH__V1__DELIVERY__DELIVERY_QUEUED : LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
@@ -764,6 +770,9 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
         size_t len = strlen(out->note);
         snprintf(out->note + len, sizeof out->note - len, "%s", batch);
     }
+    if (env->pg && !out->na)
+        bench_pg_probe_note(env->pg, out, bench_window_seconds(&r->win), out->note,
+                            sizeof out->note);
 done:
     free(r->ack_sent);
     bench_lat_free(&r->ack_lat);
@@ -896,7 +905,9 @@ void bench_hub(const hub_case_t *c, const hub_features_t *features, bench_result
         bench_pg_stop(&pg);
         return;
     }
+    env.pg = c->pg_store ? &pg : NULL;
     bench_hub_drive(&env, c, out);
+    env.pg = NULL;
     if (!bench_alive(env.hubd)) {
         out->na = true;
         snprintf(out->note, sizeof out->note, "hubd died during the run; see %s", env.log);

@@ -28,6 +28,7 @@ typedef struct {
     char log[PATH_MAX];
     char endpoint[256];
     pid_t hubd;
+    bench_pg_t *pg; /* the store's PostgreSQL cluster, measured with hubd; NULL: LMDB */
 } bench_hubenv_t;
 
 /* Makes dir with the hub's, the client's and the server's keys, plus

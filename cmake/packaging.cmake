@@ -84,8 +84,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/adapters/README.md
 # The hub-to-hub gateway (hubgate): its example and its guide.
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/hubgate.conf.example ${CMAKE_SOURCE_DIR}/docs/HUB2HUB.md
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lienthong-adapter COMPONENT adapter)
-# The working calendar the dossier adapters read (plugin.calendar).
-install(FILES ${CMAKE_SOURCE_DIR}/deploy/calendar-vn.tsv
+# The working calendar the dossier adapters read (plugin.calendar), and the
+# sample procedure catalogue (plugin.catalogue_file; copy it to /etc to edit).
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/calendar-vn.tsv ${CMAKE_SOURCE_DIR}/deploy/catalogue-hn.tsv
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lienthong COMPONENT adapter)
 
 install(TARGETS adp_shared adp_static EXPORT lienthong-adp-targets

@@ -2,6 +2,7 @@
 #include "hub_error.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,11 +194,101 @@ void hub_conf_member_init(hub_conf_member_t *m, const char *path)
     hub_conf_base_dir(path, m->base_dir, sizeof m->base_dir);
 }
 
+/* Whether text[0..len) is tcp://HOST:PORT (port 1-65535) or ipc://PATH. */
+static bool hub__endpoint_ok(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (text[i] == ' ' || text[i] == '\t' || (unsigned char)text[i] < 0x20)
+            return false;
+    if (len > 6 && !strncmp(text, "ipc://", 6))
+        return true;
+    if (len < 6 || strncmp(text, "tcp://", 6) != 0)
+        return false;
+    const char *host = text + 6, *end = text + len, *colon = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == ':')
+            colon = p;
+    if (!colon || colon == host || colon + 1 == end || end - (colon + 1) > 5)
+        return false;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+int hub_endpoint_list_parse(const char *key, const char *value, char out[][HUB_ENDPOINT_MAX],
+                            size_t max, size_t *n_out, char *err, size_t err_size)
+{
+    *n_out = 0;
+    const char *p = value;
+    for (size_t item = 1;; item++) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        size_t len = (size_t)(p - start);
+        while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+            len--;
+        if (len == 0) {
+            snprintf(err, err_size,
+                     "%s: item %zu of '%.200s' is empty; give one or more endpoints separated "
+                     "by commas, e.g. tcp://10.0.0.1:5555, tcp://10.0.0.2:5555",
+                     key, item, value);
+            return HUB_EINVAL;
+        }
+        if (len >= HUB_ENDPOINT_MAX || !hub__endpoint_ok(start, len)) {
+            snprintf(err, err_size,
+                     "%s: '%.*s' (item %zu) is not a hub endpoint; write tcp://HOST:PORT (port 1 "
+                     "to 65535), e.g. tcp://10.0.0.2:5555, or ipc://PATH, and separate several "
+                     "with commas",
+                     key, (int)(len > 200 ? 200 : len), start, item);
+            return HUB_EINVAL;
+        }
+        if (*n_out == max) {
+            snprintf(err, err_size, "%s: more than %zu endpoints; list at most %zu", key, max, max);
+            return HUB_EINVAL;
+        }
+        memcpy(out[*n_out], start, len);
+        out[(*n_out)++][len] = '\0';
+        if (!*p)
+            return 0;
+        p++; /* the comma */
+    }
+}
+
 int hub_conf_member_entry(hub_conf_member_t *m, const char *key, const char *value, char *err,
                           size_t err_size)
 {
-    if (!strcmp(key, "hub_endpoint"))
-        return hub_conf_str(key, value, m->hub_endpoint, sizeof m->hub_endpoint, err, err_size);
+    if (!strcmp(key, "hub_endpoint") || !strcmp(key, "hub_endpoints")) {
+        if (m->endpoint_key[0] && strcmp(m->endpoint_key, key) != 0) {
+            snprintf(err, err_size,
+                     "both hub_endpoint and hub_endpoints are set: keep one (hub_endpoints "
+                     "lists the hub's nodes, hub_endpoint is one of them)");
+            return HUB_EINVAL;
+        }
+        char list[HUB_ENDPOINTS_MAX][HUB_ENDPOINT_MAX];
+        size_t n = 0;
+        int rc = hub_endpoint_list_parse(key, value, list, HUB_ENDPOINTS_MAX, &n, err, err_size);
+        if (rc == 0 && n > 1 && !strcmp(key, "hub_endpoint")) {
+            snprintf(err, err_size,
+                     "hub_endpoint names one endpoint; list several hub nodes with hub_endpoints "
+                     "= %.200s",
+                     value);
+            rc = HUB_EINVAL;
+        }
+        if (rc != 0)
+            return rc;
+        size_t used = 0;
+        for (size_t i = 0; i < n; i++)
+            used += (size_t)snprintf(m->hub_endpoint + used, sizeof m->hub_endpoint - used, "%s%s",
+                                     i ? "," : "", list[i]);
+        snprintf(m->endpoint_key, sizeof m->endpoint_key, "%s", key);
+        return 0;
+    }
     if (!strcmp(key, "hub_key_file"))
         return hub_conf_path(m->base_dir, key, value, m->hub_key_file, sizeof m->hub_key_file, err,
                              err_size);

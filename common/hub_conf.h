@@ -55,12 +55,28 @@ void hub_conf_base_dir(const char *path, char *dst, size_t dst_size);
 int hub_conf_path(const char *base_dir, const char *key, const char *value, char *dst,
                   size_t dst_size, char *err, size_t err_size);
 
-/* How a member-side program reaches the hub: the settings hub_endpoint,
- * hub_key_file (the hub's public key) and member_key_file (this member's
- * secret key), key files relative to the configuration file. */
+/* Hub endpoints. A member may be given several endpoints of one hub (its
+ * nodes, which share the hub's key): "tcp://a:5555, tcp://b:5555", comma
+ * separated, spaces allowed around each. Each must be tcp://HOST:PORT
+ * (port 1 to 65535) or ipc://PATH. */
+#define HUB_ENDPOINTS_MAX 16 /* endpoints in one list */
+#define HUB_ENDPOINT_MAX 256 /* bytes of one endpoint, NUL included */
+/* Splits and checks the list in value (the setting `key`, named in err):
+ * out[0..*n_out) receive the endpoints in order. HUB_EINVAL, with err
+ * naming the bad item and what to write instead, for an empty list or
+ * item, a malformed endpoint or more than max endpoints. */
+int hub_endpoint_list_parse(const char *key, const char *value, char out[][HUB_ENDPOINT_MAX],
+                            size_t max, size_t *n_out, char *err, size_t err_size);
+
+/* How a member-side program reaches the hub: the settings hub_endpoint (one
+ * endpoint) or hub_endpoints (a list, see above; not both), hub_key_file
+ * (the hub's public key) and member_key_file (this member's secret key),
+ * key files relative to the configuration file. */
 typedef struct {
     char base_dir[PATH_MAX];        /* the configuration file's folder */
-    char hub_endpoint[256];         /* tcp://HOST:PORT of the hub's ROUTER */
+    char hub_endpoint[HUB_ENDPOINTS_MAX * HUB_ENDPOINT_MAX]; /* checked endpoints of the hub's
+                                       ROUTER, joined by "," (what adp_config_t takes) */
+    char endpoint_key[16];          /* which key set hub_endpoint ("" = none yet) */
     char hub_key_file[PATH_MAX];    /* the hub's .pub */
     char member_key_file[PATH_MAX]; /* this member's .secret */
 } hub_conf_member_t;

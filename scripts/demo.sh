@@ -5,7 +5,12 @@
 # systems, the National Public Service Portal and reporting — submits a set
 # of SYNTHETIC dossiers (some with invalid ID numbers, some for citizens who
 # do not exist), stops and restarts adapters while the dossiers flow, and
-# prints each dossier's trail and the report.
+# prints each dossier's trail and the report. Birth registration is delegated
+# per procedure (ủy quyền) by the Department of Justice to the Hoàn Kiếm
+# one-stop shop, and `hubctl delegations` shows what the rule carried; the
+# procedure catalogue is read from a file of announcing decisions
+# (deploy/catalogue-hn.tsv), amended while the hub runs, and the national
+# catalogue acknowledges the change.
 #
 #   scripts/demo.sh           then keeps running (a dossier every second)
 #                             until Ctrl-C; stop any adapter meanwhile
@@ -21,7 +26,8 @@
 # closing the terminal).
 #
 # Everything lives under run/demo/ (not committed; DEMO_DIR moves it). DEMO_DOSSIERS (default
-# 20) sets how many dossiers the first batch has. With HUB_BIN_DIR set, the
+# 20) sets how many dossiers the first batch has; PROCEDURE_EXTRA, lines of
+# plugin.* settings, is added to the procedure system's configuration. With HUB_BIN_DIR set, the
 # programs there are used and nothing is installed or built.
 set -euo pipefail
 # A shell started in the background without job control begins with SIGINT
@@ -78,6 +84,12 @@ for m in $HUB $OPS $POP $TTHC $PORTAL $REPORT $CATALOGUE $SECTORS; do
   [ "$m" = $HUB ] || cp "secrets/${m//\//.}.pub" keys/
 done
 
+# hubd refuses a policy file others may write; a checkout unpacked from a
+# tarball as root keeps the tarball's 0664: use copies this run owns.
+for f in members.tsv policy-demo.conf disclosure-demo.conf; do
+  install -m 0644 "$ROOT/deploy/$f" "$f"
+done
+
 # The operator token for the dead-letter queue: random, readable by this
 # user only, never printed.
 (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > operator.token)
@@ -87,14 +99,24 @@ listen = tcp://127.0.0.1:*
 http_listen = 127.0.0.1:${DEMO_HTTP_PORT:-0}
 http_token_file = operator.token
 # Agency names beside member ids on the dashboard and in hubctl members.
-members_file = $ROOT/deploy/members.tsv
+members_file = members.tsv
 key_file = secrets/VN.GOV.HN-LGSP.HUB.secret
 key_dir = keys
 data_dir = data
 redelivery_ms = 1000
 # Deny by default: only the flows of the data-sharing agreements go through.
-policy_file = $ROOT/deploy/policy-demo.conf
+policy_file = policy-demo.conf
+# Ủy quyền per procedure (deploy/delegations.conf.example).
+delegations_file = delegations.conf
 CONF
+# Birth registration (SYN-1.000001), and only it, is resolved by the Hoàn
+# Kiếm one-stop shop on behalf of the Department of Justice: the hub routes
+# by the procedure the procedure system signs into each dossier's envelope.
+cat > delegations.conf <<CONF
+delegate VN/GOV/HN-STP/HOTICH/dossier.submit/v1 -> VN/GOV/HN-QHK/MOTCUA procedure SYN-1.000001 from 2025-01-01
+CONF
+# The catalogue the procedure system publishes: a copy, amended below.
+cp "$ROOT/deploy/catalogue-hn.tsv" catalogue-hn.tsv
 "$BIN/hubd" --config hubd.conf --ready-file hubd.ready >hubd.log 2>&1 &
 hubd_pid=$!
 for _ in $(seq 100); do [ -s hubd.ready ] && break; sleep 0.1; done
@@ -137,7 +159,7 @@ DAY_MS=300
 adapter population $POP population "plugin.db = population.db
 plugin.citizens = 10000
 plugin.seed = 1
-plugin.disclosure_file = $ROOT/deploy/disclosure-demo.conf"
+plugin.disclosure_file = disclosure-demo.conf"
 adapter portal $PORTAL portal "plugin.db = portal.db"
 adapter report $REPORT report "plugin.db = report.db"
 # The national TTHC database subscribes to the city's procedure catalogue.
@@ -160,7 +182,10 @@ plugin.unknown_percent = 10
 plugin.low_assurance_percent = 10
 plugin.mismatch_percent = 10
 plugin.day_ms = $DAY_MS
-plugin.overdue_grace_ms = 300"
+plugin.overdue_grace_ms = 300
+plugin.catalogue_file = catalogue-hn.tsv
+plugin.catalogue_status = catalogue.status${PROCEDURE_EXTRA:+
+$PROCEDURE_EXTRA}"
 }
 echo "== adapters serving: population $POP, portal $PORTAL, report $REPORT,"
 echo "   sector systems $SECTORS (logs: $DEMO/*.log)"
@@ -210,11 +235,42 @@ echo "== the procedure catalogue, published by $TTHC through the hub (publish/su
 echo "   as the national TTHC database $CATALOGUE received it"
 sed 's/^/   /' catalogue.txt
 echo
+echo "== ủy quyền: birth registration delegated per procedure to VN/GOV/HN-QHK/MOTCUA"
+echo "\$ hubctl delegations"
+"$BIN/hubctl" delegations | sed 's/^/   /'
+echo
+# A new announcing decision: enterprise registration amended (5 working
+# days), a copy of a birth registration extract added (checked under the
+# birth-registration agreement). SIGHUP makes the procedure
+# system read the file again and publish the change; the national catalogue
+# acknowledges it (or rejects it, saying why).
+echo "== amending the catalogue (Quyết định 4001/QĐ-UBND, synthetic) and reloading it (SIGHUP)"
+sed -i 's#^2214/QĐ-UBND\t2025-05-20\t2025-06-01\(\t.*\t\)3 working days\t#4001/QĐ-UBND\t2026-10-01\t2026-10-15\15 working days\t#' catalogue-hn.tsv
+printf '4001/QĐ-UBND\t2026-10-01\t2026-10-15\tin-force\tSYN-1.000007\tCấp bản sao trích lục khai sinh\tCopy of a birth registration extract\tcommune\tVN/GOV/HN-STP/HOTICH\tsame working day\t8000\tTờ khai cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tbirth-registration\n' >> catalogue-hn.tsv
+kill -HUP "${pid[procedure]}"
+for _ in $(seq 100); do
+  grep -q 'added SYN-1.000007: \(acknowledged\|rejected\)' catalogue.status 2>/dev/null && break
+  sleep 0.1
+done
+echo "\$ cat catalogue.status   # the publisher's view: acknowledged, rejected or unacknowledged"
+sed 's/^/   /' catalogue.status
+echo "   the national catalogue now holds:"
+grep -E 'SYN-1.00000[47]' catalogue.txt | sed 's/^/   /'
+echo
 echo "== the report at the end"
 report
 echo
 report --csv --authority VN/GOV/HN-SKHDT/DKKD
 echo
+# The period report (issue 19 item 2), when this hubctl has it (an older
+# one answers --from with its usage, and the step is left out).
+today=$(date -u +%F)
+if period=$("$BIN/hubctl" report --from "$today" --to "$today" 2>&1); then
+  echo "== the period report"
+  echo "\$ hubctl report --from $today --to $today"
+  echo "$period"
+  echo
+fi
 if [ $once = 1 ]; then
   # The audit log: every exchange is in it, the procedure system's online-
   # only identity look-ups included. Stopping hubd seals it.

@@ -15,7 +15,8 @@
 #define LTH_SERVICE_CITIZEN_VERIFY "citizen.verify/v1"
 #define LTH_SERVICE_DOSSIER_SUBMIT "dossier.submit/v1"
 #define LTH_SERVICE_DOSSIER_STATUS "dossier.status/v1"
-#define LTH_SERVICE_CATALOGUE_PUBLISH "catalogue.publish/v1"
+#define LTH_SERVICE_CATALOGUE_PUBLISH "catalogue.published/v1" /* the topic */
+#define LTH_SERVICE_CATALOGUE_ACK "catalogue.ack/v1"
 
 #define LTH_DOMAIN_PACKAGE "lth.domain.v1"
 /* The content type of a domain message, e.g.

@@ -1,4 +1,5 @@
 #include "lth_procedure.h"
+#include "lth_catalogue.h"
 
 #include "hub_error.h"
 
@@ -35,15 +36,55 @@ static const lth_procedure_t lth__procedures[] = {
 
 #define LTH__N_PROCEDURES (sizeof lth__procedures / sizeof lth__procedures[0])
 
-size_t lth_procedure_count(void) { return LTH__N_PROCEDURES; }
+/* Every catalogue installed, newest first: kept until the process ends
+ * (reachable, so not a leak), as callers hold pointers into them. */
+typedef struct lth__generation {
+    struct lth_catalogue *catalogue;
+    struct lth__generation *older;
+} lth__generation_t;
+static lth__generation_t *lth__installed;
+static struct lth_catalogue *lth__current;
+
+void lth_procedure_install(struct lth_catalogue *catalogue)
+{
+    if (catalogue) {
+        lth__generation_t *g = calloc(1, sizeof *g);
+        if (!g)
+            return; /* out of memory: the previous one stays in force */
+        g->catalogue = catalogue;
+        g->older = lth__installed;
+        lth__installed = g;
+    }
+    lth__current = catalogue;
+}
+
+void lth_procedure_release_all(void)
+{
+    while (lth__installed) {
+        lth__generation_t *g = lth__installed;
+        lth__installed = g->older;
+        lth_catalogue_destroy(&g->catalogue);
+        free(g);
+    }
+    lth__current = NULL;
+}
+
+size_t lth_procedure_count(void)
+{
+    return lth__current ? lth_catalogue_count(lth__current) : LTH__N_PROCEDURES;
+}
 
 const lth_procedure_t *lth_procedure_at(size_t i)
 {
+    if (lth__current)
+        return lth_catalogue_at(lth__current, i);
     return i < LTH__N_PROCEDURES ? &lth__procedures[i] : NULL;
 }
 
 const lth_procedure_t *lth_procedure_find(const char *code)
 {
+    if (lth__current)
+        return lth_catalogue_find(lth__current, code);
     for (size_t i = 0; code && i < LTH__N_PROCEDURES; i++)
         if (!strcmp(lth__procedures[i].code, code))
             return &lth__procedures[i];

@@ -1,9 +1,13 @@
 /* lth_procedure — the city's procedure catalogue as the dossier adapters
  * know it, and processing limits.
  *
- * The catalogue is built in: the procedures of /work/shared/data/procedures.tsv
- * (names, authorities, processing limits as the law words them). Their codes
- * are SYNTHETIC ("SYN-1.00000N"), not codes of the national TTHC database.
+ * The catalogue is data: lth_catalogue_load() reads the file that mirrors the
+ * Chairman's announcing decisions (deploy/catalogue-hn.tsv) and
+ * lth_procedure_install() makes it the one lth_procedure_*() answer from in
+ * this process. A process that installs none (sector, portal, reporting: they
+ * need only names and limits) sees a built-in default: the six procedures of
+ * /work/shared/data/procedures.tsv, the same as the file ships. The codes are
+ * SYNTHETIC ("SYN-1.00000N"), not codes of the national TTHC database.
  *
  * A processing limit is counted from receipt. lth_limit_duration_us() turns
  * it into a length of time given the length of one day, so that demos and
@@ -11,7 +15,9 @@
  * day counts as a calendar day (no weekends or public holidays), a working
  * hour as 1/8 of a day.
  *
- * Nothing here allocates; every function is safe from any thread.
+ * Lookups do not allocate. An installed catalogue is never freed before the
+ * process ends, so the pointers lth_procedure_*() return stay valid across
+ * reloads; install from one thread (the adapter's), as the lookups are.
  */
 #ifndef LTH_PROCEDURE_H
 #define LTH_PROCEDURE_H
@@ -48,7 +54,23 @@ typedef struct {
     unsigned required_assurance; /* lowest e-identification level of the applicant (Decree
                                     59/2022): 0 none, 1, 2 */
     const char *purpose_code;    /* as the population database's agreement names it */
+    /* From the announcing decision (lth_catalogue.h); NULL/0 in the built-in. */
+    const char *decision;       /* "1520/QĐ-UBND" */
+    const char *decision_date;  /* "YYYY-MM-DD" */
+    const char *effective_date; /* "YYYY-MM-DD" */
+    const char *level;          /* "province", "district", "commune" */
+    uint64_t fee_vnd;           /* 0 = free */
+    const char *documents;      /* titles separated by "; " */
+    const char *online;         /* "none", "partial", "full" */
 } lth_procedure_t;
+
+struct lth_catalogue;
+/* Makes catalogue the one this process answers from (ownership passes; the
+ * previous one stays allocated: see above). NULL goes back to the built-in. */
+void lth_procedure_install(struct lth_catalogue *catalogue);
+/* Frees every catalogue installed and goes back to the built-in: only when
+ * no pointer from lth_procedure_*() is used any more (the plugin's end). */
+void lth_procedure_release_all(void);
 
 size_t lth_procedure_count(void);
 /* The i-th procedure of the catalogue, or NULL past the end. */

@@ -209,7 +209,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hub-adapter: bad configuration: %s\n", err);
         goto out;
     }
-    const char *missing = !cfg.member.hub_endpoint[0]      ? "hub_endpoint"
+    const char *missing = !cfg.member.hub_endpoint[0]      ? "hub_endpoint (or hub_endpoints)"
                           : !cfg.member.hub_key_file[0]    ? "hub_key_file"
                           : !cfg.member.member_key_file[0] ? "member_key_file"
                           : !cfg.plugin[0]                 ? "plugin"

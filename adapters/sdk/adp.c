@@ -1,5 +1,6 @@
 #include "adp.h"
 #include "adp_journal.h"
+#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_keys.h"
 #include "hub_log.h"
@@ -26,6 +27,15 @@
  * answering so. */
 #define ADP__RETRY_MIN_MS 200u
 #define ADP__RETRY_MAX_MS 5000u
+/* Failover between the endpoints of a hub's nodes (adp_config_t.hub_endpoint
+ * with several): a node that served and went away is left after
+ * ADP__LOSS_MS; a node moved to gets ADP__TRY_MS to welcome, doubled after
+ * each full round of the list that welcomed nowhere, up to ADP__TRY_MAX_MS;
+ * each delay plus up to half of it again at random, so that the members a
+ * node lost do not all arrive at the next one in step. */
+#define ADP__LOSS_MS 300u
+#define ADP__TRY_MS 1000u
+#define ADP__TRY_MAX_MS 8000u
 
 /* A handler for a name: an offered service (empty = the default handler)
  * or a durable subscription to PUBLISHER/SERVICE/VERSION. */
@@ -80,7 +90,15 @@ struct adp_client {
     void *monitor;
     hub_keypair_t key;
     char hub_public[HUB_Z85_KEY_LEN + 1];
-    char endpoint[256];
+    char endpoint[HUB_ENDPOINT_MAX]; /* the endpoint in use: endpoints[ep_index] */
+    char endpoints[HUB_ENDPOINTS_MAX][HUB_ENDPOINT_MAX]; /* the hub's nodes, as configured */
+    size_t n_endpoints, ep_index;
+    char endpoint_list[512]; /* the list as configured, for messages */
+    uint64_t failover_at_us; /* several endpoints: move on at this time unless welcomed
+                                (0 = not scheduled) */
+    unsigned ep_moves;       /* moves since the last Welcome */
+    uint64_t failovers;      /* moves in all (adp_failovers) */
+    unsigned socket_gen;     /* sockets opened: names each monitor */
     char software[128];
 
     adp__route_t *offers;
@@ -161,6 +179,8 @@ static int adp__push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
 
 static int adp__send(adp_client_t *c, hub_frame_t *frame)
 {
+    if (!c->sock)
+        return HUB_ECLOSED;
     uint8_t *buf;
     size_t len;
     int rc = hub_frame_encode(frame, &buf, &len);
@@ -939,13 +959,15 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
     case LTH__V1__FRAME__BODY_WELCOME: {
         bool first = !c->welcomed;
         c->welcomed = true;
+        c->ep_moves = 0;
+        c->failover_at_us = 0;
         c->heartbeat_ms = frame->welcome->heartbeat_ms ? frame->welcome->heartbeat_ms : 1000;
         c->max_payload = frame->welcome->max_payload_bytes;
         c->signatures_required = frame->welcome->signatures_required;
         snprintf(c->hub_id, sizeof c->hub_id, "%s", frame->welcome->hub_id);
         if (first)
-            HUB_INFO("adp", "connected to the hub", "member=%s hub_version=%s", c->key.member_id,
-                     frame->welcome->hub_version);
+            HUB_INFO("adp", "connected to the hub", "member=%s hub_version=%s endpoint=%s",
+                     c->key.member_id, frame->welcome->hub_version, c->endpoint);
         c->last_receipt_mono_us = hub_monotonic_us();
         adp__requeue_all(c);
         adp__flush_outbox(c);
@@ -1043,6 +1065,120 @@ static void adp__handle_monitor(adp_client_t *c)
     }
 }
 
+/* Closes the connection's socket and its monitor (messages queued in them
+ * are dropped: the outbox sends them again after the next Welcome). */
+static void adp__close_socket(adp_client_t *c)
+{
+    if (c->sock) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->sock);
+        c->sock = NULL;
+    }
+    if (c->monitor) {
+        zmq_close(c->monitor);
+        c->monitor = NULL;
+    }
+    c->handshaken = false;
+    c->welcomed = false;
+}
+
+/* Opens a DEALER socket with its monitor and connects it to c->endpoint.
+ * A socket per endpoint, not one socket moved between endpoints: events
+ * and queued frames of a connection left behind then never reach the new
+ * one. */
+static int adp__open_socket(adp_client_t *c, char *err, size_t err_size)
+{
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    uint8_t secret[32], pub[32], server[32];
+    /* Reconnecting to one endpoint is libzmq's: the first retry after ivl,
+     * each further one after twice the last interval, capped at ivl_max
+     * (capped exponential backoff). Both are drawn at random per client, so
+     * that the adapters a restarted hub lost do not all come back in step. */
+    int linger = 0, one = 1;
+    int ivl = 200 + (int)randombytes_uniform(200), ivl_max = 2000 + (int)randombytes_uniform(1000);
+    int64_t max_msg = 64ll << 20;
+    bool ok = c->sock && zmq_z85_decode(secret, c->key.curve_secret) &&
+              zmq_z85_decode(pub, c->key.curve_public) && zmq_z85_decode(server, c->hub_public) &&
+              zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server, 32) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 32) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, 32) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) == 0 &&
+              zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) == 0;
+    sodium_memzero(secret, sizeof secret);
+    char mon_ep[80];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://adp-monitor-%p-%u", (void *)c, c->socket_gen++);
+    ok = ok &&
+         zmq_socket_monitor(c->sock, mon_ep,
+                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED) == 0;
+    c->monitor = ok ? zmq_socket(c->zctx, ZMQ_PAIR) : NULL;
+    ok = ok && c->monitor && zmq_setsockopt(c->monitor, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+         zmq_connect(c->monitor, mon_ep) == 0;
+    if (!ok || zmq_connect(c->sock, c->endpoint) != 0) {
+        snprintf(err, err_size, "cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
+        adp__close_socket(c);
+        return HUB_EZMQ;
+    }
+    return 0;
+}
+
+/* How long a node just moved to gets to welcome: ADP__TRY_MS, doubled per
+ * full round of the list without a Welcome, capped; plus jitter. */
+static uint64_t adp__try_us(const adp_client_t *c)
+{
+    unsigned rounds = c->n_endpoints ? c->ep_moves / (unsigned)c->n_endpoints : 0;
+    uint64_t ms = ADP__TRY_MS;
+    while (rounds-- > 0 && ms < ADP__TRY_MAX_MS)
+        ms *= 2;
+    if (ms > ADP__TRY_MAX_MS)
+        ms = ADP__TRY_MAX_MS;
+    return (ms + randombytes_uniform((uint32_t)ms / 2 + 1)) * 1000u;
+}
+
+/* Leaves the current endpoint for the next in the list (the first after
+ * the last). Everything unanswered is sent again after the next node's
+ * Welcome, under the same message ids: a node sharing the store answers
+ * what the lost one had stored with its original ACK. */
+static void adp__move_endpoint(adp_client_t *c, uint64_t now)
+{
+    char from[HUB_ENDPOINT_MAX];
+    snprintf(from, sizeof from, "%s", c->endpoint);
+    adp__close_socket(c);
+    c->ep_index = (c->ep_index + 1) % c->n_endpoints;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", c->endpoints[c->ep_index]);
+    c->ep_moves++;
+    c->failovers++;
+    c->failover_at_us = now + adp__try_us(c);
+    HUB_WARN("adp", "hub node lost: moving to the next hub endpoint",
+             "member=%s from=%s to=%s unanswered=%zu", c->key.member_id, from, c->endpoint,
+             c->n_pending);
+    char err[HUB_ERRMSG_MAX];
+    if (adp__open_socket(c, err, sizeof err) != 0) /* tried again at the next move */
+        adp__error(c, "%s", err);
+}
+
+/* With several endpoints: schedules a move when the current one does not
+ * serve (no Welcome: disconnected, silent, never answered), cancels it
+ * when it does, and moves when it is due. */
+static void adp__failover_tick(adp_client_t *c, uint64_t now)
+{
+    if (c->n_endpoints < 2 || c->refused)
+        return;
+    if (c->welcomed) {
+        c->failover_at_us = 0;
+        return;
+    }
+    if (!c->failover_at_us)
+        c->failover_at_us =
+            now + (ADP__LOSS_MS + randombytes_uniform(ADP__LOSS_MS / 2 + 1)) * 1000u;
+    else if (now >= c->failover_at_us || !c->sock)
+        adp__move_endpoint(c, now);
+}
+
 /* One round: wait up to timeout_ms for input, process it, run timers. */
 static void adp__pump(adp_client_t *c, int timeout_ms)
 {
@@ -1072,6 +1208,18 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
         if (timeout_ms < 0 || timeout_ms > until_ms)
             timeout_ms = (int)until_ms;
     }
+    if (c->failover_at_us) { /* wake up for the move */
+        int64_t until_ms =
+            c->failover_at_us > now ? (int64_t)((c->failover_at_us - now + 999u) / 1000u) : 0;
+        if (timeout_ms < 0 || timeout_ms > until_ms)
+            timeout_ms = (int)until_ms;
+    }
+    if (!c->sock) { /* no socket after a failed move: wait for the next */
+        if (timeout_ms > 0)
+            zmq_poll(NULL, 0, timeout_ms);
+        adp__failover_tick(c, hub_monotonic_us());
+        return;
+    }
     if (zmq_poll(items, 2, timeout_ms) > 0) {
         if (items[1].revents & ZMQ_POLLIN)
             adp__handle_monitor(c);
@@ -1090,9 +1238,13 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
     if (c->handshaken && now - c->last_hb_mono_us >= hb_us)
         adp__send_heartbeat(c);
     if (c->welcomed && now - c->last_rx_mono_us > 3 * hb_us) {
-        HUB_WARN("adp", "the hub is silent; saying hello again", "member=%s", c->key.member_id);
+        HUB_WARN("adp", "the hub is silent; saying hello again", "member=%s endpoint=%s",
+                 c->key.member_id, c->endpoint);
         c->welcomed = false;
     }
+    adp__failover_tick(c, now);
+    if (!c->sock)
+        return;
     if (c->handshaken && !c->welcomed && now - c->last_hello_mono_us >= hb_us)
         adp__send_hello(c);
     /* A reconnect resends everything unanswered (see the Welcome). As a
@@ -1222,7 +1374,17 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
         snprintf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
-    int rc = hub_keyfile_read(cfg->member_key_file, &c->key, err, err_size);
+    int rc = hub_endpoint_list_parse("hub_endpoint", cfg->hub_endpoint, c->endpoints,
+                                     HUB_ENDPOINTS_MAX, &c->n_endpoints, err, err_size);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    snprintf(c->endpoint_list, sizeof c->endpoint_list, "%s", cfg->hub_endpoint);
+    /* The first endpoint is the preferred node (give members lists in
+     * different orders to spread them over the nodes). */
+    c->ep_index = 0;
+    rc = hub_keyfile_read(cfg->member_key_file, &c->key, err, err_size);
     if (rc == 0 && !c->key.has_secret) {
         snprintf(err, err_size, "%s has no secret key: use the member's .secret file",
                  cfg->member_key_file);
@@ -1236,7 +1398,7 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
             hub_keypair_wipe(&hub_key);
         }
     }
-    snprintf(c->endpoint, sizeof c->endpoint, "%s", cfg->hub_endpoint);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", c->endpoints[c->ep_index]);
     snprintf(c->software, sizeof c->software, "%s", cfg->software ? cfg->software : "adp " HUB_VERSION);
     c->outbox = hub_map_new();
     c->awaits = hub_map_new();
@@ -1259,42 +1421,16 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
         return HUB_ECRYPTO;
     }
     c->zctx = zmq_ctx_new();
-    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
-    uint8_t secret[32], pub[32], server[32];
-    /* Reconnecting is libzmq's: the first retry after ivl, each further
-     * one after twice the last interval, capped at ivl_max (capped
-     * exponential backoff). Both are drawn at random per client, so that
-     * the adapters a restarted hub lost do not all come back in step. */
-    int linger = 0, one = 1;
-    int ivl = 200 + (int)randombytes_uniform(200), ivl_max = 2000 + (int)randombytes_uniform(1000);
-    int64_t max_msg = 64ll << 20;
-    bool ok = c->sock && zmq_z85_decode(secret, c->key.curve_secret) &&
-              zmq_z85_decode(pub, c->key.curve_public) && zmq_z85_decode(server, c->hub_public) &&
-              zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server, 32) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 32) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, 32) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) == 0 &&
-              zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) == 0;
-    sodium_memzero(secret, sizeof secret);
-    char mon_ep[64];
-    snprintf(mon_ep, sizeof mon_ep, "inproc://adp-monitor-%p", (void *)c);
-    ok = ok &&
-         zmq_socket_monitor(c->sock, mon_ep,
-                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED) == 0;
-    c->monitor = ok ? zmq_socket(c->zctx, ZMQ_PAIR) : NULL;
-    ok = ok && c->monitor && zmq_setsockopt(c->monitor, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
-         zmq_connect(c->monitor, mon_ep) == 0;
-    if (!ok || zmq_connect(c->sock, c->endpoint) != 0) {
-        snprintf(err, err_size, "cannot connect to %s: %s", c->endpoint,
-                 zmq_strerror(zmq_errno()));
+    rc = c->zctx ? adp__open_socket(c, err, err_size) : HUB_EZMQ;
+    if (rc != 0) {
+        if (!c->zctx)
+            snprintf(err, err_size, "cannot create a ZeroMQ context: %s",
+                     zmq_strerror(zmq_errno()));
         adp_close(&c);
-        return HUB_EZMQ;
+        return rc;
     }
+    if (c->n_endpoints > 1)
+        c->failover_at_us = hub_monotonic_us() + adp__try_us(c);
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
     *out = c;
     return 0;
@@ -1314,7 +1450,7 @@ int adp_start(adp_client_t *c, char *err, size_t err_size)
     }
     snprintf(err, err_size,
              "no answer from a hub at %s within %u ms%s%s; check hub_endpoint and that hubd runs",
-             c->endpoint, timeout, c->last_error[0] ? ": " : "", c->last_error);
+             c->endpoint_list, timeout, c->last_error[0] ? ": " : "", c->last_error);
     return HUB_ETIMEDOUT;
 }
 
@@ -1337,13 +1473,9 @@ void adp_close(adp_client_t **client_p)
     if (!client_p || !*client_p)
         return;
     adp_client_t *c = *client_p;
-    if (c->sock) {
+    if (c->sock)
         adp__flush_settle(c);
-        zmq_socket_monitor(c->sock, NULL, 0);
-        zmq_close(c->sock);
-    }
-    if (c->monitor)
-        zmq_close(c->monitor);
+    adp__close_socket(c);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     if (c->outbox) {
@@ -1783,6 +1915,14 @@ int adp_last_nack_code(const adp_client_t *c) { return c ? c->last_nack : 0; }
 size_t adp_resent_count(const adp_client_t *c)
 {
     return c ? c->resent : 0;
+}
+const char *adp_hub_endpoint(const adp_client_t *c)
+{
+    return c ? c->endpoint : "";
+}
+uint64_t adp_failovers(const adp_client_t *c)
+{
+    return c ? c->failovers : 0;
 }
 bool adp_connected(const adp_client_t *c) { return c && c->welcomed; }
 

@@ -11,6 +11,20 @@
  * sent again, and messages handled before the restart are not handed to the
  * handler again.
  *
+ * Failover: hub_endpoint may list several endpoints of one hub, its nodes
+ * (they share the hub's key and store): "tcp://a:5555, tcp://b:5555". The
+ * client stays on one (the first, to begin with). When that one stops
+ * serving (disconnected, silent for three heartbeats, or no Welcome in
+ * time) it moves to the next, and after the last back to the first: about
+ * 0.3 s after a node that served is lost, then giving each node tried 1 s
+ * to welcome, doubled after each full round without one, up to 8 s, each
+ * delay with up to half again of random jitter. The application sees no
+ * error: messages not ACKed yet are sent again to the new node under the
+ * same message ids (its store de-duplicates them), awaited replies and
+ * ACKs keep being waited for within their timeouts, and offers and
+ * subscriptions go in the new Hello. A single endpoint is never left:
+ * libzmq reconnects to it with backoff and jitter.
+ *
  * Threads: an adp_client_t is used from one thread. Nothing runs in the
  * background: the library does its work inside adp_run(), adp_request() and
  * adp_send_event(), which all process incoming traffic (and so may call
@@ -36,7 +50,8 @@
 typedef struct adp_client adp_client_t;
 
 typedef struct {
-    const char *hub_endpoint;   /* e.g. "tcp://127.0.0.1:5555" */
+    const char *hub_endpoint;   /* e.g. "tcp://127.0.0.1:5555", or the endpoints of the
+                                   hub's nodes, comma separated (see Failover above) */
     const char *hub_key_file;   /* the hub's .pub file */
     const char *member_key_file; /* this member's .secret file (mode 0600) */
     uint32_t connect_timeout_ms; /* adp_connect() waits this long for the hub (0 = 5000) */
@@ -267,6 +282,10 @@ int adp_last_nack_code(const adp_client_t *client); /* lth.v1.NackCode, 0 if non
  * UNAVAILABLE). This counts the envelopes so sent again, in all. */
 size_t adp_resent_count(const adp_client_t *client);
 bool adp_connected(const adp_client_t *client);    /* Welcome received and hub not silent */
+/* The hub endpoint in use (or being tried), and how many times the client
+ * has moved from one endpoint of its list to the next. */
+const char *adp_hub_endpoint(const adp_client_t *client);
+uint64_t adp_failovers(const adp_client_t *client);
 void adp_reply_free(adp_reply_t *reply);
 
 #endif

@@ -3,6 +3,7 @@
  * Also the tracking of requests, on which the reply rule rests, and the
  * per-member rate. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Envelopes                                                                 */
@@ -369,27 +370,57 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
             receipts->purpose = purpose;
         }
     }
-    /* Ủy quyền: the authority addressed has delegated this service. */
-    unsigned deleg_line = 0;
-    const char *delegate = hub_delegations_find(self->delegations, env->receiver, env->service,
-                                                hub_now_us(), &deleg_line);
-    if (delegate && env->kind != LTH__V1__KIND__KIND_REPLY) {
+    /* Ủy quyền: the authority addressed has delegated this service, or the
+     * procedure the envelope names in its signed content type (never read
+     * from the payload). */
+    const hub_delegation_rule_t *deleg_rule = NULL;
+    const char *delegate = NULL;
+    char procedure[HUB_PROCEDURE_CODE_MAX] = "";
+    if (self->delegations && env->kind != LTH__V1__KIND__KIND_REPLY) {
+        const char *why = NULL;
+        int prc = hub_delegation_procedure_of(env->content_type, procedure, &why);
+        if (prc < 0) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                              "%s", why);
+            goto done;
+        }
+        if (prc > 0 && !self->cfg.require_signatures) {
+            /* The hub routes by it: it must be the sender's word, signed,
+             * even where the hub does not require signatures otherwise. */
+            const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
+            int vrc = skp && skp->has_sign
+                          ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
+                          : HUB_EINVAL;
+            if (vrc != 0) {
+                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                  "the content type names procedure %s (lth-procedure), by which "
+                                  "the hub routes delegated dossiers, but the envelope is not "
+                                  "signed by %s's key: sign it, or leave the parameter out",
+                                  procedure, env->sender);
+                goto done;
+            }
+        }
+        deleg_rule = hub_delegations_match(self->delegations, env->receiver, env->service,
+                                           procedure, hub_now_us());
+        delegate = hub_delegation_rule_delegate(deleg_rule);
+    }
+    if (delegate) {
         if (!hub_keydir_find_member(self->keys, delegate)) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
                               "%s delegated %s to %s (delegations line %u), which has no key "
                               "at the hub; ask the operator to fix the delegation",
-                              env->receiver, env->service, delegate, deleg_line);
+                              env->receiver, env->service, delegate,
+                              hub_delegation_rule_line(deleg_rule));
             goto done;
         }
         hub__member_t *dm = hub__member(self, delegate);
         if (dm) {
-            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s",
-                      env->message_id, env->receiver, delegate);
+            HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s line=%u",
+                      env->message_id, env->receiver, delegate,
+                      hub_delegation_rule_line(deleg_rule));
             rcv = dm;
             receipts->receiver = dm->id;
         }
-    } else {
-        delegate = NULL;
     }
     if (!rcv) {
         hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
@@ -411,7 +442,10 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     sender->msgs_in++;
     sender->bytes_in += len;
     if (env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
-        if (!rcv->online) {
+        /* Several nodes: a receiver connected to another one is reached
+         * over the node link (hub_cluster.c), once admitted here. */
+        bool remote = !rcv->online && self->cluster && hub__cluster_located(self, rcv->id);
+        if (!rcv->online && !remote) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
                               "%s is not connected to the hub now; send with queued delivery to "
                               "have the hub keep it until the receiver returns",
@@ -432,7 +466,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                 goto done;
             }
         }
-        if (hub__waiting(rcv) + len > self->cfg.max_waiting_bytes) {
+        if (!remote && hub__waiting(rcv) + len > self->cfg.max_waiting_bytes) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
                               "%s is not reading fast enough: %llu bytes already wait for it "
                               "(the limit is max_waiting_bytes = %llu); send again later, or "
@@ -441,7 +475,7 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                               (unsigned long long)self->cfg.max_waiting_bytes);
             goto done;
         }
-        if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+        if (env->kind == LTH__V1__KIND__KIND_REQUEST && !remote) {
             const char *why;
             int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
                                              env->ttl_ms, false, &why);
@@ -450,7 +484,14 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                 goto done;
             }
         }
-        if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
+        if (remote && !hub__cluster_forward(self, rcv->id, bytes, len)) {
+            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
+                              "%s is connected to another node of the hub, which cannot be "
+                              "reached now; send again shortly, or send with queued delivery",
+                              rcv->id);
+            goto done;
+        }
+        if (!remote && hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                               "the hub is out of memory; send again later");
             goto done;
@@ -458,6 +499,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         if (answers)
             hub__request_answered(self, answers, env->message_id);
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
+        if (delegate)
+            hub_delegations_note_use(self->delegations, deleg_rule, procedure, hub_now_us());
         hub__evidence_t ev;
         if (self->audit) /* the digest once: the signature check's, when it ran */
             hub__evidence_later(self, env, bytes, len, have_digest ? digest : NULL, purpose, &ev);
@@ -506,6 +549,9 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     if (delegate) {
         hub__member_t *authority = hub__member(self, env->receiver);
         p.delegated_from = authority ? authority->id : NULL;
+        /* Only a code the rule names: the interned set stays bounded. */
+        if (procedure[0] && hub_delegation_rule_names(deleg_rule, procedure))
+            p.delegated_procedure = hub__intern(self, procedure);
     }
     hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
     p.purpose = purpose;
@@ -578,5 +624,60 @@ done:
     receipts->service = NULL;
     receipts->env = NULL;
     receipts->purpose = NULL;
+    hub_envelope_free(&env);
+}
+
+/* An online-only envelope another node of the hub admitted (agreement,
+ * signature and reply rule checked there) for a member connected here:
+ * handed to it, or dropped when it has gone meanwhile (online-only). A
+ * request is tracked here, so that its reply, sent to this node, passes the
+ * reply rule and goes back over the link. */
+void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *origin,
+                          const uint8_t *bytes, size_t len)
+{
+    hub__member_t *rcv = hub_map_get(self->members, receiver);
+    hub_envelope_t *env = NULL;
+    if (!rcv || !rcv->online || hub_envelope_decode(bytes, len, &env) != 0) {
+        HUB_INFO("cluster", "forwarded envelope dropped: receiver not connected here",
+                 "receiver=%s", receiver);
+        hub_envelope_free(&env);
+        return;
+    }
+    if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
+        const char *why;
+        if (hub__remember_request(self, env->message_id, env->sender, rcv->id, NULL, env->ttl_ms,
+                                  false, &why) != 0)
+            HUB_WARN("cluster", "forwarded request not tracked; its reply will be refused",
+                     "message_id=%s why=\"%s\"", env->message_id, why);
+    }
+    hub__member_t *from = hub__member(self, env->sender); /* for the reply's admission */
+    if (from && !from->online)
+        hub__cluster_came_from(self, env->sender, origin);
+    if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0)
+        HUB_WARN("cluster", "forwarded envelope dropped: out of memory", "receiver=%s", receiver);
+    hub_envelope_free(&env);
+}
+
+/* Several nodes: a queued envelope this node delivers may have been
+ * admitted by another. A request is tracked here too (its reply comes to
+ * this node); a reply closes the request this node tracked for its sender
+ * (the reply was admitted where the request's receiver is connected). */
+void hub__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg)
+{
+    hub__request_t *req = NULL;
+    hub_envelope_t *env = NULL;
+    if (hub_envelope_decode(msg->envelope, msg->envelope_len, &env) != 0)
+        return;
+    if (env->kind == LTH__V1__KIND__KIND_REQUEST && !hub_map_get(self->requests, msg->message_id)) {
+        const char *why;
+        if (hub__remember_request(self, msg->message_id, msg->sender, msg->receiver, NULL,
+                                  env->ttl_ms, true, &why) != 0)
+            HUB_WARN("cluster", "request from another node not tracked; its reply will be refused",
+                     "message_id=%s why=\"%s\"", msg->message_id, why);
+    } else if (env->kind == LTH__V1__KIND__KIND_REPLY &&
+               (req = hub_map_get(self->requests, env->correlation_id)) != NULL &&
+               !strcmp(req->sender, msg->receiver)) {
+        hub__request_answered(self, req, msg->message_id);
+    }
     hub_envelope_free(&env);
 }

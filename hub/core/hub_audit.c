@@ -814,6 +814,22 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
     rc = hub__resume(self, err, err_size);
     if (rc != 0)
         goto fail;
+    if (self->config.node_id[0]) {
+        /* Who writes from here on: several nodes of one hub each keep a log. */
+        self->config.node_id[sizeof self->config.node_id - 1] = '\0';
+        char reason[HUB_AUDIT_WORD_MAX + 32];
+        snprintf(reason, sizeof reason, "node %s opened the log", self->config.node_id);
+        hub_audit_record_t rec = {
+            .event = HUB_AUDIT_NODE_OPENED, .outcome = self->config.node_id, .reason = reason};
+        rc = hub__append_any(self, &rec);
+        if (rc == 0)
+            rc = hub_audit_flush(self);
+        if (rc != 0) {
+            snprintf(err, err_size, "cannot write to the audit log in %s: %s", dir,
+                     hub_strerror(rc));
+            goto fail;
+        }
+    }
     *out = self;
     return 0;
 fail:

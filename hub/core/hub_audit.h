@@ -73,6 +73,15 @@
  * verification with hub_audit_verify_opts_t.anchor_* fails on a log that
  * ends before, or differs at, a head an auditor kept.
  *
+ * Nodes. Several hubd nodes of one hub (sharing its key) each keep their
+ * own log. A node that opens its log with hub_audit_config_t.node_id set
+ * writes a NODE_OPENED record first (outcome: the node id; reason: "node
+ * NODE_ID opened the log"); the records after it, up to the next
+ * NODE_OPENED, are that node's. The record is chained and sealed like any
+ * other, so the attribution is covered by the next checkpoint's signature.
+ * Logs written before this record existed (or by tools that set no node
+ * id) verify as before; their records name no node.
+ *
  * Key rotation. A KEY_ROTATED record (reason "new hub signing key <hex>",
  * sender_signature: the new key's Ed25519 signature over
  * "LTH-AUDIT-KEY-ROTATION-V1" 0x00 || old public || new public) is followed
@@ -132,6 +141,7 @@ typedef enum {
     HUB_AUDIT_RECOVERED,         /* written by this module only */
     HUB_AUDIT_KEY_ROTATED,       /* written by hub_audit_rotate_key() only */
     HUB_AUDIT_TIMESTAMPED,       /* a checkpoint's RFC 3161 token is on disk (see below) */
+    HUB_AUDIT_NODE_OPENED,       /* by hub_audit_open() only; outcome: the node id */
 } hub_audit_event_t;
 
 /* One record. For hub_audit_append() the caller fills what it knows (NULL
@@ -160,6 +170,8 @@ typedef struct {
     size_t signature_len;          /* at most HUB_AUDIT_SIGNATURE_MAX */
     const char *reason;            /* why: NACK code and text, refusal, attempt */
     uint8_t prev_hash[32];         /* SHA-256 of the previous line */
+    const char *node_id;           /* ignored on append; in a found record: the node whose
+                                      NODE_OPENED record came last before it, or "" */
 } hub_audit_record_t;
 
 typedef struct {
@@ -179,6 +191,9 @@ typedef struct {
      * KEY_ROTATED record hands the log over (the old key is lost): a
      * RECOVERED record says so, and verification names the point. */
     bool accept_key_change;
+    /* This node's id (hub_config node_id), written in a NODE_OPENED record
+     * at open; "" = none (tools that open the log, unit tests). */
+    char node_id[HUB_AUDIT_WORD_MAX];
 } hub_audit_config_t;
 
 /* A checkpoint: its seq, its wall-clock time and the SHA-256 of its line
@@ -266,6 +281,9 @@ typedef struct {
     uint64_t recoveries;         /* RECOVERED records (restarts after a crash) */
     uint64_t last_seq;           /* seq of the last verified record */
     uint64_t unsealed_records;   /* records after the last checkpoint */
+    char node_id[HUB_AUDIT_WORD_MAX]; /* the node of the last NODE_OPENED record ("" = none) */
+    uint64_t node_records;       /* NODE_OPENED records read */
+    bool node_changed;           /* NODE_OPENED records name more than one node */
     /* Where the first problem is (empty / 0 when there is none). */
     char file[HUB_AUDIT_FILE_NAME_MAX];
     uint64_t line;               /* 1-based line in file */
@@ -322,6 +340,12 @@ typedef int (*hub_audit_found_cb)(const hub_audit_record_t *rec, const char *fil
  * HUB_EIO, HUB_EINVAL. */
 int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_found_cb found,
                            void *user);
+
+/* The node named by the last NODE_OPENED record of the log in dir, into
+ * out (size bytes; "" when none), without verifying the log: to name a
+ * log whose verification stopped before it. Returns 0, HUB_ENOTFOUND (no
+ * NODE_OPENED record), HUB_ENOENT, HUB_EIO, HUB_ENOMEM. */
+int hub_audit_node_of(const char *dir, char *out, size_t size);
 
 /* What hub_audit_find() matches: every field given (non-NULL, non-empty)
  * must equal the record's; at least one must be given. */

@@ -30,6 +30,7 @@ static const char *const hub__event_names[] = {
     [HUB_AUDIT_RECOVERED] = "RECOVERED",
     [HUB_AUDIT_KEY_ROTATED] = "KEY_ROTATED",
     [HUB_AUDIT_TIMESTAMPED] = "TIMESTAMPED",
+    [HUB_AUDIT_NODE_OPENED] = "NODE_OPENED",
 };
 #define HUB__EVENT_COUNT (sizeof hub__event_names / sizeof hub__event_names[0])
 

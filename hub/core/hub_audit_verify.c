@@ -356,6 +356,12 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
                           r->seq, file, lineno);
     if (r->event == HUB_AUDIT_RECOVERED)
         v->report->recoveries++;
+    if (r->event == HUB_AUDIT_NODE_OPENED) {
+        if (v->report->node_records && strcmp(v->report->node_id, r->outcome) != 0)
+            v->report->node_changed = true;
+        snprintf(v->report->node_id, sizeof v->report->node_id, "%s", r->outcome);
+        v->report->node_records++;
+    }
     v->seq = r->seq;
     memcpy(v->head, hash, 32);
     memcpy(v->head_prev, r->prev_hash, 32);
@@ -600,6 +606,8 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
     }
     bool plain = hub__plain(needle);
     size_t needle_len = strlen(needle);
+    static const char node_event[] = "\"event\":\"NODE_OPENED\"";
+    char node[HUB_AUDIT_WORD_MAX + 1] = "";
     bool any = false, stop = false;
     for (size_t i = 0; i < files.count && !stop; i++) {
         char name[HUB_AUDIT_FILE_NAME_MAX];
@@ -618,6 +626,12 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
             size_t n = (size_t)(nl - line) + 1;
             pos += n;
             lineno++;
+            if (hub__contains(line, n, node_event, sizeof node_event - 1) &&
+                hub__audit_parse(line, n, p, scratch) == 0 &&
+                p->rec.event == HUB_AUDIT_NODE_OPENED) {
+                snprintf(node, sizeof node, "%s", p->rec.outcome);
+                continue;
+            }
             if (plain && !hub__contains(line, n, needle, needle_len))
                 continue;
             if (hub__audit_parse(line, n, p, scratch) != 0 ||
@@ -626,12 +640,55 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
                 (service && strcmp(p->rec.service, service) != 0))
                 continue;
             any = true;
+            p->rec.node_id = node;
             stop = found(&p->rec, name, lineno, user) != 0;
         }
         free(buf);
     }
     rc = any ? 0 : HUB_ENOTFOUND;
 out:
+    free(scratch);
+    free(p);
+    free(files.numbers);
+    return rc;
+}
+
+int hub_audit_node_of(const char *dir, char *out, size_t size)
+{
+    if (!dir || !out || !size)
+        return HUB_EINVAL;
+    out[0] = '\0';
+    hub_numfiles_t files;
+    int rc = hub__audit_list_files(dir, &files);
+    if (rc != 0)
+        return rc;
+    static const char node_event[] = "\"event\":\"NODE_OPENED\"";
+    hub__audit_parsed_t *p = malloc(sizeof *p);
+    char *scratch = malloc(HUB_AUDIT_LINE_MAX);
+    rc = p && scratch ? HUB_ENOTFOUND : HUB_ENOMEM;
+    for (size_t i = 0; i < files.count && p && scratch; i++) {
+        char name[HUB_AUDIT_FILE_NAME_MAX];
+        hub__audit_file_name(files.numbers[i], name);
+        char *buf = NULL;
+        size_t len = 0;
+        if (hub__audit_read_all(dir, name, &buf, &len) != 0)
+            continue; /* unverified, best effort: the other files may name it */
+        for (size_t pos = 0; pos < len;) {
+            const char *line = buf + pos;
+            const char *nl = memchr(line, '\n', len - pos);
+            if (!nl)
+                break;
+            size_t n = (size_t)(nl - line) + 1;
+            pos += n;
+            if (hub__contains(line, n, node_event, sizeof node_event - 1) &&
+                hub__audit_parse(line, n, p, scratch) == 0 &&
+                p->rec.event == HUB_AUDIT_NODE_OPENED) {
+                snprintf(out, size, "%s", p->rec.outcome);
+                rc = 0;
+            }
+        }
+        free(buf);
+    }
     free(scratch);
     free(p);
     free(files.numbers);

@@ -131,6 +131,10 @@ static void hub__after_commit(uv_work_t *req, int status)
             hub__member_t *rm =
                 job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
             hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
+            if (rm)
+                hub_delegations_note(self->delegations, job->items[i].delegated_from,
+                                     msg->service, job->items[i].delegated_procedure, rm->id,
+                                     hub_now_us());
             hub__outcome_committed(self, msg, false);
             break;
         }
@@ -207,9 +211,11 @@ static void hub__after_commit(uv_work_t *req, int status)
                 hub__outcome_delivered(self, msg, m->id, "attempt 1", true);
             } else {
                 m->backlog = true;
+                m->rescan = true;
             }
         } else {
             m->backlog = true;
+            m->rescan = true; /* cluster: its seq may be below loaded_seq */
         }
     }
     /* HUB_EAGAIN: the store lost its database and logs the outage once

@@ -30,6 +30,7 @@ void hub_config_defaults(hub_config_t *cfg)
     cfg->max_queue_depth = 1000000;
     cfg->max_in_flight = 4096;
     cfg->redelivery_ms = 5000;
+    cfg->cluster_beat_ms = 2000;
     cfg->max_attempts = 8;
     cfg->dedup_window_ms = 24u * 3600u * 1000u;
     cfg->require_signatures = true;
@@ -202,6 +203,19 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         }
         return 0;
     }
+    if (!strcmp(key, "cluster"))
+        return hub__bool(key, value, &cfg->cluster, err, err_size);
+    if (!strcmp(key, "cluster_listen")) {
+        if ((size_t)snprintf(cfg->cluster_listen, sizeof cfg->cluster_listen, "%s", value) >=
+            sizeof cfg->cluster_listen) {
+            snprintf(err, err_size, "cluster_listen is longer than %zu bytes",
+                     sizeof cfg->cluster_listen - 1);
+            return HUB_EINVAL;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "cluster_beat_ms"))
+        return hub__u32(key, value, 100, 60000, &cfg->cluster_beat_ms, err, err_size);
     if (!strcmp(key, "store_migrate"))
         return hub__bool(key, value, &cfg->store_migrate, err, err_size);
     if (!strcmp(key, "audit_dir"))
@@ -350,6 +364,13 @@ int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_s
         snprintf(err, err_size,
                  "%s: store = postgresql needs store_dsn (a libpq connection string, e.g. "
                  "'host=db1,db2 dbname=hub user=hub target_session_attrs=read-write')",
+                 path);
+        return HUB_EINVAL;
+    }
+    if (cfg->cluster && cfg->store_backend != HUB_STORE_POSTGRESQL) {
+        snprintf(err, err_size,
+                 "%s: cluster = on needs store = postgresql (the nodes share its store); "
+                 "remove 'cluster' for one node on LMDB",
                  path);
         return HUB_EINVAL;
     }

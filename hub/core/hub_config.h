@@ -40,6 +40,12 @@ typedef struct {
     int store_backend;           /* HUB_STORE_LMDB (default) or HUB_STORE_POSTGRESQL */
     char store_dsn[1024];        /* store = postgresql: libpq connection string */
     char node_id[64];            /* this node among several sharing one store; default: host name */
+    bool cluster;                /* store = postgresql: run as one of several active nodes */
+    char cluster_listen[256];    /* cluster: where the other nodes reach this one (ZeroMQ,
+                                    CURVE with the hub's key), e.g. tcp://10.0.0.5:7101;
+                                    empty = no forwarding of online-only envelopes */
+    uint32_t cluster_beat_ms;    /* node heartbeat and member-location renewal period; entries
+                                    expire after 3 of them */
     bool store_migrate;          /* store = postgresql: apply missing schema migrations at start */
     char audit_dir[PATH_MAX];    /* audit log directory; empty = <data_dir>/audit */
     char policy_file[PATH_MAX];  /* data-sharing agreements; empty = allow all (development) */

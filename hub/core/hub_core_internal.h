@@ -22,6 +22,8 @@
  *   hub_archive_server.c  the message archive as the server uses it: opening,
  *                   maintenance, what the commit worker archives
  *   hub_server_ops.c  the hub as the operator surface sees it (hub_ops_source.h)
+ *   hub_cluster.c   cluster = on: this node among several over one PostgreSQL store
+ *                   (hub_cluster.h): notifications, member locations, the node link
  *
  * Beside the data path, modules split in several files share a private
  * header of their own:
@@ -242,6 +244,7 @@ typedef struct hub__member {
     uint32_t refusal_logs;  /* lines logged in this second (HUB__REFUSAL_LOGS_PER_S) */
     bool online;
     bool backlog;          /* the store may hold more than loaded_seq */
+    bool rescan;           /* cluster: read the queue again from its start (hub__pump) */
     bool on_blocked_list;
     bool dirty;            /* on the list of members with deliveries to flush */
     bool piggyback;        /* Hello.receipts_in_deliveries */
@@ -265,6 +268,7 @@ typedef struct {
     char group_id[HUB_UUID_LEN + 1]; /* empty: not a fan-out copy */
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
+    const char *delegated_procedure; /* interned: the procedure its rule named, or NULL */
     bool early;                 /* delivered before its commit (hub__deliver_early) */
     const char *purpose;        /* interned: its agreement's purpose, for the audit log */
     uint64_t queued_mono_us;
@@ -321,8 +325,11 @@ typedef struct {
     size_t pruned;
 } hub__commit_t;
 
+typedef struct hub__cluster hub__cluster_t; /* hub_cluster.c */
+
 struct hub_server {
     hub_config_t cfg;
+    hub__cluster_t *cluster; /* cluster = on: this node among several; else NULL */
     uv_loop_t *loop;
     void *zctx;
     void *router;

@@ -5,35 +5,197 @@
 #include "hub_map.h"
 #include "hub_policy.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-typedef struct hub__deleg {
+struct hub_delegation_rule {
+    char key[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2]; /* "AUTHORITY/SERVICE/VERSION" */
+    char authority[HUB_MEMBER_ID_MAX + 1];
+    const char *service; /* into key */
     char delegate[HUB_MEMBER_ID_MAX + 1];
+    size_t n_procedures;
+    char procedures[HUB_DELEGATION_PROCEDURES_MAX][HUB_PROCEDURE_CODE_MAX];
+    const char *procedure_ptrs[HUB_DELEGATION_PROCEDURES_MAX];
+    uint64_t procedure_carried[HUB_DELEGATION_PROCEDURES_MAX];
     uint64_t from_us, until_us;
     unsigned line;
-    struct hub__deleg *next; /* other periods of the same authority/service */
-} hub__deleg_t;
+    uint64_t carried, last_used_us;
+    struct hub_delegation_rule *next; /* other rules of the same authority/service */
+};
 
 struct hub_delegations {
-    hub_map_t *rules; /* "AUTHORITY/SERVICE/VERSION" -> hub__deleg_t list */
+    hub_map_t *rules;                /* "AUTHORITY/SERVICE/VERSION" -> rule list */
+    hub_delegation_rule_t **ordered; /* file order, for listing */
     size_t count;
 };
 
 static void hub__free_rules(hub_delegations_t *self)
 {
-    size_t cursor = 0;
-    void *value;
-    while (self->rules && hub_map_next(self->rules, &cursor, NULL, &value)) {
-        for (hub__deleg_t *d = value, *next; d; d = next) {
-            next = d->next;
-            free(d);
+    for (size_t i = 0; i < self->count; i++)
+        free(self->ordered[i]);
+    free(self->ordered);
+    self->ordered = NULL;
+    self->count = 0;
+    hub_map_destroy(&self->rules);
+}
+
+static bool hub__code_valid(const char *code)
+{
+    size_t n = strlen(code);
+    if (n == 0 || n >= HUB_PROCEDURE_CODE_MAX)
+        return false;
+    for (const char *c = code; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
+            return false;
+    return true;
+}
+
+static bool hub__names(const hub_delegation_rule_t *r, const char *procedure, size_t *at)
+{
+    for (size_t i = 0; procedure && i < r->n_procedures; i++) {
+        if (!strcmp(r->procedures[i], procedure)) {
+            if (at)
+                *at = i;
+            return true;
         }
     }
-    hub_map_destroy(&self->rules);
+    return false;
+}
+
+/* Whether two rules of one authority/service could both apply to one envelope. */
+static const char *hub__overlap(const hub_delegation_rule_t *a, const hub_delegation_rule_t *b)
+{
+    if (!(a->from_us < b->until_us && b->from_us < a->until_us))
+        return NULL;
+    if (a->n_procedures == 0 && b->n_procedures == 0)
+        return "the whole service";
+    for (size_t i = 0; i < a->n_procedures; i++)
+        if (hub__names(b, a->procedures[i], NULL))
+            return a->procedures[i];
+    return NULL;
+}
+
+/* "CODE,CODE" into r->procedures; false with a sentence in err. */
+static bool hub__parse_procedures(hub_delegation_rule_t *r, const char *list, const char *path,
+                                  unsigned lineno, char *err, size_t err_size)
+{
+    char copy[2048];
+    snprintf(copy, sizeof copy, "%s", list);
+    char *save = NULL;
+    for (char *code = strtok_r(copy, ",", &save); code; code = strtok_r(NULL, ",", &save)) {
+        if (!hub__code_valid(code)) {
+            snprintf(err, err_size,
+                     "%s:%u: '%s' is not a procedure code (1-31 of A-Z a-z 0-9 . - _); write "
+                     "'procedure CODE[,CODE...]'",
+                     path, lineno, code);
+            return false;
+        }
+        if (hub__names(r, code, NULL))
+            continue;
+        if (r->n_procedures == HUB_DELEGATION_PROCEDURES_MAX) {
+            snprintf(err, err_size, "%s:%u: at most %d procedures per rule; split the rule", path,
+                     lineno, HUB_DELEGATION_PROCEDURES_MAX);
+            return false;
+        }
+        snprintf(r->procedures[r->n_procedures], HUB_PROCEDURE_CODE_MAX, "%s", code);
+        r->procedure_ptrs[r->n_procedures] = r->procedures[r->n_procedures];
+        r->n_procedures++;
+    }
+    if (r->n_procedures == 0) {
+        snprintf(err, err_size, "%s:%u: 'procedure' needs at least one code", path, lineno);
+        return false;
+    }
+    return true;
+}
+
+static int hub__parse_line(hub_delegations_t *self, char *line, const char *path, unsigned lineno,
+                           char *err, size_t err_size)
+{
+    char *words[10];
+    int n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(line, " \t", &save); w && n < 10; w = strtok_r(NULL, " \t", &save))
+        words[n++] = w;
+    if (n == 0 || words[0][0] == '#')
+        return 0;
+    hub_delegation_rule_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return HUB_ENOMEM;
+    const char *service = NULL;
+    if (n < 4 || strcmp(words[0], "delegate") || strcmp(words[2], "->") ||
+        strlen(words[1]) >= sizeof r->key ||
+        !hub_member_service_split(words[1], r->authority, &service) ||
+        !hub_member_id_valid(words[3])) {
+        snprintf(err, err_size,
+                 "%s:%u: expected 'delegate AUTHORITY-ID/SERVICE/VERSION -> DELEGATE-ID "
+                 "[procedure CODE[,CODE...]] [from DATE] [until DATE]'",
+                 path, lineno);
+        free(r);
+        return HUB_EPARSE;
+    }
+    snprintf(r->key, sizeof r->key, "%s", words[1]);
+    r->service = r->key + (service - words[1]);
+    snprintf(r->delegate, sizeof r->delegate, "%s", words[3]);
+    r->until_us = UINT64_MAX;
+    r->line = lineno;
+    int rc = 0;
+    for (int i = 4; rc == 0 && i < n; i += 2) {
+        bool from = !strcmp(words[i], "from"), until = !strcmp(words[i], "until");
+        bool procs = !strcmp(words[i], "procedure") || !strcmp(words[i], "procedures");
+        if (i + 1 >= n || (!from && !until && !procs)) {
+            snprintf(err, err_size,
+                     "%s:%u: expected 'procedure CODE[,CODE...]', 'from YYYY-MM-DD' or "
+                     "'until YYYY-MM-DD' after the delegate",
+                     path, lineno);
+            rc = HUB_EPARSE;
+        } else if (procs) {
+            if (!hub__parse_procedures(r, words[i + 1], path, lineno, err, err_size))
+                rc = HUB_EPARSE;
+        } else if (hub_policy_parse_date(words[i + 1], 0, until,
+                                         from ? &r->from_us : &r->until_us) != 0) {
+            snprintf(err, err_size, "%s:%u: expected 'from YYYY-MM-DD' or 'until YYYY-MM-DD'", path,
+                     lineno);
+            rc = HUB_EPARSE;
+        }
+    }
+    if (rc == 0 && !strcmp(r->authority, r->delegate)) {
+        snprintf(err, err_size, "%s:%u: %s cannot delegate to itself", path, lineno, r->authority);
+        rc = HUB_EPARSE;
+    }
+    hub_delegation_rule_t *head = rc == 0 ? hub_map_get(self->rules, r->key) : NULL;
+    for (hub_delegation_rule_t *o = head; o && rc == 0; o = o->next) {
+        const char *what = hub__overlap(r, o);
+        if (what) {
+            snprintf(err, err_size,
+                     "%s:%u: %s is already delegated for %s in that period at line %u; one "
+                     "delegate at a time",
+                     path, lineno, r->key, what, o->line);
+            rc = HUB_EPARSE;
+        }
+    }
+    hub_delegation_rule_t **grown = NULL;
+    if (rc == 0) {
+        grown = realloc(self->ordered, (self->count + 1) * sizeof *grown);
+        if (!grown)
+            rc = HUB_ENOMEM;
+        else
+            self->ordered = grown;
+    }
+    if (rc == 0) {
+        r->next = head;
+        if (hub_map_put(self->rules, r->key, r) != 0)
+            rc = HUB_ENOMEM;
+    }
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    self->ordered[self->count++] = r;
+    return 0;
 }
 
 int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, size_t err_size)
@@ -49,100 +211,26 @@ int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, s
     }
     hub_delegations_t *self = calloc(1, sizeof *self);
     int rc = self && (self->rules = hub_map_new()) ? 0 : HUB_ENOMEM;
-    char line[2048];
+    char line[4096];
     unsigned lineno = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\r\n")] = '\0';
-        char *words[8];
-        int n = 0;
-        char *save = NULL;
-        for (char *w = strtok_r(line, " \t", &save); w && n < 8; w = strtok_r(NULL, " \t", &save))
-            words[n++] = w;
-        if (n == 0 || words[0][0] == '#')
-            continue;
-        char authority[HUB_MEMBER_ID_MAX + 1];
-        const char *service = NULL;
-        if (n < 4 || strcmp(words[0], "delegate") || strcmp(words[2], "->") ||
-            !hub_member_service_split(words[1], authority, &service) || !hub_member_id_valid(words[3])) {
-            snprintf(err, err_size,
-                     "%s:%u: expected 'delegate AUTHORITY-ID/SERVICE/VERSION -> DELEGATE-ID "
-                     "[from DATE] [until DATE]'",
-                     path, lineno);
-            rc = HUB_EPARSE;
-            break;
-        }
-        hub__deleg_t *d = calloc(1, sizeof *d);
-        if (!d) {
-            rc = HUB_ENOMEM;
-            break;
-        }
-        snprintf(d->delegate, sizeof d->delegate, "%s", words[3]);
-        d->until_us = UINT64_MAX;
-        d->line = lineno;
-        for (int i = 4; rc == 0 && i < n; i += 2) {
-            bool from = !strcmp(words[i], "from"), until = !strcmp(words[i], "until");
-            if ((!from && !until) || i + 1 >= n ||
-                hub_policy_parse_date(words[i + 1], 0, until, from ? &d->from_us : &d->until_us) !=
-                    0) {
-                snprintf(err, err_size, "%s:%u: expected 'from YYYY-MM-DD' or 'until YYYY-MM-DD'",
-                         path, lineno);
-                rc = HUB_EPARSE;
-            }
-        }
-        if (rc == 0 && !strcmp(authority, d->delegate)) {
-            snprintf(err, err_size, "%s:%u: %s cannot delegate to itself", path, lineno,
-                     authority);
-            rc = HUB_EPARSE;
-        }
-        if (rc != 0) {
-            free(d);
-            break;
-        }
-        hub__deleg_t *head = hub_map_get(self->rules, words[1]);
-        for (hub__deleg_t *o = head; o; o = o->next) {
-            if (d->from_us < o->until_us && o->from_us < d->until_us) {
-                snprintf(err, err_size,
-                         "%s:%u: %s is already delegated for that period at line %u; a service "
-                         "has one delegate at a time",
-                         path, lineno, words[1], o->line);
-                rc = HUB_EPARSE;
-            }
-        }
-        if (rc != 0) {
-            free(d);
-            break;
-        }
-        d->next = head;
-        if (hub_map_put(self->rules, words[1], d) != 0) {
-            free(d);
-            rc = HUB_ENOMEM;
-            break;
-        }
-        self->count++;
+        rc = hub__parse_line(self, line, path, lineno, err, err_size);
     }
     fclose(f);
     /* No chains: a delegate must not itself have delegated the service. */
-    size_t cursor = 0;
-    const char *key;
-    void *value;
-    while (rc == 0 && hub_map_next(self->rules, &cursor, &key, &value)) {
-        char authority[HUB_MEMBER_ID_MAX + 1];
-        const char *service = NULL;
-        /* Every key was split once already, before it was stored. */
-        if (!hub_member_service_split(key, authority, &service))
-            continue;
-        for (hub__deleg_t *d = value; d && rc == 0; d = d->next) {
-            char chained[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
-            snprintf(chained, sizeof chained, "%s/%s", d->delegate, service);
-            hub__deleg_t *c = hub_map_get(self->rules, chained);
-            if (c) {
-                snprintf(err, err_size,
-                         "%s:%u: %s delegates %s again (line %u); delegate directly to the "
-                         "final member",
-                         path, c->line, d->delegate, service, d->line);
-                rc = HUB_EPARSE;
-            }
+    for (size_t i = 0; rc == 0 && i < self->count; i++) {
+        const hub_delegation_rule_t *d = self->ordered[i];
+        char chained[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
+        snprintf(chained, sizeof chained, "%s/%s", d->delegate, d->service);
+        const hub_delegation_rule_t *c = hub_map_get(self->rules, chained);
+        if (c) {
+            snprintf(err, err_size,
+                     "%s:%u: %s delegates %s again (line %u); delegate directly to the final "
+                     "member",
+                     path, c->line, d->delegate, d->service, d->line);
+            rc = HUB_EPARSE;
         }
     }
     if (rc != 0) {
@@ -164,21 +252,184 @@ void hub_delegations_destroy(hub_delegations_t **self_p)
     *self_p = NULL;
 }
 
-const char *hub_delegations_find(const hub_delegations_t *self, const char *authority,
-                                 const char *service, uint64_t now_us, unsigned *line)
+const hub_delegation_rule_t *hub_delegations_match(const hub_delegations_t *self,
+                                                   const char *authority, const char *service,
+                                                   const char *procedure, uint64_t now_us)
 {
-    if (!self)
+    if (!self || !authority || !service)
         return NULL;
     char key[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
     snprintf(key, sizeof key, "%s/%s", authority, service);
-    for (hub__deleg_t *d = hub_map_get(self->rules, key); d; d = d->next) {
-        if (now_us >= d->from_us && now_us < d->until_us) {
-            if (line)
-                *line = d->line;
-            return d->delegate;
-        }
+    const hub_delegation_rule_t *whole = NULL;
+    for (const hub_delegation_rule_t *d = hub_map_get(self->rules, key); d; d = d->next) {
+        if (now_us < d->from_us || now_us >= d->until_us)
+            continue;
+        if (d->n_procedures == 0)
+            whole = d;
+        else if (procedure && *procedure && hub__names(d, procedure, NULL))
+            return d;
     }
-    return NULL;
+    return whole;
 }
 
-size_t hub_delegations_count(const hub_delegations_t *self) { return self ? self->count : 0; }
+const char *hub_delegations_find(const hub_delegations_t *self, const char *authority,
+                                 const char *service, uint64_t now_us, unsigned *line)
+{
+    const hub_delegation_rule_t *d = hub_delegations_match(self, authority, service, NULL, now_us);
+    if (d && line)
+        *line = d->line;
+    return d ? d->delegate : NULL;
+}
+
+const char *hub_delegation_rule_delegate(const hub_delegation_rule_t *rule)
+{
+    return rule ? rule->delegate : NULL;
+}
+
+unsigned hub_delegation_rule_line(const hub_delegation_rule_t *rule)
+{
+    return rule ? rule->line : 0;
+}
+
+void hub_delegations_note_use(hub_delegations_t *self, const hub_delegation_rule_t *rule,
+                              const char *procedure, uint64_t now_us)
+{
+    if (!self || !rule)
+        return;
+    /* The rule belongs to self: the table is not shared, only read-only to
+     * the matchers. */
+    hub_delegation_rule_t *r = (hub_delegation_rule_t *)rule;
+    r->carried++;
+    r->last_used_us = now_us;
+    size_t at;
+    if (hub__names(r, procedure, &at))
+        r->procedure_carried[at]++;
+}
+
+bool hub_delegation_rule_names(const hub_delegation_rule_t *rule, const char *procedure)
+{
+    return rule && hub__names(rule, procedure, NULL);
+}
+
+void hub_delegations_note(hub_delegations_t *self, const char *authority, const char *service,
+                          const char *procedure, const char *delegate, uint64_t now_us)
+{
+    const hub_delegation_rule_t *r =
+        hub_delegations_match(self, authority, service, procedure, now_us);
+    if (r && delegate && !strcmp(r->delegate, delegate))
+        hub_delegations_note_use(self, r, procedure, now_us);
+}
+
+size_t hub_delegations_count(const hub_delegations_t *self)
+{
+    return self ? self->count : 0;
+}
+
+int hub_delegations_info(const hub_delegations_t *self, size_t i, hub_delegation_info_t *out)
+{
+    if (!self || !out || i >= self->count)
+        return HUB_ENOTFOUND;
+    const hub_delegation_rule_t *r = self->ordered[i];
+    out->authority = r->authority;
+    out->service = r->service;
+    out->delegate = r->delegate;
+    out->n_procedures = r->n_procedures;
+    out->procedures = r->procedure_ptrs;
+    out->procedure_carried = r->procedure_carried;
+    out->from_us = r->from_us;
+    out->until_us = r->until_us;
+    out->line = r->line;
+    out->carried = r->carried;
+    out->last_used_us = r->last_used_us;
+    return 0;
+}
+
+static bool hub__same_rule(const hub_delegation_rule_t *a, const hub_delegation_rule_t *b)
+{
+    if (strcmp(a->key, b->key) || strcmp(a->delegate, b->delegate) || a->from_us != b->from_us ||
+        a->until_us != b->until_us || a->n_procedures != b->n_procedures)
+        return false;
+    for (size_t i = 0; i < a->n_procedures; i++)
+        if (strcmp(a->procedures[i], b->procedures[i]))
+            return false;
+    return true;
+}
+
+void hub_delegations_carry_counts(hub_delegations_t *next, const hub_delegations_t *prev)
+{
+    if (!next || !prev)
+        return;
+    for (size_t i = 0; i < next->count; i++) {
+        hub_delegation_rule_t *n = next->ordered[i];
+        for (const hub_delegation_rule_t *p = hub_map_get(prev->rules, n->key); p; p = p->next) {
+            if (hub__same_rule(n, p)) {
+                n->carried = p->carried;
+                n->last_used_us = p->last_used_us;
+                memcpy(n->procedure_carried, p->procedure_carried, sizeof n->procedure_carried);
+                break;
+            }
+        }
+    }
+}
+
+int hub_delegation_procedure_of(const char *content_type, char *out, const char **why)
+{
+    static const char name[] = "lth-procedure";
+    int found = 0;
+    const char *p = content_type ? strchr(content_type, ';') : NULL;
+    out[0] = '\0';
+    /* Before the first ';' is the media type itself. Quoted strings may
+     * hold ';' and look-alike parameters: skipped whole. */
+    while (p && *p == ';') {
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *pname = p;
+        while (*p && *p != '=' && *p != ';')
+            p++;
+        size_t nlen = (size_t)(p - pname);
+        while (nlen && (pname[nlen - 1] == ' ' || pname[nlen - 1] == '\t'))
+            nlen--;
+        bool ours = nlen == sizeof name - 1 && !strncasecmp(pname, name, nlen);
+        char value[HUB_PROCEDURE_CODE_MAX + 1];
+        size_t vlen = 0;
+        bool too_long = false;
+        if (*p == '=') {
+            p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            bool quoted = *p == '"';
+            p += quoted;
+            while (*p && (quoted ? *p != '"' : *p != ';')) {
+                if (quoted && *p == '\\' && p[1])
+                    p++;
+                if (vlen < HUB_PROCEDURE_CODE_MAX)
+                    value[vlen++] = *p;
+                else
+                    too_long = true;
+                p++;
+            }
+            if (quoted && *p == '"')
+                p++;
+            while (*p && *p != ';')
+                p++;
+        }
+        while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+            vlen--;
+        value[vlen] = '\0';
+        if (!ours)
+            continue;
+        if (found) {
+            *why = "the content type gives the lth-procedure parameter twice; give it once";
+            return HUB_EPARSE;
+        }
+        if (too_long || !hub__code_valid(value)) {
+            *why = "the content type's lth-procedure parameter is not a procedure code (1-31 "
+                   "of A-Z a-z 0-9 . - _)";
+            return HUB_EPARSE;
+        }
+        memcpy(out, value, vlen + 1); /* hub__code_valid: vlen < HUB_PROCEDURE_CODE_MAX */
+        found = 1;
+    }
+    return found;
+}

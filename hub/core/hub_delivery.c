@@ -3,6 +3,7 @@
  * the pump that reads a receiver's queue from the store, and the re-check
  * of agreements at delivery. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Durable delivery                                                          */
@@ -22,8 +23,17 @@ int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_
     if (hub__grow((void **)&m->inflight, &m->inflight_cap, m->inflight_n + 1,
                   sizeof *m->inflight) != 0)
         return HUB_ENOMEM;
-    /* Filled in place: the entry is ~340 bytes, the service usually short. */
-    hub__inflight_t *f = &m->inflight[m->inflight_n++];
+    /* Filled in place: the entry is ~340 bytes, the service usually short.
+     * Kept in seq order: with several nodes (cluster) a queue read again
+     * from its start may hand out a seq below one in flight. */
+    size_t at = m->inflight_n;
+    if (at > 0 && m->inflight[at - 1].seq > msg->seq) {
+        while (at > 0 && m->inflight[at - 1].seq > msg->seq)
+            at--;
+        memmove(&m->inflight[at + 1], &m->inflight[at], (m->inflight_n - at) * sizeof *m->inflight);
+    }
+    m->inflight_n++;
+    hub__inflight_t *f = &m->inflight[at];
     f->seq = msg->seq;
     f->deadline_us = hub_monotonic_us() + hub__backoff_us(self, attempt);
     f->attempt = attempt;
@@ -158,11 +168,28 @@ bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
     return ok;
 }
 
+/* True when the receiver settled seq and its store ack is still to come. */
+static bool hub__settled_find(const hub__member_t *m, uint64_t seq)
+{
+    for (size_t i = 0; i < m->settled_n; i++)
+        if (m->settled[i] == seq)
+            return true;
+    return false;
+}
+
 /* Hands queued messages to an online receiver while it has credit. */
 void hub__pump(hub_server_t *self, hub__member_t *m)
 {
     if (!m->online || !m->backlog || self->stopping)
         return;
+    /* Several nodes hand out seqs from blocks of their own, so what another
+     * node (or a late commit here) queued may sit below loaded_seq: a
+     * notified queue is read from its start, skipping what is in flight. */
+    bool cluster = self->cluster != NULL;
+    uint64_t after = m->loaded_seq;
+    if (cluster && m->rescan)
+        after = 0;
+    m->rescan = false;
     while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight &&
            hub__waiting(m) < self->cfg.max_waiting_bytes) {
         size_t want = self->cfg.max_in_flight - m->inflight_open;
@@ -171,8 +198,7 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         hub_store_msg_t *msgs = self->readbuf;
         size_t n = 0;
         hub_store_arena_reset(self->arena);
-        int rc =
-            hub_store_read_queue(self->store, m->id, m->loaded_seq, want, msgs, &n, self->arena);
+        int rc = hub_store_read_queue(self->store, m->id, after, want, msgs, &n, self->arena);
         if (rc != 0) {
             HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
                       hub_strerror(rc));
@@ -180,8 +206,12 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         }
         for (size_t i = 0; i < n; i++) {
             uint32_t attempt = msgs[i].attempts + 1;
+            after = msgs[i].seq;
+            if (cluster && (hub__inflight_find(m, after) || hub__settled_find(m, after)))
+                continue;
             if (!hub__still_allowed(self, &msgs[i])) {
-                m->loaded_seq = msgs[i].seq;
+                if (after > m->loaded_seq)
+                    m->loaded_seq = after;
                 continue;
             }
             if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt, msgs[i].envelope,
@@ -190,7 +220,10 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
                 return;
             hub__outcome_delivered(self, &msgs[i], m->id,
                                    attempt == 1 ? "attempt 1" : "redelivery", attempt == 1);
-            m->loaded_seq = msgs[i].seq;
+            if (after > m->loaded_seq)
+                m->loaded_seq = after;
+            if (cluster)
+                hub__cluster_delivered(self, &msgs[i]);
         }
         if (n < want)
             m->backlog = false;
@@ -261,7 +294,8 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_
         return false;
     if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
         rcv->backlog = true; /* untracked: the next pump reads it from the store */
-    rcv->loaded_seq = p->msg.seq;
+    if (p->msg.seq > rcv->loaded_seq)
+        rcv->loaded_seq = p->msg.seq;
     p->early = true;
     hub__outcome_delivered(self, &p->msg, rcv->id, "attempt 1, before the commit", true);
     return true;

@@ -2,6 +2,7 @@
  * itself (lth.members/v1, lth.services/v1, lth.allowed/v1), answered by the
  * hub's own signed reply; the directory shows only a caller's partners. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Metaservices: what a member may ask the hub itself                       */
@@ -59,11 +60,16 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
             if (!hub__may_see(self, caller->id, kp->member_id))
                 continue;
             hub__member_t *m = hub_map_get(self->members, kp->member_id);
+            const char *services = m ? m->services : NULL;
+            bool online = m && m->online;
+            /* Several nodes: connected to another one (hub_cluster.h). */
+            if (!online && self->cluster)
+                online = hub__cluster_elsewhere(self, kp->member_id, &services);
             hub_jsonw_object_begin(&w);
             hub_jsonw_kv_str(&w, "id", kp->member_id);
-            hub_jsonw_kv_bool(&w, "online", m && m->online);
+            hub_jsonw_kv_bool(&w, "online", online);
             hub_jsonw_key(&w, "services");
-            hub__json_services(&w, m ? m->services : NULL);
+            hub__json_services(&w, services);
             hub_jsonw_object_end(&w);
         }
         hub_jsonw_array_end(&w);
@@ -81,10 +87,14 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
             return LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER;
         }
         hub__member_t *m = hub_map_get(self->members, member);
+        const char *services = m ? m->services : NULL;
+        bool online = m && m->online;
+        if (!online && self->cluster)
+            online = hub__cluster_elsewhere(self, member, &services);
         hub_jsonw_kv_str(&w, "member", member);
-        hub_jsonw_kv_bool(&w, "online", m && m->online);
+        hub_jsonw_kv_bool(&w, "online", online);
         hub_jsonw_key(&w, "services");
-        hub__json_services(&w, m ? m->services : NULL);
+        hub__json_services(&w, services);
     } else if (!strcmp(env->service, HUB__META_ALLOWED)) {
         hub_jsonw_kv_str(&w, "member", caller->id);
         hub_jsonw_kv_bool(&w, "policy", self->policy != NULL);

@@ -325,10 +325,12 @@ static const struct {
     {"/i18n.json", false, NULL, hub_ops__route_i18n},
     {"/api/v1/status", false, "GET", hub_ops__route_status},
     {"/api/v1/members", false, "GET", hub_ops__route_members},
+    {"/api/v1/nodes", false, "GET", hub_ops__route_nodes},
     {"/api/v1/flows", false, "GET", hub_ops__route_flows},
     {"/api/v1/queues", false, "GET", hub_ops__route_queues},
     {"/api/v1/exchanges", false, "GET", hub_ops__route_exchanges},
     {"/api/v1/throughput", false, "GET", hub_ops__route_throughput},
+    {"/api/v1/delegations", false, "GET", hub_ops__route_delegations},
     {"/api/v1/audit/head", false, NULL, hub__route_audit_head},
     {HUB_OPS__DLQ_PATH, true, NULL, hub_ops__route_dlq},
 };

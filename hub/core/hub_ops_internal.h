@@ -60,6 +60,7 @@ struct hub_ops {
     hub_metric_family_t *f_http[7];
     hub_alarms_t *alarms;
     hub_metric_family_t *f_alarm, *f_alarms_active;
+    hub_metric_family_t *f_delegated; /* lth_delegation_carried_total */
     hub_metric_family_t *f_proc_rss, *f_proc_vsz, *f_proc_fds, *f_proc_max_fds, *f_proc_cpu,
         *f_proc_start;
 };
@@ -138,9 +139,13 @@ void hub_ops__route_flows(hub_ops_t *self, const hub_http_request_t *req, hub_ht
 void hub_ops__route_healthz(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_i18n(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
+void hub_ops__route_nodes(hub_ops_t *self, const hub_http_request_t *req,
+                          hub_http_response_t *resp);
 void hub_ops__route_queues(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_readyz(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 void hub_ops__route_status(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
+void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
+                                hub_http_response_t *resp);
 void hub_ops__route_throughput(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp);
 
 /* hub_ops_dlq.c */

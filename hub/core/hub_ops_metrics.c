@@ -1,6 +1,7 @@
 /* hub_ops_metrics — renders /metrics (Prometheus text) from the hub's
  * sources, the process figures and the alarms, refreshed on each scrape. */
 #include "hub_ops_internal.h"
+#include "hub_delegation.h"
 #include "hub_dashboard.h"
 #include "hub_memberdir.h"
 #include "hub_error.h"
@@ -332,6 +333,14 @@ int hub_ops__register_families(hub_ops_t *self)
         rc = hub_metrics_gauge(m, "lth_alarms_active", "Alarms holding now, by level.", level_l,
                                1, &self->f_alarms_active);
     }
+    if (!rc) {
+        static const char *const deleg_l[] = {"authority", "service", "delegate", "procedure"};
+        rc = hub_metrics_counter(m, "lth_delegation_carried_total",
+                                 "Envelopes routed to a delegate (ủy quyền), by rule and, for a "
+                                 "rule naming procedures, by procedure (\"\": a whole-service "
+                                 "rule).",
+                                 deleg_l, 4, &self->f_delegated);
+    }
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_build_info", "The hub's version; always 1.", version_l, 1,
                                &self->f_build);
@@ -453,6 +462,16 @@ static void hub__refresh_metrics(hub_ops_t *self)
                           (double)hs.open_connections};
     for (size_t i = 0; i < 7; i++)
         hub_metric_set(self->f_http[i], NULL, hv[i]);
+    const hub_delegations_t *dl = self->src.delegations ? self->src.delegations(self->src.ctx) : NULL;
+    hub_delegation_info_t r;
+    for (size_t i = 0; hub_delegations_info(dl, i, &r) == 0; i++) {
+        for (size_t k = 0; k < (r.n_procedures ? r.n_procedures : 1); k++) {
+            const char *const l[] = {r.authority, r.service, r.delegate,
+                                     r.n_procedures ? r.procedures[k] : ""};
+            hub_metric_set(self->f_delegated, l,
+                           (double)(r.n_procedures ? r.procedure_carried[k] : r.carried));
+        }
+    }
     hub__proc_t p;
     hub__process(&p);
     hub_metric_set(self->f_proc_rss, NULL, p.rss_bytes);

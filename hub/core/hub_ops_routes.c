@@ -2,6 +2,7 @@
  * queues, flows, exchanges, throughput), health, and the dashboard's files. */
 #include "hub_ops_internal.h"
 #include "hub_dashboard.h"
+#include "hub_delegation.h"
 #include "hub_memberdir.h"
 #include "hub_error.h"
 #include "hub_jsonw.h"
@@ -429,6 +430,53 @@ void hub_ops__route_throughput(hub_ops_t *self, const hub_http_request_t *req, h
 
 /* ---- the dashboard ------------------------------------------------------ */
 
+/* Ủy quyền: the rules in force now and what each carried since the hub
+ * started (kept across reloads for a rule written the same), so that the
+ * City Office can check, review and evaluate each delegation. */
+void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
+                                hub_http_response_t *resp)
+{
+    (void)req;
+    const hub_delegations_t *d = self->src.delegations ? self->src.delegations(self->src.ctx) : NULL;
+    uint64_t now = hub_now_us();
+    hub_jsonw_t w;
+    hub_jsonw_init(&w);
+    hub_jsonw_object_begin(&w);
+    hub_jsonw_kv_u64(&w, "now_us", now);
+    hub_jsonw_key(&w, "delegations");
+    hub_jsonw_array_begin(&w);
+    hub_delegation_info_t r;
+    for (size_t i = 0; hub_delegations_info(d, i, &r) == 0; i++) {
+        hub_jsonw_object_begin(&w);
+        hub_jsonw_kv_str(&w, "authority", r.authority);
+        hub_jsonw_kv_str(&w, "service", r.service);
+        hub_jsonw_kv_str(&w, "delegate", r.delegate);
+        hub_jsonw_key(&w, "procedures");
+        hub_jsonw_array_begin(&w);
+        for (size_t k = 0; k < r.n_procedures; k++) {
+            hub_jsonw_object_begin(&w);
+            hub_jsonw_kv_str(&w, "code", r.procedures[k]);
+            hub_jsonw_kv_u64(&w, "carried", r.procedure_carried[k]);
+            hub_jsonw_object_end(&w);
+        }
+        hub_jsonw_array_end(&w);
+        hub_jsonw_kv_u64(&w, "from_us", r.from_us);
+        hub_jsonw_key(&w, "until_us");
+        if (r.until_us == UINT64_MAX)
+            hub_jsonw_null(&w);
+        else
+            hub_jsonw_u64(&w, r.until_us);
+        hub_jsonw_kv_bool(&w, "in_force", now >= r.from_us && now < r.until_us);
+        hub_jsonw_kv_u64(&w, "line", r.line);
+        hub_jsonw_kv_u64(&w, "carried", r.carried);
+        hub_jsonw_kv_u64(&w, "last_used_us", r.last_used_us);
+        hub_jsonw_object_end(&w);
+    }
+    hub_jsonw_array_end(&w);
+    hub_jsonw_object_end(&w);
+    hub_ops__respond_json(resp, 200, &w);
+}
+
 bool hub_ops__route_asset(const hub_http_request_t *req, hub_http_response_t *resp)
 {
     const char *path = !strcmp(req->path, "/") ? "/index.html" : req->path;
@@ -481,4 +529,48 @@ void hub_ops__route_i18n(hub_ops_t *self, const hub_http_request_t *req,
         }
     }
     hub_ops__error(resp, 500, "the %s catalogue is missing from this build", lang);
+}
+
+/* GET /api/v1/nodes: the hubd nodes of this hub (several share one store
+ * with cluster = on; one alone lists itself). */
+typedef struct {
+    hub_jsonw_t *w;
+    uint64_t now;
+    size_t n, alive;
+} hub_ops__nodes_ctx_t;
+
+static void hub_ops__node_json(const hub_ops_node_t *n, void *user)
+{
+    hub_ops__nodes_ctx_t *c = user;
+    hub_jsonw_t *w = c->w;
+    hub_jsonw_object_begin(w);
+    hub_jsonw_kv_str(w, "id", n->id);
+    hub_jsonw_kv_str(w, "endpoint", n->endpoint);
+    hub_jsonw_kv_u64(w, "heartbeat_at_us", n->heartbeat_at_us);
+    hub_jsonw_kv_double(w, "heartbeat_age_s", hub_ops__age_s(c->now, n->heartbeat_at_us), 3);
+    hub_jsonw_kv_u64(w, "members", n->members);
+    hub_jsonw_kv_bool(w, "alive", n->alive);
+    hub_jsonw_kv_bool(w, "self", n->self);
+    hub_jsonw_object_end(w);
+    c->n++;
+    c->alive += n->alive;
+}
+
+void hub_ops__route_nodes(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
+{
+    (void)req;
+    hub_jsonw_t w;
+    hub_jsonw_init(&w);
+    hub_ops__nodes_ctx_t c = {&w, hub_now_us(), 0, 0};
+    hub_jsonw_object_begin(&w);
+    hub_jsonw_kv_u64(&w, "now_us", c.now);
+    hub_jsonw_key(&w, "nodes");
+    hub_jsonw_array_begin(&w);
+    if (self->src.nodes)
+        self->src.nodes(self->src.ctx, hub_ops__node_json, &c);
+    hub_jsonw_array_end(&w);
+    hub_jsonw_kv_u64(&w, "count", c.n);
+    hub_jsonw_kv_u64(&w, "alive", c.alive);
+    hub_jsonw_object_end(&w);
+    hub_ops__respond_json(resp, 200, &w);
 }

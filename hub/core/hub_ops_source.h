@@ -51,6 +51,18 @@ typedef struct {
 } hub_ops_audit_t;
 
 typedef void (*hub_ops_member_visit)(const hub_ops_member_t *m, void *user);
+
+/* A hubd node sharing this hub's store (cluster = on), for /api/v1/nodes;
+ * one node alone lists itself. */
+typedef struct {
+    const char *id;
+    const char *endpoint;     /* where members connect to it */
+    uint64_t heartbeat_at_us; /* its last heartbeat in the store (now for one node alone) */
+    uint32_t members;         /* members connected to it */
+    bool alive;               /* heartbeat within three periods */
+    bool self;                /* the node answering */
+} hub_ops_node_t;
+typedef void (*hub_ops_node_visit)(const hub_ops_node_t *n, void *user);
 typedef void (*hub_ops_queue_visit)(const hub_ops_queue_t *q, void *user);
 
 typedef struct {
@@ -72,6 +84,10 @@ typedef struct {
     int (*dlq_purge)(void *ctx, uint64_t seq);
     int (*dlq_purge_older)(void *ctx, uint64_t before_us, uint64_t *purged);
     void (*audit)(void *ctx, hub_ops_audit_t *out);
+    /* The nodes of the hub (may be NULL: none listed). */
+    void (*nodes)(void *ctx, hub_ops_node_visit visit, void *user);
+    /* The delegation rules in force, with their use counts (NULL: none). */
+    const struct hub_delegations *(*delegations)(void *ctx);
 } hub_ops_source_t;
 
 #endif

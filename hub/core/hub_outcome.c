@@ -265,6 +265,16 @@ void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const 
         e.outcome = outcome;
         char origin[600];
         bool has_origin = hub__origin_of(env, origin, sizeof origin);
+        if (!has_origin && env->kind != LTH__V1__KIND__KIND_REPLY && receiver &&
+            strcmp(receiver, env->receiver) != 0) {
+            /* Routed to a delegate (online-only): as for queued envelopes. */
+            char procedure[HUB_PROCEDURE_CODE_MAX];
+            const char *why = NULL;
+            bool named = hub_delegation_procedure_of(env->content_type, procedure, &why) > 0;
+            snprintf(origin, sizeof origin, "delegated by %s%s%s", env->receiver,
+                     named ? " for procedure " : "", named ? procedure : "");
+            has_origin = true;
+        }
         hub__audit_q_ev(self, HUB_AUDIT_ACCEPTED, env->message_id, 0, env->sender, receiver,
                         env->service, has_origin ? origin : NULL, &e);
     }
@@ -435,7 +445,11 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
         }
         bool has_reason = event != HUB_AUDIT_ACCEPTED;
         if (event == HUB_AUDIT_ACCEPTED && p->delegated_from) {
-            snprintf(reason, sizeof reason, "delegated: addressed to %s", p->delegated_from);
+            /* "delegated by": the authority addressed, which the record's
+             * receiver (the delegate) acts for. */
+            snprintf(reason, sizeof reason, "delegated by %s%s%s", p->delegated_from,
+                     p->delegated_procedure ? " for procedure " : "",
+                     p->delegated_procedure ? p->delegated_procedure : "");
             has_reason = true;
         } else if (event == HUB_AUDIT_ACCEPTED) {
             has_reason = hub__origin_of(env, reason, sizeof reason);

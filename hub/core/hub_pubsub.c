@@ -2,6 +2,7 @@
  * data_dir/subscriptions) and one copy of each published event per
  * subscriber whose agreement is in force. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Publish / subscribe                                                       */
@@ -40,6 +41,7 @@ int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic
  * a new subscription), so it runs on the loop thread. */
 int hub__save_subscriptions(hub_server_t *self)
 {
+    hub__cluster_subs_changed(self); /* several nodes: the store has them too */
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", self->subs_path);
     FILE *f = fopen(tmp, "w");
@@ -181,6 +183,10 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
             if (m && m->online && hub__waiting(m) + len <= self->cfg.max_waiting_bytes &&
                 !hub__forbidden(self, m->id, env->sender, env->service, &d))
                 hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
+            /* Several nodes: a subscriber connected to another one. */
+            else if (m && !m->online && self->cluster && hub__cluster_located(self, m->id) &&
+                     !hub__forbidden(self, m->id, env->sender, env->service, &d))
+                hub__cluster_forward(self, m->id, bytes, len);
         }
         hub__receipt_ack(receipts, env->message_id, 0);
         hub__evidence_t ev;

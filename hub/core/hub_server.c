@@ -5,6 +5,7 @@
  * of the hub is hub_server_ops.c. See hub_core_internal.h for the map of the
  * stages. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
@@ -622,6 +623,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
         hub_keydir_destroy(&fresh);
         return rc;
     }
+    hub_delegations_carry_counts(delegations, self->delegations);
     hub_policy_destroy(&self->policy);
     hub_delegations_destroy(&self->delegations);
     self->policy = policy;
@@ -742,10 +744,14 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         if (cfg->store_backend == HUB_STORE_POSTGRESQL)
             HUB_INFO("store", "opening the PostgreSQL store", "migrate=%s",
                      cfg->store_migrate ? "yes" : "no");
+        /* Several nodes: the store's connections name this node, so that
+         * its own commits' notifications can be told apart. */
+        char *dsn = cfg->cluster ? hub_cluster_store_dsn(cfg->store_dsn, cfg->node_id) : NULL;
         rc = cfg->store_backend == HUB_STORE_POSTGRESQL
-                 ? hub_store_open_pg(cfg->store_dsn, cfg->store_migrate, &limits, &self->store, err,
-                                     err_size)
+                 ? hub_store_open_pg(dsn ? dsn : cfg->store_dsn, cfg->store_migrate, &limits,
+                                     &self->store, err, err_size)
                  : hub_store_open(cfg->data_dir, &limits, &self->store, err, err_size);
+        free(dsn);
         if (rc == 0 && hub_store_upgraded_from(self->store))
             HUB_WARN("store", "store upgraded in place to the current format", "dir=%s from=%u",
                      cfg->data_dir, hub_store_upgraded_from(self->store));
@@ -757,6 +763,10 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                      cfg->data_dir, hub_strerror(rc));
         self->next_seq = next + HUB__SEQ_RESTART_GAP;
     }
+    /* Several nodes: a block of seqs of this node's own, and the shared
+     * tables (hub_cluster.h). */
+    if (rc == 0 && cfg->cluster)
+        rc = hub__cluster_start(self, err, err_size);
     if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
         snprintf(err, err_size, "out of memory");
     if (rc == 0) {
@@ -802,6 +812,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             acfg.accept_key_change = cfg->audit_accept_key_change;
             acfg.max_file_bytes = cfg->audit_max_file_bytes;
             acfg.checkpoint_every_records = cfg->audit_checkpoint_records;
+            snprintf(acfg.node_id, sizeof acfg.node_id, "%s", cfg->node_id);
             rc = hub_store_audit_anchor_get(self->store, &acfg.anchor_seq, acfg.anchor_hash);
             if (rc != 0)
                 snprintf(err, err_size, "store %s: cannot read the audit log's anchor (%s)",
@@ -961,6 +972,10 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         uv_signal_start(sigs[i], hub__on_signal, signums[i]);
     }
     self->handles_open = true;
+    if ((rc = hub__cluster_watch(self, err, err_size)) != 0) {
+        hub_server_destroy(&self);
+        return rc;
+    }
     HUB_INFO("hubd", "listening", "endpoint=%s hub=%s members=%zu store=%s", self->endpoint,
              self->own_key.member_id, hub_keydir_count(self->keys), cfg->data_dir);
     *out = self;
@@ -992,6 +1007,7 @@ static void hub__close_handles(hub_server_t *self)
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->end_of_turn, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
+    hub__cluster_close(self);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
     for (int i = 0; i < 5; i++)
@@ -1038,6 +1054,7 @@ void hub_server_destroy(hub_server_t **self_p)
         uv_run(self->loop, UV_RUN_DEFAULT);
     }
     hub_ops_destroy(&self->ops);
+    hub__cluster_destroy(self); /* its sockets close before the ZeroMQ context ends */
     if (self->router)
         zmq_close(self->router);
     if (self->zap)

@@ -3,6 +3,7 @@
  * dead-letter actions, each a callback over the server's state, run on the
  * loop thread. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* Public (hub_server.h), here so that this file needs nothing of
  * hub_server.c: the counters are what the operator surface shows. */
@@ -32,6 +33,12 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
             v.bytes_out = m->bytes_out;
             v.in_flight = m->inflight_open;
             v.refusals = m->refusals;
+        }
+        /* Several nodes: connected to another one (hub_cluster.h). */
+        const char *elsewhere = NULL;
+        if (!v.online && self->cluster && hub__cluster_elsewhere(self, kp->member_id, &elsewhere)) {
+            v.online = true;
+            v.services = elsewhere ? elsewhere : "";
         }
         if (self->cert_not_after)
             v.cert_not_after_us =
@@ -110,6 +117,11 @@ static void hub__ops_audit(void *ctx, hub_ops_audit_t *out)
     hub_tsa_client_state(self->tsa, &out->tsa);
 }
 
+static const struct hub_delegations *hub__ops_delegations(void *ctx)
+{
+    return ((hub_server_t *)ctx)->delegations;
+}
+
 static bool hub__ops_ready(void *ctx, const char **why_not)
 {
     hub_server_t *self = ctx;
@@ -156,6 +168,7 @@ static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
     hub__member_t *m = hub_map_get(self->members, dead.msg.receiver);
     if (m) {
         m->backlog = true;
+        m->rescan = true; /* cluster: the new seq may be below loaded_seq */
         hub__pump(self, m);
     }
     return 0; /* flushed and committed at the end of this turn */
@@ -184,6 +197,24 @@ static int hub__ops_dlq_purge_older(void *ctx, uint64_t before_us, uint64_t *pur
     return rc;
 }
 
+/* One node alone lists itself; several list what the store says (as the
+ * last cluster beat read it). */
+static void hub__ops_nodes(void *ctx, hub_ops_node_visit visit, void *user)
+{
+    hub_server_t *self = ctx;
+    if (self->cluster) {
+        hub__cluster_nodes(self, visit, user);
+        return;
+    }
+    uint32_t online = 0;
+    size_t cursor = 0;
+    void *value;
+    while (hub_map_next(self->members, &cursor, NULL, &value))
+        online += ((hub__member_t *)value)->online;
+    hub_ops_node_t n = {self->cfg.node_id, self->endpoint, hub_now_us(), online, true, true};
+    visit(&n, user);
+}
+
 hub_ops_source_t hub__ops_source(hub_server_t *self)
 {
     return (hub_ops_source_t){self,
@@ -196,5 +227,7 @@ hub_ops_source_t hub__ops_source(hub_server_t *self)
                               hub__ops_dlq_replay,
                               hub__ops_dlq_purge,
                               hub__ops_dlq_purge_older,
-                              hub__ops_audit};
+                              hub__ops_audit,
+                              hub__ops_nodes,
+                              hub__ops_delegations};
 }

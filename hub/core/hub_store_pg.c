@@ -24,7 +24,9 @@ bool hub__pg_str_ok(const char *s, size_t max, bool may_be_empty)
 typedef struct {
     char *key;
     size_t klen;
-    bool known;                /* read from the database */
+    bool known;                /* read from the database, or stored by this call */
+    bool in_db;                /* ids: read from the database */
+    bool write;                /* ids: stored by this call */
     uint64_t seq, accepted_at; /* ids */
     uint8_t digest[HUB_STORE_DIGEST_LEN];
     uint64_t msgs, bytes, queued; /* held: the table's value */
@@ -165,6 +167,10 @@ static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
     return true;
 }
 
+/* The hot statements (hub__pg_exec_prepared): the commit cycle's on the
+ * writer, the loop thread's look-up and queue read on the reader. */
+enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK, PREP_LOOKUP, PREP_READ_QUEUE };
+
 /* Reads the ids records and held entries the call's messages name. */
 static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
                        map_t *ids, map_t *held)
@@ -193,11 +199,12 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
         if (rc == 0)
             rc = hub__pg_p_arr(&p, &id);
         if (rc == 0)
-            rc = hub__pg_exec(self, c,
-                              "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
-                              "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
-                              "ON i.sender = k.s AND i.message_id = k.m",
-                              &p, &res);
+            rc = hub__pg_exec_prepared(
+                self, c, PREP_IDS,
+                "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
+                "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
+                "ON i.sender = k.s AND i.message_id = k.m",
+                &p, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t sl = (size_t)PQgetlength(res, r, 0), il = (size_t)PQgetlength(res, r, 1);
             if (sl > HUB_STORE_NAME_MAX || il > HUB_STORE_ID_MAX)
@@ -211,6 +218,7 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
                 break;
             }
             e->known = true;
+            e->in_db = true;
             e->seq = hub__pg_u64(res, r, 2);
             e->accepted_at = hub__pg_u64(res, r, 3);
             if (PQgetlength(res, r, 4) == HUB_STORE_DIGEST_LEN)
@@ -225,11 +233,12 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
         if (rc == 0)
             rc = hub__pg_p_arr(&p, &hr);
         if (rc == 0)
-            rc = hub__pg_exec(self, c,
-                              "SELECT kind, member, msgs, bytes, queued FROM hub_held "
-                              "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
-                              "OR (kind = 'r' AND member = ANY($2::bytea[]))",
-                              &p, &res);
+            rc = hub__pg_exec_prepared(
+                self, c, PREP_HELD,
+                "SELECT kind, member, msgs, bytes, queued FROM hub_held "
+                "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
+                "OR (kind = 'r' AND member = ANY($2::bytea[]))",
+                &p, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t ml = (size_t)PQgetlength(res, r, 1);
             if (ml > HUB_STORE_NAME_MAX || PQgetlength(res, r, 0) != 1)
@@ -255,25 +264,32 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
     return rc;
 }
 
+/* One statement for the whole call. The ids rows come one per id (the
+ * call's map): ids the database did not have when the call read them are
+ * plain inserts (n; every append holds hub_meta's row lock from before
+ * that read to its commit, so no other node can insert them meanwhile),
+ * the others, and all when no window is set (nothing was read),
+ * upserts (i), which cost a speculative insertion each. */
 static const char APPEND_SQL[] =
     "WITH m AS (INSERT INTO hub_msgs (seq, message_id, sender, receiver, service, "
     "accepted_at_us, expires_at_us, envelope) SELECT * FROM unnest($1::int8[], $2::bytea[], "
     "$3::bytea[], $4::bytea[], $5::bytea[], $6::int8[], $7::int8[], $8::bytea[])), "
+    "n AS (INSERT INTO hub_ids (sender, message_id, seq, accepted_at_us, digest) "
+    "SELECT * FROM unnest($9::bytea[], $10::bytea[], $11::int8[], $12::int8[], $13::bytea[])), "
     "i AS (INSERT INTO hub_ids (sender, message_id, seq, accepted_at_us, digest) "
-    "SELECT DISTINCT ON (k.s, k.m) k.s, k.m, k.q, k.a, k.d FROM unnest($9::bytea[], "
-    "$10::bytea[], $11::int8[], $12::int8[], $13::bytea[]) WITH ORDINALITY AS k(s, m, q, a, d, o) "
-    "ORDER BY k.s, k.m, k.o DESC "
+    "SELECT * FROM unnest($14::bytea[], $15::bytea[], $16::int8[], $17::int8[], $18::bytea[]) "
     "ON CONFLICT (sender, message_id) DO UPDATE SET seq = excluded.seq, "
     "accepted_at_us = excluded.accepted_at_us, digest = excluded.digest, pinned = false), "
     "h AS (INSERT INTO hub_held (kind, member, msgs, bytes, queued) SELECT * FROM "
-    "unnest($14::text[], $15::bytea[], $16::int8[], $17::int8[], $18::int8[]) "
+    "unnest($19::text[], $20::bytea[], $21::int8[], $22::int8[], $23::int8[]) "
     "ON CONFLICT (kind, member) DO UPDATE SET msgs = hub_held.msgs + excluded.msgs, "
     "bytes = hub_held.bytes + excluded.bytes, queued = hub_held.queued + excluded.queued) "
-    "UPDATE hub_meta SET next_seq = greatest(next_seq, $19::int8) WHERE id = 1";
+    "UPDATE hub_meta SET next_seq = greatest(next_seq, $24::int8) WHERE id = 1";
 
 /* Signed deltas go through int8 arrays as two's complement. */
 static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
-                        const hub_store_outcome_t *outcomes, map_t *held, uint64_t next)
+                        const hub_store_outcome_t *outcomes, const map_t *ids, map_t *held,
+                        uint64_t next)
 {
     enum {
         SEQ,
@@ -284,6 +300,11 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
         ACC,
         EXP,
         ENV,
+        NSND, /* new ids: NSND..NDIG; upserts: ISND..IDIG */
+        NID,
+        NSEQ,
+        NACC,
+        NDIG,
         ISND,
         IID,
         ISEQ,
@@ -299,7 +320,8 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
     static const uint32_t oid[N_ARR] = {
         HUB__PG_INT8,  HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,
         HUB__PG_INT8,  HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,
-        HUB__PG_BYTEA, HUB__PG_TEXT,  HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,  HUB__PG_INT8};
+        HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,  HUB__PG_BYTEA,
+        HUB__PG_TEXT,  HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,  HUB__PG_INT8};
     hub__pg_arr_t a[N_ARR];
     for (int k = 0; k < N_ARR; k++)
         hub__pg_arr_init(&a[k], oid[k]);
@@ -317,11 +339,18 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
             hub__pg_arr_i64(&a[EXP], m->expires_at_us);
             hub__pg_arr_bytes(&a[ENV], m->envelope, m->envelope_len);
         }
-        hub__pg_arr_str(&a[ISND], m->sender);
-        hub__pg_arr_str(&a[IID], m->message_id);
-        hub__pg_arr_i64(&a[ISEQ], m->seq);
-        hub__pg_arr_i64(&a[IACC], m->accepted_at_us);
-        hub__pg_arr_bytes(&a[IDIG], m->digest, HUB_STORE_DIGEST_LEN);
+    }
+    for (size_t i = 0; i < ids->n; i++) {
+        const ent_t *e = ids->e[i];
+        if (!e->write)
+            continue;
+        int k = self->limits.dedup_window_us && !e->in_db ? NSND : ISND;
+        size_t sl = strlen(e->key);
+        hub__pg_arr_bytes(&a[k], e->key, sl);
+        hub__pg_arr_bytes(&a[k + 1], e->key + sl + 1, e->klen - sl - 1);
+        hub__pg_arr_i64(&a[k + 2], e->seq);
+        hub__pg_arr_i64(&a[k + 3], e->accepted_at);
+        hub__pg_arr_bytes(&a[k + 4], e->digest, HUB_STORE_DIGEST_LEN);
     }
     for (size_t i = 0; i < held->n; i++) {
         const ent_t *e = held->e[i];
@@ -343,7 +372,7 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
         rc = hub__pg_p_arr(&p, &a[k]);
     if (rc == 0) {
         hub__pg_p_i64(&p, next);
-        rc = hub__pg_exec(self, c, APPEND_SQL, &p, NULL);
+        rc = hub__pg_exec_prepared(self, c, PREP_APPEND, APPEND_SQL, &p, NULL);
     }
     for (int k = 0; k < N_ARR; k++)
         hub__pg_arr_free(&a[k]);
@@ -369,7 +398,8 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
         goto failed;
     PGresult *res;
     uint64_t next = 0;
-    rc = hub__pg_exec(self, c, "SELECT next_seq FROM hub_meta WHERE id = 1 FOR UPDATE", NULL, &res);
+    rc = hub__pg_exec_prepared(self, c, PREP_NEXT_SEQ,
+                               "SELECT next_seq FROM hub_meta WHERE id = 1 FOR UPDATE", NULL, &res);
     if (rc == 0) {
         if (PQntuples(res) == 1)
             next = hub__pg_u64(res, 0, 0);
@@ -390,13 +420,13 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
             floor = m->preset_seq + 1;
         if (m->accepted_at_us == 0)
             m->accepted_at_us = now;
-        ent_t *ie = NULL;
+        /* Every id of the call has an entry, so that each is written once. */
+        ent_t *ie = map_get(&ids, key, ids_key(key, m->sender, m->message_id), true);
+        if (!ie) {
+            rc = HUB_ENOMEM;
+            break;
+        }
         if (self->limits.dedup_window_us) {
-            ie = map_get(&ids, key, ids_key(key, m->sender, m->message_id), true);
-            if (!ie) {
-                rc = HUB_ENOMEM;
-                break;
-            }
             uint64_t at = m->accepted_at_us;
             if (ie->known &&
                 (at < ie->accepted_at || at - ie->accepted_at < self->limits.dedup_window_us)) {
@@ -464,12 +494,11 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
             total->dm++;
             total->db += (int64_t)m->envelope_len;
         }
-        if (ie) {
-            ie->known = true;
-            ie->seq = seq;
-            ie->accepted_at = m->accepted_at_us;
-            memcpy(ie->digest, m->digest, HUB_STORE_DIGEST_LEN);
-        }
+        ie->known = true;
+        ie->write = true;
+        ie->seq = seq;
+        ie->accepted_at = m->accepted_at_us;
+        memcpy(ie->digest, m->digest, HUB_STORE_DIGEST_LEN);
         m->seq = seq;
         if (seq >= next)
             next = seq + 1;
@@ -481,7 +510,7 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
     if (rc == 0 && ids.oom)
         rc = HUB_ENOMEM;
     if (rc == 0 && (stored || next != first_next))
-        rc = append_write(self, c, msgs, n, outcomes, &held, next);
+        rc = append_write(self, c, msgs, n, outcomes, &ids, &held, next);
     map_free(&ids);
     map_free(&held);
     rc = hub__pg_write_end(self, c, own, rc);
@@ -505,6 +534,20 @@ int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, P
     if (rc != 0)
         return rc;
     rc = hub__pg_exec(self, c, sql, p, res);
+    hub__pg_read_end(self, c, locked, rc);
+    return rc;
+}
+
+/* hub__pg_read1 with a prepared statement: the loop thread's reads. */
+static int read_prepared(hub__pg_t *self, unsigned slot, const char *sql, const hub__pg_params_t *p,
+                         PGresult **res)
+{
+    PGconn *c;
+    bool locked;
+    int rc = hub__pg_read_begin(self, &c, &locked);
+    if (rc != 0)
+        return rc;
+    rc = hub__pg_exec_prepared(self, c, slot, sql, p, res);
     hub__pg_read_end(self, c, locked, rc);
     return rc;
 }
@@ -618,7 +661,7 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
     hub__pg_p_i64(&p, after_seq);
     hub__pg_p_i64(&p, max);
     PGresult *res = NULL;
-    int rc = hub__pg_read1(self,
+    int rc = read_prepared(self, PREP_READ_QUEUE,
                            "SELECT " HUB__PG_MSG_COLS
                            ", envelope FROM hub_msgs WHERE receiver = $1 AND NOT dead "
                            "AND seq > $2 ORDER BY seq LIMIT $3",
@@ -699,11 +742,16 @@ static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs
     hub__pg_params_t p = {0};
     hub__pg_p_str(&p, receiver);
     int rc = hub__pg_p_arr(&p, &a);
-    if (rc == 0)
-        rc = hub__pg_write1(self,
-                            "WITH d AS (DELETE FROM hub_msgs WHERE receiver = $1 AND NOT dead AND "
-                            "seq = ANY($2::int8[]) " HUB__PG_REMOVED_COLS ")" HUB__PG_REMOVE_TAIL,
-                            &p, NULL);
+    PGconn *c;
+    bool own;
+    if (rc == 0 && (rc = hub__pg_write_begin(self, &c, &own)) == 0) {
+        rc = hub__pg_exec_prepared(self, c, PREP_ACK,
+                                   "WITH d AS (DELETE FROM hub_msgs WHERE receiver = $1 AND NOT "
+                                   "dead AND seq = ANY($2::int8[]) " HUB__PG_REMOVED_COLS
+                                   ")" HUB__PG_REMOVE_TAIL,
+                                   &p, NULL);
+        rc = hub__pg_write_end(self, c, own, rc);
+    }
     hub__pg_arr_free(&a);
     return rc;
 }
@@ -743,11 +791,10 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
     hub__pg_p_str(&p, sender);
     hub__pg_p_str(&p, message_id);
     PGresult *res;
-    int rc =
-        hub__pg_read1(self,
-                      "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON m.seq = i.seq "
-                      "WHERE i.sender = $1 AND i.message_id = $2",
-                      &p, &res);
+    int rc = read_prepared(self, PREP_LOOKUP,
+                           "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON "
+                           "m.seq = i.seq WHERE i.sender = $1 AND i.message_id = $2",
+                           &p, &res);
     if (rc != 0)
         return rc;
     if (PQntuples(res) != 1) {

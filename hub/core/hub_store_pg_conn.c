@@ -330,13 +330,9 @@ static void statement_failed(hub__pg_t *self, PGconn *c, const char *state, int 
               state ? state : "none", buf, hint_for(code, state));
 }
 
-int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
-                 PGresult **out)
+/* What hub__pg_exec and hub__pg_exec_prepared do with a statement's result. */
+static int exec_result(hub__pg_t *self, PGconn *c, PGresult *res, PGresult **out)
 {
-    if (out)
-        *out = NULL;
-    PGresult *res = PQexecParams(c, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
-                                 p ? p->fmt : NULL, 1);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out)
@@ -347,9 +343,53 @@ int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_para
     }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     int code = PQstatus(c) != CONNECTION_OK ? HUB_EAGAIN : map_state(state);
+    if (state && !strcmp(state, "26000")) /* a prepared statement is gone: prepare again */
+        self->prep_mask[c == self->r.conn] = 0;
     statement_failed(self, c, state, code);
     PQclear(res);
     return code;
+}
+
+int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
+                 PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    PGresult *res = PQexecParams(c, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
+                                 p ? p->fmt : NULL, 1);
+    return exec_result(self, c, res, out);
+}
+
+int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                          const hub__pg_params_t *p, PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    if (slot >= 32)
+        return HUB_EINVAL;
+    char name[16];
+    snprintf(name, sizeof name, "hub_%u", slot);
+    int k = c == self->r.conn;
+    if (self->prep_conn[k] != c || self->prep_pid[k] != PQbackendPID(c)) {
+        /* A new connection: nothing prepared on it yet. (A rollback of the
+         * transaction around the SET undoes it: the plan cache then
+         * chooses by itself, as well in practice.) */
+        int rc = hub__pg_exec(self, c, "SET plan_cache_mode = force_generic_plan", NULL, NULL);
+        if (rc != 0)
+            return rc;
+        self->prep_conn[k] = c;
+        self->prep_pid[k] = PQbackendPID(c);
+        self->prep_mask[k] = 0;
+    }
+    if (!(self->prep_mask[k] & (1u << slot))) {
+        int rc = exec_result(self, c, PQprepare(c, name, sql, p ? p->n : 0, NULL), NULL);
+        if (rc != 0)
+            return rc;
+        self->prep_mask[k] |= 1u << slot;
+    }
+    PGresult *res = PQexecPrepared(c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                                   p ? p->fmt : NULL, 1);
+    return exec_result(self, c, res, out);
 }
 
 /* Runs several statements without parameters in one round trip (the

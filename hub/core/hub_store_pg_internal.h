@@ -5,6 +5,8 @@
  *                        migrations, open/close/init/inspect, batches
  *   hub_store_pg.c       appends, queues, acks, ids, what members hold
  *   hub_store_pg_dlq.c   dead letters and tracked requests
+ *   hub_store_pg_cluster.c  several nodes (hub_cluster.h): their shared
+ *                        tables and triggers, per-node audit anchors
  *
  * Tables (hub/core/sql/001_init.sql, embedded as HUB__PG_MIGRATIONS):
  *   hub_schema_version  one row per migration applied
@@ -68,6 +70,15 @@ typedef struct hub__pg {
     int batch_err;
     unsigned cb_depth; /* inside a hub_store_queues() callback on cb_thread */
     pthread_t cb_thread;
+    /* Statements prepared (hub__pg_exec_prepared) on the writer [0] and
+     * the reader [1]: which connection (and server process) they were
+     * prepared on, and a bit per statement slot. */
+    PGconn *prep_conn[2];
+    int prep_pid[2];
+    uint32_t prep_mask[2];
+    /* Several active nodes (hub_store_pg_cluster.c): this node's id, which
+     * keys its audit anchor; "" for one node. */
+    char node_id[64];
 } hub__pg_t;
 
 /* Parameters of one statement: text, or binary (bytea, arrays). */
@@ -110,6 +121,14 @@ void hub__pg_arr_free(hub__pg_arr_t *a);
  * the error is mapped to a HUB_E* code and logged. */
 int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
                  PGresult **res);
+/* As hub__pg_exec, for the hot statements (the commit cycle's, and the
+ * loop thread's look-ups and queue reads): prepared once per connection
+ * as "hub_<slot>" (plan_cache_mode = force_generic_plan on that
+ * connection, so that binding arrays of thousands of rows does not plan
+ * the statement again each time), then executed by name. slot < 32; sql
+ * must be the same for a slot. */
+int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                          const hub__pg_params_t *p, PGresult **res);
 uint64_t hub__pg_u64(const PGresult *res, int row, int col);
 uint32_t hub__pg_u32(const PGresult *res, int row, int col);
 bool hub__pg_bool(const PGresult *res, int row, int col);

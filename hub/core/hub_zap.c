@@ -1,6 +1,7 @@
 /* hub_zap.c — ZAP: who may connect. Admits a CURVE key the key directory
  * or a valid certificate vouches for, and names its member in User-Id. */
 #include "hub_core_internal.h"
+#include "hub_cluster.h"
 
 /* ------------------------------------------------------------------------ */
 /* ZAP: who may connect                                                      */
@@ -50,6 +51,24 @@ void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
             char z85[HUB_Z85_KEY_LEN + 1] = "";
             if (curve && zmq_msg_size(&parts[6]) == 32)
                 zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
+            /* The node-to-node link (hub_cluster.c) admits the hub's own
+             * key, and nothing else; members never reach it. */
+            if (self->cluster && zmq_msg_size(&parts[2]) == 7 &&
+                !memcmp(zmq_msg_data(&parts[2]), "cluster", 7)) {
+                bool ok = curve && hub__cluster_is_self(self, zmq_msg_data(&parts[2]), 7, z85);
+                hub__zap_reply(socket, &parts[1], ok ? "200" : "400",
+                               ok ? "OK" : "only the hub's own key joins the cluster link",
+                               ok ? "cluster" : "");
+                if (!ok)
+                    HUB_WARN("zap", "cluster link refused: not the hub's key", "address=%s",
+                             address);
+                hub_zsock_kick(self->zap_watch);
+                for (int i = 0; i < count; i++)
+                    zmq_msg_close(&parts[i]);
+                continue;
+            }
+            if (zmq_msg_size(&parts[2]) == 7 && !memcmp(zmq_msg_data(&parts[2]), "cluster", 7))
+                z85[0] = '\0'; /* no cluster: nothing may use that domain */
             const hub_keypair_t *kp = z85[0] ? hub_keydir_find_key(self->keys, z85) : NULL;
             hub__member_t *banned = kp ? hub_map_get(self->members, kp->member_id) : NULL;
             if (banned && !hub__flood_banned(self, banned, hub_monotonic_us()))

@@ -299,6 +299,18 @@
     $("queues-empty").hidden = queues.length > 0;
   }
 
+  const nodeColumns = [
+    { cls: "id", value: (n) => n.id + (n.self ? " *" : "") },
+    { cls: "id", value: (n) => n.endpoint || "–" },
+    { value: (n) => t(n.alive ? "node_alive" : "node_silent") },
+    { value: (n) => fmtDuration(n.heartbeat_age_s) },
+    { cls: "num", value: (n) => fmtInt(n.members) },
+  ];
+
+  function renderNodes(data) {
+    syncRows($("nodes").tBodies[0], data.nodes, (n) => n.id, nodeColumns);
+  }
+
   const exchangeColumns = [
     { value: (x) => fmtTime(x.at_us) },
     /* accepted and settled have words; refusals keep their code. */
@@ -440,6 +452,7 @@
       renderQueues(queues);
       drawChart();
       if (tick % 2 === 0) renderExchanges(await getJson("/api/v1/exchanges?limit=50"));
+      if (tick % 5 === 0) renderNodes(await getJson("/api/v1/nodes"));
       if (tick % 5 === 0) await refreshDlq();
       $("banner").hidden = true;
       $("last-update").textContent = t("updated", { t: fmtTime(Date.now() * 1000) });

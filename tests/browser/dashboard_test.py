@@ -343,6 +343,10 @@ def main():
         check_language(driver, "vi")
         check_members(driver, "vi")
         echo_row = f'#members tbody tr[data-id="{ECHO}"]'
+        # The nodes table: one node alone lists itself, alive.
+        wait(driver, lambda d: len(css(d, "#nodes tbody tr")) == 1, "one row in the nodes table")
+        node_row = text(driver, "#nodes tbody tr")
+        check("đang chạy" in node_row, f'the node row says "{node_row}"')
 
         # Flows appear after traffic and update after more.
         check(not css(driver, f'#flows tbody tr[data-flow="{FLOW_KEY}"]'), "a flow before any traffic")

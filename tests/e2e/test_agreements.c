@@ -104,7 +104,7 @@ START_TEST(delegated_service_reaches_the_delegate)
     hubfix_stop(&fix);
     char *out = hubfix_audit_show(&fix, id);
     ck_assert_msg(strstr(out, "ACCEPTED") && strstr(out, "-> " QHK) &&
-                      strstr(out, "delegated: addressed to " STP),
+                      strstr(out, "delegated by " STP),
                   "%s", out);
     free(out);
 }

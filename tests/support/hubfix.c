@@ -44,6 +44,30 @@ static void keygen(hubfix_t *f, const char *member_id)
     free(out);
 }
 
+/* hubd.conf from f->extra_conf; with PostgreSQL (HUB_TEST_PG_DSN) the
+ * store lines too. */
+static void write_conf(hubfix_t *f)
+{
+    const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
+    if (pg_dsn && *pg_dsn) {
+        size_t len = strlen(f->extra_conf);
+        snprintf(f->extra_conf + len, sizeof f->extra_conf - len,
+                 "\nstore = postgresql\nstore_dsn = %s\nstore_migrate = yes\n", pg_dsn);
+    }
+    char conf[4096];
+    /* Certificate mode (extra_conf names a CA) replaces the key directory. */
+    bool certs = strstr(f->extra_conf, "ca_cert") != NULL;
+    snprintf(conf, sizeof conf,
+             "listen = tcp://127.0.0.1:*\n"
+             "key_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
+             "%s"
+             "data_dir = data\n"
+             "heartbeat_ms = 300\n"
+             "%s\n",
+             certs ? "" : "key_dir = keys\n", f->extra_conf);
+    tk_write_file(f->conf_path, conf);
+}
+
 void hubfix_init(hubfix_t *f, const char *extra_conf)
 {
     memset(f, 0, sizeof *f);
@@ -69,22 +93,26 @@ void hubfix_init(hubfix_t *f, const char *extra_conf)
         ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
         PQclear(res);
         PQfinish(c);
-        size_t len = strlen(f->extra_conf);
-        snprintf(f->extra_conf + len, sizeof f->extra_conf - len,
-                 "\nstore = postgresql\nstore_dsn = %s\nstore_migrate = yes\n", pg_dsn);
     }
-    char conf[4096];
-    /* Certificate mode (extra_conf names a CA) replaces the key directory. */
-    bool certs = strstr(f->extra_conf, "ca_cert") != NULL;
-    snprintf(conf, sizeof conf,
-             "listen = tcp://127.0.0.1:*\n"
-             "key_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
-             "%s"
-             "data_dir = data\n"
-             "heartbeat_ms = 300\n"
-             "%s\n",
-             certs ? "" : "key_dir = keys\n", f->extra_conf);
-    tk_write_file(f->conf_path, conf);
+    write_conf(f);
+}
+
+/* A second hubd node of the same hub (cluster tests): in first's directory,
+ * sharing its keys (symbolic links), with its own data directory and log. */
+void hubfix_init_node(hubfix_t *f, const hubfix_t *first, const char *name, const char *extra_conf)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s/%s", first->dir, name);
+    ck_assert_int_eq(mkdir(f->dir, 0700), 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/secrets", f->dir);
+    ck_assert_int_eq(symlink("../secrets", path), 0);
+    snprintf(path, sizeof path, "%s/keys", f->dir);
+    ck_assert_int_eq(symlink("../keys", path), 0);
+    snprintf(f->extra_conf, sizeof f->extra_conf, "%s", extra_conf ? extra_conf : "");
+    snprintf(f->conf_path, sizeof f->conf_path, "%s/hubd.conf", f->dir);
+    snprintf(f->hubd_log, sizeof f->hubd_log, "%s/hubd.log", f->dir);
+    write_conf(f);
 }
 
 void hubfix_register_member(hubfix_t *f, const char *member_id)

@@ -31,6 +31,12 @@ typedef struct {
 /* Makes the directory, the hub's keys and hubd.conf (extra_conf lines are
  * appended; may be NULL). */
 void hubfix_init(hubfix_t *f, const char *extra_conf);
+/* A second hubd node of the same hub (store = postgresql, cluster = on in
+ * extra_conf): directory first->dir/name, first's keys (symbolic links),
+ * its own data directory and log. Start it with hubfix_start; stop it
+ * before first's hubfix_cleanup, which removes the directory. */
+void hubfix_init_node(hubfix_t *f, const hubfix_t *first, const char *name,
+                      const char *extra_conf);
 /* Generates a member's keys with hubctl keygen; when known, copies its .pub
  * into the hub's key directory. */
 void hubfix_add_member(hubfix_t *f, const char *member_id, bool known);

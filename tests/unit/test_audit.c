@@ -854,10 +854,90 @@ static int prepare(void)
     return 0;
 }
 
+typedef struct {
+    char nodes[16][HUB_AUDIT_WORD_MAX];
+    int calls;
+} ta__nodes_t;
+
+static int ta__on_node(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
+{
+    (void)file;
+    (void)line;
+    ta__nodes_t *n = user;
+    if (n->calls < 16)
+        snprintf(n->nodes[n->calls], sizeof n->nodes[0], "%s", rec->node_id ? rec->node_id : "?");
+    n->calls++;
+    return 0;
+}
+
+/* A log opened with a node id names the node (NODE_OPENED, sealed like any
+ * record); records after it are attributed to it by find, and by verify;
+ * a log reopened under another id says so; a log without one names none. */
+START_TEST(test_node_attribution)
+{
+    char dir[PATH_MAX];
+    tk_tmpdir(dir);
+    hub_audit_config_t cfg;
+    ta__config(&cfg, 0, 1000, UINT64_MAX);
+    char err[256];
+    hub_audit_t *log = NULL;
+    /* No node id: no NODE_OPENED, as before. */
+    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
+    ck_assert_uint_eq(hub_audit_seq(log), 0);
+    ta__append(log, 0, 3);
+    ck_assert_int_eq(hub_audit_close(&log), 0);
+    hub_audit_verify_report_t report;
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
+    ck_assert_str_eq(report.node_id, "");
+    ck_assert_uint_eq(report.node_records, 0);
+    char node[HUB_AUDIT_WORD_MAX];
+    ck_assert_int_eq(hub_audit_node_of(dir, node, sizeof node), HUB_ENOTFOUND);
+
+    snprintf(cfg.node_id, sizeof cfg.node_id, "hn-lgsp-1");
+    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
+    ta__append(log, 3, 3);
+    ck_assert_int_eq(hub_audit_close(&log), 0);
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
+    ck_assert_str_eq(report.node_id, "hn-lgsp-1");
+    ck_assert_uint_eq(report.node_records, 1);
+    ck_assert(!report.node_changed);
+
+    snprintf(cfg.node_id, sizeof cfg.node_id, "hn-lgsp-2");
+    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
+    ta__append(log, 6, 3);
+    ck_assert_int_eq(hub_audit_close(&log), 0);
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
+    ck_assert_str_eq(report.node_id, "hn-lgsp-2");
+    ck_assert_uint_eq(report.node_records, 2);
+    ck_assert(report.node_changed);
+    ck_assert_int_eq(hub_audit_node_of(dir, node, sizeof node), 0);
+    ck_assert_str_eq(node, "hn-lgsp-2");
+
+    /* Messages 0, 1 and 2 (records 0-2, 3-5, 6-8): no node, node 1, node 2. */
+    ta__nodes_t n = {0};
+    hub_audit_filter_t all = {.service = "citizen.lookup/v1"};
+    ck_assert_int_eq(hub_audit_find(dir, &all, ta__on_node, &n), 0);
+    ck_assert_int_eq(n.calls, 9);
+    ck_assert_str_eq(n.nodes[0], "");
+    ck_assert_str_eq(n.nodes[3], "hn-lgsp-1");
+    ck_assert_str_eq(n.nodes[8], "hn-lgsp-2");
+
+    /* The attribution is chained: rewriting the node id breaks the log. */
+    ck_assert_int_eq(tk_shf(10000,
+                            "sed -i 's/\"outcome\":\"hn-lgsp-1\"/\"outcome\":\"hn-lgsp-9\"/' "
+                            "'%s/audit-000001.log'",
+                            dir),
+                     0);
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), HUB_EPARSE);
+    ck_assert_msg(strstr(report.message, "modified record"), "%s", report.message);
+    tk_rmrf(dir);
+}
+END_TEST
+
 TK_MAIN_PREPARED(prepare, "audit",
                  TK_CASE("log", NULL, NULL, 120, test_write_and_verify, test_modified_record,
                          test_removed_record, test_reordered_records, test_inserted_record,
                          test_truncated_file, test_forged_checkpoint, test_reopen_continues_chain,
                          test_crash_recovery, test_open_refuses_damaged_tail, test_find_message,
                          test_legacy_lines_and_service_filter, test_text_is_escaped_and_capped,
-                         test_tick_and_config))
+                         test_tick_and_config, test_node_attribution))

@@ -84,6 +84,59 @@ START_TEST(member_side_settings)
 }
 END_TEST
 
+/* hub_endpoints: the nodes of one hub, checked one by one. */
+START_TEST(member_side_endpoint_lists)
+{
+    hub_conf_member_t m;
+    char err[HUB_ERRMSG_MAX];
+    hub_conf_member_init(&m, "a.conf");
+    ck_assert_int_eq(hub_conf_parse_text("a.conf",
+                                         "hub_endpoints =  tcp://10.0.0.1:5555 ,tcp://hub-2:5555,"
+                                         " ipc:///run/lth/hub.sock\n",
+                                         member_entry, &m, err, sizeof err),
+                     0);
+    ck_assert_str_eq(m.hub_endpoint,
+                     "tcp://10.0.0.1:5555,tcp://hub-2:5555,ipc:///run/lth/hub.sock");
+    char list[HUB_ENDPOINTS_MAX][HUB_ENDPOINT_MAX];
+    size_t n = 0;
+    ck_assert_int_eq(hub_endpoint_list_parse("hub_endpoint", m.hub_endpoint, list,
+                                             HUB_ENDPOINTS_MAX, &n, err, sizeof err),
+                     0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(list[1], "tcp://hub-2:5555");
+    static const struct {
+        const char *text;
+        const char *err;
+    } bad[] = {
+        {"hub_endpoints = tcp://10.0.0.1:5555, 10.0.0.2:5555\n",
+         "b.conf:1: hub_endpoints: '10.0.0.2:5555' (item 2) is not a hub endpoint; write "
+         "tcp://HOST:PORT"},
+        {"hub_endpoints = tcp://10.0.0.1:5555,\n", "b.conf:1: hub_endpoints: item 2 of"},
+        {"hub_endpoints =\n", "b.conf:1: hub_endpoints: item 1 of"},
+        {"hub_endpoints = tcp://10.0.0.1:0\n", "(item 1) is not a hub endpoint"},
+        {"hub_endpoints = tcp://10.0.0.1:55a5\n", "(item 1) is not a hub endpoint"},
+        {"hub_endpoints = tcp://:5555\n", "(item 1) is not a hub endpoint"},
+        {"hub_endpoints = tcp://a b:5555\n", "(item 1) is not a hub endpoint"},
+        {"hub_endpoint = tcp://a:1, tcp://b:2\n",
+         "b.conf:1: hub_endpoint names one endpoint; list several hub nodes with hub_endpoints"},
+        {"hub_endpoints = tcp://a:1\nhub_endpoint = tcp://b:2\n",
+         "b.conf:2: both hub_endpoint and hub_endpoints are set"},
+        {"hub_endpoints = tcp://a:1,tcp://a:2,tcp://a:3,tcp://a:4,tcp://a:5,tcp://a:6,tcp://a:7,"
+         "tcp://a:8,tcp://a:9,tcp://a:10,tcp://a:11,tcp://a:12,tcp://a:13,tcp://a:14,tcp://a:15,"
+         "tcp://a:16,tcp://a:17\n",
+         "more than 16 endpoints"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hub_conf_member_init(&m, "b.conf");
+        err[0] = '\0';
+        ck_assert_int_eq(
+            hub_conf_parse_text("b.conf", bad[i].text, member_entry, &m, err, sizeof err),
+            HUB_EINVAL);
+        ck_assert_msg(strstr(err, bad[i].err), "case %zu: %s", i, err);
+    }
+}
+END_TEST
+
 START_TEST(byte_order)
 {
     uint8_t b[8];
@@ -206,6 +259,7 @@ int main(void)
     TCase *tc = tcase_create("helpers");
     tcase_add_test(tc, config_relative_paths);
     tcase_add_test(tc, member_side_settings);
+    tcase_add_test(tc, member_side_endpoint_lists);
     tcase_add_test(tc, byte_order);
     tcase_add_test(tc, utf8_validator);
     tcase_add_test(tc, growable_buffer);

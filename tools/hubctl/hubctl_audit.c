@@ -6,6 +6,8 @@
 #include "hub_keys.h"
 
 #include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,9 @@ typedef struct {
     int accepted_other;    /* replies, events, publications */
     int refused;
     int other;             /* deliveries, settles, dead letters, … */
+    const char *dir;       /* the log being read */
+    const char *dir_label; /* several logs: what names a record's node when the log does not
+                              ("(unnamed: DIR)"); NULL with one log */
 } show_count_t;
 
 static int on_found(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
@@ -56,7 +61,12 @@ static int on_found(const hub_audit_record_t *rec, const char *file, uint64_t li
         printf("  purpose=\"%s\"", rec->purpose);
     if (rec->reason && *rec->reason)
         printf("  (%s)", rec->reason);
-    printf("  [%s:%llu]\n", file, (unsigned long long)line);
+    if (rec->node_id && *rec->node_id)
+        printf("  node=%s", rec->node_id);
+    else if (count->dir_label)
+        printf("  node=%s", count->dir_label);
+    printf("  [%s%s%s:%llu]\n", count->dir_label ? count->dir : "", count->dir_label ? "/" : "",
+           file, (unsigned long long)line);
     return 0;
 }
 
@@ -133,14 +143,161 @@ out:
     return ret;
 }
 
+/* Reads --hub-key's file: its sign-public-key into key. */
+static int read_sign_public(const char *path, uint8_t key[32])
+{
+    hub_keypair_t kp;
+    char err[HUB_ERRMSG_MAX];
+    if (hub_keyfile_read(path, &kp, err, sizeof err) != 0) {
+        fprintf(stderr, "hubctl audit verify: %s\n", err);
+        return -1;
+    }
+    if (!kp.has_sign) {
+        hub_keypair_wipe(&kp);
+        fprintf(stderr, "hubctl audit verify: %s has no sign-public-key\n", path);
+        return -1;
+    }
+    memcpy(key, kp.sign_public, 32);
+    hub_keypair_wipe(&kp);
+    return 0;
+}
+
+/* Verifies one node's log and prints what it found, each line after
+ * prefix ("" for a single log; "node ID (DIR): " for several). Returns 0
+ * when intact (sealed or not), 1 otherwise; node gets the node's id (or
+ * "" when the log names none). */
+static int verify_one(const char *dir, const uint8_t key[32], hub_audit_verify_opts_t opts,
+                      const char *anchor, const char *tsa_cert, bool several, char *node,
+                      size_t node_size)
+{
+    hub_audit_verify_report_t report;
+    opts.hub_sign_public = key;
+    int rc = hub_audit_verify_dir_opts(dir, &opts, &report);
+    /* Which node wrote the log: from the verified records, or, when the
+     * verification stopped before any named it, from an unverified read. */
+    snprintf(node, node_size, "%s", report.node_id);
+    if (!node[0])
+        hub_audit_node_of(dir, node, node_size);
+    char prefix[HUB_AUDIT_WORD_MAX + PATH_MAX + 16] = "";
+    if (several)
+        snprintf(prefix, sizeof prefix, "node %s (%s): ", node[0] ? node : "(not named)", dir);
+    if (rc == 0 || rc == HUB_EAGAIN) {
+        if (rc == 0)
+            printf("%saudit log intact: %llu records, %llu checkpoints in %llu files; last "
+                   "seq %llu\n",
+                   prefix, (unsigned long long)report.records,
+                   (unsigned long long)report.checkpoints, (unsigned long long)report.files,
+                   (unsigned long long)report.last_seq);
+        else
+            printf("%saudit log intact up to the last checkpoint; %llu newer records are not "
+                   "sealed yet (normal while hubd runs): %s\n",
+                   prefix, (unsigned long long)report.unsealed_records, report.message);
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, report.final_key, 32);
+        printf("%skey rotations followed: %llu; key in force at the end: %s\n", prefix,
+               (unsigned long long)report.key_rotations, hex);
+        if (report.node_records)
+            printf("%srecords written by node %s%s\n", prefix, report.node_id,
+                   report.node_changed ? " (earlier records by other node ids: see the "
+                                         "NODE_OPENED records)"
+                                       : "");
+        else
+            printf("%sthe log names no node (written before node ids, or by one hubd alone)\n",
+                   prefix);
+        if (anchor)
+            printf("%sanchor %s: found in the log\n", prefix, anchor);
+        if (report.timestamps)
+            printf("%stime-stamp tokens %s: %llu (checkpoints %llu to %llu)\n", prefix,
+                   tsa_cert ? "verified with the TSA certificate"
+                            : "present and unaltered (give --tsa-cert to check their "
+                              "signatures)",
+                   (unsigned long long)report.timestamps,
+                   (unsigned long long)report.first_timestamped,
+                   (unsigned long long)report.last_timestamped);
+        else if (tsa_cert) {
+            fprintf(stderr,
+                    "%saudit log NOT time-stamped: --tsa-cert was given but the log "
+                    "names no time-stamp token (no TIMESTAMPED record)\n",
+                    prefix);
+            return 1;
+        }
+        return 0;
+    }
+    if (rc == HUB_ENOENT && anchor) {
+        fprintf(stderr,
+                "%saudit log NOT intact: log cut back: %s, yet the anchor %s names a "
+                "checkpoint: every file was removed\n",
+                prefix, report.message, anchor);
+        return 1;
+    }
+    fprintf(stderr, "%saudit log NOT intact: %s:%llu (seq %llu): %s\n", prefix, report.file,
+            (unsigned long long)report.line, (unsigned long long)report.seq, report.message);
+    return 1;
+}
+
+#define AUDIT_MAX_LOGS 64 /* node logs in one command */
+
+static int verify_logs(const char **dirs, size_t n_dirs, const char **keys, size_t n_keys,
+                       const char *anchor, const char *tsa_cert)
+{
+    if (n_dirs == 0 || (n_keys != 1 && n_keys != n_dirs)) {
+        fprintf(stderr,
+                "hubctl audit verify: usage: hubctl audit verify DIR... --hub-key HUB.pub... "
+                "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
+                "  one DIR per node's audit log; --hub-key once when the nodes share the hub's "
+                "key, or once per DIR, in the same order (%zu DIR, %zu --hub-key given)\n",
+                n_dirs, n_keys);
+        return 2;
+    }
+    hub_audit_verify_opts_t opts = {0};
+    if (anchor && n_dirs > 1) {
+        fprintf(stderr, "hubctl audit verify: --anchor names a head of one log: give it with one "
+                        "DIR (verify each node's log with its own anchor)\n");
+        return 2;
+    }
+    if (anchor && parse_anchor(anchor, &opts.anchor_seq, opts.anchor_hash) != 0) {
+        fprintf(stderr,
+                "hubctl audit verify: --anchor must be SEQ:HASH (a seq and 64 hex digits), "
+                "as /api/v1/audit/head gives it; got '%s'\n",
+                anchor);
+        return 2;
+    }
+    opts.tsa_cert = tsa_cert;
+    uint8_t key[32];
+    size_t bad = 0;
+    char failed[512] = "";
+    for (size_t i = 0; i < n_dirs; i++) {
+        if ((i == 0 || n_keys > 1) && read_sign_public(keys[n_keys > 1 ? i : 0], key) != 0)
+            return 1;
+        char node[HUB_AUDIT_WORD_MAX];
+        if (verify_one(dirs[i], key, opts, anchor, tsa_cert, n_dirs > 1, node, sizeof node) != 0) {
+            size_t used = strlen(failed);
+            snprintf(failed + used, sizeof failed - used, "%s%s", bad ? ", " : "",
+                     node[0] ? node : dirs[i]);
+            bad++;
+        }
+    }
+    sodium_memzero(key, sizeof key);
+    if (n_dirs > 1) {
+        if (bad)
+            fprintf(stderr, "%zu node logs: %zu intact, %zu NOT intact (%s)\n", n_dirs,
+                    n_dirs - bad, bad, failed);
+        else
+            printf("%zu node logs: all intact\n", n_dirs);
+    }
+    return bad ? 1 : 0;
+}
+
 int hubctl_audit(int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : NULL;
-    const char *dir = NULL, *hub_key = NULL, *message = NULL, *anchor = NULL, *tsa_cert = NULL;
+    const char *dir = NULL, *message = NULL, *anchor = NULL, *tsa_cert = NULL;
     const char *old_key = NULL, *new_key = NULL, *service = NULL;
+    const char *dirs[AUDIT_MAX_LOGS], *keys[AUDIT_MAX_LOGS];
+    size_t n_dirs = 0, n_keys = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--hub-key") && i + 1 < argc)
-            hub_key = argv[++i];
+        if (!strcmp(argv[i], "--hub-key") && i + 1 < argc && n_keys < AUDIT_MAX_LOGS)
+            keys[n_keys++] = argv[++i];
         else if (!strcmp(argv[i], "--anchor") && i + 1 < argc)
             anchor = argv[++i];
         else if (!strcmp(argv[i], "--tsa-cert") && i + 1 < argc)
@@ -153,106 +310,54 @@ int hubctl_audit(int argc, char **argv)
             message = argv[++i];
         else if (!strcmp(argv[i], "--service") && i + 1 < argc)
             service = argv[++i];
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            dir = argv[++i];
-        else if (argv[i][0] != '-' && !dir)
-            dir = argv[i];
-        else {
+        else if ((!strcmp(argv[i], "--dir") && i + 1 < argc) ||
+                 (argv[i][0] != '-' && n_dirs < AUDIT_MAX_LOGS)) {
+            if (argv[i][0] == '-')
+                i++;
+            dirs[n_dirs++] = argv[i];
+            if (!dir)
+                dir = argv[i];
+        } else {
             fprintf(stderr, "hubctl audit: unexpected argument '%s'\n", argv[i]);
             return 2;
         }
     }
     if (sub && !strcmp(sub, "rotate-key")) {
-        if (!dir || !old_key || !new_key) {
+        if (!dir || n_dirs != 1 || !old_key || !new_key) {
             fprintf(stderr, "hubctl audit rotate-key: usage: hubctl audit rotate-key DIR "
                             "--old-key OLD.secret --new-key NEW.secret\n");
             return 2;
         }
         return rotate_key(dir, old_key, new_key);
     }
-    if (sub && !strcmp(sub, "verify")) {
-        if (!dir || !hub_key) {
-            fprintf(stderr, "hubctl audit verify: usage: hubctl audit verify DIR --hub-key HUB.pub "
-                            "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n");
-            return 2;
-        }
-        hub_audit_verify_opts_t opts = {0};
-        if (anchor && parse_anchor(anchor, &opts.anchor_seq, opts.anchor_hash) != 0) {
-            fprintf(stderr,
-                    "hubctl audit verify: --anchor must be SEQ:HASH (a seq and 64 hex digits), "
-                    "as /api/v1/audit/head gives it; got '%s'\n",
-                    anchor);
-            return 2;
-        }
-        opts.tsa_cert = tsa_cert;
-        hub_keypair_t kp;
-        char err[HUB_ERRMSG_MAX];
-        if (hub_keyfile_read(hub_key, &kp, err, sizeof err) != 0) {
-            fprintf(stderr, "hubctl audit verify: %s\n", err);
-            return 1;
-        }
-        if (!kp.has_sign) {
-            fprintf(stderr, "hubctl audit verify: %s has no sign-public-key\n", hub_key);
-            return 1;
-        }
-        hub_audit_verify_report_t report;
-        opts.hub_sign_public = kp.sign_public;
-        int rc = hub_audit_verify_dir_opts(dir, &opts, &report);
-        hub_keypair_wipe(&kp);
-        if (rc == 0 || rc == HUB_EAGAIN) {
-            if (rc == 0)
-                printf("audit log intact: %llu records, %llu checkpoints in %llu files; last "
-                       "seq %llu\n",
-                       (unsigned long long)report.records, (unsigned long long)report.checkpoints,
-                       (unsigned long long)report.files, (unsigned long long)report.last_seq);
-            else
-                printf("audit log intact up to the last checkpoint; %llu newer records are not "
-                       "sealed yet (normal while hubd runs): %s\n",
-                       (unsigned long long)report.unsealed_records, report.message);
-            char hex[65];
-            sodium_bin2hex(hex, sizeof hex, report.final_key, 32);
-            printf("key rotations followed: %llu; key in force at the end: %s\n",
-                   (unsigned long long)report.key_rotations, hex);
-            if (anchor)
-                printf("anchor %s: found in the log\n", anchor);
-            if (report.timestamps)
-                printf("time-stamp tokens %s: %llu (checkpoints %llu to %llu)\n",
-                       tsa_cert ? "verified with the TSA certificate" : "present and unaltered "
-                                                                        "(give --tsa-cert to "
-                                                                        "check their signatures)",
-                       (unsigned long long)report.timestamps,
-                       (unsigned long long)report.first_timestamped,
-                       (unsigned long long)report.last_timestamped);
-            else if (tsa_cert) {
-                fprintf(stderr, "audit log NOT time-stamped: --tsa-cert was given but the log "
-                                "names no time-stamp token (no TIMESTAMPED record)\n");
-                return 1;
-            }
-            return 0;
-        }
-        if (rc == HUB_ENOENT && anchor) {
-            fprintf(stderr, "audit log NOT intact: log cut back: %s, yet the anchor %s names a "
-                            "checkpoint: every file was removed\n",
-                    report.message, anchor);
-            return 1;
-        }
-        fprintf(stderr, "audit log NOT intact: %s:%llu (seq %llu): %s\n", report.file,
-                (unsigned long long)report.line, (unsigned long long)report.seq, report.message);
-        return 1;
-    }
+    if (sub && !strcmp(sub, "verify"))
+        return verify_logs(dirs, n_dirs, keys, n_keys, anchor, tsa_cert);
     if (sub && !strcmp(sub, "show")) {
         if (!dir || (!message && !service)) {
-            fprintf(stderr, "hubctl audit show: usage: hubctl audit show DIR --message ID | "
+            fprintf(stderr, "hubctl audit show: usage: hubctl audit show DIR... --message ID | "
                             "--service SERVICE/VERSION\n");
             return 2;
         }
         show_count_t count = {0};
         hub_audit_filter_t filter = {.message_id = message, .service = service};
-        int rc = hub_audit_find(dir, &filter, on_found, &count);
+        /* Several nodes' logs: each record says which node wrote it. */
+        int rc = 0;
+        for (size_t i = 0; i < n_dirs; i++) {
+            char label[PATH_MAX + 16];
+            snprintf(label, sizeof label, "(unnamed: %s)", dirs[i]);
+            count.dir = dirs[i];
+            count.dir_label = n_dirs > 1 ? label : NULL;
+            int one = hub_audit_find(dirs[i], &filter, on_found, &count);
+            if (one != 0 && one != HUB_ENOTFOUND && n_dirs > 1)
+                fprintf(stderr, "hubctl audit show: cannot read %s: %s\n", dirs[i],
+                        hub_strerror(one));
+            if (i == 0 || rc == HUB_ENOTFOUND)
+                rc = one;
+        }
         if (rc != 0 && count.records == 0) {
-            fprintf(stderr, "hubctl audit show: no record of %s %s in %s (%s)\n",
+            fprintf(stderr, "hubctl audit show: no record of %s %s in %s%s (%s)\n",
                     message ? "message" : "service", message ? message : service, dir,
-                    hub_strerror(rc));
+                    n_dirs > 1 ? " nor the other logs" : "", hub_strerror(rc));
             return 1;
         }
         printf("%d records: %d requests accepted, %d other envelopes accepted (replies, events, "
@@ -261,10 +366,12 @@ int hubctl_audit(int argc, char **argv)
                count.other);
         return 0;
     }
-    fprintf(stderr, "hubctl audit: usage: hubctl audit verify DIR --hub-key HUB.pub "
-                    "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
-                    "                     hubctl audit show DIR --message ID | --service SERVICE/VERSION\n"
-                    "                     hubctl audit rotate-key DIR --old-key OLD.secret "
-                    "--new-key NEW.secret\n");
+    fprintf(
+        stderr,
+        "hubctl audit: usage: hubctl audit verify DIR... --hub-key HUB.pub... "
+        "[--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
+        "                     hubctl audit show DIR... --message ID | --service SERVICE/VERSION\n"
+        "                     hubctl audit rotate-key DIR --old-key OLD.secret "
+        "--new-key NEW.secret\n");
     return 2;
 }

@@ -20,7 +20,8 @@ static int hubctl__config_entry(const char *key, const char *value, void *user, 
     if (!strcmp(key, "lang"))
         return hub_conf_lang(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
     snprintf(err, err_size,
-             "unknown setting '%s' (expected hub_endpoint, hub_key_file, member_key_file, "
+             "unknown setting '%s' (expected hub_endpoint or hub_endpoints, hub_key_file, "
+             "member_key_file, "
              "http_url, http_token_file, lang)",
              key);
     return HUB_EINVAL;

@@ -675,6 +675,74 @@ static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
     return CTL_OK;
 }
 
+/* ---- delegations (ủy quyền) ---------------------------------------------- */
+
+/* A rule's date bound as YYYY-MM-DD (UTC, as the delegations file writes
+ * it; "until" shows its last day), or "-" when open. */
+static ctl_str_t ctl_day(json_t *us_v, bool until)
+{
+    ctl_str_t out;
+    snprintf(out.s, sizeof out.s, "-");
+    if (!json_is_number(us_v))
+        return out;
+    uint64_t us = (uint64_t)json_number_value(us_v);
+    if (!us)
+        return out;
+    if (until && us >= 1000000u)
+        us -= 1000000u; /* exclusive end: the day before midnight */
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(out.s, sizeof out.s, "%Y-%m-%d", &tm);
+    return out;
+}
+
+static int cmd_delegations(ctl_ops_config_t *cfg, int argc, char **argv)
+{
+    if (argc != 0) {
+        fprintf(stderr, "hubctl delegations: unexpected argument '%s'\n", argv[0]);
+        return CTL_USAGE;
+    }
+    json_t *j;
+    int status = ctl_get_json(cfg, "/api/v1/delegations", NULL, &j);
+    if (status != CTL_OK || !j)
+        return status;
+    ctl_table_t t;
+    ctl_table_init(&t, ctl_tr(CTL_M_DELEG_HEADS));
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(j, "delegations"), i, d)
+    {
+        char procs[1024] = "";
+        size_t k, used = 0;
+        json_t *p;
+        json_array_foreach(json_object_get(d, "procedures"), k, p)
+        {
+            int n = snprintf(procs + used, sizeof procs - used, "%s%s (%s)", k ? ", " : "",
+                             ctl_s(p, "code"), ctl_int(json_object_get(p, "carried")).s);
+            if (n < 0 || (size_t)n >= sizeof procs - used)
+                break;
+            used += (size_t)n;
+        }
+        char service[512];
+        snprintf(service, sizeof service, "%s/%s", ctl_s(d, "authority"), ctl_s(d, "service"));
+        ctl_table_row(&t, service, procs[0] ? procs : ctl_tr(CTL_M_DELEG_WHOLE),
+                      ctl_s(d, "delegate"), ctl_day(json_object_get(d, "from_us"), false).s,
+                      ctl_day(json_object_get(d, "until_us"), true).s,
+                      json_is_true(json_object_get(d, "in_force")) ? ctl_tr(CTL_M_DELEG_IN_FORCE)
+                                                                   : ctl_tr(CTL_M_DELEG_NOT_IN_FORCE),
+                      ctl_int(json_object_get(d, "carried")).s,
+                      ctl_time(json_object_get(d, "last_used_us")).s);
+    }
+    if (t.n_rows == 0)
+        fputs(ctl_tr(CTL_M_DELEG_NONE), stdout);
+    else
+        ctl_table_print(&t, stdout);
+    ctl_table_free(&t);
+    json_decref(j);
+    return CTL_OK;
+}
+
 /* ---- the dead-letter queue ---------------------------------------------- */
 
 static bool ctl_parse_seq(const char *s, unsigned long long *out)
@@ -1342,7 +1410,8 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-static const char *const ctl_commands[] = {"status", "members", "flows", "queues", "dlq", "probe"};
+static const char *const ctl_commands[] = {"status", "members", "flows", "queues", "delegations",
+                                             "dlq", "probe"};
 
 bool hubctl_ops_is_command(const char *cmd)
 {
@@ -1362,6 +1431,8 @@ void hubctl_ops_usage(FILE *out)
             "  flows [--watch [--interval S] [--count N]]\n"
             "                             traffic per sender, receiver and service\n"
             "  queues                     messages waiting per receiver\n"
+            "  delegations                the delegation rules (ủy quyền), whole service or\n"
+            "                             per procedure, and what each carried, last use\n"
             "  dlq list [--after SEQ] [--limit N] | show SEQ [--payload] |\n"
             "      replay SEQ|--all | purge SEQ|--older-than DURATION (90s, 30m, 12h, 7d)\n"
             "                             the dead-letter queue (needs the operator token)\n"
@@ -1402,6 +1473,8 @@ int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **a
         status = cmd_flows(&cfg, n, args);
     else if (!strcmp(cmd, "queues"))
         status = cmd_queues(&cfg, n, args);
+    else if (!strcmp(cmd, "delegations"))
+        status = cmd_delegations(&cfg, n, args);
     else if (!strcmp(cmd, "dlq"))
         status = cmd_dlq(&cfg, n, args);
     else if (!strcmp(cmd, "probe"))

@@ -38,6 +38,7 @@
 #include "lth_domain.h"
 #include "lth_procedure.h"
 #include "lth_verify.h"
+#include "catalogue_pub.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -84,7 +85,7 @@ typedef struct {
     unsigned long ignored_changes, refused_changes, delegated;
     uint64_t next_summary_us;
     char last_summary[512];
-    bool catalogue_published; /* this run's catalogue is in the outbox */
+    catpub_t *catalogue;      /* publishes the catalogue (catalogue_pub.h) */
     struct proc_batch *batch; /* the identity checks' buffers, kept between ticks */
     char me[LTH_MEMBER_MAX];  /* this member's id, for changes made while submitting */
     lth_workcal_t *calendar;  /* plugin.calendar: working days and hours, or NULL */
@@ -389,11 +390,14 @@ static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     sqlite3_finalize(q);
     uint8_t *buf = NULL;
     size_t len = 0;
+    /* The procedure, signed with the envelope, lets the hub route a dossier
+     * delegated per procedure (ủy quyền) without reading it. */
+    char type[160];
+    snprintf(type, sizeof type, LTH_DOSSIER_TYPE "; lth-procedure=%s", d->procedure_code);
     if (rc == 0)
         rc = lth_dossier_encode(&msg, &buf, &len);
     if (rc == 0)
-        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, LTH_DOSSIER_TYPE, buf,
-                          len);
+        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, type, buf, len);
     free(buf);
     memset(&msg, 0, sizeof msg); /* the applicant's ID */
     if (rc == 0)
@@ -951,64 +955,12 @@ static void proc_summary(proc_t *st)
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
-/* The city publishes its procedure list (catalogue.published/v1) through
- * the hub once per start, as a new version; the national TTHC database and
- * any other subscriber receive it, durably, even while offline. */
-static void proc_publish_catalogue(proc_t *st, adp_client_t *client)
-{
-    size_t n = lth_procedure_count();
-    Lth__Domain__V1__Procedure *items = calloc(n ? n : 1, sizeof *items);
-    Lth__Domain__V1__Procedure **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    Lth__Domain__V1__ProcessingLimit *limits = calloc(n ? n : 1, sizeof *limits);
-    if (!items || !ptrs || !limits)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        const lth_procedure_t *p = lth_procedure_at(i);
-        lth__domain__v1__procedure__init(&items[i]);
-        lth__domain__v1__processing_limit__init(&limits[i]);
-        limits[i].amount = p->limit_amount;
-        limits[i].unit = (Lth__Domain__V1__LimitUnit)p->limit_unit;
-        items[i].code = (char *)p->code;
-        items[i].name = (char *)p->name;
-        items[i].name_en = (char *)p->name_en;
-        items[i].authority_member_id = (char *)p->authority;
-        items[i].processing_limit = &limits[i];
-        items[i].required_assurance_level = p->required_assurance;
-        ptrs[i] = &items[i];
-    }
-    Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;
-    cat.publisher_member_id = (char *)adp_member_id(client);
-    cat.published_at_us = hub_now_us();
-    cat.version = cat.published_at_us; /* strictly increasing across restarts */
-    cat.procedures = ptrs;
-    cat.n_procedures = n;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (hub_pb_pack(&cat.base, &buf, &len) != 0)
-        goto out;
-    if (adp_publish(client, "catalogue.published/v1", LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"),
-                    buf, len, 0, NULL) == 0) {
-        st->catalogue_published = true;
-        adp_plugin_log(st->host, ADP_LOG_INFO, "procedure catalogue published: %zu procedures", n);
-    } else {
-        adp_plugin_log(st->host, ADP_LOG_WARN,
-                       "publishing the procedure catalogue failed (%s); will retry",
-                       adp_last_error(client));
-    }
-    free(buf);
-out:
-    free(items);
-    free(ptrs);
-    free(limits);
-}
-
 static int proc_tick(void *state, adp_client_t *client)
 {
     proc_t *st = state;
     if (!st->me[0])
         snprintf(st->me, sizeof st->me, "%s", proc_me(client));
-    if (!st->catalogue_published && adp_connected(client))
-        proc_publish_catalogue(st, client);
+    catpub_tick(st->catalogue, client); /* the catalogue, whole or changed */
     proc_flush(st, client); /* what a crash left queued */
     proc_submit(st);
     proc_check_identities(st, client);
@@ -1026,6 +978,7 @@ static void proc_destroy(void *state)
     if (!st)
         return;
     lth_workcal_destroy(&st->calendar);
+    catpub_destroy(&st->catalogue);
     /* For comparison with the hub's audit log (scripts/demo.sh). */
     adp_plugin_log(st->host, ADP_LOG_INFO, "identity look-ups sent this run: %" PRIu64,
                    st->lookups);
@@ -1125,6 +1078,8 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
     if (rc == 0)
         rc = adp_plugin_conf_member(host, "report", "VN/GOV/HN-VP/BAOCAO", 1, st->report,
                                     sizeof st->report, err, err_size);
+    if (rc == 0) /* first: plugin.procedures names codes of this catalogue */
+        rc = catpub_new(host, &st->catalogue, err, err_size);
     if (rc == 0)
         rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
     st->gen.population_citizens = (size_t)citizens;

@@ -61,7 +61,7 @@ static const struct {
      &lth__domain__v1__citizen_verify_response__descriptor},
     {"dossier.submit/v1", &lth__domain__v1__dossier__descriptor, NULL},
     {"dossier.status/v1", &lth__domain__v1__dossier_status_change__descriptor, NULL},
-    {"catalogue.publish/v1", &lth__domain__v1__procedure_catalogue__descriptor, NULL},
+    {"catalogue.published/v1", &lth__domain__v1__procedure_catalogue__descriptor, NULL},
 };
 
 struct lth_jsonmap_renames {

@@ -1,0 +1,135 @@
+/* lth_catalogue: the catalogue file (the Chairman's announcing decisions),
+ * its errors naming line and field, and installing it for lookups. */
+#include "lth_catalogue.h"
+#include "hub_error.h"
+#include "testkit.h"
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[PATH_MAX], path[PATH_MAX + 32];
+
+#define HEAD                                                                                       \
+    "decision\tdecision_date\teffective_date\tstatus\tcode\tname\tname_en\tlevel\tauthority\t"     \
+    "limit\tfee_vnd\tdocuments\tonline\tcheck\tassurance\tpurpose_code\n"
+#define ROW(status, code, limit)                                                                   \
+    "1/QĐ-UBND\t2025-01-02\t2025-01-10\t" status "\t" code                                         \
+    "\tTên\t-\tprovince\tVN/GOV/A/B\t" limit "\t0\tTờ khai; Giấy tờ\tfull\tlookup\t2\tp\n"
+
+static void setup(void)
+{
+    tk_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/catalogue.tsv", dir);
+}
+
+static void teardown(void)
+{
+    tk_rmrf(dir);
+}
+
+static int load(const char *text, lth_catalogue_t **c, char *err)
+{
+    tk_write_file(path, text);
+    return lth_catalogue_load(path, c, err, 600);
+}
+
+START_TEST(the_shipped_catalogue_loads)
+{
+    char shipped[PATH_MAX], err[600];
+    snprintf(shipped, sizeof shipped, "%s/deploy/catalogue-hn.tsv", getenv("HUB_SOURCE_DIR"));
+    lth_catalogue_t *c = NULL;
+    ck_assert_msg(lth_catalogue_load(shipped, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(lth_catalogue_count(c), 6);
+    const lth_procedure_t *p = lth_catalogue_find(c, "SYN-1.000004");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->authority, "VN/GOV/HN-SKHDT/DKKD");
+    ck_assert_uint_eq(p->limit_amount, 3);
+    ck_assert_int_eq(p->limit_unit, LTH_LIMIT_WORKING_DAYS);
+    ck_assert_int_eq(p->identity_check, LTH_CHECK_VERIFY);
+    ck_assert_str_eq(p->decision, "2214/QĐ-UBND");
+    ck_assert_uint_eq(p->fee_vnd, 50000);
+    /* The same procedures as the built-in default, for the processes without the file. */
+    for (size_t i = 0; i < lth_catalogue_count(c); i++) {
+        const lth_procedure_t *a = lth_catalogue_at(c, i), *b = lth_procedure_find(a->code);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_str_eq(a->name, b->name);
+        ck_assert_str_eq(a->authority, b->authority);
+        ck_assert_uint_eq(a->limit_amount, b->limit_amount);
+        ck_assert_int_eq(a->limit_unit, b->limit_unit);
+        ck_assert_str_eq(a->purpose_code, b->purpose_code);
+        ck_assert_uint_eq(a->required_assurance, b->required_assurance);
+    }
+    lth_catalogue_destroy(&c);
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(install_changes_the_lookups)
+{
+    char err[600];
+    lth_catalogue_t *c = NULL;
+    ck_assert_msg(load("# comment\n" HEAD ROW("in-force", "X-1", "2 working days")
+                           ROW("repealed", "X-2", "1 day"),
+                       &c, err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(lth_catalogue_count(c), 1);
+    ck_assert_ptr_null(lth_catalogue_find(c, "X-2"));
+    ck_assert_ptr_nonnull(lth_catalogue_find_repealed(c, "X-2"));
+    lth_procedure_install(c);
+    ck_assert_uint_eq(lth_procedure_count(), 1);
+    const lth_procedure_t *x1 = lth_procedure_find("X-1");
+    ck_assert_ptr_nonnull(x1);
+    ck_assert_ptr_null(lth_procedure_find("SYN-1.000001"));
+    lth_catalogue_t *d = NULL;
+    ck_assert(load(HEAD ROW("in-force", "X-1", "3 working days"), &d, err) == 0);
+    ck_assert(!lth_procedure_same(x1, lth_catalogue_at(d, 0)));
+    lth_procedure_install(d);
+    /* The older one's pointers stay valid. */
+    ck_assert_uint_eq(x1->limit_amount, 2);
+    ck_assert_uint_eq(lth_procedure_find("X-1")->limit_amount, 3);
+    lth_procedure_release_all();
+    ck_assert_ptr_nonnull(lth_procedure_find("SYN-1.000001")); /* the built-in again */
+}
+END_TEST
+
+START_TEST(errors_name_line_and_field)
+{
+    char err[600];
+    lth_catalogue_t *c = NULL;
+    ck_assert_int_eq(load(HEAD ROW("in-force", "X-1", "3 wrking days"), &c, err), HUB_EPARSE);
+    ck_assert_msg(strstr(err, "catalogue.tsv:2: field limit: '3 wrking days'"), "%s", err);
+    ck_assert_int_eq(load("code\tname\n", &c, err), HUB_EPARSE);
+    ck_assert_msg(strstr(err, ":1:") && strstr(err, "expected 'decision'"), "%s", err);
+    ck_assert_int_eq(load(HEAD "1/QĐ-UBND\t2025-01-02\n", &c, err), HUB_EPARSE);
+    ck_assert_msg(strstr(err, ":2: 2 fields, expected 16") && strstr(err, "effective_date"), "%s",
+                  err);
+    ck_assert_int_eq(
+        load(HEAD ROW("in-force", "X-1", "1 day") ROW("repealed", "X-1", "1 day"), &c, err),
+        HUB_EPARSE);
+    ck_assert_msg(strstr(err, ":3: field code: X-1 is listed twice"), "%s", err);
+    ck_assert_int_eq(load(HEAD "1/QĐ-UBND\t2025-01-10\t2025-01-02\tin-force\tX\tT\t-\tprovince\t"
+                               "VN/GOV/A/B\t1 day\t0\t-\tfull\tlookup\t2\tp\n",
+                          &c, err),
+                     HUB_EPARSE);
+    ck_assert_msg(strstr(err, "field effective_date: 2025-01-02 is before"), "%s", err);
+    ck_assert_int_eq(load(HEAD "1/QĐ-UBND\t2025-01-02\t2025-01-10\tin-force\tX\tT\t-\tprovince\t"
+                               "nobody\t1 day\t0\t-\tfull\tlookup\t2\tp\n",
+                          &c, err),
+                     HUB_EPARSE);
+    ck_assert_msg(strstr(err, "field authority"), "%s", err);
+    ck_assert_int_eq(load(HEAD "1/QĐ-UBND\t2025-01-02\t2025-01-10\tin-force\tX\tT\t-\tprovince\t"
+                               "VN/GOV/A/B\t1 day\t-5\t-\tfull\tlookup\t2\tp\n",
+                          &c, err),
+                     HUB_EPARSE);
+    ck_assert_msg(strstr(err, "field fee_vnd"), "%s", err);
+    ck_assert_int_eq(load("", &c, err), HUB_EPARSE);
+    ck_assert_int_eq(lth_catalogue_load("/nonexistent/c.tsv", &c, err, sizeof err), HUB_ENOENT);
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
+TK_MAIN("catalogue", TK_CASE("catalogue", setup, teardown, 0, the_shipped_catalogue_loads,
+                             install_changes_the_lookups, errors_name_line_and_field))

@@ -199,6 +199,10 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         size_t n = 0;
         hub_store_arena_reset(self->arena);
         int rc = hub_store_read_queue(self->store, m->id, after, want, msgs, &n, self->arena);
+        if (rc == HUB_EAGAIN) { /* the store's database is away: it logs that once */
+            HUB_DEBUG("store", "cannot read a receiver's queue now", "member=%s", m->id);
+            return;
+        }
         if (rc != 0) {
             HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
                       hub_strerror(rc));

@@ -1,5 +1,8 @@
 #include "hub_error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *hub_strerror(int code)
 {
     switch (code) {
@@ -24,4 +27,14 @@ const char *hub_strerror(int code)
     case HUB_EPLUGIN: return "adapter plugin could not be loaded";
     default: return "unknown error";
     }
+}
+
+void hub_errf(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (!err || !err_size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+    va_end(ap);
 }

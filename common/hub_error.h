@@ -8,6 +8,8 @@
 #ifndef HUB_ERROR_H
 #define HUB_ERROR_H
 
+#include <stddef.h>
+
 enum {
     HUB_OK = 0,
     HUB_EINVAL = -1,     /* an argument or a value in a file is not valid */
@@ -36,5 +38,10 @@ enum {
 
 /* A sentence explaining `code`; never NULL. */
 const char *hub_strerror(int code);
+
+/* Writes the formatted sentence into err (err_size bytes, cut to fit); does
+ * nothing when err is NULL or err_size is 0. */
+void hub_errf(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -21,6 +21,18 @@ int hub_frame_decode(const void *data, size_t len, hub_frame_t **out)
     return 0;
 }
 
+int hub_frame_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out)
+{
+    *out = lth__v1__frame__unpack(hub_arena_pb(arena), len, data);
+    if (!*out)
+        return HUB_EPARSE;
+    if ((*out)->body_case == LTH__V1__FRAME__BODY__NOT_SET) {
+        *out = NULL; /* its memory goes with the arena */
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
 void hub_frame_free(hub_frame_t **frame_p)
 {
     if (frame_p && *frame_p) {
@@ -38,6 +50,12 @@ int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len)
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out)
 {
     *out = lth__v1__envelope__unpack(NULL, len, data);
+    return *out ? 0 : HUB_EPARSE;
+}
+
+int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_envelope_t **out)
+{
+    *out = lth__v1__envelope__unpack(hub_arena_pb(arena), len, data);
     return *out ? 0 : HUB_EPARSE;
 }
 

@@ -10,6 +10,7 @@
 #ifndef HUB_WIRE_H
 #define HUB_WIRE_H
 
+#include "hub_arena.h"
 #include "hub_clock.h"
 #include "hub_error.h"
 #include "lth.pb-c.h"
@@ -30,6 +31,9 @@ typedef Lth__V1__Envelope hub_envelope_t;
  * caller to check, so that it can answer with the right NACK. */
 int hub_frame_decode(const void *data, size_t len, hub_frame_t **out);
 void hub_frame_free(hub_frame_t **frame_p);
+/* The same into an arena: the frame and every field of it live in `arena`
+ * until it is reset (never hub_frame_free()). */
+int hub_frame_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out);
 /* Encodes `frame` (protocol_version is set here) into a new buffer. */
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len);
 /* Packs any protobuf-c message into a malloc'ed buffer (*out, *out_len
@@ -51,6 +55,8 @@ static inline int hub_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t
 /* Decodes an envelope; returns 0 or HUB_EPARSE. */
 int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);
 void hub_envelope_free(hub_envelope_t **env_p);
+/* The same into an arena (never hub_envelope_free(); see hub_arena.h). */
+int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_envelope_t **out);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);

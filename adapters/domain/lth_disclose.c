@@ -240,6 +240,20 @@ int lth_disclosure_load(const char *path, lth_disclosure_t **out, char *err, siz
     return rc;
 }
 
+int lth_disclosure_setting(const char *path, lth_disclosure_t **out, char *err, size_t err_size)
+{
+    if (!out)
+        return HUB_EINVAL;
+    *out = NULL;
+    if (!path)
+        return 0;
+    char why[HUB_ERRMSG_MAX] = "";
+    int rc = lth_disclosure_load(path, out, why, sizeof why);
+    if (rc != 0)
+        snprintf(err, err_size, "plugin.disclosure_file: %s", why[0] ? why : hub_strerror(rc));
+    return rc;
+}
+
 bool lth_disclosure_fields(const lth_disclosure_t *self, const char *consumer, const char *purpose,
                            lth_use_t use, lth_fields_t *out)
 {

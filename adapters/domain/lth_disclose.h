@@ -65,6 +65,10 @@ typedef struct lth_disclosure lth_disclosure_t;
  * (err: "FILE:LINE: what is wrong; what to write"), HUB_EEXIST (a repeated
  * line), HUB_ENOMEM. */
 int lth_disclosure_load(const char *path, lth_disclosure_t **out, char *err, size_t err_size);
+/* A plugin's plugin.disclosure_file setting: loads `path`, or sets *out to
+ * NULL when path is NULL (not set). Errors as lth_disclosure_load(), the
+ * sentence in err starting "plugin.disclosure_file: ". */
+int lth_disclosure_setting(const char *path, lth_disclosure_t **out, char *err, size_t err_size);
 /* The same over a NUL-terminated text; `name` is used in messages. */
 int lth_disclosure_parse(const char *name, const char *text, lth_disclosure_t **out, char *err,
                          size_t err_size);

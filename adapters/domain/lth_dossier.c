@@ -10,19 +10,119 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const lth__status_names[] = {
-    "UNSPECIFIED", "RECEIVED", "PROCESSING", "SUPPLEMENT_REQUESTED", "DONE", "RETURNED", "OVERDUE",
+    "UNSPECIFIED",
+    "RECEIVED",
+    "PROCESSING",
+    "SUPPLEMENT_REQUESTED",
+    "DONE",
+    "RETURNED",
+    "OVERDUE",
+    "NOT_ACCEPTED",
+    "FINANCIAL_OBLIGATION_REQUESTED",
+    "SUSPENDED",
+    "WITHDRAWN",
+    "RESULT_HANDED_OVER",
 };
 
 const char *lth_status_name(int status)
 {
-    return status >= 0 && status <= LTH_STATUS_OVERDUE ? lth__status_names[status] : "UNSPECIFIED";
+    return status >= 0 && status <= LTH_STATUS_LAST ? lth__status_names[status] : "UNSPECIFIED";
+}
+
+int lth_status_parse(const char *name)
+{
+    for (int s = 1; name && s <= LTH_STATUS_LAST; s++)
+        if (!strcmp(lth__status_names[s], name))
+            return s;
+    return 0;
 }
 
 bool lth_status_final(int status)
 {
-    return status == LTH_STATUS_DONE || status == LTH_STATUS_RETURNED;
+    return status == LTH_STATUS_DONE || status == LTH_STATUS_RETURNED ||
+           status == LTH_STATUS_NOT_ACCEPTED || status == LTH_STATUS_WITHDRAWN;
+}
+
+#define LTH__BIT(s) (1u << (s))
+/* What may follow each status (index: the latest status, 0 = none). The
+ * open states (processing, waiting for the applicant, paused, overdue) may
+ * move among themselves and to a decision; OVERDUE is the procedure
+ * system's mark and follows any open state once; RESULT_HANDED_OVER only
+ * follows DONE; the rest are the end. */
+#define LTH__OPEN_NEXT                                                                             \
+    (LTH__BIT(LTH_STATUS_PROCESSING) | LTH__BIT(LTH_STATUS_SUPPLEMENT_REQUESTED) |                 \
+     LTH__BIT(LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED) | LTH__BIT(LTH_STATUS_SUSPENDED) |        \
+     LTH__BIT(LTH_STATUS_DONE) | LTH__BIT(LTH_STATUS_RETURNED) | LTH__BIT(LTH_STATUS_WITHDRAWN))
+static const unsigned lth__next[LTH_STATUS_LAST + 1] = {
+    [0] = LTH__BIT(LTH_STATUS_RECEIVED) | LTH__BIT(LTH_STATUS_NOT_ACCEPTED) |
+          LTH__BIT(LTH_STATUS_RETURNED),
+    [LTH_STATUS_RECEIVED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_DONE)) | LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_PROCESSING] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_PROCESSING)) | LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_SUPPLEMENT_REQUESTED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_SUPPLEMENT_REQUESTED) & ~LTH__BIT(LTH_STATUS_DONE)) |
+        LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED)) |
+        LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_SUSPENDED] =
+        (LTH__OPEN_NEXT & ~LTH__BIT(LTH_STATUS_SUSPENDED) & ~LTH__BIT(LTH_STATUS_DONE)) |
+        LTH__BIT(LTH_STATUS_OVERDUE),
+    [LTH_STATUS_OVERDUE] = LTH__OPEN_NEXT,
+    [LTH_STATUS_DONE] = LTH__BIT(LTH_STATUS_RESULT_HANDED_OVER),
+};
+
+bool lth_status_transition_allowed(int from, int to)
+{
+    if (from < 0 || from > LTH_STATUS_LAST || to < 1 || to > LTH_STATUS_LAST)
+        return false;
+    return (lth__next[from] & LTH__BIT(to)) != 0;
+}
+
+bool lth_status_reachable(int from, int to)
+{
+    if (from < 0 || from > LTH_STATUS_LAST || to < 1 || to > LTH_STATUS_LAST)
+        return false;
+    unsigned seen = 0, frontier = lth__next[from];
+    while (frontier & ~seen) {
+        seen |= frontier;
+        unsigned next = 0;
+        for (int s = 1; s <= LTH_STATUS_LAST; s++)
+            if (frontier & LTH__BIT(s))
+                next |= lth__next[s];
+        frontier = next;
+    }
+    return (seen & LTH__BIT(to)) != 0;
+}
+
+int lth_status_transition_check(int from, int to, char *why, size_t why_size)
+{
+    if (lth_status_transition_allowed(from, to))
+        return 0;
+    if (!why || why_size == 0)
+        return HUB_EINVAL;
+    size_t o = 0;
+    int n = snprintf(why, why_size, "%s cannot follow %s: ", lth_status_name(to),
+                     from ? lth_status_name(from) : "a dossier not yet received");
+    o = n > 0 && (size_t)n < why_size ? (size_t)n : why_size - 1;
+    unsigned next = from >= 0 && from <= LTH_STATUS_LAST ? lth__next[from] : 0;
+    if (!next) {
+        snprintf(why + o, why_size - o, "%s is final", lth_status_name(from));
+        return HUB_EINVAL;
+    }
+    n = snprintf(why + o, why_size - o, "after %s come", from ? lth_status_name(from) : "nothing");
+    o += n > 0 && (size_t)n < why_size - o ? (size_t)n : 0;
+    for (int s = 1; s <= LTH_STATUS_LAST && o < why_size - 1; s++) {
+        if (!(next & LTH__BIT(s)))
+            continue;
+        n = snprintf(why + o, why_size - o, " %s", lth_status_name(s));
+        o += n > 0 && (size_t)n < why_size - o ? (size_t)n : why_size - 1 - o;
+    }
+    return HUB_EINVAL;
 }
 
 lth_seq_verdict_t lth_seq_verdict(uint64_t last_applied, uint64_t incoming)
@@ -57,6 +157,24 @@ static uint64_t lth__mix(uint64_t x)
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
+}
+
+int lth_dossier_code_national(const char *agency_code, uint64_t at_us, uint64_t number,
+                              char out[LTH_DOSSIER_CODE_MAX])
+{
+    size_t n = agency_code ? strlen(agency_code) : 0;
+    if (n == 0 || n > 32 || number == 0 || number > 999999999u)
+        return HUB_EINVAL;
+    for (const char *p = agency_code; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.'))
+            return HUB_EINVAL;
+    time_t t = (time_t)(at_us / 1000000u) + 7 * 3600; /* Asia/Ho_Chi_Minh */
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        return HUB_EINVAL;
+    snprintf(out, LTH_DOSSIER_CODE_MAX, "%s-%02d%02d%02d-%06" PRIu64, agency_code, tm.tm_year % 100,
+             tm.tm_mon + 1, tm.tm_mday, number);
+    return 0;
 }
 
 int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX])
@@ -168,6 +286,11 @@ int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, s
     m.authority_member_id = (char *)change->authority;
     m.submitted_at_us = change->submitted_at_us;
     m.due_at_us = change->due_at_us;
+    m.channel = (Lth__Domain__V1__Channel)change->channel;
+    m.step = change->step;
+    m.steps = change->steps;
+    m.step_authority_member_id = (char *)change->step_authority;
+    m.step_due_at_us = change->step_due_at_us;
     return hub_pb_pack(&m.base, out, out_len);
 }
 
@@ -187,16 +310,26 @@ int lth_status_change_decode(const char *content_type, const uint8_t *payload, s
     } else if (!m->dossier_code[0] ||
                !lth__copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code)) {
         why = "dossier_code is empty or longer than 63 bytes";
-    } else if ((int)m->status < LTH_STATUS_RECEIVED || (int)m->status > LTH_STATUS_OVERDUE) {
-        why = "status is not one of RECEIVED .. OVERDUE";
+    } else if ((int)m->status < LTH_STATUS_RECEIVED || (int)m->status > LTH_STATUS_LAST) {
+        why = "status is not one of the portal's statuses (RECEIVED .. RESULT_HANDED_OVER)";
+    } else if ((int)m->channel < 0 || (int)m->channel > LTH_CHANNEL_COUNTER) {
+        why = "channel is not ONLINE or COUNTER";
+    } else if (m->step > m->steps || (m->steps > 0 && m->step == 0)) {
+        why = "step must be 1 .. steps";
     } else if (m->sequence == 0) {
         why = "sequence must be 1 or more";
     } else if (!lth__copy(out->actor, sizeof out->actor, m->actor_member_id) ||
                !lth__copy(out->note, sizeof out->note, m->note) ||
                !lth__copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
-               !lth__copy(out->authority, sizeof out->authority, m->authority_member_id)) {
+               !lth__copy(out->authority, sizeof out->authority, m->authority_member_id) ||
+               !lth__copy(out->step_authority, sizeof out->step_authority,
+                          m->step_authority_member_id)) {
         why = "a text field is too long";
     } else {
+        out->channel = (int)m->channel;
+        out->step = m->step;
+        out->steps = m->steps;
+        out->step_due_at_us = m->step_due_at_us;
         out->status = (int)m->status;
         out->at_us = m->at_us;
         out->sequence = m->sequence;

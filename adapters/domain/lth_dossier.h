@@ -41,13 +41,42 @@ typedef enum {
     LTH_STATUS_SUPPLEMENT_REQUESTED = 3,
     LTH_STATUS_DONE = 4,
     LTH_STATUS_RETURNED = 5,
-    LTH_STATUS_OVERDUE = 6
+    LTH_STATUS_OVERDUE = 6,
+    LTH_STATUS_NOT_ACCEPTED = 7,
+    LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED = 8,
+    LTH_STATUS_SUSPENDED = 9,
+    LTH_STATUS_WITHDRAWN = 10,
+    LTH_STATUS_RESULT_HANDED_OVER = 11
 } lth_status_t;
+#define LTH_STATUS_LAST LTH_STATUS_RESULT_HANDED_OVER
 
 /* "RECEIVED", "PROCESSING", …; "UNSPECIFIED" for anything else. */
 const char *lth_status_name(int status);
-/* DONE and RETURNED: nothing follows them in the normal flow. */
+/* The status for its name ("DONE"); 0 for anything else. */
+int lth_status_parse(const char *name);
+/* The decisions that end processing: DONE, RETURNED, NOT_ACCEPTED,
+ * WITHDRAWN. Only RESULT_HANDED_OVER may follow (after DONE). */
 bool lth_status_final(int status);
+
+/* The national portal's transition table (proto/DOMAIN.md, "Status
+ * vocabulary"): whether a dossier whose latest status is `from` (0 = none
+ * yet) may move to `to`. */
+bool lth_status_transition_allowed(int from, int to);
+/* Whether `to` can be reached from `from` through allowed transitions (one
+ * or more): what a change that follows a gap in its sender's sequence is
+ * checked for, the missing changes being still on their way. */
+bool lth_status_reachable(int from, int to);
+/* The same, with a sentence naming both states and what may follow `from`
+ * when it may not ("DONE cannot follow RECEIVED: after RECEIVED come
+ * PROCESSING, …"). 0 or HUB_EINVAL. */
+int lth_status_transition_check(int from, int to, char *why, size_t why_size);
+
+/* The values match lth.domain.v1.Channel. */
+typedef enum {
+    LTH_CHANNEL_UNSPECIFIED = 0,
+    LTH_CHANNEL_ONLINE = 1,
+    LTH_CHANNEL_COUNTER = 2
+} lth_channel_t;
 
 /* The ordering rule for at-least-once, possibly reordered status changes. */
 typedef enum {
@@ -129,6 +158,14 @@ typedef struct {
 int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_dossier_t *out);
 /* The dossier code of an index, "SYN-H26-%06u"; HUB_EINVAL past 999999999. */
 int lth_dossier_code(uint64_t index, char out[LTH_DOSSIER_CODE_MAX]);
+/* A dossier code in the national structure: the receiving agency's code
+ * (its electronic identifier, Decision 20/2020/QĐ-TTg, e.g. "000.00.01.H26"),
+ * the local date of receipt as yymmdd (Asia/Ho_Chi_Minh) and a number:
+ * "000.00.01.H26-260703-000042". HUB_EINVAL for an agency code that is
+ * empty, longer than 32 bytes or not of A-Z 0-9 '.', or a number past
+ * 999999999. */
+int lth_dossier_code_national(const char *agency_code, uint64_t at_us, uint64_t number,
+                              char out[LTH_DOSSIER_CODE_MAX]);
 
 /* ---- messages ---- */
 
@@ -144,6 +181,10 @@ typedef struct {
     char authority[LTH_MEMBER_MAX];
     uint64_t submitted_at_us;
     uint64_t due_at_us;
+    int channel;          /* lth_channel_t */
+    unsigned step, steps; /* liên thông: 1-based step of steps; 0 = single */
+    char step_authority[LTH_MEMBER_MAX];
+    uint64_t step_due_at_us;
 } lth_status_change_t;
 
 /* Encodes into *out (malloc'ed; the caller frees). HUB_EINVAL, HUB_ENOMEM. */

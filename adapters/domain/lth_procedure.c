@@ -141,3 +141,23 @@ uint64_t lth_limit_duration_us(unsigned amount, lth_limit_unit_t unit, uint64_t 
         return UINT64_MAX;
     return per * amount;
 }
+
+/* The fee each procedure's announcing decision sets (lệ phí, VND), until the
+ * catalogue file (issue 19 item 4) carries it: civil-status registrations
+ * are free, a judicial-record certificate 200 000, enterprise registration
+ * 50 000, permanent residence 20 000, a first land-use certificate 100 000
+ * (synthetic figures in the range of the fee circulars). */
+uint64_t lth_procedure_fee_vnd(const char *code)
+{
+    static const struct {
+        const char *code;
+        uint64_t fee;
+    } fees[] = {{"SYN-1.000003", 200000},
+                {"SYN-1.000004", 50000},
+                {"SYN-1.000005", 20000},
+                {"SYN-1.000006", 100000}};
+    for (size_t i = 0; code && i < sizeof fees / sizeof fees[0]; i++)
+        if (!strcmp(fees[i].code, code))
+            return fees[i].fee;
+    return 0;
+}

@@ -12,9 +12,11 @@
 lth_outcome_t lth_report_classify(int status, uint64_t due_at_us, uint64_t done_at_us,
                                   uint64_t now_us)
 {
-    if (status == LTH_STATUS_DONE)
+    if (status == LTH_STATUS_DONE || status == LTH_STATUS_RESULT_HANDED_OVER)
         return due_at_us == 0 || done_at_us <= due_at_us ? LTH_OUTCOME_ON_TIME : LTH_OUTCOME_LATE;
-    if (status == LTH_STATUS_RETURNED)
+    /* Ended without a result: returned, not accepted, withdrawn. */
+    if (status == LTH_STATUS_RETURNED || status == LTH_STATUS_NOT_ACCEPTED ||
+        status == LTH_STATUS_WITHDRAWN)
         return LTH_OUTCOME_RETURNED;
     return due_at_us != 0 && now_us > due_at_us ? LTH_OUTCOME_OVERDUE : LTH_OUTCOME_IN_PROGRESS;
 }
@@ -71,9 +73,48 @@ static int lth__row_cmp(const char *code, const char *authority, const lth_repor
 int lth_report_add(lth_report_t *r, const char *procedure_code, const char *authority, int status,
                    uint64_t due_at_us, uint64_t done_at_us)
 {
+    lth_report_dossier_t d = {.procedure_code = procedure_code,
+                              .authority = authority,
+                              .status = status,
+                              .due_at_us = due_at_us,
+                              .done_at_us = done_at_us};
+    return lth_report_add_dossier(r, &d);
+}
+
+/* The local date (Asia/Ho_Chi_Minh, UTC+7) of a time, as a day number. */
+static uint64_t lth__local_day(uint64_t us)
+{
+    return (us / 1000000u + 7u * 3600u) / 86400u;
+}
+
+static void lth__figures(lth_report_row_t *row, const lth_report_dossier_t *d, lth_outcome_t o)
+{
+    if (o == LTH_OUTCOME_ON_TIME && d->due_at_us &&
+        lth__local_day(d->done_at_us) < lth__local_day(d->due_at_us))
+        row->early++;
+    if (d->decided_at_us) {
+        row->decided++;
+        row->working_us += d->working_us;
+    }
+    row->synced += d->synced;
+    row->online += d->online;
+    row->with_result += d->has_result && (o == LTH_OUTCOME_ON_TIME || o == LTH_OUTCOME_LATE);
+    row->paid += d->paid;
+    row->paid_online += d->paid && d->paid_online;
+    if (d->rating > 0) {
+        row->rated++;
+        row->rating_sum += d->rating;
+    }
+}
+
+int lth_report_add_dossier(lth_report_t *r, const lth_report_dossier_t *d)
+{
+    const char *procedure_code = d ? d->procedure_code : NULL, *authority = d ? d->authority : NULL;
     if (!r || !procedure_code || !authority || strlen(procedure_code) >= LTH_PROCEDURE_CODE_MAX ||
         strlen(authority) >= LTH_MEMBER_MAX)
         return HUB_EINVAL;
+    int status = d->status;
+    uint64_t due_at_us = d->due_at_us, done_at_us = d->done_at_us;
     /* Binary search for the row; insert it in order when absent. */
     size_t lo = 0, hi = r->n_rows;
     while (lo < hi) {
@@ -104,6 +145,8 @@ int lth_report_add(lth_report_t *r, const char *procedure_code, const char *auth
     lth_outcome_t o = lth_report_classify(status, due_at_us, done_at_us, r->as_of_us);
     lth__count(row, o);
     lth__count(&r->total, o);
+    lth__figures(row, d, o);
+    lth__figures(&r->total, d, o);
     return 0;
 }
 
@@ -174,6 +217,31 @@ static void lth__counts(const lth_report_row_t *row, unsigned long v[6])
     v[5] = row->returned;
 }
 
+/* The reform-index figures of a row, as rendered: average working hours,
+ * five percentages, average satisfaction (0 when nothing to average). */
+#define LTH__N_FIGURES 7
+static const char *const lth__figure_titles[LTH__N_FIGURES] = {
+    "early", "avg work h", "synced %", "online %", "e-result %", "paid online %", "satisfaction"};
+static const char *const lth__figure_keys[LTH__N_FIGURES] = {
+    "early",           "avg_working_hours", "pct_synced", "pct_online", "pct_electronic_result",
+    "pct_paid_online", "avg_satisfaction"};
+
+static double lth__pct(unsigned long part, unsigned long whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void lth__figure_values(const lth_report_row_t *row, double v[LTH__N_FIGURES])
+{
+    v[0] = (double)row->early;
+    v[1] = row->decided ? (double)row->working_us / 3600e6 / (double)row->decided : 0.0;
+    v[2] = lth__pct(row->synced, row->dossiers);
+    v[3] = lth__pct(row->online, row->dossiers);
+    v[4] = lth__pct(row->with_result, row->on_time + row->late);
+    v[5] = lth__pct(row->paid_online, row->paid);
+    v[6] = row->rated ? row->rating_sum / (double)row->rated : 0.0;
+}
+
 static void lth__render_table(const lth_report_t *r, FILE *f)
 {
     char when[32];
@@ -194,7 +262,10 @@ static void lth__render_table(const lth_report_t *r, FILE *f)
     lth__pad(f, "authority", wa);
     for (int k = 0; k < 6; k++)
         fprintf(f, "  %s", lth__count_titles[k]);
+    for (int k = 0; k < LTH__N_FIGURES; k++)
+        fprintf(f, "  %s", lth__figure_titles[k]);
     fputc('\n', f);
+    double fv[LTH__N_FIGURES];
     unsigned long v[6];
     for (size_t i = 0; i <= r->n_rows; i++) {
         const lth_report_row_t *row = i < r->n_rows ? &r->rows[i] : &r->total;
@@ -203,6 +274,9 @@ static void lth__render_table(const lth_report_t *r, FILE *f)
                 fputc('-', f);
             for (int k = 0; k < 6; k++)
                 for (size_t j = 0; j < strlen(lth__count_titles[k]) + 2; j++)
+                    fputc('-', f);
+            for (int k = 0; k < LTH__N_FIGURES; k++)
+                for (size_t j = 0; j < strlen(lth__figure_titles[k]) + 2; j++)
                     fputc('-', f);
             fputc('\n', f);
             lth__pad(f, "total", wc + wn + wa + 4);
@@ -214,6 +288,11 @@ static void lth__render_table(const lth_report_t *r, FILE *f)
         lth__counts(row, v);
         for (int k = 0; k < 6; k++)
             fprintf(f, "  %*lu", (int)strlen(lth__count_titles[k]), v[k]);
+        lth__figure_values(row, fv);
+        fprintf(f, "  %*lu", (int)strlen(lth__figure_titles[0]), row->early);
+        for (int k = 1; k < LTH__N_FIGURES; k++)
+            fprintf(f, "  %*.*f", (int)strlen(lth__figure_titles[k]), k == 1 || k == 6 ? 2 : 1,
+                    fv[k]);
         fputc('\n', f);
     }
 }
@@ -236,9 +315,13 @@ static void lth__csv_field(FILE *f, const char *s)
 static void lth__render_csv(const lth_report_t *r, FILE *f)
 {
     fputs("procedure_code,procedure_name,authority,dossiers,on_time,late,overdue,in_progress,"
-          "returned\r\n",
+          "returned",
           f);
+    for (int k = 0; k < LTH__N_FIGURES; k++)
+        fprintf(f, ",%s", lth__figure_keys[k]);
+    fputs("\r\n", f);
     unsigned long v[6];
+    double fv[LTH__N_FIGURES];
     for (size_t i = 0; i < r->n_rows; i++) {
         const lth_report_row_t *row = &r->rows[i];
         lth__csv_field(f, row->procedure_code);
@@ -249,6 +332,10 @@ static void lth__render_csv(const lth_report_t *r, FILE *f)
         lth__counts(row, v);
         for (int k = 0; k < 6; k++)
             fprintf(f, ",%lu", v[k]);
+        lth__figure_values(row, fv);
+        fprintf(f, ",%lu", row->early);
+        for (int k = 1; k < LTH__N_FIGURES; k++)
+            fprintf(f, ",%.2f", fv[k]);
         fputs("\r\n", f);
     }
 }
@@ -274,6 +361,16 @@ static void lth__json_counts(FILE *f, const lth_report_row_t *row)
             "\"dossiers\":%lu,\"on_time\":%lu,\"late\":%lu,\"overdue\":%lu,"
             "\"in_progress\":%lu,\"returned\":%lu",
             row->dossiers, row->on_time, row->late, row->overdue, row->in_progress, row->returned);
+    double fv[LTH__N_FIGURES];
+    lth__figure_values(row, fv);
+    fprintf(f, ",\"received\":%lu,\"early\":%lu", row->dossiers, row->early);
+    for (int k = 1; k < LTH__N_FIGURES; k++)
+        fprintf(f, ",\"%s\":%.2f", lth__figure_keys[k], fv[k]);
+    fprintf(f,
+            ",\"decided\":%lu,\"working_us\":%" PRIu64 ",\"synced\":%lu,\"online\":%lu,"
+            "\"with_result\":%lu,\"paid\":%lu,\"paid_online\":%lu,\"rated\":%lu",
+            row->decided, row->working_us, row->synced, row->online, row->with_result, row->paid,
+            row->paid_online, row->rated);
 }
 
 static void lth__render_json(const lth_report_t *r, FILE *f)

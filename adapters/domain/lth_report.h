@@ -18,6 +18,7 @@
 
 #include "lth_dossier.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +41,28 @@ typedef struct {
     char authority[LTH_MEMBER_MAX];
     unsigned long dossiers; /* = the five below added up */
     unsigned long on_time, late, overdue, in_progress, returned;
+    /* The reform-index figures (issue 19; proto/DOMAIN.md, report.query/v1). */
+    unsigned long early;             /* of on_time: decided on a day before the due day */
+    unsigned long decided;           /* with a decision time, for the average below */
+    uint64_t working_us;             /* office time from submission to decision, summed */
+    unsigned long synced;            /* the portal confirmed the dossier's latest change */
+    unsigned long online;            /* submitted through the portal */
+    unsigned long with_result;       /* of the DONE ones: with a signed electronic result */
+    unsigned long paid, paid_online; /* with a PAID payment; of them, paid online */
+    unsigned long rated;             /* with a satisfaction rating */
+    double rating_sum;               /* the sum of each rated dossier's mean score */
 } lth_report_row_t;
+
+/* One dossier as the reform-index report counts it. */
+typedef struct {
+    const char *procedure_code, *authority;
+    int status;
+    uint64_t due_at_us, done_at_us;
+    uint64_t decided_at_us; /* 0 = not decided */
+    uint64_t working_us;    /* office time from submission to decision (0 = not decided) */
+    bool synced, online, has_result, paid, paid_online;
+    double rating; /* the dossier's mean score, 0 = not rated */
+} lth_report_dossier_t;
 
 typedef struct {
     uint64_t as_of_us;
@@ -53,6 +75,8 @@ void lth_report_init(lth_report_t *r, uint64_t now_us);
 /* Counts one dossier (by its latest status). HUB_ENOMEM, HUB_EINVAL. */
 int lth_report_add(lth_report_t *r, const char *procedure_code, const char *authority, int status,
                    uint64_t due_at_us, uint64_t done_at_us);
+/* The same with the reform-index figures. */
+int lth_report_add_dossier(lth_report_t *r, const lth_report_dossier_t *d);
 void lth_report_free(lth_report_t *r);
 
 typedef enum { LTH_REPORT_JSON = 0, LTH_REPORT_TABLE = 1, LTH_REPORT_CSV = 2 } lth_report_format_t;

@@ -124,6 +124,10 @@ struct adp_client {
     size_t n_unsent, cap_unsent;
     hub_map_t *awaits;        /* request message id -> adp__await_t */
     hub_map_t *seen;          /* "sender/message_id" -> (void *)1 */
+    /* Frames from the hub and the envelopes in them are decoded here and
+     * given back when handled (marks, so that a handler's own adp_run()
+     * nests): no malloc per field of every delivery. */
+    hub_arena_t arena;
     hub_map_t *in_doubt;      /* keys begun but not finished before a restart */
     char **seen_ring;         /* the same keys, oldest first, for eviction */
     size_t seen_next;
@@ -667,7 +671,8 @@ static const adp__route_t *adp__find_offer(const adp_client_t *c, const char *se
 static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelope *item)
 {
     hub_envelope_t *env = NULL;
-    if (hub_envelope_decode(item->envelope.data, item->envelope.len, &env) != 0) {
+    hub_arena_mark_t mark = hub_arena_mark(&c->arena);
+    if (hub_envelope_decode_in(&c->arena, item->envelope.data, item->envelope.len, &env) != 0) {
         HUB_WARN("adp", "undecodable delivery dropped", "hub_seq=%llu",
                  (unsigned long long)item->hub_seq);
         goto settle;
@@ -678,13 +683,13 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         if (hub_envelope_verify_cached(env, item->sender_sign_key.data, &c->sigcache) != 0) {
             HUB_ERROR("adp", "delivery with a bad signature refused; not settled",
                       "message_id=%s sender=%s", env->message_id, env->sender);
-            hub_envelope_free(&env);
+            hub_arena_release(&c->arena, mark);
             return;
         }
     } else if (c->signatures_required) {
         HUB_ERROR("adp", "unsigned delivery refused; not settled", "message_id=%s sender=%s",
                   env->message_id, env->sender);
-        hub_envelope_free(&env);
+        hub_arena_release(&c->arena, mark);
         return;
     }
     if (adp__seen_before(c, env->sender, env->message_id)) {
@@ -711,6 +716,8 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         .attempt = item->attempt,
         .in_doubt = in_doubt,
         .ttl_ms = env->ttl_ms,
+        .sender_sign_key =
+            item->sender_sign_key.len == HUB_SIGN_PUBLIC_LEN ? item->sender_sign_key.data : NULL,
     };
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {
@@ -765,7 +772,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         if (!sub) {
             HUB_WARN("adp", "publication without a subscription handler; not settled",
                      "topic=%s", topic);
-            hub_envelope_free(&env);
+            hub_arena_release(&c->arena, mark);
             return;
         }
         /* Publications get no reply; the handler's verdict counts. */
@@ -782,7 +789,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
              * handler is missing. */
             HUB_WARN("adp", "no handler for the service of a delivered message; not settled",
                      "service=%s sender=%s", env->service, env->sender);
-            hub_envelope_free(&env);
+            hub_arena_release(&c->arena, mark);
             return;
         }
         c->dead_letter_reason[0] = '\0';
@@ -809,7 +816,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
             HUB_INFO("adp", "handler asked for a later redelivery", "hub_seq=%llu service=%s",
                      (unsigned long long)item->hub_seq, env->service);
         }
-        hub_envelope_free(&env);
+        hub_arena_release(&c->arena, mark);
         return;
     }
     if (msg.kind == ADP_REQUEST && rc == 0)
@@ -824,7 +831,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
 settle:
     if (item->hub_seq)
         adp__push_u64(&c->settle, &c->n_settle, &c->cap_settle, item->hub_seq);
-    hub_envelope_free(&env);
+    hub_arena_release(&c->arena, mark);
 }
 
 static void adp__outbox_emit(adp__journal_t *j, void *user);
@@ -950,7 +957,9 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
 static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
 {
     hub_frame_t *frame = NULL;
-    if (hub_frame_decode(data, len, &frame) != 0) {
+    hub_arena_mark_t mark = hub_arena_mark(&c->arena);
+    if (hub_frame_decode_in(&c->arena, data, len, &frame) != 0) {
+        hub_arena_release(&c->arena, mark);
         HUB_WARN("adp", "undecodable frame from the hub dropped", "bytes=%zu", len);
         return;
     }
@@ -1013,7 +1022,7 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
     default:
         break;
     }
-    hub_frame_free(&frame);
+    hub_arena_release(&c->arena, mark); /* the frame, and all it held */
 }
 
 static void adp__handle_monitor(adp_client_t *c)
@@ -1374,6 +1383,7 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
         snprintf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
+    hub_arena_init(&c->arena);
     int rc = hub_endpoint_list_parse("hub_endpoint", cfg->hub_endpoint, c->endpoints,
                                      HUB_ENDPOINTS_MAX, &c->n_endpoints, err, err_size);
     if (rc != 0) {
@@ -1516,6 +1526,7 @@ void adp_close(adp_client_t **client_p)
     free(c->offers);
     free(c->subs);
     hub_keypair_wipe(&c->key);
+    hub_arena_destroy(&c->arena);
     free(c);
     *client_p = NULL;
 }
@@ -1910,6 +1921,19 @@ void adp_dead_letter_reason(adp_client_t *c, const char *reason)
 }
 
 const char *adp_member_id(const adp_client_t *c) { return c ? c->key.member_id : ""; }
+
+int adp_sign_detached(const adp_client_t *c, const uint8_t *data, size_t len, uint8_t sig[64],
+                      uint8_t public_key[32])
+{
+    if (!c || (!data && len) || !sig || !public_key)
+        return HUB_EINVAL;
+    if (!c->key.has_sign)
+        return HUB_ENOTFOUND;
+    if (crypto_sign_detached(sig, NULL, data, (unsigned long long)len, c->key.sign_secret) != 0)
+        return HUB_EINVAL;
+    memcpy(public_key, c->key.sign_public, 32);
+    return 0;
+}
 const char *adp_last_error(const adp_client_t *c) { return c ? c->last_error : ""; }
 int adp_last_nack_code(const adp_client_t *c) { return c ? c->last_nack : 0; }
 size_t adp_resent_count(const adp_client_t *c)

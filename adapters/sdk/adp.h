@@ -84,6 +84,8 @@ typedef struct {
     bool in_doubt;
     uint32_t ttl_ms;      /* the sender's TTL (0 = the hub's default): a request
                              answered after created_at_us + ttl_ms is too late */
+    const uint8_t *sender_sign_key; /* the Ed25519 public key (32 bytes) the hub binds to
+                                       the sender's member id, or NULL when not given */
 } adp_message_t;
 
 /* What a request handler answers, and what adp_request() returns. */
@@ -225,6 +227,13 @@ void adp_set_ttl(adp_client_t *client, uint32_t ttl_ms);
  * that does not (require_signatures = no) gets unsigned envelopes, unless
  * this is set. Receivers verify whatever signature an envelope carries. */
 void adp_set_sign_always(adp_client_t *client, bool always);
+/* A detached Ed25519 signature of data with this member's signing key (the
+ * key the hub binds to its member id), for documents that must carry their
+ * own signature beyond the envelope (an electronic result); public_key gets
+ * the key's public half. 0, HUB_EINVAL, or HUB_ENOTFOUND when the member key
+ * file holds no signing key. */
+int adp_sign_detached(const adp_client_t *client, const uint8_t *data, size_t len,
+                      uint8_t sig[64], uint8_t public_key[32]);
 /* Messages posted (or restored from the state directory) that the hub has
  * not answered yet; answered messages a caller still has to collect do not
  * count. */

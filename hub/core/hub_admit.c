@@ -5,6 +5,8 @@
 #include "hub_core_internal.h"
 #include "hub_cluster.h"
 
+#include <sodium.h>
+
 /* ------------------------------------------------------------------------ */
 /* Envelopes                                                                 */
 
@@ -26,12 +28,141 @@ typedef struct {
     uint64_t answer_seq; /* the reply's seq when it was queued; 0: online-only */
 } hub__request_t;
 
+/* The table of tracked requests: open addressing over {hash, request}
+ * pairs, keyed by the request's message id, which the request holds (no
+ * copy of the key, and the hash is compared before the request is read:
+ * one cache line per probe). The hash is SipHash with a key drawn when the
+ * table is made, so that no member can choose ids that collide. */
+typedef struct {
+    uint64_t hash;
+    hub__request_t *req; /* NULL: empty; HUB__REQ_GONE: removed */
+} hub__reqslot_t;
+
+struct hub__requests {
+    hub__reqslot_t *slots;
+    size_t cap;  /* a power of two */
+    size_t size; /* requests held */
+    size_t used; /* requests + removed slots */
+    unsigned char key[crypto_shorthash_KEYBYTES];
+};
+
+static hub__request_t hub__req_gone_mark;
+#define HUB__REQ_GONE (&hub__req_gone_mark)
+
+static uint64_t hub__req_hash(const hub__requests_t *t, const char *id)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, (const unsigned char *)id, strlen(id), t->key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h;
+}
+
+hub__requests_t *hub__requests_new(void)
+{
+    hub__requests_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->cap = 1024;
+    t->slots = calloc(t->cap, sizeof *t->slots);
+    if (!t->slots) {
+        free(t);
+        return NULL;
+    }
+    crypto_shorthash_keygen(t->key);
+    return t;
+}
+
+size_t hub__requests_size(const hub__requests_t *t)
+{
+    return t ? t->size : 0;
+}
+
+void hub__requests_destroy(hub__requests_t **t_p)
+{
+    hub__requests_t *t = t_p ? *t_p : NULL;
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
+            free(t->slots[i].req);
+    free(t->slots);
+    free(t);
+    *t_p = NULL;
+}
+
+static hub__reqslot_t *hub__req_find(const hub__requests_t *t, const char *id, uint64_t hash)
+{
+    size_t mask = t->cap - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        hub__reqslot_t *s = &t->slots[i];
+        if (!s->req)
+            return NULL;
+        if (s->hash == hash && s->req != HUB__REQ_GONE && !strcmp(s->req->id, id))
+            return s;
+    }
+}
+
+static hub__request_t *hub__req_get(const hub__requests_t *t, const char *id)
+{
+    hub__reqslot_t *s = hub__req_find(t, id, hub__req_hash(t, id));
+    return s ? s->req : NULL;
+}
+
+/* Rehashes into a table twice as large when the requests fill half of it,
+ * else of the same size (removed slots dropped). */
+static int hub__req_rehash(hub__requests_t *t)
+{
+    size_t ncap = t->size * 2 >= t->cap / 2 ? t->cap * 2 : t->cap;
+    hub__reqslot_t *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return HUB_ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        hub__reqslot_t *s = &t->slots[i];
+        if (!s->req || s->req == HUB__REQ_GONE)
+            continue;
+        size_t j = s->hash & (ncap - 1);
+        while (ns[j].req)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = *s;
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+    t->used = t->size;
+    return 0;
+}
+
+/* Adds req (its id not yet in the table). */
+static int hub__req_put(hub__requests_t *t, hub__request_t *req)
+{
+    if ((t->used + 1) * 10 >= t->cap * 7 && hub__req_rehash(t) != 0)
+        return HUB_ENOMEM;
+    uint64_t hash = hub__req_hash(t, req->id);
+    size_t mask = t->cap - 1;
+    size_t i = hash & mask;
+    while (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
+        i = (i + 1) & mask;
+    if (!t->slots[i].req)
+        t->used++;
+    t->slots[i] = (hub__reqslot_t){hash, req};
+    t->size++;
+    return 0;
+}
+
+static void hub__req_remove(hub__requests_t *t, hub__reqslot_t *s)
+{
+    s->req = HUB__REQ_GONE;
+    t->size--;
+}
+
 #define HUB__MAX_TRACKED_REQUESTS 1000000
 /* How long an answered request is remembered (re-sends of its reply). */
 #define HUB__ANSWERED_GRACE_US (35u * 1000000u) /* past the SDK's 30 s re-send */
 
-static void hub__request_forget(hub_server_t *self, hub__request_t *req)
+static void hub__request_forget(hub_server_t *self, hub__reqslot_t *slot)
 {
+    hub__request_t *req = slot->req;
     hub__member_t *s = hub_map_get(self->members, req->sender);
     if (!req->answer_id[0]) {
         if (s && s->open_requests)
@@ -39,7 +170,7 @@ static void hub__request_forget(hub_server_t *self, hub__request_t *req)
         if (self->open_requests_total)
             self->open_requests_total--;
     }
-    hub_map_remove(self->requests, req->id);
+    hub__req_remove(self->requests, slot);
     free(req);
 }
 
@@ -55,7 +186,9 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
     }
-    hub__request_t *old = hub_map_get(self->requests, message_id);
+    hub__reqslot_t *old_slot =
+        hub__req_find(self->requests, message_id, hub__req_hash(self->requests, message_id));
+    hub__request_t *old = old_slot ? old_slot->req : NULL;
     if (old && old->sender == s->id && old->receiver == r->id) {
         old->durable |= durable; /* a re-send: same request */
         return 0;
@@ -88,8 +221,8 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
     snprintf(req->id, sizeof req->id, "%s", message_id);
     if (old)
-        hub__request_forget(self, old);
-    if (hub_map_put(self->requests, req->id, req) != 0) {
+        hub__request_forget(self, old_slot);
+    if (hub__req_put(self->requests, req) != 0) {
         free(req);
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
@@ -106,7 +239,7 @@ static int hub__admit_reply(hub_server_t *self, const hub_envelope_t *env, hub__
                             char *why)
 {
     *out = NULL;
-    hub__request_t *req = hub_map_get(self->requests, env->correlation_id);
+    hub__request_t *req = hub__req_get(self->requests, env->correlation_id);
     if (!req) {
         snprintf(why, HUB__WHY_MAX,
                  "a reply must answer a request the hub routed and still tracks; %s is unknown, "
@@ -162,7 +295,7 @@ void hub__request_note(hub_server_t *self, hub__pending_t *p)
 {
     if (!p->request_expires_us)
         return;
-    const hub__request_t *req = hub_map_get(self->requests, p->msg.message_id);
+    const hub__request_t *req = hub__req_get(self->requests, p->msg.message_id);
     if (!req || !req->answer_id[0])
         return;
     p->answered_online = req->answer_seq == 0;
@@ -171,15 +304,13 @@ void hub__request_note(hub_server_t *self, hub__pending_t *p)
 
 void hub__expire_requests(hub_server_t *self, uint64_t now)
 {
-    size_t cursor = 0;
-    const char *key;
-    void *value;
-    /* Removal during iteration is safe with tombstones; a full scan once a
-     * second is cheap next to the traffic that filled the map. */
-    while (hub_map_next(self->requests, &cursor, &key, &value)) {
-        hub__request_t *req = value;
-        if (req->expires_mono_us <= now)
-            hub__request_forget(self, req);
+    /* A full scan once a second is cheap next to the traffic that filled
+     * the table; removed slots are dropped by the next rehash. */
+    hub__requests_t *t = self->requests;
+    for (size_t i = 0; i < t->cap; i++) {
+        hub__reqslot_t *s = &t->slots[i];
+        if (s->req && s->req != HUB__REQ_GONE && s->req->expires_mono_us <= now)
+            hub__request_forget(self, s);
     }
 }
 
@@ -287,6 +418,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                          size_t len, hub__receipts_t *receipts)
 {
     hub_envelope_t *env = NULL;
+    /* Decoded into the turn's arena, and given back at the end. */
+    hub_arena_mark_t mark = hub_arena_mark(&self->turn_arena);
     if (len > (size_t)self->cfg.max_payload_bytes + 65536u) {
         hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
                           "envelope of %zu bytes exceeds the hub's limit of %u payload bytes; "
@@ -294,7 +427,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                           len, self->cfg.max_payload_bytes);
         return;
     }
-    if (hub_envelope_decode(bytes, len, &env) != 0) {
+    if (hub_envelope_decode_in(&self->turn_arena, bytes, len, &env) != 0) {
+        hub_arena_release(&self->turn_arena, mark);
         hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
                           "an item of the batch is not an encoded lth.v1.Envelope");
         return;
@@ -491,11 +625,15 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                               rcv->id);
             goto done;
         }
-        if (!remote && hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0) {
+        /* The bytes are the Batch frame's, in the turn's arena: the
+         * delivery borrows them until the end of this turn. */
+        if (!remote &&
+            hub__enqueue_lent(self, rcv, env->sender, 0, 1, (uint8_t *)bytes, len) != 0) {
             hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
                               "the hub is out of memory; send again later");
             goto done;
         }
+        self->turn_lent = true;
         if (answers)
             hub__request_answered(self, answers, env->message_id);
         hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
@@ -624,7 +762,8 @@ done:
     receipts->service = NULL;
     receipts->env = NULL;
     receipts->purpose = NULL;
-    hub_envelope_free(&env);
+    env = NULL;
+    hub_arena_release(&self->turn_arena, mark);
 }
 
 /* An online-only envelope another node of the hub admitted (agreement,
@@ -668,14 +807,14 @@ void hub__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg)
     hub_envelope_t *env = NULL;
     if (hub_envelope_decode(msg->envelope, msg->envelope_len, &env) != 0)
         return;
-    if (env->kind == LTH__V1__KIND__KIND_REQUEST && !hub_map_get(self->requests, msg->message_id)) {
+    if (env->kind == LTH__V1__KIND__KIND_REQUEST && !hub__req_get(self->requests, msg->message_id)) {
         const char *why;
         if (hub__remember_request(self, msg->message_id, msg->sender, msg->receiver, NULL,
                                   env->ttl_ms, true, &why) != 0)
             HUB_WARN("cluster", "request from another node not tracked; its reply will be refused",
                      "message_id=%s why=\"%s\"", msg->message_id, why);
     } else if (env->kind == LTH__V1__KIND__KIND_REPLY &&
-               (req = hub_map_get(self->requests, env->correlation_id)) != NULL &&
+               (req = hub__req_get(self->requests, env->correlation_id)) != NULL &&
                !strcmp(req->sender, msg->receiver)) {
         hub__request_answered(self, req, msg->message_id);
     }

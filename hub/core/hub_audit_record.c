@@ -203,6 +203,17 @@ static void hub__sb_json(hub__sb_t *b, const char *text, size_t max)
 {
     const uint8_t *s = (const uint8_t *)(text ? text : "");
     size_t n = strlen((const char *)s);
+    /* Most fields (ids, services, outcomes) are printable ASCII with nothing
+     * to escape: one copy, the same bytes as the loop below would give. */
+    size_t plain = 0;
+    while (plain < n && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\')
+        plain++;
+    if (plain == n && n <= max) {
+        hub__sb_lit(b, "\"");
+        hub__sb_put(b, s, n);
+        hub__sb_lit(b, "\"");
+        return;
+    }
     size_t budget = SIZE_MAX;
     bool cut = hub__clean_len(s, n) > max;
     if (cut)

@@ -61,14 +61,14 @@ static int hub__ca_lock(const char *dir, hub__ca_t *ca, char *err, size_t err_si
     ca->lock_fd = open(cadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ca->lock_fd < 0) {
         int e = errno;
-        hub__cert_errf(err, err_size,
-                       "%s is not a CA directory (no %s: %s); make one with 'hubctl "
-                       "ca init %s'",
-                       dir, cadir, strerror(e), dir);
+        hub_errf(err, err_size,
+                 "%s is not a CA directory (no %s: %s); make one with 'hubctl "
+                 "ca init %s'",
+                 dir, cadir, strerror(e), dir);
         return e == ENOENT ? HUB_ENOENT : HUB_EIO;
     }
     if (flock(ca->lock_fd, LOCK_EX) != 0) {
-        hub__cert_errf(err, err_size, "cannot lock %s: %s", cadir, strerror(errno));
+        hub_errf(err, err_size, "cannot lock %s: %s", cadir, strerror(errno));
         hub__ca_close(ca);
         return HUB_EIO;
     }
@@ -85,7 +85,7 @@ static int hub__ca_open(const char *dir, hub__ca_t *ca, char *err, size_t err_si
     if ((rc = hub__cert_path(path, dir, "ca/ca.crt", err, err_size)) != 0 ||
         (rc = hub__cert_read_x509(path, &ca->cert, why, sizeof why)) != 0) {
         if (rc != HUB_EINVAL)
-            hub__cert_errf(err, err_size, "CA certificate: %s", why);
+            hub_errf(err, err_size, "CA certificate: %s", why);
         hub__ca_close(ca);
         return rc;
     }
@@ -99,10 +99,10 @@ static int hub__ca_open(const char *dir, hub__ca_t *ca, char *err, size_t err_si
         return rc;
     }
     if (mode & 077) {
-        hub__cert_errf(err, err_size,
-                       "%s is the CA's private key but its mode is %03o; run 'chmod "
-                       "600 %s'",
-                       path, (unsigned)(mode & 0777), path);
+        hub_errf(err, err_size,
+                 "%s is the CA's private key but its mode is %03o; run 'chmod "
+                 "600 %s'",
+                 path, (unsigned)(mode & 0777), path);
         rc = HUB_EPERM;
     } else {
         BIO *bio = BIO_new_mem_buf(pem, (int)len);
@@ -203,10 +203,10 @@ static int hub__index_read(const char *dir, hub__index_t *ix, char *err, size_t 
             hub__cert_parse_time(e.not_after, &t) != 0 ||
             (e.status == 'R' ? hub__cert_parse_time(e.revoked_at, &t) != 0
                              : strcmp(e.revoked_at, "-") != 0)) {
-            hub__cert_errf(err, err_size,
-                           "%s:%u: not an index line ('%s'); restore the file from "
-                           "a backup",
-                           path, line, HUB_CA_INDEX_FORMAT);
+            hub_errf(err, err_size,
+                     "%s:%u: not an index line ('%s'); restore the file from "
+                     "a backup",
+                     path, line, HUB_CA_INDEX_FORMAT);
             rc = HUB_EPARSE;
         } else {
             rc = hub__index_add(ix, &e);
@@ -229,7 +229,7 @@ static int hub__index_write(const char *dir, const hub__index_t *ix, char *err, 
     size_t cap = 128 + ix->count * (sizeof(hub__index_entry_t) + 8), len = 0;
     char *buf = malloc(cap);
     if (!buf) {
-        hub__cert_errf(err, err_size, "out of memory");
+        hub_errf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
     len += (size_t)snprintf(buf, cap, "# %s\n", HUB_CA_INDEX_FORMAT);
@@ -350,7 +350,7 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
 static int hub__mkdir(const char *path, mode_t mode, char *err, size_t err_size)
 {
     if (mkdir(path, mode) != 0 && errno != EEXIST) {
-        hub__cert_errf(err, err_size, "cannot create directory %s: %s", path, strerror(errno));
+        hub_errf(err, err_size, "cannot create directory %s: %s", path, strerror(errno));
         return HUB_EIO;
     }
     return 0;
@@ -360,13 +360,13 @@ int hub_ca_init(const char *dir, const char *name, unsigned days, uint64_t now_u
                 size_t err_size)
 {
     if (!dir || !*dir) {
-        hub__cert_errf(err, err_size, "no CA directory given");
+        hub_errf(err, err_size, "no CA directory given");
         return HUB_EINVAL;
     }
     if (!name || !*name)
         name = HUB__DEFAULT_CA_NAME;
     if (strlen(name) > 64) {
-        hub__cert_errf(err, err_size, "the CA name is longer than 64 bytes");
+        hub_errf(err, err_size, "the CA name is longer than 64 bytes");
         return HUB_EINVAL;
     }
     if (!days)
@@ -384,8 +384,8 @@ int hub_ca_init(const char *dir, const char *name, unsigned days, uint64_t now_u
     if ((rc = hub__ca_lock(dir, &ca, err, err_size)) != 0)
         return rc;
     if (access(keypath, F_OK) == 0) {
-        hub__cert_errf(err, err_size, "%s already holds a CA (%s); a CA is never overwritten", dir,
-                       keypath);
+        hub_errf(err, err_size, "%s already holds a CA (%s); a CA is never overwritten", dir,
+                 keypath);
         hub__ca_close(&ca);
         return HUB_EEXIST;
     }
@@ -476,7 +476,7 @@ static int hub__serial_next(const char *dir, uint64_t *out, char *err, size_t er
     bool ok = end != text && errno == 0 && v > 0 && v < UINT64_MAX && (*end == '\n' || !*end);
     free(text);
     if (!ok) {
-        hub__cert_errf(err, err_size, "%s does not hold a hex serial number", path);
+        hub_errf(err, err_size, "%s does not hold a hex serial number", path);
         return HUB_EPARSE;
     }
     char next[32];
@@ -494,15 +494,15 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
     char slug[HUB_MEMBER_ID_MAX + 1];
     uint8_t curve[32];
     if (!dir || !member || hub_member_id_to_slug(member->member_id, slug, sizeof slug) != 0) {
-        hub__cert_errf(err, err_size, "the member id is not valid");
+        hub_errf(err, err_size, "the member id is not valid");
         return HUB_EINVAL;
     }
     if (!member->has_sign || strlen(member->curve_public) != HUB_Z85_KEY_LEN ||
         !zmq_z85_decode(curve, member->curve_public)) {
-        hub__cert_errf(err, err_size,
-                       "%s's key file lacks a CURVE key or a signing key; regenerate "
-                       "it with 'hubctl keygen'",
-                       member->member_id);
+        hub_errf(err, err_size,
+                 "%s's key file lacks a CURVE key or a signing key; regenerate "
+                 "it with 'hubctl keygen'",
+                 member->member_id);
         return HUB_EINVAL;
     }
     uint64_t nb = validity && validity->not_before_us ? validity->not_before_us : now_us;
@@ -510,7 +510,7 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
     uint64_t na = validity && validity->not_after_us ? validity->not_after_us
                                                      : nb + (uint64_t)days * 86400000000ull;
     if (nb / 1000000u >= na / 1000000u) {
-        hub__cert_errf(err, err_size, "the certificate would end before it begins");
+        hub_errf(err, err_size, "the certificate would end before it begins");
         return HUB_EINVAL;
     }
     hub__ca_t ca;
@@ -521,10 +521,10 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
     char when[32];
     if (na > ca_end) {
         hub__cert_fmt_time(ca_end, when);
-        hub__cert_errf(err, err_size,
-                       "the certificate would outlast the CA certificate (valid until "
-                       "%s); issue it for fewer days, or make a new CA",
-                       when);
+        hub_errf(err, err_size,
+                 "the certificate would outlast the CA certificate (valid until "
+                 "%s); issue it for fewer days, or make a new CA",
+                 when);
         hub__ca_close(&ca);
         return HUB_EINVAL;
     }
@@ -532,7 +532,7 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
     if (out_path)
         snprintf(path, sizeof path, "%s", out_path);
     else if (snprintf(path, sizeof path, "%s/certs/%s.crt", dir, slug) >= (int)sizeof path) {
-        hub__cert_errf(err, err_size, "path too long: %s", dir);
+        hub_errf(err, err_size, "path too long: %s", dir);
         hub__ca_close(&ca);
         return HUB_EINVAL;
     }
@@ -598,7 +598,7 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
         snprintf(e.member_id, sizeof e.member_id, "%s", member->member_id);
         rc = hub__index_add(&ix, &e);
         if (rc == HUB_ENOMEM)
-            hub__cert_errf(err, err_size, "out of memory");
+            hub_errf(err, err_size, "out of memory");
         if (rc == 0)
             rc = hub__index_write(dir, &ix, err, err_size);
     }
@@ -630,7 +630,7 @@ int hub_ca_revoke(const char *dir, const char *member_id, const char *serial, ui
     if (revoked)
         *revoked = 0;
     if (!dir || !member_id) {
-        hub__cert_errf(err, err_size, "no CA directory or member id");
+        hub_errf(err, err_size, "no CA directory or member id");
         return HUB_EINVAL;
     }
     hub__ca_t ca;
@@ -655,8 +655,8 @@ int hub_ca_revoke(const char *dir, const char *member_id, const char *serial, ui
         n++;
     }
     if (n == 0) {
-        hub__cert_errf(err, err_size, "%s/ca/index lists no unrevoked certificate of %s%s%s", dir,
-                       member_id, serial ? " with serial " : "", serial ? serial : "");
+        hub_errf(err, err_size, "%s/ca/index lists no unrevoked certificate of %s%s%s", dir,
+                 member_id, serial ? " with serial " : "", serial ? serial : "");
         rc = HUB_ENOTFOUND;
     }
     /* The CRL first: if writing the index then fails, the certificate is

@@ -47,16 +47,6 @@ const char *hub_cert_status_name(hub_cert_status_t status)
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-void hub__cert_errf(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || !err_size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
-
 /* Puts `what` and OpenSSL's last error into err (and empties its queue). */
 int hub__cert_ossl_fail(char *err, size_t err_size, int code, const char *what)
 {
@@ -66,9 +56,9 @@ int hub__cert_ossl_fail(char *err, size_t err_size, int code, const char *what)
         ERR_error_string_n(e, detail, sizeof detail);
     ERR_clear_error();
     if (detail[0])
-        hub__cert_errf(err, err_size, "%s (OpenSSL: %s)", what, detail);
+        hub_errf(err, err_size, "%s (OpenSSL: %s)", what, detail);
     else
-        hub__cert_errf(err, err_size, "%s", what);
+        hub_errf(err, err_size, "%s", what);
     return code;
 }
 
@@ -117,12 +107,12 @@ int hub__cert_read_file(const char *path, long max, char **out, size_t *len, mod
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        hub__cert_errf(err, err_size, "cannot read %s: %s", path, strerror(e));
+        hub_errf(err, err_size, "cannot read %s: %s", path, strerror(e));
         return e == ENOENT ? HUB_ENOENT : e == EACCES ? HUB_EPERM : HUB_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > max) {
-        hub__cert_errf(err, err_size, "%s is not a regular file of at most %ld bytes", path, max);
+        hub_errf(err, err_size, "%s is not a regular file of at most %ld bytes", path, max);
         close(fd);
         return HUB_EIO;
     }
@@ -131,7 +121,7 @@ int hub__cert_read_file(const char *path, long max, char **out, size_t *len, mod
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         close(fd);
-        hub__cert_errf(err, err_size, "out of memory");
+        hub_errf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
     size_t done = 0;
@@ -172,7 +162,7 @@ int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t 
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        hub__cert_errf(err, err_size, "path too long: %s", path);
+        hub_errf(err, err_size, "path too long: %s", path);
         return HUB_EINVAL;
     }
     const char *target = exclusive ? path : tmp;
@@ -181,7 +171,7 @@ int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t 
     int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         int e = errno;
-        hub__cert_errf(err, err_size, "cannot create %s: %s", target, strerror(e));
+        hub_errf(err, err_size, "cannot create %s: %s", target, strerror(e));
         return e == EEXIST ? HUB_EEXIST : HUB_EIO;
     }
     int rc = hub_write_all(fd, data, len) != 0 ? HUB_EIO : 0;
@@ -194,7 +184,7 @@ int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t 
     if (rc == 0 && !exclusive && rename(tmp, path) != 0)
         rc = HUB_EIO;
     if (rc != 0) {
-        hub__cert_errf(err, err_size, "cannot write %s: %s", path, strerror(errno));
+        hub_errf(err, err_size, "cannot write %s: %s", path, strerror(errno));
         unlink(target);
         return rc;
     }
@@ -205,7 +195,7 @@ int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t 
 int hub__cert_path(char *out, const char *dir, const char *rel, char *err, size_t err_size)
 {
     if (snprintf(out, PATH_MAX, "%s/%s", dir, rel) >= PATH_MAX) {
-        hub__cert_errf(err, err_size, "path too long: %s/%s", dir, rel);
+        hub_errf(err, err_size, "path too long: %s/%s", dir, rel);
         return HUB_EINVAL;
     }
     return 0;
@@ -278,7 +268,7 @@ void hub__cert_describe(X509 *x, hub_cert_info_t *info)
     do {                                                                                           \
         if (info->status == HUB_CERT_VALID) {                                                      \
             info->status = status_;                                                                \
-            hub__cert_errf(info->reason, sizeof info->reason, __VA_ARGS__);                        \
+            hub_errf(info->reason, sizeof info->reason, __VA_ARGS__);                              \
         }                                                                                          \
     } while (0)
 
@@ -391,11 +381,11 @@ int hub_cert_read(const char *path, hub_cert_info_t *out, char *err, size_t err_
     int rc = hub__cert_read_x509(path, &x, why, sizeof why);
     if (rc == HUB_EPARSE) {
         out->status = HUB_CERT_MALFORMED;
-        hub__cert_errf(out->reason, sizeof out->reason, "%s", why);
+        hub_errf(out->reason, sizeof out->reason, "%s", why);
         return 0;
     }
     if (rc != 0) {
-        hub__cert_errf(err, err_size, "%s", why);
+        hub_errf(err, err_size, "%s", why);
         return rc;
     }
     hub__cert_describe(x, out);

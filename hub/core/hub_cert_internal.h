@@ -24,9 +24,6 @@
 
 /* ---- helpers (hub_cert.c) ----------------------------------------------- */
 
-/* snprintf into err, when err is given. */
-void hub__cert_errf(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Puts `what` and OpenSSL's last error into err (and empties its queue);
  * returns code. */
 int hub__cert_ossl_fail(char *err, size_t err_size, int code, const char *what);

@@ -32,7 +32,7 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
 {
     memset(t, 0, sizeof *t);
     if (!ca_path || !crl_path) {
-        hub__cert_errf(err, err_size, "a CA certificate and a CRL are both needed");
+        hub_errf(err, err_size, "a CA certificate and a CRL are both needed");
         return HUB_EINVAL;
     }
     char why[HUB_ERRMSG_MAX];
@@ -43,7 +43,7 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
         return rc;
     rc = hub__cert_read_x509(ca_path, &t->ca, why, sizeof why);
     if (rc != 0) {
-        hub__cert_errf(err, err_size, "CA certificate %s: %s", ca_path, why);
+        hub_errf(err, err_size, "CA certificate %s: %s", ca_path, why);
         return rc;
     }
     hub__cert_set_file(&t->ca_info, ca_path);
@@ -54,26 +54,25 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
     t->ca_info.not_after_us = hub__cert_asn1_us(X509_get0_notAfter(t->ca));
     char when[32];
     if (X509_check_ca(t->ca) < 1) {
-        hub__cert_errf(err, err_size,
-                       "%s is not a CA certificate; point it at the ca/ca.crt that "
-                       "'hubctl ca init' made",
-                       ca_path);
+        hub_errf(err, err_size,
+                 "%s is not a CA certificate; point it at the ca/ca.crt that "
+                 "'hubctl ca init' made",
+                 ca_path);
         rc = HUB_EINVAL;
     } else if (X509_verify(t->ca, X509_get0_pubkey(t->ca)) != 1) {
         rc = hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO,
                                  "the CA certificate's self-signature does not verify");
     } else if (now_us < t->ca_info.not_before_us) {
         hub__cert_fmt_time(t->ca_info.not_before_us, when);
-        hub__cert_errf(err, err_size,
-                       "the CA certificate %s is valid only from %s; check the clock", ca_path,
-                       when);
+        hub_errf(err, err_size, "the CA certificate %s is valid only from %s; check the clock",
+                 ca_path, when);
         rc = HUB_EINVAL;
     } else if (now_us >= t->ca_info.not_after_us) {
         hub__cert_fmt_time(t->ca_info.not_after_us, when);
-        hub__cert_errf(err, err_size,
-                       "the CA certificate %s expired at %s; make a new CA and "
-                       "re-issue the member certificates",
-                       ca_path, when);
+        hub_errf(err, err_size,
+                 "the CA certificate %s expired at %s; make a new CA and "
+                 "re-issue the member certificates",
+                 ca_path, when);
         rc = HUB_EINVAL;
     }
     if (rc != 0) {
@@ -86,7 +85,7 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
     rc =
         hub__cert_read_file(crl_path, HUB__CERT_INDEX_FILE_MAX, &text, &len, NULL, why, sizeof why);
     if (rc != 0) {
-        hub__cert_errf(err, err_size, "CRL: %s (make one with 'hubctl ca crl DIR')", why);
+        hub_errf(err, err_size, "CRL: %s (make one with 'hubctl ca crl DIR')", why);
         hub__cert_trust_free(t);
         return rc;
     }
@@ -100,10 +99,10 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
     } else if (X509_NAME_cmp(X509_CRL_get_issuer(t->crl), X509_get_subject_name(t->ca)) != 0 ||
                X509_CRL_verify(t->crl, X509_get0_pubkey(t->ca)) != 1) {
         ERR_clear_error();
-        hub__cert_errf(err, err_size,
-                       "%s is not signed by the CA of %s; copy the crl.pem of the same "
-                       "CA directory",
-                       crl_path, ca_path);
+        hub_errf(err, err_size,
+                 "%s is not signed by the CA of %s; copy the crl.pem of the same "
+                 "CA directory",
+                 crl_path, ca_path);
         rc = HUB_ECRYPTO;
     } else if (!(t->store = X509_STORE_new()) || X509_STORE_add_cert(t->store, t->ca) != 1) {
         rc = hub__cert_ossl_fail(err, err_size, HUB_ENOMEM, "cannot build the certificate store");
@@ -209,39 +208,38 @@ static void hub__check_x509(const hub__cert_trust_t *t, X509 *x, uint64_t now_us
     if (v.unknown_issuer) {
         info->status = HUB_CERT_UNKNOWN_ISSUER;
         if (!strcmp(info->issuer, t->ca_info.issuer))
-            hub__cert_errf(
-                info->reason, sizeof info->reason,
-                "issued by another CA that has the same name as this hub's CA ('%.100s')",
-                info->issuer);
+            hub_errf(info->reason, sizeof info->reason,
+                     "issued by another CA that has the same name as this hub's CA ('%.100s')",
+                     info->issuer);
         else
-            hub__cert_errf(info->reason, sizeof info->reason,
-                           "issued by '%.100s', not by this hub's CA '%.100s'", info->issuer,
-                           t->ca_info.issuer);
+            hub_errf(info->reason, sizeof info->reason,
+                     "issued by '%.100s', not by this hub's CA '%.100s'", info->issuer,
+                     t->ca_info.issuer);
     } else if (v.bad_signature) {
         info->status = HUB_CERT_BAD_SIGNATURE;
-        hub__cert_errf(info->reason, sizeof info->reason,
-                       "its signature does not verify with the CA's key: the file was altered, or "
-                       "was not signed by this CA");
+        hub_errf(info->reason, sizeof info->reason,
+                 "its signature does not verify with the CA's key: the file was altered, or "
+                 "was not signed by this CA");
     } else if (v.other || !ok) {
         info->status = HUB_CERT_MALFORMED;
-        hub__cert_errf(info->reason, sizeof info->reason, "rejected by X.509 verification: %s",
-                       v.other ? X509_verify_cert_error_string(v.other) : "internal error");
+        hub_errf(info->reason, sizeof info->reason, "rejected by X.509 verification: %s",
+                 v.other ? X509_verify_cert_error_string(v.other) : "internal error");
     } else if (revoked) {
         info->status = HUB_CERT_REVOKED;
         hub__cert_fmt_time(hub__cert_asn1_us(X509_REVOKED_get0_revocationDate(rev)), when);
-        hub__cert_errf(info->reason, sizeof info->reason,
-                       "revoked at %s (serial %s); issue a new certificate if the member should "
-                       "connect again",
-                       when, info->serial);
+        hub_errf(info->reason, sizeof info->reason,
+                 "revoked at %s (serial %s); issue a new certificate if the member should "
+                 "connect again",
+                 when, info->serial);
     } else if (v.expired) {
         info->status = HUB_CERT_EXPIRED;
         hub__cert_fmt_time(info->not_after_us, when);
-        hub__cert_errf(info->reason, sizeof info->reason,
-                       "expired at %s; renew it with 'hubctl cert issue'", when);
+        hub_errf(info->reason, sizeof info->reason,
+                 "expired at %s; renew it with 'hubctl cert issue'", when);
     } else if (v.not_yet_valid) {
         info->status = HUB_CERT_NOT_YET_VALID;
         hub__cert_fmt_time(info->not_before_us, when);
-        hub__cert_errf(info->reason, sizeof info->reason, "valid only from %s", when);
+        hub_errf(info->reason, sizeof info->reason, "valid only from %s", when);
     } else if (format_status != HUB_CERT_VALID) {
         info->status = format_status;
         memcpy(info->reason, format_reason, sizeof info->reason);
@@ -261,10 +259,10 @@ void hub__cert_check_path(const hub__cert_trust_t *t, const char *path, uint64_t
         X509_free(x);
     } else {
         info->status = HUB_CERT_MALFORMED;
-        hub__cert_errf(info->reason, sizeof info->reason, "%s", why);
+        hub_errf(info->reason, sizeof info->reason, "%s", why);
         if (io_rc && rc != HUB_EPARSE) {
             *io_rc = rc;
-            hub__cert_errf(err, err_size, "%s", why);
+            hub_errf(err, err_size, "%s", why);
         }
     }
 }

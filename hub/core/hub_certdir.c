@@ -60,10 +60,10 @@ static int hub__settle(hub_certdir_t *self)
         }
         if (old) {
             old->status = HUB_CERT_SUPERSEDED;
-            hub__cert_errf(old->reason, sizeof old->reason,
-                           "%s (serial %s) is newer for the same member; revoke this one with "
-                           "'hubctl cert revoke %s --serial %s'",
-                           winner->file, winner->serial, old->keys.member_id, old->serial);
+            hub_errf(old->reason, sizeof old->reason,
+                     "%s (serial %s) is newer for the same member; revoke this one with "
+                     "'hubctl cert revoke %s --serial %s'",
+                     winner->file, winner->serial, old->keys.member_id, old->serial);
         }
     }
     for (size_t i = 0; rc == 0 && i < self->count; i++) {
@@ -81,11 +81,10 @@ static int hub__settle(hub_certdir_t *self)
             if (k == 0 && first->status == HUB_CERT_DUPLICATE_KEY)
                 continue; /* keeps naming the member it met first */
             pair[k]->status = HUB_CERT_DUPLICATE_KEY;
-            hub__cert_errf(
-                pair[k]->reason, sizeof pair[k]->reason,
-                "%s's certificate %s gives the same CURVE key; each member needs its own "
-                "key: revoke the wrong one",
-                pair[1 - k]->keys.member_id, pair[1 - k]->file);
+            hub_errf(pair[k]->reason, sizeof pair[k]->reason,
+                     "%s's certificate %s gives the same CURVE key; each member needs its own "
+                     "key: revoke the wrong one",
+                     pair[1 - k]->keys.member_id, pair[1 - k]->file);
         }
     }
     hub_map_destroy(&by_member);
@@ -100,7 +99,7 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
         return HUB_EINVAL;
     *out = NULL;
     if (!certs_dir) {
-        hub__cert_errf(err, err_size, "no certificate directory");
+        hub_errf(err, err_size, "no certificate directory");
         return HUB_EINVAL;
     }
     int rc = hub_fsguard_check(certs_dir, "certificate directory", err, err_size);
@@ -113,8 +112,7 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
     DIR *d = opendir(certs_dir);
     if (!d) {
         int e = errno;
-        hub__cert_errf(err, err_size, "cannot open certificate directory %s: %s", certs_dir,
-                       strerror(e));
+        hub_errf(err, err_size, "cannot open certificate directory %s: %s", certs_dir, strerror(e));
         hub__cert_trust_free(&t);
         return e == ENOENT ? HUB_ENOENT : HUB_EIO;
     }
@@ -145,7 +143,7 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
     if (rc == 0 && (!self || (n && !(self->certs = calloc(n, sizeof *self->certs)))))
         rc = HUB_ENOMEM;
     if (rc == HUB_ENOMEM)
-        hub__cert_errf(err, err_size, "out of memory");
+        hub_errf(err, err_size, "out of memory");
     if (rc == 0) {
         /* names is NULL when the directory holds no certificate, and qsort
          * must not be given NULL even for zero elements. */
@@ -168,7 +166,7 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
         return rc;
     }
     if (hub__settle(self) != 0) {
-        hub__cert_errf(err, err_size, "out of memory");
+        hub_errf(err, err_size, "out of memory");
         hub_certdir_destroy(&self);
         hub__cert_trust_free(&t);
         return HUB_ENOMEM;
@@ -251,7 +249,7 @@ int hub_certdir_keydir(const hub_certdir_t *self, hub_keydir_t **out, char *err,
         return HUB_EINVAL;
     hub_keypair_t *entries = self->valid ? calloc(self->valid, sizeof *entries) : NULL;
     if (self->valid && !entries) {
-        hub__cert_errf(err, err_size, "out of memory");
+        hub_errf(err, err_size, "out of memory");
         return HUB_ENOMEM;
     }
     /* self->valid counts the VALID certificates, so n never reaches it

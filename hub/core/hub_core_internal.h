@@ -84,6 +84,8 @@
 /* ... and envelopes: a turn ends after about this many, so that a member
  * sending large batches cannot make everyone else's turn wait long. */
 #define HUB__TURN_ENVELOPES 1024
+/* ... and frame bytes kept for the turn's deliveries (hub_server.turn_arena). */
+#define HUB__TURN_LENT_MAX (16u << 20)
 #define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
 #define HUB__MAX_PENDING 65536     /* envelopes waiting for the store, all senders */
 #define HUB__SPARE_ITEMS_MAX 4096  /* a commit's items array kept for the next, at most */
@@ -172,6 +174,7 @@ typedef struct {
     bool audited;              /* refusals already in the audit log (the commit worker's) */
     Lth__V1__Ack *acks;
     Lth__V1__Ack **ack_ptrs;
+    char (*ack_ids)[HUB_UUID_LEN + 1]; /* acks[i].message_id, when it fits */
     Lth__V1__Nack *nacks;
     Lth__V1__Nack **nack_ptrs;
     char **reasons;
@@ -326,6 +329,7 @@ typedef struct {
 } hub__commit_t;
 
 typedef struct hub__cluster hub__cluster_t; /* hub_cluster.c */
+typedef struct hub__requests hub__requests_t; /* hub_admit.c */
 
 struct hub_server {
     hub_config_t cfg;
@@ -348,7 +352,7 @@ struct hub_server {
     hub_map_t *cert_not_after;          /* member id -> its certificate's end, s (uintptr_t) */
     uint64_t last_alarm_tick_us;        /* monotonic: alarms evaluated (hub_ops_tick) */
     hub_map_t *members;                 /* member id -> hub__member_t */
-    hub_map_t *requests;                /* request message id -> hub__request_t */
+    hub__requests_t *requests;          /* tracked requests by message id (hub_admit.c) */
     size_t members_with_settles;        /* members whose settled list is not empty */
     hub_map_t *subs;                    /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
     char subs_path[PATH_MAX];
@@ -416,12 +420,20 @@ struct hub_server {
     void *audit_start_check;      /* the check of the whole log, while it runs */
     uint64_t audit_tampered_seq;  /* where that check failed; 0 = fine or not done */
     bool prune_due;              /* de-duplication records to forget (every 10 s) */
+    bool turn_lent;              /* see turn_arena below */
     uint64_t last_prune_us;      /* monotonic */
 
     uint64_t refused_since_log;
     uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */
     size_t open_requests_total; /* tracked requests not yet answered, all members */
     size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
+    /* Frames read in this loop turn and each envelope decoded from them
+     * (hub__on_message, hub__route_envelope): reset at the end of the turn,
+     * after the flush. An online-only envelope's delivery borrows its bytes
+     * from the frame here (turn_lent: the frame is kept to the turn's
+     * end; otherwise its memory is reused by the next frame). */
+    hub_arena_t turn_arena;
+    size_t turn_lent_bytes; /* frame bytes kept for deliveries this turn */
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;
 };
@@ -607,11 +619,16 @@ bool hub__flood_banned(const hub_server_t *self, const hub__member_t *m, uint64_
 void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused);
 
 /* hub_admit.c */
+hub__requests_t *hub__requests_new(void);
+size_t hub__requests_size(const hub__requests_t *t);
+void hub__requests_destroy(hub__requests_t **t_p); /* frees the requests too */
 void hub__request_note(hub_server_t *self, hub__pending_t *p);
 void hub__expire_requests(hub_server_t *self, uint64_t now);
 void hub__member_limits(hub_server_t *self, hub__member_t *m);
 int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why);
 void hub__request_loaded(const hub_store_request_t *sr, void *user);
+/* bytes: an item of the Batch frame being read, in self->arena (an online-only
+ * delivery borrows them until the end of the loop turn). */
 void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
                          size_t len, hub__receipts_t *receipts);
 const char *hub__signature_problem(int rc, bool has_key);

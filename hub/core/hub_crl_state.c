@@ -95,8 +95,7 @@ static int hub__crl_state_save(const char *state_path, const char *crl_path,
     if (slash && slash != state_path) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - state_path), state_path);
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            hub__cert_errf(err, err_size, "cannot make %s for the CRL state: %s", dir,
-                           strerror(errno));
+            hub_errf(err, err_size, "cannot make %s for the CRL state: %s", dir, strerror(errno));
             return HUB_EIO;
         }
     }
@@ -117,7 +116,7 @@ static int hub__crl_state_save(const char *state_path, const char *crl_path,
                      (unsigned long long)crl->this_update_us, hex, crl_path ? crl_path : "",
                      when);
     if (n < 0 || (size_t)n >= sizeof text) {
-        hub__cert_errf(err, err_size, "CRL path too long");
+        hub_errf(err, err_size, "CRL path too long");
         return HUB_EINVAL;
     }
     return hub__cert_write_file(state_path, text, (size_t)n, 0600, false, err, err_size);
@@ -141,11 +140,11 @@ int hub_crl_state_advance(const char *state_path, const char *crl_path, const hu
         rc = HUB_EPARSE;
     }
     if (rc != 0) {
-        hub__cert_errf(err, err_size,
-                       "the CRL state file %s cannot be read (%s); it remembers the newest CRL "
-                       "accepted, so that an older one cannot un-revoke members. Restore it, or "
-                       "delete it to accept %s as the newest",
-                       state_path, why, crl_path);
+        hub_errf(err, err_size,
+                 "the CRL state file %s cannot be read (%s); it remembers the newest CRL "
+                 "accepted, so that an older one cannot un-revoke members. Restore it, or "
+                 "delete it to accept %s as the newest",
+                 state_path, why, crl_path);
         return rc == HUB_EPARSE ? HUB_EPARSE : HUB_EIO;
     }
     if (!memcmp(known.id.sha256, crl->sha256, sizeof crl->sha256))
@@ -163,20 +162,20 @@ int hub_crl_state_advance(const char *state_path, const char *crl_path, const hu
     if (order > 0)
         return hub__crl_state_save(state_path, crl_path, crl, now_us, err, err_size);
     if (order < 0) {
-        hub__cert_errf(err, err_size,
-                       "CRL %s (number %s, issued %s) is older than the CRL this hub accepted "
-                       "before (number %s, issued %s, remembered in %s): an older CRL would "
-                       "un-revoke members. Install the CA's current crl.pem, or make a new one "
-                       "with 'hubctl ca crl DIR'",
-                       crl_path, new_no, now, old_no, was, state_path);
+        hub_errf(err, err_size,
+                 "CRL %s (number %s, issued %s) is older than the CRL this hub accepted "
+                 "before (number %s, issued %s, remembered in %s): an older CRL would "
+                 "un-revoke members. Install the CA's current crl.pem, or make a new one "
+                 "with 'hubctl ca crl DIR'",
+                 crl_path, new_no, now, old_no, was, state_path);
         return HUB_EINVAL;
     }
-    hub__cert_errf(err, err_size,
-                   "CRL %s (number %s, issued %s) has the number of the CRL this hub accepted "
-                   "before (issued %s, remembered in %s) but other contents: a CA never signs two "
-                   "CRLs with one number. Install the CA's current crl.pem, or make a new one with "
-                   "'hubctl ca crl DIR'",
-                   crl_path, new_no, now, was, state_path);
+    hub_errf(err, err_size,
+             "CRL %s (number %s, issued %s) has the number of the CRL this hub accepted "
+             "before (issued %s, remembered in %s) but other contents: a CA never signs two "
+             "CRLs with one number. Install the CA's current crl.pem, or make a new one with "
+             "'hubctl ca crl DIR'",
+             crl_path, new_no, now, was, state_path);
     return HUB_EINVAL;
 }
 

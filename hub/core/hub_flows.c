@@ -509,6 +509,34 @@ void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *rece
         hub_series_observe(f->m_hub, (double)hub_internal_us / 1e6);
 }
 
+void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receiver,
+                      const char *service, uint64_t payload_bytes, uint64_t now_us)
+{
+    if (!self)
+        return;
+    hub_flows_tick_t *t = hub__tick(self, now_us);
+    t->accepted++;
+    t->delivered++;
+    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    f->accepted++;
+    f->bytes += payload_bytes;
+    hub__touch(f, now_us);
+    hub__count(f, now_us, true);
+    if (f->m_accepted)
+        hub_series_inc(f->m_accepted, 1);
+    if (f->m_bytes)
+        hub_series_inc(f->m_bytes, (double)payload_bytes);
+    f->delivered++;
+    hub__touch(f, now_us);
+    hub__observe(self, &f->hub, 0, now_us);
+    if (f->m_delivered)
+        hub_series_inc(f->m_delivered, 1);
+    if (f->m_hub)
+        hub_series_observe(f->m_hub, 0.0);
+}
+
 void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, uint64_t end_to_end_us, uint64_t now_us)
 {

@@ -90,6 +90,11 @@ void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiv
  * receiver's connection (first attempt). */
 void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *receiver,
                          const char *service, uint64_t hub_internal_us, uint64_t now_us);
+/* hub_flows_accepted() and hub_flows_delivered() (hub_internal_us 0) at
+ * once, for a message handed on as it is accepted (online-only): one
+ * look-up of the flow instead of two. */
+void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receiver,
+                      const char *service, uint64_t payload_bytes, uint64_t now_us);
 /* end_to_end_us: from acceptance to the receiver's settle (online-only
  * messages: to the hand-off, as they are not settled). */
 void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,

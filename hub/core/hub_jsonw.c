@@ -274,3 +274,15 @@ int hub_jsonw_finish(hub_jsonw_t *w, char **out, size_t *len)
     memset(w, 0, sizeof *w);
     return 0;
 }
+
+void hub_jsonw_csv(hub_jsonw_t *w, const char *list)
+{
+    hub_jsonw_array_begin(w);
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n)
+            hub_jsonw_strn(w, p, n);
+        p += n + (p[n] == ',');
+    }
+    hub_jsonw_array_end(w);
+}

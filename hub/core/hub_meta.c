@@ -11,18 +11,6 @@
 #define HUB__META_SERVICES "lth.services/v1" /* payload: a member id; its services */
 #define HUB__META_ALLOWED "lth.allowed/v1"   /* the agreements the caller may use now */
 
-static void hub__json_services(hub_jsonw_t *w, const char *services)
-{
-    hub_jsonw_array_begin(w);
-    for (const char *p = services; p && *p;) {
-        size_t n = strcspn(p, ",");
-        if (n)
-            hub_jsonw_strn(w, p, n);
-        p += n + (p[n] == ',');
-    }
-    hub_jsonw_array_end(w);
-}
-
 static int hub__meta_allowed_rule(const hub_policy_rule_t *rule, void *user)
 {
     hub_jsonw_t *w = user;
@@ -69,7 +57,7 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
             hub_jsonw_kv_str(&w, "id", kp->member_id);
             hub_jsonw_kv_bool(&w, "online", online);
             hub_jsonw_key(&w, "services");
-            hub__json_services(&w, services);
+            hub_jsonw_csv(&w, services);
             hub_jsonw_object_end(&w);
         }
         hub_jsonw_array_end(&w);
@@ -94,7 +82,7 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
         hub_jsonw_kv_str(&w, "member", member);
         hub_jsonw_kv_bool(&w, "online", online);
         hub_jsonw_key(&w, "services");
-        hub__json_services(&w, services);
+        hub_jsonw_csv(&w, services);
     } else if (!strcmp(env->service, HUB__META_ALLOWED)) {
         hub_jsonw_kv_str(&w, "member", caller->id);
         hub_jsonw_kv_bool(&w, "policy", self->policy != NULL);

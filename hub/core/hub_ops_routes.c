@@ -225,16 +225,7 @@ void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_
             hub_jsonw_null(&w);
         hub_jsonw_kv_str(&w, "address", m->address);
         hub_jsonw_key(&w, "services");
-        hub_jsonw_array_begin(&w);
-        for (const char *p = m->services; *p;) {
-            size_t len = strcspn(p, ",");
-            if (len)
-                hub_jsonw_strn(&w, p, len);
-            p += len;
-            if (*p == ',')
-                p++;
-        }
-        hub_jsonw_array_end(&w);
+        hub_jsonw_csv(&w, m->services);
         hub_jsonw_kv_u64(&w, "msgs_in", m->msgs_in);
         hub_jsonw_kv_u64(&w, "msgs_out", m->msgs_out);
         hub_jsonw_kv_u64(&w, "bytes_in", m->bytes_in);

@@ -282,8 +282,7 @@ void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const 
         return;
     const char *label = hub__service_label(self, env->sender, receiver, env->service);
     uint64_t now = hub_now_us();
-    hub_flows_accepted(self->flows, env->sender, receiver, label, len, now);
-    hub_flows_delivered(self->flows, env->sender, receiver, label, 0, now);
+    hub_flows_passed(self->flows, env->sender, receiver, label, len, now);
 }
 
 /* A queued envelope is in the store (its ACCEPTED record was written by

@@ -74,6 +74,24 @@ static int hub__zmq_send(hub_server_t *self, hub__member_t *m, const uint8_t *bu
     return 0;
 }
 
+/* hub__zmq_send() for a message of len bytes (kept by the caller on a
+ * failure, given to ZeroMQ on success, when msg is emptied). */
+static int hub__zmq_send_msg(hub_server_t *self, hub__member_t *m, zmq_msg_t *msg, size_t len)
+{
+    if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        if (e == EHOSTUNREACH) {
+            HUB_INFO("router", "member connection gone", "member=%s", m->id);
+            m->online = false;
+            hub__blocked_drop(m);
+        }
+        return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
+    }
+    m->bytes_out += len;
+    return 0;
+}
+
 /* Sends one frame to a member's live connection. A frame its pipe will not
  * take yet waits, in order, in the member's blocked queue (counted against
  * max_waiting_bytes), and is offered again every HUB__RETRY_MS; a member
@@ -84,20 +102,34 @@ int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
 {
     if (!m->online || m->rid_len == 0)
         return HUB_ECLOSED;
+    frame->protocol_version = HUB_PROTOCOL_VERSION;
+    size_t len = protobuf_c_message_get_packed_size(&frame->base);
     uint8_t *buf;
-    size_t len;
-    int rc = hub_frame_encode(frame, &buf, &len);
-    if (rc != 0)
-        return rc;
     if (m->blocked_n == 0) {
-        rc = hub__zmq_send(self, m, buf, len);
+        /* Packed straight into the message ZeroMQ sends: no buffer of our
+         * own, no copy of a frame of up to a MiB into zmq_send's. */
+        zmq_msg_t msg;
+        if (zmq_msg_init_size(&msg, len ? len : 1) != 0)
+            return HUB_ENOMEM;
+        protobuf_c_message_pack(&frame->base, zmq_msg_data(&msg));
+        int rc = hub__zmq_send_msg(self, m, &msg, len);
         /* Any call on the socket, a failed send too, may consume the edge
          * of ZMQ_FD: have the watcher look at ZMQ_EVENTS again. */
         hub_zsock_kick(self->router_watch);
         if (rc != HUB_EAGAIN) {
-            free(buf);
+            zmq_msg_close(&msg);
             return rc;
         }
+        buf = malloc(len ? len : 1);
+        if (buf)
+            memcpy(buf, zmq_msg_data(&msg), len);
+        zmq_msg_close(&msg);
+        if (!buf)
+            return HUB_ENOMEM;
+    } else {
+        int rc = hub_frame_encode(frame, &buf, &len);
+        if (rc != 0)
+            return rc;
     }
     return hub__blocked_push(self, m, buf, len);
 }
@@ -175,22 +207,27 @@ int hub__receipts_init(hub__receipts_t *r, size_t cap)
     r->cap = cap;
     r->acks = calloc(cap, sizeof *r->acks);
     r->ack_ptrs = calloc(cap, sizeof *r->ack_ptrs);
+    r->ack_ids = malloc(cap * sizeof *r->ack_ids);
     r->nacks = calloc(cap, sizeof *r->nacks);
     r->nack_ptrs = calloc(cap, sizeof *r->nack_ptrs);
     r->reasons = calloc(cap, sizeof *r->reasons);
-    return (r->acks && r->ack_ptrs && r->nacks && r->nack_ptrs && r->reasons) ? 0 : HUB_ENOMEM;
+    return (r->acks && r->ack_ptrs && r->ack_ids && r->nacks && r->nack_ptrs && r->reasons)
+               ? 0
+               : HUB_ENOMEM;
 }
 
 void hub__receipts_free(hub__receipts_t *r)
 {
     for (size_t i = 0; i < r->n_acks; i++)
-        free(r->acks[i].message_id);
+        if (r->acks[i].message_id != r->ack_ids[i])
+            free(r->acks[i].message_id);
     for (size_t i = 0; i < r->n_nacks; i++) {
         free(r->reasons[i]);
         free(r->nacks[i].message_id);
     }
     free(r->acks);
     free(r->ack_ptrs);
+    free(r->ack_ids);
     free(r->nacks);
     free(r->nack_ptrs);
     free(r->reasons);
@@ -209,9 +246,14 @@ void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_
         return;
     Lth__V1__Ack *a = &r->acks[r->n_acks];
     lth__v1__ack__init(a);
-    a->message_id = strdup(message_id);
-    if (!a->message_id)
-        return;
+    size_t len = strlen(message_id);
+    if (len <= HUB_UUID_LEN) { /* every valid id: no allocation per ACK */
+        a->message_id = memcpy(r->ack_ids[r->n_acks], message_id, len + 1);
+    } else {
+        a->message_id = strdup(message_id);
+        if (!a->message_id)
+            return;
+    }
     a->hub_seq = seq;
     if (routed_to)
         a->routed_to = (char *)routed_to;

@@ -343,8 +343,11 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     self->current_peer = zmq_msg_gets(body, "Peer-Address");
 
     hub_frame_t *frame = NULL;
-    int rc = hub_frame_decode(zmq_msg_data(body), zmq_msg_size(body), &frame);
+    hub_arena_mark_t mark = hub_arena_mark(&self->turn_arena);
+    self->turn_lent = false;
+    int rc = hub_frame_decode_in(&self->turn_arena, zmq_msg_data(body), zmq_msg_size(body), &frame);
     if (rc != 0) {
+        hub_arena_release(&self->turn_arena, mark);
         self->stats.malformed_frames++;
         hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
                             "the message is not an encoded lth.v1.Frame with a body; see "
@@ -355,7 +358,7 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     if (frame->protocol_version != HUB_PROTOCOL_VERSION) {
         hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
                             "this hub speaks protocol version 1; set Frame.protocol_version = 1");
-        hub_frame_free(&frame);
+        hub_arena_release(&self->turn_arena, mark);
         return;
     }
     bool registered = m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0;
@@ -390,7 +393,13 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
                             "clients may send only Hello, Batch, Settle and Heartbeat frames");
         break;
     }
-    hub_frame_free(&frame);
+    /* The frame goes with the arena: at the end of the turn when a
+     * delivery borrows bytes of it, now otherwise. */
+    if (self->turn_lent)
+        self->turn_lent_bytes += zmq_msg_size(body);
+    else
+        hub_arena_release(&self->turn_arena, mark);
+    self->turn_lent = false;
 }
 
 static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
@@ -399,7 +408,8 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
     hub_server_t *self = user;
     self->turn_envelopes = 0;
     for (int n = 0;
-         n < HUB__DRAIN_BUDGET && !self->stopping && self->turn_envelopes < HUB__TURN_ENVELOPES;
+         n < HUB__DRAIN_BUDGET && !self->stopping && self->turn_envelopes < HUB__TURN_ENVELOPES &&
+         self->turn_lent_bytes < HUB__TURN_LENT_MAX;
          n++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
@@ -448,6 +458,9 @@ static void hub__on_end_of_turn(uv_check_t *check)
     hub_server_t *self = check->data;
     hub__turn_receipts_hold(self);
     hub__flush_all(self);
+    /* Every delivery that borrowed frame bytes has been encoded. */
+    hub_arena_reset(&self->turn_arena);
+    self->turn_lent_bytes = 0;
     hub__turn_receipts_send(self);
     if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
         uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
@@ -685,6 +698,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->cfg = *cfg;
     self->loop = loop;
     self->current_fd = -1;
+    hub_arena_init(&self->turn_arena);
     if (self->cfg.audit && !self->cfg.audit_dir[0])
         snprintf(self->cfg.audit_dir, sizeof self->cfg.audit_dir, "%.*s/audit",
                  (int)(sizeof self->cfg.audit_dir - 7), self->cfg.data_dir);
@@ -723,7 +737,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                  "no policy_file: every member may call every service (development "
                  "mode); set policy_file to deny by default",
                  NULL);
-    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub_map_new()) ||
+    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub__requests_new()) ||
                     !(self->subs = hub_map_new()) || !(self->interned = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
@@ -781,9 +795,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         if (rc != 0)
             snprintf(err, err_size, "store %s: cannot read its tracked requests (%s)",
                      cfg->data_dir, hub_strerror(rc));
-        else if (hub_map_size(self->requests) || expired)
+        else if (hub__requests_size(self->requests) || expired)
             HUB_INFO("hubd", "tracked requests restored", "open=%zu expired=%zu",
-                     hub_map_size(self->requests), expired);
+                     hub__requests_size(self->requests), expired);
     }
     if (rc == 0 && !(self->readbuf = malloc(HUB__READ_BATCH * sizeof *self->readbuf))) {
         snprintf(err, err_size, "out of memory");
@@ -1084,6 +1098,7 @@ void hub_server_destroy(hub_server_t **self_p)
     for (size_t i = 0; i < self->turn_rcpt_n; i++)
         hub__receipts_free(&self->turn_rcpt[i].r);
     free(self->turn_rcpt);
+    hub_arena_destroy(&self->turn_arena);
     /* Members last: queued audit records point at their ids. */
     if (self->members) {
         size_t cursor = 0;
@@ -1101,13 +1116,7 @@ void hub_server_destroy(hub_server_t **self_p)
         }
         hub_map_destroy(&self->subs);
     }
-    if (self->requests) {
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(self->requests, &cursor, NULL, &value))
-            free(value);
-        hub_map_destroy(&self->requests);
-    }
+    hub__requests_destroy(&self->requests);
     hub_map_destroy(&self->cert_not_after);
     if (self->interned) {
         /* After the audit queue: its records point at these texts. */

@@ -90,6 +90,26 @@ void hub__store_txn_read_end(hub_store_t *self, MDB_txn *txn)
     mdb_txn_abort(txn);
 }
 
+int hub__store_cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c)
+{
+    int rc = hub__store_txn_read(self, txn);
+    if (rc != 0)
+        return rc;
+    rc = hub__store_map_rc(mdb_cursor_open(*txn, dbi, c));
+    if (rc != 0)
+        hub__store_txn_read_end(self, *txn);
+    return rc;
+}
+
+int hub__store_cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc)
+{
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = hub__store_map_rc(mrc);
+    mdb_cursor_close(c);
+    hub__store_txn_read_end(self, txn);
+    return rc;
+}
+
 /* Write functions pair hub__store_txn_write() with hub__store_txn_finish().
  * On the thread that owns the batch the transaction is a child of it:
  * committing the child moves its changes into the batch, aborting it drops

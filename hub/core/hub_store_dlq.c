@@ -89,15 +89,10 @@ int hub__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
     if (max == 0 || after_seq == UINT64_MAX)
         return 0;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    MDB_cursor *c;
+    int rc = hub__store_cursor_read(self, self->dead, &txn, &c);
     if (rc != 0)
         return rc;
-    MDB_cursor *c;
-    rc = hub__store_map_rc(mdb_cursor_open(txn, self->dead, &c));
-    if (rc != 0) {
-        hub__store_txn_read_end(self, txn);
-        return rc;
-    }
     uint8_t sb[HUB__SEQ_KEY];
     MDB_val k = hub__seq_val(sb, after_seq + 1), v;
     size_t n = 0;
@@ -119,10 +114,7 @@ int hub__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
         n++;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = hub__store_map_rc(mrc);
-    mdb_cursor_close(c);
-    hub__store_txn_read_end(self, txn);
+    rc = hub__store_cursor_read_end(self, txn, c, rc, mrc);
     *n_out = n;
     return rc;
 }

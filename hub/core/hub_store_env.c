@@ -21,18 +21,7 @@
 
 /* ---- errors ---------------------------------------------------------------- */
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
+/* Sentences go into err through hub_errf (hub_error.h). */
 
 /* ---- formats ------------------------------------------------------------- */
 
@@ -58,7 +47,7 @@ static int upgrade_to_format_3(hub_store_t *self, MDB_txn *txn, const char *dir,
 {
     uint8_t id[16], at[8];
     if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id) {
-        set_err(err, err_size, "store %s: no random bytes for its id: %s", dir, strerror(errno));
+        hub_errf(err, err_size, "store %s: no random bytes for its id: %s", dir, strerror(errno));
         return HUB_EIO;
     }
     struct timespec ts;
@@ -70,7 +59,7 @@ static int upgrade_to_format_3(hub_store_t *self, MDB_txn *txn, const char *dir,
     if (rc == 0)
         rc = mdb_put(txn, self->meta, &ak, &av, 0);
     if (rc != 0)
-        set_err(err, err_size, "store %s: cannot write its id: %s", dir, mdb_strerror(rc));
+        hub_errf(err, err_size, "store %s: cannot write its id: %s", dir, mdb_strerror(rc));
     return hub__store_map_rc(rc);
 }
 
@@ -131,7 +120,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     MDB_txn *txn;
     int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc != 0) {
-        set_err(err, err_size, "store %s: cannot start a transaction: %s", dir, mdb_strerror(rc));
+        hub_errf(err, err_size, "store %s: cannot start a transaction: %s", dir, mdb_strerror(rc));
         return hub__store_map_rc(rc);
     }
     /* A valid LMDB file that some other program wrote has other names in
@@ -149,11 +138,11 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         mdb_cursor_close(c);
     if (rc != MDB_NOTFOUND || foreign) {
         mdb_txn_abort(txn);
-        set_err(err, err_size,
-                "store %s: data.mdb is %s: move %s aside and restart to begin with an empty "
-                "store, or restore it from backup",
-                dir, foreign ? "an LMDB file but not a Liên Thông Hub store" : mdb_strerror(rc),
-                dir);
+        hub_errf(err, err_size,
+                 "store %s: data.mdb is %s: move %s aside and restart to begin with an empty "
+                 "store, or restore it from backup",
+                 dir, foreign ? "an LMDB file but not a Liên Thông Hub store" : mdb_strerror(rc),
+                 dir);
         return HUB_ESTORE;
     }
     MDB_dbi *dbis[] = {&self->meta,     &self->msgs,  &self->queue,   &self->expiry,
@@ -164,10 +153,10 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, dbis[i]);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        set_err(err, err_size,
-                "store %s: cannot open its tables (%s): move %s aside and restart to begin with "
-                "an empty store, or restore it from backup",
-                dir, mdb_strerror(rc), dir);
+        hub_errf(err, err_size,
+                 "store %s: cannot open its tables (%s): move %s aside and restart to begin with "
+                 "an empty store, or restore it from backup",
+                 dir, mdb_strerror(rc), dir);
         return hub__store_map_rc(rc) == HUB_EFULL ? HUB_EFULL : HUB_ESTORE;
     }
 
@@ -182,16 +171,16 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         if (format < HUB__STORE_FORMAT_OLDEST || format > HUB_STORE_FORMAT) {
             mdb_txn_abort(txn);
             if (format > HUB_STORE_FORMAT)
-                set_err(err, err_size,
-                        "store %s: written in store format %u by a newer hubd; this hubd reads "
-                        "formats %u to %u: install the newer hubd again, or restore the backup "
-                        "taken before the upgrade with 'hubctl restore BACKUP-DIR'",
-                        dir, format, HUB__STORE_FORMAT_OLDEST, HUB_STORE_FORMAT);
+                hub_errf(err, err_size,
+                         "store %s: written in store format %u by a newer hubd; this hubd reads "
+                         "formats %u to %u: install the newer hubd again, or restore the backup "
+                         "taken before the upgrade with 'hubctl restore BACKUP-DIR'",
+                         dir, format, HUB__STORE_FORMAT_OLDEST, HUB_STORE_FORMAT);
             else
-                set_err(err, err_size,
-                        "store %s: its format record is damaged: move %s aside and restart to "
-                        "begin with an empty store, or restore it from backup",
-                        dir, dir);
+                hub_errf(err, err_size,
+                         "store %s: its format record is damaged: move %s aside and restart to "
+                         "begin with an empty store, or restore it from backup",
+                         dir, dir);
             return HUB_ESTORE;
         }
         rc = 0;
@@ -199,10 +188,10 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
             hrc = upgrade_format_1_to_2(self, txn);
             if (hrc != 0) {
                 mdb_txn_abort(txn);
-                set_err(err, err_size,
-                        "store %s: cannot upgrade it from store format 1 to %u (%s): make room "
-                        "on the disk and restart, or run the previous hubd version",
-                        dir, HUB_STORE_FORMAT, hub_strerror(hrc));
+                hub_errf(err, err_size,
+                         "store %s: cannot upgrade it from store format 1 to %u (%s): make room "
+                         "on the disk and restart, or run the previous hubd version",
+                         dir, HUB_STORE_FORMAT, hub_strerror(hrc));
                 return hrc == HUB_EFULL || hrc == HUB_ENOMEM ? hrc : HUB_ESTORE;
             }
         }
@@ -248,15 +237,15 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     if (rc != 0 || hrc != 0) {
         mdb_txn_abort(txn);
         int code = rc != 0 ? hub__store_map_rc(rc) : hrc;
-        set_err(err, err_size,
-                "store %s: its sequence counter is %s: move %s aside and restart to begin "
-                "with an empty store, or restore it from backup",
-                dir, rc != 0 ? mdb_strerror(rc) : "missing or behind the stored messages", dir);
+        hub_errf(err, err_size,
+                 "store %s: its sequence counter is %s: move %s aside and restart to begin "
+                 "with an empty store, or restore it from backup",
+                 dir, rc != 0 ? mdb_strerror(rc) : "missing or behind the stored messages", dir);
         return code == HUB_EFULL || code == HUB_ENOMEM || code == HUB_EPERM ? code : HUB_ESTORE;
     }
     rc = mdb_txn_commit(txn);
     if (rc != 0) {
-        set_err(err, err_size, "store %s: cannot write its header: %s", dir, mdb_strerror(rc));
+        hub_errf(err, err_size, "store %s: cannot write its header: %s", dir, mdb_strerror(rc));
         return hub__store_map_rc(rc);
     }
     return 0; /* hub_server logs an upgrade (hub_store_upgraded_from) */
@@ -280,40 +269,40 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
     if (out)
         *out = NULL;
     if (!dir || !*dir || !out || strlen(dir) > PATH_MAX - 16) {
-        set_err(err, err_size, "store: no directory given, or its path is too long");
+        hub_errf(err, err_size, "store: no directory given, or its path is too long");
         return HUB_EINVAL;
     }
     int e = mkdir_p(dir);
     if (e != 0) {
-        set_err(err, err_size, "store %s: cannot create the directory: %s%s", dir, strerror(e),
-                e == EACCES ? " (check the permissions of its parent)" : "");
+        hub_errf(err, err_size, "store %s: cannot create the directory: %s%s", dir, strerror(e),
+                 e == EACCES ? " (check the permissions of its parent)" : "");
         return e == EACCES || e == EPERM || e == EROFS ? HUB_EPERM : HUB_EIO;
     }
     struct stat dir_st;
     if (stat(dir, &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
-        set_err(err, err_size, "store %s: exists but is not a directory: give a directory", dir);
+        hub_errf(err, err_size, "store %s: exists but is not a directory: give a directory", dir);
         return HUB_EINVAL;
     }
     hub_store_t *self = calloc(1, sizeof *self);
     if (!self || pthread_mutex_init(&self->batch_lock, NULL) != 0) {
         free(self);
-        set_err(err, err_size, "store %s: out of memory", dir);
+        hub_errf(err, err_size, "store %s: out of memory", dir);
         return HUB_ENOMEM;
     }
     self->base.ops = &hub__lmdb_ops;
     if (limits)
         self->limits = *limits;
     if (self->limits.reserve_percent > 50) {
-        set_err(err, err_size,
-                "store %s: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
-                dir, self->limits.reserve_percent);
+        hub_errf(err, err_size,
+                 "store %s: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
+                 dir, self->limits.reserve_percent);
         hub__lmdb_close(&self);
         return HUB_EINVAL;
     }
     uint64_t map = self->limits.max_bytes ? self->limits.max_bytes : DEFAULT_MAP_BYTES;
     if (map > SIZE_MAX) {
         hub__lmdb_close(&self);
-        set_err(err, err_size, "store %s: max_bytes is larger than this machine can map", dir);
+        hub_errf(err, err_size, "store %s: max_bytes is larger than this machine can map", dir);
         return HUB_EINVAL;
     }
 
@@ -323,7 +312,7 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
     if (rc == 0)
         rc = mdb_env_set_mapsize(self->env, (size_t)map);
     if (rc != 0) {
-        set_err(err, err_size, "store %s: cannot set up LMDB: %s", dir, mdb_strerror(rc));
+        hub_errf(err, err_size, "store %s: cannot set up LMDB: %s", dir, mdb_strerror(rc));
         hub__lmdb_close(&self);
         return hub__store_map_rc(rc);
     }
@@ -334,19 +323,19 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
     if (rc != 0) {
         int code = hub__store_map_rc(rc);
         if (code == HUB_EPERM)
-            set_err(err, err_size,
-                    "store %s: %s: make the directory and its files owned and writable by the "
-                    "user that runs hubd (directory 0700, files 0600)",
-                    dir, mdb_strerror(rc));
+            hub_errf(err, err_size,
+                     "store %s: %s: make the directory and its files owned and writable by the "
+                     "user that runs hubd (directory 0700, files 0600)",
+                     dir, mdb_strerror(rc));
         else if (code == HUB_ENOMEM || code == HUB_EFULL)
-            set_err(err, err_size, "store %s: cannot map the store: %s", dir, mdb_strerror(rc));
+            hub_errf(err, err_size, "store %s: cannot map the store: %s", dir, mdb_strerror(rc));
         else {
             code = HUB_ESTORE;
-            set_err(err, err_size,
-                    "store %s: data.mdb is corrupt, not an LMDB file, from another LMDB "
-                    "version, or unreadable (%s): move %s aside and restart to begin with an "
-                    "empty store, or restore it from backup",
-                    dir, mdb_strerror(rc), dir);
+            hub_errf(err, err_size,
+                     "store %s: data.mdb is corrupt, not an LMDB file, from another LMDB "
+                     "version, or unreadable (%s): move %s aside and restart to begin with an "
+                     "empty store, or restore it from backup",
+                     dir, mdb_strerror(rc), dir);
         }
         hub__lmdb_close(&self);
         return code;
@@ -430,12 +419,12 @@ static int env_open_rdonly(const char *dir, unsigned flags, MDB_env **env, char 
     char path[PATH_MAX];
     struct stat st;
     if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path) {
-        set_err(err, err_size, "store %s: path too long", dir);
+        hub_errf(err, err_size, "store %s: path too long", dir);
         return HUB_EINVAL;
     }
     if (stat(path, &st) != 0) {
         int e = errno;
-        set_err(err, err_size, "store %s: no data.mdb (%s)", dir, strerror(e));
+        hub_errf(err, err_size, "store %s: no data.mdb (%s)", dir, strerror(e));
         return e == ENOENT ? HUB_ENOENT : e == EACCES ? HUB_EPERM : HUB_EIO;
     }
     int rc = mdb_env_create(env);
@@ -445,8 +434,8 @@ static int env_open_rdonly(const char *dir, unsigned flags, MDB_env **env, char 
         rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS | flags, 0600);
     if (rc != 0) {
         int code = hub__store_map_rc(rc);
-        set_err(err, err_size, "store %s: cannot open it read-only: %s%s", dir, mdb_strerror(rc),
-                code == HUB_EPERM ? " (run as root or as the user that runs hubd)" : "");
+        hub_errf(err, err_size, "store %s: cannot open it read-only: %s%s", dir, mdb_strerror(rc),
+                 code == HUB_EPERM ? " (run as root or as the user that runs hubd)" : "");
         if (*env)
             mdb_env_close(*env);
         *env = NULL;
@@ -473,7 +462,7 @@ static int inspect_env(MDB_env *env, const char *dir, hub_store_info_t *out, cha
     if (rc != 0) {
         if (txn)
             mdb_txn_abort(txn);
-        set_err(err, err_size, "store %s: not a Liên Thông Hub store (%s)", dir, mdb_strerror(rc));
+        hub_errf(err, err_size, "store %s: not a Liên Thông Hub store (%s)", dir, mdb_strerror(rc));
         return HUB_ESTORE;
     }
     info_fill(txn, meta, out);
@@ -484,10 +473,10 @@ static int inspect_env(MDB_env *env, const char *dir, hub_store_info_t *out, cha
     }
     mdb_txn_abort(txn);
     if (out->format < HUB__STORE_FORMAT_OLDEST || out->format > HUB_STORE_FORMAT) {
-        set_err(err, err_size,
-                "store %s: store format %u; this hubd reads formats %u to %u: install the hubd "
-                "that wrote it, or restore a backup taken with this version",
-                dir, out->format, HUB__STORE_FORMAT_OLDEST, HUB_STORE_FORMAT);
+        hub_errf(err, err_size,
+                 "store %s: store format %u; this hubd reads formats %u to %u: install the hubd "
+                 "that wrote it, or restore a backup taken with this version",
+                 dir, out->format, HUB__STORE_FORMAT_OLDEST, HUB_STORE_FORMAT);
         return HUB_ESTORE;
     }
     return 0;
@@ -517,7 +506,7 @@ int hub__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
     if (rc == 0) {
         int e = mkdir_p(dest_dir);
         if (e != 0) {
-            set_err(err, err_size, "backup %s: cannot create it: %s", dest_dir, strerror(e));
+            hub_errf(err, err_size, "backup %s: cannot create it: %s", dest_dir, strerror(e));
             rc = e == EACCES || e == EPERM || e == EROFS ? HUB_EPERM : HUB_EIO;
         }
     }
@@ -526,8 +515,8 @@ int hub__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
          * compacting drops free pages, so the copy is as small as the data. */
         int mrc = mdb_env_copy2(env, dest_dir, MDB_CP_COMPACT);
         if (mrc != 0) {
-            set_err(err, err_size, "backup of store %s into %s failed: %s", dir, dest_dir,
-                    mdb_strerror(mrc));
+            hub_errf(err, err_size, "backup of store %s into %s failed: %s", dir, dest_dir,
+                     mdb_strerror(mrc));
             rc = hub__store_map_rc(mrc) == HUB_ESTORE ? HUB_EIO : hub__store_map_rc(mrc);
         }
     }

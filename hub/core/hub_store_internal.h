@@ -185,6 +185,12 @@ bool hub__store_str_ok(const char *s, size_t max, bool may_be_empty);
 
 int hub__store_txn_read(hub_store_t *self, MDB_txn **txn);
 void hub__store_txn_read_end(hub_store_t *self, MDB_txn *txn);
+/* A read transaction and a cursor over dbi in it; on failure neither is left
+ * open. hub__store_cursor_read_end() closes both and returns rc, or, when rc
+ * is 0, the error that ended the cursor walk (mrc: an LMDB code; 0 and
+ * MDB_NOTFOUND are not errors). */
+int hub__store_cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c);
+int hub__store_cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc);
 int hub__store_txn_write(hub_store_t *self, MDB_txn **txn);
 /* Commits, or aborts when rc says the work failed; returns the outcome. */
 int hub__store_txn_finish(hub_store_t *self, MDB_txn *txn, int rc);

@@ -416,15 +416,10 @@ int hub__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after
     if (max == 0 || after_seq == UINT64_MAX)
         return 0;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    MDB_cursor *c;
+    int rc = hub__store_cursor_read(self, self->queue, &txn, &c);
     if (rc != 0)
         return rc;
-    MDB_cursor *c;
-    rc = hub__store_map_rc(mdb_cursor_open(txn, self->queue, &c));
-    if (rc != 0) {
-        hub__store_txn_read_end(self, txn);
-        return rc;
-    }
     size_t rlen = strlen(receiver), n = 0;
     uint8_t qb[HUB__QKEY_MAX];
     MDB_val k = hub__queue_key(qb, receiver, after_seq + 1), v;
@@ -458,10 +453,7 @@ int hub__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after
         n++;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = hub__store_map_rc(mrc);
-    mdb_cursor_close(c);
-    hub__store_txn_read_end(self, txn);
+    rc = hub__store_cursor_read_end(self, txn, c, rc, mrc);
     *n_out = n;
     return rc;
 }
@@ -592,15 +584,10 @@ int hub__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
     if (max == 0)
         return 0;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    MDB_cursor *c;
+    int rc = hub__store_cursor_read(self, self->expiry, &txn, &c);
     if (rc != 0)
         return rc;
-    MDB_cursor *c;
-    rc = hub__store_map_rc(mdb_cursor_open(txn, self->expiry, &c));
-    if (rc != 0) {
-        hub__store_txn_read_end(self, txn);
-        return rc;
-    }
     size_t n = 0;
     MDB_val k, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
@@ -614,10 +601,7 @@ int hub__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
         seqs[n++] = hub_get_be64((const uint8_t *)k.mv_data + 8);
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = hub__store_map_rc(mrc);
-    mdb_cursor_close(c);
-    hub__store_txn_read_end(self, txn);
+    rc = hub__store_cursor_read_end(self, txn, c, rc, mrc);
     if (rc == 0)
         *n_out = n;
     return rc;

@@ -17,6 +17,7 @@
 #include "lth_lookup.h"
 #include "lth_verify.h"
 #include "testkit.h"
+#include "tkcitizen.h"
 
 #include <check.h>
 #include <limits.h>
@@ -116,55 +117,13 @@ static void assert_no_record_value(const adp_reply_t *reply, const lth_citizen_t
         ck_assert(!memmem(reply->payload, reply->payload_len, c->head_personal_id, LTH_PID_LEN));
 }
 
-typedef struct {
-    const char *id;
-    const char *name;
-    const lth_date_t *dob;
-    int sex;
-    const char *residence;
-} declared_t;
+typedef tk_declared_t declared_t;
 
 /* Sends a CitizenVerifyRequest; keeps the raw reply in *raw (free it). */
 static vresp_t *verify(adp_client_t *c, const declared_t *subjects, size_t n, const char *purpose,
                        const char *purpose_code, adp_reply_t *raw)
 {
-    Lth__Domain__V1__DeclaredIdentity items[8], *ptrs[8];
-    Lth__Domain__V1__Date dates[8];
-    ck_assert_uint_le(n, 8);
-    for (size_t i = 0; i < n; i++) {
-        lth__domain__v1__declared_identity__init(&items[i]);
-        items[i].personal_id = (char *)subjects[i].id;
-        if (subjects[i].name)
-            items[i].full_name = (char *)subjects[i].name;
-        if (subjects[i].dob) {
-            lth__domain__v1__date__init(&dates[i]);
-            dates[i].year = (uint32_t)subjects[i].dob->year;
-            dates[i].month = (uint32_t)subjects[i].dob->month;
-            dates[i].day = (uint32_t)subjects[i].dob->day;
-            items[i].date_of_birth = &dates[i];
-        }
-        items[i].sex = (Lth__Domain__V1__Sex)subjects[i].sex;
-        if (subjects[i].residence)
-            items[i].residence = (char *)subjects[i].residence;
-        ptrs[i] = &items[i];
-    }
-    Lth__Domain__V1__CitizenVerifyRequest req = LTH__DOMAIN__V1__CITIZEN_VERIFY_REQUEST__INIT;
-    req.subjects = ptrs;
-    req.n_subjects = n;
-    req.purpose = (char *)purpose;
-    req.purpose_code = (char *)purpose_code;
-    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    lth__domain__v1__citizen_verify_request__pack(&req, buf);
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len, 0,
-                         10000, raw);
-    free(buf);
-    ck_assert_msg(rc == 0, "verify failed: %s", adp_last_error(c));
-    ck_assert_str_eq(raw->content_type, LTH_VERIFY_RESPONSE_TYPE);
-    vresp_t *resp =
-        lth__domain__v1__citizen_verify_response__unpack(NULL, raw->payload_len, raw->payload);
-    ck_assert_ptr_nonnull(resp);
-    return resp;
+    return tk_citizen_verify(c, POP, subjects, n, purpose, purpose_code, 0, 10000, raw);
 }
 
 static lresp_t *lookup(adp_client_t *c, const char *const *keys, size_t n, const char *purpose_code,
@@ -175,17 +134,7 @@ static lresp_t *lookup(adp_client_t *c, const char *const *keys, size_t n, const
     req.n_personal_ids = n;
     req.purpose = "Đăng ký thường trú (test)";
     req.purpose_code = (char *)purpose_code;
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len, 0,
-                         10000, raw);
-    free(buf);
-    ck_assert_msg(rc == 0, "look-up failed: %s", adp_last_error(c));
-    lresp_t *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, raw->payload_len, raw->payload);
-    ck_assert_ptr_nonnull(resp);
-    return resp;
+    return tk_citizen_lookup(c, POP, &req, 0, 10000, raw);
 }
 
 static void assert_checks(const vres_t *r, int name, int dob, int sex, int residence, bool all)
@@ -500,21 +449,13 @@ START_TEST(bad_disclosure_file_stops_the_adapter)
         {"disclose sex to " TTHC " for y\ndisclose sex to " TTHC " for y\n",
          "disclosure.bad:2: the same rule is written twice"},
     };
-    char secret[PATH_MAX], path[PATH_MAX], file[PATH_MAX], text[4096];
-    hubfix_secret_path(&fix, POP, secret);
-    snprintf(path, sizeof path, "%s/bad.conf", fix.dir);
+    char file[PATH_MAX], text[4096];
     snprintf(file, sizeof file, "%s/disclosure.bad", fix.dir);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tk_write_file(file, bad[i][0]);
-        snprintf(text, sizeof text,
-                 "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-                 "member_key_file = %s\nplugin = %s\nplugin.db = %s/pop.db\n"
-                 "plugin.disclosure_file = %s\n",
-                 fix.endpoint, fix.dir, secret, tk_plugin("population"), fix.dir, file);
-        tk_write_file(path, text);
-        char *out = NULL;
-        char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", path, NULL};
-        ck_assert_int_eq(tk_run(argv, &out, 10000), 1);
+        snprintf(text, sizeof text, "plugin.db = %s/pop.db\nplugin.disclosure_file = %s\n",
+                 fix.dir, file);
+        char *out = hubfix_adapter_refused(&fix, POP, "population", text);
         ck_assert_msg(strstr(out, "plugin.disclosure_file: ") && strstr(out, bad[i][1]),
                       "case %zu: %s", i, out);
         free(out);

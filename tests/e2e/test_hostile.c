@@ -643,13 +643,7 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
         hub_frame_free(&f);
     }
     ck_assert_uint_eq(n, 8);
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = seqs;
-    settle.n_hub_seqs = n;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    frame.settle = &settle;
-    rawcli_send_frame(&slow, &frame);
+    rawcli_settle(&slow, seqs, n);
     hello_raw(&tthc, TTHC);
     for (int tries = 0; tries < 20; tries++) {
         tk_sleep_ms(100);

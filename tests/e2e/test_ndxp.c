@@ -31,6 +31,7 @@
 #include "lth_lookup.h"
 #include "lth_verify.h"
 #include "testkit.h"
+#include "tkcitizen.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -349,20 +350,7 @@ static lresp_t *lookup(adp_client_t *c, const char *const *keys, size_t n, const
     req.n_personal_ids = n;
     req.purpose = "Đăng ký thường trú (test)";
     req.purpose_code = (char *)purpose_code;
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
-    adp_reply_t raw;
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len,
-                         ADP_ONLINE_ONLY, 20000, &raw);
-    free(buf);
-    ck_assert_msg(rc == 0, "look-up failed: %s", adp_last_error(c));
-    ck_assert_str_eq(raw.content_type, LTH_LOOKUP_RESPONSE_TYPE);
-    lresp_t *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, raw.payload_len, raw.payload);
-    adp_reply_free(&raw);
-    ck_assert_ptr_nonnull(resp);
-    return resp;
+    return tk_citizen_lookup(c, POP, &req, ADP_ONLINE_ONLY, 20000, NULL);
 }
 
 /* A look-up of citizen 0 for residence-registration that must succeed. */
@@ -392,56 +380,13 @@ static char *lookup_unavailable(adp_client_t *c)
     return reason;
 }
 
-typedef struct {
-    const char *id;
-    const char *name;
-    const lth_date_t *dob;
-    int sex;
-    const char *residence;
-} declared_t;
+typedef tk_declared_t declared_t;
 
 static vresp_t *verify(adp_client_t *c, const declared_t *subjects, size_t n,
                        const char *purpose_code)
 {
-    Lth__Domain__V1__DeclaredIdentity items[8], *ptrs[8];
-    Lth__Domain__V1__Date dates[8];
-    ck_assert_uint_le(n, 8);
-    for (size_t i = 0; i < n; i++) {
-        lth__domain__v1__declared_identity__init(&items[i]);
-        items[i].personal_id = (char *)subjects[i].id;
-        if (subjects[i].name)
-            items[i].full_name = (char *)subjects[i].name;
-        if (subjects[i].dob) {
-            lth__domain__v1__date__init(&dates[i]);
-            dates[i].year = (uint32_t)subjects[i].dob->year;
-            dates[i].month = (uint32_t)subjects[i].dob->month;
-            dates[i].day = (uint32_t)subjects[i].dob->day;
-            items[i].date_of_birth = &dates[i];
-        }
-        items[i].sex = (Lth__Domain__V1__Sex)subjects[i].sex;
-        if (subjects[i].residence)
-            items[i].residence = (char *)subjects[i].residence;
-        ptrs[i] = &items[i];
-    }
-    Lth__Domain__V1__CitizenVerifyRequest req = LTH__DOMAIN__V1__CITIZEN_VERIFY_REQUEST__INIT;
-    req.subjects = ptrs;
-    req.n_subjects = n;
-    req.purpose = "Đăng ký doanh nghiệp (test)";
-    req.purpose_code = (char *)purpose_code;
-    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    lth__domain__v1__citizen_verify_request__pack(&req, buf);
-    adp_reply_t raw;
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, buf, len,
-                         ADP_ONLINE_ONLY, 20000, &raw);
-    free(buf);
-    ck_assert_msg(rc == 0, "verify failed: %s", adp_last_error(c));
-    ck_assert_str_eq(raw.content_type, LTH_VERIFY_RESPONSE_TYPE);
-    vresp_t *resp =
-        lth__domain__v1__citizen_verify_response__unpack(NULL, raw.payload_len, raw.payload);
-    adp_reply_free(&raw);
-    ck_assert_ptr_nonnull(resp);
-    return resp;
+    return tk_citizen_verify(c, POP, subjects, n, "Đăng ký doanh nghiệp (test)", purpose_code,
+                             ADP_ONLINE_ONLY, 20000, NULL);
 }
 
 /* The gateway's log (stopped first, so that it is complete) holds no
@@ -644,19 +589,8 @@ END_TEST
 /* hub-adapter refuses to start the gateway with `conf` and says `why`. */
 static void assert_refused(const char *conf, const char *why)
 {
-    char text[8192], path[PATH_MAX], secret[PATH_MAX];
-    hubfix_secret_path(&fix, POP, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\n%s",
-             fix.endpoint, fix.dir, secret, tk_plugin("ndxp"), conf);
-    path_of(path, "bad.conf");
-    tk_write_file(path, text);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", path, NULL};
-    int rc = tk_run(argv, &out, 10000);
-    ck_assert_msg(rc == 1, "hub-adapter exited %d: %s\nconfig:\n%s", rc, out ? out : "", text);
-    ck_assert_msg(out && strstr(out, why), "wanted '%s' in: %s", why, out ? out : "");
+    char *out = hubfix_adapter_refused(&fix, POP, "ndxp", conf);
+    ck_assert_msg(strstr(out, why), "wanted '%s' in: %s\nconfig:\n%s", why, out, conf);
     ck_assert(!strstr(out, CLIENT_SECRET));
     free(out);
 }

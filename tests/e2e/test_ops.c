@@ -781,13 +781,7 @@ static void ghost_receive(rawcli_t *ghost, ghost_view_t *v, int ms)
                 v->dead++;
             hub_envelope_free(&env);
         }
-        Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-        settle.hub_seqs = seqs;
-        settle.n_hub_seqs = f->deliveries->n_items;
-        hub_frame_t sf = LTH__V1__FRAME__INIT;
-        sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-        sf.settle = &settle;
-        rawcli_send_frame(ghost, &sf);
+        rawcli_settle(ghost, seqs, f->deliveries->n_items);
         free(seqs);
         hub_frame_free(&f);
     } while (hub_monotonic_us() < until);

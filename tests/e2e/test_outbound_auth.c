@@ -291,19 +291,10 @@ END_TEST
 /* The bridge refuses to start with `auth` and says `why`. */
 static void assert_refused(const char *auth, const char *why)
 {
-    char conf[4096], text[8192], path[PATH_MAX], secret[PATH_MAX];
+    char conf[4096];
     bridge_conf(conf, sizeof conf, auth);
-    hubfix_secret_path(&fix, LAND, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\n%s",
-             fix.endpoint, fix.dir, secret, tk_plugin("httpbridge"), conf);
-    path_of(path, "bad.conf");
-    tk_write_file(path, text);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", path, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 10000), 1);
-    ck_assert_msg(out && strstr(out, why), "wanted '%s' in: %s", why, out ? out : "");
+    char *out = hubfix_adapter_refused(&fix, LAND, "httpbridge", conf);
+    ck_assert_msg(strstr(out, why), "wanted '%s' in: %s", why, out);
     free(out);
 }
 

@@ -8,6 +8,7 @@
 #include "lth_citizen.h"
 #include "lth_lookup.h"
 #include "testkit.h"
+#include "tkcitizen.h"
 
 #include <check.h>
 #include <limits.h>
@@ -72,22 +73,7 @@ static response_t *lookup(adp_client_t *c, const char *const *keys, size_t n, in
         d.day = (uint32_t)date->day;
         req.date = &d;
     }
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len);
-    ck_assert_ptr_nonnull(buf);
-    lth__domain__v1__citizen_lookup_request__pack(&req, buf);
-    adp_reply_t reply;
-    int rc = adp_request(c, POP, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, buf, len, 0,
-                         10000, &reply);
-    free(buf);
-    ck_assert_msg(rc == 0, "look-up failed: %s", adp_last_error(c));
-    ck_assert_str_eq(reply.sender, POP);
-    ck_assert_str_eq(reply.content_type, LTH_LOOKUP_RESPONSE_TYPE);
-    response_t *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
-    adp_reply_free(&reply);
-    ck_assert_msg(resp != NULL, "the reply is not a CitizenLookupResponse");
-    return resp;
+    return tk_citizen_lookup(c, POP, &req, 0, 10000, NULL);
 }
 
 static response_t *lookup_current(adp_client_t *c, const char *const *keys, size_t n)
@@ -340,18 +326,10 @@ START_TEST(existing_database_is_reused)
     adp_close(&c);
 
     /* A bad setting stops the adapter at start with a clear error. */
-    char *out = NULL, path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/bad.conf", fix.dir);
-    char text[2048], secret[PATH_MAX];
-    hubfix_secret_path(&fix, POP, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\nplugin.db = %s/x.db\n"
-             "plugin.allowed_consumers = VN/GOV/NOPE\n",
-             fix.endpoint, fix.dir, secret, tk_plugin("population"), fix.dir);
-    tk_write_file(path, text);
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", path, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 10000), 1);
+    char text[2048];
+    snprintf(text, sizeof text, "plugin.db = %s/x.db\nplugin.allowed_consumers = VN/GOV/NOPE\n",
+             fix.dir);
+    char *out = hubfix_adapter_refused(&fix, POP, "population", text);
     ck_assert_msg(strstr(out, "plugin.allowed_consumers: 'VN/GOV/NOPE' is not a member id"), "%s",
                   out);
     free(out);

@@ -365,13 +365,7 @@ START_TEST(early_delivery_then_resend_is_not_delivered_again)
     uint64_t seq = f->deliveries->items[0]->hub_seq;
     ck_assert_uint_gt(seq, 0);
     hub_frame_free(&f);
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = &seq;
-    settle.n_hub_seqs = 1;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
-    rawcli_send_frame(&rcv, &sf);
+    rawcli_settle(&rcv, &seq, 1);
     for (int round = 0; round < 2; round++) {
         f = rawcli_recv_case(&snd, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
         ck_assert_msg(f != NULL, "no receipt in round %d", round);
@@ -676,13 +670,7 @@ START_TEST(frames_before_hello_multipart_and_hub_only_bodies_are_refused)
     rawcli_send_batch1(&raw, env, len);
     expect_error(&raw, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED, "send a Hello first");
     uint64_t seq = 1;
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = &seq;
-    settle.n_hub_seqs = 1;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
-    rawcli_send_frame(&raw, &sf);
+    rawcli_settle(&raw, &seq, 1);
     expect_error(&raw, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED, "send a Hello first");
     /* After the Hello the same batch is taken. */
     rawcli_hello(&raw, OPS);
@@ -808,13 +796,7 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
     ck_assert_int_eq(a.n, 4);
     /* Settling two lets exactly two more come. */
     uint64_t done[2] = {a.seq[0], a.seq[1]};
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = done;
-    settle.n_hub_seqs = 2;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
-    rawcli_send_frame(&rcv, &sf);
+    rawcli_settle(&rcv, done, 2);
     arrivals_t b = {0};
     collect(&rcv, &b, 400);
     ck_assert_int_eq(b.n, 2);

@@ -139,13 +139,7 @@ START_TEST(sdk_signs_when_the_hub_requires_or_when_asked)
             ck_assert_uint_eq(env->signature.len, 0);
         }
         uint64_t got = f->deliveries->items[0]->hub_seq;
-        Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-        settle.hub_seqs = &got;
-        settle.n_hub_seqs = 1;
-        hub_frame_t sf = LTH__V1__FRAME__INIT;
-        sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-        sf.settle = &settle;
-        rawcli_send_frame(&raw, &sf);
+        rawcli_settle(&raw, &got, 1);
         hub_envelope_free(&env);
         hub_frame_free(&f);
     }

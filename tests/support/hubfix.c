@@ -231,20 +231,45 @@ bool hubfix_hub_alive(hubfix_t *f)
     return f->hubd > 0 && waitpid(f->hubd, NULL, WNOHANG) == 0;
 }
 
-pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
-                           const char *extra_conf)
+void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,
+                         const char *extra_conf, const char *path)
 {
-    char s[256], conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX];
-    slug(member_id, s);
-    snprintf(conf_path, sizeof conf_path, "%s/adapter-%s.conf", f->dir, s);
-    snprintf(log_path, sizeof log_path, "%s/adapter-%s.log", f->dir, s);
+    char secret[PATH_MAX];
     hubfix_secret_path(f, member_id, secret);
-    char conf[4096];
-    snprintf(conf, sizeof conf,
+    size_t size = strlen(extra_conf ? extra_conf : "") + 3 * PATH_MAX + 256;
+    char *conf = malloc(size);
+    ck_assert_ptr_nonnull(conf);
+    snprintf(conf, size,
              "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
              "member_key_file = %s\nplugin = %s\n%s\n",
              f->endpoint, f->dir, secret, tk_plugin(plugin), extra_conf ? extra_conf : "");
-    tk_write_file(conf_path, conf);
+    tk_write_file(path, conf);
+    free(conf);
+}
+
+char *hubfix_adapter_refused(hubfix_t *f, const char *member_id, const char *plugin,
+                             const char *extra_conf)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/bad.conf", f->dir);
+    hubfix_adapter_conf(f, member_id, plugin, extra_conf, path);
+    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", path, NULL};
+    char *out = NULL;
+    int rc = tk_run(argv, &out, 10000);
+    ck_assert_msg(rc == 1, "hub-adapter (%s, %s) exited %d, not refusing to start: %s", member_id,
+                  plugin, rc, out ? out : "");
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
+                           const char *extra_conf)
+{
+    char s[256], conf_path[PATH_MAX], log_path[PATH_MAX];
+    slug(member_id, s);
+    snprintf(conf_path, sizeof conf_path, "%s/adapter-%s.conf", f->dir, s);
+    snprintf(log_path, sizeof log_path, "%s/adapter-%s.log", f->dir, s);
+    hubfix_adapter_conf(f, member_id, plugin, extra_conf, conf_path);
     /* A fresh log for every start, so that "serving" means this start. */
     unlink(log_path);
     char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
@@ -364,6 +389,17 @@ void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
     }
     rawcli_send(c, buf, len);
     free(buf);
+}
+
+void rawcli_settle(rawcli_t *c, const uint64_t *hub_seqs, size_t n)
+{
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = (uint64_t *)hub_seqs;
+    settle.n_hub_seqs = n;
+    hub_frame_t sf = LTH__V1__FRAME__INIT;
+    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
+    sf.settle = &settle;
+    rawcli_send_frame(c, &sf);
 }
 
 void rawcli_heartbeat(rawcli_t *c)

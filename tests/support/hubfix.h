@@ -57,6 +57,14 @@ void hubfix_stop(hubfix_t *f);
  * waits until it serves; returns its pid. */
 pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
                            const char *extra_conf);
+/* Writes to path the configuration hubfix_start_adapter gives hub-adapter:
+ * this hub, member_id's key, plugin, then the extra lines (may be NULL). */
+void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,
+                         const char *extra_conf, const char *path);
+/* Runs hub-adapter with that configuration (in DIR/bad.conf) and asserts
+ * that it refuses to start (exit 1); returns what it printed (free it). */
+char *hubfix_adapter_refused(hubfix_t *f, const char *member_id, const char *plugin,
+                             const char *extra_conf);
 /* Connects an SDK client as member_id; asserts success. */
 adp_client_t *hubfix_connect(hubfix_t *f, const char *member_id);
 /* The same, keeping the client's outbox in state_dir (may be NULL). */
@@ -118,6 +126,8 @@ void rawcli_open_buffers(rawcli_t *c, hubfix_t *f, const char *member_id, int rc
 void rawcli_connect(rawcli_t *c, hubfix_t *f, const char *member_id);
 void rawcli_send(rawcli_t *c, const void *data, size_t len);
 void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame);
+/* Settles hub_seqs[0..n) (a Settle frame with no rejects). */
+void rawcli_settle(rawcli_t *c, const uint64_t *hub_seqs, size_t n);
 /* Sends Hello as member_id (with one subscription, or NULL), without
  * waiting for the answer. */
 void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscription);

@@ -220,6 +220,19 @@ int tk_run_suite(Suite *suite)
     return any_skipped ? TK_SKIP_EXIT : EXIT_SUCCESS;
 }
 
+void tk_thread_fail(char *buf, size_t size, int line, const char *cond, const char *fmt, ...)
+{
+    if (buf[0])
+        return;
+    int n = snprintf(buf, size, "line %d: CHECK(%s)", line, cond);
+    if (n < 0 || (size_t)n >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, size - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
 Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n)
 {
     Suite *suite = suite_create(name);

@@ -114,6 +114,21 @@ Suite *tk_suite(const char *name, const tk_case_t *cases, size_t n);
     }
 #define TK_MAIN(suite_name, ...) TK_MAIN_PREPARED(NULL, suite_name, __VA_ARGS__)
 
+/* Checks in a thread of the test's own (the client thread of a harness
+ * around an event loop), where Check's assertions cannot be used:
+ * TK_THREAD_CHECK records the first failure, "line N: CHECK(cond) ...", in
+ * buf (a char array) and returns from the calling function; the test
+ * asserts that buf is empty once the thread has ended. */
+void tk_thread_fail(char *buf, size_t size, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define TK_THREAD_CHECK(buf, cond, ...)                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            tk_thread_fail((buf), sizeof(buf), __LINE__, #cond, " " __VA_ARGS__);                  \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
 /* An HTTP answer: its status (0 when none came) and its body (malloc'ed,
  * NUL-terminated, never NULL: free it). */
 typedef struct {

@@ -11,13 +11,14 @@
  * unit_test_testvectors (and the Python client's tests, and the Java
  * example) check the file against their own implementations.
  *
- * The canonical bytes are built here independently of hub_sign.c (which
- * hashes them without ever holding them) and the program stops if their
+ * The canonical bytes are built independently of hub_sign.c (which hashes
+ * them without ever holding them), by tests/support/tkcanon.c, and the program stops if their
  * SHA-256 differs from hub_envelope_digest(): the two definitions agree, or
  * no file is written. */
 #include "hub_error.h"
 #include "hub_sign.h"
 #include "hub_wire.h"
+#include "tkcanon.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -27,62 +28,11 @@
 
 #define TV__KEY_LABEL "LTH-TESTVECTOR-KEY-V1"
 #define TV__MEMBER "VN/GOV/TEST/VECTORS"
-#define TV__MAX_CANON 4096
-
-typedef struct {
-    uint8_t b[TV__MAX_CANON];
-    size_t n;
-} tv__buf_t;
 
 static void tv__die(const char *what)
 {
     fprintf(stderr, "gen_testvectors: %s\n", what);
     exit(1);
-}
-
-static void tv__raw(tv__buf_t *buf, const void *p, size_t n)
-{
-    if (buf->n + n > sizeof buf->b)
-        tv__die("canonical form too long for the buffer");
-    if (n)
-        memcpy(buf->b + buf->n, p, n);
-    buf->n += n;
-}
-
-static void tv__be(tv__buf_t *buf, uint64_t v, int width)
-{
-    for (int i = width - 1; i >= 0; i--) {
-        uint8_t byte = (uint8_t)(v >> (8 * i));
-        tv__raw(buf, &byte, 1);
-    }
-}
-
-static void tv__field(tv__buf_t *buf, uint8_t tag, const void *p, size_t n)
-{
-    tv__raw(buf, &tag, 1);
-    tv__be(buf, n, 4);
-    tv__raw(buf, p, n);
-}
-
-static void tv__canonical(const hub_envelope_t *env, tv__buf_t *buf)
-{
-    buf->n = 0;
-    tv__raw(buf, "LTH-ENVELOPE-V1", 16); /* with its NUL */
-    tv__field(buf, 1, env->message_id, strlen(env->message_id));
-    tv__field(buf, 2, env->correlation_id, strlen(env->correlation_id));
-    tv__field(buf, 3, env->sender, strlen(env->sender));
-    tv__field(buf, 4, env->receiver, strlen(env->receiver));
-    tv__field(buf, 5, env->service, strlen(env->service));
-    tv__raw(buf, "\x06", 1);
-    tv__be(buf, env->created_at_us, 8);
-    tv__raw(buf, "\x07", 1);
-    tv__be(buf, env->ttl_ms, 4);
-    tv__field(buf, 8, env->content_type, strlen(env->content_type));
-    tv__field(buf, 9, env->payload.data, env->payload.len);
-    tv__raw(buf, "\x0a", 1);
-    tv__be(buf, (uint32_t)(int32_t)env->kind, 4);
-    tv__raw(buf, "\x0b", 1);
-    tv__be(buf, (uint32_t)(int32_t)env->delivery, 4);
 }
 
 static json_t *tv__hex(const void *p, size_t n)
@@ -264,8 +214,9 @@ int main(void)
     json_t *envs = json_array();
     for (size_t i = 0; i < n_cases; i++) {
         hub_envelope_t e = cases[i].env;
-        tv__buf_t canon;
-        tv__canonical(&e, &canon);
+        tk_canon_t canon;
+        if (!tk_canonical(&e, &canon))
+            tv__die("canonical form too long for the buffer");
         uint8_t check[32];
         crypto_hash_sha256(check, canon.b, canon.n);
         if (hub_envelope_digest(&e, digests[i]) != 0 || memcmp(check, digests[i], 32) != 0)

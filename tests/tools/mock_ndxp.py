@@ -30,16 +30,15 @@ CITIZENS.json is {"citizens": [record, ...]} in the interface's record form.
 Personal data never goes to stderr: the counters are the record.
 """
 import argparse
-import base64
 import http.server
 import json
-import os
 import re
 import secrets
-import ssl
 import sys
 import threading
 import time
+
+from mock_https import JsonHandler, basic_auth_ok, https_server, write_port
 
 lock = threading.Lock()
 tokens = {}      # token -> expires_at
@@ -75,31 +74,18 @@ def fold(text, drop_punct):
     return " ".join(text.split())
 
 
-class Api(http.server.BaseHTTPRequestHandler):
+class Api(JsonHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, fmt, *a):  # quiet: the counters are the record
-        pass
-
-    def answer(self, status, doc, extra=None):
+    def on_answer(self, status):
         count("status_%d" % status)
-        body = json.dumps(doc, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self):
         args = self.server.args
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         auth = self.headers.get("Authorization", "")
         if self.path == "/oauth2/token":
-            want = "Basic " + base64.b64encode(
-                f"{args.client_id}:{args.client_secret}".encode()).decode()
-            if auth != want:
+            if not basic_auth_ok(auth, args.client_id, args.client_secret):
                 return self.answer(401, {"error": "invalid_client"},
                                    {"WWW-Authenticate": "Basic"})
             if not body.decode().startswith("grant_type=client_credentials"):
@@ -167,17 +153,9 @@ class Api(http.server.BaseHTTPRequestHandler):
         return self.answer(200, {"checks": checks})
 
 
-class Control(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *a):
-        pass
-
+class Control(JsonHandler):
     def reply(self, doc):
-        body = json.dumps(doc).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(200, doc)
 
     def do_GET(self):
         with lock:
@@ -196,13 +174,6 @@ class Control(http.server.BaseHTTPRequestHandler):
         self.reply({"ok": True})
 
 
-def write_port(directory, name, port):
-    path = os.path.join(directory, name)
-    with open(path + ".tmp", "w") as f:
-        f.write(str(port))
-    os.rename(path + ".tmp", path)
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("dir")
@@ -217,14 +188,7 @@ def main():
     with open(args.data, encoding="utf-8") as f:
         for c in json.load(f)["citizens"]:
             citizens[c["personal_id"]] = c
-    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    api.args = args
-    api.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(args.ca)
-    api.socket = ctx.wrap_socket(api.socket, server_side=True)
+    api = https_server(Api, args)
     control = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Control)
     threading.Thread(target=control.serve_forever, daemon=True).start()
     write_port(args.dir, "control_port", control.server_address[1])

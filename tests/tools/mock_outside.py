@@ -17,15 +17,14 @@ The port goes to DIR/port; one line per event to DIR/events ("token N",
 certificate fails in the TLS handshake.
 """
 import argparse
-import base64
-import http.server
 import json
 import os
 import secrets
-import ssl
 import sys
 import threading
 import time
+
+from mock_https import JsonHandler, basic_auth_ok, https_server, write_port
 
 lock = threading.Lock()
 tokens = {}  # token -> (issued_at, expires_at)
@@ -37,29 +36,14 @@ def event(args, text):
         f.write(text + "\n")
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *a):  # quiet: the events file is the record
-        pass
-
-    def answer(self, status, doc, extra=None):
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
+class Handler(JsonHandler):  # quiet: the events file is the record
     def do_POST(self):
         global issued
         args = self.server.args
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         auth = self.headers.get("Authorization", "")
         if self.path == "/token":
-            want = "Basic " + base64.b64encode(
-                f"{args.client_id}:{args.client_secret}".encode()).decode()
-            if auth != want:
+            if not basic_auth_ok(auth, args.client_id, args.client_secret):
                 event(args, "token 401")
                 return self.answer(401, {"error": "invalid_client"},
                                    {"WWW-Authenticate": "Basic"})
@@ -109,17 +93,8 @@ def main():
     p.add_argument("--bearer")
     p.add_argument("--ttl", type=int, default=3600)
     args = p.parse_args()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.args = args
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(args.ca)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    port_file = os.path.join(args.dir, "port")
-    with open(port_file + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(port_file + ".tmp", port_file)
+    server = https_server(Handler, args)
+    write_port(args.dir, "port", server.server_address[1])
     sys.stderr.write("mock outside system on port %d\n" % server.server_address[1])
     server.serve_forever()
 

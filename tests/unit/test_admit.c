@@ -119,8 +119,13 @@ static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery del
 /* Routes bytes as one envelope of sender's Batch. */
 static void route(const uint8_t *bytes, size_t len)
 {
+    /* As a Batch frame's item: in the server's arena, where an online-only
+     * delivery may borrow them until the end of the loop turn. */
+    uint8_t *item = hub_arena_alloc(&server->turn_arena, len);
+    ck_assert_ptr_nonnull(item);
+    memcpy(item, bytes, len);
     receipts.item = 1;
-    hub__route_envelope(server, sender, bytes, len, &receipts);
+    hub__route_envelope(server, sender, item, len, &receipts);
     receipts.item = 0;
 }
 

@@ -144,6 +144,19 @@ static void ta__read_lines(const char *path, ta__lines_t *out)
     out->text = copy;
 }
 
+/* Writes the standard log into dir and reads its file `number` (0: the
+ * last) into lines, its path into path; returns the number of that file. */
+static int ta__write_and_read(const char *dir, hub_audit_config_t *cfg, int number,
+                              char path[PATH_MAX], ta__lines_t *lines)
+{
+    ta__write_log(dir, cfg);
+    if (number == 0)
+        number = ta__file_count(dir);
+    ta__path(dir, number, path);
+    ta__read_lines(path, lines);
+    return number;
+}
+
 static void ta__write_lines(const char *path, const ta__lines_t *lines)
 {
     FILE *f = fopen(path, "wb");
@@ -259,10 +272,8 @@ START_TEST(test_modified_record)
         char dir[PATH_MAX], path[PATH_MAX];
         tk_tmpdir(dir);
         hub_audit_config_t cfg;
-        ta__write_log(dir, &cfg);
-        ta__path(dir, 3, path);
         ta__lines_t lines;
-        ta__read_lines(path, &lines);
+        ta__write_and_read(dir, &cfg, 3, path, &lines);
         size_t i = ta__plain_line(&lines, 4);
         uint64_t seq = ta__seq_of(lines.line[i]);
         char *at = strstr(lines.line[i], where[k]);
@@ -283,10 +294,8 @@ START_TEST(test_removed_record)
     char dir[PATH_MAX], path[PATH_MAX];
     tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__write_log(dir, &cfg);
-    ta__path(dir, 3, path);
     ta__lines_t lines;
-    ta__read_lines(path, &lines);
+    ta__write_and_read(dir, &cfg, 3, path, &lines);
     size_t i = ta__plain_line(&lines, 4);
     uint64_t seq = ta__seq_of(lines.line[i]);
     lines.line[i] = NULL;
@@ -305,10 +314,8 @@ START_TEST(test_reordered_records)
     char dir[PATH_MAX], path[PATH_MAX];
     tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__write_log(dir, &cfg);
-    ta__path(dir, 2, path);
     ta__lines_t lines;
-    ta__read_lines(path, &lines);
+    ta__write_and_read(dir, &cfg, 2, path, &lines);
     size_t i = ta__plain_line(&lines, 3);
     uint64_t second = ta__seq_of(lines.line[i + 1]);
     char *tmp = lines.line[i];
@@ -333,10 +340,8 @@ START_TEST(test_inserted_record)
     char dir[PATH_MAX], path[PATH_MAX];
     tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__write_log(dir, &cfg);
-    ta__path(dir, 2, path);
     ta__lines_t lines;
-    ta__read_lines(path, &lines);
+    ta__write_and_read(dir, &cfg, 2, path, &lines);
     size_t i = ta__plain_line(&lines, 3);
     char forged[4096];
     snprintf(forged, sizeof forged, "%s", lines.line[i + 1]);
@@ -381,11 +386,8 @@ START_TEST(test_truncated_file)
     char dir[PATH_MAX], path[PATH_MAX];
     tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__write_log(dir, &cfg);
-    int files = ta__file_count(dir);
-    ta__path(dir, files, path);
     ta__lines_t lines;
-    ta__read_lines(path, &lines);
+    int files = ta__write_and_read(dir, &cfg, 0, path, &lines);
     size_t n = lines.count;
     free(lines.text);
     struct stat st;
@@ -396,9 +398,7 @@ START_TEST(test_truncated_file)
     /* A middle file cut likewise. */
     tk_rmrf(dir);
     tk_tmpdir(dir);
-    ta__write_log(dir, &cfg);
-    ta__path(dir, 2, path);
-    ta__read_lines(path, &lines);
+    ta__write_and_read(dir, &cfg, 2, path, &lines);
     n = lines.count;
     free(lines.text);
     ck_assert_int_eq(stat(path, &st), 0);
@@ -418,10 +418,8 @@ START_TEST(test_forged_checkpoint)
         char dir[PATH_MAX], path[PATH_MAX];
         tk_tmpdir(dir);
         hub_audit_config_t cfg;
-        ta__write_log(dir, &cfg);
-        ta__path(dir, 3, path);
         ta__lines_t lines;
-        ta__read_lines(path, &lines);
+        ta__write_and_read(dir, &cfg, 3, path, &lines);
         size_t i = lines.count - 1;
         ck_assert(ta__is_checkpoint(lines.line[i]));
         uint64_t seq = ta__seq_of(lines.line[i]);
@@ -508,11 +506,8 @@ START_TEST(test_crash_recovery)
     char dir[PATH_MAX], path[PATH_MAX];
     tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__write_log(dir, &cfg);
-    int files = ta__file_count(dir);
-    ta__path(dir, files, path);
     ta__lines_t lines;
-    ta__read_lines(path, &lines);
+    int files = ta__write_and_read(dir, &cfg, 0, path, &lines);
     ck_assert(ta__is_checkpoint(lines.line[lines.count - 1]));
     ck_assert(!ta__is_checkpoint(lines.line[lines.count - 2]));
     lines.line[lines.count - 1] = NULL;
@@ -537,10 +532,7 @@ START_TEST(test_crash_recovery)
 
     /* A line cut by a crash during a write. */
     tk_tmpdir(dir);
-    ta__write_log(dir, &cfg);
-    files = ta__file_count(dir);
-    ta__path(dir, files, path);
-    ta__read_lines(path, &lines);
+    files = ta__write_and_read(dir, &cfg, 0, path, &lines);
     size_t torn = strlen(lines.line[lines.count - 1]) - 30;
     free(lines.text);
     struct stat st;
@@ -583,11 +575,8 @@ START_TEST(test_open_refuses_damaged_tail)
     char dir[PATH_MAX], path[PATH_MAX];
     tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__write_log(dir, &cfg);
-    int files = ta__file_count(dir);
-    ta__path(dir, files, path);
     ta__lines_t lines;
-    ta__read_lines(path, &lines);
+    ta__write_and_read(dir, &cfg, 0, path, &lines);
     ck_assert_uint_ge(lines.count, 3);
     lines.line[1][2] = 'X'; /* {"Xeq":… */
     ta__write_lines(path, &lines);

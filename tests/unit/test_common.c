@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,8 +573,69 @@ START_TEST(envelope_encoding_is_unambiguous)
 }
 END_TEST
 
+/* The arena behind the hub's per-turn decoding: pieces stay put and
+ * aligned until a reset, a release gives back only what came after its
+ * mark, large pieces get chunks of their own, and an envelope decoded into
+ * it reads as the malloc'ed decode does. */
+START_TEST(arena)
+{
+    hub_arena_t a;
+    hub_arena_init(&a);
+    uint8_t *first = hub_arena_alloc(&a, 100);
+    ck_assert_ptr_nonnull(first);
+    ck_assert_uint_eq((uintptr_t)first % 16, 0);
+    memset(first, 0xab, 100);
+    hub_arena_mark_t mark = hub_arena_mark(&a);
+    /* Enough to need several chunks, and one piece larger than a chunk. */
+    for (int i = 0; i < 2000; i++) {
+        uint8_t *p = hub_arena_alloc(&a, 1000 + (size_t)i % 17);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % 16, 0);
+        memset(p, i & 0xff, 1000);
+    }
+    uint8_t *big = hub_arena_alloc(&a, 3u * HUB_ARENA_CHUNK);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 1, 3u * HUB_ARENA_CHUNK);
+    hub_arena_release(&a, mark);
+    for (int i = 0; i < 100; i++)
+        ck_assert_uint_eq(first[i], 0xab); /* what came before the mark stays */
+    uint8_t *next = hub_arena_alloc(&a, 16);
+    ck_assert_ptr_eq(next, first + 112); /* and the space after it is reused */
+    ck_assert_ptr_nonnull(hub_arena_alloc(&a, 0));
+
+    char id[HUB_UUID_LEN + 1];
+    hub_uuid_new(id);
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = "VN/GOV/000.00.01.H01/QLHT";
+    env.receiver = "VN/GOV/000.00.02.H02/DVC";
+    env.service = "citizen.lookup/v1";
+    static uint8_t payload[2048];
+    memset(payload, 'x', sizeof payload);
+    env.payload.data = payload;
+    env.payload.len = sizeof payload;
+    uint8_t buf[4096];
+    size_t len = lth__v1__envelope__pack(&env, buf);
+    for (int round = 0; round < 3; round++) {
+        hub_envelope_t *in = NULL;
+        ck_assert_int_eq(hub_envelope_decode_in(&a, buf, len, &in), 0);
+        ck_assert_str_eq(in->message_id, id);
+        ck_assert_str_eq(in->service, "citizen.lookup/v1");
+        ck_assert_uint_eq(in->payload.len, sizeof payload);
+        ck_assert_int_eq(memcmp(in->payload.data, payload, sizeof payload), 0);
+        hub_arena_reset(&a);
+    }
+    hub_envelope_t *bad = NULL;
+    ck_assert_int_eq(hub_envelope_decode_in(&a, buf, len - 1, &bad), HUB_EPARSE);
+    hub_frame_t *frame = NULL;
+    ck_assert_int_ne(hub_frame_decode_in(&a, buf, len - 1, &frame), 0);
+    ck_assert_ptr_null(frame);
+    hub_arena_destroy(&a);
+}
+END_TEST
+
 TK_MAIN("common",
         TK_CASE("common", NULL, NULL, 0, member_ids, services, member_service_split, config_files,
                 key_files_round_trip, key_directory, writable_trust_files_are_refused,
                 frames_and_envelopes, envelope_encoding_is_unambiguous,
-                uuids_are_unique_even_across_fork, hash_map))
+                uuids_are_unique_even_across_fork, hash_map, arena))

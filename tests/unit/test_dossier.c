@@ -6,14 +6,17 @@
 #include "lth_citizen.h"
 #include "lth_dossier.h"
 #include "lth_pid.h"
+#include "lth_portal.h"
 #include "lth_procedure.h"
 #include "lth_report.h"
 #include "testkit.h"
 
 #include <check.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
 #define DAY LTH_DAY_US
@@ -231,7 +234,7 @@ START_TEST(status_change_round_trip_and_refusals)
             want = "status";
             break;
         case 2:
-            bad.status = 7;
+            bad.status = LTH_STATUS_LAST + 1;
             want = "status";
             break;
         default:
@@ -392,7 +395,9 @@ START_TEST(renderings)
     ck_assert_uint_eq(strlen(out), len);
     ck_assert_ptr_nonnull(strstr(out, "as of 2025-06-27T04:53:20Z\n"));
     ck_assert_ptr_nonnull(strstr(out, "Đăng ký thành lập doanh nghiệp"));
-    ck_assert_ptr_nonnull(strstr(out, "on time  late  overdue  in progress  returned\n"));
+    ck_assert_ptr_nonnull(strstr(out, "on time  late  overdue  in progress  returned  early  avg "
+                                      "work h  synced %  online %  e-result %  paid online %  "
+                                      "satisfaction\n"));
     char *line = strstr(out, "SYN-1.000004");
     ck_assert_ptr_nonnull(line);
     char *eol = strchr(line, '\n');
@@ -403,7 +408,7 @@ START_TEST(renderings)
     char *total = strstr(out, "\ntotal ");
     ck_assert_ptr_nonnull(total);
     ck_assert_ptr_nonnull(
-        strstr(total, "        6        1     1        1            2         1\n"));
+        strstr(total, "        6        1     1        1            2         1      0"));
     /* Every line of the table proper has the same width in characters. */
     size_t widths[16], n = 0;
     for (char *p = strchr(out, '\n') + 1; *p && n < 16; n++) {
@@ -423,11 +428,14 @@ START_TEST(renderings)
     ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_CSV, &out, &len), 0);
     ck_assert_str_eq(out,
                      "procedure_code,procedure_name,authority,dossiers,on_time,late,overdue,"
-                     "in_progress,returned\r\n"
-                     "SYN-1.000001,Đăng ký khai sinh,VN/GOV/HN-STP/HOTICH,2,0,0,0,1,1\r\n"
+                     "in_progress,returned,early,avg_working_hours,pct_synced,pct_online,"
+                     "pct_electronic_result,pct_paid_online,avg_satisfaction\r\n"
+                     "SYN-1.000001,Đăng ký khai sinh,VN/GOV/HN-STP/HOTICH,2,0,0,0,1,1,"
+                     "0,0.00,0.00,0.00,0.00,0.00,0.00\r\n"
                      "SYN-1.000004,Đăng ký thành lập doanh nghiệp,VN/GOV/HN-SKHDT/DKKD,3,1,1,1,0,"
-                     "0\r\n"
-                     "\"X,\"\"Q\"\"\",,\"VN/GOV/A\\B/\"\"C\"\"\",1,0,0,0,1,0\r\n");
+                     "0,0,0.00,0.00,0.00,0.00,0.00,0.00\r\n"
+                     "\"X,\"\"Q\"\"\",,\"VN/GOV/A\\B/\"\"C\"\"\",1,0,0,0,1,0,"
+                     "0,0.00,0.00,0.00,0.00,0.00,0.00\r\n");
     free(out);
 
     /* JSON: valid, escaped, the same numbers. */
@@ -460,8 +468,246 @@ START_TEST(renderings)
 }
 END_TEST
 
+/* ---- the portal's synchronisation profile (issue 19) ---- */
+
+START_TEST(transitions_follow_the_portal_table)
+{
+    /* The flow the procedure system and a sector system produce. */
+    const int path[] = {0,
+                        LTH_STATUS_RECEIVED,
+                        LTH_STATUS_PROCESSING,
+                        LTH_STATUS_SUPPLEMENT_REQUESTED,
+                        LTH_STATUS_PROCESSING,
+                        LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED,
+                        LTH_STATUS_PROCESSING,
+                        LTH_STATUS_SUSPENDED,
+                        LTH_STATUS_OVERDUE,
+                        LTH_STATUS_DONE,
+                        LTH_STATUS_RESULT_HANDED_OVER};
+    for (size_t i = 1; i < sizeof path / sizeof path[0]; i++)
+        ck_assert_msg(lth_status_transition_allowed(path[i - 1], path[i]), "%s -> %s",
+                      lth_status_name(path[i - 1]), lth_status_name(path[i]));
+    ck_assert(lth_status_transition_allowed(0, LTH_STATUS_NOT_ACCEPTED));
+    ck_assert(lth_status_transition_allowed(0, LTH_STATUS_RETURNED)); /* identity refused */
+    ck_assert(lth_status_transition_allowed(LTH_STATUS_SUPPLEMENT_REQUESTED, LTH_STATUS_WITHDRAWN));
+    /* Refused, with both states named. */
+    char why[512];
+    ck_assert_int_eq(
+        lth_status_transition_check(LTH_STATUS_RECEIVED, LTH_STATUS_DONE, why, sizeof why),
+        HUB_EINVAL);
+    ck_assert_msg(strstr(why, "DONE cannot follow RECEIVED") && strstr(why, "PROCESSING"), "%s",
+                  why);
+    ck_assert_int_eq(
+        lth_status_transition_check(LTH_STATUS_DONE, LTH_STATUS_PROCESSING, why, sizeof why),
+        HUB_EINVAL);
+    ck_assert_msg(strstr(why, "PROCESSING cannot follow DONE: after DONE come RESULT_HANDED_OVER"),
+                  "%s", why);
+    ck_assert_int_eq(
+        lth_status_transition_check(LTH_STATUS_RETURNED, LTH_STATUS_DONE, why, sizeof why),
+        HUB_EINVAL);
+    ck_assert_msg(strstr(why, "RETURNED is final"), "%s", why);
+    ck_assert(!lth_status_transition_allowed(LTH_STATUS_PROCESSING, LTH_STATUS_RESULT_HANDED_OVER));
+    ck_assert(!lth_status_transition_allowed(LTH_STATUS_OVERDUE, LTH_STATUS_OVERDUE));
+    ck_assert(!lth_status_transition_allowed(LTH_STATUS_PROCESSING, LTH_STATUS_NOT_ACCEPTED));
+    ck_assert(!lth_status_transition_allowed(LTH_STATUS_PROCESSING, 99));
+    /* After a gap: SUPPLEMENT_REQUESTED -> DONE is not a step, but reachable
+     * (through PROCESSING); nothing is reachable from a final status. */
+    ck_assert(lth_status_reachable(LTH_STATUS_SUPPLEMENT_REQUESTED, LTH_STATUS_DONE));
+    ck_assert(lth_status_reachable(LTH_STATUS_PROCESSING, LTH_STATUS_RESULT_HANDED_OVER));
+    ck_assert(!lth_status_reachable(LTH_STATUS_RETURNED, LTH_STATUS_DONE));
+    ck_assert(!lth_status_reachable(LTH_STATUS_DONE, LTH_STATUS_PROCESSING));
+    ck_assert(!lth_status_reachable(LTH_STATUS_PROCESSING, LTH_STATUS_RECEIVED));
+    for (int st = 1; st <= LTH_STATUS_LAST; st++)
+        ck_assert_int_eq(lth_status_parse(lth_status_name(st)), st);
+    ck_assert(lth_status_final(LTH_STATUS_WITHDRAWN) && lth_status_final(LTH_STATUS_NOT_ACCEPTED));
+    ck_assert(!lth_status_final(LTH_STATUS_RESULT_HANDED_OVER));
+}
+END_TEST
+
+START_TEST(reform_index_figures)
+{
+    lth_report_t r;
+    lth_report_init(&r, T0 + 100 * H);
+    /* Due at T0 + 48 h. Early: done a local day before; on time: the due
+     * day; late: after; returned. */
+    lth_report_dossier_t d = {.procedure_code = "SYN-1.000004",
+                              .authority = "VN/GOV/HN-SKHDT/DKKD",
+                              .status = LTH_STATUS_RESULT_HANDED_OVER,
+                              .due_at_us = T0 + 48 * H,
+                              .done_at_us = T0 + 2 * H,
+                              .decided_at_us = T0 + 2 * H,
+                              .working_us = 2 * H,
+                              .synced = true,
+                              .online = true,
+                              .has_result = true,
+                              .paid = true,
+                              .paid_online = true,
+                              .rating = 4.5};
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    d.status = LTH_STATUS_DONE;
+    d.done_at_us = d.decided_at_us = T0 + 48 * H;
+    d.working_us = 6 * H;
+    d.online = d.paid_online = d.has_result = false;
+    d.rating = 0;
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    d.done_at_us = d.decided_at_us = T0 + 49 * H;
+    d.working_us = 7 * H;
+    d.synced = false;
+    d.rating = 2.5;
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    d.status = LTH_STATUS_RETURNED;
+    d.working_us = 1 * H;
+    d.paid = false;
+    d.rating = 0;
+    ck_assert_int_eq(lth_report_add_dossier(&r, &d), 0);
+    const lth_report_row_t *t = &r.total;
+    ck_assert_uint_eq(t->dossiers, 4);
+    ck_assert_uint_eq(t->on_time, 2);
+    ck_assert_uint_eq(t->early, 1);
+    ck_assert_uint_eq(t->late, 1);
+    ck_assert_uint_eq(t->returned, 1);
+    ck_assert_uint_eq(t->decided, 4);
+    ck_assert_uint_eq(t->working_us, 16 * H);
+    ck_assert_uint_eq(t->synced, 2);
+    ck_assert_uint_eq(t->online, 1);
+    ck_assert_uint_eq(t->with_result, 1);
+    ck_assert_uint_eq(t->paid, 3);
+    ck_assert_uint_eq(t->paid_online, 1);
+    ck_assert_uint_eq(t->rated, 2);
+    char *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(lth_report_render(&r, LTH_REPORT_JSON, &out, &len), 0);
+    json_error_t jerr;
+    json_t *doc = json_loadb(out, len, 0, &jerr);
+    ck_assert_msg(doc != NULL, "%s", out);
+    json_t *total = json_object_get(doc, "total");
+    ck_assert_int_eq(json_integer_value(json_object_get(total, "received")), 4);
+    ck_assert(fabs(json_number_value(json_object_get(total, "avg_working_hours")) - 4.0) < 1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "pct_synced")) - 50.0) < 1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "pct_electronic_result")) - 33.33) <
+              1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "pct_paid_online")) - 33.33) < 1e-9);
+    ck_assert(fabs(json_number_value(json_object_get(total, "avg_satisfaction")) - 3.5) < 1e-9);
+    json_decref(doc);
+    free(out);
+    lth_report_free(&r);
+}
+END_TEST
+
+START_TEST(national_dossier_codes)
+{
+    char code[LTH_DOSSIER_CODE_MAX];
+    /* 2026-07-02T18:30Z is 3 July in Hà Nội. */
+    ck_assert_int_eq(lth_dossier_code_national("000.00.01.H26", 1783017000000000ull, 42, code), 0);
+    ck_assert_str_eq(code, "000.00.01.H26-260703-000042");
+    ck_assert_int_eq(lth_dossier_code_national("h26", 0, 1, code), HUB_EINVAL);
+    ck_assert_int_eq(lth_dossier_code_national("", 0, 1, code), HUB_EINVAL);
+    ck_assert_int_eq(lth_dossier_code_national("000.00.01.H26", 0, 0, code), HUB_EINVAL);
+}
+END_TEST
+
+START_TEST(result_signature_and_code)
+{
+    ck_assert_int_ge(sodium_init(), 0);
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    lth_result_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.dossier_code, sizeof r.dossier_code, "000.00.01.H26-260703-000001");
+    snprintf(r.result_code, sizeof r.result_code, "000.00.01.H26-260703-000001-KQ1");
+    snprintf(r.uri, sizeof r.uri, "https://example.invalid/kq.pdf");
+    memset(r.sha256, 0xab, sizeof r.sha256);
+    snprintf(r.media_type, sizeof r.media_type, "application/pdf");
+    r.size_bytes = 1234;
+    snprintf(r.signer, sizeof r.signer, "VN/GOV/HN-SKHDT/DKKD");
+    r.decided_at_us = 1780000000000000ull;
+    memcpy(r.signer_public_key, pk, 32);
+    char text[1024];
+    size_t n = lth_result_signing_text(&r, text, sizeof text);
+    ck_assert_uint_gt(n, 0);
+    crypto_sign_detached(r.signature, NULL, (const uint8_t *)text, n, sk);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(lth_result_encode(&r, &buf, &len), 0);
+    lth_result_t d;
+    const char *problem = NULL;
+    ck_assert_int_eq(lth_result_decode(LTH_RESULT_TYPE, buf, len, &d, &problem), 0);
+    ck_assert_str_eq(d.result_code, r.result_code);
+    ck_assert_uint_eq(d.size_bytes, 1234);
+    free(buf);
+    /* A reference field changed after signing: refused. */
+    r.size_bytes = 1235;
+    ck_assert_int_eq(lth_result_encode(&r, &buf, &len), 0);
+    ck_assert_int_eq(lth_result_decode(LTH_RESULT_TYPE, buf, len, &d, &problem), HUB_EPARSE);
+    ck_assert_msg(strstr(problem, "signature does not verify"), "%s", problem);
+    free(buf);
+    /* Codes: the dossier's, -KQ, 1..9999. */
+    ck_assert_uint_eq(lth_result_number("A-1", "A-1-KQ12"), 12);
+    ck_assert_uint_eq(lth_result_number("A-1", "A-1-KQ0"), 0);
+    ck_assert_uint_eq(lth_result_number("A-1", "A-2-KQ1"), 0);
+    ck_assert_uint_eq(lth_result_number("A-1", "A-1-KQ12345"), 0);
+    ck_assert_uint_eq(lth_result_number("A-1", "A-1-KQ1x"), 0);
+    snprintf(r.result_code, sizeof r.result_code, "KQ-000.00.01.H26-260703-000001");
+    ck_assert_int_eq(lth_result_encode(&r, &buf, &len), 0);
+    ck_assert_int_eq(lth_result_decode(LTH_RESULT_TYPE, buf, len, &d, &problem), HUB_EPARSE);
+    ck_assert_msg(strstr(problem, "result_code"), "%s", problem);
+    free(buf);
+}
+END_TEST
+
+START_TEST(payment_and_feedback_refusals)
+{
+    lth_payment_t p = {.dossier_code = "D-1",
+                       .procedure_code = "SYN-1.000004",
+                       .fee_vnd = 50000,
+                       .amount_vnd = 50000,
+                       .transaction_ref = "PG-1",
+                       .outcome = LTH_PAYMENT_PAID,
+                       .channel = LTH_CHANNEL_ONLINE};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    lth_payment_t pd;
+    const char *problem = NULL;
+    ck_assert_int_eq(lth_payment_encode(&p, &buf, &len), 0);
+    ck_assert_int_eq(lth_payment_decode(LTH_PAYMENT_TYPE, buf, len, &pd, &problem), 0);
+    ck_assert_uint_eq(pd.amount_vnd, 50000);
+    free(buf);
+    p.amount_vnd = 40000;
+    ck_assert_int_eq(lth_payment_encode(&p, &buf, &len), 0);
+    ck_assert_int_eq(lth_payment_decode(LTH_PAYMENT_TYPE, buf, len, &pd, &problem), HUB_EPARSE);
+    ck_assert_msg(strstr(problem, "amount_vnd"), "%s", problem);
+    free(buf);
+    ck_assert_uint_eq(lth_procedure_fee_vnd("SYN-1.000004"), 50000);
+    ck_assert_uint_eq(lth_procedure_fee_vnd("SYN-1.000001"), 0);
+
+    lth_feedback_t f = {.dossier_code = "D-1", .n_ratings = 2};
+    snprintf(f.ratings[0].criterion, sizeof f.ratings[0].criterion, "officials");
+    f.ratings[0].score = 5;
+    snprintf(f.ratings[1].criterion, sizeof f.ratings[1].criterion, "time");
+    f.ratings[1].score = 4;
+    lth_feedback_t fd;
+    ck_assert_int_eq(lth_feedback_encode(&f, &buf, &len), 0);
+    ck_assert_int_eq(lth_feedback_decode(LTH_FEEDBACK_TYPE, buf, len, &fd, &problem), 0);
+    ck_assert(lth_feedback_mean(&fd) > 4.49 && lth_feedback_mean(&fd) < 4.51);
+    free(buf);
+    f.ratings[1].score = 6;
+    ck_assert_int_eq(lth_feedback_encode(&f, &buf, &len), 0);
+    ck_assert_int_eq(lth_feedback_decode(LTH_FEEDBACK_TYPE, buf, len, &fd, &problem), HUB_EPARSE);
+    ck_assert_msg(strstr(problem, "1 (very dissatisfied) to 5"), "%s", problem);
+    free(buf);
+    f.ratings[1].score = 3;
+    snprintf(f.ratings[1].criterion, sizeof f.ratings[1].criterion, "officials");
+    ck_assert_int_eq(lth_feedback_encode(&f, &buf, &len), 0);
+    ck_assert_int_eq(lth_feedback_decode(LTH_FEEDBACK_TYPE, buf, len, &fd, &problem), HUB_EPARSE);
+    ck_assert_msg(strstr(problem, "twice"), "%s", problem);
+    free(buf);
+}
+END_TEST
+
 TK_MAIN("dossier", TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts,
                            limits_parse_and_last, generator_is_deterministic_and_spreads_kinds,
                            generator_citizens_exist_and_filters_apply, sequence_rule,
                            status_change_round_trip_and_refusals, dossier_round_trip, outcomes,
-                           aggregation_adds_up, renderings))
+                           aggregation_adds_up, renderings, transitions_follow_the_portal_table,
+                           reform_index_figures, national_dossier_codes, result_signature_and_code,
+                           payment_and_feedback_refusals))

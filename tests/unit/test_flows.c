@@ -383,8 +383,26 @@ START_TEST(jsonw_refuses_misuse)
 }
 END_TEST
 
+START_TEST(jsonw_csv_lists_the_items)
+{
+    hub_jsonw_t w;
+    hub_jsonw_init(&w);
+    hub_jsonw_array_begin(&w);
+    hub_jsonw_csv(&w, ",citizen.lookup/v1,,echo/v1,");
+    hub_jsonw_csv(&w, "");
+    hub_jsonw_csv(&w, NULL);
+    hub_jsonw_array_end(&w);
+    char *out;
+    size_t len;
+    ck_assert_int_eq(hub_jsonw_finish(&w, &out, &len), 0);
+    ck_assert_str_eq(out, "[[\"citizen.lookup/v1\",\"echo/v1\"],[],[]]");
+    free(out);
+}
+END_TEST
+
 TK_MAIN("flows", TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_match,
                          windows_forget_old_traffic, percentiles_follow_a_spread,
                          flows_beyond_the_cap_go_to_overflow,
                          refusal_kinds_are_bounded_and_sanitised, exchanges_ring_keeps_the_newest,
-                         throughput_per_second, jsonw_writes_valid_json, jsonw_refuses_misuse))
+                         throughput_per_second, jsonw_writes_valid_json, jsonw_refuses_misuse,
+                         jsonw_csv_lists_the_items))

@@ -198,27 +198,8 @@ struct harness {
     char failure[2048];
 };
 
-static void client_fail(harness_t *h, int line, const char *cond, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void client_fail(harness_t *h, int line, const char *cond, const char *fmt, ...)
-{
-    if (h->failure[0])
-        return;
-    int n = snprintf(h->failure, sizeof h->failure, "line %d: CHECK(%s)", line, cond);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(h->failure + n, sizeof h->failure - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-#define CHECK(h, cond, ...)                                                                   \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            client_fail((h), __LINE__, #cond, " " __VA_ARGS__);                               \
-            return;                                                                           \
-        }                                                                                     \
-    } while (0)
+/* In the client thread: record the failure and leave the scenario. */
+#define CHECK(h, cond, ...) TK_THREAD_CHECK((h)->failure, cond, __VA_ARGS__)
 
 static void on_ops_closed(void *user)
 {

@@ -2548,7 +2548,19 @@ START_TEST(pg_batch_is_one_transaction)
 }
 END_TEST
 
-/* Every test of the contract, on PostgreSQL. Left out, as LMDB's own: the
+/* The store's contract: both backends pass every one of these. */
+#define STORE_CONTRACT_TESTS \
+    append_and_read_in_order, seq_monotonic_across_reopen, dedup_window, dedup_within_batch, \
+    ack_removes_and_is_idempotent, preset_seqs_are_kept_and_never_reused, \
+    settled_message_keeps_only_its_id, queue_full_per_receiver, dead_letter_queue, \
+    purge_older_spans_transactions, expired_scan, lookup_states_and_prune, queue_statistics, \
+    reopen_keeps_everything, held_counts_follow_every_path, quotas_in_messages_and_bytes, \
+    reserve_keeps_the_last_of_the_store_from_one_flow, reused_id_with_other_digest_is_refused, \
+    reads_run_beside_writes, batch_abort_stores_nothing, \
+    batch_reads_see_it_on_its_thread_only, batch_failed_call_drops_only_its_own, \
+    batch_misuse_and_close_with_open_batch
+
+/* On PostgreSQL, the contract and its own tests. Left out, as LMDB's own: the
  * file's damage and formats, LMDB's page accounting of the 90% line
  * (store_full_keeps_what_is_stored, batch_store_full: PostgreSQL counts
  * envelope bytes plus HUB_STORE_PG_ROW_BYTES a message, so a small append
@@ -2556,85 +2568,30 @@ END_TEST
  * directory's modes. */
 static Suite *pg_suite(void)
 {
-    Suite *s = suite_create("store-postgresql");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, append_and_read_in_order);
-    tcase_add_test(tc, seq_monotonic_across_reopen);
-    tcase_add_test(tc, dedup_window);
-    tcase_add_test(tc, dedup_within_batch);
-    tcase_add_test(tc, ack_removes_and_is_idempotent);
-    tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
-    tcase_add_test(tc, settled_message_keeps_only_its_id);
-    tcase_add_test(tc, queue_full_per_receiver);
-    tcase_add_test(tc, dead_letter_queue);
-    tcase_add_test(tc, purge_older_spans_transactions);
-    tcase_add_test(tc, expired_scan);
-    tcase_add_test(tc, lookup_states_and_prune);
-    tcase_add_test(tc, queue_statistics);
-    tcase_add_test(tc, reopen_keeps_everything);
-    tcase_add_test(tc, held_counts_follow_every_path);
-    tcase_add_test(tc, quotas_in_messages_and_bytes);
-    tcase_add_test(tc, reused_id_with_other_digest_is_refused);
-    tcase_add_test(tc, reads_run_beside_writes);
-    tcase_add_test(tc, batch_abort_stores_nothing);
-    tcase_add_test(tc, batch_reads_see_it_on_its_thread_only);
-    tcase_add_test(tc, batch_failed_call_drops_only_its_own);
-    tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
-    tcase_add_test(tc, reserve_keeps_the_last_of_the_store_from_one_flow);
-    tcase_add_test(tc, pg_schema_is_checked_at_open);
-    tcase_add_test(tc, pg_batch_is_one_transaction);
-    tcase_add_test(tc, pg_bad_dsn_says_what_is_wrong);
-    tcase_add_test(tc, pg_lost_connection_fails_the_commit_then_reconnects);
-    tcase_add_test(tc, pg_multi_host_dsn_finds_the_server_that_takes_writes);
-    suite_add_tcase(s, tc);
-    return s;
+    const tk_case_t cases[] = {
+        TK_CASE("contract", setup, teardown, 120, STORE_CONTRACT_TESTS),
+        TK_CASE("postgresql", setup, teardown, 120,
+                pg_schema_is_checked_at_open, pg_batch_is_one_transaction,
+                pg_bad_dsn_says_what_is_wrong,
+                pg_lost_connection_fails_the_commit_then_reconnects,
+                pg_multi_host_dsn_finds_the_server_that_takes_writes),
+    };
+    return tk_suite("store-postgresql", cases, sizeof cases / sizeof cases[0]);
 }
 
 static Suite *store_suite(void)
 {
-    Suite *s = suite_create("store");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, append_and_read_in_order);
-    tcase_add_test(tc, seq_monotonic_across_reopen);
-    tcase_add_test(tc, dedup_window);
-    tcase_add_test(tc, dedup_within_batch);
-    tcase_add_test(tc, ack_removes_and_is_idempotent);
-    tcase_add_test(tc, preset_seqs_are_kept_and_never_reused);
-    tcase_add_test(tc, settled_message_keeps_only_its_id);
-    tcase_add_test(tc, queue_full_per_receiver);
-    tcase_add_test(tc, store_full_keeps_what_is_stored);
-    tcase_add_test(tc, dead_letter_queue);
-    tcase_add_test(tc, purge_older_spans_transactions);
-    tcase_add_test(tc, expired_scan);
-    tcase_add_test(tc, lookup_states_and_prune);
-    tcase_add_test(tc, queue_statistics);
-    tcase_add_test(tc, reopen_keeps_everything);
-    tcase_add_test(tc, corrupt_file_is_refused);
-    tcase_add_test(tc, foreign_lmdb_file_is_refused);
-    tcase_add_test(tc, other_format_version_is_refused);
-    tcase_add_test(tc, older_store_gets_an_id_kept_for_good);
-    tcase_add_test(tc, truncated_record_is_an_error);
-    tcase_add_test(tc, damaged_dead_letter_can_be_purged);
-    tcase_add_test(tc, held_counts_follow_every_path);
-    tcase_add_test(tc, quotas_in_messages_and_bytes);
-    tcase_add_test(tc, reserve_keeps_the_last_of_the_store_from_one_flow);
-    tcase_add_test(tc, format_1_store_is_upgraded);
-    tcase_add_test(tc, reused_id_with_other_digest_is_refused);
-    tcase_add_test(tc, format_3_store_is_upgraded_to_4);
-    tcase_add_test(tc, reads_run_beside_writes);
-    tcase_add_test(tc, open_creates_missing_directories);
-    tcase_add_test(tc, batch_commits_as_one_transaction);
-    tcase_add_test(tc, batch_abort_stores_nothing);
-    tcase_add_test(tc, batch_reads_see_it_on_its_thread_only);
-    tcase_add_test(tc, batch_failed_call_drops_only_its_own);
-    tcase_add_test(tc, batch_store_full);
-    tcase_add_test(tc, batch_misuse_and_close_with_open_batch);
-    suite_add_tcase(s, tc);
-    return s;
+    const tk_case_t cases[] = {
+        TK_CASE("contract", setup, teardown, 60, STORE_CONTRACT_TESTS),
+        TK_CASE("lmdb", setup, teardown, 60,
+                store_full_keeps_what_is_stored, corrupt_file_is_refused,
+                foreign_lmdb_file_is_refused, other_format_version_is_refused,
+                older_store_gets_an_id_kept_for_good, truncated_record_is_an_error,
+                damaged_dead_letter_can_be_purged, format_1_store_is_upgraded,
+                format_3_store_is_upgraded_to_4, open_creates_missing_directories,
+                batch_commits_as_one_transaction, batch_store_full),
+    };
+    return tk_suite("store", cases, sizeof cases / sizeof cases[0]);
 }
 
 int main(void)

@@ -50,10 +50,16 @@ static void usage(FILE *out)
             "  request RECEIVER SERVICE [--data TEXT | --data-file FILE] [--content-type T]\n"
             "          [--timeout MS] [--online-only]\n"
             "                             send a request through the hub, print the reply\n"
-            "  report [--csv|--json] [--procedure CODE] [--authority MEMBER-ID]\n"
-            "                             on-time, late and overdue dossiers per procedure and\n"
-            "                             authority, from the reporting member (VN/GOV/HN-VP/BAOCAO)\n"
-            "  audit verify DIR... --hub-key HUB.pub... [--anchor SEQ:HASH] [--tsa-cert PEM]\n"
+            "  report [--csv|--json] [--from DATE] [--to DATE] [--by submitted|decided]\n"
+            "         [--procedure CODE] [--authority MEMBER-ID]\n"
+            "                             reform indices per procedure and authority:\n"
+            "                             received, early, on time, late, overdue,\n"
+            "                             returned, average working hours, %% synced,\n"
+            "                             %% online, %% e-results, %% paid online,\n"
+            "                             satisfaction; of dossiers submitted (or decided)\n"
+            "                             from DATE to DATE (YYYY-MM-DD, included); from\n"
+            "                             the reporting member (VN/GOV/HN-VP/BAOCAO)\n"
+            "  audit verify DIR --hub-key HUB.pub [--anchor SEQ:HASH] [--tsa-cert TSA.pem]\n"
             "                             check every link and signed checkpoint of the audit\n"
             "                             log (following key rotations), a head you kept, and\n"
             "                             the RFC 3161 time-stamps; names the first problem;\n"
@@ -152,6 +158,26 @@ static int ctl_exit_for(int rc, int nack_code)
     return EXIT_FAIL;
 }
 
+/* Connects to the hub as the member of the connection settings at path
+ * (ctl_load_config) for command `cmd`; EXIT_OK with *client open, or the
+ * exit status after saying why. */
+static int ctl_connect(const char *cmd, const char *path, long timeout_ms, adp_client_t **client)
+{
+    hubctl_config_t cfg;
+    int status = ctl_load_config(path, &cfg);
+    if (status != EXIT_OK)
+        return status;
+    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
+                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
+    char err[HUB_ERRMSG_MAX];
+    int rc = adp_connect(&acfg, client, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hubctl %s: cannot reach the hub: %s\n", cmd, err);
+        return ctl_exit_for(rc, 0);
+    }
+    return EXIT_OK;
+}
+
 static int cmd_ping(const char *config_path, int argc, char **argv)
 {
     const char *target = NULL;
@@ -177,26 +203,17 @@ static int cmd_ping(const char *config_path, int argc, char **argv)
         fprintf(stderr, "hubctl ping: '%s': %s\n", target, problem);
         return EXIT_USAGE;
     }
-    hubctl_config_t cfg;
-    int status = ctl_load_config(config_path, &cfg);
+    adp_client_t *client = NULL;
+    int status = ctl_connect("ping", config_path, timeout_ms, &client);
     if (status != EXIT_OK)
         return status;
-    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
-                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
-    adp_client_t *client = NULL;
-    char err[HUB_ERRMSG_MAX];
-    int rc = adp_connect(&acfg, &client, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "hubctl ping: cannot reach the hub: %s\n", err);
-        return ctl_exit_for(rc, 0);
-    }
     for (long i = 0; i < count && status == EXIT_OK; i++) {
         char payload[64];
         int len = snprintf(payload, sizeof payload, "ping %ld", i + 1);
         uint64_t start = hub_monotonic_us();
         adp_reply_t reply;
-        rc = adp_request(client, target, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
-                         ADP_ONLINE_ONLY, (uint32_t)timeout_ms, &reply);
+        int rc = adp_request(client, target, ADP_PING_SERVICE, "text/plain", payload, (size_t)len,
+                             ADP_ONLINE_ONLY, (uint32_t)timeout_ms, &reply);
         uint64_t rtt = hub_monotonic_us() - start;
         if (rc == 0) {
             bool same = reply.payload_len == (size_t)len && !memcmp(reply.payload, payload, (size_t)len);
@@ -267,24 +284,14 @@ static int cmd_request(const char *config_path, int argc, char **argv)
         fclose(f);
         data = file_data ? file_data : "";
     }
-    hubctl_config_t cfg;
-    int status = ctl_load_config(config_path, &cfg);
+    adp_client_t *client = NULL;
+    int status = ctl_connect("request", config_path, timeout_ms, &client);
     if (status != EXIT_OK) {
         free(file_data);
         return status;
     }
-    adp_config_t acfg = {cfg.member.hub_endpoint, cfg.member.hub_key_file,
-                         cfg.member.member_key_file, (uint32_t)timeout_ms, "hubctl " HUB_VERSION};
-    adp_client_t *client = NULL;
-    char err[HUB_ERRMSG_MAX];
-    int rc = adp_connect(&acfg, &client, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "hubctl request: cannot reach the hub: %s\n", err);
-        free(file_data);
-        return ctl_exit_for(rc, 0);
-    }
     adp_reply_t reply;
-    rc = adp_request(client, receiver, service, content_type, data, len, flags,
+    int rc = adp_request(client, receiver, service, content_type, data, len, flags,
                      (uint32_t)timeout_ms, &reply);
     if (rc == 0) {
         fwrite(reply.payload, 1, reply.payload_len, stdout);
@@ -305,9 +312,15 @@ static int cmd_request(const char *config_path, int argc, char **argv)
 static int cmd_report(const char *config_path, int argc, char **argv)
 {
     const char *format = "table", *member = "VN/GOV/HN-VP/BAOCAO";
-    const char *procedure = NULL, *authority = NULL;
+    const char *procedure = NULL, *authority = NULL, *from = NULL, *to = NULL, *by = NULL;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--csv"))
+        if (!strcmp(argv[i], "--from") && i + 1 < argc)
+            from = argv[++i];
+        else if (!strcmp(argv[i], "--to") && i + 1 < argc)
+            to = argv[++i];
+        else if (!strcmp(argv[i], "--by") && i + 1 < argc)
+            by = argv[++i];
+        else if (!strcmp(argv[i], "--csv"))
             format = "csv";
         else if (!strcmp(argv[i], "--json"))
             format = "json";
@@ -318,8 +331,10 @@ static int cmd_report(const char *config_path, int argc, char **argv)
         else if (!strcmp(argv[i], "--authority") && i + 1 < argc)
             authority = argv[++i];
         else {
-            fprintf(stderr, "hubctl report: usage: hubctl report [--csv|--json] [--procedure "
-                            "CODE] [--authority MEMBER-ID] [--member REPORTING-MEMBER]\n");
+            fprintf(stderr, "hubctl report: usage: hubctl report [--csv|--json] "
+                            "[--from YYYY-MM-DD] [--to YYYY-MM-DD] [--by submitted|decided] "
+                            "[--procedure CODE] [--authority MEMBER-ID] "
+                            "[--member REPORTING-MEMBER]\n");
             return EXIT_USAGE;
         }
     }
@@ -327,8 +342,32 @@ static int cmd_report(const char *config_path, int argc, char **argv)
         fprintf(stderr, "hubctl report: --procedure holds a code, --authority a member id\n");
         return EXIT_USAGE;
     }
+    const char *dates[] = {from, to};
+    for (int i = 0; i < 2; i++) {
+        const char *d = dates[i];
+        bool ok = !d || (strlen(d) == 10 && d[4] == '-' && d[7] == '-');
+        for (int k = 0; ok && d && k < 10; k++)
+            ok = k == 4 || k == 7 || (d[k] >= '0' && d[k] <= '9');
+        if (!ok) {
+            fprintf(stderr,
+                    "hubctl report: --%s takes a date YYYY-MM-DD (Asia/Ho_Chi_Minh), e.g. "
+                    "2026-07-01\n",
+                    i ? "to" : "from");
+            return EXIT_USAGE;
+        }
+    }
+    if (by && strcmp(by, "submitted") != 0 && strcmp(by, "decided") != 0) {
+        fprintf(stderr, "hubctl report: --by takes submitted (the default) or decided\n");
+        return EXIT_USAGE;
+    }
     char data[1024];
     int n = snprintf(data, sizeof data, "{\"format\":\"%s\"", format);
+    if (from)
+        n += snprintf(data + n, sizeof data - (size_t)n, ",\"from\":\"%s\"", from);
+    if (to)
+        n += snprintf(data + n, sizeof data - (size_t)n, ",\"to\":\"%s\"", to);
+    if (by)
+        n += snprintf(data + n, sizeof data - (size_t)n, ",\"by\":\"%s\"", by);
     if (procedure)
         n += snprintf(data + n, sizeof data - (size_t)n, ",\"procedure_code\":\"%s\"", procedure);
     if (authority)

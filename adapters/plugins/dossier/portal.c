@@ -18,6 +18,10 @@
 #include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
+#include "lth_portal.h"
+#include "domain.pb-c.h"
+
+#include <sodium.h>
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,7 +33,26 @@ static const char portal_schema[] =
     " code TEXT PRIMARY KEY, status INTEGER NOT NULL, seq INTEGER NOT NULL,"
     " at_us INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT NOT NULL,"
     " procedure_code TEXT NOT NULL, authority TEXT NOT NULL, due_at INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL, changes INTEGER NOT NULL);";
+    " updated_at INTEGER NOT NULL, changes INTEGER NOT NULL);"
+    /* Electronic results whose signature verified, and those refused. */
+    "CREATE TABLE IF NOT EXISTS result("
+    " result_code TEXT PRIMARY KEY, code TEXT NOT NULL, signer TEXT NOT NULL,"
+    " signer_key TEXT NOT NULL, sha256 TEXT NOT NULL, media_type TEXT NOT NULL,"
+    " size INTEGER NOT NULL, uri TEXT NOT NULL, decided_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS refused_result("
+    " id INTEGER PRIMARY KEY, code TEXT NOT NULL, sender TEXT NOT NULL, reason TEXT NOT NULL);"
+    /* The newest statistics.sync/v1 of each publisher, per authority. */
+    "CREATE TABLE IF NOT EXISTS statistics("
+    " publisher TEXT NOT NULL, authority TEXT NOT NULL, sequence INTEGER NOT NULL,"
+    " period_from INTEGER NOT NULL, period_to INTEGER NOT NULL, status INTEGER NOT NULL,"
+    " dossiers INTEGER NOT NULL, on_time INTEGER NOT NULL, late INTEGER NOT NULL,"
+    " overdue INTEGER NOT NULL, PRIMARY KEY(publisher, authority, status));"
+    /* Liên thông: each step of a dossier that passes several authorities,
+     * with its own time limit and the last status it had. */
+    "CREATE TABLE IF NOT EXISTS step("
+    " code TEXT NOT NULL, n INTEGER NOT NULL, steps INTEGER NOT NULL, authority TEXT NOT NULL,"
+    " due_at INTEGER NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, PRIMARY KEY(code, n));";
 
 typedef struct {
     const adp_plugin_host_t *host;
@@ -69,17 +92,244 @@ static int portal_apply(sqlite3 *db, const lth_status_change_t *c)
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
+    q = NULL;
+    if (rc == 0 && c->step > 0) {
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO step(code, n, steps, authority, due_at, first_at,"
+                               " last_at, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"
+                               " ON CONFLICT(code, n) DO UPDATE SET last_at = ?6, status = ?7,"
+                               " authority = ?4",
+                               -1, &q, NULL) != SQLITE_OK) {
+            rc = HUB_ESTORE;
+        } else {
+            sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_int(q, 2, (int)c->step);
+            sqlite3_bind_int(q, 3, (int)c->steps);
+            sqlite3_bind_text(q, 4, c->step_authority, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 5, (sqlite3_int64)c->step_due_at_us);
+            sqlite3_bind_int64(q, 6, (sqlite3_int64)c->at_us);
+            sqlite3_bind_int(q, 7, c->status);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+        q = NULL;
+        /* The first change of step n is the hand-over: step n - 1 was
+         * DONE at that moment. */
+        if (rc == 0 && c->step > 1 &&
+            sqlite3_prepare_v2(db,
+                               "UPDATE step SET status = 4, last_at = ?3 WHERE code = ?1 AND"
+                               " n = ?2 AND status <> 4",
+                               -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_int(q, 2, (int)c->step - 1);
+            sqlite3_bind_int64(q, 3, (sqlite3_int64)c->at_us);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+    }
     return rc;
 }
 
+/* Queues a receipt for the member that synchronised (dossier.synced/v1). */
+static int portal_receipt(portal_t *st, adp_client_t *client, const char *to,
+                          const lth_receipt_t *r)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = lth_receipt_encode(r, &buf, &len);
+    if (rc == 0)
+        rc = lth_appdb_begin(st->db);
+    if (rc == 0) {
+        rc = lth_outq_add(st->db, to, LTH_SERVICE_DOSSIER_SYNCED, LTH_RECEIPT_TYPE, buf, len);
+        rc = rc == 0 ? lth_appdb_commit(st->db) : rc;
+        if (rc != 0)
+            lth_appdb_rollback(st->db);
+    }
+    free(buf);
+    if (rc == 0)
+        lth_outq_flush(st->db, client, 0, NULL);
+    return rc;
+}
+
+/* Applies the change (dp_status_intake), then answers the sender with a
+ * receipt for the sequence the view now holds: a redelivered change is
+ * confirmed again, so that a lost receipt is made good. */
 static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                             void *user)
+{
+    (void)reply;
+    portal_t *st = user;
+    int rc = dp_status_intake(st->host, st->db, "SELECT seq FROM view WHERE code = ?", portal_apply,
+                              "the portal view", msg);
+    lth_status_change_t c;
+    if (rc != 0 || msg->kind == ADP_REQUEST ||
+        lth_status_change_decode(msg->content_type, msg->payload, msg->payload_len, &c, NULL) != 0)
+        return rc;
+    lth_receipt_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.dossier_code, sizeof r.dossier_code, "%s", c.dossier_code);
+    r.sequence = c.sequence;
+    r.accepted = true;
+    return portal_receipt(st, client, msg->sender, &r);
+}
+
+/* dossier.result/v1: the result's own signature is verified (decoding does
+ * it), and its signer must be the authority the portal's view names for the
+ * dossier; kept, and answered with a receipt either way. */
+static int portal_on_result(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                            void *user)
+{
+    (void)reply;
+    portal_t *st = user;
+    if (msg->kind == ADP_REQUEST)
+        return 0;
+    lth_result_t res;
+    const char *why = NULL;
+    lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &res, &why);
+    char authority[LTH_MEMBER_MAX] = "";
+    if (!why) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(st->db, "SELECT authority FROM view WHERE code = ?", -1, &q, NULL) ==
+            SQLITE_OK) {
+            sqlite3_bind_text(q, 1, res.dossier_code, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW)
+                snprintf(authority, sizeof authority, "%s",
+                         (const char *)sqlite3_column_text(q, 0));
+        }
+        sqlite3_finalize(q);
+        if (!authority[0])
+            why = "the portal has no status of that dossier yet";
+        else if (strcmp(authority, res.signer) != 0)
+            why = "the result is not signed by the dossier's deciding authority";
+    }
+    int rc = lth_appdb_begin(st->db);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 && why) {
+        adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.result from %s refused: %s", msg->sender,
+                       why);
+        if (sqlite3_prepare_v2(st->db,
+                               "INSERT INTO refused_result(code, sender, reason) VALUES(?, ?, ?)",
+                               -1, &q, NULL) != SQLITE_OK)
+            rc = HUB_ESTORE;
+        if (rc == 0) {
+            sqlite3_bind_text(q, 1, res.dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, msg->sender, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 3, why, -1, SQLITE_STATIC);
+        }
+    } else if (rc == 0) {
+        if (sqlite3_prepare_v2(st->db,
+                               "INSERT OR IGNORE INTO result(result_code, code, signer, signer_key,"
+                               " sha256, media_type, size, uri, decided_at)"
+                               " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               -1, &q, NULL) != SQLITE_OK)
+            rc = HUB_ESTORE;
+        char key[65], digest[65];
+        sodium_bin2hex(key, sizeof key, res.signer_public_key, 32);
+        sodium_bin2hex(digest, sizeof digest, res.sha256, 32);
+        if (rc == 0) {
+            sqlite3_bind_text(q, 1, res.result_code, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, res.dossier_code, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 3, res.signer, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 4, key, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(q, 5, digest, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(q, 6, res.media_type, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 7, (sqlite3_int64)res.size_bytes);
+            sqlite3_bind_text(q, 8, res.uri, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 9, (sqlite3_int64)res.decided_at_us);
+        }
+    }
+    if (rc == 0 && sqlite3_step(q) != SQLITE_DONE)
+        rc = HUB_ESTORE;
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a result: %s",
+                       lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    lth_receipt_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.dossier_code, sizeof r.dossier_code, "%s", res.dossier_code);
+    snprintf(r.result_code, sizeof r.result_code, "%s", res.result_code);
+    r.accepted = why == NULL;
+    snprintf(r.reason, sizeof r.reason, "%s", why ? why : "");
+    return res.dossier_code[0] ? portal_receipt(st, client, msg->sender, &r) : 0;
+}
+
+/* statistics.sync/v1: the newest sequence of each publisher replaces what
+ * it said before. */
+static int portal_on_statistics(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                                void *user)
 {
     (void)client;
     (void)reply;
     portal_t *st = user;
-    return dp_status_intake(st->host, st->db, "SELECT seq FROM view WHERE code = ?",
-                            portal_apply, "the portal view", msg);
+    if (msg->kind == ADP_REQUEST ||
+        !lth_domain_content_type_is(msg->content_type, "StatisticsSync"))
+        return 0;
+    Lth__Domain__V1__StatisticsSync *m =
+        lth__domain__v1__statistics_sync__unpack(NULL, msg->payload_len, msg->payload);
+    if (!m) {
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "statistics.sync from %s refused: not a "
+                       "StatisticsSync",
+                       msg->sender);
+        return 0;
+    }
+    uint64_t last = 0;
+    long long have = 0;
+    {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(st->db, "SELECT max(sequence) FROM statistics WHERE publisher = ?",
+                               -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, msg->sender, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW)
+                have = sqlite3_column_int64(q, 0);
+        }
+        sqlite3_finalize(q);
+        last = (uint64_t)have;
+    }
+    int rc = 0;
+    if (m->sequence > last && (rc = lth_appdb_begin(st->db)) == 0) {
+        sqlite3_stmt *del = NULL, *ins = NULL;
+        if (sqlite3_prepare_v2(st->db, "DELETE FROM statistics WHERE publisher = ?", -1, &del,
+                               NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(st->db,
+                               "INSERT OR REPLACE INTO statistics VALUES(?, ?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?)",
+                               -1, &ins, NULL) != SQLITE_OK)
+            rc = HUB_ESTORE;
+        if (rc == 0) {
+            sqlite3_bind_text(del, 1, msg->sender, -1, SQLITE_STATIC);
+            rc = sqlite3_step(del) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        for (size_t i = 0; rc == 0 && i < m->n_authorities; i++) {
+            const Lth__Domain__V1__AuthorityStatistics *a = m->authorities[i];
+            for (size_t j = 0; rc == 0 && j < a->n_counts; j++) {
+                sqlite3_bind_text(ins, 1, msg->sender, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 2, a->authority_member_id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(ins, 3, (sqlite3_int64)m->sequence);
+                sqlite3_bind_int64(ins, 4, (sqlite3_int64)a->period_from_us);
+                sqlite3_bind_int64(ins, 5, (sqlite3_int64)a->period_to_us);
+                sqlite3_bind_int(ins, 6, (int)a->counts[j]->status);
+                sqlite3_bind_int64(ins, 7, (sqlite3_int64)a->counts[j]->dossiers);
+                sqlite3_bind_int64(ins, 8, (sqlite3_int64)a->on_time);
+                sqlite3_bind_int64(ins, 9, (sqlite3_int64)a->late);
+                sqlite3_bind_int64(ins, 10, (sqlite3_int64)a->overdue);
+                rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : HUB_ESTORE;
+                sqlite3_reset(ins);
+            }
+        }
+        sqlite3_finalize(del);
+        sqlite3_finalize(ins);
+        rc = rc == 0 ? lth_appdb_commit(st->db) : rc;
+        if (rc != 0)
+            lth_appdb_rollback(st->db);
+    }
+    lth__domain__v1__statistics_sync__free_unpacked(m, NULL);
+    return rc;
 }
 
 static void portal_summary(portal_t *st, bool force)
@@ -102,7 +352,8 @@ static void portal_summary(portal_t *st, bool force)
 
 static int portal_tick(void *state, adp_client_t *client)
 {
-    (void)client;
+    portal_t *st = state;
+    lth_outq_flush(st->db, client, 0, NULL); /* receipts a crash left queued */
     portal_summary(state, false);
     return 0;
 }
@@ -128,6 +379,10 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
     st->host = host;
     int rc = dp_read_model_open(host, "the portal view's SQLite file", portal_schema,
                                 portal_on_status, st, &st->db, err, err_size);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, portal_on_result, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_STATISTICS, portal_on_statistics, st);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));

@@ -39,13 +39,32 @@
 #include "lth_procedure.h"
 #include "lth_verify.h"
 #include "catalogue_pub.h"
+#include "lth_portal.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 #include <time.h>
 #include <stdlib.h>
 
 #define PROC_MAX_PROCEDURES 64
+#define PROC_MAX_CHAINS 8
+#define PROC_MAX_STEPS 4
+
+/* A procedure that passes several authorities (liên thông): each step's
+ * authority and its own time limit (plugin.chains). */
+typedef struct {
+    char authority[LTH_MEMBER_MAX];
+    char limit_text[32];
+    unsigned amount;
+    lth_limit_unit_t unit;
+} proc_step_t;
+
+typedef struct {
+    char code[LTH_PROCEDURE_CODE_MAX];
+    size_t n;
+    proc_step_t steps[PROC_MAX_STEPS];
+} proc_chain_t;
 #define PROC_SUMMARY_EVERY_US 5000000u
 #define PROC_PURPOSE "Tiếp nhận hồ sơ TTHC %s: xác minh danh tính người nộp hồ sơ"
 
@@ -62,7 +81,40 @@ static const char proc_schema[] =
     " seq INTEGER NOT NULL DEFAULT 0,"           /* sequence of the latest change sent */
     " authority_seq INTEGER NOT NULL DEFAULT 0," /* last applied change from the authority */
     " resolver TEXT," /* the delegate that resolves it, if not the authority */
-    " overdue_sent INTEGER NOT NULL DEFAULT 0);"
+    " overdue_sent INTEGER NOT NULL DEFAULT 0,"
+    " channel INTEGER NOT NULL DEFAULT 0,"    /* Channel: online or at the counter */
+    " portal_seq INTEGER NOT NULL DEFAULT 0," /* the latest change the portal confirmed */
+    " handed_over INTEGER NOT NULL DEFAULT 0,"
+    " step INTEGER NOT NULL DEFAULT 0, steps INTEGER NOT NULL DEFAULT 0," /* liên thông */
+    " step_due_at INTEGER NOT NULL DEFAULT 0);"
+    /* Each step of a dossier that passes several authorities, with its own
+     * time limit. */
+    "CREATE TABLE IF NOT EXISTS chain_step("
+    " code TEXT NOT NULL, n INTEGER NOT NULL, authority TEXT NOT NULL,"
+    " started_at INTEGER NOT NULL, due_at INTEGER NOT NULL, done_at INTEGER,"
+    " status INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(code, n));"
+    /* Changes refused by the transition table (proto/DOMAIN.md, "Status
+     * vocabulary"), once per (dossier, sender, sequence). */
+    "CREATE TABLE IF NOT EXISTS refusal("
+    " code TEXT NOT NULL, sender TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " from_status INTEGER NOT NULL, to_status INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " at_us INTEGER NOT NULL, PRIMARY KEY(code, sender, seq));"
+    /* Signed electronic results, as received from the deciding authority. */
+    "CREATE TABLE IF NOT EXISTS result("
+    " result_code TEXT PRIMARY KEY, code TEXT NOT NULL, signer TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL,"
+    " decided_at INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+    " portal_accepted INTEGER);" /* NULL until the portal's receipt */
+    "CREATE TABLE IF NOT EXISTS payment("
+    " transaction_ref TEXT PRIMARY KEY, code TEXT NOT NULL, outcome INTEGER NOT NULL,"
+    " amount INTEGER NOT NULL, channel INTEGER NOT NULL, at_us INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS feedback("
+    " code TEXT PRIMARY KEY, ratings INTEGER NOT NULL, score_sum INTEGER NOT NULL,"
+    " at_us INTEGER NOT NULL);"
+    /* Messages another member sent that were not applied, with why. */
+    "CREATE TABLE IF NOT EXISTS rejected("
+    " id INTEGER PRIMARY KEY, service TEXT NOT NULL, sender TEXT NOT NULL,"
+    " code TEXT NOT NULL, reason TEXT NOT NULL, at_us INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS declared("
     " code TEXT PRIMARY KEY," /* what the applicant declared: personal data, never logged */
     " full_name TEXT NOT NULL, date_of_birth TEXT NOT NULL, sex INTEGER NOT NULL,"
@@ -90,6 +142,15 @@ typedef struct {
     char me[LTH_MEMBER_MAX];  /* this member's id, for changes made while submitting */
     lth_workcal_t *calendar;  /* plugin.calendar: working days and hours, or NULL */
     bool calendar_warned;     /* a due date past the calendar's years was logged */
+    uint64_t online_pct;      /* plugin.online_percent: share submitted through the portal */
+    bool hand_over;           /* plugin.hand_over_results: RESULT_HANDED_OVER once a DONE
+                                 dossier has its electronic result */
+    uint64_t statistics_us;   /* plugin.statistics_ms: statistics.sync/v1 period; 0 = off */
+    uint64_t next_statistics_us;
+    unsigned long illegal_changes;        /* refused by the transition table */
+    char agency_code[40];                 /* plugin.agency_code: starts each dossier code */
+    proc_chain_t chains[PROC_MAX_CHAINS]; /* plugin.chains */
+    size_t n_chains;
 } proc_t;
 
 /* One dossier row, as the flow needs it. */
@@ -101,7 +162,12 @@ typedef struct {
     char applicant[LTH_APPLICANT_MAX];
     uint64_t submitted_at, due_at, seq, authority_seq;
     int status;
+    int channel;
     bool forwarded;
+    unsigned step, steps; /* liên thông: the current step of steps; 0 = one authority */
+    uint64_t step_due_at;
+    bool handoff; /* the next PROCESSING hands the dossier to the next step */
+    bool gap;     /* the change follows a gap in its sender's sequence */
 } proc_dossier_t;
 
 static const char *proc_me(adp_client_t *client)
@@ -116,7 +182,8 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
     if (sqlite3_prepare_v2(st->db,
                            "SELECT code, procedure_code, authority, applicant, submitted_at, "
                            "due_at, seq, authority_seq, status, coalesce(resolver, ''), "
-                           "forwarded_at IS NOT NULL FROM dossier WHERE code = ?",
+                           "forwarded_at IS NOT NULL, channel, step, steps, step_due_at "
+                           "FROM dossier WHERE code = ?",
                            -1, &q, NULL) != SQLITE_OK)
         return HUB_ESTORE;
     sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
@@ -134,6 +201,12 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
         d->status = sqlite3_column_int(q, 8);
         snprintf(d->resolver, sizeof d->resolver, "%s", (const char *)sqlite3_column_text(q, 9));
         d->forwarded = sqlite3_column_int(q, 10) != 0;
+        d->channel = sqlite3_column_int(q, 11);
+        d->step = (unsigned)sqlite3_column_int(q, 12);
+        d->steps = (unsigned)sqlite3_column_int(q, 13);
+        d->step_due_at = (uint64_t)sqlite3_column_int64(q, 14);
+        d->handoff = false;
+        d->gap = false;
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HUB_ENOTFOUND : HUB_ESTORE;
@@ -160,10 +233,22 @@ static int proc_step(sqlite3 *db, const char *sql, const char *code, uint64_t a,
 static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *actor, uint64_t at_us,
                      const char *note)
 {
+    char why[LTH_NOTE_MAX];
+    /* Handing a dossier on to the next authority of its chain keeps it
+     * PROCESSING: the one same-state change the table admits. */
+    bool handoff = d->handoff && status == LTH_STATUS_PROCESSING &&
+                   lth_status_transition_allowed(d->status, LTH_STATUS_SUPPLEMENT_REQUESTED);
+    bool after_gap = d->gap && lth_status_reachable(d->status, status);
+    if (!handoff && !after_gap &&
+        lth_status_transition_check(d->status, status, why, sizeof why) != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "procedure system: %s: not sent: %s", d->code, why);
+        return HUB_EINVAL;
+    }
     lth_status_change_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.dossier_code, sizeof c.dossier_code, "%s", d->code);
     c.status = status;
+    c.channel = d->channel;
     snprintf(c.actor, sizeof c.actor, "%s", actor);
     c.at_us = at_us;
     c.sequence = d->seq + 1;
@@ -173,6 +258,12 @@ static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *acto
     snprintf(c.authority, sizeof c.authority, "%s", d->resolver[0] ? d->resolver : d->authority);
     c.submitted_at_us = d->submitted_at;
     c.due_at_us = d->due_at;
+    c.step = d->step;
+    c.steps = d->steps;
+    if (d->steps)
+        snprintf(c.step_authority, sizeof c.step_authority, "%s",
+                 d->resolver[0] ? d->resolver : d->authority);
+    c.step_due_at_us = d->step_due_at;
 
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
@@ -223,17 +314,17 @@ static void proc_flush(proc_t *st, adp_client_t *client)
 /* When a dossier received at now is due: with plugin.calendar, in working
  * days and hours (lth_workcal.h); without, every day a working day and a
  * day plugin.day_ms long (demos and tests run days in seconds). */
-static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
+static uint64_t proc_due_limit(proc_t *st, const char *limit_text, unsigned amount,
+                               lth_limit_unit_t unit, uint64_t now)
 {
     if (!st->calendar)
-        return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, st->day_us);
+        return now + lth_limit_duration_us(amount, unit, st->day_us);
     int64_t due = 0;
-    int rc =
-        !strcmp(p->limit_text, "same working day")
-            ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
-            : lth_workcal_due(st->calendar, (int64_t)now, p->limit_amount, p->limit_unit, &due);
+    int rc = !strcmp(limit_text, "same working day")
+                 ? lth_workcal_due_same_day(st->calendar, (int64_t)now, &due)
+                 : lth_workcal_due(st->calendar, (int64_t)now, amount, unit, &due);
     if (rc != 0)
-        return now + lth_limit_duration_us(p->limit_amount, p->limit_unit, LTH_DAY_US);
+        return now + lth_limit_duration_us(amount, unit, LTH_DAY_US);
     time_t secs = (time_t)(due / 1000000 + LTH_WORKCAL_UTC_OFFSET_S);
     struct tm tm;
     gmtime_r(&secs, &tm);
@@ -246,6 +337,110 @@ static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
             tm.tm_year + 1900);
     }
     return (uint64_t)due;
+}
+
+static uint64_t proc_due(proc_t *st, const lth_procedure_t *p, uint64_t now)
+{
+    return proc_due_limit(st, p->limit_text, p->limit_amount, p->limit_unit, now);
+}
+
+static const proc_chain_t *proc_chain_of(const proc_t *st, const char *procedure_code)
+{
+    for (size_t i = 0; i < st->n_chains; i++)
+        if (!strcmp(st->chains[i].code, procedure_code))
+            return &st->chains[i];
+    return NULL;
+}
+
+/* Starts step n (1-based) of the dossier's chain at now: its authority
+ * becomes the dossier's, with the step's own due time (inside the caller's
+ * transaction). */
+static int proc_chain_enter(proc_t *st, proc_dossier_t *d, const proc_chain_t *chain, unsigned n,
+                            uint64_t now)
+{
+    const proc_step_t *s = &chain->steps[n - 1];
+    uint64_t due = proc_due_limit(st, s->limit_text, s->amount, s->unit, now);
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT OR IGNORE INTO chain_step(code, n, authority, started_at, "
+                                "due_at) VALUES(?, ?, ?, ?, ?)",
+                                -1, &q, NULL) == SQLITE_OK
+                 ? 0
+                 : HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, (int)n);
+        sqlite3_bind_text(q, 3, s->authority, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)due);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (rc == 0 &&
+        sqlite3_prepare_v2(st->db,
+                           "UPDATE dossier SET step = ?2, steps = ?3, step_due_at = ?4, "
+                           "authority = ?5, authority_seq = 0, resolver = NULL WHERE code = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, (int)n);
+        sqlite3_bind_int(q, 3, (int)chain->n);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)due);
+        sqlite3_bind_text(q, 5, s->authority, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    if (rc == 0) {
+        d->step = n;
+        d->steps = (unsigned)chain->n;
+        d->step_due_at = due;
+        snprintf(d->authority, sizeof d->authority, "%s", s->authority);
+        d->resolver[0] = '\0';
+        d->authority_seq = 0;
+    }
+    return rc;
+}
+
+/* Queues the Dossier for its current authority (dossier.submit/v1); in a
+ * chain, with the step's due time, which is what that authority answers
+ * for. */
+static int proc_forward(proc_t *st, const proc_dossier_t *d, const char *me)
+{
+    lth_dossier_t msg;
+    memset(&msg, 0, sizeof msg);
+    snprintf(msg.dossier_code, sizeof msg.dossier_code, "%s", d->code);
+    snprintf(msg.procedure_code, sizeof msg.procedure_code, "%s", d->procedure_code);
+    snprintf(msg.applicant_id, sizeof msg.applicant_id, "%s", d->applicant);
+    msg.submitted_at_us = d->submitted_at;
+    msg.due_at_us = d->steps ? d->step_due_at : d->due_at;
+    snprintf(msg.received_by, sizeof msg.received_by, "%s", me);
+    snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
+    /* How the applicant was authenticated travels with the dossier. */
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT assurance, auth_method FROM declared WHERE code = ?", -1,
+                           &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            msg.assurance.level = (unsigned)sqlite3_column_int(q, 0);
+            msg.assurance.method = (lth_auth_method_t)sqlite3_column_int(q, 1);
+            msg.assurance.at_us = d->submitted_at;
+        }
+    }
+    sqlite3_finalize(q);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    /* The procedure, signed with the envelope, lets the hub route a dossier
+     * delegated per procedure (ủy quyền) without reading it. */
+    char type[160];
+    snprintf(type, sizeof type, LTH_DOSSIER_TYPE "; lth-procedure=%s", d->procedure_code);
+    int rc = lth_dossier_encode(&msg, &buf, &len);
+    if (rc == 0)
+        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, type, buf, len);
+    free(buf);
+    explicit_bzero(&msg, sizeof msg); /* the applicant's ID */
+    return rc;
 }
 
 /* Returns a dossier whose applicant was authenticated below the level its
@@ -263,6 +458,13 @@ static int proc_refuse_assurance(proc_t *st, const char *code, const char *reaso
         rc = proc_emit(st, &d, LTH_STATUS_RETURNED, st->me, now, reason);
     memset(&d, 0, sizeof d);
     return rc;
+}
+
+/* Online or at the counter: plugin.online_percent of the dossiers, spread
+ * evenly and the same for an index on every run (the test recomputes it). */
+static int proc_channel(const proc_t *st, uint64_t index)
+{
+    return (index * 37u) % 100u < st->online_pct ? LTH_CHANNEL_ONLINE : LTH_CHANNEL_COUNTER;
 }
 
 static int proc_insert_declared(sqlite3 *db, const lth_gen_dossier_t *g)
@@ -299,7 +501,8 @@ static int proc_submit(proc_t *st)
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v2(st->db,
                                 "INSERT INTO dossier(code, idx, procedure_code, authority, "
-                                "applicant, submitted_at, due_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                                "applicant, submitted_at, due_at, channel) "
+                                "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                                 -1, &q, NULL) == SQLITE_OK
                  ? 0
                  : HUB_ESTORE;
@@ -311,6 +514,10 @@ static int proc_submit(proc_t *st)
             break;
         uint64_t now = hub_now_us();
         uint64_t due = proc_due(st, g.procedure, now);
+        /* The national structure: agency code, date of receipt, number. */
+        rc = lth_dossier_code_national(st->agency_code, now, g.index, g.code);
+        if (rc != 0)
+            break;
         g.assurance.at_us = now;
         sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)g.index);
@@ -319,6 +526,7 @@ static int proc_submit(proc_t *st)
         sqlite3_bind_text(q, 5, g.applicant_id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 6, (sqlite3_int64)now);
         sqlite3_bind_int64(q, 7, (sqlite3_int64)due);
+        sqlite3_bind_int(q, 8, proc_channel(st, g.index));
         if (sqlite3_step(q) != SQLITE_DONE)
             rc = HUB_ESTORE;
         sqlite3_reset(q);
@@ -356,7 +564,7 @@ static int proc_submit(proc_t *st)
 /* ---- identity checks ---- */
 
 /* FOUND (and, for a verification, every declared field matched): receive,
- * forward to the authority, processing. */
+ * forward to the authority (in a chain, to its first step's), processing. */
 static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now)
 {
     const char *me = proc_me(client);
@@ -366,45 +574,21 @@ static int proc_accept(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     if (rc == 0)
         rc = proc_emit(st, d, LTH_STATUS_RECEIVED, me, now,
                        "Đã tiếp nhận hồ sơ; danh tính người nộp đã được xác minh");
-    lth_dossier_t msg;
-    memset(&msg, 0, sizeof msg);
-    snprintf(msg.dossier_code, sizeof msg.dossier_code, "%s", d->code);
-    snprintf(msg.procedure_code, sizeof msg.procedure_code, "%s", d->procedure_code);
-    snprintf(msg.applicant_id, sizeof msg.applicant_id, "%s", d->applicant);
-    msg.submitted_at_us = d->submitted_at;
-    msg.due_at_us = d->due_at;
-    snprintf(msg.received_by, sizeof msg.received_by, "%s", me);
-    snprintf(msg.authority, sizeof msg.authority, "%s", d->authority);
-    /* How the applicant was authenticated travels with the dossier. */
-    sqlite3_stmt *q = NULL;
-    if (rc == 0 &&
-        sqlite3_prepare_v2(st->db, "SELECT assurance, auth_method FROM declared WHERE code = ?", -1,
-                           &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            msg.assurance.level = (unsigned)sqlite3_column_int(q, 0);
-            msg.assurance.method = (lth_auth_method_t)sqlite3_column_int(q, 1);
-            msg.assurance.at_us = d->submitted_at;
-        }
-    }
-    sqlite3_finalize(q);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    /* The procedure, signed with the envelope, lets the hub route a dossier
-     * delegated per procedure (ủy quyền) without reading it. */
-    char type[160];
-    snprintf(type, sizeof type, LTH_DOSSIER_TYPE "; lth-procedure=%s", d->procedure_code);
+    const proc_chain_t *chain = proc_chain_of(st, d->procedure_code);
+    if (rc == 0 && chain)
+        rc = proc_chain_enter(st, d, chain, 1, now);
     if (rc == 0)
-        rc = lth_dossier_encode(&msg, &buf, &len);
-    if (rc == 0)
-        rc = lth_outq_add(st->db, d->authority, LTH_SERVICE_DOSSIER_SUBMIT, type, buf, len);
-    free(buf);
-    memset(&msg, 0, sizeof msg); /* the applicant's ID */
+        rc = proc_forward(st, d, me);
     if (rc == 0)
         rc = proc_step(st->db, "UPDATE dossier SET forwarded_at = ?2 WHERE code = ?1", d->code, now,
                        0);
     char note[LTH_NOTE_MAX];
-    snprintf(note, sizeof note, "Đã chuyển hồ sơ đến cơ quan có thẩm quyền %s", d->authority);
+    if (chain)
+        snprintf(note, sizeof note,
+                 "Đã chuyển hồ sơ liên thông: bước 1/%zu tại cơ quan có thẩm quyền %s", chain->n,
+                 d->authority);
+    else
+        snprintf(note, sizeof note, "Đã chuyển hồ sơ đến cơ quan có thẩm quyền %s", d->authority);
     if (rc == 0)
         rc = proc_emit(st, d, LTH_STATUS_PROCESSING, me, now, note);
     return rc;
@@ -795,7 +979,7 @@ static void proc_mark_overdue(proc_t *st, adp_client_t *client)
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT code FROM dossier WHERE overdue_sent = 0 AND due_at > 0 AND "
-                           "due_at < ? AND status IN (2, 3) ORDER BY idx LIMIT 1000",
+                           "due_at < ? AND status IN (2, 3, 8, 9) ORDER BY idx LIMIT 1000",
                            -1, &q, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)(now - st->overdue_grace_us));
@@ -828,6 +1012,48 @@ static void proc_mark_overdue(proc_t *st, adp_client_t *client)
 
 /* ---- changes from the authorities ---- */
 
+static bool proc_was_step_authority(proc_t *st, const char *code, const char *member);
+
+/* A change the transition table does not allow: not applied, recorded with
+ * the reason (both states named) once per (dossier, sender, sequence), and
+ * its sequence counted as used so that the sender's next change applies. */
+static int proc_refuse_transition(proc_t *st, const proc_dossier_t *d, const char *sender,
+                                  const lth_status_change_t *c, const char *why)
+{
+    st->illegal_changes++;
+    adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.status from %s for %s refused: %s", sender,
+                   d->code, why);
+    int rc = lth_appdb_begin(st->db);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(st->db,
+                                      "INSERT OR IGNORE INTO refusal(code, sender, seq, "
+                                      "from_status, to_status, reason, at_us) "
+                                      "VALUES(?, ?, ?, ?, ?, ?, ?)",
+                                      -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, sender, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)c->sequence);
+        sqlite3_bind_int(q, 4, d->status);
+        sqlite3_bind_int(q, 5, c->status);
+        sqlite3_bind_text(q, 6, why, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 7, (sqlite3_int64)hub_now_us());
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d->code,
+                       c->sequence, 0);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    return 0;
+}
+
 static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                           void *user)
 {
@@ -854,6 +1080,9 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
         return rc;
     } else if (!d.forwarded) {
         why = "the dossier was not forwarded to anyone";
+    } else if (d.steps && strcmp(msg->sender, d.authority) != 0 &&
+               proc_was_step_authority(st, d.code, msg->sender)) {
+        why = "the dossier has moved on to the next authority of its chain (liên thông)";
     } else if (strcmp(msg->sender, d.authority) != 0 && strcmp(msg->sender, d.resolver) != 0) {
         /* Ủy quyền: the hub routed the dossier to the authority's delegate,
          * which answers in its own name. The first member other than the
@@ -878,6 +1107,13 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
         return 0;
     }
     uint64_t at = c.at_us ? c.at_us : hub_now_us();
+    char illegal[LTH_NOTE_MAX];
+    /* After a gap in the authority's sequence (an earlier change still on
+     * its way: delivery may reorder), the change is checked for being
+     * reachable; the missing ones may be what makes it a direct step. */
+    d.gap = c.sequence > d.authority_seq + 1 && lth_status_reachable(d.status, c.status);
+    if (!d.gap && lth_status_transition_check(d.status, c.status, illegal, sizeof illegal) != 0)
+        return proc_refuse_transition(st, &d, msg->sender, &c, illegal);
     rc = lth_appdb_begin(st->db);
     if (rc == 0 && bind) {
         sqlite3_stmt *q = NULL;
@@ -897,11 +1133,22 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     if (rc == 0)
         rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d.code,
                        c.sequence, 0);
+    /* Liên thông: a DONE from any step but the last hands the dossier on
+     * to the next authority instead of ending it. */
+    const proc_chain_t *chain = d.steps ? proc_chain_of(st, d.procedure_code) : NULL;
+    bool handoff = chain && c.status == LTH_STATUS_DONE && d.step < d.steps && d.step < chain->n;
+    bool final = lth_status_final(c.status) && !handoff;
+    if (rc == 0 && d.steps)
+        rc = proc_step(st->db,
+                       "UPDATE chain_step SET status = ?3, done_at = CASE WHEN ?3 IN (4, 5, 7, 10)"
+                       " THEN ?2 ELSE done_at END WHERE code = ?1 AND n = (SELECT step FROM"
+                       " dossier WHERE code = ?1)",
+                       d.code, at, (uint64_t)c.status);
     /* A decision that comes after the time limit, before the periodic
      * sweep (or within its grace) marked the dossier overdue: it is marked
      * OVERDUE now, first, so that every late dossier is reported overdue
      * to the portal whatever the sweep's timing. */
-    if (rc == 0 && lth_status_final(c.status) && d.due_at > 0 && at > d.due_at) {
+    if (rc == 0 && final && d.due_at > 0 && at > d.due_at) {
         rc = proc_step(st->db,
                        "UPDATE dossier SET overdue_sent = 1 WHERE code = ?1 AND overdue_sent = 0",
                        d.code, 0, 0);
@@ -909,9 +1156,23 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
             rc = proc_emit(st, &d, LTH_STATUS_OVERDUE, proc_me(client), at,
                            "Quá hạn giải quyết theo quy định");
     }
-    if (rc == 0)
+    if (rc == 0 && handoff) {
+        char note[LTH_NOTE_MAX];
+        unsigned done_step = d.step;
+        bool step_late = d.step_due_at > 0 && at > d.step_due_at;
+        rc = proc_chain_enter(st, &d, chain, done_step + 1, at);
+        snprintf(note, sizeof note,
+                 "Liên thông: bước %u/%u xong tại %s (%s hạn của bước); chuyển đến %s", done_step,
+                 d.steps, msg->sender, step_late ? "quá" : "trong", d.authority);
+        d.handoff = true;
+        if (rc == 0)
+            rc = proc_emit(st, &d, LTH_STATUS_PROCESSING, proc_me(client), at, note);
+        if (rc == 0)
+            rc = proc_forward(st, &d, proc_me(client));
+    } else if (rc == 0) {
         rc = proc_emit(st, &d, c.status, msg->sender, at, c.note);
-    if (rc == 0 && lth_status_final(c.status))
+    }
+    if (rc == 0 && final)
         rc = proc_step(st->db, "UPDATE dossier SET decided_at = ?2 WHERE code = ?1", d.code, at, 0);
     if (rc == 0)
         rc = lth_appdb_commit(st->db);
@@ -923,6 +1184,445 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     }
     proc_flush(st, client);
     return 0;
+}
+
+/* ---- the portal's synchronisation profile ---- */
+
+/* A message that is not applied: logged and kept with why (table rejected). */
+static void proc_reject(proc_t *st, const char *service, const char *sender, const char *code,
+                        const char *why)
+{
+    adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", service, sender, why);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO rejected(service, sender, code, reason, at_us) "
+                           "VALUES(?, ?, ?, ?, ?)",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, service, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, sender, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, code ? code : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, why, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)hub_now_us());
+        sqlite3_step(q);
+    }
+    sqlite3_finalize(q);
+}
+
+/* Records one message with insert_sql (its parameters bound by bind) and,
+ * when it is new, relays the exact bytes received to `to` members (the
+ * portal, reporting), in one transaction. */
+typedef void (*proc_bind_fn)(sqlite3_stmt *q, const void *item);
+
+static int proc_record_and_relay(proc_t *st, adp_client_t *client, const char *insert_sql,
+                                 proc_bind_fn bind, const void *item, const adp_message_t *msg,
+                                 const char *const *to, size_t n_to, bool *is_new)
+{
+    *is_new = false;
+    int rc = lth_appdb_begin(st->db);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(st->db, insert_sql, -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        bind(q, item);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        *is_new = rc == 0 && sqlite3_changes(st->db) > 0;
+    }
+    sqlite3_finalize(q);
+    for (size_t i = 0; rc == 0 && *is_new && i < n_to; i++)
+        if (to[i] && to[i][0])
+            rc = lth_outq_add(st->db, to[i], msg->service, msg->content_type, msg->payload,
+                              msg->payload_len);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record %s: %s", msg->service,
+                       lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    proc_flush(st, client);
+    return 0;
+}
+
+static void proc_bind_result(sqlite3_stmt *q, const void *item)
+{
+    const lth_result_t *r = item;
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, r->sha256, sizeof r->sha256);
+    sqlite3_bind_text(q, 1, r->result_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, r->dossier_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, r->signer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 5, r->media_type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)r->size_bytes);
+    sqlite3_bind_int64(q, 7, (sqlite3_int64)r->decided_at_us);
+    sqlite3_bind_int64(q, 8, (sqlite3_int64)hub_now_us());
+}
+
+/* The dossier a message is about, or why it cannot be applied to it. */
+static const char *proc_dossier_for(proc_t *st, const char *code, proc_dossier_t *d, int *rc)
+{
+    *rc = proc_load(st, code, d);
+    if (*rc == HUB_ENOTFOUND) {
+        *rc = 0;
+        return "no dossier with that code here";
+    }
+    return NULL;
+}
+
+/* Whether member resolved an earlier step of the dossier's chain. */
+static bool proc_was_step_authority(proc_t *st, const char *code, const char *member)
+{
+    sqlite3_stmt *q = NULL;
+    bool was = false;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT 1 FROM chain_step s JOIN dossier d USING(code) WHERE code = ?"
+                           " AND s.authority = ? AND s.n < d.step",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, member, -1, SQLITE_STATIC);
+        was = sqlite3_step(q) == SQLITE_ROW;
+    }
+    sqlite3_finalize(q);
+    return was;
+}
+
+/* dossier.result/v1 from the deciding authority: checked (its own
+ * signature, the signer is the sender, the key is the one the hub binds to
+ * the sender, the dossier was decided with a result or is still open), kept
+ * and relayed to the portal and reporting. */
+static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_result_t r;
+    proc_dossier_t d;
+    const char *why = NULL;
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) != 0)
+        ;
+    else if ((why = proc_dossier_for(st, r.dossier_code, &d, &rc)) || rc != 0)
+        ;
+    else if (!d.forwarded ||
+             (strcmp(msg->sender, d.authority) != 0 && strcmp(msg->sender, d.resolver) != 0))
+        why = "the sender is not the authority deciding the dossier";
+    else if (strcmp(r.signer, msg->sender) != 0)
+        why = "signer_member_id is not the sender: an authority sends the results it signed";
+    else if (!msg->sender_sign_key || memcmp(msg->sender_sign_key, r.signer_public_key, 32) != 0)
+        why = "signer_public_key is not the signing key the hub binds to the sender";
+    else if (d.status == LTH_STATUS_RETURNED || d.status == LTH_STATUS_NOT_ACCEPTED ||
+             d.status == LTH_STATUS_WITHDRAWN)
+        why = "the dossier ended without a result (returned, not accepted or withdrawn)";
+    if (rc != 0)
+        return rc;
+    if (why && !strcmp(why, "the sender is not the authority deciding the dossier") &&
+        proc_was_step_authority(st, r.dossier_code, msg->sender)) {
+        /* Liên thông: an earlier step's own output; that authority keeps
+         * it, the dossier's result is the last step's. */
+        adp_plugin_log(st->host, ADP_LOG_DEBUG,
+                       "dossier.result from %s: an earlier step's result of %s, not relayed",
+                       msg->sender, r.dossier_code);
+        return 0;
+    }
+    if (why) {
+        proc_reject(st, LTH_SERVICE_DOSSIER_RESULT, msg->sender,
+                    msg->kind == ADP_REQUEST ? "" : r.dossier_code, why);
+        return 0;
+    }
+    const char *to[] = {st->portal, st->report};
+    bool is_new = false;
+    return proc_record_and_relay(st, client,
+                                 "INSERT OR IGNORE INTO result(result_code, code, signer, sha256, "
+                                 "media_type, size, decided_at, received_at) "
+                                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                                 proc_bind_result, &r, msg, to, 2, &is_new);
+}
+
+static void proc_bind_payment(sqlite3_stmt *q, const void *item)
+{
+    const lth_payment_t *p = item;
+    sqlite3_bind_text(q, 1, p->transaction_ref, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, p->dossier_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 3, p->outcome);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)p->amount_vnd);
+    sqlite3_bind_int(q, 5, p->channel);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)p->at_us);
+}
+
+/* payment.status/v1 from the portal's payment platform: the fee must be the
+ * catalogue's for the dossier's procedure. */
+static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                           void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_payment_t p;
+    proc_dossier_t d;
+    const char *why = NULL;
+    char buf[LTH_NOTE_MAX];
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (strcmp(msg->sender, st->portal) != 0)
+        why = "payments come from the portal's payment platform (plugin.portal)";
+    else if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) != 0)
+        ;
+    else if ((why = proc_dossier_for(st, p.dossier_code, &d, &rc)) || rc != 0)
+        ;
+    else if (p.procedure_code[0] && strcmp(p.procedure_code, d.procedure_code) != 0)
+        why = "procedure_code is not the dossier's procedure";
+    else if (p.fee_vnd != lth_procedure_fee_vnd(d.procedure_code)) {
+        snprintf(buf, sizeof buf,
+                 "fee_vnd %llu is not the fee the catalogue sets for %s (%llu VND)",
+                 (unsigned long long)p.fee_vnd, d.procedure_code,
+                 (unsigned long long)lth_procedure_fee_vnd(d.procedure_code));
+        why = buf;
+    }
+    if (rc != 0)
+        return rc;
+    if (why) {
+        proc_reject(st, LTH_SERVICE_PAYMENT_STATUS, msg->sender,
+                    msg->kind == ADP_REQUEST ? "" : p.dossier_code, why);
+        return 0;
+    }
+    const char *to[] = {st->report};
+    bool is_new = false;
+    return proc_record_and_relay(st, client,
+                                 "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, "
+                                 "amount, channel, at_us) VALUES(?, ?, ?, ?, ?, ?)",
+                                 proc_bind_payment, &p, msg, to, 1, &is_new);
+}
+
+static void proc_bind_feedback(sqlite3_stmt *q, const void *item)
+{
+    const lth_feedback_t *f = item;
+    unsigned sum = 0;
+    for (size_t i = 0; i < f->n_ratings; i++)
+        sum += f->ratings[i].score;
+    sqlite3_bind_text(q, 1, f->dossier_code, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)f->n_ratings);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)sum);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)f->at_us);
+}
+
+/* feedback.submit/v1 from the portal: one rating per dossier, once it is
+ * decided. */
+static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                            void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_feedback_t f;
+    proc_dossier_t d;
+    const char *why = NULL;
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (strcmp(msg->sender, st->portal) != 0)
+        why = "ratings come from the portal (plugin.portal)";
+    else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) != 0)
+        ;
+    else if ((why = proc_dossier_for(st, f.dossier_code, &d, &rc)) || rc != 0)
+        ;
+    else if (!lth_status_final(d.status) && d.status != LTH_STATUS_RESULT_HANDED_OVER)
+        why = "a dossier is rated once it is decided";
+    if (rc != 0)
+        return rc;
+    if (why) {
+        proc_reject(st, LTH_SERVICE_FEEDBACK, msg->sender,
+                    msg->kind == ADP_REQUEST ? "" : f.dossier_code, why);
+        return 0;
+    }
+    const char *to[] = {st->report};
+    bool is_new = false;
+    rc = proc_record_and_relay(st, client,
+                               "INSERT OR IGNORE INTO feedback(code, ratings, score_sum, at_us) "
+                               "VALUES(?, ?, ?, ?)",
+                               proc_bind_feedback, &f, msg, to, 1, &is_new);
+    if (rc == 0 && !is_new)
+        proc_reject(st, LTH_SERVICE_FEEDBACK, msg->sender, f.dossier_code,
+                    "the dossier was rated already: the first rating counts");
+    return rc;
+}
+
+/* dossier.synced/v1: the portal's receipt for a change or a result. */
+static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)reply;
+    proc_t *st = user;
+    lth_receipt_t r;
+    const char *why = NULL;
+    if (msg->kind == ADP_REQUEST)
+        why = "it is a request; send an event";
+    else if (strcmp(msg->sender, st->portal) != 0)
+        why = "receipts come from the portal (plugin.portal)";
+    else
+        lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why);
+    if (why) {
+        proc_reject(st, LTH_SERVICE_DOSSIER_SYNCED, msg->sender, "", why);
+        return 0;
+    }
+    if (!r.accepted)
+        adp_plugin_log(st->host, ADP_LOG_WARN, "the portal refused %s %s: %s", r.dossier_code,
+                       r.result_code[0] ? r.result_code : "a change", r.reason);
+    int rc = lth_appdb_begin(st->db);
+    if (rc == 0 && r.accepted && r.sequence > 0)
+        rc =
+            proc_step(st->db, "UPDATE dossier SET portal_seq = max(portal_seq, ?2) WHERE code = ?1",
+                      r.dossier_code, r.sequence, 0);
+    if (rc == 0 && r.result_code[0]) {
+        sqlite3_stmt *q = NULL;
+        rc = sqlite3_prepare_v2(st->db,
+                                "UPDATE result SET portal_accepted = ? WHERE result_code = ?", -1,
+                                &q, NULL) == SQLITE_OK
+                 ? 0
+                 : HUB_ESTORE;
+        if (rc == 0) {
+            sqlite3_bind_int(q, 1, r.accepted);
+            sqlite3_bind_text(q, 2, r.result_code, -1, SQLITE_STATIC);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+        }
+        sqlite3_finalize(q);
+    }
+    if (rc == 0 && st->report[0])
+        rc = lth_outq_add(st->db, st->report, msg->service, msg->content_type, msg->payload,
+                          msg->payload_len);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a portal receipt: %s",
+                       lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    proc_flush(st, client);
+    return 0;
+}
+
+/* RESULT_HANDED_OVER for DONE dossiers whose electronic result is here
+ * (plugin.hand_over_results). */
+static void proc_hand_over(proc_t *st, adp_client_t *client)
+{
+    if (!st->hand_over)
+        return;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT code FROM dossier d WHERE status = 4 AND handed_over = 0 AND "
+                           "EXISTS (SELECT 1 FROM result r WHERE r.code = d.code) "
+                           "ORDER BY idx LIMIT 64",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    char codes[64][LTH_DOSSIER_CODE_MAX];
+    size_t n = 0;
+    while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
+        snprintf(codes[n++], LTH_DOSSIER_CODE_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    if (n == 0 || lth_appdb_begin(st->db) != 0)
+        return;
+    int rc = 0;
+    uint64_t now = hub_now_us();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        proc_dossier_t d;
+        rc = proc_load(st, codes[i], &d);
+        if (rc == 0)
+            rc = proc_emit(st, &d, LTH_STATUS_RESULT_HANDED_OVER, proc_me(client), now,
+                           "Đã trả kết quả điện tử cho người nộp");
+        if (rc == 0)
+            rc = proc_step(st->db, "UPDATE dossier SET handed_over = 1 WHERE code = ?1", codes[i],
+                           0, 0);
+    }
+    if (rc == 0 && lth_appdb_commit(st->db) == 0)
+        return;
+    adp_plugin_log(st->host, ADP_LOG_ERROR, "could not hand results over: %s",
+                   lth_appdb_error(st->db));
+    lth_appdb_rollback(st->db);
+}
+
+/* statistics.sync/v1: every plugin.statistics_ms, the dossiers of each
+ * authority by latest status, with on-time, late and overdue counts. */
+static void proc_sync_statistics(proc_t *st)
+{
+    uint64_t now = hub_now_us();
+    if (!st->statistics_us || !st->portal[0] || now < st->next_statistics_us)
+        return;
+    st->next_statistics_us = now + st->statistics_us;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(
+            st->db,
+            "SELECT coalesce(resolver, authority) AS a, status, count(*),"
+            " sum(status IN (4, 11) AND decided_at <= due_at OR status IN (4, 11) AND due_at = 0),"
+            " sum(status IN (4, 11) AND due_at > 0 AND decided_at > due_at),"
+            " sum(status IN (1, 2, 3, 6, 8, 9) AND due_at > 0 AND due_at < ?1),"
+            " min(submitted_at) FROM dossier GROUP BY a, status ORDER BY a, status",
+            -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+    Lth__Domain__V1__AuthorityStatistics auths[32], *auth_ptrs[32];
+    Lth__Domain__V1__StatusCount counts[32][LTH_STATUS_LAST + 1],
+        *count_ptrs[32][LTH_STATUS_LAST + 1];
+    char names[32][LTH_MEMBER_MAX];
+    size_t n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *a = (const char *)sqlite3_column_text(q, 0);
+        if (n == 0 || strcmp(names[n - 1], a) != 0) {
+            if (n == 32)
+                break;
+            lth__domain__v1__authority_statistics__init(&auths[n]);
+            snprintf(names[n], sizeof names[n], "%s", a);
+            auths[n].authority_member_id = names[n];
+            auths[n].period_from_us = (uint64_t)sqlite3_column_int64(q, 6);
+            auths[n].period_to_us = now;
+            auths[n].counts = count_ptrs[n];
+            auth_ptrs[n] = &auths[n];
+            n++;
+        }
+        Lth__Domain__V1__AuthorityStatistics *s = &auths[n - 1];
+        if ((uint64_t)sqlite3_column_int64(q, 6) < s->period_from_us)
+            s->period_from_us = (uint64_t)sqlite3_column_int64(q, 6);
+        if (s->n_counts > LTH_STATUS_LAST)
+            continue;
+        Lth__Domain__V1__StatusCount *c = &counts[n - 1][s->n_counts];
+        lth__domain__v1__status_count__init(c);
+        c->status = (Lth__Domain__V1__DossierStatus)sqlite3_column_int(q, 1);
+        c->dossiers = (uint64_t)sqlite3_column_int64(q, 2);
+        count_ptrs[n - 1][s->n_counts++] = c;
+        s->on_time += (uint64_t)sqlite3_column_int64(q, 3);
+        s->late += (uint64_t)sqlite3_column_int64(q, 4);
+        s->overdue += (uint64_t)sqlite3_column_int64(q, 5);
+    }
+    sqlite3_finalize(q);
+    if (n == 0)
+        return;
+    uint64_t seq = 0;
+    if (lth_appdb_meta_get(st->db, "statistics_seq", 0, &seq) != 0)
+        return;
+    Lth__Domain__V1__StatisticsSync m = LTH__DOMAIN__V1__STATISTICS_SYNC__INIT;
+    m.publisher_member_id = st->me;
+    m.sequence = seq + 1;
+    m.authorities = auth_ptrs;
+    m.n_authorities = n;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hub_pb_pack(&m.base, &buf, &len) != 0 || lth_appdb_begin(st->db) != 0) {
+        free(buf);
+        return;
+    }
+    int rc =
+        lth_outq_add(st->db, st->portal, LTH_SERVICE_STATISTICS, LTH_STATISTICS_TYPE, buf, len);
+    if (rc == 0)
+        rc = lth_appdb_meta_set(st->db, "statistics_seq", seq + 1);
+    if (rc == 0)
+        rc = lth_appdb_commit(st->db);
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_WARN, "could not queue statistics for the portal: %s",
+                       lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+    }
+    free(buf);
 }
 
 /* ---- tick ---- */
@@ -946,10 +1646,10 @@ static void proc_summary(proc_t *st)
         snprintf(line, sizeof line,
                  "dossiers: submitted=%lld of %" PRIu64 " identity_pending=%lld open=%lld "
                  "done=%lld returned=%lld queued_events=%lld ignored_changes=%lu "
-                 "refused_changes=%lu resolved_by_delegates=%lu",
+                 "refused_changes=%lu illegal_transitions=%lu resolved_by_delegates=%lu",
                  total, st->dossiers, unchecked, total - unchecked - returned - done, done,
                  returned, sqlite3_column_int64(q, 4), st->ignored_changes, st->refused_changes,
-                 st->delegated);
+                 st->illegal_changes, st->delegated);
     }
     sqlite3_finalize(q);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
@@ -965,6 +1665,8 @@ static int proc_tick(void *state, adp_client_t *client)
     proc_submit(st);
     proc_check_identities(st, client);
     proc_mark_overdue(st, client);
+    proc_hand_over(st, client);
+    proc_sync_statistics(st);
     proc_flush(st, client);
     proc_summary(st);
     return 0;
@@ -1019,6 +1721,94 @@ static int proc_parse_procedures(proc_t *st, const char *list, char *err, size_t
     return 0;
 }
 
+static char *proc_trim(char *t)
+{
+    while (*t == ' ' || *t == '\t')
+        t++;
+    char *e = t + strlen(t);
+    while (e > t && (e[-1] == ' ' || e[-1] == '\t'))
+        *--e = '\0';
+    return t;
+}
+
+/* plugin.chains: procedures that pass several authorities (liên thông),
+ *   CODE: MEMBER (LIMIT) > MEMBER (LIMIT) [> …] [; CODE: …]
+ * e.g. "SYN-1.000004: VN/GOV/HN-SKHDT/DKKD (1 working day) >
+ * VN/GOV/HN-STP/HOTICH (8 working hours)". */
+static int proc_parse_chains(proc_t *st, const char *text, char *err, size_t err_size)
+{
+    if (!text || !*text)
+        return 0;
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", text);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+        char *colon = strchr(item, ':');
+        if (!colon) {
+            snprintf(err, err_size,
+                     "plugin.chains: '%s' has no ':'; write CODE: MEMBER (LIMIT) > MEMBER (LIMIT)",
+                     proc_trim(item));
+            return HUB_EINVAL;
+        }
+        *colon = '\0';
+        char *code = proc_trim(item);
+        if (!lth_procedure_find(code)) {
+            snprintf(err, err_size, "plugin.chains: '%s' is not a procedure of the catalogue",
+                     code);
+            return HUB_EINVAL;
+        }
+        if (st->n_chains == PROC_MAX_CHAINS) {
+            snprintf(err, err_size, "plugin.chains: at most %d procedures", PROC_MAX_CHAINS);
+            return HUB_EINVAL;
+        }
+        proc_chain_t *chain = &st->chains[st->n_chains];
+        memset(chain, 0, sizeof *chain);
+        snprintf(chain->code, sizeof chain->code, "%s", code);
+        char *save2 = NULL;
+        for (char *step = strtok_r(colon + 1, ">", &save2); step;
+             step = strtok_r(NULL, ">", &save2)) {
+            char *open = strchr(step, '('), *close = strrchr(step, ')');
+            if (!open || !close || close < open) {
+                snprintf(err, err_size,
+                         "plugin.chains: step '%s' of %s must be MEMBER (LIMIT), e.g. "
+                         "VN/GOV/HN-STP/HOTICH (2 working days)",
+                         proc_trim(step), code);
+                return HUB_EINVAL;
+            }
+            *open = '\0';
+            *close = '\0';
+            char *member = proc_trim(step), *limit = proc_trim(open + 1);
+            if (chain->n == PROC_MAX_STEPS) {
+                snprintf(err, err_size, "plugin.chains: %s has more than %d steps", code,
+                         PROC_MAX_STEPS);
+                return HUB_EINVAL;
+            }
+            proc_step_t *s = &chain->steps[chain->n];
+            if (hub_member_id_problem(member)) {
+                snprintf(err, err_size, "plugin.chains: '%s' in %s is not a member id", member,
+                         code);
+                return HUB_EINVAL;
+            }
+            if (lth_limit_parse(limit, &s->amount, &s->unit) != 0) {
+                snprintf(err, err_size,
+                         "plugin.chains: '%s' in %s is not a time limit (\"N working days\", "
+                         "\"N working hours\", \"same working day\", \"N days\")",
+                         limit, code);
+                return HUB_EINVAL;
+            }
+            snprintf(s->authority, sizeof s->authority, "%s", member);
+            snprintf(s->limit_text, sizeof s->limit_text, "%s", limit);
+            chain->n++;
+        }
+        if (chain->n < 2) {
+            snprintf(err, err_size, "plugin.chains: %s names fewer than two authorities", code);
+            return HUB_EINVAL;
+        }
+        st->n_chains++;
+    }
+    return 0;
+}
+
 static int proc_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
 {
     proc_t *st = calloc(1, sizeof *st);
@@ -1069,6 +1859,17 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc =
             adp_plugin_conf_u64(host, "overdue_grace_ms", 0, 86400000, 0, &grace_ms, err, err_size);
     st->overdue_grace_us = grace_ms * 1000u;
+    uint64_t stats_ms = 0, hand_over = 0;
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "online_percent", 0, 100, 100, &st->online_pct, err,
+                                 err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "statistics_ms", 0, 86400000, 60000, &stats_ms, err,
+                                 err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "hand_over_results", 0, 1, 0, &hand_over, err, err_size);
+    st->statistics_us = stats_ms * 1000u;
+    st->hand_over = hand_over != 0;
     if (rc == 0)
         rc = adp_plugin_conf_member(host, "population", "VN/GOV/BCA/CSDLQGDC", 0, st->population,
                                     sizeof st->population, err, err_size);
@@ -1082,6 +1883,18 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = catpub_new(host, &st->catalogue, err, err_size);
     if (rc == 0)
         rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
+    if (rc == 0)
+        rc = proc_parse_chains(st, host->config(host, "chains"), err, err_size);
+    const char *agency = host->config(host, "agency_code");
+    snprintf(st->agency_code, sizeof st->agency_code, "%s", agency ? agency : "000.00.01.H26");
+    char probe[LTH_DOSSIER_CODE_MAX];
+    if (rc == 0 && lth_dossier_code_national(st->agency_code, 0, 1, probe) != 0) {
+        snprintf(err, err_size,
+                 "plugin.agency_code '%s' is not an agency code: 1-32 of A-Z 0-9 '.', e.g. "
+                 "000.00.01.H26",
+                 st->agency_code);
+        rc = HUB_EINVAL;
+    }
     st->gen.population_citizens = (size_t)citizens;
     st->gen.invalid_percent = (unsigned)invalid;
     st->gen.unknown_percent = (unsigned)unknown;
@@ -1101,6 +1914,14 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = lth_appdb_open(db, proc_schema, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, proc_on_status, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, proc_on_result, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_PAYMENT_STATUS, proc_on_payment, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_FEEDBACK, proc_on_feedback, st);
+    if (rc == 0)
+        rc = host->offer(host, LTH_SERVICE_DOSSIER_SYNCED, proc_on_synced, st);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));

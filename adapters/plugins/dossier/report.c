@@ -23,8 +23,13 @@
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_report.h"
+#include "lth_portal.h"
+#include "lth_workcal.h"
+
+#include <time.h>
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 
 #define REPORT_SUMMARY_EVERY_US 5000000u
@@ -34,15 +39,66 @@ static const char report_schema[] =
     "CREATE TABLE IF NOT EXISTS dossier("
     " code TEXT PRIMARY KEY, procedure_code TEXT NOT NULL, authority TEXT NOT NULL,"
     " status INTEGER NOT NULL, seq INTEGER NOT NULL, due_at INTEGER NOT NULL,"
-    " done_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);";
+    " done_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " submitted_at INTEGER NOT NULL DEFAULT 0, decided_at INTEGER NOT NULL DEFAULT 0,"
+    " channel INTEGER NOT NULL DEFAULT 0);"
+    /* What the procedure system relays besides status changes (issue 19). */
+    "CREATE TABLE IF NOT EXISTS result(result_code TEXT PRIMARY KEY, code TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS payment(transaction_ref TEXT PRIMARY KEY, code TEXT NOT NULL,"
+    " outcome INTEGER NOT NULL, channel INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS feedback(code TEXT PRIMARY KEY, ratings INTEGER NOT NULL,"
+    " score_sum INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS synced(code TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+    /* Liên thông: each step, on its own time limit. */
+    "CREATE TABLE IF NOT EXISTS step(code TEXT NOT NULL, n INTEGER NOT NULL,"
+    " authority TEXT NOT NULL, due_at INTEGER NOT NULL, done_at INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(code, n));";
 
 typedef struct {
     const adp_plugin_host_t *host;
     sqlite3 *db;
     unsigned long queries, bad_queries;
+    lth_workcal_t *calendar; /* plugin.calendar: working hours; NULL = elapsed hours */
     uint64_t next_summary_us;
     char last_summary[256];
 } report_t;
+
+static int report_step_sql(sqlite3 *db, const char *sql, const lth_status_change_t *c, int n)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, n);
+    sqlite3_bind_text(q, 3, c->step_authority, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)c->step_due_at_us);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)c->at_us);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Liên thông: the step of a change; its first change closes the step before
+ * (the hand-over), a decision that ends the dossier closes its own. */
+static int report_apply_step(sqlite3 *db, const lth_status_change_t *c)
+{
+    int rc = report_step_sql(db,
+                             "INSERT INTO step(code, n, authority, due_at) VALUES(?1, ?2, ?3, ?4)"
+                             " ON CONFLICT(code, n) DO UPDATE SET authority = ?3,"
+                             " due_at = CASE WHEN ?4 = 0 THEN due_at ELSE ?4 END",
+                             c, (int)c->step);
+    if (rc == 0 && c->step > 1)
+        rc = report_step_sql(db,
+                             "UPDATE step SET done_at = ?5 WHERE code = ?1 AND n = ?2 AND"
+                             " done_at = 0",
+                             c, (int)c->step - 1);
+    if (rc == 0 && lth_status_final(c->status))
+        rc = report_step_sql(db,
+                             "UPDATE step SET done_at = ?5 WHERE code = ?1 AND n = ?2 AND"
+                             " done_at = 0",
+                             c, (int)c->step);
+    return rc;
+}
 
 /* Writes one status change into the table (dp_status_intake's apply). */
 static int report_apply(sqlite3 *db, const lth_status_change_t *c)
@@ -52,12 +108,16 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
     if (sqlite3_prepare_v2(
             db,
             "INSERT INTO dossier(code, procedure_code, authority, status, seq, due_at, done_at,"
-            " updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            " updated_at, submitted_at, decided_at, channel)"
+            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             " ON CONFLICT(code) DO UPDATE SET"
             " procedure_code = CASE WHEN ?2 = '' THEN procedure_code ELSE ?2 END,"
             " authority = CASE WHEN ?3 = '' THEN authority ELSE ?3 END,"
             " status = ?4, seq = ?5, due_at = CASE WHEN ?6 = 0 THEN due_at ELSE ?6 END,"
-            " done_at = ?7, updated_at = ?8",
+            " done_at = CASE WHEN ?4 = 11 THEN done_at ELSE ?7 END, updated_at = ?8,"
+            " submitted_at = CASE WHEN ?9 = 0 THEN submitted_at ELSE ?9 END,"
+            " decided_at = CASE WHEN decided_at = 0 THEN ?10 ELSE decided_at END,"
+            " channel = CASE WHEN ?11 = 0 THEN channel ELSE ?11 END",
             -1, &q, NULL) != SQLITE_OK) {
         rc = HUB_ESTORE;
     } else {
@@ -69,9 +129,14 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
         sqlite3_bind_int64(q, 6, (sqlite3_int64)c->due_at_us);
         sqlite3_bind_int64(q, 7, (sqlite3_int64)(c->status == LTH_STATUS_DONE ? c->at_us : 0));
         sqlite3_bind_int64(q, 8, (sqlite3_int64)hub_now_us());
+        sqlite3_bind_int64(q, 9, (sqlite3_int64)c->submitted_at_us);
+        sqlite3_bind_int64(q, 10, (sqlite3_int64)(lth_status_final(c->status) ? c->at_us : 0));
+        sqlite3_bind_int(q, 11, c->channel);
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
+    if (rc == 0 && c->step > 0)
+        rc = report_apply_step(db, c);
     return rc;
 }
 
@@ -85,13 +150,112 @@ static int report_on_status(adp_client_t *client, const adp_message_t *msg, adp_
                             report_apply, "the report", msg);
 }
 
+/* ---- what the procedure system relays (issue 19) ---- */
+
+/* Runs one statement with text/int parameters ("t" or "i" per parameter). */
+static int report_exec(report_t *st, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        if (types[i] == 't')
+            sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(q, i + 1, (sqlite3_int64)va_arg(ap, long long));
+    }
+    va_end(ap);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int report_on_relayed(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                             void *user)
+{
+    (void)client;
+    (void)reply;
+    report_t *st = user;
+    const char *why = NULL;
+    int rc = 0;
+    if (msg->kind == ADP_REQUEST)
+        return 0;
+    if (!strcmp(msg->service, LTH_SERVICE_DOSSIER_RESULT)) {
+        lth_result_t r;
+        if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) == 0)
+            rc = report_exec(st, "INSERT OR IGNORE INTO result(result_code, code) VALUES(?, ?)",
+                             "tt", r.result_code, r.dossier_code);
+    } else if (!strcmp(msg->service, LTH_SERVICE_PAYMENT_STATUS)) {
+        lth_payment_t p;
+        if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) == 0)
+            rc = report_exec(st,
+                             "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, "
+                             "channel) VALUES(?, ?, ?, ?)",
+                             "ttii", p.transaction_ref, p.dossier_code, (long long)p.outcome,
+                             (long long)p.channel);
+    } else if (!strcmp(msg->service, LTH_SERVICE_FEEDBACK)) {
+        lth_feedback_t f;
+        if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) == 0) {
+            long long sum = 0;
+            for (size_t i = 0; i < f.n_ratings; i++)
+                sum += f.ratings[i].score;
+            rc = report_exec(st,
+                             "INSERT OR IGNORE INTO feedback(code, ratings, score_sum) "
+                             "VALUES(?, ?, ?)",
+                             "tii", f.dossier_code, (long long)f.n_ratings, sum);
+        }
+    } else {
+        lth_receipt_t r;
+        if (lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) == 0 &&
+            r.accepted && r.sequence > 0)
+            rc = report_exec(st,
+                             "INSERT INTO synced(code, seq) VALUES(?1, ?2) ON CONFLICT(code) DO "
+                             "UPDATE SET seq = max(seq, ?2)",
+                             "ti", r.dossier_code, (long long)r.sequence);
+    }
+    if (why)
+        adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", msg->service, msg->sender,
+                       why);
+    if (rc != 0)
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record %s: %s", msg->service,
+                       lth_appdb_error(st->db));
+    return rc;
+}
+
 /* ---- report.query/v1 ---- */
 
+typedef enum { REPORT_BY_SUBMITTED = 0, REPORT_BY_DECIDED = 1 } report_by_t;
+
 typedef struct {
+    uint64_t from_us, to_us; /* [from, to): 0, 0 = every dossier */
+    report_by_t by;
     lth_report_format_t format;
     char procedure_code[LTH_PROCEDURE_CODE_MAX]; /* "" = every procedure */
     char authority[LTH_MEMBER_MAX];              /* "" = every authority */
 } report_query_t;
+
+/* Column col (json_type) and col + 1 (the value) as a local date: its
+ * midnight in Asia/Ho_Chi_Minh, or the next day's when end (a period's `to`
+ * is included). Absent: 0. HUB_EINVAL when not a "YYYY-MM-DD" text. */
+static int report_parse_day(sqlite3_stmt *q, int col, bool end, uint64_t *out)
+{
+    *out = 0;
+    if (sqlite3_column_type(q, col) == SQLITE_NULL)
+        return 0;
+    lth_date_t d;
+    if (strcmp((const char *)sqlite3_column_text(q, col), "text") != 0 ||
+        lth_date_parse((const char *)sqlite3_column_text(q, col + 1), &d) != 0)
+        return HUB_EINVAL;
+    struct tm tm = {
+        .tm_year = d.year - 1900, .tm_mon = d.month - 1, .tm_mday = d.day + (end ? 1 : 0)};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || t < LTH_WORKCAL_UTC_OFFSET_S)
+        return HUB_EINVAL;
+    *out = (uint64_t)(t - LTH_WORKCAL_UTC_OFFSET_S) * 1000000u;
+    return 0;
+}
 
 /* Reads the request with SQLite's JSON functions; *problem says what is wrong. */
 static int report_parse_query(report_t *st, const adp_message_t *msg, report_query_t *out,
@@ -106,10 +270,13 @@ static int report_parse_query(report_t *st, const adp_message_t *msg, report_que
             st->db,
             "SELECT json_valid(?1) AND json_type(?1) = 'object',"
             " (SELECT group_concat(key) FROM json_each(?1)"
-            "   WHERE key NOT IN ('format', 'procedure_code', 'authority')),"
+            "   WHERE key NOT IN ('format', 'procedure_code', 'authority', 'from', 'to', 'by')),"
             " json_type(?1, '$.format'), json_extract(?1, '$.format'),"
             " json_type(?1, '$.procedure_code'), json_extract(?1, '$.procedure_code'),"
-            " json_type(?1, '$.authority'), json_extract(?1, '$.authority')",
+            " json_type(?1, '$.authority'), json_extract(?1, '$.authority'),"
+            " json_type(?1, '$.from'), json_extract(?1, '$.from'),"
+            " json_type(?1, '$.to'), json_extract(?1, '$.to'),"
+            " json_type(?1, '$.by'), json_extract(?1, '$.by')",
             -1, &q, NULL) != SQLITE_OK) {
         *problem = "the report database cannot read JSON";
         return HUB_ESTORE;
@@ -130,7 +297,8 @@ static int report_parse_query(report_t *st, const adp_message_t *msg, report_que
     } else if (sqlite3_step(q) != SQLITE_ROW) {
         *problem = "the request could not be read";
     } else if (sqlite3_column_type(q, 1) != SQLITE_NULL) {
-        *problem = "unknown member in the request: only format, procedure_code and authority";
+        *problem = "unknown member in the request: only format, procedure_code, authority, "
+                   "from, to and by";
     } else if (sqlite3_column_type(q, 2) != SQLITE_NULL &&
                (strcmp((const char *)sqlite3_column_text(q, 2), "text") != 0 ||
                 lth_report_format_parse((const char *)sqlite3_column_text(q, 3), &out->format) !=
@@ -144,7 +312,20 @@ static int report_parse_query(report_t *st, const adp_message_t *msg, report_que
                (strcmp((const char *)sqlite3_column_text(q, 6), "text") != 0 ||
                 hub_member_id_problem((const char *)sqlite3_column_text(q, 7)))) {
         *problem = "authority must be a member id, e.g. \"VN/GOV/HN-SKHDT/DKKD\"";
+    } else if (report_parse_day(q, 8, false, &out->from_us) != 0 ||
+               report_parse_day(q, 10, true, &out->to_us) != 0) {
+        *problem = "from and to must be dates \"YYYY-MM-DD\" (Asia/Ho_Chi_Minh), to included";
+    } else if (sqlite3_column_type(q, 12) != SQLITE_NULL &&
+               (strcmp((const char *)sqlite3_column_text(q, 12), "text") != 0 ||
+                (strcmp((const char *)sqlite3_column_text(q, 13), "submitted") != 0 &&
+                 strcmp((const char *)sqlite3_column_text(q, 13), "decided") != 0))) {
+        *problem = "by must be \"submitted\" or \"decided\"";
+    } else if (out->from_us && out->to_us && out->to_us <= out->from_us) {
+        *problem = "to must not come before from";
     } else {
+        if (sqlite3_column_type(q, 12) != SQLITE_NULL &&
+            !strcmp((const char *)sqlite3_column_text(q, 13), "decided"))
+            out->by = REPORT_BY_DECIDED;
         if (sqlite3_column_type(q, 5) != SQLITE_NULL)
             snprintf(out->procedure_code, sizeof out->procedure_code, "%s",
                      (const char *)sqlite3_column_text(q, 5));
@@ -177,6 +358,92 @@ static int report_reply_error(adp_reply_t *reply, const char *problem)
     return 0;
 }
 
+static void report_json_string(FILE *f, const char *text)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* Liên thông: appends "steps" to the JSON answer — per procedure, step and
+ * authority, the dossiers that entered the step, ended it (done, or
+ * returned there), on time and late against the step's own limit, and
+ * still open past it. */
+static int report_append_steps(report_t *st, const report_query_t *query, char **out, size_t *len)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(
+            st->db,
+            "SELECT d.procedure_code, s.n, s.authority, count(*), sum(s.done_at > 0),"
+            " sum(s.done_at > 0 AND (s.due_at = 0 OR s.done_at <= s.due_at)),"
+            " sum(s.done_at > 0 AND s.due_at > 0 AND s.done_at > s.due_at),"
+            " sum(s.done_at = 0 AND s.due_at > 0 AND s.due_at < ?6)"
+            " FROM step s JOIN dossier d USING(code)"
+            " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
+            " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
+            " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
+            " AND (?5 = 0 OR d.decided_at > 0)"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, query->procedure_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, query->authority, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)query->from_us);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)query->to_us);
+    sqlite3_bind_int(q, 5, query->by == REPORT_BY_DECIDED);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)hub_now_us());
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        sqlite3_finalize(q);
+        return HUB_ENOMEM;
+    }
+    /* The rendering ends in "}\n": the steps go before that brace. */
+    size_t keep = *len >= 2 ? *len - 2 : 0;
+    fwrite(*out, 1, keep, f);
+    fputs(",\"steps\":[", f);
+    int s, rows = 0;
+    while ((s = sqlite3_step(q)) == SQLITE_ROW) {
+        fputs(rows++ ? ",{\"procedure_code\":" : "{\"procedure_code\":", f);
+        report_json_string(f, (const char *)sqlite3_column_text(q, 0));
+        fprintf(f, ",\"step\":%d,\"authority\":", sqlite3_column_int(q, 1));
+        report_json_string(f, (const char *)sqlite3_column_text(q, 2));
+        fprintf(f,
+                ",\"entered\":%lld,\"ended\":%lld,\"on_time\":%lld,\"late\":%lld,"
+                "\"overdue\":%lld}",
+                sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4), sqlite3_column_int64(q, 5),
+                sqlite3_column_int64(q, 6), sqlite3_column_int64(q, 7));
+    }
+    sqlite3_finalize(q);
+    fputs("]}\n", f);
+    if (fclose(f) != 0 || !buf || s != SQLITE_DONE) {
+        free(buf);
+        return s != SQLITE_DONE ? HUB_ESTORE : HUB_ENOMEM;
+    }
+    free(*out);
+    *out = buf;
+    *len = size;
+    return 0;
+}
+
+/* Processing time: office time with plugin.calendar, elapsed time without. */
+static uint64_t report_working_us(const report_t *st, uint64_t from, uint64_t to)
+{
+    if (to <= from)
+        return 0;
+    if (!st->calendar)
+        return to - from;
+    return lth_workcal_working_us(st->calendar, (int64_t)from, (int64_t)to);
+}
+
 static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                            void *user)
 {
@@ -195,22 +462,50 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     lth_report_t r;
     lth_report_init(&r, hub_now_us());
     sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT procedure_code, authority, status, due_at, done_at"
-                                " FROM dossier WHERE (?1 = '' OR procedure_code = ?1)"
-                                " AND (?2 = '' OR authority = ?2)",
-                                -1, &q, NULL) == SQLITE_OK
+    int rc = sqlite3_prepare_v2(
+                 st->db,
+                 "SELECT d.procedure_code, d.authority, d.status, d.due_at, d.done_at,"
+                 " d.submitted_at, d.decided_at, d.channel = 1, coalesce(s.seq, 0) >= d.seq,"
+                 " EXISTS (SELECT 1 FROM result x WHERE x.code = d.code),"
+                 " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1),"
+                 " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1"
+                 "   AND p.channel = 1),"
+                 " coalesce(f.ratings, 0), coalesce(f.score_sum, 0)"
+                 " FROM dossier d LEFT JOIN synced s USING(code) LEFT JOIN feedback f USING(code)"
+                 " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
+                 " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
+                 " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
+                 " AND (?5 = 0 OR d.decided_at > 0)",
+                 -1, &q, NULL) == SQLITE_OK
                  ? 0
                  : HUB_ESTORE;
     if (rc == 0) {
         sqlite3_bind_text(q, 1, query.procedure_code, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, query.authority, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)query.from_us);
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)query.to_us);
+        sqlite3_bind_int(q, 5, query.by == REPORT_BY_DECIDED);
         int s;
-        while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW)
-            rc = lth_report_add(&r, (const char *)sqlite3_column_text(q, 0),
-                                (const char *)sqlite3_column_text(q, 1), sqlite3_column_int(q, 2),
-                                (uint64_t)sqlite3_column_int64(q, 3),
-                                (uint64_t)sqlite3_column_int64(q, 4));
+        while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW) {
+            uint64_t submitted = (uint64_t)sqlite3_column_int64(q, 5),
+                     decided = (uint64_t)sqlite3_column_int64(q, 6);
+            long long ratings = sqlite3_column_int64(q, 12);
+            lth_report_dossier_t d = {
+                .procedure_code = (const char *)sqlite3_column_text(q, 0),
+                .authority = (const char *)sqlite3_column_text(q, 1),
+                .status = sqlite3_column_int(q, 2),
+                .due_at_us = (uint64_t)sqlite3_column_int64(q, 3),
+                .done_at_us = (uint64_t)sqlite3_column_int64(q, 4),
+                .decided_at_us = decided,
+                .working_us = decided ? report_working_us(st, submitted, decided) : 0,
+                .online = sqlite3_column_int(q, 7) != 0,
+                .synced = sqlite3_column_int(q, 8) != 0,
+                .has_result = sqlite3_column_int(q, 9) != 0,
+                .paid = sqlite3_column_int(q, 10) != 0,
+                .paid_online = sqlite3_column_int(q, 11) != 0,
+                .rating = ratings ? (double)sqlite3_column_int64(q, 13) / (double)ratings : 0.0};
+            rc = lth_report_add_dossier(&r, &d);
+        }
         if (rc == 0 && s != SQLITE_DONE)
             rc = HUB_ESTORE;
     }
@@ -219,6 +514,8 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     size_t len = 0;
     if (rc == 0)
         rc = lth_report_render(&r, query.format, &out, &len);
+    if (rc == 0 && query.format == LTH_REPORT_JSON)
+        rc = report_append_steps(st, &query, &out, &len);
     if (rc == 0) {
         reply->payload = (uint8_t *)out;
         reply->payload_len = len;
@@ -269,6 +566,7 @@ static void report_destroy(void *state)
     if (st->db)
         report_summary(st, true);
     lth_appdb_close(&st->db);
+    lth_workcal_destroy(&st->calendar);
     free(st);
 }
 
@@ -284,6 +582,13 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
                                 st, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, REPORT_SERVICE_QUERY, report_on_query, st);
+    const char *relayed[] = {LTH_SERVICE_DOSSIER_RESULT, LTH_SERVICE_PAYMENT_STATUS,
+                             LTH_SERVICE_FEEDBACK, LTH_SERVICE_DOSSIER_SYNCED};
+    for (size_t i = 0; rc == 0 && i < sizeof relayed / sizeof relayed[0]; i++)
+        rc = host->offer(host, relayed[i], report_on_relayed, st);
+    const char *calendar = host->config(host, "calendar");
+    if (rc == 0 && calendar && *calendar)
+        rc = lth_workcal_load(calendar, &st->calendar, err, err_size);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));

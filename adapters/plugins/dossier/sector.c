@@ -27,6 +27,9 @@
 #include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
+#include "lth_portal.h"
+
+#include <sodium.h>
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -48,6 +51,8 @@ typedef struct {
     const adp_plugin_host_t *host;
     sqlite3 *db;
     uint64_t seed, refuse_pct, supplement_pct, late_pct;
+    bool results; /* plugin.results: send a signed electronic result with each DONE */
+    bool warned_unsigned;
     unsigned long received, redelivered, refused, steps_sent, delegated;
     uint64_t next_summary_us;
     char last_summary[256];
@@ -210,6 +215,45 @@ typedef struct {
     char note[LTH_NOTE_MAX];
 } sector_due_t;
 
+/* The electronic result of a DONE dossier (SIMULATED: a reference to a
+ * synthetic PDF), coded "<dossier code>-KQ1" and signed with this member's
+ * key, queued for the member the dossier came from (dossier.result/v1). */
+static int sector_queue_result(sector_t *st, adp_client_t *client, const sector_due_t *due)
+{
+    lth_result_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.dossier_code, sizeof r.dossier_code, "%s", due->code);
+    snprintf(r.result_code, sizeof r.result_code, "%s-KQ1", due->code);
+    snprintf(r.procedure_code, sizeof r.procedure_code, "%s", due->procedure_code);
+    snprintf(r.uri, sizeof r.uri, "https://ketqua.hanoi.example.invalid/%s.pdf", r.result_code);
+    char body[160];
+    int body_len = snprintf(body, sizeof body, "ket qua (synthetic) %s", r.result_code);
+    crypto_hash_sha256(r.sha256, (const uint8_t *)body, (unsigned long long)body_len);
+    snprintf(r.media_type, sizeof r.media_type, "application/pdf");
+    r.size_bytes = (uint64_t)body_len;
+    snprintf(r.signer, sizeof r.signer, "%s", adp_member_id(client));
+    r.decided_at_us = due->at_us;
+    char text[1024];
+    size_t text_len = lth_result_signing_text(&r, text, sizeof text);
+    if (text_len == 0 || adp_sign_detached(client, (const uint8_t *)text, text_len, r.signature,
+                                           r.signer_public_key) != 0) {
+        if (!st->warned_unsigned)
+            adp_plugin_log(st->host, ADP_LOG_WARN,
+                           "electronic results cannot be signed (the member key file has no "
+                           "signing key): none are sent");
+        st->warned_unsigned = true;
+        return 0;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = lth_result_encode(&r, &buf, &len);
+    if (rc == 0)
+        rc = lth_outq_add(st->db, due->reply_to, LTH_SERVICE_DOSSIER_RESULT, LTH_RESULT_TYPE, buf,
+                          len);
+    free(buf);
+    return rc;
+}
+
 /* Queues the steps whose time has come, in one transaction. */
 static void sector_send_due(sector_t *st, adp_client_t *client)
 {
@@ -265,6 +309,8 @@ static void sector_send_due(sector_t *st, adp_client_t *client)
             rc = lth_outq_add(st->db, due[i].reply_to, LTH_SERVICE_DOSSIER_STATUS,
                               LTH_STATUS_CHANGE_TYPE, buf, len);
         free(buf);
+        if (rc == 0 && st->results && c.status == LTH_STATUS_DONE)
+            rc = sector_queue_result(st, client, &due[i]);
         sqlite3_bind_text(q, 1, due[i].code, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)due[i].n);
         if (rc == 0 && sqlite3_step(q) != SQLITE_DONE)
@@ -353,6 +399,10 @@ static int sector_init(const adp_plugin_host_t *host, void **state, char *err, s
                                  err_size);
     if (rc == 0)
         rc = adp_plugin_conf_u64(host, "late_percent", 0, 100, 15, &st->late_pct, err, err_size);
+    uint64_t results = 1;
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "results", 0, 1, 1, &results, err, err_size);
+    st->results = results != 0;
     if (rc == 0)
         rc = lth_appdb_open(db, sector_schema, &st->db, err, err_size);
     if (rc == 0)

@@ -9,8 +9,8 @@
  *             [--wait N] [--timeout SECONDS] [--summary]
  *
  * --wait N waits until the procedure system has N dossiers, all decided
- * (DONE or RETURNED), and the portal and the report (when given) hold each
- * one's latest change; exit status 1 if that does not happen within the
+ * (DONE, RETURNED, NOT_ACCEPTED, WITHDRAWN or RESULT_HANDED_OVER), and the portal and the report
+ * (when given) hold each one's latest change; exit status 1 if that does not happen within the
  * timeout (default 60 s). --summary prints one line of counts instead of
  * the trails: dossiers, decided, open, overdue (open past the due time),
  * portal_synced and report_synced (holding the dossier's latest change). Prints no personal data
@@ -92,8 +92,9 @@ static int trail_count(sqlite3 *db, const trail_files_t *f, trail_counts_t *c)
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT count(*), coalesce(sum(d.status IN (4, 5)), 0),"
-             " coalesce(sum(d.status NOT IN (4, 5) AND d.due_at > 0 AND d.due_at < ?), 0), %s, %s"
+             "SELECT count(*), coalesce(sum(d.status IN (4, 5, 7, 10, 11)), 0),"
+             " coalesce(sum(d.status NOT IN (4, 5, 7, 10, 11) AND d.due_at > 0 AND d.due_at < ?),"
+             " 0), %s, %s"
              " FROM main.dossier d",
              f->portal ? "(SELECT count(*) FROM main.dossier x JOIN portal.view v ON v.code = "
                          "x.code AND v.seq = x.seq)"

@@ -46,7 +46,7 @@
  * longer gap between ticks is logged once).
  * Logs: member ids, services, codes and counts; never payloads.
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -54,7 +54,6 @@
 #include "hub_wire.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,31 +116,6 @@ static uint64_t hubgate_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void hubgate_log(const hubgate_t *g, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void hubgate_log(const hubgate_t *g, int level, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    g->host->log(g->host, level, line);
-}
-
-static int hubgate_fail(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int hubgate_fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-    return HUB_EINVAL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -273,7 +247,7 @@ static void hubgate_answer(hubgate_t *g, const hubgate_pending_t *p, const char 
     int rc = adp_post_reply(c, p->requester, p->route->service, p->request_id, content_type,
                             payload, len, p->online ? ADP_ONLINE_ONLY : 0);
     if (rc != 0)
-        hubgate_log(g, 2, "hubgate: cannot answer %s on hub %c (%s): %s", p->requester,
+        adp_plugin_log(g->host, ADP_LOG_WARN, "hubgate: cannot answer %s on hub %c (%s): %s", p->requester,
                     g->side[p->route->from].name, hub_strerror(rc), adp_last_error(c));
 }
 
@@ -285,7 +259,7 @@ static void hubgate_answer_problem(hubgate_t *g, const hubgate_pending_t *p, int
     uint8_t *body = NULL;
     size_t len = 0;
     g->failed++;
-    hubgate_log(g, 2, "hubgate: forward %s to %s on hub %c failed: %s (status %d) for %s",
+    adp_plugin_log(g->host, ADP_LOG_WARN, "hubgate: forward %s to %s on hub %c failed: %s (status %d) for %s",
                 p->route->target, p->route->provider, g->side[far].name, code, status,
                 p->requester);
     if (hubgate_problem(g, far, status, code, message, &body, &len) == 0)
@@ -421,7 +395,7 @@ static int hubgate_handle(adp_client_t *client, const adp_message_t *msg, adp_re
     p->deadline_us = hubgate_now_us() + g->timeout_ms * 1000u;
     g->n_pending++;
     g->forwarded++;
-    hubgate_log(g, 0, "hubgate: forwarded %s from %s on hub %c to %s/%s on hub %c", r->service,
+    adp_plugin_log(g->host, ADP_LOG_DEBUG, "hubgate: forwarded %s from %s on hub %c to %s/%s on hub %c", r->service,
                 msg->sender, g->side[r->from].name, r->provider, r->target, fs->name);
     return -1; /* answered by hubgate_collect() */
 }
@@ -436,7 +410,7 @@ static void hubgate_watch(hubgate_t *g, int side, int run_rc)
     bool now = adp_connected(s->client);
     if (run_rc == HUB_EREFUSED && !s->refused) {
         s->refused = true;
-        hubgate_log(g, 3, "hubgate: hub %s (side %c) refuses this gateway's key: %s", s->hub_id,
+        adp_plugin_log(g->host, ADP_LOG_ERROR, "hubgate: hub %s (side %c) refuses this gateway's key: %s", s->hub_id,
                     s->name, adp_last_error(s->client));
     }
     if (now == s->connected)
@@ -444,10 +418,10 @@ static void hubgate_watch(hubgate_t *g, int side, int run_rc)
     s->connected = now;
     if (now) {
         s->refused = false;
-        hubgate_log(g, 1, "hubgate: connected to hub %s (side %c) as %s", s->hub_id, s->name,
+        adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: connected to hub %s (side %c) as %s", s->hub_id, s->name,
                     adp_member_id(s->client));
     } else {
-        hubgate_log(g, 2, "hubgate: connection to hub %s (side %c) lost; reconnecting", s->hub_id,
+        adp_plugin_log(g->host, ADP_LOG_WARN, "hubgate: connection to hub %s (side %c) lost; reconnecting", s->hub_id,
                     s->name);
         hubgate_collect(g);
     }
@@ -462,7 +436,7 @@ static int hubgate_tick(void *state, adp_client_t *client)
      * at all: a long tick_ms leaves replies from B waiting. */
     if (g->last_tick_end_us && start - g->last_tick_end_us > 300000u && !g->slow_ticks_logged) {
         g->slow_ticks_logged = true;
-        hubgate_log(g, 2,
+        adp_plugin_log(g->host, ADP_LOG_WARN,
                     "hubgate: %llu ms between ticks: replies from the other hub wait that long; "
                     "set tick_ms = 10 in the adapter's config",
                     (unsigned long long)((start - g->last_tick_end_us) / 1000u));
@@ -497,12 +471,12 @@ static int hubgate_parse_route(hubgate_t *g, const char *name, const char *value
     static const char form[] =
         "'A SERVICE/VERSION -> B PROVIDER-ID/SERVICE/VERSION' (or B ... -> A ...)";
     if (g->n_routes == HUBGATE_MAX_ROUTES)
-        return hubgate_fail(err, err_size, "too many routes (at most %d)", HUBGATE_MAX_ROUTES);
+        return adp_plugin_fail(err, err_size, "too many routes (at most %d)", HUBGATE_MAX_ROUTES);
     if (strlen(name) >= sizeof g->routes[0].name)
-        return hubgate_fail(err, err_size, "plugin.routes: the name '%.80s' is too long", name);
+        return adp_plugin_fail(err, err_size, "plugin.routes: the name '%.80s' is too long", name);
     char copy[1024];
     if (!value || strlen(value) >= sizeof copy)
-        return hubgate_fail(err, err_size, "plugin.route.%s is missing: write %s", name, form);
+        return adp_plugin_fail(err, err_size, "plugin.route.%s is missing: write %s", name, form);
     snprintf(copy, sizeof copy, "%s", value);
     char *save = NULL, *tok[6];
     int n = 0;
@@ -512,30 +486,30 @@ static int hubgate_parse_route(hubgate_t *g, const char *name, const char *value
         else
             n = 6;
     if (n != 5 || strcmp(tok[2], "->") != 0)
-        return hubgate_fail(err, err_size, "plugin.route.%s = '%.200s': write %s", name, value,
+        return adp_plugin_fail(err, err_size, "plugin.route.%s = '%.200s': write %s", name, value,
                             form);
     int from = hubgate_side_of(tok[0]), to = hubgate_side_of(tok[3]);
     if (from < 0 || to < 0 || from == to)
-        return hubgate_fail(err, err_size,
+        return adp_plugin_fail(err, err_size,
                             "plugin.route.%s: the sides must be A and B, one each (got '%s' and "
                             "'%s')",
                             name, tok[0], tok[3]);
     hubgate_route_t *r = &g->routes[g->n_routes];
     memset(r, 0, sizeof *r);
     if (!hub_service_valid(tok[1]))
-        return hubgate_fail(err, err_size,
+        return adp_plugin_fail(err, err_size,
                             "plugin.route.%s: '%.200s' is not SERVICE/VERSION, e.g. "
                             "citizen.lookup/v1",
                             name, tok[1]);
     const char *target = NULL;
     if (!hub_member_service_split(tok[4], r->provider, &target) || !hub_service_valid(target))
-        return hubgate_fail(err, err_size,
+        return adp_plugin_fail(err, err_size,
                             "plugin.route.%s: '%.200s' is not PROVIDER-ID/SERVICE/VERSION, e.g. "
                             "VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1",
                             name, tok[4]);
     for (size_t i = 0; i < g->n_routes; i++)
         if (g->routes[i].from == from && !strcmp(g->routes[i].service, tok[1]))
-            return hubgate_fail(err, err_size,
+            return adp_plugin_fail(err, err_size,
                                 "plugin.route.%s: %s is offered on hub %c by route %s already",
                                 name, tok[1], g->side[from].name, g->routes[i].name);
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -578,7 +552,7 @@ static void hubgate_destroy(void *state)
                                    "not have reached the provider and is not sent again");
     }
     if (g->side[SIDE_B].client)
-        hubgate_log(g, 1, "hubgate: stopping: %llu forwarded, %llu answered, %llu failed",
+        adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: stopping: %llu forwarded, %llu answered, %llu failed",
                     g->forwarded, g->answered, g->failed);
     adp_close(&g->side[SIDE_B].client);
     free(g->pending);
@@ -589,7 +563,7 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
 {
     hubgate_t *g = calloc(1, sizeof *g);
     if (!g)
-        return hubgate_fail(err, err_size, "out of memory");
+        return adp_plugin_fail(err, err_size, "out of memory");
     g->host = host;
     g->side[SIDE_A].name = 'A';
     g->side[SIDE_B].name = 'B';
@@ -604,18 +578,18 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
                           : !b_member ? "plugin.b.member_key_file"
                                       : NULL;
     if (missing) {
-        rc = hubgate_fail(err, err_size, "%s is required (adapters/README.md, hubgate)", missing);
+        rc = adp_plugin_fail(err, err_size, "%s is required (adapters/README.md, hubgate)", missing);
         goto fail;
     }
     if (!hub_member_id_valid(a_id)) {
-        rc = hubgate_fail(err, err_size, "plugin.a.hub_id: '%.200s' is not a member id", a_id);
+        rc = adp_plugin_fail(err, err_size, "plugin.a.hub_id: '%.200s' is not a member id", a_id);
         goto fail;
     }
     snprintf(g->side[SIDE_A].hub_id, sizeof g->side[SIDE_A].hub_id, "%s", a_id);
     const char *b_id = host->config(host, "b.hub_id");
     if (b_id) {
         if (!hub_member_id_valid(b_id)) {
-            rc = hubgate_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id", b_id);
+            rc = adp_plugin_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id", b_id);
             goto fail;
         }
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", b_id);
@@ -623,7 +597,7 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         hub_keypair_t hub_key;
         char why[HUB_ERRMSG_MAX];
         if (hub_keyfile_read(b_key, &hub_key, why, sizeof why) != 0) {
-            rc = hubgate_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
+            rc = adp_plugin_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
             goto fail;
         }
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", hub_key.member_id);
@@ -639,12 +613,12 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
     g->max_pending = (size_t)max_pending;
     g->pending = calloc(g->max_pending, sizeof *g->pending);
     if (!g->pending) {
-        rc = hubgate_fail(err, err_size, "out of memory");
+        rc = adp_plugin_fail(err, err_size, "out of memory");
         goto fail;
     }
     const char *routes = host->config(host, "routes");
     if (!routes) {
-        rc = hubgate_fail(err, err_size,
+        rc = adp_plugin_fail(err, err_size,
                           "plugin.routes is required: the names of the routes, each with a "
                           "plugin.route.NAME line");
         goto fail;
@@ -670,12 +644,12 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         rc = r->from == SIDE_A ? host->offer(host, r->service, hubgate_handle, r)
                                : adp_offer(g->side[SIDE_B].client, r->service, hubgate_handle, r);
         if (rc != 0) {
-            rc = hubgate_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)", r->name,
+            rc = adp_plugin_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)", r->name,
                               r->service, g->side[r->from].name, hub_strerror(rc));
             goto fail;
         }
     }
-    hubgate_log(g, 1, "hubgate: %zu routes between hub %s (A) and hub %s (B)", g->n_routes,
+    adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: %zu routes between hub %s (A) and hub %s (B)", g->n_routes,
                 g->side[SIDE_A].hub_id, g->side[SIDE_B].hub_id);
     *state = g;
     return 0;
@@ -684,11 +658,5 @@ fail:
     return rc ? rc : HUB_EINVAL;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "hubgate",
-    .description = "a member of two hubs: forwards requests between them",
-    .init = hubgate_init,
-    .tick = hubgate_tick,
-    .destroy = hubgate_destroy,
-};
+ADP_PLUGIN_DEFINE("hubgate", "a member of two hubs: forwards requests between them", hubgate_init,
+                  hubgate_tick, hubgate_destroy);

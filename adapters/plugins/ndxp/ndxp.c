@@ -24,7 +24,7 @@
  * counts, HTTP statuses, attempts and times: never a personal ID number, a
  * name, a token or the client secret.
  */
-#include "adp_plugin.h"
+#include "adp_plugin_util.h"
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -34,7 +34,6 @@
 #include "ndxp_upstream.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,19 +53,6 @@ typedef struct {
     char in_flight[NDXP_MAX_NESTING][HUB_MEMBER_ID_MAX + 40];
     unsigned long long requests, failed;
 } ndxp_t;
-
-static void ndxp_log(const ndxp_t *g, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void ndxp_log(const ndxp_t *g, int level, const char *fmt, ...)
-{
-    char line[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    g->host->log(g->host, level, line);
-}
 
 static const char *ndxp_config(void *user, const char *key)
 {
@@ -127,7 +113,7 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
 {
     g->client = client;
     if (msg->kind != ADP_REQUEST) {
-        ndxp_log(g, 1, "%s: ignored a message that is not a request (from %s)", service,
+        adp_plugin_log(g->host, ADP_LOG_INFO, "%s: ignored a message that is not a request (from %s)", service,
                  msg->sender);
         return 0;
     }
@@ -135,11 +121,11 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
     snprintf(key, sizeof key, "%s %s", msg->sender, msg->message_id);
     for (int i = 0; i < g->depth; i++)
         if (!strcmp(g->in_flight[i], key)) {
-            ndxp_log(g, 0, "%s: a redelivery of a call in progress, dropped", service);
+            adp_plugin_log(g->host, ADP_LOG_DEBUG, "%s: a redelivery of a call in progress, dropped", service);
             return HUB_EAGAIN; /* no second reply: the first one is coming */
         }
     if (g->depth >= NDXP_MAX_NESTING) {
-        ndxp_log(g, 2, "%s: %d calls in progress; one from %s waits for the hub's redelivery",
+        adp_plugin_log(g->host, ADP_LOG_WARN, "%s: %d calls in progress; one from %s waits for the hub's redelivery",
                  service, g->depth, msg->sender);
         return ADP_LATER;
     }
@@ -160,7 +146,7 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
                     &out_len, counts);
     g->depth--;
     if (rc != 0) {
-        ndxp_log(g, 3, "%s: cannot answer a request from %s: %s", service, msg->sender,
+        adp_plugin_log(g->host, ADP_LOG_ERROR, "%s: cannot answer a request from %s: %s", service, msg->sender,
                  hub_strerror(rc));
         return rc;
     }
@@ -173,7 +159,7 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
     static const char *const status_name[] = {"ok", "invalid", "unavailable"};
     const char *st = *status >= 0 && *status <= 2 ? status_name[*status] : "?";
     /* Counts, statuses and member ids only: never a key, a name or a value. */
-    ndxp_log(g, call.code[0] ? 2 : 0,
+    adp_plugin_log(g->host, call.code[0] ? ADP_LOG_WARN : ADP_LOG_DEBUG,
              "%s from %s: status=%s%s%s subjects=%zu upstream_calls=%u attempts=%u "
              "not_found=%u last_http=%ld in %" PRIu64 " ms",
              service, msg->sender, st, call.code[0] ? " code=" : "", call.code, *subjects,
@@ -233,13 +219,8 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
     }
     if (rc == 0)
         rc = ndxp_upstream_new(ndxp_config, (void *)host, &g->upstream, err, err_size);
-    const char *disclosure_path = host->config(host, "disclosure_file");
-    if (rc == 0 && disclosure_path) {
-        char why[HUB_ERRMSG_MAX] = "";
-        rc = lth_disclosure_load(disclosure_path, &g->disclosure, why, sizeof why);
-        if (rc != 0)
-            snprintf(err, err_size, "plugin.disclosure_file: %s", why[0] ? why : hub_strerror(rc));
-    }
+    if (rc == 0)
+        rc = lth_disclosure_setting(host->config(host, "disclosure_file"), &g->disclosure, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, ndxp_lookup, g);
     if (rc == 0)
@@ -251,13 +232,13 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
         return rc;
     }
     char desc[1024];
-    ndxp_log(g, 1, "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through %s",
+    adp_plugin_log(g->host, ADP_LOG_INFO, "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through %s",
              ndxp_upstream_describe(g->upstream, desc, sizeof desc));
     if (g->disclosure)
-        ndxp_log(g, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
+        adp_plugin_log(g->host, ADP_LOG_INFO, "fields by purpose: %zu rules from plugin.disclosure_file",
                  lth_disclosure_count(g->disclosure));
     else
-        ndxp_log(g, 2,
+        adp_plugin_log(g->host, ADP_LOG_WARN,
                  "no plugin.disclosure_file: every caller receives what the national platform "
                  "returns, whatever its purpose; set one to return only the fields each "
                  "purpose may have");
@@ -265,11 +246,7 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
     return 0;
 }
 
-const adp_plugin_t lth_adapter_plugin = {
-    .abi_version = ADP_PLUGIN_ABI_VERSION,
-    .name = "ndxp",
-    .description = "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the national "
-                   "data-sharing platform",
-    .init = ndxp_init,
-    .destroy = ndxp_destroy,
-};
+ADP_PLUGIN_DEFINE("ndxp",
+                  "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the national "
+                  "data-sharing platform",
+                  ndxp_init, NULL, ndxp_destroy);

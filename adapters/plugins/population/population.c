@@ -340,13 +340,8 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         rc = pop_parse_u64("seed", seed_text, 0, UINT64_MAX, &seed, err, err_size);
     if (rc == 0)
         rc = pop_parse_consumers(st, host->config(host, "allowed_consumers"), err, err_size);
-    const char *disclosure_path = host->config(host, "disclosure_file");
-    if (rc == 0 && disclosure_path) {
-        char why[HUB_ERRMSG_MAX] = "";
-        rc = lth_disclosure_load(disclosure_path, &st->disclosure, why, sizeof why);
-        if (rc != 0)
-            snprintf(err, err_size, "plugin.disclosure_file: %s", why[0] ? why : hub_strerror(rc));
-    }
+    if (rc == 0)
+        rc = lth_disclosure_setting(host->config(host, "disclosure_file"), &st->disclosure, err, err_size);
     if (rc == 0)
         rc = pop_open_db(st, db_path, seed, citizens, err, err_size);
     if (rc == 0)

@@ -1,0 +1,43 @@
+/* tkcitizen — citizen.lookup/v1 and citizen.verify/v1 asked of a member,
+ * as the end-to-end tests of the citizen services (population, ndxp, the
+ * access register) ask them: the request packed, sent, and the answer
+ * checked (from that member, of the response type) and decoded.
+ *
+ * Built with the tests that link lth_domain (tests/e2e/CMakeLists.txt).
+ * Failures fail the calling Check test.
+ */
+#ifndef TKCITIZEN_H
+#define TKCITIZEN_H
+
+#include "adp.h"
+#include "domain.pb-c.h"
+#include "lth_date.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A declared identity to verify; NULL (and sex 0) leave a field out. */
+typedef struct {
+    const char *id;
+    const char *name;
+    const lth_date_t *dob;
+    int sex;
+    const char *residence;
+} tk_declared_t;
+
+/* Sends req to member `to` (adp_request's flags and timeout) and returns
+ * the decoded answer (free with lth__domain__v1__citizen_lookup_response__
+ * free_unpacked). The raw reply is kept in *raw (free it) when raw is not
+ * NULL. */
+Lth__Domain__V1__CitizenLookupResponse *
+tk_citizen_lookup(adp_client_t *c, const char *to, const Lth__Domain__V1__CitizenLookupRequest *req,
+                  uint32_t flags, uint32_t timeout_ms, adp_reply_t *raw);
+
+/* Asks `to` to verify subjects[0..n) (at most 8) for purpose; as
+ * tk_citizen_lookup otherwise. */
+Lth__Domain__V1__CitizenVerifyResponse *
+tk_citizen_verify(adp_client_t *c, const char *to, const tk_declared_t *subjects, size_t n,
+                  const char *purpose, const char *purpose_code, uint32_t flags,
+                  uint32_t timeout_ms, adp_reply_t *raw);
+
+#endif

@@ -95,7 +95,7 @@ static const char *pq_msg(const PGconn *c, char *buf, size_t size)
 
 /* ---- parameters and arrays -------------------------------------------------- */
 
-void hub__pg_p_i64(hub__pg_params_t *p, uint64_t v)
+void store_pg_conn__pg_p_i64(store_pg__params_t *p, uint64_t v)
 {
     if (v > INT64_MAX)
         v = INT64_MAX;
@@ -105,26 +105,26 @@ void hub__pg_p_i64(hub__pg_params_t *p, uint64_t v)
     p->fmt[p->n++] = 0;
 }
 
-void hub__pg_p_bytes(hub__pg_params_t *p, const void *b, size_t len)
+void store_pg_conn__pg_p_bytes(store_pg__params_t *p, const void *b, size_t len)
 {
     p->v[p->n] = len ? b : "";
     p->len[p->n] = (int)len;
     p->fmt[p->n++] = 1;
 }
 
-void hub__pg_p_str(hub__pg_params_t *p, const char *s)
+void store_pg_conn__pg_p_str(store_pg__params_t *p, const char *s)
 {
-    hub__pg_p_bytes(p, s, strlen(s));
+    store_pg_conn__pg_p_bytes(p, s, strlen(s));
 }
 
-void hub__pg_p_bool(hub__pg_params_t *p, bool v)
+void store_pg_conn__pg_p_bool(store_pg__params_t *p, bool v)
 {
     p->v[p->n] = v ? "t" : "f";
     p->len[p->n] = 0;
     p->fmt[p->n++] = 0;
 }
 
-static void arr_put(hub__pg_arr_t *a, const void *b, size_t len)
+static void arr_put(store_pg__arr_t *a, const void *b, size_t len)
 {
     if (a->oom)
         return;
@@ -144,13 +144,13 @@ static void arr_put(hub__pg_arr_t *a, const void *b, size_t len)
     a->len += len;
 }
 
-static void arr_be32(hub__pg_arr_t *a, uint32_t v)
+static void arr_be32(store_pg__arr_t *a, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
     arr_put(a, b, 4);
 }
 
-void hub__pg_arr_init(hub__pg_arr_t *a, uint32_t oid)
+void store_pg_conn__pg_arr_init(store_pg__arr_t *a, uint32_t oid)
 {
     memset(a, 0, sizeof *a);
     arr_be32(a, 1);   /* ndim (0 when empty: set in p_arr) */
@@ -160,7 +160,7 @@ void hub__pg_arr_init(hub__pg_arr_t *a, uint32_t oid)
     arr_be32(a, 1);   /* lower bound */
 }
 
-void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v)
+void store_pg_conn__pg_arr_i64(store_pg__arr_t *a, uint64_t v)
 {
     if (v > INT64_MAX)
         v = INT64_MAX;
@@ -171,19 +171,19 @@ void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v)
     a->n++;
 }
 
-void hub__pg_arr_bytes(hub__pg_arr_t *a, const void *b, size_t len)
+void store_pg_conn__pg_arr_bytes(store_pg__arr_t *a, const void *b, size_t len)
 {
     arr_be32(a, (uint32_t)len);
     arr_put(a, b, len);
     a->n++;
 }
 
-void hub__pg_arr_str(hub__pg_arr_t *a, const char *s)
+void store_pg_conn__pg_arr_str(store_pg__arr_t *a, const char *s)
 {
-    hub__pg_arr_bytes(a, s, strlen(s));
+    store_pg_conn__pg_arr_bytes(a, s, strlen(s));
 }
 
-int hub__pg_p_arr(hub__pg_params_t *p, hub__pg_arr_t *a)
+int store_pg_conn__pg_p_arr(store_pg__params_t *p, store_pg__arr_t *a)
 {
     if (a->oom || !a->buf || a->len > INT32_MAX)
         return HUB_ENOMEM;
@@ -202,7 +202,7 @@ int hub__pg_p_arr(hub__pg_params_t *p, hub__pg_arr_t *a)
     return 0;
 }
 
-void hub__pg_arr_free(hub__pg_arr_t *a)
+void store_pg_conn__pg_arr_free(store_pg__arr_t *a)
 {
     free(a->buf);
     memset(a, 0, sizeof *a);
@@ -210,7 +210,7 @@ void hub__pg_arr_free(hub__pg_arr_t *a)
 
 /* ---- results ----------------------------------------------------------------- */
 
-uint64_t hub__pg_u64(const PGresult *res, int row, int col)
+uint64_t store_pg_conn__pg_u64(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
         return 0;
@@ -218,7 +218,7 @@ uint64_t hub__pg_u64(const PGresult *res, int row, int col)
     return v > INT64_MAX ? 0 : v; /* negative: never written by the hub */
 }
 
-uint32_t hub__pg_u32(const PGresult *res, int row, int col)
+uint32_t store_pg_conn__pg_u32(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 4)
         return 0;
@@ -226,13 +226,13 @@ uint32_t hub__pg_u32(const PGresult *res, int row, int col)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-bool hub__pg_bool(const PGresult *res, int row, int col)
+bool store_pg_conn__pg_bool(const PGresult *res, int row, int col)
 {
     return !PQgetisnull(res, row, col) && PQgetlength(res, row, col) == 1 &&
            PQgetvalue(res, row, col)[0] != 0;
 }
 
-void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max)
+void store_pg_conn__pg_str(const PGresult *res, int row, int col, char *dst, size_t max)
 {
     size_t len = (size_t)PQgetlength(res, row, col);
     if (len > max)
@@ -291,7 +291,7 @@ static const char *hint_for(int code, const char *state)
 }
 
 /* The connection record c belongs to, or NULL. */
-static hub__pg_conn_t *conn_of(hub__pg_t *self, const PGconn *c)
+static store_pg__conn_t *conn_of(store_pg__pg_t *self, const PGconn *c)
 {
     if (self && c && c == self->w.conn)
         return &self->w;
@@ -302,7 +302,7 @@ static hub__pg_conn_t *conn_of(hub__pg_t *self, const PGconn *c)
 
 /* A connection's outage begins: logged once, however many statements and
  * reconnection attempts fail until it ends (conn_ready logs the end). */
-static void outage_begins(hub__pg_conn_t *pc, const char *error)
+static void outage_begins(store_pg__conn_t *pc, const char *error)
 {
     if (pc->down_since_us)
         return;
@@ -314,11 +314,11 @@ static void outage_begins(hub__pg_conn_t *pc, const char *error)
              pc->what, error);
 }
 
-static void statement_failed(hub__pg_t *self, PGconn *c, const char *state, int code)
+static void statement_failed(store_pg__pg_t *self, PGconn *c, const char *state, int code)
 {
     char buf[256];
     pq_msg(c, buf, sizeof buf);
-    hub__pg_conn_t *pc = conn_of(self, c);
+    store_pg__conn_t *pc = conn_of(self, c);
     if (pc && (PQstatus(c) != CONNECTION_OK || server_gone(state))) {
         outage_begins(pc, buf);
         /* A server that still answers but takes no writes (demoted,
@@ -330,8 +330,8 @@ static void statement_failed(hub__pg_t *self, PGconn *c, const char *state, int 
               state ? state : "none", buf, hint_for(code, state));
 }
 
-/* What hub__pg_exec and hub__pg_exec_prepared do with a statement's result. */
-static int exec_result(hub__pg_t *self, PGconn *c, PGresult *res, PGresult **out)
+/* What store_pg_conn__pg_exec and store_pg_conn__pg_exec_prepared do with a statement's result. */
+static int exec_result(store_pg__pg_t *self, PGconn *c, PGresult *res, PGresult **out)
 {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -350,8 +350,8 @@ static int exec_result(hub__pg_t *self, PGconn *c, PGresult *res, PGresult **out
     return code;
 }
 
-int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
-                 PGresult **out)
+int store_pg_conn__pg_exec(store_pg__pg_t *self, PGconn *c, const char *sql,
+                           const store_pg__params_t *p, PGresult **out)
 {
     if (out)
         *out = NULL;
@@ -360,8 +360,8 @@ int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_para
     return exec_result(self, c, res, out);
 }
 
-int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char *sql,
-                          const hub__pg_params_t *p, PGresult **out)
+int store_pg_conn__pg_exec_prepared(store_pg__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                                    const store_pg__params_t *p, PGresult **out)
 {
     if (out)
         *out = NULL;
@@ -374,7 +374,8 @@ int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char 
         /* A new connection: nothing prepared on it yet. (A rollback of the
          * transaction around the SET undoes it: the plan cache then
          * chooses by itself, as well in practice.) */
-        int rc = hub__pg_exec(self, c, "SET plan_cache_mode = force_generic_plan", NULL, NULL);
+        int rc =
+            store_pg_conn__pg_exec(self, c, "SET plan_cache_mode = force_generic_plan", NULL, NULL);
         if (rc != 0)
             return rc;
         self->prep_conn[k] = c;
@@ -394,7 +395,7 @@ int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char 
 
 /* Runs several statements without parameters in one round trip (the
  * simple protocol): the batch's savepoint handling. */
-static int exec_many(hub__pg_t *self, PGconn *c, const char *sql)
+static int exec_many(store_pg__pg_t *self, PGconn *c, const char *sql)
 {
     PGresult *res = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(res);
@@ -555,7 +556,7 @@ static bool idle_conn_alive(PGconn *c)
     return PQstatus(c) == CONNECTION_OK;
 }
 
-static int conn_ready(hub__pg_t *self, hub__pg_conn_t *pc)
+static int conn_ready(store_pg__pg_t *self, store_pg__conn_t *pc)
 {
     if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK &&
         PQtransactionStatus(pc->conn) == PQTRANS_IDLE && idle_conn_alive(pc->conn))
@@ -610,14 +611,14 @@ static int conn_ready(hub__pg_t *self, hub__pg_conn_t *pc)
  * anything of the call was sent (the server went while it sat idle): true
  * when it could be opened again at once, so that the call goes on on the
  * new connection instead of failing. */
-static bool idle_cut(hub__pg_t *self, hub__pg_conn_t *pc)
+static bool idle_cut(store_pg__pg_t *self, store_pg__conn_t *pc)
 {
     if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK)
         return false; /* not cut: a conflict, which the caller reports */
     return conn_ready(self, pc) == 0;
 }
 
-static bool owns_batch(hub__pg_t *self)
+static bool owns_batch(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     bool own = self->batch && pthread_equal(self->batch_owner, pthread_self());
@@ -625,7 +626,7 @@ static bool owns_batch(hub__pg_t *self)
     return own;
 }
 
-bool hub__pg_in_callback(hub__pg_t *self)
+bool store_pg_conn__pg_in_callback(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     bool in = self->cb_depth && pthread_equal(self->cb_thread, pthread_self());
@@ -633,7 +634,7 @@ bool hub__pg_in_callback(hub__pg_t *self)
     return in;
 }
 
-void hub__pg_callback_enter(hub__pg_t *self)
+void store_pg_conn__pg_callback_enter(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     self->cb_depth++;
@@ -641,7 +642,7 @@ void hub__pg_callback_enter(hub__pg_t *self)
     pthread_mutex_unlock(&self->state_lock);
 }
 
-void hub__pg_callback_leave(hub__pg_t *self)
+void store_pg_conn__pg_callback_leave(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     self->cb_depth--;
@@ -651,10 +652,10 @@ void hub__pg_callback_leave(hub__pg_t *self)
 /* Inside a batch a savepoint is always open (the batch begins with one):
  * a write call that succeeds releases it and opens the next in one round
  * trip, one that fails rolls back to it, which keeps it. */
-int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
+int store_pg_conn__pg_write_begin(store_pg__pg_t *self, PGconn **c, bool *own)
 {
     if (owns_batch(self)) {
-        if (hub__pg_in_callback(self))
+        if (store_pg_conn__pg_in_callback(self))
             return HUB_EINVAL;
         if (self->batch_err)
             return self->batch_err;
@@ -665,9 +666,9 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
-        rc = hub__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
     if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
-        rc = hub__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
         return rc;
@@ -677,7 +678,7 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
     return 0;
 }
 
-int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc)
+int store_pg_conn__pg_write_end(store_pg__pg_t *self, PGconn *c, bool own, int rc)
 {
     if (!own) {
         int erc = exec_many(self, c,
@@ -690,14 +691,14 @@ int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc)
         return rc;
     }
     if (rc == 0)
-        rc = hub__pg_exec(self, c, "COMMIT", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, c, "COMMIT", NULL, NULL);
     else
-        (void)hub__pg_exec(self, c, "ROLLBACK", NULL, NULL);
+        (void)store_pg_conn__pg_exec(self, c, "ROLLBACK", NULL, NULL);
     pthread_mutex_unlock(&self->wlock);
     return rc;
 }
 
-int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked)
+int store_pg_conn__pg_read_begin(store_pg__pg_t *self, PGconn **c, bool *locked)
 {
     if (owns_batch(self)) {
         *locked = false;
@@ -717,7 +718,7 @@ int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked)
     return 0;
 }
 
-void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc)
+void store_pg_conn__pg_read_end(store_pg__pg_t *self, PGconn *c, bool locked, int rc)
 {
     if (locked) {
         pthread_mutex_unlock(&self->rlock);
@@ -732,9 +733,9 @@ void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc)
 
 /* ---- batches ------------------------------------------------------------------ */
 
-int hub__pg_batch_begin(hub_store_t *store)
+int store_pg_conn__pg_batch_begin(hub_store_t *store)
 {
-    hub__pg_t *self = (hub__pg_t *)store;
+    store_pg__pg_t *self = (store_pg__pg_t *)store;
     pthread_mutex_lock(&self->state_lock);
     bool busy = self->batch;
     pthread_mutex_unlock(&self->state_lock);
@@ -758,7 +759,7 @@ int hub__pg_batch_begin(hub_store_t *store)
     return 0;
 }
 
-static void batch_end(hub__pg_t *self)
+static void batch_end(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     self->batch = false;
@@ -766,26 +767,26 @@ static void batch_end(hub__pg_t *self)
     pthread_mutex_unlock(&self->wlock);
 }
 
-int hub__pg_batch_commit(hub_store_t *store)
+int store_pg_conn__pg_batch_commit(hub_store_t *store)
 {
-    hub__pg_t *self = (hub__pg_t *)store;
-    if (!owns_batch(self) || hub__pg_in_callback(self))
+    store_pg__pg_t *self = (store_pg__pg_t *)store;
+    if (!owns_batch(self) || store_pg_conn__pg_in_callback(self))
         return HUB_EINVAL;
     int rc = self->batch_err;
     if (rc == 0)
-        rc = hub__pg_exec(self, self->w.conn, "COMMIT", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, self->w.conn, "COMMIT", NULL, NULL);
     else
-        (void)hub__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
+        (void)store_pg_conn__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
     batch_end(self);
     return rc;
 }
 
-void hub__pg_batch_abort(hub_store_t *store)
+void store_pg_conn__pg_batch_abort(hub_store_t *store)
 {
-    hub__pg_t *self = (hub__pg_t *)store;
-    if (!owns_batch(self) || hub__pg_in_callback(self))
+    store_pg__pg_t *self = (store_pg__pg_t *)store;
+    if (!owns_batch(self) || store_pg_conn__pg_in_callback(self))
         return;
-    (void)hub__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
+    (void)store_pg_conn__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
     batch_end(self);
 }
 
@@ -896,11 +897,11 @@ int hub_store_pg_init(const char *dsn, uint32_t *from, char *err, size_t err_siz
 
 /* ---- open, close, inspect --------------------------------------------------- */
 
-void hub__pg_close(hub_store_t **self_p)
+void store_pg_conn__pg_close(hub_store_t **self_p)
 {
-    hub__pg_t *self = (hub__pg_t *)*self_p;
+    store_pg__pg_t *self = (store_pg__pg_t *)*self_p;
     if (owns_batch(self))
-        hub__pg_batch_abort(*self_p);
+        store_pg_conn__pg_batch_abort(*self_p);
     PQfinish(self->w.conn);
     PQfinish(self->r.conn);
     pthread_mutex_destroy(&self->wlock);
@@ -911,14 +912,14 @@ void hub__pg_close(hub_store_t **self_p)
     *self_p = NULL;
 }
 
-uint32_t hub__pg_upgraded_from(const hub_store_t *store)
+uint32_t store_pg_conn__pg_upgraded_from(const hub_store_t *store)
 {
-    return ((const hub__pg_t *)(const void *)store)->upgraded_from;
+    return ((const store_pg__pg_t *)(const void *)store)->upgraded_from;
 }
 
-uint32_t hub__pg_opened_format(const hub_store_t *store)
+uint32_t store_pg_conn__pg_opened_format(const hub_store_t *store)
 {
-    return ((const hub__pg_t *)(const void *)store)->opened_format;
+    return ((const store_pg__pg_t *)(const void *)store)->opened_format;
 }
 
 int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t *limits,
@@ -936,7 +937,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
                 limits->reserve_percent);
         return HUB_EINVAL;
     }
-    hub__pg_t *self = calloc(1, sizeof *self);
+    store_pg__pg_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn))) {
         free(self);
         set_err(err, err_size, "store: out of memory");
@@ -945,7 +946,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     pthread_mutex_init(&self->wlock, NULL);
     pthread_mutex_init(&self->rlock, NULL);
     pthread_mutex_init(&self->state_lock, NULL);
-    self->base.ops = &hub__pg_ops;
+    self->base.ops = &store_pg__ops;
     snprintf(self->w.what, sizeof self->w.what, "writer");
     snprintf(self->r.what, sizeof self->r.what, "reader");
     if (limits)
@@ -984,7 +985,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     }
     self->opened_format = v == HUB_STORE_PG_SCHEMA ? v : v ? v : 0;
     if (rc != 0) {
-        hub__pg_close(&store);
+        store_pg_conn__pg_close(&store);
         return rc;
     }
     *out = store;

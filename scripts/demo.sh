@@ -291,6 +291,13 @@ if period=$("$BIN/hubctl" report --from "$today" --to "$today" 2>&1); then
   echo "$period"
   echo
 fi
+# Liên thông: one enterprise-registration dossier, which passed the
+# Department of Planning and Investment, then the Hoàn Kiếm one-stop shop.
+echo "== a liên thông dossier (plugin.chains: $CHAIN)"
+trail | grep -A1 -m1 'SYN-1.000004 ' | sed 's/^/   /' || true
+echo "== what the portal did as the applicants (payments, ratings; portal.log)"
+grep -o 'simulated payments=[0-9]* ratings=[0-9]*' portal.log | tail -1 | sed 's/^/   /' || true
+echo
 if [ $once = 1 ]; then
   # The audit log: every exchange is in it, the procedure system's online-
   # only identity look-ups included. Stopping hubd seals it.

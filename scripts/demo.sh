@@ -294,9 +294,9 @@ fi
 # Liên thông: one enterprise-registration dossier, which passed the
 # Department of Planning and Investment, then the Hoàn Kiếm one-stop shop.
 echo "== a liên thông dossier (plugin.chains: $CHAIN)"
-trail | grep -A1 -m1 'SYN-1.000004 ' | sed 's/^/   /' || true
+trail | grep -A2 -m1 'SYN-1.000004 ' | sed 's/^/   /' || true
 echo "== what the portal did as the applicants (payments, ratings; portal.log)"
-grep -o 'simulated payments=[0-9]* ratings=[0-9]*' portal.log | tail -1 | sed 's/^/   /' || true
+grep -o 'simulated paid=[0-9]* rated=[0-9]*' portal.log | tail -1 | sed 's/^/   /' || true
 echo
 if [ $once = 1 ]; then
   # The audit log: every exchange is in it, the procedure system's online-

@@ -77,7 +77,6 @@ typedef struct {
     uint64_t pay_pct;  /* plugin.simulate_payments: % of online fee dossiers paid */
     uint64_t rate_pct; /* plugin.simulate_ratings: % of decided dossiers rated */
     uint64_t seed;     /* plugin.seed */
-    unsigned long payments_sent, ratings_sent;
     bool catalogue_installed; /* plugin.catalogue_file */
 } portal_t;
 
@@ -272,8 +271,6 @@ static int portal_sim_payment(portal_t *st, adp_client_t *client, const char *to
     if (rc == 0)
         rc = portal_sim_send(st, client, to, c->dossier_code, "paid", LTH_SERVICE_PAYMENT_STATUS,
                              LTH_PAYMENT_TYPE, bufs, lens, n);
-    if (rc == 0)
-        st->payments_sent += n;
     for (size_t i = 0; i < n; i++)
         free(bufs[i]);
     return rc;
@@ -306,8 +303,6 @@ static int portal_sim_rating(portal_t *st, adp_client_t *client, const char *to,
     if (rc == 0)
         rc = portal_sim_send(st, client, to, c->dossier_code, "rated", LTH_SERVICE_FEEDBACK,
                              LTH_FEEDBACK_TYPE, &buf, &len, 1);
-    if (rc == 0)
-        st->ratings_sent++;
     free(buf);
     return rc;
 }
@@ -509,13 +504,16 @@ static void portal_summary(portal_t *st, bool force)
     dp_intake_counts(st->db, &c);
     long long dossiers, final;
     dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", &dossiers, &final);
+    long long paid = 0, rated = 0;
+    if (st->pay_pct || st->rate_pct)
+        dp_query_counts(st->db, "SELECT coalesce(sum(paid), 0), coalesce(sum(rated), 0)"
+                                " FROM applicant", &paid, &rated);
     char line[256];
     snprintf(line, sizeof line,
              "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
              " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64
-             " simulated payments=%lu ratings=%lu",
-             dossiers, final, c.applied, c.older, c.dup, c.refused, st->payments_sent,
-             st->ratings_sent);
+             " simulated paid=%lld rated=%lld",
+             dossiers, final, c.applied, c.older, c.dup, c.refused, paid, rated);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 

@@ -325,8 +325,7 @@ int lth_status_change_decode(const char *content_type, const uint8_t *payload, s
                !lth__copy(out->authority, sizeof out->authority, m->authority_member_id) ||
                !lth__copy(out->step_authority, sizeof out->step_authority,
                           m->step_authority_member_id) ||
-               !lth__copy(out->delegated_by, sizeof out->delegated_by,
-                          m->delegated_by_member_id)) {
+               !lth__copy(out->delegated_by, sizeof out->delegated_by, m->delegated_by_member_id)) {
         why = "a text field is too long";
     } else {
         out->channel = (int)m->channel;

@@ -1071,7 +1071,8 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
         " ('SYN-1.000003', 'SYN-1.000004') AND EXISTS (SELECT 1 FROM history h WHERE"
         " h.code = d.code AND h.status = 1)";
     long long eligible = sql_int(db_proc, eligible_sql);
-    long long decided = sql_int(db_proc, "SELECT count(DISTINCT code) FROM history WHERE status = 4");
+    long long decided =
+        sql_int(db_proc, "SELECT count(DISTINCT code) FROM history WHERE status = 4");
     ck_assert_int_gt(eligible, 0);
     ck_assert_int_gt(decided, 0);
     wait_eq(db_proc, "SELECT count(DISTINCT code) FROM payment WHERE outcome = 1", eligible,

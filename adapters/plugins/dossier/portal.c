@@ -74,9 +74,9 @@ typedef struct {
     sqlite3 *db;
     uint64_t next_summary_us;
     char last_summary[256];
-    uint64_t pay_pct;  /* plugin.simulate_payments: % of online fee dossiers paid */
-    uint64_t rate_pct; /* plugin.simulate_ratings: % of decided dossiers rated */
-    uint64_t seed;     /* plugin.seed */
+    uint64_t pay_pct;         /* plugin.simulate_payments: % of online fee dossiers paid */
+    uint64_t rate_pct;        /* plugin.simulate_ratings: % of decided dossiers rated */
+    uint64_t seed;            /* plugin.seed */
     bool catalogue_installed; /* plugin.catalogue_file */
 } portal_t;
 
@@ -293,7 +293,8 @@ static int portal_sim_rating(portal_t *st, adp_client_t *client, const char *to,
     for (size_t i = 0; i < sizeof criteria / sizeof criteria[0]; i++) {
         uint64_t h = portal_roll(st, c->dossier_code, criteria[i]);
         snprintf(f.ratings[i].criterion, sizeof f.ratings[i].criterion, "%s", criteria[i]);
-        f.ratings[i].score = h % 10u == 0 ? 1u + (unsigned)(h / 10u % 3u) : 4u + (unsigned)(h / 10u % 2u);
+        f.ratings[i].score =
+            h % 10u == 0 ? 1u + (unsigned)(h / 10u % 3u) : 4u + (unsigned)(h / 10u % 2u);
         f.n_ratings++;
     }
     f.at_us = hub_now_us();
@@ -506,8 +507,10 @@ static void portal_summary(portal_t *st, bool force)
     dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", &dossiers, &final);
     long long paid = 0, rated = 0;
     if (st->pay_pct || st->rate_pct)
-        dp_query_counts(st->db, "SELECT coalesce(sum(paid), 0), coalesce(sum(rated), 0)"
-                                " FROM applicant", &paid, &rated);
+        dp_query_counts(st->db,
+                        "SELECT coalesce(sum(paid), 0), coalesce(sum(rated), 0)"
+                        " FROM applicant",
+                        &paid, &rated);
     char line[256];
     snprintf(line, sizeof line,
              "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
@@ -549,11 +552,9 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
     int rc = dp_read_model_open(host, "the portal view's SQLite file", portal_schema,
                                 portal_on_status, st, &st->db, err, err_size);
     if (rc == 0)
-        rc = adp_plugin_conf_u64(host, "simulate_payments", 0, 100, 0, &st->pay_pct, err,
-                                 err_size);
+        rc = adp_plugin_conf_u64(host, "simulate_payments", 0, 100, 0, &st->pay_pct, err, err_size);
     if (rc == 0)
-        rc = adp_plugin_conf_u64(host, "simulate_ratings", 0, 100, 0, &st->rate_pct, err,
-                                 err_size);
+        rc = adp_plugin_conf_u64(host, "simulate_ratings", 0, 100, 0, &st->rate_pct, err, err_size);
     if (rc == 0)
         rc = adp_plugin_conf_u64(host, "seed", 0, UINT64_MAX, 1, &st->seed, err, err_size);
     /* The fees the simulated payments carry: the catalogue file the

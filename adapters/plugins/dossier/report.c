@@ -482,10 +482,10 @@ static int report_append_delegations(report_t *st, const report_query_t *query, 
     else if (query->format == LTH_REPORT_CSV)
         fputs("\r\ndelegated_by,delegate,procedure_code,carried,on_time,late,pct_on_time\r\n", f);
     else
-        fprintf(f, "\nDelegations (ủy quyền): delegated by -> delegate, procedure\n"
-                   "%-28s %-28s %-14s %8s %8s %6s %10s\n",
-                "delegated by", "delegate", "procedure", "carried", "on time", "late",
-                "on time %");
+        fprintf(f,
+                "\nDelegations (ủy quyền): delegated by -> delegate, procedure\n"
+                "%-28s %-28s %-14s %8s %8s %6s %10s\n",
+                "delegated by", "delegate", "procedure", "carried", "on time", "late", "on time %");
     int s, rows = 0;
     while ((s = sqlite3_step(q)) == SQLITE_ROW) {
         const char *by = (const char *)sqlite3_column_text(q, 0),
@@ -508,8 +508,8 @@ static int report_append_delegations(report_t *st, const report_query_t *query, 
             fprintf(f, "%s,%s,%s,%lld,%lld,%lld,%.1f\r\n", by, delegate, code, carried, on_time,
                     late, pct);
         } else {
-            fprintf(f, "%-28s %-28s %-14s %8lld %8lld %6lld %10.1f\n", by, delegate, code,
-                    carried, on_time, late, pct);
+            fprintf(f, "%-28s %-28s %-14s %8lld %8lld %6lld %10.1f\n", by, delegate, code, carried,
+                    on_time, late, pct);
         }
         rows++;
     }

@@ -177,10 +177,10 @@ static void trail_print_extras(sqlite3 *db, const trail_files_t *f, const char *
             trail_since(from, sizeof from, submitted, (uint64_t)sqlite3_column_int64(q, 4));
             trail_since(to, sizeof to, submitted, (uint64_t)sqlite3_column_int64(q, 5));
             trail_since(due, sizeof due, submitted, (uint64_t)sqlite3_column_int64(q, 3));
-            printf("%s step %d/%d %s %s..%s, due %s: %s", any ? " →" : "   liên thông:",
-                   sqlite3_column_int(q, 0), sqlite3_column_int(q, 1),
-                   trail_short((const char *)sqlite3_column_text(q, 2)), from, to, due,
-                   lth_status_name(sqlite3_column_int(q, 6)));
+            printf("%s step %d/%d %s %s..%s, due %s: %s",
+                   any ? " →" : "   liên thông:", sqlite3_column_int(q, 0),
+                   sqlite3_column_int(q, 1), trail_short((const char *)sqlite3_column_text(q, 2)),
+                   from, to, due, lth_status_name(sqlite3_column_int(q, 6)));
             any = true;
         }
     }

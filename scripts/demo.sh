@@ -290,6 +290,12 @@ if period=$("$BIN/hubctl" report --from "$today" --to "$today" 2>&1); then
   echo "\$ hubctl report --from $today --to $today"
   echo "$period"
   echo
+  # Liên thông: each step of the chained procedure on its own limit (the
+  # JSON answer's "steps").
+  echo "\$ hubctl report --json --from $today --to $today --procedure SYN-1.000004   # its \"steps\""
+  "$BIN/hubctl" report --json --from "$today" --to "$today" --procedure SYN-1.000004 2>&1 |
+    grep -o '"steps":\[[^]]*\]' | sed 's/},{/},\n   {/g; s/^/   /' || true
+  echo
 fi
 # Liên thông: one enterprise-registration dossier, which passed the
 # Department of Planning and Investment, then the Hoàn Kiếm one-stop shop.

@@ -1092,9 +1092,15 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
     ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM rejected"), 0);
     ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM applicant WHERE paid = 1"), eligible);
     ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM applicant WHERE rated = 1"), decided);
+    /* The portal confirmed every dossier's latest change, and reporting
+     * holds those changes and the receipts. */
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE portal_seq = seq", n,
+            "dossiers whose latest change the portal confirmed");
     long long payments = sql_int(db_proc, "SELECT count(*) FROM payment");
     wait_eq(db_report, "SELECT count(*) FROM payment", payments, "payments at reporting");
     wait_eq(db_report, "SELECT count(*) FROM feedback", decided, "ratings at reporting");
+    wait_eq(db_report, "SELECT sum(seq) FROM dossier",
+            sql_int(db_proc, "SELECT sum(seq) FROM dossier"), "every change at reporting");
     wait_eq(db_report,
             "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
             "receipts at reporting");

@@ -676,6 +676,12 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
     st->host = host;
     int rc = dp_read_model_open(host, "the report's SQLite file", report_schema, report_on_status,
                                 st, &st->db, err, err_size);
+    /* A report.db from before the delegations section lacks the column:
+     * add it (an error here only means it is there already). */
+    if (rc == 0)
+        (void)sqlite3_exec(st->db,
+                           "ALTER TABLE dossier ADD COLUMN delegated_by TEXT NOT NULL DEFAULT ''",
+                           NULL, NULL, NULL);
     if (rc == 0)
         rc = host->offer(host, REPORT_SERVICE_QUERY, report_on_query, st);
     const char *relayed[] = {LTH_SERVICE_DOSSIER_RESULT, LTH_SERVICE_PAYMENT_STATUS,

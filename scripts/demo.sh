@@ -10,7 +10,13 @@
 # one-stop shop, and `hubctl delegations` shows what the rule carried; the
 # procedure catalogue is read from a file of announcing decisions
 # (deploy/catalogue-hn.tsv), amended while the hub runs, and the national
-# catalogue acknowledges the change.
+# catalogue acknowledges the change. Enterprise registration passes two
+# authorities (liên thông: the Department of Planning and Investment, then
+# the Hoàn Kiếm one-stop shop), results are handed over, and the portal plays
+# the applicants: it pays the fees of online dossiers (payment.status/v1,
+# sometimes a declined card first) and rates decided dossiers
+# (feedback.submit/v1), so that the period report's "paid online %" and
+# "satisfaction" and its delegation section have something to show.
 #
 #   scripts/demo.sh           then keeps running (a dossier every second)
 #                             until Ctrl-C; stop any adapter meanwhile
@@ -160,7 +166,14 @@ adapter population $POP population "plugin.db = population.db
 plugin.citizens = 10000
 plugin.seed = 1
 plugin.disclosure_file = disclosure-demo.conf"
-adapter portal $PORTAL portal "plugin.db = portal.db"
+# The portal also plays the applicants (plugin.simulate_*): it pays the fees
+# of most online dossiers and rates most decided ones; fees from the same
+# catalogue file as the procedure system.
+adapter portal $PORTAL portal "plugin.db = portal.db
+plugin.simulate_payments = 90
+plugin.simulate_ratings = 80
+plugin.seed = 3
+plugin.catalogue_file = catalogue-hn.tsv"
 adapter report $REPORT report "plugin.db = report.db"
 # The national TTHC database subscribes to the city's procedure catalogue.
 adapter catalogue $CATALOGUE catalogue "plugin.file = catalogue.txt
@@ -170,6 +183,9 @@ for m in $SECTORS; do
   adapter "$name" "$m" sector "plugin.db = $name.db
 plugin.seed = 2"
 done
+# Liên thông: enterprise registration passes the Department of Planning and
+# Investment, then the Hoàn Kiếm one-stop shop, each on its own limit.
+CHAIN="SYN-1.000004: VN/GOV/HN-SKHDT/DKKD (2 working days) > VN/GOV/HN-QHK/MOTCUA (1 working day)"
 procedure_conf() { # DOSSIERS RATE
   echo "plugin.db = procedure.db
 plugin.dossiers = $1
@@ -184,7 +200,11 @@ plugin.mismatch_percent = 10
 plugin.day_ms = $DAY_MS
 plugin.overdue_grace_ms = 300
 plugin.catalogue_file = catalogue-hn.tsv
-plugin.catalogue_status = catalogue.status${PROCEDURE_EXTRA:+
+plugin.catalogue_status = catalogue.status
+plugin.online_percent = 70
+plugin.hand_over_results = 1
+plugin.statistics_ms = 2000
+plugin.chains = $CHAIN${PROCEDURE_EXTRA:+
 $PROCEDURE_EXTRA}"
 }
 echo "== adapters serving: population $POP, portal $PORTAL, report $REPORT,"
@@ -270,7 +290,20 @@ if period=$("$BIN/hubctl" report --from "$today" --to "$today" 2>&1); then
   echo "\$ hubctl report --from $today --to $today"
   echo "$period"
   echo
+  # Liên thông: each step of the chained procedure on its own limit (the
+  # JSON answer's "steps").
+  echo "\$ hubctl report --json --from $today --to $today --procedure SYN-1.000004   # its \"steps\""
+  "$BIN/hubctl" report --json --from "$today" --to "$today" --procedure SYN-1.000004 2>&1 |
+    grep -o '"steps":\[[^]]*\]' | sed 's/},{/},\n   {/g; s/^/   /' || true
+  echo
 fi
+# Liên thông: one enterprise-registration dossier, which passed the
+# Department of Planning and Investment, then the Hoàn Kiếm one-stop shop.
+echo "== a liên thông dossier (plugin.chains: $CHAIN)"
+trail | grep -A2 -m1 'SYN-1.000004 ' | sed 's/^/   /' || true
+echo "== what the portal did as the applicants (payments, ratings; portal.log)"
+grep -o 'simulated paid=[0-9]* rated=[0-9]*' portal.log | tail -1 | sed 's/^/   /' || true
+echo
 if [ $once = 1 ]; then
   # The audit log: every exchange is in it, the procedure system's online-
   # only identity look-ups included. Stopping hubd seals it.

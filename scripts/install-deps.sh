@@ -13,6 +13,9 @@ PACKAGES=(
   # PostgreSQL cluster, started by hubbench itself (see the end of this file
   # for the system services these packages would start).
   rabbitmq-server librabbitmq-dev postgresql libpq-dev
+  # tests/ha/run.sh: PostgreSQL failed over by Patroni (its etcd client:
+  # python3-etcd) with etcd as the store of who leads.
+  patroni python3-etcd etcd-server etcd-client
   curl procps iproute2 sqlite3 libsqlite3-dev libcurl4-openssl-dev libjansson-dev
   # e2e_test_auditchain's time-stamping authority: `openssl ts -reply` behind
   # python3's http.server (python3 is listed below); e2e_test_outbound_auth and
@@ -59,9 +62,9 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # broker listening on 0.0.0.0:5672 nobody asked for should not be left
 # behind. Stop and disable the ones this run installed (where systemd runs;
 # in a container whose policy-rc.d forbids starting services, none started).
-for svc in rabbitmq-server postgresql; do
+for svc in rabbitmq-server postgresql etcd patroni; do
   case " ${missing[*]} " in
-    *" $svc "*)
+    *" $svc "* | *" $svc-server "*)
       if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
         systemctl disable --now "$svc" >/dev/null 2>&1 || true
       elif command -v service >/dev/null; then

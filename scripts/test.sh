@@ -69,6 +69,13 @@ if ((${#unexpected_skips[@]})); then
   exit 1
 fi
 
+echo "== high availability (tests/ha/run.sh): etcd, Patroni, two hubd nodes; kill -9 a node, then the PostgreSQL primary"
+# Its own stage, not a ctest test: it takes about a minute and needs
+# etcd and Patroni. Ends with "N passed, N failed"; a failure fails the run.
+ha_rc=0
+tests/ha/run.sh build || ha_rc=$?
+if [ $ha_rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); exit 1; fi
+
 echo "== build (ASan + LSan + UBSan)"
 scripts/build.sh asan
 echo "== tests under sanitizers"

@@ -291,6 +291,7 @@ int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, s
     m.steps = change->steps;
     m.step_authority_member_id = (char *)change->step_authority;
     m.step_due_at_us = change->step_due_at_us;
+    m.delegated_by_member_id = (char *)change->delegated_by;
     return hub_pb_pack(&m.base, out, out_len);
 }
 
@@ -323,7 +324,8 @@ int lth_status_change_decode(const char *content_type, const uint8_t *payload, s
                !lth__copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
                !lth__copy(out->authority, sizeof out->authority, m->authority_member_id) ||
                !lth__copy(out->step_authority, sizeof out->step_authority,
-                          m->step_authority_member_id)) {
+                          m->step_authority_member_id) ||
+               !lth__copy(out->delegated_by, sizeof out->delegated_by, m->delegated_by_member_id)) {
         why = "a text field is too long";
     } else {
         out->channel = (int)m->channel;

@@ -185,6 +185,7 @@ typedef struct {
     unsigned step, steps; /* liên thông: 1-based step of steps; 0 = single */
     char step_authority[LTH_MEMBER_MAX];
     uint64_t step_due_at_us;
+    char delegated_by[LTH_MEMBER_MAX]; /* ủy quyền: the authority addressed; "" = none */
 } lth_status_change_t;
 
 /* Encodes into *out (malloc'ed; the caller frees). HUB_EINVAL, HUB_ENOMEM. */

@@ -22,6 +22,11 @@
 #define ADP__SIGN_BATCH 64      /* envelopes per batch signature (hub_sign.h) */
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
 #define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
+/* After UNAVAILABLE (the hub's store did not complete a commit): the same
+ * envelopes go again after 200 ms, doubling to 5 s while the hub keeps
+ * answering so. */
+#define ADP__RETRY_MIN_MS 200u
+#define ADP__RETRY_MAX_MS 5000u
 /* Failover between the endpoints of a hub's nodes (adp_config_t.hub_endpoint
  * with several): a node that served and went away is left after
  * ADP__LOSS_MS; a node moved to gets ADP__TRY_MS to welcome, doubled after
@@ -56,6 +61,7 @@ typedef struct {
     char reason[512];
     bool needs_sig;        /* encoded without a signature: signed when first sent */
     bool restored;         /* read back from the state directory's outbox at adp_new() */
+    bool retry;            /* answered UNAVAILABLE: sent again at retry_at_mono_us */
     uint8_t digest[HUB_DIGEST_LEN];
 } adp__outmsg_t;
 
@@ -141,6 +147,10 @@ struct adp_client {
     uint32_t ttl_ms;
     size_t in_window;               /* sent on this connection, not yet answered */
     uint64_t last_receipt_mono_us;
+    size_t n_retry;            /* outbox entries marked retry */
+    uint64_t retry_at_mono_us; /* when they go again (0 = none waits) */
+    uint32_t retry_backoff_ms; /* the next wait; 0 = ADP__RETRY_MIN_MS */
+    size_t resent;             /* envelopes sent again after UNAVAILABLE, in all */
 
     adp__journal_t *outbox_jnl; /* NULL without a state_dir */
     adp__journal_t *seen_jnl;
@@ -435,10 +445,56 @@ static void adp__requeue_all(adp_client_t *c)
     adp__outmsg_t **pending = adp__pending_in_order(c, &n);
     for (size_t i = 0; i < n; i++) {
         pending[i]->sent_mono_us = 0;
+        pending[i]->retry = false;
         adp__queue_unsent(c, pending[i]->id);
     }
     c->in_window = 0;
+    c->n_retry = 0;
+    c->retry_at_mono_us = 0;
     free(pending);
+}
+
+/* The hub answered UNAVAILABLE: its store did not complete the commit, the
+ * envelope is not accepted, and the same envelope may be sent again (a
+ * commit that completed after all gets its original ACK). It stays pending
+ * and goes again after the retry delay, in posting order with the others
+ * waiting so (adp__retry_due). */
+static void adp__retry_later(adp_client_t *c, adp__outmsg_t *m, const char *reason)
+{
+    if (m->sent_mono_us && c->in_window > 0)
+        c->in_window--;
+    m->sent_mono_us = 0;
+    if (m->retry)
+        return;
+    m->retry = true;
+    c->n_retry++;
+    if (!c->retry_at_mono_us) {
+        uint32_t wait = c->retry_backoff_ms ? c->retry_backoff_ms : ADP__RETRY_MIN_MS;
+        c->retry_at_mono_us = hub_monotonic_us() + (uint64_t)wait * 1000u;
+        c->retry_backoff_ms = wait * 2 > ADP__RETRY_MAX_MS ? ADP__RETRY_MAX_MS : wait * 2;
+        HUB_WARN("adp", "the hub did not complete a commit; sending the same messages again",
+                 "message_id=%s retry_ms=%u reason=\"%s\"", m->id, wait, reason);
+    }
+}
+
+static void adp__retry_due(adp_client_t *c)
+{
+    if (!c->n_retry || !c->welcomed || hub_monotonic_us() < c->retry_at_mono_us)
+        return;
+    size_t n = 0;
+    adp__outmsg_t **pending = adp__pending_in_order(c, &n);
+    if (!pending)
+        return; /* out of memory: at the next pump */
+    for (size_t i = 0; i < n; i++) {
+        if (!pending[i]->retry)
+            continue;
+        pending[i]->retry = false;
+        c->resent++;
+        adp__queue_unsent(c, pending[i]->id);
+    }
+    free(pending);
+    c->n_retry = 0;
+    c->retry_at_mono_us = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -827,6 +883,12 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
          * restart, a duplicate once the hub's de-duplication window ends). */
         m->state = ADP__ACKED;
         m->hub_seq = r->acks[i]->hub_seq;
+        if (m->retry) {
+            m->retry = false; /* an earlier send's ACK came after all */
+            if (c->n_retry > 0)
+                c->n_retry--;
+        }
+        c->retry_backoff_ms = 0;
         adp__await_t *w = hub_map_get(c->awaits, m->id);
         if (w) {
             /* Who may answer: the receiver, or the delegate the hub names. */
@@ -867,6 +929,14 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         }
         if (m->state != ADP__PENDING)
             continue;
+        if (n->code == LTH__V1__NACK_CODE__NACK_UNAVAILABLE) {
+            adp__error(c,
+                       "the hub did not complete the commit (UNAVAILABLE): %s; sending the "
+                       "same message again",
+                       n->reason);
+            adp__retry_later(c, m, n->reason);
+            continue;
+        }
         if (m->sent_mono_us && c->in_window > 0)
             c->in_window--;
         m->state = ADP__NACKED; /* before adp__outbox_done(), as for an ACK */
@@ -1141,6 +1211,12 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
     } else if (timeout_ms < 0) {
         timeout_ms = 0;
     }
+    if (c->n_retry && c->welcomed) {
+        int64_t until_ms =
+            c->retry_at_mono_us > now ? (int64_t)((c->retry_at_mono_us - now + 999u) / 1000u) : 0;
+        if (timeout_ms < 0 || timeout_ms > until_ms)
+            timeout_ms = (int)until_ms;
+    }
     if (c->failover_at_us) { /* wake up for the move */
         int64_t until_ms =
             c->failover_at_us > now ? (int64_t)((c->failover_at_us - now + 999u) / 1000u) : 0;
@@ -1191,6 +1267,7 @@ static void adp__pump(adp_client_t *c, int timeout_ms)
         c->last_receipt_mono_us = now;
         adp__requeue_all(c);
     }
+    adp__retry_due(c);
     adp__flush_settle(c);
     adp__flush_outbox(c);
 }
@@ -1859,6 +1936,10 @@ int adp_sign_detached(const adp_client_t *c, const uint8_t *data, size_t len, ui
 }
 const char *adp_last_error(const adp_client_t *c) { return c ? c->last_error : ""; }
 int adp_last_nack_code(const adp_client_t *c) { return c ? c->last_nack : 0; }
+size_t adp_resent_count(const adp_client_t *c)
+{
+    return c ? c->resent : 0;
+}
 const char *adp_hub_endpoint(const adp_client_t *c)
 {
     return c ? c->endpoint : "";

@@ -282,6 +282,14 @@ int adp_ping_hub(adp_client_t *client, uint32_t timeout_ms, uint64_t *rtt_us);
 const char *adp_member_id(const adp_client_t *client);
 const char *adp_last_error(const adp_client_t *client);
 int adp_last_nack_code(const adp_client_t *client); /* lth.v1.NackCode, 0 if none */
+/* The hub answers UNAVAILABLE when its store did not complete the commit of
+ * an envelope (its database connection was lost, or the database is
+ * failing over): not a refusal. The library sends the same envelope again
+ * by itself (after 200 ms, doubling to 5 s while it lasts); its outcome is
+ * reported once the hub answers otherwise, and adp_send_event() and
+ * adp_request() go on waiting meanwhile (adp_last_nack_code() then says
+ * UNAVAILABLE). This counts the envelopes so sent again, in all. */
+size_t adp_resent_count(const adp_client_t *client);
 bool adp_connected(const adp_client_t *client);    /* Welcome received and hub not silent */
 /* The hub endpoint in use (or being tried), and how many times the client
  * has moved from one endpoint of its list to the next. */

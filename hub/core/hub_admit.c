@@ -26,7 +26,7 @@ typedef struct {
     char id[HUB_UUID_LEN + 1];
     char answer_id[HUB_UUID_LEN + 1]; /* the accepted reply; "" = still open */
     uint64_t answer_seq; /* the reply's seq when it was queued; 0: online-only */
-} hub__request_t;
+} admit__request_t;
 
 /* The table of tracked requests: open addressing over {hash, request}
  * pairs, keyed by the request's message id, which the request holds (no
@@ -35,21 +35,21 @@ typedef struct {
  * table is made, so that no member can choose ids that collide. */
 typedef struct {
     uint64_t hash;
-    hub__request_t *req; /* NULL: empty; HUB__REQ_GONE: removed */
-} hub__reqslot_t;
+    admit__request_t *req; /* NULL: empty; HUB__REQ_GONE: removed */
+} admit__reqslot_t;
 
-struct hub__requests {
-    hub__reqslot_t *slots;
+struct admit__requests {
+    admit__reqslot_t *slots;
     size_t cap;  /* a power of two */
     size_t size; /* requests held */
     size_t used; /* requests + removed slots */
     unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
-static hub__request_t hub__req_gone_mark;
-#define HUB__REQ_GONE (&hub__req_gone_mark)
+static admit__request_t admit__req_gone_mark;
+#define HUB__REQ_GONE (&admit__req_gone_mark)
 
-static uint64_t hub__req_hash(const hub__requests_t *t, const char *id)
+static uint64_t admit__req_hash(const core__requests_t *t, const char *id)
 {
     uint8_t out[crypto_shorthash_BYTES];
     crypto_shorthash(out, (const unsigned char *)id, strlen(id), t->key);
@@ -58,9 +58,9 @@ static uint64_t hub__req_hash(const hub__requests_t *t, const char *id)
     return h;
 }
 
-hub__requests_t *hub__requests_new(void)
+core__requests_t *admit__requests_new(void)
 {
-    hub__requests_t *t = calloc(1, sizeof *t);
+    core__requests_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->cap = 1024;
@@ -73,14 +73,14 @@ hub__requests_t *hub__requests_new(void)
     return t;
 }
 
-size_t hub__requests_size(const hub__requests_t *t)
+size_t admit__requests_size(const core__requests_t *t)
 {
     return t ? t->size : 0;
 }
 
-void hub__requests_destroy(hub__requests_t **t_p)
+void admit__requests_destroy(core__requests_t **t_p)
 {
-    hub__requests_t *t = t_p ? *t_p : NULL;
+    core__requests_t *t = t_p ? *t_p : NULL;
     if (!t)
         return;
     for (size_t i = 0; i < t->cap; i++)
@@ -91,11 +91,11 @@ void hub__requests_destroy(hub__requests_t **t_p)
     *t_p = NULL;
 }
 
-static hub__reqslot_t *hub__req_find(const hub__requests_t *t, const char *id, uint64_t hash)
+static admit__reqslot_t *admit__req_find(const core__requests_t *t, const char *id, uint64_t hash)
 {
     size_t mask = t->cap - 1;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        hub__reqslot_t *s = &t->slots[i];
+        admit__reqslot_t *s = &t->slots[i];
         if (!s->req)
             return NULL;
         if (s->hash == hash && s->req != HUB__REQ_GONE && !strcmp(s->req->id, id))
@@ -103,22 +103,22 @@ static hub__reqslot_t *hub__req_find(const hub__requests_t *t, const char *id, u
     }
 }
 
-static hub__request_t *hub__req_get(const hub__requests_t *t, const char *id)
+static admit__request_t *admit__req_get(const core__requests_t *t, const char *id)
 {
-    hub__reqslot_t *s = hub__req_find(t, id, hub__req_hash(t, id));
+    admit__reqslot_t *s = admit__req_find(t, id, admit__req_hash(t, id));
     return s ? s->req : NULL;
 }
 
 /* Rehashes into a table twice as large when the requests fill half of it,
  * else of the same size (removed slots dropped). */
-static int hub__req_rehash(hub__requests_t *t)
+static int admit__req_rehash(core__requests_t *t)
 {
     size_t ncap = t->size * 2 >= t->cap / 2 ? t->cap * 2 : t->cap;
-    hub__reqslot_t *ns = calloc(ncap, sizeof *ns);
+    admit__reqslot_t *ns = calloc(ncap, sizeof *ns);
     if (!ns)
         return HUB_ENOMEM;
     for (size_t i = 0; i < t->cap; i++) {
-        hub__reqslot_t *s = &t->slots[i];
+        admit__reqslot_t *s = &t->slots[i];
         if (!s->req || s->req == HUB__REQ_GONE)
             continue;
         size_t j = s->hash & (ncap - 1);
@@ -134,23 +134,23 @@ static int hub__req_rehash(hub__requests_t *t)
 }
 
 /* Adds req (its id not yet in the table). */
-static int hub__req_put(hub__requests_t *t, hub__request_t *req)
+static int admit__req_put(core__requests_t *t, admit__request_t *req)
 {
-    if ((t->used + 1) * 10 >= t->cap * 7 && hub__req_rehash(t) != 0)
+    if ((t->used + 1) * 10 >= t->cap * 7 && admit__req_rehash(t) != 0)
         return HUB_ENOMEM;
-    uint64_t hash = hub__req_hash(t, req->id);
+    uint64_t hash = admit__req_hash(t, req->id);
     size_t mask = t->cap - 1;
     size_t i = hash & mask;
     while (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
         i = (i + 1) & mask;
     if (!t->slots[i].req)
         t->used++;
-    t->slots[i] = (hub__reqslot_t){hash, req};
+    t->slots[i] = (admit__reqslot_t){hash, req};
     t->size++;
     return 0;
 }
 
-static void hub__req_remove(hub__requests_t *t, hub__reqslot_t *s)
+static void admit__req_remove(core__requests_t *t, admit__reqslot_t *s)
 {
     s->req = HUB__REQ_GONE;
     t->size--;
@@ -160,35 +160,35 @@ static void hub__req_remove(hub__requests_t *t, hub__reqslot_t *s)
 /* How long an answered request is remembered (re-sends of its reply). */
 #define HUB__ANSWERED_GRACE_US (35u * 1000000u) /* past the SDK's 30 s re-send */
 
-static void hub__request_forget(hub_server_t *self, hub__reqslot_t *slot)
+static void admit__request_forget(hub_server_t *self, admit__reqslot_t *slot)
 {
-    hub__request_t *req = slot->req;
-    hub__member_t *s = hub_map_get(self->members, req->sender);
+    admit__request_t *req = slot->req;
+    core__member_t *s = hub_map_get(self->members, req->sender);
     if (!req->answer_id[0]) {
         if (s && s->open_requests)
             s->open_requests--;
         if (self->open_requests_total)
             self->open_requests_total--;
     }
-    hub__req_remove(self->requests, slot);
+    admit__req_remove(self->requests, slot);
     free(req);
 }
 
 /* Tracks a request the hub is about to accept. Returns 0, or a NACK code
  * with a sentence in *why when the sender has too many unanswered. */
-static int hub__remember_request(hub_server_t *self, const char *message_id, const char *sender,
-                                 const char *receiver, const char *purpose, uint64_t ttl_ms,
-                                 bool durable, const char **why)
+static int admit__remember_request(hub_server_t *self, const char *message_id, const char *sender,
+                                   const char *receiver, const char *purpose, uint64_t ttl_ms,
+                                   bool durable, const char **why)
 {
-    hub__member_t *s = hub__member(self, sender);
-    hub__member_t *r = hub__member(self, receiver);
+    core__member_t *s = members__member(self, sender);
+    core__member_t *r = members__member(self, receiver);
     if (!s || !r) {
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
     }
-    hub__reqslot_t *old_slot =
-        hub__req_find(self->requests, message_id, hub__req_hash(self->requests, message_id));
-    hub__request_t *old = old_slot ? old_slot->req : NULL;
+    admit__reqslot_t *old_slot =
+        admit__req_find(self->requests, message_id, admit__req_hash(self->requests, message_id));
+    admit__request_t *old = old_slot ? old_slot->req : NULL;
     if (old && old->sender == s->id && old->receiver == r->id) {
         old->durable |= durable; /* a re-send: same request */
         return 0;
@@ -205,7 +205,7 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
                "TTL) before sending more requests";
         return LTH__V1__NACK_CODE__NACK_QUEUE_FULL;
     }
-    hub__request_t *req = calloc(1, sizeof *req);
+    admit__request_t *req = calloc(1, sizeof *req);
     if (!req) {
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
@@ -221,8 +221,8 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
     snprintf(req->id, sizeof req->id, "%s", message_id);
     if (old)
-        hub__request_forget(self, old_slot);
-    if (hub__req_put(self->requests, req) != 0) {
+        admit__request_forget(self, old_slot);
+    if (admit__req_put(self->requests, req) != 0) {
         free(req);
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
@@ -234,12 +234,12 @@ static int hub__remember_request(hub_server_t *self, const char *message_id, con
 
 /* Decides whether a reply may pass: 0 with the request it answers in *out,
  * or NACK_FORBIDDEN with the reason in `why` (size HUB__WHY_MAX). Nothing
- * changes until hub__request_answered(). */
-static int hub__admit_reply(hub_server_t *self, const hub_envelope_t *env, hub__request_t **out,
-                            char *why)
+ * changes until admit__request_answered(). */
+static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__request_t **out,
+                        char *why)
 {
     *out = NULL;
-    hub__request_t *req = hub__req_get(self->requests, env->correlation_id);
+    admit__request_t *req = admit__req_get(self->requests, env->correlation_id);
     if (!req) {
         snprintf(why, HUB__WHY_MAX,
                  "a reply must answer a request the hub routed and still tracks; %s is unknown, "
@@ -265,7 +265,7 @@ static int hub__admit_reply(hub_server_t *self, const hub_envelope_t *env, hub__
 }
 
 /* The reply `reply_id` to `req` has been accepted: no other reply will be. */
-static void hub__request_answered(hub_server_t *self, hub__request_t *req, const char *reply_id)
+static void admit__request_answered(hub_server_t *self, admit__request_t *req, const char *reply_id)
 {
     if (req->answer_id[0])
         return;
@@ -276,7 +276,7 @@ static void hub__request_answered(hub_server_t *self, hub__request_t *req, const
     uint64_t grace = hub_monotonic_us() + HUB__ANSWERED_GRACE_US;
     if (req->expires_mono_us > grace)
         req->expires_mono_us = grace;
-    hub__member_t *s = hub_map_get(self->members, req->sender);
+    core__member_t *s = hub_map_get(self->members, req->sender);
     if (s && s->open_requests)
         s->open_requests--;
     if (self->open_requests_total)
@@ -290,45 +290,45 @@ static void hub__request_answered(hub_server_t *self, hub__request_t *req, const
 }
 
 /* At the start of its commit (loop thread): whether a queued request is
- * answered already, and how (hub__pending_t.answered_*). */
-void hub__request_note(hub_server_t *self, hub__pending_t *p)
+ * answered already, and how (core__pending_t.answered_*). */
+void admit__request_note(hub_server_t *self, core__pending_t *p)
 {
     if (!p->request_expires_us)
         return;
-    const hub__request_t *req = hub__req_get(self->requests, p->msg.message_id);
+    const admit__request_t *req = admit__req_get(self->requests, p->msg.message_id);
     if (!req || !req->answer_id[0])
         return;
     p->answered_online = req->answer_seq == 0;
     p->answered_by_seq = req->answer_seq;
 }
 
-void hub__expire_requests(hub_server_t *self, uint64_t now)
+void admit__expire_requests(hub_server_t *self, uint64_t now)
 {
     /* A full scan once a second is cheap next to the traffic that filled
      * the table; removed slots are dropped by the next rehash. */
-    hub__requests_t *t = self->requests;
+    core__requests_t *t = self->requests;
     for (size_t i = 0; i < t->cap; i++) {
-        hub__reqslot_t *s = &t->slots[i];
+        admit__reqslot_t *s = &t->slots[i];
         if (s->req && s->req != HUB__REQ_GONE && s->req->expires_mono_us <= now)
-            hub__request_forget(self, s);
+            admit__request_forget(self, s);
     }
 }
 
 /* hub_store_requests_load() callback: queued requests tracked again after a
  * restart. */
-void hub__request_loaded(const hub_store_request_t *sr, void *user)
+void admit__request_loaded(const hub_store_request_t *sr, void *user)
 {
     hub_server_t *self = user;
     uint64_t now = hub_now_us();
     uint64_t left_ms = sr->expires_at_us > now ? (sr->expires_at_us - now) / 1000u : 1;
     const char *why;
-    if (hub__remember_request(self, sr->message_id, sr->sender, sr->receiver, NULL,
-                              left_ms ? left_ms : 1, true, &why) != 0)
+    if (admit__remember_request(self, sr->message_id, sr->sender, sr->receiver, NULL,
+                                left_ms ? left_ms : 1, true, &why) != 0)
         HUB_WARN("router", "tracked request not restored", "message_id=%s reason=\"%s\"",
                  sr->message_id, why);
 }
 
-const char *hub__signature_problem(int rc, bool has_key)
+const char *admit__signature_problem(int rc, bool has_key)
 {
     if (!has_key)
         return "the hub has no signing key for the sender; regenerate its keys with 'hubctl "
@@ -342,7 +342,7 @@ const char *hub__signature_problem(int rc, bool has_key)
 
 /* The member's limits, re-read after every reload: hubd.conf's defaults,
  * or its policy `limit` line. */
-void hub__member_limits(hub_server_t *self, hub__member_t *m)
+void admit__member_limits(hub_server_t *self, core__member_t *m)
 {
     if (m->limits_gen == self->limits_gen && m->refill_mono_us)
         return;
@@ -374,9 +374,9 @@ void hub__member_limits(hub_server_t *self, hub__member_t *m)
  * NACK_RATE_LIMITED with a sentence in why (HUB__WHY_MAX). A bucket holds
  * one second's worth, so short bursts pass and a steady flood is cut to
  * the rate, whatever the others do. */
-int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why)
+int admit__rate_check(hub_server_t *self, core__member_t *m, size_t len, char *why)
 {
-    hub__member_limits(self, m);
+    admit__member_limits(self, m);
     if (!m->rate_msgs && !m->rate_bytes)
         return 0;
     uint64_t now = hub_monotonic_us();
@@ -414,38 +414,38 @@ int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why)
     return LTH__V1__NACK_CODE__NACK_RATE_LIMITED;
 }
 
-void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
-                         size_t len, hub__receipts_t *receipts)
+void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uint8_t *bytes,
+                           size_t len, core__receipts_t *receipts)
 {
     hub_envelope_t *env = NULL;
     /* Decoded into the turn's arena, and given back at the end. */
     hub_arena_mark_t mark = hub_arena_mark(&self->turn_arena);
     if (len > (size_t)self->cfg.max_payload_bytes + 65536u) {
-        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
-                          "envelope of %zu bytes exceeds the hub's limit of %u payload bytes; "
-                          "split the payload or send a reference to it",
-                          len, self->cfg.max_payload_bytes);
+        send__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
+                           "envelope of %zu bytes exceeds the hub's limit of %u payload bytes; "
+                           "split the payload or send a reference to it",
+                           len, self->cfg.max_payload_bytes);
         return;
     }
     if (hub_envelope_decode_in(&self->turn_arena, bytes, len, &env) != 0) {
         hub_arena_release(&self->turn_arena, mark);
-        hub__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "an item of the batch is not an encoded lth.v1.Envelope");
+        send__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                           "an item of the batch is not an encoded lth.v1.Envelope");
         return;
     }
     const char *problem = NULL;
     const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
-    receipts->env = env; /* refusals from here on carry its evidence (hub__outcome_refused) */
+    receipts->env = env; /* refusals from here on carry its evidence (outcome__refused) */
     if (env->payload.len > self->cfg.max_payload_bytes) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
-                          "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
-                          "payload or send a reference to it",
-                          env->payload.len, self->cfg.max_payload_bytes);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_PAYLOAD_TOO_LARGE,
+                           "payload of %zu bytes exceeds the hub's limit of %u bytes; split the "
+                           "payload or send a reference to it",
+                           env->payload.len, self->cfg.max_payload_bytes);
         goto done;
     }
     if (hub_envelope_check(env, &problem) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
-                          problem);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
+                           problem);
         goto done;
     }
     if (env->base.n_unknown_fields > 0 ||
@@ -453,36 +453,36 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         /* The hub forwards the exact bytes, and the signature covers only
          * the fields of lth.v1.Envelope: an unknown field would travel
          * unsigned. */
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                          "the envelope has fields lth.v1.Envelope does not define; they "
-                          "would not be covered by its signature: remove them");
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                           "the envelope has fields lth.v1.Envelope does not define; they "
+                           "would not be covered by its signature: remove them");
         goto done;
     }
     char twice[HUB_ERRMSG_MAX]; /* a field encoded twice: forwarded bytes, ambiguous value */
     if (hub_envelope_check_encoding(bytes, len, twice, sizeof twice) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
-                          twice);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE, "%s",
+                           twice);
         goto done;
     }
     if (strcmp(env->sender, sender->id) != 0) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
-                          "the envelope claims sender %s but this connection is authenticated "
-                          "as %s; set sender to your own member id",
-                          env->sender, sender->id);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH,
+                           "the envelope claims sender %s but this connection is authenticated "
+                           "as %s; set sender to your own member id",
+                           env->sender, sender->id);
         goto done;
     }
     if (!strcmp(env->receiver, self->own_key.member_id)) {
-        hub__publish(self, sender, env, bytes, len, receipts, mid);
+        pubsub__publish(self, sender, env, bytes, len, receipts, mid);
         goto done;
     }
     if (!hub_keydir_find_member(self->keys, env->receiver)) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
-                          "no member %s is registered with the hub; check the receiver id, or "
-                          "ask the hub operator to add its key",
-                          env->receiver);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                           "no member %s is registered with the hub; check the receiver id, or "
+                           "ask the hub operator to add its key",
+                           env->receiver);
         goto done;
     }
-    hub__member_t *rcv = hub__member(self, env->receiver);
+    core__member_t *rcv = members__member(self, env->receiver);
     if (rcv) {
         /* From here on, refusals are counted against this flow. */
         receipts->receiver = rcv->id;
@@ -490,17 +490,18 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     /* Deny by default: a request or event needs a data-sharing agreement
      * with the member it is addressed to; a reply needs the request it
-     * answers (hub__admit_reply, below, once the receiver is known). */
+     * answers (admit__reply, below, once the receiver is known). */
     const char *purpose = NULL; /* the agreement's, for the audit log */
     if (env->kind != LTH__V1__KIND__KIND_REPLY) {
         hub_policy_decision_t decision;
-        const char *why = hub__forbidden(self, env->sender, env->receiver, env->service, &decision);
+        const char *why =
+            trust__forbidden(self, env->sender, env->receiver, env->service, &decision);
         if (why) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_FORBIDDEN, "%s", why);
             goto done;
         }
         if (self->policy && self->audit && decision.purpose && *decision.purpose) {
-            purpose = hub__intern(self, decision.purpose);
+            purpose = members__intern(self, decision.purpose);
             receipts->purpose = purpose;
         }
     }
@@ -514,8 +515,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         const char *why = NULL;
         int prc = hub_delegation_procedure_of(env->content_type, procedure, &why);
         if (prc < 0) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
-                              "%s", why);
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
+                               "%s", why);
             goto done;
         }
         if (prc > 0 && !self->cfg.require_signatures) {
@@ -526,11 +527,11 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                           ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
                           : HUB_EINVAL;
             if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                                  "the content type names procedure %s (lth-procedure), by which "
-                                  "the hub routes delegated dossiers, but the envelope is not "
-                                  "signed by %s's key: sign it, or leave the parameter out",
-                                  procedure, env->sender);
+                send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                   "the content type names procedure %s (lth-procedure), by which "
+                                   "the hub routes delegated dossiers, but the envelope is not "
+                                   "signed by %s's key: sign it, or leave the parameter out",
+                                   procedure, env->sender);
                 goto done;
             }
         }
@@ -540,14 +541,14 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     }
     if (delegate) {
         if (!hub_keydir_find_member(self->keys, delegate)) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
-                              "%s delegated %s to %s (delegations line %u), which has no key "
-                              "at the hub; ask the operator to fix the delegation",
-                              env->receiver, env->service, delegate,
-                              hub_delegation_rule_line(deleg_rule));
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                               "%s delegated %s to %s (delegations line %u), which has no key "
+                               "at the hub; ask the operator to fix the delegation",
+                               env->receiver, env->service, delegate,
+                               hub_delegation_rule_line(deleg_rule));
             goto done;
         }
-        hub__member_t *dm = hub__member(self, delegate);
+        core__member_t *dm = members__member(self, delegate);
         if (dm) {
             HUB_DEBUG("router", "delegated", "message_id=%s authority=%s delegate=%s line=%u",
                       env->message_id, env->receiver, delegate,
@@ -557,18 +558,18 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         }
     }
     if (!rcv) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                           "the hub is out of memory; send again later");
         goto done;
     }
     /* Replies route back by correlation id: only to a request the hub
      * tracks, from its receiver, to its sender, once. */
-    hub__request_t *answers = NULL;
+    admit__request_t *answers = NULL;
     if (env->kind == LTH__V1__KIND__KIND_REPLY) {
         char why[HUB__WHY_MAX];
-        int code = hub__admit_reply(self, env, &answers, why);
+        int code = admit__reply(self, env, &answers, why);
         if (code != 0) {
-            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            send__receipt_nack(self, receipts, mid, code, "%s", why);
             goto done;
         }
         purpose = answers->purpose; /* a reply serves its request's purpose */
@@ -578,12 +579,12 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
     if (env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
         /* Several nodes: a receiver connected to another one is reached
          * over the node link (hub_cluster.c), once admitted here. */
-        bool remote = !rcv->online && self->cluster && hub__cluster_located(self, rcv->id);
+        bool remote = !rcv->online && self->cluster && cluster__located(self, rcv->id);
         if (!rcv->online && !remote) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
-                              "%s is not connected to the hub now; send with queued delivery to "
-                              "have the hub keep it until the receiver returns",
-                              rcv->id);
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
+                               "%s is not connected to the hub now; send with queued delivery to "
+                               "have the hub keep it until the receiver returns",
+                               rcv->id);
             goto done;
         }
         uint8_t digest[HUB_DIGEST_LEN];
@@ -595,116 +596,117 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                                            : HUB_EINVAL;
             have_digest = vrc == 0;
             if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                                  hub__signature_problem(vrc, skp && skp->has_sign));
+                send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                   "%s", admit__signature_problem(vrc, skp && skp->has_sign));
                 goto done;
             }
         }
-        if (!remote && hub__waiting(rcv) + len > self->cfg.max_waiting_bytes) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                              "%s is not reading fast enough: %llu bytes already wait for it "
-                              "(the limit is max_waiting_bytes = %llu); send again later, or "
-                              "send with queued delivery",
-                              rcv->id, (unsigned long long)hub__waiting(rcv),
-                              (unsigned long long)self->cfg.max_waiting_bytes);
+        if (!remote && send__waiting(rcv) + len > self->cfg.max_waiting_bytes) {
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                               "%s is not reading fast enough: %llu bytes already wait for it "
+                               "(the limit is max_waiting_bytes = %llu); send again later, or "
+                               "send with queued delivery",
+                               rcv->id, (unsigned long long)send__waiting(rcv),
+                               (unsigned long long)self->cfg.max_waiting_bytes);
             goto done;
         }
         if (env->kind == LTH__V1__KIND__KIND_REQUEST && !remote) {
             const char *why;
-            int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
-                                             env->ttl_ms, false, &why);
+            int code = admit__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
+                                               env->ttl_ms, false, &why);
             if (code != 0) {
-                hub__receipt_nack(self, receipts, mid, code, "%s", why);
+                send__receipt_nack(self, receipts, mid, code, "%s", why);
                 goto done;
             }
         }
-        if (remote && !hub__cluster_forward(self, rcv->id, bytes, len)) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
-                              "%s is connected to another node of the hub, which cannot be "
-                              "reached now; send again shortly, or send with queued delivery",
-                              rcv->id);
+        if (remote && !cluster__forward(self, rcv->id, bytes, len)) {
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE,
+                               "%s is connected to another node of the hub, which cannot be "
+                               "reached now; send again shortly, or send with queued delivery",
+                               rcv->id);
             goto done;
         }
         /* The bytes are the Batch frame's, in the turn's arena: the
          * delivery borrows them until the end of this turn. */
         if (!remote &&
-            hub__enqueue_lent(self, rcv, env->sender, 0, 1, (uint8_t *)bytes, len) != 0) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub is out of memory; send again later");
+            send__enqueue_lent(self, rcv, env->sender, 0, 1, (uint8_t *)bytes, len) != 0) {
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                               "the hub is out of memory; send again later");
             goto done;
         }
         self->turn_lent = true;
         if (answers)
-            hub__request_answered(self, answers, env->message_id);
-        hub__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
+            admit__request_answered(self, answers, env->message_id);
+        send__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
         if (delegate)
             hub_delegations_note_use(self->delegations, deleg_rule, procedure, hub_now_us());
-        hub__evidence_t ev;
+        core__evidence_t ev;
         if (self->audit) /* the digest once: the signature check's, when it ran */
-            hub__evidence_later(self, env, bytes, len, have_digest ? digest : NULL, purpose, &ev);
-        hub__outcome_accepted(self, env, rcv->id, len, self->audit ? &ev : NULL,
-                              env->kind == LTH__V1__KIND__KIND_REQUEST ? "request online-only"
-                              : env->kind == LTH__V1__KIND__KIND_REPLY ? "reply online-only"
-                                                                       : "event online-only",
-                              true);
+            outcome__evidence_later(self, env, bytes, len, have_digest ? digest : NULL, purpose,
+                                    &ev);
+        outcome__accepted(self, env, rcv->id, len, self->audit ? &ev : NULL,
+                          env->kind == LTH__V1__KIND__KIND_REQUEST ? "request online-only"
+                          : env->kind == LTH__V1__KIND__KIND_REPLY ? "reply online-only"
+                                                                   : "event online-only",
+                          true);
         goto done;
     }
     /* Durable: wait for the group commit, unless the store is this far
      * behind: then the sender is told to wait, and the hub's memory stays
      * bounded whatever the senders do. */
     if (self->pending_n >= HUB__MAX_PENDING) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                          "the hub's store is behind (%zu envelopes waiting to be written); "
-                          "nothing was stored, send again shortly",
-                          self->pending_n);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                           "the hub's store is behind (%zu envelopes waiting to be written); "
+                           "nothing was stored, send again shortly",
+                           self->pending_n);
         goto done;
     }
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
-    hub__pending_t p;
+    core__pending_t p;
     memset(&p, 0, sizeof p);
     p.bytes = malloc(len ? len : 1);
     if (!p.bytes) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                           "the hub is out of memory; send again later");
         goto done;
     }
     memcpy(p.bytes, bytes, len);
     /* Room in the pending array first: once delivered early, the envelope
      * lends its bytes to the delivery until the end of this turn
-     * (hub__enqueue_lent), so it can no longer be given up. */
-    if (hub__grow((void **)&self->pending, &self->pending_cap, self->pending_n + 1,
-                  sizeof *self->pending) != 0) {
+     * (send__enqueue_lent), so it can no longer be given up. */
+    if (core__grow((void **)&self->pending, &self->pending_cap, self->pending_n + 1,
+                   sizeof *self->pending) != 0) {
         free(p.bytes);
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                           "the hub is out of memory; send again later");
         goto done;
     }
-    hub__copy_str(p.msg.message_id, sizeof p.msg.message_id, env->message_id);
-    hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
-    hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, rcv->id);
+    core__copy_str(p.msg.message_id, sizeof p.msg.message_id, env->message_id);
+    core__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
+    core__copy_str(p.msg.receiver, sizeof p.msg.receiver, rcv->id);
     if (delegate) {
-        hub__member_t *authority = hub__member(self, env->receiver);
+        core__member_t *authority = members__member(self, env->receiver);
         p.delegated_from = authority ? authority->id : NULL;
         /* Only a code the rule names: the interned set stays bounded. */
         if (procedure[0] && hub_delegation_rule_names(deleg_rule, procedure))
-            p.delegated_procedure = hub__intern(self, procedure);
+            p.delegated_procedure = members__intern(self, procedure);
     }
-    hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
+    core__copy_str(p.msg.service, sizeof p.msg.service, env->service);
     p.purpose = purpose;
     p.msg.accepted_at_us = hub_now_us();
     p.msg.expires_at_us = p.msg.accepted_at_us + ttl_ms * 1000u;
     p.msg.envelope = p.bytes;
     p.msg.envelope_len = len;
-    hub__quota_for(self, sender, rcv, &p.msg.quota);
+    delivery__quota_for(self, sender, rcv, &p.msg.quota);
     if (self->cfg.require_signatures) {
         /* Checked on the commit worker, off the loop thread. */
         const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
         if (!skp || !skp->has_sign || env->signature.len == 0) {
             free(p.bytes);
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                              hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                               admit__signature_problem(HUB_EINVAL, skp && skp->has_sign));
             goto done;
         }
         memcpy(p.sign_key, skp->sign_public, 32);
@@ -721,8 +723,8 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
                                                  &self->sigcache);
             if (vrc != 0) {
                 free(p.bytes);
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                                  hub__signature_problem(vrc, true));
+                send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                   "%s", admit__signature_problem(vrc, true));
                 goto done;
             }
             p.verify = false;
@@ -736,26 +738,26 @@ void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_
         (void)hub_envelope_digest(env, p.msg.digest);
     if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
         const char *why;
-        int code = hub__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
-                                         env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
+        int code = admit__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
+                                           env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
         if (code != 0) {
             free(p.bytes);
-            hub__receipt_nack(self, receipts, mid, code, "%s", why);
+            send__receipt_nack(self, receipts, mid, code, "%s", why);
             goto done;
         }
         p.request_expires_us = p.msg.expires_at_us;
     }
     if (answers)
-        hub__request_answered(self, answers, env->message_id);
+        admit__request_answered(self, answers, env->message_id);
     p.msg.preset_seq = self->next_seq++;
     if (answers && !strcmp(answers->answer_id, env->message_id) && !answers->answer_seq)
         answers->answer_seq = p.msg.preset_seq;
-    hub__deliver_early(self, sender, env->created_at_us, rcv, &p);
+    delivery__deliver_early(self, sender, env->created_at_us, rcv, &p);
     p.queued_mono_us = hub_monotonic_us();
-    if (hub__pending_push(self, &p) != 0) { /* cannot fail: room was made above */
+    if (delivery__pending_push(self, &p) != 0) { /* cannot fail: room was made above */
         free(p.bytes);
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                          "the hub is out of memory; send again later");
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                           "the hub is out of memory; send again later");
     }
 done:
     receipts->receiver = NULL;
@@ -771,10 +773,10 @@ done:
  * handed to it, or dropped when it has gone meanwhile (online-only). A
  * request is tracked here, so that its reply, sent to this node, passes the
  * reply rule and goes back over the link. */
-void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *origin,
-                          const uint8_t *bytes, size_t len)
+void admit__forwarded(hub_server_t *self, const char *receiver, const char *origin,
+                      const uint8_t *bytes, size_t len)
 {
-    hub__member_t *rcv = hub_map_get(self->members, receiver);
+    core__member_t *rcv = hub_map_get(self->members, receiver);
     hub_envelope_t *env = NULL;
     if (!rcv || !rcv->online || hub_envelope_decode(bytes, len, &env) != 0) {
         HUB_INFO("cluster", "forwarded envelope dropped: receiver not connected here",
@@ -784,15 +786,15 @@ void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *
     }
     if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
         const char *why;
-        if (hub__remember_request(self, env->message_id, env->sender, rcv->id, NULL, env->ttl_ms,
-                                  false, &why) != 0)
+        if (admit__remember_request(self, env->message_id, env->sender, rcv->id, NULL, env->ttl_ms,
+                                    false, &why) != 0)
             HUB_WARN("cluster", "forwarded request not tracked; its reply will be refused",
                      "message_id=%s why=\"%s\"", env->message_id, why);
     }
-    hub__member_t *from = hub__member(self, env->sender); /* for the reply's admission */
+    core__member_t *from = members__member(self, env->sender); /* for the reply's admission */
     if (from && !from->online)
-        hub__cluster_came_from(self, env->sender, origin);
-    if (hub__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0)
+        cluster__came_from(self, env->sender, origin);
+    if (send__enqueue_out(self, rcv, env->sender, 0, 1, bytes, len) != 0)
         HUB_WARN("cluster", "forwarded envelope dropped: out of memory", "receiver=%s", receiver);
     hub_envelope_free(&env);
 }
@@ -801,22 +803,23 @@ void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *
  * admitted by another. A request is tracked here too (its reply comes to
  * this node); a reply closes the request this node tracked for its sender
  * (the reply was admitted where the request's receiver is connected). */
-void hub__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg)
+void admit__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg)
 {
-    hub__request_t *req = NULL;
+    admit__request_t *req = NULL;
     hub_envelope_t *env = NULL;
     if (hub_envelope_decode(msg->envelope, msg->envelope_len, &env) != 0)
         return;
-    if (env->kind == LTH__V1__KIND__KIND_REQUEST && !hub__req_get(self->requests, msg->message_id)) {
+    if (env->kind == LTH__V1__KIND__KIND_REQUEST &&
+        !admit__req_get(self->requests, msg->message_id)) {
         const char *why;
-        if (hub__remember_request(self, msg->message_id, msg->sender, msg->receiver, NULL,
-                                  env->ttl_ms, true, &why) != 0)
+        if (admit__remember_request(self, msg->message_id, msg->sender, msg->receiver, NULL,
+                                    env->ttl_ms, true, &why) != 0)
             HUB_WARN("cluster", "request from another node not tracked; its reply will be refused",
                      "message_id=%s why=\"%s\"", msg->message_id, why);
     } else if (env->kind == LTH__V1__KIND__KIND_REPLY &&
-               (req = hub__req_get(self->requests, env->correlation_id)) != NULL &&
+               (req = admit__req_get(self->requests, env->correlation_id)) != NULL &&
                !strcmp(req->sender, msg->receiver)) {
-        hub__request_answered(self, req, msg->message_id);
+        admit__request_answered(self, req, msg->message_id);
     }
     hub_envelope_free(&env);
 }

@@ -12,10 +12,10 @@
 #define HUB__HIST 64 /* one-second samples kept: a minute and a little */
 #define HUB__MINUTE_S 60u
 
-static const char *const hub__code_names[HUB_ALARM_CODES] = {
-    "receiver_offline",     "queue_stale",   "dead_letters_growing",
-    "certificate_expiring", "store_filling", "member_refused",
-    "audit_log_cut",        "audit_log_tampered",   "audit_tsa_unreachable"};
+static const char *const alarms__code_names[HUB_ALARM_CODES] = {
+    "receiver_offline",     "queue_stale",        "dead_letters_growing",
+    "certificate_expiring", "store_filling",      "member_refused",
+    "audit_log_cut",        "audit_log_tampered", "audit_tsa_unreachable"};
 
 void hub_alarm_thresholds_default(hub_alarm_thresholds_t *t)
 {
@@ -39,7 +39,7 @@ void hub_alarm_thresholds_default(hub_alarm_thresholds_t *t)
 
 const char *hub_alarm_code_name(hub_alarm_code_t code)
 {
-    return (unsigned)code < HUB_ALARM_CODES ? hub__code_names[code] : "unknown";
+    return (unsigned)code < HUB_ALARM_CODES ? alarms__code_names[code] : "unknown";
 }
 
 const char *hub_alarm_level_name(hub_alarm_level_t level)
@@ -114,10 +114,10 @@ void hub_alarm_describe(const hub_alarm_t *a, char *buf, size_t size)
 typedef struct {
     hub_alarm_t *out;
     size_t cap, n, held;
-} hub__list_t;
+} alarms__list_t;
 
-static void hub__push(hub__list_t *l, hub_alarm_code_t code, const char *subject,
-                      hub_alarm_level_t level, uint64_t value, uint64_t limit)
+static void alarms__push(alarms__list_t *l, hub_alarm_code_t code, const char *subject,
+                         hub_alarm_level_t level, uint64_t value, uint64_t limit)
 {
     l->held++;
     if (l->n >= l->cap)
@@ -132,16 +132,16 @@ static void hub__push(hub__list_t *l, hub_alarm_code_t code, const char *subject
 }
 
 /* Higher is worse: critical at crit, warning at warn (0 = off). */
-static void hub__rising(hub__list_t *l, hub_alarm_code_t code, const char *subject, uint64_t value,
-                        uint64_t warn, uint64_t crit)
+static void alarms__rising(alarms__list_t *l, hub_alarm_code_t code, const char *subject,
+                           uint64_t value, uint64_t warn, uint64_t crit)
 {
     if (crit && value >= crit)
-        hub__push(l, code, subject, HUB_ALARM_CRITICAL, value, crit);
+        alarms__push(l, code, subject, HUB_ALARM_CRITICAL, value, crit);
     else if (warn && value >= warn)
-        hub__push(l, code, subject, HUB_ALARM_WARNING, value, warn);
+        alarms__push(l, code, subject, HUB_ALARM_WARNING, value, warn);
 }
 
-static int hub__cmp_alarm(const void *a, const void *b)
+static int alarms__cmp_alarm(const void *a, const void *b)
 {
     const hub_alarm_t *x = a, *y = b;
     if (x->code != y->code)
@@ -152,7 +152,7 @@ static int hub__cmp_alarm(const void *a, const void *b)
 size_t hub_alarms_evaluate(const hub_alarm_figures_t *fig, const hub_alarm_thresholds_t *t,
                            hub_alarm_t *out, size_t cap, size_t *n_out)
 {
-    hub__list_t l = {out, out ? cap : 0, 0, 0};
+    alarms__list_t l = {out, out ? cap : 0, 0, 0};
     if (!fig || !t) {
         if (n_out)
             *n_out = 0;
@@ -166,13 +166,13 @@ size_t hub_alarms_evaluate(const hub_alarm_figures_t *fig, const hub_alarm_thres
         if (!m->online && m->queued > 0) {
             uint64_t since = m->offline_since_us ? m->offline_since_us : fig->hub_started_us;
             uint64_t off_s = now > since ? (now - since) / 1000000u : 0;
-            hub__rising(&l, HUB_ALARM_RECEIVER_OFFLINE, m->member_id, off_s, t->offline_warn_s,
-                        t->offline_crit_s);
+            alarms__rising(&l, HUB_ALARM_RECEIVER_OFFLINE, m->member_id, off_s, t->offline_warn_s,
+                           t->offline_crit_s);
         }
         if (m->queued > 0 && m->oldest_queued_us) {
             uint64_t age_s = now > m->oldest_queued_us ? (now - m->oldest_queued_us) / 1000000u : 0;
-            hub__rising(&l, HUB_ALARM_QUEUE_STALE, m->member_id, age_s, t->queue_age_warn_s,
-                        t->queue_age_crit_s);
+            alarms__rising(&l, HUB_ALARM_QUEUE_STALE, m->member_id, age_s, t->queue_age_warn_s,
+                           t->queue_age_crit_s);
         }
         if (m->cert_not_after_us) {
             uint64_t left_s =
@@ -180,34 +180,34 @@ size_t hub_alarms_evaluate(const hub_alarm_figures_t *fig, const hub_alarm_thres
             uint64_t crit = (uint64_t)t->cert_crit_days * 86400u;
             uint64_t warn = (uint64_t)t->cert_warn_days * 86400u;
             if (t->cert_crit_days && left_s < crit)
-                hub__push(&l, HUB_ALARM_CERTIFICATE_EXPIRING, m->member_id, HUB_ALARM_CRITICAL,
-                          left_s, crit);
+                alarms__push(&l, HUB_ALARM_CERTIFICATE_EXPIRING, m->member_id, HUB_ALARM_CRITICAL,
+                             left_s, crit);
             else if (t->cert_warn_days && left_s < warn)
-                hub__push(&l, HUB_ALARM_CERTIFICATE_EXPIRING, m->member_id, HUB_ALARM_WARNING,
-                          left_s, warn);
+                alarms__push(&l, HUB_ALARM_CERTIFICATE_EXPIRING, m->member_id, HUB_ALARM_WARNING,
+                             left_s, warn);
         }
-        hub__rising(&l, HUB_ALARM_MEMBER_REFUSED, m->member_id, m->refusals_minute,
-                    t->refusals_warn, t->refusals_crit);
+        alarms__rising(&l, HUB_ALARM_MEMBER_REFUSED, m->member_id, m->refusals_minute,
+                       t->refusals_warn, t->refusals_crit);
     }
-    hub__rising(&l, HUB_ALARM_DEAD_LETTERS_GROWING, "", fig->dead_letters_minute,
-                t->dead_letters_warn, t->dead_letters_crit);
+    alarms__rising(&l, HUB_ALARM_DEAD_LETTERS_GROWING, "", fig->dead_letters_minute,
+                   t->dead_letters_warn, t->dead_letters_crit);
     if (fig->store_max > 0) {
         uint64_t pct = fig->store_used >= fig->store_max
                            ? 100
                            : (uint64_t)((double)fig->store_used * 100.0 / (double)fig->store_max);
-        hub__rising(&l, HUB_ALARM_STORE_FILLING, "", pct, t->store_warn_percent,
-                    t->store_crit_percent);
+        alarms__rising(&l, HUB_ALARM_STORE_FILLING, "", pct, t->store_warn_percent,
+                       t->store_crit_percent);
     }
     if (fig->audit_gap)
-        hub__push(&l, HUB_ALARM_AUDIT_LOG_CUT, "", HUB_ALARM_CRITICAL, fig->audit_gap, 0);
+        alarms__push(&l, HUB_ALARM_AUDIT_LOG_CUT, "", HUB_ALARM_CRITICAL, fig->audit_gap, 0);
     if (fig->audit_tampered_seq)
-        hub__push(&l, HUB_ALARM_AUDIT_LOG_TAMPERED, "", HUB_ALARM_CRITICAL,
-                  fig->audit_tampered_seq, 0);
+        alarms__push(&l, HUB_ALARM_AUDIT_LOG_TAMPERED, "", HUB_ALARM_CRITICAL,
+                     fig->audit_tampered_seq, 0);
     if (fig->tsa_failing_s)
-        hub__rising(&l, HUB_ALARM_AUDIT_TSA_UNREACHABLE, "", fig->tsa_failing_s, t->tsa_warn_s,
-                    t->tsa_crit_s);
+        alarms__rising(&l, HUB_ALARM_AUDIT_TSA_UNREACHABLE, "", fig->tsa_failing_s, t->tsa_warn_s,
+                       t->tsa_crit_s);
     if (l.n > 1)
-        qsort(out, l.n, sizeof *out, hub__cmp_alarm);
+        qsort(out, l.n, sizeof *out, alarms__cmp_alarm);
     if (n_out)
         *n_out = l.n;
     return l.held;
@@ -219,16 +219,16 @@ size_t hub_alarms_evaluate(const hub_alarm_figures_t *fig, const hub_alarm_thres
 typedef struct {
     uint64_t sec[HUB__HIST];
     uint64_t val[HUB__HIST];
-} hub__hist_t;
+} alarms__hist_t;
 
-static void hub__hist_put(hub__hist_t *h, uint64_t sec, uint64_t val)
+static void alarms__hist_put(alarms__hist_t *h, uint64_t sec, uint64_t val)
 {
     h->sec[sec % HUB__HIST] = sec;
     h->val[sec % HUB__HIST] = val;
 }
 
 /* How much the count grew since the oldest sample within the last minute. */
-static uint64_t hub__hist_minute(const hub__hist_t *h, uint64_t sec, uint64_t now_val)
+static uint64_t alarms__hist_minute(const alarms__hist_t *h, uint64_t sec, uint64_t now_val)
 {
     uint64_t best_sec = UINT64_MAX, base = now_val;
     for (size_t i = 0; i < HUB__HIST; i++) {
@@ -245,8 +245,8 @@ static uint64_t hub__hist_minute(const hub__hist_t *h, uint64_t sec, uint64_t no
 struct hub_alarms {
     hub_alarm_thresholds_t t;
     uint64_t started_us;
-    hub__hist_t dead;
-    hub_map_t *refusals; /* member id -> hub__hist_t */
+    alarms__hist_t dead;
+    hub_map_t *refusals; /* member id -> alarms__hist_t */
     hub_alarm_t *active, *next, *ended;
     size_t n_active, n_ended, ended_cap;
     hub_alarm_member_t *members;
@@ -309,12 +309,12 @@ void hub_alarms_destroy(hub_alarms_t **self_p)
     free(self);
 }
 
-static const hub_alarm_t *hub__find(const hub_alarm_t *list, size_t n, const hub_alarm_t *key)
+static const hub_alarm_t *alarms__find(const hub_alarm_t *list, size_t n, const hub_alarm_t *key)
 {
-    return n ? bsearch(key, list, n, sizeof *list, hub__cmp_alarm) : NULL;
+    return n ? bsearch(key, list, n, sizeof *list, alarms__cmp_alarm) : NULL;
 }
 
-static void hub__log(const char *what, const hub_alarm_t *a, bool warn)
+static void alarms__log(const char *what, const hub_alarm_t *a, bool warn)
 {
     char reason[600];
     hub_alarm_describe(a, reason, sizeof reason);
@@ -324,7 +324,7 @@ static void hub__log(const char *what, const hub_alarm_t *a, bool warn)
             a->subject[0] ? a->subject : "hub", a->value, a->limit, reason);
 }
 
-static void hub__ended_push(hub_alarms_t *self, const hub_alarm_t *a)
+static void alarms__ended_push(hub_alarms_t *self, const hub_alarm_t *a)
 {
     if (self->n_ended == self->ended_cap) {
         size_t cap = self->ended_cap ? self->ended_cap * 2 : 16;
@@ -353,7 +353,7 @@ int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sampl
     uint64_t sec = now_us / 1000000u;
     for (size_t i = 0; i < n_members; i++) {
         const hub_alarm_sample_t *s = &members[i];
-        hub__hist_t *h = hub_map_get(self->refusals, s->member_id);
+        alarms__hist_t *h = hub_map_get(self->refusals, s->member_id);
         if (!h && (h = calloc(1, sizeof *h)) != NULL &&
             hub_map_put(self->refusals, s->member_id, h)) {
             free(h);
@@ -361,15 +361,15 @@ int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sampl
         }
         uint64_t minute = 0;
         if (h) {
-            minute = hub__hist_minute(h, sec, s->refusals_total);
-            hub__hist_put(h, sec, s->refusals_total);
+            minute = alarms__hist_minute(h, sec, s->refusals_total);
+            alarms__hist_put(h, sec, s->refusals_total);
         }
         self->members[i] = (hub_alarm_member_t){
             s->member_id,         s->online, s->last_seen_us, s->queued, s->oldest_queued_us,
             s->cert_not_after_us, minute};
     }
-    uint64_t dead_minute = hub__hist_minute(&self->dead, sec, dead_letters_total);
-    hub__hist_put(&self->dead, sec, dead_letters_total);
+    uint64_t dead_minute = alarms__hist_minute(&self->dead, sec, dead_letters_total);
+    alarms__hist_put(&self->dead, sec, dead_letters_total);
     hub_alarm_figures_t fig = {now_us,      self->started_us, self->members, n_members,
                                dead_minute, store_used,       store_max, self->audit_gap,
                                self->tsa_failing_s, self->audit_tampered_seq};
@@ -382,18 +382,18 @@ int hub_alarms_update(hub_alarms_t *self, uint64_t now_us, const hub_alarm_sampl
     }
     /* Transitions: started, level changed, ended. */
     for (size_t i = 0; i < n_next; i++) {
-        const hub_alarm_t *was = hub__find(self->active, self->n_active, &self->next[i]);
+        const hub_alarm_t *was = alarms__find(self->active, self->n_active, &self->next[i]);
         if (!was) {
-            hub__log("alarm started", &self->next[i], true);
+            alarms__log("alarm started", &self->next[i], true);
         } else if (was->level != self->next[i].level) {
-            hub__log("alarm level changed", &self->next[i], true);
-            hub__ended_push(self, was);
+            alarms__log("alarm level changed", &self->next[i], true);
+            alarms__ended_push(self, was);
         }
     }
     for (size_t i = 0; i < self->n_active; i++) {
-        if (!hub__find(self->next, n_next, &self->active[i])) {
-            hub__log("alarm ended", &self->active[i], false);
-            hub__ended_push(self, &self->active[i]);
+        if (!alarms__find(self->next, n_next, &self->active[i])) {
+            alarms__log("alarm ended", &self->active[i], false);
+            alarms__ended_push(self, &self->active[i]);
         }
     }
     hub_alarm_t *swap = self->active;

@@ -52,12 +52,12 @@ struct hub_archive {
     size_t plain_cap;
 };
 
-static uint64_t hub__now(const hub_archive_t *self)
+static uint64_t archive__now(const hub_archive_t *self)
 {
     return self->cfg.clock_us ? self->cfg.clock_us() : hub_now_us();
 }
 
-static void hub__fail(hub_archive_t *self, const char *what, int e)
+static void archive__fail(hub_archive_t *self, const char *what, int e)
 {
     self->broken = true;
     HUB_ERROR("archive", "message archive write failed; archiving stops until the hub restarts",
@@ -65,29 +65,29 @@ static void hub__fail(hub_archive_t *self, const char *what, int e)
               self->file_number, what, strerror(e));
 }
 
-static int hub__write_out(hub_archive_t *self)
+static int archive__write_out(hub_archive_t *self)
 {
     int e = hub_write_all(self->fd, self->buf, self->buf_len);
     if (e != 0) {
-        hub__fail(self, "write", e);
+        archive__fail(self, "write", e);
         return HUB_EIO;
     }
     self->buf_len = 0;
     return 0;
 }
 
-static int hub__sync(hub_archive_t *self)
+static int archive__sync(hub_archive_t *self)
 {
     if (self->fd < 0)
         return 0;
-    int rc = hub__write_out(self);
+    int rc = archive__write_out(self);
     if (rc == 0 && fdatasync(self->fd) != 0) {
-        hub__fail(self, "fdatasync", errno);
+        archive__fail(self, "fdatasync", errno);
         rc = HUB_EIO;
     }
     if (rc == 0 && self->dir_dirty) {
         if (fsync(self->dir_fd) != 0) {
-            hub__fail(self, "fsync of the directory", errno);
+            archive__fail(self, "fsync of the directory", errno);
             rc = HUB_EIO;
         }
         self->dir_dirty = false;
@@ -96,9 +96,9 @@ static int hub__sync(hub_archive_t *self)
 }
 
 /* Appends bytes to the buffer and the file's running hash. */
-static int hub__append(hub_archive_t *self, const uint8_t *p, size_t n)
+static int archive__append(hub_archive_t *self, const uint8_t *p, size_t n)
 {
-    if (hub__archive_reserve(&self->buf, &self->buf_cap, self->buf_len + n) != 0)
+    if (archive_format__reserve(&self->buf, &self->buf_cap, self->buf_len + n) != 0)
         return HUB_ENOMEM;
     memcpy(self->buf + self->buf_len, p, n);
     self->buf_len += n;
@@ -107,13 +107,13 @@ static int hub__append(hub_archive_t *self, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int hub__open_file(hub_archive_t *self, uint64_t now)
+static int archive__open_file(hub_archive_t *self, uint64_t now)
 {
     char name[HUB_ARCHIVE_FILE_NAME_MAX];
-    hub__archive_file_name(self->file_number, name);
+    archive_format__file_name(self->file_number, name);
     int fd = openat(self->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
-        hub__fail(self, "open", errno);
+        archive__fail(self, "open", errno);
         return HUB_EIO;
     }
     if (!self->ctx && !(self->ctx = EVP_CIPHER_CTX_new())) {
@@ -128,7 +128,7 @@ static int hub__open_file(hub_archive_t *self, uint64_t now)
     hub_put_be64(header + 24, now);
     randombytes_buf(header + 32, 32);
     memcpy(header + 64, self->prev_seal, 32);
-    hub__archive_file_key(self->cfg.key.key, header + 32, self->file_key);
+    archive_format__file_key(self->cfg.key.key, header + 32, self->file_key);
     if (EVP_EncryptInit_ex(self->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(self->ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
         EVP_EncryptInit_ex(self->ctx, NULL, NULL, self->file_key, NULL) != 1) {
@@ -144,30 +144,30 @@ static int hub__open_file(hub_archive_t *self, uint64_t now)
     self->file_bytes = 0;
     self->buf_len = 0;
     hub_sha256_init(&self->hash);
-    return hub__append(self, header, sizeof header);
+    return archive__append(self, header, sizeof header);
 }
 
 /* Writes the seal of the current file, syncs and closes it. */
-static int hub__seal(hub_archive_t *self, uint64_t now, uint8_t flags)
+static int archive__seal(hub_archive_t *self, uint64_t now, uint8_t flags)
 {
-    hub__archive_seal_t s = {.records = self->records,
-                             .first_us = self->first_us,
-                             .last_us = self->last_us,
-                             .sealed_us = now,
-                             .flags = flags};
+    archive__seal_t s = {.records = self->records,
+                         .first_us = self->first_us,
+                         .last_us = self->last_us,
+                         .sealed_us = now,
+                         .flags = flags};
     hub_sha256_final(&self->hash, s.file_sha256);
     uint8_t bytes[HUB__ARCHIVE_SEAL_LEN];
-    hub__archive_seal_encode(&s, bytes);
+    archive_format__seal_encode(&s, bytes);
     uint8_t msg[sizeof HUB__ARCHIVE_SEAL_DOMAIN + HUB__ARCHIVE_SEAL_SIGNED];
-    hub__archive_seal_message(bytes, msg);
+    archive_format__seal_message(bytes, msg);
     if (crypto_sign_detached(bytes + HUB__ARCHIVE_SEAL_SIGNED, NULL, msg, sizeof msg,
                              self->cfg.sign_secret) != 0)
         return HUB_ECRYPTO;
-    if (hub__archive_reserve(&self->buf, &self->buf_cap, self->buf_len + sizeof bytes) != 0)
+    if (archive_format__reserve(&self->buf, &self->buf_cap, self->buf_len + sizeof bytes) != 0)
         return HUB_ENOMEM;
     memcpy(self->buf + self->buf_len, bytes, sizeof bytes);
     self->buf_len += sizeof bytes;
-    int rc = hub__sync(self);
+    int rc = archive__sync(self);
     if (rc != 0)
         return rc;
     close(self->fd);
@@ -180,7 +180,7 @@ static int hub__seal(hub_archive_t *self, uint64_t now, uint8_t flags)
     return 0;
 }
 
-static bool hub__rotation_due(const hub_archive_t *self, uint64_t now)
+static bool archive__rotation_due(const hub_archive_t *self, uint64_t now)
 {
     return self->fd >= 0 && (self->file_bytes >= self->cfg.max_file_bytes ||
                              (now > self->created_us &&
@@ -194,27 +194,27 @@ int hub_archive_put(hub_archive_t *self, const hub_archive_entry_t *entry)
         return HUB_EINVAL;
     pthread_mutex_lock(&self->lock);
     int rc = self->broken ? HUB_EIO : 0;
-    uint64_t now = hub__now(self);
-    if (rc == 0 && hub__rotation_due(self, now))
-        rc = hub__seal(self, now, 0);
+    uint64_t now = archive__now(self);
+    if (rc == 0 && archive__rotation_due(self, now))
+        rc = archive__seal(self, now, 0);
     if (rc == 0 && self->fd < 0)
-        rc = hub__open_file(self, now);
+        rc = archive__open_file(self, now);
     hub_archive_entry_t e = *entry;
     e.archived_at_us = now;
-    size_t plain_len = hub__archive_plain_len(&e);
+    size_t plain_len = archive_format__plain_len(&e);
     if (rc == 0)
-        rc = hub__archive_reserve(&self->plain, &self->plain_cap, plain_len);
+        rc = archive_format__reserve(&self->plain, &self->plain_cap, plain_len);
     size_t rec_len = HUB__ARCHIVE_REC_PREFIX + plain_len + HUB__ARCHIVE_TAG_LEN;
     if (rc == 0)
-        rc = hub__archive_reserve(&self->buf, &self->buf_cap, self->buf_len + rec_len);
+        rc = archive_format__reserve(&self->buf, &self->buf_cap, self->buf_len + rec_len);
     if (rc == 0) {
-        hub__archive_plain_encode(&e, self->plain);
+        archive_format__plain_encode(&e, self->plain);
         uint8_t *p = self->buf + self->buf_len;
         p[0] = 'R';
         hub_put_be32(p + 1, (uint32_t)(8 + plain_len + HUB__ARCHIVE_TAG_LEN));
         hub_put_be64(p + 5, self->records);
-        rc = hub__archive_encrypt(self->ctx, self->records, p, HUB__ARCHIVE_REC_PREFIX, self->plain,
-                                  plain_len, p + HUB__ARCHIVE_REC_PREFIX);
+        rc = archive_format__encrypt(self->ctx, self->records, p, HUB__ARCHIVE_REC_PREFIX,
+                                     self->plain, plain_len, p + HUB__ARCHIVE_REC_PREFIX);
         sodium_memzero(self->plain, plain_len);
         if (rc == 0) {
             hub_sha256_update(&self->hash, p, rec_len);
@@ -227,7 +227,7 @@ int hub_archive_put(hub_archive_t *self, const hub_archive_entry_t *entry)
             /* Large commits go to the file as they come (the flush still
              * syncs them), so that the buffer stays small. */
             if (self->buf_len >= HUB__WRITE_AT)
-                rc = hub__write_out(self);
+                rc = archive__write_out(self);
         }
     }
     pthread_mutex_unlock(&self->lock);
@@ -239,13 +239,13 @@ int hub_archive_flush(hub_archive_t *self)
     if (!self)
         return HUB_EINVAL;
     pthread_mutex_lock(&self->lock);
-    int rc = self->broken ? HUB_EIO : hub__sync(self);
+    int rc = self->broken ? HUB_EIO : archive__sync(self);
     pthread_mutex_unlock(&self->lock);
     return rc;
 }
 
 /* The seal of a file, read from its last bytes. */
-static int hub__read_seal(int dir_fd, const char *name, hub__archive_seal_t *out)
+static int archive__read_seal(int dir_fd, const char *name, archive__seal_t *out)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -259,7 +259,7 @@ static int hub__read_seal(int dir_fd, const char *name, hub__archive_seal_t *out
         pread(fd, bytes, sizeof bytes, st.st_size - HUB__ARCHIVE_SEAL_LEN) ==
             (ssize_t)sizeof bytes &&
         bytes[0] == 'S') {
-        hub__archive_seal_decode(bytes, out);
+        archive_format__seal_decode(bytes, out);
         rc = 0;
     }
     close(fd);
@@ -273,12 +273,12 @@ int hub_archive_maintain(hub_archive_t *self, size_t *deleted)
     if (!self)
         return HUB_EINVAL;
     pthread_mutex_lock(&self->lock);
-    uint64_t now = hub__now(self);
+    uint64_t now = archive__now(self);
     int rc = 0;
-    if (!self->broken && hub__rotation_due(self, now))
-        rc = hub__seal(self, now, 0);
+    if (!self->broken && archive__rotation_due(self, now))
+        rc = archive__seal(self, now, 0);
     hub_numfiles_t files;
-    int lrc = hub__archive_list_files(self->dir, &files);
+    int lrc = archive_format__list_files(self->dir, &files);
     if (lrc != 0 && rc == 0)
         rc = lrc;
     uint64_t keep_us = (uint64_t)self->cfg.retention_days * HUB__DAY_US;
@@ -287,9 +287,9 @@ int hub_archive_maintain(hub_archive_t *self, size_t *deleted)
         if (self->fd >= 0 && files.numbers[i] >= self->file_number)
             break; /* the file being written */
         char name[HUB_ARCHIVE_FILE_NAME_MAX];
-        hub__archive_file_name(files.numbers[i], name);
-        hub__archive_seal_t seal;
-        if (hub__read_seal(self->dir_fd, name, &seal) != 0)
+        archive_format__file_name(files.numbers[i], name);
+        archive__seal_t seal;
+        if (archive__read_seal(self->dir_fd, name, &seal) != 0)
             break; /* not sealed: never deleted unread (`hubctl archive verify`) */
         if (seal.sealed_us > now || now - seal.sealed_us < keep_us)
             break; /* oldest first: the rest are newer */
@@ -313,8 +313,8 @@ int hub_archive_maintain(hub_archive_t *self, size_t *deleted)
 
 /* Seals a last file a crash left open: cut back to its last whole record,
  * then the seal (flag HUB_ARCHIVE_SEALED_AFTER_CRASH). */
-static int hub__recover(hub_archive_t *self, const char *name, const uint8_t *buf,
-                        const hub__archive_scan_t *scan, char *err, size_t err_size)
+static int archive__recover(hub_archive_t *self, const char *name, const uint8_t *buf,
+                            const archive__scan_t *scan, char *err, size_t err_size)
 {
     int fd = openat(self->dir_fd, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0 || (scan->torn && ftruncate(fd, (off_t)scan->complete_len) != 0)) {
@@ -336,8 +336,8 @@ static int hub__recover(hub_archive_t *self, const char *name, const uint8_t *bu
     self->buf_len = 0;
     hub_sha256_init(&self->hash);
     hub_sha256_update(&self->hash, buf, scan->complete_len);
-    uint64_t now = hub__now(self);
-    int rc = hub__seal(self, now, HUB_ARCHIVE_SEALED_AFTER_CRASH);
+    uint64_t now = archive__now(self);
+    int rc = archive__seal(self, now, HUB_ARCHIVE_SEALED_AFTER_CRASH);
     if (rc != 0) {
         snprintf(err, err_size, "cannot seal the archive file %s/%s left open by a crash: %s",
                  self->dir, name, hub_strerror(rc));
@@ -349,10 +349,10 @@ static int hub__recover(hub_archive_t *self, const char *name, const uint8_t *bu
 }
 
 /* Finds where the chain stands: the last file's seal, or seals it. */
-static int hub__resume(hub_archive_t *self, char *err, size_t err_size)
+static int archive__resume(hub_archive_t *self, char *err, size_t err_size)
 {
     hub_numfiles_t files;
-    int rc = hub__archive_list_files(self->dir, &files);
+    int rc = archive_format__list_files(self->dir, &files);
     if (rc != 0) {
         snprintf(err, err_size, "cannot list the archive directory %s: %s", self->dir,
                  hub_strerror(rc));
@@ -366,10 +366,10 @@ static int hub__resume(hub_archive_t *self, char *err, size_t err_size)
     unsigned long last = files.numbers[files.count - 1];
     free(files.numbers);
     char name[HUB_ARCHIVE_FILE_NAME_MAX];
-    hub__archive_file_name(last, name);
+    archive_format__file_name(last, name);
     uint8_t *buf = NULL;
     size_t len = 0;
-    rc = hub__archive_read_all(self->dir_fd, name, &buf, &len);
+    rc = archive_format__read_all(self->dir_fd, name, &buf, &len);
     if (rc != 0) {
         snprintf(err, err_size, "cannot read the archive file %s/%s: %s", self->dir, name,
                  hub_strerror(rc));
@@ -389,10 +389,10 @@ static int hub__resume(hub_archive_t *self, char *err, size_t err_size)
                  name);
         if (last == 1)
             return 0;
-        return hub__resume(self, err, err_size);
+        return archive__resume(self, err, err_size);
     }
-    hub__archive_scan_t scan;
-    rc = hub__archive_scan(buf, len, &scan, NULL, NULL);
+    archive__scan_t scan;
+    rc = archive_format__scan(buf, len, &scan, NULL, NULL);
     if (rc == 0 && scan.h.number != last) {
         snprintf(scan.problem, sizeof scan.problem, "says it is file %" PRIu64, scan.h.number);
         rc = HUB_EPARSE;
@@ -409,7 +409,7 @@ static int hub__resume(hub_archive_t *self, char *err, size_t err_size)
         memcpy(self->prev_seal, scan.seal_sha256, 32);
         self->file_number = last + 1;
     } else {
-        rc = hub__recover(self, name, buf, &scan, err, err_size);
+        rc = archive__recover(self, name, buf, &scan, err, err_size);
     }
     free(buf);
     return rc;
@@ -461,7 +461,7 @@ int hub_archive_open(const char *dir, const hub_archive_config_t *config, hub_ar
         hub_archive_close(&self);
         return HUB_EAGAIN;
     }
-    int rc = hub__resume(self, err, err_size);
+    int rc = archive__resume(self, err, err_size);
     if (rc != 0) {
         hub_archive_close(&self);
         return rc;
@@ -478,7 +478,7 @@ int hub_archive_close(hub_archive_t **self_p)
     int rc = 0;
     if (self->fd >= 0) {
         if (!self->broken)
-            rc = hub__seal(self, hub__now(self), 0);
+            rc = archive__seal(self, archive__now(self), 0);
         if (self->fd >= 0)
             close(self->fd);
     }

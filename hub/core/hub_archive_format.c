@@ -2,7 +2,7 @@
  * writer (hub_archive.c) and the reader (hub_archive_read.c): file names,
  * the archive key and each file's key, AES-256-GCM records, the plaintext
  * of an entry, seals, and the walk over one file's bytes that checks them.
- * Pure functions but for the key files and hub__archive_read_all(). */
+ * Pure functions but for the key files and archive_format__read_all(). */
 #include "hub_archive_internal.h"
 #include "hub_error.h"
 #include "hub_numfiles.h"
@@ -19,13 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void hub__archive_file_name(unsigned long number, char out[HUB_ARCHIVE_FILE_NAME_MAX])
+void archive_format__file_name(unsigned long number, char out[HUB_ARCHIVE_FILE_NAME_MAX])
 {
     hub_numfiles_name("archive-", number, ".lar", out, HUB_ARCHIVE_FILE_NAME_MAX);
 }
 
 /* The files of dir, in order (hub_numfiles.h). */
-int hub__archive_list_files(const char *dir, hub_numfiles_t *out)
+int archive_format__list_files(const char *dir, hub_numfiles_t *out)
 {
     return hub_numfiles_list(dir, "archive-", ".lar", out);
 }
@@ -35,7 +35,7 @@ void hub_archive_key_id_hex(const uint8_t id[HUB_ARCHIVE_KEY_ID_LEN], char out[1
     sodium_bin2hex(out, 17, id, HUB_ARCHIVE_KEY_ID_LEN);
 }
 
-static void hub__key_id(hub_archive_key_t *k)
+static void archive_format__key_id(hub_archive_key_t *k)
 {
     uint8_t digest[32];
     hub_sha256(k->key, sizeof k->key, digest);
@@ -43,7 +43,7 @@ static void hub__key_id(hub_archive_key_t *k)
 }
 
 /* The per-file key: HMAC-SHA-256(key, domain || salt). */
-void hub__archive_file_key(const uint8_t key[32], const uint8_t salt[32], uint8_t out[32])
+void archive_format__file_key(const uint8_t key[32], const uint8_t salt[32], uint8_t out[32])
 {
     uint8_t msg[sizeof HUB__ARCHIVE_FILE_DOMAIN - 1 + 32];
     memcpy(msg, HUB__ARCHIVE_FILE_DOMAIN, sizeof HUB__ARCHIVE_FILE_DOMAIN - 1);
@@ -101,7 +101,7 @@ int hub_archive_key_read(const char *path, hub_archive_key_t *out, char *err, si
         snprintf(err, err_size, "cannot read the archive key file %s", path);
         return HUB_EIO;
     }
-    hub__key_id(out);
+    archive_format__key_id(out);
     return 0;
 }
 
@@ -117,7 +117,7 @@ int hub_archive_key_generate(const char *path, hub_archive_key_t *out, char *err
         return hub_errno_code(e);
     }
     randombytes_buf(out->key, sizeof out->key);
-    hub__key_id(out);
+    archive_format__key_id(out);
     ssize_t n = write(fd, out->key, sizeof out->key);
     int rc = n == (ssize_t)sizeof out->key && fsync(fd) == 0 ? 0 : HUB_EIO;
     if (close(fd) != 0)
@@ -132,18 +132,18 @@ int hub_archive_key_generate(const char *path, hub_archive_key_t *out, char *err
 
 /* ---- AES-256-GCM ---------------------------------------------------------- */
 
-static void hub__nonce(uint64_t index, uint8_t nonce[12])
+static void archive_format__nonce(uint64_t index, uint8_t nonce[12])
 {
     memset(nonce, 0, 4);
     hub_put_be64(nonce + 4, index);
 }
 
-/* Seals plain into out with the key set by hub__open_file(). */
-int hub__archive_encrypt(EVP_CIPHER_CTX *ctx, uint64_t index, const uint8_t *aad, size_t aad_len,
-                         const uint8_t *plain, size_t len, uint8_t *out)
+/* Seals plain into out with the key set by archive__open_file(). */
+int archive_format__encrypt(EVP_CIPHER_CTX *ctx, uint64_t index, const uint8_t *aad, size_t aad_len,
+                            const uint8_t *plain, size_t len, uint8_t *out)
 {
     uint8_t nonce[12];
-    hub__nonce(index, nonce);
+    archive_format__nonce(index, nonce);
     int n = 0, fin = 0;
     if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
         EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
@@ -156,12 +156,12 @@ int hub__archive_encrypt(EVP_CIPHER_CTX *ctx, uint64_t index, const uint8_t *aad
 
 /* Opens ct (len bytes of ciphertext, then the tag) into plain; HUB_ECRYPTO
  * when it does not authenticate. */
-int hub__archive_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t key[32], uint64_t index,
-                         const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t len,
-                         uint8_t *plain)
+int archive_format__decrypt(EVP_CIPHER_CTX *ctx, const uint8_t key[32], uint64_t index,
+                            const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t len,
+                            uint8_t *plain)
 {
     uint8_t nonce[12];
-    hub__nonce(index, nonce);
+    archive_format__nonce(index, nonce);
     int n = 0, fin = 0;
     if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
@@ -177,42 +177,43 @@ int hub__archive_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t key[32], uint64_t in
 
 /* ---- the plaintext of a record -------------------------------------------- */
 
-static size_t hub__slen(const char *s)
+static size_t archive_format__slen(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     return n > UINT16_MAX ? UINT16_MAX : n;
 }
 
-size_t hub__archive_plain_len(const hub_archive_entry_t *e)
+size_t archive_format__plain_len(const hub_archive_entry_t *e)
 {
-    return 24 + 2 + hub__slen(e->message_id) + 2 + hub__slen(e->sender) + 2 +
-           hub__slen(e->receiver) + 2 + hub__slen(e->service) + 4 + e->envelope_len;
+    return 24 + 2 + archive_format__slen(e->message_id) + 2 + archive_format__slen(e->sender) + 2 +
+           archive_format__slen(e->receiver) + 2 + archive_format__slen(e->service) + 4 +
+           e->envelope_len;
 }
 
-static uint8_t *hub__put_str(uint8_t *p, const char *s)
+static uint8_t *archive_format__put_str(uint8_t *p, const char *s)
 {
-    size_t n = hub__slen(s);
+    size_t n = archive_format__slen(s);
     hub_put_be16(p, (uint16_t)n);
     if (n)
         memcpy(p + 2, s, n);
     return p + 2 + n;
 }
 
-void hub__archive_plain_encode(const hub_archive_entry_t *e, uint8_t *p)
+void archive_format__plain_encode(const hub_archive_entry_t *e, uint8_t *p)
 {
     hub_put_be64(p, e->hub_seq);
     hub_put_be64(p + 8, e->accepted_at_us);
     hub_put_be64(p + 16, e->archived_at_us);
-    p = hub__put_str(p + 24, e->message_id);
-    p = hub__put_str(p, e->sender);
-    p = hub__put_str(p, e->receiver);
-    p = hub__put_str(p, e->service);
+    p = archive_format__put_str(p + 24, e->message_id);
+    p = archive_format__put_str(p, e->sender);
+    p = archive_format__put_str(p, e->receiver);
+    p = archive_format__put_str(p, e->service);
     hub_put_be32(p, (uint32_t)e->envelope_len);
     if (e->envelope_len)
         memcpy(p + 4, e->envelope, e->envelope_len);
 }
 
-static bool hub__get_str(const uint8_t **p, const uint8_t *end, char *out)
+static bool archive_format__get_str(const uint8_t **p, const uint8_t *end, char *out)
 {
     if (end - *p < 2)
         return false;
@@ -225,7 +226,7 @@ static bool hub__get_str(const uint8_t **p, const uint8_t *end, char *out)
     return true;
 }
 
-bool hub__archive_plain_decode(const uint8_t *p, size_t len, hub__archive_decoded_t *d)
+bool archive_format__plain_decode(const uint8_t *p, size_t len, archive__decoded_t *d)
 {
     const uint8_t *end = p + len;
     if (len < 24)
@@ -235,7 +236,7 @@ bool hub__archive_plain_decode(const uint8_t *p, size_t len, hub__archive_decode
     d->e.archived_at_us = hub_get_be64(p + 16);
     p += 24;
     for (int i = 0; i < 4; i++)
-        if (!hub__get_str(&p, end, d->strs[i]))
+        if (!archive_format__get_str(&p, end, d->strs[i]))
             return false;
     if (end - p < 4 || (size_t)(end - p - 4) != hub_get_be32(p))
         return false;
@@ -248,7 +249,7 @@ bool hub__archive_plain_decode(const uint8_t *p, size_t len, hub__archive_decode
     return true;
 }
 
-void hub__archive_seal_decode(const uint8_t *p, hub__archive_seal_t *s)
+void archive_format__seal_decode(const uint8_t *p, archive__seal_t *s)
 {
     s->records = hub_get_be64(p + 1);
     s->first_us = hub_get_be64(p + 9);
@@ -259,7 +260,7 @@ void hub__archive_seal_decode(const uint8_t *p, hub__archive_seal_t *s)
     memcpy(s->signature, p + 73, 64);
 }
 
-void hub__archive_seal_encode(const hub__archive_seal_t *s, uint8_t *p)
+void archive_format__seal_encode(const archive__seal_t *s, uint8_t *p)
 {
     memset(p, 0, HUB__ARCHIVE_SEAL_LEN);
     p[0] = 'S';
@@ -272,7 +273,7 @@ void hub__archive_seal_encode(const hub__archive_seal_t *s, uint8_t *p)
     memcpy(p + 73, s->signature, 64);
 }
 
-void hub__archive_seal_message(
+void archive_format__seal_message(
     const uint8_t *seal_bytes,
     uint8_t out[sizeof HUB__ARCHIVE_SEAL_DOMAIN + HUB__ARCHIVE_SEAL_SIGNED])
 {
@@ -284,8 +285,8 @@ void hub__archive_seal_message(
  * archive file; a file without a seal that ends in part of a record is not
  * an error here (out->torn). A callback's non-zero return stops the walk
  * and is returned. */
-int hub__archive_scan(const uint8_t *buf, size_t len, hub__archive_scan_t *out,
-                      hub__archive_rec_cb cb, void *user)
+int archive_format__scan(const uint8_t *buf, size_t len, archive__scan_t *out, archive__rec_cb cb,
+                         void *user)
 {
     memset(out, 0, sizeof *out);
     if (len < HUB__ARCHIVE_HEADER_LEN || memcmp(buf, HUB__ARCHIVE_MAGIC, 8) != 0) {
@@ -310,7 +311,7 @@ int hub__archive_scan(const uint8_t *buf, size_t len, hub__archive_scan_t *out,
                 return HUB_EPARSE;
             }
             out->sealed = true;
-            hub__archive_seal_decode(buf + pos, &out->seal);
+            archive_format__seal_decode(buf + pos, &out->seal);
             hub_sha256(buf + pos, HUB__ARCHIVE_SEAL_LEN, out->seal_sha256);
             break;
         }
@@ -360,7 +361,7 @@ int hub__archive_scan(const uint8_t *buf, size_t len, hub__archive_scan_t *out,
     return 0;
 }
 
-int hub__archive_read_all(int dir_fd, const char *name, uint8_t **buf_out, size_t *len_out)
+int archive_format__read_all(int dir_fd, const char *name, uint8_t **buf_out, size_t *len_out)
 {
     char *buf = NULL;
     int rc = hub_read_all_at(dir_fd, name, &buf, len_out);
@@ -369,7 +370,7 @@ int hub__archive_read_all(int dir_fd, const char *name, uint8_t **buf_out, size_
     return rc;
 }
 
-int hub__archive_reserve(uint8_t **buf, size_t *cap, size_t need)
+int archive_format__reserve(uint8_t **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;

@@ -28,22 +28,22 @@ typedef struct {
     void *user;
     const char *file;
     hub_archive_report_t *report;
-    hub__archive_decoded_t *decoded;
+    archive__decoded_t *decoded;
     uint8_t *plain;
     size_t plain_cap;
     bool stopped;
-} hub__reader_t;
+} archive_read__reader_t;
 
-static int hub__on_record(const uint8_t *p, size_t ct_len, uint64_t index, void *user)
+static int archive_read__on_record(const uint8_t *p, size_t ct_len, uint64_t index, void *user)
 {
-    hub__reader_t *r = user;
+    archive_read__reader_t *r = user;
     r->report->records++;
     if (!r->key)
         return 0;
-    if (hub__archive_reserve(&r->plain, &r->plain_cap, ct_len + 1) != 0)
+    if (archive_format__reserve(&r->plain, &r->plain_cap, ct_len + 1) != 0)
         return HUB_ENOMEM;
-    if (hub__archive_decrypt(r->ctx, r->file_key, index, p, HUB__ARCHIVE_REC_PREFIX,
-                             p + HUB__ARCHIVE_REC_PREFIX, ct_len, r->plain) != 0) {
+    if (archive_format__decrypt(r->ctx, r->file_key, index, p, HUB__ARCHIVE_REC_PREFIX,
+                                p + HUB__ARCHIVE_REC_PREFIX, ct_len, r->plain) != 0) {
         r->report->record = index + 1;
         snprintf(r->report->message, sizeof r->report->message,
                  "record %" PRIu64 " of %s does not authenticate: its bytes were modified "
@@ -52,7 +52,7 @@ static int hub__on_record(const uint8_t *p, size_t ct_len, uint64_t index, void 
         return HUB_ECRYPTO;
     }
     r->report->decrypted++;
-    if (!hub__archive_plain_decode(r->plain, ct_len, r->decoded)) {
+    if (!archive_format__plain_decode(r->plain, ct_len, r->decoded)) {
         r->report->record = index + 1;
         snprintf(r->report->message, sizeof r->report->message,
                  "record %" PRIu64 " of %s decrypts but is not an archive record", index + 1,
@@ -66,11 +66,11 @@ static int hub__on_record(const uint8_t *p, size_t ct_len, uint64_t index, void 
     return 0;
 }
 
-static int hub__report(hub_archive_report_t *report, int rc, const char *file, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
+static int archive_read__report(hub_archive_report_t *report, int rc, const char *file,
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int hub__report(hub_archive_report_t *report, int rc, const char *file, const char *fmt,
-                       ...)
+static int archive_read__report(hub_archive_report_t *report, int rc, const char *file,
+                                const char *fmt, ...)
 {
     if (file)
         snprintf(report->file, sizeof report->file, "%s", file);
@@ -89,49 +89,49 @@ int hub_archive_read_dir(const char *dir, const uint8_t *sign_public, const hub_
     if (!dir)
         return HUB_EINVAL;
     hub_numfiles_t files;
-    int rc = hub__archive_list_files(dir, &files);
+    int rc = archive_format__list_files(dir, &files);
     if (rc != 0)
-        return hub__report(report, rc, NULL, "cannot list %s: %s", dir, hub_strerror(rc));
+        return archive_read__report(report, rc, NULL, "cannot list %s: %s", dir, hub_strerror(rc));
     if (files.count == 0) {
         free(files.numbers);
-        return hub__report(report, HUB_ENOENT, NULL, "%s holds no archive files", dir);
+        return archive_read__report(report, HUB_ENOENT, NULL, "%s holds no archive files", dir);
     }
     int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    hub__reader_t r = {.key = key, .message_id = message_id, .found = found, .user = user,
-                       .report = report};
+    archive_read__reader_t r = {
+        .key = key, .message_id = message_id, .found = found, .user = user, .report = report};
     r.ctx = EVP_CIPHER_CTX_new();
     r.decoded = malloc(sizeof *r.decoded);
     if (dir_fd < 0 || !r.ctx || !r.decoded) {
         rc = dir_fd < 0 ? hub_errno_code(errno) : HUB_ENOMEM;
-        hub__report(report, rc, NULL, "cannot open %s: %s", dir, hub_strerror(rc));
+        archive_read__report(report, rc, NULL, "cannot open %s: %s", dir, hub_strerror(rc));
         goto done;
     }
     uint8_t prev_seal[32];
     char other_ids[64] = "";
     for (size_t i = 0; i < files.count && rc == 0 && !r.stopped; i++) {
         char name[HUB_ARCHIVE_FILE_NAME_MAX];
-        hub__archive_file_name(files.numbers[i], name);
+        archive_format__file_name(files.numbers[i], name);
         r.file = name;
         bool last = i + 1 == files.count;
         if (i > 0 && files.numbers[i] != files.numbers[i - 1] + 1) {
             char missing[HUB_ARCHIVE_FILE_NAME_MAX];
-            hub__archive_file_name(files.numbers[i - 1] + 1, missing);
-            rc = hub__report(report, HUB_EPARSE, missing,
-                             "%s is missing: the archive files around it are not contiguous",
-                             missing);
+            archive_format__file_name(files.numbers[i - 1] + 1, missing);
+            rc = archive_read__report(
+                report, HUB_EPARSE, missing,
+                "%s is missing: the archive files around it are not contiguous", missing);
             break;
         }
         uint8_t *buf = NULL;
         size_t len = 0;
-        rc = hub__archive_read_all(dir_fd, name, &buf, &len);
+        rc = archive_format__read_all(dir_fd, name, &buf, &len);
         if (rc != 0) {
-            hub__report(report, rc, name, "cannot read %s: %s", name, hub_strerror(rc));
+            archive_read__report(report, rc, name, "cannot read %s: %s", name, hub_strerror(rc));
             break;
         }
         report->files++;
         /* The header first: it says which key the records need. */
-        hub__archive_scan_t scan;
-        rc = hub__archive_scan(buf, len, &scan, NULL, NULL);
+        archive__scan_t scan;
+        rc = archive_format__scan(buf, len, &scan, NULL, NULL);
         bool our_key = rc == 0 && key && !memcmp(scan.h.key_id, key->id, 8);
         if (rc == 0 && key && !our_key) {
             report->other_key_files++;
@@ -142,13 +142,13 @@ int hub_archive_read_dir(const char *dir, const uint8_t *sign_public, const hub_
                          "%s%s", other_ids[0] ? "," : "", hex);
         }
         if (rc == 0 && our_key) {
-            hub__archive_file_key(key->key, scan.h.salt, r.file_key);
-            rc = hub__archive_scan(buf, len, &scan, hub__on_record, &r);
+            archive_format__file_key(key->key, scan.h.salt, r.file_key);
+            rc = archive_format__scan(buf, len, &scan, archive_read__on_record, &r);
             sodium_memzero(r.file_key, sizeof r.file_key);
             if (rc != 0) {
                 snprintf(report->file, sizeof report->file, "%s", name);
                 if (!report->message[0])
-                    hub__report(report, rc, name, "%s: %s", name, scan.problem);
+                    archive_read__report(report, rc, name, "%s: %s", name, scan.problem);
                 free(buf);
                 break;
             }
@@ -157,55 +157,61 @@ int hub_archive_read_dir(const char *dir, const uint8_t *sign_public, const hub_
         }
         free(buf);
         if (rc != 0) {
-            hub__report(report, rc, name, "%s is not a well-formed archive file: it %s", name,
-                        scan.problem);
+            archive_read__report(report, rc, name, "%s is not a well-formed archive file: it %s",
+                                 name, scan.problem);
             break;
         }
         if (scan.h.number != files.numbers[i]) {
-            rc = hub__report(report, HUB_EPARSE, name,
-                             "%s says it is file %" PRIu64 ": files were renamed or swapped",
-                             name, scan.h.number);
+            rc = archive_read__report(report, HUB_EPARSE, name,
+                                      "%s says it is file %" PRIu64
+                                      ": files were renamed or swapped",
+                                      name, scan.h.number);
             break;
         }
         if (i > 0 && memcmp(scan.h.prev_seal, prev_seal, 32) != 0) {
-            rc = hub__report(report, HUB_EPARSE, name,
-                             "%s does not follow the seal of the file before it: files were "
-                             "replaced, swapped or removed",
-                             name);
+            rc = archive_read__report(
+                report, HUB_EPARSE, name,
+                "%s does not follow the seal of the file before it: files were "
+                "replaced, swapped or removed",
+                name);
             break;
         }
         if (!scan.sealed) {
             if (!last) {
-                rc = hub__report(report, HUB_EPARSE, name,
-                                 "%s has no seal but is not the last file: it was cut", name);
+                rc = archive_read__report(report, HUB_EPARSE, name,
+                                          "%s has no seal but is not the last file: it was cut",
+                                          name);
                 break;
             }
             report->unsealed_records = scan.records;
-            rc = hub__report(report, HUB_EAGAIN, name,
-                             "%s is not sealed yet (%" PRIu64 " records): normal while hubd "
-                             "writes it",
-                             name, scan.records);
+            rc = archive_read__report(report, HUB_EAGAIN, name,
+                                      "%s is not sealed yet (%" PRIu64
+                                      " records): normal while hubd "
+                                      "writes it",
+                                      name, scan.records);
             break;
         }
         if (memcmp(scan.seal.file_sha256, scan.body_sha256, 32) != 0 ||
             scan.seal.records != scan.records) {
-            rc = hub__report(report, HUB_EPARSE, name,
-                             "%s does not match its seal: its bytes were modified after it was "
-                             "sealed",
-                             name);
+            rc = archive_read__report(
+                report, HUB_EPARSE, name,
+                "%s does not match its seal: its bytes were modified after it was "
+                "sealed",
+                name);
             break;
         }
         if (sign_public) {
             uint8_t seal_bytes[HUB__ARCHIVE_SEAL_LEN],
                 msg[sizeof HUB__ARCHIVE_SEAL_DOMAIN + HUB__ARCHIVE_SEAL_SIGNED];
-            hub__archive_seal_encode(&scan.seal, seal_bytes);
-            hub__archive_seal_message(seal_bytes, msg);
+            archive_format__seal_encode(&scan.seal, seal_bytes);
+            archive_format__seal_message(seal_bytes, msg);
             if (crypto_sign_verify_detached(scan.seal.signature, msg, sizeof msg, sign_public) !=
                 0) {
-                rc = hub__report(report, HUB_ECRYPTO, name,
-                                 "the seal of %s is not signed by this hub key: forged, or "
-                                 "signed with another key",
-                                 name);
+                rc =
+                    archive_read__report(report, HUB_ECRYPTO, name,
+                                         "the seal of %s is not signed by this hub key: forged, or "
+                                         "signed with another key",
+                                         name);
                 break;
             }
         }
@@ -215,10 +221,11 @@ int hub_archive_read_dir(const char *dir, const uint8_t *sign_public, const hub_
     if ((rc == 0 || rc == HUB_EAGAIN) && key && report->other_key_files == report->files) {
         char hex[17];
         hub_archive_key_id_hex(key->id, hex);
-        rc = hub__report(report, HUB_ECRYPTO, "",
-                         "no archive file in %s was written with this key (key id %s); the "
-                         "files need key id %s: use the key file hubd's archive_key_file named",
-                         dir, hex, other_ids);
+        rc = archive_read__report(
+            report, HUB_ECRYPTO, "",
+            "no archive file in %s was written with this key (key id %s); the "
+            "files need key id %s: use the key file hubd's archive_key_file named",
+            dir, hex, other_ids);
     }
 done:
     if (dir_fd >= 0)

@@ -7,7 +7,7 @@
 /* The message archive (archive_dir): opened with the hub's signing key;
  * refused, with the reason, when its key file is not a 0600 file of 32
  * bytes. */
-int hub__archive_open(hub_server_t *self, char *err, size_t err_size)
+int archive_server__open(hub_server_t *self, char *err, size_t err_size)
 {
     if (!self->own_key.has_sign) {
         snprintf(err, err_size,
@@ -40,17 +40,17 @@ typedef struct {
     uv_work_t req;
     hub_server_t *server;
     int rc;
-} hub__archive_job_t;
+} archive_server__job_t;
 
-static void hub__archive_maintain_work(uv_work_t *req)
+static void archive_server__maintain_work(uv_work_t *req)
 {
-    hub__archive_job_t *job = req->data;
+    archive_server__job_t *job = req->data;
     job->rc = hub_archive_maintain(job->server->archive, NULL);
 }
 
-static void hub__archive_maintain_done(uv_work_t *req, int status)
+static void archive_server__maintain_done(uv_work_t *req, int status)
 {
-    hub__archive_job_t *job = req->data;
+    archive_server__job_t *job = req->data;
     (void)status;
     job->server->archive_busy = false;
     if (job->rc != 0)
@@ -59,15 +59,15 @@ static void hub__archive_maintain_done(uv_work_t *req, int status)
     free(job);
 }
 
-void hub__archive_maintain_start(hub_server_t *self)
+void archive_server__maintain_start(hub_server_t *self)
 {
-    hub__archive_job_t *job = calloc(1, sizeof *job);
+    archive_server__job_t *job = calloc(1, sizeof *job);
     if (!job)
         return;
     job->server = self;
     job->req.data = job;
-    if (uv_queue_work(self->loop, &job->req, hub__archive_maintain_work,
-                      hub__archive_maintain_done) != 0) {
+    if (uv_queue_work(self->loop, &job->req, archive_server__maintain_work,
+                      archive_server__maintain_done) != 0) {
         free(job);
         return;
     }
@@ -76,14 +76,14 @@ void hub__archive_maintain_start(hub_server_t *self)
 
 /* ---- the commit worker's side ------------------------------------------------ */
 
-int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job)
+int archive_server__commit(hub_archive_t *archive, const core__commit_t *job)
 {
     if (!archive || job->append_rc != 0)
         return 0;
     int rc = 0;
     size_t n = 0;
     for (size_t i = 0; i < job->n_items; i++) {
-        const hub__pending_t *p = &job->items[i];
+        const core__pending_t *p = &job->items[i];
         if (p->verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
             continue;
         hub_archive_entry_t e = {
@@ -109,7 +109,7 @@ int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job)
     return rc;
 }
 
-int hub__archive_online(hub_archive_t *archive, const hub__auditq_t *q, size_t n)
+int archive_server__online(hub_archive_t *archive, const core__auditq_t *q, size_t n)
 {
     if (!archive)
         return 0;

@@ -59,7 +59,7 @@ struct hub_audit {
     hub_sha256_t mac_inner, mac_outer;
 };
 
-static void hub__fail(hub_audit_t *self, const char *what, int e)
+static void audit__fail(hub_audit_t *self, const char *what, int e)
 {
     self->broken = true;
     HUB_ERROR("audit", "audit log write failed; appends are refused until the hub restarts",
@@ -67,11 +67,11 @@ static void hub__fail(hub_audit_t *self, const char *what, int e)
               what, strerror(e));
 }
 
-static int hub__write_out(hub_audit_t *self)
+static int audit__write_out(hub_audit_t *self)
 {
     int e = hub_write_all(self->fd, self->buf, self->buf_len);
     if (e != 0) {
-        hub__fail(self, "write", e);
+        audit__fail(self, "write", e);
         return HUB_EIO;
     }
     self->buf_len = 0;
@@ -79,13 +79,13 @@ static int hub__write_out(hub_audit_t *self)
 }
 
 /* Closes the file rotation retired, after syncing it. */
-static int hub__sync_retired(hub_audit_t *self)
+static int audit__sync_retired(hub_audit_t *self)
 {
     if (self->retired_fd < 0)
         return 0;
     int rc = 0;
     if (fdatasync(self->retired_fd) != 0) {
-        hub__fail(self, "fdatasync", errno);
+        audit__fail(self, "fdatasync", errno);
         rc = HUB_EIO;
     }
     close(self->retired_fd);
@@ -95,20 +95,20 @@ static int hub__sync_retired(hub_audit_t *self)
 
 /* Makes everything appended so far durable: the buffer, the current file,
  * a file retired by rotation, and the directory entries of new files. */
-static int hub__sync(hub_audit_t *self)
+static int audit__sync(hub_audit_t *self)
 {
-    int rc = self->fd >= 0 ? hub__write_out(self) : 0;
+    int rc = self->fd >= 0 ? audit__write_out(self) : 0;
     if (rc == 0 && self->fd >= 0 && fdatasync(self->fd) != 0) {
         /* After a failed fdatasync the kernel may have dropped the dirty
          * pages: nothing written since the last good sync can be trusted. */
-        hub__fail(self, "fdatasync", errno);
+        audit__fail(self, "fdatasync", errno);
         rc = HUB_EIO;
     }
     if (rc == 0)
-        rc = hub__sync_retired(self);
+        rc = audit__sync_retired(self);
     if (rc == 0 && self->dir_dirty) {
         if (fsync(self->dir_fd) != 0) {
-            hub__fail(self, "fsync of the directory", errno);
+            audit__fail(self, "fsync of the directory", errno);
             rc = HUB_EIO;
         }
         self->dir_dirty = false;
@@ -120,19 +120,19 @@ static int hub__sync(hub_audit_t *self)
 
 /* Opens the next file, which must be new or empty; the next flush makes its
  * directory entry durable. */
-static int hub__open_next_file(hub_audit_t *self)
+static int audit__open_next_file(hub_audit_t *self)
 {
     char name[HUB_AUDIT_FILE_NAME_MAX];
-    hub__audit_file_name(self->file_number, name);
+    audit_record__file_name(self->file_number, name);
     int fd = openat(self->dir_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
-        hub__fail(self, "open", errno);
+        audit__fail(self, "open", errno);
         return HUB_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size != 0) {
         close(fd);
-        hub__fail(self, "open (the next audit file already holds data)", EEXIST);
+        audit__fail(self, "open (the next audit file already holds data)", EEXIST);
         return HUB_EIO;
     }
     self->dir_dirty = true;
@@ -142,7 +142,7 @@ static int hub__open_next_file(hub_audit_t *self)
 }
 
 /* Appends a rendered line: rotates first when due, buffers, moves the head. */
-static int hub__emit(hub_audit_t *self, const char *line, size_t len, uint64_t seq)
+static int audit__emit(hub_audit_t *self, const char *line, size_t len, uint64_t seq)
 {
     if (self->broken)
         return HUB_EIO;
@@ -151,9 +151,9 @@ static int hub__emit(hub_audit_t *self, const char *line, size_t len, uint64_t s
             /* The next flush syncs and closes it, so that append never
              * waits for the disk; only a second rotation before that
              * flush has to sync the first one here. */
-            int rc = hub__write_out(self);
+            int rc = audit__write_out(self);
             if (rc == 0)
-                rc = hub__sync_retired(self);
+                rc = audit__sync_retired(self);
             if (rc != 0)
                 return rc;
             self->retired_fd = self->fd;
@@ -163,12 +163,12 @@ static int hub__emit(hub_audit_t *self, const char *line, size_t len, uint64_t s
         self->rotate_pending = false;
     }
     if (self->fd < 0) {
-        int rc = hub__open_next_file(self);
+        int rc = audit__open_next_file(self);
         if (rc != 0)
             return rc;
     }
     if (self->buf_len + len > HUB__WRITE_BUF) {
-        int rc = hub__write_out(self);
+        int rc = audit__write_out(self);
         if (rc != 0)
             return rc;
     }
@@ -180,21 +180,22 @@ static int hub__emit(hub_audit_t *self, const char *line, size_t len, uint64_t s
     return 0;
 }
 
-static int hub__checkpoint(hub_audit_t *self, uint64_t now_us)
+static int audit__checkpoint(hub_audit_t *self, uint64_t now_us)
 {
     hub_audit_record_t rec = {.event = HUB_AUDIT_CHECKPOINT, .seq = self->seq + 1,
                               .time_us = now_us};
     memcpy(rec.prev_hash, self->head, 32);
-    hub__audit_cp_t cp = {.count = self->seq};
+    audit__cp_t cp = {.count = self->seq};
     memcpy(cp.prev_checkpoint, self->last_checkpoint, 32);
     uint8_t msg[HUB__AUDIT_CP_MSG_LEN];
-    hub__audit_cp_message(rec.seq, rec.time_us, cp.count, rec.prev_hash, cp.prev_checkpoint, msg);
+    audit_record__cp_message(rec.seq, rec.time_us, cp.count, rec.prev_hash, cp.prev_checkpoint,
+                             msg);
     if (crypto_sign_detached(cp.signature, NULL, msg, sizeof msg, self->config.sign_secret) != 0)
         return HUB_ECRYPTO;
     size_t len = 0;
-    int rc = hub__audit_render(&rec, &cp, self->line, sizeof self->line, &len);
+    int rc = audit_record__render(&rec, &cp, self->line, sizeof self->line, &len);
     if (rc == 0)
-        rc = hub__emit(self, self->line, len, rec.seq);
+        rc = audit__emit(self, self->line, len, rec.seq);
     if (rc != 0)
         return rc;
     memcpy(self->last_checkpoint, self->head, 32);
@@ -216,11 +217,11 @@ static int hub__checkpoint(hub_audit_t *self, uint64_t now_us)
 
 /* A checkpoint when one is due by count or by size; rotation after a full
  * file's checkpoint. */
-static int hub__after_record(hub_audit_t *self)
+static int audit__after_record(hub_audit_t *self)
 {
     bool full = self->file_bytes >= self->config.max_file_bytes;
     if (full || self->records_since_checkpoint >= self->config.checkpoint_every_records) {
-        int rc = hub__checkpoint(self, hub_now_us());
+        int rc = audit__checkpoint(self, hub_now_us());
         if (rc != 0)
             return rc;
         full = self->file_bytes >= self->config.max_file_bytes;
@@ -230,7 +231,7 @@ static int hub__after_record(hub_audit_t *self)
     return 0;
 }
 
-static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
+static int audit__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
 {
     hub_audit_record_t r = *rec;
     r.legacy = false;   /* new lines are always written in the current format */
@@ -248,14 +249,14 @@ static int hub__append_any(hub_audit_t *self, const hub_audit_record_t *rec)
         r.time_us = hub_now_us();
     memcpy(r.prev_hash, self->head, 32);
     size_t len = 0;
-    int rc = hub__audit_render(&r, NULL, self->line, sizeof self->line, &len);
+    int rc = audit_record__render(&r, NULL, self->line, sizeof self->line, &len);
     if (rc == 0)
-        rc = hub__emit(self, self->line, len, r.seq);
+        rc = audit__emit(self, self->line, len, r.seq);
     if (rc != 0)
         return rc;
     self->head_is_checkpoint = false;
     self->records_since_checkpoint++;
-    return hub__after_record(self);
+    return audit__after_record(self);
 }
 
 int hub_audit_append(hub_audit_t *self, const hub_audit_record_t *rec)
@@ -267,7 +268,7 @@ int hub_audit_append(hub_audit_t *self, const hub_audit_record_t *rec)
         return HUB_EINVAL;
     if (self->broken)
         return HUB_EIO;
-    return hub__append_any(self, rec);
+    return audit__append_any(self, rec);
 }
 
 int hub_audit_tick(hub_audit_t *self, uint64_t now_us)
@@ -283,7 +284,7 @@ int hub_audit_tick(hub_audit_t *self, uint64_t now_us)
     if (self->records_since_checkpoint == 0 ||
         now_us - self->last_checkpoint_us < self->config.checkpoint_every_us)
         return 0;
-    int rc = hub__checkpoint(self, now_us);
+    int rc = audit__checkpoint(self, now_us);
     if (rc == 0 && self->file_bytes >= self->config.max_file_bytes)
         self->rotate_pending = true;
     return rc;
@@ -295,7 +296,7 @@ int hub_audit_flush(hub_audit_t *self)
         return HUB_EINVAL;
     if (self->broken)
         return HUB_EIO;
-    return hub__sync(self);
+    return audit__sync(self);
 }
 
 uint64_t hub_audit_seq(const hub_audit_t *self)
@@ -328,8 +329,8 @@ int hub_audit_seal(hub_audit_t *self)
         return HUB_EIO;
     int rc = 0;
     if (self->seq > 0 && !self->head_is_checkpoint)
-        rc = hub__checkpoint(self, hub_now_us());
-    return rc == 0 ? hub__sync(self) : rc;
+        rc = audit__checkpoint(self, hub_now_us());
+    return rc == 0 ? audit__sync(self) : rc;
 }
 
 int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
@@ -345,7 +346,7 @@ int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
         sodium_memcmp(new_public, self->config.sign_public, 32) == 0)
         return HUB_EINVAL;
     uint8_t msg[HUB__AUDIT_ROT_MSG_LEN], proof[64];
-    hub__audit_rot_message(self->config.sign_public, new_public, msg);
+    audit_record__rot_message(self->config.sign_public, new_public, msg);
     if (crypto_sign_detached(proof, NULL, msg, sizeof msg, new_secret) != 0)
         return HUB_ECRYPTO;
     char reason[sizeof HUB__AUDIT_ROT_REASON + 64];
@@ -354,11 +355,11 @@ int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
     hub_audit_record_t rec = {.event = HUB_AUDIT_KEY_ROTATED, .reason = reason,
                               .signature = proof, .signature_len = 64};
     /* The record, then a checkpoint by the old key that seals it. */
-    int rc = hub__append_any(self, &rec);
+    int rc = audit__append_any(self, &rec);
     if (rc == 0 && !self->head_is_checkpoint)
-        rc = hub__checkpoint(self, hub_now_us());
+        rc = audit__checkpoint(self, hub_now_us());
     if (rc == 0)
-        rc = hub__sync(self);
+        rc = audit__sync(self);
     if (rc != 0)
         return rc;
     memcpy(self->config.sign_secret, new_secret, 64);
@@ -379,8 +380,8 @@ int hub_audit_close(hub_audit_t **self_p)
         rc = HUB_EIO;
     else if (self->dir_fd >= 0) {
         if (self->seq > 0 && !self->head_is_checkpoint)
-            rc = hub__checkpoint(self, hub_now_us());
-        int flushed = hub__sync(self);
+            rc = audit__checkpoint(self, hub_now_us());
+        int flushed = audit__sync(self);
         if (rc == 0)
             rc = flushed;
     }
@@ -419,21 +420,21 @@ typedef struct {
     bool checkpoint_rotates;    /* a KEY_ROTATED record right before it... */
     uint8_t rotated_to[32];     /* ...names this key */
     bool prev_rotates;          /* the line just read is a KEY_ROTATED record */
-} hub__tail_t;
+} audit__tail_t;
 
 /* Reads a file's complete lines. With strict set, each must parse and link
  * to the one before it (the first line's own prev is taken on trust);
  * otherwise lines that do not parse are skipped (used only to find the last
  * checkpoint in older files). */
-static int hub__scan_file(hub_audit_t *self, unsigned long number, bool strict, hub__tail_t *t,
-                          hub__audit_parsed_t *p, char *err, size_t err_size)
+static int audit__scan_file(hub_audit_t *self, unsigned long number, bool strict, audit__tail_t *t,
+                            audit__parsed_t *p, char *err, size_t err_size)
 {
     char name[HUB_AUDIT_FILE_NAME_MAX];
-    hub__audit_file_name(number, name);
+    audit_record__file_name(number, name);
     char *buf = NULL;
     size_t len = 0;
     memset(t, 0, sizeof *t);
-    int rc = hub__audit_read_all(self->dir, name, &buf, &len);
+    int rc = audit_record__read_all(self->dir, name, &buf, &len);
     if (rc != 0) {
         snprintf(err, err_size, "cannot read audit file %s/%s: %s", self->dir, name,
                  hub_strerror(rc));
@@ -454,7 +455,7 @@ static int hub__scan_file(hub_audit_t *self, unsigned long number, bool strict, 
         size_t n = (size_t)(nl - (buf + pos)) + 1;
         const char *line = buf + pos;
         pos += n;
-        if (hub__audit_parse(line, n, p, scratch) != 0) {
+        if (audit_record__parse(line, n, p, scratch) != 0) {
             if (!strict)
                 continue;
             snprintf(err, err_size,
@@ -485,8 +486,8 @@ static int hub__scan_file(hub_audit_t *self, unsigned long number, bool strict, 
             t->checkpoint_us = p->rec.time_us;
             memcpy(t->checkpoint_hash, t->head, 32);
             uint8_t msg[HUB__AUDIT_CP_MSG_LEN];
-            hub__audit_cp_message(p->rec.seq, p->rec.time_us, p->cp.count, p->rec.prev_hash,
-                            p->cp.prev_checkpoint, msg);
+            audit_record__cp_message(p->rec.seq, p->rec.time_us, p->cp.count, p->rec.prev_hash,
+                                     p->cp.prev_checkpoint, msg);
             t->checkpoint_ours = crypto_sign_verify_detached(p->cp.signature, msg, sizeof msg,
                                                              self->config.sign_public) == 0;
             t->checkpoint_rotates = t->prev_rotates;
@@ -494,17 +495,17 @@ static int hub__scan_file(hub_audit_t *self, unsigned long number, bool strict, 
                 memset(t->rotated_to, 0, 32);
         }
         t->prev_rotates = p->rec.event == HUB_AUDIT_KEY_ROTATED &&
-                          hub__audit_rot_key(p->rec.reason, t->rotated_to);
+                          audit_record__rot_key(p->rec.reason, t->rotated_to);
     }
     free(scratch);
     free(buf);
     return rc;
 }
 
-static int hub__file_size(hub_audit_t *self, unsigned long number, uint64_t *size)
+static int audit__file_size(hub_audit_t *self, unsigned long number, uint64_t *size)
 {
     char name[HUB_AUDIT_FILE_NAME_MAX];
-    hub__audit_file_name(number, name);
+    audit_record__file_name(number, name);
     struct stat st;
     if (fstatat(self->dir_fd, name, &st, 0) != 0)
         return hub_errno_code(errno);
@@ -514,8 +515,8 @@ static int hub__file_size(hub_audit_t *self, unsigned long number, uint64_t *siz
 
 /* Compares the log's last checkpoint (seq 0: none) with the store's
  * anchor. Behind it: refused, or with accept_gap noted in self->gap. */
-static int hub__check_anchor(hub_audit_t *self, uint64_t cp_seq, const uint8_t cp_hash[32],
-                             unsigned long file, char *err, size_t err_size)
+static int audit__check_anchor(hub_audit_t *self, uint64_t cp_seq, const uint8_t cp_hash[32],
+                               unsigned long file, char *err, size_t err_size)
 {
     const hub_audit_config_t *c = &self->config;
     if (c->anchor_seq == 0 || cp_seq > c->anchor_seq ||
@@ -556,16 +557,16 @@ static int hub__check_anchor(hub_audit_t *self, uint64_t cp_seq, const uint8_t c
 }
 
 /* Writes the RECOVERED record naming an accepted gap, and syncs. */
-static int hub__note_gap(hub_audit_t *self, char *err, size_t err_size)
+static int audit__note_gap(hub_audit_t *self, char *err, size_t err_size)
 {
     HUB_ERROR("audit", "audit log: going on by operator override (audit_accept_gap or "
                        "audit_accept_key_change); a RECOVERED record says what was found",
               "detail=\"%s\"", self->gap_notice ? self->gap_notice : "");
     hub_audit_record_t rec = {.event = HUB_AUDIT_RECOVERED,
                               .reason = self->gap_notice ? self->gap_notice : "audit log cut back"};
-    int rc = hub__append_any(self, &rec);
+    int rc = audit__append_any(self, &rec);
     if (rc == 0)
-        rc = hub__sync(self);
+        rc = audit__sync(self);
     if (rc != 0)
         snprintf(err, err_size, "cannot write to the audit log in %s: %s", self->dir,
                  hub_strerror(rc));
@@ -574,16 +575,16 @@ static int hub__note_gap(hub_audit_t *self, char *err, size_t err_size)
 
 /* Sets the chain state from the files on disk and writes a RECOVERED
  * record when the previous run did not close the log. */
-static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
+static int audit__resume(hub_audit_t *self, char *err, size_t err_size)
 {
     hub_numfiles_t files;
-    int rc = hub__audit_list_files(self->dir, &files);
+    int rc = audit_record__list_files(self->dir, &files);
     if (rc != 0) {
         snprintf(err, err_size, "cannot list the audit directory %s: %s", self->dir,
                  hub_strerror(rc));
         return rc;
     }
-    hub__audit_parsed_t *p = malloc(sizeof *p);
+    audit__parsed_t *p = malloc(sizeof *p);
     if (!p) {
         free(files.numbers);
         return HUB_ENOMEM;
@@ -593,7 +594,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
     uint64_t last_size = 0;
     for (size_t i = files.count; i-- > 0;) {
         uint64_t size = 0;
-        rc = hub__file_size(self, files.numbers[i], &size);
+        rc = audit__file_size(self, files.numbers[i], &size);
         if (rc != 0) {
             snprintf(err, err_size, "cannot stat audit-%06lu.log in %s: %s", files.numbers[i],
                      self->dir, hub_strerror(rc));
@@ -609,14 +610,14 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
     if (last == files.count) { /* a new log */
         self->file_number = 1;
         uint8_t none[32] = {0};
-        rc = hub__check_anchor(self, 0, none, 0, err, err_size);
+        rc = audit__check_anchor(self, 0, none, 0, err, err_size);
         if (rc == 0 && (self->gap || self->gap_notice))
-            rc = hub__note_gap(self, err, err_size);
+            rc = audit__note_gap(self, err, err_size);
         goto out;
     }
 
-    hub__tail_t tail;
-    rc = hub__scan_file(self, files.numbers[last], true, &tail, p, err, err_size);
+    audit__tail_t tail;
+    rc = audit__scan_file(self, files.numbers[last], true, &tail, p, err, err_size);
     if (rc != 0)
         goto out;
     size_t torn_bytes = tail.torn_bytes;
@@ -626,7 +627,7 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
     size_t head_index = last;
     while (tail.lines == 0 && head_index > 0) {
         head_index--;
-        rc = hub__scan_file(self, files.numbers[head_index], true, &tail, p, err, err_size);
+        rc = audit__scan_file(self, files.numbers[head_index], true, &tail, p, err, err_size);
         if (rc != 0)
             goto out;
     }
@@ -634,11 +635,11 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
     memcpy(self->head, tail.head, 32);
     self->head_is_checkpoint = tail.head_is_checkpoint;
     /* The last checkpoint, maybe in an earlier file still. */
-    hub__tail_t older = tail;
+    audit__tail_t older = tail;
     size_t cp_index = head_index;
     while (!older.has_checkpoint && cp_index > 0) {
         cp_index--;
-        rc = hub__scan_file(self, files.numbers[cp_index], false, &older, p, err, err_size);
+        rc = audit__scan_file(self, files.numbers[cp_index], false, &older, p, err, err_size);
         if (rc != 0)
             goto out;
     }
@@ -686,21 +687,20 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
         rc = HUB_ECRYPTO;
         goto out;
     }
-    rc = hub__check_anchor(self, older.has_checkpoint ? older.checkpoint_seq : 0,
-                           older.checkpoint_hash,
-                           files.numbers[older.has_checkpoint ? cp_index : head_index], err,
-                           err_size);
+    rc = audit__check_anchor(
+        self, older.has_checkpoint ? older.checkpoint_seq : 0, older.checkpoint_hash,
+        files.numbers[older.has_checkpoint ? cp_index : head_index], err, err_size);
     if (rc != 0)
         goto out;
 
     char reason[HUB_AUDIT_REASON_MAX] = "";
     char torn_name[HUB_AUDIT_FILE_NAME_MAX];
-    hub__audit_file_name(torn_number, torn_name);
+    audit_record__file_name(torn_number, torn_name);
     size_t notice_size = 512;
     if (torn_bytes > 0) {
         /* Never append after a cut line: continue in a new file. */
         self->file_number = torn_number + 1;
-        hub__audit_torn_reason(reason, sizeof reason, torn_name, torn_bytes, self->seq);
+        audit_record__torn_reason(reason, sizeof reason, torn_name, torn_bytes, self->seq);
         self->notice = malloc(notice_size);
         if (self->notice)
             snprintf(self->notice, notice_size,
@@ -741,15 +741,15 @@ static int hub__resume(hub_audit_t *self, char *err, size_t err_size)
         HUB_WARN("audit", "audit log recovered after an unclean stop", "detail=\"%s\"",
                  self->notice);
         hub_audit_record_t rec = {.event = HUB_AUDIT_RECOVERED, .reason = reason};
-        rc = hub__append_any(self, &rec);
+        rc = audit__append_any(self, &rec);
         if (rc == 0)
-            rc = hub__sync(self);
+            rc = audit__sync(self);
         if (rc != 0)
             snprintf(err, err_size, "cannot write to the audit log in %s: %s", self->dir,
                      hub_strerror(rc));
     }
     if (rc == 0 && (self->gap || self->gap_notice))
-        rc = hub__note_gap(self, err, err_size);
+        rc = audit__note_gap(self, err, err_size);
 out:
     free(p);
     free(files.numbers);
@@ -791,7 +791,7 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
     self->retired_fd = -1;
     self->dir_fd = -1;
     self->config = *config;
-    hub__audit_mac_key(self->config.sign_secret, self->mac_key);
+    audit_record__mac_key(self->config.sign_secret, self->mac_key);
     {
         uint8_t pad[64];
         memset(pad, 0x36, sizeof pad);
@@ -838,7 +838,7 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
                  dir);
         goto fail;
     }
-    rc = hub__resume(self, err, err_size);
+    rc = audit__resume(self, err, err_size);
     if (rc != 0)
         goto fail;
     if (self->config.node_id[0]) {
@@ -848,7 +848,7 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
         snprintf(reason, sizeof reason, "node %s opened the log", self->config.node_id);
         hub_audit_record_t rec = {
             .event = HUB_AUDIT_NODE_OPENED, .outcome = self->config.node_id, .reason = reason};
-        rc = hub__append_any(self, &rec);
+        rc = audit__append_any(self, &rec);
         if (rc == 0)
             rc = hub_audit_flush(self);
         if (rc != 0) {

@@ -26,12 +26,12 @@ typedef struct {
     uint64_t count;
     uint8_t prev_checkpoint[32];
     uint8_t signature[64];
-} hub__audit_cp_t;
+} audit__cp_t;
 
 /* One parsed line. */
 typedef struct {
     hub_audit_record_t rec; /* strings point into the arrays below */
-    hub__audit_cp_t cp;
+    audit__cp_t cp;
     char message_id[HUB_AUDIT_ID_MAX + 1];
     char sender[HUB_AUDIT_ID_MAX + 1];
     char receiver[HUB_AUDIT_ID_MAX + 1];
@@ -41,44 +41,44 @@ typedef struct {
     char outcome[HUB_AUDIT_WORD_MAX + 1];
     char reason[HUB_AUDIT_REASON_MAX + 1];
     uint8_t signature[HUB_AUDIT_SIGNATURE_MAX];
-} hub__audit_parsed_t;
+} audit__parsed_t;
 
 /* The key of hub_audit_envelope_mac(), derived from the hub's signing key. */
-void hub__audit_mac_key(const uint8_t sign_secret[64], uint8_t key[32]);
+void audit_record__mac_key(const uint8_t sign_secret[64], uint8_t key[32]);
 
 /* The bytes a checkpoint's hub_signature covers (see hub_audit.h). */
-void hub__audit_cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uint8_t head[32],
-                           const uint8_t prev_cp[32], uint8_t out[HUB__AUDIT_CP_MSG_LEN]);
+void audit_record__cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uint8_t head[32],
+                              const uint8_t prev_cp[32], uint8_t out[HUB__AUDIT_CP_MSG_LEN]);
 
 /* The bytes a KEY_ROTATED record's proof (sender_signature) covers. */
-void hub__audit_rot_message(const uint8_t old_pub[32], const uint8_t new_pub[32],
-                            uint8_t out[HUB__AUDIT_ROT_MSG_LEN]);
+void audit_record__rot_message(const uint8_t old_pub[32], const uint8_t new_pub[32],
+                               uint8_t out[HUB__AUDIT_ROT_MSG_LEN]);
 
 /* The new key a KEY_ROTATED record's reason names; false if malformed. */
-bool hub__audit_rot_key(const char *reason, uint8_t out[32]);
+bool audit_record__rot_key(const char *reason, uint8_t out[32]);
 
 /* Renders rec (with rec->seq, rec->time_us and rec->prev_hash as given) as
  * its line, newline included. cp is needed for a CHECKPOINT (and only
  * for one); HUB_EINVAL without it. */
-int hub__audit_render(const hub_audit_record_t *rec, const hub__audit_cp_t *cp, char *out,
-                      size_t cap, size_t *len_out);
+int audit_record__render(const hub_audit_record_t *rec, const audit__cp_t *cp, char *out,
+                         size_t cap, size_t *len_out);
 
 /* Parses one line (len bytes, ending in '\n') and checks that it is
  * canonical: rendering the parsed record gives the same bytes. scratch holds
  * HUB_AUDIT_LINE_MAX bytes. Returns 0 or HUB_EPARSE. */
-int hub__audit_parse(const char *line, size_t len, hub__audit_parsed_t *out, char *scratch);
+int audit_record__parse(const char *line, size_t len, audit__parsed_t *out, char *scratch);
 
 /* The name of audit file number, and the files of dir in order
  * (hub_numfiles.h). */
-void hub__audit_file_name(unsigned long number, char out[HUB_AUDIT_FILE_NAME_MAX]);
-int hub__audit_list_files(const char *dir, hub_numfiles_t *out);
+void audit_record__file_name(unsigned long number, char out[HUB_AUDIT_FILE_NAME_MAX]);
+int audit_record__list_files(const char *dir, hub_numfiles_t *out);
 
 /* Reads a whole file into a malloc'ed buffer (never NULL on success). */
-int hub__audit_read_all(const char *dir, const char *name, char **buf_out, size_t *len_out);
+int audit_record__read_all(const char *dir, const char *name, char **buf_out, size_t *len_out);
 
 /* The reason text of the RECOVERED record that acknowledges a cut line; the
  * verifier rebuilds it to check that the record names the right file. */
-void hub__audit_torn_reason(char *out, size_t size, const char *file, size_t torn_bytes,
-                            uint64_t last_seq);
+void audit_record__torn_reason(char *out, size_t size, const char *file, size_t torn_bytes,
+                               uint64_t last_seq);
 
 #endif

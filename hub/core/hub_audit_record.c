@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const hub__event_names[] = {
+static const char *const audit_record__event_names[] = {
     [HUB_AUDIT_ACCEPTED] = "ACCEPTED",
     [HUB_AUDIT_DELIVERED] = "DELIVERED",
     [HUB_AUDIT_SETTLED] = "SETTLED",
@@ -32,17 +32,17 @@ static const char *const hub__event_names[] = {
     [HUB_AUDIT_TIMESTAMPED] = "TIMESTAMPED",
     [HUB_AUDIT_NODE_OPENED] = "NODE_OPENED",
 };
-#define HUB__EVENT_COUNT (sizeof hub__event_names / sizeof hub__event_names[0])
+#define HUB__EVENT_COUNT (sizeof audit_record__event_names / sizeof audit_record__event_names[0])
 
 const char *hub_audit_event_name(hub_audit_event_t event)
 {
-    if ((unsigned)event >= HUB__EVENT_COUNT || !hub__event_names[event])
+    if ((unsigned)event >= HUB__EVENT_COUNT || !audit_record__event_names[event])
         return "UNKNOWN";
-    return hub__event_names[event];
+    return audit_record__event_names[event];
 }
 
 /* ---- hashing ------------------------------------------------------------ */
-void hub__audit_mac_key(const uint8_t sign_secret[64], uint8_t key[32])
+void audit_record__mac_key(const uint8_t sign_secret[64], uint8_t key[32])
 {
     static const char domain[] = "LTH-AUDIT-MAC-V1"; /* and its NUL */
     uint8_t material[sizeof domain + 32];
@@ -56,14 +56,14 @@ void hub_audit_envelope_mac(const uint8_t sign_secret[64], const uint8_t digest[
                             uint8_t out[32])
 {
     uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
-    hub__audit_mac_key(sign_secret, key);
+    audit_record__mac_key(sign_secret, key);
     crypto_auth_hmacsha256(out, digest, 32, key);
     sodium_memzero(key, sizeof key);
 }
 
 /* The bytes a checkpoint's hub_signature covers (see the header). */
-void hub__audit_cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uint8_t head[32],
-                            const uint8_t prev_cp[32], uint8_t out[HUB__AUDIT_CP_MSG_LEN])
+void audit_record__cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uint8_t head[32],
+                              const uint8_t prev_cp[32], uint8_t out[HUB__AUDIT_CP_MSG_LEN])
 {
     uint8_t *p = out;
     memcpy(p, HUB__AUDIT_CP_DOMAIN, sizeof HUB__AUDIT_CP_DOMAIN);
@@ -77,8 +77,8 @@ void hub__audit_cp_message(uint64_t seq, uint64_t ts, uint64_t count, const uint
 }
 
 /* The bytes a KEY_ROTATED record's proof (sender_signature) covers. */
-void hub__audit_rot_message(const uint8_t old_pub[32], const uint8_t new_pub[32],
-                             uint8_t out[HUB__AUDIT_ROT_MSG_LEN])
+void audit_record__rot_message(const uint8_t old_pub[32], const uint8_t new_pub[32],
+                               uint8_t out[HUB__AUDIT_ROT_MSG_LEN])
 {
     memcpy(out, HUB__AUDIT_ROT_DOMAIN, sizeof HUB__AUDIT_ROT_DOMAIN);
     memcpy(out + sizeof HUB__AUDIT_ROT_DOMAIN, old_pub, 32);
@@ -86,7 +86,7 @@ void hub__audit_rot_message(const uint8_t old_pub[32], const uint8_t new_pub[32]
 }
 
 /* The new key a KEY_ROTATED record's reason names; false if malformed. */
-bool hub__audit_rot_key(const char *reason, uint8_t out[32])
+bool audit_record__rot_key(const char *reason, uint8_t out[32])
 {
     size_t n = strlen(HUB__AUDIT_ROT_REASON);
     if (strncmp(reason, HUB__AUDIT_ROT_REASON, n) != 0 || strlen(reason + n) != 64)
@@ -117,9 +117,9 @@ typedef struct {
     size_t len;
     size_t cap;
     bool full; /* something did not fit */
-} hub__sb_t;
+} audit_record__sb_t;
 
-static void hub__sb_put(hub__sb_t *b, const void *s, size_t n)
+static void audit_record__sb_put(audit_record__sb_t *b, const void *s, size_t n)
 {
     if (b->full || n > b->cap - b->len) {
         b->full = true;
@@ -129,32 +129,32 @@ static void hub__sb_put(hub__sb_t *b, const void *s, size_t n)
     b->len += n;
 }
 
-static void hub__sb_lit(hub__sb_t *b, const char *s)
+static void audit_record__sb_lit(audit_record__sb_t *b, const char *s)
 {
-    hub__sb_put(b, s, strlen(s));
+    audit_record__sb_put(b, s, strlen(s));
 }
 
-static void hub__sb_u64(hub__sb_t *b, uint64_t v)
+static void audit_record__sb_u64(audit_record__sb_t *b, uint64_t v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    hub__sb_put(b, tmp, (size_t)n);
+    audit_record__sb_put(b, tmp, (size_t)n);
 }
 
-static void hub__sb_hex(hub__sb_t *b, const uint8_t *bytes, size_t n)
+static void audit_record__sb_hex(audit_record__sb_t *b, const uint8_t *bytes, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
-    hub__sb_lit(b, "\"");
+    audit_record__sb_lit(b, "\"");
     for (size_t i = 0; i < n; i++) {
         char pair[2] = {digits[bytes[i] >> 4], digits[bytes[i] & 15]};
-        hub__sb_put(b, pair, 2);
+        audit_record__sb_put(b, pair, 2);
     }
-    hub__sb_lit(b, "\"");
+    audit_record__sb_lit(b, "\"");
 }
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF), or 0 when s starts an ill-formed one. */
-static size_t hub__utf8_len(const uint8_t *s, size_t avail)
+static size_t audit_record__utf8_len(const uint8_t *s, size_t avail)
 {
     uint8_t c = s[0];
     if (c < 0x80)
@@ -187,11 +187,11 @@ static size_t hub__utf8_len(const uint8_t *s, size_t avail)
 
 /* The text as the log keeps it: ill-formed bytes become U+FFFD (3 bytes);
  * this is the length of that form, before JSON escaping. */
-static size_t hub__clean_len(const uint8_t *s, size_t n)
+static size_t audit_record__clean_len(const uint8_t *s, size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = hub__utf8_len(s + i, n - i);
+        size_t k = audit_record__utf8_len(s + i, n - i);
         total += k ? k : 3;
         i += k ? k : 1;
     }
@@ -199,7 +199,7 @@ static size_t hub__clean_len(const uint8_t *s, size_t n)
 }
 
 /* A JSON string holding `text` cleaned, cut to `max` bytes, and escaped. */
-static void hub__sb_json(hub__sb_t *b, const char *text, size_t max)
+static void audit_record__sb_json(audit_record__sb_t *b, const char *text, size_t max)
 {
     const uint8_t *s = (const uint8_t *)(text ? text : "");
     size_t n = strlen((const char *)s);
@@ -209,25 +209,25 @@ static void hub__sb_json(hub__sb_t *b, const char *text, size_t max)
     while (plain < n && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\')
         plain++;
     if (plain == n && n <= max) {
-        hub__sb_lit(b, "\"");
-        hub__sb_put(b, s, n);
-        hub__sb_lit(b, "\"");
+        audit_record__sb_lit(b, "\"");
+        audit_record__sb_put(b, s, n);
+        audit_record__sb_lit(b, "\"");
         return;
     }
     size_t budget = SIZE_MAX;
-    bool cut = hub__clean_len(s, n) > max;
+    bool cut = audit_record__clean_len(s, n) > max;
     if (cut)
         budget = max - 3; /* room for "..." */
-    hub__sb_lit(b, "\"");
+    audit_record__sb_lit(b, "\"");
     size_t used = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = hub__utf8_len(s + i, n - i);
+        size_t k = audit_record__utf8_len(s + i, n - i);
         size_t clean = k ? k : 3;
         if (used + clean > budget)
             break;
         used += clean;
         if (!k) {
-            hub__sb_put(b, "\xef\xbf\xbd", 3);
+            audit_record__sb_put(b, "\xef\xbf\xbd", 3);
             i++;
             continue;
         }
@@ -235,75 +235,75 @@ static void hub__sb_json(hub__sb_t *b, const char *text, size_t max)
         if (k == 1 && (c < 0x20 || c == 0x7f)) {
             char esc[8];
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            hub__sb_put(b, esc, 6);
+            audit_record__sb_put(b, esc, 6);
         } else if (c == '"') {
-            hub__sb_lit(b, "\\\"");
+            audit_record__sb_lit(b, "\\\"");
         } else if (c == '\\') {
-            hub__sb_lit(b, "\\\\");
+            audit_record__sb_lit(b, "\\\\");
         } else {
-            hub__sb_put(b, s + i, k);
+            audit_record__sb_put(b, s + i, k);
         }
         i += k;
     }
     if (cut)
-        hub__sb_lit(b, "...");
-    hub__sb_lit(b, "\"");
+        audit_record__sb_lit(b, "...");
+    audit_record__sb_lit(b, "\"");
 }
 
 /* Renders rec (with rec->seq, rec->time_us and rec->prev_hash as given) as
  * its line, newline included. cp is needed for a CHECKPOINT (and only
  * for one); HUB_EINVAL without it. */
-int hub__audit_render(const hub_audit_record_t *rec, const hub__audit_cp_t *cp, char *out,
-                      size_t cap, size_t *len_out)
+int audit_record__render(const hub_audit_record_t *rec, const audit__cp_t *cp, char *out,
+                         size_t cap, size_t *len_out)
 {
     if (rec->event == HUB_AUDIT_CHECKPOINT && !cp)
         return HUB_EINVAL;
-    hub__sb_t b = {.p = out, .cap = cap};
-    hub__sb_lit(&b, "{\"seq\":");
-    hub__sb_u64(&b, rec->seq);
-    hub__sb_lit(&b, ",\"ts\":");
-    hub__sb_u64(&b, rec->time_us);
-    hub__sb_lit(&b, ",\"event\":\"");
-    hub__sb_lit(&b, hub_audit_event_name(rec->event));
-    hub__sb_lit(&b, "\"");
+    audit_record__sb_t b = {.p = out, .cap = cap};
+    audit_record__sb_lit(&b, "{\"seq\":");
+    audit_record__sb_u64(&b, rec->seq);
+    audit_record__sb_lit(&b, ",\"ts\":");
+    audit_record__sb_u64(&b, rec->time_us);
+    audit_record__sb_lit(&b, ",\"event\":\"");
+    audit_record__sb_lit(&b, hub_audit_event_name(rec->event));
+    audit_record__sb_lit(&b, "\"");
     if (rec->event == HUB_AUDIT_CHECKPOINT) {
-        hub__sb_lit(&b, ",\"count\":");
-        hub__sb_u64(&b, cp->count);
-        hub__sb_lit(&b, ",\"prev_checkpoint\":");
-        hub__sb_hex(&b, cp->prev_checkpoint, 32);
-        hub__sb_lit(&b, ",\"hub_signature\":");
-        hub__sb_hex(&b, cp->signature, 64);
+        audit_record__sb_lit(&b, ",\"count\":");
+        audit_record__sb_u64(&b, cp->count);
+        audit_record__sb_lit(&b, ",\"prev_checkpoint\":");
+        audit_record__sb_hex(&b, cp->prev_checkpoint, 32);
+        audit_record__sb_lit(&b, ",\"hub_signature\":");
+        audit_record__sb_hex(&b, cp->signature, 64);
     } else {
-        hub__sb_lit(&b, ",\"message_id\":");
-        hub__sb_json(&b, rec->message_id, HUB_AUDIT_ID_MAX);
-        hub__sb_lit(&b, ",\"hub_seq\":");
-        hub__sb_u64(&b, rec->hub_seq);
-        hub__sb_lit(&b, ",\"sender\":");
-        hub__sb_json(&b, rec->sender, HUB_AUDIT_ID_MAX);
-        hub__sb_lit(&b, ",\"receiver\":");
-        hub__sb_json(&b, rec->receiver, HUB_AUDIT_ID_MAX);
-        hub__sb_lit(&b, ",\"service\":");
-        hub__sb_json(&b, rec->service, HUB_AUDIT_ID_MAX);
+        audit_record__sb_lit(&b, ",\"message_id\":");
+        audit_record__sb_json(&b, rec->message_id, HUB_AUDIT_ID_MAX);
+        audit_record__sb_lit(&b, ",\"hub_seq\":");
+        audit_record__sb_u64(&b, rec->hub_seq);
+        audit_record__sb_lit(&b, ",\"sender\":");
+        audit_record__sb_json(&b, rec->sender, HUB_AUDIT_ID_MAX);
+        audit_record__sb_lit(&b, ",\"receiver\":");
+        audit_record__sb_json(&b, rec->receiver, HUB_AUDIT_ID_MAX);
+        audit_record__sb_lit(&b, ",\"service\":");
+        audit_record__sb_json(&b, rec->service, HUB_AUDIT_ID_MAX);
         if (rec->legacy) {
-            hub__sb_lit(&b, ",\"payload_sha256\":");
+            audit_record__sb_lit(&b, ",\"payload_sha256\":");
         } else {
-            hub__sb_lit(&b, ",\"purpose\":");
-            hub__sb_json(&b, rec->purpose, HUB_AUDIT_ID_MAX);
-            hub__sb_lit(&b, ",\"dossier\":");
-            hub__sb_json(&b, rec->dossier, HUB_AUDIT_WORD_MAX);
-            hub__sb_lit(&b, ",\"outcome\":");
-            hub__sb_json(&b, rec->outcome, HUB_AUDIT_WORD_MAX);
-            hub__sb_lit(&b, ",\"envelope_mac\":");
+            audit_record__sb_lit(&b, ",\"purpose\":");
+            audit_record__sb_json(&b, rec->purpose, HUB_AUDIT_ID_MAX);
+            audit_record__sb_lit(&b, ",\"dossier\":");
+            audit_record__sb_json(&b, rec->dossier, HUB_AUDIT_WORD_MAX);
+            audit_record__sb_lit(&b, ",\"outcome\":");
+            audit_record__sb_json(&b, rec->outcome, HUB_AUDIT_WORD_MAX);
+            audit_record__sb_lit(&b, ",\"envelope_mac\":");
         }
-        hub__sb_hex(&b, rec->digest, rec->has_digest ? 32 : 0);
-        hub__sb_lit(&b, ",\"sender_signature\":");
-        hub__sb_hex(&b, rec->signature, rec->signature ? rec->signature_len : 0);
-        hub__sb_lit(&b, ",\"reason\":");
-        hub__sb_json(&b, rec->reason, HUB_AUDIT_REASON_MAX);
+        audit_record__sb_hex(&b, rec->digest, rec->has_digest ? 32 : 0);
+        audit_record__sb_lit(&b, ",\"sender_signature\":");
+        audit_record__sb_hex(&b, rec->signature, rec->signature ? rec->signature_len : 0);
+        audit_record__sb_lit(&b, ",\"reason\":");
+        audit_record__sb_json(&b, rec->reason, HUB_AUDIT_REASON_MAX);
     }
-    hub__sb_lit(&b, ",\"prev\":");
-    hub__sb_hex(&b, rec->prev_hash, 32);
-    hub__sb_lit(&b, "}\n");
+    audit_record__sb_lit(&b, ",\"prev\":");
+    audit_record__sb_hex(&b, rec->prev_hash, 32);
+    audit_record__sb_lit(&b, "}\n");
     if (b.full)
         return HUB_EINVAL;
     *len_out = b.len;
@@ -315,9 +315,9 @@ int hub__audit_render(const hub_audit_record_t *rec, const hub__audit_cp_t *cp, 
 typedef struct {
     const char *p;
     const char *end;
-} hub__cur_t;
+} audit_record__cur_t;
 
-static bool hub__lit(hub__cur_t *c, const char *lit)
+static bool audit_record__lit(audit_record__cur_t *c, const char *lit)
 {
     size_t n = strlen(lit);
     if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
@@ -326,7 +326,7 @@ static bool hub__lit(hub__cur_t *c, const char *lit)
     return true;
 }
 
-static bool hub__u64(hub__cur_t *c, uint64_t *out)
+static bool audit_record__u64(audit_record__cur_t *c, uint64_t *out)
 {
     uint64_t v = 0;
     const char *start = c->p;
@@ -341,7 +341,7 @@ static bool hub__u64(hub__cur_t *c, uint64_t *out)
     return c->p > start;
 }
 
-static int hub__hexval(char ch)
+static int audit_record__hexval(char ch)
 {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -351,34 +351,34 @@ static int hub__hexval(char ch)
 }
 
 /* A quoted lower-case hex string of at most max bytes. */
-static bool hub__hex(hub__cur_t *c, uint8_t *out, size_t max, size_t *n_out)
+static bool audit_record__hex(audit_record__cur_t *c, uint8_t *out, size_t max, size_t *n_out)
 {
-    if (!hub__lit(c, "\""))
+    if (!audit_record__lit(c, "\""))
         return false;
     size_t n = 0;
     while (c->p < c->end && *c->p != '"') {
         if (c->end - c->p < 2 || n == max)
             return false;
-        int hi = hub__hexval(c->p[0]), lo = hub__hexval(c->p[1]);
+        int hi = audit_record__hexval(c->p[0]), lo = audit_record__hexval(c->p[1]);
         if (hi < 0 || lo < 0)
             return false;
         out[n++] = (uint8_t)(hi << 4 | lo);
         c->p += 2;
     }
     *n_out = n;
-    return hub__lit(c, "\"");
+    return audit_record__lit(c, "\"");
 }
 
-static bool hub__hex_exact(hub__cur_t *c, uint8_t *out, size_t want)
+static bool audit_record__hex_exact(audit_record__cur_t *c, uint8_t *out, size_t want)
 {
     size_t n = 0;
-    return hub__hex(c, out, want, &n) && n == want;
+    return audit_record__hex(c, out, want, &n) && n == want;
 }
 
 /* A quoted JSON string as the renderer writes it, into out (max bytes). */
-static bool hub__str(hub__cur_t *c, char *out, size_t max)
+static bool audit_record__str(audit_record__cur_t *c, char *out, size_t max)
 {
-    if (!hub__lit(c, "\""))
+    if (!audit_record__lit(c, "\""))
         return false;
     size_t n = 0;
     while (c->p < c->end && *c->p != '"') {
@@ -394,7 +394,7 @@ static bool hub__str(hub__cur_t *c, char *out, size_t max)
             } else if (e == 'u') {
                 if (c->end - c->p < 4 || c->p[0] != '0' || c->p[1] != '0')
                     return false;
-                int hi = hub__hexval(c->p[2]), lo = hub__hexval(c->p[3]);
+                int hi = audit_record__hexval(c->p[2]), lo = audit_record__hexval(c->p[3]);
                 if (hi < 0 || lo < 0 || (hi << 4 | lo) == 0)
                     return false;
                 ch = (unsigned char)(hi << 4 | lo);
@@ -408,22 +408,22 @@ static bool hub__str(hub__cur_t *c, char *out, size_t max)
         out[n++] = (char)ch;
     }
     out[n] = '\0';
-    return hub__lit(c, "\"");
+    return audit_record__lit(c, "\"");
 }
 
-static bool hub__event(hub__cur_t *c, hub_audit_event_t *out)
+static bool audit_record__event(audit_record__cur_t *c, hub_audit_event_t *out)
 {
-    if (!hub__lit(c, "\""))
+    if (!audit_record__lit(c, "\""))
         return false;
     const char *start = c->p;
     while (c->p < c->end && *c->p != '"')
         c->p++;
     size_t n = (size_t)(c->p - start);
     for (size_t i = 1; i < HUB__EVENT_COUNT; i++) {
-        if (hub__event_names[i] && strlen(hub__event_names[i]) == n &&
-            memcmp(hub__event_names[i], start, n) == 0) {
+        if (audit_record__event_names[i] && strlen(audit_record__event_names[i]) == n &&
+            memcmp(audit_record__event_names[i], start, n) == 0) {
             *out = (hub_audit_event_t)i;
-            return hub__lit(c, "\"");
+            return audit_record__lit(c, "\"");
         }
     }
     return false;
@@ -432,45 +432,54 @@ static bool hub__event(hub__cur_t *c, hub_audit_event_t *out)
 /* Parses one line (len bytes, ending in '\n') and checks that it is
  * canonical: rendering the parsed record gives the same bytes. scratch holds
  * HUB_AUDIT_LINE_MAX bytes. Returns 0 or HUB_EPARSE. */
-int hub__audit_parse(const char *line, size_t len, hub__audit_parsed_t *out, char *scratch)
+int audit_record__parse(const char *line, size_t len, audit__parsed_t *out, char *scratch)
 {
     if (len < 2 || len > HUB_AUDIT_LINE_MAX || line[len - 1] != '\n')
         return HUB_EPARSE;
     memset(&out->rec, 0, sizeof out->rec);
     memset(&out->cp, 0, sizeof out->cp);
     hub_audit_record_t *r = &out->rec;
-    hub__cur_t c = {line, line + len - 1};
-    bool ok = hub__lit(&c, "{\"seq\":") && hub__u64(&c, &r->seq) && hub__lit(&c, ",\"ts\":") &&
-              hub__u64(&c, &r->time_us) && hub__lit(&c, ",\"event\":") && hub__event(&c, &r->event);
+    audit_record__cur_t c = {line, line + len - 1};
+    bool ok = audit_record__lit(&c, "{\"seq\":") && audit_record__u64(&c, &r->seq) &&
+              audit_record__lit(&c, ",\"ts\":") && audit_record__u64(&c, &r->time_us) &&
+              audit_record__lit(&c, ",\"event\":") && audit_record__event(&c, &r->event);
     if (!ok)
         return HUB_EPARSE;
     if (r->event == HUB_AUDIT_CHECKPOINT) {
-        ok = hub__lit(&c, ",\"count\":") && hub__u64(&c, &out->cp.count) &&
-             hub__lit(&c, ",\"prev_checkpoint\":") &&
-             hub__hex_exact(&c, out->cp.prev_checkpoint, 32) &&
-             hub__lit(&c, ",\"hub_signature\":") && hub__hex_exact(&c, out->cp.signature, 64);
+        ok = audit_record__lit(&c, ",\"count\":") && audit_record__u64(&c, &out->cp.count) &&
+             audit_record__lit(&c, ",\"prev_checkpoint\":") &&
+             audit_record__hex_exact(&c, out->cp.prev_checkpoint, 32) &&
+             audit_record__lit(&c, ",\"hub_signature\":") &&
+             audit_record__hex_exact(&c, out->cp.signature, 64);
         r->message_id = r->sender = r->receiver = r->service = r->reason = "";
     } else {
         size_t n = 0;
-        ok = hub__lit(&c, ",\"message_id\":") &&
-             hub__str(&c, out->message_id, HUB_AUDIT_ID_MAX) &&
-             hub__lit(&c, ",\"hub_seq\":") && hub__u64(&c, &r->hub_seq) &&
-             hub__lit(&c, ",\"sender\":") && hub__str(&c, out->sender, HUB_AUDIT_ID_MAX) &&
-             hub__lit(&c, ",\"receiver\":") && hub__str(&c, out->receiver, HUB_AUDIT_ID_MAX) &&
-             hub__lit(&c, ",\"service\":") && hub__str(&c, out->service, HUB_AUDIT_ID_MAX);
+        ok = audit_record__lit(&c, ",\"message_id\":") &&
+             audit_record__str(&c, out->message_id, HUB_AUDIT_ID_MAX) &&
+             audit_record__lit(&c, ",\"hub_seq\":") && audit_record__u64(&c, &r->hub_seq) &&
+             audit_record__lit(&c, ",\"sender\":") &&
+             audit_record__str(&c, out->sender, HUB_AUDIT_ID_MAX) &&
+             audit_record__lit(&c, ",\"receiver\":") &&
+             audit_record__str(&c, out->receiver, HUB_AUDIT_ID_MAX) &&
+             audit_record__lit(&c, ",\"service\":") &&
+             audit_record__str(&c, out->service, HUB_AUDIT_ID_MAX);
         out->purpose[0] = out->dossier[0] = out->outcome[0] = '\0';
         /* A line written before purpose … envelope_mac existed. */
-        r->legacy = ok && hub__lit(&c, ",\"payload_sha256\":");
+        r->legacy = ok && audit_record__lit(&c, ",\"payload_sha256\":");
         if (ok && !r->legacy)
-            ok = hub__lit(&c, ",\"purpose\":") && hub__str(&c, out->purpose, HUB_AUDIT_ID_MAX) &&
-                 hub__lit(&c, ",\"dossier\":") && hub__str(&c, out->dossier, HUB_AUDIT_WORD_MAX) &&
-                 hub__lit(&c, ",\"outcome\":") && hub__str(&c, out->outcome, HUB_AUDIT_WORD_MAX) &&
-                 hub__lit(&c, ",\"envelope_mac\":");
-        ok = ok && hub__hex(&c, r->digest, 32, &n) && (n == 0 || n == 32);
+            ok = audit_record__lit(&c, ",\"purpose\":") &&
+                 audit_record__str(&c, out->purpose, HUB_AUDIT_ID_MAX) &&
+                 audit_record__lit(&c, ",\"dossier\":") &&
+                 audit_record__str(&c, out->dossier, HUB_AUDIT_WORD_MAX) &&
+                 audit_record__lit(&c, ",\"outcome\":") &&
+                 audit_record__str(&c, out->outcome, HUB_AUDIT_WORD_MAX) &&
+                 audit_record__lit(&c, ",\"envelope_mac\":");
+        ok = ok && audit_record__hex(&c, r->digest, 32, &n) && (n == 0 || n == 32);
         r->has_digest = n == 32;
-        ok = ok && hub__lit(&c, ",\"sender_signature\":") &&
-             hub__hex(&c, out->signature, HUB_AUDIT_SIGNATURE_MAX, &r->signature_len) &&
-             hub__lit(&c, ",\"reason\":") && hub__str(&c, out->reason, HUB_AUDIT_REASON_MAX);
+        ok = ok && audit_record__lit(&c, ",\"sender_signature\":") &&
+             audit_record__hex(&c, out->signature, HUB_AUDIT_SIGNATURE_MAX, &r->signature_len) &&
+             audit_record__lit(&c, ",\"reason\":") &&
+             audit_record__str(&c, out->reason, HUB_AUDIT_REASON_MAX);
         r->message_id = out->message_id;
         r->sender = out->sender;
         r->receiver = out->receiver;
@@ -481,32 +490,33 @@ int hub__audit_parse(const char *line, size_t len, hub__audit_parsed_t *out, cha
         r->reason = out->reason;
         r->signature = r->signature_len ? out->signature : NULL;
     }
-    ok = ok && hub__lit(&c, ",\"prev\":") && hub__hex_exact(&c, r->prev_hash, 32) &&
-         hub__lit(&c, "}") && c.p == c.end;
+    ok = ok && audit_record__lit(&c, ",\"prev\":") &&
+         audit_record__hex_exact(&c, r->prev_hash, 32) && audit_record__lit(&c, "}") &&
+         c.p == c.end;
     if (!ok)
         return HUB_EPARSE;
     size_t again = 0;
-    if (hub__audit_render(r, &out->cp, scratch, HUB_AUDIT_LINE_MAX, &again) != 0 || again != len ||
-        memcmp(scratch, line, len) != 0)
+    if (audit_record__render(r, &out->cp, scratch, HUB_AUDIT_LINE_MAX, &again) != 0 ||
+        again != len || memcmp(scratch, line, len) != 0)
         return HUB_EPARSE;
     return 0;
 }
 
 /* ---- files ---------------------------------------------------------------- */
 
-void hub__audit_file_name(unsigned long number, char out[HUB_AUDIT_FILE_NAME_MAX])
+void audit_record__file_name(unsigned long number, char out[HUB_AUDIT_FILE_NAME_MAX])
 {
     hub_numfiles_name("audit-", number, ".log", out, HUB_AUDIT_FILE_NAME_MAX);
 }
 
 /* The files of dir, in order (hub_numfiles.h). */
-int hub__audit_list_files(const char *dir, hub_numfiles_t *out)
+int audit_record__list_files(const char *dir, hub_numfiles_t *out)
 {
     return hub_numfiles_list(dir, "audit-", ".log", out);
 }
 
 /* Reads a whole file into a malloc'ed buffer (never NULL on success). */
-int hub__audit_read_all(const char *dir, const char *name, char **buf_out, size_t *len_out)
+int audit_record__read_all(const char *dir, const char *name, char **buf_out, size_t *len_out)
 {
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
@@ -516,8 +526,8 @@ int hub__audit_read_all(const char *dir, const char *name, char **buf_out, size_
 
 /* The reason text of the RECOVERED record that acknowledges a cut line; the
  * verifier rebuilds it to check that the record names the right file. */
-void hub__audit_torn_reason(char *out, size_t size, const char *file, size_t torn_bytes,
-                             uint64_t last_seq)
+void audit_record__torn_reason(char *out, size_t size, const char *file, size_t torn_bytes,
+                               uint64_t last_seq)
 {
     snprintf(out, size,
              "%s ends with %zu bytes of an incomplete record, left by a crash during a write; "

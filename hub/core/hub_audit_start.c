@@ -19,17 +19,17 @@ typedef struct {
     hub_audit_verify_report_t report;
     int rc;
     uint64_t started_us;
-} hub__start_check_t;
+} audit_start__check_t;
 
-static void hub__start_check_work(uv_work_t *req)
+static void audit_start__check_work(uv_work_t *req)
 {
-    hub__start_check_t *c = req->data;
+    audit_start__check_t *c = req->data;
     c->rc = hub_audit_verify_dir_opts(c->dir, &c->opts, &c->report);
 }
 
-static void hub__start_check_done(uv_work_t *req, int status)
+static void audit_start__check_done(uv_work_t *req, int status)
 {
-    hub__start_check_t *c = req->data;
+    audit_start__check_t *c = req->data;
     hub_server_t *self = c->server;
     self->audit_start_check = NULL;
     if (status == UV_ECANCELED) {
@@ -54,11 +54,11 @@ static void hub__start_check_done(uv_work_t *req, int status)
     free(c);
 }
 
-void hub__audit_start_check(hub_server_t *self)
+void audit_start__check(hub_server_t *self)
 {
     if (!self->audit || hub_audit_seq(self->audit) == 0)
         return;
-    hub__start_check_t *c = calloc(1, sizeof *c);
+    audit_start__check_t *c = calloc(1, sizeof *c);
     if (!c)
         return;
     c->server = self;
@@ -73,18 +73,18 @@ void hub__audit_start_check(hub_server_t *self)
         snprintf(c->tsa_cert, sizeof c->tsa_cert, "%s", self->cfg.audit_tsa_cert);
         c->opts.tsa_cert = c->tsa_cert;
     }
-    if (uv_queue_work(self->loop, &c->req, hub__start_check_work, hub__start_check_done) != 0) {
+    if (uv_queue_work(self->loop, &c->req, audit_start__check_work, audit_start__check_done) != 0) {
         free(c);
         return;
     }
     self->audit_start_check = c;
 }
 
-void hub__audit_start_check_end(hub_server_t *self)
+void audit_start__check_end(hub_server_t *self)
 {
     if (!self->audit_start_check)
         return;
-    uv_cancel((uv_req_t *)&((hub__start_check_t *)self->audit_start_check)->req);
+    uv_cancel((uv_req_t *)&((audit_start__check_t *)self->audit_start_check)->req);
     while (self->audit_start_check)
         uv_run(self->loop, UV_RUN_ONCE);
 }

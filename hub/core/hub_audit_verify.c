@@ -20,7 +20,7 @@
 typedef struct {
     uint64_t seq;
     uint8_t hash[32];
-} hub__cp_seen_t;
+} audit_verify__cp_seen_t;
 
 typedef struct {
     uint8_t key[32];             /* the hub key in force */
@@ -32,7 +32,7 @@ typedef struct {
     bool stopped;                /* stop_after_seq reached */
     const hub_audit_verify_opts_t *opts;
     const char *dir;
-    hub__cp_seen_t *cps;         /* every checkpoint so far, ascending seq */
+    audit_verify__cp_seen_t *cps; /* every checkpoint so far, ascending seq */
     size_t n_cps, cap_cps;
     hub_audit_verify_report_t *report;
     uint64_t seq;                /* of the last verified line; 0 before the first */
@@ -47,14 +47,15 @@ typedef struct {
     char torn_file[HUB_AUDIT_FILE_NAME_MAX];
     uint64_t torn_line;
     size_t torn_bytes;
-    hub__audit_parsed_t cur;
-    hub__audit_parsed_t peek;
+    audit__parsed_t cur;
+    audit__parsed_t peek;
     char scratch[HUB_AUDIT_LINE_MAX];
-} hub__verifier_t;
+} audit_verify__verifier_t;
 
-__attribute__((format(printf, 6, 7))) static int
-hub__vfail(hub__verifier_t *v, int code, const char *file, uint64_t line, uint64_t seq,
-           const char *fmt, ...)
+__attribute__((format(printf, 6, 7))) static int audit_verify__vfail(audit_verify__verifier_t *v,
+                                                                     int code, const char *file,
+                                                                     uint64_t line, uint64_t seq,
+                                                                     const char *fmt, ...)
 {
     hub_audit_verify_report_t *r = v->report;
     snprintf(r->file, sizeof r->file, "%s", file ? file : "");
@@ -67,33 +68,36 @@ hub__vfail(hub__verifier_t *v, int code, const char *file, uint64_t line, uint64
     return code;
 }
 
-static int hub__verify_torn(hub__verifier_t *v)
+static int audit_verify__torn(audit_verify__verifier_t *v)
 {
-    return hub__vfail(v, HUB_EPARSE, v->torn_file, v->torn_line, v->seq + 1,
-                      "truncated file: %s ends at line %" PRIu64 " with %zu bytes of an "
-                      "incomplete record (no newline), and no RECOVERED record acknowledges it: "
-                      "the file was cut in the middle of a record (or the hub crashed while "
-                      "writing it and has not restarted since)",
-                      v->torn_file, v->torn_line, v->torn_bytes);
+    return audit_verify__vfail(
+        v, HUB_EPARSE, v->torn_file, v->torn_line, v->seq + 1,
+        "truncated file: %s ends at line %" PRIu64 " with %zu bytes of an "
+        "incomplete record (no newline), and no RECOVERED record acknowledges it: "
+        "the file was cut in the middle of a record (or the hub crashed while "
+        "writing it and has not restarted since)",
+        v->torn_file, v->torn_line, v->torn_bytes);
 }
 
 /* A KEY_ROTATED record (v->cur): well-formed, proved by the new key. */
-static int hub__verify_rotation(hub__verifier_t *v, const char *file, uint64_t lineno)
+static int audit_verify__rotation(audit_verify__verifier_t *v, const char *file, uint64_t lineno)
 {
     const hub_audit_record_t *r = &v->cur.rec;
     uint8_t next[32], msg[HUB__AUDIT_ROT_MSG_LEN];
-    if (!hub__audit_rot_key(r->reason, next) || r->signature_len != 64)
-        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                          "modified record: the KEY_ROTATED record at seq %" PRIu64 " (%s line "
-                          "%" PRIu64 ") does not name a new key with its proof",
-                          r->seq, file, lineno);
-    hub__audit_rot_message(v->key, next, msg);
+    if (!audit_record__rot_key(r->reason, next) || r->signature_len != 64)
+        return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                                   "modified record: the KEY_ROTATED record at seq %" PRIu64
+                                   " (%s line "
+                                   "%" PRIu64 ") does not name a new key with its proof",
+                                   r->seq, file, lineno);
+    audit_record__rot_message(v->key, next, msg);
     if (!v->early_failed && crypto_sign_verify_detached(r->signature, msg, sizeof msg, next) != 0)
-        return hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
-                          "forged key rotation: the KEY_ROTATED record at seq %" PRIu64 " (%s "
-                          "line %" PRIu64 ") is not signed by the new key it names, over the key "
-                          "in force before it",
-                          r->seq, file, lineno);
+        return audit_verify__vfail(
+            v, HUB_ECRYPTO, file, lineno, r->seq,
+            "forged key rotation: the KEY_ROTATED record at seq %" PRIu64 " (%s "
+            "line %" PRIu64 ") is not signed by the new key it names, over the key "
+            "in force before it",
+            r->seq, file, lineno);
     memcpy(v->next_key, next, 32);
     v->rotation_seq = r->seq;
     return 0;
@@ -102,7 +106,7 @@ static int hub__verify_rotation(hub__verifier_t *v, const char *file, uint64_t l
 /* A TIMESTAMPED record (v->cur): the token file it names is there,
  * unaltered, for a checkpoint of the log, and (with tsa_cert) signed by the
  * TSA over that checkpoint's hash. */
-static int hub__verify_timestamped(hub__verifier_t *v, const char *file, uint64_t lineno)
+static int audit_verify__timestamped(audit_verify__verifier_t *v, const char *file, uint64_t lineno)
 {
     const hub_audit_record_t *r = &v->cur.rec;
     uint64_t cp_seq = 0;
@@ -115,11 +119,12 @@ static int hub__verify_timestamped(hub__verifier_t *v, const char *file, uint64_
         sodium_hex2bin(want, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32 ||
         (hub_audit_timestamped_reason(cp_seq, want, again, sizeof again),
          strcmp(again, r->reason) != 0))
-        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                          "modified record: the TIMESTAMPED record at seq %" PRIu64 " (%s line "
-                          "%" PRIu64 ") does not name a checkpoint and its token",
-                          r->seq, file, lineno);
-    const hub__cp_seen_t *cp = NULL;
+        return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                                   "modified record: the TIMESTAMPED record at seq %" PRIu64
+                                   " (%s line "
+                                   "%" PRIu64 ") does not name a checkpoint and its token",
+                                   r->seq, file, lineno);
+    const audit_verify__cp_seen_t *cp = NULL;
     size_t lo = 0, hi = v->n_cps;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -131,30 +136,33 @@ static int hub__verify_timestamped(hub__verifier_t *v, const char *file, uint64_
     if (lo < v->n_cps && v->cps[lo].seq == cp_seq)
         cp = &v->cps[lo];
     if (!cp)
-        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                          "modified record: the TIMESTAMPED record at seq %" PRIu64 " (%s line "
-                          "%" PRIu64 ") names seq %" PRIu64 ", which is no checkpoint before it",
-                          r->seq, file, lineno, cp_seq);
+        return audit_verify__vfail(
+            v, HUB_EPARSE, file, lineno, r->seq,
+            "modified record: the TIMESTAMPED record at seq %" PRIu64 " (%s line "
+            "%" PRIu64 ") names seq %" PRIu64 ", which is no checkpoint before it",
+            r->seq, file, lineno, cp_seq);
     char name[HUB_AUDIT_TSR_NAME_MAX];
     hub_audit_tsr_name(cp_seq, name);
     char *token = NULL;
     size_t len = 0;
-    int rc = hub__audit_read_all(v->dir, name, &token, &len);
+    int rc = audit_record__read_all(v->dir, name, &token, &len);
     if (rc != 0)
-        return hub__vfail(v, HUB_EPARSE, name, 0, cp_seq,
-                          "missing time-stamp token: %s/%s, the token of the checkpoint at seq "
-                          "%" PRIu64 " that the TIMESTAMPED record at seq %" PRIu64 " (%s line "
-                          "%" PRIu64 ") names, cannot be read (%s): it was removed",
-                          v->dir, name, cp_seq, r->seq, file, lineno, hub_strerror(rc));
+        return audit_verify__vfail(
+            v, HUB_EPARSE, name, 0, cp_seq,
+            "missing time-stamp token: %s/%s, the token of the checkpoint at seq "
+            "%" PRIu64 " that the TIMESTAMPED record at seq %" PRIu64 " (%s line "
+            "%" PRIu64 ") names, cannot be read (%s): it was removed",
+            v->dir, name, cp_seq, r->seq, file, lineno, hub_strerror(rc));
     uint8_t got[32];
     hub_sha256(token, len, got);
     if (memcmp(got, want, 32) != 0) {
         free(token);
-        return hub__vfail(v, HUB_ECRYPTO, name, 0, cp_seq,
-                          "forged time-stamp token: %s/%s is not the token the TIMESTAMPED "
-                          "record at seq %" PRIu64 " (%s line %" PRIu64 ") names (its SHA-256 "
-                          "differs): it was altered or replaced",
-                          v->dir, name, r->seq, file, lineno);
+        return audit_verify__vfail(
+            v, HUB_ECRYPTO, name, 0, cp_seq,
+            "forged time-stamp token: %s/%s is not the token the TIMESTAMPED "
+            "record at seq %" PRIu64 " (%s line %" PRIu64 ") names (its SHA-256 "
+            "differs): it was altered or replaced",
+            v->dir, name, r->seq, file, lineno);
     }
     if (v->opts->tsa_cert) {
         char why[320];
@@ -162,10 +170,10 @@ static int hub__verify_timestamped(hub__verifier_t *v, const char *file, uint64_
                             sizeof why);
         if (rc != 0) {
             free(token);
-            return hub__vfail(v, rc == HUB_ECRYPTO ? HUB_ECRYPTO : rc, name, 0, cp_seq,
-                              "forged time-stamp token: %s/%s (checkpoint at seq %" PRIu64
-                              ") does not verify with the TSA certificate %s: %s",
-                              v->dir, name, cp_seq, v->opts->tsa_cert, why);
+            return audit_verify__vfail(v, rc == HUB_ECRYPTO ? HUB_ECRYPTO : rc, name, 0, cp_seq,
+                                       "forged time-stamp token: %s/%s (checkpoint at seq %" PRIu64
+                                       ") does not verify with the TSA certificate %s: %s",
+                                       v->dir, name, cp_seq, v->opts->tsa_cert, why);
         }
     }
     free(token);
@@ -178,28 +186,29 @@ static int hub__verify_timestamped(hub__verifier_t *v, const char *file, uint64_
 
 /* Checks one complete line; next/next_len is the following line of the same
  * file when there is one (NULL otherwise), used to tell what happened. */
-static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t lineno,
-                            const char *line, size_t len, const char *next, size_t next_len)
+static int audit_verify__line(audit_verify__verifier_t *v, const char *file, uint64_t lineno,
+                              const char *line, size_t len, const char *next, size_t next_len)
 {
     uint64_t expect = v->seq + 1;
-    if (hub__audit_parse(line, len, &v->cur, v->scratch) != 0)
-        return hub__vfail(v, HUB_EPARSE, file, lineno, expect,
-                          "modified record: %s line %" PRIu64 " is not a well-formed audit "
-                          "record (seq %" PRIu64 " was expected there): it was modified, damaged "
-                          "or inserted",
-                          file, lineno, expect);
+    if (audit_record__parse(line, len, &v->cur, v->scratch) != 0)
+        return audit_verify__vfail(
+            v, HUB_EPARSE, file, lineno, expect,
+            "modified record: %s line %" PRIu64 " is not a well-formed audit "
+            "record (seq %" PRIu64 " was expected there): it was modified, damaged "
+            "or inserted",
+            file, lineno, expect);
     const hub_audit_record_t *r = &v->cur.rec;
     if (v->torn_pending) {
         char reason[HUB_AUDIT_REASON_MAX];
-        hub__audit_torn_reason(reason, sizeof reason, v->torn_file, v->torn_bytes, v->seq);
+        audit_record__torn_reason(reason, sizeof reason, v->torn_file, v->torn_bytes, v->seq);
         if (r->event != HUB_AUDIT_RECOVERED || strcmp(r->reason, reason) != 0)
-            return hub__verify_torn(v);
+            return audit_verify__torn(v);
         v->torn_pending = false;
     }
     if (r->event == HUB_AUDIT_CHECKPOINT) {
         uint8_t msg[HUB__AUDIT_CP_MSG_LEN];
-        hub__audit_cp_message(r->seq, r->time_us, v->cur.cp.count, r->prev_hash,
-                        v->cur.cp.prev_checkpoint, msg);
+        audit_record__cp_message(r->seq, r->time_us, v->cur.cp.count, r->prev_hash,
+                                 v->cur.cp.prev_checkpoint, msg);
         bool sig_ok = crypto_sign_verify_detached(v->cur.cp.signature, msg, sizeof msg, v->key) == 0;
         if (!sig_ok && v->opts->early_keys_unknown && v->key_since == 0 &&
             (v->early_failed || !v->rotation_seq)) {
@@ -207,12 +216,13 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
             if (!v->early_failed) {
                 hub_audit_verify_report_t *saved = v->report;
                 v->report = &v->early;
-                hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
-                           "forged checkpoint or key change without a rotation record: the "
-                           "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not verify "
-                           "with the hub's key, and no KEY_ROTATED record after it hands the "
-                           "log over to that key",
-                           r->seq, file, lineno);
+                audit_verify__vfail(
+                    v, HUB_ECRYPTO, file, lineno, r->seq,
+                    "forged checkpoint or key change without a rotation record: the "
+                    "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not verify "
+                    "with the hub's key, and no KEY_ROTATED record after it hands the "
+                    "log over to that key",
+                    r->seq, file, lineno);
                 v->report = saved;
                 v->early_failed = true;
             }
@@ -222,20 +232,22 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
             char hex[65];
             sodium_bin2hex(hex, sizeof hex, v->key, 32);
             if (v->key_since == 0)
-                return hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
-                                  "forged checkpoint or key change without a rotation record: "
-                                  "the checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does "
-                                  "not verify with the hub's key the log begins with "
-                                  "(%.16s...), and no KEY_ROTATED record before it names "
-                                  "another: it was altered, or signed with another key",
-                                  r->seq, file, lineno, hex);
-            return hub__vfail(v, HUB_ECRYPTO, file, lineno, r->seq,
-                              "forged checkpoint or key change without a rotation record: the "
-                              "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not "
-                              "verify with the key in force since the rotation at seq %" PRIu64
-                              " (%.16s...): it was altered, or signed with a key no KEY_ROTATED "
-                              "record names",
-                              r->seq, file, lineno, v->key_since, hex);
+                return audit_verify__vfail(
+                    v, HUB_ECRYPTO, file, lineno, r->seq,
+                    "forged checkpoint or key change without a rotation record: "
+                    "the checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does "
+                    "not verify with the hub's key the log begins with "
+                    "(%.16s...), and no KEY_ROTATED record before it names "
+                    "another: it was altered, or signed with another key",
+                    r->seq, file, lineno, hex);
+            return audit_verify__vfail(
+                v, HUB_ECRYPTO, file, lineno, r->seq,
+                "forged checkpoint or key change without a rotation record: the "
+                "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not "
+                "verify with the key in force since the rotation at seq %" PRIu64
+                " (%.16s...): it was altered, or signed with a key no KEY_ROTATED "
+                "record names",
+                r->seq, file, lineno, v->key_since, hex);
         }
     }
     uint8_t hash[32];
@@ -243,87 +255,97 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
     bool linked = memcmp(r->prev_hash, v->head, 32) == 0;
     if (!linked || r->seq != expect) {
         /* Something is wrong; the next line helps tell what. */
-        bool have_next = next && hub__audit_parse(next, next_len, &v->peek, v->scratch) == 0;
+        bool have_next = next && audit_record__parse(next, next_len, &v->peek, v->scratch) == 0;
         if (linked) /* in the chain, but numbered wrongly */
-            return hub__vfail(v, HUB_EPARSE, file, lineno, expect,
-                              "modified record: %s line %" PRIu64 " has seq %" PRIu64 " where "
-                              "%" PRIu64 " was expected, yet it links to the record before it: "
-                              "it was modified or inserted",
-                              file, lineno, r->seq, expect);
+            return audit_verify__vfail(
+                v, HUB_EPARSE, file, lineno, expect,
+                "modified record: %s line %" PRIu64 " has seq %" PRIu64 " where "
+                "%" PRIu64 " was expected, yet it links to the record before it: "
+                "it was modified or inserted",
+                file, lineno, r->seq, expect);
         if (r->seq == expect) {
             bool next_links_here = have_next && memcmp(v->peek.rec.prev_hash, hash, 32) == 0;
             if (v->seq == 0)
-                return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                                  "modified record: the first record (%s line %" PRIu64 ") does "
-                                  "not start from the genesis hash: it was modified or replaced",
-                                  file, lineno);
+                return audit_verify__vfail(
+                    v, HUB_EPARSE, file, lineno, r->seq,
+                    "modified record: the first record (%s line %" PRIu64 ") does "
+                    "not start from the genesis hash: it was modified or replaced",
+                    file, lineno);
             if (have_next && !next_links_here)
-                return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                                  "modified record: the record at seq %" PRIu64 " (%s line "
-                                  "%" PRIu64 ") was modified: neither it nor the next record "
-                                  "links to what comes before",
-                                  r->seq, file, lineno);
-            return hub__vfail(v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
-                              "modified record: the record at seq %" PRIu64 " (%s line %" PRIu64
-                              ") was modified: its hash no longer matches the prev hash that "
-                              "seq %" PRIu64 " (%s line %" PRIu64 ") holds",
-                              v->seq, v->head_file, v->head_line, r->seq, file, lineno);
+                return audit_verify__vfail(
+                    v, HUB_EPARSE, file, lineno, r->seq,
+                    "modified record: the record at seq %" PRIu64 " (%s line "
+                    "%" PRIu64 ") was modified: neither it nor the next record "
+                    "links to what comes before",
+                    r->seq, file, lineno);
+            return audit_verify__vfail(
+                v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
+                "modified record: the record at seq %" PRIu64 " (%s line %" PRIu64
+                ") was modified: its hash no longer matches the prev hash that "
+                "seq %" PRIu64 " (%s line %" PRIu64 ") holds",
+                v->seq, v->head_file, v->head_line, r->seq, file, lineno);
         }
         if (r->seq > expect) {
             if (have_next && v->peek.rec.seq == expect)
-                return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                                  "reordered records: seq %" PRIu64 " (%s line %" PRIu64 ") "
-                                  "comes before seq %" PRIu64 " (line %" PRIu64 ")",
-                                  r->seq, file, lineno, expect, lineno + 1);
+                return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                                           "reordered records: seq %" PRIu64 " (%s line %" PRIu64
+                                           ") "
+                                           "comes before seq %" PRIu64 " (line %" PRIu64 ")",
+                                           r->seq, file, lineno, expect, lineno + 1);
             if (r->seq - expect == 1)
-                return hub__vfail(v, HUB_EPARSE, file, lineno, expect,
-                                  "removed record: seq %" PRIu64 " is missing before %s line "
-                                  "%" PRIu64 " (seq gap: seq %" PRIu64 " follows seq %" PRIu64
-                                  ")",
-                                  expect, file, lineno, r->seq, v->seq);
-            return hub__vfail(v, HUB_EPARSE, file, lineno, expect,
-                              "removed records: seq %" PRIu64 " to %" PRIu64 " are missing "
-                              "before %s line %" PRIu64 " (seq gap: seq %" PRIu64 " follows "
-                              "seq %" PRIu64 ")",
-                              expect, r->seq - 1, file, lineno, r->seq, v->seq);
+                return audit_verify__vfail(
+                    v, HUB_EPARSE, file, lineno, expect,
+                    "removed record: seq %" PRIu64 " is missing before %s line "
+                    "%" PRIu64 " (seq gap: seq %" PRIu64 " follows seq %" PRIu64 ")",
+                    expect, file, lineno, r->seq, v->seq);
+            return audit_verify__vfail(
+                v, HUB_EPARSE, file, lineno, expect,
+                "removed records: seq %" PRIu64 " to %" PRIu64 " are missing "
+                "before %s line %" PRIu64 " (seq gap: seq %" PRIu64 " follows "
+                "seq %" PRIu64 ")",
+                expect, r->seq - 1, file, lineno, r->seq, v->seq);
         }
         /* r->seq < expect */
         if (memcmp(hash, v->head, 32) == 0)
-            return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                              "inserted record: %s line %" PRIu64 " repeats the record before "
-                              "it (seq %" PRIu64 ")",
-                              file, lineno, r->seq);
+            return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                                       "inserted record: %s line %" PRIu64
+                                       " repeats the record before "
+                                       "it (seq %" PRIu64 ")",
+                                       file, lineno, r->seq);
         if (r->seq == v->seq && memcmp(r->prev_hash, v->head_prev, 32) == 0)
-            return hub__vfail(v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
-                              "inserted record: %s line %" PRIu64 " (seq %" PRIu64 ") is not "
-                              "part of the chain: the next record has the same seq and links "
-                              "to the record before it",
-                              v->head_file, v->head_line, v->seq);
-        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                          "reordered or inserted records: seq %" PRIu64 " (%s line %" PRIu64
-                          ") comes after seq %" PRIu64,
-                          r->seq, file, lineno, v->seq);
+            return audit_verify__vfail(
+                v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
+                "inserted record: %s line %" PRIu64 " (seq %" PRIu64 ") is not "
+                "part of the chain: the next record has the same seq and links "
+                "to the record before it",
+                v->head_file, v->head_line, v->seq);
+        return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                                   "reordered or inserted records: seq %" PRIu64
+                                   " (%s line %" PRIu64 ") comes after seq %" PRIu64,
+                                   r->seq, file, lineno, v->seq);
     }
     if (r->event == HUB_AUDIT_CHECKPOINT) {
         if (v->cur.cp.count != r->seq - 1)
-            return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                              "inconsistent checkpoint: the checkpoint at seq %" PRIu64 " counts "
-                              "%" PRIu64 " records before it",
-                              r->seq, v->cur.cp.count);
+            return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
+                                       "inconsistent checkpoint: the checkpoint at seq %" PRIu64
+                                       " counts "
+                                       "%" PRIu64 " records before it",
+                                       r->seq, v->cur.cp.count);
         if (memcmp(v->cur.cp.prev_checkpoint, v->last_checkpoint, 32) != 0)
-            return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                              "broken checkpoint chain: the checkpoint at seq %" PRIu64 " (%s "
-                              "line %" PRIu64 ") does not name the previous checkpoint: one was "
-                              "removed or replaced",
-                              r->seq, file, lineno);
+            return audit_verify__vfail(
+                v, HUB_EPARSE, file, lineno, r->seq,
+                "broken checkpoint chain: the checkpoint at seq %" PRIu64 " (%s "
+                "line %" PRIu64 ") does not name the previous checkpoint: one was "
+                "removed or replaced",
+                r->seq, file, lineno);
         memcpy(v->last_checkpoint, hash, 32);
         v->last_checkpoint_seq = r->seq;
         v->report->checkpoints++;
         if (v->n_cps == v->cap_cps) {
             size_t cap = v->cap_cps ? v->cap_cps * 2 : 64;
-            hub__cp_seen_t *grown = realloc(v->cps, cap * sizeof *grown);
+            audit_verify__cp_seen_t *grown = realloc(v->cps, cap * sizeof *grown);
             if (!grown)
-                return hub__vfail(v, HUB_ENOMEM, file, lineno, r->seq, "out of memory");
+                return audit_verify__vfail(v, HUB_ENOMEM, file, lineno, r->seq, "out of memory");
             v->cps = grown;
             v->cap_cps = cap;
         }
@@ -338,22 +360,23 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
         }
     }
     if (r->event == HUB_AUDIT_KEY_ROTATED) {
-        int krc = hub__verify_rotation(v, file, lineno);
+        int krc = audit_verify__rotation(v, file, lineno);
         if (krc != 0)
             return krc;
     }
     if (r->event == HUB_AUDIT_TIMESTAMPED) {
-        int trc = hub__verify_timestamped(v, file, lineno);
+        int trc = audit_verify__timestamped(v, file, lineno);
         if (trc != 0)
             return trc;
     }
     if (v->opts->anchor_seq && r->seq == v->opts->anchor_seq &&
         memcmp(hash, v->opts->anchor_hash, 32) != 0)
-        return hub__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                          "anchor mismatch: the record at seq %" PRIu64 " (%s line %" PRIu64
-                          ") is not the one the anchor names (its hash differs): the log was "
-                          "rewritten from there on, or the anchor belongs to another log",
-                          r->seq, file, lineno);
+        return audit_verify__vfail(
+            v, HUB_EPARSE, file, lineno, r->seq,
+            "anchor mismatch: the record at seq %" PRIu64 " (%s line %" PRIu64
+            ") is not the one the anchor names (its hash differs): the log was "
+            "rewritten from there on, or the anchor belongs to another log",
+            r->seq, file, lineno);
     if (r->event == HUB_AUDIT_RECOVERED)
         v->report->recoveries++;
     if (r->event == HUB_AUDIT_NODE_OPENED) {
@@ -373,7 +396,8 @@ static int hub__verify_line(hub__verifier_t *v, const char *file, uint64_t linen
     return 0;
 }
 
-static int hub__verify_file(hub__verifier_t *v, const char *file, const char *buf, size_t len)
+static int audit_verify__file(audit_verify__verifier_t *v, const char *file, const char *buf,
+                              size_t len)
 {
     uint64_t lineno = 0;
     size_t pos = 0;
@@ -400,7 +424,7 @@ static int hub__verify_file(hub__verifier_t *v, const char *file, const char *bu
                 next_len = (size_t)(nnl - next) + 1;
             }
         }
-        int rc = hub__verify_line(v, file, lineno, line, n, next, next_len);
+        int rc = audit_verify__line(v, file, lineno, line, n, next, next_len);
         if (rc != 0)
             return rc;
         pos += n;
@@ -425,7 +449,7 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
     if (!report)
         return HUB_EINVAL;
     memset(report, 0, sizeof *report);
-    hub__verifier_t *v = NULL;
+    audit_verify__verifier_t *v = NULL;
     if (!dir || !opts || !opts->hub_sign_public) {
         snprintf(report->message, sizeof report->message,
                  "verification needs a directory and the hub's public key");
@@ -436,7 +460,7 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
         return HUB_ECRYPTO;
     }
     hub_numfiles_t files;
-    int rc = hub__audit_list_files(dir, &files);
+    int rc = audit_record__list_files(dir, &files);
     if (rc != 0) {
         snprintf(report->message, sizeof report->message, "cannot read the audit directory %s: %s",
                  dir, hub_strerror(rc));
@@ -460,24 +484,26 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
     for (size_t i = 0; i < files.count; i++) {
         unsigned long want = i ? files.numbers[i - 1] + 1 : 1;
         char name[HUB_AUDIT_FILE_NAME_MAX];
-        hub__audit_file_name(want, name);
+        audit_record__file_name(want, name);
         if (files.numbers[i] != want) {
-            rc = hub__vfail(v, HUB_EPARSE, name, 0, v->seq + 1,
-                            "removed file: %s is missing (the next file present is "
-                            "audit-%06lu.log): %s",
-                            name, files.numbers[i],
-                            i ? "a whole file was removed" : "the beginning of the log was removed");
+            rc = audit_verify__vfail(v, HUB_EPARSE, name, 0, v->seq + 1,
+                                     "removed file: %s is missing (the next file present is "
+                                     "audit-%06lu.log): %s",
+                                     name, files.numbers[i],
+                                     i ? "a whole file was removed"
+                                       : "the beginning of the log was removed");
             goto out;
         }
         char *buf = NULL;
         size_t len = 0;
-        rc = hub__audit_read_all(dir, name, &buf, &len);
+        rc = audit_record__read_all(dir, name, &buf, &len);
         if (rc != 0) {
-            hub__vfail(v, rc, name, 0, 0, "cannot read %s/%s: %s", dir, name, hub_strerror(rc));
+            audit_verify__vfail(v, rc, name, 0, 0, "cannot read %s/%s: %s", dir, name,
+                                hub_strerror(rc));
             goto out;
         }
         report->files++;
-        rc = hub__verify_file(v, name, buf, len);
+        rc = audit_verify__file(v, name, buf, len);
         free(buf);
         if (rc != 0)
             goto out;
@@ -486,11 +512,12 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
     }
     if (!v->early_failed && opts->early_keys_unknown &&
         sodium_memcmp(v->key, opts->hub_sign_public, 32) != 0) {
-        rc = hub__vfail(v, HUB_ECRYPTO, v->head_file, v->head_line, v->key_since,
-                        "key change without a rotation record: from the rotation at seq %" PRIu64
-                        " on, the log is signed by another key than the hub's, and no "
-                        "KEY_ROTATED record hands it over to the hub's key",
-                        v->key_since);
+        rc = audit_verify__vfail(
+            v, HUB_ECRYPTO, v->head_file, v->head_line, v->key_since,
+            "key change without a rotation record: from the rotation at seq %" PRIu64
+            " on, the log is signed by another key than the hub's, and no "
+            "KEY_ROTATED record hands it over to the hub's key",
+            v->key_since);
         goto out;
     }
     if (v->early_failed) {
@@ -510,35 +537,37 @@ int hub_audit_verify_dir_opts(const char *dir, const hub_audit_verify_opts_t *op
         goto out;
     }
     if (v->torn_pending) {
-        rc = hub__verify_torn(v);
+        rc = audit_verify__torn(v);
         goto out;
     }
     if (report->records == 0) {
-        rc = hub__vfail(v, HUB_EAGAIN, "", 0, 0,
-                        "the audit files in %s hold no records and no checkpoint", dir);
+        rc = audit_verify__vfail(v, HUB_EAGAIN, "", 0, 0,
+                                 "the audit files in %s hold no records and no checkpoint", dir);
         goto out;
     }
     memcpy(report->final_key, v->key, 32);
     if (opts->anchor_seq > v->seq) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, opts->anchor_hash, 32);
-        rc = hub__vfail(v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
-                        "log cut back: the log ends at seq %" PRIu64 " (%s line %" PRIu64 "), "
-                        "before the anchored head at seq %" PRIu64 " (%.16s...): records %" PRIu64
-                        " to %" PRIu64 " (at least) were removed",
-                        v->seq, v->head_file, v->head_line, opts->anchor_seq, hex, v->seq + 1,
-                        opts->anchor_seq);
+        rc = audit_verify__vfail(
+            v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
+            "log cut back: the log ends at seq %" PRIu64 " (%s line %" PRIu64 "), "
+            "before the anchored head at seq %" PRIu64 " (%.16s...): records %" PRIu64
+            " to %" PRIu64 " (at least) were removed",
+            v->seq, v->head_file, v->head_line, opts->anchor_seq, hex, v->seq + 1,
+            opts->anchor_seq);
         goto out;
     }
     if (!v->head_is_checkpoint) {
         report->unsealed_records = v->seq - v->last_checkpoint_seq;
-        rc = hub__vfail(v, HUB_EAGAIN, v->head_file, v->head_line, v->seq,
-                        "unsealed tail: the chain is intact up to seq %" PRIu64 ", but the last "
-                        "%" PRIu64 " records (after the checkpoint at seq %" PRIu64 ") are not "
-                        "sealed by a signed checkpoint: the hub is running, or it crashed and "
-                        "has not restarted, or records after the last checkpoint were cut off "
-                        "or appended",
-                        v->seq, report->unsealed_records, v->last_checkpoint_seq);
+        rc = audit_verify__vfail(
+            v, HUB_EAGAIN, v->head_file, v->head_line, v->seq,
+            "unsealed tail: the chain is intact up to seq %" PRIu64 ", but the last "
+            "%" PRIu64 " records (after the checkpoint at seq %" PRIu64 ") are not "
+            "sealed by a signed checkpoint: the hub is running, or it crashed and "
+            "has not restarted, or records after the last checkpoint were cut off "
+            "or appended",
+            v->seq, report->unsealed_records, v->last_checkpoint_seq);
         goto out;
     }
     snprintf(report->message, sizeof report->message,
@@ -556,7 +585,8 @@ out:
 
 /* ---- looking up a message ------------------------------------------------- */
 
-static bool hub__contains(const char *hay, size_t hay_len, const char *needle, size_t needle_len)
+static bool audit_verify__contains(const char *hay, size_t hay_len, const char *needle,
+                                   size_t needle_len)
 {
     for (size_t i = 0; i + needle_len <= hay_len; i++) {
         const char *hit = memchr(hay + i, needle[0], hay_len - needle_len - i + 1);
@@ -570,7 +600,7 @@ static bool hub__contains(const char *hay, size_t hay_len, const char *needle, s
 }
 
 /* Whether text needs no escaping in a line: then it appears verbatim. */
-static bool hub__plain(const char *text)
+static bool audit_verify__plain(const char *text)
 {
     for (const char *s = text; *s; s++)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
@@ -588,10 +618,10 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
     if (!message_id && !service)
         return HUB_EINVAL;
     hub_numfiles_t files;
-    int rc = hub__audit_list_files(dir, &files);
+    int rc = audit_record__list_files(dir, &files);
     if (rc != 0)
         return rc;
-    hub__audit_parsed_t *p = malloc(sizeof *p);
+    audit__parsed_t *p = malloc(sizeof *p);
     char *scratch = malloc(HUB_AUDIT_LINE_MAX);
     if (!p || !scratch) {
         rc = HUB_ENOMEM;
@@ -604,17 +634,17 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
         rc = HUB_EINVAL;
         goto out;
     }
-    bool plain = hub__plain(needle);
+    bool plain = audit_verify__plain(needle);
     size_t needle_len = strlen(needle);
     static const char node_event[] = "\"event\":\"NODE_OPENED\"";
     char node[HUB_AUDIT_WORD_MAX + 1] = "";
     bool any = false, stop = false;
     for (size_t i = 0; i < files.count && !stop; i++) {
         char name[HUB_AUDIT_FILE_NAME_MAX];
-        hub__audit_file_name(files.numbers[i], name);
+        audit_record__file_name(files.numbers[i], name);
         char *buf = NULL;
         size_t len = 0;
-        rc = hub__audit_read_all(dir, name, &buf, &len);
+        rc = audit_record__read_all(dir, name, &buf, &len);
         if (rc != 0)
             goto out;
         uint64_t lineno = 0;
@@ -626,15 +656,15 @@ int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_
             size_t n = (size_t)(nl - line) + 1;
             pos += n;
             lineno++;
-            if (hub__contains(line, n, node_event, sizeof node_event - 1) &&
-                hub__audit_parse(line, n, p, scratch) == 0 &&
+            if (audit_verify__contains(line, n, node_event, sizeof node_event - 1) &&
+                audit_record__parse(line, n, p, scratch) == 0 &&
                 p->rec.event == HUB_AUDIT_NODE_OPENED) {
                 snprintf(node, sizeof node, "%s", p->rec.outcome);
                 continue;
             }
-            if (plain && !hub__contains(line, n, needle, needle_len))
+            if (plain && !audit_verify__contains(line, n, needle, needle_len))
                 continue;
-            if (hub__audit_parse(line, n, p, scratch) != 0 ||
+            if (audit_record__parse(line, n, p, scratch) != 0 ||
                 p->rec.event == HUB_AUDIT_CHECKPOINT ||
                 (message_id && strcmp(p->rec.message_id, message_id) != 0) ||
                 (service && strcmp(p->rec.service, service) != 0))
@@ -659,19 +689,19 @@ int hub_audit_node_of(const char *dir, char *out, size_t size)
         return HUB_EINVAL;
     out[0] = '\0';
     hub_numfiles_t files;
-    int rc = hub__audit_list_files(dir, &files);
+    int rc = audit_record__list_files(dir, &files);
     if (rc != 0)
         return rc;
     static const char node_event[] = "\"event\":\"NODE_OPENED\"";
-    hub__audit_parsed_t *p = malloc(sizeof *p);
+    audit__parsed_t *p = malloc(sizeof *p);
     char *scratch = malloc(HUB_AUDIT_LINE_MAX);
     rc = p && scratch ? HUB_ENOTFOUND : HUB_ENOMEM;
     for (size_t i = 0; i < files.count && p && scratch; i++) {
         char name[HUB_AUDIT_FILE_NAME_MAX];
-        hub__audit_file_name(files.numbers[i], name);
+        audit_record__file_name(files.numbers[i], name);
         char *buf = NULL;
         size_t len = 0;
-        if (hub__audit_read_all(dir, name, &buf, &len) != 0)
+        if (audit_record__read_all(dir, name, &buf, &len) != 0)
             continue; /* unverified, best effort: the other files may name it */
         for (size_t pos = 0; pos < len;) {
             const char *line = buf + pos;
@@ -680,8 +710,8 @@ int hub_audit_node_of(const char *dir, char *out, size_t size)
                 break;
             size_t n = (size_t)(nl - line) + 1;
             pos += n;
-            if (hub__contains(line, n, node_event, sizeof node_event - 1) &&
-                hub__audit_parse(line, n, p, scratch) == 0 &&
+            if (audit_verify__contains(line, n, node_event, sizeof node_event - 1) &&
+                audit_record__parse(line, n, p, scratch) == 0 &&
                 p->rec.event == HUB_AUDIT_NODE_OPENED) {
                 snprintf(out, size, "%s", p->rec.outcome);
                 rc = 0;

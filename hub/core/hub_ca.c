@@ -36,9 +36,9 @@ typedef struct {
     int lock_fd;
     X509 *cert;
     EVP_PKEY *key;
-} hub__ca_t;
+} ca__ca_t;
 
-static void hub__ca_close(hub__ca_t *ca)
+static void ca__close(ca__ca_t *ca)
 {
     EVP_PKEY_free(ca->key); /* frees and clears the key material */
     X509_free(ca->cert);
@@ -49,13 +49,13 @@ static void hub__ca_close(hub__ca_t *ca)
     ca->lock_fd = -1;
 }
 
-static int hub__ca_lock(const char *dir, hub__ca_t *ca, char *err, size_t err_size)
+static int ca__lock(const char *dir, ca__ca_t *ca, char *err, size_t err_size)
 {
     memset(ca, 0, sizeof *ca);
     ca->lock_fd = -1;
     snprintf(ca->dir, sizeof ca->dir, "%s", dir);
     char cadir[PATH_MAX];
-    int rc = hub__cert_path(cadir, dir, "ca", err, err_size);
+    int rc = cert__path(cadir, dir, "ca", err, err_size);
     if (rc != 0)
         return rc;
     ca->lock_fd = open(cadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -69,33 +69,32 @@ static int hub__ca_lock(const char *dir, hub__ca_t *ca, char *err, size_t err_si
     }
     if (flock(ca->lock_fd, LOCK_EX) != 0) {
         hub_errf(err, err_size, "cannot lock %s: %s", cadir, strerror(errno));
-        hub__ca_close(ca);
+        ca__close(ca);
         return HUB_EIO;
     }
     return 0;
 }
 
 /* Locks dir/ca and reads the CA certificate and key. */
-static int hub__ca_open(const char *dir, hub__ca_t *ca, char *err, size_t err_size)
+static int ca__open(const char *dir, ca__ca_t *ca, char *err, size_t err_size)
 {
-    int rc = hub__ca_lock(dir, ca, err, err_size);
+    int rc = ca__lock(dir, ca, err, err_size);
     if (rc != 0)
         return rc;
     char path[PATH_MAX], why[HUB_ERRMSG_MAX];
-    if ((rc = hub__cert_path(path, dir, "ca/ca.crt", err, err_size)) != 0 ||
-        (rc = hub__cert_read_x509(path, &ca->cert, why, sizeof why)) != 0) {
+    if ((rc = cert__path(path, dir, "ca/ca.crt", err, err_size)) != 0 ||
+        (rc = cert__read_x509(path, &ca->cert, why, sizeof why)) != 0) {
         if (rc != HUB_EINVAL)
             hub_errf(err, err_size, "CA certificate: %s", why);
-        hub__ca_close(ca);
+        ca__close(ca);
         return rc;
     }
     char *pem = NULL;
     size_t len = 0;
     mode_t mode = 0;
-    if ((rc = hub__cert_path(path, dir, "ca/ca.key", err, err_size)) != 0 ||
-        (rc = hub__cert_read_file(path, HUB__CERT_FILE_MAX, &pem, &len, &mode, err, err_size)) !=
-            0) {
-        hub__ca_close(ca);
+    if ((rc = cert__path(path, dir, "ca/ca.key", err, err_size)) != 0 ||
+        (rc = cert__read_file(path, HUB__CERT_FILE_MAX, &pem, &len, &mode, err, err_size)) != 0) {
+        ca__close(ca);
         return rc;
     }
     if (mode & 077) {
@@ -109,41 +108,39 @@ static int hub__ca_open(const char *dir, hub__ca_t *ca, char *err, size_t err_si
         ca->key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
         BIO_free(bio);
         if (!ca->key)
-            rc = hub__cert_ossl_fail(err, err_size, HUB_EPARSE,
-                                     "ca/ca.key is not a PEM private key");
+            rc = cert__ossl_fail(err, err_size, HUB_EPARSE, "ca/ca.key is not a PEM private key");
         else if (X509_check_private_key(ca->cert, ca->key) != 1)
-            rc = hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO,
-                                     "ca/ca.key does not belong to ca/ca.crt");
+            rc = cert__ossl_fail(err, err_size, HUB_ECRYPTO,
+                                 "ca/ca.key does not belong to ca/ca.crt");
     }
     OPENSSL_cleanse(pem, len);
     free(pem);
     if (rc != 0)
-        hub__ca_close(ca);
+        ca__close(ca);
     return rc;
 }
 
-static int hub__add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value, char *err,
-                        size_t err_size)
+static int ca__add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value, char *err,
+                       size_t err_size)
 {
     X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
     int ok = ext && X509_add_ext(x, ext, -1) == 1;
     X509_EXTENSION_free(ext);
     if (!ok)
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO,
-                                   "cannot add a certificate extension");
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot add a certificate extension");
     return 0;
 }
 
-static int hub__pem_x509(X509 *x, const char *path, bool exclusive, char *err, size_t err_size)
+static int ca__pem_x509(X509 *x, const char *path, bool exclusive, char *err, size_t err_size)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     if (!bio || PEM_write_bio_X509(bio, x) != 1) {
         BIO_free(bio);
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode a certificate");
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode a certificate");
     }
     char *data = NULL;
     long len = BIO_get_mem_data(bio, &data);
-    int rc = hub__cert_write_file(path, data, (size_t)len, 0644, exclusive, err, err_size);
+    int rc = cert__write_file(path, data, (size_t)len, 0644, exclusive, err, err_size);
     BIO_free(bio);
     return rc;
 }
@@ -154,18 +151,18 @@ typedef struct {
     char serial[HUB_CERT_SERIAL_MAX];
     char not_before[32], not_after[32], revoked_at[32];
     char member_id[HUB_MEMBER_ID_MAX + 1];
-} hub__index_entry_t;
+} ca__index_entry_t;
 
 typedef struct {
-    hub__index_entry_t *entries;
+    ca__index_entry_t *entries;
     size_t count, cap;
-} hub__index_t;
+} ca__index_t;
 
-static int hub__index_add(hub__index_t *ix, const hub__index_entry_t *e)
+static int ca__index_add(ca__index_t *ix, const ca__index_entry_t *e)
 {
     if (ix->count == ix->cap) {
         size_t ncap = ix->cap ? ix->cap * 2 : 32;
-        hub__index_entry_t *grown = realloc(ix->entries, ncap * sizeof *grown);
+        ca__index_entry_t *grown = realloc(ix->entries, ncap * sizeof *grown);
         if (!grown)
             return HUB_ENOMEM;
         ix->entries = grown;
@@ -175,15 +172,15 @@ static int hub__index_add(hub__index_t *ix, const hub__index_entry_t *e)
     return 0;
 }
 
-static int hub__index_read(const char *dir, hub__index_t *ix, char *err, size_t err_size)
+static int ca__index_read(const char *dir, ca__index_t *ix, char *err, size_t err_size)
 {
     memset(ix, 0, sizeof *ix);
     char path[PATH_MAX];
-    int rc = hub__cert_path(path, dir, "ca/index", err, err_size);
+    int rc = cert__path(path, dir, "ca/index", err, err_size);
     char *text = NULL;
     size_t len = 0;
     if (rc == 0)
-        rc = hub__cert_read_file(path, HUB__CERT_INDEX_FILE_MAX, &text, &len, NULL, err, err_size);
+        rc = cert__read_file(path, HUB__CERT_INDEX_FILE_MAX, &text, &len, NULL, err, err_size);
     if (rc != 0)
         return rc;
     unsigned line = 0;
@@ -194,14 +191,14 @@ static int hub__index_read(const char *dir, hub__index_t *ix, char *err, size_t 
             *next++ = '\0';
         if (*p == '#' || *p == '\0')
             continue;
-        hub__index_entry_t e;
+        ca__index_entry_t e;
         char extra;
         uint64_t t;
         if (sscanf(p, "%c %40s %31s %31s %31s %255s %c", &e.status, e.serial, e.not_before,
                    e.not_after, e.revoked_at, e.member_id, &extra) != 6 ||
-            (e.status != 'V' && e.status != 'R') || hub__cert_parse_time(e.not_before, &t) != 0 ||
-            hub__cert_parse_time(e.not_after, &t) != 0 ||
-            (e.status == 'R' ? hub__cert_parse_time(e.revoked_at, &t) != 0
+            (e.status != 'V' && e.status != 'R') || cert__parse_time(e.not_before, &t) != 0 ||
+            cert__parse_time(e.not_after, &t) != 0 ||
+            (e.status == 'R' ? cert__parse_time(e.revoked_at, &t) != 0
                              : strcmp(e.revoked_at, "-") != 0)) {
             hub_errf(err, err_size,
                      "%s:%u: not an index line ('%s'); restore the file from "
@@ -209,7 +206,7 @@ static int hub__index_read(const char *dir, hub__index_t *ix, char *err, size_t 
                      path, line, HUB_CA_INDEX_FORMAT);
             rc = HUB_EPARSE;
         } else {
-            rc = hub__index_add(ix, &e);
+            rc = ca__index_add(ix, &e);
         }
     }
     free(text);
@@ -220,13 +217,13 @@ static int hub__index_read(const char *dir, hub__index_t *ix, char *err, size_t 
     return rc;
 }
 
-static int hub__index_write(const char *dir, const hub__index_t *ix, char *err, size_t err_size)
+static int ca__index_write(const char *dir, const ca__index_t *ix, char *err, size_t err_size)
 {
     char path[PATH_MAX];
-    int rc = hub__cert_path(path, dir, "ca/index", err, err_size);
+    int rc = cert__path(path, dir, "ca/index", err, err_size);
     if (rc != 0)
         return rc;
-    size_t cap = 128 + ix->count * (sizeof(hub__index_entry_t) + 8), len = 0;
+    size_t cap = 128 + ix->count * (sizeof(ca__index_entry_t) + 8), len = 0;
     char *buf = malloc(cap);
     if (!buf) {
         hub_errf(err, err_size, "out of memory");
@@ -234,28 +231,27 @@ static int hub__index_write(const char *dir, const hub__index_t *ix, char *err, 
     }
     len += (size_t)snprintf(buf, cap, "# %s\n", HUB_CA_INDEX_FORMAT);
     for (size_t i = 0; i < ix->count; i++) {
-        const hub__index_entry_t *e = &ix->entries[i];
+        const ca__index_entry_t *e = &ix->entries[i];
         len += (size_t)snprintf(buf + len, cap - len, "%c %s %s %s %s %s\n", e->status, e->serial,
                                 e->not_before, e->not_after, e->revoked_at, e->member_id);
     }
-    rc = hub__cert_write_file(path, buf, len, 0644, false, err, err_size);
+    rc = cert__write_file(path, buf, len, 0644, false, err, err_size);
     free(buf);
     return rc;
 }
 
-static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us,
-                          unsigned crl_days, char *err, size_t err_size)
+static int ca__crl_build(ca__ca_t *ca, const ca__index_t *ix, uint64_t now_us, unsigned crl_days,
+                         char *err, size_t err_size)
 {
     char path[PATH_MAX];
-    int rc = hub__cert_path(path, ca->dir, "ca/crl.pem", err, err_size);
+    int rc = cert__path(path, ca->dir, "ca/crl.pem", err, err_size);
     if (rc != 0)
         return rc;
     /* The CRL number grows by one per CRL; the previous CRL holds it. */
     long number = 1;
     char *old_text = NULL;
     size_t old_len = 0;
-    if (hub__cert_read_file(path, HUB__CERT_INDEX_FILE_MAX, &old_text, &old_len, NULL, NULL, 0) ==
-        0) {
+    if (cert__read_file(path, HUB__CERT_INDEX_FILE_MAX, &old_text, &old_len, NULL, NULL, 0) == 0) {
         BIO *bio = BIO_new_mem_buf(old_text, (int)old_len);
         X509_CRL *old = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
         ASN1_INTEGER *num = old ? X509_CRL_get_ext_d2i(old, NID_crl_number, NULL, NULL) : NULL;
@@ -272,12 +268,12 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
      * back from an older copy cannot make the CA sign a second CRL with a
      * number it has used (the hub refuses that as a rollback). */
     char counter_path[PATH_MAX];
-    rc = hub__cert_path(counter_path, ca->dir, "ca/crlnumber", err, err_size);
+    rc = cert__path(counter_path, ca->dir, "ca/crlnumber", err, err_size);
     if (rc != 0)
         return rc;
     char *counter = NULL;
     size_t counter_len = 0;
-    if (hub__cert_read_file(counter_path, 64, &counter, &counter_len, NULL, NULL, 0) == 0) {
+    if (cert__read_file(counter_path, 64, &counter, &counter_len, NULL, NULL, 0) == 0) {
         char *end = NULL;
         long last_signed = strtol(counter, &end, 10);
         if (end != counter && last_signed > 0 && last_signed < LONG_MAX &&
@@ -299,11 +295,11 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
               ASN1_INTEGER_set(crl_number, number) &&
               X509_CRL_add1_ext_i2d(crl, NID_crl_number, crl_number, 0, 0) == 1;
     for (size_t i = 0; ok && i < ix->count; i++) {
-        const hub__index_entry_t *e = &ix->entries[i];
+        const ca__index_entry_t *e = &ix->entries[i];
         if (e->status != 'R')
             continue;
         uint64_t at = 0;
-        hub__cert_parse_time(e->revoked_at, &at);
+        cert__parse_time(e->revoked_at, &at);
         BIGNUM *bn = NULL;
         X509_REVOKED *r = X509_REVOKED_new();
         ASN1_TIME *when = ASN1_TIME_set(NULL, (time_t)(at / 1000000u));
@@ -332,22 +328,22 @@ static int hub__crl_build(hub__ca_t *ca, const hub__index_t *ix, uint64_t now_us
     if (!bio || PEM_write_bio_X509_CRL(bio, crl) != 1) {
         BIO_free(bio);
         X509_CRL_free(crl);
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot make the CRL");
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot make the CRL");
     }
     char *data = NULL;
     long len = BIO_get_mem_data(bio, &data);
-    rc = hub__cert_write_file(path, data, (size_t)len, 0644, false, err, err_size);
+    rc = cert__write_file(path, data, (size_t)len, 0644, false, err, err_size);
     BIO_free(bio);
     X509_CRL_free(crl);
     if (rc == 0) {
         char text[32];
         int n = snprintf(text, sizeof text, "%ld\n", number);
-        rc = hub__cert_write_file(counter_path, text, (size_t)n, 0644, false, err, err_size);
+        rc = cert__write_file(counter_path, text, (size_t)n, 0644, false, err, err_size);
     }
     return rc;
 }
 
-static int hub__mkdir(const char *path, mode_t mode, char *err, size_t err_size)
+static int ca__mkdir(const char *path, mode_t mode, char *err, size_t err_size)
 {
     if (mkdir(path, mode) != 0 && errno != EEXIST) {
         hub_errf(err, err_size, "cannot create directory %s: %s", path, strerror(errno));
@@ -373,20 +369,20 @@ int hub_ca_init(const char *dir, const char *name, unsigned days, uint64_t now_u
         days = HUB_CA_DEFAULT_DAYS;
     char cadir[PATH_MAX], certs[PATH_MAX], keypath[PATH_MAX], path[PATH_MAX];
     int rc = 0;
-    if ((rc = hub__cert_path(cadir, dir, "ca", err, err_size)) != 0 ||
-        (rc = hub__cert_path(certs, dir, "certs", err, err_size)) != 0 ||
-        (rc = hub__cert_path(keypath, dir, "ca/ca.key", err, err_size)) != 0 ||
-        (rc = hub__mkdir(dir, 0755, err, err_size)) != 0 ||
-        (rc = hub__mkdir(cadir, 0700, err, err_size)) != 0 ||
-        (rc = hub__mkdir(certs, 0755, err, err_size)) != 0)
+    if ((rc = cert__path(cadir, dir, "ca", err, err_size)) != 0 ||
+        (rc = cert__path(certs, dir, "certs", err, err_size)) != 0 ||
+        (rc = cert__path(keypath, dir, "ca/ca.key", err, err_size)) != 0 ||
+        (rc = ca__mkdir(dir, 0755, err, err_size)) != 0 ||
+        (rc = ca__mkdir(cadir, 0700, err, err_size)) != 0 ||
+        (rc = ca__mkdir(certs, 0755, err, err_size)) != 0)
         return rc;
-    hub__ca_t ca;
-    if ((rc = hub__ca_lock(dir, &ca, err, err_size)) != 0)
+    ca__ca_t ca;
+    if ((rc = ca__lock(dir, &ca, err, err_size)) != 0)
         return rc;
     if (access(keypath, F_OK) == 0) {
         hub_errf(err, err_size, "%s already holds a CA (%s); a CA is never overwritten", dir,
                  keypath);
-        hub__ca_close(&ca);
+        ca__close(&ca);
         return HUB_EEXIST;
     }
     /* EC P-256: every X.509 stack and hardware token can verify it. */
@@ -412,62 +408,61 @@ int hub_ca_init(const char *dir, const char *name, unsigned days, uint64_t now_u
          X509_set_pubkey(ca.cert, ca.key);
     BN_free(bn);
     if (!ok) {
-        hub__ca_close(&ca);
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO,
-                                   "cannot make the CA key and certificate");
+        ca__close(&ca);
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO,
+                               "cannot make the CA key and certificate");
     }
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, ca.cert, ca.cert, NULL, NULL, 0);
-    if ((rc = hub__add_ext(ca.cert, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0",
-                           err, err_size)) != 0 ||
-        (rc = hub__add_ext(ca.cert, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign", err,
-                           err_size)) != 0 ||
-        (rc = hub__add_ext(ca.cert, &ctx, NID_subject_key_identifier, "hash", err, err_size)) !=
-            0 ||
-        (rc = hub__add_ext(ca.cert, &ctx, NID_authority_key_identifier, "keyid:always", err,
-                           err_size)) != 0) {
-        hub__ca_close(&ca);
+    if ((rc = ca__add_ext(ca.cert, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0", err,
+                          err_size)) != 0 ||
+        (rc = ca__add_ext(ca.cert, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign", err,
+                          err_size)) != 0 ||
+        (rc = ca__add_ext(ca.cert, &ctx, NID_subject_key_identifier, "hash", err, err_size)) != 0 ||
+        (rc = ca__add_ext(ca.cert, &ctx, NID_authority_key_identifier, "keyid:always", err,
+                          err_size)) != 0) {
+        ca__close(&ca);
         return rc;
     }
     if (X509_sign(ca.cert, ca.key, EVP_sha256()) <= 0) {
-        hub__ca_close(&ca);
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot sign the CA certificate");
+        ca__close(&ca);
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot sign the CA certificate");
     }
     /* The key first, exclusively and 0600; its PEM is cleansed at once. */
     BIO *bio = BIO_new(BIO_s_mem());
     if (!bio || PEM_write_bio_PrivateKey(bio, ca.key, NULL, NULL, 0, NULL, NULL) != 1) {
         BIO_free(bio);
-        hub__ca_close(&ca);
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode the CA key");
+        ca__close(&ca);
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode the CA key");
     }
     char *pem = NULL;
     long pem_len = BIO_get_mem_data(bio, &pem);
-    rc = hub__cert_write_file(keypath, pem, (size_t)pem_len, 0600, true, err, err_size);
+    rc = cert__write_file(keypath, pem, (size_t)pem_len, 0600, true, err, err_size);
     OPENSSL_cleanse(pem, (size_t)pem_len);
     BIO_free(bio);
-    hub__index_t empty = {0};
-    if (rc == 0 && (rc = hub__cert_path(path, dir, "ca/ca.crt", err, err_size)) == 0)
-        rc = hub__pem_x509(ca.cert, path, false, err, err_size);
-    if (rc == 0 && (rc = hub__cert_path(path, dir, "ca/serial", err, err_size)) == 0)
-        rc = hub__cert_write_file(path, "01\n", 3, 0644, false, err, err_size);
+    ca__index_t empty = {0};
+    if (rc == 0 && (rc = cert__path(path, dir, "ca/ca.crt", err, err_size)) == 0)
+        rc = ca__pem_x509(ca.cert, path, false, err, err_size);
+    if (rc == 0 && (rc = cert__path(path, dir, "ca/serial", err, err_size)) == 0)
+        rc = cert__write_file(path, "01\n", 3, 0644, false, err, err_size);
     if (rc == 0)
-        rc = hub__index_write(dir, &empty, err, err_size);
+        rc = ca__index_write(dir, &empty, err, err_size);
     if (rc == 0)
-        rc = hub__crl_build(&ca, &empty, now_us, 0, err, err_size);
+        rc = ca__crl_build(&ca, &empty, now_us, 0, err, err_size);
     if (rc != 0)
         unlink(keypath); /* a half-made CA is no CA; let init run again */
-    hub__ca_close(&ca);
+    ca__close(&ca);
     return rc;
 }
 
-static int hub__serial_next(const char *dir, uint64_t *out, char *err, size_t err_size)
+static int ca__serial_next(const char *dir, uint64_t *out, char *err, size_t err_size)
 {
     char path[PATH_MAX];
-    int rc = hub__cert_path(path, dir, "ca/serial", err, err_size);
+    int rc = cert__path(path, dir, "ca/serial", err, err_size);
     char *text = NULL;
     size_t len = 0;
     if (rc == 0)
-        rc = hub__cert_read_file(path, 64, &text, &len, NULL, err, err_size);
+        rc = cert__read_file(path, 64, &text, &len, NULL, err, err_size);
     if (rc != 0)
         return rc;
     char *end = NULL;
@@ -481,7 +476,7 @@ static int hub__serial_next(const char *dir, uint64_t *out, char *err, size_t er
     }
     char next[32];
     int n = snprintf(next, sizeof next, "%02llX\n", v + 1);
-    if ((rc = hub__cert_write_file(path, next, (size_t)n, 0644, false, err, err_size)) != 0)
+    if ((rc = cert__write_file(path, next, (size_t)n, 0644, false, err, err_size)) != 0)
         return rc;
     *out = v;
     return 0;
@@ -513,19 +508,19 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
         hub_errf(err, err_size, "the certificate would end before it begins");
         return HUB_EINVAL;
     }
-    hub__ca_t ca;
-    int rc = hub__ca_open(dir, &ca, err, err_size);
+    ca__ca_t ca;
+    int rc = ca__open(dir, &ca, err, err_size);
     if (rc != 0)
         return rc;
-    uint64_t ca_end = hub__cert_asn1_us(X509_get0_notAfter(ca.cert));
+    uint64_t ca_end = cert__asn1_us(X509_get0_notAfter(ca.cert));
     char when[32];
     if (na > ca_end) {
-        hub__cert_fmt_time(ca_end, when);
+        cert__fmt_time(ca_end, when);
         hub_errf(err, err_size,
                  "the certificate would outlast the CA certificate (valid until "
                  "%s); issue it for fewer days, or make a new CA",
                  when);
-        hub__ca_close(&ca);
+        ca__close(&ca);
         return HUB_EINVAL;
     }
     char path[PATH_MAX];
@@ -533,18 +528,18 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
         snprintf(path, sizeof path, "%s", out_path);
     else if (snprintf(path, sizeof path, "%s/certs/%s.crt", dir, slug) >= (int)sizeof path) {
         hub_errf(err, err_size, "path too long: %s", dir);
-        hub__ca_close(&ca);
+        ca__close(&ca);
         return HUB_EINVAL;
     }
-    hub__index_t ix;
+    ca__index_t ix;
     uint64_t serial = 0;
-    if ((rc = hub__index_read(dir, &ix, err, err_size)) != 0) {
-        hub__ca_close(&ca);
+    if ((rc = ca__index_read(dir, &ix, err, err_size)) != 0) {
+        ca__close(&ca);
         return rc;
     }
-    if ((rc = hub__serial_next(dir, &serial, err, err_size)) != 0) {
+    if ((rc = ca__serial_next(dir, &serial, err, err_size)) != 0) {
         free(ix.entries);
-        hub__ca_close(&ca);
+        ca__close(&ca);
         return rc;
     }
 
@@ -561,7 +556,7 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
               X509_set_pubkey(x, pub);
     EVP_PKEY_free(pub);
     if (!ok)
-        rc = hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot make the certificate");
+        rc = cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot make the certificate");
     char san[64 + 2 * sizeof HUB__CERT_URN_MEMBER + HUB_MEMBER_ID_MAX + 64];
     int o = snprintf(san, sizeof san, "URI:" HUB__CERT_URN_MEMBER "%s,URI:" HUB__CERT_URN_CURVE,
                      member->member_id);
@@ -580,31 +575,31 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
         {NID_subject_alt_name, san},
     };
     for (size_t i = 0; rc == 0 && i < sizeof exts / sizeof exts[0]; i++)
-        rc = hub__add_ext(x, &ctx, exts[i].nid, exts[i].value, err, err_size);
+        rc = ca__add_ext(x, &ctx, exts[i].nid, exts[i].value, err, err_size);
     if (rc == 0 && X509_sign(x, ca.key, EVP_sha256()) <= 0)
-        rc = hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot sign the certificate");
+        rc = cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot sign the certificate");
     if (rc == 0)
-        rc = hub__pem_x509(x, path, false, err, err_size);
+        rc = ca__pem_x509(x, path, false, err, err_size);
     hub_cert_info_t info;
     memset(&info, 0, sizeof info);
     if (rc == 0) {
-        hub__cert_set_file(&info, path);
-        hub__cert_describe(x, &info);
-        hub__index_entry_t e = {.status = 'V'};
+        cert__set_file(&info, path);
+        cert__describe(x, &info);
+        ca__index_entry_t e = {.status = 'V'};
         snprintf(e.serial, sizeof e.serial, "%s", info.serial);
-        hub__cert_fmt_time(info.not_before_us, e.not_before);
-        hub__cert_fmt_time(info.not_after_us, e.not_after);
+        cert__fmt_time(info.not_before_us, e.not_before);
+        cert__fmt_time(info.not_after_us, e.not_after);
         snprintf(e.revoked_at, sizeof e.revoked_at, "-");
         snprintf(e.member_id, sizeof e.member_id, "%s", member->member_id);
-        rc = hub__index_add(&ix, &e);
+        rc = ca__index_add(&ix, &e);
         if (rc == HUB_ENOMEM)
             hub_errf(err, err_size, "out of memory");
         if (rc == 0)
-            rc = hub__index_write(dir, &ix, err, err_size);
+            rc = ca__index_write(dir, &ix, err, err_size);
     }
     X509_free(x);
     free(ix.entries);
-    hub__ca_close(&ca);
+    ca__close(&ca);
     if (rc == 0) {
         if (issued)
             *issued = info;
@@ -615,7 +610,7 @@ int hub_ca_issue(const char *dir, const hub_keypair_t *member, const hub_cert_va
 }
 
 /* Hex serials compare as numbers: "0A" and "a" are the same serial. */
-static bool hub__serial_eq(const char *a, const char *b)
+static bool ca__serial_eq(const char *a, const char *b)
 {
     while (*a == '0' && a[1])
         a++;
@@ -633,22 +628,22 @@ int hub_ca_revoke(const char *dir, const char *member_id, const char *serial, ui
         hub_errf(err, err_size, "no CA directory or member id");
         return HUB_EINVAL;
     }
-    hub__ca_t ca;
-    int rc = hub__ca_open(dir, &ca, err, err_size);
+    ca__ca_t ca;
+    int rc = ca__open(dir, &ca, err, err_size);
     if (rc != 0)
         return rc;
-    hub__index_t ix;
-    if ((rc = hub__index_read(dir, &ix, err, err_size)) != 0) {
-        hub__ca_close(&ca);
+    ca__index_t ix;
+    if ((rc = ca__index_read(dir, &ix, err, err_size)) != 0) {
+        ca__close(&ca);
         return rc;
     }
     size_t n = 0;
     char now_text[32];
-    hub__cert_fmt_time(now_us, now_text);
+    cert__fmt_time(now_us, now_text);
     for (size_t i = 0; i < ix.count; i++) {
-        hub__index_entry_t *e = &ix.entries[i];
+        ca__index_entry_t *e = &ix.entries[i];
         if (e->status != 'V' || strcmp(e->member_id, member_id) ||
-            (serial && !hub__serial_eq(e->serial, serial)))
+            (serial && !ca__serial_eq(e->serial, serial)))
             continue;
         e->status = 'R';
         snprintf(e->revoked_at, sizeof e->revoked_at, "%s", now_text);
@@ -662,11 +657,11 @@ int hub_ca_revoke(const char *dir, const char *member_id, const char *serial, ui
     /* The CRL first: if writing the index then fails, the certificate is
      * already refused, which is the safe side. */
     if (rc == 0)
-        rc = hub__crl_build(&ca, &ix, now_us, crl_days, err, err_size);
+        rc = ca__crl_build(&ca, &ix, now_us, crl_days, err, err_size);
     if (rc == 0)
-        rc = hub__index_write(dir, &ix, err, err_size);
+        rc = ca__index_write(dir, &ix, err, err_size);
     free(ix.entries);
-    hub__ca_close(&ca);
+    ca__close(&ca);
     if (rc == 0 && revoked)
         *revoked = n;
     return rc;
@@ -675,14 +670,14 @@ int hub_ca_revoke(const char *dir, const char *member_id, const char *serial, ui
 int hub_ca_write_crl(const char *dir, uint64_t now_us, unsigned crl_days, char *err,
                      size_t err_size)
 {
-    hub__ca_t ca;
-    int rc = hub__ca_open(dir, &ca, err, err_size);
+    ca__ca_t ca;
+    int rc = ca__open(dir, &ca, err, err_size);
     if (rc != 0)
         return rc;
-    hub__index_t ix;
-    if ((rc = hub__index_read(dir, &ix, err, err_size)) == 0)
-        rc = hub__crl_build(&ca, &ix, now_us, crl_days, err, err_size);
+    ca__index_t ix;
+    if ((rc = ca__index_read(dir, &ix, err, err_size)) == 0)
+        rc = ca__crl_build(&ca, &ix, now_us, crl_days, err, err_size);
     free(ix.entries);
-    hub__ca_close(&ca);
+    ca__close(&ca);
     return rc;
 }

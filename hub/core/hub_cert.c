@@ -48,7 +48,7 @@ const char *hub_cert_status_name(hub_cert_status_t status)
 /* Small helpers                                                             */
 
 /* Puts `what` and OpenSSL's last error into err (and empties its queue). */
-int hub__cert_ossl_fail(char *err, size_t err_size, int code, const char *what)
+int cert__ossl_fail(char *err, size_t err_size, int code, const char *what)
 {
     unsigned long e = ERR_peek_last_error();
     char detail[256] = "";
@@ -62,7 +62,7 @@ int hub__cert_ossl_fail(char *err, size_t err_size, int code, const char *what)
     return code;
 }
 
-void hub__cert_fmt_time(uint64_t us, char out[32])
+void cert__fmt_time(uint64_t us, char out[32])
 {
     time_t t = (time_t)(us / 1000000u);
     struct tm tm;
@@ -70,7 +70,7 @@ void hub__cert_fmt_time(uint64_t us, char out[32])
         snprintf(out, 32, "?");
 }
 
-int hub__cert_parse_time(const char *text, uint64_t *out_us)
+int cert__parse_time(const char *text, uint64_t *out_us)
 {
     struct tm tm;
     memset(&tm, 0, sizeof tm);
@@ -90,7 +90,7 @@ int hub__cert_parse_time(const char *text, uint64_t *out_us)
     return 0;
 }
 
-uint64_t hub__cert_asn1_us(const ASN1_TIME *t)
+uint64_t cert__asn1_us(const ASN1_TIME *t)
 {
     struct tm tm;
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
@@ -99,8 +99,8 @@ uint64_t hub__cert_asn1_us(const ASN1_TIME *t)
     return s < 0 ? 0 : (uint64_t)s * 1000000u;
 }
 
-int hub__cert_read_file(const char *path, long max, char **out, size_t *len, mode_t *mode,
-                        char *err, size_t err_size)
+int cert__read_file(const char *path, long max, char **out, size_t *len, mode_t *mode, char *err,
+                    size_t err_size)
 {
     *out = NULL;
     *len = 0;
@@ -140,7 +140,7 @@ int hub__cert_read_file(const char *path, long max, char **out, size_t *len, mod
     return 0;
 }
 
-static int hub__fsync_dir_of(const char *path)
+static int cert__fsync_dir_of(const char *path)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -157,8 +157,8 @@ static int hub__fsync_dir_of(const char *path)
 
 /* Writes path: a new file only (O_EXCL) when exclusive, else a temporary
  * file renamed over path, so that a reader sees the old or the new bytes. */
-int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t mode,
-                         bool exclusive, char *err, size_t err_size)
+int cert__write_file(const char *path, const void *data, size_t len, mode_t mode, bool exclusive,
+                     char *err, size_t err_size)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
@@ -188,11 +188,11 @@ int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t 
         unlink(target);
         return rc;
     }
-    hub__fsync_dir_of(path);
+    cert__fsync_dir_of(path);
     return 0;
 }
 
-int hub__cert_path(char *out, const char *dir, const char *rel, char *err, size_t err_size)
+int cert__path(char *out, const char *dir, const char *rel, char *err, size_t err_size)
 {
     if (snprintf(out, PATH_MAX, "%s/%s", dir, rel) >= PATH_MAX) {
         hub_errf(err, err_size, "path too long: %s/%s", dir, rel);
@@ -201,7 +201,7 @@ int hub__cert_path(char *out, const char *dir, const char *rel, char *err, size_
     return 0;
 }
 
-void hub__cert_serial_hex(const ASN1_INTEGER *serial, char out[HUB_CERT_SERIAL_MAX])
+void cert__serial_hex(const ASN1_INTEGER *serial, char out[HUB_CERT_SERIAL_MAX])
 {
     out[0] = '\0';
     BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
@@ -214,7 +214,7 @@ void hub__cert_serial_hex(const ASN1_INTEGER *serial, char out[HUB_CERT_SERIAL_M
 
 /* The first CN of name as UTF-8 into out; false when there is none, or more
  * than one, or it does not fit. */
-bool hub__cert_name_cn(const X509_NAME *name, char *out, size_t out_size, bool *several)
+bool cert__name_cn(const X509_NAME *name, char *out, size_t out_size, bool *several)
 {
     out[0] = '\0';
     if (several)
@@ -239,7 +239,7 @@ bool hub__cert_name_cn(const X509_NAME *name, char *out, size_t out_size, bool *
 /* The member-certificate format                                             */
 
 /* 64 lower-case hex digits -> 32 bytes. */
-static bool hub__hex32(const char *hex, size_t len, uint8_t out[32])
+static bool cert__hex32(const char *hex, size_t len, uint8_t out[32])
 {
     if (len != 64)
         return false;
@@ -255,14 +255,14 @@ static bool hub__hex32(const char *hex, size_t len, uint8_t out[32])
 
 /* Reads what a member certificate says into info (file is set by the
  * caller). Leaves info->status HUB_CERT_VALID when the format is right. */
-void hub__cert_describe(X509 *x, hub_cert_info_t *info)
+void cert__describe(X509 *x, hub_cert_info_t *info)
 {
     info->status = HUB_CERT_VALID;
     info->reason[0] = '\0';
-    hub__cert_serial_hex(X509_get0_serialNumber(x), info->serial);
-    hub__cert_name_cn(X509_get_issuer_name(x), info->issuer, sizeof info->issuer, NULL);
-    info->not_before_us = hub__cert_asn1_us(X509_get0_notBefore(x));
-    info->not_after_us = hub__cert_asn1_us(X509_get0_notAfter(x));
+    cert__serial_hex(X509_get0_serialNumber(x), info->serial);
+    cert__name_cn(X509_get_issuer_name(x), info->issuer, sizeof info->issuer, NULL);
+    info->not_before_us = cert__asn1_us(X509_get0_notBefore(x));
+    info->not_after_us = cert__asn1_us(X509_get0_notAfter(x));
 
 #define HUB__BAD(status_, ...)                                                                     \
     do {                                                                                           \
@@ -278,7 +278,7 @@ void hub__cert_describe(X509 *x, hub_cert_info_t *info)
 
     bool several = false;
     char cn[HUB_MEMBER_ID_MAX + 1];
-    if (!hub__cert_name_cn(X509_get_subject_name(x), cn, sizeof cn, &several) || several)
+    if (!cert__name_cn(X509_get_subject_name(x), cn, sizeof cn, &several) || several)
         HUB__BAD(HUB_CERT_MALFORMED, "its subject must have exactly one CN, the member id");
     else if (hub_member_id_problem(cn))
         HUB__BAD(HUB_CERT_MALFORMED, "its CN '%.64s' is not a member id: %s", cn,
@@ -316,7 +316,7 @@ void hub__cert_describe(X509 *x, hub_cert_info_t *info)
         } else if (len >= curve_len && !strncmp(uri, HUB__CERT_URN_CURVE, curve_len)) {
             curves++;
             uint8_t bin[32];
-            curve_ok = hub__hex32(uri + curve_len, len - curve_len, bin) &&
+            curve_ok = cert__hex32(uri + curve_len, len - curve_len, bin) &&
                        zmq_z85_encode(info->keys.curve_public, bin, sizeof bin) != NULL;
         }
     }
@@ -342,12 +342,12 @@ void hub__cert_describe(X509 *x, hub_cert_info_t *info)
 #undef HUB__BAD
 }
 
-int hub__cert_read_x509(const char *path, X509 **out, char *err, size_t err_size)
+int cert__read_x509(const char *path, X509 **out, char *err, size_t err_size)
 {
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    int rc = hub__cert_read_file(path, HUB__CERT_FILE_MAX, &text, &len, NULL, err, err_size);
+    int rc = cert__read_file(path, HUB__CERT_FILE_MAX, &text, &len, NULL, err, err_size);
     if (rc != 0)
         return rc;
     BIO *bio = BIO_new_mem_buf(text, (int)len);
@@ -355,11 +355,11 @@ int hub__cert_read_x509(const char *path, X509 **out, char *err, size_t err_size
     BIO_free(bio);
     free(text);
     if (!*out)
-        return hub__cert_ossl_fail(err, err_size, HUB_EPARSE, "not a PEM X.509 certificate");
+        return cert__ossl_fail(err, err_size, HUB_EPARSE, "not a PEM X.509 certificate");
     return 0;
 }
 
-void hub__cert_set_file(hub_cert_info_t *info, const char *path)
+void cert__set_file(hub_cert_info_t *info, const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -375,10 +375,10 @@ void hub__cert_set_file(hub_cert_info_t *info, const char *path)
 int hub_cert_read(const char *path, hub_cert_info_t *out, char *err, size_t err_size)
 {
     memset(out, 0, sizeof *out);
-    hub__cert_set_file(out, path);
+    cert__set_file(out, path);
     X509 *x = NULL;
     char why[HUB_ERRMSG_MAX];
-    int rc = hub__cert_read_x509(path, &x, why, sizeof why);
+    int rc = cert__read_x509(path, &x, why, sizeof why);
     if (rc == HUB_EPARSE) {
         out->status = HUB_CERT_MALFORMED;
         hub_errf(out->reason, sizeof out->reason, "%s", why);
@@ -388,7 +388,7 @@ int hub_cert_read(const char *path, hub_cert_info_t *out, char *err, size_t err_
         hub_errf(err, err_size, "%s", why);
         return rc;
     }
-    hub__cert_describe(x, out);
+    cert__describe(x, out);
     X509_free(x);
     return 0;
 }

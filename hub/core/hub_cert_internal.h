@@ -26,38 +26,38 @@
 
 /* Puts `what` and OpenSSL's last error into err (and empties its queue);
  * returns code. */
-int hub__cert_ossl_fail(char *err, size_t err_size, int code, const char *what);
+int cert__ossl_fail(char *err, size_t err_size, int code, const char *what);
 /* us as "YYYY-MM-DDTHH:MM:SSZ" ("?" if it cannot be shown). */
-void hub__cert_fmt_time(uint64_t us, char out[32]);
-/* The reverse of hub__cert_fmt_time(); HUB_EPARSE when text is not one. */
-int hub__cert_parse_time(const char *text, uint64_t *out_us);
+void cert__fmt_time(uint64_t us, char out[32]);
+/* The reverse of cert__fmt_time(); HUB_EPARSE when text is not one. */
+int cert__parse_time(const char *text, uint64_t *out_us);
 /* An ASN1_TIME in microseconds since the epoch (0 if unreadable). */
-uint64_t hub__cert_asn1_us(const ASN1_TIME *t);
+uint64_t cert__asn1_us(const ASN1_TIME *t);
 /* Reads path (at most max bytes) into a malloc'ed, NUL-terminated buffer;
  * mode gets its st_mode when not NULL. */
-int hub__cert_read_file(const char *path, long max, char **out, size_t *len, mode_t *mode,
-                        char *err, size_t err_size);
+int cert__read_file(const char *path, long max, char **out, size_t *len, mode_t *mode, char *err,
+                    size_t err_size);
 /* Writes path: a new file only (O_EXCL) when exclusive, else a temporary
  * file renamed over path, so that a reader sees the old or the new bytes. */
-int hub__cert_write_file(const char *path, const void *data, size_t len, mode_t mode,
-                         bool exclusive, char *err, size_t err_size);
+int cert__write_file(const char *path, const void *data, size_t len, mode_t mode, bool exclusive,
+                     char *err, size_t err_size);
 /* dir/rel into out (PATH_MAX bytes); HUB_EINVAL when too long. */
-int hub__cert_path(char *out, const char *dir, const char *rel, char *err, size_t err_size);
+int cert__path(char *out, const char *dir, const char *rel, char *err, size_t err_size);
 /* A serial number in upper-case hex. */
-void hub__cert_serial_hex(const ASN1_INTEGER *serial, char out[HUB_CERT_SERIAL_MAX]);
+void cert__serial_hex(const ASN1_INTEGER *serial, char out[HUB_CERT_SERIAL_MAX]);
 /* The first CN of name as UTF-8 into out; false when there is none, or more
  * than one, or it does not fit. */
-bool hub__cert_name_cn(const X509_NAME *name, char *out, size_t out_size, bool *several);
+bool cert__name_cn(const X509_NAME *name, char *out, size_t out_size, bool *several);
 
 /* ---- the member-certificate format (hub_cert.c) ------------------------- */
 
 /* Reads what a member certificate says into info (file is set by the
  * caller). Leaves info->status HUB_CERT_VALID when the format is right. */
-void hub__cert_describe(X509 *x, hub_cert_info_t *info);
+void cert__describe(X509 *x, hub_cert_info_t *info);
 /* Reads one PEM certificate from path. */
-int hub__cert_read_x509(const char *path, X509 **out, char *err, size_t err_size);
+int cert__read_x509(const char *path, X509 **out, char *err, size_t err_size);
 /* Sets info->file to path's base name. */
-void hub__cert_set_file(hub_cert_info_t *info, const char *path);
+void cert__set_file(hub_cert_info_t *info, const char *path);
 
 /* ---- trust (hub_cert_verify.c) ------------------------------------------ */
 
@@ -69,16 +69,16 @@ typedef struct {
     hub_cert_info_t ca_info;
     uint64_t crl_this_us, crl_next_us;
     hub_crl_id_t crl_id;
-} hub__cert_trust_t;
+} cert__trust_t;
 
-void hub__cert_trust_free(hub__cert_trust_t *t);
+void cert_verify__trust_free(cert__trust_t *t);
 /* Loads the CA certificate and CRL into t; on failure t is empty and err
  * says which file is wrong. */
-int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now_us,
-                         hub__cert_trust_t *t, char *err, size_t err_size);
+int cert_verify__trust_load(const char *ca_path, const char *crl_path, uint64_t now_us,
+                            cert__trust_t *t, char *err, size_t err_size);
 /* Reads and checks the certificate at path into info; *io_rc gets an I/O
  * error (a certificate that is wrong is a status, not an error). */
-void hub__cert_check_path(const hub__cert_trust_t *t, const char *path, uint64_t now_us,
-                          hub_cert_info_t *info, int *io_rc, char *err, size_t err_size);
+void cert_verify__check_path(const cert__trust_t *t, const char *path, uint64_t now_us,
+                             hub_cert_info_t *info, int *io_rc, char *err, size_t err_size);
 
 #endif

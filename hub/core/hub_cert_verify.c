@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-void hub__cert_trust_free(hub__cert_trust_t *t)
+void cert_verify__trust_free(cert__trust_t *t)
 {
     X509_STORE_free(t->store);
     X509_CRL_free(t->crl);
@@ -27,8 +27,8 @@ void hub__cert_trust_free(hub__cert_trust_t *t)
     memset(t, 0, sizeof *t);
 }
 
-int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now_us,
-                         hub__cert_trust_t *t, char *err, size_t err_size)
+int cert_verify__trust_load(const char *ca_path, const char *crl_path, uint64_t now_us,
+                            cert__trust_t *t, char *err, size_t err_size)
 {
     memset(t, 0, sizeof *t);
     if (!ca_path || !crl_path) {
@@ -41,17 +41,16 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
         rc = hub_fsguard_check(crl_path, "CRL file", err, err_size);
     if (rc != 0)
         return rc;
-    rc = hub__cert_read_x509(ca_path, &t->ca, why, sizeof why);
+    rc = cert__read_x509(ca_path, &t->ca, why, sizeof why);
     if (rc != 0) {
         hub_errf(err, err_size, "CA certificate %s: %s", ca_path, why);
         return rc;
     }
-    hub__cert_set_file(&t->ca_info, ca_path);
-    hub__cert_serial_hex(X509_get0_serialNumber(t->ca), t->ca_info.serial);
-    hub__cert_name_cn(X509_get_subject_name(t->ca), t->ca_info.issuer, sizeof t->ca_info.issuer,
-                      NULL);
-    t->ca_info.not_before_us = hub__cert_asn1_us(X509_get0_notBefore(t->ca));
-    t->ca_info.not_after_us = hub__cert_asn1_us(X509_get0_notAfter(t->ca));
+    cert__set_file(&t->ca_info, ca_path);
+    cert__serial_hex(X509_get0_serialNumber(t->ca), t->ca_info.serial);
+    cert__name_cn(X509_get_subject_name(t->ca), t->ca_info.issuer, sizeof t->ca_info.issuer, NULL);
+    t->ca_info.not_before_us = cert__asn1_us(X509_get0_notBefore(t->ca));
+    t->ca_info.not_after_us = cert__asn1_us(X509_get0_notAfter(t->ca));
     char when[32];
     if (X509_check_ca(t->ca) < 1) {
         hub_errf(err, err_size,
@@ -60,15 +59,15 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
                  ca_path);
         rc = HUB_EINVAL;
     } else if (X509_verify(t->ca, X509_get0_pubkey(t->ca)) != 1) {
-        rc = hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO,
-                                 "the CA certificate's self-signature does not verify");
+        rc = cert__ossl_fail(err, err_size, HUB_ECRYPTO,
+                             "the CA certificate's self-signature does not verify");
     } else if (now_us < t->ca_info.not_before_us) {
-        hub__cert_fmt_time(t->ca_info.not_before_us, when);
+        cert__fmt_time(t->ca_info.not_before_us, when);
         hub_errf(err, err_size, "the CA certificate %s is valid only from %s; check the clock",
                  ca_path, when);
         rc = HUB_EINVAL;
     } else if (now_us >= t->ca_info.not_after_us) {
-        hub__cert_fmt_time(t->ca_info.not_after_us, when);
+        cert__fmt_time(t->ca_info.not_after_us, when);
         hub_errf(err, err_size,
                  "the CA certificate %s expired at %s; make a new CA and "
                  "re-issue the member certificates",
@@ -76,17 +75,16 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
         rc = HUB_EINVAL;
     }
     if (rc != 0) {
-        hub__cert_trust_free(t);
+        cert_verify__trust_free(t);
         return rc;
     }
 
     char *text = NULL;
     size_t len = 0;
-    rc =
-        hub__cert_read_file(crl_path, HUB__CERT_INDEX_FILE_MAX, &text, &len, NULL, why, sizeof why);
+    rc = cert__read_file(crl_path, HUB__CERT_INDEX_FILE_MAX, &text, &len, NULL, why, sizeof why);
     if (rc != 0) {
         hub_errf(err, err_size, "CRL: %s (make one with 'hubctl ca crl DIR')", why);
-        hub__cert_trust_free(t);
+        cert_verify__trust_free(t);
         return rc;
     }
     BIO *bio = BIO_new_mem_buf(text, (int)len);
@@ -95,7 +93,7 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
     free(text);
     if (!t->crl) {
         snprintf(why, sizeof why, "%s is not a PEM CRL", crl_path);
-        rc = hub__cert_ossl_fail(err, err_size, HUB_EPARSE, why);
+        rc = cert__ossl_fail(err, err_size, HUB_EPARSE, why);
     } else if (X509_NAME_cmp(X509_CRL_get_issuer(t->crl), X509_get_subject_name(t->ca)) != 0 ||
                X509_CRL_verify(t->crl, X509_get0_pubkey(t->ca)) != 1) {
         ERR_clear_error();
@@ -105,27 +103,27 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
                  crl_path, ca_path);
         rc = HUB_ECRYPTO;
     } else if (!(t->store = X509_STORE_new()) || X509_STORE_add_cert(t->store, t->ca) != 1) {
-        rc = hub__cert_ossl_fail(err, err_size, HUB_ENOMEM, "cannot build the certificate store");
+        rc = cert__ossl_fail(err, err_size, HUB_ENOMEM, "cannot build the certificate store");
     }
     if (rc != 0) {
-        hub__cert_trust_free(t);
+        cert_verify__trust_free(t);
         return rc;
     }
-    t->crl_this_us = hub__cert_asn1_us(X509_CRL_get0_lastUpdate(t->crl));
-    t->crl_next_us = hub__cert_asn1_us(X509_CRL_get0_nextUpdate(t->crl));
+    t->crl_this_us = cert__asn1_us(X509_CRL_get0_lastUpdate(t->crl));
+    t->crl_next_us = cert__asn1_us(X509_CRL_get0_nextUpdate(t->crl));
     /* What identifies this CRL for the rollback guard: its number, its
      * issue time and a digest of its DER encoding (PEM wrapping aside). */
     t->crl_id.this_update_us = t->crl_this_us;
     ASN1_INTEGER *number = X509_CRL_get_ext_d2i(t->crl, NID_crl_number, NULL, NULL);
     if (number)
-        hub__cert_serial_hex(number, t->crl_id.number);
+        cert__serial_hex(number, t->crl_id.number);
     ASN1_INTEGER_free(number);
     unsigned char *der = NULL;
     int der_len = i2d_X509_CRL(t->crl, &der);
     if (der_len <= 0 || !SHA256(der, (size_t)der_len, t->crl_id.sha256)) {
         OPENSSL_free(der);
-        hub__cert_trust_free(t);
-        return hub__cert_ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode the CRL");
+        cert_verify__trust_free(t);
+        return cert__ossl_fail(err, err_size, HUB_ECRYPTO, "cannot encode the CRL");
     }
     OPENSSL_free(der);
     return 0;
@@ -136,13 +134,13 @@ int hub__cert_trust_load(const char *ca_path, const char *crl_path, uint64_t now
 typedef struct {
     bool unknown_issuer, bad_signature, expired, not_yet_valid;
     int other; /* the first other error code, 0 if none */
-} hub__verify_t;
+} cert_verify__verify_t;
 
-static int hub__verify_cb(int ok, X509_STORE_CTX *ctx)
+static int cert_verify__cb(int ok, X509_STORE_CTX *ctx)
 {
     if (ok)
         return 1;
-    hub__verify_t *v = X509_STORE_CTX_get_app_data(ctx);
+    cert_verify__verify_t *v = X509_STORE_CTX_get_app_data(ctx);
     int e = X509_STORE_CTX_get_error(ctx);
     int depth = X509_STORE_CTX_get_error_depth(ctx);
     switch (e) {
@@ -179,21 +177,21 @@ static int hub__verify_cb(int ok, X509_STORE_CTX *ctx)
     return 1;
 }
 
-static void hub__check_x509(const hub__cert_trust_t *t, X509 *x, uint64_t now_us,
-                            hub_cert_info_t *info)
+static void cert_verify__check_x509(const cert__trust_t *t, X509 *x, uint64_t now_us,
+                                    hub_cert_info_t *info)
 {
-    hub__cert_describe(x, info);
+    cert__describe(x, info);
     hub_cert_status_t format_status = info->status;
     char format_reason[HUB_CERT_REASON_MAX];
     memcpy(format_reason, info->reason, sizeof format_reason);
 
-    hub__verify_t v = {0};
+    cert_verify__verify_t v = {0};
     X509_STORE_CTX *sc = X509_STORE_CTX_new();
     int ok = sc && X509_STORE_CTX_init(sc, t->store, x, NULL) == 1;
     if (ok) {
         X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(sc),
                                    (time_t)(now_us / 1000000u));
-        X509_STORE_CTX_set_verify_cb(sc, hub__verify_cb);
+        X509_STORE_CTX_set_verify_cb(sc, cert_verify__cb);
         X509_STORE_CTX_set_app_data(sc, &v);
         ok = X509_verify_cert(sc) == 1;
     }
@@ -226,19 +224,19 @@ static void hub__check_x509(const hub__cert_trust_t *t, X509 *x, uint64_t now_us
                  v.other ? X509_verify_cert_error_string(v.other) : "internal error");
     } else if (revoked) {
         info->status = HUB_CERT_REVOKED;
-        hub__cert_fmt_time(hub__cert_asn1_us(X509_REVOKED_get0_revocationDate(rev)), when);
+        cert__fmt_time(cert__asn1_us(X509_REVOKED_get0_revocationDate(rev)), when);
         hub_errf(info->reason, sizeof info->reason,
                  "revoked at %s (serial %s); issue a new certificate if the member should "
                  "connect again",
                  when, info->serial);
     } else if (v.expired) {
         info->status = HUB_CERT_EXPIRED;
-        hub__cert_fmt_time(info->not_after_us, when);
+        cert__fmt_time(info->not_after_us, when);
         hub_errf(info->reason, sizeof info->reason,
                  "expired at %s; renew it with 'hubctl cert issue'", when);
     } else if (v.not_yet_valid) {
         info->status = HUB_CERT_NOT_YET_VALID;
-        hub__cert_fmt_time(info->not_before_us, when);
+        cert__fmt_time(info->not_before_us, when);
         hub_errf(info->reason, sizeof info->reason, "valid only from %s", when);
     } else if (format_status != HUB_CERT_VALID) {
         info->status = format_status;
@@ -246,16 +244,16 @@ static void hub__check_x509(const hub__cert_trust_t *t, X509 *x, uint64_t now_us
     }
 }
 
-void hub__cert_check_path(const hub__cert_trust_t *t, const char *path, uint64_t now_us,
-                          hub_cert_info_t *info, int *io_rc, char *err, size_t err_size)
+void cert_verify__check_path(const cert__trust_t *t, const char *path, uint64_t now_us,
+                             hub_cert_info_t *info, int *io_rc, char *err, size_t err_size)
 {
     memset(info, 0, sizeof *info);
-    hub__cert_set_file(info, path);
+    cert__set_file(info, path);
     X509 *x = NULL;
     char why[HUB_ERRMSG_MAX];
-    int rc = hub__cert_read_x509(path, &x, why, sizeof why);
+    int rc = cert__read_x509(path, &x, why, sizeof why);
     if (rc == 0) {
-        hub__check_x509(t, x, now_us, info);
+        cert_verify__check_x509(t, x, now_us, info);
         X509_free(x);
     } else {
         info->status = HUB_CERT_MALFORMED;
@@ -271,13 +269,13 @@ int hub_cert_check_file(const char *ca_cert_path, const char *crl_path, const ch
                         uint64_t now_us, hub_cert_info_t *out, char *err, size_t err_size)
 {
     memset(out, 0, sizeof *out);
-    hub__cert_trust_t t;
-    int rc = hub__cert_trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
+    cert__trust_t t;
+    int rc = cert_verify__trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
     if (rc != 0)
         return rc;
     int io_rc = 0;
-    hub__cert_check_path(&t, path, now_us, out, &io_rc, err, err_size);
-    hub__cert_trust_free(&t);
+    cert_verify__check_path(&t, path, now_us, out, &io_rc, err, err_size);
+    cert_verify__trust_free(&t);
     return io_rc;
 }
 

@@ -26,13 +26,13 @@ struct hub_certdir {
     uint64_t next_change_us;
 };
 
-static int hub__name_cmp(const void *a, const void *b)
+static int certdir__name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Is b newer than a (the later notBefore, then the higher serial)? */
-static bool hub__newer(const hub_cert_info_t *b, const hub_cert_info_t *a)
+static bool certdir__newer(const hub_cert_info_t *b, const hub_cert_info_t *a)
 {
     if (b->not_before_us != a->not_before_us)
         return b->not_before_us > a->not_before_us;
@@ -42,7 +42,7 @@ static bool hub__newer(const hub_cert_info_t *b, const hub_cert_info_t *a)
 
 /* Among valid certificates: one per member (the newest wins), and no CURVE
  * key shared between members (all that share one are refused). */
-static int hub__settle(hub_certdir_t *self)
+static int certdir__settle(hub_certdir_t *self)
 {
     hub_map_t *by_member = hub_map_new(), *by_key = hub_map_new();
     int rc = by_member && by_key ? 0 : HUB_ENOMEM;
@@ -52,7 +52,7 @@ static int hub__settle(hub_certdir_t *self)
             continue;
         hub_cert_info_t *prev = hub_map_get(by_member, c->keys.member_id);
         hub_cert_info_t *old = c, *winner = prev;
-        if (!prev || hub__newer(c, prev)) {
+        if (!prev || certdir__newer(c, prev)) {
             old = prev;
             winner = c;
             if (hub_map_put(by_member, c->keys.member_id, c) != 0)
@@ -105,15 +105,15 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
     int rc = hub_fsguard_check(certs_dir, "certificate directory", err, err_size);
     if (rc != 0)
         return rc;
-    hub__cert_trust_t t;
-    rc = hub__cert_trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
+    cert__trust_t t;
+    rc = cert_verify__trust_load(ca_cert_path, crl_path, now_us, &t, err, err_size);
     if (rc != 0)
         return rc;
     DIR *d = opendir(certs_dir);
     if (!d) {
         int e = errno;
         hub_errf(err, err_size, "cannot open certificate directory %s: %s", certs_dir, strerror(e));
-        hub__cert_trust_free(&t);
+        cert_verify__trust_free(&t);
         return e == ENOENT ? HUB_ENOENT : HUB_EIO;
     }
     char **names = NULL;
@@ -148,12 +148,12 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
         /* names is NULL when the directory holds no certificate, and qsort
          * must not be given NULL even for zero elements. */
         if (n > 1)
-            qsort(names, n, sizeof *names, hub__name_cmp);
+            qsort(names, n, sizeof *names, certdir__name_cmp);
         for (size_t i = 0; rc == 0 && i < n; i++) {
             char path[PATH_MAX];
-            if ((rc = hub__cert_path(path, certs_dir, names[i], err, err_size)) != 0)
+            if ((rc = cert__path(path, certs_dir, names[i], err, err_size)) != 0)
                 break;
-            hub__cert_check_path(&t, path, now_us, &self->certs[i], NULL, NULL, 0);
+            cert_verify__check_path(&t, path, now_us, &self->certs[i], NULL, NULL, 0);
             self->count++;
         }
     }
@@ -162,13 +162,13 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
     free(names);
     if (rc != 0) {
         hub_certdir_destroy(&self);
-        hub__cert_trust_free(&t);
+        cert_verify__trust_free(&t);
         return rc;
     }
-    if (hub__settle(self) != 0) {
+    if (certdir__settle(self) != 0) {
         hub_errf(err, err_size, "out of memory");
         hub_certdir_destroy(&self);
-        hub__cert_trust_free(&t);
+        cert_verify__trust_free(&t);
         return HUB_ENOMEM;
     }
     self->ca = t.ca_info;
@@ -187,7 +187,7 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
             self->next_change_us = at;
         self->valid += c->status == HUB_CERT_VALID;
     }
-    hub__cert_trust_free(&t);
+    cert_verify__trust_free(&t);
     *out = self;
     return 0;
 }

@@ -9,7 +9,7 @@
 
 #include <zmq.h>
 
-typedef enum { HUB__CL_DOWN = 0, HUB__CL_CONNECTING, HUB__CL_READY } hub__cl_state_t;
+typedef enum { HUB__CL_DOWN = 0, HUB__CL_CONNECTING, HUB__CL_READY } cluster__cl_state_t;
 
 /* Another node, as the beat last saw it: where its link listens, and this
  * node's DEALER to it (opened at the first envelope forwarded). */
@@ -17,30 +17,30 @@ typedef struct {
     char node_id[64];
     char endpoint[256];
     void *dealer;
-} hub__cl_peer_t;
+} cluster__cl_peer_t;
 
 /* A member connected to another node. */
 typedef struct {
-    hub__cl_peer_t *peer;
+    cluster__cl_peer_t *peer;
     char *services; /* as its Hello offered them there */
-} hub__cl_loc_t;
+} cluster__cl_loc_t;
 
-static void hub__cl_where_free(hub_map_t **where)
+static void cluster__cl_where_free(hub_map_t **where)
 {
     size_t cursor = 0;
     void *value;
     while (*where && hub_map_next(*where, &cursor, NULL, &value)) {
-        hub__cl_loc_t *l = value;
+        cluster__cl_loc_t *l = value;
         free(l->services);
         free(l);
     }
     hub_map_destroy(where);
 }
 
-struct hub__cluster {
+struct cluster__cluster {
     hub_server_t *server;
     PGconn *conn;
-    hub__cl_state_t state;
+    cluster__cl_state_t state;
     uv_poll_t *poll; /* heap: a new one when the socket changes */
     int poll_fd;
     int poll_events;
@@ -57,35 +57,35 @@ struct hub__cluster {
     void *link;
     hub_zsock_t *link_watch;
     char link_endpoint[256];
-    hub__cl_peer_t **peers;
+    cluster__cl_peer_t **peers;
     size_t n_peers, cap_peers;
-    hub_map_t *where;      /* member id -> hub__cl_loc_t *: members on other nodes */
+    hub_map_t *where;      /* member id -> cluster__cl_loc_t *: members on other nodes */
     hub_ops_node_t *nodes; /* hub_nodes as the last beat read it (strings owned) */
     size_t n_nodes;
     bool subs_dirty;    /* this node's subscriptions are to be written to the store */
     uint64_t subs_seen; /* the highest hub_subscriptions.id read */
 };
 
-static void hub__cl_free_poll(uv_handle_t *h)
+static void cluster__cl_free_poll(uv_handle_t *h)
 {
     free(h);
 }
 
-static void hub__cl_on_poll(uv_poll_t *h, int status, int events);
+static void cluster__cl_on_poll(uv_poll_t *h, int status, int events);
 
 /* Watches the connection's socket for `events` (re-made when it changed). */
-static void hub__cl_broken(hub__cluster_t *cl, const char *what);
+static void cluster__cl_broken(core__cluster_t *cl, const char *what);
 
 /* Watches the connection's socket for `events` (re-made when it changed).
  * fresh: a new handle even for the same descriptor number. While libpq
  * connects it may close one socket and open the next (several hosts), and
  * the new one may get the old number: a handle kept across that would
  * watch a descriptor the kernel has forgotten. */
-static void hub__cl_watch(hub__cluster_t *cl, int events, bool fresh)
+static void cluster__cl_watch(core__cluster_t *cl, int events, bool fresh)
 {
     int fd = cl->conn ? PQsocket(cl->conn) : -1;
     if (cl->poll && (fresh || cl->poll_fd != fd || fd < 0)) {
-        uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
+        uv_close((uv_handle_t *)cl->poll, cluster__cl_free_poll);
         cl->poll = NULL;
     }
     if (fd < 0)
@@ -95,7 +95,7 @@ static void hub__cl_watch(hub__cluster_t *cl, int events, bool fresh)
         if (!cl->poll || uv_poll_init_socket(cl->server->loop, cl->poll, fd) != 0) {
             free(cl->poll);
             cl->poll = NULL;
-            hub__cl_broken(cl, "watch");
+            cluster__cl_broken(cl, "watch");
             return;
         }
         cl->poll->data = cl;
@@ -103,29 +103,29 @@ static void hub__cl_watch(hub__cluster_t *cl, int events, bool fresh)
         cl->poll_events = 0;
     }
     if (cl->poll_events != events) {
-        uv_poll_start(cl->poll, events, hub__cl_on_poll);
+        uv_poll_start(cl->poll, events, cluster__cl_on_poll);
         cl->poll_events = events;
     }
 }
 
 /* Every online receiver's queue is read again from its start: used when
  * notifications may have been missed. */
-static void hub__cl_rescan_all(hub_server_t *self)
+static void cluster__cl_rescan_all(hub_server_t *self)
 {
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        hub__member_t *m = value;
+        core__member_t *m = value;
         if (!m->online)
             continue;
         m->rescan = true;
         m->backlog = true;
-        hub__pump(self, m);
+        delivery__pump(self, m);
     }
 }
 
 /* libpq's message on one log line: newlines, tabs and quotes become spaces. */
-static void hub__cl_oneline(const char *msg, char *out, size_t size)
+static void cluster__cl_oneline(const char *msg, char *out, size_t size)
 {
     size_t n = 0;
     for (const char *p = msg; *p && n + 1 < size; p++)
@@ -135,14 +135,14 @@ static void hub__cl_oneline(const char *msg, char *out, size_t size)
     out[n] = '\0';
 }
 
-static void hub__cl_broken(hub__cluster_t *cl, const char *what)
+static void cluster__cl_broken(core__cluster_t *cl, const char *what)
 {
     char why[256];
-    hub__cl_oneline(cl->conn ? PQerrorMessage(cl->conn) : "no connection", why, sizeof why);
+    cluster__cl_oneline(cl->conn ? PQerrorMessage(cl->conn) : "no connection", why, sizeof why);
     HUB_WARN("cluster", "connection to the shared store lost; opened again without blocking",
              "node=%s what=%s error=\"%s\"", cl->server->cfg.node_id, what, why);
     if (cl->poll) {
-        uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
+        uv_close((uv_handle_t *)cl->poll, cluster__cl_free_poll);
         cl->poll = NULL;
     }
     if (cl->conn)
@@ -155,23 +155,23 @@ static void hub__cl_broken(hub__cluster_t *cl, const char *what)
 }
 
 /* Sends sql (one or more statements) without waiting. */
-static void hub__cl_send(hub__cluster_t *cl, const char *sql)
+static void cluster__cl_send(core__cluster_t *cl, const char *sql)
 {
     if (!PQsendQuery(cl->conn, sql)) {
-        hub__cl_broken(cl, "send");
+        cluster__cl_broken(cl, "send");
         return;
     }
     cl->busy = true;
     int f = PQflush(cl->conn);
     if (f < 0) {
-        hub__cl_broken(cl, "flush");
+        cluster__cl_broken(cl, "flush");
         return;
     }
     cl->flushing = f == 1;
-    hub__cl_watch(cl, UV_READABLE | (cl->flushing ? UV_WRITABLE : 0), false);
+    cluster__cl_watch(cl, UV_READABLE | (cl->flushing ? UV_WRITABLE : 0), false);
 }
 
-static int hub__cl_hexval(char c)
+static int cluster__cl_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -183,13 +183,13 @@ static int hub__cl_hexval(char c)
 }
 
 /* A hex payload into a member id; false when it is not one. */
-static bool hub__cl_unhex(const char *hex, char *out, size_t size)
+static bool cluster__cl_unhex(const char *hex, char *out, size_t size)
 {
     size_t len = strlen(hex);
     if (len % 2 || len / 2 + 1 > size || len == 0)
         return false;
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = hub__cl_hexval(hex[2 * i]), lo = hub__cl_hexval(hex[2 * i + 1]);
+        int hi = cluster__cl_hexval(hex[2 * i]), lo = cluster__cl_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
             return false;
         out[i] = (char)(hi << 4 | lo);
@@ -198,48 +198,48 @@ static bool hub__cl_unhex(const char *hex, char *out, size_t size)
     return true;
 }
 
-static hub__cl_peer_t *hub__cl_peer(hub__cluster_t *cl, const char *node_id)
+static cluster__cl_peer_t *cluster__cl_peer(core__cluster_t *cl, const char *node_id)
 {
     for (size_t i = 0; i < cl->n_peers; i++)
         if (!strcmp(cl->peers[i]->node_id, node_id))
             return cl->peers[i];
-    if (hub__grow((void **)&cl->peers, &cl->cap_peers, cl->n_peers + 1, sizeof *cl->peers) != 0)
+    if (core__grow((void **)&cl->peers, &cl->cap_peers, cl->n_peers + 1, sizeof *cl->peers) != 0)
         return NULL;
-    hub__cl_peer_t *p = calloc(1, sizeof *p);
+    cluster__cl_peer_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    hub__copy_str(p->node_id, sizeof p->node_id, node_id);
+    core__copy_str(p->node_id, sizeof p->node_id, node_id);
     cl->peers[cl->n_peers++] = p;
     return p;
 }
 
 /* A node's link moved (it restarted): the DEALER to it is opened again. */
-static void hub__cl_peer_endpoint(hub__cl_peer_t *p, const char *ep)
+static void cluster__cl_peer_endpoint(cluster__cl_peer_t *p, const char *ep)
 {
     if (strcmp(p->endpoint, ep) != 0) {
         if (p->dealer)
             zmq_close(p->dealer);
         p->dealer = NULL;
-        hub__copy_str(p->endpoint, sizeof p->endpoint, ep);
+        core__copy_str(p->endpoint, sizeof p->endpoint, ep);
     }
 }
 
 /* Rows (member hex, node, its link endpoint): where members of other nodes
  * are, replacing what the last beat said. */
-static void hub__cl_where(hub__cluster_t *cl, const PGresult *res)
+static void cluster__cl_where(core__cluster_t *cl, const PGresult *res)
 {
     hub_map_t *where = hub_map_new();
     if (!where)
         return;
     for (int r = 0; r < PQntuples(res); r++) {
         char id[HUB_STORE_NAME_MAX + 1];
-        if (!hub__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
+        if (!cluster__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
             continue;
-        hub__cl_peer_t *p = hub__cl_peer(cl, PQgetvalue(res, r, 1));
+        cluster__cl_peer_t *p = cluster__cl_peer(cl, PQgetvalue(res, r, 1));
         if (!p)
             continue;
-        hub__cl_peer_endpoint(p, PQgetvalue(res, r, 2));
-        hub__cl_loc_t *l = calloc(1, sizeof *l);
+        cluster__cl_peer_endpoint(p, PQgetvalue(res, r, 2));
+        cluster__cl_loc_t *l = calloc(1, sizeof *l);
         if (!l || !(l->services = strdup(PQgetvalue(res, r, 3))) ||
             hub_map_put(where, id, l) != 0) {
             if (l)
@@ -249,11 +249,11 @@ static void hub__cl_where(hub__cluster_t *cl, const PGresult *res)
         }
         l->peer = p;
     }
-    hub__cl_where_free(&cl->where);
+    cluster__cl_where_free(&cl->where);
     cl->where = where;
 }
 
-static void hub__cl_nodes_free(hub__cluster_t *cl)
+static void cluster__cl_nodes_free(core__cluster_t *cl)
 {
     for (size_t i = 0; i < cl->n_nodes; i++) {
         free((char *)cl->nodes[i].id);
@@ -265,9 +265,9 @@ static void hub__cl_nodes_free(hub__cluster_t *cl)
 }
 
 /* Rows (node, endpoint, heartbeat µs, members, alive) of hub_nodes. */
-static void hub__cl_nodes(hub__cluster_t *cl, const PGresult *res)
+static void cluster__cl_nodes(core__cluster_t *cl, const PGresult *res)
 {
-    hub__cl_nodes_free(cl);
+    cluster__cl_nodes_free(cl);
     int rows = PQntuples(res);
     if (rows <= 0 || !(cl->nodes = calloc((size_t)rows, sizeof *cl->nodes)))
         return;
@@ -285,24 +285,24 @@ static void hub__cl_nodes(hub__cluster_t *cl, const PGresult *res)
         n->alive = PQgetvalue(res, r, 4)[0] == 't';
         n->self = !strcmp(n->id, cl->server->cfg.node_id);
         cl->n_nodes++;
-        hub__cl_peer_t *p = n->self ? NULL : hub__cl_peer(cl, n->id);
+        cluster__cl_peer_t *p = n->self ? NULL : cluster__cl_peer(cl, n->id);
         if (p)
-            hub__cl_peer_endpoint(p, PQgetvalue(res, r, 5));
+            cluster__cl_peer_endpoint(p, PQgetvalue(res, r, 5));
     }
 }
 
 /* Rows (id, member hex, topic) of hub_subscriptions not seen yet: the
  * subscriptions members made on any node. */
-static void hub__cl_subs(hub__cluster_t *cl, const PGresult *res)
+static void cluster__cl_subs(core__cluster_t *cl, const PGresult *res)
 {
     for (int r = 0; r < PQntuples(res); r++) {
         char id[HUB_STORE_NAME_MAX + 1];
         uint64_t n = strtoull(PQgetvalue(res, r, 0), NULL, 10);
         if (n > cl->subs_seen)
             cl->subs_seen = n;
-        if (!hub__cl_unhex(PQgetvalue(res, r, 1), id, sizeof id))
+        if (!cluster__cl_unhex(PQgetvalue(res, r, 1), id, sizeof id))
             continue;
-        if (hub__subscribe(cl->server, id, PQgetvalue(res, r, 2)) == 1)
+        if (pubsub__subscribe(cl->server, id, PQgetvalue(res, r, 2)) == 1)
             HUB_INFO("cluster", "durable subscription learnt from the store", "member=%s topic=%s",
                      id, PQgetvalue(res, r, 2));
     }
@@ -310,46 +310,46 @@ static void hub__cl_subs(hub__cluster_t *cl, const PGresult *res)
 
 /* The beat's last statement lists members of this node whose newer
  * connection is on another node: this node stops delivering to them. */
-static void hub__cl_result(hub__cluster_t *cl, PGresult *res)
+static void cluster__cl_result(core__cluster_t *cl, PGresult *res)
 {
     hub_server_t *self = cl->server;
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_FATAL_ERROR) {
         char why[256];
-        hub__cl_oneline(PQresultErrorMessage(res), why, sizeof why);
+        cluster__cl_oneline(PQresultErrorMessage(res), why, sizeof why);
         HUB_WARN("cluster", "heartbeat statement failed; retried at the next beat",
                  "node=%s error=\"%s\"", self->cfg.node_id, why);
         return;
     }
     if (st == PGRES_TUPLES_OK && PQnfields(res) == 6) {
-        hub__cl_nodes(cl, res);
+        cluster__cl_nodes(cl, res);
         return;
     }
     if (st == PGRES_TUPLES_OK && PQnfields(res) == 4) {
-        hub__cl_where(cl, res);
+        cluster__cl_where(cl, res);
         return;
     }
     if (st == PGRES_TUPLES_OK && PQnfields(res) == 3) {
-        hub__cl_subs(cl, res);
+        cluster__cl_subs(cl, res);
         return;
     }
     if (st != PGRES_TUPLES_OK || PQnfields(res) != 1)
         return;
     for (int r = 0; r < PQntuples(res); r++) {
         char id[HUB_STORE_NAME_MAX + 1];
-        if (!hub__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
+        if (!cluster__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
             continue;
-        hub__member_t *m = hub_map_get(self->members, id);
+        core__member_t *m = hub_map_get(self->members, id);
         if (m && m->online) {
             HUB_INFO("cluster", "member connected to another node since: no longer served here",
                      "member=%s node=%s", m->id, self->cfg.node_id);
-            hub__blocked_drop(m);
+            send__blocked_drop(m);
             m->online = false;
         }
     }
 }
 
-static void hub__cl_notifies(hub__cluster_t *cl)
+static void cluster__cl_notifies(core__cluster_t *cl)
 {
     hub_server_t *self = cl->server;
     PGnotify *n;
@@ -362,65 +362,65 @@ static void hub__cl_notifies(hub__cluster_t *cl)
         char id[HUB_STORE_NAME_MAX + 1];
         if (sp)
             *sp = '\0';
-        if ((!sp || strcmp(sp + 1, own) != 0) && hub__cl_unhex(n->extra, id, sizeof id)) {
-            hub__member_t *m = hub_map_get(self->members, id);
+        if ((!sp || strcmp(sp + 1, own) != 0) && cluster__cl_unhex(n->extra, id, sizeof id)) {
+            core__member_t *m = hub_map_get(self->members, id);
             if (m && m->online) {
                 m->rescan = true;
                 m->backlog = true;
-                hub__pump(self, m);
+                delivery__pump(self, m);
             }
         }
         PQfreemem(n);
     }
 }
 
-static void hub__cl_connect_step(hub__cluster_t *cl)
+static void cluster__cl_connect_step(core__cluster_t *cl)
 {
     switch (PQconnectPoll(cl->conn)) {
-    case PGRES_POLLING_READING: hub__cl_watch(cl, UV_READABLE, true); return;
-    case PGRES_POLLING_WRITING: hub__cl_watch(cl, UV_WRITABLE, true); return;
+    case PGRES_POLLING_READING: cluster__cl_watch(cl, UV_READABLE, true); return;
+    case PGRES_POLLING_WRITING: cluster__cl_watch(cl, UV_WRITABLE, true); return;
     case PGRES_POLLING_OK: break;
-    default: hub__cl_broken(cl, "connect"); return;
+    default: cluster__cl_broken(cl, "connect"); return;
     }
     if (PQsetnonblocking(cl->conn, 1) != 0) {
-        hub__cl_broken(cl, "nonblocking");
+        cluster__cl_broken(cl, "nonblocking");
         return;
     }
     cl->state = HUB__CL_READY;
     HUB_INFO("cluster", "connection to the shared store open again", "node=%s",
              cl->server->cfg.node_id);
-    hub__cl_send(cl, "LISTEN hub_queued");
+    cluster__cl_send(cl, "LISTEN hub_queued");
     if (cl->state == HUB__CL_READY)
-        hub__cl_rescan_all(cl->server);
+        cluster__cl_rescan_all(cl->server);
 }
 
-static void hub__cl_on_poll(uv_poll_t *h, int status, int events)
+static void cluster__cl_on_poll(uv_poll_t *h, int status, int events)
 {
-    hub__cluster_t *cl = h->data;
+    core__cluster_t *cl = h->data;
     if (cl->poll != h || !cl->conn)
         return;
     if (cl->state == HUB__CL_CONNECTING) {
-        hub__cl_connect_step(cl);
+        cluster__cl_connect_step(cl);
         return;
     }
     if (status < 0) {
-        hub__cl_broken(cl, "poll");
+        cluster__cl_broken(cl, "poll");
         return;
     }
     if ((events & UV_WRITABLE) && cl->flushing) {
         int f = PQflush(cl->conn);
         if (f < 0) {
-            hub__cl_broken(cl, "flush");
+            cluster__cl_broken(cl, "flush");
             return;
         }
         cl->flushing = f == 1;
         if (!cl->flushing)
-            hub__cl_watch(cl, UV_READABLE, false);
+            cluster__cl_watch(cl, UV_READABLE, false);
     }
     if (!(events & UV_READABLE) || !cl->conn)
         return;
     if (!PQconsumeInput(cl->conn)) {
-        hub__cl_broken(cl, "read");
+        cluster__cl_broken(cl, "read");
         return;
     }
     while (cl->busy && !PQisBusy(cl->conn)) {
@@ -429,12 +429,12 @@ static void hub__cl_on_poll(uv_poll_t *h, int status, int events)
             cl->busy = false;
             break;
         }
-        hub__cl_result(cl, res);
+        cluster__cl_result(cl, res);
         PQclear(res);
     }
-    hub__cl_notifies(cl);
+    cluster__cl_notifies(cl);
     if (cl->conn && PQstatus(cl->conn) == CONNECTION_BAD)
-        hub__cl_broken(cl, "status");
+        cluster__cl_broken(cl, "status");
 }
 
 /* ---- the beat ------------------------------------------------------------- */
@@ -443,11 +443,11 @@ typedef struct {
     char *buf;
     size_t len, cap;
     bool oom;
-} hub__cl_sql_t;
+} cluster__cl_sql_t;
 
-static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...)
+static void cluster__cl_put(cluster__cl_sql_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...)
+static void cluster__cl_put(cluster__cl_sql_t *s, const char *fmt, ...)
 {
     if (s->oom)
         return;
@@ -475,21 +475,21 @@ static void hub__cl_put(hub__cl_sql_t *s, const char *fmt, ...)
     }
 }
 
-static void hub__cl_hex(hub__cl_sql_t *s, const char *id)
+static void cluster__cl_hex(cluster__cl_sql_t *s, const char *id)
 {
-    hub__cl_put(s, "'\\x");
+    cluster__cl_put(s, "'\\x");
     for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        hub__cl_put(s, "%02x", *p);
-    hub__cl_put(s, "'::bytea");
+        cluster__cl_put(s, "%02x", *p);
+    cluster__cl_put(s, "'::bytea");
 }
 
 /* One round trip: the node's row, its members' locations (newer
  * connection wins), the entries it no longer has, and which of its
  * members are now connected elsewhere. */
-static void hub__cl_beat_send(hub__cluster_t *cl)
+static void cluster__cl_beat_send(core__cluster_t *cl)
 {
     hub_server_t *self = cl->server;
-    hub__cl_sql_t s = {NULL, 0, 0, false};
+    cluster__cl_sql_t s = {NULL, 0, 0, false};
     s.cap = 1024;
     if (!(s.buf = malloc(s.cap)))
         return;
@@ -498,103 +498,107 @@ static void hub__cl_beat_send(hub__cluster_t *cl)
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value))
-        online += ((hub__member_t *)value)->online;
+        online += ((core__member_t *)value)->online;
     char *ep = PQescapeLiteral(cl->conn, self->endpoint, strlen(self->endpoint));
-    hub__cl_put(&s,
-                "INSERT INTO hub_nodes (node_id, endpoint, cluster_endpoint, started_at_us, "
-                "heartbeat_at, members, seq_base) VALUES ('%s', %s, '%s', %llu, now(), %zu, %llu) "
-                "ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, "
-                "cluster_endpoint = EXCLUDED.cluster_endpoint, started_at_us = "
-                "EXCLUDED.started_at_us, heartbeat_at = now(), members = EXCLUDED.members, "
-                "seq_base = EXCLUDED.seq_base;",
-                self->cfg.node_id, ep ? ep : "''", cl->link_endpoint,
-                (unsigned long long)cl->started_at_us, online, (unsigned long long)cl->seq_base);
+    cluster__cl_put(
+        &s,
+        "INSERT INTO hub_nodes (node_id, endpoint, cluster_endpoint, started_at_us, "
+        "heartbeat_at, members, seq_base) VALUES ('%s', %s, '%s', %llu, now(), %zu, %llu) "
+        "ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, "
+        "cluster_endpoint = EXCLUDED.cluster_endpoint, started_at_us = "
+        "EXCLUDED.started_at_us, heartbeat_at = now(), members = EXCLUDED.members, "
+        "seq_base = EXCLUDED.seq_base;",
+        self->cfg.node_id, ep ? ep : "''", cl->link_endpoint, (unsigned long long)cl->started_at_us,
+        online, (unsigned long long)cl->seq_base);
     PQfreemem(ep);
-    hub__cl_put(&s,
-                "SELECT node_id, endpoint, (extract(epoch FROM heartbeat_at) * 1000000)::int8, "
-                "members, heartbeat_at > now() - interval '%u milliseconds', cluster_endpoint "
-                "FROM hub_nodes ORDER BY node_id;",
-                self->cfg.cluster_beat_ms * 3u);
-    hub__cl_put(&s,
-                "SELECT encode(l.member, 'hex'), n.node_id, n.cluster_endpoint, l.services "
-                "FROM hub_locations l JOIN hub_nodes n ON n.node_id = l.node_id WHERE "
-                "l.node_id <> '%s' AND l.expires_at > now();",
-                self->cfg.node_id);
+    cluster__cl_put(&s,
+                    "SELECT node_id, endpoint, (extract(epoch FROM heartbeat_at) * 1000000)::int8, "
+                    "members, heartbeat_at > now() - interval '%u milliseconds', cluster_endpoint "
+                    "FROM hub_nodes ORDER BY node_id;",
+                    self->cfg.cluster_beat_ms * 3u);
+    cluster__cl_put(&s,
+                    "SELECT encode(l.member, 'hex'), n.node_id, n.cluster_endpoint, l.services "
+                    "FROM hub_locations l JOIN hub_nodes n ON n.node_id = l.node_id WHERE "
+                    "l.node_id <> '%s' AND l.expires_at > now();",
+                    self->cfg.node_id);
     if (cl->subs_dirty) {
         /* This node's subscriptions (ON CONFLICT: the ones already there). */
         size_t k = 0, cur = 0;
         const char *topic;
         while (hub_map_next(self->subs, &cur, &topic, &value)) {
-            const hub__sublist_t *l = value;
+            const core__sublist_t *l = value;
             for (size_t i = 0; i < l->n; i++) {
-                hub__cl_put(&s, "%s(",
-                            k++ ? "," : "INSERT INTO hub_subscriptions (member, topic) VALUES ");
-                hub__cl_hex(&s, l->members[i]);
+                cluster__cl_put(
+                    &s, "%s(", k++ ? "," : "INSERT INTO hub_subscriptions (member, topic) VALUES ");
+                cluster__cl_hex(&s, l->members[i]);
                 char *t = PQescapeLiteral(cl->conn, topic, strlen(topic));
-                hub__cl_put(&s, ", %s)", t ? t : "''");
+                cluster__cl_put(&s, ", %s)", t ? t : "''");
                 PQfreemem(t);
             }
         }
         if (k)
-            hub__cl_put(&s, " ON CONFLICT (member, topic) DO NOTHING;");
+            cluster__cl_put(&s, " ON CONFLICT (member, topic) DO NOTHING;");
         cl->subs_dirty = false;
     }
-    hub__cl_put(&s,
-                "SELECT id, encode(member, 'hex'), topic FROM hub_subscriptions WHERE id > %llu "
-                "ORDER BY id;",
-                (unsigned long long)cl->subs_seen);
-    hub__cl_sql_t arr = {NULL, 0, 0, false};
+    cluster__cl_put(
+        &s,
+        "SELECT id, encode(member, 'hex'), topic FROM hub_subscriptions WHERE id > %llu "
+        "ORDER BY id;",
+        (unsigned long long)cl->subs_seen);
+    cluster__cl_sql_t arr = {NULL, 0, 0, false};
     arr.cap = 256;
     if (!(arr.buf = malloc(arr.cap))) {
         free(s.buf);
         return;
     }
     arr.buf[0] = '\0';
-    hub__cl_put(&arr, "ARRAY[");
+    cluster__cl_put(&arr, "ARRAY[");
     if (online) {
-        hub__cl_put(&s, "INSERT INTO hub_locations AS l (member, node_id, connected_at_us, "
-                        "services, expires_at) VALUES ");
+        cluster__cl_put(&s, "INSERT INTO hub_locations AS l (member, node_id, connected_at_us, "
+                            "services, expires_at) VALUES ");
         size_t k = 0;
         cursor = 0;
         while (hub_map_next(self->members, &cursor, NULL, &value)) {
-            hub__member_t *m = value;
+            core__member_t *m = value;
             if (!m->online)
                 continue;
-            hub__cl_put(&s, "%s(", k ? "," : "");
-            hub__cl_hex(&s, m->id);
+            cluster__cl_put(&s, "%s(", k ? "," : "");
+            cluster__cl_hex(&s, m->id);
             char *svc = PQescapeLiteral(cl->conn, m->services ? m->services : "",
                                         m->services ? strlen(m->services) : 0);
-            hub__cl_put(&s, ", '%s', %llu, %s, now() + interval '%u milliseconds')",
-                        self->cfg.node_id, (unsigned long long)m->connected_at_us, svc ? svc : "''",
-                        self->cfg.cluster_beat_ms * 3u);
+            cluster__cl_put(&s, ", '%s', %llu, %s, now() + interval '%u milliseconds')",
+                            self->cfg.node_id, (unsigned long long)m->connected_at_us,
+                            svc ? svc : "''", self->cfg.cluster_beat_ms * 3u);
             PQfreemem(svc);
-            hub__cl_put(&arr, "%s", k ? "," : "");
-            hub__cl_hex(&arr, m->id);
+            cluster__cl_put(&arr, "%s", k ? "," : "");
+            cluster__cl_hex(&arr, m->id);
             k++;
         }
-        hub__cl_put(&s, " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, "
+        cluster__cl_put(&s,
+                        " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, "
                         "connected_at_us = EXCLUDED.connected_at_us, services = "
                         "EXCLUDED.services, expires_at = EXCLUDED.expires_at WHERE l.node_id = "
                         "EXCLUDED.node_id OR "
                         "l.connected_at_us <= EXCLUDED.connected_at_us OR l.expires_at < now();");
     }
-    hub__cl_put(&arr, "]::bytea[]");
+    cluster__cl_put(&arr, "]::bytea[]");
     if (!arr.oom)
-        hub__cl_put(&s,
-                    "DELETE FROM hub_locations WHERE (node_id = '%s' AND NOT member = ANY (%s)) "
-                    "OR expires_at < now() - interval '1 minute';"
-                    "SELECT encode(member, 'hex') FROM hub_locations WHERE node_id <> '%s' AND "
-                    "expires_at > now() AND member = ANY (%s);",
-                    self->cfg.node_id, arr.buf, self->cfg.node_id, arr.buf);
+        cluster__cl_put(
+            &s,
+            "DELETE FROM hub_locations WHERE (node_id = '%s' AND NOT member = ANY (%s)) "
+            "OR expires_at < now() - interval '1 minute';"
+            "SELECT encode(member, 'hex') FROM hub_locations WHERE node_id <> '%s' AND "
+            "expires_at > now() AND member = ANY (%s);",
+            self->cfg.node_id, arr.buf, self->cfg.node_id, arr.buf);
     if (!s.oom && !arr.oom)
-        hub__cl_send(cl, s.buf);
+        cluster__cl_send(cl, s.buf);
     free(arr.buf);
     free(s.buf);
 }
 
-static void hub__cl_on_beat(uv_timer_t *t)
+static void cluster__cl_on_beat(uv_timer_t *t)
 {
-    hub__cluster_t *cl = t->data;
+    core__cluster_t *cl = t->data;
     if (cl->server->stopping)
         return;
     if (cl->state == HUB__CL_DOWN) {
@@ -608,17 +612,17 @@ static void hub__cl_on_beat(uv_timer_t *t)
             return;
         }
         cl->state = HUB__CL_CONNECTING;
-        hub__cl_watch(cl, UV_WRITABLE, true);
+        cluster__cl_watch(cl, UV_WRITABLE, true);
         return;
     }
     if (cl->state == HUB__CL_READY && !cl->busy)
-        hub__cl_beat_send(cl);
+        cluster__cl_beat_send(cl);
 }
 
 /* ---- life ---------------------------------------------------------------- */
 
-static int hub__cl_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
-                        PGresult **out, char *err, size_t err_size)
+static int cluster__cl_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
+                            PGresult **out, char *err, size_t err_size)
 {
     PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
@@ -635,9 +639,9 @@ static int hub__cl_exec(PGconn *c, const char *sql, int nparams, const char *con
     return 0;
 }
 
-int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
+int cluster__start(hub_server_t *self, char *err, size_t err_size)
 {
-    hub__cluster_t *cl = calloc(1, sizeof *cl);
+    core__cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) {
         snprintf(err, err_size, "out of memory");
         return HUB_ENOMEM;
@@ -650,7 +654,7 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
     free(dsn);
     if (PQstatus(cl->conn) != CONNECTION_OK) {
         char why[256];
-        hub__cl_oneline(PQerrorMessage(cl->conn), why, sizeof why);
+        cluster__cl_oneline(PQerrorMessage(cl->conn), why, sizeof why);
         snprintf(err, err_size, "cluster: cannot connect to the shared store (%s)", why);
         return HUB_EIO;
     }
@@ -669,15 +673,15 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
         return HUB_ESTORE;
     }
     PQclear(res);
-    int rc = hub__cl_exec(cl->conn, "COMMIT", 0, NULL, NULL, err, err_size);
+    int rc = cluster__cl_exec(cl->conn, "COMMIT", 0, NULL, NULL, err, err_size);
     char block[32], base[32], started[32];
     snprintf(block, sizeof block, "%llu", (unsigned long long)HUB_CLUSTER_SEQ_BLOCK);
     const char *p1[] = {block};
     if (rc == 0)
-        rc = hub__cl_exec(cl->conn,
-                          "UPDATE hub_meta SET next_seq = next_seq + $1::int8 WHERE id = 1 "
-                          "RETURNING next_seq - $1::int8",
-                          1, p1, &res, err, err_size);
+        rc = cluster__cl_exec(cl->conn,
+                              "UPDATE hub_meta SET next_seq = next_seq + $1::int8 WHERE id = 1 "
+                              "RETURNING next_seq - $1::int8",
+                              1, p1, &res, err, err_size);
     if (rc == 0) {
         if (PQntuples(res) != 1) {
             snprintf(err, err_size,
@@ -694,18 +698,19 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
     snprintf(started, sizeof started, "%llu", (unsigned long long)cl->started_at_us);
     const char *p2[] = {self->cfg.node_id, started, base};
     if (rc == 0)
-        rc = hub__cl_exec(cl->conn,
-                          "INSERT INTO hub_nodes (node_id, started_at_us, heartbeat_at, members, "
-                          "seq_base) VALUES ($1, $2, now(), 0, $3) ON CONFLICT (node_id) DO "
-                          "UPDATE SET started_at_us = EXCLUDED.started_at_us, heartbeat_at = "
-                          "now(), members = 0, seq_base = EXCLUDED.seq_base",
-                          3, p2, NULL, err, err_size);
+        rc = cluster__cl_exec(
+            cl->conn,
+            "INSERT INTO hub_nodes (node_id, started_at_us, heartbeat_at, members, "
+            "seq_base) VALUES ($1, $2, now(), 0, $3) ON CONFLICT (node_id) DO "
+            "UPDATE SET started_at_us = EXCLUDED.started_at_us, heartbeat_at = "
+            "now(), members = 0, seq_base = EXCLUDED.seq_base",
+            3, p2, NULL, err, err_size);
     /* This node starts with nobody connected. */
     if (rc == 0)
-        rc = hub__cl_exec(cl->conn, "DELETE FROM hub_locations WHERE node_id = $1", 1, p2, NULL,
-                          err, err_size);
+        rc = cluster__cl_exec(cl->conn, "DELETE FROM hub_locations WHERE node_id = $1", 1, p2, NULL,
+                              err, err_size);
     if (rc == 0)
-        rc = hub__cl_exec(cl->conn, "LISTEN hub_queued", 0, NULL, NULL, err, err_size);
+        rc = cluster__cl_exec(cl->conn, "LISTEN hub_queued", 0, NULL, NULL, err, err_size);
     if (rc == 0 && (rc = hub_store_pg_cluster_attach(self->store, self->cfg.node_id)) != 0)
         snprintf(err, err_size, "cluster: needs store = postgresql");
     if (rc == 0 && PQsetnonblocking(cl->conn, 1) != 0) {
@@ -720,9 +725,9 @@ int hub__cluster_start(hub_server_t *self, char *err, size_t err_size)
     return rc;
 }
 
-void hub__cluster_close(hub_server_t *self)
+void cluster__close(hub_server_t *self)
 {
-    hub__cluster_t *cl = self->cluster;
+    core__cluster_t *cl = self->cluster;
     if (!cl)
         return;
     if (cl->beat_open) {
@@ -730,15 +735,15 @@ void hub__cluster_close(hub_server_t *self)
         cl->beat_open = false;
     }
     if (cl->poll) {
-        uv_close((uv_handle_t *)cl->poll, hub__cl_free_poll);
+        uv_close((uv_handle_t *)cl->poll, cluster__cl_free_poll);
         cl->poll = NULL;
     }
     hub_zsock_close(&cl->link_watch);
 }
 
-void hub__cluster_destroy(hub_server_t *self)
+void cluster__destroy(hub_server_t *self)
 {
-    hub__cluster_t *cl = self->cluster;
+    core__cluster_t *cl = self->cluster;
     if (!cl)
         return;
     /* A node that stops says so: its members are free to be served
@@ -767,8 +772,8 @@ void hub__cluster_destroy(hub_server_t *self)
         free(cl->peers[i]);
     }
     free(cl->peers);
-    hub__cl_where_free(&cl->where);
-    hub__cl_nodes_free(cl);
+    cluster__cl_where_free(&cl->where);
+    cluster__cl_nodes_free(cl);
     if (cl->link)
         zmq_close(cl->link);
     free(cl);
@@ -781,7 +786,7 @@ void hub__cluster_destroy(hub_server_t *self)
  * reply rule checked there) for a member connected here. One-way: each
  * node sends on DEALERs of its own to the others' ROUTERs. */
 
-static void hub__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
+static void cluster__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
 {
     (void)zs;
     hub_server_t *self = user;
@@ -814,8 +819,8 @@ static void hub__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
             size_t olen = zmq_msg_size(&parts[4]) < sizeof origin ? zmq_msg_size(&parts[4]) : 0;
             memcpy(origin, zmq_msg_data(&parts[4]), olen);
             origin[olen] = '\0';
-            hub__admit_forwarded(self, receiver, origin, zmq_msg_data(&parts[3]),
-                                 zmq_msg_size(&parts[3]));
+            admit__forwarded(self, receiver, origin, zmq_msg_data(&parts[3]),
+                             zmq_msg_size(&parts[3]));
         }
         for (int i = 0; i < count; i++)
             zmq_msg_close(&parts[i]);
@@ -823,7 +828,7 @@ static void hub__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
 }
 
 /* CURVE with the hub's own key pair, both ends. */
-static int hub__cl_curve(hub_server_t *self, void *sock, bool server)
+static int cluster__cl_curve(hub_server_t *self, void *sock, bool server)
 {
     uint8_t secret[32], public[32];
     int one = 1, linger = 0, hwm = 10000;
@@ -843,14 +848,14 @@ static int hub__cl_curve(hub_server_t *self, void *sock, bool server)
     return rc;
 }
 
-int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size)
+int cluster__watch(hub_server_t *self, char *err, size_t err_size)
 {
-    hub__cluster_t *cl = self->cluster;
+    core__cluster_t *cl = self->cluster;
     if (!cl)
         return 0;
     if (self->cfg.cluster_listen[0]) {
         cl->link = zmq_socket(self->zctx, ZMQ_ROUTER);
-        if (!cl->link || hub__cl_curve(self, cl->link, true) != 0 ||
+        if (!cl->link || cluster__cl_curve(self, cl->link, true) != 0 ||
             zmq_bind(cl->link, self->cfg.cluster_listen) != 0) {
             snprintf(err, err_size,
                      "cluster_listen = %s: cannot listen there (%s); give an address of this "
@@ -860,7 +865,7 @@ int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size)
         }
         size_t len = sizeof cl->link_endpoint;
         zmq_getsockopt(cl->link, ZMQ_LAST_ENDPOINT, cl->link_endpoint, &len);
-        int rc = hub_zsock_start(self->loop, cl->link, hub__cl_on_link, self, &cl->link_watch);
+        int rc = hub_zsock_start(self->loop, cl->link, cluster__cl_on_link, self, &cl->link_watch);
         if (rc != 0) {
             snprintf(err, err_size, "cannot watch the cluster link: %s", hub_strerror(rc));
             return rc;
@@ -871,23 +876,22 @@ int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size)
     uv_timer_init(self->loop, &cl->beat);
     cl->beat.data = cl;
     cl->beat_open = true;
-    uv_timer_start(&cl->beat, hub__cl_on_beat, 0, self->cfg.cluster_beat_ms);
+    uv_timer_start(&cl->beat, cluster__cl_on_beat, 0, self->cfg.cluster_beat_ms);
     if (cl->state == HUB__CL_READY)
-        hub__cl_watch(cl, UV_READABLE, false);
+        cluster__cl_watch(cl, UV_READABLE, false);
     return 0;
 }
 
-bool hub__cluster_forward(hub_server_t *self, const char *receiver, const uint8_t *bytes,
-                          size_t len)
+bool cluster__forward(hub_server_t *self, const char *receiver, const uint8_t *bytes, size_t len)
 {
-    hub__cluster_t *cl = self->cluster;
-    hub__cl_loc_t *l = cl && cl->link && cl->where ? hub_map_get(cl->where, receiver) : NULL;
-    hub__cl_peer_t *p = l ? l->peer : NULL;
+    core__cluster_t *cl = self->cluster;
+    cluster__cl_loc_t *l = cl && cl->link && cl->where ? hub_map_get(cl->where, receiver) : NULL;
+    cluster__cl_peer_t *p = l ? l->peer : NULL;
     if (!p || !p->endpoint[0])
         return false;
     if (!p->dealer) {
         p->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
-        if (!p->dealer || hub__cl_curve(self, p->dealer, false) != 0 ||
+        if (!p->dealer || cluster__cl_curve(self, p->dealer, false) != 0 ||
             zmq_connect(p->dealer, p->endpoint) != 0) {
             HUB_WARN("cluster", "cannot open the link to another node", "node=%s endpoint=%s",
                      p->node_id, p->endpoint);
@@ -905,53 +909,53 @@ bool hub__cluster_forward(hub_server_t *self, const char *receiver, const uint8_
            zmq_send(p->dealer, self->cfg.node_id, olen, ZMQ_DONTWAIT) == (int)olen;
 }
 
-bool hub__cluster_is_self(const hub_server_t *self, const char *domain, size_t domain_len,
-                          const char *z85)
+bool cluster__is_self(const hub_server_t *self, const char *domain, size_t domain_len,
+                      const char *z85)
 {
     (void)self;
     return domain_len == 7 && !memcmp(domain, "cluster", 7) && z85 &&
            !strcmp(z85, self->own_key.curve_public);
 }
 
-bool hub__cluster_located(hub_server_t *self, const char *member)
+bool cluster__located(hub_server_t *self, const char *member)
 {
-    hub__cluster_t *cl = self->cluster;
-    hub__cl_loc_t *l = cl && cl->link && cl->where ? hub_map_get(cl->where, member) : NULL;
+    core__cluster_t *cl = self->cluster;
+    cluster__cl_loc_t *l = cl && cl->link && cl->where ? hub_map_get(cl->where, member) : NULL;
     return l && l->peer->endpoint[0];
 }
 
-bool hub__cluster_elsewhere(hub_server_t *self, const char *member, const char **services)
+bool cluster__elsewhere(hub_server_t *self, const char *member, const char **services)
 {
-    hub__cluster_t *cl = self->cluster;
-    hub__cl_loc_t *l = cl && cl->where ? hub_map_get(cl->where, member) : NULL;
+    core__cluster_t *cl = self->cluster;
+    cluster__cl_loc_t *l = cl && cl->where ? hub_map_get(cl->where, member) : NULL;
     if (l && services)
         *services = l->services;
     return l != NULL;
 }
 
-void hub__cluster_subs_changed(hub_server_t *self)
+void cluster__subs_changed(hub_server_t *self)
 {
     if (self->cluster)
         self->cluster->subs_dirty = true;
 }
 
-void hub__cluster_nodes(hub_server_t *self, hub_ops_node_visit visit, void *user)
+void cluster__nodes(hub_server_t *self, hub_ops_node_visit visit, void *user)
 {
-    hub__cluster_t *cl = self->cluster;
+    core__cluster_t *cl = self->cluster;
     for (size_t i = 0; cl && i < cl->n_nodes; i++)
         visit(&cl->nodes[i], user);
 }
 
-void hub__cluster_came_from(hub_server_t *self, const char *member, const char *node_id)
+void cluster__came_from(hub_server_t *self, const char *member, const char *node_id)
 {
-    hub__cluster_t *cl = self->cluster;
+    core__cluster_t *cl = self->cluster;
     if (!cl || !node_id[0] || !strcmp(node_id, self->cfg.node_id) ||
         (cl->where && hub_map_get(cl->where, member)))
         return;
     if (!cl->where && !(cl->where = hub_map_new()))
         return;
-    hub__cl_peer_t *p = hub__cl_peer(cl, node_id);
-    hub__cl_loc_t *l = p ? calloc(1, sizeof *l) : NULL;
+    cluster__cl_peer_t *p = cluster__cl_peer(cl, node_id);
+    cluster__cl_loc_t *l = p ? calloc(1, sizeof *l) : NULL;
     if (!l || !(l->services = strdup("")) || hub_map_put(cl->where, member, l) != 0) {
         if (l)
             free(l->services);

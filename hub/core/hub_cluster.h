@@ -23,7 +23,7 @@
  * block of 2^40 it reserves in hub_meta at start, so seqs never collide;
  * a queue therefore holds seqs from several blocks out of acceptance
  * order across nodes, and a notified receiver's queue is read again from
- * its start, skipping what is in flight (hub__pump).
+ * its start, skipping what is in flight (delivery__pump).
  *
  * The loop thread never waits for the database: the node's own connection
  * (LISTEN, heartbeats) is non-blocking and watched with uv_poll; it is
@@ -62,37 +62,36 @@ int hub_store_pg_cluster_attach(hub_store_t *store, const char *node_id);
  * is open (blocking, once): the tables, the node's seq block
  * (self->next_seq), its row, LISTEN. _watch: once the loop's handles are
  * set up. _close: with the other handles. _destroy: frees. */
-int hub__cluster_start(hub_server_t *self, char *err, size_t err_size);
-int hub__cluster_watch(hub_server_t *self, char *err, size_t err_size);
-void hub__cluster_close(hub_server_t *self);
-void hub__cluster_destroy(hub_server_t *self);
+int cluster__start(hub_server_t *self, char *err, size_t err_size);
+int cluster__watch(hub_server_t *self, char *err, size_t err_size);
+void cluster__close(hub_server_t *self);
+void cluster__destroy(hub_server_t *self);
 /* Online-only forwarding: sends an admitted envelope over the link to the
  * node where `receiver` is connected (as the last beat saw it); false when
  * it is on none that has a link, or the link is full. */
-bool hub__cluster_forward(hub_server_t *self, const char *receiver, const uint8_t *bytes,
-                          size_t len);
+bool cluster__forward(hub_server_t *self, const char *receiver, const uint8_t *bytes, size_t len);
 /* True when the last beat saw `member` connected to another node that has
  * a link. */
-bool hub__cluster_located(hub_server_t *self, const char *member);
+bool cluster__located(hub_server_t *self, const char *member);
 /* True when the last beat saw `member` connected to another node; its
  * services there into *services (may be NULL; valid until the next beat). */
-bool hub__cluster_elsewhere(hub_server_t *self, const char *member, const char **services);
+bool cluster__elsewhere(hub_server_t *self, const char *member, const char **services);
 /* The nodes hub_nodes lists, as the last beat read them (/api/v1/nodes). */
-void hub__cluster_nodes(hub_server_t *self, hub_ops_node_visit visit, void *user);
+void cluster__nodes(hub_server_t *self, hub_ops_node_visit visit, void *user);
 /* This node's subscriptions changed: written to the store at the next beat. */
-void hub__cluster_subs_changed(hub_server_t *self);
+void cluster__subs_changed(hub_server_t *self);
 /* ZAP: a connection to the cluster link with the hub's own key. */
-bool hub__cluster_is_self(const hub_server_t *self, const char *domain, size_t domain_len,
-                          const char *z85);
+bool cluster__is_self(const hub_server_t *self, const char *domain, size_t domain_len,
+                      const char *z85);
 /* hub_admit.c: what a queued envelope delivered here says about requests
- * (hub__pump, cluster only). */
-void hub__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg);
+ * (delivery__pump, cluster only). */
+void admit__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg);
 /* hub_admit.c: an envelope forwarded by another node for a member here. */
-void hub__admit_forwarded(hub_server_t *self, const char *receiver, const char *origin,
-                          const uint8_t *bytes, size_t len);
+void admit__forwarded(hub_server_t *self, const char *receiver, const char *origin,
+                      const uint8_t *bytes, size_t len);
 /* An envelope from `member` came over the link from node_id: until the
  * next beat says otherwise, that is where it is (so that a reply goes back
  * even before the beats have seen the member connect). */
-void hub__cluster_came_from(hub_server_t *self, const char *member, const char *node_id);
+void cluster__came_from(hub_server_t *self, const char *member, const char *node_id);
 
 #endif

@@ -1,69 +1,89 @@
 /* hub_commit.c — group commit: pending envelopes, settles, attempts and
  * dead letters go to the store in one transaction on the worker thread,
  * with their audit records; nothing is ACKed before the store's commit
- * returns (hub__after_commit sends the receipts). */
+ * returns (commit__after_commit sends the receipts). */
 #include "hub_core_internal.h"
 
 #define HUB__DEAD_LOG_LINES 20 /* dead letters logged one by one per commit */
+
+/* The refusal of an envelope whose commit failed: UNAVAILABLE (retryable)
+ * when the store did not complete it but may on a resend (its database
+ * connection was lost, the database is failing over: HUB_EAGAIN), INTERNAL
+ * otherwise. */
+static void commit__failed(hub_server_t *self, core__receipts_t *r, const char *message_id, int rc,
+                           bool publication)
+{
+    if (rc == HUB_EAGAIN)
+        send__receipt_nack(self, r, message_id, LTH__V1__NACK_CODE__NACK_UNAVAILABLE,
+                           "the hub's store did not complete the commit of this %s (its database "
+                           "connection was lost or the database is failing over): it is not "
+                           "accepted; send the same envelope again, unchanged (same message_id): "
+                           "a commit that completed after all gets its original ACK",
+                           publication ? "publication" : "envelope");
+    else
+        send__receipt_nack(self, r, message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
+                           "the hub's store could not commit (%s); nothing was stored, send "
+                           "again later",
+                           hub_strerror(rc));
+}
 
 /* One receipt for all copies of a publication (items[i] is one copy):
  * ACK when every copy is stored, else the first refusal. A publisher that
  * sends again after a refusal only adds the missing copies (each copy has a
  * derived id, de-duplicated on its own). */
-static void hub__group_receipt(hub_server_t *self, hub__commit_t *job, size_t i, hub__receipts_t *r)
+static void commit__group_receipt(hub_server_t *self, core__commit_t *job, size_t i,
+                                  core__receipts_t *r)
 {
-    hub__pending_t *item = &job->items[i];
+    core__pending_t *item = &job->items[i];
     if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK)
-        hub__outcome_committed(self, &item->msg, true);
+        outcome__committed(self, &item->msg, true);
     if (!item->group_first)
         return;
     size_t end = i + 1;
     while (end < job->n_items && job->items[end].group_id[0] && !job->items[end].group_first)
         end++;
     for (size_t k = i; k < end; k++) {
-        hub__pending_t *c = &job->items[k];
+        core__pending_t *c = &job->items[k];
         if (job->append_rc != 0) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub's store could not commit (%s); send again later",
-                              hub_strerror(job->append_rc));
+            commit__failed(self, r, item->group_id, job->append_rc, true);
             return;
         }
         if (c->verdict != 0) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                              hub__signature_problem(c->verdict, true));
+            send__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                               "%s", admit__signature_problem(c->verdict, true));
             return;
         }
         if (job->outcomes[k] == HUB_STORE_QUOTA_SENDER ||
             job->outcomes[k] == HUB_STORE_QUOTA_RECEIVER) {
-            hub__quota_nack(self, r, item->group_id, &c->msg, job->outcomes[k]);
+            delivery__quota_nack(self, r, item->group_id, &c->msg, job->outcomes[k]);
             return;
         }
         if (job->outcomes[k] == HUB_STORE_ID_REUSED) {
-            hub__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
-                              "message_id %s was published before with other content; the "
-                              "earlier publication stands (a subscriber added since may have "
-                              "got this one): give new content a new message_id",
-                              item->group_id);
+            send__receipt_nack(self, r, item->group_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
+                               "message_id %s was published before with other content; the "
+                               "earlier publication stands (a subscriber added since may have "
+                               "got this one): give new content a new message_id",
+                               item->group_id);
             return;
         }
         if (job->outcomes[k] == HUB_STORE_QUEUE_FULL || job->outcomes[k] == HUB_STORE_FULL) {
             bool queue = job->outcomes[k] == HUB_STORE_QUEUE_FULL;
-            hub__receipt_nack(self, r, item->group_id,
-                              queue ? LTH__V1__NACK_CODE__NACK_QUEUE_FULL
-                                    : LTH__V1__NACK_CODE__NACK_STORE_FULL,
-                              "the copy for subscriber %s was refused (%s); the other "
-                              "subscribers have theirs: send the same message again later",
-                              c->msg.receiver, queue ? "its queue is full" : "store full");
+            send__receipt_nack(self, r, item->group_id,
+                               queue ? LTH__V1__NACK_CODE__NACK_QUEUE_FULL
+                                     : LTH__V1__NACK_CODE__NACK_STORE_FULL,
+                               "the copy for subscriber %s was refused (%s); the other "
+                               "subscribers have theirs: send the same message again later",
+                               c->msg.receiver, queue ? "its queue is full" : "store full");
             return;
         }
     }
-    hub__receipt_ack(r, item->group_id, item->msg.seq);
+    send__receipt_ack(r, item->group_id, item->msg.seq);
     self->stats.envelopes_accepted++;
 }
 
-static void hub__after_commit(uv_work_t *req, int status)
+static void commit__after_commit(uv_work_t *req, int status)
 {
-    hub__commit_t *job = req->data;
+    core__commit_t *job = req->data;
     hub_server_t *self = job->server;
     self->commit = NULL;
     self->stats.commits++;
@@ -80,78 +100,75 @@ static void hub__after_commit(uv_work_t *req, int status)
     hub_map_t *by_sender = hub_map_new();
     for (size_t i = 0; by_sender && i < job->n_items; i++) {
         hub_store_msg_t *msg = &job->items[i].msg;
-        hub__receipts_t *r = hub_map_get(by_sender, msg->sender);
+        core__receipts_t *r = hub_map_get(by_sender, msg->sender);
         if (!r) {
             r = malloc(sizeof *r);
-            if (!r || hub__receipts_init(r, job->n_items) != 0 ||
+            if (!r || send__receipts_init(r, job->n_items) != 0 ||
                 hub_map_put(by_sender, msg->sender, r) != 0) {
                 if (r)
-                    hub__receipts_free(r);
+                    send__receipts_free(r);
                 free(r);
                 continue;
             }
-            hub__member_t *sm = hub__member(self, msg->sender);
+            core__member_t *sm = members__member(self, msg->sender);
             r->sender = sm ? sm->id : "";
             r->audited = true; /* the worker wrote this commit's refusals */
         }
         if (job->items[i].group_id[0]) {
-            hub__group_receipt(self, job, i, r);
+            commit__group_receipt(self, job, i, r);
             continue;
         }
         if (job->append_rc != 0) {
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_INTERNAL,
-                              "the hub's store could not commit (%s); nothing was stored, send "
-                              "again later",
-                              hub_strerror(job->append_rc));
+            commit__failed(self, r, msg->message_id, job->append_rc, false);
             continue;
         }
         if (job->items[i].verdict != 0) {
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
-                              "%s", hub__signature_problem(job->items[i].verdict, true));
+            send__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                               "%s", admit__signature_problem(job->items[i].verdict, true));
             continue;
         }
         switch (job->outcomes[i]) {
         case HUB_STORE_OK: {
-            hub__member_t *rm =
+            core__member_t *rm =
                 job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
-            hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
+            send__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
             if (rm)
                 hub_delegations_note(self->delegations, job->items[i].delegated_from,
                                      msg->service, job->items[i].delegated_procedure, rm->id,
                                      hub_now_us());
-            hub__outcome_committed(self, msg, false);
+            outcome__committed(self, msg, false);
             break;
         }
         case HUB_STORE_DUPLICATE: {
-            hub__member_t *rm =
+            core__member_t *rm =
                 job->items[i].delegated_from ? hub_map_get(self->members, msg->receiver) : NULL;
-            hub__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
+            send__receipt_ack_routed(r, msg->message_id, msg->seq, rm ? rm->id : NULL);
             self->stats.duplicates++;
             break;
         }
         case HUB_STORE_ID_REUSED:
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
-                              "message_id %s was accepted before (hub_seq %llu) with other "
-                              "content; nothing was stored and the earlier message stands: "
-                              "give new content a new message_id, resend only the exact same "
-                              "envelope",
-                              msg->message_id, (unsigned long long)msg->seq);
+            send__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_ID_REUSED,
+                               "message_id %s was accepted before (hub_seq %llu) with other "
+                               "content; nothing was stored and the earlier message stands: "
+                               "give new content a new message_id, resend only the exact same "
+                               "envelope",
+                               msg->message_id, (unsigned long long)msg->seq);
             break; /* counted with the refusals (flows, audit), not as a duplicate */
         case HUB_STORE_QUEUE_FULL:
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                              "the queue of %s is full (%llu messages); nothing was stored, "
-                              "send again once it drains",
-                              msg->receiver, (unsigned long long)self->cfg.max_queue_depth);
+            send__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                               "the queue of %s is full (%llu messages); nothing was stored, "
+                               "send again once it drains",
+                               msg->receiver, (unsigned long long)self->cfg.max_queue_depth);
             break;
         case HUB_STORE_FULL:
-            hub__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_STORE_FULL,
-                              "the hub's store is full; nothing was stored, send again later "
-                              "(operators: drain or purge the dead-letter queue, or raise "
-                              "max_store_bytes)");
+            send__receipt_nack(self, r, msg->message_id, LTH__V1__NACK_CODE__NACK_STORE_FULL,
+                               "the hub's store is full; nothing was stored, send again later "
+                               "(operators: drain or purge the dead-letter queue, or raise "
+                               "max_store_bytes)");
             break;
         case HUB_STORE_QUOTA_SENDER:
         case HUB_STORE_QUOTA_RECEIVER:
-            hub__quota_nack(self, r, msg->message_id, msg, job->outcomes[i]);
+            delivery__quota_nack(self, r, msg->message_id, msg, job->outcomes[i]);
             break;
         }
     }
@@ -159,11 +176,11 @@ static void hub__after_commit(uv_work_t *req, int status)
     const char *sender;
     void *value;
     while (by_sender && hub_map_next(by_sender, &cursor, &sender, &value)) {
-        hub__receipts_t *r = value;
-        hub__member_t *m = hub_map_get(self->members, sender);
+        core__receipts_t *r = value;
+        core__member_t *m = hub_map_get(self->members, sender);
         if (m)
-            hub__receipts_send(self, m, r);
-        hub__receipts_free(r);
+            send__receipts_send(self, m, r);
+        send__receipts_free(r);
         free(r);
     }
     hub_map_destroy(&by_sender);
@@ -171,7 +188,7 @@ static void hub__after_commit(uv_work_t *req, int status)
     for (size_t i = 0; i < job->n_items; i++) {
         if (job->items[i].early)
             continue;
-        hub__member_t *m = hub_map_get(self->members, job->items[i].msg.receiver);
+        core__member_t *m = hub_map_get(self->members, job->items[i].msg.receiver);
         if (m && m->pending_late > 0)
             m->pending_late--;
     }
@@ -180,7 +197,7 @@ static void hub__after_commit(uv_work_t *req, int status)
         if (job->items[i].verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
             continue;
         hub_store_msg_t *msg = &job->items[i].msg;
-        hub__member_t *m = hub_map_get(self->members, msg->receiver);
+        core__member_t *m = hub_map_get(self->members, msg->receiver);
         if (!m || !m->online)
             continue;
         /* Delivered before the commit, to this connection (a reconnect since
@@ -188,11 +205,11 @@ static void hub__after_commit(uv_work_t *req, int status)
         if (job->items[i].early && m->loaded_seq >= msg->seq)
             continue;
         if (!m->backlog && m->inflight_open < self->cfg.max_in_flight && msg->seq > m->loaded_seq) {
-            if (hub__enqueue_out(self, m, msg->sender, msg->seq, 1, job->items[i].bytes,
-                                 job->items[i].msg.envelope_len) == 0 &&
-                hub__inflight_add(self, m, msg, 1) == 0) {
+            if (send__enqueue_out(self, m, msg->sender, msg->seq, 1, job->items[i].bytes,
+                                  job->items[i].msg.envelope_len) == 0 &&
+                delivery__inflight_add(self, m, msg, 1) == 0) {
                 m->loaded_seq = msg->seq;
-                hub__outcome_delivered(self, msg, m->id, "attempt 1", true);
+                outcome__delivered(self, msg, m->id, "attempt 1", true);
             } else {
                 m->backlog = true;
                 m->rescan = true;
@@ -202,7 +219,14 @@ static void hub__after_commit(uv_work_t *req, int status)
             m->rescan = true; /* cluster: its seq may be below loaded_seq */
         }
     }
-    if (job->other_rc != 0)
+    /* HUB_EAGAIN: the store lost its database and logs the outage once
+     * itself; not a line per commit tried meanwhile. */
+    if (job->other_rc == HUB_EAGAIN)
+        HUB_DEBUG("store",
+                  "settle, attempt or dead-letter update did not complete; it will be "
+                  "retried",
+                  "error=\"%s\"", hub_strerror(job->other_rc));
+    else if (job->other_rc != 0)
         HUB_ERROR("store", "settle, attempt or dead-letter update failed; it will be retried",
                   "error=\"%s\"", hub_strerror(job->other_rc));
     /* One log line per dead letter, up to HUB__DEAD_LOG_LINES a commit; the
@@ -222,7 +246,7 @@ static void hub__after_commit(uv_work_t *req, int status)
                  (unsigned long long)job->dead[HUB__DEAD_LOG_LINES].seq,
                  (unsigned long long)job->dead[job->n_dead - 1].seq);
     for (size_t i = 0; i < job->n_dead; i++)
-        hub__outcome_dead_lettered(self, &job->dead[i]);
+        outcome__dead_lettered(self, &job->dead[i]);
     free(job->dead);
     free(job->dead_reason);
     if (job->pruned == HUB_STORE_PRUNE_BATCH)
@@ -231,7 +255,7 @@ static void hub__after_commit(uv_work_t *req, int status)
     for (size_t i = 0; i < job->n_items; i++)
         free(job->items[i].bytes);
     if (job->items && !self->items_spare && job->items_cap <= HUB__SPARE_ITEMS_MAX) {
-        self->items_spare = job->items; /* for the next commit (hub__commit_start) */
+        self->items_spare = job->items; /* for the next commit (commit__start) */
         self->items_spare_cap = job->items_cap;
     } else {
         free(job->items);
@@ -249,7 +273,7 @@ static void hub__after_commit(uv_work_t *req, int status)
     for (size_t i = 0; i < job->n_answered; i++)
         free(job->answered[i]);
     free(job->answered);
-    hub__auditq_free(job->audit, job->n_audit);
+    members__auditq_free(job->audit, job->n_audit);
     if (job->audit_rc != 0)
         HUB_ERROR("audit", "writing the audit log failed", "error=\"%s\"",
                   hub_strerror(job->audit_rc));
@@ -258,31 +282,31 @@ static void hub__after_commit(uv_work_t *req, int status)
     /* Receivers with a backlog get it now. */
     cursor = 0;
     while (hub_map_next(self->members, &cursor, NULL, &value))
-        hub__pump(self, value);
+        delivery__pump(self, value);
     /* Flushed, and the next commit started, at the end of this turn
-     * (hub__on_end_of_turn); once the hub stops that hook is closed. */
+     * (server__on_end_of_turn); once the hub stops that hook is closed. */
     if (self->stopping)
-        hub__flush_all(self);
+        send__flush_all(self);
 }
 
 /* Digests and signature checks over items[begin, end) (worker threads; each
  * item is touched by one thread only). */
 typedef struct {
-    hub__pending_t *items;
+    core__pending_t *items;
     hub_envelope_t **envs;
     size_t begin, end;
-    bool decode_all; /* the audit log reads every envelope (hub__outcome_audit_commit) */
-} hub__verify_t;
+    bool decode_all; /* the audit log reads every envelope (outcome__audit_commit) */
+} commit__verify_t;
 
-static void *hub__verify_range(void *arg)
+static void *commit__verify_range(void *arg)
 {
-    hub__verify_t *v = arg;
+    commit__verify_t *v = arg;
     /* The envelopes of one signed batch sit next to each other: one
      * Ed25519 verification covers them (hub_sign.h, batch signatures). */
     hub_sigcache_t cache;
     memset(&cache, 0, sizeof cache);
     for (size_t i = v->begin; i < v->end; i++) {
-        hub__pending_t *p = &v->items[i];
+        core__pending_t *p = &v->items[i];
         /* The store keeps the digest with the message id, so that a re-send
          * under the same id is told from new content (ID_REUSED); admission
          * computed it from its own decode unless the signature is checked
@@ -310,7 +334,7 @@ static void *hub__verify_range(void *arg)
 /* Whether request p was answered before this commit by a reply that is
  * now settled for good: an online-only one (ACKed already), or a queued one
  * this same commit stores. Items are in seq order. */
-static bool hub__answered_in_job(const hub__commit_t *job, const hub__pending_t *p)
+static bool commit__answered_in_job(const core__commit_t *job, const core__pending_t *p)
 {
     if (p->answered_online)
         return true;
@@ -328,9 +352,9 @@ static bool hub__answered_in_job(const hub__commit_t *job, const hub__pending_t 
            job->items[lo].verdict == 0 && job->outcomes[lo] == HUB_STORE_OK;
 }
 
-static void hub__commit_work(uv_work_t *req)
+static void commit__work(uv_work_t *req)
 {
-    hub__commit_t *job = req->data;
+    core__commit_t *job = req->data;
     hub_server_t *server = job->server;
     hub_store_t *store = server->store;
     hub_audit_t *audit = server->audit;
@@ -350,21 +374,21 @@ static void hub__commit_work(uv_work_t *req)
     } else {
         /* Ed25519 verification dominates the full path: a second thread
          * checks half of a large batch while this one checks the rest. */
-        hub__verify_t halves[2] = {
+        commit__verify_t halves[2] = {
             {job->items, envs, 0, job->n_items / 2, audit != NULL},
             {job->items, envs, job->n_items / 2, job->n_items, audit != NULL}};
         pthread_t helper;
         bool threaded = job->n_items >= 64 && (audit || server->cfg.require_signatures) &&
-                        pthread_create(&helper, NULL, hub__verify_range, &halves[1]) == 0;
+                        pthread_create(&helper, NULL, commit__verify_range, &halves[1]) == 0;
         if (threaded) {
-            hub__verify_range(&halves[0]);
+            commit__verify_range(&halves[0]);
             pthread_join(helper, NULL);
         } else {
             halves[0].end = job->n_items;
-            hub__verify_range(&halves[0]);
+            commit__verify_range(&halves[0]);
         }
         for (size_t i = 0; i < job->n_items; i++) {
-            hub__pending_t *p = &job->items[i];
+            core__pending_t *p = &job->items[i];
             /* The copies of one publication share the first copy's check. */
             if (p->group_id[0] && !p->group_first && i > 0)
                 p->verdict = job->items[i - 1].verdict;
@@ -396,10 +420,10 @@ static void hub__commit_work(uv_work_t *req)
         hub_store_request_t *reqs = n_req ? malloc(n_req * sizeof *reqs) : NULL;
         size_t nr = 0;
         for (size_t i = 0; reqs && i < job->n_items; i++) {
-            const hub__pending_t *p = &job->items[i];
+            const core__pending_t *p = &job->items[i];
             if (p->verdict != 0 || job->outcomes[i] != HUB_STORE_OK || !p->request_expires_us)
                 continue;
-            if (hub__answered_in_job(job, p))
+            if (commit__answered_in_job(job, p))
                 continue; /* its reply is in this very commit: nothing to remember */
             hub_store_request_t *r = &reqs[nr++];
             memcpy(r->message_id, p->msg.message_id, sizeof r->message_id);
@@ -431,7 +455,7 @@ static void hub__commit_work(uv_work_t *req)
         rc = hub_store_note_attempts(store, job->attempt_seqs, job->n_attempts);
     size_t n_policy = job->n_dead_policy;
     size_t n_groups = 2 + n_policy;
-    struct hub__deadgroup {
+    struct commit__deadgroup {
         uint64_t *seqs;
         size_t n;
         const char *reason;
@@ -439,12 +463,12 @@ static void hub__commit_work(uv_work_t *req)
     if (!dead)
         n_groups = 0;
     else {
-        dead[0] = (struct hub__deadgroup){job->dead_ttl, job->n_dead_ttl, "ttl expired"};
-        dead[1] =
-            (struct hub__deadgroup){job->dead_retry, job->n_dead_retry, "retry budget exhausted"};
+        dead[0] = (struct commit__deadgroup){job->dead_ttl, job->n_dead_ttl, "ttl expired"};
+        dead[1] = (struct commit__deadgroup){job->dead_retry, job->n_dead_retry,
+                                             "retry budget exhausted"};
         for (size_t i = 0; i < n_policy; i++)
             dead[2 + i] =
-                (struct hub__deadgroup){&job->dead_policy[i].seq, 1, job->dead_policy[i].reason};
+                (struct commit__deadgroup){&job->dead_policy[i].seq, 1, job->dead_policy[i].reason};
     }
     size_t n_all_dead = job->n_dead_ttl + job->n_dead_retry + n_policy;
     for (size_t d = 0; d < n_groups; d++) {
@@ -503,19 +527,19 @@ static void hub__commit_work(uv_work_t *req)
         }
     }
     job->other_rc = rc;
-    hub__archive_commit(server->archive, job); /* whole envelopes, encrypted, when configured */
-    hub__archive_online(server->archive, job->audit, job->n_audit);
+    archive_server__commit(server->archive, job); /* whole envelopes, encrypted, when configured */
+    archive_server__online(server->archive, job->audit, job->n_audit);
     /* The audit log says what the store now holds (hub_outcome.c), then
      * what the loop recorded since the last commit, in order: after the
      * acceptances, since an envelope delivered before its commit has its
      * DELIVERED record there. */
     if (audit)
-        arc = hub__outcome_audit_commit(audit, job, envs);
+        arc = outcome__audit_commit(audit, job, envs);
     for (size_t i = 0; envs && i < job->n_items; i++)
         hub_envelope_free(&envs[i]);
     free(envs);
     if (audit) {
-        int r = hub__outcome_audit_queue(audit, job->audit, job->n_audit);
+        int r = outcome__audit_queue(audit, job->audit, job->n_audit);
         if (r != 0)
             arc = r;
     }
@@ -531,17 +555,17 @@ static void hub__commit_work(uv_work_t *req)
     hub_audit_durable_head(audit, &job->audit_head);
 }
 
-static void hub__on_commit_timer(uv_timer_t *t)
+static void commit__on_commit_timer(uv_timer_t *t)
 {
-    hub__commit_start(t->data);
+    commit__start(t->data);
 }
 
 /* Starts a group commit of everything gathered so far, unless one runs. */
-void hub__commit_start(hub_server_t *self)
+void commit__start(hub_server_t *self)
 {
     if (self->commit)
         return;
-    /* An envelope delivered early (hub__deliver_early) waits up to
+    /* An envelope delivered early (delivery__deliver_early) waits up to
      * HUB__SETTLE_WAIT_US for its receiver's settle: settled, the commit
      * keeps only its de-duplication record (hub_store_msg_t.settled)
      * instead of storing it now and deleting it in the next commit. The
@@ -551,7 +575,7 @@ void hub__commit_start(hub_server_t *self)
     size_t ready = 0;
     uint64_t now_mono = hub_monotonic_us();
     while (ready < self->pending_n && ready < HUB__MAX_COMMIT_ITEMS) {
-        const hub__pending_t *p = &self->pending[ready];
+        const core__pending_t *p = &self->pending[ready];
         if (!self->stopping && p->early && !p->msg.settled &&
             now_mono - p->queued_mono_us < HUB__SETTLE_WAIT_US)
             break;
@@ -570,7 +594,7 @@ void hub__commit_start(hub_server_t *self)
         !uv_is_active((uv_handle_t *)&self->commit_timer)) {
         uint64_t waited = now_mono - self->pending[ready].queued_mono_us;
         uint64_t left = waited < HUB__SETTLE_WAIT_US ? HUB__SETTLE_WAIT_US - waited : 0;
-        uv_timer_start(&self->commit_timer, hub__on_commit_timer, (left + 999) / 1000, 0);
+        uv_timer_start(&self->commit_timer, commit__on_commit_timer, (left + 999) / 1000, 0);
     }
     /* Members with settles to write are counted as they get their first,
      * so that an idle turn does not walk every member (10,000 of them). */
@@ -582,7 +606,7 @@ void hub__commit_start(hub_server_t *self)
         self->auditq_n == 0 && !self->audit_tick_due && !self->prune_due)
         return;
     self->audit_tick_due = false;
-    hub__commit_t *job = calloc(1, sizeof *job);
+    core__commit_t *job = calloc(1, sizeof *job);
     if (!job)
         return;
     job->server = self;
@@ -628,7 +652,7 @@ void hub__commit_start(hub_server_t *self)
         }
         self->pending_n -= take;
         for (size_t i = 0; i < take; i++)
-            hub__request_note(self, &job->items[i]);
+            admit__request_note(self, &job->items[i]);
         for (size_t i = 0; i < take; i++)
             if (!job->items[i].early && self->pending_late_n > 0)
                 self->pending_late_n--;
@@ -645,10 +669,10 @@ void hub__commit_start(hub_server_t *self)
         cursor = 0;
         while (job->acks && job->n_acks < n_settled &&
                hub_map_next(self->members, &cursor, NULL, &value)) {
-            hub__member_t *m = value;
+            core__member_t *m = value;
             if (m->settled_n == 0)
                 continue;
-            hub__ackgroup_t *g = &job->acks[job->n_acks++];
+            core__ackgroup_t *g = &job->acks[job->n_acks++];
             snprintf(g->receiver, sizeof g->receiver, "%s", m->id);
             g->seqs = m->settled;
             g->n = m->settled_n;
@@ -684,5 +708,5 @@ void hub__commit_start(hub_server_t *self)
     self->auditq = NULL;
     self->auditq_n = self->auditq_cap = 0;
     self->commit = job;
-    uv_queue_work(self->loop, &job->req, hub__commit_work, hub__after_commit);
+    uv_queue_work(self->loop, &job->req, commit__work, commit__after_commit);
 }

@@ -14,7 +14,7 @@
 typedef struct {
     hub_config_t *cfg;
     char base_dir[PATH_MAX];
-} hub__config_ctx_t;
+} config__ctx_t;
 
 void hub_config_defaults(hub_config_t *cfg)
 {
@@ -72,7 +72,7 @@ void hub_config_defaults(hub_config_t *cfg)
         snprintf(cfg->node_id, sizeof cfg->node_id, "node1");
 }
 
-static int hub__bool(const char *key, const char *value, bool *dst, char *err, size_t err_size)
+static int config__bool(const char *key, const char *value, bool *dst, char *err, size_t err_size)
 {
     if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on")) {
         *dst = true;
@@ -86,14 +86,14 @@ static int hub__bool(const char *key, const char *value, bool *dst, char *err, s
     return HUB_EINVAL;
 }
 
-static int hub__path(const hub__config_ctx_t *ctx, const char *key, const char *value, char *dst,
-                     size_t dst_size, char *err, size_t err_size)
+static int config__path(const config__ctx_t *ctx, const char *key, const char *value, char *dst,
+                        size_t dst_size, char *err, size_t err_size)
 {
     return hub_conf_path(ctx->base_dir, key, value, dst, dst_size, err, err_size);
 }
 
-static int hub__u32(const char *key, const char *value, uint64_t min, uint64_t max,
-                    uint32_t *dst, char *err, size_t err_size)
+static int config__u32(const char *key, const char *value, uint64_t min, uint64_t max,
+                       uint32_t *dst, char *err, size_t err_size)
 {
     unsigned long long v;
     int rc = hub_conf_uint(key, value, min, max, &v, err, err_size);
@@ -102,10 +102,9 @@ static int hub__u32(const char *key, const char *value, uint64_t min, uint64_t m
     return rc;
 }
 
-static int hub__entry(const char *key, const char *value, void *user, char *err,
-                      size_t err_size)
+static int config__entry(const char *key, const char *value, void *user, char *err, size_t err_size)
 {
-    hub__config_ctx_t *ctx = user;
+    config__ctx_t *ctx = user;
     hub_config_t *cfg = ctx->cfg;
     unsigned long long v;
     int rc;
@@ -118,25 +117,25 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return hub_conf_str(key, value, cfg->listen, sizeof cfg->listen, err, err_size);
     }
     if (!strcmp(key, "key_file"))
-        return hub__path(ctx, key, value, cfg->key_file, sizeof cfg->key_file, err, err_size);
+        return config__path(ctx, key, value, cfg->key_file, sizeof cfg->key_file, err, err_size);
     if (!strcmp(key, "key_dir"))
-        return hub__path(ctx, key, value, cfg->key_dir, sizeof cfg->key_dir, err, err_size);
+        return config__path(ctx, key, value, cfg->key_dir, sizeof cfg->key_dir, err, err_size);
     if (!strcmp(key, "ca_cert"))
-        return hub__path(ctx, key, value, cfg->ca_cert, sizeof cfg->ca_cert, err, err_size);
+        return config__path(ctx, key, value, cfg->ca_cert, sizeof cfg->ca_cert, err, err_size);
     if (!strcmp(key, "crl_file"))
-        return hub__path(ctx, key, value, cfg->crl_file, sizeof cfg->crl_file, err, err_size);
+        return config__path(ctx, key, value, cfg->crl_file, sizeof cfg->crl_file, err, err_size);
     if (!strcmp(key, "crl_state_file"))
-        return hub__path(ctx, key, value, cfg->crl_state_file, sizeof cfg->crl_state_file, err,
-                         err_size);
+        return config__path(ctx, key, value, cfg->crl_state_file, sizeof cfg->crl_state_file, err,
+                            err_size);
     if (!strcmp(key, "cert_dir"))
-        return hub__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
+        return config__path(ctx, key, value, cfg->cert_dir, sizeof cfg->cert_dir, err, err_size);
     if (!strcmp(key, "cert_warn_days")) {
-        rc = hub__u32(key, value, 1, 3650, &cfg->cert_warn_days, err, err_size);
+        rc = config__u32(key, value, 1, 3650, &cfg->cert_warn_days, err, err_size);
         cfg->alarms.cert_warn_days = cfg->cert_warn_days;
         return rc;
     }
     if (!strcmp(key, "max_flows"))
-        return hub__u32(key, value, 100, 1000000, &cfg->max_flows, err, err_size);
+        return config__u32(key, value, 100, 1000000, &cfg->max_flows, err, err_size);
     {
         /* Alarm thresholds: 0 switches that level off. */
         struct {
@@ -161,13 +160,13 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         };
         for (size_t i = 0; i < sizeof alarms / sizeof alarms[0]; i++)
             if (!strcmp(key, alarms[i].name))
-                return hub__u32(key, value, 0, alarms[i].max, alarms[i].dst, err, err_size);
+                return config__u32(key, value, 0, alarms[i].max, alarms[i].dst, err, err_size);
     }
     if (!strcmp(key, "delegations_file"))
-        return hub__path(ctx, key, value, cfg->delegations_file, sizeof cfg->delegations_file,
-                         err, err_size);
+        return config__path(ctx, key, value, cfg->delegations_file, sizeof cfg->delegations_file,
+                            err, err_size);
     if (!strcmp(key, "data_dir"))
-        return hub__path(ctx, key, value, cfg->data_dir, sizeof cfg->data_dir, err, err_size);
+        return config__path(ctx, key, value, cfg->data_dir, sizeof cfg->data_dir, err, err_size);
     if (!strcmp(key, "store")) {
         if (!strcmp(value, "lmdb"))
             cfg->store_backend = HUB_STORE_LMDB;
@@ -204,7 +203,7 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return 0;
     }
     if (!strcmp(key, "cluster"))
-        return hub__bool(key, value, &cfg->cluster, err, err_size);
+        return config__bool(key, value, &cfg->cluster, err, err_size);
     if (!strcmp(key, "cluster_listen")) {
         if ((size_t)snprintf(cfg->cluster_listen, sizeof cfg->cluster_listen, "%s", value) >=
             sizeof cfg->cluster_listen) {
@@ -215,61 +214,61 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return 0;
     }
     if (!strcmp(key, "cluster_beat_ms"))
-        return hub__u32(key, value, 100, 60000, &cfg->cluster_beat_ms, err, err_size);
+        return config__u32(key, value, 100, 60000, &cfg->cluster_beat_ms, err, err_size);
     if (!strcmp(key, "store_migrate"))
-        return hub__bool(key, value, &cfg->store_migrate, err, err_size);
+        return config__bool(key, value, &cfg->store_migrate, err, err_size);
     if (!strcmp(key, "audit_dir"))
-        return hub__path(ctx, key, value, cfg->audit_dir, sizeof cfg->audit_dir, err, err_size);
+        return config__path(ctx, key, value, cfg->audit_dir, sizeof cfg->audit_dir, err, err_size);
     if (!strcmp(key, "archive_dir"))
-        return hub__path(ctx, key, value, cfg->archive_dir, sizeof cfg->archive_dir, err,
-                         err_size);
+        return config__path(ctx, key, value, cfg->archive_dir, sizeof cfg->archive_dir, err,
+                            err_size);
     if (!strcmp(key, "archive_key_file"))
-        return hub__path(ctx, key, value, cfg->archive_key_file, sizeof cfg->archive_key_file,
-                         err, err_size);
+        return config__path(ctx, key, value, cfg->archive_key_file, sizeof cfg->archive_key_file,
+                            err, err_size);
     if (!strcmp(key, "archive_retention_days"))
-        return hub__u32(key, value, 1, 36500, &cfg->archive_retention_days, err, err_size);
+        return config__u32(key, value, 1, 36500, &cfg->archive_retention_days, err, err_size);
     if (!strcmp(key, "policy_file"))
-        return hub__path(ctx, key, value, cfg->policy_file, sizeof cfg->policy_file, err,
-                         err_size);
+        return config__path(ctx, key, value, cfg->policy_file, sizeof cfg->policy_file, err,
+                            err_size);
     if (!strcmp(key, "http_token_file"))
-        return hub__path(ctx, key, value, cfg->http_token_file, sizeof cfg->http_token_file,
-                         err, err_size);
+        return config__path(ctx, key, value, cfg->http_token_file, sizeof cfg->http_token_file, err,
+                            err_size);
     if (!strcmp(key, "http_allowed_hosts"))
         return hub_conf_str(key, value, cfg->http_allowed_hosts, sizeof cfg->http_allowed_hosts,
                             err, err_size);
     if (!strcmp(key, "http_public"))
-        return hub__bool(key, value, &cfg->http_public, err, err_size);
+        return config__bool(key, value, &cfg->http_public, err, err_size);
     if (!strcmp(key, "http_max_connections_per_client"))
-        return hub__u32(key, value, 1, 100000, &cfg->http_max_connections_per_client, err,
-                        err_size);
+        return config__u32(key, value, 1, 100000, &cfg->http_max_connections_per_client, err,
+                           err_size);
     if (!strcmp(key, "http_header_timeout_ms"))
-        return hub__u32(key, value, 100, 600000, &cfg->http_header_timeout_ms, err, err_size);
+        return config__u32(key, value, 100, 600000, &cfg->http_header_timeout_ms, err, err_size);
     if (!strcmp(key, "members_file"))
-        return hub__path(ctx, key, value, cfg->members_file, sizeof cfg->members_file, err,
-                         err_size);
+        return config__path(ctx, key, value, cfg->members_file, sizeof cfg->members_file, err,
+                            err_size);
     if (!strcmp(key, "lang"))
         return hub_conf_lang(key, value, cfg->lang, sizeof cfg->lang, err, err_size);
     if (!strcmp(key, "http_listen"))
         return hub_conf_str(key, value, cfg->http_listen, sizeof cfg->http_listen, err,
                             err_size);
     if (!strcmp(key, "max_payload_bytes"))
-        return hub__u32(key, value, 1, 64u << 20, &cfg->max_payload_bytes, err, err_size);
+        return config__u32(key, value, 1, 64u << 20, &cfg->max_payload_bytes, err, err_size);
     if (!strcmp(key, "max_frame_bytes"))
-        return hub__u32(key, value, 4096, 256u << 20, &cfg->max_frame_bytes, err, err_size);
+        return config__u32(key, value, 4096, 256u << 20, &cfg->max_frame_bytes, err, err_size);
     if (!strcmp(key, "heartbeat_ms"))
-        return hub__u32(key, value, 50, 60000, &cfg->heartbeat_ms, err, err_size);
+        return config__u32(key, value, 50, 60000, &cfg->heartbeat_ms, err, err_size);
     if (!strcmp(key, "default_ttl_ms"))
-        return hub__u32(key, value, 1, UINT32_MAX, &cfg->default_ttl_ms, err, err_size);
+        return config__u32(key, value, 1, UINT32_MAX, &cfg->default_ttl_ms, err, err_size);
     if (!strcmp(key, "max_ttl_ms"))
-        return hub__u32(key, value, 1, UINT32_MAX, &cfg->max_ttl_ms, err, err_size);
+        return config__u32(key, value, 1, UINT32_MAX, &cfg->max_ttl_ms, err, err_size);
     if (!strcmp(key, "max_in_flight"))
-        return hub__u32(key, value, 1, 1000000, &cfg->max_in_flight, err, err_size);
+        return config__u32(key, value, 1, 1000000, &cfg->max_in_flight, err, err_size);
     if (!strcmp(key, "redelivery_ms"))
-        return hub__u32(key, value, 10, 3600000, &cfg->redelivery_ms, err, err_size);
+        return config__u32(key, value, 10, 3600000, &cfg->redelivery_ms, err, err_size);
     if (!strcmp(key, "dedup_window_ms"))
-        return hub__u32(key, value, 1000, UINT32_MAX, &cfg->dedup_window_ms, err, err_size);
+        return config__u32(key, value, 1000, UINT32_MAX, &cfg->dedup_window_ms, err, err_size);
     if (!strcmp(key, "max_attempts"))
-        return hub__u32(key, value, 1, 1000, &cfg->max_attempts, err, err_size);
+        return config__u32(key, value, 1, 1000, &cfg->max_attempts, err, err_size);
     if (!strcmp(key, "max_store_bytes")) {
         rc = hub_conf_uint(key, value, 1u << 20, 1ull << 44, &v, err, err_size);
         cfg->max_store_bytes = v;
@@ -281,17 +280,17 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
         return rc;
     }
     if (!strcmp(key, "public_directory"))
-        return hub__bool(key, value, &cfg->public_directory, err, err_size);
+        return config__bool(key, value, &cfg->public_directory, err, err_size);
     if (!strcmp(key, "max_open_requests"))
-        return hub__u32(key, value, 1, 10000000, &cfg->max_open_requests, err, err_size);
+        return config__u32(key, value, 1, 10000000, &cfg->max_open_requests, err, err_size);
     if (!strcmp(key, "drain_timeout_ms"))
-        return hub__u32(key, value, 100, 3600000, &cfg->drain_timeout_ms, err, err_size);
+        return config__u32(key, value, 100, 3600000, &cfg->drain_timeout_ms, err, err_size);
     if (!strcmp(key, "flood_cutoff_seconds"))
-        return hub__u32(key, value, 0, 3600, &cfg->flood_factor, err, err_size);
+        return config__u32(key, value, 0, 3600, &cfg->flood_factor, err, err_size);
     if (!strcmp(key, "flood_ban_seconds"))
-        return hub__u32(key, value, 1, 86400, &cfg->flood_ban_s, err, err_size);
+        return config__u32(key, value, 1, 86400, &cfg->flood_ban_s, err, err_size);
     if (!strcmp(key, "store_reserve_percent"))
-        return hub__u32(key, value, 0, 50, &cfg->store_reserve_percent, err, err_size);
+        return config__u32(key, value, 0, 50, &cfg->store_reserve_percent, err, err_size);
     {
         struct {
             const char *name;
@@ -315,19 +314,19 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
             }
     }
     if (!strcmp(key, "require_signatures"))
-        return hub__bool(key, value, &cfg->require_signatures, err, err_size);
+        return config__bool(key, value, &cfg->require_signatures, err, err_size);
     if (!strcmp(key, "audit"))
-        return hub__bool(key, value, &cfg->audit, err, err_size);
+        return config__bool(key, value, &cfg->audit, err, err_size);
     if (!strcmp(key, "audit_accept_key_change"))
-        return hub__bool(key, value, &cfg->audit_accept_key_change, err, err_size);
+        return config__bool(key, value, &cfg->audit_accept_key_change, err, err_size);
     if (!strcmp(key, "audit_accept_gap"))
-        return hub__bool(key, value, &cfg->audit_accept_gap, err, err_size);
+        return config__bool(key, value, &cfg->audit_accept_gap, err, err_size);
     if (!strcmp(key, "audit_tsa_url"))
         return hub_conf_str(key, value, cfg->audit_tsa_url, sizeof cfg->audit_tsa_url, err,
                             err_size);
     if (!strcmp(key, "audit_tsa_cert"))
-        return hub__path(ctx, key, value, cfg->audit_tsa_cert, sizeof cfg->audit_tsa_cert, err,
-                         err_size);
+        return config__path(ctx, key, value, cfg->audit_tsa_cert, sizeof cfg->audit_tsa_cert, err,
+                            err_size);
     if (!strcmp(key, "log_level")) {
         hub_log_level_t level;
         if (hub_log_parse_level(value, &level) != 0) {
@@ -345,9 +344,9 @@ static int hub__entry(const char *key, const char *value, void *user, char *err,
 int hub_config_load(const char *path, hub_config_t *cfg, char *err, size_t err_size)
 {
     hub_config_defaults(cfg);
-    hub__config_ctx_t ctx = {.cfg = cfg};
+    config__ctx_t ctx = {.cfg = cfg};
     hub_conf_base_dir(path, ctx.base_dir, sizeof ctx.base_dir);
-    int rc = hub_conf_parse_file(path, hub__entry, &ctx, err, err_size);
+    int rc = hub_conf_parse_file(path, config__entry, &ctx, err, err_size);
     if (rc != 0)
         return rc;
     /* Unset store quotas: a quarter of the store per sender, half per

@@ -5,7 +5,7 @@
  *
  * The data path, in the order an envelope takes it:
  *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
- *                   the one end-of-turn hook (hub__on_end_of_turn) where what handlers
+ *                   the one end-of-turn hook (server__on_end_of_turn) where what handlers
  *                   enqueued is flushed, receipted and committed
  *   hub_admit.c     admission: an envelope leaves as exactly one of NACK, online-only
  *                   enqueue or pending push; request tracking and the reply rule
@@ -95,7 +95,7 @@
  * HUB__SNDHWM frames for a peer that does not read, each Deliveries frame
  * is cut near HUB__FRAME_SOFT_MAX bytes, and what ZeroMQ will not take yet
  * waits in the member's own queue, counted in bytes against
- * max_waiting_bytes (hub__waiting). */
+ * max_waiting_bytes (send__waiting). */
 #define HUB__SNDHWM 16
 #define HUB__RCVHWM 1000
 #define HUB__FRAME_SOFT_MAX (1u << 20)
@@ -116,24 +116,24 @@ typedef struct {
     /* A copy, not an allocation: one malloc/free less per delivery. */
     char service[HUB_STORE_NAME_MAX + 1];
     uint64_t accepted_at_us; /* wall clock */
-} hub__inflight_t;
+} core__inflight_t;
 
 /* What an audit record says of an envelope besides who, whom and which
  * service (hub_outcome.c fills it): never the payload nor a plain hash of
  * it. */
 typedef struct {
-    const char *purpose; /* interned (hub__intern): the agreement's purpose; NULL: none */
+    const char *purpose; /* interned (members__intern): the agreement's purpose; NULL: none */
     const char *outcome; /* static text: "request online-only", a NACK code, …; NULL: none */
     char dossier[HUB_AUDIT_WORD_MAX + 1]; /* the dossier code the payload names, or "" */
     bool has_digest;
     uint8_t digest[32]; /* the envelope digest (hub_sign.h); the log keeps a keyed MAC */
     /* Owned: the encoded envelope, from which the commit worker reads the
      * digest (unless has_digest) and the dossier code, off the loop thread
-     * (hub__evidence_later); NULL once they are filled in. */
+     * (outcome__evidence_later); NULL once they are filled in. */
     uint8_t *bytes;
     size_t len;
     bool archive; /* bytes go to the message archive too (online-only, hub_archive.c) */
-} hub__evidence_t;
+} core__evidence_t;
 
 /* An audit record waiting for the commit worker, which alone writes the
  * log (so the loop never waits for the disk). Strings are owned copies,
@@ -149,20 +149,20 @@ typedef struct {
     const char *receiver;
     char *service;
     char *reason;
-    hub__evidence_t ev; /* when has_evidence */
-} hub__auditq_t;
+    core__evidence_t ev; /* when has_evidence */
+} core__auditq_t;
 
 typedef struct {
     uint64_t seq; /* 0 for online-only envelopes, which need no settle */
     uint32_t attempt;
     /* The sender's encoded envelope: an owned copy, or (lent) the pending
-     * record's own bytes, which outlive this turn's flush (hub__enqueue_lent). */
+     * record's own bytes, which outlive this turn's flush (send__enqueue_lent). */
     uint8_t *bytes;
     size_t len;
     uint8_t sign_key[32]; /* the sender's Ed25519 key, for the receiver to verify */
     bool has_sign_key;
     bool lent; /* bytes are not this item's to free */
-} hub__outitem_t;
+} core__outitem_t;
 
 /* Receipts under construction for one sender. */
 typedef struct {
@@ -180,15 +180,15 @@ typedef struct {
     char **reasons;
     size_t n_acks, n_nacks, cap;
     uint32_t item; /* 1-based place in the Batch of the envelope being judged; 0 = none */
-} hub__receipts_t;
+} core__receipts_t;
 
 /* An encoded frame ZeroMQ would not take yet (the peer's pipe was full). */
 typedef struct {
     uint8_t *buf;
     size_t len;
-} hub__blocked_t;
+} core__blocked_t;
 
-typedef struct hub__member {
+typedef struct members__member {
     char id[HUB_MEMBER_ID_MAX + 1];
     uint8_t rid[256]; /* ROUTER routing id of the live connection */
     size_t rid_len;
@@ -200,7 +200,7 @@ typedef struct hub__member {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 
     /* Durable delivery state (valid while online). */
-    hub__inflight_t *inflight; /* sorted by seq */
+    core__inflight_t *inflight; /* sorted by seq */
     size_t inflight_n, inflight_cap, inflight_open;
     uint64_t loaded_seq; /* highest seq handed out since (re)connect */
     uint64_t *settled;   /* settled seqs waiting for the next commit */
@@ -223,23 +223,23 @@ typedef struct hub__member {
     uint64_t refusals; /* its envelopes refused since the hub started (alarms) */
 
     /* Outbound deliveries gathered during this loop turn. */
-    hub__outitem_t *out;
+    core__outitem_t *out;
     size_t out_n, out_cap;
     uint64_t out_bytes; /* envelope bytes in out[] */
     /* Frames the peer's ZeroMQ pipe would not take yet, in order. */
-    hub__blocked_t *blocked;
+    core__blocked_t *blocked;
     size_t blocked_head, blocked_n, blocked_cap;
     uint64_t blocked_bytes;
     uint64_t stalled_since_mono_us; /* last time it took a frame while frames waited */
-    struct hub__member *next_blocked;
-    struct hub__member *next_dirty;
+    struct members__member *next_blocked;
+    struct members__member *next_dirty;
 
     /* ACKs of online-only envelopes held for the next Deliveries frame
      * (Hello.receipts_in_deliveries), at most HUB__HOLD_RECEIPTS_US. */
-    hub__receipts_t *held;
+    core__receipts_t *held;
     size_t held_n, held_cap;
     uint64_t held_since_mono_us;
-    struct hub__member *next_held;
+    struct members__member *next_held;
 
     /* The small fields, together so that the struct has no holes. */
     uint32_t open_requests; /* its requests still waiting for a reply */
@@ -247,17 +247,17 @@ typedef struct hub__member {
     uint32_t refusal_logs;  /* lines logged in this second (HUB__REFUSAL_LOGS_PER_S) */
     bool online;
     bool backlog;          /* the store may hold more than loaded_seq */
-    bool rescan;           /* cluster: read the queue again from its start (hub__pump) */
+    bool rescan;           /* cluster: read the queue again from its start (delivery__pump) */
     bool on_blocked_list;
     bool dirty;            /* on the list of members with deliveries to flush */
     bool piggyback;        /* Hello.receipts_in_deliveries */
     bool on_held_list;
-} hub__member_t;
+} core__member_t;
 
 typedef struct {
-    struct hub__member *m;
-    hub__receipts_t r;
-} hub__turnrcpt_t;
+    struct members__member *m;
+    core__receipts_t r;
+} core__turnrcpt_t;
 
 /* An envelope waiting for the next group commit. */
 typedef struct {
@@ -272,17 +272,17 @@ typedef struct {
     bool group_first;
     const char *delegated_from; /* interned: the authority addressed, when delegated */
     const char *delegated_procedure; /* interned: the procedure its rule named, or NULL */
-    bool early;                 /* delivered before its commit (hub__deliver_early) */
+    bool early;                      /* delivered before its commit (delivery__deliver_early) */
     const char *purpose;        /* interned: its agreement's purpose, for the audit log */
     uint64_t queued_mono_us;
     uint64_t request_expires_us; /* a REQUEST: track it in the store until then (wall clock) */
-    /* A REQUEST already answered when its commit starts (hub__request_note):
+    /* A REQUEST already answered when its commit starts (admit__request_note):
      * by an online-only reply (the reply was ACKed: nothing to keep), or by
      * the queued reply with this seq; if that reply is stored by the same
      * commit, the request need not be tracked in the store at all. */
     bool answered_online;
     uint64_t answered_by_seq;
-} hub__pending_t;
+} core__pending_t;
 
 /* A queued message to dead-letter with a reason of its own: its agreement
  * ended before it could be delivered (the reason names the agreement), or
@@ -290,33 +290,33 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     char *reason; /* owned */
-} hub__deadpol_t;
+} core__deadpol_t;
 
 typedef struct {
     char receiver[HUB_MEMBER_ID_MAX + 1];
     uint64_t *seqs;
     size_t n;
-} hub__ackgroup_t;
+} core__ackgroup_t;
 
 typedef struct {
     uv_work_t req;
     hub_server_t *server;
-    hub__pending_t *items;
-    size_t n_items, items_cap; /* items_cap: its allocation, for reuse (hub__commit_start) */
+    core__pending_t *items;
+    size_t n_items, items_cap; /* items_cap: its allocation, for reuse (commit__start) */
     hub_store_outcome_t *outcomes;
     int append_rc;
-    hub__ackgroup_t *acks;
+    core__ackgroup_t *acks;
     size_t n_acks;
     uint64_t *attempt_seqs;
     size_t n_attempts;
     uint64_t *dead_ttl, *dead_retry;
     size_t n_dead_ttl, n_dead_retry;
-    hub__deadpol_t *dead_policy;
+    core__deadpol_t *dead_policy;
     size_t n_dead_policy;
     char **answered; /* tracked requests answered: forget them in the store */
     size_t n_answered;
     int other_rc;
-    hub__auditq_t *audit; /* loop-side records to append first */
+    core__auditq_t *audit; /* loop-side records to append first */
     size_t n_audit;
     int audit_rc;
     uint64_t audit_seq;       /* the log's sequence after this commit */
@@ -326,14 +326,14 @@ typedef struct {
     size_t n_dead;
     bool prune_dedup; /* forget expired de-duplication records too */
     size_t pruned;
-} hub__commit_t;
+} core__commit_t;
 
-typedef struct hub__cluster hub__cluster_t; /* hub_cluster.c */
-typedef struct hub__requests hub__requests_t; /* hub_admit.c */
+typedef struct cluster__cluster core__cluster_t; /* hub_cluster.c */
+typedef struct admit__requests core__requests_t; /* hub_admit.c */
 
 struct hub_server {
     hub_config_t cfg;
-    hub__cluster_t *cluster; /* cluster = on: this node among several; else NULL */
+    core__cluster_t *cluster; /* cluster = on: this node among several; else NULL */
     uv_loop_t *loop;
     void *zctx;
     void *router;
@@ -351,10 +351,10 @@ struct hub_server {
     hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
     hub_map_t *cert_not_after;          /* member id -> its certificate's end, s (uintptr_t) */
     uint64_t last_alarm_tick_us;        /* monotonic: alarms evaluated (hub_ops_tick) */
-    hub_map_t *members;                 /* member id -> hub__member_t */
-    hub__requests_t *requests;          /* tracked requests by message id (hub_admit.c) */
+    hub_map_t *members;                 /* member id -> core__member_t */
+    core__requests_t *requests;         /* tracked requests by message id (hub_admit.c) */
     size_t members_with_settles;        /* members whose settled list is not empty */
-    hub_map_t *subs;                    /* "PUBLISHER/SERVICE/VERSION" -> hub__sublist_t */
+    hub_map_t *subs;                    /* "PUBLISHER/SERVICE/VERSION" -> core__sublist_t */
     char subs_path[PATH_MAX];
     uint64_t last_request_sweep_us;
     hub_store_t *store;
@@ -368,30 +368,30 @@ struct hub_server {
     bool stopping;
     bool archive_busy; /* an archive maintenance job (expiry) is queued or running */
 
-    hub__member_t *dirty_head;
-    hub__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
+    core__member_t *dirty_head;
+    core__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
     size_t turn_rcpt_n, turn_rcpt_cap;
-    hub__member_t *held_head;    /* members holding receipts */
-    hub__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
+    core__member_t *held_head;    /* members holding receipts */
+    core__member_t *blocked_list; /* members with frames ZeroMQ would not take yet */
     uv_timer_t retry_timer;      /* offers them again every HUB__RETRY_MS */
     uv_timer_t held_timer;       /* sends receipts held too long on their own */
     uv_check_t end_of_turn;      /* flush, receipts, commit: once per loop turn */
 
     /* Group commit. */
-    hub__pending_t *pending;
+    core__pending_t *pending;
     size_t pending_n, pending_cap;
-    /* A finished commit's items array, kept for the next (hub__commit_start):
+    /* A finished commit's items array, kept for the next (commit__start):
      * a commit's thousand-odd 1 KiB records are not allocated, faulted in
      * and freed again every cycle. Owned; at most HUB__SPARE_ITEMS_MAX. */
-    hub__pending_t *items_spare;
+    core__pending_t *items_spare;
     size_t items_spare_cap;
     uint64_t *dead_ttl, *dead_retry, *attempt_seqs;
     size_t dead_ttl_n, dead_ttl_cap, dead_retry_n, dead_retry_cap, attempt_n, attempt_cap;
-    hub__deadpol_t *dead_policy; /* agreement ended before delivery */
+    core__deadpol_t *dead_policy; /* agreement ended before delivery */
     size_t dead_policy_n, dead_policy_cap;
     char **answered; /* durable requests answered since the last commit */
     size_t answered_n, answered_cap;
-    hub__commit_t *commit;   /* in progress, or NULL */
+    core__commit_t *commit;  /* in progress, or NULL */
     uint64_t next_seq;       /* the seq the next accepted envelope gets (preset_seq) */
     size_t pending_late_n;   /* pending envelopes not delivered early (they wait for a commit) */
     uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
@@ -407,7 +407,7 @@ struct hub_server {
 
     hub_audit_t *audit; /* NULL when the audit log is off; worker-only while a commit runs */
     hub_map_t *interned; /* text -> itself: purposes, which outlive reloads of the policy */
-    hub__auditq_t *auditq;
+    core__auditq_t *auditq;
     size_t auditq_n, auditq_cap;
     bool audit_tick_due;
     uint64_t last_audit_tick_us; /* monotonic */
@@ -428,7 +428,7 @@ struct hub_server {
     size_t open_requests_total; /* tracked requests not yet answered, all members */
     size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     /* Frames read in this loop turn and each envelope decoded from them
-     * (hub__on_message, hub__route_envelope): reset at the end of the turn,
+     * (server__on_message, admit__route_envelope): reset at the end of the turn,
      * after the flush. An online-only envelope's delivery borrows its bytes
      * from the frame here (turn_lent: the frame is kept to the turn's
      * end; otherwise its memory is reused by the next frame). */
@@ -442,14 +442,14 @@ struct hub_server {
 /* Small helpers                                                             */
 
 /* snprintf(dst, size, "%s", src) without the format machinery (hot path). */
-static inline void hub__copy_str(char *dst, size_t size, const char *src)
+static inline void core__copy_str(char *dst, size_t size, const char *src)
 {
     size_t n = src ? strnlen(src, size - 1) : 0;
     memcpy(dst, src ? src : "", n);
     dst[n] = '\0';
 }
 
-static inline int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
+static inline int core__grow(void **array, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -469,7 +469,7 @@ static inline int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
 #define HUB__FRESH_US 2000000u
 
 /* How long a commit may wait for the settles of envelopes delivered before
- * it (hub__commit_start). */
+ * it (commit__start). */
 #define HUB__SETTLE_WAIT_US 30000u
 
 /* Seqs handed out but not yet committed are lost with a crash; the hub
@@ -482,171 +482,171 @@ static inline int hub__grow(void **array, size_t *cap, size_t need, size_t elem)
 #define HUB__HOLD_RECEIPTS_US 1000u
 
 #define HUB__PUSH(arr, n, cap, value)                                                              \
-    (hub__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0 ? ((arr)[(n)++] = (value), 0) \
-                                                                     : HUB_ENOMEM)
+    (core__grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)) == 0                              \
+         ? ((arr)[(n)++] = (value), 0)                                                             \
+         : HUB_ENOMEM)
 
 /* Subscribers of one topic ("PUBLISHER/SERVICE/VERSION"). */
 typedef struct {
     const char **members; /* interned member ids */
     size_t n, cap;
-} hub__sublist_t;
+} core__sublist_t;
 
 /* ------------------------------------------------------------------------ */
 /* Shared between the stages (each defined in the file named)               */
 
 /* hub_members.c */
-void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                  uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
-                  const char *reason);
-void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                     uint64_t hub_seq, const char *sender, const char *receiver,
-                     const char *service, const char *reason, const hub__evidence_t *ev);
-const char *hub__intern(hub_server_t *self, const char *text);
-void hub__auditq_free(hub__auditq_t *q, size_t n);
+void members__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                      uint64_t hub_seq, const char *sender, const char *receiver,
+                      const char *service, const char *reason);
+void members__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                         uint64_t hub_seq, const char *sender, const char *receiver,
+                         const char *service, const char *reason, const core__evidence_t *ev);
+const char *members__intern(hub_server_t *self, const char *text);
+void members__auditq_free(core__auditq_t *q, size_t n);
 /* hub_audit_start.c: checks the whole log on a worker thread (at start);
  * _end waits for it (destroy). */
-void hub__audit_start_check(hub_server_t *self);
-void hub__audit_start_check_end(hub_server_t *self);
-void hub__held_free(hub__member_t *m);
-hub__member_t *hub__member(hub_server_t *self, const char *id);
-void hub__member_free(hub__member_t *m);
-const char *hub__service_label(hub_server_t *self, const char *sender, const char *receiver,
-                               const char *service);
+void audit_start__check(hub_server_t *self);
+void audit_start__check_end(hub_server_t *self);
+void members__held_free(core__member_t *m);
+core__member_t *members__member(hub_server_t *self, const char *id);
+void members__member_free(core__member_t *m);
+const char *members__service_label(hub_server_t *self, const char *sender, const char *receiver,
+                                   const char *service);
 
 /* hub_send.c */
-void hub__blocked_drop(hub__member_t *m);
-int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
-                     uint32_t attempt, const uint8_t *bytes, size_t len);
+void send__blocked_drop(core__member_t *m);
+int send__enqueue_out(hub_server_t *self, core__member_t *m, const char *sender, uint64_t seq,
+                      uint32_t attempt, const uint8_t *bytes, size_t len);
 /* The same without a copy: bytes must stay valid until the end of this loop
- * turn, whose hook (hub__on_end_of_turn) flushes every queued delivery before
+ * turn, whose hook (server__on_end_of_turn) flushes every queued delivery before
  * anything else can free them. For an envelope delivered before its commit:
  * its pending record keeps the bytes until the commit is done, and a commit
  * starts only after the flush. */
-int hub__enqueue_lent(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
-                      uint32_t attempt, uint8_t *bytes, size_t len);
-void hub__flush_all(hub_server_t *self);
-void hub__on_held_timer(uv_timer_t *t);
-void hub__on_retry_timer(uv_timer_t *t);
-void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq);
-void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_t seq,
-                             const char *routed_to);
-bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
-                           const char *reason);
-void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void hub__receipts_free(hub__receipts_t *r);
-int hub__receipts_init(hub__receipts_t *r, size_t cap);
-void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r);
-bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m);
-void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
-                         const char *reason);
-int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame);
-void hub__turn_receipts_hold(hub_server_t *self);
-void hub__turn_receipts_send(hub_server_t *self);
-uint64_t hub__waiting(const hub__member_t *m);
+int send__enqueue_lent(hub_server_t *self, core__member_t *m, const char *sender, uint64_t seq,
+                       uint32_t attempt, uint8_t *bytes, size_t len);
+void send__flush_all(hub_server_t *self);
+void send__on_held_timer(uv_timer_t *t);
+void send__on_retry_timer(uv_timer_t *t);
+void send__receipt_ack(core__receipts_t *r, const char *message_id, uint64_t seq);
+void send__receipt_ack_routed(core__receipts_t *r, const char *message_id, uint64_t seq,
+                              const char *routed_to);
+bool send__receipt_add_nack(hub_server_t *self, core__receipts_t *r, const char *message_id,
+                            int code, const char *reason);
+void send__receipt_nack(hub_server_t *self, core__receipts_t *r, const char *message_id, int code,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void send__receipts_free(core__receipts_t *r);
+int send__receipts_init(core__receipts_t *r, size_t cap);
+void send__receipts_send(hub_server_t *self, core__member_t *m, core__receipts_t *r);
+bool send__refusal_log_ok(hub_server_t *self, core__member_t *m);
+void send__error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
+                     const char *reason);
+int send__frame(hub_server_t *self, core__member_t *m, hub_frame_t *frame);
+void send__turn_receipts_hold(hub_server_t *self);
+void send__turn_receipts_send(hub_server_t *self);
+uint64_t send__waiting(const core__member_t *m);
 
 /* hub_delivery.c */
-uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt);
-bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_t created_at_us,
-                        hub__member_t *rcv, hub__pending_t *p);
-int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
-                      uint32_t attempt);
-void hub__inflight_compact(hub__member_t *m);
-hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq);
-void hub__member_reset_delivery(hub__member_t *m);
-int hub__pending_push(hub_server_t *self, hub__pending_t *p);
-void hub__pump(hub_server_t *self, hub__member_t *m);
-void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
-                    hub_store_quota_t *q);
-void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
-                     const hub_store_msg_t *msg, hub_store_outcome_t outcome);
-bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg);
+uint64_t delivery__backoff_us(const hub_server_t *self, uint32_t attempt);
+bool delivery__deliver_early(hub_server_t *self, const core__member_t *sender,
+                             uint64_t created_at_us, core__member_t *rcv, core__pending_t *p);
+int delivery__inflight_add(hub_server_t *self, core__member_t *m, const hub_store_msg_t *msg,
+                           uint32_t attempt);
+void delivery__inflight_compact(core__member_t *m);
+core__inflight_t *delivery__inflight_find(core__member_t *m, uint64_t seq);
+void delivery__member_reset_delivery(core__member_t *m);
+int delivery__pending_push(hub_server_t *self, core__pending_t *p);
+void delivery__pump(hub_server_t *self, core__member_t *m);
+void delivery__quota_for(hub_server_t *self, core__member_t *sender, core__member_t *receiver,
+                         hub_store_quota_t *q);
+void delivery__quota_nack(hub_server_t *self, core__receipts_t *r, const char *id,
+                          const hub_store_msg_t *msg, hub_store_outcome_t outcome);
+bool delivery__still_allowed(hub_server_t *self, const hub_store_msg_t *msg);
 
 /* hub_commit.c */
-void hub__commit_start(hub_server_t *self);
+void commit__start(hub_server_t *self);
 
 /* hub_archive_server.c: opens the archive (archive_dir) with the hub's keys;
  * refused, with the reason, when its key file is not a 0600 file of 32
  * bytes */
-int hub__archive_open(hub_server_t *self, char *err, size_t err_size);
+int archive_server__open(hub_server_t *self, char *err, size_t err_size);
 /* ... runs its expiry and time-based rotation on a worker (housekeeping) */
-void hub__archive_maintain_start(hub_server_t *self);
+void archive_server__maintain_start(hub_server_t *self);
 /* ... archives the envelopes a commit stored (worker thread) */
-int hub__archive_commit(hub_archive_t *archive, const hub__commit_t *job);
+int archive_server__commit(hub_archive_t *archive, const core__commit_t *job);
 /* ... and the online-only envelopes the loop accepted since the last commit
- * (their ACCEPTED records carry a copy: hub__evidence_later) */
-int hub__archive_online(hub_archive_t *archive, const hub__auditq_t *q, size_t n);
+ * (their ACCEPTED records carry a copy: outcome__evidence_later) */
+int archive_server__online(hub_archive_t *archive, const core__auditq_t *q, size_t n);
 /* hub_outcome.c: each outcome of an envelope, recorded once for the audit
  * log, the flows and the counters. Loop thread, except where marked. */
-void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
-                      const char *purpose, hub__evidence_t *out);
-void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
-                         size_t len, const uint8_t *digest, const char *purpose,
-                         hub__evidence_t *out);
-void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                          int code, const char *reason);
-void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
-                           size_t len, const hub__evidence_t *ev, const char *outcome,
-                           bool delivered);
-void hub__outcome_committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy);
-void hub__outcome_delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
-                            const char *why, bool flows);
-void hub__outcome_settled(hub_server_t *self, const hub__member_t *m, const hub__inflight_t *f,
-                          uint64_t seq);
-void hub__outcome_dead_lettered(hub_server_t *self, const hub_store_msg_t *d);
+void outcome__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
+                          const char *purpose, core__evidence_t *out);
+void outcome__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
+                             size_t len, const uint8_t *digest, const char *purpose,
+                             core__evidence_t *out);
+void outcome__refused(hub_server_t *self, core__receipts_t *r, const char *message_id, int code,
+                      const char *reason);
+void outcome__accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
+                       size_t len, const core__evidence_t *ev, const char *outcome, bool delivered);
+void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy);
+void outcome__delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
+                        const char *why, bool flows);
+void outcome__settled(hub_server_t *self, const core__member_t *m, const core__inflight_t *f,
+                      uint64_t seq);
+void outcome__dead_lettered(hub_server_t *self, const hub_store_msg_t *d);
 /* Worker thread: the records a commit writes itself (before its ACKs). */
-int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelope_t **envs);
-int hub__outcome_audit_queue(hub_audit_t *audit, const hub__auditq_t *q, size_t n);
+int outcome__audit_commit(hub_audit_t *audit, core__commit_t *job, hub_envelope_t **envs);
+int outcome__audit_queue(hub_audit_t *audit, const core__auditq_t *q, size_t n);
 
 /* hub_trust.c */
-const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
-                           const char *service, hub_policy_decision_t *d);
-int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size);
-int hub__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
-                     char *err, size_t err_size);
-void hub__on_cert_timer(uv_timer_t *timer);
+const char *trust__forbidden(hub_server_t *self, const char *consumer, const char *provider,
+                             const char *service, hub_policy_decision_t *d);
+int trust__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size);
+int trust__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
+                       char *err, size_t err_size);
+void trust__on_cert_timer(uv_timer_t *timer);
 
 /* hub_pubsub.c */
-int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size);
-void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
-                  const uint8_t *bytes, size_t len, hub__receipts_t *receipts, const char *mid);
-int hub__save_subscriptions(hub_server_t *self);
-int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic);
+int pubsub__load_subscriptions(hub_server_t *self, char *err, size_t err_size);
+void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envelope_t *env,
+                     const uint8_t *bytes, size_t len, core__receipts_t *receipts, const char *mid);
+int pubsub__save_subscriptions(hub_server_t *self);
+int pubsub__subscribe(hub_server_t *self, const char *subscriber, const char *topic);
 
 /* hub_flood.c */
-void hub__flood_seen(hub_server_t *self, hub__member_t *m);
-bool hub__flood_banned(const hub_server_t *self, const hub__member_t *m, uint64_t now);
-void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused);
+void flood__seen(hub_server_t *self, core__member_t *m);
+bool flood__banned(const hub_server_t *self, const core__member_t *m, uint64_t now);
+void flood__note(hub_server_t *self, core__member_t *m, size_t refused);
 
 /* hub_admit.c */
-hub__requests_t *hub__requests_new(void);
-size_t hub__requests_size(const hub__requests_t *t);
-void hub__requests_destroy(hub__requests_t **t_p); /* frees the requests too */
-void hub__request_note(hub_server_t *self, hub__pending_t *p);
-void hub__expire_requests(hub_server_t *self, uint64_t now);
-void hub__member_limits(hub_server_t *self, hub__member_t *m);
-int hub__rate_check(hub_server_t *self, hub__member_t *m, size_t len, char *why);
-void hub__request_loaded(const hub_store_request_t *sr, void *user);
+core__requests_t *admit__requests_new(void);
+size_t admit__requests_size(const core__requests_t *t);
+void admit__requests_destroy(core__requests_t **t_p); /* frees the requests too */
+void admit__request_note(hub_server_t *self, core__pending_t *p);
+void admit__expire_requests(hub_server_t *self, uint64_t now);
+void admit__member_limits(hub_server_t *self, core__member_t *m);
+int admit__rate_check(hub_server_t *self, core__member_t *m, size_t len, char *why);
+void admit__request_loaded(const hub_store_request_t *sr, void *user);
 /* bytes: an item of the Batch frame being read, in self->arena (an online-only
  * delivery borrows them until the end of the loop turn). */
-void hub__route_envelope(hub_server_t *self, hub__member_t *sender, const uint8_t *bytes,
-                         size_t len, hub__receipts_t *receipts);
-const char *hub__signature_problem(int rc, bool has_key);
+void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uint8_t *bytes,
+                           size_t len, core__receipts_t *receipts);
+const char *admit__signature_problem(int rc, bool has_key);
 
 /* hub_meta.c */
-int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
-                     char **json, size_t *json_len, const char **why);
-void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
-                         const char *json, size_t len);
+int meta__metaservice(hub_server_t *self, core__member_t *caller, const hub_envelope_t *env,
+                      char **json, size_t *json_len, const char **why);
+void meta__reply_from_hub(hub_server_t *self, core__member_t *to, const hub_envelope_t *req,
+                          const char *json, size_t len);
 
 /* hub_server.c */
-void hub__housekeeping(uv_timer_t *timer);
+void server__housekeeping(uv_timer_t *timer);
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size);
 
 /* hub_server_ops.c: the callbacks the operator surface reads the hub by. */
-hub_ops_source_t hub__ops_source(hub_server_t *self);
+hub_ops_source_t server_ops__source(hub_server_t *self);
 
 /* hub_zap.c */
-void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user);
+void zap__on_zap_readable(hub_zsock_t *zs, void *socket, void *user);
 
 #endif

@@ -18,7 +18,7 @@
 /* ---- the CRL rollback guard ---------------------------------------------- */
 
 /* Compares two hex numbers without leading zeros' help: -1, 0, 1. */
-static int hub__hex_cmp(const char *a, const char *b)
+static int crl_state__hex_cmp(const char *a, const char *b)
 {
     while (*a == '0' && a[1])
         a++;
@@ -31,7 +31,7 @@ static int hub__hex_cmp(const char *a, const char *b)
     return c < 0 ? -1 : c > 0;
 }
 
-static bool hub__hex_ok(const char *s, size_t max)
+static bool crl_state__hex_ok(const char *s, size_t max)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max)
@@ -45,14 +45,14 @@ static bool hub__hex_ok(const char *s, size_t max)
 typedef struct {
     hub_crl_id_t id;
     bool has_time, has_digest;
-} hub__crl_state_t;
+} crl_state__state_t;
 
-static int hub__crl_state_entry(const char *key, const char *value, void *user, char *err,
-                                size_t err_size)
+static int crl_state__entry(const char *key, const char *value, void *user, char *err,
+                            size_t err_size)
 {
-    hub__crl_state_t *st = user;
+    crl_state__state_t *st = user;
     if (!strcmp(key, "crl_number")) {
-        if (strcmp(value, "none") && !hub__hex_ok(value, HUB_CERT_SERIAL_MAX - 1)) {
+        if (strcmp(value, "none") && !crl_state__hex_ok(value, HUB_CERT_SERIAL_MAX - 1)) {
             snprintf(err, err_size, "crl_number must be hex digits or 'none'");
             return HUB_EPARSE;
         }
@@ -67,7 +67,7 @@ static int hub__crl_state_entry(const char *key, const char *value, void *user, 
         return rc;
     }
     if (!strcmp(key, "sha256")) {
-        if (strlen(value) != 64 || !hub__hex_ok(value, 64)) {
+        if (strlen(value) != 64 || !crl_state__hex_ok(value, 64)) {
             snprintf(err, err_size, "sha256 must be 64 hex digits");
             return HUB_EPARSE;
         }
@@ -85,9 +85,8 @@ static int hub__crl_state_entry(const char *key, const char *value, void *user, 
     return HUB_EPARSE;
 }
 
-static int hub__crl_state_save(const char *state_path, const char *crl_path,
-                               const hub_crl_id_t *crl, uint64_t now_us, char *err,
-                               size_t err_size)
+static int crl_state__save(const char *state_path, const char *crl_path, const hub_crl_id_t *crl,
+                           uint64_t now_us, char *err, size_t err_size)
 {
     /* The state directory (the store's) may not exist yet at first start. */
     char dir[PATH_MAX];
@@ -102,7 +101,7 @@ static int hub__crl_state_save(const char *state_path, const char *crl_path,
     char hex[65], when[32], text[1024 + PATH_MAX];
     for (size_t i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", crl->sha256[i]);
-    hub__cert_fmt_time(now_us, when);
+    cert__fmt_time(now_us, when);
     int n = snprintf(text, sizeof text,
                      "# The newest CRL this hub has accepted. hubd refuses an older one (a\n"
                      "# lower number), or another with the same number, so that putting back an\n"
@@ -119,7 +118,7 @@ static int hub__crl_state_save(const char *state_path, const char *crl_path,
         hub_errf(err, err_size, "CRL path too long");
         return HUB_EINVAL;
     }
-    return hub__cert_write_file(state_path, text, (size_t)n, 0600, false, err, err_size);
+    return cert__write_file(state_path, text, (size_t)n, 0600, false, err, err_size);
 }
 
 int hub_crl_state_advance(const char *state_path, const char *crl_path, const hub_crl_id_t *crl,
@@ -129,12 +128,12 @@ int hub_crl_state_advance(const char *state_path, const char *crl_path, const hu
         return HUB_EINVAL;
     if (!state_path || !*state_path)
         return 0;
-    hub__crl_state_t known;
+    crl_state__state_t known;
     memset(&known, 0, sizeof known);
     char why[HUB_ERRMSG_MAX];
-    int rc = hub_conf_parse_file(state_path, hub__crl_state_entry, &known, why, sizeof why);
+    int rc = hub_conf_parse_file(state_path, crl_state__entry, &known, why, sizeof why);
     if (rc == HUB_ENOENT)
-        return hub__crl_state_save(state_path, crl_path, crl, now_us, err, err_size);
+        return crl_state__save(state_path, crl_path, crl, now_us, err, err_size);
     if (rc == 0 && !(known.has_time && known.has_digest)) {
         snprintf(why, sizeof why, "this_update_us or sha256 is missing");
         rc = HUB_EPARSE;
@@ -150,17 +149,17 @@ int hub_crl_state_advance(const char *state_path, const char *crl_path, const hu
     if (!memcmp(known.id.sha256, crl->sha256, sizeof crl->sha256))
         return 0; /* the same CRL again */
     char was[32], now[32];
-    hub__cert_fmt_time(known.id.this_update_us, was);
-    hub__cert_fmt_time(crl->this_update_us, now);
+    cert__fmt_time(known.id.this_update_us, was);
+    cert__fmt_time(crl->this_update_us, now);
     const char *new_no = crl->number[0] ? crl->number : "none";
     const char *old_no = known.id.number[0] ? known.id.number : "none";
     /* Numbered CRLs are ordered by number; without numbers, by issue time. */
     int order = crl->number[0] && known.id.number[0]
-                    ? hub__hex_cmp(crl->number, known.id.number)
+                    ? crl_state__hex_cmp(crl->number, known.id.number)
                     : (crl->this_update_us > known.id.this_update_us) -
                           (crl->this_update_us < known.id.this_update_us);
     if (order > 0)
-        return hub__crl_state_save(state_path, crl_path, crl, now_us, err, err_size);
+        return crl_state__save(state_path, crl_path, crl, now_us, err, err_size);
     if (order < 0) {
         hub_errf(err, err_size,
                  "CRL %s (number %s, issued %s) is older than the CRL this hub accepted "

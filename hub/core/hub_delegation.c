@@ -33,7 +33,7 @@ struct hub_delegations {
     size_t count;
 };
 
-static void hub__free_rules(hub_delegations_t *self)
+static void delegation__free_rules(hub_delegations_t *self)
 {
     for (size_t i = 0; i < self->count; i++)
         free(self->ordered[i]);
@@ -43,7 +43,7 @@ static void hub__free_rules(hub_delegations_t *self)
     hub_map_destroy(&self->rules);
 }
 
-static bool hub__code_valid(const char *code)
+static bool delegation__code_valid(const char *code)
 {
     size_t n = strlen(code);
     if (n == 0 || n >= HUB_PROCEDURE_CODE_MAX)
@@ -54,7 +54,7 @@ static bool hub__code_valid(const char *code)
     return true;
 }
 
-static bool hub__names(const hub_delegation_rule_t *r, const char *procedure, size_t *at)
+static bool delegation__names(const hub_delegation_rule_t *r, const char *procedure, size_t *at)
 {
     for (size_t i = 0; procedure && i < r->n_procedures; i++) {
         if (!strcmp(r->procedures[i], procedure)) {
@@ -67,34 +67,36 @@ static bool hub__names(const hub_delegation_rule_t *r, const char *procedure, si
 }
 
 /* Whether two rules of one authority/service could both apply to one envelope. */
-static const char *hub__overlap(const hub_delegation_rule_t *a, const hub_delegation_rule_t *b)
+static const char *delegation__overlap(const hub_delegation_rule_t *a,
+                                       const hub_delegation_rule_t *b)
 {
     if (!(a->from_us < b->until_us && b->from_us < a->until_us))
         return NULL;
     if (a->n_procedures == 0 && b->n_procedures == 0)
         return "the whole service";
     for (size_t i = 0; i < a->n_procedures; i++)
-        if (hub__names(b, a->procedures[i], NULL))
+        if (delegation__names(b, a->procedures[i], NULL))
             return a->procedures[i];
     return NULL;
 }
 
 /* "CODE,CODE" into r->procedures; false with a sentence in err. */
-static bool hub__parse_procedures(hub_delegation_rule_t *r, const char *list, const char *path,
-                                  unsigned lineno, char *err, size_t err_size)
+static bool delegation__parse_procedures(hub_delegation_rule_t *r, const char *list,
+                                         const char *path, unsigned lineno, char *err,
+                                         size_t err_size)
 {
     char copy[2048];
     snprintf(copy, sizeof copy, "%s", list);
     char *save = NULL;
     for (char *code = strtok_r(copy, ",", &save); code; code = strtok_r(NULL, ",", &save)) {
-        if (!hub__code_valid(code)) {
+        if (!delegation__code_valid(code)) {
             snprintf(err, err_size,
                      "%s:%u: '%s' is not a procedure code (1-31 of A-Z a-z 0-9 . - _); write "
                      "'procedure CODE[,CODE...]'",
                      path, lineno, code);
             return false;
         }
-        if (hub__names(r, code, NULL))
+        if (delegation__names(r, code, NULL))
             continue;
         if (r->n_procedures == HUB_DELEGATION_PROCEDURES_MAX) {
             snprintf(err, err_size, "%s:%u: at most %d procedures per rule; split the rule", path,
@@ -112,8 +114,8 @@ static bool hub__parse_procedures(hub_delegation_rule_t *r, const char *list, co
     return true;
 }
 
-static int hub__parse_line(hub_delegations_t *self, char *line, const char *path, unsigned lineno,
-                           char *err, size_t err_size)
+static int delegation__parse_line(hub_delegations_t *self, char *line, const char *path,
+                                  unsigned lineno, char *err, size_t err_size)
 {
     char *words[10];
     int n = 0;
@@ -153,7 +155,7 @@ static int hub__parse_line(hub_delegations_t *self, char *line, const char *path
                      path, lineno);
             rc = HUB_EPARSE;
         } else if (procs) {
-            if (!hub__parse_procedures(r, words[i + 1], path, lineno, err, err_size))
+            if (!delegation__parse_procedures(r, words[i + 1], path, lineno, err, err_size))
                 rc = HUB_EPARSE;
         } else if (hub_policy_parse_date(words[i + 1], 0, until,
                                          from ? &r->from_us : &r->until_us) != 0) {
@@ -168,7 +170,7 @@ static int hub__parse_line(hub_delegations_t *self, char *line, const char *path
     }
     hub_delegation_rule_t *head = rc == 0 ? hub_map_get(self->rules, r->key) : NULL;
     for (hub_delegation_rule_t *o = head; o && rc == 0; o = o->next) {
-        const char *what = hub__overlap(r, o);
+        const char *what = delegation__overlap(r, o);
         if (what) {
             snprintf(err, err_size,
                      "%s:%u: %s is already delegated for %s in that period at line %u; one "
@@ -216,7 +218,7 @@ int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, s
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\r\n")] = '\0';
-        rc = hub__parse_line(self, line, path, lineno, err, err_size);
+        rc = delegation__parse_line(self, line, path, lineno, err, err_size);
     }
     fclose(f);
     /* No chains: a delegate must not itself have delegated the service. */
@@ -235,7 +237,7 @@ int hub_delegations_load(const char *path, hub_delegations_t **out, char *err, s
     }
     if (rc != 0) {
         if (self)
-            hub__free_rules(self);
+            delegation__free_rules(self);
         free(self);
         return rc;
     }
@@ -247,7 +249,7 @@ void hub_delegations_destroy(hub_delegations_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    hub__free_rules(*self_p);
+    delegation__free_rules(*self_p);
     free(*self_p);
     *self_p = NULL;
 }
@@ -266,7 +268,7 @@ const hub_delegation_rule_t *hub_delegations_match(const hub_delegations_t *self
             continue;
         if (d->n_procedures == 0)
             whole = d;
-        else if (procedure && *procedure && hub__names(d, procedure, NULL))
+        else if (procedure && *procedure && delegation__names(d, procedure, NULL))
             return d;
     }
     return whole;
@@ -302,13 +304,13 @@ void hub_delegations_note_use(hub_delegations_t *self, const hub_delegation_rule
     r->carried++;
     r->last_used_us = now_us;
     size_t at;
-    if (hub__names(r, procedure, &at))
+    if (delegation__names(r, procedure, &at))
         r->procedure_carried[at]++;
 }
 
 bool hub_delegation_rule_names(const hub_delegation_rule_t *rule, const char *procedure)
 {
-    return rule && hub__names(rule, procedure, NULL);
+    return rule && delegation__names(rule, procedure, NULL);
 }
 
 void hub_delegations_note(hub_delegations_t *self, const char *authority, const char *service,
@@ -344,7 +346,7 @@ int hub_delegations_info(const hub_delegations_t *self, size_t i, hub_delegation
     return 0;
 }
 
-static bool hub__same_rule(const hub_delegation_rule_t *a, const hub_delegation_rule_t *b)
+static bool delegation__same_rule(const hub_delegation_rule_t *a, const hub_delegation_rule_t *b)
 {
     if (strcmp(a->key, b->key) || strcmp(a->delegate, b->delegate) || a->from_us != b->from_us ||
         a->until_us != b->until_us || a->n_procedures != b->n_procedures)
@@ -362,7 +364,7 @@ void hub_delegations_carry_counts(hub_delegations_t *next, const hub_delegations
     for (size_t i = 0; i < next->count; i++) {
         hub_delegation_rule_t *n = next->ordered[i];
         for (const hub_delegation_rule_t *p = hub_map_get(prev->rules, n->key); p; p = p->next) {
-            if (hub__same_rule(n, p)) {
+            if (delegation__same_rule(n, p)) {
                 n->carried = p->carried;
                 n->last_used_us = p->last_used_us;
                 memcpy(n->procedure_carried, p->procedure_carried, sizeof n->procedure_carried);
@@ -423,12 +425,12 @@ int hub_delegation_procedure_of(const char *content_type, char *out, const char 
             *why = "the content type gives the lth-procedure parameter twice; give it once";
             return HUB_EPARSE;
         }
-        if (too_long || !hub__code_valid(value)) {
+        if (too_long || !delegation__code_valid(value)) {
             *why = "the content type's lth-procedure parameter is not a procedure code (1-31 "
                    "of A-Z a-z 0-9 . - _)";
             return HUB_EPARSE;
         }
-        memcpy(out, value, vlen + 1); /* hub__code_valid: vlen < HUB_PROCEDURE_CODE_MAX */
+        memcpy(out, value, vlen + 1); /* delegation__code_valid: vlen < HUB_PROCEDURE_CODE_MAX */
         found = 1;
     }
     return found;

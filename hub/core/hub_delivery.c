@@ -8,7 +8,7 @@
 /* ------------------------------------------------------------------------ */
 /* Durable delivery                                                          */
 
-uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
+uint64_t delivery__backoff_us(const hub_server_t *self, uint32_t attempt)
 {
     uint64_t delay = (uint64_t)self->cfg.redelivery_ms * 1000u;
     for (uint32_t i = 1; i < attempt && delay < 3600ull * 1000000u; i++)
@@ -16,12 +16,12 @@ uint64_t hub__backoff_us(const hub_server_t *self, uint32_t attempt)
     return delay;
 }
 
-int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_t *msg,
-                      uint32_t attempt)
+int delivery__inflight_add(hub_server_t *self, core__member_t *m, const hub_store_msg_t *msg,
+                           uint32_t attempt)
 {
-    hub__member_t *sender = hub__member(self, msg->sender);
-    if (hub__grow((void **)&m->inflight, &m->inflight_cap, m->inflight_n + 1,
-                  sizeof *m->inflight) != 0)
+    core__member_t *sender = members__member(self, msg->sender);
+    if (core__grow((void **)&m->inflight, &m->inflight_cap, m->inflight_n + 1,
+                   sizeof *m->inflight) != 0)
         return HUB_ENOMEM;
     /* Filled in place: the entry is ~340 bytes, the service usually short.
      * Kept in seq order: with several nodes (cluster) a queue read again
@@ -33,20 +33,20 @@ int hub__inflight_add(hub_server_t *self, hub__member_t *m, const hub_store_msg_
         memmove(&m->inflight[at + 1], &m->inflight[at], (m->inflight_n - at) * sizeof *m->inflight);
     }
     m->inflight_n++;
-    hub__inflight_t *f = &m->inflight[at];
+    core__inflight_t *f = &m->inflight[at];
     f->seq = msg->seq;
-    f->deadline_us = hub_monotonic_us() + hub__backoff_us(self, attempt);
+    f->deadline_us = hub_monotonic_us() + delivery__backoff_us(self, attempt);
     f->attempt = attempt;
     f->settled = false;
     memcpy(f->message_id, msg->message_id, sizeof f->message_id);
     f->sender = sender ? sender->id : "";
-    hub__copy_str(f->service, sizeof f->service, msg->service);
+    core__copy_str(f->service, sizeof f->service, msg->service);
     f->accepted_at_us = msg->accepted_at_us;
     m->inflight_open++;
     return 0;
 }
 
-hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq)
+core__inflight_t *delivery__inflight_find(core__member_t *m, uint64_t seq)
 {
     size_t lo = 0, hi = m->inflight_n;
     while (lo < hi) {
@@ -60,7 +60,7 @@ hub__inflight_t *hub__inflight_find(hub__member_t *m, uint64_t seq)
 }
 
 /* Drops settled entries from the array. */
-void hub__inflight_compact(hub__member_t *m)
+void delivery__inflight_compact(core__member_t *m)
 {
     size_t w = 0;
     for (size_t r = 0; r < m->inflight_n; r++) {
@@ -73,7 +73,7 @@ void hub__inflight_compact(hub__member_t *m)
     m->inflight_open = w;
 }
 
-void hub__member_reset_delivery(hub__member_t *m)
+void delivery__member_reset_delivery(core__member_t *m)
 {
     m->inflight_n = 0;
     m->inflight_open = 0;
@@ -82,11 +82,11 @@ void hub__member_reset_delivery(hub__member_t *m)
 }
 
 /* The store quotas a queued message from `sender` to `receiver` is held to. */
-void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *receiver,
-                    hub_store_quota_t *q)
+void delivery__quota_for(hub_server_t *self, core__member_t *sender, core__member_t *receiver,
+                         hub_store_quota_t *q)
 {
-    hub__member_limits(self, sender);
-    hub__member_limits(self, receiver);
+    admit__member_limits(self, sender);
+    admit__member_limits(self, receiver);
     q->sender_msgs = sender->send_msgs;
     q->sender_bytes = sender->send_bytes;
     q->receiver_msgs = receiver->recv_msgs;
@@ -94,33 +94,33 @@ void hub__quota_for(hub_server_t *self, hub__member_t *sender, hub__member_t *re
 }
 
 /* The sentence of a QUOTA_EXCEEDED: whose quota, how much is held, what to do. */
-void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
-                     const hub_store_msg_t *msg, hub_store_outcome_t outcome)
+void delivery__quota_nack(hub_server_t *self, core__receipts_t *r, const char *id,
+                          const hub_store_msg_t *msg, hub_store_outcome_t outcome)
 {
     bool as_sender = outcome == HUB_STORE_QUOTA_SENDER;
     const char *who = as_sender ? msg->sender : msg->receiver;
     hub_store_held_t held = {0, 0};
     hub_store_held(self->store, who, as_sender ? &held : NULL, as_sender ? NULL : &held);
-    hub__member_t *m = hub_map_get(self->members, who);
+    core__member_t *m = hub_map_get(self->members, who);
     uint64_t qm = m ? (as_sender ? m->send_msgs : m->recv_msgs) : 0;
     uint64_t qb = m ? (as_sender ? m->send_bytes : m->recv_bytes) : 0;
     if (as_sender)
-        hub__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
-                          "your quota in the hub's store is used up: %s holds %llu messages, "
-                          "%llu bytes (its quota: %llu messages, %llu bytes, or less when the "
-                          "store is nearly full); nothing was stored: send again once your "
-                          "receivers have taken their messages, or ask the operator for a "
-                          "larger 'limit'",
-                          who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
-                          (unsigned long long)qm, (unsigned long long)qb);
+        send__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
+                           "your quota in the hub's store is used up: %s holds %llu messages, "
+                           "%llu bytes (its quota: %llu messages, %llu bytes, or less when the "
+                           "store is nearly full); nothing was stored: send again once your "
+                           "receivers have taken their messages, or ask the operator for a "
+                           "larger 'limit'",
+                           who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
+                           (unsigned long long)qm, (unsigned long long)qb);
     else
-        hub__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
-                          "the receiver's quota in the hub's store is used up: %s holds %llu "
-                          "messages, %llu bytes waiting for it (its quota: %llu messages, %llu "
-                          "bytes, or less when the store is nearly full); nothing was stored: "
-                          "send again once it has taken its messages",
-                          who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
-                          (unsigned long long)qm, (unsigned long long)qb);
+        send__receipt_nack(self, r, id, LTH__V1__NACK_CODE__NACK_QUOTA_EXCEEDED,
+                           "the receiver's quota in the hub's store is used up: %s holds %llu "
+                           "messages, %llu bytes waiting for it (its quota: %llu messages, %llu "
+                           "bytes, or less when the store is nearly full); nothing was stored: "
+                           "send again once it has taken its messages",
+                           who, (unsigned long long)held.msgs, (unsigned long long)held.bytes,
+                           (unsigned long long)qm, (unsigned long long)qb);
 }
 
 /* Rule: a queued message is delivered only while the agreement it was
@@ -131,7 +131,7 @@ void hub__quota_nack(hub_server_t *self, hub__receipts_t *r, const char *id,
  * path decodes nothing. Replies travel on their request's agreement.
  * Returns true when `msg` may be delivered; otherwise queues its dead
  * letter and returns false. */
-bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
+bool delivery__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
 {
     if (!self->policy)
         return true;
@@ -151,12 +151,12 @@ bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
         provider = msg->sender;
     }
     hub_policy_decision_t d;
-    const char *why = check ? hub__forbidden(self, consumer, provider, env->service, &d) : NULL;
+    const char *why = check ? trust__forbidden(self, consumer, provider, env->service, &d) : NULL;
     bool ok = why == NULL;
     if (!ok) {
         char reason[HUB_STORE_REASON_MAX + 1];
         snprintf(reason, sizeof reason, "agreement ended before delivery: %s:%u", d.file, d.line);
-        hub__deadpol_t dp = {msg->seq, strdup(reason)};
+        core__deadpol_t dp = {msg->seq, strdup(reason)};
         if (!dp.reason ||
             HUB__PUSH(self->dead_policy, self->dead_policy_n, self->dead_policy_cap, dp) != 0)
             free(dp.reason);
@@ -169,7 +169,7 @@ bool hub__still_allowed(hub_server_t *self, const hub_store_msg_t *msg)
 }
 
 /* True when the receiver settled seq and its store ack is still to come. */
-static bool hub__settled_find(const hub__member_t *m, uint64_t seq)
+static bool delivery__settled_find(const core__member_t *m, uint64_t seq)
 {
     for (size_t i = 0; i < m->settled_n; i++)
         if (m->settled[i] == seq)
@@ -178,11 +178,12 @@ static bool hub__settled_find(const hub__member_t *m, uint64_t seq)
 }
 
 /* True when seq's store ack is being written by the commit in progress
- * (hub__commit_start moved m->settled there): the row is still in the
- * queue until that commit ends, and a rescan must not hand it out again. */
-static bool hub__committing_find(const hub_server_t *self, const hub__member_t *m, uint64_t seq)
+ * (commit__start moved m->settled there): the row is still in the queue
+ * until that commit ends, and a rescan must not hand it out again. */
+static bool delivery__committing_find(const hub_server_t *self, const core__member_t *m,
+                                      uint64_t seq)
 {
-    const hub__commit_t *job = self->commit;
+    const core__commit_t *job = self->commit;
     if (!job)
         return false;
     for (size_t g = 0; g < job->n_acks; g++) {
@@ -196,7 +197,7 @@ static bool hub__committing_find(const hub_server_t *self, const hub__member_t *
 }
 
 /* Hands queued messages to an online receiver while it has credit. */
-void hub__pump(hub_server_t *self, hub__member_t *m)
+void delivery__pump(hub_server_t *self, core__member_t *m)
 {
     if (!m->online || !m->backlog || self->stopping)
         return;
@@ -209,7 +210,7 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         after = 0;
     m->rescan = false;
     while (m->online && m->backlog && m->inflight_open < self->cfg.max_in_flight &&
-           hub__waiting(m) < self->cfg.max_waiting_bytes) {
+           send__waiting(m) < self->cfg.max_waiting_bytes) {
         size_t want = self->cfg.max_in_flight - m->inflight_open;
         if (want > HUB__READ_BATCH)
             want = HUB__READ_BATCH;
@@ -217,6 +218,10 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         size_t n = 0;
         hub_store_arena_reset(self->arena);
         int rc = hub_store_read_queue(self->store, m->id, after, want, msgs, &n, self->arena);
+        if (rc == HUB_EAGAIN) { /* the store's database is away: it logs that once */
+            HUB_DEBUG("store", "cannot read a receiver's queue now", "member=%s", m->id);
+            return;
+        }
         if (rc != 0) {
             HUB_ERROR("store", "cannot read a receiver's queue", "member=%s error=\"%s\"", m->id,
                       hub_strerror(rc));
@@ -225,24 +230,24 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
         for (size_t i = 0; i < n; i++) {
             uint32_t attempt = msgs[i].attempts + 1;
             after = msgs[i].seq;
-            if (cluster && (hub__inflight_find(m, after) || hub__settled_find(m, after) ||
-                            hub__committing_find(self, m, after)))
+            if (cluster && (delivery__inflight_find(m, after) || delivery__settled_find(m, after) ||
+                            delivery__committing_find(self, m, after)))
                 continue;
-            if (!hub__still_allowed(self, &msgs[i])) {
+            if (!delivery__still_allowed(self, &msgs[i])) {
                 if (after > m->loaded_seq)
                     m->loaded_seq = after;
                 continue;
             }
-            if (hub__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt, msgs[i].envelope,
-                                 msgs[i].envelope_len) != 0 ||
-                hub__inflight_add(self, m, &msgs[i], attempt) != 0)
+            if (send__enqueue_out(self, m, msgs[i].sender, msgs[i].seq, attempt, msgs[i].envelope,
+                                  msgs[i].envelope_len) != 0 ||
+                delivery__inflight_add(self, m, &msgs[i], attempt) != 0)
                 return;
-            hub__outcome_delivered(self, &msgs[i], m->id,
-                                   attempt == 1 ? "attempt 1" : "redelivery", attempt == 1);
+            outcome__delivered(self, &msgs[i], m->id, attempt == 1 ? "attempt 1" : "redelivery",
+                               attempt == 1);
             if (after > m->loaded_seq)
                 m->loaded_seq = after;
             if (cluster)
-                hub__cluster_delivered(self, &msgs[i]);
+                admit__cluster_delivered(self, &msgs[i]);
         }
         if (n < want)
             m->backlog = false;
@@ -251,12 +256,12 @@ void hub__pump(hub_server_t *self, hub__member_t *m)
 
 /* Queues an envelope for the next group commit. Its seq was taken from
  * self->next_seq already (preset_seq), so that it can be delivered early. */
-int hub__pending_push(hub_server_t *self, hub__pending_t *p)
+int delivery__pending_push(hub_server_t *self, core__pending_t *p)
 {
     if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, *p) != 0)
         return HUB_ENOMEM;
     if (!p->early) {
-        hub__member_t *r = hub__member(self, p->msg.receiver);
+        core__member_t *r = members__member(self, p->msg.receiver);
         if (r)
             r->pending_late++;
         self->pending_late_n++;
@@ -287,12 +292,12 @@ int hub__pending_push(hub_server_t *self, hub__pending_t *p)
  * id (at-least-once delivery, as after any crash). A message the commit
  * then refuses (QUEUE_FULL, STORE_FULL, INTERNAL) has been seen by the
  * receiver and will come again when the sender retries. */
-bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_t created_at_us,
-                        hub__member_t *rcv, hub__pending_t *p)
+bool delivery__deliver_early(hub_server_t *self, const core__member_t *sender,
+                             uint64_t created_at_us, core__member_t *rcv, core__pending_t *p)
 {
     if (p->verify || !rcv->online || rcv->backlog || rcv->pending_late > 0 ||
         rcv->inflight_open >= self->cfg.max_in_flight ||
-        hub__waiting(rcv) + p->msg.envelope_len > self->cfg.max_waiting_bytes)
+        send__waiting(rcv) + p->msg.envelope_len > self->cfg.max_waiting_bytes)
         return false;
     /* Clients send an envelope again after a reconnect, or when its
      * receipt is long overdue (the SDK: 30 s): only then can the store know
@@ -308,14 +313,14 @@ bool hub__deliver_early(hub_server_t *self, const hub__member_t *sender, uint64_
     p->msg.seq = p->msg.preset_seq;
     /* Lent, not copied: the pending record keeps the bytes past this turn's
      * flush (the caller has made room for it in self->pending already). */
-    if (hub__enqueue_lent(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes, p->msg.envelope_len) !=
-        0)
+    if (send__enqueue_lent(self, rcv, p->msg.sender, p->msg.seq, 1, p->bytes,
+                           p->msg.envelope_len) != 0)
         return false;
-    if (hub__inflight_add(self, rcv, &p->msg, 1) != 0)
+    if (delivery__inflight_add(self, rcv, &p->msg, 1) != 0)
         rcv->backlog = true; /* untracked: the next pump reads it from the store */
     if (p->msg.seq > rcv->loaded_seq)
         rcv->loaded_seq = p->msg.seq;
     p->early = true;
-    hub__outcome_delivered(self, &p->msg, rcv->id, "attempt 1, before the commit", true);
+    outcome__delivered(self, &p->msg, rcv->id, "attempt 1, before the commit", true);
     return true;
 }

@@ -1,7 +1,7 @@
 /* hub_flood.c — a member that keeps sending far over its rate is cut off at
  * the transport and kept out for a while.
  *
- * Why: the rate limit (hub__rate_check) refuses a flood before decoding it,
+ * Why: the rate limit (admit__rate_check) refuses a flood before decoding it,
  * but libzmq's ROUTER cannot stop reading one peer, so the hub still
  * receives and decrypts every byte the flooder sends, on the cores the
  * other members share. Measured, that cost the honest members' p99 25×.
@@ -20,18 +20,18 @@
 
 /* The member's connection, as libzmq reports it for the message being
  * handled; remembered so that a cut-off closes the right socket. */
-void hub__flood_seen(hub_server_t *self, hub__member_t *m)
+void flood__seen(hub_server_t *self, core__member_t *m)
 {
     m->conn_fd = self->current_fd;
 }
 
-bool hub__flood_banned(const hub_server_t *self, const hub__member_t *m, uint64_t now)
+bool flood__banned(const hub_server_t *self, const core__member_t *m, uint64_t now)
 {
     (void)self;
     return m->banned_until_mono_us > now;
 }
 
-void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused)
+void flood__note(hub_server_t *self, core__member_t *m, size_t refused)
 {
     if (!self->cfg.flood_factor || !refused)
         return;
@@ -55,7 +55,7 @@ void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused)
     if (m->conn_fd >= 0)
         closed = shutdown(m->conn_fd, SHUT_RDWR) == 0;
     m->conn_fd = -1;
-    hub__blocked_drop(m);
+    send__blocked_drop(m);
     m->online = false;
     self->stats.members_cut_off++;
     char why[200];
@@ -63,7 +63,7 @@ void hub__flood_note(hub_server_t *self, hub__member_t *m, size_t refused)
              "cut off for flooding: kept sending over its rate of %.0f envelopes a second; "
              "key refused for %u s",
              rate, self->cfg.flood_ban_s);
-    hub__audit_q(self, HUB_AUDIT_MEMBER_REFUSED, NULL, 0, m->id, NULL, NULL, why);
+    members__audit_q(self, HUB_AUDIT_MEMBER_REFUSED, NULL, 0, m->id, NULL, NULL, why);
     HUB_WARN("router", "member flooding: disconnected, its key refused for a while",
              "member=%s rate_msgs=%.0f ban_s=%u connection_closed=%s", m->id, rate,
              self->cfg.flood_ban_s, closed ? "yes" : "no");

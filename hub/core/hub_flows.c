@@ -19,38 +19,38 @@ typedef struct {
     uint64_t min_us, max_us;
     uint32_t n;
     uint32_t bins[HUB__NB];
-} hub__lslot_t;
+} flows__lslot_t;
 
 /* One kind of latency of one flow: per second for a minute, per minute for
  * an hour. */
 typedef struct {
-    hub__lslot_t sec[60];
-    hub__lslot_t min[60];
-} hub__lwin_t;
+    flows__lslot_t sec[60];
+    flows__lslot_t min[60];
+} flows__lwin_t;
 
 typedef struct {
     int64_t epoch;
     uint32_t accepted, errors;
-} hub__cslot_t;
+} flows__cslot_t;
 
 typedef struct {
     char outcome[HUB_FLOWS_OUTCOME_MAX + 1];
     uint64_t count;
-} hub__refusal_t;
+} flows__refusal_t;
 
 typedef struct {
     char *sender, *receiver, *service; /* one allocation, owned by sender */
     uint64_t accepted, refused, delivered, settled, dead_lettered, bytes;
     uint64_t first_at_us, last_at_us;
-    hub__refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
+    flows__refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
     size_t n_refusals;
-    hub__cslot_t csec[60], cmin[60];
-    hub__lwin_t *e2e, *hub;            /* allocated on the first latency */
+    flows__cslot_t csec[60], cmin[60];
+    flows__lwin_t *e2e, *hub; /* allocated on the first latency */
     /* Prometheus series, looked up once (NULL when the family is full). */
     bool series_done;
     hub_metric_series_t *m_accepted, *m_bytes, *m_delivered, *m_settled, *m_dead, *m_e2e,
         *m_hub;
-} hub__flow_t;
+} flows__flow_t;
 
 typedef struct {
     char message_id[HUB__ID_MAX + 1];
@@ -59,17 +59,17 @@ typedef struct {
     char service[HUB__NAME_MAX + 1];
     char outcome[HUB_FLOWS_OUTCOME_MAX + 1];
     uint64_t bytes, at_us, latency_us;
-} hub__exchange_t;
+} flows__exchange_t;
 
 struct hub_flows {
     size_t max_flows;
-    hub_map_t *by_key;          /* "sender\nreceiver\nservice" -> hub__flow_t */
-    hub__flow_t **flows;
+    hub_map_t *by_key; /* "sender\nreceiver\nservice" -> flows__flow_t */
+    flows__flow_t **flows;
     size_t n_flows, cap_flows;
-    hub__flow_t *overflow;
-    hub__flow_t *recent[HUB__RECENT]; /* direct-mapped by hub__triple_hash; flows live on */
+    flows__flow_t *overflow;
+    flows__flow_t *recent[HUB__RECENT]; /* direct-mapped by flows__triple_hash; flows live on */
     double bounds_us[HUB__NB - 1];
-    hub__exchange_t *exchanges; /* ring of HUB_FLOWS_EXCHANGES */
+    flows__exchange_t *exchanges; /* ring of HUB_FLOWS_EXCHANGES */
     size_t x_next, x_count;
     hub_flows_tick_t ticks[HUB_FLOWS_THROUGHPUT_S]; /* indexed by second % size */
     hub_metrics_t *metrics;
@@ -77,14 +77,14 @@ struct hub_flows {
         *f_hub, *f_tracked, *f_overflow;
 };
 
-static const double hub__prom_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                           5,      10,      30,     60,    300,    3600};
+static const double flows__prom_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                             0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
+                                             5,      10,      30,     60,    300,    3600};
 
 /* ---- names ------------------------------------------------------------- */
 
 /* Copies at most max bytes of src, cut at a UTF-8 boundary. */
-static void hub__copy_name(char *dst, const char *src, size_t max)
+static void flows__copy_name(char *dst, const char *src, size_t max)
 {
     if (!src) {
         dst[0] = '\0';
@@ -100,7 +100,7 @@ static void hub__copy_name(char *dst, const char *src, size_t max)
     dst[n] = '\0';
 }
 
-static void hub__outcome_name(char *dst, const char *src)
+static void flows__outcome_name(char *dst, const char *src)
 {
     size_t n = 0;
     for (const char *p = src ? src : ""; *p && n < HUB_FLOWS_OUTCOME_MAX; p++) {
@@ -118,7 +118,7 @@ static void hub__outcome_name(char *dst, const char *src)
 
 /* ---- life cycle -------------------------------------------------------- */
 
-static int hub__register(hub_flows_t *self)
+static int flows__register(hub_flows_t *self)
 {
     static const char *const labels[] = {"sender", "receiver", "service", "outcome"};
     hub_metrics_t *m = self->metrics;
@@ -141,17 +141,17 @@ static int hub__register(hub_flows_t *self)
         rc = hub_metrics_counter(m, "lth_messages_dead_lettered_total",
                                  "Messages moved to the dead-letter queue.", labels, 3,
                                  &self->f_dead);
-    size_t nb = sizeof hub__prom_buckets / sizeof hub__prom_buckets[0];
+    size_t nb = sizeof flows__prom_buckets / sizeof flows__prom_buckets[0];
     if (!rc)
         rc = hub_metrics_histogram(m, "lth_end_to_end_latency_seconds",
                                    "Time from the hub's acceptance of a message to its "
                                    "receiver's settle.",
-                                   labels, 3, hub__prom_buckets, nb, &self->f_e2e);
+                                   labels, 3, flows__prom_buckets, nb, &self->f_e2e);
     if (!rc)
         rc = hub_metrics_histogram(m, "lth_hub_latency_seconds",
                                    "Time from the hub's receipt of a message to its hand-off "
                                    "to the receiver.",
-                                   labels, 3, hub__prom_buckets, nb, &self->f_hub);
+                                   labels, 3, flows__prom_buckets, nb, &self->f_hub);
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_flows_tracked",
                                "Sender-receiver-service flows the hub keeps figures for.", NULL,
@@ -183,7 +183,7 @@ int hub_flows_new(hub_metrics_t *metrics, size_t max_flows, hub_flows_t **out)
     for (int i = 0; i < HUB__NB - 1; i++)
         self->bounds_us[i] = 10.0 * pow(2.0, i / 2.0);
     if (metrics) {
-        int rc = hub__register(self);
+        int rc = flows__register(self);
         if (rc) {
             hub_flows_destroy(&self);
             return rc;
@@ -193,7 +193,7 @@ int hub_flows_new(hub_metrics_t *metrics, size_t max_flows, hub_flows_t **out)
     return 0;
 }
 
-static void hub__flow_free(hub__flow_t *f)
+static void flows__flow_free(flows__flow_t *f)
 {
     if (!f)
         return;
@@ -209,7 +209,7 @@ void hub_flows_destroy(hub_flows_t **self_p)
         return;
     hub_flows_t *self = *self_p;
     for (size_t i = 0; i < self->n_flows; i++)
-        hub__flow_free(self->flows[i]);
+        flows__flow_free(self->flows[i]);
     free(self->flows);
     hub_map_destroy(&self->by_key);
     free(self->exchanges);
@@ -219,16 +219,17 @@ void hub_flows_destroy(hub_flows_t **self_p)
 
 /* ---- finding flows ----------------------------------------------------- */
 
-static void hub__cslots_reset(hub__cslot_t *s, size_t n)
+static void flows__cslots_reset(flows__cslot_t *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         s[i].epoch = -1;
 }
 
-static hub__flow_t *hub__flow_make(const char *sender, const char *receiver, const char *service)
+static flows__flow_t *flows__flow_make(const char *sender, const char *receiver,
+                                       const char *service)
 {
     size_t ls = strlen(sender), lr = strlen(receiver), lv = strlen(service);
-    hub__flow_t *f = calloc(1, sizeof *f);
+    flows__flow_t *f = calloc(1, sizeof *f);
     char *names = malloc(ls + lr + lv + 3);
     if (!f || !names) {
         free(f);
@@ -241,16 +242,16 @@ static hub__flow_t *hub__flow_make(const char *sender, const char *receiver, con
     memcpy(f->receiver, receiver, lr + 1);
     f->service = f->receiver + lr + 1;
     memcpy(f->service, service, lv + 1);
-    hub__cslots_reset(f->csec, 60);
-    hub__cslots_reset(f->cmin, 60);
+    flows__cslots_reset(f->csec, 60);
+    flows__cslots_reset(f->cmin, 60);
     return f;
 }
 
-static int hub__flow_add(hub_flows_t *self, const char *key, hub__flow_t *f)
+static int flows__flow_add(hub_flows_t *self, const char *key, flows__flow_t *f)
 {
     if (self->n_flows == self->cap_flows) {
         size_t cap = self->cap_flows ? self->cap_flows * 2 : 64;
-        hub__flow_t **flows = realloc(self->flows, cap * sizeof *flows);
+        flows__flow_t **flows = realloc(self->flows, cap * sizeof *flows);
         if (!flows)
             return HUB_ENOMEM;
         self->flows = flows;
@@ -264,7 +265,7 @@ static int hub__flow_add(hub_flows_t *self, const char *key, hub__flow_t *f)
     return 0;
 }
 
-static void hub__flow_series(hub_flows_t *self, hub__flow_t *f)
+static void flows__flow_series(hub_flows_t *self, flows__flow_t *f)
 {
     if (f->series_done || !self->metrics)
         return;
@@ -280,43 +281,43 @@ static void hub__flow_series(hub_flows_t *self, hub__flow_t *f)
     hub_metric_series(self->f_hub, l3, &f->m_hub);
 }
 
-/* The flow for the triple from the map of all flows (hub__flow_get). */
-static hub__flow_t *hub__flow_lookup(hub_flows_t *self, const char *sender, const char *receiver,
-                                     const char *service)
+/* The flow for the triple from the map of all flows (flows__flow_get). */
+static flows__flow_t *flows__flow_lookup(hub_flows_t *self, const char *sender,
+                                         const char *receiver, const char *service)
 {
     char s[HUB__NAME_MAX + 1], r[HUB__NAME_MAX + 1], v[HUB__NAME_MAX + 1];
-    hub__copy_name(s, sender, HUB__NAME_MAX);
-    hub__copy_name(r, receiver, HUB__NAME_MAX);
-    hub__copy_name(v, service, HUB__NAME_MAX);
+    flows__copy_name(s, sender, HUB__NAME_MAX);
+    flows__copy_name(r, receiver, HUB__NAME_MAX);
+    flows__copy_name(v, service, HUB__NAME_MAX);
     char key[3 * (HUB__NAME_MAX + 1)];
     snprintf(key, sizeof key, "%s\n%s\n%s", s, r, v);
-    hub__flow_t *f = hub_map_get(self->by_key, key);
+    flows__flow_t *f = hub_map_get(self->by_key, key);
     if (f)
         return f;
     if (self->n_flows >= self->max_flows) {
         if (self->f_overflow)
             hub_metric_inc(self->f_overflow, NULL, 1);
         if (!self->overflow) {
-            f = hub__flow_make(HUB_FLOWS_OVERFLOW, HUB_FLOWS_OVERFLOW, HUB_FLOWS_OVERFLOW);
-            if (!f || hub__flow_add(self, NULL, f) != 0) {
-                hub__flow_free(f);
+            f = flows__flow_make(HUB_FLOWS_OVERFLOW, HUB_FLOWS_OVERFLOW, HUB_FLOWS_OVERFLOW);
+            if (!f || flows__flow_add(self, NULL, f) != 0) {
+                flows__flow_free(f);
                 return NULL;
             }
             self->overflow = f;
         }
         f = self->overflow;
     } else {
-        f = hub__flow_make(s, r, v);
-        if (!f || hub__flow_add(self, key, f) != 0) {
-            hub__flow_free(f);
+        f = flows__flow_make(s, r, v);
+        if (!f || flows__flow_add(self, key, f) != 0) {
+            flows__flow_free(f);
             return NULL;
         }
     }
-    hub__flow_series(self, f);
+    flows__flow_series(self, f);
     return f;
 }
 
-static unsigned hub__triple_hash(const char *a, const char *b, const char *c)
+static unsigned flows__triple_hash(const char *a, const char *b, const char *c)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     const char *parts[3] = {a, b, c};
@@ -332,15 +333,15 @@ static unsigned hub__triple_hash(const char *a, const char *b, const char *c)
  * max_flows are tracked; NULL only when memory is short. Every envelope
  * passes here two or three times, so the flows used lately are found by a
  * hash of the names and three string compares before any key is built. */
-static hub__flow_t *hub__flow_get(hub_flows_t *self, const char *sender, const char *receiver,
-                                  const char *service)
+static flows__flow_t *flows__flow_get(hub_flows_t *self, const char *sender, const char *receiver,
+                                      const char *service)
 {
-    unsigned slot = hub__triple_hash(sender, receiver, service);
-    hub__flow_t *hit = self->recent[slot];
+    unsigned slot = flows__triple_hash(sender, receiver, service);
+    flows__flow_t *hit = self->recent[slot];
     if (hit && sender && receiver && service && !strcmp(hit->sender, sender) &&
         !strcmp(hit->receiver, receiver) && !strcmp(hit->service, service))
         return hit;
-    hub__flow_t *f = hub__flow_lookup(self, sender, receiver, service);
+    flows__flow_t *f = flows__flow_lookup(self, sender, receiver, service);
     if (f && f != self->overflow)
         self->recent[slot] = f;
     return f;
@@ -348,9 +349,9 @@ static hub__flow_t *hub__flow_get(hub_flows_t *self, const char *sender, const c
 
 /* ---- recording --------------------------------------------------------- */
 
-static hub__cslot_t *hub__cslot(hub__cslot_t *ring, int64_t epoch)
+static flows__cslot_t *flows__cslot(flows__cslot_t *ring, int64_t epoch)
 {
-    hub__cslot_t *s = &ring[epoch % 60];
+    flows__cslot_t *s = &ring[epoch % 60];
     if (s->epoch != epoch) {
         s->epoch = epoch;
         s->accepted = s->errors = 0;
@@ -358,10 +359,10 @@ static hub__cslot_t *hub__cslot(hub__cslot_t *ring, int64_t epoch)
     return s;
 }
 
-static void hub__count(hub__flow_t *f, uint64_t now_us, bool accepted)
+static void flows__count(flows__flow_t *f, uint64_t now_us, bool accepted)
 {
     int64_t sec = (int64_t)(now_us / 1000000u);
-    hub__cslot_t *a = hub__cslot(f->csec, sec), *b = hub__cslot(f->cmin, sec / 60);
+    flows__cslot_t *a = flows__cslot(f->csec, sec), *b = flows__cslot(f->cmin, sec / 60);
     if (accepted) {
         a->accepted++;
         b->accepted++;
@@ -371,14 +372,14 @@ static void hub__count(hub__flow_t *f, uint64_t now_us, bool accepted)
     }
 }
 
-static void hub__touch(hub__flow_t *f, uint64_t now_us)
+static void flows__touch(flows__flow_t *f, uint64_t now_us)
 {
     if (!f->first_at_us)
         f->first_at_us = now_us;
     f->last_at_us = now_us;
 }
 
-static hub_flows_tick_t *hub__tick(hub_flows_t *self, uint64_t now_us)
+static hub_flows_tick_t *flows__tick(hub_flows_t *self, uint64_t now_us)
 {
     uint64_t sec = now_us / 1000000u;
     hub_flows_tick_t *t = &self->ticks[sec % HUB_FLOWS_THROUGHPUT_S];
@@ -389,7 +390,7 @@ static hub_flows_tick_t *hub__tick(hub_flows_t *self, uint64_t now_us)
     return t;
 }
 
-static size_t hub__bin(const hub_flows_t *self, uint64_t us)
+static size_t flows__bin(const hub_flows_t *self, uint64_t us)
 {
     size_t lo = 0, hi = HUB__NB - 1; /* the first bound >= us, or the overflow bucket */
     while (lo < hi) {
@@ -402,7 +403,7 @@ static size_t hub__bin(const hub_flows_t *self, uint64_t us)
     return lo;
 }
 
-static void hub__lslot_add(hub__lslot_t *s, int64_t epoch, size_t bin, uint64_t us)
+static void flows__lslot_add(flows__lslot_t *s, int64_t epoch, size_t bin, uint64_t us)
 {
     if (s->epoch != epoch) {
         memset(s, 0, sizeof *s);
@@ -416,9 +417,9 @@ static void hub__lslot_add(hub__lslot_t *s, int64_t epoch, size_t bin, uint64_t 
         s->max_us = us;
 }
 
-static hub__lwin_t *hub__lwin_new(void)
+static flows__lwin_t *flows__lwin_new(void)
 {
-    hub__lwin_t *w = calloc(1, sizeof *w);
+    flows__lwin_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     for (int i = 0; i < 60; i++)
@@ -426,14 +427,14 @@ static hub__lwin_t *hub__lwin_new(void)
     return w;
 }
 
-static void hub__observe(hub_flows_t *self, hub__lwin_t **wp, uint64_t us, uint64_t now_us)
+static void flows__observe(hub_flows_t *self, flows__lwin_t **wp, uint64_t us, uint64_t now_us)
 {
-    if (!*wp && !(*wp = hub__lwin_new()))
+    if (!*wp && !(*wp = flows__lwin_new()))
         return;
     int64_t sec = (int64_t)(now_us / 1000000u);
-    size_t bin = hub__bin(self, us);
-    hub__lslot_add(&(*wp)->sec[sec % 60], sec, bin, us);
-    hub__lslot_add(&(*wp)->min[(sec / 60) % 60], sec / 60, bin, us);
+    size_t bin = flows__bin(self, us);
+    flows__lslot_add(&(*wp)->sec[sec % 60], sec, bin, us);
+    flows__lslot_add(&(*wp)->min[(sec / 60) % 60], sec / 60, bin, us);
 }
 
 void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *receiver,
@@ -441,14 +442,14 @@ void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *recei
 {
     if (!self)
         return;
-    hub__tick(self, now_us)->accepted++;
-    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    flows__tick(self, now_us)->accepted++;
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
     f->accepted++;
     f->bytes += payload_bytes;
-    hub__touch(f, now_us);
-    hub__count(f, now_us, true);
+    flows__touch(f, now_us);
+    flows__count(f, now_us, true);
     if (f->m_accepted)
         hub_series_inc(f->m_accepted, 1);
     if (f->m_bytes)
@@ -460,15 +461,15 @@ void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiv
 {
     if (!self)
         return;
-    hub__tick(self, now_us)->refused++;
-    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    flows__tick(self, now_us)->refused++;
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
     char name[HUB_FLOWS_OUTCOME_MAX + 1];
-    hub__outcome_name(name, outcome);
+    flows__outcome_name(name, outcome);
     f->refused++;
-    hub__touch(f, now_us);
-    hub__count(f, now_us, false);
+    flows__touch(f, now_us);
+    flows__count(f, now_us, false);
     size_t i = 0;
     while (i < f->n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
         i++;
@@ -496,13 +497,13 @@ void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *rece
 {
     if (!self)
         return;
-    hub__tick(self, now_us)->delivered++;
-    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    flows__tick(self, now_us)->delivered++;
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
     f->delivered++;
-    hub__touch(f, now_us);
-    hub__observe(self, &f->hub, hub_internal_us, now_us);
+    flows__touch(f, now_us);
+    flows__observe(self, &f->hub, hub_internal_us, now_us);
     if (f->m_delivered)
         hub_series_inc(f->m_delivered, 1);
     if (f->m_hub)
@@ -514,23 +515,23 @@ void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receive
 {
     if (!self)
         return;
-    hub_flows_tick_t *t = hub__tick(self, now_us);
+    hub_flows_tick_t *t = flows__tick(self, now_us);
     t->accepted++;
     t->delivered++;
-    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
     f->accepted++;
     f->bytes += payload_bytes;
-    hub__touch(f, now_us);
-    hub__count(f, now_us, true);
+    flows__touch(f, now_us);
+    flows__count(f, now_us, true);
     if (f->m_accepted)
         hub_series_inc(f->m_accepted, 1);
     if (f->m_bytes)
         hub_series_inc(f->m_bytes, (double)payload_bytes);
     f->delivered++;
-    hub__touch(f, now_us);
-    hub__observe(self, &f->hub, 0, now_us);
+    flows__touch(f, now_us);
+    flows__observe(self, &f->hub, 0, now_us);
     if (f->m_delivered)
         hub_series_inc(f->m_delivered, 1);
     if (f->m_hub)
@@ -542,13 +543,13 @@ void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiv
 {
     if (!self)
         return;
-    hub__tick(self, now_us)->settled++;
-    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    flows__tick(self, now_us)->settled++;
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
     f->settled++;
-    hub__touch(f, now_us);
-    hub__observe(self, &f->e2e, end_to_end_us, now_us);
+    flows__touch(f, now_us);
+    flows__observe(self, &f->e2e, end_to_end_us, now_us);
     if (f->m_settled)
         hub_series_inc(f->m_settled, 1);
     if (f->m_e2e)
@@ -560,13 +561,13 @@ void hub_flows_dead_lettered(hub_flows_t *self, const char *sender, const char *
 {
     if (!self)
         return;
-    hub__tick(self, now_us)->dead_lettered++;
-    hub__flow_t *f = hub__flow_get(self, sender, receiver, service);
+    flows__tick(self, now_us)->dead_lettered++;
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
     f->dead_lettered++;
-    hub__touch(f, now_us);
-    hub__count(f, now_us, false);
+    flows__touch(f, now_us);
+    flows__count(f, now_us, false);
     if (f->m_dead)
         hub_series_inc(f->m_dead, 1);
 }
@@ -575,12 +576,12 @@ void hub_flows_exchange(hub_flows_t *self, const hub_flows_exchange_t *x)
 {
     if (!self || !x)
         return;
-    hub__exchange_t *e = &self->exchanges[self->x_next];
-    hub__copy_name(e->message_id, x->message_id, HUB__ID_MAX);
-    hub__copy_name(e->sender, x->sender, HUB__NAME_MAX);
-    hub__copy_name(e->receiver, x->receiver, HUB__NAME_MAX);
-    hub__copy_name(e->service, x->service, HUB__NAME_MAX);
-    hub__outcome_name(e->outcome, x->outcome);
+    flows__exchange_t *e = &self->exchanges[self->x_next];
+    flows__copy_name(e->message_id, x->message_id, HUB__ID_MAX);
+    flows__copy_name(e->sender, x->sender, HUB__NAME_MAX);
+    flows__copy_name(e->receiver, x->receiver, HUB__NAME_MAX);
+    flows__copy_name(e->service, x->service, HUB__NAME_MAX);
+    flows__outcome_name(e->outcome, x->outcome);
     e->bytes = x->bytes;
     e->at_us = x->at_us;
     e->latency_us = x->latency_us;
@@ -594,12 +595,13 @@ void hub_flows_exchange(hub_flows_t *self, const hub_flows_exchange_t *x)
 typedef struct {
     uint64_t bins[HUB__NB];
     uint64_t n, min_us, max_us;
-} hub__merged_t;
+} flows__merged_t;
 
-static void hub__merge(hub__merged_t *m, const hub__lslot_t *slots, int64_t first, int64_t last)
+static void flows__merge(flows__merged_t *m, const flows__lslot_t *slots, int64_t first,
+                         int64_t last)
 {
     for (int i = 0; i < 60; i++) {
-        const hub__lslot_t *s = &slots[i];
+        const flows__lslot_t *s = &slots[i];
         if (s->epoch < first || s->epoch > last || s->n == 0)
             continue;
         for (int b = 0; b < HUB__NB; b++)
@@ -612,7 +614,7 @@ static void hub__merge(hub__merged_t *m, const hub__lslot_t *slots, int64_t firs
     }
 }
 
-static uint64_t hub__percentile(const hub_flows_t *self, const hub__merged_t *m, double q)
+static uint64_t flows__percentile(const hub_flows_t *self, const flows__merged_t *m, double q)
 {
     uint64_t rank = (uint64_t)ceil(q * (double)m->n);
     if (rank < 1)
@@ -639,29 +641,29 @@ static uint64_t hub__percentile(const hub_flows_t *self, const hub__merged_t *m,
     return m->max_us;
 }
 
-static void hub__latency(const hub_flows_t *self, const hub__lwin_t *w, bool hour, int64_t now_s,
-                         hub_flows_latency_t *out)
+static void flows__latency(const hub_flows_t *self, const flows__lwin_t *w, bool hour,
+                           int64_t now_s, hub_flows_latency_t *out)
 {
     memset(out, 0, sizeof *out);
     if (!w)
         return;
-    hub__merged_t m;
+    flows__merged_t m;
     memset(&m, 0, sizeof m);
     if (hour)
-        hub__merge(&m, w->min, now_s / 60 - 59, now_s / 60);
+        flows__merge(&m, w->min, now_s / 60 - 59, now_s / 60);
     else
-        hub__merge(&m, w->sec, now_s - 59, now_s);
+        flows__merge(&m, w->sec, now_s - 59, now_s);
     if (m.n == 0)
         return;
     out->count = m.n;
     out->max_us = m.max_us;
-    out->p50_us = hub__percentile(self, &m, 0.50);
-    out->p90_us = hub__percentile(self, &m, 0.90);
-    out->p99_us = hub__percentile(self, &m, 0.99);
+    out->p50_us = flows__percentile(self, &m, 0.50);
+    out->p90_us = flows__percentile(self, &m, 0.90);
+    out->p99_us = flows__percentile(self, &m, 0.99);
 }
 
-static void hub__counts(const hub__cslot_t *ring, int64_t first, int64_t last,
-                        hub_flows_window_t *out)
+static void flows__counts(const flows__cslot_t *ring, int64_t first, int64_t last,
+                          hub_flows_window_t *out)
 {
     for (int i = 0; i < 60; i++) {
         if (ring[i].epoch < first || ring[i].epoch > last)
@@ -671,10 +673,10 @@ static void hub__counts(const hub__cslot_t *ring, int64_t first, int64_t last,
     }
 }
 
-static int hub__cmp_flow(const void *a, const void *b)
+static int flows__cmp_flow(const void *a, const void *b)
 {
-    const hub__flow_t *fa = *(const hub__flow_t *const *)a;
-    const hub__flow_t *fb = *(const hub__flow_t *const *)b;
+    const flows__flow_t *fa = *(const flows__flow_t *const *)a;
+    const flows__flow_t *fb = *(const flows__flow_t *const *)b;
     int c = strcmp(fa->sender, fb->sender);
     if (!c)
         c = strcmp(fa->receiver, fb->receiver);
@@ -687,15 +689,15 @@ size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit vis
 {
     if (!self || !visit || self->n_flows == 0)
         return 0;
-    hub__flow_t **sorted = malloc(self->n_flows * sizeof *sorted);
+    flows__flow_t **sorted = malloc(self->n_flows * sizeof *sorted);
     if (!sorted)
         return 0;
     memcpy(sorted, self->flows, self->n_flows * sizeof *sorted);
-    qsort(sorted, self->n_flows, sizeof *sorted, hub__cmp_flow);
+    qsort(sorted, self->n_flows, sizeof *sorted, flows__cmp_flow);
     int64_t now_s = (int64_t)(now_us / 1000000u);
     size_t n = self->n_flows;
     for (size_t i = 0; i < n; i++) {
-        const hub__flow_t *f = sorted[i];
+        const flows__flow_t *f = sorted[i];
         hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
         for (size_t k = 0; k < f->n_refusals; k++) {
             refusals[k].outcome = f->refusals[k].outcome;
@@ -716,12 +718,12 @@ size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit vis
             .refusals = refusals,
             .n_refusals = f->n_refusals,
         };
-        hub__counts(f->csec, now_s - 59, now_s, &info.minute);
-        hub__counts(f->cmin, now_s / 60 - 59, now_s / 60, &info.hour);
-        hub__latency(self, f->e2e, false, now_s, &info.minute.end_to_end);
-        hub__latency(self, f->hub, false, now_s, &info.minute.hub);
-        hub__latency(self, f->e2e, true, now_s, &info.hour.end_to_end);
-        hub__latency(self, f->hub, true, now_s, &info.hour.hub);
+        flows__counts(f->csec, now_s - 59, now_s, &info.minute);
+        flows__counts(f->cmin, now_s / 60 - 59, now_s / 60, &info.hour);
+        flows__latency(self, f->e2e, false, now_s, &info.minute.end_to_end);
+        flows__latency(self, f->hub, false, now_s, &info.minute.hub);
+        flows__latency(self, f->e2e, true, now_s, &info.hour.end_to_end);
+        flows__latency(self, f->hub, true, now_s, &info.hour.hub);
         visit(&info, user);
     }
     free(sorted);
@@ -739,7 +741,7 @@ size_t hub_flows_exchanges(const hub_flows_t *self, size_t limit, const char *me
     size_t visited = 0;
     for (size_t k = 0; k < self->x_count && visited < limit; k++) {
         size_t idx = (self->x_next + HUB_FLOWS_EXCHANGES - 1 - k) % HUB_FLOWS_EXCHANGES;
-        const hub__exchange_t *e = &self->exchanges[idx];
+        const flows__exchange_t *e = &self->exchanges[idx];
         if (filter && strcmp(e->sender, member) != 0 && strcmp(e->receiver, member) != 0)
             continue;
         hub_flows_exchange_t x = {e->message_id, e->sender,   e->receiver,  e->service,

@@ -77,14 +77,14 @@ typedef enum {
     HUB__TIMER_IDLE,       /* kept alive: the next request must begin by then */
     HUB__TIMER_EOF,        /* half-closed by the client: is anything left to answer? */
     HUB__TIMER_LINGER      /* closed by libmicrohttpd: stop dropping input then */
-} hub__timer_kind_t;
+} http__timer_kind_t;
 
-typedef struct hub__http_conn hub__http_conn_t;
+typedef struct http__conn http__conn_t;
 
 /* One accepted connection, from accept() to the close of its last handle. */
-struct hub__http_conn {
+struct http__conn {
     hub_http_server_t *server;
-    hub__http_conn_t *prev, *next;
+    http__conn_t *prev, *next;
     struct MHD_Connection *mhd;  /* NULL before libmicrohttpd announces it, and after */
     uv_timer_t timer;            /* timer.data and poll.data point back here */
     uv_poll_t poll;              /* on keep_fd: its first bytes, and LINGER's input */
@@ -92,7 +92,7 @@ struct hub__http_conn {
     int keep_fd;                 /* our duplicate: the socket outlives libmicrohttpd's close */
     int open_handles;            /* the timer and the poll handle */
     bool handed;                 /* given to libmicrohttpd (which then owns fd) */
-    hub__timer_kind_t timer_kind;
+    http__timer_kind_t timer_kind;
     uint64_t request_start_ms;   /* loop time of the request's start (or the opening) */
     uint8_t peer[17];            /* the client's address family and IP, for its limit */
     struct sockaddr_storage addr; /* the client's address, for libmicrohttpd */
@@ -105,16 +105,16 @@ struct hub__http_conn {
     size_t discarded;            /* LINGER: bytes dropped */
 };
 
-/* One request, from its request line (hub__on_uri) to its end
- * (hub__on_completed). */
+/* One request, from its request line (http__on_uri) to its end
+ * (http__on_completed). */
 typedef struct {
-    hub__http_conn_t *conn;
+    http__conn_t *conn;
     bool started;                /* the access handler has seen it */
     bool answered;               /* the handler (or an error) queued a response */
     int early_status;            /* refused at its header: answer this once the body is in */
     hub_http__hbuf_t uri;             /* the request target, as sent */
     hub_http__hbuf_t body;
-} hub__http_req_t;
+} http__req_t;
 
 struct hub_http_server {
     uv_loop_t *loop;
@@ -135,20 +135,20 @@ struct hub_http_server {
     hub_http_closed_cb on_closed;
     void *closed_user;
     unsigned open_handles; /* listener, mhd_poll, mhd_timer, connections' handles */
-    hub__http_conn_t *conns;
+    http__conn_t *conns;
     hub_http_stats_t stats;
 };
 
-static const char hub__http_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 37\r\n"
-                                    "Cache-Control: no-store\r\n"
-                                    "X-Content-Type-Options: nosniff\r\n"
-                                    "Connection: close\r\n"
-                                    "\r\n"
-                                    "{\"error\":\"too many open connections\"}";
+static const char http__http_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                     "Content-Type: application/json\r\n"
+                                     "Content-Length: 37\r\n"
+                                     "Cache-Control: no-store\r\n"
+                                     "X-Content-Type-Options: nosniff\r\n"
+                                     "Connection: close\r\n"
+                                     "\r\n"
+                                     "{\"error\":\"too many open connections\"}";
 
-static const char hub__http_503_client[] =
+static const char http__http_503_client[] =
     "HTTP/1.1 503 Service Unavailable\r\n"
     "Content-Type: application/json\r\n"
     "Content-Length: 55\r\n"
@@ -158,42 +158,42 @@ static const char hub__http_503_client[] =
     "\r\n"
     "{\"error\":\"too many open connections from your address\"}";
 
-static const char hub__http_400[] = "HTTP/1.1 400 Bad Request\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 34\r\n"
-                                    "Cache-Control: no-store\r\n"
-                                    "X-Content-Type-Options: nosniff\r\n"
-                                    "Connection: close\r\n"
-                                    "\r\n"
-                                    "{\"error\":\"malformed HTTP request\"}";
+static const char http__http_400[] = "HTTP/1.1 400 Bad Request\r\n"
+                                     "Content-Type: application/json\r\n"
+                                     "Content-Length: 34\r\n"
+                                     "Cache-Control: no-store\r\n"
+                                     "X-Content-Type-Options: nosniff\r\n"
+                                     "Connection: close\r\n"
+                                     "\r\n"
+                                     "{\"error\":\"malformed HTTP request\"}";
 
-static const char hub__http_505[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 38\r\n"
-                                    "Cache-Control: no-store\r\n"
-                                    "X-Content-Type-Options: nosniff\r\n"
-                                    "Connection: close\r\n"
-                                    "\r\n"
-                                    "{\"error\":\"only HTTP/1.x is supported\"}";
+static const char http__http_505[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                                     "Content-Type: application/json\r\n"
+                                     "Content-Length: 38\r\n"
+                                     "Cache-Control: no-store\r\n"
+                                     "X-Content-Type-Options: nosniff\r\n"
+                                     "Connection: close\r\n"
+                                     "\r\n"
+                                     "{\"error\":\"only HTTP/1.x is supported\"}";
 
-static const char hub__http_408[] = "HTTP/1.1 408 Request Timeout\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 40\r\n"
-                                    "Cache-Control: no-store\r\n"
-                                    "X-Content-Type-Options: nosniff\r\n"
-                                    "Connection: close\r\n"
-                                    "\r\n"
-                                    "{\"error\":\"request not complete in time\"}";
+static const char http__http_408[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                     "Content-Type: application/json\r\n"
+                                     "Content-Length: 40\r\n"
+                                     "Cache-Control: no-store\r\n"
+                                     "X-Content-Type-Options: nosniff\r\n"
+                                     "Connection: close\r\n"
+                                     "\r\n"
+                                     "{\"error\":\"request not complete in time\"}";
 
 /* ---- driving libmicrohttpd -------------------------------------------- */
 
-static void hub__stop_daemon(hub_http_server_t *server);
+static void http__stop_daemon(hub_http_server_t *server);
 
-static void hub__on_mhd_timer(uv_timer_t *timer);
+static void http__on_mhd_timer(uv_timer_t *timer);
 
 /* Lets libmicrohttpd do what is ready, then re-arms its timeout. Never
  * from inside libmicrohttpd's callbacks (only from libuv's). */
-static void hub__mhd_run(hub_http_server_t *server)
+static void http__mhd_run(hub_http_server_t *server)
 {
     if (!server->daemon || server->in_mhd)
         return;
@@ -201,28 +201,31 @@ static void hub__mhd_run(hub_http_server_t *server)
     MHD_run(server->daemon);
     server->in_mhd = false;
     if (server->closing) { /* a handler closed the server */
-        hub__stop_daemon(server);
+        http__stop_daemon(server);
         return;
     }
     MHD_UNSIGNED_LONG_LONG due = 0;
     if (MHD_get_timeout(server->daemon, &due) == MHD_YES)
-        uv_timer_start(&server->mhd_timer, hub__on_mhd_timer, due, 0);
+        uv_timer_start(&server->mhd_timer, http__on_mhd_timer, due, 0);
     else
         uv_timer_stop(&server->mhd_timer);
 }
 
-static void hub__on_mhd_timer(uv_timer_t *timer) { hub__mhd_run(timer->data); }
+static void http__on_mhd_timer(uv_timer_t *timer)
+{
+    http__mhd_run(timer->data);
+}
 
-static void hub__on_mhd_poll(uv_poll_t *poll, int status, int events)
+static void http__on_mhd_poll(uv_poll_t *poll, int status, int events)
 {
     (void)status;
     (void)events;
-    hub__mhd_run(poll->data);
+    http__mhd_run(poll->data);
 }
 
 /* ---- server and connection bookkeeping -------------------------------- */
 
-static void hub__server_maybe_finish(hub_http_server_t *server)
+static void http__server_maybe_finish(hub_http_server_t *server)
 {
     if (!server->closing || server->open_handles > 0 || server->finished || server->daemon)
         return;
@@ -236,16 +239,16 @@ static void hub__server_maybe_finish(hub_http_server_t *server)
         cb(user);
 }
 
-static void hub__server_on_handle_closed(uv_handle_t *handle)
+static void http__server_on_handle_closed(uv_handle_t *handle)
 {
     hub_http_server_t *server = handle->data;
     server->open_handles--;
-    hub__server_maybe_finish(server);
+    http__server_maybe_finish(server);
 }
 
-static void hub__conn_on_handle_closed(uv_handle_t *handle)
+static void http__conn_on_handle_closed(uv_handle_t *handle)
 {
-    hub__http_conn_t *conn = handle->data;
+    http__conn_t *conn = handle->data;
     hub_http_server_t *server = conn->server;
     server->open_handles--;
     if (--conn->open_handles > 0)
@@ -253,12 +256,12 @@ static void hub__conn_on_handle_closed(uv_handle_t *handle)
     if (conn->keep_fd >= 0)
         close(conn->keep_fd);
     free(conn);
-    hub__server_maybe_finish(server);
+    http__server_maybe_finish(server);
 }
 
 /* Forgets conn: out of the list and the counts, its handles closing. The
  * descriptor libmicrohttpd owns is libmicrohttpd's to close. */
-static void hub__conn_release(hub__http_conn_t *conn)
+static void http__conn_release(http__conn_t *conn)
 {
     hub_http_server_t *server = conn->server;
     if (uv_is_closing((uv_handle_t *)&conn->timer))
@@ -275,41 +278,41 @@ static void hub__conn_release(hub__http_conn_t *conn)
         close(conn->fd);
     conn->fd = -1;
     uv_timer_stop(&conn->timer);
-    uv_close((uv_handle_t *)&conn->timer, hub__conn_on_handle_closed);
-    uv_close((uv_handle_t *)&conn->poll, hub__conn_on_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, http__conn_on_handle_closed);
+    uv_close((uv_handle_t *)&conn->poll, http__conn_on_handle_closed);
 }
 
-static void hub__conn_on_timer(uv_timer_t *timer);
+static void http__conn_on_timer(uv_timer_t *timer);
 
-static void hub__conn_arm(hub__http_conn_t *conn, hub__timer_kind_t kind, uint64_t ms)
+static void http__conn_arm(http__conn_t *conn, http__timer_kind_t kind, uint64_t ms)
 {
     conn->timer_kind = kind;
-    uv_timer_start(&conn->timer, hub__conn_on_timer, ms, 0);
+    uv_timer_start(&conn->timer, http__conn_on_timer, ms, 0);
 }
 
 /* Arms the deadline of a request that begins now: its header section must
  * be complete within header_timeout_ms, the whole request within
- * request_timeout_ms (hub__conn_headers_done() moves to the latter). */
-static void hub__conn_arm_request(hub__http_conn_t *conn)
+ * request_timeout_ms (http__conn_headers_done() moves to the latter). */
+static void http__conn_arm_request(http__conn_t *conn)
 {
     const hub_http_config_t *c = &conn->server->cfg;
     conn->request_start_ms = uv_now(conn->server->loop);
-    hub__conn_arm(conn, HUB__TIMER_HEADER,
-                  c->header_timeout_ms < c->request_timeout_ms ? c->header_timeout_ms
-                                                               : c->request_timeout_ms);
+    http__conn_arm(conn, HUB__TIMER_HEADER,
+                   c->header_timeout_ms < c->request_timeout_ms ? c->header_timeout_ms
+                                                                : c->request_timeout_ms);
 }
 
-static void hub__conn_headers_done(hub__http_conn_t *conn)
+static void http__conn_headers_done(http__conn_t *conn)
 {
     const hub_http_config_t *c = &conn->server->cfg;
     uint64_t spent = uv_now(conn->server->loop) - conn->request_start_ms;
     uint64_t left = spent < c->request_timeout_ms ? c->request_timeout_ms - spent : 1;
-    hub__conn_arm(conn, HUB__TIMER_REQUEST, left);
+    http__conn_arm(conn, HUB__TIMER_REQUEST, left);
 }
 
 /* Ends the connection from our side: libmicrohttpd reads the end of the
  * stream and closes it (and calls the handler no more for it). */
-static void hub__conn_cut(hub__http_conn_t *conn)
+static void http__conn_cut(http__conn_t *conn)
 {
     if (conn->cut)
         return;
@@ -318,51 +321,49 @@ static void hub__conn_cut(hub__http_conn_t *conn)
     if (conn->handed)
         shutdown(conn->keep_fd, SHUT_RDWR);
     else
-        hub__conn_release(conn); /* still ours alone */
+        http__conn_release(conn); /* still ours alone */
 }
 
 /* The client half-closed (its FIN came) and libmicrohttpd has taken what
  * was buffered: once nothing is left to answer, end the connection, as
  * libmicrohttpd (edge-triggered) would not see the end of the stream that
  * came with the request's last bytes. */
-static void hub__conn_eof_check(hub__http_conn_t *conn)
+static void http__conn_eof_check(http__conn_t *conn)
 {
     if (conn->cut || conn->lingering || !conn->mhd || conn->answered)
         return; /* closed, or an answer is on its way (completion checks again) */
     int unread = 0;
     if (ioctl(conn->keep_fd, FIONREAD, &unread) == 0 && unread > 0) {
-        hub__conn_arm(conn, HUB__TIMER_EOF, 10); /* libmicrohttpd has more to read */
+        http__conn_arm(conn, HUB__TIMER_EOF, 10); /* libmicrohttpd has more to read */
         return;
     }
-    hub__conn_cut(conn);
+    http__conn_cut(conn);
 }
 
-static void hub__conn_on_peer_closed(uv_poll_t *poll, int status, int events)
+static void http__conn_on_peer_closed(uv_poll_t *poll, int status, int events)
 {
     (void)status;
     (void)events;
-    hub__http_conn_t *conn = poll->data;
+    http__conn_t *conn = poll->data;
     hub_http_server_t *server = conn->server;
     uv_poll_stop(poll);
     conn->peer_closed = true;
-    hub__mhd_run(server);
-    hub__conn_eof_check(conn);
-    hub__mhd_run(server);
+    http__mhd_run(server);
+    http__conn_eof_check(conn);
+    http__mhd_run(server);
 }
 
-static void hub__conn_on_timer(uv_timer_t *timer)
+static void http__conn_on_timer(uv_timer_t *timer)
 {
-    hub__http_conn_t *conn = timer->data;
+    http__conn_t *conn = timer->data;
     hub_http_server_t *server = conn->server;
     switch (conn->timer_kind) {
     case HUB__TIMER_EOF:
-        hub__mhd_run(server); /* pipelined requests still buffered begin now */
-        hub__conn_eof_check(conn);
-        hub__mhd_run(server);
+        http__mhd_run(server); /* pipelined requests still buffered begin now */
+        http__conn_eof_check(conn);
+        http__mhd_run(server);
         return;
-    case HUB__TIMER_LINGER:
-        hub__conn_release(conn);
-        return;
+    case HUB__TIMER_LINGER: http__conn_release(conn); return;
     case HUB__TIMER_IDLE:
         server->stats.idle_closes++;
         break;
@@ -377,20 +378,20 @@ static void hub__conn_on_timer(uv_timer_t *timer)
         /* A connection that sent nothing is just closed. The socket takes
          * a short answer at once, or the client does not get one. */
         if (conn->in_request && !conn->answered)
-            (void)!send(conn->keep_fd, hub__http_408, sizeof hub__http_408 - 1,
+            (void)!send(conn->keep_fd, http__http_408, sizeof http__http_408 - 1,
                         MSG_DONTWAIT | MSG_NOSIGNAL);
         break;
     }
-    hub__conn_cut(conn);
-    hub__mhd_run(server);
+    http__conn_cut(conn);
+    http__mhd_run(server);
 }
 
 /* ---- lingering after libmicrohttpd's close ----------------------------- */
 
-static void hub__conn_on_linger_read(uv_poll_t *poll, int status, int events)
+static void http__conn_on_linger_read(uv_poll_t *poll, int status, int events)
 {
     (void)events;
-    hub__http_conn_t *conn = poll->data;
+    http__conn_t *conn = poll->data;
     char buf[16384];
     for (int i = 0; i < 16 && status == 0; i++) {
         ssize_t n = recv(conn->keep_fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -404,17 +405,17 @@ static void hub__conn_on_linger_read(uv_poll_t *poll, int status, int events)
         break; /* the client's FIN, an error, or enough dropped */
     }
     uv_poll_stop(poll);
-    hub__conn_release(conn);
+    http__conn_release(conn);
 }
 
 /* libmicrohttpd closed conn (its answer is written, FIN included when the
  * kernel takes it): drop what the client still sends until its FIN, for at
  * most HUB__HTTP_LINGER_MS, then close our duplicate, which really closes. */
-static void hub__conn_linger(hub__http_conn_t *conn)
+static void http__conn_linger(http__conn_t *conn)
 {
     hub_http_server_t *server = conn->server;
     if (conn->cut || server->closing) {
-        hub__conn_release(conn);
+        http__conn_release(conn);
         return;
     }
     conn->lingering = true;
@@ -423,28 +424,28 @@ static void hub__conn_linger(hub__http_conn_t *conn)
         conn->fd = -1;
     }
     shutdown(conn->keep_fd, SHUT_WR);
-    hub__conn_arm(conn, HUB__TIMER_LINGER, HUB__HTTP_LINGER_MS);
-    if (uv_poll_start(&conn->poll, UV_READABLE, hub__conn_on_linger_read) != 0)
-        hub__conn_release(conn);
+    http__conn_arm(conn, HUB__TIMER_LINGER, HUB__HTTP_LINGER_MS);
+    if (uv_poll_start(&conn->poll, UV_READABLE, http__conn_on_linger_read) != 0)
+        http__conn_release(conn);
 }
 
 /* ---- libmicrohttpd's callbacks ---------------------------------------- */
 
-static hub__http_conn_t *hub__conn_of(struct MHD_Connection *mhd)
+static http__conn_t *http__conn_of(struct MHD_Connection *mhd)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
 }
 
-static void hub__on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
-                               enum MHD_ConnectionNotificationCode toe)
+static void http__on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
+                                enum MHD_ConnectionNotificationCode toe)
 {
     hub_http_server_t *server = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
-        for (hub__http_conn_t *c = server->conns; ci && c; c = c->next)
+        for (http__conn_t *c = server->conns; ci && c; c = c->next)
             if (!c->mhd && c->fd == ci->connect_fd) {
                 c->mhd = mhd;
                 *socket_context = c;
@@ -452,21 +453,21 @@ static void hub__on_connection(void *cls, struct MHD_Connection *mhd, void **soc
             }
         return;
     }
-    hub__http_conn_t *conn = *socket_context;
+    http__conn_t *conn = *socket_context;
     if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !conn)
         return;
     *socket_context = NULL;
     conn->mhd = NULL;
     conn->fd = -1;
     uv_timer_stop(&conn->timer);
-    hub__conn_linger(conn);
+    http__conn_linger(conn);
 }
 
-static void *hub__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
+static void *http__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
 {
     (void)cls;
-    hub__http_conn_t *conn = hub__conn_of(mhd);
-    hub__http_req_t *r = calloc(1, sizeof *r);
+    http__conn_t *conn = http__conn_of(mhd);
+    http__req_t *r = calloc(1, sizeof *r);
     if (!r || hub_http__hbuf_append(&r->uri, uri, strlen(uri)) != 0) {
         free(r);
         return NULL; /* the access handler then refuses the request */
@@ -478,29 +479,29 @@ static void *hub__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
         /* The deadlines run from the request's start; trickling does not
          * extend them. A kept-alive connection's next request starts now. */
         if (conn->timer_kind == HUB__TIMER_IDLE || conn->timer_kind == HUB__TIMER_EOF)
-            hub__conn_arm_request(conn);
+            http__conn_arm_request(conn);
     }
     return r;
 }
 
-static void hub__on_completed(void *cls, struct MHD_Connection *mhd, void **req_cls,
-                              enum MHD_RequestTerminationCode toe)
+static void http__on_completed(void *cls, struct MHD_Connection *mhd, void **req_cls,
+                               enum MHD_RequestTerminationCode toe)
 {
     hub_http_server_t *server = cls;
-    hub__http_req_t *r = *req_cls;
+    http__req_t *r = *req_cls;
     *req_cls = NULL;
     /* Refused by libmicrohttpd itself (malformed, too large): it answered
      * an error and ends the connection. */
     if (r && !r->answered && toe == MHD_REQUEST_TERMINATED_WITH_ERROR && r->conn && !r->conn->cut)
         server->stats.bad_requests++;
-    hub__http_conn_t *conn = r ? r->conn : hub__conn_of(mhd);
+    http__conn_t *conn = r ? r->conn : http__conn_of(mhd);
     if (conn && conn->mhd && !conn->cut) {
         conn->in_request = false;
         conn->answered = false;
         if (conn->peer_closed)
-            hub__conn_arm(conn, HUB__TIMER_EOF, 0);
+            http__conn_arm(conn, HUB__TIMER_EOF, 0);
         else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            hub__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
+            http__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
     }
     if (r) {
         hub_http__hbuf_free(&r->uri);
@@ -514,11 +515,11 @@ static void hub__on_completed(void *cls, struct MHD_Connection *mhd, void **req_
 /* Queues resp on the connection (takes its body). keep_alive false makes it
  * the connection's last response; http10_keep_alive says so to an HTTP/1.0
  * client that asked. */
-static enum MHD_Result hub__queue(hub__http_req_t *r, struct MHD_Connection *mhd,
-                                  hub_http_response_t *resp, bool keep_alive,
-                                  bool http10_keep_alive)
+static enum MHD_Result http__queue(http__req_t *r, struct MHD_Connection *mhd,
+                                   hub_http_response_t *resp, bool keep_alive,
+                                   bool http10_keep_alive)
 {
-    hub__http_conn_t *conn = r->conn; /* never NULL here: hub__on_request checked */
+    http__conn_t *conn = r->conn; /* never NULL here: http__on_request checked */
     hub_http_server_t *server = conn->server;
     if (conn->keep_fd >= 0) {
         /* What the client has not taken yet, plus this: over the cap, it
@@ -564,12 +565,12 @@ static enum MHD_Result hub__queue(hub__http_req_t *r, struct MHD_Connection *mhd
     r->answered = true;
     if (rc == MHD_YES) {
         conn->answered = true;
-        hub__conn_arm(conn, HUB__TIMER_SEND, server->cfg.request_timeout_ms);
+        http__conn_arm(conn, HUB__TIMER_SEND, server->cfg.request_timeout_ms);
     }
     return rc;
 }
 
-static const char *hub__error_text(int status)
+static const char *http__error_text(int status)
 {
     switch (status) {
     case 400: return "malformed HTTP request";
@@ -582,17 +583,16 @@ static const char *hub__error_text(int status)
 }
 
 /* Answers status with a JSON error and ends the connection. */
-static enum MHD_Result hub__queue_error(hub__http_req_t *r, struct MHD_Connection *mhd,
-                                        int status)
+static enum MHD_Result http__queue_error(http__req_t *r, struct MHD_Connection *mhd, int status)
 {
     r->conn->server->stats.bad_requests++;
     HUB_DEBUG(HUB__HTTP_COMP, "rejecting a request", "status=%d reason=\"%s\"", status,
-              hub__error_text(status));
+              http__error_text(status));
     hub_http_response_t resp;
     hub_http__response_init(&resp);
     enum MHD_Result rc = MHD_NO;
-    if (hub_http_respond_json_error(&resp, status, hub__error_text(status)) == 0)
-        rc = hub__queue(r, mhd, &resp, false, false);
+    if (hub_http_respond_json_error(&resp, status, http__error_text(status)) == 0)
+        rc = http__queue(r, mhd, &resp, false, false);
     hub_http__response_free(&resp);
     return rc;
 }
@@ -602,13 +602,13 @@ static enum MHD_Result hub__queue_error(hub__http_req_t *r, struct MHD_Connectio
 typedef struct {
     unsigned authorization, content_type, host, content_length;
     bool chunked;
-} hub__header_count_t;
+} http__header_count_t;
 
-static enum MHD_Result hub__count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                         const char *value)
+static enum MHD_Result http__count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
 {
     (void)kind;
-    hub__header_count_t *n = cls;
+    http__header_count_t *n = cls;
     if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION))
         n->authorization++;
     else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE))
@@ -623,8 +623,8 @@ static enum MHD_Result hub__count_header(void *cls, enum MHD_ValueKind kind, con
 }
 
 /* The status a request gets at the end of its header section, or 0. */
-static int hub__check_head(hub_http_server_t *server, struct MHD_Connection *mhd,
-                           const char *method, const char *version)
+static int http__check_head(hub_http_server_t *server, struct MHD_Connection *mhd,
+                            const char *method, const char *version)
 {
     if (strncmp(version, "HTTP/1.", 7) != 0)
         return 505;
@@ -634,8 +634,8 @@ static int hub__check_head(hub_http_server_t *server, struct MHD_Connection *mhd
         return 431;
     if (!strcmp(method, "CONNECT"))
         return 400;
-    hub__header_count_t n = {0};
-    MHD_get_connection_values(mhd, MHD_HEADER_KIND, hub__count_header, &n);
+    http__header_count_t n = {0};
+    MHD_get_connection_values(mhd, MHD_HEADER_KIND, http__count_header, &n);
     /* Two Authorization or Content-Type headers: which one would a proxy in
      * front of us have looked at? Refuse to guess. */
     if (n.authorization > 1 || n.content_type > 1 || n.host > 1 || n.content_length > 1)
@@ -650,7 +650,7 @@ static int hub__check_head(hub_http_server_t *server, struct MHD_Connection *mhd
 }
 
 /* value without the spaces and tabs around it, copied into buf. */
-static const char *hub__trimmed(const char *value, char *buf, size_t size)
+static const char *http__trimmed(const char *value, char *buf, size_t size)
 {
     if (!value)
         return NULL;
@@ -667,7 +667,7 @@ static const char *hub__trimmed(const char *value, char *buf, size_t size)
 }
 
 /* "Bearer <token>" (scheme case-insensitive) -> token, or NULL. */
-static const char *hub__bearer(const char *authorization)
+static const char *http__bearer(const char *authorization)
 {
     const char *p = authorization;
     if (!p || strlen(p) < 7 || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
@@ -679,7 +679,7 @@ static const char *hub__bearer(const char *authorization)
 }
 
 /* Does the Connection header hold `token` (comma-separated, any case)? */
-static bool hub__connection_has(const char *value, const char *token)
+static bool http__connection_has(const char *value, const char *token)
 {
     size_t tlen = strlen(token);
     for (const char *p = value; p && *p;) {
@@ -695,9 +695,9 @@ static bool hub__connection_has(const char *value, const char *token)
     return false;
 }
 
-static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t *r,
-                                     struct MHD_Connection *mhd, const char *method,
-                                     const char *version)
+static enum MHD_Result http__dispatch(hub_http_server_t *server, http__req_t *r,
+                                      struct MHD_Connection *mhd, const char *method,
+                                      const char *version)
 {
     /* The request target as sent: path and query still percent-encoded
      * (libmicrohttpd's own url argument is decoded). */
@@ -713,22 +713,22 @@ static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t 
         target = slash ? slash : (char *)"";
     }
     char ctype_buf[1024], host_buf[512], conn_buf[256];
-    char auth_buf[2048] = ""; /* zeroed: clang-analyzer cannot follow hub__trimmed() */
-    const char *ctype = hub__trimmed(
-        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
-        ctype_buf, sizeof ctype_buf);
-    const char *auth = hub__trimmed(
-        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-        auth_buf, sizeof auth_buf);
-    const char *host = hub__trimmed(
-        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST), host_buf,
-        sizeof host_buf);
-    const char *connection = hub__trimmed(
-        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION),
-        conn_buf, sizeof conn_buf);
+    char auth_buf[2048] = ""; /* zeroed: clang-analyzer cannot follow http__trimmed() */
+    const char *ctype = http__trimmed(
+        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), ctype_buf,
+        sizeof ctype_buf);
+    const char *auth = http__trimmed(
+        MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), auth_buf,
+        sizeof auth_buf);
+    const char *host =
+        http__trimmed(MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+                      host_buf, sizeof host_buf);
+    const char *connection =
+        http__trimmed(MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION),
+                      conn_buf, sizeof conn_buf);
     bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
-    bool keep_alive = http10 ? hub__connection_has(connection, "keep-alive")
-                             : !hub__connection_has(connection, "close");
+    bool keep_alive = http10 ? http__connection_has(connection, "keep-alive")
+                             : !http__connection_has(connection, "close");
     if (hub_http__hbuf_append(&r->body, "", 0) != 0) /* so that body is never NULL */
         return MHD_NO;
     hub_http_request_t req = {
@@ -737,7 +737,7 @@ static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t 
         .query = query ? query : "",
         .body = r->body.data,
         .body_len = r->body.len,
-        .bearer_token = hub__bearer(auth),
+        .bearer_token = http__bearer(auth),
         .content_type = ctype && *ctype ? ctype : NULL,
         .host = host && *host ? host : NULL,
         .keep_alive = keep_alive && !server->closing,
@@ -758,37 +758,37 @@ static enum MHD_Result hub__dispatch(hub_http_server_t *server, hub__http_req_t 
     }
     /* The handler may have closed the server: this is the last answer. */
     keep_alive = keep_alive && !server->closing;
-    enum MHD_Result rc = hub__queue(r, mhd, &resp, keep_alive, http10 && keep_alive);
+    enum MHD_Result rc = http__queue(r, mhd, &resp, keep_alive, http10 && keep_alive);
     hub_http__response_free(&resp);
     return rc;
 }
 
-static enum MHD_Result hub__on_request(void *cls, struct MHD_Connection *mhd, const char *url,
-                                       const char *method, const char *version,
-                                       const char *upload_data, size_t *upload_data_size,
-                                       void **req_cls)
+static enum MHD_Result http__on_request(void *cls, struct MHD_Connection *mhd, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **req_cls)
 {
     (void)url;
     hub_http_server_t *server = cls;
-    hub__http_req_t *r = *req_cls;
+    http__req_t *r = *req_cls;
     if (!r || !r->conn || r->conn->cut)
         return MHD_NO; /* out of memory at its request line, or timed out: close */
     if (!r->started) {
         r->started = true;
-        hub__conn_headers_done(r->conn);
-        int status = hub__check_head(server, mhd, method, version);
+        http__conn_headers_done(r->conn);
+        int status = http__check_head(server, mhd, method, version);
         /* A body too large to read is refused at once (no "100 Continue");
          * the others after reading (and dropping) the body: the close that
          * follows must not find the client's bytes unread. */
         if (status == 413 || status == 411 || status == 505)
-            return hub__queue_error(r, mhd, status);
+            return http__queue_error(r, mhd, status);
         r->early_status = status;
         return MHD_YES;
     }
     if (*upload_data_size) {
         if (!r->early_status) {
             if (r->body.len + *upload_data_size > server->cfg.max_body_bytes)
-                return hub__queue_error(r, mhd, 413); /* Content-Length said otherwise */
+                return http__queue_error(r, mhd, 413); /* Content-Length said otherwise */
             if (hub_http__hbuf_append(&r->body, upload_data, *upload_data_size) != 0)
                 return MHD_NO;
         }
@@ -798,13 +798,13 @@ static enum MHD_Result hub__on_request(void *cls, struct MHD_Connection *mhd, co
     if (r->answered)
         return MHD_YES;
     if (r->early_status)
-        return hub__queue_error(r, mhd, r->early_status);
-    return hub__dispatch(server, r, mhd, method, version);
+        return http__queue_error(r, mhd, r->early_status);
+    return http__dispatch(server, r, mhd, method, version);
 }
 
 /* ---- accepting -------------------------------------------------------- */
 
-static void hub__peer_key(const struct sockaddr_storage *sa, uint8_t key[17])
+static void http__peer_key(const struct sockaddr_storage *sa, uint8_t key[17])
 {
     memset(key, 0, 17);
     if (sa->ss_family == AF_INET) {
@@ -817,17 +817,17 @@ static void hub__peer_key(const struct sockaddr_storage *sa, uint8_t key[17])
 }
 
 /* How many connections from the address `key` are open. */
-static uint32_t hub__client_connections(const hub_http_server_t *server, const uint8_t key[17])
+static uint32_t http__client_connections(const hub_http_server_t *server, const uint8_t key[17])
 {
     uint32_t same = 0;
-    for (const hub__http_conn_t *c = server->conns; c; c = c->next)
+    for (const http__conn_t *c = server->conns; c; c = c->next)
         if (!memcmp(c->peer, key, 17))
             same++;
     return same;
 }
 
 /* Tells a connection refused on arrival why, if the socket takes it now. */
-static void hub__reject(hub_http_server_t *server, int fd, const char *answer, size_t len)
+static void http__reject(hub_http_server_t *server, int fd, const char *answer, size_t len)
 {
     server->stats.rejected_connections++;
     (void)!send(fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -838,7 +838,7 @@ static void hub__reject(hub_http_server_t *server, int fd, const char *answer, s
  * begin an HTTP request (a method token and a space, or the empty lines a
  * client may send first), 505 when the request line is there and names
  * another HTTP version, else 0 (libmicrohttpd takes it from there). */
-static int hub__first_bytes_status(const char *p, size_t n)
+static int http__first_bytes_status(const char *p, size_t n)
 {
     if (n > 0 && (p[0] == '\r' || p[0] == '\n'))
         return 0;
@@ -869,35 +869,35 @@ static int hub__first_bytes_status(const char *p, size_t n)
 /* The client's first bytes are here: bytes that cannot begin an HTTP
  * request (a TLS hello, binary noise) get 400 from us, as libmicrohttpd
  * would close without a word; the rest goes to libmicrohttpd. */
-static void hub__conn_on_first_bytes(uv_poll_t *poll, int status, int events)
+static void http__conn_on_first_bytes(uv_poll_t *poll, int status, int events)
 {
     (void)events;
-    hub__http_conn_t *conn = poll->data;
+    http__conn_t *conn = poll->data;
     hub_http_server_t *server = conn->server;
     uv_poll_stop(poll);
     char head[512];
     ssize_t n = status < 0 ? -1 : recv(conn->keep_fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR) && status >= 0) {
-        uv_poll_start(poll, UV_READABLE, hub__conn_on_first_bytes);
+        uv_poll_start(poll, UV_READABLE, http__conn_on_first_bytes);
         return;
     }
     if (n <= 0) { /* closed before a word */
-        hub__conn_cut(conn);
+        http__conn_cut(conn);
         return;
     }
-    int refusal = hub__first_bytes_status(head, (size_t)n);
+    int refusal = http__first_bytes_status(head, (size_t)n);
     if (refusal) {
         server->stats.bad_requests++;
         HUB_DEBUG(HUB__HTTP_COMP, "rejecting a request", "status=%d reason=\"%s\"", refusal,
                   refusal == 505 ? "not HTTP/1.x" : "not an HTTP request line");
         if (refusal == 505)
-            (void)!send(conn->keep_fd, hub__http_505, sizeof hub__http_505 - 1,
+            (void)!send(conn->keep_fd, http__http_505, sizeof http__http_505 - 1,
                         MSG_DONTWAIT | MSG_NOSIGNAL);
         else
-            (void)!send(conn->keep_fd, hub__http_400, sizeof hub__http_400 - 1,
+            (void)!send(conn->keep_fd, http__http_400, sizeof http__http_400 - 1,
                         MSG_DONTWAIT | MSG_NOSIGNAL);
         uv_timer_stop(&conn->timer);
-        hub__conn_linger(conn);
+        http__conn_linger(conn);
         return;
     }
     conn->handed = true;
@@ -908,36 +908,36 @@ static void hub__conn_on_first_bytes(uv_poll_t *poll, int status, int events)
                  strerror(errno));
         conn->fd = -1;
         conn->cut = true;
-        hub__conn_release(conn);
+        http__conn_release(conn);
         return;
     }
-    uv_poll_start(poll, UV_DISCONNECT, hub__conn_on_peer_closed);
-    hub__mhd_run(server);
+    uv_poll_start(poll, UV_DISCONNECT, http__conn_on_peer_closed);
+    http__mhd_run(server);
 }
 
-static void hub__accept_one(hub_http_server_t *server, int fd, struct sockaddr_storage *sa,
-                            socklen_t sa_len)
+static void http__accept_one(hub_http_server_t *server, int fd, struct sockaddr_storage *sa,
+                             socklen_t sa_len)
 {
     uint8_t key[17];
-    hub__peer_key(sa, key);
+    http__peer_key(sa, key);
     if (server->stats.open_connections >= server->cfg.max_connections) {
         HUB_DEBUG(HUB__HTTP_COMP, "too many open connections; rejecting one", "open=%u",
                   server->stats.open_connections);
-        hub__reject(server, fd, hub__http_503, sizeof hub__http_503 - 1);
+        http__reject(server, fd, http__http_503, sizeof http__http_503 - 1);
         return;
     }
-    if (key[0] && hub__client_connections(server, key) >= server->cfg.max_connections_per_client) {
+    if (key[0] && http__client_connections(server, key) >= server->cfg.max_connections_per_client) {
         /* One address must not take every slot (and /healthz with them). */
         HUB_DEBUG(HUB__HTTP_COMP, "too many connections from one address; rejecting one",
                   "limit=%u", server->cfg.max_connections_per_client);
-        hub__reject(server, fd, hub__http_503_client, sizeof hub__http_503_client - 1);
+        http__reject(server, fd, http__http_503_client, sizeof http__http_503_client - 1);
         return;
     }
-    hub__http_conn_t *conn = calloc(1, sizeof *conn);
+    http__conn_t *conn = calloc(1, sizeof *conn);
     int keep = conn ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (keep < 0) {
         free(conn);
-        hub__reject(server, fd, hub__http_503, sizeof hub__http_503 - 1);
+        http__reject(server, fd, http__http_503, sizeof http__http_503 - 1);
         return;
     }
     conn->server = server;
@@ -947,7 +947,7 @@ static void hub__accept_one(hub_http_server_t *server, int fd, struct sockaddr_s
     if (uv_poll_init(server->loop, &conn->poll, keep) != 0) {
         close(keep);
         free(conn);
-        hub__reject(server, fd, hub__http_503, sizeof hub__http_503 - 1);
+        http__reject(server, fd, http__http_503, sizeof http__http_503 - 1);
         return;
     }
     conn->poll.data = conn;
@@ -964,12 +964,12 @@ static void hub__accept_one(hub_http_server_t *server, int fd, struct sockaddr_s
     conn->addr_len = sa_len;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    hub__conn_arm_request(conn);
-    if (uv_poll_start(&conn->poll, UV_READABLE, hub__conn_on_first_bytes) != 0)
-        hub__conn_cut(conn);
+    http__conn_arm_request(conn);
+    if (uv_poll_start(&conn->poll, UV_READABLE, http__conn_on_first_bytes) != 0)
+        http__conn_cut(conn);
 }
 
-static void hub__on_listener(uv_poll_t *poll, int status, int events)
+static void http__on_listener(uv_poll_t *poll, int status, int events)
 {
     (void)events;
     hub_http_server_t *server = poll->data;
@@ -988,9 +988,9 @@ static void hub__on_listener(uv_poll_t *poll, int status, int events)
                          strerror(errno));
             break;
         }
-        hub__accept_one(server, fd, &sa, sa_len);
+        http__accept_one(server, fd, &sa, sa_len);
     }
-    hub__mhd_run(server);
+    http__mhd_run(server);
 }
 
 /* ---- public API ------------------------------------------------------- */
@@ -1033,7 +1033,7 @@ int hub_http_new(uv_loop_t *loop, const hub_http_config_t *cfg, hub_http_handler
     return 0;
 }
 
-static int hub__errno_to_hub(int e)
+static int http__errno_to_hub(int e)
 {
     switch (e) {
     case EADDRINUSE: return HUB_EEXIST;
@@ -1047,7 +1047,7 @@ static int hub__errno_to_hub(int e)
     }
 }
 
-static int hub__bind(hub_http_server_t *server, const struct sockaddr *addr, socklen_t len)
+static int http__bind(hub_http_server_t *server, const struct sockaddr *addr, socklen_t len)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -1070,7 +1070,7 @@ static int hub__bind(hub_http_server_t *server, const struct sockaddr *addr, soc
     return 0;
 }
 
-static int hub__start_daemon(hub_http_server_t *server)
+static int http__start_daemon(hub_http_server_t *server)
 {
     const hub_http_config_t *c = &server->cfg;
     /* libmicrohttpd's per-connection memory holds the header section (and
@@ -1079,18 +1079,18 @@ static int hub__start_daemon(hub_http_server_t *server)
      * section meets libmicrohttpd's. */
     size_t pool = 2 * c->max_header_bytes + 32u * 1024u;
     struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_CONNECTION_LIMIT,
-         (intptr_t)(c->max_connections + HUB__HTTP_SPARE_CONNECTIONS), NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(c->max_connections + HUB__HTTP_SPARE_CONNECTIONS),
+         NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, 0, NULL}, /* our timers keep the time */
-        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)hub__on_uri, server},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)hub__on_completed, server},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hub__on_connection, server},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http__on_uri, server},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http__on_completed, server},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http__on_connection, server},
         {MHD_OPTION_END, 0, NULL},
     };
-    server->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL,
-                                      hub__on_request, server, MHD_OPTION_ARRAY, opts,
-                                      MHD_OPTION_END);
+    server->daemon =
+        MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, http__on_request,
+                         server, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!server->daemon)
         return HUB_EIO;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
@@ -1105,28 +1105,28 @@ static int hub__start_daemon(hub_http_server_t *server)
     uv_timer_init(server->loop, &server->mhd_timer);
     server->mhd_timer.data = server;
     server->open_handles++;
-    uv_poll_start(&server->mhd_poll, UV_READABLE, hub__on_mhd_poll);
+    uv_poll_start(&server->mhd_poll, UV_READABLE, http__on_mhd_poll);
     return 0;
 }
 
 /* Closes the handles around libmicrohttpd, then stops it (it closes every
  * connection, and its epoll descriptor after libuv has let go of it). */
-static void hub__stop_daemon(hub_http_server_t *server)
+static void http__stop_daemon(hub_http_server_t *server)
 {
     if (!server->daemon || server->in_mhd)
         return;
-    uv_close((uv_handle_t *)&server->mhd_poll, hub__server_on_handle_closed);
-    uv_close((uv_handle_t *)&server->mhd_timer, hub__server_on_handle_closed);
+    uv_close((uv_handle_t *)&server->mhd_poll, http__server_on_handle_closed);
+    uv_close((uv_handle_t *)&server->mhd_timer, http__server_on_handle_closed);
     struct MHD_Daemon *daemon = server->daemon;
     MHD_stop_daemon(daemon);
     server->daemon = NULL;
     /* Connections libmicrohttpd never announced (none, normally). */
     while (server->conns) {
-        hub__http_conn_t *conn = server->conns;
+        http__conn_t *conn = server->conns;
         conn->cut = true;
-        hub__conn_release(conn);
+        http__conn_release(conn);
     }
-    /* The handles just closed call hub__server_maybe_finish() later. */
+    /* The handles just closed call http__server_maybe_finish() later. */
 }
 
 int hub_http_listen(hub_http_server_t *server, const char *host, int port)
@@ -1144,21 +1144,21 @@ int hub_http_listen(hub_http_server_t *server, const char *host, int port)
                   "host=\"%.64s\"", host);
         return HUB_EINVAL;
     }
-    int e = hub__bind(server, (const struct sockaddr *)&addr,
-                      v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    int e = http__bind(server, (const struct sockaddr *)&addr,
+                       v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     if (e != 0) {
         HUB_ERROR(HUB__HTTP_COMP, "cannot listen for HTTP; is another process on this port?",
                   "host=%.64s port=%d error=\"%s\"", host, port, strerror(e));
-        return hub__errno_to_hub(e);
+        return http__errno_to_hub(e);
     }
-    rc = hub__start_daemon(server);
+    rc = http__start_daemon(server);
     if (rc == 0 && uv_poll_init(server->loop, &server->listener, server->listen_fd) != 0)
         rc = HUB_EIO;
     if (rc != 0) {
         HUB_ERROR(HUB__HTTP_COMP, "cannot start the HTTP server", "error=\"%s\"",
                   hub_strerror(rc));
         server->closing = true;
-        hub__stop_daemon(server);
+        http__stop_daemon(server);
         close(server->listen_fd);
         server->listen_fd = -1;
         server->port = 0;
@@ -1168,7 +1168,7 @@ int hub_http_listen(hub_http_server_t *server, const char *host, int port)
     }
     server->listener.data = server;
     server->open_handles++;
-    uv_poll_start(&server->listener, UV_READABLE, hub__on_listener);
+    uv_poll_start(&server->listener, UV_READABLE, http__on_listener);
     return 0;
 }
 
@@ -1197,20 +1197,20 @@ int hub_http_close(hub_http_server_t *server, hub_http_closed_cb on_closed, void
     if (server->listen_fd >= 0) {
         /* uv_close() lets go of the descriptor at once: close it now, so
          * that no client connects to a server that will not answer. */
-        uv_close((uv_handle_t *)&server->listener, hub__server_on_handle_closed);
+        uv_close((uv_handle_t *)&server->listener, http__server_on_handle_closed);
         close(server->listen_fd);
         server->listen_fd = -1;
     }
     /* Lingering connections are libmicrohttpd's no more: ours to end. */
-    for (hub__http_conn_t *conn = server->conns, *next; conn; conn = next) {
+    for (http__conn_t *conn = server->conns, *next; conn; conn = next) {
         next = conn->next;
         if (conn->lingering || !conn->handed)
-            hub__conn_release(conn);
+            http__conn_release(conn);
     }
-    /* From the handler, libmicrohttpd is still running: hub__mhd_run()
+    /* From the handler, libmicrohttpd is still running: http__mhd_run()
      * stops it when it returns. */
-    hub__stop_daemon(server);
-    hub__server_maybe_finish(server);
+    http__stop_daemon(server);
+    http__server_maybe_finish(server);
     return 0;
 }
 

@@ -15,7 +15,7 @@
 
 /* ---- small buffers ---------------------------------------------------- */
 
-static int hub__hbuf_reserve(hub_http__hbuf_t *b, size_t extra)
+static int http_answer__hbuf_reserve(hub_http__hbuf_t *b, size_t extra)
 {
     if (extra > SIZE_MAX - b->len - 1)
         return HUB_ENOMEM;
@@ -35,7 +35,7 @@ static int hub__hbuf_reserve(hub_http__hbuf_t *b, size_t extra)
 
 int hub_http__hbuf_append(hub_http__hbuf_t *b, const char *p, size_t n)
 {
-    int rc = hub__hbuf_reserve(b, n);
+    int rc = http_answer__hbuf_reserve(b, n);
     if (rc)
         return rc;
     if (n)
@@ -53,7 +53,7 @@ int hub_http__hbuf_printf(hub_http__hbuf_t *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return HUB_EINVAL;
-    int rc = hub__hbuf_reserve(b, (size_t)n);
+    int rc = http_answer__hbuf_reserve(b, (size_t)n);
     if (rc)
         return rc;
     va_start(ap, fmt);
@@ -70,7 +70,7 @@ void hub_http__hbuf_free(hub_http__hbuf_t *b)
     b->len = b->cap = 0;
 }
 
-static bool hub__header_text_ok(const char *s)
+static bool http_answer__header_text_ok(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
@@ -95,7 +95,7 @@ int hub_http_respond(hub_http_response_t *resp, int status, const char *content_
                      const void *body, size_t len)
 {
     if (!resp || status < 200 || status > 599 || (len && !body) || len > UINT32_MAX ||
-        (content_type && !hub__header_text_ok(content_type)))
+        (content_type && !http_answer__header_text_ok(content_type)))
         return HUB_EINVAL;
     char *ctype = NULL;
     if (content_type && !(ctype = strdup(content_type)))
@@ -117,7 +117,7 @@ int hub_http_respond(hub_http_response_t *resp, int status, const char *content_
 }
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t hub__utf8_len(const unsigned char *p, size_t n)
+static size_t http_answer__utf8_len(const unsigned char *p, size_t n)
 {
     size_t len;
     uint32_t min, cp;
@@ -166,7 +166,7 @@ int hub_http_respond_json_error(hub_http_response_t *resp, int status, const cha
             rc = hub_http__hbuf_append(&json, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
             rc = hub_http__hbuf_printf(&json, "\\u%04x", c);
-        } else if ((step = hub__utf8_len(p, left)) == 0) {
+        } else if ((step = http_answer__utf8_len(p, left)) == 0) {
             /* Invalid UTF-8 would make the document invalid JSON. */
             step = 1;
             rc = hub_http__hbuf_append(&json, "\\ufffd", 6);
@@ -189,7 +189,7 @@ int hub_http_response_header(hub_http_response_t *resp, const char *name, const 
     static const char *const reserved[] = {"Content-Length", "Content-Type", "Connection",
                                            "Transfer-Encoding", "Cache-Control",
                                            "X-Content-Type-Options"};
-    if (!resp || !name || !value || !*name || !hub__header_text_ok(value))
+    if (!resp || !name || !value || !*name || !http_answer__header_text_ok(value))
         return HUB_EINVAL;
     for (const char *p = name; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -205,7 +205,7 @@ int hub_http_response_header(hub_http_response_t *resp, const char *name, const 
 
 /* ---- query strings and tokens ----------------------------------------- */
 
-static int hub__hex(char c)
+static int http_answer__hex(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -218,7 +218,7 @@ static int hub__hex(char c)
 
 /* Decodes the next byte of src[*i..n): '+' is a space, %XX a byte.
  * Returns the byte, or -1 for a bad escape. */
-static int hub__pct_next(const char *src, size_t n, size_t *i)
+static int http_answer__pct_next(const char *src, size_t n, size_t *i)
 {
     char c = src[*i];
     if (c == '+') {
@@ -231,19 +231,19 @@ static int hub__pct_next(const char *src, size_t n, size_t *i)
     }
     if (n - *i < 3)
         return -1;
-    int hi = hub__hex(src[*i + 1]), lo = hub__hex(src[*i + 2]);
+    int hi = http_answer__hex(src[*i + 1]), lo = http_answer__hex(src[*i + 2]);
     if (hi < 0 || lo < 0)
         return -1;
     *i += 3;
     return hi * 16 + lo;
 }
 
-static bool hub__pct_equals(const char *src, size_t n, const char *name)
+static bool http_answer__pct_equals(const char *src, size_t n, const char *name)
 {
     size_t i = 0;
     const unsigned char *q = (const unsigned char *)name;
     while (i < n) {
-        int c = hub__pct_next(src, n, &i);
+        int c = http_answer__pct_next(src, n, &i);
         if (c < 0 || *q == '\0' || c != *q)
             return false;
         q++;
@@ -260,7 +260,7 @@ int hub_http_query_get(const char *query, const char *name, char *buf, size_t si
     while (*p) {
         size_t pair_len = strcspn(p, "&");
         size_t key_len = strcspn(p, "=&");
-        if (key_len > 0 && hub__pct_equals(p, key_len, name)) {
+        if (key_len > 0 && http_answer__pct_equals(p, key_len, name)) {
             const char *val = p + key_len;
             size_t val_len = pair_len - key_len;
             if (val_len > 0) { /* skip '=' */
@@ -269,7 +269,7 @@ int hub_http_query_get(const char *query, const char *name, char *buf, size_t si
             }
             size_t i = 0, out = 0;
             while (i < val_len) {
-                int c = hub__pct_next(val, val_len, &i);
+                int c = http_answer__pct_next(val, val_len, &i);
                 if (c <= 0) {
                     buf[0] = '\0';
                     return HUB_EPARSE;

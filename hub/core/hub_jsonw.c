@@ -16,7 +16,7 @@ void hub_jsonw_free(hub_jsonw_t *w)
     memset(w, 0, sizeof *w);
 }
 
-static void hub__put(hub_jsonw_t *w, const char *p, size_t n)
+static void jsonw__put(hub_jsonw_t *w, const char *p, size_t n)
 {
     if (w->error)
         return;
@@ -42,7 +42,7 @@ static void hub__put(hub_jsonw_t *w, const char *p, size_t n)
 }
 
 /* Before any value: the comma, and the check that objects get keys. */
-static bool hub__value_start(hub_jsonw_t *w)
+static bool jsonw__value_start(hub_jsonw_t *w)
 {
     if (w->error)
         return false;
@@ -59,26 +59,26 @@ static bool hub__value_start(hub_jsonw_t *w)
         return false;
     }
     if (w->has_items[w->depth])
-        hub__put(w, ",", 1);
+        jsonw__put(w, ",", 1);
     w->has_items[w->depth] = true;
     return !w->error;
 }
 
-static void hub__open(hub_jsonw_t *w, bool object)
+static void jsonw__open(hub_jsonw_t *w, bool object)
 {
-    if (!hub__value_start(w))
+    if (!jsonw__value_start(w))
         return;
     if (w->depth >= HUB_JSONW_MAX_DEPTH) {
         w->error = HUB_EINVAL;
         return;
     }
-    hub__put(w, object ? "{" : "[", 1);
+    jsonw__put(w, object ? "{" : "[", 1);
     w->depth++;
     w->in_object[w->depth] = object;
     w->has_items[w->depth] = false;
 }
 
-static void hub__close(hub_jsonw_t *w, bool object)
+static void jsonw__close(hub_jsonw_t *w, bool object)
 {
     if (w->error)
         return;
@@ -87,18 +87,30 @@ static void hub__close(hub_jsonw_t *w, bool object)
         return;
     }
     w->depth--;
-    hub__put(w, object ? "}" : "]", 1);
+    jsonw__put(w, object ? "}" : "]", 1);
 }
 
-void hub_jsonw_object_begin(hub_jsonw_t *w) { hub__open(w, true); }
-void hub_jsonw_object_end(hub_jsonw_t *w) { hub__close(w, true); }
-void hub_jsonw_array_begin(hub_jsonw_t *w) { hub__open(w, false); }
-void hub_jsonw_array_end(hub_jsonw_t *w) { hub__close(w, false); }
+void hub_jsonw_object_begin(hub_jsonw_t *w)
+{
+    jsonw__open(w, true);
+}
+void hub_jsonw_object_end(hub_jsonw_t *w)
+{
+    jsonw__close(w, true);
+}
+void hub_jsonw_array_begin(hub_jsonw_t *w)
+{
+    jsonw__open(w, false);
+}
+void hub_jsonw_array_end(hub_jsonw_t *w)
+{
+    jsonw__close(w, false);
+}
 
-static void hub__put_string(hub_jsonw_t *w, const char *s, size_t len)
+static void jsonw__put_string(hub_jsonw_t *w, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    hub__put(w, "\"", 1);
+    jsonw__put(w, "\"", 1);
     size_t run = 0; /* bytes at p[i - run .. i) to copy as they are */
     size_t i = 0;
     while (i < len && !w->error) {
@@ -129,16 +141,16 @@ static void hub__put_string(hub_jsonw_t *w, const char *s, size_t len)
             }
         }
         if (esc) {
-            hub__put(w, s + i - run, run);
-            hub__put(w, esc, strlen(esc));
+            jsonw__put(w, s + i - run, run);
+            jsonw__put(w, esc, strlen(esc));
             run = 0;
         } else {
             run += step;
         }
         i += step;
     }
-    hub__put(w, s + i - run, run);
-    hub__put(w, "\"", 1);
+    jsonw__put(w, s + i - run, run);
+    jsonw__put(w, "\"", 1);
 }
 
 void hub_jsonw_key(hub_jsonw_t *w, const char *key)
@@ -150,49 +162,49 @@ void hub_jsonw_key(hub_jsonw_t *w, const char *key)
         return;
     }
     if (w->has_items[w->depth])
-        hub__put(w, ",", 1);
+        jsonw__put(w, ",", 1);
     w->has_items[w->depth] = true;
-    hub__put_string(w, key, strlen(key));
-    hub__put(w, ":", 1);
+    jsonw__put_string(w, key, strlen(key));
+    jsonw__put(w, ":", 1);
     w->key_pending = true;
 }
 
 void hub_jsonw_strn(hub_jsonw_t *w, const char *s, size_t len)
 {
-    if (!hub__value_start(w))
+    if (!jsonw__value_start(w))
         return;
     if (!s)
-        hub__put(w, "null", 4);
+        jsonw__put(w, "null", 4);
     else
-        hub__put_string(w, s, len);
+        jsonw__put_string(w, s, len);
 }
 
 void hub_jsonw_str(hub_jsonw_t *w, const char *s) { hub_jsonw_strn(w, s, s ? strlen(s) : 0); }
 
 void hub_jsonw_u64(hub_jsonw_t *w, uint64_t v)
 {
-    if (!hub__value_start(w))
+    if (!jsonw__value_start(w))
         return;
     char buf[24];
     int n = snprintf(buf, sizeof buf, "%" PRIu64, v);
-    hub__put(w, buf, (size_t)n);
+    jsonw__put(w, buf, (size_t)n);
 }
 
 void hub_jsonw_i64(hub_jsonw_t *w, int64_t v)
 {
-    if (!hub__value_start(w))
+    if (!jsonw__value_start(w))
         return;
     char buf[24];
     int n = snprintf(buf, sizeof buf, "%" PRId64, v);
-    hub__put(w, buf, (size_t)n);
+    jsonw__put(w, buf, (size_t)n);
 }
 
 void hub_jsonw_double(hub_jsonw_t *w, double v, int decimals)
 {
-    if (!hub__value_start(w))
+    if (!jsonw__value_start(w))
         return;
     if (!isfinite(v)) {
-        hub__put(w, "null", 4);
+        jsonw__put(w, "null", 4);
         return;
     }
     if (decimals < 0)
@@ -211,25 +223,25 @@ void hub_jsonw_double(hub_jsonw_t *w, double v, int decimals)
     }
     if (n == 2 && buf[0] == '-' && buf[1] == '0')
         n = snprintf(buf, sizeof buf, "0");
-    hub__put(w, buf, (size_t)n);
+    jsonw__put(w, buf, (size_t)n);
 }
 
 void hub_jsonw_bool(hub_jsonw_t *w, bool v)
 {
-    if (hub__value_start(w))
-        hub__put(w, v ? "true" : "false", v ? 4 : 5);
+    if (jsonw__value_start(w))
+        jsonw__put(w, v ? "true" : "false", v ? 4 : 5);
 }
 
 void hub_jsonw_null(hub_jsonw_t *w)
 {
-    if (hub__value_start(w))
-        hub__put(w, "null", 4);
+    if (jsonw__value_start(w))
+        jsonw__put(w, "null", 4);
 }
 
 void hub_jsonw_raw(hub_jsonw_t *w, const char *json, size_t len)
 {
-    if (hub__value_start(w))
-        hub__put(w, json, len);
+    if (jsonw__value_start(w))
+        jsonw__put(w, json, len);
 }
 
 void hub_jsonw_kv_str(hub_jsonw_t *w, const char *key, const char *s)

@@ -10,16 +10,16 @@
 #include <string.h>
 
 struct hub_memberdir {
-    hub_map_t *by_id; /* member id -> hub__memberdir_item_t */
+    hub_map_t *by_id; /* member id -> memberdir__item_t */
 };
 
 /* One allocation per member: the entry, then its three strings. */
 typedef struct {
     hub_memberdir_entry_t entry;
     char text[];
-} hub__memberdir_item_t;
+} memberdir__item_t;
 
-static void hub__memberdir_free_items(hub_memberdir_t *self)
+static void memberdir__free_items(hub_memberdir_t *self)
 {
     size_t cursor = 0;
     const char *key;
@@ -34,7 +34,7 @@ void hub_memberdir_destroy(hub_memberdir_t **self_p)
         return;
     hub_memberdir_t *self = *self_p;
     if (self->by_id) {
-        hub__memberdir_free_items(self);
+        memberdir__free_items(self);
         hub_map_destroy(&self->by_id);
     }
     free(self);
@@ -43,7 +43,7 @@ void hub_memberdir_destroy(hub_memberdir_t **self_p)
 
 /* Is s valid UTF-8 without control characters? Names are shown on the
  * dashboard and in terminals: a stray byte or escape would garble them. */
-static bool hub__memberdir_text_ok(const char *s)
+static bool memberdir__text_ok(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
@@ -61,7 +61,7 @@ static bool hub__memberdir_text_ok(const char *s)
     return true;
 }
 
-static int hub__memberdir_line(hub_memberdir_t *self, char *line, char *err, size_t err_size)
+static int memberdir__line(hub_memberdir_t *self, char *line, char *err, size_t err_size)
 {
     char *fields[5] = {0};
     size_t n = 0;
@@ -96,7 +96,7 @@ static int hub__memberdir_line(hub_memberdir_t *self, char *line, char *err, siz
     size_t total = 0;
     for (int i = 0; i < 3; i++) {
         size_t len = strlen(texts[i]);
-        if (len > HUB_MEMBERDIR_FIELD_MAX || !hub__memberdir_text_ok(texts[i])) {
+        if (len > HUB_MEMBERDIR_FIELD_MAX || !memberdir__text_ok(texts[i])) {
             snprintf(err, err_size,
                      "%s: a field is longer than %u bytes or not UTF-8 text; save the file as "
                      "UTF-8 and shorten it",
@@ -114,7 +114,7 @@ static int hub__memberdir_line(hub_memberdir_t *self, char *line, char *err, siz
                  HUB_MEMBERDIR_MAX);
         return HUB_EINVAL;
     }
-    hub__memberdir_item_t *item = malloc(sizeof *item + total);
+    memberdir__item_t *item = malloc(sizeof *item + total);
     if (!item) {
         snprintf(err, err_size, "out of memory");
         return HUB_ENOMEM;
@@ -174,7 +174,7 @@ int hub_memberdir_load(const char *path, hub_memberdir_t **out, char *err, size_
         if (!line[0] || line[0] == '#' || !strncmp(line, "member_id\t", 10))
             continue;
         char why[400];
-        rc = hub__memberdir_line(self, line, why, sizeof why);
+        rc = memberdir__line(self, line, why, sizeof why);
         if (rc)
             snprintf(err, err_size, "%.200s:%u: %s", path, lineno, why);
     }
@@ -196,7 +196,7 @@ const hub_memberdir_entry_t *hub_memberdir_find(const hub_memberdir_t *self,
 {
     if (!self || !member_id)
         return NULL;
-    const hub__memberdir_item_t *item = hub_map_get(self->by_id, member_id);
+    const memberdir__item_t *item = hub_map_get(self->by_id, member_id);
     return item ? &item->entry : NULL;
 }
 

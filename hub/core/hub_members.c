@@ -3,9 +3,9 @@
  * records the loop hands to the commit worker. */
 #include "hub_core_internal.h"
 
-hub__member_t *hub__member(hub_server_t *self, const char *id)
+core__member_t *members__member(hub_server_t *self, const char *id)
 {
-    hub__member_t *m = hub_map_get(self->members, id);
+    core__member_t *m = hub_map_get(self->members, id);
     if (m)
         return m;
     m = calloc(1, sizeof *m);
@@ -20,9 +20,9 @@ hub__member_t *hub__member(hub_server_t *self, const char *id)
     return m;
 }
 
-static bool hub__offers(hub_server_t *self, const char *member, const char *service)
+static bool members__offers(hub_server_t *self, const char *member, const char *service)
 {
-    hub__member_t *m = member && *member ? hub_map_get(self->members, member) : NULL;
+    core__member_t *m = member && *member ? hub_map_get(self->members, member) : NULL;
     if (!m || !m->services)
         return false;
     size_t len = strlen(service);
@@ -40,29 +40,29 @@ static bool hub__offers(hub_server_t *self, const char *member, const char *serv
  * one its receiver offers; a reply carries its request's service, which
  * the replier (its sender) offers, so a reply is labelled by the service
  * of its request, not "_unlisted". */
-const char *hub__service_label(hub_server_t *self, const char *sender, const char *receiver,
-                               const char *service)
+const char *members__service_label(hub_server_t *self, const char *sender, const char *receiver,
+                                   const char *service)
 {
     if (!service || !*service)
         return "_unlisted";
-    if (hub__offers(self, receiver, service) || hub__offers(self, sender, service))
+    if (members__offers(self, receiver, service) || members__offers(self, sender, service))
         return service;
     return "_unlisted";
 }
 
 /* Forgets the receipts a member holds (they belong to its connection). */
-void hub__held_free(hub__member_t *m)
+void members__held_free(core__member_t *m)
 {
     for (size_t i = 0; i < m->held_n; i++)
-        hub__receipts_free(&m->held[i]);
+        send__receipts_free(&m->held[i]);
     m->held_n = 0;
 }
 
-void hub__member_free(hub__member_t *m)
+void members__member_free(core__member_t *m)
 {
-    hub__blocked_drop(m);
-    hub__member_reset_delivery(m);
-    hub__held_free(m);
+    send__blocked_drop(m);
+    delivery__member_reset_delivery(m);
+    members__held_free(m);
     free(m->held);
     for (size_t i = 0; i < m->out_n; i++)
         if (!m->out[i].lent)
@@ -75,33 +75,34 @@ void hub__member_free(hub__member_t *m)
 }
 
 /* Queues an audit record for the commit worker. */
-void hub__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                  uint64_t hub_seq, const char *sender, const char *receiver, const char *service,
-                  const char *reason)
+void members__audit_q(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                      uint64_t hub_seq, const char *sender, const char *receiver,
+                      const char *service, const char *reason)
 {
-    hub__audit_q_ev(self, event, message_id, hub_seq, sender, receiver, service, reason, NULL);
+    members__audit_q_ev(self, event, message_id, hub_seq, sender, receiver, service, reason, NULL);
 }
 
 /* The same with what the record says of the envelope (hub_outcome.c). The
  * hub's own id is kept as it is (it is no member of the table). */
-void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *message_id,
-                     uint64_t hub_seq, const char *sender, const char *receiver,
-                     const char *service, const char *reason, const hub__evidence_t *ev)
+void members__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *message_id,
+                         uint64_t hub_seq, const char *sender, const char *receiver,
+                         const char *service, const char *reason, const core__evidence_t *ev)
 {
     if (!self->audit) {
         if (ev)
             free(ev->bytes);
         return;
     }
-    hub__auditq_t q;
+    core__auditq_t q;
     q.event = event;
     q.time_us = hub_now_us();
     q.hub_seq = hub_seq;
-    hub__copy_str(q.message_id, sizeof q.message_id, message_id);
+    core__copy_str(q.message_id, sizeof q.message_id, message_id);
     const char *own = self->own_key.member_id;
-    hub__member_t *s = sender && *sender && strcmp(sender, own) ? hub__member(self, sender) : NULL;
-    hub__member_t *r =
-        receiver && *receiver && strcmp(receiver, own) ? hub__member(self, receiver) : NULL;
+    core__member_t *s =
+        sender && *sender && strcmp(sender, own) ? members__member(self, sender) : NULL;
+    core__member_t *r =
+        receiver && *receiver && strcmp(receiver, own) ? members__member(self, receiver) : NULL;
     q.sender = s ? s->id : sender && !strcmp(sender, own) ? own : "";
     q.receiver = r ? r->id : receiver && !strcmp(receiver, own) ? own : "";
     q.service = service && *service ? strdup(service) : NULL;
@@ -123,7 +124,7 @@ void hub__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char *me
 /* One copy of text for as long as the server lives (purposes: a record in
  * the audit queue outlives a reload of the policy that held its text).
  * NULL when out of memory. The set grows only with the operator's texts. */
-const char *hub__intern(hub_server_t *self, const char *text)
+const char *members__intern(hub_server_t *self, const char *text)
 {
     if (!self->interned)
         return NULL;
@@ -138,7 +139,7 @@ const char *hub__intern(hub_server_t *self, const char *text)
     return copy;
 }
 
-void hub__auditq_free(hub__auditq_t *q, size_t n)
+void members__auditq_free(core__auditq_t *q, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(q[i].service);

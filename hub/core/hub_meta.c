@@ -11,7 +11,7 @@
 #define HUB__META_SERVICES "lth.services/v1" /* payload: a member id; its services */
 #define HUB__META_ALLOWED "lth.allowed/v1"   /* the agreements the caller may use now */
 
-static int hub__meta_allowed_rule(const hub_policy_rule_t *rule, void *user)
+static int meta__allowed_rule(const hub_policy_rule_t *rule, void *user)
 {
     hub_jsonw_t *w = user;
     hub_jsonw_object_begin(w);
@@ -28,14 +28,14 @@ static int hub__meta_allowed_rule(const hub_policy_rule_t *rule, void *user)
 /* Whether `caller` may see `member` in the directory: itself, a member it
  * has an agreement with (either way), or anyone when the operator made the
  * directory public (public_directory) or runs without a policy. */
-static bool hub__may_see(const hub_server_t *self, const char *caller, const char *member)
+static bool meta__may_see(const hub_server_t *self, const char *caller, const char *member)
 {
     return self->cfg.public_directory || !self->policy || !strcmp(caller, member) ||
            hub_policy_related(self->policy, caller, member, hub_now_us());
 }
 
-int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelope_t *env,
-                     char **json, size_t *json_len, const char **why)
+int meta__metaservice(hub_server_t *self, core__member_t *caller, const hub_envelope_t *env,
+                      char **json, size_t *json_len, const char **why)
 {
     hub_jsonw_t w;
     hub_jsonw_init(&w);
@@ -45,14 +45,14 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
         hub_jsonw_array_begin(&w);
         for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
             const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
-            if (!hub__may_see(self, caller->id, kp->member_id))
+            if (!meta__may_see(self, caller->id, kp->member_id))
                 continue;
-            hub__member_t *m = hub_map_get(self->members, kp->member_id);
+            core__member_t *m = hub_map_get(self->members, kp->member_id);
             const char *services = m ? m->services : NULL;
             bool online = m && m->online;
             /* Several nodes: connected to another one (hub_cluster.h). */
             if (!online && self->cluster)
-                online = hub__cluster_elsewhere(self, kp->member_id, &services);
+                online = cluster__elsewhere(self, kp->member_id, &services);
             hub_jsonw_object_begin(&w);
             hub_jsonw_kv_str(&w, "id", kp->member_id);
             hub_jsonw_kv_bool(&w, "online", online);
@@ -68,17 +68,17 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
         /* A member with no agreement with the caller is answered as if it
          * did not exist: the directory tells no more than the agreements. */
         if (!hub_keydir_find_member(self->keys, member) ||
-            !hub__may_see(self, caller->id, member)) {
+            !meta__may_see(self, caller->id, member)) {
             hub_jsonw_free(&w);
             *why = "lth.services/v1 takes as its payload the id of a member you have an "
                    "agreement with";
             return LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER;
         }
-        hub__member_t *m = hub_map_get(self->members, member);
+        core__member_t *m = hub_map_get(self->members, member);
         const char *services = m ? m->services : NULL;
         bool online = m && m->online;
         if (!online && self->cluster)
-            online = hub__cluster_elsewhere(self, member, &services);
+            online = cluster__elsewhere(self, member, &services);
         hub_jsonw_kv_str(&w, "member", member);
         hub_jsonw_kv_bool(&w, "online", online);
         hub_jsonw_key(&w, "services");
@@ -89,7 +89,7 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
         hub_jsonw_key(&w, "allowed");
         hub_jsonw_array_begin(&w);
         if (self->policy)
-            hub_policy_visit_allowed(self->policy, caller->id, hub_now_us(), hub__meta_allowed_rule,
+            hub_policy_visit_allowed(self->policy, caller->id, hub_now_us(), meta__allowed_rule,
                                      &w);
         hub_jsonw_array_end(&w);
     } else {
@@ -107,8 +107,8 @@ int hub__metaservice(hub_server_t *self, hub__member_t *caller, const hub_envelo
 }
 
 /* Sends the hub's own signed reply to a request. */
-void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelope_t *req,
-                         const char *json, size_t len)
+void meta__reply_from_hub(hub_server_t *self, core__member_t *to, const hub_envelope_t *req,
+                          const char *json, size_t len)
 {
     char id[HUB_UUID_LEN + 1];
     hub_uuid_new(id);
@@ -132,6 +132,6 @@ void hub__reply_from_hub(hub_server_t *self, hub__member_t *to, const hub_envelo
     if (!buf)
         return;
     lth__v1__envelope__pack(&env, buf);
-    hub__enqueue_out(self, to, self->own_key.member_id, 0, 1, buf, n);
+    send__enqueue_out(self, to, self->own_key.member_id, 0, 1, buf, n);
     free(buf);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { HUB__COUNTER = 0, HUB__GAUGE, HUB__HISTOGRAM } hub__metric_type_t;
+typedef enum { HUB__COUNTER = 0, HUB__GAUGE, HUB__HISTOGRAM } metrics__metric_type_t;
 
 struct hub_metric_series {
     hub_metric_family_t *family;
@@ -24,7 +24,7 @@ struct hub_metric_series {
 
 struct hub_metric_family {
     hub_metrics_t *reg;
-    hub__metric_type_t type;
+    metrics__metric_type_t type;
     char *name;
     char *help;
     char **label_names;
@@ -47,7 +47,7 @@ struct hub_metrics {
 
 /* ---- names ------------------------------------------------------------ */
 
-static bool hub__name_ok(const char *s, bool colon_ok)
+static bool metrics__name_ok(const char *s, bool colon_ok)
 {
     if (!s || !*s)
         return false;
@@ -61,15 +61,15 @@ static bool hub__name_ok(const char *s, bool colon_ok)
     return true;
 }
 
-static bool hub__ends_with(const char *s, const char *suffix)
+static bool metrics__ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
 /* Does `a` (a family of type ta) clash with a family named b of type tb? */
-static bool hub__names_clash(const char *a, hub__metric_type_t ta, const char *b,
-                             hub__metric_type_t tb)
+static bool metrics__names_clash(const char *a, metrics__metric_type_t ta, const char *b,
+                                 metrics__metric_type_t tb)
 {
     static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
     if (strcmp(a, b) == 0)
@@ -89,7 +89,7 @@ static bool hub__names_clash(const char *a, hub__metric_type_t ta, const char *b
 
 /* ---- families --------------------------------------------------------- */
 
-static void hub__series_free(hub_metric_series_t *s)
+static void metrics__series_free(hub_metric_series_t *s)
 {
     if (!s)
         return;
@@ -98,12 +98,12 @@ static void hub__series_free(hub_metric_series_t *s)
     free(s);
 }
 
-static void hub__family_free(hub_metric_family_t *f)
+static void metrics__family_free(hub_metric_family_t *f)
 {
     if (!f)
         return;
     for (size_t i = 0; i < f->n_series; i++)
-        hub__series_free(f->series[i]);
+        metrics__series_free(f->series[i]);
     free(f->series);
     free(f->slots);
     free(f->label_names);
@@ -114,7 +114,7 @@ static void hub__family_free(hub_metric_family_t *f)
 }
 
 /* Copies n strings into one allocation: the pointer array, then the bytes. */
-static char **hub__strv_dup(const char *const *v, size_t n)
+static char **metrics__strv_dup(const char *const *v, size_t n)
 {
     size_t bytes = n * sizeof(char *);
     for (size_t i = 0; i < n; i++)
@@ -132,22 +132,22 @@ static char **hub__strv_dup(const char *const *v, size_t n)
     return out;
 }
 
-static int hub__family_get_series(hub_metric_family_t *f, const char *const values[],
-                                  hub_metric_series_t **out);
+static int metrics__family_get_series(hub_metric_family_t *f, const char *const values[],
+                                      hub_metric_series_t **out);
 
-static int hub__register(hub_metrics_t *reg, hub__metric_type_t type, const char *name,
-                         const char *help, const char *const label_names[], size_t n_labels,
-                         const double *buckets, size_t n_buckets, hub_metric_family_t **out)
+static int metrics__register(hub_metrics_t *reg, metrics__metric_type_t type, const char *name,
+                             const char *help, const char *const label_names[], size_t n_labels,
+                             const double *buckets, size_t n_buckets, hub_metric_family_t **out)
 {
     if (!out)
         return HUB_EINVAL;
     *out = NULL;
-    if (!reg || !hub__name_ok(name, true) || !help || (n_labels && !label_names))
+    if (!reg || !metrics__name_ok(name, true) || !help || (n_labels && !label_names))
         return HUB_EINVAL;
-    if (type == HUB__COUNTER && !hub__ends_with(name, "_total"))
+    if (type == HUB__COUNTER && !metrics__ends_with(name, "_total"))
         return HUB_EINVAL;
     for (size_t i = 0; i < n_labels; i++) {
-        if (!hub__name_ok(label_names[i], false) || strncmp(label_names[i], "__", 2) == 0 ||
+        if (!metrics__name_ok(label_names[i], false) || strncmp(label_names[i], "__", 2) == 0 ||
             (type == HUB__HISTOGRAM && strcmp(label_names[i], "le") == 0))
             return HUB_EINVAL;
         for (size_t j = 0; j < i; j++) {
@@ -164,7 +164,7 @@ static int hub__register(hub_metrics_t *reg, hub__metric_type_t type, const char
         }
     }
     for (size_t i = 0; i < reg->n_families; i++) {
-        if (hub__names_clash(name, type, reg->families[i]->name, reg->families[i]->type))
+        if (metrics__names_clash(name, type, reg->families[i]->name, reg->families[i]->type))
             return HUB_EEXIST;
     }
     if (reg->n_families == reg->cap_families) {
@@ -183,7 +183,7 @@ static int hub__register(hub_metrics_t *reg, hub__metric_type_t type, const char
     f->n_labels = n_labels;
     f->name = strdup(name);
     f->help = strdup(help);
-    f->label_names = hub__strv_dup(label_names, n_labels);
+    f->label_names = metrics__strv_dup(label_names, n_labels);
     if (type == HUB__HISTOGRAM) {
         f->n_bounds = n_buckets;
         f->bounds = malloc(n_buckets * sizeof *f->bounds);
@@ -191,13 +191,13 @@ static int hub__register(hub_metrics_t *reg, hub__metric_type_t type, const char
             memcpy(f->bounds, buckets, n_buckets * sizeof *f->bounds);
     }
     if (!f->name || !f->help || !f->label_names || (type == HUB__HISTOGRAM && !f->bounds)) {
-        hub__family_free(f);
+        metrics__family_free(f);
         return HUB_ENOMEM;
     }
     /* A family without labels has its one series from the start. */
     hub_metric_series_t *only;
-    if (n_labels == 0 && hub__family_get_series(f, NULL, &only) != 0) {
-        hub__family_free(f);
+    if (n_labels == 0 && metrics__family_get_series(f, NULL, &only) != 0) {
+        metrics__family_free(f);
         return HUB_ENOMEM;
     }
     reg->families[reg->n_families++] = f;
@@ -219,10 +219,10 @@ int hub_metrics_new(size_t max_series_per_family, hub_metrics_t **out)
                                             : HUB_METRICS_DEFAULT_MAX_SERIES;
     crypto_shorthash_keygen(reg->hash_key);
     static const char *const labels[] = {"family"};
-    int rc = hub__register(reg, HUB__COUNTER, HUB_METRICS_DROPPED_NAME,
-                           "Label combinations not recorded because their family had reached "
-                           "its series limit.",
-                           labels, 1, NULL, 0, &reg->dropped);
+    int rc = metrics__register(reg, HUB__COUNTER, HUB_METRICS_DROPPED_NAME,
+                               "Label combinations not recorded because their family had reached "
+                               "its series limit.",
+                               labels, 1, NULL, 0, &reg->dropped);
     if (rc) {
         hub_metrics_destroy(&reg);
         return rc;
@@ -237,7 +237,7 @@ void hub_metrics_destroy(hub_metrics_t **reg_p)
         return;
     hub_metrics_t *reg = *reg_p;
     for (size_t i = 0; i < reg->n_families; i++)
-        hub__family_free(reg->families[i]);
+        metrics__family_free(reg->families[i]);
     free(reg->families);
     sodium_memzero(reg->hash_key, sizeof reg->hash_key);
     free(reg);
@@ -248,27 +248,27 @@ int hub_metrics_counter(hub_metrics_t *reg, const char *name, const char *help,
                         const char *const label_names[], size_t n_labels,
                         hub_metric_family_t **out)
 {
-    return hub__register(reg, HUB__COUNTER, name, help, label_names, n_labels, NULL, 0, out);
+    return metrics__register(reg, HUB__COUNTER, name, help, label_names, n_labels, NULL, 0, out);
 }
 
 int hub_metrics_gauge(hub_metrics_t *reg, const char *name, const char *help,
                       const char *const label_names[], size_t n_labels,
                       hub_metric_family_t **out)
 {
-    return hub__register(reg, HUB__GAUGE, name, help, label_names, n_labels, NULL, 0, out);
+    return metrics__register(reg, HUB__GAUGE, name, help, label_names, n_labels, NULL, 0, out);
 }
 
 int hub_metrics_histogram(hub_metrics_t *reg, const char *name, const char *help,
                           const char *const label_names[], size_t n_labels,
                           const double *buckets, size_t n_buckets, hub_metric_family_t **out)
 {
-    return hub__register(reg, HUB__HISTOGRAM, name, help, label_names, n_labels, buckets,
-                         n_buckets, out);
+    return metrics__register(reg, HUB__HISTOGRAM, name, help, label_names, n_labels, buckets,
+                             n_buckets, out);
 }
 
 /* ---- series lookup ---------------------------------------------------- */
 
-static uint64_t hub__hash_values(const hub_metrics_t *reg, const char *const values[], size_t n)
+static uint64_t metrics__hash_values(const hub_metrics_t *reg, const char *const values[], size_t n)
 {
     uint64_t acc = 0x9e3779b97f4a7c15ull ^ n;
     for (size_t i = 0; i < n; i++) {
@@ -282,7 +282,8 @@ static uint64_t hub__hash_values(const hub_metrics_t *reg, const char *const val
     return acc;
 }
 
-static bool hub__values_equal(const hub_metric_series_t *s, const char *const values[], size_t n)
+static bool metrics__values_equal(const hub_metric_series_t *s, const char *const values[],
+                                  size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(s->values[i], values[i]) != 0)
@@ -291,7 +292,7 @@ static bool hub__values_equal(const hub_metric_series_t *s, const char *const va
     return true;
 }
 
-static int hub__slots_grow(hub_metric_family_t *f)
+static int metrics__slots_grow(hub_metric_family_t *f)
 {
     size_t n_slots = f->n_slots ? f->n_slots * 2 : 16;
     uint32_t *slots = calloc(n_slots, sizeof *slots);
@@ -309,7 +310,7 @@ static int hub__slots_grow(hub_metric_family_t *f)
     return 0;
 }
 
-static void hub__count_dropped(hub_metric_family_t *f)
+static void metrics__count_dropped(hub_metric_family_t *f)
 {
     hub_metrics_t *reg = f->reg;
     if (f == reg->dropped)
@@ -318,12 +319,12 @@ static void hub__count_dropped(hub_metric_family_t *f)
     if (reg->dropped->n_labels != sizeof values / sizeof values[0])
         return; /* made with the one label "family"; checked so values[] stays in bounds */
     hub_metric_series_t *s;
-    if (hub__family_get_series(reg->dropped, values, &s) == 0)
+    if (metrics__family_get_series(reg->dropped, values, &s) == 0)
         s->value += 1;
 }
 
-static int hub__family_get_series(hub_metric_family_t *f, const char *const values[],
-                                  hub_metric_series_t **out)
+static int metrics__family_get_series(hub_metric_family_t *f, const char *const values[],
+                                      hub_metric_series_t **out)
 {
     *out = NULL;
     if (f->n_labels && !values)
@@ -332,24 +333,24 @@ static int hub__family_get_series(hub_metric_family_t *f, const char *const valu
         if (!values[i])
             return HUB_EINVAL;
     }
-    uint64_t hash = hub__hash_values(f->reg, values, f->n_labels);
+    uint64_t hash = metrics__hash_values(f->reg, values, f->n_labels);
     size_t j = 0;
     if (f->n_slots) {
         for (j = (size_t)hash & (f->n_slots - 1); f->slots[j]; j = (j + 1) & (f->n_slots - 1)) {
             hub_metric_series_t *s = f->series[f->slots[j] - 1];
-            if (s->hash == hash && hub__values_equal(s, values, f->n_labels)) {
+            if (s->hash == hash && metrics__values_equal(s, values, f->n_labels)) {
                 *out = s;
                 return 0;
             }
         }
     }
     if (f->n_series >= f->reg->max_series || f->n_series >= UINT32_MAX - 1) {
-        hub__count_dropped(f);
+        metrics__count_dropped(f);
         return HUB_EFULL;
     }
     /* Keep the table at most half full so that probes stay short. */
     if ((f->n_series + 1) * 2 > f->n_slots) {
-        if (hub__slots_grow(f) != 0)
+        if (metrics__slots_grow(f) != 0)
             return HUB_ENOMEM;
         for (j = (size_t)hash & (f->n_slots - 1); f->slots[j]; j = (j + 1) & (f->n_slots - 1)) {
         }
@@ -367,11 +368,11 @@ static int hub__family_get_series(hub_metric_family_t *f, const char *const valu
         return HUB_ENOMEM;
     s->family = f;
     s->hash = hash;
-    s->values = hub__strv_dup(values, f->n_labels);
+    s->values = metrics__strv_dup(values, f->n_labels);
     if (f->type == HUB__HISTOGRAM)
         s->bucket_counts = calloc(f->n_bounds + 1, sizeof *s->bucket_counts);
     if (!s->values || (f->type == HUB__HISTOGRAM && !s->bucket_counts)) {
-        hub__series_free(s);
+        metrics__series_free(s);
         return HUB_ENOMEM;
     }
     f->series[f->n_series++] = s;
@@ -388,7 +389,7 @@ int hub_metric_series(hub_metric_family_t *family, const char *const label_value
     *out = NULL;
     if (!family)
         return HUB_EINVAL;
-    return hub__family_get_series(family, label_values, out);
+    return metrics__family_get_series(family, label_values, out);
 }
 
 /* ---- updates ---------------------------------------------------------- */
@@ -437,7 +438,7 @@ int hub_metric_inc(hub_metric_family_t *family, const char *const label_values[]
     if (!family || isnan(delta) || family->type == HUB__HISTOGRAM ||
         (family->type == HUB__COUNTER && delta < 0))
         return HUB_EINVAL;
-    int rc = hub__family_get_series(family, label_values, &s);
+    int rc = metrics__family_get_series(family, label_values, &s);
     return rc ? rc : hub_series_inc(s, delta);
 }
 
@@ -447,7 +448,7 @@ int hub_metric_set(hub_metric_family_t *family, const char *const label_values[]
     if (!family || isnan(value) || family->type == HUB__HISTOGRAM ||
         (family->type == HUB__COUNTER && value < 0))
         return HUB_EINVAL;
-    int rc = hub__family_get_series(family, label_values, &s);
+    int rc = metrics__family_get_series(family, label_values, &s);
     return rc ? rc : hub_series_set(s, value);
 }
 
@@ -457,25 +458,28 @@ int hub_metric_observe(hub_metric_family_t *family, const char *const label_valu
     hub_metric_series_t *s;
     if (!family || isnan(value) || family->type != HUB__HISTOGRAM)
         return HUB_EINVAL;
-    int rc = hub__family_get_series(family, label_values, &s);
+    int rc = metrics__family_get_series(family, label_values, &s);
     return rc ? rc : hub_series_observe(s, value);
 }
 
 /* ---- rendering -------------------------------------------------------- */
 
 /* The exposition being written (hub_buf.h: the first failure sticks). */
-typedef hub_buf_t hub__out_t;
+typedef hub_buf_t metrics__out_t;
 
-static void hub__out_put(hub__out_t *o, const char *p, size_t n)
+static void metrics__out_put(metrics__out_t *o, const char *p, size_t n)
 {
     hub_buf_put(o, p, n);
 }
 
-static void hub__out_str(hub__out_t *o, const char *s) { hub__out_put(o, s, strlen(s)); }
+static void metrics__out_str(metrics__out_t *o, const char *s)
+{
+    metrics__out_put(o, s, strlen(s));
+}
 
 /* Writes s with backslash and newline escaped, and double quotes too when
  * quotes is set (label values; help texts leave them). */
-static void hub__out_escaped(hub__out_t *o, const char *s, bool quotes)
+static void metrics__out_escaped(metrics__out_t *o, const char *s, bool quotes)
 {
     const char *run = s;
     for (const char *p = s; *p; p++) {
@@ -484,15 +488,15 @@ static void hub__out_escaped(hub__out_t *o, const char *s, bool quotes)
                                                   : NULL;
         if (!esc)
             continue;
-        hub__out_put(o, run, (size_t)(p - run));
-        hub__out_str(o, esc);
+        metrics__out_put(o, run, (size_t)(p - run));
+        metrics__out_str(o, esc);
         run = p + 1;
     }
-    hub__out_str(o, run);
+    metrics__out_str(o, run);
 }
 
 /* The shortest decimal text that reads back as v; +Inf, -Inf, NaN. */
-static void hub__format_double(double v, char out[32])
+static void metrics__format_double(double v, char out[32])
 {
     if (isnan(v)) {
         strcpy(out, "NaN");
@@ -518,55 +522,56 @@ static void hub__format_double(double v, char out[32])
     }
 }
 
-static void hub__out_double(hub__out_t *o, double v)
+static void metrics__out_double(metrics__out_t *o, double v)
 {
     char text[32];
-    hub__format_double(v, text);
-    hub__out_str(o, text);
+    metrics__format_double(v, text);
+    metrics__out_str(o, text);
 }
 
-static void hub__out_u64(hub__out_t *o, uint64_t v)
+static void metrics__out_u64(metrics__out_t *o, uint64_t v)
 {
     char text[24];
     snprintf(text, sizeof text, "%llu", (unsigned long long)v);
-    hub__out_str(o, text);
+    metrics__out_str(o, text);
 }
 
 /* name{l1="v1",l2="v2"[,le="bound"]} — braces only when there are labels. */
-static void hub__out_sample_name(hub__out_t *o, const hub_metric_family_t *f,
-                                 const hub_metric_series_t *s, const char *suffix, const char *le)
+static void metrics__out_sample_name(metrics__out_t *o, const hub_metric_family_t *f,
+                                     const hub_metric_series_t *s, const char *suffix,
+                                     const char *le)
 {
-    hub__out_str(o, f->name);
-    hub__out_str(o, suffix);
+    metrics__out_str(o, f->name);
+    metrics__out_str(o, suffix);
     if (f->n_labels == 0 && !le)
         return;
-    hub__out_put(o, "{", 1);
+    metrics__out_put(o, "{", 1);
     for (size_t i = 0; i < f->n_labels; i++) {
         if (i)
-            hub__out_put(o, ",", 1);
-        hub__out_str(o, f->label_names[i]);
-        hub__out_put(o, "=\"", 2);
-        hub__out_escaped(o, s->values[i], true);
-        hub__out_put(o, "\"", 1);
+            metrics__out_put(o, ",", 1);
+        metrics__out_str(o, f->label_names[i]);
+        metrics__out_put(o, "=\"", 2);
+        metrics__out_escaped(o, s->values[i], true);
+        metrics__out_put(o, "\"", 1);
     }
     if (le) {
         if (f->n_labels)
-            hub__out_put(o, ",", 1);
-        hub__out_str(o, "le=\"");
-        hub__out_str(o, le);
-        hub__out_put(o, "\"", 1);
+            metrics__out_put(o, ",", 1);
+        metrics__out_str(o, "le=\"");
+        metrics__out_str(o, le);
+        metrics__out_put(o, "\"", 1);
     }
-    hub__out_put(o, "}", 1);
+    metrics__out_put(o, "}", 1);
 }
 
-static int hub__cmp_family(const void *a, const void *b)
+static int metrics__cmp_family(const void *a, const void *b)
 {
     const hub_metric_family_t *fa = *(const hub_metric_family_t *const *)a;
     const hub_metric_family_t *fb = *(const hub_metric_family_t *const *)b;
     return strcmp(fa->name, fb->name);
 }
 
-static int hub__cmp_series(const void *a, const void *b)
+static int metrics__cmp_series(const void *a, const void *b)
 {
     const hub_metric_series_t *sa = *(const hub_metric_series_t *const *)a;
     const hub_metric_series_t *sb = *(const hub_metric_series_t *const *)b;
@@ -578,51 +583,51 @@ static int hub__cmp_series(const void *a, const void *b)
     return 0;
 }
 
-static void hub__render_family(hub__out_t *o, const hub_metric_family_t *f,
-                               hub_metric_series_t **sorted)
+static void metrics__render_family(metrics__out_t *o, const hub_metric_family_t *f,
+                                   hub_metric_series_t **sorted)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
-    hub__out_str(o, "# HELP ");
-    hub__out_str(o, f->name);
-    hub__out_put(o, " ", 1);
-    hub__out_escaped(o, f->help, false);
-    hub__out_str(o, "\n# TYPE ");
-    hub__out_str(o, f->name);
-    hub__out_put(o, " ", 1);
-    hub__out_str(o, type_names[f->type]);
-    hub__out_put(o, "\n", 1);
+    metrics__out_str(o, "# HELP ");
+    metrics__out_str(o, f->name);
+    metrics__out_put(o, " ", 1);
+    metrics__out_escaped(o, f->help, false);
+    metrics__out_str(o, "\n# TYPE ");
+    metrics__out_str(o, f->name);
+    metrics__out_put(o, " ", 1);
+    metrics__out_str(o, type_names[f->type]);
+    metrics__out_put(o, "\n", 1);
     memcpy(sorted, f->series, f->n_series * sizeof *sorted);
-    qsort(sorted, f->n_series, sizeof *sorted, hub__cmp_series);
+    qsort(sorted, f->n_series, sizeof *sorted, metrics__cmp_series);
     for (size_t i = 0; i < f->n_series; i++) {
         const hub_metric_series_t *s = sorted[i];
         if (f->type != HUB__HISTOGRAM) {
-            hub__out_sample_name(o, f, s, "", NULL);
-            hub__out_put(o, " ", 1);
-            hub__out_double(o, s->value);
-            hub__out_put(o, "\n", 1);
+            metrics__out_sample_name(o, f, s, "", NULL);
+            metrics__out_put(o, " ", 1);
+            metrics__out_double(o, s->value);
+            metrics__out_put(o, "\n", 1);
             continue;
         }
         uint64_t cumulative = 0;
         for (size_t b = 0; b <= f->n_bounds; b++) {
             char le[32];
             if (b < f->n_bounds)
-                hub__format_double(f->bounds[b], le);
+                metrics__format_double(f->bounds[b], le);
             else
                 strcpy(le, "+Inf");
             cumulative += s->bucket_counts[b];
-            hub__out_sample_name(o, f, s, "_bucket", le);
-            hub__out_put(o, " ", 1);
-            hub__out_u64(o, cumulative);
-            hub__out_put(o, "\n", 1);
+            metrics__out_sample_name(o, f, s, "_bucket", le);
+            metrics__out_put(o, " ", 1);
+            metrics__out_u64(o, cumulative);
+            metrics__out_put(o, "\n", 1);
         }
-        hub__out_sample_name(o, f, s, "_sum", NULL);
-        hub__out_put(o, " ", 1);
-        hub__out_double(o, s->sum);
-        hub__out_put(o, "\n", 1);
-        hub__out_sample_name(o, f, s, "_count", NULL);
-        hub__out_put(o, " ", 1);
-        hub__out_u64(o, s->count);
-        hub__out_put(o, "\n", 1);
+        metrics__out_sample_name(o, f, s, "_sum", NULL);
+        metrics__out_put(o, " ", 1);
+        metrics__out_double(o, s->sum);
+        metrics__out_put(o, "\n", 1);
+        metrics__out_sample_name(o, f, s, "_count", NULL);
+        metrics__out_put(o, " ", 1);
+        metrics__out_u64(o, s->count);
+        metrics__out_put(o, "\n", 1);
     }
 }
 
@@ -641,17 +646,17 @@ int hub_metrics_render(const hub_metrics_t *reg, char **buf, size_t *len)
     }
     hub_metric_family_t **families = malloc((reg->n_families + 1) * sizeof *families);
     hub_metric_series_t **sorted = malloc(max_series * sizeof *sorted);
-    hub__out_t o = {0};
+    metrics__out_t o = {0};
     if (!families || !sorted) {
         o.error = HUB_ENOMEM;
     } else {
         memcpy(families, reg->families, reg->n_families * sizeof *families);
-        qsort(families, reg->n_families, sizeof *families, hub__cmp_family);
+        qsort(families, reg->n_families, sizeof *families, metrics__cmp_family);
         for (size_t i = 0; i < reg->n_families && !o.error; i++) {
             if (families[i]->n_series > 0)
-                hub__render_family(&o, families[i], sorted);
+                metrics__render_family(&o, families[i], sorted);
         }
-        hub__out_put(&o, "", 0); /* an empty registry still gives a string */
+        metrics__out_put(&o, "", 0); /* an empty registry still gives a string */
     }
     free(families);
     free(sorted);

@@ -90,7 +90,7 @@ int hub_errno_code(int e)
     }
 }
 
-static int hub__cmp_ulong(const void *a, const void *b)
+static int numfiles__cmp_ulong(const void *a, const void *b)
 {
     unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
     return x < y ? -1 : x > y;
@@ -140,6 +140,6 @@ int hub_numfiles_list(const char *dir, const char *prefix, const char *suffix, h
         return rc;
     }
     if (out->count > 1)
-        qsort(out->numbers, out->count, sizeof *out->numbers, hub__cmp_ulong);
+        qsort(out->numbers, out->count, sizeof *out->numbers, numfiles__cmp_ulong);
     return 0;
 }

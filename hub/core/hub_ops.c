@@ -31,19 +31,19 @@
 
 /* The status of the response being built, for lth_http_responses_total
  * (hub_http keeps it to itself). One request at a time per thread. */
-static _Thread_local int hub__status;
+static _Thread_local int ops__status;
 
 void hub_ops__respond(hub_http_response_t *resp, int status, const char *content_type,
                          const void *body, size_t len)
 {
     if (hub_http_respond(resp, status, content_type, body, len) == 0)
-        hub__status = status;
+        ops__status = status;
 }
 
-static void hub__respond_error(hub_http_response_t *resp, int status, const char *msg)
+static void ops__respond_error(hub_http_response_t *resp, int status, const char *msg)
 {
     if (hub_http_respond_json_error(resp, status, msg) == 0)
-        hub__status = status;
+        ops__status = status;
 }
 
 void hub_ops__respond_json(hub_http_response_t *resp, int status, hub_jsonw_t *w)
@@ -51,7 +51,7 @@ void hub_ops__respond_json(hub_http_response_t *resp, int status, hub_jsonw_t *w
     char *text;
     size_t len;
     if (hub_jsonw_finish(w, &text, &len) != 0) {
-        hub__respond_error(resp, 500, "could not build the answer (out of memory)");
+        ops__respond_error(resp, 500, "could not build the answer (out of memory)");
         return;
     }
     hub_ops__respond(resp, status, "application/json", text, len);
@@ -68,7 +68,7 @@ void hub_ops__error(hub_http_response_t *resp, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    hub__respond_error(resp, status, msg);
+    ops__respond_error(resp, status, msg);
 }
 
 /* A query parameter that must be a whole number in [min, max]. Returns 0
@@ -152,11 +152,12 @@ double hub_ops__age_s(uint64_t now_us, uint64_t then_us)
 
 /* ---- source snapshots -------------------------------------------------- */
 
+static char *ops__dup(const char *s)
+{
+    return strdup(s ? s : "");
+}
 
-
-static char *hub__dup(const char *s) { return strdup(s ? s : ""); }
-
-static void hub__collect_member(const hub_ops_member_t *m, void *user)
+static void ops__collect_member(const hub_ops_member_t *m, void *user)
 {
     hub_ops__members_t *ms = user;
     if (ms->failed)
@@ -172,9 +173,9 @@ static void hub__collect_member(const hub_ops_member_t *m, void *user)
         ms->cap = cap;
     }
     hub_ops__member_copy_t *c = &ms->items[ms->n];
-    c->id = hub__dup(m->member_id);
-    c->address = hub__dup(m->address);
-    c->services = hub__dup(m->services);
+    c->id = ops__dup(m->member_id);
+    c->address = ops__dup(m->address);
+    c->services = ops__dup(m->services);
     if (!c->id || !c->address || !c->services) {
         free(c->id);
         free(c->address);
@@ -216,7 +217,7 @@ int hub_ops__members_snapshot(hub_ops_t *self, hub_ops__members_t *ms)
 {
     memset(ms, 0, sizeof *ms);
     if (self->src.members)
-        self->src.members(self->src.ctx, hub__collect_member, ms);
+        self->src.members(self->src.ctx, ops__collect_member, ms);
     if (ms->failed) {
         hub_ops__members_free(ms);
         return HUB_ENOMEM;
@@ -226,9 +227,7 @@ int hub_ops__members_snapshot(hub_ops_t *self, hub_ops__members_t *ms)
     return 0;
 }
 
-
-
-static void hub__collect_queue(const hub_ops_queue_t *q, void *user)
+static void ops__collect_queue(const hub_ops_queue_t *q, void *user)
 {
     hub_ops__queues_t *qs = user;
     if (qs->failed)
@@ -244,7 +243,7 @@ static void hub__collect_queue(const hub_ops_queue_t *q, void *user)
         qs->cap = cap;
     }
     hub_ops__queue_copy_t *c = &qs->items[qs->n];
-    if (!(c->receiver = hub__dup(q->receiver))) {
+    if (!(c->receiver = ops__dup(q->receiver))) {
         qs->failed = true;
         return;
     }
@@ -272,7 +271,7 @@ int hub_ops__queues_snapshot(hub_ops_t *self, hub_ops__queues_t *qs)
 {
     memset(qs, 0, sizeof *qs);
     if (self->src.queues)
-        self->src.queues(self->src.ctx, hub__collect_queue, qs);
+        self->src.queues(self->src.ctx, ops__collect_queue, qs);
     if (qs->failed) {
         hub_ops__queues_free(qs);
         return HUB_ENOMEM;
@@ -302,23 +301,23 @@ void hub_ops__figures(hub_ops_t *self, hub_ops__figures_t *f)
 /* The routes: one line each. An exact path, or a prefix (then the path
  * continues with '/' or ends there); methods "GET" (GET and HEAD; others
  * get 405) or NULL (the route checks the method itself). Beyond loopback,
- * /api/ and /metrics need the token (hub__route). */
-typedef void (*hub__route_fn)(hub_ops_t *self, const hub_http_request_t *req,
+ * /api/ and /metrics need the token (ops__route). */
+typedef void (*ops__route_fn)(hub_ops_t *self, const hub_http_request_t *req,
                               hub_http_response_t *resp);
 
 /* The audit log's published head (hub_ops_audit.c). */
-static void hub__route_audit_head(hub_ops_t *self, const hub_http_request_t *req,
+static void ops__route_audit_head(hub_ops_t *self, const hub_http_request_t *req,
                                   hub_http_response_t *resp)
 {
-    hub__status = hub_ops_audit_route(&self->src, req, resp);
+    ops__status = hub_ops_audit_route(&self->src, req, resp);
 }
 
 static const struct {
     const char *path;
     bool prefix;
     const char *methods;
-    hub__route_fn fn;
-} hub__routes[] = {
+    ops__route_fn fn;
+} ops__routes[] = {
     {"/healthz", false, "GET", hub_ops__route_healthz},
     {"/readyz", false, "GET", hub_ops__route_readyz},
     {"/metrics", false, "GET", hub_ops__route_metrics},
@@ -331,11 +330,11 @@ static const struct {
     {"/api/v1/exchanges", false, "GET", hub_ops__route_exchanges},
     {"/api/v1/throughput", false, "GET", hub_ops__route_throughput},
     {"/api/v1/delegations", false, "GET", hub_ops__route_delegations},
-    {"/api/v1/audit/head", false, NULL, hub__route_audit_head},
+    {"/api/v1/audit/head", false, NULL, ops__route_audit_head},
     {HUB_OPS__DLQ_PATH, true, NULL, hub_ops__route_dlq},
 };
 
-static bool hub__route_matches(const char *path, const char *route, bool prefix)
+static bool ops__route_matches(const char *path, const char *route, bool prefix)
 {
     if (!prefix)
         return !strcmp(path, route);
@@ -343,7 +342,7 @@ static bool hub__route_matches(const char *path, const char *route, bool prefix)
     return !strncmp(path, route, n) && (path[n] == '\0' || path[n] == '/');
 }
 
-static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
+static void ops__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
 {
     const char *path = req->path;
     /* Beyond loopback, what names members, addresses and message ids is
@@ -352,13 +351,13 @@ static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_
     if (self->public_api && (!strncmp(path, "/api/", 5) || !strcmp(path, "/metrics")) &&
         !hub_ops__authorised(self, req, resp))
         return;
-    for (size_t i = 0; i < sizeof hub__routes / sizeof hub__routes[0]; i++) {
-        if (!hub__route_matches(path, hub__routes[i].path, hub__routes[i].prefix))
+    for (size_t i = 0; i < sizeof ops__routes / sizeof ops__routes[0]; i++) {
+        if (!ops__route_matches(path, ops__routes[i].path, ops__routes[i].prefix))
             continue;
-        if (hub__routes[i].methods && !hub_ops__is_get(req))
-            hub_ops__method_not_allowed(resp, hub__routes[i].methods);
+        if (ops__routes[i].methods && !hub_ops__is_get(req))
+            hub_ops__method_not_allowed(resp, ops__routes[i].methods);
         else
-            hub__routes[i].fn(self, req, resp);
+            ops__routes[i].fn(self, req, resp);
         return;
     }
     /* The dashboard's files, outside the API. */
@@ -373,7 +372,7 @@ static void hub__route(hub_ops_t *self, const hub_http_request_t *req, hub_http_
  * or a configured name; a request without Host (HTTP/1.0 tools) is not
  * from a browser and passes. A web page that had its own domain name
  * resolve to 127.0.0.1 (DNS rebinding) sends that name, and is refused. */
-static bool hub__host_ok(const hub_ops_t *self, const char *host)
+static bool ops__host_ok(const hub_ops_t *self, const char *host)
 {
     if (!host)
         return true;
@@ -407,12 +406,11 @@ static bool hub__host_ok(const hub_ops_t *self, const char *host)
     return strstr(self->allowed_hosts, needle) != NULL;
 }
 
-static void hub__on_request(const hub_http_request_t *req, hub_http_response_t *resp,
-                            void *user)
+static void ops__on_request(const hub_http_request_t *req, hub_http_response_t *resp, void *user)
 {
     hub_ops_t *self = user;
-    hub__status = 500; /* what hub_http answers when nothing was set */
-    if (!hub__host_ok(self, req->host)) {
+    ops__status = 500; /* what hub_http answers when nothing was set */
+    if (!ops__host_ok(self, req->host)) {
         char name[80];
         snprintf(name, sizeof name, "%.*s", (int)strcspn(req->host, ":"), req->host);
         hub_ops__error(resp, 421,
@@ -420,23 +418,23 @@ static void hub__on_request(const hub_http_request_t *req, hub_http_response_t *
                    "it by that name, add it to http_allowed_hosts in hubd.conf",
                    name);
     } else {
-        hub__route(self, req, resp);
+        ops__route(self, req, resp);
     }
     char code[8];
-    snprintf(code, sizeof code, "%d", hub__status);
+    snprintf(code, sizeof code, "%d", ops__status);
     const char *const l[] = {code};
     hub_metric_inc(self->f_responses, l, 1);
 }
 
 /* ---- life cycle --------------------------------------------------------- */
 
-static int hub__parse_listen(const char *listen, char *host, size_t host_size, int *port);
+static int ops__parse_listen(const char *listen, char *host, size_t host_size, int *port);
 
 bool hub_ops_listen_is_loopback(const char *listen)
 {
     char host[256];
     int port;
-    if (!listen || hub__parse_listen(listen, host, sizeof host, &port) != 0)
+    if (!listen || ops__parse_listen(listen, host, sizeof host, &port) != 0)
         return false;
     unsigned char addr[16];
     if (strchr(host, ':')) {
@@ -446,7 +444,7 @@ bool hub_ops_listen_is_loopback(const char *listen)
     return uv_inet_pton(AF_INET, host, addr) == 0 && addr[0] == 127;
 }
 
-static int hub__parse_listen(const char *listen, char *host, size_t host_size, int *port)
+static int ops__parse_listen(const char *listen, char *host, size_t host_size, int *port)
 {
     const char *colon;
     size_t host_len;
@@ -492,12 +490,12 @@ static int hub__parse_listen(const char *listen, char *host, size_t host_size, i
 static struct {
     char lang[8];
     char members_file[PATH_MAX];
-} hub__site = {"vi", ""};
+} ops__site = {"vi", ""};
 
 void hub_ops_site_defaults(const char *lang, const char *members_file)
 {
-    snprintf(hub__site.lang, sizeof hub__site.lang, "%s", lang && lang[0] ? lang : "vi");
-    snprintf(hub__site.members_file, sizeof hub__site.members_file, "%s",
+    snprintf(ops__site.lang, sizeof ops__site.lang, "%s", lang && lang[0] ? lang : "vi");
+    snprintf(ops__site.members_file, sizeof ops__site.members_file, "%s",
              members_file ? members_file : "");
 }
 
@@ -520,7 +518,7 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
     }
     char host[256];
     int port;
-    if (hub__parse_listen(cfg->listen, host, sizeof host, &port) != 0) {
+    if (ops__parse_listen(cfg->listen, host, sizeof host, &port) != 0) {
         snprintf(err, err_size,
                  "http_listen '%.100s' is not HOST:PORT with a numeric address, e.g. "
                  "127.0.0.1:8080 or [::1]:8080",
@@ -562,9 +560,9 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
         self->allowed_hosts[o++] = ',';
         self->allowed_hosts[o] = '\0';
     }
-    const char *lang = cfg->lang ? cfg->lang : hub__site.lang;
+    const char *lang = cfg->lang ? cfg->lang : ops__site.lang;
     snprintf(self->lang, sizeof self->lang, "%s", !strcmp(lang, "en") ? "en" : "vi");
-    const char *members_file = cfg->members_file ? cfg->members_file : hub__site.members_file;
+    const char *members_file = cfg->members_file ? cfg->members_file : ops__site.members_file;
     if (members_file[0]) {
         int drc = hub_memberdir_load(members_file, &self->directory, err, err_size);
         if (drc) {
@@ -591,7 +589,7 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
         hub_ops_destroy(&self);
         return rc;
     }
-    rc = hub_http_new(loop, &cfg->http, hub__on_request, self, &self->http);
+    rc = hub_http_new(loop, &cfg->http, ops__on_request, self, &self->http);
     if (!rc)
         rc = hub_http_listen(self->http, host, port);
     if (rc) {
@@ -615,7 +613,7 @@ int hub_ops_port(const hub_ops_t *self) { return self ? hub_http_port(self->http
 
 const char *hub_ops_address(const hub_ops_t *self) { return self ? self->address : ""; }
 
-static void hub__free(hub_ops_t *self)
+static void ops__free(hub_ops_t *self)
 {
     hub_alarms_destroy(&self->alarms);
     hub_map_destroy(&self->member_labels);
@@ -627,7 +625,7 @@ static void hub__free(hub_ops_t *self)
     free(self);
 }
 
-static void hub__on_http_closed(void *user)
+static void ops__on_http_closed(void *user)
 {
     hub_ops_t *self = user;
     self->http_closed = true;
@@ -635,7 +633,7 @@ static void hub__on_http_closed(void *user)
     void *cb_user = self->closed_user;
     /* Destroyed while closing: hub_http has freed itself; finish here. */
     if (self->destroy_requested)
-        hub__free(self);
+        ops__free(self);
     /* cb may call hub_ops_destroy() (when not destroyed already). */
     if (cb)
         cb(cb_user);
@@ -650,7 +648,7 @@ int hub_ops_close(hub_ops_t *self, hub_ops_closed_cb on_closed, void *user)
     self->close_started = true;
     self->on_closed = on_closed;
     self->closed_user = user;
-    return hub_http_close(self->http, hub__on_http_closed, self);
+    return hub_http_close(self->http, ops__on_http_closed, self);
 }
 
 void hub_ops_destroy(hub_ops_t **self_p)
@@ -660,7 +658,7 @@ void hub_ops_destroy(hub_ops_t **self_p)
     hub_ops_t *self = *self_p;
     *self_p = NULL;
     if (self->close_started && !self->http_closed) {
-        /* hub__on_http_closed() frees the rest once the handles are closed. */
+        /* ops__on_http_closed() frees the rest once the handles are closed. */
         self->destroy_requested = true;
         hub_http_destroy(&self->http);
         return;
@@ -668,7 +666,7 @@ void hub_ops_destroy(hub_ops_t **self_p)
     /* Closed already (freed at once), or never closed: hub_http closes and
      * frees itself later, calling nothing of ours. */
     hub_http_destroy(&self->http);
-    hub__free(self);
+    ops__free(self);
 }
 
 /* ---- the token file ----------------------------------------------------- */

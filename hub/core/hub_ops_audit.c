@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void hub__audit_get(const hub_ops_source_t *src, hub_ops_audit_t *a)
+static void ops_audit__get(const hub_ops_source_t *src, hub_ops_audit_t *a)
 {
     memset(a, 0, sizeof *a);
     if (src->audit)
@@ -46,7 +46,7 @@ int hub_ops_audit_metrics_new(hub_metrics_t *m, hub_ops_audit_metrics_t *f)
     return rc;
 }
 
-static uint64_t hub__failing_s(const hub_ops_audit_t *a)
+static uint64_t ops_audit__failing_s(const hub_ops_audit_t *a)
 {
     uint64_t now = hub_now_us();
     if (!a->tsa_on || !a->tsa.failing_since_us)
@@ -58,12 +58,12 @@ static uint64_t hub__failing_s(const hub_ops_audit_t *a)
 void hub_ops_audit_metrics_set(const hub_ops_source_t *src, const hub_ops_audit_metrics_t *f)
 {
     hub_ops_audit_t a;
-    hub__audit_get(src, &a);
+    ops_audit__get(src, &a);
     hub_metric_set(f->checkpoint_seq, NULL, (double)a.head.seq);
     hub_metric_set(f->gap, NULL, (double)a.gap);
     hub_metric_set(f->tsa_tokens, NULL, (double)a.tsa.tokens);
     hub_metric_set(f->tsa_failures, NULL, (double)a.tsa.failures);
-    hub_metric_set(f->tsa_failing_s, NULL, (double)hub__failing_s(&a));
+    hub_metric_set(f->tsa_failing_s, NULL, (double)ops_audit__failing_s(&a));
     hub_metric_set(f->tsa_pending, NULL, (double)a.tsa.pending_seq);
 }
 
@@ -71,10 +71,10 @@ void hub_ops_audit_alarm_figures(const hub_ops_source_t *src, uint64_t *gap,
                                  uint64_t *tsa_failing_s, uint64_t *tampered_seq)
 {
     hub_ops_audit_t a;
-    hub__audit_get(src, &a);
+    ops_audit__get(src, &a);
     *gap = a.gap;
     *tampered_seq = a.tampered_seq;
-    *tsa_failing_s = hub__failing_s(&a);
+    *tsa_failing_s = ops_audit__failing_s(&a);
 }
 
 int hub_ops_audit_route(const hub_ops_source_t *src, const hub_http_request_t *req,
@@ -86,7 +86,7 @@ int hub_ops_audit_route(const hub_ops_source_t *src, const hub_http_request_t *r
         return 405;
     }
     hub_ops_audit_t a;
-    hub__audit_get(src, &a);
+    ops_audit__get(src, &a);
     if (!a.on) {
         hub_http_respond_json_error(resp, 404, "the audit log is off (audit = no in hubd.conf)");
         return 404;
@@ -120,7 +120,7 @@ int hub_ops_audit_route(const hub_ops_source_t *src, const hub_http_request_t *r
         hub_jsonw_kv_u64(&w, "failures", a.tsa.failures);
         hub_jsonw_kv_u64(&w, "last_stamped_seq", a.tsa.last_stamped_seq);
         hub_jsonw_kv_u64(&w, "pending_seq", a.tsa.pending_seq);
-        hub_jsonw_kv_u64(&w, "failing_s", hub__failing_s(&a));
+        hub_jsonw_kv_u64(&w, "failing_s", ops_audit__failing_s(&a));
         hub_jsonw_kv_str(&w, "last_error", a.tsa.last_error);
         hub_jsonw_object_end(&w);
     } else {

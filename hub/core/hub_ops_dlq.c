@@ -29,7 +29,7 @@
 
 /* ---- the dead-letter queue ---------------------------------------------- */
 
-static hub_store_t *hub__store(hub_ops_t *self, hub_http_response_t *resp)
+static hub_store_t *ops_dlq__store(hub_ops_t *self, hub_http_response_t *resp)
 {
     hub_store_t *store = self->src.store ? self->src.store(self->src.ctx) : NULL;
     if (!store)
@@ -37,7 +37,7 @@ static hub_store_t *hub__store(hub_ops_t *self, hub_http_response_t *resp)
     return store;
 }
 
-static void hub__dead_json(hub_jsonw_t *w, const hub_store_dead_t *d)
+static void ops_dlq__dead_json(hub_jsonw_t *w, const hub_store_dead_t *d)
 {
     hub_jsonw_kv_u64(w, "seq", d->msg.seq);
     hub_jsonw_kv_str(w, "message_id", d->msg.message_id);
@@ -51,15 +51,15 @@ static void hub__dead_json(hub_jsonw_t *w, const hub_store_dead_t *d)
     hub_jsonw_kv_u64(w, "envelope_bytes", d->msg.envelope_len);
 }
 
-static void hub__route_dlq_list(hub_ops_t *self, const hub_http_request_t *req,
-                                hub_http_response_t *resp)
+static void ops_dlq__route_dlq_list(hub_ops_t *self, const hub_http_request_t *req,
+                                    hub_http_response_t *resp)
 {
     uint64_t after, limit;
     if (hub_ops__param_u64(req, resp, "after", 0, UINT64_MAX - 1, 0, &after) < 0 ||
         hub_ops__param_u64(req, resp, "limit", 1, HUB__OPS_LIST_MAX, HUB__OPS_LIST_DEFAULT,
                        &limit) < 0)
         return;
-    hub_store_t *store = hub__store(self, resp);
+    hub_store_t *store = ops_dlq__store(self, resp);
     if (!store)
         return;
     /* One more than asked for tells whether there is a next page. */
@@ -89,7 +89,7 @@ static void hub__route_dlq_list(hub_ops_t *self, const hub_http_request_t *req,
     hub_jsonw_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
         hub_jsonw_object_begin(&w);
-        hub__dead_json(&w, &items[i]);
+        ops_dlq__dead_json(&w, &items[i]);
         hub_jsonw_object_end(&w);
     }
     hub_jsonw_array_end(&w);
@@ -107,13 +107,13 @@ static void hub__route_dlq_list(hub_ops_t *self, const hub_http_request_t *req,
     hub_ops__respond_json(resp, 200, &w);
 }
 
-static void hub__route_dlq_get(hub_ops_t *self, const hub_http_request_t *req,
-                               hub_http_response_t *resp, uint64_t seq)
+static void ops_dlq__route_dlq_get(hub_ops_t *self, const hub_http_request_t *req,
+                                   hub_http_response_t *resp, uint64_t seq)
 {
     uint64_t want_payload;
     if (hub_ops__param_u64(req, resp, "payload", 0, 1, 0, &want_payload) < 0)
         return;
-    hub_store_t *store = hub__store(self, resp);
+    hub_store_t *store = ops_dlq__store(self, resp);
     if (!store)
         return;
     hub_store_arena_t *arena = NULL;
@@ -139,7 +139,7 @@ static void hub__route_dlq_get(hub_ops_t *self, const hub_http_request_t *req,
     hub_jsonw_t w;
     hub_jsonw_init(&w);
     hub_jsonw_object_begin(&w);
-    hub__dead_json(&w, d);
+    ops_dlq__dead_json(&w, d);
     hub_jsonw_kv_bool(&w, "envelope_readable", env != NULL);
     if (env) {
         hub_jsonw_kv_str(&w, "correlation_id", env->correlation_id);
@@ -173,7 +173,7 @@ static void hub__route_dlq_get(hub_ops_t *self, const hub_http_request_t *req,
     hub_ops__respond_json(resp, 200, &w);
 }
 
-static void hub__dlq_result(hub_http_response_t *resp, int rc, const char *what, uint64_t seq)
+static void ops_dlq__result(hub_http_response_t *resp, int rc, const char *what, uint64_t seq)
 {
     if (rc == 0) {
         hub_jsonw_t w;
@@ -196,7 +196,7 @@ static void hub__dlq_result(hub_http_response_t *resp, int rc, const char *what,
 
 /* A POST body must be empty or a JSON object: anything else is a client's
  * mistake that should not pass silently. */
-static bool hub__post_body_ok(const hub_http_request_t *req, hub_http_response_t *resp)
+static bool ops_dlq__post_body_ok(const hub_http_request_t *req, hub_http_response_t *resp)
 {
     size_t i = 0;
     while (i < req->body_len && strchr(" \t\r\n", req->body[i]))
@@ -231,7 +231,7 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
             return;
         }
         if (hub_ops__authorised(self, req, resp))
-            hub__route_dlq_list(self, req, resp);
+            ops_dlq__route_dlq_list(self, req, resp);
         return;
     }
     rest++;
@@ -240,7 +240,7 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
             hub_ops__method_not_allowed(resp, "POST");
             return;
         }
-        if (!hub_ops__authorised(self, req, resp) || !hub__post_body_ok(req, resp))
+        if (!hub_ops__authorised(self, req, resp) || !ops_dlq__post_body_ok(req, resp))
             return;
         uint64_t older_than_s;
         int found = hub_ops__param_u64(req, resp, "older_than_s", 0, 100ull * 365 * 86400, 0,
@@ -287,7 +287,7 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
             return;
         }
         if (hub_ops__authorised(self, req, resp))
-            hub__route_dlq_get(self, req, resp, seq);
+            ops_dlq__route_dlq_get(self, req, resp, seq);
         return;
     }
     bool replay = !strcmp(action, "/replay"), purge = !strcmp(action, "/purge");
@@ -299,7 +299,7 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
         hub_ops__method_not_allowed(resp, "POST");
         return;
     }
-    if (!hub_ops__authorised(self, req, resp) || !hub__post_body_ok(req, resp))
+    if (!hub_ops__authorised(self, req, resp) || !ops_dlq__post_body_ok(req, resp))
         return;
     int rc;
     if (replay)
@@ -310,5 +310,5 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
         HUB_INFO(HUB__OPS_COMP, replay ? "dead letter replayed over HTTP"
                                        : "dead letter purged over HTTP",
                  "seq=%" PRIu64, seq);
-    hub__dlq_result(resp, rc, replay ? "replayed" : "purged", seq);
+    ops_dlq__result(resp, rc, replay ? "replayed" : "purged", seq);
 }

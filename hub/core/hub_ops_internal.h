@@ -5,7 +5,7 @@
  * small response helpers; hub_ops_metrics.c renders /metrics, the process
  * figures and the alarms; hub_ops_routes.c the JSON routes of /api/v1 and
  * the dashboard's files; hub_ops_dlq.c the dead-letter API. Each route has
- * the signature hub__route_fn (hub_ops.c) and answers through the
+ * the signature ops__route_fn (hub_ops.c) and answers through the
  * hub_ops__respond* helpers, which record the status for
  * lth_http_responses_total. Nothing outside these files includes this.
  */

@@ -62,12 +62,14 @@ const hub_ops__stat_family_t hub_ops__stat_families[HUB_OPS__STAT_FAMILIES] = {
      offsetof(hub_server_stats_t, commits), true},
 };
 
-static const char *const hub__http_family_names[7] = {
-    "lth_http_requests_total",        "lth_http_bad_requests_total",
-    "lth_http_timeouts_total",        "lth_http_idle_closes_total",
-    "lth_http_rejected_connections_total", "lth_http_write_overflows_total",
-    "lth_http_open_connections"};
-static const char *const hub__http_family_help[7] = {
+static const char *const ops_metrics__http_family_names[7] = {"lth_http_requests_total",
+                                                              "lth_http_bad_requests_total",
+                                                              "lth_http_timeouts_total",
+                                                              "lth_http_idle_closes_total",
+                                                              "lth_http_rejected_connections_total",
+                                                              "lth_http_write_overflows_total",
+                                                              "lth_http_open_connections"};
+static const char *const ops_metrics__http_family_help[7] = {
     "Complete HTTP requests served on the operator endpoint.",
     "HTTP requests answered 400, 411, 413, 431 or 505.",
     "HTTP connections closed for not completing a request in time.",
@@ -79,9 +81,9 @@ static const char *const hub__http_family_help[7] = {
 
 typedef struct {
     double rss_bytes, vsz_bytes, open_fds, max_fds, cpu_s;
-} hub__proc_t;
+} ops_metrics__proc_t;
 
-static void hub__process(hub__proc_t *p)
+static void ops_metrics__process(ops_metrics__proc_t *p)
 {
     memset(p, 0, sizeof *p);
     long page = sysconf(_SC_PAGESIZE);
@@ -153,13 +155,14 @@ uint64_t hub_ops__process_start_us(uint64_t fallback)
 
 /* ---- alarms ------------------------------------------------------------- */
 
-static const hub_ops__queue_copy_t *hub__queue_of(const hub_ops__queues_t *qs, const char *receiver)
+static const hub_ops__queue_copy_t *ops_metrics__queue_of(const hub_ops__queues_t *qs,
+                                                          const char *receiver)
 {
     hub_ops__queue_copy_t key = {.receiver = (char *)receiver};
     return qs->n ? bsearch(&key, qs->items, qs->n, sizeof *qs->items, hub_ops__cmp_queue) : NULL;
 }
 
-static void hub__alarm_ended(const hub_alarm_t *a, void *user)
+static void ops_metrics__alarm_ended(const hub_alarm_t *a, void *user)
 {
     hub_ops_t *self = user;
     const char *const l[] = {hub_alarm_code_name(a->code), a->subject,
@@ -187,7 +190,7 @@ void hub_ops_tick(hub_ops_t *self)
     size_t n = 0;
     for (size_t i = 0; samples && i < ms.n; i++) {
         const hub_ops__member_copy_t *m = &ms.items[i];
-        const hub_ops__queue_copy_t *q = hub__queue_of(&qs, m->id);
+        const hub_ops__queue_copy_t *q = ops_metrics__queue_of(&qs, m->id);
         samples[n++] = (hub_alarm_sample_t){m->id,
                                             m->online,
                                             m->last_seen_us,
@@ -213,7 +216,7 @@ void hub_ops_tick(hub_ops_t *self)
     hub_ops__members_free(&ms);
     hub_ops__queues_free(&qs);
     /* The metric: ended (or re-levelled) series back to 0, active ones 1. */
-    hub_alarms_take_ended(self->alarms, hub__alarm_ended, self);
+    hub_alarms_take_ended(self->alarms, ops_metrics__alarm_ended, self);
     size_t n_active;
     const hub_alarm_t *a = hub_alarms_active(self->alarms, &n_active);
     double by_level[3] = {0};
@@ -351,11 +354,11 @@ int hub_ops__register_families(hub_ops_t *self)
                                        NULL, 0, &self->f_stat[i]);
     for (size_t i = 0; !rc && i < 7; i++) {
         if (i == 6)
-            rc = hub_metrics_gauge(m, hub__http_family_names[i], hub__http_family_help[i], NULL,
-                                   0, &self->f_http[i]);
+            rc = hub_metrics_gauge(m, ops_metrics__http_family_names[i],
+                                   ops_metrics__http_family_help[i], NULL, 0, &self->f_http[i]);
         else
-            rc = hub_metrics_counter(m, hub__http_family_names[i], hub__http_family_help[i],
-                                     NULL, 0, &self->f_http[i]);
+            rc = hub_metrics_counter(m, ops_metrics__http_family_names[i],
+                                     ops_metrics__http_family_help[i], NULL, 0, &self->f_http[i]);
     }
     if (!rc)
         rc = hub_metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.",
@@ -386,13 +389,14 @@ int hub_ops__register_families(hub_ops_t *self)
 
 /* Sets family{label} for each name in `names` (a set kept across scrapes):
  * to the value given now, or 0 for names not given this time. */
-static void hub__remember_label(hub_map_t *names, const char *name)
+static void ops_metrics__remember_label(hub_map_t *names, const char *name)
 {
     if (!hub_map_get(names, name) && hub_map_size(names) < HUB__OPS_LABELS_MAX)
         hub_map_put(names, name, (void *)1);
 }
 
-static void hub__zero_labels(hub_map_t *names, hub_metric_family_t *const *families, size_t n)
+static void ops_metrics__zero_labels(hub_map_t *names, hub_metric_family_t *const *families,
+                                     size_t n)
 {
     size_t cursor = 0;
     const char *name;
@@ -404,17 +408,17 @@ static void hub__zero_labels(hub_map_t *names, hub_metric_family_t *const *famil
     }
 }
 
-static void hub__refresh_metrics(hub_ops_t *self)
+static void ops_metrics__refresh_metrics(hub_ops_t *self)
 {
     uint64_t now = hub_now_us();
     hub_ops__members_t ms;
     if (hub_ops__members_snapshot(self, &ms) == 0) {
         size_t known = 0, connected = 0;
-        hub__zero_labels(self->member_labels, &self->f_member_up, 1);
+        ops_metrics__zero_labels(self->member_labels, &self->f_member_up, 1);
         for (size_t i = 0; i < ms.n; i++) {
             known += ms.items[i].known;
             connected += ms.items[i].online;
-            hub__remember_label(self->member_labels, ms.items[i].id);
+            ops_metrics__remember_label(self->member_labels, ms.items[i].id);
             const char *const l[] = {ms.items[i].id};
             hub_metric_set(self->f_member_up, l, ms.items[i].online ? 1 : 0);
         }
@@ -425,9 +429,9 @@ static void hub__refresh_metrics(hub_ops_t *self)
     hub_ops__queues_t qs;
     if (hub_ops__queues_snapshot(self, &qs) == 0) {
         hub_metric_family_t *const fams[] = {self->f_q_depth, self->f_q_inflight, self->f_q_age};
-        hub__zero_labels(self->receiver_labels, fams, 3);
+        ops_metrics__zero_labels(self->receiver_labels, fams, 3);
         for (size_t i = 0; i < qs.n; i++) {
-            hub__remember_label(self->receiver_labels, qs.items[i].receiver);
+            ops_metrics__remember_label(self->receiver_labels, qs.items[i].receiver);
             const char *const l[] = {qs.items[i].receiver};
             hub_metric_set(self->f_q_depth, l, (double)qs.items[i].depth);
             hub_metric_set(self->f_q_inflight, l, (double)qs.items[i].in_flight);
@@ -472,8 +476,8 @@ static void hub__refresh_metrics(hub_ops_t *self)
                            (double)(r.n_procedures ? r.procedure_carried[k] : r.carried));
         }
     }
-    hub__proc_t p;
-    hub__process(&p);
+    ops_metrics__proc_t p;
+    ops_metrics__process(&p);
     hub_metric_set(self->f_proc_rss, NULL, p.rss_bytes);
     hub_metric_set(self->f_proc_vsz, NULL, p.vsz_bytes);
     hub_metric_set(self->f_proc_fds, NULL, p.open_fds);
@@ -485,7 +489,7 @@ static void hub__refresh_metrics(hub_ops_t *self)
 void hub_ops__route_metrics(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
 {
     (void)req;
-    hub__refresh_metrics(self);
+    ops_metrics__refresh_metrics(self);
     char *text;
     size_t len;
     if (hub_metrics_render(self->metrics, &text, &len) != 0) {

@@ -58,7 +58,7 @@ void hub_ops__route_readyz(hub_ops_t *self, const hub_http_request_t *req, hub_h
 
 typedef struct {
     uint64_t accepted, refused, delivered, settled, dead_lettered;
-} hub__sums_t;
+} ops_routes__sums_t;
 
 void hub_ops__route_status(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
 {
@@ -90,7 +90,7 @@ void hub_ops__route_status(hub_ops_t *self, const hub_http_request_t *req, hub_h
         if (o && (!oldest || o < oldest))
             oldest = o;
     }
-    hub__sums_t last_minute = {0};
+    ops_routes__sums_t last_minute = {0};
     hub_flows_tick_t *ticks = malloc(HUB_FLOWS_THROUGHPUT_S * sizeof *ticks);
     if (ticks) {
         hub_flows_throughput(self->flows, now, ticks);
@@ -272,7 +272,7 @@ void hub_ops__route_queues(hub_ops_t *self, const hub_http_request_t *req, hub_h
     hub_ops__respond_json(resp, 200, &w);
 }
 
-static void hub__latency_json(hub_jsonw_t *w, const char *key, const hub_flows_latency_t *l)
+static void ops_routes__latency_json(hub_jsonw_t *w, const char *key, const hub_flows_latency_t *l)
 {
     hub_jsonw_key(w, key);
     if (l->count == 0) {
@@ -288,18 +288,18 @@ static void hub__latency_json(hub_jsonw_t *w, const char *key, const hub_flows_l
     hub_jsonw_object_end(w);
 }
 
-static void hub__window_json(hub_jsonw_t *w, const char *key, const hub_flows_window_t *win)
+static void ops_routes__window_json(hub_jsonw_t *w, const char *key, const hub_flows_window_t *win)
 {
     hub_jsonw_key(w, key);
     hub_jsonw_object_begin(w);
     hub_jsonw_kv_u64(w, "accepted", win->accepted);
     hub_jsonw_kv_u64(w, "errors", win->errors);
-    hub__latency_json(w, "end_to_end_ms", &win->end_to_end);
-    hub__latency_json(w, "hub_ms", &win->hub);
+    ops_routes__latency_json(w, "end_to_end_ms", &win->end_to_end);
+    ops_routes__latency_json(w, "hub_ms", &win->hub);
     hub_jsonw_object_end(w);
 }
 
-static void hub__flow_json(const hub_flows_info_t *f, void *user)
+static void ops_routes__flow_json(const hub_flows_info_t *f, void *user)
 {
     hub_jsonw_t *w = user;
     hub_jsonw_object_begin(w);
@@ -320,8 +320,8 @@ static void hub__flow_json(const hub_flows_info_t *f, void *user)
     for (size_t i = 0; i < f->n_refusals; i++)
         hub_jsonw_kv_u64(w, f->refusals[i].outcome, f->refusals[i].count);
     hub_jsonw_object_end(w);
-    hub__window_json(w, "minute", &f->minute);
-    hub__window_json(w, "hour", &f->hour);
+    ops_routes__window_json(w, "minute", &f->minute);
+    ops_routes__window_json(w, "hour", &f->hour);
     hub_jsonw_object_end(w);
 }
 
@@ -335,13 +335,13 @@ void hub_ops__route_flows(hub_ops_t *self, const hub_http_request_t *req, hub_ht
     hub_jsonw_kv_u64(&w, "now_us", now);
     hub_jsonw_key(&w, "flows");
     hub_jsonw_array_begin(&w);
-    hub_flows_foreach(self->flows, now, hub__flow_json, &w);
+    hub_flows_foreach(self->flows, now, ops_routes__flow_json, &w);
     hub_jsonw_array_end(&w);
     hub_jsonw_object_end(&w);
     hub_ops__respond_json(resp, 200, &w);
 }
 
-static void hub__exchange_json(const hub_flows_exchange_t *x, void *user)
+static void ops_routes__exchange_json(const hub_flows_exchange_t *x, void *user)
 {
     hub_jsonw_t *w = user;
     hub_jsonw_object_begin(w);
@@ -380,7 +380,7 @@ void hub_ops__route_exchanges(hub_ops_t *self, const hub_http_request_t *req,
     hub_jsonw_object_begin(&w);
     hub_jsonw_key(&w, "exchanges");
     hub_jsonw_array_begin(&w);
-    hub_flows_exchanges(self->flows, (size_t)limit, member, hub__exchange_json, &w);
+    hub_flows_exchanges(self->flows, (size_t)limit, member, ops_routes__exchange_json, &w);
     hub_jsonw_array_end(&w);
     hub_jsonw_object_end(&w);
     hub_ops__respond_json(resp, 200, &w);

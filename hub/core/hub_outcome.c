@@ -4,7 +4,7 @@
  * flow and its counters. The stages decide; this file only records.
  *
  * Audit records of the loop thread go to the commit worker in the audit
- * queue (hub__audit_q_ev), which writes them with the next group commit:
+ * queue (members__audit_q_ev), which writes them with the next group commit:
  * the loop never waits for the log. What the worker writes itself (the
  * acceptance of queued envelopes, before their ACK; dead letters) is at the
  * end of this file. A record holds a keyed MAC of the envelope digest,
@@ -17,8 +17,8 @@
 
 /* One field of a protobuf message's top level, walked without decoding:
  * returns false at the end or on bytes that are not protobuf. */
-static bool hub__pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field,
-                         const uint8_t **value, size_t *value_len)
+static bool outcome__pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field,
+                             const uint8_t **value, size_t *value_len)
 {
     uint64_t key = 0, len = 0;
     for (int shift = 0;; shift += 7) {
@@ -68,7 +68,7 @@ static bool hub__pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field,
  * envelope carries no header for it, and a new signed field would change
  * the digest every SDK computes (LTH-ENVELOPE-V2). A code is not personal
  * data; bytes other than printable ASCII become '?'. */
-static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD_MAX + 1])
+static void outcome__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD_MAX + 1])
 {
     out[0] = '\0';
     static const char media[] = "application/x-protobuf";
@@ -91,7 +91,7 @@ static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD
     const uint8_t *value;
     size_t value_len;
     /* The last occurrence wins, as protobuf decoders do. */
-    while (p && p < end && hub__pb_next(&p, end, &field, &value, &value_len))
+    while (p && p < end && outcome__pb_next(&p, end, &field, &value, &value_len))
         if (field == want && value) {
             found = value;
             found_len = value_len;
@@ -109,7 +109,7 @@ static void hub__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_WORD
  * most size - 1 bytes. Empty when absent. The last: the gateway appends its
  * parameters, so that nothing a caller wrote before them (in a quoted
  * value, say) is read as the origin. */
-static void hub__origin_param(const char *ct, const char *name, char *out, size_t size)
+static void outcome__origin_param(const char *ct, const char *name, char *out, size_t size)
 {
     out[0] = '\0';
     const char *p = NULL;
@@ -135,15 +135,15 @@ static void hub__origin_param(const char *ct, const char *name, char *out, size_
  * check them: the record says whose claim it is. Requests only (a reply
  * that echoes its request's content type states nothing). false when there
  * is none (the usual case: one strstr over the content type). */
-static bool hub__origin_of(const hub_envelope_t *env, char *out, size_t size)
+static bool outcome__origin_of(const hub_envelope_t *env, char *out, size_t size)
 {
     if (!env || env->kind != LTH__V1__KIND__KIND_REQUEST || !env->content_type ||
         !strstr(env->content_type, "lth-origin=\""))
         return false;
     char member[HUB_MEMBER_ID_MAX + 1], hub[HUB_MEMBER_ID_MAX + 1], id[HUB_UUID_LEN + 1];
-    hub__origin_param(env->content_type, "; lth-origin=", member, sizeof member);
-    hub__origin_param(env->content_type, "; lth-origin-hub=", hub, sizeof hub);
-    hub__origin_param(env->content_type, "; lth-origin-id=", id, sizeof id);
+    outcome__origin_param(env->content_type, "; lth-origin=", member, sizeof member);
+    outcome__origin_param(env->content_type, "; lth-origin-hub=", hub, sizeof hub);
+    outcome__origin_param(env->content_type, "; lth-origin-id=", id, sizeof id);
     snprintf(out, size, "origin stated by the sender: %s at hub %s, request %s",
              member[0] ? member : "?", hub[0] ? hub : "?", id[0] ? id : "?");
     return true;
@@ -154,11 +154,11 @@ static bool hub__origin_of(const hub_envelope_t *env, char *out, size_t size)
  * keyed MAC of it), the dossier code and the purpose. Not the sender's
  * signature: with the sender's public key it would confirm a guessed
  * payload (hub_audit.h). */
-void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
-                      const char *purpose, hub__evidence_t *out)
+void outcome__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8_t *digest,
+                          const char *purpose, core__evidence_t *out)
 {
     memset(out, 0, sizeof *out);
-    out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
+    out->purpose = purpose && *purpose ? members__intern(self, purpose) : NULL;
     if (!env)
         return;
     if (digest) {
@@ -167,7 +167,7 @@ void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8
     } else {
         out->has_digest = hub_envelope_digest(env, out->digest) == 0;
     }
-    hub__dossier_code(env, out->dossier);
+    outcome__dossier_code(env, out->dossier);
 }
 
 /* The same for an accepted envelope, without hashing it on the loop
@@ -176,15 +176,15 @@ void hub__evidence_of(hub_server_t *self, const hub_envelope_t *env, const uint8
  * tags); else the envelope is copied, and the commit worker decodes the
  * copy and fills in digest and dossier code. Without memory for the copy
  * the record goes without them. */
-void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
-                         size_t len, const uint8_t *digest, const char *purpose,
-                         hub__evidence_t *out)
+void outcome__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
+                             size_t len, const uint8_t *digest, const char *purpose,
+                             core__evidence_t *out)
 {
     if (digest) {
-        hub__evidence_of(self, env, digest, purpose, out);
+        outcome__evidence_of(self, env, digest, purpose, out);
     } else {
         memset(out, 0, sizeof *out);
-        out->purpose = purpose && *purpose ? hub__intern(self, purpose) : NULL;
+        out->purpose = purpose && *purpose ? members__intern(self, purpose) : NULL;
     }
     /* The copy: for the digest (unsigned), and for the message archive,
      * which keeps online-only envelopes as well as stored ones. */
@@ -202,31 +202,31 @@ void hub__evidence_later(hub_server_t *self, const hub_envelope_t *env, const ui
 /* Outcomes (loop thread)                                                    */
 
 /* A refusal: audit record, flow, and a log line (rate-limited per member).
- * The NACK itself is in the receipts already (hub__receipt_add_nack). */
-void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *message_id,
-                          int code, const char *reason)
+ * The NACK itself is in the receipts already (send__receipt_add_nack). */
+void outcome__refused(hub_server_t *self, core__receipts_t *r, const char *message_id, int code,
+                      const char *reason)
 {
     if (self->audit && !r->audited) {
         char audit_reason[1200], origin[600];
         int n =
             snprintf(audit_reason, sizeof audit_reason, "%s: %s", hub_nack_code_name(code), reason);
         if (n > 0 && (size_t)n < sizeof audit_reason &&
-            hub__origin_of(r->env, origin, sizeof origin))
+            outcome__origin_of(r->env, origin, sizeof origin))
             snprintf(audit_reason + n, sizeof audit_reason - (size_t)n, " (%s)", origin);
-        hub__evidence_t ev;
-        hub__evidence_of(self, r->env, NULL, r->purpose, &ev);
+        core__evidence_t ev;
+        outcome__evidence_of(self, r->env, NULL, r->purpose, &ev);
         ev.outcome = hub_nack_code_name(code);
         /* The receiver only once the hub knows it (never a name a member
          * made up); the service as the envelope says. */
         const char *service = r->service ? r->service : r->env ? r->env->service : NULL;
-        hub__audit_q_ev(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, r->receiver, service,
-                        audit_reason, &ev);
+        members__audit_q_ev(self, HUB_AUDIT_NACKED, message_id, 0, r->sender, r->receiver, service,
+                            audit_reason, &ev);
     }
     if (self->flows) {
         uint64_t now = hub_now_us();
         const char *rcv = r->receiver ? r->receiver : "";
         const char *svc =
-            r->receiver ? hub__service_label(self, r->sender, r->receiver, r->service) : "";
+            r->receiver ? members__service_label(self, r->sender, r->receiver, r->service) : "";
         hub_flows_refused(self->flows, r->sender ? r->sender : "", rcv, svc,
                           hub_nack_code_name(code), now);
         hub_flows_exchange_t x = {message_id ? message_id : "",
@@ -239,8 +239,8 @@ void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *me
                                   0};
         hub_flows_exchange(self->flows, &x);
     }
-    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
-    if (sm && !hub__refusal_log_ok(self, sm))
+    core__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    if (sm && !send__refusal_log_ok(self, sm))
         return;
     HUB_INFO("router", "envelope refused", "member=%s code=%s message_id=%s reason=\"%s\"",
              r->sender ? r->sender : "-", hub_nack_code_name(code),
@@ -251,20 +251,19 @@ void hub__outcome_refused(hub_server_t *self, hub__receipts_t *r, const char *me
  * receiver's connection at once: delivered), publications nobody keeps,
  * and metaservice requests the hub answers itself. receiver: an interned
  * member id or the hub's own id. */
-void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
-                           size_t len, const hub__evidence_t *ev, const char *outcome,
-                           bool delivered)
+void outcome__accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
+                       size_t len, const core__evidence_t *ev, const char *outcome, bool delivered)
 {
     self->stats.envelopes_accepted++;
     if (self->audit) {
-        hub__evidence_t e;
+        core__evidence_t e;
         if (ev)
             e = *ev;
         else
             memset(&e, 0, sizeof e);
         e.outcome = outcome;
         char origin[600];
-        bool has_origin = hub__origin_of(env, origin, sizeof origin);
+        bool has_origin = outcome__origin_of(env, origin, sizeof origin);
         if (!has_origin && env->kind != LTH__V1__KIND__KIND_REPLY && receiver &&
             strcmp(receiver, env->receiver) != 0) {
             /* Routed to a delegate (online-only): as for queued envelopes. */
@@ -275,12 +274,12 @@ void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const 
                      named ? " for procedure " : "", named ? procedure : "");
             has_origin = true;
         }
-        hub__audit_q_ev(self, HUB_AUDIT_ACCEPTED, env->message_id, 0, env->sender, receiver,
-                        env->service, has_origin ? origin : NULL, &e);
+        members__audit_q_ev(self, HUB_AUDIT_ACCEPTED, env->message_id, 0, env->sender, receiver,
+                            env->service, has_origin ? origin : NULL, &e);
     }
     if (!delivered || !self->flows)
         return;
-    const char *label = hub__service_label(self, env->sender, receiver, env->service);
+    const char *label = members__service_label(self, env->sender, receiver, env->service);
     uint64_t now = hub_now_us();
     hub_flows_passed(self->flows, env->sender, receiver, label, len, now);
 }
@@ -288,9 +287,9 @@ void hub__outcome_accepted(hub_server_t *self, const hub_envelope_t *env, const 
 /* A queued envelope is in the store (its ACCEPTED record was written by
  * the commit worker, before the ACK). copy: one subscriber's copy of a
  * publication, whose one receipt is counted with the group's ACK. */
-void hub__outcome_committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy)
+void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy)
 {
-    const char *label = hub__service_label(self, msg->sender, msg->receiver, msg->service);
+    const char *label = members__service_label(self, msg->sender, msg->receiver, msg->service);
     uint64_t now = hub_now_us();
     hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len, now);
     if (copy)
@@ -304,33 +303,34 @@ void hub__outcome_committed(hub_server_t *self, const hub_store_msg_t *msg, bool
 /* A queued envelope handed to its receiver's connection. why: "attempt 1",
  * "redelivery after no settle", …; flows: count it in the flows too (a
  * redelivery is not a new delivery there). */
-void hub__outcome_delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
-                            const char *why, bool flows)
+void outcome__delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
+                        const char *why, bool flows)
 {
-    hub__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender, receiver,
-                 msg->service, why);
+    members__audit_q(self, HUB_AUDIT_DELIVERED, msg->message_id, msg->seq, msg->sender, receiver,
+                     msg->service, why);
     if (!flows)
         return;
     uint64_t now = hub_now_us();
     hub_flows_delivered(self->flows, msg->sender, receiver,
-                        hub__service_label(self, msg->sender, receiver, msg->service),
+                        members__service_label(self, msg->sender, receiver, msg->service),
                         now > msg->accepted_at_us ? now - msg->accepted_at_us : 0, now);
 }
 
 /* The receiver settled seq: f is its delivery on this connection, or NULL
  * when it was delivered before a reconnect or a restart. */
-void hub__outcome_settled(hub_server_t *self, const hub__member_t *m, const hub__inflight_t *f,
-                          uint64_t seq)
+void outcome__settled(hub_server_t *self, const core__member_t *m, const core__inflight_t *f,
+                      uint64_t seq)
 {
     if (!f) {
-        hub__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
-                     "settled after a reconnect or restart");
+        members__audit_q(self, HUB_AUDIT_SETTLED, NULL, seq, NULL, m->id, NULL,
+                         "settled after a reconnect or restart");
         return;
     }
-    hub__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service, NULL);
+    members__audit_q(self, HUB_AUDIT_SETTLED, f->message_id, seq, f->sender, m->id, f->service,
+                     NULL);
     uint64_t now = hub_now_us();
     uint64_t e2e = now > f->accepted_at_us ? now - f->accepted_at_us : 0;
-    const char *label = hub__service_label(self, f->sender, m->id, f->service);
+    const char *label = members__service_label(self, f->sender, m->id, f->service);
     hub_flows_settled(self->flows, f->sender, m->id, label, e2e, now);
     hub_flows_exchange_t x = {f->message_id, f->sender, m->id, label, "settled", 0, now, e2e};
     hub_flows_exchange(self->flows, &x);
@@ -338,24 +338,24 @@ void hub__outcome_settled(hub_server_t *self, const hub__member_t *m, const hub_
 
 /* A queued message went to the dead-letter queue (its record was written
  * by the commit worker, which moved it). */
-void hub__outcome_dead_lettered(hub_server_t *self, const hub_store_msg_t *d)
+void outcome__dead_lettered(hub_server_t *self, const hub_store_msg_t *d)
 {
     self->stats.dead_lettered++;
-    hub__member_t *sm = hub_map_get(self->members, d->sender);
-    hub__member_t *rm = hub_map_get(self->members, d->receiver);
+    core__member_t *sm = hub_map_get(self->members, d->sender);
+    core__member_t *rm = hub_map_get(self->members, d->receiver);
     if (sm && rm) /* bounded labels: both are members the hub knows */
         hub_flows_dead_lettered(self->flows, sm->id, rm->id,
-                                hub__service_label(self, sm->id, rm->id, d->service),
+                                members__service_label(self, sm->id, rm->id, d->service),
                                 hub_now_us());
 }
 
 /* ------------------------------------------------------------------------ */
 /* The records a commit writes itself (worker thread)                        */
 
-static int hub__put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
-                    const char *message_id, uint64_t hub_seq, const char *sender,
-                    const char *receiver, const char *service, const char *reason,
-                    const hub__evidence_t *ev)
+static int outcome__put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_us,
+                        const char *message_id, uint64_t hub_seq, const char *sender,
+                        const char *receiver, const char *service, const char *reason,
+                        const core__evidence_t *ev)
 {
     hub_audit_record_t rec;
     memset(&rec, 0, sizeof rec);
@@ -378,7 +378,7 @@ static int hub__put(hub_audit_t *audit, hub_audit_event_t event, uint64_t time_u
 }
 
 /* What kind of envelope a queued acceptance was. */
-static const char *hub__queued_outcome(const hub__pending_t *p, const hub_envelope_t *env)
+static const char *outcome__queued_outcome(const core__pending_t *p, const hub_envelope_t *env)
 {
     if (p->group_id[0])
         return "publication queued";
@@ -394,21 +394,21 @@ static const char *hub__queued_outcome(const hub__pending_t *p, const hub_envelo
 /* The dead letters and the fate of each queued envelope of one commit,
  * after the store's commit: the log says what the store now holds.
  * envs[i] is items[i] decoded (or NULL). Returns 0 or the last error. */
-int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelope_t **envs)
+int outcome__audit_commit(hub_audit_t *audit, core__commit_t *job, hub_envelope_t **envs)
 {
     int arc = 0;
     for (size_t i = 0; job->dead && i < job->n_dead; i++) {
         const hub_store_msg_t *d = &job->dead[i];
-        hub__evidence_t ev;
+        core__evidence_t ev;
         memset(&ev, 0, sizeof ev);
         ev.outcome = "dead-lettered";
-        int a = hub__put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq, d->sender,
-                         d->receiver, d->service, job->dead_reason[i], &ev);
+        int a = outcome__put(audit, HUB_AUDIT_DEAD_LETTERED, 0, d->message_id, d->seq, d->sender,
+                             d->receiver, d->service, job->dead_reason[i], &ev);
         if (a != 0)
             arc = a;
     }
     for (size_t i = 0; i < job->n_items; i++) {
-        hub__pending_t *p = &job->items[i];
+        core__pending_t *p = &job->items[i];
         const hub_envelope_t *env = envs ? envs[i] : NULL;
         char reason[640];
         hub_audit_event_t event = HUB_AUDIT_NACKED;
@@ -416,6 +416,10 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
         if (p->verdict != 0) {
             snprintf(reason, sizeof reason, "BAD_SIGNATURE: the signature does not verify");
             outcome = "BAD_SIGNATURE";
+        } else if (job->append_rc == HUB_EAGAIN) {
+            snprintf(reason, sizeof reason, "UNAVAILABLE: store commit did not complete (%s)",
+                     hub_strerror(job->append_rc));
+            outcome = "UNAVAILABLE";
         } else if (job->append_rc != 0) {
             snprintf(reason, sizeof reason, "INTERNAL: store commit failed (%s)",
                      hub_strerror(job->append_rc));
@@ -436,7 +440,7 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
             continue; /* already recorded when first accepted */
         } else {
             event = HUB_AUDIT_ACCEPTED;
-            outcome = hub__queued_outcome(p, env);
+            outcome = outcome__queued_outcome(p, env);
         }
         bool has_reason = event != HUB_AUDIT_ACCEPTED;
         if (event == HUB_AUDIT_ACCEPTED && p->delegated_from) {
@@ -447,9 +451,9 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
                      p->delegated_procedure ? p->delegated_procedure : "");
             has_reason = true;
         } else if (event == HUB_AUDIT_ACCEPTED) {
-            has_reason = hub__origin_of(env, reason, sizeof reason);
+            has_reason = outcome__origin_of(env, reason, sizeof reason);
         }
-        hub__evidence_t ev;
+        core__evidence_t ev;
         memset(&ev, 0, sizeof ev);
         ev.purpose = p->purpose;
         ev.outcome = outcome;
@@ -464,11 +468,11 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
             } else {
                 ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
             }
-            hub__dossier_code(env, ev.dossier);
+            outcome__dossier_code(env, ev.dossier);
         }
-        int r = hub__put(audit, event, 0, p->msg.message_id,
-                         event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
-                         p->msg.receiver, p->msg.service, has_reason ? reason : NULL, &ev);
+        int r = outcome__put(audit, event, 0, p->msg.message_id,
+                             event == HUB_AUDIT_ACCEPTED ? p->msg.seq : 0, p->msg.sender,
+                             p->msg.receiver, p->msg.service, has_reason ? reason : NULL, &ev);
         if (r != 0)
             arc = r;
     }
@@ -476,12 +480,12 @@ int hub__outcome_audit_commit(hub_audit_t *audit, hub__commit_t *job, hub_envelo
 }
 
 /* The records the loop queued since the last commit, in order; what the
- * loop left to the worker (hub__evidence_later) is filled in here. */
-int hub__outcome_audit_queue(hub_audit_t *audit, const hub__auditq_t *q, size_t n)
+ * loop left to the worker (outcome__evidence_later) is filled in here. */
+int outcome__audit_queue(hub_audit_t *audit, const core__auditq_t *q, size_t n)
 {
     int arc = 0;
     for (size_t i = 0; i < n; i++) {
-        hub__evidence_t ev = {0};
+        core__evidence_t ev = {0};
         if (q[i].has_evidence)
             ev = q[i].ev;
         if (q[i].has_evidence && ev.bytes) {
@@ -489,13 +493,13 @@ int hub__outcome_audit_queue(hub_audit_t *audit, const hub__auditq_t *q, size_t 
             if (hub_envelope_decode(ev.bytes, ev.len, &env) == 0) {
                 if (!ev.has_digest)
                     ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
-                hub__dossier_code(env, ev.dossier);
+                outcome__dossier_code(env, ev.dossier);
             }
             hub_envelope_free(&env);
         }
-        int r = hub__put(audit, q[i].event, q[i].time_us, q[i].message_id, q[i].hub_seq,
-                         q[i].sender, q[i].receiver, q[i].service, q[i].reason,
-                         q[i].has_evidence ? &ev : NULL);
+        int r = outcome__put(audit, q[i].event, q[i].time_us, q[i].message_id, q[i].hub_seq,
+                             q[i].sender, q[i].receiver, q[i].service, q[i].reason,
+                             q[i].has_evidence ? &ev : NULL);
         if (r != 0)
             arc = r;
     }

@@ -16,20 +16,20 @@ typedef enum {
     HUB__COVER_PROVIDER = 0, /* every service of the provider */
     HUB__COVER_SERVICE = 1,  /* every version of one service */
     HUB__COVER_VERSION = 2,  /* PROVIDER/SERVICE/VERSION */
-} hub__cover_t;
+} policy__cover_t;
 
 typedef struct {
     hub_policy_rule_t pub;
-    hub__cover_t cover;
+    policy__cover_t cover;
     size_t service_name_len; /* bytes of SERVICE in pub.service (HUB__COVER_SERVICE) */
     char text[];             /* the strings pub points to */
-} hub__rule_t;
+} policy__rule_t;
 
 /* The agreements of one (consumer, provider) pair, or of one consumer. */
 typedef struct {
-    hub__rule_t **rules;
+    policy__rule_t **rules;
     size_t count, cap;
-} hub__bucket_t;
+} policy__bucket_t;
 
 /* Which fields of a limit line were given. */
 enum {
@@ -42,15 +42,15 @@ enum {
 typedef struct {
     hub_policy_limits_t values; /* only the fields in `set` mean anything */
     unsigned set;               /* HUB__LIMIT_* */
-} hub__limit_t;
+} policy__limit_t;
 
 struct hub_policy {
     char name[256];         /* file name without directories, for messages */
-    hub__rule_t **rules;    /* file order */
+    policy__rule_t **rules; /* file order */
     size_t count, cap;
-    hub_map_t *by_pair;     /* "CONSUMER PROVIDER" -> hub__bucket_t */
-    hub_map_t *by_consumer; /* CONSUMER -> hub__bucket_t */
-    hub_map_t *limits;      /* MEMBER -> hub__limit_t (its `limit` line) */
+    hub_map_t *by_pair;     /* "CONSUMER PROVIDER" -> policy__bucket_t */
+    hub_map_t *by_consumer; /* CONSUMER -> policy__bucket_t */
+    hub_map_t *limits;      /* MEMBER -> policy__limit_t (its `limit` line) */
 };
 
 #define HUB__PAIR_KEY_MAX (2 * HUB_MEMBER_ID_MAX + 2)
@@ -70,7 +70,7 @@ struct hub_policy {
 /* Dates                                                                     */
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t hub__days_from_civil(int64_t y, unsigned m, unsigned d)
+static int64_t policy__days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     const int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -80,7 +80,7 @@ static int64_t hub__days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static bool hub__digits(const char *p, int n, int *out)
+static bool policy__digits(const char *p, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
@@ -93,7 +93,7 @@ static bool hub__digits(const char *p, int n, int *out)
 }
 
 /* "Z", "UTC", "+HH:MM" or "-HH:MM" -> seconds east of UTC. */
-static int hub__parse_offset(const char *text, int *out_s)
+static int policy__parse_offset(const char *text, int *out_s)
 {
     if (!strcmp(text, "Z") || !strcmp(text, "UTC")) {
         *out_s = 0;
@@ -101,7 +101,8 @@ static int hub__parse_offset(const char *text, int *out_s)
     }
     int hh, mm;
     if (strlen(text) != 6 || (text[0] != '+' && text[0] != '-') || text[3] != ':' ||
-        !hub__digits(text + 1, 2, &hh) || !hub__digits(text + 4, 2, &mm) || hh > 14 || mm > 59)
+        !policy__digits(text + 1, 2, &hh) || !policy__digits(text + 4, 2, &mm) || hh > 14 ||
+        mm > 59)
         return HUB_EINVAL;
     *out_s = (text[0] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
     return 0;
@@ -113,27 +114,27 @@ int hub_policy_parse_date(const char *text, int tz_offset_s, bool until_end, uin
         return HUB_EINVAL;
     int y, mo, d, h = 0, mi = 0, s = 0;
     size_t len = strlen(text);
-    if (len < 10 || !hub__digits(text, 4, &y) || text[4] != '-' ||
-        !hub__digits(text + 5, 2, &mo) || text[7] != '-' || !hub__digits(text + 8, 2, &d))
+    if (len < 10 || !policy__digits(text, 4, &y) || text[4] != '-' ||
+        !policy__digits(text + 5, 2, &mo) || text[7] != '-' || !policy__digits(text + 8, 2, &d))
         return HUB_EINVAL;
     bool bare = len == 10;
     if (!bare) {
-        if (len < 20 || (text[10] != 'T' && text[10] != 't') || !hub__digits(text + 11, 2, &h) ||
-            text[13] != ':' || !hub__digits(text + 14, 2, &mi) || text[16] != ':' ||
-            !hub__digits(text + 17, 2, &s) || h > 23 || mi > 59 || s > 59)
+        if (len < 20 || (text[10] != 'T' && text[10] != 't') || !policy__digits(text + 11, 2, &h) ||
+            text[13] != ':' || !policy__digits(text + 14, 2, &mi) || text[16] != ':' ||
+            !policy__digits(text + 17, 2, &s) || h > 23 || mi > 59 || s > 59)
             return HUB_EINVAL;
         const char *zone = text + 19;
         if (!strcmp(zone, "z"))
             zone = "Z";
-        if (!strcmp(zone, "UTC") || hub__parse_offset(zone, &tz_offset_s) != 0)
+        if (!strcmp(zone, "UTC") || policy__parse_offset(zone, &tz_offset_s) != 0)
             return HUB_EINVAL;
     }
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap))
         return HUB_EINVAL;
-    int64_t secs = hub__days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
-                   mi * 60 + s;
+    int64_t secs =
+        policy__days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
     if (bare && until_end)
         secs += 86400;
     secs -= tz_offset_s;
@@ -146,9 +147,9 @@ int hub_policy_parse_date(const char *text, int tz_offset_s, bool until_end, uin
 /* ------------------------------------------------------------------------ */
 /* Building                                                                  */
 
-static int hub__bucket_add(hub_map_t *map, const char *key, hub__rule_t *rule)
+static int policy__bucket_add(hub_map_t *map, const char *key, policy__rule_t *rule)
 {
-    hub__bucket_t *b = hub_map_get(map, key);
+    policy__bucket_t *b = hub_map_get(map, key);
     if (!b) {
         if (!(b = calloc(1, sizeof *b)))
             return HUB_ENOMEM;
@@ -159,7 +160,7 @@ static int hub__bucket_add(hub_map_t *map, const char *key, hub__rule_t *rule)
     }
     if (b->count == b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 2;
-        hub__rule_t **grown = realloc(b->rules, ncap * sizeof *grown);
+        policy__rule_t **grown = realloc(b->rules, ncap * sizeof *grown);
         if (!grown)
             return HUB_ENOMEM;
         b->rules = grown;
@@ -169,14 +170,14 @@ static int hub__bucket_add(hub_map_t *map, const char *key, hub__rule_t *rule)
     return 0;
 }
 
-static void hub__map_free_buckets(hub_map_t **map_p)
+static void policy__map_free_buckets(hub_map_t **map_p)
 {
     if (!*map_p)
         return;
     size_t cursor = 0;
     void *value;
     while (hub_map_next(*map_p, &cursor, NULL, &value)) {
-        hub__bucket_t *b = value;
+        policy__bucket_t *b = value;
         free(b->rules);
         free(b);
     }
@@ -188,8 +189,8 @@ void hub_policy_destroy(hub_policy_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_policy_t *self = *self_p;
-    hub__map_free_buckets(&self->by_pair);
-    hub__map_free_buckets(&self->by_consumer);
+    policy__map_free_buckets(&self->by_pair);
+    policy__map_free_buckets(&self->by_consumer);
     if (self->limits) {
         size_t cursor = 0;
         void *value;
@@ -204,7 +205,7 @@ void hub_policy_destroy(hub_policy_t **self_p)
     *self_p = NULL;
 }
 
-static void hub__pair_key(const char *consumer, const char *provider, char *out)
+static void policy__pair_key(const char *consumer, const char *provider, char *out)
 {
     size_t c = strlen(consumer), p = strlen(provider);
     memcpy(out, consumer, c);
@@ -221,18 +222,18 @@ typedef struct {
     char *err;
     size_t err_size;
     int tz_offset_s;
-    hub_map_t *seen; /* duplicate detection: rule signature -> hub__rule_t */
-} hub__parser_t;
+    hub_map_t *seen; /* duplicate detection: rule signature -> policy__rule_t */
+} policy__parser_t;
 
 typedef struct {
     char *text;
     bool quoted;
-} hub__word_t;
+} policy__word_t;
 
-static int hub__fail(hub__parser_t *ps, int code, const char *fmt, ...)
+static int policy__fail(policy__parser_t *ps, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int hub__fail(hub__parser_t *ps, int code, const char *fmt, ...)
+static int policy__fail(policy__parser_t *ps, int code, const char *fmt, ...)
 {
     int n = snprintf(ps->err, ps->err_size, "%s:%u: ", ps->name, ps->line);
     if (n >= 0 && (size_t)n < ps->err_size) {
@@ -246,7 +247,7 @@ static int hub__fail(hub__parser_t *ps, int code, const char *fmt, ...)
 
 /* Splits a line (modified in place) into words; a "quoted" word keeps its
  * spaces, with \" and \\ unescaped. '#' outside quotes starts a comment. */
-static int hub__split(hub__parser_t *ps, char *line, hub__word_t *words, size_t *n_out)
+static int policy__split(policy__parser_t *ps, char *line, policy__word_t *words, size_t *n_out)
 {
     size_t n = 0;
     char *p = line;
@@ -256,34 +257,35 @@ static int hub__split(hub__parser_t *ps, char *line, hub__word_t *words, size_t 
         if (!*p || *p == '#')
             break;
         if (n == HUB__MAX_WORDS)
-            return hub__fail(ps, HUB_EPARSE, "too many words; " HUB__LINE_KINDS);
+            return policy__fail(ps, HUB_EPARSE, "too many words; " HUB__LINE_KINDS);
         if (*p == '"') {
             char *dst = ++p, *start = p;
             for (;;) {
                 if (!*p)
-                    return hub__fail(ps, HUB_EPARSE,
-                                     "a quoted text has no closing '\"'; write purpose \"TEXT\"");
+                    return policy__fail(
+                        ps, HUB_EPARSE,
+                        "a quoted text has no closing '\"'; write purpose \"TEXT\"");
                 if (*p == '"')
                     break;
                 if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
                     p++;
                 else if ((unsigned char)*p < 0x20)
-                    return hub__fail(ps, HUB_EPARSE, "a quoted text holds a control character");
+                    return policy__fail(ps, HUB_EPARSE, "a quoted text holds a control character");
                 *dst++ = *p++;
             }
             p++;
             if (*p && *p != ' ' && *p != '\t' && *p != '#')
-                return hub__fail(ps, HUB_EPARSE,
-                                 "a closing '\"' must be followed by a space or the line's end");
+                return policy__fail(ps, HUB_EPARSE,
+                                    "a closing '\"' must be followed by a space or the line's end");
             *dst = '\0';
-            words[n++] = (hub__word_t){start, true};
+            words[n++] = (policy__word_t){start, true};
         } else {
             char *start = p;
             while (*p && *p != ' ' && *p != '\t')
                 p++;
             bool more = *p != '\0';
             *p = '\0';
-            words[n++] = (hub__word_t){start, false};
+            words[n++] = (policy__word_t){start, false};
             if (more)
                 p++;
         }
@@ -292,24 +294,24 @@ static int hub__split(hub__parser_t *ps, char *line, hub__word_t *words, size_t 
     return 0;
 }
 
-static int hub__check_member(hub__parser_t *ps, const char *role, const char *id)
+static int policy__check_member(policy__parser_t *ps, const char *role, const char *id)
 {
     if (strchr(id, '*'))
-        return hub__fail(ps, HUB_EPARSE,
-                         "'%s': '*' cannot stand for a %s or a part of one; agreements name "
-                         "both parties (deny by default), so write one 'allow' line per %s",
-                         id, role, role);
+        return policy__fail(ps, HUB_EPARSE,
+                            "'%s': '*' cannot stand for a %s or a part of one; agreements name "
+                            "both parties (deny by default), so write one 'allow' line per %s",
+                            id, role, role);
     const char *problem = hub_member_id_problem(id);
     if (problem)
-        return hub__fail(ps, HUB_EPARSE, "%s '%s': %s", role, id, problem);
+        return policy__fail(ps, HUB_EPARSE, "%s '%s': %s", role, id, problem);
     return 0;
 }
 
 /* Splits a target (PROVIDER/SERVICE/VERSION, or '*' as the VERSION or as the
  * whole SERVICE/VERSION) into provider (HUB_MEMBER_ID_MAX + 1 bytes) and
  * service (HUB_SERVICE_MAX + 1 bytes). */
-static int hub__parse_target(hub__parser_t *ps, const char *target, char *provider,
-                             char *service, hub__cover_t *cover, size_t *service_name_len)
+static int policy__parse_target(policy__parser_t *ps, const char *target, char *provider,
+                                char *service, policy__cover_t *cover, size_t *service_name_len)
 {
     /* The provider is the first four parts; the fourth '/' ends it. */
     const char *slash = NULL;
@@ -321,22 +323,22 @@ static int hub__parse_target(hub__parser_t *ps, const char *target, char *provid
                           "or PROVIDER/* (every service of the provider)";
     if (!slash || slash[1] == '\0') {
         if (strchr(target, '*'))
-            return hub__check_member(ps, "provider", target);
-        return hub__fail(ps, HUB_EPARSE, "'%s' names no service; %s", target, example);
+            return policy__check_member(ps, "provider", target);
+        return policy__fail(ps, HUB_EPARSE, "'%s' names no service; %s", target, example);
     }
     size_t plen = (size_t)(slash - target);
     if (plen > HUB_MEMBER_ID_MAX)
-        return hub__fail(ps, HUB_EPARSE, "the provider in '%s' is longer than %d bytes", target,
-                         HUB_MEMBER_ID_MAX);
+        return policy__fail(ps, HUB_EPARSE, "the provider in '%s' is longer than %d bytes", target,
+                            HUB_MEMBER_ID_MAX);
     memcpy(provider, target, plen);
     provider[plen] = '\0';
-    int rc = hub__check_member(ps, "provider", provider);
+    int rc = policy__check_member(ps, "provider", provider);
     if (rc != 0)
         return rc;
     const char *svc = slash + 1;
     if (strlen(svc) > HUB_SERVICE_MAX)
-        return hub__fail(ps, HUB_EPARSE, "the service in '%s' is longer than %d bytes", target,
-                         HUB_SERVICE_MAX);
+        return policy__fail(ps, HUB_EPARSE, "the service in '%s' is longer than %d bytes", target,
+                            HUB_SERVICE_MAX);
     if (!strcmp(svc, "*")) {
         *cover = HUB__COVER_PROVIDER;
         *service_name_len = 0;
@@ -345,43 +347,44 @@ static int hub__parse_target(hub__parser_t *ps, const char *target, char *provid
     }
     const char *vslash = strchr(svc, '/');
     if (!vslash)
-        return hub__fail(ps, HUB_EPARSE, "'%s' names no version; %s", target, example);
+        return policy__fail(ps, HUB_EPARSE, "'%s' names no version; %s", target, example);
     if (strchr(vslash + 1, '/'))
-        return hub__fail(ps, HUB_EPARSE, "'%s' has too many parts; %s", target, example);
+        return policy__fail(ps, HUB_EPARSE, "'%s' has too many parts; %s", target, example);
     size_t name_len = (size_t)(vslash - svc);
     const char *version = vslash + 1;
     if (memchr(svc, '*', name_len) || (strchr(version, '*') && strcmp(version, "*")))
-        return hub__fail(ps, HUB_EPARSE,
-                         "'%s': '*' may only be a whole VERSION (SERVICE/*) or the whole "
-                         "SERVICE/VERSION (PROVIDER/*)",
-                         target);
+        return policy__fail(ps, HUB_EPARSE,
+                            "'%s': '*' may only be a whole VERSION (SERVICE/*) or the whole "
+                            "SERVICE/VERSION (PROVIDER/*)",
+                            target);
     char probe[HUB_SERVICE_MAX + 1];
     snprintf(probe, sizeof probe, "%.*s/%s", (int)name_len, svc,
              strcmp(version, "*") ? version : "v");
     if (!hub_service_valid(probe))
-        return hub__fail(ps, HUB_EPARSE,
-                         "'%s': SERVICE and VERSION may only hold letters, digits, '.', '-' and "
-                         "'_', e.g. citizen.lookup/v1",
-                         target);
+        return policy__fail(ps, HUB_EPARSE,
+                            "'%s': SERVICE and VERSION may only hold letters, digits, '.', '-' and "
+                            "'_', e.g. citizen.lookup/v1",
+                            target);
     *cover = strcmp(version, "*") ? HUB__COVER_VERSION : HUB__COVER_SERVICE;
     *service_name_len = name_len;
     memcpy(service, svc, strlen(svc) + 1);
     return 0;
 }
 
-static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *w, size_t n)
+static int policy__parse_allow(policy__parser_t *ps, hub_policy_t *self, policy__word_t *w,
+                               size_t n)
 {
     if (n < 4 || strcmp(w[2].text, "->") || w[1].quoted || w[3].quoted)
-        return hub__fail(ps, HUB_EPARSE,
-                         "expected " HUB__SYNTAX ", e.g. 'allow VN/GOV/HN-STP/HOTICH -> "
-                         "VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1'");
-    int rc = hub__check_member(ps, "consumer", w[1].text);
+        return policy__fail(ps, HUB_EPARSE,
+                            "expected " HUB__SYNTAX ", e.g. 'allow VN/GOV/HN-STP/HOTICH -> "
+                            "VN/GOV/BCA/CSDLQGDC/citizen.lookup/v1'");
+    int rc = policy__check_member(ps, "consumer", w[1].text);
     if (rc != 0)
         return rc;
     char provider[HUB_MEMBER_ID_MAX + 1], service[HUB_SERVICE_MAX + 1];
-    hub__cover_t cover = (hub__cover_t)0;
+    policy__cover_t cover = (policy__cover_t)0;
     size_t name_len = 0;
-    if ((rc = hub__parse_target(ps, w[3].text, provider, service, &cover, &name_len)) != 0)
+    if ((rc = policy__parse_target(ps, w[3].text, provider, service, &cover, &name_len)) != 0)
         return rc;
     const char *from_text = NULL, *until_text = NULL, *purpose = NULL;
     uint64_t from_us = 0, until_us = HUB_POLICY_FOREVER;
@@ -390,32 +393,32 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
         bool is_from = !strcmp(opt, "from"), is_until = !strcmp(opt, "until"),
              is_purpose = !strcmp(opt, "purpose");
         if (w[i].quoted || (!is_from && !is_until && !is_purpose))
-            return hub__fail(ps, HUB_EPARSE,
-                             "unexpected '%s'; after the target come only 'from DATE', "
-                             "'until DATE' and 'purpose \"TEXT\"'",
-                             opt);
+            return policy__fail(ps, HUB_EPARSE,
+                                "unexpected '%s'; after the target come only 'from DATE', "
+                                "'until DATE' and 'purpose \"TEXT\"'",
+                                opt);
         if ((is_from && from_text) || (is_until && until_text) || (is_purpose && purpose))
-            return hub__fail(ps, HUB_EPARSE, "'%s' is given twice; keep one", opt);
+            return policy__fail(ps, HUB_EPARSE, "'%s' is given twice; keep one", opt);
         if (i + 1 >= n)
-            return hub__fail(ps, HUB_EPARSE, "'%s' needs a value, e.g. %s", opt,
-                             is_purpose ? "purpose \"birth registration\"" : "from 2026-01-01");
-        const hub__word_t *v = &w[i + 1];
+            return policy__fail(ps, HUB_EPARSE, "'%s' needs a value, e.g. %s", opt,
+                                is_purpose ? "purpose \"birth registration\"" : "from 2026-01-01");
+        const policy__word_t *v = &w[i + 1];
         if (is_purpose) {
             if (!v->quoted)
-                return hub__fail(ps, HUB_EPARSE,
-                                 "purpose needs a quoted text, e.g. purpose \"birth "
-                                 "registration\"");
+                return policy__fail(ps, HUB_EPARSE,
+                                    "purpose needs a quoted text, e.g. purpose \"birth "
+                                    "registration\"");
             if (strlen(v->text) > HUB_POLICY_PURPOSE_MAX)
-                return hub__fail(ps, HUB_EPARSE, "purpose is longer than %d bytes; shorten it",
-                                 HUB_POLICY_PURPOSE_MAX);
+                return policy__fail(ps, HUB_EPARSE, "purpose is longer than %d bytes; shorten it",
+                                    HUB_POLICY_PURPOSE_MAX);
             purpose = v->text;
             continue;
         }
         uint64_t at;
         if (v->quoted || strlen(v->text) >= HUB__DATE_TEXT_MAX ||
             hub_policy_parse_date(v->text, ps->tz_offset_s, is_until, &at) != 0)
-            return hub__fail(ps, HUB_EPARSE, "'%s %s' is not a date; write " HUB__DATE_FORMS,
-                             opt, v->text);
+            return policy__fail(ps, HUB_EPARSE, "'%s %s' is not a date; write " HUB__DATE_FORMS,
+                                opt, v->text);
         if (is_from) {
             from_text = v->text;
             from_us = at;
@@ -425,20 +428,20 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
         }
     }
     if (from_us >= until_us)
-        return hub__fail(ps, HUB_EPARSE,
-                         "'from %s' is not before 'until %s'; the agreement would never apply",
-                         from_text, until_text);
+        return policy__fail(ps, HUB_EPARSE,
+                            "'from %s' is not before 'until %s'; the agreement would never apply",
+                            from_text, until_text);
 
     const char *consumer = w[1].text;
     char sig[HUB__PAIR_KEY_MAX + HUB_SERVICE_MAX + 64];
     snprintf(sig, sizeof sig, "%s %s %s %llu %llu", consumer, provider, service,
              (unsigned long long)from_us, (unsigned long long)until_us);
-    const hub__rule_t *twin = hub_map_get(ps->seen, sig);
+    const policy__rule_t *twin = hub_map_get(ps->seen, sig);
     if (twin)
-        return hub__fail(ps, HUB_EEXIST,
-                         "repeats the agreement on line %u (same parties, service and "
-                         "period); remove one of them",
-                         twin->pub.line);
+        return policy__fail(ps, HUB_EEXIST,
+                            "repeats the agreement on line %u (same parties, service and "
+                            "period); remove one of them",
+                            twin->pub.line);
 
     size_t lens[6] = {strlen(consumer) + 1,
                       strlen(provider) + 1,
@@ -449,7 +452,7 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
     size_t total = 0;
     for (int i = 0; i < 6; i++)
         total += lens[i];
-    hub__rule_t *r = calloc(1, sizeof *r + total);
+    policy__rule_t *r = calloc(1, sizeof *r + total);
     if (!r)
         return HUB_ENOMEM;
     const char *src[6] = {consumer, provider, service, from_text ? from_text : "",
@@ -474,7 +477,7 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
     r->service_name_len = name_len;
     if (self->count == self->cap) {
         size_t ncap = self->cap ? self->cap * 2 : 16;
-        hub__rule_t **grown = realloc(self->rules, ncap * sizeof *grown);
+        policy__rule_t **grown = realloc(self->rules, ncap * sizeof *grown);
         if (!grown) {
             free(r);
             return HUB_ENOMEM;
@@ -484,9 +487,9 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
     }
     self->rules[self->count++] = r;
     char pair[HUB__PAIR_KEY_MAX];
-    hub__pair_key(consumer, provider, pair);
-    if (hub__bucket_add(self->by_pair, pair, r) != 0 ||
-        hub__bucket_add(self->by_consumer, consumer, r) != 0 ||
+    policy__pair_key(consumer, provider, pair);
+    if (policy__bucket_add(self->by_pair, pair, r) != 0 ||
+        policy__bucket_add(self->by_consumer, consumer, r) != 0 ||
         hub_map_put(ps->seen, sig, r) != 0)
         return HUB_ENOMEM;
     return 0;
@@ -497,7 +500,7 @@ static int hub__parse_allow(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
 
 /* A whole number of at least 1 made of digits only; false on anything else
  * or on overflow. */
-static bool hub__count(const char *text, size_t len, uint64_t *out)
+static bool policy__count(const char *text, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
     if (len == 0)
@@ -515,7 +518,7 @@ static bool hub__count(const char *text, size_t len, uint64_t *out)
 }
 
 /* SIZE: digits, then nothing or B (bytes), KiB, MiB or GiB. */
-static bool hub__size(const char *text, size_t len, uint64_t *out)
+static bool policy__size(const char *text, size_t len, uint64_t *out)
 {
     static const struct {
         const char *unit;
@@ -525,7 +528,7 @@ static bool hub__size(const char *text, size_t len, uint64_t *out)
     while (digits < len && text[digits] >= '0' && text[digits] <= '9')
         digits++;
     uint64_t v;
-    if (!hub__count(text, digits, &v))
+    if (!policy__count(text, digits, &v))
         return false;
     const char *unit = text + digits;
     size_t unit_len = len - digits;
@@ -546,34 +549,35 @@ static bool hub__size(const char *text, size_t len, uint64_t *out)
 }
 
 /* "N/s" (or "SIZE/s" when sized) -> per second. */
-static bool hub__per_second(const char *text, bool sized, uint64_t *out)
+static bool policy__per_second(const char *text, bool sized, uint64_t *out)
 {
     size_t len = strlen(text);
     if (len < 3 || strcmp(text + len - 2, "/s"))
         return false;
-    return sized ? hub__size(text, len - 2, out) : hub__count(text, len - 2, out);
+    return sized ? policy__size(text, len - 2, out) : policy__count(text, len - 2, out);
 }
 
 #define HUB__SIZE_FORMS "a whole number followed by B, KiB, MiB or GiB (1 MiB = 1048576 bytes)"
 
-static int hub__parse_limit(hub__parser_t *ps, hub_policy_t *self, hub__word_t *w, size_t n)
+static int policy__parse_limit(policy__parser_t *ps, hub_policy_t *self, policy__word_t *w,
+                               size_t n)
 {
     if (n < 2 || w[1].quoted)
-        return hub__fail(ps, HUB_EPARSE, "expected " HUB__LIMIT_SYNTAX ", " HUB__LIMIT_EXAMPLE);
+        return policy__fail(ps, HUB_EPARSE, "expected " HUB__LIMIT_SYNTAX ", " HUB__LIMIT_EXAMPLE);
     const char *member = w[1].text;
     if (strchr(member, '*'))
-        return hub__fail(ps, HUB_EPARSE,
-                         "'%s': '*' cannot stand for a member or a part of one; write one "
-                         "'limit' line per member (the others keep the hub's defaults)",
-                         member);
+        return policy__fail(ps, HUB_EPARSE,
+                            "'%s': '*' cannot stand for a member or a part of one; write one "
+                            "'limit' line per member (the others keep the hub's defaults)",
+                            member);
     const char *problem = hub_member_id_problem(member);
     if (problem)
-        return hub__fail(ps, HUB_EPARSE, "member '%s': %s", member, problem);
+        return policy__fail(ps, HUB_EPARSE, "member '%s': %s", member, problem);
     if (n == 2)
-        return hub__fail(ps, HUB_EPARSE,
-                         "a limit line sets at least one of 'rate N/s', 'bytes SIZE/s', "
-                         "'send N SIZE' and 'receive N SIZE'; " HUB__LIMIT_EXAMPLE);
-    hub__limit_t lim = {.values = {.line = ps->line}};
+        return policy__fail(ps, HUB_EPARSE,
+                            "a limit line sets at least one of 'rate N/s', 'bytes SIZE/s', "
+                            "'send N SIZE' and 'receive N SIZE'; " HUB__LIMIT_EXAMPLE);
+    policy__limit_t lim = {.values = {.line = ps->line}};
     for (size_t i = 2; i < n;) {
         const char *opt = w[i].text;
         unsigned flag = 0;
@@ -597,34 +601,34 @@ static int hub__parse_limit(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
             example = "receive 100000 1GiB";
         }
         if (!flag)
-            return hub__fail(ps, HUB_EPARSE,
-                             "unexpected '%s'; after the member come only 'rate N/s', "
-                             "'bytes SIZE/s', 'send N SIZE' and 'receive N SIZE'",
-                             opt);
+            return policy__fail(ps, HUB_EPARSE,
+                                "unexpected '%s'; after the member come only 'rate N/s', "
+                                "'bytes SIZE/s', 'send N SIZE' and 'receive N SIZE'",
+                                opt);
         if (lim.set & flag)
-            return hub__fail(ps, HUB_EPARSE, "'%s' is given twice; keep one", opt);
+            return policy__fail(ps, HUB_EPARSE, "'%s' is given twice; keep one", opt);
         for (size_t j = 1; j <= values; j++)
             if (i + j >= n || w[i + j].quoted)
-                return hub__fail(ps, HUB_EPARSE, "'%s' needs %s, e.g. %s", opt,
-                                 values == 2 ? "a message count and a size" : "a value",
-                                 example);
+                return policy__fail(ps, HUB_EPARSE, "'%s' needs %s, e.g. %s", opt,
+                                    values == 2 ? "a message count and a size" : "a value",
+                                    example);
         const char *v1 = w[i + 1].text, *v2 = values == 2 ? w[i + 2].text : "";
         uint64_t a = 0, b = 0;
         bool ok;
         const char *what;
         switch (flag) {
         case HUB__LIMIT_RATE:
-            ok = hub__per_second(v1, false, &a);
+            ok = policy__per_second(v1, false, &a);
             what = "messages per second, a whole number followed by /s";
             lim.values.rate_msgs = a;
             break;
         case HUB__LIMIT_BYTES:
-            ok = hub__per_second(v1, true, &a);
+            ok = policy__per_second(v1, true, &a);
             what = "bytes per second, " HUB__SIZE_FORMS ", then /s";
             lim.values.rate_bytes = a;
             break;
         default:
-            ok = hub__count(v1, strlen(v1), &a) && hub__size(v2, strlen(v2), &b);
+            ok = policy__count(v1, strlen(v1), &a) && policy__size(v2, strlen(v2), &b);
             what = "a message count, then a size: " HUB__SIZE_FORMS;
             if (flag == HUB__LIMIT_SEND) {
                 lim.values.send_msgs = a;
@@ -636,24 +640,24 @@ static int hub__parse_limit(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
             break;
         }
         if (!ok)
-            return hub__fail(ps, HUB_EPARSE, "'%s %s%s%s' is not valid; write %s, e.g. %s", opt,
-                             v1, values == 2 ? " " : "", v2, what, example);
+            return policy__fail(ps, HUB_EPARSE, "'%s %s%s%s' is not valid; write %s, e.g. %s", opt,
+                                v1, values == 2 ? " " : "", v2, what, example);
         /* 0 would read as "no limit" to the store, the opposite of what
          * it says: leaving the option out is how to keep the default. */
         if (a == 0 || (values == 2 && b == 0))
-            return hub__fail(ps, HUB_EPARSE,
-                             "'%s %s%s%s': a limit is at least 1; to keep the hub's default, "
-                             "leave '%s' out",
-                             opt, v1, values == 2 ? " " : "", v2, opt);
+            return policy__fail(ps, HUB_EPARSE,
+                                "'%s %s%s%s': a limit is at least 1; to keep the hub's default, "
+                                "leave '%s' out",
+                                opt, v1, values == 2 ? " " : "", v2, opt);
         lim.set |= flag;
         i += 1 + values;
     }
-    const hub__limit_t *twin = hub_map_get(self->limits, member);
+    const policy__limit_t *twin = hub_map_get(self->limits, member);
     if (twin)
-        return hub__fail(ps, HUB_EEXIST,
-                         "%s already has a limit line (line %u); a member has one: merge them",
-                         member, twin->values.line);
-    hub__limit_t *copy = malloc(sizeof *copy);
+        return policy__fail(ps, HUB_EEXIST,
+                            "%s already has a limit line (line %u); a member has one: merge them",
+                            member, twin->values.line);
+    policy__limit_t *copy = malloc(sizeof *copy);
     if (!copy)
         return HUB_ENOMEM;
     *copy = lim;
@@ -664,30 +668,30 @@ static int hub__parse_limit(hub__parser_t *ps, hub_policy_t *self, hub__word_t *
     return 0;
 }
 
-static int hub__parse_line(hub__parser_t *ps, hub_policy_t *self, char *line)
+static int policy__parse_line(policy__parser_t *ps, hub_policy_t *self, char *line)
 {
-    hub__word_t words[HUB__MAX_WORDS];
+    policy__word_t words[HUB__MAX_WORDS];
     size_t n = 0;
-    int rc = hub__split(ps, line, words, &n);
+    int rc = policy__split(ps, line, words, &n);
     if (rc != 0 || n == 0)
         return rc;
     if (words[0].quoted)
-        return hub__fail(ps, HUB_EPARSE, "a line starts with 'allow', 'limit' or 'timezone'");
+        return policy__fail(ps, HUB_EPARSE, "a line starts with 'allow', 'limit' or 'timezone'");
     if (!strcmp(words[0].text, "allow"))
-        return hub__parse_allow(ps, self, words, n);
+        return policy__parse_allow(ps, self, words, n);
     if (!strcmp(words[0].text, "limit"))
-        return hub__parse_limit(ps, self, words, n);
+        return policy__parse_limit(ps, self, words, n);
     if (!strcmp(words[0].text, "timezone")) {
-        if (n != 2 || words[1].quoted || hub__parse_offset(words[1].text, &ps->tz_offset_s) != 0)
-            return hub__fail(ps, HUB_EPARSE,
-                             "write 'timezone +07:00' (or another offset, or Z for UTC)");
+        if (n != 2 || words[1].quoted || policy__parse_offset(words[1].text, &ps->tz_offset_s) != 0)
+            return policy__fail(ps, HUB_EPARSE,
+                                "write 'timezone +07:00' (or another offset, or Z for UTC)");
         return 0;
     }
     if (!strcmp(words[0].text, "deny"))
-        return hub__fail(ps, HUB_EPARSE,
-                         "there is no 'deny': everything not allowed is denied; remove the line "
-                         "or the 'allow' it contradicts");
-    return hub__fail(ps, HUB_EPARSE, "unknown word '%s'; " HUB__LINE_KINDS, words[0].text);
+        return policy__fail(ps, HUB_EPARSE,
+                            "there is no 'deny': everything not allowed is denied; remove the line "
+                            "or the 'allow' it contradicts");
+    return policy__fail(ps, HUB_EPARSE, "unknown word '%s'; " HUB__LINE_KINDS, words[0].text);
 }
 
 int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out, char *err,
@@ -701,7 +705,7 @@ int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out
         return HUB_EINVAL;
     }
     hub_policy_t *self = calloc(1, sizeof *self);
-    hub__parser_t ps = {.name = name, .err = err, .err_size = err_size};
+    policy__parser_t ps = {.name = name, .err = err, .err_size = err_size};
     if (!self || !(self->by_pair = hub_map_new()) || !(self->by_consumer = hub_map_new()) ||
         !(self->limits = hub_map_new()) || !(ps.seen = hub_map_new())) {
         hub_policy_destroy(&self);
@@ -718,15 +722,15 @@ int hub_policy_parse_text(const char *name, const char *text, hub_policy_t **out
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         if (len > HUB_POLICY_LINE_MAX) {
-            rc = hub__fail(&ps, HUB_EPARSE, "the line is longer than %d bytes; split it",
-                           HUB_POLICY_LINE_MAX);
+            rc = policy__fail(&ps, HUB_EPARSE, "the line is longer than %d bytes; split it",
+                              HUB_POLICY_LINE_MAX);
             break;
         }
         memcpy(line, p, len);
         if (len && line[len - 1] == '\r')
             len--;
         line[len] = '\0';
-        rc = hub__parse_line(&ps, self, line);
+        rc = policy__parse_line(&ps, self, line);
         p = nl ? nl + 1 : p + len;
     }
     hub_map_destroy(&ps.seen);
@@ -786,7 +790,7 @@ int hub_policy_load(const char *path, hub_policy_t **out, char *err, size_t err_
 /* ------------------------------------------------------------------------ */
 /* Decisions                                                                 */
 
-static bool hub__covers(const hub__rule_t *r, const char *service, size_t name_len)
+static bool policy__covers(const policy__rule_t *r, const char *service, size_t name_len)
 {
     switch (r->cover) {
     case HUB__COVER_PROVIDER:
@@ -799,7 +803,7 @@ static bool hub__covers(const hub__rule_t *r, const char *service, size_t name_l
     return false;
 }
 
-static bool hub__valid_at(const hub__rule_t *r, uint64_t now_us)
+static bool policy__valid_at(const policy__rule_t *r, uint64_t now_us)
 {
     return now_us >= r->pub.from_us && now_us < r->pub.until_us;
 }
@@ -814,21 +818,21 @@ int hub_policy_check(const hub_policy_t *self, const char *consumer, const char 
     out->line = 0;
     out->purpose = "";
     out->reason[0] = '\0';
-    const hub__bucket_t *b = NULL;
+    const policy__bucket_t *b = NULL;
     size_t clen = strlen(consumer), plen = strlen(provider);
     if (clen <= HUB_MEMBER_ID_MAX && plen <= HUB_MEMBER_ID_MAX) {
         char pair[HUB__PAIR_KEY_MAX];
-        hub__pair_key(consumer, provider, pair);
+        policy__pair_key(consumer, provider, pair);
         b = hub_map_get(self->by_pair, pair);
     }
     const char *slash = strchr(service, '/');
     size_t name_len = slash ? (size_t)(slash - service) : strlen(service);
-    const hub__rule_t *best = NULL, *future = NULL, *past = NULL;
+    const policy__rule_t *best = NULL, *future = NULL, *past = NULL;
     for (size_t i = 0; b && i < b->count; i++) {
-        const hub__rule_t *r = b->rules[i];
-        if (!hub__covers(r, service, name_len))
+        const policy__rule_t *r = b->rules[i];
+        if (!policy__covers(r, service, name_len))
             continue;
-        if (hub__valid_at(r, now_us)) {
+        if (policy__valid_at(r, now_us)) {
             if (!best || r->cover > best->cover)
                 best = r;
         } else if (now_us < r->pub.from_us) {
@@ -844,7 +848,7 @@ int hub_policy_check(const hub_policy_t *self, const char *consumer, const char 
         out->purpose = best->pub.purpose;
         return 0;
     }
-    const hub__rule_t *near = future ? future : past;
+    const policy__rule_t *near = future ? future : past;
     if (near) {
         out->line = near->pub.line;
         out->purpose = near->pub.purpose;
@@ -884,10 +888,10 @@ int hub_policy_check(const hub_policy_t *self, const char *consumer, const char 
 size_t hub_policy_visit_allowed(const hub_policy_t *self, const char *consumer, uint64_t now_us,
                                 hub_policy_rule_cb cb, void *user)
 {
-    const hub__bucket_t *b = self && consumer ? hub_map_get(self->by_consumer, consumer) : NULL;
+    const policy__bucket_t *b = self && consumer ? hub_map_get(self->by_consumer, consumer) : NULL;
     size_t visited = 0;
     for (size_t i = 0; b && i < b->count; i++) {
-        if (!hub__valid_at(b->rules[i], now_us))
+        if (!policy__valid_at(b->rules[i], now_us))
             continue;
         visited++;
         if (cb && cb(&b->rules[i]->pub, user) != 0)
@@ -907,16 +911,16 @@ size_t hub_policy_visit_rules(const hub_policy_t *self, hub_policy_rule_cb cb, v
     return visited;
 }
 
-static bool hub__pair_valid(const hub_policy_t *self, const char *consumer, const char *provider,
-                            uint64_t now_us)
+static bool policy__pair_valid(const hub_policy_t *self, const char *consumer, const char *provider,
+                               uint64_t now_us)
 {
     if (strlen(consumer) > HUB_MEMBER_ID_MAX || strlen(provider) > HUB_MEMBER_ID_MAX)
         return false;
     char pair[HUB__PAIR_KEY_MAX];
-    hub__pair_key(consumer, provider, pair);
-    const hub__bucket_t *b = hub_map_get(self->by_pair, pair);
+    policy__pair_key(consumer, provider, pair);
+    const policy__bucket_t *b = hub_map_get(self->by_pair, pair);
     for (size_t i = 0; b && i < b->count; i++)
-        if (hub__valid_at(b->rules[i], now_us))
+        if (policy__valid_at(b->rules[i], now_us))
             return true;
     return false;
 }
@@ -925,7 +929,7 @@ bool hub_policy_related(const hub_policy_t *self, const char *a, const char *b, 
 {
     if (!self || !a || !b)
         return false;
-    return hub__pair_valid(self, a, b, now_us) || hub__pair_valid(self, b, a, now_us);
+    return policy__pair_valid(self, a, b, now_us) || policy__pair_valid(self, b, a, now_us);
 }
 
 uint64_t hub_policy_last_end(const hub_policy_t *self, uint64_t now_us)
@@ -948,7 +952,7 @@ bool hub_policy_limits(const hub_policy_t *self, const char *member, hub_policy_
     if (!out)
         return false;
     out->line = 0;
-    const hub__limit_t *lim = self && member ? hub_map_get(self->limits, member) : NULL;
+    const policy__limit_t *lim = self && member ? hub_map_get(self->limits, member) : NULL;
     if (!lim)
         return false;
     if (lim->set & HUB__LIMIT_RATE)

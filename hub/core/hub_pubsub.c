@@ -7,7 +7,7 @@
 /* ------------------------------------------------------------------------ */
 /* Publish / subscribe                                                       */
 
-static bool hub__subscribed(const hub__sublist_t *l, const char *member)
+static bool pubsub__subscribed(const core__sublist_t *l, const char *member)
 {
     for (size_t i = 0; l && i < l->n; i++)
         if (!strcmp(l->members[i], member))
@@ -16,12 +16,12 @@ static bool hub__subscribed(const hub__sublist_t *l, const char *member)
 }
 
 /* Adds a subscription; returns 1 when it is new, 0 when known, <0 on error. */
-int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic)
+int pubsub__subscribe(hub_server_t *self, const char *subscriber, const char *topic)
 {
-    hub__sublist_t *l = hub_map_get(self->subs, topic);
-    if (l && hub__subscribed(l, subscriber))
+    core__sublist_t *l = hub_map_get(self->subs, topic);
+    if (l && pubsub__subscribed(l, subscriber))
         return 0;
-    hub__member_t *m = hub__member(self, subscriber);
+    core__member_t *m = members__member(self, subscriber);
     if (!m)
         return HUB_ENOMEM;
     if (!l) {
@@ -39,9 +39,9 @@ int hub__subscribe(hub_server_t *self, const char *subscriber, const char *topic
 /* Writes every subscription to data_dir/subscriptions: tmp file, fsync,
  * rename, so a crash leaves the old list or the new one. Rare (a Hello with
  * a new subscription), so it runs on the loop thread. */
-int hub__save_subscriptions(hub_server_t *self)
+int pubsub__save_subscriptions(hub_server_t *self)
 {
-    hub__cluster_subs_changed(self); /* several nodes: the store has them too */
+    cluster__subs_changed(self); /* several nodes: the store has them too */
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", self->subs_path);
     FILE *f = fopen(tmp, "w");
@@ -53,7 +53,7 @@ int hub__save_subscriptions(hub_server_t *self)
     const char *topic;
     void *value;
     while (hub_map_next(self->subs, &cursor, &topic, &value)) {
-        const hub__sublist_t *l = value;
+        const core__sublist_t *l = value;
         for (size_t i = 0; i < l->n; i++)
             fprintf(f, "%s %s\n", l->members[i], topic);
     }
@@ -65,7 +65,7 @@ int hub__save_subscriptions(hub_server_t *self)
     return rc;
 }
 
-int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
+int pubsub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
 {
     FILE *f = fopen(self->subs_path, "r");
     if (!f)
@@ -90,7 +90,7 @@ int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
             rc = HUB_EPARSE;
             break;
         }
-        if (hub__subscribe(self, line, space + 1) < 0)
+        if (pubsub__subscribe(self, line, space + 1) < 0)
             rc = HUB_ENOMEM;
     }
     fclose(f);
@@ -100,8 +100,8 @@ int hub__load_subscriptions(hub_server_t *self, char *err, size_t err_size)
 /* The id under which a published event is stored for one subscriber: a
  * UUID derived from the event's id and the subscriber, so that a re-sent
  * publication de-duplicates copy by copy. */
-static void hub__derive_id(const char *message_id, const char *subscriber,
-                           char out[HUB_UUID_LEN + 1])
+static void pubsub__derive_id(const char *message_id, const char *subscriber,
+                              char out[HUB_UUID_LEN + 1])
 {
     crypto_hash_sha256_state st;
     uint8_t h[crypto_hash_sha256_BYTES];
@@ -119,8 +119,8 @@ static void hub__derive_id(const char *message_id, const char *subscriber,
 
 /* An EVENT addressed to the hub itself is a publication: one copy per
  * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
-void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_t *env,
-                  const uint8_t *bytes, size_t len, hub__receipts_t *receipts, const char *mid)
+void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envelope_t *env,
+                     const uint8_t *bytes, size_t len, core__receipts_t *receipts, const char *mid)
 {
     const hub_keypair_t *skp = hub_keydir_find_member(self->keys, env->sender);
     if (env->kind != LTH__V1__KIND__KIND_EVENT) {
@@ -129,8 +129,8 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
                           ? hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache)
                           : HUB_EINVAL;
             if (vrc != 0) {
-                hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                                  hub__signature_problem(vrc, skp && skp->has_sign));
+                send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE,
+                                   "%s", admit__signature_problem(vrc, skp && skp->has_sign));
                 return;
             }
         }
@@ -138,73 +138,73 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
         size_t json_len = 0;
         const char *why = NULL;
         int code = env->kind == LTH__V1__KIND__KIND_REQUEST
-                       ? hub__metaservice(self, sender, env, &json, &json_len, &why)
+                       ? meta__metaservice(self, sender, env, &json, &json_len, &why)
                        : LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
         if (code != 0) {
-            hub__receipt_nack(self, receipts, mid, code, "%s",
-                              why ? why
-                                  : "the hub takes requests (metaservices) and events "
-                                    "(publications), not replies");
+            send__receipt_nack(self, receipts, mid, code, "%s",
+                               why ? why
+                                   : "the hub takes requests (metaservices) and events "
+                                     "(publications), not replies");
             return;
         }
-        hub__receipt_ack(receipts, env->message_id, 0);
-        hub__evidence_t ev;
+        send__receipt_ack(receipts, env->message_id, 0);
+        core__evidence_t ev;
         if (self->audit)
-            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
-        hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
-                              "answered by the hub", false);
-        hub__reply_from_hub(self, sender, env, json, json_len);
+            outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+        outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
+                          "answered by the hub", false);
+        meta__reply_from_hub(self, sender, env, json, json_len);
         free(json);
         return;
     }
     if (self->cfg.require_signatures && (!skp || !skp->has_sign || env->signature.len == 0)) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                          hub__signature_problem(HUB_EINVAL, skp && skp->has_sign));
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                           admit__signature_problem(HUB_EINVAL, skp && skp->has_sign));
         return;
     }
     char topic[HUB_MEMBER_ID_MAX + HUB_SERVICE_MAX + 2];
     snprintf(topic, sizeof topic, "%s/%s", env->sender, env->service);
-    hub__sublist_t *l = hub_map_get(self->subs, topic);
+    core__sublist_t *l = hub_map_get(self->subs, topic);
     sender->msgs_in++;
     sender->bytes_in += len;
     if (!l || l->n == 0 || env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY) {
         if (l && self->cfg.require_signatures &&
             hub_envelope_verify_cached(env, skp->sign_public, &self->sigcache) != 0) {
-            hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
-                              hub__signature_problem(HUB_ECRYPTO, true));
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_BAD_SIGNATURE, "%s",
+                               admit__signature_problem(HUB_ECRYPTO, true));
             return;
         }
         /* Nobody subscribes (or online-only): hand it to connected
          * subscribers now; with none, there is nobody to keep it for. */
         for (size_t i = 0; l && i < l->n; i++) {
-            hub__member_t *m = hub_map_get(self->members, l->members[i]);
+            core__member_t *m = hub_map_get(self->members, l->members[i]);
             hub_policy_decision_t d;
             /* Every publish path checks each subscriber's agreement. */
-            if (m && m->online && hub__waiting(m) + len <= self->cfg.max_waiting_bytes &&
-                !hub__forbidden(self, m->id, env->sender, env->service, &d))
-                hub__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
+            if (m && m->online && send__waiting(m) + len <= self->cfg.max_waiting_bytes &&
+                !trust__forbidden(self, m->id, env->sender, env->service, &d))
+                send__enqueue_out(self, m, env->sender, 0, 1, bytes, len);
             /* Several nodes: a subscriber connected to another one. */
-            else if (m && !m->online && self->cluster && hub__cluster_located(self, m->id) &&
-                     !hub__forbidden(self, m->id, env->sender, env->service, &d))
-                hub__cluster_forward(self, m->id, bytes, len);
+            else if (m && !m->online && self->cluster && cluster__located(self, m->id) &&
+                     !trust__forbidden(self, m->id, env->sender, env->service, &d))
+                cluster__forward(self, m->id, bytes, len);
         }
-        hub__receipt_ack(receipts, env->message_id, 0);
-        hub__evidence_t ev;
+        send__receipt_ack(receipts, env->message_id, 0);
+        core__evidence_t ev;
         if (self->audit)
-            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
-        hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
-                              l && l->n ? "publication online-only" : "publication, no subscriber",
-                              false);
+            outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+        outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
+                          l && l->n ? "publication online-only" : "publication, no subscriber",
+                          false);
         return;
     }
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
     if (self->pending_n + l->n > HUB__MAX_PENDING) {
-        hub__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                          "the hub's store is behind (%zu envelopes waiting to be written); "
-                          "nothing was stored, publish again shortly",
-                          self->pending_n);
+        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                           "the hub's store is behind (%zu envelopes waiting to be written); "
+                           "nothing was stored, publish again shortly",
+                           self->pending_n);
         return;
     }
     uint64_t now = hub_now_us();
@@ -212,25 +212,25 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
     for (size_t i = 0; i < l->n; i++) {
         /* An agreement that has ended ends the subscription's deliveries. */
         hub_policy_decision_t d;
-        if (hub__forbidden(self, l->members[i], env->sender, env->service, &d))
+        if (trust__forbidden(self, l->members[i], env->sender, env->service, &d))
             continue;
-        hub__pending_t p;
+        core__pending_t p;
         memset(&p, 0, sizeof p);
         p.bytes = malloc(len ? len : 1);
         if (!p.bytes)
             break;
         memcpy(p.bytes, bytes, len);
-        hub__derive_id(env->message_id, l->members[i], p.msg.message_id);
-        hub__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
-        hub__copy_str(p.msg.receiver, sizeof p.msg.receiver, l->members[i]);
-        hub__copy_str(p.msg.service, sizeof p.msg.service, env->service);
+        pubsub__derive_id(env->message_id, l->members[i], p.msg.message_id);
+        core__copy_str(p.msg.sender, sizeof p.msg.sender, env->sender);
+        core__copy_str(p.msg.receiver, sizeof p.msg.receiver, l->members[i]);
+        core__copy_str(p.msg.service, sizeof p.msg.service, env->service);
         p.msg.accepted_at_us = now;
         p.msg.expires_at_us = now + ttl_ms * 1000u;
         p.msg.envelope = p.bytes;
         p.msg.envelope_len = len;
-        hub__member_t *subm = hub__member(self, l->members[i]);
+        core__member_t *subm = members__member(self, l->members[i]);
         if (subm)
-            hub__quota_for(self, sender, subm, &p.msg.quota);
+            delivery__quota_for(self, sender, subm, &p.msg.quota);
         snprintf(p.group_id, sizeof p.group_id, "%s", env->message_id);
         p.group_first = first;
         if (first && self->cfg.require_signatures) {
@@ -238,7 +238,7 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
             p.verify = true;
         }
         p.msg.preset_seq = self->next_seq++;
-        if (hub__pending_push(self, &p) != 0) {
+        if (delivery__pending_push(self, &p) != 0) {
             free(p.bytes);
             break;
         }
@@ -246,11 +246,11 @@ void hub__publish(hub_server_t *self, hub__member_t *sender, const hub_envelope_
     }
     if (first) {
         /* No subscriber may receive it now. */
-        hub__receipt_ack(receipts, env->message_id, 0);
-        hub__evidence_t ev;
+        send__receipt_ack(receipts, env->message_id, 0);
+        core__evidence_t ev;
         if (self->audit)
-            hub__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
-        hub__outcome_accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
-                              "publication, no subscriber allowed", false);
+            outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+        outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
+                          "publication, no subscriber allowed", false);
     }
 }

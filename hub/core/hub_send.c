@@ -9,12 +9,12 @@
 
 /* Bytes waiting to leave for a member: gathered deliveries and frames its
  * ZeroMQ pipe would not take yet. */
-uint64_t hub__waiting(const hub__member_t *m)
+uint64_t send__waiting(const core__member_t *m)
 {
     return m->out_bytes + m->blocked_bytes;
 }
 
-void hub__blocked_drop(hub__member_t *m)
+void send__blocked_drop(core__member_t *m)
 {
     for (size_t i = 0; i < m->blocked_n; i++)
         free(m->blocked[(m->blocked_head + i) % m->blocked_cap].buf);
@@ -26,11 +26,11 @@ void hub__blocked_drop(hub__member_t *m)
 }
 
 /* Keeps an encoded frame (taking ownership) until the peer's pipe takes it. */
-static int hub__blocked_push(hub_server_t *self, hub__member_t *m, uint8_t *buf, size_t len)
+static int send__blocked_push(hub_server_t *self, core__member_t *m, uint8_t *buf, size_t len)
 {
     if (m->blocked_n == m->blocked_cap) {
         size_t cap = m->blocked_cap ? 2 * m->blocked_cap : 8;
-        hub__blocked_t *ring = malloc(cap * sizeof *ring);
+        core__blocked_t *ring = malloc(cap * sizeof *ring);
         if (!ring) {
             free(buf);
             return HUB_ENOMEM;
@@ -42,7 +42,7 @@ static int hub__blocked_push(hub_server_t *self, hub__member_t *m, uint8_t *buf,
         m->blocked_head = 0;
         m->blocked_cap = cap;
     }
-    m->blocked[(m->blocked_head + m->blocked_n++) % m->blocked_cap] = (hub__blocked_t){buf, len};
+    m->blocked[(m->blocked_head + m->blocked_n++) % m->blocked_cap] = (core__blocked_t){buf, len};
     m->blocked_bytes += len;
     if (m->stalled_since_mono_us == 0)
         m->stalled_since_mono_us = hub_monotonic_us();
@@ -51,14 +51,14 @@ static int hub__blocked_push(hub_server_t *self, hub__member_t *m, uint8_t *buf,
         m->next_blocked = self->blocked_list;
         self->blocked_list = m;
         if (!uv_is_active((uv_handle_t *)&self->retry_timer))
-            uv_timer_start(&self->retry_timer, hub__on_retry_timer, HUB__RETRY_MS, HUB__RETRY_MS);
+            uv_timer_start(&self->retry_timer, send__on_retry_timer, HUB__RETRY_MS, HUB__RETRY_MS);
     }
     return 0;
 }
 
 /* One zmq send of an encoded frame: 0, HUB_EAGAIN (pipe full), or another
  * error (EHOSTUNREACH: the connection is gone and the member goes offline). */
-static int hub__zmq_send(hub_server_t *self, hub__member_t *m, const uint8_t *buf, size_t len)
+static int send__zmq_send(hub_server_t *self, core__member_t *m, const uint8_t *buf, size_t len)
 {
     if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
@@ -66,7 +66,7 @@ static int hub__zmq_send(hub_server_t *self, hub__member_t *m, const uint8_t *bu
         if (e == EHOSTUNREACH) {
             HUB_INFO("router", "member connection gone", "member=%s", m->id);
             m->online = false;
-            hub__blocked_drop(m);
+            send__blocked_drop(m);
         }
         return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
     }
@@ -74,9 +74,9 @@ static int hub__zmq_send(hub_server_t *self, hub__member_t *m, const uint8_t *bu
     return 0;
 }
 
-/* hub__zmq_send() for a message of len bytes (kept by the caller on a
+/* send__zmq_send() for a message of len bytes (kept by the caller on a
  * failure, given to ZeroMQ on success, when msg is emptied). */
-static int hub__zmq_send_msg(hub_server_t *self, hub__member_t *m, zmq_msg_t *msg, size_t len)
+static int send__zmq_send_msg(hub_server_t *self, core__member_t *m, zmq_msg_t *msg, size_t len)
 {
     if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) < 0) {
@@ -84,7 +84,7 @@ static int hub__zmq_send_msg(hub_server_t *self, hub__member_t *m, zmq_msg_t *ms
         if (e == EHOSTUNREACH) {
             HUB_INFO("router", "member connection gone", "member=%s", m->id);
             m->online = false;
-            hub__blocked_drop(m);
+            send__blocked_drop(m);
         }
         return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
     }
@@ -95,10 +95,10 @@ static int hub__zmq_send_msg(hub_server_t *self, hub__member_t *m, zmq_msg_t *ms
 /* Sends one frame to a member's live connection. A frame its pipe will not
  * take yet waits, in order, in the member's blocked queue (counted against
  * max_waiting_bytes), and is offered again every HUB__RETRY_MS; a member
- * that takes nothing for drain_timeout_ms is cut off (hub__housekeeping).
+ * that takes nothing for drain_timeout_ms is cut off (server__housekeeping).
  * EHOSTUNREACH means the connection is gone: the member goes offline and
  * its unsettled deliveries stay in the store. */
-int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
+int send__frame(hub_server_t *self, core__member_t *m, hub_frame_t *frame)
 {
     if (!m->online || m->rid_len == 0)
         return HUB_ECLOSED;
@@ -112,7 +112,7 @@ int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
         if (zmq_msg_init_size(&msg, len ? len : 1) != 0)
             return HUB_ENOMEM;
         protobuf_c_message_pack(&frame->base, zmq_msg_data(&msg));
-        int rc = hub__zmq_send_msg(self, m, &msg, len);
+        int rc = send__zmq_send_msg(self, m, &msg, len);
         /* Any call on the socket, a failed send too, may consume the edge
          * of ZMQ_FD: have the watcher look at ZMQ_EVENTS again. */
         hub_zsock_kick(self->router_watch);
@@ -131,20 +131,20 @@ int hub__send_frame(hub_server_t *self, hub__member_t *m, hub_frame_t *frame)
         if (rc != 0)
             return rc;
     }
-    return hub__blocked_push(self, m, buf, len);
+    return send__blocked_push(self, m, buf, len);
 }
 
 /* Offers waiting frames again, oldest first, to every member that has any. */
-static void hub__retry_blocked(hub_server_t *self)
+static void send__retry_blocked(hub_server_t *self)
 {
-    hub__member_t **link = &self->blocked_list;
+    core__member_t **link = &self->blocked_list;
     bool tried = false;
     while (*link) {
-        hub__member_t *m = *link;
+        core__member_t *m = *link;
         while (m->online && m->blocked_n > 0) {
-            hub__blocked_t *b = &m->blocked[m->blocked_head];
+            core__blocked_t *b = &m->blocked[m->blocked_head];
             tried = true;
-            if (hub__zmq_send(self, m, b->buf, b->len) != 0)
+            if (send__zmq_send(self, m, b->buf, b->len) != 0)
                 break;
             m->blocked_bytes -= b->len;
             free(b->buf);
@@ -153,7 +153,7 @@ static void hub__retry_blocked(hub_server_t *self)
             m->stalled_since_mono_us = hub_monotonic_us(); /* it is draining */
         }
         if (!m->online)
-            hub__blocked_drop(m);
+            send__blocked_drop(m);
         if (m->blocked_n == 0) {
             m->stalled_since_mono_us = 0;
             m->on_blocked_list = false;
@@ -171,14 +171,14 @@ static void hub__retry_blocked(hub_server_t *self)
         uv_timer_stop(&self->retry_timer);
 }
 
-void hub__on_retry_timer(uv_timer_t *t)
+void send__on_retry_timer(uv_timer_t *t)
 {
-    hub__retry_blocked(t->data);
+    send__retry_blocked(t->data);
 }
 
 /* A frame-level refusal to a connection identified only by routing id. */
-void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
-                         const char *reason)
+void send__error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
+                     const char *reason)
 {
     Lth__V1__Nack nack = LTH__V1__NACK__INIT;
     nack.message_id = "";
@@ -199,7 +199,7 @@ void hub__send_error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len,
         self->stats.nacks_by_code[code]++;
 }
 
-int hub__receipts_init(hub__receipts_t *r, size_t cap)
+int send__receipts_init(core__receipts_t *r, size_t cap)
 {
     memset(r, 0, sizeof *r);
     if (cap == 0)
@@ -216,7 +216,7 @@ int hub__receipts_init(hub__receipts_t *r, size_t cap)
                : HUB_ENOMEM;
 }
 
-void hub__receipts_free(hub__receipts_t *r)
+void send__receipts_free(core__receipts_t *r)
 {
     for (size_t i = 0; i < r->n_acks; i++)
         if (r->acks[i].message_id != r->ack_ids[i])
@@ -233,14 +233,14 @@ void hub__receipts_free(hub__receipts_t *r)
     free(r->reasons);
 }
 
-void hub__receipt_ack(hub__receipts_t *r, const char *message_id, uint64_t seq)
+void send__receipt_ack(core__receipts_t *r, const char *message_id, uint64_t seq)
 {
-    hub__receipt_ack_routed(r, message_id, seq, NULL);
+    send__receipt_ack_routed(r, message_id, seq, NULL);
 }
 
 /* routed_to: an interned member id (lives as long as the server), or NULL. */
-void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_t seq,
-                             const char *routed_to)
+void send__receipt_ack_routed(core__receipts_t *r, const char *message_id, uint64_t seq,
+                              const char *routed_to)
 {
     if (r->n_acks >= r->cap)
         return;
@@ -262,7 +262,7 @@ void hub__receipt_ack_routed(hub__receipts_t *r, const char *message_id, uint64_
 
 /* A flooding member must not flood the log too: at most
  * HUB__REFUSAL_LOGS_PER_S refusal lines a second per member, then a count. */
-bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m)
+bool send__refusal_log_ok(hub_server_t *self, core__member_t *m)
 {
     (void)self;
     uint64_t now = hub_monotonic_us();
@@ -284,13 +284,13 @@ bool hub__refusal_log_ok(hub_server_t *self, hub__member_t *m)
 
 /* Adds a NACK to the receipts and counts it; nothing else (no audit record,
  * no flow, no log line). False when it could not be added. */
-bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
-                           const char *reason)
+bool send__receipt_add_nack(hub_server_t *self, core__receipts_t *r, const char *message_id,
+                            int code, const char *reason)
 {
     self->stats.envelopes_nacked++;
     if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
-    hub__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
+    core__member_t *sm = r->sender ? hub_map_get(self->members, r->sender) : NULL;
     if (sm)
         sm->refusals++;
     if (r->n_nacks >= r->cap)
@@ -314,23 +314,23 @@ bool hub__receipt_add_nack(hub_server_t *self, hub__receipts_t *r, const char *m
 }
 
 /* A refusal: the NACK, then its outcome (audit record, flow, log line:
- * hub__outcome_refused). */
-void hub__receipt_nack(hub_server_t *self, hub__receipts_t *r, const char *message_id, int code,
-                       const char *fmt, ...)
+ * outcome__refused). */
+void send__receipt_nack(hub_server_t *self, core__receipts_t *r, const char *message_id, int code,
+                        const char *fmt, ...)
 {
     char reason[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    if (!hub__receipt_add_nack(self, r, message_id, code, reason))
+    if (!send__receipt_add_nack(self, r, message_id, code, reason))
         return;
-    hub__outcome_refused(self, r, message_id, code, reason);
+    outcome__refused(self, r, message_id, code, reason);
 }
 
 /* Sends one Receipts frame (nothing when both lists are empty). */
-static void hub__receipts_frame(hub_server_t *self, hub__member_t *m, Lth__V1__Ack **acks,
-                                size_t n_acks, Lth__V1__Nack **nacks, size_t n_nacks)
+static void send__receipts_frame(hub_server_t *self, core__member_t *m, Lth__V1__Ack **acks,
+                                 size_t n_acks, Lth__V1__Nack **nacks, size_t n_nacks)
 {
     if (n_acks == 0 && n_nacks == 0)
         return;
@@ -342,19 +342,19 @@ static void hub__receipts_frame(hub_server_t *self, hub__member_t *m, Lth__V1__A
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
     frame.receipts = &rec;
-    hub__send_frame(self, m, &frame);
+    send__frame(self, m, &frame);
 }
 
-void hub__receipts_send(hub_server_t *self, hub__member_t *m, hub__receipts_t *r)
+void send__receipts_send(hub_server_t *self, core__member_t *m, core__receipts_t *r)
 {
-    hub__receipts_frame(self, m, r->ack_ptrs, r->n_acks, r->nack_ptrs, r->n_nacks);
+    send__receipts_frame(self, m, r->ack_ptrs, r->n_acks, r->nack_ptrs, r->n_nacks);
 }
 
 /* Queues an envelope for the member's next Deliveries frame. */
-static int hub__enqueue(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
-                        uint32_t attempt, uint8_t *bytes, size_t len, bool lent)
+static int send__enqueue(hub_server_t *self, core__member_t *m, const char *sender, uint64_t seq,
+                         uint32_t attempt, uint8_t *bytes, size_t len, bool lent)
 {
-    hub__outitem_t item = {seq, attempt, bytes, len, {0}, false, lent};
+    core__outitem_t item = {seq, attempt, bytes, len, {0}, false, lent};
     const hub_keypair_t *kp = !strcmp(sender, self->own_key.member_id)
                                   ? &self->own_key
                                   : hub_keydir_find_member(self->keys, sender);
@@ -373,28 +373,28 @@ static int hub__enqueue(hub_server_t *self, hub__member_t *m, const char *sender
     return 0;
 }
 
-int hub__enqueue_out(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
-                     uint32_t attempt, const uint8_t *bytes, size_t len)
+int send__enqueue_out(hub_server_t *self, core__member_t *m, const char *sender, uint64_t seq,
+                      uint32_t attempt, const uint8_t *bytes, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return HUB_ENOMEM;
     memcpy(copy, bytes, len);
-    int rc = hub__enqueue(self, m, sender, seq, attempt, copy, len, false);
+    int rc = send__enqueue(self, m, sender, seq, attempt, copy, len, false);
     if (rc != 0)
         free(copy);
     return rc;
 }
 
-int hub__enqueue_lent(hub_server_t *self, hub__member_t *m, const char *sender, uint64_t seq,
-                      uint32_t attempt, uint8_t *bytes, size_t len)
+int send__enqueue_lent(hub_server_t *self, core__member_t *m, const char *sender, uint64_t seq,
+                       uint32_t attempt, uint8_t *bytes, size_t len)
 {
-    return hub__enqueue(self, m, sender, seq, attempt, bytes, len, true);
+    return send__enqueue(self, m, sender, seq, attempt, bytes, len, true);
 }
 
 /* The member's held ACKs as one array of pointers (malloc'ed; NULL when
  * none are held or memory is short). */
-static Lth__V1__Ack **hub__held_acks(hub__member_t *m, size_t *n)
+static Lth__V1__Ack **send__held_acks(core__member_t *m, size_t *n)
 {
     size_t total = 0;
     for (size_t i = 0; i < m->held_n; i++)
@@ -408,17 +408,17 @@ static Lth__V1__Ack **hub__held_acks(hub__member_t *m, size_t *n)
 }
 
 /* Sends the member's held ACKs in a Receipts frame of their own. */
-static void hub__held_send(hub_server_t *self, hub__member_t *m)
+static void send__held_send(hub_server_t *self, core__member_t *m)
 {
     size_t n;
-    Lth__V1__Ack **acks = hub__held_acks(m, &n);
+    Lth__V1__Ack **acks = send__held_acks(m, &n);
     if (acks)
-        hub__receipts_frame(self, m, acks, n, NULL, 0);
+        send__receipts_frame(self, m, acks, n, NULL, 0);
     free(acks);
-    hub__held_free(m);
+    members__held_free(m);
 }
 
-static void hub__flush_member(hub_server_t *self, hub__member_t *m)
+static void send__flush_member(hub_server_t *self, core__member_t *m)
 {
     size_t done = 0;
     while (done < m->out_n) {
@@ -453,7 +453,7 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
             d.items = ptrs;
             /* Held ACKs ride along (Hello.receipts_in_deliveries). */
             Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-            Lth__V1__Ack **acks = m->held_n ? hub__held_acks(m, &rec.n_acks) : NULL;
+            Lth__V1__Ack **acks = m->held_n ? send__held_acks(m, &rec.n_acks) : NULL;
             if (acks) {
                 rec.acks = acks;
                 d.receipts = &rec;
@@ -461,13 +461,13 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
             hub_frame_t frame = LTH__V1__FRAME__INIT;
             frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
             frame.deliveries = &d;
-            if (hub__send_frame(self, m, &frame) == 0) {
+            if (send__frame(self, m, &frame) == 0) {
                 m->msgs_out += n;
                 self->stats.deliveries += n;
             }
             if (acks) {
                 free(acks);
-                hub__held_free(m);
+                members__held_free(m);
             }
         }
         free(items);
@@ -481,16 +481,16 @@ static void hub__flush_member(hub_server_t *self, hub__member_t *m)
     m->out_bytes = 0;
 }
 
-void hub__flush_all(hub_server_t *self)
+void send__flush_all(hub_server_t *self)
 {
     if (self->blocked_list)
-        hub__retry_blocked(self);
+        send__retry_blocked(self);
     while (self->dirty_head) {
-        hub__member_t *m = self->dirty_head;
+        core__member_t *m = self->dirty_head;
         self->dirty_head = m->next_dirty;
         m->dirty = false;
         m->next_dirty = NULL;
-        hub__flush_member(self, m);
+        send__flush_member(self, m);
     }
 }
 
@@ -498,13 +498,13 @@ void hub__flush_all(hub_server_t *self)
  * loop turn, after the turn's deliveries: the receiver's copy leaves first
  * (it is what the round trip waits for), and a sender gets one Receipts
  * frame for all its Batch frames of the turn. */
-void hub__turn_receipts_send(hub_server_t *self)
+void send__turn_receipts_send(hub_server_t *self)
 {
     for (size_t i = 0; i < self->turn_rcpt_n; i++) {
         if (!self->turn_rcpt[i].m)
             continue; /* held */
-        hub__receipts_send(self, self->turn_rcpt[i].m, &self->turn_rcpt[i].r);
-        hub__receipts_free(&self->turn_rcpt[i].r);
+        send__receipts_send(self, self->turn_rcpt[i].m, &self->turn_rcpt[i].r);
+        send__receipts_free(&self->turn_rcpt[i].r);
     }
     self->turn_rcpt_n = 0;
 }
@@ -512,11 +512,11 @@ void hub__turn_receipts_send(hub_server_t *self)
 /* Moves this turn's ACK-only receipts of members that take receipts in
  * Deliveries frames to those members, before the turn's deliveries are
  * flushed (which then carry them). */
-void hub__turn_receipts_hold(hub_server_t *self)
+void send__turn_receipts_hold(hub_server_t *self)
 {
     uint64_t now = 0;
     for (size_t i = 0; i < self->turn_rcpt_n; i++) {
-        hub__member_t *m = self->turn_rcpt[i].m;
+        core__member_t *m = self->turn_rcpt[i].m;
         if (!m->piggyback || !m->online || self->turn_rcpt[i].r.n_nacks > 0)
             continue;
         if (HUB__PUSH(m->held, m->held_n, m->held_cap, self->turn_rcpt[i].r) != 0)
@@ -534,15 +534,15 @@ void hub__turn_receipts_hold(hub_server_t *self)
 
 /* Sends, on their own, the held receipts that found no Deliveries frame
  * within HUB__HOLD_RECEIPTS_US; runs again while any are held. */
-void hub__on_held_timer(uv_timer_t *t)
+void send__on_held_timer(uv_timer_t *t)
 {
     hub_server_t *self = t->data;
     uint64_t now = hub_monotonic_us();
-    hub__member_t **link = &self->held_head;
+    core__member_t **link = &self->held_head;
     while (*link) {
-        hub__member_t *m = *link;
+        core__member_t *m = *link;
         if (m->held_n > 0 && now - m->held_since_mono_us >= HUB__HOLD_RECEIPTS_US)
-            hub__held_send(self, m);
+            send__held_send(self, m);
         if (m->held_n == 0) {
             *link = m->next_held;
             m->next_held = NULL;
@@ -552,5 +552,5 @@ void hub__on_held_timer(uv_timer_t *t)
         }
     }
     if (self->held_head)
-        uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
+        uv_timer_start(&self->held_timer, send__on_held_timer, 1, 0);
 }

@@ -10,12 +10,12 @@
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
 
-static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *rid, size_t rid_len,
-                          const Lth__V1__Hello *hello)
+static void server__on_hello(hub_server_t *self, core__member_t *m, const uint8_t *rid,
+                             size_t rid_len, const Lth__V1__Hello *hello)
 {
     if (hello->protocol_version < HUB_PROTOCOL_VERSION) {
-        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
-                            "this hub speaks protocol version 1; upgrade the client");
+        send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
+                        "this hub speaks protocol version 1; upgrade the client");
         return;
     }
     if (hello->member_id[0] && strcmp(hello->member_id, m->id) != 0) {
@@ -24,7 +24,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
                  "hello claims member %.255s but this connection's key belongs to %s; use the "
                  "key file of the member you are",
                  hello->member_id, m->id);
-        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH, reason);
+        send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH, reason);
         HUB_WARN("router", "hello with a member id that does not match the key",
                  "member=%s claimed=\"%.80s\"", m->id, hello->member_id);
         return;
@@ -36,8 +36,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             snprintf(reason, sizeof reason,
                      "offered service '%.100s' is not SERVICE/VERSION, e.g. citizen.lookup/v1",
                      hello->services[i]);
-            hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
-                                reason);
+            send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME, reason);
             return;
         }
         total += strlen(hello->services[i]) + 1;
@@ -52,8 +51,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
                      "subscription '%.100s' is not PUBLISHER-ID/SERVICE/VERSION, e.g. "
                      "VN/GOV/HN-VP/TTHC/catalogue.published/v1",
                      hello->subscriptions[i]);
-            hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
-                                reason);
+            send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME, reason);
             return;
         }
     }
@@ -70,11 +68,11 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
             char publisher[HUB_MEMBER_ID_MAX + 1];
             hub_member_service_split(topic, publisher, &svc); /* checked above */
             hub_policy_decision_t d;
-            const char *why = hub__forbidden(self, m->id, publisher, svc, &d);
+            const char *why = trust__forbidden(self, m->id, publisher, svc, &d);
             if (why) {
                 char reason[HUB_POLICY_REASON_MAX + 64];
                 snprintf(reason, sizeof reason, "subscription %s refused: %s", topic, why);
-                hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN, reason);
+                send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN, reason);
                 if (refused && refused_ptrs) {
                     Lth__V1__Nack *n = &refused[n_refused];
                     lth__v1__nack__init(n);
@@ -87,14 +85,14 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
                 continue;
             }
         }
-        int added = hub__subscribe(self, m->id, hello->subscriptions[i]);
+        int added = pubsub__subscribe(self, m->id, hello->subscriptions[i]);
         if (added > 0) {
             subs_changed = true;
             HUB_INFO("router", "durable subscription added", "member=%s topic=%s", m->id,
                      hello->subscriptions[i]);
         }
     }
-    if (subs_changed && hub__save_subscriptions(self) != 0)
+    if (subs_changed && pubsub__save_subscriptions(self) != 0)
         HUB_ERROR("router", "cannot save subscriptions; they hold until hubd restarts", "path=%s",
                   self->subs_path);
     char *services = calloc(1, total);
@@ -113,8 +111,8 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     free(m->services);
     m->services = services;
     bool was_online = m->online;
-    hub__held_free(m);    /* receipts of the previous connection: its envelopes come again */
-    hub__blocked_drop(m); /* frames for the previous connection: what is durable comes again */
+    members__held_free(m); /* receipts of the previous connection: its envelopes come again */
+    send__blocked_drop(m); /* frames for the previous connection: what is durable comes again */
     m->piggyback = hello->receipts_in_deliveries;
     memcpy(m->rid, rid, rid_len);
     m->rid_len = rid_len;
@@ -125,12 +123,12 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     snprintf(m->address, sizeof m->address, "%s", self->current_peer ? self->current_peer : "");
     /* A (re)connecting member gets every unsettled message again, from the
      * start of its queue; its SDK drops the ones it has already handled. */
-    hub__member_reset_delivery(m);
+    delivery__member_reset_delivery(m);
     /* What went to the previous connection before its commit comes again
      * after that commit, in order: until then nothing is delivered early. */
-    hub__commit_t *running = self->commit;
+    core__commit_t *running = self->commit;
     for (int k = 0; k < 2; k++) {
-        hub__pending_t *items = k == 0 ? self->pending : running ? running->items : NULL;
+        core__pending_t *items = k == 0 ? self->pending : running ? running->items : NULL;
         size_t n = k == 0 ? self->pending_n : running ? running->n_items : 0;
         for (size_t i = 0; i < n; i++) {
             if (items[i].early && !strcmp(items[i].msg.receiver, m->id)) {
@@ -143,7 +141,7 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     }
     HUB_INFO("router", was_online ? "member reconnected" : "member connected",
              "member=%s services=\"%s\"", m->id, services);
-    hub__audit_q(self, HUB_AUDIT_MEMBER_CONNECTED, NULL, 0, m->id, NULL, NULL, services);
+    members__audit_q(self, HUB_AUDIT_MEMBER_CONNECTED, NULL, 0, m->id, NULL, NULL, services);
 
     Lth__V1__Welcome welcome = LTH__V1__WELCOME__INIT;
     welcome.member_id = m->id;
@@ -157,19 +155,19 @@ static void hub__on_hello(hub_server_t *self, hub__member_t *m, const uint8_t *r
     hub_frame_t frame = LTH__V1__FRAME__INIT;
     frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
     frame.welcome = &welcome;
-    hub__send_frame(self, m, &frame);
+    send__frame(self, m, &frame);
     for (size_t i = 0; i < n_refused; i++)
         free(refused[i].reason);
     free(refused);
     free(refused_ptrs);
-    hub__pump(self, m);
+    delivery__pump(self, m);
 }
 
-static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__Batch *batch)
+static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V1__Batch *batch)
 {
-    hub__receipts_t receipts;
-    if (hub__receipts_init(&receipts, batch->n_envelopes) != 0) {
-        hub__receipts_free(&receipts);
+    core__receipts_t receipts;
+    if (send__receipts_init(&receipts, batch->n_envelopes) != 0) {
+        send__receipts_free(&receipts);
         return;
     }
     receipts.sender = m->id;
@@ -180,16 +178,16 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         /* Over its rate, an envelope is refused before it costs anything
          * more: no decoding, and one audit record and log line per batch,
          * so that a flood is cheap to turn away. */
-        if (hub__rate_check(self, m, e->len, why) != 0) {
+        if (admit__rate_check(self, m, e->len, why) != 0) {
             receipts.item = (uint32_t)i + 1;
             char id[HUB_UUID_LEN + 1];
             hub_envelope_peek_id(e->data, e->len, id);
-            hub__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED, why);
+            send__receipt_add_nack(self, &receipts, id, LTH__V1__NACK_CODE__NACK_RATE_LIMITED, why);
             limited++;
             continue;
         }
         receipts.item = (uint32_t)i + 1;
-        hub__route_envelope(self, m, e->data, e->len, &receipts);
+        admit__route_envelope(self, m, e->data, e->len, &receipts);
     }
     receipts.item = 0;
     self->turn_envelopes += batch->n_envelopes;
@@ -197,34 +195,34 @@ static void hub__on_batch(hub_server_t *self, hub__member_t *m, const Lth__V1__B
         char summary[HUB__WHY_MAX + 64];
         snprintf(summary, sizeof summary, "RATE_LIMITED: %zu envelopes of one batch: %s", limited,
                  why);
-        hub__evidence_t ev;
+        core__evidence_t ev;
         memset(&ev, 0, sizeof ev);
         ev.outcome = "RATE_LIMITED";
-        hub__audit_q_ev(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary, &ev);
-        if (hub__refusal_log_ok(self, m))
+        members__audit_q_ev(self, HUB_AUDIT_NACKED, "", 0, m->id, NULL, NULL, summary, &ev);
+        if (send__refusal_log_ok(self, m))
             HUB_INFO("router", "envelopes refused", "member=%s code=RATE_LIMITED count=%zu", m->id,
                      limited);
-        hub__flood_note(self, m, limited);
+        flood__note(self, m, limited);
         if (!m->online) {
-            hub__receipts_free(&receipts);
+            send__receipts_free(&receipts);
             return;
         }
     }
     if (receipts.n_acks == 0 && receipts.n_nacks == 0) {
-        hub__receipts_free(&receipts); /* all queued: answered after the commit */
+        send__receipts_free(&receipts); /* all queued: answered after the commit */
         return;
     }
-    hub__turnrcpt_t t = {m, receipts};
+    core__turnrcpt_t t = {m, receipts};
     if (HUB__PUSH(self->turn_rcpt, self->turn_rcpt_n, self->turn_rcpt_cap, t) != 0) {
-        hub__receipts_send(self, m, &receipts);
-        hub__receipts_free(&receipts);
+        send__receipts_send(self, m, &receipts);
+        send__receipts_free(&receipts);
     }
 }
 
 /* A settle for an envelope delivered early whose commit has not started:
- * it is marked settled (hub__commit_start) and needs no store ack. Pending
+ * it is marked settled (commit__start) and needs no store ack. Pending
  * envelopes are in seq order (their seqs were handed out as they came). */
-static bool hub__settle_pending(hub_server_t *self, const hub__member_t *m, uint64_t seq)
+static bool server__settle_pending(hub_server_t *self, const core__member_t *m, uint64_t seq)
 {
     size_t lo = 0, hi = self->pending_n;
     while (lo < hi) {
@@ -236,29 +234,29 @@ static bool hub__settle_pending(hub_server_t *self, const hub__member_t *m, uint
     }
     if (lo == self->pending_n)
         return false;
-    hub__pending_t *p = &self->pending[lo];
+    core__pending_t *p = &self->pending[lo];
     if (p->msg.preset_seq != seq || !p->early || strcmp(p->msg.receiver, m->id) != 0)
         return false;
     p->msg.settled = true;
     return true;
 }
 
-static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__Settle *settle)
+static void server__on_settle(hub_server_t *self, core__member_t *m, const Lth__V1__Settle *settle)
 {
     for (size_t i = 0; i < settle->n_hub_seqs; i++) {
         uint64_t seq = settle->hub_seqs[i];
-        hub__inflight_t *f = hub__inflight_find(m, seq);
+        core__inflight_t *f = delivery__inflight_find(m, seq);
         if (f && !f->settled) {
             f->settled = true;
             m->inflight_open--;
-            hub__outcome_settled(self, m, f, seq);
+            outcome__settled(self, m, f, seq);
         } else if (!f) {
-            hub__outcome_settled(self, m, NULL, seq);
+            outcome__settled(self, m, NULL, seq);
         }
         /* Settle even what is not in flight here (e.g. a delivery made before
          * a hub restart): the store ignores seqs that are not queued. Only a
          * receiver's own queue can be settled by it. */
-        if (hub__settle_pending(self, m, seq)) {
+        if (server__settle_pending(self, m, seq)) {
             self->stats.settled++;
             continue;
         }
@@ -273,7 +271,7 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
      * member can dead-letter another's messages. */
     for (size_t i = 0; i < settle->n_rejects; i++) {
         const Lth__V1__Reject *rj = settle->rejects[i];
-        hub__inflight_t *f = rj ? hub__inflight_find(m, rj->hub_seq) : NULL;
+        core__inflight_t *f = rj ? delivery__inflight_find(m, rj->hub_seq) : NULL;
         if (!f || f->settled)
             continue;
         f->settled = true;
@@ -282,18 +280,18 @@ static void hub__on_settle(hub_server_t *self, hub__member_t *m, const Lth__V1__
         char reason[HUB_MEMBER_ID_MAX + 320];
         snprintf(reason, sizeof reason, "refused by %s: %.256s", m->id,
                  rj->reason && *rj->reason ? rj->reason : "no reason given");
-        hub__deadpol_t dp = {rj->hub_seq, strdup(reason)};
+        core__deadpol_t dp = {rj->hub_seq, strdup(reason)};
         if (!dp.reason ||
             HUB__PUSH(self->dead_policy, self->dead_policy_n, self->dead_policy_cap, dp) != 0)
             free(dp.reason);
     }
     if (m->inflight_n > 0 && m->inflight_open * 2 < m->inflight_n)
-        hub__inflight_compact(m);
-    hub__pump(self, m);
+        delivery__inflight_compact(m);
+    delivery__pump(self, m);
 }
 
-static void hub__on_heartbeat(hub_server_t *self, hub__member_t *m, const uint8_t *rid,
-                              size_t rid_len, const Lth__V1__Heartbeat *hb)
+static void server__on_heartbeat(hub_server_t *self, core__member_t *m, const uint8_t *rid,
+                                 size_t rid_len, const Lth__V1__Heartbeat *hb)
 {
     Lth__V1__Heartbeat echo = LTH__V1__HEARTBEAT__INIT;
     echo.sent_at_us = hb->sent_at_us;
@@ -302,16 +300,17 @@ static void hub__on_heartbeat(hub_server_t *self, hub__member_t *m, const uint8_
     frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
     frame.heartbeat = &echo;
     if (m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0) {
-        hub__send_frame(self, m, &frame);
+        send__frame(self, m, &frame);
         return;
     }
     /* Not registered on this connection: tell the client to say hello. */
-    hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
-                        "send a Hello first: the hub does not know this connection (it may "
-                        "have restarted)");
+    send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
+                    "send a Hello first: the hub does not know this connection (it may "
+                    "have restarted)");
 }
 
-static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len, zmq_msg_t *body)
+static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len,
+                               zmq_msg_t *body)
 {
     self->stats.frames_in++;
     /* The sender is whoever owns the CURVE key this connection proved; the
@@ -320,24 +319,24 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     const char *key = zmq_msg_gets(body, "User-Id");
     const hub_keypair_t *kp = key ? hub_keydir_find_key(self->keys, key) : NULL;
     if (!kp) {
-        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
-                            "this member's key is no longer admitted (removed from the key "
-                            "directory, or its certificate expired or was revoked); ask the hub "
-                            "operator");
+        send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
+                        "this member's key is no longer admitted (removed from the key "
+                        "directory, or its certificate expired or was revoked); ask the hub "
+                        "operator");
         return;
     }
-    hub__member_t *m = hub__member(self, kp->member_id);
+    core__member_t *m = members__member(self, kp->member_id);
     if (!m)
         return;
     uint64_t now_mono = hub_monotonic_us();
-    if (hub__flood_banned(self, m, now_mono)) {
+    if (flood__banned(self, m, now_mono)) {
         /* Cut off for flooding: what was already on its way is dropped
          * unread (the connection is closing). */
         self->stats.frames_dropped_unread++;
         return;
     }
     self->current_fd = zmq_msg_get(body, ZMQ_SRCFD);
-    hub__flood_seen(self, m);
+    flood__seen(self, m);
     m->last_seen_mono_us = now_mono;
     m->last_seen_us = hub_now_us();
     self->current_peer = zmq_msg_gets(body, "Peer-Address");
@@ -349,30 +348,30 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     if (rc != 0) {
         hub_arena_release(&self->turn_arena, mark);
         self->stats.malformed_frames++;
-        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
-                            "the message is not an encoded lth.v1.Frame with a body; see "
-                            "proto/README.md for the framing");
+        send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                        "the message is not an encoded lth.v1.Frame with a body; see "
+                        "proto/README.md for the framing");
         HUB_INFO("router", "malformed frame", "member=%s bytes=%zu", m->id, zmq_msg_size(body));
         return;
     }
     if (frame->protocol_version != HUB_PROTOCOL_VERSION) {
-        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
-                            "this hub speaks protocol version 1; set Frame.protocol_version = 1");
+        send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_UNSUPPORTED_VERSION,
+                        "this hub speaks protocol version 1; set Frame.protocol_version = 1");
         hub_arena_release(&self->turn_arena, mark);
         return;
     }
     bool registered = m->online && m->rid_len == rid_len && memcmp(m->rid, rid, rid_len) == 0;
     switch (frame->body_case) {
-    case LTH__V1__FRAME__BODY_HELLO: hub__on_hello(self, m, rid, rid_len, frame->hello); break;
+    case LTH__V1__FRAME__BODY_HELLO: server__on_hello(self, m, rid, rid_len, frame->hello); break;
     case LTH__V1__FRAME__BODY_HEARTBEAT:
-        hub__on_heartbeat(self, m, rid, rid_len, frame->heartbeat);
+        server__on_heartbeat(self, m, rid, rid_len, frame->heartbeat);
         break;
     case LTH__V1__FRAME__BODY_BATCH:
     case LTH__V1__FRAME__BODY_SETTLE:
         if (!registered) {
-            hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
-                                "send a Hello first: the hub does not know this connection (it "
-                                "may have restarted); then send the batch again");
+            send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED,
+                            "send a Hello first: the hub does not know this connection (it "
+                            "may have restarted); then send the batch again");
             break;
         }
         if (frame->body_case == LTH__V1__FRAME__BODY_BATCH &&
@@ -383,14 +382,14 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
             break;
         }
         if (frame->body_case == LTH__V1__FRAME__BODY_BATCH)
-            hub__on_batch(self, m, frame->batch);
+            server__on_batch(self, m, frame->batch);
         else
-            hub__on_settle(self, m, frame->settle);
+            server__on_settle(self, m, frame->settle);
         break;
     default:
         self->stats.malformed_frames++;
-        hub__send_error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
-                            "clients may send only Hello, Batch, Settle and Heartbeat frames");
+        send__error_rid(self, rid, rid_len, LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                        "clients may send only Hello, Batch, Settle and Heartbeat frames");
         break;
     }
     /* The frame goes with the arena: at the end of the turn when a
@@ -402,7 +401,7 @@ static void hub__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_l
     self->turn_lent = false;
 }
 
-static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
+static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
 {
     (void)zs;
     hub_server_t *self = user;
@@ -435,16 +434,16 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
         }
         if (extra) {
             self->stats.malformed_frames++;
-            hub__send_error_rid(self, zmq_msg_data(&rid), zmq_msg_size(&rid),
-                                LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
-                                "send exactly one ZeroMQ frame per message; see proto/README.md");
+            send__error_rid(self, zmq_msg_data(&rid), zmq_msg_size(&rid),
+                            LTH__V1__NACK_CODE__NACK_MALFORMED_FRAME,
+                            "send exactly one ZeroMQ frame per message; see proto/README.md");
         } else if (ok && zmq_msg_size(&rid) <= 255) {
-            hub__on_message(self, zmq_msg_data(&rid), zmq_msg_size(&rid), &body);
+            server__on_message(self, zmq_msg_data(&rid), zmq_msg_size(&rid), &body);
         }
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }
-    /* What this turn enqueued leaves at its end (hub__on_end_of_turn). */
+    /* What this turn enqueued leaves at its end (server__on_end_of_turn). */
 }
 
 /* The end of every loop turn (redis's beforeSleep), once, whichever
@@ -453,25 +452,25 @@ static void hub__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
  * Deliveries frames they ride in, the turn's deliveries are flushed, the
  * other receipts sent (after the deliveries: the receiver's copy is what a
  * round trip waits for), and a group commit of what is pending starts. */
-static void hub__on_end_of_turn(uv_check_t *check)
+static void server__on_end_of_turn(uv_check_t *check)
 {
     hub_server_t *self = check->data;
-    hub__turn_receipts_hold(self);
-    hub__flush_all(self);
+    send__turn_receipts_hold(self);
+    send__flush_all(self);
     /* Every delivery that borrowed frame bytes has been encoded. */
     hub_arena_reset(&self->turn_arena);
     self->turn_lent_bytes = 0;
-    hub__turn_receipts_send(self);
+    send__turn_receipts_send(self);
     if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
-        uv_timer_start(&self->held_timer, hub__on_held_timer, 1, 0);
+        uv_timer_start(&self->held_timer, send__on_held_timer, 1, 0);
     if (!self->stopping)
-        hub__commit_start(self);
+        commit__start(self);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Timers and signals                                                        */
 
-void hub__housekeeping(uv_timer_t *timer)
+void server__housekeeping(uv_timer_t *timer)
 {
     hub_server_t *self = timer->data;
     uint64_t now = hub_monotonic_us();
@@ -479,7 +478,7 @@ void hub__housekeeping(uv_timer_t *timer)
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        hub__member_t *m = value;
+        core__member_t *m = value;
         if (!m->online)
             continue;
         if (now - m->last_seen_mono_us > silent_limit) {
@@ -494,16 +493,16 @@ void hub__housekeeping(uv_timer_t *timer)
              * hub's memory; what is durable stays in the store. */
             HUB_WARN("router", "member not reading: cut off, its queue is kept",
                      "member=%s waiting_bytes=%llu stalled_ms=%llu", m->id,
-                     (unsigned long long)hub__waiting(m),
+                     (unsigned long long)send__waiting(m),
                      (unsigned long long)((now - m->stalled_since_mono_us) / 1000u));
-            hub__blocked_drop(m);
+            send__blocked_drop(m);
             m->online = false;
             continue;
         }
         /* Redeliver what the receiver has not settled in time. */
-        for (size_t i = 0; i < m->inflight_n && hub__waiting(m) < self->cfg.max_waiting_bytes;
+        for (size_t i = 0; i < m->inflight_n && send__waiting(m) < self->cfg.max_waiting_bytes;
              i++) {
-            hub__inflight_t *f = &m->inflight[i];
+            core__inflight_t *f = &m->inflight[i];
             if (f->settled || f->deadline_us > now)
                 continue;
             if (f->attempt >= self->cfg.max_attempts) {
@@ -523,16 +522,16 @@ void hub__housekeeping(uv_timer_t *timer)
                 m->inflight_open--;
                 continue;
             }
-            if (!hub__still_allowed(self, &msg)) {
+            if (!delivery__still_allowed(self, &msg)) {
                 f->settled = true;
                 m->inflight_open--;
                 continue;
             }
             f->attempt++;
-            f->deadline_us = now + hub__backoff_us(self, f->attempt);
-            hub__enqueue_out(self, m, msg.sender, f->seq, f->attempt, msg.envelope,
-                             msg.envelope_len);
-            hub__outcome_delivered(self, &msg, m->id, "redelivery after no settle", false);
+            f->deadline_us = now + delivery__backoff_us(self, f->attempt);
+            send__enqueue_out(self, m, msg.sender, f->seq, f->attempt, msg.envelope,
+                              msg.envelope_len);
+            outcome__delivered(self, &msg, m->id, "redelivery after no settle", false);
             HUB__PUSH(self->attempt_seqs, self->attempt_n, self->attempt_cap, f->seq);
             self->stats.redeliveries++;
         }
@@ -546,12 +545,12 @@ void hub__housekeeping(uv_timer_t *timer)
         self->last_alarm_tick_us = now;
     }
     if (now - self->last_request_sweep_us >= 1000000u) {
-        hub__expire_requests(self, now);
+        admit__expire_requests(self, now);
         self->last_request_sweep_us = now;
     }
     if (self->archive && !self->archive_busy && now - self->last_archive_us >= 60000000u) {
         self->last_archive_us = now;
-        hub__archive_maintain_start(self);
+        archive_server__maintain_start(self);
     }
     if (self->audit && now - self->last_audit_tick_us >= 1000000u) {
         self->audit_tick_due = true;
@@ -564,12 +563,12 @@ void hub__housekeeping(uv_timer_t *timer)
         for (size_t i = 0; i < n_expired; i++)
             HUB__PUSH(self->dead_ttl, self->dead_ttl_n, self->dead_ttl_cap, expired[i]);
     }
-    /* Sent and committed at the end of this turn (hub__on_end_of_turn). */
+    /* Sent and committed at the end of this turn (server__on_end_of_turn). */
 }
 
-static void hub__close_handles(hub_server_t *self);
+static void server__close_handles(hub_server_t *self);
 
-static void hub__on_signal(uv_signal_t *handle, int signum)
+static void server__on_signal(uv_signal_t *handle, int signum)
 {
     hub_server_t *self = handle->data;
     if (signum == SIGTERM || signum == SIGINT) {
@@ -594,13 +593,13 @@ static void hub__on_signal(uv_signal_t *handle, int signum)
 
 /* After a reload: subscriptions whose agreement no longer holds get
  * nothing (every publish checks each subscriber); say which. */
-static void hub__review_subscriptions(hub_server_t *self)
+static void server__review_subscriptions(hub_server_t *self)
 {
     size_t cursor = 0;
     const char *topic;
     void *value;
     while (hub_map_next(self->subs, &cursor, &topic, &value)) {
-        const hub__sublist_t *l = value;
+        const core__sublist_t *l = value;
         /* topic = PUBLISHER/SERVICE/VERSION, the publisher id has 4 parts */
         const char *p = topic;
         for (int k = 0; k < 4 && p; k++) {
@@ -614,7 +613,7 @@ static void hub__review_subscriptions(hub_server_t *self)
         snprintf(publisher, sizeof publisher, "%.*s", (int)(p - 1 - topic), topic);
         for (size_t i = 0; i < l->n; i++) {
             hub_policy_decision_t d;
-            const char *why = hub__forbidden(self, l->members[i], publisher, p, &d);
+            const char *why = trust__forbidden(self, l->members[i], publisher, p, &d);
             if (why)
                 HUB_WARN("router", "subscription suspended: no agreement in force",
                          "subscriber=%s topic=%s reason=\"%s\"", l->members[i], topic, why);
@@ -625,12 +624,12 @@ static void hub__review_subscriptions(hub_server_t *self)
 int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
 {
     hub_keydir_t *fresh = NULL;
-    int rc = hub__load_keys(self, &fresh, err, err_size);
+    int rc = trust__load_keys(self, &fresh, err, err_size);
     if (rc != 0)
         return rc;
     hub_policy_t *policy = NULL;
     hub_delegations_t *delegations = NULL;
-    rc = hub__load_policy(self, &policy, &delegations, err, err_size);
+    rc = trust__load_policy(self, &policy, &delegations, err, err_size);
     if (rc != 0) {
         /* All or nothing: keep the running keys and agreements. */
         hub_keydir_destroy(&fresh);
@@ -643,11 +642,11 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     self->policy_since_us = hub_now_us();
     self->limits_gen++;
     self->delegations = delegations;
-    hub__review_subscriptions(self);
+    server__review_subscriptions(self);
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        hub__member_t *m = value;
+        core__member_t *m = value;
         if (m->online && !hub_keydir_find_member(fresh, m->id)) {
             HUB_WARN("router", "member key removed: cut off, its queue is kept", "member=%s",
                      m->id);
@@ -663,20 +662,20 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
 }
 
 /* A checkpoint's token is on disk: the log records it (TIMESTAMPED). */
-static void hub__tsa_stamped(void *user, uint64_t cp_seq, const uint8_t token_sha256[32],
-                             uint64_t gen_time_us)
+static void server__tsa_stamped(void *user, uint64_t cp_seq, const uint8_t token_sha256[32],
+                                uint64_t gen_time_us)
 {
     hub_server_t *self = user;
     char reason[HUB_AUDIT_REASON_MAX];
     hub_audit_timestamped_reason(cp_seq, token_sha256, reason, sizeof reason);
-    hub__audit_q(self, HUB_AUDIT_TIMESTAMPED, NULL, 0, NULL, NULL, NULL, reason);
+    members__audit_q(self, HUB_AUDIT_TIMESTAMPED, NULL, 0, NULL, NULL, NULL, reason);
     (void)gen_time_us;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                */
 
-static int hub__zmq_fail(const char *what, char *err, size_t err_size)
+static int server__zmq_fail(const char *what, char *err, size_t err_size)
 {
     snprintf(err, err_size, "%s: %s", what, zmq_strerror(zmq_errno()));
     return HUB_EZMQ;
@@ -723,9 +722,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         rc = HUB_ENOMEM;
     }
     if (rc == 0)
-        rc = hub__load_keys(self, &self->keys, err, err_size);
+        rc = trust__load_keys(self, &self->keys, err, err_size);
     if (rc == 0)
-        rc = hub__load_policy(self, &self->policy, &self->delegations, err, err_size);
+        rc = trust__load_policy(self, &self->policy, &self->delegations, err, err_size);
     self->policy_since_us = hub_now_us();
     if (rc == 0 && !cfg->ca_cert[0])
         HUB_WARN("hubd",
@@ -737,7 +736,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
                  "no policy_file: every member may call every service (development "
                  "mode); set policy_file to deny by default",
                  NULL);
-    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = hub__requests_new()) ||
+    if (rc == 0 && (!(self->members = hub_map_new()) || !(self->requests = admit__requests_new()) ||
                     !(self->subs = hub_map_new()) || !(self->interned = hub_map_new()))) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
@@ -780,24 +779,24 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     /* Several nodes: a block of seqs of this node's own, and the shared
      * tables (hub_cluster.h). */
     if (rc == 0 && cfg->cluster)
-        rc = hub__cluster_start(self, err, err_size);
+        rc = cluster__start(self, err, err_size);
     if (rc == 0 && (rc = hub_store_arena_new(&self->arena)) != 0)
         snprintf(err, err_size, "out of memory");
     if (rc == 0) {
         snprintf(self->subs_path, sizeof self->subs_path, "%.*s/subscriptions",
                  (int)(sizeof self->subs_path - 15), cfg->data_dir);
-        rc = hub__load_subscriptions(self, err, err_size);
+        rc = pubsub__load_subscriptions(self, err, err_size);
     }
     if (rc == 0) {
         size_t expired = 0;
-        rc =
-            hub_store_requests_load(self->store, hub_now_us(), hub__request_loaded, self, &expired);
+        rc = hub_store_requests_load(self->store, hub_now_us(), admit__request_loaded, self,
+                                     &expired);
         if (rc != 0)
             snprintf(err, err_size, "store %s: cannot read its tracked requests (%s)",
                      cfg->data_dir, hub_strerror(rc));
-        else if (hub__requests_size(self->requests) || expired)
+        else if (admit__requests_size(self->requests) || expired)
             HUB_INFO("hubd", "tracked requests restored", "open=%zu expired=%zu",
-                     hub__requests_size(self->requests), expired);
+                     admit__requests_size(self->requests), expired);
     }
     if (rc == 0 && !(self->readbuf = malloc(HUB__READ_BATCH * sizeof *self->readbuf))) {
         snprintf(err, err_size, "out of memory");
@@ -838,7 +837,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         }
     }
     if (rc == 0 && cfg->archive_dir[0])
-        rc = hub__archive_open(self, err, err_size);
+        rc = archive_server__open(self, err, err_size);
     if (rc == 0 && self->audit) {
         self->audit_gap = hub_audit_gap(self->audit);
         if (self->audit_gap) {
@@ -855,7 +854,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         }
         hub_audit_durable_head(self->audit, &self->audit_head);
         self->audit_seq = hub_audit_seq(self->audit);
-        hub__audit_start_check(self);
+        audit_start__check(self);
     }
     if (rc == 0 && self->audit && cfg->audit_tsa_url[0]) {
         hub_tsa_config_t tcfg = {
@@ -865,7 +864,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             .every_us = (uint64_t)cfg->audit_tsa_every_s * 1000000u,
             .retry_us = (uint64_t)cfg->audit_tsa_retry_s * 1000000u,
         };
-        rc = hub_tsa_client_new(loop, &tcfg, hub__tsa_stamped, self, &self->tsa);
+        rc = hub_tsa_client_new(loop, &tcfg, server__tsa_stamped, self, &self->tsa);
         if (rc != 0)
             snprintf(err, err_size, "cannot start the audit time-stamping client (%s)",
                      hub_strerror(rc));
@@ -882,7 +881,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     int linger = 0;
     if (!self->zap || zmq_setsockopt(self->zap, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_bind(self->zap, HUB__ZAP_ENDPOINT) != 0) {
-        rc = hub__zmq_fail("cannot start the ZAP handler", err, err_size);
+        rc = server__zmq_fail("cannot start the ZAP handler", err, err_size);
         hub_server_destroy(&self);
         return rc;
     }
@@ -909,7 +908,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, server_secret, 32) != 0 ||
         zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, "lth", 3) != 0) {
         sodium_memzero(server_secret, sizeof server_secret);
-        rc = hub__zmq_fail("cannot set up the CURVE ROUTER socket", err, err_size);
+        rc = server__zmq_fail("cannot set up the CURVE ROUTER socket", err, err_size);
         hub_server_destroy(&self);
         return rc;
     }
@@ -919,17 +918,17 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         snprintf(what, sizeof what,
                  "cannot listen on %s (is another hubd running, or the address wrong?)",
                  cfg->listen);
-        rc = hub__zmq_fail(what, err, err_size);
+        rc = server__zmq_fail(what, err, err_size);
         hub_server_destroy(&self);
         return rc;
     }
     size_t len = sizeof self->endpoint;
     zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
 
-    rc = hub_zsock_start(loop, self->zap, hub__on_zap_readable, self, &self->zap_watch);
+    rc = hub_zsock_start(loop, self->zap, zap__on_zap_readable, self, &self->zap_watch);
     if (rc == 0)
-        rc =
-            hub_zsock_start(loop, self->router, hub__on_router_readable, self, &self->router_watch);
+        rc = hub_zsock_start(loop, self->router, server__on_router_readable, self,
+                             &self->router_watch);
     if (rc != 0) {
         snprintf(err, err_size, "cannot watch the sockets: %s", hub_strerror(rc));
         hub_server_destroy(&self);
@@ -942,7 +941,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
             hub_server_destroy(&self);
             return HUB_EINVAL;
         }
-        self->ops_source = hub__ops_source(self);
+        self->ops_source = server_ops__source(self);
         hub_ops_config_t ocfg = {cfg->http_listen, token, {0}, cfg->http_allowed_hosts};
         ocfg.http.max_connections_per_client = cfg->http_max_connections_per_client;
         ocfg.http.header_timeout_ms = cfg->http_header_timeout_ms;
@@ -963,7 +962,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     uv_timer_init(loop, &self->cert_timer);
     self->cert_timer.data = self;
     if (cfg->ca_cert[0])
-        uv_timer_start(&self->cert_timer, hub__on_cert_timer, self->cert_timer_first_ms, 0);
+        uv_timer_start(&self->cert_timer, trust__on_cert_timer, self->cert_timer_first_ms, 0);
     uv_timer_init(loop, &self->housekeeping);
     self->housekeeping.data = self;
     uv_timer_init(loop, &self->held_timer);
@@ -974,19 +973,19 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     self->commit_timer.data = self;
     uv_check_init(loop, &self->end_of_turn);
     self->end_of_turn.data = self;
-    uv_check_start(&self->end_of_turn, hub__on_end_of_turn);
+    uv_check_start(&self->end_of_turn, server__on_end_of_turn);
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
-    uv_timer_start(&self->housekeeping, hub__housekeeping, period, period);
+    uv_timer_start(&self->housekeeping, server__housekeeping, period, period);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
     for (int i = 0; i < 5; i++) {
         uv_signal_init(loop, sigs[i]);
         sigs[i]->data = self;
-        uv_signal_start(sigs[i], hub__on_signal, signums[i]);
+        uv_signal_start(sigs[i], server__on_signal, signums[i]);
     }
     self->handles_open = true;
-    if ((rc = hub__cluster_watch(self, err, err_size)) != 0) {
+    if ((rc = cluster__watch(self, err, err_size)) != 0) {
         hub_server_destroy(&self);
         return rc;
     }
@@ -1006,7 +1005,7 @@ const char *hub_server_http_address(const hub_server_t *self)
     return self->ops ? hub_ops_address(self->ops) : NULL;
 }
 
-static void hub__close_handles(hub_server_t *self)
+static void server__close_handles(hub_server_t *self)
 {
     if (!self->handles_open)
         return;
@@ -1021,7 +1020,7 @@ static void hub__close_handles(hub_server_t *self)
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->end_of_turn, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
-    hub__cluster_close(self);
+    cluster__close(self);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
                            &self->sig_usr2};
     for (int i = 0; i < 5; i++)
@@ -1035,14 +1034,14 @@ void hub_server_stop(hub_server_t *self)
     self->stopping = true;
     /* A running commit finishes first (its after-callback sends the ACKs);
      * envelopes not yet committed were never ACKed, so senders resend them. */
-    hub__close_handles(self);
+    server__close_handles(self);
 }
 
 int hub_server_run(hub_server_t *self)
 {
     int rc = uv_run(self->loop, UV_RUN_DEFAULT);
     (void)rc;
-    hub__close_handles(self);
+    server__close_handles(self);
     uv_run(self->loop, UV_RUN_DEFAULT);
     return 0;
 }
@@ -1052,13 +1051,13 @@ void hub_server_destroy(hub_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_server_t *self = *self_p;
-    hub__audit_start_check_end(self);
+    audit_start__check_end(self);
     if (self->tsa) {
         hub_tsa_client_destroy(&self->tsa);
         uv_run(self->loop, UV_RUN_NOWAIT); /* its uv_async_t closes */
     }
     if (self->handles_open) {
-        hub__close_handles(self);
+        server__close_handles(self);
         uv_run(self->loop, UV_RUN_DEFAULT);
     } else if (self->router_watch || self->zap_watch) {
         /* hub_server_new() failed after it began watching the sockets (the
@@ -1068,7 +1067,7 @@ void hub_server_destroy(hub_server_t **self_p)
         uv_run(self->loop, UV_RUN_DEFAULT);
     }
     hub_ops_destroy(&self->ops);
-    hub__cluster_destroy(self); /* its sockets close before the ZeroMQ context ends */
+    cluster__destroy(self); /* its sockets close before the ZeroMQ context ends */
     if (self->router)
         zmq_close(self->router);
     if (self->zap)
@@ -1077,7 +1076,7 @@ void hub_server_destroy(hub_server_t **self_p)
         zmq_ctx_term(self->zctx);
     if (self->audit) {
         /* The loop is over and no commit runs: write what is queued, seal. */
-        hub__outcome_audit_queue(self->audit, self->auditq, self->auditq_n);
+        outcome__audit_queue(self->audit, self->auditq, self->auditq_n);
         /* Seal, and anchor the final checkpoint in the store. */
         int arc = hub_audit_seal(self->audit);
         hub_audit_head_t head;
@@ -1094,9 +1093,9 @@ void hub_server_destroy(hub_server_t **self_p)
     if (xrc != 0)
         HUB_ERROR("archive", "could not seal the message archive", "error=\"%s\"",
                   hub_strerror(xrc));
-    hub__auditq_free(self->auditq, self->auditq_n);
+    members__auditq_free(self->auditq, self->auditq_n);
     for (size_t i = 0; i < self->turn_rcpt_n; i++)
-        hub__receipts_free(&self->turn_rcpt[i].r);
+        send__receipts_free(&self->turn_rcpt[i].r);
     free(self->turn_rcpt);
     hub_arena_destroy(&self->turn_arena);
     /* Members last: queued audit records point at their ids. */
@@ -1104,19 +1103,19 @@ void hub_server_destroy(hub_server_t **self_p)
         size_t cursor = 0;
         void *value;
         while (hub_map_next(self->members, &cursor, NULL, &value))
-            hub__member_free(value);
+            members__member_free(value);
         hub_map_destroy(&self->members);
     }
     if (self->subs) {
         size_t cursor = 0;
         void *value;
         while (hub_map_next(self->subs, &cursor, NULL, &value)) {
-            free(((hub__sublist_t *)value)->members);
+            free(((core__sublist_t *)value)->members);
             free(value);
         }
         hub_map_destroy(&self->subs);
     }
-    hub__requests_destroy(&self->requests);
+    admit__requests_destroy(&self->requests);
     hub_map_destroy(&self->cert_not_after);
     if (self->interned) {
         /* After the audit queue: its records point at these texts. */

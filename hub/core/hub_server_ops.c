@@ -12,14 +12,14 @@ void hub_server_get_stats(const hub_server_t *self, hub_server_stats_t *out)
     *out = self->stats;
 }
 
-static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
+static void server_ops__members(void *ctx, hub_ops_member_visit visit, void *user)
 {
     hub_server_t *self = ctx;
     /* Every member with a key, connected or not, then members seen that
      * have lost their key since. */
     for (size_t i = 0; i < hub_keydir_count(self->keys); i++) {
         const hub_keypair_t *kp = hub_keydir_at(self->keys, i);
-        hub__member_t *m = hub_map_get(self->members, kp->member_id);
+        core__member_t *m = hub_map_get(self->members, kp->member_id);
         hub_ops_member_t v = {kp->member_id, true, false, 0, 0, "", "", 0, 0, 0, 0, 0};
         if (m) {
             v.online = m->online;
@@ -36,7 +36,7 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
         }
         /* Several nodes: connected to another one (hub_cluster.h). */
         const char *elsewhere = NULL;
-        if (!v.online && self->cluster && hub__cluster_elsewhere(self, kp->member_id, &elsewhere)) {
+        if (!v.online && self->cluster && cluster__elsewhere(self, kp->member_id, &elsewhere)) {
             v.online = true;
             v.services = elsewhere ? elsewhere : "";
         }
@@ -48,7 +48,7 @@ static void hub__ops_members(void *ctx, hub_ops_member_visit visit, void *user)
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        hub__member_t *m = value;
+        core__member_t *m = value;
         if (hub_keydir_find_member(self->keys, m->id))
             continue;
         hub_ops_member_t v = {m->id,
@@ -73,29 +73,29 @@ typedef struct {
     hub_server_t *self;
     hub_ops_queue_visit visit;
     void *user;
-} hub__queue_visit_t;
+} server_ops__queue_visit_t;
 
-static void hub__ops_queue_cb(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
+static void server_ops__queue_cb(const char *receiver, uint64_t depth, uint64_t oldest, void *user)
 {
-    hub__queue_visit_t *qv = user;
-    hub__member_t *m = hub_map_get(qv->self->members, receiver);
+    server_ops__queue_visit_t *qv = user;
+    core__member_t *m = hub_map_get(qv->self->members, receiver);
     hub_ops_queue_t q = {receiver, depth, oldest, m ? m->inflight_open : 0};
     qv->visit(&q, qv->user);
 }
 
-static void hub__ops_queues(void *ctx, hub_ops_queue_visit visit, void *user)
+static void server_ops__queues(void *ctx, hub_ops_queue_visit visit, void *user)
 {
-    hub__queue_visit_t qv = {ctx, visit, user};
-    hub_store_queues(((hub_server_t *)ctx)->store, hub__ops_queue_cb, &qv);
+    server_ops__queue_visit_t qv = {ctx, visit, user};
+    hub_store_queues(((hub_server_t *)ctx)->store, server_ops__queue_cb, &qv);
 }
 
-static void hub__ops_stats(void *ctx, hub_server_stats_t *out)
+static void server_ops__stats(void *ctx, hub_server_stats_t *out)
 {
     hub_server_get_stats(ctx, out);
 }
 
-static void hub__ops_usage(void *ctx, uint64_t *used, uint64_t *max, uint64_t *dead,
-                           uint64_t *audit_seq)
+static void server_ops__usage(void *ctx, uint64_t *used, uint64_t *max, uint64_t *dead,
+                              uint64_t *audit_seq)
 {
     hub_server_t *self = ctx;
     *used = *max = *dead = 0;
@@ -103,7 +103,7 @@ static void hub__ops_usage(void *ctx, uint64_t *used, uint64_t *max, uint64_t *d
     *audit_seq = self->audit_seq;
 }
 
-static void hub__ops_audit(void *ctx, hub_ops_audit_t *out)
+static void server_ops__audit(void *ctx, hub_ops_audit_t *out)
 {
     hub_server_t *self = ctx;
     memset(out, 0, sizeof *out);
@@ -117,12 +117,12 @@ static void hub__ops_audit(void *ctx, hub_ops_audit_t *out)
     hub_tsa_client_state(self->tsa, &out->tsa);
 }
 
-static const struct hub_delegations *hub__ops_delegations(void *ctx)
+static const struct hub_delegations *server_ops__delegations(void *ctx)
 {
     return ((hub_server_t *)ctx)->delegations;
 }
 
-static bool hub__ops_ready(void *ctx, const char **why_not)
+static bool server_ops__ready(void *ctx, const char **why_not)
 {
     hub_server_t *self = ctx;
     if (self->stopping) {
@@ -136,12 +136,12 @@ static bool hub__ops_ready(void *ctx, const char **why_not)
     return true;
 }
 
-static struct hub_store *hub__ops_store(void *ctx)
+static struct hub_store *server_ops__store(void *ctx)
 {
     return ((hub_server_t *)ctx)->store;
 }
 
-static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
+static int server_ops__dlq_replay(void *ctx, uint64_t seq)
 {
     hub_server_t *self = ctx;
     hub_store_dead_t dead;
@@ -161,20 +161,20 @@ static int hub__ops_dlq_replay(void *ctx, uint64_t seq)
         return rc;
     char reason[64];
     snprintf(reason, sizeof reason, "replayed as hub_seq %llu", (unsigned long long)new_seq);
-    hub__audit_q(self, HUB_AUDIT_REPLAYED, dead.msg.message_id, seq, dead.msg.sender,
-                 dead.msg.receiver, dead.msg.service, reason);
+    members__audit_q(self, HUB_AUDIT_REPLAYED, dead.msg.message_id, seq, dead.msg.sender,
+                     dead.msg.receiver, dead.msg.service, reason);
     HUB_INFO("dlq", "dead letter replayed", "hub_seq=%llu new_seq=%llu receiver=%s",
              (unsigned long long)seq, (unsigned long long)new_seq, dead.msg.receiver);
-    hub__member_t *m = hub_map_get(self->members, dead.msg.receiver);
+    core__member_t *m = hub_map_get(self->members, dead.msg.receiver);
     if (m) {
         m->backlog = true;
         m->rescan = true; /* cluster: the new seq may be below loaded_seq */
-        hub__pump(self, m);
+        delivery__pump(self, m);
     }
     return 0; /* flushed and committed at the end of this turn */
 }
 
-static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
+static int server_ops__dlq_purge(void *ctx, uint64_t seq)
 {
     hub_server_t *self = ctx;
     hub_store_dead_t dead;
@@ -187,7 +187,7 @@ static int hub__ops_dlq_purge(void *ctx, uint64_t seq)
     return rc;
 }
 
-static int hub__ops_dlq_purge_older(void *ctx, uint64_t before_us, uint64_t *purged)
+static int server_ops__dlq_purge_older(void *ctx, uint64_t before_us, uint64_t *purged)
 {
     size_t n = 0;
     int rc = hub_store_dlq_purge_older(((hub_server_t *)ctx)->store, before_us, &n);
@@ -199,35 +199,35 @@ static int hub__ops_dlq_purge_older(void *ctx, uint64_t before_us, uint64_t *pur
 
 /* One node alone lists itself; several list what the store says (as the
  * last cluster beat read it). */
-static void hub__ops_nodes(void *ctx, hub_ops_node_visit visit, void *user)
+static void server_ops__nodes(void *ctx, hub_ops_node_visit visit, void *user)
 {
     hub_server_t *self = ctx;
     if (self->cluster) {
-        hub__cluster_nodes(self, visit, user);
+        cluster__nodes(self, visit, user);
         return;
     }
     uint32_t online = 0;
     size_t cursor = 0;
     void *value;
     while (hub_map_next(self->members, &cursor, NULL, &value))
-        online += ((hub__member_t *)value)->online;
+        online += ((core__member_t *)value)->online;
     hub_ops_node_t n = {self->cfg.node_id, self->endpoint, hub_now_us(), online, true, true};
     visit(&n, user);
 }
 
-hub_ops_source_t hub__ops_source(hub_server_t *self)
+hub_ops_source_t server_ops__source(hub_server_t *self)
 {
     return (hub_ops_source_t){self,
-                              hub__ops_members,
-                              hub__ops_queues,
-                              hub__ops_stats,
-                              hub__ops_usage,
-                              hub__ops_ready,
-                              hub__ops_store,
-                              hub__ops_dlq_replay,
-                              hub__ops_dlq_purge,
-                              hub__ops_dlq_purge_older,
-                              hub__ops_audit,
-                              hub__ops_nodes,
-                              hub__ops_delegations};
+                              server_ops__members,
+                              server_ops__queues,
+                              server_ops__stats,
+                              server_ops__usage,
+                              server_ops__ready,
+                              server_ops__store,
+                              server_ops__dlq_replay,
+                              server_ops__dlq_purge,
+                              server_ops__dlq_purge_older,
+                              server_ops__audit,
+                              server_ops__nodes,
+                              server_ops__delegations};
 }

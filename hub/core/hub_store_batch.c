@@ -12,7 +12,7 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
-int hub__store_map_rc(int rc)
+int store_batch__map_rc(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS: return 0;
@@ -52,18 +52,18 @@ static int batch_child(hub_store_t *self, MDB_txn *batch, MDB_txn **child)
         return self->batch_err;
     int mrc = mdb_txn_begin(self->env, batch, 0, child);
     if (mrc != 0 && mrc != ENOMEM)
-        self->batch_err = hub__store_map_rc(mrc);
-    return hub__store_map_rc(mrc);
+        self->batch_err = store_batch__map_rc(mrc);
+    return store_batch__map_rc(mrc);
 }
 
-/* Read functions pair hub__store_txn_read() with hub__store_txn_read_end(),
+/* Read functions pair store_batch__txn_read() with store_batch__txn_read_end(),
  * never mdb_txn_abort(): on the thread that owns the batch the transaction
  * is a child of it. */
-int hub__store_txn_read(hub_store_t *self, MDB_txn **txn)
+int store_batch__txn_read(hub_store_t *self, MDB_txn **txn)
 {
     MDB_txn *batch = batch_mine(self);
     if (!batch)
-        return hub__store_map_rc(mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn));
+        return store_batch__map_rc(mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn));
     /* The owner reads inside its batch, in a write child that is aborted at
      * the end: LMDB has no read-only child of a write transaction, and an
      * error while reading then taints the child, not the batch. A read from
@@ -80,7 +80,7 @@ int hub__store_txn_read(hub_store_t *self, MDB_txn **txn)
     return 0;
 }
 
-void hub__store_txn_read_end(hub_store_t *self, MDB_txn *txn)
+void store_batch__txn_read_end(hub_store_t *self, MDB_txn *txn)
 {
     if (batch_mine(self) && txn == self->batch_read) {
         if (--self->batch_reads > 0)
@@ -90,42 +90,42 @@ void hub__store_txn_read_end(hub_store_t *self, MDB_txn *txn)
     mdb_txn_abort(txn);
 }
 
-int hub__store_cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c)
+int store_batch__cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c)
 {
-    int rc = hub__store_txn_read(self, txn);
+    int rc = store_batch__txn_read(self, txn);
     if (rc != 0)
         return rc;
-    rc = hub__store_map_rc(mdb_cursor_open(*txn, dbi, c));
+    rc = store_batch__map_rc(mdb_cursor_open(*txn, dbi, c));
     if (rc != 0)
-        hub__store_txn_read_end(self, *txn);
+        store_batch__txn_read_end(self, *txn);
     return rc;
 }
 
-int hub__store_cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc)
+int store_batch__cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc)
 {
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = hub__store_map_rc(mrc);
+        rc = store_batch__map_rc(mrc);
     mdb_cursor_close(c);
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     return rc;
 }
 
-/* Write functions pair hub__store_txn_write() with hub__store_txn_finish().
+/* Write functions pair store_batch__txn_write() with store_batch__txn_finish().
  * On the thread that owns the batch the transaction is a child of it:
  * committing the child moves its changes into the batch, aborting it drops
  * only them. */
-int hub__store_txn_write(hub_store_t *self, MDB_txn **txn)
+int store_batch__txn_write(hub_store_t *self, MDB_txn **txn)
 {
     MDB_txn *batch = batch_mine(self);
     if (!batch)
-        return hub__store_map_rc(mdb_txn_begin(self->env, NULL, 0, txn));
+        return store_batch__map_rc(mdb_txn_begin(self->env, NULL, 0, txn));
     if (self->batch_read)
         return HUB_EINVAL; /* a write from a hub_store_queues() callback */
     return batch_child(self, batch, txn);
 }
 
 /* Commits, or aborts when rc says the work failed; returns the outcome. */
-int hub__store_txn_finish(hub_store_t *self, MDB_txn *txn, int rc)
+int store_batch__txn_finish(hub_store_t *self, MDB_txn *txn, int rc)
 {
     if (rc != 0) {
         mdb_txn_abort(txn);
@@ -137,13 +137,13 @@ int hub__store_txn_finish(hub_store_t *self, MDB_txn *txn, int rc)
      * memory half-way; either way LMDB marks the parent failed too, and the
      * batch can no longer be committed: remember why. */
     if (mrc != 0 && batch_mine(self))
-        self->batch_err = hub__store_map_rc(mrc);
-    return hub__store_map_rc(mrc);
+        self->batch_err = store_batch__map_rc(mrc);
+    return store_batch__map_rc(mrc);
 }
 
 /* Reads an 8-byte value; a missing key reads as 0 and not found. *out and
  * *found are set on every path, errors included. */
-int hub__store_get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found)
+int store_batch__get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found)
 {
     *found = false;
     *out = 0;
@@ -152,7 +152,7 @@ int hub__store_get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, b
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
+        return store_batch__map_rc(rc);
     if (v.mv_size != 8)
         return HUB_ESTORE;
     *found = true;
@@ -160,49 +160,49 @@ int hub__store_get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, b
     return 0;
 }
 
-int hub__store_put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value)
+int store_batch__put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value)
 {
     uint8_t buf[8];
     hub_put_le64(buf, value);
     MDB_val v = {8, buf};
-    return hub__store_map_rc(mdb_put(txn, dbi, key, &v, 0));
+    return store_batch__map_rc(mdb_put(txn, dbi, key, &v, 0));
 }
 
-int hub__store_has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found)
+int store_batch__has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found)
 {
     MDB_val v;
     int rc = mdb_get(txn, dbi, key, &v);
     *found = rc == 0;
-    return rc == MDB_NOTFOUND ? 0 : hub__store_map_rc(rc);
+    return rc == MDB_NOTFOUND ? 0 : store_batch__map_rc(rc);
 }
 
 /* Deletes key; a missing key is not an error. */
-int hub__store_del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
+int store_batch__del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
 {
     int rc = mdb_del(txn, dbi, key, NULL);
-    return rc == MDB_NOTFOUND ? 0 : hub__store_map_rc(rc);
+    return rc == MDB_NOTFOUND ? 0 : store_batch__map_rc(rc);
 }
 
-int hub__store_next_seq_get(hub_store_t *self, MDB_txn *txn, uint64_t *next)
+int store_batch__next_seq_get(hub_store_t *self, MDB_txn *txn, uint64_t *next)
 {
-    MDB_val k = hub__str_val("next_seq");
+    MDB_val k = store__str_val("next_seq");
     bool found;
-    int rc = hub__store_get_u64(txn, self->meta, &k, next, &found);
+    int rc = store_batch__get_u64(txn, self->meta, &k, next, &found);
     if (rc == 0 && (!found || *next == 0))
         rc = HUB_ESTORE; /* written at open */
     return rc;
 }
 
-int hub__store_next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next)
+int store_batch__next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next)
 {
-    MDB_val k = hub__str_val("next_seq");
-    return hub__store_put_u64(txn, self->meta, &k, next);
+    MDB_val k = store__str_val("next_seq");
+    return store_batch__put_u64(txn, self->meta, &k, next);
 }
 
 /* Pages holding data in this transaction's view: every tree, including the
  * free-list's own pages, plus the two meta pages. A child of a batch sees
  * the batch's trees, so its uncommitted pages count. */
-int hub__store_used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
+int store_batch__used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
 {
     const MDB_dbi dbis[] = {
         0,           1,         self->meta, self->msgs, self->queue, self->expiry, self->attempts,
@@ -212,7 +212,7 @@ int hub__store_used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
         MDB_stat st;
         int rc = mdb_stat(txn, dbis[i], &st);
         if (rc != 0)
-            return hub__store_map_rc(rc);
+            return store_batch__map_rc(rc);
         total += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
     }
     *out = total;
@@ -221,7 +221,7 @@ int hub__store_used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
 
 /* ---- argument checks ----------------------------------------------------- */
 
-bool hub__store_str_ok(const char *s, size_t max, bool may_be_empty)
+bool store_batch__str_ok(const char *s, size_t max, bool may_be_empty)
 {
     if (!s)
         return false;
@@ -231,7 +231,7 @@ bool hub__store_str_ok(const char *s, size_t max, bool may_be_empty)
 
 /* ---- batches --------------------------------------------------------- */
 
-int hub__lmdb_batch_begin(hub_store_t *self)
+int store_batch__lmdb_batch_begin(hub_store_t *self)
 {
     if (!self)
         return HUB_EINVAL;
@@ -243,7 +243,7 @@ int hub__lmdb_batch_begin(hub_store_t *self)
     /* Waits for LMDB's writer lock: for a write of another thread, or for
      * a batch that another thread began since the check above. */
     MDB_txn *txn;
-    int rc = hub__store_map_rc(mdb_txn_begin(self->env, NULL, 0, &txn));
+    int rc = store_batch__map_rc(mdb_txn_begin(self->env, NULL, 0, &txn));
     if (rc != 0)
         return rc;
     self->batch_read = NULL;
@@ -270,7 +270,7 @@ static MDB_txn *batch_take(hub_store_t *self)
     return batch;
 }
 
-int hub__lmdb_batch_commit(hub_store_t *self)
+int store_batch__lmdb_batch_commit(hub_store_t *self)
 {
     MDB_txn *batch = batch_take(self);
     if (!batch)
@@ -279,10 +279,10 @@ int hub__lmdb_batch_commit(hub_store_t *self)
         mdb_txn_abort(batch);
         return self->batch_err;
     }
-    return hub__store_map_rc(mdb_txn_commit(batch));
+    return store_batch__map_rc(mdb_txn_commit(batch));
 }
 
-void hub__lmdb_batch_abort(hub_store_t *self)
+void store_batch__lmdb_batch_abort(hub_store_t *self)
 {
     MDB_txn *batch = batch_take(self);
     if (batch)
@@ -293,7 +293,7 @@ void hub__lmdb_batch_abort(hub_store_t *self)
 
 /* Pages an item may add: its record (in overflow pages when large) and a
  * margin for index entries and page splits. */
-uint64_t hub__store_item_pages(const hub_store_t *self, size_t rec_len)
+uint64_t store_batch__item_pages(const hub_store_t *self, size_t rec_len)
 {
     return (rec_len + 512 + self->page_size - 1) / self->page_size + 2;
 }
@@ -302,15 +302,16 @@ uint64_t hub__store_item_pages(const hub_store_t *self, size_t rec_len)
  * reuses freed pages only a transaction later: a large ack or dead-letter
  * batch in a nearly full map can run out of pages. Both are idempotent, so
  * on HUB_EFULL the batch is retried in halves, each its own transaction. */
-int hub__store_split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *, size_t),
-                             hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n)
+int store_batch__split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *,
+                                              size_t),
+                               hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n)
 {
     int rc = one_txn(self, arg, seqs, n);
     if (rc != HUB_EFULL || n < 2)
         return rc;
     size_t half = n / 2;
-    rc = hub__store_split_on_full(one_txn, self, arg, seqs, half);
+    rc = store_batch__split_on_full(one_txn, self, arg, seqs, half);
     if (rc == 0)
-        rc = hub__store_split_on_full(one_txn, self, arg, seqs + half, n - half);
+        rc = store_batch__split_on_full(one_txn, self, arg, seqs + half, n - half);
     return rc;
 }

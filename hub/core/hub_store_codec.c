@@ -7,14 +7,14 @@
 
 #include <string.h>
 
-bool hub__codec_no_nul(const char *s, size_t len)
+bool store_codec__no_nul(const char *s, size_t len)
 {
     return len == 0 || memchr(s, 0, len) == NULL;
 }
 
 /* ---- message records ----------------------------------------------------- */
 
-int hub__codec_rec_decode(const uint8_t *p, size_t len, hub__rec_view_t *out)
+int store_codec__rec_decode(const uint8_t *p, size_t len, store_codec__rec_view_t *out)
 {
     if (!p || len < HUB__REC_HDR || p[0] != HUB__REC_FORMAT)
         return HUB_ESTORE;
@@ -36,21 +36,21 @@ int hub__codec_rec_decode(const uint8_t *p, size_t len, hub__rec_view_t *out)
     out->receiver = out->sender + out->sender_len;
     out->service = out->receiver + out->receiver_len;
     out->envelope = (const uint8_t *)out->service + out->service_len;
-    if (!hub__codec_no_nul(out->id, out->id_len) ||
-        !hub__codec_no_nul(out->sender, out->sender_len) ||
-        !hub__codec_no_nul(out->receiver, out->receiver_len) ||
-        !hub__codec_no_nul(out->service, out->service_len))
+    if (!store_codec__no_nul(out->id, out->id_len) ||
+        !store_codec__no_nul(out->sender, out->sender_len) ||
+        !store_codec__no_nul(out->receiver, out->receiver_len) ||
+        !store_codec__no_nul(out->service, out->service_len))
         return HUB_ESTORE;
     return 0;
 }
 
-size_t hub__codec_rec_size(const hub_store_msg_t *m)
+size_t store_codec__rec_size(const hub_store_msg_t *m)
 {
     return HUB__REC_HDR + strlen(m->message_id) + strlen(m->sender) + strlen(m->receiver) +
            strlen(m->service) + m->envelope_len;
 }
 
-void hub__codec_rec_encode(uint8_t *p, const hub_store_msg_t *m)
+void store_codec__rec_encode(uint8_t *p, const hub_store_msg_t *m)
 {
     size_t il = strlen(m->message_id), sl = strlen(m->sender), rl = strlen(m->receiver),
            vl = strlen(m->service);
@@ -78,7 +78,7 @@ void hub__codec_rec_encode(uint8_t *p, const hub_store_msg_t *m)
 
 /* ---- dead headers -------------------------------------------------------- */
 
-int hub__codec_dead_decode(const uint8_t *p, size_t len, hub__dead_view_t *out)
+int store_codec__dead_decode(const uint8_t *p, size_t len, store_codec__dead_view_t *out)
 {
     if (!p || len < HUB__DEAD_HDR || p[0] != HUB__REC_FORMAT)
         return HUB_ESTORE;
@@ -88,12 +88,12 @@ int hub__codec_dead_decode(const uint8_t *p, size_t len, hub__dead_view_t *out)
     if (len != (size_t)HUB__DEAD_HDR + out->reason_len || out->reason_len > HUB_STORE_REASON_MAX)
         return HUB_ESTORE;
     out->reason = (const char *)p + HUB__DEAD_HDR;
-    if (!hub__codec_no_nul(out->reason, out->reason_len))
+    if (!store_codec__no_nul(out->reason, out->reason_len))
         return HUB_ESTORE;
     return 0;
 }
 
-size_t hub__codec_reason_len(const char *reason)
+size_t store_codec__reason_len(const char *reason)
 {
     size_t len = strnlen(reason, HUB_STORE_REASON_MAX + 1);
     if (len <= HUB_STORE_REASON_MAX)
@@ -104,8 +104,8 @@ size_t hub__codec_reason_len(const char *reason)
     return len;
 }
 
-void hub__codec_dead_encode(uint8_t *p, uint32_t attempts, uint64_t dead_at, const char *reason,
-                            size_t reason_len)
+void store_codec__dead_encode(uint8_t *p, uint32_t attempts, uint64_t dead_at, const char *reason,
+                              size_t reason_len)
 {
     memset(p, 0, HUB__DEAD_HDR);
     p[0] = HUB__REC_FORMAT;
@@ -118,7 +118,7 @@ void hub__codec_dead_encode(uint8_t *p, uint32_t attempts, uint64_t dead_at, con
 
 /* ---- de-duplication records ---------------------------------------------- */
 
-int hub__codec_ids_decode(const uint8_t *p, size_t len, hub__ids_rec_t *out)
+int store_codec__ids_decode(const uint8_t *p, size_t len, store_codec__ids_rec_t *out)
 {
     if (!p || (len != HUB__IDS_VAL && len != HUB__IDS_VAL_OLD))
         return HUB_ESTORE;
@@ -132,7 +132,7 @@ int hub__codec_ids_decode(const uint8_t *p, size_t len, hub__ids_rec_t *out)
     return 0;
 }
 
-void hub__codec_ids_encode(uint8_t out[HUB__IDS_VAL], const hub__ids_rec_t *r)
+void store_codec__ids_encode(uint8_t out[HUB__IDS_VAL], const store_codec__ids_rec_t *r)
 {
     hub_put_le64(out, r->seq);
     hub_put_le64(out + 8, r->accepted_at);
@@ -140,7 +140,7 @@ void hub__codec_ids_encode(uint8_t out[HUB__IDS_VAL], const hub__ids_rec_t *r)
     memcpy(out + HUB__IDS_VAL_OLD, r->digest, HUB_STORE_DIGEST_LEN);
 }
 
-bool hub__codec_digest_unknown(const uint8_t digest[HUB_STORE_DIGEST_LEN])
+bool store_codec__digest_unknown(const uint8_t digest[HUB_STORE_DIGEST_LEN])
 {
     uint8_t any = 0;
     for (size_t i = 0; i < HUB_STORE_DIGEST_LEN; i++)
@@ -150,7 +150,7 @@ bool hub__codec_digest_unknown(const uint8_t digest[HUB_STORE_DIGEST_LEN])
 
 /* ---- held counts --------------------------------------------------------- */
 
-int hub__codec_held_decode(const uint8_t *p, size_t len, hub_store_held_t *out)
+int store_codec__held_decode(const uint8_t *p, size_t len, hub_store_held_t *out)
 {
     if (!p || len != HUB__HELD_VAL)
         return HUB_ESTORE;
@@ -159,7 +159,7 @@ int hub__codec_held_decode(const uint8_t *p, size_t len, hub_store_held_t *out)
     return 0;
 }
 
-void hub__codec_held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *h)
+void store_codec__held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *h)
 {
     hub_put_le64(out, h->msgs);
     hub_put_le64(out + 8, h->bytes);
@@ -167,7 +167,7 @@ void hub__codec_held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *
 
 /* ---- tracked requests ---------------------------------------------------- */
 
-size_t hub__codec_request_encode(uint8_t buf[HUB__REQ_VAL_MAX], const hub_store_request_t *r)
+size_t store_codec__request_encode(uint8_t buf[HUB__REQ_VAL_MAX], const hub_store_request_t *r)
 {
     size_t sl = strlen(r->sender), rl = strlen(r->receiver);
     hub_put_le64(buf, r->expires_at_us);
@@ -176,8 +176,8 @@ size_t hub__codec_request_encode(uint8_t buf[HUB__REQ_VAL_MAX], const hub_store_
     return 8 + sl + 1 + rl + 1;
 }
 
-bool hub__codec_request_decode(const uint8_t *key, size_t key_len, const uint8_t *val,
-                               size_t val_len, hub_store_request_t *out)
+bool store_codec__request_decode(const uint8_t *key, size_t key_len, const uint8_t *val,
+                                 size_t val_len, hub_store_request_t *out)
 {
     if (!key || !val || key_len == 0 || key_len > HUB_STORE_ID_MAX || val_len < 8 + 4 ||
         val_len > HUB__REQ_VAL_MAX)
@@ -196,5 +196,5 @@ bool hub__codec_request_decode(const uint8_t *key, size_t key_len, const uint8_t
     out->expires_at_us = hub_get_le64(val);
     memcpy(out->sender, p, (size_t)(z1 - p) + 1);
     memcpy(out->receiver, z1 + 1, (size_t)(z2 - z1));
-    return hub__codec_no_nul(out->message_id, key_len);
+    return store_codec__no_nul(out->message_id, key_len);
 }

@@ -48,7 +48,7 @@
 #define HUB__REQ_VAL_MAX (8u + 2u * (HUB_STORE_NAME_MAX + 1u))
 
 /* True when s[0..len) holds no NUL byte. */
-bool hub__codec_no_nul(const char *s, size_t len);
+bool store_codec__no_nul(const char *s, size_t len);
 
 /* ---- message records ----------------------------------------------------- */
 
@@ -59,14 +59,14 @@ typedef struct {
     uint64_t accepted_at, expires_at;
     const uint8_t *envelope;
     uint32_t envelope_len;
-} hub__rec_view_t;
+} store_codec__rec_view_t;
 
-int hub__codec_rec_decode(const uint8_t *p, size_t len, hub__rec_view_t *out);
+int store_codec__rec_decode(const uint8_t *p, size_t len, store_codec__rec_view_t *out);
 /* The record's size for m (strings as long as strlen says; the caller has
  * checked them against the limits in hub_store.h). */
-size_t hub__codec_rec_size(const hub_store_msg_t *m);
-/* Writes m's record (hub__codec_rec_size(m) bytes) into p. */
-void hub__codec_rec_encode(uint8_t *p, const hub_store_msg_t *m);
+size_t store_codec__rec_size(const hub_store_msg_t *m);
+/* Writes m's record (store_codec__rec_size(m) bytes) into p. */
+void store_codec__rec_encode(uint8_t *p, const hub_store_msg_t *m);
 /* Offset of expires_at in a record, for an in-place change (dlq replay). */
 #define HUB__REC_EXPIRES_AT 16u
 
@@ -77,16 +77,16 @@ typedef struct {
     uint64_t dead_at;
     const char *reason;
     uint8_t reason_len;
-} hub__dead_view_t;
+} store_codec__dead_view_t;
 
-int hub__codec_dead_decode(const uint8_t *p, size_t len, hub__dead_view_t *out);
+int store_codec__dead_decode(const uint8_t *p, size_t len, store_codec__dead_view_t *out);
 /* The longest prefix of reason that fits HUB_STORE_REASON_MAX without
  * cutting a UTF-8 sequence in half. */
-size_t hub__codec_reason_len(const char *reason);
+size_t store_codec__reason_len(const char *reason);
 /* Writes a dead header of HUB__DEAD_HDR + reason_len bytes into p;
- * reason_len from hub__codec_reason_len(). */
-void hub__codec_dead_encode(uint8_t *p, uint32_t attempts, uint64_t dead_at, const char *reason,
-                            size_t reason_len);
+ * reason_len from store_codec__reason_len(). */
+void store_codec__dead_encode(uint8_t *p, uint32_t attempts, uint64_t dead_at, const char *reason,
+                              size_t reason_len);
 
 /* ---- de-duplication records ---------------------------------------------- */
 
@@ -94,25 +94,25 @@ typedef struct {
     uint64_t seq, accepted_at;
     uint8_t flags;                        /* HUB__IDS_PINNED */
     uint8_t digest[HUB_STORE_DIGEST_LEN]; /* all zero: not known */
-} hub__ids_rec_t;
+} store_codec__ids_rec_t;
 
-int hub__codec_ids_decode(const uint8_t *p, size_t len, hub__ids_rec_t *out);
-void hub__codec_ids_encode(uint8_t out[HUB__IDS_VAL], const hub__ids_rec_t *r);
+int store_codec__ids_decode(const uint8_t *p, size_t len, store_codec__ids_rec_t *out);
+void store_codec__ids_encode(uint8_t out[HUB__IDS_VAL], const store_codec__ids_rec_t *r);
 /* True when the digest is all zero (not known). */
-bool hub__codec_digest_unknown(const uint8_t digest[HUB_STORE_DIGEST_LEN]);
+bool store_codec__digest_unknown(const uint8_t digest[HUB_STORE_DIGEST_LEN]);
 
 /* ---- held counts --------------------------------------------------------- */
 
-int hub__codec_held_decode(const uint8_t *p, size_t len, hub_store_held_t *out);
-void hub__codec_held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *h);
+int store_codec__held_decode(const uint8_t *p, size_t len, hub_store_held_t *out);
+void store_codec__held_encode(uint8_t out[HUB__HELD_VAL], const hub_store_held_t *h);
 
 /* ---- tracked requests ---------------------------------------------------- */
 
 /* Writes r's value into buf (HUB__REQ_VAL_MAX bytes); returns its length.
  * r's strings must be within the limits of hub_store_request_t. */
-size_t hub__codec_request_encode(uint8_t buf[HUB__REQ_VAL_MAX], const hub_store_request_t *r);
+size_t store_codec__request_encode(uint8_t buf[HUB__REQ_VAL_MAX], const hub_store_request_t *r);
 /* Decodes key (the message id) and value into *out; false when damaged. */
-bool hub__codec_request_decode(const uint8_t *key, size_t key_len, const uint8_t *val,
-                               size_t val_len, hub_store_request_t *out);
+bool store_codec__request_decode(const uint8_t *key, size_t key_len, const uint8_t *val,
+                                 size_t val_len, hub_store_request_t *out);
 
 #endif

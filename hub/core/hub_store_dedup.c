@@ -11,34 +11,34 @@
 
 /* ---- de-duplication records ---------------------------------------------- */
 
-int hub__dedup_release(hub_store_t *self, MDB_txn *txn, const hub__rec_keys_t *k, uint64_t seq)
+int store_dedup__release(hub_store_t *self, MDB_txn *txn, const store__rec_keys_t *k, uint64_t seq)
 {
     uint8_t ib[HUB__IDKEY_MAX];
-    MDB_val ik = hub__ids_key(ib, k->sender, k->id), v;
+    MDB_val ik = store__ids_key(ib, k->sender, k->id), v;
     int rc = mdb_get(txn, self->ids, &ik, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
-    hub__ids_rec_t r;
-    if (hub__codec_ids_decode(v.mv_data, v.mv_size, &r) != 0)
-        return hub__store_del_key(txn, self->ids, &ik); /* unreadable: nothing to keep */
+        return store_batch__map_rc(rc);
+    store_codec__ids_rec_t r;
+    if (store_codec__ids_decode(v.mv_data, v.mv_size, &r) != 0)
+        return store_batch__del_key(txn, self->ids, &ik); /* unreadable: nothing to keep */
     if (r.seq == seq && (r.flags & HUB__IDS_PINNED))
-        return hub__store_del_key(txn, self->ids, &ik);
+        return store_batch__del_key(txn, self->ids, &ik);
     return 0;
 }
 
-static int ids_put(hub_store_t *self, MDB_txn *txn, MDB_val *key, const hub__ids_rec_t *r)
+static int ids_put(hub_store_t *self, MDB_txn *txn, MDB_val *key, const store_codec__ids_rec_t *r)
 {
     uint8_t buf[HUB__IDS_VAL];
-    hub__codec_ids_encode(buf, r);
+    store_codec__ids_encode(buf, r);
     MDB_val v = {HUB__IDS_VAL, buf};
-    return hub__store_map_rc(mdb_put(txn, self->ids, key, &v, 0));
+    return store_batch__map_rc(mdb_put(txn, self->ids, key, &v, 0));
 }
 
-int hub__dedup_check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
-                     const uint8_t digest[HUB_STORE_DIGEST_LEN], bool *dup, bool *reused,
-                     uint64_t *orig_seq)
+int store_dedup__check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
+                       const uint8_t digest[HUB_STORE_DIGEST_LEN], bool *dup, bool *reused,
+                       uint64_t *orig_seq)
 {
     *dup = false;
     *reused = false;
@@ -49,9 +49,9 @@ int hub__dedup_check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
-    hub__ids_rec_t r;
-    if (hub__codec_ids_decode(v.mv_data, v.mv_size, &r) != 0)
+        return store_batch__map_rc(rc);
+    store_codec__ids_rec_t r;
+    if (store_codec__ids_decode(v.mv_data, v.mv_size, &r) != 0)
         return 0; /* unreadable: treat as unknown; the append overwrites it */
     /* A clock that went backwards counts as "within the window". */
     if (now < r.accepted_at || now - r.accepted_at < self->limits.dedup_window_us) {
@@ -60,79 +60,79 @@ int hub__dedup_check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
         /* An unknown digest (a record from before format 4, or a caller
          * that gave none) cannot tell a re-send from new content: it stays
          * a duplicate, as before. */
-        *reused = !hub__codec_digest_unknown(digest) && !hub__codec_digest_unknown(r.digest) &&
+        *reused = !store_codec__digest_unknown(digest) && !store_codec__digest_unknown(r.digest) &&
                   memcmp(digest, r.digest, HUB_STORE_DIGEST_LEN) != 0;
     }
     return 0;
 }
 
-int hub__dedup_put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, uint64_t seq)
+int store_dedup__put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, uint64_t seq)
 {
     uint8_t ib[HUB__IDKEY_MAX], ab[HUB__PAIR_KEY];
-    MDB_val ik = hub__ids_key(ib, m->sender, m->message_id);
-    hub__ids_rec_t r = {seq, m->accepted_at_us, 0, {0}};
+    MDB_val ik = store__ids_key(ib, m->sender, m->message_id);
+    store_codec__ids_rec_t r = {seq, m->accepted_at_us, 0, {0}};
     memcpy(r.digest, m->digest, HUB_STORE_DIGEST_LEN);
     int rc = ids_put(self, txn, &ik, &r);
     if (rc == 0) {
-        MDB_val ak = hub__pair_val(ab, m->accepted_at_us, seq);
-        rc = hub__store_map_rc(mdb_put(txn, self->age, &ak, &ik, 0));
+        MDB_val ak = store__pair_val(ab, m->accepted_at_us, seq);
+        rc = store_batch__map_rc(mdb_put(txn, self->age, &ak, &ik, 0));
     }
     return rc;
 }
 
-int hub__dedup_move(hub_store_t *self, MDB_txn *txn, const hub__rec_keys_t *k, uint64_t old_seq,
-                    uint64_t new_seq)
+int store_dedup__move(hub_store_t *self, MDB_txn *txn, const store__rec_keys_t *k, uint64_t old_seq,
+                      uint64_t new_seq)
 {
     uint8_t ib[HUB__IDKEY_MAX], ab[HUB__PAIR_KEY];
-    MDB_val ik = hub__ids_key(ib, k->sender, k->id), iv;
-    hub__ids_rec_t r;
+    MDB_val ik = store__ids_key(ib, k->sender, k->id), iv;
+    store_codec__ids_rec_t r;
     int rc = 0;
     int grc = mdb_get(txn, self->ids, &ik, &iv);
-    if (grc == 0 && hub__codec_ids_decode(iv.mv_data, iv.mv_size, &r) == 0 && r.seq == old_seq) {
+    if (grc == 0 && store_codec__ids_decode(iv.mv_data, iv.mv_size, &r) == 0 && r.seq == old_seq) {
         if (!(r.flags & HUB__IDS_PINNED)) {
-            MDB_val old_age = hub__pair_val(ab, r.accepted_at, old_seq);
-            rc = hub__store_del_key(txn, self->age, &old_age);
-            MDB_val new_age = hub__pair_val(ab, r.accepted_at, new_seq);
+            MDB_val old_age = store__pair_val(ab, r.accepted_at, old_seq);
+            rc = store_batch__del_key(txn, self->age, &old_age);
+            MDB_val new_age = store__pair_val(ab, r.accepted_at, new_seq);
             if (rc == 0)
-                rc = hub__store_map_rc(mdb_put(txn, self->age, &new_age, &ik, 0));
+                rc = store_batch__map_rc(mdb_put(txn, self->age, &new_age, &ik, 0));
         }
         r.seq = new_seq;
         if (rc == 0)
             rc = ids_put(self, txn, &ik, &r);
     } else if (grc != 0 && grc != MDB_NOTFOUND) {
-        rc = hub__store_map_rc(grc);
+        rc = store_batch__map_rc(grc);
     }
     return rc;
 }
 
 /* ---- look-ups and forgetting --------------------------------------------- */
 
-int hub__lmdb_lookup(hub_store_t *self, const char *sender, const char *message_id, uint64_t *seq,
-                     hub_store_state_t *state)
+int store_dedup__lmdb_lookup(hub_store_t *self, const char *sender, const char *message_id,
+                             uint64_t *seq, hub_store_state_t *state)
 {
-    if (!self || !hub__store_str_ok(sender, HUB_STORE_NAME_MAX, false) ||
-        !hub__store_str_ok(message_id, HUB_STORE_ID_MAX, false))
+    if (!self || !store_batch__str_ok(sender, HUB_STORE_NAME_MAX, false) ||
+        !store_batch__str_ok(message_id, HUB_STORE_ID_MAX, false))
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
     uint8_t ib[HUB__IDKEY_MAX], sb[HUB__SEQ_KEY];
-    MDB_val ik = hub__ids_key(ib, sender, message_id), v;
-    hub__ids_rec_t r;
+    MDB_val ik = store__ids_key(ib, sender, message_id), v;
+    store_codec__ids_rec_t r;
     bool queued = false, dead = false;
-    rc = hub__store_map_rc(mdb_get(txn, self->ids, &ik, &v));
+    rc = store_batch__map_rc(mdb_get(txn, self->ids, &ik, &v));
     if (rc == 0)
-        rc = hub__codec_ids_decode(v.mv_data, v.mv_size, &r);
+        rc = store_codec__ids_decode(v.mv_data, v.mv_size, &r);
     if (rc == 0) {
-        MDB_val sk = hub__seq_val(sb, r.seq);
+        MDB_val sk = store__seq_val(sb, r.seq);
         bool stored;
-        rc = hub__store_has_key(txn, self->msgs, &sk, &stored);
+        rc = store_batch__has_key(txn, self->msgs, &sk, &stored);
         if (rc == 0 && stored)
-            rc = hub__store_has_key(txn, self->dead, &sk, &dead);
+            rc = store_batch__has_key(txn, self->dead, &sk, &dead);
         queued = stored && !dead;
     }
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     if (rc != 0)
         return rc;
     if (seq)
@@ -144,7 +144,7 @@ int hub__lmdb_lookup(hub_store_t *self, const char *sender, const char *message_
     return 0;
 }
 
-int hub__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
+int store_dedup__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
 {
     if (pruned)
         *pruned = 0;
@@ -158,14 +158,14 @@ int hub__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
     if (!keys)
         return HUB_ENOMEM;
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0) {
         free(keys);
         return rc;
     }
     size_t n = 0;
     MDB_cursor *c;
-    rc = hub__store_map_rc(mdb_cursor_open(txn, self->age, &c));
+    rc = store_batch__map_rc(mdb_cursor_open(txn, self->age, &c));
     if (rc == 0) {
         MDB_val k, v;
         int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
@@ -180,12 +180,12 @@ int hub__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
             mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
         }
         if (mrc != 0 && mrc != MDB_NOTFOUND)
-            rc = hub__store_map_rc(mrc);
+            rc = store_batch__map_rc(mrc);
         mdb_cursor_close(c);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         MDB_val ak = {HUB__PAIR_KEY, keys[i]}, av;
-        rc = hub__store_map_rc(mdb_get(txn, self->age, &ak, &av));
+        rc = store_batch__map_rc(mdb_get(txn, self->age, &ak, &av));
         if (rc != 0)
             break;
         uint8_t ib[HUB__IDKEY_MAX];
@@ -193,39 +193,39 @@ int hub__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
         MDB_val ik = {key_ok ? av.mv_size : 0, ib}, iv;
         if (key_ok)
             memcpy(ib, av.mv_data, av.mv_size);
-        rc = hub__store_map_rc(mdb_del(txn, self->age, &ak, NULL));
+        rc = store_batch__map_rc(mdb_del(txn, self->age, &ak, NULL));
         if (rc != 0 || !key_ok)
             continue;
         uint64_t seq = hub_get_be64(keys[i] + 8);
-        hub__ids_rec_t r;
+        store_codec__ids_rec_t r;
         int grc = mdb_get(txn, self->ids, &ik, &iv);
         if (grc == MDB_NOTFOUND)
             continue;
         if (grc != 0) {
-            rc = hub__store_map_rc(grc);
+            rc = store_batch__map_rc(grc);
             break;
         }
-        if (hub__codec_ids_decode(iv.mv_data, iv.mv_size, &r) != 0) {
-            rc = hub__store_del_key(txn, self->ids, &ik);
+        if (store_codec__ids_decode(iv.mv_data, iv.mv_size, &r) != 0) {
+            rc = store_batch__del_key(txn, self->ids, &ik);
             continue;
         }
         if (r.seq != seq)
             continue; /* a newer message took this id over; its own age entry remains */
         uint8_t sb[HUB__SEQ_KEY];
-        MDB_val sk = hub__seq_val(sb, seq);
+        MDB_val sk = store__seq_val(sb, seq);
         bool stored; /* queued or dead-lettered */
-        rc = hub__store_has_key(txn, self->msgs, &sk, &stored);
+        rc = store_batch__has_key(txn, self->msgs, &sk, &stored);
         if (rc != 0)
             break;
         if (stored) {
             r.flags |= HUB__IDS_PINNED; /* kept for lookups until the message goes */
             rc = ids_put(self, txn, &ik, &r);
         } else {
-            rc = hub__store_del_key(txn, self->ids, &ik);
+            rc = store_batch__del_key(txn, self->ids, &ik);
         }
     }
     free(keys);
-    rc = hub__store_txn_finish(self, txn, rc);
+    rc = store_batch__txn_finish(self, txn, rc);
     if (rc == 0 && pruned)
         *pruned = n;
     return rc;
@@ -233,58 +233,58 @@ int hub__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
 
 /* ---- tracked requests ------------------------------------------------ */
 
-int hub__lmdb_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
+int store_dedup__lmdb_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
 {
     if (!self || (n && !reqs))
         return HUB_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (!hub__store_str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
-            !hub__store_str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
-            !hub__store_str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
+        if (!store_batch__str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
+            !store_batch__str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
+            !store_batch__str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
             return HUB_EINVAL;
     if (n == 0)
         return 0;
     MDB_txn *txn = NULL;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint8_t buf[HUB__REQ_VAL_MAX];
-        MDB_val k = hub__str_val(reqs[i].message_id);
-        MDB_val v = {hub__codec_request_encode(buf, &reqs[i]), buf};
-        rc = hub__store_map_rc(mdb_put(txn, self->requests, &k, &v, 0));
+        MDB_val k = store__str_val(reqs[i].message_id);
+        MDB_val v = {store_codec__request_encode(buf, &reqs[i]), buf};
+        rc = store_batch__map_rc(mdb_put(txn, self->requests, &k, &v, 0));
     }
-    return hub__store_txn_finish(self, txn, rc);
+    return store_batch__txn_finish(self, txn, rc);
 }
 
-int hub__lmdb_requests_del(hub_store_t *self, const char *const *ids, size_t n)
+int store_dedup__lmdb_requests_del(hub_store_t *self, const char *const *ids, size_t n)
 {
     if (!self || (n && !ids))
         return HUB_EINVAL;
     if (n == 0)
         return 0;
     MDB_txn *txn = NULL;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!hub__store_str_ok(ids[i], HUB_STORE_ID_MAX, false))
+        if (!store_batch__str_ok(ids[i], HUB_STORE_ID_MAX, false))
             continue;
-        MDB_val k = hub__str_val(ids[i]);
-        rc = hub__store_del_key(txn, self->requests, &k);
+        MDB_val k = store__str_val(ids[i]);
+        rc = store_batch__del_key(txn, self->requests, &k);
     }
-    return hub__store_txn_finish(self, txn, rc);
+    return store_batch__txn_finish(self, txn, rc);
 }
 
-int hub__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb, void *user,
-                            size_t *expired)
+int store_dedup__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb,
+                                    void *user, size_t *expired)
 {
     if (expired)
         *expired = 0;
     if (!self || !cb)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     /* Expired and damaged entries are collected, then deleted after the
@@ -292,13 +292,13 @@ int hub__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_store_reques
     char(*gone)[HUB_STORE_ID_MAX + 1] = NULL;
     size_t n_gone = 0, cap_gone = 0;
     MDB_cursor *c;
-    rc = hub__store_map_rc(mdb_cursor_open(txn, self->requests, &c));
+    rc = store_batch__map_rc(mdb_cursor_open(txn, self->requests, &c));
     if (rc == 0) {
         MDB_val k, v;
         int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
         for (; mrc == 0 && rc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
             hub_store_request_t r;
-            if (hub__codec_request_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &r) &&
+            if (store_codec__request_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &r) &&
                 !(r.expires_at_us && r.expires_at_us <= now_us)) {
                 cb(&r, user);
                 continue;
@@ -319,15 +319,15 @@ int hub__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_store_reques
             gone[n_gone++][k.mv_size] = '\0';
         }
         if (rc == 0 && mrc != MDB_NOTFOUND)
-            rc = hub__store_map_rc(mrc);
+            rc = store_batch__map_rc(mrc);
         mdb_cursor_close(c);
     }
     for (size_t i = 0; rc == 0 && i < n_gone; i++) {
         MDB_val k = {strlen(gone[i]), gone[i]};
-        rc = hub__store_del_key(txn, self->requests, &k);
+        rc = store_batch__del_key(txn, self->requests, &k);
     }
     free(gone);
-    rc = hub__store_txn_finish(self, txn, rc);
+    rc = store_batch__txn_finish(self, txn, rc);
     if (rc == 0 && expired)
         *expired = n_gone;
     return rc;

@@ -16,40 +16,41 @@
 
 static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t *seqs, size_t n)
 {
-    size_t rlen = hub__codec_reason_len(reason);
+    size_t rlen = store_codec__reason_len(reason);
     uint64_t now = hub_now_us();
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        hub__rec_keys_t k;
+        store__rec_keys_t k;
         bool queued;
         uint32_t attempts;
         uint8_t sb[HUB__SEQ_KEY];
-        MDB_val sk = hub__seq_val(sb, seqs[i]);
-        rc = hub__queue_load(self, txn, seqs[i], &k, &queued);
+        MDB_val sk = store__seq_val(sb, seqs[i]);
+        rc = store_queue__load(self, txn, seqs[i], &k, &queued);
         if (rc != 0 || !queued)
             continue;
-        rc = hub__queue_attempts(self, txn, &sk, &attempts);
+        rc = store_queue__attempts(self, txn, &sk, &attempts);
         if (rc == 0)
-            rc = hub__queue_unindex(self, txn, seqs[i], &k);
+            rc = store_queue__unindex(self, txn, seqs[i], &k);
         if (rc != 0)
             break;
         MDB_val dv = {HUB__DEAD_HDR + rlen, NULL};
-        rc = hub__store_map_rc(mdb_put(txn, self->dead, &sk, &dv, MDB_RESERVE));
+        rc = store_batch__map_rc(mdb_put(txn, self->dead, &sk, &dv, MDB_RESERVE));
         if (rc != 0)
             break;
-        hub__codec_dead_encode(dv.mv_data, attempts, now, reason, rlen);
+        store_codec__dead_encode(dv.mv_data, attempts, now, reason, rlen);
     }
-    return hub__store_txn_finish(self, txn, rc);
+    return store_batch__txn_finish(self, txn, rc);
 }
 
-int hub__lmdb_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason)
+int store_dlq__lmdb_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n,
+                                const char *reason)
 {
     if (!self || (n && !seqs) || !reason)
         return HUB_EINVAL;
-    return n ? hub__store_split_on_full(dead_letter_txn, self, reason, seqs, n) : 0;
+    return n ? store_batch__split_on_full(dead_letter_txn, self, reason, seqs, n) : 0;
 }
 
 /* ---- reading, replaying and purging ---------------------------------------- */
@@ -59,28 +60,28 @@ static int fill_dead(hub_store_t *self, MDB_txn *txn, const MDB_val *v, uint64_t
                      hub_store_dead_t *out, hub_store_arena_t *arena)
 {
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val sk = hub__seq_val(sb, seq), rv;
-    hub__dead_view_t dv;
-    hub__rec_view_t view;
-    int rc = hub__codec_dead_decode(v->mv_data, v->mv_size, &dv);
+    MDB_val sk = store__seq_val(sb, seq), rv;
+    store_codec__dead_view_t dv;
+    store_codec__rec_view_t view;
+    int rc = store_codec__dead_decode(v->mv_data, v->mv_size, &dv);
     if (rc == 0) {
         int grc = mdb_get(txn, self->msgs, &sk, &rv);
         rc = grc == MDB_NOTFOUND ? HUB_ESTORE
-                                 : hub__store_map_rc(grc); /* a header without a record */
+                                 : store_batch__map_rc(grc); /* a header without a record */
     }
     if (rc == 0)
-        rc = hub__codec_rec_decode(rv.mv_data, rv.mv_size, &view);
+        rc = store_codec__rec_decode(rv.mv_data, rv.mv_size, &view);
     if (rc == 0)
-        rc = hub__queue_fill_msg(&view, seq, dv.attempts, &out->msg, arena);
+        rc = store_queue__fill_msg(&view, seq, dv.attempts, &out->msg, arena);
     if (rc != 0)
         return rc;
-    hub__copy_bytes_str(out->reason, dv.reason, dv.reason_len);
+    store__copy_bytes_str(out->reason, dv.reason, dv.reason_len);
     out->dead_at_us = dv.dead_at;
     return 0;
 }
 
-int hub__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,
-                       size_t *n_out, hub_store_arena_t *arena)
+int store_dlq__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max,
+                             hub_store_dead_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
     if (n_out)
         *n_out = 0;
@@ -90,11 +91,11 @@ int hub__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
         return 0;
     MDB_txn *txn;
     MDB_cursor *c;
-    int rc = hub__store_cursor_read(self, self->dead, &txn, &c);
+    int rc = store_batch__cursor_read(self, self->dead, &txn, &c);
     if (rc != 0)
         return rc;
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val k = hub__seq_val(sb, after_seq + 1), v;
+    MDB_val k = store__seq_val(sb, after_seq + 1), v;
     size_t n = 0;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (mrc == 0 && n < max) {
@@ -114,50 +115,50 @@ int hub__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_st
         n++;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    rc = hub__store_cursor_read_end(self, txn, c, rc, mrc);
+    rc = store_batch__cursor_read_end(self, txn, c, rc, mrc);
     *n_out = n;
     return rc;
 }
 
-int hub__lmdb_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
-                      hub_store_arena_t *arena)
+int store_dlq__lmdb_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
+                            hub_store_arena_t *arena)
 {
     if (!self || !out)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val k = hub__seq_val(sb, seq), v;
-    rc = hub__store_map_rc(mdb_get(txn, self->dead, &k, &v));
+    MDB_val k = store__seq_val(sb, seq), v;
+    rc = store_batch__map_rc(mdb_get(txn, self->dead, &k, &v));
     if (rc == 0)
         rc = fill_dead(self, txn, &v, seq, out, arena);
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     return rc;
 }
 
-int hub__lmdb_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
-                         uint64_t *new_seq)
+int store_dlq__lmdb_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
+                               uint64_t preset_seq, uint64_t *new_seq)
 {
     if (!self)
         return HUB_EINVAL;
     uint64_t now = hub_now_us();
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     uint8_t sb[HUB__SEQ_KEY], nb[HUB__SEQ_KEY];
-    MDB_val sk = hub__seq_val(sb, seq), v;
+    MDB_val sk = store__seq_val(sb, seq), v;
     uint8_t *copy = NULL;
     size_t size = 0;
     uint64_t next = 0;
-    hub__rec_view_t view;
-    hub__rec_keys_t k;
-    rc = hub__store_map_rc(mdb_get(txn, self->dead, &sk, &v));
+    store_codec__rec_view_t view;
+    store__rec_keys_t k;
+    rc = store_batch__map_rc(mdb_get(txn, self->dead, &sk, &v));
     if (rc == 0) {
         int grc = mdb_get(txn, self->msgs, &sk, &v);
-        rc = grc == MDB_NOTFOUND ? HUB_ESTORE : hub__store_map_rc(grc);
+        rc = grc == MDB_NOTFOUND ? HUB_ESTORE : store_batch__map_rc(grc);
     }
     /* Copy the record: the writes below may move the page it is on. */
     if (rc == 0 && !(copy = malloc(v.mv_size ? v.mv_size : 1)))
@@ -166,42 +167,42 @@ int hub__lmdb_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, u
         size = v.mv_size;
         if (size)
             memcpy(copy, v.mv_data, size);
-        rc = hub__codec_rec_decode(copy, size, &view);
+        rc = store_codec__rec_decode(copy, size, &view);
     }
     if (rc == 0) {
-        hub__rec_keys(&view, &k);
+        store_queue__rec_keys(&view, &k);
         k.expires_at =
             new_ttl_us ? (new_ttl_us > UINT64_MAX - now ? UINT64_MAX : now + new_ttl_us) : 0;
         hub_put_le64(copy + HUB__REC_EXPIRES_AT, k.expires_at);
-        rc = hub__store_next_seq_get(self, txn, &next);
+        rc = store_batch__next_seq_get(self, txn, &next);
         if (rc == 0 && preset_seq)
             next = preset_seq; /* unused: NOOVERWRITE below says so */
     }
     uint64_t used;
     if (rc == 0)
-        rc = hub__store_used_pages(self, txn, &used);
-    if (rc == 0 && used + hub__store_item_pages(self, size) > self->limit_pages)
+        rc = store_batch__used_pages(self, txn, &used);
+    if (rc == 0 && used + store_batch__item_pages(self, size) > self->limit_pages)
         rc = HUB_EFULL; /* the same line as appends: keep room for acks */
     if (rc == 0) {
-        MDB_val nk = hub__seq_val(nb, next), rv = {size, copy};
+        MDB_val nk = store__seq_val(nb, next), rv = {size, copy};
         int mrc = mdb_put(txn, self->msgs, &nk, &rv, MDB_NOOVERWRITE);
-        rc = mrc == MDB_KEYEXIST ? HUB_ESTORE : hub__store_map_rc(mrc);
+        rc = mrc == MDB_KEYEXIST ? HUB_ESTORE : store_batch__map_rc(mrc);
     }
     if (rc == 0)
-        rc = hub__queue_index(self, txn, next, k.receiver, k.expires_at);
+        rc = store_queue__index(self, txn, next, k.receiver, k.expires_at);
     if (rc == 0)
-        rc = hub__store_map_rc(mdb_del(txn, self->dead, &sk, NULL));
+        rc = store_batch__map_rc(mdb_del(txn, self->dead, &sk, NULL));
     if (rc == 0)
-        rc = hub__store_map_rc(mdb_del(txn, self->msgs, &sk, NULL));
+        rc = store_batch__map_rc(mdb_del(txn, self->msgs, &sk, NULL));
     uint64_t stored_next = 0;
     if (rc == 0)
-        rc = hub__store_next_seq_get(self, txn, &stored_next);
+        rc = store_batch__next_seq_get(self, txn, &stored_next);
     if (rc == 0 && next + 1 > stored_next)
-        rc = hub__store_next_seq_put(self, txn, next + 1);
+        rc = store_batch__next_seq_put(self, txn, next + 1);
     if (rc == 0) /* lookups by message id follow the message to its new seq */
-        rc = hub__dedup_move(self, txn, &k, seq, next);
+        rc = store_dedup__move(self, txn, &k, seq, next);
     free(copy);
-    rc = hub__store_txn_finish(self, txn, rc);
+    rc = store_batch__txn_finish(self, txn, rc);
     if (rc == 0 && new_seq)
         *new_seq = next;
     return rc;
@@ -211,54 +212,54 @@ int hub__lmdb_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us, u
  * whether it existed. A record that does not decode is deleted all the
  * same: purging is how an operator gets rid of it. */
 static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found,
-                     hub__held_acc_t *acc)
+                     store__held_acc_t *acc)
 {
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val sk = hub__seq_val(sb, seq), v;
+    MDB_val sk = store__seq_val(sb, seq), v;
     int rc = mdb_get(txn, self->dead, &sk, &v);
     *found = rc == 0;
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
-    hub__rec_view_t view;
-    hub__rec_keys_t k;
+        return store_batch__map_rc(rc);
+    store_codec__rec_view_t view;
+    store__rec_keys_t k;
     int grc = mdb_get(txn, self->msgs, &sk, &v);
     if (grc != 0 && grc != MDB_NOTFOUND)
-        return hub__store_map_rc(grc);
-    bool have_keys = grc == 0 && hub__codec_rec_decode(v.mv_data, v.mv_size, &view) == 0;
+        return store_batch__map_rc(grc);
+    bool have_keys = grc == 0 && store_codec__rec_decode(v.mv_data, v.mv_size, &view) == 0;
     if (have_keys)
-        hub__rec_keys(&view, &k);
+        store_queue__rec_keys(&view, &k);
     else if (grc == 0)
         acc->recount = true; /* a record that does not decode: whose was it? */
-    rc = hub__store_map_rc(mdb_del(txn, self->dead, &sk, NULL));
+    rc = store_batch__map_rc(mdb_del(txn, self->dead, &sk, NULL));
     if (rc == 0)
-        rc = hub__store_del_key(txn, self->msgs, &sk);
+        rc = store_batch__del_key(txn, self->msgs, &sk);
     if (rc == 0 && have_keys)
-        rc = hub__dedup_release(self, txn, &k, seq);
+        rc = store_dedup__release(self, txn, &k, seq);
     if (rc == 0 && have_keys)
-        rc = hub__held_acc_count(acc, k.sender, k.receiver, k.envelope_len, -1);
+        rc = store_held__acc_count(acc, k.sender, k.receiver, k.envelope_len, -1);
     return rc;
 }
 
-int hub__lmdb_dlq_purge(hub_store_t *self, uint64_t seq)
+int store_dlq__lmdb_dlq_purge(hub_store_t *self, uint64_t seq)
 {
     if (!self)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     bool found;
-    hub__held_acc_t acc = {0};
+    store__held_acc_t acc = {0};
     rc = purge_one(self, txn, seq, &found, &acc);
     if (rc == 0 && !found)
         rc = HUB_ENOTFOUND;
-    rc = hub__held_acc_flush(self, txn, &acc, rc);
-    return hub__store_txn_finish(self, txn, rc);
+    rc = store_held__acc_flush(self, txn, &acc, rc);
+    return store_batch__txn_finish(self, txn, rc);
 }
 
-int hub__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged)
+int store_dlq__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged)
 {
     if (purged)
         *purged = 0;
@@ -274,15 +275,15 @@ int hub__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
     while (rc == 0 && more) {
         uint64_t chunk_from = from;
         MDB_txn *txn;
-        rc = hub__store_txn_write(self, &txn);
+        rc = store_batch__txn_write(self, &txn);
         if (rc != 0)
             break;
         MDB_cursor *c;
         size_t n = 0, scanned = 0;
-        rc = hub__store_map_rc(mdb_cursor_open(txn, self->dead, &c));
+        rc = store_batch__map_rc(mdb_cursor_open(txn, self->dead, &c));
         if (rc == 0) {
             uint8_t sb[HUB__SEQ_KEY];
-            MDB_val k = hub__seq_val(sb, from), v;
+            MDB_val k = store__seq_val(sb, from), v;
             int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
             /* Scan a bounded stretch per transaction so appends get the
              * writer lock in between. */
@@ -292,9 +293,9 @@ int hub__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
                     break;
                 }
                 uint64_t seq = hub_get_be64(k.mv_data);
-                hub__dead_view_t dv;
+                store_codec__dead_view_t dv;
                 /* An undecodable record is not "older": leave it to dlq_purge. */
-                if (hub__codec_dead_decode(v.mv_data, v.mv_size, &dv) == 0 &&
+                if (store_codec__dead_decode(v.mv_data, v.mv_size, &dv) == 0 &&
                     dv.dead_at < before_us)
                     batch[n++] = seq;
                 scanned++;
@@ -303,20 +304,20 @@ int hub__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *pur
             }
             more = mrc == 0 && from != 0;
             if (mrc != 0 && mrc != MDB_NOTFOUND)
-                rc = hub__store_map_rc(mrc);
+                rc = store_batch__map_rc(mrc);
             mdb_cursor_close(c);
         }
         size_t done = 0;
-        hub__held_acc_t acc = {0};
+        store__held_acc_t acc = {0};
         for (size_t i = 0; rc == 0 && i < n; i++) {
             bool found;
             rc = purge_one(self, txn, batch[i], &found, &acc);
             done += found;
         }
-        rc = hub__held_acc_flush(self, txn, &acc, rc);
-        rc = hub__store_txn_finish(self, txn, rc);
+        rc = store_held__acc_flush(self, txn, &acc, rc);
+        rc = store_batch__txn_finish(self, txn, rc);
         if (rc == HUB_EFULL && chunk > 1) {
-            /* Too many pages to copy in one go (see hub__store_split_on_full): retry
+            /* Too many pages to copy in one go (see store_batch__split_on_full): retry
              * this stretch in smaller transactions. */
             chunk /= 2;
             from = chunk_from;

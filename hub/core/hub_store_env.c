@@ -29,12 +29,12 @@
  * what each member holds (one scan of msgs) and records the new format. */
 static int upgrade_format_1_to_2(hub_store_t *self, MDB_txn *txn)
 {
-    int rc = hub__held_recount(self, txn);
+    int rc = store_held__recount(self, txn);
     if (rc == 0) {
         uint8_t fb[4];
         hub_put_le32(fb, 2);
-        MDB_val fk = hub__str_val("format"), fv = {4, fb};
-        rc = hub__store_map_rc(mdb_put(txn, self->meta, &fk, &fv, 0));
+        MDB_val fk = store__str_val("format"), fv = {4, fb};
+        rc = store_batch__map_rc(mdb_put(txn, self->meta, &fk, &fv, 0));
     }
     return rc;
 }
@@ -53,14 +53,14 @@ static int upgrade_to_format_3(hub_store_t *self, MDB_txn *txn, const char *dir,
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     hub_put_le64(at, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
-    MDB_val ik = hub__str_val("store_id"), iv = {sizeof id, id};
-    MDB_val ak = hub__str_val("created_at"), av = {sizeof at, at};
+    MDB_val ik = store__str_val("store_id"), iv = {sizeof id, id};
+    MDB_val ak = store__str_val("created_at"), av = {sizeof at, at};
     int rc = mdb_put(txn, self->meta, &ik, &iv, 0);
     if (rc == 0)
         rc = mdb_put(txn, self->meta, &ak, &av, 0);
     if (rc != 0)
         hub_errf(err, err_size, "store %s: cannot write its id: %s", dir, mdb_strerror(rc));
-    return hub__store_map_rc(rc);
+    return store_batch__map_rc(rc);
 }
 
 /* ---- open and close ------------------------------------------------------ */
@@ -102,7 +102,7 @@ static int last_seq(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc != 0)
-        return hub__store_map_rc(rc);
+        return store_batch__map_rc(rc);
     MDB_val k, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
     *out = 0;
@@ -111,7 +111,7 @@ static int last_seq(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
     else if (rc == 0)
         *out = hub_get_be64(k.mv_data);
     mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : hub__store_map_rc(rc);
+    return rc == MDB_NOTFOUND ? 0 : store_batch__map_rc(rc);
 }
 
 /* Opens (creating) the databases and checks the format; in one txn. */
@@ -121,7 +121,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc != 0) {
         hub_errf(err, err_size, "store %s: cannot start a transaction: %s", dir, mdb_strerror(rc));
-        return hub__store_map_rc(rc);
+        return store_batch__map_rc(rc);
     }
     /* A valid LMDB file that some other program wrote has other names in
      * its main database; refuse it rather than mix our data into it. */
@@ -157,10 +157,10 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
                  "store %s: cannot open its tables (%s): move %s aside and restart to begin with "
                  "an empty store, or restore it from backup",
                  dir, mdb_strerror(rc), dir);
-        return hub__store_map_rc(rc) == HUB_EFULL ? HUB_EFULL : HUB_ESTORE;
+        return store_batch__map_rc(rc) == HUB_EFULL ? HUB_EFULL : HUB_ESTORE;
     }
 
-    MDB_val fk = hub__str_val("format");
+    MDB_val fk = store__str_val("format");
     rc = mdb_get(txn, self->meta, &fk, &v);
     uint64_t last_msg = 0, last_dead = 0, next = 0;
     bool found = false;
@@ -220,8 +220,8 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
         rc = mdb_put(txn, self->meta, &fk, &fv, 0);
     }
     if (rc == 0) {
-        MDB_val nk = hub__str_val("next_seq");
-        hrc = hub__store_get_u64(txn, self->meta, &nk, &next, &found);
+        MDB_val nk = store__str_val("next_seq");
+        hrc = store_batch__get_u64(txn, self->meta, &nk, &next, &found);
         if (hrc == 0)
             hrc = last_seq(txn, self->msgs, &last_msg);
         if (hrc == 0)
@@ -232,11 +232,11 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
                                : last_msg != 0 || last_dead != 0))
             hrc = HUB_ESTORE;
         if (hrc == 0 && !found)
-            hrc = hub__store_put_u64(txn, self->meta, &nk, 1);
+            hrc = store_batch__put_u64(txn, self->meta, &nk, 1);
     }
     if (rc != 0 || hrc != 0) {
         mdb_txn_abort(txn);
-        int code = rc != 0 ? hub__store_map_rc(rc) : hrc;
+        int code = rc != 0 ? store_batch__map_rc(rc) : hrc;
         hub_errf(err, err_size,
                  "store %s: its sequence counter is %s: move %s aside and restart to begin "
                  "with an empty store, or restore it from backup",
@@ -246,7 +246,7 @@ static int open_dbs(hub_store_t *self, const char *dir, char *err, size_t err_si
     rc = mdb_txn_commit(txn);
     if (rc != 0) {
         hub_errf(err, err_size, "store %s: cannot write its header: %s", dir, mdb_strerror(rc));
-        return hub__store_map_rc(rc);
+        return store_batch__map_rc(rc);
     }
     return 0; /* hub_server logs an upgrade (hub_store_upgraded_from) */
 }
@@ -263,8 +263,8 @@ static void tighten_mode(const char *dir, const char *name)
         (void)chmod(path, st.st_mode & 0700);
 }
 
-int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out, char *err,
-                   size_t err_size)
+int store_env__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_t **out,
+                         char *err, size_t err_size)
 {
     if (out)
         *out = NULL;
@@ -289,19 +289,19 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
         hub_errf(err, err_size, "store %s: out of memory", dir);
         return HUB_ENOMEM;
     }
-    self->base.ops = &hub__lmdb_ops;
+    self->base.ops = &store_env__lmdb_ops;
     if (limits)
         self->limits = *limits;
     if (self->limits.reserve_percent > 50) {
         hub_errf(err, err_size,
                  "store %s: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
                  dir, self->limits.reserve_percent);
-        hub__lmdb_close(&self);
+        store_env__lmdb_close(&self);
         return HUB_EINVAL;
     }
     uint64_t map = self->limits.max_bytes ? self->limits.max_bytes : DEFAULT_MAP_BYTES;
     if (map > SIZE_MAX) {
-        hub__lmdb_close(&self);
+        store_env__lmdb_close(&self);
         hub_errf(err, err_size, "store %s: max_bytes is larger than this machine can map", dir);
         return HUB_EINVAL;
     }
@@ -313,15 +313,15 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
         rc = mdb_env_set_mapsize(self->env, (size_t)map);
     if (rc != 0) {
         hub_errf(err, err_size, "store %s: cannot set up LMDB: %s", dir, mdb_strerror(rc));
-        hub__lmdb_close(&self);
-        return hub__store_map_rc(rc);
+        store_env__lmdb_close(&self);
+        return store_batch__map_rc(rc);
     }
     /* MDB_NOTLS: read transactions are not tied to a thread, so the loop
      * thread can read while the worker thread writes. No MDB_NOSYNC: an
      * append is durable when it returns. */
     rc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600);
     if (rc != 0) {
-        int code = hub__store_map_rc(rc);
+        int code = store_batch__map_rc(rc);
         if (code == HUB_EPERM)
             hub_errf(err, err_size,
                      "store %s: %s: make the directory and its files owned and writable by the "
@@ -337,7 +337,7 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
                      "empty store, or restore it from backup",
                      dir, mdb_strerror(rc), dir);
         }
-        hub__lmdb_close(&self);
+        store_env__lmdb_close(&self);
         return code;
     }
     tighten_mode(dir, "data.mdb");
@@ -357,19 +357,19 @@ int hub__lmdb_open(const char *dir, const hub_store_limits_t *limits, hub_store_
 
     rc = open_dbs(self, dir, err, err_size);
     if (rc != 0) {
-        hub__lmdb_close(&self);
+        store_env__lmdb_close(&self);
         return rc;
     }
     *out = self;
     return 0;
 }
 
-uint32_t hub__lmdb_upgraded_from(const hub_store_t *self)
+uint32_t store_env__lmdb_upgraded_from(const hub_store_t *self)
 {
     return self ? self->upgraded_from : 0;
 }
 
-void hub__lmdb_close(hub_store_t **self_p)
+void store_env__lmdb_close(hub_store_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -383,17 +383,17 @@ void hub__lmdb_close(hub_store_t **self_p)
     *self_p = NULL;
 }
 
-uint32_t hub__lmdb_opened_format(const hub_store_t *self)
+uint32_t store_env__lmdb_opened_format(const hub_store_t *self)
 {
     return self ? self->opened_format : 0;
 }
 
 static void info_fill(MDB_txn *txn, MDB_dbi meta, hub_store_info_t *out)
 {
-    MDB_val k = hub__str_val("format"), v;
+    MDB_val k = store__str_val("format"), v;
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 4)
         out->format = hub_get_le32(v.mv_data);
-    k = hub__str_val("store_id");
+    k = store__str_val("store_id");
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 16) {
         static const char hex[] = "0123456789abcdef";
         const uint8_t *b = v.mv_data;
@@ -403,10 +403,10 @@ static void info_fill(MDB_txn *txn, MDB_dbi meta, hub_store_info_t *out)
         }
         out->store_id[32] = '\0';
     }
-    k = hub__str_val("created_at");
+    k = store__str_val("created_at");
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
         out->created_at_us = hub_get_le64(v.mv_data);
-    k = hub__str_val("next_seq");
+    k = store__str_val("next_seq");
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
         out->next_seq = hub_get_le64(v.mv_data);
 }
@@ -433,7 +433,7 @@ static int env_open_rdonly(const char *dir, unsigned flags, MDB_env **env, char 
     if (rc == 0)
         rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS | flags, 0600);
     if (rc != 0) {
-        int code = hub__store_map_rc(rc);
+        int code = store_batch__map_rc(rc);
         hub_errf(err, err_size, "store %s: cannot open it read-only: %s%s", dir, mdb_strerror(rc),
                  code == HUB_EPERM ? " (run as root or as the user that runs hubd)" : "");
         if (*env)
@@ -482,7 +482,7 @@ static int inspect_env(MDB_env *env, const char *dir, hub_store_info_t *out, cha
     return 0;
 }
 
-int hub__lmdb_inspect(const char *dir, hub_store_info_t *out, char *err, size_t err_size)
+int store_env__lmdb_inspect(const char *dir, hub_store_info_t *out, char *err, size_t err_size)
 {
     MDB_env *env = NULL;
     memset(out, 0, sizeof *out);
@@ -494,8 +494,8 @@ int hub__lmdb_inspect(const char *dir, hub_store_info_t *out, char *err, size_t 
     return rc;
 }
 
-int hub__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
-                     size_t err_size)
+int store_env__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *out, char *err,
+                           size_t err_size)
 {
     MDB_env *env = NULL;
     memset(out, 0, sizeof *out);
@@ -517,7 +517,7 @@ int hub__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
         if (mrc != 0) {
             hub_errf(err, err_size, "backup of store %s into %s failed: %s", dir, dest_dir,
                      mdb_strerror(mrc));
-            rc = hub__store_map_rc(mrc) == HUB_ESTORE ? HUB_EIO : hub__store_map_rc(mrc);
+            rc = store_batch__map_rc(mrc) == HUB_ESTORE ? HUB_EIO : store_batch__map_rc(mrc);
         }
     }
     mdb_env_close(env);
@@ -539,17 +539,17 @@ int hub__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
 
 /* ---- the audit log's anchor (meta "audit_anchor": u64 seq || 32-byte hash) */
 
-int hub__lmdb_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32])
+int store_env__lmdb_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32])
 {
     if (!self || !seq || !hash)
         return HUB_EINVAL;
     *seq = 0;
     memset(hash, 0, 32);
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
-    MDB_val k = hub__str_val("audit_anchor"), v;
+    MDB_val k = store__str_val("audit_anchor"), v;
     int mrc = mdb_get(txn, self->meta, &k, &v);
     if (mrc == 0 && v.mv_size == 40) {
         *seq = hub_get_le64(v.mv_data);
@@ -557,58 +557,58 @@ int hub__lmdb_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32
     } else if (mrc == 0) {
         rc = HUB_ESTORE;
     } else if (mrc != MDB_NOTFOUND) {
-        rc = hub__store_map_rc(mrc);
+        rc = store_batch__map_rc(mrc);
     }
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     return rc;
 }
 
-int hub__lmdb_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32])
+int store_env__lmdb_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32])
 {
     if (!self || !hash)
         return HUB_EINVAL;
     MDB_txn *txn = NULL;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     uint8_t buf[40];
     hub_put_le64(buf, seq);
     memcpy(buf + 8, hash, 32);
-    MDB_val k = hub__str_val("audit_anchor"), v = {sizeof buf, buf};
-    rc = hub__store_map_rc(mdb_put(txn, self->meta, &k, &v, 0));
-    return hub__store_txn_finish(self, txn, rc);
+    MDB_val k = store__str_val("audit_anchor"), v = {sizeof buf, buf};
+    rc = store_batch__map_rc(mdb_put(txn, self->meta, &k, &v, 0));
+    return store_batch__txn_finish(self, txn, rc);
 }
 
 /* The LMDB backend behind hub_store.h's dispatchers (hub_store.c). */
-const hub__store_ops_t hub__lmdb_ops = {
+const store_backend__ops_t store_env__lmdb_ops = {
     .name = "lmdb",
-    .close = hub__lmdb_close,
-    .upgraded_from = hub__lmdb_upgraded_from,
-    .opened_format = hub__lmdb_opened_format,
-    .batch_begin = hub__lmdb_batch_begin,
-    .batch_commit = hub__lmdb_batch_commit,
-    .batch_abort = hub__lmdb_batch_abort,
-    .append = hub__lmdb_append,
-    .next_seq = hub__lmdb_next_seq,
-    .audit_anchor_get = hub__lmdb_audit_anchor_get,
-    .audit_anchor_put = hub__lmdb_audit_anchor_put,
-    .read_queue = hub__lmdb_read_queue,
-    .ack = hub__lmdb_ack,
-    .note_attempts = hub__lmdb_note_attempts,
-    .expired = hub__lmdb_expired,
-    .queues = hub__lmdb_queues,
-    .dead_letter = hub__lmdb_dead_letter,
-    .dlq_list = hub__lmdb_dlq_list,
-    .dlq_get = hub__lmdb_dlq_get,
-    .dlq_replay = hub__lmdb_dlq_replay,
-    .dlq_purge = hub__lmdb_dlq_purge,
-    .dlq_purge_older = hub__lmdb_dlq_purge_older,
-    .lookup = hub__lmdb_lookup,
-    .prune_dedup = hub__lmdb_prune_dedup,
-    .usage = hub__lmdb_usage,
-    .held = hub__lmdb_held,
-    .held_total = hub__lmdb_held_total,
-    .requests_put = hub__lmdb_requests_put,
-    .requests_del = hub__lmdb_requests_del,
-    .requests_load = hub__lmdb_requests_load,
+    .close = store_env__lmdb_close,
+    .upgraded_from = store_env__lmdb_upgraded_from,
+    .opened_format = store_env__lmdb_opened_format,
+    .batch_begin = store_batch__lmdb_batch_begin,
+    .batch_commit = store_batch__lmdb_batch_commit,
+    .batch_abort = store_batch__lmdb_batch_abort,
+    .append = store_queue__lmdb_append,
+    .next_seq = store_queue__lmdb_next_seq,
+    .audit_anchor_get = store_env__lmdb_audit_anchor_get,
+    .audit_anchor_put = store_env__lmdb_audit_anchor_put,
+    .read_queue = store_queue__lmdb_read_queue,
+    .ack = store_queue__lmdb_ack,
+    .note_attempts = store_queue__lmdb_note_attempts,
+    .expired = store_queue__lmdb_expired,
+    .queues = store_queue__lmdb_queues,
+    .dead_letter = store_dlq__lmdb_dead_letter,
+    .dlq_list = store_dlq__lmdb_dlq_list,
+    .dlq_get = store_dlq__lmdb_dlq_get,
+    .dlq_replay = store_dlq__lmdb_dlq_replay,
+    .dlq_purge = store_dlq__lmdb_dlq_purge,
+    .dlq_purge_older = store_dlq__lmdb_dlq_purge_older,
+    .lookup = store_dedup__lmdb_lookup,
+    .prune_dedup = store_dedup__lmdb_prune_dedup,
+    .usage = store_held__lmdb_usage,
+    .held = store_held__lmdb_held,
+    .held_total = store_held__lmdb_held_total,
+    .requests_put = store_dedup__lmdb_requests_put,
+    .requests_del = store_dedup__lmdb_requests_del,
+    .requests_load = store_dedup__lmdb_requests_load,
 };

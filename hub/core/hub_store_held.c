@@ -26,25 +26,25 @@ static int held_get(hub_store_t *self, MDB_txn *txn, MDB_val *key, hub_store_hel
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
-    return hub__codec_held_decode(v.mv_data, v.mv_size, out);
+        return store_batch__map_rc(rc);
+    return store_codec__held_decode(v.mv_data, v.mv_size, out);
 }
 
 static int held_put(hub_store_t *self, MDB_txn *txn, MDB_val *key, const hub_store_held_t *h)
 {
     if (h->msgs == 0 && h->bytes == 0)
-        return hub__store_del_key(txn, self->held, key);
+        return store_batch__del_key(txn, self->held, key);
     uint8_t buf[HUB__HELD_VAL];
-    hub__codec_held_encode(buf, h);
+    store_codec__held_encode(buf, h);
     MDB_val v = {HUB__HELD_VAL, buf};
-    return hub__store_map_rc(mdb_put(txn, self->held, key, &v, 0));
+    return store_batch__map_rc(mdb_put(txn, self->held, key, &v, 0));
 }
 
-static void held_acc_free(hub__held_acc_t *acc)
+static void held_acc_free(store__held_acc_t *acc)
 {
     free(acc->entries);
     free(acc->slots);
-    *acc = (hub__held_acc_t){0};
+    *acc = (store__held_acc_t){0};
 }
 
 static uint64_t held_hash(const uint8_t *key, size_t len)
@@ -55,10 +55,10 @@ static uint64_t held_hash(const uint8_t *key, size_t len)
     return h;
 }
 
-static int held_acc_grow(hub__held_acc_t *acc)
+static int held_acc_grow(store__held_acc_t *acc)
 {
     size_t cap = acc->cap ? acc->cap * 2 : 16, n_slots = cap * 2;
-    hub__held_entry_t *entries = realloc(acc->entries, cap * sizeof *entries);
+    store__held_entry_t *entries = realloc(acc->entries, cap * sizeof *entries);
     if (!entries)
         return HUB_ENOMEM;
     acc->entries = entries;
@@ -80,7 +80,7 @@ static int held_acc_grow(hub__held_acc_t *acc)
 
 /* The call's entry for (role, member), created unloaded at zero change;
  * NULL when out of memory. */
-static hub__held_entry_t *held_acc_entry(hub__held_acc_t *acc, char role, const char *member)
+static store__held_entry_t *held_acc_entry(store__held_acc_t *acc, char role, const char *member)
 {
     uint8_t kb[HUB__HELD_KEY_MAX];
     MDB_val k = held_key(kb, role, member);
@@ -89,7 +89,7 @@ static hub__held_entry_t *held_acc_entry(hub__held_acc_t *acc, char role, const 
     if (acc->n_slots) {
         j = hash & (acc->n_slots - 1);
         while (acc->slots[j]) {
-            hub__held_entry_t *e = &acc->entries[acc->slots[j] - 1];
+            store__held_entry_t *e = &acc->entries[acc->slots[j] - 1];
             if (e->key_len == k.mv_size && !memcmp(e->key, kb, k.mv_size))
                 return e;
             j = (j + 1) & (acc->n_slots - 1);
@@ -103,7 +103,7 @@ static hub__held_entry_t *held_acc_entry(hub__held_acc_t *acc, char role, const 
         while (acc->slots[j])
             j = (j + 1) & (acc->n_slots - 1);
     }
-    hub__held_entry_t *e = &acc->entries[acc->count];
+    store__held_entry_t *e = &acc->entries[acc->count];
     memset(e, 0, sizeof *e);
     memcpy(e->key, kb, k.mv_size);
     e->key_len = k.mv_size;
@@ -111,7 +111,7 @@ static hub__held_entry_t *held_acc_entry(hub__held_acc_t *acc, char role, const 
     return e;
 }
 
-int hub__held_entry_load(hub_store_t *self, MDB_txn *txn, hub__held_entry_t *e)
+int store_held__entry_load(hub_store_t *self, MDB_txn *txn, store__held_entry_t *e)
 {
     if (e->loaded)
         return 0;
@@ -123,7 +123,7 @@ int hub__held_entry_load(hub_store_t *self, MDB_txn *txn, hub__held_entry_t *e)
 
 /* What the entry holds now: the table's value plus the call's changes
  * (counters never go below zero). Loaded entries only. */
-hub_store_held_t hub__held_entry_now(const hub__held_entry_t *e)
+hub_store_held_t store_held__entry_now(const store__held_entry_t *e)
 {
     hub_store_held_t h = e->base;
     h.msgs = e->d_msgs < 0 && (uint64_t)-e->d_msgs > h.msgs ? 0 : h.msgs + (uint64_t)e->d_msgs;
@@ -132,8 +132,8 @@ hub_store_held_t hub__held_entry_now(const hub__held_entry_t *e)
     return h;
 }
 
-int hub__held_acc_trio(hub__held_acc_t *acc, const char *sender, const char *receiver,
-                       hub__held_trio_t *out)
+int store_held__acc_trio(store__held_acc_t *acc, const char *sender, const char *receiver,
+                         store__held_trio_t *out)
 {
     out->sender = held_acc_entry(acc, 's', sender);
     out->receiver = out->sender ? held_acc_entry(acc, 'r', receiver) : NULL;
@@ -146,9 +146,9 @@ int hub__held_acc_trio(hub__held_acc_t *acc, const char *sender, const char *rec
     return out->total ? 0 : HUB_ENOMEM;
 }
 
-void hub__held_trio_add(hub__held_trio_t *t, int sign, uint32_t envelope_len)
+void store_held__trio_add(store__held_trio_t *t, int sign, uint32_t envelope_len)
 {
-    hub__held_entry_t *es[3] = {t->sender, t->receiver, t->total};
+    store__held_entry_t *es[3] = {t->sender, t->receiver, t->total};
     for (int i = 0; i < 3; i++) {
         es[i]->d_msgs += sign;
         es[i]->d_bytes += sign * (int64_t)envelope_len;
@@ -156,42 +156,42 @@ void hub__held_trio_add(hub__held_trio_t *t, int sign, uint32_t envelope_len)
 }
 
 /* Counts one message in or out of the call's changes. */
-int hub__held_acc_count(hub__held_acc_t *acc, const char *sender, const char *receiver,
-                        uint32_t envelope_len, int sign)
+int store_held__acc_count(store__held_acc_t *acc, const char *sender, const char *receiver,
+                          uint32_t envelope_len, int sign)
 {
-    hub__held_trio_t t;
-    int rc = hub__held_acc_trio(acc, sender, receiver, &t);
+    store__held_trio_t t;
+    int rc = store_held__acc_trio(acc, sender, receiver, &t);
     if (rc == 0)
-        hub__held_trio_add(&t, sign, envelope_len);
+        store_held__trio_add(&t, sign, envelope_len);
     return rc;
 }
 
 /* Empties held and counts every record in msgs that decodes, in txn. */
-int hub__held_recount(hub_store_t *self, MDB_txn *txn)
+int store_held__recount(hub_store_t *self, MDB_txn *txn)
 {
-    hub__held_acc_t acc = {0};
-    int rc = hub__store_map_rc(mdb_drop(txn, self->held, 0));
+    store__held_acc_t acc = {0};
+    int rc = store_batch__map_rc(mdb_drop(txn, self->held, 0));
     MDB_cursor *c = NULL;
     if (rc == 0)
-        rc = hub__store_map_rc(mdb_cursor_open(txn, self->msgs, &c));
+        rc = store_batch__map_rc(mdb_cursor_open(txn, self->msgs, &c));
     MDB_val k, v;
     int mrc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
     while (rc == 0 && mrc == 0) {
-        hub__rec_view_t view;
+        store_codec__rec_view_t view;
         char sender[HUB_STORE_NAME_MAX + 1], receiver[HUB_STORE_NAME_MAX + 1];
-        if (hub__codec_rec_decode(v.mv_data, v.mv_size, &view) == 0) {
-            hub__copy_bytes_str(sender, view.sender, view.sender_len);
-            hub__copy_bytes_str(receiver, view.receiver, view.receiver_len);
-            rc = hub__held_acc_count(&acc, sender, receiver, view.envelope_len, +1);
+        if (store_codec__rec_decode(v.mv_data, v.mv_size, &view) == 0) {
+            store__copy_bytes_str(sender, view.sender, view.sender_len);
+            store__copy_bytes_str(receiver, view.receiver, view.receiver_len);
+            rc = store_held__acc_count(&acc, sender, receiver, view.envelope_len, +1);
         }
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     if (c)
         mdb_cursor_close(c);
     if (rc == 0 && mrc != MDB_NOTFOUND)
-        rc = hub__store_map_rc(mrc);
+        rc = store_batch__map_rc(mrc);
     for (size_t i = 0; rc == 0 && i < acc.count; i++) {
-        hub__held_entry_t *e = &acc.entries[i];
+        store__held_entry_t *e = &acc.entries[i];
         MDB_val hk = {e->key_len, e->key};
         hub_store_held_t h = {(uint64_t)e->d_msgs, (uint64_t)e->d_bytes};
         rc = held_put(self, txn, &hk, &h);
@@ -201,18 +201,18 @@ int hub__held_recount(hub_store_t *self, MDB_txn *txn)
 }
 
 /* Writes the call's changes: each changed entry once. Frees acc. */
-int hub__held_acc_flush(hub_store_t *self, MDB_txn *txn, hub__held_acc_t *acc, int rc)
+int store_held__acc_flush(hub_store_t *self, MDB_txn *txn, store__held_acc_t *acc, int rc)
 {
     if (rc == 0 && acc->recount)
-        rc = hub__held_recount(self, txn);
+        rc = store_held__recount(self, txn);
     for (size_t i = 0; rc == 0 && !acc->recount && i < acc->count; i++) {
-        hub__held_entry_t *e = &acc->entries[i];
+        store__held_entry_t *e = &acc->entries[i];
         if (e->d_msgs == 0 && e->d_bytes == 0)
             continue;
-        rc = hub__held_entry_load(self, txn, e);
+        rc = store_held__entry_load(self, txn, e);
         if (rc != 0)
             break;
-        hub_store_held_t now = hub__held_entry_now(e);
+        hub_store_held_t now = store_held__entry_now(e);
         MDB_val k = {e->key_len, e->key};
         rc = held_put(self, txn, &k, &now);
     }
@@ -224,8 +224,8 @@ int hub__held_acc_flush(hub_store_t *self, MDB_txn *txn, hub__held_acc_t *acc, i
 
 /* Does m pass its quotas, given what its sender and receiver hold with the
  * call's earlier items? HUB_STORE_OK or the QUOTA outcome. */
-hub_store_outcome_t hub__held_quota_check(const hub_store_msg_t *m, const hub_store_held_t *s,
-                                          const hub_store_held_t *r)
+hub_store_outcome_t store_held__quota_check(const hub_store_msg_t *m, const hub_store_held_t *s,
+                                            const hub_store_held_t *r)
 {
     const hub_store_quota_t *q = &m->quota;
     uint64_t len = m->envelope_len;
@@ -240,8 +240,8 @@ hub_store_outcome_t hub__held_quota_check(const hub_store_msg_t *m, const hub_st
 
 /* Past the reserve line: does m's sender, or else its receiver, hold more
  * than half of what all members hold? */
-hub_store_outcome_t hub__held_reserve_check(const hub_store_held_t *s, const hub_store_held_t *r,
-                                            const hub_store_held_t *total)
+hub_store_outcome_t store_held__reserve_check(const hub_store_held_t *s, const hub_store_held_t *r,
+                                              const hub_store_held_t *total)
 {
     /* x > total / 2 (rounded down) is 2x > total, without overflow. */
     if (s->bytes > total->bytes / 2)
@@ -253,21 +253,21 @@ hub_store_outcome_t hub__held_reserve_check(const hub_store_held_t *s, const hub
 
 /* ---- reads -------------------------------------------------------------- */
 
-int hub__lmdb_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
-                    uint64_t *dead_count)
+int store_held__lmdb_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
+                           uint64_t *dead_count)
 {
     if (!self)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
     uint64_t pages = 0;
     MDB_stat st;
-    rc = hub__store_used_pages(self, txn, &pages);
+    rc = store_batch__used_pages(self, txn, &pages);
     if (rc == 0)
-        rc = hub__store_map_rc(mdb_stat(txn, self->dead, &st));
-    hub__store_txn_read_end(self, txn);
+        rc = store_batch__map_rc(mdb_stat(txn, self->dead, &st));
+    store_batch__txn_read_end(self, txn);
     if (rc != 0)
         return rc;
     if (used_bytes)
@@ -279,17 +279,17 @@ int hub__lmdb_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes
     return 0;
 }
 
-int hub__lmdb_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
-                   hub_store_held_t *as_receiver)
+int store_held__lmdb_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
+                          hub_store_held_t *as_receiver)
 {
     if (as_sender)
         *as_sender = (hub_store_held_t){0, 0};
     if (as_receiver)
         *as_receiver = (hub_store_held_t){0, 0};
-    if (!self || !hub__store_str_ok(member, HUB_STORE_NAME_MAX, false))
+    if (!self || !store_batch__str_ok(member, HUB_STORE_NAME_MAX, false))
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
     uint8_t kb[HUB__HELD_KEY_MAX];
@@ -300,7 +300,7 @@ int hub__lmdb_held(hub_store_t *self, const char *member, hub_store_held_t *as_s
         k = held_key(kb, 'r', member);
         rc = held_get(self, txn, &k, &r);
     }
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     if (rc != 0)
         return rc;
     if (as_sender)
@@ -310,19 +310,19 @@ int hub__lmdb_held(hub_store_t *self, const char *member, hub_store_held_t *as_s
     return 0;
 }
 
-int hub__lmdb_held_total(hub_store_t *self, hub_store_held_t *total)
+int store_held__lmdb_held_total(hub_store_t *self, hub_store_held_t *total)
 {
     if (total)
         *total = (hub_store_held_t){0, 0};
     if (!self || !total)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
     uint8_t kb[HUB__HELD_KEY_MAX];
     MDB_val k = held_key(kb, 't', "");
     rc = held_get(self, txn, &k, total);
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     return rc;
 }

@@ -49,7 +49,7 @@
  * because its seq no longer matches.
  *
  * Every write that adds or removes a record in msgs changes held in the
- * same transaction, through a hub__held_acc_t that sums a call's changes
+ * same transaction, through a store__held_acc_t that sums a call's changes
  * per member and writes each entry once (a group commit of thousands of
  * envelopes touches a few entries, not thousands).
  *
@@ -62,12 +62,12 @@
  * in place, step by step, in open's one transaction; a format newer than
  * HUB_STORE_FORMAT is refused.
  *
- * Transactions. Every read function pairs hub__store_txn_read() with
- * hub__store_txn_read_end(); every write function pairs
- * hub__store_txn_write() with hub__store_txn_finish(). On the thread that
+ * Transactions. Every read function pairs store_batch__txn_read() with
+ * store_batch__txn_read_end(); every write function pairs
+ * store_batch__txn_write() with store_batch__txn_finish(). On the thread that
  * owns a batch those are children of the batch (see hub_store_batch.c).
  * Pointers LMDB hands out die with the next write in the same transaction:
- * copy what is needed first (hub__rec_keys_t).
+ * copy what is needed first (store__rec_keys_t).
  */
 #ifndef HUB_STORE_INTERNAL_H
 #define HUB_STORE_INTERNAL_H
@@ -90,7 +90,7 @@
 #define HUB__IDKEY_MAX (HUB_STORE_NAME_MAX + 1 + HUB_STORE_ID_MAX)
 
 struct hub_store {
-    hub__store_base_t base; /* first: the dispatch table (hub_store_backend.h) */
+    store_backend__base_t base; /* first: the dispatch table (hub_store_backend.h) */
     MDB_env *env;
     MDB_dbi meta, msgs, queue, expiry, attempts, depth, ids, age, dead, held, requests;
     hub_store_limits_t limits;
@@ -121,24 +121,25 @@ typedef struct {
     char receiver[HUB_STORE_NAME_MAX + 1];
     uint64_t expires_at;
     uint32_t envelope_len;
-} hub__rec_keys_t;
+} store__rec_keys_t;
 
 /* ---- keys ---------------------------------------------------------------- */
 
-static inline MDB_val hub__seq_val(uint8_t buf[HUB__SEQ_KEY], uint64_t seq)
+static inline MDB_val store__seq_val(uint8_t buf[HUB__SEQ_KEY], uint64_t seq)
 {
     hub_put_be64(buf, seq);
     return (MDB_val){HUB__SEQ_KEY, buf};
 }
 
-static inline MDB_val hub__pair_val(uint8_t buf[HUB__PAIR_KEY], uint64_t hi, uint64_t seq)
+static inline MDB_val store__pair_val(uint8_t buf[HUB__PAIR_KEY], uint64_t hi, uint64_t seq)
 {
     hub_put_be64(buf, hi);
     hub_put_be64(buf + 8, seq);
     return (MDB_val){HUB__PAIR_KEY, buf};
 }
 
-static inline MDB_val hub__queue_key(uint8_t buf[HUB__QKEY_MAX], const char *receiver, uint64_t seq)
+static inline MDB_val store__queue_key(uint8_t buf[HUB__QKEY_MAX], const char *receiver,
+                                       uint64_t seq)
 {
     size_t len = strlen(receiver);
     memcpy(buf, receiver, len);
@@ -147,7 +148,8 @@ static inline MDB_val hub__queue_key(uint8_t buf[HUB__QKEY_MAX], const char *rec
     return (MDB_val){len + 1 + HUB__SEQ_KEY, buf};
 }
 
-static inline MDB_val hub__ids_key(uint8_t buf[HUB__IDKEY_MAX], const char *sender, const char *id)
+static inline MDB_val store__ids_key(uint8_t buf[HUB__IDKEY_MAX], const char *sender,
+                                     const char *id)
 {
     size_t slen = strlen(sender), ilen = strlen(id);
     memcpy(buf, sender, slen);
@@ -156,12 +158,12 @@ static inline MDB_val hub__ids_key(uint8_t buf[HUB__IDKEY_MAX], const char *send
     return (MDB_val){slen + 1 + ilen, buf};
 }
 
-static inline MDB_val hub__str_val(const char *s)
+static inline MDB_val store__str_val(const char *s)
 {
     return (MDB_val){strlen(s), (void *)s};
 }
 
-static inline void hub__copy_bytes_str(char *dst, const char *src, size_t len)
+static inline void store__copy_bytes_str(char *dst, const char *src, size_t len)
 {
     memcpy(dst, src, len);
     dst[len] = 0;
@@ -170,42 +172,43 @@ static inline void hub__copy_bytes_str(char *dst, const char *src, size_t len)
 /* ---- errors and small table helpers (hub_store_batch.c) ------------------- */
 
 /* An LMDB or errno code as a HUB_E* code. */
-int hub__store_map_rc(int rc);
+int store_batch__map_rc(int rc);
 /* Reads an 8-byte value; a missing key reads as 0 and not found. *out and
  * *found are set on every path, errors included. */
-int hub__store_get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found);
-int hub__store_put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value);
-int hub__store_has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found);
+int store_batch__get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found);
+int store_batch__put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value);
+int store_batch__has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found);
 /* Deletes key; a missing key is not an error. */
-int hub__store_del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
+int store_batch__del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
 /* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
-bool hub__store_str_ok(const char *s, size_t max, bool may_be_empty);
+bool store_batch__str_ok(const char *s, size_t max, bool may_be_empty);
 
 /* ---- transactions and batches (hub_store_batch.c) ------------------------- */
 
-int hub__store_txn_read(hub_store_t *self, MDB_txn **txn);
-void hub__store_txn_read_end(hub_store_t *self, MDB_txn *txn);
+int store_batch__txn_read(hub_store_t *self, MDB_txn **txn);
+void store_batch__txn_read_end(hub_store_t *self, MDB_txn *txn);
 /* A read transaction and a cursor over dbi in it; on failure neither is left
- * open. hub__store_cursor_read_end() closes both and returns rc, or, when rc
+ * open. store_batch__cursor_read_end() closes both and returns rc, or, when rc
  * is 0, the error that ended the cursor walk (mrc: an LMDB code; 0 and
  * MDB_NOTFOUND are not errors). */
-int hub__store_cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c);
-int hub__store_cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc);
-int hub__store_txn_write(hub_store_t *self, MDB_txn **txn);
+int store_batch__cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c);
+int store_batch__cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc);
+int store_batch__txn_write(hub_store_t *self, MDB_txn **txn);
 /* Commits, or aborts when rc says the work failed; returns the outcome. */
-int hub__store_txn_finish(hub_store_t *self, MDB_txn *txn, int rc);
-int hub__store_next_seq_get(hub_store_t *self, MDB_txn *txn, uint64_t *next);
-int hub__store_next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next);
+int store_batch__txn_finish(hub_store_t *self, MDB_txn *txn, int rc);
+int store_batch__next_seq_get(hub_store_t *self, MDB_txn *txn, uint64_t *next);
+int store_batch__next_seq_put(hub_store_t *self, MDB_txn *txn, uint64_t next);
 /* Pages holding data in this transaction's view (a child of a batch sees
  * the batch's uncommitted pages). */
-int hub__store_used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out);
+int store_batch__used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out);
 /* Pages an item may add: its record and a margin for indexes and splits. */
-uint64_t hub__store_item_pages(const hub_store_t *self, size_t rec_len);
+uint64_t store_batch__item_pages(const hub_store_t *self, size_t rec_len);
 /* LMDB copies every page a transaction touches, deletes included: on
  * HUB_EFULL an idempotent batch call is retried in halves, each its own
  * transaction. */
-int hub__store_split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *, size_t),
-                             hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n);
+int store_batch__split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *,
+                                              size_t),
+                               hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n);
 
 /* ---- what members hold (hub_store_held.c) --------------------------------- */
 
@@ -217,76 +220,77 @@ typedef struct {
     bool loaded;           /* base was read from the table */
     hub_store_held_t base; /* the table's value when loaded */
     int64_t d_msgs, d_bytes;
-} hub__held_entry_t;
+} store__held_entry_t;
 
 /* A call's changes to held, keyed by entry (open addressing). */
 typedef struct {
-    hub__held_entry_t *entries;
+    store__held_entry_t *entries;
     size_t count, cap;
     uint32_t *slots; /* entry index + 1; 0 = empty; n_slots is a power of 2 */
     size_t n_slots;
     bool recount; /* a damaged record went: recount everything at flush */
-} hub__held_acc_t;
+} store__held_acc_t;
 
 /* The three entries one message changes: its sender's, its receiver's, and
  * the total. */
 typedef struct {
-    hub__held_entry_t *sender, *receiver, *total;
-} hub__held_trio_t;
+    store__held_entry_t *sender, *receiver, *total;
+} store__held_trio_t;
 
-int hub__held_acc_trio(hub__held_acc_t *acc, const char *sender, const char *receiver,
-                       hub__held_trio_t *out);
-void hub__held_trio_add(hub__held_trio_t *t, int sign, uint32_t envelope_len);
-int hub__held_entry_load(hub_store_t *self, MDB_txn *txn, hub__held_entry_t *e);
-hub_store_held_t hub__held_entry_now(const hub__held_entry_t *e);
+int store_held__acc_trio(store__held_acc_t *acc, const char *sender, const char *receiver,
+                         store__held_trio_t *out);
+void store_held__trio_add(store__held_trio_t *t, int sign, uint32_t envelope_len);
+int store_held__entry_load(hub_store_t *self, MDB_txn *txn, store__held_entry_t *e);
+hub_store_held_t store_held__entry_now(const store__held_entry_t *e);
 /* Counts one message in (+1) or out (-1) of the call's changes. */
-int hub__held_acc_count(hub__held_acc_t *acc, const char *sender, const char *receiver,
-                        uint32_t envelope_len, int sign);
+int store_held__acc_count(store__held_acc_t *acc, const char *sender, const char *receiver,
+                          uint32_t envelope_len, int sign);
 /* Writes the call's changes (each changed entry once) when rc is 0; frees
  * acc either way; returns rc or the write's error. */
-int hub__held_acc_flush(hub_store_t *self, MDB_txn *txn, hub__held_acc_t *acc, int rc);
+int store_held__acc_flush(hub_store_t *self, MDB_txn *txn, store__held_acc_t *acc, int rc);
 /* Empties held and counts every record in msgs that decodes, in txn. */
-int hub__held_recount(hub_store_t *self, MDB_txn *txn);
+int store_held__recount(hub_store_t *self, MDB_txn *txn);
 /* Does m pass its quotas, given what its sender and receiver hold? */
-hub_store_outcome_t hub__held_quota_check(const hub_store_msg_t *m, const hub_store_held_t *s,
-                                          const hub_store_held_t *r);
+hub_store_outcome_t store_held__quota_check(const hub_store_msg_t *m, const hub_store_held_t *s,
+                                            const hub_store_held_t *r);
 /* Past the reserve line: does the sender, or else the receiver, hold more
  * than half of what all members hold? */
-hub_store_outcome_t hub__held_reserve_check(const hub_store_held_t *s, const hub_store_held_t *r,
-                                            const hub_store_held_t *total);
+hub_store_outcome_t store_held__reserve_check(const hub_store_held_t *s, const hub_store_held_t *r,
+                                              const hub_store_held_t *total);
 
 /* ---- de-duplication (hub_store_dedup.c) ----------------------------------- */
 
 /* Is (sender, id) a duplicate at time `now`? *dup when it is, with
  * *orig_seq; *reused when the stored digest and `digest` are both known
  * and differ. */
-int hub__dedup_check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
-                     const uint8_t digest[HUB_STORE_DIGEST_LEN], bool *dup, bool *reused,
-                     uint64_t *orig_seq);
+int store_dedup__check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
+                       const uint8_t digest[HUB_STORE_DIGEST_LEN], bool *dup, bool *reused,
+                       uint64_t *orig_seq);
 /* Writes m's de-duplication record (and its age entry) under seq. */
-int hub__dedup_put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, uint64_t seq);
+int store_dedup__put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, uint64_t seq);
 /* After a message leaves the store for good: a PINNED ids entry that still
  * names it goes too. */
-int hub__dedup_release(hub_store_t *self, MDB_txn *txn, const hub__rec_keys_t *k, uint64_t seq);
+int store_dedup__release(hub_store_t *self, MDB_txn *txn, const store__rec_keys_t *k, uint64_t seq);
 /* Lookups by message id follow a replayed message from old_seq to new_seq. */
-int hub__dedup_move(hub_store_t *self, MDB_txn *txn, const hub__rec_keys_t *k, uint64_t old_seq,
-                    uint64_t new_seq);
+int store_dedup__move(hub_store_t *self, MDB_txn *txn, const store__rec_keys_t *k, uint64_t old_seq,
+                      uint64_t new_seq);
 
 /* ---- queues (hub_store_queue.c) ------------------------------------------- */
 
-void hub__rec_keys(const hub__rec_view_t *v, hub__rec_keys_t *k);
+void store_queue__rec_keys(const store_codec__rec_view_t *v, store__rec_keys_t *k);
 /* Adds the index entries of a queued message whose record is in msgs. */
-int hub__queue_index(hub_store_t *self, MDB_txn *txn, uint64_t seq, const char *receiver,
-                     uint64_t expires_at);
+int store_queue__index(hub_store_t *self, MDB_txn *txn, uint64_t seq, const char *receiver,
+                       uint64_t expires_at);
 /* Takes a queued message out of its queue: indexes, attempts and depth (the
  * record stays). */
-int hub__queue_unindex(hub_store_t *self, MDB_txn *txn, uint64_t seq, const hub__rec_keys_t *k);
+int store_queue__unindex(hub_store_t *self, MDB_txn *txn, uint64_t seq, const store__rec_keys_t *k);
 /* Reads a queued message's record and keeps its keys; *found is false when
  * seq is not stored or dead-lettered. */
-int hub__queue_load(hub_store_t *self, MDB_txn *txn, uint64_t seq, hub__rec_keys_t *k, bool *found);
-int hub__queue_attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *out);
+int store_queue__load(hub_store_t *self, MDB_txn *txn, uint64_t seq, store__rec_keys_t *k,
+                      bool *found);
+int store_queue__attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *out);
 /* Fills *out from a record; the envelope into arena when arena is not NULL. */
-int hub__queue_fill_msg(const hub__rec_view_t *v, uint64_t seq, uint32_t attempts,
-                        hub_store_msg_t *out, hub_store_arena_t *arena);
+int store_queue__fill_msg(const store_codec__rec_view_t *v, uint64_t seq, uint32_t attempts,
+                          hub_store_msg_t *out, hub_store_arena_t *arena);
 
 #endif

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool hub__pg_str_ok(const char *s, size_t max, bool may_be_empty)
+bool store_pg__str_ok(const char *s, size_t max, bool may_be_empty)
 {
     if (!s)
         return false;
@@ -150,10 +150,10 @@ static hub_store_held_t held_now(const ent_t *e)
 
 static int msg_ok(const hub_store_msg_t *m)
 {
-    if (!hub__pg_str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
-        !hub__pg_str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
-        !hub__pg_str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
-        !hub__pg_str_ok(m->service, HUB_STORE_NAME_MAX, true) ||
+    if (!store_pg__str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
+        !store_pg__str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
+        !store_pg__str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
+        !store_pg__str_ok(m->service, HUB_STORE_NAME_MAX, true) ||
         (m->envelope_len && !m->envelope) || m->envelope_len > UINT32_MAX)
         return HUB_EINVAL;
     return 0;
@@ -167,39 +167,39 @@ static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
     return true;
 }
 
-/* The hot statements (hub__pg_exec_prepared): the commit cycle's on the
+/* The hot statements (store_pg_conn__pg_exec_prepared): the commit cycle's on the
  * writer, the loop thread's look-up and queue read on the reader. */
 enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK, PREP_LOOKUP, PREP_READ_QUEUE };
 
 /* Reads the ids records and held entries the call's messages name. */
-static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
+static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
                        map_t *ids, map_t *held)
 {
     char key[HUB_STORE_NAME_MAX + HUB_STORE_ID_MAX + 2];
-    hub__pg_arr_t s, id, hs, hr;
-    hub__pg_arr_init(&s, HUB__PG_BYTEA);
-    hub__pg_arr_init(&id, HUB__PG_BYTEA);
-    hub__pg_arr_init(&hs, HUB__PG_BYTEA);
-    hub__pg_arr_init(&hr, HUB__PG_BYTEA);
+    store_pg__arr_t s, id, hs, hr;
+    store_pg_conn__pg_arr_init(&s, HUB__PG_BYTEA);
+    store_pg_conn__pg_arr_init(&id, HUB__PG_BYTEA);
+    store_pg_conn__pg_arr_init(&hs, HUB__PG_BYTEA);
+    store_pg_conn__pg_arr_init(&hr, HUB__PG_BYTEA);
     for (size_t i = 0; i < n; i++) {
         if (self->limits.dedup_window_us) {
-            hub__pg_arr_str(&s, msgs[i].sender);
-            hub__pg_arr_str(&id, msgs[i].message_id);
+            store_pg_conn__pg_arr_str(&s, msgs[i].sender);
+            store_pg_conn__pg_arr_str(&id, msgs[i].message_id);
         }
         if (!msgs[i].settled) {
-            hub__pg_arr_str(&hs, msgs[i].sender);
-            hub__pg_arr_str(&hr, msgs[i].receiver);
+            store_pg_conn__pg_arr_str(&hs, msgs[i].sender);
+            store_pg_conn__pg_arr_str(&hr, msgs[i].receiver);
         }
     }
     int rc = 0;
     PGresult *res = NULL;
     if (self->limits.dedup_window_us) {
-        hub__pg_params_t p = {0};
-        rc = hub__pg_p_arr(&p, &s);
+        store_pg__params_t p = {0};
+        rc = store_pg_conn__pg_p_arr(&p, &s);
         if (rc == 0)
-            rc = hub__pg_p_arr(&p, &id);
+            rc = store_pg_conn__pg_p_arr(&p, &id);
         if (rc == 0)
-            rc = hub__pg_exec_prepared(
+            rc = store_pg_conn__pg_exec_prepared(
                 self, c, PREP_IDS,
                 "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
                 "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
@@ -219,8 +219,8 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
             }
             e->known = true;
             e->in_db = true;
-            e->seq = hub__pg_u64(res, r, 2);
-            e->accepted_at = hub__pg_u64(res, r, 3);
+            e->seq = store_pg_conn__pg_u64(res, r, 2);
+            e->accepted_at = store_pg_conn__pg_u64(res, r, 3);
             if (PQgetlength(res, r, 4) == HUB_STORE_DIGEST_LEN)
                 memcpy(e->digest, PQgetvalue(res, r, 4), HUB_STORE_DIGEST_LEN);
         }
@@ -228,12 +228,12 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
         res = NULL;
     }
     if (rc == 0) {
-        hub__pg_params_t p = {0};
-        rc = hub__pg_p_arr(&p, &hs);
+        store_pg__params_t p = {0};
+        rc = store_pg_conn__pg_p_arr(&p, &hs);
         if (rc == 0)
-            rc = hub__pg_p_arr(&p, &hr);
+            rc = store_pg_conn__pg_p_arr(&p, &hr);
         if (rc == 0)
-            rc = hub__pg_exec_prepared(
+            rc = store_pg_conn__pg_exec_prepared(
                 self, c, PREP_HELD,
                 "SELECT kind, member, msgs, bytes, queued FROM hub_held "
                 "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
@@ -251,16 +251,16 @@ static int append_load(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, 
                 break;
             }
             e->known = true;
-            e->msgs = hub__pg_u64(res, r, 2);
-            e->bytes = hub__pg_u64(res, r, 3);
-            e->queued = hub__pg_u64(res, r, 4);
+            e->msgs = store_pg_conn__pg_u64(res, r, 2);
+            e->bytes = store_pg_conn__pg_u64(res, r, 3);
+            e->queued = store_pg_conn__pg_u64(res, r, 4);
         }
         PQclear(res);
     }
-    hub__pg_arr_free(&s);
-    hub__pg_arr_free(&id);
-    hub__pg_arr_free(&hs);
-    hub__pg_arr_free(&hr);
+    store_pg_conn__pg_arr_free(&s);
+    store_pg_conn__pg_arr_free(&id);
+    store_pg_conn__pg_arr_free(&hs);
+    store_pg_conn__pg_arr_free(&hr);
     return rc;
 }
 
@@ -291,7 +291,7 @@ static const char APPEND_SQL[] =
     "UPDATE hub_meta SET next_seq = greatest(next_seq, $24::int8) WHERE id = 1";
 
 /* Signed deltas go through int8 arrays as two's complement. */
-static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
+static int append_write(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
                         const hub_store_outcome_t *outcomes, const map_t *ids, map_t *held,
                         uint64_t next)
 {
@@ -326,22 +326,22 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
         HUB__PG_INT8,  HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,
         HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,  HUB__PG_BYTEA,
         HUB__PG_TEXT,  HUB__PG_BYTEA, HUB__PG_INT8,  HUB__PG_INT8,  HUB__PG_INT8};
-    hub__pg_arr_t a[N_ARR];
+    store_pg__arr_t a[N_ARR];
     for (int k = 0; k < N_ARR; k++)
-        hub__pg_arr_init(&a[k], oid[k]);
+        store_pg_conn__pg_arr_init(&a[k], oid[k]);
     for (size_t i = 0; i < n; i++) {
         const hub_store_msg_t *m = &msgs[i];
         if (outcomes[i] != HUB_STORE_OK)
             continue;
         if (!m->settled) {
-            hub__pg_arr_i64(&a[SEQ], m->seq);
-            hub__pg_arr_str(&a[ID], m->message_id);
-            hub__pg_arr_str(&a[SND], m->sender);
-            hub__pg_arr_str(&a[RCV], m->receiver);
-            hub__pg_arr_str(&a[SVC], m->service);
-            hub__pg_arr_i64(&a[ACC], m->accepted_at_us);
-            hub__pg_arr_i64(&a[EXP], m->expires_at_us);
-            hub__pg_arr_bytes(&a[ENV], m->envelope, m->envelope_len);
+            store_pg_conn__pg_arr_i64(&a[SEQ], m->seq);
+            store_pg_conn__pg_arr_str(&a[ID], m->message_id);
+            store_pg_conn__pg_arr_str(&a[SND], m->sender);
+            store_pg_conn__pg_arr_str(&a[RCV], m->receiver);
+            store_pg_conn__pg_arr_str(&a[SVC], m->service);
+            store_pg_conn__pg_arr_i64(&a[ACC], m->accepted_at_us);
+            store_pg_conn__pg_arr_i64(&a[EXP], m->expires_at_us);
+            store_pg_conn__pg_arr_bytes(&a[ENV], m->envelope, m->envelope_len);
         }
     }
     for (size_t i = 0; i < ids->n; i++) {
@@ -350,36 +350,36 @@ static int append_write(hub__pg_t *self, PGconn *c, const hub_store_msg_t *msgs,
             continue;
         int k = self->limits.dedup_window_us && !e->in_db ? NSND : ISND;
         size_t sl = strlen(e->key);
-        hub__pg_arr_bytes(&a[k], e->key, sl);
-        hub__pg_arr_bytes(&a[k + 1], e->key + sl + 1, e->klen - sl - 1);
-        hub__pg_arr_i64(&a[k + 2], e->seq);
-        hub__pg_arr_i64(&a[k + 3], e->accepted_at);
-        hub__pg_arr_bytes(&a[k + 4], e->digest, HUB_STORE_DIGEST_LEN);
+        store_pg_conn__pg_arr_bytes(&a[k], e->key, sl);
+        store_pg_conn__pg_arr_bytes(&a[k + 1], e->key + sl + 1, e->klen - sl - 1);
+        store_pg_conn__pg_arr_i64(&a[k + 2], e->seq);
+        store_pg_conn__pg_arr_i64(&a[k + 3], e->accepted_at);
+        store_pg_conn__pg_arr_bytes(&a[k + 4], e->digest, HUB_STORE_DIGEST_LEN);
     }
     for (size_t i = 0; i < held->n; i++) {
         const ent_t *e = held->e[i];
         if (!e->dm && !e->db && !e->dq)
             continue;
-        hub__pg_arr_bytes(&a[HK], e->key, 1);
-        hub__pg_arr_bytes(&a[HM], e->key + 1, e->klen - 1);
+        store_pg_conn__pg_arr_bytes(&a[HK], e->key, 1);
+        store_pg_conn__pg_arr_bytes(&a[HM], e->key + 1, e->klen - 1);
         uint8_t b[8];
         hub_put_be64(b, (uint64_t)e->dm);
-        hub__pg_arr_bytes(&a[HMS], b, 8);
+        store_pg_conn__pg_arr_bytes(&a[HMS], b, 8);
         hub_put_be64(b, (uint64_t)e->db);
-        hub__pg_arr_bytes(&a[HB], b, 8);
+        store_pg_conn__pg_arr_bytes(&a[HB], b, 8);
         hub_put_be64(b, (uint64_t)e->dq);
-        hub__pg_arr_bytes(&a[HQ], b, 8);
+        store_pg_conn__pg_arr_bytes(&a[HQ], b, 8);
     }
-    hub__pg_params_t p = {0};
+    store_pg__params_t p = {0};
     int rc = 0;
     for (int k = 0; rc == 0 && k < N_ARR; k++)
-        rc = hub__pg_p_arr(&p, &a[k]);
+        rc = store_pg_conn__pg_p_arr(&p, &a[k]);
     if (rc == 0) {
-        hub__pg_p_i64(&p, next);
-        rc = hub__pg_exec_prepared(self, c, PREP_APPEND, APPEND_SQL, &p, NULL);
+        store_pg_conn__pg_p_i64(&p, next);
+        rc = store_pg_conn__pg_exec_prepared(self, c, PREP_APPEND, APPEND_SQL, &p, NULL);
     }
     for (int k = 0; k < N_ARR; k++)
-        hub__pg_arr_free(&a[k]);
+        store_pg_conn__pg_arr_free(&a[k]);
     return rc;
 }
 
@@ -397,16 +397,17 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
     uint64_t now = hub_now_us();
     PGconn *c;
     bool own;
-    int rc = hub__pg_write_begin(self, &c, &own);
+    int rc = store_pg_conn__pg_write_begin(self, &c, &own);
     if (rc != 0)
         goto failed;
     PGresult *res;
     uint64_t next = 0;
-    rc = hub__pg_exec_prepared(self, c, PREP_NEXT_SEQ,
-                               "SELECT next_seq FROM hub_meta WHERE id = 1 FOR UPDATE", NULL, &res);
+    rc = store_pg_conn__pg_exec_prepared(self, c, PREP_NEXT_SEQ,
+                                         "SELECT next_seq FROM hub_meta WHERE id = 1 FOR UPDATE",
+                                         NULL, &res);
     if (rc == 0) {
         if (PQntuples(res) == 1)
-            next = hub__pg_u64(res, 0, 0);
+            next = store_pg_conn__pg_u64(res, 0, 0);
         else
             rc = HUB_ESTORE;
         PQclear(res);
@@ -517,7 +518,7 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
         rc = append_write(self, c, msgs, n, outcomes, &ids, &held, next);
     map_free(&ids);
     map_free(&held);
-    rc = hub__pg_write_end(self, c, own, rc);
+    rc = store_pg_conn__pg_write_end(self, c, own, rc);
 failed:
     if (rc != 0)
         for (size_t i = 0; i < n; i++) {
@@ -530,43 +531,45 @@ failed:
 /* ---- simple reads ------------------------------------------------------------- */
 
 /* Runs one read statement; *res on 0. */
-int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
+int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                    PGresult **res)
 {
     PGconn *c;
     bool locked;
-    int rc = hub__pg_read_begin(self, &c, &locked);
+    int rc = store_pg_conn__pg_read_begin(self, &c, &locked);
     if (rc != 0)
         return rc;
-    rc = hub__pg_exec(self, c, sql, p, res);
-    hub__pg_read_end(self, c, locked, rc);
+    rc = store_pg_conn__pg_exec(self, c, sql, p, res);
+    store_pg_conn__pg_read_end(self, c, locked, rc);
     return rc;
 }
 
-/* hub__pg_read1 with a prepared statement: the loop thread's reads. */
-static int read_prepared(hub__pg_t *self, unsigned slot, const char *sql, const hub__pg_params_t *p,
-                         PGresult **res)
+/* store_pg__read1 with a prepared statement: the loop thread's reads. */
+static int read_prepared(store_pg__pg_t *self, unsigned slot, const char *sql,
+                         const store_pg__params_t *p, PGresult **res)
 {
     PGconn *c;
     bool locked;
-    int rc = hub__pg_read_begin(self, &c, &locked);
+    int rc = store_pg_conn__pg_read_begin(self, &c, &locked);
     if (rc != 0)
         return rc;
-    rc = hub__pg_exec_prepared(self, c, slot, sql, p, res);
-    hub__pg_read_end(self, c, locked, rc);
+    rc = store_pg_conn__pg_exec_prepared(self, c, slot, sql, p, res);
+    store_pg_conn__pg_read_end(self, c, locked, rc);
     return rc;
 }
 
 /* Runs one write statement as a whole call; *res (may be NULL) on 0. */
-int hub__pg_write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res)
+int store_pg__write1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                     PGresult **res)
 {
     PGconn *c;
     bool own;
-    int rc = hub__pg_write_begin(self, &c, &own);
+    int rc = store_pg_conn__pg_write_begin(self, &c, &own);
     if (rc != 0)
         return rc;
     PGresult *r = NULL;
-    rc = hub__pg_exec(self, c, sql, p, &r);
-    rc = hub__pg_write_end(self, c, own, rc);
+    rc = store_pg_conn__pg_exec(self, c, sql, p, &r);
+    rc = store_pg_conn__pg_write_end(self, c, own, rc);
     if (rc == 0 && res)
         *res = r;
     else
@@ -580,10 +583,10 @@ static int pg_next_seq(hub_store_t *store, uint64_t *next)
     if (!next)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = hub__pg_read1(self, "SELECT next_seq FROM hub_meta WHERE id = 1", NULL, &res);
+    int rc = store_pg__read1(self, "SELECT next_seq FROM hub_meta WHERE id = 1", NULL, &res);
     if (rc == 0) {
         if (PQntuples(res) == 1)
-            *next = hub__pg_u64(res, 0, 0);
+            *next = store_pg_conn__pg_u64(res, 0, 0);
         else
             rc = HUB_ESTORE;
         PQclear(res);
@@ -597,13 +600,13 @@ static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
     if (!seq || !hash)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = hub__pg_read1(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1", NULL,
-                           &res);
+    int rc = store_pg__read1(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1",
+                             NULL, &res);
     if (rc == 0) {
         *seq = 0;
         memset(hash, 0, 32);
         if (PQntuples(res) == 1 && PQgetlength(res, 0, 1) == 32) {
-            *seq = hub__pg_u64(res, 0, 0);
+            *seq = store_pg_conn__pg_u64(res, 0, 0);
             memcpy(hash, PQgetvalue(res, 0, 1), 32);
         }
         PQclear(res);
@@ -616,31 +619,31 @@ static int pg_anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32
     HUB__PG_SELF;
     if (!hash)
         return HUB_EINVAL;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, seq);
-    hub__pg_p_bytes(&p, hash, 32);
-    return hub__pg_write1(
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_i64(&p, seq);
+    store_pg_conn__pg_p_bytes(&p, hash, 32);
+    return store_pg__write1(
         self, "UPDATE hub_meta SET anchor_seq = $1, anchor_hash = $2 WHERE id = 1", &p, NULL);
 }
 
 /* Fills *out from columns 0..8 (HUB__PG_MSG_COLS) and the envelope in column env
  * (-1: none). */
-int hub__pg_fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
-                     hub_store_arena_t *arena)
+int store_pg__fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
+                       hub_store_arena_t *arena)
 {
     memset(out, 0, sizeof *out);
-    out->seq = hub__pg_u64(res, r, 0);
-    hub__pg_str(res, r, 1, out->message_id, HUB_STORE_ID_MAX);
-    hub__pg_str(res, r, 2, out->sender, HUB_STORE_NAME_MAX);
-    hub__pg_str(res, r, 3, out->receiver, HUB_STORE_NAME_MAX);
-    hub__pg_str(res, r, 4, out->service, HUB_STORE_NAME_MAX);
-    out->accepted_at_us = hub__pg_u64(res, r, 5);
-    out->expires_at_us = hub__pg_u64(res, r, 6);
-    out->attempts = hub__pg_u32(res, r, 7);
-    out->envelope_len = (size_t)hub__pg_u64(res, r, 8);
+    out->seq = store_pg_conn__pg_u64(res, r, 0);
+    store_pg_conn__pg_str(res, r, 1, out->message_id, HUB_STORE_ID_MAX);
+    store_pg_conn__pg_str(res, r, 2, out->sender, HUB_STORE_NAME_MAX);
+    store_pg_conn__pg_str(res, r, 3, out->receiver, HUB_STORE_NAME_MAX);
+    store_pg_conn__pg_str(res, r, 4, out->service, HUB_STORE_NAME_MAX);
+    out->accepted_at_us = store_pg_conn__pg_u64(res, r, 5);
+    out->expires_at_us = store_pg_conn__pg_u64(res, r, 6);
+    out->attempts = store_pg_conn__pg_u32(res, r, 7);
+    out->envelope_len = (size_t)store_pg_conn__pg_u64(res, r, 8);
     if (arena && env >= 0) {
         size_t len = (size_t)PQgetlength(res, r, env);
-        uint8_t *b = hub__store_arena_alloc(arena, len);
+        uint8_t *b = store_queue__arena_alloc(arena, len);
         if (!b)
             return HUB_ENOMEM;
         if (len)
@@ -655,15 +658,15 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
                          hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
     HUB__PG_SELF;
-    if (!hub__pg_str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena || (max && !out))
+    if (!store_pg__str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena || (max && !out))
         return HUB_EINVAL;
     *n_out = 0;
     if (max == 0)
         return 0;
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, receiver);
-    hub__pg_p_i64(&p, after_seq);
-    hub__pg_p_i64(&p, max);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_str(&p, receiver);
+    store_pg_conn__pg_p_i64(&p, after_seq);
+    store_pg_conn__pg_p_i64(&p, max);
     PGresult *res = NULL;
     int rc = read_prepared(self, PREP_READ_QUEUE,
                            "SELECT " HUB__PG_MSG_COLS
@@ -671,7 +674,7 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
                            "AND seq > $2 ORDER BY seq LIMIT $3",
                            &p, &res);
     for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
-        rc = hub__pg_fill_msg(res, r, 9, &out[r], arena);
+        rc = store_pg__fill_msg(res, r, 9, &out[r], arena);
         if (rc == 0)
             (*n_out)++;
     }
@@ -688,17 +691,17 @@ static int pg_expired(hub_store_t *store, uint64_t now_us, uint64_t *seqs, size_
     *n_out = 0;
     if (max == 0)
         return 0;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, now_us);
-    hub__pg_p_i64(&p, max);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_i64(&p, now_us);
+    store_pg_conn__pg_p_i64(&p, max);
     PGresult *res;
-    int rc = hub__pg_read1(self,
-                           "SELECT seq FROM hub_msgs WHERE NOT dead AND expires_at_us > 0 AND "
-                           "expires_at_us <= $1 ORDER BY expires_at_us, seq LIMIT $2",
-                           &p, &res);
+    int rc = store_pg__read1(self,
+                             "SELECT seq FROM hub_msgs WHERE NOT dead AND expires_at_us > 0 AND "
+                             "expires_at_us <= $1 ORDER BY expires_at_us, seq LIMIT $2",
+                             &p, &res);
     if (rc == 0) {
         for (int r = 0; r < PQntuples(res); r++)
-            seqs[(*n_out)++] = hub__pg_u64(res, r, 0);
+            seqs[(*n_out)++] = store_pg_conn__pg_u64(res, r, 0);
         PQclear(res);
     }
     return rc;
@@ -710,7 +713,7 @@ static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
     if (!cb)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = hub__pg_read1(
+    int rc = store_pg__read1(
         self,
         "SELECT h.member, h.queued, (SELECT m.accepted_at_us FROM hub_msgs m WHERE "
         "m.receiver = h.member AND NOT m.dead ORDER BY m.seq LIMIT 1) FROM hub_held h "
@@ -719,13 +722,13 @@ static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
     if (rc != 0)
         return rc;
     /* The callback runs after the read: it may read the store again. */
-    hub__pg_callback_enter(self);
+    store_pg_conn__pg_callback_enter(self);
     for (int r = 0; r < PQntuples(res); r++) {
         char name[HUB_STORE_NAME_MAX + 1];
-        hub__pg_str(res, r, 0, name, HUB_STORE_NAME_MAX);
-        cb(name, hub__pg_u64(res, r, 1), hub__pg_u64(res, r, 2), user);
+        store_pg_conn__pg_str(res, r, 0, name, HUB_STORE_NAME_MAX);
+        cb(name, store_pg_conn__pg_u64(res, r, 1), store_pg_conn__pg_u64(res, r, 2), user);
     }
-    hub__pg_callback_leave(self);
+    store_pg_conn__pg_callback_leave(self);
     PQclear(res);
     return 0;
 }
@@ -735,28 +738,28 @@ static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
 static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs, size_t n)
 {
     HUB__PG_SELF;
-    if (!hub__pg_str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
+    if (!store_pg__str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
         return HUB_EINVAL;
     if (n == 0)
         return 0;
-    hub__pg_arr_t a;
-    hub__pg_arr_init(&a, HUB__PG_INT8);
+    store_pg__arr_t a;
+    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
     for (size_t i = 0; i < n; i++)
-        hub__pg_arr_i64(&a, seqs[i]);
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, receiver);
-    int rc = hub__pg_p_arr(&p, &a);
+        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_str(&p, receiver);
+    int rc = store_pg_conn__pg_p_arr(&p, &a);
     PGconn *c;
     bool own;
-    if (rc == 0 && (rc = hub__pg_write_begin(self, &c, &own)) == 0) {
-        rc = hub__pg_exec_prepared(self, c, PREP_ACK,
-                                   "WITH d AS (DELETE FROM hub_msgs WHERE receiver = $1 AND NOT "
-                                   "dead AND seq = ANY($2::int8[]) " HUB__PG_REMOVED_COLS
-                                   ")" HUB__PG_REMOVE_TAIL,
-                                   &p, NULL);
-        rc = hub__pg_write_end(self, c, own, rc);
+    if (rc == 0 && (rc = store_pg_conn__pg_write_begin(self, &c, &own)) == 0) {
+        rc = store_pg_conn__pg_exec_prepared(
+            self, c, PREP_ACK,
+            "WITH d AS (DELETE FROM hub_msgs WHERE receiver = $1 AND NOT "
+            "dead AND seq = ANY($2::int8[]) " HUB__PG_REMOVED_COLS ")" HUB__PG_REMOVE_TAIL,
+            &p, NULL);
+        rc = store_pg_conn__pg_write_end(self, c, own, rc);
     }
-    hub__pg_arr_free(&a);
+    store_pg_conn__pg_arr_free(&a);
     return rc;
 }
 
@@ -767,18 +770,18 @@ static int pg_note_attempts(hub_store_t *store, const uint64_t *seqs, size_t n)
         return HUB_EINVAL;
     if (n == 0)
         return 0;
-    hub__pg_arr_t a;
-    hub__pg_arr_init(&a, HUB__PG_INT8);
+    store_pg__arr_t a;
+    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
     for (size_t i = 0; i < n; i++)
-        hub__pg_arr_i64(&a, seqs[i]);
-    hub__pg_params_t p = {0};
-    int rc = hub__pg_p_arr(&p, &a);
+        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg__params_t p = {0};
+    int rc = store_pg_conn__pg_p_arr(&p, &a);
     if (rc == 0)
-        rc = hub__pg_write1(self,
-                            "UPDATE hub_msgs SET attempts = attempts + 1 WHERE NOT dead AND "
-                            "seq = ANY($1::int8[])",
-                            &p, NULL);
-    hub__pg_arr_free(&a);
+        rc = store_pg__write1(self,
+                              "UPDATE hub_msgs SET attempts = attempts + 1 WHERE NOT dead AND "
+                              "seq = ANY($1::int8[])",
+                              &p, NULL);
+    store_pg_conn__pg_arr_free(&a);
     return rc;
 }
 
@@ -788,12 +791,12 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
                      hub_store_state_t *state)
 {
     HUB__PG_SELF;
-    if (!hub__pg_str_ok(sender, HUB_STORE_NAME_MAX, false) ||
-        !hub__pg_str_ok(message_id, HUB_STORE_ID_MAX, false))
+    if (!store_pg__str_ok(sender, HUB_STORE_NAME_MAX, false) ||
+        !store_pg__str_ok(message_id, HUB_STORE_ID_MAX, false))
         return HUB_EINVAL;
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, sender);
-    hub__pg_p_str(&p, message_id);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_str(&p, sender);
+    store_pg_conn__pg_p_str(&p, message_id);
     PGresult *res;
     int rc = read_prepared(self, PREP_LOOKUP,
                            "SELECT i.seq, m.dead FROM hub_ids i LEFT JOIN hub_msgs m ON "
@@ -806,11 +809,11 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
         return HUB_ENOTFOUND;
     }
     if (seq)
-        *seq = hub__pg_u64(res, 0, 0);
+        *seq = store_pg_conn__pg_u64(res, 0, 0);
     if (state)
-        *state = PQgetisnull(res, 0, 1)    ? HUB_STORE_STATE_DONE
-                 : hub__pg_bool(res, 0, 1) ? HUB_STORE_STATE_DEAD
-                                           : HUB_STORE_STATE_QUEUED;
+        *state = PQgetisnull(res, 0, 1)              ? HUB_STORE_STATE_DONE
+                 : store_pg_conn__pg_bool(res, 0, 1) ? HUB_STORE_STATE_DEAD
+                                                     : HUB_STORE_STATE_QUEUED;
     PQclear(res);
     return 0;
 }
@@ -822,11 +825,11 @@ static int pg_prune_dedup(hub_store_t *store, uint64_t now_us, size_t *pruned)
         *pruned = 0;
     if (now_us < self->limits.dedup_window_us)
         return 0;
-    hub__pg_params_t p = {0};
-    hub__pg_p_i64(&p, now_us - self->limits.dedup_window_us);
-    hub__pg_p_i64(&p, HUB_STORE_PRUNE_BATCH);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_i64(&p, now_us - self->limits.dedup_window_us);
+    store_pg_conn__pg_p_i64(&p, HUB_STORE_PRUNE_BATCH);
     PGresult *res;
-    int rc = hub__pg_write1(
+    int rc = store_pg__write1(
         self,
         "WITH c AS (SELECT sender, message_id, seq FROM hub_ids WHERE NOT pinned AND "
         "accepted_at_us <= $1 ORDER BY accepted_at_us LIMIT $2), "
@@ -839,7 +842,7 @@ static int pg_prune_dedup(hub_store_t *store, uint64_t now_us, size_t *pruned)
         &p, &res);
     if (rc == 0) {
         if (pruned)
-            *pruned = (size_t)hub__pg_u64(res, 0, 0);
+            *pruned = (size_t)store_pg_conn__pg_u64(res, 0, 0);
         PQclear(res);
     }
     return rc;
@@ -852,7 +855,7 @@ static int pg_usage(hub_store_t *store, uint64_t *used_bytes, uint64_t *max_byte
 {
     HUB__PG_SELF;
     PGresult *res;
-    int rc = hub__pg_read1(
+    int rc = store_pg__read1(
         self,
         "SELECT msgs, bytes, (SELECT count(*) FROM hub_msgs WHERE dead) FROM hub_held "
         "WHERE kind = 't'",
@@ -861,9 +864,9 @@ static int pg_usage(hub_store_t *store, uint64_t *used_bytes, uint64_t *max_byte
         return rc;
     uint64_t msgs = 0, bytes = 0, dead = 0;
     if (PQntuples(res) == 1) {
-        msgs = hub__pg_u64(res, 0, 0);
-        bytes = hub__pg_u64(res, 0, 1);
-        dead = hub__pg_u64(res, 0, 2);
+        msgs = store_pg_conn__pg_u64(res, 0, 0);
+        bytes = store_pg_conn__pg_u64(res, 0, 1);
+        dead = store_pg_conn__pg_u64(res, 0, 2);
     }
     PQclear(res);
     if (used_bytes)
@@ -879,22 +882,22 @@ static int pg_held(hub_store_t *store, const char *member, hub_store_held_t *as_
                    hub_store_held_t *as_receiver)
 {
     HUB__PG_SELF;
-    if (!hub__pg_str_ok(member, HUB_STORE_NAME_MAX, false))
+    if (!store_pg__str_ok(member, HUB_STORE_NAME_MAX, false))
         return HUB_EINVAL;
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, member);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_str(&p, member);
     PGresult *res;
-    int rc = hub__pg_read1(self,
-                           "SELECT kind, msgs, bytes FROM hub_held WHERE member = $1 AND kind IN "
-                           "('s', 'r')",
-                           &p, &res);
+    int rc = store_pg__read1(self,
+                             "SELECT kind, msgs, bytes FROM hub_held WHERE member = $1 AND kind IN "
+                             "('s', 'r')",
+                             &p, &res);
     if (rc != 0)
         return rc;
     hub_store_held_t s = {0, 0}, r = {0, 0};
     for (int i = 0; i < PQntuples(res); i++) {
         hub_store_held_t *h = PQgetvalue(res, i, 0)[0] == 's' ? &s : &r;
-        h->msgs = hub__pg_u64(res, i, 1);
-        h->bytes = hub__pg_u64(res, i, 2);
+        h->msgs = store_pg_conn__pg_u64(res, i, 1);
+        h->bytes = store_pg_conn__pg_u64(res, i, 2);
     }
     PQclear(res);
     if (as_sender)
@@ -910,23 +913,23 @@ static int pg_held_total(hub_store_t *store, hub_store_held_t *total)
     if (!total)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = hub__pg_read1(self, "SELECT msgs, bytes FROM hub_held WHERE kind = 't'", NULL, &res);
+    int rc = store_pg__read1(self, "SELECT msgs, bytes FROM hub_held WHERE kind = 't'", NULL, &res);
     if (rc != 0)
         return rc;
-    total->msgs = PQntuples(res) == 1 ? hub__pg_u64(res, 0, 0) : 0;
-    total->bytes = PQntuples(res) == 1 ? hub__pg_u64(res, 0, 1) : 0;
+    total->msgs = PQntuples(res) == 1 ? store_pg_conn__pg_u64(res, 0, 0) : 0;
+    total->bytes = PQntuples(res) == 1 ? store_pg_conn__pg_u64(res, 0, 1) : 0;
     PQclear(res);
     return 0;
 }
 
-const hub__store_ops_t hub__pg_ops = {
+const store_backend__ops_t store_pg__ops = {
     .name = "postgresql",
-    .close = hub__pg_close,
-    .upgraded_from = hub__pg_upgraded_from,
-    .opened_format = hub__pg_opened_format,
-    .batch_begin = hub__pg_batch_begin,
-    .batch_commit = hub__pg_batch_commit,
-    .batch_abort = hub__pg_batch_abort,
+    .close = store_pg_conn__pg_close,
+    .upgraded_from = store_pg_conn__pg_upgraded_from,
+    .opened_format = store_pg_conn__pg_opened_format,
+    .batch_begin = store_pg_conn__pg_batch_begin,
+    .batch_commit = store_pg_conn__pg_batch_commit,
+    .batch_abort = store_pg_conn__pg_batch_abort,
     .append = pg_append,
     .next_seq = pg_next_seq,
     .audit_anchor_get = pg_anchor_get,
@@ -936,18 +939,18 @@ const hub__store_ops_t hub__pg_ops = {
     .note_attempts = pg_note_attempts,
     .expired = pg_expired,
     .queues = pg_queues,
-    .dead_letter = hub__pg_dead_letter,
-    .dlq_list = hub__pg_dlq_list,
-    .dlq_get = hub__pg_dlq_get,
-    .dlq_replay = hub__pg_dlq_replay,
-    .dlq_purge = hub__pg_dlq_purge,
-    .dlq_purge_older = hub__pg_dlq_purge_older,
+    .dead_letter = store_pg_dlq__pg_dead_letter,
+    .dlq_list = store_pg_dlq__list,
+    .dlq_get = store_pg_dlq__get,
+    .dlq_replay = store_pg_dlq__replay,
+    .dlq_purge = store_pg_dlq__purge,
+    .dlq_purge_older = store_pg_dlq__purge_older,
     .lookup = pg_lookup,
     .prune_dedup = pg_prune_dedup,
     .usage = pg_usage,
     .held = pg_held,
     .held_total = pg_held_total,
-    .requests_put = hub__pg_requests_put,
-    .requests_del = hub__pg_requests_del,
-    .requests_load = hub__pg_requests_load,
+    .requests_put = store_pg_dlq__pg_requests_put,
+    .requests_del = store_pg_dlq__pg_requests_del,
+    .requests_load = store_pg_dlq__pg_requests_load,
 };

@@ -61,16 +61,16 @@ static int anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
     HUB__PG_SELF;
     if (!seq || !hash)
         return HUB_EINVAL;
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, self->node_id);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_str(&p, self->node_id);
     PGresult *res;
-    int rc = hub__pg_read1(
+    int rc = store_pg__read1(
         self, "SELECT anchor_seq, anchor_hash FROM hub_anchors WHERE node_id = $1::text", &p, &res);
     if (rc == 0) {
         *seq = 0;
         memset(hash, 0, 32);
         if (PQntuples(res) == 1 && PQgetlength(res, 0, 1) == 32) {
-            *seq = hub__pg_u64(res, 0, 0);
+            *seq = store_pg_conn__pg_u64(res, 0, 0);
             memcpy(hash, PQgetvalue(res, 0, 1), 32);
         }
         PQclear(res);
@@ -83,27 +83,27 @@ static int anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])
     HUB__PG_SELF;
     if (!hash)
         return HUB_EINVAL;
-    hub__pg_params_t p = {0};
-    hub__pg_p_str(&p, self->node_id);
-    hub__pg_p_i64(&p, seq);
-    hub__pg_p_bytes(&p, hash, 32);
-    return hub__pg_write1(self,
-                          "INSERT INTO hub_anchors (node_id, anchor_seq, anchor_hash) "
-                          "VALUES ($1::text, $2::int8, $3::bytea) ON CONFLICT (node_id) DO "
-                          "UPDATE SET anchor_seq = EXCLUDED.anchor_seq, "
-                          "anchor_hash = EXCLUDED.anchor_hash",
-                          &p, NULL);
+    store_pg__params_t p = {0};
+    store_pg_conn__pg_p_str(&p, self->node_id);
+    store_pg_conn__pg_p_i64(&p, seq);
+    store_pg_conn__pg_p_bytes(&p, hash, 32);
+    return store_pg__write1(self,
+                            "INSERT INTO hub_anchors (node_id, anchor_seq, anchor_hash) "
+                            "VALUES ($1::text, $2::int8, $3::bytea) ON CONFLICT (node_id) DO "
+                            "UPDATE SET anchor_seq = EXCLUDED.anchor_seq, "
+                            "anchor_hash = EXCLUDED.anchor_hash",
+                            &p, NULL);
 }
 
-static hub__store_ops_t cluster_ops;
+static store_backend__ops_t cluster_ops;
 
 int hub_store_pg_cluster_attach(hub_store_t *store, const char *node_id)
 {
-    if (!store || !node_id || !*node_id || hub__store_ops_of(store) != &hub__pg_ops)
+    if (!store || !node_id || !*node_id || store_backend__ops_of(store) != &store_pg__ops)
         return HUB_EINVAL;
     HUB__PG_SELF;
     snprintf(self->node_id, sizeof self->node_id, "%s", node_id);
-    cluster_ops = hub__pg_ops;
+    cluster_ops = store_pg__ops;
     cluster_ops.audit_anchor_get = anchor_get;
     cluster_ops.audit_anchor_put = anchor_put;
     self->base.ops = &cluster_ops;

@@ -8,13 +8,17 @@
 #include "hub_store_codec.h"
 #include "hub_wire.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Reconnecting after a lost connection: the first attempt at once, then
+ * after 100 ms, doubling to 2 s, so that a standby promoted after a few
+ * seconds is found within 2 s of its promotion. */
 #define BACKOFF_MIN_US 100000u
-#define BACKOFF_MAX_US 5000000u
+#define BACKOFF_MAX_US 2000000u
 #define DEFAULT_MAX_BYTES (1ull << 30)
 
 /* ---- the schema --------------------------------------------------------------
@@ -91,7 +95,7 @@ static const char *pq_msg(const PGconn *c, char *buf, size_t size)
 
 /* ---- parameters and arrays -------------------------------------------------- */
 
-void hub__pg_p_i64(hub__pg_params_t *p, uint64_t v)
+void store_pg_conn__pg_p_i64(store_pg__params_t *p, uint64_t v)
 {
     if (v > INT64_MAX)
         v = INT64_MAX;
@@ -101,26 +105,26 @@ void hub__pg_p_i64(hub__pg_params_t *p, uint64_t v)
     p->fmt[p->n++] = 0;
 }
 
-void hub__pg_p_bytes(hub__pg_params_t *p, const void *b, size_t len)
+void store_pg_conn__pg_p_bytes(store_pg__params_t *p, const void *b, size_t len)
 {
     p->v[p->n] = len ? b : "";
     p->len[p->n] = (int)len;
     p->fmt[p->n++] = 1;
 }
 
-void hub__pg_p_str(hub__pg_params_t *p, const char *s)
+void store_pg_conn__pg_p_str(store_pg__params_t *p, const char *s)
 {
-    hub__pg_p_bytes(p, s, strlen(s));
+    store_pg_conn__pg_p_bytes(p, s, strlen(s));
 }
 
-void hub__pg_p_bool(hub__pg_params_t *p, bool v)
+void store_pg_conn__pg_p_bool(store_pg__params_t *p, bool v)
 {
     p->v[p->n] = v ? "t" : "f";
     p->len[p->n] = 0;
     p->fmt[p->n++] = 0;
 }
 
-static void arr_put(hub__pg_arr_t *a, const void *b, size_t len)
+static void arr_put(store_pg__arr_t *a, const void *b, size_t len)
 {
     if (a->oom)
         return;
@@ -140,13 +144,13 @@ static void arr_put(hub__pg_arr_t *a, const void *b, size_t len)
     a->len += len;
 }
 
-static void arr_be32(hub__pg_arr_t *a, uint32_t v)
+static void arr_be32(store_pg__arr_t *a, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
     arr_put(a, b, 4);
 }
 
-void hub__pg_arr_init(hub__pg_arr_t *a, uint32_t oid)
+void store_pg_conn__pg_arr_init(store_pg__arr_t *a, uint32_t oid)
 {
     memset(a, 0, sizeof *a);
     arr_be32(a, 1);   /* ndim (0 when empty: set in p_arr) */
@@ -156,7 +160,7 @@ void hub__pg_arr_init(hub__pg_arr_t *a, uint32_t oid)
     arr_be32(a, 1);   /* lower bound */
 }
 
-void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v)
+void store_pg_conn__pg_arr_i64(store_pg__arr_t *a, uint64_t v)
 {
     if (v > INT64_MAX)
         v = INT64_MAX;
@@ -167,19 +171,19 @@ void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v)
     a->n++;
 }
 
-void hub__pg_arr_bytes(hub__pg_arr_t *a, const void *b, size_t len)
+void store_pg_conn__pg_arr_bytes(store_pg__arr_t *a, const void *b, size_t len)
 {
     arr_be32(a, (uint32_t)len);
     arr_put(a, b, len);
     a->n++;
 }
 
-void hub__pg_arr_str(hub__pg_arr_t *a, const char *s)
+void store_pg_conn__pg_arr_str(store_pg__arr_t *a, const char *s)
 {
-    hub__pg_arr_bytes(a, s, strlen(s));
+    store_pg_conn__pg_arr_bytes(a, s, strlen(s));
 }
 
-int hub__pg_p_arr(hub__pg_params_t *p, hub__pg_arr_t *a)
+int store_pg_conn__pg_p_arr(store_pg__params_t *p, store_pg__arr_t *a)
 {
     if (a->oom || !a->buf || a->len > INT32_MAX)
         return HUB_ENOMEM;
@@ -198,7 +202,7 @@ int hub__pg_p_arr(hub__pg_params_t *p, hub__pg_arr_t *a)
     return 0;
 }
 
-void hub__pg_arr_free(hub__pg_arr_t *a)
+void store_pg_conn__pg_arr_free(store_pg__arr_t *a)
 {
     free(a->buf);
     memset(a, 0, sizeof *a);
@@ -206,7 +210,7 @@ void hub__pg_arr_free(hub__pg_arr_t *a)
 
 /* ---- results ----------------------------------------------------------------- */
 
-uint64_t hub__pg_u64(const PGresult *res, int row, int col)
+uint64_t store_pg_conn__pg_u64(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
         return 0;
@@ -214,7 +218,7 @@ uint64_t hub__pg_u64(const PGresult *res, int row, int col)
     return v > INT64_MAX ? 0 : v; /* negative: never written by the hub */
 }
 
-uint32_t hub__pg_u32(const PGresult *res, int row, int col)
+uint32_t store_pg_conn__pg_u32(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 4)
         return 0;
@@ -222,13 +226,13 @@ uint32_t hub__pg_u32(const PGresult *res, int row, int col)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-bool hub__pg_bool(const PGresult *res, int row, int col)
+bool store_pg_conn__pg_bool(const PGresult *res, int row, int col)
 {
     return !PQgetisnull(res, row, col) && PQgetlength(res, row, col) == 1 &&
            PQgetvalue(res, row, col)[0] != 0;
 }
 
-void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max)
+void store_pg_conn__pg_str(const PGresult *res, int row, int col, char *dst, size_t max)
 {
     size_t len = (size_t)PQgetlength(res, row, col);
     if (len > max)
@@ -239,13 +243,21 @@ void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max)
 
 /* ---- errors ------------------------------------------------------------------ */
 
-/* A failed statement's SQLSTATE as a HUB_E* code. */
+/* No answer, a lost connection, a server that went read-only (demoted) or
+ * is shutting down: no longer the primary hubd should write to. */
+static bool server_gone(const char *state)
+{
+    return !state || !strncmp(state, "08", 2) || !strcmp(state, "25006") ||
+           !strncmp(state, "57P", 3);
+}
+
+/* A failed statement's SQLSTATE as a HUB_E* code. A server gone is
+ * HUB_EAGAIN: the statement did not complete, and the same call may succeed
+ * once hubd has connected again (to the new primary, after a failover). */
 static int map_state(const char *state)
 {
-    if (!state)
-        return HUB_EIO; /* no answer: the connection went */
-    if (!strncmp(state, "08", 2) || !strcmp(state, "25006") || !strncmp(state, "57P", 3))
-        return HUB_EIO; /* connection; read-only transaction; server shutting down */
+    if (server_gone(state))
+        return HUB_EAGAIN; /* no answer; connection; read-only transaction; shutting down */
     if (!strcmp(state, "53100"))
         return HUB_EFULL; /* disk full */
     if (!strncmp(state, "53", 2))
@@ -262,10 +274,14 @@ static const char *hint_for(int code, const char *state)
     if (state && !strcmp(state, "25006"))
         return "the server is read-only (a standby): list the primary in store_dsn, with "
                "target_session_attrs=read-write";
+    if (code == HUB_EAGAIN && state && !server_gone(state))
+        return "a conflict with another transaction (serialization, deadlock, lock): the work "
+               "is tried again";
     switch (code) {
-    case HUB_EIO:
-        return "the connection to PostgreSQL was lost: nothing of this commit was stored; "
-               "hubd connects again by itself";
+    case HUB_EAGAIN:
+        return "the connection to PostgreSQL was lost or the server cannot write now: the "
+               "statement did not complete (senders of a commit cut here are told UNAVAILABLE "
+               "and resend); hubd connects again by itself";
     case HUB_EPERM:
         return "grant the store_dsn user rights on the hub_* tables (hubctl store init "
                "creates them as that user)";
@@ -274,8 +290,48 @@ static const char *hint_for(int code, const char *state)
     }
 }
 
-/* What hub__pg_exec and hub__pg_exec_prepared do with a statement's result. */
-static int exec_result(hub__pg_t *self, PGconn *c, PGresult *res, PGresult **out)
+/* The connection record c belongs to, or NULL. */
+static store_pg__conn_t *conn_of(store_pg__pg_t *self, const PGconn *c)
+{
+    if (self && c && c == self->w.conn)
+        return &self->w;
+    if (self && c && c == self->r.conn)
+        return &self->r;
+    return NULL;
+}
+
+/* A connection's outage begins: logged once, however many statements and
+ * reconnection attempts fail until it ends (conn_ready logs the end). */
+static void outage_begins(store_pg__conn_t *pc, const char *error)
+{
+    if (pc->down_since_us)
+        return;
+    pc->down_since_us = hub_monotonic_us();
+    pc->attempts = 0;
+    HUB_WARN("store", "PostgreSQL connection lost; reconnecting in the background",
+             "conn=%s error=\"%s\" hint=\"commits fail as UNAVAILABLE (senders resend) until "
+             "a server in store_dsn accepts writes again\"",
+             pc->what, error);
+}
+
+static void statement_failed(store_pg__pg_t *self, PGconn *c, const char *state, int code)
+{
+    char buf[256];
+    pq_msg(c, buf, sizeof buf);
+    store_pg__conn_t *pc = conn_of(self, c);
+    if (pc && (PQstatus(c) != CONNECTION_OK || server_gone(state))) {
+        outage_begins(pc, buf);
+        /* A server that still answers but takes no writes (demoted,
+         * shutting down): the next call looks for the primary anew. */
+        pc->stale = true;
+        return;
+    }
+    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
+              state ? state : "none", buf, hint_for(code, state));
+}
+
+/* What store_pg_conn__pg_exec and store_pg_conn__pg_exec_prepared do with a statement's result. */
+static int exec_result(store_pg__pg_t *self, PGconn *c, PGresult *res, PGresult **out)
 {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -286,18 +342,16 @@ static int exec_result(hub__pg_t *self, PGconn *c, PGresult *res, PGresult **out
         return 0;
     }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
+    int code = PQstatus(c) != CONNECTION_OK ? HUB_EAGAIN : map_state(state);
     if (state && !strcmp(state, "26000")) /* a prepared statement is gone: prepare again */
         self->prep_mask[c == self->r.conn] = 0;
-    char buf[256];
-    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
-              state ? state : "none", pq_msg(c, buf, sizeof buf), hint_for(code, state));
+    statement_failed(self, c, state, code);
     PQclear(res);
     return code;
 }
 
-int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
-                 PGresult **out)
+int store_pg_conn__pg_exec(store_pg__pg_t *self, PGconn *c, const char *sql,
+                           const store_pg__params_t *p, PGresult **out)
 {
     if (out)
         *out = NULL;
@@ -306,8 +360,8 @@ int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_para
     return exec_result(self, c, res, out);
 }
 
-int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char *sql,
-                          const hub__pg_params_t *p, PGresult **out)
+int store_pg_conn__pg_exec_prepared(store_pg__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                                    const store_pg__params_t *p, PGresult **out)
 {
     if (out)
         *out = NULL;
@@ -320,7 +374,8 @@ int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char 
         /* A new connection: nothing prepared on it yet. (A rollback of the
          * transaction around the SET undoes it: the plan cache then
          * chooses by itself, as well in practice.) */
-        int rc = hub__pg_exec(self, c, "SET plan_cache_mode = force_generic_plan", NULL, NULL);
+        int rc =
+            store_pg_conn__pg_exec(self, c, "SET plan_cache_mode = force_generic_plan", NULL, NULL);
         if (rc != 0)
             return rc;
         self->prep_conn[k] = c;
@@ -340,7 +395,7 @@ int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char 
 
 /* Runs several statements without parameters in one round trip (the
  * simple protocol): the batch's savepoint handling. */
-static int exec_many(hub__pg_t *self, PGconn *c, const char *sql)
+static int exec_many(store_pg__pg_t *self, PGconn *c, const char *sql)
 {
     PGresult *res = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(res);
@@ -349,16 +404,29 @@ static int exec_many(hub__pg_t *self, PGconn *c, const char *sql)
         return 0;
     }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
-    char buf[256];
-    (void)self;
-    HUB_ERROR("store", "PostgreSQL statement failed", "sqlstate=%s error=\"%s\" hint=\"%s\"",
-              state ? state : "none", pq_msg(c, buf, sizeof buf), hint_for(code, state));
+    int code = PQstatus(c) != CONNECTION_OK ? HUB_EAGAIN : map_state(state);
+    statement_failed(self, c, state, code);
     PQclear(res);
     return code;
 }
 
 /* ---- connections ---------------------------------------------------------- */
+
+/* The server's warnings (and the FATAL of a session it ends while idle) in
+ * hubd's log, on one line, instead of libpq's raw lines on stderr. */
+static void log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", message);
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '"')
+            *p = p[1] ? ' ' : '\0';
+    if (!strncmp(buf, "FATAL", 5)) /* the session ends: the outage is logged once */
+        HUB_DEBUG("store", "PostgreSQL says", "message=\"%s\"", buf);
+    else
+        HUB_WARN("store", "PostgreSQL says", "message=\"%s\"", buf);
+}
 
 /* Opens a connection and says what is wrong when it cannot: unreachable,
  * authentication, or a read-only server. */
@@ -456,48 +524,101 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     }
     res = PQexec(c, "SET client_min_messages = warning");
     PQclear(res);
+    PQsetNoticeProcessor(c, log_notice, NULL);
     *out = c;
     return 0;
 }
 
 /* A usable connection in *pc, opened again when it broke (at most every
  * backoff). */
-static int conn_ready(hub__pg_t *self, hub__pg_conn_t *pc)
+/* A usable connection in *pc, opened again when it broke: the first
+ * attempt at once, then at most every backoff (HUB_EAGAIN meanwhile). With
+ * a multi-host store_dsn and target_session_attrs=read-write, libpq tries
+ * each host and keeps the one that takes writes: after a failover, the
+ * promoted standby. The outage is logged once when it begins
+ * (outage_begins) and once when it ends, with its length and attempts. */
+/* Whether an idle connection is still open. A server that ended the
+ * session while it sat idle has said so on the socket already (a FATAL
+ * message, then the end of the stream): reading what is there, without
+ * waiting, finds it before a statement is lost to it. One poll() when
+ * nothing came. */
+static bool idle_conn_alive(PGconn *c)
 {
-    if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK &&
-        PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
+    for (int i = 0; i < 4; i++) {
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        if (p.fd < 0)
+            return false;
+        if (poll(&p, 1, 0) <= 0)
+            return true;
+        if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+            return false;
+    }
+    return PQstatus(c) == CONNECTION_OK;
+}
+
+static int conn_ready(store_pg__pg_t *self, store_pg__conn_t *pc)
+{
+    if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK &&
+        PQtransactionStatus(pc->conn) == PQTRANS_IDLE && idle_conn_alive(pc->conn))
         return 0;
-    if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK) {
+    if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK) {
         /* A transaction left open by a failed call: drop it. */
         PGresult *res = PQexec(pc->conn, "ROLLBACK");
         PQclear(res);
         if (PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
             return 0;
     }
-    uint64_t now = hub_now_us();
+    uint64_t now = hub_monotonic_us();
     if (now < pc->retry_at_us)
-        return HUB_EIO;
+        return HUB_EAGAIN;
+    if (pc->conn && !pc->down_since_us) {
+        char buf[256];
+        outage_begins(pc, pq_msg(pc->conn, buf, sizeof buf));
+    }
     PQfinish(pc->conn);
     pc->conn = NULL;
+    pc->stale = false;
     char err[512];
+    pc->attempts++;
     int rc = connect_dsn(self->dsn, &pc->conn, err, sizeof err);
     if (rc != 0) {
         pc->backoff_us = pc->backoff_us ? pc->backoff_us * 2 : BACKOFF_MIN_US;
         if (pc->backoff_us > BACKOFF_MAX_US)
             pc->backoff_us = BACKOFF_MAX_US;
-        pc->retry_at_us = now + pc->backoff_us;
-        HUB_ERROR("store", "PostgreSQL connection failed", "conn=%s error=\"%s\" retry_ms=%llu",
-                  pc->what, err, (unsigned long long)(pc->backoff_us / 1000));
-        return HUB_EIO;
+        pc->retry_at_us = hub_monotonic_us() + pc->backoff_us;
+        if (!pc->down_since_us)
+            outage_begins(pc, err);
+        else
+            HUB_DEBUG("store", "PostgreSQL connection attempt failed",
+                      "conn=%s attempt=%u error=\"%s\" retry_ms=%llu", pc->what, pc->attempts, err,
+                      (unsigned long long)(pc->backoff_us / 1000));
+        return rc == HUB_EIO ? HUB_EAGAIN : rc;
     }
-    if (pc->backoff_us)
-        HUB_INFO("store", "PostgreSQL connection restored", "conn=%s", pc->what);
+    if (pc->down_since_us)
+        HUB_INFO("store", "PostgreSQL connection restored",
+                 "conn=%s server=%s:%s outage_ms=%llu attempts=%u", pc->what, PQhost(pc->conn),
+                 PQport(pc->conn),
+                 (unsigned long long)((hub_monotonic_us() - pc->down_since_us) / 1000),
+                 pc->attempts);
+    pc->down_since_us = 0;
+    pc->attempts = 0;
     pc->backoff_us = 0;
     pc->retry_at_us = 0;
     return 0;
 }
 
-static bool owns_batch(hub__pg_t *self)
+/* The connection was found cut by the first statement of a call, before
+ * anything of the call was sent (the server went while it sat idle): true
+ * when it could be opened again at once, so that the call goes on on the
+ * new connection instead of failing. */
+static bool idle_cut(store_pg__pg_t *self, store_pg__conn_t *pc)
+{
+    if (pc->conn && !pc->stale && PQstatus(pc->conn) == CONNECTION_OK)
+        return false; /* not cut: a conflict, which the caller reports */
+    return conn_ready(self, pc) == 0;
+}
+
+static bool owns_batch(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     bool own = self->batch && pthread_equal(self->batch_owner, pthread_self());
@@ -505,7 +626,7 @@ static bool owns_batch(hub__pg_t *self)
     return own;
 }
 
-bool hub__pg_in_callback(hub__pg_t *self)
+bool store_pg_conn__pg_in_callback(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     bool in = self->cb_depth && pthread_equal(self->cb_thread, pthread_self());
@@ -513,7 +634,7 @@ bool hub__pg_in_callback(hub__pg_t *self)
     return in;
 }
 
-void hub__pg_callback_enter(hub__pg_t *self)
+void store_pg_conn__pg_callback_enter(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     self->cb_depth++;
@@ -521,7 +642,7 @@ void hub__pg_callback_enter(hub__pg_t *self)
     pthread_mutex_unlock(&self->state_lock);
 }
 
-void hub__pg_callback_leave(hub__pg_t *self)
+void store_pg_conn__pg_callback_leave(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     self->cb_depth--;
@@ -531,10 +652,10 @@ void hub__pg_callback_leave(hub__pg_t *self)
 /* Inside a batch a savepoint is always open (the batch begins with one):
  * a write call that succeeds releases it and opens the next in one round
  * trip, one that fails rolls back to it, which keeps it. */
-int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
+int store_pg_conn__pg_write_begin(store_pg__pg_t *self, PGconn **c, bool *own)
 {
     if (owns_batch(self)) {
-        if (hub__pg_in_callback(self))
+        if (store_pg_conn__pg_in_callback(self))
             return HUB_EINVAL;
         if (self->batch_err)
             return self->batch_err;
@@ -545,7 +666,9 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
-        rc = hub__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+    if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
+        rc = store_pg_conn__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
         return rc;
@@ -555,7 +678,7 @@ int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own)
     return 0;
 }
 
-int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc)
+int store_pg_conn__pg_write_end(store_pg__pg_t *self, PGconn *c, bool own, int rc)
 {
     if (!own) {
         int erc = exec_many(self, c,
@@ -568,14 +691,14 @@ int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc)
         return rc;
     }
     if (rc == 0)
-        rc = hub__pg_exec(self, c, "COMMIT", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, c, "COMMIT", NULL, NULL);
     else
-        (void)hub__pg_exec(self, c, "ROLLBACK", NULL, NULL);
+        (void)store_pg_conn__pg_exec(self, c, "ROLLBACK", NULL, NULL);
     pthread_mutex_unlock(&self->wlock);
     return rc;
 }
 
-int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked)
+int store_pg_conn__pg_read_begin(store_pg__pg_t *self, PGconn **c, bool *locked)
 {
     if (owns_batch(self)) {
         *locked = false;
@@ -595,7 +718,7 @@ int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked)
     return 0;
 }
 
-void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc)
+void store_pg_conn__pg_read_end(store_pg__pg_t *self, PGconn *c, bool locked, int rc)
 {
     if (locked) {
         pthread_mutex_unlock(&self->rlock);
@@ -610,9 +733,9 @@ void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc)
 
 /* ---- batches ------------------------------------------------------------------ */
 
-int hub__pg_batch_begin(hub_store_t *store)
+int store_pg_conn__pg_batch_begin(hub_store_t *store)
 {
-    hub__pg_t *self = (hub__pg_t *)store;
+    store_pg__pg_t *self = (store_pg__pg_t *)store;
     pthread_mutex_lock(&self->state_lock);
     bool busy = self->batch;
     pthread_mutex_unlock(&self->state_lock);
@@ -621,6 +744,8 @@ int hub__pg_batch_begin(hub_store_t *store)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
+        rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
+    if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
         rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
@@ -634,7 +759,7 @@ int hub__pg_batch_begin(hub_store_t *store)
     return 0;
 }
 
-static void batch_end(hub__pg_t *self)
+static void batch_end(store_pg__pg_t *self)
 {
     pthread_mutex_lock(&self->state_lock);
     self->batch = false;
@@ -642,26 +767,26 @@ static void batch_end(hub__pg_t *self)
     pthread_mutex_unlock(&self->wlock);
 }
 
-int hub__pg_batch_commit(hub_store_t *store)
+int store_pg_conn__pg_batch_commit(hub_store_t *store)
 {
-    hub__pg_t *self = (hub__pg_t *)store;
-    if (!owns_batch(self) || hub__pg_in_callback(self))
+    store_pg__pg_t *self = (store_pg__pg_t *)store;
+    if (!owns_batch(self) || store_pg_conn__pg_in_callback(self))
         return HUB_EINVAL;
     int rc = self->batch_err;
     if (rc == 0)
-        rc = hub__pg_exec(self, self->w.conn, "COMMIT", NULL, NULL);
+        rc = store_pg_conn__pg_exec(self, self->w.conn, "COMMIT", NULL, NULL);
     else
-        (void)hub__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
+        (void)store_pg_conn__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
     batch_end(self);
     return rc;
 }
 
-void hub__pg_batch_abort(hub_store_t *store)
+void store_pg_conn__pg_batch_abort(hub_store_t *store)
 {
-    hub__pg_t *self = (hub__pg_t *)store;
-    if (!owns_batch(self) || hub__pg_in_callback(self))
+    store_pg__pg_t *self = (store_pg__pg_t *)store;
+    if (!owns_batch(self) || store_pg_conn__pg_in_callback(self))
         return;
-    (void)hub__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
+    (void)store_pg_conn__pg_exec(self, self->w.conn, "ROLLBACK", NULL, NULL);
     batch_end(self);
 }
 
@@ -772,11 +897,11 @@ int hub_store_pg_init(const char *dsn, uint32_t *from, char *err, size_t err_siz
 
 /* ---- open, close, inspect --------------------------------------------------- */
 
-void hub__pg_close(hub_store_t **self_p)
+void store_pg_conn__pg_close(hub_store_t **self_p)
 {
-    hub__pg_t *self = (hub__pg_t *)*self_p;
+    store_pg__pg_t *self = (store_pg__pg_t *)*self_p;
     if (owns_batch(self))
-        hub__pg_batch_abort(*self_p);
+        store_pg_conn__pg_batch_abort(*self_p);
     PQfinish(self->w.conn);
     PQfinish(self->r.conn);
     pthread_mutex_destroy(&self->wlock);
@@ -787,14 +912,14 @@ void hub__pg_close(hub_store_t **self_p)
     *self_p = NULL;
 }
 
-uint32_t hub__pg_upgraded_from(const hub_store_t *store)
+uint32_t store_pg_conn__pg_upgraded_from(const hub_store_t *store)
 {
-    return ((const hub__pg_t *)(const void *)store)->upgraded_from;
+    return ((const store_pg__pg_t *)(const void *)store)->upgraded_from;
 }
 
-uint32_t hub__pg_opened_format(const hub_store_t *store)
+uint32_t store_pg_conn__pg_opened_format(const hub_store_t *store)
 {
-    return ((const hub__pg_t *)(const void *)store)->opened_format;
+    return ((const store_pg__pg_t *)(const void *)store)->opened_format;
 }
 
 int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t *limits,
@@ -812,7 +937,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
                 limits->reserve_percent);
         return HUB_EINVAL;
     }
-    hub__pg_t *self = calloc(1, sizeof *self);
+    store_pg__pg_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn))) {
         free(self);
         set_err(err, err_size, "store: out of memory");
@@ -821,7 +946,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     pthread_mutex_init(&self->wlock, NULL);
     pthread_mutex_init(&self->rlock, NULL);
     pthread_mutex_init(&self->state_lock, NULL);
-    self->base.ops = &hub__pg_ops;
+    self->base.ops = &store_pg__ops;
     snprintf(self->w.what, sizeof self->w.what, "writer");
     snprintf(self->r.what, sizeof self->r.what, "reader");
     if (limits)
@@ -860,7 +985,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     }
     self->opened_format = v == HUB_STORE_PG_SCHEMA ? v : v ? v : 0;
     if (rc != 0) {
-        hub__pg_close(&store);
+        store_pg_conn__pg_close(&store);
         return rc;
     }
     *out = store;

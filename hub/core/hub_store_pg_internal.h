@@ -25,8 +25,12 @@
  * contract says); one reader connection (`r`, guarded by rlock) for reads
  * on other threads, in autocommit (they see the last committed state).
  * Reads on the batch's thread use `w`, inside the batch. A call that finds
- * its connection broken tries to open it again, at most every backoff
- * (100 ms doubling to 5 s), and fails with HUB_EIO meanwhile.
+ * its connection broken tries to open it again (at once, then at most every
+ * backoff: 100 ms doubling to 2 s), and fails with HUB_EAGAIN meanwhile; a
+ * statement cut by a lost connection, a demoted (read-only) or stopping
+ * server fails with HUB_EAGAIN too, which the commit answers as the
+ * retryable NACK UNAVAILABLE. Each outage is logged once when it begins
+ * and once when it ends.
  */
 #ifndef HUB_STORE_PG_INTERNAL_H
 #define HUB_STORE_PG_INTERNAL_H
@@ -42,20 +46,23 @@
 
 typedef struct {
     PGconn *conn;
-    uint64_t retry_at_us; /* no new connection attempt before this */
+    uint64_t retry_at_us; /* monotonic: no new connection attempt before this */
     uint64_t backoff_us;
-    char what[8]; /* "writer" / "reader", for logs */
-} hub__pg_conn_t;
+    uint64_t down_since_us; /* monotonic: when the outage began; 0 = up */
+    unsigned attempts;      /* connection attempts in this outage */
+    bool stale;             /* answers but takes no writes: open it again */
+    char what[8];           /* "writer" / "reader", for logs */
+} store_pg__conn_t;
 
-typedef struct hub__pg {
-    hub__store_base_t base; /* first: the dispatch table */
+typedef struct store_pg__pg {
+    store_backend__base_t base; /* first: the dispatch table */
     char *dsn;
     hub_store_limits_t limits;
     uint64_t max_bytes, limit_bytes, reserve_bytes;
     uint32_t opened_format, upgraded_from;
 
     pthread_mutex_t wlock, rlock, state_lock;
-    hub__pg_conn_t w, r;
+    store_pg__conn_t w, r;
     /* The batch: batch and batch_owner change under state_lock; batch_err
      * is the owner's. */
     bool batch;
@@ -63,7 +70,7 @@ typedef struct hub__pg {
     int batch_err;
     unsigned cb_depth; /* inside a hub_store_queues() callback on cb_thread */
     pthread_t cb_thread;
-    /* Statements prepared (hub__pg_exec_prepared) on the writer [0] and
+    /* Statements prepared (store_pg_conn__pg_exec_prepared) on the writer [0] and
      * the reader [1]: which connection (and server process) they were
      * prepared on, and a bit per statement slot. */
     PGconn *prep_conn[2];
@@ -72,7 +79,7 @@ typedef struct hub__pg {
     /* Several active nodes (hub_store_pg_cluster.c): this node's id, which
      * keys its audit anchor; "" for one node. */
     char node_id[64];
-} hub__pg_t;
+} store_pg__pg_t;
 
 /* Parameters of one statement: text, or binary (bytea, arrays). */
 typedef struct {
@@ -81,12 +88,12 @@ typedef struct {
     int len[HUB__PG_PARAMS];
     int fmt[HUB__PG_PARAMS];
     char txt[HUB__PG_PARAMS][24];
-} hub__pg_params_t;
+} store_pg__params_t;
 
-void hub__pg_p_i64(hub__pg_params_t *p, uint64_t v); /* clamped to INT64_MAX */
-void hub__pg_p_bytes(hub__pg_params_t *p, const void *b, size_t len);
-void hub__pg_p_str(hub__pg_params_t *p, const char *s);
-void hub__pg_p_bool(hub__pg_params_t *p, bool v);
+void store_pg_conn__pg_p_i64(store_pg__params_t *p, uint64_t v); /* clamped to INT64_MAX */
+void store_pg_conn__pg_p_bytes(store_pg__params_t *p, const void *b, size_t len);
+void store_pg_conn__pg_p_str(store_pg__params_t *p, const char *s);
+void store_pg_conn__pg_p_bool(store_pg__params_t *p, bool v);
 
 /* A one-dimensional array in PostgreSQL's binary format. */
 typedef struct {
@@ -94,65 +101,65 @@ typedef struct {
     size_t len, cap;
     uint32_t n;
     bool oom;
-} hub__pg_arr_t;
+} store_pg__arr_t;
 
 #define HUB__PG_INT8 20u
 #define HUB__PG_INT4 23u
 #define HUB__PG_TEXT 25u
 #define HUB__PG_BYTEA 17u
-void hub__pg_arr_init(hub__pg_arr_t *a, uint32_t oid);
-void hub__pg_arr_i64(hub__pg_arr_t *a, uint64_t v);
-void hub__pg_arr_bytes(hub__pg_arr_t *a, const void *b, size_t len);
-void hub__pg_arr_str(hub__pg_arr_t *a, const char *s);
+void store_pg_conn__pg_arr_init(store_pg__arr_t *a, uint32_t oid);
+void store_pg_conn__pg_arr_i64(store_pg__arr_t *a, uint64_t v);
+void store_pg_conn__pg_arr_bytes(store_pg__arr_t *a, const void *b, size_t len);
+void store_pg_conn__pg_arr_str(store_pg__arr_t *a, const char *s);
 /* Adds the array as the next parameter (binary); HUB_ENOMEM if it could
  * not grow. The array must outlive the statement. */
-int hub__pg_p_arr(hub__pg_params_t *p, hub__pg_arr_t *a);
-void hub__pg_arr_free(hub__pg_arr_t *a);
+int store_pg_conn__pg_p_arr(store_pg__params_t *p, store_pg__arr_t *a);
+void store_pg_conn__pg_arr_free(store_pg__arr_t *a);
 
 /* Runs sql with p on c (binary results). *res is set when rc is 0 (the
  * caller clears it; NULL allowed to mean "clear it for me"); otherwise
  * the error is mapped to a HUB_E* code and logged. */
-int hub__pg_exec(hub__pg_t *self, PGconn *c, const char *sql, const hub__pg_params_t *p,
-                 PGresult **res);
-/* As hub__pg_exec, for the hot statements (the commit cycle's, and the
+int store_pg_conn__pg_exec(store_pg__pg_t *self, PGconn *c, const char *sql,
+                           const store_pg__params_t *p, PGresult **res);
+/* As store_pg_conn__pg_exec, for the hot statements (the commit cycle's, and the
  * loop thread's look-ups and queue reads): prepared once per connection
  * as "hub_<slot>" (plan_cache_mode = force_generic_plan on that
  * connection, so that binding arrays of thousands of rows does not plan
  * the statement again each time), then executed by name. slot < 32; sql
  * must be the same for a slot. */
-int hub__pg_exec_prepared(hub__pg_t *self, PGconn *c, unsigned slot, const char *sql,
-                          const hub__pg_params_t *p, PGresult **res);
-uint64_t hub__pg_u64(const PGresult *res, int row, int col);
-uint32_t hub__pg_u32(const PGresult *res, int row, int col);
-bool hub__pg_bool(const PGresult *res, int row, int col);
+int store_pg_conn__pg_exec_prepared(store_pg__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                                    const store_pg__params_t *p, PGresult **res);
+uint64_t store_pg_conn__pg_u64(const PGresult *res, int row, int col);
+uint32_t store_pg_conn__pg_u32(const PGresult *res, int row, int col);
+bool store_pg_conn__pg_bool(const PGresult *res, int row, int col);
 /* Copies a bytea/text column into dst (max bytes + NUL). */
-void hub__pg_str(const PGresult *res, int row, int col, char *dst, size_t max);
+void store_pg_conn__pg_str(const PGresult *res, int row, int col, char *dst, size_t max);
 
 /* Writes: begin gives the connection to write on, in a transaction of its
  * own (outside a batch) or after the batch's open savepoint (inside); end
  * commits or rolls back by rc and returns the outcome. */
-int hub__pg_write_begin(hub__pg_t *self, PGconn **c, bool *own);
-int hub__pg_write_end(hub__pg_t *self, PGconn *c, bool own, int rc);
+int store_pg_conn__pg_write_begin(store_pg__pg_t *self, PGconn **c, bool *own);
+int store_pg_conn__pg_write_end(store_pg__pg_t *self, PGconn *c, bool own, int rc);
 /* Reads: the batch's connection on its thread, else the reader. */
-int hub__pg_read_begin(hub__pg_t *self, PGconn **c, bool *locked);
+int store_pg_conn__pg_read_begin(store_pg__pg_t *self, PGconn **c, bool *locked);
 /* rc: the read's outcome (a failed read inside the batch rolls back to
  * its savepoint). */
-void hub__pg_read_end(hub__pg_t *self, PGconn *c, bool locked, int rc);
-bool hub__pg_in_callback(hub__pg_t *self);
-void hub__pg_callback_enter(hub__pg_t *self);
-void hub__pg_callback_leave(hub__pg_t *self);
+void store_pg_conn__pg_read_end(store_pg__pg_t *self, PGconn *c, bool locked, int rc);
+bool store_pg_conn__pg_in_callback(store_pg__pg_t *self);
+void store_pg_conn__pg_callback_enter(store_pg__pg_t *self);
+void store_pg_conn__pg_callback_leave(store_pg__pg_t *self);
 
-extern const hub__store_ops_t hub__pg_ops;
-int hub__pg_batch_begin(hub_store_t *store);
-int hub__pg_batch_commit(hub_store_t *store);
-void hub__pg_batch_abort(hub_store_t *store);
-void hub__pg_close(hub_store_t **self_p);
-uint32_t hub__pg_upgraded_from(const hub_store_t *store);
-uint32_t hub__pg_opened_format(const hub_store_t *store);
+extern const store_backend__ops_t store_pg__ops;
+int store_pg_conn__pg_batch_begin(hub_store_t *store);
+int store_pg_conn__pg_batch_commit(hub_store_t *store);
+void store_pg_conn__pg_batch_abort(hub_store_t *store);
+void store_pg_conn__pg_close(hub_store_t **self_p);
+uint32_t store_pg_conn__pg_upgraded_from(const hub_store_t *store);
+uint32_t store_pg_conn__pg_opened_format(const hub_store_t *store);
 
 /* ---- shared by the operations (hub_store_pg.c, hub_store_pg_dlq.c) ---- */
 
-#define HUB__PG_SELF hub__pg_t *self = (hub__pg_t *)(void *)store
+#define HUB__PG_SELF store_pg__pg_t *self = (store_pg__pg_t *)(void *)store
 #define HUB__PG_ROW HUB_STORE_PG_ROW_BYTES
 
 /* The columns fill_msg reads (0..8). */
@@ -182,30 +189,33 @@ uint32_t hub__pg_opened_format(const hub_store_t *store);
     "RETURNING seq, message_id, sender, receiver, octet_length(envelope)::int8 AS len, dead"
 
 /* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
-bool hub__pg_str_ok(const char *s, size_t max, bool may_be_empty);
-/* One read statement on the caller's connection (hub__pg_read_begin);
+bool store_pg__str_ok(const char *s, size_t max, bool may_be_empty);
+/* One read statement on the caller's connection (store_pg_conn__pg_read_begin);
  * *res on 0. */
-int hub__pg_read1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res);
+int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                    PGresult **res);
 /* One write statement as a whole call; *res (may be NULL) on 0. */
-int hub__pg_write1(hub__pg_t *self, const char *sql, const hub__pg_params_t *p, PGresult **res);
+int store_pg__write1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                     PGresult **res);
 /* Fills *out from the HUB__PG_MSG_COLS of row r and the envelope in column env
  * (-1: none) into arena. */
-int hub__pg_fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
-                     hub_store_arena_t *arena);
+int store_pg__fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out,
+                       hub_store_arena_t *arena);
 
 /* hub_store_pg_dlq.c */
-int hub__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n, const char *reason);
-int hub__pg_dlq_list(hub_store_t *store, uint64_t after_seq, size_t max, hub_store_dead_t *out,
-                     size_t *n_out, hub_store_arena_t *arena);
-int hub__pg_dlq_get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,
-                    hub_store_arena_t *arena);
-int hub__pg_dlq_replay(hub_store_t *store, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
-                       uint64_t *new_seq);
-int hub__pg_dlq_purge(hub_store_t *store, uint64_t seq);
-int hub__pg_dlq_purge_older(hub_store_t *store, uint64_t before_us, size_t *purged);
-int hub__pg_requests_put(hub_store_t *store, const hub_store_request_t *reqs, size_t n);
-int hub__pg_requests_del(hub_store_t *store, const char *const *ids, size_t n);
-int hub__pg_requests_load(hub_store_t *store, uint64_t now_us, hub_store_request_cb cb, void *user,
-                          size_t *expired);
+int store_pg_dlq__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n,
+                                 const char *reason);
+int store_pg_dlq__list(hub_store_t *store, uint64_t after_seq, size_t max, hub_store_dead_t *out,
+                       size_t *n_out, hub_store_arena_t *arena);
+int store_pg_dlq__get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,
+                      hub_store_arena_t *arena);
+int store_pg_dlq__replay(hub_store_t *store, uint64_t seq, uint64_t new_ttl_us, uint64_t preset_seq,
+                         uint64_t *new_seq);
+int store_pg_dlq__purge(hub_store_t *store, uint64_t seq);
+int store_pg_dlq__purge_older(hub_store_t *store, uint64_t before_us, size_t *purged);
+int store_pg_dlq__pg_requests_put(hub_store_t *store, const hub_store_request_t *reqs, size_t n);
+int store_pg_dlq__pg_requests_del(hub_store_t *store, const char *const *ids, size_t n);
+int store_pg_dlq__pg_requests_load(hub_store_t *store, uint64_t now_us, hub_store_request_cb cb,
+                                   void *user, size_t *expired);
 
 #endif

@@ -13,11 +13,11 @@
 
 /* ---- records --------------------------------------------------------------- */
 
-void hub__rec_keys(const hub__rec_view_t *v, hub__rec_keys_t *k)
+void store_queue__rec_keys(const store_codec__rec_view_t *v, store__rec_keys_t *k)
 {
-    hub__copy_bytes_str(k->id, v->id, v->id_len);
-    hub__copy_bytes_str(k->sender, v->sender, v->sender_len);
-    hub__copy_bytes_str(k->receiver, v->receiver, v->receiver_len);
+    store__copy_bytes_str(k->id, v->id, v->id_len);
+    store__copy_bytes_str(k->sender, v->sender, v->sender_len);
+    store__copy_bytes_str(k->receiver, v->receiver, v->receiver_len);
     k->expires_at = v->expires_at;
     k->envelope_len = v->envelope_len;
 }
@@ -69,7 +69,7 @@ void hub_store_arena_destroy(hub_store_arena_t **self_p)
     *self_p = NULL;
 }
 
-void *hub__store_arena_alloc(hub_store_arena_t *a, size_t n)
+void *store_queue__arena_alloc(hub_store_arena_t *a, size_t n)
 {
     if (n == 0)
         n = 1; /* never hand out NULL for an empty envelope */
@@ -100,48 +100,48 @@ void *hub__store_arena_alloc(hub_store_arena_t *a, size_t n)
 /* Changes a receiver's depth by +1 or -1, deleting the entry at zero. */
 static int depth_add(hub_store_t *self, MDB_txn *txn, const char *receiver, int delta)
 {
-    MDB_val k = hub__str_val(receiver);
+    MDB_val k = store__str_val(receiver);
     uint64_t depth;
     bool found;
-    int rc = hub__store_get_u64(txn, self->depth, &k, &depth, &found);
+    int rc = store_batch__get_u64(txn, self->depth, &k, &depth, &found);
     if (rc != 0)
         return rc;
     if (delta > 0)
-        return hub__store_put_u64(txn, self->depth, &k, depth + 1);
+        return store_batch__put_u64(txn, self->depth, &k, depth + 1);
     if (depth <= 1)
-        return found ? hub__store_del_key(txn, self->depth, &k) : 0;
-    return hub__store_put_u64(txn, self->depth, &k, depth - 1);
+        return found ? store_batch__del_key(txn, self->depth, &k) : 0;
+    return store_batch__put_u64(txn, self->depth, &k, depth - 1);
 }
 
 /* Adds the index entries of a queued message whose record is in msgs. */
-int hub__queue_index(hub_store_t *self, MDB_txn *txn, uint64_t seq, const char *receiver,
-                     uint64_t expires_at)
+int store_queue__index(hub_store_t *self, MDB_txn *txn, uint64_t seq, const char *receiver,
+                       uint64_t expires_at)
 {
     uint8_t qb[HUB__QKEY_MAX], eb[HUB__PAIR_KEY];
     MDB_val empty = {0, NULL};
-    MDB_val qk = hub__queue_key(qb, receiver, seq);
+    MDB_val qk = store__queue_key(qb, receiver, seq);
     int rc = mdb_put(txn, self->queue, &qk, &empty, 0);
     if (rc == 0 && expires_at != 0) {
-        MDB_val ek = hub__pair_val(eb, expires_at, seq);
+        MDB_val ek = store__pair_val(eb, expires_at, seq);
         rc = mdb_put(txn, self->expiry, &ek, &empty, 0);
     }
     if (rc != 0)
-        return hub__store_map_rc(rc);
+        return store_batch__map_rc(rc);
     return depth_add(self, txn, receiver, +1);
 }
 
 /* Takes a queued message out of its queue: indexes, attempts and depth (the
  * record stays). */
-int hub__queue_unindex(hub_store_t *self, MDB_txn *txn, uint64_t seq, const hub__rec_keys_t *k)
+int store_queue__unindex(hub_store_t *self, MDB_txn *txn, uint64_t seq, const store__rec_keys_t *k)
 {
     uint8_t sb[HUB__SEQ_KEY], qb[HUB__QKEY_MAX], eb[HUB__PAIR_KEY];
-    MDB_val sk = hub__seq_val(sb, seq), qk = hub__queue_key(qb, k->receiver, seq);
-    int rc = hub__store_del_key(txn, self->attempts, &sk);
+    MDB_val sk = store__seq_val(sb, seq), qk = store__queue_key(qb, k->receiver, seq);
+    int rc = store_batch__del_key(txn, self->attempts, &sk);
     if (rc == 0)
-        rc = hub__store_del_key(txn, self->queue, &qk);
+        rc = store_batch__del_key(txn, self->queue, &qk);
     if (rc == 0 && k->expires_at != 0) {
-        MDB_val ek = hub__pair_val(eb, k->expires_at, seq);
-        rc = hub__store_del_key(txn, self->expiry, &ek);
+        MDB_val ek = store__pair_val(eb, k->expires_at, seq);
+        rc = store_batch__del_key(txn, self->expiry, &ek);
     }
     if (rc == 0)
         rc = depth_add(self, txn, k->receiver, -1);
@@ -149,42 +149,43 @@ int hub__queue_unindex(hub_store_t *self, MDB_txn *txn, uint64_t seq, const hub_
 }
 
 /* Removes a queued message: its record too. */
-static int remove_queued(hub_store_t *self, MDB_txn *txn, uint64_t seq, const hub__rec_keys_t *k)
+static int remove_queued(hub_store_t *self, MDB_txn *txn, uint64_t seq, const store__rec_keys_t *k)
 {
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val sk = hub__seq_val(sb, seq);
-    int rc = hub__store_del_key(txn, self->msgs, &sk);
-    return rc == 0 ? hub__queue_unindex(self, txn, seq, k) : rc;
+    MDB_val sk = store__seq_val(sb, seq);
+    int rc = store_batch__del_key(txn, self->msgs, &sk);
+    return rc == 0 ? store_queue__unindex(self, txn, seq, k) : rc;
 }
 
 /* Is seq queued (stored and not dead-lettered)? Does not read the record. */
 static int is_queued(hub_store_t *self, MDB_txn *txn, MDB_val *sk, bool *queued)
 {
     bool stored, dead = false;
-    int rc = hub__store_has_key(txn, self->msgs, sk, &stored);
+    int rc = store_batch__has_key(txn, self->msgs, sk, &stored);
     if (rc == 0 && stored)
-        rc = hub__store_has_key(txn, self->dead, sk, &dead);
+        rc = store_batch__has_key(txn, self->dead, sk, &dead);
     *queued = rc == 0 && stored && !dead;
     return rc;
 }
 
 /* Reads a queued message's record and keeps its keys. */
-int hub__queue_load(hub_store_t *self, MDB_txn *txn, uint64_t seq, hub__rec_keys_t *k, bool *found)
+int store_queue__load(hub_store_t *self, MDB_txn *txn, uint64_t seq, store__rec_keys_t *k,
+                      bool *found)
 {
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val sk = hub__seq_val(sb, seq), v;
+    MDB_val sk = store__seq_val(sb, seq), v;
     int rc = mdb_get(txn, self->msgs, &sk, &v);
     *found = false;
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
-    hub__rec_view_t view;
-    if (hub__codec_rec_decode(v.mv_data, v.mv_size, &view) != 0)
+        return store_batch__map_rc(rc);
+    store_codec__rec_view_t view;
+    if (store_codec__rec_decode(v.mv_data, v.mv_size, &view) != 0)
         return HUB_ESTORE;
-    hub__rec_keys(&view, k);
+    store_queue__rec_keys(&view, k);
     bool dead;
-    rc = hub__store_has_key(txn, self->dead, &sk, &dead);
+    rc = store_batch__has_key(txn, self->dead, &sk, &dead);
     *found = rc == 0 && !dead;
     return rc;
 }
@@ -193,10 +194,10 @@ int hub__queue_load(hub_store_t *self, MDB_txn *txn, uint64_t seq, hub__rec_keys
 
 static int msg_check(const hub_store_msg_t *m)
 {
-    if (!hub__store_str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
-        !hub__store_str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
-        !hub__store_str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
-        !hub__store_str_ok(m->service, HUB_STORE_NAME_MAX, true))
+    if (!store_batch__str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
+        !store_batch__str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
+        !store_batch__str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
+        !store_batch__str_ok(m->service, HUB_STORE_NAME_MAX, true))
         return HUB_EINVAL;
     if (m->envelope_len > UINT32_MAX || (m->envelope_len && !m->envelope))
         return HUB_EINVAL;
@@ -208,10 +209,10 @@ static int msg_check(const hub_store_msg_t *m)
 static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint64_t seq)
 {
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val sk = hub__seq_val(sb, seq);
-    MDB_val rv = {hub__codec_rec_size(m), NULL};
+    MDB_val sk = store__seq_val(sb, seq);
+    MDB_val rv = {store_codec__rec_size(m), NULL};
     if (m->settled) /* handled already: nothing to queue, only its id to keep */
-        return hub__dedup_put(self, txn, m, seq);
+        return store_dedup__put(self, txn, m, seq);
     /* Seqs almost always grow: MDB_APPEND fills pages instead of splitting
      * them in half, which halves the pages an append writes. A preset seq
      * below the last one (a replay got a later seq meanwhile) is put the
@@ -222,14 +223,14 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
     if (rc == MDB_KEYEXIST)
         return HUB_ESTORE; /* the counter is behind the data */
     if (rc != 0)
-        return hub__store_map_rc(rc);
-    hub__codec_rec_encode(rv.mv_data, m);
-    rc = hub__queue_index(self, txn, seq, m->receiver, m->expires_at_us);
-    return rc == 0 ? hub__dedup_put(self, txn, m, seq) : rc;
+        return store_batch__map_rc(rc);
+    store_codec__rec_encode(rv.mv_data, m);
+    rc = store_queue__index(self, txn, seq, m->receiver, m->expires_at_us);
+    return rc == 0 ? store_dedup__put(self, txn, m, seq) : rc;
 }
 
-int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
-                     hub_store_outcome_t *outcomes)
+int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
+                             hub_store_outcome_t *outcomes)
 {
     if (!self || (n && (!msgs || !outcomes)))
         return HUB_EINVAL;
@@ -241,16 +242,16 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
 
     uint64_t now = hub_now_us();
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     uint64_t next, used;
-    rc = hub__store_next_seq_get(self, txn, &next);
+    rc = store_batch__next_seq_get(self, txn, &next);
     if (rc == 0)
-        rc = hub__store_used_pages(self, txn, &used);
+        rc = store_batch__used_pages(self, txn, &used);
     bool stored = false;
     uint64_t floor = next; /* past every preset seq of this call, stored or not */
-    hub__held_acc_t acc = {0};
+    store__held_acc_t acc = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         hub_store_msg_t *m = &msgs[i];
         if (m->preset_seq >= floor)
@@ -258,10 +259,10 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         if (m->accepted_at_us == 0)
             m->accepted_at_us = now;
         uint8_t ib[HUB__IDKEY_MAX];
-        MDB_val ik = hub__ids_key(ib, m->sender, m->message_id);
+        MDB_val ik = store__ids_key(ib, m->sender, m->message_id);
         bool dup, reused;
         uint64_t orig = 0;
-        rc = hub__dedup_check(self, txn, &ik, m->accepted_at_us, m->digest, &dup, &reused, &orig);
+        rc = store_dedup__check(self, txn, &ik, m->accepted_at_us, m->digest, &dup, &reused, &orig);
         if (rc != 0)
             break;
         if (dup) {
@@ -271,10 +272,10 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         }
         m->seq = 0;
         if (self->limits.max_queue_depth && !m->settled) {
-            MDB_val dk = hub__str_val(m->receiver);
+            MDB_val dk = store__str_val(m->receiver);
             uint64_t depth;
             bool found;
-            rc = hub__store_get_u64(txn, self->depth, &dk, &depth, &found);
+            rc = store_batch__get_u64(txn, self->depth, &dk, &depth, &found);
             if (rc != 0)
                 break;
             if (depth >= self->limits.max_queue_depth) {
@@ -284,34 +285,34 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         }
         /* What the sender and receiver hold, this call's earlier items
          * included: read once per member and call, then kept in acc. */
-        hub__held_trio_t held = {0};
+        store__held_trio_t held = {0};
         hub_store_held_t s_held = {0, 0}, r_held = {0, 0}, total = {0, 0};
         if (!m->settled) {
-            rc = hub__held_acc_trio(&acc, m->sender, m->receiver, &held);
+            rc = store_held__acc_trio(&acc, m->sender, m->receiver, &held);
             if (rc == 0)
-                rc = hub__held_entry_load(self, txn, held.sender);
+                rc = store_held__entry_load(self, txn, held.sender);
             if (rc == 0)
-                rc = hub__held_entry_load(self, txn, held.receiver);
+                rc = store_held__entry_load(self, txn, held.receiver);
             if (rc == 0)
-                rc = hub__held_entry_load(self, txn, held.total);
+                rc = store_held__entry_load(self, txn, held.total);
             if (rc != 0)
                 break;
-            s_held = hub__held_entry_now(held.sender);
-            r_held = hub__held_entry_now(held.receiver);
-            total = hub__held_entry_now(held.total);
-            hub_store_outcome_t quota = hub__held_quota_check(m, &s_held, &r_held);
+            s_held = store_held__entry_now(held.sender);
+            r_held = store_held__entry_now(held.receiver);
+            total = store_held__entry_now(held.total);
+            hub_store_outcome_t quota = store_held__quota_check(m, &s_held, &r_held);
             if (quota != HUB_STORE_OK) {
                 outcomes[i] = quota;
                 continue;
             }
         }
-        uint64_t need = used + hub__store_item_pages(self, hub__codec_rec_size(m));
+        uint64_t need = used + store_batch__item_pages(self, store_codec__rec_size(m));
         if (need > self->limit_pages) {
             outcomes[i] = HUB_STORE_FULL;
             continue;
         }
         if (!m->settled && need > self->reserve_pages) {
-            hub_store_outcome_t reserve = hub__held_reserve_check(&s_held, &r_held, &total);
+            hub_store_outcome_t reserve = store_held__reserve_check(&s_held, &r_held, &total);
             if (reserve != HUB_STORE_OK) {
                 outcomes[i] = reserve;
                 continue;
@@ -320,11 +321,11 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         uint64_t seq = m->preset_seq ? m->preset_seq : next;
         rc = append_one(self, txn, m, seq);
         if (rc == 0)
-            rc = hub__store_used_pages(self, txn, &used);
+            rc = store_batch__used_pages(self, txn, &used);
         if (rc != 0)
             break;
         if (!m->settled)
-            hub__held_trio_add(&held, +1, (uint32_t)m->envelope_len);
+            store_held__trio_add(&held, +1, (uint32_t)m->envelope_len);
         m->seq = seq;
         if (seq >= next)
             next = seq + 1;
@@ -337,9 +338,9 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     if (advanced)
         next = floor;
     if (rc == 0 && (stored || advanced))
-        rc = hub__store_next_seq_put(self, txn, next);
-    rc = hub__held_acc_flush(self, txn, &acc, rc);
-    rc = hub__store_txn_finish(self, txn, rc);
+        rc = store_batch__next_seq_put(self, txn, next);
+    rc = store_held__acc_flush(self, txn, &acc, rc);
+    rc = store_batch__txn_finish(self, txn, rc);
     if (rc != 0) {
         /* Nothing was stored: make sure no caller ACKs a seq from this call. */
         for (size_t i = 0; i < n; i++) {
@@ -352,35 +353,35 @@ int hub__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
 
 /* ---- reads ------------------------------------------------------------- */
 
-int hub__lmdb_next_seq(hub_store_t *self, uint64_t *next)
+int store_queue__lmdb_next_seq(hub_store_t *self, uint64_t *next)
 {
     if (!self || !next)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
-    rc = hub__store_next_seq_get(self, txn, next);
-    hub__store_txn_read_end(self, txn);
+    rc = store_batch__next_seq_get(self, txn, next);
+    store_batch__txn_read_end(self, txn);
     return rc;
 }
 
 /* Fills *out from a record; envelope into arena when arena is not NULL. */
-int hub__queue_fill_msg(const hub__rec_view_t *v, uint64_t seq, uint32_t attempts,
-                        hub_store_msg_t *out, hub_store_arena_t *arena)
+int store_queue__fill_msg(const store_codec__rec_view_t *v, uint64_t seq, uint32_t attempts,
+                          hub_store_msg_t *out, hub_store_arena_t *arena)
 {
     memset(out, 0, sizeof *out);
     out->seq = seq;
-    hub__copy_bytes_str(out->message_id, v->id, v->id_len);
-    hub__copy_bytes_str(out->sender, v->sender, v->sender_len);
-    hub__copy_bytes_str(out->receiver, v->receiver, v->receiver_len);
-    hub__copy_bytes_str(out->service, v->service, v->service_len);
+    store__copy_bytes_str(out->message_id, v->id, v->id_len);
+    store__copy_bytes_str(out->sender, v->sender, v->sender_len);
+    store__copy_bytes_str(out->receiver, v->receiver, v->receiver_len);
+    store__copy_bytes_str(out->service, v->service, v->service_len);
     out->accepted_at_us = v->accepted_at;
     out->expires_at_us = v->expires_at;
     out->attempts = attempts;
     out->envelope_len = v->envelope_len;
     if (arena) {
-        uint8_t *p = hub__store_arena_alloc(arena, v->envelope_len);
+        uint8_t *p = store_queue__arena_alloc(arena, v->envelope_len);
         if (!p)
             return HUB_ENOMEM;
         if (v->envelope_len)
@@ -390,7 +391,7 @@ int hub__queue_fill_msg(const hub__rec_view_t *v, uint64_t seq, uint32_t attempt
     return 0;
 }
 
-int hub__queue_attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *out)
+int store_queue__attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *out)
 {
     MDB_val v;
     int rc = mdb_get(txn, self->attempts, sk, &v);
@@ -398,50 +399,51 @@ int hub__queue_attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return hub__store_map_rc(rc);
+        return store_batch__map_rc(rc);
     if (v.mv_size != 4)
         return HUB_ESTORE;
     *out = hub_get_le32(v.mv_data);
     return 0;
 }
 
-int hub__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq, size_t max,
-                         hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
+int store_queue__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq,
+                                 size_t max, hub_store_msg_t *out, size_t *n_out,
+                                 hub_store_arena_t *arena)
 {
     if (n_out)
         *n_out = 0;
-    if (!self || !hub__store_str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena ||
+    if (!self || !store_batch__str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena ||
         (max && !out))
         return HUB_EINVAL;
     if (max == 0 || after_seq == UINT64_MAX)
         return 0;
     MDB_txn *txn;
     MDB_cursor *c;
-    int rc = hub__store_cursor_read(self, self->queue, &txn, &c);
+    int rc = store_batch__cursor_read(self, self->queue, &txn, &c);
     if (rc != 0)
         return rc;
     size_t rlen = strlen(receiver), n = 0;
     uint8_t qb[HUB__QKEY_MAX];
-    MDB_val k = hub__queue_key(qb, receiver, after_seq + 1), v;
+    MDB_val k = store__queue_key(qb, receiver, after_seq + 1), v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (mrc == 0 && n < max) {
         if (k.mv_size != rlen + 1 + HUB__SEQ_KEY || memcmp(k.mv_data, qb, rlen + 1) != 0)
             break; /* past this receiver */
         uint64_t seq = hub_get_be64((const uint8_t *)k.mv_data + rlen + 1);
         uint8_t sb[HUB__SEQ_KEY];
-        MDB_val sk = hub__seq_val(sb, seq), rv;
-        hub__rec_view_t view;
+        MDB_val sk = store__seq_val(sb, seq), rv;
+        store_codec__rec_view_t view;
         uint32_t attempts;
         int grc = mdb_get(txn, self->msgs, &sk, &rv);
         if (grc != 0) {
             rc = grc == MDB_NOTFOUND ? HUB_ESTORE
-                                     : hub__store_map_rc(grc); /* index without record */
+                                     : store_batch__map_rc(grc); /* index without record */
         } else {
-            rc = hub__codec_rec_decode(rv.mv_data, rv.mv_size, &view);
+            rc = store_codec__rec_decode(rv.mv_data, rv.mv_size, &view);
             if (rc == 0)
-                rc = hub__queue_attempts(self, txn, &sk, &attempts);
+                rc = store_queue__attempts(self, txn, &sk, &attempts);
             if (rc == 0)
-                rc = hub__queue_fill_msg(&view, seq, attempts, &out[n], arena);
+                rc = store_queue__fill_msg(&view, seq, attempts, &out[n], arena);
         }
         if (rc != 0) {
             if (rc == HUB_ESTORE) {
@@ -453,7 +455,7 @@ int hub__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after
         n++;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    rc = hub__store_cursor_read_end(self, txn, c, rc, mrc);
+    rc = store_batch__cursor_read_end(self, txn, c, rc, mrc);
     *n_out = n;
     return rc;
 }
@@ -465,20 +467,20 @@ int hub__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after
 static int remove_damaged(hub_store_t *self, MDB_txn *txn, uint64_t seq, const char *receiver)
 {
     uint8_t sb[HUB__SEQ_KEY], qb[HUB__QKEY_MAX];
-    MDB_val sk = hub__seq_val(sb, seq), qk = hub__queue_key(qb, receiver, seq);
+    MDB_val sk = store__seq_val(sb, seq), qk = store__queue_key(qb, receiver, seq);
     bool dead;
-    int rc = hub__store_has_key(txn, self->dead, &sk, &dead);
+    int rc = store_batch__has_key(txn, self->dead, &sk, &dead);
     if (rc == 0 && !dead) /* a dead letter's record is the DLQ's to remove */
-        rc = hub__store_del_key(txn, self->msgs, &sk);
+        rc = store_batch__del_key(txn, self->msgs, &sk);
     if (rc == 0)
-        rc = hub__store_del_key(txn, self->attempts, &sk);
+        rc = store_batch__del_key(txn, self->attempts, &sk);
     if (rc == 0)
-        rc = hub__store_del_key(txn, self->queue, &qk);
+        rc = store_batch__del_key(txn, self->queue, &qk);
     if (rc == 0)
         rc = depth_add(self, txn, receiver, -1);
     MDB_cursor *c;
     if (rc == 0)
-        rc = hub__store_map_rc(mdb_cursor_open(txn, self->expiry, &c));
+        rc = store_batch__map_rc(mdb_cursor_open(txn, self->expiry, &c));
     if (rc != 0)
         return rc;
     MDB_val k, v;
@@ -495,10 +497,10 @@ static int remove_damaged(hub_store_t *self, MDB_txn *txn, uint64_t seq, const c
     }
     mdb_cursor_close(c);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
-        return hub__store_map_rc(mrc);
+        return store_batch__map_rc(mrc);
     if (hit) {
         MDB_val ek = {HUB__PAIR_KEY, found};
-        rc = hub__store_del_key(txn, self->expiry, &ek);
+        rc = store_batch__del_key(txn, self->expiry, &ek);
     }
     return rc;
 }
@@ -506,22 +508,22 @@ static int remove_damaged(hub_store_t *self, MDB_txn *txn, uint64_t seq, const c
 static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
 {
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
-    hub__held_acc_t acc = {0};
+    store__held_acc_t acc = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         /* The queue index says whose message a seq is, even when its record
          * is damaged; a receiver can only remove its own. */
         uint8_t qb[HUB__QKEY_MAX];
-        MDB_val qk = hub__queue_key(qb, receiver, seqs[i]);
+        MDB_val qk = store__queue_key(qb, receiver, seqs[i]);
         bool mine;
-        rc = hub__store_has_key(txn, self->queue, &qk, &mine);
+        rc = store_batch__has_key(txn, self->queue, &qk, &mine);
         if (rc != 0 || !mine)
             continue;
-        hub__rec_keys_t k;
+        store__rec_keys_t k;
         bool found;
-        rc = hub__queue_load(self, txn, seqs[i], &k, &found);
+        rc = store_queue__load(self, txn, seqs[i], &k, &found);
         if (rc == HUB_ESTORE || (rc == 0 && !found)) {
             rc = remove_damaged(self, txn, seqs[i], receiver);
             acc.recount = true; /* whose it was, and its size, are unknown */
@@ -530,52 +532,53 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
         if (rc == 0)
             rc = remove_queued(self, txn, seqs[i], &k);
         if (rc == 0)
-            rc = hub__dedup_release(self, txn, &k, seqs[i]);
+            rc = store_dedup__release(self, txn, &k, seqs[i]);
         if (rc == 0)
-            rc = hub__held_acc_count(&acc, k.sender, k.receiver, k.envelope_len, -1);
+            rc = store_held__acc_count(&acc, k.sender, k.receiver, k.envelope_len, -1);
     }
-    rc = hub__held_acc_flush(self, txn, &acc, rc);
-    return hub__store_txn_finish(self, txn, rc);
+    rc = store_held__acc_flush(self, txn, &acc, rc);
+    return store_batch__txn_finish(self, txn, rc);
 }
 
-int hub__lmdb_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
+int store_queue__lmdb_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
 {
-    if (!self || !hub__store_str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
+    if (!self || !store_batch__str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
         return HUB_EINVAL;
-    return n ? hub__store_split_on_full(ack_txn, self, receiver, seqs, n) : 0;
+    return n ? store_batch__split_on_full(ack_txn, self, receiver, seqs, n) : 0;
 }
 
-int hub__lmdb_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
+int store_queue__lmdb_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
 {
     if (!self || (n && !seqs))
         return HUB_EINVAL;
     if (n == 0)
         return 0;
     MDB_txn *txn;
-    int rc = hub__store_txn_write(self, &txn);
+    int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint8_t sb[HUB__SEQ_KEY], ab[4];
-        MDB_val sk = hub__seq_val(sb, seqs[i]);
+        MDB_val sk = store__seq_val(sb, seqs[i]);
         bool queued;
         uint32_t attempts;
         rc = is_queued(self, txn, &sk, &queued);
         if (rc != 0 || !queued)
             continue;
-        rc = hub__queue_attempts(self, txn, &sk, &attempts);
+        rc = store_queue__attempts(self, txn, &sk, &attempts);
         if (rc != 0)
             break;
         hub_put_le32(ab, attempts == UINT32_MAX ? attempts : attempts + 1);
         MDB_val av = {4, ab};
-        rc = hub__store_map_rc(mdb_put(txn, self->attempts, &sk, &av, 0));
+        rc = store_batch__map_rc(mdb_put(txn, self->attempts, &sk, &av, 0));
     }
-    return hub__store_txn_finish(self, txn, rc);
+    return store_batch__txn_finish(self, txn, rc);
 }
 
 /* ---- expiry and the list of queues --------------------------------------- */
 
-int hub__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max, size_t *n_out)
+int store_queue__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max,
+                              size_t *n_out)
 {
     if (n_out)
         *n_out = 0;
@@ -585,7 +588,7 @@ int hub__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
         return 0;
     MDB_txn *txn;
     MDB_cursor *c;
-    int rc = hub__store_cursor_read(self, self->expiry, &txn, &c);
+    int rc = store_batch__cursor_read(self, self->expiry, &txn, &c);
     if (rc != 0)
         return rc;
     size_t n = 0;
@@ -601,62 +604,62 @@ int hub__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t
         seqs[n++] = hub_get_be64((const uint8_t *)k.mv_data + 8);
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    rc = hub__store_cursor_read_end(self, txn, c, rc, mrc);
+    rc = store_batch__cursor_read_end(self, txn, c, rc, mrc);
     if (rc == 0)
         *n_out = n;
     return rc;
 }
 
-int hub__lmdb_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
+int store_queue__lmdb_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
 {
     if (!self || !cb)
         return HUB_EINVAL;
     MDB_txn *txn;
-    int rc = hub__store_txn_read(self, &txn);
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
     MDB_cursor *dc = NULL, *qc = NULL;
-    rc = hub__store_map_rc(mdb_cursor_open(txn, self->depth, &dc));
+    rc = store_batch__map_rc(mdb_cursor_open(txn, self->depth, &dc));
     if (rc == 0)
-        rc = hub__store_map_rc(mdb_cursor_open(txn, self->queue, &qc));
+        rc = store_batch__map_rc(mdb_cursor_open(txn, self->queue, &qc));
     MDB_val k, v;
     int mrc = rc == 0 ? mdb_cursor_get(dc, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
     while (rc == 0 && mrc == 0) {
         if (k.mv_size == 0 || k.mv_size > HUB_STORE_NAME_MAX || v.mv_size != 8 ||
-            !hub__codec_no_nul(k.mv_data, k.mv_size)) {
+            !store_codec__no_nul(k.mv_data, k.mv_size)) {
             rc = HUB_ESTORE;
             break;
         }
         char receiver[HUB_STORE_NAME_MAX + 1];
-        hub__copy_bytes_str(receiver, k.mv_data, k.mv_size);
+        store__copy_bytes_str(receiver, k.mv_data, k.mv_size);
         uint64_t depth = hub_get_le64(v.mv_data), oldest = 0;
         /* The first queue entry of this receiver is its oldest message. */
         uint8_t qb[HUB__QKEY_MAX];
-        MDB_val qk = hub__queue_key(qb, receiver, 0), qv;
+        MDB_val qk = store__queue_key(qb, receiver, 0), qv;
         int qrc = mdb_cursor_get(qc, &qk, &qv, MDB_SET_RANGE);
         if (qrc == 0 && qk.mv_size == k.mv_size + 1 + HUB__SEQ_KEY &&
             !memcmp(qk.mv_data, qb, k.mv_size + 1)) {
             uint8_t sb[HUB__SEQ_KEY];
-            MDB_val sk =
-                        hub__seq_val(sb, hub_get_be64((const uint8_t *)qk.mv_data + k.mv_size + 1)),
+            MDB_val sk = store__seq_val(sb,
+                                        hub_get_be64((const uint8_t *)qk.mv_data + k.mv_size + 1)),
                     rv;
-            hub__rec_view_t view;
+            store_codec__rec_view_t view;
             if (mdb_get(txn, self->msgs, &sk, &rv) == 0 &&
-                hub__codec_rec_decode(rv.mv_data, rv.mv_size, &view) == 0)
+                store_codec__rec_decode(rv.mv_data, rv.mv_size, &view) == 0)
                 oldest = view.accepted_at;
         } else if (qrc != 0 && qrc != MDB_NOTFOUND) {
-            rc = hub__store_map_rc(qrc);
+            rc = store_batch__map_rc(qrc);
             break;
         }
         cb(receiver, depth, oldest, user);
         mrc = mdb_cursor_get(dc, &k, &v, MDB_NEXT);
     }
     if (rc == 0 && mrc != MDB_NOTFOUND)
-        rc = hub__store_map_rc(mrc);
+        rc = store_batch__map_rc(mrc);
     if (qc)
         mdb_cursor_close(qc);
     if (dc)
         mdb_cursor_close(dc);
-    hub__store_txn_read_end(self, txn);
+    store_batch__txn_read_end(self, txn);
     return rc;
 }

@@ -9,11 +9,11 @@
 typedef struct {
     hub_server_t *self;
     uint64_t now;
-} hub__cert_visit_t;
+} trust__cert_visit_t;
 
-static int hub__on_expiring(const hub_cert_info_t *c, void *user)
+static int trust__on_expiring(const hub_cert_info_t *c, void *user)
 {
-    hub__cert_visit_t *v = user;
+    trust__cert_visit_t *v = user;
     uint64_t left_h = c->not_after_us > v->now ? (c->not_after_us - v->now) / 3600000000ull : 0;
     HUB_WARN("trust", "certificate expires soon: renew it ('hubctl cert issue')",
              "member=%s file=%s hours_left=%llu", c->keys.member_id[0] ? c->keys.member_id : "(CA)",
@@ -23,7 +23,7 @@ static int hub__on_expiring(const hub_cert_info_t *c, void *user)
 
 /* Loads the member key table: from certificates (each checked against the
  * CA and the CRL) or, in development mode, from the key directory. */
-int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size)
+int trust__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err_size)
 {
     const hub_config_t *cfg = &self->cfg;
     if (!cfg->ca_cert[0])
@@ -67,9 +67,9 @@ int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err
             hub_metric_set(self->certs_refused, labels, (double)refused[st]);
         }
     }
-    hub__cert_visit_t v = {self, now};
+    trust__cert_visit_t v = {self, now};
     hub_certdir_visit_expiring(cd, now, (uint64_t)cfg->cert_warn_days * 86400000000ull,
-                               hub__on_expiring, &v);
+                               trust__on_expiring, &v);
     rc = hub_certdir_keydir(cd, out, err, err_size);
     if (rc == 0 && not_after) {
         hub_map_destroy(&self->cert_not_after);
@@ -84,14 +84,14 @@ int hub__load_keys(hub_server_t *self, hub_keydir_t **out, char *err, size_t err
     if (delay_ms > 3600000u)
         delay_ms = 3600000u;
     if (self->handles_open)
-        uv_timer_start(&self->cert_timer, hub__on_cert_timer, delay_ms, 0);
+        uv_timer_start(&self->cert_timer, trust__on_cert_timer, delay_ms, 0);
     else
         self->cert_timer_first_ms = delay_ms;
     hub_certdir_destroy(&cd);
     return rc;
 }
 
-void hub__on_cert_timer(uv_timer_t *timer)
+void trust__on_cert_timer(uv_timer_t *timer)
 {
     hub_server_t *self = timer->data;
     char err[HUB_ERRMSG_MAX];
@@ -100,8 +100,8 @@ void hub__on_cert_timer(uv_timer_t *timer)
                   err);
 }
 
-int hub__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
-                     char *err, size_t err_size)
+int trust__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_t **delegations,
+                       char *err, size_t err_size)
 {
     *policy = NULL;
     *delegations = NULL;
@@ -116,8 +116,8 @@ int hub__load_policy(hub_server_t *self, hub_policy_t **policy, hub_delegations_
 }
 
 /* Agreement check for a call or an event; NULL when allowed, else why not. */
-const char *hub__forbidden(hub_server_t *self, const char *consumer, const char *provider,
-                           const char *service, hub_policy_decision_t *d)
+const char *trust__forbidden(hub_server_t *self, const char *consumer, const char *provider,
+                             const char *service, hub_policy_decision_t *d)
 {
     if (!self->policy)
         return NULL;

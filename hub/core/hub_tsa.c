@@ -27,7 +27,7 @@
 
 /* ---- checking a token ----------------------------------------------------- */
 
-static void hub__ossl_err(char *err, size_t err_size, const char *what)
+static void tsa__ossl_err(char *err, size_t err_size, const char *what)
 {
     unsigned long e = ERR_get_error();
     char buf[256] = "";
@@ -37,7 +37,7 @@ static void hub__ossl_err(char *err, size_t err_size, const char *what)
     snprintf(err, err_size, "%s%s%s", what, buf[0] ? ": " : "", buf);
 }
 
-static int hub__load_certs(const char *path, X509_STORE **store_out, STACK_OF(X509) * *certs_out,
+static int tsa__load_certs(const char *path, X509_STORE **store_out, STACK_OF(X509) * *certs_out,
                            char *err, size_t err_size)
 {
     FILE *f = fopen(path, "r");
@@ -102,7 +102,7 @@ int hub_tsa_verify(const uint8_t *resp_der, size_t len, const uint8_t hash[32],
     if (tsa_cert_pem) {
         X509_STORE *store = NULL;
         STACK_OF(X509) *certs = NULL;
-        rc = hub__load_certs(tsa_cert_pem, &store, &certs, err, err_size);
+        rc = tsa__load_certs(tsa_cert_pem, &store, &certs, err, err_size);
         if (rc != 0)
             goto out;
         TS_VERIFY_CTX_set_store(ctx, store); /* ctx owns them */
@@ -111,7 +111,7 @@ int hub_tsa_verify(const uint8_t *resp_der, size_t len, const uint8_t hash[32],
     }
     TS_VERIFY_CTX_set_flags(ctx, flags);
     if (TS_RESP_verify_response(ctx, resp) != 1) {
-        hub__ossl_err(err, err_size,
+        tsa__ossl_err(err, err_size,
                       tsa_cert_pem ? "the token does not verify (imprint, status or signature "
                                      "by the TSA certificate)"
                                    : "the token does not verify (status or imprint)");
@@ -134,7 +134,7 @@ out:
 
 /* ---- asking the TSA --------------------------------------------------------- */
 
-static int hub__make_request(const uint8_t hash[32], uint8_t **der, size_t *der_len,
+static int tsa__make_request(const uint8_t hash[32], uint8_t **der, size_t *der_len,
                              uint64_t *nonce_out)
 {
     TS_REQ *req = TS_REQ_new();
@@ -177,11 +177,11 @@ typedef struct {
     uint8_t *p;
     size_t len;
     bool over;
-} hub__body_t;
+} tsa__body_t;
 
-static size_t hub__on_body(char *data, size_t size, size_t n, void *user)
+static size_t tsa__on_body(char *data, size_t size, size_t n, void *user)
 {
-    hub__body_t *b = user;
+    tsa__body_t *b = user;
     size_t add = size * n;
     if (b->len + add > HUB__TSA_REPLY_MAX) {
         b->over = true;
@@ -197,7 +197,7 @@ static size_t hub__on_body(char *data, size_t size, size_t n, void *user)
 }
 
 /* Ends a transfer in progress when the client stops. */
-static int hub__on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+static int tsa__on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                             curl_off_t ulnow)
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
@@ -205,19 +205,19 @@ static int hub__on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, cu
 }
 
 /* POSTs a request for hash; on success *token is the checked reply. */
-static int hub__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const uint8_t hash[32],
+static int tsa__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const uint8_t hash[32],
                       uint8_t **token, size_t *token_len, char *err, size_t err_size)
 {
     uint8_t *req = NULL;
     size_t req_len = 0;
     uint64_t nonce = 0;
-    int rc = hub__make_request(hash, &req, &req_len, &nonce);
+    int rc = tsa__make_request(hash, &req, &req_len, &nonce);
     if (rc != 0) {
         snprintf(err, err_size, "cannot build a time-stamp request");
         return rc;
     }
     CURL *curl = curl_easy_init();
-    hub__body_t body = {0};
+    tsa__body_t body = {0};
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/timestamp-query");
     if (!curl || !hdr) {
         rc = HUB_ENOMEM;
@@ -228,13 +228,13 @@ static int hub__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const 
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)req);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)req_len);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, hub__on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, tsa__on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_us / 1000u));
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->timeout_us / 1000u));
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, hub__on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, tsa__on_progress);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, stopping);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode c = curl_easy_perform(curl);
@@ -283,7 +283,7 @@ out:
     return rc;
 }
 
-static int hub__write_token(const char *dir, uint64_t seq, const uint8_t *token, size_t len,
+static int tsa__write_token(const char *dir, uint64_t seq, const uint8_t *token, size_t len,
                             char *err, size_t err_size)
 {
     char name[HUB_AUDIT_TSR_NAME_MAX], path[PATH_MAX], tmp[PATH_MAX];
@@ -324,7 +324,7 @@ typedef struct {
     uint64_t seq;
     uint8_t sha[32];
     uint64_t gen_us;
-} hub__done_t;
+} tsa__done_t;
 
 struct hub_tsa_client {
     hub_tsa_config_t cfg; /* strings point at the copies below */
@@ -341,15 +341,15 @@ struct hub_tsa_client {
     uint8_t offered_hash[32];
     hub_tsa_state_t state;
     uint64_t last_token_us; /* monotonic */
-    hub__done_t *done;      /* tokens written, for the loop */
+    tsa__done_t *done;      /* tokens written, for the loop */
     size_t n_done, cap_done;
 };
 
-static void hub__on_async(uv_async_t *a)
+static void tsa__on_async(uv_async_t *a)
 {
     hub_tsa_client_t *self = a->data;
     pthread_mutex_lock(&self->lock);
-    hub__done_t *done = self->done;
+    tsa__done_t *done = self->done;
     size_t n = self->n_done;
     self->done = NULL;
     self->n_done = self->cap_done = 0;
@@ -359,7 +359,7 @@ static void hub__on_async(uv_async_t *a)
     free(done);
 }
 
-static void hub__thread(void *arg)
+static void tsa__thread(void *arg)
 {
     hub_tsa_client_t *self = arg;
     pthread_mutex_lock(&self->lock);
@@ -391,9 +391,9 @@ static void hub__thread(void *arg)
         uint8_t *token = NULL;
         size_t len = 0;
         char err[256] = "";
-        int rc = hub__fetch(&self->cfg, &self->stopping, hash, &token, &len, err, sizeof err);
+        int rc = tsa__fetch(&self->cfg, &self->stopping, hash, &token, &len, err, sizeof err);
         if (rc == 0)
-            rc = hub__write_token(self->cfg.dir, seq, token, len, err, sizeof err);
+            rc = tsa__write_token(self->cfg.dir, seq, token, len, err, sizeof err);
         uint8_t sha[32];
         uint64_t gen_us = 0;
         if (rc == 0) {
@@ -406,11 +406,11 @@ static void hub__thread(void *arg)
         if (rc != 0 && self->stop)
             break; /* cut short by hub_tsa_client_destroy(): not the TSA's fault */
         if (rc == 0) {
-            hub__done_t d = {.seq = seq, .gen_us = gen_us};
+            tsa__done_t d = {.seq = seq, .gen_us = gen_us};
             memcpy(d.sha, sha, 32);
             if (self->n_done == self->cap_done) {
                 size_t cap = self->cap_done ? self->cap_done * 2 : 8;
-                hub__done_t *grown = realloc(self->done, cap * sizeof *grown);
+                tsa__done_t *grown = realloc(self->done, cap * sizeof *grown);
                 if (grown) {
                     self->done = grown;
                     self->cap_done = cap;
@@ -444,9 +444,9 @@ static void hub__thread(void *arg)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void hub__on_closed(uv_handle_t *h);
+static void tsa__on_closed(uv_handle_t *h);
 
-static void hub__curl_init(void)
+static void tsa__curl_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
@@ -458,7 +458,7 @@ int hub_tsa_client_new(uv_loop_t *loop, const hub_tsa_config_t *cfg, hub_tsa_sta
         return HUB_EINVAL;
     *out = NULL;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, hub__curl_init);
+    pthread_once(&once, tsa__curl_init);
     hub_tsa_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return HUB_ENOMEM;
@@ -489,16 +489,16 @@ int hub_tsa_client_new(uv_loop_t *loop, const hub_tsa_config_t *cfg, hub_tsa_sta
     pthread_cond_init(&self->wake, &ca);
     pthread_condattr_destroy(&ca);
     self->async.data = self;
-    if (uv_async_init(loop, &self->async, hub__on_async) != 0) {
+    if (uv_async_init(loop, &self->async, tsa__on_async) != 0) {
         self->async.data = self;
-        hub__on_closed((uv_handle_t *)&self->async);
+        tsa__on_closed((uv_handle_t *)&self->async);
         return HUB_ENOMEM;
     }
     /* It must not keep the loop alive: the hub's shutdown waits for its
      * own handles only; hub_tsa_client_destroy() closes this one. */
     uv_unref((uv_handle_t *)&self->async);
-    if (uv_thread_create(&self->thread, hub__thread, self) != 0) {
-        uv_close((uv_handle_t *)&self->async, hub__on_closed); /* frees self */
+    if (uv_thread_create(&self->thread, tsa__thread, self) != 0) {
+        uv_close((uv_handle_t *)&self->async, tsa__on_closed); /* frees self */
         return HUB_ENOMEM;
     }
     *out = self;
@@ -529,7 +529,7 @@ void hub_tsa_client_state(hub_tsa_client_t *self, hub_tsa_state_t *out)
     pthread_mutex_unlock(&self->lock);
 }
 
-static void hub__on_closed(uv_handle_t *h)
+static void tsa__on_closed(uv_handle_t *h)
 {
     hub_tsa_client_t *self = h->data;
     free(self->done);
@@ -552,6 +552,6 @@ void hub_tsa_client_destroy(hub_tsa_client_t **self_p)
     pthread_cond_signal(&self->wake);
     pthread_mutex_unlock(&self->lock);
     uv_thread_join(&self->thread);
-    uv_close((uv_handle_t *)&self->async, hub__on_closed);
+    uv_close((uv_handle_t *)&self->async, tsa__on_closed);
     *self_p = NULL;
 }

@@ -6,8 +6,8 @@
 /* ------------------------------------------------------------------------ */
 /* ZAP: who may connect                                                      */
 
-static void hub__zap_reply(void *zap, const zmq_msg_t *request_id, const char *code,
-                           const char *text, const char *user_id)
+static void zap__reply(void *zap, const zmq_msg_t *request_id, const char *code, const char *text,
+                       const char *user_id)
 {
     zmq_send(zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(zap, zmq_msg_data((zmq_msg_t *)request_id), zmq_msg_size((zmq_msg_t *)request_id),
@@ -18,7 +18,7 @@ static void hub__zap_reply(void *zap, const zmq_msg_t *request_id, const char *c
     zmq_send(zap, "", 0, ZMQ_DONTWAIT);
 }
 
-void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
+void zap__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
 {
     (void)zs;
     hub_server_t *self = user;
@@ -55,10 +55,10 @@ void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
              * key, and nothing else; members never reach it. */
             if (self->cluster && zmq_msg_size(&parts[2]) == 7 &&
                 !memcmp(zmq_msg_data(&parts[2]), "cluster", 7)) {
-                bool ok = curve && hub__cluster_is_self(self, zmq_msg_data(&parts[2]), 7, z85);
-                hub__zap_reply(socket, &parts[1], ok ? "200" : "400",
-                               ok ? "OK" : "only the hub's own key joins the cluster link",
-                               ok ? "cluster" : "");
+                bool ok = curve && cluster__is_self(self, zmq_msg_data(&parts[2]), 7, z85);
+                zap__reply(socket, &parts[1], ok ? "200" : "400",
+                           ok ? "OK" : "only the hub's own key joins the cluster link",
+                           ok ? "cluster" : "");
                 if (!ok)
                     HUB_WARN("zap", "cluster link refused: not the hub's key", "address=%s",
                              address);
@@ -70,17 +70,17 @@ void hub__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
             if (zmq_msg_size(&parts[2]) == 7 && !memcmp(zmq_msg_data(&parts[2]), "cluster", 7))
                 z85[0] = '\0'; /* no cluster: nothing may use that domain */
             const hub_keypair_t *kp = z85[0] ? hub_keydir_find_key(self->keys, z85) : NULL;
-            hub__member_t *banned = kp ? hub_map_get(self->members, kp->member_id) : NULL;
-            if (banned && !hub__flood_banned(self, banned, hub_monotonic_us()))
+            core__member_t *banned = kp ? hub_map_get(self->members, kp->member_id) : NULL;
+            if (banned && !flood__banned(self, banned, hub_monotonic_us()))
                 banned = NULL;
             if (banned) {
-                hub__zap_reply(socket, &parts[1], "400", "cut off for flooding; try later", "");
+                zap__reply(socket, &parts[1], "400", "cut off for flooding; try later", "");
                 self->stats.keys_refused++;
             } else if (kp) {
-                hub__zap_reply(socket, &parts[1], "200", "OK", z85);
+                zap__reply(socket, &parts[1], "200", "OK", z85);
                 HUB_DEBUG("zap", "key admitted", "member=%s address=%s", kp->member_id, address);
             } else {
-                hub__zap_reply(socket, &parts[1], "400", "unknown key", "");
+                zap__reply(socket, &parts[1], "400", "unknown key", "");
                 self->stats.keys_refused++;
                 self->refused_since_log++;
                 /* Unknown keys are counted always but logged at most once a

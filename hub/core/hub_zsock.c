@@ -16,9 +16,9 @@ struct hub_zsock {
     bool in_callback;
 };
 
-static void hub__on_idle(uv_idle_t *idle);
+static void zsock__on_idle(uv_idle_t *idle);
 
-static bool hub__pending_input(hub_zsock_t *self)
+static bool zsock__pending_input(hub_zsock_t *self)
 {
     int events = 0;
     size_t len = sizeof events;
@@ -27,30 +27,33 @@ static bool hub__pending_input(hub_zsock_t *self)
     return (events & ZMQ_POLLIN) != 0;
 }
 
-static void hub__run(hub_zsock_t *self)
+static void zsock__run(hub_zsock_t *self)
 {
     if (self->closing || self->in_callback)
         return;
-    if (hub__pending_input(self)) {
+    if (zsock__pending_input(self)) {
         self->in_callback = true;
         self->on_readable(self, self->socket, self->user);
         self->in_callback = false;
     }
     if (self->closing)
         return;
-    if (hub__pending_input(self))
-        uv_idle_start(&self->idle, hub__on_idle);
+    if (zsock__pending_input(self))
+        uv_idle_start(&self->idle, zsock__on_idle);
     else
         uv_idle_stop(&self->idle);
 }
 
-static void hub__on_idle(uv_idle_t *idle) { hub__run(idle->data); }
+static void zsock__on_idle(uv_idle_t *idle)
+{
+    zsock__run(idle->data);
+}
 
-static void hub__on_poll(uv_poll_t *poll, int status, int events)
+static void zsock__on_poll(uv_poll_t *poll, int status, int events)
 {
     (void)status;
     (void)events;
-    hub__run(poll->data);
+    zsock__run(poll->data);
 }
 
 int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, void *user,
@@ -74,21 +77,21 @@ int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, voi
     self->poll.data = self;
     self->idle.data = self;
     self->open_handles = 2;
-    uv_poll_start(&self->poll, UV_READABLE, hub__on_poll);
+    uv_poll_start(&self->poll, UV_READABLE, zsock__on_poll);
     /* Messages may already be waiting: the edge may have passed before we
      * started watching. */
-    uv_idle_start(&self->idle, hub__on_idle);
+    uv_idle_start(&self->idle, zsock__on_idle);
     *out = self;
     return 0;
 }
 
 void hub_zsock_kick(hub_zsock_t *self)
 {
-    if (self && !self->closing && !self->in_callback && hub__pending_input(self))
-        uv_idle_start(&self->idle, hub__on_idle);
+    if (self && !self->closing && !self->in_callback && zsock__pending_input(self))
+        uv_idle_start(&self->idle, zsock__on_idle);
 }
 
-static void hub__on_closed(uv_handle_t *handle)
+static void zsock__on_closed(uv_handle_t *handle)
 {
     hub_zsock_t *self = handle->data;
     if (--self->open_handles == 0)
@@ -103,7 +106,7 @@ void hub_zsock_close(hub_zsock_t **self_p)
     self->closing = true;
     uv_poll_stop(&self->poll);
     uv_idle_stop(&self->idle);
-    uv_close((uv_handle_t *)&self->poll, hub__on_closed);
-    uv_close((uv_handle_t *)&self->idle, hub__on_closed);
+    uv_close((uv_handle_t *)&self->poll, zsock__on_closed);
+    uv_close((uv_handle_t *)&self->idle, zsock__on_closed);
     *self_p = NULL;
 }

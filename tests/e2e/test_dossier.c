@@ -36,6 +36,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -904,6 +905,65 @@ START_TEST(delegated_authority_resolves_and_is_counted)
     json_t *doc = report_json(c, "{\"authority\":\"" QHK "\"}");
     ck_assert_int_eq(jint(json_object_get(doc, "total"), "dossiers"), civil);
     json_decref(doc);
+    /* "Delegated by": per delegation and procedure, the dossiers carried
+     * and those done on time and late, recomputed from the procedure
+     * system's records (the authority addressed, the resolver, the DONE). */
+    doc = report_json(c, "{\"format\":\"json\"}");
+    json_t *dels = json_object_get(doc, "delegations");
+    ck_assert_msg(json_is_array(dels), "no delegations section in the report");
+    sqlite3 *db = open_ro(db_proc);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(db,
+                           "SELECT d.authority, d.resolver, d.procedure_code, count(*),"
+                           " sum(h.at_us IS NOT NULL AND (d.due_at = 0 OR h.at_us <= d.due_at)),"
+                           " sum(h.at_us IS NOT NULL AND d.due_at > 0 AND h.at_us > d.due_at)"
+                           " FROM dossier d LEFT JOIN history h ON h.code = d.code AND"
+                           " h.status = 4 WHERE d.resolver IS NOT NULL AND d.resolver <>"
+                           " d.authority GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                           -1, &q, NULL),
+        SQLITE_OK);
+    size_t i = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        json_t *row = json_array_get(dels, i++);
+        ck_assert_ptr_nonnull(row);
+        ck_assert_str_eq(json_string_value(json_object_get(row, "delegated_by")),
+                         (const char *)sqlite3_column_text(q, 0));
+        ck_assert_str_eq(json_string_value(json_object_get(row, "delegate")),
+                         (const char *)sqlite3_column_text(q, 1));
+        ck_assert_str_eq(json_string_value(json_object_get(row, "procedure_code")),
+                         (const char *)sqlite3_column_text(q, 2));
+        long long carried = sqlite3_column_int64(q, 3), on_time = sqlite3_column_int64(q, 4),
+                  late = sqlite3_column_int64(q, 5);
+        ck_assert_int_eq(jint(row, "carried"), carried);
+        ck_assert_int_eq(jint(row, "on_time"), on_time);
+        ck_assert_int_eq(jint(row, "late"), late);
+        double want = on_time + late ? 100.0 * (double)on_time / (double)(on_time + late) : 0.0;
+        json_t *p = json_object_get(row, "pct_on_time");
+        ck_assert(json_is_number(p));
+        ck_assert_msg(fabs(json_number_value(p) - want) <= 0.051, "pct_on_time %.2f, want %.2f",
+                      json_number_value(p), want);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+    ck_assert_uint_eq(i, json_array_size(dels));
+    ck_assert_uint_ge(i, 1);
+    json_decref(doc);
+    /* The table and the CSV carry the same section. */
+    const char *fmts[] = {"{\"format\":\"csv\"}", "{\"format\":\"table\"}"};
+    const char *needles[] = {"delegated_by,delegate,procedure_code,carried,on_time,late,"
+                             "pct_on_time\r\n" HOTICH "," QHK ",SYN-1.000001,",
+                             "Delegations (ủy quyền)"};
+    for (int k = 0; k < 2; k++) {
+        adp_reply_t reply;
+        ck_assert_int_eq(adp_request(c, REPORT, "report.query/v1", "application/json", fmts[k],
+                                     strlen(fmts[k]), 0, 10000, &reply),
+                         0);
+        char *body = strndup((const char *)reply.payload, reply.payload_len);
+        adp_reply_free(&reply);
+        ck_assert_msg(body && strstr(body, needles[k]), "%s", body ? body : "");
+        free(body);
+    }
     adp_close(&c);
     stop_all_cleanly();
 }

@@ -1041,8 +1041,98 @@ START_TEST(chain_steps_count_working_days)
 }
 END_TEST
 
+/* ---- item 7: the portal plays the applicants (plugin.simulate_*) ---- */
+
+/* The portal pays every online dossier of a procedure with a fee when it is
+ * received (a declined card first now and then) and rates every decided
+ * dossier; the procedure system accepts each, reporting counts them, and
+ * the report equals the test's own figures from the procedure system's
+ * records. */
+START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
+{
+    ck_assert_int_ge(sodium_init(), 0);
+    const int n = 20;
+    start_population();
+    char conf[PATH_MAX + 128];
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s\nplugin.simulate_payments = 100\nplugin.simulate_ratings = 100\n"
+             "plugin.seed = 7\n",
+             db_portal);
+    start(PORTAL, "portal", conf);
+    start_report();
+    start_sector(DKKD, db_dkkd);
+    start_sector(HOTICH, db_hotich);
+    start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 0);
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
+            "dossiers returned or handed over");
+    /* Eligible: online, a fee, received. SYN-1.000001 is free. */
+    const char *eligible_sql =
+        "SELECT count(*) FROM dossier d WHERE d.channel = 1 AND d.procedure_code IN"
+        " ('SYN-1.000003', 'SYN-1.000004') AND EXISTS (SELECT 1 FROM history h WHERE"
+        " h.code = d.code AND h.status = 1)";
+    long long eligible = sql_int(db_proc, eligible_sql);
+    long long decided =
+        sql_int(db_proc, "SELECT count(DISTINCT code) FROM history WHERE status = 4");
+    ck_assert_int_gt(eligible, 0);
+    ck_assert_int_gt(decided, 0);
+    wait_eq(db_proc, "SELECT count(DISTINCT code) FROM payment WHERE outcome = 1", eligible,
+            "dossiers paid through the portal");
+    wait_eq(db_proc, "SELECT count(*) FROM feedback", decided, "dossiers rated");
+    /* Only those: no counter dossier, no free procedure, each paid once
+     * with the catalogue's fee; nothing refused. */
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM payment p JOIN dossier d USING(code)"
+                                      " WHERE d.channel <> 1 OR d.procedure_code ="
+                                      " 'SYN-1.000001'"),
+                     0);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM payment WHERE outcome = 1"), eligible);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM payment p JOIN dossier d USING(code)"
+                                      " WHERE p.outcome = 1 AND p.amount <> CASE d.procedure_code"
+                                      " WHEN 'SYN-1.000003' THEN 200000 ELSE 50000 END"),
+                     0);
+    ck_assert_int_eq(sql_int(db_proc, "SELECT count(*) FROM rejected"), 0);
+    ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM applicant WHERE paid = 1"), eligible);
+    ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM applicant WHERE rated = 1"), decided);
+    /* The portal confirmed every dossier's latest change, and reporting
+     * holds those changes and the receipts. */
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE portal_seq = seq", n,
+            "dossiers whose latest change the portal confirmed");
+    long long payments = sql_int(db_proc, "SELECT count(*) FROM payment");
+    wait_eq(db_report, "SELECT count(*) FROM payment", payments, "payments at reporting");
+    wait_eq(db_report, "SELECT count(*) FROM feedback", decided, "ratings at reporting");
+    wait_eq(db_report, "SELECT sum(seq) FROM dossier",
+            sql_int(db_proc, "SELECT sum(seq) FROM dossier"), "every change at reporting");
+    wait_eq(db_report,
+            "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
+            "receipts at reporting");
+
+    lth_workcal_t *cal = NULL;
+    char err[256];
+    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
+    figures_t rows[16], total;
+    size_t n_rows = recompute(rows, 16, &total, cal);
+    lth_workcal_destroy(&cal);
+    ck_assert_int_eq(total.paid, eligible);
+    ck_assert_int_eq(total.paid_online, eligible);
+    ck_assert_int_eq(total.rated, decided);
+    ck_assert(total.rating_sum / (double)total.rated >= 1.0);
+    adp_client_t *r = hubfix_connect(&fix, CCHC);
+    json_t *doc = report_json(r, "{\"format\":\"json\"}");
+    json_t *jrows = json_object_get(doc, "rows");
+    ck_assert_uint_eq(json_array_size(jrows), n_rows);
+    for (size_t i = 0; i < n_rows; i++)
+        assert_row(json_array_get(jrows, i), &rows[i], rows[i].procedure);
+    assert_row(json_object_get(doc, "total"), &total, "total");
+    ck_assert(jnum(json_object_get(doc, "total"), "pct_paid_online") > 0);
+    ck_assert(jnum(json_object_get(doc, "total"), "avg_satisfaction") >= 1.0);
+    json_decref(doc);
+    adp_close(&r);
+    stop_all_cleanly();
+}
+END_TEST
+
 TK_MAIN("e2e_portal_sync",
         TK_CASE("portal_sync", setup, teardown, 300,
                 illegal_transitions_and_forged_results_are_refused,
                 synchronisation_profile_and_report_match_the_trails,
-                dossier_passes_several_authorities, chain_steps_count_working_days))
+                dossier_passes_several_authorities, chain_steps_count_working_days,
+                portal_simulation_pays_and_rates_what_the_report_counts))

@@ -30,8 +30,8 @@ static bool inside(const void *p, size_t n, const uint8_t *data, size_t size)
 
 static void check_record(const uint8_t *data, size_t size)
 {
-    hub__rec_view_t v;
-    if (hub__codec_rec_decode(data, size, &v) != 0)
+    store_codec__rec_view_t v;
+    if (store_codec__rec_decode(data, size, &v) != 0)
         return;
     FUZZ_CHECK(v.id_len >= 1 && v.id_len <= HUB_STORE_ID_MAX);
     FUZZ_CHECK(v.sender_len >= 1 && v.receiver_len >= 1);
@@ -51,10 +51,10 @@ static void check_record(const uint8_t *data, size_t size)
     m.expires_at_us = v.expires_at;
     m.envelope = v.envelope;
     m.envelope_len = v.envelope_len;
-    FUZZ_CHECK(hub__codec_rec_size(&m) == size);
+    FUZZ_CHECK(store_codec__rec_size(&m) == size);
     uint8_t *again = malloc(size);
     FUZZ_CHECK(again != NULL);
-    hub__codec_rec_encode(again, &m);
+    store_codec__rec_encode(again, &m);
     /* Bytes 5..7 are reserved (written as 0, not checked when read). */
     FUZZ_CHECK(memcmp(again, data, 5) == 0);
     FUZZ_CHECK(memcmp(again + 8, data + 8, size - 8) == 0);
@@ -63,15 +63,15 @@ static void check_record(const uint8_t *data, size_t size)
 
 static void check_dead(const uint8_t *data, size_t size)
 {
-    hub__dead_view_t d;
-    if (hub__codec_dead_decode(data, size, &d) != 0)
+    store_codec__dead_view_t d;
+    if (store_codec__dead_decode(data, size, &d) != 0)
         return;
     FUZZ_CHECK(d.reason_len <= HUB_STORE_REASON_MAX);
     FUZZ_CHECK(size == HUB__DEAD_HDR + (size_t)d.reason_len);
     FUZZ_CHECK(inside(d.reason, d.reason_len, data, size));
     FUZZ_CHECK(memchr(d.reason, 0, d.reason_len) == NULL);
     uint8_t again[HUB__DEAD_HDR + HUB_STORE_REASON_MAX];
-    hub__codec_dead_encode(again, d.attempts, d.dead_at, d.reason, d.reason_len);
+    store_codec__dead_encode(again, d.attempts, d.dead_at, d.reason, d.reason_len);
     /* Bytes 2..3 are reserved. */
     FUZZ_CHECK(memcmp(again, data, 2) == 0);
     FUZZ_CHECK(memcmp(again + 4, data + 4, size - 4) == 0);
@@ -79,33 +79,33 @@ static void check_dead(const uint8_t *data, size_t size)
     char text[HUB_STORE_REASON_MAX + 1];
     memcpy(text, d.reason, d.reason_len);
     text[d.reason_len] = '\0';
-    FUZZ_CHECK(hub__codec_reason_len(text) == d.reason_len);
+    FUZZ_CHECK(store_codec__reason_len(text) == d.reason_len);
 }
 
 static void check_ids(const uint8_t *data, size_t size)
 {
-    hub__ids_rec_t r;
-    int rc = hub__codec_ids_decode(data, size, &r);
+    store_codec__ids_rec_t r;
+    int rc = store_codec__ids_decode(data, size, &r);
     FUZZ_CHECK((rc == 0) == (size == HUB__IDS_VAL || size == HUB__IDS_VAL_OLD));
     if (rc != 0)
         return;
     uint8_t again[HUB__IDS_VAL];
-    hub__codec_ids_encode(again, &r);
+    store_codec__ids_encode(again, &r);
     FUZZ_CHECK(memcmp(again, data, size) == 0 || size == HUB__IDS_VAL_OLD);
     FUZZ_CHECK(memcmp(again, data, HUB__IDS_VAL_OLD) == 0);
     if (size == HUB__IDS_VAL_OLD)
-        FUZZ_CHECK(hub__codec_digest_unknown(r.digest));
+        FUZZ_CHECK(store_codec__digest_unknown(r.digest));
 }
 
 static void check_held(const uint8_t *data, size_t size)
 {
     hub_store_held_t h;
-    int rc = hub__codec_held_decode(data, size, &h);
+    int rc = store_codec__held_decode(data, size, &h);
     FUZZ_CHECK((rc == 0) == (size == HUB__HELD_VAL));
     if (rc != 0)
         return;
     uint8_t again[HUB__HELD_VAL];
-    hub__codec_held_encode(again, &h);
+    store_codec__held_encode(again, &h);
     FUZZ_CHECK(memcmp(again, data, size) == 0);
 }
 
@@ -119,13 +119,13 @@ static void check_request(const uint8_t *data, size_t size)
     const uint8_t *key = data + 1, *val = data + 1 + klen;
     size_t vlen = size - 1 - klen;
     hub_store_request_t r;
-    if (!hub__codec_request_decode(key, klen, val, vlen, &r))
+    if (!store_codec__request_decode(key, klen, val, vlen, &r))
         return;
     size_t il = strlen(r.message_id), sl = strlen(r.sender), rl = strlen(r.receiver);
     FUZZ_CHECK(il == klen && il >= 1 && il <= HUB_STORE_ID_MAX);
     FUZZ_CHECK(sl >= 1 && sl <= HUB_STORE_NAME_MAX && rl >= 1 && rl <= HUB_STORE_NAME_MAX);
     uint8_t again[HUB__REQ_VAL_MAX];
-    size_t alen = hub__codec_request_encode(again, &r);
+    size_t alen = store_codec__request_encode(again, &r);
     FUZZ_CHECK(alen == vlen && memcmp(again, val, vlen) == 0);
 }
 
@@ -162,12 +162,12 @@ static void check_encode(const uint8_t *data, size_t size)
     m.expires_at_us = ~m.accepted_at_us;
     m.envelope = data;
     m.envelope_len = size;
-    size_t len = hub__codec_rec_size(&m);
+    size_t len = store_codec__rec_size(&m);
     uint8_t *rec = malloc(len);
     FUZZ_CHECK(rec != NULL);
-    hub__codec_rec_encode(rec, &m);
-    hub__rec_view_t v;
-    FUZZ_CHECK(hub__codec_rec_decode(rec, len, &v) == 0);
+    store_codec__rec_encode(rec, &m);
+    store_codec__rec_view_t v;
+    FUZZ_CHECK(store_codec__rec_decode(rec, len, &v) == 0);
     FUZZ_CHECK(v.id_len == strlen(m.message_id) && !memcmp(v.id, m.message_id, v.id_len));
     FUZZ_CHECK(v.sender_len == strlen(m.sender) && !memcmp(v.sender, m.sender, v.sender_len));
     FUZZ_CHECK(v.receiver_len == strlen(m.receiver) &&

@@ -523,29 +523,29 @@ static void seed__store(void)
     m.expires_at_us = SEED_T0 + 30000000;
     m.envelope = seed__payload;
     m.envelope_len = sizeof seed__payload;
-    size_t len = hub__codec_rec_size(&m);
+    size_t len = store_codec__rec_size(&m);
     uint8_t *rec = malloc(len);
     FUZZ_CHECK(rec != NULL);
-    hub__codec_rec_encode(rec, &m);
+    store_codec__rec_encode(rec, &m);
     seed__store_value("record.bin", 0, rec, len);
     free(rec);
 
     const char *reason = "ttl expired";
     uint8_t dead[HUB__DEAD_HDR + 16];
-    hub__codec_dead_encode(dead, 3, SEED_T0, reason, strlen(reason));
+    store_codec__dead_encode(dead, 3, SEED_T0, reason, strlen(reason));
     seed__store_value("dead.bin", 1, dead, HUB__DEAD_HDR + strlen(reason));
 
-    hub__ids_rec_t ids = {1048577, SEED_T0, 0, {0}};
+    store_codec__ids_rec_t ids = {1048577, SEED_T0, 0, {0}};
     for (size_t i = 0; i < sizeof ids.digest; i++)
         ids.digest[i] = (uint8_t)(0xA0 + i);
     uint8_t idv[HUB__IDS_VAL];
-    hub__codec_ids_encode(idv, &ids);
+    store_codec__ids_encode(idv, &ids);
     seed__store_value("ids.bin", 2, idv, sizeof idv);
     seed__store_value("ids-format-3.bin", 2, idv, HUB__IDS_VAL_OLD);
 
     hub_store_held_t held = {2, 2048};
     uint8_t hv[HUB__HELD_VAL];
-    hub__codec_held_encode(hv, &held);
+    store_codec__held_encode(hv, &held);
     seed__store_value("held.bin", 3, hv, sizeof hv);
 
     hub_store_request_t req;
@@ -558,7 +558,7 @@ static void seed__store(void)
     size_t klen = strlen(req.message_id);
     rv[0] = (uint8_t)klen;
     memcpy(rv + 1, req.message_id, klen);
-    size_t vlen = hub__codec_request_encode(rv + 1 + klen, &req);
+    size_t vlen = store_codec__request_encode(rv + 1 + klen, &req);
     seed__store_value("request.bin", 4, rv, 1 + klen + vlen);
 
     static const uint8_t fields[] = {7, 'm', 'e', 's', 's', 'a', 'g', 'e', 3, 'S', '/', 'X',

@@ -1,6 +1,6 @@
 /* Admission and group commit driven without a connection: a real server
  * (its store on disk, real keys made here) on a loop this thread runs, and
- * envelopes handed straight to hub__route_envelope() as a member's Batch
+ * envelopes handed straight to admit__route_envelope() as a member's Batch
  * would hand them. No client socket: each admission check is seen as the
  * NACK code and sentence it leaves in the receipts, and the commit as what
  * the store holds and what the hub counts as ACKed after it. */
@@ -29,8 +29,8 @@ static char dir[PATH_MAX];
 static uv_loop_t loop;
 static hub_server_t *server;
 static hub_keypair_t sender_kp; /* secret halves kept to sign with */
-static hub__member_t *sender;
-static hub__receipts_t receipts;
+static core__member_t *sender;
+static core__receipts_t receipts;
 
 /* Makes id's keys; the hub's secret file, or a member's .pub in keys/. */
 static void keygen(const char *id, bool member, hub_keypair_t *keep)
@@ -71,15 +71,15 @@ static void setup(void)
     char err[HUB_ERRMSG_MAX];
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     ck_assert_msg(hub_server_new(&loop, &cfg, &server, err, sizeof err) == 0, "%s", err);
-    sender = hub__member(server, SENDER_ID);
+    sender = members__member(server, SENDER_ID);
     ck_assert_ptr_nonnull(sender);
-    ck_assert_int_eq(hub__receipts_init(&receipts, 4), 0);
+    ck_assert_int_eq(send__receipts_init(&receipts, 4), 0);
     receipts.sender = sender->id;
 }
 
 static void teardown(void)
 {
-    hub__receipts_free(&receipts);
+    send__receipts_free(&receipts);
     hub_server_stop(server);
     hub_server_run(server); /* closes the handles */
     hub_server_destroy(&server);
@@ -125,7 +125,7 @@ static void route(const uint8_t *bytes, size_t len)
     ck_assert_ptr_nonnull(item);
     memcpy(item, bytes, len);
     receipts.item = 1;
-    hub__route_envelope(server, sender, item, len, &receipts);
+    admit__route_envelope(server, sender, item, len, &receipts);
     receipts.item = 0;
 }
 
@@ -168,7 +168,7 @@ static uint64_t stored(void)
 /* Starts the group commit and runs the loop until it has returned. */
 static void commit(void)
 {
-    hub__commit_start(server);
+    commit__start(server);
     ck_assert_ptr_nonnull(server->commit);
     while (server->commit)
         uv_run(&loop, UV_RUN_ONCE);
@@ -231,9 +231,9 @@ START_TEST(test_rate_check)
     server->cfg.rate_msgs = 2;
     server->limits_gen++; /* as a reload does: the member's limits are read again */
     char why[HUB__WHY_MAX];
-    ck_assert_int_eq(hub__rate_check(server, sender, 100, why), 0);
-    ck_assert_int_eq(hub__rate_check(server, sender, 100, why), 0);
-    ck_assert_int_eq(hub__rate_check(server, sender, 100, why),
+    ck_assert_int_eq(admit__rate_check(server, sender, 100, why), 0);
+    ck_assert_int_eq(admit__rate_check(server, sender, 100, why), 0);
+    ck_assert_int_eq(admit__rate_check(server, sender, 100, why),
                      LTH__V1__NACK_CODE__NACK_RATE_LIMITED);
     ck_assert_msg(strstr(why, SENDER_ID " may send 2 envelopes a second"), "%s", why);
     ck_assert_msg(strstr(why, "rate_msgs"), "%s", why);

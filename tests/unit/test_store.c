@@ -2449,12 +2449,13 @@ START_TEST(pg_lost_connection_fails_the_commit_then_reconnects)
     hub_store_outcome_t oc;
     ck_assert_int_eq(hub_store_append(store, &m, 1, &oc), 0);
     /* The server drops every other connection: the batch's commit fails
-     * and stores nothing. */
+     * with HUB_EAGAIN (did not complete; retryable: hubd answers it
+     * UNAVAILABLE) and stores nothing. */
     pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
            "pg_backend_pid() AND datname = current_database()");
-    ck_assert_int_eq(hub_store_batch_commit(store), HUB_EIO);
+    ck_assert_int_eq(hub_store_batch_commit(store), HUB_EAGAIN);
     /* The next calls connect again (after a short backoff). */
-    int rc = HUB_EIO;
+    int rc = HUB_EAGAIN;
     hub_store_outcome_t oc2 = HUB_STORE_FULL;
     for (int i = 0; i < 50 && rc != 0; i++) {
         hub_store_msg_t m2;
@@ -2468,6 +2469,40 @@ START_TEST(pg_lost_connection_fails_the_commit_then_reconnects)
     hub_store_state_t st;
     ck_assert_int_eq(hub_store_lookup(store, "A", "lost", NULL, &st), HUB_ENOTFOUND);
     ck_assert_int_eq(hub_store_lookup(store, "A", "after", NULL, &st), 0);
+    /* Connections cut while idle (waiting until their sessions ended): the
+     * next batch and the next single call connect again at once and
+     * succeed, nothing to retry. */
+    pg_sql("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid <> "
+           "pg_backend_pid() AND datname = current_database()");
+    ck_assert_int_eq(hub_store_batch_begin(store), 0);
+    make_msg(&m, "A", "B", "idle1", "z");
+    ck_assert_int_eq(hub_store_append(store, &m, 1, &oc), 0);
+    ck_assert_int_eq(hub_store_batch_commit(store), 0);
+    pg_sql("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid <> "
+           "pg_backend_pid() AND datname = current_database()");
+    ck_assert_int_eq(append1(store, "A", "B", "idle2", NULL), HUB_STORE_OK);
+    ck_assert_int_eq(hub_store_lookup(store, "A", "idle1", NULL, &st), 0);
+    hub_store_close(&store);
+}
+END_TEST
+
+/* A multi-host store_dsn: libpq tries the hosts in order and keeps the
+ * first that takes writes (here the first host does not answer at all),
+ * which is how hubd finds the new primary after a failover. */
+START_TEST(pg_multi_host_dsn_finds_the_server_that_takes_writes)
+{
+    const char *port = strstr(pg_dsn, "port=");
+    ck_assert_ptr_nonnull(port);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn,
+             "host=127.0.0.1,127.0.0.1 port=1,%d user=hub dbname=postgres "
+             "target_session_attrs=read-write connect_timeout=5",
+             atoi(port + 5));
+    hub_store_t *store = NULL;
+    char err[512] = "";
+    ck_assert_msg(hub_store_open_pg(dsn, true, &default_limits, &store, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_int_eq(append1(store, "A", "B", "multi", NULL), HUB_STORE_OK);
     hub_store_close(&store);
 }
 END_TEST
@@ -2538,7 +2573,8 @@ static Suite *pg_suite(void)
         TK_CASE("postgresql", setup, teardown, 120,
                 pg_schema_is_checked_at_open, pg_batch_is_one_transaction,
                 pg_bad_dsn_says_what_is_wrong,
-                pg_lost_connection_fails_the_commit_then_reconnects),
+                pg_lost_connection_fails_the_commit_then_reconnects,
+                pg_multi_host_dsn_finds_the_server_that_takes_writes),
     };
     return tk_suite("store-postgresql", cases, sizeof cases / sizeof cases[0]);
 }

@@ -11,6 +11,16 @@
  * transaction, before the SDK settles the delivery, so that a crash at any
  * point neither loses nor double-counts a change.
  *
+ * With plugin.simulate_payments or plugin.simulate_ratings it also plays
+ * the applicant's side, for the demo (off by default): an online dossier of
+ * a procedure with a fee is paid through the portal's payment platform when
+ * it is received or a financial obligation is requested (payment.status/v1,
+ * the catalogue's fee, sometimes a failed attempt first), and a decided
+ * dossier is rated (feedback.submit/v1, 1-5 per criterion), both sent to the
+ * procedure system the statuses came from. Which dossiers, and the scores,
+ * follow from plugin.seed and the dossier code, so a run is reproducible;
+ * table `applicant` keeps what was sent, in the transaction that queues it.
+ *
  * Config (plugin.*): see adapters/README.md, "portal". Logs hold counts only.
  */
 #include "dossier_intake.h"
@@ -19,6 +29,8 @@
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_portal.h"
+#include "lth_catalogue.h"
+#include "lth_procedure.h"
 #include "domain.pb-c.h"
 
 #include <sodium.h>
@@ -52,13 +64,20 @@ static const char portal_schema[] =
     "CREATE TABLE IF NOT EXISTS step("
     " code TEXT NOT NULL, n INTEGER NOT NULL, steps INTEGER NOT NULL, authority TEXT NOT NULL,"
     " due_at INTEGER NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL,"
-    " status INTEGER NOT NULL, PRIMARY KEY(code, n));";
+    " status INTEGER NOT NULL, PRIMARY KEY(code, n));"
+    /* The applicant simulation: what was sent for each dossier. */
+    "CREATE TABLE IF NOT EXISTS applicant("
+    " code TEXT PRIMARY KEY, paid INTEGER NOT NULL DEFAULT 0, rated INTEGER NOT NULL DEFAULT 0);";
 
 typedef struct {
     const adp_plugin_host_t *host;
     sqlite3 *db;
     uint64_t next_summary_us;
     char last_summary[256];
+    uint64_t pay_pct;         /* plugin.simulate_payments: % of online fee dossiers paid */
+    uint64_t rate_pct;        /* plugin.simulate_ratings: % of decided dossiers rated */
+    uint64_t seed;            /* plugin.seed */
+    bool catalogue_installed; /* plugin.catalogue_file */
 } portal_t;
 
 /* Writes one status change into the table (dp_status_intake's apply). */
@@ -151,6 +170,144 @@ static int portal_receipt(portal_t *st, adp_client_t *client, const char *to,
     return rc;
 }
 
+/* ---- the applicant's side (plugin.simulate_*) ---- */
+
+/* A number that depends only on the seed, the dossier code and what it is
+ * for (FNV-1a, then a SplitMix64 finaliser). */
+static uint64_t portal_roll(const portal_t *st, const char *code, const char *what)
+{
+    uint64_t h = 1469598103934665603u ^ st->seed;
+    for (const char *p = code; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    for (const char *p = what; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    h += 0x9e3779b97f4a7c15u;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
+    return h ^ (h >> 31);
+}
+
+/* Whether the simulation already did `column` (paid, rated) for code. */
+static bool portal_sim_done(portal_t *st, const char *code, const char *column)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT %s FROM applicant WHERE code = ?", column);
+    sqlite3_stmt *q = NULL;
+    bool done = false;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+        done = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) != 0;
+    }
+    sqlite3_finalize(q);
+    return done;
+}
+
+/* Queues the messages and marks `column` done for code, in one transaction. */
+static int portal_sim_send(portal_t *st, adp_client_t *client, const char *to, const char *code,
+                           const char *column, const char *service, const char *type,
+                           uint8_t *const *bufs, const size_t *lens, size_t n)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO applicant(code, %s) VALUES(?, 1) ON CONFLICT(code) DO UPDATE SET %s = 1",
+             column, column);
+    int rc = lth_appdb_begin(st->db);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = lth_outq_add(st->db, to, service, type, bufs[i], lens[i]);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
+        rc = HUB_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
+    }
+    sqlite3_finalize(q);
+    rc = rc == 0 ? lth_appdb_commit(st->db) : rc;
+    if (rc != 0) {
+        adp_plugin_log(st->host, ADP_LOG_ERROR, "applicant simulation: could not queue %s: %s",
+                       service, lth_appdb_error(st->db));
+        lth_appdb_rollback(st->db);
+        return rc;
+    }
+    lth_outq_flush(st->db, client, 0, NULL);
+    return 0;
+}
+
+/* The fee of an online dossier, paid when it is received or a financial
+ * obligation is requested: one attempt in eight fails first (a declined
+ * card), then the applicant pays again. */
+static int portal_sim_payment(portal_t *st, adp_client_t *client, const char *to,
+                              const lth_status_change_t *c)
+{
+    uint64_t fee = lth_procedure_fee_vnd(c->procedure_code);
+    if (!st->pay_pct || c->channel != LTH_CHANNEL_ONLINE || !fee ||
+        (c->status != LTH_STATUS_RECEIVED &&
+         c->status != LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED) ||
+        portal_roll(st, c->dossier_code, "pay") % 100u >= st->pay_pct ||
+        portal_sim_done(st, c->dossier_code, "paid"))
+        return 0;
+    uint64_t ref = portal_roll(st, c->dossier_code, "ref");
+    bool fails_first = portal_roll(st, c->dossier_code, "fail") % 8u == 0;
+    uint8_t *bufs[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0}, n = 0;
+    int rc = 0;
+    for (unsigned attempt = fails_first ? 0 : 1; rc == 0 && attempt < 2; attempt++) {
+        lth_payment_t p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.dossier_code, sizeof p.dossier_code, "%s", c->dossier_code);
+        snprintf(p.procedure_code, sizeof p.procedure_code, "%s", c->procedure_code);
+        snprintf(p.transaction_ref, sizeof p.transaction_ref, "SIMPAY-%016" PRIx64 "-%u", ref,
+                 attempt + 1);
+        p.fee_vnd = fee;
+        p.outcome = attempt ? LTH_PAYMENT_PAID : LTH_PAYMENT_FAILED;
+        p.amount_vnd = attempt ? fee : 0;
+        p.channel = LTH_CHANNEL_ONLINE;
+        p.at_us = hub_now_us();
+        if (!attempt)
+            snprintf(p.reason, sizeof p.reason, "card declined (simulated)");
+        rc = lth_payment_encode(&p, &bufs[n], &lens[n]);
+        n += rc == 0;
+    }
+    if (rc == 0)
+        rc = portal_sim_send(st, client, to, c->dossier_code, "paid", LTH_SERVICE_PAYMENT_STATUS,
+                             LTH_PAYMENT_TYPE, bufs, lens, n);
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    return rc;
+}
+
+/* A decided dossier (the last step's decision under liên thông) is rated on
+ * four criteria, mostly 4 or 5, sometimes lower. */
+static int portal_sim_rating(portal_t *st, adp_client_t *client, const char *to,
+                             const lth_status_change_t *c)
+{
+    static const char *const criteria[] = {"access", "documents", "officials", "time"};
+    if (!st->rate_pct ||
+        (c->status != LTH_STATUS_DONE && c->status != LTH_STATUS_RESULT_HANDED_OVER) ||
+        c->step < c->steps || portal_roll(st, c->dossier_code, "rate") % 100u >= st->rate_pct ||
+        portal_sim_done(st, c->dossier_code, "rated"))
+        return 0;
+    lth_feedback_t f;
+    memset(&f, 0, sizeof f);
+    snprintf(f.dossier_code, sizeof f.dossier_code, "%s", c->dossier_code);
+    for (size_t i = 0; i < sizeof criteria / sizeof criteria[0]; i++) {
+        uint64_t h = portal_roll(st, c->dossier_code, criteria[i]);
+        snprintf(f.ratings[i].criterion, sizeof f.ratings[i].criterion, "%s", criteria[i]);
+        f.ratings[i].score =
+            h % 10u == 0 ? 1u + (unsigned)(h / 10u % 3u) : 4u + (unsigned)(h / 10u % 2u);
+        f.n_ratings++;
+    }
+    f.at_us = hub_now_us();
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = lth_feedback_encode(&f, &buf, &len);
+    if (rc == 0)
+        rc = portal_sim_send(st, client, to, c->dossier_code, "rated", LTH_SERVICE_FEEDBACK,
+                             LTH_FEEDBACK_TYPE, &buf, &len, 1);
+    free(buf);
+    return rc;
+}
+
 /* Applies the change (dp_status_intake), then answers the sender with a
  * receipt for the sequence the view now holds: a redelivered change is
  * confirmed again, so that a lost receipt is made good. */
@@ -170,7 +327,13 @@ static int portal_on_status(adp_client_t *client, const adp_message_t *msg, adp_
     snprintf(r.dossier_code, sizeof r.dossier_code, "%s", c.dossier_code);
     r.sequence = c.sequence;
     r.accepted = true;
-    return portal_receipt(st, client, msg->sender, &r);
+    rc = portal_receipt(st, client, msg->sender, &r);
+    /* The applicant's side: a redelivered change finds it done already. */
+    if (rc == 0)
+        rc = portal_sim_payment(st, client, msg->sender, &c);
+    if (rc == 0)
+        rc = portal_sim_rating(st, client, msg->sender, &c);
+    return rc;
 }
 
 /* dossier.result/v1: the result's own signature is verified (decoding does
@@ -342,11 +505,18 @@ static void portal_summary(portal_t *st, bool force)
     dp_intake_counts(st->db, &c);
     long long dossiers, final;
     dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", &dossiers, &final);
+    long long paid = 0, rated = 0;
+    if (st->pay_pct || st->rate_pct)
+        dp_query_counts(st->db,
+                        "SELECT coalesce(sum(paid), 0), coalesce(sum(rated), 0)"
+                        " FROM applicant",
+                        &paid, &rated);
     char line[256];
     snprintf(line, sizeof line,
              "portal view: dossiers=%lld final=%lld changes applied=%" PRIu64
-             " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64,
-             dossiers, final, c.applied, c.older, c.dup, c.refused);
+             " ignored_older=%" PRIu64 " ignored_duplicate=%" PRIu64 " refused=%" PRIu64
+             " simulated paid=%lld rated=%lld",
+             dossiers, final, c.applied, c.older, c.dup, c.refused, paid, rated);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);
 }
 
@@ -366,6 +536,8 @@ static void portal_destroy(void *state)
     if (st->db)
         portal_summary(st, true);
     lth_appdb_close(&st->db);
+    if (st->catalogue_installed)
+        lth_procedure_release_all();
     free(st);
 }
 
@@ -379,6 +551,23 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
     st->host = host;
     int rc = dp_read_model_open(host, "the portal view's SQLite file", portal_schema,
                                 portal_on_status, st, &st->db, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "simulate_payments", 0, 100, 0, &st->pay_pct, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "simulate_ratings", 0, 100, 0, &st->rate_pct, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "seed", 0, UINT64_MAX, 1, &st->seed, err, err_size);
+    /* The fees the simulated payments carry: the catalogue file the
+     * procedure system reads, or the built-in catalogue. */
+    const char *catalogue = host->config(host, "catalogue_file");
+    if (rc == 0 && catalogue && *catalogue) {
+        lth_catalogue_t *cat = NULL;
+        rc = lth_catalogue_load(catalogue, &cat, err, err_size);
+        if (rc == 0) {
+            lth_procedure_install(cat);
+            st->catalogue_installed = true;
+        }
+    }
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, portal_on_result, st);
     if (rc == 0)

@@ -256,6 +256,8 @@ static int proc_emit(proc_t *st, proc_dossier_t *d, int status, const char *acto
     snprintf(c.procedure_code, sizeof c.procedure_code, "%s", d->procedure_code);
     /* Who resolves it: under delegation (ủy quyền), the delegate. */
     snprintf(c.authority, sizeof c.authority, "%s", d->resolver[0] ? d->resolver : d->authority);
+    if (d->resolver[0] && strcmp(d->resolver, d->authority) != 0)
+        snprintf(c.delegated_by, sizeof c.delegated_by, "%s", d->authority);
     c.submitted_at_us = d->submitted_at;
     c.due_at_us = d->due_at;
     c.step = d->step;

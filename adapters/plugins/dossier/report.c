@@ -41,7 +41,9 @@ static const char report_schema[] =
     " status INTEGER NOT NULL, seq INTEGER NOT NULL, due_at INTEGER NOT NULL,"
     " done_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
     " submitted_at INTEGER NOT NULL DEFAULT 0, decided_at INTEGER NOT NULL DEFAULT 0,"
-    " channel INTEGER NOT NULL DEFAULT 0);"
+    " channel INTEGER NOT NULL DEFAULT 0,"
+    /* Ủy quyền: the authority addressed when a delegate (authority) resolves it. */
+    " delegated_by TEXT NOT NULL DEFAULT '');"
     /* What the procedure system relays besides status changes (issue 19). */
     "CREATE TABLE IF NOT EXISTS result(result_code TEXT PRIMARY KEY, code TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS payment(transaction_ref TEXT PRIMARY KEY, code TEXT NOT NULL,"
@@ -108,8 +110,8 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
     if (sqlite3_prepare_v2(
             db,
             "INSERT INTO dossier(code, procedure_code, authority, status, seq, due_at, done_at,"
-            " updated_at, submitted_at, decided_at, channel)"
-            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            " updated_at, submitted_at, decided_at, channel, delegated_by)"
+            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             " ON CONFLICT(code) DO UPDATE SET"
             " procedure_code = CASE WHEN ?2 = '' THEN procedure_code ELSE ?2 END,"
             " authority = CASE WHEN ?3 = '' THEN authority ELSE ?3 END,"
@@ -117,7 +119,8 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
             " done_at = CASE WHEN ?4 = 11 THEN done_at ELSE ?7 END, updated_at = ?8,"
             " submitted_at = CASE WHEN ?9 = 0 THEN submitted_at ELSE ?9 END,"
             " decided_at = CASE WHEN decided_at = 0 THEN ?10 ELSE decided_at END,"
-            " channel = CASE WHEN ?11 = 0 THEN channel ELSE ?11 END",
+            " channel = CASE WHEN ?11 = 0 THEN channel ELSE ?11 END,"
+            " delegated_by = CASE WHEN ?12 = '' THEN delegated_by ELSE ?12 END",
             -1, &q, NULL) != SQLITE_OK) {
         rc = HUB_ESTORE;
     } else {
@@ -132,6 +135,7 @@ static int report_apply(sqlite3 *db, const lth_status_change_t *c)
         sqlite3_bind_int64(q, 9, (sqlite3_int64)c->submitted_at_us);
         sqlite3_bind_int64(q, 10, (sqlite3_int64)(lth_status_final(c->status) ? c->at_us : 0));
         sqlite3_bind_int(q, 11, c->channel);
+        sqlite3_bind_text(q, 12, c->delegated_by, -1, SQLITE_STATIC);
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
     }
     sqlite3_finalize(q);
@@ -434,6 +438,96 @@ static int report_append_steps(report_t *st, const report_query_t *query, char *
     return 0;
 }
 
+/* Ủy quyền: appends the "delegations" section — per delegation (the
+ * authority addressed, the delegate that resolved, the procedure), the
+ * dossiers it carried, those done on time and late against their limit,
+ * and the on-time rate of those done — in the answer's own format: a JSON
+ * member, a second CSV block after an empty line, or a second table. */
+static int report_append_delegations(report_t *st, const report_query_t *query, char **out,
+                                     size_t *len)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(
+            st->db,
+            "SELECT d.delegated_by, d.authority, d.procedure_code, count(*),"
+            " sum(d.done_at > 0 AND (d.due_at = 0 OR d.done_at <= d.due_at)),"
+            " sum(d.done_at > 0 AND d.due_at > 0 AND d.done_at > d.due_at)"
+            " FROM dossier d WHERE d.delegated_by <> ''"
+            " AND (?1 = '' OR d.procedure_code = ?1)"
+            " AND (?2 = '' OR d.authority = ?2 OR d.delegated_by = ?2)"
+            " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
+            " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
+            " AND (?5 = 0 OR d.decided_at > 0)"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            -1, &q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(q, 1, query->procedure_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, query->authority, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)query->from_us);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)query->to_us);
+    sqlite3_bind_int(q, 5, query->by == REPORT_BY_DECIDED);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        sqlite3_finalize(q);
+        return HUB_ENOMEM;
+    }
+    bool json = query->format == LTH_REPORT_JSON;
+    /* A JSON rendering ends in "}\n": the section goes before that brace. */
+    size_t keep = json && *len >= 2 ? *len - 2 : *len;
+    fwrite(*out, 1, keep, f);
+    if (json)
+        fputs(",\"delegations\":[", f);
+    else if (query->format == LTH_REPORT_CSV)
+        fputs("\r\ndelegated_by,delegate,procedure_code,carried,on_time,late,pct_on_time\r\n", f);
+    else
+        fprintf(f,
+                "\nDelegations (ủy quyền): delegated by -> delegate, procedure\n"
+                "%-28s %-28s %-14s %8s %8s %6s %10s\n",
+                "delegated by", "delegate", "procedure", "carried", "on time", "late", "on time %");
+    int s, rows = 0;
+    while ((s = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *by = (const char *)sqlite3_column_text(q, 0),
+                   *delegate = (const char *)sqlite3_column_text(q, 1),
+                   *code = (const char *)sqlite3_column_text(q, 2);
+        long long carried = sqlite3_column_int64(q, 3), on_time = sqlite3_column_int64(q, 4),
+                  late = sqlite3_column_int64(q, 5);
+        double pct = on_time + late ? 100.0 * (double)on_time / (double)(on_time + late) : 0.0;
+        if (json) {
+            fputs(rows ? ",{\"delegated_by\":" : "{\"delegated_by\":", f);
+            report_json_string(f, by);
+            fputs(",\"delegate\":", f);
+            report_json_string(f, delegate);
+            fputs(",\"procedure_code\":", f);
+            report_json_string(f, code);
+            fprintf(f, ",\"carried\":%lld,\"on_time\":%lld,\"late\":%lld,\"pct_on_time\":%.1f}",
+                    carried, on_time, late, pct);
+        } else if (query->format == LTH_REPORT_CSV) {
+            /* Member ids and procedure codes hold no ',' or '"'. */
+            fprintf(f, "%s,%s,%s,%lld,%lld,%lld,%.1f\r\n", by, delegate, code, carried, on_time,
+                    late, pct);
+        } else {
+            fprintf(f, "%-28s %-28s %-14s %8lld %8lld %6lld %10.1f\n", by, delegate, code, carried,
+                    on_time, late, pct);
+        }
+        rows++;
+    }
+    sqlite3_finalize(q);
+    if (json)
+        fputs("]}\n", f);
+    else if (!rows && query->format != LTH_REPORT_CSV)
+        fputs("(none)\n", f);
+    if (fclose(f) != 0 || !buf || s != SQLITE_DONE) {
+        free(buf);
+        return s != SQLITE_DONE ? HUB_ESTORE : HUB_ENOMEM;
+    }
+    free(*out);
+    *out = buf;
+    *len = size;
+    return 0;
+}
+
 /* Processing time: office time with plugin.calendar, elapsed time without. */
 static uint64_t report_working_us(const report_t *st, uint64_t from, uint64_t to)
 {
@@ -516,6 +610,8 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
         rc = lth_report_render(&r, query.format, &out, &len);
     if (rc == 0 && query.format == LTH_REPORT_JSON)
         rc = report_append_steps(st, &query, &out, &len);
+    if (rc == 0)
+        rc = report_append_delegations(st, &query, &out, &len);
     if (rc == 0) {
         reply->payload = (uint8_t *)out;
         reply->payload_len = len;
@@ -580,6 +676,12 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
     st->host = host;
     int rc = dp_read_model_open(host, "the report's SQLite file", report_schema, report_on_status,
                                 st, &st->db, err, err_size);
+    /* A report.db from before the delegations section lacks the column:
+     * add it (an error here only means it is there already). */
+    if (rc == 0)
+        (void)sqlite3_exec(st->db,
+                           "ALTER TABLE dossier ADD COLUMN delegated_by TEXT NOT NULL DEFAULT ''",
+                           NULL, NULL, NULL);
     if (rc == 0)
         rc = host->offer(host, REPORT_SERVICE_QUERY, report_on_query, st);
     const char *relayed[] = {LTH_SERVICE_DOSSIER_RESULT, LTH_SERVICE_PAYMENT_STATUS,

@@ -151,6 +151,66 @@ static void trail_print_history(sqlite3 *db, const char *code, uint64_t submitte
     sqlite3_finalize(q);
 }
 
+/* MEMBER/SUBSYSTEM of a member id: enough to tell the actors apart. */
+static const char *trail_short(const char *member)
+{
+    const char *p = member ? strchr(member, '/') : NULL;
+    p = p ? strchr(p + 1, '/') : NULL;
+    return p ? p + 1 : (member ? member : "");
+}
+
+/* A second line, when there is something to show: the steps of a liên
+ * thông dossier as the portal holds them, the fee paid through the portal
+ * and the applicant's rating (the procedure system's records). */
+static void trail_print_extras(sqlite3 *db, const trail_files_t *f, const char *code,
+                               uint64_t submitted)
+{
+    sqlite3_stmt *q = NULL;
+    bool any = false;
+    if (f->portal && sqlite3_prepare_v2(db,
+                                        "SELECT n, steps, authority, due_at, first_at, last_at,"
+                                        " status FROM portal.step WHERE code = ? ORDER BY n",
+                                        -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            char from[32], to[32], due[32];
+            trail_since(from, sizeof from, submitted, (uint64_t)sqlite3_column_int64(q, 4));
+            trail_since(to, sizeof to, submitted, (uint64_t)sqlite3_column_int64(q, 5));
+            trail_since(due, sizeof due, submitted, (uint64_t)sqlite3_column_int64(q, 3));
+            printf("%s step %d/%d %s %s..%s, due %s: %s",
+                   any ? " →" : "   liên thông:", sqlite3_column_int(q, 0),
+                   sqlite3_column_int(q, 1), trail_short((const char *)sqlite3_column_text(q, 2)),
+                   from, to, due, lth_status_name(sqlite3_column_int(q, 6)));
+            any = true;
+        }
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT (SELECT max(amount) FROM main.payment p WHERE p.code = ?1 AND"
+                           " p.outcome = 1), (SELECT count(*) FROM main.payment p WHERE"
+                           " p.code = ?1 AND p.outcome = 2), (SELECT score_sum * 1.0 / ratings"
+                           " FROM main.feedback WHERE code = ?1)",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            if (sqlite3_column_type(q, 0) != SQLITE_NULL) {
+                printf("%s fee paid online %lld VND%s", any ? ";" : "  ",
+                       sqlite3_column_int64(q, 0),
+                       sqlite3_column_int64(q, 1) ? " (after a failed attempt)" : "");
+                any = true;
+            }
+            if (sqlite3_column_type(q, 2) != SQLITE_NULL) {
+                printf("%s rated %.2f of 5", any ? ";" : "  ", sqlite3_column_double(q, 2));
+                any = true;
+            }
+        }
+    }
+    sqlite3_finalize(q);
+    if (any)
+        putchar('\n');
+}
+
 static void trail_print(sqlite3 *db, const trail_files_t *f)
 {
     char sql[1024];
@@ -219,6 +279,7 @@ static void trail_print(sqlite3 *db, const trail_files_t *f)
                        sqlite3_column_int64(q, 12) == seq ? "" : " (catching up)");
         }
         putchar('\n');
+        trail_print_extras(db, f, code, submitted);
     }
     sqlite3_finalize(q);
 }

@@ -160,6 +160,7 @@ static int bridge_nack_status(int code)
     case LTH__V1__NACK_CODE__NACK_QUEUE_FULL:
     case LTH__V1__NACK_CODE__NACK_STORE_FULL:
     case LTH__V1__NACK_CODE__NACK_INTERNAL:
+    case LTH__V1__NACK_CODE__NACK_UNAVAILABLE:
     case LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED:
         return 503;
     default: {

@@ -514,6 +514,12 @@ static int proc_submit(proc_t *st)
         rc = lth_dossier_generate(&st->gen, next, &g);
         if (rc != 0)
             break;
+        /* plugin.procedures holds the procedures as the catalogue was at
+         * start: the one in force since a reload has the current limit and
+         * authority (a repealed one keeps its last). */
+        const lth_procedure_t *in_force = lth_procedure_find(g.procedure->code);
+        if (in_force)
+            g.procedure = in_force;
         uint64_t now = hub_now_us();
         uint64_t due = proc_due(st, g.procedure, now);
         /* The national structure: agency code, date of receipt, number. */
@@ -1376,7 +1382,11 @@ static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_r
         ;
     else if (p.procedure_code[0] && strcmp(p.procedure_code, d.procedure_code) != 0)
         why = "procedure_code is not the dossier's procedure";
+    else if (!lth_procedure_find(d.procedure_code))
+        why = "the dossier's procedure is not in the catalogue in force (repealed?): no fee to "
+              "check the payment against";
     else if (p.fee_vnd != lth_procedure_fee_vnd(d.procedure_code)) {
+        /* The catalogue in force: after a reload amending the fee, the new one. */
         snprintf(buf, sizeof buf,
                  "fee_vnd %llu is not the fee the catalogue sets for %s (%llu VND)",
                  (unsigned long long)p.fee_vnd, d.procedure_code,

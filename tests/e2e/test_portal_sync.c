@@ -448,8 +448,8 @@ END_TEST
 /* The test's own figures for one (procedure, authority). */
 typedef struct {
     char procedure[LTH_PROCEDURE_CODE_MAX], authority[LTH_MEMBER_MAX];
-    long long received, on_time, early, late, overdue, returned, decided, synced, online, done,
-        with_result, paid, paid_online, rated;
+    long long received, on_time, early, late, overdue, returned, not_accepted, decided, synced,
+        online, done, with_result, paid, paid_online, rated;
     double working_us, rating_sum;
 } figures_t;
 
@@ -508,6 +508,8 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workc
                 f[k]->late++;
             } else if (status == LTH_STATUS_RETURNED) {
                 f[k]->returned++;
+            } else if (status == LTH_STATUS_NOT_ACCEPTED) {
+                f[k]->not_accepted++; /* refused at reception */
             } else {
                 ck_abort_msg("dossier still open (status %d)", status);
             }
@@ -568,6 +570,7 @@ static void assert_row(json_t *row, const figures_t *f, const char *name)
     ck_assert_int_eq(jint(row, "overdue"), 0);
     ck_assert_int_eq(jint(row, "in_progress"), 0);
     ck_assert_int_eq(jint(row, "returned"), f->returned);
+    ck_assert_int_eq(jint(row, "not_accepted"), f->not_accepted);
     ck_assert_int_eq(jint(row, "decided"), f->decided);
     ck_assert_int_eq(jint(row, "synced"), f->synced);
     ck_assert_int_eq(jint(row, "online"), f->online);
@@ -643,8 +646,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     start_sector(HOTICH, db_hotich);
     start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 10);
     /* Every dossier decided; every DONE one handed over with its result. */
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
-            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
     long long done = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 11");
     ck_assert_int_gt(done, 0);
     ck_assert_int_gt(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 5"), 0);
@@ -845,7 +848,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     ck_assert_msg(strstr(out, "procedure_code,procedure_name,authority,dossiers,on_time,late,"
                               "overdue,in_progress,returned,early,avg_working_hours,pct_synced,"
                               "pct_online,pct_electronic_result,pct_paid_online,"
-                              "avg_satisfaction\r\n"),
+                              "avg_satisfaction,not_accepted\r\n"),
                   "%s", out);
     free(out);
     const char *args_table[] = {"--from", today, "--to", tomorrow};
@@ -882,8 +885,8 @@ START_TEST(dossier_passes_several_authorities)
     start_procedure_with(n, "SYN-1.000004", 0, 600,
                          "plugin.chains = SYN-1.000004: " DKKD " (2 working days) > " HOTICH
                          " (1 working day)\n");
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
-            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
     wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE portal_seq = seq", n,
             "dossiers whose latest change the portal confirmed");
     long long forwarded = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE forwarded_at IS "
@@ -1064,8 +1067,8 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
     start_sector(DKKD, db_dkkd);
     start_sector(HOTICH, db_hotich);
     start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 0);
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
-            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
     /* Eligible: online, a fee, received. SYN-1.000001 is free. */
     const char *eligible_sql =
         "SELECT count(*) FROM dossier d WHERE d.channel = 1 AND d.procedure_code IN"

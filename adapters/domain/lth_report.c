@@ -25,7 +25,7 @@ lth_outcome_t lth_report_classify(int status, uint64_t due_at_us, uint64_t done_
 
 const char *lth_outcome_name(lth_outcome_t outcome)
 {
-    static const char *const names[] = {"in progress", "on time", "late",
+    static const char *const names[] = {"in progress", "on time",  "late",
                                         "overdue",     "returned", "not accepted"};
     return outcome <= LTH_OUTCOME_NOT_ACCEPTED ? names[outcome] : "?";
 }

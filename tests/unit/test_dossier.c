@@ -292,7 +292,8 @@ START_TEST(outcomes)
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, T0, T0 + 1, T0), LTH_OUTCOME_LATE);
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, 0, T0, T0), LTH_OUTCOME_ON_TIME);
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_RETURNED, T0, 0, T0 + H), LTH_OUTCOME_RETURNED);
-    ck_assert_int_eq(lth_report_classify(LTH_STATUS_WITHDRAWN, T0, 0, T0 + H), LTH_OUTCOME_RETURNED);
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_WITHDRAWN, T0, 0, T0 + H),
+                     LTH_OUTCOME_RETURNED);
     /* Refused at reception: counted apart from returned. */
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_NOT_ACCEPTED, T0, 0, T0 + H),
                      LTH_OUTCOME_NOT_ACCEPTED);
@@ -360,8 +361,7 @@ START_TEST(aggregation_adds_up)
     for (size_t i = 0; i < r.n_rows; i++) {
         const lth_report_row_t *row = &r.rows[i];
         ck_assert_uint_eq(row->dossiers, row->on_time + row->late + row->overdue +
-                                             row->in_progress + row->returned +
-                                             row->not_accepted);
+                                             row->in_progress + row->returned + row->not_accepted);
         sum += row->dossiers;
     }
     ck_assert_uint_eq(r.total.dossiers, 7);

@@ -564,10 +564,11 @@ static int proc_submit(proc_t *st)
         return rc;
     }
     if (made)
-        adp_plugin_log(st->host, refused ? ADP_LOG_INFO : ADP_LOG_DEBUG,
-                       "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
-                       " not accepted: applicant authenticated below the procedure's required level",
-                       made, next, refused);
+        adp_plugin_log(
+            st->host, refused ? ADP_LOG_INFO : ADP_LOG_DEBUG,
+            "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
+            " not accepted: applicant authenticated below the procedure's required level",
+            made, next, refused);
     return 0;
 }
 
@@ -863,8 +864,8 @@ static void proc_apply_and_log(proc_t *st, adp_client_t *client, const lth_proce
         adp_plugin_log(st->host, ADP_LOG_INFO, "identity checks answered again");
     st->lookup_failing = false;
     adp_plugin_log(st->host, waiting ? ADP_LOG_WARN : ADP_LOG_DEBUG,
-                   "identity %s (%s): %zu dossiers: verified=%zu not_accepted=%zu waiting=%zu%s", what,
-                   p->purpose_code, b->n, accepted, returned, waiting,
+                   "identity %s (%s): %zu dossiers: verified=%zu not_accepted=%zu waiting=%zu%s",
+                   what, p->purpose_code, b->n, accepted, returned, waiting,
                    waiting ? " (the population database does not permit this member or purpose)"
                            : "");
 }

@@ -142,13 +142,19 @@ uint64_t lth_limit_duration_us(unsigned amount, lth_limit_unit_t unit, uint64_t 
     return per * amount;
 }
 
-/* The fee each procedure's announcing decision sets (lệ phí, VND), until the
- * catalogue file (issue 19 item 4) carries it: civil-status registrations
- * are free, a judicial-record certificate 200 000, enterprise registration
- * 50 000, permanent residence 20 000, a first land-use certificate 100 000
- * (synthetic figures in the range of the fee circulars). */
+/* The fee (lệ phí, VND) of the catalogue in force: the fee column of the
+ * file installed (lth_procedure_install), 0 for a procedure that catalogue
+ * does not list. Only with none installed, the fees of the built-in
+ * default: civil-status registrations are free, a judicial-record
+ * certificate 200 000, enterprise registration 50 000, permanent residence
+ * 20 000, a first land-use certificate 100 000 (synthetic figures in the
+ * range of the fee circulars, the same as deploy/catalogue-hn.tsv ships). */
 uint64_t lth_procedure_fee_vnd(const char *code)
 {
+    if (lth__current) {
+        const lth_procedure_t *p = lth_catalogue_find(lth__current, code);
+        return p ? p->fee_vnd : 0;
+    }
     static const struct {
         const char *code;
         uint64_t fee;

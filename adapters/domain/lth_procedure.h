@@ -78,7 +78,9 @@ const lth_procedure_t *lth_procedure_at(size_t i);
 /* The procedure with this code, or NULL. */
 const lth_procedure_t *lth_procedure_find(const char *code);
 
-/* The fee (VND) of the procedure with this code; 0 = free or unknown. */
+/* The fee (VND) of the procedure with this code in the catalogue in force
+ * (the installed file's fee column; the built-in fees only when none is
+ * installed); 0 = free or unknown. */
 uint64_t lth_procedure_fee_vnd(const char *code);
 
 /* Parses a limit as procedures.tsv words it: "same working day" (8 working

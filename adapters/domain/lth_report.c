@@ -14,17 +14,20 @@ lth_outcome_t lth_report_classify(int status, uint64_t due_at_us, uint64_t done_
 {
     if (status == LTH_STATUS_DONE || status == LTH_STATUS_RESULT_HANDED_OVER)
         return due_at_us == 0 || done_at_us <= due_at_us ? LTH_OUTCOME_ON_TIME : LTH_OUTCOME_LATE;
-    /* Ended without a result: returned, not accepted, withdrawn. */
-    if (status == LTH_STATUS_RETURNED || status == LTH_STATUS_NOT_ACCEPTED ||
-        status == LTH_STATUS_WITHDRAWN)
+    /* Ended without a result: refused at reception; returned after
+     * acceptance or withdrawn. */
+    if (status == LTH_STATUS_NOT_ACCEPTED)
+        return LTH_OUTCOME_NOT_ACCEPTED;
+    if (status == LTH_STATUS_RETURNED || status == LTH_STATUS_WITHDRAWN)
         return LTH_OUTCOME_RETURNED;
     return due_at_us != 0 && now_us > due_at_us ? LTH_OUTCOME_OVERDUE : LTH_OUTCOME_IN_PROGRESS;
 }
 
 const char *lth_outcome_name(lth_outcome_t outcome)
 {
-    static const char *const names[] = {"in progress", "on time", "late", "overdue", "returned"};
-    return outcome <= LTH_OUTCOME_RETURNED ? names[outcome] : "?";
+    static const char *const names[] = {"in progress", "on time",  "late",
+                                        "overdue",     "returned", "not accepted"};
+    return outcome <= LTH_OUTCOME_NOT_ACCEPTED ? names[outcome] : "?";
 }
 
 void lth_report_init(lth_report_t *r, uint64_t now_us)
@@ -57,6 +60,9 @@ static void lth__count(lth_report_row_t *row, lth_outcome_t o)
         break;
     case LTH_OUTCOME_RETURNED:
         row->returned++;
+        break;
+    case LTH_OUTCOME_NOT_ACCEPTED:
+        row->not_accepted++;
         break;
     default:
         row->in_progress++;
@@ -204,6 +210,10 @@ static void lth__iso_time(uint64_t us, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Refused at reception: appended after the figures, so that the columns
+ * before it keep their places. */
+#define LTH__NOT_ACCEPTED_TITLE "not accepted"
+
 static const char *const lth__count_titles[] = {"dossiers", "on time",     "late",
                                                 "overdue",  "in progress", "returned"};
 
@@ -264,6 +274,7 @@ static void lth__render_table(const lth_report_t *r, FILE *f)
         fprintf(f, "  %s", lth__count_titles[k]);
     for (int k = 0; k < LTH__N_FIGURES; k++)
         fprintf(f, "  %s", lth__figure_titles[k]);
+    fprintf(f, "  %s", LTH__NOT_ACCEPTED_TITLE);
     fputc('\n', f);
     double fv[LTH__N_FIGURES];
     unsigned long v[6];
@@ -278,6 +289,8 @@ static void lth__render_table(const lth_report_t *r, FILE *f)
             for (int k = 0; k < LTH__N_FIGURES; k++)
                 for (size_t j = 0; j < strlen(lth__figure_titles[k]) + 2; j++)
                     fputc('-', f);
+            for (size_t j = 0; j < strlen(LTH__NOT_ACCEPTED_TITLE) + 2; j++)
+                fputc('-', f);
             fputc('\n', f);
             lth__pad(f, "total", wc + wn + wa + 4);
         } else {
@@ -293,6 +306,7 @@ static void lth__render_table(const lth_report_t *r, FILE *f)
         for (int k = 1; k < LTH__N_FIGURES; k++)
             fprintf(f, "  %*.*f", (int)strlen(lth__figure_titles[k]), k == 1 || k == 6 ? 2 : 1,
                     fv[k]);
+        fprintf(f, "  %*lu", (int)strlen(LTH__NOT_ACCEPTED_TITLE), row->not_accepted);
         fputc('\n', f);
     }
 }
@@ -319,7 +333,7 @@ static void lth__render_csv(const lth_report_t *r, FILE *f)
           f);
     for (int k = 0; k < LTH__N_FIGURES; k++)
         fprintf(f, ",%s", lth__figure_keys[k]);
-    fputs("\r\n", f);
+    fputs(",not_accepted\r\n", f);
     unsigned long v[6];
     double fv[LTH__N_FIGURES];
     for (size_t i = 0; i < r->n_rows; i++) {
@@ -336,7 +350,7 @@ static void lth__render_csv(const lth_report_t *r, FILE *f)
         fprintf(f, ",%lu", row->early);
         for (int k = 1; k < LTH__N_FIGURES; k++)
             fprintf(f, ",%.2f", fv[k]);
-        fputs("\r\n", f);
+        fprintf(f, ",%lu\r\n", row->not_accepted);
     }
 }
 
@@ -371,6 +385,7 @@ static void lth__json_counts(FILE *f, const lth_report_row_t *row)
             "\"with_result\":%lu,\"paid\":%lu,\"paid_online\":%lu,\"rated\":%lu",
             row->decided, row->working_us, row->synced, row->online, row->with_result, row->paid,
             row->paid_online, row->rated);
+    fprintf(f, ",\"not_accepted\":%lu", row->not_accepted);
 }
 
 static void lth__render_json(const lth_report_t *r, FILE *f)

@@ -5,7 +5,9 @@
  * One dossier's outcome, from its latest status (proto/DOMAIN.md):
  *   DONE at or before due_at           on time
  *   DONE after due_at                  late
- *   RETURNED                           returned (refused, or identity not verified)
+ *   RETURNED, WITHDRAWN                returned (sent back after acceptance, or withdrawn)
+ *   NOT_ACCEPTED                       not accepted (refused at reception: identity not
+ *                                      verified, assurance too low)
  *   anything else, past due_at now     overdue
  *   anything else                      in progress
  * A due_at of 0 means no legal limit: never late, never overdue.
@@ -27,20 +29,22 @@ typedef enum {
     LTH_OUTCOME_ON_TIME = 1,
     LTH_OUTCOME_LATE = 2,
     LTH_OUTCOME_OVERDUE = 3,
-    LTH_OUTCOME_RETURNED = 4
+    LTH_OUTCOME_RETURNED = 4,
+    LTH_OUTCOME_NOT_ACCEPTED = 5
 } lth_outcome_t;
 
 /* done_at_us: when the DONE change happened (used only for DONE). */
 lth_outcome_t lth_report_classify(int status, uint64_t due_at_us, uint64_t done_at_us,
                                   uint64_t now_us);
-/* "in progress", "on time", "late", "overdue", "returned". */
+/* "in progress", "on time", "late", "overdue", "returned", "not accepted". */
 const char *lth_outcome_name(lth_outcome_t outcome);
 
 typedef struct {
     char procedure_code[LTH_PROCEDURE_CODE_MAX];
     char authority[LTH_MEMBER_MAX];
-    unsigned long dossiers; /* = the five below added up */
+    unsigned long dossiers; /* = the six below added up */
     unsigned long on_time, late, overdue, in_progress, returned;
+    unsigned long not_accepted; /* refused at reception (the last column rendered) */
     /* The reform-index figures (issue 19; proto/DOMAIN.md, report.query/v1). */
     unsigned long early;             /* of on_time: decided on a day before the due day */
     unsigned long decided;           /* with a decision time, for the average below */

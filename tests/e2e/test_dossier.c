@@ -8,8 +8,8 @@
  * - the full flow: every dossier decided, the portal's view equal to the
  *   procedure system's statuses, the report's counts adding up and equal to
  *   what the test computes from the procedure system's history;
- * - invalid ID numbers and unknown citizens: RETURNED with the reason, never
- *   forwarded;
+ * - invalid ID numbers and unknown citizens: NOT_ACCEPTED (refused at
+ *   reception, not RETURNED) with the reason, never forwarded;
  * - the portal offline while statuses are produced, then back: it catches up;
  * - duplicate and out-of-order changes sent straight to the portal and the
  *   report: older ones ignored, repeated ones counted once;
@@ -18,9 +18,10 @@
  * - delegation (ủy quyền): the hub routes an authority's dossiers to its
  *   delegate, which resolves them; the portal and the report name it;
  * - identity assurance and verification: a dossier whose applicant was
- *   authenticated below its procedure's level is returned before any
+ *   authenticated below its procedure's level is not accepted before any
  *   identity check; enterprise registration confirms the declared identity
- *   (citizen.verify/v1) and returns a wrong declaration, naming the field;
+ *   (citizen.verify/v1) and does not accept a wrong declaration, naming the
+ *   field;
  *   the population database answers under deploy/disclosure-demo.conf.
  * The hub runs with the demo's data-sharing agreements
  * (deploy/policy-demo.conf): deny by default.
@@ -259,7 +260,8 @@ static bool wait_sql(const char *path, const char *sql, long long at_least, int 
     return false;
 }
 
-#define DECIDED "SELECT count(*) FROM dossier WHERE status IN (4, 5)"
+/* Done, returned after acceptance, or not accepted at reception. */
+#define DECIDED "SELECT count(*) FROM dossier WHERE status IN (4, 5, 7)"
 
 /* Dossiers whose latest change the portal (or the report) holds. */
 static long long synced(const char *other, const char *table)
@@ -380,9 +382,9 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
         const char *first_note = (const char *)sqlite3_column_text(q, 7);
         ck_assert_ptr_nonnull(identity);
         if (g.assurance.level < g.procedure->required_assurance) {
-            /* Returned at once, whoever the applicant: no identity check. */
+            /* Not accepted at once, whoever the applicant: no identity check. */
             ck_assert_str_eq(identity, "ASSURANCE");
-            ck_assert_int_eq(status, LTH_STATUS_RETURNED);
+            ck_assert_int_eq(status, LTH_STATUS_NOT_ACCEPTED);
             ck_assert_int_eq(sqlite3_column_type(q, 5), SQLITE_NULL);
             ck_assert_msg(strstr(first_note, "mức độ 2") && strstr(first_note, "59/2022") &&
                               strstr(first_note, "authenticated at level 1"),
@@ -392,7 +394,7 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
         if (g.applicant_kind == LTH_APPLICANT_CITIZEN && g.declared_wrong &&
             g.procedure->identity_check == LTH_CHECK_VERIFY) {
             ck_assert_str_eq(identity, "MISMATCH");
-            ck_assert_int_eq(status, LTH_STATUS_RETURNED);
+            ck_assert_int_eq(status, LTH_STATUS_NOT_ACCEPTED);
             ck_assert_int_eq(sqlite3_column_type(q, 5), SQLITE_NULL);
             ck_assert_msg(strstr(first_note, "không khớp") &&
                               strstr(first_note, "(date_of_birth does not match)"),
@@ -402,14 +404,14 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
         switch (g.applicant_kind) {
         case LTH_APPLICANT_INVALID_ID:
             ck_assert_str_eq(identity, "INVALID_KEY");
-            ck_assert_int_eq(status, LTH_STATUS_RETURNED);
+            ck_assert_int_eq(status, LTH_STATUS_NOT_ACCEPTED);
             ck_assert_int_eq(sqlite3_column_type(q, 5), SQLITE_NULL); /* not forwarded */
             ck_assert_msg(strstr(first_note, "không hợp lệ") && strchr(first_note, '('), "%s: %s",
                           code, first_note);
             break;
         case LTH_APPLICANT_UNKNOWN:
             ck_assert_str_eq(identity, "NOT_FOUND");
-            ck_assert_int_eq(status, LTH_STATUS_RETURNED);
+            ck_assert_int_eq(status, LTH_STATUS_NOT_ACCEPTED);
             ck_assert_int_eq(sqlite3_column_type(q, 5), SQLITE_NULL);
             ck_assert_msg(strstr(first_note, "không tìm thấy") &&
                               strstr(first_note, "no record with this personal ID number"),
@@ -427,7 +429,7 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
     /* Decided once: one final change per dossier, and the sequences 1..seq
      * without a gap. */
     assert_count_zero(db, "SELECT count(*) FROM (SELECT code FROM history"
-                          " WHERE status IN (4, 5) GROUP BY code"
+                          " WHERE status IN (4, 5, 7) GROUP BY code"
                           " HAVING count(*) <> 1)");
     assert_count_zero(db, "SELECT count(*) FROM dossier d WHERE seq <>"
                           " (SELECT count(*) FROM history h WHERE h.code = d.code)"
@@ -470,15 +472,16 @@ static void assert_report(int n)
         sqlite3_prepare_v2(db,
                            "SELECT coalesce(sum(status = 4 AND decided_at <= due_at), 0),"
                            " coalesce(sum(status = 4 AND decided_at > due_at), 0),"
-                           " coalesce(sum(status = 5), 0) FROM dossier",
+                           " coalesce(sum(status = 5), 0), coalesce(sum(status = 7), 0)"
+                           " FROM dossier",
                            -1, &q, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     long long on_time = sqlite3_column_int64(q, 0), late = sqlite3_column_int64(q, 1),
-              returned = sqlite3_column_int64(q, 2);
+              returned = sqlite3_column_int64(q, 2), not_accepted = sqlite3_column_int64(q, 3);
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
-    ck_assert_int_eq(on_time + late + returned, n);
+    ck_assert_int_eq(on_time + late + returned + not_accepted, n);
 
     adp_client_t *c = hubfix_connect(&fix, CCHC);
     json_t *doc = report_json(c, "{\"format\":\"json\"}");
@@ -487,6 +490,7 @@ static void assert_report(int n)
     ck_assert_int_eq(jint(total, "on_time"), on_time);
     ck_assert_int_eq(jint(total, "late"), late);
     ck_assert_int_eq(jint(total, "returned"), returned);
+    ck_assert_int_eq(jint(total, "not_accepted"), not_accepted);
     ck_assert_int_eq(jint(total, "overdue"), 0);
     ck_assert_int_eq(jint(total, "in_progress"), 0);
     long long sum = 0;
@@ -496,7 +500,8 @@ static void assert_report(int n)
     {
         ck_assert_int_eq(jint(row, "dossiers"),
                          jint(row, "on_time") + jint(row, "late") + jint(row, "overdue") +
-                             jint(row, "in_progress") + jint(row, "returned"));
+                             jint(row, "in_progress") + jint(row, "returned") +
+                             jint(row, "not_accepted"));
         sum += jint(row, "dossiers");
     }
     ck_assert_int_eq(sum, n);
@@ -510,6 +515,7 @@ static void assert_report(int n)
     ck_assert_str_eq(reply.content_type, "text/plain; charset=utf-8");
     char *text = strndup((const char *)reply.payload, reply.payload_len);
     ck_assert_ptr_nonnull(strstr(text, "dossiers  on time  late  overdue  in progress  returned"));
+    ck_assert_msg(strstr(text, "  satisfaction  not accepted\n"), "%s", text);
     char want[64];
     snprintf(want, sizeof want, "%*d  %*lld  %*lld", 8, n, 7, on_time, 4, late);
     ck_assert_msg(strstr(strstr(text, "\ntotal "), want), "%s\nwanted %s", text, want);
@@ -599,7 +605,7 @@ START_TEST(full_flow)
 }
 END_TEST
 
-START_TEST(invalid_and_unknown_applicants_are_returned)
+START_TEST(invalid_and_unknown_applicants_are_not_accepted)
 {
     const int n = 10;
     start_population();
@@ -610,9 +616,10 @@ START_TEST(invalid_and_unknown_applicants_are_returned)
     wait_complete(n, true, true);
     const char *const procs[] = {"SYN-1.000004"};
     assert_flow(n, 50, 50, procs, 1);
-    /* Returned at the first change, with the population database's reason;
-     * the sector system never saw them. */
-    ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM view WHERE status = 5 AND seq = 1 "
+    /* Not accepted (từ chối tiếp nhận) at the first change, with the
+     * population database's reason; the sector system never saw them, and
+     * none is counted as returned. */
+    ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM view WHERE status = 7 AND seq = 1 "
                                         "AND actor = '" TTHC "'"),
                      n);
     ck_assert_int_eq(sql_int(db_portal, "SELECT count(*) FROM view WHERE note LIKE "
@@ -657,7 +664,7 @@ START_TEST(assurance_and_declared_identity_are_checked)
                                       "AND procedure_code = 'SYN-1.000001'"),
                      0);
     /* The portal shows the applicant why. */
-    ck_assert_int_gt(sql_int(db_portal, "SELECT count(*) FROM view WHERE status = 5 AND note LIKE "
+    ck_assert_int_gt(sql_int(db_portal, "SELECT count(*) FROM view WHERE status = 7 AND note LIKE "
                                         "'%electronic identification level 2%'"),
                      0);
     /* The authority received only the dossiers that passed both. */
@@ -1041,7 +1048,7 @@ END_TEST
 
 TK_MAIN("e2e_dossier",
         TK_CASE("dossier", setup, teardown, 300, full_flow,
-                invalid_and_unknown_applicants_are_returned,
+                invalid_and_unknown_applicants_are_not_accepted,
                 assurance_and_declared_identity_are_checked, portal_offline_then_back_catches_up,
                 duplicate_and_out_of_order_changes,
                 sector_and_procedure_killed_mid_flow_lose_nothing,

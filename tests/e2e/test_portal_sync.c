@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -447,8 +448,8 @@ END_TEST
 /* The test's own figures for one (procedure, authority). */
 typedef struct {
     char procedure[LTH_PROCEDURE_CODE_MAX], authority[LTH_MEMBER_MAX];
-    long long received, on_time, early, late, overdue, returned, decided, synced, online, done,
-        with_result, paid, paid_online, rated;
+    long long received, on_time, early, late, overdue, returned, not_accepted, decided, synced,
+        online, done, with_result, paid, paid_online, rated;
     double working_us, rating_sum;
 } figures_t;
 
@@ -507,6 +508,8 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workc
                 f[k]->late++;
             } else if (status == LTH_STATUS_RETURNED) {
                 f[k]->returned++;
+            } else if (status == LTH_STATUS_NOT_ACCEPTED) {
+                f[k]->not_accepted++; /* refused at reception */
             } else {
                 ck_abort_msg("dossier still open (status %d)", status);
             }
@@ -567,6 +570,7 @@ static void assert_row(json_t *row, const figures_t *f, const char *name)
     ck_assert_int_eq(jint(row, "overdue"), 0);
     ck_assert_int_eq(jint(row, "in_progress"), 0);
     ck_assert_int_eq(jint(row, "returned"), f->returned);
+    ck_assert_int_eq(jint(row, "not_accepted"), f->not_accepted);
     ck_assert_int_eq(jint(row, "decided"), f->decided);
     ck_assert_int_eq(jint(row, "synced"), f->synced);
     ck_assert_int_eq(jint(row, "online"), f->online);
@@ -642,8 +646,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     start_sector(HOTICH, db_hotich);
     start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 10);
     /* Every dossier decided; every DONE one handed over with its result. */
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
-            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
     long long done = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 11");
     ck_assert_int_gt(done, 0);
     ck_assert_int_gt(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 5"), 0);
@@ -844,7 +848,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     ck_assert_msg(strstr(out, "procedure_code,procedure_name,authority,dossiers,on_time,late,"
                               "overdue,in_progress,returned,early,avg_working_hours,pct_synced,"
                               "pct_online,pct_electronic_result,pct_paid_online,"
-                              "avg_satisfaction\r\n"),
+                              "avg_satisfaction,not_accepted\r\n"),
                   "%s", out);
     free(out);
     const char *args_table[] = {"--from", today, "--to", tomorrow};
@@ -881,8 +885,8 @@ START_TEST(dossier_passes_several_authorities)
     start_procedure_with(n, "SYN-1.000004", 0, 600,
                          "plugin.chains = SYN-1.000004: " DKKD " (2 working days) > " HOTICH
                          " (1 working day)\n");
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
-            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
     wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE portal_seq = seq", n,
             "dossiers whose latest change the portal confirmed");
     long long forwarded = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE forwarded_at IS "
@@ -1063,8 +1067,8 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
     start_sector(DKKD, db_dkkd);
     start_sector(HOTICH, db_hotich);
     start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 0);
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 11)", n,
-            "dossiers returned or handed over");
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
     /* Eligible: online, a fee, received. SYN-1.000001 is free. */
     const char *eligible_sql =
         "SELECT count(*) FROM dossier d WHERE d.channel = 1 AND d.procedure_code IN"
@@ -1130,9 +1134,94 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
 }
 END_TEST
 
+/* A payment is checked against the fee of the catalogue in force: after a
+ * reload (SIGHUP) amending the fee, the new fee is accepted and the old one
+ * refused with a reason naming both. */
+static void send_payment(adp_client_t *c, const char *code, uint64_t fee, const char *ref)
+{
+    lth_payment_t p = {.fee_vnd = fee,
+                       .amount_vnd = fee,
+                       .outcome = LTH_PAYMENT_PAID,
+                       .channel = LTH_CHANNEL_ONLINE};
+    snprintf(p.dossier_code, sizeof p.dossier_code, "%s", code);
+    snprintf(p.procedure_code, sizeof p.procedure_code, "SYN-1.000004");
+    snprintf(p.transaction_ref, sizeof p.transaction_ref, "%s", ref);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(lth_payment_encode(&p, &buf, &len), 0);
+    send_event(c, TTHC, LTH_SERVICE_PAYMENT_STATUS, LTH_PAYMENT_TYPE, buf, len);
+    free(buf);
+}
+
+START_TEST(payment_fee_follows_the_catalogue_in_force)
+{
+    start_population();
+    char shipped[PATH_MAX], tsv[PATH_MAX], status[PATH_MAX + 8];
+    snprintf(shipped, sizeof shipped, "%s/deploy/catalogue-hn.tsv", getenv("HUB_SOURCE_DIR"));
+    snprintf(tsv, sizeof tsv, "%s/catalogue-hn.tsv", fix.dir);
+    snprintf(status, sizeof status, "%s.status", tsv);
+    char *v1 = tk_read_file(shipped);
+    ck_assert_ptr_nonnull(v1);
+    tk_write_file(tsv, v1);
+    char conf[3 * PATH_MAX + 1024];
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s\nplugin.dossiers = 2\nplugin.rate_per_tick = 4\n"
+             "plugin.population_citizens = %d\nplugin.invalid_percent = 0\n"
+             "plugin.unknown_percent = 0\nplugin.procedures = SYN-1.000004\n"
+             "plugin.catalogue_file = %s\n",
+             db_proc, CITIZENS, tsv);
+    pid_t proc = start(TTHC, "procedure", conf);
+    wait_eq(db_proc, "SELECT count(*) FROM dossier", 2, "dossiers submitted");
+    sqlite3 *db = open_ro(db_proc);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT code FROM dossier ORDER BY idx", -1, &q, NULL),
+                     SQLITE_OK);
+    char codes[2][LTH_DOSSIER_CODE_MAX];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+        snprintf(codes[i], sizeof codes[i], "%s", (const char *)sqlite3_column_text(q, 0));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+
+    /* Enterprise registration's fee amended from 50 000 to 65 000 VND. */
+    const char *row = strstr(v1, "\tEnterprise registration\t");
+    ck_assert_ptr_nonnull(row);
+    const char *fee = strstr(row, "\t3 working days\t50000\t");
+    ck_assert_ptr_nonnull(fee);
+    size_t at = (size_t)(fee - v1) + strlen("\t3 working days\t");
+    char *v2 = malloc(strlen(v1) + 1);
+    snprintf(v2, strlen(v1) + 1, "%.*s65%s", (int)at, v1, v1 + at + 2);
+    tk_write_file(tsv, v2);
+    free(v2);
+    free(v1);
+    kill(proc, SIGHUP);
+    ck_assert_msg(wait_text(status, "amended SYN-1.000004", 10000),
+                  "the reload amending the fee was not published (%s)", status);
+
+    adp_client_t *c = hubfix_connect(&fix, PORTAL);
+    send_payment(c, codes[0], 50000, "PAYGOV-OLD-FEE");
+    send_payment(c, codes[1], 65000, "PAYGOV-NEW-FEE");
+    adp_close(&c);
+    wait_eq(db_proc,
+            "SELECT count(*) FROM rejected WHERE service = 'payment.status/v1' AND reason ="
+            " 'fee_vnd 50000 is not the fee the catalogue sets for SYN-1.000004 (65000 VND)'",
+            1, "the old fee refused, naming the new");
+    wait_eq(db_proc,
+            "SELECT count(*) FROM payment WHERE transaction_ref = 'PAYGOV-NEW-FEE' AND"
+            " amount = 65000",
+            1, "the new fee accepted");
+    ck_assert_int_eq(
+        sql_int(db_proc, "SELECT count(*) FROM payment WHERE transaction_ref = 'PAYGOV-OLD-FEE'"),
+        0);
+    stop_all_cleanly();
+}
+END_TEST
+
 TK_MAIN("e2e_portal_sync",
         TK_CASE("portal_sync", setup, teardown, 300,
                 illegal_transitions_and_forged_results_are_refused,
                 synchronisation_profile_and_report_match_the_trails,
                 dossier_passes_several_authorities, chain_steps_count_working_days,
-                portal_simulation_pays_and_rates_what_the_report_counts))
+                portal_simulation_pays_and_rates_what_the_report_counts,
+                payment_fee_follows_the_catalogue_in_force))

@@ -292,6 +292,11 @@ START_TEST(outcomes)
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, T0, T0 + 1, T0), LTH_OUTCOME_LATE);
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_DONE, 0, T0, T0), LTH_OUTCOME_ON_TIME);
     ck_assert_int_eq(lth_report_classify(LTH_STATUS_RETURNED, T0, 0, T0 + H), LTH_OUTCOME_RETURNED);
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_WITHDRAWN, T0, 0, T0 + H),
+                     LTH_OUTCOME_RETURNED);
+    /* Refused at reception: counted apart from returned. */
+    ck_assert_int_eq(lth_report_classify(LTH_STATUS_NOT_ACCEPTED, T0, 0, T0 + H),
+                     LTH_OUTCOME_NOT_ACCEPTED);
     for (int s = LTH_STATUS_RECEIVED; s <= LTH_STATUS_OVERDUE; s++) {
         if (lth_status_final(s))
             continue;
@@ -301,11 +306,12 @@ START_TEST(outcomes)
     }
     ck_assert_str_eq(lth_outcome_name(LTH_OUTCOME_ON_TIME), "on time");
     ck_assert_str_eq(lth_outcome_name(LTH_OUTCOME_OVERDUE), "overdue");
+    ck_assert_str_eq(lth_outcome_name(LTH_OUTCOME_NOT_ACCEPTED), "not accepted");
 }
 END_TEST
 
-/* A small report: DKKD 3 (on time, late, overdue), HOTICH birth 2 (returned,
- * in progress), one more procedure by a made-up authority with awkward
+/* A small report: DKKD 3 (on time, late, overdue), HOTICH birth 3 (returned,
+ * in progress, not accepted), one more procedure by a made-up authority with awkward
  * characters, added out of order. */
 static void small_report(lth_report_t *r)
 {
@@ -327,6 +333,9 @@ static void small_report(lth_report_t *r)
     ck_assert_int_eq(lth_report_add(r, "SYN-1.000004", "VN/GOV/HN-SKHDT/DKKD",
                                     LTH_STATUS_SUPPLEMENT_REQUESTED, T0 - 1, 0),
                      0);
+    ck_assert_int_eq(lth_report_add(r, "SYN-1.000001", "VN/GOV/HN-STP/HOTICH",
+                                    LTH_STATUS_NOT_ACCEPTED, T0 + H, 0),
+                     0);
 }
 
 START_TEST(aggregation_adds_up)
@@ -344,20 +353,22 @@ START_TEST(aggregation_adds_up)
     ck_assert_uint_eq(dkkd->late, 1);
     ck_assert_uint_eq(dkkd->overdue, 1);
     ck_assert_uint_eq(r.rows[0].returned, 1);
+    ck_assert_uint_eq(r.rows[0].not_accepted, 1);
+    ck_assert_uint_eq(r.rows[1].not_accepted, 0);
     ck_assert_uint_eq(r.rows[0].in_progress, 1);
     ck_assert_uint_eq(r.rows[2].in_progress, 1);
     unsigned long sum = 0;
     for (size_t i = 0; i < r.n_rows; i++) {
         const lth_report_row_t *row = &r.rows[i];
         ck_assert_uint_eq(row->dossiers, row->on_time + row->late + row->overdue +
-                                             row->in_progress + row->returned);
+                                             row->in_progress + row->returned + row->not_accepted);
         sum += row->dossiers;
     }
-    ck_assert_uint_eq(r.total.dossiers, 6);
-    ck_assert_uint_eq(sum, 6);
+    ck_assert_uint_eq(r.total.dossiers, 7);
+    ck_assert_uint_eq(sum, 7);
     ck_assert_uint_eq(r.total.on_time + r.total.late + r.total.overdue + r.total.in_progress +
-                          r.total.returned,
-                      6);
+                          r.total.returned + r.total.not_accepted,
+                      7);
     ck_assert_int_eq(lth_report_add(&r, NULL, "x", 1, 0, 0), HUB_EINVAL);
     lth_report_free(&r);
     lth_report_free(&r); /* twice is harmless */
@@ -397,7 +408,7 @@ START_TEST(renderings)
     ck_assert_ptr_nonnull(strstr(out, "Đăng ký thành lập doanh nghiệp"));
     ck_assert_ptr_nonnull(strstr(out, "on time  late  overdue  in progress  returned  early  avg "
                                       "work h  synced %  online %  e-result %  paid online %  "
-                                      "satisfaction\n"));
+                                      "satisfaction  not accepted\n"));
     char *line = strstr(out, "SYN-1.000004");
     ck_assert_ptr_nonnull(line);
     char *eol = strchr(line, '\n');
@@ -408,7 +419,9 @@ START_TEST(renderings)
     char *total = strstr(out, "\ntotal ");
     ck_assert_ptr_nonnull(total);
     ck_assert_ptr_nonnull(
-        strstr(total, "        6        1     1        1            2         1      0"));
+        strstr(total, "        7        1     1        1            2         1      0"));
+    /* The not-accepted column, appended last. */
+    ck_assert_msg(strstr(total, "             1\n"), "%s", total);
     /* Every line of the table proper has the same width in characters. */
     size_t widths[16], n = 0;
     for (char *p = strchr(out, '\n') + 1; *p && n < 16; n++) {
@@ -429,13 +442,13 @@ START_TEST(renderings)
     ck_assert_str_eq(out,
                      "procedure_code,procedure_name,authority,dossiers,on_time,late,overdue,"
                      "in_progress,returned,early,avg_working_hours,pct_synced,pct_online,"
-                     "pct_electronic_result,pct_paid_online,avg_satisfaction\r\n"
-                     "SYN-1.000001,Đăng ký khai sinh,VN/GOV/HN-STP/HOTICH,2,0,0,0,1,1,"
-                     "0,0.00,0.00,0.00,0.00,0.00,0.00\r\n"
+                     "pct_electronic_result,pct_paid_online,avg_satisfaction,not_accepted\r\n"
+                     "SYN-1.000001,Đăng ký khai sinh,VN/GOV/HN-STP/HOTICH,3,0,0,0,1,1,"
+                     "0,0.00,0.00,0.00,0.00,0.00,0.00,1\r\n"
                      "SYN-1.000004,Đăng ký thành lập doanh nghiệp,VN/GOV/HN-SKHDT/DKKD,3,1,1,1,0,"
-                     "0,0,0.00,0.00,0.00,0.00,0.00,0.00\r\n"
+                     "0,0,0.00,0.00,0.00,0.00,0.00,0.00,0\r\n"
                      "\"X,\"\"Q\"\"\",,\"VN/GOV/A\\B/\"\"C\"\"\",1,0,0,0,1,0,"
-                     "0,0.00,0.00,0.00,0.00,0.00,0.00\r\n");
+                     "0,0.00,0.00,0.00,0.00,0.00,0.00,0\r\n");
     free(out);
 
     /* JSON: valid, escaped, the same numbers. */
@@ -454,7 +467,11 @@ START_TEST(renderings)
                      "Đăng ký thành lập doanh nghiệp");
     ck_assert_int_eq(json_integer_value(json_object_get(dkkd, "late")), 1);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "total"), "dossiers")),
-                     6);
+                     7);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(doc, "total"), "not_accepted")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "total"), "returned")),
+                     1);
     json_decref(doc);
     free(out);
 
@@ -488,7 +505,9 @@ START_TEST(transitions_follow_the_portal_table)
         ck_assert_msg(lth_status_transition_allowed(path[i - 1], path[i]), "%s -> %s",
                       lth_status_name(path[i - 1]), lth_status_name(path[i]));
     ck_assert(lth_status_transition_allowed(0, LTH_STATUS_NOT_ACCEPTED));
-    ck_assert(lth_status_transition_allowed(0, LTH_STATUS_RETURNED)); /* identity refused */
+    /* Refused at reception is NOT_ACCEPTED; RETURNED only after acceptance. */
+    ck_assert(!lth_status_transition_allowed(0, LTH_STATUS_RETURNED));
+    ck_assert(lth_status_transition_allowed(LTH_STATUS_PROCESSING, LTH_STATUS_RETURNED));
     ck_assert(lth_status_transition_allowed(LTH_STATUS_SUPPLEMENT_REQUESTED, LTH_STATUS_WITHDRAWN));
     /* Refused, with both states named. */
     char why[512];

@@ -504,7 +504,8 @@ static void portal_summary(portal_t *st, bool force)
     dp_intake_counts_t c;
     dp_intake_counts(st->db, &c);
     long long dossiers, final;
-    dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5)) FROM view", &dossiers, &final);
+    dp_query_counts(st->db, "SELECT count(*), sum(status IN (4, 5, 7)) FROM view", &dossiers,
+                    &final);
     long long paid = 0, rated = 0;
     if (st->pay_pct || st->rate_pct)
         dp_query_counts(st->db,

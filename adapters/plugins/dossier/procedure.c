@@ -75,7 +75,7 @@ static const char proc_schema[] =
     " applicant TEXT NOT NULL," /* personal data: never logged */
     " submitted_at INTEGER NOT NULL, due_at INTEGER NOT NULL,"
     " identity TEXT," /* NULL until checked: FOUND, NOT_FOUND, INVALID_KEY, MISMATCH,
-                         ASSURANCE (returned for its applicant's assurance level) */
+                         ASSURANCE (not accepted for its applicant's assurance level) */
     " identity_at INTEGER, forwarded_at INTEGER, decided_at INTEGER,"
     " status INTEGER NOT NULL DEFAULT 0,"        /* latest DossierStatus */
     " seq INTEGER NOT NULL DEFAULT 0,"           /* sequence of the latest change sent */
@@ -445,8 +445,10 @@ static int proc_forward(proc_t *st, const proc_dossier_t *d, const char *me)
     return rc;
 }
 
-/* Returns a dossier whose applicant was authenticated below the level its
- * procedure requires (inside the caller's transaction). */
+/* Refuses at reception (NOT_ACCEPTED, từ chối tiếp nhận: never received,
+ * not RETURNED, which is an authority sending back an accepted dossier) a
+ * dossier whose applicant was authenticated below the level its procedure
+ * requires (inside the caller's transaction). */
 static int proc_refuse_assurance(proc_t *st, const char *code, const char *reason, uint64_t now)
 {
     proc_dossier_t d;
@@ -457,7 +459,7 @@ static int proc_refuse_assurance(proc_t *st, const char *code, const char *reaso
                        "decided_at = ?2 WHERE code = ?1",
                        code, now, 0);
     if (rc == 0)
-        rc = proc_emit(st, &d, LTH_STATUS_RETURNED, st->me, now, reason);
+        rc = proc_emit(st, &d, LTH_STATUS_NOT_ACCEPTED, st->me, now, reason);
     memset(&d, 0, sizeof d);
     return rc;
 }
@@ -514,6 +516,12 @@ static int proc_submit(proc_t *st)
         rc = lth_dossier_generate(&st->gen, next, &g);
         if (rc != 0)
             break;
+        /* plugin.procedures holds the procedures as the catalogue was at
+         * start: the one in force since a reload has the current limit and
+         * authority (a repealed one keeps its last). */
+        const lth_procedure_t *in_force = lth_procedure_find(g.procedure->code);
+        if (in_force)
+            g.procedure = in_force;
         uint64_t now = hub_now_us();
         uint64_t due = proc_due(st, g.procedure, now);
         /* The national structure: agency code, date of receipt, number. */
@@ -556,10 +564,11 @@ static int proc_submit(proc_t *st)
         return rc;
     }
     if (made)
-        adp_plugin_log(st->host, refused ? ADP_LOG_INFO : ADP_LOG_DEBUG,
-                       "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
-                       " returned: applicant authenticated below the procedure's required level",
-                       made, next, refused);
+        adp_plugin_log(
+            st->host, refused ? ADP_LOG_INFO : ADP_LOG_DEBUG,
+            "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
+            " not accepted: applicant authenticated below the procedure's required level",
+            made, next, refused);
     return 0;
 }
 
@@ -605,8 +614,10 @@ typedef enum {
     PROC_ID_WAIT
 } proc_outcome_t;
 
-/* INVALID_KEY, NOT_FOUND or MISMATCH: returned, with the population
- * database's reason (or the fields that did not match). */
+/* INVALID_KEY, NOT_FOUND or MISMATCH: not accepted (từ chối tiếp nhận: the
+ * identity of the applicant cannot be verified, so the dossier is refused at
+ * reception, never RECEIVED), with the population database's reason (or the
+ * fields that did not match). */
 static int proc_return(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint64_t now,
                        proc_outcome_t why, const char *reason)
 {
@@ -622,15 +633,16 @@ static int proc_return(proc_t *st, adp_client_t *client, proc_dossier_t *d, uint
     int rc = proc_step(st->db, sql, d->code, now, 0);
     char note[LTH_NOTE_MAX];
     snprintf(note, sizeof note, "%s (%s)",
-             why == PROC_ID_INVALID ? "Trả hồ sơ: số định danh cá nhân không hợp lệ"
+             why == PROC_ID_INVALID ? "Từ chối tiếp nhận: số định danh cá nhân không hợp lệ"
              : why == PROC_ID_NOT_FOUND
-                 ? "Trả hồ sơ: không tìm thấy công dân trong CSDLQG về dân cư"
-                 : "Trả hồ sơ: thông tin người nộp khai không khớp với CSDLQG về dân cư",
+                 ? "Từ chối tiếp nhận: không tìm thấy công dân trong CSDLQG về dân cư"
+                 : "Từ chối tiếp nhận: thông tin người nộp khai không khớp với CSDLQG về dân "
+                   "cư",
              reason && *reason        ? reason
              : why == PROC_ID_INVALID ? "invalid personal ID number"
                                       : "not found");
     if (rc == 0)
-        rc = proc_emit(st, d, LTH_STATUS_RETURNED, proc_me(client), now, note);
+        rc = proc_emit(st, d, LTH_STATUS_NOT_ACCEPTED, proc_me(client), now, note);
     return rc;
 }
 
@@ -852,8 +864,8 @@ static void proc_apply_and_log(proc_t *st, adp_client_t *client, const lth_proce
         adp_plugin_log(st->host, ADP_LOG_INFO, "identity checks answered again");
     st->lookup_failing = false;
     adp_plugin_log(st->host, waiting ? ADP_LOG_WARN : ADP_LOG_DEBUG,
-                   "identity %s (%s): %zu dossiers: verified=%zu returned=%zu waiting=%zu%s", what,
-                   p->purpose_code, b->n, accepted, returned, waiting,
+                   "identity %s (%s): %zu dossiers: verified=%zu not_accepted=%zu waiting=%zu%s",
+                   what, p->purpose_code, b->n, accepted, returned, waiting,
                    waiting ? " (the population database does not permit this member or purpose)"
                            : "");
 }
@@ -1376,7 +1388,11 @@ static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_r
         ;
     else if (p.procedure_code[0] && strcmp(p.procedure_code, d.procedure_code) != 0)
         why = "procedure_code is not the dossier's procedure";
+    else if (!lth_procedure_find(d.procedure_code))
+        why = "the dossier's procedure is not in the catalogue in force (repealed?): no fee to "
+              "check the payment against";
     else if (p.fee_vnd != lth_procedure_fee_vnd(d.procedure_code)) {
+        /* The catalogue in force: after a reload amending the fee, the new one. */
         snprintf(buf, sizeof buf,
                  "fee_vnd %llu is not the fee the catalogue sets for %s (%llu VND)",
                  (unsigned long long)p.fee_vnd, d.procedure_code,
@@ -1638,20 +1654,23 @@ static void proc_summary(proc_t *st)
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT count(*), sum(identity IS NULL), sum(status = 5), "
-                           "sum(status = 4), (SELECT count(*) FROM outq) FROM dossier",
+                           "sum(status = 4), (SELECT count(*) FROM outq), sum(status = 7) "
+                           "FROM dossier",
                            -1, &q, NULL) != SQLITE_OK)
         return;
     char line[512] = "";
     if (sqlite3_step(q) == SQLITE_ROW) {
         long long total = sqlite3_column_int64(q, 0), unchecked = sqlite3_column_int64(q, 1),
-                  returned = sqlite3_column_int64(q, 2), done = sqlite3_column_int64(q, 3);
+                  returned = sqlite3_column_int64(q, 2), done = sqlite3_column_int64(q, 3),
+                  not_accepted = sqlite3_column_int64(q, 5);
         snprintf(line, sizeof line,
                  "dossiers: submitted=%lld of %" PRIu64 " identity_pending=%lld open=%lld "
-                 "done=%lld returned=%lld queued_events=%lld ignored_changes=%lu "
-                 "refused_changes=%lu illegal_transitions=%lu resolved_by_delegates=%lu",
-                 total, st->dossiers, unchecked, total - unchecked - returned - done, done,
-                 returned, sqlite3_column_int64(q, 4), st->ignored_changes, st->refused_changes,
-                 st->illegal_changes, st->delegated);
+                 "done=%lld returned=%lld not_accepted=%lld queued_events=%lld "
+                 "ignored_changes=%lu refused_changes=%lu illegal_transitions=%lu "
+                 "resolved_by_delegates=%lu",
+                 total, st->dossiers, unchecked, total - unchecked - returned - not_accepted - done,
+                 done, returned, not_accepted, sqlite3_column_int64(q, 4), st->ignored_changes,
+                 st->refused_changes, st->illegal_changes, st->delegated);
     }
     sqlite3_finalize(q);
     adp_plugin_log_changed(st->host, st->last_summary, sizeof st->last_summary, line);

@@ -2566,8 +2566,8 @@ static long pg_long(const char *sql)
  * same message ids at once (a member failing over resends to the other
  * node while the first node's commit is in flight). */
 #define TWO_ROUNDS 60
-#define TWO_SHARED 8   /* ids both nodes append in a round */
-#define TWO_OWN 24     /* ids only one node appends in a round */
+#define TWO_SHARED 8 /* ids both nodes append in a round */
+#define TWO_OWN 24   /* ids only one node appends in a round */
 #define TWO_RCV 4
 
 typedef struct {
@@ -2648,8 +2648,7 @@ static void *two_node_run(void *arg)
         if (acks_first)
             two_acks(n, round);
         if (round % 5 != 4) /* now and then a cycle with acks alone */
-            two_fail(n, hub_store_append(n->store, m, TWO_SHARED + TWO_OWN, oc), "append",
-                     round);
+            two_fail(n, hub_store_append(n->store, m, TWO_SHARED + TWO_OWN, oc), "append", round);
         else
             for (int i = 0; i < TWO_SHARED; i++)
                 oc[i] = HUB_STORE_FULL;

@@ -266,8 +266,11 @@ static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *m
 
 /* One statement for the whole call. The ids rows come one per id (the
  * call's map): ids the database did not have when the call read them are
- * plain inserts (n; every append holds hub_meta's row lock from before
- * that read to its commit, so no other node can insert them meanwhile),
+ * plain inserts (n; every transaction that writes the store, on any node,
+ * holds the writers' lock from its begin to its commit (HUB__PG_WRITE_BEGIN
+ * in hub_store_pg_conn.c), so no other node can insert them meanwhile: a
+ * node appending an id another node's commit in flight holds waits for that
+ * commit, then reads the id and answers DUPLICATE or ID_REUSED),
  * the others, and all when no window is set (nothing was read),
  * upserts (i), which cost a speculative insertion each. The hub_held rows
  * are locked in (kind, member) order, as HUB__PG_REMOVE_TAIL locks them:

@@ -399,7 +399,7 @@ static int exec_many(store_pg__pg_t *self, PGconn *c, const char *sql)
 {
     PGresult *res = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK) {
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         PQclear(res);
         return 0;
     }
@@ -649,6 +649,20 @@ void store_pg_conn__pg_callback_leave(store_pg__pg_t *self)
     pthread_mutex_unlock(&self->state_lock);
 }
 
+/* How every transaction that writes the store begins: with the writers'
+ * lock (a transaction-level advisory lock, held to its commit or rollback).
+ * Several nodes write one database at once, and their transactions lock
+ * rows of hub_held (every append and ack changes the 't' row and the
+ * sender's and receiver's), hub_msgs, hub_ids and hub_meta, each statement
+ * in an order of its own (a batch is appends, then acks one receiver at a
+ * time, dead letters, ...): without one lock taken first, two nodes'
+ * commits deadlocked (SQLSTATE 40P01, answered UNAVAILABLE). Writes are
+ * serialised on the 't' row and hub_meta anyway; an advisory lock costs no
+ * row version and no WAL, and does not wait for autovacuum. It also keeps
+ * the appends' plain INSERT of new hub_ids rows (hub_store_pg.c) safe: no
+ * other transaction can insert the same id between the read and the commit. */
+#define HUB__PG_WRITE_BEGIN "BEGIN; SELECT pg_advisory_xact_lock(7415016)"
+
 /* Inside a batch a savepoint is always open (the batch begins with one):
  * a write call that succeeds releases it and opens the next in one round
  * trip, one that fails rolls back to it, which keeps it. */
@@ -666,9 +680,9 @@ int store_pg_conn__pg_write_begin(store_pg__pg_t *self, PGconn **c, bool *own)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
-        rc = store_pg_conn__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+        rc = exec_many(self, self->w.conn, HUB__PG_WRITE_BEGIN);
     if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
-        rc = store_pg_conn__pg_exec(self, self->w.conn, "BEGIN", NULL, NULL);
+        rc = exec_many(self, self->w.conn, HUB__PG_WRITE_BEGIN);
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
         return rc;
@@ -744,9 +758,9 @@ int store_pg_conn__pg_batch_begin(hub_store_t *store)
     pthread_mutex_lock(&self->wlock);
     int rc = conn_ready(self, &self->w);
     if (rc == 0)
-        rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
+        rc = exec_many(self, self->w.conn, HUB__PG_WRITE_BEGIN "; SAVEPOINT hub_call");
     if (rc == HUB_EAGAIN && idle_cut(self, &self->w))
-        rc = exec_many(self, self->w.conn, "BEGIN; SAVEPOINT hub_call");
+        rc = exec_many(self, self->w.conn, HUB__PG_WRITE_BEGIN "; SAVEPOINT hub_call");
     if (rc != 0) {
         pthread_mutex_unlock(&self->wlock);
         return rc;

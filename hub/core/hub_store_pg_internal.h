@@ -24,7 +24,11 @@
  * holds from begin to end (so writers on other threads wait, as the
  * contract says); one reader connection (`r`, guarded by rlock) for reads
  * on other threads, in autocommit (they see the last committed state).
- * Reads on the batch's thread use `w`, inside the batch. A call that finds
+ * Reads on the batch's thread use `w`, inside the batch. Every write
+ * transaction (a batch, or a call outside one) takes the writers' advisory
+ * lock first, so that several nodes' transactions, which lock rows of
+ * hub_held, hub_msgs, hub_ids and hub_meta in orders of their own, never
+ * deadlock: one global lock order (hub_store_pg_conn.c). A call that finds
  * its connection broken tries to open it again (at once, then at most every
  * backoff: 100 ms doubling to 2 s), and fails with HUB_EAGAIN meanwhile; a
  * statement cut by a lost connection, a demoted (read-only) or stopping

@@ -264,14 +264,19 @@ audit_rc=0
 "$build/bin/hubctl" audit verify "$dir/a/data/audit" "$dir/b/data/audit" \
   --hub-key "$dir/secrets/VN.GOV.HN-LGSP.HUB.pub" >"$dir/audit.txt" 2>&1 || audit_rc=$?
 cat "$dir/audit.txt"
+# Two nodes' commits must never deadlock in PostgreSQL (hub_store_pg_conn.c:
+# one lock order); a commit cut by the faults is answered UNAVAILABLE, that
+# is not a deadlock.
+deadlocks=$(cat "$dir"/hubd-a.log "$dir"/hubd-b.log 2>/dev/null | grep -c 'sqlstate=40P01' || true)
 passed=0 failed=0
 check() { if eval "$2"; then passed=$((passed + 1)); echo "ok: $1"; else failed=$((failed + 1)); echo "FAILED: $1"; fi; }
 echo "== ha: messages $COUNT, ACKed $n_acked, handled $handled, lost $lost, duplicated $dup;" \
      "writes resumed ${hub_resume}s after kill -9 of a hub node, ${db_resume}s after kill -9 of" \
-     "the PostgreSQL primary (standby promoted after ${promoted}s)"
+     "the PostgreSQL primary (standby promoted after ${promoted}s); deadlocks $deadlocks"
 check "the sender had every event ACKed" "[ $sender_rc -eq 0 ] && [ $n_acked -eq $COUNT ]"
 check "no ACKed event lost" "[ $lost -eq 0 ]"
 check "no event handled twice" "[ $dup -eq 0 ]"
 check "hubctl audit verify passes on both nodes' logs" "[ $audit_rc -eq 0 ]"
+check "no deadlock between the nodes' commits (40P01)" "[ $deadlocks -eq 0 ]"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -2548,6 +2548,182 @@ START_TEST(pg_batch_is_one_transaction)
 }
 END_TEST
 
+static long pg_long(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_dsn);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(c);
+    return n;
+}
+
+/* Two active nodes (cluster = on) on one database: each has its own store
+ * handle, commits a batch per cycle (hub_commit.c: appends, then acks; or
+ * acks alone), and seqs from its own block (preset_seq). Both append the
+ * same message ids at once (a member failing over resends to the other
+ * node while the first node's commit is in flight). */
+#define TWO_ROUNDS 60
+#define TWO_SHARED 8 /* ids both nodes append in a round */
+#define TWO_OWN 24   /* ids only one node appends in a round */
+#define TWO_RCV 4
+
+typedef struct {
+    hub_store_t *store;
+    int node;
+    pthread_barrier_t *start;
+    uint64_t next_seq;
+    hub_store_outcome_t shared[TWO_ROUNDS][TWO_SHARED];
+    uint64_t shared_seq[TWO_ROUNDS][TWO_SHARED];
+    int failed; /* the first failing call's rc; 0: none */
+    char what[128];
+} two_node_t;
+
+static void two_fail(two_node_t *n, int rc, const char *what, int round)
+{
+    if (rc != 0 && n->failed == 0) {
+        n->failed = rc;
+        snprintf(n->what, sizeof n->what, "%s in round %d: %s", what, round, hub_strerror(rc));
+    }
+}
+
+/* Acknowledges what the receivers hold, one call per receiver (in an
+ * order of the node's own), as a node does for the receivers connected
+ * to it. */
+static void two_acks(two_node_t *n, int round)
+{
+    for (int k = 0; k < TWO_RCV; k++) {
+        char rcv[16];
+        snprintf(rcv, sizeof rcv, "R%d", n->node ? TWO_RCV - 1 - k : k);
+        hub_store_msg_t out[16];
+        hub_store_arena_t *arena = NULL;
+        size_t got = 0;
+        int rc = hub_store_arena_new(&arena);
+        if (rc == 0)
+            rc = hub_store_read_queue(n->store, rcv, 0, 16, out, &got, arena);
+        two_fail(n, rc, "read_queue", round);
+        uint64_t seqs[16];
+        for (size_t i = 0; i < got; i++)
+            seqs[i] = out[i].seq;
+        if (rc == 0 && got > 0)
+            two_fail(n, hub_store_ack(n->store, rcv, seqs, got), "ack", round);
+        hub_store_arena_destroy(&arena);
+    }
+}
+
+static void *two_node_run(void *arg)
+{
+    two_node_t *n = arg;
+    /* Every round meets the other node at the barrier, failed or not. */
+    for (int round = 0; round < TWO_ROUNDS; round++) {
+        hub_store_msg_t m[TWO_SHARED + TWO_OWN];
+        hub_store_outcome_t oc[TWO_SHARED + TWO_OWN];
+        char ids[TWO_SHARED + TWO_OWN][32], snd[TWO_SHARED + TWO_OWN][8],
+            rcv[TWO_SHARED + TWO_OWN][8];
+        for (int i = 0; i < TWO_SHARED + TWO_OWN; i++) {
+            bool shared = i < TWO_SHARED;
+            if (shared)
+                snprintf(ids[i], sizeof ids[i], "shared-%d-%d", round, i);
+            else
+                snprintf(ids[i], sizeof ids[i], "own%d-%d-%d", n->node, round, i);
+            snprintf(snd[i], sizeof snd[i], "S%d", shared ? i % 2 : (i + n->node) % 3);
+            snprintf(rcv[i], sizeof rcv[i], "R%d", (i * 7 + round + n->node) % TWO_RCV);
+            if (shared)
+                snprintf(rcv[i], sizeof rcv[i], "R%d", i % TWO_RCV);
+            make_msg(&m[i], snd[i], rcv[i], ids[i], ids[i]);
+            /* Odd shared ids: other content from the second node. */
+            memset(m[i].digest, shared && i % 2 && n->node ? 0xB2 : 0xA1, sizeof m[i].digest);
+            m[i].preset_seq = n->next_seq++;
+        }
+        pthread_barrier_wait(n->start);
+        if (n->failed)
+            continue;
+        int rc = hub_store_batch_begin(n->store);
+        two_fail(n, rc, "batch_begin", round);
+        if (rc != 0)
+            continue;
+        bool acks_first = (round + n->node) % 3 == 0;
+        if (acks_first)
+            two_acks(n, round);
+        if (round % 5 != 4) /* now and then a cycle with acks alone */
+            two_fail(n, hub_store_append(n->store, m, TWO_SHARED + TWO_OWN, oc), "append", round);
+        else
+            for (int i = 0; i < TWO_SHARED; i++)
+                oc[i] = HUB_STORE_FULL;
+        if (!acks_first)
+            two_acks(n, round);
+        rc = hub_store_batch_commit(n->store);
+        two_fail(n, rc, "batch_commit", round);
+        for (int i = 0; i < TWO_SHARED; i++) {
+            n->shared[round][i] = round % 5 == 4 ? HUB_STORE_FULL : oc[i];
+            n->shared_seq[round][i] = m[i].seq;
+        }
+        for (int i = TWO_SHARED; rc == 0 && round % 5 != 4 && i < TWO_SHARED + TWO_OWN; i++)
+            if (oc[i] != HUB_STORE_OK)
+                two_fail(n, HUB_ESTORE, "an own id not stored", round);
+    }
+    return NULL;
+}
+
+START_TEST(pg_two_nodes_append_at_once)
+{
+    /* A deadlock is found (and one of its transactions failed) sooner. */
+    pg_sql("ALTER SYSTEM SET deadlock_timeout = '50ms'");
+    pg_sql("SELECT pg_reload_conf()");
+    two_node_t *nodes = calloc(2, sizeof *nodes);
+    ck_assert_ptr_nonnull(nodes);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        nodes[k].store = open_store(NULL);
+        nodes[k].node = k;
+        nodes[k].start = &start;
+        nodes[k].next_seq = (uint64_t)(k + 1) << 32; /* each node's seq block */
+    }
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&th[k], NULL, two_node_run, &nodes[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&start);
+    pg_sql("ALTER SYSTEM RESET deadlock_timeout");
+    pg_sql("SELECT pg_reload_conf()");
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(nodes[k].failed == 0, "node %d: %s", k, nodes[k].what);
+    /* Each shared id: stored once, by one node; the other node's append is
+     * a duplicate (the same envelope) or ID_REUSED (other content), naming
+     * the stored seq. */
+    for (int round = 0; round < TWO_ROUNDS; round++) {
+        if (round % 5 == 4)
+            continue;
+        for (int i = 0; i < TWO_SHARED; i++) {
+            hub_store_outcome_t o0 = nodes[0].shared[round][i], o1 = nodes[1].shared[round][i];
+            ck_assert_msg((o0 == HUB_STORE_OK) != (o1 == HUB_STORE_OK),
+                          "shared-%d-%d: outcomes %d and %d", round, i, o0, o1);
+            hub_store_outcome_t lost = o0 == HUB_STORE_OK ? o1 : o0;
+            ck_assert_int_eq(lost, i % 2 ? HUB_STORE_ID_REUSED : HUB_STORE_DUPLICATE);
+            ck_assert_uint_eq(nodes[0].shared_seq[round][i], nodes[1].shared_seq[round][i]);
+        }
+    }
+    long shared = (TWO_ROUNDS - TWO_ROUNDS / 5) * TWO_SHARED;
+    long own = 2L * (TWO_ROUNDS - TWO_ROUNDS / 5) * TWO_OWN;
+    ck_assert_int_eq(pg_long("SELECT count(*) FROM hub_ids WHERE "
+                             "substring(message_id FROM 1 FOR 6) = 'shared'::bytea"),
+                     shared);
+    ck_assert_int_eq(pg_long("SELECT count(*) FROM hub_ids"), shared + own);
+    /* What the members hold still adds up after both nodes' acks. */
+    ck_assert_int_eq(pg_long("SELECT msgs FROM hub_held WHERE kind = 't'"),
+                     pg_long("SELECT count(*) FROM hub_msgs"));
+    ck_assert_int_eq(pg_long("SELECT coalesce(sum(queued), 0) FROM hub_held WHERE kind = 'r'"),
+                     pg_long("SELECT count(*) FROM hub_msgs WHERE NOT dead"));
+    for (int k = 0; k < 2; k++)
+        hub_store_close(&nodes[k].store);
+    free(nodes);
+}
+END_TEST
+
 /* The store's contract: both backends pass every one of these. */
 #define STORE_CONTRACT_TESTS \
     append_and_read_in_order, seq_monotonic_across_reopen, dedup_window, dedup_within_batch, \
@@ -2572,6 +2748,7 @@ static Suite *pg_suite(void)
         TK_CASE("contract", setup, teardown, 120, STORE_CONTRACT_TESTS),
         TK_CASE("postgresql", setup, teardown, 120,
                 pg_schema_is_checked_at_open, pg_batch_is_one_transaction,
+                pg_two_nodes_append_at_once,
                 pg_bad_dsn_says_what_is_wrong,
                 pg_lost_connection_fails_the_commit_then_reconnects,
                 pg_multi_host_dsn_finds_the_server_that_takes_writes),

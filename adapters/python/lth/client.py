@@ -27,6 +27,11 @@ PING_SERVICE = "lth.ping/v1"
 SIGN_BATCH = 64          # envelopes per batch signature, as the C SDK
 MAX_BATCH = 512          # envelopes per Batch frame
 DEDUP_WINDOW = 65536     # deliveries remembered for de-duplication
+# After NACK UNAVAILABLE (the hub's store did not complete the commit): the
+# same envelopes go again after 200 ms, doubling to 5 s while the hub keeps
+# answering so, as the C SDK.
+RETRY_MIN_S = 0.2
+RETRY_MAX_S = 5.0
 
 
 class Outcome:
@@ -104,7 +109,7 @@ class Reject(Exception):
 
 
 class _Out:
-    __slots__ = ("env", "signed", "sent", "outcome", "order")
+    __slots__ = ("env", "signed", "sent", "outcome", "order", "retry")
 
     def __init__(self, env, order):
         self.env = env          # lth.v1.Envelope, signed when sent
@@ -112,6 +117,7 @@ class _Out:
         self.sent = False
         self.outcome = None
         self.order = order
+        self.retry = False      # answered UNAVAILABLE: sent again at _retry_at
 
 
 class Client:
@@ -145,6 +151,9 @@ class Client:
         self._last_hello = 0.0
         self.refused = False
         self.last_error = ""
+        self._retry_at = 0.0              # monotonic: when UNAVAILABLE ones go again
+        self._retry_backoff = 0.0         # the next wait; 0 = RETRY_MIN_S
+        self.resent = 0                   # envelopes sent again after UNAVAILABLE
 
         self._ctx = zmq.Context()
         s = self._ctx.socket(zmq.DEALER)
@@ -354,10 +363,37 @@ class Client:
             for o in chunk:
                 o.signed = True
 
+    def _retry_later(self, o, reason):
+        """The hub answered UNAVAILABLE: its store did not complete the
+        commit, so the envelope is not accepted; the same envelope (same
+        message id, same signature) goes again after the retry delay, and a
+        commit that completed after all gets its original ACK."""
+        o.sent = False
+        if o.retry:
+            return
+        o.retry = True
+        if not self._retry_at:
+            wait = self._retry_backoff or RETRY_MIN_S
+            self._retry_at = time.monotonic() + wait
+            self._retry_backoff = min(wait * 2, RETRY_MAX_S)
+        self.last_error = ("the hub did not complete the commit (UNAVAILABLE): %s; sending the "
+                           "same message again" % reason)
+
+    def _retry_due(self):
+        if not self._retry_at or time.monotonic() < self._retry_at:
+            return
+        self._retry_at = 0.0
+        for o in self._out.values():
+            if o.retry:
+                o.retry = False
+                self.resent += 1
+
     def _flush_out(self):
         if not self.connected:
             return
-        todo = sorted((o for o in self._out.values() if o.outcome is None and not o.sent),
+        self._retry_due()
+        todo = sorted((o for o in self._out.values()
+                       if o.outcome is None and not o.sent and not o.retry),
                       key=lambda o: o.order)
         for i in range(0, len(todo), MAX_BATCH):
             chunk = todo[i:i + MAX_BATCH]
@@ -388,9 +424,16 @@ class Client:
 
     def _receipts(self, r):
         for a in r.acks:
+            o = self._out.get(a.message_id)
+            if o is not None:
+                o.retry = False  # an earlier send's ACK came after all
+            self._retry_backoff = 0.0
             self._answer(Outcome(a.message_id, True, hub_seq=a.hub_seq))
         for n in r.nacks:
-            if n.message_id in self._out:
+            o = self._out.get(n.message_id)
+            if o is not None and o.outcome is None and n.code == pb.NACK_UNAVAILABLE:
+                self._retry_later(o, n.reason)
+            elif o is not None:
                 self._answer(Outcome(n.message_id, False, code=n.code, reason=n.reason))
             else:
                 self.last_error = "the hub refused an envelope (%s): %s" % (nack_name(n.code),
@@ -525,6 +568,8 @@ class Client:
             if not self.connected:
                 due = min(due, self._last_hello + hb)
             timeout = max(0.0, min(timeout, due - now))
+        if self._retry_at:
+            timeout = max(0.0, min(timeout, self._retry_at - now))
         events = dict(self._poller.poll(int(timeout * 1000)))
         if self._mon in events:
             self._on_monitor()

@@ -224,6 +224,55 @@ class TestAgainstHub(unittest.TestCase):
         self.assertEqual(nack.code, pb.NACK_BAD_SIGNATURE)
         self.assertTrue(nack.reason)
 
+    def test_unavailable_is_resent(self):
+        """NACK UNAVAILABLE (the hub's store did not complete the commit) is
+        not an outcome: the client sends the same envelope (same message id,
+        same signature) again after 200 ms, doubling, as the C SDK does, and
+        the application sees only the hub's ACK. The first send never reaches
+        the hub; the UNAVAILABLE answer to it is injected as the hub sends it."""
+        c = self.client(PY)
+        sent = []
+        real_send = c._send_frame
+        drop = [2]
+
+        def capture(frame):
+            if frame.WhichOneof("body") == "batch":
+                sent.append(list(frame.batch.envelopes))
+                if drop[0] > 0:
+                    drop[0] -= 1
+                    return True  # "sent", but lost: the hub never sees it
+            return real_send(frame)
+
+        c._send_frame = capture
+        mid = c.send(ECHO, "echo/v1", b"retried")
+        first_at = time.monotonic()
+        self.assertEqual(len(sent), 1)
+
+        def unavailable():
+            r = pb.Receipts(nacks=[pb.Nack(message_id=mid, code=pb.NACK_UNAVAILABLE,
+                                           reason="store commit failed")])
+            c._on_frame(pb.Frame(protocol_version=1, receipts=r).SerializeToString())
+
+        unavailable()
+        self.assertIsNone(c.outcome(mid))       # not answered: still pending
+        self.assertEqual(c.pending(), [mid])
+        while len(sent) < 2 and time.monotonic() - first_at < 5:
+            c.run(0.02)
+        self.assertEqual(len(sent), 2)
+        second_at = time.monotonic()
+        self.assertGreaterEqual(second_at - first_at, 0.18)
+        unavailable()                           # again: the wait doubles
+        while len(sent) < 3 and time.monotonic() - second_at < 5:
+            c.run(0.02)
+        self.assertEqual(len(sent), 3)
+        self.assertGreaterEqual(time.monotonic() - second_at, 0.38)
+        self.assertEqual(sent[0], sent[1])      # the same envelope, byte for byte
+        self.assertEqual(sent[0], sent[2])
+        o = c.wait(mid, 10)
+        self.assertTrue(o.ok, o)
+        self.assertGreater(o.hub_seq, 0)
+        self.assertEqual(c.resent, 2)
+
     def test_nack_outcome(self):
         c = self.client(PY)
         o = c.wait(c.send("VN/GOV/XX/NOBODY", "echo/v1", b"x"), 10)

@@ -32,6 +32,7 @@
 #include "lth_report.h"
 #include "lth_workcal.h"
 #include "testkit.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -136,14 +137,7 @@ static void remember(const char *member, pid_t pid)
 
 static pid_t start(const char *member, const char *plugin, const char *conf)
 {
-    char full[2048], slug[128];
-    snprintf(slug, sizeof slug, "%s", member);
-    for (char *p = slug; *p; p++)
-        if (*p == '/')
-            *p = '.';
-    snprintf(full, sizeof full, "state_dir = %s/state-%s\ntick_ms = %d\n%s", fix.dir, slug, tick_ms,
-             conf);
-    pid_t pid = hubfix_start_adapter(&fix, member, plugin, full);
+    pid_t pid = hubfix_start_ticking(&fix, member, plugin, tick_ms, conf);
     remember(member, pid);
     return pid;
 }
@@ -216,13 +210,10 @@ static void stop_all_cleanly(void)
 
 /* ---- reading the adapters' files ---- */
 
+/* The shared readers (tksql.h) under this file's names. */
 static sqlite3 *open_ro(const char *path)
 {
-    sqlite3 *db = NULL;
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, 10000);
-    return db;
+    return tk_sql_open_ro(path);
 }
 
 static void attach(sqlite3 *db, const char *path, const char *name)
@@ -233,20 +224,9 @@ static void attach(sqlite3 *db, const char *path, const char *name)
     sqlite3_free(sql);
 }
 
-/* The first column of the first row of sql, as a number; -1 if the file or
- * the table does not exist yet. */
 static long long sql_int(const char *path, const char *sql)
 {
-    if (access(path, R_OK) != 0)
-        return -1;
-    sqlite3 *db = open_ro(path);
-    sqlite3_stmt *q = NULL;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
-    return v;
+    return tk_sql_int(path, sql);
 }
 
 static bool wait_sql(const char *path, const char *sql, long long at_least, int timeout_ms)

@@ -25,6 +25,7 @@
 #include "lth_procedure.h"
 #include "lth_workcal.h"
 #include "testkit.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -91,13 +92,7 @@ static void teardown(void)
 
 static pid_t start(const char *member, const char *plugin, const char *conf)
 {
-    char full[2048], slug[128];
-    snprintf(slug, sizeof slug, "%s", member);
-    for (char *p = slug; *p; p++)
-        if (*p == '/')
-            *p = '.';
-    snprintf(full, sizeof full, "state_dir = %s/state-%s\ntick_ms = 100\n%s", fix.dir, slug, conf);
-    pid_t pid = hubfix_start_adapter(&fix, member, plugin, full);
+    pid_t pid = hubfix_start_ticking(&fix, member, plugin, 100, conf);
     ck_assert_uint_lt(n_pids, 8);
     pid_members[n_pids] = member;
     pids[n_pids++] = pid;
@@ -180,44 +175,21 @@ static void start_procedure(int n, const char *procs, int invalid_pct)
 
 /* ---- reading the adapters' files ---- */
 
+/* The shared readers (tksql.h) under this file's names; wait_eq waits
+ * WAIT_MS. */
 static sqlite3 *open_ro(const char *path)
 {
-    sqlite3 *db = NULL;
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, 10000);
-    return db;
+    return tk_sql_open_ro(path);
 }
 
-/* The first column of sql's first row; -1 if the file or table is not there. */
 static long long sql_int(const char *path, const char *sql)
 {
-    if (access(path, R_OK) != 0)
-        return -1;
-    sqlite3 *db = open_ro(path);
-    sqlite3_stmt *q = NULL;
-    long long v = -1;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    else
-        fprintf(stderr, "%s: %s: %s\n", path, sql, sqlite3_errmsg(db));
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
-    return v;
+    return tk_sql_int(path, sql);
 }
 
 static void wait_eq(const char *path, const char *sql, long long want, const char *what)
 {
-    long long v = -1;
-    for (int waited = 0; waited <= WAIT_MS; waited += 200) {
-        if ((v = sql_int(path, sql)) == want)
-            return;
-        tk_sleep_ms(200);
-    }
-    ck_abort_msg("after %d s, %s: %lld, wanted %lld", WAIT_MS / 1000, what, v, want);
+    tk_sql_wait_eq(path, sql, want, WAIT_MS, what);
 }
 
 static bool wait_text(const char *path, const char *needle, int timeout_ms)
@@ -457,9 +429,13 @@ static uint64_t local_day(uint64_t us)
     return (us / 1000000u + 7u * 3600u) / 86400u;
 }
 
-/* Recomputes the report from the procedure system's records. */
-static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workcal_t *cal)
+/* Recomputes the report from the procedure system's records, working time
+ * by the test's calendar. */
+static size_t recompute(figures_t *rows, size_t cap, figures_t *total)
 {
+    lth_workcal_t *cal = NULL;
+    char err[256];
+    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     memset(total, 0, sizeof *total);
     sqlite3 *db = open_ro(db_proc);
     sqlite3_stmt *q = NULL;
@@ -529,6 +505,7 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workc
     }
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
+    lth_workcal_destroy(&cal);
     return n;
 }
 
@@ -774,12 +751,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
 
     /* The report over today (submitted, then decided) equals the test's
      * own figures from the procedure system's records. */
-    lth_workcal_t *cal = NULL;
-    char err[256];
-    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     figures_t rows[16], total;
-    size_t n_rows = recompute(rows, 16, &total, cal);
-    lth_workcal_destroy(&cal);
+    size_t n_rows = recompute(rows, 16, &total);
     ck_assert_int_eq(total.received, n);
     ck_assert_int_gt(total.paid_online, 0);
     ck_assert_int_lt(total.paid_online, total.paid);
@@ -1105,12 +1078,8 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
             "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
             "receipts at reporting");
 
-    lth_workcal_t *cal = NULL;
-    char err[256];
-    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     figures_t rows[16], total;
-    size_t n_rows = recompute(rows, 16, &total, cal);
-    lth_workcal_destroy(&cal);
+    size_t n_rows = recompute(rows, 16, &total);
     ck_assert_int_eq(total.paid, eligible);
     ck_assert_int_eq(total.paid_online, eligible);
     ck_assert_int_eq(total.rated, decided);

@@ -279,6 +279,21 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
     return pid;
 }
 
+pid_t hubfix_start_ticking(hubfix_t *f, const char *member_id, const char *plugin, int tick_ms,
+                           const char *extra_conf)
+{
+    char s[256];
+    slug(member_id, s);
+    size_t len = strlen(f->dir) + strlen(s) + (extra_conf ? strlen(extra_conf) : 0) + 64;
+    char *full = malloc(len);
+    ck_assert_ptr_nonnull(full);
+    snprintf(full, len, "state_dir = %s/state-%s\ntick_ms = %d\n%s", f->dir, s, tick_ms,
+             extra_conf ? extra_conf : "");
+    pid_t pid = hubfix_start_adapter(f, member_id, plugin, full);
+    free(full);
+    return pid;
+}
+
 void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c)
 {
     snprintf(c->hub_pub, sizeof c->hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);

@@ -57,6 +57,11 @@ void hubfix_stop(hubfix_t *f);
  * waits until it serves; returns its pid. */
 pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
                            const char *extra_conf);
+/* hubfix_start_adapter with a state directory of its own (DIR/state-SLUG)
+ * and tick_ms before the extra lines, as the domain plugins' tests start
+ * their adapters. */
+pid_t hubfix_start_ticking(hubfix_t *f, const char *member_id, const char *plugin, int tick_ms,
+                           const char *extra_conf);
 /* Writes to path the configuration hubfix_start_adapter gives hub-adapter:
  * this hub, member_id's key, plugin, then the extra lines (may be NULL). */
 void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,

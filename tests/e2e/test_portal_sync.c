@@ -25,6 +25,7 @@
 #include "lth_procedure.h"
 #include "lth_workcal.h"
 #include "testkit.h"
+#include "tkreport.h"
 #include "tksql.h"
 
 #include <check.h>
@@ -509,20 +510,6 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total)
     return n;
 }
 
-static long long jint(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    ck_assert_msg(json_is_integer(v), "no integer '%s'", key);
-    return (long long)json_integer_value(v);
-}
-
-static double jnum(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    ck_assert_msg(json_is_number(v), "no number '%s'", key);
-    return json_number_value(v);
-}
-
 static double pct(long long part, long long whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
@@ -536,45 +523,32 @@ static void assert_near(double got, double want, const char *what, const char *r
 
 static void assert_row(json_t *row, const figures_t *f, const char *name)
 {
-    ck_assert_int_eq(jint(row, "received"), f->received);
-    ck_assert_int_eq(jint(row, "dossiers"), f->received);
-    ck_assert_int_eq(jint(row, "on_time"), f->on_time);
-    ck_assert_int_eq(jint(row, "early"), f->early);
-    ck_assert_int_eq(jint(row, "late"), f->late);
-    ck_assert_int_eq(jint(row, "overdue"), 0);
-    ck_assert_int_eq(jint(row, "in_progress"), 0);
-    ck_assert_int_eq(jint(row, "returned"), f->returned);
-    ck_assert_int_eq(jint(row, "decided"), f->decided);
-    ck_assert_int_eq(jint(row, "synced"), f->synced);
-    ck_assert_int_eq(jint(row, "online"), f->online);
-    ck_assert_int_eq(jint(row, "with_result"), f->with_result);
-    ck_assert_int_eq(jint(row, "paid"), f->paid);
-    ck_assert_int_eq(jint(row, "paid_online"), f->paid_online);
-    ck_assert_int_eq(jint(row, "rated"), f->rated);
-    assert_near(jnum(row, "avg_working_hours"),
+    ck_assert_int_eq(tk_json_int(row, "received"), f->received);
+    ck_assert_int_eq(tk_json_int(row, "dossiers"), f->received);
+    ck_assert_int_eq(tk_json_int(row, "on_time"), f->on_time);
+    ck_assert_int_eq(tk_json_int(row, "early"), f->early);
+    ck_assert_int_eq(tk_json_int(row, "late"), f->late);
+    ck_assert_int_eq(tk_json_int(row, "overdue"), 0);
+    ck_assert_int_eq(tk_json_int(row, "in_progress"), 0);
+    ck_assert_int_eq(tk_json_int(row, "returned"), f->returned);
+    ck_assert_int_eq(tk_json_int(row, "decided"), f->decided);
+    ck_assert_int_eq(tk_json_int(row, "synced"), f->synced);
+    ck_assert_int_eq(tk_json_int(row, "online"), f->online);
+    ck_assert_int_eq(tk_json_int(row, "with_result"), f->with_result);
+    ck_assert_int_eq(tk_json_int(row, "paid"), f->paid);
+    ck_assert_int_eq(tk_json_int(row, "paid_online"), f->paid_online);
+    ck_assert_int_eq(tk_json_int(row, "rated"), f->rated);
+    assert_near(tk_json_num(row, "avg_working_hours"),
                 f->decided ? f->working_us / 3600e6 / (double)f->decided : 0, "avg_working_hours",
                 name);
-    assert_near(jnum(row, "pct_synced"), pct(f->synced, f->received), "pct_synced", name);
-    assert_near(jnum(row, "pct_online"), pct(f->online, f->received), "pct_online", name);
-    assert_near(jnum(row, "pct_electronic_result"), pct(f->with_result, f->done),
+    assert_near(tk_json_num(row, "pct_synced"), pct(f->synced, f->received), "pct_synced", name);
+    assert_near(tk_json_num(row, "pct_online"), pct(f->online, f->received), "pct_online", name);
+    assert_near(tk_json_num(row, "pct_electronic_result"), pct(f->with_result, f->done),
                 "pct_electronic_result", name);
-    assert_near(jnum(row, "pct_paid_online"), pct(f->paid_online, f->paid), "pct_paid_online",
-                name);
-    assert_near(jnum(row, "avg_satisfaction"), f->rated ? f->rating_sum / (double)f->rated : 0,
-                "avg_satisfaction", name);
-}
-
-static json_t *report_json(adp_client_t *c, const char *request)
-{
-    adp_reply_t reply;
-    int rc = adp_request(c, REPORT, "report.query/v1", "application/json", request, strlen(request),
-                         0, 10000, &reply);
-    ck_assert_msg(rc == 0, "report.query: %s", adp_last_error(c));
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)reply.payload, reply.payload_len, 0, &jerr);
-    ck_assert_msg(doc != NULL, "not JSON: %.*s", (int)reply.payload_len, reply.payload);
-    adp_reply_free(&reply);
-    return doc;
+    assert_near(tk_json_num(row, "pct_paid_online"), pct(f->paid_online, f->paid),
+                "pct_paid_online", name);
+    assert_near(tk_json_num(row, "avg_satisfaction"),
+                f->rated ? f->rating_sum / (double)f->rated : 0, "avg_satisfaction", name);
 }
 
 /* "YYYY-MM-DD" of the local date (Asia/Ho_Chi_Minh) of now + days. */
@@ -770,7 +744,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
         snprintf(request, sizeof request,
                  "{\"format\":\"json\",\"from\":\"%s\",\"to\":\"%s\",\"by\":\"%s\"}", yesterday,
                  tomorrow, bys[b]);
-        json_t *doc = report_json(r, request);
+        json_t *doc = tk_report_query(r, REPORT, request);
         json_t *jrows = json_object_get(doc, "rows");
         ck_assert_uint_eq(json_array_size(jrows), n_rows);
         for (size_t i = 0; i < n_rows; i++) {
@@ -786,7 +760,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     }
     /* A period with no dossier. */
     snprintf(request, sizeof request, "{\"from\":\"2020-01-01\",\"to\":\"2020-01-31\"}");
-    json_t *doc = report_json(r, request);
+    json_t *doc = tk_report_query(r, REPORT, request);
     ck_assert_uint_eq(json_array_size(json_object_get(doc, "rows")), 0);
     json_decref(doc);
     /* Bad periods are answered with what to fix. */
@@ -795,7 +769,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
         {"{\"by\":\"paid\"}", "by must be"},
         {"{\"from\":\"2026-07-02\",\"to\":\"2026-07-01\"}", "to must not come before from"}};
     for (size_t i = 0; i < 3; i++) {
-        doc = report_json(r, bad_requests[i][0]);
+        doc = tk_report_query(r, REPORT, bad_requests[i][0]);
         const char *e = json_string_value(json_object_get(doc, "error"));
         ck_assert_msg(e && strstr(e, bad_requests[i][1]), "%s: %s", bad_requests[i][0],
                       e ? e : "(none)");
@@ -938,12 +912,12 @@ START_TEST(dossier_passes_several_authorities)
      * procedure system's records of the steps. */
     wait_eq(db_report, "SELECT count(*) FROM step", forwarded + second, "steps at reporting");
     adp_client_t *r = hubfix_connect(&fix, CCHC);
-    json_t *doc = report_json(r, "{}");
+    json_t *doc = tk_report_query(r, REPORT, "{}");
     json_t *steps = json_object_get(doc, "steps");
     ck_assert_uint_eq(json_array_size(steps), 2);
     for (int k = 0; k < 2; k++) {
         json_t *row = json_array_get(steps, (size_t)k);
-        ck_assert_int_eq(jint(row, "step"), k + 1);
+        ck_assert_int_eq(tk_json_int(row, "step"), k + 1);
         ck_assert_str_eq(json_string_value(json_object_get(row, "authority")), k ? HOTICH : DKKD);
         snprintf(sql, sizeof sql,
                  "SELECT count(*) * 1000000 + sum(done_at IS NOT NULL) * 10000 +"
@@ -951,13 +925,13 @@ START_TEST(dossier_passes_several_authorities)
                  " FROM chain_step WHERE n = %d",
                  k + 1);
         long long packed = sql_int(db_proc, sql);
-        ck_assert_int_eq(jint(row, "entered"), packed / 1000000);
-        ck_assert_int_eq(jint(row, "ended"), packed / 10000 % 100);
-        ck_assert_int_eq(jint(row, "on_time"), packed / 100 % 100);
-        ck_assert_int_eq(jint(row, "late"), packed % 100);
-        ck_assert_int_eq(jint(row, "overdue"), 0);
+        ck_assert_int_eq(tk_json_int(row, "entered"), packed / 1000000);
+        ck_assert_int_eq(tk_json_int(row, "ended"), packed / 10000 % 100);
+        ck_assert_int_eq(tk_json_int(row, "on_time"), packed / 100 % 100);
+        ck_assert_int_eq(tk_json_int(row, "late"), packed % 100);
+        ck_assert_int_eq(tk_json_int(row, "overdue"), 0);
     }
-    ck_assert_int_gt(jint(json_array_get(steps, 0), "entered"), 0);
+    ck_assert_int_gt(tk_json_int(json_array_get(steps, 0), "entered"), 0);
     json_decref(doc);
     adp_close(&r);
     /* The registry's own results of step 1 are not the dossier's. */
@@ -1085,14 +1059,14 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
     ck_assert_int_eq(total.rated, decided);
     ck_assert(total.rating_sum / (double)total.rated >= 1.0);
     adp_client_t *r = hubfix_connect(&fix, CCHC);
-    json_t *doc = report_json(r, "{\"format\":\"json\"}");
+    json_t *doc = tk_report_query(r, REPORT, "{\"format\":\"json\"}");
     json_t *jrows = json_object_get(doc, "rows");
     ck_assert_uint_eq(json_array_size(jrows), n_rows);
     for (size_t i = 0; i < n_rows; i++)
         assert_row(json_array_get(jrows, i), &rows[i], rows[i].procedure);
     assert_row(json_object_get(doc, "total"), &total, "total");
-    ck_assert(jnum(json_object_get(doc, "total"), "pct_paid_online") > 0);
-    ck_assert(jnum(json_object_get(doc, "total"), "avg_satisfaction") >= 1.0);
+    ck_assert(tk_json_num(json_object_get(doc, "total"), "pct_paid_online") > 0);
+    ck_assert(tk_json_num(json_object_get(doc, "total"), "avg_satisfaction") >= 1.0);
     json_decref(doc);
     adp_close(&r);
     stop_all_cleanly();

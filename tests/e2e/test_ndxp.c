@@ -198,47 +198,17 @@ static void teardown(void)
 
 static void start_mock(int token_ttl_s)
 {
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
-    char script[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], data[PATH_MAX],
-        log[PATH_MAX], ttl[16];
-    snprintf(script, sizeof script, "%s/tests/tools/mock_ndxp.py", src);
-    path_of(cert, "server.pem");
-    path_of(key, "server.key");
-    path_of(ca, "ca.pem");
+    char data[PATH_MAX], ttl[16], port_path[PATH_MAX];
     path_of(data, "citizens.json");
-    path_of(log, "mock.log");
     snprintf(ttl, sizeof ttl, "%d", token_ttl_s);
-    char *argv[] = {"/usr/bin/python3",
-                    script,
-                    fix.dir,
-                    "--cert",
-                    cert,
-                    "--key",
-                    key,
-                    "--ca",
-                    ca,
-                    "--data",
-                    data,
-                    "--client-id",
-                    CLIENT_ID,
-                    "--client-secret",
-                    CLIENT_SECRET,
-                    "--token-ttl",
-                    ttl,
-                    NULL};
-    mock = tk_spawn(argv, log);
-    char port_path[PATH_MAX];
-    path_of(port_path, "port");
-    ck_assert_msg(tk_wait_file(port_path, 10000), "the mock platform did not start; see %s", log);
-    char *text = tk_read_file(port_path);
-    mock_port = atoi(text);
-    free(text);
+    const char *extra[] = {
+        "--data",      data,          "--client-id", CLIENT_ID, "--client-secret",
+        CLIENT_SECRET, "--token-ttl", ttl,           NULL};
+    mock = hubfix_start_tls_mock(&fix, "mock_ndxp.py", extra, &mock_port);
     path_of(port_path, "control_port");
-    text = tk_read_file(port_path);
+    char *text = tk_read_file(port_path);
     control_port = text ? atoi(text) : 0;
     free(text);
-    ck_assert_int_gt(mock_port, 0);
     ck_assert_int_gt(control_port, 0);
 }
 

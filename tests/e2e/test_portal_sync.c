@@ -349,15 +349,8 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     /* The rest of the vocabulary, as the portal sees it: a fee asked,
      * processing, suspended, withdrawn by the applicant — then nothing. */
     char third[LTH_DOSSIER_CODE_MAX];
-    db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 2",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    snprintf(third, sizeof third, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
+    tk_sql_text(db_proc, "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 2", third,
+                sizeof third);
     const int path[] = {LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED, LTH_STATUS_PROCESSING,
                         LTH_STATUS_SUSPENDED, LTH_STATUS_WITHDRAWN};
     for (int i = 0; i < 4; i++)
@@ -368,12 +361,9 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
              "SELECT group_concat(status, ',') FROM (SELECT status FROM history WHERE code = '%s'"
              " ORDER BY seq)",
              third);
-    db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "1,2,8,2,9,10");
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
+    char statuses[64];
+    tk_sql_text(db_proc, sql, statuses, sizeof statuses);
+    ck_assert_str_eq(statuses, "1,2,8,2,9,10");
     send_change(c, third, LTH_STATUS_DONE, 5);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM refusal WHERE code = '%s' AND reason = 'DONE cannot follow "
@@ -385,15 +375,8 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
      * then DONE with PROCESSING still on its way); the late one is then
      * older and ignored; one no path leads to is refused. */
     char fourth[LTH_DOSSIER_CODE_MAX];
-    db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 3",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    snprintf(fourth, sizeof fourth, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
+    tk_sql_text(db_proc, "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 3", fourth,
+                sizeof fourth);
     send_change(c, fourth, LTH_STATUS_SUPPLEMENT_REQUESTED, 1);
     send_change(c, fourth, LTH_STATUS_DONE, 3);
     snprintf(sql, sizeof sql, "SELECT status FROM dossier WHERE code = '%s'", fourth);

@@ -33,6 +33,20 @@ long long tk_sql_int(const char *path, const char *sql)
     return v;
 }
 
+void tk_sql_text(const char *path, const char *sql, char *out, size_t size)
+{
+    sqlite3 *db = tk_sql_open_ro(path);
+    sqlite3_stmt *q = NULL;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK, "%s: %s: %s", path, sql,
+                  sqlite3_errmsg(db));
+    ck_assert_msg(sqlite3_step(q) == SQLITE_ROW, "%s: no row for %s", path, sql);
+    const unsigned char *text = sqlite3_column_text(q, 0);
+    ck_assert_msg(text != NULL, "%s: NULL for %s", path, sql);
+    snprintf(out, size, "%s", (const char *)text);
+    sqlite3_finalize(q);
+    sqlite3_close_v2(db);
+}
+
 void tk_sql_wait_eq(const char *path, const char *sql, long long want, int timeout_ms,
                     const char *what)
 {

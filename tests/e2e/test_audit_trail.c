@@ -18,6 +18,7 @@
 #include "lth_citizen.h"
 #include "lth_lookup.h"
 #include "testkit.h"
+#include "tkaudit.h"
 
 #include <check.h>
 #include <limits.h>
@@ -99,54 +100,6 @@ static int sdk_lookup(adp_client_t *c, const char *pid, const char *dossier)
     return rc;
 }
 
-/* Copies of the records found, for checks after the scan. */
-typedef struct {
-    hub_audit_event_t event;
-    char message_id[HUB_AUDIT_ID_MAX + 1];
-    char sender[HUB_AUDIT_ID_MAX + 1];
-    char receiver[HUB_AUDIT_ID_MAX + 1];
-    char service[HUB_AUDIT_ID_MAX + 1];
-    char purpose[HUB_AUDIT_ID_MAX + 1];
-    char dossier[HUB_AUDIT_WORD_MAX + 1];
-    char outcome[HUB_AUDIT_WORD_MAX + 1];
-    bool has_digest;
-    uint8_t digest[32];
-    size_t signature_len;
-} rec_t;
-
-typedef struct {
-    rec_t recs[64];
-    size_t n;
-} recs_t;
-
-static int collect(const hub_audit_record_t *r, const char *file, uint64_t line, void *user)
-{
-    (void)file;
-    (void)line;
-    recs_t *all = user;
-    ck_assert_uint_lt(all->n, 64);
-    rec_t *c = &all->recs[all->n++];
-    c->event = r->event;
-    snprintf(c->message_id, sizeof c->message_id, "%s", r->message_id);
-    snprintf(c->sender, sizeof c->sender, "%s", r->sender);
-    snprintf(c->receiver, sizeof c->receiver, "%s", r->receiver);
-    snprintf(c->service, sizeof c->service, "%s", r->service);
-    snprintf(c->purpose, sizeof c->purpose, "%s", r->purpose ? r->purpose : "");
-    snprintf(c->dossier, sizeof c->dossier, "%s", r->dossier ? r->dossier : "");
-    snprintf(c->outcome, sizeof c->outcome, "%s", r->outcome ? r->outcome : "");
-    c->has_digest = r->has_digest;
-    memcpy(c->digest, r->digest, 32);
-    c->signature_len = r->signature_len;
-    return 0;
-}
-
-static void find_service(const char *service, recs_t *out)
-{
-    memset(out, 0, sizeof *out);
-    hub_audit_filter_t f = {.service = service};
-    ck_assert_int_eq(hub_audit_find(audit_dir, &f, collect, out), 0);
-}
-
 /* `hubctl audit verify` on the sealed log: exit 0, "intact". */
 static void assert_verify_passes(void)
 {
@@ -188,11 +141,11 @@ START_TEST(every_exchange_is_audited)
     adp_close(&tthc);
     hubfix_stop(&fix); /* seals the log */
 
-    recs_t all;
-    find_service(LTH_SERVICE_CITIZEN_LOOKUP, &all);
+    static tk_audit_recs_t all; /* large: off the stack */
+    tk_audit_find_service(audit_dir, LTH_SERVICE_CITIZEN_LOOKUP, &all);
     size_t requests = 0, replies = 0, refused = 0;
     for (size_t i = 0; i < all.n; i++) {
-        const rec_t *r = &all.recs[i];
+        const tk_audit_rec_t *r = &all.recs[i];
         ck_assert_msg(r->has_digest, "record %zu has no envelope MAC", i);
         ck_assert_uint_eq(r->signature_len, 0); /* an oracle for guesses: not recorded */
         if (r->event == HUB_AUDIT_ACCEPTED && !strcmp(r->outcome, "request online-only")) {
@@ -223,7 +176,7 @@ START_TEST(every_exchange_is_audited)
     ck_assert_uint_eq(replies, N_LOOKUPS);
     ck_assert_uint_eq(refused, 1);
 
-    find_service("lth.members/v1", &all);
+    tk_audit_find_service(audit_dir, "lth.members/v1", &all);
     ck_assert_uint_eq(all.n, 1);
     ck_assert_int_eq(all.recs[0].event, HUB_AUDIT_ACCEPTED);
     ck_assert_str_eq(all.recs[0].outcome, "answered by the hub");
@@ -311,11 +264,11 @@ START_TEST(lookup_record_gives_no_payload_away)
     free(bytes);
     hubfix_stop(&fix);
 
-    recs_t found;
-    memset(&found, 0, sizeof found);
-    ck_assert_int_eq(hub_audit_find_message(audit_dir, id, collect, &found), 0);
+    static tk_audit_recs_t found;
+    found.n = 0;
+    ck_assert_int_eq(hub_audit_find_message(audit_dir, id, tk_audit_collect, &found), 0);
     ck_assert_uint_eq(found.n, 1);
-    const rec_t *r = &found.recs[0];
+    const tk_audit_rec_t *r = &found.recs[0];
     ck_assert_int_eq(r->event, HUB_AUDIT_ACCEPTED);
     ck_assert_str_eq(r->dossier, dossier); /* what the attacker reads from the record */
     ck_assert(r->has_digest);

@@ -33,6 +33,8 @@
 #include "lth_report.h"
 #include "lth_workcal.h"
 #include "testkit.h"
+#include "tkreport.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -137,14 +139,7 @@ static void remember(const char *member, pid_t pid)
 
 static pid_t start(const char *member, const char *plugin, const char *conf)
 {
-    char full[2048], slug[128];
-    snprintf(slug, sizeof slug, "%s", member);
-    for (char *p = slug; *p; p++)
-        if (*p == '/')
-            *p = '.';
-    snprintf(full, sizeof full, "state_dir = %s/state-%s\ntick_ms = %d\n%s", fix.dir, slug, tick_ms,
-             conf);
-    pid_t pid = hubfix_start_adapter(&fix, member, plugin, full);
+    pid_t pid = hubfix_start_ticking(&fix, member, plugin, tick_ms, conf);
     remember(member, pid);
     return pid;
 }
@@ -217,13 +212,10 @@ static void stop_all_cleanly(void)
 
 /* ---- reading the adapters' files ---- */
 
+/* The shared readers (tksql.h) under this file's names. */
 static sqlite3 *open_ro(const char *path)
 {
-    sqlite3 *db = NULL;
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, 10000);
-    return db;
+    return tk_sql_open_ro(path);
 }
 
 static void attach(sqlite3 *db, const char *path, const char *name)
@@ -234,20 +226,9 @@ static void attach(sqlite3 *db, const char *path, const char *name)
     sqlite3_free(sql);
 }
 
-/* The first column of the first row of sql, as a number; -1 if the file or
- * the table does not exist yet. */
 static long long sql_int(const char *path, const char *sql)
 {
-    if (access(path, R_OK) != 0)
-        return -1;
-    sqlite3 *db = open_ro(path);
-    sqlite3_stmt *q = NULL;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
-    return v;
+    return tk_sql_int(path, sql);
 }
 
 static bool wait_sql(const char *path, const char *sql, long long at_least, int timeout_ms)
@@ -301,27 +282,6 @@ static void wait_complete(int n, bool portal, bool report)
 }
 
 /* ---- the report over the hub ---- */
-
-static json_t *report_json(adp_client_t *c, const char *request)
-{
-    adp_reply_t reply;
-    int rc = adp_request(c, REPORT, "report.query/v1", "application/json", request, strlen(request),
-                         0, 10000, &reply);
-    ck_assert_msg(rc == 0, "report.query: %s", adp_last_error(c));
-    ck_assert_str_eq(reply.content_type, "application/json");
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)reply.payload, reply.payload_len, 0, &jerr);
-    ck_assert_msg(doc != NULL, "not JSON: %.*s", (int)reply.payload_len, reply.payload);
-    adp_reply_free(&reply);
-    return doc;
-}
-
-static long long jint(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    ck_assert_msg(json_is_integer(v), "no integer '%s'", key);
-    return (long long)json_integer_value(v);
-}
 
 /* ---- the checks every flow test makes ---- */
 
@@ -484,25 +444,25 @@ static void assert_report(int n)
     ck_assert_int_eq(on_time + late + returned + not_accepted, n);
 
     adp_client_t *c = hubfix_connect(&fix, CCHC);
-    json_t *doc = report_json(c, "{\"format\":\"json\"}");
+    json_t *doc = tk_report_query(c, REPORT, "{\"format\":\"json\"}");
     json_t *total = json_object_get(doc, "total");
-    ck_assert_int_eq(jint(total, "dossiers"), n);
-    ck_assert_int_eq(jint(total, "on_time"), on_time);
-    ck_assert_int_eq(jint(total, "late"), late);
-    ck_assert_int_eq(jint(total, "returned"), returned);
-    ck_assert_int_eq(jint(total, "not_accepted"), not_accepted);
-    ck_assert_int_eq(jint(total, "overdue"), 0);
-    ck_assert_int_eq(jint(total, "in_progress"), 0);
+    ck_assert_int_eq(tk_json_int(total, "dossiers"), n);
+    ck_assert_int_eq(tk_json_int(total, "on_time"), on_time);
+    ck_assert_int_eq(tk_json_int(total, "late"), late);
+    ck_assert_int_eq(tk_json_int(total, "returned"), returned);
+    ck_assert_int_eq(tk_json_int(total, "not_accepted"), not_accepted);
+    ck_assert_int_eq(tk_json_int(total, "overdue"), 0);
+    ck_assert_int_eq(tk_json_int(total, "in_progress"), 0);
     long long sum = 0;
     json_t *rows = json_object_get(doc, "rows"), *row;
     size_t i;
     json_array_foreach(rows, i, row)
     {
-        ck_assert_int_eq(jint(row, "dossiers"),
-                         jint(row, "on_time") + jint(row, "late") + jint(row, "overdue") +
-                             jint(row, "in_progress") + jint(row, "returned") +
-                             jint(row, "not_accepted"));
-        sum += jint(row, "dossiers");
+        ck_assert_int_eq(tk_json_int(row, "dossiers"),
+                         tk_json_int(row, "on_time") + tk_json_int(row, "late") +
+                             tk_json_int(row, "overdue") + tk_json_int(row, "in_progress") +
+                             tk_json_int(row, "returned") + tk_json_int(row, "not_accepted"));
+        sum += tk_json_int(row, "dossiers");
     }
     ck_assert_int_eq(sum, n);
     json_decref(doc);
@@ -801,12 +761,12 @@ START_TEST(duplicate_and_out_of_order_changes)
                                     0, 10000, NULL),
                      HUB_ENACK);
     ck_assert_int_eq(adp_last_nack_code(q), LTH__V1__NACK_CODE__NACK_FORBIDDEN);
-    json_t *doc = report_json(q, "");
+    json_t *doc = tk_report_query(q, REPORT, "");
     json_t *total = json_object_get(doc, "total");
-    ck_assert_int_eq(jint(total, "dossiers"), 3);
-    ck_assert_int_eq(jint(total, "on_time"), 1);
-    ck_assert_int_eq(jint(total, "returned"), 1);
-    ck_assert_int_eq(jint(total, "in_progress"), 1);
+    ck_assert_int_eq(tk_json_int(total, "dossiers"), 3);
+    ck_assert_int_eq(tk_json_int(total, "on_time"), 1);
+    ck_assert_int_eq(tk_json_int(total, "returned"), 1);
+    ck_assert_int_eq(tk_json_int(total, "in_progress"), 1);
     json_decref(doc);
     /* Requests the report cannot read are answered with what to fix. */
     const char *bad[][2] = {{"{\"format\":\"xml\"}", "format must be"},
@@ -815,7 +775,7 @@ START_TEST(duplicate_and_out_of_order_changes)
                             {"{\"format\":\"csv\"", "JSON object"},
                             {"{\"authority\":\"nobody\"}", "authority must be a member id"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        doc = report_json(q, bad[i][0]);
+        doc = tk_report_query(q, REPORT, bad[i][0]);
         const char *err = json_string_value(json_object_get(doc, "error"));
         ck_assert_msg(err && strstr(err, bad[i][1]), "%s: %s", bad[i][0], err ? err : "(none)");
         json_decref(doc);
@@ -909,13 +869,13 @@ START_TEST(delegated_authority_resolves_and_is_counted)
                            "' AND note LIKE '%ủy quyền%'"),
         sql_int(db_proc, "SELECT count(*) FROM dossier WHERE resolver = '" QHK "' AND status = 4"));
     adp_client_t *c = hubfix_connect(&fix, CCHC);
-    json_t *doc = report_json(c, "{\"authority\":\"" QHK "\"}");
-    ck_assert_int_eq(jint(json_object_get(doc, "total"), "dossiers"), civil);
+    json_t *doc = tk_report_query(c, REPORT, "{\"authority\":\"" QHK "\"}");
+    ck_assert_int_eq(tk_json_int(json_object_get(doc, "total"), "dossiers"), civil);
     json_decref(doc);
     /* "Delegated by": per delegation and procedure, the dossiers carried
      * and those done on time and late, recomputed from the procedure
      * system's records (the authority addressed, the resolver, the DONE). */
-    doc = report_json(c, "{\"format\":\"json\"}");
+    doc = tk_report_query(c, REPORT, "{\"format\":\"json\"}");
     json_t *dels = json_object_get(doc, "delegations");
     ck_assert_msg(json_is_array(dels), "no delegations section in the report");
     sqlite3 *db = open_ro(db_proc);
@@ -942,9 +902,9 @@ START_TEST(delegated_authority_resolves_and_is_counted)
                          (const char *)sqlite3_column_text(q, 2));
         long long carried = sqlite3_column_int64(q, 3), on_time = sqlite3_column_int64(q, 4),
                   late = sqlite3_column_int64(q, 5);
-        ck_assert_int_eq(jint(row, "carried"), carried);
-        ck_assert_int_eq(jint(row, "on_time"), on_time);
-        ck_assert_int_eq(jint(row, "late"), late);
+        ck_assert_int_eq(tk_json_int(row, "carried"), carried);
+        ck_assert_int_eq(tk_json_int(row, "on_time"), on_time);
+        ck_assert_int_eq(tk_json_int(row, "late"), late);
         double want = on_time + late ? 100.0 * (double)on_time / (double)(on_time + late) : 0.0;
         json_t *p = json_object_get(row, "pct_on_time");
         ck_assert(json_is_number(p));

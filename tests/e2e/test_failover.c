@@ -105,17 +105,27 @@ static void post_events(adp_client_t *c, int *posted, int until, bool pump)
     }
 }
 
+/* A client of A given the list first, sep, node 2 (endpoints holds it,
+ * and conf points there), connected: asserts it serves from `on`. The
+ * tests give the list with and without a space after the comma. */
+static adp_client_t *connect_listed(hubfix_client_conf_t *conf, char endpoints[600],
+                                    const char *first, const char *sep, const char *on)
+{
+    hubfix_client_conf(&node1, A, conf);
+    snprintf(endpoints, 600, "%s%s%s", first, sep, node2.endpoint);
+    conf->cfg.hub_endpoint = endpoints;
+    char err[512];
+    adp_client_t *c = NULL;
+    ck_assert_msg(adp_connect(&conf->cfg, &c, err, sizeof err) == 0, "connect: %s", err);
+    ck_assert_str_eq(adp_hub_endpoint(c), on);
+    return c;
+}
+
 START_TEST(sender_moves_to_the_second_node_when_the_first_is_killed)
 {
     hubfix_client_conf_t conf;
-    hubfix_client_conf(&node1, A, &conf);
-    char endpoints[600];
-    snprintf(endpoints, sizeof endpoints, "%s, %s", node1.endpoint, node2.endpoint);
-    conf.cfg.hub_endpoint = endpoints;
-    char err[512];
-    adp_client_t *c = NULL;
-    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
-    ck_assert_str_eq(adp_hub_endpoint(c), node1.endpoint);
+    char endpoints[600], err[512];
+    adp_client_t *c = connect_listed(&conf, endpoints, node1.endpoint, ", ", node1.endpoint);
     tally_t t = {0};
     snprintf(t.endpoint1, sizeof t.endpoint1, "%s", node1.endpoint);
     adp_set_outcome_handler(c, on_outcome, &t);
@@ -179,14 +189,8 @@ START_TEST(a_client_skips_a_dead_endpoint_and_cycles_back)
     hubfix_stop(&node1);
     node1.hubd = 0;
     hubfix_client_conf_t conf;
-    hubfix_client_conf(&node1, A, &conf);
-    char endpoints[600];
-    snprintf(endpoints, sizeof endpoints, "%s,%s", dead, node2.endpoint);
-    conf.cfg.hub_endpoint = endpoints;
-    char err[512];
-    adp_client_t *c = NULL;
-    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
-    ck_assert_str_eq(adp_hub_endpoint(c), node2.endpoint);
+    char endpoints[600], err[512];
+    adp_client_t *c = connect_listed(&conf, endpoints, dead, ",", node2.endpoint);
     uint64_t seq = 0;
     ck_assert_int_eq(
         adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, 5000, &seq), 0);
@@ -218,14 +222,8 @@ END_TEST
 START_TEST(a_silent_node_is_left)
 {
     hubfix_client_conf_t conf;
-    hubfix_client_conf(&node1, A, &conf);
     char endpoints[600];
-    snprintf(endpoints, sizeof endpoints, "%s,%s", node1.endpoint, node2.endpoint);
-    conf.cfg.hub_endpoint = endpoints;
-    char err[512];
-    adp_client_t *c = NULL;
-    ck_assert_msg(adp_connect(&conf.cfg, &c, err, sizeof err) == 0, "connect: %s", err);
-    ck_assert_str_eq(adp_hub_endpoint(c), node1.endpoint);
+    adp_client_t *c = connect_listed(&conf, endpoints, node1.endpoint, ",", node1.endpoint);
     ck_assert_int_eq(kill(node1.hubd, SIGSTOP), 0);
     uint64_t seq = 0;
     int rc = adp_send_event(c, B, "dossier.status/v1", "application/json", "{}", 2, 0, 10000, &seq);

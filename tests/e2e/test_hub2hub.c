@@ -21,6 +21,7 @@
 #include "lth_citizen.h"
 #include "lth_lookup.h"
 #include "testkit.h"
+#include "tkaudit.h"
 
 #include <check.h>
 #include <signal.h>
@@ -186,47 +187,11 @@ static json_t *problem_of(const adp_reply_t *reply)
     return doc;
 }
 
-typedef struct {
-    hub_audit_event_t event;
-    char message_id[HUB_AUDIT_ID_MAX + 1];
-    char sender[HUB_AUDIT_ID_MAX + 1];
-    char receiver[HUB_AUDIT_ID_MAX + 1];
-    char purpose[HUB_AUDIT_ID_MAX + 1];
-    char dossier[HUB_AUDIT_WORD_MAX + 1];
-    char outcome[HUB_AUDIT_WORD_MAX + 1];
-    char reason[HUB_AUDIT_REASON_MAX + 1];
-} rec_t;
-
-typedef struct {
-    rec_t recs[256];
-    size_t n;
-} recs_t;
-
-static int collect(const hub_audit_record_t *r, const char *file, uint64_t line, void *user)
-{
-    (void)file;
-    (void)line;
-    recs_t *all = user;
-    ck_assert_uint_lt(all->n, 256);
-    rec_t *c = &all->recs[all->n++];
-    c->event = r->event;
-    snprintf(c->message_id, sizeof c->message_id, "%s", r->message_id ? r->message_id : "");
-    snprintf(c->sender, sizeof c->sender, "%s", r->sender ? r->sender : "");
-    snprintf(c->receiver, sizeof c->receiver, "%s", r->receiver ? r->receiver : "");
-    snprintf(c->purpose, sizeof c->purpose, "%s", r->purpose ? r->purpose : "");
-    snprintf(c->dossier, sizeof c->dossier, "%s", r->dossier ? r->dossier : "");
-    snprintf(c->outcome, sizeof c->outcome, "%s", r->outcome ? r->outcome : "");
-    snprintf(c->reason, sizeof c->reason, "%s", r->reason ? r->reason : "");
-    return 0;
-}
-
-static void find_service(hubfix_t *f, const char *service, recs_t *out)
+static void find_service(hubfix_t *f, const char *service, tk_audit_recs_t *out)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/data/audit", f->dir);
-    memset(out, 0, sizeof *out);
-    hub_audit_filter_t filter = {.service = service};
-    ck_assert_int_eq(hub_audit_find(dir, &filter, collect, out), 0);
+    tk_audit_find_service(dir, service, out);
 }
 
 /* `hubctl audit verify` on a stopped hub's log: exit 0, "intact". */
@@ -348,11 +313,11 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
     assert_verify_passes(&ha);
     assert_verify_passes(&hb);
 
-    static recs_t a, b; /* large: off the stack */
+    static tk_audit_recs_t a, b; /* large: off the stack */
     find_service(&ha, "citizen.lookup/v1", &a);
     bool a_request = false, a_reply = false, a_stranger = false;
     for (size_t i = 0; i < a.n; i++) {
-        const rec_t *r = &a.recs[i];
+        const tk_audit_rec_t *r = &a.recs[i];
         if (r->event == HUB_AUDIT_ACCEPTED && !strcmp(r->message_id, ok_id)) {
             ck_assert_str_eq(r->sender, CLIENT);
             ck_assert_str_eq(r->receiver, GW_A);
@@ -379,7 +344,7 @@ START_TEST(call_through_the_gateway_is_checked_and_audited_on_both_hubs)
     int forwards = 0, replies = 0;
     bool named_ok = false, named_online = false;
     for (size_t i = 0; i < b.n; i++) {
-        const rec_t *r = &b.recs[i];
+        const tk_audit_rec_t *r = &b.recs[i];
         ck_assert_msg(!strstr(r->reason, stranger_id), "the refused call reached hub B");
         if (r->event == HUB_AUDIT_ACCEPTED && !strcmp(r->sender, GW_B)) {
             forwards++;

@@ -32,6 +32,7 @@
 #include "lth_verify.h"
 #include "testkit.h"
 #include "tkcitizen.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -197,47 +198,17 @@ static void teardown(void)
 
 static void start_mock(int token_ttl_s)
 {
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
-    char script[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], data[PATH_MAX],
-        log[PATH_MAX], ttl[16];
-    snprintf(script, sizeof script, "%s/tests/tools/mock_ndxp.py", src);
-    path_of(cert, "server.pem");
-    path_of(key, "server.key");
-    path_of(ca, "ca.pem");
+    char data[PATH_MAX], ttl[16], port_path[PATH_MAX];
     path_of(data, "citizens.json");
-    path_of(log, "mock.log");
     snprintf(ttl, sizeof ttl, "%d", token_ttl_s);
-    char *argv[] = {"/usr/bin/python3",
-                    script,
-                    fix.dir,
-                    "--cert",
-                    cert,
-                    "--key",
-                    key,
-                    "--ca",
-                    ca,
-                    "--data",
-                    data,
-                    "--client-id",
-                    CLIENT_ID,
-                    "--client-secret",
-                    CLIENT_SECRET,
-                    "--token-ttl",
-                    ttl,
-                    NULL};
-    mock = tk_spawn(argv, log);
-    char port_path[PATH_MAX];
-    path_of(port_path, "port");
-    ck_assert_msg(tk_wait_file(port_path, 10000), "the mock platform did not start; see %s", log);
-    char *text = tk_read_file(port_path);
-    mock_port = atoi(text);
-    free(text);
+    const char *extra[] = {
+        "--data",      data,          "--client-id", CLIENT_ID, "--client-secret",
+        CLIENT_SECRET, "--token-ttl", ttl,           NULL};
+    mock = hubfix_start_tls_mock(&fix, "mock_ndxp.py", extra, &mock_port);
     path_of(port_path, "control_port");
-    text = tk_read_file(port_path);
+    char *text = tk_read_file(port_path);
     control_port = text ? atoi(text) : 0;
     free(text);
-    ck_assert_int_gt(mock_port, 0);
     ck_assert_int_gt(control_port, 0);
 }
 
@@ -652,22 +623,6 @@ START_TEST(tls_and_credentials_problems_are_clear)
 }
 END_TEST
 
-/* A number from the procedure system's file; -1 when it cannot be read yet. */
-static long long sql_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-            v = sqlite3_column_int64(q, 0);
-        sqlite3_finalize(q);
-    }
-    sqlite3_close(db);
-    return v;
-}
-
 START_TEST(the_procedure_systems_checks_go_through_the_gateway)
 {
     start_mock(3600);
@@ -688,15 +643,16 @@ START_TEST(the_procedure_systems_checks_go_through_the_gateway)
     long long pending = -1;
     for (int i = 0; i < 300 && pending != 0; i++) {
         tk_sleep_ms(100);
-        pending = sql_int(db, "SELECT count(*) - count(identity) FROM dossier");
-        if (sql_int(db, "SELECT count(*) FROM dossier") < 12)
+        pending = tk_sql_int(db, "SELECT count(*) - count(identity) FROM dossier");
+        if (tk_sql_int(db, "SELECT count(*) FROM dossier") < 12)
             pending = -1;
     }
     ck_assert_msg(pending == 0, "identity checks still pending");
     ck_assert_int_eq(tk_stop(procedure), 0);
-    long long found = sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'FOUND'");
-    long long not_found = sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'NOT_FOUND'");
-    long long mismatch = sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'MISMATCH'");
+    long long found = tk_sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'FOUND'");
+    long long not_found =
+        tk_sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'NOT_FOUND'");
+    long long mismatch = tk_sql_int(db, "SELECT count(*) FROM dossier WHERE identity = 'MISMATCH'");
     ck_assert_msg(found > 0 && not_found > 0 && mismatch > 0 && found + not_found + mismatch == 12,
                   "found=%lld not_found=%lld mismatch=%lld", found, not_found, mismatch);
     ck_assert_int_gt(counter("lookup"), 0);

@@ -83,41 +83,12 @@ static void setup(void)
     write_secret("wrong.secret", "not-the-secret\n");
     write_secret("bearer.token", BEARER "\n");
     path_of(events, "events");
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
-    char script[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], log[PATH_MAX], ttl[16];
-    snprintf(script, sizeof script, "%s/tests/tools/mock_outside.py", src);
-    path_of(cert, "server.pem");
-    path_of(key, "server.key");
-    path_of(ca, "ca.pem");
-    path_of(log, "mock.log");
+    char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", TTL_S);
-    char *argv[] = {"/usr/bin/python3",
-                    script,
-                    fix.dir,
-                    "--cert",
-                    cert,
-                    "--key",
-                    key,
-                    "--ca",
-                    ca,
-                    "--client-id",
-                    CLIENT_ID,
-                    "--client-secret",
-                    CLIENT_SECRET,
-                    "--bearer",
-                    BEARER,
-                    "--ttl",
-                    ttl,
-                    NULL};
-    mock = tk_spawn(argv, log);
-    char port_path[PATH_MAX];
-    path_of(port_path, "port");
-    ck_assert_msg(tk_wait_file(port_path, 10000), "the mock system did not start; see %s", log);
-    char *text = tk_read_file(port_path);
-    mock_port = atoi(text);
-    free(text);
-    ck_assert_int_gt(mock_port, 0);
+    const char *extra[] = {"--client-id", CLIENT_ID,  "--client-secret",
+                           CLIENT_SECRET, "--bearer", BEARER,
+                           "--ttl",       ttl,        NULL};
+    mock = hubfix_start_tls_mock(&fix, "mock_outside.py", extra, &mock_port);
     snprintf(bridge_log, sizeof bridge_log, "%s/adapter-VN.GOV.HN-STNMT.DATDAI.log", fix.dir);
     bridge = 0;
 }

@@ -25,6 +25,8 @@
 #include "lth_procedure.h"
 #include "lth_workcal.h"
 #include "testkit.h"
+#include "tkreport.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -92,13 +94,7 @@ static void teardown(void)
 
 static pid_t start(const char *member, const char *plugin, const char *conf)
 {
-    char full[2048], slug[128];
-    snprintf(slug, sizeof slug, "%s", member);
-    for (char *p = slug; *p; p++)
-        if (*p == '/')
-            *p = '.';
-    snprintf(full, sizeof full, "state_dir = %s/state-%s\ntick_ms = 100\n%s", fix.dir, slug, conf);
-    pid_t pid = hubfix_start_adapter(&fix, member, plugin, full);
+    pid_t pid = hubfix_start_ticking(&fix, member, plugin, 100, conf);
     ck_assert_uint_lt(n_pids, 8);
     pid_members[n_pids] = member;
     pids[n_pids++] = pid;
@@ -181,44 +177,21 @@ static void start_procedure(int n, const char *procs, int invalid_pct)
 
 /* ---- reading the adapters' files ---- */
 
+/* The shared readers (tksql.h) under this file's names; wait_eq waits
+ * WAIT_MS. */
 static sqlite3 *open_ro(const char *path)
 {
-    sqlite3 *db = NULL;
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, 10000);
-    return db;
+    return tk_sql_open_ro(path);
 }
 
-/* The first column of sql's first row; -1 if the file or table is not there. */
 static long long sql_int(const char *path, const char *sql)
 {
-    if (access(path, R_OK) != 0)
-        return -1;
-    sqlite3 *db = open_ro(path);
-    sqlite3_stmt *q = NULL;
-    long long v = -1;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    else
-        fprintf(stderr, "%s: %s: %s\n", path, sql, sqlite3_errmsg(db));
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
-    return v;
+    return tk_sql_int(path, sql);
 }
 
 static void wait_eq(const char *path, const char *sql, long long want, const char *what)
 {
-    long long v = -1;
-    for (int waited = 0; waited <= WAIT_MS; waited += 200) {
-        if ((v = sql_int(path, sql)) == want)
-            return;
-        tk_sleep_ms(200);
-    }
-    ck_abort_msg("after %d s, %s: %lld, wanted %lld", WAIT_MS / 1000, what, v, want);
+    tk_sql_wait_eq(path, sql, want, WAIT_MS, what);
 }
 
 static bool wait_text(const char *path, const char *needle, int timeout_ms)
@@ -377,15 +350,8 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     /* The rest of the vocabulary, as the portal sees it: a fee asked,
      * processing, suspended, withdrawn by the applicant — then nothing. */
     char third[LTH_DOSSIER_CODE_MAX];
-    db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 2",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    snprintf(third, sizeof third, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
+    tk_sql_text(db_proc, "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 2", third,
+                sizeof third);
     const int path[] = {LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED, LTH_STATUS_PROCESSING,
                         LTH_STATUS_SUSPENDED, LTH_STATUS_WITHDRAWN};
     for (int i = 0; i < 4; i++)
@@ -396,12 +362,9 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
              "SELECT group_concat(status, ',') FROM (SELECT status FROM history WHERE code = '%s'"
              " ORDER BY seq)",
              third);
-    db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "1,2,8,2,9,10");
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
+    char statuses[64];
+    tk_sql_text(db_proc, sql, statuses, sizeof statuses);
+    ck_assert_str_eq(statuses, "1,2,8,2,9,10");
     send_change(c, third, LTH_STATUS_DONE, 5);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM refusal WHERE code = '%s' AND reason = 'DONE cannot follow "
@@ -413,15 +376,8 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
      * then DONE with PROCESSING still on its way); the late one is then
      * older and ignored; one no path leads to is refused. */
     char fourth[LTH_DOSSIER_CODE_MAX];
-    db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 3",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-    snprintf(fourth, sizeof fourth, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close_v2(db);
+    tk_sql_text(db_proc, "SELECT code FROM dossier ORDER BY idx LIMIT 1 OFFSET 3", fourth,
+                sizeof fourth);
     send_change(c, fourth, LTH_STATUS_SUPPLEMENT_REQUESTED, 1);
     send_change(c, fourth, LTH_STATUS_DONE, 3);
     snprintf(sql, sizeof sql, "SELECT status FROM dossier WHERE code = '%s'", fourth);
@@ -458,9 +414,13 @@ static uint64_t local_day(uint64_t us)
     return (us / 1000000u + 7u * 3600u) / 86400u;
 }
 
-/* Recomputes the report from the procedure system's records. */
-static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workcal_t *cal)
+/* Recomputes the report from the procedure system's records, working time
+ * by the test's calendar. */
+static size_t recompute(figures_t *rows, size_t cap, figures_t *total)
 {
+    lth_workcal_t *cal = NULL;
+    char err[256];
+    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     memset(total, 0, sizeof *total);
     sqlite3 *db = open_ro(db_proc);
     sqlite3_stmt *q = NULL;
@@ -532,21 +492,8 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total, lth_workc
     }
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
+    lth_workcal_destroy(&cal);
     return n;
-}
-
-static long long jint(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    ck_assert_msg(json_is_integer(v), "no integer '%s'", key);
-    return (long long)json_integer_value(v);
-}
-
-static double jnum(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    ck_assert_msg(json_is_number(v), "no number '%s'", key);
-    return json_number_value(v);
 }
 
 static double pct(long long part, long long whole)
@@ -562,46 +509,33 @@ static void assert_near(double got, double want, const char *what, const char *r
 
 static void assert_row(json_t *row, const figures_t *f, const char *name)
 {
-    ck_assert_int_eq(jint(row, "received"), f->received);
-    ck_assert_int_eq(jint(row, "dossiers"), f->received);
-    ck_assert_int_eq(jint(row, "on_time"), f->on_time);
-    ck_assert_int_eq(jint(row, "early"), f->early);
-    ck_assert_int_eq(jint(row, "late"), f->late);
-    ck_assert_int_eq(jint(row, "overdue"), 0);
-    ck_assert_int_eq(jint(row, "in_progress"), 0);
-    ck_assert_int_eq(jint(row, "returned"), f->returned);
-    ck_assert_int_eq(jint(row, "not_accepted"), f->not_accepted);
-    ck_assert_int_eq(jint(row, "decided"), f->decided);
-    ck_assert_int_eq(jint(row, "synced"), f->synced);
-    ck_assert_int_eq(jint(row, "online"), f->online);
-    ck_assert_int_eq(jint(row, "with_result"), f->with_result);
-    ck_assert_int_eq(jint(row, "paid"), f->paid);
-    ck_assert_int_eq(jint(row, "paid_online"), f->paid_online);
-    ck_assert_int_eq(jint(row, "rated"), f->rated);
-    assert_near(jnum(row, "avg_working_hours"),
+    ck_assert_int_eq(tk_json_int(row, "received"), f->received);
+    ck_assert_int_eq(tk_json_int(row, "dossiers"), f->received);
+    ck_assert_int_eq(tk_json_int(row, "on_time"), f->on_time);
+    ck_assert_int_eq(tk_json_int(row, "early"), f->early);
+    ck_assert_int_eq(tk_json_int(row, "late"), f->late);
+    ck_assert_int_eq(tk_json_int(row, "overdue"), 0);
+    ck_assert_int_eq(tk_json_int(row, "in_progress"), 0);
+    ck_assert_int_eq(tk_json_int(row, "returned"), f->returned);
+    ck_assert_int_eq(tk_json_int(row, "not_accepted"), f->not_accepted);
+    ck_assert_int_eq(tk_json_int(row, "decided"), f->decided);
+    ck_assert_int_eq(tk_json_int(row, "synced"), f->synced);
+    ck_assert_int_eq(tk_json_int(row, "online"), f->online);
+    ck_assert_int_eq(tk_json_int(row, "with_result"), f->with_result);
+    ck_assert_int_eq(tk_json_int(row, "paid"), f->paid);
+    ck_assert_int_eq(tk_json_int(row, "paid_online"), f->paid_online);
+    ck_assert_int_eq(tk_json_int(row, "rated"), f->rated);
+    assert_near(tk_json_num(row, "avg_working_hours"),
                 f->decided ? f->working_us / 3600e6 / (double)f->decided : 0, "avg_working_hours",
                 name);
-    assert_near(jnum(row, "pct_synced"), pct(f->synced, f->received), "pct_synced", name);
-    assert_near(jnum(row, "pct_online"), pct(f->online, f->received), "pct_online", name);
-    assert_near(jnum(row, "pct_electronic_result"), pct(f->with_result, f->done),
+    assert_near(tk_json_num(row, "pct_synced"), pct(f->synced, f->received), "pct_synced", name);
+    assert_near(tk_json_num(row, "pct_online"), pct(f->online, f->received), "pct_online", name);
+    assert_near(tk_json_num(row, "pct_electronic_result"), pct(f->with_result, f->done),
                 "pct_electronic_result", name);
-    assert_near(jnum(row, "pct_paid_online"), pct(f->paid_online, f->paid), "pct_paid_online",
-                name);
-    assert_near(jnum(row, "avg_satisfaction"), f->rated ? f->rating_sum / (double)f->rated : 0,
-                "avg_satisfaction", name);
-}
-
-static json_t *report_json(adp_client_t *c, const char *request)
-{
-    adp_reply_t reply;
-    int rc = adp_request(c, REPORT, "report.query/v1", "application/json", request, strlen(request),
-                         0, 10000, &reply);
-    ck_assert_msg(rc == 0, "report.query: %s", adp_last_error(c));
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)reply.payload, reply.payload_len, 0, &jerr);
-    ck_assert_msg(doc != NULL, "not JSON: %.*s", (int)reply.payload_len, reply.payload);
-    adp_reply_free(&reply);
-    return doc;
+    assert_near(tk_json_num(row, "pct_paid_online"), pct(f->paid_online, f->paid),
+                "pct_paid_online", name);
+    assert_near(tk_json_num(row, "avg_satisfaction"),
+                f->rated ? f->rating_sum / (double)f->rated : 0, "avg_satisfaction", name);
 }
 
 /* "YYYY-MM-DD" of the local date (Asia/Ho_Chi_Minh) of now + days. */
@@ -778,12 +712,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
 
     /* The report over today (submitted, then decided) equals the test's
      * own figures from the procedure system's records. */
-    lth_workcal_t *cal = NULL;
-    char err[256];
-    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     figures_t rows[16], total;
-    size_t n_rows = recompute(rows, 16, &total, cal);
-    lth_workcal_destroy(&cal);
+    size_t n_rows = recompute(rows, 16, &total);
     ck_assert_int_eq(total.received, n);
     ck_assert_int_gt(total.paid_online, 0);
     ck_assert_int_lt(total.paid_online, total.paid);
@@ -801,7 +731,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
         snprintf(request, sizeof request,
                  "{\"format\":\"json\",\"from\":\"%s\",\"to\":\"%s\",\"by\":\"%s\"}", yesterday,
                  tomorrow, bys[b]);
-        json_t *doc = report_json(r, request);
+        json_t *doc = tk_report_query(r, REPORT, request);
         json_t *jrows = json_object_get(doc, "rows");
         ck_assert_uint_eq(json_array_size(jrows), n_rows);
         for (size_t i = 0; i < n_rows; i++) {
@@ -817,7 +747,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     }
     /* A period with no dossier. */
     snprintf(request, sizeof request, "{\"from\":\"2020-01-01\",\"to\":\"2020-01-31\"}");
-    json_t *doc = report_json(r, request);
+    json_t *doc = tk_report_query(r, REPORT, request);
     ck_assert_uint_eq(json_array_size(json_object_get(doc, "rows")), 0);
     json_decref(doc);
     /* Bad periods are answered with what to fix. */
@@ -826,7 +756,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
         {"{\"by\":\"paid\"}", "by must be"},
         {"{\"from\":\"2026-07-02\",\"to\":\"2026-07-01\"}", "to must not come before from"}};
     for (size_t i = 0; i < 3; i++) {
-        doc = report_json(r, bad_requests[i][0]);
+        doc = tk_report_query(r, REPORT, bad_requests[i][0]);
         const char *e = json_string_value(json_object_get(doc, "error"));
         ck_assert_msg(e && strstr(e, bad_requests[i][1]), "%s: %s", bad_requests[i][0],
                       e ? e : "(none)");
@@ -969,12 +899,12 @@ START_TEST(dossier_passes_several_authorities)
      * procedure system's records of the steps. */
     wait_eq(db_report, "SELECT count(*) FROM step", forwarded + second, "steps at reporting");
     adp_client_t *r = hubfix_connect(&fix, CCHC);
-    json_t *doc = report_json(r, "{}");
+    json_t *doc = tk_report_query(r, REPORT, "{}");
     json_t *steps = json_object_get(doc, "steps");
     ck_assert_uint_eq(json_array_size(steps), 2);
     for (int k = 0; k < 2; k++) {
         json_t *row = json_array_get(steps, (size_t)k);
-        ck_assert_int_eq(jint(row, "step"), k + 1);
+        ck_assert_int_eq(tk_json_int(row, "step"), k + 1);
         ck_assert_str_eq(json_string_value(json_object_get(row, "authority")), k ? HOTICH : DKKD);
         snprintf(sql, sizeof sql,
                  "SELECT count(*) * 1000000 + sum(done_at IS NOT NULL) * 10000 +"
@@ -982,13 +912,13 @@ START_TEST(dossier_passes_several_authorities)
                  " FROM chain_step WHERE n = %d",
                  k + 1);
         long long packed = sql_int(db_proc, sql);
-        ck_assert_int_eq(jint(row, "entered"), packed / 1000000);
-        ck_assert_int_eq(jint(row, "ended"), packed / 10000 % 100);
-        ck_assert_int_eq(jint(row, "on_time"), packed / 100 % 100);
-        ck_assert_int_eq(jint(row, "late"), packed % 100);
-        ck_assert_int_eq(jint(row, "overdue"), 0);
+        ck_assert_int_eq(tk_json_int(row, "entered"), packed / 1000000);
+        ck_assert_int_eq(tk_json_int(row, "ended"), packed / 10000 % 100);
+        ck_assert_int_eq(tk_json_int(row, "on_time"), packed / 100 % 100);
+        ck_assert_int_eq(tk_json_int(row, "late"), packed % 100);
+        ck_assert_int_eq(tk_json_int(row, "overdue"), 0);
     }
-    ck_assert_int_gt(jint(json_array_get(steps, 0), "entered"), 0);
+    ck_assert_int_gt(tk_json_int(json_array_get(steps, 0), "entered"), 0);
     json_decref(doc);
     adp_close(&r);
     /* The registry's own results of step 1 are not the dossier's. */
@@ -1109,25 +1039,21 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
             "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
             "receipts at reporting");
 
-    lth_workcal_t *cal = NULL;
-    char err[256];
-    ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     figures_t rows[16], total;
-    size_t n_rows = recompute(rows, 16, &total, cal);
-    lth_workcal_destroy(&cal);
+    size_t n_rows = recompute(rows, 16, &total);
     ck_assert_int_eq(total.paid, eligible);
     ck_assert_int_eq(total.paid_online, eligible);
     ck_assert_int_eq(total.rated, decided);
     ck_assert(total.rating_sum / (double)total.rated >= 1.0);
     adp_client_t *r = hubfix_connect(&fix, CCHC);
-    json_t *doc = report_json(r, "{\"format\":\"json\"}");
+    json_t *doc = tk_report_query(r, REPORT, "{\"format\":\"json\"}");
     json_t *jrows = json_object_get(doc, "rows");
     ck_assert_uint_eq(json_array_size(jrows), n_rows);
     for (size_t i = 0; i < n_rows; i++)
         assert_row(json_array_get(jrows, i), &rows[i], rows[i].procedure);
     assert_row(json_object_get(doc, "total"), &total, "total");
-    ck_assert(jnum(json_object_get(doc, "total"), "pct_paid_online") > 0);
-    ck_assert(jnum(json_object_get(doc, "total"), "avg_satisfaction") >= 1.0);
+    ck_assert(tk_json_num(json_object_get(doc, "total"), "pct_paid_online") > 0);
+    ck_assert(tk_json_num(json_object_get(doc, "total"), "avg_satisfaction") >= 1.0);
     json_decref(doc);
     adp_close(&r);
     stop_all_cleanly();

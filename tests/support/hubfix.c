@@ -279,6 +279,49 @@ pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugi
     return pid;
 }
 
+pid_t hubfix_start_ticking(hubfix_t *f, const char *member_id, const char *plugin, int tick_ms,
+                           const char *extra_conf)
+{
+    char s[256];
+    slug(member_id, s);
+    size_t len = strlen(f->dir) + strlen(s) + (extra_conf ? strlen(extra_conf) : 0) + 64;
+    char *full = malloc(len);
+    ck_assert_ptr_nonnull(full);
+    snprintf(full, len, "state_dir = %s/state-%s\ntick_ms = %d\n%s", f->dir, s, tick_ms,
+             extra_conf ? extra_conf : "");
+    pid_t pid = hubfix_start_adapter(f, member_id, plugin, full);
+    free(full);
+    return pid;
+}
+
+pid_t hubfix_start_tls_mock(hubfix_t *f, const char *script, const char *const extra[], int *port)
+{
+    const char *src = getenv("HUB_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    char path[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], log[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tests/tools/%s", src, script);
+    snprintf(cert, sizeof cert, "%s/server.pem", f->dir);
+    snprintf(key, sizeof key, "%s/server.key", f->dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", f->dir);
+    snprintf(log, sizeof log, "%s/mock.log", f->dir);
+    char *argv[32] = {"/usr/bin/python3", path, f->dir, "--cert", cert, "--key", key, "--ca", ca};
+    size_t n = 9;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        ck_assert_uint_lt(n, sizeof argv / sizeof argv[0] - 1);
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = tk_spawn(argv, log);
+    char port_path[PATH_MAX];
+    snprintf(port_path, sizeof port_path, "%s/port", f->dir);
+    ck_assert_msg(tk_wait_file(port_path, 10000), "the mock %s did not start; see %s", script, log);
+    char *text = tk_read_file(port_path);
+    *port = text ? atoi(text) : 0;
+    free(text);
+    ck_assert_int_gt(*port, 0);
+    return pid;
+}
+
 void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c)
 {
     snprintf(c->hub_pub, sizeof c->hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);

@@ -57,6 +57,17 @@ void hubfix_stop(hubfix_t *f);
  * waits until it serves; returns its pid. */
 pid_t hubfix_start_adapter(hubfix_t *f, const char *member_id, const char *plugin,
                            const char *extra_conf);
+/* hubfix_start_adapter with a state directory of its own (DIR/state-SLUG)
+ * and tick_ms before the extra lines, as the domain plugins' tests start
+ * their adapters. */
+pid_t hubfix_start_ticking(hubfix_t *f, const char *member_id, const char *plugin, int tick_ms,
+                           const char *extra_conf);
+/* Starts tests/tools/SCRIPT (a Python mock of an outside system over
+ * HTTPS) for f->dir with --cert, --key and --ca from the test's
+ * certificates there (server.pem, server.key, ca.pem), then extra (NULL-
+ * terminated), its output in mock.log; waits for the port it writes to
+ * f->dir/port and stores it in *port. Returns its pid. */
+pid_t hubfix_start_tls_mock(hubfix_t *f, const char *script, const char *const extra[], int *port);
 /* Writes to path the configuration hubfix_start_adapter gives hub-adapter:
  * this hub, member_id's key, plugin, then the extra lines (may be NULL). */
 void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,

@@ -5,36 +5,40 @@
 #include <check.h>
 #include <stdlib.h>
 
-/* Sends the packed request and checks the reply; frees buf. */
-static void tk__ask(adp_client_t *c, const char *to, const char *service, const char *type,
-                    const char *answer_type, uint8_t *buf, size_t len, uint32_t flags,
-                    uint32_t timeout_ms, adp_reply_t *raw)
+/* Packs req, sends it, checks the reply (from `to`, of answer_type) and
+ * decodes it as `answer`; the raw reply is kept in *raw when raw is not
+ * NULL. */
+static void *tk__ask(adp_client_t *c, const char *to, const char *service, const char *type,
+                     const char *answer_type, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *answer, uint32_t flags, uint32_t timeout_ms,
+                     adp_reply_t *raw)
 {
-    int rc = adp_request(c, to, service, type, buf, len, flags, timeout_ms, raw);
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(buf);
+    protobuf_c_message_pack(req, buf);
+    adp_reply_t own;
+    adp_reply_t *reply = raw ? raw : &own;
+    int rc = adp_request(c, to, service, type, buf, len, flags, timeout_ms, reply);
     free(buf);
     ck_assert_msg(rc == 0, "%s to %s failed: %s", service, to, adp_last_error(c));
-    ck_assert_str_eq(raw->sender, to);
-    ck_assert_str_eq(raw->content_type, answer_type);
+    ck_assert_str_eq(reply->sender, to);
+    ck_assert_str_eq(reply->content_type, answer_type);
+    ProtobufCMessage *resp =
+        protobuf_c_message_unpack(answer, NULL, reply->payload_len, reply->payload);
+    if (!raw)
+        adp_reply_free(&own);
+    ck_assert_msg(resp != NULL, "the reply is not a %s", answer->short_name);
+    return resp;
 }
 
 Lth__Domain__V1__CitizenLookupResponse *
 tk_citizen_lookup(adp_client_t *c, const char *to, const Lth__Domain__V1__CitizenLookupRequest *req,
                   uint32_t flags, uint32_t timeout_ms, adp_reply_t *raw)
 {
-    size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(req);
-    uint8_t *buf = malloc(len ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    lth__domain__v1__citizen_lookup_request__pack(req, buf);
-    adp_reply_t own;
-    adp_reply_t *reply = raw ? raw : &own;
-    tk__ask(c, to, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, LTH_LOOKUP_RESPONSE_TYPE,
-            buf, len, flags, timeout_ms, reply);
-    Lth__Domain__V1__CitizenLookupResponse *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply->payload_len, reply->payload);
-    if (!raw)
-        adp_reply_free(&own);
-    ck_assert_msg(resp != NULL, "the reply is not a CitizenLookupResponse");
-    return resp;
+    return tk__ask(c, to, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE,
+                   LTH_LOOKUP_RESPONSE_TYPE, &req->base,
+                   &lth__domain__v1__citizen_lookup_response__descriptor, flags, timeout_ms, raw);
 }
 
 Lth__Domain__V1__CitizenVerifyResponse *
@@ -67,18 +71,7 @@ tk_citizen_verify(adp_client_t *c, const char *to, const tk_declared_t *subjects
     req.n_subjects = n;
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)purpose_code;
-    size_t len = lth__domain__v1__citizen_verify_request__get_packed_size(&req);
-    uint8_t *buf = malloc(len ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    lth__domain__v1__citizen_verify_request__pack(&req, buf);
-    adp_reply_t own;
-    adp_reply_t *reply = raw ? raw : &own;
-    tk__ask(c, to, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, LTH_VERIFY_RESPONSE_TYPE,
-            buf, len, flags, timeout_ms, reply);
-    Lth__Domain__V1__CitizenVerifyResponse *resp =
-        lth__domain__v1__citizen_verify_response__unpack(NULL, reply->payload_len, reply->payload);
-    if (!raw)
-        adp_reply_free(&own);
-    ck_assert_msg(resp != NULL, "the reply is not a CitizenVerifyResponse");
-    return resp;
+    return tk__ask(c, to, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE,
+                   LTH_VERIFY_RESPONSE_TYPE, &req.base,
+                   &lth__domain__v1__citizen_verify_response__descriptor, flags, timeout_ms, raw);
 }

@@ -392,6 +392,11 @@ struct hub_server {
     char **answered; /* durable requests answered since the last commit */
     size_t answered_n, answered_cap;
     core__commit_t *commit;  /* in progress, or NULL */
+    /* An operator's DLQ replay waits for a moment between commits; under a
+     * steady stream there is none, so the router stops reading (input waits
+     * in ZeroMQ) until the pending envelopes are committed and the replay's
+     * retry gets its turn, or until this time (µs; 0 = reading). */
+    uint64_t replay_drain_until_us;
     uint64_t next_seq;       /* the seq the next accepted envelope gets (preset_seq) */
     size_t pending_late_n;   /* pending envelopes not delivered early (they wait for a commit) */
     uv_timer_t commit_timer; /* a commit that waits for settles (HUB__SETTLE_WAIT_US) */
@@ -645,6 +650,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size);
 
 /* hub_server_ops.c: the callbacks the operator surface reads the hub by. */
 hub_ops_source_t server_ops__source(hub_server_t *self);
+void server_ops__replay_drained(hub_server_t *self); /* reading resumes after a DLQ replay */
 
 /* hub_zap.c */
 void zap__on_zap_readable(hub_zsock_t *zs, void *socket, void *user);

@@ -463,6 +463,8 @@ static void server__on_end_of_turn(uv_check_t *check)
     send__turn_receipts_send(self);
     if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
         uv_timer_start(&self->held_timer, send__on_held_timer, 1, 0);
+    if (self->replay_drain_until_us && hub_now_us() > self->replay_drain_until_us)
+        server_ops__replay_drained(self); /* no retry came: read again */
     if (!self->stopping)
         commit__start(self);
 }

@@ -141,6 +141,16 @@ static struct hub_store *server_ops__store(void *ctx)
     return ((hub_server_t *)ctx)->store;
 }
 
+/* Reading resumes once a replay had its moment between commits (or its
+ * operator stopped retrying: server__on_end_of_turn). */
+void server_ops__replay_drained(hub_server_t *self)
+{
+    if (!self->replay_drain_until_us)
+        return;
+    self->replay_drain_until_us = 0;
+    hub_zsock_resume(self->router_watch);
+}
+
 static int server_ops__dlq_replay(void *ctx, uint64_t seq)
 {
     hub_server_t *self = ctx;
@@ -152,8 +162,17 @@ static int server_ops__dlq_replay(void *ctx, uint64_t seq)
     /* The replayed message gets the next seq of the hub's counter, and must
      * not be stored ahead of envelopes that already hold lower seqs (a
      * receiver's deliveries follow seq order): so only between commits. */
-    if (self->pending_n > 0 || self->commit)
+    if (self->pending_n > 0 || self->commit) {
+        if (!self->replay_drain_until_us) {
+            hub_zsock_pause(self->router_watch);
+            HUB_INFO("dlq", "replay waits for the commits in flight: reading paused",
+                     "hub_seq=%llu", (unsigned long long)seq);
+        }
+        /* Renewed by each retry (hubctl retries every 25 ms). */
+        self->replay_drain_until_us = hub_now_us() + 500000u;
         return HUB_EAGAIN;
+    }
+    server_ops__replay_drained(self);
     /* An admin action: one store transaction on the loop thread. */
     rc = hub_store_dlq_replay(self->store, seq, (uint64_t)self->cfg.default_ttl_ms * 1000u,
                               self->next_seq++, &new_seq);

@@ -14,6 +14,7 @@ struct hub_zsock {
     int open_handles; /* freed when this reaches 0 after close */
     bool closing;
     bool in_callback;
+    bool paused;
 };
 
 static void zsock__on_idle(uv_idle_t *idle);
@@ -29,14 +30,16 @@ static bool zsock__pending_input(hub_zsock_t *self)
 
 static void zsock__run(hub_zsock_t *self)
 {
-    if (self->closing || self->in_callback)
+    if (self->paused)
+        uv_idle_stop(&self->idle);
+    if (self->closing || self->in_callback || self->paused)
         return;
     if (zsock__pending_input(self)) {
         self->in_callback = true;
         self->on_readable(self, self->socket, self->user);
         self->in_callback = false;
     }
-    if (self->closing)
+    if (self->closing || self->paused)
         return;
     if (zsock__pending_input(self))
         uv_idle_start(&self->idle, zsock__on_idle);
@@ -87,8 +90,28 @@ int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, voi
 
 void hub_zsock_kick(hub_zsock_t *self)
 {
-    if (self && !self->closing && !self->in_callback && zsock__pending_input(self))
+    if (self && !self->closing && !self->paused && !self->in_callback &&
+        zsock__pending_input(self))
         uv_idle_start(&self->idle, zsock__on_idle);
+}
+
+void hub_zsock_pause(hub_zsock_t *self)
+{
+    if (!self || self->closing || self->paused)
+        return;
+    self->paused = true;
+    uv_poll_stop(&self->poll);
+    uv_idle_stop(&self->idle);
+}
+
+void hub_zsock_resume(hub_zsock_t *self)
+{
+    if (!self || self->closing || !self->paused)
+        return;
+    self->paused = false;
+    uv_poll_start(&self->poll, UV_READABLE, zsock__on_poll);
+    /* The edge may have passed while paused. */
+    uv_idle_start(&self->idle, zsock__on_idle);
 }
 
 static void zsock__on_closed(uv_handle_t *handle)

@@ -23,6 +23,10 @@ int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, voi
                     hub_zsock_t **out);
 /* Re-reads ZMQ_EVENTS and schedules on_readable when input is pending. */
 void hub_zsock_kick(hub_zsock_t *self);
+/* Stops reading for a while (input waits in ZeroMQ's queue; nothing is
+ * lost) until hub_zsock_resume(). */
+void hub_zsock_pause(hub_zsock_t *self);
+void hub_zsock_resume(hub_zsock_t *self);
 /* Stops watching and frees the wrapper once libuv has closed its handles. */
 void hub_zsock_close(hub_zsock_t **self_p);
 

@@ -209,7 +209,8 @@ static int config__entry(const char *key, const char *value, void *user, char *e
     if (!strcmp(key, "cluster"))
         return config__bool(key, value, &cfg->cluster, err, err_size);
     if (!strcmp(key, "cluster_listen"))
-        return config__str(key, value, cfg->cluster_listen, sizeof cfg->cluster_listen, err, err_size);
+        return config__str(key, value, cfg->cluster_listen, sizeof cfg->cluster_listen, err,
+                           err_size);
     if (!strcmp(key, "cluster_beat_ms"))
         return config__u32(key, value, 100, 60000, &cfg->cluster_beat_ms, err, err_size);
     if (!strcmp(key, "store_migrate"))

@@ -612,8 +612,8 @@ int store_pg__anchor_read(store_pg__pg_t *self, const char *sql, const store_pg_
 static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
 {
     HUB__PG_SELF;
-    return store_pg__anchor_read(
-        self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1", NULL, seq, hash);
+    return store_pg__anchor_read(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1",
+                                 NULL, seq, hash);
 }
 
 static int pg_anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])

@@ -1209,8 +1209,8 @@ static void proc_reject(proc_t *st, const char *service, const char *sender, con
 /* The end of an event handler's checks that found why the event cannot be
  * applied: kept with proc_reject (about the dossier `code` unless the
  * message is a request) and settled. */
-static int proc_refused(proc_t *st, const char *service, const adp_message_t *msg,
-                        const char *code, const char *why)
+static int proc_refused(proc_t *st, const char *service, const adp_message_t *msg, const char *code,
+                        const char *why)
 {
     proc_reject(st, service, msg->sender, msg->kind == ADP_REQUEST ? "" : code, why);
     return 0;

@@ -432,18 +432,16 @@ static int report_section_end(FILE *f, char **buf, const size_t *size, int s, ch
  * still open past it. */
 static int report_append_steps(report_t *st, const report_query_t *query, char **out, size_t *len)
 {
+    static const char sql[] =
+        "SELECT d.procedure_code, s.n, s.authority, count(*), sum(s.done_at > 0),"
+        " sum(s.done_at > 0 AND (s.due_at = 0 OR s.done_at <= s.due_at)),"
+        " sum(s.done_at > 0 AND s.due_at > 0 AND s.done_at > s.due_at),"
+        " sum(s.done_at = 0 AND s.due_at > 0 AND s.due_at < ?6)"
+        " FROM step s JOIN dossier d USING(code)"
+        " WHERE (?1 = '' OR d.procedure_code = ?1)"
+        " AND (?2 = '' OR d.authority = ?2)" REPORT_PERIOD_SQL " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
     sqlite3_stmt *q = NULL;
-    if (report_prepare(
-            st,
-            "SELECT d.procedure_code, s.n, s.authority, count(*), sum(s.done_at > 0),"
-            " sum(s.done_at > 0 AND (s.due_at = 0 OR s.done_at <= s.due_at)),"
-            " sum(s.done_at > 0 AND s.due_at > 0 AND s.done_at > s.due_at),"
-            " sum(s.done_at = 0 AND s.due_at > 0 AND s.due_at < ?6)"
-            " FROM step s JOIN dossier d USING(code)"
-            " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
-            REPORT_PERIOD_SQL
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            query, &q) != 0)
+    if (report_prepare(st, sql, query, &q) != 0)
         return HUB_ESTORE;
     sqlite3_bind_int64(q, 6, (sqlite3_int64)hub_now_us());
     char *buf = NULL;
@@ -480,18 +478,16 @@ static int report_append_steps(report_t *st, const report_query_t *query, char *
 static int report_append_delegations(report_t *st, const report_query_t *query, char **out,
                                      size_t *len)
 {
+    static const char sql[] =
+        "SELECT d.delegated_by, d.authority, d.procedure_code, count(*),"
+        " sum(d.done_at > 0 AND (d.due_at = 0 OR d.done_at <= d.due_at)),"
+        " sum(d.done_at > 0 AND d.due_at > 0 AND d.done_at > d.due_at)"
+        " FROM dossier d WHERE d.delegated_by <> ''"
+        " AND (?1 = '' OR d.procedure_code = ?1)"
+        " AND (?2 = '' OR d.authority = ?2 OR d.delegated_by = ?2)" REPORT_PERIOD_SQL
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
     sqlite3_stmt *q = NULL;
-    if (report_prepare(
-            st,
-            "SELECT d.delegated_by, d.authority, d.procedure_code, count(*),"
-            " sum(d.done_at > 0 AND (d.due_at = 0 OR d.done_at <= d.due_at)),"
-            " sum(d.done_at > 0 AND d.due_at > 0 AND d.done_at > d.due_at)"
-            " FROM dossier d WHERE d.delegated_by <> ''"
-            " AND (?1 = '' OR d.procedure_code = ?1)"
-            " AND (?2 = '' OR d.authority = ?2 OR d.delegated_by = ?2)"
-            REPORT_PERIOD_SQL
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            query, &q) != 0)
+    if (report_prepare(st, sql, query, &q) != 0)
         return HUB_ESTORE;
     bool json = query->format == LTH_REPORT_JSON;
     char *buf = NULL;
@@ -573,20 +569,19 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     }
     lth_report_t r;
     lth_report_init(&r, hub_now_us());
+    static const char sql[] =
+        "SELECT d.procedure_code, d.authority, d.status, d.due_at, d.done_at,"
+        " d.submitted_at, d.decided_at, d.channel = 1, coalesce(s.seq, 0) >= d.seq,"
+        " EXISTS (SELECT 1 FROM result x WHERE x.code = d.code),"
+        " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1),"
+        " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1"
+        "   AND p.channel = 1),"
+        " coalesce(f.ratings, 0), coalesce(f.score_sum, 0)"
+        " FROM dossier d LEFT JOIN synced s USING(code) LEFT JOIN feedback f USING(code)"
+        " WHERE (?1 = '' OR d.procedure_code = ?1)"
+        " AND (?2 = '' OR d.authority = ?2)" REPORT_PERIOD_SQL;
     sqlite3_stmt *q = NULL;
-    int rc = report_prepare(
-                 st,
-                 "SELECT d.procedure_code, d.authority, d.status, d.due_at, d.done_at,"
-                 " d.submitted_at, d.decided_at, d.channel = 1, coalesce(s.seq, 0) >= d.seq,"
-                 " EXISTS (SELECT 1 FROM result x WHERE x.code = d.code),"
-                 " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1),"
-                 " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1"
-                 "   AND p.channel = 1),"
-                 " coalesce(f.ratings, 0), coalesce(f.score_sum, 0)"
-                 " FROM dossier d LEFT JOIN synced s USING(code) LEFT JOIN feedback f USING(code)"
-                 " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
-                 REPORT_PERIOD_SQL,
-                 &query, &q);
+    int rc = report_prepare(st, sql, &query, &q);
     if (rc == 0) {
         int s;
         while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW) {

@@ -229,7 +229,7 @@ int lth_workcal_load(const char *path, lth_workcal_t **out, char *err, size_t er
     int rc =
         lth_domain_read_text(path, "the working calendar", (size_t)16 << 20, &text, err, err_size);
     if (rc != 0)
-        return rc == HUB_EINVAL || rc == HUB_EPARSE ? rc : HUB_EIO; /* as lth_workcal.h says */
+        return rc == HUB_ENOENT || rc == HUB_EPARSE ? HUB_EIO : rc; /* as lth_workcal.h says */
     rc = lth_workcal_parse(text, path, out, err, err_size);
     free(text);
     return rc;

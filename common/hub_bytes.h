@@ -73,4 +73,16 @@ static inline uint64_t hub_get_le64(const uint8_t *p)
     return v;
 }
 
+/* The value of one hex digit (either case), -1 when c is not one. */
+static inline int hub_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif

@@ -1,6 +1,7 @@
 #include "lth_catalogue.h"
 
 #include "hub_error.h"
+#include "lth_domain.h"
 #include "hub_id.h"
 #include "lth_date.h"
 
@@ -32,52 +33,6 @@ void lth_catalogue_destroy(lth_catalogue_t **self_p)
     free((*self_p)->repealed);
     free(*self_p);
     *self_p = NULL;
-}
-
-static char *lth__read_all(const char *path, char *err, size_t err_size, int *rc)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_size, "cannot read the catalogue file %s: %s", path, strerror(errno));
-        *rc = errno == ENOENT ? HUB_ENOENT : HUB_EIO;
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 16384;
-            char *grown = cap <= (size_t)16 << 20 ? realloc(buf, cap) : NULL;
-            if (!grown) {
-                snprintf(err, err_size, "the catalogue file %s is too large (over 16 MiB)", path);
-                free(buf);
-                fclose(f);
-                *rc = HUB_EINVAL;
-                return NULL;
-            }
-            buf = grown;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        snprintf(err, err_size, "reading the catalogue file %s failed", path);
-        free(buf);
-        *rc = HUB_EIO;
-        return NULL;
-    }
-    buf[len] = '\0';
-    if (memchr(buf, '\0', len)) {
-        snprintf(err, err_size, "the catalogue file %s holds a NUL byte: it is not text", path);
-        free(buf);
-        *rc = HUB_EPARSE;
-        return NULL;
-    }
-    return buf;
 }
 
 static bool lth__code_ok(const char *s)
@@ -196,8 +151,9 @@ int lth_catalogue_load(const char *path, lth_catalogue_t **out, char *err, size_
     lth_catalogue_t *self = calloc(1, sizeof *self);
     if (!self)
         return HUB_ENOMEM;
-    self->text = lth__read_all(path, err, err_size, &rc);
-    if (!self->text) {
+    rc = lth_domain_read_text(path, "the catalogue file", (size_t)16 << 20, &self->text, err,
+                              err_size);
+    if (rc != 0) {
         lth_catalogue_destroy(&self);
         return rc;
     }

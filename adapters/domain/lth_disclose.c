@@ -1,6 +1,7 @@
 #include "lth_disclose.h"
 
 #include "hub_error.h"
+#include "lth_domain.h"
 #include "hub_id.h"
 
 #include <errno.h>
@@ -210,32 +211,13 @@ int lth_disclosure_load(const char *path, lth_disclosure_t **out, char *err, siz
     if (!path || !out)
         return HUB_EINVAL;
     *out = NULL;
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        int e = errno;
-        snprintf(err, err_size, "cannot read %s: %s", path, strerror(e));
-        return e == ENOENT ? HUB_ENOENT : HUB_EIO;
-    }
-    char *text = malloc(LTH__DISCLOSE_FILE_MAX + 1);
-    size_t len = text ? fread(text, 1, LTH__DISCLOSE_FILE_MAX + 1, f) : 0;
-    int failed = ferror(f);
-    fclose(f);
-    if (!text)
-        return HUB_ENOMEM;
-    if (failed || len > LTH__DISCLOSE_FILE_MAX) {
-        snprintf(err, err_size, "%s: %s", path,
-                 failed ? "read error" : "larger than 1 MiB: is it the right file?");
-        free(text);
-        return HUB_EIO;
-    }
-    text[len] = '\0';
-    if (memchr(text, '\0', len)) {
-        snprintf(err, err_size, "%s: not a text file", path);
-        free(text);
-        return HUB_EPARSE;
-    }
+    char *text = NULL;
+    int rc = lth_domain_read_text(path, "the disclosure file", LTH__DISCLOSE_FILE_MAX, &text, err,
+                                  err_size);
+    if (rc != 0)
+        return rc;
     const char *name = strrchr(path, '/');
-    int rc = lth_disclosure_parse(name ? name + 1 : path, text, out, err, err_size);
+    rc = lth_disclosure_parse(name ? name + 1 : path, text, out, err, err_size);
     free(text);
     return rc;
 }

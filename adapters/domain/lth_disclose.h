@@ -61,9 +61,9 @@ typedef enum { LTH_USE_LOOKUP = 0, LTH_USE_VERIFY = 1 } lth_use_t;
 
 typedef struct lth_disclosure lth_disclosure_t;
 
-/* Reads a disclosure file. HUB_ENOENT / HUB_EIO (cannot read), HUB_EPARSE
- * (err: "FILE:LINE: what is wrong; what to write"), HUB_EEXIST (a repeated
- * line), HUB_ENOMEM. */
+/* Reads a disclosure file. HUB_ENOENT / HUB_EIO (cannot read), HUB_EINVAL
+ * (over 1 MiB), HUB_EPARSE (not text, or a bad line: err "FILE:LINE: what
+ * is wrong; what to write"), HUB_EEXIST (a repeated line), HUB_ENOMEM. */
 int lth_disclosure_load(const char *path, lth_disclosure_t **out, char *err, size_t err_size);
 /* A plugin's plugin.disclosure_file setting: loads `path`, or sets *out to
  * NULL when path is NULL (not set). Errors as lth_disclosure_load(), the

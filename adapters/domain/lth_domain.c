@@ -1,4 +1,9 @@
 #include "lth_domain.h"
+#include "hub_error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <stddef.h>
 #include <string.h>
@@ -36,4 +41,58 @@ bool lth_domain_content_type_is(const char *content_type, const char *type)
         }
     }
     return false;
+}
+
+int lth_domain_read_text(const char *path, const char *what, size_t max, char **text, char *err,
+                         size_t err_size)
+{
+    *text = NULL;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = errno;
+        snprintf(err, err_size, "cannot read %s %s: %s", what, path, strerror(e));
+        return e == ENOENT ? HUB_ENOENT : HUB_EIO;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            size_t want = cap ? cap * 2 : 16384;
+            char *grown = len <= max ? realloc(buf, want) : NULL;
+            if (!grown) {
+                rc = len > max ? HUB_EINVAL : HUB_ENOMEM;
+                break;
+            }
+            buf = grown;
+            cap = want;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (rc == 0 && len > max)
+        rc = HUB_EINVAL;
+    if (rc == 0 && ferror(f))
+        rc = HUB_EIO;
+    fclose(f);
+    if (rc == 0) {
+        buf[len] = '\0';
+        if (memchr(buf, '\0', len))
+            rc = HUB_EPARSE;
+    }
+    if (rc == HUB_EINVAL)
+        snprintf(err, err_size, "%s %s is larger than %zu KiB: is it the right file?", what, path,
+                 max >> 10);
+    else if (rc == HUB_EIO)
+        snprintf(err, err_size, "reading %s %s failed", what, path);
+    else if (rc == HUB_EPARSE)
+        snprintf(err, err_size, "%s %s holds a NUL byte: it is not text", what, path);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *text = buf;
+    return 0;
 }

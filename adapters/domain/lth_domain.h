@@ -10,6 +10,7 @@
 #define LTH_DOMAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define LTH_SERVICE_CITIZEN_LOOKUP "citizen.lookup/v1"
 #define LTH_SERVICE_CITIZEN_VERIFY "citizen.verify/v1"
@@ -28,5 +29,12 @@
  * and '=' allowed, other parameters ignored). A content type without a proto
  * parameter does not match: the sender must say what it sent. */
 bool lth_domain_content_type_is(const char *content_type, const char *type);
+
+/* Reads the text file at path whole into *text (NUL-terminated; free() it),
+ * refused when it is larger than max bytes or holds a NUL byte. `what`
+ * names the file in err ("the catalogue file"). HUB_ENOENT / HUB_EIO (cannot
+ * read), HUB_EINVAL (too large), HUB_EPARSE (not text), HUB_ENOMEM. */
+int lth_domain_read_text(const char *path, const char *what, size_t max, char **text, char *err,
+                         size_t err_size);
 
 #endif

@@ -1,6 +1,7 @@
 #include "lth_workcal.h"
 
 #include "hub_error.h"
+#include "lth_domain.h"
 #include "hub_vec.h"
 
 #include <ctype.h>
@@ -224,33 +225,12 @@ int lth_workcal_parse(const char *text, const char *name, lth_workcal_t **out, c
 int lth_workcal_load(const char *path, lth_workcal_t **out, char *err, size_t err_size)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_size, "cannot read the working calendar %s: %s", path, strerror(errno));
-        return HUB_EIO;
-    }
     char *text = NULL;
-    size_t len = 0, cap = 0;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = 2 * (len + n + 1);
-            char *grown = realloc(text, cap);
-            if (!grown) {
-                free(text);
-                fclose(f);
-                return HUB_ENOMEM;
-            }
-            text = grown;
-        }
-        memcpy(text + len, buf, n);
-        len += n;
-    }
-    fclose(f);
-    if (text)
-        text[len] = '\0';
-    int rc = lth_workcal_parse(text ? text : "", path, out, err, err_size);
+    int rc =
+        lth_domain_read_text(path, "the working calendar", (size_t)16 << 20, &text, err, err_size);
+    if (rc != 0)
+        return rc == HUB_ENOENT || rc == HUB_EPARSE ? HUB_EIO : rc; /* as lth_workcal.h says */
+    rc = lth_workcal_parse(text, path, out, err, err_size);
     free(text);
     return rc;
 }

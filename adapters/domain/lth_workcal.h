@@ -44,9 +44,9 @@
 
 typedef struct lth_workcal lth_workcal_t;
 
-/* Reads a calendar file. On failure returns HUB_EIO (unreadable) or
- * HUB_EINVAL (a line that is not understood) with a sentence in err naming
- * the file and line and what to write instead. */
+/* Reads a calendar file. On failure returns HUB_EIO (unreadable, or not
+ * text) or HUB_EINVAL (over 16 MiB, or a line that is not understood) with a
+ * sentence in err naming the file and line and what to write instead. */
 int lth_workcal_load(const char *path, lth_workcal_t **out, char *err, size_t err_size);
 /* The same from text in memory (tests; name is used in error messages). */
 int lth_workcal_parse(const char *text, const char *name, lth_workcal_t **out, char *err,

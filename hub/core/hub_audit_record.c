@@ -250,6 +250,14 @@ static void audit_record__sb_json(audit_record__sb_t *b, const char *text, size_
     audit_record__sb_lit(b, "\"");
 }
 
+/* A member whose value is text: key_lit (`,"name":`) and the value quoted. */
+static void audit_record__sb_field(audit_record__sb_t *b, const char *key_lit, const char *text,
+                                   size_t max)
+{
+    audit_record__sb_lit(b, key_lit);
+    audit_record__sb_json(b, text, max);
+}
+
 /* Renders rec (with rec->seq, rec->time_us and rec->prev_hash as given) as
  * its line, newline included. cp is needed for a CHECKPOINT (and only
  * for one); HUB_EINVAL without it. */
@@ -274,32 +282,24 @@ int audit_record__render(const hub_audit_record_t *rec, const audit__cp_t *cp, c
         audit_record__sb_lit(&b, ",\"hub_signature\":");
         audit_record__sb_hex(&b, cp->signature, 64);
     } else {
-        audit_record__sb_lit(&b, ",\"message_id\":");
-        audit_record__sb_json(&b, rec->message_id, HUB_AUDIT_ID_MAX);
+        audit_record__sb_field(&b, ",\"message_id\":", rec->message_id, HUB_AUDIT_ID_MAX);
         audit_record__sb_lit(&b, ",\"hub_seq\":");
         audit_record__sb_u64(&b, rec->hub_seq);
-        audit_record__sb_lit(&b, ",\"sender\":");
-        audit_record__sb_json(&b, rec->sender, HUB_AUDIT_ID_MAX);
-        audit_record__sb_lit(&b, ",\"receiver\":");
-        audit_record__sb_json(&b, rec->receiver, HUB_AUDIT_ID_MAX);
-        audit_record__sb_lit(&b, ",\"service\":");
-        audit_record__sb_json(&b, rec->service, HUB_AUDIT_ID_MAX);
+        audit_record__sb_field(&b, ",\"sender\":", rec->sender, HUB_AUDIT_ID_MAX);
+        audit_record__sb_field(&b, ",\"receiver\":", rec->receiver, HUB_AUDIT_ID_MAX);
+        audit_record__sb_field(&b, ",\"service\":", rec->service, HUB_AUDIT_ID_MAX);
         if (rec->legacy) {
             audit_record__sb_lit(&b, ",\"payload_sha256\":");
         } else {
-            audit_record__sb_lit(&b, ",\"purpose\":");
-            audit_record__sb_json(&b, rec->purpose, HUB_AUDIT_ID_MAX);
-            audit_record__sb_lit(&b, ",\"dossier\":");
-            audit_record__sb_json(&b, rec->dossier, HUB_AUDIT_WORD_MAX);
-            audit_record__sb_lit(&b, ",\"outcome\":");
-            audit_record__sb_json(&b, rec->outcome, HUB_AUDIT_WORD_MAX);
+            audit_record__sb_field(&b, ",\"purpose\":", rec->purpose, HUB_AUDIT_ID_MAX);
+            audit_record__sb_field(&b, ",\"dossier\":", rec->dossier, HUB_AUDIT_WORD_MAX);
+            audit_record__sb_field(&b, ",\"outcome\":", rec->outcome, HUB_AUDIT_WORD_MAX);
             audit_record__sb_lit(&b, ",\"envelope_mac\":");
         }
         audit_record__sb_hex(&b, rec->digest, rec->has_digest ? 32 : 0);
         audit_record__sb_lit(&b, ",\"sender_signature\":");
         audit_record__sb_hex(&b, rec->signature, rec->signature ? rec->signature_len : 0);
-        audit_record__sb_lit(&b, ",\"reason\":");
-        audit_record__sb_json(&b, rec->reason, HUB_AUDIT_REASON_MAX);
+        audit_record__sb_field(&b, ",\"reason\":", rec->reason, HUB_AUDIT_REASON_MAX);
     }
     audit_record__sb_lit(&b, ",\"prev\":");
     audit_record__sb_hex(&b, rec->prev_hash, 32);

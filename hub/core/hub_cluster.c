@@ -2,6 +2,7 @@
  * (hub_cluster.h): its connection for LISTEN and heartbeats, watched by
  * the loop and never waited for, the member locations it renews, and what
  * a notification of newly queued messages does. */
+#include "hub_bytes.h"
 #include "hub_cluster.h"
 #include "hub_core_internal.h"
 
@@ -171,17 +172,6 @@ static void cluster__cl_send(core__cluster_t *cl, const char *sql)
     cluster__cl_watch(cl, UV_READABLE | (cl->flushing ? UV_WRITABLE : 0), false);
 }
 
-static int cluster__cl_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A hex payload into a member id; false when it is not one. */
 static bool cluster__cl_unhex(const char *hex, char *out, size_t size)
 {
@@ -189,7 +179,7 @@ static bool cluster__cl_unhex(const char *hex, char *out, size_t size)
     if (len % 2 || len / 2 + 1 > size || len == 0)
         return false;
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = cluster__cl_hexval(hex[2 * i]), lo = cluster__cl_hexval(hex[2 * i + 1]);
+        int hi = hub_hex_digit(hex[2 * i]), lo = hub_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
             return false;
         out[i] = (char)(hi << 4 | lo);
@@ -792,21 +782,7 @@ static void cluster__cl_on_link(hub_zsock_t *zs, void *socket, void *user)
     hub_server_t *self = user;
     for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
         zmq_msg_t parts[5];
-        int count = 0;
-        bool more = true;
-        while (more) {
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&part);
-                break;
-            }
-            more = zmq_msg_more(&part);
-            if (count < 5)
-                parts[count++] = part;
-            else
-                zmq_msg_close(&part);
-        }
+        int count = hub_zsock_recv_parts(socket, parts, 5);
         if (count == 0)
             break;
         if (count == 5 && zmq_msg_size(&parts[1]) == 1 &&

@@ -86,6 +86,17 @@ static int config__bool(const char *key, const char *value, bool *dst, char *err
     return HUB_EINVAL;
 }
 
+/* A text setting copied whole into dst, refused when it does not fit. */
+static int config__str(const char *key, const char *value, char *dst, size_t dst_size, char *err,
+                       size_t err_size)
+{
+    if ((size_t)snprintf(dst, dst_size, "%s", value) >= dst_size) {
+        snprintf(err, err_size, "%s is longer than %zu bytes", key, dst_size - 1);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
 static int config__path(const config__ctx_t *ctx, const char *key, const char *value, char *dst,
                         size_t dst_size, char *err, size_t err_size)
 {
@@ -193,26 +204,13 @@ static int config__entry(const char *key, const char *value, void *user, char *e
         memcpy(cfg->node_id, value, len + 1);
         return 0;
     }
-    if (!strcmp(key, "store_dsn")) {
-        if ((size_t)snprintf(cfg->store_dsn, sizeof cfg->store_dsn, "%s", value) >=
-            sizeof cfg->store_dsn) {
-            snprintf(err, err_size, "store_dsn is longer than %zu bytes",
-                     sizeof cfg->store_dsn - 1);
-            return HUB_EINVAL;
-        }
-        return 0;
-    }
+    if (!strcmp(key, "store_dsn"))
+        return config__str(key, value, cfg->store_dsn, sizeof cfg->store_dsn, err, err_size);
     if (!strcmp(key, "cluster"))
         return config__bool(key, value, &cfg->cluster, err, err_size);
-    if (!strcmp(key, "cluster_listen")) {
-        if ((size_t)snprintf(cfg->cluster_listen, sizeof cfg->cluster_listen, "%s", value) >=
-            sizeof cfg->cluster_listen) {
-            snprintf(err, err_size, "cluster_listen is longer than %zu bytes",
-                     sizeof cfg->cluster_listen - 1);
-            return HUB_EINVAL;
-        }
-        return 0;
-    }
+    if (!strcmp(key, "cluster_listen"))
+        return config__str(key, value, cfg->cluster_listen, sizeof cfg->cluster_listen, err,
+                           err_size);
     if (!strcmp(key, "cluster_beat_ms"))
         return config__u32(key, value, 100, 60000, &cfg->cluster_beat_ms, err, err_size);
     if (!strcmp(key, "store_migrate"))

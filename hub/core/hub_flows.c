@@ -437,6 +437,32 @@ static void flows__observe(hub_flows_t *self, flows__lwin_t **wp, uint64_t us, u
     flows__lslot_add(&(*wp)->min[(sec / 60) % 60], sec / 60, bin, us);
 }
 
+/* One flow's counters and series for an accepted message. */
+static void flows__flow_accepted(flows__flow_t *f, uint64_t payload_bytes, uint64_t now_us)
+{
+    f->accepted++;
+    f->bytes += payload_bytes;
+    flows__touch(f, now_us);
+    flows__count(f, now_us, true);
+    if (f->m_accepted)
+        hub_series_inc(f->m_accepted, 1);
+    if (f->m_bytes)
+        hub_series_inc(f->m_bytes, (double)payload_bytes);
+}
+
+/* One flow's counters and series for a delivery, hub_internal_us in the hub. */
+static void flows__flow_delivered(hub_flows_t *self, flows__flow_t *f, uint64_t hub_internal_us,
+                                  uint64_t now_us)
+{
+    f->delivered++;
+    flows__touch(f, now_us);
+    flows__observe(self, &f->hub, hub_internal_us, now_us);
+    if (f->m_delivered)
+        hub_series_inc(f->m_delivered, 1);
+    if (f->m_hub)
+        hub_series_observe(f->m_hub, (double)hub_internal_us / 1e6);
+}
+
 void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *receiver,
                         const char *service, uint64_t payload_bytes, uint64_t now_us)
 {
@@ -446,14 +472,7 @@ void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *recei
     flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
-    f->accepted++;
-    f->bytes += payload_bytes;
-    flows__touch(f, now_us);
-    flows__count(f, now_us, true);
-    if (f->m_accepted)
-        hub_series_inc(f->m_accepted, 1);
-    if (f->m_bytes)
-        hub_series_inc(f->m_bytes, (double)payload_bytes);
+    flows__flow_accepted(f, payload_bytes, now_us);
 }
 
 void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
@@ -501,13 +520,7 @@ void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *rece
     flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
-    f->delivered++;
-    flows__touch(f, now_us);
-    flows__observe(self, &f->hub, hub_internal_us, now_us);
-    if (f->m_delivered)
-        hub_series_inc(f->m_delivered, 1);
-    if (f->m_hub)
-        hub_series_observe(f->m_hub, (double)hub_internal_us / 1e6);
+    flows__flow_delivered(self, f, hub_internal_us, now_us);
 }
 
 void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receiver,
@@ -521,21 +534,8 @@ void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receive
     flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
     if (!f)
         return;
-    f->accepted++;
-    f->bytes += payload_bytes;
-    flows__touch(f, now_us);
-    flows__count(f, now_us, true);
-    if (f->m_accepted)
-        hub_series_inc(f->m_accepted, 1);
-    if (f->m_bytes)
-        hub_series_inc(f->m_bytes, (double)payload_bytes);
-    f->delivered++;
-    flows__touch(f, now_us);
-    flows__observe(self, &f->hub, 0, now_us);
-    if (f->m_delivered)
-        hub_series_inc(f->m_delivered, 1);
-    if (f->m_hub)
-        hub_series_observe(f->m_hub, 0.0);
+    flows__flow_accepted(f, payload_bytes, now_us);
+    flows__flow_delivered(self, f, 0, now_us);
 }
 
 void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,

@@ -1,6 +1,7 @@
 /* hub_http_answer — what a handler of hub_http uses to read a request and
  * fill in its answer (see hub_http.h): responses, JSON errors, query
  * strings, bearer tokens. Nothing here touches a socket. */
+#include "hub_bytes.h"
 #include "hub_error.h"
 #include "hub_http.h"
 #include "hub_http_internal.h"
@@ -205,17 +206,6 @@ int hub_http_response_header(hub_http_response_t *resp, const char *name, const 
 
 /* ---- query strings and tokens ----------------------------------------- */
 
-static int http_answer__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the next byte of src[*i..n): '+' is a space, %XX a byte.
  * Returns the byte, or -1 for a bad escape. */
 static int http_answer__pct_next(const char *src, size_t n, size_t *i)
@@ -231,7 +221,7 @@ static int http_answer__pct_next(const char *src, size_t n, size_t *i)
     }
     if (n - *i < 3)
         return -1;
-    int hi = http_answer__hex(src[*i + 1]), lo = http_answer__hex(src[*i + 2]);
+    int hi = hub_hex_digit(src[*i + 1]), lo = hub_hex_digit(src[*i + 2]);
     if (hi < 0 || lo < 0)
         return -1;
     *i += 3;

@@ -181,6 +181,24 @@ void hub_ops__route_status(hub_ops_t *self, const hub_http_request_t *req, hub_h
     hub_ops__respond_json(resp, 200, &w);
 }
 
+/* A listing's answer: {"now_us": now, "<name>": [ ... ]}, its items written
+ * between the two calls. */
+static void ops_routes__list_begin(hub_jsonw_t *w, uint64_t now, const char *name)
+{
+    hub_jsonw_init(w);
+    hub_jsonw_object_begin(w);
+    hub_jsonw_kv_u64(w, "now_us", now);
+    hub_jsonw_key(w, name);
+    hub_jsonw_array_begin(w);
+}
+
+static void ops_routes__list_end(hub_jsonw_t *w, hub_http_response_t *resp)
+{
+    hub_jsonw_array_end(w);
+    hub_jsonw_object_end(w);
+    hub_ops__respond_json(resp, 200, w);
+}
+
 void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
 {
     (void)req;
@@ -192,11 +210,7 @@ void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_
     }
     size_t connected = 0;
     hub_jsonw_t w;
-    hub_jsonw_init(&w);
-    hub_jsonw_object_begin(&w);
-    hub_jsonw_kv_u64(&w, "now_us", now);
-    hub_jsonw_key(&w, "members");
-    hub_jsonw_array_begin(&w);
+    ops_routes__list_begin(&w, now, "members");
     for (size_t i = 0; i < ms.n; i++) {
         const hub_ops__member_copy_t *m = &ms.items[i];
         connected += m->online;
@@ -251,11 +265,7 @@ void hub_ops__route_queues(hub_ops_t *self, const hub_http_request_t *req, hub_h
         return;
     }
     hub_jsonw_t w;
-    hub_jsonw_init(&w);
-    hub_jsonw_object_begin(&w);
-    hub_jsonw_kv_u64(&w, "now_us", now);
-    hub_jsonw_key(&w, "queues");
-    hub_jsonw_array_begin(&w);
+    ops_routes__list_begin(&w, now, "queues");
     for (size_t i = 0; i < qs.n; i++) {
         const hub_ops__queue_copy_t *q = &qs.items[i];
         hub_jsonw_object_begin(&w);
@@ -330,15 +340,9 @@ void hub_ops__route_flows(hub_ops_t *self, const hub_http_request_t *req, hub_ht
     (void)req;
     uint64_t now = hub_now_us();
     hub_jsonw_t w;
-    hub_jsonw_init(&w);
-    hub_jsonw_object_begin(&w);
-    hub_jsonw_kv_u64(&w, "now_us", now);
-    hub_jsonw_key(&w, "flows");
-    hub_jsonw_array_begin(&w);
+    ops_routes__list_begin(&w, now, "flows");
     hub_flows_foreach(self->flows, now, ops_routes__flow_json, &w);
-    hub_jsonw_array_end(&w);
-    hub_jsonw_object_end(&w);
-    hub_ops__respond_json(resp, 200, &w);
+    ops_routes__list_end(&w, resp);
 }
 
 static void ops_routes__exchange_json(const hub_flows_exchange_t *x, void *user)
@@ -381,9 +385,7 @@ void hub_ops__route_exchanges(hub_ops_t *self, const hub_http_request_t *req,
     hub_jsonw_key(&w, "exchanges");
     hub_jsonw_array_begin(&w);
     hub_flows_exchanges(self->flows, (size_t)limit, member, ops_routes__exchange_json, &w);
-    hub_jsonw_array_end(&w);
-    hub_jsonw_object_end(&w);
-    hub_ops__respond_json(resp, 200, &w);
+    ops_routes__list_end(&w, resp);
 }
 
 void hub_ops__route_throughput(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
@@ -431,11 +433,7 @@ void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
     const hub_delegations_t *d = self->src.delegations ? self->src.delegations(self->src.ctx) : NULL;
     uint64_t now = hub_now_us();
     hub_jsonw_t w;
-    hub_jsonw_init(&w);
-    hub_jsonw_object_begin(&w);
-    hub_jsonw_kv_u64(&w, "now_us", now);
-    hub_jsonw_key(&w, "delegations");
-    hub_jsonw_array_begin(&w);
+    ops_routes__list_begin(&w, now, "delegations");
     hub_delegation_info_t r;
     for (size_t i = 0; hub_delegations_info(d, i, &r) == 0; i++) {
         hub_jsonw_object_begin(&w);
@@ -463,9 +461,7 @@ void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
         hub_jsonw_kv_u64(&w, "last_used_us", r.last_used_us);
         hub_jsonw_object_end(&w);
     }
-    hub_jsonw_array_end(&w);
-    hub_jsonw_object_end(&w);
-    hub_ops__respond_json(resp, 200, &w);
+    ops_routes__list_end(&w, resp);
 }
 
 bool hub_ops__route_asset(const hub_http_request_t *req, hub_http_response_t *resp)

@@ -597,14 +597,13 @@ static int pg_next_seq(hub_store_t *store, uint64_t *next)
     return rc;
 }
 
-static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
+int store_pg__anchor_read(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                          uint64_t *seq, uint8_t hash[32])
 {
-    HUB__PG_SELF;
     if (!seq || !hash)
         return HUB_EINVAL;
     PGresult *res;
-    int rc = store_pg__read1(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1",
-                             NULL, &res);
+    int rc = store_pg__read1(self, sql, p, &res);
     if (rc == 0) {
         *seq = 0;
         memset(hash, 0, 32);
@@ -615,6 +614,13 @@ static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
         PQclear(res);
     }
     return rc;
+}
+
+static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
+{
+    HUB__PG_SELF;
+    return store_pg__anchor_read(self, "SELECT anchor_seq, anchor_hash FROM hub_meta WHERE id = 1",
+                                 NULL, seq, hash);
 }
 
 static int pg_anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])

@@ -59,23 +59,11 @@ const char HUB_CLUSTER_SCHEMA[] =
 static int anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
 {
     HUB__PG_SELF;
-    if (!seq || !hash)
-        return HUB_EINVAL;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, self->node_id);
-    PGresult *res;
-    int rc = store_pg__read1(
-        self, "SELECT anchor_seq, anchor_hash FROM hub_anchors WHERE node_id = $1::text", &p, &res);
-    if (rc == 0) {
-        *seq = 0;
-        memset(hash, 0, 32);
-        if (PQntuples(res) == 1 && PQgetlength(res, 0, 1) == 32) {
-            *seq = store_pg_conn__pg_u64(res, 0, 0);
-            memcpy(hash, PQgetvalue(res, 0, 1), 32);
-        }
-        PQclear(res);
-    }
-    return rc;
+    return store_pg__anchor_read(
+        self, "SELECT anchor_seq, anchor_hash FROM hub_anchors WHERE node_id = $1::text", &p, seq,
+        hash);
 }
 
 static int anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])

@@ -198,6 +198,10 @@ bool store_pg__str_ok(const char *s, size_t max, bool may_be_empty);
  * *res on 0. */
 int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
                     PGresult **res);
+/* The audit anchor (seq, 32-byte hash) from the one row sql reads, zeros
+ * when there is none. */
+int store_pg__anchor_read(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                          uint64_t *seq, uint8_t hash[32]);
 /* One write statement as a whole call; *res (may be NULL) on 0. */
 int store_pg__write1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
                      PGresult **res);

@@ -25,21 +25,7 @@ void zap__on_zap_readable(hub_zsock_t *zs, void *socket, void *user)
     for (int n = 0; n < HUB__DRAIN_BUDGET; n++) {
         /* version, request id, domain, address, identity, mechanism, key */
         zmq_msg_t parts[7];
-        int count = 0;
-        bool more = true;
-        while (more) {
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&part);
-                break;
-            }
-            more = zmq_msg_more(&part);
-            if (count < 7)
-                parts[count++] = part;
-            else
-                zmq_msg_close(&part);
-        }
+        int count = hub_zsock_recv_parts(socket, parts, 7);
         if (count == 0)
             break;
         if (count == 7) {

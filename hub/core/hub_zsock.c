@@ -133,3 +133,23 @@ void hub_zsock_close(hub_zsock_t **self_p)
     uv_close((uv_handle_t *)&self->idle, zsock__on_closed);
     *self_p = NULL;
 }
+
+int hub_zsock_recv_parts(void *socket, zmq_msg_t *parts, int max)
+{
+    int count = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (count < max)
+            parts[count++] = part;
+        else
+            zmq_msg_close(&part);
+    }
+    return count;
+}

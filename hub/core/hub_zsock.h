@@ -15,6 +15,7 @@
 #define HUB_ZSOCK_H
 
 #include <uv.h>
+#include <zmq.h>
 
 typedef struct hub_zsock hub_zsock_t;
 typedef void (*hub_zsock_cb)(hub_zsock_t *zs, void *socket, void *user);
@@ -29,5 +30,9 @@ void hub_zsock_pause(hub_zsock_t *self);
 void hub_zsock_resume(hub_zsock_t *self);
 /* Stops watching and frees the wrapper once libuv has closed its handles. */
 void hub_zsock_close(hub_zsock_t **self_p);
+/* Reads one multipart message without waiting: its first `max` parts into
+ * parts (any further part is read and dropped). Returns how many parts were
+ * kept, 0 when no message waits; the caller closes the kept parts. */
+int hub_zsock_recv_parts(void *socket, zmq_msg_t *parts, int max);
 
 #endif

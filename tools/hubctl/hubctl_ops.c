@@ -449,14 +449,36 @@ static void ctl_print_alarms(json_t *alarms)
     }
 }
 
-static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
+/* A command that takes no argument: its answer from GET path (*j NULL with
+ * CTL_OK when there is nothing to show). */
+static int ctl_get_bare(ctl_ops_config_t *cfg, const char *command, int argc, char **argv,
+                        const char *path, json_t **j)
 {
+    *j = NULL;
     if (argc != 0) {
-        fprintf(stderr, "hubctl status: unexpected argument '%s'\n", argv[0]);
+        fprintf(stderr, "hubctl %s: unexpected argument '%s'\n", command, argv[0]);
         return CTL_USAGE;
     }
+    return ctl_get_json(cfg, path, NULL, j);
+}
+
+/* Prints a listing's table, or `none` when it has no row, and frees it and
+ * the answer it came from. */
+static int ctl_table_finish(ctl_table_t *t, const char *none, json_t *j)
+{
+    if (t->n_rows == 0)
+        fputs(none, stdout);
+    else
+        ctl_table_print(t, stdout);
+    ctl_table_free(t);
+    json_decref(j);
+    return CTL_OK;
+}
+
+static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
+{
     json_t *j;
-    int status = ctl_get_json(cfg, "/api/v1/status", NULL, &j);
+    int status = ctl_get_bare(cfg, "status", argc, argv, "/api/v1/status", &j);
     if (status != CTL_OK || !j)
         return status;
     json_t *members = json_object_get(j, "members"), *queues = json_object_get(j, "queues");
@@ -584,13 +606,7 @@ static int ctl_print_flows(ctl_ops_config_t *cfg)
                       ctl_int(json_object_get(minute, "accepted")).s, ctl_ms(e2e, "p50").s,
                       ctl_ms(e2e, "p99").s, ctl_ms(hub, "p50").s, refusals[0] ? refusals : "-");
     }
-    if (t.n_rows == 0)
-        fputs(ctl_tr(CTL_M_FLOWS_NONE), stdout);
-    else
-        ctl_table_print(&t, stdout);
-    ctl_table_free(&t);
-    json_decref(j);
-    return CTL_OK;
+    return ctl_table_finish(&t, ctl_tr(CTL_M_FLOWS_NONE), j);
 }
 
 static volatile sig_atomic_t ctl_interrupted;
@@ -648,12 +664,8 @@ static int cmd_flows(ctl_ops_config_t *cfg, int argc, char **argv)
 
 static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
 {
-    if (argc != 0) {
-        fprintf(stderr, "hubctl queues: unexpected argument '%s'\n", argv[0]);
-        return CTL_USAGE;
-    }
     json_t *j;
-    int status = ctl_get_json(cfg, "/api/v1/queues", NULL, &j);
+    int status = ctl_get_bare(cfg, "queues", argc, argv, "/api/v1/queues", &j);
     if (status != CTL_OK || !j)
         return status;
     ctl_table_t t;
@@ -666,13 +678,7 @@ static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
                       ctl_int(json_object_get(q, "in_flight")).s,
                       ctl_age(json_object_get(q, "oldest_age_s")).s);
     }
-    if (t.n_rows == 0)
-        fputs(ctl_tr(CTL_M_QUEUES_NONE), stdout);
-    else
-        ctl_table_print(&t, stdout);
-    ctl_table_free(&t);
-    json_decref(j);
-    return CTL_OK;
+    return ctl_table_finish(&t, ctl_tr(CTL_M_QUEUES_NONE), j);
 }
 
 /* ---- delegations (ủy quyền) ---------------------------------------------- */
@@ -699,12 +705,8 @@ static ctl_str_t ctl_day(json_t *us_v, bool until)
 
 static int cmd_delegations(ctl_ops_config_t *cfg, int argc, char **argv)
 {
-    if (argc != 0) {
-        fprintf(stderr, "hubctl delegations: unexpected argument '%s'\n", argv[0]);
-        return CTL_USAGE;
-    }
     json_t *j;
-    int status = ctl_get_json(cfg, "/api/v1/delegations", NULL, &j);
+    int status = ctl_get_bare(cfg, "delegations", argc, argv, "/api/v1/delegations", &j);
     if (status != CTL_OK || !j)
         return status;
     ctl_table_t t;
@@ -734,13 +736,7 @@ static int cmd_delegations(ctl_ops_config_t *cfg, int argc, char **argv)
                       ctl_int(json_object_get(d, "carried")).s,
                       ctl_time(json_object_get(d, "last_used_us")).s);
     }
-    if (t.n_rows == 0)
-        fputs(ctl_tr(CTL_M_DELEG_NONE), stdout);
-    else
-        ctl_table_print(&t, stdout);
-    ctl_table_free(&t);
-    json_decref(j);
-    return CTL_OK;
+    return ctl_table_finish(&t, ctl_tr(CTL_M_DELEG_NONE), j);
 }
 
 /* ---- the dead-letter queue ---------------------------------------------- */

@@ -3,7 +3,8 @@
  * as "refused"), and in one SQLite transaction look up the sequence last
  * applied to the dossier, apply the change only when it is newer (so a
  * redelivered or reordered change alters nothing), and count it as
- * "applied", "ignored_duplicate" or "ignored_older". Header-only, like
+ * "applied", "ignored_duplicate" or "ignored_older". Also the end of a
+ * transaction that every dossier plugin writes (dp_end). Header-only, like
  * adp_plugin_util.h: each plugin is its own shared object. */
 #ifndef DOSSIER_INTAKE_H
 #define DOSSIER_INTAKE_H
@@ -20,6 +21,20 @@ static inline void dp_count(sqlite3 *db, const char *counter)
     uint64_t v = 0;
     if (lth_appdb_meta_get(db, counter, 0, &v) == 0)
         lth_appdb_meta_set(db, counter, v + 1);
+}
+
+/* Ends the transaction the caller began: commits when rc is 0; otherwise,
+ * or when the commit fails, logs "could not <what>: <the database's
+ * error>" and rolls back. Returns rc or the commit's error. */
+static inline int dp_end(const adp_plugin_host_t *host, sqlite3 *db, int rc, const char *what)
+{
+    if (rc == 0)
+        rc = lth_appdb_commit(db);
+    if (rc != 0) {
+        adp_plugin_log(host, ADP_LOG_ERROR, "could not %s: %s", what, lth_appdb_error(db));
+        lth_appdb_rollback(db);
+    }
+    return rc;
 }
 
 /* seq_sql: "SELECT seq FROM <table> WHERE code = ?"; what: the read model's
@@ -66,14 +81,9 @@ static inline int dp_status_intake(const adp_plugin_host_t *host, sqlite3 *db,
         dp_count(db, verdict == LTH_SEQ_APPLY       ? "applied"
                      : verdict == LTH_SEQ_DUPLICATE ? "ignored_duplicate"
                                                     : "ignored_older");
-    if (rc == 0)
-        rc = lth_appdb_commit(db);
-    if (rc != 0) {
-        adp_plugin_log(host, ADP_LOG_ERROR, "could not update %s: %s", what, lth_appdb_error(db));
-        lth_appdb_rollback(db);
-        return rc;
-    }
-    return 0;
+    char doing[128];
+    snprintf(doing, sizeof doing, "update %s", what);
+    return dp_end(host, db, rc, doing);
 }
 
 /* The intake's counters, for the read model's summary line. */

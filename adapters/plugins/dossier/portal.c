@@ -404,14 +404,9 @@ static int portal_on_result(adp_client_t *client, const adp_message_t *msg, adp_
     if (rc == 0 && sqlite3_step(q) != SQLITE_DONE)
         rc = HUB_ESTORE;
     sqlite3_finalize(q);
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a result: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
+    rc = dp_end(st->host, st->db, rc, "record a result");
+    if (rc != 0)
         return rc;
-    }
     lth_receipt_t r;
     memset(&r, 0, sizeof r);
     snprintf(r.dossier_code, sizeof r.dossier_code, "%s", res.dossier_code);

@@ -30,6 +30,7 @@
  */
 #include "domain.pb-c.h"
 #include "adp_plugin_util.h"
+#include "dossier_intake.h"
 #include "hub_wire.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
@@ -1188,14 +1189,9 @@ static int proc_on_status(adp_client_t *client, const adp_message_t *msg, adp_re
     }
     if (rc == 0 && final)
         rc = proc_step(st->db, "UPDATE dossier SET decided_at = ?2 WHERE code = ?1", d.code, at, 0);
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a status change: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
+    rc = dp_end(st->host, st->db, rc, "record a status change");
+    if (rc != 0)
         return rc;
-    }
     proc_flush(st, client);
     return 0;
 }
@@ -1222,6 +1218,16 @@ static void proc_reject(proc_t *st, const char *service, const char *sender, con
     sqlite3_finalize(q);
 }
 
+/* The end of an event handler's checks that found why the event cannot be
+ * applied: kept with proc_reject (about the dossier `code` unless the
+ * message is a request) and settled. */
+static int proc_refused(proc_t *st, const char *service, const adp_message_t *msg, const char *code,
+                        const char *why)
+{
+    proc_reject(st, service, msg->sender, msg->kind == ADP_REQUEST ? "" : code, why);
+    return 0;
+}
+
 /* Records one message with insert_sql (its parameters bound by bind) and,
  * when it is new, relays the exact bytes received to `to` members (the
  * portal, reporting), in one transaction. */
@@ -1246,14 +1252,11 @@ static int proc_record_and_relay(proc_t *st, adp_client_t *client, const char *i
         if (to[i] && to[i][0])
             rc = lth_outq_add(st->db, to[i], msg->service, msg->content_type, msg->payload,
                               msg->payload_len);
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record %s: %s", msg->service,
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
+    char doing[256];
+    snprintf(doing, sizeof doing, "record %s", msg->service);
+    rc = dp_end(st->host, st->db, rc, doing);
+    if (rc != 0)
         return rc;
-    }
     proc_flush(st, client);
     return 0;
 }
@@ -1341,11 +1344,8 @@ static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_re
                        msg->sender, r.dossier_code);
         return 0;
     }
-    if (why) {
-        proc_reject(st, LTH_SERVICE_DOSSIER_RESULT, msg->sender,
-                    msg->kind == ADP_REQUEST ? "" : r.dossier_code, why);
-        return 0;
-    }
+    if (why)
+        return proc_refused(st, LTH_SERVICE_DOSSIER_RESULT, msg, r.dossier_code, why);
     const char *to[] = {st->portal, st->report};
     bool is_new = false;
     return proc_record_and_relay(st, client,
@@ -1449,11 +1449,8 @@ static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_
         why = "a dossier is rated once it is decided";
     if (rc != 0)
         return rc;
-    if (why) {
-        proc_reject(st, LTH_SERVICE_FEEDBACK, msg->sender,
-                    msg->kind == ADP_REQUEST ? "" : f.dossier_code, why);
-        return 0;
-    }
+    if (why)
+        return proc_refused(st, LTH_SERVICE_FEEDBACK, msg, f.dossier_code, why);
     const char *to[] = {st->report};
     bool is_new = false;
     rc = proc_record_and_relay(st, client,
@@ -1509,14 +1506,9 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
     if (rc == 0 && st->report[0])
         rc = lth_outq_add(st->db, st->report, msg->service, msg->content_type, msg->payload,
                           msg->payload_len);
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a portal receipt: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
+    rc = dp_end(st->host, st->db, rc, "record a portal receipt");
+    if (rc != 0)
         return rc;
-    }
     proc_flush(st, client);
     return 0;
 }

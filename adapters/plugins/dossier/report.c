@@ -376,43 +376,82 @@ static void report_json_string(FILE *f, const char *text)
     fputc('"', f);
 }
 
+/* The period filter every report query shares, with ?1 the procedure
+ * ('' any) and ?2 the authority ('' any) that the query tests itself:
+ * ?3..?4 the period (0: open), ?5 by decision date (else submission). */
+#define REPORT_PERIOD_SQL                                                                          \
+    " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"              \
+    " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"               \
+    " AND (?5 = 0 OR d.decided_at > 0)"
+
+/* Prepares sql (its ?1..?5 as REPORT_PERIOD_SQL says) with the query's
+ * filter bound. */
+static int report_prepare(report_t *st, const char *sql, const report_query_t *query,
+                          sqlite3_stmt **q)
+{
+    *q = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, q, NULL) != SQLITE_OK)
+        return HUB_ESTORE;
+    sqlite3_bind_text(*q, 1, query->procedure_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(*q, 2, query->authority, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(*q, 3, (sqlite3_int64)query->from_us);
+    sqlite3_bind_int64(*q, 4, (sqlite3_int64)query->to_us);
+    sqlite3_bind_int(*q, 5, query->by == REPORT_BY_DECIDED);
+    return 0;
+}
+
+/* A section appended to a rendered answer: a memory stream that starts
+ * with the first `keep` bytes of out. NULL when out of memory. */
+static FILE *report_section_begin(char **buf, size_t *size, const char *out, size_t keep)
+{
+    FILE *f = open_memstream(buf, size);
+    if (f)
+        fwrite(out, 1, keep, f);
+    return f;
+}
+
+/* Closes the section's stream and, when its statement ran to the end (s
+ * is SQLITE_DONE), makes it the answer in *out. */
+static int report_section_end(FILE *f, char **buf, const size_t *size, int s, char **out,
+                              size_t *len)
+{
+    /* The stream sets *buf and *size when it is closed. */
+    if (fclose(f) != 0 || !*buf || s != SQLITE_DONE) {
+        free(*buf);
+        return s != SQLITE_DONE ? HUB_ESTORE : HUB_ENOMEM;
+    }
+    free(*out);
+    *out = *buf;
+    *len = *size;
+    return 0;
+}
+
 /* Liên thông: appends "steps" to the JSON answer — per procedure, step and
  * authority, the dossiers that entered the step, ended it (done, or
  * returned there), on time and late against the step's own limit, and
  * still open past it. */
 static int report_append_steps(report_t *st, const report_query_t *query, char **out, size_t *len)
 {
+    static const char sql[] =
+        "SELECT d.procedure_code, s.n, s.authority, count(*), sum(s.done_at > 0),"
+        " sum(s.done_at > 0 AND (s.due_at = 0 OR s.done_at <= s.due_at)),"
+        " sum(s.done_at > 0 AND s.due_at > 0 AND s.done_at > s.due_at),"
+        " sum(s.done_at = 0 AND s.due_at > 0 AND s.due_at < ?6)"
+        " FROM step s JOIN dossier d USING(code)"
+        " WHERE (?1 = '' OR d.procedure_code = ?1)"
+        " AND (?2 = '' OR d.authority = ?2)" REPORT_PERIOD_SQL " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(
-            st->db,
-            "SELECT d.procedure_code, s.n, s.authority, count(*), sum(s.done_at > 0),"
-            " sum(s.done_at > 0 AND (s.due_at = 0 OR s.done_at <= s.due_at)),"
-            " sum(s.done_at > 0 AND s.due_at > 0 AND s.done_at > s.due_at),"
-            " sum(s.done_at = 0 AND s.due_at > 0 AND s.due_at < ?6)"
-            " FROM step s JOIN dossier d USING(code)"
-            " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
-            " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
-            " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
-            " AND (?5 = 0 OR d.decided_at > 0)"
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            -1, &q, NULL) != SQLITE_OK)
+    if (report_prepare(st, sql, query, &q) != 0)
         return HUB_ESTORE;
-    sqlite3_bind_text(q, 1, query->procedure_code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, query->authority, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)query->from_us);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)query->to_us);
-    sqlite3_bind_int(q, 5, query->by == REPORT_BY_DECIDED);
     sqlite3_bind_int64(q, 6, (sqlite3_int64)hub_now_us());
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
+    /* The rendering ends in "}\n": the steps go before that brace. */
+    FILE *f = report_section_begin(&buf, &size, *out, *len >= 2 ? *len - 2 : 0);
     if (!f) {
         sqlite3_finalize(q);
         return HUB_ENOMEM;
     }
-    /* The rendering ends in "}\n": the steps go before that brace. */
-    size_t keep = *len >= 2 ? *len - 2 : 0;
-    fwrite(*out, 1, keep, f);
     fputs(",\"steps\":[", f);
     int s, rows = 0;
     while ((s = sqlite3_step(q)) == SQLITE_ROW) {
@@ -428,14 +467,7 @@ static int report_append_steps(report_t *st, const report_query_t *query, char *
     }
     sqlite3_finalize(q);
     fputs("]}\n", f);
-    if (fclose(f) != 0 || !buf || s != SQLITE_DONE) {
-        free(buf);
-        return s != SQLITE_DONE ? HUB_ESTORE : HUB_ENOMEM;
-    }
-    free(*out);
-    *out = buf;
-    *len = size;
-    return 0;
+    return report_section_end(f, &buf, &size, s, out, len);
 }
 
 /* Ủy quyền: appends the "delegations" section — per delegation (the
@@ -446,37 +478,26 @@ static int report_append_steps(report_t *st, const report_query_t *query, char *
 static int report_append_delegations(report_t *st, const report_query_t *query, char **out,
                                      size_t *len)
 {
+    static const char sql[] =
+        "SELECT d.delegated_by, d.authority, d.procedure_code, count(*),"
+        " sum(d.done_at > 0 AND (d.due_at = 0 OR d.done_at <= d.due_at)),"
+        " sum(d.done_at > 0 AND d.due_at > 0 AND d.done_at > d.due_at)"
+        " FROM dossier d WHERE d.delegated_by <> ''"
+        " AND (?1 = '' OR d.procedure_code = ?1)"
+        " AND (?2 = '' OR d.authority = ?2 OR d.delegated_by = ?2)" REPORT_PERIOD_SQL
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(
-            st->db,
-            "SELECT d.delegated_by, d.authority, d.procedure_code, count(*),"
-            " sum(d.done_at > 0 AND (d.due_at = 0 OR d.done_at <= d.due_at)),"
-            " sum(d.done_at > 0 AND d.due_at > 0 AND d.done_at > d.due_at)"
-            " FROM dossier d WHERE d.delegated_by <> ''"
-            " AND (?1 = '' OR d.procedure_code = ?1)"
-            " AND (?2 = '' OR d.authority = ?2 OR d.delegated_by = ?2)"
-            " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
-            " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
-            " AND (?5 = 0 OR d.decided_at > 0)"
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            -1, &q, NULL) != SQLITE_OK)
+    if (report_prepare(st, sql, query, &q) != 0)
         return HUB_ESTORE;
-    sqlite3_bind_text(q, 1, query->procedure_code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, query->authority, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)query->from_us);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)query->to_us);
-    sqlite3_bind_int(q, 5, query->by == REPORT_BY_DECIDED);
+    bool json = query->format == LTH_REPORT_JSON;
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
+    /* A JSON rendering ends in "}\n": the section goes before that brace. */
+    FILE *f = report_section_begin(&buf, &size, *out, json && *len >= 2 ? *len - 2 : *len);
     if (!f) {
         sqlite3_finalize(q);
         return HUB_ENOMEM;
     }
-    bool json = query->format == LTH_REPORT_JSON;
-    /* A JSON rendering ends in "}\n": the section goes before that brace. */
-    size_t keep = json && *len >= 2 ? *len - 2 : *len;
-    fwrite(*out, 1, keep, f);
     if (json)
         fputs(",\"delegations\":[", f);
     else if (query->format == LTH_REPORT_CSV)
@@ -518,14 +539,7 @@ static int report_append_delegations(report_t *st, const report_query_t *query, 
         fputs("]}\n", f);
     else if (!rows && query->format != LTH_REPORT_CSV)
         fputs("(none)\n", f);
-    if (fclose(f) != 0 || !buf || s != SQLITE_DONE) {
-        free(buf);
-        return s != SQLITE_DONE ? HUB_ESTORE : HUB_ENOMEM;
-    }
-    free(*out);
-    *out = buf;
-    *len = size;
-    return 0;
+    return report_section_end(f, &buf, &size, s, out, len);
 }
 
 /* Processing time: office time with plugin.calendar, elapsed time without. */
@@ -555,30 +569,20 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     }
     lth_report_t r;
     lth_report_init(&r, hub_now_us());
+    static const char sql[] =
+        "SELECT d.procedure_code, d.authority, d.status, d.due_at, d.done_at,"
+        " d.submitted_at, d.decided_at, d.channel = 1, coalesce(s.seq, 0) >= d.seq,"
+        " EXISTS (SELECT 1 FROM result x WHERE x.code = d.code),"
+        " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1),"
+        " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1"
+        "   AND p.channel = 1),"
+        " coalesce(f.ratings, 0), coalesce(f.score_sum, 0)"
+        " FROM dossier d LEFT JOIN synced s USING(code) LEFT JOIN feedback f USING(code)"
+        " WHERE (?1 = '' OR d.procedure_code = ?1)"
+        " AND (?2 = '' OR d.authority = ?2)" REPORT_PERIOD_SQL;
     sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(
-                 st->db,
-                 "SELECT d.procedure_code, d.authority, d.status, d.due_at, d.done_at,"
-                 " d.submitted_at, d.decided_at, d.channel = 1, coalesce(s.seq, 0) >= d.seq,"
-                 " EXISTS (SELECT 1 FROM result x WHERE x.code = d.code),"
-                 " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1),"
-                 " EXISTS (SELECT 1 FROM payment p WHERE p.code = d.code AND p.outcome = 1"
-                 "   AND p.channel = 1),"
-                 " coalesce(f.ratings, 0), coalesce(f.score_sum, 0)"
-                 " FROM dossier d LEFT JOIN synced s USING(code) LEFT JOIN feedback f USING(code)"
-                 " WHERE (?1 = '' OR d.procedure_code = ?1) AND (?2 = '' OR d.authority = ?2)"
-                 " AND (?3 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) >= ?3)"
-                 " AND (?4 = 0 OR (CASE WHEN ?5 THEN d.decided_at ELSE d.submitted_at END) < ?4)"
-                 " AND (?5 = 0 OR d.decided_at > 0)",
-                 -1, &q, NULL) == SQLITE_OK
-                 ? 0
-                 : HUB_ESTORE;
+    int rc = report_prepare(st, sql, &query, &q);
     if (rc == 0) {
-        sqlite3_bind_text(q, 1, query.procedure_code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, query.authority, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)query.from_us);
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)query.to_us);
-        sqlite3_bind_int(q, 5, query.by == REPORT_BY_DECIDED);
         int s;
         while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW) {
             uint64_t submitted = (uint64_t)sqlite3_column_int64(q, 5),

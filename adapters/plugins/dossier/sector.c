@@ -24,6 +24,7 @@
  * Config (plugin.*): see adapters/README.md, "sector". Logs hold counts only.
  */
 #include "adp_plugin_util.h"
+#include "dossier_intake.h"
 #include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
@@ -191,14 +192,9 @@ static int sector_on_dossier(adp_client_t *client, const adp_message_t *msg, adp
         }
         sqlite3_finalize(q);
     }
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record a dossier: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
+    rc = dp_end(st->host, st->db, rc, "record a dossier");
+    if (rc != 0)
         return rc;
-    }
     if (is_new)
         st->received++;
     else
@@ -321,14 +317,8 @@ static void sector_send_due(sector_t *st, adp_client_t *client)
     free(due);
     if (n == 0)
         return;
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not queue status changes: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
+    if (dp_end(st->host, st->db, rc, "queue status changes") != 0)
         return;
-    }
     st->steps_sent += n;
 }
 

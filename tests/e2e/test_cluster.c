@@ -376,6 +376,14 @@ START_TEST(bad_cluster_config_is_refused)
     ck_assert_msg(out && strstr(out, "cluster = on needs store = postgresql"), "%s",
                   out ? out : "");
     free(out);
+    /* A node name that cannot key its rows and audit records. */
+    snprintf(bad, sizeof bad, "%snode_id = node b!\n", text);
+    tk_write_file(b.conf_path, bad);
+    out = NULL;
+    ck_assert_int_ne(tk_run(argv, &out, 20000), 0);
+    ck_assert_msg(out && strstr(out, "node_id = node b!: give 1 to 63 letters, digits"), "%s",
+                  out ? out : "");
+    free(out);
     snprintf(bad, sizeof bad, "%scluster_listen = tcp://192.0.2.1:1\n", text);
     tk_write_file(b.conf_path, bad);
     out = NULL;

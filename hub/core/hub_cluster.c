@@ -4,6 +4,7 @@
  * a notification of newly queued messages does. */
 #include "hub_bytes.h"
 #include "hub_cluster.h"
+#include "hub_cluster_counts.h"
 #include "hub_core_internal.h"
 
 #include <libpq-fe.h>
@@ -65,7 +66,14 @@ struct cluster__cluster {
     size_t n_nodes;
     bool subs_dirty;    /* this node's subscriptions are to be written to the store */
     uint64_t subs_seen; /* the highest hub_subscriptions.id read */
+    cluster__counts_t *counts; /* flows and delegation counts of all nodes */
+    hub_map_t *fresh; /* members connected here since their location was last written */
 };
+
+cluster__counts_t *cluster__counts_of(hub_server_t *self)
+{
+    return self->cluster ? self->cluster->counts : NULL;
+}
 
 static void cluster__cl_free_poll(uv_handle_t *h)
 {
@@ -73,6 +81,7 @@ static void cluster__cl_free_poll(uv_handle_t *h)
 }
 
 static void cluster__cl_on_poll(uv_poll_t *h, int status, int events);
+static void cluster__cl_announce(core__cluster_t *cl);
 
 /* Watches the connection's socket for `events` (re-made when it changed). */
 static void cluster__cl_broken(core__cluster_t *cl, const char *what);
@@ -150,6 +159,7 @@ static void cluster__cl_broken(core__cluster_t *cl, const char *what)
         PQfinish(cl->conn);
     cl->conn = NULL;
     cl->state = HUB__CL_DOWN;
+    cluster_counts__failed(cl->counts);
     cl->busy = false;
     cl->flushing = false;
     cl->down_since_mono_us = hub_monotonic_us();
@@ -309,8 +319,11 @@ static void cluster__cl_result(core__cluster_t *cl, PGresult *res)
         cluster__cl_oneline(PQresultErrorMessage(res), why, sizeof why);
         HUB_WARN("cluster", "heartbeat statement failed; retried at the next beat",
                  "node=%s error=\"%s\"", self->cfg.node_id, why);
+        cluster_counts__failed(cl->counts);
         return;
     }
+    if (cluster_counts__result(cl->counts, res))
+        return;
     if (st == PGRES_TUPLES_OK && PQnfields(res) == 6) {
         cluster__cl_nodes(cl, res);
         return;
@@ -339,6 +352,58 @@ static void cluster__cl_result(core__cluster_t *cl, PGresult *res)
     }
 }
 
+/* "MEMBER-HEX NODE CONNECTED-AT-US NODE-LINK SERVICES" on hub_located: a
+ * member has just connected to another node (the trigger on
+ * hub_locations): known here now, not at the next beat, so that an
+ * online-only envelope for it is forwarded at once (to the link named, a
+ * node started since the last beat included). A member connected here
+ * before that connection is no longer served here (as the beat would
+ * find). */
+static void cluster__cl_located(core__cluster_t *cl, char *payload)
+{
+    hub_server_t *self = cl->server;
+    char *node = strchr(payload, ' ');
+    char *at = node ? strchr(node + 1, ' ') : NULL;
+    char *link = at ? strchr(at + 1, ' ') : NULL;
+    char *services = link ? strchr(link + 1, ' ') : NULL;
+    char id[HUB_STORE_NAME_MAX + 1];
+    if (!services)
+        return;
+    *node++ = '\0';
+    *at++ = '\0';
+    *link++ = '\0';
+    *services++ = '\0';
+    if (!strcmp(node, self->cfg.node_id) || !cluster__cl_unhex(payload, id, sizeof id))
+        return;
+    uint64_t connected_at_us = strtoull(at, NULL, 10);
+    cluster__cl_peer_t *p = cluster__cl_peer(cl, node);
+    if (!p || (!cl->where && !(cl->where = hub_map_new())))
+        return;
+    if (strcmp(link, "-") != 0)
+        cluster__cl_peer_endpoint(p, link);
+    cluster__cl_loc_t *l = hub_map_get(cl->where, id);
+    char *svc = strdup(services);
+    if (!svc)
+        return;
+    if (!l) {
+        if (!(l = calloc(1, sizeof *l)) || hub_map_put(cl->where, id, l) != 0) {
+            free(l);
+            free(svc);
+            return;
+        }
+    }
+    free(l->services);
+    l->services = svc;
+    l->peer = p;
+    core__member_t *m = hub_map_get(self->members, id);
+    if (m && m->online && m->connected_at_us <= connected_at_us) {
+        HUB_INFO("cluster", "member connected to another node since: no longer served here",
+                 "member=%s node=%s", m->id, self->cfg.node_id);
+        send__blocked_drop(m);
+        m->online = false;
+    }
+}
+
 static void cluster__cl_notifies(core__cluster_t *cl)
 {
     hub_server_t *self = cl->server;
@@ -346,6 +411,11 @@ static void cluster__cl_notifies(core__cluster_t *cl)
     char own[80];
     hub_cluster_app_name(self->cfg.node_id, own, sizeof own);
     while ((n = PQnotifies(cl->conn)) != NULL) {
+        if (!strcmp(n->relname, "hub_located")) {
+            cluster__cl_located(cl, n->extra);
+            PQfreemem(n);
+            continue;
+        }
         /* "RECEIVER-HEX APPLICATION-NAME": this node's own commits need no
          * notice (hub_commit.c delivers what they stored). */
         char *sp = strchr(n->extra, ' ');
@@ -379,7 +449,7 @@ static void cluster__cl_connect_step(core__cluster_t *cl)
     cl->state = HUB__CL_READY;
     HUB_INFO("cluster", "connection to the shared store open again", "node=%s",
              cl->server->cfg.node_id);
-    cluster__cl_send(cl, "LISTEN hub_queued");
+    cluster__cl_send(cl, "LISTEN hub_queued; LISTEN hub_located");
     if (cl->state == HUB__CL_READY)
         cluster__cl_rescan_all(cl->server);
 }
@@ -423,6 +493,8 @@ static void cluster__cl_on_poll(uv_poll_t *h, int status, int events)
         PQclear(res);
     }
     cluster__cl_notifies(cl);
+    if (cl->conn && cl->state == HUB__CL_READY && !cl->busy && cl->fresh)
+        cluster__cl_announce(cl);
     if (cl->conn && PQstatus(cl->conn) == CONNECTION_BAD)
         cluster__cl_broken(cl, "status");
 }
@@ -471,6 +543,57 @@ static void cluster__cl_hex(cluster__cl_sql_t *s, const char *id)
     for (const unsigned char *p = (const unsigned char *)id; *p; p++)
         cluster__cl_put(s, "%02x", *p);
     cluster__cl_put(s, "'::bytea");
+}
+
+/* One member's row of the location upsert (the first opens the INSERT). */
+static void cluster__cl_location(core__cluster_t *cl, cluster__cl_sql_t *s,
+                                 const core__member_t *m, bool first)
+{
+    hub_server_t *self = cl->server;
+    if (first)
+        cluster__cl_put(s, "INSERT INTO hub_locations AS l (member, node_id, connected_at_us, "
+                           "services, expires_at) VALUES ");
+    cluster__cl_put(s, "%s(", first ? "" : ",");
+    cluster__cl_hex(s, m->id);
+    char *svc = PQescapeLiteral(cl->conn, m->services ? m->services : "",
+                                m->services ? strlen(m->services) : 0);
+    cluster__cl_put(s, ", '%s', %llu, %s, now() + interval '%u milliseconds')", self->cfg.node_id,
+                    (unsigned long long)m->connected_at_us, svc ? svc : "''",
+                    self->cfg.cluster_beat_ms * 3u);
+    PQfreemem(svc);
+}
+
+/* The newer connection of a member wins; the trigger on hub_locations
+ * tells the other nodes (hub_located) when the row says something new. */
+#define CLUSTER__LOCATION_UPSERT                                                                   \
+    " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, connected_at_us = "          \
+    "EXCLUDED.connected_at_us, services = EXCLUDED.services, expires_at = EXCLUDED.expires_at "   \
+    "WHERE l.node_id = EXCLUDED.node_id OR l.connected_at_us <= EXCLUDED.connected_at_us OR "     \
+    "l.expires_at < now();"
+
+/* The members connected here since the last write of their locations, at
+ * once (one statement; the connection must be idle). */
+static void cluster__cl_announce(core__cluster_t *cl)
+{
+    hub_server_t *self = cl->server;
+    cluster__cl_sql_t s = {malloc(512), 0, 512, false};
+    if (!s.buf)
+        return;
+    s.buf[0] = '\0';
+    size_t k = 0, cursor = 0;
+    const char *id;
+    while (cl->fresh && hub_map_next(cl->fresh, &cursor, &id, NULL)) {
+        core__member_t *m = hub_map_get(self->members, id);
+        if (m && m->online)
+            cluster__cl_location(cl, &s, m, k++ == 0);
+    }
+    hub_map_destroy(&cl->fresh);
+    if (k) {
+        cluster__cl_put(&s, "%s", CLUSTER__LOCATION_UPSERT);
+        if (!s.oom)
+            cluster__cl_send(cl, s.buf);
+    }
+    free(s.buf);
 }
 
 /* One round trip: the node's row, its members' locations (newer
@@ -544,33 +667,21 @@ static void cluster__cl_beat_send(core__cluster_t *cl)
     arr.buf[0] = '\0';
     cluster__cl_put(&arr, "ARRAY[");
     if (online) {
-        cluster__cl_put(&s, "INSERT INTO hub_locations AS l (member, node_id, connected_at_us, "
-                            "services, expires_at) VALUES ");
         size_t k = 0;
         cursor = 0;
         while (hub_map_next(self->members, &cursor, NULL, &value)) {
             core__member_t *m = value;
             if (!m->online)
                 continue;
-            cluster__cl_put(&s, "%s(", k ? "," : "");
-            cluster__cl_hex(&s, m->id);
-            char *svc = PQescapeLiteral(cl->conn, m->services ? m->services : "",
-                                        m->services ? strlen(m->services) : 0);
-            cluster__cl_put(&s, ", '%s', %llu, %s, now() + interval '%u milliseconds')",
-                            self->cfg.node_id, (unsigned long long)m->connected_at_us,
-                            svc ? svc : "''", self->cfg.cluster_beat_ms * 3u);
-            PQfreemem(svc);
+            cluster__cl_location(cl, &s, m, k == 0);
             cluster__cl_put(&arr, "%s", k ? "," : "");
             cluster__cl_hex(&arr, m->id);
             k++;
         }
-        cluster__cl_put(&s,
-                        " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, "
-                        "connected_at_us = EXCLUDED.connected_at_us, services = "
-                        "EXCLUDED.services, expires_at = EXCLUDED.expires_at WHERE l.node_id = "
-                        "EXCLUDED.node_id OR "
-                        "l.connected_at_us <= EXCLUDED.connected_at_us OR l.expires_at < now();");
+        cluster__cl_put(&s, "%s", CLUSTER__LOCATION_UPSERT);
     }
+    /* Every member's location is in this beat. */
+    hub_map_destroy(&cl->fresh);
     cluster__cl_put(&arr, "]::bytea[]");
     if (!arr.oom)
         cluster__cl_put(
@@ -580,8 +691,14 @@ static void cluster__cl_beat_send(core__cluster_t *cl)
             "SELECT encode(member, 'hex') FROM hub_locations WHERE node_id <> '%s' AND "
             "expires_at > now() AND member = ANY (%s);",
             self->cfg.node_id, arr.buf, self->cfg.node_id, arr.buf);
+    char *counts = cluster_counts__beat_sql(cl->counts, self, cl->conn);
+    if (counts)
+        cluster__cl_put(&s, "%s", counts);
+    free(counts);
     if (!s.oom && !arr.oom)
         cluster__cl_send(cl, s.buf);
+    else
+        cluster_counts__failed(cl->counts);
     free(arr.buf);
     free(s.buf);
 }
@@ -701,6 +818,10 @@ int cluster__start(hub_server_t *self, char *err, size_t err_size)
                               err, err_size);
     if (rc == 0)
         rc = cluster__cl_exec(cl->conn, "LISTEN hub_queued", 0, NULL, NULL, err, err_size);
+    if (rc == 0)
+        rc = cluster__cl_exec(cl->conn, "LISTEN hub_located", 0, NULL, NULL, err, err_size);
+    if (rc == 0)
+        rc = cluster_counts__start(self, cl->conn, &cl->counts, err, err_size);
     if (rc == 0 && (rc = hub_store_pg_cluster_attach(self->store, self->cfg.node_id)) != 0)
         snprintf(err, err_size, "cluster: needs store = postgresql");
     if (rc == 0 && PQsetnonblocking(cl->conn, 1) != 0) {
@@ -764,6 +885,8 @@ void cluster__destroy(hub_server_t *self)
     free(cl->peers);
     cluster__cl_where_free(&cl->where);
     cluster__cl_nodes_free(cl);
+    cluster_counts__destroy(&cl->counts);
+    hub_map_destroy(&cl->fresh);
     if (cl->link)
         zmq_close(cl->link);
     free(cl);
@@ -907,6 +1030,16 @@ bool cluster__elsewhere(hub_server_t *self, const char *member, const char **ser
     if (l && services)
         *services = l->services;
     return l != NULL;
+}
+
+void cluster__member_online(hub_server_t *self, const char *member)
+{
+    core__cluster_t *cl = self->cluster;
+    if (!cl || (!cl->fresh && !(cl->fresh = hub_map_new())) ||
+        hub_map_put(cl->fresh, member, cl) != 0)
+        return;
+    if (cl->state == HUB__CL_READY && !cl->busy)
+        cluster__cl_announce(cl);
 }
 
 void cluster__subs_changed(hub_server_t *self)

@@ -78,6 +78,15 @@ bool cluster__located(hub_server_t *self, const char *member);
 bool cluster__elsewhere(hub_server_t *self, const char *member, const char **services);
 /* The nodes hub_nodes lists, as the last beat read them (/api/v1/nodes). */
 void cluster__nodes(hub_server_t *self, hub_ops_node_visit visit, void *user);
+/* What flows and delegation rules counted beyond this process's live
+ * counters (hub_cluster_counts.h; the callbacks of hub_ops_source_t). */
+void cluster__count_nodes(hub_server_t *self, hub_ops_count_node_visit visit, void *user);
+void cluster__flow_counts(hub_server_t *self, hub_flows_visit visit, void *user);
+void cluster__delegation_counts(hub_server_t *self, const char *rule_key, const char *procedure,
+                                uint64_t *carried, uint64_t *last_used_us);
+/* A member has just connected here: its location is written at once (not
+ * at the next beat), and the other nodes hear of it by NOTIFY. */
+void cluster__member_online(hub_server_t *self, const char *member);
 /* This node's subscriptions changed: written to the store at the next beat. */
 void cluster__subs_changed(hub_server_t *self);
 /* ZAP: a connection to the cluster link with the hub's own key. */

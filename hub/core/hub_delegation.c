@@ -346,6 +346,17 @@ int hub_delegations_info(const hub_delegations_t *self, size_t i, hub_delegation
     return 0;
 }
 
+int hub_delegation_info_key(const hub_delegation_info_t *r, char *out, size_t size)
+{
+    if (!r || !out || !size)
+        return HUB_EINVAL;
+    int n = snprintf(out, size, "%s/%s -> %s %llu %llu", r->authority, r->service, r->delegate,
+                     (unsigned long long)r->from_us, (unsigned long long)r->until_us);
+    for (size_t i = 0; n >= 0 && (size_t)n < size && i < r->n_procedures; i++)
+        n += snprintf(out + n, size - (size_t)n, "%c%s", i ? ',' : ' ', r->procedures[i]);
+    return n >= 0 && (size_t)n < size ? 0 : HUB_EINVAL;
+}
+
 static bool delegation__same_rule(const hub_delegation_rule_t *a, const hub_delegation_rule_t *b)
 {
     if (strcmp(a->key, b->key) || strcmp(a->delegate, b->delegate) || a->from_us != b->from_us ||

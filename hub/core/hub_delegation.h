@@ -79,6 +79,12 @@ void hub_delegations_note(hub_delegations_t *self, const char *authority, const 
 size_t hub_delegations_count(const hub_delegations_t *self);
 /* The i-th rule, in file order; HUB_ENOTFOUND past the end. */
 int hub_delegations_info(const hub_delegations_t *self, size_t i, hub_delegation_info_t *out);
+/* A rule's identity across nodes and reloads (authority, service, delegate,
+ * dates, procedures: what "written the same" means), into out; several
+ * nodes key what each rule carried by it (hub_cluster.h). HUB_EINVAL when
+ * it does not fit (HUB_DELEGATION_KEY_MAX is always enough). */
+#define HUB_DELEGATION_KEY_MAX 2048
+int hub_delegation_info_key(const hub_delegation_info_t *r, char *out, size_t size);
 /* After a reload: each rule of next written exactly as one of prev (same
  * authority, service, delegate, procedures and dates) keeps its counts. */
 void hub_delegations_carry_counts(hub_delegations_t *next, const hub_delegations_t *prev);

@@ -46,6 +46,7 @@ typedef struct {
     size_t n_refusals;
     flows__cslot_t csec[60], cmin[60];
     flows__lwin_t *e2e, *hub; /* allocated on the first latency */
+    bool changed;             /* counted since hub_flows_changed last visited it */
     /* Prometheus series, looked up once (NULL when the family is full). */
     bool series_done;
     hub_metric_series_t *m_accepted, *m_bytes, *m_delivered, *m_settled, *m_dead, *m_e2e,
@@ -377,6 +378,7 @@ static void flows__touch(flows__flow_t *f, uint64_t now_us)
     if (!f->first_at_us)
         f->first_at_us = now_us;
     f->last_at_us = now_us;
+    f->changed = true;
 }
 
 static hub_flows_tick_t *flows__tick(hub_flows_t *self, uint64_t now_us)
@@ -727,6 +729,42 @@ size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit vis
         visit(&info, user);
     }
     free(sorted);
+    return n;
+}
+
+size_t hub_flows_changed(hub_flows_t *self, bool all, hub_flows_visit visit, void *user)
+{
+    if (!self || !visit)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_flows; i++) {
+        flows__flow_t *f = self->flows[i];
+        if (!f->changed && !all)
+            continue;
+        f->changed = false;
+        hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
+        for (size_t k = 0; k < f->n_refusals; k++) {
+            refusals[k].outcome = f->refusals[k].outcome;
+            refusals[k].count = f->refusals[k].count;
+        }
+        hub_flows_info_t info = {
+            .sender = f->sender,
+            .receiver = f->receiver,
+            .service = f->service,
+            .accepted = f->accepted,
+            .refused = f->refused,
+            .delivered = f->delivered,
+            .settled = f->settled,
+            .dead_lettered = f->dead_lettered,
+            .bytes = f->bytes,
+            .first_at_us = f->first_at_us,
+            .last_at_us = f->last_at_us,
+            .refusals = refusals,
+            .n_refusals = f->n_refusals,
+        };
+        visit(&info, user);
+        n++;
+    }
     return n;
 }
 

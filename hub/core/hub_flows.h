@@ -148,6 +148,10 @@ typedef void (*hub_flows_visit)(const hub_flows_info_t *flow, void *user);
  * of now_us. Returns the number visited (HUB_ENOMEM as 0 visits). */
 size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit visit, void *user);
 size_t hub_flows_count(const hub_flows_t *self);
+/* Several nodes (hub_cluster.h): visits the lifetime counts of the flows
+ * counted since the last call (every flow with all), in no order and with
+ * zero windows, and marks them unchanged. Returns the number visited. */
+size_t hub_flows_changed(hub_flows_t *self, bool all, hub_flows_visit visit, void *user);
 
 typedef void (*hub_flows_exchange_visit)(const hub_flows_exchange_t *x, void *user);
 /* Visits up to limit exchanges, newest first; with member non-NULL and

@@ -560,6 +560,7 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
         self->allowed_hosts[o++] = ',';
         self->allowed_hosts[o] = '\0';
     }
+    snprintf(self->node_id, sizeof self->node_id, "%s", cfg->node_id ? cfg->node_id : "");
     const char *lang = cfg->lang ? cfg->lang : ops__site.lang;
     snprintf(self->lang, sizeof self->lang, "%s", !strcmp(lang, "en") ? "en" : "vi");
     const char *members_file = cfg->members_file ? cfg->members_file : ops__site.members_file;

@@ -111,6 +111,10 @@ typedef struct {
     const char *members_file;
     /* Alarm thresholds (hub_alarms.h); copied. NULL = the defaults. */
     const hub_alarm_thresholds_t *alarms;
+    /* This node's name (hubd.conf node_id), on /metrics as
+     * lth_node_info{node_id} 1, so that series of several nodes can be told
+     * apart and added up. NULL or "" = none. */
+    const char *node_id;
 } hub_ops_config_t;
 
 /* The language and member directory that hub_ops_new() takes when the

@@ -44,6 +44,7 @@ struct hub_ops {
     char allowed_hosts[512]; /* ",name,name," (lower case), or "" */
     char address[300];
     char lang[8];                 /* "vi" or "en": when a request names none */
+    char node_id[64];             /* lth_node_info's label; "" = no series */
     hub_memberdir_t *directory;   /* agency names; NULL = none */
     uint64_t started_at_us;       /* this process's start, wall clock */
     hub_map_t *member_labels;     /* member ids given a lth_member_connected series */
@@ -54,7 +55,7 @@ struct hub_ops {
     /* Families refreshed on every scrape. */
     hub_metric_family_t *f_known, *f_connected, *f_member_up, *f_q_depth, *f_q_inflight,
         *f_q_age, *f_dead, *f_store_used, *f_store_max, *f_audit, *f_refused_code,
-        *f_responses, *f_build;
+        *f_responses, *f_build, *f_node;
     hub_metric_family_t *f_stat[HUB_OPS__STAT_FAMILIES];
     hub_ops_audit_metrics_t audit_metrics;
     hub_metric_family_t *f_http[7];

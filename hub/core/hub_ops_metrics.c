@@ -347,6 +347,13 @@ int hub_ops__register_families(hub_ops_t *self)
     if (!rc)
         rc = hub_metrics_gauge(m, "lth_build_info", "The hub's version; always 1.", version_l, 1,
                                &self->f_build);
+    if (!rc) {
+        static const char *const node_l[] = {"node_id"};
+        rc = hub_metrics_gauge(m, "lth_node_info",
+                               "The hubd node answering (hubd.conf node_id); always 1. Each node "
+                               "of several has its own /metrics.",
+                               node_l, 1, &self->f_node);
+    }
     for (size_t i = 0; !rc && i < HUB_OPS__STAT_FAMILIES; i++)
         rc = !hub_ops__stat_families[i].metric
                  ? 0
@@ -383,6 +390,10 @@ int hub_ops__register_families(hub_ops_t *self)
     if (!rc) {
         const char *const v[] = {HUB_VERSION};
         rc = hub_metric_set(self->f_build, v, 1);
+    }
+    if (!rc && self->node_id[0]) {
+        const char *const n[] = {self->node_id};
+        rc = hub_metric_set(self->f_node, n, 1);
     }
     return rc;
 }

@@ -335,10 +335,172 @@ static void ops_routes__flow_json(const hub_flows_info_t *f, void *user)
     hub_jsonw_object_end(w);
 }
 
+/* Several nodes: one flow's counts added up over the nodes. */
+#define OPS_ROUTES__REFUSALS 16
+typedef struct {
+    hub_flows_info_t info; /* names into names; refusals into refusals */
+    char *names;
+    hub_flows_refusal_t refusals[OPS_ROUTES__REFUSALS];
+    char outcomes[OPS_ROUTES__REFUSALS][HUB_FLOWS_OUTCOME_MAX + 1];
+} ops_routes__flow_sum_t;
+
+typedef struct {
+    hub_map_t *by_key;
+    bool oom;
+} ops_routes__flow_sums_t;
+
+static void ops_routes__refusal_add(ops_routes__flow_sum_t *f, const char *outcome, uint64_t n)
+{
+    size_t i = 0;
+    while (i < f->info.n_refusals && strcmp(f->outcomes[i], outcome) != 0)
+        i++;
+    if (i == OPS_ROUTES__REFUSALS) {
+        i = OPS_ROUTES__REFUSALS - 1; /* the last kind collects the rest */
+        snprintf(f->outcomes[i], sizeof f->outcomes[i], "other");
+    } else if (i == f->info.n_refusals) {
+        snprintf(f->outcomes[i], sizeof f->outcomes[i], "%s", outcome);
+        f->refusals[i].count = 0;
+        f->info.n_refusals++;
+    }
+    f->refusals[i].outcome = f->outcomes[i];
+    f->refusals[i].count += n;
+}
+
+static void ops_routes__flow_sum(const hub_flows_info_t *in, void *user)
+{
+    ops_routes__flow_sums_t *sums = user;
+    size_t ls = strlen(in->sender) + 1, lr = strlen(in->receiver) + 1,
+           lv = strlen(in->service) + 1;
+    char *key = malloc(ls + lr + lv);
+    if (!key) {
+        sums->oom = true;
+        return;
+    }
+    snprintf(key, ls + lr + lv, "%s\x1f%s\x1f%s", in->sender, in->receiver, in->service);
+    ops_routes__flow_sum_t *f = hub_map_get(sums->by_key, key);
+    if (!f) {
+        f = calloc(1, sizeof *f);
+        char *names = f ? malloc(ls + lr + lv) : NULL;
+        if (!names || hub_map_put(sums->by_key, key, f) != 0) {
+            free(names);
+            free(f);
+            free(key);
+            sums->oom = true;
+            return;
+        }
+        f->info.sender = memcpy(names, in->sender, ls);
+        f->info.receiver = memcpy(names + ls, in->receiver, lr);
+        f->info.service = memcpy(names + ls + lr, in->service, lv);
+        f->names = names;
+        f->info.minute = in->minute; /* the windows are the answering node's own */
+        f->info.hour = in->hour;
+        f->info.refusals = f->refusals;
+    }
+    free(key);
+    f->info.accepted += in->accepted;
+    f->info.refused += in->refused;
+    f->info.delivered += in->delivered;
+    f->info.settled += in->settled;
+    f->info.dead_lettered += in->dead_lettered;
+    f->info.bytes += in->bytes;
+    if (in->first_at_us && (!f->info.first_at_us || in->first_at_us < f->info.first_at_us))
+        f->info.first_at_us = in->first_at_us;
+    if (in->last_at_us > f->info.last_at_us)
+        f->info.last_at_us = in->last_at_us;
+    for (size_t i = 0; i < in->n_refusals; i++)
+        ops_routes__refusal_add(f, in->refusals[i].outcome, in->refusals[i].count);
+}
+
+static int ops_routes__cmp_flow_sum(const void *a, const void *b)
+{
+    const hub_flows_info_t *x = &(*(ops_routes__flow_sum_t *const *)a)->info;
+    const hub_flows_info_t *y = &(*(ops_routes__flow_sum_t *const *)b)->info;
+    int c = strcmp(x->sender, y->sender);
+    if (!c)
+        c = strcmp(x->receiver, y->receiver);
+    return c ? c : strcmp(x->service, y->service);
+}
+
+/* Several nodes: which nodes' counts the answer adds up, and as of when. */
+typedef struct {
+    hub_jsonw_t *w;
+    uint64_t now, oldest;
+} ops_routes__count_nodes_t;
+
+static void ops_routes__count_node_json(const hub_ops_count_node_t *n, void *user)
+{
+    ops_routes__count_nodes_t *c = user;
+    hub_jsonw_object_begin(c->w);
+    hub_jsonw_kv_str(c->w, "id", n->id);
+    hub_jsonw_kv_u64(c->w, "as_of_us", n->as_of_us);
+    hub_jsonw_kv_double(c->w, "age_s", hub_ops__age_s(c->now, n->as_of_us), 3);
+    hub_jsonw_kv_bool(c->w, "self", n->self);
+    hub_jsonw_object_end(c->w);
+    if (!c->oldest || n->as_of_us < c->oldest)
+        c->oldest = n->as_of_us;
+}
+
+/* Closes a list of several nodes' counts with "nodes" and "as_of_us" (the
+ * oldest of them). */
+static void ops_routes__cluster_list_end(hub_ops_t *self, hub_jsonw_t *w, uint64_t now,
+                                         hub_http_response_t *resp)
+{
+    hub_jsonw_array_end(w);
+    ops_routes__count_nodes_t c = {w, now, 0};
+    hub_jsonw_key(w, "nodes");
+    hub_jsonw_array_begin(w);
+    self->src.count_nodes(self->src.ctx, ops_routes__count_node_json, &c);
+    hub_jsonw_array_end(w);
+    hub_jsonw_kv_u64(w, "as_of_us", c.oldest ? c.oldest : now);
+    hub_jsonw_object_end(w);
+    hub_ops__respond_json(resp, 200, w);
+}
+
+/* Several nodes: this node's flows (with its windows) plus what the
+ * others (and this node before its start) counted. */
+static void ops_routes__flows_cluster(hub_ops_t *self, uint64_t now, hub_http_response_t *resp)
+{
+    ops_routes__flow_sums_t sums = {hub_map_new(), false};
+    if (!sums.by_key) {
+        hub_ops__error(resp, 500, "out of memory");
+        return;
+    }
+    hub_flows_foreach(self->flows, now, ops_routes__flow_sum, &sums);
+    self->src.flow_counts(self->src.ctx, ops_routes__flow_sum, &sums);
+    size_t n = hub_map_size(sums.by_key), k = 0, cursor = 0;
+    ops_routes__flow_sum_t **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    void *value;
+    while (hub_map_next(sums.by_key, &cursor, NULL, &value))
+        if (sorted)
+            sorted[k++] = value;
+    if (sorted && !sums.oom) {
+        qsort(sorted, k, sizeof *sorted, ops_routes__cmp_flow_sum);
+        hub_jsonw_t w;
+        ops_routes__list_begin(&w, now, "flows");
+        for (size_t i = 0; i < k; i++)
+            ops_routes__flow_json(&sorted[i]->info, &w);
+        ops_routes__cluster_list_end(self, &w, now, resp);
+    } else {
+        hub_ops__error(resp, 500, "out of memory");
+    }
+    free(sorted);
+    cursor = 0;
+    while (hub_map_next(sums.by_key, &cursor, NULL, &value)) {
+        ops_routes__flow_sum_t *f = value;
+        free(f->names);
+        free(f);
+    }
+    hub_map_destroy(&sums.by_key);
+}
+
 void hub_ops__route_flows(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
 {
     (void)req;
     uint64_t now = hub_now_us();
+    if (self->src.flow_counts && self->src.count_nodes) {
+        ops_routes__flows_cluster(self, now, resp);
+        return;
+    }
     hub_jsonw_t w;
     ops_routes__list_begin(&w, now, "flows");
     hub_flows_foreach(self->flows, now, ops_routes__flow_json, &w);
@@ -434,8 +596,20 @@ void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
     uint64_t now = hub_now_us();
     hub_jsonw_t w;
     ops_routes__list_begin(&w, now, "delegations");
+    bool cluster = self->src.delegation_counts && self->src.count_nodes;
     hub_delegation_info_t r;
     for (size_t i = 0; hub_delegations_info(d, i, &r) == 0; i++) {
+        /* Several nodes: what the rule carried through the others too. */
+        char rule[HUB_DELEGATION_KEY_MAX];
+        uint64_t carried = r.carried, last_used_us = r.last_used_us;
+        bool keyed = cluster && hub_delegation_info_key(&r, rule, sizeof rule) == 0;
+        if (keyed) {
+            uint64_t more, last;
+            self->src.delegation_counts(self->src.ctx, rule, "", &more, &last);
+            carried += more;
+            if (last > last_used_us)
+                last_used_us = last;
+        }
         hub_jsonw_object_begin(&w);
         hub_jsonw_kv_str(&w, "authority", r.authority);
         hub_jsonw_kv_str(&w, "service", r.service);
@@ -445,7 +619,10 @@ void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
         for (size_t k = 0; k < r.n_procedures; k++) {
             hub_jsonw_object_begin(&w);
             hub_jsonw_kv_str(&w, "code", r.procedures[k]);
-            hub_jsonw_kv_u64(&w, "carried", r.procedure_carried[k]);
+            uint64_t more = 0, last;
+            if (keyed)
+                self->src.delegation_counts(self->src.ctx, rule, r.procedures[k], &more, &last);
+            hub_jsonw_kv_u64(&w, "carried", r.procedure_carried[k] + more);
             hub_jsonw_object_end(&w);
         }
         hub_jsonw_array_end(&w);
@@ -457,11 +634,14 @@ void hub_ops__route_delegations(hub_ops_t *self, const hub_http_request_t *req,
             hub_jsonw_u64(&w, r.until_us);
         hub_jsonw_kv_bool(&w, "in_force", now >= r.from_us && now < r.until_us);
         hub_jsonw_kv_u64(&w, "line", r.line);
-        hub_jsonw_kv_u64(&w, "carried", r.carried);
-        hub_jsonw_kv_u64(&w, "last_used_us", r.last_used_us);
+        hub_jsonw_kv_u64(&w, "carried", carried);
+        hub_jsonw_kv_u64(&w, "last_used_us", last_used_us);
         hub_jsonw_object_end(&w);
     }
-    ops_routes__list_end(&w, resp);
+    if (cluster)
+        ops_routes__cluster_list_end(self, &w, now, resp);
+    else
+        ops_routes__list_end(&w, resp);
 }
 
 bool hub_ops__route_asset(const hub_http_request_t *req, hub_http_response_t *resp)

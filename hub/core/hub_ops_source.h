@@ -11,6 +11,7 @@
 #define HUB_OPS_SOURCE_H
 
 #include "hub_audit.h"
+#include "hub_flows.h"
 #include "hub_server.h"
 #include "hub_tsa.h"
 
@@ -65,6 +66,15 @@ typedef struct {
 typedef void (*hub_ops_node_visit)(const hub_ops_node_t *n, void *user);
 typedef void (*hub_ops_queue_visit)(const hub_ops_queue_t *q, void *user);
 
+/* Several nodes (cluster = on): a node whose counts /api/v1/flows and
+ * /api/v1/delegations add up, and the moment they are of. */
+typedef struct {
+    const char *id;
+    uint64_t as_of_us; /* when it last wrote them (now for the node answering) */
+    bool self;         /* the node answering (its live counters) */
+} hub_ops_count_node_t;
+typedef void (*hub_ops_count_node_visit)(const hub_ops_count_node_t *n, void *user);
+
 typedef struct {
     void *ctx;
     /* Every member known from the key directory or seen connected. */
@@ -88,6 +98,16 @@ typedef struct {
     void (*nodes)(void *ctx, hub_ops_node_visit visit, void *user);
     /* The delegation rules in force, with their use counts (NULL: none). */
     const struct hub_delegations *(*delegations)(void *ctx);
+    /* Several nodes; NULL for one node alone, whose live counters are the
+     * whole answer. count_nodes: the nodes whose counts are added up.
+     * flow_counts: flow counts beyond this process's live ones (other
+     * nodes', and this node's from before it started), one visit per node
+     * and flow, zero windows. delegation_counts: the same for a rule
+     * (hub_delegation_info_key) and procedure ("" = the whole rule). */
+    void (*count_nodes)(void *ctx, hub_ops_count_node_visit visit, void *user);
+    void (*flow_counts)(void *ctx, hub_flows_visit visit, void *user);
+    void (*delegation_counts)(void *ctx, const char *rule_key, const char *procedure,
+                              uint64_t *carried, uint64_t *last_used_us);
 } hub_ops_source_t;
 
 #endif

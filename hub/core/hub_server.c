@@ -142,6 +142,7 @@ static void server__on_hello(hub_server_t *self, core__member_t *m, const uint8_
     HUB_INFO("router", was_online ? "member reconnected" : "member connected",
              "member=%s services=\"%s\"", m->id, services);
     members__audit_q(self, HUB_AUDIT_MEMBER_CONNECTED, NULL, 0, m->id, NULL, NULL, services);
+    cluster__member_online(self, m->id); /* several nodes: the others learn it now */
 
     Lth__V1__Welcome welcome = LTH__V1__WELCOME__INIT;
     welcome.member_id = m->id;
@@ -951,6 +952,7 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
         ocfg.lang = cfg->lang[0] ? cfg->lang : NULL;
         ocfg.members_file = cfg->members_file;
         ocfg.alarms = &cfg->alarms;
+        ocfg.node_id = cfg->node_id;
         rc = hub_ops_new(loop, &ocfg, &self->ops_source, self->flows, self->metrics, &self->ops,
                          err, err_size);
         sodium_memzero(token, sizeof token);

@@ -234,7 +234,37 @@ static void server_ops__nodes(void *ctx, hub_ops_node_visit visit, void *user)
     visit(&n, user);
 }
 
+static hub_ops_source_t server_ops__source_one(hub_server_t *self);
+
+/* Several nodes: flows and delegation counts for the whole hub. */
+static void server_ops__count_nodes(void *ctx, hub_ops_count_node_visit visit, void *user)
+{
+    cluster__count_nodes(ctx, visit, user);
+}
+
+static void server_ops__flow_counts(void *ctx, hub_flows_visit visit, void *user)
+{
+    cluster__flow_counts(ctx, visit, user);
+}
+
+static void server_ops__delegation_counts(void *ctx, const char *rule_key, const char *procedure,
+                                          uint64_t *carried, uint64_t *last_used_us)
+{
+    cluster__delegation_counts(ctx, rule_key, procedure, carried, last_used_us);
+}
+
 hub_ops_source_t server_ops__source(hub_server_t *self)
+{
+    hub_ops_source_t src = server_ops__source_one(self);
+    if (self->cluster) {
+        src.count_nodes = server_ops__count_nodes;
+        src.flow_counts = server_ops__flow_counts;
+        src.delegation_counts = server_ops__delegation_counts;
+    }
+    return src;
+}
+
+static hub_ops_source_t server_ops__source_one(hub_server_t *self)
 {
     return (hub_ops_source_t){self,
                               server_ops__members,
@@ -248,5 +278,8 @@ hub_ops_source_t server_ops__source(hub_server_t *self)
                               server_ops__dlq_purge_older,
                               server_ops__audit,
                               server_ops__nodes,
-                              server_ops__delegations};
+                              server_ops__delegations,
+                              NULL,
+                              NULL,
+                              NULL};
 }

@@ -289,7 +289,7 @@ int hub_store_backup(const char *dir, const char *dest_dir, hub_store_info_t *ou
  * stored, nothing is ACKed) and is opened again, with backoff, by a later
  * call. */
 #define HUB_STORE_PG_ROW_BYTES 256u
-#define HUB_STORE_PG_SCHEMA 1u /* the schema version this build writes */
+#define HUB_STORE_PG_SCHEMA 2u /* the schema version this build writes */
 int hub_store_open_pg(const char *dsn, bool migrate, const hub_store_limits_t *limits,
                       hub_store_t **out, char *err, size_t err_size);
 /* Creates the schema in an empty database, or applies the migrations an

@@ -50,6 +50,25 @@ const char HUB_CLUSTER_SCHEMA[] =
     "         (SELECT 1 FROM hub_old o WHERE o.seq = n.seq AND NOT o.dead)) s;"
     "  RETURN NULL;"
     " END $$;"
+    /* A member's location that says something new (a new connection, on
+     * this node or another), not a renewal: NOTIFY hub_located "MEMBER-HEX
+     * NODE CONNECTED-AT-US NODE-LINK SERVICES" (link "-" when unknown;
+     * services left out when they would not fit a notification; the next
+     * beat brings them). */
+    "CREATE OR REPLACE FUNCTION hub_notify_located() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' OR OLD.node_id IS DISTINCT FROM NEW.node_id OR"
+    "     OLD.connected_at_us IS DISTINCT FROM NEW.connected_at_us THEN"
+    "   PERFORM pg_notify('hub_located', encode(NEW.member, 'hex') || ' ' || NEW.node_id || ' ' ||"
+    "                     NEW.connected_at_us || ' ' || coalesce((SELECT nullif(n.cluster_endpoint, '')"
+    "                     FROM hub_nodes n WHERE n.node_id = NEW.node_id), '-') || ' ' ||"
+    "                     CASE WHEN octet_length(NEW.services) < 6000 THEN NEW.services"
+    "                          ELSE '' END);"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE OR REPLACE TRIGGER hub_locations_located AFTER INSERT OR UPDATE ON hub_locations"
+    " FOR EACH ROW EXECUTE FUNCTION hub_notify_located();"
     "CREATE OR REPLACE TRIGGER hub_msgs_queued AFTER INSERT ON hub_msgs"
     " REFERENCING NEW TABLE AS hub_new FOR EACH STATEMENT EXECUTE FUNCTION hub_notify_inserted();"
     "CREATE OR REPLACE TRIGGER hub_msgs_requeued AFTER UPDATE ON hub_msgs"

@@ -64,6 +64,32 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE hub_requests ("
     "  message_id bytea PRIMARY KEY, sender bytea NOT NULL, receiver bytea NOT NULL,"
     "  expires_at_us bigint NOT NULL);",
+    /* 2: what each node counted (cluster = on, hub_cluster.h), cumulative,
+     * so that /api/v1/flows and /api/v1/delegations answer for the whole
+     * hub whichever node is asked. rev: the node's write that last changed
+     * the row (each node writes once per beat, one transaction at a time),
+     * so that the others read only what changed. */
+    "CREATE TABLE hub_count_nodes ("
+    "  node_id text PRIMARY KEY,"
+    "  written_at_us bigint NOT NULL,"
+    "  rev bigint NOT NULL);"
+    "CREATE TABLE hub_flow_counts ("
+    "  node_id text NOT NULL,"
+    "  sender bytea NOT NULL, receiver bytea NOT NULL, service bytea NOT NULL,"
+    "  accepted bigint NOT NULL, refused bigint NOT NULL, delivered bigint NOT NULL,"
+    "  settled bigint NOT NULL, dead_lettered bigint NOT NULL, bytes bigint NOT NULL,"
+    "  first_at_us bigint NOT NULL, last_at_us bigint NOT NULL,"
+    "  refusals bytea NOT NULL,"
+    "  rev bigint NOT NULL,"
+    "  PRIMARY KEY (node_id, sender, receiver, service));"
+    "CREATE INDEX hub_flow_counts_rev ON hub_flow_counts (node_id, rev);"
+    "CREATE TABLE hub_delegation_counts ("
+    "  node_id text NOT NULL,"
+    "  rule bytea NOT NULL,"
+    "  procedure bytea NOT NULL,"
+    "  carried bigint NOT NULL, last_used_us bigint NOT NULL,"
+    "  rev bigint NOT NULL,"
+    "  PRIMARY KEY (node_id, rule, procedure));",
 };
 #define N_MIGRATIONS (sizeof MIGRATIONS / sizeof MIGRATIONS[0])
 _Static_assert(N_MIGRATIONS == HUB_STORE_PG_SCHEMA, "HUB_STORE_PG_SCHEMA names the last migration");

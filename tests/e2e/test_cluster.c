@@ -47,6 +47,13 @@ static void setup(void)
     hubfix_add_member(&a, ECHO, true);
     hubfix_add_member(&a, SUB, true);
     hubfix_init_node(&b, &a, "b", node_conf("node-b", conf, sizeof conf));
+    /* Ủy quyền: ECHO's deleg/v1 goes to RECEIVER, on both nodes. */
+    char path[PATH_MAX], line[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/delegations.conf", a.dir);
+    tk_write_file(path, "delegate " ECHO "/deleg/v1 -> " RECEIVER "\n");
+    snprintf(line, sizeof line, "delegations_file = %s\n", path);
+    hubfix_append_conf(&a, line);
+    hubfix_append_conf(&b, line);
     snprintf(record_path, sizeof record_path, "%s/received.txt", a.dir);
     snprintf(state_dir, sizeof state_dir, "%s/receiver-state", a.dir);
     hubfix_start(&a);
@@ -157,6 +164,88 @@ static bool wait_pg_count(const char *sql, long long want, int timeout_ms)
     return false;
 }
 
+/* GET path of node f as JSON (the caller decrefs). */
+static json_t *api(hubfix_t *f, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://%s%s", f->http, path);
+    return tk_reply_json(tk_http("GET", url, NULL, NULL), url);
+}
+
+/* /api/v1/flows of node f: `field` added up over the flows from sender to
+ * receiver (whatever service each node named them by). */
+static long long flows_sum(hubfix_t *f, const char *sender, const char *receiver,
+                           const char *field)
+{
+    json_t *j = api(f, "/api/v1/flows");
+    long long sum = 0;
+    size_t i;
+    json_t *flow;
+    json_array_foreach(json_object_get(j, "flows"), i, flow)
+    {
+        if (!strcmp(json_string_value(json_object_get(flow, "sender")), sender) &&
+            !strcmp(json_string_value(json_object_get(flow, "receiver")), receiver))
+            sum += json_integer_value(json_object_get(flow, field));
+    }
+    json_decref(j);
+    return sum;
+}
+
+/* Until node f's flows say `want` for field (its beat and the other
+ * node's bring the counts; a few beats at most). */
+static bool wait_flows(hubfix_t *f, const char *sender, const char *receiver, const char *field,
+                       long long want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        if (flows_sum(f, sender, receiver, field) == want)
+            return true;
+        idle(100);
+    }
+    return false;
+}
+
+/* The nodes a cluster-wide answer of node f says it added up: asserts
+ * node-a and node-b are among them, f itself as "self", and returns the
+ * age in seconds of `node`'s counts. */
+static double counted_nodes(hubfix_t *f, const char *path, const char *self, const char *node)
+{
+    json_t *j = api(f, path);
+    ck_assert_int_gt(json_integer_value(json_object_get(j, "as_of_us")), 0);
+    json_t *nodes = json_object_get(j, "nodes");
+    ck_assert_int_eq(json_array_size(nodes), 2);
+    double age = -1;
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        ck_assert(!strcmp(id, "node-a") || !strcmp(id, "node-b"));
+        ck_assert(json_is_true(json_object_get(n, "self")) == !strcmp(id, self));
+        ck_assert_int_gt(json_integer_value(json_object_get(n, "as_of_us")), 0);
+        if (!strcmp(id, node))
+            age = json_number_value(json_object_get(n, "age_s"));
+    }
+    json_decref(j);
+    ck_assert_msg(age >= 0, "%s: %s not listed", path, node);
+    return age;
+}
+
+/* /api/v1/delegations of node f: what the rule to `delegate` carried. */
+static long long carried(hubfix_t *f, const char *delegate)
+{
+    json_t *j = api(f, "/api/v1/delegations");
+    long long n = -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "delegations"), i, r)
+    {
+        if (!strcmp(json_string_value(json_object_get(r, "delegate")), delegate))
+            n = json_integer_value(json_object_get(r, "carried"));
+    }
+    json_decref(j);
+    return n;
+}
+
 #define LOCATED_ON(node)                                                                           \
     "SELECT count(*) FROM hub_locations WHERE node_id = '" node "' AND expires_at > now() AND "    \
     "member = convert_to('" RECEIVER "', 'UTF8')"
@@ -176,6 +265,18 @@ START_TEST(durable_across_nodes_and_node_killed)
     wait_acked(s, 60);
     ck_assert_msg(tk_wait_lines(record_path, 200, 30000), "receiver on B got %d of 200",
                   tk_count_lines(record_path));
+    /* /api/v1/flows is the hub's, whichever node is asked: A accepted the
+     * 200, B delivered and settled them. */
+    for (int n = 0; n < 2; n++) {
+        hubfix_t *f = n ? &b : &a;
+        ck_assert_msg(wait_flows(f, SENDER, RECEIVER, "accepted", 200, 10000),
+                      "node %c: flows say %lld accepted, not 200", 'A' + n,
+                      flows_sum(f, SENDER, RECEIVER, "accepted"));
+        ck_assert_msg(wait_flows(f, SENDER, RECEIVER, "settled", 200, 10000),
+                      "node %c: flows say %lld settled, not 200", 'A' + n,
+                      flows_sum(f, SENDER, RECEIVER, "settled"));
+        counted_nodes(f, "/api/v1/flows", n ? "node-b" : "node-a", "node-a");
+    }
 
     /* Sent while the receiver is away: queued in the shared store. */
     ck_assert_int_eq(tk_stop(rcv), 0);
@@ -354,9 +455,86 @@ START_TEST(requests_publications_and_directory_across_nodes)
     ck_assert_msg(!directory_online(sub, RECEIVER), "node B: %s online", RECEIVER);
     assert_nodes(&a, 1, 2);
     assert_nodes(&b, 1, 2);
-    talking[0] = talking[1] = NULL;
-    adp_close(&sub);
+
+    /* (f) Delegation: 7 events to ECHO's deleg/v1 through node A go to
+     * RECEIVER (offline: queued); node B's /api/v1/delegations counts
+     * them, and its flows A's requests, even after node A is killed. */
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(
+            adp_post_event(c, ECHO, "deleg/v1", "text/plain", "for the delegate", 16, 0, NULL), 0);
+    for (int w = 0; w < 100 && adp_outbox_size(c) > 0; w++)
+        adp_run(c, 50);
+    ck_assert_msg(adp_outbox_size(c) == 0, "delegated events not ACKed: %s", adp_last_error(c));
+    ck_assert_int_eq(carried(&a, RECEIVER), 7);
+    for (int w = 0; w < 50 && carried(&b, RECEIVER) != 7; w++)
+        idle(100);
+    ck_assert_int_eq(carried(&b, RECEIVER), 7);
+    counted_nodes(&b, "/api/v1/delegations", "node-b", "node-a");
+    /* 7 requests to ECHO and 7 events for ECHO (delegated to RECEIVER) */
+    long long to_echo = 0;
+    for (int w = 0; w < 100 && to_echo != 14; w++) {
+        to_echo = flows_sum(&b, SENDER, ECHO, "accepted") +
+                  flows_sum(&b, SENDER, RECEIVER, "accepted");
+        if (to_echo != 14)
+            idle(100);
+    }
+    ck_assert_msg(to_echo == 14, "node B: flows say %lld accepted from A, not 14", to_echo);
+    talking[0] = NULL;
     adp_close(&c);
+    tk_kill9(a.hubd);
+    a.hubd = 0;
+    tk_sleep_ms(1500); /* node A's heartbeat and locations expire; its counts stay */
+    ck_assert_int_eq(carried(&b, RECEIVER), 7);
+    ck_assert_int_eq(flows_sum(&b, SENDER, ECHO, "accepted") +
+                         flows_sum(&b, SENDER, RECEIVER, "accepted"),
+                     14);
+    ck_assert_msg(counted_nodes(&b, "/api/v1/flows", "node-b", "node-a") >= 1.0,
+                  "node A's counts are not shown as old");
+    talking[1] = NULL;
+    adp_close(&sub);
+}
+END_TEST
+
+/* (g) A member that has just connected to one node is reached online-only
+ * through another at once: the node announces the new location (NOTIFY),
+ * not at its next beat. Then it moves to the other node, and the same
+ * holds the other way. */
+START_TEST(new_location_known_at_once)
+{
+    /* Beats far apart: what the nodes learn within a second, they learn
+     * from the announcement, not from a beat. */
+    hubfix_restart_with(&a, "cluster_beat_ms = 8000\n");
+    hubfix_restart_with(&b, "cluster_beat_ms = 8000\n");
+    adp_client_t *from_a = hubfix_connect(&a, SENDER);
+    adp_client_t *from_b = hubfix_connect(&b, SENDER);
+    hubfix_t *nodes[2] = {&b, &a};
+    const char *located[2] = {LOCATED(RECEIVER, "node-b"), LOCATED(RECEIVER, "node-a")};
+    for (int round = 0; round < 2; round++) {
+        hubfix_client_conf_t conf;
+        hubfix_client_conf(nodes[round], RECEIVER, &conf);
+        adp_client_t *rcv = NULL;
+        char err[512];
+        int got = 0;
+        ck_assert_int_eq(adp_new(&conf.cfg, &rcv, err, sizeof err), 0);
+        ck_assert_int_eq(adp_offer(rcv, "record/v1", hubfix_count_handler, &got), 0);
+        ck_assert_msg(adp_start(rcv, err, sizeof err) == 0, "%s", err);
+        /* As soon as the store has the location (written at the Hello,
+         * not at a beat), the other node knows it too. */
+        for (int w = 0; w < 200 && pg_count(located[round]) != 1; w++)
+            tk_sleep_ms(5);
+        ck_assert_int_eq(pg_count(located[round]), 1);
+        adp_client_t *s = round == 0 ? from_a : from_b;
+        int rc = adp_send_event(s, RECEIVER, "record/v1", "text/plain", "right now", 9,
+                                ADP_ONLINE_ONLY, 5000, NULL);
+        ck_assert_msg(rc == 0, "round %d: online-only to a member just connected to node %c: %s",
+                      round, round == 0 ? 'B' : 'A', adp_last_error(s));
+        for (int w = 0; w < 100 && got < 1; w++)
+            adp_run(rcv, 50);
+        ck_assert_int_eq(got, 1);
+        adp_close(&rcv);
+    }
+    adp_close(&from_b);
+    adp_close(&from_a);
 }
 END_TEST
 
@@ -456,6 +634,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, durable_across_nodes_and_node_killed);
     tcase_add_test(tc, requests_publications_and_directory_across_nodes);
+    tcase_add_test(tc, new_location_known_at_once);
     tcase_add_test(tc, bad_cluster_config_is_refused);
     suite_add_tcase(suite, tc);
     return tk_run_suite(suite);

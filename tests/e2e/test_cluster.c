@@ -455,6 +455,16 @@ START_TEST(requests_publications_and_directory_across_nodes)
     ck_assert_msg(!directory_online(sub, RECEIVER), "node B: %s online", RECEIVER);
     assert_nodes(&a, 1, 2);
     assert_nodes(&b, 1, 2);
+    /* /metrics is each node's own, and says which node it is. */
+    for (int n = 0; n < 2; n++) {
+        char url[128], want[64];
+        snprintf(url, sizeof url, "http://%s/metrics", n ? b.http : a.http);
+        snprintf(want, sizeof want, "lth_node_info{node_id=\"node-%c\"} 1\n", 'a' + n);
+        tk_reply_t m = tk_http("GET", url, NULL, NULL);
+        ck_assert_int_eq(m.status, 200);
+        ck_assert_msg(m.body && strstr(m.body, want), "%s has no %s", url, want);
+        free(m.body);
+    }
 
     /* (f) Delegation: 7 events to ECHO's deleg/v1 through node A go to
      * RECEIVER (offline: queued); node B's /api/v1/delegations counts

@@ -2402,6 +2402,16 @@ START_TEST(pg_schema_is_checked_at_open)
     ck_assert_uint_eq(info.messages, 1);
     ck_assert_uint_eq(info.format, HUB_STORE_PG_SCHEMA);
     ck_assert_uint_eq(strlen(info.store_id), 32);
+    /* A database of schema 1 (before the nodes' counts of migration 2) is
+     * refused, with what to run, and brought up to date by init. */
+    pg_sql("DROP TABLE hub_count_nodes, hub_flow_counts, hub_delegation_counts");
+    pg_sql("DELETE FROM hub_schema_version WHERE version = 2");
+    ck_assert_int_eq(hub_store_open_pg(pg_dsn, false, &default_limits, &store, err, sizeof err),
+                     HUB_ESTORE);
+    ck_assert_msg(strstr(err, "version 1, this build needs 2"), "%s", err);
+    ck_assert_int_eq(hub_store_pg_init(pg_dsn, &from, err, sizeof err), 0);
+    ck_assert_uint_eq(from, 1);
+    pg_sql("SELECT count(*) FROM hub_flow_counts, hub_delegation_counts, hub_count_nodes");
     /* A newer schema is refused, also when told to migrate. */
     pg_sql("INSERT INTO hub_schema_version (version) VALUES (99)");
     ck_assert_int_eq(hub_store_open_pg(pg_dsn, true, &default_limits, &store, err, sizeof err),

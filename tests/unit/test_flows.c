@@ -315,6 +315,34 @@ START_TEST(throughput_per_second)
 }
 END_TEST
 
+/* Several nodes write the flows counted since their last beat. */
+static void sum_accepted(const hub_flows_info_t *info, void *user)
+{
+    *(uint64_t *)user += info->accepted * 1000 + 1; /* counts, and one per flow visited */
+}
+
+START_TEST(changed_flows_are_visited_once)
+{
+    hub_flows_t *f;
+    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    hub_flows_accepted(f, A, B, "s/v1", 1, T0);
+    hub_flows_accepted(f, A, B, "s/v1", 1, T0);
+    hub_flows_refused(f, A, B, "t/v1", "QUEUE_FULL", T0);
+    uint64_t got = 0;
+    ck_assert_uint_eq(hub_flows_changed(f, false, sum_accepted, &got), 2);
+    ck_assert_uint_eq(got, 2002);
+    got = 0;
+    ck_assert_uint_eq(hub_flows_changed(f, false, sum_accepted, &got), 0);
+    ck_assert_uint_eq(got, 0);
+    hub_flows_settled(f, A, B, "s/v1", 10, T0 + SEC);
+    ck_assert_uint_eq(hub_flows_changed(f, false, sum_accepted, &got), 1);
+    ck_assert_uint_eq(got, 2001); /* lifetime counts, not what changed */
+    got = 0;
+    ck_assert_uint_eq(hub_flows_changed(f, true, sum_accepted, &got), 2);
+    hub_flows_destroy(&f);
+}
+END_TEST
+
 /* ---- hub_jsonw ---------------------------------------------------------- */
 
 START_TEST(jsonw_writes_valid_json)
@@ -404,5 +432,6 @@ TK_MAIN("flows", TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_mat
                          windows_forget_old_traffic, percentiles_follow_a_spread,
                          flows_beyond_the_cap_go_to_overflow,
                          refusal_kinds_are_bounded_and_sanitised, exchanges_ring_keeps_the_newest,
-                         throughput_per_second, jsonw_writes_valid_json, jsonw_refuses_misuse,
+                         throughput_per_second, changed_flows_are_visited_once,
+                         jsonw_writes_valid_json, jsonw_refuses_misuse,
                          jsonw_csv_lists_the_items))

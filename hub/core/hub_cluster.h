@@ -14,7 +14,16 @@
  *   hub_anchors    node_id -> the audit anchor of that node's log
  * and two triggers on hub_msgs send NOTIFY hub_queued (payload: the
  * receiver, hex) when messages become queued for a receiver (a commit on
- * any node, a dead letter replayed).
+ * any node, a dead letter replayed); one on hub_locations sends NOTIFY
+ * hub_located when a member's row names a new connection (not at its
+ * renewals), so that the other nodes know at once where a member that
+ * has just connected is: a node writes that row at the member's Hello
+ * (cluster__member_online), not at its next beat.
+ *
+ * What flows and delegation rules counted is added up over the nodes
+ * (hub_cluster_counts.h: tables of schema migration 2, written and read
+ * once a beat), so that /api/v1/flows and /api/v1/delegations answer for
+ * the whole hub on every node.
  *
  * Delivery. A node delivers queued envelopes only to receivers connected
  * to it, so no two nodes deliver one envelope at once (a member is

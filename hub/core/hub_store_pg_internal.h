@@ -18,6 +18,10 @@
  *   hub_held            ('s'|'r'|'t', member) -> msgs, bytes held, and for
  *                       'r' the queued count (depth)
  *   hub_requests        tracked requests
+ * and, migration 2, what each node of several counted (hub_cluster_counts.h):
+ *   hub_count_nodes     node_id -> when it last wrote its counts, its write number
+ *   hub_flow_counts     (node_id, sender, receiver, service) -> lifetime counts
+ *   hub_delegation_counts (node_id, rule, procedure) -> envelopes carried
  * Names and ids are bytea (any bytes; ordered as LMDB orders them).
  *
  * Connections. One writer connection (`w`), guarded by wlock, which a batch

@@ -64,10 +64,10 @@ struct cluster__cluster {
     hub_map_t *where;      /* member id -> cluster__cl_loc_t *: members on other nodes */
     hub_ops_node_t *nodes; /* hub_nodes as the last beat read it (strings owned) */
     size_t n_nodes;
-    bool subs_dirty;    /* this node's subscriptions are to be written to the store */
-    uint64_t subs_seen; /* the highest hub_subscriptions.id read */
+    bool subs_dirty;           /* this node's subscriptions are to be written to the store */
+    uint64_t subs_seen;        /* the highest hub_subscriptions.id read */
     cluster__counts_t *counts; /* flows and delegation counts of all nodes */
-    hub_map_t *fresh; /* members connected here since their location was last written */
+    hub_map_t *fresh;          /* members connected here since their location was last written */
 };
 
 cluster__counts_t *cluster__counts_of(hub_server_t *self)
@@ -546,8 +546,8 @@ static void cluster__cl_hex(cluster__cl_sql_t *s, const char *id)
 }
 
 /* One member's row of the location upsert (the first opens the INSERT). */
-static void cluster__cl_location(core__cluster_t *cl, cluster__cl_sql_t *s,
-                                 const core__member_t *m, bool first)
+static void cluster__cl_location(core__cluster_t *cl, cluster__cl_sql_t *s, const core__member_t *m,
+                                 bool first)
 {
     hub_server_t *self = cl->server;
     if (first)
@@ -566,9 +566,9 @@ static void cluster__cl_location(core__cluster_t *cl, cluster__cl_sql_t *s,
 /* The newer connection of a member wins; the trigger on hub_locations
  * tells the other nodes (hub_located) when the row says something new. */
 #define CLUSTER__LOCATION_UPSERT                                                                   \
-    " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, connected_at_us = "          \
-    "EXCLUDED.connected_at_us, services = EXCLUDED.services, expires_at = EXCLUDED.expires_at "   \
-    "WHERE l.node_id = EXCLUDED.node_id OR l.connected_at_us <= EXCLUDED.connected_at_us OR "     \
+    " ON CONFLICT (member) DO UPDATE SET node_id = EXCLUDED.node_id, connected_at_us = "           \
+    "EXCLUDED.connected_at_us, services = EXCLUDED.services, expires_at = EXCLUDED.expires_at "    \
+    "WHERE l.node_id = EXCLUDED.node_id OR l.connected_at_us <= EXCLUDED.connected_at_us OR "      \
     "l.expires_at < now();"
 
 /* The members connected here since the last write of their locations, at

@@ -6,6 +6,8 @@
 #include "hub_cluster.h"
 #include "hub_core_internal.h"
 
+#include <inttypes.h>
+
 #define CC__SEP "\x1f" /* between the parts of a key: no name holds it */
 #define CC__NAME_MAX 1024
 
@@ -289,9 +291,10 @@ static void cc__write_flow(const hub_flows_info_t *live, void *user)
     uint64_t first = live->first_at_us;
     if (base->first_at_us && (!first || base->first_at_us < first))
         first = base->first_at_us;
-    fputs(w->n++ ? ",(" : "INSERT INTO hub_flow_counts AS c (node_id, sender, receiver, service, "
-                          "accepted, refused, delivered, settled, dead_lettered, bytes, "
-                          "first_at_us, last_at_us, refusals, rev) VALUES (",
+    fputs(w->n++ ? ",("
+                 : "INSERT INTO hub_flow_counts AS c (node_id, sender, receiver, service, "
+                   "accepted, refused, delivered, settled, dead_lettered, bytes, "
+                   "first_at_us, last_at_us, refusals, rev) VALUES (",
           w->f);
     fprintf(w->f, "'%s', ", cc->self_id);
     cc__hex(w->f, live->sender);
@@ -299,15 +302,13 @@ static void cc__write_flow(const hub_flows_info_t *live, void *user)
     cc__hex(w->f, live->receiver);
     fputs(", ", w->f);
     cc__hex(w->f, live->service);
-    fprintf(w->f, ", %llu, %llu, %llu, %llu, %llu, %llu, %llu, %llu, ",
-            (unsigned long long)(base->accepted + live->accepted),
-            (unsigned long long)(base->refused + live->refused),
-            (unsigned long long)(base->delivered + live->delivered),
-            (unsigned long long)(base->settled + live->settled),
-            (unsigned long long)(base->dead_lettered + live->dead_lettered),
-            (unsigned long long)(base->bytes + live->bytes), (unsigned long long)first,
-            (unsigned long long)(live->last_at_us > base->last_at_us ? live->last_at_us
-                                                                     : base->last_at_us));
+    uint64_t last = live->last_at_us > base->last_at_us ? live->last_at_us : base->last_at_us;
+    fprintf(w->f,
+            ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
+            ", %" PRIu64 ", %" PRIu64 ", ",
+            base->accepted + live->accepted, base->refused + live->refused,
+            base->delivered + live->delivered, base->settled + live->settled,
+            base->dead_lettered + live->dead_lettered, base->bytes + live->bytes, first, last);
     /* Refusals by outcome, the base's and the live ones added up. */
     char text[CC__NAME_MAX] = "";
     size_t len = 0;
@@ -361,16 +362,16 @@ static void cc__write_delegs(cc__write_t *w, const hub_delegations_t *d)
             uint64_t last = r.last_used_us;
             if (base && base->last_used_us > last)
                 last = base->last_used_us;
-            fputs(n++ ? ",(" : "INSERT INTO hub_delegation_counts AS c (node_id, rule, "
-                               "procedure, carried, last_used_us, rev) VALUES (",
+            fputs(n++ ? ",("
+                      : "INSERT INTO hub_delegation_counts AS c (node_id, rule, "
+                        "procedure, carried, last_used_us, rev) VALUES (",
                   w->f);
             fprintf(w->f, "'%s', ", cc->self_id);
             cc__hex(w->f, rule);
             fputs(", ", w->f);
             cc__hex(w->f, proc);
-            fprintf(w->f, ", %llu, %llu, %llu)",
-                    (unsigned long long)(carried + (base ? base->carried : 0)),
-                    (unsigned long long)last, (unsigned long long)w->rev);
+            fprintf(w->f, ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ")",
+                    carried + (base ? base->carried : 0), last, w->rev);
         }
     }
     hub_map_destroy(&written);
@@ -400,8 +401,8 @@ static void cc__since(const cluster__counts_t *cc, FILE *f)
     for (size_t i = 0; i < cc->n_nodes; i++) {
         if (!cc->nodes[i].rev || !strcmp(cc->nodes[i].node_id, cc->self_id))
             continue;
-        fprintf(f, "%s'%s' THEN %llu", k++ ? " WHEN " : "CASE node_id WHEN ",
-                cc->nodes[i].node_id, (unsigned long long)cc->nodes[i].rev);
+        fprintf(f, "%s'%s' THEN %llu", k++ ? " WHEN " : "CASE node_id WHEN ", cc->nodes[i].node_id,
+                (unsigned long long)cc->nodes[i].rev);
     }
     fputs(k ? " ELSE 0 END;" : "0;", f);
 }
@@ -440,10 +441,10 @@ char *cluster_counts__beat_sql(cluster__counts_t *cc, hub_server_t *self, PGconn
     cc->deleg_sig_sent = sig;
     fprintf(f,
             ") INSERT INTO hub_count_nodes (node_id, written_at_us, rev) VALUES ('%s', "
-            "(extract(epoch FROM now()) * 1000000)::int8, %llu) ON CONFLICT (node_id) DO "
+            "(extract(epoch FROM now()) * 1000000)::int8, %" PRIu64 ") ON CONFLICT (node_id) DO "
             "UPDATE SET written_at_us = EXCLUDED.written_at_us, rev = EXCLUDED.rev "
             "RETURNING rev AS counts_written;",
-            cc->self_id, (unsigned long long)(cc->rev + 1));
+            cc->self_id, cc->rev + 1);
     cc->rev++;
     cc->all = false;
     cc->pending = true;

@@ -369,8 +369,7 @@ static void ops_routes__refusal_add(ops_routes__flow_sum_t *f, const char *outco
 static void ops_routes__flow_sum(const hub_flows_info_t *in, void *user)
 {
     ops_routes__flow_sums_t *sums = user;
-    size_t ls = strlen(in->sender) + 1, lr = strlen(in->receiver) + 1,
-           lv = strlen(in->service) + 1;
+    size_t ls = strlen(in->sender) + 1, lr = strlen(in->receiver) + 1, lv = strlen(in->service) + 1;
     char *key = malloc(ls + lr + lv);
     if (!key) {
         sums->oom = true;

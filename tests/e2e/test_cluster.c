@@ -174,8 +174,7 @@ static json_t *api(hubfix_t *f, const char *path)
 
 /* /api/v1/flows of node f: `field` added up over the flows from sender to
  * receiver (whatever service each node named them by). */
-static long long flows_sum(hubfix_t *f, const char *sender, const char *receiver,
-                           const char *field)
+static long long flows_sum(hubfix_t *f, const char *sender, const char *receiver, const char *field)
 {
     json_t *j = api(f, "/api/v1/flows");
     long long sum = 0;
@@ -483,8 +482,8 @@ START_TEST(requests_publications_and_directory_across_nodes)
     /* 7 requests to ECHO and 7 events for ECHO (delegated to RECEIVER) */
     long long to_echo = 0;
     for (int w = 0; w < 100 && to_echo != 14; w++) {
-        to_echo = flows_sum(&b, SENDER, ECHO, "accepted") +
-                  flows_sum(&b, SENDER, RECEIVER, "accepted");
+        to_echo =
+            flows_sum(&b, SENDER, ECHO, "accepted") + flows_sum(&b, SENDER, RECEIVER, "accepted");
         if (to_echo != 14)
             idle(100);
     }
@@ -495,9 +494,8 @@ START_TEST(requests_publications_and_directory_across_nodes)
     a.hubd = 0;
     tk_sleep_ms(1500); /* node A's heartbeat and locations expire; its counts stay */
     ck_assert_int_eq(carried(&b, RECEIVER), 7);
-    ck_assert_int_eq(flows_sum(&b, SENDER, ECHO, "accepted") +
-                         flows_sum(&b, SENDER, RECEIVER, "accepted"),
-                     14);
+    ck_assert_int_eq(
+        flows_sum(&b, SENDER, ECHO, "accepted") + flows_sum(&b, SENDER, RECEIVER, "accepted"), 14);
     ck_assert_msg(counted_nodes(&b, "/api/v1/flows", "node-b", "node-a") >= 1.0,
                   "node A's counts are not shown as old");
     talking[1] = NULL;

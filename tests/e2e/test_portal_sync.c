@@ -20,7 +20,7 @@
 #include "domain.pb-c.h"
 #include "hub_error.h"
 #include "hubfix.h"
-#include "lth_catalogue.h"
+#include "tkcatalogue.h"
 #include "lth_dossier.h"
 #include "lth_portal.h"
 #include "lth_procedure.h"
@@ -61,22 +61,8 @@ static const char *pid_members[8];
 static size_t n_pids;
 
 
-/* The catalogue is data (no built-in list): the procedure system reads the
- * one the repository ships; this test's own expectations (fees, limits)
- * come from the same file, installed here. */
-static char catalogue_conf[2 * PATH_MAX + 96];
-
-static void use_shipped_catalogue(void)
-{
-    char path[PATH_MAX], err[600];
-    snprintf(path, sizeof path, "%s/deploy/catalogue-hn.tsv", getenv("HUB_SOURCE_DIR"));
-    snprintf(catalogue_conf, sizeof catalogue_conf,
-             "plugin.catalogue_file = %s\nplugin.catalogue_status = %s/catalogue.status\n", path,
-             fix.dir);
-    lth_catalogue_t *c = NULL;
-    ck_assert_msg(lth_catalogue_load(path, &c, err, sizeof err) == 0, "%s", err);
-    lth_procedure_install(c);
-}
+/* The procedure plugin's catalogue settings (tkcatalogue.h). */
+static char catalogue_conf[3 * PATH_MAX];
 
 static void setup(void)
 {
@@ -104,7 +90,7 @@ static void setup(void)
     snprintf(calendar, sizeof calendar, "%s/calendar.tsv", fix.dir);
     tk_write_file(calendar, "hours 00:00-24:00\nweekend\nyears 2025 2026 2027 2028 2029 2030\n");
     n_pids = 0;
-    use_shipped_catalogue();
+    tk_catalogue_use_shipped(fix.dir, catalogue_conf, sizeof catalogue_conf);
 }
 
 static void teardown(void)

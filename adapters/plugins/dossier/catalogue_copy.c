@@ -44,18 +44,9 @@ static const char *catcopy_s(const char *s)
 
 static int catcopy_insert(sqlite3_stmt *q, const lth_procedure_t *p, int ord, bool repealed)
 {
-    const char *texts[] = {p->code,
-                           p->name,
-                           p->name_en,
-                           p->authority,
-                           p->limit_text,
-                           p->decision,
-                           p->decision_date,
-                           p->effective_date,
-                           p->level,
-                           p->documents,
-                           p->online,
-                           p->purpose_code};
+    const char *texts[] = {p->code,       p->name,      p->name_en,       p->authority,
+                           p->limit_text, p->decision,  p->decision_date, p->effective_date,
+                           p->level,      p->documents, p->online,        p->purpose_code};
     static const int cols[] = {1, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, 19};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         sqlite3_bind_text(q, cols[i], catcopy_s(texts[i]), -1, SQLITE_STATIC);
@@ -120,24 +111,23 @@ int catcopy_load(sqlite3 *db, lth_catalogue_t **out, uint64_t *version)
     int rc = cat ? 0 : HUB_ENOMEM, s = SQLITE_DONE;
     while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW) {
 #define CATCOPY_TEXT(col) ((const char *)sqlite3_column_text(q, col))
-        lth_procedure_t p = {
-            .code = CATCOPY_TEXT(0),
-            .name = CATCOPY_TEXT(2),
-            .name_en = CATCOPY_TEXT(3),
-            .authority = CATCOPY_TEXT(4),
-            .limit_text = CATCOPY_TEXT(5),
-            .limit_amount = (unsigned)sqlite3_column_int64(q, 6),
-            .limit_unit = (lth_limit_unit_t)sqlite3_column_int(q, 7),
-            .fee_vnd = (uint64_t)sqlite3_column_int64(q, 8),
-            .decision = CATCOPY_TEXT(9),
-            .decision_date = CATCOPY_TEXT(10),
-            .effective_date = CATCOPY_TEXT(11),
-            .level = CATCOPY_TEXT(12),
-            .documents = CATCOPY_TEXT(13),
-            .online = CATCOPY_TEXT(14),
-            .identity_check = (lth_identity_check_t)sqlite3_column_int(q, 15),
-            .required_assurance = (unsigned)sqlite3_column_int(q, 16),
-            .purpose_code = CATCOPY_TEXT(17)};
+        lth_procedure_t p = {.code = CATCOPY_TEXT(0),
+                             .name = CATCOPY_TEXT(2),
+                             .name_en = CATCOPY_TEXT(3),
+                             .authority = CATCOPY_TEXT(4),
+                             .limit_text = CATCOPY_TEXT(5),
+                             .limit_amount = (unsigned)sqlite3_column_int64(q, 6),
+                             .limit_unit = (lth_limit_unit_t)sqlite3_column_int(q, 7),
+                             .fee_vnd = (uint64_t)sqlite3_column_int64(q, 8),
+                             .decision = CATCOPY_TEXT(9),
+                             .decision_date = CATCOPY_TEXT(10),
+                             .effective_date = CATCOPY_TEXT(11),
+                             .level = CATCOPY_TEXT(12),
+                             .documents = CATCOPY_TEXT(13),
+                             .online = CATCOPY_TEXT(14),
+                             .identity_check = (lth_identity_check_t)sqlite3_column_int(q, 15),
+                             .required_assurance = (unsigned)sqlite3_column_int(q, 16),
+                             .purpose_code = CATCOPY_TEXT(17)};
 #undef CATCOPY_TEXT
         /* A row that is not a procedure (written by hand?) is skipped. */
         int added = lth_catalogue_add(cat, &p, sqlite3_column_int(q, 1) != 0);
@@ -213,8 +203,8 @@ static void catcopy_convert(const Lth__Domain__V1__Procedure *pb, catcopy_conv_t
     p->fee_vnd = pb->fee_vnd;
     size_t used = 0;
     for (size_t i = 0; i < pb->n_required_documents; i++) {
-        int n = snprintf(c->documents + used, sizeof c->documents - used, "%s%s",
-                         used ? "; " : "", pb->required_documents[i]);
+        int n = snprintf(c->documents + used, sizeof c->documents - used, "%s%s", used ? "; " : "",
+                         pb->required_documents[i]);
         if (n < 0 || (size_t)n >= sizeof c->documents - used)
             break;
         used += (size_t)n;
@@ -236,8 +226,8 @@ static bool catcopy_changed(const Lth__Domain__V1__CatalogueDelta *d, const char
 
 /* Adds the published procedure; one without a code or a name is skipped
  * (counted in *skipped): the rest of the publication still applies. */
-static int catcopy_add_pb(lth_catalogue_t *cat, const Lth__Domain__V1__Procedure *pb,
-                          bool repealed, size_t *skipped)
+static int catcopy_add_pb(lth_catalogue_t *cat, const Lth__Domain__V1__Procedure *pb, bool repealed,
+                          size_t *skipped)
 {
     catcopy_conv_t *c = malloc(sizeof *c);
     if (!c)
@@ -353,8 +343,8 @@ static int catcopy_on_publication(adp_client_t *client, const adp_message_t *msg
             lth__domain__v1__catalogue_delta__unpack(NULL, msg->payload_len, msg->payload);
         if (!d) {
             adp_plugin_log(self->host, ADP_LOG_WARN,
-                           "%s: a CatalogueDelta from %s could not be decoded; ignored",
-                           self->what, msg->sender);
+                           "%s: a CatalogueDelta from %s could not be decoded; ignored", self->what,
+                           msg->sender);
             return 0;
         }
         if (d->version > self->version) {
@@ -367,8 +357,7 @@ static int catcopy_on_publication(adp_client_t *client, const adp_message_t *msg
                                " is held here: a publication was missed; the changes apply, "
                                "procedures changed meanwhile stay as held until %s publishes "
                                "the whole catalogue (it does on each start)",
-                               self->what, d->version, d->base_version, self->version,
-                               msg->sender);
+                               self->what, d->version, d->base_version, self->version, msg->sender);
             lth_catalogue_t *held = catcopy_held(self);
             lth_catalogue_t *next = held ? catcopy_from_delta(held, d, &skipped) : NULL;
             lth_catalogue_destroy(&held);
@@ -467,8 +456,8 @@ int catcopy_new(const adp_plugin_host_t *host, sqlite3 *db, const char *what, ca
     }
     if (held) {
         adp_plugin_log(host, ADP_LOG_INFO,
-                       "%s: procedure catalogue version %" PRIu64 " from %s: %zu in force",
-                       what, self->version, self->publisher, lth_catalogue_count(held));
+                       "%s: procedure catalogue version %" PRIu64 " from %s: %zu in force", what,
+                       self->version, self->publisher, lth_catalogue_count(held));
         lth_procedure_install(held);
     } else {
         self->need_whole = true;

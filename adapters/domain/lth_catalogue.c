@@ -288,6 +288,14 @@ const lth_procedure_t *lth_catalogue_repealed_at(const lth_catalogue_t *self, si
     return self && i < self->n_repealed ? &self->repealed[i] : NULL;
 }
 
+const lth_procedure_t *lth_catalogue_listed_at(const lth_catalogue_t *self, size_t i,
+                                               bool *repealed)
+{
+    size_t n = lth_catalogue_count(self);
+    *repealed = i >= n;
+    return i < n ? lth_catalogue_at(self, i) : lth_catalogue_repealed_at(self, i - n);
+}
+
 lth_catalogue_t *lth_catalogue_new(void)
 {
     return calloc(1, sizeof(lth_catalogue_t));

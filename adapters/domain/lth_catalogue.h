@@ -52,6 +52,10 @@ const lth_procedure_t *lth_catalogue_find_repealed(const lth_catalogue_t *self, 
 /* Repealed procedures, in file (or adding) order. */
 size_t lth_catalogue_count_repealed(const lth_catalogue_t *self);
 const lth_procedure_t *lth_catalogue_repealed_at(const lth_catalogue_t *self, size_t i);
+/* Every procedure listed, those in force first, then the repealed ones
+ * (*repealed says which); NULL past the end. */
+const lth_procedure_t *lth_catalogue_listed_at(const lth_catalogue_t *self, size_t i,
+                                               bool *repealed);
 
 /* An empty catalogue, or NULL when out of memory. */
 lth_catalogue_t *lth_catalogue_new(void);

@@ -138,6 +138,12 @@ START_TEST(a_catalogue_built_in_memory_owns_its_strings)
     ck_assert_uint_eq(y1->fee_vnd, 8000);
     ck_assert_str_eq(lth_catalogue_repealed_at(c, 0)->code, "Y-2");
     ck_assert_str_eq(lth_catalogue_find(c, "Z-39")->code, "Z-39");
+    bool repealed = true;
+    ck_assert_str_eq(lth_catalogue_listed_at(c, 0, &repealed)->code, "Y-1");
+    ck_assert(!repealed);
+    ck_assert_str_eq(lth_catalogue_listed_at(c, 41, &repealed)->code, "Y-2");
+    ck_assert(repealed);
+    ck_assert_ptr_null(lth_catalogue_listed_at(c, 42, &repealed));
     lth_catalogue_destroy(&c);
     ck_assert_ptr_null(c);
 }

@@ -76,11 +76,10 @@ int catcopy_store(sqlite3 *db, const lth_catalogue_t *cat, uint64_t version)
                                       " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                                       -1, &q, NULL) != SQLITE_OK)
         rc = HUB_ESTORE;
-    int ord = 0;
-    for (size_t i = 0; rc == 0 && i < lth_catalogue_count(cat); i++)
-        rc = catcopy_insert(q, lth_catalogue_at(cat, i), ord++, false);
-    for (size_t i = 0; rc == 0 && i < lth_catalogue_count_repealed(cat); i++)
-        rc = catcopy_insert(q, lth_catalogue_repealed_at(cat, i), ord++, true);
+    const lth_procedure_t *p;
+    bool repealed;
+    for (size_t i = 0; rc == 0 && (p = lth_catalogue_listed_at(cat, i, &repealed)); i++)
+        rc = catcopy_insert(q, p, (int)i, repealed);
     sqlite3_finalize(q);
     if (rc == 0)
         rc = lth_appdb_meta_set(db, CATCOPY_VERSION_KEY, version);
@@ -250,16 +249,11 @@ static lth_catalogue_t *catcopy_from_whole(const lth_catalogue_t *held,
     for (size_t i = 0; rc == 0 && i < whole->n_procedures; i++)
         rc = catcopy_add_pb(next, whole->procedures[i], false, skipped);
     /* What the list no longer has stays known, as repealed. */
-    for (size_t i = 0; rc == 0 && i < lth_catalogue_count(held); i++) {
-        const lth_procedure_t *p = lth_catalogue_at(held, i);
+    const lth_procedure_t *p;
+    bool repealed;
+    for (size_t i = 0; rc == 0 && (p = lth_catalogue_listed_at(held, i, &repealed)); i++)
         if (!lth_catalogue_find(next, p->code))
             rc = lth_catalogue_add(next, p, true);
-    }
-    for (size_t i = 0; rc == 0 && i < lth_catalogue_count_repealed(held); i++) {
-        const lth_procedure_t *p = lth_catalogue_repealed_at(held, i);
-        if (!lth_catalogue_find(next, p->code))
-            rc = lth_catalogue_add(next, p, true);
-    }
     if (rc != 0)
         lth_catalogue_destroy(&next);
     return next;
@@ -271,16 +265,11 @@ static lth_catalogue_t *catcopy_from_delta(const lth_catalogue_t *held,
 {
     lth_catalogue_t *next = lth_catalogue_new();
     int rc = next ? 0 : HUB_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < lth_catalogue_count(held); i++) {
-        const lth_procedure_t *p = lth_catalogue_at(held, i);
+    const lth_procedure_t *p;
+    bool repealed;
+    for (size_t i = 0; rc == 0 && (p = lth_catalogue_listed_at(held, i, &repealed)); i++)
         if (!catcopy_changed(d, p->code))
-            rc = lth_catalogue_add(next, p, false);
-    }
-    for (size_t i = 0; rc == 0 && i < lth_catalogue_count_repealed(held); i++) {
-        const lth_procedure_t *p = lth_catalogue_repealed_at(held, i);
-        if (!catcopy_changed(d, p->code))
-            rc = lth_catalogue_add(next, p, true);
-    }
+            rc = lth_catalogue_add(next, p, repealed);
     for (size_t i = 0; rc == 0 && i < d->n_changes; i++) {
         const Lth__Domain__V1__ProcedureChange *c = d->changes[i];
         if (!c->procedure) {

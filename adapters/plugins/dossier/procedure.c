@@ -929,6 +929,24 @@ static void proc_apply_and_log(proc_t *st, adp_client_t *client, const lth_proce
                            : "");
 }
 
+/* Asks the population database about a batch and unpacks its answer (of
+ * type `answer`); NULL when either failed (the log says which). Free with
+ * protobuf_c_message_free_unpacked(). */
+static ProtobufCMessage *proc_ask_batch(proc_t *st, adp_client_t *client, const char *service,
+                                        const char *type, const ProtobufCMessage *req,
+                                        const ProtobufCMessageDescriptor *answer)
+{
+    adp_reply_t reply;
+    if (proc_ask(st, client, service, type, req, answer->short_name, &reply) != 0)
+        return NULL;
+    ProtobufCMessage *resp =
+        protobuf_c_message_unpack(answer, NULL, reply.payload_len, reply.payload);
+    if (!resp)
+        proc_lookup_failed(st, "the answer is not a %s", answer->short_name);
+    adp_reply_free(&reply);
+    return resp;
+}
+
 /* citizen.lookup/v1 for a batch: FOUND is enough. */
 static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
                               proc_batch_t *b, const char *purpose)
@@ -940,14 +958,9 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    adp_reply_t reply;
-    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
-                 "CitizenLookupResponse", &reply) != 0)
-        return;
-    Lth__Domain__V1__CitizenLookupResponse *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
-    if (!resp)
-        proc_lookup_failed(st, "%s", "the answer is not a CitizenLookupResponse");
+    Lth__Domain__V1__CitizenLookupResponse *resp = (Lth__Domain__V1__CitizenLookupResponse *)
+        proc_ask_batch(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
+                       &lth__domain__v1__citizen_lookup_response__descriptor);
     if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
         for (size_t i = 0; i < b->n; i++) {
             b->outcome[i] = proc_outcome_of(resp->results[i]->status);
@@ -956,8 +969,7 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
         proc_apply_and_log(st, client, p, b, "look-ups");
     }
     if (resp)
-        lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
-    adp_reply_free(&reply);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
 
 /* The declared fields that did not match, as "date_of_birth, sex". */
@@ -997,14 +1009,9 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    adp_reply_t reply;
-    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
-                 "CitizenVerifyResponse", &reply) != 0)
-        return;
-    Lth__Domain__V1__CitizenVerifyResponse *resp =
-        lth__domain__v1__citizen_verify_response__unpack(NULL, reply.payload_len, reply.payload);
-    if (!resp)
-        proc_lookup_failed(st, "%s", "the answer is not a CitizenVerifyResponse");
+    Lth__Domain__V1__CitizenVerifyResponse *resp = (Lth__Domain__V1__CitizenVerifyResponse *)
+        proc_ask_batch(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
+                       &lth__domain__v1__citizen_verify_response__descriptor);
     if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
         for (size_t i = 0; i < b->n; i++) {
             const Lth__Domain__V1__CitizenVerifyResult *r = resp->results[i];
@@ -1019,8 +1026,7 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
         proc_apply_and_log(st, client, p, b, "verifications");
     }
     if (resp)
-        lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);
-    adp_reply_free(&reply);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
 
 static void proc_check_identities(proc_t *st, adp_client_t *client)
@@ -1286,6 +1292,18 @@ static int proc_refused(proc_t *st, const char *service, const adp_message_t *ms
     return 0;
 }
 
+/* The first check of every event handler: an event (not a request), from
+ * `from` when it is not NULL (else why_not). NULL when it passes. */
+static const char *proc_event_problem(const adp_message_t *msg, const char *from,
+                                      const char *why_not)
+{
+    if (msg->kind == ADP_REQUEST)
+        return "it is a request; send an event";
+    if (from && strcmp(msg->sender, from) != 0)
+        return why_not;
+    return NULL;
+}
+
 /* Records one message with insert_sql (its parameters bound by bind) and,
  * when it is new, relays the exact bytes received to `to` members (the
  * portal, reporting), in one transaction. */
@@ -1375,8 +1393,8 @@ static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_re
     proc_dossier_t d;
     const char *why = NULL;
     int rc = 0;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
+    if ((why = proc_event_problem(msg, NULL, NULL)))
+        ;
     else if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, r.dossier_code, &d, &rc)) || rc != 0)
@@ -1436,10 +1454,9 @@ static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_r
     const char *why = NULL;
     char buf[LTH_NOTE_MAX];
     int rc = 0;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
-    else if (strcmp(msg->sender, st->portal) != 0)
-        why = "payments come from the portal's payment platform (plugin.portal)";
+    if ((why = proc_event_problem(
+             msg, st->portal, "payments come from the portal's payment platform (plugin.portal)")))
+        ;
     else if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, p.dossier_code, &d, &rc)) || rc != 0)
@@ -1459,11 +1476,8 @@ static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_r
     }
     if (rc != 0)
         return rc;
-    if (why) {
-        proc_reject(st, LTH_SERVICE_PAYMENT_STATUS, msg->sender,
-                    msg->kind == ADP_REQUEST ? "" : p.dossier_code, why);
-        return 0;
-    }
+    if (why)
+        return proc_refused(st, LTH_SERVICE_PAYMENT_STATUS, msg, p.dossier_code, why);
     const char *to[] = {st->report};
     bool is_new = false;
     return proc_record_and_relay(st, client,
@@ -1495,10 +1509,8 @@ static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_
     proc_dossier_t d;
     const char *why = NULL;
     int rc = 0;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
-    else if (strcmp(msg->sender, st->portal) != 0)
-        why = "ratings come from the portal (plugin.portal)";
+    if ((why = proc_event_problem(msg, st->portal, "ratings come from the portal (plugin.portal)")))
+        ;
     else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, f.dossier_code, &d, &rc)) || rc != 0)
@@ -1529,11 +1541,8 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
     proc_t *st = user;
     lth_receipt_t r;
     const char *why = NULL;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
-    else if (strcmp(msg->sender, st->portal) != 0)
-        why = "receipts come from the portal (plugin.portal)";
-    else
+    if (!(why = proc_event_problem(msg, st->portal,
+                                   "receipts come from the portal (plugin.portal)")))
         lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why);
     if (why) {
         proc_reject(st, LTH_SERVICE_DOSSIER_SYNCED, msg->sender, "", why);

@@ -30,9 +30,10 @@ struct catcopy {
     const char *what;
     char publisher[256];
     uint64_t version;
-    bool need_whole;      /* holds none, or a publication was missed */
-    uint64_t next_ask_us; /* when to ask (catalogue.get/v1) again */
-    bool ask_failing;     /* a failed request was logged: log the next success */
+    bool need_whole;       /* holds none, or a publication was missed */
+    uint64_t next_ask_us;  /* when to ask (catalogue.get/v1) again */
+    uint64_t ask_every_us; /* doubles while asking fails, up to a minute */
+    bool ask_failing;      /* a failed request was logged: log the next success */
 };
 
 /* ---- the table ---------------------------------------------------------- */
@@ -384,7 +385,9 @@ void catcopy_tick(catcopy_t *self, adp_client_t *client)
     uint64_t now = hub_now_us();
     if (!self || !self->need_whole || now < self->next_ask_us || !adp_connected(client))
         return;
-    self->next_ask_us = now + CATCOPY_ASK_EVERY_US;
+    if (self->ask_every_us < CATCOPY_ASK_EVERY_US)
+        self->ask_every_us = CATCOPY_ASK_EVERY_US;
+    self->next_ask_us = now + self->ask_every_us;
     adp_reply_t reply;
     memset(&reply, 0, sizeof reply);
     int rc = adp_request(client, self->publisher, CATCOPY_SERVICE_GET, "application/octet-stream",
@@ -393,17 +396,19 @@ void catcopy_tick(catcopy_t *self, adp_client_t *client)
         if (!self->ask_failing)
             adp_plugin_log(self->host, ADP_LOG_WARN,
                            "%s: asking %s for the whole procedure catalogue (%s) failed: %s; "
-                           "asking again every %u s (the member needs the agreement "
+                           "asking again, less often each time (the member needs the agreement "
                            "'allow %s -> %s/%s')",
                            self->what, self->publisher, CATCOPY_SERVICE_GET,
                            rc == HUB_ENACK || rc == HUB_ETIMEDOUT ? adp_last_error(client)
                                                                   : hub_strerror(rc),
-                           (unsigned)(CATCOPY_ASK_EVERY_US / 1000000u), adp_member_id(client),
-                           self->publisher, CATCOPY_SERVICE_GET);
+                           adp_member_id(client), self->publisher, CATCOPY_SERVICE_GET);
         self->ask_failing = true;
+        if (self->ask_every_us < 60000000u)
+            self->ask_every_us *= 2;
         return;
     }
     self->ask_failing = false;
+    self->ask_every_us = CATCOPY_ASK_EVERY_US;
     adp_message_t msg;
     memset(&msg, 0, sizeof msg);
     msg.sender = self->publisher;

@@ -23,7 +23,8 @@
  * that saw a publication missed, asks the publisher for the whole list in
  * force (catalogue.get/v1, request/reply, offered by the procedure system;
  * the member needs that agreement too) from its tick until it has it,
- * every CATCOPY_ASK_EVERY_US.
+ * every CATCOPY_ASK_EVERY_US, twice as long after each failure (up to a
+ * minute).
  * Each applied publication is stored in one transaction and installed for
  * the whole process (lth_procedure_install), so lth_procedure_*() answer
  * from the newest copy. Older or repeated publications change nothing.

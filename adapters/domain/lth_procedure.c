@@ -59,6 +59,11 @@ const lth_procedure_t *lth_procedure_find(const char *code)
     return lth_catalogue_find(lth__current, code);
 }
 
+const lth_procedure_t *lth_procedure_listed_at(size_t i, bool *repealed)
+{
+    return lth_catalogue_listed_at(lth__current, i, repealed);
+}
+
 const lth_procedure_t *lth_procedure_find_repealed(const char *code)
 {
     return lth_catalogue_find_repealed(lth__current, code);

@@ -83,6 +83,9 @@ size_t lth_procedure_count(void);
 const lth_procedure_t *lth_procedure_at(size_t i);
 /* The procedure in force with this code, or NULL. */
 const lth_procedure_t *lth_procedure_find(const char *code);
+/* Every procedure of the catalogue, in force first, then repealed
+ * (*repealed says which); NULL past the end. */
+const lth_procedure_t *lth_procedure_listed_at(size_t i, bool *repealed);
 /* The repealed procedure with this code, or NULL. */
 const lth_procedure_t *lth_procedure_find_repealed(const char *code);
 /* The official name of the procedure with this code, in force or repealed

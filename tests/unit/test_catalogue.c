@@ -84,6 +84,10 @@ START_TEST(install_changes_the_lookups)
     ck_assert_ptr_nonnull(lth_procedure_find_repealed("X-2"));
     ck_assert_str_eq(lth_procedure_name("X-2"), "Tên");
     ck_assert_ptr_null(lth_procedure_name("X-3"));
+    bool repealed = false;
+    ck_assert_str_eq(lth_procedure_listed_at(1, &repealed)->code, "X-2");
+    ck_assert(repealed);
+    ck_assert_ptr_null(lth_procedure_listed_at(2, &repealed));
     lth_catalogue_t *d = NULL;
     ck_assert(load(HEAD ROW("in-force", "X-1", "3 working days"), &d, err) == 0);
     ck_assert(!lth_procedure_same(x1, lth_catalogue_at(d, 0)));

@@ -1033,8 +1033,11 @@ static void proc_check_identities(proc_t *st, adp_client_t *client)
 {
     if (!st->batch && !(st->batch = calloc(1, sizeof *st->batch)))
         return;
-    for (size_t i = 0; i < lth_procedure_count(); i++) {
-        const lth_procedure_t *p = lth_procedure_at(i);
+    /* The repealed procedures too: a dossier received before the repeal
+     * still has its applicant checked. */
+    const lth_procedure_t *p;
+    bool repealed;
+    for (size_t i = 0; (p = lth_procedure_listed_at(i, &repealed)); i++) {
         char purpose[256];
         snprintf(purpose, sizeof purpose, PROC_PURPOSE, p->code);
         for (int verify = 0; verify <= (p->identity_check == LTH_CHECK_VERIFY); verify++) {

@@ -167,13 +167,13 @@ plugin.citizens = 10000
 plugin.seed = 1
 plugin.disclosure_file = disclosure-demo.conf"
 # The portal also plays the applicants (plugin.simulate_*): it pays the fees
-# of most online dossiers and rates most decided ones; fees from the same
-# catalogue file as the procedure system.
+# of most online dossiers and rates most decided ones. The fees are those of
+# its own copy of the catalogue the procedure system publishes through the
+# hub (as reporting's names are): neither reads the procedure system's file.
 adapter portal $PORTAL portal "plugin.db = portal.db
 plugin.simulate_payments = 90
 plugin.simulate_ratings = 80
-plugin.seed = 3
-plugin.catalogue_file = catalogue-hn.tsv"
+plugin.seed = 3"
 adapter report $REPORT report "plugin.db = report.db"
 # The national TTHC database subscribes to the city's procedure catalogue.
 adapter catalogue $CATALOGUE catalogue "plugin.file = catalogue.txt
@@ -260,12 +260,12 @@ echo "\$ hubctl delegations"
 "$BIN/hubctl" delegations | sed 's/^/   /'
 echo
 # A new announcing decision: enterprise registration amended (5 working
-# days), a copy of a birth registration extract added (checked under the
+# days, a fee of 65 000 VND), a copy of a birth registration extract added (checked under the
 # birth-registration agreement). SIGHUP makes the procedure
 # system read the file again and publish the change; the national catalogue
 # acknowledges it (or rejects it, saying why).
 echo "== amending the catalogue (Quyết định 4001/QĐ-UBND, synthetic) and reloading it (SIGHUP)"
-sed -i 's#^2214/QĐ-UBND\t2025-05-20\t2025-06-01\(\t.*\t\)3 working days\t#4001/QĐ-UBND\t2026-10-01\t2026-10-15\15 working days\t#' catalogue-hn.tsv
+sed -i 's#^2214/QĐ-UBND\t2025-05-20\t2025-06-01\(\t.*\t\)3 working days\t50000\t#4001/QĐ-UBND\t2026-10-01\t2026-10-15\15 working days\t65000\t#' catalogue-hn.tsv
 printf '4001/QĐ-UBND\t2026-10-01\t2026-10-15\tin-force\tSYN-1.000007\tCấp bản sao trích lục khai sinh\tCopy of a birth registration extract\tcommune\tVN/GOV/HN-STP/HOTICH\tsame working day\t8000\tTờ khai cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tbirth-registration\n' >> catalogue-hn.tsv
 kill -HUP "${pid[procedure]}"
 for _ in $(seq 100); do
@@ -276,6 +276,20 @@ echo "\$ cat catalogue.status   # the publisher's view: acknowledged, rejected o
 sed 's/^/   /' catalogue.status
 echo "   the national catalogue now holds:"
 grep -E 'SYN-1.00000[47]' catalogue.txt | sed 's/^/   /'
+echo "   the portal's and reporting's own copies (from the same publications):"
+for db in portal report; do
+  sqlite3 -separator ' ' "$db.db" "SELECT '   $db:', code, name, fee_vnd || ' VND', limit_text FROM catalogue
+    WHERE code IN ('SYN-1.000004', 'SYN-1.000007')" 2>/dev/null || true
+done
+# Fourteen more applicants, two for each procedure in force now (the new
+# one included): plugin.dossiers raised, and the procedure system restarted.
+M=$((N + 14))
+echo "== fourteen more dossiers under the amended catalogue (plugin.dossiers = $M)"
+kill "${pid[procedure]}"; wait "${pid[procedure]}" 2>/dev/null || true
+extra_of[procedure]=$(procedure_conf "$M" 2)
+start procedure
+trail --wait "$M" --timeout 90 --summary | sed 's/^/   /'
+trail | grep -A1 'SYN-1.000007 ' | sed 's/^/   /' || true
 echo
 echo "== the report at the end"
 report

@@ -22,6 +22,9 @@ struct lth_catalogue {
     char *text; /* the file, cut into the strings the procedures point to */
     lth_procedure_t *in_force, *repealed;
     size_t n_in_force, n_repealed;
+    size_t cap_in_force, cap_repealed;
+    char **blocks; /* lth_catalogue_add(): one block of strings per procedure */
+    size_t n_blocks, cap_blocks;
 };
 
 void lth_catalogue_destroy(lth_catalogue_t **self_p)
@@ -29,6 +32,9 @@ void lth_catalogue_destroy(lth_catalogue_t **self_p)
     if (!self_p || !*self_p)
         return;
     free((*self_p)->text);
+    for (size_t i = 0; i < (*self_p)->n_blocks; i++)
+        free((*self_p)->blocks[i]);
+    free((*self_p)->blocks);
     free((*self_p)->in_force);
     free((*self_p)->repealed);
     free(*self_p);
@@ -157,7 +163,6 @@ int lth_catalogue_load(const char *path, lth_catalogue_t **out, char *err, size_
         lth_catalogue_destroy(&self);
         return rc;
     }
-    size_t cap_in = 0, cap_rep = 0;
     bool header = false;
     unsigned lineno = 0;
     char *save = NULL;
@@ -230,8 +235,8 @@ int lth_catalogue_load(const char *path, lth_catalogue_t **out, char *err, size_
             rc = HUB_EPARSE;
             break;
         }
-        rc = repealed ? lth__push(&self->repealed, &self->n_repealed, &cap_rep, &p)
-                      : lth__push(&self->in_force, &self->n_in_force, &cap_in, &p);
+        rc = repealed ? lth__push(&self->repealed, &self->n_repealed, &self->cap_repealed, &p)
+                      : lth__push(&self->in_force, &self->n_in_force, &self->cap_in_force, &p);
         line = next;
     }
     if (rc == 0 && !header) {
@@ -271,6 +276,83 @@ const lth_procedure_t *lth_catalogue_find_repealed(const lth_catalogue_t *self, 
         if (!strcmp(self->repealed[i].code, code))
             return &self->repealed[i];
     return NULL;
+}
+
+size_t lth_catalogue_count_repealed(const lth_catalogue_t *self)
+{
+    return self ? self->n_repealed : 0;
+}
+
+const lth_procedure_t *lth_catalogue_repealed_at(const lth_catalogue_t *self, size_t i)
+{
+    return self && i < self->n_repealed ? &self->repealed[i] : NULL;
+}
+
+const lth_procedure_t *lth_catalogue_listed_at(const lth_catalogue_t *self, size_t i,
+                                               bool *repealed)
+{
+    size_t n = lth_catalogue_count(self);
+    *repealed = i >= n;
+    return i < n ? lth_catalogue_at(self, i) : lth_catalogue_repealed_at(self, i - n);
+}
+
+lth_catalogue_t *lth_catalogue_new(void)
+{
+    return calloc(1, sizeof(lth_catalogue_t));
+}
+
+/* The strings of p, copied into one block that *q's pointers point into. */
+static int lth__copy_strings(const lth_procedure_t *p, lth_procedure_t *q, char **block)
+{
+    const char **fields[] = {&q->code,          &q->name,          &q->name_en,
+                             &q->authority,     &q->limit_text,    &q->purpose_code,
+                             &q->decision,      &q->decision_date, &q->effective_date,
+                             &q->level,         &q->documents,     &q->online};
+    size_t n = sizeof fields / sizeof fields[0], total = 0;
+    *q = *p;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(*fields[i] ? *fields[i] : "") + 1;
+    char *b = malloc(total), *at = b;
+    if (!b)
+        return HUB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = *fields[i] ? *fields[i] : "";
+        size_t len = strlen(s) + 1;
+        memcpy(at, s, len);
+        *fields[i] = at;
+        at += len;
+    }
+    *block = b;
+    return 0;
+}
+
+int lth_catalogue_add(lth_catalogue_t *self, const lth_procedure_t *p, bool repealed)
+{
+    if (!self || !p || !p->code || !lth__code_ok(p->code) || !p->name || !*p->name)
+        return HUB_EINVAL;
+    if (lth_catalogue_find(self, p->code) || lth_catalogue_find_repealed(self, p->code))
+        return HUB_EEXIST;
+    if (self->n_blocks == self->cap_blocks) {
+        size_t c = self->cap_blocks ? self->cap_blocks * 2 : 16;
+        char **g = realloc(self->blocks, c * sizeof *g);
+        if (!g)
+            return HUB_ENOMEM;
+        self->blocks = g;
+        self->cap_blocks = c;
+    }
+    lth_procedure_t q;
+    char *block = NULL;
+    int rc = lth__copy_strings(p, &q, &block);
+    if (rc == 0)
+        rc = repealed
+                 ? lth__push(&self->repealed, &self->n_repealed, &self->cap_repealed, &q)
+                 : lth__push(&self->in_force, &self->n_in_force, &self->cap_in_force, &q);
+    if (rc != 0) {
+        free(block);
+        return rc;
+    }
+    self->blocks[self->n_blocks++] = block;
+    return 0;
 }
 
 static bool lth__eq(const char *a, const char *b)

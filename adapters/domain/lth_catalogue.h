@@ -22,7 +22,14 @@
  * '3 wrking days' is not a time limit ..."); nothing is returned then, so a
  * caller keeps the catalogue it had.
  *
- * Ownership: the catalogue owns every string its procedures point to.
+ * A catalogue can also be built in memory (lth_catalogue_new(), then
+ * lth_catalogue_add() per procedure): how a subscriber rebuilds the
+ * catalogue it was published (adapters/plugins/dossier/catalogue_copy.h).
+ *
+ * Ownership: the catalogue owns every string its procedures point to
+ * (lth_catalogue_add() copies them). Pointers into a catalogue stay valid
+ * until it is destroyed, but lth_catalogue_add() may move the procedures:
+ * build a catalogue whole before handing out pointers into it.
  */
 #ifndef LTH_CATALOGUE_H
 #define LTH_CATALOGUE_H
@@ -42,6 +49,19 @@ const lth_procedure_t *lth_catalogue_at(const lth_catalogue_t *self, size_t i);
 const lth_procedure_t *lth_catalogue_find(const lth_catalogue_t *self, const char *code);
 /* A procedure the file lists as repealed, or NULL. */
 const lth_procedure_t *lth_catalogue_find_repealed(const lth_catalogue_t *self, const char *code);
+/* Repealed procedures, in file (or adding) order. */
+size_t lth_catalogue_count_repealed(const lth_catalogue_t *self);
+const lth_procedure_t *lth_catalogue_repealed_at(const lth_catalogue_t *self, size_t i);
+/* Every procedure listed, those in force first, then the repealed ones
+ * (*repealed says which); NULL past the end. */
+const lth_procedure_t *lth_catalogue_listed_at(const lth_catalogue_t *self, size_t i,
+                                               bool *repealed);
+
+/* An empty catalogue, or NULL when out of memory. */
+lth_catalogue_t *lth_catalogue_new(void);
+/* Adds a copy of p, in force or repealed. HUB_EINVAL without a valid code
+ * or a name, HUB_EEXIST for a code held already, HUB_ENOMEM. */
+int lth_catalogue_add(lth_catalogue_t *self, const lth_procedure_t *p, bool repealed);
 
 /* Whether two procedures say the same (every field compared). */
 bool lth_procedure_same(const lth_procedure_t *a, const lth_procedure_t *b);

@@ -197,6 +197,8 @@ int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_d
         return HUB_EINVAL;
     out->index = index;
     size_t n = gen->procedures ? gen->n_procedures : lth_procedure_count();
+    if (n == 0)
+        return HUB_EINVAL; /* no catalogue installed, or nothing in force */
     size_t pick = (size_t)((index - 1 + gen->seed) % n);
     out->procedure = gen->procedures ? gen->procedures[pick] : lth_procedure_at(pick);
     if (!out->procedure)

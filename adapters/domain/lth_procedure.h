@@ -1,13 +1,15 @@
 /* lth_procedure — the city's procedure catalogue as the dossier adapters
  * know it, and processing limits.
  *
- * The catalogue is data: lth_catalogue_load() reads the file that mirrors the
- * Chairman's announcing decisions (deploy/catalogue-hn.tsv) and
- * lth_procedure_install() makes it the one lth_procedure_*() answer from in
- * this process. A process that installs none (sector, portal, reporting: they
- * need only names and limits) sees a built-in default: the six procedures of
- * /work/shared/data/procedures.tsv, the same as the file ships. The codes are
- * SYNTHETIC ("SYN-1.00000N"), not codes of the national TTHC database.
+ * The catalogue is data, and there is no built-in one: the procedure system
+ * reads the file that mirrors the Chairman's announcing decisions
+ * (lth_catalogue_load(), deploy/catalogue-hn.tsv); the portal and reporting
+ * rebuild the catalogue it publishes (catalogue.published/v1) from each
+ * publication; lth_procedure_install() makes a catalogue the one
+ * lth_procedure_*() answer from in this process. Until one is installed
+ * they find nothing (count 0, NULL, fee 0): a caller that needs a catalogue
+ * says so (lth_procedure_installed()). The shipped codes are SYNTHETIC
+ * ("SYN-1.00000N"), not codes of the national TTHC database.
  *
  * A processing limit is counted from receipt. lth_limit_duration_us() turns
  * it into a length of time given the length of one day, so that demos and
@@ -22,6 +24,7 @@
 #ifndef LTH_PROCEDURE_H
 #define LTH_PROCEDURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,7 +57,7 @@ typedef struct {
     unsigned required_assurance; /* lowest e-identification level of the applicant (Decree
                                     59/2022): 0 none, 1, 2 */
     const char *purpose_code;    /* as the population database's agreement names it */
-    /* From the announcing decision (lth_catalogue.h); NULL/0 in the built-in. */
+    /* From the announcing decision (lth_catalogue.h); NULL or "" when not given. */
     const char *decision;       /* "1520/QĐ-UBND" */
     const char *decision_date;  /* "YYYY-MM-DD" */
     const char *effective_date; /* "YYYY-MM-DD" */
@@ -66,21 +69,31 @@ typedef struct {
 
 struct lth_catalogue;
 /* Makes catalogue the one this process answers from (ownership passes; the
- * previous one stays allocated: see above). NULL goes back to the built-in. */
+ * previous one stays allocated: see above). NULL: none (nothing is found). */
 void lth_procedure_install(struct lth_catalogue *catalogue);
-/* Frees every catalogue installed and goes back to the built-in: only when
- * no pointer from lth_procedure_*() is used any more (the plugin's end). */
+/* Frees every catalogue installed and leaves none: only when no pointer
+ * from lth_procedure_*() is used any more (the plugin's end). */
 void lth_procedure_release_all(void);
+/* Whether a catalogue is installed. */
+bool lth_procedure_installed(void);
 
+/* Procedures in force. */
 size_t lth_procedure_count(void);
-/* The i-th procedure of the catalogue, or NULL past the end. */
+/* The i-th procedure in force, or NULL past the end. */
 const lth_procedure_t *lth_procedure_at(size_t i);
-/* The procedure with this code, or NULL. */
+/* The procedure in force with this code, or NULL. */
 const lth_procedure_t *lth_procedure_find(const char *code);
+/* Every procedure of the catalogue, in force first, then repealed
+ * (*repealed says which); NULL past the end. */
+const lth_procedure_t *lth_procedure_listed_at(size_t i, bool *repealed);
+/* The repealed procedure with this code, or NULL. */
+const lth_procedure_t *lth_procedure_find_repealed(const char *code);
+/* The official name of the procedure with this code, in force or repealed
+ * (a report still names the dossiers of a repealed one), or NULL. */
+const char *lth_procedure_name(const char *code);
 
-/* The fee (VND) of the procedure with this code in the catalogue in force
- * (the installed file's fee column; the built-in fees only when none is
- * installed); 0 = free or unknown. */
+/* The fee (VND) of the procedure in force with this code; 0 = free, unknown
+ * or no catalogue installed. */
 uint64_t lth_procedure_fee_vnd(const char *code);
 
 /* Parses a limit as procedures.tsv words it: "same working day" (8 working

@@ -182,8 +182,8 @@ const char *lth_report_content_type(lth_report_format_t format)
 
 static const char *lth__name(const char *code)
 {
-    const lth_procedure_t *p = lth_procedure_find(code);
-    return p ? p->name : "";
+    const char *name = lth_procedure_name(code);
+    return name ? name : "";
 }
 
 /* Columns of a text table: code points, not bytes (names are UTF-8). */

@@ -90,7 +90,7 @@ int lth_report_format_parse(const char *text, lth_report_format_t *out);
 /* "application/json", "text/plain; charset=utf-8", "text/csv; charset=utf-8". */
 const char *lth_report_content_type(lth_report_format_t format);
 /* Renders into *out (malloc'ed, NUL-terminated; *out_len without the NUL).
- * The table and the JSON name each procedure (lth_procedure_find) and carry
+ * The table and the JSON name each procedure (lth_procedure_name) and carry
  * the totals; the CSV is one header line and one line per row, RFC 4180. */
 int lth_report_render(const lth_report_t *r, lth_report_format_t format, char **out,
                       size_t *out_len);

@@ -7,6 +7,7 @@
  * acknowledged, rejected (with its reason) or not answered yet. */
 #include "hubfix.h"
 #include "testkit.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <signal.h>
@@ -33,7 +34,7 @@ START_TEST(subscriber_gets_each_published_catalogue)
     hubfix_init(&fix, "policy_file = policy.conf");
     hubfix_add_member(&fix, TTHC, true);
     hubfix_add_member(&fix, CSDLTTHC, true);
-    char path[PATH_MAX], cat_file[PATH_MAX], cat_conf[PATH_MAX + 64], proc_conf[PATH_MAX + 256];
+    char path[PATH_MAX], cat_file[PATH_MAX], cat_conf[PATH_MAX + 64], proc_conf[3 * PATH_MAX + 256];
     snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
     /* The subscription needs an agreement, like a call would. */
     tk_write_file(path, "allow " CSDLTTHC " -> " TTHC "/catalogue.published/v1 purpose "
@@ -43,8 +44,11 @@ START_TEST(subscriber_gets_each_published_catalogue)
     snprintf(cat_conf, sizeof cat_conf, "plugin.file = %s\nplugin.publisher = " TTHC "\n",
              cat_file);
     pid_t sub = hubfix_start_adapter(&fix, CSDLTTHC, "catalogue", cat_conf);
-    snprintf(proc_conf, sizeof proc_conf, "plugin.db = %s/proc.db\nplugin.dossiers = 0\n",
-             fix.dir);
+    snprintf(proc_conf, sizeof proc_conf,
+             "plugin.db = %s/proc.db\nplugin.dossiers = 0\n"
+             "plugin.catalogue_file = %s/deploy/catalogue-hn.tsv\n"
+             "plugin.catalogue_status = %s/catalogue.status\n",
+             fix.dir, getenv("HUB_SOURCE_DIR"), fix.dir);
     pid_t pub = hubfix_start_adapter(&fix, TTHC, "procedure", proc_conf);
     ck_assert_msg(tk_wait_file_contains(cat_file, "Đăng ký khai sinh", 10000),
                   "catalogue not received");
@@ -99,7 +103,7 @@ static bool wait_contains(const char *path, const char *needle, int ms)
 #define ROW7                                                                                       \
     "4001/QĐ-UBND\t2026-10-01\t2026-10-15\tin-force\tSYN-1.000007\tCấp bản sao trích lục hộ "     \
     "tịch\tCopy of a civil-status extract\tcommune\t" STP_ID "\tsame working day\t8000\tTờ khai "  \
-    "cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tcivil-status-extract\n"
+    "cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tbirth-registration\n"
 #define STP_ID "VN/GOV/HN-STP/HOTICH"
 
 START_TEST(catalogue_changes_are_published_acknowledged_or_rejected)
@@ -205,6 +209,236 @@ START_TEST(catalogue_changes_are_published_acknowledged_or_rejected)
 }
 END_TEST
 
+
+/* ---- every consumer follows a reload (issue 19 item 4) ------------------- */
+
+#define POP "VN/GOV/BCA/CSDLQGDC"
+#define PORTAL "VN/GOV/VPCP/DVCQG"
+#define REPORT "VN/GOV/HN-VP/BAOCAO"
+#define CCHC "VN/GOV/HN-SNV/CCHC"
+#define DKKD "VN/GOV/HN-SKHDT/DKKD"
+#define NAME7 "Cấp bản sao trích lục hộ tịch"
+
+static char *run_tool(char **argv)
+{
+    char *out = NULL;
+    int rc = tk_run(argv, &out, 20000);
+    ck_assert_msg(rc == 0, "%s failed (%d): %s", argv[0], rc, out ? out : "");
+    return out;
+}
+
+static char *hubctl_report_json(void)
+{
+    char conf[PATH_MAX], secret[PATH_MAX], text[3 * PATH_MAX];
+    snprintf(conf, sizeof conf, "%s/hubctl-cchc.conf", fix.dir);
+    hubfix_secret_path(&fix, CCHC, secret);
+    snprintf(text, sizeof text,
+             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\n",
+             fix.endpoint, fix.dir, secret);
+    tk_write_file(conf, text);
+    char *argv[] = {(char *)tk_bin("hubctl"), "--config", conf, "report", "--json", NULL};
+    return run_tool(argv);
+}
+
+/* Waits until sql (over path) counts at least one row. */
+static void wait_some(const char *path, const char *sql, const char *what)
+{
+    for (int waited = 0; waited < 40000; waited += 200) {
+        if (tk_sql_int(path, sql) > 0)
+            return;
+        tk_sleep_ms(200);
+    }
+    ck_abort_msg("timed out: %s (%s)", what, sql);
+}
+
+/* A procedure added and a fee amended by a reload reach the portal (the fee
+ * it pays), reporting (the name it reports) and the trail, through the hub
+ * — none of them reads the procedure system's file — and a repeal stops new
+ * dossiers for the procedure, each refused saying so. */
+START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
+{
+    hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf");
+    char path[PATH_MAX], shipped[PATH_MAX], tsv[PATH_MAX], status[PATH_MAX];
+    char db_proc[PATH_MAX], db_portal[PATH_MAX], db_report[PATH_MAX], conf[4 * PATH_MAX];
+    const char *src = getenv("HUB_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
+    char *policy = tk_read_file(path);
+    ck_assert_ptr_nonnull(policy);
+    snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
+    tk_write_file(path, policy);
+    free(policy);
+    const char *members[] = {POP, TTHC, PORTAL, REPORT, CCHC, DKKD, STP_ID};
+    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
+        hubfix_add_member(&fix, members[i], true);
+    hubfix_start(&fix);
+    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
+    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
+    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    snprintf(shipped, sizeof shipped, "%s/deploy/catalogue-hn.tsv", src);
+    snprintf(tsv, sizeof tsv, "%s/catalogue-hn.tsv", fix.dir);
+    snprintf(status, sizeof status, "%s/catalogue.status", fix.dir);
+    char *v1 = tk_read_file(shipped);
+    ck_assert_ptr_nonnull(v1);
+    tk_write_file(tsv, v1);
+
+    snprintf(conf, sizeof conf, "plugin.db = %s/pop.db\nplugin.citizens = 2000\n"
+             "plugin.disclosure_file = %s/deploy/disclosure-demo.conf\n", fix.dir, src);
+    hubfix_start_ticking(&fix, POP, "population", 100, conf);
+    const char *sectors[] = {DKKD, STP_ID};
+    for (int i = 0; i < 2; i++) {
+        snprintf(conf, sizeof conf, "plugin.db = %s/sector-%d.db\nplugin.late_percent = 0\n"
+                 "plugin.refuse_percent = 0\nplugin.supplement_percent = 0\n", fix.dir, i);
+        hubfix_start_ticking(&fix, sectors[i], "sector", 100, conf);
+    }
+    /* Reporting starts after the procedure system has published its whole
+     * catalogue: it asks for it (catalogue.get/v1). The portal follows
+     * from the start. */
+    snprintf(conf, sizeof conf, "plugin.db = %s\nplugin.simulate_payments = 100\nplugin.seed = 5\n",
+             db_portal);
+    hubfix_start_ticking(&fix, PORTAL, "portal", 100, conf);
+    /* Applicants ask for enterprise registration and for SYN-1.000007,
+     * which no decision has announced yet. */
+    snprintf(conf, sizeof conf,
+             "plugin.db = %s\nplugin.dossiers = 100000\nplugin.rate_per_tick = 1\n"
+             "plugin.population_citizens = 2000\nplugin.invalid_percent = 0\n"
+             "plugin.unknown_percent = 0\nplugin.procedures = SYN-1.000004,SYN-1.000007\n"
+             "plugin.day_ms = 1000\nplugin.overdue_grace_ms = 60000\n"
+             "plugin.catalogue_file = %s\nplugin.catalogue_status = %s\n",
+             db_proc, tsv, status);
+    pid_t proc = hubfix_start_ticking(&fix, TTHC, "procedure", 250, conf);
+    char proc_log[PATH_MAX];
+    snprintf(proc_log, sizeof proc_log, "%s/adapter-VN.GOV.HN-VP.TTHC.log", fix.dir);
+    ck_assert(wait_contains(proc_log, "plugin.procedures: SYN-1.000007 is not in force", 10000));
+    ck_assert(wait_contains(status, "whole catalogue, 6 procedures", 10000));
+    snprintf(conf, sizeof conf, "plugin.db = %s\n", db_report);
+    hubfix_start_ticking(&fix, REPORT, "report", 100, conf);
+
+    /* Before the decision: SYN-1.000007 is not received, saying why;
+     * enterprise registration is paid at its fee, 50 000. */
+    wait_some(db_proc,
+              "SELECT count(*) FROM dossier d JOIN history h USING(code) WHERE"
+              " d.procedure_code = 'SYN-1.000007' AND d.status = 7 AND d.identity = 'PROCEDURE'"
+              " AND h.note LIKE '%not a procedure in force in the catalogue%'",
+              "SYN-1.000007 refused before it is announced");
+    wait_some(db_proc,
+              "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+              " d.procedure_code = 'SYN-1.000004' AND p.outcome = 1 AND p.amount = 50000",
+              "enterprise registration paid at 50 000");
+    wait_some(db_report, "SELECT count(*) FROM catalogue WHERE code = 'SYN-1.000004'",
+              "reporting asked for the whole catalogue");
+
+    /* The decision: SYN-1.000007 added (8 000 VND), enterprise
+     * registration's fee amended to 65 000. */
+    char *amended = replace(v1, "\t3 working days\t50000\t", "\t3 working days\t65000\t");
+    char *v2 = malloc(strlen(amended) + sizeof ROW7);
+    sprintf(v2, "%s%s", amended, ROW7);
+    free(amended);
+    tk_write_file(tsv, v2);
+    kill(proc, SIGHUP);
+    ck_assert_msg(wait_contains(status, "amended SYN-1.000004; added SYN-1.000007", 10000),
+                  "the reload was not published (%s)", status);
+    long long after = tk_sql_int(db_proc, "SELECT max(idx) FROM dossier");
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+             " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND p.outcome = 1"
+             " AND p.amount = 8000",
+             after);
+    wait_some(db_proc, sql, "the portal paid the new procedure's fee, 8 000");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+             " d.procedure_code = 'SYN-1.000004' AND d.idx > %lld AND p.outcome = 1"
+             " AND p.amount = 65000",
+             after);
+    wait_some(db_proc, sql, "the portal paid the amended fee, 65 000");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM rejected r JOIN dossier d USING(code) WHERE"
+             " r.service = 'payment.status/v1' AND d.idx > %lld",
+             after);
+    ck_assert_int_eq(tk_sql_int(db_proc, sql), 0);
+    ck_assert_int_eq(
+        tk_sql_int(db_portal, "SELECT fee_vnd FROM catalogue WHERE code = 'SYN-1.000004'"), 65000);
+    /* Reporting names the new procedure (its own copy, from the delta). */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM dossier WHERE procedure_code = 'SYN-1.000007' AND status = 4");
+    wait_some(db_report, sql, "a dossier of SYN-1.000007 decided, as reporting has it");
+    char *json = hubctl_report_json();
+    ck_assert_msg(strstr(json, "\"procedure_code\":\"SYN-1.000007\",\"procedure_name\":\"" NAME7
+                               "\""),
+                  "the report does not name SYN-1.000007: %s", json);
+    free(json);
+    /* The trail names it (the procedure system's catalogue in force). */
+    char *trail_argv[] = {(char *)tk_bin("lth-trail"), "--procedure", db_proc, "--portal",
+                          db_portal, "--report", db_report, NULL};
+    char *trail = run_tool(trail_argv);
+    ck_assert_msg(strstr(trail, "SYN-1.000007 " NAME7 " → " STP_ID), "%s", trail);
+    free(trail);
+
+    /* The repeal: no new dossier for it is received, each one saying so. */
+    char *v3 = replace(v2, "4001/QĐ-UBND\t2026-10-01\t2026-10-15\tin-force\tSYN-1.000007",
+                       "4002/QĐ-UBND\t2026-11-02\t2026-11-02\trepealed\tSYN-1.000007");
+    tk_write_file(tsv, v3);
+    kill(proc, SIGHUP);
+    ck_assert_msg(wait_contains(status, "repealed SYN-1.000007", 10000),
+                  "the repeal was not published (%s)", status);
+    after = tk_sql_int(db_proc, "SELECT max(idx) FROM dossier");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM dossier d JOIN history h USING(code) WHERE"
+             " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND d.status = 7"
+             " AND h.note LIKE '%%repealed by decision 4002/QĐ-UBND of 2026-11-02%%'",
+             after);
+    wait_some(db_proc, sql, "SYN-1.000007 refused after its repeal, naming the decision");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM dossier WHERE procedure_code = 'SYN-1.000007' AND idx > %lld"
+             " AND (identity IS NULL OR identity <> 'PROCEDURE')",
+             after);
+    ck_assert_int_eq(tk_sql_int(db_proc, sql), 0);
+    wait_some(db_portal, "SELECT repealed FROM catalogue WHERE code = 'SYN-1.000007'",
+              "the portal holds SYN-1.000007 as repealed");
+    wait_some(db_report, "SELECT repealed FROM catalogue WHERE code = 'SYN-1.000007'",
+              "reporting holds SYN-1.000007 as repealed");
+    /* Its dossiers keep their name in the report. */
+    json = hubctl_report_json();
+    ck_assert_msg(strstr(json, "\"procedure_code\":\"SYN-1.000007\",\"procedure_name\":\"" NAME7
+                               "\""),
+                  "a repealed procedure lost its name: %s", json);
+    free(json);
+    free(v3);
+    free(v2);
+    free(v1);
+    hubfix_cleanup(&fix);
+}
+END_TEST
+
+/* No built-in list stands in for a missing catalogue: the procedure system
+ * does not start without plugin.catalogue_file, and says what to write. */
+START_TEST(no_catalogue_file_is_a_clear_error)
+{
+    hubfix_init(&fix, NULL);
+    hubfix_add_member(&fix, TTHC, true);
+    hubfix_start(&fix);
+    char conf_path[PATH_MAX], secret[PATH_MAX], full[4 * PATH_MAX];
+    snprintf(conf_path, sizeof conf_path, "%s/proc.conf", fix.dir);
+    hubfix_secret_path(&fix, TTHC, secret);
+    snprintf(full, sizeof full,
+             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
+             "member_key_file = %s\nplugin = %s\nplugin.db = %s/proc.db\n",
+             fix.endpoint, fix.dir, secret, tk_plugin("procedure"), fix.dir);
+    tk_write_file(conf_path, full);
+    char *out = NULL;
+    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
+    ck_assert_int_ne(tk_run(argv, &out, 10000), 0);
+    ck_assert_msg(out && strstr(out, "plugin.catalogue_file is required") &&
+                      strstr(out, "write 'plugin.catalogue_file = PATH'"),
+                  "%s", out ? out : "");
+    free(out);
+    hubfix_cleanup(&fix);
+}
+END_TEST
+
 TK_MAIN("e2e_catalogue",
         TK_CASE("catalogue", NULL, NULL, 120, subscriber_gets_each_published_catalogue),
-        TK_CASE("as_data", NULL, NULL, 180, catalogue_changes_are_published_acknowledged_or_rejected))
+        TK_CASE("as_data", NULL, NULL, 180, catalogue_changes_are_published_acknowledged_or_rejected),
+        TK_CASE("consumers", NULL, NULL, 240, no_catalogue_file_is_a_clear_error,
+                a_reload_reaches_the_portal_the_report_and_the_trail))

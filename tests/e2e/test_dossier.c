@@ -29,6 +29,7 @@
 #include "domain.pb-c.h"
 #include "hub_error.h"
 #include "hubfix.h"
+#include "tkcatalogue.h"
 #include "lth_dossier.h"
 #include "lth_report.h"
 #include "lth_workcal.h"
@@ -100,6 +101,10 @@ static void write_policy(void)
     free(demo);
 }
 
+
+/* The procedure plugin's catalogue settings (tkcatalogue.h). */
+static char catalogue_conf[3 * PATH_MAX];
+
 static void setup(void)
 {
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf\n"
@@ -117,11 +122,13 @@ static void setup(void)
     snprintf(db_qhk, sizeof db_qhk, "%s/sector-qhk.db", fix.dir);
     n_running = 0;
     tick_ms = 100;
+    tk_catalogue_use_shipped(fix.dir, catalogue_conf, sizeof catalogue_conf);
 }
 
 static void teardown(void)
 {
     low_assurance_pct = mismatch_pct = 0;
+    lth_procedure_release_all();
     hubfix_cleanup(&fix);
 }
 
@@ -164,14 +171,14 @@ static const char *const test_procedures[] = {"SYN-1.000001", "SYN-1.000002", "S
 static pid_t start_procedure(int dossiers, int invalid_pct, int unknown_pct, const char *procs,
                              int day_ms, int rate)
 {
-    char conf[1024];
+    char conf[3 * PATH_MAX + 1024];
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = %d\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = %d\n"
              "plugin.unknown_percent = %d\nplugin.procedures = %s\nplugin.day_ms = %d\n"
-             "plugin.low_assurance_percent = %d\nplugin.mismatch_percent = %d\n",
+             "plugin.low_assurance_percent = %d\nplugin.mismatch_percent = %d\n%s",
              db_proc, dossiers, rate, CITIZENS, invalid_pct, unknown_pct, procs, day_ms,
-             low_assurance_pct, mismatch_pct);
+             low_assurance_pct, mismatch_pct, catalogue_conf);
     return start(TTHC, "procedure", conf);
 }
 
@@ -942,13 +949,13 @@ END_TEST
 START_TEST(due_dates_follow_the_working_calendar)
 {
     const int n = 12;
-    char conf[1536], cal_path[PATH_MAX], err[256];
+    char conf[4 * PATH_MAX + 512], cal_path[PATH_MAX], err[256];
     snprintf(cal_path, sizeof cal_path, "%s/deploy/calendar-vn.tsv", getenv("HUB_SOURCE_DIR"));
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
              "plugin.population_citizens = %d\nplugin.procedures = "
-             "SYN-1.000001,SYN-1.000003,SYN-1.000004,SYN-1.000005\nplugin.calendar = %s\n",
-             db_proc, n, CITIZENS, cal_path);
+             "SYN-1.000001,SYN-1.000003,SYN-1.000004,SYN-1.000005\nplugin.calendar = %s\n%s",
+             db_proc, n, CITIZENS, cal_path, catalogue_conf);
     start_population();
     start(TTHC, "procedure", conf);
     ck_assert(wait_sql(db_proc, "SELECT count(*) FROM dossier", n, 20000));
@@ -987,8 +994,9 @@ START_TEST(due_dates_follow_the_working_calendar)
     char bad[PATH_MAX];
     snprintf(bad, sizeof bad, "%s/bad-calendar.tsv", fix.dir);
     tk_write_file(bad, "hours 08:00-12:00 13:00-17:00\nholiday 2026-13-01 x\n");
-    snprintf(conf, sizeof conf, "plugin.db = %s\nplugin.calendar = %s\n", db_proc, bad);
-    char conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX], full[4096];
+    snprintf(conf, sizeof conf, "plugin.db = %s\nplugin.calendar = %s\n%s", db_proc, bad,
+             catalogue_conf);
+    char conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX], full[8 * PATH_MAX];
     snprintf(conf_path, sizeof conf_path, "%s/bad-adapter.conf", fix.dir);
     snprintf(log_path, sizeof log_path, "%s/bad-adapter.log", fix.dir);
     hubfix_secret_path(&fix, TTHC, secret);

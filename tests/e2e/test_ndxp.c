@@ -630,15 +630,17 @@ START_TEST(the_procedure_systems_checks_go_through_the_gateway)
     /* The one-stop shop as usual: its identity checks ask VN/GOV/BCA/CSDLQGDC,
      * which is the gateway. Applicants come from the same generator as the
      * mock's citizens; some are unknown, some declare a wrong birth date. */
-    char db[PATH_MAX], conf[PATH_MAX + 512];
+    char db[PATH_MAX], status[PATH_MAX], conf[4 * PATH_MAX + 512];
     path_of(db, "procedure.db");
+    path_of(status, "catalogue.status");
     snprintf(conf, sizeof conf,
              "tick_ms = 100\nplugin.db = %s\nplugin.dossiers = 12\nplugin.rate_per_tick = 12\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = 0\n"
              "plugin.unknown_percent = 25\nplugin.mismatch_percent = 40\n"
              "plugin.procedures = SYN-1.000004,SYN-1.000005\n"
-             "plugin.portal = none\nplugin.report = none\n",
-             db, CITIZENS);
+             "plugin.portal = none\nplugin.report = none\n"
+             "plugin.catalogue_file = %s/deploy/catalogue-hn.tsv\nplugin.catalogue_status = %s\n",
+             db, CITIZENS, getenv("HUB_SOURCE_DIR"), status);
     pid_t procedure = hubfix_start_adapter(&fix, TTHC, "procedure", conf);
     long long pending = -1;
     for (int i = 0; i < 300 && pending != 0; i++) {

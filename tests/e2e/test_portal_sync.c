@@ -20,6 +20,7 @@
 #include "domain.pb-c.h"
 #include "hub_error.h"
 #include "hubfix.h"
+#include "tkcatalogue.h"
 #include "lth_dossier.h"
 #include "lth_portal.h"
 #include "lth_procedure.h"
@@ -59,6 +60,10 @@ static pid_t pids[8];
 static const char *pid_members[8];
 static size_t n_pids;
 
+
+/* The procedure plugin's catalogue settings (tkcatalogue.h). */
+static char catalogue_conf[3 * PATH_MAX];
+
 static void setup(void)
 {
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf");
@@ -85,10 +90,12 @@ static void setup(void)
     snprintf(calendar, sizeof calendar, "%s/calendar.tsv", fix.dir);
     tk_write_file(calendar, "hours 00:00-24:00\nweekend\nyears 2025 2026 2027 2028 2029 2030\n");
     n_pids = 0;
+    tk_catalogue_use_shipped(fix.dir, catalogue_conf, sizeof catalogue_conf);
 }
 
 static void teardown(void)
 {
+    lth_procedure_release_all();
     hubfix_cleanup(&fix);
 }
 
@@ -159,14 +166,14 @@ static void start_sector(const char *member, const char *db)
 static void start_procedure_with(int n, const char *procs, int invalid_pct, int day_ms,
                                  const char *extra)
 {
-    char conf[PATH_MAX + 1024];
+    char conf[3 * PATH_MAX + 1024];
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = %d\n"
              "plugin.unknown_percent = 0\nplugin.procedures = %s\nplugin.day_ms = %d\n"
              "plugin.online_percent = 60\nplugin.hand_over_results = 1\n"
-             "plugin.statistics_ms = 300\n%s",
-             db_proc, n, CITIZENS, invalid_pct, procs, day_ms, extra);
+             "plugin.statistics_ms = 300\n%s%s",
+             db_proc, n, CITIZENS, invalid_pct, procs, day_ms, catalogue_conf, extra);
     start(TTHC, "procedure", conf);
 }
 
@@ -934,15 +941,15 @@ END_TEST
 START_TEST(chain_steps_count_working_days)
 {
     const int n = 4;
-    char cal_path[PATH_MAX], conf[PATH_MAX * 2 + 512], err[256];
+    char cal_path[PATH_MAX], conf[PATH_MAX * 4 + 512], err[256];
     snprintf(cal_path, sizeof cal_path, "%s/deploy/calendar-vn.tsv", getenv("HUB_SOURCE_DIR"));
     snprintf(conf, sizeof conf,
              "plugin.db = %s\nplugin.dossiers = %d\nplugin.rate_per_tick = 4\n"
              "plugin.population_citizens = %d\nplugin.invalid_percent = 0\n"
              "plugin.unknown_percent = 0\nplugin.procedures = SYN-1.000004\n"
              "plugin.calendar = %s\nplugin.chains = SYN-1.000004: " DKKD
-             " (2 working days) > " HOTICH " (8 working hours)\n",
-             db_proc, n, CITIZENS, cal_path);
+             " (2 working days) > " HOTICH " (8 working hours)\n%s",
+             db_proc, n, CITIZENS, cal_path, catalogue_conf);
     start_population();
     start(TTHC, "procedure", conf);
     wait_eq(db_proc, "SELECT count(*) FROM chain_step WHERE n = 1", n, "first steps started");

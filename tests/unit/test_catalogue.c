@@ -1,6 +1,7 @@
 /* lth_catalogue: the catalogue file (the Chairman's announcing decisions),
  * its errors naming line and field, and installing it for lookups. */
 #include "lth_catalogue.h"
+#include "lth_procedure.h"
 #include "hub_error.h"
 #include "testkit.h"
 
@@ -51,17 +52,12 @@ START_TEST(the_shipped_catalogue_loads)
     ck_assert_int_eq(p->identity_check, LTH_CHECK_VERIFY);
     ck_assert_str_eq(p->decision, "2214/QĐ-UBND");
     ck_assert_uint_eq(p->fee_vnd, 50000);
-    /* The same procedures as the built-in default, for the processes without the file. */
-    for (size_t i = 0; i < lth_catalogue_count(c); i++) {
-        const lth_procedure_t *a = lth_catalogue_at(c, i), *b = lth_procedure_find(a->code);
-        ck_assert_ptr_nonnull(b);
-        ck_assert_str_eq(a->name, b->name);
-        ck_assert_str_eq(a->authority, b->authority);
-        ck_assert_uint_eq(a->limit_amount, b->limit_amount);
-        ck_assert_int_eq(a->limit_unit, b->limit_unit);
-        ck_assert_str_eq(a->purpose_code, b->purpose_code);
-        ck_assert_uint_eq(a->required_assurance, b->required_assurance);
-    }
+    /* Nothing answers before a catalogue is installed: no built-in list. */
+    ck_assert(!lth_procedure_installed());
+    ck_assert_uint_eq(lth_procedure_count(), 0);
+    ck_assert_ptr_null(lth_procedure_find("SYN-1.000004"));
+    ck_assert_uint_eq(lth_procedure_fee_vnd("SYN-1.000004"), 0);
+    ck_assert_ptr_null(lth_procedure_name("SYN-1.000004"));
     lth_catalogue_destroy(&c);
     ck_assert_ptr_null(c);
 }
@@ -83,6 +79,15 @@ START_TEST(install_changes_the_lookups)
     const lth_procedure_t *x1 = lth_procedure_find("X-1");
     ck_assert_ptr_nonnull(x1);
     ck_assert_ptr_null(lth_procedure_find("SYN-1.000001"));
+    /* A repealed procedure keeps its name (a report of old dossiers). */
+    ck_assert_ptr_null(lth_procedure_find("X-2"));
+    ck_assert_ptr_nonnull(lth_procedure_find_repealed("X-2"));
+    ck_assert_str_eq(lth_procedure_name("X-2"), "Tên");
+    ck_assert_ptr_null(lth_procedure_name("X-3"));
+    bool repealed = false;
+    ck_assert_str_eq(lth_procedure_listed_at(1, &repealed)->code, "X-2");
+    ck_assert(repealed);
+    ck_assert_ptr_null(lth_procedure_listed_at(2, &repealed));
     lth_catalogue_t *d = NULL;
     ck_assert(load(HEAD ROW("in-force", "X-1", "3 working days"), &d, err) == 0);
     ck_assert(!lth_procedure_same(x1, lth_catalogue_at(d, 0)));
@@ -91,7 +96,60 @@ START_TEST(install_changes_the_lookups)
     ck_assert_uint_eq(x1->limit_amount, 2);
     ck_assert_uint_eq(lth_procedure_find("X-1")->limit_amount, 3);
     lth_procedure_release_all();
-    ck_assert_ptr_nonnull(lth_procedure_find("SYN-1.000001")); /* the built-in again */
+    /* None again, and no built-in list behind it. */
+    ck_assert(!lth_procedure_installed());
+    ck_assert_ptr_null(lth_procedure_find("X-1"));
+    ck_assert_ptr_null(lth_procedure_find("SYN-1.000001"));
+}
+END_TEST
+
+/* How a subscriber rebuilds the catalogue it was published. */
+START_TEST(a_catalogue_built_in_memory_owns_its_strings)
+{
+    char name[32] = "Thủ tục A", code[32] = "Y-1";
+    lth_procedure_t p = {.code = code,
+                         .name = name,
+                         .authority = "VN/GOV/A/B",
+                         .limit_text = "2 working days",
+                         .limit_amount = 2,
+                         .limit_unit = LTH_LIMIT_WORKING_DAYS,
+                         .fee_vnd = 8000};
+    lth_catalogue_t *c = lth_catalogue_new();
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(lth_catalogue_add(c, &p, false), 0);
+    ck_assert_int_eq(lth_catalogue_add(c, &p, true), HUB_EEXIST);
+    snprintf(code, sizeof code, "Y-2");
+    ck_assert_int_eq(lth_catalogue_add(c, &p, true), 0);
+    snprintf(name, sizeof name, "changed");
+    snprintf(code, sizeof code, "bad code");
+    ck_assert_int_eq(lth_catalogue_add(c, &p, false), HUB_EINVAL);
+    p.code = "Y-3";
+    p.name = "";
+    ck_assert_int_eq(lth_catalogue_add(c, &p, false), HUB_EINVAL);
+    for (int i = 0; i < 40; i++) { /* the arrays grow: pointers into blocks stay right */
+        char more[16];
+        snprintf(more, sizeof more, "Z-%d", i);
+        p.code = more;
+        p.name = "Z";
+        ck_assert_int_eq(lth_catalogue_add(c, &p, false), 0);
+    }
+    ck_assert_uint_eq(lth_catalogue_count(c), 41);
+    ck_assert_uint_eq(lth_catalogue_count_repealed(c), 1);
+    const lth_procedure_t *y1 = lth_catalogue_find(c, "Y-1");
+    ck_assert_str_eq(y1->name, "Thủ tục A");
+    ck_assert_str_eq(y1->limit_text, "2 working days");
+    ck_assert_str_eq(y1->decision, ""); /* NULL fields come back as "" */
+    ck_assert_uint_eq(y1->fee_vnd, 8000);
+    ck_assert_str_eq(lth_catalogue_repealed_at(c, 0)->code, "Y-2");
+    ck_assert_str_eq(lth_catalogue_find(c, "Z-39")->code, "Z-39");
+    bool repealed = true;
+    ck_assert_str_eq(lth_catalogue_listed_at(c, 0, &repealed)->code, "Y-1");
+    ck_assert(!repealed);
+    ck_assert_str_eq(lth_catalogue_listed_at(c, 41, &repealed)->code, "Y-2");
+    ck_assert(repealed);
+    ck_assert_ptr_null(lth_catalogue_listed_at(c, 42, &repealed));
+    lth_catalogue_destroy(&c);
+    ck_assert_ptr_null(c);
 }
 END_TEST
 
@@ -132,4 +190,6 @@ START_TEST(errors_name_line_and_field)
 END_TEST
 
 TK_MAIN("catalogue", TK_CASE("catalogue", setup, teardown, 0, the_shipped_catalogue_loads,
-                             install_changes_the_lookups, errors_name_line_and_field))
+                             install_changes_the_lookups,
+                             a_catalogue_built_in_memory_owns_its_strings,
+                             errors_name_line_and_field))

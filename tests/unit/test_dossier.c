@@ -3,6 +3,7 @@
  * status changes, the Dossier and DossierStatusChange codecs, and the report
  * (classification, aggregation, table / CSV / JSON). */
 #include "hub_error.h"
+#include "lth_catalogue.h"
 #include "lth_citizen.h"
 #include "lth_dossier.h"
 #include "lth_pid.h"
@@ -20,6 +21,22 @@
 #include <string.h>
 
 #define DAY LTH_DAY_US
+
+/* The catalogue is data (no built-in list): every case runs with the one
+ * the repository ships installed. */
+static void install_shipped_catalogue(void)
+{
+    char path[4096], err[600];
+    snprintf(path, sizeof path, "%s/deploy/catalogue-hn.tsv", getenv("HUB_SOURCE_DIR"));
+    lth_catalogue_t *c = NULL;
+    ck_assert_msg(lth_catalogue_load(path, &c, err, sizeof err) == 0, "%s", err);
+    lth_procedure_install(c);
+}
+
+static void release_catalogue(void)
+{
+    lth_procedure_release_all();
+}
 
 /* ---- procedures and limits ---- */
 
@@ -723,7 +740,7 @@ START_TEST(payment_and_feedback_refusals)
 }
 END_TEST
 
-TK_MAIN("dossier", TK_CASE("dossier", NULL, NULL, 0, catalogue_matches_its_limit_texts,
+TK_MAIN("dossier", TK_CASE("dossier", install_shipped_catalogue, release_catalogue, 0, catalogue_matches_its_limit_texts,
                            limits_parse_and_last, generator_is_deterministic_and_spreads_kinds,
                            generator_citizens_exist_and_filters_apply, sequence_rule,
                            status_change_round_trip_and_refusals, dossier_round_trip, outcomes,

@@ -1,9 +1,12 @@
 #include "catalogue_pub.h"
 
+#include "catalogue_copy.h"
+
 #include "domain.pb-c.h"
 #include "adp_plugin_util.h"
 #include "hub_clock.h"
 #include "hub_wire.h"
+#include "lth_appdb.h"
 #include "lth_catalogue.h"
 #include "lth_date.h"
 #include "lth_domain.h"
@@ -29,6 +32,7 @@ typedef struct {
 
 struct catpub {
     const adp_plugin_host_t *host;
+    sqlite3 *db; /* the procedure system's file: the catalogue in force, for lth-trail */
     char file[4096], status_file[4200], subscriber[256];
     uint64_t version;
     bool full_published;
@@ -74,7 +78,7 @@ static void catpub_write_status(catpub_t *self)
         rejected += self->pubs[i].state == CATPUB_REJECTED;
     }
     fprintf(f, "catalogue version %" PRIu64 ": %zu procedures in force, from %s\n", self->version,
-            lth_procedure_count(), self->file[0] ? self->file : "(built in)");
+            lth_procedure_count(), self->file);
     fprintf(f, "subscriber %s: unacknowledged %zu, rejected %zu\n", self->subscriber, pending,
             rejected);
     if (self->last_error[0])
@@ -114,6 +118,18 @@ static void catpub_remember(catpub_t *self, uint64_t version, uint64_t base, con
     p->base_version = base;
     p->published_at_us = hub_now_us();
     snprintf(p->what, sizeof p->what, "%s", what);
+}
+
+/* Makes cat the catalogue in force, and writes it into the procedure
+ * system's file (catalogue_copy.h) for whoever reads that (lth-trail). */
+static void catpub_install(catpub_t *self, lth_catalogue_t *cat, uint64_t version)
+{
+    if (self->db && catcopy_store(self->db, cat, version) != 0)
+        adp_plugin_log(self->host, ADP_LOG_WARN,
+                       "cannot write the catalogue in force into plugin.db (%s): lth-trail "
+                       "may name procedures as they were",
+                       lth_appdb_error(self->db));
+    lth_procedure_install(cat);
 }
 
 /* ---- the protobuf form of a procedure ---------------------------------- */
@@ -216,41 +232,80 @@ static int catpub_send(adp_client_t *client, const ProtobufCMessage *msg, const 
     return rc;
 }
 
-static void catpub_publish_full(catpub_t *self, adp_client_t *client)
+/* The whole catalogue in force as a ProcedureCatalogue of this version,
+ * packed into *buf (malloc'ed). */
+static int catpub_pack_whole(adp_client_t *client, uint64_t version, uint8_t **buf, size_t *len)
 {
     size_t n = lth_procedure_count();
     catpub_item_t *items = calloc(n ? n : 1, sizeof *items);
     Lth__Domain__V1__Procedure **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    if (items && ptrs) {
+    int rc = items && ptrs ? 0 : HUB_ENOMEM;
+    if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
             catpub_fill(&items[i], lth_procedure_at(i));
             ptrs[i] = &items[i].proc;
         }
         Lth__Domain__V1__ProcedureCatalogue cat = LTH__DOMAIN__V1__PROCEDURE_CATALOGUE__INIT;
         cat.publisher_member_id = (char *)adp_member_id(client);
-        cat.version = catpub_next_version(self);
+        cat.version = version;
         cat.published_at_us = hub_now_us();
         cat.procedures = ptrs;
         cat.n_procedures = n;
-        if (catpub_send(client, &cat.base, LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue")) == 0) {
-            self->full_published = true;
-            self->version = cat.version;
-            char what[64];
-            snprintf(what, sizeof what, "whole catalogue, %zu procedures", n);
-            catpub_remember(self, cat.version, 0, what);
-            adp_plugin_log(self->host, ADP_LOG_INFO,
-                           "procedure catalogue published: %zu procedures, version %" PRIu64
-                           "; awaiting acknowledgement from %s",
-                           n, cat.version, self->subscriber);
-            catpub_write_status(self);
-        } else {
-            adp_plugin_log(self->host, ADP_LOG_WARN,
-                           "publishing the procedure catalogue failed (%s); will retry",
-                           adp_last_error(client));
-        }
+        rc = hub_pb_pack(&cat.base, buf, len);
     }
     catpub_items_free(items, n);
     free(ptrs);
+    return rc;
+}
+
+static void catpub_publish_full(catpub_t *self, adp_client_t *client)
+{
+    size_t n = lth_procedure_count();
+    uint64_t version = catpub_next_version(self);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = catpub_pack_whole(client, version, &buf, &len);
+    if (rc == 0)
+        rc = adp_publish(client, LTH_SERVICE_CATALOGUE_PUBLISH,
+                         LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"), buf, len, 0, NULL);
+    free(buf);
+    if (rc == 0) {
+        self->full_published = true;
+        self->version = version;
+        char what[64];
+        snprintf(what, sizeof what, "whole catalogue, %zu procedures", n);
+        catpub_remember(self, version, 0, what);
+        adp_plugin_log(self->host, ADP_LOG_INFO,
+                       "procedure catalogue published: %zu procedures, version %" PRIu64
+                       "; awaiting acknowledgement from %s",
+                       n, version, self->subscriber);
+        catpub_write_status(self);
+    } else {
+        adp_plugin_log(self->host, ADP_LOG_WARN,
+                       "publishing the procedure catalogue failed (%s); will retry",
+                       rc == HUB_ENOMEM ? "out of memory" : adp_last_error(client));
+    }
+}
+
+/* catalogue.get/v1: a subscriber that holds no catalogue, or missed a
+ * publication, asks for the whole one in force, at the version last
+ * published (0 before the first publication: ask again). */
+static int catpub_on_get(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                         void *user)
+{
+    catpub_t *self = user;
+    if (msg->kind != ADP_REQUEST)
+        return 0;
+    int rc = catpub_pack_whole(client, self->full_published ? self->version : 0, &reply->payload,
+                               &reply->payload_len);
+    if (rc != 0)
+        return rc;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s",
+             LTH_DOMAIN_CONTENT_TYPE("ProcedureCatalogue"));
+    adp_plugin_log(self->host, ADP_LOG_INFO,
+                   "procedure catalogue version %" PRIu64 " sent to %s on request",
+                   self->full_published ? self->version : 0, msg->sender);
+    return 0;
 }
 
 static void catpub_append(char *what, size_t size, const char *verb, const char *code,
@@ -337,7 +392,7 @@ static void catpub_reload(catpub_t *self, adp_client_t *client)
     delta.n_changes = n;
     /* Install first: the dossiers from now on follow the new decisions,
      * whatever the subscriber says of them. */
-    lth_procedure_install(next);
+    catpub_install(self, next, delta.version);
     if (catpub_send(client, &delta.base, LTH_DOMAIN_CONTENT_TYPE("CatalogueDelta")) != 0) {
         /* Not even in the outbox: the next publication must be whole. */
         adp_plugin_log(self->host, ADP_LOG_WARN,
@@ -370,8 +425,7 @@ void catpub_tick(catpub_t *self, adp_client_t *client)
     }
     if (catpub_reload_asked) {
         catpub_reload_asked = 0;
-        if (self->file[0])
-            catpub_reload(self, client);
+        catpub_reload(self, client);
     }
 }
 
@@ -428,18 +482,29 @@ static int catpub_on_ack(adp_client_t *client, const adp_message_t *msg, adp_rep
 
 /* ---- set-up ------------------------------------------------------------ */
 
-int catpub_new(const adp_plugin_host_t *host, catpub_t **out, char *err, size_t err_size)
+int catpub_new(const adp_plugin_host_t *host, sqlite3 *db, catpub_t **out, char *err,
+               size_t err_size)
 {
     *out = NULL;
     catpub_t *self = calloc(1, sizeof *self);
     if (!self)
         return adp_plugin_fail(err, err_size, "out of memory");
     self->host = host;
+    self->db = db;
     int rc = adp_plugin_conf_member(host, "catalogue_subscriber", "VN/GOV/VPCP/CSDLTTHC", 0,
                                     self->subscriber, sizeof self->subscriber, err, err_size);
     const char *file = host->config(host, "catalogue_file");
     const char *status = host->config(host, "catalogue_status");
-    if (rc == 0 && file && *file) {
+    if (rc == 0 && (!file || !*file)) {
+        /* No built-in list: the procedures are the announcing decisions'. */
+        snprintf(err, err_size,
+                 "plugin.catalogue_file is required: the procedure catalogue as the Chairman's "
+                 "announcing decisions list it (a tab-separated file, columns as the "
+                 "repository's deploy/catalogue-hn.tsv, which is an example): write 'plugin.catalogue_file = PATH' in this adapter's "
+                 "configuration");
+        rc = HUB_EINVAL;
+    }
+    if (rc == 0) {
         snprintf(self->file, sizeof self->file, "%s", file);
         lth_catalogue_t *cat = NULL;
         char why[600];
@@ -447,15 +512,17 @@ int catpub_new(const adp_plugin_host_t *host, catpub_t **out, char *err, size_t 
         if (rc != 0)
             snprintf(err, err_size, "plugin.catalogue_file: %s", why);
         else
-            lth_procedure_install(cat);
+            catpub_install(self, cat, 0);
     }
     if (status && *status)
         snprintf(self->status_file, sizeof self->status_file, "%s", status);
-    else if (self->file[0])
+    else
         snprintf(self->status_file, sizeof self->status_file, "%s.status", self->file);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CATALOGUE_ACK, catpub_on_ack, self);
-    if (rc == 0 && self->file[0]) {
+    if (rc == 0)
+        rc = host->offer(host, CATCOPY_SERVICE_GET, catpub_on_get, self);
+    if (rc == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = catpub_on_sighup;
@@ -464,6 +531,7 @@ int catpub_new(const adp_plugin_host_t *host, catpub_t **out, char *err, size_t 
         sigaction(SIGHUP, &sa, NULL);
     }
     if (rc != 0) {
+        lth_procedure_release_all();
         free(self);
         return rc;
     }
@@ -475,8 +543,7 @@ void catpub_destroy(catpub_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    if ((*self_p)->file[0])
-        signal(SIGHUP, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     lth_procedure_release_all();
     free(*self_p);
     *self_p = NULL;

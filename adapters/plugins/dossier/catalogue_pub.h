@@ -1,9 +1,10 @@
 /* catalogue_pub — the procedure system as the publisher of the city's
  * procedure catalogue (catalogue.published/v1), part of the procedure plugin.
  *
- * With plugin.catalogue_file the catalogue is that file (lth_catalogue.h:
- * the Chairman's announcing decisions), installed for the whole process
- * (lth_procedure_install); without it, the built-in default, and no reloads.
+ * The catalogue is plugin.catalogue_file (lth_catalogue.h: the Chairman's
+ * announcing decisions), required (there is no built-in list), installed
+ * for the whole process (lth_procedure_install) and written into the
+ * procedure system's SQLite file (catalogue_copy.h) on each (re)load.
  * On the first tick connected it publishes the whole list
  * (ProcedureCatalogue). On SIGHUP it reads the file again: a file with an
  * error is refused (the log names file, line and field) and the catalogue
@@ -23,13 +24,16 @@
 
 #include "adp_plugin.h"
 
+#include <sqlite3.h>
 #include <stddef.h>
 
 typedef struct catpub catpub_t;
 
-/* Reads the settings, loads and installs the catalogue, offers
- * catalogue.ack/v1. Call from the plugin's init(). */
-int catpub_new(const adp_plugin_host_t *host, catpub_t **out, char *err, size_t err_size);
+/* Reads the settings, loads and installs the catalogue (and writes it into
+ * db, which stays the caller's), offers catalogue.ack/v1. Call from the
+ * plugin's init(). */
+int catpub_new(const adp_plugin_host_t *host, sqlite3 *db, catpub_t **out, char *err,
+               size_t err_size);
 /* Publishes what is due (the whole list once connected; a delta after a
  * reload). Call from tick(). */
 void catpub_tick(catpub_t *self, adp_client_t *client);

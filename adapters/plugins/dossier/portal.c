@@ -21,6 +21,11 @@
  * follow from plugin.seed and the dossier code, so a run is reproducible;
  * table `applicant` keeps what was sent, in the transaction that queues it.
  *
+ * The fees it charges are those of its own copy of the procedure catalogue,
+ * kept from what the procedure system publishes (catalogue_copy.h), as the
+ * national portal follows the province's published procedures: a reload
+ * that amends a fee reaches the portal as a CatalogueDelta.
+ *
  * Config (plugin.*): see adapters/README.md, "portal". Logs hold counts only.
  */
 #include "dossier_intake.h"
@@ -29,8 +34,8 @@
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 #include "lth_portal.h"
-#include "lth_catalogue.h"
 #include "lth_procedure.h"
+#include "catalogue_copy.h"
 #include "domain.pb-c.h"
 
 #include <sodium.h>
@@ -77,7 +82,8 @@ typedef struct {
     uint64_t pay_pct;         /* plugin.simulate_payments: % of online fee dossiers paid */
     uint64_t rate_pct;        /* plugin.simulate_ratings: % of decided dossiers rated */
     uint64_t seed;            /* plugin.seed */
-    bool catalogue_installed; /* plugin.catalogue_file */
+    catcopy_t *catalogue;     /* its copy of the published catalogue */
+    bool unknown_fee_warned;  /* a dossier of a procedure the copy lacks was logged */
 } portal_t;
 
 /* Writes one status change into the table (dp_status_intake's apply). */
@@ -240,6 +246,15 @@ static int portal_sim_payment(portal_t *st, adp_client_t *client, const char *to
                               const lth_status_change_t *c)
 {
     uint64_t fee = lth_procedure_fee_vnd(c->procedure_code);
+    if (st->pay_pct && c->status == LTH_STATUS_RECEIVED && !lth_procedure_find(c->procedure_code) &&
+        !st->unknown_fee_warned) {
+        st->unknown_fee_warned = true;
+        adp_plugin_log(st->host, ADP_LOG_WARN,
+                       "applicant simulation: %s is not in force in the portal's catalogue "
+                       "copy: no fee to pay (is catalogue.published/v1 received? see the "
+                       "start-up line)",
+                       c->procedure_code);
+    }
     if (!st->pay_pct || c->channel != LTH_CHANNEL_ONLINE || !fee ||
         (c->status != LTH_STATUS_RECEIVED &&
          c->status != LTH_STATUS_FINANCIAL_OBLIGATION_REQUESTED) ||
@@ -519,6 +534,7 @@ static void portal_summary(portal_t *st, bool force)
 static int portal_tick(void *state, adp_client_t *client)
 {
     portal_t *st = state;
+    catcopy_tick(st->catalogue, client);     /* the whole catalogue, when it lacks it */
     lth_outq_flush(st->db, client, 0, NULL); /* receipts a crash left queued */
     portal_summary(state, false);
     return 0;
@@ -531,9 +547,8 @@ static void portal_destroy(void *state)
         return;
     if (st->db)
         portal_summary(st, true);
+    catcopy_destroy(&st->catalogue);
     lth_appdb_close(&st->db);
-    if (st->catalogue_installed)
-        lth_procedure_release_all();
     free(st);
 }
 
@@ -553,17 +568,17 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
         rc = adp_plugin_conf_u64(host, "simulate_ratings", 0, 100, 0, &st->rate_pct, err, err_size);
     if (rc == 0)
         rc = adp_plugin_conf_u64(host, "seed", 0, UINT64_MAX, 1, &st->seed, err, err_size);
-    /* The fees the simulated payments carry: the catalogue file the
-     * procedure system reads, or the built-in catalogue. */
-    const char *catalogue = host->config(host, "catalogue_file");
-    if (rc == 0 && catalogue && *catalogue) {
-        lth_catalogue_t *cat = NULL;
-        rc = lth_catalogue_load(catalogue, &cat, err, err_size);
-        if (rc == 0) {
-            lth_procedure_install(cat);
-            st->catalogue_installed = true;
-        }
+    /* The fees the simulated payments carry: the portal's copy of the
+     * catalogue the procedure system publishes, not a file of its own. */
+    if (rc == 0 && host->config(host, "catalogue_file")) {
+        snprintf(err, err_size,
+                 "plugin.catalogue_file is not read by the portal: it keeps its own copy of "
+                 "the catalogue the procedure system publishes (catalogue.published/v1 of "
+                 "plugin.publisher); remove the line");
+        rc = HUB_EINVAL;
     }
+    if (rc == 0)
+        rc = catcopy_new(host, st->db, "the portal", &st->catalogue, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, portal_on_result, st);
     if (rc == 0)

@@ -131,9 +131,15 @@ typedef struct {
     sqlite3 *db;
     uint64_t dossiers, rate, day_us, lookup_timeout_ms, overdue_grace_us;
     lth_dossier_gen_t gen;
+    /* plugin.procedures: the codes applicants apply for, and what the
+     * generator draws from (the procedure in force, else a stand-in that
+     * carries only the code: its dossiers are not accepted). */
     const lth_procedure_t *procs[PROC_MAX_PROCEDURES];
+    char proc_codes[PROC_MAX_PROCEDURES][LTH_PROCEDURE_CODE_MAX];
+    lth_procedure_t proc_stand_in[PROC_MAX_PROCEDURES];
     char population[LTH_MEMBER_MAX], portal[LTH_MEMBER_MAX], report[LTH_MEMBER_MAX];
     bool lookup_failing; /* to log a failing look-up once, not every tick */
+    bool nothing_in_force_warned;
     uint64_t lookups;    /* look-ups that reached the hub (answered, refused, timed out) */
     unsigned long ignored_changes, refused_changes, delegated;
     uint64_t next_summary_us;
@@ -450,14 +456,21 @@ static int proc_forward(proc_t *st, const proc_dossier_t *d, const char *me)
  * not RETURNED, which is an authority sending back an accepted dossier) a
  * dossier whose applicant was authenticated below the level its procedure
  * requires (inside the caller's transaction). */
-static int proc_refuse_assurance(proc_t *st, const char *code, const char *reason, uint64_t now)
+/* Not accepted at reception (NOT_ACCEPTED with the reason): for the
+ * applicant's assurance level (ASSURANCE) or a procedure not in force
+ * (PROCEDURE), the population database not asked. */
+static int proc_refuse_at_reception(proc_t *st, const char *code, const char *why_tag,
+                                    const char *reason, uint64_t now)
 {
     proc_dossier_t d;
     int rc = proc_load(st, code, &d);
+    bool assurance = !strcmp(why_tag, "ASSURANCE");
     if (rc == 0)
         rc = proc_step(st->db,
-                       "UPDATE dossier SET identity = 'ASSURANCE', identity_at = ?2, "
-                       "decided_at = ?2 WHERE code = ?1",
+                       assurance ? "UPDATE dossier SET identity = 'ASSURANCE', identity_at = ?2, "
+                                   "decided_at = ?2 WHERE code = ?1"
+                                 : "UPDATE dossier SET identity = 'PROCEDURE', identity_at = ?2, "
+                                   "decided_at = ?2 WHERE code = ?1",
                        code, now, 0);
     if (rc == 0)
         rc = proc_emit(st, &d, LTH_STATUS_NOT_ACCEPTED, st->me, now, reason);
@@ -494,6 +507,35 @@ static int proc_insert_declared(sqlite3 *db, const lth_gen_dossier_t *g)
     return rc;
 }
 
+/* Why a dossier for code is not accepted: the procedure is not in force. */
+static void proc_not_in_force(const char *code, char *reason, size_t size)
+{
+    const lth_procedure_t *rep = lth_procedure_find_repealed(code);
+    if (rep)
+        snprintf(reason, size,
+                 "Không tiếp nhận: thủ tục %s (%s) đã bị bãi bỏ theo Quyết định %s ngày %s "
+                 "(procedure repealed by decision %s of %s, effective %s: no new dossiers)",
+                 code, rep->name, rep->decision ? rep->decision : "?",
+                 rep->decision_date ? rep->decision_date : "?", rep->decision ? rep->decision : "?",
+                 rep->decision_date ? rep->decision_date : "?",
+                 rep->effective_date ? rep->effective_date : "?");
+    else
+        snprintf(reason, size,
+                 "Không tiếp nhận: thủ tục %s không có trong danh mục TTHC đang có hiệu lực "
+                 "(not a procedure in force in the catalogue: no dossiers)",
+                 code);
+}
+
+/* plugin.procedures: each code as the catalogue in force has it now, or
+ * its stand-in. */
+static void proc_refresh_procedures(proc_t *st)
+{
+    for (size_t i = 0; st->gen.procedures && i < st->gen.n_procedures; i++) {
+        const lth_procedure_t *p = lth_procedure_find(st->proc_codes[i]);
+        st->procs[i] = p ? p : &st->proc_stand_in[i];
+    }
+}
+
 static int proc_submit(proc_t *st)
 {
     uint64_t next;
@@ -501,6 +543,15 @@ static int proc_submit(proc_t *st)
         return HUB_ESTORE;
     if (next > st->dossiers)
         return 0;
+    if (!st->gen.procedures && lth_procedure_count() == 0) {
+        if (!st->nothing_in_force_warned)
+            adp_plugin_log(st->host, ADP_LOG_WARN,
+                           "no procedure is in force in plugin.catalogue_file: no dossiers are "
+                           "submitted until a reload (SIGHUP) brings one");
+        st->nothing_in_force_warned = true;
+        return 0;
+    }
+    st->nothing_in_force_warned = false;
     if (lth_appdb_begin(st->db) != 0)
         return HUB_ESTORE;
     sqlite3_stmt *q = NULL;
@@ -511,20 +562,18 @@ static int proc_submit(proc_t *st)
                                 -1, &q, NULL) == SQLITE_OK
                  ? 0
                  : HUB_ESTORE;
-    uint64_t made = 0, refused = 0;
+    uint64_t made = 0, refused = 0, not_in_force = 0;
+    proc_refresh_procedures(st);
     for (; rc == 0 && made < st->rate && next <= st->dossiers; made++, next++) {
         lth_gen_dossier_t g;
         rc = lth_dossier_generate(&st->gen, next, &g);
         if (rc != 0)
             break;
-        /* plugin.procedures holds the procedures as the catalogue was at
-         * start: the one in force since a reload has the current limit and
-         * authority (a repealed one keeps its last). */
+        /* The catalogue in force since the last reload decides: limit,
+         * authority, and whether the procedure is received at all. */
         const lth_procedure_t *in_force = lth_procedure_find(g.procedure->code);
-        if (in_force)
-            g.procedure = in_force;
         uint64_t now = hub_now_us();
-        uint64_t due = proc_due(st, g.procedure, now);
+        uint64_t due = in_force ? proc_due(st, g.procedure, now) : 0;
         /* The national structure: agency code, date of receipt, number. */
         rc = lth_dossier_code_national(st->agency_code, now, g.index, g.code);
         if (rc != 0)
@@ -533,7 +582,8 @@ static int proc_submit(proc_t *st)
         sqlite3_bind_text(q, 1, g.code, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)g.index);
         sqlite3_bind_text(q, 3, g.procedure->code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, g.procedure->authority, -1, SQLITE_STATIC);
+        /* Not in force: the reception desk (this system) refuses it. */
+        sqlite3_bind_text(q, 4, in_force ? g.procedure->authority : st->me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 5, g.applicant_id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 6, (sqlite3_int64)now);
         sqlite3_bind_int64(q, 7, (sqlite3_int64)due);
@@ -541,14 +591,21 @@ static int proc_submit(proc_t *st)
         if (sqlite3_step(q) != SQLITE_DONE)
             rc = HUB_ESTORE;
         sqlite3_reset(q);
+        char reason[LTH_NOTE_MAX];
+        if (rc == 0 && !in_force) {
+            proc_not_in_force(g.procedure->code, reason, sizeof reason);
+            rc = proc_refuse_at_reception(st, g.code, "PROCEDURE", reason, now);
+            not_in_force++;
+            explicit_bzero(&g, sizeof g);
+            continue;
+        }
         if (rc == 0)
             rc = proc_insert_declared(st->db, &g);
         /* Identity assurance first: below the procedure's level, the
          * population database is not even asked. */
-        char reason[LTH_NOTE_MAX];
         if (rc == 0 &&
             lth_assurance_refusal(g.procedure, &g.assurance, reason, sizeof reason) == 0) {
-            rc = proc_refuse_assurance(st, g.code, reason, now);
+            rc = proc_refuse_at_reception(st, g.code, "ASSURANCE", reason, now);
             refused++;
         }
         explicit_bzero(&g, sizeof g);
@@ -565,11 +622,12 @@ static int proc_submit(proc_t *st)
         return rc;
     }
     if (made)
-        adp_plugin_log(
-            st->host, refused ? ADP_LOG_INFO : ADP_LOG_DEBUG,
-            "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
-            " not accepted: applicant authenticated below the procedure's required level",
-            made, next, refused);
+        adp_plugin_log(st->host, refused || not_in_force ? ADP_LOG_INFO : ADP_LOG_DEBUG,
+                       "submitted %" PRIu64 " dossiers (next index %" PRIu64 "); %" PRIu64
+                       " not accepted: applicant authenticated below the procedure's required "
+                       "level; %" PRIu64 " not accepted: procedure not in force in the "
+                       "catalogue (repealed, or not in plugin.catalogue_file)",
+                       made, next, refused, not_in_force);
     return 0;
 }
 
@@ -871,6 +929,24 @@ static void proc_apply_and_log(proc_t *st, adp_client_t *client, const lth_proce
                            : "");
 }
 
+/* Asks the population database about a batch and unpacks its answer (of
+ * type `answer`); NULL when either failed (the log says which). Free with
+ * protobuf_c_message_free_unpacked(). */
+static ProtobufCMessage *proc_ask_batch(proc_t *st, adp_client_t *client, const char *service,
+                                        const char *type, const ProtobufCMessage *req,
+                                        const ProtobufCMessageDescriptor *answer)
+{
+    adp_reply_t reply;
+    if (proc_ask(st, client, service, type, req, answer->short_name, &reply) != 0)
+        return NULL;
+    ProtobufCMessage *resp =
+        protobuf_c_message_unpack(answer, NULL, reply.payload_len, reply.payload);
+    if (!resp)
+        proc_lookup_failed(st, "the answer is not a %s", answer->short_name);
+    adp_reply_free(&reply);
+    return resp;
+}
+
 /* citizen.lookup/v1 for a batch: FOUND is enough. */
 static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
                               proc_batch_t *b, const char *purpose)
@@ -882,14 +958,9 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    adp_reply_t reply;
-    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
-                 "CitizenLookupResponse", &reply) != 0)
-        return;
-    Lth__Domain__V1__CitizenLookupResponse *resp =
-        lth__domain__v1__citizen_lookup_response__unpack(NULL, reply.payload_len, reply.payload);
-    if (!resp)
-        proc_lookup_failed(st, "%s", "the answer is not a CitizenLookupResponse");
+    Lth__Domain__V1__CitizenLookupResponse *resp = (Lth__Domain__V1__CitizenLookupResponse *)
+        proc_ask_batch(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
+                       &lth__domain__v1__citizen_lookup_response__descriptor);
     if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
         for (size_t i = 0; i < b->n; i++) {
             b->outcome[i] = proc_outcome_of(resp->results[i]->status);
@@ -898,8 +969,7 @@ static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_proced
         proc_apply_and_log(st, client, p, b, "look-ups");
     }
     if (resp)
-        lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
-    adp_reply_free(&reply);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
 
 /* The declared fields that did not match, as "date_of_birth, sex". */
@@ -939,14 +1009,9 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    adp_reply_t reply;
-    if (proc_ask(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
-                 "CitizenVerifyResponse", &reply) != 0)
-        return;
-    Lth__Domain__V1__CitizenVerifyResponse *resp =
-        lth__domain__v1__citizen_verify_response__unpack(NULL, reply.payload_len, reply.payload);
-    if (!resp)
-        proc_lookup_failed(st, "%s", "the answer is not a CitizenVerifyResponse");
+    Lth__Domain__V1__CitizenVerifyResponse *resp = (Lth__Domain__V1__CitizenVerifyResponse *)
+        proc_ask_batch(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
+                       &lth__domain__v1__citizen_verify_response__descriptor);
     if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
         for (size_t i = 0; i < b->n; i++) {
             const Lth__Domain__V1__CitizenVerifyResult *r = resp->results[i];
@@ -961,16 +1026,18 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
         proc_apply_and_log(st, client, p, b, "verifications");
     }
     if (resp)
-        lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);
-    adp_reply_free(&reply);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
 
 static void proc_check_identities(proc_t *st, adp_client_t *client)
 {
     if (!st->batch && !(st->batch = calloc(1, sizeof *st->batch)))
         return;
-    for (size_t i = 0; i < lth_procedure_count(); i++) {
-        const lth_procedure_t *p = lth_procedure_at(i);
+    /* The repealed procedures too: a dossier received before the repeal
+     * still has its applicant checked. */
+    const lth_procedure_t *p;
+    bool repealed;
+    for (size_t i = 0; (p = lth_procedure_listed_at(i, &repealed)); i++) {
         char purpose[256];
         snprintf(purpose, sizeof purpose, PROC_PURPOSE, p->code);
         for (int verify = 0; verify <= (p->identity_check == LTH_CHECK_VERIFY); verify++) {
@@ -1228,6 +1295,18 @@ static int proc_refused(proc_t *st, const char *service, const adp_message_t *ms
     return 0;
 }
 
+/* The first check of every event handler: an event (not a request), from
+ * `from` when it is not NULL (else why_not). NULL when it passes. */
+static const char *proc_event_problem(const adp_message_t *msg, const char *from,
+                                      const char *why_not)
+{
+    if (msg->kind == ADP_REQUEST)
+        return "it is a request; send an event";
+    if (from && strcmp(msg->sender, from) != 0)
+        return why_not;
+    return NULL;
+}
+
 /* Records one message with insert_sql (its parameters bound by bind) and,
  * when it is new, relays the exact bytes received to `to` members (the
  * portal, reporting), in one transaction. */
@@ -1317,8 +1396,8 @@ static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_re
     proc_dossier_t d;
     const char *why = NULL;
     int rc = 0;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
+    if ((why = proc_event_problem(msg, NULL, NULL)))
+        ;
     else if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, r.dossier_code, &d, &rc)) || rc != 0)
@@ -1378,10 +1457,9 @@ static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_r
     const char *why = NULL;
     char buf[LTH_NOTE_MAX];
     int rc = 0;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
-    else if (strcmp(msg->sender, st->portal) != 0)
-        why = "payments come from the portal's payment platform (plugin.portal)";
+    if ((why = proc_event_problem(
+             msg, st->portal, "payments come from the portal's payment platform (plugin.portal)")))
+        ;
     else if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, p.dossier_code, &d, &rc)) || rc != 0)
@@ -1401,11 +1479,8 @@ static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_r
     }
     if (rc != 0)
         return rc;
-    if (why) {
-        proc_reject(st, LTH_SERVICE_PAYMENT_STATUS, msg->sender,
-                    msg->kind == ADP_REQUEST ? "" : p.dossier_code, why);
-        return 0;
-    }
+    if (why)
+        return proc_refused(st, LTH_SERVICE_PAYMENT_STATUS, msg, p.dossier_code, why);
     const char *to[] = {st->report};
     bool is_new = false;
     return proc_record_and_relay(st, client,
@@ -1437,10 +1512,8 @@ static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_
     proc_dossier_t d;
     const char *why = NULL;
     int rc = 0;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
-    else if (strcmp(msg->sender, st->portal) != 0)
-        why = "ratings come from the portal (plugin.portal)";
+    if ((why = proc_event_problem(msg, st->portal, "ratings come from the portal (plugin.portal)")))
+        ;
     else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) != 0)
         ;
     else if ((why = proc_dossier_for(st, f.dossier_code, &d, &rc)) || rc != 0)
@@ -1471,11 +1544,8 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
     proc_t *st = user;
     lth_receipt_t r;
     const char *why = NULL;
-    if (msg->kind == ADP_REQUEST)
-        why = "it is a request; send an event";
-    else if (strcmp(msg->sender, st->portal) != 0)
-        why = "receipts come from the portal (plugin.portal)";
-    else
+    if (!(why = proc_event_problem(msg, st->portal,
+                                   "receipts come from the portal (plugin.portal)")))
         lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why);
     if (why) {
         proc_reject(st, LTH_SERVICE_DOSSIER_SYNCED, msg->sender, "", why);
@@ -1705,25 +1775,32 @@ static void proc_destroy(void *state)
 static int proc_parse_procedures(proc_t *st, const char *list, char *err, size_t err_size)
 {
     if (!list)
-        return 0; /* the whole catalogue */
+        return 0; /* the whole catalogue in force */
     char copy[2048];
     snprintf(copy, sizeof copy, "%s", list);
     char *save = NULL;
     size_t n = 0;
     for (char *code = strtok_r(copy, ", ", &save); code; code = strtok_r(NULL, ", ", &save)) {
-        const lth_procedure_t *p = lth_procedure_find(code);
-        if (!p) {
-            snprintf(err, err_size,
-                     "plugin.procedures: '%s' is not a procedure of the catalogue (SYN-1.000001 "
-                     "to SYN-1.%06zu)",
-                     code, lth_procedure_count());
-            return HUB_EINVAL;
-        }
         if (n == PROC_MAX_PROCEDURES) {
             snprintf(err, err_size, "plugin.procedures: at most %d", PROC_MAX_PROCEDURES);
             return HUB_EINVAL;
         }
-        st->procs[n++] = p;
+        if (strlen(code) >= sizeof st->proc_codes[n]) {
+            snprintf(err, err_size, "plugin.procedures: '%.40s' is not a procedure code", code);
+            return HUB_EINVAL;
+        }
+        /* A code not in force is allowed (a reload may add it): its
+         * dossiers are not accepted meanwhile, each saying why. */
+        if (!lth_procedure_find(code))
+            adp_plugin_log(st->host, ADP_LOG_WARN,
+                           "plugin.procedures: %s is not in force in plugin.catalogue_file "
+                           "(%s): its dossiers are not accepted until a reload adds it",
+                           code, lth_procedure_find_repealed(code) ? "repealed" : "not listed");
+        snprintf(st->proc_codes[n], sizeof st->proc_codes[n], "%s", code);
+        st->proc_stand_in[n].code = st->proc_codes[n];
+        st->proc_stand_in[n].name = "";
+        st->proc_stand_in[n].authority = "";
+        n++;
     }
     if (n == 0) {
         snprintf(err, err_size, "plugin.procedures is empty: list codes, or leave it out");
@@ -1731,6 +1808,7 @@ static int proc_parse_procedures(proc_t *st, const char *list, char *err, size_t
     }
     st->gen.procedures = st->procs;
     st->gen.n_procedures = n;
+    proc_refresh_procedures(st);
     return 0;
 }
 
@@ -1892,8 +1970,10 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
     if (rc == 0)
         rc = adp_plugin_conf_member(host, "report", "VN/GOV/HN-VP/BAOCAO", 1, st->report,
                                     sizeof st->report, err, err_size);
+    if (rc == 0) /* the catalogue is kept in it too (catalogue_copy.h) */
+        rc = lth_appdb_open(db, proc_schema, &st->db, err, err_size);
     if (rc == 0) /* first: plugin.procedures names codes of this catalogue */
-        rc = catpub_new(host, &st->catalogue, err, err_size);
+        rc = catpub_new(host, st->db, &st->catalogue, err, err_size);
     if (rc == 0)
         rc = proc_parse_procedures(st, host->config(host, "procedures"), err, err_size);
     if (rc == 0)
@@ -1923,8 +2003,6 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
             rc = lth_workcal_load(calendar, &st->calendar, err, err_size);
         }
     }
-    if (rc == 0)
-        rc = lth_appdb_open(db, proc_schema, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, proc_on_status, st);
     if (rc == 0)

@@ -15,6 +15,11 @@
  *   answer   text/plain table, text/csv, or application/json;
  *            a request it cannot read gets application/json {"error": "..."}
  *
+ * It names procedures from its own copy of the procedure catalogue, kept
+ * from what the procedure system publishes (catalogue_copy.h): reporting
+ * may run on another machine than the procedure system, and a procedure
+ * added or amended by a reload reaches it as a CatalogueDelta.
+ *
  * Config (plugin.*): see adapters/README.md, "report". Logs hold counts only.
  */
 #include "dossier_intake.h"
@@ -25,6 +30,7 @@
 #include "lth_report.h"
 #include "lth_portal.h"
 #include "lth_workcal.h"
+#include "catalogue_copy.h"
 
 #include <time.h>
 
@@ -61,6 +67,7 @@ typedef struct {
     sqlite3 *db;
     unsigned long queries, bad_queries;
     lth_workcal_t *calendar; /* plugin.calendar: working hours; NULL = elapsed hours */
+    catcopy_t *catalogue;    /* its copy of the published catalogue: the names */
     uint64_t next_summary_us;
     char last_summary[256];
 } report_t;
@@ -653,7 +660,8 @@ static void report_summary(report_t *st, bool force)
 
 static int report_tick(void *state, adp_client_t *client)
 {
-    (void)client;
+    report_t *st = state;
+    catcopy_tick(st->catalogue, client); /* the whole catalogue, when it lacks it */
     report_summary(state, false);
     return 0;
 }
@@ -665,6 +673,7 @@ static void report_destroy(void *state)
         return;
     if (st->db)
         report_summary(st, true);
+    catcopy_destroy(&st->catalogue);
     lth_appdb_close(&st->db);
     lth_workcal_destroy(&st->calendar);
     free(st);
@@ -695,6 +704,8 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
     const char *calendar = host->config(host, "calendar");
     if (rc == 0 && calendar && *calendar)
         rc = lth_workcal_load(calendar, &st->calendar, err, err_size);
+    if (rc == 0)
+        rc = catcopy_new(host, st->db, "reporting", &st->catalogue, err, err_size);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, err_size, "%s", hub_strerror(rc));

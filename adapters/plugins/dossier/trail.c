@@ -15,6 +15,11 @@
  * the trails: dossiers, decided, open, overdue (open past the due time),
  * portal_synced and report_synced (holding the dossier's latest change). Prints no personal data
  * (no applicant ID numbers).
+ *
+ * Procedure names come from the catalogue the procedure system holds in
+ * force, which it writes into its own file on each (re)load (table
+ * `catalogue`, catalogue_copy.h): a procedure added or amended by a reload
+ * is named as the reload says, a repealed one keeps its name.
  */
 #include "hub_error.h"
 #include "hub_clock.h"
@@ -228,15 +233,28 @@ static void trail_print(sqlite3 *db, const trail_files_t *f)
         fprintf(stderr, "lth-trail: %s\n", sqlite3_errmsg(db));
         return;
     }
+    sqlite3_stmt *names = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT name FROM main.catalogue WHERE code = ?", -1, &names,
+                           NULL) != SQLITE_OK)
+        fprintf(stderr,
+                "lth-trail: %s holds no procedure catalogue (written by the procedure system "
+                "when it loads plugin.catalogue_file): procedures are shown by code only\n",
+                f->procedure);
     uint64_t now = hub_now_us();
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *code = (const char *)sqlite3_column_text(q, 0);
         const char *proc = (const char *)sqlite3_column_text(q, 1);
-        const lth_procedure_t *p = lth_procedure_find(proc);
         uint64_t submitted = (uint64_t)sqlite3_column_int64(q, 3);
         char t[32];
-        printf("%s  %s %s → %s", code, proc, p ? p->name : "",
-               (const char *)sqlite3_column_text(q, 2));
+        printf("%s  %s", code, proc);
+        if (names) {
+            sqlite3_bind_text(names, 1, proc, -1, SQLITE_STATIC);
+            printf(" %s", sqlite3_step(names) == SQLITE_ROW
+                              ? (const char *)sqlite3_column_text(names, 0)
+                              : "(not in the catalogue)");
+            sqlite3_reset(names);
+        }
+        printf(" → %s", (const char *)sqlite3_column_text(q, 2));
         if (sqlite3_column_type(q, 15) != SQLITE_NULL)
             printf(", delegated to %s", (const char *)sqlite3_column_text(q, 15));
         printf("\n   submitted");
@@ -248,6 +266,8 @@ static void trail_print(sqlite3 *db, const trail_files_t *f)
         trail_since(t, sizeof t, submitted, (uint64_t)sqlite3_column_int64(q, 5));
         if (!strcmp(identity, "FOUND"))
             printf(" → identity verified %s", t);
+        else if (!strcmp(identity, "PROCEDURE"))
+            printf(" → not accepted %s: the procedure is not in force", t);
         else
             printf(" → %s %s",
                    !strcmp(identity, "NOT_FOUND")   ? "identity not found"
@@ -281,6 +301,7 @@ static void trail_print(sqlite3 *db, const trail_files_t *f)
         putchar('\n');
         trail_print_extras(db, f, code, submitted);
     }
+    sqlite3_finalize(names);
     sqlite3_finalize(q);
 }
 

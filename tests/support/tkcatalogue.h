@@ -1,0 +1,21 @@
+/* tkcatalogue — the procedure catalogue the repository ships
+ * (deploy/catalogue-hn.tsv), for the tests of the dossier plugins: there is
+ * no built-in list, so the procedure system is told to read it, and a test
+ * that computes its own expectations (fees, limits) installs it too.
+ *
+ * Built with the tests that link lth_domain (tests/e2e/CMakeLists.txt).
+ * Failures fail the calling Check test.
+ */
+#ifndef TKCATALOGUE_H
+#define TKCATALOGUE_H
+
+#include <stddef.h>
+
+/* Writes into conf the procedure plugin's settings for the shipped file
+ * (plugin.catalogue_file, and plugin.catalogue_status under dir, so that
+ * nothing is written beside the source tree's file), and installs the same
+ * catalogue in this process (lth_procedure_install; lth_procedure_release_all
+ * in the teardown frees it). */
+void tk_catalogue_use_shipped(const char *dir, char *conf, size_t size);
+
+#endif

@@ -89,11 +89,14 @@ static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_r
 
 static int recorder_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
 {
-    const char *file = host->config(host, "file");
-    if (!file) {
-        snprintf(err, err_size, "plugin.file is required (where to record messages)");
-        return -1;
-    }
+    const char *file =
+        adp_plugin_conf_required(host, "file", "where to record messages", err, err_size);
+    uint64_t slow_ms = 0;
+    if (!file)
+        return HUB_EINVAL;
+    int rc = adp_plugin_conf_u64(host, "slow_ms", 0, 600000, 3000, &slow_ms, err, err_size);
+    if (rc != 0)
+        return rc;
     recorder_t *r = calloc(1, sizeof *r);
     if (!r)
         return -2;
@@ -108,12 +111,10 @@ static int recorder_init(const adp_plugin_host_t *host, void **state, char *err,
     const char *slow = host->config(host, "slow_payload");
     if (slow)
         snprintf(r->slow_payload, sizeof r->slow_payload, "%s", slow);
-    const char *slow_ms = host->config(host, "slow_ms");
-    r->slow_ms = slow_ms ? strtol(slow_ms, NULL, 10) : 3000;
+    r->slow_ms = (long)slow_ms;
     const char *after = host->config(host, "slow_after_record");
     r->slow_after_record = after && !strcmp(after, "yes");
-    int rc =
-        adp_plugin_offer_list(host, "services", "record/v1", recorder_handle, r, err, err_size);
+    rc = adp_plugin_offer_list(host, "services", "record/v1", recorder_handle, r, err, err_size);
     if (rc == 0)
         rc = adp_plugin_subscribe_list(host, "subscribe", recorder_handle, r, err, err_size);
     if (rc != 0) {

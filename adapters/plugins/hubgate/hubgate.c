@@ -47,12 +47,12 @@
  * Logs: member ids, services, codes and counts; never payloads.
  */
 #include "adp_plugin_util.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_keys.h"
 #include "hub_wire.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +105,7 @@ struct hubgate {
     size_t n_routes;
     hubgate_pending_t *pending;
     size_t n_pending, max_pending;
-    unsigned long long timeout_ms, poll_ms;
+    uint64_t timeout_ms, poll_ms;
     unsigned long long forwarded, answered, failed;
     uint64_t last_tick_end_us; /* when tick() last returned */
     bool slow_ticks_logged;
@@ -310,8 +310,8 @@ static void hubgate_collect(hubgate_t *g)
         } else if (rc == HUB_EAGAIN && now >= p->deadline_us) {
             adp_request_withdraw(fs->client, p->forward_id);
             snprintf(msg, sizeof msg,
-                     "no answer through hub %s from %s/%s within %llu ms; the request is not "
-                     "sent again",
+                     "no answer through hub %s from %s/%s within %" PRIu64
+                     " ms; the request is not sent again",
                      fs->hub_id, p->route->provider, p->route->target, g->timeout_ms);
             hubgate_answer_problem(g, p, 504, "TIMEOUT", msg);
         } else if (rc == HUB_EAGAIN) {
@@ -521,19 +521,6 @@ static int hubgate_parse_route(hubgate_t *g, const char *name, const char *value
     return 0;
 }
 
-static int hubgate_uint(const adp_plugin_host_t *host, const char *key, unsigned long long dflt,
-                        unsigned long long min, unsigned long long max, unsigned long long *out,
-                        char *err, size_t err_size)
-{
-    const char *v = host->config(host, key);
-    *out = dflt;
-    if (!v)
-        return 0;
-    char full[80];
-    snprintf(full, sizeof full, "plugin.%s", key);
-    return hub_conf_uint(full, v, min, max, out, err, err_size);
-}
-
 static void hubgate_destroy(void *state)
 {
     hubgate_t *g = state;
@@ -603,12 +590,12 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", hub_key.member_id);
         hub_keypair_wipe(&hub_key);
     }
-    unsigned long long max_pending = 0;
-    if ((rc = hubgate_uint(host, "timeout_ms", 10000, 100, 120000, &g->timeout_ms, err,
-                           err_size)) != 0 ||
-        (rc = hubgate_uint(host, "max_in_flight", 256, 1, 65536, &max_pending, err, err_size)) !=
-            0 ||
-        (rc = hubgate_uint(host, "poll_ms", 2, 1, 50, &g->poll_ms, err, err_size)) != 0)
+    uint64_t max_pending = 0;
+    if ((rc = adp_plugin_conf_u64(host, "timeout_ms", 100, 120000, 10000, &g->timeout_ms, err,
+                                  err_size)) != 0 ||
+        (rc = adp_plugin_conf_u64(host, "max_in_flight", 1, 65536, 256, &max_pending, err,
+                                  err_size)) != 0 ||
+        (rc = adp_plugin_conf_u64(host, "poll_ms", 1, 50, 2, &g->poll_ms, err, err_size)) != 0)
         goto fail;
     g->max_pending = (size_t)max_pending;
     g->pending = calloc(g->max_pending, sizeof *g->pending);

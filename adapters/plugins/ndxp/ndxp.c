@@ -25,7 +25,6 @@
  * name, a token or the client secret.
  */
 #include "adp_plugin_util.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "lth_httpc.h"
@@ -204,19 +203,16 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
         return HUB_ENOMEM;
     }
     g->host = host;
-    g->max_call_ms = NDXP_DEFAULT_MAX_CALL_MS;
     int rc = lth_httpc_global_init();
     if (rc != 0) {
         snprintf(err, err_size, "libcurl could not be initialised");
         free(g);
         return rc;
     }
-    const char *text = host->config(host, "max_call_ms");
-    if (text) {
-        unsigned long long v = 0;
-        rc = hub_conf_uint("plugin.max_call_ms", text, 100, 600000, &v, err, err_size);
-        g->max_call_ms = (uint32_t)v;
-    }
+    uint64_t max_call_ms = 0;
+    rc = adp_plugin_conf_u64(host, "max_call_ms", 100, 600000, NDXP_DEFAULT_MAX_CALL_MS,
+                             &max_call_ms, err, err_size);
+    g->max_call_ms = (uint32_t)max_call_ms;
     if (rc == 0)
         rc = ndxp_upstream_new(ndxp_config, (void *)host, &g->upstream, err, err_size);
     if (rc == 0)

@@ -30,7 +30,6 @@
 #include "pop_access.h"
 #include "lth_verify.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,21 +230,6 @@ static void pop_destroy(void *state)
     free(st);
 }
 
-static int pop_parse_u64(const char *key, const char *text, uint64_t min, uint64_t max,
-                         uint64_t *out, char *err, size_t err_size)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = text && *text >= '0' && *text <= '9' ? strtoull(text, &end, 10) : 0;
-    if (!end || *end || errno || v < min || v > max) {
-        snprintf(err, err_size, "plugin.%s must be a whole number from %" PRIu64 " to %" PRIu64,
-                 key, min, max);
-        return HUB_EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
 static int pop_parse_consumers(pop_state_t *st, const char *list, char *err, size_t err_size)
 {
     if (!list || !strcmp(list, "*")) {
@@ -324,20 +308,16 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         return HUB_ENOMEM;
     }
     st->host = host;
-    const char *db_path = host->config(host, "db");
-    const char *citizens_text = host->config(host, "citizens");
-    const char *seed_text = host->config(host, "seed");
-    uint64_t citizens = POP_DEFAULT_CITIZENS, seed = POP_DEFAULT_SEED;
-    int rc = 0;
-    if (!db_path || !*db_path) {
-        snprintf(err, err_size,
-                 "plugin.db is required: the path of the population database (built if absent)");
-        rc = HUB_EINVAL;
-    }
-    if (rc == 0 && citizens_text)
-        rc = pop_parse_u64("citizens", citizens_text, 1, LTH_CITIZEN_MAX, &citizens, err, err_size);
-    if (rc == 0 && seed_text)
-        rc = pop_parse_u64("seed", seed_text, 0, UINT64_MAX, &seed, err, err_size);
+    const char *db_path = adp_plugin_conf_required(
+        host, "db", "the path of the population database (built if absent)", err, err_size);
+    uint64_t citizens = 0, seed = 0;
+    int rc = db_path ? 0 : HUB_EINVAL;
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "citizens", 1, LTH_CITIZEN_MAX, POP_DEFAULT_CITIZENS,
+                                 &citizens, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "seed", 0, UINT64_MAX, POP_DEFAULT_SEED, &seed, err,
+                                 err_size);
     if (rc == 0)
         rc = pop_parse_consumers(st, host->config(host, "allowed_consumers"), err, err_size);
     if (rc == 0)

@@ -18,7 +18,6 @@
  * parameter values or rows.
  */
 #include "adp_plugin_util.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_wire.h"
@@ -123,20 +122,6 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     return sqlq_reply_json(reply, result, "application/json");
 }
 
-static int sqlq_uint(const sqlq_plugin_t *p, const char *key, unsigned long long min,
-                     unsigned long long max, unsigned long long def, unsigned long long *out,
-                     char *err, size_t err_size)
-{
-    const char *text = p->host->config(p->host, key);
-    if (!text) {
-        *out = def;
-        return 0;
-    }
-    char name[128];
-    snprintf(name, sizeof name, "plugin.%s", key);
-    return hub_conf_uint(name, text, min, max, out, err, err_size);
-}
-
 /* plugin.query.NAME = SERVICE/VERSION | SELECT ... */
 static int sqlq_entry(sqlq_plugin_t *p, const char *name, char *err, size_t err_size)
 {
@@ -195,20 +180,21 @@ static void sqlq_destroy(void *state)
 static int sqlq_settings(sqlq_plugin_t *p, char *err, size_t err_size)
 {
     const adp_plugin_host_t *h = p->host;
-    unsigned long long v = 0;
+    uint64_t v = 0;
     int rc;
-    if ((rc = sqlq_uint(p, "max_rows", 1, 100000, 1000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(h, "max_rows", 1, 100000, 1000, &v, err, err_size)) != 0)
         return rc;
     p->limits.max_rows = (size_t)v;
-    if ((rc = sqlq_uint(p, "max_reply_bytes", 1024, 64u << 20, 1000000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(h, "max_reply_bytes", 1024, 64u << 20, 1000000, &v, err,
+                                  err_size)) != 0)
         return rc;
     p->limits.max_bytes = (size_t)v;
-    if ((rc = sqlq_uint(p, "timeout_ms", 10, 60000, 2000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(h, "timeout_ms", 10, 60000, 2000, &v, err, err_size)) != 0)
         return rc;
     p->limits.timeout_ms = (uint32_t)v;
-    const char *db = h->config(h, "db");
-    if (!db || !*db)
-        return adp_plugin_fail(err, err_size, "plugin.db is required: the SQLite file to query");
+    const char *db = adp_plugin_conf_required(h, "db", "the SQLite file to query", err, err_size);
+    if (!db)
+        return HUB_EINVAL;
     if ((rc = lth_sqlq_db_open(db, &p->db, err, err_size)) != 0)
         return rc;
     const char *list = h->config(h, "queries");

@@ -127,6 +127,7 @@ struct bridge {
     int depth;
     bridge_pending_t *pending;   /* inbound requests in flight, max_in_flight of room */
     size_t n_pending, max_in_flight;
+    bool curl_ready; /* lth_httpc_global_init() done: destroy() undoes it */
 };
 
 static uint64_t bridge_now_ms(void) { return hub_monotonic_us() / 1000u; }
@@ -1003,7 +1004,8 @@ static void bridge_destroy(void *state)
     }
     sodium_memzero(b->token, sizeof b->token);
     lth_httpc_auth_destroy(&b->http.auth);
-    lth_httpc_global_cleanup();
+    if (b->curl_ready)
+        lth_httpc_global_cleanup();
     free(b);
 }
 
@@ -1123,26 +1125,18 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
     return 0;
 }
 
-static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int bridge_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
+    bridge_t *b = state;
+    b->host = host;
     if (lth_httpc_global_init() != 0) {
         snprintf(err, err_size, "libcurl failed to initialise");
         return HUB_EIO;
     }
-    bridge_t *b = calloc(1, sizeof *b);
-    if (!b) {
-        lth_httpc_global_cleanup();
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
-    b->host = host;
+    b->curl_ready = true;
     int rc = bridge_settings(b, err, err_size);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        bridge_destroy(b);
+    if (rc != 0)
         return rc;
-    }
     bool client_certs = false;
     bool tls = b->httpd && lth_httpd_tls(b->httpd, &client_certs);
     if (b->httpd)
@@ -1163,7 +1157,6 @@ static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, s
     if (b->n_offers)
         adp_plugin_log(b->host, 1, "outbound authentication: %s",
                        lth_httpc_auth_describe(b->http.auth, auth, sizeof auth));
-    *state = b;
     return 0;
 }
 
@@ -1183,6 +1176,6 @@ static int bridge_tick(void *state, adp_client_t *client)
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("httpbridge",
-                  "generic HTTP bridge: JSON over HTTP in and out, mapped to hub messages",
-                  bridge_init, bridge_tick, bridge_destroy);
+ADP_PLUGIN_DEFINE_STATE("httpbridge",
+                        "generic HTTP bridge: JSON over HTTP in and out, mapped to hub messages",
+                        bridge_t, bridge_start, bridge_tick, bridge_destroy);

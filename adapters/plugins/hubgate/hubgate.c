@@ -546,11 +546,9 @@ static void hubgate_destroy(void *state)
     free(g);
 }
 
-static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int hubgate_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    hubgate_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return adp_plugin_fail(err, err_size, "out of memory");
+    hubgate_t *g = state;
     g->host = host;
     g->side[SIDE_A].name = 'A';
     g->side[SIDE_B].name = 'B';
@@ -564,29 +562,23 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
                           : !b_key    ? "plugin.b.hub_key_file"
                           : !b_member ? "plugin.b.member_key_file"
                                       : NULL;
-    if (missing) {
-        rc = adp_plugin_fail(err, err_size, "%s is required (adapters/README.md, hubgate)", missing);
-        goto fail;
-    }
-    if (!hub_member_id_valid(a_id)) {
-        rc = adp_plugin_fail(err, err_size, "plugin.a.hub_id: '%.200s' is not a member id", a_id);
-        goto fail;
-    }
+    if (missing)
+        return adp_plugin_fail(err, err_size, "%s is required (adapters/README.md, hubgate)",
+                               missing);
+    if (!hub_member_id_valid(a_id))
+        return adp_plugin_fail(err, err_size, "plugin.a.hub_id: '%.200s' is not a member id", a_id);
     snprintf(g->side[SIDE_A].hub_id, sizeof g->side[SIDE_A].hub_id, "%s", a_id);
     const char *b_id = host->config(host, "b.hub_id");
     if (b_id) {
-        if (!hub_member_id_valid(b_id)) {
-            rc = adp_plugin_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id", b_id);
-            goto fail;
-        }
+        if (!hub_member_id_valid(b_id))
+            return adp_plugin_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id",
+                                   b_id);
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", b_id);
     } else {
         hub_keypair_t hub_key;
         char why[HUB_ERRMSG_MAX];
-        if (hub_keyfile_read(b_key, &hub_key, why, sizeof why) != 0) {
-            rc = adp_plugin_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
-            goto fail;
-        }
+        if (hub_keyfile_read(b_key, &hub_key, why, sizeof why) != 0)
+            return adp_plugin_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", hub_key.member_id);
         hub_keypair_wipe(&hub_key);
     }
@@ -596,20 +588,16 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         (rc = adp_plugin_conf_u64(host, "max_in_flight", 1, 65536, 256, &max_pending, err,
                                   err_size)) != 0 ||
         (rc = adp_plugin_conf_u64(host, "poll_ms", 1, 50, 2, &g->poll_ms, err, err_size)) != 0)
-        goto fail;
+        return rc;
     g->max_pending = (size_t)max_pending;
     g->pending = calloc(g->max_pending, sizeof *g->pending);
-    if (!g->pending) {
-        rc = adp_plugin_fail(err, err_size, "out of memory");
-        goto fail;
-    }
+    if (!g->pending)
+        return adp_plugin_fail(err, err_size, "out of memory");
     const char *routes = host->config(host, "routes");
-    if (!routes) {
-        rc = adp_plugin_fail(err, err_size,
-                          "plugin.routes is required: the names of the routes, each with a "
-                          "plugin.route.NAME line");
-        goto fail;
-    }
+    if (!routes)
+        return adp_plugin_fail(err, err_size,
+                               "plugin.routes is required: the names of the routes, each with a "
+                               "plugin.route.NAME line");
     char list[1024];
     snprintf(list, sizeof list, "%s", routes);
     char *save = NULL;
@@ -617,33 +605,27 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         char key[128];
         snprintf(key, sizeof key, "route.%s", name);
         if ((rc = hubgate_parse_route(g, name, host->config(host, key), err, err_size)) != 0)
-            goto fail;
+            return rc;
     }
     /* Side B: this plugin's own member on the other hub; it connects in
      * the background and is served from tick(). No state directory: a
      * forward is never sent again after a restart (at most once). */
     adp_config_t bcfg = {b_ep, b_key, b_member, 3000, "hub-adapter hubgate", NULL};
     if ((rc = adp_new(&bcfg, &g->side[SIDE_B].client, err, err_size)) != 0)
-        goto fail;
+        return rc;
     g->side[SIDE_A].client = host->client(host);
     for (size_t i = 0; i < g->n_routes; i++) {
         hubgate_route_t *r = &g->routes[i];
         rc = r->from == SIDE_A ? host->offer(host, r->service, hubgate_handle, r)
                                : adp_offer(g->side[SIDE_B].client, r->service, hubgate_handle, r);
-        if (rc != 0) {
-            rc = adp_plugin_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)", r->name,
-                              r->service, g->side[r->from].name, hub_strerror(rc));
-            goto fail;
-        }
+        if (rc != 0)
+            return adp_plugin_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)",
+                                   r->name, r->service, g->side[r->from].name, hub_strerror(rc));
     }
-    adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: %zu routes between hub %s (A) and hub %s (B)", g->n_routes,
-                g->side[SIDE_A].hub_id, g->side[SIDE_B].hub_id);
-    *state = g;
+    adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: %zu routes between hub %s (A) and hub %s (B)",
+                   g->n_routes, g->side[SIDE_A].hub_id, g->side[SIDE_B].hub_id);
     return 0;
-fail:
-    hubgate_destroy(g);
-    return rc ? rc : HUB_EINVAL;
 }
 
-ADP_PLUGIN_DEFINE("hubgate", "a member of two hubs: forwards requests between them", hubgate_init,
-                  hubgate_tick, hubgate_destroy);
+ADP_PLUGIN_DEFINE_STATE("hubgate", "a member of two hubs: forwards requests between them",
+                        hubgate_t, hubgate_start, hubgate_tick, hubgate_destroy);

@@ -33,6 +33,7 @@
 #include "ndxp_upstream.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ typedef struct {
     adp_client_t *client;
     ndxp_upstream_t *upstream;
     lth_disclosure_t *disclosure;
+    bool curl_ready; /* lth_httpc_global_init() done: destroy() undoes it */
     uint32_t max_call_ms;
     int depth;
     char in_flight[NDXP_MAX_NESTING][HUB_MEMBER_ID_MAX + 40];
@@ -191,24 +193,21 @@ static void ndxp_destroy(void *state)
         return;
     ndxp_upstream_destroy(&g->upstream);
     lth_disclosure_destroy(&g->disclosure);
-    lth_httpc_global_cleanup();
+    if (g->curl_ready)
+        lth_httpc_global_cleanup();
     free(g);
 }
 
-static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int ndxp_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    ndxp_t *g = calloc(1, sizeof *g);
-    if (!g) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    ndxp_t *g = state;
     g->host = host;
     int rc = lth_httpc_global_init();
     if (rc != 0) {
         snprintf(err, err_size, "libcurl could not be initialised");
-        free(g);
         return rc;
     }
+    g->curl_ready = true;
     uint64_t max_call_ms = 0;
     rc = adp_plugin_conf_u64(host, "max_call_ms", 100, 600000, NDXP_DEFAULT_MAX_CALL_MS,
                              &max_call_ms, err, err_size);
@@ -221,12 +220,8 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, ndxp_lookup, g);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, ndxp_verify, g);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        ndxp_destroy(g);
+    if (rc != 0)
         return rc;
-    }
     char desc[1024];
     adp_plugin_log(g->host, ADP_LOG_INFO, "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through %s",
              ndxp_upstream_describe(g->upstream, desc, sizeof desc));
@@ -234,15 +229,15 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
         adp_plugin_log(g->host, ADP_LOG_INFO, "fields by purpose: %zu rules from plugin.disclosure_file",
                  lth_disclosure_count(g->disclosure));
     else
-        adp_plugin_log(g->host, ADP_LOG_WARN,
-                 "no plugin.disclosure_file: every caller receives what the national platform "
-                 "returns, whatever its purpose; set one to return only the fields each "
-                 "purpose may have");
-    *state = g;
+        adp_plugin_log(
+            g->host, ADP_LOG_WARN,
+            "no plugin.disclosure_file: every caller receives what the national platform "
+            "returns, whatever its purpose; set one to return only the fields each "
+            "purpose may have");
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("ndxp",
-                  "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the national "
-                  "data-sharing platform",
-                  ndxp_init, NULL, ndxp_destroy);
+ADP_PLUGIN_DEFINE_STATE("ndxp",
+                        "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the "
+                        "national data-sharing platform",
+                        ndxp_t, ndxp_start, NULL, ndxp_destroy);

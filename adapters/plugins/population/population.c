@@ -300,13 +300,9 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
     return 0;
 }
 
-static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int pop_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    pop_state_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    pop_state_t *st = state;
     st->host = host;
     const char *db_path = adp_plugin_conf_required(
         host, "db", "the path of the population database (built if absent)", err, err_size);
@@ -330,12 +326,8 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_lookup, st);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, pop_verify, st);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        pop_destroy(st);
+    if (rc != 0)
         return rc;
-    }
     if (st->allow_all)
         adp_plugin_log(st->host, 1,
                        "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
@@ -353,11 +345,10 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
             "no plugin.disclosure_file: every permitted consumer receives whole records, "
             "whatever its purpose; set one to return only the fields each purpose may have");
     st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;
-    *state = st;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("population",
-                  "National Population Database (synthetic data): citizen.lookup/v1, "
-                  "citizen.verify/v1",
-                  pop_init, pop_tick, pop_destroy);
+ADP_PLUGIN_DEFINE_STATE("population",
+                        "National Population Database (synthetic data): citizen.lookup/v1, "
+                        "citizen.verify/v1",
+                        pop_state_t, pop_start, pop_tick, pop_destroy);

@@ -220,29 +220,21 @@ static int sqlq_settings(sqlq_plugin_t *p, char *err, size_t err_size)
     return 0;
 }
 
-static int sqlq_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int sqlq_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    sqlq_plugin_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    sqlq_plugin_t *p = state;
     p->host = host;
     int rc = sqlq_settings(p, err, err_size);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        sqlq_destroy(p);
+    if (rc != 0)
         return rc;
-    }
     for (size_t i = 0; i < p->n_entries; i++)
         adp_plugin_log(p->host, 1, "query %s answers %s (%zu parameter%s)", p->entries[i].name,
                        p->entries[i].service, lth_sqlq_param_count(p->entries[i].query),
                        lth_sqlq_param_count(p->entries[i].query) == 1 ? "" : "s");
-    *state = p;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("sqlquery",
-                  "generic SQL look-up: services answered by parameterised SELECTs over SQLite",
-                  sqlq_init, NULL, sqlq_destroy);
+ADP_PLUGIN_DEFINE_STATE("sqlquery",
+                        "generic SQL look-up: services answered by parameterised SELECTs over "
+                        "SQLite",
+                        sqlq_plugin_t, sqlq_start, NULL, sqlq_destroy);

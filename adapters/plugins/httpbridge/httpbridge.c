@@ -174,19 +174,6 @@ static int bridge_nack_status(int code)
     }
 }
 
-static bool bridge_token_ok(const bridge_t *b, const char *authorization)
-{
-    if (!b->token[0])
-        return true;
-    if (strncasecmp(authorization, "Bearer ", 7) != 0)
-        return false;
-    const char *given = authorization + 7;
-    while (*given == ' ')
-        given++;
-    size_t len = strlen(b->token);
-    return strlen(given) == len && sodium_memcmp(given, b->token, len) == 0;
-}
-
 /* Turns the hub's reply into the HTTP answer. */
 static void bridge_answer(const bridge_mapping_t *map, const char *who, adp_reply_t *reply,
                           lth_httpd_response_t *resp)
@@ -447,7 +434,7 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
     if (req->client_cert[0])
         adp_plugin_log(b->host, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
                        req->path, req->peer, req->client_cert);
-    if (!bridge_token_ok(b, req->authorization)) {
+    if (b->token[0] && !lth_httpd_bearer_ok(req->authorization, b->token)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
                         "plugin.token_file",

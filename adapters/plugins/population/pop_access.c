@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,17 +29,6 @@ static int pop__token(pop_access_t *self, const char *path, char *err, size_t er
 {
     return lth_httpc_read_token("access_token_file", path, self->token, sizeof self->token, err,
                                 err_size);
-}
-
-static bool pop__token_ok(const pop_access_t *self, const char *authorization)
-{
-    if (strncasecmp(authorization, "Bearer ", 7) != 0)
-        return false;
-    const char *given = authorization + 7;
-    while (*given == ' ')
-        given++;
-    size_t len = strlen(self->token);
-    return strlen(given) == len && sodium_memcmp(given, self->token, len) == 0;
 }
 
 static int pop__add_row(const lth_access_row_t *row, void *user)
@@ -63,7 +51,7 @@ static void pop__on_http(const lth_httpd_request_t *req, lth_httpd_response_t *r
         lth_httpd_error(resp, 404, "unknown path: use POST /api/v1/access", NULL);
         return;
     }
-    if (!pop__token_ok(self, req->authorization)) {
+    if (!lth_httpd_bearer_ok(req->authorization, self->token)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
                         "plugin.access_token_file",

@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct {
     const adp_plugin_host_t *host;
@@ -42,13 +41,7 @@ static int echo_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     st->handled++;
     if (msg->kind != ADP_REQUEST)
         return 0;
-    reply->payload = malloc(msg->payload_len ? msg->payload_len : 1);
-    if (!reply->payload)
-        return -2;
-    memcpy(reply->payload, msg->payload, msg->payload_len);
-    reply->payload_len = msg->payload_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", msg->content_type);
-    return 0;
+    return adp_plugin_reply_copy(reply, msg->payload, msg->payload_len, msg->content_type);
 }
 
 static int echo_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)

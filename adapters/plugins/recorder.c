@@ -76,14 +76,8 @@ static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_r
         return -3;
     if (slow && r->slow_after_record)
         recorder_stall(r, msg);
-    if (msg->kind == ADP_REQUEST) {
-        reply->payload = malloc(2);
-        if (!reply->payload)
-            return -2;
-        memcpy(reply->payload, "ok", 2);
-        reply->payload_len = 2;
-        snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    }
+    if (msg->kind == ADP_REQUEST)
+        return adp_plugin_reply_copy(reply, "ok", 2, "text/plain");
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* adp_plugin_util — what every adapter plugin would otherwise write again:
- * formatted logging through the host, an error sentence into err, the
+ * formatted logging through the host, an error sentence into err, a reply
+ * handed over, the
  * plugin.* settings (required, whole numbers, member ids, lists of
  * services), and the plugin's definition itself (ADP_PLUGIN_DEFINE, or
  * ADP_PLUGIN_DEFINE_STATE with the init() every plugin would write).
@@ -114,6 +115,30 @@ static inline void adp_plugin_log_changed(const adp_plugin_host_t *host, char *l
         return;
     adp_plugin_log(host, ADP_LOG_INFO, "%s", line);
     snprintf(last, last_size, "%s", line);
+}
+
+/* Hands body (len bytes from malloc; the SDK frees it after sending) to
+ * reply as content_type: how a handler answers. */
+static inline void adp_plugin_reply(adp_reply_t *reply, void *body, size_t len,
+                                    const char *content_type)
+{
+    reply->payload = body;
+    reply->payload_len = len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+}
+
+/* The same with a copy of len bytes of data: 0, or HUB_ENOMEM with reply
+ * untouched. */
+static inline int adp_plugin_reply_copy(adp_reply_t *reply, const void *data, size_t len,
+                                        const char *content_type)
+{
+    void *body = malloc(len ? len : 1);
+    if (!body)
+        return HUB_ENOMEM;
+    if (len)
+        memcpy(body, data, len);
+    adp_plugin_reply(reply, body, len, content_type);
+    return 0;
 }
 
 /* plugin.KEY, which must be set and not empty; NULL with the error "plugin.KEY

@@ -502,9 +502,7 @@ static int bridge_problem(adp_reply_t *reply, int status, const char *message, j
     json_decref(obj);
     if (!text)
         return HUB_ENOMEM;
-    reply->payload = (uint8_t *)text;
-    reply->payload_len = len;
-    snprintf(reply->content_type, sizeof reply->content_type, BRIDGE_PROBLEM_TYPE);
+    adp_plugin_reply(reply, text, len, BRIDGE_PROBLEM_TYPE);
     return 0;
 }
 
@@ -551,12 +549,10 @@ static int bridge_success_reply(const bridge_offer_t *o, lth_httpc_result_t *res
                                 adp_reply_t *reply)
 {
     if (!o->map.type) {
-        reply->payload = (uint8_t *)res->body;
-        reply->payload_len = res->body_len;
+        adp_plugin_reply(reply, res->body, res->body_len,
+                         res->content_type[0] ? res->content_type : "application/json");
         res->body = NULL;
         res->body_len = 0;
-        snprintf(reply->content_type, sizeof reply->content_type, "%s",
-                 res->content_type[0] ? res->content_type : "application/json");
         return 0;
     }
     uint8_t *pb = NULL;

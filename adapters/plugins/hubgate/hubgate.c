@@ -151,9 +151,7 @@ static int hubgate_problem_reply(const hubgate_t *g, int side, int status, const
     size_t len = 0;
     if (hubgate_problem(g, side, status, code, message, &body, &len) != 0)
         return HUB_ENOMEM;
-    reply->payload = body;
-    reply->payload_len = len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", HUBGATE_PROBLEM_TYPE);
+    adp_plugin_reply(reply, body, len, HUBGATE_PROBLEM_TYPE);
     return 0;
 }
 

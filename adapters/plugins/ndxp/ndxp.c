@@ -151,9 +151,7 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
                  hub_strerror(rc));
         return rc;
     }
-    reply->payload = out;
-    reply->payload_len = out_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", response_type);
+    adp_plugin_reply(reply, out, out_len, response_type);
     g->requests++;
     if (call.code[0])
         g->failed++;

@@ -79,9 +79,7 @@ static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t 
                        msg->sender);
         return HUB_ESTORE;
     }
-    reply->payload = out;
-    reply->payload_len = out_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+    adp_plugin_reply(reply, out, out_len, content_type);
     return 0;
 }
 

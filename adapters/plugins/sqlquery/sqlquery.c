@@ -59,9 +59,7 @@ static int sqlq_reply_json(adp_reply_t *reply, json_t *doc, const char *content_
     json_decref(doc);
     if (!text)
         return HUB_ENOMEM;
-    reply->payload = (uint8_t *)text;
-    reply->payload_len = len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+    adp_plugin_reply(reply, text, len, content_type);
     return 0;
 }
 

@@ -331,9 +331,9 @@ static void bridge_log_request(const bridge_t *b, const char *method, const char
                                const char *receiver, const char *service)
 {
     adp_plugin_log(b->host,
-                   status >= 500   ? 2
-                   : status >= 400 ? 1
-                                   : 0,
+                   status >= 500   ? ADP_LOG_WARN
+                   : status >= 400 ? ADP_LOG_INFO
+                                   : ADP_LOG_DEBUG,
                    "%s %.200s from %s -> %d in %" PRIu64 " ms, %zu bytes in, %zu out%s%s%s%s%s",
                    method, path, peer, status, ms, in, out, receiver[0] ? " (" : "", receiver,
                    receiver[0] ? " " : "", service, receiver[0] ? ")" : "");
@@ -367,8 +367,9 @@ static void bridge_poll_pending(bridge_t *b)
         int status = resp.status ? resp.status : 500;
         size_t out = resp.body_len;
         if (lth_httpd_complete(b->httpd, p->http_id, &resp) != 0)
-            adp_plugin_log(b->host, 1, "%s %.200s from %s: the client left before the answer",
-                           p->method, p->path, p->peer);
+            adp_plugin_log(b->host, ADP_LOG_INFO,
+                           "%s %.200s from %s: the client left before the answer", p->method,
+                           p->path, p->peer);
         bridge_log_request(b, p->method, p->path, p->peer, status, now - p->t0_ms, p->body_len,
                            out, p->receiver, p->service);
         b->pending[i] = b->pending[--b->n_pending]; /* order does not matter */
@@ -432,8 +433,8 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
         goto done;
     }
     if (req->client_cert[0])
-        adp_plugin_log(b->host, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
-                       req->path, req->peer, req->client_cert);
+        adp_plugin_log(b->host, ADP_LOG_DEBUG, "%s %.200s from %s: client certificate \"%.200s\"",
+                       req->method, req->path, req->peer, req->client_cert);
     if (b->token[0] && !lth_httpd_bearer_ok(req->authorization, b->token)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
@@ -564,7 +565,7 @@ static int bridge_success_reply(const bridge_offer_t *o, lth_httpc_result_t *res
         char message[2048];
         snprintf(message, sizeof message, "the system at %s answered what is not a %s: %s",
                  o->url, o->map.type->short_name, jerr.message);
-        adp_plugin_log(o->bridge->host, 2, "offer %s: %s", o->map.name, message);
+        adp_plugin_log(o->bridge->host, ADP_LOG_WARN, "offer %s: %s", o->map.name, message);
         return bridge_problem(reply, 502, message,
                               jerr.field[0] ? json_pack("{s:s}", "field", jerr.field) : NULL);
     }
@@ -614,12 +615,12 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     snprintf(key, sizeof key, "%s %s", msg->sender, msg->message_id);
     for (int i = 0; i < b->depth; i++)
         if (!strcmp(b->in_flight[i], key)) {
-            adp_plugin_log(b->host, 0, "offer %s: a redelivery of a call in progress, dropped",
-                           o->map.name);
+            adp_plugin_log(b->host, ADP_LOG_DEBUG,
+                           "offer %s: a redelivery of a call in progress, dropped", o->map.name);
             return HUB_EAGAIN; /* no second reply: the first one is coming */
         }
     if (b->depth >= BRIDGE_MAX_NESTING) {
-        adp_plugin_log(b->host, 2, "offer %s: %d calls in progress; refused one from %s",
+        adp_plugin_log(b->host, ADP_LOG_WARN, "offer %s: %d calls in progress; refused one from %s",
                        o->map.name, b->depth, msg->sender);
         return msg->kind == ADP_REQUEST
                    ? bridge_problem(reply, 503,
@@ -633,7 +634,8 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     int status = bridge_request_json(o, msg, &body, &len, why, sizeof why);
     if (status != 0) {
         free(body);
-        adp_plugin_log(b->host, 1, "offer %s from %s: refused: %s", o->map.name, msg->sender, why);
+        adp_plugin_log(b->host, ADP_LOG_INFO, "offer %s from %s: refused: %s", o->map.name,
+                       msg->sender, why);
         return msg->kind == ADP_REQUEST ? bridge_problem(reply, status, why, NULL) : 0;
     }
     char h_sender[HUB_MEMBER_ID_MAX + 32], h_id[80], h_service[HUB_SERVICE_MAX + 32],
@@ -1124,7 +1126,7 @@ static int bridge_start(void *state, const adp_plugin_host_t *host, char *err, s
     bool tls = b->httpd && lth_httpd_tls(b->httpd, &client_certs);
     if (b->httpd)
         adp_plugin_log(
-            b->host, 1,
+            b->host, ADP_LOG_INFO,
             "listening on port %d (%s%s, %s/route/); %zu route%s, %zu offered service%s, "
             "hub timeout %u ms, %zu requests in flight at most",
             lth_httpd_port(b->httpd), tls ? "HTTPS" : "HTTP",
@@ -1132,13 +1134,14 @@ static int bridge_start(void *state, const adp_plugin_host_t *host, char *err, s
             b->n_routes, b->n_routes == 1 ? "" : "s", b->n_offers, b->n_offers == 1 ? "" : "s",
             (unsigned)b->hub_timeout_ms, b->max_in_flight);
     for (size_t i = 0; i < b->n_offers; i++)
-        adp_plugin_log(b->host, 1, "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
+        adp_plugin_log(b->host, ADP_LOG_INFO,
+                       "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
                        b->offers[i].map.name, b->offers[i].service, b->offers[i].url,
                        b->offers[i].map.type ? b->offers[i].map.type->short_name : "JSON",
                        (unsigned)b->http.timeout_ms, (unsigned)b->http.retries);
     char auth[96];
     if (b->n_offers)
-        adp_plugin_log(b->host, 1, "outbound authentication: %s",
+        adp_plugin_log(b->host, ADP_LOG_INFO, "outbound authentication: %s",
                        lth_httpc_auth_describe(b->http.auth, auth, sizeof auth));
     return 0;
 }

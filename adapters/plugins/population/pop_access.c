@@ -1,5 +1,6 @@
 #include "pop_access.h"
 
+#include "adp_plugin_util.h"
 #include "hub_error.h"
 #include "hub_clock.h"
 #include "lth_access.h"
@@ -125,8 +126,9 @@ int pop_access_init(const adp_plugin_host_t *host, const char *db_path, pop_acce
     *out = NULL;
     const char *reg_path = host->config(host, "access_register");
     if (reg_path && !strcmp(reg_path, "off")) {
-        host->log(host, 2, "plugin.access_register = off: look-ups are not recorded for the "
-                           "people they concern (development only)");
+        adp_plugin_log(host, ADP_LOG_WARN,
+                       "plugin.access_register = off: look-ups are not recorded for the "
+                       "people they concern (development only)");
         return 0;
     }
     char reg_default[PATH_MAX], salt_default[PATH_MAX];
@@ -166,10 +168,8 @@ int pop_access_init(const adp_plugin_host_t *host, const char *db_path, pop_acce
         pop_access_destroy(&self);
         return rc;
     }
-    char line[PATH_MAX + 128];
-    snprintf(line, sizeof line, "access register %s%s", reg_path,
-             self->httpd ? "; its JSON endpoint is POST /api/v1/access" : "");
-    host->log(host, 1, line);
+    adp_plugin_log(host, ADP_LOG_INFO, "access register %s%s", reg_path,
+                   self->httpd ? "; its JSON endpoint is POST /api/v1/access" : "");
     *out = self;
     return 0;
 }

@@ -74,7 +74,7 @@ static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t 
 {
     if (noted != 0) {
         free(out);
-        adp_plugin_log(st->host, 3,
+        adp_plugin_log(st->host, ADP_LOG_ERROR,
                        "%s from %s not answered: the access register could not be written", service,
                        msg->sender);
         return HUB_ESTORE;
@@ -145,9 +145,9 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
         st->refused++;
     /* Counts and member ids only: never a key or a name. */
     adp_plugin_log(st->host,
-                   !permitted      ? 2
-                   : n.status == 2 ? 3
-                                   : 0,
+                   !permitted      ? ADP_LOG_WARN
+                   : n.status == 2 ? ADP_LOG_ERROR
+                                   : ADP_LOG_DEBUG,
                    "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
                    "invalid_key=%zu not_permitted=%zu unchanged=%zu withheld=%zu%s",
                    msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key,
@@ -183,9 +183,9 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
     const char *status = pop_status_name(n.status);
     /* Counts and member ids only: never a key, a name or a declared value. */
     adp_plugin_log(st->host,
-                   !permitted || n.not_permitted ? 2
-                   : n.status == 2               ? 3
-                                                 : 0,
+                   !permitted || n.not_permitted ? ADP_LOG_WARN
+                   : n.status == 2               ? ADP_LOG_ERROR
+                                                 : ADP_LOG_DEBUG,
                    "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
                    "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
                    msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found,
@@ -206,7 +206,7 @@ static int pop_tick(void *state, adp_client_t *client)
         return 0;
     st->logged_requests = st->requests + st->verifies;
     adp_plugin_log(
-        st->host, 1,
+        st->host, ADP_LOG_INFO,
         "citizen.lookup totals: requests=%llu refused=%llu keys=%llu found=%llu "
         "not_found=%llu invalid_key=%llu not_permitted=%llu; citizen.verify: requests=%llu "
         "subjects=%llu all_match=%llu",
@@ -271,7 +271,7 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
 {
     int rc = lth_popdb_open(path, &st->db, err, err_size);
     if (rc == HUB_ENOENT) {
-        adp_plugin_log(st->host, 1,
+        adp_plugin_log(st->host, ADP_LOG_INFO,
                        "building the population database: %" PRIu64 " synthetic citizens",
                        citizens);
         struct timespec t0, t1;
@@ -283,14 +283,14 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
-        adp_plugin_log(st->host, 1, "population database built in %ld ms", ms);
+        adp_plugin_log(st->host, ADP_LOG_INFO, "population database built in %ld ms", ms);
         rc = lth_popdb_open(path, &st->db, err, err_size);
     }
     if (rc != 0)
         return rc;
     lth_popdb_info_t info = lth_popdb_info(st->db);
     if (info.seed != seed || info.citizens != citizens)
-        adp_plugin_log(st->host, 2,
+        adp_plugin_log(st->host, ADP_LOG_WARN,
                        "plugin.db already holds %zu citizens of seed %" PRIu64
                        "; plugin.citizens and plugin.seed apply only when it is built (remove the "
                        "file to rebuild)",
@@ -327,19 +327,20 @@ static int pop_start(void *state, const adp_plugin_host_t *host, char *err, size
     if (rc != 0)
         return rc;
     if (st->allow_all)
-        adp_plugin_log(st->host, 1,
+        adp_plugin_log(st->host, ADP_LOG_INFO,
                        "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
                        lth_popdb_info(st->db).citizens);
     else
-        adp_plugin_log(st->host, 1,
+        adp_plugin_log(st->host, ADP_LOG_INFO,
                        "citizen.lookup/v1: %zu synthetic citizens; permitted consumers: %zu",
                        lth_popdb_info(st->db).citizens, st->n_consumers);
     if (st->disclosure)
-        adp_plugin_log(st->host, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
+        adp_plugin_log(st->host, ADP_LOG_INFO,
+                       "fields by purpose: %zu rules from plugin.disclosure_file",
                        lth_disclosure_count(st->disclosure));
     else
         adp_plugin_log(
-            st->host, 2,
+            st->host, ADP_LOG_WARN,
             "no plugin.disclosure_file: every permitted consumer receives whole records, "
             "whatever its purpose; set one to return only the fields each purpose may have");
     st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;

@@ -79,13 +79,15 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     sqlq_entry_t *e = user;
     sqlq_plugin_t *p = e->plugin;
     if (msg->kind != ADP_REQUEST) {
-        adp_plugin_log(p->host, 1, "query %s: ignored an event from %s (queries answer requests)",
-                       e->name, msg->sender);
+        adp_plugin_log(p->host, ADP_LOG_INFO,
+                       "query %s: ignored an event from %s (queries answer requests)", e->name,
+                       msg->sender);
         return 0;
     }
     uint64_t t0 = hub_monotonic_us();
     if (msg->payload_len && !lth_jsonmap_is_json_type(msg->content_type)) {
-        adp_plugin_log(p->host, 1, "query %s from %s: refused content type", e->name, msg->sender);
+        adp_plugin_log(p->host, ADP_LOG_INFO, "query %s from %s: refused content type", e->name,
+                       msg->sender);
         char message[256];
         snprintf(message, sizeof message,
                  "send the parameters as a JSON object (application/json), not '%.100s'",
@@ -96,7 +98,8 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     lth_jsonmap_error_t jerr;
     if (msg->payload_len &&
         lth_jsonmap_parse((const char *)msg->payload, msg->payload_len, &params, &jerr) != 0) {
-        adp_plugin_log(p->host, 1, "query %s from %s: malformed JSON", e->name, msg->sender);
+        adp_plugin_log(p->host, ADP_LOG_INFO, "query %s from %s: malformed JSON", e->name,
+                       msg->sender);
         return sqlq_problem(reply, 400, jerr.message,
                             json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
     }
@@ -107,14 +110,14 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     uint64_t ms = (hub_monotonic_us() - t0) / 1000u;
     if (rc != 0) {
         int status = rc == HUB_EINVAL ? 422 : rc == HUB_ETIMEDOUT ? 504 : 503;
-        adp_plugin_log(p->host, status >= 500 ? 3 : 1,
+        adp_plugin_log(p->host, status >= 500 ? ADP_LOG_ERROR : ADP_LOG_INFO,
                        "query %s (%s) from %s: %d in %" PRIu64 " ms: %s", e->name, e->service,
                        msg->sender, status, ms, rc == HUB_EINVAL ? "bad parameters" : why);
         return sqlq_problem(reply, status, why, NULL);
     }
     size_t rows = json_array_size(json_object_get(result, "rows"));
     bool truncated = json_is_true(json_object_get(result, "truncated"));
-    adp_plugin_log(p->host, truncated ? 1 : 0,
+    adp_plugin_log(p->host, truncated ? ADP_LOG_INFO : ADP_LOG_DEBUG,
                    "query %s (%s) from %s: %zu rows%s in %" PRIu64 " ms", e->name, e->service,
                    msg->sender, rows, truncated ? " (truncated)" : "", ms);
     return sqlq_reply_json(reply, result, "application/json");
@@ -226,8 +229,9 @@ static int sqlq_start(void *state, const adp_plugin_host_t *host, char *err, siz
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < p->n_entries; i++)
-        adp_plugin_log(p->host, 1, "query %s answers %s (%zu parameter%s)", p->entries[i].name,
-                       p->entries[i].service, lth_sqlq_param_count(p->entries[i].query),
+        adp_plugin_log(p->host, ADP_LOG_INFO, "query %s answers %s (%zu parameter%s)",
+                       p->entries[i].name, p->entries[i].service,
+                       lth_sqlq_param_count(p->entries[i].query),
                        lth_sqlq_param_count(p->entries[i].query) == 1 ? "" : "s");
     return 0;
 }

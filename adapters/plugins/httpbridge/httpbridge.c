@@ -59,8 +59,7 @@
 #define BRIDGE_NAME_MAX 32
 #define BRIDGE_SLICE_MS 1000 /* longest stay in one tick() */
 #define BRIDGE_MAX_NESTING 8 /* outbound calls in progress at once (nested deliveries) */
-#define BRIDGE_DETAIL_MAX 1024 /* bytes of a system's error body passed on as text */
-#define BRIDGE_PROBLEM_TYPE "application/problem+json"
+#define BRIDGE_DETAIL_MAX 1024        /* bytes of a system's error body passed on as text */
 #define BRIDGE_PEM_MAX (256u * 1024u) /* bytes of one TLS certificate or key file */
 
 /* openapi.json, embedded at build time (embed_openapi.cmake). */
@@ -201,7 +200,8 @@ static void bridge_answer(const bridge_mapping_t *map, const char *who, adp_repl
     /* A problem document from the provider (e.g. another bridge whose system
      * failed) keeps its HTTP status when it says one. */
     int status = 200;
-    if (!strncasecmp(reply->content_type, BRIDGE_PROBLEM_TYPE, strlen(BRIDGE_PROBLEM_TYPE))) {
+    if (!strncasecmp(reply->content_type, LTH_JSONMAP_PROBLEM_TYPE,
+                     strlen(LTH_JSONMAP_PROBLEM_TYPE))) {
         status = 502;
         json_t *problem = NULL;
         if (lth_jsonmap_parse((const char *)reply->payload, reply->payload_len, &problem, NULL) ==
@@ -491,22 +491,6 @@ done:
 
 /* ---- outbound: hub -> HTTP -------------------------------------------------- */
 
-/* Fills an adp reply with a problem document {"error":..., "status":...}. */
-static int bridge_problem(adp_reply_t *reply, int status, const char *message, json_t *extra)
-{
-    json_t *obj = json_pack("{s:s,s:i}", "error", message, "status", status);
-    if (obj && extra)
-        json_object_update(obj, extra);
-    json_decref(extra);
-    size_t len = 0;
-    char *text = obj ? lth_jsonmap_dump(obj, &len) : NULL;
-    json_decref(obj);
-    if (!text)
-        return HUB_ENOMEM;
-    adp_plugin_reply(reply, text, len, BRIDGE_PROBLEM_TYPE);
-    return 0;
-}
-
 static void bridge_idle(void *user)
 {
     bridge_t *b = user;
@@ -566,8 +550,8 @@ static int bridge_success_reply(const bridge_offer_t *o, lth_httpc_result_t *res
         snprintf(message, sizeof message, "the system at %s answered what is not a %s: %s",
                  o->url, o->map.type->short_name, jerr.message);
         adp_plugin_log(o->bridge->host, ADP_LOG_WARN, "offer %s: %s", o->map.name, message);
-        return bridge_problem(reply, 502, message,
-                              jerr.field[0] ? json_pack("{s:s}", "field", jerr.field) : NULL);
+        return lth_jsonmap_reply_problem(
+            reply, 502, message, jerr.field[0] ? json_pack("{s:s}", "field", jerr.field) : NULL);
     }
     if (rc != 0)
         return rc;
@@ -596,13 +580,16 @@ static int bridge_failure_reply(const bridge_offer_t *o, int rc, const lth_httpc
             json_object_set_new(extra, "detail", detail);
         else
             json_decref(detail);
-        return bridge_problem(reply, (int)res->status, message, extra);
+        return lth_jsonmap_reply_problem(reply, (int)res->status, message, extra);
     }
     snprintf(message, sizeof message, "cannot reach the system at %s after %u attempt%s: %s",
              o->url, res->attempts, res->attempts == 1 ? "" : "s", res->error);
     bool timeout = strstr(res->error, "imeout") || strstr(res->error, "imed out");
-    return bridge_problem(reply, rc == HUB_EFULL ? 502 : timeout ? 504 : 502, message,
-                          json_pack("{s:i}", "attempts", (int)res->attempts));
+    return lth_jsonmap_reply_problem(reply,
+                                     rc == HUB_EFULL ? 502
+                                     : timeout       ? 504
+                                                     : 502,
+                                     message, json_pack("{s:i}", "attempts", (int)res->attempts));
 }
 
 static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
@@ -623,9 +610,9 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
         adp_plugin_log(b->host, ADP_LOG_WARN, "offer %s: %d calls in progress; refused one from %s",
                        o->map.name, b->depth, msg->sender);
         return msg->kind == ADP_REQUEST
-                   ? bridge_problem(reply, 503,
-                                    "the bridge has too many calls in progress; try again later",
-                                    NULL)
+                   ? lth_jsonmap_reply_problem(
+                         reply, 503, "the bridge has too many calls in progress; try again later",
+                         NULL)
                    : 0;
     }
     char *body = NULL;
@@ -636,7 +623,7 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
         free(body);
         adp_plugin_log(b->host, ADP_LOG_INFO, "offer %s from %s: refused: %s", o->map.name,
                        msg->sender, why);
-        return msg->kind == ADP_REQUEST ? bridge_problem(reply, status, why, NULL) : 0;
+        return msg->kind == ADP_REQUEST ? lth_jsonmap_reply_problem(reply, status, why, NULL) : 0;
     }
     char h_sender[HUB_MEMBER_ID_MAX + 32], h_id[80], h_service[HUB_SERVICE_MAX + 32],
         h_kind[40];
@@ -679,7 +666,7 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
         else if (rc == 0 || rc == HUB_EIO || rc == HUB_EFULL)
             out = bridge_failure_reply(o, rc, &res, reply);
         else
-            out = bridge_problem(reply, 500, hub_strerror(rc), NULL);
+            out = lth_jsonmap_reply_problem(reply, 500, hub_strerror(rc), NULL);
     } else if (!ok) {
         /* An event the system did not take is not dropped: it stays at the
          * hub, which delivers it again later (with a growing delay) and

@@ -33,7 +33,6 @@
 
 #define SQLQ_MAX_QUERIES 32
 #define SQLQ_NAME_MAX 32
-#define SQLQ_PROBLEM_TYPE "application/problem+json"
 
 typedef struct sqlq_plugin sqlq_plugin_t;
 
@@ -51,26 +50,6 @@ struct sqlq_plugin {
     sqlq_entry_t entries[SQLQ_MAX_QUERIES];
     size_t n_entries;
 };
-
-static int sqlq_reply_json(adp_reply_t *reply, json_t *doc, const char *content_type)
-{
-    size_t len = 0;
-    char *text = doc ? lth_jsonmap_dump(doc, &len) : NULL;
-    json_decref(doc);
-    if (!text)
-        return HUB_ENOMEM;
-    adp_plugin_reply(reply, text, len, content_type);
-    return 0;
-}
-
-static int sqlq_problem(adp_reply_t *reply, int status, const char *message, json_t *extra)
-{
-    json_t *doc = json_pack("{s:s,s:i}", "error", message, "status", status);
-    if (doc && extra)
-        json_object_update(doc, extra);
-    json_decref(extra);
-    return sqlq_reply_json(reply, doc, SQLQ_PROBLEM_TYPE);
-}
 
 static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                        void *user)
@@ -92,7 +71,7 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
         snprintf(message, sizeof message,
                  "send the parameters as a JSON object (application/json), not '%.100s'",
                  msg->content_type);
-        return sqlq_problem(reply, 415, message, NULL);
+        return lth_jsonmap_reply_problem(reply, 415, message, NULL);
     }
     json_t *params = NULL;
     lth_jsonmap_error_t jerr;
@@ -100,8 +79,9 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
         lth_jsonmap_parse((const char *)msg->payload, msg->payload_len, &params, &jerr) != 0) {
         adp_plugin_log(p->host, ADP_LOG_INFO, "query %s from %s: malformed JSON", e->name,
                        msg->sender);
-        return sqlq_problem(reply, 400, jerr.message,
-                            json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
+        return lth_jsonmap_reply_problem(
+            reply, 400, jerr.message,
+            json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
     }
     json_t *result = NULL;
     char why[HUB_ERRMSG_MAX] = "";
@@ -113,14 +93,14 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
         adp_plugin_log(p->host, status >= 500 ? ADP_LOG_ERROR : ADP_LOG_INFO,
                        "query %s (%s) from %s: %d in %" PRIu64 " ms: %s", e->name, e->service,
                        msg->sender, status, ms, rc == HUB_EINVAL ? "bad parameters" : why);
-        return sqlq_problem(reply, status, why, NULL);
+        return lth_jsonmap_reply_problem(reply, status, why, NULL);
     }
     size_t rows = json_array_size(json_object_get(result, "rows"));
     bool truncated = json_is_true(json_object_get(result, "truncated"));
     adp_plugin_log(p->host, truncated ? ADP_LOG_INFO : ADP_LOG_DEBUG,
                    "query %s (%s) from %s: %zu rows%s in %" PRIu64 " ms", e->name, e->service,
                    msg->sender, rows, truncated ? " (truncated)" : "", ms);
-    return sqlq_reply_json(reply, result, "application/json");
+    return lth_jsonmap_reply(reply, result, "application/json");
 }
 
 /* plugin.query.NAME = SERVICE/VERSION | SELECT ... */

@@ -2,6 +2,7 @@
 #include "hub_error.h"
 
 #include <errno.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -95,4 +96,36 @@ int lth_domain_read_text(const char *path, const char *what, size_t max, char **
     }
     *text = buf;
     return 0;
+}
+
+int lth_domain_decode(const lth_domain_reader_t *reader, const char *content_type,
+                      const uint8_t *payload, size_t len, void *out, size_t out_size,
+                      const char **problem)
+{
+    const char *why = NULL;
+    ProtobufCMessage *m = NULL;
+    if (out)
+        memset(out, 0, out_size);
+    if (!out)
+        why = "no output";
+    else if (!lth_domain_content_type_is(content_type, reader->type))
+        why = reader->wrong_type;
+    else if (!(m = protobuf_c_message_unpack(reader->descriptor, NULL, len, payload)))
+        why = reader->unparsed;
+    else
+        why = reader->read(m, out);
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+    if (problem)
+        *problem = why;
+    return why ? HUB_EPARSE : 0;
+}
+
+bool lth_domain_copy(char *dst, size_t size, const char *src)
+{
+    size_t len = src ? strlen(src) : 0;
+    if (len >= size)
+        return false;
+    memcpy(dst, src ? src : "", len + 1);
+    return true;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define LTH_SERVICE_CITIZEN_LOOKUP "citizen.lookup/v1"
 #define LTH_SERVICE_CITIZEN_VERIFY "citizen.verify/v1"
@@ -36,5 +37,42 @@ bool lth_domain_content_type_is(const char *content_type, const char *type);
  * read), HUB_EINVAL (too large), HUB_EPARSE (not text), HUB_ENOMEM. */
 int lth_domain_read_text(const char *path, const char *what, size_t max, char **text, char *err,
                          size_t err_size);
+
+/* ---- decoding a domain message (the lth_*_decode functions) ----
+ *
+ * Every decoder clears the caller's struct, checks the content type, unpacks
+ * the payload, applies its message's rules and frees what it unpacked; only
+ * the rules differ, and they are the reader's read(). */
+
+struct ProtobufCMessageDescriptor;
+
+typedef struct {
+    const struct ProtobufCMessageDescriptor *descriptor; /* the protobuf-c message */
+    const char *type;                                    /* its name in proto=, e.g. "Dossier" */
+    const char *wrong_type; /* the problem when the content type names another */
+    const char *unparsed;   /* the problem when the payload does not unpack */
+    /* Checks the unpacked message (msg) against its rules and copies it
+     * into out: NULL, or the problem in a sentence. */
+    const char *(*read)(const void *msg, void *out);
+} lth_domain_reader_t;
+
+/* The reader of lth.domain.v1.<type> (a string literal) with its problems
+ * in the decoders' words. */
+#define LTH_DOMAIN_READER(type, descriptor_, read_)                                                \
+    {                                                                                              \
+        (descriptor_), type, "the content type is not " LTH_DOMAIN_CONTENT_TYPE(type),             \
+            "the payload is not a " type, (read_)                                                  \
+    }
+
+/* Decodes payload into out (out_size bytes, cleared first) with reader: 0,
+ * or HUB_EPARSE with the problem in *problem (a static sentence; problem may
+ * be NULL). A NULL out is "no output". */
+int lth_domain_decode(const lth_domain_reader_t *reader, const char *content_type,
+                      const uint8_t *payload, size_t len, void *out, size_t out_size,
+                      const char **problem);
+
+/* Copies src (NULL reads as "") into dst of size bytes; false, leaving dst
+ * alone, when it does not fit. */
+bool lth_domain_copy(char *dst, size_t size, const char *src);
 
 #endif

@@ -264,15 +264,6 @@ int lth_dossier_generate(const lth_dossier_gen_t *gen, uint64_t index, lth_gen_d
 
 /* ---- messages ---- */
 
-static bool lth__copy(char *dst, size_t size, const char *src)
-{
-    size_t len = src ? strlen(src) : 0;
-    if (len >= size)
-        return false;
-    memcpy(dst, src ? src : "", len + 1);
-    return true;
-}
-
 int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, size_t *out_len)
 {
     if (!change || !out || !out_len)
@@ -297,54 +288,50 @@ int lth_status_change_encode(const lth_status_change_t *change, uint8_t **out, s
     return hub_pb_pack(&m.base, out, out_len);
 }
 
+static const char *lth__status_change_read(const void *msg, void *dst)
+{
+    const Lth__Domain__V1__DossierStatusChange *m = msg;
+    lth_status_change_t *out = dst;
+    if (!m->dossier_code[0] ||
+        !lth_domain_copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
+        return "dossier_code is empty or longer than 63 bytes";
+    if ((int)m->status < LTH_STATUS_RECEIVED || (int)m->status > LTH_STATUS_LAST)
+        return "status is not one of the portal's statuses (RECEIVED .. RESULT_HANDED_OVER)";
+    if ((int)m->channel < 0 || (int)m->channel > LTH_CHANNEL_COUNTER)
+        return "channel is not ONLINE or COUNTER";
+    if (m->step > m->steps || (m->steps > 0 && m->step == 0))
+        return "step must be 1 .. steps";
+    if (m->sequence == 0)
+        return "sequence must be 1 or more";
+    if (!lth_domain_copy(out->actor, sizeof out->actor, m->actor_member_id) ||
+        !lth_domain_copy(out->note, sizeof out->note, m->note) ||
+        !lth_domain_copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
+        !lth_domain_copy(out->authority, sizeof out->authority, m->authority_member_id) ||
+        !lth_domain_copy(out->step_authority, sizeof out->step_authority,
+                         m->step_authority_member_id) ||
+        !lth_domain_copy(out->delegated_by, sizeof out->delegated_by, m->delegated_by_member_id))
+        return "a text field is too long";
+    out->channel = (int)m->channel;
+    out->step = m->step;
+    out->steps = m->steps;
+    out->step_due_at_us = m->step_due_at_us;
+    out->status = (int)m->status;
+    out->at_us = m->at_us;
+    out->sequence = m->sequence;
+    out->submitted_at_us = m->submitted_at_us;
+    out->due_at_us = m->due_at_us;
+    return NULL;
+}
+
+static const lth_domain_reader_t lth__status_change_reader =
+    LTH_DOMAIN_READER("DossierStatusChange", &lth__domain__v1__dossier_status_change__descriptor,
+                      lth__status_change_read);
+
 int lth_status_change_decode(const char *content_type, const uint8_t *payload, size_t len,
                              lth_status_change_t *out, const char **problem)
 {
-    const char *why = NULL;
-    Lth__Domain__V1__DossierStatusChange *m = NULL;
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!out) {
-        why = "no output";
-    } else if (!lth_domain_content_type_is(content_type, "DossierStatusChange")) {
-        why = "the content type is not " LTH_STATUS_CHANGE_TYPE;
-    } else if (!(m = lth__domain__v1__dossier_status_change__unpack(NULL, len, payload))) {
-        why = "the payload is not a DossierStatusChange";
-    } else if (!m->dossier_code[0] ||
-               !lth__copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code)) {
-        why = "dossier_code is empty or longer than 63 bytes";
-    } else if ((int)m->status < LTH_STATUS_RECEIVED || (int)m->status > LTH_STATUS_LAST) {
-        why = "status is not one of the portal's statuses (RECEIVED .. RESULT_HANDED_OVER)";
-    } else if ((int)m->channel < 0 || (int)m->channel > LTH_CHANNEL_COUNTER) {
-        why = "channel is not ONLINE or COUNTER";
-    } else if (m->step > m->steps || (m->steps > 0 && m->step == 0)) {
-        why = "step must be 1 .. steps";
-    } else if (m->sequence == 0) {
-        why = "sequence must be 1 or more";
-    } else if (!lth__copy(out->actor, sizeof out->actor, m->actor_member_id) ||
-               !lth__copy(out->note, sizeof out->note, m->note) ||
-               !lth__copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
-               !lth__copy(out->authority, sizeof out->authority, m->authority_member_id) ||
-               !lth__copy(out->step_authority, sizeof out->step_authority,
-                          m->step_authority_member_id) ||
-               !lth__copy(out->delegated_by, sizeof out->delegated_by, m->delegated_by_member_id)) {
-        why = "a text field is too long";
-    } else {
-        out->channel = (int)m->channel;
-        out->step = m->step;
-        out->steps = m->steps;
-        out->step_due_at_us = m->step_due_at_us;
-        out->status = (int)m->status;
-        out->at_us = m->at_us;
-        out->sequence = m->sequence;
-        out->submitted_at_us = m->submitted_at_us;
-        out->due_at_us = m->due_at_us;
-    }
-    if (m)
-        lth__domain__v1__dossier_status_change__free_unpacked(m, NULL);
-    if (problem)
-        *problem = why;
-    return why ? HUB_EPARSE : 0;
+    return lth_domain_decode(&lth__status_change_reader, content_type, payload, len, out,
+                             sizeof *out, problem);
 }
 
 int lth_dossier_encode(const lth_dossier_t *d, uint8_t **out, size_t *out_len)
@@ -385,45 +372,41 @@ int lth_dossier_encode(const lth_dossier_t *d, uint8_t **out, size_t *out_len)
     return hub_pb_pack(&m.base, out, out_len);
 }
 
+static const char *lth__dossier_read(const void *msg, void *dst)
+{
+    const Lth__Domain__V1__Dossier *m = msg;
+    lth_dossier_t *out = dst;
+    if (!m->dossier_code[0] ||
+        !lth_domain_copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
+        return "dossier_code is empty or longer than 63 bytes";
+    if (!lth_domain_copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
+        !lth_domain_copy(out->applicant_id, sizeof out->applicant_id, m->applicant_personal_id) ||
+        !lth_domain_copy(out->received_by, sizeof out->received_by, m->received_by_member_id) ||
+        !lth_domain_copy(out->authority, sizeof out->authority, m->authority_member_id))
+        return "a text field is too long";
+    const char *why = NULL;
+    for (size_t i = 0; i < m->n_documents; i++)
+        if (m->documents[i]->sha256.len != crypto_hash_sha256_BYTES)
+            why = "a document's sha256 is not 32 bytes";
+    out->submitted_at_us = m->submitted_at_us;
+    out->due_at_us = m->due_at_us;
+    out->documents = m->n_documents;
+    if (m->applicant_assurance) {
+        if (m->applicant_assurance->level > 2)
+            why = "applicant_assurance.level is not 0, 1 or 2";
+        out->assurance.level = m->applicant_assurance->level;
+        out->assurance.method = (lth_auth_method_t)m->applicant_assurance->method;
+        out->assurance.at_us = m->applicant_assurance->authenticated_at_us;
+    }
+    return why;
+}
+
+static const lth_domain_reader_t lth__dossier_reader =
+    LTH_DOMAIN_READER("Dossier", &lth__domain__v1__dossier__descriptor, lth__dossier_read);
+
 int lth_dossier_decode(const char *content_type, const uint8_t *payload, size_t len,
                        lth_dossier_t *out, const char **problem)
 {
-    const char *why = NULL;
-    Lth__Domain__V1__Dossier *m = NULL;
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!out) {
-        why = "no output";
-    } else if (!lth_domain_content_type_is(content_type, "Dossier")) {
-        why = "the content type is not " LTH_DOSSIER_TYPE;
-    } else if (!(m = lth__domain__v1__dossier__unpack(NULL, len, payload))) {
-        why = "the payload is not a Dossier";
-    } else if (!m->dossier_code[0] ||
-               !lth__copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code)) {
-        why = "dossier_code is empty or longer than 63 bytes";
-    } else if (!lth__copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
-               !lth__copy(out->applicant_id, sizeof out->applicant_id, m->applicant_personal_id) ||
-               !lth__copy(out->received_by, sizeof out->received_by, m->received_by_member_id) ||
-               !lth__copy(out->authority, sizeof out->authority, m->authority_member_id)) {
-        why = "a text field is too long";
-    } else {
-        for (size_t i = 0; i < m->n_documents; i++)
-            if (m->documents[i]->sha256.len != crypto_hash_sha256_BYTES)
-                why = "a document's sha256 is not 32 bytes";
-        out->submitted_at_us = m->submitted_at_us;
-        out->due_at_us = m->due_at_us;
-        out->documents = m->n_documents;
-        if (m->applicant_assurance) {
-            if (m->applicant_assurance->level > 2)
-                why = "applicant_assurance.level is not 0, 1 or 2";
-            out->assurance.level = m->applicant_assurance->level;
-            out->assurance.method = (lth_auth_method_t)m->applicant_assurance->method;
-            out->assurance.at_us = m->applicant_assurance->authenticated_at_us;
-        }
-    }
-    if (m)
-        lth__domain__v1__dossier__free_unpacked(m, NULL);
-    if (problem)
-        *problem = why;
-    return why ? HUB_EPARSE : 0;
+    return lth_domain_decode(&lth__dossier_reader, content_type, payload, len, out, sizeof *out,
+                             problem);
 }

@@ -10,15 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool lth__put(char *dst, size_t size, const char *src)
-{
-    size_t len = src ? strlen(src) : 0;
-    if (len >= size)
-        return false;
-    memcpy(dst, src ? src : "", len + 1);
-    return true;
-}
-
 /* ---- dossier.result/v1 ---- */
 
 unsigned lth_result_number(const char *dossier_code, const char *result_code)
@@ -84,54 +75,49 @@ int lth_result_encode(const lth_result_t *r, uint8_t **out, size_t *out_len)
     return hub_pb_pack(&m.base, out, out_len);
 }
 
+static const char *lth__result_read(const void *msg, void *dst)
+{
+    const Lth__Domain__V1__DossierResult *m = msg;
+    lth_result_t *out = dst;
+    if (!m->dossier_code[0] ||
+        !lth_domain_copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
+        return "dossier_code is empty or longer than 63 bytes";
+    if (!lth_domain_copy(out->result_code, sizeof out->result_code, m->result_code) ||
+        lth_result_number(m->dossier_code, m->result_code) == 0)
+        return "result_code must be the dossier code followed by -KQ and a number 1-9999, e.g. "
+               "\"000.00.01.H26-260703-0001-KQ1\"";
+    if (!m->document || m->document->sha256.len != 32)
+        return "the result's document must carry a 32-byte SHA-256";
+    if (!m->document->media_type[0] || !m->document->size_bytes)
+        return "the result's document must give its media type and size";
+    if (!lth_domain_copy(out->uri, sizeof out->uri, m->document->uri) ||
+        !lth_domain_copy(out->media_type, sizeof out->media_type, m->document->media_type) ||
+        !lth_domain_copy(out->signer, sizeof out->signer, m->signer_member_id) ||
+        !lth_domain_copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code))
+        return "a text field is too long";
+    if (!m->signer_member_id[0])
+        return "signer_member_id is empty: the deciding authority signs its result";
+    if (m->signer_public_key.len != 32 || m->signature.len != 64)
+        return "signer_public_key must be 32 bytes and signature 64 (Ed25519)";
+    memcpy(out->sha256, m->document->sha256.data, 32);
+    out->size_bytes = m->document->size_bytes;
+    memcpy(out->signer_public_key, m->signer_public_key.data, 32);
+    memcpy(out->signature, m->signature.data, 64);
+    out->decided_at_us = m->decided_at_us;
+    if (!lth_result_signature_ok(out))
+        return "the result's signature does not verify with signer_public_key over its "
+               "reference fields";
+    return NULL;
+}
+
+static const lth_domain_reader_t lth__result_reader = LTH_DOMAIN_READER(
+    "DossierResult", &lth__domain__v1__dossier_result__descriptor, lth__result_read);
+
 int lth_result_decode(const char *content_type, const uint8_t *payload, size_t len,
                       lth_result_t *out, const char **problem)
 {
-    const char *why = NULL;
-    Lth__Domain__V1__DossierResult *m = NULL;
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!out)
-        why = "no output";
-    else if (!lth_domain_content_type_is(content_type, "DossierResult"))
-        why = "the content type is not " LTH_RESULT_TYPE;
-    else if (!(m = lth__domain__v1__dossier_result__unpack(NULL, len, payload)))
-        why = "the payload is not a DossierResult";
-    else if (!m->dossier_code[0] ||
-             !lth__put(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
-        why = "dossier_code is empty or longer than 63 bytes";
-    else if (!lth__put(out->result_code, sizeof out->result_code, m->result_code) ||
-             lth_result_number(m->dossier_code, m->result_code) == 0)
-        why = "result_code must be the dossier code followed by -KQ and a number 1-9999, e.g. "
-              "\"000.00.01.H26-260703-0001-KQ1\"";
-    else if (!m->document || m->document->sha256.len != 32)
-        why = "the result's document must carry a 32-byte SHA-256";
-    else if (!m->document->media_type[0] || !m->document->size_bytes)
-        why = "the result's document must give its media type and size";
-    else if (!lth__put(out->uri, sizeof out->uri, m->document->uri) ||
-             !lth__put(out->media_type, sizeof out->media_type, m->document->media_type) ||
-             !lth__put(out->signer, sizeof out->signer, m->signer_member_id) ||
-             !lth__put(out->procedure_code, sizeof out->procedure_code, m->procedure_code))
-        why = "a text field is too long";
-    else if (!m->signer_member_id[0])
-        why = "signer_member_id is empty: the deciding authority signs its result";
-    else if (m->signer_public_key.len != 32 || m->signature.len != 64)
-        why = "signer_public_key must be 32 bytes and signature 64 (Ed25519)";
-    if (!why) {
-        memcpy(out->sha256, m->document->sha256.data, 32);
-        out->size_bytes = m->document->size_bytes;
-        memcpy(out->signer_public_key, m->signer_public_key.data, 32);
-        memcpy(out->signature, m->signature.data, 64);
-        out->decided_at_us = m->decided_at_us;
-        if (!lth_result_signature_ok(out))
-            why = "the result's signature does not verify with signer_public_key over its "
-                  "reference fields";
-    }
-    if (m)
-        lth__domain__v1__dossier_result__free_unpacked(m, NULL);
-    if (problem)
-        *problem = why;
-    return why ? HUB_EPARSE : 0;
+    return lth_domain_decode(&lth__result_reader, content_type, payload, len, out, sizeof *out,
+                             problem);
 }
 
 /* ---- payment.status/v1 ---- */
@@ -153,48 +139,43 @@ int lth_payment_encode(const lth_payment_t *p, uint8_t **out, size_t *out_len)
     return hub_pb_pack(&m.base, out, out_len);
 }
 
+static const char *lth__payment_read(const void *msg, void *dst)
+{
+    const Lth__Domain__V1__PaymentStatus *m = msg;
+    lth_payment_t *out = dst;
+    if (!m->dossier_code[0] ||
+        !lth_domain_copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
+        return "dossier_code is empty or longer than 63 bytes";
+    if (!m->transaction_ref[0] ||
+        !lth_domain_copy(out->transaction_ref, sizeof out->transaction_ref, m->transaction_ref))
+        return "transaction_ref must be 1-64 bytes: the payment platform's reference";
+    if (m->outcome != LTH__DOMAIN__V1__PAYMENT_OUTCOME__PAYMENT_OUTCOME_PAID &&
+        m->outcome != LTH__DOMAIN__V1__PAYMENT_OUTCOME__PAYMENT_OUTCOME_FAILED)
+        return "outcome must be PAID or FAILED";
+    if (m->outcome == LTH__DOMAIN__V1__PAYMENT_OUTCOME__PAYMENT_OUTCOME_PAID &&
+        m->amount_vnd != m->fee_vnd)
+        return "a PAID amount_vnd must equal fee_vnd";
+    if ((int)m->channel < 0 || (int)m->channel > LTH_CHANNEL_COUNTER)
+        return "channel is not ONLINE or COUNTER";
+    if (!lth_domain_copy(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
+        !lth_domain_copy(out->reason, sizeof out->reason, m->reason))
+        return "a text field is too long";
+    out->fee_vnd = m->fee_vnd;
+    out->amount_vnd = m->amount_vnd;
+    out->outcome = (int)m->outcome;
+    out->at_us = m->at_us;
+    out->channel = (int)m->channel;
+    return NULL;
+}
+
+static const lth_domain_reader_t lth__payment_reader = LTH_DOMAIN_READER(
+    "PaymentStatus", &lth__domain__v1__payment_status__descriptor, lth__payment_read);
+
 int lth_payment_decode(const char *content_type, const uint8_t *payload, size_t len,
                        lth_payment_t *out, const char **problem)
 {
-    const char *why = NULL;
-    Lth__Domain__V1__PaymentStatus *m = NULL;
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!out)
-        why = "no output";
-    else if (!lth_domain_content_type_is(content_type, "PaymentStatus"))
-        why = "the content type is not " LTH_PAYMENT_TYPE;
-    else if (!(m = lth__domain__v1__payment_status__unpack(NULL, len, payload)))
-        why = "the payload is not a PaymentStatus";
-    else if (!m->dossier_code[0] ||
-             !lth__put(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
-        why = "dossier_code is empty or longer than 63 bytes";
-    else if (!m->transaction_ref[0] ||
-             !lth__put(out->transaction_ref, sizeof out->transaction_ref, m->transaction_ref))
-        why = "transaction_ref must be 1-64 bytes: the payment platform's reference";
-    else if (m->outcome != LTH__DOMAIN__V1__PAYMENT_OUTCOME__PAYMENT_OUTCOME_PAID &&
-             m->outcome != LTH__DOMAIN__V1__PAYMENT_OUTCOME__PAYMENT_OUTCOME_FAILED)
-        why = "outcome must be PAID or FAILED";
-    else if (m->outcome == LTH__DOMAIN__V1__PAYMENT_OUTCOME__PAYMENT_OUTCOME_PAID &&
-             m->amount_vnd != m->fee_vnd)
-        why = "a PAID amount_vnd must equal fee_vnd";
-    else if ((int)m->channel < 0 || (int)m->channel > LTH_CHANNEL_COUNTER)
-        why = "channel is not ONLINE or COUNTER";
-    else if (!lth__put(out->procedure_code, sizeof out->procedure_code, m->procedure_code) ||
-             !lth__put(out->reason, sizeof out->reason, m->reason))
-        why = "a text field is too long";
-    if (!why) {
-        out->fee_vnd = m->fee_vnd;
-        out->amount_vnd = m->amount_vnd;
-        out->outcome = (int)m->outcome;
-        out->at_us = m->at_us;
-        out->channel = (int)m->channel;
-    }
-    if (m)
-        lth__domain__v1__payment_status__free_unpacked(m, NULL);
-    if (problem)
-        *problem = why;
-    return why ? HUB_EPARSE : 0;
+    return lth_domain_decode(&lth__payment_reader, content_type, payload, len, out, sizeof *out,
+                             problem);
 }
 
 /* ---- feedback.submit/v1 ---- */
@@ -230,47 +211,40 @@ static bool lth__criterion_ok(const char *c)
     return true;
 }
 
+static const char *lth__feedback_read(const void *msg, void *dst)
+{
+    const Lth__Domain__V1__Feedback *m = msg;
+    lth_feedback_t *out = dst;
+    if (!m->dossier_code[0] ||
+        !lth_domain_copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
+        return "dossier_code is empty or longer than 63 bytes";
+    if (m->n_ratings == 0 || m->n_ratings > LTH_FEEDBACK_MAX_RATINGS)
+        return "a feedback rates 1 to 16 criteria";
+    for (size_t i = 0; i < m->n_ratings; i++) {
+        const Lth__Domain__V1__SatisfactionRating *r = m->ratings[i];
+        if (!lth__criterion_ok(r->criterion))
+            return "a criterion is 1-32 of a-z 0-9 _, e.g. \"officials\"";
+        if (r->score < 1 || r->score > 5)
+            return "a score is 1 (very dissatisfied) to 5 (very satisfied)";
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(out->ratings[j].criterion, r->criterion))
+                return "a criterion is rated twice";
+        snprintf(out->ratings[i].criterion, sizeof out->ratings[i].criterion, "%s", r->criterion);
+        out->ratings[i].score = r->score;
+        out->n_ratings = i + 1;
+    }
+    out->at_us = m->at_us;
+    return NULL;
+}
+
+static const lth_domain_reader_t lth__feedback_reader =
+    LTH_DOMAIN_READER("Feedback", &lth__domain__v1__feedback__descriptor, lth__feedback_read);
+
 int lth_feedback_decode(const char *content_type, const uint8_t *payload, size_t len,
                         lth_feedback_t *out, const char **problem)
 {
-    const char *why = NULL;
-    Lth__Domain__V1__Feedback *m = NULL;
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!out)
-        why = "no output";
-    else if (!lth_domain_content_type_is(content_type, "Feedback"))
-        why = "the content type is not " LTH_FEEDBACK_TYPE;
-    else if (!(m = lth__domain__v1__feedback__unpack(NULL, len, payload)))
-        why = "the payload is not a Feedback";
-    else if (!m->dossier_code[0] ||
-             !lth__put(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
-        why = "dossier_code is empty or longer than 63 bytes";
-    else if (m->n_ratings == 0 || m->n_ratings > LTH_FEEDBACK_MAX_RATINGS)
-        why = "a feedback rates 1 to 16 criteria";
-    for (size_t i = 0; !why && i < m->n_ratings; i++) {
-        const Lth__Domain__V1__SatisfactionRating *r = m->ratings[i];
-        if (!lth__criterion_ok(r->criterion))
-            why = "a criterion is 1-32 of a-z 0-9 _, e.g. \"officials\"";
-        else if (r->score < 1 || r->score > 5)
-            why = "a score is 1 (very dissatisfied) to 5 (very satisfied)";
-        for (size_t j = 0; !why && j < i; j++)
-            if (!strcmp(out->ratings[j].criterion, r->criterion))
-                why = "a criterion is rated twice";
-        if (!why) {
-            snprintf(out->ratings[i].criterion, sizeof out->ratings[i].criterion, "%s",
-                     r->criterion);
-            out->ratings[i].score = r->score;
-            out->n_ratings = i + 1;
-        }
-    }
-    if (!why)
-        out->at_us = m->at_us;
-    if (m)
-        lth__domain__v1__feedback__free_unpacked(m, NULL);
-    if (problem)
-        *problem = why;
-    return why ? HUB_EPARSE : 0;
+    return lth_domain_decode(&lth__feedback_reader, content_type, payload, len, out, sizeof *out,
+                             problem);
 }
 
 double lth_feedback_mean(const lth_feedback_t *f)
@@ -298,32 +272,27 @@ int lth_receipt_encode(const lth_receipt_t *r, uint8_t **out, size_t *out_len)
     return hub_pb_pack(&m.base, out, out_len);
 }
 
+static const char *lth__receipt_read(const void *msg, void *dst)
+{
+    const Lth__Domain__V1__SyncReceipt *m = msg;
+    lth_receipt_t *out = dst;
+    if (!m->dossier_code[0] ||
+        !lth_domain_copy(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
+        return "dossier_code is empty or longer than 63 bytes";
+    if (!lth_domain_copy(out->reason, sizeof out->reason, m->reason) ||
+        !lth_domain_copy(out->result_code, sizeof out->result_code, m->result_code))
+        return "a text field is too long";
+    out->sequence = m->sequence;
+    out->accepted = m->accepted;
+    return NULL;
+}
+
+static const lth_domain_reader_t lth__receipt_reader =
+    LTH_DOMAIN_READER("SyncReceipt", &lth__domain__v1__sync_receipt__descriptor, lth__receipt_read);
+
 int lth_receipt_decode(const char *content_type, const uint8_t *payload, size_t len,
                        lth_receipt_t *out, const char **problem)
 {
-    const char *why = NULL;
-    Lth__Domain__V1__SyncReceipt *m = NULL;
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!out)
-        why = "no output";
-    else if (!lth_domain_content_type_is(content_type, "SyncReceipt"))
-        why = "the content type is not " LTH_RECEIPT_TYPE;
-    else if (!(m = lth__domain__v1__sync_receipt__unpack(NULL, len, payload)))
-        why = "the payload is not a SyncReceipt";
-    else if (!m->dossier_code[0] ||
-             !lth__put(out->dossier_code, sizeof out->dossier_code, m->dossier_code))
-        why = "dossier_code is empty or longer than 63 bytes";
-    else if (!lth__put(out->reason, sizeof out->reason, m->reason) ||
-             !lth__put(out->result_code, sizeof out->result_code, m->result_code))
-        why = "a text field is too long";
-    if (!why) {
-        out->sequence = m->sequence;
-        out->accepted = m->accepted;
-    }
-    if (m)
-        lth__domain__v1__sync_receipt__free_unpacked(m, NULL);
-    if (problem)
-        *problem = why;
-    return why ? HUB_EPARSE : 0;
+    return lth_domain_decode(&lth__receipt_reader, content_type, payload, len, out, sizeof *out,
+                             problem);
 }

@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct {
     const adp_plugin_host_t *host;
@@ -42,38 +41,23 @@ static int echo_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     st->handled++;
     if (msg->kind != ADP_REQUEST)
         return 0;
-    reply->payload = malloc(msg->payload_len ? msg->payload_len : 1);
-    if (!reply->payload)
-        return -2;
-    memcpy(reply->payload, msg->payload, msg->payload_len);
-    reply->payload_len = msg->payload_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", msg->content_type);
-    return 0;
+    return adp_plugin_reply_copy(reply, msg->payload, msg->payload_len, msg->content_type);
 }
 
-static int echo_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int echo_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    echo_state_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return -2;
-    }
+    echo_state_t *st = state;
     st->host = host;
     int rc = adp_plugin_offer_list(host, "services", "echo/v1", echo_handle, st, err, err_size);
-    if (rc != 0) {
-        free(st);
+    if (rc != 0)
         return rc;
-    }
     const char *relay_to = host->config(host, "relay_to");
     if (relay_to) {
         snprintf(st->relay_to, sizeof st->relay_to, "%s", relay_to);
         host->offer(host, "relay/v1", echo_relay, st);
     }
-    *state = st;
     return 0;
 }
 
-static void echo_destroy(void *state) { free(state); }
-
-ADP_PLUGIN_DEFINE("echo", "answers every request with its own payload", echo_init, NULL,
-                  echo_destroy);
+ADP_PLUGIN_DEFINE_STATE("echo", "answers every request with its own payload", echo_state_t,
+                        echo_start, NULL, free);

@@ -76,52 +76,8 @@ static int recorder_handle(adp_client_t *client, const adp_message_t *msg, adp_r
         return -3;
     if (slow && r->slow_after_record)
         recorder_stall(r, msg);
-    if (msg->kind == ADP_REQUEST) {
-        reply->payload = malloc(2);
-        if (!reply->payload)
-            return -2;
-        memcpy(reply->payload, "ok", 2);
-        reply->payload_len = 2;
-        snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    }
-    return 0;
-}
-
-static int recorder_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
-{
-    const char *file = host->config(host, "file");
-    if (!file) {
-        snprintf(err, err_size, "plugin.file is required (where to record messages)");
-        return -1;
-    }
-    recorder_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return -2;
-    r->fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (r->fd < 0) {
-        snprintf(err, err_size, "cannot open plugin.file %s", file);
-        free(r);
-        return -1;
-    }
-    snprintf(r->path, sizeof r->path, "%s", file);
-    snprintf(r->begin_path, sizeof r->begin_path, "%s.begin", file);
-    const char *slow = host->config(host, "slow_payload");
-    if (slow)
-        snprintf(r->slow_payload, sizeof r->slow_payload, "%s", slow);
-    const char *slow_ms = host->config(host, "slow_ms");
-    r->slow_ms = slow_ms ? strtol(slow_ms, NULL, 10) : 3000;
-    const char *after = host->config(host, "slow_after_record");
-    r->slow_after_record = after && !strcmp(after, "yes");
-    int rc =
-        adp_plugin_offer_list(host, "services", "record/v1", recorder_handle, r, err, err_size);
-    if (rc == 0)
-        rc = adp_plugin_subscribe_list(host, "subscribe", recorder_handle, r, err, err_size);
-    if (rc != 0) {
-        close(r->fd);
-        free(r);
-        return rc;
-    }
-    *state = r;
+    if (msg->kind == ADP_REQUEST)
+        return adp_plugin_reply_copy(reply, "ok", 2, "text/plain");
     return 0;
 }
 
@@ -129,10 +85,40 @@ static void recorder_destroy(void *state)
 {
     recorder_t *r = state;
     if (r) {
-        close(r->fd);
+        if (r->fd >= 0)
+            close(r->fd);
         free(r);
     }
 }
 
-ADP_PLUGIN_DEFINE("recorder", "records every handled message to a file", recorder_init, NULL,
-                  recorder_destroy);
+static int recorder_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
+{
+    recorder_t *r = state;
+    r->fd = -1;
+    const char *file =
+        adp_plugin_conf_required(host, "file", "where to record messages", err, err_size);
+    if (!file)
+        return HUB_EINVAL;
+    uint64_t slow_ms = 0;
+    int rc = adp_plugin_conf_u64(host, "slow_ms", 0, 600000, 3000, &slow_ms, err, err_size);
+    if (rc != 0)
+        return rc;
+    r->slow_ms = (long)slow_ms;
+    r->fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (r->fd < 0)
+        return adp_plugin_fail(err, err_size, "cannot open plugin.file %s", file);
+    snprintf(r->path, sizeof r->path, "%s", file);
+    snprintf(r->begin_path, sizeof r->begin_path, "%s.begin", file);
+    const char *slow = host->config(host, "slow_payload");
+    if (slow)
+        snprintf(r->slow_payload, sizeof r->slow_payload, "%s", slow);
+    const char *after = host->config(host, "slow_after_record");
+    r->slow_after_record = after && !strcmp(after, "yes");
+    rc = adp_plugin_offer_list(host, "services", "record/v1", recorder_handle, r, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_subscribe_list(host, "subscribe", recorder_handle, r, err, err_size);
+    return rc;
+}
+
+ADP_PLUGIN_DEFINE_STATE("recorder", "records every handled message to a file", recorder_t,
+                        recorder_start, NULL, recorder_destroy);

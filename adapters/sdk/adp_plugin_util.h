@@ -1,7 +1,9 @@
 /* adp_plugin_util — what every adapter plugin would otherwise write again:
- * formatted logging through the host, an error sentence into err, the
+ * formatted logging through the host, an error sentence into err, a reply
+ * handed over, the
  * plugin.* settings (required, whole numbers, member ids, lists of
- * services), and the plugin's definition itself (ADP_PLUGIN_DEFINE).
+ * services), and the plugin's definition itself (ADP_PLUGIN_DEFINE, or
+ * ADP_PLUGIN_DEFINE_STATE with the init() every plugin would write).
  *
  * Header-only, every function static: each plugin is its own shared object
  * and links nothing of ours (adp_plugin.h); the hub_common functions called
@@ -24,6 +26,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The host's log levels (adp_plugin_host_t.log). */
@@ -39,6 +42,43 @@ enum { ADP_LOG_DEBUG = 0, ADP_LOG_INFO = 1, ADP_LOG_WARN = 2, ADP_LOG_ERROR = 3 
         .tick = (tick_),                                                                           \
         .destroy = (destroy_),                                                                     \
     }
+
+/* The init() that ADP_PLUGIN_DEFINE_STATE gives a plugin: a zeroed state of
+ * state_size bytes, filled by start (which reads the settings and offers
+ * the services) and handed to the host. When start fails, err says why
+ * (hub_strerror(rc) if start wrote nothing), destroy frees the half-built
+ * state (so it must accept one) and the code is returned. */
+static inline int adp_plugin_init_state(const adp_plugin_host_t *host, size_t state_size,
+                                        int (*start)(void *state, const adp_plugin_host_t *host,
+                                                     char *err, size_t err_size),
+                                        void (*destroy)(void *state), void **state, char *err,
+                                        size_t err_size)
+{
+    void *self = calloc(1, state_size);
+    if (!self) {
+        snprintf(err, err_size, "out of memory");
+        return HUB_ENOMEM;
+    }
+    int rc = start(self, host, err, err_size);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, err_size, "%s", hub_strerror(rc));
+        destroy(self);
+        return rc;
+    }
+    *state = self;
+    return 0;
+}
+
+/* The plugin's definition with that init(): start_(void *state, host, err,
+ * err_size) fills a zeroed type_; tick_ may be NULL; destroy_ frees. */
+#define ADP_PLUGIN_DEFINE_STATE(name_, description_, type_, start_, tick_, destroy_)               \
+    static int adp__plugin_init(const adp_plugin_host_t *host, void **state, char *err,            \
+                                size_t err_size)                                                   \
+    {                                                                                              \
+        return adp_plugin_init_state(host, sizeof(type_), start_, destroy_, state, err, err_size); \
+    }                                                                                              \
+    ADP_PLUGIN_DEFINE(name_, description_, adp__plugin_init, tick_, destroy_)
 
 /* Logs one line, formatted, through the host (at most 1023 bytes; never
  * payloads or personal data). */
@@ -75,6 +115,30 @@ static inline void adp_plugin_log_changed(const adp_plugin_host_t *host, char *l
         return;
     adp_plugin_log(host, ADP_LOG_INFO, "%s", line);
     snprintf(last, last_size, "%s", line);
+}
+
+/* Hands body (len bytes from malloc; the SDK frees it after sending) to
+ * reply as content_type: how a handler answers. */
+static inline void adp_plugin_reply(adp_reply_t *reply, void *body, size_t len,
+                                    const char *content_type)
+{
+    reply->payload = body;
+    reply->payload_len = len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+}
+
+/* The same with a copy of len bytes of data: 0, or HUB_ENOMEM with reply
+ * untouched. */
+static inline int adp_plugin_reply_copy(adp_reply_t *reply, const void *data, size_t len,
+                                        const char *content_type)
+{
+    void *body = malloc(len ? len : 1);
+    if (!body)
+        return HUB_ENOMEM;
+    if (len)
+        memcpy(body, data, len);
+    adp_plugin_reply(reply, body, len, content_type);
+    return 0;
 }
 
 /* plugin.KEY, which must be set and not empty; NULL with the error "plugin.KEY

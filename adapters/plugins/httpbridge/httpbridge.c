@@ -59,8 +59,7 @@
 #define BRIDGE_NAME_MAX 32
 #define BRIDGE_SLICE_MS 1000 /* longest stay in one tick() */
 #define BRIDGE_MAX_NESTING 8 /* outbound calls in progress at once (nested deliveries) */
-#define BRIDGE_DETAIL_MAX 1024 /* bytes of a system's error body passed on as text */
-#define BRIDGE_PROBLEM_TYPE "application/problem+json"
+#define BRIDGE_DETAIL_MAX 1024        /* bytes of a system's error body passed on as text */
 #define BRIDGE_PEM_MAX (256u * 1024u) /* bytes of one TLS certificate or key file */
 
 /* openapi.json, embedded at build time (embed_openapi.cmake). */
@@ -127,6 +126,7 @@ struct bridge {
     int depth;
     bridge_pending_t *pending;   /* inbound requests in flight, max_in_flight of room */
     size_t n_pending, max_in_flight;
+    bool curl_ready; /* lth_httpc_global_init() done: destroy() undoes it */
 };
 
 static uint64_t bridge_now_ms(void) { return hub_monotonic_us() / 1000u; }
@@ -173,19 +173,6 @@ static int bridge_nack_status(int code)
     }
 }
 
-static bool bridge_token_ok(const bridge_t *b, const char *authorization)
-{
-    if (!b->token[0])
-        return true;
-    if (strncasecmp(authorization, "Bearer ", 7) != 0)
-        return false;
-    const char *given = authorization + 7;
-    while (*given == ' ')
-        given++;
-    size_t len = strlen(b->token);
-    return strlen(given) == len && sodium_memcmp(given, b->token, len) == 0;
-}
-
 /* Turns the hub's reply into the HTTP answer. */
 static void bridge_answer(const bridge_mapping_t *map, const char *who, adp_reply_t *reply,
                           lth_httpd_response_t *resp)
@@ -213,7 +200,8 @@ static void bridge_answer(const bridge_mapping_t *map, const char *who, adp_repl
     /* A problem document from the provider (e.g. another bridge whose system
      * failed) keeps its HTTP status when it says one. */
     int status = 200;
-    if (!strncasecmp(reply->content_type, BRIDGE_PROBLEM_TYPE, strlen(BRIDGE_PROBLEM_TYPE))) {
+    if (!strncasecmp(reply->content_type, LTH_JSONMAP_PROBLEM_TYPE,
+                     strlen(LTH_JSONMAP_PROBLEM_TYPE))) {
         status = 502;
         json_t *problem = NULL;
         if (lth_jsonmap_parse((const char *)reply->payload, reply->payload_len, &problem, NULL) ==
@@ -343,9 +331,9 @@ static void bridge_log_request(const bridge_t *b, const char *method, const char
                                const char *receiver, const char *service)
 {
     adp_plugin_log(b->host,
-                   status >= 500   ? 2
-                   : status >= 400 ? 1
-                                   : 0,
+                   status >= 500   ? ADP_LOG_WARN
+                   : status >= 400 ? ADP_LOG_INFO
+                                   : ADP_LOG_DEBUG,
                    "%s %.200s from %s -> %d in %" PRIu64 " ms, %zu bytes in, %zu out%s%s%s%s%s",
                    method, path, peer, status, ms, in, out, receiver[0] ? " (" : "", receiver,
                    receiver[0] ? " " : "", service, receiver[0] ? ")" : "");
@@ -379,8 +367,9 @@ static void bridge_poll_pending(bridge_t *b)
         int status = resp.status ? resp.status : 500;
         size_t out = resp.body_len;
         if (lth_httpd_complete(b->httpd, p->http_id, &resp) != 0)
-            adp_plugin_log(b->host, 1, "%s %.200s from %s: the client left before the answer",
-                           p->method, p->path, p->peer);
+            adp_plugin_log(b->host, ADP_LOG_INFO,
+                           "%s %.200s from %s: the client left before the answer", p->method,
+                           p->path, p->peer);
         bridge_log_request(b, p->method, p->path, p->peer, status, now - p->t0_ms, p->body_len,
                            out, p->receiver, p->service);
         b->pending[i] = b->pending[--b->n_pending]; /* order does not matter */
@@ -444,9 +433,9 @@ static void bridge_on_http(const lth_httpd_request_t *req, lth_httpd_response_t 
         goto done;
     }
     if (req->client_cert[0])
-        adp_plugin_log(b->host, 0, "%s %.200s from %s: client certificate \"%.200s\"", req->method,
-                       req->path, req->peer, req->client_cert);
-    if (!bridge_token_ok(b, req->authorization)) {
+        adp_plugin_log(b->host, ADP_LOG_DEBUG, "%s %.200s from %s: client certificate \"%.200s\"",
+                       req->method, req->path, req->peer, req->client_cert);
+    if (b->token[0] && !lth_httpd_bearer_ok(req->authorization, b->token)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
                         "plugin.token_file",
@@ -502,24 +491,6 @@ done:
 
 /* ---- outbound: hub -> HTTP -------------------------------------------------- */
 
-/* Fills an adp reply with a problem document {"error":..., "status":...}. */
-static int bridge_problem(adp_reply_t *reply, int status, const char *message, json_t *extra)
-{
-    json_t *obj = json_pack("{s:s,s:i}", "error", message, "status", status);
-    if (obj && extra)
-        json_object_update(obj, extra);
-    json_decref(extra);
-    size_t len = 0;
-    char *text = obj ? lth_jsonmap_dump(obj, &len) : NULL;
-    json_decref(obj);
-    if (!text)
-        return HUB_ENOMEM;
-    reply->payload = (uint8_t *)text;
-    reply->payload_len = len;
-    snprintf(reply->content_type, sizeof reply->content_type, BRIDGE_PROBLEM_TYPE);
-    return 0;
-}
-
 static void bridge_idle(void *user)
 {
     bridge_t *b = user;
@@ -563,12 +534,10 @@ static int bridge_success_reply(const bridge_offer_t *o, lth_httpc_result_t *res
                                 adp_reply_t *reply)
 {
     if (!o->map.type) {
-        reply->payload = (uint8_t *)res->body;
-        reply->payload_len = res->body_len;
+        adp_plugin_reply(reply, res->body, res->body_len,
+                         res->content_type[0] ? res->content_type : "application/json");
         res->body = NULL;
         res->body_len = 0;
-        snprintf(reply->content_type, sizeof reply->content_type, "%s",
-                 res->content_type[0] ? res->content_type : "application/json");
         return 0;
     }
     uint8_t *pb = NULL;
@@ -580,9 +549,9 @@ static int bridge_success_reply(const bridge_offer_t *o, lth_httpc_result_t *res
         char message[2048];
         snprintf(message, sizeof message, "the system at %s answered what is not a %s: %s",
                  o->url, o->map.type->short_name, jerr.message);
-        adp_plugin_log(o->bridge->host, 2, "offer %s: %s", o->map.name, message);
-        return bridge_problem(reply, 502, message,
-                              jerr.field[0] ? json_pack("{s:s}", "field", jerr.field) : NULL);
+        adp_plugin_log(o->bridge->host, ADP_LOG_WARN, "offer %s: %s", o->map.name, message);
+        return lth_jsonmap_reply_problem(
+            reply, 502, message, jerr.field[0] ? json_pack("{s:s}", "field", jerr.field) : NULL);
     }
     if (rc != 0)
         return rc;
@@ -611,13 +580,16 @@ static int bridge_failure_reply(const bridge_offer_t *o, int rc, const lth_httpc
             json_object_set_new(extra, "detail", detail);
         else
             json_decref(detail);
-        return bridge_problem(reply, (int)res->status, message, extra);
+        return lth_jsonmap_reply_problem(reply, (int)res->status, message, extra);
     }
     snprintf(message, sizeof message, "cannot reach the system at %s after %u attempt%s: %s",
              o->url, res->attempts, res->attempts == 1 ? "" : "s", res->error);
     bool timeout = strstr(res->error, "imeout") || strstr(res->error, "imed out");
-    return bridge_problem(reply, rc == HUB_EFULL ? 502 : timeout ? 504 : 502, message,
-                          json_pack("{s:i}", "attempts", (int)res->attempts));
+    return lth_jsonmap_reply_problem(reply,
+                                     rc == HUB_EFULL ? 502
+                                     : timeout       ? 504
+                                                     : 502,
+                                     message, json_pack("{s:i}", "attempts", (int)res->attempts));
 }
 
 static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
@@ -630,17 +602,17 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     snprintf(key, sizeof key, "%s %s", msg->sender, msg->message_id);
     for (int i = 0; i < b->depth; i++)
         if (!strcmp(b->in_flight[i], key)) {
-            adp_plugin_log(b->host, 0, "offer %s: a redelivery of a call in progress, dropped",
-                           o->map.name);
+            adp_plugin_log(b->host, ADP_LOG_DEBUG,
+                           "offer %s: a redelivery of a call in progress, dropped", o->map.name);
             return HUB_EAGAIN; /* no second reply: the first one is coming */
         }
     if (b->depth >= BRIDGE_MAX_NESTING) {
-        adp_plugin_log(b->host, 2, "offer %s: %d calls in progress; refused one from %s",
+        adp_plugin_log(b->host, ADP_LOG_WARN, "offer %s: %d calls in progress; refused one from %s",
                        o->map.name, b->depth, msg->sender);
         return msg->kind == ADP_REQUEST
-                   ? bridge_problem(reply, 503,
-                                    "the bridge has too many calls in progress; try again later",
-                                    NULL)
+                   ? lth_jsonmap_reply_problem(
+                         reply, 503, "the bridge has too many calls in progress; try again later",
+                         NULL)
                    : 0;
     }
     char *body = NULL;
@@ -649,8 +621,9 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
     int status = bridge_request_json(o, msg, &body, &len, why, sizeof why);
     if (status != 0) {
         free(body);
-        adp_plugin_log(b->host, 1, "offer %s from %s: refused: %s", o->map.name, msg->sender, why);
-        return msg->kind == ADP_REQUEST ? bridge_problem(reply, status, why, NULL) : 0;
+        adp_plugin_log(b->host, ADP_LOG_INFO, "offer %s from %s: refused: %s", o->map.name,
+                       msg->sender, why);
+        return msg->kind == ADP_REQUEST ? lth_jsonmap_reply_problem(reply, status, why, NULL) : 0;
     }
     char h_sender[HUB_MEMBER_ID_MAX + 32], h_id[80], h_service[HUB_SERVICE_MAX + 32],
         h_kind[40];
@@ -693,7 +666,7 @@ static int bridge_on_offer(adp_client_t *client, const adp_message_t *msg, adp_r
         else if (rc == 0 || rc == HUB_EIO || rc == HUB_EFULL)
             out = bridge_failure_reply(o, rc, &res, reply);
         else
-            out = bridge_problem(reply, 500, hub_strerror(rc), NULL);
+            out = lth_jsonmap_reply_problem(reply, 500, hub_strerror(rc), NULL);
     } else if (!ok) {
         /* An event the system did not take is not dropped: it stays at the
          * hub, which delivers it again later (with a growing delay) and
@@ -1003,7 +976,8 @@ static void bridge_destroy(void *state)
     }
     sodium_memzero(b->token, sizeof b->token);
     lth_httpc_auth_destroy(&b->http.auth);
-    lth_httpc_global_cleanup();
+    if (b->curl_ready)
+        lth_httpc_global_cleanup();
     free(b);
 }
 
@@ -1123,31 +1097,23 @@ static int bridge_settings(bridge_t *b, char *err, size_t err_size)
     return 0;
 }
 
-static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int bridge_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
+    bridge_t *b = state;
+    b->host = host;
     if (lth_httpc_global_init() != 0) {
         snprintf(err, err_size, "libcurl failed to initialise");
         return HUB_EIO;
     }
-    bridge_t *b = calloc(1, sizeof *b);
-    if (!b) {
-        lth_httpc_global_cleanup();
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
-    b->host = host;
+    b->curl_ready = true;
     int rc = bridge_settings(b, err, err_size);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        bridge_destroy(b);
+    if (rc != 0)
         return rc;
-    }
     bool client_certs = false;
     bool tls = b->httpd && lth_httpd_tls(b->httpd, &client_certs);
     if (b->httpd)
         adp_plugin_log(
-            b->host, 1,
+            b->host, ADP_LOG_INFO,
             "listening on port %d (%s%s, %s/route/); %zu route%s, %zu offered service%s, "
             "hub timeout %u ms, %zu requests in flight at most",
             lth_httpd_port(b->httpd), tls ? "HTTPS" : "HTTP",
@@ -1155,15 +1121,15 @@ static int bridge_init(const adp_plugin_host_t *host, void **state, char *err, s
             b->n_routes, b->n_routes == 1 ? "" : "s", b->n_offers, b->n_offers == 1 ? "" : "s",
             (unsigned)b->hub_timeout_ms, b->max_in_flight);
     for (size_t i = 0; i < b->n_offers; i++)
-        adp_plugin_log(b->host, 1, "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
+        adp_plugin_log(b->host, ADP_LOG_INFO,
+                       "offer %s: %s -> POST %s (%s), timeout %u ms, %u retries",
                        b->offers[i].map.name, b->offers[i].service, b->offers[i].url,
                        b->offers[i].map.type ? b->offers[i].map.type->short_name : "JSON",
                        (unsigned)b->http.timeout_ms, (unsigned)b->http.retries);
     char auth[96];
     if (b->n_offers)
-        adp_plugin_log(b->host, 1, "outbound authentication: %s",
+        adp_plugin_log(b->host, ADP_LOG_INFO, "outbound authentication: %s",
                        lth_httpc_auth_describe(b->http.auth, auth, sizeof auth));
-    *state = b;
     return 0;
 }
 
@@ -1183,6 +1149,6 @@ static int bridge_tick(void *state, adp_client_t *client)
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("httpbridge",
-                  "generic HTTP bridge: JSON over HTTP in and out, mapped to hub messages",
-                  bridge_init, bridge_tick, bridge_destroy);
+ADP_PLUGIN_DEFINE_STATE("httpbridge",
+                        "generic HTTP bridge: JSON over HTTP in and out, mapped to hub messages",
+                        bridge_t, bridge_start, bridge_tick, bridge_destroy);

@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -727,4 +728,15 @@ void lth_httpd_destroy(lth_httpd_t **s_p)
     free(s->tls_cert);
     free(s->tls_ca);
     free(s);
+}
+
+bool lth_httpd_bearer_ok(const char *authorization, const char *token)
+{
+    size_t len = strlen(token);
+    if (!len || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return false;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    return strlen(given) == len && sodium_memcmp(given, token, len) == 0;
 }

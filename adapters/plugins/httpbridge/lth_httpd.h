@@ -112,6 +112,10 @@ int lth_httpd_serve(lth_httpd_t *server, int timeout_ms);
  * listener, and frees. */
 void lth_httpd_destroy(lth_httpd_t **server_p);
 
+/* true when authorization (a request's, "" when none) is "Bearer TOKEN"
+ * with this token (compared in constant time); never for an empty token. */
+bool lth_httpd_bearer_ok(const char *authorization, const char *token);
+
 /* Fills resp with `status` and a JSON body {"error": message} plus the
  * members of `extra` (a JSON object, may be NULL; consumed). For handlers. */
 void lth_httpd_error(lth_httpd_response_t *resp, int status, const char *message,

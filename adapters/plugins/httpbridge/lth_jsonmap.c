@@ -1064,3 +1064,25 @@ int lth_jsonmap_decode(const ProtobufCMessageDescriptor *d, const lth_jsonmap_re
     *json_out = text;
     return 0;
 }
+
+int lth_jsonmap_reply(adp_reply_t *reply, json_t *doc, const char *content_type)
+{
+    size_t len = 0;
+    char *text = doc ? lth_jsonmap_dump(doc, &len) : NULL;
+    json_decref(doc);
+    if (!text)
+        return HUB_ENOMEM;
+    reply->payload = (uint8_t *)text;
+    reply->payload_len = len;
+    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+    return 0;
+}
+
+int lth_jsonmap_reply_problem(adp_reply_t *reply, int status, const char *message, json_t *extra)
+{
+    json_t *doc = json_pack("{s:s,s:i}", "error", message, "status", status);
+    if (doc && extra)
+        json_object_update(doc, extra);
+    json_decref(extra);
+    return lth_jsonmap_reply(reply, doc, LTH_JSONMAP_PROBLEM_TYPE);
+}

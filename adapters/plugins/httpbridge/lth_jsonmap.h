@@ -36,6 +36,8 @@
 #ifndef LTH_JSONMAP_H
 #define LTH_JSONMAP_H
 
+#include "adp.h"
+
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
@@ -108,5 +110,18 @@ int lth_jsonmap_decode(const ProtobufCMessageDescriptor *d, const lth_jsonmap_re
 char *lth_jsonmap_dump(const json_t *json, size_t *len);
 /* A JSON string of arbitrary bytes: invalid UTF-8 becomes U+FFFD. */
 json_t *lth_jsonmap_string(const char *text, size_t len);
+
+/* ---- replies of the plugins that answer in JSON (adp.h) ---- */
+
+#define LTH_JSONMAP_PROBLEM_TYPE "application/problem+json"
+
+/* Fills reply with doc (consumed) as compact JSON text of content_type: 0,
+ * or HUB_ENOMEM (also for a NULL doc), reply untouched. */
+int lth_jsonmap_reply(adp_reply_t *reply, json_t *doc, const char *content_type);
+/* Fills reply with the problem document {"error": message, "status":
+ * status} plus the members of extra (a JSON object, may be NULL; consumed),
+ * as LTH_JSONMAP_PROBLEM_TYPE: 0, or HUB_ENOMEM (also when message is not
+ * UTF-8). */
+int lth_jsonmap_reply_problem(adp_reply_t *reply, int status, const char *message, json_t *extra);
 
 #endif

@@ -47,12 +47,12 @@
  * Logs: member ids, services, codes and counts; never payloads.
  */
 #include "adp_plugin_util.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_keys.h"
 #include "hub_wire.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +105,7 @@ struct hubgate {
     size_t n_routes;
     hubgate_pending_t *pending;
     size_t n_pending, max_pending;
-    unsigned long long timeout_ms, poll_ms;
+    uint64_t timeout_ms, poll_ms;
     unsigned long long forwarded, answered, failed;
     uint64_t last_tick_end_us; /* when tick() last returned */
     bool slow_ticks_logged;
@@ -151,9 +151,7 @@ static int hubgate_problem_reply(const hubgate_t *g, int side, int status, const
     size_t len = 0;
     if (hubgate_problem(g, side, status, code, message, &body, &len) != 0)
         return HUB_ENOMEM;
-    reply->payload = body;
-    reply->payload_len = len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", HUBGATE_PROBLEM_TYPE);
+    adp_plugin_reply(reply, body, len, HUBGATE_PROBLEM_TYPE);
     return 0;
 }
 
@@ -310,8 +308,8 @@ static void hubgate_collect(hubgate_t *g)
         } else if (rc == HUB_EAGAIN && now >= p->deadline_us) {
             adp_request_withdraw(fs->client, p->forward_id);
             snprintf(msg, sizeof msg,
-                     "no answer through hub %s from %s/%s within %llu ms; the request is not "
-                     "sent again",
+                     "no answer through hub %s from %s/%s within %" PRIu64
+                     " ms; the request is not sent again",
                      fs->hub_id, p->route->provider, p->route->target, g->timeout_ms);
             hubgate_answer_problem(g, p, 504, "TIMEOUT", msg);
         } else if (rc == HUB_EAGAIN) {
@@ -521,19 +519,6 @@ static int hubgate_parse_route(hubgate_t *g, const char *name, const char *value
     return 0;
 }
 
-static int hubgate_uint(const adp_plugin_host_t *host, const char *key, unsigned long long dflt,
-                        unsigned long long min, unsigned long long max, unsigned long long *out,
-                        char *err, size_t err_size)
-{
-    const char *v = host->config(host, key);
-    *out = dflt;
-    if (!v)
-        return 0;
-    char full[80];
-    snprintf(full, sizeof full, "plugin.%s", key);
-    return hub_conf_uint(full, v, min, max, out, err, err_size);
-}
-
 static void hubgate_destroy(void *state)
 {
     hubgate_t *g = state;
@@ -559,11 +544,9 @@ static void hubgate_destroy(void *state)
     free(g);
 }
 
-static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int hubgate_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    hubgate_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return adp_plugin_fail(err, err_size, "out of memory");
+    hubgate_t *g = state;
     g->host = host;
     g->side[SIDE_A].name = 'A';
     g->side[SIDE_B].name = 'B';
@@ -577,52 +560,42 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
                           : !b_key    ? "plugin.b.hub_key_file"
                           : !b_member ? "plugin.b.member_key_file"
                                       : NULL;
-    if (missing) {
-        rc = adp_plugin_fail(err, err_size, "%s is required (adapters/README.md, hubgate)", missing);
-        goto fail;
-    }
-    if (!hub_member_id_valid(a_id)) {
-        rc = adp_plugin_fail(err, err_size, "plugin.a.hub_id: '%.200s' is not a member id", a_id);
-        goto fail;
-    }
+    if (missing)
+        return adp_plugin_fail(err, err_size, "%s is required (adapters/README.md, hubgate)",
+                               missing);
+    if (!hub_member_id_valid(a_id))
+        return adp_plugin_fail(err, err_size, "plugin.a.hub_id: '%.200s' is not a member id", a_id);
     snprintf(g->side[SIDE_A].hub_id, sizeof g->side[SIDE_A].hub_id, "%s", a_id);
     const char *b_id = host->config(host, "b.hub_id");
     if (b_id) {
-        if (!hub_member_id_valid(b_id)) {
-            rc = adp_plugin_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id", b_id);
-            goto fail;
-        }
+        if (!hub_member_id_valid(b_id))
+            return adp_plugin_fail(err, err_size, "plugin.b.hub_id: '%.200s' is not a member id",
+                                   b_id);
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", b_id);
     } else {
         hub_keypair_t hub_key;
         char why[HUB_ERRMSG_MAX];
-        if (hub_keyfile_read(b_key, &hub_key, why, sizeof why) != 0) {
-            rc = adp_plugin_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
-            goto fail;
-        }
+        if (hub_keyfile_read(b_key, &hub_key, why, sizeof why) != 0)
+            return adp_plugin_fail(err, err_size, "plugin.b.hub_key_file: %s", why);
         snprintf(g->side[SIDE_B].hub_id, sizeof g->side[SIDE_B].hub_id, "%s", hub_key.member_id);
         hub_keypair_wipe(&hub_key);
     }
-    unsigned long long max_pending = 0;
-    if ((rc = hubgate_uint(host, "timeout_ms", 10000, 100, 120000, &g->timeout_ms, err,
-                           err_size)) != 0 ||
-        (rc = hubgate_uint(host, "max_in_flight", 256, 1, 65536, &max_pending, err, err_size)) !=
-            0 ||
-        (rc = hubgate_uint(host, "poll_ms", 2, 1, 50, &g->poll_ms, err, err_size)) != 0)
-        goto fail;
+    uint64_t max_pending = 0;
+    if ((rc = adp_plugin_conf_u64(host, "timeout_ms", 100, 120000, 10000, &g->timeout_ms, err,
+                                  err_size)) != 0 ||
+        (rc = adp_plugin_conf_u64(host, "max_in_flight", 1, 65536, 256, &max_pending, err,
+                                  err_size)) != 0 ||
+        (rc = adp_plugin_conf_u64(host, "poll_ms", 1, 50, 2, &g->poll_ms, err, err_size)) != 0)
+        return rc;
     g->max_pending = (size_t)max_pending;
     g->pending = calloc(g->max_pending, sizeof *g->pending);
-    if (!g->pending) {
-        rc = adp_plugin_fail(err, err_size, "out of memory");
-        goto fail;
-    }
+    if (!g->pending)
+        return adp_plugin_fail(err, err_size, "out of memory");
     const char *routes = host->config(host, "routes");
-    if (!routes) {
-        rc = adp_plugin_fail(err, err_size,
-                          "plugin.routes is required: the names of the routes, each with a "
-                          "plugin.route.NAME line");
-        goto fail;
-    }
+    if (!routes)
+        return adp_plugin_fail(err, err_size,
+                               "plugin.routes is required: the names of the routes, each with a "
+                               "plugin.route.NAME line");
     char list[1024];
     snprintf(list, sizeof list, "%s", routes);
     char *save = NULL;
@@ -630,33 +603,27 @@ static int hubgate_init(const adp_plugin_host_t *host, void **state, char *err, 
         char key[128];
         snprintf(key, sizeof key, "route.%s", name);
         if ((rc = hubgate_parse_route(g, name, host->config(host, key), err, err_size)) != 0)
-            goto fail;
+            return rc;
     }
     /* Side B: this plugin's own member on the other hub; it connects in
      * the background and is served from tick(). No state directory: a
      * forward is never sent again after a restart (at most once). */
     adp_config_t bcfg = {b_ep, b_key, b_member, 3000, "hub-adapter hubgate", NULL};
     if ((rc = adp_new(&bcfg, &g->side[SIDE_B].client, err, err_size)) != 0)
-        goto fail;
+        return rc;
     g->side[SIDE_A].client = host->client(host);
     for (size_t i = 0; i < g->n_routes; i++) {
         hubgate_route_t *r = &g->routes[i];
         rc = r->from == SIDE_A ? host->offer(host, r->service, hubgate_handle, r)
                                : adp_offer(g->side[SIDE_B].client, r->service, hubgate_handle, r);
-        if (rc != 0) {
-            rc = adp_plugin_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)", r->name,
-                              r->service, g->side[r->from].name, hub_strerror(rc));
-            goto fail;
-        }
+        if (rc != 0)
+            return adp_plugin_fail(err, err_size, "route %s: cannot offer %s on hub %c (%s)",
+                                   r->name, r->service, g->side[r->from].name, hub_strerror(rc));
     }
-    adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: %zu routes between hub %s (A) and hub %s (B)", g->n_routes,
-                g->side[SIDE_A].hub_id, g->side[SIDE_B].hub_id);
-    *state = g;
+    adp_plugin_log(g->host, ADP_LOG_INFO, "hubgate: %zu routes between hub %s (A) and hub %s (B)",
+                   g->n_routes, g->side[SIDE_A].hub_id, g->side[SIDE_B].hub_id);
     return 0;
-fail:
-    hubgate_destroy(g);
-    return rc ? rc : HUB_EINVAL;
 }
 
-ADP_PLUGIN_DEFINE("hubgate", "a member of two hubs: forwards requests between them", hubgate_init,
-                  hubgate_tick, hubgate_destroy);
+ADP_PLUGIN_DEFINE_STATE("hubgate", "a member of two hubs: forwards requests between them",
+                        hubgate_t, hubgate_start, hubgate_tick, hubgate_destroy);

@@ -25,7 +25,6 @@
  * name, a token or the client secret.
  */
 #include "adp_plugin_util.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "lth_httpc.h"
@@ -34,6 +33,7 @@
 #include "ndxp_upstream.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +48,7 @@ typedef struct {
     adp_client_t *client;
     ndxp_upstream_t *upstream;
     lth_disclosure_t *disclosure;
+    bool curl_ready; /* lth_httpc_global_init() done: destroy() undoes it */
     uint32_t max_call_ms;
     int depth;
     char in_flight[NDXP_MAX_NESTING][HUB_MEMBER_ID_MAX + 40];
@@ -150,9 +151,7 @@ static int ndxp_handle(ndxp_t *g, adp_client_t *client, const adp_message_t *msg
                  hub_strerror(rc));
         return rc;
     }
-    reply->payload = out;
-    reply->payload_len = out_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", response_type);
+    adp_plugin_reply(reply, out, out_len, response_type);
     g->requests++;
     if (call.code[0])
         g->failed++;
@@ -192,31 +191,25 @@ static void ndxp_destroy(void *state)
         return;
     ndxp_upstream_destroy(&g->upstream);
     lth_disclosure_destroy(&g->disclosure);
-    lth_httpc_global_cleanup();
+    if (g->curl_ready)
+        lth_httpc_global_cleanup();
     free(g);
 }
 
-static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int ndxp_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    ndxp_t *g = calloc(1, sizeof *g);
-    if (!g) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    ndxp_t *g = state;
     g->host = host;
-    g->max_call_ms = NDXP_DEFAULT_MAX_CALL_MS;
     int rc = lth_httpc_global_init();
     if (rc != 0) {
         snprintf(err, err_size, "libcurl could not be initialised");
-        free(g);
         return rc;
     }
-    const char *text = host->config(host, "max_call_ms");
-    if (text) {
-        unsigned long long v = 0;
-        rc = hub_conf_uint("plugin.max_call_ms", text, 100, 600000, &v, err, err_size);
-        g->max_call_ms = (uint32_t)v;
-    }
+    g->curl_ready = true;
+    uint64_t max_call_ms = 0;
+    rc = adp_plugin_conf_u64(host, "max_call_ms", 100, 600000, NDXP_DEFAULT_MAX_CALL_MS,
+                             &max_call_ms, err, err_size);
+    g->max_call_ms = (uint32_t)max_call_ms;
     if (rc == 0)
         rc = ndxp_upstream_new(ndxp_config, (void *)host, &g->upstream, err, err_size);
     if (rc == 0)
@@ -225,12 +218,8 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, ndxp_lookup, g);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, ndxp_verify, g);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        ndxp_destroy(g);
+    if (rc != 0)
         return rc;
-    }
     char desc[1024];
     adp_plugin_log(g->host, ADP_LOG_INFO, "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through %s",
              ndxp_upstream_describe(g->upstream, desc, sizeof desc));
@@ -238,15 +227,15 @@ static int ndxp_init(const adp_plugin_host_t *host, void **state, char *err, siz
         adp_plugin_log(g->host, ADP_LOG_INFO, "fields by purpose: %zu rules from plugin.disclosure_file",
                  lth_disclosure_count(g->disclosure));
     else
-        adp_plugin_log(g->host, ADP_LOG_WARN,
-                 "no plugin.disclosure_file: every caller receives what the national platform "
-                 "returns, whatever its purpose; set one to return only the fields each "
-                 "purpose may have");
-    *state = g;
+        adp_plugin_log(
+            g->host, ADP_LOG_WARN,
+            "no plugin.disclosure_file: every caller receives what the national platform "
+            "returns, whatever its purpose; set one to return only the fields each "
+            "purpose may have");
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("ndxp",
-                  "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the national "
-                  "data-sharing platform",
-                  ndxp_init, NULL, ndxp_destroy);
+ADP_PLUGIN_DEFINE_STATE("ndxp",
+                        "NDXP gateway: citizen.lookup/v1 and citizen.verify/v1 through the "
+                        "national data-sharing platform",
+                        ndxp_t, ndxp_start, NULL, ndxp_destroy);

@@ -1,5 +1,6 @@
 #include "pop_access.h"
 
+#include "adp_plugin_util.h"
 #include "hub_error.h"
 #include "hub_clock.h"
 #include "lth_access.h"
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,17 +30,6 @@ static int pop__token(pop_access_t *self, const char *path, char *err, size_t er
 {
     return lth_httpc_read_token("access_token_file", path, self->token, sizeof self->token, err,
                                 err_size);
-}
-
-static bool pop__token_ok(const pop_access_t *self, const char *authorization)
-{
-    if (strncasecmp(authorization, "Bearer ", 7) != 0)
-        return false;
-    const char *given = authorization + 7;
-    while (*given == ' ')
-        given++;
-    size_t len = strlen(self->token);
-    return strlen(given) == len && sodium_memcmp(given, self->token, len) == 0;
 }
 
 static int pop__add_row(const lth_access_row_t *row, void *user)
@@ -63,7 +52,7 @@ static void pop__on_http(const lth_httpd_request_t *req, lth_httpd_response_t *r
         lth_httpd_error(resp, 404, "unknown path: use POST /api/v1/access", NULL);
         return;
     }
-    if (!pop__token_ok(self, req->authorization)) {
+    if (!lth_httpd_bearer_ok(req->authorization, self->token)) {
         lth_httpd_error(resp, 401,
                         "this endpoint needs 'Authorization: Bearer TOKEN' with the token of "
                         "plugin.access_token_file",
@@ -137,8 +126,9 @@ int pop_access_init(const adp_plugin_host_t *host, const char *db_path, pop_acce
     *out = NULL;
     const char *reg_path = host->config(host, "access_register");
     if (reg_path && !strcmp(reg_path, "off")) {
-        host->log(host, 2, "plugin.access_register = off: look-ups are not recorded for the "
-                           "people they concern (development only)");
+        adp_plugin_log(host, ADP_LOG_WARN,
+                       "plugin.access_register = off: look-ups are not recorded for the "
+                       "people they concern (development only)");
         return 0;
     }
     char reg_default[PATH_MAX], salt_default[PATH_MAX];
@@ -178,10 +168,8 @@ int pop_access_init(const adp_plugin_host_t *host, const char *db_path, pop_acce
         pop_access_destroy(&self);
         return rc;
     }
-    char line[PATH_MAX + 128];
-    snprintf(line, sizeof line, "access register %s%s", reg_path,
-             self->httpd ? "; its JSON endpoint is POST /api/v1/access" : "");
-    host->log(host, 1, line);
+    adp_plugin_log(host, ADP_LOG_INFO, "access register %s%s", reg_path,
+                   self->httpd ? "; its JSON endpoint is POST /api/v1/access" : "");
     *out = self;
     return 0;
 }

@@ -30,7 +30,6 @@
 #include "pop_access.h"
 #include "lth_verify.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,14 +74,12 @@ static int pop_hand_over(pop_state_t *st, const adp_message_t *msg, adp_reply_t 
 {
     if (noted != 0) {
         free(out);
-        adp_plugin_log(st->host, 3,
+        adp_plugin_log(st->host, ADP_LOG_ERROR,
                        "%s from %s not answered: the access register could not be written", service,
                        msg->sender);
         return HUB_ESTORE;
     }
-    reply->payload = out;
-    reply->payload_len = out_len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
+    adp_plugin_reply(reply, out, out_len, content_type);
     return 0;
 }
 
@@ -148,9 +145,9 @@ static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_
         st->refused++;
     /* Counts and member ids only: never a key or a name. */
     adp_plugin_log(st->host,
-                   !permitted      ? 2
-                   : n.status == 2 ? 3
-                                   : 0,
+                   !permitted      ? ADP_LOG_WARN
+                   : n.status == 2 ? ADP_LOG_ERROR
+                                   : ADP_LOG_DEBUG,
                    "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
                    "invalid_key=%zu not_permitted=%zu unchanged=%zu withheld=%zu%s",
                    msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key,
@@ -186,9 +183,9 @@ static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_
     const char *status = pop_status_name(n.status);
     /* Counts and member ids only: never a key, a name or a declared value. */
     adp_plugin_log(st->host,
-                   !permitted || n.not_permitted ? 2
-                   : n.status == 2               ? 3
-                                                 : 0,
+                   !permitted || n.not_permitted ? ADP_LOG_WARN
+                   : n.status == 2               ? ADP_LOG_ERROR
+                                                 : ADP_LOG_DEBUG,
                    "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
                    "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
                    msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found,
@@ -209,7 +206,7 @@ static int pop_tick(void *state, adp_client_t *client)
         return 0;
     st->logged_requests = st->requests + st->verifies;
     adp_plugin_log(
-        st->host, 1,
+        st->host, ADP_LOG_INFO,
         "citizen.lookup totals: requests=%llu refused=%llu keys=%llu found=%llu "
         "not_found=%llu invalid_key=%llu not_permitted=%llu; citizen.verify: requests=%llu "
         "subjects=%llu all_match=%llu",
@@ -229,21 +226,6 @@ static void pop_destroy(void *state)
     for (size_t i = 0; i < st->n_consumers; i++)
         free(st->consumers[i]);
     free(st);
-}
-
-static int pop_parse_u64(const char *key, const char *text, uint64_t min, uint64_t max,
-                         uint64_t *out, char *err, size_t err_size)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = text && *text >= '0' && *text <= '9' ? strtoull(text, &end, 10) : 0;
-    if (!end || *end || errno || v < min || v > max) {
-        snprintf(err, err_size, "plugin.%s must be a whole number from %" PRIu64 " to %" PRIu64,
-                 key, min, max);
-        return HUB_EINVAL;
-    }
-    *out = v;
-    return 0;
 }
 
 static int pop_parse_consumers(pop_state_t *st, const char *list, char *err, size_t err_size)
@@ -289,7 +271,7 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
 {
     int rc = lth_popdb_open(path, &st->db, err, err_size);
     if (rc == HUB_ENOENT) {
-        adp_plugin_log(st->host, 1,
+        adp_plugin_log(st->host, ADP_LOG_INFO,
                        "building the population database: %" PRIu64 " synthetic citizens",
                        citizens);
         struct timespec t0, t1;
@@ -301,14 +283,14 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
-        adp_plugin_log(st->host, 1, "population database built in %ld ms", ms);
+        adp_plugin_log(st->host, ADP_LOG_INFO, "population database built in %ld ms", ms);
         rc = lth_popdb_open(path, &st->db, err, err_size);
     }
     if (rc != 0)
         return rc;
     lth_popdb_info_t info = lth_popdb_info(st->db);
     if (info.seed != seed || info.citizens != citizens)
-        adp_plugin_log(st->host, 2,
+        adp_plugin_log(st->host, ADP_LOG_WARN,
                        "plugin.db already holds %zu citizens of seed %" PRIu64
                        "; plugin.citizens and plugin.seed apply only when it is built (remove the "
                        "file to rebuild)",
@@ -316,28 +298,20 @@ static int pop_open_db(pop_state_t *st, const char *path, uint64_t seed, uint64_
     return 0;
 }
 
-static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int pop_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    pop_state_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    pop_state_t *st = state;
     st->host = host;
-    const char *db_path = host->config(host, "db");
-    const char *citizens_text = host->config(host, "citizens");
-    const char *seed_text = host->config(host, "seed");
-    uint64_t citizens = POP_DEFAULT_CITIZENS, seed = POP_DEFAULT_SEED;
-    int rc = 0;
-    if (!db_path || !*db_path) {
-        snprintf(err, err_size,
-                 "plugin.db is required: the path of the population database (built if absent)");
-        rc = HUB_EINVAL;
-    }
-    if (rc == 0 && citizens_text)
-        rc = pop_parse_u64("citizens", citizens_text, 1, LTH_CITIZEN_MAX, &citizens, err, err_size);
-    if (rc == 0 && seed_text)
-        rc = pop_parse_u64("seed", seed_text, 0, UINT64_MAX, &seed, err, err_size);
+    const char *db_path = adp_plugin_conf_required(
+        host, "db", "the path of the population database (built if absent)", err, err_size);
+    uint64_t citizens = 0, seed = 0;
+    int rc = db_path ? 0 : HUB_EINVAL;
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "citizens", 1, LTH_CITIZEN_MAX, POP_DEFAULT_CITIZENS,
+                                 &citizens, err, err_size);
+    if (rc == 0)
+        rc = adp_plugin_conf_u64(host, "seed", 0, UINT64_MAX, POP_DEFAULT_SEED, &seed, err,
+                                 err_size);
     if (rc == 0)
         rc = pop_parse_consumers(st, host->config(host, "allowed_consumers"), err, err_size);
     if (rc == 0)
@@ -350,34 +324,30 @@ static int pop_init(const adp_plugin_host_t *host, void **state, char *err, size
         rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_lookup, st);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, pop_verify, st);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        pop_destroy(st);
+    if (rc != 0)
         return rc;
-    }
     if (st->allow_all)
-        adp_plugin_log(st->host, 1,
+        adp_plugin_log(st->host, ADP_LOG_INFO,
                        "citizen.lookup/v1: %zu synthetic citizens; every member may look up",
                        lth_popdb_info(st->db).citizens);
     else
-        adp_plugin_log(st->host, 1,
+        adp_plugin_log(st->host, ADP_LOG_INFO,
                        "citizen.lookup/v1: %zu synthetic citizens; permitted consumers: %zu",
                        lth_popdb_info(st->db).citizens, st->n_consumers);
     if (st->disclosure)
-        adp_plugin_log(st->host, 1, "fields by purpose: %zu rules from plugin.disclosure_file",
+        adp_plugin_log(st->host, ADP_LOG_INFO,
+                       "fields by purpose: %zu rules from plugin.disclosure_file",
                        lth_disclosure_count(st->disclosure));
     else
         adp_plugin_log(
-            st->host, 2,
+            st->host, ADP_LOG_WARN,
             "no plugin.disclosure_file: every permitted consumer receives whole records, "
             "whatever its purpose; set one to return only the fields each purpose may have");
     st->next_summary = time(NULL) + POP_SUMMARY_EVERY_S;
-    *state = st;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("population",
-                  "National Population Database (synthetic data): citizen.lookup/v1, "
-                  "citizen.verify/v1",
-                  pop_init, pop_tick, pop_destroy);
+ADP_PLUGIN_DEFINE_STATE("population",
+                        "National Population Database (synthetic data): citizen.lookup/v1, "
+                        "citizen.verify/v1",
+                        pop_state_t, pop_start, pop_tick, pop_destroy);

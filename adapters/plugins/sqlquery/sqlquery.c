@@ -18,7 +18,6 @@
  * parameter values or rows.
  */
 #include "adp_plugin_util.h"
-#include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_wire.h"
@@ -34,7 +33,6 @@
 
 #define SQLQ_MAX_QUERIES 32
 #define SQLQ_NAME_MAX 32
-#define SQLQ_PROBLEM_TYPE "application/problem+json"
 
 typedef struct sqlq_plugin sqlq_plugin_t;
 
@@ -53,28 +51,6 @@ struct sqlq_plugin {
     size_t n_entries;
 };
 
-static int sqlq_reply_json(adp_reply_t *reply, json_t *doc, const char *content_type)
-{
-    size_t len = 0;
-    char *text = doc ? lth_jsonmap_dump(doc, &len) : NULL;
-    json_decref(doc);
-    if (!text)
-        return HUB_ENOMEM;
-    reply->payload = (uint8_t *)text;
-    reply->payload_len = len;
-    snprintf(reply->content_type, sizeof reply->content_type, "%s", content_type);
-    return 0;
-}
-
-static int sqlq_problem(adp_reply_t *reply, int status, const char *message, json_t *extra)
-{
-    json_t *doc = json_pack("{s:s,s:i}", "error", message, "status", status);
-    if (doc && extra)
-        json_object_update(doc, extra);
-    json_decref(extra);
-    return sqlq_reply_json(reply, doc, SQLQ_PROBLEM_TYPE);
-}
-
 static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                        void *user)
 {
@@ -82,26 +58,30 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     sqlq_entry_t *e = user;
     sqlq_plugin_t *p = e->plugin;
     if (msg->kind != ADP_REQUEST) {
-        adp_plugin_log(p->host, 1, "query %s: ignored an event from %s (queries answer requests)",
-                       e->name, msg->sender);
+        adp_plugin_log(p->host, ADP_LOG_INFO,
+                       "query %s: ignored an event from %s (queries answer requests)", e->name,
+                       msg->sender);
         return 0;
     }
     uint64_t t0 = hub_monotonic_us();
     if (msg->payload_len && !lth_jsonmap_is_json_type(msg->content_type)) {
-        adp_plugin_log(p->host, 1, "query %s from %s: refused content type", e->name, msg->sender);
+        adp_plugin_log(p->host, ADP_LOG_INFO, "query %s from %s: refused content type", e->name,
+                       msg->sender);
         char message[256];
         snprintf(message, sizeof message,
                  "send the parameters as a JSON object (application/json), not '%.100s'",
                  msg->content_type);
-        return sqlq_problem(reply, 415, message, NULL);
+        return lth_jsonmap_reply_problem(reply, 415, message, NULL);
     }
     json_t *params = NULL;
     lth_jsonmap_error_t jerr;
     if (msg->payload_len &&
         lth_jsonmap_parse((const char *)msg->payload, msg->payload_len, &params, &jerr) != 0) {
-        adp_plugin_log(p->host, 1, "query %s from %s: malformed JSON", e->name, msg->sender);
-        return sqlq_problem(reply, 400, jerr.message,
-                            json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
+        adp_plugin_log(p->host, ADP_LOG_INFO, "query %s from %s: malformed JSON", e->name,
+                       msg->sender);
+        return lth_jsonmap_reply_problem(
+            reply, 400, jerr.message,
+            json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
     }
     json_t *result = NULL;
     char why[HUB_ERRMSG_MAX] = "";
@@ -110,31 +90,17 @@ static int sqlq_handle(adp_client_t *client, const adp_message_t *msg, adp_reply
     uint64_t ms = (hub_monotonic_us() - t0) / 1000u;
     if (rc != 0) {
         int status = rc == HUB_EINVAL ? 422 : rc == HUB_ETIMEDOUT ? 504 : 503;
-        adp_plugin_log(p->host, status >= 500 ? 3 : 1,
+        adp_plugin_log(p->host, status >= 500 ? ADP_LOG_ERROR : ADP_LOG_INFO,
                        "query %s (%s) from %s: %d in %" PRIu64 " ms: %s", e->name, e->service,
                        msg->sender, status, ms, rc == HUB_EINVAL ? "bad parameters" : why);
-        return sqlq_problem(reply, status, why, NULL);
+        return lth_jsonmap_reply_problem(reply, status, why, NULL);
     }
     size_t rows = json_array_size(json_object_get(result, "rows"));
     bool truncated = json_is_true(json_object_get(result, "truncated"));
-    adp_plugin_log(p->host, truncated ? 1 : 0,
+    adp_plugin_log(p->host, truncated ? ADP_LOG_INFO : ADP_LOG_DEBUG,
                    "query %s (%s) from %s: %zu rows%s in %" PRIu64 " ms", e->name, e->service,
                    msg->sender, rows, truncated ? " (truncated)" : "", ms);
-    return sqlq_reply_json(reply, result, "application/json");
-}
-
-static int sqlq_uint(const sqlq_plugin_t *p, const char *key, unsigned long long min,
-                     unsigned long long max, unsigned long long def, unsigned long long *out,
-                     char *err, size_t err_size)
-{
-    const char *text = p->host->config(p->host, key);
-    if (!text) {
-        *out = def;
-        return 0;
-    }
-    char name[128];
-    snprintf(name, sizeof name, "plugin.%s", key);
-    return hub_conf_uint(name, text, min, max, out, err, err_size);
+    return lth_jsonmap_reply(reply, result, "application/json");
 }
 
 /* plugin.query.NAME = SERVICE/VERSION | SELECT ... */
@@ -195,20 +161,21 @@ static void sqlq_destroy(void *state)
 static int sqlq_settings(sqlq_plugin_t *p, char *err, size_t err_size)
 {
     const adp_plugin_host_t *h = p->host;
-    unsigned long long v = 0;
+    uint64_t v = 0;
     int rc;
-    if ((rc = sqlq_uint(p, "max_rows", 1, 100000, 1000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(h, "max_rows", 1, 100000, 1000, &v, err, err_size)) != 0)
         return rc;
     p->limits.max_rows = (size_t)v;
-    if ((rc = sqlq_uint(p, "max_reply_bytes", 1024, 64u << 20, 1000000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(h, "max_reply_bytes", 1024, 64u << 20, 1000000, &v, err,
+                                  err_size)) != 0)
         return rc;
     p->limits.max_bytes = (size_t)v;
-    if ((rc = sqlq_uint(p, "timeout_ms", 10, 60000, 2000, &v, err, err_size)) != 0)
+    if ((rc = adp_plugin_conf_u64(h, "timeout_ms", 10, 60000, 2000, &v, err, err_size)) != 0)
         return rc;
     p->limits.timeout_ms = (uint32_t)v;
-    const char *db = h->config(h, "db");
-    if (!db || !*db)
-        return adp_plugin_fail(err, err_size, "plugin.db is required: the SQLite file to query");
+    const char *db = adp_plugin_conf_required(h, "db", "the SQLite file to query", err, err_size);
+    if (!db)
+        return HUB_EINVAL;
     if ((rc = lth_sqlq_db_open(db, &p->db, err, err_size)) != 0)
         return rc;
     const char *list = h->config(h, "queries");
@@ -234,29 +201,22 @@ static int sqlq_settings(sqlq_plugin_t *p, char *err, size_t err_size)
     return 0;
 }
 
-static int sqlq_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int sqlq_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    sqlq_plugin_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    sqlq_plugin_t *p = state;
     p->host = host;
     int rc = sqlq_settings(p, err, err_size);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        sqlq_destroy(p);
+    if (rc != 0)
         return rc;
-    }
     for (size_t i = 0; i < p->n_entries; i++)
-        adp_plugin_log(p->host, 1, "query %s answers %s (%zu parameter%s)", p->entries[i].name,
-                       p->entries[i].service, lth_sqlq_param_count(p->entries[i].query),
+        adp_plugin_log(p->host, ADP_LOG_INFO, "query %s answers %s (%zu parameter%s)",
+                       p->entries[i].name, p->entries[i].service,
+                       lth_sqlq_param_count(p->entries[i].query),
                        lth_sqlq_param_count(p->entries[i].query) == 1 ? "" : "s");
-    *state = p;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("sqlquery",
-                  "generic SQL look-up: services answered by parameterised SELECTs over SQLite",
-                  sqlq_init, NULL, sqlq_destroy);
+ADP_PLUGIN_DEFINE_STATE("sqlquery",
+                        "generic SQL look-up: services answered by parameterised SELECTs over "
+                        "SQLite",
+                        sqlq_plugin_t, sqlq_start, NULL, sqlq_destroy);

@@ -217,6 +217,26 @@ static CURLcode httpc_attempt(const char *url, struct curl_slist *headers, const
         snprintf(result->error, sizeof result->error, "%s%s%s", curl_easy_strerror(code),
                  errbuf[0] ? ": " : "", errbuf);
         result->tls_failed = httpc_tls_failure(code, errbuf);
+        /* A TLS 1.3 server refuses a client certificate after the client's
+         * side of the handshake is done; depending on timing the client sees
+         * the alert on a read, or only a reset on its next write, with no
+         * TLS word in the error. A send or receive failure on a connection
+         * whose handshake completed with our certificate, before any
+         * response header, is that refusal. */
+        curl_off_t appconnect = 0;
+        long header_bytes = 0;
+        if (!result->tls_failed && tls && tls->client_cert &&
+            (code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR) &&
+            curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &appconnect) == CURLE_OK &&
+            appconnect > 0 &&
+            curl_easy_getinfo(e, CURLINFO_HEADER_SIZE, &header_bytes) == CURLE_OK &&
+            header_bytes == 0) {
+            result->tls_failed = true;
+            size_t n = strlen(result->error);
+            snprintf(result->error + n, sizeof result->error - n,
+                     "; the server closed the connection after the TLS handshake, as it does "
+                     "with a client certificate it does not trust");
+        }
     }
     curl_multi_remove_handle(m, e);
     curl_easy_cleanup(e);

@@ -21,6 +21,10 @@
 #define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
 #define ADP__SIGN_BATCH 64      /* envelopes per batch signature (hub_sign.h) */
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
+/* The most a signature and its batch proof add to an encoded envelope:
+ * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to
+ * HUB_BATCH_MAX_PATH digests of 2 + 32 bytes). */
+#define ADP__SIG_ROOM (2 + HUB_SIGNATURE_LEN + 3 + 2 * 10 + HUB_BATCH_MAX_PATH * (2 + HUB_DIGEST_LEN))
 #define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
 /* After UNAVAILABLE (the hub's store did not complete a commit): the same
  * envelopes go again after 200 ms, doubling to 5 s while the hub keeps
@@ -276,15 +280,20 @@ static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash)
     if (!copy)
         return; /* not remembered: a redelivery would reach the handler again */
     size_t pos = x->next;
+    const size_t mask = ADP__SEEN_SLOTS - 1;
     if (x->ring[pos]) {
-        size_t i = adp__seenset_find(x, x->ring[pos], x->ring_hash[pos]);
-        if (i != SIZE_MAX)
-            adp__seenset_unslot(x, i);
+        /* The oldest key's slot: found by its ring position, without
+         * reading the key again. */
+        for (size_t i = x->ring_hash[pos] & mask; x->slots[i].pos; i = (i + 1) & mask) {
+            if (x->slots[i].pos == pos + 1) {
+                adp__seenset_unslot(x, i);
+                break;
+            }
+        }
         free(x->ring[pos]);
     }
     x->ring[pos] = copy;
     x->ring_hash[pos] = hash;
-    const size_t mask = ADP__SEEN_SLOTS - 1;
     size_t i = hash & mask;
     while (x->slots[i].pos)
         i = (i + 1) & mask;
@@ -444,14 +453,19 @@ static int adp__send(adp_client_t *c, hub_frame_t *frame)
 {
     if (!c->sock)
         return HUB_ECLOSED;
-    uint8_t *buf;
-    size_t len;
-    int rc = hub_frame_encode(frame, &buf, &len);
-    if (rc != 0)
-        return rc;
-    rc = zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) < 0 ? HUB_EAGAIN : 0;
-    free(buf);
-    return rc;
+    /* Packed straight into the message ZeroMQ sends: no buffer of our own
+     * and no second copy of a Batch of up to 8 MiB. */
+    frame->protocol_version = HUB_PROTOCOL_VERSION;
+    size_t len = protobuf_c_message_get_packed_size(&frame->base);
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, len) != 0)
+        return HUB_ENOMEM;
+    protobuf_c_message_pack(&frame->base, zmq_msg_data(&msg));
+    if (zmq_msg_send(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return HUB_EAGAIN;
+    }
+    return 0;
 }
 
 static void adp__send_hello(adp_client_t *c)
@@ -822,7 +836,10 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
         m->needs_sig = true;
     }
     m->len = lth__v1__envelope__get_packed_size(&env);
-    m->bytes = malloc(m->len ? m->len : 1);
+    /* With room for the signature and its batch proof, appended when it is
+     * sent (hub_envelope_append_signature's realloc then stays in place
+     * instead of copying the envelope). */
+    m->bytes = malloc(m->len + ADP__SIG_ROOM);
     if (!m->bytes) {
         free(m);
         return HUB_ENOMEM;
@@ -892,7 +909,7 @@ static void adp__seen_emit(adp__journal_t *j, void *user)
  * is adp__seen_hash(key). */
 static void adp__seen_record(adp_client_t *c, const char *key, uint32_t hash)
 {
-    adp__seenset_add(&c->seen, key, hash);
+    adp__seenset_add(&c->seen, key, hash); /* a look-up that misses: one probe sequence */
     if (!c->seen_jnl)
         return;
     if (adp__journal_append(c->seen_jnl, 'S', key, strlen(key)) != 0)

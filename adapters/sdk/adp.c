@@ -88,13 +88,27 @@ typedef struct {
     uint8_t key[crypto_shorthash_KEYBYTES];
 } adp__index_t;
 
-static uint64_t adp__id_hash(const adp__index_t *x, const char *id)
+/* SipHash-2-4 of a string under a table's key. */
+static uint64_t adp__siphash(const uint8_t key[crypto_shorthash_KEYBYTES], const char *text)
 {
     uint8_t h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, (const uint8_t *)id, strlen(id), x->key);
+    crypto_shorthash(h, (const uint8_t *)text, strlen(text), key);
     uint64_t v;
     memcpy(&v, h, sizeof v);
     return v;
+}
+
+/* Backward-shift deletion in linear probing: whether the entry in slot j,
+ * whose home slot is `home`, may move up to the freed slot i (its home is
+ * not cyclically within (i, j]). */
+static bool adp__may_shift(size_t i, size_t j, size_t home)
+{
+    return i <= j ? (home <= i || home > j) : (home <= i && home > j);
+}
+
+static uint64_t adp__id_hash(const adp__index_t *x, const char *id)
+{
+    return adp__siphash(x->key, id);
 }
 
 static int adp__index_init(adp__index_t *x)
@@ -165,9 +179,7 @@ static adp__outmsg_t *adp__index_remove(adp__index_t *x, const char *id)
     /* Backward shift: move up each later entry of the run that may sit in
      * the freed slot (its home is not cyclically within (i, j]). */
     for (size_t j = (i + 1) & mask; x->slots[j].m; j = (j + 1) & mask) {
-        size_t home = x->slots[j].hash & mask;
-        bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
-        if (movable) {
+        if (adp__may_shift(i, j, x->slots[j].hash & mask)) {
             x->slots[i] = x->slots[j];
             i = j;
         }
@@ -210,11 +222,7 @@ typedef struct {
 
 static uint32_t adp__seen_hash(const adp__seenset_t *x, const char *key)
 {
-    uint8_t h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, (const uint8_t *)key, strlen(key), x->key);
-    uint32_t v;
-    memcpy(&v, h, sizeof v);
-    return v;
+    return (uint32_t)adp__siphash(x->key, key);
 }
 
 static int adp__seenset_init(adp__seenset_t *x)
@@ -255,9 +263,7 @@ static void adp__seenset_unslot(adp__seenset_t *x, size_t i)
     const size_t mask = ADP__SEEN_SLOTS - 1;
     /* Backward shift, as in adp__index_remove. */
     for (size_t j = (i + 1) & mask; x->slots[j].pos; j = (j + 1) & mask) {
-        size_t home = x->slots[j].hash & mask;
-        bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
-        if (movable) {
+        if (adp__may_shift(i, j, x->slots[j].hash & mask)) {
             x->slots[i] = x->slots[j];
             i = j;
         }

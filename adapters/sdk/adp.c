@@ -56,6 +56,7 @@ typedef struct {
     char id[HUB_UUID_LEN + 1];
     uint8_t *bytes;
     size_t len;
+    size_t cap;            /* bytes allocated at `bytes` (room for the signature) */
     uint64_t sent_mono_us; /* 0 = not sent on the current connection */
     adp__state_t state;
     bool waited;           /* a caller waits for the result; it frees the entry */
@@ -564,14 +565,33 @@ static void adp__flush_settle(adp_client_t *c)
     }
 }
 
-/* Appends a signature (and its batch proof) to an envelope encoded without. */
+/* Appends a signature (and its batch proof) to an envelope encoded without:
+ * the two fields are encoded on their own (a small buffer the allocator
+ * hands back at once) and copied into the room the envelope was allocated
+ * with, instead of reallocating the envelope (which split and freed the
+ * rest of its block, or copied it, per message). */
 static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN],
                            const hub_batch_proof_t *proof)
 {
-    int rc = hub_envelope_append_signature(&m->bytes, &m->len, sig, proof);
-    if (rc == 0)
-        m->needs_sig = false;
-    return rc;
+    uint8_t *tail = NULL;
+    size_t tail_len = 0;
+    int rc = hub_envelope_append_signature(&tail, &tail_len, sig, proof);
+    if (rc != 0)
+        return rc;
+    if (m->len + tail_len > m->cap) { /* not expected: ADP__SIG_ROOM is the most */
+        uint8_t *grown = realloc(m->bytes, m->len + tail_len);
+        if (!grown) {
+            free(tail);
+            return HUB_ENOMEM;
+        }
+        m->bytes = grown;
+        m->cap = m->len + tail_len;
+    }
+    memcpy(m->bytes + m->len, tail, tail_len);
+    m->len += tail_len;
+    free(tail);
+    m->needs_sig = false;
+    return 0;
 }
 
 /* Signs the unsigned envelopes among msgs[0..n): up to ADP__SIGN_BATCH of
@@ -876,7 +896,8 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
     /* With room for the signature and its batch proof, appended when it is
      * sent (hub_envelope_append_signature's realloc then stays in place
      * instead of copying the envelope). */
-    m->bytes = malloc(m->len + ADP__SIG_ROOM);
+    m->cap = m->len + ADP__SIG_ROOM;
+    m->bytes = malloc(m->cap);
     if (!m->bytes) {
         free(m);
         return HUB_ENOMEM;
@@ -1609,7 +1630,8 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         return;
     }
     adp__outmsg_t *m = calloc(1, sizeof *m);
-    if (m && (m->bytes = malloc(len ? len : 1)) != NULL) {
+    if (m && (m->bytes = malloc(len + ADP__SIG_ROOM)) != NULL) {
+        m->cap = len + ADP__SIG_ROOM;
         memcpy(m->bytes, data, len);
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);

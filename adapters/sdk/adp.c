@@ -24,7 +24,8 @@
 /* The most a signature and its batch proof add to an encoded envelope:
  * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to
  * HUB_BATCH_MAX_PATH digests of 2 + 32 bytes). */
-#define ADP__SIG_ROOM (2 + HUB_SIGNATURE_LEN + 3 + 2 * 10 + HUB_BATCH_MAX_PATH * (2 + HUB_DIGEST_LEN))
+#define ADP__SIG_ROOM                                                                              \
+    (2 + HUB_SIGNATURE_LEN + 3 + 2 * 10 + HUB_BATCH_MAX_PATH * (2 + HUB_DIGEST_LEN))
 #define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
 /* After UNAVAILABLE (the hub's store did not complete a commit): the same
  * envelopes go again after 200 ms, doubling to 5 s while the hub keeps
@@ -214,10 +215,10 @@ typedef struct {
 } adp__seen_slot_t;
 
 typedef struct {
-    char **ring;              /* ADP__DEDUP_WINDOW keys (NULL = unused) */
-    uint32_t *ring_hash;      /* the same keys' hashes */
-    size_t next;              /* the ring's next position (its oldest key) */
-    adp__seen_slot_t *slots;  /* ADP__SEEN_SLOTS */
+    char **ring;             /* ADP__DEDUP_WINDOW keys (NULL = unused) */
+    uint32_t *ring_hash;     /* the same keys' hashes */
+    size_t next;             /* the ring's next position (its oldest key) */
+    adp__seen_slot_t *slots; /* ADP__SEEN_SLOTS */
     uint8_t key[crypto_shorthash_KEYBYTES];
 } adp__seenset_t;
 

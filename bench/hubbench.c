@@ -803,7 +803,9 @@ int main(int argc, char **argv)
              "(/proc/PID/stat, with their children) over the measured window, per completed "
              "message; a request/reply is two envelopes through the middle (request and reply), "
              "an event or a queued message one. It depends much less than msg/s on how busy the "
-             "machine is.\n\n",
+             "machine is. In the hub rows' notes, *clients* is hubbench's own CPU time (the "
+             "sender and receiver threads, SDK or raw, with their libzmq threads) per completed "
+             "message, on the same cores as hubd.\n\n",
              runs, bench_opts.warmup_s, bench_opts.measure_s);
     table(&t);
     text_add(&t, "\n");

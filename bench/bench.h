@@ -87,6 +87,9 @@ typedef struct {
      * PostgreSQL cluster behind a hub row. */
     pid_t cpu2_pid;
     unsigned long long cpu2_0, cpu2_1;
+    /* This process over the window (the clients' threads and their libzmq
+     * I/O threads: the main thread sleeps), CLOCK_PROCESS_CPUTIME_ID. */
+    uint64_t self0_ns, self1_ns;
     /* Called (when set) as the measured window opens (which = 0) and
      * closes (1). */
     void (*edge)(void *ctx, int which);
@@ -124,6 +127,7 @@ typedef struct {
                               is per envelope) */
     double main_share;     /* hub rows: share of hubd's CPU on its main (loop) thread; 0 = n/a */
     double cpu2_us;        /* cpu2_pid's CPU per completed message, µs; 0 = n/a */
+    double clients_cpu_us; /* hubbench's own CPU (the clients) per completed message, µs */
     char note[512];
 } bench_result_t;
 

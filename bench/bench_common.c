@@ -81,6 +81,15 @@ void bench_window_init(bench_window_t *w)
     w->envelopes_per_msg = 1;
 }
 
+/* CPU time of this process, all its threads, ns. */
+static uint64_t bench__self_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
 {
     tkp_sleep_ms((int)(bench_opts.warmup_s * 1000));
@@ -97,11 +106,13 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
         if (w->cpu_main)
             w->main0 += bench_thread_ticks(w->cpu_pid_b, w->cpu_pid_b);
     }
+    w->self0_ns = bench__self_ns();
     w->t0_ns = bench_now_ns();
     atomic_store(&w->phase, BENCH_MEASURE);
     tkp_sleep_ms((int)(bench_opts.measure_s * 1000));
     atomic_store(&w->phase, BENCH_DRAIN);
     w->t1_ns = bench_now_ns();
+    w->self1_ns = bench__self_ns();
     if (w->cpu_pid > 0)
         w->cpu1 = bench_tree_ticks(w->cpu_pid);
     if (w->cpu_pid > 0 && w->cpu_main)
@@ -175,6 +186,8 @@ void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *
         r->cpu_us = (double)(w->cpu1 - w->cpu0) * bench_tick_us() / (double)r->completed;
     if (w->cpu2_pid > 0 && w->cpu2_1 >= w->cpu2_0 && w->cpu2_0 > 0 && r->completed > 0)
         r->cpu2_us = (double)(w->cpu2_1 - w->cpu2_0) * bench_tick_us() / (double)r->completed;
+    if (w->self1_ns > w->self0_ns && w->self0_ns > 0 && r->completed > 0)
+        r->clients_cpu_us = (double)(w->self1_ns - w->self0_ns) / 1000.0 / (double)r->completed;
     if (w->cpu_main && w->main1 >= w->main0 && w->main0 > 0 && w->cpu1 > w->cpu0)
         r->main_share = (double)(w->main1 - w->main0) / (double)(w->cpu1 - w->cpu0);
     if (r->errors)

@@ -773,6 +773,13 @@ void bench_hub_drive(const bench_hubenv_t *env, const hub_case_t *c, bench_resul
         snprintf(out->note + len, sizeof out->note - len, "%sloop thread %.0f%% of hubd CPU",
                  len ? "; " : "", out->main_share * 100);
     }
+    if (out->clients_cpu_us > 0) {
+        /* The senders' and receivers' own cost (SDK or raw): on a 2-core
+         * machine it competes with hubd for the same cores. */
+        size_t len = strlen(out->note);
+        snprintf(out->note + len, sizeof out->note - len, "%sclients %.1f µs CPU/msg",
+                 len ? "; " : "", out->clients_cpu_us);
+    }
     if (raw_client && r->client.frames_out > 0) {
         char batch[64];
         snprintf(batch, sizeof batch, "%s%.0f msgs/Batch", out->note[0] ? "; " : "",

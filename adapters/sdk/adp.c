@@ -21,6 +21,11 @@
 #define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
 #define ADP__SIGN_BATCH 64      /* envelopes per batch signature (hub_sign.h) */
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
+/* The most a signature and its batch proof add to an encoded envelope:
+ * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to
+ * HUB_BATCH_MAX_PATH digests of 2 + 32 bytes). */
+#define ADP__SIG_ROOM                                                                              \
+    (2 + HUB_SIGNATURE_LEN + 3 + 2 * 10 + HUB_BATCH_MAX_PATH * (2 + HUB_DIGEST_LEN))
 #define ADP__RESEND_US 30000000u /* resend after this long without any receipt */
 /* After UNAVAILABLE (the hub's store did not complete a commit): the same
  * envelopes go again after 200 ms, doubling to 5 s while the hub keeps
@@ -52,18 +57,257 @@ typedef struct {
     char id[HUB_UUID_LEN + 1];
     uint8_t *bytes;
     size_t len;
+    size_t cap;            /* bytes allocated at `bytes` (room for the signature) */
     uint64_t sent_mono_us; /* 0 = not sent on the current connection */
     adp__state_t state;
     bool waited;           /* a caller waits for the result; it frees the entry */
     uint64_t order;        /* posting order, kept when messages are sent again */
     uint64_t hub_seq;
     int nack_code;
-    char reason[512];
+    char *reason;          /* with a NACK: the hub's sentence (malloc'ed), else NULL */
+    unsigned queued;       /* references in the client's unsent list */
+    bool dropped;          /* out of the outbox, freed when the last reference goes */
     bool needs_sig;        /* encoded without a signature: signed when first sent */
     bool restored;         /* read back from the state directory's outbox at adp_new() */
     bool retry;            /* answered UNAVAILABLE: sent again at retry_at_mono_us */
     uint8_t digest[HUB_DIGEST_LEN];
 } adp__outmsg_t;
+
+/* The outbox by message id: open addressing with linear probing over the
+ * entries themselves, the key being the id each entry holds (no copy of
+ * it, no allocation per message), deletion by backward shift (no
+ * tombstones to lengthen the probes of a busy sender), hashed with SipHash
+ * under a key drawn per client. */
+typedef struct {
+    uint64_t hash;
+    adp__outmsg_t *m; /* NULL = empty */
+} adp__slot_t;
+
+typedef struct {
+    adp__slot_t *slots;
+    size_t cap; /* a power of two */
+    size_t size;
+    uint8_t key[crypto_shorthash_KEYBYTES];
+} adp__index_t;
+
+/* SipHash-2-4 of a string under a table's key. */
+static uint64_t adp__siphash(const uint8_t key[crypto_shorthash_KEYBYTES], const char *text)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const uint8_t *)text, strlen(text), key);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return v;
+}
+
+/* Backward-shift deletion in linear probing: whether the entry in slot j,
+ * whose home slot is `home`, may move up to the freed slot i (its home is
+ * not cyclically within (i, j]). */
+static bool adp__may_shift(size_t i, size_t j, size_t home)
+{
+    return i <= j ? (home <= i || home > j) : (home <= i && home > j);
+}
+
+static uint64_t adp__id_hash(const adp__index_t *x, const char *id)
+{
+    return adp__siphash(x->key, id);
+}
+
+static int adp__index_init(adp__index_t *x)
+{
+    x->cap = 64;
+    x->size = 0;
+    x->slots = calloc(x->cap, sizeof *x->slots);
+    randombytes_buf(x->key, sizeof x->key);
+    return x->slots ? 0 : HUB_ENOMEM;
+}
+
+static adp__slot_t *adp__index_find(const adp__index_t *x, const char *id, uint64_t hash)
+{
+    if (!x->slots)
+        return NULL;
+    size_t mask = x->cap - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        adp__slot_t *s = &x->slots[i];
+        if (!s->m)
+            return NULL;
+        if (s->hash == hash && !strcmp(s->m->id, id))
+            return s;
+    }
+}
+
+static adp__outmsg_t *adp__index_get(const adp__index_t *x, const char *id)
+{
+    adp__slot_t *s = adp__index_find(x, id, adp__id_hash(x, id));
+    return s ? s->m : NULL;
+}
+
+static void adp__index_place(adp__slot_t *slots, size_t cap, uint64_t hash, adp__outmsg_t *m)
+{
+    size_t i = hash & (cap - 1);
+    while (slots[i].m)
+        i = (i + 1) & (cap - 1);
+    slots[i] = (adp__slot_t){hash, m};
+}
+
+/* Adds m under m->id, which the index must not hold yet. */
+static int adp__index_put(adp__index_t *x, adp__outmsg_t *m)
+{
+    if ((x->size + 1) * 2 > x->cap) { /* at most half full */
+        size_t ncap = x->cap * 2;
+        adp__slot_t *nslots = calloc(ncap, sizeof *nslots);
+        if (!nslots)
+            return HUB_ENOMEM;
+        for (size_t i = 0; i < x->cap; i++)
+            if (x->slots[i].m)
+                adp__index_place(nslots, ncap, x->slots[i].hash, x->slots[i].m);
+        free(x->slots);
+        x->slots = nslots;
+        x->cap = ncap;
+    }
+    adp__index_place(x->slots, x->cap, adp__id_hash(x, m->id), m);
+    x->size++;
+    return 0;
+}
+
+static adp__outmsg_t *adp__index_remove(adp__index_t *x, const char *id)
+{
+    adp__slot_t *s = adp__index_find(x, id, adp__id_hash(x, id));
+    if (!s)
+        return NULL;
+    adp__outmsg_t *m = s->m;
+    size_t mask = x->cap - 1;
+    size_t i = (size_t)(s - x->slots);
+    /* Backward shift: move up each later entry of the run that may sit in
+     * the freed slot (its home is not cyclically within (i, j]). */
+    for (size_t j = (i + 1) & mask; x->slots[j].m; j = (j + 1) & mask) {
+        if (adp__may_shift(i, j, x->slots[j].hash & mask)) {
+            x->slots[i] = x->slots[j];
+            i = j;
+        }
+    }
+    x->slots[i] = (adp__slot_t){0, NULL};
+    x->size--;
+    return m;
+}
+
+/* The entries in slot order: *cursor starts at 0; NULL at the end. */
+static adp__outmsg_t *adp__index_next(const adp__index_t *x, size_t *cursor)
+{
+    while (x->slots && *cursor < x->cap) {
+        adp__outmsg_t *m = x->slots[(*cursor)++].m;
+        if (m)
+            return m;
+    }
+    return NULL;
+}
+
+/* The messages handled lately, "SENDER/MESSAGE_ID", the newest
+ * ADP__DEDUP_WINDOW of them: a ring of the keys (oldest first, for eviction
+ * and for compacting seen.jnl) and an open-addressing index over it whose
+ * slots hold the low half of the key's SipHash (under a key drawn per
+ * client: senders choose message ids) and the key's ring position. One hash
+ * and one probe sequence per look-up, one allocation per handled message. */
+#define ADP__SEEN_SLOTS (2u * ADP__DEDUP_WINDOW) /* a power of two: at most half full */
+typedef struct {
+    uint32_t hash; /* the low half of the key's hash (its home: hash & mask) */
+    uint32_t pos;  /* ring position + 1; 0 = empty */
+} adp__seen_slot_t;
+
+typedef struct {
+    char **ring;             /* ADP__DEDUP_WINDOW keys (NULL = unused) */
+    uint32_t *ring_hash;     /* the same keys' hashes */
+    size_t next;             /* the ring's next position (its oldest key) */
+    adp__seen_slot_t *slots; /* ADP__SEEN_SLOTS */
+    uint8_t key[crypto_shorthash_KEYBYTES];
+} adp__seenset_t;
+
+static uint32_t adp__seen_hash(const adp__seenset_t *x, const char *key)
+{
+    return (uint32_t)adp__siphash(x->key, key);
+}
+
+static int adp__seenset_init(adp__seenset_t *x)
+{
+    x->ring = calloc(ADP__DEDUP_WINDOW, sizeof *x->ring);
+    x->ring_hash = calloc(ADP__DEDUP_WINDOW, sizeof *x->ring_hash);
+    x->slots = calloc(ADP__SEEN_SLOTS, sizeof *x->slots);
+    randombytes_buf(x->key, sizeof x->key);
+    return x->ring && x->ring_hash && x->slots ? 0 : HUB_ENOMEM;
+}
+
+static void adp__seenset_free(adp__seenset_t *x)
+{
+    for (size_t i = 0; x->ring && i < ADP__DEDUP_WINDOW; i++)
+        free(x->ring[i]);
+    free(x->ring);
+    free(x->ring_hash);
+    free(x->slots);
+}
+
+/* The slot holding key, or SIZE_MAX. */
+static size_t adp__seenset_find(const adp__seenset_t *x, const char *key, uint32_t hash)
+{
+    const size_t mask = ADP__SEEN_SLOTS - 1;
+    if (!x->slots)
+        return SIZE_MAX;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const adp__seen_slot_t *s = &x->slots[i];
+        if (!s->pos)
+            return SIZE_MAX;
+        if (s->hash == hash && !strcmp(x->ring[s->pos - 1], key))
+            return i;
+    }
+}
+
+static void adp__seenset_unslot(adp__seenset_t *x, size_t i)
+{
+    const size_t mask = ADP__SEEN_SLOTS - 1;
+    /* Backward shift, as in adp__index_remove. */
+    for (size_t j = (i + 1) & mask; x->slots[j].pos; j = (j + 1) & mask) {
+        if (adp__may_shift(i, j, x->slots[j].hash & mask)) {
+            x->slots[i] = x->slots[j];
+            i = j;
+        }
+    }
+    x->slots[i] = (adp__seen_slot_t){0, 0};
+}
+
+static bool adp__seenset_has(const adp__seenset_t *x, const char *key, uint32_t hash)
+{
+    return adp__seenset_find(x, key, hash) != SIZE_MAX;
+}
+
+/* Adds key (hash = adp__seen_hash(key)), evicting the oldest when the ring
+ * is full; a key already present stays where it is. */
+static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash)
+{
+    if (adp__seenset_has(x, key, hash))
+        return;
+    char *copy = strdup(key);
+    if (!copy)
+        return; /* not remembered: a redelivery would reach the handler again */
+    size_t pos = x->next;
+    const size_t mask = ADP__SEEN_SLOTS - 1;
+    if (x->ring[pos]) {
+        /* The oldest key's slot: found by its ring position, without
+         * reading the key again. */
+        for (size_t i = x->ring_hash[pos] & mask; x->slots[i].pos; i = (i + 1) & mask) {
+            if (x->slots[i].pos == pos + 1) {
+                adp__seenset_unslot(x, i);
+                break;
+            }
+        }
+        free(x->ring[pos]);
+    }
+    x->ring[pos] = copy;
+    x->ring_hash[pos] = hash;
+    size_t i = hash & mask;
+    while (x->slots[i].pos)
+        i = (i + 1) & mask;
+    x->slots[i] = (adp__seen_slot_t){hash, (uint32_t)pos + 1};
+    x->next = (pos + 1) % ADP__DEDUP_WINDOW;
+}
 
 /* A reply a caller is waiting for. A reply is accepted only from the member
  * the request was sent to, or from the member the hub's ACK says it routed
@@ -116,21 +360,20 @@ struct adp_client {
     uint32_t max_payload;
     uint64_t last_rx_mono_us, last_hb_mono_us, last_hello_mono_us;
 
-    hub_map_t *outbox;        /* message id -> adp__outmsg_t */
+    adp__index_t outbox;      /* message id -> adp__outmsg_t */
     size_t n_pending;         /* entries of outbox not answered by the hub yet */
     adp_outcome_cb on_outcome; /* adp_set_outcome_handler */
     void *outcome_user;
-    char **unsent;            /* ids to put in the next Batch, in order */
+    adp__outmsg_t **unsent;   /* entries to put in the next Batch, in order (each
+                                 counted in its `queued`) */
     size_t n_unsent, cap_unsent;
     hub_map_t *awaits;        /* request message id -> adp__await_t */
-    hub_map_t *seen;          /* "sender/message_id" -> (void *)1 */
+    adp__seenset_t seen;      /* messages handled lately, "sender/message_id" */
     /* Frames from the hub and the envelopes in them are decoded here and
      * given back when handled (marks, so that a handler's own adp_run()
      * nests): no malloc per field of every delivery. */
     hub_arena_t arena;
     hub_map_t *in_doubt;      /* keys begun but not finished before a restart */
-    char **seen_ring;         /* the same keys, oldest first, for eviction */
-    size_t seen_next;
     uint64_t *settle;         /* hub seqs to settle */
     size_t n_settle, cap_settle;
     Lth__V1__Reject **rejects; /* deliveries to dead-letter, sent with the next settle */
@@ -150,6 +393,8 @@ struct adp_client {
     size_t n_retry;            /* outbox entries marked retry */
     uint64_t retry_at_mono_us; /* when they go again (0 = none waits) */
     uint32_t retry_backoff_ms; /* the next wait; 0 = ADP__RETRY_MIN_MS */
+    uint32_t id_seq;           /* adp__new_id: ids made in the millisecond id_ms */
+    uint64_t id_ms;            /* the time of the last id, Unix ms */
     size_t resent;             /* envelopes sent again after UNAVAILABLE, in all */
 
     adp__journal_t *outbox_jnl; /* NULL without a state_dir */
@@ -178,6 +423,39 @@ static int adp__push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
     return 0;
 }
 
+static void adp__outmsg_free(adp__outmsg_t *m)
+{
+    free(m->bytes);
+    free(m->reason);
+    free(m);
+}
+
+/* m leaves the outbox for good: freed now, or once the unsent list has let
+ * go of it (adp__unsent_release). */
+static void adp__outmsg_drop(adp_client_t *c, adp__outmsg_t *m)
+{
+    adp__index_remove(&c->outbox, m->id);
+    if (m->queued > 0)
+        m->dropped = true;
+    else
+        adp__outmsg_free(m);
+}
+
+/* The unsent list lets go of one reference to m. */
+static void adp__unsent_release(adp__outmsg_t *m)
+{
+    if (m->queued > 0)
+        m->queued--;
+    if (m->dropped && m->queued == 0)
+        adp__outmsg_free(m);
+}
+
+/* The hub's sentence for a NACKed entry ("" when there is none). */
+static const char *adp__reason(const adp__outmsg_t *m)
+{
+    return m->reason ? m->reason : "";
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sending frames                                                            */
 
@@ -185,14 +463,19 @@ static int adp__send(adp_client_t *c, hub_frame_t *frame)
 {
     if (!c->sock)
         return HUB_ECLOSED;
-    uint8_t *buf;
-    size_t len;
-    int rc = hub_frame_encode(frame, &buf, &len);
-    if (rc != 0)
-        return rc;
-    rc = zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) < 0 ? HUB_EAGAIN : 0;
-    free(buf);
-    return rc;
+    /* Packed straight into the message ZeroMQ sends: no buffer of our own
+     * and no second copy of a Batch of up to 8 MiB. */
+    frame->protocol_version = HUB_PROTOCOL_VERSION;
+    size_t len = protobuf_c_message_get_packed_size(&frame->base);
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, len) != 0)
+        return HUB_ENOMEM;
+    protobuf_c_message_pack(&frame->base, zmq_msg_data(&msg));
+    if (zmq_msg_send(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return HUB_EAGAIN;
+    }
+    return 0;
 }
 
 static void adp__send_hello(adp_client_t *c)
@@ -283,14 +566,33 @@ static void adp__flush_settle(adp_client_t *c)
     }
 }
 
-/* Appends a signature (and its batch proof) to an envelope encoded without. */
+/* Appends a signature (and its batch proof) to an envelope encoded without:
+ * the two fields are encoded on their own (a small buffer the allocator
+ * hands back at once) and copied into the room the envelope was allocated
+ * with, instead of reallocating the envelope (which split and freed the
+ * rest of its block, or copied it, per message). */
 static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN],
                            const hub_batch_proof_t *proof)
 {
-    int rc = hub_envelope_append_signature(&m->bytes, &m->len, sig, proof);
-    if (rc == 0)
-        m->needs_sig = false;
-    return rc;
+    uint8_t *tail = NULL;
+    size_t tail_len = 0;
+    int rc = hub_envelope_append_signature(&tail, &tail_len, sig, proof);
+    if (rc != 0)
+        return rc;
+    if (m->len + tail_len > m->cap) { /* not expected: ADP__SIG_ROOM is the most */
+        uint8_t *grown = realloc(m->bytes, m->len + tail_len);
+        if (!grown) {
+            free(tail);
+            return HUB_ENOMEM;
+        }
+        m->bytes = grown;
+        m->cap = m->len + tail_len;
+    }
+    memcpy(m->bytes + m->len, tail, tail_len);
+    m->len += tail_len;
+    free(tail);
+    m->needs_sig = false;
+    return 0;
 }
 
 /* Signs the unsigned envelopes among msgs[0..n): up to ADP__SIGN_BATCH of
@@ -357,8 +659,8 @@ static void adp__flush_outbox(adp_client_t *c)
         size_t n = 0, bytes = 0;
         size_t i = done;
         for (; i < c->n_unsent && n < ADP__MAX_BATCH && c->in_window + n < ADP__WINDOW; i++) {
-            adp__outmsg_t *m = hub_map_get(c->outbox, c->unsent[i]);
-            if (!m || m->state != ADP__PENDING)
+            adp__outmsg_t *m = c->unsent[i];
+            if (m->dropped || m->state != ADP__PENDING)
                 continue;
             if (n > 0 && bytes + m->len > (8u << 20))
                 break;
@@ -392,20 +694,26 @@ static void adp__flush_outbox(adp_client_t *c)
         done = i;
     }
     for (size_t k = 0; k < done; k++)
-        free(c->unsent[k]);
+        adp__unsent_release(c->unsent[k]);
     memmove(c->unsent, c->unsent + done, (c->n_unsent - done) * sizeof *c->unsent);
     c->n_unsent -= done;
 }
 
-static int adp__queue_unsent(adp_client_t *c, const char *id)
+static int adp__queue_unsent(adp_client_t *c, adp__outmsg_t *m)
 {
     if (HUB_VEC_RESERVE(c->unsent, c->n_unsent, c->cap_unsent, 64) != 0)
         return HUB_ENOMEM;
-    char *copy = strdup(id);
-    if (!copy)
-        return HUB_ENOMEM;
-    c->unsent[c->n_unsent++] = copy;
+    m->queued++;
+    c->unsent[c->n_unsent++] = m;
     return 0;
+}
+
+/* The unsent list is emptied. */
+static void adp__unsent_clear(adp_client_t *c)
+{
+    for (size_t k = 0; k < c->n_unsent; k++)
+        adp__unsent_release(c->unsent[k]);
+    c->n_unsent = 0;
 }
 
 static int adp__by_order(const void *a, const void *b)
@@ -422,13 +730,11 @@ static adp__outmsg_t **adp__pending_in_order(const adp_client_t *c, size_t *n)
 {
     *n = 0;
     size_t cursor = 0;
-    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
-    void *value;
-    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
-        adp__outmsg_t *m = value;
+    adp__outmsg_t **pending = malloc((c->outbox.size + 1) * sizeof *pending);
+    adp__outmsg_t *m;
+    while (pending && (m = adp__index_next(&c->outbox, &cursor)) != NULL)
         if (m->state == ADP__PENDING)
             pending[(*n)++] = m;
-    }
     if (pending)
         qsort(pending, *n, sizeof *pending, adp__by_order);
     return pending;
@@ -436,9 +742,7 @@ static adp__outmsg_t **adp__pending_in_order(const adp_client_t *c, size_t *n)
 
 static void adp__requeue_all(adp_client_t *c)
 {
-    for (size_t k = 0; k < c->n_unsent; k++)
-        free(c->unsent[k]);
-    c->n_unsent = 0;
+    adp__unsent_clear(c);
     /* Posting order is kept, so that the hub accepts each sender's
      * messages in the order they were posted. */
     size_t n = 0;
@@ -446,7 +750,7 @@ static void adp__requeue_all(adp_client_t *c)
     for (size_t i = 0; i < n; i++) {
         pending[i]->sent_mono_us = 0;
         pending[i]->retry = false;
-        adp__queue_unsent(c, pending[i]->id);
+        adp__queue_unsent(c, pending[i]);
     }
     c->in_window = 0;
     c->n_retry = 0;
@@ -490,7 +794,7 @@ static void adp__retry_due(adp_client_t *c)
             continue;
         pending[i]->retry = false;
         c->resent++;
-        adp__queue_unsent(c, pending[i]->id);
+        adp__queue_unsent(c, pending[i]);
     }
     free(pending);
     c->n_retry = 0;
@@ -499,6 +803,35 @@ static void adp__retry_due(adp_client_t *c)
 
 /* ------------------------------------------------------------------------ */
 /* Building envelopes                                                        */
+
+/* A new message id: a time-ordered UUID (version 7, RFC 9562): 48 bits of
+ * Unix milliseconds, then a 12-bit count of the ids made in that
+ * millisecond (so that one client's ids only grow), then 62 random bits.
+ * The hub keeps every accepted id for its de-duplication window in an
+ * index keyed by sender and id: ids that grow land on the index's last
+ * pages, where random (version 4) ids rewrote a page of it per message in
+ * each commit. */
+static void adp__new_id(adp_client_t *c, char out[HUB_UUID_LEN + 1])
+{
+    hub_uuid_new(out); /* the random bits, the variant and the form */
+    uint64_t ms = hub_now_us() / 1000u;
+    if (ms > c->id_ms) {
+        c->id_ms = ms;
+        c->id_seq = 0;
+    } else if (++c->id_seq > 0xfffu) { /* 4096 in a millisecond: borrow the next */
+        c->id_ms++;
+        c->id_seq = 0;
+    }
+    static const char hex[] = "0123456789abcdef";
+    static const int digit_at[12] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12}; /* tttttttt-tttt */
+    uint64_t t = c->id_ms & 0xffffffffffffull;
+    for (int i = 11; i >= 0; i--, t >>= 4)
+        out[digit_at[i]] = hex[t & 0xf];
+    out[14] = '7';
+    out[15] = hex[(c->id_seq >> 8) & 0xf];
+    out[16] = hex[(c->id_seq >> 4) & 0xf];
+    out[17] = hex[c->id_seq & 0xf];
+}
 
 /* Posts an envelope. message_id and created_at_us are the application's
  * own (adp_post_event_as) or NULL and 0 (a fresh UUID, now). */
@@ -522,7 +855,7 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
                       "6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c", message_id);
         return HUB_EINVAL;
     }
-    if (message_id && hub_map_get(c->outbox, message_id)) {
+    if (message_id && adp__index_get(&c->outbox, message_id)) {
         adp__error(c, "message %s is already in the outbox; its outcome will be reported",
                    message_id);
         return HUB_EEXIST;
@@ -533,7 +866,7 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
     if (message_id)
         memcpy(m->id, message_id, HUB_UUID_LEN + 1);
     else
-        hub_uuid_new(m->id);
+        adp__new_id(c, m->id);
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
     env.message_id = m->id;
     env.correlation_id = (char *)(correlation_id ? correlation_id : "");
@@ -561,7 +894,11 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
         m->needs_sig = true;
     }
     m->len = lth__v1__envelope__get_packed_size(&env);
-    m->bytes = malloc(m->len ? m->len : 1);
+    /* With room for the signature and its batch proof, appended when it is
+     * sent (hub_envelope_append_signature's realloc then stays in place
+     * instead of copying the envelope). */
+    m->cap = m->len + ADP__SIG_ROOM;
+    m->bytes = malloc(m->cap);
     if (!m->bytes) {
         free(m);
         return HUB_ENOMEM;
@@ -580,10 +917,12 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
         }
         c->outbox_dirty = true;
     }
-    if (hub_map_put(c->outbox, m->id, m) != 0 || adp__queue_unsent(c, m->id) != 0) {
-        hub_map_remove(c->outbox, m->id);
-        free(m->bytes);
-        free(m);
+    if (adp__index_put(&c->outbox, m) != 0) {
+        adp__outmsg_free(m);
+        return HUB_ENOMEM;
+    }
+    if (adp__queue_unsent(c, m) != 0) {
+        adp__outmsg_drop(c, m);
         return HUB_ENOMEM;
     }
     c->n_pending++;
@@ -609,44 +948,27 @@ static void adp__seen_key(char *key, size_t size, const char *sender, const char
     snprintf(key, size, "%s/%s", sender, id);
 }
 
-static bool adp__seen_before(adp_client_t *c, const char *sender, const char *id)
-{
-    char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    adp__seen_key(key, sizeof key, sender, id);
-    return hub_map_get(c->seen, key) != NULL;
-}
-
-/* Remembers a handled message (in memory, and in seen.jnl when kept). */
+/* Remembers a handled message in memory. */
 static void adp__seen_add(adp_client_t *c, const char *key)
 {
-    if (hub_map_get(c->seen, key))
-        return;
-    char **slot = &c->seen_ring[c->seen_next];
-    if (*slot) {
-        hub_map_remove(c->seen, *slot);
-        free(*slot);
-    }
-    *slot = strdup(key);
-    if (*slot)
-        hub_map_put(c->seen, *slot, (void *)1);
-    c->seen_next = (c->seen_next + 1) % ADP__DEDUP_WINDOW;
+    adp__seenset_add(&c->seen, key, adp__seen_hash(&c->seen, key));
 }
 
 static void adp__seen_emit(adp__journal_t *j, void *user)
 {
     adp_client_t *c = user;
     for (size_t k = 0; k < ADP__DEDUP_WINDOW; k++) {
-        const char *key = c->seen_ring[(c->seen_next + k) % ADP__DEDUP_WINDOW];
+        const char *key = c->seen.ring[(c->seen.next + k) % ADP__DEDUP_WINDOW];
         if (key)
             adp__journal_append(j, 'S', key, strlen(key));
     }
 }
 
-static void adp__seen_record(adp_client_t *c, const char *sender, const char *id)
+/* Remembers a handled message (in memory, and in seen.jnl when kept); hash
+ * is adp__seen_hash(key). */
+static void adp__seen_record(adp_client_t *c, const char *key, uint32_t hash)
 {
-    char key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    adp__seen_key(key, sizeof key, sender, id);
-    adp__seen_add(c, key);
+    adp__seenset_add(&c->seen, key, hash); /* a look-up that misses: one probe sequence */
     if (!c->seen_jnl)
         return;
     if (adp__journal_append(c->seen_jnl, 'S', key, strlen(key)) != 0)
@@ -692,13 +1014,14 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         hub_arena_release(&c->arena, mark);
         return;
     }
-    if (adp__seen_before(c, env->sender, env->message_id)) {
+    char seen_key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
+    adp__seen_key(seen_key, sizeof seen_key, env->sender, env->message_id);
+    uint32_t seen_hash = adp__seen_hash(&c->seen, seen_key);
+    if (adp__seenset_has(&c->seen, seen_key, seen_hash)) {
         HUB_DEBUG("adp", "duplicate delivery dropped", "message_id=%s", env->message_id);
         goto settle;
     }
-    char seen_key[HUB_MEMBER_ID_MAX + HUB_UUID_LEN + 2];
-    adp__seen_key(seen_key, sizeof seen_key, env->sender, env->message_id);
-    bool in_doubt = hub_map_remove(c->in_doubt, seen_key) != NULL;
+    bool in_doubt = hub_map_size(c->in_doubt) > 0 && hub_map_remove(c->in_doubt, seen_key);
     if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
         adp__journal_append(c->seen_jnl, 'B', seen_key, strlen(seen_key));
     adp_message_t msg = {
@@ -722,7 +1045,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {
         adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
-        adp__seen_record(c, env->sender, env->message_id);
+        adp__seen_record(c, seen_key, seen_hash);
         if (w && !w->done) {
             bool may = adp__may_answer(w, env->sender);
             if (!may && (w->acked || w->held)) {
@@ -827,7 +1150,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     free(reply.payload);
     /* Handled: remember it before settling, so that a redelivery (after a
      * lost settle, or a restart) does not reach the handler again. */
-    adp__seen_record(c, env->sender, env->message_id);
+    adp__seen_record(c, seen_key, seen_hash);
 settle:
     if (item->hub_seq)
         adp__push_u64(&c->settle, &c->n_settle, &c->cap_settle, item->hub_seq);
@@ -843,7 +1166,7 @@ static void adp__outbox_done(adp_client_t *c, const char *id)
         return;
     adp__journal_append(c->outbox_jnl, 'A', id, strlen(id));
     c->outbox_dirty = true;
-    if (adp__journal_records(c->outbox_jnl) > 2 * hub_map_size(c->outbox) + 10000)
+    if (adp__journal_records(c->outbox_jnl) > 2 * c->outbox.size + 10000)
         adp__journal_compact(c->outbox_jnl, adp__outbox_emit, c);
 }
 
@@ -861,7 +1184,7 @@ static void adp__report(adp_client_t *c, const adp__outmsg_t *m)
         .acked = m->state == ADP__ACKED,
         .hub_seq = m->hub_seq,
         .nack_code = m->state == ADP__NACKED ? m->nack_code : 0,
-        .reason = m->state == ADP__NACKED ? m->reason : "",
+        .reason = m->state == ADP__NACKED ? adp__reason(m) : "",
         .restored = m->restored,
     };
     c->depth++;
@@ -872,7 +1195,7 @@ static void adp__report(adp_client_t *c, const adp__outmsg_t *m)
 static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
 {
     for (size_t i = 0; i < r->n_acks; i++) {
-        adp__outmsg_t *m = hub_map_get(c->outbox, r->acks[i]->message_id);
+        adp__outmsg_t *m = adp__index_get(&c->outbox, r->acks[i]->message_id);
         if (!m || m->state != ADP__PENDING)
             continue;
         if (m->sent_mono_us && c->in_window > 0)
@@ -910,15 +1233,12 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
         }
         adp__outbox_done(c, m->id);
         adp__report(c, m);
-        if (!m->waited) {
-            hub_map_remove(c->outbox, m->id);
-            free(m->bytes);
-            free(m);
-        }
+        if (!m->waited)
+            adp__outmsg_drop(c, m);
     }
     for (size_t i = 0; i < r->n_nacks; i++) {
         const Lth__V1__Nack *n = r->nacks[i];
-        adp__outmsg_t *m = n->message_id[0] ? hub_map_get(c->outbox, n->message_id) : NULL;
+        adp__outmsg_t *m = n->message_id[0] ? adp__index_get(&c->outbox, n->message_id) : NULL;
         adp__error(c, "the hub refused the message (%s): %s", hub_nack_code_name(n->code),
                    n->reason);
         c->last_nack = n->code;
@@ -941,15 +1261,14 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
             c->in_window--;
         m->state = ADP__NACKED; /* before adp__outbox_done(), as for an ACK */
         m->nack_code = n->code;
-        snprintf(m->reason, sizeof m->reason, "%s", n->reason);
+        free(m->reason);
+        m->reason = strdup(n->reason); /* NULL when out of memory: "" then */
         adp__outbox_done(c, m->id);
         adp__report(c, m);
         if (!m->waited) {
             HUB_WARN("adp", "hub refused an envelope", "message_id=%s code=%s reason=\"%s\"",
                      m->id, hub_nack_code_name(n->code), n->reason);
-            hub_map_remove(c->outbox, m->id);
-            free(m->bytes);
-            free(m);
+            adp__outmsg_drop(c, m);
         }
     }
 }
@@ -1191,6 +1510,13 @@ static void adp__failover_tick(adp_client_t *c, uint64_t now)
 /* One round: wait up to timeout_ms for input, process it, run timers. */
 static void adp__pump(adp_client_t *c, int timeout_ms)
 {
+    /* What was posted or handled since the last round goes out before the
+     * wait, not after it (an adp_run(client, 50) after adp_post_event()
+     * sent the event up to 50 ms late). */
+    if (c->welcomed && c->sock && (c->n_unsent || c->n_settle || c->n_rejects)) {
+        adp__flush_settle(c);
+        adp__flush_outbox(c);
+    }
     zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
     uint64_t now = hub_monotonic_us();
     uint64_t hb_us = (uint64_t)(c->heartbeat_ms ? c->heartbeat_ms : 1000) * 1000u;
@@ -1291,11 +1617,10 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
     if (type == 'A') {
         char id[HUB_UUID_LEN + 1];
         snprintf(id, sizeof id, "%.*s", (int)len, (const char *)data);
-        adp__outmsg_t *m = hub_map_remove(c->outbox, id);
+        adp__outmsg_t *m = adp__index_get(&c->outbox, id);
         if (m) {
             c->n_pending--;
-            free(m->bytes);
-            free(m);
+            adp__outmsg_drop(c, m);
         }
         return;
     }
@@ -1306,7 +1631,8 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         return;
     }
     adp__outmsg_t *m = calloc(1, sizeof *m);
-    if (m && (m->bytes = malloc(len ? len : 1)) != NULL) {
+    if (m && (m->bytes = malloc(len + ADP__SIG_ROOM)) != NULL) {
+        m->cap = len + ADP__SIG_ROOM;
         memcpy(m->bytes, data, len);
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);
@@ -1316,15 +1642,13 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         if (env->signature.len == 0 && c->key.has_sign &&
             hub_envelope_digest(env, m->digest) == 0)
             m->needs_sig = true;
-        if (!hub_map_get(c->outbox, m->id) && hub_map_put(c->outbox, m->id, m) == 0) {
+        if (!adp__index_get(&c->outbox, m->id) && adp__index_put(&c->outbox, m) == 0) {
             c->n_pending++;
             m = NULL;
         }
     }
-    if (m) {
-        free(m->bytes);
-        free(m);
-    }
+    if (m)
+        adp__outmsg_free(m);
     hub_envelope_free(&env);
 }
 
@@ -1358,9 +1682,9 @@ static int adp__open_state(adp_client_t *c, const char *dir, char *err, size_t e
     if (rc == 0)
         rc = adp__journal_open(dir, "seen.jnl", adp__seen_replay, c, &c->seen_jnl, err,
                                err_size);
-    if (rc == 0 && hub_map_size(c->outbox) > 0) {
+    if (rc == 0 && c->outbox.size > 0) {
         HUB_INFO("adp", "outbox restored: unacknowledged messages will be sent again",
-                 "count=%zu", hub_map_size(c->outbox));
+                 "count=%zu", c->outbox.size);
         adp__requeue_all(c);
         /* Start the file afresh with only what is still pending. */
         adp__journal_compact(c->outbox_jnl, adp__outbox_emit, c);
@@ -1410,12 +1734,15 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
     }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", c->endpoints[c->ep_index]);
     snprintf(c->software, sizeof c->software, "%s", cfg->software ? cfg->software : "adp " HUB_VERSION);
-    c->outbox = hub_map_new();
+    if (rc == 0 && sodium_init() < 0) { /* before the index draws its key */
+        snprintf(err, err_size, "libsodium could not be initialised");
+        rc = HUB_ECRYPTO;
+    }
+    int out_rc = rc == 0 ? adp__index_init(&c->outbox) : 0;
     c->awaits = hub_map_new();
-    c->seen = hub_map_new();
+    int seen_rc = rc == 0 ? adp__seenset_init(&c->seen) : 0;
     c->in_doubt = hub_map_new();
-    c->seen_ring = calloc(ADP__DEDUP_WINDOW, sizeof *c->seen_ring);
-    if (rc == 0 && (!c->outbox || !c->awaits || !c->seen || !c->seen_ring || !c->in_doubt)) {
+    if (rc == 0 && (out_rc != 0 || seen_rc != 0 || !c->awaits || !c->in_doubt)) {
         snprintf(err, err_size, "out of memory");
         rc = HUB_ENOMEM;
     }
@@ -1424,11 +1751,6 @@ int adp_new(const adp_config_t *cfg, adp_client_t **out, char *err, size_t err_s
     if (rc != 0) {
         adp_close(&c);
         return rc;
-    }
-    if (sodium_init() < 0) {
-        snprintf(err, err_size, "libsodium could not be initialised");
-        adp_close(&c);
-        return HUB_ECRYPTO;
     }
     c->zctx = zmq_ctx_new();
     rc = c->zctx ? adp__open_socket(c, err, err_size) : HUB_EZMQ;
@@ -1488,16 +1810,13 @@ void adp_close(adp_client_t **client_p)
     adp__close_socket(c);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
-    if (c->outbox) {
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(c->outbox, &cursor, NULL, &value)) {
-            adp__outmsg_t *m = value;
-            free(m->bytes);
-            free(m);
-        }
-        hub_map_destroy(&c->outbox);
-    }
+    adp__unsent_clear(c); /* frees the entries only it still held */
+    free(c->unsent);
+    size_t slot = 0;
+    adp__outmsg_t *m;
+    while ((m = adp__index_next(&c->outbox, &slot)) != NULL)
+        adp__outmsg_free(m);
+    free(c->outbox.slots);
     if (c->awaits) {
         size_t cursor = 0;
         void *value;
@@ -1510,16 +1829,8 @@ void adp_close(adp_client_t **client_p)
     }
     adp__journal_close(&c->outbox_jnl);
     adp__journal_close(&c->seen_jnl);
-    hub_map_destroy(&c->seen);
     hub_map_destroy(&c->in_doubt);
-    if (c->seen_ring) {
-        for (size_t i = 0; i < ADP__DEDUP_WINDOW; i++)
-            free(c->seen_ring[i]);
-        free(c->seen_ring);
-    }
-    for (size_t i = 0; i < c->n_unsent; i++)
-        free(c->unsent[i]);
-    free(c->unsent);
+    adp__seenset_free(&c->seen);
     free(c->settle);
     adp__free_rejects(c);
     free(c->rejects);
@@ -1571,7 +1882,7 @@ static int adp__await_receipt(adp_client_t *c, const char *id, uint64_t deadline
                               uint64_t *hub_seq)
 {
     for (;;) {
-        adp__outmsg_t *m = hub_map_get(c->outbox, id);
+        adp__outmsg_t *m = adp__index_get(&c->outbox, id);
         if (!m)
             return HUB_EINVAL;
         if (m->state != ADP__PENDING) {
@@ -1579,14 +1890,12 @@ static int adp__await_receipt(adp_client_t *c, const char *id, uint64_t deadline
             if (m->state == ADP__NACKED) {
                 c->last_nack = m->nack_code;
                 adp__error(c, "the hub refused the message (%s): %s",
-                           hub_nack_code_name(m->nack_code), m->reason);
+                           hub_nack_code_name(m->nack_code), adp__reason(m));
                 rc = HUB_ENACK;
             } else if (hub_seq) {
                 *hub_seq = m->hub_seq;
             }
-            hub_map_remove(c->outbox, id);
-            free(m->bytes);
-            free(m);
+            adp__outmsg_drop(c, m);
             return rc;
         }
         uint64_t now = hub_monotonic_us();
@@ -1699,19 +2008,17 @@ int adp_request_poll(adp_client_t *c, const char *id, adp_reply_t *reply)
 {
     if (!c || !id || !reply)
         return HUB_EINVAL;
-    adp__outmsg_t *m = hub_map_get(c->outbox, id);
+    adp__outmsg_t *m = adp__index_get(&c->outbox, id);
     if (m && m->state == ADP__NACKED) {
         c->last_nack = m->nack_code;
         adp__error(c, "the hub refused the message (%s): %s", hub_nack_code_name(m->nack_code),
-                   m->reason);
+                   adp__reason(m));
         adp_request_cancel(c, id);
         return HUB_ENACK;
     }
     if (m && m->state == ADP__ACKED) {
         /* Accepted by the hub: only the reply is awaited now. */
-        hub_map_remove(c->outbox, id);
-        free(m->bytes);
-        free(m);
+        adp__outmsg_drop(c, m);
     }
     adp__await_t *w = hub_map_get(c->awaits, id);
     if (!w)
@@ -1728,11 +2035,9 @@ void adp_request_cancel(adp_client_t *c, const char *id)
 {
     if (!c || !id)
         return;
-    adp__outmsg_t *m = hub_map_get(c->outbox, id);
+    adp__outmsg_t *m = adp__index_get(&c->outbox, id);
     if (m && m->state != ADP__PENDING) {
-        hub_map_remove(c->outbox, id);
-        free(m->bytes);
-        free(m);
+        adp__outmsg_drop(c, m);
     } else if (m) {
         m->waited = false; /* still sent; its receipt is dropped */
     }
@@ -1747,7 +2052,7 @@ void adp_request_withdraw(adp_client_t *c, const char *id)
 {
     if (!c || !id)
         return;
-    adp__outmsg_t *m = hub_map_get(c->outbox, id);
+    adp__outmsg_t *m = adp__index_get(&c->outbox, id);
     if (m && m->state == ADP__PENDING) {
         if (m->sent_mono_us && c->in_window > 0)
             c->in_window--;
@@ -1757,9 +2062,7 @@ void adp_request_withdraw(adp_client_t *c, const char *id)
          * rewrites the pending messages), as for an answer. */
         m->state = ADP__NACKED;
         adp__outbox_done(c, m->id);
-        hub_map_remove(c->outbox, id);
-        free(m->bytes);
-        free(m);
+        adp__outmsg_drop(c, m);
     }
     adp_request_cancel(c, id);
 }
@@ -1833,13 +2136,11 @@ size_t adp_outbox_list(const adp_client_t *c, adp_pending_t *out, size_t max)
     if (!c)
         return 0;
     size_t n = 0, cursor = 0;
-    adp__outmsg_t **pending = malloc((hub_map_size(c->outbox) + 1) * sizeof *pending);
-    void *value;
-    while (pending && hub_map_next(c->outbox, &cursor, NULL, &value)) {
-        adp__outmsg_t *m = value;
+    adp__outmsg_t **pending = malloc((c->outbox.size + 1) * sizeof *pending);
+    adp__outmsg_t *m;
+    while (pending && (m = adp__index_next(&c->outbox, &cursor)) != NULL)
         if (m->state == ADP__PENDING)
             pending[n++] = m;
-    }
     if (!pending)
         return c->n_pending;
     qsort(pending, n, sizeof *pending, adp__by_order);

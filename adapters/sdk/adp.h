@@ -204,7 +204,10 @@ int adp_post_reply(adp_client_t *client, const char *requester, const char *serv
 int adp_send_event(adp_client_t *client, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    uint32_t timeout_ms, uint64_t *hub_seq);
-/* Sends an event without waiting; it stays in the outbox until ACKed. */
+/* Sends an event without waiting; it stays in the outbox until ACKed. The
+ * ids the library makes (message_id_out here, and every other envelope's)
+ * are time-ordered UUIDs (version 7, RFC 9562), growing per client: the
+ * hub's index of accepted ids then takes them at its end. */
 int adp_post_event(adp_client_t *client, const char *receiver, const char *service,
                    const char *content_type, const void *payload, size_t payload_len, int flags,
                    char message_id_out[37]);

@@ -174,6 +174,23 @@ START_TEST(sdk_keeps_at_most_4096_unanswered)
            POSTED, received);
     ck_assert_int_eq(distinct, WINDOW);
     ck_assert_uint_eq(adp_outbox_size(c), POSTED);
+    /* The SDK's own ids are time-ordered UUIDs (version 7): valid, of this
+     * millisecond's time, and growing in posting order, so that the hub's
+     * index of accepted ids takes them at its end. */
+    uint64_t now_ms = hub_now_us() / 1000u;
+    pthread_mutex_lock(&h.lock);
+    for (int i = 0; i < distinct; i++) {
+        ck_assert_msg(hub_uuid_valid(h.ids[i]), "id %s", h.ids[i]);
+        ck_assert_msg(h.ids[i][14] == '7', "id %s is not version 7", h.ids[i]);
+        ck_assert_msg(i == 0 || strcmp(h.ids[i - 1], h.ids[i]) < 0, "ids out of order: %s, %s",
+                      h.ids[i - 1], h.ids[i]);
+    }
+    char ts[13];
+    snprintf(ts, sizeof ts, "%.8s%.4s", h.ids[0], h.ids[0] + 9);
+    uint64_t id_ms = strtoull(ts, NULL, 16);
+    pthread_mutex_unlock(&h.lock);
+    ck_assert_msg(id_ms <= now_ms && now_ms - id_ms < 60000, "id time %llu, now %llu",
+                  (unsigned long long)id_ms, (unsigned long long)now_ms);
     /* 1,000 answered: exactly 1,000 more go out. */
     pthread_mutex_lock(&h.lock);
     h.ack_upto = 1000;

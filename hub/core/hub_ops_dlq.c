@@ -160,7 +160,7 @@ static void ops_dlq__route_dlq_get(hub_ops_t *self, const hub_http_request_t *re
                 hub_jsonw_kv_str(&w, "payload_base64", b64);
                 free(b64);
             } else {
-                w.error = HUB_ENOMEM;
+                w.out.error = HUB_ENOMEM;
             }
         }
     }

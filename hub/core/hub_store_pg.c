@@ -169,7 +169,16 @@ static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
 
 /* The hot statements (store_pg_conn__pg_exec_prepared): the commit cycle's on the
  * writer, the loop thread's look-up and queue read on the reader. */
-enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK, PREP_LOOKUP, PREP_READ_QUEUE };
+enum {
+    PREP_NEXT_SEQ,
+    PREP_IDS,
+    PREP_HELD,
+    PREP_APPEND,
+    PREP_ACK,
+    PREP_LOOKUP,
+    PREP_READ_QUEUE,
+    PREP_NONE = 32 /* read_prepared: not prepared */
+};
 
 /* Reads the ids records and held entries the call's messages name. */
 static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
@@ -533,21 +542,8 @@ failed:
 
 /* ---- simple reads ------------------------------------------------------------- */
 
-/* Runs one read statement; *res on 0. */
-int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
-                    PGresult **res)
-{
-    PGconn *c;
-    bool locked;
-    int rc = store_pg_conn__pg_read_begin(self, &c, &locked);
-    if (rc != 0)
-        return rc;
-    rc = store_pg_conn__pg_exec(self, c, sql, p, res);
-    store_pg_conn__pg_read_end(self, c, locked, rc);
-    return rc;
-}
-
-/* store_pg__read1 with a prepared statement: the loop thread's reads. */
+/* Runs one read statement, prepared in slot (store_pg_conn__pg_exec_prepared)
+ * or, with PREP_NONE, as it is; *res on 0. */
 static int read_prepared(store_pg__pg_t *self, unsigned slot, const char *sql,
                          const store_pg__params_t *p, PGresult **res)
 {
@@ -556,9 +552,17 @@ static int read_prepared(store_pg__pg_t *self, unsigned slot, const char *sql,
     int rc = store_pg_conn__pg_read_begin(self, &c, &locked);
     if (rc != 0)
         return rc;
-    rc = store_pg_conn__pg_exec_prepared(self, c, slot, sql, p, res);
+    rc = slot == PREP_NONE ? store_pg_conn__pg_exec(self, c, sql, p, res)
+                           : store_pg_conn__pg_exec_prepared(self, c, slot, sql, p, res);
     store_pg_conn__pg_read_end(self, c, locked, rc);
     return rc;
+}
+
+/* Runs one read statement; *res on 0. */
+int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                    PGresult **res)
+{
+    return read_prepared(self, PREP_NONE, sql, p, res);
 }
 
 /* Runs one write statement as a whole call; *res (may be NULL) on 0. */
@@ -752,9 +756,7 @@ static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs
     if (n == 0)
         return 0;
     store_pg__arr_t a;
-    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++)
-        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, receiver);
     int rc = store_pg_conn__pg_p_arr(&p, &a);
@@ -780,9 +782,7 @@ static int pg_note_attempts(hub_store_t *store, const uint64_t *seqs, size_t n)
     if (n == 0)
         return 0;
     store_pg__arr_t a;
-    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++)
-        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
     int rc = store_pg_conn__pg_p_arr(&p, &a);
     if (rc == 0)

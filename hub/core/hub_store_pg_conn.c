@@ -3,6 +3,7 @@
  * hub_store_pg_internal.h). */
 #include "hub_store_pg_internal.h"
 
+#include "hub_bytes.h"
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_store_codec.h"
@@ -126,27 +127,13 @@ void store_pg_conn__pg_p_bool(store_pg__params_t *p, bool v)
 
 static void arr_put(store_pg__arr_t *a, const void *b, size_t len)
 {
-    if (a->oom)
-        return;
-    if (a->cap - a->len < len) {
-        size_t cap = a->cap ? a->cap : 256;
-        while (cap - a->len < len)
-            cap *= 2;
-        uint8_t *nb = realloc(a->buf, cap);
-        if (!nb) {
-            a->oom = true;
-            return;
-        }
-        a->buf = nb;
-        a->cap = cap;
-    }
-    memcpy(a->buf + a->len, b, len);
-    a->len += len;
+    hub_buf_put(&a->buf, b, len);
 }
 
 static void arr_be32(store_pg__arr_t *a, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    uint8_t b[4];
+    hub_put_be32(b, v);
     arr_put(a, b, 4);
 }
 
@@ -183,29 +170,34 @@ void store_pg_conn__pg_arr_str(store_pg__arr_t *a, const char *s)
     store_pg_conn__pg_arr_bytes(a, s, strlen(s));
 }
 
+void store_pg_conn__pg_arr_seqs(store_pg__arr_t *a, const uint64_t *seqs, size_t n)
+{
+    store_pg_conn__pg_arr_init(a, HUB__PG_INT8);
+    for (size_t i = 0; i < n; i++)
+        store_pg_conn__pg_arr_i64(a, seqs[i]);
+}
+
 int store_pg_conn__pg_p_arr(store_pg__params_t *p, store_pg__arr_t *a)
 {
-    if (a->oom || !a->buf || a->len > INT32_MAX)
+    if (a->buf.error || !a->buf.data || a->buf.len > INT32_MAX)
         return HUB_ENOMEM;
+    uint8_t *head = (uint8_t *)a->buf.data;
     if (a->n == 0) {
-        a->buf[3] = 0; /* ndim 0: the empty array */
-        a->len = 12;
+        head[3] = 0; /* ndim 0: the empty array */
+        a->buf.len = 12;
     } else {
-        a->buf[12] = (uint8_t)(a->n >> 24);
-        a->buf[13] = (uint8_t)(a->n >> 16);
-        a->buf[14] = (uint8_t)(a->n >> 8);
-        a->buf[15] = (uint8_t)a->n;
+        hub_put_be32(head + 12, a->n);
     }
-    p->v[p->n] = (const char *)a->buf;
-    p->len[p->n] = (int)a->len;
+    p->v[p->n] = a->buf.data;
+    p->len[p->n] = (int)a->buf.len;
     p->fmt[p->n++] = 1;
     return 0;
 }
 
 void store_pg_conn__pg_arr_free(store_pg__arr_t *a)
 {
-    free(a->buf);
-    memset(a, 0, sizeof *a);
+    hub_buf_free(&a->buf);
+    a->n = 0;
 }
 
 /* ---- results ----------------------------------------------------------------- */

@@ -826,6 +826,20 @@ static int schema_version(PGconn *c, uint32_t *version, char *err, size_t err_si
     return 0;
 }
 
+/* schema_version, refusing a schema newer than this build knows. */
+static int schema_version_known(PGconn *c, uint32_t *version, char *err, size_t err_size)
+{
+    int rc = schema_version(c, version, err, err_size);
+    if (rc == 0 && *version > HUB_STORE_PG_SCHEMA) {
+        set_err(err, err_size,
+                "store: the database's hub schema is version %u, newer than this build knows "
+                "(%u): run a hubd at least as new as the one that wrote it",
+                *version, HUB_STORE_PG_SCHEMA);
+        rc = HUB_ESTORE;
+    }
+    return rc;
+}
+
 static int exec_simple(PGconn *c, const char *sql, const char *what, char *err, size_t err_size)
 {
     PGresult *res = PQexec(c, sql);
@@ -856,14 +870,7 @@ static int migrate(PGconn *c, uint32_t *from, char *err, size_t err_size)
                          "creating hub_schema_version", err, err_size);
     uint32_t v = 0;
     if (rc == 0)
-        rc = schema_version(c, &v, err, err_size);
-    if (rc == 0 && v > HUB_STORE_PG_SCHEMA) {
-        set_err(err, err_size,
-                "store: the database's hub schema is version %u, newer than this build knows "
-                "(%u): run a hubd at least as new as the one that wrote it",
-                v, HUB_STORE_PG_SCHEMA);
-        rc = HUB_ESTORE;
-    }
+        rc = schema_version_known(c, &v, err, err_size);
     for (uint32_t i = v; rc == 0 && i < HUB_STORE_PG_SCHEMA; i++) {
         char what[64], record[96];
         snprintf(what, sizeof what, "schema migration %u", i + 1);
@@ -967,14 +974,8 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     int rc = connect_dsn(dsn, &self->w.conn, err, err_size);
     uint32_t v = 0;
     if (rc == 0)
-        rc = schema_version(self->w.conn, &v, err, err_size);
-    if (rc == 0 && v > HUB_STORE_PG_SCHEMA) {
-        set_err(err, err_size,
-                "store: the database's hub schema is version %u, newer than this build knows "
-                "(%u): run a hubd at least as new as the one that wrote it",
-                v, HUB_STORE_PG_SCHEMA);
-        rc = HUB_ESTORE;
-    } else if (rc == 0 && v < HUB_STORE_PG_SCHEMA && !do_migrate) {
+        rc = schema_version_known(self->w.conn, &v, err, err_size);
+    if (rc == 0 && v < HUB_STORE_PG_SCHEMA && !do_migrate) {
         if (v == 0)
             set_err(err, err_size,
                     "store: the database in store_dsn has no hub schema: run `hubctl store "

@@ -180,6 +180,20 @@ enum {
     PREP_NONE = 32 /* read_prepared: not prepared */
 };
 
+/* Runs the prepared statement in slot with the arrays a and b as $1 and
+ * $2; *res on 0. */
+static int exec_arrays(store_pg__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                       store_pg__arr_t *a, store_pg__arr_t *b, PGresult **res)
+{
+    store_pg__params_t p = {0};
+    int rc = store_pg_conn__pg_p_arr(&p, a);
+    if (rc == 0)
+        rc = store_pg_conn__pg_p_arr(&p, b);
+    if (rc == 0)
+        rc = store_pg_conn__pg_exec_prepared(self, c, slot, sql, &p, res);
+    return rc;
+}
+
 /* Reads the ids records and held entries the call's messages name. */
 static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
                        map_t *ids, map_t *held)
@@ -203,17 +217,11 @@ static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *m
     int rc = 0;
     PGresult *res = NULL;
     if (self->limits.dedup_window_us) {
-        store_pg__params_t p = {0};
-        rc = store_pg_conn__pg_p_arr(&p, &s);
-        if (rc == 0)
-            rc = store_pg_conn__pg_p_arr(&p, &id);
-        if (rc == 0)
-            rc = store_pg_conn__pg_exec_prepared(
-                self, c, PREP_IDS,
-                "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
-                "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
-                "ON i.sender = k.s AND i.message_id = k.m",
-                &p, &res);
+        rc = exec_arrays(self, c, PREP_IDS,
+                         "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
+                         "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
+                         "ON i.sender = k.s AND i.message_id = k.m",
+                         &s, &id, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t sl = (size_t)PQgetlength(res, r, 0), il = (size_t)PQgetlength(res, r, 1);
             if (sl > HUB_STORE_NAME_MAX || il > HUB_STORE_ID_MAX)
@@ -237,17 +245,11 @@ static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *m
         res = NULL;
     }
     if (rc == 0) {
-        store_pg__params_t p = {0};
-        rc = store_pg_conn__pg_p_arr(&p, &hs);
-        if (rc == 0)
-            rc = store_pg_conn__pg_p_arr(&p, &hr);
-        if (rc == 0)
-            rc = store_pg_conn__pg_exec_prepared(
-                self, c, PREP_HELD,
-                "SELECT kind, member, msgs, bytes, queued FROM hub_held "
-                "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
-                "OR (kind = 'r' AND member = ANY($2::bytea[]))",
-                &p, &res);
+        rc = exec_arrays(self, c, PREP_HELD,
+                         "SELECT kind, member, msgs, bytes, queued FROM hub_held "
+                         "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
+                         "OR (kind = 'r' AND member = ANY($2::bytea[]))",
+                         &hs, &hr, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t ml = (size_t)PQgetlength(res, r, 1);
             if (ml > HUB_STORE_NAME_MAX || PQgetlength(res, r, 0) != 1)

@@ -10,7 +10,6 @@
 #include "hub_wire.h"
 
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,18 +70,6 @@ _Static_assert(N_MIGRATIONS == HUB_STORE_PG_SCHEMA, "HUB_STORE_PG_SCHEMA names t
 
 /* Two hubd or hubctl applying migrations at once take turns. */
 #define MIGRATION_LOCK "SELECT pg_advisory_xact_lock(7262011515)"
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || !err_size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
 
 /* libpq's message on one line. */
 static const char *pq_msg(const PGconn *c, char *buf, size_t size)
@@ -433,10 +420,10 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
         snprintf(buf, sizeof buf, "%s", perr ? perr : "out of memory");
         buf[strcspn(buf, "\n")] = '\0';
         PQfreemem(perr);
-        set_err(err, err_size,
-                "store_dsn is not a valid libpq connection string (%s): write "
-                "'host=... port=... dbname=... user=...' or a postgresql:// URI",
-                buf);
+        hub_errf(err, err_size,
+                 "store_dsn is not a valid libpq connection string (%s): write "
+                 "'host=... port=... dbname=... user=...' or a postgresql:// URI",
+                 buf);
         return oom ? HUB_ENOMEM : HUB_EINVAL;
     }
     PQconninfoFree(opts);
@@ -455,7 +442,7 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     char buf[300];
     if (!c) {
-        set_err(err, err_size, "store: out of memory connecting to PostgreSQL");
+        hub_errf(err, err_size, "store: out of memory connecting to PostgreSQL");
         return HUB_ENOMEM;
     }
     if (PQstatus(c) != CONNECTION_OK) {
@@ -464,29 +451,29 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
         if (strstr(buf, "authentication") || strstr(buf, "password") ||
             strstr(buf, "no pg_hba.conf entry") || strstr(buf, "role \"")) {
             code = HUB_EPERM;
-            set_err(err, err_size,
-                    "store_dsn: PostgreSQL refused the login (%s): check the user and password "
-                    "in store_dsn (or ~/.pgpass) and the server's pg_hba.conf",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn: PostgreSQL refused the login (%s): check the user and password "
+                     "in store_dsn (or ~/.pgpass) and the server's pg_hba.conf",
+                     buf);
         } else if (strstr(buf, "read-write") || strstr(buf, "read only")) {
-            set_err(err, err_size,
-                    "store_dsn: no server in it accepts writes (%s): list the primary, and "
-                    "keep target_session_attrs=read-write",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn: no server in it accepts writes (%s): list the primary, and "
+                     "keep target_session_attrs=read-write",
+                     buf);
         } else if (strstr(buf, "database \"") && strstr(buf, "does not exist")) {
             code = HUB_ENOENT;
-            set_err(err, err_size, "store_dsn: %s: create it (createdb) or fix dbname", buf);
+            hub_errf(err, err_size, "store_dsn: %s: create it (createdb) or fix dbname", buf);
         } else if (strstr(buf, "invalid") || strstr(buf, "missing \"=\"")) {
             code = HUB_EINVAL;
-            set_err(err, err_size,
-                    "store_dsn is not a valid libpq connection string (%s): write "
-                    "'host=... port=... dbname=... user=...' or a postgresql:// URI",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn is not a valid libpq connection string (%s): write "
+                     "'host=... port=... dbname=... user=...' or a postgresql:// URI",
+                     buf);
         } else {
-            set_err(err, err_size,
-                    "store_dsn: cannot reach PostgreSQL (%s): check host and port, and that "
-                    "the server runs and listens there",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn: cannot reach PostgreSQL (%s): check host and port, and that "
+                     "the server runs and listens there",
+                     buf);
         }
         PQfinish(c);
         return code;
@@ -501,16 +488,16 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     PQclear(res);
     if (standby || read_only) {
         if (standby)
-            set_err(err, err_size,
-                    "store_dsn: the server %s:%s is a read-only standby: list the primary, and "
-                    "add target_session_attrs=read-write to store_dsn",
-                    PQhost(c), PQport(c));
+            hub_errf(err, err_size,
+                     "store_dsn: the server %s:%s is a read-only standby: list the primary, and "
+                     "add target_session_attrs=read-write to store_dsn",
+                     PQhost(c), PQport(c));
         else
-            set_err(err, err_size,
-                    "store_dsn: the server %s:%s takes no writes from this user "
-                    "(default_transaction_read_only is on): turn it off for the hub's user "
-                    "or database (ALTER ROLE ... SET default_transaction_read_only = off)",
-                    PQhost(c), PQport(c));
+            hub_errf(err, err_size,
+                     "store_dsn: the server %s:%s takes no writes from this user "
+                     "(default_transaction_read_only is on): turn it off for the hub's user "
+                     "or database (ALTER ROLE ... SET default_transaction_read_only = off)",
+                     PQhost(c), PQport(c));
         PQfinish(c);
         return HUB_EIO;
     }
@@ -805,8 +792,8 @@ static int schema_version(PGconn *c, uint32_t *version, char *err, size_t err_si
     PGresult *res = PQexec(c, "SELECT to_regclass('hub_schema_version') IS NOT NULL");
     char buf[256];
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, err_size, "store: cannot read the schema version: %s",
-                pq_msg(c, buf, sizeof buf));
+        hub_errf(err, err_size, "store: cannot read the schema version: %s",
+                 pq_msg(c, buf, sizeof buf));
         PQclear(res);
         return PQstatus(c) != CONNECTION_OK ? HUB_EIO : HUB_ESTORE;
     }
@@ -816,8 +803,8 @@ static int schema_version(PGconn *c, uint32_t *version, char *err, size_t err_si
         return 0;
     res = PQexec(c, "SELECT coalesce(max(version), 0) FROM hub_schema_version");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, err_size, "store: cannot read hub_schema_version: %s",
-                pq_msg(c, buf, sizeof buf));
+        hub_errf(err, err_size, "store: cannot read hub_schema_version: %s",
+                 pq_msg(c, buf, sizeof buf));
         PQclear(res);
         return HUB_EPERM;
     }
@@ -831,10 +818,10 @@ static int schema_version_known(PGconn *c, uint32_t *version, char *err, size_t 
 {
     int rc = schema_version(c, version, err, err_size);
     if (rc == 0 && *version > HUB_STORE_PG_SCHEMA) {
-        set_err(err, err_size,
-                "store: the database's hub schema is version %u, newer than this build knows "
-                "(%u): run a hubd at least as new as the one that wrote it",
-                *version, HUB_STORE_PG_SCHEMA);
+        hub_errf(err, err_size,
+                 "store: the database's hub schema is version %u, newer than this build knows "
+                 "(%u): run a hubd at least as new as the one that wrote it",
+                 *version, HUB_STORE_PG_SCHEMA);
         rc = HUB_ESTORE;
     }
     return rc;
@@ -851,8 +838,8 @@ static int exec_simple(PGconn *c, const char *sql, const char *what, char *err, 
     char buf[256];
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
-    set_err(err, err_size, "store: %s failed: %s (%s)", what, pq_msg(c, buf, sizeof buf),
-            hint_for(code, state));
+    hub_errf(err, err_size, "store: %s failed: %s (%s)", what, pq_msg(c, buf, sizeof buf),
+             hint_for(code, state));
     PQclear(res);
     return code;
 }
@@ -896,7 +883,7 @@ int hub_store_pg_init(const char *dsn, uint32_t *from, char *err, size_t err_siz
     if (from)
         *from = 0;
     if (!dsn || !*dsn) {
-        set_err(err, err_size, "store: no store_dsn given: set store_dsn in hubd.conf");
+        hub_errf(err, err_size, "store: no store_dsn given: set store_dsn in hubd.conf");
         return HUB_EINVAL;
     }
     PGconn *c;
@@ -941,19 +928,19 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     if (out)
         *out = NULL;
     if (!dsn || !*dsn || !out) {
-        set_err(err, err_size, "store = postgresql needs store_dsn: set it in hubd.conf");
+        hub_errf(err, err_size, "store = postgresql needs store_dsn: set it in hubd.conf");
         return HUB_EINVAL;
     }
     if (limits && limits->reserve_percent > 50) {
-        set_err(err, err_size,
-                "store: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
-                limits->reserve_percent);
+        hub_errf(err, err_size,
+                 "store: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
+                 limits->reserve_percent);
         return HUB_EINVAL;
     }
     store_pg__pg_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn))) {
         free(self);
-        set_err(err, err_size, "store: out of memory");
+        hub_errf(err, err_size, "store: out of memory");
         return HUB_ENOMEM;
     }
     pthread_mutex_init(&self->wlock, NULL);
@@ -977,14 +964,14 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
         rc = schema_version_known(self->w.conn, &v, err, err_size);
     if (rc == 0 && v < HUB_STORE_PG_SCHEMA && !do_migrate) {
         if (v == 0)
-            set_err(err, err_size,
-                    "store: the database in store_dsn has no hub schema: run `hubctl store "
-                    "init` (or set store_migrate = yes in hubd.conf)");
+            hub_errf(err, err_size,
+                     "store: the database in store_dsn has no hub schema: run `hubctl store "
+                     "init` (or set store_migrate = yes in hubd.conf)");
         else
-            set_err(err, err_size,
-                    "store: the database's hub schema is version %u, this build needs %u: run "
-                    "`hubctl store init` to migrate it (or set store_migrate = yes)",
-                    v, HUB_STORE_PG_SCHEMA);
+            hub_errf(err, err_size,
+                     "store: the database's hub schema is version %u, this build needs %u: run "
+                     "`hubctl store init` to migrate it (or set store_migrate = yes)",
+                     v, HUB_STORE_PG_SCHEMA);
         rc = HUB_ESTORE;
     } else if (rc == 0 && v < HUB_STORE_PG_SCHEMA) {
         rc = migrate(self->w.conn, NULL, err, err_size);
@@ -1002,7 +989,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
 int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size_t err_size)
 {
     if (!dsn || !*dsn || !out) {
-        set_err(err, err_size, "store: no store_dsn given");
+        hub_errf(err, err_size, "store: no store_dsn given");
         return HUB_EINVAL;
     }
     memset(out, 0, sizeof *out);
@@ -1012,7 +999,7 @@ int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size
     if (rc == 0)
         rc = schema_version(c, &v, err, err_size);
     if (rc == 0 && v == 0) {
-        set_err(err, err_size, "store: the database has no hub schema: run `hubctl store init`");
+        hub_errf(err, err_size, "store: the database has no hub schema: run `hubctl store init`");
         rc = HUB_ENOENT;
     }
     PGresult *res = NULL;
@@ -1022,7 +1009,7 @@ int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size
                         " (SELECT count(*) FROM hub_msgs WHERE dead) FROM hub_meta m");
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
             char buf[256];
-            set_err(err, err_size, "store: cannot read hub_meta: %s", pq_msg(c, buf, sizeof buf));
+            hub_errf(err, err_size, "store: cannot read hub_meta: %s", pq_msg(c, buf, sizeof buf));
             rc = HUB_ESTORE;
         }
     }

@@ -2,6 +2,7 @@
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_map.h"
+#include "hub_vec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -326,14 +327,8 @@ static void alarms__log(const char *what, const hub_alarm_t *a, bool warn)
 
 static void alarms__ended_push(hub_alarms_t *self, const hub_alarm_t *a)
 {
-    if (self->n_ended == self->ended_cap) {
-        size_t cap = self->ended_cap ? self->ended_cap * 2 : 16;
-        hub_alarm_t *grown = realloc(self->ended, cap * sizeof *grown);
-        if (!grown)
-            return; /* only a metric series stays at 1 until it is raised again */
-        self->ended = grown;
-        self->ended_cap = cap;
-    }
+    if (HUB_VEC_RESERVE(self->ended, self->n_ended, self->ended_cap, 16) != 0)
+        return; /* only a metric series stays at 1 until it is raised again */
     self->ended[self->n_ended++] = *a;
 }
 

@@ -5,6 +5,7 @@
 #include "hub_store_internal.h"
 
 #include "hub_error.h"
+#include "hub_vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -305,16 +306,8 @@ int store_dedup__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_stor
             }
             if (k.mv_size == 0 || k.mv_size > HUB_STORE_ID_MAX)
                 continue; /* cannot be named: left alone, never loaded */
-            if (n_gone == cap_gone) {
-                size_t cap = cap_gone ? 2 * cap_gone : 64;
-                void *grown = realloc(gone, cap * sizeof *gone);
-                if (!grown) {
-                    rc = HUB_ENOMEM;
-                    break;
-                }
-                gone = grown;
-                cap_gone = cap;
-            }
+            if ((rc = HUB_VEC_RESERVE(gone, n_gone, cap_gone, 64)) != 0)
+                break;
             memcpy(gone[n_gone], k.mv_data, k.mv_size);
             gone[n_gone++][k.mv_size] = '\0';
         }

@@ -6,6 +6,7 @@
 
 #include "hub_error.h"
 #include "hub_store_codec.h"
+#include "hub_vec.h"
 #include "hub_wire.h"
 
 #include <stdlib.h>
@@ -95,15 +96,9 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
     }
     if (!create)
         return NULL;
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 32;
-        ent_t **ne = realloc(m->e, cap * sizeof *ne);
-        if (!ne) {
-            m->oom = true;
-            return NULL;
-        }
-        m->e = ne;
-        m->cap = cap;
+    if (HUB_VEC_RESERVE(m->e, m->n, m->cap, 32) != 0) {
+        m->oom = true;
+        return NULL;
     }
     ent_t *e = calloc(1, sizeof *e);
     if (!e || !(e->key = malloc(klen ? klen : 1))) {

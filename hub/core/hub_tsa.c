@@ -3,6 +3,7 @@
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_sha256.h"
+#include "hub_vec.h"
 #include "hub_wire.h"
 
 #include <curl/curl.h>
@@ -408,15 +409,7 @@ static void tsa__thread(void *arg)
         if (rc == 0) {
             tsa__done_t d = {.seq = seq, .gen_us = gen_us};
             memcpy(d.sha, sha, 32);
-            if (self->n_done == self->cap_done) {
-                size_t cap = self->cap_done ? self->cap_done * 2 : 8;
-                tsa__done_t *grown = realloc(self->done, cap * sizeof *grown);
-                if (grown) {
-                    self->done = grown;
-                    self->cap_done = cap;
-                }
-            }
-            if (self->n_done < self->cap_done)
+            if (HUB_VEC_RESERVE(self->done, self->n_done, self->cap_done, 8) == 0)
                 self->done[self->n_done++] = d;
             self->state.tokens++;
             self->state.last_stamped_seq = seq;

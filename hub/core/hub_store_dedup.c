@@ -16,11 +16,10 @@ int store_dedup__release(hub_store_t *self, MDB_txn *txn, const store__rec_keys_
 {
     uint8_t ib[HUB__IDKEY_MAX];
     MDB_val ik = store__ids_key(ib, k->sender, k->id), v;
-    int rc = mdb_get(txn, self->ids, &ik, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    bool found;
+    int rc = store_batch__get(txn, self->ids, &ik, &v, &found);
+    if (rc != 0 || !found)
+        return rc;
     store_codec__ids_rec_t r;
     if (store_codec__ids_decode(v.mv_data, v.mv_size, &r) != 0)
         return store_batch__del_key(txn, self->ids, &ik); /* unreadable: nothing to keep */

@@ -21,12 +21,11 @@ static MDB_val held_key(uint8_t buf[HUB__HELD_KEY_MAX], char role, const char *m
 static int held_get(hub_store_t *self, MDB_txn *txn, MDB_val *key, hub_store_held_t *out)
 {
     MDB_val v;
-    int rc = mdb_get(txn, self->held, key, &v);
+    bool found;
     *out = (hub_store_held_t){0, 0};
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    int rc = store_batch__get(txn, self->held, key, &v, &found);
+    if (rc != 0 || !found)
+        return rc;
     return store_codec__held_decode(v.mv_data, v.mv_size, out);
 }
 

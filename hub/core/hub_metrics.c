@@ -421,23 +421,28 @@ int hub_series_observe(hub_metric_series_t *s, double value)
     return 0;
 }
 
+/* The series for label_values of a counter or gauge family that v (an
+ * increment or a value) may apply to; HUB_EINVAL otherwise. */
+static int metrics__scalar_series(hub_metric_family_t *family, const char *const label_values[],
+                                  double v, hub_metric_series_t **s)
+{
+    if (!family || isnan(v) || family->type == HUB__HISTOGRAM ||
+        (family->type == HUB__COUNTER && v < 0))
+        return HUB_EINVAL;
+    return metrics__family_get_series(family, label_values, s);
+}
+
 int hub_metric_inc(hub_metric_family_t *family, const char *const label_values[], double delta)
 {
     hub_metric_series_t *s;
-    if (!family || isnan(delta) || family->type == HUB__HISTOGRAM ||
-        (family->type == HUB__COUNTER && delta < 0))
-        return HUB_EINVAL;
-    int rc = metrics__family_get_series(family, label_values, &s);
+    int rc = metrics__scalar_series(family, label_values, delta, &s);
     return rc ? rc : hub_series_inc(s, delta);
 }
 
 int hub_metric_set(hub_metric_family_t *family, const char *const label_values[], double value)
 {
     hub_metric_series_t *s;
-    if (!family || isnan(value) || family->type == HUB__HISTOGRAM ||
-        (family->type == HUB__COUNTER && value < 0))
-        return HUB_EINVAL;
-    int rc = metrics__family_get_series(family, label_values, &s);
+    int rc = metrics__scalar_series(family, label_values, value, &s);
     return rc ? rc : hub_series_set(s, value);
 }
 

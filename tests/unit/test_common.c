@@ -401,6 +401,16 @@ START_TEST(frames_and_envelopes)
         ck_assert(rc == 0 || rc == HUB_EPARSE || rc == HUB_EINVAL);
         hub_frame_free(&f);
     }
+    /* The message id read without decoding: whole, cut short, not protobuf. */
+    char peeked[HUB_UUID_LEN + 1];
+    hub_envelope_peek_id(buf, len, peeked);
+    ck_assert_str_eq(peeked, id);
+    for (size_t n = 0; n < len; n++) {
+        hub_envelope_peek_id(buf, n, peeked);
+        ck_assert(n < 38 ? !peeked[0] : !strcmp(peeked, id));
+    }
+    hub_envelope_peek_id((const uint8_t *)"\x0a\xff\xff\xff", 4, peeked);
+    ck_assert_str_eq(peeked, "");
     /* A frame with no body is refused. */
     hub_frame_t empty = LTH__V1__FRAME__INIT;
     uint8_t *ebuf;

@@ -60,6 +60,17 @@ void hub_map_destroy(hub_map_t **self_p)
     *self_p = NULL;
 }
 
+void hub_map_destroy_all(hub_map_t **self_p, void (*free_value)(void *value))
+{
+    if (!self_p || !*self_p)
+        return;
+    hub_map_t *self = *self_p;
+    for (size_t i = 0; i < self->cap; i++)
+        if (self->slots[i].key && self->slots[i].key != HUB__TOMBSTONE)
+            free_value(self->slots[i].value);
+    hub_map_destroy(self_p);
+}
+
 static hub__slot_t *hub__find(const hub_map_t *self, const char *key, uint64_t hash)
 {
     size_t mask = self->cap - 1;

@@ -296,13 +296,7 @@ void hub_alarms_destroy(hub_alarms_t **self_p)
         return;
     hub_alarms_t *self = *self_p;
     *self_p = NULL;
-    if (self->refusals) {
-        size_t cursor = 0;
-        void *v;
-        while (hub_map_next(self->refusals, &cursor, NULL, &v))
-            free(v);
-        hub_map_destroy(&self->refusals);
-    }
+    hub_map_destroy_all(&self->refusals, free);
     free(self->active);
     free(self->next);
     free(self->ended);

@@ -165,18 +165,11 @@ static int policy__bucket_add(hub_map_t *map, const char *key, policy__rule_t *r
     return 0;
 }
 
-static void policy__map_free_buckets(hub_map_t **map_p)
+static void policy__bucket_free(void *value)
 {
-    if (!*map_p)
-        return;
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(*map_p, &cursor, NULL, &value)) {
-        policy__bucket_t *b = value;
-        free(b->rules);
-        free(b);
-    }
-    hub_map_destroy(map_p);
+    policy__bucket_t *b = value;
+    free(b->rules);
+    free(b);
 }
 
 void hub_policy_destroy(hub_policy_t **self_p)
@@ -184,15 +177,9 @@ void hub_policy_destroy(hub_policy_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_policy_t *self = *self_p;
-    policy__map_free_buckets(&self->by_pair);
-    policy__map_free_buckets(&self->by_consumer);
-    if (self->limits) {
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(self->limits, &cursor, NULL, &value))
-            free(value);
-        hub_map_destroy(&self->limits);
-    }
+    hub_map_destroy_all(&self->by_pair, policy__bucket_free);
+    hub_map_destroy_all(&self->by_consumer, policy__bucket_free);
+    hub_map_destroy_all(&self->limits, free);
     for (size_t i = 0; i < self->count; i++)
         free(self->rules[i]);
     free(self->rules);

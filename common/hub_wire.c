@@ -281,25 +281,20 @@ const char *hub_nack_code_name(int code)
     return v ? v->name + 5 : "UNKNOWN";
 }
 
-/* A base-128 varint at *p (moved past it); false when cut short or too long. */
+/* hub__wire_varint at *p, moving *p past it; false when cut short or too
+ * long. */
 static bool wire__varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    *v = 0;
-    for (int shift = 0;; shift += 7) {
-        if (*p >= end || shift > 63)
-            return false;
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
-    }
+    size_t k = hub__wire_varint(*p, (size_t)(end - *p), v);
+    *p += k;
+    return k != 0;
 }
 
 bool hub_pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field, const uint8_t **value,
                  size_t *value_len)
 {
     uint64_t key, len = 0;
-    if (!wire__varint(p, end, &key))
+    if (!*p || *p >= end || !wire__varint(p, end, &key))
         return false;
     *field = (uint32_t)(key >> 3);
     *value = NULL;

@@ -5,6 +5,7 @@
  *     hub_buf_t b = {0};
  *     hub_buf_puts(&b, "a");
  *     hub_buf_put(&b, p, n);
+ *     hub_buf_printf(&b, "%d", 42);
  *     if (b.error) { hub_buf_free(&b); return b_error; }   // HUB_ENOMEM
  *
  * data is NUL-terminated once anything (even "") is written, and NULL
@@ -18,7 +19,9 @@
 
 #include "hub_error.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +32,8 @@ typedef struct {
     int error;  /* 0, or the first error (HUB_ENOMEM): sticky */
 } hub_buf_t;
 
-/* Appends n bytes from p; 0 or the buffer's error. */
-static inline int hub_buf_put(hub_buf_t *b, const void *p, size_t n)
+/* Room for n more bytes and a NUL; 0 or the buffer's error. */
+static inline int hub_buf_reserve(hub_buf_t *b, size_t n)
 {
     if (b->error)
         return b->error;
@@ -50,10 +53,42 @@ static inline int hub_buf_put(hub_buf_t *b, const void *p, size_t n)
         b->data = data;
         b->cap = cap;
     }
+    return 0;
+}
+
+/* Appends n bytes from p; 0 or the buffer's error. */
+static inline int hub_buf_put(hub_buf_t *b, const void *p, size_t n)
+{
+    int rc = hub_buf_reserve(b, n);
+    if (rc != 0)
+        return rc;
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
+    return 0;
+}
+
+/* Appends printf-style; 0, HUB_EINVAL (the format failed: nothing is
+ * written, and the buffer stays usable) or the buffer's error. */
+static inline int hub_buf_printf(hub_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline int hub_buf_printf(hub_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return HUB_EINVAL;
+    int rc = hub_buf_reserve(b, (size_t)n);
+    if (rc != 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt,
+              ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+    va_end(ap);
+    b->len += (size_t)n;
     return 0;
 }
 

@@ -49,12 +49,21 @@ hub_map_t *hub_map_new(void)
 
 void hub_map_destroy(hub_map_t **self_p)
 {
+    hub_map_destroy_all(self_p, NULL);
+}
+
+void hub_map_destroy_all(hub_map_t **self_p, void (*free_value)(void *value))
+{
     if (!self_p || !*self_p)
         return;
     hub_map_t *self = *self_p;
-    for (size_t i = 0; i < self->cap; i++)
-        if (self->slots[i].key && self->slots[i].key != HUB__TOMBSTONE)
-            free(self->slots[i].key);
+    for (size_t i = 0; i < self->cap; i++) {
+        if (!self->slots[i].key || self->slots[i].key == HUB__TOMBSTONE)
+            continue;
+        if (free_value)
+            free_value(self->slots[i].value);
+        free(self->slots[i].key);
+    }
     free(self->slots);
     free(self);
     *self_p = NULL;

@@ -14,6 +14,9 @@ typedef struct hub_map hub_map_t;
 
 hub_map_t *hub_map_new(void);
 void hub_map_destroy(hub_map_t **self_p);
+/* hub_map_destroy after free_value() on every value (NULL: none), for
+ * maps that own what they hold. */
+void hub_map_destroy_all(hub_map_t **self_p, void (*free_value)(void *value));
 /* Inserts or replaces; returns 0 or HUB_ENOMEM. */
 int hub_map_put(hub_map_t *self, const char *key, void *value);
 void *hub_map_get(const hub_map_t *self, const char *key);

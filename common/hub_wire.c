@@ -281,55 +281,61 @@ const char *hub_nack_code_name(int code)
     return v ? v->name + 5 : "UNKNOWN";
 }
 
+/* hub__wire_varint at *p, moving *p past it; false when cut short or too
+ * long. */
+static bool wire__varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    size_t k = hub__wire_varint(*p, (size_t)(end - *p), v);
+    *p += k;
+    return k != 0;
+}
+
+bool hub_pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field, const uint8_t **value,
+                 size_t *value_len)
+{
+    uint64_t key, len = 0;
+    if (!*p || *p >= end || !wire__varint(p, end, &key))
+        return false;
+    *field = (uint32_t)(key >> 3);
+    *value = NULL;
+    *value_len = 0;
+    switch (key & 7) {
+    case 0: /* varint */
+        while (*p < end && (*(*p)++ & 0x80))
+            ;
+        return true;
+    case 1: len = 8; break;
+    case 5: len = 4; break;
+    case 2:
+        if (!wire__varint(p, end, &len))
+            return false;
+        *value = *p;
+        *value_len = (size_t)len;
+        break;
+    default: return false;
+    }
+    if (len > (uint64_t)(end - *p))
+        return false;
+    *p += len;
+    return true;
+}
+
 void hub_envelope_peek_id(const uint8_t *data, size_t len, char *out)
 {
     out[0] = '\0';
-    size_t i = 0;
-    while (i < len) {
-        uint64_t key = 0;
-        for (int shift = 0; i < len && shift < 64; shift += 7) {
-            uint8_t b = data[i++];
-            key |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                break;
-        }
-        unsigned wire = (unsigned)(key & 7u);
-        uint64_t field = key >> 3;
-        uint64_t n = 0;
-        switch (wire) {
-        case 0: /* varint */
-            while (i < len && (data[i++] & 0x80))
-                ;
+    const uint8_t *p = data, *end = data ? data + len : NULL, *value;
+    uint32_t field;
+    size_t n;
+    while (hub_pb_next(&p, end, &field, &value, &n)) {
+        if (field != 1 || !value)
             continue;
-        case 1:
-            i += 8;
-            continue;
-        case 5:
-            i += 4;
-            continue;
-        case 2:
-            for (int shift = 0; i < len && shift < 64; shift += 7) {
-                uint8_t b = data[i++];
-                n |= (uint64_t)(b & 0x7f) << shift;
-                if (!(b & 0x80))
-                    break;
-            }
-            if (n > len - i)
-                return;
-            if (field == 1) {
-                char id[HUB_UUID_LEN + 1];
-                if (n != HUB_UUID_LEN)
-                    return;
-                memcpy(id, data + i, n);
-                id[n] = '\0';
-                if (hub_uuid_valid(id))
-                    memcpy(out, id, sizeof id);
-                return;
-            }
-            i += (size_t)n;
-            continue;
-        default:
+        char id[HUB_UUID_LEN + 1];
+        if (n != HUB_UUID_LEN)
             return;
-        }
+        memcpy(id, value, n);
+        id[n] = '\0';
+        if (hub_uuid_valid(id))
+            memcpy(out, id, sizeof id);
+        return;
     }
 }

@@ -65,6 +65,13 @@ int hub_envelope_check(const hub_envelope_t *env, const char **problem);
  * is not a UUID. For refusing an envelope cheaply (a flood). */
 void hub_envelope_peek_id(const uint8_t *data, size_t len, char *out);
 
+/* One field of a protobuf message's top level, walked without decoding,
+ * from *p (moved past it) to end: its number, and for a length-delimited
+ * field its bytes in *value and *value_len (NULL and 0 for the others).
+ * False at the end or on bytes that are not protobuf. */
+bool hub_pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field, const uint8_t **value,
+                 size_t *value_len);
+
 /* Checks that the encoded envelope `data` is unambiguous: every field of
  * lth.v1.Envelope that is not `repeated` appears at most once, at the top
  * level and inside batch_proof (a non-repeated message field encoded twice

@@ -2,6 +2,7 @@
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_map.h"
+#include "hub_vec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -295,13 +296,7 @@ void hub_alarms_destroy(hub_alarms_t **self_p)
         return;
     hub_alarms_t *self = *self_p;
     *self_p = NULL;
-    if (self->refusals) {
-        size_t cursor = 0;
-        void *v;
-        while (hub_map_next(self->refusals, &cursor, NULL, &v))
-            free(v);
-        hub_map_destroy(&self->refusals);
-    }
+    hub_map_destroy_all(&self->refusals, free);
     free(self->active);
     free(self->next);
     free(self->ended);
@@ -326,14 +321,8 @@ static void alarms__log(const char *what, const hub_alarm_t *a, bool warn)
 
 static void alarms__ended_push(hub_alarms_t *self, const hub_alarm_t *a)
 {
-    if (self->n_ended == self->ended_cap) {
-        size_t cap = self->ended_cap ? self->ended_cap * 2 : 16;
-        hub_alarm_t *grown = realloc(self->ended, cap * sizeof *grown);
-        if (!grown)
-            return; /* only a metric series stays at 1 until it is raised again */
-        self->ended = grown;
-        self->ended_cap = cap;
-    }
+    if (HUB_VEC_RESERVE(self->ended, self->n_ended, self->ended_cap, 16) != 0)
+        return; /* only a metric series stays at 1 until it is raised again */
     self->ended[self->n_ended++] = *a;
 }
 

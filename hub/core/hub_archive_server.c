@@ -76,6 +76,21 @@ void archive_server__maintain_start(hub_server_t *self)
 
 /* ---- the commit worker's side ------------------------------------------------ */
 
+/* Archives e; the last error of the call stays in *rc. */
+static void archive_server__put(hub_archive_t *archive, const hub_archive_entry_t *e, int *rc)
+{
+    int r = hub_archive_put(archive, e);
+    if (r != 0)
+        *rc = r;
+}
+
+/* Flushes what n puts added (none: nothing to do); rc, or the flush's error. */
+static int archive_server__flush(hub_archive_t *archive, size_t n, int rc)
+{
+    int r = n > 0 ? hub_archive_flush(archive) : 0;
+    return r != 0 ? r : rc;
+}
+
 int archive_server__commit(hub_archive_t *archive, const core__commit_t *job)
 {
     if (!archive || job->append_rc != 0)
@@ -96,17 +111,10 @@ int archive_server__commit(hub_archive_t *archive, const core__commit_t *job)
             .envelope = p->bytes,
             .envelope_len = p->msg.envelope_len,
         };
-        int r = hub_archive_put(archive, &e);
-        if (r != 0)
-            rc = r;
+        archive_server__put(archive, &e, &rc);
         n++;
     }
-    if (n > 0) {
-        int r = hub_archive_flush(archive);
-        if (r != 0)
-            rc = r;
-    }
-    return rc;
+    return archive_server__flush(archive, n, rc);
 }
 
 int archive_server__online(hub_archive_t *archive, const core__auditq_t *q, size_t n)
@@ -129,15 +137,8 @@ int archive_server__online(hub_archive_t *archive, const core__auditq_t *q, size
             .envelope = q[i].ev.bytes,
             .envelope_len = q[i].ev.len,
         };
-        int r = hub_archive_put(archive, &e);
-        if (r != 0)
-            rc = r;
+        archive_server__put(archive, &e, &rc);
         put++;
     }
-    if (put > 0) {
-        int r = hub_archive_flush(archive);
-        if (r != 0)
-            rc = r;
-    }
-    return rc;
+    return archive_server__flush(archive, put, rc);
 }

@@ -7,6 +7,7 @@
 #include "hub_error.h"
 #include "hub_numfiles.h"
 #include "hub_sha256.h"
+#include "hub_utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,46 +153,13 @@ static void audit_record__sb_hex(audit_record__sb_t *b, const uint8_t *bytes, si
     audit_record__sb_lit(b, "\"");
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 when s starts an ill-formed one. */
-static size_t audit_record__utf8_len(const uint8_t *s, size_t avail)
-{
-    uint8_t c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint8_t lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else
-        return 0;
-    if (avail < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* The text as the log keeps it: ill-formed bytes become U+FFFD (3 bytes);
  * this is the length of that form, before JSON escaping. */
 static size_t audit_record__clean_len(const uint8_t *s, size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = audit_record__utf8_len(s + i, n - i);
+        size_t k = hub_utf8_len(s + i, n - i);
         total += k ? k : 3;
         i += k ? k : 1;
     }
@@ -221,7 +189,7 @@ static void audit_record__sb_json(audit_record__sb_t *b, const char *text, size_
     audit_record__sb_lit(b, "\"");
     size_t used = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = audit_record__utf8_len(s + i, n - i);
+        size_t k = hub_utf8_len(s + i, n - i);
         size_t clean = k ? k : 3;
         if (used + clean > budget)
             break;

@@ -7,6 +7,7 @@
 #include "hub_numfiles.h"
 #include "hub_sha256.h"
 #include "hub_tsa.h"
+#include "hub_vec.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -341,14 +342,8 @@ static int audit_verify__line(audit_verify__verifier_t *v, const char *file, uin
         memcpy(v->last_checkpoint, hash, 32);
         v->last_checkpoint_seq = r->seq;
         v->report->checkpoints++;
-        if (v->n_cps == v->cap_cps) {
-            size_t cap = v->cap_cps ? v->cap_cps * 2 : 64;
-            audit_verify__cp_seen_t *grown = realloc(v->cps, cap * sizeof *grown);
-            if (!grown)
-                return audit_verify__vfail(v, HUB_ENOMEM, file, lineno, r->seq, "out of memory");
-            v->cps = grown;
-            v->cap_cps = cap;
-        }
+        if (HUB_VEC_RESERVE(v->cps, v->n_cps, v->cap_cps, 64) != 0)
+            return audit_verify__vfail(v, HUB_ENOMEM, file, lineno, r->seq, "out of memory");
         v->cps[v->n_cps].seq = r->seq;
         memcpy(v->cps[v->n_cps++].hash, hash, 32);
         if (v->rotation_seq) { /* this checkpoint, by the old key, seals the rotation */

@@ -4,6 +4,7 @@
 #include "hub_cert_internal.h"
 #include "hub_error.h"
 #include "hub_id.h"
+#include "hub_vec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -160,14 +161,8 @@ typedef struct {
 
 static int ca__index_add(ca__index_t *ix, const ca__index_entry_t *e)
 {
-    if (ix->count == ix->cap) {
-        size_t ncap = ix->cap ? ix->cap * 2 : 32;
-        ca__index_entry_t *grown = realloc(ix->entries, ncap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        ix->entries = grown;
-        ix->cap = ncap;
-    }
+    if (HUB_VEC_RESERVE(ix->entries, ix->count, ix->cap, 32) != 0)
+        return HUB_ENOMEM;
     ix->entries[ix->count++] = *e;
     return 0;
 }

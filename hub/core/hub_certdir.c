@@ -6,6 +6,7 @@
 #include "hub_error.h"
 #include "hub_fsguard.h"
 #include "hub_map.h"
+#include "hub_vec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -123,16 +124,8 @@ int hub_certdir_load(const char *ca_cert_path, const char *crl_path, const char 
         size_t len = strlen(de->d_name);
         if (len <= 4 || strcmp(de->d_name + len - 4, ".crt") != 0)
             continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **grown = realloc(names, ncap * sizeof *grown);
-            if (!grown) {
-                rc = HUB_ENOMEM;
-                break;
-            }
-            names = grown;
-            cap = ncap;
-        }
+        if ((rc = HUB_VEC_RESERVE(names, n, cap, 32)) != 0)
+            break;
         if (!(names[n] = strdup(de->d_name)))
             rc = HUB_ENOMEM;
         else

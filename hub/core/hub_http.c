@@ -112,8 +112,8 @@ typedef struct {
     bool started;                /* the access handler has seen it */
     bool answered;               /* the handler (or an error) queued a response */
     int early_status;            /* refused at its header: answer this once the body is in */
-    hub_http__hbuf_t uri;             /* the request target, as sent */
-    hub_http__hbuf_t body;
+    hub_buf_t uri;               /* the request target, as sent */
+    hub_buf_t body;
 } http__req_t;
 
 struct hub_http_server {
@@ -468,7 +468,7 @@ static void *http__on_uri(void *cls, const char *uri, struct MHD_Connection *mhd
     (void)cls;
     http__conn_t *conn = http__conn_of(mhd);
     http__req_t *r = calloc(1, sizeof *r);
-    if (!r || hub_http__hbuf_append(&r->uri, uri, strlen(uri)) != 0) {
+    if (!r || hub_buf_put(&r->uri, uri, strlen(uri)) != 0) {
         free(r);
         return NULL; /* the access handler then refuses the request */
     }
@@ -504,8 +504,8 @@ static void http__on_completed(void *cls, struct MHD_Connection *mhd, void **req
             http__conn_arm(conn, HUB__TIMER_IDLE, server->cfg.idle_timeout_ms);
     }
     if (r) {
-        hub_http__hbuf_free(&r->uri);
-        hub_http__hbuf_free(&r->body);
+        hub_buf_free(&r->uri);
+        hub_buf_free(&r->body);
         free(r);
     }
 }
@@ -729,7 +729,7 @@ static enum MHD_Result http__dispatch(hub_http_server_t *server, http__req_t *r,
     bool http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
     bool keep_alive = http10 ? http__connection_has(connection, "keep-alive")
                              : !http__connection_has(connection, "close");
-    if (hub_http__hbuf_append(&r->body, "", 0) != 0) /* so that body is never NULL */
+    if (hub_buf_put(&r->body, "", 0) != 0) /* so that body is never NULL */
         return MHD_NO;
     hub_http_request_t req = {
         .method = method,
@@ -789,7 +789,7 @@ static enum MHD_Result http__on_request(void *cls, struct MHD_Connection *mhd, c
         if (!r->early_status) {
             if (r->body.len + *upload_data_size > server->cfg.max_body_bytes)
                 return http__queue_error(r, mhd, 413); /* Content-Length said otherwise */
-            if (hub_http__hbuf_append(&r->body, upload_data, *upload_data_size) != 0)
+            if (hub_buf_put(&r->body, upload_data, *upload_data_size) != 0)
                 return MHD_NO;
         }
         *upload_data_size = 0;

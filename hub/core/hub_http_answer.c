@@ -14,63 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- small buffers ---------------------------------------------------- */
-
-static int http_answer__hbuf_reserve(hub_http__hbuf_t *b, size_t extra)
-{
-    if (extra > SIZE_MAX - b->len - 1)
-        return HUB_ENOMEM;
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *data = realloc(b->data, cap);
-    if (!data)
-        return HUB_ENOMEM;
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-int hub_http__hbuf_append(hub_http__hbuf_t *b, const char *p, size_t n)
-{
-    int rc = http_answer__hbuf_reserve(b, n);
-    if (rc)
-        return rc;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-int hub_http__hbuf_printf(hub_http__hbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return HUB_EINVAL;
-    int rc = http_answer__hbuf_reserve(b, (size_t)n);
-    if (rc)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
-
-void hub_http__hbuf_free(hub_http__hbuf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
 static bool http_answer__header_text_ok(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -86,7 +29,7 @@ void hub_http__response_free(hub_http_response_t *resp)
 {
     free(resp->content_type);
     free(resp->body);
-    hub_http__hbuf_free(&resp->extra);
+    hub_buf_free(&resp->extra);
     memset(resp, 0, sizeof *resp);
 }
 
@@ -149,8 +92,8 @@ int hub_http_respond_json_error(hub_http_response_t *resp, int status, const cha
 {
     if (!resp || !message)
         return HUB_EINVAL;
-    hub_http__hbuf_t json = {0};
-    int rc = hub_http__hbuf_append(&json, "{\"error\":\"", 10);
+    hub_buf_t json = {0};
+    int rc = hub_buf_put(&json, "{\"error\":\"", 10);
     const unsigned char *p = (const unsigned char *)message;
     size_t left = strlen(message);
     while (!rc && left > 0) {
@@ -158,30 +101,30 @@ int hub_http_respond_json_error(hub_http_response_t *resp, int status, const cha
         size_t step = 1;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            rc = hub_http__hbuf_append(&json, esc, 2);
+            rc = hub_buf_put(&json, esc, 2);
         } else if (c == '\n') {
-            rc = hub_http__hbuf_append(&json, "\\n", 2);
+            rc = hub_buf_put(&json, "\\n", 2);
         } else if (c == '\r') {
-            rc = hub_http__hbuf_append(&json, "\\r", 2);
+            rc = hub_buf_put(&json, "\\r", 2);
         } else if (c == '\t') {
-            rc = hub_http__hbuf_append(&json, "\\t", 2);
+            rc = hub_buf_put(&json, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
-            rc = hub_http__hbuf_printf(&json, "\\u%04x", c);
+            rc = hub_buf_printf(&json, "\\u%04x", c);
         } else if ((step = http_answer__utf8_len(p, left)) == 0) {
             /* Invalid UTF-8 would make the document invalid JSON. */
             step = 1;
-            rc = hub_http__hbuf_append(&json, "\\ufffd", 6);
+            rc = hub_buf_put(&json, "\\ufffd", 6);
         } else {
-            rc = hub_http__hbuf_append(&json, (const char *)p, step);
+            rc = hub_buf_put(&json, (const char *)p, step);
         }
         p += step;
         left -= step;
     }
     if (!rc)
-        rc = hub_http__hbuf_append(&json, "\"}", 2);
+        rc = hub_buf_put(&json, "\"}", 2);
     if (!rc)
         rc = hub_http_respond(resp, status, "application/json", json.data, json.len);
-    hub_http__hbuf_free(&json);
+    hub_buf_free(&json);
     return rc;
 }
 
@@ -201,7 +144,7 @@ int hub_http_response_header(hub_http_response_t *resp, const char *name, const 
         if (strcasecmp(name, reserved[i]) == 0)
             return HUB_EINVAL;
     }
-    return hub_http__hbuf_printf(&resp->extra, "%s: %s\r\n", name, value);
+    return hub_buf_printf(&resp->extra, "%s: %s\r\n", name, value);
 }
 
 /* ---- query strings and tokens ----------------------------------------- */

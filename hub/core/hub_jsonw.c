@@ -12,56 +12,34 @@ void hub_jsonw_init(hub_jsonw_t *w) { memset(w, 0, sizeof *w); }
 
 void hub_jsonw_free(hub_jsonw_t *w)
 {
-    free(w->data);
+    hub_buf_free(&w->out);
     memset(w, 0, sizeof *w);
 }
 
-static void jsonw__put(hub_jsonw_t *w, const char *p, size_t n)
-{
-    if (w->error)
-        return;
-    if (n > SIZE_MAX / 2 - w->len) {
-        w->error = HUB_ENOMEM;
-        return;
-    }
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
-        while (cap < w->len + n + 1)
-            cap *= 2;
-        char *data = realloc(w->data, cap);
-        if (!data) {
-            w->error = HUB_ENOMEM;
-            return;
-        }
-        w->data = data;
-        w->cap = cap;
-    }
-    memcpy(w->data + w->len, p, n);
-    w->len += n;
-    w->data[w->len] = '\0';
-}
+/* Appends n bytes; after the first error, nothing. */
+static void jsonw__put(hub_jsonw_t *w, const char *p, size_t n) { hub_buf_put(&w->out, p, n); }
 
 /* Before any value: the comma, and the check that objects get keys. */
 static bool jsonw__value_start(hub_jsonw_t *w)
 {
-    if (w->error)
+    if (w->out.error)
         return false;
     if (w->in_object[w->depth] && w->depth > 0) {
         if (!w->key_pending) {
-            w->error = HUB_EINVAL;
+            w->out.error = HUB_EINVAL;
             return false;
         }
         w->key_pending = false;
         return true;
     }
     if (w->depth == 0 && w->has_items[0]) {
-        w->error = HUB_EINVAL; /* one top-level value only */
+        w->out.error = HUB_EINVAL; /* one top-level value only */
         return false;
     }
     if (w->has_items[w->depth])
         jsonw__put(w, ",", 1);
     w->has_items[w->depth] = true;
-    return !w->error;
+    return !w->out.error;
 }
 
 static void jsonw__open(hub_jsonw_t *w, bool object)
@@ -69,7 +47,7 @@ static void jsonw__open(hub_jsonw_t *w, bool object)
     if (!jsonw__value_start(w))
         return;
     if (w->depth >= HUB_JSONW_MAX_DEPTH) {
-        w->error = HUB_EINVAL;
+        w->out.error = HUB_EINVAL;
         return;
     }
     jsonw__put(w, object ? "{" : "[", 1);
@@ -80,10 +58,10 @@ static void jsonw__open(hub_jsonw_t *w, bool object)
 
 static void jsonw__close(hub_jsonw_t *w, bool object)
 {
-    if (w->error)
+    if (w->out.error)
         return;
     if (w->depth == 0 || w->in_object[w->depth] != object || w->key_pending) {
-        w->error = HUB_EINVAL;
+        w->out.error = HUB_EINVAL;
         return;
     }
     w->depth--;
@@ -113,7 +91,7 @@ static void jsonw__put_string(hub_jsonw_t *w, const char *s, size_t len)
     jsonw__put(w, "\"", 1);
     size_t run = 0; /* bytes at p[i - run .. i) to copy as they are */
     size_t i = 0;
-    while (i < len && !w->error) {
+    while (i < len && !w->out.error) {
         unsigned char c = p[i];
         const char *esc = NULL;
         char ubuf[8];
@@ -155,10 +133,10 @@ static void jsonw__put_string(hub_jsonw_t *w, const char *s, size_t len)
 
 void hub_jsonw_key(hub_jsonw_t *w, const char *key)
 {
-    if (w->error)
+    if (w->out.error)
         return;
     if (w->depth == 0 || !w->in_object[w->depth] || w->key_pending || !key) {
-        w->error = HUB_EINVAL;
+        w->out.error = HUB_EINVAL;
         return;
     }
     if (w->has_items[w->depth])
@@ -183,20 +161,14 @@ void hub_jsonw_str(hub_jsonw_t *w, const char *s) { hub_jsonw_strn(w, s, s ? str
 
 void hub_jsonw_u64(hub_jsonw_t *w, uint64_t v)
 {
-    if (!jsonw__value_start(w))
-        return;
     char buf[24];
-    int n = snprintf(buf, sizeof buf, "%" PRIu64, v);
-    jsonw__put(w, buf, (size_t)n);
+    hub_jsonw_raw(w, buf, (size_t)snprintf(buf, sizeof buf, "%" PRIu64, v));
 }
 
 void hub_jsonw_i64(hub_jsonw_t *w, int64_t v)
 {
-    if (!jsonw__value_start(w))
-        return;
     char buf[24];
-    int n = snprintf(buf, sizeof buf, "%" PRId64, v);
-    jsonw__put(w, buf, (size_t)n);
+    hub_jsonw_raw(w, buf, (size_t)snprintf(buf, sizeof buf, "%" PRId64, v));
 }
 
 void hub_jsonw_double(hub_jsonw_t *w, double v, int decimals)
@@ -274,15 +246,15 @@ int hub_jsonw_finish(hub_jsonw_t *w, char **out, size_t *len)
         return HUB_EINVAL;
     *out = NULL;
     *len = 0;
-    if (!w->error && (w->depth != 0 || w->key_pending || !w->has_items[0]))
-        w->error = HUB_EINVAL;
-    int rc = w->error;
+    if (!w->out.error && (w->depth != 0 || w->key_pending || !w->has_items[0]))
+        w->out.error = HUB_EINVAL;
+    int rc = w->out.error;
     if (rc) {
         hub_jsonw_free(w);
         return rc;
     }
-    *out = w->data;
-    *len = w->len;
+    *out = w->out.data;
+    *len = w->out.len;
     memset(w, 0, sizeof *w);
     return 0;
 }

@@ -31,6 +31,8 @@
 #ifndef HUB_JSONW_H
 #define HUB_JSONW_H
 
+#include "hub_buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,9 +40,7 @@
 #define HUB_JSONW_MAX_DEPTH 32
 
 typedef struct {
-    char *data;
-    size_t len, cap;
-    int error;                                  /* first error, 0 while fine */
+    hub_buf_t out;                              /* the text; out.error: the first error */
     int depth;
     bool in_object[HUB_JSONW_MAX_DEPTH + 1];    /* per level: object (true) or array */
     bool has_items[HUB_JSONW_MAX_DEPTH + 1];    /* per level: a comma goes before the next */

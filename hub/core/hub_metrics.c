@@ -1,6 +1,7 @@
 #include "hub_metrics.h"
 #include "hub_buf.h"
 #include "hub_error.h"
+#include "hub_vec.h"
 
 #include <math.h>
 #include <sodium.h>
@@ -167,14 +168,8 @@ static int metrics__register(hub_metrics_t *reg, metrics__metric_type_t type, co
         if (metrics__names_clash(name, type, reg->families[i]->name, reg->families[i]->type))
             return HUB_EEXIST;
     }
-    if (reg->n_families == reg->cap_families) {
-        size_t cap = reg->cap_families ? reg->cap_families * 2 : 16;
-        hub_metric_family_t **fams = realloc(reg->families, cap * sizeof *fams);
-        if (!fams)
-            return HUB_ENOMEM;
-        reg->families = fams;
-        reg->cap_families = cap;
-    }
+    if (HUB_VEC_RESERVE(reg->families, reg->n_families, reg->cap_families, 16) != 0)
+        return HUB_ENOMEM;
     hub_metric_family_t *f = calloc(1, sizeof *f);
     if (!f)
         return HUB_ENOMEM;
@@ -355,14 +350,8 @@ static int metrics__family_get_series(hub_metric_family_t *f, const char *const 
         for (j = (size_t)hash & (f->n_slots - 1); f->slots[j]; j = (j + 1) & (f->n_slots - 1)) {
         }
     }
-    if (f->n_series == f->cap_series) {
-        size_t cap = f->cap_series ? f->cap_series * 2 : 8;
-        hub_metric_series_t **series = realloc(f->series, cap * sizeof *series);
-        if (!series)
-            return HUB_ENOMEM;
-        f->series = series;
-        f->cap_series = cap;
-    }
+    if (HUB_VEC_RESERVE(f->series, f->n_series, f->cap_series, 8) != 0)
+        return HUB_ENOMEM;
     hub_metric_series_t *s = calloc(1, sizeof *s);
     if (!s)
         return HUB_ENOMEM;
@@ -432,23 +421,28 @@ int hub_series_observe(hub_metric_series_t *s, double value)
     return 0;
 }
 
+/* The series for label_values of a counter or gauge family that v (an
+ * increment or a value) may apply to; HUB_EINVAL otherwise. */
+static int metrics__scalar_series(hub_metric_family_t *family, const char *const label_values[],
+                                  double v, hub_metric_series_t **s)
+{
+    if (!family || isnan(v) || family->type == HUB__HISTOGRAM ||
+        (family->type == HUB__COUNTER && v < 0))
+        return HUB_EINVAL;
+    return metrics__family_get_series(family, label_values, s);
+}
+
 int hub_metric_inc(hub_metric_family_t *family, const char *const label_values[], double delta)
 {
     hub_metric_series_t *s;
-    if (!family || isnan(delta) || family->type == HUB__HISTOGRAM ||
-        (family->type == HUB__COUNTER && delta < 0))
-        return HUB_EINVAL;
-    int rc = metrics__family_get_series(family, label_values, &s);
+    int rc = metrics__scalar_series(family, label_values, delta, &s);
     return rc ? rc : hub_series_inc(s, delta);
 }
 
 int hub_metric_set(hub_metric_family_t *family, const char *const label_values[], double value)
 {
     hub_metric_series_t *s;
-    if (!family || isnan(value) || family->type == HUB__HISTOGRAM ||
-        (family->type == HUB__COUNTER && value < 0))
-        return HUB_EINVAL;
-    int rc = metrics__family_get_series(family, label_values, &s);
+    int rc = metrics__scalar_series(family, label_values, value, &s);
     return rc ? rc : hub_series_set(s, value);
 }
 

@@ -1,6 +1,7 @@
 #include "hub_numfiles.h"
 
 #include "hub_error.h"
+#include "hub_vec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -120,16 +121,8 @@ int hub_numfiles_list(const char *dir, const char *prefix, const char *suffix, h
         hub_numfiles_name(prefix, number, suffix, canonical, sizeof canonical);
         if (strcmp(canonical, name) != 0)
             continue;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            unsigned long *grown = realloc(out->numbers, ncap * sizeof *grown);
-            if (!grown) {
-                rc = HUB_ENOMEM;
-                break;
-            }
-            out->numbers = grown;
-            cap = ncap;
-        }
+        if ((rc = HUB_VEC_RESERVE(out->numbers, out->count, cap, 16)) != 0)
+            break;
         out->numbers[out->count++] = number;
     }
     closedir(d);

@@ -8,6 +8,7 @@
 #include "hub_log.h"
 #include "hub_map.h"
 #include "hub_store.h"
+#include "hub_vec.h"
 #include "hub_wire.h"
 
 #include <arpa/inet.h>
@@ -162,15 +163,9 @@ static void ops__collect_member(const hub_ops_member_t *m, void *user)
     hub_ops__members_t *ms = user;
     if (ms->failed)
         return;
-    if (ms->n == ms->cap) {
-        size_t cap = ms->cap ? ms->cap * 2 : 64;
-        hub_ops__member_copy_t *items = realloc(ms->items, cap * sizeof *items);
-        if (!items) {
-            ms->failed = true;
-            return;
-        }
-        ms->items = items;
-        ms->cap = cap;
+    if (HUB_VEC_RESERVE(ms->items, ms->n, ms->cap, 64) != 0) {
+        ms->failed = true;
+        return;
     }
     hub_ops__member_copy_t *c = &ms->items[ms->n];
     c->id = ops__dup(m->member_id);
@@ -232,15 +227,9 @@ static void ops__collect_queue(const hub_ops_queue_t *q, void *user)
     hub_ops__queues_t *qs = user;
     if (qs->failed)
         return;
-    if (qs->n == qs->cap) {
-        size_t cap = qs->cap ? qs->cap * 2 : 64;
-        hub_ops__queue_copy_t *items = realloc(qs->items, cap * sizeof *items);
-        if (!items) {
-            qs->failed = true;
-            return;
-        }
-        qs->items = items;
-        qs->cap = cap;
+    if (HUB_VEC_RESERVE(qs->items, qs->n, qs->cap, 64) != 0) {
+        qs->failed = true;
+        return;
     }
     hub_ops__queue_copy_t *c = &qs->items[qs->n];
     if (!(c->receiver = ops__dup(q->receiver))) {

@@ -160,7 +160,7 @@ static void ops_dlq__route_dlq_get(hub_ops_t *self, const hub_http_request_t *re
                 hub_jsonw_kv_str(&w, "payload_base64", b64);
                 free(b64);
             } else {
-                w.error = HUB_ENOMEM;
+                w.out.error = HUB_ENOMEM;
             }
         }
     }
@@ -220,6 +220,18 @@ static bool ops_dlq__post_body_ok(const hub_http_request_t *req, hub_http_respon
     return false;
 }
 
+/* A call that changes dead letters (replay, purge): a POST, by an operator
+ * with the token, with no parameters in its body; else answered here. */
+static bool ops_dlq__change_ok(hub_ops_t *self, const hub_http_request_t *req,
+                               hub_http_response_t *resp)
+{
+    if (strcmp(req->method, "POST") != 0) {
+        hub_ops__method_not_allowed(resp, "POST");
+        return false;
+    }
+    return hub_ops__authorised(self, req, resp) && ops_dlq__post_body_ok(req, resp);
+}
+
 void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
                         hub_http_response_t *resp)
 {
@@ -236,11 +248,7 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
     }
     rest++;
     if (!strcmp(rest, "purge")) {
-        if (strcmp(req->method, "POST") != 0) {
-            hub_ops__method_not_allowed(resp, "POST");
-            return;
-        }
-        if (!hub_ops__authorised(self, req, resp) || !ops_dlq__post_body_ok(req, resp))
+        if (!ops_dlq__change_ok(self, req, resp))
             return;
         uint64_t older_than_s;
         int found = hub_ops__param_u64(req, resp, "older_than_s", 0, 100ull * 365 * 86400, 0,
@@ -295,11 +303,7 @@ void hub_ops__route_dlq(hub_ops_t *self, const hub_http_request_t *req,
         hub_ops__error(resp, 404, "no such path; dead letters have /replay and /purge");
         return;
     }
-    if (strcmp(req->method, "POST") != 0) {
-        hub_ops__method_not_allowed(resp, "POST");
-        return;
-    }
-    if (!hub_ops__authorised(self, req, resp) || !ops_dlq__post_body_ok(req, resp))
+    if (!ops_dlq__change_ok(self, req, resp))
         return;
     int rc;
     if (replay)

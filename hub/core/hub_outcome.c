@@ -15,50 +15,6 @@
 /* ------------------------------------------------------------------------ */
 /* Evidence: what a record says of an envelope                               */
 
-/* One field of a protobuf message's top level, walked without decoding:
- * returns false at the end or on bytes that are not protobuf. */
-static bool outcome__pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field,
-                             const uint8_t **value, size_t *value_len)
-{
-    uint64_t key = 0, len = 0;
-    for (int shift = 0;; shift += 7) {
-        if (*p >= end || shift > 63)
-            return false;
-        uint8_t b = *(*p)++;
-        key |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            break;
-    }
-    *field = (uint32_t)(key >> 3);
-    *value = NULL;
-    *value_len = 0;
-    switch (key & 7) {
-    case 0: /* varint */
-        while (*p < end && (*(*p)++ & 0x80))
-            ;
-        return true;
-    case 1: len = 8; break;
-    case 5: len = 4; break;
-    case 2:
-        for (int shift = 0;; shift += 7) {
-            if (*p >= end || shift > 63)
-                return false;
-            uint8_t b = *(*p)++;
-            len |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                break;
-        }
-        *value = *p;
-        *value_len = (size_t)len;
-        break;
-    default: return false;
-    }
-    if (len > (uint64_t)(end - *p))
-        return false;
-    *p += len;
-    return true;
-}
-
 /* The dossier code of the known dossier services' payloads (proto/domain.proto):
  * CitizenLookupRequest.dossier_code (5) of citizen.lookup/v1, and
  * Dossier.dossier_code / DossierStatusChange.dossier_code (1) of
@@ -91,7 +47,7 @@ static void outcome__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_
     const uint8_t *value;
     size_t value_len;
     /* The last occurrence wins, as protobuf decoders do. */
-    while (p && p < end && outcome__pb_next(&p, end, &field, &value, &value_len))
+    while (p && p < end && hub_pb_next(&p, end, &field, &value, &value_len))
         if (field == want && value) {
             found = value;
             found_len = value_len;

@@ -3,6 +3,7 @@
 #include "hub_fsguard.h"
 #include "hub_id.h"
 #include "hub_map.h"
+#include "hub_vec.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -158,30 +159,17 @@ static int policy__bucket_add(hub_map_t *map, const char *key, policy__rule_t *r
             return HUB_ENOMEM;
         }
     }
-    if (b->count == b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 2;
-        policy__rule_t **grown = realloc(b->rules, ncap * sizeof *grown);
-        if (!grown)
-            return HUB_ENOMEM;
-        b->rules = grown;
-        b->cap = ncap;
-    }
+    if (HUB_VEC_RESERVE(b->rules, b->count, b->cap, 2) != 0)
+        return HUB_ENOMEM;
     b->rules[b->count++] = rule;
     return 0;
 }
 
-static void policy__map_free_buckets(hub_map_t **map_p)
+static void policy__bucket_free(void *value)
 {
-    if (!*map_p)
-        return;
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(*map_p, &cursor, NULL, &value)) {
-        policy__bucket_t *b = value;
-        free(b->rules);
-        free(b);
-    }
-    hub_map_destroy(map_p);
+    policy__bucket_t *b = value;
+    free(b->rules);
+    free(b);
 }
 
 void hub_policy_destroy(hub_policy_t **self_p)
@@ -189,15 +177,9 @@ void hub_policy_destroy(hub_policy_t **self_p)
     if (!self_p || !*self_p)
         return;
     hub_policy_t *self = *self_p;
-    policy__map_free_buckets(&self->by_pair);
-    policy__map_free_buckets(&self->by_consumer);
-    if (self->limits) {
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(self->limits, &cursor, NULL, &value))
-            free(value);
-        hub_map_destroy(&self->limits);
-    }
+    hub_map_destroy_all(&self->by_pair, policy__bucket_free);
+    hub_map_destroy_all(&self->by_consumer, policy__bucket_free);
+    hub_map_destroy_all(&self->limits, free);
     for (size_t i = 0; i < self->count; i++)
         free(self->rules[i]);
     free(self->rules);
@@ -475,15 +457,9 @@ static int policy__parse_allow(policy__parser_t *ps, hub_policy_t *self, policy_
                                  .purpose = dst[5]};
     r->cover = cover;
     r->service_name_len = name_len;
-    if (self->count == self->cap) {
-        size_t ncap = self->cap ? self->cap * 2 : 16;
-        policy__rule_t **grown = realloc(self->rules, ncap * sizeof *grown);
-        if (!grown) {
-            free(r);
-            return HUB_ENOMEM;
-        }
-        self->rules = grown;
-        self->cap = ncap;
+    if (HUB_VEC_RESERVE(self->rules, self->count, self->cap, 16) != 0) {
+        free(r);
+        return HUB_ENOMEM;
     }
     self->rules[self->count++] = r;
     char pair[HUB__PAIR_KEY_MAX];

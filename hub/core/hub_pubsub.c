@@ -117,6 +117,20 @@ static void pubsub__derive_id(const char *message_id, const char *subscriber,
              h[15]);
 }
 
+/* An envelope the hub itself takes (a metaservice request, a publication
+ * it keeps for nobody): ACKed, and recorded as accepted by the hub with why. */
+static void pubsub__accepted_by_hub(hub_server_t *self, const hub_envelope_t *env,
+                                    const uint8_t *bytes, size_t len, core__receipts_t *receipts,
+                                    const char *why)
+{
+    send__receipt_ack(receipts, env->message_id, 0);
+    core__evidence_t ev;
+    if (self->audit)
+        outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
+    outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL, why,
+                      false);
+}
+
 /* An EVENT addressed to the hub itself is a publication: one copy per
  * subscriber of PUBLISHER/SERVICE, each durable in its own queue. */
 void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envelope_t *env,
@@ -147,12 +161,7 @@ void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envel
                                      "(publications), not replies");
             return;
         }
-        send__receipt_ack(receipts, env->message_id, 0);
-        core__evidence_t ev;
-        if (self->audit)
-            outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
-        outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
-                          "answered by the hub", false);
+        pubsub__accepted_by_hub(self, env, bytes, len, receipts, "answered by the hub");
         meta__reply_from_hub(self, sender, env, json, json_len);
         free(json);
         return;
@@ -188,13 +197,9 @@ void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envel
                      !trust__forbidden(self, m->id, env->sender, env->service, &d))
                 cluster__forward(self, m->id, bytes, len);
         }
-        send__receipt_ack(receipts, env->message_id, 0);
-        core__evidence_t ev;
-        if (self->audit)
-            outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
-        outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
-                          l && l->n ? "publication online-only" : "publication, no subscriber",
-                          false);
+        pubsub__accepted_by_hub(self, env, bytes, len, receipts,
+                                l && l->n ? "publication online-only"
+                                          : "publication, no subscriber");
         return;
     }
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
@@ -246,11 +251,7 @@ void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envel
     }
     if (first) {
         /* No subscriber may receive it now. */
-        send__receipt_ack(receipts, env->message_id, 0);
-        core__evidence_t ev;
-        if (self->audit)
-            outcome__evidence_later(self, env, bytes, len, NULL, NULL, &ev);
-        outcome__accepted(self, env, self->own_key.member_id, len, self->audit ? &ev : NULL,
-                          "publication, no subscriber allowed", false);
+        pubsub__accepted_by_hub(self, env, bytes, len, receipts,
+                                "publication, no subscriber allowed");
     }
 }

@@ -1050,6 +1050,19 @@ int hub_server_run(hub_server_t *self)
     return 0;
 }
 
+/* The members map's and the subscriptions map's values, for
+ * hub_map_destroy_all. */
+static void server__member_free(void *value)
+{
+    members__member_free(value);
+}
+
+static void server__sublist_free(void *value)
+{
+    free(((core__sublist_t *)value)->members);
+    free(value);
+}
+
 void hub_server_destroy(hub_server_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -1103,32 +1116,12 @@ void hub_server_destroy(hub_server_t **self_p)
     free(self->turn_rcpt);
     hub_arena_destroy(&self->turn_arena);
     /* Members last: queued audit records point at their ids. */
-    if (self->members) {
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(self->members, &cursor, NULL, &value))
-            members__member_free(value);
-        hub_map_destroy(&self->members);
-    }
-    if (self->subs) {
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(self->subs, &cursor, NULL, &value)) {
-            free(((core__sublist_t *)value)->members);
-            free(value);
-        }
-        hub_map_destroy(&self->subs);
-    }
+    hub_map_destroy_all(&self->members, server__member_free);
+    hub_map_destroy_all(&self->subs, server__sublist_free);
     admit__requests_destroy(&self->requests);
     hub_map_destroy(&self->cert_not_after);
-    if (self->interned) {
-        /* After the audit queue: its records point at these texts. */
-        size_t cursor = 0;
-        void *value;
-        while (hub_map_next(self->interned, &cursor, NULL, &value))
-            free(value);
-        hub_map_destroy(&self->interned);
-    }
+    /* After the audit queue: its records point at these texts. */
+    hub_map_destroy_all(&self->interned, free);
     hub_flows_destroy(&self->flows);
     hub_metrics_destroy(&self->metrics);
     free(self->readbuf);

@@ -145,17 +145,15 @@ int store_batch__txn_finish(hub_store_t *self, MDB_txn *txn, int rc)
  * *found are set on every path, errors included. */
 int store_batch__get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found)
 {
-    *found = false;
     *out = 0;
     MDB_val v;
-    int rc = mdb_get(txn, dbi, key, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
-    if (v.mv_size != 8)
+    int rc = store_batch__get(txn, dbi, key, &v, found);
+    if (rc != 0 || !*found)
+        return rc;
+    if (v.mv_size != 8) {
+        *found = false;
         return HUB_ESTORE;
-    *found = true;
+    }
     *out = hub_get_le64(v.mv_data);
     return 0;
 }
@@ -168,12 +166,17 @@ int store_batch__put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value
     return store_batch__map_rc(mdb_put(txn, dbi, key, &v, 0));
 }
 
+int store_batch__get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *v, bool *found)
+{
+    int rc = mdb_get(txn, dbi, key, v);
+    *found = rc == 0;
+    return rc == MDB_NOTFOUND ? 0 : store_batch__map_rc(rc);
+}
+
 int store_batch__has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found)
 {
     MDB_val v;
-    int rc = mdb_get(txn, dbi, key, &v);
-    *found = rc == 0;
-    return rc == MDB_NOTFOUND ? 0 : store_batch__map_rc(rc);
+    return store_batch__get(txn, dbi, key, &v, found);
 }
 
 /* Deletes key; a missing key is not an error. */

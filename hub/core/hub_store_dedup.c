@@ -5,6 +5,7 @@
 #include "hub_store_internal.h"
 
 #include "hub_error.h"
+#include "hub_vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,10 @@ int store_dedup__release(hub_store_t *self, MDB_txn *txn, const store__rec_keys_
 {
     uint8_t ib[HUB__IDKEY_MAX];
     MDB_val ik = store__ids_key(ib, k->sender, k->id), v;
-    int rc = mdb_get(txn, self->ids, &ik, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    bool found;
+    int rc = store_batch__get(txn, self->ids, &ik, &v, &found);
+    if (rc != 0 || !found)
+        return rc;
     store_codec__ids_rec_t r;
     if (store_codec__ids_decode(v.mv_data, v.mv_size, &r) != 0)
         return store_batch__del_key(txn, self->ids, &ik); /* unreadable: nothing to keep */
@@ -305,16 +305,8 @@ int store_dedup__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_stor
             }
             if (k.mv_size == 0 || k.mv_size > HUB_STORE_ID_MAX)
                 continue; /* cannot be named: left alone, never loaded */
-            if (n_gone == cap_gone) {
-                size_t cap = cap_gone ? 2 * cap_gone : 64;
-                void *grown = realloc(gone, cap * sizeof *gone);
-                if (!grown) {
-                    rc = HUB_ENOMEM;
-                    break;
-                }
-                gone = grown;
-                cap_gone = cap;
-            }
+            if ((rc = HUB_VEC_RESERVE(gone, n_gone, cap_gone, 64)) != 0)
+                break;
             memcpy(gone[n_gone], k.mv_data, k.mv_size);
             gone[n_gone++][k.mv_size] = '\0';
         }

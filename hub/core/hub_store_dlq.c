@@ -216,12 +216,9 @@ static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found,
 {
     uint8_t sb[HUB__SEQ_KEY];
     MDB_val sk = store__seq_val(sb, seq), v;
-    int rc = mdb_get(txn, self->dead, &sk, &v);
-    *found = rc == 0;
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    int rc = store_batch__get(txn, self->dead, &sk, &v, found);
+    if (rc != 0 || !*found)
+        return rc;
     store_codec__rec_view_t view;
     store__rec_keys_t k;
     int grc = mdb_get(txn, self->msgs, &sk, &v);

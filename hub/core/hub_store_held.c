@@ -21,13 +21,21 @@ static MDB_val held_key(uint8_t buf[HUB__HELD_KEY_MAX], char role, const char *m
 static int held_get(hub_store_t *self, MDB_txn *txn, MDB_val *key, hub_store_held_t *out)
 {
     MDB_val v;
-    int rc = mdb_get(txn, self->held, key, &v);
+    bool found;
     *out = (hub_store_held_t){0, 0};
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    int rc = store_batch__get(txn, self->held, key, &v, &found);
+    if (rc != 0 || !found)
+        return rc;
     return store_codec__held_decode(v.mv_data, v.mv_size, out);
+}
+
+/* held_get for (role, member): 't' and "" for the total. */
+static int held_read(hub_store_t *self, MDB_txn *txn, char role, const char *member,
+                     hub_store_held_t *out)
+{
+    uint8_t kb[HUB__HELD_KEY_MAX];
+    MDB_val k = held_key(kb, role, member);
+    return held_get(self, txn, &k, out);
 }
 
 static int held_put(hub_store_t *self, MDB_txn *txn, MDB_val *key, const hub_store_held_t *h)
@@ -292,14 +300,10 @@ int store_held__lmdb_held(hub_store_t *self, const char *member, hub_store_held_
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
-    uint8_t kb[HUB__HELD_KEY_MAX];
     hub_store_held_t s = {0, 0}, r = {0, 0};
-    MDB_val k = held_key(kb, 's', member);
-    rc = held_get(self, txn, &k, &s);
-    if (rc == 0) {
-        k = held_key(kb, 'r', member);
-        rc = held_get(self, txn, &k, &r);
-    }
+    rc = held_read(self, txn, 's', member, &s);
+    if (rc == 0)
+        rc = held_read(self, txn, 'r', member, &r);
     store_batch__txn_read_end(self, txn);
     if (rc != 0)
         return rc;
@@ -320,9 +324,7 @@ int store_held__lmdb_held_total(hub_store_t *self, hub_store_held_t *total)
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
-    uint8_t kb[HUB__HELD_KEY_MAX];
-    MDB_val k = held_key(kb, 't', "");
-    rc = held_get(self, txn, &k, total);
+    rc = held_read(self, txn, 't', "", total);
     store_batch__txn_read_end(self, txn);
     return rc;
 }

@@ -177,6 +177,9 @@ int store_batch__map_rc(int rc);
  * *found are set on every path, errors included. */
 int store_batch__get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t *out, bool *found);
 int store_batch__put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint64_t value);
+/* mdb_get telling a missing key apart: 0 with *found false when it is
+ * absent, 0 with *found true and *v set, or a HUB_E* code. */
+int store_batch__get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *v, bool *found);
 int store_batch__has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found);
 /* Deletes key; a missing key is not an error. */
 int store_batch__del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);

@@ -6,6 +6,7 @@
 
 #include "hub_error.h"
 #include "hub_store_codec.h"
+#include "hub_vec.h"
 #include "hub_wire.h"
 
 #include <stdlib.h>
@@ -95,15 +96,9 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
     }
     if (!create)
         return NULL;
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 32;
-        ent_t **ne = realloc(m->e, cap * sizeof *ne);
-        if (!ne) {
-            m->oom = true;
-            return NULL;
-        }
-        m->e = ne;
-        m->cap = cap;
+    if (HUB_VEC_RESERVE(m->e, m->n, m->cap, 32) != 0) {
+        m->oom = true;
+        return NULL;
     }
     ent_t *e = calloc(1, sizeof *e);
     if (!e || !(e->key = malloc(klen ? klen : 1))) {
@@ -169,7 +164,30 @@ static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
 
 /* The hot statements (store_pg_conn__pg_exec_prepared): the commit cycle's on the
  * writer, the loop thread's look-up and queue read on the reader. */
-enum { PREP_NEXT_SEQ, PREP_IDS, PREP_HELD, PREP_APPEND, PREP_ACK, PREP_LOOKUP, PREP_READ_QUEUE };
+enum {
+    PREP_NEXT_SEQ,
+    PREP_IDS,
+    PREP_HELD,
+    PREP_APPEND,
+    PREP_ACK,
+    PREP_LOOKUP,
+    PREP_READ_QUEUE,
+    PREP_NONE = 32 /* read_prepared: not prepared */
+};
+
+/* Runs the prepared statement in slot with the arrays a and b as $1 and
+ * $2; *res on 0. */
+static int exec_arrays(store_pg__pg_t *self, PGconn *c, unsigned slot, const char *sql,
+                       store_pg__arr_t *a, store_pg__arr_t *b, PGresult **res)
+{
+    store_pg__params_t p = {0};
+    int rc = store_pg_conn__pg_p_arr(&p, a);
+    if (rc == 0)
+        rc = store_pg_conn__pg_p_arr(&p, b);
+    if (rc == 0)
+        rc = store_pg_conn__pg_exec_prepared(self, c, slot, sql, &p, res);
+    return rc;
+}
 
 /* Reads the ids records and held entries the call's messages name. */
 static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *msgs, size_t n,
@@ -194,17 +212,11 @@ static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *m
     int rc = 0;
     PGresult *res = NULL;
     if (self->limits.dedup_window_us) {
-        store_pg__params_t p = {0};
-        rc = store_pg_conn__pg_p_arr(&p, &s);
-        if (rc == 0)
-            rc = store_pg_conn__pg_p_arr(&p, &id);
-        if (rc == 0)
-            rc = store_pg_conn__pg_exec_prepared(
-                self, c, PREP_IDS,
-                "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
-                "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
-                "ON i.sender = k.s AND i.message_id = k.m",
-                &p, &res);
+        rc = exec_arrays(self, c, PREP_IDS,
+                         "SELECT i.sender, i.message_id, i.seq, i.accepted_at_us, i.digest "
+                         "FROM hub_ids i JOIN unnest($1::bytea[], $2::bytea[]) AS k(s, m) "
+                         "ON i.sender = k.s AND i.message_id = k.m",
+                         &s, &id, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t sl = (size_t)PQgetlength(res, r, 0), il = (size_t)PQgetlength(res, r, 1);
             if (sl > HUB_STORE_NAME_MAX || il > HUB_STORE_ID_MAX)
@@ -228,17 +240,11 @@ static int append_load(store_pg__pg_t *self, PGconn *c, const hub_store_msg_t *m
         res = NULL;
     }
     if (rc == 0) {
-        store_pg__params_t p = {0};
-        rc = store_pg_conn__pg_p_arr(&p, &hs);
-        if (rc == 0)
-            rc = store_pg_conn__pg_p_arr(&p, &hr);
-        if (rc == 0)
-            rc = store_pg_conn__pg_exec_prepared(
-                self, c, PREP_HELD,
-                "SELECT kind, member, msgs, bytes, queued FROM hub_held "
-                "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
-                "OR (kind = 'r' AND member = ANY($2::bytea[]))",
-                &p, &res);
+        rc = exec_arrays(self, c, PREP_HELD,
+                         "SELECT kind, member, msgs, bytes, queued FROM hub_held "
+                         "WHERE kind = 't' OR (kind = 's' AND member = ANY($1::bytea[])) "
+                         "OR (kind = 'r' AND member = ANY($2::bytea[]))",
+                         &hs, &hr, &res);
         for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
             size_t ml = (size_t)PQgetlength(res, r, 1);
             if (ml > HUB_STORE_NAME_MAX || PQgetlength(res, r, 0) != 1)
@@ -533,21 +539,8 @@ failed:
 
 /* ---- simple reads ------------------------------------------------------------- */
 
-/* Runs one read statement; *res on 0. */
-int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
-                    PGresult **res)
-{
-    PGconn *c;
-    bool locked;
-    int rc = store_pg_conn__pg_read_begin(self, &c, &locked);
-    if (rc != 0)
-        return rc;
-    rc = store_pg_conn__pg_exec(self, c, sql, p, res);
-    store_pg_conn__pg_read_end(self, c, locked, rc);
-    return rc;
-}
-
-/* store_pg__read1 with a prepared statement: the loop thread's reads. */
+/* Runs one read statement, prepared in slot (store_pg_conn__pg_exec_prepared)
+ * or, with PREP_NONE, as it is; *res on 0. */
 static int read_prepared(store_pg__pg_t *self, unsigned slot, const char *sql,
                          const store_pg__params_t *p, PGresult **res)
 {
@@ -556,9 +549,17 @@ static int read_prepared(store_pg__pg_t *self, unsigned slot, const char *sql,
     int rc = store_pg_conn__pg_read_begin(self, &c, &locked);
     if (rc != 0)
         return rc;
-    rc = store_pg_conn__pg_exec_prepared(self, c, slot, sql, p, res);
+    rc = slot == PREP_NONE ? store_pg_conn__pg_exec(self, c, sql, p, res)
+                           : store_pg_conn__pg_exec_prepared(self, c, slot, sql, p, res);
     store_pg_conn__pg_read_end(self, c, locked, rc);
     return rc;
+}
+
+/* Runs one read statement; *res on 0. */
+int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
+                    PGresult **res)
+{
+    return read_prepared(self, PREP_NONE, sql, p, res);
 }
 
 /* Runs one write statement as a whole call; *res (may be NULL) on 0. */
@@ -752,9 +753,7 @@ static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs
     if (n == 0)
         return 0;
     store_pg__arr_t a;
-    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++)
-        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, receiver);
     int rc = store_pg_conn__pg_p_arr(&p, &a);
@@ -780,9 +779,7 @@ static int pg_note_attempts(hub_store_t *store, const uint64_t *seqs, size_t n)
     if (n == 0)
         return 0;
     store_pg__arr_t a;
-    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++)
-        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
     int rc = store_pg_conn__pg_p_arr(&p, &a);
     if (rc == 0)

@@ -3,13 +3,13 @@
  * hub_store_pg_internal.h). */
 #include "hub_store_pg_internal.h"
 
+#include "hub_bytes.h"
 #include "hub_error.h"
 #include "hub_log.h"
 #include "hub_store_codec.h"
 #include "hub_wire.h"
 
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,18 +97,6 @@ _Static_assert(N_MIGRATIONS == HUB_STORE_PG_SCHEMA, "HUB_STORE_PG_SCHEMA names t
 /* Two hubd or hubctl applying migrations at once take turns. */
 #define MIGRATION_LOCK "SELECT pg_advisory_xact_lock(7262011515)"
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || !err_size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
-
 /* libpq's message on one line. */
 static const char *pq_msg(const PGconn *c, char *buf, size_t size)
 {
@@ -152,27 +140,13 @@ void store_pg_conn__pg_p_bool(store_pg__params_t *p, bool v)
 
 static void arr_put(store_pg__arr_t *a, const void *b, size_t len)
 {
-    if (a->oom)
-        return;
-    if (a->cap - a->len < len) {
-        size_t cap = a->cap ? a->cap : 256;
-        while (cap - a->len < len)
-            cap *= 2;
-        uint8_t *nb = realloc(a->buf, cap);
-        if (!nb) {
-            a->oom = true;
-            return;
-        }
-        a->buf = nb;
-        a->cap = cap;
-    }
-    memcpy(a->buf + a->len, b, len);
-    a->len += len;
+    hub_buf_put(&a->buf, b, len);
 }
 
 static void arr_be32(store_pg__arr_t *a, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    uint8_t b[4];
+    hub_put_be32(b, v);
     arr_put(a, b, 4);
 }
 
@@ -209,29 +183,34 @@ void store_pg_conn__pg_arr_str(store_pg__arr_t *a, const char *s)
     store_pg_conn__pg_arr_bytes(a, s, strlen(s));
 }
 
+void store_pg_conn__pg_arr_seqs(store_pg__arr_t *a, const uint64_t *seqs, size_t n)
+{
+    store_pg_conn__pg_arr_init(a, HUB__PG_INT8);
+    for (size_t i = 0; i < n; i++)
+        store_pg_conn__pg_arr_i64(a, seqs[i]);
+}
+
 int store_pg_conn__pg_p_arr(store_pg__params_t *p, store_pg__arr_t *a)
 {
-    if (a->oom || !a->buf || a->len > INT32_MAX)
+    if (a->buf.error || !a->buf.data || a->buf.len > INT32_MAX)
         return HUB_ENOMEM;
+    uint8_t *head = (uint8_t *)a->buf.data;
     if (a->n == 0) {
-        a->buf[3] = 0; /* ndim 0: the empty array */
-        a->len = 12;
+        head[3] = 0; /* ndim 0: the empty array */
+        a->buf.len = 12;
     } else {
-        a->buf[12] = (uint8_t)(a->n >> 24);
-        a->buf[13] = (uint8_t)(a->n >> 16);
-        a->buf[14] = (uint8_t)(a->n >> 8);
-        a->buf[15] = (uint8_t)a->n;
+        hub_put_be32(head + 12, a->n);
     }
-    p->v[p->n] = (const char *)a->buf;
-    p->len[p->n] = (int)a->len;
+    p->v[p->n] = a->buf.data;
+    p->len[p->n] = (int)a->buf.len;
     p->fmt[p->n++] = 1;
     return 0;
 }
 
 void store_pg_conn__pg_arr_free(store_pg__arr_t *a)
 {
-    free(a->buf);
-    memset(a, 0, sizeof *a);
+    hub_buf_free(&a->buf);
+    a->n = 0;
 }
 
 /* ---- results ----------------------------------------------------------------- */
@@ -467,10 +446,10 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
         snprintf(buf, sizeof buf, "%s", perr ? perr : "out of memory");
         buf[strcspn(buf, "\n")] = '\0';
         PQfreemem(perr);
-        set_err(err, err_size,
-                "store_dsn is not a valid libpq connection string (%s): write "
-                "'host=... port=... dbname=... user=...' or a postgresql:// URI",
-                buf);
+        hub_errf(err, err_size,
+                 "store_dsn is not a valid libpq connection string (%s): write "
+                 "'host=... port=... dbname=... user=...' or a postgresql:// URI",
+                 buf);
         return oom ? HUB_ENOMEM : HUB_EINVAL;
     }
     PQconninfoFree(opts);
@@ -489,7 +468,7 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     char buf[300];
     if (!c) {
-        set_err(err, err_size, "store: out of memory connecting to PostgreSQL");
+        hub_errf(err, err_size, "store: out of memory connecting to PostgreSQL");
         return HUB_ENOMEM;
     }
     if (PQstatus(c) != CONNECTION_OK) {
@@ -498,29 +477,29 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
         if (strstr(buf, "authentication") || strstr(buf, "password") ||
             strstr(buf, "no pg_hba.conf entry") || strstr(buf, "role \"")) {
             code = HUB_EPERM;
-            set_err(err, err_size,
-                    "store_dsn: PostgreSQL refused the login (%s): check the user and password "
-                    "in store_dsn (or ~/.pgpass) and the server's pg_hba.conf",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn: PostgreSQL refused the login (%s): check the user and password "
+                     "in store_dsn (or ~/.pgpass) and the server's pg_hba.conf",
+                     buf);
         } else if (strstr(buf, "read-write") || strstr(buf, "read only")) {
-            set_err(err, err_size,
-                    "store_dsn: no server in it accepts writes (%s): list the primary, and "
-                    "keep target_session_attrs=read-write",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn: no server in it accepts writes (%s): list the primary, and "
+                     "keep target_session_attrs=read-write",
+                     buf);
         } else if (strstr(buf, "database \"") && strstr(buf, "does not exist")) {
             code = HUB_ENOENT;
-            set_err(err, err_size, "store_dsn: %s: create it (createdb) or fix dbname", buf);
+            hub_errf(err, err_size, "store_dsn: %s: create it (createdb) or fix dbname", buf);
         } else if (strstr(buf, "invalid") || strstr(buf, "missing \"=\"")) {
             code = HUB_EINVAL;
-            set_err(err, err_size,
-                    "store_dsn is not a valid libpq connection string (%s): write "
-                    "'host=... port=... dbname=... user=...' or a postgresql:// URI",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn is not a valid libpq connection string (%s): write "
+                     "'host=... port=... dbname=... user=...' or a postgresql:// URI",
+                     buf);
         } else {
-            set_err(err, err_size,
-                    "store_dsn: cannot reach PostgreSQL (%s): check host and port, and that "
-                    "the server runs and listens there",
-                    buf);
+            hub_errf(err, err_size,
+                     "store_dsn: cannot reach PostgreSQL (%s): check host and port, and that "
+                     "the server runs and listens there",
+                     buf);
         }
         PQfinish(c);
         return code;
@@ -535,16 +514,16 @@ static int connect_dsn(const char *dsn, PGconn **out, char *err, size_t err_size
     PQclear(res);
     if (standby || read_only) {
         if (standby)
-            set_err(err, err_size,
-                    "store_dsn: the server %s:%s is a read-only standby: list the primary, and "
-                    "add target_session_attrs=read-write to store_dsn",
-                    PQhost(c), PQport(c));
+            hub_errf(err, err_size,
+                     "store_dsn: the server %s:%s is a read-only standby: list the primary, and "
+                     "add target_session_attrs=read-write to store_dsn",
+                     PQhost(c), PQport(c));
         else
-            set_err(err, err_size,
-                    "store_dsn: the server %s:%s takes no writes from this user "
-                    "(default_transaction_read_only is on): turn it off for the hub's user "
-                    "or database (ALTER ROLE ... SET default_transaction_read_only = off)",
-                    PQhost(c), PQport(c));
+            hub_errf(err, err_size,
+                     "store_dsn: the server %s:%s takes no writes from this user "
+                     "(default_transaction_read_only is on): turn it off for the hub's user "
+                     "or database (ALTER ROLE ... SET default_transaction_read_only = off)",
+                     PQhost(c), PQport(c));
         PQfinish(c);
         return HUB_EIO;
     }
@@ -839,8 +818,8 @@ static int schema_version(PGconn *c, uint32_t *version, char *err, size_t err_si
     PGresult *res = PQexec(c, "SELECT to_regclass('hub_schema_version') IS NOT NULL");
     char buf[256];
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, err_size, "store: cannot read the schema version: %s",
-                pq_msg(c, buf, sizeof buf));
+        hub_errf(err, err_size, "store: cannot read the schema version: %s",
+                 pq_msg(c, buf, sizeof buf));
         PQclear(res);
         return PQstatus(c) != CONNECTION_OK ? HUB_EIO : HUB_ESTORE;
     }
@@ -850,14 +829,28 @@ static int schema_version(PGconn *c, uint32_t *version, char *err, size_t err_si
         return 0;
     res = PQexec(c, "SELECT coalesce(max(version), 0) FROM hub_schema_version");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, err_size, "store: cannot read hub_schema_version: %s",
-                pq_msg(c, buf, sizeof buf));
+        hub_errf(err, err_size, "store: cannot read hub_schema_version: %s",
+                 pq_msg(c, buf, sizeof buf));
         PQclear(res);
         return HUB_EPERM;
     }
     *version = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return 0;
+}
+
+/* schema_version, refusing a schema newer than this build knows. */
+static int schema_version_known(PGconn *c, uint32_t *version, char *err, size_t err_size)
+{
+    int rc = schema_version(c, version, err, err_size);
+    if (rc == 0 && *version > HUB_STORE_PG_SCHEMA) {
+        hub_errf(err, err_size,
+                 "store: the database's hub schema is version %u, newer than this build knows "
+                 "(%u): run a hubd at least as new as the one that wrote it",
+                 *version, HUB_STORE_PG_SCHEMA);
+        rc = HUB_ESTORE;
+    }
+    return rc;
 }
 
 static int exec_simple(PGconn *c, const char *sql, const char *what, char *err, size_t err_size)
@@ -871,8 +864,8 @@ static int exec_simple(PGconn *c, const char *sql, const char *what, char *err, 
     char buf[256];
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     int code = PQstatus(c) != CONNECTION_OK ? HUB_EIO : map_state(state);
-    set_err(err, err_size, "store: %s failed: %s (%s)", what, pq_msg(c, buf, sizeof buf),
-            hint_for(code, state));
+    hub_errf(err, err_size, "store: %s failed: %s (%s)", what, pq_msg(c, buf, sizeof buf),
+             hint_for(code, state));
     PQclear(res);
     return code;
 }
@@ -890,14 +883,7 @@ static int migrate(PGconn *c, uint32_t *from, char *err, size_t err_size)
                          "creating hub_schema_version", err, err_size);
     uint32_t v = 0;
     if (rc == 0)
-        rc = schema_version(c, &v, err, err_size);
-    if (rc == 0 && v > HUB_STORE_PG_SCHEMA) {
-        set_err(err, err_size,
-                "store: the database's hub schema is version %u, newer than this build knows "
-                "(%u): run a hubd at least as new as the one that wrote it",
-                v, HUB_STORE_PG_SCHEMA);
-        rc = HUB_ESTORE;
-    }
+        rc = schema_version_known(c, &v, err, err_size);
     for (uint32_t i = v; rc == 0 && i < HUB_STORE_PG_SCHEMA; i++) {
         char what[64], record[96];
         snprintf(what, sizeof what, "schema migration %u", i + 1);
@@ -923,7 +909,7 @@ int hub_store_pg_init(const char *dsn, uint32_t *from, char *err, size_t err_siz
     if (from)
         *from = 0;
     if (!dsn || !*dsn) {
-        set_err(err, err_size, "store: no store_dsn given: set store_dsn in hubd.conf");
+        hub_errf(err, err_size, "store: no store_dsn given: set store_dsn in hubd.conf");
         return HUB_EINVAL;
     }
     PGconn *c;
@@ -968,19 +954,19 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     if (out)
         *out = NULL;
     if (!dsn || !*dsn || !out) {
-        set_err(err, err_size, "store = postgresql needs store_dsn: set it in hubd.conf");
+        hub_errf(err, err_size, "store = postgresql needs store_dsn: set it in hubd.conf");
         return HUB_EINVAL;
     }
     if (limits && limits->reserve_percent > 50) {
-        set_err(err, err_size,
-                "store: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
-                limits->reserve_percent);
+        hub_errf(err, err_size,
+                 "store: reserve_percent is %u; give 0 (no reserve) to 50 percent of the store",
+                 limits->reserve_percent);
         return HUB_EINVAL;
     }
     store_pg__pg_t *self = calloc(1, sizeof *self);
     if (!self || !(self->dsn = strdup(dsn))) {
         free(self);
-        set_err(err, err_size, "store: out of memory");
+        hub_errf(err, err_size, "store: out of memory");
         return HUB_ENOMEM;
     }
     pthread_mutex_init(&self->wlock, NULL);
@@ -1001,23 +987,17 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
     int rc = connect_dsn(dsn, &self->w.conn, err, err_size);
     uint32_t v = 0;
     if (rc == 0)
-        rc = schema_version(self->w.conn, &v, err, err_size);
-    if (rc == 0 && v > HUB_STORE_PG_SCHEMA) {
-        set_err(err, err_size,
-                "store: the database's hub schema is version %u, newer than this build knows "
-                "(%u): run a hubd at least as new as the one that wrote it",
-                v, HUB_STORE_PG_SCHEMA);
-        rc = HUB_ESTORE;
-    } else if (rc == 0 && v < HUB_STORE_PG_SCHEMA && !do_migrate) {
+        rc = schema_version_known(self->w.conn, &v, err, err_size);
+    if (rc == 0 && v < HUB_STORE_PG_SCHEMA && !do_migrate) {
         if (v == 0)
-            set_err(err, err_size,
-                    "store: the database in store_dsn has no hub schema: run `hubctl store "
-                    "init` (or set store_migrate = yes in hubd.conf)");
+            hub_errf(err, err_size,
+                     "store: the database in store_dsn has no hub schema: run `hubctl store "
+                     "init` (or set store_migrate = yes in hubd.conf)");
         else
-            set_err(err, err_size,
-                    "store: the database's hub schema is version %u, this build needs %u: run "
-                    "`hubctl store init` to migrate it (or set store_migrate = yes)",
-                    v, HUB_STORE_PG_SCHEMA);
+            hub_errf(err, err_size,
+                     "store: the database's hub schema is version %u, this build needs %u: run "
+                     "`hubctl store init` to migrate it (or set store_migrate = yes)",
+                     v, HUB_STORE_PG_SCHEMA);
         rc = HUB_ESTORE;
     } else if (rc == 0 && v < HUB_STORE_PG_SCHEMA) {
         rc = migrate(self->w.conn, NULL, err, err_size);
@@ -1035,7 +1015,7 @@ int hub_store_open_pg(const char *dsn, bool do_migrate, const hub_store_limits_t
 int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size_t err_size)
 {
     if (!dsn || !*dsn || !out) {
-        set_err(err, err_size, "store: no store_dsn given");
+        hub_errf(err, err_size, "store: no store_dsn given");
         return HUB_EINVAL;
     }
     memset(out, 0, sizeof *out);
@@ -1045,7 +1025,7 @@ int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size
     if (rc == 0)
         rc = schema_version(c, &v, err, err_size);
     if (rc == 0 && v == 0) {
-        set_err(err, err_size, "store: the database has no hub schema: run `hubctl store init`");
+        hub_errf(err, err_size, "store: the database has no hub schema: run `hubctl store init`");
         rc = HUB_ENOENT;
     }
     PGresult *res = NULL;
@@ -1055,7 +1035,7 @@ int hub_store_pg_inspect(const char *dsn, hub_store_info_t *out, char *err, size
                         " (SELECT count(*) FROM hub_msgs WHERE dead) FROM hub_meta m");
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
             char buf[256];
-            set_err(err, err_size, "store: cannot read hub_meta: %s", pq_msg(c, buf, sizeof buf));
+            hub_errf(err, err_size, "store: cannot read hub_meta: %s", pq_msg(c, buf, sizeof buf));
             rc = HUB_ESTORE;
         }
     }

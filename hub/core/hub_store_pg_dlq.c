@@ -23,9 +23,7 @@ int store_pg_dlq__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_
     if (n == 0)
         return 0;
     store_pg__arr_t a;
-    store_pg_conn__pg_arr_init(&a, HUB__PG_INT8);
-    for (size_t i = 0; i < n; i++)
-        store_pg_conn__pg_arr_i64(&a, seqs[i]);
+    store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
     int rc = store_pg_conn__pg_p_arr(&p, &a);
     store_pg_conn__pg_p_bytes(&p, reason, store_codec__reason_len(reason));

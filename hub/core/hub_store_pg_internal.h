@@ -43,6 +43,7 @@
 #ifndef HUB_STORE_PG_INTERNAL_H
 #define HUB_STORE_PG_INTERNAL_H
 
+#include "hub_buf.h"
 #include "hub_store_backend.h"
 
 #include <libpq-fe.h>
@@ -105,10 +106,8 @@ void store_pg_conn__pg_p_bool(store_pg__params_t *p, bool v);
 
 /* A one-dimensional array in PostgreSQL's binary format. */
 typedef struct {
-    uint8_t *buf;
-    size_t len, cap;
+    hub_buf_t buf; /* header and elements; buf.error: it could not grow */
     uint32_t n;
-    bool oom;
 } store_pg__arr_t;
 
 #define HUB__PG_INT8 20u
@@ -119,6 +118,8 @@ void store_pg_conn__pg_arr_init(store_pg__arr_t *a, uint32_t oid);
 void store_pg_conn__pg_arr_i64(store_pg__arr_t *a, uint64_t v);
 void store_pg_conn__pg_arr_bytes(store_pg__arr_t *a, const void *b, size_t len);
 void store_pg_conn__pg_arr_str(store_pg__arr_t *a, const char *s);
+/* An int8 array of the n sequence numbers. */
+void store_pg_conn__pg_arr_seqs(store_pg__arr_t *a, const uint64_t *seqs, size_t n);
 /* Adds the array as the next parameter (binary); HUB_ENOMEM if it could
  * not grow. The array must outlive the statement. */
 int store_pg_conn__pg_p_arr(store_pg__params_t *p, store_pg__arr_t *a);

@@ -174,12 +174,11 @@ int store_queue__load(hub_store_t *self, MDB_txn *txn, uint64_t seq, store__rec_
 {
     uint8_t sb[HUB__SEQ_KEY];
     MDB_val sk = store__seq_val(sb, seq), v;
-    int rc = mdb_get(txn, self->msgs, &sk, &v);
+    bool stored;
     *found = false;
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    int rc = store_batch__get(txn, self->msgs, &sk, &v, &stored);
+    if (rc != 0 || !stored)
+        return rc;
     store_codec__rec_view_t view;
     if (store_codec__rec_decode(v.mv_data, v.mv_size, &view) != 0)
         return HUB_ESTORE;
@@ -394,12 +393,11 @@ int store_queue__fill_msg(const store_codec__rec_view_t *v, uint64_t seq, uint32
 int store_queue__attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t *out)
 {
     MDB_val v;
-    int rc = mdb_get(txn, self->attempts, sk, &v);
+    bool found;
     *out = 0;
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_batch__map_rc(rc);
+    int rc = store_batch__get(txn, self->attempts, sk, &v, &found);
+    if (rc != 0 || !found)
+        return rc;
     if (v.mv_size != 4)
         return HUB_ESTORE;
     *out = hub_get_le32(v.mv_data);

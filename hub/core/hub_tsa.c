@@ -1,8 +1,10 @@
 #include "hub_tsa.h"
 #include "hub_audit.h"
 #include "hub_error.h"
+#include "hub_buf.h"
 #include "hub_log.h"
 #include "hub_sha256.h"
+#include "hub_vec.h"
 #include "hub_wire.h"
 
 #include <curl/curl.h>
@@ -174,26 +176,19 @@ out:
 }
 
 typedef struct {
-    uint8_t *p;
-    size_t len;
-    bool over;
+    hub_buf_t reply;
+    bool over; /* longer than HUB__TSA_REPLY_MAX */
 } tsa__body_t;
 
 static size_t tsa__on_body(char *data, size_t size, size_t n, void *user)
 {
     tsa__body_t *b = user;
     size_t add = size * n;
-    if (b->len + add > HUB__TSA_REPLY_MAX) {
+    if (b->reply.len + add > HUB__TSA_REPLY_MAX) {
         b->over = true;
         return 0;
     }
-    uint8_t *grown = realloc(b->p, b->len + add);
-    if (!grown)
-        return 0;
-    b->p = grown;
-    memcpy(b->p + b->len, data, add);
-    b->len += add;
-    return add;
+    return hub_buf_put(&b->reply, data, add) == 0 ? add : 0;
 }
 
 /* Ends a transfer in progress when the client stops. */
@@ -252,15 +247,15 @@ static int tsa__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const 
         goto out;
     }
     char why[256];
-    rc = hub_tsa_verify(body.p, body.len, hash, cfg->cert_pem, NULL, why, sizeof why);
+    rc = hub_tsa_verify((const uint8_t *)body.reply.data, body.reply.len, hash, cfg->cert_pem, NULL, why, sizeof why);
     if (rc != 0) {
         snprintf(err, err_size, "%.60s sent a reply that is not a valid token: %.150s", cfg->url,
                  why);
         goto out;
     }
     /* The reply answers this request, not one replayed from earlier. */
-    const unsigned char *p = body.p;
-    TS_RESP *resp = d2i_TS_RESP(NULL, &p, (long)body.len);
+    const unsigned char *p = (const unsigned char *)body.reply.data;
+    TS_RESP *resp = d2i_TS_RESP(NULL, &p, (long)body.reply.len);
     const ASN1_INTEGER *got = resp ? TS_TST_INFO_get_nonce(TS_RESP_get_tst_info(resp)) : NULL;
     uint64_t got_v = 0;
     bool nonce_ok = got && ASN1_INTEGER_get_uint64(&got_v, got) == 1 && got_v == nonce;
@@ -271,11 +266,11 @@ static int tsa__fetch(const hub_tsa_config_t *cfg, atomic_bool *stopping, const 
         rc = HUB_ECRYPTO;
         goto out;
     }
-    *token = body.p;
-    *token_len = body.len;
-    body.p = NULL;
+    *token = (uint8_t *)body.reply.data;
+    *token_len = body.reply.len;
+    body.reply.data = NULL;
 out:
-    free(body.p);
+    hub_buf_free(&body.reply);
     curl_slist_free_all(hdr);
     if (curl)
         curl_easy_cleanup(curl);
@@ -408,15 +403,7 @@ static void tsa__thread(void *arg)
         if (rc == 0) {
             tsa__done_t d = {.seq = seq, .gen_us = gen_us};
             memcpy(d.sha, sha, 32);
-            if (self->n_done == self->cap_done) {
-                size_t cap = self->cap_done ? self->cap_done * 2 : 8;
-                tsa__done_t *grown = realloc(self->done, cap * sizeof *grown);
-                if (grown) {
-                    self->done = grown;
-                    self->cap_done = cap;
-                }
-            }
-            if (self->n_done < self->cap_done)
+            if (HUB_VEC_RESERVE(self->done, self->n_done, self->cap_done, 8) == 0)
                 self->done[self->n_done++] = d;
             self->state.tokens++;
             self->state.last_stamped_seq = seq;

@@ -401,6 +401,16 @@ START_TEST(frames_and_envelopes)
         ck_assert(rc == 0 || rc == HUB_EPARSE || rc == HUB_EINVAL);
         hub_frame_free(&f);
     }
+    /* The message id read without decoding: whole, cut short, not protobuf. */
+    char peeked[HUB_UUID_LEN + 1];
+    hub_envelope_peek_id(buf, len, peeked);
+    ck_assert_str_eq(peeked, id);
+    for (size_t n = 0; n < len; n++) {
+        hub_envelope_peek_id(buf, n, peeked);
+        ck_assert(n < 38 ? !peeked[0] : !strcmp(peeked, id));
+    }
+    hub_envelope_peek_id((const uint8_t *)"\x0a\xff\xff\xff", 4, peeked);
+    ck_assert_str_eq(peeked, "");
     /* A frame with no body is refused. */
     hub_frame_t empty = LTH__V1__FRAME__INIT;
     uint8_t *ebuf;
@@ -458,6 +468,18 @@ START_TEST(hash_map)
     ck_assert_uint_eq(hub_map_size(m), 5000);
     hub_map_destroy(&m);
     ck_assert_ptr_null(m);
+    /* A map that owns its values frees them with itself (the sanitizers
+     * and valgrind see a leak otherwise); removed keys are not visited. */
+    m = hub_map_new();
+    for (int i = 0; i < 100; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "v%d", i);
+        ck_assert_int_eq(hub_map_put(m, name, strdup(name)), 0);
+    }
+    free(hub_map_remove(m, "v7"));
+    hub_map_destroy_all(&m, free);
+    ck_assert_ptr_null(m);
+    hub_map_destroy_all(&m, free); /* NULL is fine */
 }
 END_TEST
 

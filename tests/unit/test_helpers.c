@@ -199,6 +199,16 @@ START_TEST(growable_buffer)
     volatile size_t huge = SIZE_MAX; /* no overflow of len + n */
     ck_assert_int_eq(hub_buf_put(&b, "x", huge), HUB_ENOMEM);
     hub_buf_free(&b);
+    /* printf-style, growing past the first allocation, and sticky too. */
+    ck_assert_int_eq(hub_buf_printf(&b, "%s=%d;", "a", 1), 0);
+    ck_assert_int_eq(hub_buf_printf(&b, "%02000d", 7), 0);
+    ck_assert_uint_eq(b.len, 2004);
+    ck_assert_uint_eq(strlen(b.data), 2004);
+    ck_assert(!strncmp(b.data, "a=1;000", 7) && b.data[2003] == '7');
+    b.error = HUB_ENOMEM;
+    ck_assert_int_eq(hub_buf_printf(&b, "%d", 2), HUB_ENOMEM);
+    ck_assert_uint_eq(b.len, 2004);
+    hub_buf_free(&b);
 }
 END_TEST
 

@@ -14,6 +14,7 @@
 #include "hubctl_audit.h"
 #include "hubctl_backup.h"
 #include "hubctl_config.h"
+#include "hubctl_opts.h"
 #include "hubctl_trust.h"
 #include "hub_conf.h"
 #include "hub_error.h"
@@ -242,14 +243,14 @@ static int cmd_request(const char *config_path, int argc, char **argv)
     const char *content_type = "application/json";
     long timeout_ms = 10000;
     int flags = 0;
+    const ctl_opt_t opts[] = {{"--data", &data},
+                              {"--data-file", &data_file},
+                              {"--content-type", &content_type},
+                              {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--data") && i + 1 < argc)
-            data = argv[++i];
-        else if (!strcmp(argv[i], "--data-file") && i + 1 < argc)
-            data_file = argv[++i];
-        else if (!strcmp(argv[i], "--content-type") && i + 1 < argc)
-            content_type = argv[++i];
-        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+        if (ctl_opt_take(opts, argc, argv, &i))
+            continue;
+        if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
             timeout_ms = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--online-only"))
             flags |= ADP_ONLINE_ONLY;
@@ -313,23 +314,20 @@ static int cmd_report(const char *config_path, int argc, char **argv)
 {
     const char *format = "table", *member = "VN/GOV/HN-VP/BAOCAO";
     const char *procedure = NULL, *authority = NULL, *from = NULL, *to = NULL, *by = NULL;
+    const ctl_opt_t opts[] = {{"--from", &from},
+                              {"--to", &to},
+                              {"--by", &by},
+                              {"--member", &member},
+                              {"--procedure", &procedure},
+                              {"--authority", &authority},
+                              {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--from") && i + 1 < argc)
-            from = argv[++i];
-        else if (!strcmp(argv[i], "--to") && i + 1 < argc)
-            to = argv[++i];
-        else if (!strcmp(argv[i], "--by") && i + 1 < argc)
-            by = argv[++i];
-        else if (!strcmp(argv[i], "--csv"))
+        if (ctl_opt_take(opts, argc, argv, &i))
+            continue;
+        if (!strcmp(argv[i], "--csv"))
             format = "csv";
         else if (!strcmp(argv[i], "--json"))
             format = "json";
-        else if (!strcmp(argv[i], "--member") && i + 1 < argc)
-            member = argv[++i];
-        else if (!strcmp(argv[i], "--procedure") && i + 1 < argc)
-            procedure = argv[++i];
-        else if (!strcmp(argv[i], "--authority") && i + 1 < argc)
-            authority = argv[++i];
         else {
             fprintf(stderr, "hubctl report: usage: hubctl report [--csv|--json] "
                             "[--from YYYY-MM-DD] [--to YYYY-MM-DD] [--by submitted|decided] "

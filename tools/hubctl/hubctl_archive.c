@@ -1,6 +1,7 @@
 /* hubctl archive — make an archive key, show an archived message, check the
  * archive's files. */
 #include "hubctl_archive.h"
+#include "hubctl_opts.h"
 #include "hub_archive.h"
 #include "hub_error.h"
 #include "hub_keys.h"
@@ -147,14 +148,12 @@ int hubctl_archive_main(int argc, char **argv)
         return EXIT_OK;
     }
     const char *dir = NULL, *key_path = NULL, *hub_key = NULL, *message = NULL;
+    const ctl_opt_t opts[] = {
+        {"--key", &key_path}, {"--hub-key", &hub_key}, {"--message", &message}, {NULL, NULL}};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--key") && i + 1 < argc)
-            key_path = argv[++i];
-        else if (!strcmp(argv[i], "--hub-key") && i + 1 < argc)
-            hub_key = argv[++i];
-        else if (!strcmp(argv[i], "--message") && i + 1 < argc)
-            message = argv[++i];
-        else if (argv[i][0] != '-' && !dir)
+        if (ctl_opt_take(opts, argc, argv, &i))
+            continue;
+        if (argv[i][0] != '-' && !dir)
             dir = argv[i];
         else {
             fprintf(stderr, "hubctl archive: unexpected argument '%s'\n", argv[i]);

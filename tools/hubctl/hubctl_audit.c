@@ -1,5 +1,6 @@
 /* hubctl audit — offline checks of the hub's audit log. */
 #include "hubctl_audit.h"
+#include "hubctl_opts.h"
 #include "hub_audit.h"
 #include "hub_conf.h"
 #include "hub_error.h"
@@ -295,21 +296,18 @@ int hubctl_audit(int argc, char **argv)
     const char *old_key = NULL, *new_key = NULL, *service = NULL;
     const char *dirs[AUDIT_MAX_LOGS], *keys[AUDIT_MAX_LOGS];
     size_t n_dirs = 0, n_keys = 0;
+    const ctl_opt_t opts[] = {{"--anchor", &anchor},
+                              {"--tsa-cert", &tsa_cert},
+                              {"--old-key", &old_key},
+                              {"--new-key", &new_key},
+                              {"--message", &message},
+                              {"--service", &service},
+                              {NULL, NULL}};
     for (int i = 1; i < argc; i++) {
+        if (ctl_opt_take(opts, argc, argv, &i))
+            continue;
         if (!strcmp(argv[i], "--hub-key") && i + 1 < argc && n_keys < AUDIT_MAX_LOGS)
             keys[n_keys++] = argv[++i];
-        else if (!strcmp(argv[i], "--anchor") && i + 1 < argc)
-            anchor = argv[++i];
-        else if (!strcmp(argv[i], "--tsa-cert") && i + 1 < argc)
-            tsa_cert = argv[++i];
-        else if (!strcmp(argv[i], "--old-key") && i + 1 < argc)
-            old_key = argv[++i];
-        else if (!strcmp(argv[i], "--new-key") && i + 1 < argc)
-            new_key = argv[++i];
-        else if (!strcmp(argv[i], "--message") && i + 1 < argc)
-            message = argv[++i];
-        else if (!strcmp(argv[i], "--service") && i + 1 < argc)
-            service = argv[++i];
         else if ((!strcmp(argv[i], "--dir") && i + 1 < argc) ||
                  (argv[i][0] != '-' && n_dirs < AUDIT_MAX_LOGS)) {
             if (argv[i][0] == '-')

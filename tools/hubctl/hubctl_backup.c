@@ -299,28 +299,46 @@ static int bk_load_hub_config(const char *path, hub_config_t *cfg)
     return 0;
 }
 
-int hubctl_backup_main(int argc, char **argv)
+/* backup's and restore's command line: DIR [--hub-config FILE] [flag], then
+ * the hub's configuration (*hub_config: its file). 0, or the exit status
+ * with the problem printed (usage: what to print when the arguments are
+ * wrong). */
+static int bk_command(int argc, char **argv, const char *flag, const char *usage, const char **dir,
+                      bool *flag_set, const char **hub_config, hub_config_t *cfg)
 {
-    const char *dest = NULL, *hub_config = HUB_DEFAULT_CONFIG;
-    bool with_keys = false;
+    *hub_config = HUB_DEFAULT_CONFIG;
+    *dir = NULL;
+    *flag_set = false;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--hub-config") && i + 1 < argc)
-            hub_config = argv[++i];
-        else if (!strcmp(argv[i], "--with-keys"))
-            with_keys = true;
-        else if (argv[i][0] != '-' && !dest)
-            dest = argv[i];
-        else
-            dest = NULL, argc = -1;
+        if (!strcmp(argv[i], "--hub-config") && i + 1 < argc) {
+            *hub_config = argv[++i];
+        } else if (!strcmp(argv[i], flag)) {
+            *flag_set = true;
+        } else if (argv[i][0] != '-' && !*dir) {
+            *dir = argv[i];
+        } else {
+            *dir = NULL;
+            break;
+        }
     }
-    if (!dest || argc < 0) {
-        fprintf(stderr, "hubctl backup: usage: hubctl backup DEST [--hub-config FILE] "
-                        "[--with-keys]\n");
+    if (!*dir) {
+        fputs(usage, stderr);
         return 2;
     }
+    return bk_load_hub_config(*hub_config, cfg) != 0 ? 1 : 0;
+}
+
+int hubctl_backup_main(int argc, char **argv)
+{
+    const char *dest, *hub_config;
+    bool with_keys;
     hub_config_t cfg;
-    if (bk_load_hub_config(hub_config, &cfg) != 0)
-        return 1;
+    int status = bk_command(argc, argv, "--with-keys",
+                            "hubctl backup: usage: hubctl backup DEST [--hub-config FILE] "
+                            "[--with-keys]\n",
+                            &dest, &with_keys, &hub_config, &cfg);
+    if (status != 0)
+        return status;
     if (cfg.store_backend == HUB_STORE_POSTGRESQL) {
         fprintf(stderr, "hubctl backup: the store is in PostgreSQL (store = postgresql): back "
                         "it up with pg_dump or pg_basebackup; hubctl backup copies LMDB stores\n");
@@ -568,26 +586,15 @@ static int bk_move_aside(const hub_config_t *cfg, bool *had_any)
 
 int hubctl_restore_main(int argc, char **argv)
 {
-    const char *src = NULL, *hub_config = HUB_DEFAULT_CONFIG;
-    bool force = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--hub-config") && i + 1 < argc)
-            hub_config = argv[++i];
-        else if (!strcmp(argv[i], "--force"))
-            force = true;
-        else if (argv[i][0] != '-' && !src)
-            src = argv[i];
-        else
-            src = NULL, argc = -1;
-    }
-    if (!src || argc < 0) {
-        fprintf(stderr, "hubctl restore: usage: hubctl restore BACKUP-DIR [--hub-config FILE] "
-                        "[--force]\n");
-        return 2;
-    }
+    const char *src, *hub_config;
+    bool force;
     hub_config_t cfg;
-    if (bk_load_hub_config(hub_config, &cfg) != 0)
-        return 1;
+    int status = bk_command(argc, argv, "--force",
+                            "hubctl restore: usage: hubctl restore BACKUP-DIR [--hub-config FILE] "
+                            "[--force]\n",
+                            &src, &force, &hub_config, &cfg);
+    if (status != 0)
+        return status;
     if (cfg.store_backend == HUB_STORE_POSTGRESQL) {
         fprintf(stderr, "hubctl restore: the hub's store is in PostgreSQL (store = postgresql): "
                         "restore it with PostgreSQL's tools (pg_restore); hubctl restore puts "

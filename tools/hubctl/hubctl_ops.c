@@ -449,17 +449,23 @@ static void ctl_print_alarms(json_t *alarms)
     }
 }
 
+/* CTL_OK for a command that takes no argument and is given none. */
+static int ctl_no_argument(const char *command, int argc, char **argv)
+{
+    if (argc == 0)
+        return CTL_OK;
+    fprintf(stderr, "hubctl %s: unexpected argument '%s'\n", command, argv[0]);
+    return CTL_USAGE;
+}
+
 /* A command that takes no argument: its answer from GET path (*j NULL with
  * CTL_OK when there is nothing to show). */
 static int ctl_get_bare(ctl_ops_config_t *cfg, const char *command, int argc, char **argv,
                         const char *path, json_t **j)
 {
     *j = NULL;
-    if (argc != 0) {
-        fprintf(stderr, "hubctl %s: unexpected argument '%s'\n", command, argv[0]);
-        return CTL_USAGE;
-    }
-    return ctl_get_json(cfg, path, NULL, j);
+    int status = ctl_no_argument(command, argc, argv);
+    return status != CTL_OK ? status : ctl_get_json(cfg, path, NULL, j);
 }
 
 /* Prints a listing's table, or `none` when it has no row, and frees it and
@@ -473,6 +479,43 @@ static int ctl_table_finish(ctl_table_t *t, const char *none, json_t *j)
     ctl_table_free(t);
     json_decref(j);
     return CTL_OK;
+}
+
+/* Writes one item of a listing's array as a table row (or none: a filter);
+ * ctx is the caller's. */
+typedef void ctl_row_fn(ctl_table_t *t, json_t *item, const void *ctx);
+
+/* GET path (ctl_get_json) and a table with heads, row() called on each
+ * item of the answer's array `key`. CTL_OK with *j NULL: printed as JSON,
+ * nothing more to do; with *j set, the caller prints *t and frees both. */
+static int ctl_get_rows(const ctl_ops_config_t *cfg, const char *path, const char *token,
+                        const char *key, ctl_msg_t heads, ctl_row_fn *row, const void *ctx,
+                        ctl_table_t *t, json_t **j)
+{
+    int status = ctl_get_json(cfg, path, token, j);
+    if (status != CTL_OK || !*j)
+        return status;
+    ctl_table_init(t, ctl_tr(heads));
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(*j, key), i, item)
+    {
+        row(t, item, ctx);
+    }
+    return CTL_OK;
+}
+
+/* A command that takes no argument and lists the array named like it in
+ * the answer to GET path: a table, or `none` when it is empty. */
+static int ctl_list_bare(ctl_ops_config_t *cfg, const char *command, int argc, char **argv,
+                         const char *path, ctl_msg_t heads, ctl_row_fn *row, ctl_msg_t none)
+{
+    json_t *j = NULL;
+    ctl_table_t t;
+    int status = ctl_no_argument(command, argc, argv);
+    if (status == CTL_OK)
+        status = ctl_get_rows(cfg, path, NULL, command, heads, row, NULL, &t, &j);
+    return status != CTL_OK || !j ? status : ctl_table_finish(&t, ctl_tr(none), j);
 }
 
 static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
@@ -518,6 +561,36 @@ static int cmd_status(ctl_ops_config_t *cfg, int argc, char **argv)
     return CTL_OK;
 }
 
+/* A member's row; ctx: the state to show only ("connected", "offline"), or NULL. */
+static void ctl_member_row(ctl_table_t *t, json_t *m, const void *ctx)
+{
+    const char *only = ctx;
+    const char *state = ctl_s(m, "state");
+    if (only && strcmp(state, only) != 0)
+        return;
+    char services[1024] = "";
+    size_t k;
+    json_t *s;
+    json_array_foreach(json_object_get(m, "services"), k, s)
+    {
+        size_t used = strlen(services);
+        snprintf(services + used, sizeof services - used, "%s%s", k ? "," : "",
+                 json_string_value(s));
+    }
+    /* The agency's name and unit from the hub's member directory. */
+    char agency[1100] = "-";
+    if (json_is_string(json_object_get(m, "name")))
+        snprintf(agency, sizeof agency, "%s — %s", ctl_s(m, "name"), ctl_s(m, "unit"));
+    ctl_msg_t shown = !strcmp(state, "connected") ? CTL_M_STATE_CONNECTED
+                      : !strcmp(state, "offline") ? CTL_M_STATE_OFFLINE
+                                                  : CTL_M_STATE_REMOVED;
+    ctl_table_row(t, ctl_s(m, "id"), agency, ctl_tr(shown),
+                  ctl_age(json_object_get(m, "last_seen_age_s")).s, ctl_s(m, "address"),
+                  ctl_int(json_object_get(m, "msgs_in")).s,
+                  ctl_int(json_object_get(m, "msgs_out")).s,
+                  ctl_int(json_object_get(m, "in_flight")).s, services[0] ? services : "-");
+}
+
 static int cmd_members(ctl_ops_config_t *cfg, int argc, char **argv)
 {
     const char *only = NULL;
@@ -533,40 +606,11 @@ static int cmd_members(ctl_ops_config_t *cfg, int argc, char **argv)
         }
     }
     json_t *j;
-    int status = ctl_get_json(cfg, "/api/v1/members", NULL, &j);
+    ctl_table_t t;
+    int status = ctl_get_rows(cfg, "/api/v1/members", NULL, "members", CTL_M_MEMBERS_HEADS,
+                              ctl_member_row, only, &t, &j);
     if (status != CTL_OK || !j)
         return status;
-    ctl_table_t t;
-    ctl_table_init(&t, ctl_tr(CTL_M_MEMBERS_HEADS));
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(j, "members"), i, m)
-    {
-        const char *state = ctl_s(m, "state");
-        if (only && strcmp(state, only) != 0)
-            continue;
-        char services[1024] = "";
-        size_t k;
-        json_t *s;
-        json_array_foreach(json_object_get(m, "services"), k, s)
-        {
-            size_t used = strlen(services);
-            snprintf(services + used, sizeof services - used, "%s%s", k ? "," : "",
-                     json_string_value(s));
-        }
-        /* The agency's name and unit from the hub's member directory. */
-        char agency[1100] = "-";
-        if (json_is_string(json_object_get(m, "name")))
-            snprintf(agency, sizeof agency, "%s — %s", ctl_s(m, "name"), ctl_s(m, "unit"));
-        ctl_msg_t shown = !strcmp(state, "connected") ? CTL_M_STATE_CONNECTED
-                        : !strcmp(state, "offline")   ? CTL_M_STATE_OFFLINE
-                                                      : CTL_M_STATE_REMOVED;
-        ctl_table_row(&t, ctl_s(m, "id"), agency, ctl_tr(shown),
-                      ctl_age(json_object_get(m, "last_seen_age_s")).s,
-                      ctl_s(m, "address"), ctl_int(json_object_get(m, "msgs_in")).s,
-                      ctl_int(json_object_get(m, "msgs_out")).s,
-                      ctl_int(json_object_get(m, "in_flight")).s, services[0] ? services : "-");
-    }
     ctl_table_print(&t, stdout);
     char total[32];
     ctl_fmt_int(json_array_size(json_object_get(j, "members")), total, sizeof total);
@@ -576,37 +620,33 @@ static int cmd_members(ctl_ops_config_t *cfg, int argc, char **argv)
     return CTL_OK;
 }
 
+static void ctl_flow_row(ctl_table_t *t, json_t *f, const void *ctx)
+{
+    (void)ctx;
+    json_t *minute = json_object_get(f, "minute");
+    json_t *e2e = json_object_get(minute, "end_to_end_ms");
+    json_t *hub = json_object_get(minute, "hub_ms");
+    char refusals[512] = "";
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(f, "refusals"), key, v)
+    {
+        size_t used = strlen(refusals);
+        snprintf(refusals + used, sizeof refusals - used, "%s%s=%lld", used ? "," : "", key,
+                 (long long)json_integer_value(v));
+    }
+    ctl_table_row(t, ctl_s(f, "sender"), ctl_s(f, "receiver"), ctl_s(f, "service"),
+                  ctl_int(json_object_get(f, "accepted")).s,
+                  ctl_int(json_object_get(f, "errors")).s,
+                  ctl_int(json_object_get(minute, "accepted")).s, ctl_ms(e2e, "p50").s,
+                  ctl_ms(e2e, "p99").s, ctl_ms(hub, "p50").s, refusals[0] ? refusals : "-");
+}
+
 static int ctl_print_flows(ctl_ops_config_t *cfg)
 {
-    json_t *j;
-    int status = ctl_get_json(cfg, "/api/v1/flows", NULL, &j);
-    if (status != CTL_OK || !j)
-        return status;
-    ctl_table_t t;
-    ctl_table_init(&t, ctl_tr(CTL_M_FLOWS_HEADS));
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(j, "flows"), i, f)
-    {
-        json_t *minute = json_object_get(f, "minute");
-        json_t *e2e = json_object_get(minute, "end_to_end_ms");
-        json_t *hub = json_object_get(minute, "hub_ms");
-        char refusals[512] = "";
-        const char *key;
-        json_t *v;
-        json_object_foreach(json_object_get(f, "refusals"), key, v)
-        {
-            size_t used = strlen(refusals);
-            snprintf(refusals + used, sizeof refusals - used, "%s%s=%lld", used ? "," : "", key,
-                     (long long)json_integer_value(v));
-        }
-        ctl_table_row(&t, ctl_s(f, "sender"), ctl_s(f, "receiver"), ctl_s(f, "service"),
-                      ctl_int(json_object_get(f, "accepted")).s,
-                      ctl_int(json_object_get(f, "errors")).s,
-                      ctl_int(json_object_get(minute, "accepted")).s, ctl_ms(e2e, "p50").s,
-                      ctl_ms(e2e, "p99").s, ctl_ms(hub, "p50").s, refusals[0] ? refusals : "-");
-    }
-    return ctl_table_finish(&t, ctl_tr(CTL_M_FLOWS_NONE), j);
+    /* Its options are cmd_flows's: no argument left here. */
+    return ctl_list_bare(cfg, "flows", 0, NULL, "/api/v1/flows", CTL_M_FLOWS_HEADS, ctl_flow_row,
+                         CTL_M_FLOWS_NONE);
 }
 
 static volatile sig_atomic_t ctl_interrupted;
@@ -662,23 +702,18 @@ static int cmd_flows(ctl_ops_config_t *cfg, int argc, char **argv)
     return CTL_OK;
 }
 
+static void ctl_queue_row(ctl_table_t *t, json_t *q, const void *ctx)
+{
+    (void)ctx;
+    ctl_table_row(t, ctl_s(q, "receiver"), ctl_int(json_object_get(q, "depth")).s,
+                  ctl_int(json_object_get(q, "in_flight")).s,
+                  ctl_age(json_object_get(q, "oldest_age_s")).s);
+}
+
 static int cmd_queues(ctl_ops_config_t *cfg, int argc, char **argv)
 {
-    json_t *j;
-    int status = ctl_get_bare(cfg, "queues", argc, argv, "/api/v1/queues", &j);
-    if (status != CTL_OK || !j)
-        return status;
-    ctl_table_t t;
-    ctl_table_init(&t, ctl_tr(CTL_M_QUEUES_HEADS));
-    size_t i;
-    json_t *q;
-    json_array_foreach(json_object_get(j, "queues"), i, q)
-    {
-        ctl_table_row(&t, ctl_s(q, "receiver"), ctl_int(json_object_get(q, "depth")).s,
-                      ctl_int(json_object_get(q, "in_flight")).s,
-                      ctl_age(json_object_get(q, "oldest_age_s")).s);
-    }
-    return ctl_table_finish(&t, ctl_tr(CTL_M_QUEUES_NONE), j);
+    return ctl_list_bare(cfg, "queues", argc, argv, "/api/v1/queues", CTL_M_QUEUES_HEADS,
+                         ctl_queue_row, CTL_M_QUEUES_NONE);
 }
 
 /* ---- delegations (ủy quyền) ---------------------------------------------- */
@@ -703,40 +738,35 @@ static ctl_str_t ctl_day(json_t *us_v, bool until)
     return out;
 }
 
+static void ctl_delegation_row(ctl_table_t *t, json_t *d, const void *ctx)
+{
+    (void)ctx;
+    char procs[1024] = "";
+    size_t k, used = 0;
+    json_t *p;
+    json_array_foreach(json_object_get(d, "procedures"), k, p)
+    {
+        int n = snprintf(procs + used, sizeof procs - used, "%s%s (%s)", k ? ", " : "",
+                         ctl_s(p, "code"), ctl_int(json_object_get(p, "carried")).s);
+        if (n < 0 || (size_t)n >= sizeof procs - used)
+            break;
+        used += (size_t)n;
+    }
+    char service[512];
+    snprintf(service, sizeof service, "%s/%s", ctl_s(d, "authority"), ctl_s(d, "service"));
+    ctl_table_row(t, service, procs[0] ? procs : ctl_tr(CTL_M_DELEG_WHOLE), ctl_s(d, "delegate"),
+                  ctl_day(json_object_get(d, "from_us"), false).s,
+                  ctl_day(json_object_get(d, "until_us"), true).s,
+                  json_is_true(json_object_get(d, "in_force")) ? ctl_tr(CTL_M_DELEG_IN_FORCE)
+                                                               : ctl_tr(CTL_M_DELEG_NOT_IN_FORCE),
+                  ctl_int(json_object_get(d, "carried")).s,
+                  ctl_time(json_object_get(d, "last_used_us")).s);
+}
+
 static int cmd_delegations(ctl_ops_config_t *cfg, int argc, char **argv)
 {
-    json_t *j;
-    int status = ctl_get_bare(cfg, "delegations", argc, argv, "/api/v1/delegations", &j);
-    if (status != CTL_OK || !j)
-        return status;
-    ctl_table_t t;
-    ctl_table_init(&t, ctl_tr(CTL_M_DELEG_HEADS));
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(j, "delegations"), i, d)
-    {
-        char procs[1024] = "";
-        size_t k, used = 0;
-        json_t *p;
-        json_array_foreach(json_object_get(d, "procedures"), k, p)
-        {
-            int n = snprintf(procs + used, sizeof procs - used, "%s%s (%s)", k ? ", " : "",
-                             ctl_s(p, "code"), ctl_int(json_object_get(p, "carried")).s);
-            if (n < 0 || (size_t)n >= sizeof procs - used)
-                break;
-            used += (size_t)n;
-        }
-        char service[512];
-        snprintf(service, sizeof service, "%s/%s", ctl_s(d, "authority"), ctl_s(d, "service"));
-        ctl_table_row(&t, service, procs[0] ? procs : ctl_tr(CTL_M_DELEG_WHOLE),
-                      ctl_s(d, "delegate"), ctl_day(json_object_get(d, "from_us"), false).s,
-                      ctl_day(json_object_get(d, "until_us"), true).s,
-                      json_is_true(json_object_get(d, "in_force")) ? ctl_tr(CTL_M_DELEG_IN_FORCE)
-                                                                   : ctl_tr(CTL_M_DELEG_NOT_IN_FORCE),
-                      ctl_int(json_object_get(d, "carried")).s,
-                      ctl_time(json_object_get(d, "last_used_us")).s);
-    }
-    return ctl_table_finish(&t, ctl_tr(CTL_M_DELEG_NONE), j);
+    return ctl_list_bare(cfg, "delegations", argc, argv, "/api/v1/delegations", CTL_M_DELEG_HEADS,
+                         ctl_delegation_row, CTL_M_DELEG_NONE);
 }
 
 /* ---- the dead-letter queue ---------------------------------------------- */
@@ -776,6 +806,16 @@ static bool ctl_parse_duration(const char *s, unsigned long long *out)
     return true;
 }
 
+static void ctl_dead_row(ctl_table_t *t, json_t *d, const void *ctx)
+{
+    (void)ctx;
+    char seq[32];
+    snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(json_object_get(d, "seq")));
+    ctl_table_row(t, seq, ctl_s(d, "sender"), ctl_s(d, "receiver"), ctl_s(d, "service"),
+                  ctl_int(json_object_get(d, "attempts")).s,
+                  ctl_time(json_object_get(d, "dead_at_us")).s, ctl_s(d, "reason"));
+}
+
 static int ctl_dlq_list(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
 {
     unsigned long long after = 0, limit = 100;
@@ -785,8 +825,9 @@ static int ctl_dlq_list(ctl_ops_config_t *cfg, const char *token, int argc, char
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc && ctl_parse_seq(argv[i + 1], &limit))
             i++;
         else {
-            fprintf(stderr, "hubctl dlq list: bad argument '%s' (options: --after SEQ, --limit "
-                            "N up to 1000, --json)\n",
+            fprintf(stderr,
+                    "hubctl dlq list: bad argument '%s' (options: --after SEQ, --limit "
+                    "N up to 1000, --json)\n",
                     argv[i]);
             return CTL_USAGE;
         }
@@ -794,21 +835,11 @@ static int ctl_dlq_list(ctl_ops_config_t *cfg, const char *token, int argc, char
     char path[128];
     snprintf(path, sizeof path, "/api/v1/dlq?after=%llu&limit=%llu", after, limit);
     json_t *j;
-    int status = ctl_get_json(cfg, path, token, &j);
+    ctl_table_t t;
+    int status =
+        ctl_get_rows(cfg, path, token, "dead_letters", CTL_M_DLQ_HEADS, ctl_dead_row, NULL, &t, &j);
     if (status != CTL_OK || !j)
         return status;
-    ctl_table_t t;
-    ctl_table_init(&t, ctl_tr(CTL_M_DLQ_HEADS));
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(j, "dead_letters"), i, d)
-    {
-        char seq[32];
-        snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(json_object_get(d, "seq")));
-        ctl_table_row(&t, seq, ctl_s(d, "sender"), ctl_s(d, "receiver"), ctl_s(d, "service"),
-                      ctl_int(json_object_get(d, "attempts")).s,
-                      ctl_time(json_object_get(d, "dead_at_us")).s, ctl_s(d, "reason"));
-    }
     if (t.n_rows == 0)
         fputs(ctl_tr(after ? CTL_M_DLQ_NONE_AFTER : CTL_M_DLQ_NONE), stdout);
     else

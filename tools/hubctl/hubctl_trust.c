@@ -1,5 +1,6 @@
 /* hubctl ca / cert / policy — see hubctl_trust.h. */
 #include "hubctl_trust.h"
+#include "hubctl_opts.h"
 #include "hub_cert.h"
 #include "hub_error.h"
 #include "hub_id.h"
@@ -69,33 +70,22 @@ static bool t_number(const char *text, unsigned long max, unsigned long *out)
 static int t_parse(const char *what, int argc, char **argv, t_args_t *a)
 {
     memset(a, 0, sizeof *a);
+    const ctl_opt_t opts[] = {{"--ca", &a->ca},
+                              {"--ca-cert", &a->ca_cert},
+                              {"--crl", &a->crl},
+                              {"--certs", &a->certs},
+                              {"--pub", &a->pub},
+                              {"--out", &a->out},
+                              {"--name", &a->name},
+                              {"--serial", &a->serial},
+                              {"--policy", &a->policy},
+                              {"--at", &a->at},
+                              {"--not-before", &a->not_before}, /* hidden: tests and renewals */
+                              {"--not-after", &a->not_after},
+                              {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **slot = NULL;
-        if (!strcmp(arg, "--ca"))
-            slot = &a->ca;
-        else if (!strcmp(arg, "--ca-cert"))
-            slot = &a->ca_cert;
-        else if (!strcmp(arg, "--crl"))
-            slot = &a->crl;
-        else if (!strcmp(arg, "--certs"))
-            slot = &a->certs;
-        else if (!strcmp(arg, "--pub"))
-            slot = &a->pub;
-        else if (!strcmp(arg, "--out"))
-            slot = &a->out;
-        else if (!strcmp(arg, "--name"))
-            slot = &a->name;
-        else if (!strcmp(arg, "--serial"))
-            slot = &a->serial;
-        else if (!strcmp(arg, "--policy"))
-            slot = &a->policy;
-        else if (!strcmp(arg, "--at"))
-            slot = &a->at;
-        else if (!strcmp(arg, "--not-before")) /* hidden: tests and exceptional renewals */
-            slot = &a->not_before;
-        else if (!strcmp(arg, "--not-after"))
-            slot = &a->not_after;
+        const char **slot = ctl_opt_find(opts, arg);
         if (slot) {
             if (!val) {
                 fprintf(stderr, "%s: %s needs a value\n", what, arg);
@@ -169,21 +159,16 @@ static bool t_trust_paths(const t_args_t *a, t_trust_paths_t *p)
 /* ------------------------------------------------------------------------ */
 /* ca                                                                        */
 
-static int t_ca(int argc, char **argv)
+static int t_ca(const char *sub, t_args_t *a)
 {
-    const char *sub = argc > 0 ? argv[0] : "";
-    t_args_t a;
-    int st = t_parse("hubctl ca", argc - 1, argv + 1, &a);
-    if (st != T_OK)
-        return st;
-    const char *dir = a.positional[0];
+    const char *dir = a->positional[0];
     char err[HUB_ERRMSG_MAX];
     if (!strcmp(sub, "init")) {
-        if (!dir || a.n_positional != 1) {
+        if (!dir || a->n_positional != 1) {
             fprintf(stderr, "hubctl ca init: usage: hubctl ca init DIR [--days N] [--name TEXT]\n");
             return T_USAGE;
         }
-        if (hub_ca_init(dir, a.name, (unsigned)a.days, hub_now_us(), err, sizeof err) != 0) {
+        if (hub_ca_init(dir, a->name, (unsigned)a->days, hub_now_us(), err, sizeof err) != 0) {
             fprintf(stderr, "hubctl ca init: %s\n", err);
             return T_FAIL;
         }
@@ -195,17 +180,17 @@ static int t_ca(int argc, char **argv)
         return T_OK;
     }
     if (!strcmp(sub, "crl")) {
-        if (!dir || a.n_positional != 1) {
+        if (!dir || a->n_positional != 1) {
             fprintf(stderr, "hubctl ca crl: usage: hubctl ca crl DIR [--days N]\n");
             return T_USAGE;
         }
-        if (hub_ca_write_crl(dir, hub_now_us(), (unsigned)a.days, err, sizeof err) != 0) {
+        if (hub_ca_write_crl(dir, hub_now_us(), (unsigned)a->days, err, sizeof err) != 0) {
             fprintf(stderr, "hubctl ca crl: %s\n", err);
             return T_FAIL;
         }
         printf("re-signed %s/ca/crl.pem (next update in %lu days); copy it to the hub and send "
                "hubd SIGHUP\n",
-               dir, a.days ? a.days : (unsigned long)HUB_CRL_DEFAULT_DAYS);
+               dir, a->days ? a->days : (unsigned long)HUB_CRL_DEFAULT_DAYS);
         return T_OK;
     }
     fprintf(stderr, "hubctl ca: expected 'init' or 'crl' (see hubctl --help)\n");
@@ -418,23 +403,16 @@ static int t_cert_verify(const t_args_t *a)
     return refused ? T_REFUSED : T_OK;
 }
 
-static int t_cert(int argc, char **argv)
+static int t_cert(const char *sub, t_args_t *a)
 {
-    const char *sub = argc > 0 ? argv[0] : "";
-    char what[64];
-    snprintf(what, sizeof what, "hubctl cert %.20s", sub);
-    t_args_t a;
-    int st = t_parse(what, argc - 1, argv + 1, &a);
-    if (st != T_OK)
-        return st;
     if (!strcmp(sub, "issue"))
-        return t_cert_issue(&a);
+        return t_cert_issue(a);
     if (!strcmp(sub, "revoke"))
-        return t_cert_revoke(&a);
+        return t_cert_revoke(a);
     if (!strcmp(sub, "show"))
-        return t_cert_show(&a);
+        return t_cert_show(a);
     if (!strcmp(sub, "verify"))
-        return t_cert_verify(&a);
+        return t_cert_verify(a);
     fprintf(stderr, "hubctl cert: expected 'issue', 'revoke', 'show' or 'verify' (see hubctl "
                     "--help)\n");
     return T_USAGE;
@@ -455,22 +433,17 @@ static int t_on_allowed(const hub_policy_rule_t *r, void *user)
     return 0;
 }
 
-static int t_policy(int argc, char **argv)
+static int t_policy(const char *sub, t_args_t *a)
 {
-    const char *sub = argc > 0 ? argv[0] : "";
-    t_args_t a;
-    int st = t_parse("hubctl policy", argc - 1, argv + 1, &a);
-    if (st != T_OK)
-        return st;
     bool is_check = !strcmp(sub, "check"), is_allowed = !strcmp(sub, "allowed");
-    if ((!is_check && !is_allowed) || !a.policy || a.n_positional != (is_check ? 2 : 1)) {
+    if ((!is_check && !is_allowed) || !a->policy || a->n_positional != (is_check ? 2 : 1)) {
         fprintf(stderr, "hubctl policy: usage: hubctl policy check CONSUMER "
                         "PROVIDER/SERVICE/VERSION --policy FILE [--at DATE]\n"
                         "                      hubctl policy allowed CONSUMER --policy FILE "
                         "[--at DATE]\n");
         return T_USAGE;
     }
-    const char *consumer = a.positional[0];
+    const char *consumer = a->positional[0];
     const char *problem = hub_member_id_problem(consumer);
     if (problem) {
         fprintf(stderr, "hubctl policy: consumer '%s': %s\n", consumer, problem);
@@ -480,7 +453,7 @@ static int t_policy(int argc, char **argv)
     const char *service = NULL;
     if (is_check) {
         /* PROVIDER is the first four parts of the target. */
-        const char *target = a.positional[1], *slash = NULL;
+        const char *target = a->positional[1], *slash = NULL;
         int slashes = 0;
         for (const char *q = target; *q && !slash; q++)
             if (*q == '/' && ++slashes == 4)
@@ -495,11 +468,12 @@ static int t_policy(int argc, char **argv)
         }
     }
     uint64_t at;
-    if ((st = t_when("hubctl policy", a.at, &at)) != T_OK)
+    int st = t_when("hubctl policy", a->at, &at);
+    if (st != T_OK)
         return st;
     hub_policy_t *policy = NULL;
     char err[HUB_ERRMSG_MAX];
-    if (hub_policy_load(a.policy, &policy, err, sizeof err) != 0) {
+    if (hub_policy_load(a->policy, &policy, err, sizeof err) != 0) {
         fprintf(stderr, "hubctl policy: %s\n", err);
         return T_FAIL;
     }
@@ -528,11 +502,20 @@ static int t_policy(int argc, char **argv)
 
 int hubctl_trust_main(const char *cmd, int argc, char **argv)
 {
-    if (!strcmp(cmd, "ca"))
-        return t_ca(argc, argv);
-    if (!strcmp(cmd, "cert"))
-        return t_cert(argc, argv);
-    if (!strcmp(cmd, "policy"))
-        return t_policy(argc, argv);
-    return T_USAGE;
+    int (*run)(const char *sub, t_args_t *a) = !strcmp(cmd, "ca")       ? t_ca
+                                               : !strcmp(cmd, "cert")   ? t_cert
+                                               : !strcmp(cmd, "policy") ? t_policy
+                                                                        : NULL;
+    if (!run)
+        return T_USAGE;
+    /* Messages name the command, and for cert its subcommand too. */
+    const char *sub = argc > 0 ? argv[0] : "";
+    char what[64];
+    if (run == t_cert)
+        snprintf(what, sizeof what, "hubctl cert %.20s", sub);
+    else
+        snprintf(what, sizeof what, "hubctl %s", cmd);
+    t_args_t a;
+    int st = t_parse(what, argc - 1, argv + 1, &a);
+    return st != T_OK ? st : run(sub, &a);
 }

@@ -27,16 +27,11 @@ typedef struct {
     char *services; /* as its Hello offered them there */
 } cluster__cl_loc_t;
 
-static void cluster__cl_where_free(hub_map_t **where)
+static void cluster__cl_loc_free(void *value)
 {
-    size_t cursor = 0;
-    void *value;
-    while (*where && hub_map_next(*where, &cursor, NULL, &value)) {
-        cluster__cl_loc_t *l = value;
-        free(l->services);
-        free(l);
-    }
-    hub_map_destroy(where);
+    cluster__cl_loc_t *l = value;
+    free(l->services);
+    free(l);
 }
 
 struct cluster__cluster {
@@ -249,7 +244,7 @@ static void cluster__cl_where(core__cluster_t *cl, const PGresult *res)
         }
         l->peer = p;
     }
-    cluster__cl_where_free(&cl->where);
+    hub_map_destroy_all(&cl->where, cluster__cl_loc_free);
     cl->where = where;
 }
 
@@ -883,7 +878,7 @@ void cluster__destroy(hub_server_t *self)
         free(cl->peers[i]);
     }
     free(cl->peers);
-    cluster__cl_where_free(&cl->where);
+    hub_map_destroy_all(&cl->where, cluster__cl_loc_free);
     cluster__cl_nodes_free(cl);
     cluster_counts__destroy(&cl->counts);
     hub_map_destroy(&cl->fresh);

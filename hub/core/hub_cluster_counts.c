@@ -75,25 +75,11 @@ static uint64_t cc__u64(const PGresult *res, int r, int c)
     return strtoull(PQgetvalue(res, r, c), NULL, 10);
 }
 
-static void cc__map_free(hub_map_t **map)
+static void cc__flow_free(void *value)
 {
-    size_t cursor = 0;
-    void *value;
-    while (*map && hub_map_next(*map, &cursor, NULL, &value)) {
-        cc__flow_t *f = value;
-        free(f->sender);
-        free(f);
-    }
-    hub_map_destroy(map);
-}
-
-static void cc__delegs_free(hub_map_t **map)
-{
-    size_t cursor = 0;
-    void *value;
-    while (*map && hub_map_next(*map, &cursor, NULL, &value))
-        free(value);
-    hub_map_destroy(map);
+    cc__flow_t *f = value;
+    free(f->sender);
+    free(f);
 }
 
 /* "outcome=count,..." into f's refusals. */
@@ -529,8 +515,8 @@ void cluster_counts__destroy(cluster__counts_t **self_p)
     cluster__counts_t *cc = *self_p;
     if (!cc)
         return;
-    cc__map_free(&cc->flows);
-    cc__delegs_free(&cc->delegs);
+    hub_map_destroy_all(&cc->flows, cc__flow_free);
+    hub_map_destroy_all(&cc->delegs, free);
     free(cc->nodes);
     free(cc);
     *self_p = NULL;

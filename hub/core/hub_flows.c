@@ -687,6 +687,32 @@ static int flows__cmp_flow(const void *a, const void *b)
     return c;
 }
 
+/* A flow's cumulative totals as the visitors see them; refusals is the
+ * caller's array the info points into. The windows are left zero. */
+static hub_flows_info_t flows__totals(const flows__flow_t *f,
+                                      hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS])
+{
+    for (size_t k = 0; k < f->n_refusals; k++) {
+        refusals[k].outcome = f->refusals[k].outcome;
+        refusals[k].count = f->refusals[k].count;
+    }
+    return (hub_flows_info_t){
+        .sender = f->sender,
+        .receiver = f->receiver,
+        .service = f->service,
+        .accepted = f->accepted,
+        .refused = f->refused,
+        .delivered = f->delivered,
+        .settled = f->settled,
+        .dead_lettered = f->dead_lettered,
+        .bytes = f->bytes,
+        .first_at_us = f->first_at_us,
+        .last_at_us = f->last_at_us,
+        .refusals = refusals,
+        .n_refusals = f->n_refusals,
+    };
+}
+
 size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit visit, void *user)
 {
     if (!self || !visit || self->n_flows == 0)
@@ -701,25 +727,7 @@ size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit vis
     for (size_t i = 0; i < n; i++) {
         const flows__flow_t *f = sorted[i];
         hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
-        for (size_t k = 0; k < f->n_refusals; k++) {
-            refusals[k].outcome = f->refusals[k].outcome;
-            refusals[k].count = f->refusals[k].count;
-        }
-        hub_flows_info_t info = {
-            .sender = f->sender,
-            .receiver = f->receiver,
-            .service = f->service,
-            .accepted = f->accepted,
-            .refused = f->refused,
-            .delivered = f->delivered,
-            .settled = f->settled,
-            .dead_lettered = f->dead_lettered,
-            .bytes = f->bytes,
-            .first_at_us = f->first_at_us,
-            .last_at_us = f->last_at_us,
-            .refusals = refusals,
-            .n_refusals = f->n_refusals,
-        };
+        hub_flows_info_t info = flows__totals(f, refusals);
         flows__counts(f->csec, now_s - 59, now_s, &info.minute);
         flows__counts(f->cmin, now_s / 60 - 59, now_s / 60, &info.hour);
         flows__latency(self, f->e2e, false, now_s, &info.minute.end_to_end);
@@ -743,25 +751,7 @@ size_t hub_flows_changed(hub_flows_t *self, bool all, hub_flows_visit visit, voi
             continue;
         f->changed = false;
         hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
-        for (size_t k = 0; k < f->n_refusals; k++) {
-            refusals[k].outcome = f->refusals[k].outcome;
-            refusals[k].count = f->refusals[k].count;
-        }
-        hub_flows_info_t info = {
-            .sender = f->sender,
-            .receiver = f->receiver,
-            .service = f->service,
-            .accepted = f->accepted,
-            .refused = f->refused,
-            .delivered = f->delivered,
-            .settled = f->settled,
-            .dead_lettered = f->dead_lettered,
-            .bytes = f->bytes,
-            .first_at_us = f->first_at_us,
-            .last_at_us = f->last_at_us,
-            .refusals = refusals,
-            .n_refusals = f->n_refusals,
-        };
+        hub_flows_info_t info = flows__totals(f, refusals);
         visit(&info, user);
         n++;
     }

@@ -1040,51 +1040,31 @@ static void setup_small_store(void)
 /* Not TK_MAIN: the PostgreSQL run picks some tests at run time. */
 int main(void)
 {
-    Suite *s = suite_create("e2e_durable");
-    TCase *tc = tcase_create("durable");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, offline_receiver_gets_everything_in_order_once);
-    tcase_add_test(tc, hub_killed_three_times_loses_nothing);
-    tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
-    tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
     /* The PostgreSQL run (with_postgres.sh): the same tests on that store,
      * but for the LMDB file's own faults. */
     const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
-    if (pg_dsn && *pg_dsn) {
-        tcase_add_test(tc, bad_store_dsn_is_refused_at_start);
-        tcase_add_test(tc, database_connections_cut_twice_loses_nothing_acked);
-    } else {
-        tcase_add_test(tc, corrupt_store_is_refused_at_start);
-        tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
-    }
-    tcase_add_test(tc, durable_subscriptions_get_every_publication);
-    tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, tc);
-    TCase *un = tcase_create("unsigned");
-    tcase_add_checked_fixture(un, setup_unsigned, teardown);
-    tcase_set_timeout(un, 120);
-    tcase_add_test(un, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, un);
-    TCase *dlq = tcase_create("dead_letters");
-    tcase_add_checked_fixture(dlq, setup_dlq, teardown);
-    tcase_set_timeout(dlq, 120);
-    tcase_add_test(dlq, ttl_and_retry_exhaustion_dead_letter_and_replay_delivers);
-    suite_add_tcase(s, dlq);
-    TCase *q = tcase_create("queue_limit");
-    tcase_add_checked_fixture(q, setup_small_queue, teardown);
-    tcase_set_timeout(q, 120);
-    tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, q);
-    TCase *ps = tcase_create("publish");
-    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
-    tcase_set_timeout(ps, 120);
-    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
-    suite_add_tcase(s, ps);
-    TCase *st = tcase_create("store_limit");
-    tcase_add_checked_fixture(st, setup_small_store, teardown);
-    tcase_set_timeout(st, 120);
-    tcase_add_test(st, store_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, st);
-    return tk_run_suite(s);
+    bool pg = pg_dsn && *pg_dsn;
+    const tk_case_t cases[] = {
+        TK_CASE("durable", setup, teardown, 300, offline_receiver_gets_everything_in_order_once,
+                hub_killed_three_times_loses_nothing,
+                receiver_killed_while_handling_gets_it_again_once,
+                receiver_killed_after_its_effect_is_called_again_in_doubt,
+                pg ? bad_store_dsn_is_refused_at_start : corrupt_store_is_refused_at_start,
+                pg ? database_connections_cut_twice_loses_nothing_acked
+                   : store_that_cannot_commit_refuses_with_internal,
+                durable_subscriptions_get_every_publication,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("unsigned", setup_unsigned, teardown, 120,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("dead_letters", setup_dlq, teardown, 120,
+                ttl_and_retry_exhaustion_dead_letter_and_replay_delivers),
+        TK_CASE("queue_limit", setup_small_queue, teardown, 120,
+                queue_full_refuses_and_loses_nothing_accepted),
+        TK_CASE("publish", setup_small_queues, teardown, 120,
+                publish_rules_and_subscriptions_across_a_restart),
+        TK_CASE("store_limit", setup_small_store, teardown, 120,
+                store_full_refuses_and_loses_nothing_accepted),
+    };
+    /* Not TK_MAIN: the PostgreSQL run picks two of the tests at run time. */
+    return tk_run_suite(tk_suite("e2e_durable", cases, sizeof cases / sizeof cases[0]));
 }

@@ -610,16 +610,7 @@ START_TEST(population_lookup_through_the_gateway)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("hub2hub");
-    TCase *tc = tcase_create("hub2hub");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, call_through_the_gateway_is_checked_and_audited_on_both_hubs);
-    tcase_add_test(tc, hub_b_down_mid_call_then_back);
-    tcase_add_test(tc, reverse_route_from_b_to_a);
-    tcase_add_test(tc, population_lookup_through_the_gateway);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("hub2hub", TK_CASE("hub2hub", setup, teardown, 180,
+                           call_through_the_gateway_is_checked_and_audited_on_both_hubs,
+                           hub_b_down_mid_call_then_back, reverse_route_from_b_to_a,
+                           population_lookup_through_the_gateway))

@@ -661,21 +661,7 @@ START_TEST(the_procedure_systems_checks_go_through_the_gateway)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("e2e_ndxp");
-    TCase *tc = tcase_create("ndxp");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, lookup_and_verify_go_through_the_platform);
-    tcase_add_test(tc, tokens_are_refreshed_and_faults_retried_within_the_ttl);
-    tcase_add_test(tc, tls_and_credentials_problems_are_clear);
-    tcase_add_test(tc, the_procedure_systems_checks_go_through_the_gateway);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tk_run_suite(suite());
-}
+TK_MAIN("e2e_ndxp", TK_CASE("ndxp", setup, teardown, 180, lookup_and_verify_go_through_the_platform,
+                            tokens_are_refreshed_and_faults_retried_within_the_ttl,
+                            tls_and_credentials_problems_are_clear,
+                            the_procedure_systems_checks_go_through_the_gateway))

@@ -281,24 +281,9 @@ START_TEST(test_bad_signature_is_not_committed)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("admit");
-    TCase *tc = tcase_create("admit");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_not_an_envelope);
-    tcase_add_test(tc, test_sender_must_be_the_connection);
-    tcase_add_test(tc, test_unknown_receiver);
-    tcase_add_test(tc, test_online_only_to_an_offline_receiver);
-    tcase_add_test(tc, test_unsigned_is_refused_before_the_store);
-    tcase_add_test(tc, test_rate_check);
-    tcase_add_test(tc, test_queued_is_acked_only_after_the_commit);
-    tcase_add_test(tc, test_bad_signature_is_not_committed);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("admit",
+        TK_CASE("admit", setup, teardown, 30, test_not_an_envelope,
+                test_sender_must_be_the_connection, test_unknown_receiver,
+                test_online_only_to_an_offline_receiver, test_unsigned_is_refused_before_the_store,
+                test_rate_check, test_queued_is_acked_only_after_the_commit,
+                test_bad_signature_is_not_committed))

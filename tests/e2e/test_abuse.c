@@ -138,9 +138,7 @@ static void *flood_run(void *arg)
 START_TEST(abuse_does_not_hurt_legitimate_members)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, LEGIT, true);
-    hubfix_add_member(&fix, ECHO, true);
-    hubfix_add_member(&fix, FLOODER, true);
+    HUBFIX_ADD_MEMBERS(&fix, LEGIT, ECHO, FLOODER);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, ECHO, "echo", NULL);
     adp_client_t *legit = hubfix_connect(&fix, LEGIT);

@@ -35,8 +35,7 @@ static void start_hub(const char *extra)
     snprintf(path, sizeof path, "%s/members.tsv", fix.dir);
     tk_write_file(path, "member_id\tname\tunit\tcontact\n" B "\t" B_NAME
                         "\tCơ sở dữ liệu quốc gia về dân cư\tketnoi.dancu@bca.example.vn\n");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
     hubfix_start(&fix);
     http_port = hubfix_http_port(&fix);
 }

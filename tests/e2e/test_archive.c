@@ -50,8 +50,7 @@ static void start_hub(uint32_t retention_days)
     snprintf(archive_dir, sizeof archive_dir, "%s/archive", fix.dir);
     snprintf(key_path, sizeof key_path, "%s/archive.key", fix.dir);
     snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     keygen(key_path);
 }
 

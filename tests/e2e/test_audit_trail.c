@@ -41,9 +41,7 @@ static char audit_dir[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "policy_file = policy.conf");
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, HOTICH);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
     tk_write_file(path, "allow " TTHC " -> " POP "/citizen.lookup/v1 purpose \"" AGREEMENT_PURPOSE

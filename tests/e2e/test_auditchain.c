@@ -198,8 +198,7 @@ static void make_log(void)
 START_TEST(cutting_and_editing_are_named)
 {
     hubfix_init(&fix, BASE_CONF);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     make_log();
     char head[128];
     last_logged_anchor(head);
@@ -312,8 +311,7 @@ END_TEST
 START_TEST(head_is_published_and_anchors)
 {
     hubfix_init(&fix, BASE_CONF);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     hubfix_start(&fix);
     traffic(20);
     json_t *j = NULL;
@@ -348,8 +346,7 @@ END_TEST
 START_TEST(key_rotation_is_followed)
 {
     hubfix_init(&fix, BASE_CONF);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     hubfix_start(&fix);
     traffic(10);
     hubfix_stop(&fix);
@@ -496,8 +493,7 @@ START_TEST(timestamps_are_checked)
                        "audit_tsa_every_s = 0\naudit_tsa_retry_s = 1\n",
              port, tsa_dir);
     hubfix_init(&fix, conf);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     hubfix_start(&fix);
     json_t *j = NULL;
     long tokens = 0;

@@ -72,8 +72,7 @@ START_TEST(wall_clock_jumps_lose_nothing)
     if (access(FAKETIME_LIB, R_OK) != 0)
         tk_skip("clockjump: %s missing (Debian package libfaketime)", FAKETIME_LIB);
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     char offset[PATH_MAX];
     snprintf(offset, sizeof offset, "%s/faketime", fix.dir);
     tk_write_file(offset, "+0\n");

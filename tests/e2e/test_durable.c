@@ -28,9 +28,7 @@ static char state_dir[PATH_MAX];
 static void setup_with(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, SENDER2, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, SENDER2, RECEIVER);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     snprintf(state_dir, sizeof state_dir, "%s/receiver-state", fix.dir);
     hubfix_start(&fix);
@@ -915,9 +913,7 @@ static void setup_dlq(void)
 {
     hubfix_init(&fix, "http_listen = 127.0.0.1:0\nhttp_token_file = token\nmax_attempts = 2\n"
                       "redelivery_ms = 200\n");
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, SENDER2, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, SENDER2, RECEIVER);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     snprintf(state_dir, sizeof state_dir, "%s/receiver-state", fix.dir);
     char token[PATH_MAX];

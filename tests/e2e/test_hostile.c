@@ -43,11 +43,7 @@ static void start_hub(const char *extra, const char *policy)
     char conf[2048];
     snprintf(conf, sizeof conf, "policy_file = policy.conf\n%s", extra ? extra : "");
     hubfix_init(&fix, conf);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, EVIL, true);
-    hubfix_add_member(&fix, SLOW, true);
-    hubfix_add_member(&fix, PUB, true);
+    HUBFIX_ADD_MEMBERS(&fix, TTHC, POP, EVIL, SLOW, PUB);
     write_policy(policy ? policy : base_policy);
     hubfix_start(&fix);
 }

@@ -150,8 +150,7 @@ END_TEST
 static void setup_plain_with(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     hubfix_add_member(&fix, PLANTED, false);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
@@ -355,8 +354,7 @@ static void setup_public(void)
     snprintf(path, sizeof path, "%s/token", fix.dir);
     tk_write_file(path, TOKEN "\n");
     chmod(path, 0600);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
 }

@@ -210,10 +210,7 @@ static void setup(void)
 {
     system_start();
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, LAND, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, LAND, HOTICH);
     hubfix_add_member(&fix, "VN/GOV/HN-VP/ONE", true); /* a bridge with room for one request */
     hubfix_add_member(&fix, "VN/GOV/HN-VP/TLS", true); /* a bridge on HTTPS */
     hubfix_start(&fix);

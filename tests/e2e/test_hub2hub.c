@@ -98,9 +98,7 @@ static void setup(void)
     char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca, NULL};
     ck_assert_msg(tk_run(init, &out, 20000) == 0, "ca init: %s", out ? out : "");
     free(out);
-    hubfix_add_member(&ha, CLIENT, true);
-    hubfix_add_member(&ha, STRANGER, true);
-    hubfix_add_member(&ha, GW_A, true);
+    HUBFIX_ADD_MEMBERS(&ha, CLIENT, STRANGER, GW_A);
     issue_on_b(GW_B);
     issue_on_b(PROVIDER);
     issue_on_b(B_CALLER);

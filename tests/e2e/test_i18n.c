@@ -56,8 +56,7 @@ static void write_directory(const char *text)
 START_TEST(hub_lang_key_sets_the_default)
 {
     hubfix_init(&fix, "http_listen = 127.0.0.1:0\nlang = en\nmembers_file = members.tsv\n");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     write_directory(DIRECTORY);
     hubfix_start(&fix);
     ck_assert_str_eq(catalogue_lang("/i18n.json"), "en");

@@ -27,9 +27,7 @@ static char classes[PATH_MAX], token_path[PATH_MAX], base_url[64];
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, ECHO, true);
-    hubfix_add_member(&fix, BRIDGE, true);
-    hubfix_add_member(&fix, TLS_BRIDGE, true);
+    HUBFIX_ADD_MEMBERS(&fix, ECHO, BRIDGE, TLS_BRIDGE);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, ECHO, "echo", NULL);
     snprintf(token_path, sizeof token_path, "%s/bridge.token", fix.dir);

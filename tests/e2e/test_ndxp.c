@@ -171,10 +171,7 @@ static void write_citizens(void)
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, DKKD, true);
-    hubfix_add_member(&fix, QHK, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, DKKD, QHK);
     hubfix_start(&fix);
     make_certificates();
     write_citizens();

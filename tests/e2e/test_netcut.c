@@ -94,8 +94,7 @@ START_TEST(link_down_and_up_loses_nothing)
     char extra[128];
     snprintf(extra, sizeof extra, "listen = tcp://%s:*\nredelivery_ms = 1000", host_ip);
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     hubfix_start(&fix);
     /* The receiver, inside the namespace. */
     char conf[PATH_MAX], log[PATH_MAX], record[PATH_MAX], text[4096];

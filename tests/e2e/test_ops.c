@@ -48,10 +48,7 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/token", fix.dir);
     tk_write_file(path, TOKEN "\n");
     chmod(path, 0600);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
-    hubfix_add_member(&fix, OPS, true);
-    hubfix_add_member(&fix, GHOST, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B, OPS, GHOST);
     hubfix_start(&fix);
     http_port = hubfix_http_port(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);

@@ -75,8 +75,7 @@ static void make_certificates(void)
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, LAND, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, LAND, HOTICH);
     hubfix_start(&fix);
     make_certificates();
     write_secret("client.secret", CLIENT_SECRET "\n");

@@ -33,9 +33,7 @@ static char adapter_log[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, HOTICH);
     hubfix_start(&fix);
     char conf[1024];
     snprintf(conf, sizeof conf,

@@ -25,10 +25,7 @@ static hubfix_t fix;
 static void setup_common(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
-    hubfix_add_member(&fix, OPS, true);
-    hubfix_add_member(&fix, GHOST, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B, OPS, GHOST);
     hubfix_add_member(&fix, STRANGER, false);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);

@@ -33,9 +33,7 @@ static hubfix_t fix;
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B, OPS);
     hubfix_start(&fix);
 }
 
@@ -413,8 +411,7 @@ END_TEST
 static void setup_fast_redelivery(void)
 {
     hubfix_init(&fix, "redelivery_ms = 200\nmax_attempts = 3");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
     hubfix_start(&fix);
 }
 
@@ -501,8 +498,7 @@ END_TEST
 static void setup_keys_only(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
 }
 
 typedef struct {

@@ -39,9 +39,7 @@ static char record_path[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "audit = yes\nredelivery_ms = 1000\n");
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, SENDER2, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, SENDER2, RECEIVER);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
 }
 

@@ -60,9 +60,7 @@ static const char *queries(void)
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, DKKD, true);
-    hubfix_add_member(&fix, HOTICH, true);
-    hubfix_add_member(&fix, TTHC, true);
+    HUBFIX_ADD_MEMBERS(&fix, DKKD, HOTICH, TTHC);
     hubfix_start(&fix);
     snprintf(db_path, sizeof db_path, "%s/dkkd.db", fix.dir);
     make_db();

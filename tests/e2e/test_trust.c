@@ -23,9 +23,7 @@ static char record_path[PATH_MAX];
 static void setup_with(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
-    hubfix_add_member(&fix, "VN/GOV/HN-LGSP/OPS", true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER, "VN/GOV/HN-LGSP/OPS");
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     hubfix_start(&fix);
     char conf[1024];

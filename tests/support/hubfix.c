@@ -134,6 +134,12 @@ void hubfix_add_member(hubfix_t *f, const char *member_id, bool known)
         hubfix_register_member(f, member_id);
 }
 
+void hubfix_add_members(hubfix_t *f, const char *const member_ids[])
+{
+    for (const char *const *id = member_ids; *id; id++)
+        hubfix_add_member(f, *id, true);
+}
+
 void hubfix_forget_member(hubfix_t *f, const char *member_id)
 {
     char dst[PATH_MAX], s[256];

@@ -40,6 +40,10 @@ void hubfix_init_node(hubfix_t *f, const hubfix_t *first, const char *name,
 /* Generates a member's keys with hubctl keygen; when known, copies its .pub
  * into the hub's key directory. */
 void hubfix_add_member(hubfix_t *f, const char *member_id, bool known);
+/* hubfix_add_member(f, id, true) for each id of the NULL-terminated list;
+ * HUBFIX_ADD_MEMBERS(f, A, B, ...) writes the list. */
+void hubfix_add_members(hubfix_t *f, const char *const member_ids[]);
+#define HUBFIX_ADD_MEMBERS(f, ...) hubfix_add_members((f), (const char *const[]){__VA_ARGS__, NULL})
 /* Copies an existing member's .pub (back) into the key directory. */
 void hubfix_register_member(hubfix_t *f, const char *member_id);
 /* Removes a member's .pub from the key directory (then SIGHUP the hub). */

@@ -7,6 +7,7 @@
 #include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -756,9 +757,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
     settle.rejects = rjs;
     settle.n_rejects = 1;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
+    hub_frame_t sf = tkw_settle_frame(&settle);
     rj.hub_seq = seqs[0];
     rj.reason = "not mine, but let us try";
     rawcli_send_frame(&evil, &sf);

@@ -5,6 +5,7 @@
 #include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -120,9 +121,7 @@ START_TEST(unknown_key_is_refused_and_gets_no_traffic)
     Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
     hello.protocol_version = 1;
     hello.member_id = STRANGER;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    hub_frame_t frame = tkw_hello_frame(&hello);
     int dontwait_rc = zmq_send(raw.sock, "x", 1, ZMQ_DONTWAIT);
     (void)dontwait_rc;
     uint8_t *buf;
@@ -185,9 +184,7 @@ static void hello_as(rawcli_t *c, const char *member_id, bool piggyback)
     hello.protocol_version = 1;
     hello.member_id = (char *)member_id;
     hello.receipts_in_deliveries = piggyback;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    hub_frame_t frame = tkw_hello_frame(&hello);
     rawcli_send_frame(c, &frame);
     hub_frame_t *w = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_msg(w != NULL, "no Welcome for %s", member_id);
@@ -528,9 +525,7 @@ START_TEST(each_nack_reason)
 
     /* Unsupported protocol version. */
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     frame.protocol_version = 2;
     rawcli_send_frame(&raw, &frame);
     err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
@@ -561,12 +556,8 @@ START_TEST(survives_random_and_truncated_frames)
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
     ProtobufCBinaryData item = {len, env};
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = &item;
-    batch.n_envelopes = 1;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(&item, 1);
+    hub_frame_t frame = tkw_batch_frame(&batch);
     uint8_t *valid;
     size_t valid_len;
     hub_frame_encode(&frame, &valid, &valid_len);

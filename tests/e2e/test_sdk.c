@@ -6,6 +6,7 @@
 #include "hub_keys.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -546,12 +547,8 @@ static void fakehub_send_envelope(fakehub_t *h, uint64_t seq, const Lth__V1__Env
     item.envelope.data = bytes;
     item.envelope.len = len;
     item.attempt = 1;
-    Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
-    d.items = items;
-    d.n_items = 1;
-    hub_frame_t f = LTH__V1__FRAME__INIT;
-    f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-    f.deliveries = &d;
+    Lth__V1__Deliveries d = tkw_deliveries(items, 1);
+    hub_frame_t f = tkw_deliveries_frame(&d);
     fakehub_send(h, &f);
 }
 
@@ -615,9 +612,7 @@ static adp_client_t *fakehub_start(fakehub_t *hp, void (*offer)(adp_client_t *, 
     w.member_id = B;
     w.heartbeat_ms = 60000;
     w.hub_id = HUBFIX_HUB_ID;
-    hub_frame_t wf = LTH__V1__FRAME__INIT;
-    wf.body_case = LTH__V1__FRAME__BODY_WELCOME;
-    wf.welcome = &w;
+    hub_frame_t wf = tkw_welcome_frame(&w);
     fakehub_send(&h, &wf);
     for (int i = 0; i < 100 && !adp_connected(b); i++)
         adp_run(b, 20);
@@ -708,12 +703,8 @@ static void fakehub_ack(fakehub_t *h, const char *id, const char *routed_to)
     ack.message_id = (char *)id;
     ack.hub_seq = 7;
     ack.routed_to = (char *)(routed_to ? routed_to : "");
-    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-    rec.acks = acks;
-    rec.n_acks = 1;
-    hub_frame_t f = LTH__V1__FRAME__INIT;
-    f.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-    f.receipts = &rec;
+    Lth__V1__Receipts rec = tkw_receipts(acks, 1);
+    hub_frame_t f = tkw_receipts_frame(&rec);
     fakehub_send(h, &f);
 }
 

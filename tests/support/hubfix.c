@@ -2,6 +2,7 @@
 #include "hub_keys.h"
 #include "hub_sign.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <libpq-fe.h>
@@ -442,12 +443,8 @@ void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
 
 void rawcli_settle(rawcli_t *c, const uint64_t *hub_seqs, size_t n)
 {
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = (uint64_t *)hub_seqs;
-    settle.n_hub_seqs = n;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
+    Lth__V1__Settle settle = tkw_settle((uint64_t *)hub_seqs, n);
+    hub_frame_t sf = tkw_settle_frame(&settle);
     rawcli_send_frame(c, &sf);
 }
 
@@ -455,18 +452,14 @@ void rawcli_heartbeat(rawcli_t *c)
 {
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
     hb.sent_at_us = hub_now_us();
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     rawcli_send_frame(c, &frame);
 }
 
 uint8_t *rawcli_heartbeat_bytes(size_t *len)
 {
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     uint8_t *buf;
     ck_assert_int_eq(hub_frame_encode(&frame, &buf, len), 0);
     return buf;
@@ -512,9 +505,7 @@ void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscript
         hello.subscriptions = subs;
         hello.n_subscriptions = 1;
     }
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    hub_frame_t frame = tkw_hello_frame(&hello);
     rawcli_send_frame(c, &frame);
 }
 
@@ -576,12 +567,8 @@ uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
 
 void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n)
 {
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = n;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(items, n);
+    hub_frame_t frame = tkw_batch_frame(&batch);
     rawcli_send_frame(c, &frame);
 }
 

@@ -8,6 +8,7 @@
 #include "hub_map.h"
 #include "hub_wire.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -365,12 +366,8 @@ START_TEST(frames_and_envelopes)
     uint8_t *buf = malloc(len);
     lth__v1__envelope__pack(&env, buf);
     ProtobufCBinaryData item = {len, buf};
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = &item;
-    batch.n_envelopes = 1;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(&item, 1);
+    hub_frame_t frame = tkw_batch_frame(&batch);
     uint8_t *wire;
     size_t wire_len;
     ck_assert_int_eq(hub_frame_encode(&frame, &wire, &wire_len), 0);

@@ -1,0 +1,75 @@
+/* tkwire — protocol frames as the tests build them by hand: a Frame
+ * around one body, and the list bodies (Batch, Deliveries, Receipts,
+ * Settle) around the caller's arrays.
+ *
+ * Header-only (static inline), so that the programs without the Check
+ * fixture use it too: the fuzz seed writer (tests/fuzz/make_seeds.c) and
+ * the test-vector generator (tests/tools/gen_testvectors.c). Nothing is
+ * copied or owned: a frame points at its body and a body at the arrays it
+ * was given, all of which must outlive its encoding.
+ */
+#ifndef TKWIRE_H
+#define TKWIRE_H
+
+#include "hub_wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* tkw_<body>_frame(&body): a Frame (protocol_version left to
+ * hub_frame_encode) whose body is that one. */
+#define TKW__FRAME_OF(field, type, kase)                                                           \
+    static inline hub_frame_t tkw_##field##_frame(type *body)                                      \
+    {                                                                                              \
+        hub_frame_t frame = LTH__V1__FRAME__INIT;                                                  \
+        frame.body_case = LTH__V1__FRAME__BODY_##kase;                                             \
+        frame.field = body;                                                                        \
+        return frame;                                                                              \
+    }
+TKW__FRAME_OF(hello, Lth__V1__Hello, HELLO)
+TKW__FRAME_OF(welcome, Lth__V1__Welcome, WELCOME)
+TKW__FRAME_OF(batch, Lth__V1__Batch, BATCH)
+TKW__FRAME_OF(receipts, Lth__V1__Receipts, RECEIPTS)
+TKW__FRAME_OF(deliveries, Lth__V1__Deliveries, DELIVERIES)
+TKW__FRAME_OF(settle, Lth__V1__Settle, SETTLE)
+TKW__FRAME_OF(heartbeat, Lth__V1__Heartbeat, HEARTBEAT)
+TKW__FRAME_OF(error, Lth__V1__Nack, ERROR)
+#undef TKW__FRAME_OF
+
+/* A Batch of the encoded envelopes items[0..n). */
+static inline Lth__V1__Batch tkw_batch(ProtobufCBinaryData *items, size_t n)
+{
+    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
+    batch.envelopes = items;
+    batch.n_envelopes = n;
+    return batch;
+}
+
+/* Deliveries of items[0..n). */
+static inline Lth__V1__Deliveries tkw_deliveries(Lth__V1__DeliveredEnvelope **items, size_t n)
+{
+    Lth__V1__Deliveries deliveries = LTH__V1__DELIVERIES__INIT;
+    deliveries.items = items;
+    deliveries.n_items = n;
+    return deliveries;
+}
+
+/* Receipts holding the ACKs acks[0..n) and no NACK. */
+static inline Lth__V1__Receipts tkw_receipts(Lth__V1__Ack **acks, size_t n)
+{
+    Lth__V1__Receipts receipts = LTH__V1__RECEIPTS__INIT;
+    receipts.acks = acks;
+    receipts.n_acks = n;
+    return receipts;
+}
+
+/* A Settle of hub_seqs[0..n) and no reject. */
+static inline Lth__V1__Settle tkw_settle(uint64_t *hub_seqs, size_t n)
+{
+    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
+    settle.hub_seqs = hub_seqs;
+    settle.n_hub_seqs = n;
+    return settle;
+}
+
+#endif

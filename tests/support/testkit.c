@@ -171,6 +171,18 @@ int tk_run(char *const argv[], char **output, int timeout_ms)
     return tkp_run(argv, output, timeout_ms, "/tmp");
 }
 
+void tk_run_says(char *const argv[], int timeout_ms, int exit_code, const char *const needles[])
+{
+    char *out = NULL;
+    int rc = tk_run(argv, &out, timeout_ms);
+    ck_assert_msg(rc == exit_code, "%s exited %d, not %d: %s", argv[0], rc, exit_code,
+                  out ? out : "");
+    for (const char *const *needle = needles; *needle; needle++)
+        ck_assert_msg(out && strstr(out, *needle), "%s did not say \"%s\": %s", argv[0], *needle,
+                      out ? out : "");
+    free(out);
+}
+
 /* Where tk_skip() records skips: a file, because Check runs each test in a
  * child process whose memory the runner never sees. */
 static char tk__skip_path[PATH_MAX];

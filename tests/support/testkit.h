@@ -57,6 +57,12 @@ bool tk_wait_lines(const char *path, int expected, int timeout_ms);
 /* Runs argv to completion with output captured into *output (malloc'ed,
  * may be NULL); returns the exit code, or -1. */
 int tk_run(char *const argv[], char **output, int timeout_ms);
+/* Runs argv to completion (tk_run) and asserts that it exits with
+ * exit_code and that its output holds each of the NULL-terminated needles;
+ * TK_RUN_SAYS(argv, timeout_ms, exit_code, "a", "b", ...) writes the list. */
+void tk_run_says(char *const argv[], int timeout_ms, int exit_code, const char *const needles[]);
+#define TK_RUN_SAYS(argv, timeout_ms, exit_code, ...)                                              \
+    tk_run_says((argv), (timeout_ms), (exit_code), (const char *const[]){__VA_ARGS__, NULL})
 void tk_sleep_ms(int ms);
 /* Runs a /bin/sh command made with printf's format; returns its exit code
  * (-1 when it did not exit in time), printing the command and its output

@@ -183,13 +183,9 @@ START_TEST(popgen_builds_the_same_data_set)
     }
     lth_popdb_close(&gen);
     /* It never overwrites, and says how to use it. */
-    ck_assert_int_eq(tk_run(argv, &out, 60000), 1);
-    ck_assert_msg(strstr(out, "already exists"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 60000, 1, "already exists");
     char *bad[] = {(char *)tk_bin("lth-popgen"), "--db", path, "--citizens", "lots", NULL};
-    ck_assert_int_eq(tk_run(bad, &out, 60000), 2);
-    ck_assert_msg(strstr(out, "--citizens must be a whole number"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(bad, 60000, 2, "--citizens must be a whole number");
 }
 END_TEST
 

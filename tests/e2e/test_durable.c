@@ -55,11 +55,7 @@ static pid_t start_receiver(const char *extra)
 static void post_all(adp_client_t *c, const char *tag, int count, int timeout_s)
 {
     for (int i = 0; i < count; i++) {
-        char payload[64];
-        int len = snprintf(payload, sizeof payload, "%s %d", tag, i);
-        ck_assert_int_eq(adp_post_event(c, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, NULL),
-                         0);
+        hubfix_post_record(c, RECEIVER, tag, i);
         if (i % 500 == 499)
             adp_run(c, 0);
     }
@@ -284,11 +280,7 @@ START_TEST(hub_killed_three_times_loses_nothing)
     uint64_t deadline = hub_monotonic_us() + 180000000u;
     while (posted < total || adp_outbox_size(a) > 0) {
         for (int k = 0; k < 100 && posted < total; k++, posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "m %d", posted);
-            ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                            (size_t)len, 0, NULL),
-                             0);
+            hubfix_post_record(a, RECEIVER, "m", posted);
         }
         adp_run(a, 10);
         if (kills < 3 && posted >= kill_at[kills]) {
@@ -551,11 +543,7 @@ START_TEST(database_connections_cut_twice_loses_nothing_acked)
     int posted = 0;
     for (int round = 0; round < 4; round++) {
         for (int k = 0; k < 100; k++, posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "cut %d", posted);
-            ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                            (size_t)len, 0, NULL),
-                             0);
+            hubfix_post_record(a, RECEIVER, "cut", posted);
             if (k % 10 == 9)
                 adp_run(a, 5);
         }
@@ -585,11 +573,7 @@ START_TEST(database_connections_cut_twice_loses_nothing_acked)
         pg_ok(lock, "LOCK TABLE hub_ids IN SHARE MODE");
         size_t resent = adp_resent_count(a);
         for (int k = 0; k < 20; k++, posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "cut %d", posted);
-            ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                            (size_t)len, 0, NULL),
-                             0);
+            hubfix_post_record(a, RECEIVER, "cut", posted);
         }
         bool waiting = false;
         for (int w = 0; w < 200 && !waiting; w++) {
@@ -945,11 +929,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     adp_client_t *a = hubfix_connect(&fix, SENDER);
     adp_set_ttl(a, 500);
     for (int i = 0; i < 3; i++) {
-        char payload[16];
-        int len = snprintf(payload, sizeof payload, "t %d", i);
-        ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, 5000, NULL),
-                         0);
+        hubfix_send_record(a, RECEIVER, "t", i);
     }
     body = wait_dlq(3);
     ck_assert_msg(strstr(body, "ttl expired"), "%s", body);

@@ -118,11 +118,7 @@ START_TEST(link_down_and_up_loses_nothing)
                 adp_run(s, 20);
             ck_assert_int_eq(tk_shf(10000, "ip link set %s down", host_if), 0);
         }
-        char payload[32];
-        int len = snprintf(payload, sizeof payload, "cut %d", i);
-        ck_assert_int_eq(adp_post_event(s, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, NULL),
-                         0);
+        hubfix_post_record(s, RECEIVER, "cut", i);
         adp_run(s, 0);
     }
     for (int w = 0; w < 100 && adp_outbox_size(s) > 0; w++)

@@ -135,6 +135,23 @@ void hubfix_add_member(hubfix_t *f, const char *member_id, bool known)
         hubfix_register_member(f, member_id);
 }
 
+void hubfix_post_record(adp_client_t *c, const char *receiver, const char *tag, int n)
+{
+    char payload[64];
+    int len = snprintf(payload, sizeof payload, "%s %d", tag, n);
+    ck_assert_int_eq(
+        adp_post_event(c, receiver, "record/v1", "text/plain", payload, (size_t)len, 0, NULL), 0);
+}
+
+void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, int n)
+{
+    char payload[64];
+    int len = snprintf(payload, sizeof payload, "%s %d", tag, n);
+    ck_assert_int_eq(
+        adp_send_event(c, receiver, "record/v1", "text/plain", payload, (size_t)len, 0, 5000, NULL),
+        0);
+}
+
 void hubfix_add_members(hubfix_t *f, const char *const member_ids[])
 {
     for (const char *const *id = member_ids; *id; id++)

@@ -122,6 +122,11 @@ void hubfix_cert_revoke(hubfix_t *f, const char *ca_dir, const char *member_id);
 /* `hubctl audit show --message ID` over the stopped hub's audit log:
  * asserts it succeeds; returns its output (malloc'ed). */
 char *hubfix_audit_show(hubfix_t *f, const char *message_id);
+/* Queues (adp_post_event) or sends and waits for the ACK of (adp_send_event,
+ * 5 s) the text/plain event "<tag> <n>" for receiver's record/v1, as the
+ * record plugin's tests do; asserts the SDK takes it. */
+void hubfix_post_record(adp_client_t *c, const char *receiver, const char *tag, int n);
+void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, int n);
 /* An SDK handler that counts the messages it gets in *(int *)user. */
 int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user);
 /* True while hubd runs. */

@@ -18,6 +18,7 @@
 #include "lth_citizen.h"
 #include "lth_lookup.h"
 #include "testkit.h"
+#include "tkwire.h"
 #include "tkaudit.h"
 
 #include <check.h>
@@ -221,13 +222,7 @@ START_TEST(lookup_record_gives_no_payload_away)
     /* The look-up as the procedure system sends it, built here so that the
      * test knows every field of the envelope. */
     char id[HUB_UUID_LEN + 1];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = TTHC;
-    env.receiver = POP;
-    env.service = LTH_SERVICE_CITIZEN_LOOKUP;
-    env.created_at_us = hub_now_us();
+    Lth__V1__Envelope env = tkw_envelope(id, TTHC, POP, LTH_SERVICE_CITIZEN_LOOKUP);
     env.ttl_ms = 10000;
     env.content_type = LTH_LOOKUP_REQUEST_TYPE;
     env.payload.data = payload;

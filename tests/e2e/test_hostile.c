@@ -57,14 +57,8 @@ static uint8_t *envelope(const char *sender, const char *receiver, const char *s
                          Lth__V1__Kind kind, Lth__V1__Delivery delivery, const char *correlation,
                          const void *payload, size_t payload_len, char id[37], size_t *len)
 {
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
+    Lth__V1__Envelope env = tkw_envelope(id, sender, receiver, service);
     env.correlation_id = (char *)(correlation ? correlation : "");
-    env.sender = (char *)sender;
-    env.receiver = (char *)receiver;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
     env.content_type = "application/json";
     env.payload.data = (uint8_t *)payload;
     env.payload.len = payload_len;

@@ -555,13 +555,7 @@ static void fakehub_send_envelope(fakehub_t *h, uint64_t seq, const Lth__V1__Env
 static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
 {
     char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = A;
-    env.receiver = B;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
+    Lth__V1__Envelope env = tkw_envelope(id, A, B, service);
     env.content_type = "application/json";
     env.kind = LTH__V1__KIND__KIND_EVENT;
     fakehub_send_envelope(h, seq, &env);
@@ -682,14 +676,8 @@ static void fakehub_reply(fakehub_t *h, uint64_t seq, const char *sender, const 
                           const char *payload)
 {
     char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
+    Lth__V1__Envelope env = tkw_envelope(id, sender, B, "x/v1");
     env.correlation_id = (char *)request_id;
-    env.sender = (char *)sender;
-    env.receiver = B;
-    env.service = "x/v1";
-    env.created_at_us = hub_now_us();
     env.content_type = "text/plain";
     env.payload.data = (uint8_t *)payload;
     env.payload.len = strlen(payload);

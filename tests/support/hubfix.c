@@ -551,13 +551,7 @@ uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
     int signing = delivery & (RAWCLI_UNSIGNED | RAWCLI_BAD_SIGNATURE);
     delivery &= 0xff;
     char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = (char *)sender;
-    env.receiver = (char *)receiver;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
+    Lth__V1__Envelope env = tkw_envelope(id, sender, receiver, service);
     env.content_type = "text/plain";
     env.payload.data = (uint8_t *)payload;
     env.payload.len = len;

@@ -11,6 +11,7 @@
 #ifndef TKWIRE_H
 #define TKWIRE_H
 
+#include "hub_clock.h"
 #include "hub_wire.h"
 
 #include <stddef.h>
@@ -35,6 +36,22 @@ TKW__FRAME_OF(settle, Lth__V1__Settle, SETTLE)
 TKW__FRAME_OF(heartbeat, Lth__V1__Heartbeat, HEARTBEAT)
 TKW__FRAME_OF(error, Lth__V1__Nack, ERROR)
 #undef TKW__FRAME_OF
+
+/* An envelope with a fresh message id (written into id), from sender to
+ * receiver for service, made now; the caller sets the other fields. It
+ * points at its arguments. */
+static inline Lth__V1__Envelope tkw_envelope(char id[HUB_UUID_LEN + 1], const char *sender,
+                                             const char *receiver, const char *service)
+{
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    hub_uuid_new(id);
+    env.message_id = id;
+    env.sender = (char *)sender;
+    env.receiver = (char *)receiver;
+    env.service = (char *)service;
+    env.created_at_us = hub_now_us();
+    return env;
+}
 
 /* A Batch of the encoded envelopes items[0..n). */
 static inline Lth__V1__Batch tkw_batch(ProtobufCBinaryData *items, size_t n)

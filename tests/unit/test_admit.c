@@ -12,6 +12,7 @@
 #include "hub_sign.h"
 #include "hub_wire.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -93,15 +94,9 @@ static void teardown(void)
 static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery delivery,
                          const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1], size_t *len)
 {
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = (char *)from;
-    env.receiver = (char *)to;
-    env.service = SERVICE;
+    Lth__V1__Envelope env = tkw_envelope(id, from, to, SERVICE);
     env.kind = LTH__V1__KIND__KIND_EVENT;
     env.delivery = delivery;
-    env.created_at_us = hub_now_us();
     env.content_type = "application/json";
     static uint8_t payload[] = "{\"so_dinh_danh\":\"001099012345\"}";
     env.payload.data = payload;

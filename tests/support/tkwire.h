@@ -53,40 +53,22 @@ static inline Lth__V1__Envelope tkw_envelope(char id[HUB_UUID_LEN + 1], const ch
     return env;
 }
 
-/* A Batch of the encoded envelopes items[0..n). */
-static inline Lth__V1__Batch tkw_batch(ProtobufCBinaryData *items, size_t n)
-{
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = n;
-    return batch;
-}
-
-/* Deliveries of items[0..n). */
-static inline Lth__V1__Deliveries tkw_deliveries(Lth__V1__DeliveredEnvelope **items, size_t n)
-{
-    Lth__V1__Deliveries deliveries = LTH__V1__DELIVERIES__INIT;
-    deliveries.items = items;
-    deliveries.n_items = n;
-    return deliveries;
-}
-
-/* Receipts holding the ACKs acks[0..n) and no NACK. */
-static inline Lth__V1__Receipts tkw_receipts(Lth__V1__Ack **acks, size_t n)
-{
-    Lth__V1__Receipts receipts = LTH__V1__RECEIPTS__INIT;
-    receipts.acks = acks;
-    receipts.n_acks = n;
-    return receipts;
-}
-
-/* A Settle of hub_seqs[0..n) and no reject. */
-static inline Lth__V1__Settle tkw_settle(uint64_t *hub_seqs, size_t n)
-{
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = hub_seqs;
-    settle.n_hub_seqs = n;
-    return settle;
-}
+/* tkw_<body>(items, n): a body holding the caller's items[0..n) and nothing
+ * else: a Batch of encoded envelopes, Deliveries, Receipts of ACKs (no
+ * NACK), a Settle of hub_seqs (no reject). */
+#define TKW__LIST_OF(name, type, init, field, item_type)                                           \
+    static inline type tkw_##name(item_type *items, size_t n)                                      \
+    {                                                                                              \
+        type body = init;                                                                          \
+        body.field = items;                                                                        \
+        body.n_##field = n;                                                                        \
+        return body;                                                                               \
+    }
+TKW__LIST_OF(batch, Lth__V1__Batch, LTH__V1__BATCH__INIT, envelopes, ProtobufCBinaryData)
+TKW__LIST_OF(deliveries, Lth__V1__Deliveries, LTH__V1__DELIVERIES__INIT, items,
+             Lth__V1__DeliveredEnvelope *)
+TKW__LIST_OF(receipts, Lth__V1__Receipts, LTH__V1__RECEIPTS__INIT, acks, Lth__V1__Ack *)
+TKW__LIST_OF(settle, Lth__V1__Settle, LTH__V1__SETTLE__INIT, hub_seqs, uint64_t)
+#undef TKW__LIST_OF
 
 #endif

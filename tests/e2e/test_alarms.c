@@ -114,10 +114,7 @@ static bool send_one(const char *sender, const char *receiver)
     rawcli_t raw;
     rawcli_connect(&raw, &fix, sender);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, sender, receiver, "echo/v1", "hi", 2, 0, id);
     hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_msg(f, "no receipt for the message to %s", receiver);
     bool acked = f->receipts->n_acks == 1;

@@ -155,10 +155,7 @@ START_TEST(spoofed_sender_is_refused)
     /* An envelope claiming another sender. */
     rawcli_hello(&raw, OPS);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, A, B, "echo/v1", "hi", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, A, B, "echo/v1", "hi", 2, 0, id);
     hub_frame_t *holder;
     Lth__V1__Nack *nack = expect_nack(&raw, &holder);
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
@@ -194,11 +191,8 @@ START_TEST(online_only_acks_ride_in_deliveries_when_asked)
         rawcli_open(&raw, &fix, OPS);
         hello_as(&raw, OPS, piggyback);
         char id[37];
-        size_t len;
-        uint8_t *env = rawcli_envelope(&fix, OPS, OPS, "note/v1", "tin", 3,
-                                       LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id, &len);
-        rawcli_send_batch1(&raw, env, len);
-        free(env);
+        rawcli_send_envelope(&raw, &fix, OPS, OPS, "note/v1", "tin", 3,
+                             LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id);
         bool delivered = false, acked = false;
         int frames = 0;
         while (!(delivered && acked)) {
@@ -459,19 +453,15 @@ START_TEST(each_nack_reason)
     uint8_t *env;
 
     /* Unknown receiver. */
-    env = rawcli_envelope(&fix, OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id);
     nack = expect_nack(&raw, &holder);
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER);
     ck_assert_str_eq(nack->message_id, id);
     hub_frame_free(&holder);
 
     /* Receiver offline (online-only delivery). */
-    env = rawcli_envelope(&fix, OPS, GHOST, "echo/v1", "x", 1, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
-                          id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, OPS, GHOST, "echo/v1", "x", 1,
+                         LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id);
     nack = expect_nack(&raw, &holder);
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE);
     ck_assert_msg(strstr(nack->reason, GHOST), "reason: %s", nack->reason);
@@ -527,9 +517,7 @@ START_TEST(each_nack_reason)
     hub_frame_free(&err);
 
     /* The same connection is still served. */
-    env = rawcli_envelope(&fix, OPS, A, "echo/v1", "ok", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, OPS, A, "echo/v1", "ok", 2, 0, id);
     hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_ptr_nonnull(rec);
     ck_assert_uint_eq(rec->receipts->n_acks, 1);
@@ -711,10 +699,7 @@ START_TEST(redelivery_backs_off_doubling)
     rawcli_connect(&rcv, &fix, GHOST);
     rawcli_connect(&snd, &fix, OPS);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "again", 5, 0, id, &len);
-    rawcli_send_batch1(&snd, env, len);
-    free(env);
+    rawcli_send_envelope(&snd, &fix, OPS, GHOST, "note/v1", "again", 5, 0, id);
     arrivals_t a = {0};
     collect(&rcv, &a, 4200);
     ck_assert_msg(a.n >= 4, "only %d deliveries in 4.2 s", a.n);
@@ -749,12 +734,8 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
     rawcli_connect(&snd, &fix, OPS);
     for (int i = 0; i < 10; i++) {
         char id[37], payload[16];
-        size_t len;
         int plen = snprintf(payload, sizeof payload, "f %d", i);
-        uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", payload, (size_t)plen, 0,
-                                       id, &len);
-        rawcli_send_batch1(&snd, env, len);
-        free(env);
+        rawcli_send_envelope(&snd, &fix, OPS, GHOST, "note/v1", payload, (size_t)plen, 0, id);
     }
     int acked = 0;
     for (int w = 0; w < 50 && acked < 10; w++) {

@@ -39,10 +39,7 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **holder)
 {
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "x", 1, flags, id, &len);
-    rawcli_send_batch1(raw, env, len);
-    free(env);
+    rawcli_send_envelope(raw, &fix, SENDER, RECEIVER, "record/v1", "x", 1, flags, id);
     *holder = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_ptr_nonnull(*holder);
     ck_assert_uint_eq((*holder)->receipts->n_nacks, 1);
@@ -69,10 +66,7 @@ START_TEST(bad_and_missing_signatures_are_refused)
     }
     /* Properly signed: accepted and delivered. */
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "signed", 6, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, SENDER, RECEIVER, "record/v1", "signed", 6, 0, id);
     holder = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_ptr_nonnull(holder);
     ck_assert_uint_eq(holder->receipts->n_acks, 1);
@@ -89,14 +83,9 @@ START_TEST(receiver_verifies_signatures_itself)
     rawcli_t raw;
     rawcli_connect(&raw, &fix, SENDER);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "forged", 6,
-                                   RAWCLI_BAD_SIGNATURE, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
-    env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "genuine", 7, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, SENDER, RECEIVER, "record/v1", "forged", 6,
+                         RAWCLI_BAD_SIGNATURE, id);
+    rawcli_send_envelope(&raw, &fix, SENDER, RECEIVER, "record/v1", "genuine", 7, 0, id);
     ck_assert(tk_wait_file_contains(record_path, "\tgenuine\n", 5000));
     tk_sleep_ms(300);
     char *text = tk_read_file(record_path);

@@ -583,6 +583,17 @@ void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n)
     rawcli_send_frame(c, &frame);
 }
 
+void rawcli_send_envelope(rawcli_t *c, hubfix_t *f, const char *sender, const char *receiver,
+                          const char *service, const void *payload, size_t len, int delivery,
+                          char id_out[37])
+{
+    size_t env_len;
+    uint8_t *env =
+        rawcli_envelope(f, sender, receiver, service, payload, len, delivery, id_out, &env_len);
+    rawcli_send_batch1(c, env, env_len);
+    free(env);
+}
+
 void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)
 {
     ProtobufCBinaryData item = {len, (uint8_t *)env};

@@ -172,6 +172,11 @@ enum { RAWCLI_SIGNED = 0, RAWCLI_UNSIGNED = 1 << 8, RAWCLI_BAD_SIGNATURE = 1 << 
 uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver, const char *service,
                          const void *payload, size_t len, int delivery, char id_out[37],
                          size_t *out_len);
+/* rawcli_envelope (with f's keys), sent on c in a Batch of its own, the
+ * message id in id_out. */
+void rawcli_send_envelope(rawcli_t *c, hubfix_t *f, const char *sender, const char *receiver,
+                          const char *service, const void *payload, size_t len, int delivery,
+                          char id_out[37]);
 /* Sends a Batch of n encoded envelopes (still the caller's). */
 void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n);
 /* Sends a Batch holding one encoded envelope. */

@@ -361,10 +361,8 @@ static vresp_t *verify(adp_client_t *c, const declared_t *subjects, size_t n,
  * personal ID number, name, token or secret of the test. */
 static void assert_log_is_clean(void)
 {
-    ck_assert_int_eq(tk_stop(gateway), 0);
+    char *log = tk_stop_clean(gateway, "the gateway", gateway_log);
     gateway = 0;
-    char *log = tk_read_file(gateway_log);
-    ck_assert_ptr_nonnull(log);
     ck_assert_msg(!strstr(log, CLIENT_SECRET) && !strstr(log, "not-the-secret") &&
                       !strstr(log, "ndxptok_"),
                   "a secret or a token was logged: %s", log);
@@ -375,7 +373,6 @@ static void assert_log_is_clean(void)
                           !strstr(log, c.residence),
                       "citizen %zu's data was logged: %s", i, log);
     }
-    ck_assert(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"));
     free(log);
 }
 

@@ -116,13 +116,7 @@ static void assert_status(const result_t *r, const char *key, int status, const 
  * personal data it served. */
 static void assert_adapter_log_clean(const lth_citizen_t *served, size_t n)
 {
-    int status = tk_stop(adapter);
-    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "hub-adapter did not exit cleanly (status %d); see %s", status, adapter_log);
-    char *log = tk_read_file(adapter_log);
-    ck_assert_ptr_nonnull(log);
-    ck_assert_msg(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"),
-                  "sanitizer report in %s", adapter_log);
+    char *log = tk_stop_clean(adapter, "hub-adapter", adapter_log);
     ck_assert_msg(strstr(log, "citizen.lookup from"), "no look-up logged: %s", log);
     for (size_t i = 0; i < n; i++) {
         ck_assert_msg(!strstr(log, served[i].personal_id), "a personal ID number was logged");

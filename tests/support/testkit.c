@@ -84,6 +84,18 @@ int tk_stop(pid_t pid)
     return tkp_stop(pid);
 }
 
+char *tk_stop_clean(pid_t pid, const char *what, const char *log_path)
+{
+    int status = tk_stop(pid);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "%s did not exit cleanly (status %d); see %s", what, status, log_path);
+    char *log = tk_read_file(log_path);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"),
+                  "sanitizer report in %s", log_path);
+    return log;
+}
+
 bool tk_reaped(pid_t pid, int *status)
 {
     return tkp_reaped(pid, status);

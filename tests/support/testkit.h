@@ -35,6 +35,10 @@ pid_t tk_spawn(char *const argv[], const char *log_path);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; returns the exit status
  * (as from waitpid) or -1. */
 int tk_stop(pid_t pid);
+/* tk_stop, asserting that the process (`what`, for the failure) exited 0;
+ * then reads its log and asserts that it holds no sanitizer report.
+ * Returns the log (malloc'ed) for the caller's own checks. */
+char *tk_stop_clean(pid_t pid, const char *what, const char *log_path);
 /* Whether pid (from tk_spawn) has ended; if so, *status is its status as
  * from waitpid and the pid is forgotten. Does not wait. */
 bool tk_reaped(pid_t pid, int *status);

@@ -58,19 +58,10 @@ static lth_citizen_t citizen(size_t index)
 static response_t *lookup(adp_client_t *c, const char *const *keys, size_t n, int mode,
                           const lth_date_t *date)
 {
-    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
-    req.personal_ids = (char **)keys;
-    req.n_personal_ids = n;
-    req.mode = (Lth__Domain__V1__LookupMode)mode;
+    Lth__Domain__V1__Date d;
+    Lth__Domain__V1__CitizenLookupRequest req = tk_citizen_lookup_request(keys, n, mode, date, &d);
     req.purpose = "Đăng ký thường trú: kiểm tra thông tin công dân (test)";
     req.dossier_code = "TEST-0001";
-    Lth__Domain__V1__Date d = LTH__DOMAIN__V1__DATE__INIT;
-    if (date) {
-        d.year = (uint32_t)date->year;
-        d.month = (uint32_t)date->month;
-        d.day = (uint32_t)date->day;
-        req.date = &d;
-    }
     return tk_citizen_lookup(c, POP, &req, 0, 10000, NULL);
 }
 
@@ -125,6 +116,15 @@ static void assert_adapter_log_clean(const lth_citizen_t *served, size_t n)
     free(log);
 }
 
+/* The end of a test that served one citizen: the answer freed, the client
+ * closed, and the adapter's log checked (assert_adapter_log_clean). */
+static void finish(adp_client_t **c, response_t **resp, const lth_citizen_t *served)
+{
+    tk_citizen_lookup_free(resp);
+    adp_close(c);
+    assert_adapter_log_clean(served, 1);
+}
+
 START_TEST(found_citizen)
 {
     adp_client_t *c = hubfix_connect(&fix, TTHC);
@@ -134,9 +134,7 @@ START_TEST(found_citizen)
     ck_assert_int_eq(resp->mode, LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT);
     ck_assert_ptr_null(resp->date);
     assert_found(resp->results[0], &who, who.residence, who.changed_on);
-    tk_citizen_lookup_free(&resp);
-    adp_close(&c);
-    assert_adapter_log_clean(&who, 1);
+    finish(&c, &resp, &who);
 }
 END_TEST
 
@@ -151,9 +149,7 @@ START_TEST(valid_but_absent_id_is_not_found)
     assert_status(resp->results[0], nobody.personal_id,
                   LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND,
                   "no record with this personal ID number");
-    tk_citizen_lookup_free(&resp);
-    adp_close(&c);
-    assert_adapter_log_clean(&nobody, 1);
+    finish(&c, &resp, &nobody);
 }
 END_TEST
 
@@ -281,9 +277,7 @@ START_TEST(as_of_and_changes_since)
     ck_assert_ptr_nonnull(resp);
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID);
     ck_assert_msg(strstr(resp->reason, LTH_LOOKUP_REQUEST_TYPE), "reason: %s", resp->reason);
-    tk_citizen_lookup_free(&resp);
-    adp_close(&c);
-    assert_adapter_log_clean(&moved, 1);
+    finish(&c, &resp, &moved);
 }
 END_TEST
 

@@ -58,4 +58,25 @@ static inline void tk_assert_date(const Lth__Domain__V1__Date *pb, lth_date_t d)
     ck_assert_uint_eq(pb->day, (unsigned)d.day);
 }
 
+/* A citizen.lookup/v1 request for keys[0..n) in mode, as of *date when
+ * date is not NULL (then *d holds it, and must outlive the request); the
+ * caller sets purpose and the rest. */
+static inline Lth__Domain__V1__CitizenLookupRequest
+tk_citizen_lookup_request(const char *const *keys, size_t n, int mode, const lth_date_t *date,
+                          Lth__Domain__V1__Date *d)
+{
+    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+    req.personal_ids = (char **)keys;
+    req.n_personal_ids = n;
+    req.mode = (Lth__Domain__V1__LookupMode)mode;
+    if (date) {
+        *d = (Lth__Domain__V1__Date)LTH__DOMAIN__V1__DATE__INIT;
+        d->year = (uint32_t)date->year;
+        d->month = (uint32_t)date->month;
+        d->day = (uint32_t)date->day;
+        req.date = d;
+    }
+    return req;
+}
+
 #endif

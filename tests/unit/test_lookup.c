@@ -51,17 +51,8 @@ static response_t *ask_as(bool permitted, const char *content_type, const char *
                           size_t n, int mode, const lth_date_t *date, const char *purpose,
                           lth_lookup_counts_t *counts)
 {
-    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
-    req.personal_ids = (char **)keys;
-    req.n_personal_ids = n;
-    req.mode = (Lth__Domain__V1__LookupMode)mode;
-    Lth__Domain__V1__Date d = LTH__DOMAIN__V1__DATE__INIT;
-    if (date) {
-        d.year = (uint32_t)date->year;
-        d.month = (uint32_t)date->month;
-        d.day = (uint32_t)date->day;
-        req.date = &d;
-    }
+    Lth__Domain__V1__Date d;
+    Lth__Domain__V1__CitizenLookupRequest req = tk_citizen_lookup_request(keys, n, mode, date, &d);
     req.purpose = (char *)purpose;
     size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
     uint8_t *buf = malloc(len ? len : 1);

@@ -416,11 +416,7 @@ static int provider_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_
     if (inflight_id[0] && strstr(msg->content_type, inflight_id))
         inflight_seen++;
     ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" CLIENT "\""), "%s", msg->content_type);
-    reply->payload = malloc(2);
-    memcpy(reply->payload, "ok", 2);
-    reply->payload_len = 2;
-    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    return 0;
+    return hubfix_reply_text(reply, "ok");
 }
 
 START_TEST(hub_b_down_mid_call_then_back)
@@ -524,11 +520,7 @@ static int report_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_t 
     ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" B_CALLER "\"") &&
                       strstr(msg->content_type, "lth-origin-hub=\"" HUB_B_ID "\""),
                   "%s", msg->content_type);
-    reply->payload = malloc(6);
-    memcpy(reply->payload, "report", 6);
-    reply->payload_len = 6;
-    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    return 0;
+    return hubfix_reply_text(reply, "report");
 }
 
 /* The other way: a member of B calls a service of a member of A. */

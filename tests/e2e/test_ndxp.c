@@ -469,6 +469,20 @@ START_TEST(lookup_and_verify_go_through_the_platform)
 }
 END_TEST
 
+/* A look-up that the gateway cannot answer: the reason starts with
+ * `prefix` and holds `says`, and it comes within ttl_ms (and SLACK_MS). */
+static void assert_unavailable(adp_client_t *c, const char *prefix, const char *says,
+                               uint64_t ttl_ms)
+{
+    uint64_t t0 = now_ms();
+    char *reason = lookup_unavailable(c);
+    uint64_t took = now_ms() - t0;
+    ck_assert_msg(!strncmp(reason, prefix, strlen(prefix)) && strstr(reason, says), "%s", reason);
+    free(reason);
+    ck_assert_msg(took < ttl_ms + SLACK_MS, "the answer came after %llu ms, past %llu ms",
+                  (unsigned long long)took, (unsigned long long)ttl_ms);
+}
+
 START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
 {
     start_mock(2); /* tokens live 2 s */
@@ -509,38 +523,18 @@ START_TEST(tokens_are_refreshed_and_faults_retried_within_the_ttl)
     adp_set_ttl(c, 3000);
     calls = counter("lookup");
     fault(503, 1000, -1);
-    t0 = now_ms();
-    char *reason = lookup_unavailable(c);
-    took = now_ms() - t0;
-    ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "HTTP 503"), "%s",
-                  reason);
-    free(reason);
-    ck_assert_msg(took < 3000 + SLACK_MS, "the answer came after %llu ms, past the TTL",
-                  (unsigned long long)took);
+    assert_unavailable(c, "RECEIVER_OFFLINE: ", "HTTP 503", 3000);
     ck_assert_int_ge(counter("lookup"), calls + 3);
     /* A TTL shorter than the retries take: they stop in time, and the
      * answer says so. */
     adp_set_ttl(c, 1000);
-    t0 = now_ms();
-    reason = lookup_unavailable(c);
-    took = now_ms() - t0;
-    ck_assert_msg(!strncmp(reason, "RECEIVER_OFFLINE: ", 18) && strstr(reason, "time ran out"),
-                  "%s", reason);
-    free(reason);
-    ck_assert_msg(took < 1000 + SLACK_MS, "the answer came after %llu ms, past the TTL",
-                  (unsigned long long)took);
+    assert_unavailable(c, "RECEIVER_OFFLINE: ", "time ran out", 1000);
     json_decref(control("/reset", "{}"));
     adp_set_ttl(c, 3000);
 
     /* 429 that persists, Retry-After beyond the TTL: RATE_LIMITED at once. */
     fault(429, 1000, 10);
-    t0 = now_ms();
-    reason = lookup_unavailable(c);
-    took = now_ms() - t0;
-    ck_assert_msg(!strncmp(reason, "RATE_LIMITED: ", 14) && strstr(reason, "try again in 10 s"),
-                  "%s", reason);
-    free(reason);
-    ck_assert_msg(took < 3000 + SLACK_MS, "took %llu ms", (unsigned long long)took);
+    assert_unavailable(c, "RATE_LIMITED: ", "try again in 10 s", 3000);
     json_decref(control("/reset", "{}"));
 
     /* And the platform back: answers again. */

@@ -152,6 +152,17 @@ void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, 
         0);
 }
 
+int hubfix_reply_text(adp_reply_t *reply, const char *text)
+{
+    size_t len = strlen(text);
+    reply->payload = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(reply->payload);
+    memcpy(reply->payload, text, len);
+    reply->payload_len = len;
+    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
+    return 0;
+}
+
 void hubfix_add_members(hubfix_t *f, const char *const member_ids[])
 {
     for (const char *const *id = member_ids; *id; id++)

@@ -127,6 +127,9 @@ char *hubfix_audit_show(hubfix_t *f, const char *message_id);
  * record plugin's tests do; asserts the SDK takes it. */
 void hubfix_post_record(adp_client_t *c, const char *receiver, const char *tag, int n);
 void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, int n);
+/* Sets an SDK handler's reply to the text/plain `text`; returns 0 for the
+ * handler to return. */
+int hubfix_reply_text(adp_reply_t *reply, const char *text);
 /* An SDK handler that counts the messages it gets in *(int *)user. */
 int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user);
 /* True while hubd runs. */

@@ -163,6 +163,16 @@ int hubfix_reply_text(adp_reply_t *reply, const char *text)
     return 0;
 }
 
+void hubfix_run_until_exactly(adp_client_t *c, const int *count, int n, int timeout_ms,
+                              int quiet_ms)
+{
+    for (int waited = 0; waited < timeout_ms && *count < n; waited += 50)
+        adp_run(c, 50);
+    ck_assert_int_eq(*count, n);
+    adp_run(c, quiet_ms);
+    ck_assert_int_eq(*count, n);
+}
+
 void hubfix_add_members(hubfix_t *f, const char *const member_ids[])
 {
     for (const char *const *id = member_ids; *id; id++)

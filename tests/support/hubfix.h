@@ -132,6 +132,10 @@ void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, 
 int hubfix_reply_text(adp_reply_t *reply, const char *text);
 /* An SDK handler that counts the messages it gets in *(int *)user. */
 int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user);
+/* Runs the client until *count reaches n (within timeout_ms) and asserts
+ * it did; then runs it quiet_ms more and asserts that nothing more came. */
+void hubfix_run_until_exactly(adp_client_t *c, const int *count, int n, int timeout_ms,
+                              int quiet_ms);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
 

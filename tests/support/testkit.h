@@ -139,6 +139,22 @@ void tk_thread_fail(char *buf, size_t size, int line, const char *cond, const ch
         }                                                                                          \
     } while (0)
 
+/* A yes/no case of a validator: TK_ASSERT_YES_NO(pred, {"text", true},
+ * {"other", false}, ...) asserts that pred(text) is `expected` for each
+ * row, naming the row that is not. */
+typedef struct {
+    const char *text;
+    bool expected;
+} tk_yes_no_t;
+#define TK_ASSERT_YES_NO(pred, ...)                                                                \
+    do {                                                                                           \
+        const tk_yes_no_t tk__rows[] = {__VA_ARGS__};                                              \
+        for (size_t tk__i = 0; tk__i < sizeof tk__rows / sizeof tk__rows[0]; tk__i++)              \
+            ck_assert_msg((bool)(pred)(tk__rows[tk__i].text) == tk__rows[tk__i].expected,          \
+                          "%s(\"%s\") is not %s", #pred, tk__rows[tk__i].text,                     \
+                          tk__rows[tk__i].expected ? "true" : "false");                            \
+    } while (0)
+
 /* An HTTP answer: its status (0 when none came) and its body (malloc'ed,
  * NUL-terminated, never NULL: free it). */
 typedef struct {

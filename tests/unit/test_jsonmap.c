@@ -420,12 +420,10 @@ START_TEST(types_and_content_types)
     ck_assert_ptr_nonnull(lth_jsonmap_type("Household"));
     ck_assert_ptr_null(lth_jsonmap_service_type("dossier.status/v1", true));
     ck_assert_ptr_null(lth_jsonmap_service_type("land.parcel/v1", false));
-    ck_assert(lth_jsonmap_is_json_type("application/json"));
-    ck_assert(lth_jsonmap_is_json_type("application/json; charset=utf-8"));
-    ck_assert(lth_jsonmap_is_json_type("application/problem+json"));
-    ck_assert(!lth_jsonmap_is_json_type("text/plain"));
-    ck_assert(!lth_jsonmap_is_json_type("application/jsonx"));
-    ck_assert(!lth_jsonmap_is_json_type("application/+json"));
+    TK_ASSERT_YES_NO(lth_jsonmap_is_json_type, {"application/json", true},
+                     {"application/json; charset=utf-8", true}, {"application/problem+json", true},
+                     {"text/plain", false}, {"application/jsonx", false},
+                     {"application/+json", false});
 }
 END_TEST
 

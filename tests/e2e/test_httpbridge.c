@@ -998,21 +998,12 @@ END_TEST
  * under it, and a second CA with a client certificate of its own, in DIR/tls. */
 static void make_certificates(void)
 {
-    char script[4096];
-    snprintf(script, sizeof script,
-             "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
-             "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
-             "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
-             "-subj \"/O=Test/CN=$2\"; }\n"
-             "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$3\"; "
-             "printf '%%s\\n' \"$4\" > $1.ext; openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key "
-             "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
-             "ca ca 'Bridge client CA'; ca other 'Someone else CA'\n"
-             "leaf server ca 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
-             "leaf client ca 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n"
-             "leaf stranger other 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n",
-             fix.dir);
-    tk_sh_ok("openssl", script, 30000);
+    hubfix_make_tls(&fix,
+                    "ca ca 'Bridge client CA'; ca other 'Someone else CA'\n"
+                    "leaf server ca 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
+                    "leaf client ca 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n"
+                    "leaf stranger other 'java-client.hn-vp.example' "
+                    "'extendedKeyUsage=clientAuth'\n");
 }
 
 /* curl over HTTPS to port, trusting DIR/tls/ca.pem; cert: "client",

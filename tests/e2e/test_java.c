@@ -117,21 +117,11 @@ END_TEST
  * as PKCS#12, password "changeit") under it, in DIR/tls. */
 static void make_certificates(void)
 {
-    char script[4096];
-    snprintf(script, sizeof script,
-             "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
-             "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
-             "key ca.key; openssl req -x509 -new -key ca.key -out ca.pem -days 2 "
-             "-subj '/O=Test/CN=Bridge CA'\n"
-             "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$2\"; "
-             "printf '%%s\\n' \"$3\" > $1.ext; openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key "
-             "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
-             "leaf server 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
-             "leaf client java-client.example 'extendedKeyUsage=clientAuth'\n"
-             "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
-             "-passout pass:changeit\n",
-             fix.dir);
-    tk_sh_ok("openssl", script, 30000);
+    hubfix_make_tls(&fix, "ca ca 'Bridge CA'\n"
+                          "leaf server ca 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
+                          "leaf client ca java-client.example 'extendedKeyUsage=clientAuth'\n"
+                          "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
+                          "-passout pass:changeit\n");
 }
 
 START_TEST(java_calls_over_https_with_a_client_certificate)

@@ -173,6 +173,26 @@ void hubfix_run_until_exactly(adp_client_t *c, const int *count, int n, int time
     ck_assert_int_eq(*count, n);
 }
 
+void hubfix_make_tls(hubfix_t *f, const char *steps)
+{
+    size_t size = strlen(f->dir) + strlen(steps) + 1024;
+    char *script = malloc(size);
+    ck_assert_ptr_nonnull(script);
+    snprintf(
+        script, size,
+        "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
+        "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
+        "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
+        "-subj \"/O=Test/CN=$2\"; }\n"
+        "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$3\"; "
+        "printf '%%s\\n' \"$4\" > $1.ext; openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key "
+        "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
+        "%s",
+        f->dir, steps);
+    tk_sh_ok("openssl", script, 30000);
+    free(script);
+}
+
 void hubfix_add_members(hubfix_t *f, const char *const member_ids[])
 {
     for (const char *const *id = member_ids; *id; id++)

@@ -72,6 +72,12 @@ pid_t hubfix_start_ticking(hubfix_t *f, const char *member_id, const char *plugi
  * terminated), its output in mock.log; waits for the port it writes to
  * f->dir/port and stores it in *port. Returns its pid. */
 pid_t hubfix_start_tls_mock(hubfix_t *f, const char *script, const char *const extra[], int *port);
+/* Runs the shell lines `steps` in f->dir/tls (made, umask 077), with
+ * OpenSSL helpers for test certificates (P-256 keys, two days):
+ * `ca NAME CN` makes NAME.key and a self-signed NAME.pem; `leaf NAME CA CN
+ * EXT` makes NAME.key and NAME.pem signed by CA, with the extension line
+ * EXT (e.g. 'subjectAltName=IP:127.0.0.1'). Asserts they succeed. */
+void hubfix_make_tls(hubfix_t *f, const char *steps);
 /* Writes to path the configuration hubfix_start_adapter gives hub-adapter:
  * this hub, member_id's key, plugin, then the extra lines (may be NULL). */
 void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,

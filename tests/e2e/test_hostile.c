@@ -124,10 +124,7 @@ static void expect_delivery(rawcli_t *c, char id[37], char correlation[37])
     hub_frame_t *f = rawcli_recv_case(c, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
     ck_assert_msg(f != NULL, "nothing delivered");
     ck_assert_uint_ge(f->deliveries->n_items, 1);
-    hub_envelope_t *env = NULL;
-    ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                         f->deliveries->items[0]->envelope.len, &env),
-                     0);
+    hub_envelope_t *env = rawcli_delivered_envelope(f);
     snprintf(id, 37, "%s", env->message_id);
     if (correlation)
         snprintf(correlation, 37, "%s", env->correlation_id);
@@ -392,10 +389,7 @@ static char *ask_hub(rawcli_t *c, const char *member, const char *service, const
             return NULL;
         }
         if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
-            hub_envelope_t *e = NULL;
-            ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                                 f->deliveries->items[0]->envelope.len, &e),
-                             0);
+            hub_envelope_t *e = rawcli_delivered_envelope(f);
             char *text = strndup((const char *)e->payload.data, e->payload.len);
             hub_envelope_free(&e);
             hub_frame_free(&f);

@@ -203,10 +203,7 @@ START_TEST(online_only_acks_ride_in_deliveries_when_asked)
             const Lth__V1__Receipts *r = NULL;
             if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
                 ck_assert_uint_eq(f->deliveries->n_items, 1);
-                hub_envelope_t *got = NULL;
-                ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                                     f->deliveries->items[0]->envelope.len, &got),
-                                 0);
+                hub_envelope_t *got = rawcli_delivered_envelope(f);
                 ck_assert_str_eq(got->message_id, id);
                 hub_envelope_free(&got);
                 delivered = true;

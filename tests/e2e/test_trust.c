@@ -114,10 +114,7 @@ START_TEST(sdk_signs_when_the_hub_requires_or_when_asked)
                          0);
         hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
         ck_assert_ptr_nonnull(f);
-        hub_envelope_t *env = NULL;
-        ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                             f->deliveries->items[0]->envelope.len, &env),
-                         0);
+        hub_envelope_t *env = rawcli_delivered_envelope(f);
         if (always) {
             ck_assert_uint_eq(env->signature.len, 64);
             const uint8_t *key = f->deliveries->items[0]->sender_sign_key.data;

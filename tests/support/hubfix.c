@@ -624,6 +624,15 @@ void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n)
     rawcli_send_frame(c, &frame);
 }
 
+hub_envelope_t *rawcli_delivered_envelope(const hub_frame_t *f)
+{
+    hub_envelope_t *env = NULL;
+    ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
+                                         f->deliveries->items[0]->envelope.len, &env),
+                     0);
+    return env;
+}
+
 void rawcli_send_envelope(rawcli_t *c, hubfix_t *f, const char *sender, const char *receiver,
                           const char *service, const void *payload, size_t len, int delivery,
                           char id_out[37])

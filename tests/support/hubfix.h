@@ -176,6 +176,9 @@ hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */
 hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms);
 void rawcli_close(rawcli_t *c);
+/* The first envelope of a Deliveries frame, decoded (asserts it decodes);
+ * free it with hub_envelope_free. */
+hub_envelope_t *rawcli_delivered_envelope(const hub_frame_t *f);
 /* Waits for a Receipts frame and asserts it holds one ACK, for message_id. */
 void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms);
 /* Encodes an envelope for a batch, signed with the sender's key when the

@@ -183,6 +183,13 @@ int tk_run(char *const argv[], char **output, int timeout_ms)
     return tkp_run(argv, output, timeout_ms, "/tmp");
 }
 
+void tk_assert_holds(const char *text, const char *const needles[])
+{
+    for (const char *const *needle = needles; *needle; needle++)
+        ck_assert_msg(text && strstr(text, *needle), "no \"%s\" in:\n%s", *needle,
+                      text ? text : "(null)");
+}
+
 void tk_run_says(char *const argv[], int timeout_ms, int exit_code, const char *const needles[])
 {
     char *out = NULL;

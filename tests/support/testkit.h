@@ -139,6 +139,11 @@ void tk_thread_fail(char *buf, size_t size, int line, const char *cond, const ch
         }                                                                                          \
     } while (0)
 
+/* Asserts that text holds each of the NULL-terminated needles, naming the
+ * one it does not; TK_ASSERT_HOLDS(text, "a", "b", ...) writes the list. */
+void tk_assert_holds(const char *text, const char *const needles[]);
+#define TK_ASSERT_HOLDS(text, ...) tk_assert_holds((text), (const char *const[]){__VA_ARGS__, NULL})
+
 /* A yes/no case of a validator: TK_ASSERT_YES_NO(pred, {"text", true},
  * {"other", false}, ...) asserts that pred(text) is `expected` for each
  * row, naming the row that is not. */

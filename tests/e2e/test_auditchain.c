@@ -118,6 +118,15 @@ static void traffic(int n)
     adp_close(&s);
 }
 
+/* A hub (BASE_CONF) with SENDER and RECEIVER that has carried n messages. */
+static void start_with_traffic(int n)
+{
+    hubfix_init(&fix, BASE_CONF);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
+    hubfix_start(&fix);
+    traffic(n);
+}
+
 /* hubd run to completion (it is expected to refuse to start). */
 static int hubd_refuses(char **out)
 {
@@ -310,10 +319,7 @@ END_TEST
 
 START_TEST(head_is_published_and_anchors)
 {
-    hubfix_init(&fix, BASE_CONF);
-    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
-    hubfix_start(&fix);
-    traffic(20);
+    start_with_traffic(20);
     json_t *j = NULL;
     const char *anchor = NULL;
     for (int w = 0; w < 50; w++) {
@@ -345,10 +351,7 @@ END_TEST
 
 START_TEST(key_rotation_is_followed)
 {
-    hubfix_init(&fix, BASE_CONF);
-    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
-    hubfix_start(&fix);
-    traffic(10);
+    start_with_traffic(10);
     hubfix_stop(&fix);
     /* The old key A, kept for the auditor; a new key B. */
     ck_assert_int_eq(tk_shf(60000,

@@ -132,6 +132,16 @@ static void expect_delivery(rawcli_t *c, char id[37], char correlation[37])
     hub_frame_free(&f);
 }
 
+/* n online-only "{}" events from sender to POP, encoded into items (free
+ * each .data), their ids in ids. */
+static void flood_of(const char *sender, ProtobufCBinaryData *items, char (*ids)[37], int n)
+{
+    for (int i = 0; i < n; i++)
+        items[i].data =
+            envelope(sender, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
+                     LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, ids[i], &items[i].len);
+}
+
 static void hello_raw(rawcli_t *c, const char *member)
 {
     rawcli_open(c, &fix, member);
@@ -781,12 +791,7 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
     enum { N = 1000 };
     ProtobufCBinaryData items[N];
     char ids[N][37];
-    for (int i = 0; i < N; i++) {
-        const char *p = "{}";
-        items[i].data = envelope(TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
-                                 LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, p, 2, ids[i],
-                                 &items[i].len);
-    }
+    flood_of(TTHC, items, ids, N);
     rawcli_t tthc, pop;
     hello_raw(&tthc, TTHC);
     hello_raw(&pop, POP);
@@ -840,10 +845,7 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     enum { N = 500 };
     ProtobufCBinaryData items[N];
     char ids[N][37];
-    for (int i = 0; i < N; i++)
-        items[i].data = envelope(EVIL, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
-                                 LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, ids[i],
-                                 &items[i].len);
+    flood_of(EVIL, items, ids, N);
     rawcli_t evil;
     hello_raw(&evil, EVIL);
     /* 500 a go against a rate of 200 a second: the third or fourth batch

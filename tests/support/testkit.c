@@ -123,12 +123,18 @@ bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
     return tkp_wait_file_contains(path, needle, timeout_ms);
 }
 
+int tk_count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
 int tk_count_of(const char *path, const char *needle)
 {
     char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && (p = strstr(p, needle)); p++)
-        n++;
+    int n = tk_count_in(text, needle);
     free(text);
     return n;
 }

@@ -53,6 +53,8 @@ bool tk_wait_file(const char *path, int timeout_ms);
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms);
 /* Times needle occurs in a file (overlapping; 0 if it cannot be read). */
 int tk_count_of(const char *path, const char *needle);
+/* Times needle occurs in text (overlapping; 0 for NULL). */
+int tk_count_in(const char *text, const char *needle);
 /* Lines (newlines) in a file; 0 if it cannot be read. */
 int tk_count_lines(const char *path);
 /* Waits until the file has at least `expected` lines; false after

@@ -7,6 +7,7 @@
 #include "hub_keys.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -104,9 +105,7 @@ static void *flood_run(void *arg)
 {
     flood_t *fl = arg;
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     uint8_t *hbuf;
     size_t hlen;
     if (hub_frame_encode(&frame, &hbuf, &hlen) != 0)
@@ -138,9 +137,7 @@ static void *flood_run(void *arg)
 START_TEST(abuse_does_not_hurt_legitimate_members)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, LEGIT, true);
-    hubfix_add_member(&fix, ECHO, true);
-    hubfix_add_member(&fix, FLOODER, true);
+    HUBFIX_ADD_MEMBERS(&fix, LEGIT, ECHO, FLOODER);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, ECHO, "echo", NULL);
     adp_client_t *legit = hubfix_connect(&fix, LEGIT);

@@ -62,9 +62,7 @@ static void assert_not_in_register(const char *text, const char *what)
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, HOTICH);
     hubfix_start(&fix);
     snprintf(reg_path, sizeof reg_path, "%s/access.sqlite", fix.dir);
     snprintf(salt_path, sizeof salt_path, "%s/access.salt", fix.dir);

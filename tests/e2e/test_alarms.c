@@ -35,8 +35,7 @@ static void start_hub(const char *extra)
     snprintf(path, sizeof path, "%s/members.tsv", fix.dir);
     tk_write_file(path, "member_id\tname\tunit\tcontact\n" B "\t" B_NAME
                         "\tCơ sở dữ liệu quốc gia về dân cư\tketnoi.dancu@bca.example.vn\n");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
     hubfix_start(&fix);
     http_port = hubfix_http_port(&fix);
 }
@@ -115,10 +114,7 @@ static bool send_one(const char *sender, const char *receiver)
     rawcli_t raw;
     rawcli_connect(&raw, &fix, sender);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, sender, receiver, "echo/v1", "hi", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, sender, receiver, "echo/v1", "hi", 2, 0, id);
     hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_msg(f, "no receipt for the message to %s", receiver);
     bool acked = f->receipts->n_acks == 1;

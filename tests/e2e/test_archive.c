@@ -33,10 +33,7 @@ static char archive_dir[PATH_MAX], key_path[PATH_MAX], hub_pub[PATH_MAX];
 static void keygen(const char *path)
 {
     char *argv[] = {(char *)tk_bin("hubctl"), "archive", "keygen", (char *)path, NULL};
-    char *out = NULL;
-    ck_assert_int_eq(tk_run(argv, &out, 10000), 0);
-    ck_assert_msg(out && strstr(out, "key id"), "keygen said: %s", out ? out : "");
-    free(out);
+    TK_RUN_SAYS(argv, 10000, 0, "key id");
 }
 
 static void start_hub(uint32_t retention_days)
@@ -50,8 +47,7 @@ static void start_hub(uint32_t retention_days)
     snprintf(archive_dir, sizeof archive_dir, "%s/archive", fix.dir);
     snprintf(key_path, sizeof key_path, "%s/archive.key", fix.dir);
     snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", fix.dir);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     keygen(key_path);
 }
 

@@ -118,6 +118,15 @@ static void traffic(int n)
     adp_close(&s);
 }
 
+/* A hub (BASE_CONF) with SENDER and RECEIVER that has carried n messages. */
+static void start_with_traffic(int n)
+{
+    hubfix_init(&fix, BASE_CONF);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
+    hubfix_start(&fix);
+    traffic(n);
+}
+
 /* hubd run to completion (it is expected to refuse to start). */
 static int hubd_refuses(char **out)
 {
@@ -183,6 +192,28 @@ static bool has_alarm(const char *code)
     return found;
 }
 
+/* Waits up to ms for the alarm `code` to be raised; asserts it was
+ * (`what` is the failure's message). */
+static void expect_alarm(const char *code, int ms, const char *what)
+{
+    bool alarm = false;
+    for (int waited = 0; waited < ms && !(alarm = has_alarm(code)); waited += 100)
+        tk_sleep_ms(100);
+    ck_assert_msg(alarm, "%s", what);
+}
+
+/* Asserts that /metrics has the metric `name` and not at 0 (`what`, with
+ * the metrics, is the failure's message). */
+static void expect_nonzero_metric(const char *name, const char *what)
+{
+    char *metrics = get_text("/metrics");
+    char named[128], zero[128];
+    snprintf(named, sizeof named, "%s ", name);
+    snprintf(zero, sizeof zero, "%s 0\n", name);
+    ck_assert_msg(strstr(metrics, named) && !strstr(metrics, zero), "%s: %s", what, metrics);
+    free(metrics);
+}
+
 /* A log of several files and checkpoints: three runs of the hub. */
 static void make_log(void)
 {
@@ -198,8 +229,7 @@ static void make_log(void)
 START_TEST(cutting_and_editing_are_named)
 {
     hubfix_init(&fix, BASE_CONF);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     make_log();
     char head[128];
     last_logged_anchor(head);
@@ -272,10 +302,7 @@ START_TEST(cutting_and_editing_are_named)
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "audit log check at start FAILED", 10000),
                   "hubd did not name the edited record at start; see %s", fix.hubd_log);
     ck_assert_msg(tk_wait_file_contains(fix.hubd_log, "modified record", 1000), "no detail");
-    bool alarm = false;
-    for (int w = 0; w < 50 && !(alarm = has_alarm("audit_log_tampered")); w++)
-        tk_sleep_ms(100);
-    ck_assert_msg(alarm, "no audit_log_tampered alarm");
+    expect_alarm("audit_log_tampered", 5000, "no audit_log_tampered alarm");
     hubfix_stop(&fix);
     RESTORE();
 
@@ -285,15 +312,8 @@ START_TEST(cutting_and_editing_are_named)
         tk_shf(60000, "cd %s/data/audit && rm \"$(ls audit-*.log | sort | tail -1)\"", fix.dir), 0);
     ck_assert_int_eq(tk_shf(60000, "echo 'audit_accept_gap = yes' >> %s", fix.conf_path), 0);
     hubfix_start(&fix);
-    alarm = false;
-    for (int w = 0; w < 50 && !(alarm = has_alarm("audit_log_cut")); w++)
-        tk_sleep_ms(100);
-    ck_assert_msg(alarm, "no audit_log_cut alarm");
-    char *metrics = get_text("/metrics");
-    ck_assert_msg(strstr(metrics, "lth_audit_log_gap_records ") &&
-                      !strstr(metrics, "lth_audit_log_gap_records 0\n"),
-                  "no gap metric: %s", metrics);
-    free(metrics);
+    expect_alarm("audit_log_cut", 5000, "no audit_log_cut alarm");
+    expect_nonzero_metric("lth_audit_log_gap_records", "no gap metric");
     hubfix_stop(&fix);
     char *out = NULL;
     verify(&out, NULL, NULL);
@@ -311,11 +331,7 @@ END_TEST
 
 START_TEST(head_is_published_and_anchors)
 {
-    hubfix_init(&fix, BASE_CONF);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
-    hubfix_start(&fix);
-    traffic(20);
+    start_with_traffic(20);
     json_t *j = NULL;
     const char *anchor = NULL;
     for (int w = 0; w < 50; w++) {
@@ -347,11 +363,7 @@ END_TEST
 
 START_TEST(key_rotation_is_followed)
 {
-    hubfix_init(&fix, BASE_CONF);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
-    hubfix_start(&fix);
-    traffic(10);
+    start_with_traffic(10);
     hubfix_stop(&fix);
     /* The old key A, kept for the auditor; a new key B. */
     ck_assert_int_eq(tk_shf(60000,
@@ -496,8 +508,7 @@ START_TEST(timestamps_are_checked)
                        "audit_tsa_every_s = 0\naudit_tsa_retry_s = 1\n",
              port, tsa_dir);
     hubfix_init(&fix, conf);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     hubfix_start(&fix);
     json_t *j = NULL;
     long tokens = 0;
@@ -514,15 +525,9 @@ START_TEST(timestamps_are_checked)
      * so (metric, alarm) and catches up when the TSA is back. */
     tk_stop(tsa);
     traffic(14);
-    bool alarm = false;
-    for (int w = 0; w < 60 && !(alarm = has_alarm("audit_tsa_unreachable")); w++)
-        tk_sleep_ms(100);
-    ck_assert_msg(alarm, "no audit_tsa_unreachable alarm while the TSA is down");
-    char *metrics = get_text("/metrics");
-    ck_assert_msg(strstr(metrics, "lth_audit_tsa_failures_total ") &&
-                      !strstr(metrics, "lth_audit_tsa_failures_total 0\n"),
-                  "no failure count: %s", metrics);
-    free(metrics);
+    expect_alarm("audit_tsa_unreachable", 6000,
+                 "no audit_tsa_unreachable alarm while the TSA is down");
+    expect_nonzero_metric("lth_audit_tsa_failures_total", "no failure count");
     tsa = start_tsa(tsa_dir, port, &port);
     long before = tokens;
     for (int w = 0; w < 100 && tokens <= before; w++) {

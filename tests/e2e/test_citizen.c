@@ -54,10 +54,7 @@ static const char disclosure[] =
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, HOTICH, true);
-    hubfix_add_member(&fix, OTHER, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, HOTICH, OTHER);
     hubfix_start(&fix);
     char path[PATH_MAX], conf[PATH_MAX * 2];
     snprintf(path, sizeof path, "%s/disclosure.conf", fix.dir);

@@ -9,6 +9,7 @@
 #include "hub_keys.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -205,13 +206,7 @@ END_TEST
 static uint8_t *envelope(const char *signed_type, const char *sent_type, bool sign, char id[37],
                          size_t *len)
 {
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = TTHC;
-    env.receiver = STP;
-    env.service = SUBMIT;
-    env.created_at_us = hub_now_us();
+    Lth__V1__Envelope env = tkw_envelope(id, TTHC, STP, SUBMIT);
     env.content_type = (char *)signed_type;
     env.payload.data = (uint8_t *)"forged";
     env.payload.len = 6;

@@ -28,9 +28,7 @@ static char state_dir[PATH_MAX];
 static void setup_with(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, SENDER2, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, SENDER2, RECEIVER);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     snprintf(state_dir, sizeof state_dir, "%s/receiver-state", fix.dir);
     hubfix_start(&fix);
@@ -57,11 +55,7 @@ static pid_t start_receiver(const char *extra)
 static void post_all(adp_client_t *c, const char *tag, int count, int timeout_s)
 {
     for (int i = 0; i < count; i++) {
-        char payload[64];
-        int len = snprintf(payload, sizeof payload, "%s %d", tag, i);
-        ck_assert_int_eq(adp_post_event(c, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, NULL),
-                         0);
+        hubfix_post_record(c, RECEIVER, tag, i);
         if (i % 500 == 499)
             adp_run(c, 0);
     }
@@ -286,11 +280,7 @@ START_TEST(hub_killed_three_times_loses_nothing)
     uint64_t deadline = hub_monotonic_us() + 180000000u;
     while (posted < total || adp_outbox_size(a) > 0) {
         for (int k = 0; k < 100 && posted < total; k++, posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "m %d", posted);
-            ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                            (size_t)len, 0, NULL),
-                             0);
+            hubfix_post_record(a, RECEIVER, "m", posted);
         }
         adp_run(a, 10);
         if (kills < 3 && posted >= kill_at[kills]) {
@@ -478,11 +468,8 @@ START_TEST(corrupt_store_is_refused_at_start)
     ck_assert_ptr_nonnull(f);
     fwrite(junk, 1, sizeof junk, f);
     fclose(f);
-    char *out = NULL;
     char *argv[] = {(char *)tk_bin("hubd"), "--config", fix.conf_path, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 10000), 1);
-    ck_assert_msg(strstr(out, "move") && strstr(out, "backup"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 10000, 1, "move", "backup");
 }
 END_TEST
 
@@ -507,9 +494,7 @@ START_TEST(bad_store_dsn_is_refused_at_start)
     free(text);
     char *out = NULL;
     char *argv[] = {(char *)tk_bin("hubd"), "--config", fix.conf_path, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 20000), 1);
-    ck_assert_msg(strstr(out, "store_dsn") && strstr(out, "cannot reach PostgreSQL"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 20000, 1, "store_dsn", "cannot reach PostgreSQL");
     /* hubd --check-config says the same before a start. */
     out = NULL;
     char *check[] = {(char *)tk_bin("hubd"), "--check-config", "--config", fix.conf_path, NULL};
@@ -558,11 +543,7 @@ START_TEST(database_connections_cut_twice_loses_nothing_acked)
     int posted = 0;
     for (int round = 0; round < 4; round++) {
         for (int k = 0; k < 100; k++, posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "cut %d", posted);
-            ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                            (size_t)len, 0, NULL),
-                             0);
+            hubfix_post_record(a, RECEIVER, "cut", posted);
             if (k % 10 == 9)
                 adp_run(a, 5);
         }
@@ -592,11 +573,7 @@ START_TEST(database_connections_cut_twice_loses_nothing_acked)
         pg_ok(lock, "LOCK TABLE hub_ids IN SHARE MODE");
         size_t resent = adp_resent_count(a);
         for (int k = 0; k < 20; k++, posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "cut %d", posted);
-            ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                            (size_t)len, 0, NULL),
-                             0);
+            hubfix_post_record(a, RECEIVER, "cut", posted);
         }
         bool waiting = false;
         for (int w = 0; w < 200 && !waiting; w++) {
@@ -712,11 +689,7 @@ START_TEST(durable_subscriptions_get_every_publication)
     ck_assert_int_eq(adp_subscribe(sub, SENDER "/catalogue.published/v1", publication_handler,
                                    &got), 0);
     ck_assert_msg(adp_start(sub, err, sizeof err) == 0, "%s", err);
-    for (int w = 0; w < 100 && got < 50; w++)
-        adp_run(sub, 50);
-    ck_assert_int_eq(got, 50);
-    adp_run(sub, 300);
-    ck_assert_int_eq(got, 50);
+    hubfix_run_until_exactly(sub, &got, 50, 5000, 300);
     adp_close(&sub);
     adp_close(&pub);
 }
@@ -915,9 +888,7 @@ static void setup_dlq(void)
 {
     hubfix_init(&fix, "http_listen = 127.0.0.1:0\nhttp_token_file = token\nmax_attempts = 2\n"
                       "redelivery_ms = 200\n");
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, SENDER2, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, SENDER2, RECEIVER);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     snprintf(state_dir, sizeof state_dir, "%s/receiver-state", fix.dir);
     char token[PATH_MAX];
@@ -954,11 +925,7 @@ START_TEST(ttl_and_retry_exhaustion_dead_letter_and_replay_delivers)
     adp_client_t *a = hubfix_connect(&fix, SENDER);
     adp_set_ttl(a, 500);
     for (int i = 0; i < 3; i++) {
-        char payload[16];
-        int len = snprintf(payload, sizeof payload, "t %d", i);
-        ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, 5000, NULL),
-                         0);
+        hubfix_send_record(a, RECEIVER, "t", i);
     }
     body = wait_dlq(3);
     ck_assert_msg(strstr(body, "ttl expired"), "%s", body);
@@ -1040,51 +1007,31 @@ static void setup_small_store(void)
 /* Not TK_MAIN: the PostgreSQL run picks some tests at run time. */
 int main(void)
 {
-    Suite *s = suite_create("e2e_durable");
-    TCase *tc = tcase_create("durable");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, offline_receiver_gets_everything_in_order_once);
-    tcase_add_test(tc, hub_killed_three_times_loses_nothing);
-    tcase_add_test(tc, receiver_killed_while_handling_gets_it_again_once);
-    tcase_add_test(tc, receiver_killed_after_its_effect_is_called_again_in_doubt);
     /* The PostgreSQL run (with_postgres.sh): the same tests on that store,
      * but for the LMDB file's own faults. */
     const char *pg_dsn = getenv("HUB_TEST_PG_DSN");
-    if (pg_dsn && *pg_dsn) {
-        tcase_add_test(tc, bad_store_dsn_is_refused_at_start);
-        tcase_add_test(tc, database_connections_cut_twice_loses_nothing_acked);
-    } else {
-        tcase_add_test(tc, corrupt_store_is_refused_at_start);
-        tcase_add_test(tc, store_that_cannot_commit_refuses_with_internal);
-    }
-    tcase_add_test(tc, durable_subscriptions_get_every_publication);
-    tcase_add_test(tc, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, tc);
-    TCase *un = tcase_create("unsigned");
-    tcase_add_checked_fixture(un, setup_unsigned, teardown);
-    tcase_set_timeout(un, 120);
-    tcase_add_test(un, resent_id_is_acked_again_and_reused_id_refused);
-    suite_add_tcase(s, un);
-    TCase *dlq = tcase_create("dead_letters");
-    tcase_add_checked_fixture(dlq, setup_dlq, teardown);
-    tcase_set_timeout(dlq, 120);
-    tcase_add_test(dlq, ttl_and_retry_exhaustion_dead_letter_and_replay_delivers);
-    suite_add_tcase(s, dlq);
-    TCase *q = tcase_create("queue_limit");
-    tcase_add_checked_fixture(q, setup_small_queue, teardown);
-    tcase_set_timeout(q, 120);
-    tcase_add_test(q, queue_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, q);
-    TCase *ps = tcase_create("publish");
-    tcase_add_checked_fixture(ps, setup_small_queues, teardown);
-    tcase_set_timeout(ps, 120);
-    tcase_add_test(ps, publish_rules_and_subscriptions_across_a_restart);
-    suite_add_tcase(s, ps);
-    TCase *st = tcase_create("store_limit");
-    tcase_add_checked_fixture(st, setup_small_store, teardown);
-    tcase_set_timeout(st, 120);
-    tcase_add_test(st, store_full_refuses_and_loses_nothing_accepted);
-    suite_add_tcase(s, st);
-    return tk_run_suite(s);
+    bool pg = pg_dsn && *pg_dsn;
+    const tk_case_t cases[] = {
+        TK_CASE("durable", setup, teardown, 300, offline_receiver_gets_everything_in_order_once,
+                hub_killed_three_times_loses_nothing,
+                receiver_killed_while_handling_gets_it_again_once,
+                receiver_killed_after_its_effect_is_called_again_in_doubt,
+                pg ? bad_store_dsn_is_refused_at_start : corrupt_store_is_refused_at_start,
+                pg ? database_connections_cut_twice_loses_nothing_acked
+                   : store_that_cannot_commit_refuses_with_internal,
+                durable_subscriptions_get_every_publication,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("unsigned", setup_unsigned, teardown, 120,
+                resent_id_is_acked_again_and_reused_id_refused),
+        TK_CASE("dead_letters", setup_dlq, teardown, 120,
+                ttl_and_retry_exhaustion_dead_letter_and_replay_delivers),
+        TK_CASE("queue_limit", setup_small_queue, teardown, 120,
+                queue_full_refuses_and_loses_nothing_accepted),
+        TK_CASE("publish", setup_small_queues, teardown, 120,
+                publish_rules_and_subscriptions_across_a_restart),
+        TK_CASE("store_limit", setup_small_store, teardown, 120,
+                store_full_refuses_and_loses_nothing_accepted),
+    };
+    /* Not TK_MAIN: the PostgreSQL run picks two of the tests at run time. */
+    return tk_run_suite(tk_suite("e2e_durable", cases, sizeof cases / sizeof cases[0]));
 }

@@ -30,8 +30,7 @@ static hubfix_t node1, node2;
 static void setup(void)
 {
     hubfix_init(&node1, "node_id = n1\n");
-    hubfix_add_member(&node1, A, true);
-    hubfix_add_member(&node1, B, true);
+    HUBFIX_ADD_MEMBERS(&node1, A, B);
     hubfix_init(&node2, "node_id = n2\n");
     ck_assert_int_eq(tk_shf(10000,
                             "cp -a '%s/secrets/.' '%s/secrets/' && cp -a '%s/keys/.' '%s/keys/'",

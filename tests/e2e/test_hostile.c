@@ -7,6 +7,7 @@
 #include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -43,11 +44,7 @@ static void start_hub(const char *extra, const char *policy)
     char conf[2048];
     snprintf(conf, sizeof conf, "policy_file = policy.conf\n%s", extra ? extra : "");
     hubfix_init(&fix, conf);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, EVIL, true);
-    hubfix_add_member(&fix, SLOW, true);
-    hubfix_add_member(&fix, PUB, true);
+    HUBFIX_ADD_MEMBERS(&fix, TTHC, POP, EVIL, SLOW, PUB);
     write_policy(policy ? policy : base_policy);
     hubfix_start(&fix);
 }
@@ -60,14 +57,8 @@ static uint8_t *envelope(const char *sender, const char *receiver, const char *s
                          Lth__V1__Kind kind, Lth__V1__Delivery delivery, const char *correlation,
                          const void *payload, size_t payload_len, char id[37], size_t *len)
 {
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
+    Lth__V1__Envelope env = tkw_envelope(id, sender, receiver, service);
     env.correlation_id = (char *)(correlation ? correlation : "");
-    env.sender = (char *)sender;
-    env.receiver = (char *)receiver;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
     env.content_type = "application/json";
     env.payload.data = (uint8_t *)payload;
     env.payload.len = payload_len;
@@ -133,15 +124,22 @@ static void expect_delivery(rawcli_t *c, char id[37], char correlation[37])
     hub_frame_t *f = rawcli_recv_case(c, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
     ck_assert_msg(f != NULL, "nothing delivered");
     ck_assert_uint_ge(f->deliveries->n_items, 1);
-    hub_envelope_t *env = NULL;
-    ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                         f->deliveries->items[0]->envelope.len, &env),
-                     0);
+    hub_envelope_t *env = rawcli_delivered_envelope(f);
     snprintf(id, 37, "%s", env->message_id);
     if (correlation)
         snprintf(correlation, 37, "%s", env->correlation_id);
     hub_envelope_free(&env);
     hub_frame_free(&f);
+}
+
+/* n online-only "{}" events from sender to POP, encoded into items (free
+ * each .data), their ids in ids. */
+static void flood_of(const char *sender, ProtobufCBinaryData *items, char (*ids)[37], int n)
+{
+    for (int i = 0; i < n; i++)
+        items[i].data =
+            envelope(sender, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
+                     LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, ids[i], &items[i].len);
 }
 
 static void hello_raw(rawcli_t *c, const char *member)
@@ -401,10 +399,7 @@ static char *ask_hub(rawcli_t *c, const char *member, const char *service, const
             return NULL;
         }
         if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
-            hub_envelope_t *e = NULL;
-            ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                                 f->deliveries->items[0]->envelope.len, &e),
-                             0);
+            hub_envelope_t *e = rawcli_delivered_envelope(f);
             char *text = strndup((const char *)e->payload.data, e->payload.len);
             hub_envelope_free(&e);
             hub_frame_free(&f);
@@ -760,9 +755,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
     settle.rejects = rjs;
     settle.n_rejects = 1;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
+    hub_frame_t sf = tkw_settle_frame(&settle);
     rj.hub_seq = seqs[0];
     rj.reason = "not mine, but let us try";
     rawcli_send_frame(&evil, &sf);
@@ -798,12 +791,7 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
     enum { N = 1000 };
     ProtobufCBinaryData items[N];
     char ids[N][37];
-    for (int i = 0; i < N; i++) {
-        const char *p = "{}";
-        items[i].data = envelope(TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
-                                 LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, p, 2, ids[i],
-                                 &items[i].len);
-    }
+    flood_of(TTHC, items, ids, N);
     rawcli_t tthc, pop;
     hello_raw(&tthc, TTHC);
     hello_raw(&pop, POP);
@@ -857,10 +845,7 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     enum { N = 500 };
     ProtobufCBinaryData items[N];
     char ids[N][37];
-    for (int i = 0; i < N; i++)
-        items[i].data = envelope(EVIL, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
-                                 LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, ids[i],
-                                 &items[i].len);
+    flood_of(EVIL, items, ids, N);
     rawcli_t evil;
     hello_raw(&evil, EVIL);
     /* 500 a go against a rate of 200 a second: the third or fourth batch

@@ -69,6 +69,19 @@ static int hubd_refuses(char **out)
     return tk_run(argv, out, 10000);
 }
 
+/* After a refused reload: member is still refused and the others are
+ * served; then hubd, stopped, must refuse to start again. Returns what it
+ * said (free it). */
+static char *refused_now_and_at_start(const char *member_id)
+{
+    ck_assert_int_eq(try_connect(member_id), HUB_EREFUSED);
+    assert_hub_serves();
+    hubfix_stop(&fix);
+    char *out = NULL;
+    ck_assert_int_ne(hubd_refuses(&out), 0);
+    return out;
+}
+
 static void copy_file(const char *from, const char *to)
 {
     char *text = tk_read_file(from);
@@ -119,13 +132,8 @@ START_TEST(older_crl_does_not_unrevoke_a_member)
                       strstr(log, "number 02"),
                   "%s", log);
     free(log);
-    ck_assert_int_eq(try_connect(VICTIM), HUB_EREFUSED);
-    assert_hub_serves();
-
     /* Nor after a restart: the newest CRL is remembered in the state file. */
-    hubfix_stop(&fix);
-    char *out = NULL;
-    ck_assert_int_ne(hubd_refuses(&out), 0);
+    char *out = refused_now_and_at_start(VICTIM);
     ck_assert_msg(strstr(out, crl) && strstr(out, "number 01") && strstr(out, "number 02") &&
                       strstr(out, state) && strstr(out, "hubctl ca crl"),
                   "%s", out);
@@ -150,8 +158,7 @@ END_TEST
 static void setup_plain_with(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     hubfix_add_member(&fix, PLANTED, false);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
@@ -223,13 +230,8 @@ START_TEST(planted_key_in_a_writable_key_dir_is_refused)
     ck_assert_msg(strstr(log, "keeping the previous keys") && strstr(log, "mode 0777"), "%s",
                   log);
     free(log);
-    ck_assert_int_eq(try_connect(PLANTED), HUB_EREFUSED);
-    assert_hub_serves();
-
     /* At start: hubd refuses to run on it. */
-    hubfix_stop(&fix);
-    char *out = NULL;
-    ck_assert_int_ne(hubd_refuses(&out), 0);
+    char *out = refused_now_and_at_start(PLANTED);
     ck_assert_msg(strstr(out, "key directory") && strstr(out, "mode 0777") && strstr(out, want),
                   "%s", out);
     free(out);
@@ -355,8 +357,7 @@ static void setup_public(void)
     snprintf(path, sizeof path, "%s/token", fix.dir);
     tk_write_file(path, TOKEN "\n");
     chmod(path, 0600);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
 }

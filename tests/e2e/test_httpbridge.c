@@ -210,10 +210,7 @@ static void setup(void)
 {
     system_start();
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, LAND, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, LAND, HOTICH);
     hubfix_add_member(&fix, "VN/GOV/HN-VP/ONE", true); /* a bridge with room for one request */
     hubfix_add_member(&fix, "VN/GOV/HN-VP/TLS", true); /* a bridge on HTTPS */
     hubfix_start(&fix);
@@ -278,14 +275,8 @@ static lth_citizen_t citizen(size_t index)
  * none of the personal data it carried in its log. */
 static void assert_bridge_stops_clean(pid_t *pid, const char *log_path, const lth_citizen_t *who)
 {
-    int status = tk_stop(*pid);
+    char *log = tk_stop_clean(*pid, "the bridge", log_path);
     *pid = 0;
-    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the bridge did not exit cleanly (status %d); see %s", status, log_path);
-    char *log = tk_read_file(log_path);
-    ck_assert_ptr_nonnull(log);
-    ck_assert_msg(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"),
-                  "sanitizer report in %s", log_path);
     if (who) {
         ck_assert_msg(!strstr(log, who->personal_id), "a personal ID number was logged");
         ck_assert_msg(!strstr(log, who->full_name), "a name was logged");
@@ -1007,21 +998,12 @@ END_TEST
  * under it, and a second CA with a client certificate of its own, in DIR/tls. */
 static void make_certificates(void)
 {
-    char script[4096];
-    snprintf(script, sizeof script,
-             "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
-             "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
-             "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
-             "-subj \"/O=Test/CN=$2\"; }\n"
-             "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$3\"; "
-             "printf '%%s\\n' \"$4\" > $1.ext; openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key "
-             "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
-             "ca ca 'Bridge client CA'; ca other 'Someone else CA'\n"
-             "leaf server ca 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
-             "leaf client ca 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n"
-             "leaf stranger other 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n",
-             fix.dir);
-    tk_sh_ok("openssl", script, 30000);
+    hubfix_make_tls(&fix,
+                    "ca ca 'Bridge client CA'; ca other 'Someone else CA'\n"
+                    "leaf server ca 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
+                    "leaf client ca 'java-client.hn-vp.example' 'extendedKeyUsage=clientAuth'\n"
+                    "leaf stranger other 'java-client.hn-vp.example' "
+                    "'extendedKeyUsage=clientAuth'\n");
 }
 
 /* curl over HTTPS to port, trusting DIR/tls/ca.pem; cert: "client",

@@ -98,9 +98,7 @@ static void setup(void)
     char *init[] = {(char *)tk_bin("hubctl"), "ca", "init", ca, NULL};
     ck_assert_msg(tk_run(init, &out, 20000) == 0, "ca init: %s", out ? out : "");
     free(out);
-    hubfix_add_member(&ha, CLIENT, true);
-    hubfix_add_member(&ha, STRANGER, true);
-    hubfix_add_member(&ha, GW_A, true);
+    HUBFIX_ADD_MEMBERS(&ha, CLIENT, STRANGER, GW_A);
     issue_on_b(GW_B);
     issue_on_b(PROVIDER);
     issue_on_b(B_CALLER);
@@ -200,11 +198,8 @@ static void assert_verify_passes(hubfix_t *f)
     char dir[PATH_MAX], hub_pub[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/data/audit", f->dir);
     snprintf(hub_pub, sizeof hub_pub, "%s/secrets/VN.GOV.HN-LGSP.HUB.pub", f->dir);
-    char *out = NULL;
     char *argv[] = {(char *)tk_bin("hubctl"), "audit", "verify", dir, "--hub-key", hub_pub, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 30000), 0);
-    ck_assert_msg(strstr(out, "audit log intact:"), "verify said: %s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 30000, 0, "audit log intact:");
 }
 
 /* `hubctl audit show DIR WHAT VALUE` on a stopped hub's log: its output
@@ -421,11 +416,7 @@ static int provider_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_
     if (inflight_id[0] && strstr(msg->content_type, inflight_id))
         inflight_seen++;
     ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" CLIENT "\""), "%s", msg->content_type);
-    reply->payload = malloc(2);
-    memcpy(reply->payload, "ok", 2);
-    reply->payload_len = 2;
-    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    return 0;
+    return hubfix_reply_text(reply, "ok");
 }
 
 START_TEST(hub_b_down_mid_call_then_back)
@@ -529,11 +520,7 @@ static int report_handle(adp_client_t *c, const adp_message_t *msg, adp_reply_t 
     ck_assert_msg(strstr(msg->content_type, "lth-origin=\"" B_CALLER "\"") &&
                       strstr(msg->content_type, "lth-origin-hub=\"" HUB_B_ID "\""),
                   "%s", msg->content_type);
-    reply->payload = malloc(6);
-    memcpy(reply->payload, "report", 6);
-    reply->payload_len = 6;
-    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
-    return 0;
+    return hubfix_reply_text(reply, "report");
 }
 
 /* The other way: a member of B calls a service of a member of A. */
@@ -610,16 +597,7 @@ START_TEST(population_lookup_through_the_gateway)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("hub2hub");
-    TCase *tc = tcase_create("hub2hub");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, call_through_the_gateway_is_checked_and_audited_on_both_hubs);
-    tcase_add_test(tc, hub_b_down_mid_call_then_back);
-    tcase_add_test(tc, reverse_route_from_b_to_a);
-    tcase_add_test(tc, population_lookup_through_the_gateway);
-    suite_add_tcase(s, tc);
-    return tk_run_suite(s);
-}
+TK_MAIN("hub2hub", TK_CASE("hub2hub", setup, teardown, 180,
+                           call_through_the_gateway_is_checked_and_audited_on_both_hubs,
+                           hub_b_down_mid_call_then_back, reverse_route_from_b_to_a,
+                           population_lookup_through_the_gateway))

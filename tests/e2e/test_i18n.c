@@ -56,8 +56,7 @@ static void write_directory(const char *text)
 START_TEST(hub_lang_key_sets_the_default)
 {
     hubfix_init(&fix, "http_listen = 127.0.0.1:0\nlang = en\nmembers_file = members.tsv\n");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     write_directory(DIRECTORY);
     hubfix_start(&fix);
     ck_assert_str_eq(catalogue_lang("/i18n.json"), "en");
@@ -72,22 +71,15 @@ START_TEST(hub_lang_key_sets_the_default)
     unsetenv("LC_ALL");
     unsetenv("LC_MESSAGES");
     char *argv[] = {(char *)tk_bin("hubctl"), "--config", ctl_conf, "members", NULL};
-    char *out = NULL;
     setenv("LANG", "C.UTF-8", 1);
-    ck_assert_int_eq(tk_run(argv, &out, 30000), 0);
-    ck_assert_msg(strstr(out, "AGENCY") && strstr(out, "Bộ Công an — Cơ sở dữ liệu"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 30000, 0, "AGENCY", "Bộ Công an — Cơ sở dữ liệu");
     /* A Vietnamese locale wins over the config. */
     setenv("LANG", "vi_VN.UTF-8", 1);
-    ck_assert_int_eq(tk_run(argv, &out, 30000), 0);
-    ck_assert_msg(strstr(out, "CƠ QUAN") && strstr(out, "Bộ Công an — Cơ sở dữ liệu"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 30000, 0, "CƠ QUAN", "Bộ Công an — Cơ sở dữ liệu");
     /* A bad lang in hubctl's config is refused, naming the choices. */
     snprintf(text, sizeof text, "http_url = http://%s\nlang = fr\n", fix.http);
     tk_write_file(ctl_conf, text);
-    ck_assert_int_eq(tk_run(argv, &out, 30000), 1);
-    ck_assert_msg(strstr(out, "lang must be vi (Vietnamese) or en (English)"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 30000, 1, "lang must be vi (Vietnamese) or en (English)");
 }
 END_TEST
 
@@ -97,10 +89,7 @@ START_TEST(bad_directory_stops_hubd)
     hubfix_add_member(&fix, A, true);
     write_directory(DIRECTORY A "\tBộ Công an again\tx\t\n");
     char *argv[] = {(char *)tk_bin("hubd"), "--config", fix.conf_path, NULL};
-    char *out = NULL;
-    ck_assert_int_eq(tk_run(argv, &out, 30000), 1);
-    ck_assert_msg(strstr(out, "members.tsv:3: " A " is listed twice"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 30000, 1, "members.tsv:3: " A " is listed twice");
 }
 END_TEST
 

@@ -27,9 +27,7 @@ static char classes[PATH_MAX], token_path[PATH_MAX], base_url[64];
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, ECHO, true);
-    hubfix_add_member(&fix, BRIDGE, true);
-    hubfix_add_member(&fix, TLS_BRIDGE, true);
+    HUBFIX_ADD_MEMBERS(&fix, ECHO, BRIDGE, TLS_BRIDGE);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, ECHO, "echo", NULL);
     snprintf(token_path, sizeof token_path, "%s/bridge.token", fix.dir);
@@ -97,10 +95,7 @@ START_TEST(java_calls_through_the_bridge)
     char *out = NULL;
     int rc = java(tail, &out);
     ck_assert_msg(rc == 0, "BridgeClient failed (%d): %s", rc, out ? out : "");
-    int answered = 0;
-    for (const char *p = out; (p = strstr(p, "HTTP 200 from " ECHO ":")) != NULL; p++)
-        answered++;
-    ck_assert_msg(answered == 4, "4 replies expected: %s", out);
+    ck_assert_msg(tk_count_in(out, "HTTP 200 from " ECHO ":") == 4, "4 replies expected: %s", out);
     ck_assert_ptr_nonnull(strstr(out, "Nguy\xe1\xbb\x85n V\xc4\x83n An"));
     free(out);
 
@@ -119,21 +114,11 @@ END_TEST
  * as PKCS#12, password "changeit") under it, in DIR/tls. */
 static void make_certificates(void)
 {
-    char script[4096];
-    snprintf(script, sizeof script,
-             "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
-             "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
-             "key ca.key; openssl req -x509 -new -key ca.key -out ca.pem -days 2 "
-             "-subj '/O=Test/CN=Bridge CA'\n"
-             "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$2\"; "
-             "printf '%%s\\n' \"$3\" > $1.ext; openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key "
-             "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
-             "leaf server 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
-             "leaf client java-client.example 'extendedKeyUsage=clientAuth'\n"
-             "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
-             "-passout pass:changeit\n",
-             fix.dir);
-    tk_sh_ok("openssl", script, 30000);
+    hubfix_make_tls(&fix, "ca ca 'Bridge CA'\n"
+                          "leaf server ca 127.0.0.1 'subjectAltName=IP:127.0.0.1'\n"
+                          "leaf client ca java-client.example 'extendedKeyUsage=clientAuth'\n"
+                          "openssl pkcs12 -export -in client.pem -inkey client.key -out client.p12 "
+                          "-passout pass:changeit\n");
 }
 
 START_TEST(java_calls_over_https_with_a_client_certificate)
@@ -161,10 +146,7 @@ START_TEST(java_calls_over_https_with_a_client_certificate)
     char *out = NULL;
     int rc = java(tail, &out);
     ck_assert_msg(rc == 0, "BridgeClient over HTTPS failed (%d): %s", rc, out ? out : "");
-    int answered = 0;
-    for (const char *p = out; (p = strstr(p, "HTTP 200 from " ECHO ":")) != NULL; p++)
-        answered++;
-    ck_assert_msg(answered == 3, "3 replies expected: %s", out);
+    ck_assert_msg(tk_count_in(out, "HTTP 200 from " ECHO ":") == 3, "3 replies expected: %s", out);
     free(out);
     /* Trusting the bridge but without a client certificate: 403. */
     unsetenv("LTH_CLIENT_P12");

@@ -94,8 +94,7 @@ START_TEST(link_down_and_up_loses_nothing)
     char extra[128];
     snprintf(extra, sizeof extra, "listen = tcp://%s:*\nredelivery_ms = 1000", host_ip);
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER);
     hubfix_start(&fix);
     /* The receiver, inside the namespace. */
     char conf[PATH_MAX], log[PATH_MAX], record[PATH_MAX], text[4096];
@@ -119,11 +118,7 @@ START_TEST(link_down_and_up_loses_nothing)
                 adp_run(s, 20);
             ck_assert_int_eq(tk_shf(10000, "ip link set %s down", host_if), 0);
         }
-        char payload[32];
-        int len = snprintf(payload, sizeof payload, "cut %d", i);
-        ck_assert_int_eq(adp_post_event(s, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, NULL),
-                         0);
+        hubfix_post_record(s, RECEIVER, "cut", i);
         adp_run(s, 0);
     }
     for (int w = 0; w < 100 && adp_outbox_size(s) > 0; w++)

@@ -48,10 +48,7 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/token", fix.dir);
     tk_write_file(path, TOKEN "\n");
     chmod(path, 0600);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
-    hubfix_add_member(&fix, OPS, true);
-    hubfix_add_member(&fix, GHOST, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B, OPS, GHOST);
     hubfix_start(&fix);
     http_port = hubfix_http_port(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
@@ -359,6 +356,20 @@ static void assert_right_aligned(const char *out, const char *header_word, const
                   "column %s not aligned:\n%s", header_word, out);
 }
 
+/* `hubctl members` in the current language: the state column (header
+ * state_word) says `connected` for A and `offline` for GHOST, and the agency
+ * column (agency_word) names A's agency; all aligned under their headers. */
+static void assert_members_table(const char *state_word, const char *connected, const char *offline,
+                                 const char *agency_word)
+{
+    char *out = NULL;
+    ck_assert_int_eq(hubctl(&out, "members", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_aligned(out, state_word, A, connected);
+    assert_aligned(out, state_word, GHOST, offline);
+    assert_aligned(out, agency_word, A, "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư");
+    free(out);
+}
+
 START_TEST(hubctl_tables_and_dead_letters)
 {
     send_traffic();
@@ -375,11 +386,7 @@ START_TEST(hubctl_tables_and_dead_letters)
                       strstr(out, " đang kết nối / 4 đã biết"),
                   "%s", out);
     free(out);
-    ck_assert_int_eq(hubctl(&out, "members", NULL, NULL, NULL, NULL, NULL), 0);
-    assert_aligned(out, "TRẠNG THÁI", A, "đang kết nối");
-    assert_aligned(out, "TRẠNG THÁI", GHOST, "mất kết nối");
-    assert_aligned(out, "CƠ QUAN", A, "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư");
-    free(out);
+    assert_members_table("TRẠNG THÁI", "đang kết nối", "mất kết nối", "CƠ QUAN");
     ck_assert_int_eq(hubctl(&out, "flows", NULL, NULL, NULL, NULL, NULL), 0);
     assert_right_aligned(out, "ĐÃ NHẬN", OPS "   " A, "8");
     free(out);
@@ -389,11 +396,7 @@ START_TEST(hubctl_tables_and_dead_letters)
     ck_assert_msg(strstr(out, "hub           ready") && strstr(out, " connected of 4 known"),
                   "%s", out);
     free(out);
-    ck_assert_int_eq(hubctl(&out, "members", NULL, NULL, NULL, NULL, NULL), 0);
-    assert_aligned(out, "STATE", A, "connected");
-    assert_aligned(out, "STATE", GHOST, "offline");
-    assert_aligned(out, "AGENCY", A, "Bộ Công an — Cơ sở dữ liệu quốc gia về dân cư");
-    free(out);
+    assert_members_table("STATE", "connected", "offline", "AGENCY");
     ck_assert_int_eq(hubctl(&out, "members", "--state", "offline", NULL, NULL, NULL), 0);
     ck_assert_msg(strstr(out, GHOST) && !strstr(out, "\n" A " "), "%s", out);
     free(out);

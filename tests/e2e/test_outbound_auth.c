@@ -75,8 +75,7 @@ static void make_certificates(void)
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, LAND, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, LAND, HOTICH);
     hubfix_start(&fix);
     make_certificates();
     write_secret("client.secret", CLIENT_SECRET "\n");
@@ -159,13 +158,10 @@ static int count_events(const char *line)
 
 static void assert_log_has_no_secret(void)
 {
-    ck_assert_int_eq(tk_stop(bridge), 0);
+    char *log = tk_stop_clean(bridge, "the bridge", bridge_log);
     bridge = 0;
-    char *log = tk_read_file(bridge_log);
-    ck_assert_ptr_nonnull(log);
     ck_assert_msg(!strstr(log, CLIENT_SECRET) && !strstr(log, BEARER) && !strstr(log, "tok-"),
                   "a secret or a token was logged: %s", log);
-    ck_assert(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"));
     free(log);
 }
 

@@ -33,9 +33,7 @@ static char adapter_log[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, POP, true);
-    hubfix_add_member(&fix, TTHC, true);
-    hubfix_add_member(&fix, HOTICH, true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, HOTICH);
     hubfix_start(&fix);
     char conf[1024];
     snprintf(conf, sizeof conf,
@@ -60,19 +58,10 @@ static lth_citizen_t citizen(size_t index)
 static response_t *lookup(adp_client_t *c, const char *const *keys, size_t n, int mode,
                           const lth_date_t *date)
 {
-    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
-    req.personal_ids = (char **)keys;
-    req.n_personal_ids = n;
-    req.mode = (Lth__Domain__V1__LookupMode)mode;
+    Lth__Domain__V1__Date d;
+    Lth__Domain__V1__CitizenLookupRequest req = tk_citizen_lookup_request(keys, n, mode, date, &d);
     req.purpose = "Đăng ký thường trú: kiểm tra thông tin công dân (test)";
     req.dossier_code = "TEST-0001";
-    Lth__Domain__V1__Date d = LTH__DOMAIN__V1__DATE__INIT;
-    if (date) {
-        d.year = (uint32_t)date->year;
-        d.month = (uint32_t)date->month;
-        d.day = (uint32_t)date->day;
-        req.date = &d;
-    }
     return tk_citizen_lookup(c, POP, &req, 0, 10000, NULL);
 }
 
@@ -85,20 +74,6 @@ static response_t *lookup_current(adp_client_t *c, const char *const *keys, size
     return resp;
 }
 
-static void free_response(response_t **resp)
-{
-    lth__domain__v1__citizen_lookup_response__free_unpacked(*resp, NULL);
-    *resp = NULL;
-}
-
-static void assert_date(const Lth__Domain__V1__Date *pb, lth_date_t d)
-{
-    ck_assert_ptr_nonnull(pb);
-    ck_assert_uint_eq(pb->year, (unsigned)d.year);
-    ck_assert_uint_eq(pb->month, (unsigned)d.month);
-    ck_assert_uint_eq(pb->day, (unsigned)d.day);
-}
-
 /* FOUND, field by field, against the generator's record. */
 static void assert_found(const result_t *r, const lth_citizen_t *c, const char *residence,
                          lth_date_t last_changed)
@@ -109,14 +84,14 @@ static void assert_found(const result_t *r, const lth_citizen_t *c, const char *
     ck_assert_ptr_nonnull(r->citizen);
     ck_assert_str_eq(r->citizen->personal_id, c->personal_id);
     ck_assert_str_eq(r->citizen->full_name, c->full_name);
-    assert_date(r->citizen->date_of_birth, c->date_of_birth);
+    tk_assert_date(r->citizen->date_of_birth, c->date_of_birth);
     ck_assert_int_eq((int)r->citizen->sex, c->sex == LTH_SEX_FEMALE
                                                ? LTH__DOMAIN__V1__SEX__SEX_FEMALE
                                                : LTH__DOMAIN__V1__SEX__SEX_MALE);
     ck_assert_str_eq(r->citizen->birth_province_code, c->birth_province_code);
     ck_assert_int_eq(strncmp(r->citizen->birth_province_code, c->personal_id, 3), 0);
     ck_assert_str_eq(r->citizen->place_of_residence, residence);
-    assert_date(r->citizen->last_changed, last_changed);
+    tk_assert_date(r->citizen->last_changed, last_changed);
 }
 
 static void assert_status(const result_t *r, const char *key, int status, const char *reason_part)
@@ -132,19 +107,22 @@ static void assert_status(const result_t *r, const char *key, int status, const 
  * personal data it served. */
 static void assert_adapter_log_clean(const lth_citizen_t *served, size_t n)
 {
-    int status = tk_stop(adapter);
-    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "hub-adapter did not exit cleanly (status %d); see %s", status, adapter_log);
-    char *log = tk_read_file(adapter_log);
-    ck_assert_ptr_nonnull(log);
-    ck_assert_msg(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"),
-                  "sanitizer report in %s", adapter_log);
+    char *log = tk_stop_clean(adapter, "hub-adapter", adapter_log);
     ck_assert_msg(strstr(log, "citizen.lookup from"), "no look-up logged: %s", log);
     for (size_t i = 0; i < n; i++) {
         ck_assert_msg(!strstr(log, served[i].personal_id), "a personal ID number was logged");
         ck_assert_msg(!strstr(log, served[i].full_name), "a name was logged");
     }
     free(log);
+}
+
+/* The end of a test that served one citizen: the answer freed, the client
+ * closed, and the adapter's log checked (assert_adapter_log_clean). */
+static void finish(adp_client_t **c, response_t **resp, const lth_citizen_t *served)
+{
+    tk_citizen_lookup_free(resp);
+    adp_close(c);
+    assert_adapter_log_clean(served, 1);
 }
 
 START_TEST(found_citizen)
@@ -156,9 +134,7 @@ START_TEST(found_citizen)
     ck_assert_int_eq(resp->mode, LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT);
     ck_assert_ptr_null(resp->date);
     assert_found(resp->results[0], &who, who.residence, who.changed_on);
-    free_response(&resp);
-    adp_close(&c);
-    assert_adapter_log_clean(&who, 1);
+    finish(&c, &resp, &who);
 }
 END_TEST
 
@@ -173,9 +149,7 @@ START_TEST(valid_but_absent_id_is_not_found)
     assert_status(resp->results[0], nobody.personal_id,
                   LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND,
                   "no record with this personal ID number");
-    free_response(&resp);
-    adp_close(&c);
-    assert_adapter_log_clean(&nobody, 1);
+    finish(&c, &resp, &nobody);
 }
 END_TEST
 
@@ -189,7 +163,7 @@ START_TEST(invalid_ids_say_why)
     assert_status(resp->results[1], keys[1], invalid, "province code");
     assert_status(resp->results[2], keys[2], invalid, "4th digit");
     assert_status(resp->results[3], keys[3], invalid, "digits only");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     adp_close(&c);
 }
 END_TEST
@@ -209,7 +183,7 @@ START_TEST(batch_mixes_every_answer)
                   LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND, "no record");
     assert_found(resp->results[3], b, b->residence, b->changed_on);
     assert_found(resp->results[4], a, a->residence, a->changed_on); /* asked twice */
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 
     /* The largest batch is answered; one key more is refused as a whole. */
     const char **many = malloc((LTH_LOOKUP_MAX_KEYS + 1) * sizeof *many);
@@ -223,13 +197,13 @@ START_TEST(batch_mixes_every_answer)
         if (resp->results[i]->status != LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND ||
             strcmp(resp->results[i]->citizen->full_name, people[i].full_name) != 0)
             ck_abort_msg("batch result %zu is not the citizen asked for", i);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = lookup(c, many, LTH_LOOKUP_MAX_KEYS + 1,
                   LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT, NULL);
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID);
     ck_assert_uint_eq(resp->n_results, 0);
     ck_assert_msg(strstr(resp->reason, "at most 1000"), "reason: %s", resp->reason);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     free(many);
     adp_close(&c);
     assert_adapter_log_clean(people, 50);
@@ -247,13 +221,13 @@ START_TEST(other_member_is_not_permitted)
     /* The same answer whether or not a record exists: nothing leaks. */
     assert_status(resp->results[0], a.personal_id, denied, "permitted consumers");
     assert_status(resp->results[1], absent.personal_id, denied, "permitted consumers");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     adp_close(&c);
     /* The permitted member is still served. */
     c = hubfix_connect(&fix, TTHC);
     resp = lookup_current(c, keys, 1);
     assert_found(resp->results[0], &a, a.residence, a.changed_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     adp_close(&c);
     ck_assert(tk_wait_file_contains(adapter_log, "not in plugin.allowed_consumers", 3000));
     assert_adapter_log_clean(&a, 1);
@@ -278,20 +252,20 @@ START_TEST(as_of_and_changes_since)
     ck_assert_uint_eq(resp->n_results, 1);
     assert_status(resp->results[0], moved.personal_id,
                   LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND, "on the date asked");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = lookup(c, keys, 1, as_of, &moved.created_on);
     assert_found(resp->results[0], &moved, moved.previous_residence, moved.created_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 
     resp = lookup(c, keys, 1, since, &moved.changed_on);
     ck_assert_uint_eq(resp->n_results, 1);
     assert_found(resp->results[0], &moved, moved.residence, moved.changed_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     lth_date_t after = lth_date_from_days(lth_date_to_days(moved.changed_on) + 1);
     resp = lookup(c, keys, 1, since, &after);
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
     ck_assert_uint_eq(resp->n_results, 0);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 
     /* A plain-text payload gets an answer that says what to send. */
     adp_reply_t reply;
@@ -303,9 +277,7 @@ START_TEST(as_of_and_changes_since)
     ck_assert_ptr_nonnull(resp);
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID);
     ck_assert_msg(strstr(resp->reason, LTH_LOOKUP_REQUEST_TYPE), "reason: %s", resp->reason);
-    free_response(&resp);
-    adp_close(&c);
-    assert_adapter_log_clean(&moved, 1);
+    finish(&c, &resp, &moved);
 }
 END_TEST
 
@@ -322,7 +294,7 @@ START_TEST(existing_database_is_reused)
     const char *keys[] = {last.personal_id};
     response_t *resp = lookup_current(c, keys, 1);
     assert_found(resp->results[0], &last, last.residence, last.changed_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     adp_close(&c);
 
     /* A bad setting stops the adapter at start with a clear error. */

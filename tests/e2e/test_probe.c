@@ -26,8 +26,7 @@ static char ctl_conf[PATH_MAX], junit[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "http_listen = 127.0.0.1:0\n");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, OPS);
     snprintf(ctl_conf, sizeof ctl_conf, "%s/hubctl.conf", fix.dir);
     snprintf(junit, sizeof junit, "%s/probe.xml", fix.dir);
 }

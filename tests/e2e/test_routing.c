@@ -5,6 +5,7 @@
 #include "hub_sign.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -25,10 +26,7 @@ static hubfix_t fix;
 static void setup_common(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
-    hubfix_add_member(&fix, OPS, true);
-    hubfix_add_member(&fix, GHOST, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B, OPS, GHOST);
     hubfix_add_member(&fix, STRANGER, false);
     hubfix_start(&fix);
     hubfix_start_adapter(&fix, A, "echo", NULL);
@@ -88,19 +86,12 @@ START_TEST(ping_command_reports_round_trip)
              "member_key_file = %s\n",
              fix.endpoint, secret);
     tk_write_file(ctl, text);
-    char *out = NULL;
     char *ok[] = {(char *)tk_bin("hubctl"), "--config", ctl, "ping", A, "--count", "2", NULL};
-    ck_assert_int_eq(tk_run(ok, &out, 20000), 0);
-    ck_assert_msg(strstr(out, "pong from " A ": seq=2 time="), "output: %s", out);
-    free(out);
+    TK_RUN_SAYS(ok, 20000, 0, "pong from " A ": seq=2 time=");
     char *offline[] = {(char *)tk_bin("hubctl"), "--config", ctl, "ping", GHOST, NULL};
-    ck_assert_int_eq(tk_run(offline, &out, 20000), 3);
-    ck_assert_msg(strstr(out, "RECEIVER_OFFLINE"), "output: %s", out);
-    free(out);
+    TK_RUN_SAYS(offline, 20000, 3, "RECEIVER_OFFLINE");
     char *unknown[] = {(char *)tk_bin("hubctl"), "--config", ctl, "ping", "VN/GOV/NO/SUCH", NULL};
-    ck_assert_int_eq(tk_run(unknown, &out, 20000), 4);
-    ck_assert_msg(strstr(out, "UNKNOWN_RECEIVER"), "output: %s", out);
-    free(out);
+    TK_RUN_SAYS(unknown, 20000, 4, "UNKNOWN_RECEIVER");
 }
 END_TEST
 
@@ -123,9 +114,7 @@ START_TEST(unknown_key_is_refused_and_gets_no_traffic)
     Lth__V1__Hello hello = LTH__V1__HELLO__INIT;
     hello.protocol_version = 1;
     hello.member_id = STRANGER;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    hub_frame_t frame = tkw_hello_frame(&hello);
     int dontwait_rc = zmq_send(raw.sock, "x", 1, ZMQ_DONTWAIT);
     (void)dontwait_rc;
     uint8_t *buf;
@@ -166,10 +155,7 @@ START_TEST(spoofed_sender_is_refused)
     /* An envelope claiming another sender. */
     rawcli_hello(&raw, OPS);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, A, B, "echo/v1", "hi", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, A, B, "echo/v1", "hi", 2, 0, id);
     hub_frame_t *holder;
     Lth__V1__Nack *nack = expect_nack(&raw, &holder);
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_SENDER_MISMATCH);
@@ -188,9 +174,7 @@ static void hello_as(rawcli_t *c, const char *member_id, bool piggyback)
     hello.protocol_version = 1;
     hello.member_id = (char *)member_id;
     hello.receipts_in_deliveries = piggyback;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    hub_frame_t frame = tkw_hello_frame(&hello);
     rawcli_send_frame(c, &frame);
     hub_frame_t *w = rawcli_recv_case(c, LTH__V1__FRAME__BODY_WELCOME, 5000);
     ck_assert_msg(w != NULL, "no Welcome for %s", member_id);
@@ -207,11 +191,8 @@ START_TEST(online_only_acks_ride_in_deliveries_when_asked)
         rawcli_open(&raw, &fix, OPS);
         hello_as(&raw, OPS, piggyback);
         char id[37];
-        size_t len;
-        uint8_t *env = rawcli_envelope(&fix, OPS, OPS, "note/v1", "tin", 3,
-                                       LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id, &len);
-        rawcli_send_batch1(&raw, env, len);
-        free(env);
+        rawcli_send_envelope(&raw, &fix, OPS, OPS, "note/v1", "tin", 3,
+                             LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id);
         bool delivered = false, acked = false;
         int frames = 0;
         while (!(delivered && acked)) {
@@ -222,10 +203,7 @@ START_TEST(online_only_acks_ride_in_deliveries_when_asked)
             const Lth__V1__Receipts *r = NULL;
             if (f->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
                 ck_assert_uint_eq(f->deliveries->n_items, 1);
-                hub_envelope_t *got = NULL;
-                ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                                     f->deliveries->items[0]->envelope.len, &got),
-                                 0);
+                hub_envelope_t *got = rawcli_delivered_envelope(f);
                 ck_assert_str_eq(got->message_id, id);
                 hub_envelope_free(&got);
                 delivered = true;
@@ -472,19 +450,15 @@ START_TEST(each_nack_reason)
     uint8_t *env;
 
     /* Unknown receiver. */
-    env = rawcli_envelope(&fix, OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, OPS, "VN/GOV/NO/SUCH", "echo/v1", "x", 1, 0, id);
     nack = expect_nack(&raw, &holder);
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER);
     ck_assert_str_eq(nack->message_id, id);
     hub_frame_free(&holder);
 
     /* Receiver offline (online-only delivery). */
-    env = rawcli_envelope(&fix, OPS, GHOST, "echo/v1", "x", 1, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY,
-                          id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, OPS, GHOST, "echo/v1", "x", 1,
+                         LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, id);
     nack = expect_nack(&raw, &holder);
     ck_assert_int_eq(nack->code, LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE);
     ck_assert_msg(strstr(nack->reason, GHOST), "reason: %s", nack->reason);
@@ -531,9 +505,7 @@ START_TEST(each_nack_reason)
 
     /* Unsupported protocol version. */
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     frame.protocol_version = 2;
     rawcli_send_frame(&raw, &frame);
     err = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_ERROR, 5000);
@@ -542,9 +514,7 @@ START_TEST(each_nack_reason)
     hub_frame_free(&err);
 
     /* The same connection is still served. */
-    env = rawcli_envelope(&fix, OPS, A, "echo/v1", "ok", 2, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, OPS, A, "echo/v1", "ok", 2, 0, id);
     hub_frame_t *rec = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_ptr_nonnull(rec);
     ck_assert_uint_eq(rec->receipts->n_acks, 1);
@@ -564,12 +534,8 @@ START_TEST(survives_random_and_truncated_frames)
     size_t len;
     uint8_t *env = rawcli_envelope(&fix, OPS, A, "echo/v1", "payload", 7, 0, NULL, &len);
     ProtobufCBinaryData item = {len, env};
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = &item;
-    batch.n_envelopes = 1;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(&item, 1);
+    hub_frame_t frame = tkw_batch_frame(&batch);
     uint8_t *valid;
     size_t valid_len;
     hub_frame_encode(&frame, &valid, &valid_len);
@@ -620,30 +586,21 @@ START_TEST(bad_config_is_refused_with_a_clear_error)
     snprintf(path, sizeof path, "%s/bad.conf", fix.dir);
     tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = x\nkey_dir = keys\n"
                         "data_dir = d\nmax_payload_bytes = lots\n");
-    char *out = NULL;
     char *argv[] = {(char *)tk_bin("hubd"), "--config", path, NULL};
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
-    ck_assert_msg(strstr(out, "bad.conf:5: max_payload_bytes must be a whole number"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 5000, 1, "bad.conf:5: max_payload_bytes must be a whole number");
     tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = missing.secret\nkey_dir = keys\n"
                         "data_dir = d\n");
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
-    ck_assert_msg(strstr(out, "missing.secret"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 5000, 1, "missing.secret");
     tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
                         "key_dir = keys\ndata_dir = d\nshiny = yes\n");
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
-    ck_assert_msg(strstr(out, "unknown setting 'shiny'"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 5000, 1, "unknown setting 'shiny'");
     /* A world-readable secret key is refused. */
     char secret[PATH_MAX];
     hubfix_secret_path(&fix, HUBFIX_HUB_ID, secret);
     chmod(secret, 0644);
     tk_write_file(path, "listen = tcp://127.0.0.1:*\nkey_file = secrets/VN.GOV.HN-LGSP.HUB.secret\n"
                         "key_dir = keys\ndata_dir = d\n");
-    ck_assert_int_eq(tk_run(argv, &out, 5000), 1);
-    ck_assert_msg(strstr(out, "chmod 600"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 5000, 1, "chmod 600");
     chmod(secret, 0600);
 }
 END_TEST
@@ -739,10 +696,7 @@ START_TEST(redelivery_backs_off_doubling)
     rawcli_connect(&rcv, &fix, GHOST);
     rawcli_connect(&snd, &fix, OPS);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", "again", 5, 0, id, &len);
-    rawcli_send_batch1(&snd, env, len);
-    free(env);
+    rawcli_send_envelope(&snd, &fix, OPS, GHOST, "note/v1", "again", 5, 0, id);
     arrivals_t a = {0};
     collect(&rcv, &a, 4200);
     ck_assert_msg(a.n >= 4, "only %d deliveries in 4.2 s", a.n);
@@ -777,12 +731,8 @@ START_TEST(max_in_flight_bounds_unsettled_deliveries)
     rawcli_connect(&snd, &fix, OPS);
     for (int i = 0; i < 10; i++) {
         char id[37], payload[16];
-        size_t len;
         int plen = snprintf(payload, sizeof payload, "f %d", i);
-        uint8_t *env = rawcli_envelope(&fix, OPS, GHOST, "note/v1", payload, (size_t)plen, 0,
-                                       id, &len);
-        rawcli_send_batch1(&snd, env, len);
-        free(env);
+        rawcli_send_envelope(&snd, &fix, OPS, GHOST, "note/v1", payload, (size_t)plen, 0, id);
     }
     int acked = 0;
     for (int w = 0; w < 50 && acked < 10; w++) {

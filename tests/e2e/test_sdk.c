@@ -6,6 +6,7 @@
 #include "hub_keys.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -33,9 +34,7 @@ static hubfix_t fix;
 static void setup(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
-    hubfix_add_member(&fix, OPS, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B, OPS);
     hubfix_start(&fix);
 }
 
@@ -413,8 +412,7 @@ END_TEST
 static void setup_fast_redelivery(void)
 {
     hubfix_init(&fix, "redelivery_ms = 200\nmax_attempts = 3");
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
     hubfix_start(&fix);
 }
 
@@ -501,8 +499,7 @@ END_TEST
 static void setup_keys_only(void)
 {
     hubfix_init(&fix, NULL);
-    hubfix_add_member(&fix, A, true);
-    hubfix_add_member(&fix, B, true);
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
 }
 
 typedef struct {
@@ -550,25 +547,15 @@ static void fakehub_send_envelope(fakehub_t *h, uint64_t seq, const Lth__V1__Env
     item.envelope.data = bytes;
     item.envelope.len = len;
     item.attempt = 1;
-    Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
-    d.items = items;
-    d.n_items = 1;
-    hub_frame_t f = LTH__V1__FRAME__INIT;
-    f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-    f.deliveries = &d;
+    Lth__V1__Deliveries d = tkw_deliveries(items, 1);
+    hub_frame_t f = tkw_deliveries_frame(&d);
     fakehub_send(h, &f);
 }
 
 static void fakehub_deliver(fakehub_t *h, uint64_t seq, const char *service)
 {
     char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = A;
-    env.receiver = B;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
+    Lth__V1__Envelope env = tkw_envelope(id, A, B, service);
     env.content_type = "application/json";
     env.kind = LTH__V1__KIND__KIND_EVENT;
     fakehub_send_envelope(h, seq, &env);
@@ -619,9 +606,7 @@ static adp_client_t *fakehub_start(fakehub_t *hp, void (*offer)(adp_client_t *, 
     w.member_id = B;
     w.heartbeat_ms = 60000;
     w.hub_id = HUBFIX_HUB_ID;
-    hub_frame_t wf = LTH__V1__FRAME__INIT;
-    wf.body_case = LTH__V1__FRAME__BODY_WELCOME;
-    wf.welcome = &w;
+    hub_frame_t wf = tkw_welcome_frame(&w);
     fakehub_send(&h, &wf);
     for (int i = 0; i < 100 && !adp_connected(b); i++)
         adp_run(b, 20);
@@ -691,14 +676,8 @@ static void fakehub_reply(fakehub_t *h, uint64_t seq, const char *sender, const 
                           const char *payload)
 {
     char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
+    Lth__V1__Envelope env = tkw_envelope(id, sender, B, "x/v1");
     env.correlation_id = (char *)request_id;
-    env.sender = (char *)sender;
-    env.receiver = B;
-    env.service = "x/v1";
-    env.created_at_us = hub_now_us();
     env.content_type = "text/plain";
     env.payload.data = (uint8_t *)payload;
     env.payload.len = strlen(payload);
@@ -712,12 +691,8 @@ static void fakehub_ack(fakehub_t *h, const char *id, const char *routed_to)
     ack.message_id = (char *)id;
     ack.hub_seq = 7;
     ack.routed_to = (char *)(routed_to ? routed_to : "");
-    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-    rec.acks = acks;
-    rec.n_acks = 1;
-    hub_frame_t f = LTH__V1__FRAME__INIT;
-    f.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-    f.receipts = &rec;
+    Lth__V1__Receipts rec = tkw_receipts(acks, 1);
+    hub_frame_t f = tkw_receipts_frame(&rec);
     fakehub_send(h, &f);
 }
 

@@ -39,9 +39,7 @@ static char record_path[PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "audit = yes\nredelivery_ms = 1000\n");
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, SENDER2, true);
-    hubfix_add_member(&fix, RECEIVER, true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, SENDER2, RECEIVER);
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
 }
 
@@ -254,11 +252,7 @@ START_TEST(format_1_store_is_upgraded_by_hubd_and_newer_refused)
     hubfix_start(&fix);
     adp_client_t *a = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 3; i++) {
-        char payload[32];
-        int len = snprintf(payload, sizeof payload, "old %d", i);
-        ck_assert_int_eq(adp_send_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, 5000, NULL),
-                         0);
+        hubfix_send_record(a, RECEIVER, "old", i);
     }
     adp_close(&a);
     hubfix_stop(&fix);
@@ -364,11 +358,7 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
     /* 2,000 messages queued for a receiver that is not running... */
     adp_client_t *a = hubfix_connect(&fix, SENDER);
     for (int i = 0; i < 2000; i++) {
-        char payload[32];
-        int len = snprintf(payload, sizeof payload, "a %d", i);
-        ck_assert_int_eq(adp_post_event(a, RECEIVER, "record/v1", "text/plain", payload,
-                                        (size_t)len, 0, NULL),
-                         0);
+        hubfix_post_record(a, RECEIVER, "a", i);
         if (i % 200 == 199)
             adp_run(a, 0);
     }

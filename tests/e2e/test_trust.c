@@ -23,9 +23,7 @@ static char record_path[PATH_MAX];
 static void setup_with(const char *extra)
 {
     hubfix_init(&fix, extra);
-    hubfix_add_member(&fix, SENDER, true);
-    hubfix_add_member(&fix, RECEIVER, true);
-    hubfix_add_member(&fix, "VN/GOV/HN-LGSP/OPS", true);
+    HUBFIX_ADD_MEMBERS(&fix, SENDER, RECEIVER, "VN/GOV/HN-LGSP/OPS");
     snprintf(record_path, sizeof record_path, "%s/received.txt", fix.dir);
     hubfix_start(&fix);
     char conf[1024];
@@ -41,10 +39,7 @@ static void teardown(void) { hubfix_cleanup(&fix); }
 static Lth__V1__Nack *send_and_nack(rawcli_t *raw, int flags, hub_frame_t **holder)
 {
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "x", 1, flags, id, &len);
-    rawcli_send_batch1(raw, env, len);
-    free(env);
+    rawcli_send_envelope(raw, &fix, SENDER, RECEIVER, "record/v1", "x", 1, flags, id);
     *holder = rawcli_recv_case(raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_ptr_nonnull(*holder);
     ck_assert_uint_eq((*holder)->receipts->n_nacks, 1);
@@ -71,10 +66,7 @@ START_TEST(bad_and_missing_signatures_are_refused)
     }
     /* Properly signed: accepted and delivered. */
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "signed", 6, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, SENDER, RECEIVER, "record/v1", "signed", 6, 0, id);
     holder = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_ptr_nonnull(holder);
     ck_assert_uint_eq(holder->receipts->n_acks, 1);
@@ -91,14 +83,9 @@ START_TEST(receiver_verifies_signatures_itself)
     rawcli_t raw;
     rawcli_connect(&raw, &fix, SENDER);
     char id[37];
-    size_t len;
-    uint8_t *env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "forged", 6,
-                                   RAWCLI_BAD_SIGNATURE, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
-    env = rawcli_envelope(&fix, SENDER, RECEIVER, "record/v1", "genuine", 7, 0, id, &len);
-    rawcli_send_batch1(&raw, env, len);
-    free(env);
+    rawcli_send_envelope(&raw, &fix, SENDER, RECEIVER, "record/v1", "forged", 6,
+                         RAWCLI_BAD_SIGNATURE, id);
+    rawcli_send_envelope(&raw, &fix, SENDER, RECEIVER, "record/v1", "genuine", 7, 0, id);
     ck_assert(tk_wait_file_contains(record_path, "\tgenuine\n", 5000));
     tk_sleep_ms(300);
     char *text = tk_read_file(record_path);
@@ -127,10 +114,7 @@ START_TEST(sdk_signs_when_the_hub_requires_or_when_asked)
                          0);
         hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
         ck_assert_ptr_nonnull(f);
-        hub_envelope_t *env = NULL;
-        ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
-                                             f->deliveries->items[0]->envelope.len, &env),
-                         0);
+        hub_envelope_t *env = rawcli_delivered_envelope(f);
         if (always) {
             ck_assert_uint_eq(env->signature.len, 64);
             const uint8_t *key = f->deliveries->items[0]->sender_sign_key.data;
@@ -279,10 +263,7 @@ START_TEST(audit_trail_verifies_and_names_tampering)
 
     /* The trail of one message. */
     char *show[] = {(char *)tk_bin("hubctl"), "audit", "show", audit, "--message", first_id, NULL};
-    ck_assert_int_eq(tk_run(show, &out, 10000), 0);
-    ck_assert_msg(strstr(out, "ACCEPTED") && strstr(out, "DELIVERED") && strstr(out, "SETTLED"),
-                  "%s", out);
-    free(out);
+    TK_RUN_SAYS(show, 10000, 0, "ACCEPTED", "DELIVERED", "SETTLED");
 
     struct {
         const char *name;
@@ -391,11 +372,7 @@ START_TEST(revoked_member_is_cut_off_and_its_queue_survives)
     ck_assert_int_eq(adp_new(&cfg, &c, err, sizeof err), 0);
     ck_assert_int_eq(adp_offer(c, "inbox/v1", hubfix_count_handler, &got), 0);
     ck_assert_msg(adp_start(c, err, sizeof err) == 0, "%s", err);
-    for (int w = 0; w < 50 && got < 5; w++)
-        adp_run(c, 100);
-    ck_assert_int_eq(got, 5);
-    adp_run(c, 500);
-    ck_assert_int_eq(got, 5);
+    hubfix_run_until_exactly(c, &got, 5, 5000, 500);
     adp_close(&c);
     adp_close(&other);
 }

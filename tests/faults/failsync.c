@@ -16,22 +16,24 @@ static int failsync__now(void)
     return path && *path && access(path, F_OK) == 0;
 }
 
-int fdatasync(int fd)
+/* The C library's fsync() or fdatasync() (name), or EIO while the fault is
+ * on. */
+static int failsync__sync(const char *name, int fd)
 {
     if (failsync__now()) {
         errno = EIO;
         return -1;
     }
-    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
     return real ? real(fd) : -1;
+}
+
+int fdatasync(int fd)
+{
+    return failsync__sync("fdatasync", fd);
 }
 
 int fsync(int fd)
 {
-    if (failsync__now()) {
-        errno = EIO;
-        return -1;
-    }
-    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    return real ? real(fd) : -1;
+    return failsync__sync("fsync", fd);
 }

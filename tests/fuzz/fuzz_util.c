@@ -1,4 +1,5 @@
 #include "fuzz_util.h"
+#include "tkproc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,32 +35,10 @@ void fuzz_curve_keys(char curve_public[41], char curve_secret[41])
 
 static char fuzz__dir[PATH_MAX];
 
-static void fuzz__remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
-            continue;
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            fuzz__remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void fuzz__cleanup(void)
 {
     if (fuzz__dir[0])
-        fuzz__remove_tree(fuzz__dir);
+        tkp_rmrf(fuzz__dir);
 }
 
 const char *fuzz_tmpdir(void)

@@ -19,6 +19,7 @@
 #include "hub_store.h"
 #include "hub_store_codec.h"
 #include "hub_wire.h"
+#include "tkwire.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -161,9 +162,7 @@ static void seed__frames(void)
     hello.n_services = 2;
     hello.services = services;
     hello.software = "fuzz-seeds 1";
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    frame = tkw_hello_frame(&hello);
     seed__frame("hello.bin", &frame);
 
     Lth__V1__Welcome welcome = LTH__V1__WELCOME__INIT;
@@ -171,9 +170,7 @@ static void seed__frames(void)
     welcome.hub_version = "0.1.0";
     welcome.max_payload_bytes = 1u << 20;
     welcome.heartbeat_ms = 1000;
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_WELCOME;
-    frame.welcome = &welcome;
+    frame = tkw_welcome_frame(&welcome);
     seed__frame("welcome.bin", &frame);
 
     size_t len1, len2;
@@ -185,12 +182,8 @@ static void seed__frames(void)
                                    LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, false, &len2);
     uint8_t garbage[] = {0x0a, 0xff, 0x01};
     ProtobufCBinaryData items[3] = {{len1, env1}, {len2, env2}, {sizeof garbage, garbage}};
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.n_envelopes = 3;
-    batch.envelopes = items;
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(items, 3);
+    frame = tkw_batch_frame(&batch);
     seed__frame("batch.bin", &frame);
 
     Lth__V1__Ack ack = LTH__V1__ACK__INIT;
@@ -202,14 +195,10 @@ static void seed__frames(void)
     nack.code = LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE;
     nack.reason = "the receiver is not connected";
     Lth__V1__Nack *nacks[] = {&nack};
-    Lth__V1__Receipts receipts = LTH__V1__RECEIPTS__INIT;
-    receipts.n_acks = 1;
-    receipts.acks = acks;
+    Lth__V1__Receipts receipts = tkw_receipts(acks, 1);
     receipts.n_nacks = 1;
     receipts.nacks = nacks;
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-    frame.receipts = &receipts;
+    frame = tkw_receipts_frame(&receipts);
     seed__frame("receipts.bin", &frame);
 
     Lth__V1__DeliveredEnvelope delivered = LTH__V1__DELIVERED_ENVELOPE__INIT;
@@ -218,38 +207,26 @@ static void seed__frames(void)
     delivered.envelope.len = len1;
     delivered.attempt = 1;
     Lth__V1__DeliveredEnvelope *delivered_items[] = {&delivered};
-    Lth__V1__Deliveries deliveries = LTH__V1__DELIVERIES__INIT;
-    deliveries.n_items = 1;
-    deliveries.items = delivered_items;
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-    frame.deliveries = &deliveries;
+    Lth__V1__Deliveries deliveries = tkw_deliveries(delivered_items, 1);
+    frame = tkw_deliveries_frame(&deliveries);
     seed__frame("deliveries.bin", &frame);
 
     uint64_t seqs[] = {42, 43, 1ull << 40};
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.n_hub_seqs = 3;
-    settle.hub_seqs = seqs;
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    frame.settle = &settle;
+    Lth__V1__Settle settle = tkw_settle(seqs, 3);
+    frame = tkw_settle_frame(&settle);
     seed__frame("settle.bin", &frame);
 
     Lth__V1__Heartbeat heartbeat = LTH__V1__HEARTBEAT__INIT;
     heartbeat.sent_at_us = SEED_T0;
     heartbeat.echo = 1;
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &heartbeat;
+    frame = tkw_heartbeat_frame(&heartbeat);
     seed__frame("heartbeat.bin", &frame);
 
     Lth__V1__Nack error = LTH__V1__NACK__INIT;
     error.message_id = "";
     error.code = LTH__V1__NACK_CODE__NACK_HELLO_REQUIRED;
     error.reason = "send Hello first";
-    frame = (hub_frame_t)LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_ERROR;
-    frame.error = &error;
+    frame = tkw_error_frame(&error);
     seed__frame("error.bin", &frame);
 
     free(env1);

@@ -2,6 +2,7 @@
 #include "hub_keys.h"
 #include "hub_sign.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <libpq-fe.h>
@@ -132,6 +133,70 @@ void hubfix_add_member(hubfix_t *f, const char *member_id, bool known)
     keygen(f, member_id);
     if (known)
         hubfix_register_member(f, member_id);
+}
+
+void hubfix_post_record(adp_client_t *c, const char *receiver, const char *tag, int n)
+{
+    char payload[64];
+    int len = snprintf(payload, sizeof payload, "%s %d", tag, n);
+    ck_assert_int_eq(
+        adp_post_event(c, receiver, "record/v1", "text/plain", payload, (size_t)len, 0, NULL), 0);
+}
+
+void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, int n)
+{
+    char payload[64];
+    int len = snprintf(payload, sizeof payload, "%s %d", tag, n);
+    ck_assert_int_eq(
+        adp_send_event(c, receiver, "record/v1", "text/plain", payload, (size_t)len, 0, 5000, NULL),
+        0);
+}
+
+int hubfix_reply_text(adp_reply_t *reply, const char *text)
+{
+    size_t len = strlen(text);
+    reply->payload = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(reply->payload);
+    memcpy(reply->payload, text, len);
+    reply->payload_len = len;
+    snprintf(reply->content_type, sizeof reply->content_type, "text/plain");
+    return 0;
+}
+
+void hubfix_run_until_exactly(adp_client_t *c, const int *count, int n, int timeout_ms,
+                              int quiet_ms)
+{
+    for (int waited = 0; waited < timeout_ms && *count < n; waited += 50)
+        adp_run(c, 50);
+    ck_assert_int_eq(*count, n);
+    adp_run(c, quiet_ms);
+    ck_assert_int_eq(*count, n);
+}
+
+void hubfix_make_tls(hubfix_t *f, const char *steps)
+{
+    size_t size = strlen(f->dir) + strlen(steps) + 1024;
+    char *script = malloc(size);
+    ck_assert_ptr_nonnull(script);
+    snprintf(
+        script, size,
+        "set -e; d='%s/tls'; mkdir -p \"$d\"; cd \"$d\"; umask 077\n"
+        "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; }\n"
+        "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
+        "-subj \"/O=Test/CN=$2\"; }\n"
+        "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/O=Test/CN=$3\"; "
+        "printf '%%s\\n' \"$4\" > $1.ext; openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key "
+        "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext; }\n"
+        "%s",
+        f->dir, steps);
+    tk_sh_ok("openssl", script, 30000);
+    free(script);
+}
+
+void hubfix_add_members(hubfix_t *f, const char *const member_ids[])
+{
+    for (const char *const *id = member_ids; *id; id++)
+        hubfix_add_member(f, *id, true);
 }
 
 void hubfix_forget_member(hubfix_t *f, const char *member_id)
@@ -436,12 +501,8 @@ void rawcli_send_frame(rawcli_t *c, hub_frame_t *frame)
 
 void rawcli_settle(rawcli_t *c, const uint64_t *hub_seqs, size_t n)
 {
-    Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
-    settle.hub_seqs = (uint64_t *)hub_seqs;
-    settle.n_hub_seqs = n;
-    hub_frame_t sf = LTH__V1__FRAME__INIT;
-    sf.body_case = LTH__V1__FRAME__BODY_SETTLE;
-    sf.settle = &settle;
+    Lth__V1__Settle settle = tkw_settle((uint64_t *)hub_seqs, n);
+    hub_frame_t sf = tkw_settle_frame(&settle);
     rawcli_send_frame(c, &sf);
 }
 
@@ -449,18 +510,14 @@ void rawcli_heartbeat(rawcli_t *c)
 {
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
     hb.sent_at_us = hub_now_us();
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     rawcli_send_frame(c, &frame);
 }
 
 uint8_t *rawcli_heartbeat_bytes(size_t *len)
 {
     Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-    frame.heartbeat = &hb;
+    hub_frame_t frame = tkw_heartbeat_frame(&hb);
     uint8_t *buf;
     ck_assert_int_eq(hub_frame_encode(&frame, &buf, len), 0);
     return buf;
@@ -506,9 +563,7 @@ void rawcli_send_hello(rawcli_t *c, const char *member_id, const char *subscript
         hello.subscriptions = subs;
         hello.n_subscriptions = 1;
     }
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_HELLO;
-    frame.hello = &hello;
+    hub_frame_t frame = tkw_hello_frame(&hello);
     rawcli_send_frame(c, &frame);
 }
 
@@ -537,13 +592,7 @@ uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
     int signing = delivery & (RAWCLI_UNSIGNED | RAWCLI_BAD_SIGNATURE);
     delivery &= 0xff;
     char id[37];
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = (char *)sender;
-    env.receiver = (char *)receiver;
-    env.service = (char *)service;
-    env.created_at_us = hub_now_us();
+    Lth__V1__Envelope env = tkw_envelope(id, sender, receiver, service);
     env.content_type = "text/plain";
     env.payload.data = (uint8_t *)payload;
     env.payload.len = len;
@@ -570,13 +619,29 @@ uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver,
 
 void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n)
 {
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = items;
-    batch.n_envelopes = n;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(items, n);
+    hub_frame_t frame = tkw_batch_frame(&batch);
     rawcli_send_frame(c, &frame);
+}
+
+hub_envelope_t *rawcli_delivered_envelope(const hub_frame_t *f)
+{
+    hub_envelope_t *env = NULL;
+    ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[0]->envelope.data,
+                                         f->deliveries->items[0]->envelope.len, &env),
+                     0);
+    return env;
+}
+
+void rawcli_send_envelope(rawcli_t *c, hubfix_t *f, const char *sender, const char *receiver,
+                          const char *service, const void *payload, size_t len, int delivery,
+                          char id_out[37])
+{
+    size_t env_len;
+    uint8_t *env =
+        rawcli_envelope(f, sender, receiver, service, payload, len, delivery, id_out, &env_len);
+    rawcli_send_batch1(c, env, env_len);
+    free(env);
 }
 
 void rawcli_send_batch1(rawcli_t *c, const uint8_t *env, size_t len)

@@ -40,6 +40,10 @@ void hubfix_init_node(hubfix_t *f, const hubfix_t *first, const char *name,
 /* Generates a member's keys with hubctl keygen; when known, copies its .pub
  * into the hub's key directory. */
 void hubfix_add_member(hubfix_t *f, const char *member_id, bool known);
+/* hubfix_add_member(f, id, true) for each id of the NULL-terminated list;
+ * HUBFIX_ADD_MEMBERS(f, A, B, ...) writes the list. */
+void hubfix_add_members(hubfix_t *f, const char *const member_ids[]);
+#define HUBFIX_ADD_MEMBERS(f, ...) hubfix_add_members((f), (const char *const[]){__VA_ARGS__, NULL})
 /* Copies an existing member's .pub (back) into the key directory. */
 void hubfix_register_member(hubfix_t *f, const char *member_id);
 /* Removes a member's .pub from the key directory (then SIGHUP the hub). */
@@ -68,6 +72,12 @@ pid_t hubfix_start_ticking(hubfix_t *f, const char *member_id, const char *plugi
  * terminated), its output in mock.log; waits for the port it writes to
  * f->dir/port and stores it in *port. Returns its pid. */
 pid_t hubfix_start_tls_mock(hubfix_t *f, const char *script, const char *const extra[], int *port);
+/* Runs the shell lines `steps` in f->dir/tls (made, umask 077), with
+ * OpenSSL helpers for test certificates (P-256 keys, two days):
+ * `ca NAME CN` makes NAME.key and a self-signed NAME.pem; `leaf NAME CA CN
+ * EXT` makes NAME.key and NAME.pem signed by CA, with the extension line
+ * EXT (e.g. 'subjectAltName=IP:127.0.0.1'). Asserts they succeed. */
+void hubfix_make_tls(hubfix_t *f, const char *steps);
 /* Writes to path the configuration hubfix_start_adapter gives hub-adapter:
  * this hub, member_id's key, plugin, then the extra lines (may be NULL). */
 void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,
@@ -118,8 +128,20 @@ void hubfix_cert_revoke(hubfix_t *f, const char *ca_dir, const char *member_id);
 /* `hubctl audit show --message ID` over the stopped hub's audit log:
  * asserts it succeeds; returns its output (malloc'ed). */
 char *hubfix_audit_show(hubfix_t *f, const char *message_id);
+/* Queues (adp_post_event) or sends and waits for the ACK of (adp_send_event,
+ * 5 s) the text/plain event "<tag> <n>" for receiver's record/v1, as the
+ * record plugin's tests do; asserts the SDK takes it. */
+void hubfix_post_record(adp_client_t *c, const char *receiver, const char *tag, int n);
+void hubfix_send_record(adp_client_t *c, const char *receiver, const char *tag, int n);
+/* Sets an SDK handler's reply to the text/plain `text`; returns 0 for the
+ * handler to return. */
+int hubfix_reply_text(adp_reply_t *reply, const char *text);
 /* An SDK handler that counts the messages it gets in *(int *)user. */
 int hubfix_count_handler(adp_client_t *c, const adp_message_t *msg, adp_reply_t *reply, void *user);
+/* Runs the client until *count reaches n (within timeout_ms) and asserts
+ * it did; then runs it quiet_ms more and asserts that nothing more came. */
+void hubfix_run_until_exactly(adp_client_t *c, const int *count, int n, int timeout_ms,
+                              int quiet_ms);
 /* True while hubd runs. */
 bool hubfix_hub_alive(hubfix_t *f);
 
@@ -154,6 +176,9 @@ hub_frame_t *rawcli_recv(rawcli_t *c, int timeout_ms);
 /* Next frame of the given body case within timeout_ms (others skipped). */
 hub_frame_t *rawcli_recv_case(rawcli_t *c, int body_case, int timeout_ms);
 void rawcli_close(rawcli_t *c);
+/* The first envelope of a Deliveries frame, decoded (asserts it decodes);
+ * free it with hub_envelope_free. */
+hub_envelope_t *rawcli_delivered_envelope(const hub_frame_t *f);
 /* Waits for a Receipts frame and asserts it holds one ACK, for message_id. */
 void rawcli_expect_ack(rawcli_t *c, const char *message_id, int timeout_ms);
 /* Encodes an envelope for a batch, signed with the sender's key when the
@@ -163,6 +188,11 @@ enum { RAWCLI_SIGNED = 0, RAWCLI_UNSIGNED = 1 << 8, RAWCLI_BAD_SIGNATURE = 1 << 
 uint8_t *rawcli_envelope(hubfix_t *f, const char *sender, const char *receiver, const char *service,
                          const void *payload, size_t len, int delivery, char id_out[37],
                          size_t *out_len);
+/* rawcli_envelope (with f's keys), sent on c in a Batch of its own, the
+ * message id in id_out. */
+void rawcli_send_envelope(rawcli_t *c, hubfix_t *f, const char *sender, const char *receiver,
+                          const char *service, const void *payload, size_t len, int delivery,
+                          char id_out[37]);
 /* Sends a Batch of n encoded envelopes (still the caller's). */
 void rawcli_send_batch(rawcli_t *c, ProtobufCBinaryData *items, size_t n);
 /* Sends a Batch holding one encoded envelope. */

@@ -84,6 +84,18 @@ int tk_stop(pid_t pid)
     return tkp_stop(pid);
 }
 
+char *tk_stop_clean(pid_t pid, const char *what, const char *log_path)
+{
+    int status = tk_stop(pid);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "%s did not exit cleanly (status %d); see %s", what, status, log_path);
+    char *log = tk_read_file(log_path);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"),
+                  "sanitizer report in %s", log_path);
+    return log;
+}
+
 bool tk_reaped(pid_t pid, int *status)
 {
     return tkp_reaped(pid, status);
@@ -111,12 +123,18 @@ bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms)
     return tkp_wait_file_contains(path, needle, timeout_ms);
 }
 
+int tk_count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
 int tk_count_of(const char *path, const char *needle)
 {
     char *text = tk_read_file(path);
-    int n = 0;
-    for (char *p = text; p && (p = strstr(p, needle)); p++)
-        n++;
+    int n = tk_count_in(text, needle);
     free(text);
     return n;
 }
@@ -169,6 +187,25 @@ void tk_sh_ok(const char *what, const char *script, int timeout_ms)
 int tk_run(char *const argv[], char **output, int timeout_ms)
 {
     return tkp_run(argv, output, timeout_ms, "/tmp");
+}
+
+void tk_assert_holds(const char *text, const char *const needles[])
+{
+    for (const char *const *needle = needles; *needle; needle++)
+        ck_assert_msg(text && strstr(text, *needle), "no \"%s\" in:\n%s", *needle,
+                      text ? text : "(null)");
+}
+
+void tk_run_says(char *const argv[], int timeout_ms, int exit_code, const char *const needles[])
+{
+    char *out = NULL;
+    int rc = tk_run(argv, &out, timeout_ms);
+    ck_assert_msg(rc == exit_code, "%s exited %d, not %d: %s", argv[0], rc, exit_code,
+                  out ? out : "");
+    for (const char *const *needle = needles; *needle; needle++)
+        ck_assert_msg(out && strstr(out, *needle), "%s did not say \"%s\": %s", argv[0], *needle,
+                      out ? out : "");
+    free(out);
 }
 
 /* Where tk_skip() records skips: a file, because Check runs each test in a

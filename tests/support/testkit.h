@@ -35,6 +35,10 @@ pid_t tk_spawn(char *const argv[], const char *log_path);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; returns the exit status
  * (as from waitpid) or -1. */
 int tk_stop(pid_t pid);
+/* tk_stop, asserting that the process (`what`, for the failure) exited 0;
+ * then reads its log and asserts that it holds no sanitizer report.
+ * Returns the log (malloc'ed) for the caller's own checks. */
+char *tk_stop_clean(pid_t pid, const char *what, const char *log_path);
 /* Whether pid (from tk_spawn) has ended; if so, *status is its status as
  * from waitpid and the pid is forgotten. Does not wait. */
 bool tk_reaped(pid_t pid, int *status);
@@ -49,6 +53,8 @@ bool tk_wait_file(const char *path, int timeout_ms);
 bool tk_wait_file_contains(const char *path, const char *needle, int timeout_ms);
 /* Times needle occurs in a file (overlapping; 0 if it cannot be read). */
 int tk_count_of(const char *path, const char *needle);
+/* Times needle occurs in text (overlapping; 0 for NULL). */
+int tk_count_in(const char *text, const char *needle);
 /* Lines (newlines) in a file; 0 if it cannot be read. */
 int tk_count_lines(const char *path);
 /* Waits until the file has at least `expected` lines; false after
@@ -57,6 +63,12 @@ bool tk_wait_lines(const char *path, int expected, int timeout_ms);
 /* Runs argv to completion with output captured into *output (malloc'ed,
  * may be NULL); returns the exit code, or -1. */
 int tk_run(char *const argv[], char **output, int timeout_ms);
+/* Runs argv to completion (tk_run) and asserts that it exits with
+ * exit_code and that its output holds each of the NULL-terminated needles;
+ * TK_RUN_SAYS(argv, timeout_ms, exit_code, "a", "b", ...) writes the list. */
+void tk_run_says(char *const argv[], int timeout_ms, int exit_code, const char *const needles[]);
+#define TK_RUN_SAYS(argv, timeout_ms, exit_code, ...)                                              \
+    tk_run_says((argv), (timeout_ms), (exit_code), (const char *const[]){__VA_ARGS__, NULL})
 void tk_sleep_ms(int ms);
 /* Runs a /bin/sh command made with printf's format; returns its exit code
  * (-1 when it did not exit in time), printing the command and its output
@@ -127,6 +139,27 @@ void tk_thread_fail(char *buf, size_t size, int line, const char *cond, const ch
             tk_thread_fail((buf), sizeof(buf), __LINE__, #cond, " " __VA_ARGS__);                  \
             return;                                                                                \
         }                                                                                          \
+    } while (0)
+
+/* Asserts that text holds each of the NULL-terminated needles, naming the
+ * one it does not; TK_ASSERT_HOLDS(text, "a", "b", ...) writes the list. */
+void tk_assert_holds(const char *text, const char *const needles[]);
+#define TK_ASSERT_HOLDS(text, ...) tk_assert_holds((text), (const char *const[]){__VA_ARGS__, NULL})
+
+/* A yes/no case of a validator: TK_ASSERT_YES_NO(pred, {"text", true},
+ * {"other", false}, ...) asserts that pred(text) is `expected` for each
+ * row, naming the row that is not. */
+typedef struct {
+    const char *text;
+    bool expected;
+} tk_yes_no_t;
+#define TK_ASSERT_YES_NO(pred, ...)                                                                \
+    do {                                                                                           \
+        const tk_yes_no_t tk__rows[] = {__VA_ARGS__};                                              \
+        for (size_t tk__i = 0; tk__i < sizeof tk__rows / sizeof tk__rows[0]; tk__i++)              \
+            ck_assert_msg((bool)(pred)(tk__rows[tk__i].text) == tk__rows[tk__i].expected,          \
+                          "%s(\"%s\") is not %s", #pred, tk__rows[tk__i].text,                     \
+                          tk__rows[tk__i].expected ? "true" : "false");                            \
     } while (0)
 
 /* An HTTP answer: its status (0 when none came) and its body (malloc'ed,

@@ -19,6 +19,7 @@
 #include "hub_sign.h"
 #include "hub_wire.h"
 #include "tkcanon.h"
+#include "tkwire.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -341,20 +342,14 @@ int main(void)
         hello.subscriptions = subs;
         hello.n_subscriptions = 1;
         hello.receipts_in_deliveries = true;
-        hub_frame_t f = LTH__V1__FRAME__INIT;
-        f.body_case = LTH__V1__FRAME__BODY_HELLO;
-        f.hello = &hello;
+        hub_frame_t f = tkw_hello_frame(&hello);
         json_array_append_new(frames, tv__frame("hello", "the first frame after connecting", &f));
     }
     {
-        Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
         ProtobufCBinaryData items[2] = {{batch_lens[0], batch_items[0]},
                                         {batch_lens[1], batch_items[1]}};
-        batch.envelopes = items;
-        batch.n_envelopes = 2;
-        hub_frame_t f = LTH__V1__FRAME__INIT;
-        f.body_case = LTH__V1__FRAME__BODY_BATCH;
-        f.batch = &batch;
+        Lth__V1__Batch batch = tkw_batch(items, 2);
+        hub_frame_t f = tkw_batch_frame(&batch);
         json_array_append_new(frames, tv__frame("batch", "the two envelopes of batch_of_2, "
                                                          "batch-signed, in one Batch frame",
                                                 &f));
@@ -369,14 +364,10 @@ int main(void)
         nack.message_id = "6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c";
         nack.code = LTH__V1__NACK_CODE__NACK_RECEIVER_OFFLINE;
         nack.reason = "VN/GOV/BCA/CSDLQGDC is not connected; send it queued, or try again later";
-        Lth__V1__Receipts r = LTH__V1__RECEIPTS__INIT;
-        r.acks = acks;
-        r.n_acks = 1;
+        Lth__V1__Receipts r = tkw_receipts(acks, 1);
         r.nacks = nacks;
         r.n_nacks = 1;
-        hub_frame_t f = LTH__V1__FRAME__INIT;
-        f.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-        f.receipts = &r;
+        hub_frame_t f = tkw_receipts_frame(&r);
         json_array_append_new(frames, tv__frame("receipts", "an ACK and a NACK from the hub",
                                                 &f));
     }
@@ -389,24 +380,16 @@ int main(void)
         item.attempt = 1;
         item.sender_sign_key.data = pk;
         item.sender_sign_key.len = 32;
-        Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
-        d.items = items;
-        d.n_items = 1;
-        hub_frame_t f = LTH__V1__FRAME__INIT;
-        f.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-        f.deliveries = &d;
+        Lth__V1__Deliveries d = tkw_deliveries(items, 1);
+        hub_frame_t f = tkw_deliveries_frame(&d);
         json_array_append_new(frames, tv__frame("deliveries", "the first envelope of the "
                                                               "batch, delivered to its receiver",
                                                 &f));
     }
     {
         uint64_t seqs[] = {1048577, 1048578};
-        Lth__V1__Settle s = LTH__V1__SETTLE__INIT;
-        s.hub_seqs = seqs;
-        s.n_hub_seqs = 2;
-        hub_frame_t f = LTH__V1__FRAME__INIT;
-        f.body_case = LTH__V1__FRAME__BODY_SETTLE;
-        f.settle = &s;
+        Lth__V1__Settle s = tkw_settle(seqs, 2);
+        hub_frame_t f = tkw_settle_frame(&s);
         json_array_append_new(frames, tv__frame("settle", "two deliveries handled (packed "
                                                           "repeated uint64)",
                                                 &f));
@@ -414,9 +397,7 @@ int main(void)
     {
         Lth__V1__Heartbeat hb = LTH__V1__HEARTBEAT__INIT;
         hb.sent_at_us = 1796169600000000ull;
-        hub_frame_t f = LTH__V1__FRAME__INIT;
-        f.body_case = LTH__V1__FRAME__BODY_HEARTBEAT;
-        f.heartbeat = &hb;
+        hub_frame_t f = tkw_heartbeat_frame(&hb);
         json_array_append_new(frames, tv__frame("heartbeat", "a client's heartbeat", &f));
     }
     free(batch_items[0]);

@@ -1,8 +1,10 @@
 """What the mock outside systems of the end-to-end tests share
 (mock_ndxp.py, mock_outside.py): a quiet JSON handler, the OAuth2 client's
 HTTP Basic check, an HTTPS server on 127.0.0.1 that requires a client
-certificate from the test's CA, and the port file the test waits for.
+certificate from the test's CA, the port file the test waits for, and
+the command-line arguments every mock takes.
 """
+import argparse
 import base64
 import http.server
 import json
@@ -30,6 +32,17 @@ class JsonHandler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+
+def arg_parser():
+    """The arguments every mock takes: the test's directory, the server's
+    certificate and key, the CA of the client certificates, and the OAuth2
+    client's id and secret; a mock adds its own."""
+    p = argparse.ArgumentParser()
+    p.add_argument("dir")
+    for name in ("--cert", "--key", "--ca", "--client-id", "--client-secret"):
+        p.add_argument(name, required=True)
+    return p
 
 
 def basic_auth_ok(header, client_id, client_secret):

@@ -29,7 +29,6 @@ POST /reset      drops the faults (counters stay)
 CITIZENS.json is {"citizens": [record, ...]} in the interface's record form.
 Personal data never goes to stderr: the counters are the record.
 """
-import argparse
 import http.server
 import json
 import re
@@ -38,7 +37,7 @@ import sys
 import threading
 import time
 
-from mock_https import JsonHandler, basic_auth_ok, https_server, write_port
+from mock_https import JsonHandler, arg_parser, basic_auth_ok, https_server, write_port
 
 lock = threading.Lock()
 tokens = {}      # token -> expires_at
@@ -175,14 +174,8 @@ class Control(JsonHandler):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("dir")
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
-    p.add_argument("--ca", required=True)
+    p = arg_parser()
     p.add_argument("--data", required=True)
-    p.add_argument("--client-id", required=True)
-    p.add_argument("--client-secret", required=True)
     p.add_argument("--token-ttl", type=int, default=3600)
     args = p.parse_args()
     with open(args.data, encoding="utf-8") as f:

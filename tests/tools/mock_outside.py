@@ -16,7 +16,6 @@ The port goes to DIR/port; one line per event to DIR/events ("token N",
 "service 200", "service 401", "token 401"). A connection without a client
 certificate fails in the TLS handshake.
 """
-import argparse
 import json
 import os
 import secrets
@@ -24,7 +23,7 @@ import sys
 import threading
 import time
 
-from mock_https import JsonHandler, basic_auth_ok, https_server, write_port
+from mock_https import JsonHandler, arg_parser, basic_auth_ok, https_server, write_port
 
 lock = threading.Lock()
 tokens = {}  # token -> (issued_at, expires_at)
@@ -83,13 +82,7 @@ class Handler(JsonHandler):  # quiet: the events file is the record
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("dir")
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--client-id", required=True)
-    p.add_argument("--client-secret", required=True)
+    p = arg_parser()
     p.add_argument("--bearer")
     p.add_argument("--ttl", type=int, default=3600)
     args = p.parse_args()

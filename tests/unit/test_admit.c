@@ -12,6 +12,7 @@
 #include "hub_sign.h"
 #include "hub_wire.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -93,15 +94,9 @@ static void teardown(void)
 static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery delivery,
                          const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1], size_t *len)
 {
-    hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = (char *)from;
-    env.receiver = (char *)to;
-    env.service = SERVICE;
+    Lth__V1__Envelope env = tkw_envelope(id, from, to, SERVICE);
     env.kind = LTH__V1__KIND__KIND_EVENT;
     env.delivery = delivery;
-    env.created_at_us = hub_now_us();
     env.content_type = "application/json";
     static uint8_t payload[] = "{\"so_dinh_danh\":\"001099012345\"}";
     env.payload.data = payload;
@@ -281,24 +276,9 @@ START_TEST(test_bad_signature_is_not_committed)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("admit");
-    TCase *tc = tcase_create("admit");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_not_an_envelope);
-    tcase_add_test(tc, test_sender_must_be_the_connection);
-    tcase_add_test(tc, test_unknown_receiver);
-    tcase_add_test(tc, test_online_only_to_an_offline_receiver);
-    tcase_add_test(tc, test_unsigned_is_refused_before_the_store);
-    tcase_add_test(tc, test_rate_check);
-    tcase_add_test(tc, test_queued_is_acked_only_after_the_commit);
-    tcase_add_test(tc, test_bad_signature_is_not_committed);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+TK_MAIN("admit",
+        TK_CASE("admit", setup, teardown, 30, test_not_an_envelope,
+                test_sender_must_be_the_connection, test_unknown_receiver,
+                test_online_only_to_an_offline_receiver, test_unsigned_is_refused_before_the_store,
+                test_rate_check, test_queued_is_acked_only_after_the_commit,
+                test_bad_signature_is_not_committed))

@@ -8,6 +8,7 @@
 #include "hub_map.h"
 #include "hub_wire.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -21,18 +22,12 @@
 
 START_TEST(member_ids)
 {
-    ck_assert(hub_member_id_valid("VN/GOV/HN-STP/HOTICH"));
-    ck_assert(hub_member_id_valid("VN/GOV/BCA/CSDLQGDC"));
-    ck_assert(hub_member_id_valid("a/b/c/d_1"));
-    ck_assert(!hub_member_id_valid(""));
-    ck_assert(!hub_member_id_valid("VN/GOV/HN-STP"));
-    ck_assert(!hub_member_id_valid("VN/GOV/HN-STP/HOTICH/X"));
-    ck_assert(!hub_member_id_valid("VN//HN-STP/HOTICH"));
-    ck_assert(!hub_member_id_valid("VN/GOV/HN-STP/"));
-    ck_assert(!hub_member_id_valid("/GOV/HN-STP/X"));
-    ck_assert(!hub_member_id_valid("VN/GOV/HN.STP/HOTICH"));
-    ck_assert(!hub_member_id_valid("VN/GOV/HN STP/HOTICH"));
-    ck_assert(!hub_member_id_valid("VN/GOV/Sở/HOTICH"));
+    TK_ASSERT_YES_NO(hub_member_id_valid, {"VN/GOV/HN-STP/HOTICH", true},
+                     {"VN/GOV/BCA/CSDLQGDC", true}, {"a/b/c/d_1", true}, {"", false},
+                     {"VN/GOV/HN-STP", false}, {"VN/GOV/HN-STP/HOTICH/X", false},
+                     {"VN//HN-STP/HOTICH", false}, {"VN/GOV/HN-STP/", false},
+                     {"/GOV/HN-STP/X", false}, {"VN/GOV/HN.STP/HOTICH", false},
+                     {"VN/GOV/HN STP/HOTICH", false}, {"VN/GOV/Sở/HOTICH", false});
     char longpart[80];
     memset(longpart, 'A', 65);
     longpart[65] = '\0';
@@ -50,14 +45,9 @@ END_TEST
 
 START_TEST(services)
 {
-    ck_assert(hub_service_valid("citizen.lookup/v1"));
-    ck_assert(hub_service_valid("echo/v1"));
-    ck_assert(!hub_service_valid("citizen.lookup"));
-    ck_assert(!hub_service_valid("/v1"));
-    ck_assert(!hub_service_valid("a/"));
-    ck_assert(!hub_service_valid("a/b/c"));
-    ck_assert(!hub_service_valid("a b/v1"));
-    ck_assert(!hub_service_valid(""));
+    TK_ASSERT_YES_NO(hub_service_valid, {"citizen.lookup/v1", true}, {"echo/v1", true},
+                     {"citizen.lookup", false}, {"/v1", false}, {"a/", false}, {"a/b/c", false},
+                     {"a b/v1", false}, {"", false});
 }
 END_TEST
 
@@ -365,12 +355,8 @@ START_TEST(frames_and_envelopes)
     uint8_t *buf = malloc(len);
     lth__v1__envelope__pack(&env, buf);
     ProtobufCBinaryData item = {len, buf};
-    Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
-    batch.envelopes = &item;
-    batch.n_envelopes = 1;
-    hub_frame_t frame = LTH__V1__FRAME__INIT;
-    frame.body_case = LTH__V1__FRAME__BODY_BATCH;
-    frame.batch = &batch;
+    Lth__V1__Batch batch = tkw_batch(&item, 1);
+    hub_frame_t frame = tkw_batch_frame(&batch);
     uint8_t *wire;
     size_t wire_len;
     ck_assert_int_eq(hub_frame_encode(&frame, &wire, &wire_len), 0);

@@ -47,6 +47,14 @@ static char *render(hub_metrics_t *m)
     return text;
 }
 
+/* A flow table with the default limits; asserts it is made. */
+static hub_flows_t *new_flows(void)
+{
+    hub_flows_t *f;
+    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    return f;
+}
+
 START_TEST(counts_per_flow_and_metrics_match)
 {
     hub_metrics_t *m;
@@ -96,23 +104,23 @@ START_TEST(counts_per_flow_and_metrics_match)
     ck_assert_msg(strstr(text, "lth_messages_total{sender=\"" A "\",receiver=\"" B
                                "\",service=\"echo/v1\",outcome=\"accepted\"} 5\n"),
                   "%s", text);
-    ck_assert(strstr(text, "lth_messages_total{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\",outcome=\"receiver_offline\"} 1\n"));
-    ck_assert(strstr(text, "lth_messages_total{sender=\"" A
-                           "\",receiver=\"\",service=\"\",outcome=\"malformed_envelope\"} 1\n"));
-    ck_assert(strstr(text, "lth_messages_settled_total{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\"} 5\n"));
-    ck_assert(strstr(text, "lth_messages_dead_lettered_total{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\"} 1\n"));
-    ck_assert(strstr(text, "lth_message_bytes_total{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\"} 500\n"));
-    ck_assert(strstr(text, "lth_end_to_end_latency_seconds_bucket{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\",le=\"0.0025\"} 0\n"));
-    ck_assert(strstr(text, "lth_end_to_end_latency_seconds_bucket{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\",le=\"0.005\"} 5\n"));
-    ck_assert(strstr(text, "lth_hub_latency_seconds_count{sender=\"" A "\",receiver=\"" B
-                           "\",service=\"echo/v1\"} 5\n"));
-    ck_assert(strstr(text, "lth_flows_tracked 2\n"));
+    TK_ASSERT_HOLDS(
+        text,
+        "lth_messages_total{sender=\"" A "\",receiver=\"" B
+        "\",service=\"echo/v1\",outcome=\"receiver_offline\"} 1\n",
+        "lth_messages_total{sender=\"" A
+        "\",receiver=\"\",service=\"\",outcome=\"malformed_envelope\"} 1\n",
+        "lth_messages_settled_total{sender=\"" A "\",receiver=\"" B "\",service=\"echo/v1\"} 5\n",
+        "lth_messages_dead_lettered_total{sender=\"" A "\",receiver=\"" B
+        "\",service=\"echo/v1\"} 1\n",
+        "lth_message_bytes_total{sender=\"" A "\",receiver=\"" B "\",service=\"echo/v1\"} 500\n",
+        "lth_end_to_end_latency_seconds_bucket{sender=\"" A "\",receiver=\"" B
+        "\",service=\"echo/v1\",le=\"0.0025\"} 0\n",
+        "lth_end_to_end_latency_seconds_bucket{sender=\"" A "\",receiver=\"" B
+        "\",service=\"echo/v1\",le=\"0.005\"} 5\n",
+        "lth_hub_latency_seconds_count{sender=\"" A "\",receiver=\"" B
+        "\",service=\"echo/v1\"} 5\n",
+        "lth_flows_tracked 2\n");
     free(text);
     hub_flows_destroy(&f);
     ck_assert_ptr_null(f);
@@ -123,8 +131,7 @@ END_TEST
 
 START_TEST(windows_forget_old_traffic)
 {
-    hub_flows_t *f;
-    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    hub_flows_t *f = new_flows();
     /* 100 settles at 1 ms, then 100 at 100 ms two minutes later. */
     for (int i = 0; i < 100; i++) {
         hub_flows_accepted(f, A, B, "s/v1", 1, T0);
@@ -162,8 +169,7 @@ END_TEST
 
 START_TEST(percentiles_follow_a_spread)
 {
-    hub_flows_t *f;
-    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    hub_flows_t *f = new_flows();
     /* 1..1000 ms, uniformly: p50 ~ 500 ms, p90 ~ 900, p99 ~ 990, within 20%. */
     for (int i = 1; i <= 1000; i++)
         hub_flows_settled(f, A, B, "s/v1", (uint64_t)i * 1000, T0 + (uint64_t)i * 1000);
@@ -223,8 +229,7 @@ END_TEST
 
 START_TEST(refusal_kinds_are_bounded_and_sanitised)
 {
-    hub_flows_t *f;
-    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    hub_flows_t *f = new_flows();
     char code[32];
     for (int i = 0; i < 20; i++) {
         snprintf(code, sizeof code, "CODE-%d", i);
@@ -261,8 +266,7 @@ static void collect_x(const hub_flows_exchange_t *x, void *user)
 
 START_TEST(exchanges_ring_keeps_the_newest)
 {
-    hub_flows_t *f;
-    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    hub_flows_t *f = new_flows();
     for (int i = 0; i < 1500; i++) {
         char id[40];
         snprintf(id, sizeof id, "id-%04d", i);
@@ -293,8 +297,7 @@ END_TEST
 
 START_TEST(throughput_per_second)
 {
-    hub_flows_t *f;
-    ck_assert_int_eq(hub_flows_new(NULL, 0, &f), 0);
+    hub_flows_t *f = new_flows();
     for (int s = 0; s < 10; s++) {
         for (int i = 0; i <= s; i++)
             hub_flows_accepted(f, A, B, "s/v1", 1, T0 + (uint64_t)s * SEC);

@@ -30,15 +30,25 @@ static json_t *parse_ok(const char *text)
     return j;
 }
 
+/* Parses text (asserting it is JSON) and converts it to a message of type
+ * d into *m and *err: lth_jsonmap_to_proto's code. */
+static int to_proto(const ProtobufCMessageDescriptor *d, const lth_jsonmap_renames_t *r,
+                    const char *text, ProtobufCMessage **m, lth_jsonmap_error_t *err)
+{
+    json_t *j = parse_ok(text);
+    *m = NULL;
+    int rc = lth_jsonmap_to_proto(d, r, j, m, err);
+    json_decref(j);
+    return rc;
+}
+
 /* Converts text to a message of type d; asserts success. */
 static ProtobufCMessage *to_proto_ok(const ProtobufCMessageDescriptor *d,
                                      const lth_jsonmap_renames_t *r, const char *text)
 {
-    json_t *j = parse_ok(text);
-    ProtobufCMessage *m = NULL;
+    ProtobufCMessage *m;
     lth_jsonmap_error_t err;
-    int rc = lth_jsonmap_to_proto(d, r, j, &m, &err);
-    json_decref(j);
+    int rc = to_proto(d, r, text, &m, &err);
     ck_assert_msg(rc == 0, "%s: %s", text, err.message);
     return m;
 }
@@ -47,11 +57,9 @@ static ProtobufCMessage *to_proto_ok(const ProtobufCMessageDescriptor *d,
 static lth_jsonmap_error_t to_proto_fails(const ProtobufCMessageDescriptor *d,
                                           const lth_jsonmap_renames_t *r, const char *text)
 {
-    json_t *j = parse_ok(text);
-    ProtobufCMessage *m = NULL;
+    ProtobufCMessage *m;
     lth_jsonmap_error_t err;
-    int rc = lth_jsonmap_to_proto(d, r, j, &m, &err);
-    json_decref(j);
+    int rc = to_proto(d, r, text, &m, &err);
     ck_assert_msg(rc == HUB_EPARSE, "%s was accepted", text);
     ck_assert_ptr_null(m);
     return err;
@@ -412,12 +420,10 @@ START_TEST(types_and_content_types)
     ck_assert_ptr_nonnull(lth_jsonmap_type("Household"));
     ck_assert_ptr_null(lth_jsonmap_service_type("dossier.status/v1", true));
     ck_assert_ptr_null(lth_jsonmap_service_type("land.parcel/v1", false));
-    ck_assert(lth_jsonmap_is_json_type("application/json"));
-    ck_assert(lth_jsonmap_is_json_type("application/json; charset=utf-8"));
-    ck_assert(lth_jsonmap_is_json_type("application/problem+json"));
-    ck_assert(!lth_jsonmap_is_json_type("text/plain"));
-    ck_assert(!lth_jsonmap_is_json_type("application/jsonx"));
-    ck_assert(!lth_jsonmap_is_json_type("application/+json"));
+    TK_ASSERT_YES_NO(lth_jsonmap_is_json_type, {"application/json", true},
+                     {"application/json; charset=utf-8", true}, {"application/problem+json", true},
+                     {"text/plain", false}, {"application/jsonx", false},
+                     {"application/+json", false});
 }
 END_TEST
 

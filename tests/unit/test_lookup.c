@@ -7,6 +7,7 @@
 #include "lth_popdb.h"
 #include "lth_verify.h"
 #include "testkit.h"
+#include "tkcitizen.h"
 
 #include <check.h>
 #include <limits.h>
@@ -50,17 +51,8 @@ static response_t *ask_as(bool permitted, const char *content_type, const char *
                           size_t n, int mode, const lth_date_t *date, const char *purpose,
                           lth_lookup_counts_t *counts)
 {
-    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
-    req.personal_ids = (char **)keys;
-    req.n_personal_ids = n;
-    req.mode = (Lth__Domain__V1__LookupMode)mode;
-    Lth__Domain__V1__Date d = LTH__DOMAIN__V1__DATE__INIT;
-    if (date) {
-        d.year = (uint32_t)date->year;
-        d.month = (uint32_t)date->month;
-        d.day = (uint32_t)date->day;
-        req.date = &d;
-    }
+    Lth__Domain__V1__Date d;
+    Lth__Domain__V1__CitizenLookupRequest req = tk_citizen_lookup_request(keys, n, mode, date, &d);
     req.purpose = (char *)purpose;
     size_t len = lth__domain__v1__citizen_lookup_request__get_packed_size(&req);
     uint8_t *buf = malloc(len ? len : 1);
@@ -81,20 +73,6 @@ static response_t *ask(const char *const *keys, size_t n, int mode, const lth_da
     return ask_as(true, LTH_LOOKUP_REQUEST_TYPE, keys, n, mode, date, "unit test", NULL);
 }
 
-static void free_response(response_t **resp)
-{
-    lth__domain__v1__citizen_lookup_response__free_unpacked(*resp, NULL);
-    *resp = NULL;
-}
-
-static void assert_date(const Lth__Domain__V1__Date *pb, lth_date_t d)
-{
-    ck_assert_ptr_nonnull(pb);
-    ck_assert_uint_eq(pb->year, (unsigned)d.year);
-    ck_assert_uint_eq(pb->month, (unsigned)d.month);
-    ck_assert_uint_eq(pb->day, (unsigned)d.day);
-}
-
 /* The result is FOUND and shows the record `c` (residence and last change
  * as given, for views as of a date). */
 static void assert_found(const Lth__Domain__V1__CitizenLookupResult *r, const lth_citizen_t *c,
@@ -106,11 +84,11 @@ static void assert_found(const Lth__Domain__V1__CitizenLookupResult *r, const lt
     ck_assert_ptr_nonnull(r->citizen);
     ck_assert_str_eq(r->citizen->personal_id, c->personal_id);
     ck_assert_str_eq(r->citizen->full_name, c->full_name);
-    assert_date(r->citizen->date_of_birth, c->date_of_birth);
+    tk_assert_date(r->citizen->date_of_birth, c->date_of_birth);
     ck_assert_int_eq((int)r->citizen->sex, (int)c->sex);
     ck_assert_str_eq(r->citizen->birth_province_code, c->birth_province_code);
     ck_assert_str_eq(r->citizen->place_of_residence, residence);
-    assert_date(r->citizen->last_changed, last_changed);
+    tk_assert_date(r->citizen->last_changed, last_changed);
 }
 
 static void assert_refused(response_t *resp, const char *reason_part)
@@ -196,13 +174,9 @@ START_TEST(popgen_builds_the_same_data_set)
     }
     lth_popdb_close(&gen);
     /* It never overwrites, and says how to use it. */
-    ck_assert_int_eq(tk_run(argv, &out, 60000), 1);
-    ck_assert_msg(strstr(out, "already exists"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(argv, 60000, 1, "already exists");
     char *bad[] = {(char *)tk_bin("lth-popgen"), "--db", path, "--citizens", "lots", NULL};
-    ck_assert_int_eq(tk_run(bad, &out, 60000), 2);
-    ck_assert_msg(strstr(out, "--citizens must be a whole number"), "%s", out);
-    free(out);
+    TK_RUN_SAYS(bad, 60000, 2, "--citizens must be a whole number");
 }
 END_TEST
 
@@ -237,7 +211,7 @@ START_TEST(current_mode_answers_each_key)
     ck_assert_uint_eq(counts.found, 2);
     ck_assert_uint_eq(counts.not_found, 1);
     ck_assert_uint_eq(counts.invalid_key, 2);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 }
 END_TEST
 
@@ -251,19 +225,19 @@ START_TEST(as_of_mode_shows_the_record_on_a_date)
     response_t *resp = ask(keys, 1, as_of, &day);
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
     ck_assert_int_eq(resp->mode, as_of);
-    assert_date(resp->date, day);
+    tk_assert_date(resp->date, day);
     ck_assert_int_eq(resp->results[0]->status,
                      LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(resp->results[0]->reason, "on the date asked"));
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     /* Between creation and the change: the previous residence. */
     resp = ask(keys, 1, as_of, &moved.created_on);
     assert_found(resp->results[0], &moved, moved.previous_residence, moved.created_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     /* From the change on: as it is. */
     resp = ask(keys, 1, as_of, &moved.changed_on);
     assert_found(resp->results[0], &moved, moved.residence, moved.changed_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 }
 END_TEST
 
@@ -294,20 +268,20 @@ START_TEST(changes_since_mode_leaves_out_unchanged_records)
                      LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY);
     ck_assert_uint_eq(counts.unchanged, 1);
     ck_assert_uint_eq(counts.found, 1);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     /* The day after the change: neither. */
     lth_date_t after = lth_date_from_days(lth_date_to_days(moved.changed_on) + 1);
     resp = ask(keys, 2, since, &after);
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
     ck_assert_uint_eq(resp->n_results, 0);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     /* Since before the database existed: both, as they are. */
     lth_date_t long_ago = {2000, 1, 1};
     resp = ask(keys, 2, since, &long_ago);
     ck_assert_uint_eq(resp->n_results, 2);
     assert_found(resp->results[0], &moved, moved.residence, moved.changed_on);
     assert_found(resp->results[1], &stayed, stayed.residence, stayed.changed_on);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 }
 END_TEST
 
@@ -330,7 +304,7 @@ START_TEST(not_permitted_members_see_nothing)
     ck_assert_str_eq(resp->results[0]->personal_id, a.personal_id);
     ck_assert_uint_eq(counts.not_permitted, 2);
     ck_assert_uint_eq(counts.found, 0);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 }
 END_TEST
 
@@ -344,25 +318,25 @@ START_TEST(bad_requests_are_refused_as_a_whole)
 
     resp = ask(one, 0, current, NULL);
     assert_refused(resp, "no personal_ids");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, one, 1, current, NULL, "", NULL);
     assert_refused(resp, "purpose is required");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask(one, 1, current, &day);
     assert_refused(resp, "mode CURRENT");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask(one, 1, LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_AS_OF, NULL);
     assert_refused(resp, "need a valid date");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask(one, 1, LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CHANGES_SINCE, &bad_day);
     assert_refused(resp, "need a valid date");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask(one, 1, 7, NULL);
     assert_refused(resp, "unknown mode");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask_as(true, "application/json", one, 1, current, NULL, "test", NULL);
     assert_refused(resp, LTH_LOOKUP_REQUEST_TYPE);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
 
     /* 1000 keys are answered, 1001 refused. */
     const char **many = malloc((LTH_LOOKUP_MAX_KEYS + 1) * sizeof *many);
@@ -374,13 +348,13 @@ START_TEST(bad_requests_are_refused_as_a_whole)
     ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
     ck_assert_uint_eq(resp->n_results, LTH_LOOKUP_MAX_KEYS);
     ck_assert_uint_eq(counts.found, LTH_LOOKUP_MAX_KEYS);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, many, LTH_LOOKUP_MAX_KEYS + 1, current, NULL,
                   "test", &counts);
     assert_refused(resp, "at most 1000");
     ck_assert_int_eq(counts.status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_INVALID);
     ck_assert_uint_eq(counts.keys, LTH_LOOKUP_MAX_KEYS + 1);
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     free(many);
 
     /* A payload that is not a CitizenLookupRequest. */
@@ -393,7 +367,7 @@ START_TEST(bad_requests_are_refused_as_a_whole)
     free(out);
     ck_assert_ptr_nonnull(resp);
     assert_refused(resp, "not a valid CitizenLookupRequest");
-    free_response(&resp);
+    tk_citizen_lookup_free(&resp);
     ck_assert_int_eq(
         lth_lookup_answer(NULL, true, LTH_LOOKUP_REQUEST_TYPE, NULL, 0, &out, &out_len, NULL),
         HUB_EINVAL);

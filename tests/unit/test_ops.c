@@ -368,6 +368,15 @@ static void reply_free(reply_t *r)
     r->body = NULL;
 }
 
+/* One request whose answer must have `status` (the body is not looked at). */
+static void expect_status(harness_t *h, const char *method, const char *path, const char *token,
+                          const char *body, long status)
+{
+    reply_t r = http(h, method, path, token, body);
+    CHECK(h, r.status == status, "%s %s: %ld", method, path, r.status);
+    reply_free(&r);
+}
+
 /* Parses r's body as JSON (NULL if it is not). */
 static json_t *json_of(const reply_t *r)
 {
@@ -402,9 +411,7 @@ static void scenario_health_and_metrics(harness_t *h)
     reply_t r = http(h, "GET", "/healthz", NULL, NULL);
     CHECK(h, r.status == 200 && strstr(r.body, "\"ok\""), "%ld %s", r.status, r.body);
     reply_free(&r);
-    r = http(h, "GET", "/readyz", NULL, NULL);
-    CHECK(h, r.status == 200, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "GET", "/readyz", NULL, NULL, 200);
     fake_set_ready(false);
     r = http(h, "GET", "/readyz", NULL, NULL);
     CHECK(h, r.status == 503 && strstr(r.body, "keys not loaded"), "%ld %s", r.status, r.body);
@@ -586,16 +593,12 @@ static void scenario_json_api(harness_t *h)
     r = http(h, "GET", "/api/v1/nothing", NULL, NULL);
     CHECK(h, r.status == 404 && strstr(r.body, "\"error\""), "%ld", r.status);
     reply_free(&r);
-    r = http(h, "GET", "/etc/passwd", NULL, NULL);
-    CHECK(h, r.status == 404, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "GET", "/etc/passwd", NULL, NULL, 404);
     r = http(h, "POST", "/api/v1/members", NULL, "{}");
     CHECK(h, r.status == 405 && strcasestr(r.headers, "Allow: GET"), "%ld %s", r.status,
           r.headers);
     reply_free(&r);
-    r = http(h, "DELETE", "/metrics", NULL, NULL);
-    CHECK(h, r.status == 405, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "DELETE", "/metrics", NULL, NULL, 405);
 }
 
 static void scenario_dashboard(harness_t *h)
@@ -616,9 +619,7 @@ static void scenario_dashboard(harness_t *h)
         CHECK(h, !strstr(r.body, "http://") && !strstr(r.body, "https://"), "%s", assets[i]);
         reply_free(&r);
     }
-    r = http(h, "GET", "/index.html", NULL, NULL);
-    CHECK(h, r.status == 200, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "GET", "/index.html", NULL, NULL, 200);
 }
 
 static void scenario_dlq(harness_t *h)
@@ -680,12 +681,8 @@ static void scenario_dlq(harness_t *h)
           "%s", r.body);
     json_decref(j);
     reply_free(&r);
-    r = http(h, "GET", "/api/v1/dlq/999999", TOKEN, NULL);
-    CHECK(h, r.status == 404, "%ld", r.status);
-    reply_free(&r);
-    r = http(h, "GET", "/api/v1/dlq/abc", TOKEN, NULL);
-    CHECK(h, r.status == 400, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "GET", "/api/v1/dlq/999999", TOKEN, NULL, 404);
+    expect_status(h, "GET", "/api/v1/dlq/abc", TOKEN, NULL, 400);
 
     /* Replay and purge: POST with the token only. */
     snprintf(path, sizeof path, "/api/v1/dlq/%llu/replay", (unsigned long long)fake.dead_seqs[0]);
@@ -745,9 +742,7 @@ static void scenario_no_token(harness_t *h)
     reply_t r = http(h, "GET", "/api/v1/dlq", "anything", NULL);
     CHECK(h, r.status == 403 && strstr(r.body, "http_token_file"), "%ld %s", r.status, r.body);
     reply_free(&r);
-    r = http(h, "POST", "/api/v1/dlq/1/replay", "", NULL);
-    CHECK(h, r.status == 403, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "POST", "/api/v1/dlq/1/replay", "", NULL, 403);
     /* Reading is open without a token. */
     r = http(h, "GET", "/api/v1/status", NULL, NULL);
     CHECK(h, r.status == 200 && strstr(r.body, "\"dlq_token_configured\":false"), "%s", r.body);

@@ -9,6 +9,7 @@
 #include "hub_wire.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <limits.h>
@@ -70,9 +71,7 @@ static void *fake_hub_run(void *arg)
                     w.max_payload_bytes = 65536;
                     w.heartbeat_ms = 60000;
                     w.hub_id = HUBFIX_HUB_ID;
-                    hub_frame_t reply = LTH__V1__FRAME__INIT;
-                    reply.body_case = LTH__V1__FRAME__BODY_WELCOME;
-                    reply.welcome = &w;
+                    hub_frame_t reply = tkw_welcome_frame(&w);
                     fake_send(h, &rid, &reply);
                 } else if (frame->body_case == LTH__V1__FRAME__BODY_BATCH) {
                     pthread_mutex_lock(&h->lock);
@@ -107,12 +106,8 @@ static void *fake_hub_run(void *arg)
                 acks[i].hub_seq = (uint64_t)(h->acked + i + 1);
                 ptrs[i] = &acks[i];
             }
-            Lth__V1__Receipts r = LTH__V1__RECEIPTS__INIT;
-            r.acks = ptrs;
-            r.n_acks = (size_t)n;
-            hub_frame_t reply = LTH__V1__FRAME__INIT;
-            reply.body_case = LTH__V1__FRAME__BODY_RECEIPTS;
-            reply.receipts = &r;
+            Lth__V1__Receipts r = tkw_receipts(ptrs, (size_t)n);
+            hub_frame_t reply = tkw_receipts_frame(&r);
             fake_send(h, &rid, &reply);
             h->acked = upto;
             free(ptrs);

@@ -88,6 +88,14 @@ static int run_fails(lth_sqlq_t *q, const char *params, const char *why)
 
 static size_t rows_of(const json_t *result) { return json_array_size(json_object_get(result, "rows")); }
 
+/* Runs q with params (no limits) and asserts it answers `rows` rows. */
+static void assert_rows(lth_sqlq_t *q, const char *params, size_t rows)
+{
+    json_t *r = run_ok(q, params, NULL);
+    ck_assert_uint_eq(rows_of(r), rows);
+    json_decref(r);
+}
+
 START_TEST(only_single_selects_prepare)
 {
     prepare_fails("DELETE FROM parcels WHERE id = :id", "only SELECT");
@@ -118,9 +126,7 @@ START_TEST(only_single_selects_prepare)
     ck_assert_ptr_null(q);
     q = prepare_ok("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $k) "
                    "SELECT i FROM n");
-    json_t *r = run_ok(q, "{\"k\": 5}", NULL);
-    ck_assert_uint_eq(rows_of(r), 5);
-    json_decref(r);
+    assert_rows(q, "{\"k\": 5}", 5);
     lth_sqlq_destroy(&q);
     lth_sqlq_destroy(&q);
 }
@@ -139,12 +145,8 @@ START_TEST(rows_as_json_objects)
     free(text);
     json_decref(r);
     /* The same statement again, other values: bindings do not linger. */
-    r = run_ok(q, "{\"pid\": \"079301000123\"}", NULL);
-    ck_assert_uint_eq(rows_of(r), 1);
-    json_decref(r);
-    r = run_ok(q, "{\"pid\": null}", NULL);
-    ck_assert_uint_eq(rows_of(r), 0);
-    json_decref(r);
+    assert_rows(q, "{\"pid\": \"079301000123\"}", 1);
+    assert_rows(q, "{\"pid\": null}", 0);
     lth_sqlq_destroy(&q);
 
     /* Numbers and booleans bind as numbers. */
@@ -162,12 +164,8 @@ END_TEST
 START_TEST(values_are_bound_not_spliced)
 {
     lth_sqlq_t *q = prepare_ok("SELECT code FROM parcels WHERE code = :code");
-    json_t *r = run_ok(q, "{\"code\": \"x' OR '1'='1\"}", NULL);
-    ck_assert_uint_eq(rows_of(r), 0);
-    json_decref(r);
-    r = run_ok(q, "{\"code\": \"HN-001'; SELECT v FROM secrets; --\"}", NULL);
-    ck_assert_uint_eq(rows_of(r), 0);
-    json_decref(r);
+    assert_rows(q, "{\"code\": \"x' OR '1'='1\"}", 0);
+    assert_rows(q, "{\"code\": \"HN-001'; SELECT v FROM secrets; --\"}", 0);
     lth_sqlq_destroy(&q);
 }
 END_TEST
@@ -181,13 +179,11 @@ START_TEST(parameters_checked_by_name)
               "unknown parameter 'area': this query takes pid, ward");
     run_fails(q, "{\"pid\": [\"1\"], \"ward\": \"x\"}", "must be a string, number, boolean or null");
     run_fails(q, "[1, 2]", "JSON object of parameters");
-    json_t *r = run_ok(q, "{\"ward\": \"Láng Hạ\", \"pid\": \"001085012345\"}", NULL);
-    ck_assert_uint_eq(rows_of(r), 2);
-    json_decref(r);
+    assert_rows(q, "{\"ward\": \"Láng Hạ\", \"pid\": \"001085012345\"}", 2);
     lth_sqlq_destroy(&q);
     /* No parameters: NULL and {} both do. */
     q = prepare_ok("SELECT count(*) AS n FROM parcels");
-    r = run_ok(q, NULL, NULL);
+    json_t *r = run_ok(q, NULL, NULL);
     ck_assert_int_eq(json_integer_value(json_object_get(
                          json_array_get(json_object_get(r, "rows"), 0), "n")),
                      3);
@@ -228,9 +224,7 @@ START_TEST(limits)
     lth_sqlq_destroy(&q);
     /* The connection still serves. */
     q = prepare_ok("SELECT 1 AS one");
-    r = run_ok(q, NULL, NULL);
-    ck_assert_uint_eq(rows_of(r), 1);
-    json_decref(r);
+    assert_rows(q, NULL, 1);
     lth_sqlq_destroy(&q);
 }
 END_TEST

@@ -2,12 +2,16 @@
  * order, whatever the machine's: big-endian (network order: signed
  * digests, the archive) and little-endian (store records, the SDK's
  * journal). p must hold 2, 4 or 8 bytes; nothing is checked beyond that.
- * Header-only, so the SDK and plugins need no symbol for it.
+ * Also hex text back into bytes. Header-only, so the SDK and plugins need
+ * no symbol for it.
  */
 #ifndef HUB_BYTES_H
 #define HUB_BYTES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline void hub_put_be16(uint8_t *p, uint16_t v)
 {
@@ -83,6 +87,24 @@ static inline int hub_hex_digit(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* Text written as hex (as PostgreSQL's encode(..., 'hex') gives it) back
+ * into out, NUL-terminated; it may be empty. false when hex is not hex of
+ * an even length, holds a NUL byte or does not fit in size. */
+static inline bool hub_unhex_text(const char *hex, char *out, size_t size)
+{
+    size_t len = strlen(hex);
+    if (len % 2 || len / 2 + 1 > size)
+        return false;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hub_hex_digit(hex[2 * i]), lo = hub_hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return false;
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[len / 2] = '\0';
+    return true;
 }
 
 #endif

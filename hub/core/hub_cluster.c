@@ -178,19 +178,9 @@ static void cluster__cl_send(core__cluster_t *cl, const char *sql)
 }
 
 /* A hex payload into a member id; false when it is not one. */
-static bool cluster__cl_unhex(const char *hex, char *out, size_t size)
+static bool cluster__cl_member_unhex(const char *hex, char *out, size_t size)
 {
-    size_t len = strlen(hex);
-    if (len % 2 || len / 2 + 1 > size || len == 0)
-        return false;
-    for (size_t i = 0; i < len / 2; i++) {
-        int hi = hub_hex_digit(hex[2 * i]), lo = hub_hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return false;
-        out[i] = (char)(hi << 4 | lo);
-    }
-    out[len / 2] = '\0';
-    return true;
+    return *hex && hub_unhex_text(hex, out, size);
 }
 
 static cluster__cl_peer_t *cluster__cl_peer(core__cluster_t *cl, const char *node_id)
@@ -228,7 +218,7 @@ static void cluster__cl_where(core__cluster_t *cl, const PGresult *res)
         return;
     for (int r = 0; r < PQntuples(res); r++) {
         char id[HUB_STORE_NAME_MAX + 1];
-        if (!cluster__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
+        if (!cluster__cl_member_unhex(PQgetvalue(res, r, 0), id, sizeof id))
             continue;
         cluster__cl_peer_t *p = cluster__cl_peer(cl, PQgetvalue(res, r, 1));
         if (!p)
@@ -295,7 +285,7 @@ static void cluster__cl_subs(core__cluster_t *cl, const PGresult *res)
         uint64_t n = strtoull(PQgetvalue(res, r, 0), NULL, 10);
         if (n > cl->subs_seen)
             cl->subs_seen = n;
-        if (!cluster__cl_unhex(PQgetvalue(res, r, 1), id, sizeof id))
+        if (!cluster__cl_member_unhex(PQgetvalue(res, r, 1), id, sizeof id))
             continue;
         if (pubsub__subscribe(cl->server, id, PQgetvalue(res, r, 2)) == 1)
             HUB_INFO("cluster", "durable subscription learnt from the store", "member=%s topic=%s",
@@ -335,7 +325,7 @@ static void cluster__cl_result(core__cluster_t *cl, PGresult *res)
         return;
     for (int r = 0; r < PQntuples(res); r++) {
         char id[HUB_STORE_NAME_MAX + 1];
-        if (!cluster__cl_unhex(PQgetvalue(res, r, 0), id, sizeof id))
+        if (!cluster__cl_member_unhex(PQgetvalue(res, r, 0), id, sizeof id))
             continue;
         core__member_t *m = hub_map_get(self->members, id);
         if (m && m->online) {
@@ -368,7 +358,7 @@ static void cluster__cl_located(core__cluster_t *cl, char *payload)
     *at++ = '\0';
     *link++ = '\0';
     *services++ = '\0';
-    if (!strcmp(node, self->cfg.node_id) || !cluster__cl_unhex(payload, id, sizeof id))
+    if (!strcmp(node, self->cfg.node_id) || !cluster__cl_member_unhex(payload, id, sizeof id))
         return;
     uint64_t connected_at_us = strtoull(at, NULL, 10);
     cluster__cl_peer_t *p = cluster__cl_peer(cl, node);
@@ -417,7 +407,7 @@ static void cluster__cl_notifies(core__cluster_t *cl)
         char id[HUB_STORE_NAME_MAX + 1];
         if (sp)
             *sp = '\0';
-        if ((!sp || strcmp(sp + 1, own) != 0) && cluster__cl_unhex(n->extra, id, sizeof id)) {
+        if ((!sp || strcmp(sp + 1, own) != 0) && cluster__cl_member_unhex(n->extra, id, sizeof id)) {
             core__member_t *m = hub_map_get(self->members, id);
             if (m && m->online) {
                 m->rescan = true;

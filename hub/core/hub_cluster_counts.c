@@ -45,23 +45,6 @@ struct cluster__counts {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* A hex string into out (NUL-terminated; may be empty); false when it is
- * not hex, holds a NUL or does not fit. */
-static bool cc__unhex(const char *hex, char *out, size_t size)
-{
-    size_t len = strlen(hex);
-    if (len % 2 || len / 2 + 1 > size)
-        return false;
-    for (size_t i = 0; i < len / 2; i++) {
-        int hi = hub_hex_digit(hex[2 * i]), lo = hub_hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return false;
-        out[i] = (char)(hi << 4 | lo);
-    }
-    out[len / 2] = '\0';
-    return true;
-}
-
 static void cc__hex(FILE *f, const char *s)
 {
     fputs("'\\x", f);
@@ -140,10 +123,10 @@ static void cc__flows_result(cluster__counts_t *cc, const PGresult *res)
         return;
     for (int r = 0; r < PQntuples(res); r++) {
         char s[CC__NAME_MAX], v[CC__NAME_MAX], x[CC__NAME_MAX], refusals[CC__NAME_MAX];
-        if (!cc__unhex(PQgetvalue(res, r, 2), s, sizeof s) ||
-            !cc__unhex(PQgetvalue(res, r, 3), v, sizeof v) ||
-            !cc__unhex(PQgetvalue(res, r, 4), x, sizeof x) ||
-            !cc__unhex(PQgetvalue(res, r, 13), refusals, sizeof refusals))
+        if (!hub_unhex_text(PQgetvalue(res, r, 2), s, sizeof s) ||
+            !hub_unhex_text(PQgetvalue(res, r, 3), v, sizeof v) ||
+            !hub_unhex_text(PQgetvalue(res, r, 4), x, sizeof x) ||
+            !hub_unhex_text(PQgetvalue(res, r, 13), refusals, sizeof refusals))
             continue;
         const char *node = PQgetvalue(res, r, 0);
         size_t klen = strlen(node) + strlen(s) + strlen(v) + strlen(x) + 4;
@@ -188,8 +171,8 @@ static void cc__delegs_result(cluster__counts_t *cc, const PGresult *res)
     for (int r = 0; r < PQntuples(res); r++) {
         char rule[HUB_DELEGATION_KEY_MAX], proc[HUB_PROCEDURE_CODE_MAX];
         char key[HUB_DELEGATION_KEY_MAX + HUB_PROCEDURE_CODE_MAX + 80];
-        if (!cc__unhex(PQgetvalue(res, r, 2), rule, sizeof rule) ||
-            !cc__unhex(PQgetvalue(res, r, 3), proc, sizeof proc))
+        if (!hub_unhex_text(PQgetvalue(res, r, 2), rule, sizeof rule) ||
+            !hub_unhex_text(PQgetvalue(res, r, 3), proc, sizeof proc))
             continue;
         snprintf(key, sizeof key, "%s" CC__SEP "%s" CC__SEP "%s", PQgetvalue(res, r, 0), rule,
                  proc);

@@ -325,37 +325,30 @@ static void cat_destroy(void *state)
     free(st);
 }
 
-static int cat_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int cat_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
+    cat_t *st = state;
     const char *file = host->config(host, "file");
     if (!file)
         return adp_plugin_fail(err, err_size,
                                "plugin.file is required (where to keep the catalogue)");
-    cat_t *st = calloc(1, sizeof *st);
-    if (!st || !(st->entries = calloc(CAT_MAX, sizeof *st->entries))) {
-        cat_destroy(st);
+    if (!(st->entries = calloc(CAT_MAX, sizeof *st->entries)))
         return HUB_ENOMEM;
-    }
     st->host = host;
     snprintf(st->file, sizeof st->file, "%s", file);
     int rc = adp_plugin_conf_member(host, "publisher", "VN/GOV/HN-VP/TTHC", 0, st->publisher,
                                     sizeof st->publisher, err, err_size);
-    if (rc != 0) {
-        cat_destroy(st);
+    if (rc != 0)
         return rc;
-    }
     cat_read(st); /* continue from the version already on disk */
     char topic[600];
     snprintf(topic, sizeof topic, "%s/" LTH_SERVICE_CATALOGUE_PUBLISH, st->publisher);
-    if (adp_subscribe(host->client(host), topic, cat_handle, st) != 0) {
-        cat_destroy(st);
+    if (adp_subscribe(host->client(host), topic, cat_handle, st) != 0)
         return adp_plugin_fail(err, err_size, "cannot subscribe to %s", topic);
-    }
-    *state = st;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("catalogue",
-                  "keeps the newest procedure catalogue a publisher published, answers each "
-                  "publication",
-                  cat_init, NULL, cat_destroy);
+ADP_PLUGIN_DEFINE_STATE("catalogue",
+                        "keeps the newest procedure catalogue a publisher published, answers each "
+                        "publication",
+                        cat_t, cat_start, NULL, cat_destroy);

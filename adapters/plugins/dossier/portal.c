@@ -552,13 +552,9 @@ static void portal_destroy(void *state)
     free(st);
 }
 
-static int portal_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int portal_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    portal_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    portal_t *st = state;
     st->host = host;
     int rc = dp_read_model_open(host, "the portal view's SQLite file", portal_schema,
                                 portal_on_status, st, &st->db, err, err_size);
@@ -583,15 +579,9 @@ static int portal_init(const adp_plugin_host_t *host, void **state, char *err, s
         rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, portal_on_result, st);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_STATISTICS, portal_on_statistics, st);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        portal_destroy(st);
-        return rc;
-    }
-    *state = st;
-    return 0;
+    return rc;
 }
 
-ADP_PLUGIN_DEFINE("portal", "National Public Service Portal: keeps each dossier's latest status",
-                  portal_init, portal_tick, portal_destroy);
+ADP_PLUGIN_DEFINE_STATE("portal",
+                        "National Public Service Portal: keeps each dossier's latest status",
+                        portal_t, portal_start, portal_tick, portal_destroy);

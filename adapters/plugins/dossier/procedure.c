@@ -1900,13 +1900,9 @@ static int proc_parse_chains(proc_t *st, const char *text, char *err, size_t err
     return 0;
 }
 
-static int proc_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int proc_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    proc_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    proc_t *st = state;
     st->host = host;
     const char *db =
         adp_plugin_conf_required(host, "db", "the procedure system's SQLite file", err, err_size);
@@ -2013,12 +2009,8 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
         rc = host->offer(host, LTH_SERVICE_FEEDBACK, proc_on_feedback, st);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_SYNCED, proc_on_synced, st);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        proc_destroy(st);
+    if (rc != 0)
         return rc;
-    }
     uint64_t next = 1;
     lth_appdb_meta_get(st->db, "next_index", 1, &next);
     adp_plugin_log(host, ADP_LOG_INFO,
@@ -2026,11 +2018,11 @@ static int proc_init(const adp_plugin_host_t *host, void **state, char *err, siz
                    " already), %" PRIu64 " per tick; identity checks at %s; statuses to %s and %s",
                    st->dossiers, next - 1, st->rate, st->population,
                    st->portal[0] ? st->portal : "(none)", st->report[0] ? st->report : "(none)");
-    *state = st;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("procedure",
-                  "procedure information system: submits synthetic dossiers, checks identities, "
-                  "forwards, relays statuses",
-                  proc_init, proc_tick, proc_destroy);
+ADP_PLUGIN_DEFINE_STATE(
+    "procedure",
+    "procedure information system: submits synthetic dossiers, checks identities, "
+    "forwards, relays statuses",
+    proc_t, proc_start, proc_tick, proc_destroy);

@@ -363,9 +363,7 @@ static int report_reply_error(adp_reply_t *reply, const char *problem)
         body[n++] = *p;
     }
     n += (size_t)snprintf(body + n, cap - n, "\"}\n");
-    reply->payload = (uint8_t *)body;
-    reply->payload_len = n;
-    snprintf(reply->content_type, sizeof reply->content_type, "application/json");
+    adp_plugin_reply(reply, body, n, "application/json");
     return 0;
 }
 
@@ -624,10 +622,7 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
     if (rc == 0)
         rc = report_append_delegations(st, &query, &out, &len);
     if (rc == 0) {
-        reply->payload = (uint8_t *)out;
-        reply->payload_len = len;
-        snprintf(reply->content_type, sizeof reply->content_type, "%s",
-                 lth_report_content_type(query.format));
+        adp_plugin_reply(reply, out, len, lth_report_content_type(query.format));
         st->queries++;
         adp_plugin_log(st->host, ADP_LOG_DEBUG, "report.query from %s: %zu rows, %lu dossiers",
                        msg->sender, r.n_rows, r.total.dossiers);
@@ -679,13 +674,9 @@ static void report_destroy(void *state)
     free(st);
 }
 
-static int report_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int report_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    report_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    report_t *st = state;
     st->host = host;
     int rc = dp_read_model_open(host, "the report's SQLite file", report_schema, report_on_status,
                                 st, &st->db, err, err_size);
@@ -706,16 +697,9 @@ static int report_init(const adp_plugin_host_t *host, void **state, char *err, s
         rc = lth_workcal_load(calendar, &st->calendar, err, err_size);
     if (rc == 0)
         rc = catcopy_new(host, st->db, "reporting", &st->catalogue, err, err_size);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        report_destroy(st);
-        return rc;
-    }
-    *state = st;
-    return 0;
+    return rc;
 }
 
-ADP_PLUGIN_DEFINE("report",
-                  "reporting: on-time, late and overdue dossiers per procedure and authority",
-                  report_init, report_tick, report_destroy);
+ADP_PLUGIN_DEFINE_STATE("report",
+                        "reporting: on-time, late and overdue dossiers per procedure and authority",
+                        report_t, report_start, report_tick, report_destroy);

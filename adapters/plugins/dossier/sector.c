@@ -369,13 +369,9 @@ static void sector_destroy(void *state)
     free(st);
 }
 
-static int sector_init(const adp_plugin_host_t *host, void **state, char *err, size_t err_size)
+static int sector_start(void *state, const adp_plugin_host_t *host, char *err, size_t err_size)
 {
-    sector_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, err_size, "out of memory");
-        return HUB_ENOMEM;
-    }
+    sector_t *st = state;
     st->host = host;
     const char *db =
         adp_plugin_conf_required(host, "db", "the sector system's SQLite file", err, err_size);
@@ -397,20 +393,15 @@ static int sector_init(const adp_plugin_host_t *host, void **state, char *err, s
         rc = lth_appdb_open(db, sector_schema, &st->db, err, err_size);
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_SUBMIT, sector_on_dossier, st);
-    if (rc != 0) {
-        if (!err[0])
-            snprintf(err, err_size, "%s", hub_strerror(rc));
-        sector_destroy(st);
+    if (rc != 0)
         return rc;
-    }
     adp_plugin_log(host, ADP_LOG_INFO,
                    "sector system: simulated decisions (refused %" PRIu64 "%%, supplement %" PRIu64
                    "%%, late %" PRIu64 "%%)",
                    st->refuse_pct, st->supplement_pct, st->late_pct);
-    *state = st;
     return 0;
 }
 
-ADP_PLUGIN_DEFINE("sector",
-                  "sector system: receives dossiers, decides (simulated), reports statuses",
-                  sector_init, sector_tick, sector_destroy);
+ADP_PLUGIN_DEFINE_STATE("sector",
+                        "sector system: receives dossiers, decides (simulated), reports statuses",
+                        sector_t, sector_start, sector_tick, sector_destroy);

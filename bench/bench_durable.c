@@ -516,6 +516,13 @@ static bool pgq__drained(void *user)
     return atomic_load(&((pgq__case_t *)user)->win.outstanding) <= 0;
 }
 
+/* The connection's error message, its first line, into err. */
+static void pgq__error(PGconn *conn, char *err, size_t err_size)
+{
+    snprintf(err, err_size, "%s", PQerrorMessage(conn));
+    err[strcspn(err, "\n")] = '\0';
+}
+
 static PGconn *pgq__connect(int port, char *err, size_t err_size)
 {
     char conninfo[128];
@@ -523,37 +530,33 @@ static PGconn *pgq__connect(int port, char *err, size_t err_size)
              "host=127.0.0.1 port=%d user=bench dbname=postgres connect_timeout=5", port);
     PGconn *conn = PQconnectdb(conninfo);
     if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, err_size, "%s", PQerrorMessage(conn));
-        err[strcspn(err, "\n")] = '\0';
+        pgq__error(conn, err, err_size);
         PQfinish(conn);
         return NULL;
     }
     return conn;
 }
 
-static bool pgq__exec(PGconn *conn, const char *sql, char *err, size_t err_size)
+/* A command's result (PQexec, PQprepare): true when it completed, else
+ * false with the server's first line in err; res is cleared. */
+static bool pgq__done(PGconn *conn, PGresult *res, char *err, size_t err_size)
 {
-    PGresult *res = PQexec(conn, sql);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok) {
-        snprintf(err, err_size, "%s", PQerrorMessage(conn));
-        err[strcspn(err, "\n")] = '\0';
-    }
+    if (!ok)
+        pgq__error(conn, err, err_size);
     PQclear(res);
     return ok;
+}
+
+static bool pgq__exec(PGconn *conn, const char *sql, char *err, size_t err_size)
+{
+    return pgq__done(conn, PQexec(conn, sql), err, err_size);
 }
 
 static bool pgq__prepare(PGconn *conn, const char *name, const char *sql, int n_params, char *err,
                          size_t err_size)
 {
-    PGresult *res = PQprepare(conn, name, sql, n_params, NULL);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok) {
-        snprintf(err, err_size, "%s", PQerrorMessage(conn));
-        err[strcspn(err, "\n")] = '\0';
-    }
-    PQclear(res);
-    return ok;
+    return pgq__done(conn, PQprepare(conn, name, sql, n_params, NULL), err, err_size);
 }
 
 int bench_pg_start(bench_pg_t *pg, char *err, size_t err_size)

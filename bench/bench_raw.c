@@ -38,6 +38,17 @@ static void *raw__socket(void *ctx, const raw__case_t *rc)
     return s;
 }
 
+/* The next message queued on s, without waiting: false when there is none
+ * (m is then closed). */
+static bool raw__next(void *s, zmq_msg_t *m)
+{
+    zmq_msg_init(m);
+    if (zmq_msg_recv(m, s, ZMQ_DONTWAIT) >= 0)
+        return true;
+    zmq_msg_close(m);
+    return false;
+}
+
 static void *raw__server(void *arg)
 {
     raw__case_t *rc = arg;
@@ -57,11 +68,8 @@ static void *raw__server(void *arg)
             continue;
         for (int n = 0; n < 1024; n++) {
             zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
+            if (!raw__next(s, &m))
                 break;
-            }
             /* Echo: the relay's prefix names the client to return it to. */
             if (zmq_msg_send(&m, s, 0) < 0)
                 zmq_msg_close(&m);
@@ -93,11 +101,8 @@ static void *raw__client(void *arg)
             continue;
         for (int n = 0; n < 1024; n++) {
             zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
+            if (!raw__next(s, &m))
                 break;
-            }
             uint64_t sent = bench_payload_sent_ns(zmq_msg_data(&m), zmq_msg_size(&m));
             zmq_msg_close(&m);
             atomic_fetch_sub(&rc->win.outstanding, 1);

@@ -71,6 +71,17 @@ int lth_domain_decode(const lth_domain_reader_t *reader, const char *content_typ
                       const uint8_t *payload, size_t len, void *out, size_t out_size,
                       const char **problem);
 
+/* Defines the public decoder of lth.domain.v1.<type> into out_type_, as
+ * declared in the module's header: int name_(content_type, payload, len,
+ * out_type_ *out, problem), lth_domain_decode with that type's reader. */
+#define LTH_DOMAIN_DECODER(name_, out_type_, type, descriptor_, read_)                             \
+    int name_(const char *content_type, const uint8_t *payload, size_t len, out_type_ *out,        \
+              const char **problem)                                                                \
+    {                                                                                              \
+        static const lth_domain_reader_t reader = LTH_DOMAIN_READER(type, descriptor_, read_);     \
+        return lth_domain_decode(&reader, content_type, payload, len, out, sizeof *out, problem);  \
+    }
+
 /* Copies src (NULL reads as "") into dst of size bytes; false, leaving dst
  * alone, when it does not fit. */
 bool lth_domain_copy(char *dst, size_t size, const char *src);

@@ -323,16 +323,8 @@ static const char *lth__status_change_read(const void *msg, void *dst)
     return NULL;
 }
 
-static const lth_domain_reader_t lth__status_change_reader =
-    LTH_DOMAIN_READER("DossierStatusChange", &lth__domain__v1__dossier_status_change__descriptor,
-                      lth__status_change_read);
-
-int lth_status_change_decode(const char *content_type, const uint8_t *payload, size_t len,
-                             lth_status_change_t *out, const char **problem)
-{
-    return lth_domain_decode(&lth__status_change_reader, content_type, payload, len, out,
-                             sizeof *out, problem);
-}
+LTH_DOMAIN_DECODER(lth_status_change_decode, lth_status_change_t, "DossierStatusChange",
+                   &lth__domain__v1__dossier_status_change__descriptor, lth__status_change_read)
 
 int lth_dossier_encode(const lth_dossier_t *d, uint8_t **out, size_t *out_len)
 {
@@ -401,12 +393,5 @@ static const char *lth__dossier_read(const void *msg, void *dst)
     return why;
 }
 
-static const lth_domain_reader_t lth__dossier_reader =
-    LTH_DOMAIN_READER("Dossier", &lth__domain__v1__dossier__descriptor, lth__dossier_read);
-
-int lth_dossier_decode(const char *content_type, const uint8_t *payload, size_t len,
-                       lth_dossier_t *out, const char **problem)
-{
-    return lth_domain_decode(&lth__dossier_reader, content_type, payload, len, out, sizeof *out,
-                             problem);
-}
+LTH_DOMAIN_DECODER(lth_dossier_decode, lth_dossier_t, "Dossier",
+                   &lth__domain__v1__dossier__descriptor, lth__dossier_read)

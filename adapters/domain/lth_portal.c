@@ -110,15 +110,8 @@ static const char *lth__result_read(const void *msg, void *dst)
     return NULL;
 }
 
-static const lth_domain_reader_t lth__result_reader = LTH_DOMAIN_READER(
-    "DossierResult", &lth__domain__v1__dossier_result__descriptor, lth__result_read);
-
-int lth_result_decode(const char *content_type, const uint8_t *payload, size_t len,
-                      lth_result_t *out, const char **problem)
-{
-    return lth_domain_decode(&lth__result_reader, content_type, payload, len, out, sizeof *out,
-                             problem);
-}
+LTH_DOMAIN_DECODER(lth_result_decode, lth_result_t, "DossierResult",
+                   &lth__domain__v1__dossier_result__descriptor, lth__result_read)
 
 /* ---- payment.status/v1 ---- */
 
@@ -168,15 +161,8 @@ static const char *lth__payment_read(const void *msg, void *dst)
     return NULL;
 }
 
-static const lth_domain_reader_t lth__payment_reader = LTH_DOMAIN_READER(
-    "PaymentStatus", &lth__domain__v1__payment_status__descriptor, lth__payment_read);
-
-int lth_payment_decode(const char *content_type, const uint8_t *payload, size_t len,
-                       lth_payment_t *out, const char **problem)
-{
-    return lth_domain_decode(&lth__payment_reader, content_type, payload, len, out, sizeof *out,
-                             problem);
-}
+LTH_DOMAIN_DECODER(lth_payment_decode, lth_payment_t, "PaymentStatus",
+                   &lth__domain__v1__payment_status__descriptor, lth__payment_read)
 
 /* ---- feedback.submit/v1 ---- */
 
@@ -237,15 +223,8 @@ static const char *lth__feedback_read(const void *msg, void *dst)
     return NULL;
 }
 
-static const lth_domain_reader_t lth__feedback_reader =
-    LTH_DOMAIN_READER("Feedback", &lth__domain__v1__feedback__descriptor, lth__feedback_read);
-
-int lth_feedback_decode(const char *content_type, const uint8_t *payload, size_t len,
-                        lth_feedback_t *out, const char **problem)
-{
-    return lth_domain_decode(&lth__feedback_reader, content_type, payload, len, out, sizeof *out,
-                             problem);
-}
+LTH_DOMAIN_DECODER(lth_feedback_decode, lth_feedback_t, "Feedback",
+                   &lth__domain__v1__feedback__descriptor, lth__feedback_read)
 
 double lth_feedback_mean(const lth_feedback_t *f)
 {
@@ -287,12 +266,5 @@ static const char *lth__receipt_read(const void *msg, void *dst)
     return NULL;
 }
 
-static const lth_domain_reader_t lth__receipt_reader =
-    LTH_DOMAIN_READER("SyncReceipt", &lth__domain__v1__sync_receipt__descriptor, lth__receipt_read);
-
-int lth_receipt_decode(const char *content_type, const uint8_t *payload, size_t len,
-                       lth_receipt_t *out, const char **problem)
-{
-    return lth_domain_decode(&lth__receipt_reader, content_type, payload, len, out, sizeof *out,
-                             problem);
-}
+LTH_DOMAIN_DECODER(lth_receipt_decode, lth_receipt_t, "SyncReceipt",
+                   &lth__domain__v1__sync_receipt__descriptor, lth__receipt_read)

@@ -1913,6 +1913,26 @@ static int adp__await_receipt(adp_client_t *c, const char *id, uint64_t deadline
     }
 }
 
+/* Posts a request (not yet flushed) and registers the await its reply
+ * fills, under id (HUB_UUID_LEN + 1 bytes), into *w. */
+static int adp__request_post(adp_client_t *c, const char *receiver, const char *service,
+                             const char *content_type, const void *payload, size_t payload_len,
+                             int flags, char *id, adp__await_t **w)
+{
+    int rc = adp__post(c, receiver, service, content_type, payload, payload_len, ADP_REQUEST, NULL,
+                       flags, true, id);
+    if (rc != 0)
+        return rc;
+    *w = calloc(1, sizeof **w);
+    if (!*w || hub_map_put(c->awaits, id, *w) != 0) {
+        free(*w);
+        *w = NULL;
+        return HUB_ENOMEM;
+    }
+    snprintf((*w)->receiver, sizeof(*w)->receiver, "%s", receiver);
+    return 0;
+}
+
 int adp_request(adp_client_t *c, const char *receiver, const char *service,
                 const char *content_type, const void *payload, size_t payload_len, int flags,
                 uint32_t timeout_ms, adp_reply_t *reply)
@@ -1922,16 +1942,11 @@ int adp_request(adp_client_t *c, const char *receiver, const char *service,
     memset(reply, 0, sizeof *reply);
     c->last_nack = 0;
     char id[HUB_UUID_LEN + 1];
-    int rc = adp__post(c, receiver, service, content_type, payload, payload_len, ADP_REQUEST,
-                       NULL, flags, true, id);
+    adp__await_t *w = NULL;
+    int rc =
+        adp__request_post(c, receiver, service, content_type, payload, payload_len, flags, id, &w);
     if (rc != 0)
         return rc;
-    adp__await_t *w = calloc(1, sizeof *w);
-    if (!w || hub_map_put(c->awaits, id, w) != 0) {
-        free(w);
-        return HUB_ENOMEM;
-    }
-    snprintf(w->receiver, sizeof w->receiver, "%s", receiver);
     uint64_t deadline = hub_monotonic_us() + (uint64_t)timeout_ms * 1000u;
     adp__flush_outbox(c);
     rc = adp__await_receipt(c, id, deadline, NULL);
@@ -1990,16 +2005,11 @@ int adp_request_start(adp_client_t *c, const char *receiver, const char *service
 {
     if (!c || !id_out)
         return HUB_EINVAL;
-    int rc = adp__post(c, receiver, service, content_type, payload, payload_len, ADP_REQUEST,
-                       NULL, flags, true, id_out);
+    adp__await_t *w = NULL;
+    int rc = adp__request_post(c, receiver, service, content_type, payload, payload_len, flags,
+                               id_out, &w);
     if (rc != 0)
         return rc;
-    adp__await_t *w = calloc(1, sizeof *w);
-    if (!w || hub_map_put(c->awaits, id_out, w) != 0) {
-        free(w);
-        return HUB_ENOMEM;
-    }
-    snprintf(w->receiver, sizeof w->receiver, "%s", receiver);
     adp__flush_outbox(c);
     return 0;
 }

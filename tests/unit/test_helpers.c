@@ -138,36 +138,32 @@ START_TEST(member_side_endpoint_lists)
 }
 END_TEST
 
-/* Each order writes the bytes it names and reads them back: one row per
- * width and order. */
+/* Each order writes the bytes it names and reads them back, one row per
+ * order with both widths. */
 START_TEST(byte_order)
 {
     static const struct {
-        void (*put)(uint8_t *, uint32_t);
-        uint32_t (*get)(const uint8_t *);
-        const char *bytes;
-    } order32[] = {
-        {hub_put_be32, hub_get_be32, "\x01\x02\x03\x04"},
-        {hub_put_le32, hub_get_le32, "\x04\x03\x02\x01"},
-    };
-    static const struct {
-        void (*put)(uint8_t *, uint64_t);
-        uint64_t (*get)(const uint8_t *);
-        const char *bytes;
-    } order64[] = {
-        {hub_put_be64, hub_get_be64, "\x01\x02\x03\x04\x05\x06\x07\x08"},
-        {hub_put_le64, hub_get_le64, "\x08\x07\x06\x05\x04\x03\x02\x01"},
+        const char *name;
+        void (*put32)(uint8_t *, uint32_t);
+        uint32_t (*get32)(const uint8_t *);
+        const char *bytes32;
+        void (*put64)(uint8_t *, uint64_t);
+        uint64_t (*get64)(const uint8_t *);
+        const char *bytes64;
+    } orders[] = {
+        {"big-endian", hub_put_be32, hub_get_be32, "\x01\x02\x03\x04", hub_put_be64, hub_get_be64,
+         "\x01\x02\x03\x04\x05\x06\x07\x08"},
+        {"little-endian", hub_put_le32, hub_get_le32, "\x04\x03\x02\x01", hub_put_le64,
+         hub_get_le64, "\x08\x07\x06\x05\x04\x03\x02\x01"},
     };
     uint8_t b[8];
-    for (size_t i = 0; i < sizeof order32 / sizeof order32[0]; i++) {
-        order32[i].put(b, 0x01020304u);
-        ck_assert_msg(!memcmp(b, order32[i].bytes, 4), "32-bit row %zu", i);
-        ck_assert_uint_eq(order32[i].get(b), 0x01020304u);
-    }
-    for (size_t i = 0; i < sizeof order64 / sizeof order64[0]; i++) {
-        order64[i].put(b, 0x0102030405060708ull);
-        ck_assert_msg(!memcmp(b, order64[i].bytes, 8), "64-bit row %zu", i);
-        ck_assert_uint_eq(order64[i].get(b), 0x0102030405060708ull);
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
+        orders[i].put32(b, 0x01020304u);
+        ck_assert_msg(!memcmp(b, orders[i].bytes32, 4), "%s 32-bit bytes", orders[i].name);
+        ck_assert_uint_eq(orders[i].get32(b), 0x01020304u);
+        orders[i].put64(b, 0x0102030405060708ull);
+        ck_assert_msg(!memcmp(b, orders[i].bytes64, 8), "%s 64-bit bytes", orders[i].name);
+        ck_assert_uint_eq(orders[i].get64(b), 0x0102030405060708ull);
     }
     hub_put_be64(b, UINT64_MAX);
     ck_assert_uint_eq(hub_get_be64(b), UINT64_MAX);

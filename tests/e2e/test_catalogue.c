@@ -7,6 +7,7 @@
  * acknowledged, rejected (with its reason) or not answered yet. */
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkcatalogue.h"
 #include "tksql.h"
 
 #include <check.h>
@@ -106,6 +107,19 @@ static bool wait_contains(const char *path, const char *needle, int ms)
     "cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tbirth-registration\n"
 #define STP_ID "VN/GOV/HN-STP/HOTICH"
 
+/* The decision both tests publish: v1 with `from` amended to `to` and
+ * SYN-1.000007 added, written to tsv; returns the new text (free it). */
+static char *amend_and_add_row7(const char *v1, const char *from, const char *to, const char *tsv)
+{
+    char *amended = replace(v1, from, to);
+    char *v2 = malloc(strlen(amended) + sizeof ROW7);
+    ck_assert_ptr_nonnull(v2);
+    sprintf(v2, "%s%s", amended, ROW7);
+    free(amended);
+    tk_write_file(tsv, v2);
+    return v2;
+}
+
 START_TEST(catalogue_changes_are_published_acknowledged_or_rejected)
 {
     hubfix_init(&fix, "policy_file = policy.conf");
@@ -143,11 +157,7 @@ START_TEST(catalogue_changes_are_published_acknowledged_or_rejected)
     /* An addition and an amendment while the national catalogue is away:
      * published, shown as unacknowledged. */
     tk_stop(sub);
-    char *amended = replace(v1, "3 working days", "5 working days");
-    char *v2 = malloc(strlen(amended) + sizeof ROW7);
-    sprintf(v2, "%s%s", amended, ROW7);
-    free(amended);
-    tk_write_file(tsv, v2);
+    char *v2 = amend_and_add_row7(v1, "3 working days", "5 working days", tsv);
     kill(pub, SIGHUP);
     ck_assert_msg(wait_contains(status, "amended SYN-1.000004; added SYN-1.000007: unacknowledged",
                                 10000),
@@ -229,14 +239,9 @@ static char *run_tool(char **argv)
 
 static char *hubctl_report_json(void)
 {
-    char conf[PATH_MAX], secret[PATH_MAX], text[3 * PATH_MAX];
+    char conf[PATH_MAX];
     snprintf(conf, sizeof conf, "%s/hubctl-cchc.conf", fix.dir);
-    hubfix_secret_path(&fix, CCHC, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\n",
-             fix.endpoint, fix.dir, secret);
-    tk_write_file(conf, text);
+    hubfix_member_conf(&fix, CCHC, NULL, conf);
     char *argv[] = {(char *)tk_bin("hubctl"), "--config", conf, "report", "--json", NULL};
     return run_tool(argv);
 }
@@ -259,22 +264,13 @@ static void wait_some(const char *path, const char *sql, const char *what)
 START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
 {
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf");
-    char path[PATH_MAX], shipped[PATH_MAX], tsv[PATH_MAX], status[PATH_MAX];
+    char shipped[PATH_MAX], tsv[PATH_MAX], status[PATH_MAX];
     char db_proc[PATH_MAX], db_portal[PATH_MAX], db_report[PATH_MAX], conf[4 * PATH_MAX];
     const char *src = getenv("HUB_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
-    char *policy = tk_read_file(path);
-    ck_assert_ptr_nonnull(policy);
-    snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
-    tk_write_file(path, policy);
-    free(policy);
-    const char *members[] = {POP, TTHC, PORTAL, REPORT, CCHC, DKKD, STP_ID};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        hubfix_add_member(&fix, members[i], true);
+    tk_demo_policy_write(fix.dir);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, PORTAL, REPORT, CCHC, DKKD, STP_ID);
     hubfix_start(&fix);
-    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
-    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
-    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    tk_dossier_db_paths(fix.dir, db_proc, db_portal, db_report);
     snprintf(shipped, sizeof shipped, "%s/deploy/catalogue-hn.tsv", src);
     snprintf(tsv, sizeof tsv, "%s/catalogue-hn.tsv", fix.dir);
     snprintf(status, sizeof status, "%s/catalogue.status", fix.dir);
@@ -330,11 +326,7 @@ START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
 
     /* The decision: SYN-1.000007 added (8 000 VND), enterprise
      * registration's fee amended to 65 000. */
-    char *amended = replace(v1, "\t3 working days\t50000\t", "\t3 working days\t65000\t");
-    char *v2 = malloc(strlen(amended) + sizeof ROW7);
-    sprintf(v2, "%s%s", amended, ROW7);
-    free(amended);
-    tk_write_file(tsv, v2);
+    char *v2 = amend_and_add_row7(v1, "\t3 working days\t50000\t", "\t3 working days\t65000\t", tsv);
     kill(proc, SIGHUP);
     ck_assert_msg(wait_contains(status, "amended SYN-1.000004; added SYN-1.000007", 10000),
                   "the reload was not published (%s)", status);
@@ -418,20 +410,11 @@ START_TEST(no_catalogue_file_is_a_clear_error)
     hubfix_init(&fix, NULL);
     hubfix_add_member(&fix, TTHC, true);
     hubfix_start(&fix);
-    char conf_path[PATH_MAX], secret[PATH_MAX], full[4 * PATH_MAX];
-    snprintf(conf_path, sizeof conf_path, "%s/proc.conf", fix.dir);
-    hubfix_secret_path(&fix, TTHC, secret);
-    snprintf(full, sizeof full,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\nplugin.db = %s/proc.db\n",
-             fix.endpoint, fix.dir, secret, tk_plugin("procedure"), fix.dir);
-    tk_write_file(conf_path, full);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
-    ck_assert_int_ne(tk_run(argv, &out, 10000), 0);
-    ck_assert_msg(out && strstr(out, "plugin.catalogue_file is required") &&
-                      strstr(out, "write 'plugin.catalogue_file = PATH'"),
-                  "%s", out ? out : "");
+    char db_line[PATH_MAX + 32];
+    snprintf(db_line, sizeof db_line, "plugin.db = %s/proc.db", fix.dir);
+    char *out = hubfix_adapter_refused(&fix, TTHC, "procedure", db_line);
+    TK_ASSERT_HOLDS(out, "plugin.catalogue_file is required",
+                    "write 'plugin.catalogue_file = PATH'");
     free(out);
     hubfix_cleanup(&fix);
 }

@@ -81,12 +81,8 @@ static int low_assurance_pct, mismatch_pct;
  * that resolves civil-status dossiers under delegation. */
 static void write_policy(void)
 {
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
+    char *demo = tk_demo_policy();
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
-    char *demo = tk_read_file(path);
-    ck_assert_msg(demo != NULL, "cannot read %s", path);
     size_t len = strlen(demo) + 512;
     char *text = malloc(len);
     snprintf(text, len,
@@ -110,13 +106,9 @@ static void setup(void)
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf\n"
                       "delegations_file = delegations.conf");
     write_policy();
-    const char *members[] = {POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC, QHK};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        hubfix_add_member(&fix, members[i], true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC, QHK);
     hubfix_start(&fix);
-    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
-    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
-    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    tk_dossier_db_paths(fix.dir, db_proc, db_portal, db_report);
     snprintf(db_dkkd, sizeof db_dkkd, "%s/sector-dkkd.db", fix.dir);
     snprintf(db_hotich, sizeof db_hotich, "%s/sector-hotich.db", fix.dir);
     snprintf(db_qhk, sizeof db_qhk, "%s/sector-qhk.db", fix.dir);
@@ -996,20 +988,8 @@ START_TEST(due_dates_follow_the_working_calendar)
     tk_write_file(bad, "hours 08:00-12:00 13:00-17:00\nholiday 2026-13-01 x\n");
     snprintf(conf, sizeof conf, "plugin.db = %s\nplugin.calendar = %s\n%s", db_proc, bad,
              catalogue_conf);
-    char conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX], full[8 * PATH_MAX];
-    snprintf(conf_path, sizeof conf_path, "%s/bad-adapter.conf", fix.dir);
-    snprintf(log_path, sizeof log_path, "%s/bad-adapter.log", fix.dir);
-    hubfix_secret_path(&fix, TTHC, secret);
-    snprintf(full, sizeof full,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\n%s",
-             fix.endpoint, fix.dir, secret, tk_plugin("procedure"), conf);
-    tk_write_file(conf_path, full);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
-    ck_assert_int_ne(tk_run(argv, &out, 10000), 0);
-    ck_assert_msg(out && strstr(out, "bad-calendar.tsv:2") && strstr(out, "YYYY-MM-DD"), "%s",
-                  out ? out : "");
+    char *out = hubfix_adapter_refused(&fix, TTHC, "procedure", conf);
+    TK_ASSERT_HOLDS(out, "bad-calendar.tsv:2", "YYYY-MM-DD");
     free(out);
 }
 END_TEST

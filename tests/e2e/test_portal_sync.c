@@ -67,22 +67,10 @@ static char catalogue_conf[3 * PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf");
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
-    char *demo = tk_read_file(path);
-    ck_assert_msg(demo != NULL, "cannot read %s", path);
-    snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
-    tk_write_file(path, demo);
-    free(demo);
-    const char *members[] = {POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        hubfix_add_member(&fix, members[i], true);
+    tk_demo_policy_write(fix.dir);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC);
     hubfix_start(&fix);
-    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
-    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
-    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    tk_dossier_db_paths(fix.dir, db_proc, db_portal, db_report);
     snprintf(db_dkkd, sizeof db_dkkd, "%s/sector-dkkd.db", fix.dir);
     snprintf(db_hotich, sizeof db_hotich, "%s/sector-hotich.db", fix.dir);
     /* Office hours all day, every day: the dossiers of a test take seconds,
@@ -557,14 +545,9 @@ static void local_date(int days, char out[16])
 /* `hubctl report ARGS` as CCHC; returns its output (malloc'ed). */
 static char *hubctl_report(const char *const *args, size_t n_args)
 {
-    char conf[PATH_MAX], secret[PATH_MAX], text[2048];
+    char conf[PATH_MAX];
     snprintf(conf, sizeof conf, "%s/hubctl-cchc.conf", fix.dir);
-    hubfix_secret_path(&fix, CCHC, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\n",
-             fix.endpoint, fix.dir, secret);
-    tk_write_file(conf, text);
+    hubfix_member_conf(&fix, CCHC, NULL, conf);
     char *argv[16] = {(char *)tk_bin("hubctl"), "--config", conf, "report"};
     size_t k = 4;
     for (size_t i = 0; i < n_args && k < 15; i++)

@@ -18,4 +18,13 @@
  * in the teardown frees it). */
 void tk_catalogue_use_shipped(const char *dir, char *conf, size_t size);
 
+/* The demo's agreements (deploy/policy-demo.conf in the source tree), read
+ * into a string (free it). */
+char *tk_demo_policy(void);
+/* Writes the demo's agreements unchanged to dir/policy.conf. */
+void tk_demo_policy_write(const char *dir);
+/* Writes into proc, portal and report (PATH_MAX each) the databases of the
+ * procedure, portal and report adapters under dir. */
+void tk_dossier_db_paths(const char *dir, char *proc, char *portal, char *report);
+
 #endif

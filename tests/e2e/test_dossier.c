@@ -290,7 +290,7 @@ static void wait_complete(int n, bool portal, bool report)
 static void assert_count_zero(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *q;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    q = tk_sql_prepare(db, sql);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_msg(sqlite3_column_int64(q, 0) == 0, "%lld rows for %s",
                   (long long)sqlite3_column_int64(q, 0), sql);
@@ -313,14 +313,10 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
                              .procedures = pp,
                              .n_procedures = n_procs};
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT idx, code, procedure_code, authority, identity,"
-                                        " forwarded_at, status, (SELECT note FROM history h"
-                                        " WHERE h.code = d.code AND h.seq = 1)"
-                                        " FROM dossier d ORDER BY idx",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT idx, code, procedure_code, authority, identity,"
+                                         " forwarded_at, status, (SELECT note FROM history h"
+                                         " WHERE h.code = d.code AND h.seq = 1)"
+                                         " FROM dossier d ORDER BY idx");
     int seen = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         long long idx = sqlite3_column_int64(q, 0);
@@ -411,8 +407,7 @@ static void assert_sector(const char *member, const char *db_path)
              "   WHERE d.authority_seq <> (SELECT max(n) FROM s.step WHERE code = sd.code)),"
              " (SELECT count(*) FROM s.step WHERE sent = 0)",
              member);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, sql);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1));
     ck_assert_int_eq(sqlite3_column_int64(q, 2), 0);
@@ -426,15 +421,11 @@ static void assert_sector(const char *member, const char *db_path)
 static void assert_report(int n)
 {
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(
-        sqlite3_prepare_v2(db,
-                           "SELECT coalesce(sum(status = 4 AND decided_at <= due_at), 0),"
+    sqlite3_stmt *q =
+        tk_sql_prepare(db, "SELECT coalesce(sum(status = 4 AND decided_at <= due_at), 0),"
                            " coalesce(sum(status = 4 AND decided_at > due_at), 0),"
                            " coalesce(sum(status = 5), 0), coalesce(sum(status = 7), 0)"
-                           " FROM dossier",
-                           -1, &q, NULL),
-        SQLITE_OK);
+                           " FROM dossier");
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     long long on_time = sqlite3_column_int64(q, 0), late = sqlite3_column_int64(q, 1),
               returned = sqlite3_column_int64(q, 2), not_accepted = sqlite3_column_int64(q, 3);
@@ -499,9 +490,7 @@ static void assert_report(int n)
 static void assert_no_personal_data_logged(void)
 {
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT applicant FROM dossier", -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT applicant FROM dossier");
     const char *members[] = {POP, TTHC, PORTAL, REPORT, DKKD, HOTICH};
     char *logs[6];
     for (int i = 0; i < 6; i++) {
@@ -878,17 +867,13 @@ START_TEST(delegated_authority_resolves_and_is_counted)
     json_t *dels = json_object_get(doc, "delegations");
     ck_assert_msg(json_is_array(dels), "no delegations section in the report");
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(
-        sqlite3_prepare_v2(db,
-                           "SELECT d.authority, d.resolver, d.procedure_code, count(*),"
+    sqlite3_stmt *q =
+        tk_sql_prepare(db, "SELECT d.authority, d.resolver, d.procedure_code, count(*),"
                            " sum(h.at_us IS NOT NULL AND (d.due_at = 0 OR h.at_us <= d.due_at)),"
                            " sum(h.at_us IS NOT NULL AND d.due_at > 0 AND h.at_us > d.due_at)"
                            " FROM dossier d LEFT JOIN history h ON h.code = d.code AND"
                            " h.status = 4 WHERE d.resolver IS NOT NULL AND d.resolver <>"
-                           " d.authority GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-                           -1, &q, NULL),
-        SQLITE_OK);
+                           " d.authority GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
     size_t i = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         json_t *row = json_array_get(dels, i++);
@@ -954,12 +939,8 @@ START_TEST(due_dates_follow_the_working_calendar)
     lth_workcal_t *cal = NULL;
     ck_assert_msg(lth_workcal_load(cal_path, &cal, err, sizeof err) == 0, "%s", err);
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code, procedure_code, submitted_at, due_at FROM "
-                                        "dossier",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT code, procedure_code, submitted_at, due_at FROM "
+                                         "dossier");
     int rows = 0, working = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         const lth_procedure_t *p = lth_procedure_find((const char *)sqlite3_column_text(q, 1));

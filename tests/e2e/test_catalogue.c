@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TTHC "VN/GOV/HN-VP/TTHC"
 #define CSDLTTHC "VN/GOV/VPCP/CSDLTTHC"
 
 static hubfix_t fix;
@@ -222,11 +221,7 @@ END_TEST
 
 /* ---- every consumer follows a reload (issue 19 item 4) ------------------- */
 
-#define POP "VN/GOV/BCA/CSDLQGDC"
-#define PORTAL "VN/GOV/VPCP/DVCQG"
-#define REPORT "VN/GOV/HN-VP/BAOCAO"
-#define CCHC "VN/GOV/HN-SNV/CCHC"
-#define DKKD "VN/GOV/HN-SKHDT/DKKD"
+/* The members: tkcatalogue.h's dossier stack. */
 #define NAME7 "Cấp bản sao trích lục hộ tịch"
 
 static char *run_tool(char **argv)

@@ -50,13 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POP "VN/GOV/BCA/CSDLQGDC"
-#define TTHC "VN/GOV/HN-VP/TTHC"
-#define PORTAL "VN/GOV/VPCP/DVCQG"
-#define REPORT "VN/GOV/HN-VP/BAOCAO"
-#define DKKD "VN/GOV/HN-SKHDT/DKKD"
-#define HOTICH "VN/GOV/HN-STP/HOTICH"
-#define CCHC "VN/GOV/HN-SNV/CCHC"  /* asks the report, like the reform office */
+/* The members: tkcatalogue.h's dossier stack, and */
 #define QHK "VN/GOV/HN-QHK/HOTICH" /* district civil status: a delegate */
 #define CITIZENS 2000
 #define WAIT_MS 120000

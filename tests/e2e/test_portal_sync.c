@@ -43,13 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POP "VN/GOV/BCA/CSDLQGDC"
-#define TTHC "VN/GOV/HN-VP/TTHC"
-#define PORTAL "VN/GOV/VPCP/DVCQG"
-#define REPORT "VN/GOV/HN-VP/BAOCAO"
-#define DKKD "VN/GOV/HN-SKHDT/DKKD"
-#define HOTICH "VN/GOV/HN-STP/HOTICH"
-#define CCHC "VN/GOV/HN-SNV/CCHC"
+/* The members: tkcatalogue.h's dossier stack. */
 #define CITIZENS 2000
 #define WAIT_MS 120000
 

@@ -11,6 +11,19 @@
 
 #include <stddef.h>
 
+/* The members of the dossier stack, as deploy/policy-demo.conf names them:
+ * the population database, the one-stop shop's procedure system, the
+ * national portal, reporting, two sector authorities (enterprise
+ * registration, civil status) and the reform office, which asks for the
+ * report. */
+#define POP "VN/GOV/BCA/CSDLQGDC"
+#define TTHC "VN/GOV/HN-VP/TTHC"
+#define PORTAL "VN/GOV/VPCP/DVCQG"
+#define REPORT "VN/GOV/HN-VP/BAOCAO"
+#define DKKD "VN/GOV/HN-SKHDT/DKKD"
+#define HOTICH "VN/GOV/HN-STP/HOTICH"
+#define CCHC "VN/GOV/HN-SNV/CCHC"
+
 /* Writes into conf the procedure plugin's settings for the shipped file
  * (plugin.catalogue_file, and plugin.catalogue_status under dir, so that
  * nothing is written beside the source tree's file), and installs the same

@@ -252,6 +252,14 @@ static void wait_some(const char *path, const char *sql, const char *what)
     ck_abort_msg("timed out: %s (%s)", what, sql);
 }
 
+/* sql_fmt with its one %lld replaced by after (the last dossier index
+ * before a change), into sql (1024 bytes). */
+static const char *since(char sql[1024], const char *sql_fmt, long long after)
+{
+    snprintf(sql, 1024, sql_fmt, after);
+    return sql;
+}
+
 /* A procedure added and a fee amended by a reload reach the portal (the fee
  * it pays), reporting (the name it reports) and the trail, through the hub
  * — none of them reads the procedure system's file — and a repeal stops new
@@ -327,23 +335,26 @@ START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
                   "the reload was not published (%s)", status);
     long long after = tk_sql_int(db_proc, "SELECT max(idx) FROM dossier");
     char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
-             " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND p.outcome = 1"
-             " AND p.amount = 8000",
-             after);
-    wait_some(db_proc, sql, "the portal paid the new procedure's fee, 8 000");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
-             " d.procedure_code = 'SYN-1.000004' AND d.idx > %lld AND p.outcome = 1"
-             " AND p.amount = 65000",
-             after);
-    wait_some(db_proc, sql, "the portal paid the amended fee, 65 000");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM rejected r JOIN dossier d USING(code) WHERE"
-             " r.service = 'payment.status/v1' AND d.idx > %lld",
-             after);
-    ck_assert_int_eq(tk_sql_int(db_proc, sql), 0);
+    wait_some(db_proc,
+              since(sql,
+                    "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+                    " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND p.outcome = 1"
+                    " AND p.amount = 8000",
+                    after),
+              "the portal paid the new procedure's fee, 8 000");
+    wait_some(db_proc,
+              since(sql,
+                    "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+                    " d.procedure_code = 'SYN-1.000004' AND d.idx > %lld AND p.outcome = 1"
+                    " AND p.amount = 65000",
+                    after),
+              "the portal paid the amended fee, 65 000");
+    ck_assert_int_eq(
+        tk_sql_int(db_proc, since(sql,
+                                  "SELECT count(*) FROM rejected r JOIN dossier d USING(code) WHERE"
+                                  " r.service = 'payment.status/v1' AND d.idx > %lld",
+                                  after)),
+        0);
     ck_assert_int_eq(
         tk_sql_int(db_portal, "SELECT fee_vnd FROM catalogue WHERE code = 'SYN-1.000004'"), 65000);
     /* Reporting names the new procedure (its own copy, from the delta). */
@@ -370,17 +381,22 @@ START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
     ck_assert_msg(wait_contains(status, "repealed SYN-1.000007", 10000),
                   "the repeal was not published (%s)", status);
     after = tk_sql_int(db_proc, "SELECT max(idx) FROM dossier");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM dossier d JOIN history h USING(code) WHERE"
-             " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND d.status = 7"
-             " AND h.note LIKE '%%repealed by decision 4002/QĐ-UBND of 2026-11-02%%'",
-             after);
-    wait_some(db_proc, sql, "SYN-1.000007 refused after its repeal, naming the decision");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM dossier WHERE procedure_code = 'SYN-1.000007' AND idx > %lld"
-             " AND (identity IS NULL OR identity <> 'PROCEDURE')",
-             after);
-    ck_assert_int_eq(tk_sql_int(db_proc, sql), 0);
+    wait_some(db_proc,
+              since(sql,
+                    "SELECT count(*) FROM dossier d JOIN history h USING(code) WHERE"
+                    " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND d.status = 7"
+                    " AND h.note LIKE '%%repealed by decision 4002/QĐ-UBND of 2026-11-02%%'",
+                    after),
+              "SYN-1.000007 refused after its repeal, naming the decision");
+    ck_assert_int_eq(
+        tk_sql_int(
+            db_proc,
+            since(
+                sql,
+                "SELECT count(*) FROM dossier WHERE procedure_code = 'SYN-1.000007' AND idx > %lld"
+                " AND (identity IS NULL OR identity <> 'PROCEDURE')",
+                after)),
+        0);
     wait_some(db_portal, "SELECT repealed FROM catalogue WHERE code = 'SYN-1.000007'",
               "the portal holds SYN-1.000007 as repealed");
     wait_some(db_report, "SELECT repealed FROM catalogue WHERE code = 'SYN-1.000007'",

@@ -7,6 +7,7 @@
  * acknowledged, rejected (with its reason) or not answered yet. */
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkcatalogue.h"
 #include "tksql.h"
 
 #include <check.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TTHC "VN/GOV/HN-VP/TTHC"
 #define CSDLTTHC "VN/GOV/VPCP/CSDLTTHC"
 
 static hubfix_t fix;
@@ -106,6 +106,19 @@ static bool wait_contains(const char *path, const char *needle, int ms)
     "cấp bản sao trích lục hộ tịch\tfull\tlookup\t1\tbirth-registration\n"
 #define STP_ID "VN/GOV/HN-STP/HOTICH"
 
+/* The decision both tests publish: v1 with `from` amended to `to` and
+ * SYN-1.000007 added, written to tsv; returns the new text (free it). */
+static char *amend_and_add_row7(const char *v1, const char *from, const char *to, const char *tsv)
+{
+    char *amended = replace(v1, from, to);
+    char *v2 = malloc(strlen(amended) + sizeof ROW7);
+    ck_assert_ptr_nonnull(v2);
+    sprintf(v2, "%s%s", amended, ROW7);
+    free(amended);
+    tk_write_file(tsv, v2);
+    return v2;
+}
+
 START_TEST(catalogue_changes_are_published_acknowledged_or_rejected)
 {
     hubfix_init(&fix, "policy_file = policy.conf");
@@ -143,11 +156,7 @@ START_TEST(catalogue_changes_are_published_acknowledged_or_rejected)
     /* An addition and an amendment while the national catalogue is away:
      * published, shown as unacknowledged. */
     tk_stop(sub);
-    char *amended = replace(v1, "3 working days", "5 working days");
-    char *v2 = malloc(strlen(amended) + sizeof ROW7);
-    sprintf(v2, "%s%s", amended, ROW7);
-    free(amended);
-    tk_write_file(tsv, v2);
+    char *v2 = amend_and_add_row7(v1, "3 working days", "5 working days", tsv);
     kill(pub, SIGHUP);
     ck_assert_msg(wait_contains(status, "amended SYN-1.000004; added SYN-1.000007: unacknowledged",
                                 10000),
@@ -212,11 +221,7 @@ END_TEST
 
 /* ---- every consumer follows a reload (issue 19 item 4) ------------------- */
 
-#define POP "VN/GOV/BCA/CSDLQGDC"
-#define PORTAL "VN/GOV/VPCP/DVCQG"
-#define REPORT "VN/GOV/HN-VP/BAOCAO"
-#define CCHC "VN/GOV/HN-SNV/CCHC"
-#define DKKD "VN/GOV/HN-SKHDT/DKKD"
+/* The members: tkcatalogue.h's dossier stack. */
 #define NAME7 "Cấp bản sao trích lục hộ tịch"
 
 static char *run_tool(char **argv)
@@ -229,14 +234,9 @@ static char *run_tool(char **argv)
 
 static char *hubctl_report_json(void)
 {
-    char conf[PATH_MAX], secret[PATH_MAX], text[3 * PATH_MAX];
+    char conf[PATH_MAX];
     snprintf(conf, sizeof conf, "%s/hubctl-cchc.conf", fix.dir);
-    hubfix_secret_path(&fix, CCHC, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\n",
-             fix.endpoint, fix.dir, secret);
-    tk_write_file(conf, text);
+    hubfix_member_conf(&fix, CCHC, NULL, conf);
     char *argv[] = {(char *)tk_bin("hubctl"), "--config", conf, "report", "--json", NULL};
     return run_tool(argv);
 }
@@ -252,6 +252,14 @@ static void wait_some(const char *path, const char *sql, const char *what)
     ck_abort_msg("timed out: %s (%s)", what, sql);
 }
 
+/* sql_fmt with its one %lld replaced by after (the last dossier index
+ * before a change), into sql (1024 bytes). */
+static const char *since(char sql[1024], const char *sql_fmt, long long after)
+{
+    snprintf(sql, 1024, sql_fmt, after);
+    return sql;
+}
+
 /* A procedure added and a fee amended by a reload reach the portal (the fee
  * it pays), reporting (the name it reports) and the trail, through the hub
  * — none of them reads the procedure system's file — and a repeal stops new
@@ -259,22 +267,13 @@ static void wait_some(const char *path, const char *sql, const char *what)
 START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
 {
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf");
-    char path[PATH_MAX], shipped[PATH_MAX], tsv[PATH_MAX], status[PATH_MAX];
+    char shipped[PATH_MAX], tsv[PATH_MAX], status[PATH_MAX];
     char db_proc[PATH_MAX], db_portal[PATH_MAX], db_report[PATH_MAX], conf[4 * PATH_MAX];
     const char *src = getenv("HUB_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
-    char *policy = tk_read_file(path);
-    ck_assert_ptr_nonnull(policy);
-    snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
-    tk_write_file(path, policy);
-    free(policy);
-    const char *members[] = {POP, TTHC, PORTAL, REPORT, CCHC, DKKD, STP_ID};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        hubfix_add_member(&fix, members[i], true);
+    tk_demo_policy_write(fix.dir);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, PORTAL, REPORT, CCHC, DKKD, STP_ID);
     hubfix_start(&fix);
-    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
-    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
-    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    tk_dossier_db_paths(fix.dir, db_proc, db_portal, db_report);
     snprintf(shipped, sizeof shipped, "%s/deploy/catalogue-hn.tsv", src);
     snprintf(tsv, sizeof tsv, "%s/catalogue-hn.tsv", fix.dir);
     snprintf(status, sizeof status, "%s/catalogue.status", fix.dir);
@@ -330,33 +329,32 @@ START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
 
     /* The decision: SYN-1.000007 added (8 000 VND), enterprise
      * registration's fee amended to 65 000. */
-    char *amended = replace(v1, "\t3 working days\t50000\t", "\t3 working days\t65000\t");
-    char *v2 = malloc(strlen(amended) + sizeof ROW7);
-    sprintf(v2, "%s%s", amended, ROW7);
-    free(amended);
-    tk_write_file(tsv, v2);
+    char *v2 = amend_and_add_row7(v1, "\t3 working days\t50000\t", "\t3 working days\t65000\t", tsv);
     kill(proc, SIGHUP);
     ck_assert_msg(wait_contains(status, "amended SYN-1.000004; added SYN-1.000007", 10000),
                   "the reload was not published (%s)", status);
     long long after = tk_sql_int(db_proc, "SELECT max(idx) FROM dossier");
     char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
-             " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND p.outcome = 1"
-             " AND p.amount = 8000",
-             after);
-    wait_some(db_proc, sql, "the portal paid the new procedure's fee, 8 000");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
-             " d.procedure_code = 'SYN-1.000004' AND d.idx > %lld AND p.outcome = 1"
-             " AND p.amount = 65000",
-             after);
-    wait_some(db_proc, sql, "the portal paid the amended fee, 65 000");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM rejected r JOIN dossier d USING(code) WHERE"
-             " r.service = 'payment.status/v1' AND d.idx > %lld",
-             after);
-    ck_assert_int_eq(tk_sql_int(db_proc, sql), 0);
+    wait_some(db_proc,
+              since(sql,
+                    "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+                    " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND p.outcome = 1"
+                    " AND p.amount = 8000",
+                    after),
+              "the portal paid the new procedure's fee, 8 000");
+    wait_some(db_proc,
+              since(sql,
+                    "SELECT count(*) FROM payment p JOIN dossier d USING(code) WHERE"
+                    " d.procedure_code = 'SYN-1.000004' AND d.idx > %lld AND p.outcome = 1"
+                    " AND p.amount = 65000",
+                    after),
+              "the portal paid the amended fee, 65 000");
+    ck_assert_int_eq(
+        tk_sql_int(db_proc, since(sql,
+                                  "SELECT count(*) FROM rejected r JOIN dossier d USING(code) WHERE"
+                                  " r.service = 'payment.status/v1' AND d.idx > %lld",
+                                  after)),
+        0);
     ck_assert_int_eq(
         tk_sql_int(db_portal, "SELECT fee_vnd FROM catalogue WHERE code = 'SYN-1.000004'"), 65000);
     /* Reporting names the new procedure (its own copy, from the delta). */
@@ -383,17 +381,22 @@ START_TEST(a_reload_reaches_the_portal_the_report_and_the_trail)
     ck_assert_msg(wait_contains(status, "repealed SYN-1.000007", 10000),
                   "the repeal was not published (%s)", status);
     after = tk_sql_int(db_proc, "SELECT max(idx) FROM dossier");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM dossier d JOIN history h USING(code) WHERE"
-             " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND d.status = 7"
-             " AND h.note LIKE '%%repealed by decision 4002/QĐ-UBND of 2026-11-02%%'",
-             after);
-    wait_some(db_proc, sql, "SYN-1.000007 refused after its repeal, naming the decision");
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM dossier WHERE procedure_code = 'SYN-1.000007' AND idx > %lld"
-             " AND (identity IS NULL OR identity <> 'PROCEDURE')",
-             after);
-    ck_assert_int_eq(tk_sql_int(db_proc, sql), 0);
+    wait_some(db_proc,
+              since(sql,
+                    "SELECT count(*) FROM dossier d JOIN history h USING(code) WHERE"
+                    " d.procedure_code = 'SYN-1.000007' AND d.idx > %lld AND d.status = 7"
+                    " AND h.note LIKE '%%repealed by decision 4002/QĐ-UBND of 2026-11-02%%'",
+                    after),
+              "SYN-1.000007 refused after its repeal, naming the decision");
+    ck_assert_int_eq(
+        tk_sql_int(
+            db_proc,
+            since(
+                sql,
+                "SELECT count(*) FROM dossier WHERE procedure_code = 'SYN-1.000007' AND idx > %lld"
+                " AND (identity IS NULL OR identity <> 'PROCEDURE')",
+                after)),
+        0);
     wait_some(db_portal, "SELECT repealed FROM catalogue WHERE code = 'SYN-1.000007'",
               "the portal holds SYN-1.000007 as repealed");
     wait_some(db_report, "SELECT repealed FROM catalogue WHERE code = 'SYN-1.000007'",
@@ -418,20 +421,11 @@ START_TEST(no_catalogue_file_is_a_clear_error)
     hubfix_init(&fix, NULL);
     hubfix_add_member(&fix, TTHC, true);
     hubfix_start(&fix);
-    char conf_path[PATH_MAX], secret[PATH_MAX], full[4 * PATH_MAX];
-    snprintf(conf_path, sizeof conf_path, "%s/proc.conf", fix.dir);
-    hubfix_secret_path(&fix, TTHC, secret);
-    snprintf(full, sizeof full,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\nplugin.db = %s/proc.db\n",
-             fix.endpoint, fix.dir, secret, tk_plugin("procedure"), fix.dir);
-    tk_write_file(conf_path, full);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
-    ck_assert_int_ne(tk_run(argv, &out, 10000), 0);
-    ck_assert_msg(out && strstr(out, "plugin.catalogue_file is required") &&
-                      strstr(out, "write 'plugin.catalogue_file = PATH'"),
-                  "%s", out ? out : "");
+    char db_line[PATH_MAX + 32];
+    snprintf(db_line, sizeof db_line, "plugin.db = %s/proc.db", fix.dir);
+    char *out = hubfix_adapter_refused(&fix, TTHC, "procedure", db_line);
+    TK_ASSERT_HOLDS(out, "plugin.catalogue_file is required",
+                    "write 'plugin.catalogue_file = PATH'");
     free(out);
     hubfix_cleanup(&fix);
 }

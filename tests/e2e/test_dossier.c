@@ -50,13 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POP "VN/GOV/BCA/CSDLQGDC"
-#define TTHC "VN/GOV/HN-VP/TTHC"
-#define PORTAL "VN/GOV/VPCP/DVCQG"
-#define REPORT "VN/GOV/HN-VP/BAOCAO"
-#define DKKD "VN/GOV/HN-SKHDT/DKKD"
-#define HOTICH "VN/GOV/HN-STP/HOTICH"
-#define CCHC "VN/GOV/HN-SNV/CCHC"  /* asks the report, like the reform office */
+/* The members: tkcatalogue.h's dossier stack, and */
 #define QHK "VN/GOV/HN-QHK/HOTICH" /* district civil status: a delegate */
 #define CITIZENS 2000
 #define WAIT_MS 120000
@@ -81,12 +75,8 @@ static int low_assurance_pct, mismatch_pct;
  * that resolves civil-status dossiers under delegation. */
 static void write_policy(void)
 {
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
+    char *demo = tk_demo_policy();
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
-    char *demo = tk_read_file(path);
-    ck_assert_msg(demo != NULL, "cannot read %s", path);
     size_t len = strlen(demo) + 512;
     char *text = malloc(len);
     snprintf(text, len,
@@ -110,13 +100,9 @@ static void setup(void)
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf\n"
                       "delegations_file = delegations.conf");
     write_policy();
-    const char *members[] = {POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC, QHK};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        hubfix_add_member(&fix, members[i], true);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC, QHK);
     hubfix_start(&fix);
-    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
-    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
-    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    tk_dossier_db_paths(fix.dir, db_proc, db_portal, db_report);
     snprintf(db_dkkd, sizeof db_dkkd, "%s/sector-dkkd.db", fix.dir);
     snprintf(db_hotich, sizeof db_hotich, "%s/sector-hotich.db", fix.dir);
     snprintf(db_qhk, sizeof db_qhk, "%s/sector-qhk.db", fix.dir);
@@ -298,7 +284,7 @@ static void wait_complete(int n, bool portal, bool report)
 static void assert_count_zero(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *q;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    q = tk_sql_prepare(db, sql);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_msg(sqlite3_column_int64(q, 0) == 0, "%lld rows for %s",
                   (long long)sqlite3_column_int64(q, 0), sql);
@@ -321,14 +307,10 @@ static void assert_flow(int n, int invalid_pct, int unknown_pct, const char *con
                              .procedures = pp,
                              .n_procedures = n_procs};
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT idx, code, procedure_code, authority, identity,"
-                                        " forwarded_at, status, (SELECT note FROM history h"
-                                        " WHERE h.code = d.code AND h.seq = 1)"
-                                        " FROM dossier d ORDER BY idx",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT idx, code, procedure_code, authority, identity,"
+                                         " forwarded_at, status, (SELECT note FROM history h"
+                                         " WHERE h.code = d.code AND h.seq = 1)"
+                                         " FROM dossier d ORDER BY idx");
     int seen = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         long long idx = sqlite3_column_int64(q, 0);
@@ -419,8 +401,7 @@ static void assert_sector(const char *member, const char *db_path)
              "   WHERE d.authority_seq <> (SELECT max(n) FROM s.step WHERE code = sd.code)),"
              " (SELECT count(*) FROM s.step WHERE sent = 0)",
              member);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, sql);
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1));
     ck_assert_int_eq(sqlite3_column_int64(q, 2), 0);
@@ -434,15 +415,11 @@ static void assert_sector(const char *member, const char *db_path)
 static void assert_report(int n)
 {
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(
-        sqlite3_prepare_v2(db,
-                           "SELECT coalesce(sum(status = 4 AND decided_at <= due_at), 0),"
+    sqlite3_stmt *q =
+        tk_sql_prepare(db, "SELECT coalesce(sum(status = 4 AND decided_at <= due_at), 0),"
                            " coalesce(sum(status = 4 AND decided_at > due_at), 0),"
                            " coalesce(sum(status = 5), 0), coalesce(sum(status = 7), 0)"
-                           " FROM dossier",
-                           -1, &q, NULL),
-        SQLITE_OK);
+                           " FROM dossier");
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     long long on_time = sqlite3_column_int64(q, 0), late = sqlite3_column_int64(q, 1),
               returned = sqlite3_column_int64(q, 2), not_accepted = sqlite3_column_int64(q, 3);
@@ -507,9 +484,7 @@ static void assert_report(int n)
 static void assert_no_personal_data_logged(void)
 {
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT applicant FROM dossier", -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT applicant FROM dossier");
     const char *members[] = {POP, TTHC, PORTAL, REPORT, DKKD, HOTICH};
     char *logs[6];
     for (int i = 0; i < 6; i++) {
@@ -886,17 +861,13 @@ START_TEST(delegated_authority_resolves_and_is_counted)
     json_t *dels = json_object_get(doc, "delegations");
     ck_assert_msg(json_is_array(dels), "no delegations section in the report");
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(
-        sqlite3_prepare_v2(db,
-                           "SELECT d.authority, d.resolver, d.procedure_code, count(*),"
+    sqlite3_stmt *q =
+        tk_sql_prepare(db, "SELECT d.authority, d.resolver, d.procedure_code, count(*),"
                            " sum(h.at_us IS NOT NULL AND (d.due_at = 0 OR h.at_us <= d.due_at)),"
                            " sum(h.at_us IS NOT NULL AND d.due_at > 0 AND h.at_us > d.due_at)"
                            " FROM dossier d LEFT JOIN history h ON h.code = d.code AND"
                            " h.status = 4 WHERE d.resolver IS NOT NULL AND d.resolver <>"
-                           " d.authority GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-                           -1, &q, NULL),
-        SQLITE_OK);
+                           " d.authority GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
     size_t i = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         json_t *row = json_array_get(dels, i++);
@@ -962,12 +933,8 @@ START_TEST(due_dates_follow_the_working_calendar)
     lth_workcal_t *cal = NULL;
     ck_assert_msg(lth_workcal_load(cal_path, &cal, err, sizeof err) == 0, "%s", err);
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code, procedure_code, submitted_at, due_at FROM "
-                                        "dossier",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT code, procedure_code, submitted_at, due_at FROM "
+                                         "dossier");
     int rows = 0, working = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         const lth_procedure_t *p = lth_procedure_find((const char *)sqlite3_column_text(q, 1));
@@ -996,20 +963,8 @@ START_TEST(due_dates_follow_the_working_calendar)
     tk_write_file(bad, "hours 08:00-12:00 13:00-17:00\nholiday 2026-13-01 x\n");
     snprintf(conf, sizeof conf, "plugin.db = %s\nplugin.calendar = %s\n%s", db_proc, bad,
              catalogue_conf);
-    char conf_path[PATH_MAX], log_path[PATH_MAX], secret[PATH_MAX], full[8 * PATH_MAX];
-    snprintf(conf_path, sizeof conf_path, "%s/bad-adapter.conf", fix.dir);
-    snprintf(log_path, sizeof log_path, "%s/bad-adapter.log", fix.dir);
-    hubfix_secret_path(&fix, TTHC, secret);
-    snprintf(full, sizeof full,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\n%s",
-             fix.endpoint, fix.dir, secret, tk_plugin("procedure"), conf);
-    tk_write_file(conf_path, full);
-    char *out = NULL;
-    char *argv[] = {(char *)tk_bin("hub-adapter"), "--config", conf_path, NULL};
-    ck_assert_int_ne(tk_run(argv, &out, 10000), 0);
-    ck_assert_msg(out && strstr(out, "bad-calendar.tsv:2") && strstr(out, "YYYY-MM-DD"), "%s",
-                  out ? out : "");
+    char *out = hubfix_adapter_refused(&fix, TTHC, "procedure", conf);
+    TK_ASSERT_HOLDS(out, "bad-calendar.tsv:2", "YYYY-MM-DD");
     free(out);
 }
 END_TEST

@@ -43,13 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POP "VN/GOV/BCA/CSDLQGDC"
-#define TTHC "VN/GOV/HN-VP/TTHC"
-#define PORTAL "VN/GOV/VPCP/DVCQG"
-#define REPORT "VN/GOV/HN-VP/BAOCAO"
-#define DKKD "VN/GOV/HN-SKHDT/DKKD"
-#define HOTICH "VN/GOV/HN-STP/HOTICH"
-#define CCHC "VN/GOV/HN-SNV/CCHC"
+/* The members: tkcatalogue.h's dossier stack. */
 #define CITIZENS 2000
 #define WAIT_MS 120000
 
@@ -67,22 +61,10 @@ static char catalogue_conf[3 * PATH_MAX];
 static void setup(void)
 {
     hubfix_init(&fix, "redelivery_ms = 1000\npolicy_file = policy.conf");
-    const char *src = getenv("HUB_SOURCE_DIR");
-    ck_assert_ptr_nonnull(src);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/deploy/policy-demo.conf", src);
-    char *demo = tk_read_file(path);
-    ck_assert_msg(demo != NULL, "cannot read %s", path);
-    snprintf(path, sizeof path, "%s/policy.conf", fix.dir);
-    tk_write_file(path, demo);
-    free(demo);
-    const char *members[] = {POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        hubfix_add_member(&fix, members[i], true);
+    tk_demo_policy_write(fix.dir);
+    HUBFIX_ADD_MEMBERS(&fix, POP, TTHC, PORTAL, REPORT, DKKD, HOTICH, CCHC);
     hubfix_start(&fix);
-    snprintf(db_proc, sizeof db_proc, "%s/procedure.db", fix.dir);
-    snprintf(db_portal, sizeof db_portal, "%s/portal.db", fix.dir);
-    snprintf(db_report, sizeof db_report, "%s/report.db", fix.dir);
+    tk_dossier_db_paths(fix.dir, db_proc, db_portal, db_report);
     snprintf(db_dkkd, sizeof db_dkkd, "%s/sector-dkkd.db", fix.dir);
     snprintf(db_hotich, sizeof db_hotich, "%s/sector-hotich.db", fix.dir);
     /* Office hours all day, every day: the dossiers of a test take seconds,
@@ -285,10 +267,7 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
             "dossiers forwarded to DKKD");
     char code[LTH_DOSSIER_CODE_MAX], other[LTH_DOSSIER_CODE_MAX];
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(
-        sqlite3_prepare_v2(db, "SELECT code FROM dossier ORDER BY idx LIMIT 2", -1, &q, NULL),
-        SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT code FROM dossier ORDER BY idx LIMIT 2");
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     snprintf(code, sizeof code, "%s", (const char *)sqlite3_column_text(q, 0));
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
@@ -430,11 +409,8 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total)
     ck_assert_msg(lth_workcal_load(calendar, &cal, err, sizeof err) == 0, "%s", err);
     memset(total, 0, sizeof *total);
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(
-        sqlite3_prepare_v2(
-            db,
-            "SELECT d.procedure_code, coalesce(d.resolver, d.authority), d.status, d.due_at,"
+    sqlite3_stmt *q = tk_sql_prepare(
+        db, "SELECT d.procedure_code, coalesce(d.resolver, d.authority), d.status, d.due_at,"
             " d.submitted_at, coalesce(d.decided_at, 0), d.channel, d.portal_seq = d.seq,"
             " (SELECT at_us FROM history h WHERE h.code = d.code AND h.status = 4),"
             " EXISTS (SELECT 1 FROM result r WHERE r.code = d.code),"
@@ -443,9 +419,7 @@ static size_t recompute(figures_t *rows, size_t cap, figures_t *total)
             "   AND p.channel = 1),"
             " (SELECT ratings FROM feedback f WHERE f.code = d.code),"
             " (SELECT score_sum FROM feedback f WHERE f.code = d.code)"
-            " FROM dossier d ORDER BY 1, 2",
-            -1, &q, NULL),
-        SQLITE_OK);
+            " FROM dossier d ORDER BY 1, 2");
     size_t n = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *proc = (const char *)sqlite3_column_text(q, 0),
@@ -557,14 +531,9 @@ static void local_date(int days, char out[16])
 /* `hubctl report ARGS` as CCHC; returns its output (malloc'ed). */
 static char *hubctl_report(const char *const *args, size_t n_args)
 {
-    char conf[PATH_MAX], secret[PATH_MAX], text[2048];
+    char conf[PATH_MAX];
     snprintf(conf, sizeof conf, "%s/hubctl-cchc.conf", fix.dir);
-    hubfix_secret_path(&fix, CCHC, secret);
-    snprintf(text, sizeof text,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\n",
-             fix.endpoint, fix.dir, secret);
-    tk_write_file(conf, text);
+    hubfix_member_conf(&fix, CCHC, NULL, conf);
     char *argv[16] = {(char *)tk_bin("hubctl"), "--config", conf, "report"};
     size_t k = 4;
     for (size_t i = 0; i < n_args && k < 15; i++)
@@ -620,12 +589,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     stop(portal);
     adp_client_t *c = hubfix_connect(&fix, PORTAL);
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code, procedure_code, status, idx FROM dossier"
-                                        " ORDER BY idx",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT code, procedure_code, status, idx FROM dossier"
+                                         " ORDER BY idx");
     int payments = 0, ratings = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *code = (const char *)sqlite3_column_text(q, 0),
@@ -675,11 +640,8 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
                          .channel = LTH_CHANNEL_ONLINE};
     sql_int(db_proc, "SELECT 1");
     db = open_ro(db_proc);
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT code FROM dossier WHERE procedure_code = "
-                                        "'SYN-1.000004' LIMIT 1",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    q = tk_sql_prepare(db, "SELECT code FROM dossier WHERE procedure_code = "
+                           "'SYN-1.000004' LIMIT 1");
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     snprintf(bad.dossier_code, sizeof bad.dossier_code, "%s",
              (const char *)sqlite3_column_text(q, 0));
@@ -881,19 +843,15 @@ START_TEST(dossier_passes_several_authorities)
     char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS p", db_portal);
     ck_assert_int_eq(sqlite3_exec(db, attach, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_free(attach);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT (SELECT count(*) FROM main.chain_step c JOIN"
-                                        " p.step s ON s.code = c.code AND s.n = c.n AND"
-                                        " s.authority = c.authority AND s.due_at = c.due_at AND"
-                                        " s.steps = 2),"
-                                        " (SELECT count(*) FROM p.step WHERE n = 1 AND status = 4),"
-                                        " (SELECT count(*) FROM p.view WHERE status = 11 AND"
-                                        " authority = '" HOTICH "'),"
-                                        " (SELECT count(*) FROM p.result WHERE signer = '" HOTICH
-                                        "')",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q =
+        tk_sql_prepare(db, "SELECT (SELECT count(*) FROM main.chain_step c JOIN"
+                           " p.step s ON s.code = c.code AND s.n = c.n AND"
+                           " s.authority = c.authority AND s.due_at = c.due_at AND"
+                           " s.steps = 2),"
+                           " (SELECT count(*) FROM p.step WHERE n = 1 AND status = 4),"
+                           " (SELECT count(*) FROM p.view WHERE status = 11 AND"
+                           " authority = '" HOTICH "'),"
+                           " (SELECT count(*) FROM p.result WHERE signer = '" HOTICH "')");
     ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int64(q, 0), forwarded + second);
     ck_assert_int_eq(sqlite3_column_int64(q, 1), second);
@@ -956,13 +914,9 @@ START_TEST(chain_steps_count_working_days)
     lth_workcal_t *cal = NULL;
     ck_assert_msg(lth_workcal_load(cal_path, &cal, err, sizeof err) == 0, "%s", err);
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT s.started_at, s.due_at, d.step_due_at, d.due_at,"
-                                        " d.authority FROM chain_step s JOIN dossier d"
-                                        " USING(code) WHERE s.n = 1",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT s.started_at, s.due_at, d.step_due_at, d.due_at,"
+                                         " d.authority FROM chain_step s JOIN dossier d"
+                                         " USING(code) WHERE s.n = 1");
     int rows = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         int64_t started = sqlite3_column_int64(q, 0), due = sqlite3_column_int64(q, 1), want = 0;
@@ -1106,9 +1060,7 @@ START_TEST(payment_fee_follows_the_catalogue_in_force)
     pid_t proc = start(TTHC, "procedure", conf);
     wait_eq(db_proc, "SELECT count(*) FROM dossier", 2, "dossiers submitted");
     sqlite3 *db = open_ro(db_proc);
-    sqlite3_stmt *q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT code FROM dossier ORDER BY idx", -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = tk_sql_prepare(db, "SELECT code FROM dossier ORDER BY idx");
     char codes[2][LTH_DOSSIER_CODE_MAX];
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);

@@ -69,14 +69,8 @@ static uint64_t proc_cpu_us(pid_t pid)
 
 static void write_hubctl_conf(char *path)
 {
-    char secret[PATH_MAX], conf[3 * PATH_MAX];
-    hubfix_secret_path(&fix, OPS, secret);
     snprintf(path, PATH_MAX, "%s/hubctl.conf", fix.dir);
-    snprintf(conf, sizeof conf,
-             "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\n",
-             fix.endpoint, fix.dir, secret);
-    tk_write_file(path, conf);
+    hubfix_member_conf(&fix, OPS, NULL, path);
 }
 
 /* Runs argv and returns the CPU time it used (µs); *status gets its exit code

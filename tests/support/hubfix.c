@@ -296,8 +296,8 @@ bool hubfix_hub_alive(hubfix_t *f)
     return f->hubd > 0 && waitpid(f->hubd, NULL, WNOHANG) == 0;
 }
 
-void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,
-                         const char *extra_conf, const char *path)
+void hubfix_member_conf(hubfix_t *f, const char *member_id, const char *extra_conf,
+                        const char *path)
 {
     char secret[PATH_MAX];
     hubfix_secret_path(f, member_id, secret);
@@ -306,10 +306,21 @@ void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,
     ck_assert_ptr_nonnull(conf);
     snprintf(conf, size,
              "hub_endpoint = %s\nhub_key_file = %s/secrets/VN.GOV.HN-LGSP.HUB.pub\n"
-             "member_key_file = %s\nplugin = %s\n%s\n",
-             f->endpoint, f->dir, secret, tk_plugin(plugin), extra_conf ? extra_conf : "");
+             "member_key_file = %s\n%s",
+             f->endpoint, f->dir, secret, extra_conf ? extra_conf : "");
     tk_write_file(path, conf);
     free(conf);
+}
+
+void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,
+                         const char *extra_conf, const char *path)
+{
+    size_t size = strlen(extra_conf ? extra_conf : "") + PATH_MAX + 32;
+    char *lines = malloc(size);
+    ck_assert_ptr_nonnull(lines);
+    snprintf(lines, size, "plugin = %s\n%s\n", tk_plugin(plugin), extra_conf ? extra_conf : "");
+    hubfix_member_conf(f, member_id, lines, path);
+    free(lines);
 }
 
 char *hubfix_adapter_refused(hubfix_t *f, const char *member_id, const char *plugin,

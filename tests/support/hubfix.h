@@ -78,6 +78,11 @@ pid_t hubfix_start_tls_mock(hubfix_t *f, const char *script, const char *const e
  * EXT` makes NAME.key and NAME.pem signed by CA, with the extension line
  * EXT (e.g. 'subjectAltName=IP:127.0.0.1'). Asserts they succeed. */
 void hubfix_make_tls(hubfix_t *f, const char *steps);
+/* Writes to path a member-side configuration (hubctl's, the SDK's): this
+ * hub's endpoint and key, member_id's secret key, then the extra lines
+ * (may be NULL). */
+void hubfix_member_conf(hubfix_t *f, const char *member_id, const char *extra_conf,
+                        const char *path);
 /* Writes to path the configuration hubfix_start_adapter gives hub-adapter:
  * this hub, member_id's key, plugin, then the extra lines (may be NULL). */
 void hubfix_adapter_conf(hubfix_t *f, const char *member_id, const char *plugin,

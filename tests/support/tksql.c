@@ -14,6 +14,14 @@ sqlite3 *tk_sql_open_ro(const char *path)
     return db;
 }
 
+sqlite3_stmt *tk_sql_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *q = NULL;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK, "%s: %s",
+                  sqlite3_errmsg(db), sql);
+    return q;
+}
+
 long long tk_sql_int(const char *path, const char *sql)
 {
     if (access(path, R_OK) != 0)

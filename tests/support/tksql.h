@@ -12,6 +12,9 @@
 
 /* Opens path read-only with a 10 s busy timeout; asserts it opens. */
 sqlite3 *tk_sql_open_ro(const char *path);
+/* Prepares sql on db; asserts it prepares, naming SQLite's error and the
+ * statement. The caller finalizes it. */
+sqlite3_stmt *tk_sql_prepare(sqlite3 *db, const char *sql);
 /* The first column of sql's first row as a number; -1 if the file or the
  * table is not there (yet). A statement that does not run is said on
  * stderr. */

@@ -333,6 +333,21 @@ START_TEST(uuids_are_unique_even_across_fork)
 }
 END_TEST
 
+/* A citizen lookup from the one-stop shop to the population database,
+ * with message id `id`, a "{}" payload and a 5 s TTL; nothing else set. */
+static Lth__V1__Envelope lookup_envelope(char *id)
+{
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = id;
+    env.sender = "VN/GOV/HN-VP/TTHC";
+    env.receiver = "VN/GOV/BCA/CSDLQGDC";
+    env.service = "citizen.lookup/v1";
+    env.payload.data = (uint8_t *)"{}";
+    env.payload.len = 2;
+    env.ttl_ms = 5000;
+    return env;
+}
+
 START_TEST(frames_and_envelopes)
 {
     char id[37];
@@ -342,15 +357,8 @@ START_TEST(frames_and_envelopes)
     ck_assert(!hub_uuid_valid("not-a-uuid"));
     ck_assert(!hub_uuid_valid("8BAAD061-B716-49DD-83B6-D1433901A9C3"));
 
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = "VN/GOV/HN-VP/TTHC";
-    env.receiver = "VN/GOV/BCA/CSDLQGDC";
-    env.service = "citizen.lookup/v1";
+    Lth__V1__Envelope env = lookup_envelope(id);
     env.content_type = "application/json";
-    env.payload.data = (uint8_t *)"{}";
-    env.payload.len = 2;
-    env.ttl_ms = 5000;
     size_t len = lth__v1__envelope__get_packed_size(&env);
     uint8_t *buf = malloc(len);
     lth__v1__envelope__pack(&env, buf);
@@ -482,14 +490,7 @@ START_TEST(envelope_encoding_is_unambiguous)
 {
     char id[37];
     hub_uuid_new(id);
-    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = id;
-    env.sender = "VN/GOV/HN-VP/TTHC";
-    env.receiver = "VN/GOV/BCA/CSDLQGDC";
-    env.service = "citizen.lookup/v1";
-    env.payload.data = (uint8_t *)"{}";
-    env.payload.len = 2;
-    env.ttl_ms = 5000;
+    Lth__V1__Envelope env = lookup_envelope(id);
     uint8_t sig[64] = {1};
     env.signature.data = sig;
     env.signature.len = sizeof sig;

@@ -9,6 +9,7 @@
 #include "hub_utf8.h"
 #include "hub_vec.h"
 #include "hub_wire.h"
+#include "testkit.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -137,21 +138,33 @@ START_TEST(member_side_endpoint_lists)
 }
 END_TEST
 
+/* Each order writes the bytes it names and reads them back, one row per
+ * order with both widths. */
 START_TEST(byte_order)
 {
+    static const struct {
+        const char *name;
+        void (*put32)(uint8_t *, uint32_t);
+        uint32_t (*get32)(const uint8_t *);
+        const char *bytes32;
+        void (*put64)(uint8_t *, uint64_t);
+        uint64_t (*get64)(const uint8_t *);
+        const char *bytes64;
+    } orders[] = {
+        {"big-endian", hub_put_be32, hub_get_be32, "\x01\x02\x03\x04", hub_put_be64, hub_get_be64,
+         "\x01\x02\x03\x04\x05\x06\x07\x08"},
+        {"little-endian", hub_put_le32, hub_get_le32, "\x04\x03\x02\x01", hub_put_le64,
+         hub_get_le64, "\x08\x07\x06\x05\x04\x03\x02\x01"},
+    };
     uint8_t b[8];
-    hub_put_be32(b, 0x01020304u);
-    ck_assert(!memcmp(b, "\x01\x02\x03\x04", 4));
-    ck_assert_uint_eq(hub_get_be32(b), 0x01020304u);
-    hub_put_le32(b, 0x01020304u);
-    ck_assert(!memcmp(b, "\x04\x03\x02\x01", 4));
-    ck_assert_uint_eq(hub_get_le32(b), 0x01020304u);
-    hub_put_be64(b, 0x0102030405060708ull);
-    ck_assert(!memcmp(b, "\x01\x02\x03\x04\x05\x06\x07\x08", 8));
-    ck_assert_uint_eq(hub_get_be64(b), 0x0102030405060708ull);
-    hub_put_le64(b, 0x0102030405060708ull);
-    ck_assert(!memcmp(b, "\x08\x07\x06\x05\x04\x03\x02\x01", 8));
-    ck_assert_uint_eq(hub_get_le64(b), 0x0102030405060708ull);
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
+        orders[i].put32(b, 0x01020304u);
+        ck_assert_msg(!memcmp(b, orders[i].bytes32, 4), "%s 32-bit bytes", orders[i].name);
+        ck_assert_uint_eq(orders[i].get32(b), 0x01020304u);
+        orders[i].put64(b, 0x0102030405060708ull);
+        ck_assert_msg(!memcmp(b, orders[i].bytes64, 8), "%s 64-bit bytes", orders[i].name);
+        ck_assert_uint_eq(orders[i].get64(b), 0x0102030405060708ull);
+    }
     hub_put_be64(b, UINT64_MAX);
     ck_assert_uint_eq(hub_get_be64(b), UINT64_MAX);
 }
@@ -263,22 +276,6 @@ START_TEST(protobuf_packing)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("helpers");
-    TCase *tc = tcase_create("helpers");
-    tcase_add_test(tc, config_relative_paths);
-    tcase_add_test(tc, member_side_settings);
-    tcase_add_test(tc, member_side_endpoint_lists);
-    tcase_add_test(tc, byte_order);
-    tcase_add_test(tc, utf8_validator);
-    tcase_add_test(tc, growable_buffer);
-    tcase_add_test(tc, vector_macro);
-    tcase_add_test(tc, protobuf_packing);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TK_MAIN("helpers", TK_CASE("helpers", NULL, NULL, 0, config_relative_paths, member_side_settings,
+                           member_side_endpoint_lists, byte_order, utf8_validator, growable_buffer,
+                           vector_macro, protobuf_packing))

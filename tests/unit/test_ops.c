@@ -384,6 +384,13 @@ static json_t *json_of(const reply_t *r)
     return json_loadb(r->body, r->len, 0, &e);
 }
 
+/* GETs path into *r and returns its body as JSON, NULL when it is not. */
+static json_t *get_json(harness_t *h, const char *path, reply_t *r)
+{
+    *r = http(h, "GET", path, NULL, NULL);
+    return json_of(r);
+}
+
 /* Runs promtool on text; returns its exit status and output. */
 static int promtool_check(const char *text, char *out, size_t out_size)
 {
@@ -494,8 +501,7 @@ static void scenario_json_api(harness_t *h)
     json_decref(j);
     reply_free(&r);
 
-    r = http(h, "GET", "/api/v1/flows", NULL, NULL);
-    j = json_of(&r);
+    j = get_json(h, "/api/v1/flows", &r);
     CHECK(h, r.status == 200 && j, "flows %ld %s", r.status, r.body);
     json_t *flows = json_object_get(j, "flows");
     CHECK(h, json_array_size(flows) == 2, "2 flows");
@@ -521,8 +527,7 @@ static void scenario_json_api(harness_t *h)
     json_decref(j);
     reply_free(&r);
 
-    r = http(h, "GET", "/api/v1/queues", NULL, NULL);
-    j = json_of(&r);
+    j = get_json(h, "/api/v1/queues", &r);
     CHECK(h, r.status == 200 && j, "queues");
     json_t *q = json_array_get(json_object_get(j, "queues"), 0);
     CHECK(h, json_integer_value(json_object_get(q, "depth")) == 5, "depth");
@@ -530,8 +535,7 @@ static void scenario_json_api(harness_t *h)
     json_decref(j);
     reply_free(&r);
 
-    r = http(h, "GET", "/api/v1/exchanges?limit=3", NULL, NULL);
-    j = json_of(&r);
+    j = get_json(h, "/api/v1/exchanges?limit=3", &r);
     CHECK(h, r.status == 200 && j, "exchanges");
     CHECK(h, json_array_size(json_object_get(j, "exchanges")) == 3, "limit honoured");
     json_t *x = json_array_get(json_object_get(j, "exchanges"), 0);
@@ -539,8 +543,7 @@ static void scenario_json_api(harness_t *h)
     CHECK(h, json_number_value(json_object_get(x, "latency_ms")) == 2.0, "latency");
     json_decref(j);
     reply_free(&r);
-    r = http(h, "GET", "/api/v1/exchanges?member=" "VN%2FGOV%2FNO%2FONE", NULL, NULL);
-    j = json_of(&r);
+    j = get_json(h, "/api/v1/exchanges?member=" "VN%2FGOV%2FNO%2FONE", &r);
     CHECK(h, j && json_array_size(json_object_get(j, "exchanges")) == 0, "filter");
     json_decref(j);
     reply_free(&r);
@@ -556,8 +559,7 @@ static void scenario_json_api(harness_t *h)
         reply_free(&r);
     }
 
-    r = http(h, "GET", "/api/v1/status", NULL, NULL);
-    j = json_of(&r);
+    j = get_json(h, "/api/v1/status", &r);
     CHECK(h, r.status == 200 && j, "status");
     CHECK(h, json_integer_value(json_object_get(json_object_get(j, "members"), "connected")) == 1,
           "status members");
@@ -576,8 +578,7 @@ static void scenario_json_api(harness_t *h)
     json_decref(j);
     reply_free(&r);
 
-    r = http(h, "GET", "/api/v1/throughput", NULL, NULL);
-    j = json_of(&r);
+    j = get_json(h, "/api/v1/throughput", &r);
     CHECK(h, r.status == 200 && j, "throughput");
     json_t *points = json_object_get(j, "points");
     CHECK(h, json_array_size(points) == HUB_FLOWS_THROUGHPUT_S, "300 points");
@@ -709,20 +710,14 @@ static void scenario_dlq(harness_t *h)
     r = http(h, "POST", path, TOKEN, "{}");
     CHECK(h, r.status == 200 && strstr(r.body, "\"replayed\""), "%ld %s", r.status, r.body);
     reply_free(&r);
-    r = http(h, "POST", path, TOKEN, NULL);
-    CHECK(h, r.status == 404, "replayed twice: %ld", r.status);
-    reply_free(&r);
+    expect_status(h, "POST", path, TOKEN, NULL, 404); /* replayed twice */
     snprintf(path, sizeof path, "/api/v1/dlq/%llu/purge", (unsigned long long)fake.dead_seqs[1]);
     r = http(h, "POST", path, TOKEN, NULL);
     CHECK(h, r.status == 200 && strstr(r.body, "\"purged\""), "%ld %s", r.status, r.body);
     reply_free(&r);
-    r = http(h, "POST", path, TOKEN, NULL);
-    CHECK(h, r.status == 404, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "POST", path, TOKEN, NULL, 404);
     snprintf(path, sizeof path, "/api/v1/dlq/%llu/explode", (unsigned long long)fake.dead_seqs[2]);
-    r = http(h, "POST", path, TOKEN, NULL);
-    CHECK(h, r.status == 404, "%ld", r.status);
-    reply_free(&r);
+    expect_status(h, "POST", path, TOKEN, NULL, 404);
     r = http(h, "POST", "/api/v1/dlq/purge", TOKEN, NULL);
     CHECK(h, r.status == 400 && strstr(r.body, "older_than_s is required"), "%ld", r.status);
     reply_free(&r);

@@ -156,6 +156,15 @@ static void tv__check_canonical_layout(const uint8_t *b, size_t n, const hub_env
     ck_assert_uint_eq(at, n);
 }
 
+/* The vectors of one kind ("envelopes", "batches", "frames"): at least
+ * at_least of them. */
+static json_t *tv__vectors(const char *kind, size_t at_least)
+{
+    json_t *list = json_object_get(tv__root, kind);
+    ck_assert_msg(json_array_size(list) >= at_least, "fewer than %zu %s vectors", at_least, kind);
+    return list;
+}
+
 START_TEST(test_key)
 {
     uint8_t pk[32], sk[64];
@@ -167,8 +176,7 @@ START_TEST(test_envelopes)
 {
     uint8_t pk[32], sk[64];
     tv__key(pk, sk);
-    json_t *envs = json_object_get(tv__root, "envelopes");
-    ck_assert(json_array_size(envs) >= 5);
+    json_t *envs = tv__vectors("envelopes", 5);
     size_t i;
     json_t *v;
     json_array_foreach(envs, i, v)
@@ -248,8 +256,7 @@ START_TEST(test_batches)
 {
     uint8_t pk[32], sk[64];
     tv__key(pk, sk);
-    json_t *batches = json_object_get(tv__root, "batches");
-    ck_assert(json_array_size(batches) >= 3);
+    json_t *batches = tv__vectors("batches", 3);
     size_t b;
     json_t *v;
     json_array_foreach(batches, b, v)
@@ -325,11 +332,10 @@ START_TEST(test_frames)
 {
     uint8_t pk[32], sk[64];
     tv__key(pk, sk);
-    json_t *frames = json_object_get(tv__root, "frames");
-    ck_assert(json_array_size(frames) >= 6);
+    json_t *frames = tv__vectors("frames", 6);
+    int seen_batch = 0;
     size_t i;
     json_t *v;
-    int seen_batch = 0;
     json_array_foreach(frames, i, v)
     {
         const char *name = json_string_value(json_object_get(v, "name"));

@@ -6,6 +6,7 @@
  * stages. */
 #include "hub_core_internal.h"
 #include "hub_cluster.h"
+#include "hub_vec.h"
 
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
@@ -225,14 +226,8 @@ static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V
  * envelopes are in seq order (their seqs were handed out as they came). */
 static bool server__settle_pending(hub_server_t *self, const core__member_t *m, uint64_t seq)
 {
-    size_t lo = 0, hi = self->pending_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (self->pending[mid].msg.preset_seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    HUB_VEC_LOWER_BOUND(self->pending, self->pending_n, msg.preset_seq, seq, lo);
     if (lo == self->pending_n)
         return false;
     core__pending_t *p = &self->pending[lo];

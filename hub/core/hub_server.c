@@ -473,10 +473,7 @@ void server__housekeeping(uv_timer_t *timer)
     hub_server_t *self = timer->data;
     uint64_t now = hub_monotonic_us();
     uint64_t silent_limit = (uint64_t)self->cfg.heartbeat_ms * 3000u;
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        core__member_t *m = value;
+    CORE__FOREACH_MEMBER (self, m) {
         if (!m->online)
             continue;
         if (now - m->last_seen_mono_us > silent_limit) {
@@ -641,10 +638,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     self->limits_gen++;
     self->delegations = delegations;
     server__review_subscriptions(self);
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        core__member_t *m = value;
+    CORE__FOREACH_MEMBER (self, m) {
         if (m->online && !hub_keydir_find_member(fresh, m->id)) {
             HUB_WARN("router", "member key removed: cut off, its queue is kept", "member=%s",
                      m->id);

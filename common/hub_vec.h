@@ -45,4 +45,21 @@ static inline int hub_vec_reserve(void *items_p, size_t n, size_t *cap, size_t e
 #define HUB_VEC_RESERVE(items, n, cap, first)                                                      \
     hub_vec_reserve(&(items), (n), &(cap), sizeof *(items), (first))
 
+/* Sets `at` (a size_t) to the first index of items[0..n) whose member `key`
+ * is not less than `want`, or n when there is none: a lower-bound search of
+ * an array sorted by that member. `key` may be a path (msg.preset_seq).
+ * Whether items[at] is the one wanted is the caller's check. */
+#define HUB_VEC_LOWER_BOUND(items, n, key, want, at)                                               \
+    do {                                                                                           \
+        size_t hub_vec_lo_ = 0, hub_vec_hi_ = (n);                                                 \
+        while (hub_vec_lo_ < hub_vec_hi_) {                                                        \
+            size_t hub_vec_mid_ = hub_vec_lo_ + (hub_vec_hi_ - hub_vec_lo_) / 2;                   \
+            if ((items)[hub_vec_mid_].key < (want))                                                \
+                hub_vec_lo_ = hub_vec_mid_ + 1;                                                    \
+            else                                                                                   \
+                hub_vec_hi_ = hub_vec_mid_;                                                        \
+        }                                                                                          \
+        (at) = hub_vec_lo_;                                                                        \
+    } while (0)
+
 #endif

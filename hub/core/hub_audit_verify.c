@@ -126,14 +126,8 @@ static int audit_verify__timestamped(audit_verify__verifier_t *v, const char *fi
                                    "%" PRIu64 ") does not name a checkpoint and its token",
                                    r->seq, file, lineno);
     const audit_verify__cp_seen_t *cp = NULL;
-    size_t lo = 0, hi = v->n_cps;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v->cps[mid].seq < cp_seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    HUB_VEC_LOWER_BOUND(v->cps, v->n_cps, seq, cp_seq, lo);
     if (lo < v->n_cps && v->cps[lo].seq == cp_seq)
         cp = &v->cps[lo];
     if (!cp)

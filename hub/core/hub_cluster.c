@@ -117,10 +117,7 @@ static void cluster__cl_watch(core__cluster_t *cl, int events, bool fresh)
  * notifications may have been missed. */
 static void cluster__cl_rescan_all(hub_server_t *self)
 {
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        core__member_t *m = value;
+    CORE__FOREACH_MEMBER (self, m) {
         if (!m->online)
             continue;
         m->rescan = true;
@@ -592,11 +589,7 @@ static void cluster__cl_beat_send(core__cluster_t *cl)
     if (!(s.buf = malloc(s.cap)))
         return;
     s.buf[0] = '\0';
-    size_t online = 0;
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value))
-        online += ((core__member_t *)value)->online;
+    size_t online = members__online(self);
     char *ep = PQescapeLiteral(cl->conn, self->endpoint, strlen(self->endpoint));
     cluster__cl_put(
         &s,
@@ -623,6 +616,7 @@ static void cluster__cl_beat_send(core__cluster_t *cl)
         /* This node's subscriptions (ON CONFLICT: the ones already there). */
         size_t k = 0, cur = 0;
         const char *topic;
+        void *value;
         while (hub_map_next(self->subs, &cur, &topic, &value)) {
             const core__sublist_t *l = value;
             for (size_t i = 0; i < l->n; i++) {
@@ -653,9 +647,7 @@ static void cluster__cl_beat_send(core__cluster_t *cl)
     cluster__cl_put(&arr, "ARRAY[");
     if (online) {
         size_t k = 0;
-        cursor = 0;
-        while (hub_map_next(self->members, &cursor, NULL, &value)) {
-            core__member_t *m = value;
+        CORE__FOREACH_MEMBER (self, m) {
             if (!m->online)
                 continue;
             cluster__cl_location(cl, &s, m, k == 0);

@@ -3,6 +3,7 @@
  * with their audit records; nothing is ACKed before the store's commit
  * returns (commit__after_commit sends the receipts). */
 #include "hub_core_internal.h"
+#include "hub_vec.h"
 
 #define HUB__DEAD_LOG_LINES 20 /* dead letters logged one by one per commit */
 
@@ -340,14 +341,8 @@ static bool commit__answered_in_job(const core__commit_t *job, const core__pendi
         return true;
     if (!p->answered_by_seq)
         return false;
-    size_t lo = 0, hi = job->n_items;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (job->items[mid].msg.preset_seq < p->answered_by_seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    HUB_VEC_LOWER_BOUND(job->items, job->n_items, msg.preset_seq, p->answered_by_seq, lo);
     return lo < job->n_items && job->items[lo].msg.preset_seq == p->answered_by_seq &&
            job->items[lo].verdict == 0 && job->outcomes[lo] == HUB_STORE_OK;
 }

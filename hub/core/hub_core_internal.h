@@ -516,6 +516,16 @@ void audit_start__check_end(hub_server_t *self);
 void members__held_free(core__member_t *m);
 core__member_t *members__member(hub_server_t *self, const char *id);
 void members__member_free(core__member_t *m);
+/* The member after *cursor in self->members (a walk starts at 0), or NULL
+ * at the end. CORE__FOREACH_MEMBER walks them all, with break and continue
+ * as in any loop:
+ *     CORE__FOREACH_MEMBER(self, m) { if (!m->online) continue; ... } */
+core__member_t *members__next(const hub_server_t *self, size_t *cursor);
+#define CORE__FOREACH_MEMBER(self, m)                                                              \
+    for (size_t m##_cursor_ = 0, m##_once_ = 1; m##_once_; m##_once_ = 0)                          \
+        for (core__member_t * (m); ((m) = members__next((self), &m##_cursor_)) != NULL;)
+/* How many members are connected now. */
+size_t members__online(const hub_server_t *self);
 const char *members__service_label(hub_server_t *self, const char *sender, const char *receiver,
                                    const char *service);
 

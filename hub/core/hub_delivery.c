@@ -4,6 +4,7 @@
  * of agreements at delivery. */
 #include "hub_core_internal.h"
 #include "hub_cluster.h"
+#include "hub_vec.h"
 
 /* ------------------------------------------------------------------------ */
 /* Durable delivery                                                          */
@@ -48,14 +49,8 @@ int delivery__inflight_add(hub_server_t *self, core__member_t *m, const hub_stor
 
 core__inflight_t *delivery__inflight_find(core__member_t *m, uint64_t seq)
 {
-    size_t lo = 0, hi = m->inflight_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->inflight[mid].seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    HUB_VEC_LOWER_BOUND(m->inflight, m->inflight_n, seq, seq, lo);
     return (lo < m->inflight_n && m->inflight[lo].seq == seq) ? &m->inflight[lo] : NULL;
 }
 

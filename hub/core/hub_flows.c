@@ -122,47 +122,39 @@ static void flows__outcome_name(char *dst, const char *src)
 static int flows__register(hub_flows_t *self)
 {
     static const char *const labels[] = {"sender", "receiver", "service", "outcome"};
-    hub_metrics_t *m = self->metrics;
-    int rc = hub_metrics_counter(m, "lth_messages_total",
-                                 "Messages by sender, receiver, service and outcome (accepted, "
-                                 "or the refusal's NACK code).",
-                                 labels, 4, &self->f_messages);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_message_bytes_total",
-                                 "Payload bytes of accepted messages.", labels, 3, &self->f_bytes);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_messages_delivered_total",
-                                 "Messages handed to their receiver (first attempts).", labels, 3,
-                                 &self->f_delivered);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_messages_settled_total",
-                                 "Messages their receiver has finished handling.", labels, 3,
-                                 &self->f_settled);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_messages_dead_lettered_total",
-                                 "Messages moved to the dead-letter queue.", labels, 3,
-                                 &self->f_dead);
+    const double *bk = flows__prom_buckets;
     size_t nb = sizeof flows__prom_buckets / sizeof flows__prom_buckets[0];
-    if (!rc)
-        rc = hub_metrics_histogram(m, "lth_end_to_end_latency_seconds",
-                                   "Time from the hub's acceptance of a message to its "
-                                   "receiver's settle.",
-                                   labels, 3, flows__prom_buckets, nb, &self->f_e2e);
-    if (!rc)
-        rc = hub_metrics_histogram(m, "lth_hub_latency_seconds",
-                                   "Time from the hub's receipt of a message to its hand-off "
-                                   "to the receiver.",
-                                   labels, 3, flows__prom_buckets, nb, &self->f_hub);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_flows_tracked",
-                               "Sender-receiver-service flows the hub keeps figures for.", NULL,
-                               0, &self->f_tracked);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_flows_overflow_total",
-                                 "Messages counted in the _overflow flow because max_flows "
-                                 "flows were already tracked.",
-                                 NULL, 0, &self->f_overflow);
-    return rc;
+    const hub_metric_def_t defs[] = {
+        {HUB_METRIC_COUNTER, "lth_messages_total",
+         "Messages by sender, receiver, service and outcome (accepted, "
+         "or the refusal's NACK code).",
+         labels, 4, &self->f_messages, NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_message_bytes_total", "Payload bytes of accepted messages.",
+         labels, 3, &self->f_bytes, NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_messages_delivered_total",
+         "Messages handed to their receiver (first attempts).", labels, 3, &self->f_delivered, NULL,
+         0},
+        {HUB_METRIC_COUNTER, "lth_messages_settled_total",
+         "Messages their receiver has finished handling.", labels, 3, &self->f_settled, NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_messages_dead_lettered_total",
+         "Messages moved to the dead-letter queue.", labels, 3, &self->f_dead, NULL, 0},
+        {HUB_METRIC_HISTOGRAM, "lth_end_to_end_latency_seconds",
+         "Time from the hub's acceptance of a message to its "
+         "receiver's settle.",
+         labels, 3, &self->f_e2e, bk, nb},
+        {HUB_METRIC_HISTOGRAM, "lth_hub_latency_seconds",
+         "Time from the hub's receipt of a message to its hand-off "
+         "to the receiver.",
+         labels, 3, &self->f_hub, bk, nb},
+        {HUB_METRIC_GAUGE, "lth_flows_tracked",
+         "Sender-receiver-service flows the hub keeps figures for.", NULL, 0, &self->f_tracked,
+         NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_flows_overflow_total",
+         "Messages counted in the _overflow flow because max_flows "
+         "flows were already tracked.",
+         NULL, 0, &self->f_overflow, NULL, 0},
+    };
+    return hub_metrics_register(self->metrics, defs, sizeof defs / sizeof defs[0]);
 }
 
 int hub_flows_new(hub_metrics_t *metrics, size_t max_flows, hub_flows_t **out)

@@ -3,6 +3,20 @@
  * records the loop hands to the commit worker. */
 #include "hub_core_internal.h"
 
+core__member_t *members__next(const hub_server_t *self, size_t *cursor)
+{
+    void *value;
+    return hub_map_next(self->members, cursor, NULL, &value) ? value : NULL;
+}
+
+size_t members__online(const hub_server_t *self)
+{
+    size_t online = 0;
+    CORE__FOREACH_MEMBER (self, m)
+        online += m->online;
+    return online;
+}
+
 core__member_t *members__member(hub_server_t *self, const char *id)
 {
     core__member_t *m = hub_map_get(self->members, id);

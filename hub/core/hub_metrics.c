@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { HUB__COUNTER = 0, HUB__GAUGE, HUB__HISTOGRAM } metrics__metric_type_t;
+typedef hub_metric_kind_t metrics__metric_type_t;
 
 struct hub_metric_series {
     hub_metric_family_t *family;
@@ -77,7 +77,7 @@ static bool metrics__names_clash(const char *a, metrics__metric_type_t ta, const
         return true;
     for (int pass = 0; pass < 2; pass++) {
         const char *hist = pass ? b : a, *other = pass ? a : b;
-        if ((pass ? tb : ta) != HUB__HISTOGRAM)
+        if ((pass ? tb : ta) != HUB_METRIC_HISTOGRAM)
             continue;
         size_t n = strlen(hist);
         for (size_t i = 0; i < 3; i++) {
@@ -145,18 +145,18 @@ static int metrics__register(hub_metrics_t *reg, metrics__metric_type_t type, co
     *out = NULL;
     if (!reg || !metrics__name_ok(name, true) || !help || (n_labels && !label_names))
         return HUB_EINVAL;
-    if (type == HUB__COUNTER && !metrics__ends_with(name, "_total"))
+    if (type == HUB_METRIC_COUNTER && !metrics__ends_with(name, "_total"))
         return HUB_EINVAL;
     for (size_t i = 0; i < n_labels; i++) {
         if (!metrics__name_ok(label_names[i], false) || strncmp(label_names[i], "__", 2) == 0 ||
-            (type == HUB__HISTOGRAM && strcmp(label_names[i], "le") == 0))
+            (type == HUB_METRIC_HISTOGRAM && strcmp(label_names[i], "le") == 0))
             return HUB_EINVAL;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(label_names[i], label_names[j]) == 0)
                 return HUB_EINVAL;
         }
     }
-    if (type == HUB__HISTOGRAM) {
+    if (type == HUB_METRIC_HISTOGRAM) {
         if (!buckets || n_buckets == 0)
             return HUB_EINVAL;
         for (size_t i = 0; i < n_buckets; i++) {
@@ -179,13 +179,13 @@ static int metrics__register(hub_metrics_t *reg, metrics__metric_type_t type, co
     f->name = strdup(name);
     f->help = strdup(help);
     f->label_names = metrics__strv_dup(label_names, n_labels);
-    if (type == HUB__HISTOGRAM) {
+    if (type == HUB_METRIC_HISTOGRAM) {
         f->n_bounds = n_buckets;
         f->bounds = malloc(n_buckets * sizeof *f->bounds);
         if (f->bounds)
             memcpy(f->bounds, buckets, n_buckets * sizeof *f->bounds);
     }
-    if (!f->name || !f->help || !f->label_names || (type == HUB__HISTOGRAM && !f->bounds)) {
+    if (!f->name || !f->help || !f->label_names || (type == HUB_METRIC_HISTOGRAM && !f->bounds)) {
         metrics__family_free(f);
         return HUB_ENOMEM;
     }
@@ -214,7 +214,7 @@ int hub_metrics_new(size_t max_series_per_family, hub_metrics_t **out)
                                             : HUB_METRICS_DEFAULT_MAX_SERIES;
     crypto_shorthash_keygen(reg->hash_key);
     static const char *const labels[] = {"family"};
-    int rc = metrics__register(reg, HUB__COUNTER, HUB_METRICS_DROPPED_NAME,
+    int rc = metrics__register(reg, HUB_METRIC_COUNTER, HUB_METRICS_DROPPED_NAME,
                                "Label combinations not recorded because their family had reached "
                                "its series limit.",
                                labels, 1, NULL, 0, &reg->dropped);
@@ -243,22 +243,36 @@ int hub_metrics_counter(hub_metrics_t *reg, const char *name, const char *help,
                         const char *const label_names[], size_t n_labels,
                         hub_metric_family_t **out)
 {
-    return metrics__register(reg, HUB__COUNTER, name, help, label_names, n_labels, NULL, 0, out);
+    return metrics__register(reg, HUB_METRIC_COUNTER, name, help, label_names, n_labels, NULL, 0,
+                             out);
 }
 
 int hub_metrics_gauge(hub_metrics_t *reg, const char *name, const char *help,
                       const char *const label_names[], size_t n_labels,
                       hub_metric_family_t **out)
 {
-    return metrics__register(reg, HUB__GAUGE, name, help, label_names, n_labels, NULL, 0, out);
+    return metrics__register(reg, HUB_METRIC_GAUGE, name, help, label_names, n_labels, NULL, 0,
+                             out);
 }
 
 int hub_metrics_histogram(hub_metrics_t *reg, const char *name, const char *help,
                           const char *const label_names[], size_t n_labels,
                           const double *buckets, size_t n_buckets, hub_metric_family_t **out)
 {
-    return metrics__register(reg, HUB__HISTOGRAM, name, help, label_names, n_labels, buckets,
+    return metrics__register(reg, HUB_METRIC_HISTOGRAM, name, help, label_names, n_labels, buckets,
                              n_buckets, out);
+}
+
+int hub_metrics_register(hub_metrics_t *reg, const hub_metric_def_t *defs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const hub_metric_def_t *d = &defs[i];
+        rc = metrics__register(reg, d->kind, d->name, d->help, d->label_names, d->n_labels,
+                               d->kind == HUB_METRIC_HISTOGRAM ? d->buckets : NULL,
+                               d->kind == HUB_METRIC_HISTOGRAM ? d->n_buckets : 0, d->out);
+    }
+    return rc;
 }
 
 /* ---- series lookup ---------------------------------------------------- */
@@ -358,9 +372,9 @@ static int metrics__family_get_series(hub_metric_family_t *f, const char *const 
     s->family = f;
     s->hash = hash;
     s->values = metrics__strv_dup(values, f->n_labels);
-    if (f->type == HUB__HISTOGRAM)
+    if (f->type == HUB_METRIC_HISTOGRAM)
         s->bucket_counts = calloc(f->n_bounds + 1, sizeof *s->bucket_counts);
-    if (!s->values || (f->type == HUB__HISTOGRAM && !s->bucket_counts)) {
+    if (!s->values || (f->type == HUB_METRIC_HISTOGRAM && !s->bucket_counts)) {
         metrics__series_free(s);
         return HUB_ENOMEM;
     }
@@ -385,8 +399,8 @@ int hub_metric_series(hub_metric_family_t *family, const char *const label_value
 
 int hub_series_inc(hub_metric_series_t *s, double delta)
 {
-    if (!s || isnan(delta) || s->family->type == HUB__HISTOGRAM ||
-        (s->family->type == HUB__COUNTER && delta < 0))
+    if (!s || isnan(delta) || s->family->type == HUB_METRIC_HISTOGRAM ||
+        (s->family->type == HUB_METRIC_COUNTER && delta < 0))
         return HUB_EINVAL;
     s->value += delta;
     return 0;
@@ -394,8 +408,8 @@ int hub_series_inc(hub_metric_series_t *s, double delta)
 
 int hub_series_set(hub_metric_series_t *s, double value)
 {
-    if (!s || isnan(value) || s->family->type == HUB__HISTOGRAM ||
-        (s->family->type == HUB__COUNTER && value < 0))
+    if (!s || isnan(value) || s->family->type == HUB_METRIC_HISTOGRAM ||
+        (s->family->type == HUB_METRIC_COUNTER && value < 0))
         return HUB_EINVAL;
     s->value = value;
     return 0;
@@ -403,7 +417,7 @@ int hub_series_set(hub_metric_series_t *s, double value)
 
 int hub_series_observe(hub_metric_series_t *s, double value)
 {
-    if (!s || isnan(value) || s->family->type != HUB__HISTOGRAM)
+    if (!s || isnan(value) || s->family->type != HUB_METRIC_HISTOGRAM)
         return HUB_EINVAL;
     const hub_metric_family_t *f = s->family;
     /* The first bound >= value (Prometheus buckets are "less or equal"). */
@@ -426,8 +440,8 @@ int hub_series_observe(hub_metric_series_t *s, double value)
 static int metrics__scalar_series(hub_metric_family_t *family, const char *const label_values[],
                                   double v, hub_metric_series_t **s)
 {
-    if (!family || isnan(v) || family->type == HUB__HISTOGRAM ||
-        (family->type == HUB__COUNTER && v < 0))
+    if (!family || isnan(v) || family->type == HUB_METRIC_HISTOGRAM ||
+        (family->type == HUB_METRIC_COUNTER && v < 0))
         return HUB_EINVAL;
     return metrics__family_get_series(family, label_values, s);
 }
@@ -450,7 +464,7 @@ int hub_metric_observe(hub_metric_family_t *family, const char *const label_valu
                        double value)
 {
     hub_metric_series_t *s;
-    if (!family || isnan(value) || family->type != HUB__HISTOGRAM)
+    if (!family || isnan(value) || family->type != HUB_METRIC_HISTOGRAM)
         return HUB_EINVAL;
     int rc = metrics__family_get_series(family, label_values, &s);
     return rc ? rc : hub_series_observe(s, value);
@@ -594,7 +608,7 @@ static void metrics__render_family(metrics__out_t *o, const hub_metric_family_t 
     qsort(sorted, f->n_series, sizeof *sorted, metrics__cmp_series);
     for (size_t i = 0; i < f->n_series; i++) {
         const hub_metric_series_t *s = sorted[i];
-        if (f->type != HUB__HISTOGRAM) {
+        if (f->type != HUB_METRIC_HISTOGRAM) {
             metrics__out_sample_name(o, f, s, "", NULL);
             metrics__out_put(o, " ", 1);
             metrics__out_double(o, s->value);

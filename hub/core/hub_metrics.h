@@ -65,8 +65,25 @@ int hub_metrics_gauge(hub_metrics_t *reg, const char *name, const char *help,
 /* buckets: the upper bounds, finite and strictly increasing (n_buckets >= 1);
  * the +Inf bucket is added. E.g. {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1}. */
 int hub_metrics_histogram(hub_metrics_t *reg, const char *name, const char *help,
-                          const char *const label_names[], size_t n_labels,
-                          const double *buckets, size_t n_buckets, hub_metric_family_t **out);
+                          const char *const label_names[], size_t n_labels, const double *buckets,
+                          size_t n_buckets, hub_metric_family_t **out);
+
+/* One family of a table for hub_metrics_register: the arguments of the
+ * calls above, so that a module lists its families instead of chaining
+ * calls. buckets and n_buckets are for HUB_METRIC_HISTOGRAM only. */
+typedef enum { HUB_METRIC_COUNTER = 0, HUB_METRIC_GAUGE, HUB_METRIC_HISTOGRAM } hub_metric_kind_t;
+typedef struct {
+    hub_metric_kind_t kind;
+    const char *name;
+    const char *help;
+    const char *const *label_names;
+    size_t n_labels;
+    hub_metric_family_t **out;
+    const double *buckets;
+    size_t n_buckets;
+} hub_metric_def_t;
+/* Registers defs[0..n) in order; stops at, and returns, the first error. */
+int hub_metrics_register(hub_metrics_t *reg, const hub_metric_def_t *defs, size_t n);
 
 /* The following take label_values with exactly as many strings as the
  * family has label names (NULL when it has none). */

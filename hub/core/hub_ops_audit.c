@@ -17,33 +17,29 @@ static void ops_audit__get(const hub_ops_source_t *src, hub_ops_audit_t *a)
 
 int hub_ops_audit_metrics_new(hub_metrics_t *m, hub_ops_audit_metrics_t *f)
 {
-    int rc = hub_metrics_gauge(m, "lth_audit_checkpoint_sequence",
-                               "Seq of the last durable audit checkpoint (the published head; "
-                               "its hash is at /api/v1/audit/head).",
-                               NULL, 0, &f->checkpoint_seq);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_audit_log_gap_records",
-                               "Audit records found missing at start and accepted by the "
-                               "operator (audit_accept_gap); 0 normally.",
-                               NULL, 0, &f->gap);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_audit_tsa_tokens_total",
-                                 "RFC 3161 time-stamp tokens obtained for audit checkpoints.", NULL,
-                                 0, &f->tsa_tokens);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_audit_tsa_failures_total",
-                                 "Time-stamp requests to the TSA that failed.", NULL, 0,
-                                 &f->tsa_failures);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_audit_tsa_failing_seconds",
-                               "How long the TSA has failed since its last token (0: fine).", NULL,
-                               0, &f->tsa_failing_s);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_audit_tsa_pending_checkpoint",
-                               "Seq of the newest checkpoint still waiting for a time-stamp "
-                               "(0: none).",
-                               NULL, 0, &f->tsa_pending);
-    return rc;
+    const hub_metric_def_t defs[] = {
+        {HUB_METRIC_GAUGE, "lth_audit_checkpoint_sequence",
+         "Seq of the last durable audit checkpoint (the published head; "
+         "its hash is at /api/v1/audit/head).",
+         NULL, 0, &f->checkpoint_seq, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_audit_log_gap_records",
+         "Audit records found missing at start and accepted by the "
+         "operator (audit_accept_gap); 0 normally.",
+         NULL, 0, &f->gap, NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_audit_tsa_tokens_total",
+         "RFC 3161 time-stamp tokens obtained for audit checkpoints.", NULL, 0, &f->tsa_tokens,
+         NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_audit_tsa_failures_total",
+         "Time-stamp requests to the TSA that failed.", NULL, 0, &f->tsa_failures, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_audit_tsa_failing_seconds",
+         "How long the TSA has failed since its last token (0: fine).", NULL, 0, &f->tsa_failing_s,
+         NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_audit_tsa_pending_checkpoint",
+         "Seq of the newest checkpoint still waiting for a time-stamp "
+         "(0: none).",
+         NULL, 0, &f->tsa_pending, NULL, 0},
+    };
+    return hub_metrics_register(m, defs, sizeof defs / sizeof defs[0]);
 }
 
 static uint64_t ops_audit__failing_s(const hub_ops_audit_t *a)

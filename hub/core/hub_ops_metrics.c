@@ -281,79 +281,81 @@ int hub_ops__register_families(hub_ops_t *self)
     static const char *const receiver_l[] = {"receiver"};
     static const char *const code_l[] = {"code"};
     static const char *const version_l[] = {"version"};
-    int rc = hub_metrics_gauge(m, "lth_members_known", "Members whose key is in the key directory.",
-                               NULL, 0, &self->f_known);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_members_connected", "Members connected now.", NULL, 0,
-                               &self->f_connected);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_member_connected",
-                               "1 while the member is connected, else 0.", member_l, 1,
-                               &self->f_member_up);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_queue_depth",
-                               "Messages queued for the receiver (in flight included).",
-                               receiver_l, 1, &self->f_q_depth);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_queue_in_flight",
-                               "Messages delivered to the receiver and not yet settled.",
-                               receiver_l, 1, &self->f_q_inflight);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_queue_oldest_age_seconds",
-                               "Age of the oldest message queued for the receiver.", receiver_l,
-                               1, &self->f_q_age);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_dead_letters", "Messages in the dead-letter queue.", NULL,
-                               0, &self->f_dead);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_store_used_bytes", "Bytes of the store holding data.",
-                               NULL, 0, &self->f_store_used);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_store_max_bytes", "The store's size limit in bytes.", NULL,
-                               0, &self->f_store_max);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_audit_sequence",
-                               "Sequence number of the last audit record (0: audit log off).",
-                               NULL, 0, &self->f_audit);
+    static const char *const alarm_l[] = {"code", "subject", "level"};
+    static const char *const level_l[] = {"level"};
+    static const char *const deleg_l[] = {"authority", "service", "delegate", "procedure"};
+    static const char *const node_l[] = {"node_id"};
+    /* Registered in this order (and rendered so): these, the audit
+     * families, then the rest below. */
+    const hub_metric_def_t state_defs[] = {
+        {HUB_METRIC_GAUGE, "lth_members_known", "Members whose key is in the key directory.", NULL,
+         0, &self->f_known, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_members_connected", "Members connected now.", NULL, 0,
+         &self->f_connected, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_member_connected", "1 while the member is connected, else 0.",
+         member_l, 1, &self->f_member_up, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_queue_depth",
+         "Messages queued for the receiver (in flight included).", receiver_l, 1, &self->f_q_depth,
+         NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_queue_in_flight",
+         "Messages delivered to the receiver and not yet settled.", receiver_l, 1,
+         &self->f_q_inflight, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_queue_oldest_age_seconds",
+         "Age of the oldest message queued for the receiver.", receiver_l, 1, &self->f_q_age, NULL,
+         0},
+        {HUB_METRIC_GAUGE, "lth_dead_letters", "Messages in the dead-letter queue.", NULL, 0,
+         &self->f_dead, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_store_used_bytes", "Bytes of the store holding data.", NULL, 0,
+         &self->f_store_used, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_store_max_bytes", "The store's size limit in bytes.", NULL, 0,
+         &self->f_store_max, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_audit_sequence",
+         "Sequence number of the last audit record (0: audit log off).", NULL, 0, &self->f_audit,
+         NULL, 0},
+    };
+    const hub_metric_def_t hub_defs[] = {
+        {HUB_METRIC_COUNTER, "lth_hub_refusals_total", "Envelopes NACKed, by NACK code.", code_l, 1,
+         &self->f_refused_code, NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_http_responses_total",
+         "Responses of the operator API, by status code.", code_l, 1, &self->f_responses, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_alarm",
+         "1 while the alarm holds at this level, else 0 (subject: the "
+         "member, or \"\" for the hub).",
+         alarm_l, 3, &self->f_alarm, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_alarms_active", "Alarms holding now, by level.", level_l, 1,
+         &self->f_alarms_active, NULL, 0},
+        {HUB_METRIC_COUNTER, "lth_delegation_carried_total",
+         "Envelopes routed to a delegate (ủy quyền), by rule and, for a "
+         "rule naming procedures, by procedure (\"\": a whole-service "
+         "rule).",
+         deleg_l, 4, &self->f_delegated, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_build_info", "The hub's version; always 1.", version_l, 1,
+         &self->f_build, NULL, 0},
+        {HUB_METRIC_GAUGE, "lth_node_info",
+         "The hubd node answering (hubd.conf node_id); always 1. Each node "
+         "of several has its own /metrics.",
+         node_l, 1, &self->f_node, NULL, 0},
+    };
+    const hub_metric_def_t process_defs[] = {
+        {HUB_METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL,
+         0, &self->f_proc_rss, NULL, 0},
+        {HUB_METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL, 0,
+         &self->f_proc_vsz, NULL, 0},
+        {HUB_METRIC_GAUGE, "process_open_fds", "Open file descriptors.", NULL, 0, &self->f_proc_fds,
+         NULL, 0},
+        {HUB_METRIC_GAUGE, "process_max_fds", "The limit on open file descriptors.", NULL, 0,
+         &self->f_proc_max_fds, NULL, 0},
+        {HUB_METRIC_COUNTER, "process_cpu_seconds_total",
+         "User and system CPU time spent, in seconds.", NULL, 0, &self->f_proc_cpu, NULL, 0},
+        {HUB_METRIC_GAUGE, "process_start_time_seconds",
+         "Start time of the process since the Unix epoch, in seconds.", NULL, 0,
+         &self->f_proc_start, NULL, 0},
+    };
+    int rc = hub_metrics_register(m, state_defs, sizeof state_defs / sizeof state_defs[0]);
     if (!rc)
         rc = hub_ops_audit_metrics_new(m, &self->audit_metrics);
     if (!rc)
-        rc = hub_metrics_counter(m, "lth_hub_refusals_total", "Envelopes NACKed, by NACK code.",
-                                 code_l, 1, &self->f_refused_code);
-    if (!rc)
-        rc = hub_metrics_counter(m, "lth_http_responses_total",
-                                 "Responses of the operator API, by status code.", code_l, 1,
-                                 &self->f_responses);
-    if (!rc) {
-        static const char *const alarm_l[] = {"code", "subject", "level"};
-        rc = hub_metrics_gauge(m, "lth_alarm",
-                               "1 while the alarm holds at this level, else 0 (subject: the "
-                               "member, or \"\" for the hub).",
-                               alarm_l, 3, &self->f_alarm);
-    }
-    if (!rc) {
-        static const char *const level_l[] = {"level"};
-        rc = hub_metrics_gauge(m, "lth_alarms_active", "Alarms holding now, by level.", level_l,
-                               1, &self->f_alarms_active);
-    }
-    if (!rc) {
-        static const char *const deleg_l[] = {"authority", "service", "delegate", "procedure"};
-        rc = hub_metrics_counter(m, "lth_delegation_carried_total",
-                                 "Envelopes routed to a delegate (ủy quyền), by rule and, for a "
-                                 "rule naming procedures, by procedure (\"\": a whole-service "
-                                 "rule).",
-                                 deleg_l, 4, &self->f_delegated);
-    }
-    if (!rc)
-        rc = hub_metrics_gauge(m, "lth_build_info", "The hub's version; always 1.", version_l, 1,
-                               &self->f_build);
-    if (!rc) {
-        static const char *const node_l[] = {"node_id"};
-        rc = hub_metrics_gauge(m, "lth_node_info",
-                               "The hubd node answering (hubd.conf node_id); always 1. Each node "
-                               "of several has its own /metrics.",
-                               node_l, 1, &self->f_node);
-    }
+        rc = hub_metrics_register(m, hub_defs, sizeof hub_defs / sizeof hub_defs[0]);
     for (size_t i = 0; !rc && i < HUB_OPS__STAT_FAMILIES; i++)
         rc = !hub_ops__stat_families[i].metric
                  ? 0
@@ -368,25 +370,7 @@ int hub_ops__register_families(hub_ops_t *self)
                                      ops_metrics__http_family_help[i], NULL, 0, &self->f_http[i]);
     }
     if (!rc)
-        rc = hub_metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.",
-                               NULL, 0, &self->f_proc_rss);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
-                               NULL, 0, &self->f_proc_vsz);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "process_open_fds", "Open file descriptors.", NULL, 0,
-                               &self->f_proc_fds);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "process_max_fds", "The limit on open file descriptors.", NULL,
-                               0, &self->f_proc_max_fds);
-    if (!rc)
-        rc = hub_metrics_counter(m, "process_cpu_seconds_total",
-                                 "User and system CPU time spent, in seconds.", NULL, 0,
-                                 &self->f_proc_cpu);
-    if (!rc)
-        rc = hub_metrics_gauge(m, "process_start_time_seconds",
-                               "Start time of the process since the Unix epoch, in seconds.", NULL,
-                               0, &self->f_proc_start);
+        rc = hub_metrics_register(m, process_defs, sizeof process_defs / sizeof process_defs[0]);
     if (!rc) {
         const char *const v[] = {HUB_VERSION};
         rc = hub_metric_set(self->f_build, v, 1);

@@ -56,20 +56,26 @@ static int send__blocked_push(hub_server_t *self, core__member_t *m, uint8_t *bu
     return 0;
 }
 
+/* The code for a send to m that ZeroMQ refused: HUB_EAGAIN (pipe full), or
+ * HUB_EZMQ (on EHOSTUNREACH the connection is gone: m goes offline). */
+static int send__zmq_failed(core__member_t *m)
+{
+    int e = zmq_errno();
+    if (e == EHOSTUNREACH) {
+        HUB_INFO("router", "member connection gone", "member=%s", m->id);
+        m->online = false;
+        send__blocked_drop(m);
+    }
+    return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
+}
+
 /* One zmq send of an encoded frame: 0, HUB_EAGAIN (pipe full), or another
  * error (EHOSTUNREACH: the connection is gone and the member goes offline). */
 static int send__zmq_send(hub_server_t *self, core__member_t *m, const uint8_t *buf, size_t len)
 {
     if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        if (e == EHOSTUNREACH) {
-            HUB_INFO("router", "member connection gone", "member=%s", m->id);
-            m->online = false;
-            send__blocked_drop(m);
-        }
-        return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
-    }
+        zmq_send(self->router, buf, len, ZMQ_DONTWAIT) < 0)
+        return send__zmq_failed(m);
     m->bytes_out += len;
     return 0;
 }
@@ -79,15 +85,8 @@ static int send__zmq_send(hub_server_t *self, core__member_t *m, const uint8_t *
 static int send__zmq_send_msg(hub_server_t *self, core__member_t *m, zmq_msg_t *msg, size_t len)
 {
     if (zmq_send(self->router, m->rid, m->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        if (e == EHOSTUNREACH) {
-            HUB_INFO("router", "member connection gone", "member=%s", m->id);
-            m->online = false;
-            send__blocked_drop(m);
-        }
-        return e == EAGAIN ? HUB_EAGAIN : HUB_EZMQ;
-    }
+        zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) < 0)
+        return send__zmq_failed(m);
     m->bytes_out += len;
     return 0;
 }

@@ -6,6 +6,7 @@
  * stages. */
 #include "hub_core_internal.h"
 #include "hub_cluster.h"
+#include "hub_vec.h"
 
 /* ------------------------------------------------------------------------ */
 /* Frames from members                                                       */
@@ -225,14 +226,8 @@ static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V
  * envelopes are in seq order (their seqs were handed out as they came). */
 static bool server__settle_pending(hub_server_t *self, const core__member_t *m, uint64_t seq)
 {
-    size_t lo = 0, hi = self->pending_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (self->pending[mid].msg.preset_seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    HUB_VEC_LOWER_BOUND(self->pending, self->pending_n, msg.preset_seq, seq, lo);
     if (lo == self->pending_n)
         return false;
     core__pending_t *p = &self->pending[lo];
@@ -478,10 +473,7 @@ void server__housekeeping(uv_timer_t *timer)
     hub_server_t *self = timer->data;
     uint64_t now = hub_monotonic_us();
     uint64_t silent_limit = (uint64_t)self->cfg.heartbeat_ms * 3000u;
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        core__member_t *m = value;
+    CORE__FOREACH_MEMBER (self, m) {
         if (!m->online)
             continue;
         if (now - m->last_seen_mono_us > silent_limit) {
@@ -646,10 +638,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     self->limits_gen++;
     self->delegations = delegations;
     server__review_subscriptions(self);
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        core__member_t *m = value;
+    CORE__FOREACH_MEMBER (self, m) {
         if (m->online && !hub_keydir_find_member(fresh, m->id)) {
             HUB_WARN("router", "member key removed: cut off, its queue is kept", "member=%s",
                      m->id);

@@ -45,10 +45,7 @@ static void server_ops__members(void *ctx, hub_ops_member_visit visit, void *use
                 (uint64_t)(uintptr_t)hub_map_get(self->cert_not_after, kp->member_id) * 1000000u;
         visit(&v, user);
     }
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value)) {
-        core__member_t *m = value;
+    CORE__FOREACH_MEMBER (self, m) {
         if (hub_keydir_find_member(self->keys, m->id))
             continue;
         hub_ops_member_t v = {m->id,
@@ -225,11 +222,7 @@ static void server_ops__nodes(void *ctx, hub_ops_node_visit visit, void *user)
         cluster__nodes(self, visit, user);
         return;
     }
-    uint32_t online = 0;
-    size_t cursor = 0;
-    void *value;
-    while (hub_map_next(self->members, &cursor, NULL, &value))
-        online += ((core__member_t *)value)->online;
+    uint32_t online = (uint32_t)members__online(self);
     hub_ops_node_t n = {self->cfg.node_id, self->endpoint, hub_now_us(), online, true, true};
     visit(&n, user);
 }

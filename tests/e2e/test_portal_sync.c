@@ -183,19 +183,6 @@ static void wait_eq(const char *path, const char *sql, long long want, const cha
     tk_sql_wait_eq(path, sql, want, WAIT_MS, what);
 }
 
-static bool wait_text(const char *path, const char *needle, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 200) {
-        char *text = tk_read_file(path);
-        bool found = text && strstr(text, needle);
-        free(text);
-        if (found)
-            return true;
-        tk_sleep_ms(200);
-    }
-    return false;
-}
-
 /* ---- sending as a member ---- */
 
 static void send_event(adp_client_t *c, const char *to, const char *service, const char *type,
@@ -380,7 +367,7 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     adp_close(&c);
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/adapter-VN.GOV.HN-VP.TTHC.log", fix.dir);
-    ck_assert(wait_text(log, "RESULT_HANDED_OVER cannot follow PROCESSING", 5000));
+    ck_assert(tk_wait_file_contains(log, "RESULT_HANDED_OVER cannot follow PROCESSING", 5000));
     stop_all_cleanly();
 }
 END_TEST
@@ -1081,7 +1068,7 @@ START_TEST(payment_fee_follows_the_catalogue_in_force)
     free(v2);
     free(v1);
     kill(proc, SIGHUP);
-    ck_assert_msg(wait_text(status, "amended SYN-1.000004", 10000),
+    ck_assert_msg(tk_wait_file_contains(status, "amended SYN-1.000004", 10000),
                   "the reload amending the fee was not published (%s)", status);
 
     adp_client_t *c = hubfix_connect(&fix, PORTAL);

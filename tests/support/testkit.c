@@ -314,30 +314,68 @@ static size_t tk__on_body(char *data, size_t size, size_t n, void *user)
     return size * n;
 }
 
-tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body)
+/* The answer's header lines, kept while they fit. */
+typedef struct {
+    char *text;
+    size_t size;
+    size_t len;
+} tk__headers_t;
+
+static size_t tk__on_header(char *data, size_t size, size_t n, void *user)
+{
+    tk__headers_t *h = user;
+    if (h->len + size * n < h->size) {
+        memcpy(h->text + h->len, data, size * n);
+        h->len += size * n;
+        h->text[h->len] = '\0';
+    }
+    return size * n;
+}
+
+tk_reply_t tk_http_ex(const char *method, const char *url, const char *token, const char *body,
+                      const char *const headers[], char *headers_out, size_t headers_size)
 {
     tk_reply_t r = {0, calloc(1, 1), 0};
-    ck_assert_ptr_nonnull(r.body);
     CURL *curl = curl_easy_init();
-    ck_assert_ptr_nonnull(curl);
-    struct curl_slist *headers = NULL;
+    if (!r.body || !curl) {
+        curl_easy_cleanup(curl);
+        return r;
+    }
+    struct curl_slist *list = NULL;
     char auth[512];
     if (token) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(headers, auth);
+        list = curl_slist_append(list, auth);
     }
+    for (size_t i = 0; headers && headers[i]; i++)
+        list = curl_slist_append(list, headers[i]);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     if (body || !strcmp(method, "POST"))
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, tk__on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+    tk__headers_t got = {headers_out, headers_size, 0};
+    if (headers_out && headers_size > 0) {
+        headers_out[0] = '\0';
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, tk__on_header);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, &got);
+    }
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
     if (curl_easy_perform(curl) == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(headers);
+    curl_slist_free_all(list);
     curl_easy_cleanup(curl);
+    return r;
+}
+
+tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body)
+{
+    tk_reply_t r = tk_http_ex(method, url, token, body, NULL, NULL, 0);
+    ck_assert_ptr_nonnull(r.body);
     return r;
 }
 

@@ -175,6 +175,15 @@ typedef struct {
  * an empty body). */
 tk_reply_t tk_http(const char *method, const char *url, const char *token, const char *body);
 
+/* tk_http with more: header lines to send besides the token's
+ * (NULL-terminated, may be NULL), and the answer's header lines copied into
+ * headers_out (headers_size bytes, NUL-terminated, the lines that do not
+ * fit left out; may be NULL). A HEAD asks for no body. It never asserts,
+ * so that a client thread may call it: a request that could not be made
+ * answers status 0 (and body NULL when memory ran out). */
+tk_reply_t tk_http_ex(const char *method, const char *url, const char *token, const char *body,
+                      const char *const headers[], char *headers_out, size_t headers_size);
+
 /* The JSON of a 200 answer (asserts both; `what` names the request in the
  * failure); frees r.body. */
 json_t *tk_reply_json(tk_reply_t r, const char *what);

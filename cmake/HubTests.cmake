@@ -14,7 +14,8 @@
 #   <check_timeout> seconds for each Check test case.
 set(HUB_TESTS_DIR ${CMAKE_SOURCE_DIR}/tests)
 set(HUB_TEST_SUPPORT ${HUB_TESTS_DIR}/support/hubfix.c ${HUB_TESTS_DIR}/support/testkit.c
-    ${HUB_TESTS_DIR}/support/tkcanon.c ${HUB_TESTS_DIR}/support/tkproc.c)
+    ${HUB_TESTS_DIR}/support/tkcanon.c ${HUB_TESTS_DIR}/support/tkloop.c
+    ${HUB_TESTS_DIR}/support/tkproc.c)
 # What every test finds in its environment. HUB_FAILSYNC_LIB is the fault
 # library of tests/faults/failsync.c (built in tests/CMakeLists.txt).
 set(HUB_TEST_ENV

@@ -5,7 +5,7 @@
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include "hub_error.h"
 #include "hub_http.h"
-#include "testkit.h"
+#include "tkloop.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -44,15 +44,6 @@ struct harness {
     char failure[1024];
 };
 
-/* In the client thread: record the failure and leave the scenario. */
-#define CHECK(h, cond, ...) TK_THREAD_CHECK((h)->failure, cond, __VA_ARGS__)
-
-static void on_server_closed(void *user)
-{
-    harness_t *h = user;
-    h->closed_called = true;
-}
-
 static void on_wake(uv_async_t *async)
 {
     harness_t *h = async->data;
@@ -67,7 +58,7 @@ static void on_wake(uv_async_t *async)
     pthread_mutex_unlock(&h->mu);
     if (done) {
         hub_http_stats(h->server, &h->final_stats);
-        int rc = hub_http_close(h->server, on_server_closed, h);
+        int rc = hub_http_close(h->server, tk_set_flag, &h->closed_called);
         if (rc == HUB_ECLOSED) /* a handler closed it already */
             h->closed_called = true;
         uv_close((uv_handle_t *)&h->wake, NULL);
@@ -115,13 +106,8 @@ static hub_http_stats_t run_scenario(const hub_http_config_t *cfg, scenario_fn s
     ck_assert_int_eq(hub_http_listen(h->server, "127.0.0.1", 0), 0);
     h->port = hub_http_port(h->server);
     ck_assert_int_gt(h->port, 0);
-    ck_assert_int_eq(uv_async_init(&h->loop, &h->wake, on_wake), 0);
-    h->wake.data = h;
     h->scenario = scenario;
-    pthread_t thread;
-    ck_assert_int_eq(pthread_create(&thread, NULL, client_main, h), 0);
-    uv_run(&h->loop, UV_RUN_DEFAULT);
-    pthread_join(thread, NULL);
+    tk_loop_with_client(&h->loop, &h->wake, on_wake, client_main, h);
     ck_assert_msg(h->closed_called, "the server's close callback did not run");
     hub_http_destroy(&h->server);
     ck_assert_ptr_null(h->server);
@@ -181,7 +167,7 @@ static void echo_handler(const hub_http_request_t *req, hub_http_response_t *res
         return;
     }
     if (strcmp(req->path, "/shutdown") == 0) {
-        hub_http_close(h->server, on_server_closed, h);
+        hub_http_close(h->server, tk_set_flag, &h->closed_called);
         return;
     }
     if (strcmp(req->path, "/api-checks") == 0) {
@@ -423,38 +409,38 @@ static bool roundtrip(harness_t *h, const char *request, response_t *r)
 static void sc_get_query(harness_t *h)
 {
     response_t r;
-    CHECK(h, roundtrip(h,
-                       "GET /echo/a%2Fb?name=Nguy%E1%BB%85n+V%C4%83n&x=1 HTTP/1.1\r\n"
-                       "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
-                       &r));
-    CHECK(h, r.status == 200, "status %d", r.status);
-    CHECK(h, has_header(&r, "Content-Type: application/json"), "%s", r.head);
-    CHECK(h, has_header(&r, "Cache-Control: no-store"), "%s", r.head);
-    CHECK(h, has_header(&r, "X-Content-Type-Options: nosniff"), "%s", r.head);
-    CHECK(h, has_header(&r, "Connection: close"), "%s", r.head);
+    TK_CHECK(h, roundtrip(h,
+                          "GET /echo/a%2Fb?name=Nguy%E1%BB%85n+V%C4%83n&x=1 HTTP/1.1\r\n"
+                          "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                          &r));
+    TK_CHECK(h, r.status == 200, "status %d", r.status);
+    TK_CHECK(h, has_header(&r, "Content-Type: application/json"), "%s", r.head);
+    TK_CHECK(h, has_header(&r, "Cache-Control: no-store"), "%s", r.head);
+    TK_CHECK(h, has_header(&r, "X-Content-Type-Options: nosniff"), "%s", r.head);
+    TK_CHECK(h, has_header(&r, "Connection: close"), "%s", r.head);
     const char *want = "{\"method\":\"GET\",\"path\":\"/echo/a%2Fb\","
                        "\"query\":\"name=Nguy%E1%BB%85n+V%C4%83n&x=1\","
                        "\"name\":\"Nguy\xe1\xbb\x85n V\xc4\x83n\",\"token\":null,"
                        "\"content_type\":null,\"body\":\"\"}";
-    CHECK(h, strcmp(r.body, want) == 0, "body %s", r.body);
+    TK_CHECK(h, strcmp(r.body, want) == 0, "body %s", r.body);
     response_free(&r);
 }
 
 static void sc_post_body(harness_t *h)
 {
     response_t r;
-    CHECK(h, roundtrip(h,
-                       "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                       "Authorization: Bearer abc.def\r\nContent-Length: 15\r\n\r\n"
-                       "{\"ma_hs\":\"H1\"}\n",
-                       &r));
-    CHECK(h, r.status == 200, "status %d", r.status);
+    TK_CHECK(h, roundtrip(h,
+                          "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          "Authorization: Bearer abc.def\r\nContent-Length: 15\r\n\r\n"
+                          "{\"ma_hs\":\"H1\"}\n",
+                          &r));
+    TK_CHECK(h, r.status == 200, "status %d", r.status);
     const char *want = "{\"method\":\"POST\",\"path\":\"/submit\",\"query\":\"\","
                        "\"name\":\"<-17>\","
                        "\"token\":\"abc.def\",\"content_type\":\"application/json\","
                        "\"body\":\"{\\\"ma_hs\\\":\\\"H1\\\"}\\u000a\"}";
-    CHECK(h, strcmp(r.body, want) == 0, "body %s", r.body);
-    CHECK(h, !r.conn_close, "%s", r.head);
+    TK_CHECK(h, strcmp(r.body, want) == 0, "body %s", r.body);
+    TK_CHECK(h, !r.conn_close, "%s", r.head);
     response_free(&r);
 }
 
@@ -462,53 +448,53 @@ static void sc_keep_alive(harness_t *h)
 {
     client_t c;
     response_t r;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && !r.conn_close, "%s", r.head);
-    CHECK(h, strstr(r.body, "\"/one\""), "%s", r.body);
+    TK_CHECK(h, r.status == 200 && !r.conn_close, "%s", r.head);
+    TK_CHECK(h, strstr(r.body, "\"/one\""), "%s", r.body);
     response_free(&r);
-    CHECK(h, client_sends(&c, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n"));
+    TK_CHECK(h, client_sends(&c, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && !r.conn_close, "%s", r.head);
-    CHECK(h, strstr(r.body, "\"/two\""), "%s", r.body);
+    TK_CHECK(h, r.status == 200 && !r.conn_close, "%s", r.head);
+    TK_CHECK(h, strstr(r.body, "\"/two\""), "%s", r.body);
     response_free(&r);
     /* Two pipelined in one write, answered in order; the second closes. */
-    CHECK(h, client_sends(&c, "GET /three HTTP/1.1\r\nHost: x\r\n\r\n"
-                              "HEAD /four HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    TK_CHECK(h, client_sends(&c, "GET /three HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 "HEAD /four HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && strstr(r.body, "\"/three\""), "%s", r.head);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"/three\""), "%s", r.head);
     response_free(&r);
     /* HEAD: the length of the body that GET would send, but no body. */
     char *end = NULL;
     while (!(c.len && (end = memmem(c.buf, c.len, "\r\n\r\n", 4))))
-        CHECK(h, client_fill(&c) > 0);
-    CHECK(h, strncmp(c.buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", c.buf);
-    CHECK(h, strcasestr(c.buf, "\r\nConnection: close\r\n"), "%s", c.buf);
+        TK_CHECK(h, client_fill(&c) > 0);
+    TK_CHECK(h, strncmp(c.buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", c.buf);
+    TK_CHECK(h, strcasestr(c.buf, "\r\nConnection: close\r\n"), "%s", c.buf);
     const char *cl = strcasestr(c.buf, "\r\nContent-Length: ");
-    CHECK(h, cl && strtoul(cl + 18, NULL, 10) > 50, "%s", c.buf);
+    TK_CHECK(h, cl && strtoul(cl + 18, NULL, 10) > 50, "%s", c.buf);
     size_t head_len = (size_t)(end - c.buf) + 4;
-    CHECK(h, client_wait_closed(&c));
-    CHECK(h, c.len == head_len, "HEAD response carried %zu body bytes", c.len - head_len);
+    TK_CHECK(h, client_wait_closed(&c));
+    TK_CHECK(h, c.len == head_len, "HEAD response carried %zu body bytes", c.len - head_len);
     client_close(&c);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.requests == 4, "requests %llu", (unsigned long long)s.requests);
+    TK_CHECK(h, s.requests == 4, "requests %llu", (unsigned long long)s.requests);
 }
 
 static void sc_http10(harness_t *h)
 {
     client_t c;
     response_t r;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && has_header(&r, "Connection: keep-alive"), "%s", r.head);
+    TK_CHECK(h, r.status == 200 && has_header(&r, "Connection: keep-alive"), "%s", r.head);
     response_free(&r);
-    CHECK(h, client_sends(&c, "GET /b HTTP/1.0\r\n\r\n"));
+    TK_CHECK(h, client_sends(&c, "GET /b HTTP/1.0\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && r.conn_close, "%s", r.head);
+    TK_CHECK(h, r.status == 200 && r.conn_close, "%s", r.head);
     response_free(&r);
-    CHECK(h, client_wait_closed(&c), "HTTP/1.0 without keep-alive must close");
+    TK_CHECK(h, client_wait_closed(&c), "HTTP/1.0 without keep-alive must close");
     client_close(&c);
 }
 
@@ -532,12 +518,12 @@ static void sc_tokens(harness_t *h)
         char req[512];
         snprintf(req, sizeof req, "GET /auth HTTP/1.1\r\nHost: x\r\n%s\r\n", cases[i].auth);
         response_t r;
-        CHECK(h, roundtrip(h, req, &r));
-        CHECK(h, r.status == cases[i].status, "case %zu: status %d", i, r.status);
+        TK_CHECK(h, roundtrip(h, req, &r));
+        TK_CHECK(h, r.status == cases[i].status, "case %zu: status %d", i, r.status);
         if (r.status == 401)
-            CHECK(h, has_header(&r, "WWW-Authenticate: Bearer"), "%s", r.head);
+            TK_CHECK(h, has_header(&r, "WWW-Authenticate: Bearer"), "%s", r.head);
         if (r.status == 200)
-            CHECK(h, strcmp(r.body, "welcome") == 0);
+            TK_CHECK(h, strcmp(r.body, "welcome") == 0);
         response_free(&r);
     }
 }
@@ -550,17 +536,17 @@ static void expect_refused(harness_t *h, const char *request, size_t len, int st
 {
     client_t c;
     response_t r;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_send(&c, request, len));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_send(&c, request, len));
     client_response(&c, &r);
-    CHECK(h, r.status == status, "want %d, got %d: %s", status, r.status, r.head);
-    CHECK(h, r.conn_close, "%s", r.head);
+    TK_CHECK(h, r.status == status, "want %d, got %d: %s", status, r.status, r.head);
+    TK_CHECK(h, r.conn_close, "%s", r.head);
     if (json) {
-        CHECK(h, has_header(&r, "Content-Type: application/json"), "%s", r.head);
-        CHECK(h, strncmp(r.body, "{\"error\":\"", 10) == 0, "%s", r.body);
+        TK_CHECK(h, has_header(&r, "Content-Type: application/json"), "%s", r.head);
+        TK_CHECK(h, strncmp(r.body, "{\"error\":\"", 10) == 0, "%s", r.body);
     }
     response_free(&r);
-    CHECK(h, client_wait_closed(&c), "connection still open after %d", status);
+    TK_CHECK(h, client_wait_closed(&c), "connection still open after %d", status);
     client_close(&c);
 }
 
@@ -573,8 +559,8 @@ static void expect_rejected(harness_t *h, const char *request, size_t len, int s
 static void expect_healthy(harness_t *h)
 {
     response_t r;
-    CHECK(h, roundtrip(h, "GET /still-ok HTTP/1.1\r\nHost: x\r\n\r\n", &r));
-    CHECK(h, r.status == 200, "server no longer answers: %d", r.status);
+    TK_CHECK(h, roundtrip(h, "GET /still-ok HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+    TK_CHECK(h, r.status == 200, "server no longer answers: %d", r.status);
     response_free(&r);
 }
 
@@ -603,16 +589,16 @@ static void sc_oversize_headers(harness_t *h)
     memset(req + n, 'a', pad);
     strcpy(req + n + pad, "\r\n\r\n");
     client_t c;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, req));
-    CHECK(h, client_wait_closed(&c));
-    CHECK(h, c.len > 20 && strncmp(c.buf, "HTTP/1.1 431 ", 13) == 0, "%s", c.buf);
-    CHECK(h, strcmp(c.buf + c.len - 4, "\r\n\r\n") == 0, "HEAD got a body: %s", c.buf);
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, req));
+    TK_CHECK(h, client_wait_closed(&c));
+    TK_CHECK(h, c.len > 20 && strncmp(c.buf, "HTTP/1.1 431 ", 13) == 0, "%s", c.buf);
+    TK_CHECK(h, strcmp(c.buf + c.len - 4, "\r\n\r\n") == 0, "HEAD got a body: %s", c.buf);
     client_close(&c);
     free(req);
     expect_healthy(h);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.bad_requests == 4, "bad_requests %llu", (unsigned long long)s.bad_requests);
+    TK_CHECK(h, s.bad_requests == 4, "bad_requests %llu", (unsigned long long)s.bad_requests);
 }
 
 static void sc_oversize_body(harness_t *h)
@@ -634,11 +620,11 @@ static void sc_oversize_body(harness_t *h)
     memset(full + n, 'b', limit);
     client_t c;
     response_t r;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_send(&c, full, (size_t)n + limit));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_send(&c, full, (size_t)n + limit));
     free(full);
     client_response(&c, &r);
-    CHECK(h, r.status == 200, "at the limit: %d", r.status);
+    TK_CHECK(h, r.status == 200, "at the limit: %d", r.status);
     response_free(&r);
     client_close(&c);
     /* Chunked bodies are refused with 411. */
@@ -660,7 +646,7 @@ static void sc_garbage(harness_t *h)
     expect_rejected(h, http2, strlen(http2), 505);
     expect_healthy(h);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.bad_requests == 4, "bad_requests %llu", (unsigned long long)s.bad_requests);
+    TK_CHECK(h, s.bad_requests == 4, "bad_requests %llu", (unsigned long long)s.bad_requests);
 }
 
 /* A client trickles a header byte every 50 ms: the server must close it
@@ -668,9 +654,9 @@ static void sc_garbage(harness_t *h)
 static void trickled_header_closed(harness_t *h)
 {
     client_t c;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
     double start = now_ms();
-    CHECK(h, client_sends(&c, "GET /slow HTTP/1.1\r\nHost: x\r\n"));
+    TK_CHECK(h, client_sends(&c, "GET /slow HTTP/1.1\r\nHost: x\r\n"));
     bool closed = false;
     while (now_ms() - start < 3000) {
         if (!client_sends(&c, "X")) {
@@ -686,10 +672,10 @@ static void trickled_header_closed(harness_t *h)
         }
     }
     double elapsed = now_ms() - start;
-    CHECK(h, closed, "server kept a trickling client for %.0f ms", elapsed);
-    CHECK(h, elapsed >= 250 && elapsed < 1500, "closed after %.0f ms", elapsed);
+    TK_CHECK(h, closed, "server kept a trickling client for %.0f ms", elapsed);
+    TK_CHECK(h, elapsed >= 250 && elapsed < 1500, "closed after %.0f ms", elapsed);
     if (c.len)
-        CHECK(h, strncmp(c.buf, "HTTP/1.1 408 ", 13) == 0, "%s", c.buf);
+        TK_CHECK(h, strncmp(c.buf, "HTTP/1.1 408 ", 13) == 0, "%s", c.buf);
     client_close(&c);
 }
 
@@ -698,7 +684,7 @@ static void sc_slowloris(harness_t *h)
     trickled_header_closed(h);
     expect_healthy(h);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.timeouts == 1, "timeouts %llu", (unsigned long long)s.timeouts);
+    TK_CHECK(h, s.timeouts == 1, "timeouts %llu", (unsigned long long)s.timeouts);
 }
 
 static bool wait_open(harness_t *h, uint32_t want);
@@ -711,21 +697,21 @@ static void sc_header_deadline(harness_t *h)
     trickled_header_closed(h);
     client_t c;
     /* Headers at once, then a 10-byte body over about 600 ms: served. */
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
     for (int i = 0; i < 10; i++) {
         struct timespec ts = {0, 60 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        CHECK(h, client_sends(&c, "b"), "closed after %d body bytes", i);
+        TK_CHECK(h, client_sends(&c, "b"), "closed after %d body bytes", i);
     }
     response_t r;
     client_response(&c, &r);
-    CHECK(h, r.status == 200, "slow body after timely headers: %d", r.status);
-    CHECK(h, r.body && strstr(r.body, "\"body\":\"bbbbbbbbbb\""), "%s", r.body ? r.body : "");
+    TK_CHECK(h, r.status == 200, "slow body after timely headers: %d", r.status);
+    TK_CHECK(h, r.body && strstr(r.body, "\"body\":\"bbbbbbbbbb\""), "%s", r.body ? r.body : "");
     response_free(&r);
     client_close(&c);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.timeouts == 1, "timeouts %llu", (unsigned long long)s.timeouts);
+    TK_CHECK(h, s.timeouts == 1, "timeouts %llu", (unsigned long long)s.timeouts);
 }
 
 /* One address may hold max_connections_per_client (3 here); its fourth is
@@ -734,27 +720,28 @@ static void sc_per_client_limit(harness_t *h)
 {
     client_t held[3];
     for (int i = 0; i < 3; i++)
-        CHECK(h, client_open_from(&held[i], h->port, "127.0.0.2") == 0);
-    CHECK(h, wait_open(h, 3), "open %u", snapshot(h).open_connections);
+        TK_CHECK(h, client_open_from(&held[i], h->port, "127.0.0.2") == 0);
+    TK_CHECK(h, wait_open(h, 3), "open %u", snapshot(h).open_connections);
     client_t extra;
-    CHECK(h, client_open_from(&extra, h->port, "127.0.0.2") == 0);
-    CHECK(h, client_wait_closed(&extra), "the fourth connection from one address was kept");
-    CHECK(h, extra.len > 0 && strncmp(extra.buf, "HTTP/1.1 503 ", 13) == 0 &&
+    TK_CHECK(h, client_open_from(&extra, h->port, "127.0.0.2") == 0);
+    TK_CHECK(h, client_wait_closed(&extra), "the fourth connection from one address was kept");
+    TK_CHECK(h,
+             extra.len > 0 && strncmp(extra.buf, "HTTP/1.1 503 ", 13) == 0 &&
                  strstr(extra.buf, "from your address"),
-          "%.*s", (int)extra.len, extra.buf ? extra.buf : "");
+             "%.*s", (int)extra.len, extra.buf ? extra.buf : "");
     client_close(&extra);
     expect_healthy(h); /* from 127.0.0.1 */
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.rejected_connections == 1, "rejected %llu",
-          (unsigned long long)s.rejected_connections);
+    TK_CHECK(h, s.rejected_connections == 1, "rejected %llu",
+             (unsigned long long)s.rejected_connections);
     /* One of the three closes: that address may connect again. */
     client_close(&held[0]);
-    CHECK(h, wait_open(h, 2), "open %u", snapshot(h).open_connections);
-    CHECK(h, client_open_from(&held[0], h->port, "127.0.0.2") == 0);
-    CHECK(h, client_sends(&held[0], "GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
+    TK_CHECK(h, wait_open(h, 2), "open %u", snapshot(h).open_connections);
+    TK_CHECK(h, client_open_from(&held[0], h->port, "127.0.0.2") == 0);
+    TK_CHECK(h, client_sends(&held[0], "GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
     response_t r;
     client_response(&held[0], &r);
-    CHECK(h, r.status == 200, "after one closed: %d", r.status);
+    TK_CHECK(h, r.status == 200, "after one closed: %d", r.status);
     response_free(&r);
     for (int i = 0; i < 3; i++)
         client_close(&held[i]);
@@ -764,19 +751,19 @@ static void sc_idle(harness_t *h)
 {
     client_t c;
     response_t r;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && !r.conn_close);
+    TK_CHECK(h, r.status == 200 && !r.conn_close);
     response_free(&r);
     double start = now_ms();
-    CHECK(h, client_wait_closed(&c), "idle connection not closed");
+    TK_CHECK(h, client_wait_closed(&c), "idle connection not closed");
     double elapsed = now_ms() - start;
-    CHECK(h, elapsed >= 150 && elapsed < 1500, "closed after %.0f ms", elapsed);
+    TK_CHECK(h, elapsed >= 150 && elapsed < 1500, "closed after %.0f ms", elapsed);
     client_close(&c);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.idle_closes == 1 && s.timeouts == 0, "idle %llu timeouts %llu",
-          (unsigned long long)s.idle_closes, (unsigned long long)s.timeouts);
+    TK_CHECK(h, s.idle_closes == 1 && s.timeouts == 0, "idle %llu timeouts %llu",
+             (unsigned long long)s.idle_closes, (unsigned long long)s.timeouts);
 }
 
 static bool wait_open(harness_t *h, uint32_t want)
@@ -794,26 +781,26 @@ static void sc_max_connections(harness_t *h)
 {
     client_t held[4];
     for (int i = 0; i < 4; i++)
-        CHECK(h, client_open(&held[i], h->port, 0) == 0);
-    CHECK(h, wait_open(h, 4), "open %u", snapshot(h).open_connections);
+        TK_CHECK(h, client_open(&held[i], h->port, 0) == 0);
+    TK_CHECK(h, wait_open(h, 4), "open %u", snapshot(h).open_connections);
     client_t extra;
-    CHECK(h, client_open(&extra, h->port, 0) == 0);
-    CHECK(h, client_wait_closed(&extra), "the fifth connection was kept");
+    TK_CHECK(h, client_open(&extra, h->port, 0) == 0);
+    TK_CHECK(h, client_wait_closed(&extra), "the fifth connection was kept");
     if (extra.len)
-        CHECK(h, strncmp(extra.buf, "HTTP/1.1 503 ", 13) == 0, "%s", extra.buf);
+        TK_CHECK(h, strncmp(extra.buf, "HTTP/1.1 503 ", 13) == 0, "%s", extra.buf);
     client_close(&extra);
     hub_http_stats_t s = snapshot(h);
-    CHECK(h, s.rejected_connections == 1 && s.open_connections == 4, "rejected %llu open %u",
-          (unsigned long long)s.rejected_connections, s.open_connections);
+    TK_CHECK(h, s.rejected_connections == 1 && s.open_connections == 4, "rejected %llu open %u",
+             (unsigned long long)s.rejected_connections, s.open_connections);
     /* The held connections still work. */
     response_t r;
-    CHECK(h, client_sends(&held[0], "GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
+    TK_CHECK(h, client_sends(&held[0], "GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
     client_response(&held[0], &r);
-    CHECK(h, r.status == 200, "%d", r.status);
+    TK_CHECK(h, r.status == 200, "%d", r.status);
     response_free(&r);
     /* Once one goes, a new client is served. */
     client_close(&held[3]);
-    CHECK(h, wait_open(h, 3));
+    TK_CHECK(h, wait_open(h, 3));
     expect_healthy(h);
     for (int i = 0; i < 3; i++)
         client_close(&held[i]);
@@ -822,20 +809,20 @@ static void sc_max_connections(harness_t *h)
 static void sc_slow_reader(harness_t *h)
 {
     client_t c;
-    CHECK(h, client_open(&c, h->port, 4096) == 0);
+    TK_CHECK(h, client_open(&c, h->port, 4096) == 0);
     /* 64 pipelined requests for 256 KiB each, and never read. */
     char reqs[64 * 40];
     size_t off = 0;
     for (int i = 0; i < 64; i++)
         off += (size_t)sprintf(reqs + off, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK(h, client_send(&c, reqs, off));
+    TK_CHECK(h, client_send(&c, reqs, off));
     bool overflowed = false;
     for (int i = 0; i < 300 && !overflowed; i++) {
         overflowed = snapshot(h).write_overflows == 1;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    CHECK(h, overflowed, "a client that does not read was not cut off");
+    TK_CHECK(h, overflowed, "a client that does not read was not cut off");
     size_t total = 0;
     for (;;) {
         ssize_t n = client_fill(&c);
@@ -844,7 +831,7 @@ static void sc_slow_reader(harness_t *h)
         total += c.len;
         c.len = 0;
     }
-    CHECK(h, total < 64u * BIG_BODY_LEN, "got %zu bytes", total);
+    TK_CHECK(h, total < 64u * BIG_BODY_LEN, "got %zu bytes", total);
     client_close(&c);
     expect_healthy(h);
 }
@@ -852,30 +839,30 @@ static void sc_slow_reader(harness_t *h)
 static void sc_misc_responses(harness_t *h)
 {
     response_t r;
-    CHECK(h, roundtrip(h, "GET /noresp HTTP/1.1\r\nHost: x\r\n\r\n", &r));
-    CHECK(h, r.status == 500, "%d", r.status);
-    CHECK(h, strcmp(r.body, "{\"error\":\"the handler did not respond\"}") == 0, "%s", r.body);
+    TK_CHECK(h, roundtrip(h, "GET /noresp HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+    TK_CHECK(h, r.status == 500, "%d", r.status);
+    TK_CHECK(h, strcmp(r.body, "{\"error\":\"the handler did not respond\"}") == 0, "%s", r.body);
     response_free(&r);
-    CHECK(h, roundtrip(h, "GET /err HTTP/1.1\r\nHost: x\r\n\r\n", &r));
-    CHECK(h, r.status == 409, "%d", r.status);
+    TK_CHECK(h, roundtrip(h, "GET /err HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+    TK_CHECK(h, r.status == 409, "%d", r.status);
     const char *want = "{\"error\":\"bad \\\"x\\\"\\n\\\\ \\u0001 Nguy\xe1\xbb\x85n \\ufffd!\"}";
-    CHECK(h, strcmp(r.body, want) == 0, "%s", r.body);
+    TK_CHECK(h, strcmp(r.body, want) == 0, "%s", r.body);
     response_free(&r);
-    CHECK(h, roundtrip(h, "GET /api-checks HTTP/1.1\r\nHost: x\r\n\r\n", &r));
-    CHECK(h, r.status == 200, "%d %s", r.status, r.body);
-    CHECK(h, has_header(&r, "X-Request-Kind: checks"), "%s", r.head);
+    TK_CHECK(h, roundtrip(h, "GET /api-checks HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+    TK_CHECK(h, r.status == 200, "%d %s", r.status, r.body);
+    TK_CHECK(h, has_header(&r, "X-Request-Kind: checks"), "%s", r.head);
     response_free(&r);
     /* Expect: 100-continue gets the interim response first. */
     client_t c;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                              "Expect: 100-continue\r\n\r\n"));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                 "Expect: 100-continue\r\n\r\n"));
     client_response(&c, &r);
-    CHECK(h, r.status == 100, "%s", r.head);
+    TK_CHECK(h, r.status == 100, "%s", r.head);
     response_free(&r);
-    CHECK(h, client_sends(&c, "hi"));
+    TK_CHECK(h, client_sends(&c, "hi"));
     client_response(&c, &r);
-    CHECK(h, r.status == 200 && strstr(r.body, "\"body\":\"hi\""), "%s", r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"body\":\"hi\""), "%s", r.body);
     response_free(&r);
     client_close(&c);
 }
@@ -883,16 +870,16 @@ static void sc_misc_responses(harness_t *h)
 static void sc_close_from_handler(harness_t *h)
 {
     client_t idle;
-    CHECK(h, client_open(&idle, h->port, 0) == 0);
-    CHECK(h, wait_open(h, 1));
+    TK_CHECK(h, client_open(&idle, h->port, 0) == 0);
+    TK_CHECK(h, wait_open(h, 1));
     client_t c;
-    CHECK(h, client_open(&c, h->port, 0) == 0);
-    CHECK(h, client_sends(&c, "POST /shutdown HTTP/1.1\r\nHost: x\r\n\r\n"));
-    CHECK(h, client_wait_closed(&c));
-    CHECK(h, client_wait_closed(&idle));
+    TK_CHECK(h, client_open(&c, h->port, 0) == 0);
+    TK_CHECK(h, client_sends(&c, "POST /shutdown HTTP/1.1\r\nHost: x\r\n\r\n"));
+    TK_CHECK(h, client_wait_closed(&c));
+    TK_CHECK(h, client_wait_closed(&idle));
     client_close(&c);
     client_close(&idle);
-    CHECK(h, client_open(&c, h->port, 0) != 0, "still accepting after close");
+    TK_CHECK(h, client_open(&c, h->port, 0) != 0, "still accepting after close");
 }
 
 /* ---- tests ------------------------------------------------------------ */

@@ -8,10 +8,9 @@
 #include "hub_ops.h"
 #include "hub_store.h"
 #include "hub_wire.h"
-#include "testkit.h"
+#include "tkloop.h"
 
 #include <check.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -198,19 +197,10 @@ struct harness {
     char failure[2048];
 };
 
-/* In the client thread: record the failure and leave the scenario. */
-#define CHECK(h, cond, ...) TK_THREAD_CHECK((h)->failure, cond, __VA_ARGS__)
-
-static void on_ops_closed(void *user)
-{
-    harness_t *h = user;
-    h->closed_called = true;
-}
-
 static void on_wake(uv_async_t *async)
 {
     harness_t *h = async->data;
-    hub_ops_close(h->ops, on_ops_closed, h);
+    hub_ops_close(h->ops, tk_set_flag, &h->closed_called);
     uv_close((uv_handle_t *)&h->wake, NULL);
 }
 
@@ -257,13 +247,8 @@ static void run_scenario(const char *token, scenario_fn scenario)
     char expect[64];
     snprintf(expect, sizeof expect, "127.0.0.1:%d", h->port);
     ck_assert_str_eq(hub_ops_address(h->ops), expect);
-    ck_assert_int_eq(uv_async_init(&h->loop, &h->wake, on_wake), 0);
-    h->wake.data = h;
     h->scenario = scenario;
-    pthread_t thread;
-    ck_assert_int_eq(pthread_create(&thread, NULL, client_main, h), 0);
-    uv_run(&h->loop, UV_RUN_DEFAULT);
-    pthread_join(thread, NULL);
+    tk_loop_with_client(&h->loop, &h->wake, on_wake, client_main, h);
     ck_assert(h->closed_called);
     hub_ops_destroy(&h->ops);
     ck_assert_ptr_null(h->ops);
@@ -277,82 +262,34 @@ static void run_scenario(const char *token, scenario_fn scenario)
 
 /* ---- a libcurl client --------------------------------------------------- */
 
+/* An answer (tk_http_ex's) with its header lines. */
 typedef struct {
     long status;
     char *body;
     size_t len;
     char headers[8192];
-    size_t hlen;
 } reply_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-    reply_t *r = user;
-    size_t add = size * n;
-    char *body = realloc(r->body, r->len + add + 1);
-    if (!body)
-        return 0;
-    memcpy(body + r->len, p, add);
-    r->body = body;
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *user)
-{
-    reply_t *r = user;
-    size_t add = size * n;
-    if (r->hlen + add < sizeof r->headers) {
-        memcpy(r->headers + r->hlen, p, add);
-        r->hlen += add;
-        r->headers[r->hlen] = '\0';
-    }
-    return add;
-}
 
 /* method "GET"/"POST"/...; token, body and host (a Host header to send
  * instead of curl's) may be NULL. */
 static reply_t http_ex(harness_t *h, const char *method, const char *path, const char *token,
                        const char *body, const char *host)
 {
+    char url[512], host_line[300];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", h->port, path);
+    snprintf(host_line, sizeof host_line, "Host: %s", host ? host : "");
+    const char *headers[3] = {NULL};
+    size_t n = 0;
+    if (body)
+        headers[n++] = "Content-Type: application/json";
+    if (host)
+        headers[n++] = host_line;
     reply_t r;
     memset(&r, 0, sizeof r);
-    r.body = calloc(1, 1);
-    CURL *curl = curl_easy_init();
-    char url[512], auth[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", h->port, path);
-    struct curl_slist *headers = NULL;
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(headers, auth);
-    }
-    if (body)
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-    char host_line[300];
-    if (host) {
-        snprintf(host_line, sizeof host_line, "Host: %s", host);
-        headers = curl_slist_append(headers, host_line);
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    if (!strcmp(method, "HEAD"))
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-    if (body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    } else if (!strcmp(method, "POST")) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-    }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+    tk_reply_t got = tk_http_ex(method, url, token, body, headers, r.headers, sizeof r.headers);
+    r.status = got.status;
+    r.body = got.body;
+    r.len = got.len;
     return r;
 }
 
@@ -373,7 +310,7 @@ static void expect_status(harness_t *h, const char *method, const char *path, co
                           const char *body, long status)
 {
     reply_t r = http(h, method, path, token, body);
-    CHECK(h, r.status == status, "%s %s: %ld", method, path, r.status);
+    TK_CHECK(h, r.status == status, "%s %s: %ld", method, path, r.status);
     reply_free(&r);
 }
 
@@ -416,24 +353,24 @@ static int promtool_check(const char *text, char *out, size_t out_size)
 static void scenario_health_and_metrics(harness_t *h)
 {
     reply_t r = http(h, "GET", "/healthz", NULL, NULL);
-    CHECK(h, r.status == 200 && strstr(r.body, "\"ok\""), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"ok\""), "%ld %s", r.status, r.body);
     reply_free(&r);
     expect_status(h, "GET", "/readyz", NULL, NULL, 200);
     fake_set_ready(false);
     r = http(h, "GET", "/readyz", NULL, NULL);
-    CHECK(h, r.status == 503 && strstr(r.body, "keys not loaded"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 503 && strstr(r.body, "keys not loaded"), "%ld %s", r.status, r.body);
     reply_free(&r);
     fake_set_ready(true);
     r = http(h, "HEAD", "/healthz", NULL, NULL);
-    CHECK(h, r.status == 200 && r.len == 0, "%ld", r.status);
+    TK_CHECK(h, r.status == 200 && r.len == 0, "%ld", r.status);
     reply_free(&r);
 
     r = http(h, "GET", "/metrics", NULL, NULL);
-    CHECK(h, r.status == 200, "%ld", r.status);
-    CHECK(h, strcasestr(r.headers, "Content-Type: text/plain; version=0.0.4"), "%s", r.headers);
+    TK_CHECK(h, r.status == 200, "%ld", r.status);
+    TK_CHECK(h, strcasestr(r.headers, "Content-Type: text/plain; version=0.0.4"), "%s", r.headers);
     char out[8192];
     int rc = promtool_check(r.body, out, sizeof out);
-    CHECK(h, rc == 0, "promtool: %s", out);
+    TK_CHECK(h, rc == 0, "promtool: %s", out);
     static const char *const want[] = {
         "lth_members_known 3\n",
         "lth_members_connected 1\n",
@@ -459,92 +396,94 @@ static void scenario_health_and_metrics(harness_t *h)
         "lth_http_open_connections 1\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        CHECK(h, strstr(r.body, want[i]), "missing %s", want[i]);
+        TK_CHECK(h, strstr(r.body, want[i]), "missing %s", want[i]);
     /* Counted once only: per flow (lth_messages_total) and per code. */
-    CHECK(h, !strstr(r.body, "lth_hub_envelopes_accepted_total") &&
+    TK_CHECK(h,
+             !strstr(r.body, "lth_hub_envelopes_accepted_total") &&
                  !strstr(r.body, "lth_hub_envelopes_refused_total"),
-          "duplicated counters still exposed");
-    CHECK(h,
-          strstr(r.body, "lth_queue_oldest_age_seconds{receiver=\"" B "\"} 29.9") ||
-              strstr(r.body, "lth_queue_oldest_age_seconds{receiver=\"" B "\"} 30"),
-          "queue age");
+             "duplicated counters still exposed");
+    TK_CHECK(h,
+             strstr(r.body, "lth_queue_oldest_age_seconds{receiver=\"" B "\"} 29.9") ||
+                 strstr(r.body, "lth_queue_oldest_age_seconds{receiver=\"" B "\"} 30"),
+             "queue age");
     reply_free(&r);
     /* Responses are counted by status. */
     r = http(h, "GET", "/metrics", NULL, NULL);
-    CHECK(h, strstr(r.body, "lth_http_responses_total{code=\"503\"} 1\n"), "503 not counted");
-    CHECK(h, strstr(r.body, "lth_http_responses_total{code=\"200\"} "), "200 not counted");
+    TK_CHECK(h, strstr(r.body, "lth_http_responses_total{code=\"503\"} 1\n"), "503 not counted");
+    TK_CHECK(h, strstr(r.body, "lth_http_responses_total{code=\"200\"} "), "200 not counted");
     reply_free(&r);
 }
 
 static void scenario_json_api(harness_t *h)
 {
     reply_t r = http(h, "GET", "/api/v1/members", NULL, NULL);
-    CHECK(h, r.status == 200, "%ld", r.status);
+    TK_CHECK(h, r.status == 200, "%ld", r.status);
     json_t *j = json_of(&r);
-    CHECK(h, j, "members: not JSON: %s", r.body);
+    TK_CHECK(h, j, "members: not JSON: %s", r.body);
     json_t *ms = json_object_get(j, "members");
-    CHECK(h, json_array_size(ms) == 3, "3 members");
-    CHECK(h, !strcmp(json_string_value(json_object_get(json_array_get(ms, 0), "id")), A), "sorted");
+    TK_CHECK(h, json_array_size(ms) == 3, "3 members");
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(json_array_get(ms, 0), "id")), A),
+             "sorted");
     json_t *a = json_array_get(ms, 0);
-    CHECK(h, json_is_true(json_object_get(a, "online")), "A online");
-    CHECK(h, !strcmp(json_string_value(json_object_get(a, "state")), "connected"), "state");
-    CHECK(h, json_array_size(json_object_get(a, "services")) == 2, "services split");
-    CHECK(h, json_integer_value(json_object_get(a, "msgs_in")) == 10, "msgs_in");
-    CHECK(h, json_number_value(json_object_get(a, "last_seen_age_s")) >= 1.5, "last seen age");
+    TK_CHECK(h, json_is_true(json_object_get(a, "online")), "A online");
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(a, "state")), "connected"), "state");
+    TK_CHECK(h, json_array_size(json_object_get(a, "services")) == 2, "services split");
+    TK_CHECK(h, json_integer_value(json_object_get(a, "msgs_in")) == 10, "msgs_in");
+    TK_CHECK(h, json_number_value(json_object_get(a, "last_seen_age_s")) >= 1.5, "last seen age");
     /* Sorted by id: A, C (HN-SKHDT), B (HN-STP). */
-    CHECK(h, !strcmp(json_string_value(json_object_get(json_array_get(ms, 1), "id")), C), "C");
-    CHECK(h, !strcmp(json_string_value(json_object_get(json_array_get(ms, 1), "state")),
-                     "offline"),
-          "C offline");
-    CHECK(h, json_is_null(json_object_get(json_array_get(ms, 1), "last_seen_age_s")), "never");
-    CHECK(h, json_integer_value(json_object_get(j, "connected")) == 1, "connected count");
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(json_array_get(ms, 1), "id")), C), "C");
+    TK_CHECK(h,
+             !strcmp(json_string_value(json_object_get(json_array_get(ms, 1), "state")), "offline"),
+             "C offline");
+    TK_CHECK(h, json_is_null(json_object_get(json_array_get(ms, 1), "last_seen_age_s")), "never");
+    TK_CHECK(h, json_integer_value(json_object_get(j, "connected")) == 1, "connected count");
     json_decref(j);
     reply_free(&r);
 
     j = get_json(h, "/api/v1/flows", &r);
-    CHECK(h, r.status == 200 && j, "flows %ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && j, "flows %ld %s", r.status, r.body);
     json_t *flows = json_object_get(j, "flows");
-    CHECK(h, json_array_size(flows) == 2, "2 flows");
+    TK_CHECK(h, json_array_size(flows) == 2, "2 flows");
     /* Sorted by sender, receiver, service: A->C (HN-SKHDT) before A->B (HN-STP). */
     json_t *ab = json_array_get(flows, 1);
-    CHECK(h, !strcmp(json_string_value(json_object_get(ab, "receiver")), B), "A->B second");
-    CHECK(h, json_integer_value(json_object_get(ab, "accepted")) == 7, "accepted");
-    CHECK(h, json_integer_value(json_object_get(ab, "settled")) == 7, "settled");
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(ab, "receiver")), B), "A->B second");
+    TK_CHECK(h, json_integer_value(json_object_get(ab, "accepted")) == 7, "accepted");
+    TK_CHECK(h, json_integer_value(json_object_get(ab, "settled")) == 7, "settled");
     json_t *minute = json_object_get(ab, "minute");
-    CHECK(h, json_integer_value(json_object_get(minute, "accepted")) == 7, "minute accepted");
+    TK_CHECK(h, json_integer_value(json_object_get(minute, "accepted")) == 7, "minute accepted");
     json_t *e2e = json_object_get(minute, "end_to_end_ms");
-    CHECK(h, json_integer_value(json_object_get(e2e, "count")) == 7, "e2e count");
+    TK_CHECK(h, json_integer_value(json_object_get(e2e, "count")) == 7, "e2e count");
     double p50 = json_number_value(json_object_get(e2e, "p50"));
-    CHECK(h, p50 > 1.4 && p50 <= 2.0, "p50 %f", p50);
+    TK_CHECK(h, p50 > 1.4 && p50 <= 2.0, "p50 %f", p50);
     json_t *ac = json_array_get(flows, 0);
-    CHECK(h, json_integer_value(json_object_get(ac, "errors")) == 1, "errors");
-    CHECK(h,
-          json_integer_value(json_object_get(json_object_get(ac, "refusals"),
-                                             "receiver_offline")) == 1,
-          "refusals");
-    CHECK(h, json_is_null(json_object_get(json_object_get(ac, "minute"), "end_to_end_ms")),
-          "no latency yet");
+    TK_CHECK(h, json_integer_value(json_object_get(ac, "errors")) == 1, "errors");
+    TK_CHECK(h,
+             json_integer_value(
+                 json_object_get(json_object_get(ac, "refusals"), "receiver_offline")) == 1,
+             "refusals");
+    TK_CHECK(h, json_is_null(json_object_get(json_object_get(ac, "minute"), "end_to_end_ms")),
+             "no latency yet");
     json_decref(j);
     reply_free(&r);
 
     j = get_json(h, "/api/v1/queues", &r);
-    CHECK(h, r.status == 200 && j, "queues");
+    TK_CHECK(h, r.status == 200 && j, "queues");
     json_t *q = json_array_get(json_object_get(j, "queues"), 0);
-    CHECK(h, json_integer_value(json_object_get(q, "depth")) == 5, "depth");
-    CHECK(h, json_number_value(json_object_get(q, "oldest_age_s")) >= 29.0, "age");
+    TK_CHECK(h, json_integer_value(json_object_get(q, "depth")) == 5, "depth");
+    TK_CHECK(h, json_number_value(json_object_get(q, "oldest_age_s")) >= 29.0, "age");
     json_decref(j);
     reply_free(&r);
 
     j = get_json(h, "/api/v1/exchanges?limit=3", &r);
-    CHECK(h, r.status == 200 && j, "exchanges");
-    CHECK(h, json_array_size(json_object_get(j, "exchanges")) == 3, "limit honoured");
+    TK_CHECK(h, r.status == 200 && j, "exchanges");
+    TK_CHECK(h, json_array_size(json_object_get(j, "exchanges")) == 3, "limit honoured");
     json_t *x = json_array_get(json_object_get(j, "exchanges"), 0);
-    CHECK(h, !json_object_get(x, "payload"), "no payloads in exchanges");
-    CHECK(h, json_number_value(json_object_get(x, "latency_ms")) == 2.0, "latency");
+    TK_CHECK(h, !json_object_get(x, "payload"), "no payloads in exchanges");
+    TK_CHECK(h, json_number_value(json_object_get(x, "latency_ms")) == 2.0, "latency");
     json_decref(j);
     reply_free(&r);
     j = get_json(h, "/api/v1/exchanges?member=" "VN%2FGOV%2FNO%2FONE", &r);
-    CHECK(h, j && json_array_size(json_object_get(j, "exchanges")) == 0, "filter");
+    TK_CHECK(h, j && json_array_size(json_object_get(j, "exchanges")) == 0, "filter");
     json_decref(j);
     reply_free(&r);
 
@@ -554,50 +493,52 @@ static void scenario_json_api(harness_t *h)
                                       "/api/v1/exchanges?limit=%zz"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r = http(h, "GET", bad[i], NULL, NULL);
-        CHECK(h, r.status == 400 && strstr(r.body, "limit must be a whole number from 1 to 1000"),
-              "%s: %ld %s", bad[i], r.status, r.body);
+        TK_CHECK(h,
+                 r.status == 400 && strstr(r.body, "limit must be a whole number from 1 to 1000"),
+                 "%s: %ld %s", bad[i], r.status, r.body);
         reply_free(&r);
     }
 
     j = get_json(h, "/api/v1/status", &r);
-    CHECK(h, r.status == 200 && j, "status");
-    CHECK(h, json_integer_value(json_object_get(json_object_get(j, "members"), "connected")) == 1,
-          "status members");
-    CHECK(h, json_integer_value(json_object_get(j, "dead_letters")) == 4, "dead letters");
-    CHECK(h, json_integer_value(json_object_get(json_object_get(j, "last_minute"), "accepted")) ==
-                 7,
-          "last minute");
-    CHECK(h,
-          json_integer_value(json_object_get(json_object_get(j, "counters"),
-                                             "envelopes_accepted")) == 42,
-          "counters");
-    CHECK(h,
-          json_integer_value(json_object_get(json_object_get(j, "refusals"),
-                                             "UNKNOWN_RECEIVER")) == 1,
-          "refusals");
+    TK_CHECK(h, r.status == 200 && j, "status");
+    TK_CHECK(h,
+             json_integer_value(json_object_get(json_object_get(j, "members"), "connected")) == 1,
+             "status members");
+    TK_CHECK(h, json_integer_value(json_object_get(j, "dead_letters")) == 4, "dead letters");
+    TK_CHECK(
+        h, json_integer_value(json_object_get(json_object_get(j, "last_minute"), "accepted")) == 7,
+        "last minute");
+    TK_CHECK(h,
+             json_integer_value(
+                 json_object_get(json_object_get(j, "counters"), "envelopes_accepted")) == 42,
+             "counters");
+    TK_CHECK(h,
+             json_integer_value(
+                 json_object_get(json_object_get(j, "refusals"), "UNKNOWN_RECEIVER")) == 1,
+             "refusals");
     json_decref(j);
     reply_free(&r);
 
     j = get_json(h, "/api/v1/throughput", &r);
-    CHECK(h, r.status == 200 && j, "throughput");
+    TK_CHECK(h, r.status == 200 && j, "throughput");
     json_t *points = json_object_get(j, "points");
-    CHECK(h, json_array_size(points) == HUB_FLOWS_THROUGHPUT_S, "300 points");
+    TK_CHECK(h, json_array_size(points) == HUB_FLOWS_THROUGHPUT_S, "300 points");
     json_t *last = json_array_get(points, HUB_FLOWS_THROUGHPUT_S - 1);
     json_t *prev = json_array_get(points, HUB_FLOWS_THROUGHPUT_S - 2);
     long long sum = json_integer_value(json_array_get(last, 1)) +
                     json_integer_value(json_array_get(prev, 1));
-    CHECK(h, sum == 7, "7 accepted in the last seconds, got %lld", sum);
+    TK_CHECK(h, sum == 7, "7 accepted in the last seconds, got %lld", sum);
     json_decref(j);
     reply_free(&r);
 
     /* Paths and methods. */
     r = http(h, "GET", "/api/v1/nothing", NULL, NULL);
-    CHECK(h, r.status == 404 && strstr(r.body, "\"error\""), "%ld", r.status);
+    TK_CHECK(h, r.status == 404 && strstr(r.body, "\"error\""), "%ld", r.status);
     reply_free(&r);
     expect_status(h, "GET", "/etc/passwd", NULL, NULL, 404);
     r = http(h, "POST", "/api/v1/members", NULL, "{}");
-    CHECK(h, r.status == 405 && strcasestr(r.headers, "Allow: GET"), "%ld %s", r.status,
-          r.headers);
+    TK_CHECK(h, r.status == 405 && strcasestr(r.headers, "Allow: GET"), "%ld %s", r.status,
+             r.headers);
     reply_free(&r);
     expect_status(h, "DELETE", "/metrics", NULL, NULL, 405);
 }
@@ -605,19 +546,20 @@ static void scenario_json_api(harness_t *h)
 static void scenario_dashboard(harness_t *h)
 {
     reply_t r = http(h, "GET", "/", NULL, NULL);
-    CHECK(h, r.status == 200, "%ld", r.status);
-    CHECK(h, strcasestr(r.headers, "Content-Type: text/html; charset=utf-8"), "%s", r.headers);
-    CHECK(h, strcasestr(r.headers, "Content-Security-Policy: default-src 'none'"), "CSP");
-    CHECK(h, strstr(r.body, "<script src=\"/dashboard.js\""), "script tag");
+    TK_CHECK(h, r.status == 200, "%ld", r.status);
+    TK_CHECK(h, strcasestr(r.headers, "Content-Type: text/html; charset=utf-8"), "%s", r.headers);
+    TK_CHECK(h, strcasestr(r.headers, "Content-Security-Policy: default-src 'none'"), "CSP");
+    TK_CHECK(h, strstr(r.body, "<script src=\"/dashboard.js\""), "script tag");
     /* Nothing from elsewhere: no absolute URLs in the page or its assets. */
-    CHECK(h, !strstr(r.body, "http://") && !strstr(r.body, "https://") && !strstr(r.body, "\"//"),
-          "outside asset in the page");
+    TK_CHECK(h,
+             !strstr(r.body, "http://") && !strstr(r.body, "https://") && !strstr(r.body, "\"//"),
+             "outside asset in the page");
     reply_free(&r);
     static const char *const assets[] = {"/dashboard.js", "/dashboard.css"};
     for (size_t i = 0; i < 2; i++) {
         r = http(h, "GET", assets[i], NULL, NULL);
-        CHECK(h, r.status == 200 && r.len > 1000, "%s: %ld", assets[i], r.status);
-        CHECK(h, !strstr(r.body, "http://") && !strstr(r.body, "https://"), "%s", assets[i]);
+        TK_CHECK(h, r.status == 200 && r.len > 1000, "%s: %ld", assets[i], r.status);
+        TK_CHECK(h, !strstr(r.body, "http://") && !strstr(r.body, "https://"), "%s", assets[i]);
         reply_free(&r);
     }
     expect_status(h, "GET", "/index.html", NULL, NULL, 200);
@@ -626,60 +568,60 @@ static void scenario_dashboard(harness_t *h)
 static void scenario_dlq(harness_t *h)
 {
     reply_t r = http(h, "GET", "/api/v1/dlq", NULL, NULL);
-    CHECK(h, r.status == 401 && strcasestr(r.headers, "WWW-Authenticate: Bearer"), "%ld %s",
-          r.status, r.headers);
+    TK_CHECK(h, r.status == 401 && strcasestr(r.headers, "WWW-Authenticate: Bearer"), "%ld %s",
+             r.status, r.headers);
     reply_free(&r);
     r = http(h, "GET", "/api/v1/dlq", "wrong-token", NULL);
-    CHECK(h, r.status == 401 && strstr(r.body, "wrong"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 401 && strstr(r.body, "wrong"), "%ld %s", r.status, r.body);
     reply_free(&r);
     /* The token in the URL is not a token. */
     r = http(h, "GET", "/api/v1/dlq?token=" TOKEN, NULL, NULL);
-    CHECK(h, r.status == 401, "%ld", r.status);
+    TK_CHECK(h, r.status == 401, "%ld", r.status);
     reply_free(&r);
 
     r = http(h, "GET", "/api/v1/dlq?limit=2", TOKEN, NULL);
     json_t *j = json_of(&r);
-    CHECK(h, r.status == 200 && j, "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && j, "%ld %s", r.status, r.body);
     json_t *items = json_object_get(j, "dead_letters");
-    CHECK(h, json_array_size(items) == 2, "page of 2");
-    CHECK(h, json_integer_value(json_object_get(j, "total")) == 4, "total");
+    TK_CHECK(h, json_array_size(items) == 2, "page of 2");
+    TK_CHECK(h, json_integer_value(json_object_get(j, "total")) == 4, "total");
     json_int_t next = json_integer_value(json_object_get(j, "next_after"));
-    CHECK(h, (uint64_t)next == fake.dead_seqs[1], "next_after");
+    TK_CHECK(h, (uint64_t)next == fake.dead_seqs[1], "next_after");
     json_t *d0 = json_array_get(items, 0);
-    CHECK(h, !strcmp(json_string_value(json_object_get(d0, "reason")), "ttl expired"), "reason");
-    CHECK(h, !json_object_get(d0, "payload_base64"), "no payload in lists");
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(d0, "reason")), "ttl expired"), "reason");
+    TK_CHECK(h, !json_object_get(d0, "payload_base64"), "no payload in lists");
     json_decref(j);
     reply_free(&r);
     char path[128];
     snprintf(path, sizeof path, "/api/v1/dlq?after=%llu&limit=10", (unsigned long long)next);
     r = http(h, "GET", path, TOKEN, NULL);
     j = json_of(&r);
-    CHECK(h, j && json_array_size(json_object_get(j, "dead_letters")) == 2, "second page");
-    CHECK(h, json_is_null(json_object_get(j, "next_after")), "last page");
+    TK_CHECK(h, j && json_array_size(json_object_get(j, "dead_letters")) == 2, "second page");
+    TK_CHECK(h, json_is_null(json_object_get(j, "next_after")), "last page");
     json_decref(j);
     reply_free(&r);
     r = http(h, "GET", "/api/v1/dlq?after=-1", TOKEN, NULL);
-    CHECK(h, r.status == 400 && strstr(r.body, "after must be"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 400 && strstr(r.body, "after must be"), "%ld %s", r.status, r.body);
     reply_free(&r);
 
     /* One dead letter: metadata, then the payload only when asked. */
     snprintf(path, sizeof path, "/api/v1/dlq/%llu", (unsigned long long)fake.dead_seqs[2]);
     r = http(h, "GET", path, TOKEN, NULL);
     j = json_of(&r);
-    CHECK(h, r.status == 200 && j, "%ld %s", r.status, r.body);
-    CHECK(h, !json_object_get(j, "payload_base64"), "payload without asking");
-    CHECK(h, json_integer_value(json_object_get(j, "payload_bytes")) == 9, "payload size");
-    CHECK(h, !strcmp(json_string_value(json_object_get(j, "content_type")), "text/plain"), "ct");
+    TK_CHECK(h, r.status == 200 && j, "%ld %s", r.status, r.body);
+    TK_CHECK(h, !json_object_get(j, "payload_base64"), "payload without asking");
+    TK_CHECK(h, json_integer_value(json_object_get(j, "payload_bytes")) == 9, "payload size");
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(j, "content_type")), "text/plain"), "ct");
     json_decref(j);
     reply_free(&r);
     snprintf(path, sizeof path, "/api/v1/dlq/%llu?payload=1",
              (unsigned long long)fake.dead_seqs[2]);
     r = http(h, "GET", path, TOKEN, NULL);
     j = json_of(&r);
-    CHECK(h, j, "json");
+    TK_CHECK(h, j, "json");
     /* base64("payload-2") */
-    CHECK(h, !strcmp(json_string_value(json_object_get(j, "payload_base64")), "cGF5bG9hZC0y"),
-          "%s", r.body);
+    TK_CHECK(h, !strcmp(json_string_value(json_object_get(j, "payload_base64")), "cGF5bG9hZC0y"),
+             "%s", r.body);
     json_decref(j);
     reply_free(&r);
     expect_status(h, "GET", "/api/v1/dlq/999999", TOKEN, NULL, 404);
@@ -688,59 +630,59 @@ static void scenario_dlq(harness_t *h)
     /* Replay and purge: POST with the token only. */
     snprintf(path, sizeof path, "/api/v1/dlq/%llu/replay", (unsigned long long)fake.dead_seqs[0]);
     r = http(h, "GET", path, TOKEN, NULL);
-    CHECK(h, r.status == 405 && strcasestr(r.headers, "Allow: POST"), "%ld", r.status);
+    TK_CHECK(h, r.status == 405 && strcasestr(r.headers, "Allow: POST"), "%ld", r.status);
     reply_free(&r);
     r = http(h, "POST", path, NULL, NULL);
-    CHECK(h, r.status == 401, "%ld", r.status);
+    TK_CHECK(h, r.status == 401, "%ld", r.status);
     reply_free(&r);
     r = http(h, "POST", path, TOKEN, "not json");
-    CHECK(h, r.status == 400 && strstr(r.body, "not a JSON object"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 400 && strstr(r.body, "not a JSON object"), "%ld %s", r.status, r.body);
     reply_free(&r);
     r = http(h, "POST", path, TOKEN, "{\"x\":1}");
-    CHECK(h, r.status == 400, "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 400, "%ld %s", r.status, r.body);
     reply_free(&r);
     /* While hubd commits, a replay is refused with 503 and told to come
      * again (hubctl does, for up to 5 s); nothing is replayed. */
     fake.busy = true;
     r = http(h, "POST", path, TOKEN, "{}");
-    CHECK(h, r.status == 503 && strstr(r.body, "send the same request again in a moment"),
-          "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 503 && strstr(r.body, "send the same request again in a moment"),
+             "%ld %s", r.status, r.body);
     reply_free(&r);
     fake.busy = false;
     r = http(h, "POST", path, TOKEN, "{}");
-    CHECK(h, r.status == 200 && strstr(r.body, "\"replayed\""), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"replayed\""), "%ld %s", r.status, r.body);
     reply_free(&r);
     expect_status(h, "POST", path, TOKEN, NULL, 404); /* replayed twice */
     snprintf(path, sizeof path, "/api/v1/dlq/%llu/purge", (unsigned long long)fake.dead_seqs[1]);
     r = http(h, "POST", path, TOKEN, NULL);
-    CHECK(h, r.status == 200 && strstr(r.body, "\"purged\""), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"purged\""), "%ld %s", r.status, r.body);
     reply_free(&r);
     expect_status(h, "POST", path, TOKEN, NULL, 404);
     snprintf(path, sizeof path, "/api/v1/dlq/%llu/explode", (unsigned long long)fake.dead_seqs[2]);
     expect_status(h, "POST", path, TOKEN, NULL, 404);
     r = http(h, "POST", "/api/v1/dlq/purge", TOKEN, NULL);
-    CHECK(h, r.status == 400 && strstr(r.body, "older_than_s is required"), "%ld", r.status);
+    TK_CHECK(h, r.status == 400 && strstr(r.body, "older_than_s is required"), "%ld", r.status);
     reply_free(&r);
     r = http(h, "POST", "/api/v1/dlq/purge?older_than_s=3600", TOKEN, NULL);
-    CHECK(h, r.status == 200 && strstr(r.body, "{\"purged\":0}"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "{\"purged\":0}"), "%ld %s", r.status, r.body);
     reply_free(&r);
     r = http(h, "POST", "/api/v1/dlq/purge?older_than_s=0", TOKEN, NULL);
-    CHECK(h, r.status == 200 && strstr(r.body, "{\"purged\":2}"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "{\"purged\":2}"), "%ld %s", r.status, r.body);
     reply_free(&r);
     r = http(h, "GET", "/api/v1/dlq", TOKEN, NULL);
-    CHECK(h, r.status == 200 && strstr(r.body, "\"total\":0"), "%s", r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"total\":0"), "%s", r.body);
     reply_free(&r);
 }
 
 static void scenario_no_token(harness_t *h)
 {
     reply_t r = http(h, "GET", "/api/v1/dlq", "anything", NULL);
-    CHECK(h, r.status == 403 && strstr(r.body, "http_token_file"), "%ld %s", r.status, r.body);
+    TK_CHECK(h, r.status == 403 && strstr(r.body, "http_token_file"), "%ld %s", r.status, r.body);
     reply_free(&r);
     expect_status(h, "POST", "/api/v1/dlq/1/replay", "", NULL, 403);
     /* Reading is open without a token. */
     r = http(h, "GET", "/api/v1/status", NULL, NULL);
-    CHECK(h, r.status == 200 && strstr(r.body, "\"dlq_token_configured\":false"), "%s", r.body);
+    TK_CHECK(h, r.status == 200 && strstr(r.body, "\"dlq_token_configured\":false"), "%s", r.body);
     reply_free(&r);
 }
 
@@ -755,7 +697,7 @@ static void scenario_host_header(harness_t *h)
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         snprintf(host, sizeof host, "%s:%d", ok[i], h->port);
         reply_t r = http_ex(h, "GET", "/api/v1/members", NULL, NULL, host);
-        CHECK(h, r.status == 200, "Host %s: %ld %s", host, r.status, r.body);
+        TK_CHECK(h, r.status == 200, "Host %s: %ld %s", host, r.status, r.body);
         reply_free(&r);
     }
     const char *bad[] = {"evil.example", "hub.example.evil.example", "localhost.evil.example",
@@ -763,9 +705,9 @@ static void scenario_host_header(harness_t *h)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(host, sizeof host, "%s:%d", bad[i], h->port);
         reply_t r = http_ex(h, "GET", "/api/v1/members", NULL, NULL, host);
-        CHECK(h, r.status == 421 && strstr(r.body, "http_allowed_hosts") &&
-                     !strstr(r.body, "VN/GOV"),
-              "Host %s: %ld %s", host, r.status, r.body);
+        TK_CHECK(
+            h, r.status == 421 && strstr(r.body, "http_allowed_hosts") && !strstr(r.body, "VN/GOV"),
+            "Host %s: %ld %s", host, r.status, r.body);
         reply_free(&r);
     }
     /* Two Host headers (curl would merge them: sent by hand): which would
@@ -773,14 +715,14 @@ static void scenario_host_header(harness_t *h)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(h, fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect");
+    TK_CHECK(h, fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect");
     static const char two[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
                               "Host: evil.example\r\nConnection: close\r\n\r\n";
-    CHECK(h, write(fd, two, sizeof two - 1) == (ssize_t)(sizeof two - 1), "write");
+    TK_CHECK(h, write(fd, two, sizeof two - 1) == (ssize_t)(sizeof two - 1), "write");
     char status[64] = "";
     ssize_t got = read(fd, status, sizeof status - 1);
     status[got > 0 ? got : 0] = '\0';
-    CHECK(h, !strncmp(status, "HTTP/1.1 400", 12), "two Host headers: %s", status);
+    TK_CHECK(h, !strncmp(status, "HTTP/1.1 400", 12), "two Host headers: %s", status);
     close(fd);
 }
 

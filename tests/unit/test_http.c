@@ -235,7 +235,11 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static int client_open(client_t *c, int port, int rcvbuf)
+/* Connects to the server on port, with a receive buffer of rcvbuf bytes
+ * (0: the default) and from the address source (NULL: the kernel's choice;
+ * e.g. "127.0.0.2", as Linux answers every 127.0.0.0/8 address: another
+ * client, for the per-address limit). */
+static int client_open_ex(client_t *c, int port, int rcvbuf, const char *source)
 {
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -246,9 +250,13 @@ static int client_open(client_t *c, int port, int rcvbuf)
     struct timeval tv = {5, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    if (source)
+        inet_pton(AF_INET, source, &src.sin_addr);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if ((source && bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) ||
+        connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         close(c->fd);
         c->fd = -1;
         return -1;
@@ -258,31 +266,14 @@ static int client_open(client_t *c, int port, int rcvbuf)
     return 0;
 }
 
-/* client_open() from a chosen source address, e.g. "127.0.0.2" (Linux
- * answers every 127.0.0.0/8 address): another client, for the per-address
- * limit. */
+static int client_open(client_t *c, int port, int rcvbuf)
+{
+    return client_open_ex(c, port, rcvbuf, NULL);
+}
+
 static int client_open_from(client_t *c, int port, const char *source)
 {
-    memset(c, 0, sizeof *c);
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (c->fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in src = {.sin_family = AF_INET};
-    inet_pton(AF_INET, source, &src.sin_addr);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0 ||
-        connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(c->fd);
-        c->fd = -1;
-        return -1;
-    }
-    c->cap = 1 << 16;
-    c->buf = malloc(c->cap);
-    return 0;
+    return client_open_ex(c, port, 0, source);
 }
 
 static void client_close(client_t *c)
@@ -365,6 +356,16 @@ static void client_response(client_t *c, response_t *r)
     sscanf(r->head, "HTTP/1.1 %d", &r->status);
 }
 
+/* Sends request on c and reads the response into r; false if it could not
+ * be sent. */
+static bool client_ask(client_t *c, const char *request, response_t *r)
+{
+    if (!client_sends(c, request))
+        return false;
+    client_response(c, r);
+    return true;
+}
+
 static void response_free(response_t *r)
 {
     free(r->body);
@@ -397,9 +398,7 @@ static bool roundtrip(harness_t *h, const char *request, response_t *r)
     client_t c;
     if (client_open(&c, h->port, 0) != 0)
         return false;
-    bool ok = client_sends(&c, request);
-    if (ok)
-        client_response(&c, r);
+    bool ok = client_ask(&c, request, r);
     client_close(&c);
     return ok;
 }
@@ -449,20 +448,19 @@ static void sc_keep_alive(harness_t *h)
     client_t c;
     response_t r;
     TK_CHECK(h, client_open(&c, h->port, 0) == 0);
-    TK_CHECK(h, client_sends(&c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n", &r));
     TK_CHECK(h, r.status == 200 && !r.conn_close, "%s", r.head);
     TK_CHECK(h, strstr(r.body, "\"/one\""), "%s", r.body);
     response_free(&r);
-    TK_CHECK(h, client_sends(&c, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n", &r));
     TK_CHECK(h, r.status == 200 && !r.conn_close, "%s", r.head);
     TK_CHECK(h, strstr(r.body, "\"/two\""), "%s", r.body);
     response_free(&r);
     /* Two pipelined in one write, answered in order; the second closes. */
-    TK_CHECK(h, client_sends(&c, "GET /three HTTP/1.1\r\nHost: x\r\n\r\n"
-                                 "HEAD /four HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c,
+                           "GET /three HTTP/1.1\r\nHost: x\r\n\r\n"
+                           "HEAD /four HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                           &r));
     TK_CHECK(h, r.status == 200 && strstr(r.body, "\"/three\""), "%s", r.head);
     response_free(&r);
     /* HEAD: the length of the body that GET would send, but no body. */
@@ -486,12 +484,10 @@ static void sc_http10(harness_t *h)
     client_t c;
     response_t r;
     TK_CHECK(h, client_open(&c, h->port, 0) == 0);
-    TK_CHECK(h, client_sends(&c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r));
     TK_CHECK(h, r.status == 200 && has_header(&r, "Connection: keep-alive"), "%s", r.head);
     response_free(&r);
-    TK_CHECK(h, client_sends(&c, "GET /b HTTP/1.0\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c, "GET /b HTTP/1.0\r\n\r\n", &r));
     TK_CHECK(h, r.status == 200 && r.conn_close, "%s", r.head);
     response_free(&r);
     TK_CHECK(h, client_wait_closed(&c), "HTTP/1.0 without keep-alive must close");
@@ -752,8 +748,7 @@ static void sc_idle(harness_t *h)
     client_t c;
     response_t r;
     TK_CHECK(h, client_open(&c, h->port, 0) == 0);
-    TK_CHECK(h, client_sends(&c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r));
     TK_CHECK(h, r.status == 200 && !r.conn_close);
     response_free(&r);
     double start = now_ms();
@@ -794,8 +789,7 @@ static void sc_max_connections(harness_t *h)
              (unsigned long long)s.rejected_connections, s.open_connections);
     /* The held connections still work. */
     response_t r;
-    TK_CHECK(h, client_sends(&held[0], "GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
-    client_response(&held[0], &r);
+    TK_CHECK(h, client_ask(&held[0], "GET /held HTTP/1.1\r\nHost: x\r\n\r\n", &r));
     TK_CHECK(h, r.status == 200, "%d", r.status);
     response_free(&r);
     /* Once one goes, a new client is served. */
@@ -855,13 +849,13 @@ static void sc_misc_responses(harness_t *h)
     /* Expect: 100-continue gets the interim response first. */
     client_t c;
     TK_CHECK(h, client_open(&c, h->port, 0) == 0);
-    TK_CHECK(h, client_sends(&c, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                                 "Expect: 100-continue\r\n\r\n"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c,
+                           "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                           &r));
     TK_CHECK(h, r.status == 100, "%s", r.head);
     response_free(&r);
-    TK_CHECK(h, client_sends(&c, "hi"));
-    client_response(&c, &r);
+    TK_CHECK(h, client_ask(&c, "hi", &r));
     TK_CHECK(h, r.status == 200 && strstr(r.body, "\"body\":\"hi\""), "%s", r.body);
     response_free(&r);
     client_close(&c);
@@ -884,8 +878,25 @@ static void sc_close_from_handler(harness_t *h)
 
 /* ---- tests ------------------------------------------------------------ */
 
-START_TEST(test_get_with_query_and_percent_encoding) { run_scenario(NULL, sc_get_query); }
-END_TEST
+/* A test: `scenario` against a server configured by cfg (NULL: the
+ * defaults). */
+#define SCENARIO_TEST(name, cfg, scenario)                                                         \
+    START_TEST(name)                                                                               \
+    {                                                                                              \
+        run_scenario((cfg), (scenario));                                                           \
+    }                                                                                              \
+    END_TEST
+/* The same, then the server's final counter `counter` must be `want`. */
+#define SCENARIO_TEST_COUNTS(name, cfg, scenario, counter, want)                                   \
+    START_TEST(name)                                                                               \
+    {                                                                                              \
+        ck_assert_uint_eq(run_scenario((cfg), (scenario)).counter, (want));                        \
+    }                                                                                              \
+    END_TEST
+/* A configuration from designated initialisers, for the two above. */
+#define CFG(...) (&(hub_http_config_t){__VA_ARGS__})
+
+SCENARIO_TEST(test_get_with_query_and_percent_encoding, NULL, sc_get_query)
 
 START_TEST(test_post_body_and_bearer)
 {
@@ -895,77 +906,24 @@ START_TEST(test_post_body_and_bearer)
 }
 END_TEST
 
-START_TEST(test_keep_alive_pipelining_and_head) { run_scenario(NULL, sc_keep_alive); }
-END_TEST
-
-START_TEST(test_http10) { run_scenario(NULL, sc_http10); }
-END_TEST
-
-START_TEST(test_bearer_tokens) { run_scenario(NULL, sc_tokens); }
-END_TEST
-
-START_TEST(test_oversize_headers_431) { run_scenario(NULL, sc_oversize_headers); }
-END_TEST
-
-START_TEST(test_oversize_body_413_and_chunked_411)
-{
-    hub_http_config_t cfg = {.max_body_bytes = 64 * 1024};
-    hub_http_stats_t s = run_scenario(&cfg, sc_oversize_body);
-    ck_assert_uint_eq(s.bad_requests, 3);
-}
-END_TEST
-
-START_TEST(test_garbage_400) { run_scenario(NULL, sc_garbage); }
-END_TEST
-
-START_TEST(test_slowloris_closed)
-{
-    hub_http_config_t cfg = {.request_timeout_ms = 300};
-    run_scenario(&cfg, sc_slowloris);
-}
-END_TEST
-
-START_TEST(test_header_deadline)
-{
-    hub_http_config_t cfg = {.header_timeout_ms = 300, .request_timeout_ms = 3000};
-    run_scenario(&cfg, sc_header_deadline);
-}
-END_TEST
-
-START_TEST(test_max_connections_per_client)
-{
-    hub_http_config_t cfg = {.max_connections_per_client = 3};
-    run_scenario(&cfg, sc_per_client_limit);
-}
-END_TEST
-
-START_TEST(test_idle_keep_alive_closed)
-{
-    hub_http_config_t cfg = {.idle_timeout_ms = 200};
-    run_scenario(&cfg, sc_idle);
-}
-END_TEST
-
-START_TEST(test_max_connections)
-{
-    hub_http_config_t cfg = {.max_connections = 4};
-    run_scenario(&cfg, sc_max_connections);
-}
-END_TEST
-
-START_TEST(test_slow_reader_cut_off)
-{
-    hub_http_config_t cfg = {.max_output_bytes = 1024 * 1024};
-    hub_http_stats_t s = run_scenario(&cfg, sc_slow_reader);
-    ck_assert_uint_eq(s.write_overflows, 1);
-}
-END_TEST
-
-START_TEST(test_misc_responses) { run_scenario(NULL, sc_misc_responses); }
-END_TEST
-
-START_TEST(test_close_from_handler) { run_scenario(NULL, sc_close_from_handler); }
-END_TEST
+SCENARIO_TEST(test_keep_alive_pipelining_and_head, NULL, sc_keep_alive)
+SCENARIO_TEST(test_http10, NULL, sc_http10)
+SCENARIO_TEST(test_bearer_tokens, NULL, sc_tokens)
+SCENARIO_TEST(test_oversize_headers_431, NULL, sc_oversize_headers)
+SCENARIO_TEST_COUNTS(test_oversize_body_413_and_chunked_411, CFG(.max_body_bytes = 64 * 1024),
+                     sc_oversize_body, bad_requests, 3)
+SCENARIO_TEST(test_garbage_400, NULL, sc_garbage)
+SCENARIO_TEST(test_slowloris_closed, CFG(.request_timeout_ms = 300), sc_slowloris)
+SCENARIO_TEST(test_header_deadline, CFG(.header_timeout_ms = 300, .request_timeout_ms = 3000),
+              sc_header_deadline)
+SCENARIO_TEST(test_max_connections_per_client, CFG(.max_connections_per_client = 3),
+              sc_per_client_limit)
+SCENARIO_TEST(test_idle_keep_alive_closed, CFG(.idle_timeout_ms = 200), sc_idle)
+SCENARIO_TEST(test_max_connections, CFG(.max_connections = 4), sc_max_connections)
+SCENARIO_TEST_COUNTS(test_slow_reader_cut_off, CFG(.max_output_bytes = 1024 * 1024), sc_slow_reader,
+                     write_overflows, 1)
+SCENARIO_TEST(test_misc_responses, NULL, sc_misc_responses)
+SCENARIO_TEST(test_close_from_handler, NULL, sc_close_from_handler)
 
 static void noop_handler(const hub_http_request_t *req, hub_http_response_t *resp, void *user)
 {

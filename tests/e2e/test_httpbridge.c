@@ -302,17 +302,15 @@ static const char *curl_path(void)
     return NULL;
 }
 
-/* `curl -X METHOD` to the bridge; body (may be NULL) sent as given. */
-static http_t http(const char *method, const char *path, const char *content_type,
-                   const char *body, bool with_token)
+/* The curl program to url with opts (NULL-terminated) and body (may be NULL)
+ * sent as given; when must_answer, asserts that curl ran and an answer came,
+ * otherwise a failure answers status 0 and body "". */
+static http_t curl_call(const char *url, const char *const opts[], const char *body,
+                        bool must_answer)
 {
-    char url[512], body_path[PATH_MAX], out_path[PATH_MAX], data[PATH_MAX + 1];
-    char ctype[160], auth[160];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", bridge_port, path);
+    char body_path[PATH_MAX], out_path[PATH_MAX], data[PATH_MAX + 1];
     snprintf(body_path, sizeof body_path, "%s/request.body", fix.dir);
     snprintf(out_path, sizeof out_path, "%s/response.body", fix.dir);
-    snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "");
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", with_token ? TOKEN : "wrong");
     unlink(out_path);
     char *argv[24];
     int n = 0;
@@ -324,31 +322,39 @@ static http_t http(const char *method, const char *path, const char *content_typ
     argv[n++] = out_path;
     argv[n++] = "-w";
     argv[n++] = "%{http_code}";
-    argv[n++] = "-X";
-    argv[n++] = (char *)method;
-    argv[n++] = "-H";
-    argv[n++] = auth;
-    if (content_type) {
-        argv[n++] = "-H";
-        argv[n++] = ctype;
-    }
+    for (size_t i = 0; opts[i]; i++)
+        argv[n++] = (char *)opts[i];
     if (body) {
         tk_write_file(body_path, body);
         snprintf(data, sizeof data, "@%s", body_path);
         argv[n++] = "--data-binary";
         argv[n++] = data;
     }
-    argv[n++] = url;
+    argv[n++] = (char *)url;
     argv[n] = NULL;
     char *out = NULL;
     int rc = tk_run(argv, &out, 30000);
-    ck_assert_msg(rc == 0, "curl failed (%d): %s", rc, out ? out : "");
-    http_t r = {.status = atoi(out)};
+    ck_assert_msg(rc == 0 || !must_answer, "curl failed (%d): %s", rc, out ? out : "");
+    http_t r = {.status = out ? atoi(out) : 0};
     free(out);
     r.body = tk_read_file(out_path);
-    ck_assert_ptr_nonnull(r.body);
+    ck_assert_msg(r.body || !must_answer, "no answer from %s", url);
+    if (!r.body)
+        r.body = strdup("");
     r.json = json_loads(r.body, 0, NULL);
     return r;
+}
+
+/* `curl -X METHOD` to the bridge; body (may be NULL) sent as given. */
+static http_t http(const char *method, const char *path, const char *content_type, const char *body,
+                   bool with_token)
+{
+    char url[512], ctype[160], auth[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", bridge_port, path);
+    snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "");
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", with_token ? TOKEN : "wrong");
+    const char *opts[] = {"-X", method, "-H", auth, content_type ? "-H" : NULL, ctype, NULL};
+    return curl_call(url, opts, body, true);
 }
 
 static http_t post_json(const char *path, const char *body)
@@ -427,6 +433,18 @@ START_TEST(inbound_good_lookup)
 }
 END_TEST
 
+/* POSTs body to path and asserts the refusal (assert_refused); field: the
+ * field it must name, or NULL. */
+static void assert_post_refused(const char *path, const char *body, int status, const char *part,
+                                const char *field)
+{
+    http_t r = post_json(path, body);
+    assert_refused(&r, status, part);
+    if (field)
+        ck_assert_str_eq(jstr(r.json, "field"), field);
+    http_free(&r);
+}
+
 START_TEST(inbound_refusals)
 {
     /* Malformed JSON: 400 with the position. */
@@ -436,23 +454,17 @@ START_TEST(inbound_refusals)
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "column")), 26);
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "position")), 26);
     http_free(&r);
-    r = post_json("/route/lookup", "");
-    assert_refused(&r, 400, "malformed JSON");
-    http_free(&r);
+    assert_post_refused("/route/lookup", "", 400, "malformed JSON", NULL);
 
     /* A field outside the route's map: 422 naming it. */
-    r = post_json("/route/lookup", "{\"ids\":[\"001085012345\"],\"purpose\":\"x\",\"nick\":\"A\"}");
-    assert_refused(&r, 422, "unmapped field 'nick'");
-    ck_assert_str_eq(jstr(r.json, "field"), "nick");
-    http_free(&r);
+    assert_post_refused("/route/lookup",
+                        "{\"ids\":[\"001085012345\"],\"purpose\":\"x\",\"nick\":\"A\"}", 422,
+                        "unmapped field 'nick'", "nick");
     /* A field the message does not have, on the generic route. */
-    r = post_json("/call/" POP "/citizen.lookup/v1", "{\"personal_idz\":[\"001085012345\"]}");
-    assert_refused(&r, 422, "unknown field 'personal_idz'");
-    ck_assert_str_eq(jstr(r.json, "field"), "personal_idz");
-    http_free(&r);
-    r = post_json("/route/lookup", "{\"ids\":[\"001085012345\"],\"mode\":\"SOMETIMES\"}");
-    assert_refused(&r, 422, "field 'mode' must be one of LOOKUP_MODE_CURRENT");
-    http_free(&r);
+    assert_post_refused("/call/" POP "/citizen.lookup/v1", "{\"personal_idz\":[\"001085012345\"]}",
+                        422, "unknown field 'personal_idz'", "personal_idz");
+    assert_post_refused("/route/lookup", "{\"ids\":[\"001085012345\"],\"mode\":\"SOMETIMES\"}", 422,
+                        "field 'mode' must be one of LOOKUP_MODE_CURRENT", NULL);
 
     /* The hub does not know the receiver: 404 with the NACK. */
     r = post_json("/call/VN/GOV/NOPE/NOWHERE/citizen.lookup/v1", "{\"personal_ids\":[]}");
@@ -466,9 +478,7 @@ START_TEST(inbound_refusals)
     assert_refused(&r, 404, "no route named 'nope'");
     ck_assert_msg(strstr(jstr(r.json, "error"), "/route/lookup"), "%s", r.body);
     http_free(&r);
-    r = post_json("/call/VN/GOV/x", "{}");
-    assert_refused(&r, 404, "/call/RECEIVER-ID/SERVICE/VERSION");
-    http_free(&r);
+    assert_post_refused("/call/VN/GOV/x", "{}", 404, "/call/RECEIVER-ID/SERVICE/VERSION", NULL);
     r = http("GET", "/route/lookup", NULL, NULL, true);
     assert_refused(&r, 405, "use POST");
     http_free(&r);
@@ -480,9 +490,7 @@ START_TEST(inbound_refusals)
     big[0] = '{';
     big[5999] = '}';
     big[6000] = '\0';
-    r = post_json("/route/lookup", big);
-    assert_refused(&r, 413, "larger than 4096 bytes");
-    http_free(&r);
+    assert_post_refused("/route/lookup", big, 413, "larger than 4096 bytes", NULL);
     free(big);
 
     /* Bytes that are not HTTP. */
@@ -1010,52 +1018,24 @@ static void make_certificates(void)
  * "stranger" or NULL. */
 static http_t https_call(int port, const char *path, const char *cert, const char *body)
 {
-    char url[256], ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], out_path[PATH_MAX],
-        body_path[PATH_MAX], data[PATH_MAX + 1];
+    char url[256], ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
     snprintf(url, sizeof url, "https://127.0.0.1:%d%s", port, path);
     snprintf(ca, sizeof ca, "%s/tls/ca.pem", fix.dir);
     snprintf(crt, sizeof crt, "%s/tls/%s.pem", fix.dir, cert ? cert : "");
     snprintf(key, sizeof key, "%s/tls/%s.key", fix.dir, cert ? cert : "");
-    snprintf(out_path, sizeof out_path, "%s/tls.body", fix.dir);
-    snprintf(body_path, sizeof body_path, "%s/tls.request", fix.dir);
-    snprintf(data, sizeof data, "@%s", body_path);
-    tk_write_file(body_path, body ? body : "");
-    unlink(out_path);
-    char *argv[24];
-    int n = 0;
-    argv[n++] = (char *)curl_path();
-    argv[n++] = "-sS";
-    argv[n++] = "--noproxy";
-    argv[n++] = "*";
-    argv[n++] = "--cacert";
-    argv[n++] = ca;
+    const char *opts[9] = {"--cacert", ca};
+    size_t n = 2;
     if (cert) {
-        argv[n++] = "--cert";
-        argv[n++] = crt;
-        argv[n++] = "--key";
-        argv[n++] = key;
+        opts[n++] = "--cert";
+        opts[n++] = crt;
+        opts[n++] = "--key";
+        opts[n++] = key;
     }
-    argv[n++] = "-o";
-    argv[n++] = out_path;
-    argv[n++] = "-w";
-    argv[n++] = "%{http_code}";
     if (body) {
-        argv[n++] = "-H";
-        argv[n++] = "Content-Type: application/json";
-        argv[n++] = "--data-binary";
-        argv[n++] = data;
+        opts[n++] = "-H";
+        opts[n++] = "Content-Type: application/json";
     }
-    argv[n++] = url;
-    argv[n] = NULL;
-    char *out = NULL;
-    tk_run(argv, &out, 30000);
-    http_t r = {.status = out ? atoi(out) : 0};
-    free(out);
-    r.body = tk_read_file(out_path);
-    if (!r.body)
-        r.body = strdup("");
-    r.json = json_loads(r.body, 0, NULL);
-    return r;
+    return curl_call(url, opts, body, false);
 }
 
 /* A bridge listening beyond plain HTTP: HTTPS, and only callers with a

@@ -165,6 +165,23 @@ static json_t *tv__vectors(const char *kind, size_t at_least)
     return list;
 }
 
+/* Checks one vector with the test key pk/sk. */
+typedef void (*tv__check_fn)(json_t *v, const uint8_t pk[32], const uint8_t sk[64]);
+
+/* Checks each of the vectors of `kind` (at least at_least of them). */
+static void tv__each(const char *kind, size_t at_least, tv__check_fn check)
+{
+    uint8_t pk[32], sk[64];
+    tv__key(pk, sk);
+    json_t *list = tv__vectors(kind, at_least);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        check(v, pk, sk);
+    }
+}
+
 START_TEST(test_key)
 {
     uint8_t pk[32], sk[64];
@@ -172,67 +189,64 @@ START_TEST(test_key)
 }
 END_TEST
 
+static void tv__check_envelope(json_t *v, const uint8_t pk[32], const uint8_t sk[64])
+{
+    const char *name = json_string_value(json_object_get(v, "name"));
+    tv__env_t te;
+    tv__env_from_fields(json_object_get(v, "fields"), &te);
+    size_t canon_len, unsigned_len, signed_len;
+    uint8_t *canon = tv__hex(v, "canonical_hex", &canon_len);
+    uint8_t want_digest[32], want_sig[64], digest[32], sha[32], sig[64];
+    tv__hex_exact(v, "digest_hex", want_digest, 32);
+    tv__hex_exact(v, "signature_hex", want_sig, 64);
+    tv__check_canonical_layout(canon, canon_len, &te.env);
+    crypto_hash_sha256(sha, canon, canon_len);
+    ck_assert_msg(!memcmp(sha, want_digest, 32), "%s: SHA-256(canonical) != digest", name);
+    ck_assert_int_eq(hub_envelope_digest(&te.env, digest), 0);
+    ck_assert_msg(!memcmp(digest, want_digest, 32), "%s: hub_envelope_digest differs", name);
+
+    /* Encoding the fields gives the vector's bytes. */
+    uint8_t *unsigned_bytes = tv__hex(v, "encoded_unsigned_hex", &unsigned_len);
+    size_t packed_len = lth__v1__envelope__get_packed_size(&te.env);
+    uint8_t *packed = malloc(packed_len + 1);
+    ck_assert_ptr_nonnull(packed);
+    lth__v1__envelope__pack(&te.env, packed);
+    ck_assert_uint_eq(packed_len, unsigned_len);
+    ck_assert_mem_eq(packed, unsigned_bytes, unsigned_len);
+
+    /* Ed25519 is deterministic: signing gives the vector's signature. */
+    ck_assert_int_eq(hub_envelope_sign(&te.env, sk, sig), 0);
+    ck_assert_msg(!memcmp(sig, want_sig, 64), "%s: signature differs", name);
+
+    /* The signed encoding decodes, digests the same and verifies;
+     * appending the signature to the unsigned bytes gives it too. */
+    uint8_t *signed_bytes = tv__hex(v, "encoded_signed_hex", &signed_len);
+    hub_envelope_t *dec = NULL;
+    ck_assert_int_eq(hub_envelope_decode(signed_bytes, signed_len, &dec), 0);
+    ck_assert_int_eq(hub_envelope_verify(dec, pk), 0);
+    ck_assert_int_eq(hub_envelope_digest(dec, digest), 0);
+    ck_assert_mem_eq(digest, want_digest, 32);
+    /* A changed payload byte (or, with no payload, a changed id) breaks it. */
+    if (dec->payload.len)
+        dec->payload.data[0] ^= 1;
+    else
+        dec->message_id[0] = dec->message_id[0] == 'a' ? 'b' : 'a';
+    ck_assert_int_eq(hub_envelope_verify(dec, pk), HUB_ECRYPTO);
+    hub_envelope_free(&dec);
+    ck_assert_int_eq(hub_envelope_append_signature(&packed, &packed_len, want_sig, NULL), 0);
+    ck_assert_uint_eq(packed_len, signed_len);
+    ck_assert_mem_eq(packed, signed_bytes, signed_len);
+
+    free(packed);
+    free(unsigned_bytes);
+    free(signed_bytes);
+    free(canon);
+    free(te.payload);
+}
+
 START_TEST(test_envelopes)
 {
-    uint8_t pk[32], sk[64];
-    tv__key(pk, sk);
-    json_t *envs = tv__vectors("envelopes", 5);
-    size_t i;
-    json_t *v;
-    json_array_foreach(envs, i, v)
-    {
-        const char *name = json_string_value(json_object_get(v, "name"));
-        tv__env_t te;
-        tv__env_from_fields(json_object_get(v, "fields"), &te);
-        size_t canon_len, unsigned_len, signed_len;
-        uint8_t *canon = tv__hex(v, "canonical_hex", &canon_len);
-        uint8_t want_digest[32], want_sig[64], digest[32], sha[32], sig[64];
-        tv__hex_exact(v, "digest_hex", want_digest, 32);
-        tv__hex_exact(v, "signature_hex", want_sig, 64);
-        tv__check_canonical_layout(canon, canon_len, &te.env);
-        crypto_hash_sha256(sha, canon, canon_len);
-        ck_assert_msg(!memcmp(sha, want_digest, 32), "%s: SHA-256(canonical) != digest", name);
-        ck_assert_int_eq(hub_envelope_digest(&te.env, digest), 0);
-        ck_assert_msg(!memcmp(digest, want_digest, 32), "%s: hub_envelope_digest differs", name);
-
-        /* Encoding the fields gives the vector's bytes. */
-        uint8_t *unsigned_bytes = tv__hex(v, "encoded_unsigned_hex", &unsigned_len);
-        size_t packed_len = lth__v1__envelope__get_packed_size(&te.env);
-        uint8_t *packed = malloc(packed_len + 1);
-        ck_assert_ptr_nonnull(packed);
-        lth__v1__envelope__pack(&te.env, packed);
-        ck_assert_uint_eq(packed_len, unsigned_len);
-        ck_assert_mem_eq(packed, unsigned_bytes, unsigned_len);
-
-        /* Ed25519 is deterministic: signing gives the vector's signature. */
-        ck_assert_int_eq(hub_envelope_sign(&te.env, sk, sig), 0);
-        ck_assert_msg(!memcmp(sig, want_sig, 64), "%s: signature differs", name);
-
-        /* The signed encoding decodes, digests the same and verifies;
-         * appending the signature to the unsigned bytes gives it too. */
-        uint8_t *signed_bytes = tv__hex(v, "encoded_signed_hex", &signed_len);
-        hub_envelope_t *dec = NULL;
-        ck_assert_int_eq(hub_envelope_decode(signed_bytes, signed_len, &dec), 0);
-        ck_assert_int_eq(hub_envelope_verify(dec, pk), 0);
-        ck_assert_int_eq(hub_envelope_digest(dec, digest), 0);
-        ck_assert_mem_eq(digest, want_digest, 32);
-        /* A changed payload byte (or, with no payload, a changed id) breaks it. */
-        if (dec->payload.len)
-            dec->payload.data[0] ^= 1;
-        else
-            dec->message_id[0] = dec->message_id[0] == 'a' ? 'b' : 'a';
-        ck_assert_int_eq(hub_envelope_verify(dec, pk), HUB_ECRYPTO);
-        hub_envelope_free(&dec);
-        ck_assert_int_eq(hub_envelope_append_signature(&packed, &packed_len, want_sig, NULL), 0);
-        ck_assert_uint_eq(packed_len, signed_len);
-        ck_assert_mem_eq(packed, signed_bytes, signed_len);
-
-        free(packed);
-        free(unsigned_bytes);
-        free(signed_bytes);
-        free(canon);
-        free(te.payload);
-    }
+    tv__each("envelopes", 5, tv__check_envelope);
 }
 END_TEST
 
@@ -252,79 +266,76 @@ static void tv__digest_of(const char *name, uint8_t out[32])
     ck_abort_msg("no envelope vector named %s", name);
 }
 
-START_TEST(test_batches)
+static void tv__check_batch(json_t *v, const uint8_t pk[32], const uint8_t sk[64])
 {
-    uint8_t pk[32], sk[64];
-    tv__key(pk, sk);
-    json_t *batches = tv__vectors("batches", 3);
-    size_t b;
-    json_t *v;
-    json_array_foreach(batches, b, v)
-    {
-        json_t *leaves = json_object_get(v, "leaves");
-        size_t n = json_array_size(leaves);
-        ck_assert(n >= 2 && n <= 8);
-        uint8_t digests[8][32], root[32], want_root[32], want_sig[64], sig[64];
-        for (size_t i = 0; i < n; i++)
-            tv__digest_of(json_string_value(json_array_get(leaves, i)), digests[i]);
-        tv__hex_exact(v, "root_hex", want_root, 32);
-        tv__hex_exact(v, "signature_hex", want_sig, 64);
-        ck_assert_int_eq(hub_batch_root((const uint8_t(*)[32])digests, n, root), 0);
+    json_t *leaves = json_object_get(v, "leaves");
+    size_t n = json_array_size(leaves);
+    ck_assert(n >= 2 && n <= 8);
+    uint8_t digests[8][32], root[32], want_root[32], want_sig[64], sig[64];
+    for (size_t i = 0; i < n; i++)
+        tv__digest_of(json_string_value(json_array_get(leaves, i)), digests[i]);
+    tv__hex_exact(v, "root_hex", want_root, 32);
+    tv__hex_exact(v, "signature_hex", want_sig, 64);
+    ck_assert_int_eq(hub_batch_root((const uint8_t(*)[32])digests, n, root), 0);
+    ck_assert_mem_eq(root, want_root, 32);
+
+    /* The signed message: "LTH-BATCH-V1" 0x00, u32 big-endian count, root. */
+    uint8_t msg[HUB_BATCH_MSG_LEN];
+    tv__hex_exact(v, "signed_message_hex", msg, sizeof msg);
+    ck_assert_mem_eq(msg, "LTH-BATCH-V1\0", 13);
+    ck_assert_uint_eq(((uint32_t)msg[13] << 24) | ((uint32_t)msg[14] << 16) |
+                          ((uint32_t)msg[15] << 8) | msg[16],
+                      n);
+    ck_assert_mem_eq(msg + 17, want_root, 32);
+    ck_assert_int_eq(crypto_sign_verify_detached(want_sig, msg, sizeof msg, pk), 0);
+
+    hub_batch_proof_t proofs[8];
+    ck_assert_int_eq(hub_batch_sign((const uint8_t(*)[32])digests, n, sk, sig, proofs), 0);
+    ck_assert_mem_eq(sig, want_sig, 64);
+    json_t *jproofs = json_object_get(v, "proofs");
+    json_t *encs = json_object_get(v, "encoded_signed_hex");
+    ck_assert_uint_eq(json_array_size(jproofs), n);
+    ck_assert_uint_eq(json_array_size(encs), n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(jproofs, i);
+        hub_batch_proof_t proof = {0};
+        proof.leaf_index = (uint32_t)json_integer_value(json_object_get(p, "leaf_index"));
+        proof.leaf_count = (uint32_t)json_integer_value(json_object_get(p, "leaf_count"));
+        json_t *path = json_object_get(p, "path_hex");
+        proof.path_len = json_array_size(path);
+        ck_assert_uint_le(proof.path_len, HUB_BATCH_MAX_PATH);
+        for (size_t k = 0; k < proof.path_len; k++) {
+            size_t len;
+            uint8_t *h = tv__hex_value(json_array_get(path, k), &len);
+            ck_assert_uint_eq(len, 32);
+            memcpy(proof.path[k], h, 32);
+            free(h);
+        }
+        ck_assert_uint_eq(proof.leaf_index, i);
+        ck_assert_uint_eq(proof.leaf_count, n);
+        ck_assert_uint_eq(proof.path_len, proofs[i].path_len);
+        for (size_t k = 0; k < proof.path_len; k++)
+            ck_assert_mem_eq(proof.path[k], proofs[i].path[k], 32);
+        ck_assert_int_eq(hub_batch_root_from_proof(digests[i], &proof, root), 0);
         ck_assert_mem_eq(root, want_root, 32);
 
-        /* The signed message: "LTH-BATCH-V1" 0x00, u32 big-endian count, root. */
-        uint8_t msg[HUB_BATCH_MSG_LEN];
-        tv__hex_exact(v, "signed_message_hex", msg, sizeof msg);
-        ck_assert_mem_eq(msg, "LTH-BATCH-V1\0", 13);
-        ck_assert_uint_eq(((uint32_t)msg[13] << 24) | ((uint32_t)msg[14] << 16) |
-                              ((uint32_t)msg[15] << 8) | msg[16],
-                          n);
-        ck_assert_mem_eq(msg + 17, want_root, 32);
-        ck_assert_int_eq(crypto_sign_verify_detached(want_sig, msg, sizeof msg, pk), 0);
-
-        hub_batch_proof_t proofs[8];
-        ck_assert_int_eq(hub_batch_sign((const uint8_t(*)[32])digests, n, sk, sig, proofs), 0);
-        ck_assert_mem_eq(sig, want_sig, 64);
-        json_t *jproofs = json_object_get(v, "proofs");
-        json_t *encs = json_object_get(v, "encoded_signed_hex");
-        ck_assert_uint_eq(json_array_size(jproofs), n);
-        ck_assert_uint_eq(json_array_size(encs), n);
-        for (size_t i = 0; i < n; i++) {
-            json_t *p = json_array_get(jproofs, i);
-            hub_batch_proof_t proof = {0};
-            proof.leaf_index = (uint32_t)json_integer_value(json_object_get(p, "leaf_index"));
-            proof.leaf_count = (uint32_t)json_integer_value(json_object_get(p, "leaf_count"));
-            json_t *path = json_object_get(p, "path_hex");
-            proof.path_len = json_array_size(path);
-            ck_assert_uint_le(proof.path_len, HUB_BATCH_MAX_PATH);
-            for (size_t k = 0; k < proof.path_len; k++) {
-                size_t len;
-                uint8_t *h = tv__hex_value(json_array_get(path, k), &len);
-                ck_assert_uint_eq(len, 32);
-                memcpy(proof.path[k], h, 32);
-                free(h);
-            }
-            ck_assert_uint_eq(proof.leaf_index, i);
-            ck_assert_uint_eq(proof.leaf_count, n);
-            ck_assert_uint_eq(proof.path_len, proofs[i].path_len);
-            for (size_t k = 0; k < proof.path_len; k++)
-                ck_assert_mem_eq(proof.path[k], proofs[i].path[k], 32);
-            ck_assert_int_eq(hub_batch_root_from_proof(digests[i], &proof, root), 0);
-            ck_assert_mem_eq(root, want_root, 32);
-
-            size_t len;
-            uint8_t *bytes = tv__hex_value(json_array_get(encs, i), &len);
-            hub_envelope_t *dec = NULL;
-            ck_assert_int_eq(hub_envelope_decode(bytes, len, &dec), 0);
-            ck_assert_ptr_nonnull(dec->batch_proof);
-            ck_assert_int_eq(hub_envelope_verify(dec, pk), 0);
-            /* A proof for another leaf position does not verify. */
-            dec->batch_proof->leaf_index = (dec->batch_proof->leaf_index + 1) % (uint32_t)n;
-            ck_assert_int_ne(hub_envelope_verify(dec, pk), 0);
-            hub_envelope_free(&dec);
-            free(bytes);
-        }
+        size_t len;
+        uint8_t *bytes = tv__hex_value(json_array_get(encs, i), &len);
+        hub_envelope_t *dec = NULL;
+        ck_assert_int_eq(hub_envelope_decode(bytes, len, &dec), 0);
+        ck_assert_ptr_nonnull(dec->batch_proof);
+        ck_assert_int_eq(hub_envelope_verify(dec, pk), 0);
+        /* A proof for another leaf position does not verify. */
+        dec->batch_proof->leaf_index = (dec->batch_proof->leaf_index + 1) % (uint32_t)n;
+        ck_assert_int_ne(hub_envelope_verify(dec, pk), 0);
+        hub_envelope_free(&dec);
+        free(bytes);
     }
+}
+
+START_TEST(test_batches)
+{
+    tv__each("batches", 3, tv__check_batch);
 }
 END_TEST
 

@@ -73,6 +73,19 @@ static response_t *ask(const char *const *keys, size_t n, int mode, const lth_da
     return ask_as(true, LTH_LOOKUP_REQUEST_TYPE, keys, n, mode, date, "unit test", NULL);
 }
 
+/* A CURRENT lookup of the n keys (purpose "test"), which must be answered
+ * OK with a result for each key. */
+static response_t *ask_current(bool permitted, const char *const *keys, size_t n,
+                               lth_lookup_counts_t *counts)
+{
+    response_t *resp =
+        ask_as(permitted, LTH_LOOKUP_REQUEST_TYPE, keys, n,
+               LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT, NULL, "test", counts);
+    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
+    ck_assert_uint_eq(resp->n_results, n);
+    return resp;
+}
+
 /* The result is FOUND and shows the record `c` (residence and last change
  * as given, for views as of a date). */
 static void assert_found(const Lth__Domain__V1__CitizenLookupResult *r, const lth_citizen_t *c,
@@ -186,11 +199,7 @@ START_TEST(current_mode_answers_each_key)
     const char *keys[] = {a.personal_id, "00108501234", absent.personal_id, b.personal_id,
                           "001985\x01\xff\x41 0123456789012345678901234567890123"};
     lth_lookup_counts_t counts;
-    response_t *resp =
-        ask_as(true, LTH_LOOKUP_REQUEST_TYPE, keys, 5,
-               LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT, NULL, "test", &counts);
-    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
-    ck_assert_uint_eq(resp->n_results, 5);
+    response_t *resp = ask_current(true, keys, 5, &counts);
     assert_found(resp->results[0], &a, a.residence, a.changed_on);
     ck_assert_int_eq(resp->results[1]->status,
                      LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_INVALID_KEY);
@@ -290,11 +299,7 @@ START_TEST(not_permitted_members_see_nothing)
     lth_citizen_t a = citizen(3);
     const char *keys[] = {a.personal_id, "123"};
     lth_lookup_counts_t counts;
-    response_t *resp =
-        ask_as(false, LTH_LOOKUP_REQUEST_TYPE, keys, 2,
-               LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT, NULL, "test", &counts);
-    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
-    ck_assert_uint_eq(resp->n_results, 2);
+    response_t *resp = ask_current(false, keys, 2, &counts);
     for (size_t i = 0; i < 2; i++) {
         ck_assert_int_eq(resp->results[i]->status,
                          LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_PERMITTED);
@@ -343,10 +348,7 @@ START_TEST(bad_requests_are_refused_as_a_whole)
     for (size_t i = 0; i <= LTH_LOOKUP_MAX_KEYS; i++)
         many[i] = a.personal_id;
     lth_lookup_counts_t counts;
-    resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, many, LTH_LOOKUP_MAX_KEYS, current, NULL, "test",
-                  &counts);
-    ck_assert_int_eq(resp->status, LTH__DOMAIN__V1__RESPONSE_STATUS__RESPONSE_STATUS_OK);
-    ck_assert_uint_eq(resp->n_results, LTH_LOOKUP_MAX_KEYS);
+    resp = ask_current(true, many, LTH_LOOKUP_MAX_KEYS, &counts);
     ck_assert_uint_eq(counts.found, LTH_LOOKUP_MAX_KEYS);
     tk_citizen_lookup_free(&resp);
     resp = ask_as(true, LTH_LOOKUP_REQUEST_TYPE, many, LTH_LOOKUP_MAX_KEYS + 1, current, NULL,
@@ -374,6 +376,18 @@ START_TEST(bad_requests_are_refused_as_a_whole)
 }
 END_TEST
 
+/* Round i of a random-payload test: buf gets a prefix of valid (len bytes)
+ * of random length, with a random byte flipped in every other round; returns
+ * its length. */
+static size_t mangled(uint8_t *buf, const uint8_t *valid, size_t len, int i)
+{
+    size_t n = (size_t)rand() % (len + 1);
+    memcpy(buf, valid, n);
+    if (n > 0 && i % 2)
+        buf[rand() % n] ^= (uint8_t)(1 + rand() % 255);
+    return n;
+}
+
 START_TEST(random_payloads_never_crash)
 {
     lth_citizen_t a = citizen(1);
@@ -389,10 +403,7 @@ START_TEST(random_payloads_never_crash)
     srand(99);
     for (int i = 0; i < 3000; i++) {
         uint8_t buf[256];
-        size_t n = (size_t)rand() % (len + 1);
-        memcpy(buf, valid, n);
-        if (n > 0 && i % 2)
-            buf[rand() % n] ^= (uint8_t)(1 + rand() % 255);
+        size_t n = mangled(buf, valid, len, i);
         uint8_t *out = NULL;
         size_t out_len = 0;
         if (lth_lookup_answer(db, true, LTH_LOOKUP_REQUEST_TYPE, buf, n, &out, &out_len, NULL) != 0)
@@ -556,10 +567,7 @@ START_TEST(random_verify_payloads_never_crash)
     srand(7);
     for (int i = 0; i < 3000; i++) {
         uint8_t buf[512];
-        size_t k = (size_t)rand() % (len + 1);
-        memcpy(buf, valid, k);
-        if (k > 0 && i % 2)
-            buf[rand() % k] ^= (uint8_t)(1 + rand() % 255);
+        size_t k = mangled(buf, valid, len, i);
         if (lth_verify_answer(db, &policy, LTH_VERIFY_REQUEST_TYPE, buf, k, &out, &out_len, NULL) !=
             0)
             ck_abort_msg("iteration %d failed", i);

@@ -23,21 +23,28 @@
 #define DAY LTH_DAY_US
 
 /* Encodes *value with lth_<kind>_encode and asserts that lth_<kind>_decode
- * (as TYPE, into *out) refuses it with HUB_EPARSE and a problem holding
- * `says`. */
-#define ASSERT_REFUSED(kind, type, value, out, says)                                               \
+ * (as TYPE, into *out) returns rc, with a problem holding `says` ("": any
+ * problem, or none). */
+#define ASSERT_DECODE(kind, type, value, out, rc, says)                                            \
     do {                                                                                           \
-        uint8_t *refused_buf = NULL;                                                               \
-        size_t refused_len = 0;                                                                    \
-        const char *refused_problem = NULL;                                                        \
-        ck_assert_int_eq(lth_##kind##_encode((value), &refused_buf, &refused_len), 0);             \
-        ck_assert_int_eq(                                                                          \
-            lth_##kind##_decode((type), refused_buf, refused_len, (out), &refused_problem),        \
-            HUB_EPARSE);                                                                           \
-        ck_assert_msg(refused_problem && strstr(refused_problem, (says)), "%s",                    \
-                      refused_problem ? refused_problem : "(no problem given)");                   \
-        free(refused_buf);                                                                         \
+        uint8_t *decode_buf = NULL;                                                                \
+        size_t decode_len = 0;                                                                     \
+        const char *decode_problem = NULL;                                                         \
+        ck_assert_int_eq(lth_##kind##_encode((value), &decode_buf, &decode_len), 0);               \
+        int decode_rc =                                                                            \
+            lth_##kind##_decode((type), decode_buf, decode_len, (out), &decode_problem);           \
+        ck_assert_msg(decode_rc == (rc) &&                                                         \
+                          (!*(says) || (decode_problem && strstr(decode_problem, (says)))),        \
+                      "decoded as %s: %d, %s", (type), decode_rc,                                  \
+                      decode_problem ? decode_problem : "(no problem given)");                     \
+        free(decode_buf);                                                                          \
     } while (0)
+/* *value encodes, and decodes back (as TYPE, into *out). */
+#define ASSERT_ROUND_TRIP(kind, type, value, out) ASSERT_DECODE(kind, type, value, out, 0, "")
+/* *value encodes, and decoding it (as TYPE, into *out) refuses it with
+ * HUB_EPARSE and a problem holding `says`. */
+#define ASSERT_REFUSED(kind, type, value, out, says)                                               \
+    ASSERT_DECODE(kind, type, value, out, HUB_EPARSE, says)
 
 /* The catalogue is data (no built-in list): every case runs with the one
  * the repository ships installed. */
@@ -294,18 +301,12 @@ START_TEST(dossier_round_trip)
                        .due_at_us = 2,
                        .received_by = "VN/GOV/HN-VP/TTHC",
                        .authority = "VN/GOV/HN-SKHDT/DKKD"};
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ck_assert_int_eq(lth_dossier_encode(&d, &buf, &len), 0);
     lth_dossier_t e;
-    const char *problem = NULL;
-    ck_assert_int_eq(lth_dossier_decode(LTH_DOSSIER_TYPE, buf, len, &e, &problem), 0);
+    ASSERT_ROUND_TRIP(dossier, LTH_DOSSIER_TYPE, &d, &e);
     ck_assert_uint_eq(e.documents, 1); /* the synthetic form, with a 32-byte digest */
     e.documents = 0;
     ck_assert_mem_eq(&d, &e, sizeof d);
-    ck_assert_int_eq(lth_dossier_decode(LTH_STATUS_CHANGE_TYPE, buf, len, &e, &problem),
-                     HUB_EPARSE);
-    free(buf);
+    ASSERT_DECODE(dossier, LTH_STATUS_CHANGE_TYPE, &d, &e, HUB_EPARSE, "");
     d.dossier_code[0] = '\0';
     ASSERT_REFUSED(dossier, LTH_DOSSIER_TYPE, &d, &e, "dossier_code");
 }
@@ -676,15 +677,10 @@ START_TEST(result_signature_and_code)
     size_t n = lth_result_signing_text(&r, text, sizeof text);
     ck_assert_uint_gt(n, 0);
     crypto_sign_detached(r.signature, NULL, (const uint8_t *)text, n, sk);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ck_assert_int_eq(lth_result_encode(&r, &buf, &len), 0);
     lth_result_t d;
-    const char *problem = NULL;
-    ck_assert_int_eq(lth_result_decode(LTH_RESULT_TYPE, buf, len, &d, &problem), 0);
+    ASSERT_ROUND_TRIP(result, LTH_RESULT_TYPE, &r, &d);
     ck_assert_str_eq(d.result_code, r.result_code);
     ck_assert_uint_eq(d.size_bytes, 1234);
-    free(buf);
     /* A reference field changed after signing: refused. */
     r.size_bytes = 1235;
     ASSERT_REFUSED(result, LTH_RESULT_TYPE, &r, &d, "signature does not verify");
@@ -708,14 +704,9 @@ START_TEST(payment_and_feedback_refusals)
                        .transaction_ref = "PG-1",
                        .outcome = LTH_PAYMENT_PAID,
                        .channel = LTH_CHANNEL_ONLINE};
-    uint8_t *buf = NULL;
-    size_t len = 0;
     lth_payment_t pd;
-    const char *problem = NULL;
-    ck_assert_int_eq(lth_payment_encode(&p, &buf, &len), 0);
-    ck_assert_int_eq(lth_payment_decode(LTH_PAYMENT_TYPE, buf, len, &pd, &problem), 0);
+    ASSERT_ROUND_TRIP(payment, LTH_PAYMENT_TYPE, &p, &pd);
     ck_assert_uint_eq(pd.amount_vnd, 50000);
-    free(buf);
     p.amount_vnd = 40000;
     ASSERT_REFUSED(payment, LTH_PAYMENT_TYPE, &p, &pd, "amount_vnd");
     ck_assert_uint_eq(lth_procedure_fee_vnd("SYN-1.000004"), 50000);
@@ -727,10 +718,8 @@ START_TEST(payment_and_feedback_refusals)
     snprintf(f.ratings[1].criterion, sizeof f.ratings[1].criterion, "time");
     f.ratings[1].score = 4;
     lth_feedback_t fd;
-    ck_assert_int_eq(lth_feedback_encode(&f, &buf, &len), 0);
-    ck_assert_int_eq(lth_feedback_decode(LTH_FEEDBACK_TYPE, buf, len, &fd, &problem), 0);
+    ASSERT_ROUND_TRIP(feedback, LTH_FEEDBACK_TYPE, &f, &fd);
     ck_assert(lth_feedback_mean(&fd) > 4.49 && lth_feedback_mean(&fd) < 4.51);
-    free(buf);
     f.ratings[1].score = 6;
     ASSERT_REFUSED(feedback, LTH_FEEDBACK_TYPE, &f, &fd, "1 (very dissatisfied) to 5");
     f.ratings[1].score = 3;

@@ -52,11 +52,8 @@ static void assert_hub_serves(void)
 static int try_connect(const char *member_id)
 {
     char err[512];
-    hubfix_client_conf_t conf;
-    hubfix_client_conf(&fix, member_id, &conf);
-    conf.cfg.connect_timeout_ms = 2000;
     adp_client_t *c = NULL;
-    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
+    int rc = hubfix_try_connect(&fix, member_id, NULL, 2000, &c, err, sizeof err);
     adp_close(&c);
     return rc;
 }

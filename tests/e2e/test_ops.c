@@ -718,11 +718,8 @@ static void *stream_to_ghost(void *arg)
 {
     streamer_t *st = arg;
     char err[512];
-    hubfix_client_conf_t conf;
-    hubfix_client_conf(&fix, OPS, &conf);
-    conf.cfg.software = "stream";
     adp_client_t *c = NULL;
-    if (adp_connect(&conf.cfg, &c, err, sizeof err) != 0) {
+    if (hubfix_try_connect(&fix, OPS, "stream", 0, &c, err, sizeof err) != 0) {
         snprintf(st->error, sizeof st->error, "connect: %s", err);
         return NULL;
     }

@@ -98,11 +98,8 @@ END_TEST
 START_TEST(unknown_key_is_refused_and_gets_no_traffic)
 {
     char err[512];
-    hubfix_client_conf_t conf;
-    hubfix_client_conf(&fix, STRANGER, &conf);
-    conf.cfg.connect_timeout_ms = 3000;
     adp_client_t *c = NULL;
-    int rc = adp_connect(&conf.cfg, &c, err, sizeof err);
+    int rc = hubfix_try_connect(&fix, STRANGER, NULL, 3000, &c, err, sizeof err);
     ck_assert_int_eq(rc, HUB_EREFUSED);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, "did not accept this member's key"), "error: %s", err);

@@ -310,11 +310,8 @@ static void *load_main(void *arg)
 {
     load_t *l = arg;
     char err[512];
-    hubfix_client_conf_t conf;
-    hubfix_client_conf(&fix, SENDER2, &conf);
-    conf.cfg.software = "load";
     adp_client_t *c = NULL;
-    if (adp_connect(&conf.cfg, &c, err, sizeof err) != 0) {
+    if (hubfix_try_connect(&fix, SENDER2, "load", 0, &c, err, sizeof err) != 0) {
         l->failed = 1;
         snprintf(l->why, sizeof l->why, "%s", err);
         return NULL;

@@ -406,6 +406,19 @@ void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t
     c->cfg = cfg;
 }
 
+int hubfix_try_connect(hubfix_t *f, const char *member_id, const char *software,
+                       uint32_t connect_timeout_ms, adp_client_t **c, char *err, size_t err_size)
+{
+    hubfix_client_conf_t conf;
+    hubfix_client_conf(f, member_id, &conf);
+    if (software)
+        conf.cfg.software = software;
+    if (connect_timeout_ms)
+        conf.cfg.connect_timeout_ms = connect_timeout_ms;
+    *c = NULL;
+    return adp_connect(&conf.cfg, c, err, err_size);
+}
+
 adp_client_t *hubfix_connect_state(hubfix_t *f, const char *member_id, const char *state_dir)
 {
     hubfix_client_conf_t conf;

@@ -106,6 +106,13 @@ typedef struct {
     char secret[PATH_MAX];
 } hubfix_client_conf_t;
 void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t *c);
+/* Connects member_id's SDK client as hubfix_client_conf sets it up, with
+ * software (its name in Hello; NULL: "test") and connect_timeout_ms (0:
+ * 5000), without asserting: for a thread of the test's own, or a
+ * connection meant to fail. 0, or the SDK's error with *c NULL and err
+ * (err_size bytes) saying why. */
+int hubfix_try_connect(hubfix_t *f, const char *member_id, const char *software,
+                       uint32_t connect_timeout_ms, adp_client_t **c, char *err, size_t err_size);
 /* Stops hubd (asserting it exits 0), then every other process, and removes
  * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);

@@ -7,12 +7,12 @@
 #include "hub_error.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <stdbool.h>
 #include <jansson.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +30,14 @@ static char db_path[PATH_MAX], adapter_log[PATH_MAX];
 
 static void make_db(void)
 {
-    sqlite3 *db = NULL;
-    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-    const char *sql =
+    tk_sql_create(
+        db_path,
         "CREATE TABLE businesses (code TEXT PRIMARY KEY, name TEXT, ward TEXT, capital INTEGER);"
         "INSERT INTO businesses VALUES ('0101234567', 'Công ty TNHH Sen Vàng', 'Láng Hạ', "
         "  500000000);"
         "INSERT INTO businesses VALUES ('0102345678', 'Công ty CP Hồ Tây', 'Láng Hạ', NULL);"
         "INSERT INTO businesses VALUES ('0103456789', 'HTX Bát Tràng', 'Láng Hạ', 1000);"
-        "INSERT INTO businesses VALUES ('" SECRET_CODE "', 'Công ty Bí Mật', 'Bến Nghé', 1);";
-    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+        "INSERT INTO businesses VALUES ('" SECRET_CODE "', 'Công ty Bí Mật', 'Bến Nghé', 1);");
 }
 
 static const char *queries(void)

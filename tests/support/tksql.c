@@ -5,6 +5,16 @@
 #include <stdio.h>
 #include <unistd.h>
 
+void tk_sql_create(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    ck_assert_msg(sqlite3_open(path, &db) == SQLITE_OK, "cannot create %s", path);
+    char *err = NULL;
+    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", path,
+                  err ? err : "");
+    sqlite3_close(db);
+}
+
 sqlite3 *tk_sql_open_ro(const char *path)
 {
     sqlite3 *db = NULL;

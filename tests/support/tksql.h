@@ -10,6 +10,9 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+/* Creates the SQLite file path (or opens it) and runs sql, a test's own
+ * tables and rows, in it; asserts it runs, naming SQLite's error. */
+void tk_sql_create(const char *path, const char *sql);
 /* Opens path read-only with a 10 s busy timeout; asserts it opens. */
 sqlite3 *tk_sql_open_ro(const char *path);
 /* Prepares sql on db; asserts it prepares, naming SQLite's error and the

@@ -4,6 +4,7 @@
 #include "hub_error.h"
 #include "lth_sqlq.h"
 #include "testkit.h"
+#include "tksql.h"
 
 #include <check.h>
 #include <limits.h>
@@ -19,9 +20,8 @@ static void setup(void)
 {
     tk_tmpdir(dir);
     snprintf(db_path, sizeof db_path, "%s/sector.db", dir);
-    sqlite3 *w = NULL;
-    ck_assert_int_eq(sqlite3_open(db_path, &w), SQLITE_OK);
-    const char *sql =
+    tk_sql_create(
+        db_path,
         "CREATE TABLE parcels (id INTEGER PRIMARY KEY, code TEXT, owner_pid TEXT, area REAL, "
         "  ward TEXT, doc BLOB, note TEXT);"
         "INSERT INTO parcels VALUES (1, 'HN-001', '001085012345', 120.5, 'Láng Hạ', x'00ff10', "
@@ -29,9 +29,7 @@ static void setup(void)
         "INSERT INTO parcels VALUES (2, 'HN-002', '001085012345', 80, 'Láng Hạ', NULL, "
         "  CAST(x'6f6bff' AS TEXT));"
         "INSERT INTO parcels VALUES (3, 'HN-003', '079301000123', 45.25, 'Bến Nghé', NULL, 'x');"
-        "CREATE TABLE secrets (v TEXT); INSERT INTO secrets VALUES ('do not leak');";
-    ck_assert_int_eq(sqlite3_exec(w, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(w);
+        "CREATE TABLE secrets (v TEXT); INSERT INTO secrets VALUES ('do not leak');");
     char err[512];
     ck_assert_int_eq(lth_sqlq_db_open(db_path, &db, err, sizeof err), 0);
 }

@@ -83,14 +83,31 @@ static void ta__append(hub_audit_t *log, int first, int count)
     }
 }
 
+/* Opens the log in dir with cfg; asserts it opens. */
+static hub_audit_t *ta__open(const char *dir, const hub_audit_config_t *cfg)
+{
+    char err[HUB_ERRMSG_MAX];
+    hub_audit_t *log = NULL;
+    ck_assert_msg(hub_audit_open(dir, cfg, &log, err, sizeof err) == 0, "%s", err);
+    return log;
+}
+
+/* Makes a fresh directory (into dir) and opens a log in it with
+ * ta__config's configuration (into cfg). */
+static hub_audit_t *ta__open_new(char dir[PATH_MAX], hub_audit_config_t *cfg, uint64_t max_bytes,
+                                 uint64_t every_records, uint64_t every_us)
+{
+    tk_tmpdir(dir);
+    ta__config(cfg, max_bytes, every_records, every_us);
+    return ta__open(dir, cfg);
+}
+
 /* The standard log: 1000 records, checkpoints every 64 records or 150 ms of
  * fake time, 8 KiB files (about 20 records each). */
 static void ta__write_log(const char *dir, hub_audit_config_t *cfg)
 {
     ta__config(cfg, 8192, 64, 150000);
-    hub_audit_t *log = NULL;
-    char err[HUB_ERRMSG_MAX];
-    ck_assert_msg(hub_audit_open(dir, cfg, &log, err, sizeof err) == 0, "%s", err);
+    hub_audit_t *log = ta__open(dir, cfg);
     ck_assert_ptr_null(hub_audit_open_notice(log));
     ta__append(log, 0, 1000);
     ck_assert_int_eq(hub_audit_close(&log), 0);
@@ -165,6 +182,43 @@ static void ta__write_lines(const char *path, const ta__lines_t *lines)
         if (lines->line[i])
             fputs(lines->line[i], f);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A test's own standard log, one of its files read into lines to be
+ * damaged and written back (ta__log_rewrite). */
+typedef struct {
+    char dir[PATH_MAX];
+    char path[PATH_MAX]; /* the file read */
+    int number;          /* its number */
+    hub_audit_config_t cfg;
+    ta__lines_t lines;
+} ta__log_t;
+
+/* Writes the standard log into a fresh directory and reads its file
+ * `number` (0: the last); ta__log_free removes it all. */
+static ta__log_t *ta__log_read(int number)
+{
+    ta__log_t *t = calloc(1, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    tk_tmpdir(t->dir);
+    t->number = ta__write_and_read(t->dir, &t->cfg, number, t->path, &t->lines);
+    return t;
+}
+
+/* Writes the lines back into their file, and frees them. */
+static void ta__log_rewrite(ta__log_t *t)
+{
+    ta__write_lines(t->path, &t->lines);
+    free(t->lines.text);
+}
+
+/* Removes the log's directory and frees *t_p (the lines are the caller's
+ * to free); sets *t_p to NULL. */
+static void ta__log_free(ta__log_t **t_p)
+{
+    tk_rmrf((*t_p)->dir);
+    free(*t_p);
+    *t_p = NULL;
 }
 
 static uint64_t ta__seq_of(const char *line)
@@ -269,62 +323,47 @@ START_TEST(test_modified_record)
 {
     static const char *const where[] = {"\"sender\":\"VN/GOV/HN-", "\"prev\":\"", "{\"seq\":"};
     for (int k = 0; k < 3; k++) {
-        char dir[PATH_MAX], path[PATH_MAX];
-        tk_tmpdir(dir);
-        hub_audit_config_t cfg;
-        ta__lines_t lines;
-        ta__write_and_read(dir, &cfg, 3, path, &lines);
-        size_t i = ta__plain_line(&lines, 4);
-        uint64_t seq = ta__seq_of(lines.line[i]);
-        char *at = strstr(lines.line[i], where[k]);
+        ta__log_t *t = ta__log_read(3);
+        size_t i = ta__plain_line(&t->lines, 4);
+        uint64_t seq = ta__seq_of(t->lines.line[i]);
+        char *at = strstr(t->lines.line[i], where[k]);
         ck_assert_ptr_nonnull(at);
         at += strlen(where[k]);
         /* 'H' -> 'I'; a hex digit -> another hex digit; a seq digit +1. */
         *at = (char)(*at == '9' ? '8' : *at == 'f' ? 'e' : *at + 1);
-        ta__write_lines(path, &lines);
-        free(lines.text);
-        ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 3, i + 1, seq, "modified");
-        tk_rmrf(dir);
+        ta__log_rewrite(t);
+        ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 3, i + 1, seq, "modified");
+        ta__log_free(&t);
     }
 }
 END_TEST
 
 START_TEST(test_removed_record)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    tk_tmpdir(dir);
-    hub_audit_config_t cfg;
-    ta__lines_t lines;
-    ta__write_and_read(dir, &cfg, 3, path, &lines);
-    size_t i = ta__plain_line(&lines, 4);
-    uint64_t seq = ta__seq_of(lines.line[i]);
-    lines.line[i] = NULL;
-    ta__write_lines(path, &lines);
-    free(lines.text);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 3, i + 1, seq, "removed record");
+    ta__log_t *t = ta__log_read(3);
+    size_t i = ta__plain_line(&t->lines, 4);
+    uint64_t seq = ta__seq_of(t->lines.line[i]);
+    t->lines.line[i] = NULL;
+    ta__log_rewrite(t);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 3, i + 1, seq, "removed record");
     hub_audit_verify_report_t report;
-    hub_audit_verify_dir(dir, cfg.sign_public, &report);
+    hub_audit_verify_dir(t->dir, t->cfg.sign_public, &report);
     ck_assert(strstr(report.message, "seq gap") != NULL);
-    tk_rmrf(dir);
+    ta__log_free(&t);
 }
 END_TEST
 
 START_TEST(test_reordered_records)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    tk_tmpdir(dir);
-    hub_audit_config_t cfg;
-    ta__lines_t lines;
-    ta__write_and_read(dir, &cfg, 2, path, &lines);
-    size_t i = ta__plain_line(&lines, 3);
-    uint64_t second = ta__seq_of(lines.line[i + 1]);
-    char *tmp = lines.line[i];
-    lines.line[i] = lines.line[i + 1];
-    lines.line[i + 1] = tmp;
-    ta__write_lines(path, &lines);
-    free(lines.text);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 2, i + 1, second, "reordered");
-    tk_rmrf(dir);
+    ta__log_t *t = ta__log_read(2);
+    size_t i = ta__plain_line(&t->lines, 3);
+    uint64_t second = ta__seq_of(t->lines.line[i + 1]);
+    char *tmp = t->lines.line[i];
+    t->lines.line[i] = t->lines.line[i + 1];
+    t->lines.line[i + 1] = tmp;
+    ta__log_rewrite(t);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 2, i + 1, second, "reordered");
+    ta__log_free(&t);
 }
 END_TEST
 
@@ -337,103 +376,90 @@ static void ta__hex(const uint8_t *b, size_t n, char *out)
 START_TEST(test_inserted_record)
 {
     /* A well-formed forgery: next seq, linked to the record before it. */
-    char dir[PATH_MAX], path[PATH_MAX];
-    tk_tmpdir(dir);
-    hub_audit_config_t cfg;
-    ta__lines_t lines;
-    ta__write_and_read(dir, &cfg, 2, path, &lines);
-    size_t i = ta__plain_line(&lines, 3);
+    ta__log_t *t = ta__log_read(2);
+    size_t i = ta__plain_line(&t->lines, 3);
     char forged[4096];
-    snprintf(forged, sizeof forged, "%s", lines.line[i + 1]);
+    snprintf(forged, sizeof forged, "%s", t->lines.line[i + 1]);
     char *recv = strstr(forged, "CSDLQGDC");
     ck_assert_ptr_nonnull(recv);
     memcpy(recv, "CSDLQGDX", 8);
     uint8_t h[32];
-    crypto_hash_sha256(h, (const uint8_t *)lines.line[i], strlen(lines.line[i]));
+    crypto_hash_sha256(h, (const uint8_t *)t->lines.line[i], strlen(t->lines.line[i]));
     char *prev = strstr(forged, "\"prev\":\"");
     ck_assert_ptr_nonnull(prev);
     char hex[65];
     ta__hex(h, 32, hex);
     memcpy(prev + 8, hex, 64);
     ta__lines_t out = {.text = NULL, .count = 0};
-    for (size_t k = 0; k < lines.count; k++) {
-        out.line[out.count++] = lines.line[k];
+    for (size_t k = 0; k < t->lines.count; k++) {
+        out.line[out.count++] = t->lines.line[k];
         if (k == i)
             out.line[out.count++] = forged;
     }
-    ta__write_lines(path, &out);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 2, i + 2, ta__seq_of(forged),
+    ta__write_lines(t->path, &out);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 2, i + 2, ta__seq_of(forged),
                        "inserted record");
 
     /* A line repeated. */
     out.count = 0;
-    for (size_t k = 0; k < lines.count; k++) {
-        out.line[out.count++] = lines.line[k];
+    for (size_t k = 0; k < t->lines.count; k++) {
+        out.line[out.count++] = t->lines.line[k];
         if (k == i)
-            out.line[out.count++] = lines.line[k];
+            out.line[out.count++] = t->lines.line[k];
     }
-    ta__write_lines(path, &out);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 2, i + 2, ta__seq_of(lines.line[i]),
-                       "inserted record");
-    free(lines.text);
-    tk_rmrf(dir);
+    ta__write_lines(t->path, &out);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 2, i + 2,
+                       ta__seq_of(t->lines.line[i]), "inserted record");
+    free(t->lines.text);
+    ta__log_free(&t);
 }
 END_TEST
 
 START_TEST(test_truncated_file)
 {
     /* The last file cut in the middle of its last record. */
-    char dir[PATH_MAX], path[PATH_MAX];
-    tk_tmpdir(dir);
-    hub_audit_config_t cfg;
-    ta__lines_t lines;
-    int files = ta__write_and_read(dir, &cfg, 0, path, &lines);
-    size_t n = lines.count;
-    free(lines.text);
+    ta__log_t *t = ta__log_read(0);
+    int files = t->number;
+    size_t n = t->lines.count;
+    free(t->lines.text);
     struct stat st;
-    ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(truncate(path, st.st_size - 40), 0);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, files, n, 0, "truncated file");
+    ck_assert_int_eq(stat(t->path, &st), 0);
+    ck_assert_int_eq(truncate(t->path, st.st_size - 40), 0);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, files, n, 0, "truncated file");
 
     /* A middle file cut likewise. */
-    tk_rmrf(dir);
-    tk_tmpdir(dir);
-    ta__write_and_read(dir, &cfg, 2, path, &lines);
-    n = lines.count;
-    free(lines.text);
-    ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(truncate(path, st.st_size - 100), 0);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 2, n, 0, "truncated file");
+    ta__log_free(&t);
+    t = ta__log_read(2);
+    n = t->lines.count;
+    free(t->lines.text);
+    ck_assert_int_eq(stat(t->path, &st), 0);
+    ck_assert_int_eq(truncate(t->path, st.st_size - 100), 0);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 2, n, 0, "truncated file");
 
     /* A whole middle file removed. */
-    ck_assert_int_eq(unlink(path), 0);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, 2, 0, 0, "removed file");
-    tk_rmrf(dir);
+    ck_assert_int_eq(unlink(t->path), 0);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, 2, 0, 0, "removed file");
+    ta__log_free(&t);
 }
 END_TEST
 
 START_TEST(test_forged_checkpoint)
 {
     for (int k = 0; k < 3; k++) {
-        char dir[PATH_MAX], path[PATH_MAX];
-        tk_tmpdir(dir);
-        hub_audit_config_t cfg;
-        ta__lines_t lines;
-        ta__write_and_read(dir, &cfg, 3, path, &lines);
-        size_t i = lines.count - 1;
-        ck_assert(ta__is_checkpoint(lines.line[i]));
-        uint64_t seq = ta__seq_of(lines.line[i]);
+        ta__log_t *t = ta__log_read(3);
+        size_t i = t->lines.count - 1;
+        ck_assert(ta__is_checkpoint(t->lines.line[i]));
+        uint64_t seq = ta__seq_of(t->lines.line[i]);
         static const char *const field[] = {"\"prev\":\"", "\"hub_signature\":\"",
                                             "\"count\":"};
-        char *at = strstr(lines.line[i], field[k]);
+        char *at = strstr(t->lines.line[i], field[k]);
         ck_assert_ptr_nonnull(at);
         at += strlen(field[k]) + 1;
         *at = (char)(*at == '9' ? '8' : *at == 'f' ? 'e' : *at + 1);
-        ta__write_lines(path, &lines);
-        free(lines.text);
-        ta__expect_failure(dir, cfg.sign_public, HUB_ECRYPTO, 3, i + 1, seq,
+        ta__log_rewrite(t);
+        ta__expect_failure(t->dir, t->cfg.sign_public, HUB_ECRYPTO, 3, i + 1, seq,
                            "forged checkpoint");
-        tk_rmrf(dir);
+        ta__log_free(&t);
     }
 
     /* An intact log checked with another key: its first checkpoint fails. */
@@ -453,13 +479,9 @@ END_TEST
 
 START_TEST(test_reopen_continues_chain)
 {
-    char dir[PATH_MAX];
-    tk_tmpdir(dir);
+    char dir[PATH_MAX], err[HUB_ERRMSG_MAX];
     hub_audit_config_t cfg;
-    ta__config(&cfg, 8192, 64, 150000);
-    char err[HUB_ERRMSG_MAX];
-    hub_audit_t *log = NULL;
-    ck_assert_msg(hub_audit_open(dir, &cfg, &log, err, sizeof err) == 0, "%s", err);
+    hub_audit_t *log = ta__open_new(dir, &cfg, 8192, 64, 150000);
     ta__append(log, 0, 500);
     uint64_t seq = hub_audit_seq(log);
     ck_assert_uint_ge(seq, 500);
@@ -476,7 +498,7 @@ START_TEST(test_reopen_continues_chain)
     ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
     uint64_t closed_seq = report.last_seq;
 
-    ck_assert_msg(hub_audit_open(dir, &cfg, &log, err, sizeof err) == 0, "%s", err);
+    log = ta__open(dir, &cfg);
     ck_assert_ptr_null(hub_audit_open_notice(log));
     ck_assert_uint_eq(hub_audit_seq(log), closed_seq);
     ta__append(log, 500, 500);
@@ -503,91 +525,81 @@ END_TEST
 START_TEST(test_crash_recovery)
 {
     /* Complete lines after the last checkpoint (a kill between writes). */
-    char dir[PATH_MAX], path[PATH_MAX];
-    tk_tmpdir(dir);
-    hub_audit_config_t cfg;
-    ta__lines_t lines;
-    int files = ta__write_and_read(dir, &cfg, 0, path, &lines);
-    ck_assert(ta__is_checkpoint(lines.line[lines.count - 1]));
-    ck_assert(!ta__is_checkpoint(lines.line[lines.count - 2]));
-    lines.line[lines.count - 1] = NULL;
-    ta__write_lines(path, &lines);
-    free(lines.text);
+    ta__log_t *t = ta__log_read(0);
+    int files = t->number;
+    ck_assert(ta__is_checkpoint(t->lines.line[t->lines.count - 1]));
+    ck_assert(!ta__is_checkpoint(t->lines.line[t->lines.count - 2]));
+    t->lines.line[t->lines.count - 1] = NULL;
+    ta__log_rewrite(t);
     hub_audit_verify_report_t report;
-    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), HUB_EAGAIN);
+    ck_assert_int_eq(hub_audit_verify_dir(t->dir, t->cfg.sign_public, &report), HUB_EAGAIN);
     ck_assert_uint_gt(report.unsealed_records, 0);
     ck_assert_ptr_nonnull(strstr(report.message, "unsealed"));
 
-    char err[HUB_ERRMSG_MAX];
-    hub_audit_t *log = NULL;
-    ck_assert_msg(hub_audit_open(dir, &cfg, &log, err, sizeof err) == 0, "%s", err);
+    hub_audit_t *log = ta__open(t->dir, &t->cfg);
     ck_assert_ptr_nonnull(hub_audit_open_notice(log));
     ck_assert_ptr_nonnull(strstr(hub_audit_open_notice(log), "after its last checkpoint"));
     ta__append(log, 1000, 10);
     ck_assert_int_eq(hub_audit_close(&log), 0);
-    int rc = hub_audit_verify_dir(dir, cfg.sign_public, &report);
+    int rc = hub_audit_verify_dir(t->dir, t->cfg.sign_public, &report);
     ck_assert_msg(rc == 0, "%s", report.message);
     ck_assert_uint_eq(report.recoveries, 1);
-    tk_rmrf(dir);
+    ta__log_free(&t);
 
     /* A line cut by a crash during a write. */
-    tk_tmpdir(dir);
-    files = ta__write_and_read(dir, &cfg, 0, path, &lines);
-    size_t torn = strlen(lines.line[lines.count - 1]) - 30;
-    free(lines.text);
+    t = ta__log_read(0);
+    files = t->number;
+    size_t torn = strlen(t->lines.line[t->lines.count - 1]) - 30;
+    free(t->lines.text);
     struct stat st;
-    ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(truncate(path, st.st_size - 30), 0);
-    ck_assert_msg(hub_audit_open(dir, &cfg, &log, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(stat(t->path, &st), 0);
+    ck_assert_int_eq(truncate(t->path, st.st_size - 30), 0);
+    log = ta__open(t->dir, &t->cfg);
     const char *notice = hub_audit_open_notice(log);
     ck_assert_ptr_nonnull(notice);
     ck_assert_ptr_nonnull(strstr(notice, "incomplete record"));
     ta__append(log, 1000, 100);
     ck_assert_int_eq(hub_audit_close(&log), 0);
-    ck_assert_int_gt(ta__file_count(dir), files);
-    rc = hub_audit_verify_dir(dir, cfg.sign_public, &report);
+    ck_assert_int_gt(ta__file_count(t->dir), files);
+    rc = hub_audit_verify_dir(t->dir, t->cfg.sign_public, &report);
     ck_assert_msg(rc == 0, "%s", report.message);
     ck_assert_uint_eq(report.recoveries, 1);
     /* The new file opens with the RECOVERED record naming the cut file. */
     char next[PATH_MAX];
-    ta__path(dir, files + 1, next);
-    ta__read_lines(next, &lines);
-    ck_assert_ptr_nonnull(strstr(lines.line[0], "\"event\":\"RECOVERED\""));
+    ta__path(t->dir, files + 1, next);
+    ta__read_lines(next, &t->lines);
+    ck_assert_ptr_nonnull(strstr(t->lines.line[0], "\"event\":\"RECOVERED\""));
     char name[64];
     snprintf(name, sizeof name, "audit-%06d.log ends with %zu bytes", files, torn);
-    ck_assert_ptr_nonnull(strstr(lines.line[0], name));
-    free(lines.text);
+    ck_assert_ptr_nonnull(strstr(t->lines.line[0], name));
+    free(t->lines.text);
     /* Removing the RECOVERED record exposes the cut. */
-    ta__read_lines(next, &lines);
-    lines.line[0] = NULL;
-    ta__write_lines(next, &lines);
-    free(lines.text);
-    ta__read_lines(path, &lines);
-    size_t cut_line = lines.count;
-    free(lines.text);
-    ta__expect_failure(dir, cfg.sign_public, HUB_EPARSE, files, cut_line, 0, "truncated file");
-    tk_rmrf(dir);
+    ta__read_lines(next, &t->lines);
+    t->lines.line[0] = NULL;
+    ta__write_lines(next, &t->lines);
+    free(t->lines.text);
+    ta__read_lines(t->path, &t->lines);
+    size_t cut_line = t->lines.count;
+    free(t->lines.text);
+    ta__expect_failure(t->dir, t->cfg.sign_public, HUB_EPARSE, files, cut_line, 0,
+                       "truncated file");
+    ta__log_free(&t);
 }
 END_TEST
 
 START_TEST(test_open_refuses_damaged_tail)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    tk_tmpdir(dir);
-    hub_audit_config_t cfg;
-    ta__lines_t lines;
-    ta__write_and_read(dir, &cfg, 0, path, &lines);
-    ck_assert_uint_ge(lines.count, 3);
-    lines.line[1][2] = 'X'; /* {"Xeq":… */
-    ta__write_lines(path, &lines);
-    free(lines.text);
+    ta__log_t *t = ta__log_read(0);
+    ck_assert_uint_ge(t->lines.count, 3);
+    t->lines.line[1][2] = 'X'; /* {"Xeq":… */
+    ta__log_rewrite(t);
     char err[HUB_ERRMSG_MAX];
     hub_audit_t *log = NULL;
-    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), HUB_EPARSE);
+    ck_assert_int_eq(hub_audit_open(t->dir, &t->cfg, &log, err, sizeof err), HUB_EPARSE);
     ck_assert_ptr_null(log);
     ck_assert_ptr_nonnull(strstr(err, "line 2"));
     ck_assert_ptr_nonnull(strstr(err, "hubctl audit verify"));
-    tk_rmrf(dir);
+    ta__log_free(&t);
 }
 END_TEST
 
@@ -716,32 +728,37 @@ START_TEST(test_find_message)
 }
 END_TEST
 
+/* What a find saw: how many records, and the sender, reason and node of
+ * the first 16. */
 typedef struct {
-    char reason[HUB_AUDIT_REASON_MAX + 1];
-    char sender[HUB_AUDIT_ID_MAX + 1];
     int calls;
-} ta__text_t;
+    struct {
+        char sender[HUB_AUDIT_ID_MAX + 1];
+        char reason[HUB_AUDIT_REASON_MAX + 1];
+        char node[HUB_AUDIT_WORD_MAX];
+    } rec[16];
+} ta__seen_t;
 
-static int ta__on_text(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
+static int ta__on_seen(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
 {
     (void)file;
     (void)line;
-    ta__text_t *t = user;
-    snprintf(t->reason, sizeof t->reason, "%s", rec->reason);
-    snprintf(t->sender, sizeof t->sender, "%s", rec->sender);
-    t->calls++;
+    ta__seen_t *seen = user;
+    if (seen->calls < 16) {
+        snprintf(seen->rec[seen->calls].sender, sizeof seen->rec[0].sender, "%s", rec->sender);
+        snprintf(seen->rec[seen->calls].reason, sizeof seen->rec[0].reason, "%s", rec->reason);
+        snprintf(seen->rec[seen->calls].node, sizeof seen->rec[0].node, "%s",
+                 rec->node_id ? rec->node_id : "?");
+    }
+    seen->calls++;
     return 0;
 }
 
 START_TEST(test_text_is_escaped_and_capped)
 {
     char dir[PATH_MAX];
-    tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__config(&cfg, 0, 0, 0);
-    char err[HUB_ERRMSG_MAX];
-    hub_audit_t *log = NULL;
-    ck_assert_msg(hub_audit_open(dir, &cfg, &log, err, sizeof err) == 0, "%s", err);
+    hub_audit_t *log = ta__open_new(dir, &cfg, 0, 0, 0);
     const char *reason = "NACK_FORBIDDEN: không có thỏa thuận \"chia sẻ\"\n\tdữ liệu \\ \x01\xff!";
     hub_audit_record_t rec = {.event = HUB_AUDIT_NACKED,
                               .message_id = "odd-id",
@@ -780,28 +797,24 @@ START_TEST(test_text_is_escaped_and_capped)
                                                 "\\u0001\xef\xbf\xbd!"));
     free(lines.text);
 
-    ta__text_t t = {0};
-    ck_assert_int_eq(hub_audit_find_message(dir, "odd-id", ta__on_text, &t), 0);
+    ta__seen_t t = {0};
+    ck_assert_int_eq(hub_audit_find_message(dir, "odd-id", ta__on_seen, &t), 0);
     ck_assert_int_eq(t.calls, 1);
-    ck_assert_str_eq(t.sender, "VN/GOV/\"HN\"");
-    ck_assert_ptr_nonnull(strstr(t.reason, "\"chia sẻ\"\n\tdữ liệu \\ \x01\xef\xbf\xbd!"));
-    ck_assert_int_eq(hub_audit_find_message(dir, "long-id", ta__on_text, &t), 0);
-    size_t n = strlen(t.reason);
+    ck_assert_str_eq(t.rec[0].sender, "VN/GOV/\"HN\"");
+    ck_assert_ptr_nonnull(strstr(t.rec[0].reason, "\"chia sẻ\"\n\tdữ liệu \\ \x01\xef\xbf\xbd!"));
+    ck_assert_int_eq(hub_audit_find_message(dir, "long-id", ta__on_seen, &t), 0);
+    size_t n = strlen(t.rec[1].reason);
     ck_assert_uint_eq(n, 1023); /* 1018 x, one đ, "..." */
-    ck_assert_str_eq(t.reason + 1018, "\xc4\x91...");
+    ck_assert_str_eq(t.rec[1].reason + 1018, "\xc4\x91...");
     tk_rmrf(dir);
 }
 END_TEST
 
 START_TEST(test_tick_and_config)
 {
-    char dir[PATH_MAX];
-    tk_tmpdir(dir);
+    char dir[PATH_MAX], err[HUB_ERRMSG_MAX];
     hub_audit_config_t cfg;
-    ta__config(&cfg, 0, UINT64_MAX, 1000);
-    char err[HUB_ERRMSG_MAX];
-    hub_audit_t *log = NULL;
-    ck_assert_msg(hub_audit_open(dir, &cfg, &log, err, sizeof err) == 0, "%s", err);
+    hub_audit_t *log = ta__open_new(dir, &cfg, 0, UINT64_MAX, 1000);
     hub_audit_record_t rec = {.event = HUB_AUDIT_MEMBER_CONNECTED, .sender = "VN/GOV/A/B"};
     ck_assert_int_eq(hub_audit_tick(log, TA_T0), 0);
     ck_assert_uint_eq(hub_audit_seq(log), 0); /* nothing to seal */
@@ -843,20 +856,16 @@ static int prepare(void)
     return 0;
 }
 
-typedef struct {
-    char nodes[16][HUB_AUDIT_WORD_MAX];
-    int calls;
-} ta__nodes_t;
-
-static int ta__on_node(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
+/* Opens the log in dir as node node_id, appends records first..first+2,
+ * closes it and verifies the directory into *report: it must pass. */
+static void ta__append_as(const char *dir, hub_audit_config_t *cfg, const char *node_id, int first,
+                          hub_audit_verify_report_t *report)
 {
-    (void)file;
-    (void)line;
-    ta__nodes_t *n = user;
-    if (n->calls < 16)
-        snprintf(n->nodes[n->calls], sizeof n->nodes[0], "%s", rec->node_id ? rec->node_id : "?");
-    n->calls++;
-    return 0;
+    snprintf(cfg->node_id, sizeof cfg->node_id, "%s", node_id);
+    hub_audit_t *log = ta__open(dir, cfg);
+    ta__append(log, first, 3);
+    ck_assert_int_eq(hub_audit_close(&log), 0);
+    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg->sign_public, report), 0);
 }
 
 /* A log opened with a node id names the node (NODE_OPENED, sealed like any
@@ -865,13 +874,9 @@ static int ta__on_node(const hub_audit_record_t *rec, const char *file, uint64_t
 START_TEST(test_node_attribution)
 {
     char dir[PATH_MAX];
-    tk_tmpdir(dir);
     hub_audit_config_t cfg;
-    ta__config(&cfg, 0, 1000, UINT64_MAX);
-    char err[256];
-    hub_audit_t *log = NULL;
     /* No node id: no NODE_OPENED, as before. */
-    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
+    hub_audit_t *log = ta__open_new(dir, &cfg, 0, 1000, UINT64_MAX);
     ck_assert_uint_eq(hub_audit_seq(log), 0);
     ta__append(log, 0, 3);
     ck_assert_int_eq(hub_audit_close(&log), 0);
@@ -882,20 +887,12 @@ START_TEST(test_node_attribution)
     char node[HUB_AUDIT_WORD_MAX];
     ck_assert_int_eq(hub_audit_node_of(dir, node, sizeof node), HUB_ENOTFOUND);
 
-    snprintf(cfg.node_id, sizeof cfg.node_id, "hn-lgsp-1");
-    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
-    ta__append(log, 3, 3);
-    ck_assert_int_eq(hub_audit_close(&log), 0);
-    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
+    ta__append_as(dir, &cfg, "hn-lgsp-1", 3, &report);
     ck_assert_str_eq(report.node_id, "hn-lgsp-1");
     ck_assert_uint_eq(report.node_records, 1);
     ck_assert(!report.node_changed);
 
-    snprintf(cfg.node_id, sizeof cfg.node_id, "hn-lgsp-2");
-    ck_assert_int_eq(hub_audit_open(dir, &cfg, &log, err, sizeof err), 0);
-    ta__append(log, 6, 3);
-    ck_assert_int_eq(hub_audit_close(&log), 0);
-    ck_assert_int_eq(hub_audit_verify_dir(dir, cfg.sign_public, &report), 0);
+    ta__append_as(dir, &cfg, "hn-lgsp-2", 6, &report);
     ck_assert_str_eq(report.node_id, "hn-lgsp-2");
     ck_assert_uint_eq(report.node_records, 2);
     ck_assert(report.node_changed);
@@ -903,13 +900,13 @@ START_TEST(test_node_attribution)
     ck_assert_str_eq(node, "hn-lgsp-2");
 
     /* Messages 0, 1 and 2 (records 0-2, 3-5, 6-8): no node, node 1, node 2. */
-    ta__nodes_t n = {0};
+    ta__seen_t n = {0};
     hub_audit_filter_t all = {.service = "citizen.lookup/v1"};
-    ck_assert_int_eq(hub_audit_find(dir, &all, ta__on_node, &n), 0);
+    ck_assert_int_eq(hub_audit_find(dir, &all, ta__on_seen, &n), 0);
     ck_assert_int_eq(n.calls, 9);
-    ck_assert_str_eq(n.nodes[0], "");
-    ck_assert_str_eq(n.nodes[3], "hn-lgsp-1");
-    ck_assert_str_eq(n.nodes[8], "hn-lgsp-2");
+    ck_assert_str_eq(n.rec[0].node, "");
+    ck_assert_str_eq(n.rec[3].node, "hn-lgsp-1");
+    ck_assert_str_eq(n.rec[8].node, "hn-lgsp-2");
 
     /* The attribution is chained: rewriting the node id breaks the log. */
     ck_assert_int_eq(tk_shf(10000,

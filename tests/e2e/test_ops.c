@@ -707,49 +707,6 @@ END_TEST
 #define N_DEAD 20
 
 typedef struct {
-    volatile bool stop;
-    long posted;
-    char error[256];
-} streamer_t;
-
-/* OPS streams events "stream <i>" to GHOST until told to stop, then waits
- * for every ACK. Its SDK client lives in this thread only. */
-static void *stream_to_ghost(void *arg)
-{
-    streamer_t *st = arg;
-    char err[512];
-    adp_client_t *c = NULL;
-    if (hubfix_try_connect(&fix, OPS, "stream", 0, &c, err, sizeof err) != 0) {
-        snprintf(st->error, sizeof st->error, "connect: %s", err);
-        return NULL;
-    }
-    while (!st->stop) {
-        for (int k = 0; k < 20; k++, st->posted++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "stream %ld", st->posted);
-            if (adp_post_event(c, GHOST, "notice/v1", "text/plain", payload, (size_t)len, 0,
-                               NULL) != 0) {
-                snprintf(st->error, sizeof st->error, "post: %s", adp_last_error(c));
-                st->stop = true;
-                break;
-            }
-        }
-        /* About 2,000 a second: steady traffic with commits all the time,
-         * not a flood (a flood with no pause between commits starves the
-         * replay: see RELIABILITY.md). */
-        adp_run(c, 10);
-        for (int w = 0; adp_outbox_size(c) > 2000 && w < 500; w++)
-            adp_run(c, 10);
-    }
-    for (int w = 0; adp_outbox_size(c) > 0 && w < 300; w++)
-        adp_run(c, 100);
-    if (adp_outbox_size(c) > 0 && !st->error[0])
-        snprintf(st->error, sizeof st->error, "%zu never ACKed", adp_outbox_size(c));
-    adp_close(&c);
-    return NULL;
-}
-
-typedef struct {
     uint64_t last_seq;
     long items, out_of_order, stream, dead;
 } ghost_view_t;
@@ -818,9 +775,11 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
     rawcli_t ghost;
     rawcli_connect(&ghost, &fix, GHOST);
     ghost_view_t view = {0};
-    streamer_t st = {0};
-    pthread_t thread;
-    ck_assert_int_eq(pthread_create(&thread, NULL, stream_to_ghost, &st), 0);
+    /* OPS streams events "stream <i>" to GHOST, about 2,000 a second:
+     * steady traffic with commits all the time, not a flood (a flood with
+     * no pause between commits starves the replay: see RELIABILITY.md). */
+    hubfix_sender_t st = {.batch = 20, .pause_ms = 10, .max_outbox = 2000, .drain_ms = 30000};
+    hubfix_sender_start(&st, &fix, OPS, GHOST, "notice/v1", "stream");
     ghost_receive(&ghost, &view, 300);
     for (int i = 0; i < N_DEAD; i++) {
         char log[PATH_MAX];
@@ -839,7 +798,7 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
     st.stop = true;
     for (int w = 0; w < 100 && !st.error[0] && view.items < st.posted + N_DEAD; w++)
         ghost_receive(&ghost, &view, 50);
-    pthread_join(thread, NULL);
+    hubfix_sender_join(&st);
     ck_assert_msg(!st.error[0], "sender: %s", st.error);
     for (int w = 0; w < 200 && view.items < st.posted + N_DEAD; w++)
         ghost_receive(&ghost, &view, 50);

@@ -18,7 +18,6 @@
 #include <check.h>
 #include <errno.h>
 #include <lmdb.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,48 +297,6 @@ END_TEST
 
 /* ---- backup and restore ------------------------------------------------ */
 
-typedef struct {
-    volatile int stop;
-    int posted;   /* "b i" for i < posted were posted */
-    int failed;
-    char why[256];
-} load_t;
-
-/* A second sender keeps the hub busy while the backup runs. */
-static void *load_main(void *arg)
-{
-    load_t *l = arg;
-    char err[512];
-    adp_client_t *c = NULL;
-    if (hubfix_try_connect(&fix, SENDER2, "load", 0, &c, err, sizeof err) != 0) {
-        l->failed = 1;
-        snprintf(l->why, sizeof l->why, "%s", err);
-        return NULL;
-    }
-    while (!l->stop) {
-        for (int k = 0; k < 50; k++) {
-            char payload[32];
-            int len = snprintf(payload, sizeof payload, "b %d", l->posted);
-            if (adp_post_event(c, RECEIVER, "record/v1", "text/plain", payload, (size_t)len, 0,
-                               NULL) != 0) {
-                l->failed = 1;
-                snprintf(l->why, sizeof l->why, "post: %s", adp_last_error(c));
-                break;
-            }
-            l->posted++;
-        }
-        adp_run(c, 5);
-    }
-    for (int waited = 0; adp_outbox_size(c) > 0 && waited < 600; waited++)
-        adp_run(c, 100);
-    if (adp_outbox_size(c) > 0) {
-        l->failed = 1;
-        snprintf(l->why, sizeof l->why, "%zu never ACKed", adp_outbox_size(c));
-    }
-    adp_close(&c);
-    return NULL;
-}
-
 static long manifest_number(const char *manifest, const char *key)
 {
     char want[64];
@@ -365,9 +322,8 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
     adp_close(&a);
 
     /* ...and another sender posting while the backup is taken. */
-    load_t load = {0};
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, load_main, &load), 0);
+    hubfix_sender_t load = {.batch = 50, .pause_ms = 5, .drain_ms = 60000};
+    hubfix_sender_start(&load, &fix, SENDER2, RECEIVER, "record/v1", "b");
     tk_sleep_ms(300);
     char dest[PATH_MAX], *out = NULL;
     snprintf(dest, sizeof dest, "%s/backup", fix.dir);
@@ -376,10 +332,10 @@ START_TEST(backup_under_load_restore_delivers_everything_queued)
     int rc = run(backup, &out);
     int posted_during = load.posted;
     tk_sleep_ms(300);
-    load.stop = 1;
-    pthread_join(th, NULL);
+    load.stop = true;
+    hubfix_sender_join(&load);
     ck_assert_msg(rc == 0, "hubctl backup failed:\n%s", out);
-    ck_assert_msg(!load.failed, "the load failed: %s", load.why);
+    ck_assert_msg(!load.error[0], "the load failed: %s", load.error);
     ck_assert_msg(posted_during > 0, "nothing was sent during the backup");
     free(out);
     /* No secret key unless asked. */

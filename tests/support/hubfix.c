@@ -419,6 +419,55 @@ int hubfix_try_connect(hubfix_t *f, const char *member_id, const char *software,
     return adp_connect(&conf.cfg, c, err, err_size);
 }
 
+static void *hubfix__sender_main(void *arg)
+{
+    hubfix_sender_t *s = arg;
+    char err[512];
+    adp_client_t *c = NULL;
+    if (hubfix_try_connect(s->fix, s->from, s->tag, 0, &c, err, sizeof err) != 0) {
+        snprintf(s->error, sizeof s->error, "connect: %s", err);
+        return NULL;
+    }
+    while (!s->stop) {
+        for (int k = 0; k < s->batch && !s->stop; k++) {
+            char payload[64];
+            int len = snprintf(payload, sizeof payload, "%s %ld", s->tag, s->posted);
+            if (adp_post_event(c, s->to, s->service, "text/plain", payload, (size_t)len, 0, NULL) !=
+                0) {
+                snprintf(s->error, sizeof s->error, "post: %s", adp_last_error(c));
+                s->stop = true;
+            } else {
+                s->posted++;
+            }
+        }
+        adp_run(c, s->pause_ms);
+        for (int w = 0; s->max_outbox && adp_outbox_size(c) > s->max_outbox && w < 500; w++)
+            adp_run(c, s->pause_ms);
+    }
+    for (int waited = 0; adp_outbox_size(c) > 0 && waited < s->drain_ms; waited += 100)
+        adp_run(c, 100);
+    if (adp_outbox_size(c) > 0 && !s->error[0])
+        snprintf(s->error, sizeof s->error, "%zu never ACKed", adp_outbox_size(c));
+    adp_close(&c);
+    return NULL;
+}
+
+void hubfix_sender_start(hubfix_sender_t *s, hubfix_t *f, const char *from, const char *to,
+                         const char *service, const char *tag)
+{
+    s->fix = f;
+    s->from = from;
+    s->to = to;
+    s->service = service;
+    s->tag = tag;
+    ck_assert_int_eq(pthread_create(&s->thread, NULL, hubfix__sender_main, s), 0);
+}
+
+void hubfix_sender_join(hubfix_sender_t *s)
+{
+    pthread_join(s->thread, NULL);
+}
+
 adp_client_t *hubfix_connect_state(hubfix_t *f, const char *member_id, const char *state_dir)
 {
     hubfix_client_conf_t conf;

@@ -13,6 +13,7 @@
 #include "hub_wire.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -113,6 +114,32 @@ void hubfix_client_conf(hubfix_t *f, const char *member_id, hubfix_client_conf_t
  * (err_size bytes) saying why. */
 int hubfix_try_connect(hubfix_t *f, const char *member_id, const char *software,
                        uint32_t connect_timeout_ms, adp_client_t **c, char *err, size_t err_size);
+
+/* A sender in a thread of its own, keeping the hub busy: member `from`
+ * (its SDK client named `tag`) posts events "<tag> <i>" (i = 0, 1, ...) to
+ * `to`'s `service`, `batch` at a time with adp_run(c, pause_ms) after each
+ * (and more while over max_outbox are unACKed; 0: no such cap), until stop
+ * is set; then it waits up to drain_ms for every ACK. Its first failure
+ * (connect, post, or messages never ACKed) is in error, "" when none; it
+ * stops at a failure. The caller sets the pacing fields, then calls
+ * hubfix_sender_start; posted and error are final after
+ * hubfix_sender_join. */
+typedef struct {
+    int batch, pause_ms;
+    size_t max_outbox;
+    int drain_ms;
+    volatile bool stop;
+    volatile long posted;
+    char error[256];
+    hubfix_t *fix;
+    const char *from, *to, *service, *tag;
+    pthread_t thread;
+} hubfix_sender_t;
+/* Starts the sender's thread; asserts it starts. */
+void hubfix_sender_start(hubfix_sender_t *s, hubfix_t *f, const char *from, const char *to,
+                         const char *service, const char *tag);
+/* Waits for the sender's thread to end (set stop first). */
+void hubfix_sender_join(hubfix_sender_t *s);
 /* Stops hubd (asserting it exits 0), then every other process, and removes
  * the directory (kept if hubd did not exit cleanly). */
 void hubfix_cleanup(hubfix_t *f);

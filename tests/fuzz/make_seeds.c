@@ -61,18 +61,10 @@ static uint8_t seed__payload[] = {'{', '"', 'c', 'c', 'c', 'd', '"', ':', '"', '
 static uint8_t *seed__envelope(const char *message_id, Lth__V1__Kind kind,
                                Lth__V1__Delivery delivery, bool sign, size_t *len)
 {
-    hub_envelope_t env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = (char *)message_id;
+    hub_envelope_t env =
+        tkw_lookup_request(message_id, SEED_T0 + 123456, seed__payload, sizeof seed__payload);
     env.correlation_id =
         kind == LTH__V1__KIND__KIND_REPLY ? "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8c90" : "";
-    env.sender = "VN/GOV/HN-STP/HOTICH";
-    env.receiver = "VN/GOV/BCA/CSDLQGDC";
-    env.service = "citizen.lookup/v1";
-    env.created_at_us = SEED_T0 + 123456;
-    env.ttl_ms = 30000;
-    env.content_type = "application/json";
-    env.payload.data = seed__payload;
-    env.payload.len = sizeof seed__payload;
     env.kind = kind;
     env.delivery = delivery;
     uint8_t sig[HUB_SIGNATURE_LEN];

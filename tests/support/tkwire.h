@@ -53,6 +53,28 @@ static inline Lth__V1__Envelope tkw_envelope(char id[HUB_UUID_LEN + 1], const ch
     return env;
 }
 
+/* The sample request that the signing tests, the test vectors and the
+ * fuzz seeds start from: HOTICH asks CSDLQGDC's citizen.lookup/v1 for JSON,
+ * online-only, 30 s to live; the caller gives the id, the time and the
+ * payload, and may change any field after. It points at its arguments. */
+static inline Lth__V1__Envelope tkw_lookup_request(const char *message_id, uint64_t created_at_us,
+                                                   const uint8_t *payload, size_t len)
+{
+    Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
+    env.message_id = (char *)message_id;
+    env.sender = "VN/GOV/HN-STP/HOTICH";
+    env.receiver = "VN/GOV/BCA/CSDLQGDC";
+    env.service = "citizen.lookup/v1";
+    env.created_at_us = created_at_us;
+    env.ttl_ms = 30000;
+    env.content_type = "application/json";
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = len;
+    env.kind = LTH__V1__KIND__KIND_REQUEST;
+    env.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
+    return env;
+}
+
 /* tkw_<body>(items, n): a body holding the caller's items[0..n) and nothing
  * else: a Batch of encoded envelopes, Deliveries, Receipts of ACKs (no
  * NACK), a Settle of hub_seqs (no reject). */

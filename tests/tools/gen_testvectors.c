@@ -65,19 +65,11 @@ typedef struct {
 static void tv__cases(tv__case_t *c, size_t *n)
 {
     size_t k = 0;
-    hub_envelope_t e = LTH__V1__ENVELOPE__INIT;
-    e.message_id = "6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c";
-    e.correlation_id = "";
+    /* 2026-12-02T00:00:00Z */
+    hub_envelope_t e =
+        tkw_lookup_request("6f1c2a4e-8b3d-4f5a-9c7e-0d1e2f3a4b5c", 1796169600000000ull,
+                           (const uint8_t *)tv__p0, strlen(tv__p0));
     e.sender = TV__MEMBER;
-    e.receiver = "VN/GOV/BCA/CSDLQGDC";
-    e.service = "citizen.lookup/v1";
-    e.created_at_us = 1796169600000000ull; /* 2026-12-02T00:00:00Z */
-    e.ttl_ms = 30000;
-    e.content_type = "application/json";
-    e.payload.data = (uint8_t *)tv__p0;
-    e.payload.len = strlen(tv__p0);
-    e.kind = LTH__V1__KIND__KIND_REQUEST;
-    e.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
     c[k++] = (tv__case_t){"request", "an online-only request", e};
 
     e.message_id = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d";

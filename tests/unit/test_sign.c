@@ -7,6 +7,7 @@
 #include "hub_wire.h"
 #include "testkit.h"
 #include "tkcanon.h"
+#include "tkwire.h"
 
 #include <check.h>
 #include <sodium.h>
@@ -26,20 +27,8 @@ static uint8_t ts__payload[] = {'{', '"', 'a', '"', ':', '1', '}', 0x00, 0xff};
 
 static hub_envelope_t ts__sample(void)
 {
-    hub_envelope_t env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8c90";
-    env.correlation_id = "";
-    env.sender = "VN/GOV/HN-STP/HOTICH";
-    env.receiver = "VN/GOV/BCA/CSDLQGDC";
-    env.service = "citizen.lookup/v1";
-    env.created_at_us = 1735689600123456ull;
-    env.ttl_ms = 30000;
-    env.content_type = "application/json";
-    env.payload.data = ts__payload;
-    env.payload.len = sizeof ts__payload;
-    env.kind = LTH__V1__KIND__KIND_REQUEST;
-    env.delivery = LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY;
-    return env;
+    return tkw_lookup_request("0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8c90", 1735689600123456ull,
+                              ts__payload, sizeof ts__payload);
 }
 
 static void ts__key_from_seed(uint8_t pk[32], uint8_t sk[64])

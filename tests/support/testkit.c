@@ -51,6 +51,26 @@ static const char *tk__built_path(const char *var, const char *fallback, const c
     return p;
 }
 
+char tk_scratch[PATH_MAX];
+
+void tk_scratch_setup(void)
+{
+    tk_tmpdir(tk_scratch);
+}
+
+void tk_scratch_teardown(void)
+{
+    tk_rmrf(tk_scratch);
+}
+
+const char *tk_scratch_write(const char *name, const char *text)
+{
+    static char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", tk_scratch, name);
+    tk_write_file(path, text);
+    return path;
+}
+
 const char *tk_bin(const char *name)
 {
     return tk__built_path("HUB_BIN_DIR", "./bin", "", name, "");

@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -22,6 +23,14 @@
 void tk_tmpdir(char *out);
 /* Removes a directory tree (used for tk_tmpdir results only). */
 void tk_rmrf(const char *path);
+/* A checked fixture for tests that each want a fresh temporary directory,
+ * tk_scratch: TK_CASE(name, tk_scratch_setup, tk_scratch_teardown, ...). */
+extern char tk_scratch[PATH_MAX];
+void tk_scratch_setup(void);
+void tk_scratch_teardown(void);
+/* Writes text into the file `name` in tk_scratch and returns its path
+ * (valid until the next call). */
+const char *tk_scratch_write(const char *name, const char *text);
 /* Path of a built executable, e.g. tk_bin("hubd"), from $HUB_BIN_DIR. */
 const char *tk_bin(const char *name);
 /* Path of a plugin, e.g. tk_plugin("echo") -> .../lth-echo.so. */

@@ -9,21 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char dir[PATH_MAX], path[PATH_MAX + 32];
-
 static int load(const char *text, hub_delegations_t **d, char *err)
 {
-    tk_write_file(path, text);
-    return hub_delegations_load(path, d, err, 512);
+    return hub_delegations_load(tk_scratch_write("delegations.conf", text), d, err, 512);
 }
-
-static void setup(void)
-{
-    tk_tmpdir(dir);
-    snprintf(path, sizeof path, "%s/delegations.conf", dir);
-}
-
-static void teardown(void) { tk_rmrf(dir); }
 
 START_TEST(routes_by_period)
 {
@@ -182,6 +171,6 @@ START_TEST(the_procedure_parameter)
 }
 END_TEST
 
-TK_MAIN("delegation", TK_CASE("delegation", setup, teardown, 0, routes_by_period,
-                              refuses_bad_files_naming_the_line, rules_naming_procedures,
-                              the_procedure_parameter))
+TK_MAIN("delegation", TK_CASE("delegation", tk_scratch_setup, tk_scratch_teardown, 0,
+                              routes_by_period, refuses_bad_files_naming_the_line,
+                              rules_naming_procedures, the_procedure_parameter))

@@ -11,21 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char dir[PATH_MAX], path[PATH_MAX + 32];
-
 static int load(const char *text, hub_memberdir_t **d, char *err)
 {
-    tk_write_file(path, text);
-    return hub_memberdir_load(path, d, err, 512);
+    return hub_memberdir_load(tk_scratch_write("members.tsv", text), d, err, 512);
 }
-
-static void setup(void)
-{
-    tk_tmpdir(dir);
-    snprintf(path, sizeof path, "%s/members.tsv", dir);
-}
-
-static void teardown(void) { tk_rmrf(dir); }
 
 START_TEST(finds_names_by_id)
 {
@@ -112,5 +101,5 @@ START_TEST(refuses_bad_lines)
 }
 END_TEST
 
-TK_MAIN("memberdir", TK_CASE("memberdir", setup, teardown, 0, finds_names_by_id,
-                             the_shipped_directory_loads, refuses_bad_lines))
+TK_MAIN("memberdir", TK_CASE("memberdir", tk_scratch_setup, tk_scratch_teardown, 0,
+                             finds_names_by_id, the_shipped_directory_loads, refuses_bad_lines))

@@ -121,11 +121,17 @@ static void start_population(void)
     start(POP, "population", conf);
 }
 
+/* The portal, with `extra` configuration lines. */
+static pid_t start_portal_with(const char *extra)
+{
+    char conf[PATH_MAX + 512];
+    snprintf(conf, sizeof conf, "plugin.db = %s\n%s", db_portal, extra);
+    return start(PORTAL, "portal", conf);
+}
+
 static pid_t start_portal(void)
 {
-    char conf[PATH_MAX + 64];
-    snprintf(conf, sizeof conf, "plugin.db = %s\n", db_portal);
-    return start(PORTAL, "portal", conf);
+    return start_portal_with("");
 }
 
 static void start_report(void)
@@ -192,6 +198,17 @@ static void send_event(adp_client_t *c, const char *to, const char *service, con
     ck_assert_msg(rc == 0, "%s to %s: %s", service, to, adp_last_error(c));
 }
 
+/* Encodes *value with lth_<kind>_encode and sends it from c to TTHC as an
+ * event of service, with content type `type`. */
+#define SEND_ENCODED(c, kind, service, type, value)                                                \
+    do {                                                                                           \
+        uint8_t *send_buf = NULL;                                                                  \
+        size_t send_len = 0;                                                                       \
+        ck_assert_int_eq(lth_##kind##_encode((value), &send_buf, &send_len), 0);                   \
+        send_event((c), TTHC, (service), (type), send_buf, send_len);                              \
+        free(send_buf);                                                                            \
+    } while (0)
+
 static void send_change(adp_client_t *c, const char *code, int status, uint64_t seq)
 {
     lth_status_change_t ch;
@@ -202,11 +219,7 @@ static void send_change(adp_client_t *c, const char *code, int status, uint64_t 
     ch.at_us = (uint64_t)time(NULL) * 1000000u;
     ch.sequence = seq;
     snprintf(ch.authority, sizeof ch.authority, "%s", adp_member_id(c));
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ck_assert_int_eq(lth_status_change_encode(&ch, &buf, &len), 0);
-    send_event(c, TTHC, LTH_SERVICE_DOSSIER_STATUS, LTH_STATUS_CHANGE_TYPE, buf, len);
-    free(buf);
+    SEND_ENCODED(c, status_change, LTH_SERVICE_DOSSIER_STATUS, LTH_STATUS_CHANGE_TYPE, &ch);
 }
 
 /* A result for code, signed with the client's member key, or with a key of
@@ -233,11 +246,17 @@ static void send_result(adp_client_t *c, const char *code, bool forged)
         ck_assert_int_eq(
             adp_sign_detached(c, (const uint8_t *)text, n, r.signature, r.signer_public_key), 0);
     }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ck_assert_int_eq(lth_result_encode(&r, &buf, &len), 0);
-    send_event(c, TTHC, LTH_SERVICE_DOSSIER_RESULT, LTH_RESULT_TYPE, buf, len);
-    free(buf);
+    SEND_ENCODED(c, result, LTH_SERVICE_DOSSIER_RESULT, LTH_RESULT_TYPE, &r);
+}
+
+/* Waits until the procedure system has refused one status change of dossier
+ * code that matches `where` (SQL over the refusal table's seq, from_status,
+ * to_status and reason); `what` names it in a failure. */
+static void wait_refusal(const char *code, const char *where, const char *what)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM refusal WHERE code = '%s' AND %s", code, where);
+    wait_eq(db_proc, sql, 1, what);
 }
 
 /* ---- item 1: transitions and results from an authority ---- */
@@ -280,11 +299,10 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     send_change(c, code, LTH_STATUS_DONE, 2);
     wait_eq(db_proc, sql, LTH_STATUS_DONE, "the dossier DONE");
     send_change(c, code, LTH_STATUS_SUPPLEMENT_REQUESTED, 3);
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM refusal WHERE code = '%s' AND seq = 3 AND reason = "
-             "'SUPPLEMENT_REQUESTED cannot follow DONE: after DONE come RESULT_HANDED_OVER'",
-             code);
-    wait_eq(db_proc, sql, 1, "the refusal of SUPPLEMENT_REQUESTED after DONE");
+    wait_refusal(code,
+                 "seq = 3 AND reason = 'SUPPLEMENT_REQUESTED cannot follow DONE: after DONE come "
+                 "RESULT_HANDED_OVER'",
+                 "the refusal of SUPPLEMENT_REQUESTED after DONE");
     /* The portal saw DONE and nothing refused. */
     snprintf(sql, sizeof sql, "SELECT status FROM view WHERE code = '%s'", code);
     wait_eq(db_portal, sql, LTH_STATUS_DONE, "the portal's status");
@@ -339,11 +357,8 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     tk_sql_text(db_proc, sql, statuses, sizeof statuses);
     ck_assert_str_eq(statuses, "1,2,8,2,9,10");
     send_change(c, third, LTH_STATUS_DONE, 5);
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM refusal WHERE code = '%s' AND reason = 'DONE cannot follow "
-             "WITHDRAWN: WITHDRAWN is final'",
-             third);
-    wait_eq(db_proc, sql, 1, "the refusal of DONE after WITHDRAWN");
+    wait_refusal(third, "reason = 'DONE cannot follow WITHDRAWN: WITHDRAWN is final'",
+                 "the refusal of DONE after WITHDRAWN");
     /* Delivery may reorder: a change after a gap in the sender's sequence
      * applies when the missing ones can lead to it (SUPPLEMENT_REQUESTED,
      * then DONE with PROCESSING still on its way); the late one is then
@@ -357,11 +372,8 @@ START_TEST(illegal_transitions_and_forged_results_are_refused)
     wait_eq(db_proc, sql, LTH_STATUS_DONE, "DONE after a gap applied");
     send_change(c, fourth, LTH_STATUS_PROCESSING, 2);
     send_change(c, fourth, LTH_STATUS_RECEIVED, 5);
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM refusal WHERE code = '%s' AND seq = 5 AND reason LIKE "
-             "'RECEIVED cannot follow DONE%%'",
-             fourth);
-    wait_eq(db_proc, sql, 1, "an unreachable status after a gap refused");
+    wait_refusal(fourth, "seq = 5 AND reason LIKE 'RECEIVED cannot follow DONE%'",
+                 "an unreachable status after a gap refused");
     snprintf(sql, sizeof sql, "SELECT count(*) FROM history WHERE code = '%s' AND seq > 2", fourth);
     ck_assert_int_eq(sql_int(db_proc, sql), 2); /* SUPPLEMENT_REQUESTED, DONE */
     adp_close(&c);
@@ -532,19 +544,37 @@ static char *hubctl_report(const char *const *args, size_t n_args)
     return out;
 }
 
+/* Reporting, the sector systems of DKKD and HOTICH and the procedure
+ * system with n dossiers of SYN-1.000001, -4 and -3 (invalid_pct of them
+ * with an invalid applicant) run until every dossier is decided: returned,
+ * not accepted or handed over. */
+static void decide_all(int n, int invalid_pct)
+{
+    start_report();
+    start_sector(DKKD, db_dkkd);
+    start_sector(HOTICH, db_hotich);
+    start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", invalid_pct);
+    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
+            "dossiers returned, not accepted or handed over");
+}
+
+/* Waits until reporting holds the portal's receipt for the latest change
+ * of each of the n dossiers. */
+static void wait_receipts_reported(int n)
+{
+    wait_eq(db_report,
+            "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
+            "receipts at reporting");
+}
+
 START_TEST(synchronisation_profile_and_report_match_the_trails)
 {
     ck_assert_int_ge(sodium_init(), 0);
     const int n = 24;
     start_population();
     pid_t portal = start_portal();
-    start_report();
-    start_sector(DKKD, db_dkkd);
-    start_sector(HOTICH, db_hotich);
-    start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 10);
     /* Every dossier decided; every DONE one handed over with its result. */
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
-            "dossiers returned, not accepted or handed over");
+    decide_all(n, 10);
     long long done = sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 11");
     ck_assert_int_gt(done, 0);
     ck_assert_int_gt(sql_int(db_proc, "SELECT count(*) FROM dossier WHERE status = 5"), 0);
@@ -609,9 +639,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
                 snprintf(f.ratings[k].criterion, sizeof f.ratings[k].criterion, "%s", criteria[k]);
                 f.ratings[k].score = 1 + (unsigned)(idx + k) % 5;
             }
-            ck_assert_int_eq(lth_feedback_encode(&f, &buf, &len), 0);
-            send_event(c, TTHC, LTH_SERVICE_FEEDBACK, LTH_FEEDBACK_TYPE, buf, len);
-            free(buf);
+            SEND_ENCODED(c, feedback, LTH_SERVICE_FEEDBACK, LTH_FEEDBACK_TYPE, &f);
             ratings++;
         }
     }
@@ -634,17 +662,11 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
              (const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
     sqlite3_close_v2(db);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ck_assert_int_eq(lth_payment_encode(&bad, &buf, &len), 0);
-    send_event(c, TTHC, LTH_SERVICE_PAYMENT_STATUS, LTH_PAYMENT_TYPE, buf, len);
-    free(buf);
+    SEND_ENCODED(c, payment, LTH_SERVICE_PAYMENT_STATUS, LTH_PAYMENT_TYPE, &bad);
     lth_feedback_t nobody = {.dossier_code = "NO-SUCH-DOSSIER", .n_ratings = 1};
     snprintf(nobody.ratings[0].criterion, sizeof nobody.ratings[0].criterion, "time");
     nobody.ratings[0].score = 1;
-    ck_assert_int_eq(lth_feedback_encode(&nobody, &buf, &len), 0);
-    send_event(c, TTHC, LTH_SERVICE_FEEDBACK, LTH_FEEDBACK_TYPE, buf, len);
-    free(buf);
+    SEND_ENCODED(c, feedback, LTH_SERVICE_FEEDBACK, LTH_FEEDBACK_TYPE, &nobody);
     adp_close(&c);
     wait_eq(db_proc,
             "SELECT count(*) FROM rejected WHERE service = 'payment.status/v1' AND reason ="
@@ -662,9 +684,7 @@ START_TEST(synchronisation_profile_and_report_match_the_trails)
     wait_eq(db_report, "SELECT count(*) FROM payment", payments, "payments at reporting");
     wait_eq(db_report, "SELECT count(*) FROM feedback", ratings, "ratings at reporting");
     wait_eq(db_report, "SELECT count(*) FROM result", done, "results at reporting");
-    wait_eq(db_report,
-            "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
-            "receipts at reporting");
+    wait_receipts_reported(n);
 
     /* The report over today (submitted, then decided) equals the test's
      * own figures from the procedure system's records. */
@@ -935,18 +955,9 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
     ck_assert_int_ge(sodium_init(), 0);
     const int n = 20;
     start_population();
-    char conf[PATH_MAX + 128];
-    snprintf(conf, sizeof conf,
-             "plugin.db = %s\nplugin.simulate_payments = 100\nplugin.simulate_ratings = 100\n"
-             "plugin.seed = 7\n",
-             db_portal);
-    start(PORTAL, "portal", conf);
-    start_report();
-    start_sector(DKKD, db_dkkd);
-    start_sector(HOTICH, db_hotich);
-    start_procedure(n, "SYN-1.000001,SYN-1.000004,SYN-1.000003", 0);
-    wait_eq(db_proc, "SELECT count(*) FROM dossier WHERE status IN (5, 7, 11)", n,
-            "dossiers returned, not accepted or handed over");
+    start_portal_with("plugin.simulate_payments = 100\nplugin.simulate_ratings = 100\n"
+                      "plugin.seed = 7\n");
+    decide_all(n, 0);
     /* Eligible: online, a fee, received. SYN-1.000001 is free. */
     const char *eligible_sql =
         "SELECT count(*) FROM dossier d WHERE d.channel = 1 AND d.procedure_code IN"
@@ -983,9 +994,7 @@ START_TEST(portal_simulation_pays_and_rates_what_the_report_counts)
     wait_eq(db_report, "SELECT count(*) FROM feedback", decided, "ratings at reporting");
     wait_eq(db_report, "SELECT sum(seq) FROM dossier",
             sql_int(db_proc, "SELECT sum(seq) FROM dossier"), "every change at reporting");
-    wait_eq(db_report,
-            "SELECT count(*) FROM dossier d JOIN synced s USING(code) WHERE s.seq >= d.seq", n,
-            "receipts at reporting");
+    wait_receipts_reported(n);
 
     figures_t rows[16], total;
     size_t n_rows = recompute(rows, 16, &total);
@@ -1020,11 +1029,7 @@ static void send_payment(adp_client_t *c, const char *code, uint64_t fee, const 
     snprintf(p.dossier_code, sizeof p.dossier_code, "%s", code);
     snprintf(p.procedure_code, sizeof p.procedure_code, "SYN-1.000004");
     snprintf(p.transaction_ref, sizeof p.transaction_ref, "%s", ref);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ck_assert_int_eq(lth_payment_encode(&p, &buf, &len), 0);
-    send_event(c, TTHC, LTH_SERVICE_PAYMENT_STATUS, LTH_PAYMENT_TYPE, buf, len);
-    free(buf);
+    SEND_ENCODED(c, payment, LTH_SERVICE_PAYMENT_STATUS, LTH_PAYMENT_TYPE, &p);
 }
 
 START_TEST(payment_fee_follows_the_catalogue_in_force)

@@ -132,14 +132,65 @@ static void expect_delivery(rawcli_t *c, char id[37], char correlation[37])
     hub_frame_free(&f);
 }
 
-/* n online-only "{}" events from sender to POP, encoded into items (free
- * each .data), their ids in ids. */
-static void flood_of(const char *sender, ProtobufCBinaryData *items, char (*ids)[37], int n)
+/* The envelope (expect_ack) from `from` to `to` passes and is the next
+ * delivery to_c gets (`to`'s connection, or a subscriber's for a
+ * publication); a reply's correlation is the request's id. Its id goes
+ * into id (may be NULL). */
+static void expect_passes(rawcli_t *from_c, const char *from, rawcli_t *to_c, const char *to,
+                          const char *service, Lth__V1__Kind kind, Lth__V1__Delivery delivery,
+                          const char *correlation, char id[37])
 {
-    for (int i = 0; i < n; i++)
-        items[i].data =
+    char sent[37], got[37], corr[37];
+    expect_ack(from_c, from, to, service, kind, delivery, correlation, sent);
+    expect_delivery(to_c, got, corr);
+    ck_assert_str_eq(got, sent);
+    if (correlation)
+        ck_assert_str_eq(corr, correlation);
+    if (id)
+        memcpy(id, sent, 37);
+}
+
+/* Reads deliveries on c until at least want have come (within 5 s for each
+ * frame), their hub_seqs into seqs (room for `room`); returns how many. */
+static size_t recv_seqs(rawcli_t *c, uint64_t *seqs, size_t want, size_t room)
+{
+    size_t n = 0;
+    while (n < want) {
+        hub_frame_t *f = rawcli_recv_case(c, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
+        ck_assert_msg(f != NULL, "only %zu of %zu delivered", n, want);
+        for (size_t i = 0; i < f->deliveries->n_items && n < room; i++)
+            seqs[n++] = f->deliveries->items[i]->hub_seq;
+        hub_frame_free(&f);
+    }
+    return n;
+}
+
+/* n online-only "{}" events from sender to POP, encoded (free them with
+ * flood_free). */
+typedef struct {
+    ProtobufCBinaryData *items;
+    size_t n;
+} flood_t;
+
+static flood_t flood_of(const char *sender, size_t n)
+{
+    flood_t fl = {calloc(n, sizeof *fl.items), n};
+    ck_assert_ptr_nonnull(fl.items);
+    for (size_t i = 0; i < n; i++) {
+        char id[37];
+        fl.items[i].data =
             envelope(sender, POP, "echo/v1", LTH__V1__KIND__KIND_EVENT,
-                     LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, ids[i], &items[i].len);
+                     LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, "{}", 2, id, &fl.items[i].len);
+    }
+    return fl;
+}
+
+static void flood_free(flood_t *fl)
+{
+    for (size_t i = 0; i < fl->n; i++)
+        free(fl->items[i].data);
+    free(fl->items);
+    fl->items = NULL;
 }
 
 static void hello_raw(rawcli_t *c, const char *member)
@@ -213,11 +264,9 @@ START_TEST(reply_needs_a_tracked_open_request_from_its_receiver_to_its_sender)
                    LTH__V1__DELIVERY__DELIVERY_QUEUED, fake, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
                    "unknown, expired or was answered");
     /* A real request; EVIL answers in POP's place: refused. */
-    char req[37], got[37];
-    expect_ack(&tthc, TTHC, POP, "citizen.lookup/v1", LTH__V1__KIND__KIND_REQUEST,
-               LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, req);
-    expect_delivery(&pop, got, NULL);
-    ck_assert_str_eq(got, req);
+    char req[37];
+    expect_passes(&tthc, TTHC, &pop, POP, "citizen.lookup/v1", LTH__V1__KIND__KIND_REQUEST,
+                  LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, req);
     expect_refusal(&evil, EVIL, TTHC, "citizen.lookup/v1", LTH__V1__KIND__KIND_REPLY,
                    LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, req,
                    LTH__V1__NACK_CODE__NACK_FORBIDDEN, "only " POP " may answer it");
@@ -226,12 +275,8 @@ START_TEST(reply_needs_a_tracked_open_request_from_its_receiver_to_its_sender)
                    LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, req,
                    LTH__V1__NACK_CODE__NACK_FORBIDDEN, "only to " TTHC);
     /* The real answer passes and arrives. */
-    char rep[37], corr[37];
-    expect_ack(&pop, POP, TTHC, "citizen.lookup/v1", LTH__V1__KIND__KIND_REPLY,
-               LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, req, rep);
-    expect_delivery(&tthc, got, corr);
-    ck_assert_str_eq(got, rep);
-    ck_assert_str_eq(corr, req);
+    expect_passes(&pop, POP, &tthc, TTHC, "citizen.lookup/v1", LTH__V1__KIND__KIND_REPLY,
+                  LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, req, NULL);
     /* A second reply after the real answer: refused, and nothing arrives. */
     expect_refusal(&pop, POP, TTHC, "citizen.lookup/v1", LTH__V1__KIND__KIND_REPLY,
                    LTH__V1__DELIVERY__DELIVERY_QUEUED, req, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
@@ -258,10 +303,8 @@ START_TEST(queued_request_can_be_answered_after_a_restart_online_one_cannot)
     char got[37];
     expect_delivery(&pop, got, NULL);
     ck_assert_str_eq(got, queued);
-    expect_ack(&tthc, TTHC, POP, "echo/v1", LTH__V1__KIND__KIND_REQUEST,
-               LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, online);
-    expect_delivery(&pop, got, NULL);
-    ck_assert_str_eq(got, online);
+    expect_passes(&tthc, TTHC, &pop, POP, "echo/v1", LTH__V1__KIND__KIND_REQUEST,
+                  LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, online);
     rawcli_close(&pop);
     rawcli_close(&tthc);
     hubfix_stop(&fix);
@@ -274,14 +317,10 @@ START_TEST(queued_request_can_be_answered_after_a_restart_online_one_cannot)
     expect_refusal(&pop, POP, TTHC, "echo/v1", LTH__V1__KIND__KIND_REPLY,
                    LTH__V1__DELIVERY__DELIVERY_QUEUED, online, LTH__V1__NACK_CODE__NACK_FORBIDDEN,
                    "after a hub restart only queued requests are remembered");
-    char rep[37], corr[37];
-    expect_ack(&pop, POP, TTHC, "citizen.lookup/v1", LTH__V1__KIND__KIND_REPLY,
-               LTH__V1__DELIVERY__DELIVERY_QUEUED, queued, rep);
     /* TTHC may first get the request's redelivery... to POP, not to it:
      * what it gets is the reply. */
-    expect_delivery(&tthc, got, corr);
-    ck_assert_str_eq(got, rep);
-    ck_assert_str_eq(corr, queued);
+    expect_passes(&pop, POP, &tthc, TTHC, "citizen.lookup/v1", LTH__V1__KIND__KIND_REPLY,
+                  LTH__V1__DELIVERY__DELIVERY_QUEUED, queued, NULL);
     rawcli_close(&pop);
     rawcli_close(&tthc);
     /* Answered: a second restart does not bring the request back. */
@@ -312,11 +351,9 @@ START_TEST(online_only_publication_respects_the_subscribers_agreement)
     rawcli_t sub, pub;
     hello_subscribing(&sub, POP, PUB "/catalogue.published/v1");
     hello_raw(&pub, PUB);
-    char id[37], got[37];
-    expect_ack(&pub, PUB, HUBFIX_HUB_ID, "catalogue.published/v1", LTH__V1__KIND__KIND_EVENT,
-               LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, id);
-    expect_delivery(&sub, got, NULL);
-    ck_assert_str_eq(got, id);
+    char id[37];
+    expect_passes(&pub, PUB, &sub, HUBFIX_HUB_ID, "catalogue.published/v1",
+                  LTH__V1__KIND__KIND_EVENT, LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY, NULL, id);
     /* The agreement ends (the operator removes it and reloads). */
     write_policy("allow " TTHC " -> " POP "/echo/v1\n");
     kill(fix.hubd, SIGHUP);
@@ -629,14 +666,7 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
     rawcli_t slow;
     hello_raw(&slow, SLOW);
     uint64_t seqs[16];
-    size_t n = 0;
-    while (n < 8) {
-        hub_frame_t *f = rawcli_recv_case(&slow, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
-        ck_assert_msg(f != NULL, "only %zu of 8 delivered", n);
-        for (size_t i = 0; i < f->deliveries->n_items && n < 16; i++)
-            seqs[n++] = f->deliveries->items[i]->hub_seq;
-        hub_frame_free(&f);
-    }
+    size_t n = recv_seqs(&slow, seqs, 8, 16);
     ck_assert_uint_eq(n, 8);
     rawcli_settle(&slow, seqs, n);
     hello_raw(&tthc, TTHC);
@@ -743,14 +773,7 @@ START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_wi
     rawcli_t pop;
     hello_raw(&pop, POP);
     uint64_t seqs[2];
-    size_t n = 0;
-    while (n < 2) {
-        hub_frame_t *f = rawcli_recv_case(&pop, LTH__V1__FRAME__BODY_DELIVERIES, 5000);
-        ck_assert_msg(f != NULL, "only %zu of 2 delivered", n);
-        for (size_t i = 0; i < f->deliveries->n_items && n < 2; i++)
-            seqs[n++] = f->deliveries->items[i]->hub_seq;
-        hub_frame_free(&f);
-    }
+    recv_seqs(&pop, seqs, 2, 2);
     Lth__V1__Reject rj = LTH__V1__REJECT__INIT, *rjs[] = {&rj};
     Lth__V1__Settle settle = LTH__V1__SETTLE__INIT;
     settle.rejects = rjs;
@@ -789,15 +812,12 @@ START_TEST(flooding_member_is_held_to_its_rate_and_the_log_stays_small)
      * are made before connecting, so that the connection is never silent
      * for long (heartbeat_ms = 300 here). */
     enum { N = 1000 };
-    ProtobufCBinaryData items[N];
-    char ids[N][37];
-    flood_of(TTHC, items, ids, N);
+    flood_t fl = flood_of(TTHC, N);
     rawcli_t tthc, pop;
     hello_raw(&tthc, TTHC);
     hello_raw(&pop, POP);
-    rawcli_send_batch(&tthc, items, N);
-    for (int i = 0; i < N; i++)
-        free(items[i].data);
+    rawcli_send_batch(&tthc, fl.items, fl.n);
+    flood_free(&fl);
     size_t acks = 0, limited = 0;
     char reason[600] = "";
     while (acks + limited < N) {
@@ -842,16 +862,14 @@ END_TEST
 START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
 {
     hubfix_restart_with(&fix, "rate_msgs = 200\nflood_cutoff_seconds = 2\nflood_ban_seconds = 3\n");
-    enum { N = 500 };
-    ProtobufCBinaryData items[N];
-    char ids[N][37];
-    flood_of(EVIL, items, ids, N);
+    flood_t fl = flood_of(EVIL, 500);
     rawcli_t evil;
     hello_raw(&evil, EVIL);
     /* 500 a go against a rate of 200 a second: the third or fourth batch
      * takes its refusals past two seconds' worth. */
     for (int round = 0; round < 8; round++)
-        rawcli_send_batch(&evil, items, N);
+        rawcli_send_batch(&evil, fl.items, fl.n);
+    flood_free(&fl);
     ck_assert_msg(log_contains("member flooding: disconnected", 5000), "flooder not cut off");
     ck_assert_msg(log_contains("member=" EVIL, 10), "the log does not name the flooder");
     /* Its connection is closed: nothing more comes back on it once the
@@ -881,8 +899,6 @@ START_TEST(member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while)
     tk_sleep_ms(2500);
     hello_raw(&again, EVIL);
     rawcli_close(&again);
-    for (int i = 0; i < N; i++)
-        free(items[i].data);
     /* The audit log has the reason (the first file: a short run). */
     hubfix_stop(&fix);
     char audit[PATH_MAX];

@@ -106,6 +106,10 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user);
 void bench_window_error(bench_window_t *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 double bench_window_seconds(const bench_window_t *w);
+/* A message sent at sent_ns (bench_payload_sent_ns) completed: one fewer
+ * outstanding, and its latency and count taken while measuring. True until
+ * the drain, when a closed loop sends another in its place. */
+bool bench_window_complete(bench_window_t *w, bench_lat_t *lat, uint64_t sent_ns);
 
 /* Fills payload[0..len) with the send time and a sequence number, rest 'x'. */
 void bench_payload_fill(uint8_t *payload, size_t len, uint64_t seq);
@@ -133,6 +137,9 @@ typedef struct {
 
 /* Fills rate and percentiles from a finished window and its samples. */
 void bench_result_from(bench_result_t *r, const bench_window_t *w, bench_lat_t *lat);
+/* The end of a case that ran a middle process in its own directory: stops
+ * pid, frees lat, and removes dir unless --keep (bench_opts.verbose). */
+void bench_case_end(pid_t pid, bench_lat_t *lat, const char *dir);
 void bench_result_na(bench_result_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------------ */

@@ -90,6 +90,23 @@ static uint64_t bench__self_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The clock ticks of the measured process (cpu_pid, plus cpu_pid_b when
+ * set) and, with cpu_main, of their main threads; nothing without cpu_pid. */
+static void bench__sample(const bench_window_t *w, unsigned long long *cpu,
+                          unsigned long long *main_ticks)
+{
+    if (w->cpu_pid <= 0)
+        return;
+    *cpu = bench_tree_ticks(w->cpu_pid);
+    if (w->cpu_main)
+        *main_ticks = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
+    if (w->cpu_pid_b > 0) {
+        *cpu += bench_tree_ticks(w->cpu_pid_b);
+        if (w->cpu_main)
+            *main_ticks += bench_thread_ticks(w->cpu_pid_b, w->cpu_pid_b);
+    }
+}
+
 void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
 {
     tkp_sleep_ms((int)(bench_opts.warmup_s * 1000));
@@ -97,15 +114,7 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
         w->edge(w->edge_ctx, 0);
     if (w->cpu2_pid > 0)
         w->cpu2_0 = bench_tree_ticks(w->cpu2_pid);
-    if (w->cpu_pid > 0)
-        w->cpu0 = bench_tree_ticks(w->cpu_pid);
-    if (w->cpu_pid > 0 && w->cpu_main)
-        w->main0 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
-    if (w->cpu_pid > 0 && w->cpu_pid_b > 0) {
-        w->cpu0 += bench_tree_ticks(w->cpu_pid_b);
-        if (w->cpu_main)
-            w->main0 += bench_thread_ticks(w->cpu_pid_b, w->cpu_pid_b);
-    }
+    bench__sample(w, &w->cpu0, &w->main0);
     w->self0_ns = bench__self_ns();
     w->t0_ns = bench_now_ns();
     atomic_store(&w->phase, BENCH_MEASURE);
@@ -113,15 +122,7 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
     atomic_store(&w->phase, BENCH_DRAIN);
     w->t1_ns = bench_now_ns();
     w->self1_ns = bench__self_ns();
-    if (w->cpu_pid > 0)
-        w->cpu1 = bench_tree_ticks(w->cpu_pid);
-    if (w->cpu_pid > 0 && w->cpu_main)
-        w->main1 = bench_thread_ticks(w->cpu_pid, w->cpu_pid);
-    if (w->cpu_pid > 0 && w->cpu_pid_b > 0) {
-        w->cpu1 += bench_tree_ticks(w->cpu_pid_b);
-        if (w->cpu_main)
-            w->main1 += bench_thread_ticks(w->cpu_pid_b, w->cpu_pid_b);
-    }
+    bench__sample(w, &w->cpu1, &w->main1);
     if (w->cpu2_pid > 0)
         w->cpu2_1 = bench_tree_ticks(w->cpu2_pid);
     if (w->edge)
@@ -133,6 +134,25 @@ void bench_window_run(bench_window_t *w, bool (*all_done)(void *), void *user)
         tkp_sleep_ms(5);
     }
     atomic_store(&w->phase, BENCH_STOP);
+}
+
+void bench_case_end(pid_t pid, bench_lat_t *lat, const char *dir)
+{
+    tkp_stop(pid);
+    bench_lat_free(lat);
+    if (!bench_opts.verbose)
+        tkp_rmrf(dir);
+}
+
+bool bench_window_complete(bench_window_t *w, bench_lat_t *lat, uint64_t sent_ns)
+{
+    atomic_fetch_sub(&w->outstanding, 1);
+    int phase = atomic_load(&w->phase);
+    if (phase == BENCH_MEASURE) {
+        bench_lat_add(lat, bench_now_ns() - sent_ns);
+        atomic_fetch_add(&w->completed, 1);
+    }
+    return phase < BENCH_DRAIN;
 }
 
 void bench_window_error(bench_window_t *w, const char *fmt, ...)

@@ -53,6 +53,25 @@ static bool durable__find(const char *pattern, char *out, size_t size)
     return found;
 }
 
+#if defined(HAVE_RABBITMQ) || defined(HAVE_LIBPQ)
+/* A queue's measured window: its consumer and producer threads on the case
+ * (user, whose window is win), with the broker's process tree (pid)
+ * measured; then the row in out from the window and the latencies. */
+static void durable__run(bench_result_t *out, bench_window_t *win, bench_lat_t *lat, pid_t pid,
+                         void *(*consumer)(void *), void *(*producer)(void *),
+                         bool (*drained)(void *), void *user)
+{
+    pthread_t producer_thread, consumer_thread;
+    pthread_create(&consumer_thread, NULL, consumer, user);
+    pthread_create(&producer_thread, NULL, producer, user);
+    win->cpu_pid = pid;
+    bench_window_run(win, drained, user);
+    pthread_join(producer_thread, NULL);
+    pthread_join(consumer_thread, NULL);
+    bench_result_from(out, win, lat);
+}
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* RabbitMQ                                                                  */
 
@@ -227,11 +246,7 @@ static void *rmq__consumer(void *arg)
         last_tag = env.delivery_tag;
         unacked++;
         amqp_destroy_envelope(&env);
-        atomic_fetch_sub(&c->win.outstanding, 1);
-        if (atomic_load(&c->win.phase) == BENCH_MEASURE) {
-            bench_lat_add(&c->lat, bench_now_ns() - sent);
-            atomic_fetch_add(&c->win.completed, 1);
-        }
+        bench_window_complete(&c->win, &c->lat, sent);
         if (unacked >= DURABLE__ROWS ||
             (!amqp_data_in_buffer(c->consumer) && !amqp_frames_enqueued(c->consumer))) {
             int rc = amqp_basic_ack(c->consumer, 1, last_tag, 1);
@@ -349,14 +364,7 @@ void bench_rabbitmq(int inflight, bench_result_t *out)
         bench_result_na(out, "n/a (RabbitMQ quorum queue: %s)", rmq__reply_text(r));
         goto stop;
     }
-    pthread_t producer, consumer;
-    pthread_create(&consumer, NULL, rmq__consumer, c);
-    pthread_create(&producer, NULL, rmq__producer, c);
-    c->win.cpu_pid = pid;
-    bench_window_run(&c->win, rmq__drained, c);
-    pthread_join(producer, NULL);
-    pthread_join(consumer, NULL);
-    bench_result_from(out, &c->win, &c->lat);
+    durable__run(out, &c->win, &c->lat, pid, rmq__consumer, rmq__producer, rmq__drained, c);
 stop:
     if (c) {
         rmq__close(&c->producer);
@@ -776,14 +784,7 @@ void bench_pgqueue(int inflight, bench_result_t *out)
         bench_result_na(out, "n/a (PostgreSQL queue: %s)", err);
         goto stop;
     }
-    pthread_t producer, consumer;
-    pthread_create(&consumer, NULL, pgq__consumer, c);
-    pthread_create(&producer, NULL, pgq__producer, c);
-    c->win.cpu_pid = pg.pid;
-    bench_window_run(&c->win, pgq__drained, c);
-    pthread_join(producer, NULL);
-    pthread_join(consumer, NULL);
-    bench_result_from(out, &c->win, &c->lat);
+    durable__run(out, &c->win, &c->lat, pg.pid, pgq__consumer, pgq__producer, pgq__drained, c);
 stop:
     if (c) {
         PQfinish(c->producer);

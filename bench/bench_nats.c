@@ -123,13 +123,7 @@ static void nats__on_reply(natsConnection *conn, natsSubscription *sub, natsMsg 
     uint64_t sent =
         bench_payload_sent_ns((const uint8_t *)natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
     natsMsg_Destroy(msg);
-    atomic_fetch_sub(&nc->win.outstanding, 1);
-    int phase = atomic_load(&nc->win.phase);
-    if (phase == BENCH_MEASURE) {
-        bench_lat_add(&nc->lat, bench_now_ns() - sent);
-        atomic_fetch_add(&nc->win.completed, 1);
-    }
-    if (phase < BENCH_DRAIN)
+    if (bench_window_complete(&nc->win, &nc->lat, sent))
         nats__send(nc);
 }
 
@@ -246,11 +240,8 @@ void bench_nats(bool tls, int inflight, bench_result_t *out)
     natsSubscription_Destroy(sub_s);
     natsConnection_Destroy(nc->client);
     natsConnection_Destroy(nc->server);
-    tkp_stop(pid);
-    bench_lat_free(&nc->lat);
+    bench_case_end(pid, &nc->lat, dir);
     free(nc);
-    if (!bench_opts.verbose)
-        tkp_rmrf(dir);
 }
 
 /* ---- JetStream: durable publish, the closest NATS has to the hub's durable
@@ -366,11 +357,8 @@ void bench_jetstream(int batch, bench_result_t *out)
     }
     jsCtx_Destroy(j->js);
     natsConnection_Destroy(j->conn);
-    tkp_stop(pid);
-    bench_lat_free(&j->lat);
+    bench_case_end(pid, &j->lat, dir);
     free(j);
-    if (!bench_opts.verbose)
-        tkp_rmrf(dir);
 }
 
 #endif

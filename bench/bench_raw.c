@@ -49,77 +49,100 @@ static bool raw__next(void *s, zmq_msg_t *m)
     return false;
 }
 
-static void *raw__server(void *arg)
+/* A thread's life on one side of the hop: its own context and socket;
+ * start() once connected (false: nothing more to do), then on_message() for
+ * each message as it arrives, at most 1024 between polls, until the run
+ * stops. on_message() owns the message. */
+static void raw__thread(raw__case_t *rc, bool (*start)(raw__case_t *, void *, void *),
+                        void (*on_message)(raw__case_t *, void *, zmq_msg_t *, void *), void *side)
 {
-    raw__case_t *rc = arg;
     void *ctx = zmq_ctx_new();
     void *s = raw__socket(ctx, rc);
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    if (start(rc, s, side)) {
+        while (atomic_load(&rc->win.phase) != BENCH_STOP) {
+            if (zmq_poll(&item, 1, 100) <= 0)
+                continue;
+            for (int n = 0; n < 1024; n++) {
+                zmq_msg_t m;
+                if (!raw__next(s, &m))
+                    break;
+                on_message(rc, s, &m, side);
+            }
+        }
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+/* The server registers with the relay ("S", answered once). */
+static bool raw__server_register(raw__case_t *rc, void *s, void *side)
+{
+    (void)side;
     zmq_send(s, "S", 1, 0);
     zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, 5000) <= 0) {
         atomic_store(&rc->server_ready, -1);
-        goto out;
+        return false;
     }
     char ok[4];
     zmq_recv(s, ok, sizeof ok, 0);
     atomic_store(&rc->server_ready, 1);
-    while (atomic_load(&rc->win.phase) != BENCH_STOP) {
-        if (zmq_poll(&item, 1, 100) <= 0)
-            continue;
-        for (int n = 0; n < 1024; n++) {
-            zmq_msg_t m;
-            if (!raw__next(s, &m))
-                break;
-            /* Echo: the relay's prefix names the client to return it to. */
-            if (zmq_msg_send(&m, s, 0) < 0)
-                zmq_msg_close(&m);
-        }
-    }
-out:
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    return true;
+}
+
+/* Echo: the relay's prefix names the client to return it to. */
+static void raw__server_echo(raw__case_t *rc, void *s, zmq_msg_t *m, void *side)
+{
+    (void)rc;
+    (void)side;
+    if (zmq_msg_send(m, s, 0) < 0)
+        zmq_msg_close(m);
+}
+
+static void *raw__server(void *arg)
+{
+    raw__thread(arg, raw__server_register, raw__server_echo, NULL);
     return NULL;
+}
+
+/* The client's payload and the sequence that stamps it. */
+typedef struct {
+    uint8_t payload[BENCH_PAYLOAD];
+    uint64_t seq;
+} raw__sender_t;
+
+static void raw__send_next(raw__case_t *rc, void *s, raw__sender_t *c)
+{
+    bench_payload_fill(c->payload, sizeof c->payload, ++c->seq);
+    zmq_send(s, c->payload, sizeof c->payload, 0);
+    atomic_fetch_add(&rc->win.outstanding, 1);
+}
+
+/* The client keeps `inflight` messages on their way. */
+static bool raw__client_fill(raw__case_t *rc, void *s, void *side)
+{
+    raw__sender_t *c = side;
+    memset(c->payload, 'x', sizeof c->payload);
+    for (int i = 0; i < rc->inflight; i++)
+        raw__send_next(rc, s, c);
+    return true;
+}
+
+/* Each message back: its round trip counted while measuring, and another
+ * sent in its place until the drain. */
+static void raw__client_returned(raw__case_t *rc, void *s, zmq_msg_t *m, void *side)
+{
+    uint64_t sent = bench_payload_sent_ns(zmq_msg_data(m), zmq_msg_size(m));
+    zmq_msg_close(m);
+    if (bench_window_complete(&rc->win, &rc->lat, sent))
+        raw__send_next(rc, s, side);
 }
 
 static void *raw__client(void *arg)
 {
-    raw__case_t *rc = arg;
-    void *ctx = zmq_ctx_new();
-    void *s = raw__socket(ctx, rc);
-    uint8_t payload[BENCH_PAYLOAD];
-    memset(payload, 'x', sizeof payload);
-    uint64_t seq = 0;
-    for (int i = 0; i < rc->inflight; i++) {
-        bench_payload_fill(payload, sizeof payload, ++seq);
-        zmq_send(s, payload, sizeof payload, 0);
-        atomic_fetch_add(&rc->win.outstanding, 1);
-    }
-    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
-    int phase;
-    while ((phase = atomic_load(&rc->win.phase)) != BENCH_STOP) {
-        if (zmq_poll(&item, 1, 100) <= 0)
-            continue;
-        for (int n = 0; n < 1024; n++) {
-            zmq_msg_t m;
-            if (!raw__next(s, &m))
-                break;
-            uint64_t sent = bench_payload_sent_ns(zmq_msg_data(&m), zmq_msg_size(&m));
-            zmq_msg_close(&m);
-            atomic_fetch_sub(&rc->win.outstanding, 1);
-            phase = atomic_load(&rc->win.phase);
-            if (phase == BENCH_MEASURE) {
-                bench_lat_add(&rc->lat, bench_now_ns() - sent);
-                atomic_fetch_add(&rc->win.completed, 1);
-            }
-            if (phase < BENCH_DRAIN) {
-                bench_payload_fill(payload, sizeof payload, ++seq);
-                zmq_send(s, payload, sizeof payload, 0);
-                atomic_fetch_add(&rc->win.outstanding, 1);
-            }
-        }
-    }
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    raw__sender_t c = {.seq = 0};
+    raw__thread(arg, raw__client_fill, raw__client_returned, &c);
     return NULL;
 }
 
@@ -191,10 +214,7 @@ void bench_raw_hop(bool curve, int inflight, bench_result_t *out)
     bench_window_run(&rc->win, raw__drained, rc);
     pthread_join(client, NULL);
     pthread_join(server, NULL);
-    tkp_stop(pid);
     bench_result_from(out, &rc->win, &rc->lat);
-    bench_lat_free(&rc->lat);
+    bench_case_end(pid, &rc->lat, dir);
     free(rc);
-    if (!bench_opts.verbose)
-        tkp_rmrf(dir);
 }

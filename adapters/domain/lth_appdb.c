@@ -2,6 +2,7 @@
 
 #include "hub_error.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,37 +96,52 @@ int lth_appdb_meta_get(sqlite3 *db, const char *key, uint64_t dflt, uint64_t *ou
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : HUB_ESTORE;
 }
 
-int lth_appdb_meta_set(sqlite3 *db, const char *key, uint64_t value)
+int lth_appdb_run(sqlite3 *db, const char *sql, const char *types, ...)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO meta(key, value) VALUES(?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return HUB_ESTORE;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
-    int rc = sqlite3_step(st);
+    va_list ap;
+    va_start(ap, types);
+    int rc = SQLITE_OK, n = sqlite3_bind_parameter_count(st);
+    for (int i = 1; rc == SQLITE_OK && types[i - 1]; i++) {
+        switch (types[i - 1]) {
+        case 't': rc = sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_STATIC); break;
+        case 'i': rc = sqlite3_bind_int(st, i, va_arg(ap, int)); break;
+        case 'I': rc = sqlite3_bind_int64(st, i, (sqlite3_int64)va_arg(ap, uint64_t)); break;
+        case 'b': {
+            const void *blob = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob(st, i, len ? blob : "", (int)len, SQLITE_STATIC);
+            break;
+        }
+        default: rc = SQLITE_MISUSE; break;
+        }
+        if (rc == SQLITE_RANGE && i > n)
+            rc = SQLITE_OK; /* an argument the statement does not use */
+    }
+    va_end(ap);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : HUB_ESTORE;
+}
+
+int lth_appdb_meta_set(sqlite3 *db, const char *key, uint64_t value)
+{
+    return lth_appdb_run(db,
+                         "INSERT INTO meta(key, value) VALUES(?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         "tI", key, value);
 }
 
 int lth_outq_add(sqlite3 *db, const char *receiver, const char *service, const char *content_type,
                  const void *payload, size_t len)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO outq(receiver, service, content_type, payload) "
-                           "VALUES(?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return HUB_ESTORE;
-    sqlite3_bind_text(st, 1, receiver, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, service, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, content_type, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, len ? payload : "", (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : HUB_ESTORE;
+    return lth_appdb_run(db,
+                         "INSERT INTO outq(receiver, service, content_type, payload) "
+                         "VALUES(?, ?, ?, ?)",
+                         "tttb", receiver, service, content_type, payload, len);
 }
 
 long lth_outq_size(sqlite3 *db)

@@ -43,6 +43,15 @@ int lth_appdb_commit(sqlite3 *db);
 void lth_appdb_rollback(sqlite3 *db);
 const char *lth_appdb_error(sqlite3 *db);
 
+/* Runs one statement that returns no rows (INSERT, UPDATE, DELETE), its
+ * `?` parameters bound in order from the arguments, one letter of `types`
+ * each: 't' text (const char *; NULL binds NULL), 'i' int, 'I' uint64_t
+ * (stored as SQLite's signed 64 bits), 'b' blob (const void *, size_t).
+ * Arguments past the statement's last parameter are passed over (one list
+ * can serve statements that use some of ?1..?N). The values are only read
+ * during the call. 0 or HUB_ESTORE (also for a letter it does not know). */
+int lth_appdb_run(sqlite3 *db, const char *sql, const char *types, ...);
+
 /* meta values; *out = dflt when the key is absent. */
 int lth_appdb_meta_get(sqlite3 *db, const char *key, uint64_t dflt, uint64_t *out);
 int lth_appdb_meta_set(sqlite3 *db, const char *key, uint64_t value);

@@ -12,7 +12,6 @@
 typedef Lth__Domain__V1__CitizenLookupRequest lth__request_t;
 typedef Lth__Domain__V1__CitizenLookupResponse lth__response_t;
 
-#define LTH__KEY_ECHO_MAX 32 /* bytes of an invalid key echoed back */
 
 /* Everything one result points at, so that a response is one allocation of
  * items plus one array of pointers. */
@@ -27,7 +26,7 @@ typedef struct {
     Lth__Domain__V1__FamilyRelations family;
     char *withheld[LTH_FIELD_COUNT];
     lth_citizen_t record;
-    char key[LTH__KEY_ECHO_MAX + 1];
+    char key[LTH_PID_ECHO_MAX + 1];
 } lth__item_t;
 
 static void lth__date_to_pb(lth_date_t d, Lth__Domain__V1__Date *pb)
@@ -47,16 +46,6 @@ static bool lth__date_from_pb(const Lth__Domain__V1__Date *pb, lth_date_t *out)
         return false;
     *out = d;
     return true;
-}
-
-/* The key as received, safe to put back in a response: printable ASCII,
- * at most LTH__KEY_ECHO_MAX bytes. */
-static void lth__echo_key(const char *key, char *out)
-{
-    size_t i = 0;
-    for (; key && key[i] && i < LTH__KEY_ECHO_MAX; i++)
-        out[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
-    out[i] = '\0';
 }
 
 static int lth__pack(lth__response_t *resp, uint8_t **out, size_t *out_len)
@@ -245,7 +234,7 @@ static bool lth__answer_key(const lth_source_t *src, const lth_source_query_t *q
     Lth__Domain__V1__CitizenLookupResult *r = &item->result;
     lth__domain__v1__citizen_lookup_result__init(r);
     r->reason = "";
-    lth__echo_key(key, item->key);
+    lth_pid_echo(key, item->key);
     r->personal_id = item->key;
     if (denied) {
         r->status = LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_NOT_PERMITTED;

@@ -59,3 +59,11 @@ int lth_pid_compose(const char *province_code, lth_sex_t sex, int birth_year, ui
              (unsigned)sequence);
     return 0;
 }
+
+void lth_pid_echo(const char *key, char out[LTH_PID_ECHO_MAX + 1])
+{
+    size_t i = 0;
+    for (; key && key[i] && i < LTH_PID_ECHO_MAX; i++)
+        out[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+    out[i] = '\0';
+}

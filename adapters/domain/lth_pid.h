@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #define LTH_PID_LEN 12
+#define LTH_PID_ECHO_MAX 32 /* bytes of a key lth_pid_echo() puts back */
 
 /* The values match lth.domain.v1.Sex. */
 typedef enum { LTH_SEX_MALE = 1, LTH_SEX_FEMALE = 2 } lth_sex_t;
@@ -41,5 +42,10 @@ int lth_pid_check(const char *pid, lth_pid_info_t *out, const char **problem);
  * sequence over 999999 or a sex other than the two above. */
 int lth_pid_compose(const char *province_code, lth_sex_t sex, int birth_year, uint32_t sequence,
                     char out[LTH_PID_LEN + 1]);
+
+/* Copies key as received (NULL reads as "") into out, safe to put back in
+ * an answer that says the key is not valid: printable ASCII ('?' for any
+ * other byte), at most LTH_PID_ECHO_MAX bytes. */
+void lth_pid_echo(const char *key, char out[LTH_PID_ECHO_MAX + 1]);
 
 #endif

@@ -13,7 +13,6 @@ typedef Lth__Domain__V1__CitizenVerifyRequest lth__vrequest_t;
 typedef Lth__Domain__V1__CitizenVerifyResponse lth__vresponse_t;
 typedef Lth__Domain__V1__CitizenVerifyResult lth__vresult_t;
 
-#define LTH__KEY_ECHO_MAX 32
 #define LTH__FOLD_MAX (LTH_CITIZEN_ADDRESS_MAX * 2)
 
 /* ---- folding text for comparison ---- */
@@ -137,16 +136,8 @@ static bool lth__same_text(const char *a, const char *b, bool drop_punct)
 typedef struct {
     lth__vresult_t result;
     lth_citizen_t record;
-    char key[LTH__KEY_ECHO_MAX + 1];
+    char key[LTH_PID_ECHO_MAX + 1];
 } lth__vitem_t;
-
-static void lth__echo_key(const char *key, char *out)
-{
-    size_t i = 0;
-    for (; key && key[i] && i < LTH__KEY_ECHO_MAX; i++)
-        out[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
-    out[i] = '\0';
-}
 
 static int lth__vpack(lth__vresponse_t *resp, uint8_t **out, size_t *out_len)
 {
@@ -350,7 +341,7 @@ int lth_verify_answer_from(const lth_source_t *src, const lth_lookup_policy_t *p
         lth__vresult_t *r = &items[i].result;
         lth__domain__v1__citizen_verify_result__init(r);
         results[i] = r;
-        lth__echo_key(s->personal_id, items[i].key);
+        lth_pid_echo(s->personal_id, items[i].key);
         r->personal_id = items[i].key;
         r->reason = "";
         const char *why = NULL;

@@ -10,6 +10,7 @@
 #define DOSSIER_INTAKE_H
 
 #include "adp_plugin_util.h"
+#include "hub_clock.h"
 #include "lth_appdb.h"
 #include "lth_dossier.h"
 
@@ -98,6 +99,17 @@ static inline void dp_intake_counts(sqlite3 *db, dp_intake_counts_t *c)
     lth_appdb_meta_get(db, "ignored_older", 0, &c->older);
     lth_appdb_meta_get(db, "ignored_duplicate", 0, &c->dup);
     lth_appdb_meta_get(db, "refused", 0, &c->refused);
+}
+
+/* Whether a periodic summary is due (always when force); when it is, the
+ * next one is every_us from now. */
+static inline bool dp_summary_due(uint64_t *next_us, uint64_t every_us, bool force)
+{
+    uint64_t now = hub_now_us();
+    if (!force && now < *next_us)
+        return false;
+    *next_us = now + every_us;
+    return true;
 }
 
 /* The first one or two integer columns of sql's first row (b may be NULL);

@@ -89,69 +89,33 @@ typedef struct {
 /* Writes one status change into the table (dp_status_intake's apply). */
 static int portal_apply(sqlite3 *db, const lth_status_change_t *c)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = 0;
     /* Context fields are optional in a change: keep what an earlier one said. */
-    if (sqlite3_prepare_v2(
-            db,
-            "INSERT INTO view(code, status, seq, at_us, actor, note, procedure_code, authority,"
-            " due_at, updated_at, changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)"
-            " ON CONFLICT(code) DO UPDATE SET status = ?2, seq = ?3, at_us = ?4, actor = ?5,"
-            " note = ?6, procedure_code = CASE WHEN ?7 = '' THEN procedure_code ELSE ?7 END,"
-            " authority = CASE WHEN ?8 = '' THEN authority ELSE ?8 END,"
-            " due_at = CASE WHEN ?9 = 0 THEN due_at ELSE ?9 END, updated_at = ?10,"
-            " changes = changes + 1",
-            -1, &q, NULL) != SQLITE_OK) {
-        rc = HUB_ESTORE;
-    } else {
-        sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 2, c->status);
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)c->sequence);
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)c->at_us);
-        sqlite3_bind_text(q, 5, c->actor, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 6, c->note, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 7, c->procedure_code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 8, c->authority, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 9, (sqlite3_int64)c->due_at_us);
-        sqlite3_bind_int64(q, 10, (sqlite3_int64)hub_now_us());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (rc == 0 && c->step > 0) {
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO step(code, n, steps, authority, due_at, first_at,"
-                               " last_at, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"
-                               " ON CONFLICT(code, n) DO UPDATE SET last_at = ?6, status = ?7,"
-                               " authority = ?4",
-                               -1, &q, NULL) != SQLITE_OK) {
-            rc = HUB_ESTORE;
-        } else {
-            sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
-            sqlite3_bind_int(q, 2, (int)c->step);
-            sqlite3_bind_int(q, 3, (int)c->steps);
-            sqlite3_bind_text(q, 4, c->step_authority, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 5, (sqlite3_int64)c->step_due_at_us);
-            sqlite3_bind_int64(q, 6, (sqlite3_int64)c->at_us);
-            sqlite3_bind_int(q, 7, c->status);
-            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-        }
-        sqlite3_finalize(q);
-        q = NULL;
-        /* The first change of step n is the hand-over: step n - 1 was
-         * DONE at that moment. */
-        if (rc == 0 && c->step > 1 &&
-            sqlite3_prepare_v2(db,
-                               "UPDATE step SET status = 4, last_at = ?3 WHERE code = ?1 AND"
-                               " n = ?2 AND status <> 4",
-                               -1, &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
-            sqlite3_bind_int(q, 2, (int)c->step - 1);
-            sqlite3_bind_int64(q, 3, (sqlite3_int64)c->at_us);
-            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-        }
-        sqlite3_finalize(q);
-    }
+    int rc = lth_appdb_run(
+        db,
+        "INSERT INTO view(code, status, seq, at_us, actor, note, procedure_code, authority,"
+        " due_at, updated_at, changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)"
+        " ON CONFLICT(code) DO UPDATE SET status = ?2, seq = ?3, at_us = ?4, actor = ?5,"
+        " note = ?6, procedure_code = CASE WHEN ?7 = '' THEN procedure_code ELSE ?7 END,"
+        " authority = CASE WHEN ?8 = '' THEN authority ELSE ?8 END,"
+        " due_at = CASE WHEN ?9 = 0 THEN due_at ELSE ?9 END, updated_at = ?10,"
+        " changes = changes + 1",
+        "tiIIttttII", c->dossier_code, c->status, c->sequence, c->at_us, c->actor, c->note,
+        c->procedure_code, c->authority, c->due_at_us, hub_now_us());
+    if (rc == 0 && c->step > 0)
+        rc = lth_appdb_run(db,
+                           "INSERT INTO step(code, n, steps, authority, due_at, first_at,"
+                           " last_at, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"
+                           " ON CONFLICT(code, n) DO UPDATE SET last_at = ?6, status = ?7,"
+                           " authority = ?4",
+                           "tiitIIi", c->dossier_code, (int)c->step, (int)c->steps,
+                           c->step_authority, c->step_due_at_us, c->at_us, c->status);
+    /* The first change of step n is the hand-over: step n - 1 was DONE at
+     * that moment. */
+    if (rc == 0 && c->step > 1)
+        rc = lth_appdb_run(db,
+                           "UPDATE step SET status = 4, last_at = ?3 WHERE code = ?1 AND"
+                           " n = ?2 AND status <> 4",
+                           "tiI", c->dossier_code, (int)c->step - 1, c->at_us);
     return rc;
 }
 
@@ -507,10 +471,8 @@ static int portal_on_statistics(adp_client_t *client, const adp_message_t *msg, 
 
 static void portal_summary(portal_t *st, bool force)
 {
-    uint64_t now = hub_now_us();
-    if (!force && now < st->next_summary_us)
+    if (!dp_summary_due(&st->next_summary_us, PORTAL_SUMMARY_EVERY_US, force))
         return;
-    st->next_summary_us = now + PORTAL_SUMMARY_EVERY_US;
     dp_intake_counts_t c;
     dp_intake_counts(st->db, &c);
     long long dossiers, final;

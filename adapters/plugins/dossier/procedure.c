@@ -67,6 +67,7 @@ typedef struct {
     proc_step_t steps[PROC_MAX_STEPS];
 } proc_chain_t;
 #define PROC_SUMMARY_EVERY_US 5000000u
+#define PROC_RECORDS 3 /* result, payment, feedback: proc_records */
 #define PROC_PURPOSE "Tiếp nhận hồ sơ TTHC %s: xác minh danh tính người nộp hồ sơ"
 
 static const char proc_schema[] =
@@ -126,7 +127,16 @@ static const char proc_schema[] =
     " code TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER NOT NULL, actor TEXT NOT NULL,"
     " at_us INTEGER NOT NULL, note TEXT NOT NULL, PRIMARY KEY(code, seq));";
 
+typedef struct proc proc_t;
+typedef struct proc_record proc_record_t;
+
+/* The user of proc_on_record for one kind of event. */
 typedef struct {
+    proc_t *st;
+    const proc_record_t *kind;
+} proc_recorder_t;
+
+struct proc {
     const adp_plugin_host_t *host;
     sqlite3 *db;
     uint64_t dossiers, rate, day_us, lookup_timeout_ms, overdue_grace_us;
@@ -158,7 +168,8 @@ typedef struct {
     char agency_code[40];                 /* plugin.agency_code: starts each dossier code */
     proc_chain_t chains[PROC_MAX_CHAINS]; /* plugin.chains */
     size_t n_chains;
-} proc_t;
+    proc_recorder_t recorders[PROC_RECORDS];
+};
 
 /* One dossier row, as the flow needs it. */
 typedef struct {
@@ -219,20 +230,11 @@ static int proc_load(proc_t *st, const char *code, proc_dossier_t *d)
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HUB_ENOTFOUND : HUB_ESTORE;
 }
 
+/* One statement about the dossier `code` (?1), with a and b as ?2 and ?3
+ * where it uses them. */
 static int proc_step(sqlite3 *db, const char *sql, const char *code, uint64_t a, uint64_t b)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        return HUB_ESTORE;
-    int n = sqlite3_bind_parameter_count(q);
-    sqlite3_bind_text(q, 1, code, -1, SQLITE_STATIC);
-    if (n >= 2)
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)a);
-    if (n >= 3)
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)b);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? 0 : HUB_ESTORE;
+    return lth_appdb_run(db, sql, "tII", code, a, b);
 }
 
 /* Records the dossier's next status change and queues it for the portal and
@@ -369,38 +371,15 @@ static int proc_chain_enter(proc_t *st, proc_dossier_t *d, const proc_chain_t *c
 {
     const proc_step_t *s = &chain->steps[n - 1];
     uint64_t due = proc_due_limit(st, s->limit_text, s->amount, s->unit, now);
-    sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "INSERT OR IGNORE INTO chain_step(code, n, authority, started_at, "
-                                "due_at) VALUES(?, ?, ?, ?, ?)",
-                                -1, &q, NULL) == SQLITE_OK
-                 ? 0
-                 : HUB_ESTORE;
-    if (rc == 0) {
-        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 2, (int)n);
-        sqlite3_bind_text(q, 3, s->authority, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)due);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (rc == 0 &&
-        sqlite3_prepare_v2(st->db,
+    int rc = lth_appdb_run(st->db,
+                           "INSERT OR IGNORE INTO chain_step(code, n, authority, started_at, "
+                           "due_at) VALUES(?, ?, ?, ?, ?)",
+                           "titII", d->code, (int)n, s->authority, now, due);
+    if (rc == 0)
+        rc = lth_appdb_run(st->db,
                            "UPDATE dossier SET step = ?2, steps = ?3, step_due_at = ?4, "
                            "authority = ?5, authority_seq = 0, resolver = NULL WHERE code = ?1",
-                           -1, &q, NULL) != SQLITE_OK)
-        rc = HUB_ESTORE;
-    if (rc == 0) {
-        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 2, (int)n);
-        sqlite3_bind_int(q, 3, (int)chain->n);
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)due);
-        sqlite3_bind_text(q, 5, s->authority, -1, SQLITE_STATIC);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
+                           "tiiIt", d->code, (int)n, (int)chain->n, due, s->authority);
     if (rc == 0) {
         d->step = n;
         d->steps = (unsigned)chain->n;
@@ -487,24 +466,13 @@ static int proc_channel(const proc_t *st, uint64_t index)
 
 static int proc_insert_declared(sqlite3 *db, const lth_gen_dossier_t *g)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO declared(code, full_name, date_of_birth, sex, residence, "
-                           "assurance, auth_method) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK)
-        return HUB_ESTORE;
     char dob[LTH_DATE_TEXT_LEN + 1];
     lth_date_format(g->declared.date_of_birth, dob);
-    sqlite3_bind_text(q, 1, g->code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, g->declared.full_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, dob, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 4, g->declared.sex);
-    sqlite3_bind_text(q, 5, g->declared.residence, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 6, (int)g->assurance.level);
-    sqlite3_bind_int(q, 7, (int)g->assurance.method);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    sqlite3_finalize(q);
-    return rc;
+    return lth_appdb_run(db,
+                         "INSERT INTO declared(code, full_name, date_of_birth, sex, residence, "
+                         "assurance, auth_method) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                         "tttitii", g->code, g->declared.full_name, dob, (int)g->declared.sex,
+                         g->declared.residence, (int)g->assurance.level, (int)g->assurance.method);
 }
 
 /* Why a dossier for code is not accepted: the procedure is not in force. */
@@ -841,14 +809,7 @@ static int proc_apply_outcomes(proc_t *st, adp_client_t *client, proc_batch_t *b
         }
         memset(&d, 0, sizeof d);
     }
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_ERROR, "could not record identity checks: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
-    }
-    return rc;
+    return dp_end(st->host, st->db, rc, "record identity checks");
 }
 
 static proc_outcome_t proc_outcome_of(int lookup_status)
@@ -947,29 +908,18 @@ static ProtobufCMessage *proc_ask_batch(proc_t *st, adp_client_t *client, const 
     return resp;
 }
 
-/* citizen.lookup/v1 for a batch: FOUND is enough. */
-static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
-                              proc_batch_t *b, const char *purpose)
+/* A citizen.lookup/v1 answer: FOUND is enough. False when the answer as a
+ * whole is not usable (logged). */
+static bool proc_read_lookup(proc_t *st, proc_batch_t *b, const ProtobufCMessage *answer)
 {
-    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
-    req.personal_ids = b->keys;
-    req.n_personal_ids = b->n;
-    req.mode = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
-    req.purpose = (char *)purpose;
-    req.purpose_code = (char *)p->purpose_code;
-    req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    Lth__Domain__V1__CitizenLookupResponse *resp = (Lth__Domain__V1__CitizenLookupResponse *)
-        proc_ask_batch(st, client, LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE, &req.base,
-                       &lth__domain__v1__citizen_lookup_response__descriptor);
-    if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
-        for (size_t i = 0; i < b->n; i++) {
-            b->outcome[i] = proc_outcome_of(resp->results[i]->status);
-            b->reason[i] = resp->results[i]->reason;
-        }
-        proc_apply_and_log(st, client, p, b, "look-ups");
+    const Lth__Domain__V1__CitizenLookupResponse *resp = (const void *)answer;
+    if (!proc_answer_ok(st, resp->status, resp->n_results, b->n))
+        return false;
+    for (size_t i = 0; i < b->n; i++) {
+        b->outcome[i] = proc_outcome_of(resp->results[i]->status);
+        b->reason[i] = resp->results[i]->reason;
     }
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return true;
 }
 
 /* The declared fields that did not match, as "date_of_birth, sex". */
@@ -999,7 +949,67 @@ static void proc_mismatch_text(const Lth__Domain__V1__CitizenVerifyResult *r, ch
     }
 }
 
-/* citizen.verify/v1 for a batch: FOUND and every declared field matches. */
+/* A citizen.verify/v1 answer: FOUND and every declared field matches. */
+static bool proc_read_verify(proc_t *st, proc_batch_t *b, const ProtobufCMessage *answer)
+{
+    const Lth__Domain__V1__CitizenVerifyResponse *resp = (const void *)answer;
+    if (!proc_answer_ok(st, resp->status, resp->n_results, b->n))
+        return false;
+    for (size_t i = 0; i < b->n; i++) {
+        const Lth__Domain__V1__CitizenVerifyResult *r = resp->results[i];
+        b->outcome[i] = proc_outcome_of(r->status);
+        b->reason[i] = r->reason;
+        if (b->outcome[i] == PROC_ID_ACCEPT && !r->all_match) {
+            b->outcome[i] = PROC_ID_MISMATCH;
+            proc_mismatch_text(r, b->reason_buf[i], sizeof b->reason_buf[i]);
+            b->reason[i] = b->reason_buf[i];
+        }
+    }
+    return true;
+}
+
+/* One kind of identity check: the service asked, its request type, the
+ * answer's message, how to read it into the batch, and its name in logs. */
+typedef struct {
+    const char *service, *request_type;
+    const ProtobufCMessageDescriptor *answer;
+    bool (*read)(proc_t *st, proc_batch_t *b, const ProtobufCMessage *answer);
+    const char *what;
+} proc_check_t;
+
+static const proc_check_t proc_lookup_check = {
+    LTH_SERVICE_CITIZEN_LOOKUP, LTH_LOOKUP_REQUEST_TYPE,
+    &lth__domain__v1__citizen_lookup_response__descriptor, proc_read_lookup, "look-ups"};
+static const proc_check_t proc_verify_check = {
+    LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE,
+    &lth__domain__v1__citizen_verify_response__descriptor, proc_read_verify, "verifications"};
+
+/* Asks about a batch with req, reads the answer and applies the outcomes. */
+static void proc_check_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
+                             proc_batch_t *b, const ProtobufCMessage *req,
+                             const proc_check_t *check)
+{
+    ProtobufCMessage *resp =
+        proc_ask_batch(st, client, check->service, check->request_type, req, check->answer);
+    if (resp && check->read(st, b, resp))
+        proc_apply_and_log(st, client, p, b, check->what);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+static void proc_lookup_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
+                              proc_batch_t *b, const char *purpose)
+{
+    Lth__Domain__V1__CitizenLookupRequest req = LTH__DOMAIN__V1__CITIZEN_LOOKUP_REQUEST__INIT;
+    req.personal_ids = b->keys;
+    req.n_personal_ids = b->n;
+    req.mode = LTH__DOMAIN__V1__LOOKUP_MODE__LOOKUP_MODE_CURRENT;
+    req.purpose = (char *)purpose;
+    req.purpose_code = (char *)p->purpose_code;
+    req.dossier_code = b->n == 1 ? b->codes[0] : "";
+    proc_check_batch(st, client, p, b, &req.base, &proc_lookup_check);
+}
+
 static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_procedure_t *p,
                               proc_batch_t *b, const char *purpose)
 {
@@ -1009,24 +1019,7 @@ static void proc_verify_batch(proc_t *st, adp_client_t *client, const lth_proced
     req.purpose = (char *)purpose;
     req.purpose_code = (char *)p->purpose_code;
     req.dossier_code = b->n == 1 ? b->codes[0] : "";
-    Lth__Domain__V1__CitizenVerifyResponse *resp = (Lth__Domain__V1__CitizenVerifyResponse *)
-        proc_ask_batch(st, client, LTH_SERVICE_CITIZEN_VERIFY, LTH_VERIFY_REQUEST_TYPE, &req.base,
-                       &lth__domain__v1__citizen_verify_response__descriptor);
-    if (resp && proc_answer_ok(st, resp->status, resp->n_results, b->n)) {
-        for (size_t i = 0; i < b->n; i++) {
-            const Lth__Domain__V1__CitizenVerifyResult *r = resp->results[i];
-            b->outcome[i] = proc_outcome_of(r->status);
-            b->reason[i] = r->reason;
-            if (b->outcome[i] == PROC_ID_ACCEPT && !r->all_match) {
-                b->outcome[i] = PROC_ID_MISMATCH;
-                proc_mismatch_text(r, b->reason_buf[i], sizeof b->reason_buf[i]);
-                b->reason[i] = b->reason_buf[i];
-            }
-        }
-        proc_apply_and_log(st, client, p, b, "verifications");
-    }
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    proc_check_batch(st, client, p, b, &req.base, &proc_verify_check);
 }
 
 static void proc_check_identities(proc_t *st, adp_client_t *client)
@@ -1055,41 +1048,53 @@ static void proc_check_identities(proc_t *st, adp_client_t *client)
 
 /* ---- overdue ---- */
 
-static void proc_mark_overdue(proc_t *st, adp_client_t *client)
+/* Gives each dossier that select_sql names (its first column, at most 64 a
+ * call; `arg` bound to its one parameter, if it has one) the status change
+ * `status` with `note`, and marks it with mark_sql (?1 = the code), in one
+ * transaction. The number of dossiers changed: 0 also when that failed
+ * (logged as "could not <what>"). */
+static size_t proc_emit_each(proc_t *st, adp_client_t *client, const char *select_sql, uint64_t arg,
+                             int status, const char *note, const char *mark_sql, const char *what)
 {
     uint64_t now = hub_now_us();
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT code FROM dossier WHERE overdue_sent = 0 AND due_at > 0 AND "
-                           "due_at < ? AND status IN (2, 3, 8, 9) ORDER BY idx LIMIT 1000",
-                           -1, &q, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)(now - st->overdue_grace_us));
+    if (sqlite3_prepare_v2(st->db, select_sql, -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_bind_parameter_count(q) > 0)
+        sqlite3_bind_int64(q, 1, (sqlite3_int64)arg);
     char codes[64][LTH_DOSSIER_CODE_MAX];
     size_t n = 0;
     while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
         snprintf(codes[n++], LTH_DOSSIER_CODE_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
     if (n == 0 || lth_appdb_begin(st->db) != 0)
-        return;
+        return 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         proc_dossier_t d;
         rc = proc_load(st, codes[i], &d);
         if (rc == 0)
-            rc = proc_emit(st, &d, LTH_STATUS_OVERDUE, proc_me(client), now,
-                           "Quá hạn giải quyết theo quy định");
+            rc = proc_emit(st, &d, status, proc_me(client), now, note);
         if (rc == 0)
-            rc = proc_step(st->db, "UPDATE dossier SET overdue_sent = 1 WHERE code = ?1", codes[i],
-                           0, 0);
+            rc = proc_step(st->db, mark_sql, codes[i], 0, 0);
     }
-    if (rc == 0 && lth_appdb_commit(st->db) == 0) {
-        adp_plugin_log(st->host, ADP_LOG_DEBUG, "%zu dossiers overdue", n);
-        return;
-    }
-    adp_plugin_log(st->host, ADP_LOG_ERROR, "could not mark dossiers overdue: %s",
-                   lth_appdb_error(st->db));
+    if (rc == 0 && lth_appdb_commit(st->db) == 0)
+        return n;
+    adp_plugin_log(st->host, ADP_LOG_ERROR, "could not %s: %s", what, lth_appdb_error(st->db));
     lth_appdb_rollback(st->db);
+    return 0;
+}
+
+static void proc_mark_overdue(proc_t *st, adp_client_t *client)
+{
+    size_t n = proc_emit_each(
+        st, client,
+        "SELECT code FROM dossier WHERE overdue_sent = 0 AND due_at > 0 AND "
+        "due_at < ? AND status IN (2, 3, 8, 9) ORDER BY idx LIMIT 1000",
+        hub_now_us() - st->overdue_grace_us, LTH_STATUS_OVERDUE, "Quá hạn giải quyết theo quy định",
+        "UPDATE dossier SET overdue_sent = 1 WHERE code = ?1", "mark dossiers overdue");
+    if (n > 0)
+        adp_plugin_log(st->host, ADP_LOG_DEBUG, "%zu dossiers overdue", n);
 }
 
 /* ---- changes from the authorities ---- */
@@ -1106,24 +1111,12 @@ static int proc_refuse_transition(proc_t *st, const proc_dossier_t *d, const cha
     adp_plugin_log(st->host, ADP_LOG_WARN, "dossier.status from %s for %s refused: %s", sender,
                    d->code, why);
     int rc = lth_appdb_begin(st->db);
-    sqlite3_stmt *q = NULL;
-    if (rc == 0 && sqlite3_prepare_v2(st->db,
-                                      "INSERT OR IGNORE INTO refusal(code, sender, seq, "
-                                      "from_status, to_status, reason, at_us) "
-                                      "VALUES(?, ?, ?, ?, ?, ?, ?)",
-                                      -1, &q, NULL) != SQLITE_OK)
-        rc = HUB_ESTORE;
-    if (rc == 0) {
-        sqlite3_bind_text(q, 1, d->code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, sender, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)c->sequence);
-        sqlite3_bind_int(q, 4, d->status);
-        sqlite3_bind_int(q, 5, c->status);
-        sqlite3_bind_text(q, 6, why, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 7, (sqlite3_int64)hub_now_us());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = lth_appdb_run(st->db,
+                           "INSERT OR IGNORE INTO refusal(code, sender, seq, from_status, "
+                           "to_status, reason, at_us) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                           "ttIiitI", d->code, sender, (uint64_t)c->sequence, d->status,
+                           (int)c->status, why, hub_now_us());
     if (rc == 0)
         rc = proc_step(st->db, "UPDATE dossier SET authority_seq = ?2 WHERE code = ?1", d->code,
                        c->sequence, 0);
@@ -1270,19 +1263,10 @@ static void proc_reject(proc_t *st, const char *service, const char *sender, con
                         const char *why)
 {
     adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", service, sender, why);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT INTO rejected(service, sender, code, reason, at_us) "
-                           "VALUES(?, ?, ?, ?, ?)",
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, service, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, sender, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, code ? code : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, why, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)hub_now_us());
-        sqlite3_step(q);
-    }
-    sqlite3_finalize(q);
+    lth_appdb_run(st->db,
+                  "INSERT INTO rejected(service, sender, code, reason, at_us) "
+                  "VALUES(?, ?, ?, ?, ?)",
+                  "ttttI", service, sender, code ? code : "", why, hub_now_us());
 }
 
 /* The end of an event handler's checks that found why the event cannot be
@@ -1383,55 +1367,48 @@ static bool proc_was_step_authority(proc_t *st, const char *code, const char *me
     return was;
 }
 
+/* An event this member records, decoded (proc_records says which), and
+ * room for a sentence saying why it is refused. */
+typedef struct {
+    union { /* first: the item is also its decoded message */
+        lth_result_t result;
+        lth_payment_t payment;
+        lth_feedback_t feedback;
+    };
+    char note[LTH_NOTE_MAX];
+} proc_item_t;
+
+/* What a check returns for an event that is settled without a word to its
+ * sender (the check logged why). */
+static const char proc_ignored[] = "";
+
 /* dossier.result/v1 from the deciding authority: checked (its own
  * signature, the signer is the sender, the key is the one the hub binds to
  * the sender, the dossier was decided with a result or is still open), kept
  * and relayed to the portal and reporting. */
-static int proc_on_result(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
-                          void *user)
+static const char *proc_check_result(proc_t *st, const adp_message_t *msg, proc_item_t *item,
+                                     const proc_dossier_t *d)
 {
-    (void)reply;
-    proc_t *st = user;
-    lth_result_t r;
-    proc_dossier_t d;
-    const char *why = NULL;
-    int rc = 0;
-    if ((why = proc_event_problem(msg, NULL, NULL)))
-        ;
-    else if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) != 0)
-        ;
-    else if ((why = proc_dossier_for(st, r.dossier_code, &d, &rc)) || rc != 0)
-        ;
-    else if (!d.forwarded ||
-             (strcmp(msg->sender, d.authority) != 0 && strcmp(msg->sender, d.resolver) != 0))
-        why = "the sender is not the authority deciding the dossier";
-    else if (strcmp(r.signer, msg->sender) != 0)
-        why = "signer_member_id is not the sender: an authority sends the results it signed";
-    else if (!msg->sender_sign_key || memcmp(msg->sender_sign_key, r.signer_public_key, 32) != 0)
-        why = "signer_public_key is not the signing key the hub binds to the sender";
-    else if (d.status == LTH_STATUS_RETURNED || d.status == LTH_STATUS_NOT_ACCEPTED ||
-             d.status == LTH_STATUS_WITHDRAWN)
-        why = "the dossier ended without a result (returned, not accepted or withdrawn)";
-    if (rc != 0)
-        return rc;
-    if (why && !strcmp(why, "the sender is not the authority deciding the dossier") &&
-        proc_was_step_authority(st, r.dossier_code, msg->sender)) {
+    const lth_result_t *r = &item->result;
+    if (!d->forwarded ||
+        (strcmp(msg->sender, d->authority) != 0 && strcmp(msg->sender, d->resolver) != 0)) {
+        if (!proc_was_step_authority(st, r->dossier_code, msg->sender))
+            return "the sender is not the authority deciding the dossier";
         /* Liên thông: an earlier step's own output; that authority keeps
          * it, the dossier's result is the last step's. */
         adp_plugin_log(st->host, ADP_LOG_DEBUG,
                        "dossier.result from %s: an earlier step's result of %s, not relayed",
-                       msg->sender, r.dossier_code);
-        return 0;
+                       msg->sender, r->dossier_code);
+        return proc_ignored;
     }
-    if (why)
-        return proc_refused(st, LTH_SERVICE_DOSSIER_RESULT, msg, r.dossier_code, why);
-    const char *to[] = {st->portal, st->report};
-    bool is_new = false;
-    return proc_record_and_relay(st, client,
-                                 "INSERT OR IGNORE INTO result(result_code, code, signer, sha256, "
-                                 "media_type, size, decided_at, received_at) "
-                                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                                 proc_bind_result, &r, msg, to, 2, &is_new);
+    if (strcmp(r->signer, msg->sender) != 0)
+        return "signer_member_id is not the sender: an authority sends the results it signed";
+    if (!msg->sender_sign_key || memcmp(msg->sender_sign_key, r->signer_public_key, 32) != 0)
+        return "signer_public_key is not the signing key the hub binds to the sender";
+    if (d->status == LTH_STATUS_RETURNED || d->status == LTH_STATUS_NOT_ACCEPTED ||
+        d->status == LTH_STATUS_WITHDRAWN)
+        return "the dossier ended without a result (returned, not accepted or withdrawn)";
+    return NULL;
 }
 
 static void proc_bind_payment(sqlite3_stmt *q, const void *item)
@@ -1447,46 +1424,26 @@ static void proc_bind_payment(sqlite3_stmt *q, const void *item)
 
 /* payment.status/v1 from the portal's payment platform: the fee must be the
  * catalogue's for the dossier's procedure. */
-static int proc_on_payment(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
-                           void *user)
+static const char *proc_check_payment(proc_t *st, const adp_message_t *msg, proc_item_t *item,
+                                      const proc_dossier_t *d)
 {
-    (void)reply;
-    proc_t *st = user;
-    lth_payment_t p;
-    proc_dossier_t d;
-    const char *why = NULL;
-    char buf[LTH_NOTE_MAX];
-    int rc = 0;
-    if ((why = proc_event_problem(
-             msg, st->portal, "payments come from the portal's payment platform (plugin.portal)")))
-        ;
-    else if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) != 0)
-        ;
-    else if ((why = proc_dossier_for(st, p.dossier_code, &d, &rc)) || rc != 0)
-        ;
-    else if (p.procedure_code[0] && strcmp(p.procedure_code, d.procedure_code) != 0)
-        why = "procedure_code is not the dossier's procedure";
-    else if (!lth_procedure_find(d.procedure_code))
-        why = "the dossier's procedure is not in the catalogue in force (repealed?): no fee to "
-              "check the payment against";
-    else if (p.fee_vnd != lth_procedure_fee_vnd(d.procedure_code)) {
+    const lth_payment_t *p = &item->payment;
+    (void)st;
+    (void)msg;
+    if (p->procedure_code[0] && strcmp(p->procedure_code, d->procedure_code) != 0)
+        return "procedure_code is not the dossier's procedure";
+    if (!lth_procedure_find(d->procedure_code))
+        return "the dossier's procedure is not in the catalogue in force (repealed?): no fee to "
+               "check the payment against";
+    if (p->fee_vnd != lth_procedure_fee_vnd(d->procedure_code)) {
         /* The catalogue in force: after a reload amending the fee, the new one. */
-        snprintf(buf, sizeof buf,
+        snprintf(item->note, sizeof item->note,
                  "fee_vnd %llu is not the fee the catalogue sets for %s (%llu VND)",
-                 (unsigned long long)p.fee_vnd, d.procedure_code,
-                 (unsigned long long)lth_procedure_fee_vnd(d.procedure_code));
-        why = buf;
+                 (unsigned long long)p->fee_vnd, d->procedure_code,
+                 (unsigned long long)lth_procedure_fee_vnd(d->procedure_code));
+        return item->note;
     }
-    if (rc != 0)
-        return rc;
-    if (why)
-        return proc_refused(st, LTH_SERVICE_PAYMENT_STATUS, msg, p.dossier_code, why);
-    const char *to[] = {st->report};
-    bool is_new = false;
-    return proc_record_and_relay(st, client,
-                                 "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, "
-                                 "amount, channel, at_us) VALUES(?, ?, ?, ?, ?, ?)",
-                                 proc_bind_payment, &p, msg, to, 1, &is_new);
+    return NULL;
 }
 
 static void proc_bind_feedback(sqlite3_stmt *q, const void *item)
@@ -1503,36 +1460,98 @@ static void proc_bind_feedback(sqlite3_stmt *q, const void *item)
 
 /* feedback.submit/v1 from the portal: one rating per dossier, once it is
  * decided. */
-static int proc_on_feedback(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
-                            void *user)
+static const char *proc_check_feedback(proc_t *st, const adp_message_t *msg, proc_item_t *item,
+                                       const proc_dossier_t *d)
+{
+    (void)st;
+    (void)msg;
+    (void)item;
+    if (!lth_status_final(d->status) && d->status != LTH_STATUS_RESULT_HANDED_OVER)
+        return "a dossier is rated once it is decided";
+    return NULL;
+}
+
+/* An event about a dossier that this member checks, records (once, by its
+ * key in insert_sql) and relays to reporting, and to the portal when
+ * to_portal. */
+struct proc_record {
+    const char *service;
+    enum { PROC_RESULT, PROC_PAYMENT, PROC_FEEDBACK } type; /* the member of proc_item_t */
+    bool from_portal; /* only the portal sends it (from_why otherwise) */
+    const char *from_why;
+    /* Why the event cannot be applied to its dossier d, or NULL;
+     * proc_ignored when it is settled quietly. */
+    const char *(*check)(proc_t *st, const adp_message_t *msg, proc_item_t *item,
+                         const proc_dossier_t *d);
+    const char *insert_sql;
+    proc_bind_fn bind;
+    bool to_portal;
+    const char *again; /* why a second one is refused, or NULL: none is */
+};
+
+/* The events proc_on_record handles; its user is one of st->recorders. */
+static const proc_record_t proc_records[PROC_RECORDS] = {
+    {LTH_SERVICE_DOSSIER_RESULT, PROC_RESULT, false, NULL, proc_check_result,
+     "INSERT OR IGNORE INTO result(result_code, code, signer, sha256, media_type, size, "
+     "decided_at, received_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+     proc_bind_result, true, NULL},
+    {LTH_SERVICE_PAYMENT_STATUS, PROC_PAYMENT, true,
+     "payments come from the portal's payment platform (plugin.portal)", proc_check_payment,
+     "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, amount, channel, at_us) "
+     "VALUES(?, ?, ?, ?, ?, ?)",
+     proc_bind_payment, false, NULL},
+    {LTH_SERVICE_FEEDBACK, PROC_FEEDBACK, true, "ratings come from the portal (plugin.portal)",
+     proc_check_feedback,
+     "INSERT OR IGNORE INTO feedback(code, ratings, score_sum, at_us) VALUES(?, ?, ?, ?)",
+     proc_bind_feedback, false, "the dossier was rated already: the first rating counts"},
+};
+
+/* Decodes msg, an event of that kind, into item: NULL, or why it does not
+ * decode. On success *code is the dossier code it names. */
+static const char *proc_decode_record(const proc_record_t *kind, const adp_message_t *msg,
+                                      proc_item_t *item, const char **code)
+{
+    const char *ct = msg->content_type, *why = NULL;
+    const uint8_t *pb = msg->payload;
+    size_t len = msg->payload_len;
+    if (kind->type == PROC_RESULT && !lth_result_decode(ct, pb, len, &item->result, &why))
+        *code = item->result.dossier_code;
+    else if (kind->type == PROC_PAYMENT && !lth_payment_decode(ct, pb, len, &item->payment, &why))
+        *code = item->payment.dossier_code;
+    else if (kind->type == PROC_FEEDBACK &&
+             !lth_feedback_decode(ct, pb, len, &item->feedback, &why))
+        *code = item->feedback.dossier_code;
+    return why;
+}
+
+static int proc_on_record(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
 {
     (void)reply;
-    proc_t *st = user;
-    lth_feedback_t f;
+    const proc_recorder_t *rec = user;
+    proc_t *st = rec->st;
+    const proc_record_t *kind = rec->kind;
+    proc_item_t item;
+    memset(&item, 0, sizeof item);
+    const char *code = "";
     proc_dossier_t d;
-    const char *why = NULL;
     int rc = 0;
-    if ((why = proc_event_problem(msg, st->portal, "ratings come from the portal (plugin.portal)")))
-        ;
-    else if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) != 0)
-        ;
-    else if ((why = proc_dossier_for(st, f.dossier_code, &d, &rc)) || rc != 0)
-        ;
-    else if (!lth_status_final(d.status) && d.status != LTH_STATUS_RESULT_HANDED_OVER)
-        why = "a dossier is rated once it is decided";
-    if (rc != 0)
+    const char *why =
+        proc_event_problem(msg, kind->from_portal ? st->portal : NULL, kind->from_why);
+    if (!why)
+        why = proc_decode_record(kind, msg, &item, &code);
+    if (!why && !(why = proc_dossier_for(st, code, &d, &rc)) && rc == 0)
+        why = kind->check(st, msg, &item, &d);
+    if (rc != 0 || why == proc_ignored)
         return rc;
     if (why)
-        return proc_refused(st, LTH_SERVICE_FEEDBACK, msg, f.dossier_code, why);
-    const char *to[] = {st->report};
+        return proc_refused(st, kind->service, msg, code, why);
+    const char *to[] = {kind->to_portal ? st->portal : NULL, st->report};
     bool is_new = false;
-    rc = proc_record_and_relay(st, client,
-                               "INSERT OR IGNORE INTO feedback(code, ratings, score_sum, at_us) "
-                               "VALUES(?, ?, ?, ?)",
-                               proc_bind_feedback, &f, msg, to, 1, &is_new);
-    if (rc == 0 && !is_new)
-        proc_reject(st, LTH_SERVICE_FEEDBACK, msg->sender, f.dossier_code,
-                    "the dossier was rated already: the first rating counts");
+    rc =
+        proc_record_and_relay(st, client, kind->insert_sql, kind->bind, &item, msg, to, 2, &is_new);
+    if (rc == 0 && !is_new && kind->again)
+        proc_reject(st, kind->service, msg->sender, code, kind->again);
     return rc;
 }
 
@@ -1543,9 +1562,9 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
     (void)reply;
     proc_t *st = user;
     lth_receipt_t r;
-    const char *why = NULL;
-    if (!(why = proc_event_problem(msg, st->portal,
-                                   "receipts come from the portal (plugin.portal)")))
+    const char *why =
+        proc_event_problem(msg, st->portal, "receipts come from the portal (plugin.portal)");
+    if (!why)
         lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why);
     if (why) {
         proc_reject(st, LTH_SERVICE_DOSSIER_SYNCED, msg->sender, "", why);
@@ -1559,20 +1578,9 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
         rc =
             proc_step(st->db, "UPDATE dossier SET portal_seq = max(portal_seq, ?2) WHERE code = ?1",
                       r.dossier_code, r.sequence, 0);
-    if (rc == 0 && r.result_code[0]) {
-        sqlite3_stmt *q = NULL;
-        rc = sqlite3_prepare_v2(st->db,
-                                "UPDATE result SET portal_accepted = ? WHERE result_code = ?", -1,
-                                &q, NULL) == SQLITE_OK
-                 ? 0
-                 : HUB_ESTORE;
-        if (rc == 0) {
-            sqlite3_bind_int(q, 1, r.accepted);
-            sqlite3_bind_text(q, 2, r.result_code, -1, SQLITE_STATIC);
-            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-        }
-        sqlite3_finalize(q);
-    }
+    if (rc == 0 && r.result_code[0])
+        rc = lth_appdb_run(st->db, "UPDATE result SET portal_accepted = ? WHERE result_code = ?",
+                           "it", (int)r.accepted, r.result_code);
     if (rc == 0 && st->report[0])
         rc = lth_outq_add(st->db, st->report, msg->service, msg->content_type, msg->payload,
                           msg->payload_len);
@@ -1587,39 +1595,13 @@ static int proc_on_synced(adp_client_t *client, const adp_message_t *msg, adp_re
  * (plugin.hand_over_results). */
 static void proc_hand_over(proc_t *st, adp_client_t *client)
 {
-    if (!st->hand_over)
-        return;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT code FROM dossier d WHERE status = 4 AND handed_over = 0 AND "
-                           "EXISTS (SELECT 1 FROM result r WHERE r.code = d.code) "
-                           "ORDER BY idx LIMIT 64",
-                           -1, &q, NULL) != SQLITE_OK)
-        return;
-    char codes[64][LTH_DOSSIER_CODE_MAX];
-    size_t n = 0;
-    while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
-        snprintf(codes[n++], LTH_DOSSIER_CODE_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    if (n == 0 || lth_appdb_begin(st->db) != 0)
-        return;
-    int rc = 0;
-    uint64_t now = hub_now_us();
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        proc_dossier_t d;
-        rc = proc_load(st, codes[i], &d);
-        if (rc == 0)
-            rc = proc_emit(st, &d, LTH_STATUS_RESULT_HANDED_OVER, proc_me(client), now,
-                           "Đã trả kết quả điện tử cho người nộp");
-        if (rc == 0)
-            rc = proc_step(st->db, "UPDATE dossier SET handed_over = 1 WHERE code = ?1", codes[i],
-                           0, 0);
-    }
-    if (rc == 0 && lth_appdb_commit(st->db) == 0)
-        return;
-    adp_plugin_log(st->host, ADP_LOG_ERROR, "could not hand results over: %s",
-                   lth_appdb_error(st->db));
-    lth_appdb_rollback(st->db);
+    if (st->hand_over)
+        proc_emit_each(st, client,
+                       "SELECT code FROM dossier d WHERE status = 4 AND handed_over = 0 AND "
+                       "EXISTS (SELECT 1 FROM result r WHERE r.code = d.code) "
+                       "ORDER BY idx LIMIT 64",
+                       0, LTH_STATUS_RESULT_HANDED_OVER, "Đã trả kết quả điện tử cho người nộp",
+                       "UPDATE dossier SET handed_over = 1 WHERE code = ?1", "hand results over");
 }
 
 /* statistics.sync/v1: every plugin.statistics_ms, the dossiers of each
@@ -1695,13 +1677,7 @@ static void proc_sync_statistics(proc_t *st)
         lth_outq_add(st->db, st->portal, LTH_SERVICE_STATISTICS, LTH_STATISTICS_TYPE, buf, len);
     if (rc == 0)
         rc = lth_appdb_meta_set(st->db, "statistics_seq", seq + 1);
-    if (rc == 0)
-        rc = lth_appdb_commit(st->db);
-    if (rc != 0) {
-        adp_plugin_log(st->host, ADP_LOG_WARN, "could not queue statistics for the portal: %s",
-                       lth_appdb_error(st->db));
-        lth_appdb_rollback(st->db);
-    }
+    dp_end(st->host, st->db, rc, "queue statistics for the portal");
     free(buf);
 }
 
@@ -1709,10 +1685,8 @@ static void proc_sync_statistics(proc_t *st)
 
 static void proc_summary(proc_t *st)
 {
-    uint64_t now = hub_now_us();
-    if (now < st->next_summary_us)
+    if (!dp_summary_due(&st->next_summary_us, PROC_SUMMARY_EVERY_US, false))
         return;
-    st->next_summary_us = now + PROC_SUMMARY_EVERY_US;
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT count(*), sum(identity IS NULL), sum(status = 5), "
@@ -2001,12 +1975,11 @@ static int proc_start(void *state, const adp_plugin_host_t *host, char *err, siz
     }
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_STATUS, proc_on_status, st);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_DOSSIER_RESULT, proc_on_result, st);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_PAYMENT_STATUS, proc_on_payment, st);
-    if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_FEEDBACK, proc_on_feedback, st);
+    for (size_t i = 0; rc == 0 && i < PROC_RECORDS; i++) {
+        st->recorders[i].st = st;
+        st->recorders[i].kind = &proc_records[i];
+        rc = host->offer(host, proc_records[i].service, proc_on_record, &st->recorders[i]);
+    }
     if (rc == 0)
         rc = host->offer(host, LTH_SERVICE_DOSSIER_SYNCED, proc_on_synced, st);
     if (rc != 0)

@@ -35,7 +35,6 @@
 #include <time.h>
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 
 #define REPORT_SUMMARY_EVERY_US 5000000u
@@ -72,19 +71,12 @@ typedef struct {
     char last_summary[256];
 } report_t;
 
+/* sql about step n of c's dossier: ?1 code, ?2 n, ?3 the step's authority,
+ * ?4 its due time, ?5 the change's time. */
 static int report_step_sql(sqlite3 *db, const char *sql, const lth_status_change_t *c, int n)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        return HUB_ESTORE;
-    sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 2, n);
-    sqlite3_bind_text(q, 3, c->step_authority, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)c->step_due_at_us);
-    sqlite3_bind_int64(q, 5, (sqlite3_int64)c->at_us);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    sqlite3_finalize(q);
-    return rc;
+    return lth_appdb_run(db, sql, "titII", c->dossier_code, n, c->step_authority, c->step_due_at_us,
+                         c->at_us);
 }
 
 /* Liên thông: the step of a change; its first change closes the step before
@@ -112,40 +104,23 @@ static int report_apply_step(sqlite3 *db, const lth_status_change_t *c)
 /* Writes one status change into the table (dp_status_intake's apply). */
 static int report_apply(sqlite3 *db, const lth_status_change_t *c)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(
-            db,
-            "INSERT INTO dossier(code, procedure_code, authority, status, seq, due_at, done_at,"
-            " updated_at, submitted_at, decided_at, channel, delegated_by)"
-            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            " ON CONFLICT(code) DO UPDATE SET"
-            " procedure_code = CASE WHEN ?2 = '' THEN procedure_code ELSE ?2 END,"
-            " authority = CASE WHEN ?3 = '' THEN authority ELSE ?3 END,"
-            " status = ?4, seq = ?5, due_at = CASE WHEN ?6 = 0 THEN due_at ELSE ?6 END,"
-            " done_at = CASE WHEN ?4 = 11 THEN done_at ELSE ?7 END, updated_at = ?8,"
-            " submitted_at = CASE WHEN ?9 = 0 THEN submitted_at ELSE ?9 END,"
-            " decided_at = CASE WHEN decided_at = 0 THEN ?10 ELSE decided_at END,"
-            " channel = CASE WHEN ?11 = 0 THEN channel ELSE ?11 END,"
-            " delegated_by = CASE WHEN ?12 = '' THEN delegated_by ELSE ?12 END",
-            -1, &q, NULL) != SQLITE_OK) {
-        rc = HUB_ESTORE;
-    } else {
-        sqlite3_bind_text(q, 1, c->dossier_code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, c->procedure_code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, c->authority, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 4, c->status);
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)c->sequence);
-        sqlite3_bind_int64(q, 6, (sqlite3_int64)c->due_at_us);
-        sqlite3_bind_int64(q, 7, (sqlite3_int64)(c->status == LTH_STATUS_DONE ? c->at_us : 0));
-        sqlite3_bind_int64(q, 8, (sqlite3_int64)hub_now_us());
-        sqlite3_bind_int64(q, 9, (sqlite3_int64)c->submitted_at_us);
-        sqlite3_bind_int64(q, 10, (sqlite3_int64)(lth_status_final(c->status) ? c->at_us : 0));
-        sqlite3_bind_int(q, 11, c->channel);
-        sqlite3_bind_text(q, 12, c->delegated_by, -1, SQLITE_STATIC);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    }
-    sqlite3_finalize(q);
+    int rc = lth_appdb_run(
+        db,
+        "INSERT INTO dossier(code, procedure_code, authority, status, seq, due_at, done_at,"
+        " updated_at, submitted_at, decided_at, channel, delegated_by)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        " ON CONFLICT(code) DO UPDATE SET"
+        " procedure_code = CASE WHEN ?2 = '' THEN procedure_code ELSE ?2 END,"
+        " authority = CASE WHEN ?3 = '' THEN authority ELSE ?3 END,"
+        " status = ?4, seq = ?5, due_at = CASE WHEN ?6 = 0 THEN due_at ELSE ?6 END,"
+        " done_at = CASE WHEN ?4 = 11 THEN done_at ELSE ?7 END, updated_at = ?8,"
+        " submitted_at = CASE WHEN ?9 = 0 THEN submitted_at ELSE ?9 END,"
+        " decided_at = CASE WHEN decided_at = 0 THEN ?10 ELSE decided_at END,"
+        " channel = CASE WHEN ?11 = 0 THEN channel ELSE ?11 END,"
+        " delegated_by = CASE WHEN ?12 = '' THEN delegated_by ELSE ?12 END",
+        "tttiIIIIIIit", c->dossier_code, c->procedure_code, c->authority, c->status, c->sequence,
+        c->due_at_us, c->status == LTH_STATUS_DONE ? c->at_us : 0, hub_now_us(), c->submitted_at_us,
+        lth_status_final(c->status) ? c->at_us : 0, c->channel, c->delegated_by);
     if (rc == 0 && c->step > 0)
         rc = report_apply_step(db, c);
     return rc;
@@ -163,26 +138,6 @@ static int report_on_status(adp_client_t *client, const adp_message_t *msg, adp_
 
 /* ---- what the procedure system relays (issue 19) ---- */
 
-/* Runs one statement with text/int parameters ("t" or "i" per parameter). */
-static int report_exec(report_t *st, const char *sql, const char *types, ...)
-{
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return HUB_ESTORE;
-    va_list ap;
-    va_start(ap, types);
-    for (int i = 0; types[i]; i++) {
-        if (types[i] == 't')
-            sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
-        else
-            sqlite3_bind_int64(q, i + 1, (sqlite3_int64)va_arg(ap, long long));
-    }
-    va_end(ap);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : HUB_ESTORE;
-    sqlite3_finalize(q);
-    return rc;
-}
-
 static int report_on_relayed(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
                              void *user)
 {
@@ -196,35 +151,36 @@ static int report_on_relayed(adp_client_t *client, const adp_message_t *msg, adp
     if (!strcmp(msg->service, LTH_SERVICE_DOSSIER_RESULT)) {
         lth_result_t r;
         if (lth_result_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) == 0)
-            rc = report_exec(st, "INSERT OR IGNORE INTO result(result_code, code) VALUES(?, ?)",
-                             "tt", r.result_code, r.dossier_code);
+            rc = lth_appdb_run(st->db,
+                               "INSERT OR IGNORE INTO result(result_code, code) VALUES(?, ?)", "tt",
+                               r.result_code, r.dossier_code);
     } else if (!strcmp(msg->service, LTH_SERVICE_PAYMENT_STATUS)) {
         lth_payment_t p;
         if (lth_payment_decode(msg->content_type, msg->payload, msg->payload_len, &p, &why) == 0)
-            rc = report_exec(st,
-                             "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, "
-                             "channel) VALUES(?, ?, ?, ?)",
-                             "ttii", p.transaction_ref, p.dossier_code, (long long)p.outcome,
-                             (long long)p.channel);
+            rc = lth_appdb_run(st->db,
+                               "INSERT OR IGNORE INTO payment(transaction_ref, code, outcome, "
+                               "channel) VALUES(?, ?, ?, ?)",
+                               "ttii", p.transaction_ref, p.dossier_code, (int)p.outcome,
+                               (int)p.channel);
     } else if (!strcmp(msg->service, LTH_SERVICE_FEEDBACK)) {
         lth_feedback_t f;
         if (lth_feedback_decode(msg->content_type, msg->payload, msg->payload_len, &f, &why) == 0) {
-            long long sum = 0;
+            uint64_t sum = 0;
             for (size_t i = 0; i < f.n_ratings; i++)
                 sum += f.ratings[i].score;
-            rc = report_exec(st,
-                             "INSERT OR IGNORE INTO feedback(code, ratings, score_sum) "
-                             "VALUES(?, ?, ?)",
-                             "tii", f.dossier_code, (long long)f.n_ratings, sum);
+            rc = lth_appdb_run(st->db,
+                               "INSERT OR IGNORE INTO feedback(code, ratings, score_sum) "
+                               "VALUES(?, ?, ?)",
+                               "tII", f.dossier_code, (uint64_t)f.n_ratings, sum);
         }
     } else {
         lth_receipt_t r;
         if (lth_receipt_decode(msg->content_type, msg->payload, msg->payload_len, &r, &why) == 0 &&
             r.accepted && r.sequence > 0)
-            rc = report_exec(st,
-                             "INSERT INTO synced(code, seq) VALUES(?1, ?2) ON CONFLICT(code) DO "
-                             "UPDATE SET seq = max(seq, ?2)",
-                             "ti", r.dossier_code, (long long)r.sequence);
+            rc = lth_appdb_run(st->db,
+                               "INSERT INTO synced(code, seq) VALUES(?1, ?2) ON CONFLICT(code) DO "
+                               "UPDATE SET seq = max(seq, ?2)",
+                               "tI", r.dossier_code, r.sequence);
     }
     if (why)
         adp_plugin_log(st->host, ADP_LOG_WARN, "%s from %s refused: %s", msg->service, msg->sender,
@@ -637,10 +593,8 @@ static int report_on_query(adp_client_t *client, const adp_message_t *msg, adp_r
 
 static void report_summary(report_t *st, bool force)
 {
-    uint64_t now = hub_now_us();
-    if (!force && now < st->next_summary_us)
+    if (!dp_summary_due(&st->next_summary_us, REPORT_SUMMARY_EVERY_US, force))
         return;
-    st->next_summary_us = now + REPORT_SUMMARY_EVERY_US;
     dp_intake_counts_t c;
     dp_intake_counts(st->db, &c);
     long long dossiers;

@@ -324,10 +324,8 @@ static void sector_send_due(sector_t *st, adp_client_t *client)
 
 static void sector_summary(sector_t *st)
 {
-    uint64_t now = hub_now_us();
-    if (now < st->next_summary_us)
+    if (!dp_summary_due(&st->next_summary_us, SECTOR_SUMMARY_EVERY_US, false))
         return;
-    st->next_summary_us = now + SECTOR_SUMMARY_EVERY_US;
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT (SELECT count(*) FROM dossier),"

@@ -245,18 +245,30 @@ static int ndxp_map_failure(ndxp_call_t *call, int rc, const lth_httpc_result_t 
                      platform, st, ndxp_error_word(res, word, sizeof word)[0] ? ", " : "", word);
 }
 
-/* POSTs doc to url within the call's deadline; on 200, *answer holds the
- * parsed body. 0, HUB_ENOTFOUND, or a failure with why filled. */
-static int ndxp_post(ndxp_call_t *call, const char *url, json_t *doc, json_t **answer, char *why,
-                     size_t why_size)
+static void ndxp_put_query(json_t *doc, const lth_source_query_t *q)
+{
+    json_object_set_new(doc, "purpose", json_string(q->purpose ? q->purpose : ""));
+    json_object_set_new(doc, "purpose_code", json_string(q->purpose_code ? q->purpose_code : ""));
+    json_object_set_new(doc, "dossier_code", json_string(q->dossier_code ? q->dossier_code : ""));
+    json_object_set_new(doc, "requester", json_string(q->consumer ? q->consumer : ""));
+}
+
+/* POSTs doc, with q's purpose and requester added, to url within the call's
+ * deadline, and frees doc; on 200, *answer holds the parsed body. 0,
+ * HUB_ENOTFOUND, or a failure with why filled. */
+static int ndxp_post(ndxp_call_t *call, const char *url, const lth_source_query_t *q, json_t *doc,
+                     json_t **answer, char *why, size_t why_size)
 {
     *answer = NULL;
+    ndxp_put_query(doc, q);
     uint64_t t0 = lth_httpc_now_ms();
-    if (call->deadline_ms && t0 + 10 >= call->deadline_ms)
+    bool expired = call->deadline_ms && t0 + 10 >= call->deadline_ms;
+    char *body = expired ? NULL : json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (expired)
         return ndxp_fail(call, HUB_ETIMEDOUT, "EXPIRED", why, why_size,
                          "the request's time to live ran out before the national platform could "
                          "be asked; send it with a longer TTL");
-    char *body = json_dumps(doc, JSON_COMPACT);
     if (!body)
         return ndxp_fail(call, HUB_ENOMEM, "INTERNAL", why, why_size, "out of memory");
     char h_id[80];
@@ -288,14 +300,6 @@ static int ndxp_post(ndxp_call_t *call, const char *url, json_t *doc, json_t **a
         sodium_memzero(res.body, res.body_len);
     lth_httpc_result_free(&res);
     return rc;
-}
-
-static void ndxp_put_query(json_t *doc, const lth_source_query_t *q)
-{
-    json_object_set_new(doc, "purpose", json_string(q->purpose ? q->purpose : ""));
-    json_object_set_new(doc, "purpose_code", json_string(q->purpose_code ? q->purpose_code : ""));
-    json_object_set_new(doc, "dossier_code", json_string(q->dossier_code ? q->dossier_code : ""));
-    json_object_set_new(doc, "requester", json_string(q->consumer ? q->consumer : ""));
 }
 
 /* ---- reading a record ---- */
@@ -415,10 +419,8 @@ static int ndxp_get(void *ctx, const lth_source_query_t *q, const char *personal
         return HUB_ENOMEM;
     json_object_set_new(doc, "personal_id", json_string(personal_id));
     json_object_set_new(doc, "fields", ndxp_field_list(q->fields));
-    ndxp_put_query(doc, q);
     json_t *answer = NULL;
-    int rc = ndxp_post(call, call->upstream->lookup_url, doc, &answer, why, why_size);
-    json_decref(doc);
+    int rc = ndxp_post(call, call->upstream->lookup_url, q, doc, &answer, why, why_size);
     if (rc != 0)
         return rc;
     const char *bad = NULL;
@@ -454,10 +456,8 @@ static int ndxp_compare(void *ctx, const lth_source_query_t *q, const lth_source
     if (d->residence && d->residence[0])
         json_object_set_new(declared, "residence", json_string(d->residence));
     json_object_set_new(doc, "declared", declared);
-    ndxp_put_query(doc, q);
     json_t *answer = NULL;
-    int rc = ndxp_post(call, call->upstream->verify_url, doc, &answer, why, why_size);
-    json_decref(doc);
+    int rc = ndxp_post(call, call->upstream->verify_url, q, doc, &answer, why, why_size);
     if (rc != 0)
         return rc;
     json_t *checks = json_object_get(answer, "checks");

@@ -262,96 +262,110 @@ static const char *lth__whole_outcome(bool answered, int status)
     return NULL;
 }
 
+/* A citizen.lookup answer's outcome for key: results come in the order of
+ * the keys, those left out (unchanged since the date) skipped, so it is the
+ * first unused result for this key. */
+static const char *lth__lookup_outcome(const Lth__Domain__V1__CitizenLookupResponse *resp,
+                                       const char *key, bool *used)
+{
+    for (size_t k = 0; k < resp->n_results; k++) {
+        const Lth__Domain__V1__CitizenLookupResult *r = resp->results[k];
+        if (!used[k] && r && r->personal_id && !strcmp(r->personal_id, key)) {
+            used[k] = true;
+            return lth__status_name((int)r->status);
+        }
+    }
+    return "UNCHANGED";
+}
+
+/* A citizen.verify answer's outcome for subject i: results come one per
+ * subject, in the order asked. */
+static const char *lth__verify_outcome(const Lth__Domain__V1__CitizenVerifyResponse *resp, size_t i)
+{
+    if (i >= resp->n_results || !resp->results[i])
+        return "UNKNOWN";
+    if (resp->results[i]->status == LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND)
+        return resp->results[i]->all_match ? "VERIFIED_MATCH" : "VERIFIED_MISMATCH";
+    return lth__status_name((int)resp->results[i]->status);
+}
+
+/* Both services: the request (citizen.verify/v1 when verify, else
+ * citizen.lookup/v1) and its answer (NULL: none came) read into one
+ * outcome per key, noted as one event. */
+static int lth__note_answer(lth_access_t *self, bool verify, const char *requester,
+                            const char *service, const char *message_id, uint64_t at_us,
+                            const uint8_t *request, size_t request_len, const uint8_t *response,
+                            size_t response_len)
+{
+    if (!self)
+        return HUB_EINVAL;
+    const ProtobufCMessageDescriptor *asks =
+        verify ? &lth__domain__v1__citizen_verify_request__descriptor
+               : &lth__domain__v1__citizen_lookup_request__descriptor;
+    const ProtobufCMessageDescriptor *answers =
+        verify ? &lth__domain__v1__citizen_verify_response__descriptor
+               : &lth__domain__v1__citizen_lookup_response__descriptor;
+    ProtobufCMessage *rq = protobuf_c_message_unpack(asks, NULL, request_len, request);
+    if (!rq)
+        return 0; /* names no one */
+    ProtobufCMessage *rs =
+        response ? protobuf_c_message_unpack(answers, NULL, response_len, response) : NULL;
+    /* Of each pair, the one that verify names is the message. */
+    const Lth__Domain__V1__CitizenLookupRequest *lq = (const void *)rq;
+    const Lth__Domain__V1__CitizenVerifyRequest *vq = (const void *)rq;
+    const Lth__Domain__V1__CitizenLookupResponse *lr = (const void *)rs;
+    const Lth__Domain__V1__CitizenVerifyResponse *vr = (const void *)rs;
+    size_t asked = verify ? vq->n_subjects : lq->n_personal_ids;
+    size_t n = asked < LTH__MAX_KEYS ? asked : LTH__MAX_KEYS;
+    size_t n_results = rs ? (verify ? vr->n_results : lr->n_results) : 0;
+    int status = rs ? (int)(verify ? vr->status : lr->status) : 0;
+    const char **ids = n ? calloc(n, sizeof *ids) : NULL;
+    const char **outcomes = n ? calloc(n, sizeof *outcomes) : NULL;
+    bool *used = !verify && n_results ? calloc(n_results, sizeof *used) : NULL;
+    int rc = (n && (!ids || !outcomes)) || (!verify && n_results && !used) ? HUB_ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (verify)
+            ids[i] =
+                vq->subjects[i] && vq->subjects[i]->personal_id ? vq->subjects[i]->personal_id : "";
+        else
+            ids[i] = lq->personal_ids[i] ? lq->personal_ids[i] : "";
+        outcomes[i] = lth__whole_outcome(rs != NULL, status);
+        if (!outcomes[i])
+            outcomes[i] =
+                verify ? lth__verify_outcome(vr, i) : lth__lookup_outcome(lr, ids[i], used);
+    }
+    if (rc == 0) {
+        lth_access_event_t ev = {requester,
+                                 service,
+                                 verify ? vq->purpose : lq->purpose,
+                                 verify ? vq->dossier_code : lq->dossier_code,
+                                 message_id,
+                                 at_us};
+        rc = lth_access_note(self, &ev, ids, outcomes, n);
+    }
+    free(used);
+    free(ids);
+    free(outcomes);
+    if (rs)
+        protobuf_c_message_free_unpacked(rs, NULL);
+    protobuf_c_message_free_unpacked(rq, NULL);
+    return rc;
+}
+
 int lth_access_note_lookup(lth_access_t *self, const char *requester, const char *service,
                            const char *message_id, uint64_t at_us, const uint8_t *request,
                            size_t request_len, const uint8_t *response, size_t response_len)
 {
-    if (!self)
-        return HUB_EINVAL;
-    Lth__Domain__V1__CitizenLookupRequest *req =
-        lth__domain__v1__citizen_lookup_request__unpack(NULL, request_len, request);
-    if (!req)
-        return 0; /* names no one */
-    Lth__Domain__V1__CitizenLookupResponse *resp =
-        response ? lth__domain__v1__citizen_lookup_response__unpack(NULL, response_len, response)
-                 : NULL;
-    size_t n = req->n_personal_ids < LTH__MAX_KEYS ? req->n_personal_ids : LTH__MAX_KEYS;
-    const char **outcomes = n ? calloc(n, sizeof *outcomes) : NULL;
-    bool *used = resp && resp->n_results ? calloc(resp->n_results, sizeof *used) : NULL;
-    int rc = n && (!outcomes || (resp && resp->n_results && !used)) ? HUB_ENOMEM : 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *key = req->personal_ids[i] ? req->personal_ids[i] : "";
-        outcomes[i] = lth__whole_outcome(resp != NULL, resp ? (int)resp->status : 0);
-        if (outcomes[i])
-            continue;
-        /* Results come in the order of the keys, those left out (unchanged
-         * since the date) skipped: the first unused result for this key. */
-        outcomes[i] = "UNCHANGED";
-        for (size_t k = 0; k < resp->n_results; k++) {
-            const Lth__Domain__V1__CitizenLookupResult *r = resp->results[k];
-            if (!used[k] && r && r->personal_id && !strcmp(r->personal_id, key)) {
-                used[k] = true;
-                outcomes[i] = lth__status_name((int)r->status);
-                break;
-            }
-        }
-    }
-    if (rc == 0) {
-        lth_access_event_t ev = {requester, service, req->purpose, req->dossier_code, message_id,
-                                 at_us};
-        rc = lth_access_note(self, &ev, (const char *const *)req->personal_ids, outcomes, n);
-    }
-    free(used);
-    free(outcomes);
-    if (resp)
-        lth__domain__v1__citizen_lookup_response__free_unpacked(resp, NULL);
-    lth__domain__v1__citizen_lookup_request__free_unpacked(req, NULL);
-    return rc;
+    return lth__note_answer(self, false, requester, service, message_id, at_us, request,
+                            request_len, response, response_len);
 }
 
 int lth_access_note_verify(lth_access_t *self, const char *requester, const char *service,
                            const char *message_id, uint64_t at_us, const uint8_t *request,
                            size_t request_len, const uint8_t *response, size_t response_len)
 {
-    if (!self)
-        return HUB_EINVAL;
-    Lth__Domain__V1__CitizenVerifyRequest *req =
-        lth__domain__v1__citizen_verify_request__unpack(NULL, request_len, request);
-    if (!req)
-        return 0; /* names no one */
-    Lth__Domain__V1__CitizenVerifyResponse *resp =
-        response ? lth__domain__v1__citizen_verify_response__unpack(NULL, response_len, response)
-                 : NULL;
-    size_t n = req->n_subjects < LTH__MAX_KEYS ? req->n_subjects : LTH__MAX_KEYS;
-    const char **ids = n ? calloc(n, sizeof *ids) : NULL;
-    const char **outcomes = n ? calloc(n, sizeof *outcomes) : NULL;
-    int rc = n && (!ids || !outcomes) ? HUB_ENOMEM : 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        ids[i] = req->subjects[i] && req->subjects[i]->personal_id
-                     ? req->subjects[i]->personal_id
-                     : "";
-        outcomes[i] = lth__whole_outcome(resp != NULL, resp ? (int)resp->status : 0);
-        if (outcomes[i])
-            continue;
-        if (i >= resp->n_results || !resp->results[i])
-            outcomes[i] = "UNKNOWN";
-        else if (resp->results[i]->status == LTH__DOMAIN__V1__LOOKUP_STATUS__LOOKUP_STATUS_FOUND)
-            /* Results come one per subject, in the order asked. */
-            outcomes[i] = resp->results[i]->all_match ? "VERIFIED_MATCH" : "VERIFIED_MISMATCH";
-        else
-            outcomes[i] = lth__status_name((int)resp->results[i]->status);
-    }
-    if (rc == 0) {
-        lth_access_event_t ev = {requester, service, req->purpose, req->dossier_code, message_id,
-                                 at_us};
-        rc = lth_access_note(self, &ev, ids, outcomes, n);
-    }
-    free(ids);
-    free(outcomes);
-    if (resp)
-        lth__domain__v1__citizen_verify_response__free_unpacked(resp, NULL);
-    lth__domain__v1__citizen_verify_request__free_unpacked(req, NULL);
-    return rc;
+    return lth__note_answer(self, true, requester, service, message_id, at_us, request, request_len,
+                            response, response_len);
 }
 
 /* ---- queries ------------------------------------------------------------------ */

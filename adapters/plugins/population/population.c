@@ -41,7 +41,15 @@
 #define POP_MAX_CONSUMERS 64
 #define POP_SUMMARY_EVERY_S 60
 
+typedef struct pop_state pop_state_t;
+
+/* The user of pop_on_request: which service, for which plugin. */
 typedef struct {
+    pop_state_t *st;
+    bool verify; /* citizen.verify/v1, else citizen.lookup/v1 */
+} pop_service_t;
+
+struct pop_state {
     const adp_plugin_host_t *host;
     lth_popdb_t *db;
     pop_access_t *access; /* the access register (pop_access.h), or NULL when off */
@@ -54,7 +62,8 @@ typedef struct {
     unsigned long long logged_requests;
     unsigned long long verifies, verify_subjects, verify_all_match;
     time_t next_summary;
-} pop_state_t;
+    pop_service_t lookup, verify;
+};
 
 static bool pop_permitted(const pop_state_t *st, const char *member)
 {
@@ -113,83 +122,80 @@ static const char *pop_status_name(int status)
     return status >= 0 && status <= 2 ? names[status] : "?";
 }
 
-static int pop_lookup(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
-                      void *user)
+/* The counts of a citizen.lookup answer added to the totals, and logged. */
+static void pop_tally_lookup(pop_state_t *st, const adp_message_t *msg, bool permitted,
+                             const lth_lookup_counts_t *n)
 {
-    (void)client;
-    pop_state_t *st = user;
-    lth_lookup_policy_t policy;
-    if (!pop_accept(st, msg, "citizen.lookup", &policy))
-        return 0;
-    bool permitted = policy.permitted;
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    lth_lookup_counts_t n;
-    int rc = lth_lookup_answer_for(st->db, &policy, msg->content_type, msg->payload,
-                                   msg->payload_len, &out, &out_len, &n);
-    if (rc != 0)
-        return pop_failed(st, msg, "citizen.lookup", rc);
-    rc = pop_hand_over(st, msg, reply, out, out_len, pop_access_note(st->access, msg, out, out_len),
-                       "citizen.lookup", LTH_LOOKUP_RESPONSE_TYPE);
-    if (rc != 0)
-        return rc;
-
     st->requests++;
-    st->keys += n.keys;
-    st->found += n.found;
-    st->not_found += n.not_found;
-    st->not_permitted += n.not_permitted;
-    st->invalid_key += n.invalid_key;
-    const char *status = pop_status_name(n.status);
-    if (n.status != 0)
+    st->keys += n->keys;
+    st->found += n->found;
+    st->not_found += n->not_found;
+    st->not_permitted += n->not_permitted;
+    st->invalid_key += n->invalid_key;
+    if (n->status != 0)
         st->refused++;
     /* Counts and member ids only: never a key or a name. */
     adp_plugin_log(st->host,
-                   !permitted      ? ADP_LOG_WARN
-                   : n.status == 2 ? ADP_LOG_ERROR
-                                   : ADP_LOG_DEBUG,
+                   !permitted       ? ADP_LOG_WARN
+                   : n->status == 2 ? ADP_LOG_ERROR
+                                    : ADP_LOG_DEBUG,
                    "citizen.lookup from %s: status=%s keys=%zu found=%zu not_found=%zu "
                    "invalid_key=%zu not_permitted=%zu unchanged=%zu withheld=%zu%s",
-                   msg->sender, status, n.keys, n.found, n.not_found, n.invalid_key,
-                   n.not_permitted, n.unchanged, n.withheld,
+                   msg->sender, pop_status_name(n->status), n->keys, n->found, n->not_found,
+                   n->invalid_key, n->not_permitted, n->unchanged, n->withheld,
                    permitted ? "" : " (not in plugin.allowed_consumers)");
-    return 0;
 }
 
-static int pop_verify(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
-                      void *user)
+/* The counts of a citizen.verify answer added to the totals, and logged. */
+static void pop_tally_verify(pop_state_t *st, const adp_message_t *msg, bool permitted,
+                             const lth_verify_counts_t *n)
 {
-    (void)client;
-    pop_state_t *st = user;
-    lth_lookup_policy_t policy;
-    if (!pop_accept(st, msg, "citizen.verify", &policy))
-        return 0;
-    bool permitted = policy.permitted;
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    lth_verify_counts_t n;
-    int rc = lth_verify_answer(st->db, &policy, msg->content_type, msg->payload, msg->payload_len,
-                               &out, &out_len, &n);
-    if (rc != 0)
-        return pop_failed(st, msg, "citizen.verify", rc);
-    rc = pop_hand_over(st, msg, reply, out, out_len,
-                       pop_access_note_verify(st->access, msg, out, out_len), "citizen.verify",
-                       LTH_VERIFY_RESPONSE_TYPE);
-    if (rc != 0)
-        return rc;
     st->verifies++;
-    st->verify_subjects += n.subjects;
-    st->verify_all_match += n.all_match;
-    const char *status = pop_status_name(n.status);
+    st->verify_subjects += n->subjects;
+    st->verify_all_match += n->all_match;
     /* Counts and member ids only: never a key, a name or a declared value. */
     adp_plugin_log(st->host,
-                   !permitted || n.not_permitted ? ADP_LOG_WARN
-                   : n.status == 2               ? ADP_LOG_ERROR
-                                                 : ADP_LOG_DEBUG,
+                   !permitted || n->not_permitted ? ADP_LOG_WARN
+                   : n->status == 2               ? ADP_LOG_ERROR
+                                                  : ADP_LOG_DEBUG,
                    "citizen.verify from %s: status=%s subjects=%zu all_match=%zu mismatch=%zu "
                    "not_found=%zu invalid_key=%zu not_permitted=%zu withheld=%zu",
-                   msg->sender, status, n.subjects, n.all_match, n.mismatch, n.not_found,
-                   n.invalid_key, n.not_permitted, n.withheld);
+                   msg->sender, pop_status_name(n->status), n->subjects, n->all_match, n->mismatch,
+                   n->not_found, n->invalid_key, n->not_permitted, n->withheld);
+}
+
+/* Both services: the request answered from the database, noted in the
+ * access register, handed over, and its counts tallied. */
+static int pop_on_request(adp_client_t *client, const adp_message_t *msg, adp_reply_t *reply,
+                          void *user)
+{
+    (void)client;
+    const pop_service_t *svc = user;
+    pop_state_t *st = svc->st;
+    const char *service = svc->verify ? "citizen.verify" : "citizen.lookup";
+    lth_lookup_policy_t policy;
+    if (!pop_accept(st, msg, service, &policy))
+        return 0;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    lth_lookup_counts_t looked;
+    lth_verify_counts_t verified;
+    int rc = svc->verify ? lth_verify_answer(st->db, &policy, msg->content_type, msg->payload,
+                                             msg->payload_len, &out, &out_len, &verified)
+                         : lth_lookup_answer_for(st->db, &policy, msg->content_type, msg->payload,
+                                                 msg->payload_len, &out, &out_len, &looked);
+    if (rc != 0)
+        return pop_failed(st, msg, service, rc);
+    int noted = svc->verify ? pop_access_note_verify(st->access, msg, out, out_len)
+                            : pop_access_note(st->access, msg, out, out_len);
+    rc = pop_hand_over(st, msg, reply, out, out_len, noted, service,
+                       svc->verify ? LTH_VERIFY_RESPONSE_TYPE : LTH_LOOKUP_RESPONSE_TYPE);
+    if (rc != 0)
+        return rc;
+    if (svc->verify)
+        pop_tally_verify(st, msg, policy.permitted, &verified);
+    else
+        pop_tally_lookup(st, msg, policy.permitted, &looked);
     return 0;
 }
 
@@ -320,10 +326,12 @@ static int pop_start(void *state, const adp_plugin_host_t *host, char *err, size
         rc = pop_open_db(st, db_path, seed, citizens, err, err_size);
     if (rc == 0)
         rc = pop_access_init(host, db_path, &st->access, err, err_size);
+    st->lookup = (pop_service_t){st, false};
+    st->verify = (pop_service_t){st, true};
     if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_lookup, st);
+        rc = host->offer(host, LTH_SERVICE_CITIZEN_LOOKUP, pop_on_request, &st->lookup);
     if (rc == 0)
-        rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, pop_verify, st);
+        rc = host->offer(host, LTH_SERVICE_CITIZEN_VERIFY, pop_on_request, &st->verify);
     if (rc != 0)
         return rc;
     if (st->allow_all)

@@ -139,7 +139,7 @@ int store_held__acc_trio(store__held_acc_t *acc, const char *sender, const char 
         out->sender = held_acc_entry(acc, 's', sender);
         out->receiver = held_acc_entry(acc, 'r', receiver);
     }
-    return out->total ? 0 : HUB_ENOMEM;
+    return out->sender && out->receiver && out->total ? 0 : HUB_ENOMEM;
 }
 
 void store_held__trio_add(store__held_trio_t *t, int sign, uint32_t envelope_len)

@@ -69,6 +69,16 @@ __attribute__((format(printf, 6, 7))) static int audit_verify__vfail(audit_verif
     return code;
 }
 
+/* audit_verify__vfail for the record being checked (v->cur), named by its
+ * place: "<what> at seq N (<file> line L) <why>". */
+static int audit_verify__fail_rec(audit_verify__verifier_t *v, int code, const char *file,
+                                  uint64_t lineno, const char *what, const char *why)
+{
+    uint64_t seq = v->cur.rec.seq;
+    return audit_verify__vfail(v, code, file, lineno, seq, "%s at seq %" PRIu64 " (%s line %" PRIu64 ") %s",
+                               what, seq, file, lineno, why);
+}
+
 static int audit_verify__torn(audit_verify__verifier_t *v)
 {
     return audit_verify__vfail(
@@ -80,26 +90,23 @@ static int audit_verify__torn(audit_verify__verifier_t *v)
         v->torn_file, v->torn_line, v->torn_bytes);
 }
 
-/* A KEY_ROTATED record (v->cur): well-formed, proved by the new key. */
+/* A KEY_ROTATED record (v->cur): well-formed, proved by the new key, which
+ * goes straight into next_key (a failure ends the verification). */
 static int audit_verify__rotation(audit_verify__verifier_t *v, const char *file, uint64_t lineno)
 {
     const hub_audit_record_t *r = &v->cur.rec;
-    uint8_t next[32], msg[HUB__AUDIT_ROT_MSG_LEN];
+    uint8_t *next = v->next_key;
+    uint8_t msg[HUB__AUDIT_ROT_MSG_LEN];
     if (!audit_record__rot_key(r->reason, next) || r->signature_len != 64)
-        return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                                   "modified record: the KEY_ROTATED record at seq %" PRIu64
-                                   " (%s line "
-                                   "%" PRIu64 ") does not name a new key with its proof",
-                                   r->seq, file, lineno);
+        return audit_verify__fail_rec(v, HUB_EPARSE, file, lineno,
+                                      "modified record: the KEY_ROTATED record",
+                                      "does not name a new key with its proof");
     audit_record__rot_message(v->key, next, msg);
     if (!v->early_failed && crypto_sign_verify_detached(r->signature, msg, sizeof msg, next) != 0)
-        return audit_verify__vfail(
-            v, HUB_ECRYPTO, file, lineno, r->seq,
-            "forged key rotation: the KEY_ROTATED record at seq %" PRIu64 " (%s "
-            "line %" PRIu64 ") is not signed by the new key it names, over the key "
-            "in force before it",
-            r->seq, file, lineno);
-    memcpy(v->next_key, next, 32);
+        return audit_verify__fail_rec(v, HUB_ECRYPTO, file, lineno,
+                                      "forged key rotation: the KEY_ROTATED record",
+                                      "is not signed by the new key it names, over the key "
+                                      "in force before it");
     v->rotation_seq = r->seq;
     return 0;
 }
@@ -120,11 +127,9 @@ static int audit_verify__timestamped(audit_verify__verifier_t *v, const char *fi
         sodium_hex2bin(want, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32 ||
         (hub_audit_timestamped_reason(cp_seq, want, again, sizeof again),
          strcmp(again, r->reason) != 0))
-        return audit_verify__vfail(v, HUB_EPARSE, file, lineno, r->seq,
-                                   "modified record: the TIMESTAMPED record at seq %" PRIu64
-                                   " (%s line "
-                                   "%" PRIu64 ") does not name a checkpoint and its token",
-                                   r->seq, file, lineno);
+        return audit_verify__fail_rec(v, HUB_EPARSE, file, lineno,
+                                      "modified record: the TIMESTAMPED record",
+                                      "does not name a checkpoint and its token");
     const audit_verify__cp_seen_t *cp = NULL;
     size_t lo;
     HUB_VEC_LOWER_BOUND(v->cps, v->n_cps, seq, cp_seq, lo);
@@ -211,13 +216,11 @@ static int audit_verify__line(audit_verify__verifier_t *v, const char *file, uin
             if (!v->early_failed) {
                 hub_audit_verify_report_t *saved = v->report;
                 v->report = &v->early;
-                audit_verify__vfail(
-                    v, HUB_ECRYPTO, file, lineno, r->seq,
-                    "forged checkpoint or key change without a rotation record: the "
-                    "checkpoint at seq %" PRIu64 " (%s line %" PRIu64 ") does not verify "
-                    "with the hub's key, and no KEY_ROTATED record after it hands the "
-                    "log over to that key",
-                    r->seq, file, lineno);
+                audit_verify__fail_rec(v, HUB_ECRYPTO, file, lineno,
+                                       "forged checkpoint or key change without a rotation "
+                                       "record: the checkpoint",
+                                       "does not verify with the hub's key, and no KEY_ROTATED "
+                                       "record after it hands the log over to that key");
                 v->report = saved;
                 v->early_failed = true;
             }
@@ -267,12 +270,10 @@ static int audit_verify__line(audit_verify__verifier_t *v, const char *file, uin
                     "not start from the genesis hash: it was modified or replaced",
                     file, lineno);
             if (have_next && !next_links_here)
-                return audit_verify__vfail(
-                    v, HUB_EPARSE, file, lineno, r->seq,
-                    "modified record: the record at seq %" PRIu64 " (%s line "
-                    "%" PRIu64 ") was modified: neither it nor the next record "
-                    "links to what comes before",
-                    r->seq, file, lineno);
+                return audit_verify__fail_rec(v, HUB_EPARSE, file, lineno,
+                                              "modified record: the record",
+                                              "was modified: neither it nor the next record "
+                                              "links to what comes before");
             return audit_verify__vfail(
                 v, HUB_EPARSE, v->head_file, v->head_line, v->seq,
                 "modified record: the record at seq %" PRIu64 " (%s line %" PRIu64
@@ -327,12 +328,10 @@ static int audit_verify__line(audit_verify__verifier_t *v, const char *file, uin
                                        "%" PRIu64 " records before it",
                                        r->seq, v->cur.cp.count);
         if (memcmp(v->cur.cp.prev_checkpoint, v->last_checkpoint, 32) != 0)
-            return audit_verify__vfail(
-                v, HUB_EPARSE, file, lineno, r->seq,
-                "broken checkpoint chain: the checkpoint at seq %" PRIu64 " (%s "
-                "line %" PRIu64 ") does not name the previous checkpoint: one was "
-                "removed or replaced",
-                r->seq, file, lineno);
+            return audit_verify__fail_rec(v, HUB_EPARSE, file, lineno,
+                                          "broken checkpoint chain: the checkpoint",
+                                          "does not name the previous checkpoint: one was "
+                                          "removed or replaced");
         memcpy(v->last_checkpoint, hash, 32);
         v->last_checkpoint_seq = r->seq;
         v->report->checkpoints++;
@@ -360,12 +359,10 @@ static int audit_verify__line(audit_verify__verifier_t *v, const char *file, uin
     }
     if (v->opts->anchor_seq && r->seq == v->opts->anchor_seq &&
         memcmp(hash, v->opts->anchor_hash, 32) != 0)
-        return audit_verify__vfail(
-            v, HUB_EPARSE, file, lineno, r->seq,
-            "anchor mismatch: the record at seq %" PRIu64 " (%s line %" PRIu64
-            ") is not the one the anchor names (its hash differs): the log was "
-            "rewritten from there on, or the anchor belongs to another log",
-            r->seq, file, lineno);
+        return audit_verify__fail_rec(v, HUB_EPARSE, file, lineno, "anchor mismatch: the record",
+                                      "is not the one the anchor names (its hash differs): "
+                                      "the log was rewritten from there on, or the anchor "
+                                      "belongs to another log");
     if (r->event == HUB_AUDIT_RECOVERED)
         v->report->recoveries++;
     if (r->event == HUB_AUDIT_NODE_OPENED) {
@@ -588,6 +585,64 @@ static bool audit_verify__contains(const char *hay, size_t hay_len, const char *
     return false;
 }
 
+/* Whether line is a NODE_OPENED record (then parsed into p). */
+static bool audit_verify__node_opened(const char *line, size_t n, audit__parsed_t *p, char *scratch)
+{
+    static const char node_event[] = "\"event\":\"NODE_OPENED\"";
+    return audit_verify__contains(line, n, node_event, sizeof node_event - 1) &&
+           audit_record__parse(line, n, p, scratch) == 0 && p->rec.event == HUB_AUDIT_NODE_OPENED;
+}
+
+/* Called for each complete line (n bytes, its newline included) of file
+ * `name`, line number lineno; p and scratch are room to parse it. Nonzero
+ * stops the walk. */
+typedef int (*audit_verify__line_fn)(const char *name, uint64_t lineno, const char *line,
+                                     size_t n, audit__parsed_t *p, char *scratch, void *user);
+
+/* Walks the complete lines of dir's audit files in order, unverified (the
+ * finders' read: a cut last line is passed over). A file that cannot be
+ * read ends the walk with its error, or is passed over when
+ * skip_unreadable. Returns 0, HUB_ENOMEM or a listing or read error. */
+static int audit_verify__walk(const char *dir, bool skip_unreadable, audit_verify__line_fn fn,
+                              void *user)
+{
+    hub_numfiles_t files;
+    int rc = audit_record__list_files(dir, &files);
+    if (rc != 0)
+        return rc;
+    audit__parsed_t *p = malloc(sizeof *p);
+    char *scratch = malloc(HUB_AUDIT_LINE_MAX);
+    rc = p && scratch ? 0 : HUB_ENOMEM;
+    bool stop = false;
+    for (size_t i = 0; rc == 0 && !stop && i < files.count; i++) {
+        char name[HUB_AUDIT_FILE_NAME_MAX];
+        audit_record__file_name(files.numbers[i], name);
+        char *buf = NULL;
+        size_t len = 0;
+        rc = audit_record__read_all(dir, name, &buf, &len);
+        if (rc != 0) {
+            if (skip_unreadable)
+                rc = 0;
+            continue;
+        }
+        uint64_t lineno = 0;
+        for (size_t pos = 0; pos < len && !stop;) {
+            const char *line = buf + pos;
+            const char *nl = memchr(line, '\n', len - pos);
+            if (!nl)
+                break;
+            size_t n = (size_t)(nl - line) + 1;
+            pos += n;
+            stop = fn(name, ++lineno, line, n, p, scratch, user) != 0;
+        }
+        free(buf);
+    }
+    free(scratch);
+    free(p);
+    free(files.numbers);
+    return rc;
+}
+
 /* Whether text needs no escaping in a line: then it appears verbatim. */
 static bool audit_verify__plain(const char *text)
 {
@@ -597,79 +652,71 @@ static bool audit_verify__plain(const char *text)
     return true;
 }
 
+typedef struct {
+    const char *message_id, *service; /* NULL: any */
+    const char *needle;               /* one of them: text the line must hold when plain */
+    size_t needle_len;
+    bool plain, any;
+    char node[HUB_AUDIT_WORD_MAX + 1]; /* of the last NODE_OPENED record */
+    hub_audit_found_cb found;
+    void *user;
+} audit_verify__find_t;
+
+static int audit_verify__find_line(const char *name, uint64_t lineno, const char *line, size_t n,
+                                   audit__parsed_t *p, char *scratch, void *user)
+{
+    audit_verify__find_t *f = user;
+    if (audit_verify__node_opened(line, n, p, scratch)) {
+        snprintf(f->node, sizeof f->node, "%s", p->rec.outcome);
+        return 0;
+    }
+    /* Text made of plain characters appears verbatim in the line: a cheap
+     * filter before parsing. */
+    if (f->plain && !audit_verify__contains(line, n, f->needle, f->needle_len))
+        return 0;
+    if (audit_record__parse(line, n, p, scratch) != 0 || p->rec.event == HUB_AUDIT_CHECKPOINT ||
+        (f->message_id && strcmp(p->rec.message_id, f->message_id) != 0) ||
+        (f->service && strcmp(p->rec.service, f->service) != 0))
+        return 0;
+    f->any = true;
+    p->rec.node_id = f->node;
+    return f->found(&p->rec, name, lineno, f->user);
+}
+
 int hub_audit_find(const char *dir, const hub_audit_filter_t *filter, hub_audit_found_cb found,
                    void *user)
 {
     if (!dir || !filter || !found)
         return HUB_EINVAL;
-    const char *message_id = filter->message_id && *filter->message_id ? filter->message_id : NULL;
-    const char *service = filter->service && *filter->service ? filter->service : NULL;
-    if (!message_id && !service)
+    audit_verify__find_t f = {.found = found, .user = user};
+    f.message_id = filter->message_id && *filter->message_id ? filter->message_id : NULL;
+    f.service = filter->service && *filter->service ? filter->service : NULL;
+    f.needle = f.message_id ? f.message_id : f.service;
+    if (!f.needle)
         return HUB_EINVAL;
-    hub_numfiles_t files;
-    int rc = audit_record__list_files(dir, &files);
-    if (rc != 0)
-        return rc;
-    audit__parsed_t *p = malloc(sizeof *p);
-    char *scratch = malloc(HUB_AUDIT_LINE_MAX);
-    if (!p || !scratch) {
-        rc = HUB_ENOMEM;
-        goto out;
+    f.plain = audit_verify__plain(f.needle);
+    f.needle_len = strlen(f.needle);
+    int rc = audit_verify__walk(dir, false, audit_verify__find_line, &f);
+    return rc != 0 ? rc : f.any ? 0 : HUB_ENOTFOUND;
+}
+
+typedef struct {
+    char *out;
+    size_t size;
+    bool found;
+} audit_verify__node_t;
+
+static int audit_verify__node_line(const char *name, uint64_t lineno, const char *line, size_t n,
+                                   audit__parsed_t *p, char *scratch, void *user)
+{
+    (void)name;
+    (void)lineno;
+    audit_verify__node_t *o = user;
+    if (audit_verify__node_opened(line, n, p, scratch)) {
+        snprintf(o->out, o->size, "%s", p->rec.outcome);
+        o->found = true;
     }
-    /* Text made of plain characters appears verbatim in the line: a cheap
-     * filter before parsing. */
-    const char *needle = message_id ? message_id : service;
-    if (!needle) { /* checked above; says so to cppcheck */
-        rc = HUB_EINVAL;
-        goto out;
-    }
-    bool plain = audit_verify__plain(needle);
-    size_t needle_len = strlen(needle);
-    static const char node_event[] = "\"event\":\"NODE_OPENED\"";
-    char node[HUB_AUDIT_WORD_MAX + 1] = "";
-    bool any = false, stop = false;
-    for (size_t i = 0; i < files.count && !stop; i++) {
-        char name[HUB_AUDIT_FILE_NAME_MAX];
-        audit_record__file_name(files.numbers[i], name);
-        char *buf = NULL;
-        size_t len = 0;
-        rc = audit_record__read_all(dir, name, &buf, &len);
-        if (rc != 0)
-            goto out;
-        uint64_t lineno = 0;
-        for (size_t pos = 0; pos < len && !stop;) {
-            const char *line = buf + pos;
-            const char *nl = memchr(line, '\n', len - pos);
-            if (!nl)
-                break;
-            size_t n = (size_t)(nl - line) + 1;
-            pos += n;
-            lineno++;
-            if (audit_verify__contains(line, n, node_event, sizeof node_event - 1) &&
-                audit_record__parse(line, n, p, scratch) == 0 &&
-                p->rec.event == HUB_AUDIT_NODE_OPENED) {
-                snprintf(node, sizeof node, "%s", p->rec.outcome);
-                continue;
-            }
-            if (plain && !audit_verify__contains(line, n, needle, needle_len))
-                continue;
-            if (audit_record__parse(line, n, p, scratch) != 0 ||
-                p->rec.event == HUB_AUDIT_CHECKPOINT ||
-                (message_id && strcmp(p->rec.message_id, message_id) != 0) ||
-                (service && strcmp(p->rec.service, service) != 0))
-                continue;
-            any = true;
-            p->rec.node_id = node;
-            stop = found(&p->rec, name, lineno, user) != 0;
-        }
-        free(buf);
-    }
-    rc = any ? 0 : HUB_ENOTFOUND;
-out:
-    free(scratch);
-    free(p);
-    free(files.numbers);
-    return rc;
+    return 0;
 }
 
 int hub_audit_node_of(const char *dir, char *out, size_t size)
@@ -677,41 +724,10 @@ int hub_audit_node_of(const char *dir, char *out, size_t size)
     if (!dir || !out || !size)
         return HUB_EINVAL;
     out[0] = '\0';
-    hub_numfiles_t files;
-    int rc = audit_record__list_files(dir, &files);
-    if (rc != 0)
-        return rc;
-    static const char node_event[] = "\"event\":\"NODE_OPENED\"";
-    audit__parsed_t *p = malloc(sizeof *p);
-    char *scratch = malloc(HUB_AUDIT_LINE_MAX);
-    rc = p && scratch ? HUB_ENOTFOUND : HUB_ENOMEM;
-    for (size_t i = 0; i < files.count && p && scratch; i++) {
-        char name[HUB_AUDIT_FILE_NAME_MAX];
-        audit_record__file_name(files.numbers[i], name);
-        char *buf = NULL;
-        size_t len = 0;
-        if (audit_record__read_all(dir, name, &buf, &len) != 0)
-            continue; /* unverified, best effort: the other files may name it */
-        for (size_t pos = 0; pos < len;) {
-            const char *line = buf + pos;
-            const char *nl = memchr(line, '\n', len - pos);
-            if (!nl)
-                break;
-            size_t n = (size_t)(nl - line) + 1;
-            pos += n;
-            if (audit_verify__contains(line, n, node_event, sizeof node_event - 1) &&
-                audit_record__parse(line, n, p, scratch) == 0 &&
-                p->rec.event == HUB_AUDIT_NODE_OPENED) {
-                snprintf(out, size, "%s", p->rec.outcome);
-                rc = 0;
-            }
-        }
-        free(buf);
-    }
-    free(scratch);
-    free(p);
-    free(files.numbers);
-    return rc;
+    audit_verify__node_t o = {out, size, false};
+    /* Unverified, best effort: the other files may name it. */
+    int rc = audit_verify__walk(dir, true, audit_verify__node_line, &o);
+    return rc != 0 ? rc : o.found ? 0 : HUB_ENOTFOUND;
 }
 
 int hub_audit_find_message(const char *dir, const char *message_id, hub_audit_found_cb found,

@@ -158,13 +158,12 @@ static int cert_verify__cb(int ok, X509_STORE_CTX *ctx)
         v->bad_signature = true;
         break;
     case X509_V_ERR_CERT_HAS_EXPIRED:
-        if (depth == 0)
-            v->expired = true;
-        else if (!v->other)
-            v->other = e;
-        break;
     case X509_V_ERR_CERT_NOT_YET_VALID:
-        if (depth == 0)
+        /* Named for the certificate checked (depth 0); a CA's validity
+         * period counts with the other errors. */
+        if (depth == 0 && e == X509_V_ERR_CERT_HAS_EXPIRED)
+            v->expired = true;
+        else if (depth == 0)
             v->not_yet_valid = true;
         else if (!v->other)
             v->other = e;

@@ -1,11 +1,17 @@
 /* hub_store_backend — how the store's backends plug in behind hub_store.h.
  *
  * PRIVATE to hub/core/hub_store*.c. hub_store.c defines the public
- * functions of hub_store.h as thin dispatchers: each checks `self` and
- * calls the backend's function through the table of operations that every
- * store object begins with (store_backend__base_t, the first member of the
- * backend's struct). One indirect call per store call; the backends keep
- * every other check (arguments, threads, batches) themselves.
+ * functions of hub_store.h as thin dispatchers: each checks `self` and the
+ * arguments hub_store.h names (NULLs, names and ids, the messages of an
+ * append, the entries of requests_put), sets the counts it returns to zero
+ * first, answers the calls with nothing to do (n or max 0), then calls the
+ * backend's function through the table of operations that every store
+ * object begins with (store_backend__base_t, the first member of the
+ * backend's struct). hub_store_append also stamps accepted_at_us 0 with
+ * now and, when the backend fails, zeroes every seq and sets every outcome
+ * HUB_STORE_FULL. One indirect call per store call; a backend's function
+ * gets valid arguments and keeps the other checks (threads, batches, its
+ * own limits) itself.
  *
  * Backends: LMDB (hub_store_env.c and the files it names; functions named
  * after their file, e.g. store_env__lmdb_open) and PostgreSQL
@@ -67,6 +73,18 @@ static inline const store_backend__ops_t *store_backend__ops_of(const hub_store_
 {
     return ((const store_backend__base_t *)(const void *)self)->ops;
 }
+
+/* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
+bool store_backend__str_ok(const char *s, size_t max, bool may_be_empty);
+
+/* The per-call tables of both backends (hub_store_held.c's changes to what
+ * members hold, hub_store_pg.c's ids and held rows) index their entries by
+ * open addressing: slots[j] is 0 (free) or 1 + an entry's index, n_slots a
+ * power of two above the entry count. store_backend__hash is FNV-1a over
+ * the key's bytes; store_backend__free_slot the first free slot from the
+ * hash's own. */
+uint64_t store_backend__hash(const void *key, size_t len);
+size_t store_backend__free_slot(const uint32_t *slots, size_t n_slots, uint64_t hash);
 
 /* Memory from a store arena (hub_store_queue.c); never NULL for n = 0
  * unless out of memory. */

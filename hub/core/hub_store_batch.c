@@ -90,19 +90,31 @@ void store_batch__txn_read_end(hub_store_t *self, MDB_txn *txn)
     mdb_txn_abort(txn);
 }
 
-int store_batch__cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c)
+int store_batch__scan(hub_store_t *self, MDB_dbi dbi, MDB_val *from, size_t max,
+                      store_batch__visit_fn visit, void *ctx, size_t *n)
 {
-    int rc = store_batch__txn_read(self, txn);
+    *n = 0;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
         return rc;
-    rc = store_batch__map_rc(mdb_cursor_open(*txn, dbi, c));
-    if (rc != 0)
-        store_batch__txn_read_end(self, *txn);
-    return rc;
-}
-
-int store_batch__cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc)
-{
+    rc = store_batch__map_rc(mdb_cursor_open(txn, dbi, &c));
+    if (rc != 0) {
+        store_batch__txn_read_end(self, txn);
+        return rc;
+    }
+    MDB_val k = from ? *from : (MDB_val){0, NULL}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST);
+    while (mrc == 0 && *n < max) {
+        int took = visit(self, txn, &k, &v, *n, ctx);
+        if (took <= 0) {
+            rc = took;
+            break;
+        }
+        (*n)++;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = store_batch__map_rc(mrc);
     mdb_cursor_close(c);
@@ -220,16 +232,6 @@ int store_batch__used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out)
     }
     *out = total;
     return 0;
-}
-
-/* ---- argument checks ----------------------------------------------------- */
-
-bool store_batch__str_ok(const char *s, size_t max, bool may_be_empty)
-{
-    if (!s)
-        return false;
-    size_t len = strnlen(s, max + 1);
-    return len <= max && (may_be_empty || len > 0);
 }
 
 /* ---- batches --------------------------------------------------------- */

@@ -110,9 +110,6 @@ int store_dedup__move(hub_store_t *self, MDB_txn *txn, const store__rec_keys_t *
 int store_dedup__lmdb_lookup(hub_store_t *self, const char *sender, const char *message_id,
                              uint64_t *seq, hub_store_state_t *state)
 {
-    if (!self || !store_batch__str_ok(sender, HUB_STORE_NAME_MAX, false) ||
-        !store_batch__str_ok(message_id, HUB_STORE_ID_MAX, false))
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
@@ -146,10 +143,6 @@ int store_dedup__lmdb_lookup(hub_store_t *self, const char *sender, const char *
 
 int store_dedup__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pruned)
 {
-    if (pruned)
-        *pruned = 0;
-    if (!self)
-        return HUB_EINVAL;
     uint64_t window = self->limits.dedup_window_us;
     if (now_us < window)
         return 0;
@@ -235,15 +228,6 @@ int store_dedup__lmdb_prune_dedup(hub_store_t *self, uint64_t now_us, size_t *pr
 
 int store_dedup__lmdb_requests_put(hub_store_t *self, const hub_store_request_t *reqs, size_t n)
 {
-    if (!self || (n && !reqs))
-        return HUB_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!store_batch__str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
-            !store_batch__str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
-            !store_batch__str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
-            return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     MDB_txn *txn = NULL;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
@@ -259,16 +243,12 @@ int store_dedup__lmdb_requests_put(hub_store_t *self, const hub_store_request_t 
 
 int store_dedup__lmdb_requests_del(hub_store_t *self, const char *const *ids, size_t n)
 {
-    if (!self || (n && !ids))
-        return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     MDB_txn *txn = NULL;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!store_batch__str_ok(ids[i], HUB_STORE_ID_MAX, false))
+        if (!store_backend__str_ok(ids[i], HUB_STORE_ID_MAX, false))
             continue;
         MDB_val k = store__str_val(ids[i]);
         rc = store_batch__del_key(txn, self->requests, &k);
@@ -279,10 +259,6 @@ int store_dedup__lmdb_requests_del(hub_store_t *self, const char *const *ids, si
 int store_dedup__lmdb_requests_load(hub_store_t *self, uint64_t now_us, hub_store_request_cb cb,
                                     void *user, size_t *expired)
 {
-    if (expired)
-        *expired = 0;
-    if (!self || !cb)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)

@@ -48,9 +48,7 @@ static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t
 int store_dlq__lmdb_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n,
                                 const char *reason)
 {
-    if (!self || (n && !seqs) || !reason)
-        return HUB_EINVAL;
-    return n ? store_batch__split_on_full(dead_letter_txn, self, reason, seqs, n) : 0;
+    return store_batch__split_on_full(dead_letter_txn, self, reason, seqs, n);
 }
 
 /* ---- reading, replaying and purging ---------------------------------------- */
@@ -80,51 +78,38 @@ static int fill_dead(hub_store_t *self, MDB_txn *txn, const MDB_val *v, uint64_t
     return 0;
 }
 
+typedef struct {
+    hub_store_dead_t *out;
+    hub_store_arena_t *arena;
+} dlq_read_t;
+
+static int dlq_list_visit(hub_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+                          size_t i, void *ctx)
+{
+    dlq_read_t *d = ctx;
+    if (k->mv_size != HUB__SEQ_KEY)
+        return HUB_ESTORE;
+    uint64_t seq = hub_get_be64(k->mv_data);
+    int rc = fill_dead(self, txn, v, seq, &d->out[i], d->arena);
+    if (rc == HUB_ESTORE) {
+        memset(&d->out[i], 0, sizeof d->out[i]);
+        d->out[i].msg.seq = seq; /* name the damaged dead letter */
+    }
+    return rc == 0 ? 1 : rc;
+}
+
 int store_dlq__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max,
                              hub_store_dead_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
-    if (n_out)
-        *n_out = 0;
-    if (!self || !n_out || (max && !out))
-        return HUB_EINVAL;
-    if (max == 0 || after_seq == UINT64_MAX)
-        return 0;
-    MDB_txn *txn;
-    MDB_cursor *c;
-    int rc = store_batch__cursor_read(self, self->dead, &txn, &c);
-    if (rc != 0)
-        return rc;
     uint8_t sb[HUB__SEQ_KEY];
-    MDB_val k = store__seq_val(sb, after_seq + 1), v;
-    size_t n = 0;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (mrc == 0 && n < max) {
-        if (k.mv_size != HUB__SEQ_KEY) {
-            rc = HUB_ESTORE;
-            break;
-        }
-        uint64_t seq = hub_get_be64(k.mv_data);
-        rc = fill_dead(self, txn, &v, seq, &out[n], arena);
-        if (rc != 0) {
-            if (rc == HUB_ESTORE) {
-                memset(&out[n], 0, sizeof out[n]);
-                out[n].msg.seq = seq; /* name the damaged dead letter */
-            }
-            break;
-        }
-        n++;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    rc = store_batch__cursor_read_end(self, txn, c, rc, mrc);
-    *n_out = n;
-    return rc;
+    MDB_val from = store__seq_val(sb, after_seq + 1);
+    dlq_read_t d = {out, arena};
+    return store_batch__scan(self, self->dead, &from, max, dlq_list_visit, &d, n_out);
 }
 
 int store_dlq__lmdb_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
                             hub_store_arena_t *arena)
 {
-    if (!self || !out)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
@@ -141,8 +126,6 @@ int store_dlq__lmdb_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *o
 int store_dlq__lmdb_dlq_replay(hub_store_t *self, uint64_t seq, uint64_t new_ttl_us,
                                uint64_t preset_seq, uint64_t *new_seq)
 {
-    if (!self)
-        return HUB_EINVAL;
     uint64_t now = hub_now_us();
     MDB_txn *txn;
     int rc = store_batch__txn_write(self, &txn);
@@ -241,8 +224,6 @@ static int purge_one(hub_store_t *self, MDB_txn *txn, uint64_t seq, bool *found,
 
 int store_dlq__lmdb_dlq_purge(hub_store_t *self, uint64_t seq)
 {
-    if (!self)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
@@ -258,10 +239,6 @@ int store_dlq__lmdb_dlq_purge(hub_store_t *self, uint64_t seq)
 
 int store_dlq__lmdb_dlq_purge_older(hub_store_t *self, uint64_t before_us, size_t *purged)
 {
-    if (purged)
-        *purged = 0;
-    if (!self)
-        return HUB_EINVAL;
     uint64_t *batch = malloc(PURGE_CHUNK * sizeof *batch);
     if (!batch)
         return HUB_ENOMEM;

@@ -541,8 +541,6 @@ int store_env__lmdb_backup(const char *dir, const char *dest_dir, hub_store_info
 
 int store_env__lmdb_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t hash[32])
 {
-    if (!self || !seq || !hash)
-        return HUB_EINVAL;
     *seq = 0;
     memset(hash, 0, 32);
     MDB_txn *txn;
@@ -565,8 +563,6 @@ int store_env__lmdb_audit_anchor_get(hub_store_t *self, uint64_t *seq, uint8_t h
 
 int store_env__lmdb_audit_anchor_put(hub_store_t *self, uint64_t seq, const uint8_t hash[32])
 {
-    if (!self || !hash)
-        return HUB_EINVAL;
     MDB_txn *txn = NULL;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)

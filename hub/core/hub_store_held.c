@@ -55,14 +55,6 @@ static void held_acc_free(store__held_acc_t *acc)
     *acc = (store__held_acc_t){0};
 }
 
-static uint64_t held_hash(const uint8_t *key, size_t len)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    return h;
-}
-
 static int held_acc_grow(store__held_acc_t *acc)
 {
     size_t cap = acc->cap ? acc->cap * 2 : 16, n_slots = cap * 2;
@@ -74,10 +66,8 @@ static int held_acc_grow(store__held_acc_t *acc)
     if (!slots)
         return HUB_ENOMEM;
     for (size_t i = 0; i < acc->count; i++) {
-        size_t j = held_hash(entries[i].key, entries[i].key_len) & (n_slots - 1);
-        while (slots[j])
-            j = (j + 1) & (n_slots - 1);
-        slots[j] = (uint32_t)(i + 1);
+        uint64_t hash = store_backend__hash(entries[i].key, entries[i].key_len);
+        slots[store_backend__free_slot(slots, n_slots, hash)] = (uint32_t)(i + 1);
     }
     free(acc->slots);
     acc->slots = slots;
@@ -92,7 +82,7 @@ static store__held_entry_t *held_acc_entry(store__held_acc_t *acc, char role, co
 {
     uint8_t kb[HUB__HELD_KEY_MAX];
     MDB_val k = held_key(kb, role, member);
-    uint64_t hash = held_hash(kb, k.mv_size);
+    uint64_t hash = store_backend__hash(kb, k.mv_size);
     size_t j = 0;
     if (acc->n_slots) {
         j = hash & (acc->n_slots - 1);
@@ -107,9 +97,7 @@ static store__held_entry_t *held_acc_entry(store__held_acc_t *acc, char role, co
         /* Growing moves the entries: pointers to them taken before go stale. */
         if (held_acc_grow(acc) != 0)
             return NULL;
-        j = hash & (acc->n_slots - 1);
-        while (acc->slots[j])
-            j = (j + 1) & (acc->n_slots - 1);
+        j = store_backend__free_slot(acc->slots, acc->n_slots, hash);
     }
     store__held_entry_t *e = &acc->entries[acc->count];
     memset(e, 0, sizeof *e);
@@ -151,7 +139,7 @@ int store_held__acc_trio(store__held_acc_t *acc, const char *sender, const char 
         out->sender = held_acc_entry(acc, 's', sender);
         out->receiver = held_acc_entry(acc, 'r', receiver);
     }
-    return out->total ? 0 : HUB_ENOMEM;
+    return out->sender && out->receiver && out->total ? 0 : HUB_ENOMEM;
 }
 
 void store_held__trio_add(store__held_trio_t *t, int sign, uint32_t envelope_len)
@@ -264,8 +252,6 @@ hub_store_outcome_t store_held__reserve_check(const hub_store_held_t *s, const h
 int store_held__lmdb_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *max_bytes,
                            uint64_t *dead_count)
 {
-    if (!self)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
@@ -290,12 +276,6 @@ int store_held__lmdb_usage(hub_store_t *self, uint64_t *used_bytes, uint64_t *ma
 int store_held__lmdb_held(hub_store_t *self, const char *member, hub_store_held_t *as_sender,
                           hub_store_held_t *as_receiver)
 {
-    if (as_sender)
-        *as_sender = (hub_store_held_t){0, 0};
-    if (as_receiver)
-        *as_receiver = (hub_store_held_t){0, 0};
-    if (!self || !store_batch__str_ok(member, HUB_STORE_NAME_MAX, false))
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
@@ -316,10 +296,6 @@ int store_held__lmdb_held(hub_store_t *self, const char *member, hub_store_held_
 
 int store_held__lmdb_held_total(hub_store_t *self, hub_store_held_t *total)
 {
-    if (total)
-        *total = (hub_store_held_t){0, 0};
-    if (!self || !total)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)

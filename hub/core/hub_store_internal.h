@@ -183,19 +183,21 @@ int store_batch__get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *v, bool *
 int store_batch__has_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, bool *found);
 /* Deletes key; a missing key is not an error. */
 int store_batch__del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
-/* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
-bool store_batch__str_ok(const char *s, size_t max, bool may_be_empty);
 
 /* ---- transactions and batches (hub_store_batch.c) ------------------------- */
 
 int store_batch__txn_read(hub_store_t *self, MDB_txn **txn);
 void store_batch__txn_read_end(hub_store_t *self, MDB_txn *txn);
-/* A read transaction and a cursor over dbi in it; on failure neither is left
- * open. store_batch__cursor_read_end() closes both and returns rc, or, when rc
- * is 0, the error that ended the cursor walk (mrc: an LMDB code; 0 and
- * MDB_NOTFOUND are not errors). */
-int store_batch__cursor_read(hub_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c);
-int store_batch__cursor_read_end(hub_store_t *self, MDB_txn *txn, MDB_cursor *c, int rc, int mrc);
+/* One entry of a store_batch__scan(), the i-th it gives: 1 takes it, 0 stops
+ * before it, a HUB_E* code stops with that error. */
+typedef int (*store_batch__visit_fn)(hub_store_t *self, MDB_txn *txn, const MDB_val *k,
+                                     const MDB_val *v, size_t i, void *ctx);
+/* A read (one read transaction) walking dbi in key order from `from`
+ * (MDB_SET_RANGE; NULL: the first key), giving visit at most max entries.
+ * *n is the number taken, also on an error. Returns 0, the visit's error,
+ * or the error that ended the walk. */
+int store_batch__scan(hub_store_t *self, MDB_dbi dbi, MDB_val *from, size_t max,
+                      store_batch__visit_fn visit, void *ctx, size_t *n);
 int store_batch__txn_write(hub_store_t *self, MDB_txn **txn);
 /* Commits, or aborts when rc says the work failed; returns the outcome. */
 int store_batch__txn_finish(hub_store_t *self, MDB_txn *txn, int rc);

@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool store_pg__str_ok(const char *s, size_t max, bool may_be_empty)
-{
-    if (!s)
-        return false;
-    size_t len = strnlen(s, max + 1);
-    return len <= max && (may_be_empty || len > 0);
-}
-
 /* ---- a small map: key bytes -> entry ------------------------------------- */
 
 typedef struct {
@@ -44,15 +36,6 @@ typedef struct {
     bool oom;
 } map_t;
 
-static uint64_t fnv(const void *k, size_t n)
-{
-    const uint8_t *p = k;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 static void map_free(map_t *m)
 {
     for (size_t i = 0; i < m->n; i++) {
@@ -76,10 +59,8 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
             return NULL;
         }
         for (size_t i = 0; i < m->n; i++) {
-            size_t j = fnv(m->e[i]->key, m->e[i]->klen) & (ns - 1);
-            while (slots[j])
-                j = (j + 1) & (ns - 1);
-            slots[j] = (uint32_t)i + 1;
+            uint64_t hash = store_backend__hash(m->e[i]->key, m->e[i]->klen);
+            slots[store_backend__free_slot(slots, ns, hash)] = (uint32_t)i + 1;
         }
         free(m->slots);
         m->slots = slots;
@@ -87,7 +68,7 @@ static ent_t *map_get(map_t *m, const void *key, size_t klen, bool create)
     }
     if (!m->nslots)
         return NULL;
-    size_t j = fnv(key, klen) & (m->nslots - 1);
+    size_t j = store_backend__hash(key, klen) & (m->nslots - 1);
     while (m->slots[j]) {
         ent_t *e = m->e[m->slots[j] - 1];
         if (e->klen == klen && !memcmp(e->key, key, klen))
@@ -142,17 +123,6 @@ static hub_store_held_t held_now(const ent_t *e)
 }
 
 /* ---- appending ------------------------------------------------------------ */
-
-static int msg_ok(const hub_store_msg_t *m)
-{
-    if (!store_pg__str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
-        !store_pg__str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
-        !store_pg__str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
-        !store_pg__str_ok(m->service, HUB_STORE_NAME_MAX, true) ||
-        (m->envelope_len && !m->envelope) || m->envelope_len > UINT32_MAX)
-        return HUB_EINVAL;
-    return 0;
-}
 
 static bool digest_unknown(const uint8_t d[HUB_STORE_DIGEST_LEN])
 {
@@ -396,19 +366,11 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
                      hub_store_outcome_t *outcomes)
 {
     HUB__PG_SELF;
-    if (n && (!msgs || !outcomes))
-        return HUB_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (msg_ok(&msgs[i]) != 0)
-            return HUB_EINVAL;
-    if (n == 0)
-        return 0;
-    uint64_t now = hub_now_us();
     PGconn *c;
     bool own;
     int rc = store_pg_conn__pg_write_begin(self, &c, &own);
     if (rc != 0)
-        goto failed;
+        return rc;
     PGresult *res;
     uint64_t next = 0;
     rc = store_pg_conn__pg_exec_prepared(self, c, PREP_NEXT_SEQ,
@@ -432,8 +394,6 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
         hub_store_msg_t *m = &msgs[i];
         if (m->preset_seq >= floor)
             floor = m->preset_seq + 1;
-        if (m->accepted_at_us == 0)
-            m->accepted_at_us = now;
         /* Every id of the call has an entry, so that each is written once. */
         ent_t *ie = map_get(&ids, key, ids_key(key, m->sender, m->message_id), true);
         if (!ie) {
@@ -527,14 +487,7 @@ static int pg_append(hub_store_t *store, hub_store_msg_t *msgs, size_t n,
         rc = append_write(self, c, msgs, n, outcomes, &ids, &held, next);
     map_free(&ids);
     map_free(&held);
-    rc = store_pg_conn__pg_write_end(self, c, own, rc);
-failed:
-    if (rc != 0)
-        for (size_t i = 0; i < n; i++) {
-            msgs[i].seq = 0;
-            outcomes[i] = HUB_STORE_FULL;
-        }
-    return rc;
+    return store_pg_conn__pg_write_end(self, c, own, rc);
 }
 
 /* ---- simple reads ------------------------------------------------------------- */
@@ -584,8 +537,6 @@ int store_pg__write1(store_pg__pg_t *self, const char *sql, const store_pg__para
 static int pg_next_seq(hub_store_t *store, uint64_t *next)
 {
     HUB__PG_SELF;
-    if (!next)
-        return HUB_EINVAL;
     PGresult *res;
     int rc = store_pg__read1(self, "SELECT next_seq FROM hub_meta WHERE id = 1", NULL, &res);
     if (rc == 0) {
@@ -601,8 +552,6 @@ static int pg_next_seq(hub_store_t *store, uint64_t *next)
 int store_pg__anchor_read(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,
                           uint64_t *seq, uint8_t hash[32])
 {
-    if (!seq || !hash)
-        return HUB_EINVAL;
     PGresult *res;
     int rc = store_pg__read1(self, sql, p, &res);
     if (rc == 0) {
@@ -627,8 +576,6 @@ static int pg_anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
 static int pg_anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])
 {
     HUB__PG_SELF;
-    if (!hash)
-        return HUB_EINVAL;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_i64(&p, seq);
     store_pg_conn__pg_p_bytes(&p, hash, 32);
@@ -668,11 +615,6 @@ static int pg_read_queue(hub_store_t *store, const char *receiver, uint64_t afte
                          hub_store_msg_t *out, size_t *n_out, hub_store_arena_t *arena)
 {
     HUB__PG_SELF;
-    if (!store_pg__str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena || (max && !out))
-        return HUB_EINVAL;
-    *n_out = 0;
-    if (max == 0)
-        return 0;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, receiver);
     store_pg_conn__pg_p_i64(&p, after_seq);
@@ -696,11 +638,6 @@ static int pg_expired(hub_store_t *store, uint64_t now_us, uint64_t *seqs, size_
                       size_t *n_out)
 {
     HUB__PG_SELF;
-    if (!n_out || (max && !seqs))
-        return HUB_EINVAL;
-    *n_out = 0;
-    if (max == 0)
-        return 0;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_i64(&p, now_us);
     store_pg_conn__pg_p_i64(&p, max);
@@ -720,8 +657,6 @@ static int pg_expired(hub_store_t *store, uint64_t now_us, uint64_t *seqs, size_
 static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
 {
     HUB__PG_SELF;
-    if (!cb)
-        return HUB_EINVAL;
     PGresult *res;
     int rc = store_pg__read1(
         self,
@@ -748,10 +683,6 @@ static int pg_queues(hub_store_t *store, hub_store_queue_cb cb, void *user)
 static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs, size_t n)
 {
     HUB__PG_SELF;
-    if (!store_pg__str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
-        return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     store_pg__arr_t a;
     store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
@@ -774,10 +705,6 @@ static int pg_ack(hub_store_t *store, const char *receiver, const uint64_t *seqs
 static int pg_note_attempts(hub_store_t *store, const uint64_t *seqs, size_t n)
 {
     HUB__PG_SELF;
-    if (n && !seqs)
-        return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     store_pg__arr_t a;
     store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
@@ -797,9 +724,6 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
                      hub_store_state_t *state)
 {
     HUB__PG_SELF;
-    if (!store_pg__str_ok(sender, HUB_STORE_NAME_MAX, false) ||
-        !store_pg__str_ok(message_id, HUB_STORE_ID_MAX, false))
-        return HUB_EINVAL;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, sender);
     store_pg_conn__pg_p_str(&p, message_id);
@@ -827,8 +751,6 @@ static int pg_lookup(hub_store_t *store, const char *sender, const char *message
 static int pg_prune_dedup(hub_store_t *store, uint64_t now_us, size_t *pruned)
 {
     HUB__PG_SELF;
-    if (pruned)
-        *pruned = 0;
     if (now_us < self->limits.dedup_window_us)
         return 0;
     store_pg__params_t p = {0};
@@ -888,8 +810,6 @@ static int pg_held(hub_store_t *store, const char *member, hub_store_held_t *as_
                    hub_store_held_t *as_receiver)
 {
     HUB__PG_SELF;
-    if (!store_pg__str_ok(member, HUB_STORE_NAME_MAX, false))
-        return HUB_EINVAL;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, member);
     PGresult *res;
@@ -916,8 +836,6 @@ static int pg_held(hub_store_t *store, const char *member, hub_store_held_t *as_
 static int pg_held_total(hub_store_t *store, hub_store_held_t *total)
 {
     HUB__PG_SELF;
-    if (!total)
-        return HUB_EINVAL;
     PGresult *res;
     int rc = store_pg__read1(self, "SELECT msgs, bytes FROM hub_held WHERE kind = 't'", NULL, &res);
     if (rc != 0)

@@ -89,8 +89,6 @@ static int anchor_get(hub_store_t *store, uint64_t *seq, uint8_t hash[32])
 static int anchor_put(hub_store_t *store, uint64_t seq, const uint8_t hash[32])
 {
     HUB__PG_SELF;
-    if (!hash)
-        return HUB_EINVAL;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_str(&p, self->node_id);
     store_pg_conn__pg_p_i64(&p, seq);

@@ -18,10 +18,6 @@ int store_pg_dlq__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_
                                  const char *reason)
 {
     HUB__PG_SELF;
-    if ((n && !seqs) || !reason)
-        return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     store_pg__arr_t a;
     store_pg_conn__pg_arr_seqs(&a, seqs, n);
     store_pg__params_t p = {0};
@@ -56,11 +52,6 @@ int store_pg_dlq__list(hub_store_t *store, uint64_t after_seq, size_t max, hub_s
                        size_t *n_out, hub_store_arena_t *arena)
 {
     HUB__PG_SELF;
-    if (!n_out || (max && !out))
-        return HUB_EINVAL;
-    *n_out = 0;
-    if (max == 0)
-        return 0;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_i64(&p, after_seq);
     store_pg_conn__pg_p_i64(&p, max);
@@ -87,8 +78,6 @@ int store_pg_dlq__get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,
                       hub_store_arena_t *arena)
 {
     HUB__PG_SELF;
-    if (!out)
-        return HUB_EINVAL;
     store_pg__params_t p = {0};
     store_pg_conn__pg_p_i64(&p, seq);
     PGresult *res;
@@ -184,8 +173,6 @@ int store_pg_dlq__purge(hub_store_t *store, uint64_t seq)
 int store_pg_dlq__purge_older(hub_store_t *store, uint64_t before_us, size_t *purged)
 {
     HUB__PG_SELF;
-    if (purged)
-        *purged = 0;
     for (;;) {
         store_pg__params_t p = {0};
         store_pg_conn__pg_p_i64(&p, before_us);
@@ -213,15 +200,6 @@ int store_pg_dlq__purge_older(hub_store_t *store, uint64_t before_us, size_t *pu
 int store_pg_dlq__pg_requests_put(hub_store_t *store, const hub_store_request_t *reqs, size_t n)
 {
     HUB__PG_SELF;
-    if (n && !reqs)
-        return HUB_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!store_pg__str_ok(reqs[i].message_id, HUB_STORE_ID_MAX, false) ||
-            !store_pg__str_ok(reqs[i].sender, HUB_STORE_NAME_MAX, false) ||
-            !store_pg__str_ok(reqs[i].receiver, HUB_STORE_NAME_MAX, false))
-            return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     store_pg__arr_t a[4];
     store_pg_conn__pg_arr_init(&a[0], HUB__PG_BYTEA);
     store_pg_conn__pg_arr_init(&a[1], HUB__PG_BYTEA);
@@ -255,13 +233,9 @@ int store_pg_dlq__pg_requests_put(hub_store_t *store, const hub_store_request_t 
 int store_pg_dlq__pg_requests_del(hub_store_t *store, const char *const *ids, size_t n)
 {
     HUB__PG_SELF;
-    if (n && !ids)
-        return HUB_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (!store_pg__str_ok(ids[i], HUB_STORE_ID_MAX, false))
+        if (!store_backend__str_ok(ids[i], HUB_STORE_ID_MAX, false))
             return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     store_pg__arr_t a;
     store_pg_conn__pg_arr_init(&a, HUB__PG_BYTEA);
     for (size_t i = 0; i < n; i++)
@@ -279,10 +253,6 @@ int store_pg_dlq__pg_requests_load(hub_store_t *store, uint64_t now_us, hub_stor
                                    void *user, size_t *expired)
 {
     HUB__PG_SELF;
-    if (expired)
-        *expired = 0;
-    if (!cb)
-        return HUB_EINVAL;
     PGconn *c;
     bool own;
     int rc = store_pg_conn__pg_write_begin(self, &c, &own);

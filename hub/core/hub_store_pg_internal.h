@@ -197,8 +197,6 @@ uint32_t store_pg_conn__pg_opened_format(const hub_store_t *store);
 #define HUB__PG_REMOVED_COLS                                                                       \
     "RETURNING seq, message_id, sender, receiver, octet_length(envelope)::int8 AS len, dead"
 
-/* A NUL-terminated string of 1..max bytes (0..max when may_be_empty). */
-bool store_pg__str_ok(const char *s, size_t max, bool may_be_empty);
 /* One read statement on the caller's connection (store_pg_conn__pg_read_begin);
  * *res on 0. */
 int store_pg__read1(store_pg__pg_t *self, const char *sql, const store_pg__params_t *p,

@@ -191,18 +191,6 @@ int store_queue__load(hub_store_t *self, MDB_txn *txn, uint64_t seq, store__rec_
 
 /* ---- append ---------------------------------------------------------------- */
 
-static int msg_check(const hub_store_msg_t *m)
-{
-    if (!store_batch__str_ok(m->message_id, HUB_STORE_ID_MAX, false) ||
-        !store_batch__str_ok(m->sender, HUB_STORE_NAME_MAX, false) ||
-        !store_batch__str_ok(m->receiver, HUB_STORE_NAME_MAX, false) ||
-        !store_batch__str_ok(m->service, HUB_STORE_NAME_MAX, true))
-        return HUB_EINVAL;
-    if (m->envelope_len > UINT32_MAX || (m->envelope_len && !m->envelope))
-        return HUB_EINVAL;
-    return 0;
-}
-
 /* Stores one accepted message under seq: its record and indexes (unless
  * settled), and its de-duplication record. */
 static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint64_t seq)
@@ -231,15 +219,6 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
 int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
                              hub_store_outcome_t *outcomes)
 {
-    if (!self || (n && (!msgs || !outcomes)))
-        return HUB_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (msg_check(&msgs[i]) != 0)
-            return HUB_EINVAL;
-    if (n == 0)
-        return 0;
-
-    uint64_t now = hub_now_us();
     MDB_txn *txn;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
@@ -255,8 +234,6 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         hub_store_msg_t *m = &msgs[i];
         if (m->preset_seq >= floor)
             floor = m->preset_seq + 1;
-        if (m->accepted_at_us == 0)
-            m->accepted_at_us = now;
         uint8_t ib[HUB__IDKEY_MAX];
         MDB_val ik = store__ids_key(ib, m->sender, m->message_id);
         bool dup, reused;
@@ -339,23 +316,13 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     if (rc == 0 && (stored || advanced))
         rc = store_batch__next_seq_put(self, txn, next);
     rc = store_held__acc_flush(self, txn, &acc, rc);
-    rc = store_batch__txn_finish(self, txn, rc);
-    if (rc != 0) {
-        /* Nothing was stored: make sure no caller ACKs a seq from this call. */
-        for (size_t i = 0; i < n; i++) {
-            msgs[i].seq = 0;
-            outcomes[i] = HUB_STORE_FULL;
-        }
-    }
-    return rc;
+    return store_batch__txn_finish(self, txn, rc);
 }
 
 /* ---- reads ------------------------------------------------------------- */
 
 int store_queue__lmdb_next_seq(hub_store_t *self, uint64_t *next)
 {
-    if (!self || !next)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)
@@ -404,58 +371,51 @@ int store_queue__attempts(hub_store_t *self, MDB_txn *txn, MDB_val *sk, uint32_t
     return 0;
 }
 
+typedef struct {
+    const uint8_t *prefix; /* the receiver's queue keys: its name and a 0 byte */
+    size_t prefix_len;
+    hub_store_msg_t *out;
+    hub_store_arena_t *arena;
+} queue_read_t;
+
+static int read_queue_visit(hub_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+                            size_t i, void *ctx)
+{
+    (void)v;
+    queue_read_t *q = ctx;
+    if (k->mv_size != q->prefix_len + HUB__SEQ_KEY || memcmp(k->mv_data, q->prefix, q->prefix_len))
+        return 0; /* past this receiver */
+    uint64_t seq = hub_get_be64((const uint8_t *)k->mv_data + q->prefix_len);
+    uint8_t sb[HUB__SEQ_KEY];
+    MDB_val sk = store__seq_val(sb, seq), rv;
+    store_codec__rec_view_t view;
+    uint32_t attempts;
+    int rc, grc = mdb_get(txn, self->msgs, &sk, &rv);
+    if (grc != 0) {
+        rc = grc == MDB_NOTFOUND ? HUB_ESTORE
+                                 : store_batch__map_rc(grc); /* index without record */
+    } else {
+        rc = store_codec__rec_decode(rv.mv_data, rv.mv_size, &view);
+        if (rc == 0)
+            rc = store_queue__attempts(self, txn, &sk, &attempts);
+        if (rc == 0)
+            rc = store_queue__fill_msg(&view, seq, attempts, &q->out[i], q->arena);
+    }
+    if (rc == HUB_ESTORE) {
+        memset(&q->out[i], 0, sizeof q->out[i]);
+        q->out[i].seq = seq; /* name the damaged message */
+    }
+    return rc == 0 ? 1 : rc;
+}
+
 int store_queue__lmdb_read_queue(hub_store_t *self, const char *receiver, uint64_t after_seq,
                                  size_t max, hub_store_msg_t *out, size_t *n_out,
                                  hub_store_arena_t *arena)
 {
-    if (n_out)
-        *n_out = 0;
-    if (!self || !store_batch__str_ok(receiver, HUB_STORE_NAME_MAX, false) || !n_out || !arena ||
-        (max && !out))
-        return HUB_EINVAL;
-    if (max == 0 || after_seq == UINT64_MAX)
-        return 0;
-    MDB_txn *txn;
-    MDB_cursor *c;
-    int rc = store_batch__cursor_read(self, self->queue, &txn, &c);
-    if (rc != 0)
-        return rc;
-    size_t rlen = strlen(receiver), n = 0;
     uint8_t qb[HUB__QKEY_MAX];
-    MDB_val k = store__queue_key(qb, receiver, after_seq + 1), v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (mrc == 0 && n < max) {
-        if (k.mv_size != rlen + 1 + HUB__SEQ_KEY || memcmp(k.mv_data, qb, rlen + 1) != 0)
-            break; /* past this receiver */
-        uint64_t seq = hub_get_be64((const uint8_t *)k.mv_data + rlen + 1);
-        uint8_t sb[HUB__SEQ_KEY];
-        MDB_val sk = store__seq_val(sb, seq), rv;
-        store_codec__rec_view_t view;
-        uint32_t attempts;
-        int grc = mdb_get(txn, self->msgs, &sk, &rv);
-        if (grc != 0) {
-            rc = grc == MDB_NOTFOUND ? HUB_ESTORE
-                                     : store_batch__map_rc(grc); /* index without record */
-        } else {
-            rc = store_codec__rec_decode(rv.mv_data, rv.mv_size, &view);
-            if (rc == 0)
-                rc = store_queue__attempts(self, txn, &sk, &attempts);
-            if (rc == 0)
-                rc = store_queue__fill_msg(&view, seq, attempts, &out[n], arena);
-        }
-        if (rc != 0) {
-            if (rc == HUB_ESTORE) {
-                memset(&out[n], 0, sizeof out[n]);
-                out[n].seq = seq; /* name the damaged message */
-            }
-            break;
-        }
-        n++;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    rc = store_batch__cursor_read_end(self, txn, c, rc, mrc);
-    *n_out = n;
-    return rc;
+    MDB_val from = store__queue_key(qb, receiver, after_seq + 1);
+    queue_read_t q = {qb, strlen(receiver) + 1, out, arena};
+    return store_batch__scan(self, self->queue, &from, max, read_queue_visit, &q, n_out);
 }
 
 /* ---- acks and attempts ---------------------------------------------------- */
@@ -540,17 +500,11 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
 
 int store_queue__lmdb_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
 {
-    if (!self || !store_batch__str_ok(receiver, HUB_STORE_NAME_MAX, false) || (n && !seqs))
-        return HUB_EINVAL;
-    return n ? store_batch__split_on_full(ack_txn, self, receiver, seqs, n) : 0;
+    return store_batch__split_on_full(ack_txn, self, receiver, seqs, n);
 }
 
 int store_queue__lmdb_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)
 {
-    if (!self || (n && !seqs))
-        return HUB_EINVAL;
-    if (n == 0)
-        return 0;
     MDB_txn *txn;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
@@ -575,34 +529,33 @@ int store_queue__lmdb_note_attempts(hub_store_t *self, const uint64_t *seqs, siz
 
 /* ---- expiry and the list of queues --------------------------------------- */
 
+typedef struct {
+    uint64_t now_us;
+    uint64_t *seqs;
+} expired_read_t;
+
+/* Expiry keys are (expires_at, seq), in time order. */
+static int expired_visit(hub_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+                         size_t i, void *ctx)
+{
+    (void)self;
+    (void)txn;
+    (void)v;
+    expired_read_t *e = ctx;
+    if (k->mv_size != HUB__PAIR_KEY)
+        return HUB_ESTORE;
+    if (hub_get_be64(k->mv_data) > e->now_us)
+        return 0;
+    e->seqs[i] = hub_get_be64((const uint8_t *)k->mv_data + 8);
+    return 1;
+}
+
 int store_queue__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max,
                               size_t *n_out)
 {
-    if (n_out)
-        *n_out = 0;
-    if (!self || !n_out || (max && !seqs))
-        return HUB_EINVAL;
-    if (max == 0)
-        return 0;
-    MDB_txn *txn;
-    MDB_cursor *c;
-    int rc = store_batch__cursor_read(self, self->expiry, &txn, &c);
-    if (rc != 0)
-        return rc;
-    size_t n = 0;
-    MDB_val k, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (mrc == 0 && n < max) {
-        if (k.mv_size != HUB__PAIR_KEY) {
-            rc = HUB_ESTORE;
-            break;
-        }
-        if (hub_get_be64(k.mv_data) > now_us)
-            break;
-        seqs[n++] = hub_get_be64((const uint8_t *)k.mv_data + 8);
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    rc = store_batch__cursor_read_end(self, txn, c, rc, mrc);
+    expired_read_t e = {now_us, seqs};
+    size_t n;
+    int rc = store_batch__scan(self, self->expiry, NULL, max, expired_visit, &e, &n);
     if (rc == 0)
         *n_out = n;
     return rc;
@@ -610,8 +563,6 @@ int store_queue__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs
 
 int store_queue__lmdb_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
 {
-    if (!self || !cb)
-        return HUB_EINVAL;
     MDB_txn *txn;
     int rc = store_batch__txn_read(self, &txn);
     if (rc != 0)

@@ -3,6 +3,7 @@
 #include "hub_error.h"
 #include "hub_buf.h"
 #include "hub_log.h"
+#include "hub_numfiles.h"
 #include "hub_sha256.h"
 #include "hub_vec.h"
 #include "hub_wire.h"
@@ -287,15 +288,7 @@ static int tsa__write_token(const char *dir, uint64_t seq, const uint8_t *token,
         (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= sizeof tmp)
         return HUB_EINVAL;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    bool ok = fd >= 0;
-    for (size_t off = 0; ok && off < len;) {
-        ssize_t n = write(fd, token + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0;
-        off += ok ? (size_t)n : 0;
-    }
-    ok = ok && fsync(fd) == 0;
+    bool ok = fd >= 0 && hub_write_all(fd, token, len) == 0 && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
     ok = ok && rename(tmp, path) == 0;

@@ -40,11 +40,11 @@ typedef struct {
 } flows__refusal_t;
 
 typedef struct {
-    char *sender, *receiver, *service; /* one allocation, owned by sender */
-    uint64_t accepted, refused, delivered, settled, dead_lettered, bytes;
-    uint64_t first_at_us, last_at_us;
+    /* Lifetime totals as the visitors see them: names, counts, times and
+     * t.n_refusals; t.refusals and the windows are filled per visit. */
+    hub_flows_info_t t;
+    char *names; /* t's three names, one allocation */
     flows__refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
-    size_t n_refusals;
     flows__cslot_t csec[60], cmin[60];
     flows__lwin_t *e2e, *hub; /* allocated on the first latency */
     bool changed;             /* counted since hub_flows_changed last visited it */
@@ -191,7 +191,7 @@ static void flows__flow_free(flows__flow_t *f)
 {
     if (!f)
         return;
-    free(f->sender);
+    free(f->names);
     free(f->e2e);
     free(f->hub);
     free(f);
@@ -219,23 +219,32 @@ static void flows__cslots_reset(flows__cslot_t *s, size_t n)
         s[i].epoch = -1;
 }
 
+/* Points info's names at copies of the three, made in one allocation
+ * (*names, the caller's to free). 0 or HUB_ENOMEM. */
+static int flows__names_copy(hub_flows_info_t *info, char **names, const char *sender,
+                             const char *receiver, const char *service)
+{
+    size_t ls = strlen(sender) + 1, lr = strlen(receiver) + 1, lv = strlen(service) + 1;
+    char *p = malloc(ls + lr + lv);
+    if (!p)
+        return HUB_ENOMEM;
+    info->sender = memcpy(p, sender, ls);
+    info->receiver = memcpy(p + ls, receiver, lr);
+    info->service = memcpy(p + ls + lr, service, lv);
+    *names = p;
+    return 0;
+}
+
 static flows__flow_t *flows__flow_make(const char *sender, const char *receiver,
                                        const char *service)
 {
-    size_t ls = strlen(sender), lr = strlen(receiver), lv = strlen(service);
     flows__flow_t *f = calloc(1, sizeof *f);
-    char *names = malloc(ls + lr + lv + 3);
-    if (!f || !names) {
+    if (!f)
+        return NULL;
+    if (flows__names_copy(&f->t, &f->names, sender, receiver, service) != 0) {
         free(f);
-        free(names);
         return NULL;
     }
-    f->sender = names;
-    memcpy(f->sender, sender, ls + 1);
-    f->receiver = f->sender + ls + 1;
-    memcpy(f->receiver, receiver, lr + 1);
-    f->service = f->receiver + lr + 1;
-    memcpy(f->service, service, lv + 1);
     flows__cslots_reset(f->csec, 60);
     flows__cslots_reset(f->cmin, 60);
     return f;
@@ -258,8 +267,8 @@ static void flows__flow_series(hub_flows_t *self, flows__flow_t *f)
     if (f->series_done || !self->metrics)
         return;
     f->series_done = true;
-    const char *const l3[] = {f->sender, f->receiver, f->service};
-    const char *const l4[] = {f->sender, f->receiver, f->service, "accepted"};
+    const char *const l3[] = {f->t.sender, f->t.receiver, f->t.service};
+    const char *const l4[] = {f->t.sender, f->t.receiver, f->t.service, "accepted"};
     hub_metric_series(self->f_messages, l4, &f->m_accepted);
     hub_metric_series(self->f_bytes, l3, &f->m_bytes);
     hub_metric_series(self->f_delivered, l3, &f->m_delivered);
@@ -326,8 +335,8 @@ static flows__flow_t *flows__flow_get(hub_flows_t *self, const char *sender, con
 {
     unsigned slot = flows__triple_hash(sender, receiver, service);
     flows__flow_t *hit = self->recent[slot];
-    if (hit && sender && receiver && service && !strcmp(hit->sender, sender) &&
-        !strcmp(hit->receiver, receiver) && !strcmp(hit->service, service))
+    if (hit && sender && receiver && service && !strcmp(hit->t.sender, sender) &&
+        !strcmp(hit->t.receiver, receiver) && !strcmp(hit->t.service, service))
         return hit;
     flows__flow_t *f = flows__flow_lookup(self, sender, receiver, service);
     if (f && f != self->overflow)
@@ -362,9 +371,9 @@ static void flows__count(flows__flow_t *f, uint64_t now_us, bool accepted)
 
 static void flows__touch(flows__flow_t *f, uint64_t now_us)
 {
-    if (!f->first_at_us)
-        f->first_at_us = now_us;
-    f->last_at_us = now_us;
+    if (!f->t.first_at_us)
+        f->t.first_at_us = now_us;
+    f->t.last_at_us = now_us;
     f->changed = true;
 }
 
@@ -429,8 +438,8 @@ static void flows__observe(hub_flows_t *self, flows__lwin_t **wp, uint64_t us, u
 /* One flow's counters and series for an accepted message. */
 static void flows__flow_accepted(flows__flow_t *f, uint64_t payload_bytes, uint64_t now_us)
 {
-    f->accepted++;
-    f->bytes += payload_bytes;
+    f->t.accepted++;
+    f->t.bytes += payload_bytes;
     flows__touch(f, now_us);
     flows__count(f, now_us, true);
     if (f->m_accepted)
@@ -458,7 +467,7 @@ static void flows__flow_timed(hub_flows_t *self, flows__flow_t *f, uint64_t *cou
 static void flows__flow_delivered(hub_flows_t *self, flows__flow_t *f, uint64_t hub_internal_us,
                                   uint64_t now_us)
 {
-    flows__flow_timed(self, f, &f->delivered, &f->hub, f->m_delivered, f->m_hub, hub_internal_us,
+    flows__flow_timed(self, f, &f->t.delivered, &f->hub, f->m_delivered, f->m_hub, hub_internal_us,
                       now_us);
 }
 
@@ -468,27 +477,27 @@ static void flows__flow_refused(hub_flows_t *self, flows__flow_t *f, const char 
 {
     char name[HUB_FLOWS_OUTCOME_MAX + 1];
     flows__outcome_name(name, outcome);
-    f->refused++;
+    f->t.refused++;
     flows__touch(f, now_us);
     flows__count(f, now_us, false);
     size_t i = 0;
-    while (i < f->n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
+    while (i < f->t.n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
         i++;
-    if (i == f->n_refusals) {
-        if (f->n_refusals >= HUB_FLOWS_REFUSAL_KINDS - 1) {
+    if (i == f->t.n_refusals) {
+        if (f->t.n_refusals >= HUB_FLOWS_REFUSAL_KINDS - 1) {
             i = HUB_FLOWS_REFUSAL_KINDS - 1; /* the last kind collects the rest */
-            if (f->n_refusals < HUB_FLOWS_REFUSAL_KINDS) {
+            if (f->t.n_refusals < HUB_FLOWS_REFUSAL_KINDS) {
                 strcpy(f->refusals[i].outcome, "other");
-                f->n_refusals = HUB_FLOWS_REFUSAL_KINDS;
+                f->t.n_refusals = HUB_FLOWS_REFUSAL_KINDS;
             }
         } else {
             memcpy(f->refusals[i].outcome, name, sizeof name);
-            f->n_refusals++;
+            f->t.n_refusals++;
         }
     }
     f->refusals[i].count++;
     if (self->f_messages) {
-        const char *const labels[] = {f->sender, f->receiver, f->service, name};
+        const char *const labels[] = {f->t.sender, f->t.receiver, f->t.service, name};
         hub_metric_inc(self->f_messages, labels, 1);
     }
 }
@@ -565,7 +574,7 @@ void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiv
 {
     flows__flow_t *f = flows__step(self, FLOWS__SETTLED, sender, receiver, service, now_us);
     if (f)
-        flows__flow_timed(self, f, &f->settled, &f->e2e, f->m_settled, f->m_e2e, end_to_end_us,
+        flows__flow_timed(self, f, &f->t.settled, &f->e2e, f->m_settled, f->m_e2e, end_to_end_us,
                           now_us);
 }
 
@@ -575,7 +584,7 @@ void hub_flows_dead_lettered(hub_flows_t *self, const char *sender, const char *
     flows__flow_t *f = flows__step(self, FLOWS__DEAD_LETTERED, sender, receiver, service, now_us);
     if (!f)
         return;
-    f->dead_lettered++;
+    f->t.dead_lettered++;
     flows__touch(f, now_us);
     flows__count(f, now_us, false);
     if (f->m_dead)
@@ -687,11 +696,11 @@ static int flows__cmp_flow(const void *a, const void *b)
 {
     const flows__flow_t *fa = *(const flows__flow_t *const *)a;
     const flows__flow_t *fb = *(const flows__flow_t *const *)b;
-    int c = strcmp(fa->sender, fb->sender);
+    int c = strcmp(fa->t.sender, fb->t.sender);
     if (!c)
-        c = strcmp(fa->receiver, fb->receiver);
+        c = strcmp(fa->t.receiver, fb->t.receiver);
     if (!c)
-        c = strcmp(fa->service, fb->service);
+        c = strcmp(fa->t.service, fb->t.service);
     return c;
 }
 
@@ -700,25 +709,13 @@ static int flows__cmp_flow(const void *a, const void *b)
 static hub_flows_info_t flows__totals(const flows__flow_t *f,
                                       hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS])
 {
-    for (size_t k = 0; k < f->n_refusals; k++) {
+    hub_flows_info_t info = f->t;
+    for (size_t k = 0; k < info.n_refusals; k++) {
         refusals[k].outcome = f->refusals[k].outcome;
         refusals[k].count = f->refusals[k].count;
     }
-    return (hub_flows_info_t){
-        .sender = f->sender,
-        .receiver = f->receiver,
-        .service = f->service,
-        .accepted = f->accepted,
-        .refused = f->refused,
-        .delivered = f->delivered,
-        .settled = f->settled,
-        .dead_lettered = f->dead_lettered,
-        .bytes = f->bytes,
-        .first_at_us = f->first_at_us,
-        .last_at_us = f->last_at_us,
-        .refusals = refusals,
-        .n_refusals = f->n_refusals,
-    };
+    info.refusals = refusals;
+    return info;
 }
 
 size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit visit, void *user)
@@ -809,18 +806,14 @@ void hub_flows_throughput(const hub_flows_t *self, uint64_t now_us,
 hub_flows_sum_t *hub_flows_sum_new(hub_map_t *map, const char *key, const char *sender,
                                    const char *receiver, const char *service)
 {
-    size_t ls = strlen(sender) + 1, lr = strlen(receiver) + 1, lv = strlen(service) + 1;
     hub_flows_sum_t *f = calloc(1, sizeof *f);
-    char *names = f ? malloc(ls + lr + lv) : NULL;
-    if (!names || hub_map_put(map, key, f) != 0) {
-        free(names);
-        free(f);
+    if (!f)
+        return NULL;
+    if (flows__names_copy(&f->info, &f->names, sender, receiver, service) != 0 ||
+        hub_map_put(map, key, f) != 0) {
+        hub_flows_sum_free(f);
         return NULL;
     }
-    f->names = names;
-    f->info.sender = memcpy(names, sender, ls);
-    f->info.receiver = memcpy(names + ls, receiver, lr);
-    f->info.service = memcpy(names + ls + lr, service, lv);
     f->info.refusals = f->refusals;
     return f;
 }

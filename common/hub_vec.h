@@ -45,6 +45,16 @@ static inline int hub_vec_reserve(void *items_p, size_t n, size_t *cap, size_t e
 #define HUB_VEC_RESERVE(items, n, cap, first)                                                      \
     hub_vec_reserve(&(items), (n), &(cap), sizeof *(items), (first))
 
+/* Hands the array over to (to, to_n) without copying, leaving (items, n,
+ * cap) empty: a batch moves on and the next one starts a new array. */
+#define HUB_VEC_TAKE(to, to_n, items, n, cap)                                                      \
+    do {                                                                                           \
+        (to) = (items);                                                                            \
+        (to_n) = (n);                                                                              \
+        (items) = NULL;                                                                            \
+        (n) = (cap) = 0;                                                                           \
+    } while (0)
+
 /* Sets `at` (a size_t) to the first index of items[0..n) whose member `key`
  * is not less than `want`, or n when there is none: a lower-bound search of
  * an array sorted by that member. `key` may be a path (msg.preset_seq).

@@ -146,9 +146,11 @@ static int hub__wire_check_once(const ProtobufCMessageDescriptor *desc, const ui
             off += k;
             break;
         case 1: /* 64-bit */
-            if (len - off < 8)
+        case 5: /* 32-bit */
+            k = wire_type == 1 ? 8 : 4;
+            if (len - off < k)
                 return HUB_EPARSE;
-            off += 8;
+            off += k;
             break;
         case 2: /* length-delimited */
             if (!(k = hub__wire_varint(p + off, len - off, &n)) || n > len - off - k)
@@ -156,11 +158,6 @@ static int hub__wire_check_once(const ProtobufCMessageDescriptor *desc, const ui
             value = p + off + k;
             value_len = (size_t)n;
             off += k + (size_t)n;
-            break;
-        case 5: /* 32-bit */
-            if (len - off < 4)
-                return HUB_EPARSE;
-            off += 4;
             break;
         default: /* groups (3, 4) and 6, 7: not in proto3 */
             return HUB_EPARSE;

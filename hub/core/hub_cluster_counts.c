@@ -19,14 +19,6 @@ typedef struct {
 } cc__node_t;
 
 typedef struct {
-    char *sender, *receiver, *service; /* one allocation, owned by sender */
-    uint64_t accepted, refused, delivered, settled, dead_lettered, bytes, first_at_us, last_at_us;
-    char outcomes[HUB_FLOWS_REFUSAL_KINDS][HUB_FLOWS_OUTCOME_MAX + 1];
-    uint64_t outcome_counts[HUB_FLOWS_REFUSAL_KINDS];
-    size_t n_refusals;
-} cc__flow_t;
-
-typedef struct {
     uint64_t carried, last_used_us;
 } cc__deleg_t;
 
@@ -34,7 +26,7 @@ struct cluster__counts {
     char self_id[64];
     cc__node_t *nodes; /* hub_count_nodes as the last beat read it */
     size_t n_nodes;
-    hub_map_t *flows;  /* "NODE SENDER RECEIVER SERVICE" -> cc__flow_t *: other nodes' rows,
+    hub_map_t *flows;  /* "NODE SENDER RECEIVER SERVICE" -> hub_flows_sum_t *: other nodes' rows,
                           and this node's own from before it started (its base) */
     hub_map_t *delegs; /* "NODE RULE PROCEDURE" -> cc__deleg_t *, the same */
     uint64_t rev;      /* this node's last write */
@@ -58,25 +50,19 @@ static uint64_t cc__u64(const PGresult *res, int r, int c)
     return strtoull(PQgetvalue(res, r, c), NULL, 10);
 }
 
-static void cc__flow_free(void *value)
-{
-    cc__flow_t *f = value;
-    free(f->sender);
-    free(f);
-}
-
 /* "outcome=count,..." into f's refusals. */
-static void cc__refusals_parse(cc__flow_t *f, const char *text)
+static void cc__refusals_parse(hub_flows_sum_t *f, const char *text)
 {
-    f->n_refusals = 0;
-    for (const char *p = text; *p && f->n_refusals < HUB_FLOWS_REFUSAL_KINDS;) {
+    f->info.n_refusals = 0;
+    for (const char *p = text; *p;) {
         const char *eq = strchr(p, '=');
         if (!eq || eq == p || (size_t)(eq - p) > HUB_FLOWS_OUTCOME_MAX)
             return;
-        memcpy(f->outcomes[f->n_refusals], p, (size_t)(eq - p));
-        f->outcomes[f->n_refusals][eq - p] = '\0';
+        char outcome[HUB_FLOWS_OUTCOME_MAX + 1];
+        memcpy(outcome, p, (size_t)(eq - p));
+        outcome[eq - p] = '\0';
         char *end;
-        f->outcome_counts[f->n_refusals++] = strtoull(eq + 1, &end, 10);
+        hub_flows_sum_refusal(f, outcome, strtoull(eq + 1, &end, 10));
         p = *end == ',' ? end + 1 : end;
         if (*end != ',' && *end)
             return;
@@ -134,30 +120,20 @@ static void cc__flows_result(cluster__counts_t *cc, const PGresult *res)
         if (!key)
             continue;
         snprintf(key, klen, "%s" CC__SEP "%s" CC__SEP "%s" CC__SEP "%s", node, s, v, x);
-        cc__flow_t *f = hub_map_get(cc->flows, key);
-        if (!f) {
-            size_t ls = strlen(s) + 1, lv = strlen(v) + 1, lx = strlen(x) + 1;
-            f = calloc(1, sizeof *f);
-            char *names = f ? malloc(ls + lv + lx) : NULL;
-            if (!names || hub_map_put(cc->flows, key, f) != 0) {
-                free(names);
-                free(f);
-                free(key);
-                continue;
-            }
-            f->sender = memcpy(names, s, ls);
-            f->receiver = memcpy(names + ls, v, lv);
-            f->service = memcpy(names + ls + lv, x, lx);
-        }
+        hub_flows_sum_t *f = hub_map_get(cc->flows, key);
+        if (!f)
+            f = hub_flows_sum_new(cc->flows, key, s, v, x);
         free(key);
-        f->accepted = cc__u64(res, r, 5);
-        f->refused = cc__u64(res, r, 6);
-        f->delivered = cc__u64(res, r, 7);
-        f->settled = cc__u64(res, r, 8);
-        f->dead_lettered = cc__u64(res, r, 9);
-        f->bytes = cc__u64(res, r, 10);
-        f->first_at_us = cc__u64(res, r, 11);
-        f->last_at_us = cc__u64(res, r, 12);
+        if (!f)
+            continue;
+        f->info.accepted = cc__u64(res, r, 5);
+        f->info.refused = cc__u64(res, r, 6);
+        f->info.delivered = cc__u64(res, r, 7);
+        f->info.settled = cc__u64(res, r, 8);
+        f->info.dead_lettered = cc__u64(res, r, 9);
+        f->info.bytes = cc__u64(res, r, 10);
+        f->info.first_at_us = cc__u64(res, r, 11);
+        f->info.last_at_us = cc__u64(res, r, 12);
         cc__refusals_parse(f, refusals);
     }
 }
@@ -252,11 +228,10 @@ static void cc__write_flow(const hub_flows_info_t *live, void *user)
         return;
     snprintf(key, klen, "%s" CC__SEP "%s" CC__SEP "%s" CC__SEP "%s", cc->self_id, live->sender,
              live->receiver, live->service);
-    const cc__flow_t *base = cc->flows ? hub_map_get(cc->flows, key) : NULL;
+    const hub_flows_sum_t *sum = cc->flows ? hub_map_get(cc->flows, key) : NULL;
     free(key);
-    static const cc__flow_t none = {0};
-    if (!base)
-        base = &none;
+    static const hub_flows_info_t none = {0};
+    const hub_flows_info_t *base = sum ? &sum->info : &none;
     uint64_t first = live->first_at_us;
     if (base->first_at_us && (!first || base->first_at_us < first))
         first = base->first_at_us;
@@ -282,19 +257,19 @@ static void cc__write_flow(const hub_flows_info_t *live, void *user)
     char text[CC__NAME_MAX] = "";
     size_t len = 0;
     for (size_t i = 0; i < base->n_refusals; i++) {
-        uint64_t n = base->outcome_counts[i];
+        uint64_t n = base->refusals[i].count;
         for (size_t k = 0; k < live->n_refusals; k++)
-            if (!strcmp(live->refusals[k].outcome, base->outcomes[i]))
+            if (!strcmp(live->refusals[k].outcome, base->refusals[i].outcome))
                 n += live->refusals[k].count;
         len += (size_t)snprintf(text + len, sizeof text - len, "%s%s=%llu", len ? "," : "",
-                                base->outcomes[i], (unsigned long long)n);
+                                base->refusals[i].outcome, (unsigned long long)n);
         if (len >= sizeof text)
             break;
     }
     for (size_t k = 0; k < live->n_refusals && len < sizeof text; k++) {
         bool seen = false;
         for (size_t i = 0; i < base->n_refusals; i++)
-            seen |= !strcmp(live->refusals[k].outcome, base->outcomes[i]);
+            seen |= !strcmp(live->refusals[k].outcome, base->refusals[i].outcome);
         if (!seen)
             len += (size_t)snprintf(text + len, sizeof text - len, "%s%s=%llu", len ? "," : "",
                                     live->refusals[k].outcome,
@@ -498,7 +473,7 @@ void cluster_counts__destroy(cluster__counts_t **self_p)
     cluster__counts_t *cc = *self_p;
     if (!cc)
         return;
-    hub_map_destroy_all(&cc->flows, cc__flow_free);
+    hub_map_destroy_all(&cc->flows, hub_flows_sum_free);
     hub_map_destroy_all(&cc->delegs, free);
     free(cc->nodes);
     free(cc);
@@ -528,28 +503,8 @@ void cluster__flow_counts(hub_server_t *self, hub_flows_visit visit, void *user)
     size_t cursor = 0;
     void *value;
     while (cc && cc->flows && hub_map_next(cc->flows, &cursor, NULL, &value)) {
-        const cc__flow_t *f = value;
-        hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
-        for (size_t k = 0; k < f->n_refusals; k++) {
-            refusals[k].outcome = f->outcomes[k];
-            refusals[k].count = f->outcome_counts[k];
-        }
-        hub_flows_info_t info = {
-            .sender = f->sender,
-            .receiver = f->receiver,
-            .service = f->service,
-            .accepted = f->accepted,
-            .refused = f->refused,
-            .delivered = f->delivered,
-            .settled = f->settled,
-            .dead_lettered = f->dead_lettered,
-            .bytes = f->bytes,
-            .first_at_us = f->first_at_us,
-            .last_at_us = f->last_at_us,
-            .refusals = refusals,
-            .n_refusals = f->n_refusals,
-        };
-        visit(&info, user);
+        const hub_flows_sum_t *f = value;
+        visit(&f->info, user);
     }
 }
 

@@ -669,39 +669,23 @@ void commit__start(hub_server_t *self)
                 continue;
             core__ackgroup_t *g = &job->acks[job->n_acks++];
             snprintf(g->receiver, sizeof g->receiver, "%s", m->id);
-            g->seqs = m->settled;
-            g->n = m->settled_n;
+            HUB_VEC_TAKE(g->seqs, g->n, m->settled, m->settled_n, m->settled_cap);
             self->members_with_settles--;
-            m->settled = NULL;
-            m->settled_n = m->settled_cap = 0;
         }
     }
-    job->attempt_seqs = self->attempt_seqs;
-    job->n_attempts = self->attempt_n;
-    self->attempt_seqs = NULL;
-    self->attempt_n = self->attempt_cap = 0;
-    job->dead_ttl = self->dead_ttl;
-    job->n_dead_ttl = self->dead_ttl_n;
-    self->dead_ttl = NULL;
-    self->dead_ttl_n = self->dead_ttl_cap = 0;
-    job->dead_retry = self->dead_retry;
-    job->n_dead_retry = self->dead_retry_n;
-    self->dead_retry = NULL;
-    self->dead_retry_n = self->dead_retry_cap = 0;
-    job->dead_policy = self->dead_policy;
-    job->n_dead_policy = self->dead_policy_n;
-    self->dead_policy = NULL;
-    self->dead_policy_n = self->dead_policy_cap = 0;
-    job->answered = self->answered;
-    job->n_answered = self->answered_n;
-    self->answered = NULL;
-    self->answered_n = self->answered_cap = 0;
+    HUB_VEC_TAKE(job->attempt_seqs, job->n_attempts, self->attempt_seqs, self->attempt_n,
+                 self->attempt_cap);
+    HUB_VEC_TAKE(job->dead_ttl, job->n_dead_ttl, self->dead_ttl, self->dead_ttl_n,
+                 self->dead_ttl_cap);
+    HUB_VEC_TAKE(job->dead_retry, job->n_dead_retry, self->dead_retry, self->dead_retry_n,
+                 self->dead_retry_cap);
+    HUB_VEC_TAKE(job->dead_policy, job->n_dead_policy, self->dead_policy, self->dead_policy_n,
+                 self->dead_policy_cap);
+    HUB_VEC_TAKE(job->answered, job->n_answered, self->answered, self->answered_n,
+                 self->answered_cap);
     job->prune_dedup = self->prune_due;
     self->prune_due = false;
-    job->audit = self->auditq;
-    job->n_audit = self->auditq_n;
-    self->auditq = NULL;
-    self->auditq_n = self->auditq_cap = 0;
+    HUB_VEC_TAKE(job->audit, job->n_audit, self->auditq, self->auditq_n, self->auditq_cap);
     self->commit = job;
     uv_queue_work(self->loop, &job->req, commit__work, commit__after_commit);
 }

@@ -1,6 +1,7 @@
 #include "hub_flows.h"
 #include "hub_error.h"
 #include "hub_map.h"
+#include "hub_vec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,11 +40,11 @@ typedef struct {
 } flows__refusal_t;
 
 typedef struct {
-    char *sender, *receiver, *service; /* one allocation, owned by sender */
-    uint64_t accepted, refused, delivered, settled, dead_lettered, bytes;
-    uint64_t first_at_us, last_at_us;
+    /* Lifetime totals as the visitors see them: names, counts, times and
+     * t.n_refusals; t.refusals and the windows are filled per visit. */
+    hub_flows_info_t t;
+    char *names; /* t's three names, one allocation */
     flows__refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS];
-    size_t n_refusals;
     flows__cslot_t csec[60], cmin[60];
     flows__lwin_t *e2e, *hub; /* allocated on the first latency */
     bool changed;             /* counted since hub_flows_changed last visited it */
@@ -190,7 +191,7 @@ static void flows__flow_free(flows__flow_t *f)
 {
     if (!f)
         return;
-    free(f->sender);
+    free(f->names);
     free(f->e2e);
     free(f->hub);
     free(f);
@@ -218,23 +219,32 @@ static void flows__cslots_reset(flows__cslot_t *s, size_t n)
         s[i].epoch = -1;
 }
 
+/* Points info's names at copies of the three, made in one allocation
+ * (*names, the caller's to free). 0 or HUB_ENOMEM. */
+static int flows__names_copy(hub_flows_info_t *info, char **names, const char *sender,
+                             const char *receiver, const char *service)
+{
+    size_t ls = strlen(sender) + 1, lr = strlen(receiver) + 1, lv = strlen(service) + 1;
+    char *p = malloc(ls + lr + lv);
+    if (!p)
+        return HUB_ENOMEM;
+    info->sender = memcpy(p, sender, ls);
+    info->receiver = memcpy(p + ls, receiver, lr);
+    info->service = memcpy(p + ls + lr, service, lv);
+    *names = p;
+    return 0;
+}
+
 static flows__flow_t *flows__flow_make(const char *sender, const char *receiver,
                                        const char *service)
 {
-    size_t ls = strlen(sender), lr = strlen(receiver), lv = strlen(service);
     flows__flow_t *f = calloc(1, sizeof *f);
-    char *names = malloc(ls + lr + lv + 3);
-    if (!f || !names) {
+    if (!f)
+        return NULL;
+    if (flows__names_copy(&f->t, &f->names, sender, receiver, service) != 0) {
         free(f);
-        free(names);
         return NULL;
     }
-    f->sender = names;
-    memcpy(f->sender, sender, ls + 1);
-    f->receiver = f->sender + ls + 1;
-    memcpy(f->receiver, receiver, lr + 1);
-    f->service = f->receiver + lr + 1;
-    memcpy(f->service, service, lv + 1);
     flows__cslots_reset(f->csec, 60);
     flows__cslots_reset(f->cmin, 60);
     return f;
@@ -242,14 +252,8 @@ static flows__flow_t *flows__flow_make(const char *sender, const char *receiver,
 
 static int flows__flow_add(hub_flows_t *self, const char *key, flows__flow_t *f)
 {
-    if (self->n_flows == self->cap_flows) {
-        size_t cap = self->cap_flows ? self->cap_flows * 2 : 64;
-        flows__flow_t **flows = realloc(self->flows, cap * sizeof *flows);
-        if (!flows)
-            return HUB_ENOMEM;
-        self->flows = flows;
-        self->cap_flows = cap;
-    }
+    if (HUB_VEC_RESERVE(self->flows, self->n_flows, self->cap_flows, 64) != 0)
+        return HUB_ENOMEM;
     if (key && hub_map_put(self->by_key, key, f) != 0)
         return HUB_ENOMEM;
     self->flows[self->n_flows++] = f;
@@ -263,8 +267,8 @@ static void flows__flow_series(hub_flows_t *self, flows__flow_t *f)
     if (f->series_done || !self->metrics)
         return;
     f->series_done = true;
-    const char *const l3[] = {f->sender, f->receiver, f->service};
-    const char *const l4[] = {f->sender, f->receiver, f->service, "accepted"};
+    const char *const l3[] = {f->t.sender, f->t.receiver, f->t.service};
+    const char *const l4[] = {f->t.sender, f->t.receiver, f->t.service, "accepted"};
     hub_metric_series(self->f_messages, l4, &f->m_accepted);
     hub_metric_series(self->f_bytes, l3, &f->m_bytes);
     hub_metric_series(self->f_delivered, l3, &f->m_delivered);
@@ -331,8 +335,8 @@ static flows__flow_t *flows__flow_get(hub_flows_t *self, const char *sender, con
 {
     unsigned slot = flows__triple_hash(sender, receiver, service);
     flows__flow_t *hit = self->recent[slot];
-    if (hit && sender && receiver && service && !strcmp(hit->sender, sender) &&
-        !strcmp(hit->receiver, receiver) && !strcmp(hit->service, service))
+    if (hit && sender && receiver && service && !strcmp(hit->t.sender, sender) &&
+        !strcmp(hit->t.receiver, receiver) && !strcmp(hit->t.service, service))
         return hit;
     flows__flow_t *f = flows__flow_lookup(self, sender, receiver, service);
     if (f && f != self->overflow)
@@ -367,9 +371,9 @@ static void flows__count(flows__flow_t *f, uint64_t now_us, bool accepted)
 
 static void flows__touch(flows__flow_t *f, uint64_t now_us)
 {
-    if (!f->first_at_us)
-        f->first_at_us = now_us;
-    f->last_at_us = now_us;
+    if (!f->t.first_at_us)
+        f->t.first_at_us = now_us;
+    f->t.last_at_us = now_us;
     f->changed = true;
 }
 
@@ -434,8 +438,8 @@ static void flows__observe(hub_flows_t *self, flows__lwin_t **wp, uint64_t us, u
 /* One flow's counters and series for an accepted message. */
 static void flows__flow_accepted(flows__flow_t *f, uint64_t payload_bytes, uint64_t now_us)
 {
-    f->accepted++;
-    f->bytes += payload_bytes;
+    f->t.accepted++;
+    f->t.bytes += payload_bytes;
     flows__touch(f, now_us);
     flows__count(f, now_us, true);
     if (f->m_accepted)
@@ -444,88 +448,121 @@ static void flows__flow_accepted(flows__flow_t *f, uint64_t payload_bytes, uint6
         hub_series_inc(f->m_bytes, (double)payload_bytes);
 }
 
-/* One flow's counters and series for a delivery, hub_internal_us in the hub. */
+/* One flow's counters and series for a step that takes a time: a delivery
+ * (us in the hub, into the hub window and histogram) or a settle (us end to
+ * end, into those). */
+static void flows__flow_timed(hub_flows_t *self, flows__flow_t *f, uint64_t *count,
+                              flows__lwin_t **window, hub_metric_series_t *m_count,
+                              hub_metric_series_t *m_latency, uint64_t us, uint64_t now_us)
+{
+    (*count)++;
+    flows__touch(f, now_us);
+    flows__observe(self, window, us, now_us);
+    if (m_count)
+        hub_series_inc(m_count, 1);
+    if (m_latency)
+        hub_series_observe(m_latency, (double)us / 1e6);
+}
+
 static void flows__flow_delivered(hub_flows_t *self, flows__flow_t *f, uint64_t hub_internal_us,
                                   uint64_t now_us)
 {
-    f->delivered++;
+    flows__flow_timed(self, f, &f->t.delivered, &f->hub, f->m_delivered, f->m_hub, hub_internal_us,
+                      now_us);
+}
+
+/* One flow's counters and series for a refusal with outcome (a NACK name). */
+static void flows__flow_refused(hub_flows_t *self, flows__flow_t *f, const char *outcome,
+                                uint64_t now_us)
+{
+    char name[HUB_FLOWS_OUTCOME_MAX + 1];
+    flows__outcome_name(name, outcome);
+    f->t.refused++;
     flows__touch(f, now_us);
-    flows__observe(self, &f->hub, hub_internal_us, now_us);
-    if (f->m_delivered)
-        hub_series_inc(f->m_delivered, 1);
-    if (f->m_hub)
-        hub_series_observe(f->m_hub, (double)hub_internal_us / 1e6);
+    flows__count(f, now_us, false);
+    size_t i = 0;
+    while (i < f->t.n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
+        i++;
+    if (i == f->t.n_refusals) {
+        if (f->t.n_refusals >= HUB_FLOWS_REFUSAL_KINDS - 1) {
+            i = HUB_FLOWS_REFUSAL_KINDS - 1; /* the last kind collects the rest */
+            if (f->t.n_refusals < HUB_FLOWS_REFUSAL_KINDS) {
+                strcpy(f->refusals[i].outcome, "other");
+                f->t.n_refusals = HUB_FLOWS_REFUSAL_KINDS;
+            }
+        } else {
+            memcpy(f->refusals[i].outcome, name, sizeof name);
+            f->t.n_refusals++;
+        }
+    }
+    f->refusals[i].count++;
+    if (self->f_messages) {
+        const char *const labels[] = {f->t.sender, f->t.receiver, f->t.service, name};
+        hub_metric_inc(self->f_messages, labels, 1);
+    }
+}
+
+/* The steps of a message's life, as bits for flows__step. */
+enum {
+    FLOWS__ACCEPTED = 1,
+    FLOWS__REFUSED = 2,
+    FLOWS__DELIVERED = 4,
+    FLOWS__SETTLED = 8,
+    FLOWS__DEAD_LETTERED = 16,
+};
+
+/* Where every recording starts: counts the steps (FLOWS__ bits) in this
+ * second's hub-wide throughput and returns the flow of the triple, NULL
+ * without a flows object or when memory is short. Inline, so that the
+ * constant bits of each caller fold away. */
+static inline flows__flow_t *flows__step(hub_flows_t *self, unsigned steps, const char *sender,
+                                         const char *receiver, const char *service, uint64_t now_us)
+{
+    if (!self)
+        return NULL;
+    hub_flows_tick_t *t = flows__tick(self, now_us);
+    if (steps & FLOWS__ACCEPTED)
+        t->accepted++;
+    if (steps & FLOWS__REFUSED)
+        t->refused++;
+    if (steps & FLOWS__DELIVERED)
+        t->delivered++;
+    if (steps & FLOWS__SETTLED)
+        t->settled++;
+    if (steps & FLOWS__DEAD_LETTERED)
+        t->dead_lettered++;
+    return flows__flow_get(self, sender, receiver, service);
 }
 
 void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *receiver,
                         const char *service, uint64_t payload_bytes, uint64_t now_us)
 {
-    if (!self)
-        return;
-    flows__tick(self, now_us)->accepted++;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
-    if (!f)
-        return;
-    flows__flow_accepted(f, payload_bytes, now_us);
+    flows__flow_t *f = flows__step(self, FLOWS__ACCEPTED, sender, receiver, service, now_us);
+    if (f)
+        flows__flow_accepted(f, payload_bytes, now_us);
 }
 
 void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, const char *outcome, uint64_t now_us)
 {
-    if (!self)
-        return;
-    flows__tick(self, now_us)->refused++;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
-    if (!f)
-        return;
-    char name[HUB_FLOWS_OUTCOME_MAX + 1];
-    flows__outcome_name(name, outcome);
-    f->refused++;
-    flows__touch(f, now_us);
-    flows__count(f, now_us, false);
-    size_t i = 0;
-    while (i < f->n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
-        i++;
-    if (i == f->n_refusals) {
-        if (f->n_refusals >= HUB_FLOWS_REFUSAL_KINDS - 1) {
-            i = HUB_FLOWS_REFUSAL_KINDS - 1; /* the last kind collects the rest */
-            if (f->n_refusals < HUB_FLOWS_REFUSAL_KINDS) {
-                strcpy(f->refusals[i].outcome, "other");
-                f->n_refusals = HUB_FLOWS_REFUSAL_KINDS;
-            }
-        } else {
-            memcpy(f->refusals[i].outcome, name, sizeof name);
-            f->n_refusals++;
-        }
-    }
-    f->refusals[i].count++;
-    if (self->f_messages) {
-        const char *const labels[] = {f->sender, f->receiver, f->service, name};
-        hub_metric_inc(self->f_messages, labels, 1);
-    }
+    flows__flow_t *f = flows__step(self, FLOWS__REFUSED, sender, receiver, service, now_us);
+    if (f)
+        flows__flow_refused(self, f, outcome, now_us);
 }
 
 void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *receiver,
                          const char *service, uint64_t hub_internal_us, uint64_t now_us)
 {
-    if (!self)
-        return;
-    flows__tick(self, now_us)->delivered++;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
-    if (!f)
-        return;
-    flows__flow_delivered(self, f, hub_internal_us, now_us);
+    flows__flow_t *f = flows__step(self, FLOWS__DELIVERED, sender, receiver, service, now_us);
+    if (f)
+        flows__flow_delivered(self, f, hub_internal_us, now_us);
 }
 
 void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receiver,
                       const char *service, uint64_t payload_bytes, uint64_t now_us)
 {
-    if (!self)
-        return;
-    hub_flows_tick_t *t = flows__tick(self, now_us);
-    t->accepted++;
-    t->delivered++;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
+    flows__flow_t *f =
+        flows__step(self, FLOWS__ACCEPTED | FLOWS__DELIVERED, sender, receiver, service, now_us);
     if (!f)
         return;
     flows__flow_accepted(f, payload_bytes, now_us);
@@ -535,31 +572,19 @@ void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receive
 void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, uint64_t end_to_end_us, uint64_t now_us)
 {
-    if (!self)
-        return;
-    flows__tick(self, now_us)->settled++;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
-    if (!f)
-        return;
-    f->settled++;
-    flows__touch(f, now_us);
-    flows__observe(self, &f->e2e, end_to_end_us, now_us);
-    if (f->m_settled)
-        hub_series_inc(f->m_settled, 1);
-    if (f->m_e2e)
-        hub_series_observe(f->m_e2e, (double)end_to_end_us / 1e6);
+    flows__flow_t *f = flows__step(self, FLOWS__SETTLED, sender, receiver, service, now_us);
+    if (f)
+        flows__flow_timed(self, f, &f->t.settled, &f->e2e, f->m_settled, f->m_e2e, end_to_end_us,
+                          now_us);
 }
 
 void hub_flows_dead_lettered(hub_flows_t *self, const char *sender, const char *receiver,
                              const char *service, uint64_t now_us)
 {
-    if (!self)
-        return;
-    flows__tick(self, now_us)->dead_lettered++;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
+    flows__flow_t *f = flows__step(self, FLOWS__DEAD_LETTERED, sender, receiver, service, now_us);
     if (!f)
         return;
-    f->dead_lettered++;
+    f->t.dead_lettered++;
     flows__touch(f, now_us);
     flows__count(f, now_us, false);
     if (f->m_dead)
@@ -671,11 +696,11 @@ static int flows__cmp_flow(const void *a, const void *b)
 {
     const flows__flow_t *fa = *(const flows__flow_t *const *)a;
     const flows__flow_t *fb = *(const flows__flow_t *const *)b;
-    int c = strcmp(fa->sender, fb->sender);
+    int c = strcmp(fa->t.sender, fb->t.sender);
     if (!c)
-        c = strcmp(fa->receiver, fb->receiver);
+        c = strcmp(fa->t.receiver, fb->t.receiver);
     if (!c)
-        c = strcmp(fa->service, fb->service);
+        c = strcmp(fa->t.service, fb->t.service);
     return c;
 }
 
@@ -684,25 +709,13 @@ static int flows__cmp_flow(const void *a, const void *b)
 static hub_flows_info_t flows__totals(const flows__flow_t *f,
                                       hub_flows_refusal_t refusals[HUB_FLOWS_REFUSAL_KINDS])
 {
-    for (size_t k = 0; k < f->n_refusals; k++) {
+    hub_flows_info_t info = f->t;
+    for (size_t k = 0; k < info.n_refusals; k++) {
         refusals[k].outcome = f->refusals[k].outcome;
         refusals[k].count = f->refusals[k].count;
     }
-    return (hub_flows_info_t){
-        .sender = f->sender,
-        .receiver = f->receiver,
-        .service = f->service,
-        .accepted = f->accepted,
-        .refused = f->refused,
-        .delivered = f->delivered,
-        .settled = f->settled,
-        .dead_lettered = f->dead_lettered,
-        .bytes = f->bytes,
-        .first_at_us = f->first_at_us,
-        .last_at_us = f->last_at_us,
-        .refusals = refusals,
-        .n_refusals = f->n_refusals,
-    };
+    info.refusals = refusals;
+    return info;
 }
 
 size_t hub_flows_foreach(hub_flows_t *self, uint64_t now_us, hub_flows_visit visit, void *user)
@@ -786,4 +799,81 @@ void hub_flows_throughput(const hub_flows_t *self, uint64_t now_us,
             out[i].second = sec;
         }
     }
+}
+
+/* ---- flows counted elsewhere ------------------------------------------- */
+
+hub_flows_sum_t *hub_flows_sum_new(hub_map_t *map, const char *key, const char *sender,
+                                   const char *receiver, const char *service)
+{
+    hub_flows_sum_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    if (flows__names_copy(&f->info, &f->names, sender, receiver, service) != 0 ||
+        hub_map_put(map, key, f) != 0) {
+        hub_flows_sum_free(f);
+        return NULL;
+    }
+    f->info.refusals = f->refusals;
+    return f;
+}
+
+void hub_flows_sum_refusal(hub_flows_sum_t *f, const char *outcome, uint64_t n)
+{
+    size_t i = 0;
+    while (i < f->info.n_refusals && strcmp(f->outcomes[i], outcome) != 0)
+        i++;
+    if (i == HUB_FLOWS_SUM_REFUSALS) {
+        i = HUB_FLOWS_SUM_REFUSALS - 1; /* the last kind collects the rest */
+        snprintf(f->outcomes[i], sizeof f->outcomes[i], "other");
+    } else if (i == f->info.n_refusals) {
+        snprintf(f->outcomes[i], sizeof f->outcomes[i], "%s", outcome);
+        f->refusals[i].count = 0;
+        f->info.n_refusals++;
+    }
+    f->refusals[i].outcome = f->outcomes[i];
+    f->refusals[i].count += n;
+}
+
+void hub_flows_sums_add(const hub_flows_info_t *in, void *user)
+{
+    hub_flows_sums_t *sums = user;
+    size_t ls = strlen(in->sender) + 1, lr = strlen(in->receiver) + 1, lv = strlen(in->service) + 1;
+    char *key = malloc(ls + lr + lv);
+    if (!key) {
+        sums->oom = true;
+        return;
+    }
+    snprintf(key, ls + lr + lv, "%s\x1f%s\x1f%s", in->sender, in->receiver, in->service);
+    hub_flows_sum_t *f = hub_map_get(sums->by_key, key);
+    if (!f && (f = hub_flows_sum_new(sums->by_key, key, in->sender, in->receiver, in->service))) {
+        f->info.minute = in->minute;
+        f->info.hour = in->hour;
+    }
+    free(key);
+    if (!f) {
+        sums->oom = true;
+        return;
+    }
+    f->info.accepted += in->accepted;
+    f->info.refused += in->refused;
+    f->info.delivered += in->delivered;
+    f->info.settled += in->settled;
+    f->info.dead_lettered += in->dead_lettered;
+    f->info.bytes += in->bytes;
+    if (in->first_at_us && (!f->info.first_at_us || in->first_at_us < f->info.first_at_us))
+        f->info.first_at_us = in->first_at_us;
+    if (in->last_at_us > f->info.last_at_us)
+        f->info.last_at_us = in->last_at_us;
+    for (size_t i = 0; i < in->n_refusals; i++)
+        hub_flows_sum_refusal(f, in->refusals[i].outcome, in->refusals[i].count);
+}
+
+void hub_flows_sum_free(void *sum)
+{
+    hub_flows_sum_t *f = sum;
+    if (!f)
+        return;
+    free(f->names);
+    free(f);
 }

@@ -60,6 +60,7 @@
 #ifndef HUB_FLOWS_H
 #define HUB_FLOWS_H
 
+#include "hub_map.h"
 #include "hub_metrics.h"
 
 #include <stdbool.h>
@@ -169,5 +170,38 @@ typedef struct {
  * oldest first (seconds without traffic are zero). */
 void hub_flows_throughput(const hub_flows_t *self, uint64_t now_us,
                           hub_flows_tick_t out[HUB_FLOWS_THROUGHPUT_S]);
+
+/* Flows counted elsewhere: code that keeps flows this module did not count
+ * (other nodes' rows, sums over several nodes) holds each in a
+ * hub_flows_sum_t, the values of a hub_map under keys of its own. */
+#define HUB_FLOWS_SUM_REFUSALS 16 /* refusal outcomes a sum keeps; "other" collects the rest */
+typedef struct {
+    hub_flows_info_t info; /* names into names, refusals into refusals; the rest the caller's */
+    char *names;
+    hub_flows_refusal_t refusals[HUB_FLOWS_SUM_REFUSALS];
+    char outcomes[HUB_FLOWS_SUM_REFUSALS][HUB_FLOWS_OUTCOME_MAX + 1];
+} hub_flows_sum_t;
+
+/* A new sum, with copies of the names and zero counts, put in map under
+ * key (which the map copies; the caller has checked that it is not there).
+ * NULL when memory is short. */
+hub_flows_sum_t *hub_flows_sum_new(hub_map_t *map, const char *key, const char *sender,
+                                   const char *receiver, const char *service);
+/* Adds n to the sum's count of outcome. */
+void hub_flows_sum_refusal(hub_flows_sum_t *sum, const char *outcome, uint64_t n);
+/* Frees a sum: the free_value of hub_map_destroy_all(). */
+void hub_flows_sum_free(void *sum);
+
+/* Flows added up over several nodes: sums by "sender\x1freceiver\x1fservice"
+ * in by_key. oom is set when memory was short (a flow is then missing). */
+typedef struct {
+    hub_map_t *by_key;
+    bool oom;
+} hub_flows_sums_t;
+
+/* A hub_flows_visit adding the flow's lifetime counts and refusals to the
+ * sum of its triple in user (a hub_flows_sums_t); the first flow of a
+ * triple also gives the sum its windows. */
+void hub_flows_sums_add(const hub_flows_info_t *flow, void *user);
 
 #endif

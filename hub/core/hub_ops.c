@@ -151,6 +151,14 @@ double hub_ops__age_s(uint64_t now_us, uint64_t then_us)
     return then_us && now_us > then_us ? (double)(now_us - then_us) / 1e6 : 0.0;
 }
 
+void hub_ops__flow_names_json(hub_jsonw_t *w, const char *sender, const char *receiver,
+                              const char *service)
+{
+    hub_jsonw_kv_str(w, "sender", sender);
+    hub_jsonw_kv_str(w, "receiver", receiver);
+    hub_jsonw_kv_str(w, "service", service);
+}
+
 /* ---- source snapshots -------------------------------------------------- */
 
 static char *ops__dup(const char *s)

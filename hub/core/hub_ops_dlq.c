@@ -41,9 +41,7 @@ static void ops_dlq__dead_json(hub_jsonw_t *w, const hub_store_dead_t *d)
 {
     hub_jsonw_kv_u64(w, "seq", d->msg.seq);
     hub_jsonw_kv_str(w, "message_id", d->msg.message_id);
-    hub_jsonw_kv_str(w, "sender", d->msg.sender);
-    hub_jsonw_kv_str(w, "receiver", d->msg.receiver);
-    hub_jsonw_kv_str(w, "service", d->msg.service);
+    hub_ops__flow_names_json(w, d->msg.sender, d->msg.receiver, d->msg.service);
     hub_jsonw_kv_str(w, "reason", d->reason);
     hub_jsonw_kv_u64(w, "attempts", d->msg.attempts);
     hub_jsonw_kv_u64(w, "accepted_at_us", d->msg.accepted_at_us);

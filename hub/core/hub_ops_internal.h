@@ -115,6 +115,10 @@ int hub_ops__cmp_queue(const void *a, const void *b);
 void hub_ops__error(hub_http_response_t *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void hub_ops__figures(hub_ops_t *self, hub_ops__figures_t *f);
+/* The names of a flow, as every list of the API gives them: "sender",
+ * "receiver" and "service" members of the object being written. */
+void hub_ops__flow_names_json(hub_jsonw_t *w, const char *sender, const char *receiver,
+                              const char *service);
 bool hub_ops__is_get(const hub_http_request_t *req);
 void hub_ops__members_free(hub_ops__members_t *ms);
 int hub_ops__members_snapshot(hub_ops_t *self, hub_ops__members_t *ms);

@@ -313,9 +313,7 @@ static void ops_routes__flow_json(const hub_flows_info_t *f, void *user)
 {
     hub_jsonw_t *w = user;
     hub_jsonw_object_begin(w);
-    hub_jsonw_kv_str(w, "sender", f->sender);
-    hub_jsonw_kv_str(w, "receiver", f->receiver);
-    hub_jsonw_kv_str(w, "service", f->service);
+    hub_ops__flow_names_json(w, f->sender, f->receiver, f->service);
     hub_jsonw_kv_u64(w, "accepted", f->accepted);
     hub_jsonw_kv_u64(w, "refused", f->refused);
     hub_jsonw_kv_u64(w, "delivered", f->delivered);
@@ -335,85 +333,10 @@ static void ops_routes__flow_json(const hub_flows_info_t *f, void *user)
     hub_jsonw_object_end(w);
 }
 
-/* Several nodes: one flow's counts added up over the nodes. */
-#define OPS_ROUTES__REFUSALS 16
-typedef struct {
-    hub_flows_info_t info; /* names into names; refusals into refusals */
-    char *names;
-    hub_flows_refusal_t refusals[OPS_ROUTES__REFUSALS];
-    char outcomes[OPS_ROUTES__REFUSALS][HUB_FLOWS_OUTCOME_MAX + 1];
-} ops_routes__flow_sum_t;
-
-typedef struct {
-    hub_map_t *by_key;
-    bool oom;
-} ops_routes__flow_sums_t;
-
-static void ops_routes__refusal_add(ops_routes__flow_sum_t *f, const char *outcome, uint64_t n)
-{
-    size_t i = 0;
-    while (i < f->info.n_refusals && strcmp(f->outcomes[i], outcome) != 0)
-        i++;
-    if (i == OPS_ROUTES__REFUSALS) {
-        i = OPS_ROUTES__REFUSALS - 1; /* the last kind collects the rest */
-        snprintf(f->outcomes[i], sizeof f->outcomes[i], "other");
-    } else if (i == f->info.n_refusals) {
-        snprintf(f->outcomes[i], sizeof f->outcomes[i], "%s", outcome);
-        f->refusals[i].count = 0;
-        f->info.n_refusals++;
-    }
-    f->refusals[i].outcome = f->outcomes[i];
-    f->refusals[i].count += n;
-}
-
-static void ops_routes__flow_sum(const hub_flows_info_t *in, void *user)
-{
-    ops_routes__flow_sums_t *sums = user;
-    size_t ls = strlen(in->sender) + 1, lr = strlen(in->receiver) + 1, lv = strlen(in->service) + 1;
-    char *key = malloc(ls + lr + lv);
-    if (!key) {
-        sums->oom = true;
-        return;
-    }
-    snprintf(key, ls + lr + lv, "%s\x1f%s\x1f%s", in->sender, in->receiver, in->service);
-    ops_routes__flow_sum_t *f = hub_map_get(sums->by_key, key);
-    if (!f) {
-        f = calloc(1, sizeof *f);
-        char *names = f ? malloc(ls + lr + lv) : NULL;
-        if (!names || hub_map_put(sums->by_key, key, f) != 0) {
-            free(names);
-            free(f);
-            free(key);
-            sums->oom = true;
-            return;
-        }
-        f->info.sender = memcpy(names, in->sender, ls);
-        f->info.receiver = memcpy(names + ls, in->receiver, lr);
-        f->info.service = memcpy(names + ls + lr, in->service, lv);
-        f->names = names;
-        f->info.minute = in->minute; /* the windows are the answering node's own */
-        f->info.hour = in->hour;
-        f->info.refusals = f->refusals;
-    }
-    free(key);
-    f->info.accepted += in->accepted;
-    f->info.refused += in->refused;
-    f->info.delivered += in->delivered;
-    f->info.settled += in->settled;
-    f->info.dead_lettered += in->dead_lettered;
-    f->info.bytes += in->bytes;
-    if (in->first_at_us && (!f->info.first_at_us || in->first_at_us < f->info.first_at_us))
-        f->info.first_at_us = in->first_at_us;
-    if (in->last_at_us > f->info.last_at_us)
-        f->info.last_at_us = in->last_at_us;
-    for (size_t i = 0; i < in->n_refusals; i++)
-        ops_routes__refusal_add(f, in->refusals[i].outcome, in->refusals[i].count);
-}
-
 static int ops_routes__cmp_flow_sum(const void *a, const void *b)
 {
-    const hub_flows_info_t *x = &(*(ops_routes__flow_sum_t *const *)a)->info;
-    const hub_flows_info_t *y = &(*(ops_routes__flow_sum_t *const *)b)->info;
+    const hub_flows_info_t *x = &(*(hub_flows_sum_t *const *)a)->info;
+    const hub_flows_info_t *y = &(*(hub_flows_sum_t *const *)b)->info;
     int c = strcmp(x->sender, y->sender);
     if (!c)
         c = strcmp(x->receiver, y->receiver);
@@ -459,15 +382,16 @@ static void ops_routes__cluster_list_end(hub_ops_t *self, hub_jsonw_t *w, uint64
  * others (and this node before its start) counted. */
 static void ops_routes__flows_cluster(hub_ops_t *self, uint64_t now, hub_http_response_t *resp)
 {
-    ops_routes__flow_sums_t sums = {hub_map_new(), false};
+    hub_flows_sums_t sums = {hub_map_new(), false};
     if (!sums.by_key) {
         hub_ops__error(resp, 500, "out of memory");
         return;
     }
-    hub_flows_foreach(self->flows, now, ops_routes__flow_sum, &sums);
-    self->src.flow_counts(self->src.ctx, ops_routes__flow_sum, &sums);
+    /* This node's flows first: their windows are the ones shown. */
+    hub_flows_foreach(self->flows, now, hub_flows_sums_add, &sums);
+    self->src.flow_counts(self->src.ctx, hub_flows_sums_add, &sums);
     size_t n = hub_map_size(sums.by_key), k = 0, cursor = 0;
-    ops_routes__flow_sum_t **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    hub_flows_sum_t **sorted = malloc((n ? n : 1) * sizeof *sorted);
     void *value;
     while (hub_map_next(sums.by_key, &cursor, NULL, &value))
         if (sorted)
@@ -483,13 +407,7 @@ static void ops_routes__flows_cluster(hub_ops_t *self, uint64_t now, hub_http_re
         hub_ops__error(resp, 500, "out of memory");
     }
     free(sorted);
-    cursor = 0;
-    while (hub_map_next(sums.by_key, &cursor, NULL, &value)) {
-        ops_routes__flow_sum_t *f = value;
-        free(f->names);
-        free(f);
-    }
-    hub_map_destroy(&sums.by_key);
+    hub_map_destroy_all(&sums.by_key, hub_flows_sum_free);
 }
 
 void hub_ops__route_flows(hub_ops_t *self, const hub_http_request_t *req, hub_http_response_t *resp)
@@ -511,9 +429,7 @@ static void ops_routes__exchange_json(const hub_flows_exchange_t *x, void *user)
     hub_jsonw_t *w = user;
     hub_jsonw_object_begin(w);
     hub_jsonw_kv_str(w, "message_id", x->message_id);
-    hub_jsonw_kv_str(w, "sender", x->sender);
-    hub_jsonw_kv_str(w, "receiver", x->receiver);
-    hub_jsonw_kv_str(w, "service", x->service);
+    hub_ops__flow_names_json(w, x->sender, x->receiver, x->service);
     hub_jsonw_kv_str(w, "outcome", x->outcome);
     hub_jsonw_kv_u64(w, "bytes", x->bytes);
     hub_jsonw_kv_u64(w, "at_us", x->at_us);

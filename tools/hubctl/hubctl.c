@@ -183,12 +183,11 @@ static int cmd_ping(const char *config_path, int argc, char **argv)
 {
     const char *target = NULL;
     long count = 1, timeout_ms = 3000;
+    const ctl_num_opt_t nums[] = {{"--count", &count}, {"--timeout", &timeout_ms}, {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--count") && i + 1 < argc)
-            count = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
-            timeout_ms = strtol(argv[++i], NULL, 10);
-        else if (!target && argv[i][0] != '-')
+        if (ctl_num_take(nums, argc, argv, &i))
+            continue;
+        if (!target && argv[i][0] != '-')
             target = argv[i];
         else {
             fprintf(stderr, "hubctl ping: unexpected argument '%s'\n", argv[i]);
@@ -247,12 +246,11 @@ static int cmd_request(const char *config_path, int argc, char **argv)
                               {"--data-file", &data_file},
                               {"--content-type", &content_type},
                               {NULL, NULL}};
+    const ctl_num_opt_t nums[] = {{"--timeout", &timeout_ms}, {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
-        if (ctl_opt_take(opts, argc, argv, &i))
+        if (ctl_opt_take(opts, argc, argv, &i) || ctl_num_take(nums, argc, argv, &i))
             continue;
-        if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
-            timeout_ms = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--online-only"))
+        if (!strcmp(argv[i], "--online-only"))
             flags |= ADP_ONLINE_ONLY;
         else if (argv[i][0] != '-' && !receiver)
             receiver = argv[i];

@@ -1,6 +1,7 @@
 #include "hubctl_ops.h"
 #include "hubctl_config.h"
 #include "hubctl_i18n.h"
+#include "hubctl_opts.h"
 #include "adp.h"
 #include "hub_buf.h"
 #include "hub_conf.h"
@@ -660,13 +661,12 @@ static int cmd_flows(ctl_ops_config_t *cfg, int argc, char **argv)
 {
     bool watch = false;
     long interval_s = 2, count = 0;
+    const ctl_num_opt_t nums[] = {{"--interval", &interval_s}, {"--count", &count}, {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
+        if (ctl_num_take(nums, argc, argv, &i))
+            continue;
         if (!strcmp(argv[i], "--watch"))
             watch = true;
-        else if (!strcmp(argv[i], "--interval") && i + 1 < argc)
-            interval_s = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--count") && i + 1 < argc)
-            count = strtol(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "hubctl flows: unexpected argument '%s' "
                             "(options: --watch [--interval S] [--count N], --json)\n",
@@ -939,6 +939,21 @@ static int ctl_post(ctl_ops_config_t *cfg, const char *path, const char *token, 
     return CTL_OK;
 }
 
+/* POSTs action (replay, purge) for dead letter seq; when it worked, says
+ * "<done> dead letter SEQ<more>" (done NULL, or --json: nothing). */
+static int ctl_dlq_act(ctl_ops_config_t *cfg, const char *token, unsigned long long seq,
+                       const char *action, const char *done, const char *more)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/dlq/%llu/%s", seq, action);
+    json_t *res;
+    int status = ctl_post(cfg, path, token, &res);
+    if (status == CTL_OK && done && !cfg->json)
+        printf("%s dead letter %llu%s\n", done, seq, more);
+    json_decref(res);
+    return status;
+}
+
 static int ctl_dlq_replay(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
 {
     unsigned long long seq;
@@ -967,13 +982,10 @@ static int ctl_dlq_replay(ctl_ops_config_t *cfg, const char *token, int argc, ch
                 unsigned long long s =
                     (unsigned long long)json_integer_value(json_object_get(d, "seq"));
                 after = s;
-                snprintf(path, sizeof path, "/api/v1/dlq/%llu/replay", s);
-                json_t *res;
-                if (ctl_post(&quiet, path, token, &res) == CTL_OK)
+                if (ctl_dlq_act(&quiet, token, s, "replay", NULL, NULL) == CTL_OK)
                     replayed++;
                 else
                     failed++;
-                json_decref(res);
             }
             json_decref(j);
         }
@@ -986,14 +998,8 @@ static int ctl_dlq_replay(ctl_ops_config_t *cfg, const char *token, int argc, ch
         fprintf(stderr, "hubctl dlq replay: usage: hubctl dlq replay SEQ | --all\n");
         return CTL_USAGE;
     }
-    char path[128];
-    snprintf(path, sizeof path, "/api/v1/dlq/%llu/replay", seq);
-    json_t *res;
-    int status = ctl_post(cfg, path, token, &res);
-    if (status == CTL_OK && !cfg->json)
-        printf("replayed dead letter %llu: it is queued for its receiver again\n", seq);
-    json_decref(res);
-    return status;
+    return ctl_dlq_act(cfg, token, seq, "replay", "replayed",
+                       ": it is queued for its receiver again");
 }
 
 static int ctl_dlq_purge(ctl_ops_config_t *cfg, const char *token, int argc, char **argv)
@@ -1020,13 +1026,7 @@ static int ctl_dlq_purge(ctl_ops_config_t *cfg, const char *token, int argc, cha
                 "hubctl dlq purge: usage: hubctl dlq purge SEQ | --older-than DURATION\n");
         return CTL_USAGE;
     }
-    snprintf(path, sizeof path, "/api/v1/dlq/%llu/purge", seq);
-    json_t *res;
-    int status = ctl_post(cfg, path, token, &res);
-    if (status == CTL_OK && !cfg->json)
-        printf("purged dead letter %llu\n", seq);
-    json_decref(res);
-    return status;
+    return ctl_dlq_act(cfg, token, seq, "purge", "purged", "");
 }
 
 static int cmd_dlq(ctl_ops_config_t *cfg, int argc, char **argv)
@@ -1299,39 +1299,33 @@ static int cmd_probe(ctl_ops_config_t *cfg, int argc, char **argv)
     size_t n_targets = 0;
     if (!targets)
         return CTL_FAIL;
+    const ctl_num_opt_t nums[] = {
+        {"--parallel", &parallel}, {"--timeout", &timeout_ms}, {NULL, NULL}};
+    const ctl_opt_t opts[] = {{"--junit", &junit}, {NULL, NULL}};
     for (int i = 0; i < argc; i++) {
+        if (ctl_num_take(nums, argc, argv, &i) || ctl_opt_take(opts, argc, argv, &i))
+            continue;
         if (!strcmp(argv[i], "--all"))
             all = true;
-        else if (!strcmp(argv[i], "--parallel") && i + 1 < argc)
-            parallel = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
-            timeout_ms = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--junit") && i + 1 < argc)
-            junit = argv[++i];
         else if (argv[i][0] != '-' && hub_member_id_valid(argv[i]))
             targets[n_targets++] = strdup(argv[i]);
         else {
             fprintf(stderr, "hubctl probe: bad argument '%s'\n", argv[i]);
-            for (size_t k = 0; k < n_targets; k++)
-                free(targets[k]);
-            free(targets);
+            probe_free_targets(targets, n_targets);
             return CTL_USAGE;
         }
     }
-    if ((all == (n_targets > 0)) || parallel < 1 || parallel > 64 || timeout_ms < 1) {
-        static const char why[] = "usage: hubctl probe --all | MEMBER-ID... [--parallel N "
-                                  "(1-64)] [--timeout MS] [--junit FILE]";
-        fprintf(stderr, "hubctl probe: %s\n", why);
-        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, why);
-        probe_free_targets(targets, n_targets);
-        return CTL_USAGE;
-    }
-    if (!cfg->conf.member.hub_endpoint[0] || !cfg->conf.member.hub_key_file[0] ||
-        !cfg->conf.member.member_key_file[0]) {
-        static const char why[] = "the config must set hub_endpoint, hub_key_file and "
-                                  "member_key_file (probe pings through the hub as a member)";
-        fprintf(stderr, "hubctl probe: %s\n", why);
-        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, why);
+    const char *problem = NULL;
+    if ((all == (n_targets > 0)) || parallel < 1 || parallel > 64 || timeout_ms < 1)
+        problem = "usage: hubctl probe --all | MEMBER-ID... [--parallel N (1-64)] [--timeout MS] "
+                  "[--junit FILE]";
+    else if (!cfg->conf.member.hub_endpoint[0] || !cfg->conf.member.hub_key_file[0] ||
+             !cfg->conf.member.member_key_file[0])
+        problem = "the config must set hub_endpoint, hub_key_file and member_key_file (probe pings "
+                  "through the hub as a member)";
+    if (problem) {
+        fprintf(stderr, "hubctl probe: %s\n", problem);
+        probe_junit_failed_start(junit, cfg, targets, n_targets, PROBE_ERROR, problem);
         probe_free_targets(targets, n_targets);
         return CTL_USAGE;
     }
@@ -1474,6 +1468,16 @@ void hubctl_ops_usage(FILE *out)
             "   for English; members shows agency names from the hub's members_file)\n");
 }
 
+/* The commands of this file, by name. */
+static const struct {
+    const char *name;
+    int (*run)(ctl_ops_config_t *cfg, int argc, char **argv);
+} ctl_ops_cmds[] = {
+    {"status", cmd_status}, {"members", cmd_members},         {"flows", cmd_flows},
+    {"queues", cmd_queues}, {"delegations", cmd_delegations}, {"dlq", cmd_dlq},
+    {"probe", cmd_probe},
+};
+
 int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **argv)
 {
     ctl_ops_config_t cfg;
@@ -1492,22 +1496,10 @@ int hubctl_ops_main(const char *config_path, const char *cmd, int argc, char **a
         return CTL_USAGE;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (!strcmp(cmd, "status"))
-        status = cmd_status(&cfg, n, args);
-    else if (!strcmp(cmd, "members"))
-        status = cmd_members(&cfg, n, args);
-    else if (!strcmp(cmd, "flows"))
-        status = cmd_flows(&cfg, n, args);
-    else if (!strcmp(cmd, "queues"))
-        status = cmd_queues(&cfg, n, args);
-    else if (!strcmp(cmd, "delegations"))
-        status = cmd_delegations(&cfg, n, args);
-    else if (!strcmp(cmd, "dlq"))
-        status = cmd_dlq(&cfg, n, args);
-    else if (!strcmp(cmd, "probe"))
-        status = cmd_probe(&cfg, n, args);
-    else
-        status = CTL_USAGE;
+    status = CTL_USAGE;
+    for (size_t i = 0; i < sizeof ctl_ops_cmds / sizeof ctl_ops_cmds[0]; i++)
+        if (!strcmp(cmd, ctl_ops_cmds[i].name))
+            status = ctl_ops_cmds[i].run(&cfg, n, args);
     curl_global_cleanup();
     free(args);
     return status;

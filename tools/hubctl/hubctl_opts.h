@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -43,6 +44,30 @@ static inline bool ctl_opt_take(const ctl_opt_t *opts, int argc, char **argv, in
         return false;
     *value = argv[++*i];
     return true;
+}
+
+/* Options that take a whole number, the same way:
+ *
+ *     const ctl_num_opt_t nums[] = {{"--count", &count}, {NULL, NULL}};
+ *
+ * The value is read with strtol (base 10); the command checks its range. */
+typedef struct {
+    const char *name; /* "--count" */
+    long *value;      /* where its value goes */
+} ctl_num_opt_t;
+
+/* ctl_opt_take for nums. */
+static inline bool ctl_num_take(const ctl_num_opt_t *nums, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc)
+        return false;
+    for (const ctl_num_opt_t *o = nums; o->name; o++) {
+        if (!strcmp(argv[*i], o->name)) {
+            *o->value = strtol(argv[++*i], NULL, 10);
+            return true;
+        }
+    }
+    return false;
 }
 
 #endif

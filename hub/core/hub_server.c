@@ -456,7 +456,7 @@ static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user
  * found by a kick after a send) and work done by timers run before the poll;
  * with the check alone their deliveries waited in the loop until the next
  * wake-up (the next frame, a finished commit or a timer: up to 100 ms), which
- * cost the durable one-in-flight round trip ~20% of its rate (BENCHMARKS.md,
+ * cost the durable one-in-flight round trip ~15% of its rate (BENCHMARKS.md,
  * "Single-in-flight latency"). */
 static void server__end_of_turn(hub_server_t *self)
 {

@@ -376,6 +376,7 @@ struct hub_server {
     uv_timer_t retry_timer;      /* offers them again every HUB__RETRY_MS */
     uv_timer_t held_timer;       /* sends receipts held too long on their own */
     uv_check_t end_of_turn;      /* flush, receipts, commit: once per loop turn */
+    uv_prepare_t before_sleep;   /* the same, before the loop blocks (idle reads, timers) */
 
     /* Group commit. */
     core__pending_t *pending;

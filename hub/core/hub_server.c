@@ -442,15 +442,24 @@ static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user
     /* What this turn enqueued leaves at its end (server__on_end_of_turn). */
 }
 
-/* The end of every loop turn (redis's beforeSleep), once, whichever
- * handlers ran in it (frames read, timers, a commit done, an operator's
- * replay): they only enqueue; here ACK-only receipts are moved to the
- * Deliveries frames they ride in, the turn's deliveries are flushed, the
- * other receipts sent (after the deliveries: the receiver's copy is what a
- * round trip waits for), and a group commit of what is pending starts. */
-static void server__on_end_of_turn(uv_check_t *check)
+/* The end of every loop turn (redis's beforeSleep), whichever handlers ran
+ * in it (frames read, timers, a commit done, an operator's replay): they
+ * only enqueue; here ACK-only receipts are moved to the Deliveries frames
+ * they ride in, the turn's deliveries are flushed, the other receipts sent
+ * (after the deliveries: the receiver's copy is what a round trip waits
+ * for), and a group commit of what is pending starts.
+ *
+ * It runs twice a turn, which costs nothing when nothing was enqueued: as
+ * a uv_check_t, after the I/O callbacks, and as a uv_prepare_t, right before
+ * the loop blocks for I/O. The second is what redis's beforeSleep is: frames
+ * read by the watcher's uv_idle_t (input left over from an earlier read, or
+ * found by a kick after a send) and work done by timers run before the poll;
+ * with the check alone their deliveries waited in the loop until the next
+ * wake-up (the next frame, a finished commit or a timer: up to 100 ms), which
+ * cost the durable one-in-flight round trip ~15% of its rate (BENCHMARKS.md,
+ * "Single-in-flight latency"). */
+static void server__end_of_turn(hub_server_t *self)
 {
-    hub_server_t *self = check->data;
     send__turn_receipts_hold(self);
     send__flush_all(self);
     /* Every delivery that borrowed frame bytes has been encoded. */
@@ -463,6 +472,16 @@ static void server__on_end_of_turn(uv_check_t *check)
         server_ops__replay_drained(self); /* no retry came: read again */
     if (!self->stopping)
         commit__start(self);
+}
+
+static void server__on_end_of_turn(uv_check_t *check)
+{
+    server__end_of_turn(check->data);
+}
+
+static void server__on_before_sleep(uv_prepare_t *prepare)
+{
+    server__end_of_turn(prepare->data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -967,6 +986,9 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     uv_check_init(loop, &self->end_of_turn);
     self->end_of_turn.data = self;
     uv_check_start(&self->end_of_turn, server__on_end_of_turn);
+    uv_prepare_init(loop, &self->before_sleep);
+    self->before_sleep.data = self;
+    uv_prepare_start(&self->before_sleep, server__on_before_sleep);
     uint64_t period = cfg->heartbeat_ms / 2 > 100 ? 100 : cfg->heartbeat_ms / 2;
     uv_timer_start(&self->housekeeping, server__housekeeping, period, period);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,
@@ -1012,6 +1034,7 @@ static void server__close_handles(hub_server_t *self)
     uv_close((uv_handle_t *)&self->retry_timer, NULL);
     uv_close((uv_handle_t *)&self->commit_timer, NULL);
     uv_close((uv_handle_t *)&self->end_of_turn, NULL);
+    uv_close((uv_handle_t *)&self->before_sleep, NULL);
     uv_close((uv_handle_t *)&self->cert_timer, NULL);
     cluster__close(self);
     uv_signal_t *sigs[] = {&self->sig_term, &self->sig_int, &self->sig_hup, &self->sig_usr1,

@@ -439,6 +439,11 @@ struct hub_server {
      * end; otherwise its memory is reused by the next frame). */
     hub_arena_t turn_arena;
     size_t turn_lent_bytes; /* frame bytes kept for deliveries this turn */
+    /* Batch frames read in place (server__batch_view) whose envelopes a
+     * delivery borrows: the received ZeroMQ messages themselves, closed at
+     * the end of the turn after the flush, as the arena is reset. */
+    zmq_msg_t *turn_msgs;
+    size_t turn_msgs_n, turn_msgs_cap;
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;
 };
@@ -647,6 +652,10 @@ void admit__request_loaded(const hub_store_request_t *sr, void *user);
 void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uint8_t *bytes,
                            size_t len, core__receipts_t *receipts);
 const char *admit__signature_problem(int rc, bool has_key);
+/* bytes decoded in place (payload and signature point into them), in the
+ * arena; NULL when they are not in the plain shape SDKs encode: decode with
+ * protobuf-c then (hub_envelope_decode_in), which gives the same result. */
+hub_envelope_t *admit__envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
 
 /* hub_meta.c */
 int meta__metaservice(hub_server_t *self, core__member_t *caller, const hub_envelope_t *env,

@@ -340,6 +340,10 @@ struct hub_server {
     void *zap;
     hub_zsock_t *router_watch;
     hub_zsock_t *zap_watch;
+    /* A send on the ROUTER may have consumed the edge of its ZMQ_FD: look at
+     * ZMQ_EVENTS once at the end of the turn (hub_zsock_kick), not after
+     * every frame. */
+    bool router_kick_due;
     hub_keydir_t *keys;
     hub_keypair_t own_key;
     hub_policy_t *policy;     /* NULL: no policy_file, everything allowed (development) */
@@ -562,6 +566,10 @@ bool send__refusal_log_ok(hub_server_t *self, core__member_t *m);
 void send__error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
                      const char *reason);
 int send__frame(hub_server_t *self, core__member_t *m, hub_frame_t *frame);
+/* A Deliveries frame of items[0..n) and rec (NULL: none), packed into msg
+ * (initialised here; 0 or HUB_ENOMEM) as protobuf-c would pack it. */
+int send__deliveries_pack(const core__outitem_t *items, size_t n, const Lth__V1__Receipts *rec,
+                          zmq_msg_t *msg);
 void send__turn_receipts_hold(hub_server_t *self);
 void send__turn_receipts_send(hub_server_t *self);
 uint64_t send__waiting(const core__member_t *m);

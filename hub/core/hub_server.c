@@ -579,6 +579,11 @@ static void server__on_end_of_turn(uv_check_t *check)
         server_ops__replay_drained(self); /* no retry came: read again */
     if (!self->stopping)
         commit__start(self);
+    /* Once for all the sends of this turn (send__frame). */
+    if (self->router_kick_due) {
+        self->router_kick_due = false;
+        hub_zsock_kick(self->router_watch);
+    }
 }
 
 /* ------------------------------------------------------------------------ */

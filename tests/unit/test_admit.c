@@ -423,10 +423,82 @@ START_TEST(test_envelope_view_reads_what_protobuf_c_reads)
 }
 END_TEST
 
+/* The Deliveries frames the hub encodes by hand (send__deliveries_pack)
+ * are the bytes protobuf-c packs for the same frame. */
+START_TEST(test_deliveries_packed_as_protobuf_c_packs)
+{
+    static uint8_t envs[3][20000];
+    for (size_t i = 0; i < sizeof envs; i++)
+        ((uint8_t *)envs)[i] = (uint8_t)(i * 31);
+    core__outitem_t items[5];
+    memset(items, 0, sizeof items);
+    size_t lens[] = {1100, 100, 0, 20000, 127};
+    uint64_t seqs[] = {0, 1, 300, 1ull << 40, 127};
+    for (int i = 0; i < 5; i++) {
+        items[i].seq = seqs[i];
+        items[i].attempt = (uint32_t)(i == 2 ? 0 : i * 70 + 1);
+        items[i].bytes = envs[i % 3];
+        items[i].len = lens[i];
+        items[i].has_sign_key = i % 2 == 0;
+        memset(items[i].sign_key, 0x40 + i, sizeof items[i].sign_key);
+    }
+    Lth__V1__Ack acks[3], *ack_ptrs[3];
+    char ack_ids[3][HUB_UUID_LEN + 1];
+    for (int i = 0; i < 3; i++) {
+        lth__v1__ack__init(&acks[i]);
+        hub_uuid_new(ack_ids[i]);
+        acks[i].message_id = ack_ids[i];
+        acks[i].hub_seq = (uint64_t)i * 1000;
+        ack_ptrs[i] = &acks[i];
+    }
+    Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+    rec.acks = ack_ptrs;
+    rec.n_acks = 3;
+    for (size_t n = 0; n <= 5; n++) {
+        for (int with_rec = 0; with_rec < 2; with_rec++) {
+            Lth__V1__DeliveredEnvelope d[5], *dp[5];
+            for (size_t i = 0; i < n; i++) {
+                lth__v1__delivered_envelope__init(&d[i]);
+                d[i].hub_seq = items[i].seq;
+                d[i].attempt = items[i].attempt;
+                d[i].envelope.data = items[i].len ? (uint8_t *)items[i].bytes : NULL;
+                d[i].envelope.len = items[i].len;
+                if (items[i].has_sign_key) {
+                    d[i].sender_sign_key.data = items[i].sign_key;
+                    d[i].sender_sign_key.len = sizeof items[i].sign_key;
+                }
+                dp[i] = &d[i];
+            }
+            Lth__V1__Deliveries dl = LTH__V1__DELIVERIES__INIT;
+            dl.items = dp;
+            dl.n_items = n;
+            dl.receipts = with_rec ? &rec : NULL;
+            hub_frame_t frame = LTH__V1__FRAME__INIT;
+            frame.protocol_version = HUB_PROTOCOL_VERSION;
+            frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+            frame.deliveries = &dl;
+            size_t want_len = lth__v1__frame__get_packed_size(&frame);
+            uint8_t *want = malloc(want_len);
+            ck_assert_ptr_nonnull(want);
+            lth__v1__frame__pack(&frame, want);
+            zmq_msg_t msg;
+            ck_assert_int_eq(send__deliveries_pack(items, n, with_rec ? &rec : NULL, &msg), 0);
+            ck_assert_uint_eq(zmq_msg_size(&msg), want_len);
+            ck_assert_msg(!memcmp(zmq_msg_data(&msg), want, want_len),
+                          "%zu items%s: not the bytes protobuf-c packs", n,
+                          with_rec ? " and receipts" : "");
+            zmq_msg_close(&msg);
+            free(want);
+        }
+    }
+}
+END_TEST
+
 TK_MAIN("admit",
         TK_CASE("admit", setup, teardown, 30, test_not_an_envelope,
                 test_sender_must_be_the_connection, test_unknown_receiver,
                 test_online_only_to_an_offline_receiver, test_unsigned_is_refused_before_the_store,
                 test_rate_check, test_queued_is_acked_only_after_the_commit,
                 test_bad_signature_is_not_committed,
-                test_envelope_view_reads_what_protobuf_c_reads))
+                test_envelope_view_reads_what_protobuf_c_reads,
+                test_deliveries_packed_as_protobuf_c_packs))

@@ -133,12 +133,11 @@ static int admit__req_rehash(core__requests_t *t)
     return 0;
 }
 
-/* Adds req (its id not yet in the table). */
-static int admit__req_put(core__requests_t *t, admit__request_t *req)
+/* Adds req (its id, whose hash is given, not yet in the table). */
+static int admit__req_put(core__requests_t *t, admit__request_t *req, uint64_t hash)
 {
     if ((t->used + 1) * 10 >= t->cap * 7 && admit__req_rehash(t) != 0)
         return HUB_ENOMEM;
-    uint64_t hash = admit__req_hash(t, req->id);
     size_t mask = t->cap - 1;
     size_t i = hash & mask;
     while (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
@@ -174,20 +173,15 @@ static void admit__request_forget(hub_server_t *self, admit__reqslot_t *slot)
     free(req);
 }
 
-/* Tracks a request the hub is about to accept. Returns 0, or a NACK code
- * with a sentence in *why when the sender has too many unanswered. */
-static int admit__remember_request(hub_server_t *self, const char *message_id, const char *sender,
-                                   const char *receiver, const char *purpose, uint64_t ttl_ms,
-                                   bool durable, const char **why)
+/* Tracks a request from s to r the hub is about to accept. Returns 0, or a
+ * NACK code with a sentence in *why when the sender has too many
+ * unanswered. */
+static int admit__remember_request_of(hub_server_t *self, const char *message_id,
+                                      core__member_t *s, core__member_t *r, const char *purpose,
+                                      uint64_t ttl_ms, bool durable, const char **why)
 {
-    core__member_t *s = members__member(self, sender);
-    core__member_t *r = members__member(self, receiver);
-    if (!s || !r) {
-        *why = "the hub is out of memory; send again later";
-        return LTH__V1__NACK_CODE__NACK_INTERNAL;
-    }
-    admit__reqslot_t *old_slot =
-        admit__req_find(self->requests, message_id, admit__req_hash(self->requests, message_id));
+    uint64_t hash = admit__req_hash(self->requests, message_id);
+    admit__reqslot_t *old_slot = admit__req_find(self->requests, message_id, hash);
     admit__request_t *old = old_slot ? old_slot->req : NULL;
     if (old && old->sender == s->id && old->receiver == r->id) {
         old->durable |= durable; /* a re-send: same request */
@@ -219,10 +213,10 @@ static int admit__remember_request(hub_server_t *self, const char *message_id, c
     req->purpose = purpose;
     req->durable = durable;
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
-    snprintf(req->id, sizeof req->id, "%s", message_id);
+    core__copy_str(req->id, sizeof req->id, message_id);
     if (old)
         admit__request_forget(self, old_slot);
-    if (admit__req_put(self->requests, req) != 0) {
+    if (admit__req_put(self->requests, req, hash) != 0) {
         free(req);
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
@@ -230,6 +224,20 @@ static int admit__remember_request(hub_server_t *self, const char *message_id, c
     s->open_requests++;
     self->open_requests_total++;
     return 0;
+}
+
+/* The same by member ids. */
+static int admit__remember_request(hub_server_t *self, const char *message_id, const char *sender,
+                                   const char *receiver, const char *purpose, uint64_t ttl_ms,
+                                   bool durable, const char **why)
+{
+    core__member_t *s = members__member(self, sender);
+    core__member_t *r = members__member(self, receiver);
+    if (!s || !r) {
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    return admit__remember_request_of(self, message_id, s, r, purpose, ttl_ms, durable, why);
 }
 
 /* Decides whether a reply may pass: 0 with the request it answers in *out,
@@ -269,7 +277,7 @@ static void admit__request_answered(hub_server_t *self, admit__request_t *req, c
 {
     if (req->answer_id[0])
         return;
-    snprintf(req->answer_id, sizeof req->answer_id, "%s", reply_id);
+    core__copy_str(req->answer_id, sizeof req->answer_id, reply_id);
     /* Answered: kept only long enough to accept a re-send of this reply
      * and refuse any other, not for the rest of the request's TTL (a day,
      * for queued ones): the table would fill with answered requests. */
@@ -722,9 +730,9 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
             goto done;
         }
         if (env->kind == LTH__V1__KIND__KIND_REQUEST && !remote) {
-            const char *why;
-            int code = admit__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
-                                               env->ttl_ms, false, &why);
+            const char *why; /* env->sender is sender->id (checked above) */
+            int code = admit__remember_request_of(self, env->message_id, sender, rcv, purpose,
+                                                  env->ttl_ms, false, &why);
             if (code != 0) {
                 send__receipt_nack(self, receipts, mid, code, "%s", why);
                 goto done;
@@ -849,8 +857,8 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
         (void)hub_envelope_digest(env, p.msg.digest);
     if (env->kind == LTH__V1__KIND__KIND_REQUEST) {
         const char *why;
-        int code = admit__remember_request(self, env->message_id, env->sender, rcv->id, purpose,
-                                           env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
+        int code = admit__remember_request_of(self, env->message_id, sender, rcv, purpose,
+                                              env->ttl_ms ? env->ttl_ms : ttl_ms, true, &why);
         if (code != 0) {
             free(p.bytes);
             send__receipt_nack(self, receipts, mid, code, "%s", why);

@@ -328,6 +328,16 @@ typedef struct {
     size_t pruned;
 } core__commit_t;
 
+/* Online-only messages of one flow accepted one after the other (a Batch's
+ * run), counted in the flows at once (outcome__passed_flush). */
+typedef struct {
+    const char *sender;   /* interned member id; NULL: nothing counted */
+    const char *receiver; /* interned member id */
+    char service[HUB_STORE_NAME_MAX + 1]; /* as the envelopes name it */
+    const char *label;    /* service (above) or "_unlisted" (members__service_label) */
+    uint64_t n, bytes, now_us;
+} core__passed_t;
+
 typedef struct cluster__cluster core__cluster_t; /* hub_cluster.c */
 typedef struct admit__requests core__requests_t; /* hub_admit.c */
 
@@ -407,6 +417,7 @@ struct hub_server {
 
     hub_metrics_t *metrics;
     hub_flows_t *flows;
+    core__passed_t passed; /* flows of online-only messages not yet counted */
     hub_ops_t *ops; /* the operator HTTP endpoint, or NULL */
     hub_ops_source_t ops_source;
     uint64_t audit_seq;       /* copied from the worker after each commit */
@@ -616,6 +627,9 @@ void outcome__refused(hub_server_t *self, core__receipts_t *r, const char *messa
                       const char *reason);
 void outcome__accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
                        size_t len, const core__evidence_t *ev, const char *outcome, bool delivered);
+/* Counts in the flows the online-only messages outcome__accepted gathered:
+ * at the end of each Batch and of each loop turn. */
+void outcome__passed_flush(hub_server_t *self);
 void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy);
 void outcome__delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
                         const char *why, bool flows);

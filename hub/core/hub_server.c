@@ -192,6 +192,7 @@ static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V
         admit__route_envelope(self, m, e->data, e->len, &receipts);
     }
     receipts.item = 0;
+    outcome__passed_flush(self); /* the flows are up to date between frames */
     self->turn_envelopes += batch->n_envelopes;
     if (limited) {
         char summary[HUB__WHY_MAX + 64];
@@ -566,6 +567,7 @@ static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user
 static void server__on_end_of_turn(uv_check_t *check)
 {
     hub_server_t *self = check->data;
+    outcome__passed_flush(self);
     send__turn_receipts_hold(self);
     send__flush_all(self);
     /* Every delivery that borrowed frame bytes has been encoded. */

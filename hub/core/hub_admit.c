@@ -103,6 +103,45 @@ static admit__reqslot_t *admit__req_find(const core__requests_t *t, const char *
     }
 }
 
+/* Fetching ahead (server__on_batch): the table's slot for the id an
+ * envelope will be looked up by, then the request in it, are brought into
+ * the cache while the envelopes before it are admitted. The table holds
+ * the answered requests of the last 35 s (a million at 30,000 requests a
+ * second), so each look-up otherwise waits for memory: the profile had
+ * admit__req_find at a fifth of the loop thread, nearly all of it the
+ * first load of the slot. */
+uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len)
+{
+    /* The id: correlation_id (field 2) when set (a reply), else
+     * message_id (field 1); clients encode both first. */
+    const uint8_t *p = bytes, *end = bytes ? bytes + len : NULL, *value, *id = NULL;
+    uint32_t field;
+    size_t n, id_len = 0;
+    for (int k = 0; k < 2 && hub_pb_next(&p, end, &field, &value, &n); k++) {
+        if (value && n && (field == 1 || field == 2)) {
+            id = value;
+            id_len = n;
+        }
+    }
+    if (!id || id_len != HUB_UUID_LEN)
+        return 0;
+    const core__requests_t *t = self->requests;
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, id, id_len, t->key);
+    uint64_t hash;
+    memcpy(&hash, out, sizeof hash);
+    __builtin_prefetch(&t->slots[hash & (t->cap - 1)]);
+    return hash;
+}
+
+void admit__prefetch_request(hub_server_t *self, uint64_t hash)
+{
+    const core__requests_t *t = self->requests;
+    const admit__reqslot_t *s = &t->slots[hash & (t->cap - 1)];
+    if (hash && s->hash == hash && s->req && s->req != HUB__REQ_GONE)
+        __builtin_prefetch(s->req);
+}
+
 static admit__request_t *admit__req_get(const core__requests_t *t, const char *id)
 {
     admit__reqslot_t *s = admit__req_find(t, id, admit__req_hash(t, id));
@@ -442,7 +481,17 @@ static size_t admit__varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
  * that nothing protobuf-c would read differently is read here. */
 static char *admit__view_string(hub_arena_t *arena, const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    /* Eight bytes at a time: a byte below 0x20, or above 0x7e (Bit
+     * Twiddling Hacks' hasless and hasmore), sets its top bit here. */
+    const uint64_t ones = 0x0101010101010101ull, tops = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        if ((((w - ones * 0x20) & ~w) | ((w + ones * (127 - 0x7e)) | w)) & tops)
+            return NULL;
+    }
+    for (; i < n; i++)
         if (p[i] < 0x20 || p[i] > 0x7e)
             return NULL;
     char *s = hub_arena_alloc(arena, n + 1);

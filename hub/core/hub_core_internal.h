@@ -674,6 +674,11 @@ void admit__request_loaded(const hub_store_request_t *sr, void *user);
 void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uint8_t *bytes,
                            size_t len, core__receipts_t *receipts);
 const char *admit__signature_problem(int rc, bool has_key);
+/* Cache hints for an envelope about to be admitted (bytes: its encoding):
+ * _slot fetches the request table's slot for its id and returns the id's
+ * hash (0: none), which _request takes later to fetch the request there. */
+uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len);
+void admit__prefetch_request(hub_server_t *self, uint64_t hash);
 /* bytes decoded in place (payload and signature point into them), in the
  * arena; NULL when they are not in the plain shape SDKs encode: decode with
  * protobuf-c then (hub_envelope_decode_in), which gives the same result. */

@@ -350,10 +350,6 @@ struct hub_server {
     void *zap;
     hub_zsock_t *router_watch;
     hub_zsock_t *zap_watch;
-    /* A send on the ROUTER may have consumed the edge of its ZMQ_FD: look at
-     * ZMQ_EVENTS once at the end of the turn (hub_zsock_kick), not after
-     * every frame. */
-    bool router_kick_due;
     hub_keydir_t *keys;
     hub_keypair_t own_key;
     hub_policy_t *policy;     /* NULL: no policy_file, everything allowed (development) */
@@ -381,6 +377,10 @@ struct hub_server {
     bool handles_open;
     bool stopping;
     bool archive_busy; /* an archive maintenance job (expiry) is queued or running */
+    /* A send on the ROUTER may have consumed the edge of its ZMQ_FD: look at
+     * ZMQ_EVENTS once at the end of the turn (hub_zsock_kick), not after
+     * every frame. */
+    bool router_kick_due;
 
     core__member_t *dirty_head;
     core__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */

@@ -236,7 +236,7 @@ int send__deliveries_pack(const core__outitem_t *items, size_t n, const Lth__V1_
     if (rec) {
         *p++ = (2u << 3) | 2u; /* receipts */
         p = send__varint_put(p, rlen);
-        p += protobuf_c_message_pack(&rec->base, p);
+        protobuf_c_message_pack(&rec->base, p); /* rlen bytes: the end of msg */
     }
     return 0;
 }

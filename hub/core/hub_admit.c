@@ -215,9 +215,9 @@ static void admit__request_forget(hub_server_t *self, admit__reqslot_t *slot)
 /* Tracks a request from s to r the hub is about to accept. Returns 0, or a
  * NACK code with a sentence in *why when the sender has too many
  * unanswered. */
-static int admit__remember_request_of(hub_server_t *self, const char *message_id,
-                                      core__member_t *s, core__member_t *r, const char *purpose,
-                                      uint64_t ttl_ms, bool durable, const char **why)
+static int admit__remember_request_of(hub_server_t *self, const char *message_id, core__member_t *s,
+                                      core__member_t *r, const char *purpose, uint64_t ttl_ms,
+                                      bool durable, const char **why)
 {
     uint64_t hash = admit__req_hash(self->requests, message_id);
     admit__reqslot_t *old_slot = admit__req_find(self->requests, message_id, hash);
@@ -567,10 +567,16 @@ hub_envelope_t *admit__envelope_view(hub_arena_t *arena, const uint8_t *bytes, s
             char *str = admit__view_string(arena, value, n);
             if (!str)
                 return NULL;
-            char **slot[] = {NULL,           &env->message_id, &env->correlation_id,
-                             &env->sender,   &env->receiver,   &env->service,
-                             NULL,           NULL,             &env->content_type};
-            *slot[field] = str;
+            char **slot[] = {NULL,
+                             &env->message_id,
+                             &env->correlation_id,
+                             &env->sender,
+                             &env->receiver,
+                             &env->service,
+                             NULL,
+                             NULL,
+                             &env->content_type};
+            *slot[field] = str; /* field: 1-5 or 8 here */
         }
     }
     return env;

@@ -179,9 +179,8 @@ static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V
     /* Memory fetched ahead of admission, which would otherwise wait for
      * it: an envelope's first bytes three items ahead, its request-table
      * slot two ahead, the request in that slot one ahead. */
-    uint64_t hash_next = n > 1 ? admit__prefetch_slot(self, batch->envelopes[1].data,
-                                                       batch->envelopes[1].len)
-                               : 0; /* item i + 1's */
+    uint64_t hash_next = /* item i + 1's */
+        n > 1 ? admit__prefetch_slot(self, batch->envelopes[1].data, batch->envelopes[1].len) : 0;
     for (size_t i = 0; i < n; i++) {
         const ProtobufCBinaryData *e = &batch->envelopes[i];
         if (i + 3 < n && e[3].data) {
@@ -343,8 +342,8 @@ static size_t server__varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
  * field, an odd varint) returns false, and the frame goes to protobuf-c as
  * before, with the same outcome as always. The item array is in the
  * arena. */
-static bool server__batch_view(hub_arena_t *arena, const uint8_t *p, size_t len,
-                               uint32_t *version, Lth__V1__Batch *batch)
+static bool server__batch_view(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *version,
+                               Lth__V1__Batch *batch)
 {
     const uint8_t *end = p + len, *body = NULL, *body_end = NULL;
     bool have_version = false;
@@ -445,8 +444,8 @@ static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t ri
     bool in_place = size > 64 &&
                     core__grow((void **)&self->turn_msgs, &self->turn_msgs_cap,
                                self->turn_msgs_n + 1, sizeof *self->turn_msgs) == 0 &&
-                    server__batch_view(&self->turn_arena, data, size,
-                                       &view_frame.protocol_version, &view_batch);
+                    server__batch_view(&self->turn_arena, data, size, &view_frame.protocol_version,
+                                       &view_batch);
     int rc = 0;
     if (in_place) {
         view_frame.body_case = LTH__V1__FRAME__BODY_BATCH;
@@ -1210,7 +1209,7 @@ void hub_server_destroy(hub_server_t **self_p)
     }
     hub_ops_destroy(&self->ops);
     server__turn_msgs_close(self); /* ZeroMQ messages, before its context ends */
-    cluster__destroy(self); /* its sockets close before the ZeroMQ context ends */
+    cluster__destroy(self);        /* its sockets close before the ZeroMQ context ends */
     if (self->router)
         zmq_close(self->router);
     if (self->zap)

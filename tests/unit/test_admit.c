@@ -396,9 +396,7 @@ START_TEST(test_envelope_view_reads_what_protobuf_c_reads)
             for (int k = 0; k < 1 + (int)((rnd >> 16) % 3) && len; k++)
                 buf[(rnd >> (20 + 8 * k)) % len] = (uint8_t)(rnd >> (12 + k));
             break;
-        case 1: /* cut short */
-            len = len ? (size_t)((rnd >> 16) % len) : 0;
-            break;
+        case 1: /* cut short */ len = len ? (size_t)((rnd >> 16) % len) : 0; break;
         case 2: { /* a field of another sample appended (may repeat one) */
             size_t extra = (size_t)((rnd >> 16) % 48);
             const uint8_t *from = samples[(rnd >> 24) % 3];
@@ -499,6 +497,5 @@ TK_MAIN("admit",
                 test_sender_must_be_the_connection, test_unknown_receiver,
                 test_online_only_to_an_offline_receiver, test_unsigned_is_refused_before_the_store,
                 test_rate_check, test_queued_is_acked_only_after_the_commit,
-                test_bad_signature_is_not_committed,
-                test_envelope_view_reads_what_protobuf_c_reads,
+                test_bad_signature_is_not_committed, test_envelope_view_reads_what_protobuf_c_reads,
                 test_deliveries_packed_as_protobuf_c_packs))

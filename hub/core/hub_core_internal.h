@@ -328,6 +328,16 @@ typedef struct {
     size_t pruned;
 } core__commit_t;
 
+/* Online-only messages of one flow accepted one after the other (a Batch's
+ * run), counted in the flows at once (outcome__passed_flush). */
+typedef struct {
+    const char *sender;   /* interned member id; NULL: nothing counted */
+    const char *receiver; /* interned member id */
+    char service[HUB_STORE_NAME_MAX + 1]; /* as the envelopes name it */
+    const char *label;    /* service (above) or "_unlisted" (members__service_label) */
+    uint64_t n, bytes, now_us;
+} core__passed_t;
+
 typedef struct cluster__cluster core__cluster_t; /* hub_cluster.c */
 typedef struct admit__requests core__requests_t; /* hub_admit.c */
 
@@ -367,6 +377,10 @@ struct hub_server {
     bool handles_open;
     bool stopping;
     bool archive_busy; /* an archive maintenance job (expiry) is queued or running */
+    /* A send on the ROUTER may have consumed the edge of its ZMQ_FD: look at
+     * ZMQ_EVENTS once at the end of the turn (hub_zsock_kick), not after
+     * every frame. */
+    bool router_kick_due;
 
     core__member_t *dirty_head;
     core__turnrcpt_t *turn_rcpt; /* receipts to send at the end of this loop turn */
@@ -404,6 +418,7 @@ struct hub_server {
 
     hub_metrics_t *metrics;
     hub_flows_t *flows;
+    core__passed_t passed; /* flows of online-only messages not yet counted */
     hub_ops_t *ops; /* the operator HTTP endpoint, or NULL */
     hub_ops_source_t ops_source;
     uint64_t audit_seq;       /* copied from the worker after each commit */
@@ -440,6 +455,11 @@ struct hub_server {
      * end; otherwise its memory is reused by the next frame). */
     hub_arena_t turn_arena;
     size_t turn_lent_bytes; /* frame bytes kept for deliveries this turn */
+    /* Batch frames read in place (server__batch_view) whose envelopes a
+     * delivery borrows: the received ZeroMQ messages themselves, closed at
+     * the end of the turn after the flush, as the arena is reset. */
+    zmq_msg_t *turn_msgs;
+    size_t turn_msgs_n, turn_msgs_cap;
     uint64_t last_refusal_log_us;
     hub_server_stats_t stats;
 };
@@ -558,6 +578,10 @@ bool send__refusal_log_ok(hub_server_t *self, core__member_t *m);
 void send__error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int code,
                      const char *reason);
 int send__frame(hub_server_t *self, core__member_t *m, hub_frame_t *frame);
+/* A Deliveries frame of items[0..n) and rec (NULL: none), packed into msg
+ * (initialised here; 0 or HUB_ENOMEM) as protobuf-c would pack it. */
+int send__deliveries_pack(const core__outitem_t *items, size_t n, const Lth__V1__Receipts *rec,
+                          zmq_msg_t *msg);
 void send__turn_receipts_hold(hub_server_t *self);
 void send__turn_receipts_send(hub_server_t *self);
 uint64_t send__waiting(const core__member_t *m);
@@ -604,6 +628,9 @@ void outcome__refused(hub_server_t *self, core__receipts_t *r, const char *messa
                       const char *reason);
 void outcome__accepted(hub_server_t *self, const hub_envelope_t *env, const char *receiver,
                        size_t len, const core__evidence_t *ev, const char *outcome, bool delivered);
+/* Counts in the flows the online-only messages outcome__accepted gathered:
+ * at the end of each Batch and of each loop turn. */
+void outcome__passed_flush(hub_server_t *self);
 void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy);
 void outcome__delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
                         const char *why, bool flows);
@@ -648,6 +675,15 @@ void admit__request_loaded(const hub_store_request_t *sr, void *user);
 void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uint8_t *bytes,
                            size_t len, core__receipts_t *receipts);
 const char *admit__signature_problem(int rc, bool has_key);
+/* Cache hints for an envelope about to be admitted (bytes: its encoding):
+ * _slot fetches the request table's slot for its id and returns the id's
+ * hash (0: none), which _request takes later to fetch the request there. */
+uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len);
+void admit__prefetch_request(hub_server_t *self, uint64_t hash);
+/* bytes decoded in place (payload and signature point into them), in the
+ * arena; NULL when they are not in the plain shape SDKs encode: decode with
+ * protobuf-c then (hub_envelope_decode_in), which gives the same result. */
+hub_envelope_t *admit__envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
 
 /* hub_meta.c */
 int meta__metaservice(hub_server_t *self, core__member_t *caller, const hub_envelope_t *env,

@@ -96,6 +96,9 @@ void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *rece
  * look-up of the flow instead of two. */
 void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receiver,
                       const char *service, uint64_t payload_bytes, uint64_t now_us);
+/* The same for n messages of one flow at once, payload_bytes in all. */
+void hub_flows_passed_n(hub_flows_t *self, const char *sender, const char *receiver,
+                        const char *service, uint64_t n, uint64_t payload_bytes, uint64_t now_us);
 /* end_to_end_us: from acceptance to the receiver's settle (online-only
  * messages: to the hand-off, as they are not settled). */
 void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,

@@ -435,6 +435,26 @@ int hub_series_observe(hub_metric_series_t *s, double value)
     return 0;
 }
 
+int hub_series_observe_n(hub_metric_series_t *s, double value, size_t n)
+{
+    int rc = hub_series_observe(s, value);
+    if (rc != 0 || n < 2)
+        return rc;
+    const hub_metric_family_t *f = s->family;
+    size_t lo = 0, hi = f->n_bounds; /* the bucket hub_series_observe chose */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (value <= f->bounds[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    s->bucket_counts[lo] += n - 1;
+    s->count += n - 1;
+    s->sum += value * (double)(n - 1);
+    return 0;
+}
+
 /* The series for label_values of a counter or gauge family that v (an
  * increment or a value) may apply to; HUB_EINVAL otherwise. */
 static int metrics__scalar_series(hub_metric_family_t *family, const char *const label_values[],

@@ -104,6 +104,8 @@ int hub_metric_series(hub_metric_family_t *family, const char *const label_value
 int hub_series_inc(hub_metric_series_t *series, double delta);
 int hub_series_set(hub_metric_series_t *series, double value);
 int hub_series_observe(hub_metric_series_t *series, double value);
+/* n observations of the same value at once. */
+int hub_series_observe_n(hub_metric_series_t *series, double value, size_t n);
 
 /* Renders every family into a new NUL-terminated buffer (*len excludes
  * the NUL); the caller frees *buf. */

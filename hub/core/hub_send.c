@@ -91,6 +91,34 @@ static int send__zmq_send_msg(hub_server_t *self, core__member_t *m, zmq_msg_t *
     return 0;
 }
 
+/* Sends msg, an encoded frame packed straight into the message ZeroMQ
+ * sends (no buffer of our own, no copy of a frame of up to a MiB into
+ * zmq_send's), to m's live connection; msg is closed in every case. A
+ * frame its pipe will not take yet is copied into m's blocked queue (see
+ * send__frame). */
+static int send__msg(hub_server_t *self, core__member_t *m, zmq_msg_t *msg)
+{
+    size_t len = zmq_msg_size(msg);
+    if (m->blocked_n == 0) {
+        int rc = send__zmq_send_msg(self, m, msg, len);
+        /* Any call on the socket, a failed send too, may consume the edge
+         * of ZMQ_FD: the watcher looks at ZMQ_EVENTS again at the end of
+         * this loop turn (one system call per turn, not per frame). */
+        self->router_kick_due = true;
+        if (rc != HUB_EAGAIN) {
+            zmq_msg_close(msg);
+            return rc;
+        }
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        memcpy(buf, zmq_msg_data(msg), len);
+    zmq_msg_close(msg);
+    if (!buf)
+        return HUB_ENOMEM;
+    return send__blocked_push(self, m, buf, len);
+}
+
 /* Sends one frame to a member's live connection. A frame its pipe will not
  * take yet waits, in order, in the member's blocked queue (counted against
  * max_waiting_bytes), and is offered again every HUB__RETRY_MS; a member
@@ -102,35 +130,115 @@ int send__frame(hub_server_t *self, core__member_t *m, hub_frame_t *frame)
     if (!m->online || m->rid_len == 0)
         return HUB_ECLOSED;
     frame->protocol_version = HUB_PROTOCOL_VERSION;
-    size_t len = protobuf_c_message_get_packed_size(&frame->base);
-    uint8_t *buf;
-    if (m->blocked_n == 0) {
-        /* Packed straight into the message ZeroMQ sends: no buffer of our
-         * own, no copy of a frame of up to a MiB into zmq_send's. */
-        zmq_msg_t msg;
-        if (zmq_msg_init_size(&msg, len ? len : 1) != 0)
-            return HUB_ENOMEM;
-        protobuf_c_message_pack(&frame->base, zmq_msg_data(&msg));
-        int rc = send__zmq_send_msg(self, m, &msg, len);
-        /* Any call on the socket, a failed send too, may consume the edge
-         * of ZMQ_FD: have the watcher look at ZMQ_EVENTS again. */
-        hub_zsock_kick(self->router_watch);
-        if (rc != HUB_EAGAIN) {
-            zmq_msg_close(&msg);
-            return rc;
-        }
-        buf = malloc(len ? len : 1);
-        if (buf)
-            memcpy(buf, zmq_msg_data(&msg), len);
-        zmq_msg_close(&msg);
-        if (!buf)
-            return HUB_ENOMEM;
-    } else {
+    size_t len;
+    if (m->blocked_n > 0) {
+        uint8_t *buf;
         int rc = hub_frame_encode(frame, &buf, &len);
         if (rc != 0)
             return rc;
+        return send__blocked_push(self, m, buf, len);
     }
-    return send__blocked_push(self, m, buf, len);
+    len = protobuf_c_message_get_packed_size(&frame->base);
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, len ? len : 1) != 0)
+        return HUB_ENOMEM;
+    protobuf_c_message_pack(&frame->base, zmq_msg_data(&msg));
+    return send__msg(self, m, &msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deliveries frames, encoded by hand                                       */
+
+static size_t send__varint_len(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+static uint8_t *send__varint_put(uint8_t *p, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        *p++ = (uint8_t)(v | 0x80);
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The encoded size of one lth.v1.DeliveredEnvelope (without its key and
+ * length in the Deliveries). */
+static size_t send__item_len(const core__outitem_t *it)
+{
+    size_t n = 0;
+    if (it->seq)
+        n += 1 + send__varint_len(it->seq);
+    if (it->len)
+        n += 1 + send__varint_len(it->len) + it->len;
+    if (it->attempt)
+        n += 1 + send__varint_len(it->attempt);
+    if (it->has_sign_key)
+        n += 2 + sizeof it->sign_key;
+    return n;
+}
+
+/* A Frame of protocol version 1 with a Deliveries body of items[0..n) and
+ * the receipts rec (NULL: none), packed into msg: the bytes protobuf-c
+ * would give (fields in number order, proto3 defaults left out; the unit
+ * test compares them), without its copies. protobuf-c packs each nested
+ * message after one byte of room for its length and moves it along when
+ * the length takes more: every envelope of 128 bytes or more, then the
+ * whole Deliveries. Here each length is known first, and each envelope is
+ * copied once, into the message ZeroMQ sends. */
+int send__deliveries_pack(const core__outitem_t *items, size_t n, const Lth__V1__Receipts *rec,
+                          zmq_msg_t *msg)
+{
+    size_t body = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t il = send__item_len(&items[i]);
+        body += 1 + send__varint_len(il) + il;
+    }
+    size_t rlen = rec ? protobuf_c_message_get_packed_size(&rec->base) : 0;
+    if (rec)
+        body += 1 + send__varint_len(rlen) + rlen;
+    size_t total = 2 + 1 + send__varint_len(body) + body;
+    if (zmq_msg_init_size(msg, total) != 0)
+        return HUB_ENOMEM;
+    uint8_t *p = zmq_msg_data(msg);
+    *p++ = (1u << 3) | 0u; /* protocol_version */
+    *p++ = HUB_PROTOCOL_VERSION;
+    *p++ = (6u << 3) | 2u; /* deliveries */
+    p = send__varint_put(p, body);
+    for (size_t i = 0; i < n; i++) {
+        const core__outitem_t *it = &items[i];
+        *p++ = (1u << 3) | 2u; /* items */
+        p = send__varint_put(p, send__item_len(it));
+        if (it->seq) {
+            *p++ = (1u << 3) | 0u; /* hub_seq */
+            p = send__varint_put(p, it->seq);
+        }
+        if (it->len) {
+            *p++ = (2u << 3) | 2u; /* envelope */
+            p = send__varint_put(p, it->len);
+            memcpy(p, it->bytes, it->len);
+            p += it->len;
+        }
+        if (it->attempt) {
+            *p++ = (3u << 3) | 0u; /* attempt */
+            p = send__varint_put(p, it->attempt);
+        }
+        if (it->has_sign_key) {
+            *p++ = (4u << 3) | 2u; /* sender_sign_key */
+            *p++ = (uint8_t)sizeof it->sign_key;
+            memcpy(p, it->sign_key, sizeof it->sign_key);
+            p += sizeof it->sign_key;
+        }
+    }
+    if (rec) {
+        *p++ = (2u << 3) | 2u; /* receipts */
+        p = send__varint_put(p, rlen);
+        protobuf_c_message_pack(&rec->base, p); /* rlen bytes: the end of msg */
+    }
+    return 0;
 }
 
 /* Offers waiting frames again, oldest first, to every member that has any. */
@@ -163,9 +271,10 @@ static void send__retry_blocked(hub_server_t *self)
         }
     }
     /* Even a failed send may consume ZMQ_FD's edge (and the peer's
-     * "room again" command arrives the same way): look again. */
+     * "room again" command arrives the same way): look again, at the end
+     * of this turn. */
     (void)tried;
-    hub_zsock_kick(self->router_watch);
+    self->router_kick_due = true;
     if (!self->blocked_list)
         uv_timer_stop(&self->retry_timer);
 }
@@ -193,7 +302,7 @@ void send__error_rid(hub_server_t *self, const uint8_t *rid, size_t rid_len, int
     if (zmq_send(self->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(self->router, buf, len, ZMQ_DONTWAIT);
     free(buf);
-    hub_zsock_kick(self->router_watch);
+    self->router_kick_due = true;
     if (code > 0 && code < 32)
         self->stats.nacks_by_code[code]++;
 }
@@ -432,45 +541,21 @@ static void send__flush_member(hub_server_t *self, core__member_t *m)
             bytes += m->out[done + n].len;
             n++;
         }
-        Lth__V1__DeliveredEnvelope *items = calloc(n, sizeof *items);
-        Lth__V1__DeliveredEnvelope **ptrs = calloc(n, sizeof *ptrs);
-        if (items && ptrs) {
-            for (size_t i = 0; i < n; i++) {
-                lth__v1__delivered_envelope__init(&items[i]);
-                items[i].hub_seq = m->out[done + i].seq;
-                items[i].attempt = m->out[done + i].attempt;
-                items[i].envelope.data = m->out[done + i].bytes;
-                items[i].envelope.len = m->out[done + i].len;
-                if (m->out[done + i].has_sign_key) {
-                    items[i].sender_sign_key.data = m->out[done + i].sign_key;
-                    items[i].sender_sign_key.len = 32;
-                }
-                ptrs[i] = &items[i];
-            }
-            Lth__V1__Deliveries d = LTH__V1__DELIVERIES__INIT;
-            d.n_items = n;
-            d.items = ptrs;
-            /* Held ACKs ride along (Hello.receipts_in_deliveries). */
-            Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
-            Lth__V1__Ack **acks = m->held_n ? send__held_acks(m, &rec.n_acks) : NULL;
-            if (acks) {
-                rec.acks = acks;
-                d.receipts = &rec;
-            }
-            hub_frame_t frame = LTH__V1__FRAME__INIT;
-            frame.body_case = LTH__V1__FRAME__BODY_DELIVERIES;
-            frame.deliveries = &d;
-            if (send__frame(self, m, &frame) == 0) {
-                m->msgs_out += n;
-                self->stats.deliveries += n;
-            }
-            if (acks) {
-                free(acks);
-                members__held_free(m);
-            }
+        /* Held ACKs ride along (Hello.receipts_in_deliveries). */
+        Lth__V1__Receipts rec = LTH__V1__RECEIPTS__INIT;
+        Lth__V1__Ack **acks = m->held_n ? send__held_acks(m, &rec.n_acks) : NULL;
+        rec.acks = acks;
+        zmq_msg_t msg;
+        if (m->online && m->rid_len > 0 &&
+            send__deliveries_pack(&m->out[done], n, acks ? &rec : NULL, &msg) == 0 &&
+            send__msg(self, m, &msg) == 0) {
+            m->msgs_out += n;
+            self->stats.deliveries += n;
         }
-        free(items);
-        free(ptrs);
+        if (acks) {
+            free(acks);
+            members__held_free(m);
+        }
         done += n;
     }
     for (size_t i = 0; i < m->out_n; i++)

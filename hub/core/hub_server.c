@@ -175,8 +175,20 @@ static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V
     receipts.sender = m->id;
     size_t limited = 0;
     char why[HUB__WHY_MAX];
-    for (size_t i = 0; i < batch->n_envelopes; i++) {
+    size_t n = batch->n_envelopes;
+    /* Memory fetched ahead of admission, which would otherwise wait for
+     * it: an envelope's first bytes three items ahead, its request-table
+     * slot two ahead, the request in that slot one ahead. */
+    uint64_t hash_next = /* item i + 1's */
+        n > 1 ? admit__prefetch_slot(self, batch->envelopes[1].data, batch->envelopes[1].len) : 0;
+    for (size_t i = 0; i < n; i++) {
         const ProtobufCBinaryData *e = &batch->envelopes[i];
+        if (i + 3 < n && e[3].data) {
+            __builtin_prefetch(e[3].data);
+            __builtin_prefetch(e[3].data + 64);
+        }
+        admit__prefetch_request(self, hash_next);
+        hash_next = i + 2 < n ? admit__prefetch_slot(self, e[2].data, e[2].len) : 0;
         /* Over its rate, an envelope is refused before it costs anything
          * more: no decoding, and one audit record and log line per batch,
          * so that a flood is cheap to turn away. */
@@ -192,6 +204,7 @@ static void server__on_batch(hub_server_t *self, core__member_t *m, const Lth__V
         admit__route_envelope(self, m, e->data, e->len, &receipts);
     }
     receipts.item = 0;
+    outcome__passed_flush(self); /* the flows are up to date between frames */
     self->turn_envelopes += batch->n_envelopes;
     if (limited) {
         char summary[HUB__WHY_MAX + 64];
@@ -305,6 +318,86 @@ static void server__on_heartbeat(hub_server_t *self, core__member_t *m, const ui
                     "have restarted)");
 }
 
+/* A base-128 varint at p (before end): the bytes it took, 0 when cut
+ * short or longer than ten bytes. */
+static size_t server__varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < 10 && p + i < end; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* A Batch frame read in place: each envelope points into the received
+ * message, where protobuf-c would copy every one of them (a bytes field is
+ * always copied) before admission decodes it. Only the shape clients
+ * encode is read so: protocol_version (field 1, a varint of at most 32
+ * bits) and batch (field 4), each at most once, and a Batch of envelopes
+ * (field 1) only. Anything else (another body, an unknown or repeated
+ * field, an odd varint) returns false, and the frame goes to protobuf-c as
+ * before, with the same outcome as always. The item array is in the
+ * arena. */
+static bool server__batch_view(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *version,
+                               Lth__V1__Batch *batch)
+{
+    const uint8_t *end = p + len, *body = NULL, *body_end = NULL;
+    bool have_version = false;
+    uint64_t key, v;
+    size_t k;
+    *version = 0;
+    while (p < end) {
+        if (!(k = server__varint(p, end, &key)))
+            return false;
+        p += k;
+        if (key == ((1u << 3) | 0u) && !have_version) {
+            if (!(k = server__varint(p, end, &v)) || k > 5 || v > UINT32_MAX)
+                return false;
+            p += k;
+            *version = (uint32_t)v;
+            have_version = true;
+        } else if (key == ((4u << 3) | 2u) && !body) {
+            if (!(k = server__varint(p, end, &v)) || v > (uint64_t)(end - p - k))
+                return false;
+            body = p + k;
+            body_end = body + v;
+            p = body_end;
+        } else {
+            return false;
+        }
+    }
+    if (!body)
+        return false;
+    size_t n = 0;
+    for (const uint8_t *q = body; q < body_end; n++) {
+        if (!(k = server__varint(q, body_end, &key)) || key != ((1u << 3) | 2u))
+            return false;
+        q += k;
+        if (!(k = server__varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
+            return false;
+        q += k + v;
+    }
+    ProtobufCBinaryData *items = n ? hub_arena_alloc(arena, n * sizeof *items) : NULL;
+    if (n && !items)
+        return false;
+    size_t i = 0;
+    for (const uint8_t *q = body; q < body_end; i++) {
+        q += server__varint(q, body_end, &key);
+        q += server__varint(q, body_end, &v);
+        items[i].len = (size_t)v;
+        items[i].data = v ? (uint8_t *)q : NULL; /* as protobuf-c leaves an empty one */
+        q += v;
+    }
+    lth__v1__batch__init(batch);
+    batch->n_envelopes = n;
+    batch->envelopes = items;
+    return true;
+}
+
 static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len,
                                zmq_msg_t *body)
 {
@@ -340,7 +433,28 @@ static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t ri
     hub_frame_t *frame = NULL;
     hub_arena_mark_t mark = hub_arena_mark(&self->turn_arena);
     self->turn_lent = false;
-    int rc = hub_frame_decode_in(&self->turn_arena, zmq_msg_data(body), zmq_msg_size(body), &frame);
+    const uint8_t *data = zmq_msg_data(body);
+    size_t size = zmq_msg_size(body);
+    /* A Batch is read in place when the message can be kept to the end of
+     * the turn for the deliveries that borrow its envelopes: room for it
+     * first, and a message large enough not to live inside its zmq_msg_t
+     * (whose data would move with it). */
+    hub_frame_t view_frame = LTH__V1__FRAME__INIT;
+    Lth__V1__Batch view_batch;
+    bool in_place = size > 64 &&
+                    core__grow((void **)&self->turn_msgs, &self->turn_msgs_cap,
+                               self->turn_msgs_n + 1, sizeof *self->turn_msgs) == 0 &&
+                    server__batch_view(&self->turn_arena, data, size, &view_frame.protocol_version,
+                                       &view_batch);
+    int rc = 0;
+    if (in_place) {
+        view_frame.body_case = LTH__V1__FRAME__BODY_BATCH;
+        view_frame.batch = &view_batch;
+        frame = &view_frame;
+    } else {
+        hub_arena_release(&self->turn_arena, mark);
+        rc = hub_frame_decode_in(&self->turn_arena, data, size, &frame);
+    }
     if (rc != 0) {
         hub_arena_release(&self->turn_arena, mark);
         self->stats.malformed_frames++;
@@ -390,11 +504,25 @@ static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t ri
     }
     /* The frame goes with the arena: at the end of the turn when a
      * delivery borrows bytes of it, now otherwise. */
-    if (self->turn_lent)
-        self->turn_lent_bytes += zmq_msg_size(body);
-    else
+    if (self->turn_lent) {
+        self->turn_lent_bytes += size;
+        if (in_place) { /* room was made above */
+            zmq_msg_t *kept = &self->turn_msgs[self->turn_msgs_n++];
+            zmq_msg_init(kept);
+            zmq_msg_move(kept, body);
+        }
+    } else {
         hub_arena_release(&self->turn_arena, mark);
+    }
     self->turn_lent = false;
+}
+
+/* The Batch messages kept for this turn's deliveries (server__on_message). */
+static void server__turn_msgs_close(hub_server_t *self)
+{
+    for (size_t i = 0; i < self->turn_msgs_n; i++)
+        zmq_msg_close(&self->turn_msgs[i]);
+    self->turn_msgs_n = 0;
 }
 
 static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user)
@@ -460,10 +588,12 @@ static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user
  * "Single-in-flight latency"). */
 static void server__end_of_turn(hub_server_t *self)
 {
+    outcome__passed_flush(self);
     send__turn_receipts_hold(self);
     send__flush_all(self);
     /* Every delivery that borrowed frame bytes has been encoded. */
     hub_arena_reset(&self->turn_arena);
+    server__turn_msgs_close(self);
     self->turn_lent_bytes = 0;
     send__turn_receipts_send(self);
     if (self->held_head && !uv_is_active((uv_handle_t *)&self->held_timer))
@@ -472,6 +602,11 @@ static void server__end_of_turn(hub_server_t *self)
         server_ops__replay_drained(self); /* no retry came: read again */
     if (!self->stopping)
         commit__start(self);
+    /* Once for all the sends of this turn (send__frame). */
+    if (self->router_kick_due) {
+        self->router_kick_due = false;
+        hub_zsock_kick(self->router_watch);
+    }
 }
 
 static void server__on_end_of_turn(uv_check_t *check)
@@ -1096,7 +1231,8 @@ void hub_server_destroy(hub_server_t **self_p)
         uv_run(self->loop, UV_RUN_DEFAULT);
     }
     hub_ops_destroy(&self->ops);
-    cluster__destroy(self); /* its sockets close before the ZeroMQ context ends */
+    server__turn_msgs_close(self); /* ZeroMQ messages, before its context ends */
+    cluster__destroy(self);        /* its sockets close before the ZeroMQ context ends */
     if (self->router)
         zmq_close(self->router);
     if (self->zap)
@@ -1127,6 +1263,7 @@ void hub_server_destroy(hub_server_t **self_p)
         send__receipts_free(&self->turn_rcpt[i].r);
     free(self->turn_rcpt);
     hub_arena_destroy(&self->turn_arena);
+    free(self->turn_msgs);
     /* Members last: queued audit records point at their ids. */
     hub_map_destroy_all(&self->members, server__member_free);
     hub_map_destroy_all(&self->subs, server__sublist_free);

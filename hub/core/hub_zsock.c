@@ -15,6 +15,10 @@ struct hub_zsock {
     bool closing;
     bool in_callback;
     bool paused;
+    /* ZMQ_EVENTS said POLLIN and nothing has read since: the next run
+     * calls on_readable without asking again (each look at ZMQ_EVENTS is
+     * a system call in libzmq: a poll() on its mailbox). */
+    bool input_seen;
 };
 
 static void zsock__on_idle(uv_idle_t *idle);
@@ -34,17 +38,20 @@ static void zsock__run(hub_zsock_t *self)
         uv_idle_stop(&self->idle);
     if (self->closing || self->in_callback || self->paused)
         return;
-    if (zsock__pending_input(self)) {
+    if (self->input_seen || zsock__pending_input(self)) {
+        self->input_seen = false;
         self->in_callback = true;
         self->on_readable(self, self->socket, self->user);
         self->in_callback = false;
     }
     if (self->closing || self->paused)
         return;
-    if (zsock__pending_input(self))
+    if (zsock__pending_input(self)) {
+        self->input_seen = true;
         uv_idle_start(&self->idle, zsock__on_idle);
-    else
+    } else {
         uv_idle_stop(&self->idle);
+    }
 }
 
 static void zsock__on_idle(uv_idle_t *idle)
@@ -90,9 +97,15 @@ int hub_zsock_start(uv_loop_t *loop, void *socket, hub_zsock_cb on_readable, voi
 
 void hub_zsock_kick(hub_zsock_t *self)
 {
-    if (self && !self->closing && !self->paused && !self->in_callback &&
-        zsock__pending_input(self))
+    if (!self || self->closing || self->paused || self->in_callback)
+        return;
+    /* A running idle handle looks at ZMQ_EVENTS itself, soon. */
+    if (uv_is_active((uv_handle_t *)&self->idle))
+        return;
+    if (zsock__pending_input(self)) {
+        self->input_seen = true;
         uv_idle_start(&self->idle, zsock__on_idle);
+    }
 }
 
 void hub_zsock_pause(hub_zsock_t *self)

@@ -4,8 +4,12 @@
  * This module polls it readable-only and calls `on_readable` whenever
  * ZMQ_EVENTS says ZMQ_POLLIN. The callback must drain at most a bounded batch
  * and return; if input remains, a uv_idle_t keeps the loop from sleeping and
- * the callback runs again on the next turn. After any zmq_send on the socket
- * the owner calls hub_zsock_kick(), because a send can consume the edge.
+ * the callback runs again on the next turn. After zmq_sends on the socket
+ * the owner calls hub_zsock_kick() before the loop next waits (once for a
+ * series of sends will do), because a send can consume the edge. Each look
+ * at ZMQ_EVENTS costs libzmq a system call, so the watcher looks as little
+ * as it can: the callback may therefore find nothing to read, and must
+ * then simply return.
  *
  * The owner keeps the ZeroMQ socket; hub_zsock_close() stops the handles
  * (asynchronously; the loop must run once more) and must be called before

@@ -588,8 +588,8 @@ void hub_flows_passed_n(hub_flows_t *self, const char *sender, const char *recei
         return;
     uint64_t more = n - 1;
     int64_t sec = (int64_t)(now_us / 1000000u);
-    f->accepted += more;
-    f->delivered += more;
+    f->t.accepted += more;
+    f->t.delivered += more;
     flows__cslot(f->csec, sec)->accepted += (uint32_t)more;
     flows__cslot(f->cmin, sec / 60)->accepted += (uint32_t)more;
     if (f->m_accepted)

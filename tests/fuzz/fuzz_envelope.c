@@ -13,9 +13,15 @@
  * every input with 0, HUB_EINVAL (naming the field that "appears twice") or
  * HUB_EPARSE; on a decoded envelope without unknown fields never
  * HUB_EPARSE, and protobuf-c's own encoding of it (each field once) always
- * passes.
+ * passes. The hub's in-place reader on the admission path,
+ * admit__envelope_view(), reads only what protobuf-c reads, and the same
+ * envelope (both encoded again by protobuf-c give the same bytes); what it
+ * reads without a batch proof passes hub_envelope_check_encoding(), which
+ * admission then skips.
  */
 #include "fuzz_util.h"
+#include "hub_arena.h"
+#include "hub_core_internal.h"
 #include "hub_error.h"
 #include "hub_sign.h"
 #include "hub_wire.h"
@@ -25,6 +31,32 @@
 
 static uint8_t fuzz__pk[HUB_SIGN_PUBLIC_LEN];
 static uint8_t fuzz__sk[HUB_SIGN_SECRET_LEN];
+
+/* ref: what hub_envelope_decode() read from data, NULL when it refused. */
+static void fuzz__view_matches(const uint8_t *data, size_t size, const hub_envelope_t *ref)
+{
+    static hub_arena_t arena;
+    static int arena_ready;
+    if (!arena_ready) {
+        hub_arena_init(&arena);
+        arena_ready = 1;
+    }
+    hub_arena_reset(&arena);
+    hub_envelope_t *view = admit__envelope_view(&arena, data, size);
+    if (!view)
+        return;
+    FUZZ_CHECK(ref != NULL);
+    size_t n = lth__v1__envelope__get_packed_size(view);
+    FUZZ_CHECK(n == lth__v1__envelope__get_packed_size(ref));
+    uint8_t *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+    FUZZ_CHECK(a && b);
+    FUZZ_CHECK(lth__v1__envelope__pack(view, a) == n && lth__v1__envelope__pack(ref, b) == n);
+    FUZZ_CHECK(memcmp(a, b, n) == 0);
+    free(a);
+    free(b);
+    if (!view->batch_proof)
+        FUZZ_CHECK(hub_envelope_check_encoding(data, size, NULL, 0) == 0);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                (twice == HUB_EINVAL && strstr(why, "appears twice")));
     hub_envelope_t *env = NULL;
     int rc = hub_envelope_decode(data, size, &env);
+    fuzz__view_matches(data, size, rc == 0 ? env : NULL);
     if (rc != 0) {
         FUZZ_CHECK(rc == HUB_EPARSE && env == NULL);
         return 0;

@@ -7,6 +7,8 @@
  *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
  *                   the one end-of-turn hook (server__on_end_of_turn) where what handlers
  *                   enqueued is flushed, receipted and committed
+ *   hub_view.c      Batch frames and envelopes read in place (what protobuf-c would
+ *                   read, without its copies), or handed to protobuf-c
  *   hub_admit.c     admission: an envelope leaves as exactly one of NACK, online-only
  *                   enqueue or pending push; request tracking and the reply rule
  *   hub_pubsub.c    publications and durable subscriptions
@@ -455,7 +457,7 @@ struct hub_server {
      * end; otherwise its memory is reused by the next frame). */
     hub_arena_t turn_arena;
     size_t turn_lent_bytes; /* frame bytes kept for deliveries this turn */
-    /* Batch frames read in place (server__batch_view) whose envelopes a
+    /* Batch frames read in place (view__batch) whose envelopes a
      * delivery borrows: the received ZeroMQ messages themselves, closed at
      * the end of the turn after the flush, as the arena is reset. */
     zmq_msg_t *turn_msgs;
@@ -680,10 +682,17 @@ const char *admit__signature_problem(int rc, bool has_key);
  * hash (0: none), which _request takes later to fetch the request there. */
 uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len);
 void admit__prefetch_request(hub_server_t *self, uint64_t hash);
+
+/* hub_view.c */
 /* bytes decoded in place (payload and signature point into them), in the
  * arena; NULL when they are not in the plain shape SDKs encode: decode with
  * protobuf-c then (hub_envelope_decode_in), which gives the same result. */
-hub_envelope_t *admit__envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
+hub_envelope_t *view__envelope(hub_arena_t *arena, const uint8_t *bytes, size_t len);
+/* A Batch frame (p, len) read in place into *batch (its envelopes point
+ * into p; the item array is in the arena) and *version; false when it is
+ * not in the plain shape clients encode: unpack with protobuf-c then. */
+bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *version,
+                 Lth__V1__Batch *batch);
 
 /* hub_meta.c */
 int meta__metaservice(hub_server_t *self, core__member_t *caller, const hub_envelope_t *env,

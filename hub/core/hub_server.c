@@ -318,86 +318,6 @@ static void server__on_heartbeat(hub_server_t *self, core__member_t *m, const ui
                     "have restarted)");
 }
 
-/* A base-128 varint at p (before end): the bytes it took, 0 when cut
- * short or longer than ten bytes. */
-static size_t server__varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < 10 && p + i < end; i++) {
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = x;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-/* A Batch frame read in place: each envelope points into the received
- * message, where protobuf-c would copy every one of them (a bytes field is
- * always copied) before admission decodes it. Only the shape clients
- * encode is read so: protocol_version (field 1, a varint of at most 32
- * bits) and batch (field 4), each at most once, and a Batch of envelopes
- * (field 1) only. Anything else (another body, an unknown or repeated
- * field, an odd varint) returns false, and the frame goes to protobuf-c as
- * before, with the same outcome as always. The item array is in the
- * arena. */
-static bool server__batch_view(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *version,
-                               Lth__V1__Batch *batch)
-{
-    const uint8_t *end = p + len, *body = NULL, *body_end = NULL;
-    bool have_version = false;
-    uint64_t key, v;
-    size_t k;
-    *version = 0;
-    while (p < end) {
-        if (!(k = server__varint(p, end, &key)))
-            return false;
-        p += k;
-        if (key == ((1u << 3) | 0u) && !have_version) {
-            if (!(k = server__varint(p, end, &v)) || k > 5 || v > UINT32_MAX)
-                return false;
-            p += k;
-            *version = (uint32_t)v;
-            have_version = true;
-        } else if (key == ((4u << 3) | 2u) && !body) {
-            if (!(k = server__varint(p, end, &v)) || v > (uint64_t)(end - p - k))
-                return false;
-            body = p + k;
-            body_end = body + v;
-            p = body_end;
-        } else {
-            return false;
-        }
-    }
-    if (!body)
-        return false;
-    size_t n = 0;
-    for (const uint8_t *q = body; q < body_end; n++) {
-        if (!(k = server__varint(q, body_end, &key)) || key != ((1u << 3) | 2u))
-            return false;
-        q += k;
-        if (!(k = server__varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
-            return false;
-        q += k + v;
-    }
-    ProtobufCBinaryData *items = n ? hub_arena_alloc(arena, n * sizeof *items) : NULL;
-    if (n && !items)
-        return false;
-    size_t i = 0;
-    for (const uint8_t *q = body; q < body_end; i++) {
-        q += server__varint(q, body_end, &key);
-        q += server__varint(q, body_end, &v);
-        items[i].len = (size_t)v;
-        items[i].data = v ? (uint8_t *)q : NULL; /* as protobuf-c leaves an empty one */
-        q += v;
-    }
-    lth__v1__batch__init(batch);
-    batch->n_envelopes = n;
-    batch->envelopes = items;
-    return true;
-}
-
 static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t rid_len,
                                zmq_msg_t *body)
 {
@@ -444,7 +364,7 @@ static void server__on_message(hub_server_t *self, const uint8_t *rid, size_t ri
     bool in_place = size > 64 &&
                     core__grow((void **)&self->turn_msgs, &self->turn_msgs_cap,
                                self->turn_msgs_n + 1, sizeof *self->turn_msgs) == 0 &&
-                    server__batch_view(&self->turn_arena, data, size, &view_frame.protocol_version,
+                    view__batch(&self->turn_arena, data, size, &view_frame.protocol_version,
                                        &view_batch);
     int rc = 0;
     if (in_place) {

@@ -417,8 +417,15 @@ int hub_series_set(hub_metric_series_t *s, double value)
 
 int hub_series_observe(hub_metric_series_t *s, double value)
 {
+    return hub_series_observe_n(s, value, 1);
+}
+
+int hub_series_observe_n(hub_metric_series_t *s, double value, size_t n)
+{
     if (!s || isnan(value) || s->family->type != HUB_METRIC_HISTOGRAM)
         return HUB_EINVAL;
+    if (n == 0)
+        return 0;
     const hub_metric_family_t *f = s->family;
     /* The first bound >= value (Prometheus buckets are "less or equal"). */
     size_t lo = 0, hi = f->n_bounds;
@@ -429,29 +436,9 @@ int hub_series_observe(hub_metric_series_t *s, double value)
         else
             lo = mid + 1;
     }
-    s->bucket_counts[lo]++;
-    s->count++;
-    s->sum += value;
-    return 0;
-}
-
-int hub_series_observe_n(hub_metric_series_t *s, double value, size_t n)
-{
-    int rc = hub_series_observe(s, value);
-    if (rc != 0 || n < 2)
-        return rc;
-    const hub_metric_family_t *f = s->family;
-    size_t lo = 0, hi = f->n_bounds; /* the bucket hub_series_observe chose */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (value <= f->bounds[mid])
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    s->bucket_counts[lo] += n - 1;
-    s->count += n - 1;
-    s->sum += value * (double)(n - 1);
+    s->bucket_counts[lo] += n;
+    s->count += n;
+    s->sum += value * (double)n;
     return 0;
 }
 

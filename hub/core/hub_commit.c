@@ -285,7 +285,7 @@ static void commit__after_commit(uv_work_t *req, int status)
     while (hub_map_next(self->members, &cursor, NULL, &value))
         delivery__pump(self, value);
     /* Flushed, and the next commit started, at the end of this turn
-     * (server__on_end_of_turn); once the hub stops that hook is closed. */
+     * (server__end_of_turn); once the hub stops that hook is closed. */
     if (self->stopping)
         send__flush_all(self);
 }

@@ -5,7 +5,8 @@
  *
  * The data path, in the order an envelope takes it:
  *   hub_server.c    life cycle, dispatch of frames, Hello/heartbeat, timers, reloads, and
- *                   the one end-of-turn hook (server__on_end_of_turn) where what handlers
+ *                   the one end-of-turn work (server__end_of_turn: a uv_check_t after
+ *                   I/O, a uv_prepare_t before the loop blocks) where what handlers
  *                   enqueued is flushed, receipted and committed
  *   hub_view.c      Batch frames and envelopes read in place (what protobuf-c would
  *                   read, without its copies), or handed to protobuf-c
@@ -557,7 +558,7 @@ void send__blocked_drop(core__member_t *m);
 int send__enqueue_out(hub_server_t *self, core__member_t *m, const char *sender, uint64_t seq,
                       uint32_t attempt, const uint8_t *bytes, size_t len);
 /* The same without a copy: bytes must stay valid until the end of this loop
- * turn, whose hook (server__on_end_of_turn) flushes every queued delivery before
+ * turn, whose hook (server__end_of_turn) flushes every queued delivery before
  * anything else can free them. For an envelope delivered before its commit:
  * its pending record keeps the bytes until the commit is done, and a commit
  * starts only after the flush. */

@@ -487,7 +487,7 @@ static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }
-    /* What this turn enqueued leaves at its end (server__on_end_of_turn). */
+    /* What this turn enqueued leaves at its end (server__end_of_turn). */
 }
 
 /* The end of every loop turn (redis's beforeSleep), whichever handlers ran
@@ -632,7 +632,7 @@ void server__housekeeping(uv_timer_t *timer)
         for (size_t i = 0; i < n_expired; i++)
             HUB__PUSH(self->dead_ttl, self->dead_ttl_n, self->dead_ttl_cap, expired[i]);
     }
-    /* Sent and committed at the end of this turn (server__on_end_of_turn). */
+    /* Sent and committed at the end of this turn (server__end_of_turn). */
 }
 
 static void server__close_handles(hub_server_t *self);

@@ -139,7 +139,7 @@ static struct hub_store *server_ops__store(void *ctx)
 }
 
 /* Reading resumes once a replay had its moment between commits (or its
- * operator stopped retrying: server__on_end_of_turn). */
+ * operator stopped retrying: server__end_of_turn). */
 void server_ops__replay_drained(hub_server_t *self)
 {
     if (!self->replay_drain_until_us)

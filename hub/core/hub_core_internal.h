@@ -101,7 +101,13 @@
  * max_waiting_bytes (send__waiting). */
 #define HUB__SNDHWM 16
 #define HUB__RCVHWM 1000
-#define HUB__FRAME_SOFT_MAX (1u << 20)
+/* 128 KiB, not more: a frame is encrypted, sent, decrypted and read whole
+ * at each step, so the receiver starts on the first envelopes only when
+ * the frame's last has been written. With 1000 envelopes in flight, 1 MiB
+ * frames left one or two frames circulating and most of the pipeline idle;
+ * at 128 KiB about eight are in flight, each still carrying a hundred 1 KiB
+ * envelopes (BENCHMARKS.md, "Smaller Deliveries frames"). */
+#define HUB__FRAME_SOFT_MAX (128u << 10)
 #define HUB__REFUSAL_LOGS_PER_S 5 /* refusal log lines per member and second */
 #define HUB__WHY_MAX 512          /* bytes of a refusal's sentence */
 #define HUB__RETRY_MS 2           /* frames ZeroMQ refused are offered again this often */

@@ -28,21 +28,42 @@ typedef struct {
     uint64_t answer_seq; /* the reply's seq when it was queued; 0: online-only */
 } admit__request_t;
 
-/* The table of tracked requests: open addressing over {hash, request}
+/* A table of tracked requests: open addressing over {hash, request}
  * pairs, keyed by the request's message id, which the request holds (no
  * copy of the key, and the hash is compared before the request is read:
- * one cache line per probe). The hash is SipHash with a key drawn when the
- * table is made, so that no member can choose ids that collide. */
+ * one cache line per probe). */
 typedef struct {
     uint64_t hash;
     admit__request_t *req; /* NULL: empty; HUB__REQ_GONE: removed */
 } admit__reqslot_t;
 
-struct admit__requests {
+typedef struct {
     admit__reqslot_t *slots;
     size_t cap;  /* a power of two */
     size_t size; /* requests held */
     size_t used; /* requests + removed slots */
+} admit__table_t;
+
+/* An answered request, in the order answered, which is the order in which
+ * they fall due (the grace is the same for all). */
+typedef struct {
+    uint64_t hash;
+    uint64_t due_mono_us;
+    const admit__request_t *req; /* compared, not read, until found in the table */
+} admit__answered_t;
+
+/* Open requests and answered ones are kept apart: the open ones are few
+ * (what is in flight) and are scanned for their TTL once a second; the
+ * answered ones are many (35 s of traffic: four million at 120,000
+ * requests a second) and leave in the order they were answered, from the
+ * head of a ring, so that nothing walks them. A look-up tries the open
+ * table first. The hash is SipHash with a key drawn when the tables are
+ * made, so that no member can choose ids that collide. */
+struct admit__requests {
+    admit__table_t open;
+    admit__table_t answered;
+    admit__answered_t *ring;
+    size_t ring_head, ring_n, ring_cap; /* ring_cap: 0 or a power of two */
     unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
@@ -58,14 +79,30 @@ static uint64_t admit__req_hash(const core__requests_t *t, const char *id)
     return h;
 }
 
+static int admit__table_init(admit__table_t *t)
+{
+    t->cap = 1024;
+    t->size = t->used = 0;
+    t->slots = calloc(t->cap, sizeof *t->slots);
+    return t->slots ? 0 : HUB_ENOMEM;
+}
+
+static void admit__table_free(admit__table_t *t)
+{
+    for (size_t i = 0; t->slots && i < t->cap; i++)
+        if (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
+            free(t->slots[i].req);
+    free(t->slots);
+    t->slots = NULL;
+}
+
 core__requests_t *admit__requests_new(void)
 {
     core__requests_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->cap = 1024;
-    t->slots = calloc(t->cap, sizeof *t->slots);
-    if (!t->slots) {
+    if (admit__table_init(&t->open) != 0 || admit__table_init(&t->answered) != 0) {
+        admit__table_free(&t->open);
         free(t);
         return NULL;
     }
@@ -75,7 +112,7 @@ core__requests_t *admit__requests_new(void)
 
 size_t admit__requests_size(const core__requests_t *t)
 {
-    return t ? t->size : 0;
+    return t ? t->open.size + t->answered.size : 0;
 }
 
 void admit__requests_destroy(core__requests_t **t_p)
@@ -83,15 +120,14 @@ void admit__requests_destroy(core__requests_t **t_p)
     core__requests_t *t = t_p ? *t_p : NULL;
     if (!t)
         return;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
-            free(t->slots[i].req);
-    free(t->slots);
+    admit__table_free(&t->open);
+    admit__table_free(&t->answered);
+    free(t->ring);
     free(t);
     *t_p = NULL;
 }
 
-static admit__reqslot_t *admit__req_find(const core__requests_t *t, const char *id, uint64_t hash)
+static admit__reqslot_t *admit__req_find(const admit__table_t *t, const char *id, uint64_t hash)
 {
     size_t mask = t->cap - 1;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
@@ -103,13 +139,24 @@ static admit__reqslot_t *admit__req_find(const core__requests_t *t, const char *
     }
 }
 
-/* Fetching ahead (server__on_batch): the table's slot for the id an
+/* The slot of id in either table (*in says which), or NULL. */
+static admit__reqslot_t *admit__req_lookup(const core__requests_t *t, const char *id,
+                                           uint64_t hash, admit__table_t **in)
+{
+    admit__reqslot_t *s = admit__req_find(&t->open, id, hash);
+    *in = (admit__table_t *)&t->open;
+    if (!s && t->answered.size) {
+        s = admit__req_find(&t->answered, id, hash);
+        *in = (admit__table_t *)&t->answered;
+    }
+    return s;
+}
+
+/* Fetching ahead (server__on_batch): the open table's slot for the id an
  * envelope will be looked up by, then the request in it, are brought into
- * the cache while the envelopes before it are admitted. The table holds
- * the answered requests of the last 35 s (a million at 30,000 requests a
- * second), so each look-up otherwise waits for memory: the profile had
- * admit__req_find at a fifth of the loop thread, nearly all of it the
- * first load of the slot. */
+ * the cache while the envelopes before it are admitted: the reply of a
+ * request that was admitted a moment ago, by another batch, has usually
+ * left the cache since. */
 uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len)
 {
     /* The id: correlation_id (field 2) when set (a reply), else
@@ -130,13 +177,13 @@ uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t l
     crypto_shorthash(out, id, id_len, t->key);
     uint64_t hash;
     memcpy(&hash, out, sizeof hash);
-    __builtin_prefetch(&t->slots[hash & (t->cap - 1)]);
+    __builtin_prefetch(&t->open.slots[hash & (t->open.cap - 1)]);
     return hash;
 }
 
 void admit__prefetch_request(hub_server_t *self, uint64_t hash)
 {
-    const core__requests_t *t = self->requests;
+    const admit__table_t *t = &self->requests->open;
     const admit__reqslot_t *s = &t->slots[hash & (t->cap - 1)];
     if (hash && s->hash == hash && s->req && s->req != HUB__REQ_GONE)
         __builtin_prefetch(s->req);
@@ -144,13 +191,14 @@ void admit__prefetch_request(hub_server_t *self, uint64_t hash)
 
 static admit__request_t *admit__req_get(const core__requests_t *t, const char *id)
 {
-    admit__reqslot_t *s = admit__req_find(t, id, admit__req_hash(t, id));
+    admit__table_t *in;
+    admit__reqslot_t *s = admit__req_lookup(t, id, admit__req_hash(t, id), &in);
     return s ? s->req : NULL;
 }
 
 /* Rehashes into a table twice as large when the requests fill half of it,
  * else of the same size (removed slots dropped). */
-static int admit__req_rehash(core__requests_t *t)
+static int admit__req_rehash(admit__table_t *t)
 {
     size_t ncap = t->size * 2 >= t->cap / 2 ? t->cap * 2 : t->cap;
     admit__reqslot_t *ns = calloc(ncap, sizeof *ns);
@@ -173,7 +221,7 @@ static int admit__req_rehash(core__requests_t *t)
 }
 
 /* Adds req (its id, whose hash is given, not yet in the table). */
-static int admit__req_put(core__requests_t *t, admit__request_t *req, uint64_t hash)
+static int admit__req_put(admit__table_t *t, admit__request_t *req, uint64_t hash)
 {
     if ((t->used + 1) * 10 >= t->cap * 7 && admit__req_rehash(t) != 0)
         return HUB_ENOMEM;
@@ -188,7 +236,7 @@ static int admit__req_put(core__requests_t *t, admit__request_t *req, uint64_t h
     return 0;
 }
 
-static void admit__req_remove(core__requests_t *t, admit__reqslot_t *s)
+static void admit__req_remove(admit__table_t *t, admit__reqslot_t *s)
 {
     s->req = HUB__REQ_GONE;
     t->size--;
@@ -198,7 +246,7 @@ static void admit__req_remove(core__requests_t *t, admit__reqslot_t *s)
 /* How long an answered request is remembered (re-sends of its reply). */
 #define HUB__ANSWERED_GRACE_US (35u * 1000000u) /* past the SDK's 30 s re-send */
 
-static void admit__request_forget(hub_server_t *self, admit__reqslot_t *slot)
+static void admit__request_forget(hub_server_t *self, admit__table_t *in, admit__reqslot_t *slot)
 {
     admit__request_t *req = slot->req;
     core__member_t *s = hub_map_get(self->members, req->sender);
@@ -208,7 +256,7 @@ static void admit__request_forget(hub_server_t *self, admit__reqslot_t *slot)
         if (self->open_requests_total)
             self->open_requests_total--;
     }
-    admit__req_remove(self->requests, slot);
+    admit__req_remove(in, slot);
     free(req);
 }
 
@@ -220,7 +268,8 @@ static int admit__remember_request_of(hub_server_t *self, const char *message_id
                                       bool durable, const char **why)
 {
     uint64_t hash = admit__req_hash(self->requests, message_id);
-    admit__reqslot_t *old_slot = admit__req_find(self->requests, message_id, hash);
+    admit__table_t *old_in;
+    admit__reqslot_t *old_slot = admit__req_lookup(self->requests, message_id, hash, &old_in);
     admit__request_t *old = old_slot ? old_slot->req : NULL;
     if (old && old->sender == s->id && old->receiver == r->id) {
         old->durable |= durable; /* a re-send: same request */
@@ -254,8 +303,8 @@ static int admit__remember_request_of(hub_server_t *self, const char *message_id
     req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
     core__copy_str(req->id, sizeof req->id, message_id);
     if (old)
-        admit__request_forget(self, old_slot);
-    if (admit__req_put(self->requests, req, hash) != 0) {
+        admit__request_forget(self, old_in, old_slot);
+    if (admit__req_put(&self->requests->open, req, hash) != 0) {
         free(req);
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
@@ -287,6 +336,8 @@ static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__re
 {
     *out = NULL;
     admit__request_t *req = admit__req_get(self->requests, env->correlation_id);
+    if (req && req->answer_id[0] && req->expires_mono_us <= hub_monotonic_us())
+        req = NULL; /* answered, and its TTL or grace is over: due to leave */
     if (!req) {
         snprintf(why, HUB__WHY_MAX,
                  "a reply must answer a request the hub routed and still tracks; %s is unknown, "
@@ -311,6 +362,35 @@ static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__re
     return 0;
 }
 
+/* Moves req from the open table to the answered one, at the ring's tail,
+ * due at due_mono_us. Out of memory, it stays in the open table, where the
+ * scan of admit__expire_requests() forgets it in time all the same. */
+static void admit__request_move_answered(core__requests_t *t, admit__request_t *req,
+                                         uint64_t due_mono_us)
+{
+    uint64_t hash = admit__req_hash(t, req->id);
+    admit__reqslot_t *slot = admit__req_find(&t->open, req->id, hash);
+    if (!slot)
+        return; /* answered already (a re-send), or in the answered table */
+    if (t->ring_n == t->ring_cap) {
+        size_t cap = t->ring_cap ? 2 * t->ring_cap : 1024;
+        admit__answered_t *ring = malloc(cap * sizeof *ring);
+        if (!ring)
+            return;
+        for (size_t i = 0; i < t->ring_n; i++)
+            ring[i] = t->ring[(t->ring_head + i) & (t->ring_cap - 1)];
+        free(t->ring);
+        t->ring = ring;
+        t->ring_cap = cap;
+        t->ring_head = 0;
+    }
+    if (admit__req_put(&t->answered, req, hash) != 0)
+        return;
+    admit__req_remove(&t->open, slot);
+    t->ring[(t->ring_head + t->ring_n++) & (t->ring_cap - 1)] =
+        (admit__answered_t){hash, due_mono_us, req};
+}
+
 /* The reply `reply_id` to `req` has been accepted: no other reply will be. */
 static void admit__request_answered(hub_server_t *self, admit__request_t *req, const char *reply_id)
 {
@@ -328,6 +408,7 @@ static void admit__request_answered(hub_server_t *self, admit__request_t *req, c
         s->open_requests--;
     if (self->open_requests_total)
         self->open_requests_total--;
+    admit__request_move_answered(self->requests, req, grace);
     if (req->durable) {
         /* Forgotten by the store with the next commit. */
         char *id = strdup(req->id);
@@ -349,15 +430,40 @@ void admit__request_note(hub_server_t *self, core__pending_t *p)
     p->answered_by_seq = req->answer_seq;
 }
 
+/* The answered table's slot holding exactly `req` (by address: a request
+ * the ring names may have been forgotten and freed since), or NULL. */
+static admit__reqslot_t *admit__answered_slot(const admit__table_t *t, uint64_t hash,
+                                              const admit__request_t *req)
+{
+    size_t mask = t->cap - 1;
+    for (size_t i = hash & mask; t->slots[i].req; i = (i + 1) & mask)
+        if (t->slots[i].hash == hash && t->slots[i].req == req)
+            return &t->slots[i];
+    return NULL;
+}
+
 void admit__expire_requests(hub_server_t *self, uint64_t now)
 {
-    /* A full scan once a second is cheap next to the traffic that filled
-     * the table; removed slots are dropped by the next rehash. */
+    /* The open table, whole, once a second: it holds what is in flight (and
+     * queued requests waiting for their receiver), not the answered ones;
+     * removed slots are dropped by the next rehash. */
     core__requests_t *t = self->requests;
-    for (size_t i = 0; i < t->cap; i++) {
-        admit__reqslot_t *s = &t->slots[i];
+    for (size_t i = 0; i < t->open.cap; i++) {
+        admit__reqslot_t *s = &t->open.slots[i];
         if (s->req && s->req != HUB__REQ_GONE && s->req->expires_mono_us <= now)
-            admit__request_forget(self, s);
+            admit__request_forget(self, &t->open, s);
+    }
+    /* The answered ones from the ring's head, as they fall due. One the
+     * ring names may be gone already (replaced by a new request with its
+     * id), or be a new request at the same address answered later: then
+     * its own, later entry is the one that removes it. */
+    while (t->ring_n && t->ring[t->ring_head].due_mono_us <= now) {
+        admit__answered_t a = t->ring[t->ring_head];
+        t->ring_head = (t->ring_head + 1) & (t->ring_cap - 1);
+        t->ring_n--;
+        admit__reqslot_t *s = admit__answered_slot(&t->answered, a.hash, a.req);
+        if (s && s->req->expires_mono_us <= now)
+            admit__request_forget(self, &t->answered, s);
     }
 }
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define HUB_ID "VN/GOV/HN-LGSP/HUB"
 #define SENDER_ID "VN/GOV/HN-STP/HOTICH"
@@ -29,7 +30,7 @@
 static char dir[PATH_MAX];
 static uv_loop_t loop;
 static hub_server_t *server;
-static hub_keypair_t sender_kp; /* secret halves kept to sign with */
+static hub_keypair_t sender_kp, receiver_kp; /* secret halves kept to sign with */
 static core__member_t *sender;
 static core__receipts_t receipts;
 
@@ -62,7 +63,7 @@ static void setup(void)
     mkdir(path, 0755);
     keygen(HUB_ID, false, NULL);
     keygen(SENDER_ID, true, &sender_kp);
-    keygen(RECEIVER_ID, true, NULL);
+    keygen(RECEIVER_ID, true, &receiver_kp);
     hub_config_t cfg;
     hub_config_defaults(&cfg);
     snprintf(cfg.listen, sizeof cfg.listen, "tcp://127.0.0.1:*"); /* bound; nobody connects */
@@ -86,6 +87,7 @@ static void teardown(void)
     hub_server_destroy(&server);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     hub_keypair_wipe(&sender_kp);
+    hub_keypair_wipe(&receiver_kp);
     tk_rmrf(dir);
 }
 
@@ -492,10 +494,141 @@ START_TEST(test_deliveries_packed_as_protobuf_c_packs)
 }
 END_TEST
 
+/* A queued request or reply from `from` (a member of this hub, signing with
+ * sign_secret), routed as its own Batch's item: a new one when id is "" (its
+ * id into id), else a re-send with that id. */
+static void route_kind(const char *from, const char *to, Lth__V1__Kind kind, const char *corr,
+                       uint64_t ttl_ms, const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1])
+{
+    char fresh[HUB_UUID_LEN + 1];
+    Lth__V1__Envelope env = tkw_envelope(fresh, from, to, SERVICE);
+    if (id[0] == '\0')
+        memcpy(id, fresh, sizeof fresh);
+    env.message_id = id; /* as given: a re-send */
+    env.kind = kind;
+    env.delivery = LTH__V1__DELIVERY__DELIVERY_QUEUED;
+    env.correlation_id = (char *)(corr ? corr : "");
+    env.ttl_ms = ttl_ms;
+    env.content_type = "application/json";
+    static uint8_t payload[] = "{\"ket_qua\":\"khop\"}";
+    env.payload.data = payload;
+    env.payload.len = sizeof payload - 1;
+    uint8_t sig[HUB_SIGNATURE_LEN];
+    ck_assert_int_eq(hub_envelope_sign(&env, sign_secret, sig), 0);
+    size_t len = lth__v1__envelope__get_packed_size(&env);
+    uint8_t *item = hub_arena_alloc(&server->turn_arena, len);
+    ck_assert_ptr_nonnull(item);
+    lth__v1__envelope__pack(&env, item);
+    core__member_t *m = members__member(server, from);
+    ck_assert_ptr_nonnull(m);
+    receipts.sender = m->id;
+    receipts.item = 1;
+    admit__route_envelope(server, m, item, len, &receipts);
+    receipts.item = 0;
+    receipts.sender = sender->id;
+}
+
+static void receipts_clear(void)
+{
+    send__receipts_free(&receipts);
+    ck_assert_int_eq(send__receipts_init(&receipts, 4), 0);
+    receipts.sender = sender->id;
+}
+
+/* The reply rule over time: an answered request is remembered for the
+ * grace (35 s: a re-send of its reply passes, any other reply is
+ * refused), then forgotten; an open request is forgotten at its TTL; the
+ * answered ones do not keep the open ones' expiry from running. */
+START_TEST(test_answered_requests_are_kept_for_the_grace_then_forgotten)
+{
+    char req[HUB_UUID_LEN + 1] = "", reply[HUB_UUID_LEN + 1] = "", brief[HUB_UUID_LEN + 1] = "";
+    char other[HUB_UUID_LEN + 1] = "", other2[HUB_UUID_LEN + 1] = "";
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+               sender_kp.sign_secret, req);
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 2000,
+               sender_kp.sign_secret, brief);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    commit();
+    ck_assert_uint_eq(admit__requests_size(server->requests), 2);
+    uint64_t t0 = hub_monotonic_us();
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0,
+               receiver_kp.sign_secret, reply);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    ck_assert_uint_eq(server->pending_n, 1);
+    commit();
+    /* Past the brief request's TTL: it goes, the answered one stays. */
+    admit__expire_requests(server, t0 + 3000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 1);
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, brief, 0,
+               receiver_kp.sign_secret, other);
+    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, "unknown, expired");
+    receipts_clear();
+    /* Within the grace: another reply is refused, a re-send of the reply
+     * passes. */
+    admit__expire_requests(server, t0 + 30000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 1);
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0,
+               receiver_kp.sign_secret, other2);
+    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, "already answered by reply");
+    receipts_clear();
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0, receiver_kp.sign_secret,
+               reply);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    ck_assert_uint_eq(server->pending_n, 1);
+    commit();
+    /* After the grace: forgotten, and the re-send is refused. */
+    admit__expire_requests(server, hub_monotonic_us() + 36000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 0);
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0, receiver_kp.sign_secret,
+               reply);
+    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, "unknown, expired");
+}
+END_TEST
+
+/* Many answered requests leave in the order answered, each at its own
+ * grace, and a request id used again after its first use was forgotten is
+ * tracked afresh. */
+START_TEST(test_answered_requests_leave_in_order)
+{
+    enum { N = 300 };
+    static char reqs[N][HUB_UUID_LEN + 1];
+    char reply[HUB_UUID_LEN + 1];
+    memset(reqs, 0, sizeof reqs);
+    for (int i = 0; i < N; i++)
+        route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+                   sender_kp.sign_secret, reqs[i]);
+    commit();
+    uint64_t first = 0, half = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == 0)
+            first = hub_monotonic_us();
+        if (i == N / 2) {
+            commit();
+            usleep(20000); /* the second half answered 20 ms later */
+            half = hub_monotonic_us();
+        }
+        reply[0] = '\0';
+        route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, reqs[i], 0,
+                   receiver_kp.sign_secret, reply);
+    }
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    commit();
+    ck_assert_uint_eq(admit__requests_size(server->requests), N);
+    /* Between the two halves' graces: only the first half is gone. */
+    admit__expire_requests(server, half + 35000000u - 10000u);
+    ck_assert_uint_ge(half + 35000000u - 10000u, first + 35000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), N - N / 2);
+    admit__expire_requests(server, hub_monotonic_us() + 36000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 0);
+}
+END_TEST
+
 TK_MAIN("admit",
         TK_CASE("admit", setup, teardown, 30, test_not_an_envelope,
                 test_sender_must_be_the_connection, test_unknown_receiver,
                 test_online_only_to_an_offline_receiver, test_unsigned_is_refused_before_the_store,
                 test_rate_check, test_queued_is_acked_only_after_the_commit,
                 test_bad_signature_is_not_committed, test_envelope_view_reads_what_protobuf_c_reads,
-                test_deliveries_packed_as_protobuf_c_packs))
+                test_deliveries_packed_as_protobuf_c_packs,
+                test_answered_requests_are_kept_for_the_grace_then_forgotten,
+                test_answered_requests_leave_in_order))

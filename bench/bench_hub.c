@@ -153,14 +153,28 @@ void bench_hubenv_stop(bench_hubenv_t *env)
 /* ------------------------------------------------------------------------ */
 /* Raw protocol peers                                                        */
 
+static void hub__free_frame(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+/* Sends the frame's encoding without copying it (as the SDK does): ZeroMQ
+ * frees it once written. */
 static int hub__send(bench_peer_t *p, hub_frame_t *frame)
 {
     uint8_t *buf;
     size_t len;
     if (hub_frame_encode(frame, &buf, &len) != 0)
         return -1;
-    int rc = zmq_send(p->sock, buf, len, 0) < 0 ? -1 : 0;
-    free(buf);
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, buf, len, hub__free_frame, NULL) != 0) {
+        free(buf);
+        return -1;
+    }
+    int rc = zmq_msg_send(&msg, p->sock, 0) < 0 ? -1 : 0;
+    if (rc != 0)
+        zmq_msg_close(&msg);
     p->last_tx_ns = bench_now_ns();
     p->frames_out++;
     return rc;

@@ -231,7 +231,7 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
-    uint64_t next, used;
+    uint64_t next = 0, used = 0;
     rc = store_batch__next_seq_get(self, txn, &next);
     if (rc == 0)
         rc = store_batch__used_pages(self, txn, &used);

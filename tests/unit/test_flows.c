@@ -469,11 +469,10 @@ START_TEST(jsonw_csv_lists_the_items)
 }
 END_TEST
 
-TK_MAIN("flows", TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_match,
-                         windows_forget_old_traffic, percentiles_follow_a_spread,
-                         flows_beyond_the_cap_go_to_overflow,
-                         refusal_kinds_are_bounded_and_sanitised, exchanges_ring_keeps_the_newest,
-                         throughput_per_second, accepted_n_counts_like_n_acceptances,
-                         changed_flows_are_visited_once,
-                         jsonw_writes_valid_json, jsonw_refuses_misuse,
-                         jsonw_csv_lists_the_items))
+TK_MAIN("flows",
+        TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_match,
+                windows_forget_old_traffic, percentiles_follow_a_spread,
+                flows_beyond_the_cap_go_to_overflow, refusal_kinds_are_bounded_and_sanitised,
+                exchanges_ring_keeps_the_newest, throughput_per_second,
+                accepted_n_counts_like_n_acceptances, changed_flows_are_visited_once,
+                jsonw_writes_valid_json, jsonw_refuses_misuse, jsonw_csv_lists_the_items))

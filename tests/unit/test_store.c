@@ -2822,14 +2822,13 @@ static Suite *store_suite(void)
 {
     const tk_case_t cases[] = {
         TK_CASE("contract", setup, teardown, 60, STORE_CONTRACT_TESTS),
-        TK_CASE("lmdb", setup, teardown, 60,
-                store_full_keeps_what_is_stored, corrupt_file_is_refused,
-                foreign_lmdb_file_is_refused, other_format_version_is_refused,
-                older_store_gets_an_id_kept_for_good, truncated_record_is_an_error,
-                damaged_dead_letter_can_be_purged, format_1_store_is_upgraded,
-                format_3_store_is_upgraded_to_4, open_creates_missing_directories,
-                batch_commits_as_one_transaction, batch_store_full,
-                one_large_append_stops_at_the_lines),
+        TK_CASE("lmdb", setup, teardown, 60, store_full_keeps_what_is_stored,
+                corrupt_file_is_refused, foreign_lmdb_file_is_refused,
+                other_format_version_is_refused, older_store_gets_an_id_kept_for_good,
+                truncated_record_is_an_error, damaged_dead_letter_can_be_purged,
+                format_1_store_is_upgraded, format_3_store_is_upgraded_to_4,
+                open_creates_missing_directories, batch_commits_as_one_transaction,
+                batch_store_full, one_large_append_stops_at_the_lines),
     };
     return tk_suite("store", cases, sizeof cases / sizeof cases[0]);
 }

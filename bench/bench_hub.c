@@ -15,7 +15,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define HUB__MAX_BATCH 1000 /* envelopes per Batch frame a raw client sends */
+/* Envelopes per Batch frame a raw client sends: at most what the SDK sends
+ * (ADP__MAX_BATCH in adp.c), so that the raw rows batch as deployed
+ * clients do. A window of 1000 then leaves in two frames or more, which
+ * the hub admits and delivers while the next is still on its way. */
+#define HUB__MAX_BATCH 512
 
 /* ------------------------------------------------------------------------ */
 /* Keys, configuration, hubd                                                 */

@@ -82,6 +82,12 @@ static void commit__group_receipt(hub_server_t *self, core__commit_t *job, size_
     self->stats.envelopes_accepted++;
 }
 
+static bool commit__same_flow(const hub_store_msg_t *a, const hub_store_msg_t *b)
+{
+    return !strcmp(a->sender, b->sender) && !strcmp(a->receiver, b->receiver) &&
+           !strcmp(a->service, b->service);
+}
+
 static void commit__after_commit(uv_work_t *req, int status)
 {
     core__commit_t *job = req->data;
@@ -97,11 +103,27 @@ static void commit__after_commit(uv_work_t *req, int status)
     }
     (void)status;
 
-    /* Receipts, one frame per sender. */
+    /* Receipts, one frame per sender. Consecutive envelopes mostly share
+     * their sender and their flow: the last sender's receipts are at hand
+     * without a look-up, and a run of one flow's stored envelopes is
+     * counted at once (outcome__committed_run) before anything else of the
+     * commit is recorded. */
     hub_map_t *by_sender = hub_map_new();
+    core__receipts_t *last_r = NULL;
+    const char *last_sender = NULL;
+    size_t run_first = 0, run_n = 0;
     for (size_t i = 0; by_sender && i < job->n_items; i++) {
         hub_store_msg_t *msg = &job->items[i].msg;
-        core__receipts_t *r = hub_map_get(by_sender, msg->sender);
+        bool stored = job->append_rc == 0 && job->items[i].verdict == 0 &&
+                      !job->items[i].group_id[0] && job->outcomes[i] == HUB_STORE_OK;
+        if (run_n > 0 && !(stored && run_first + run_n == i &&
+                           commit__same_flow(&job->items[run_first].msg, msg))) {
+            outcome__committed_run(self, &job->items[run_first], run_n);
+            run_n = 0;
+        }
+        core__receipts_t *r = last_sender && !strcmp(last_sender, msg->sender)
+                                  ? last_r
+                                  : hub_map_get(by_sender, msg->sender);
         if (!r) {
             r = malloc(sizeof *r);
             if (!r || send__receipts_init(r, job->n_items) != 0 ||
@@ -115,6 +137,8 @@ static void commit__after_commit(uv_work_t *req, int status)
             r->sender = sm ? sm->id : "";
             r->audited = true; /* the worker wrote this commit's refusals */
         }
+        last_r = r;
+        last_sender = msg->sender;
         if (job->items[i].group_id[0]) {
             commit__group_receipt(self, job, i, r);
             continue;
@@ -137,7 +161,8 @@ static void commit__after_commit(uv_work_t *req, int status)
                 hub_delegations_note(self->delegations, job->items[i].delegated_from,
                                      msg->service, job->items[i].delegated_procedure, rm->id,
                                      hub_now_us());
-            outcome__committed(self, msg, false);
+            if (run_n++ == 0)
+                run_first = i;
             break;
         }
         case HUB_STORE_DUPLICATE: {
@@ -173,6 +198,7 @@ static void commit__after_commit(uv_work_t *req, int status)
             break;
         }
     }
+    outcome__committed_run(self, &job->items[run_first], run_n);
     size_t cursor = 0;
     const char *sender;
     void *value;
@@ -194,11 +220,17 @@ static void commit__after_commit(uv_work_t *req, int status)
             m->pending_late--;
     }
     /* Fast path: hand fresh messages straight to receivers that are caught up. */
+    core__member_t *last_m = NULL;
+    const char *last_receiver = NULL;
     for (size_t i = 0; job->append_rc == 0 && i < job->n_items; i++) {
         if (job->items[i].verdict != 0 || job->outcomes[i] != HUB_STORE_OK)
             continue;
         hub_store_msg_t *msg = &job->items[i].msg;
-        core__member_t *m = hub_map_get(self->members, msg->receiver);
+        core__member_t *m = last_receiver && !strcmp(last_receiver, msg->receiver)
+                                ? last_m
+                                : hub_map_get(self->members, msg->receiver);
+        last_m = m;
+        last_receiver = msg->receiver;
         if (!m || !m->online)
             continue;
         /* Delivered before the commit, to this connection (a reconnect since

@@ -542,6 +542,28 @@ void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *recei
         flows__flow_accepted(f, payload_bytes, now_us);
 }
 
+void hub_flows_accepted_n(hub_flows_t *self, const char *sender, const char *receiver,
+                          const char *service, uint64_t n, uint64_t payload_bytes, uint64_t now_us)
+{
+    if (!self || n == 0)
+        return;
+    flows__tick(self, now_us)->accepted += n;
+    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
+    if (!f)
+        return;
+    /* flows__flow_accepted, n times over. */
+    f->t.accepted += n;
+    f->t.bytes += payload_bytes;
+    flows__touch(f, now_us);
+    int64_t sec = (int64_t)(now_us / 1000000u);
+    flows__cslot(f->csec, sec)->accepted += (uint32_t)n;
+    flows__cslot(f->cmin, sec / 60)->accepted += (uint32_t)n;
+    if (f->m_accepted)
+        hub_series_inc(f->m_accepted, (double)n);
+    if (f->m_bytes)
+        hub_series_inc(f->m_bytes, (double)payload_bytes);
+}
+
 void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, const char *outcome, uint64_t now_us)
 {

@@ -87,6 +87,10 @@ void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *recei
 /* outcome: the NACK code's name, e.g. hub_nack_code_name(code). */
 void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, const char *outcome, uint64_t now_us);
+/* hub_flows_accepted() n times over for one flow, payload_bytes in all:
+ * one look-up of the flow (a group commit's envelopes of one flow). */
+void hub_flows_accepted_n(hub_flows_t *self, const char *sender, const char *receiver,
+                          const char *service, uint64_t n, uint64_t payload_bytes, uint64_t now_us);
 /* hub_internal_us: from receipt of the envelope to its hand-off to the
  * receiver's connection (first attempt). */
 void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *receiver,

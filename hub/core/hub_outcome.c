@@ -290,6 +290,30 @@ void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool cop
     hub_flows_exchange(self->flows, &x);
 }
 
+/* outcome__committed(copy false) for n envelopes of one flow (sender,
+ * receiver, service) that one commit stored: the flow is counted once;
+ * the recent-exchanges list, which keeps the last HUB_FLOWS_EXCHANGES,
+ * gets those that would stay in it. */
+void outcome__committed_run(hub_server_t *self, const core__pending_t *items, size_t n)
+{
+    if (n == 0)
+        return;
+    const hub_store_msg_t *first = &items[0].msg;
+    const char *label =
+        members__service_label(self, first->sender, first->receiver, first->service);
+    uint64_t now = hub_now_us(), bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += items[i].msg.envelope_len;
+    hub_flows_accepted_n(self->flows, first->sender, first->receiver, label, n, bytes, now);
+    self->stats.envelopes_accepted += n;
+    for (size_t i = n > HUB_FLOWS_EXCHANGES ? n - HUB_FLOWS_EXCHANGES : 0; i < n; i++) {
+        const hub_store_msg_t *msg = &items[i].msg;
+        hub_flows_exchange_t x = {msg->message_id, msg->sender,       msg->receiver, label,
+                                  "accepted",      msg->envelope_len, now,           0};
+        hub_flows_exchange(self->flows, &x);
+    }
+}
+
 /* A queued envelope handed to its receiver's connection. why: "attempt 1",
  * "redelivery after no settle", …; flows: count it in the flows too (a
  * redelivery is not a new delivery there). */

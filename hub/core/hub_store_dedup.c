@@ -74,8 +74,15 @@ int store_dedup__put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, 
     memcpy(r.digest, m->digest, HUB_STORE_DIGEST_LEN);
     int rc = ids_put(self, txn, &ik, &r);
     if (rc == 0) {
+        /* (accepted_at, seq) almost always grows: MDB_APPEND fills the age
+         * index's pages instead of splitting them in half (half the pages
+         * to write at the commit); a key below the last one (the clock went
+         * back) is put the ordinary way. */
         MDB_val ak = store__pair_val(ab, m->accepted_at_us, seq);
-        rc = store_batch__map_rc(mdb_put(txn, self->age, &ak, &ik, 0));
+        int mrc = mdb_put(txn, self->age, &ak, &ik, MDB_APPEND);
+        if (mrc == MDB_KEYEXIST)
+            mrc = mdb_put(txn, self->age, &ak, &ik, 0);
+        rc = store_batch__map_rc(mrc);
     }
     return rc;
 }

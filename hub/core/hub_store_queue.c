@@ -191,6 +191,14 @@ int store_queue__load(hub_store_t *self, MDB_txn *txn, uint64_t seq, store__rec_
 
 /* ---- append ---------------------------------------------------------------- */
 
+/* The store's size is measured (store_batch__used_pages) once per this many
+ * appends of a call, and bounded in between: one append adds at most its
+ * record's pages (store_batch__item_pages) and HUB__APPEND_PAGES_MAX more,
+ * a page per level and a new root in each of the B-trees it writes (seven,
+ * at most eight levels each even with 255-byte member names). */
+#define HUB__USED_MEASURE_EVERY 64
+#define HUB__APPEND_PAGES_MAX 128
+
 /* Stores one accepted message under seq: its record and indexes (unless
  * settled), and its de-duplication record. */
 static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint64_t seq)
@@ -223,10 +231,16 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
         return rc;
-    uint64_t next, used;
+    uint64_t next = 0, used = 0;
     rc = store_batch__next_seq_get(self, txn, &next);
     if (rc == 0)
         rc = store_batch__used_pages(self, txn, &used);
+    /* used is measured (twelve mdb_stat calls) every
+     * HUB__USED_MEASURE_EVERY appends; in between it is bounded above by
+     * the last measure plus HUB__APPEND_PAGES_MAX per append since. Where
+     * that bound stays below the limits, the exact figure would pass them
+     * too; anywhere near them it is measured again before any decision. */
+    uint64_t used_bound = used, since_measure = 0;
     bool stored = false;
     uint64_t floor = next; /* past every preset seq of this call, stored or not */
     store__held_acc_t acc = {0};
@@ -282,7 +296,18 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
                 continue;
             }
         }
-        uint64_t need = used + store_batch__item_pages(self, store_codec__rec_size(m));
+        uint64_t item_pages = store_batch__item_pages(self, store_codec__rec_size(m));
+        uint64_t guard = m->settled ? self->limit_pages : self->reserve_pages;
+        if (guard > self->limit_pages)
+            guard = self->limit_pages;
+        if (used_bound + item_pages > guard && used_bound != used) {
+            rc = store_batch__used_pages(self, txn, &used);
+            if (rc != 0)
+                break;
+            used_bound = used;
+            since_measure = 0;
+        }
+        uint64_t need = used_bound + item_pages;
         if (need > self->limit_pages) {
             outcomes[i] = HUB_STORE_FULL;
             continue;
@@ -296,8 +321,13 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         }
         uint64_t seq = m->preset_seq ? m->preset_seq : next;
         rc = append_one(self, txn, m, seq);
-        if (rc == 0)
+        if (rc == 0 && ++since_measure >= HUB__USED_MEASURE_EVERY) {
             rc = store_batch__used_pages(self, txn, &used);
+            used_bound = used;
+            since_measure = 0;
+        } else if (rc == 0) {
+            used_bound += HUB__APPEND_PAGES_MAX + item_pages;
+        }
         if (rc != 0)
             break;
         if (!m->settled)

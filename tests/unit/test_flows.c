@@ -295,6 +295,44 @@ START_TEST(exchanges_ring_keeps_the_newest)
 }
 END_TEST
 
+/* A group commit counts n envelopes of one flow at once: the same counts,
+ * windows, throughput and metrics as n single acceptances. */
+START_TEST(accepted_n_counts_like_n_acceptances)
+{
+    hub_metrics_t *m[2];
+    hub_flows_t *f[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(hub_metrics_new(0, &m[k]), 0);
+        ck_assert_int_eq(hub_flows_new(m[k], 0, &f[k]), 0);
+    }
+    for (int i = 0; i < 7; i++)
+        hub_flows_accepted(f[0], A, B, "s/v1", 100 + (uint64_t)i, T0);
+    hub_flows_accepted_n(f[1], A, B, "s/v1", 7, 7 * 100 + 21, T0);
+    hub_flows_accepted_n(f[1], A, B, "s/v1", 0, 0, T0); /* nothing */
+    static flows_seen_t seen[2];
+    memset(seen, 0, sizeof seen);
+    static hub_flows_tick_t ticks[2][HUB_FLOWS_THROUGHPUT_S];
+    char *text[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert_uint_eq(hub_flows_foreach(f[k], T0 + SEC, collect, &seen[k]), 1);
+        hub_flows_throughput(f[k], T0, ticks[k]);
+        text[k] = render(m[k]);
+    }
+    ck_assert_uint_eq(seen[1].info[0].accepted, 7);
+    ck_assert_uint_eq(seen[1].info[0].bytes, 721);
+    ck_assert_uint_eq(seen[1].info[0].minute.accepted, seen[0].info[0].minute.accepted);
+    ck_assert_uint_eq(seen[1].info[0].hour.accepted, seen[0].info[0].hour.accepted);
+    ck_assert_uint_eq(seen[1].info[0].bytes, seen[0].info[0].bytes);
+    ck_assert_uint_eq(ticks[1][HUB_FLOWS_THROUGHPUT_S - 1].accepted, 7);
+    ck_assert_str_eq(text[1], text[0]);
+    for (int k = 0; k < 2; k++) {
+        free(text[k]);
+        hub_flows_destroy(&f[k]);
+        hub_metrics_destroy(&m[k]);
+    }
+}
+END_TEST
+
 START_TEST(throughput_per_second)
 {
     hub_flows_t *f = new_flows();
@@ -431,10 +469,10 @@ START_TEST(jsonw_csv_lists_the_items)
 }
 END_TEST
 
-TK_MAIN("flows", TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_match,
-                         windows_forget_old_traffic, percentiles_follow_a_spread,
-                         flows_beyond_the_cap_go_to_overflow,
-                         refusal_kinds_are_bounded_and_sanitised, exchanges_ring_keeps_the_newest,
-                         throughput_per_second, changed_flows_are_visited_once,
-                         jsonw_writes_valid_json, jsonw_refuses_misuse,
-                         jsonw_csv_lists_the_items))
+TK_MAIN("flows",
+        TK_CASE("flows", NULL, NULL, 0, counts_per_flow_and_metrics_match,
+                windows_forget_old_traffic, percentiles_follow_a_spread,
+                flows_beyond_the_cap_go_to_overflow, refusal_kinds_are_bounded_and_sanitised,
+                exchanges_ring_keeps_the_newest, throughput_per_second,
+                accepted_n_counts_like_n_acceptances, changed_flows_are_visited_once,
+                jsonw_writes_valid_json, jsonw_refuses_misuse, jsonw_csv_lists_the_items))

@@ -2746,6 +2746,58 @@ END_TEST
     batch_reads_see_it_on_its_thread_only, batch_failed_call_drops_only_its_own, \
     batch_misuse_and_close_with_open_batch
 
+/* One append call of many messages (a group commit of a busy hub) stops
+ * at the same lines as calls of a few: the store measures its size only
+ * now and then inside a call and bounds it in between, and must neither
+ * go past the 90% line nor past the reserve line of one flow. */
+START_TEST(one_large_append_stops_at_the_lines)
+{
+    hub_store_limits_t limits = default_limits;
+    limits.max_bytes = 1u << 20;
+    static char envelope[1501];
+    memset(envelope, 'e', sizeof envelope - 1);
+    hub_store_t *store = open_store(&limits);
+    tally_t t = append_n(store, "A", "B", "a", 1000, envelope, NULL);
+    ck_assert_int_gt(t.ok, 200);
+    ck_assert_int_eq(t.ok + t.store_full, 1000);
+    uint64_t used, max;
+    ck_assert_int_eq(hub_store_usage(store, &used, &max, NULL), 0);
+    ck_assert_msg(used <= max / 10 * 9 && used >= max / 10 * 8, "used %llu of %llu",
+                  (unsigned long long)used, (unsigned long long)max);
+    /* What one call took, calls of four take too (to within a page's
+     * records: separate commits keep their own free-list pages). */
+    hub_store_close(&store);
+    teardown();
+    setup();
+    store = open_store(&limits);
+    int small = 0;
+    tally_t s = {.ok = 4};
+    for (int i = 0; i < 1000 && s.ok == 4; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "s%d", i);
+        s = append_n(store, "A", "B", prefix, 4, envelope, NULL);
+        small += s.ok;
+    }
+    ck_assert_msg(t.ok >= small - 8 && t.ok <= small + 8, "one call took %d, calls of 4 took %d",
+                  t.ok, small);
+    hub_store_close(&store);
+
+    /* The reserve line: one flow's single call stops there. */
+    teardown();
+    setup();
+    limits.reserve_percent = 40; /* the reserve line is at 50% */
+    store = open_store(&limits);
+    t = append_n(store, "A", "B", "r", 1000, envelope, NULL);
+    ck_assert_int_gt(t.ok, 100);
+    ck_assert_int_gt(t.quota_sender, 0);
+    ck_assert_int_eq(t.store_full + t.quota_receiver + t.other, 0);
+    ck_assert_int_eq(hub_store_usage(store, &used, &max, NULL), 0);
+    ck_assert_msg(used <= max / 2 && used >= max / 100 * 40, "used %llu of %llu",
+                  (unsigned long long)used, (unsigned long long)max);
+    hub_store_close(&store);
+}
+END_TEST
+
 /* On PostgreSQL, the contract and its own tests. Left out, as LMDB's own: the
  * file's damage and formats, LMDB's page accounting of the 90% line
  * (store_full_keeps_what_is_stored, batch_store_full: PostgreSQL counts
@@ -2770,13 +2822,13 @@ static Suite *store_suite(void)
 {
     const tk_case_t cases[] = {
         TK_CASE("contract", setup, teardown, 60, STORE_CONTRACT_TESTS),
-        TK_CASE("lmdb", setup, teardown, 60,
-                store_full_keeps_what_is_stored, corrupt_file_is_refused,
-                foreign_lmdb_file_is_refused, other_format_version_is_refused,
-                older_store_gets_an_id_kept_for_good, truncated_record_is_an_error,
-                damaged_dead_letter_can_be_purged, format_1_store_is_upgraded,
-                format_3_store_is_upgraded_to_4, open_creates_missing_directories,
-                batch_commits_as_one_transaction, batch_store_full),
+        TK_CASE("lmdb", setup, teardown, 60, store_full_keeps_what_is_stored,
+                corrupt_file_is_refused, foreign_lmdb_file_is_refused,
+                other_format_version_is_refused, older_store_gets_an_id_kept_for_good,
+                truncated_record_is_an_error, damaged_dead_letter_can_be_purged,
+                format_1_store_is_upgraded, format_3_store_is_upgraded_to_4,
+                open_creates_missing_directories, batch_commits_as_one_transaction,
+                batch_store_full, one_large_append_stops_at_the_lines),
     };
     return tk_suite("store", cases, sizeof cases / sizeof cases[0]);
 }

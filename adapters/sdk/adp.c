@@ -19,7 +19,11 @@
 
 #define ADP__DEDUP_WINDOW 65536 /* message ids remembered per client */
 #define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
-#define ADP__SIGN_BATCH 64      /* envelopes per batch signature (hub_sign.h) */
+/* Envelopes per batch signature (hub_sign.h): one Ed25519 signature and one
+ * verification at the hub and at each receiver per this many, against two
+ * more path digests (68 bytes) per envelope than at 64; 256 measured best
+ * (BENCHMARKS.md, issue 21, helper full21). */
+#define ADP__SIGN_BATCH 256
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
 /* The most a signature and its batch proof add to an encoded envelope:
  * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to
@@ -402,6 +406,7 @@ struct adp_client {
     bool outbox_dirty;          /* appended since the last sync */
     bool seen_dirty;
     hub_sigcache_t sigcache;    /* batch signatures of deliveries already verified */
+    hub_batch_proof_t *proofs;  /* ADP__SIGN_BATCH of them, for adp__sign_unsigned */
 };
 
 static void adp__error(adp_client_t *c, const char *fmt, ...)
@@ -608,7 +613,9 @@ static int adp__sign_unsigned(adp_client_t *c, adp__outmsg_t **msgs, size_t n)
         return 0;
     }
     uint8_t digests[ADP__SIGN_BATCH][HUB_DIGEST_LEN];
-    hub_batch_proof_t proofs[ADP__SIGN_BATCH]; /* ~21 KiB of stack */
+    if (!c->proofs && !(c->proofs = malloc(ADP__SIGN_BATCH * sizeof *c->proofs)))
+        return HUB_ENOMEM;
+    hub_batch_proof_t *proofs = c->proofs;
     adp__outmsg_t *chunk[ADP__SIGN_BATCH];
     size_t i = 0;
     while (i < n) {
@@ -1838,6 +1845,7 @@ void adp_close(adp_client_t **client_p)
     free(c->subs);
     hub_keypair_wipe(&c->key);
     hub_arena_destroy(&c->arena);
+    free(c->proofs);
     free(c);
     *client_p = NULL;
 }

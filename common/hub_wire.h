@@ -57,6 +57,14 @@ int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);
 void hub_envelope_free(hub_envelope_t **env_p);
 /* The same into an arena (never hub_envelope_free(); see hub_arena.h). */
 int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_envelope_t **out);
+/* An envelope read in place into the arena: payload and signature point
+ * into bytes (which must outlive it), the strings are copied. Only the
+ * plain shape encoders produce (each field once, its own wire type,
+ * in-range varints, printable-ASCII strings) is read so; anything else
+ * gives NULL, and the caller decodes with hub_envelope_decode_in(), which
+ * gives the same result for what this reads (tests/unit/test_admit.c,
+ * tests/fuzz/fuzz_envelope.c). */
+hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);

@@ -34,6 +34,12 @@ void hub_frame_free(hub_frame_t **frame_p);
 /* The same into an arena: the frame and every field of it live in `arena`
  * until it is reset (never hub_frame_free()). */
 int hub_frame_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out);
+/* hub_frame_decode_in(), except that a Deliveries frame of the plain shape
+ * the hub sends (each field once, with its own wire type) is read in place:
+ * its envelopes and keys point into data, which must outlive the frame. The
+ * same result as hub_frame_decode_in() for what it reads so
+ * (tests/unit/test_helpers.c). */
+int hub_frame_view(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out);
 /* Encodes `frame` (protocol_version is set here) into a new buffer. */
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len);
 /* Packs any protobuf-c message into a malloc'ed buffer (*out, *out_len

@@ -1287,7 +1287,8 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
 {
     hub_frame_t *frame = NULL;
     hub_arena_mark_t mark = hub_arena_mark(&c->arena);
-    if (hub_frame_decode_in(&c->arena, data, len, &frame) != 0) {
+    /* Deliveries in place (the ZeroMQ message outlives the frame). */
+    if (hub_frame_view(&c->arena, data, len, &frame) != 0) {
         hub_arena_release(&c->arena, mark);
         HUB_WARN("adp", "undecodable frame from the hub dropped", "bytes=%zu", len);
         return;

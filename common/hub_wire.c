@@ -295,7 +295,8 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
         q += wire__view_varint(q, body_end, &key);
         q += wire__view_varint(q, body_end, &v);
         if (key == ((1u << 3) | 2u)) {
-            if (!wire__view_delivered(q, q + v, &items[dl->n_items]))
+            /* The same bytes as counted above: n_items of them. */
+            if (dl->n_items >= n_items || !wire__view_delivered(q, q + v, &items[dl->n_items]))
                 return NULL;
             ptrs[dl->n_items] = &items[dl->n_items];
             dl->n_items++;

@@ -274,10 +274,10 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
     }
     hub_frame_t *frame = hub_arena_alloc(arena, sizeof *frame);
     Lth__V1__Deliveries *dl = hub_arena_alloc(arena, sizeof *dl);
-    Lth__V1__DeliveredEnvelope *items = n_items ? hub_arena_alloc(arena, n_items * sizeof *items)
-                                                : NULL;
-    Lth__V1__DeliveredEnvelope **ptrs = n_items ? hub_arena_alloc(arena, n_items * sizeof *ptrs)
-                                                : NULL;
+    Lth__V1__DeliveredEnvelope *items =
+        n_items ? hub_arena_alloc(arena, n_items * sizeof *items) : NULL;
+    Lth__V1__DeliveredEnvelope **ptrs =
+        n_items ? hub_arena_alloc(arena, n_items * sizeof *ptrs) : NULL;
     if (!frame || !dl || (n_items && (!items || !ptrs)))
         return NULL;
     lth__v1__frame__init(frame);

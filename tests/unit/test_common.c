@@ -643,7 +643,6 @@ START_TEST(arena)
 }
 END_TEST
 
-
 /* Two decoded Deliveries frames hold the same items. */
 static void ts__same_deliveries(const hub_frame_t *a, const hub_frame_t *b)
 {
@@ -661,9 +660,11 @@ static void ts__same_deliveries(const hub_frame_t *a, const hub_frame_t *b)
         ck_assert_uint_eq(x->attempt, y->attempt);
         ck_assert_uint_eq(x->envelope.len, y->envelope.len);
         ck_assert_uint_eq(x->sender_sign_key.len, y->sender_sign_key.len);
-        ck_assert(x->envelope.len == 0 || !memcmp(x->envelope.data, y->envelope.data, x->envelope.len));
-        ck_assert(x->sender_sign_key.len == 0 ||
-                  !memcmp(x->sender_sign_key.data, y->sender_sign_key.data, x->sender_sign_key.len));
+        ck_assert(x->envelope.len == 0 ||
+                  !memcmp(x->envelope.data, y->envelope.data, x->envelope.len));
+        ck_assert(
+            x->sender_sign_key.len == 0 ||
+            !memcmp(x->sender_sign_key.data, y->sender_sign_key.data, x->sender_sign_key.len));
     }
 }
 

@@ -229,8 +229,36 @@ int hub_batch_sign(const uint8_t (*digests)[HUB_DIGEST_LEN], size_t n,
     return 0;
 }
 
-int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
-                              const hub_batch_proof_t *proof, uint8_t root[HUB_DIGEST_LEN])
+/* hub__node_hash(left, right, out), remembered in cache (may be NULL). */
+static void hub__node_hash_cached(hub_sigcache_t *cache, const uint8_t left[HUB_DIGEST_LEN],
+                                  const uint8_t right[HUB_DIGEST_LEN], uint8_t out[HUB_DIGEST_LEN])
+{
+    if (!cache) {
+        hub__node_hash(left, right, out);
+        return;
+    }
+    uint64_t a, b;
+    memcpy(&a, left, sizeof a);
+    memcpy(&b, right, sizeof b);
+    size_t k = (size_t)((a ^ (b * 0x9e3779b97f4a7c15ull)) >> 32) % HUB_SIGCACHE_NODES;
+    if (cache->nodes[k].used && !memcmp(cache->nodes[k].children, left, HUB_DIGEST_LEN) &&
+        !memcmp(cache->nodes[k].children + HUB_DIGEST_LEN, right, HUB_DIGEST_LEN)) {
+        cache->node_hits++;
+        memcpy(out, cache->nodes[k].node, HUB_DIGEST_LEN);
+        return;
+    }
+    uint8_t children[2 * HUB_DIGEST_LEN];
+    memcpy(children, left, HUB_DIGEST_LEN); /* out may be left or right */
+    memcpy(children + HUB_DIGEST_LEN, right, HUB_DIGEST_LEN);
+    hub__node_hash(left, right, out);
+    memcpy(cache->nodes[k].children, children, sizeof children);
+    memcpy(cache->nodes[k].node, out, HUB_DIGEST_LEN);
+    cache->nodes[k].used = 1;
+}
+
+static int hub__root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
+                                const hub_batch_proof_t *proof, uint8_t root[HUB_DIGEST_LEN],
+                                hub_sigcache_t *cache)
 {
     if (!digest || !proof || !root || proof->leaf_count < 2 ||
         proof->leaf_count > HUB_BATCH_MAX_LEAVES || proof->leaf_index >= proof->leaf_count ||
@@ -244,7 +272,7 @@ int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
         if (sn == 0)
             return HUB_EINVAL;
         if ((fn & 1u) || fn == sn) {
-            hub__node_hash(proof->path[i], r, r);
+            hub__node_hash_cached(cache, proof->path[i], r, r);
             if (!(fn & 1u)) {
                 do {
                     fn >>= 1;
@@ -252,7 +280,7 @@ int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
                 } while (!(fn & 1u) && fn != 0);
             }
         } else {
-            hub__node_hash(r, proof->path[i], r);
+            hub__node_hash_cached(cache, r, proof->path[i], r);
         }
         fn >>= 1;
         sn >>= 1;
@@ -261,6 +289,12 @@ int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
         return HUB_EINVAL;
     memcpy(root, r, HUB_DIGEST_LEN);
     return 0;
+}
+
+int hub_batch_root_from_proof(const uint8_t digest[HUB_DIGEST_LEN],
+                              const hub_batch_proof_t *proof, uint8_t root[HUB_DIGEST_LEN])
+{
+    return hub__root_from_proof(digest, proof, root, NULL);
 }
 
 /* The proof an envelope carries, copied out of protobuf-c's structs. */
@@ -322,7 +356,7 @@ int hub_envelope_verify_digest(const hub_envelope_t *env, const uint8_t digest[H
     uint8_t root[HUB_DIGEST_LEN];
     rc = hub__proof_from_env(env, &proof);
     if (rc == 0)
-        rc = hub_batch_root_from_proof(digest, &proof, root);
+        rc = hub__root_from_proof(digest, &proof, root, cache);
     if (rc != 0)
         return rc;
     for (size_t i = 0; cache && i < HUB_SIGCACHE_SLOTS; i++) {

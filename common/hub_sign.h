@@ -138,6 +138,13 @@ int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
  * one per thread. A hit requires the same key, leaf count, root AND the
  * same 64 signature bytes as the verified entry. */
 #define HUB_SIGCACHE_SLOTS 32
+/* Inner nodes of batch trees remembered: the envelopes of one batch share
+ * the upper part of their paths, so that each node of a batch's tree is
+ * hashed about once instead of once per envelope below it. A node is a
+ * pure function of its two children: a remembered one is returned only for
+ * the very same 64 bytes, so that every proof is still checked in full
+ * (same verdicts); a miss only costs the hash. */
+#define HUB_SIGCACHE_NODES 512
 typedef struct {
     struct {
         uint8_t key[HUB_SIGN_PUBLIC_LEN];
@@ -148,6 +155,12 @@ typedef struct {
     } slot[HUB_SIGCACHE_SLOTS];
     unsigned next;
     uint64_t hits, verifies; /* for tests and metrics */
+    struct {
+        uint8_t children[2 * HUB_DIGEST_LEN]; /* left, right */
+        uint8_t node[HUB_DIGEST_LEN];         /* SHA-256(0x01 || left || right) */
+        uint8_t used;
+    } nodes[HUB_SIGCACHE_NODES];
+    uint64_t node_hits; /* for tests */
 } hub_sigcache_t;
 
 /* hub_envelope_verify() with a cache for batch signatures (cache may be

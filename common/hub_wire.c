@@ -59,6 +59,263 @@ int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub
     return *out ? 0 : HUB_EPARSE;
 }
 
+/* A base-128 varint at p (before end): the bytes it took, 0 when cut
+ * short or longer than ten bytes. */
+static size_t wire__view_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < 10 && p + i < end; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* A string field of the envelope, NUL-terminated in the arena: only
+ * printable ASCII (what ids, services and content types are made of), so
+ * that nothing protobuf-c would read differently is read here. */
+static char *wire__view_string(hub_arena_t *arena, const uint8_t *p, size_t n)
+{
+    /* Eight bytes at a time: a byte below 0x20, or above 0x7e (Bit
+     * Twiddling Hacks' hasless and hasmore), sets its top bit here. */
+    const uint64_t ones = 0x0101010101010101ull, tops = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        if ((((w - ones * 0x20) & ~w) | ((w + ones * (127 - 0x7e)) | w)) & tops)
+            return NULL;
+    }
+    for (; i < n; i++)
+        if (p[i] < 0x20 || p[i] > 0x7e)
+            return NULL;
+    char *s = hub_arena_alloc(arena, n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* An envelope decoded in place: payload and signature point into bytes
+ * (which outlive the decoded envelope), where protobuf-c copies them; the
+ * short strings are copied into the arena. Only the plain shape SDKs
+ * encode is read so: each field of lth.v1.Envelope at most once, with its
+ * own wire type, varints in their type's range, strings of printable
+ * ASCII; anything else returns NULL, and the caller decodes with
+ * protobuf-c as before (same result, same refusals). The batch proof, a
+ * small nested message, is unpacked by protobuf-c into the arena. */
+hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len)
+{
+    hub_envelope_t *env = hub_arena_alloc(arena, sizeof *env);
+    if (!env || !bytes)
+        return NULL;
+    lth__v1__envelope__init(env);
+    const uint8_t *p = bytes, *end = bytes + len;
+    uint32_t seen = 0;
+    while (p < end) {
+        uint64_t key, v;
+        size_t k = wire__view_varint(p, end, &key);
+        if (!k || key > (31u << 3))
+            return NULL;
+        p += k;
+        uint32_t field = (uint32_t)(key >> 3), wire = (uint32_t)(key & 7);
+        if (field == 0 || (seen & (1u << field)))
+            return NULL;
+        seen |= 1u << field;
+        bool is_len = field <= 5 || field == 8 || field == 9 || field == 15 || field == 16;
+        bool is_varint = field == 6 || field == 7 || field == 10 || field == 11;
+        if (!(is_len && wire == 2) && !(is_varint && wire == 0))
+            return NULL;
+        if (!(k = wire__view_varint(p, end, &v)))
+            return NULL;
+        p += k;
+        if (is_varint) {
+            /* created_at_us: 63 bits at most; the others 32 (enums 31). */
+            uint64_t max = field == 6 ? INT64_MAX : field == 7 ? UINT32_MAX : INT32_MAX;
+            if (v > max || k > (field == 6 ? 9u : 5u))
+                return NULL;
+            if (field == 6)
+                env->created_at_us = v;
+            else if (field == 7)
+                env->ttl_ms = (uint32_t)v;
+            else if (field == 10)
+                env->kind = (Lth__V1__Kind)v;
+            else
+                env->delivery = (Lth__V1__Delivery)v;
+            continue;
+        }
+        if (v > (uint64_t)(end - p))
+            return NULL;
+        const uint8_t *value = p;
+        size_t n = (size_t)v;
+        p += n;
+        if (field == 9 || field == 15) {
+            ProtobufCBinaryData *b = field == 9 ? &env->payload : &env->signature;
+            b->data = n ? (uint8_t *)value : NULL; /* as protobuf-c leaves an empty one */
+            b->len = n;
+        } else if (field == 16) {
+            env->batch_proof = lth__v1__batch_proof__unpack(hub_arena_pb(arena), n, value);
+            if (!env->batch_proof)
+                return NULL;
+        } else {
+            char *str = wire__view_string(arena, value, n);
+            if (!str)
+                return NULL;
+            char **slot[] = {NULL,
+                             &env->message_id,
+                             &env->correlation_id,
+                             &env->sender,
+                             &env->receiver,
+                             &env->service,
+                             NULL,
+                             NULL,
+                             &env->content_type};
+            *slot[field] = str; /* field: 1-5 or 8 here */
+        }
+    }
+    return env;
+}
+
+/* One DeliveredEnvelope in the plain shape: hub_seq (1), envelope (2),
+ * attempt (3, 32 bits) and sender_sign_key (4), each at most once with its
+ * own wire type; its bytes fields point into p. */
+static bool wire__view_delivered(const uint8_t *p, const uint8_t *end,
+                                 Lth__V1__DeliveredEnvelope *item)
+{
+    lth__v1__delivered_envelope__init(item);
+    uint32_t seen = 0;
+    while (p < end) {
+        uint64_t key, v;
+        size_t k = wire__view_varint(p, end, &key);
+        if (!k || key > (4u << 3 | 7u))
+            return false;
+        p += k;
+        uint32_t field = (uint32_t)(key >> 3), wire = (uint32_t)(key & 7);
+        if (field == 0 || (seen & (1u << field)))
+            return false;
+        seen |= 1u << field;
+        bool is_len = field == 2 || field == 4;
+        if (wire != (is_len ? 2u : 0u) || !(k = wire__view_varint(p, end, &v)))
+            return false;
+        p += k;
+        if (field == 1) {
+            item->hub_seq = v;
+        } else if (field == 3) {
+            if (v > UINT32_MAX || k > 5)
+                return false;
+            item->attempt = (uint32_t)v;
+        } else {
+            if (v > (uint64_t)(end - p))
+                return false;
+            ProtobufCBinaryData *b = field == 2 ? &item->envelope : &item->sender_sign_key;
+            b->data = v ? (uint8_t *)p : NULL; /* as protobuf-c leaves an empty one */
+            b->len = (size_t)v;
+            p += v;
+        }
+    }
+    return true;
+}
+
+/* A Deliveries frame in the plain shape the hub sends: protocol_version
+ * (1) and deliveries (6) once each; in the Deliveries, items (1) and at
+ * most one receipts (2, unpacked by protobuf-c into the arena). */
+static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len, *body = NULL, *body_end = NULL;
+    uint64_t key, v, version = 0;
+    bool have_version = false;
+    size_t k;
+    while (p < end) {
+        if (!(k = wire__view_varint(p, end, &key)))
+            return NULL;
+        p += k;
+        if (key == ((1u << 3) | 0u) && !have_version) {
+            if (!(k = wire__view_varint(p, end, &version)) || k > 5 || version > UINT32_MAX)
+                return NULL;
+            have_version = true;
+        } else if (key == ((6u << 3) | 2u) && !body) {
+            if (!(k = wire__view_varint(p, end, &v)) || v > (uint64_t)(end - p - k))
+                return NULL;
+            body = p + k;
+            body_end = body + v;
+            k += (size_t)v;
+        } else {
+            return NULL;
+        }
+        p += k;
+    }
+    if (!body)
+        return NULL;
+    /* Items counted first, for the array. */
+    size_t n_items = 0;
+    const uint8_t *receipts = NULL;
+    size_t receipts_len = 0;
+    for (const uint8_t *q = body; q < body_end;) {
+        if (!(k = wire__view_varint(q, body_end, &key)))
+            return NULL;
+        q += k;
+        if ((key != ((1u << 3) | 2u) && key != ((2u << 3) | 2u)) ||
+            !(k = wire__view_varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
+            return NULL;
+        q += k;
+        if (key == ((2u << 3) | 2u)) {
+            if (receipts)
+                return NULL;
+            receipts = q;
+            receipts_len = (size_t)v;
+        } else {
+            n_items++;
+        }
+        q += v;
+    }
+    hub_frame_t *frame = hub_arena_alloc(arena, sizeof *frame);
+    Lth__V1__Deliveries *dl = hub_arena_alloc(arena, sizeof *dl);
+    Lth__V1__DeliveredEnvelope *items =
+        n_items ? hub_arena_alloc(arena, n_items * sizeof *items) : NULL;
+    Lth__V1__DeliveredEnvelope **ptrs =
+        n_items ? hub_arena_alloc(arena, n_items * sizeof *ptrs) : NULL;
+    if (!frame || !dl || (n_items && (!items || !ptrs)))
+        return NULL;
+    lth__v1__frame__init(frame);
+    lth__v1__deliveries__init(dl);
+    frame->protocol_version = (uint32_t)version;
+    frame->body_case = LTH__V1__FRAME__BODY_DELIVERIES;
+    frame->deliveries = dl;
+    dl->items = ptrs;
+    if (receipts) {
+        dl->receipts = lth__v1__receipts__unpack(hub_arena_pb(arena), receipts_len, receipts);
+        if (!dl->receipts)
+            return NULL;
+    }
+    for (const uint8_t *q = body; q < body_end;) {
+        q += wire__view_varint(q, body_end, &key);
+        q += wire__view_varint(q, body_end, &v);
+        if (key == ((1u << 3) | 2u)) {
+            /* The same bytes as counted above: n_items of them. */
+            if (dl->n_items >= n_items || !wire__view_delivered(q, q + v, &items[dl->n_items]))
+                return NULL;
+            ptrs[dl->n_items] = &items[dl->n_items];
+            dl->n_items++;
+        }
+        q += v;
+    }
+    return frame;
+}
+
+int hub_frame_view(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out)
+{
+    hub_arena_mark_t mark = hub_arena_mark(arena);
+    *out = data ? wire__view_deliveries(arena, data, len) : NULL;
+    if (*out)
+        return 0;
+    hub_arena_release(arena, mark);
+    return hub_frame_decode_in(arena, data, len, out);
+}
+
 void hub_envelope_free(hub_envelope_t **env_p)
 {
     if (env_p && *env_p) {

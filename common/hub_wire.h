@@ -34,6 +34,12 @@ void hub_frame_free(hub_frame_t **frame_p);
 /* The same into an arena: the frame and every field of it live in `arena`
  * until it is reset (never hub_frame_free()). */
 int hub_frame_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out);
+/* hub_frame_decode_in(), except that a Deliveries frame of the plain shape
+ * the hub sends (each field once, with its own wire type) is read in place:
+ * its envelopes and keys point into data, which must outlive the frame. The
+ * same result as hub_frame_decode_in() for what it reads so
+ * (tests/unit/test_helpers.c). */
+int hub_frame_view(hub_arena_t *arena, const void *data, size_t len, hub_frame_t **out);
 /* Encodes `frame` (protocol_version is set here) into a new buffer. */
 int hub_frame_encode(hub_frame_t *frame, uint8_t **out, size_t *out_len);
 /* Packs any protobuf-c message into a malloc'ed buffer (*out, *out_len
@@ -57,6 +63,14 @@ int hub_envelope_decode(const void *data, size_t len, hub_envelope_t **out);
 void hub_envelope_free(hub_envelope_t **env_p);
 /* The same into an arena (never hub_envelope_free(); see hub_arena.h). */
 int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub_envelope_t **out);
+/* An envelope read in place into the arena: payload and signature point
+ * into bytes (which must outlive it), the strings are copied. Only the
+ * plain shape encoders produce (each field once, its own wire type,
+ * in-range varints, printable-ASCII strings) is read so; anything else
+ * gives NULL, and the caller decodes with hub_envelope_decode_in(), which
+ * gives the same result for what this reads (tests/unit/test_admit.c,
+ * tests/fuzz/fuzz_envelope.c). */
+hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);

@@ -19,7 +19,11 @@
 
 #define ADP__DEDUP_WINDOW 65536 /* message ids remembered per client */
 #define ADP__MAX_BATCH 512      /* envelopes per Batch frame */
-#define ADP__SIGN_BATCH 64      /* envelopes per batch signature (hub_sign.h) */
+/* Envelopes per batch signature (hub_sign.h): one Ed25519 signature and one
+ * verification at the hub and at each receiver per this many, against two
+ * more path digests (68 bytes) per envelope than at 64; 256 measured best
+ * (BENCHMARKS.md, issue 21, helper full21). */
+#define ADP__SIGN_BATCH 256
 #define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
 /* The most a signature and its batch proof add to an encoded envelope:
  * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to
@@ -402,6 +406,7 @@ struct adp_client {
     bool outbox_dirty;          /* appended since the last sync */
     bool seen_dirty;
     hub_sigcache_t sigcache;    /* batch signatures of deliveries already verified */
+    hub_batch_proof_t *proofs;  /* ADP__SIGN_BATCH of them, for adp__sign_unsigned */
 };
 
 static void adp__error(adp_client_t *c, const char *fmt, ...)
@@ -608,7 +613,9 @@ static int adp__sign_unsigned(adp_client_t *c, adp__outmsg_t **msgs, size_t n)
         return 0;
     }
     uint8_t digests[ADP__SIGN_BATCH][HUB_DIGEST_LEN];
-    hub_batch_proof_t proofs[ADP__SIGN_BATCH]; /* ~21 KiB of stack */
+    if (!c->proofs && !(c->proofs = malloc(ADP__SIGN_BATCH * sizeof *c->proofs)))
+        return HUB_ENOMEM;
+    hub_batch_proof_t *proofs = c->proofs;
     adp__outmsg_t *chunk[ADP__SIGN_BATCH];
     size_t i = 0;
     while (i < n) {
@@ -994,7 +1001,10 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
 {
     hub_envelope_t *env = NULL;
     hub_arena_mark_t mark = hub_arena_mark(&c->arena);
-    if (hub_envelope_decode_in(&c->arena, item->envelope.data, item->envelope.len, &env) != 0) {
+    /* In place where it has the plain shape (no copy of the payload). */
+    env = hub_envelope_view(&c->arena, item->envelope.data, item->envelope.len);
+    if (!env &&
+        hub_envelope_decode_in(&c->arena, item->envelope.data, item->envelope.len, &env) != 0) {
         HUB_WARN("adp", "undecodable delivery dropped", "hub_seq=%llu",
                  (unsigned long long)item->hub_seq);
         goto settle;
@@ -1277,7 +1287,8 @@ static void adp__handle_frame(adp_client_t *c, const void *data, size_t len)
 {
     hub_frame_t *frame = NULL;
     hub_arena_mark_t mark = hub_arena_mark(&c->arena);
-    if (hub_frame_decode_in(&c->arena, data, len, &frame) != 0) {
+    /* Deliveries in place (the ZeroMQ message outlives the frame). */
+    if (hub_frame_view(&c->arena, data, len, &frame) != 0) {
         hub_arena_release(&c->arena, mark);
         HUB_WARN("adp", "undecodable frame from the hub dropped", "bytes=%zu", len);
         return;
@@ -1838,6 +1849,7 @@ void adp_close(adp_client_t **client_p)
     free(c->subs);
     hub_keypair_wipe(&c->key);
     hub_arena_destroy(&c->arena);
+    free(c->proofs);
     free(c);
     *client_p = NULL;
 }

@@ -135,22 +135,36 @@ static void audit_record__sb_lit(audit_record__sb_t *b, const char *s)
     audit_record__sb_put(b, s, strlen(s));
 }
 
+/* A string literal: its length known at compile time (three records per
+ * exchange are rendered on the full path, each with a dozen literals). */
+#define AUDIT_RECORD__SB_LIT(b, lit) audit_record__sb_put((b), (lit), sizeof(lit) - 1)
+
 static void audit_record__sb_u64(audit_record__sb_t *b, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    audit_record__sb_put(b, tmp, (size_t)n);
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    audit_record__sb_put(b, tmp + i, sizeof tmp - i);
 }
 
 static void audit_record__sb_hex(audit_record__sb_t *b, const uint8_t *bytes, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
-    audit_record__sb_lit(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        char pair[2] = {digits[bytes[i] >> 4], digits[bytes[i] & 15]};
-        audit_record__sb_put(b, pair, 2);
+    if (b->full || n * 2 + 2 > b->cap - b->len) {
+        b->full = true;
+        return;
     }
-    audit_record__sb_lit(b, "\"");
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        *o++ = digits[bytes[i] >> 4];
+        *o++ = digits[bytes[i] & 15];
+    }
+    *o++ = '"';
+    b->len += n * 2 + 2;
 }
 
 /* The text as the log keeps it: ill-formed bytes become U+FFFD (3 bytes);
@@ -170,23 +184,24 @@ static size_t audit_record__clean_len(const uint8_t *s, size_t n)
 static void audit_record__sb_json(audit_record__sb_t *b, const char *text, size_t max)
 {
     const uint8_t *s = (const uint8_t *)(text ? text : "");
-    size_t n = strlen((const char *)s);
     /* Most fields (ids, services, outcomes) are printable ASCII with nothing
-     * to escape: one copy, the same bytes as the loop below would give. */
+     * to escape: one copy, the same bytes as the loop below would give. The
+     * scan for them finds the length too ('\0' is not printable). */
     size_t plain = 0;
-    while (plain < n && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\')
+    while (s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\')
         plain++;
+    size_t n = s[plain] ? plain + strlen((const char *)s + plain) : plain;
     if (plain == n && n <= max) {
-        audit_record__sb_lit(b, "\"");
+        AUDIT_RECORD__SB_LIT(b, "\"");
         audit_record__sb_put(b, s, n);
-        audit_record__sb_lit(b, "\"");
+        AUDIT_RECORD__SB_LIT(b, "\"");
         return;
     }
     size_t budget = SIZE_MAX;
     bool cut = audit_record__clean_len(s, n) > max;
     if (cut)
         budget = max - 3; /* room for "..." */
-    audit_record__sb_lit(b, "\"");
+    AUDIT_RECORD__SB_LIT(b, "\"");
     size_t used = 0;
     for (size_t i = 0; i < n;) {
         size_t k = hub_utf8_len(s + i, n - i);
@@ -205,26 +220,26 @@ static void audit_record__sb_json(audit_record__sb_t *b, const char *text, size_
             snprintf(esc, sizeof esc, "\\u%04x", c);
             audit_record__sb_put(b, esc, 6);
         } else if (c == '"') {
-            audit_record__sb_lit(b, "\\\"");
+            AUDIT_RECORD__SB_LIT(b, "\\\"");
         } else if (c == '\\') {
-            audit_record__sb_lit(b, "\\\\");
+            AUDIT_RECORD__SB_LIT(b, "\\\\");
         } else {
             audit_record__sb_put(b, s + i, k);
         }
         i += k;
     }
     if (cut)
-        audit_record__sb_lit(b, "...");
-    audit_record__sb_lit(b, "\"");
+        AUDIT_RECORD__SB_LIT(b, "...");
+    AUDIT_RECORD__SB_LIT(b, "\"");
 }
 
-/* A member whose value is text: key_lit (`,"name":`) and the value quoted. */
-static void audit_record__sb_field(audit_record__sb_t *b, const char *key_lit, const char *text,
-                                   size_t max)
-{
-    audit_record__sb_lit(b, key_lit);
-    audit_record__sb_json(b, text, max);
-}
+/* A member whose value is text: key_lit (`,"name":`, a literal) and the
+ * value quoted. */
+#define AUDIT_RECORD__SB_FIELD(b, key_lit, text, max)                                              \
+    do {                                                                                           \
+        AUDIT_RECORD__SB_LIT((b), key_lit);                                                        \
+        audit_record__sb_json((b), (text), (max));                                                 \
+    } while (0)
 
 /* Renders rec (with rec->seq, rec->time_us and rec->prev_hash as given) as
  * its line, newline included. cp is needed for a CHECKPOINT (and only
@@ -235,43 +250,43 @@ int audit_record__render(const hub_audit_record_t *rec, const audit__cp_t *cp, c
     if (rec->event == HUB_AUDIT_CHECKPOINT && !cp)
         return HUB_EINVAL;
     audit_record__sb_t b = {.p = out, .cap = cap};
-    audit_record__sb_lit(&b, "{\"seq\":");
+    AUDIT_RECORD__SB_LIT(&b, "{\"seq\":");
     audit_record__sb_u64(&b, rec->seq);
-    audit_record__sb_lit(&b, ",\"ts\":");
+    AUDIT_RECORD__SB_LIT(&b, ",\"ts\":");
     audit_record__sb_u64(&b, rec->time_us);
-    audit_record__sb_lit(&b, ",\"event\":\"");
+    AUDIT_RECORD__SB_LIT(&b, ",\"event\":\"");
     audit_record__sb_lit(&b, hub_audit_event_name(rec->event));
-    audit_record__sb_lit(&b, "\"");
+    AUDIT_RECORD__SB_LIT(&b, "\"");
     if (rec->event == HUB_AUDIT_CHECKPOINT) {
-        audit_record__sb_lit(&b, ",\"count\":");
+        AUDIT_RECORD__SB_LIT(&b, ",\"count\":");
         audit_record__sb_u64(&b, cp->count);
-        audit_record__sb_lit(&b, ",\"prev_checkpoint\":");
+        AUDIT_RECORD__SB_LIT(&b, ",\"prev_checkpoint\":");
         audit_record__sb_hex(&b, cp->prev_checkpoint, 32);
-        audit_record__sb_lit(&b, ",\"hub_signature\":");
+        AUDIT_RECORD__SB_LIT(&b, ",\"hub_signature\":");
         audit_record__sb_hex(&b, cp->signature, 64);
     } else {
-        audit_record__sb_field(&b, ",\"message_id\":", rec->message_id, HUB_AUDIT_ID_MAX);
-        audit_record__sb_lit(&b, ",\"hub_seq\":");
+        AUDIT_RECORD__SB_FIELD(&b, ",\"message_id\":", rec->message_id, HUB_AUDIT_ID_MAX);
+        AUDIT_RECORD__SB_LIT(&b, ",\"hub_seq\":");
         audit_record__sb_u64(&b, rec->hub_seq);
-        audit_record__sb_field(&b, ",\"sender\":", rec->sender, HUB_AUDIT_ID_MAX);
-        audit_record__sb_field(&b, ",\"receiver\":", rec->receiver, HUB_AUDIT_ID_MAX);
-        audit_record__sb_field(&b, ",\"service\":", rec->service, HUB_AUDIT_ID_MAX);
+        AUDIT_RECORD__SB_FIELD(&b, ",\"sender\":", rec->sender, HUB_AUDIT_ID_MAX);
+        AUDIT_RECORD__SB_FIELD(&b, ",\"receiver\":", rec->receiver, HUB_AUDIT_ID_MAX);
+        AUDIT_RECORD__SB_FIELD(&b, ",\"service\":", rec->service, HUB_AUDIT_ID_MAX);
         if (rec->legacy) {
-            audit_record__sb_lit(&b, ",\"payload_sha256\":");
+            AUDIT_RECORD__SB_LIT(&b, ",\"payload_sha256\":");
         } else {
-            audit_record__sb_field(&b, ",\"purpose\":", rec->purpose, HUB_AUDIT_ID_MAX);
-            audit_record__sb_field(&b, ",\"dossier\":", rec->dossier, HUB_AUDIT_WORD_MAX);
-            audit_record__sb_field(&b, ",\"outcome\":", rec->outcome, HUB_AUDIT_WORD_MAX);
-            audit_record__sb_lit(&b, ",\"envelope_mac\":");
+            AUDIT_RECORD__SB_FIELD(&b, ",\"purpose\":", rec->purpose, HUB_AUDIT_ID_MAX);
+            AUDIT_RECORD__SB_FIELD(&b, ",\"dossier\":", rec->dossier, HUB_AUDIT_WORD_MAX);
+            AUDIT_RECORD__SB_FIELD(&b, ",\"outcome\":", rec->outcome, HUB_AUDIT_WORD_MAX);
+            AUDIT_RECORD__SB_LIT(&b, ",\"envelope_mac\":");
         }
         audit_record__sb_hex(&b, rec->digest, rec->has_digest ? 32 : 0);
-        audit_record__sb_lit(&b, ",\"sender_signature\":");
+        AUDIT_RECORD__SB_LIT(&b, ",\"sender_signature\":");
         audit_record__sb_hex(&b, rec->signature, rec->signature ? rec->signature_len : 0);
-        audit_record__sb_field(&b, ",\"reason\":", rec->reason, HUB_AUDIT_REASON_MAX);
+        AUDIT_RECORD__SB_FIELD(&b, ",\"reason\":", rec->reason, HUB_AUDIT_REASON_MAX);
     }
-    audit_record__sb_lit(&b, ",\"prev\":");
+    AUDIT_RECORD__SB_LIT(&b, ",\"prev\":");
     audit_record__sb_hex(&b, rec->prev_hash, 32);
-    audit_record__sb_lit(&b, "}\n");
+    AUDIT_RECORD__SB_LIT(&b, "}\n");
     if (b.full)
         return HUB_EINVAL;
     *len_out = b.len;

@@ -362,6 +362,64 @@ START_TEST(test_batch_signed_envelopes)
 }
 END_TEST
 
+/* A batch of 256 as the SDK signs it: the inner nodes its envelopes share
+ * are hashed once through the cache, and a tampered envelope or path is
+ * still refused after those nodes are remembered. */
+START_TEST(test_batch_nodes_cached_still_checked)
+{
+    uint8_t pk[32], sk[64];
+    ts__key_from_seed(pk, sk);
+    enum { N = 256 };
+    static hub_envelope_t envs[N];
+    static char ids[N][37];
+    static uint8_t d[N][32];
+    static hub_batch_proof_t proofs[N];
+    for (int i = 0; i < N; i++) {
+        envs[i] = ts__sample();
+        snprintf(ids[i], sizeof ids[i], "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8%03d", i);
+        envs[i].message_id = ids[i];
+        ck_assert_int_eq(hub_envelope_digest(&envs[i], d[i]), 0);
+    }
+    uint8_t sig[64];
+    ck_assert_int_eq(hub_batch_sign(d, N, sk, sig, proofs), 0);
+    hub_sigcache_t *cache = calloc(1, sizeof *cache);
+    ck_assert_ptr_nonnull(cache);
+    for (int i = 0; i < N; i++) {
+        hub_envelope_t *e = ts__batch_signed(&envs[i], sig, &proofs[i]);
+        ck_assert_int_eq(hub_envelope_verify_cached(e, pk, cache), 0);
+        hub_envelope_free(&e);
+    }
+    ck_assert_uint_eq(cache->verifies, 1);
+    /* 255 inner nodes of 8 levels: 2,048 node hashes without the cache. */
+    ck_assert_uint_ge(cache->node_hits, 2048 - 255 - 64);
+
+    /* Each of these leads to remembered nodes part of the way at most. */
+    uint8_t tampered_payload[] = {'{', '"', 'a', '"', ':', '2', '}', 0x00, 0xff};
+    hub_envelope_t t = envs[77];
+    t.payload.data = tampered_payload;
+    hub_envelope_t *td = ts__batch_signed(&t, sig, &proofs[77]);
+    ck_assert_int_eq(hub_envelope_verify_cached(td, pk, cache), HUB_ECRYPTO);
+    hub_envelope_free(&td);
+    /* A sibling's proof: the first node is a remembered one (the two
+     * leaves in the other order are not), the root is not the signed one. */
+    td = ts__batch_signed(&envs[76], sig, &proofs[77]);
+    ck_assert_int_ne(hub_envelope_verify_cached(td, pk, cache), 0);
+    hub_envelope_free(&td);
+    /* One path element changed near the root. */
+    hub_batch_proof_t bad = proofs[200];
+    bad.path[bad.path_len - 1][5] ^= 0x40;
+    td = ts__batch_signed(&envs[200], sig, &bad);
+    ck_assert_int_eq(hub_envelope_verify_cached(td, pk, cache), HUB_ECRYPTO);
+    hub_envelope_free(&td);
+    /* The genuine envelope still verifies with and without the cache. */
+    td = ts__batch_signed(&envs[200], sig, &proofs[200]);
+    ck_assert_int_eq(hub_envelope_verify_cached(td, pk, cache), 0);
+    ck_assert_int_eq(hub_envelope_verify(td, pk), 0);
+    hub_envelope_free(&td);
+    free(cache);
+}
+END_TEST
+
 static int prepare(void)
 {
     return sodium_init() < 0 ? EXIT_FAILURE : 0;
@@ -371,4 +429,4 @@ TK_MAIN_PREPARED(prepare, "sign",
                  TK_CASE("envelope", NULL, NULL, 0, test_digest_known_answer,
                          test_every_field_changes_digest, test_sign_verify_round_trip,
                          test_tampering_fails, test_batch_tree_matches_rfc9162,
-                         test_batch_signed_envelopes))
+                         test_batch_signed_envelopes, test_batch_nodes_cached_still_checked))

@@ -184,17 +184,24 @@ static int hub__send(bench_peer_t *p, hub_frame_t *frame)
     return rc;
 }
 
+/* The next frame, read in place as the SDK reads it (hub_frame_view): it
+ * and everything in it are the peer's until its next hub__recv(), never
+ * hub_frame_free()d. */
 static hub_frame_t *hub__recv(bench_peer_t *p, int flags)
 {
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, p->sock, flags) < 0) {
-        zmq_msg_close(&msg);
+    if (p->in_open)
+        zmq_msg_close(&p->in);
+    p->in_open = false;
+    hub_arena_reset(&p->arena);
+    zmq_msg_init(&p->in);
+    if (zmq_msg_recv(&p->in, p->sock, flags) < 0) {
+        zmq_msg_close(&p->in);
         return NULL;
     }
+    p->in_open = true;
     hub_frame_t *frame = NULL;
-    hub_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &frame);
-    zmq_msg_close(&msg);
+    if (hub_frame_view(&p->arena, zmq_msg_data(&p->in), zmq_msg_size(&p->in), &frame) != 0)
+        return NULL;
     return frame;
 }
 
@@ -216,6 +223,7 @@ int bench_peer_open(bench_peer_t *p, const bench_hubenv_t *env, const char *memb
                     const char *service, char *err, size_t err_size)
 {
     memset(p, 0, sizeof *p);
+    hub_arena_init(&p->arena);
     char secret[PATH_MAX];
     hub_keypair_t hub;
     bench_hubenv_secret_path(env, member_id, secret);
@@ -262,7 +270,6 @@ int bench_peer_open(bench_peer_t *p, const bench_hubenv_t *env, const char *memb
             p->heartbeat_ms = in->welcome->heartbeat_ms ? in->welcome->heartbeat_ms : 1000;
         if (in->body_case == LTH__V1__FRAME__BODY_ERROR)
             snprintf(err, err_size, "hub refused Hello: %s", in->error->reason);
-        hub_frame_free(&in);
         if (welcome)
             return 0;
     }
@@ -280,6 +287,12 @@ void bench_peer_close(bench_peer_t *p)
     p->sock = p->ctx = NULL;
     free(p->digests);
     p->digests = NULL;
+    free(p->proofs);
+    p->proofs = NULL;
+    if (p->in_open)
+        zmq_msg_close(&p->in);
+    p->in_open = false;
+    hub_arena_destroy(&p->arena);
     p->n_digests = p->cap_digests = 0;
 }
 
@@ -326,7 +339,7 @@ static uint8_t *hub__envelope(bench_peer_t *p, const char *receiver, const char 
 /* Appends the signature fields to items[from, to), signed together. */
 static void hub__sign_items(bench_peer_t *p, ProtobufCBinaryData *items, size_t from, size_t to)
 {
-    hub_batch_proof_t proofs[64];
+    hub_batch_proof_t *proofs = p->proofs;
     uint8_t sig[HUB_SIGNATURE_LEN];
     size_t k = to - from;
     if (k == 1)
@@ -344,9 +357,11 @@ static int hub__send_batch(bench_peer_t *p, ProtobufCBinaryData *items, size_t n
 {
     if (n == 0)
         return 0;
-    if (p->sign && p->n_digests == n) {
-        for (size_t from = 0; from < n; from += 64)
-            hub__sign_items(p, items, from, from + 64 < n ? from + 64 : n);
+    if (p->sign && p->n_digests == n &&
+        (p->proofs || (p->proofs = malloc(HUB_BENCH_SIGN_BATCH * sizeof *p->proofs)))) {
+        for (size_t from = 0; from < n; from += HUB_BENCH_SIGN_BATCH)
+            hub__sign_items(p, items, from,
+                            from + HUB_BENCH_SIGN_BATCH < n ? from + HUB_BENCH_SIGN_BATCH : n);
     }
     p->n_digests = 0;
     Lth__V1__Batch batch = LTH__V1__BATCH__INIT;
@@ -443,8 +458,9 @@ static void hub__receipts(hub__run_t *r, const Lth__V1__Receipts *rec)
 static hub_envelope_t *hub__delivered(hub__run_t *r, bench_peer_t *p,
                                       const Lth__V1__DeliveredEnvelope *item)
 {
-    hub_envelope_t *env = NULL;
-    if (hub_envelope_decode(item->envelope.data, item->envelope.len, &env) != 0) {
+    hub_envelope_t *env = hub_envelope_view(&p->arena, item->envelope.data, item->envelope.len);
+    if (!env &&
+        hub_envelope_decode_in(&p->arena, item->envelope.data, item->envelope.len, &env) != 0) {
         bench_window_error(&r->win, "undecodable delivery");
         return NULL;
     }
@@ -454,7 +470,6 @@ static hub_envelope_t *hub__delivered(hub__run_t *r, bench_peer_t *p,
         item->sender_sign_key.len == 32 ? item->sender_sign_key.data : p->peer_sign_public;
     if (p->verify && hub_envelope_verify_cached(env, key, &p->sigcache) != 0) {
         bench_window_error(&r->win, "delivered envelope's signature does not verify");
-        hub_envelope_free(&env);
         return NULL;
     }
     return env;
@@ -516,14 +531,12 @@ static void *hub__raw_client(void *arg)
                         hub_envelope_t *env = hub__delivered(r, p, d);
                         if (env && env->kind == LTH__V1__KIND__KIND_REPLY)
                             hub__complete(r, hub__sent(r, env->payload.data, env->payload.len));
-                        hub_envelope_free(&env);
                         if (d->hub_seq && n_settle < 4096)
                             settle[n_settle++] = d->hub_seq;
                     }
                 } else if (f->body_case == LTH__V1__FRAME__BODY_ERROR) {
                     bench_window_error(&r->win, "frame refused: %s", f->error->reason);
                 }
-                hub_frame_free(&f);
                 if (n_settle > 3000)
                     hub__send_settle(p, settle, &n_settle);
                 hub__refill(r, p, payload, &seq);
@@ -566,7 +579,6 @@ static void *hub__raw_server(void *arg)
                         } else if (env && env->kind == LTH__V1__KIND__KIND_EVENT) {
                             hub__complete(r, hub__sent(r, env->payload.data, env->payload.len));
                         }
-                        hub_envelope_free(&env);
                         if (d->hub_seq && n_settle < 4096)
                             settle[n_settle++] = d->hub_seq;
                     }
@@ -577,7 +589,6 @@ static void *hub__raw_server(void *arg)
                 } else if (f->body_case == LTH__V1__FRAME__BODY_ERROR) {
                     bench_window_error(&r->win, "frame refused: %s", f->error->reason);
                 }
-                hub_frame_free(&f);
                 hub__send_batch(p, replies, n_replies);
                 hub__send_settle(p, settle, &n_settle);
             }
@@ -1073,7 +1084,6 @@ static void *hub__flood(void *arg)
                     snprintf(f->first_refusal, sizeof f->first_refusal, "%s: %s",
                              hub_nack_code_name(rec->nacks[0]->code), rec->nacks[0]->reason);
             }
-            hub_frame_free(&in);
         }
         while ((in = hub__recv(&sink, ZMQ_DONTWAIT))) {
             if (in->body_case == LTH__V1__FRAME__BODY_DELIVERIES) {
@@ -1084,7 +1094,6 @@ static void *hub__flood(void *arg)
                         hub__send_settle(&sink, settle, &n_settle);
                 }
             }
-            hub_frame_free(&in);
         }
         hub__send_settle(&sink, settle, &n_settle);
         hub__heartbeat(&flood);

@@ -14,6 +14,8 @@
 #include "hub_sign.h"
 #include "hub_wire.h"
 
+#include <zmq.h>
+
 #define BENCH_HUB_ID        "VN/GOV/BENCH/HUB"
 #define BENCH_CLIENT_ID     "VN/GOV/BENCH/CLIENT"
 #define BENCH_SERVER_ID     "VN/GOV/BENCH/SERVER"
@@ -57,11 +59,20 @@ typedef struct {
     bool sign, verify;
     uint64_t frames_out, envelopes_out;
     /* Digests of the envelopes made since the last Batch, in order: a Batch
-     * is signed as the SDK does it, 64 envelopes per signature. */
+     * is signed as the SDK does it, HUB_BENCH_SIGN_BATCH envelopes per
+     * signature. */
     uint8_t (*digests)[HUB_DIGEST_LEN];
     size_t n_digests, cap_digests;
-    hub_sigcache_t sigcache; /* batch signatures already verified */
+    hub_batch_proof_t *proofs; /* HUB_BENCH_SIGN_BATCH of them */
+    hub_sigcache_t sigcache;   /* batch signatures already verified */
+    /* The last frame received, read in place as the SDK reads it: the frame
+     * and its envelopes live in `in` and `arena` until the next receive. */
+    zmq_msg_t in;
+    bool in_open;
+    hub_arena_t arena;
 } bench_peer_t;
+
+#define HUB_BENCH_SIGN_BATCH 256 /* as the SDK (adp.c ADP__SIGN_BATCH) */
 
 /* Connects as member_id (CURVE), says Hello offering `service` (may be
  * NULL) and waits for Welcome. */

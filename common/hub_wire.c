@@ -59,9 +59,7 @@ int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub
     return *out ? 0 : HUB_EPARSE;
 }
 
-/* A base-128 varint at p (before end): the bytes it took, 0 when cut
- * short or longer than ten bytes. */
-static size_t wire__view_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+size_t hub_pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
     for (size_t i = 0; i < 10 && p + i < end; i++) {
@@ -118,7 +116,7 @@ hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size
     uint32_t seen = 0;
     while (p < end) {
         uint64_t key, v;
-        size_t k = wire__view_varint(p, end, &key);
+        size_t k = hub_pb_varint(p, end, &key);
         if (!k || key > (31u << 3))
             return NULL;
         p += k;
@@ -130,7 +128,7 @@ hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size
         bool is_varint = field == 6 || field == 7 || field == 10 || field == 11;
         if (!(is_len && wire == 2) && !(is_varint && wire == 0))
             return NULL;
-        if (!(k = wire__view_varint(p, end, &v)))
+        if (!(k = hub_pb_varint(p, end, &v)))
             return NULL;
         p += k;
         if (is_varint) {
@@ -190,7 +188,7 @@ static bool wire__view_delivered(const uint8_t *p, const uint8_t *end,
     uint32_t seen = 0;
     while (p < end) {
         uint64_t key, v;
-        size_t k = wire__view_varint(p, end, &key);
+        size_t k = hub_pb_varint(p, end, &key);
         if (!k || key > (4u << 3 | 7u))
             return false;
         p += k;
@@ -199,7 +197,7 @@ static bool wire__view_delivered(const uint8_t *p, const uint8_t *end,
             return false;
         seen |= 1u << field;
         bool is_len = field == 2 || field == 4;
-        if (wire != (is_len ? 2u : 0u) || !(k = wire__view_varint(p, end, &v)))
+        if (wire != (is_len ? 2u : 0u) || !(k = hub_pb_varint(p, end, &v)))
             return false;
         p += k;
         if (field == 1) {
@@ -230,15 +228,15 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
     bool have_version = false;
     size_t k;
     while (p < end) {
-        if (!(k = wire__view_varint(p, end, &key)))
+        if (!(k = hub_pb_varint(p, end, &key)))
             return NULL;
         p += k;
         if (key == ((1u << 3) | 0u) && !have_version) {
-            if (!(k = wire__view_varint(p, end, &version)) || k > 5 || version > UINT32_MAX)
+            if (!(k = hub_pb_varint(p, end, &version)) || k > 5 || version > UINT32_MAX)
                 return NULL;
             have_version = true;
         } else if (key == ((6u << 3) | 2u) && !body) {
-            if (!(k = wire__view_varint(p, end, &v)) || v > (uint64_t)(end - p - k))
+            if (!(k = hub_pb_varint(p, end, &v)) || v > (uint64_t)(end - p - k))
                 return NULL;
             body = p + k;
             body_end = body + v;
@@ -255,11 +253,11 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
     const uint8_t *receipts = NULL;
     size_t receipts_len = 0;
     for (const uint8_t *q = body; q < body_end;) {
-        if (!(k = wire__view_varint(q, body_end, &key)))
+        if (!(k = hub_pb_varint(q, body_end, &key)))
             return NULL;
         q += k;
         if ((key != ((1u << 3) | 2u) && key != ((2u << 3) | 2u)) ||
-            !(k = wire__view_varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
+            !(k = hub_pb_varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
             return NULL;
         q += k;
         if (key == ((2u << 3) | 2u)) {
@@ -292,8 +290,8 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
             return NULL;
     }
     for (const uint8_t *q = body; q < body_end;) {
-        q += wire__view_varint(q, body_end, &key);
-        q += wire__view_varint(q, body_end, &v);
+        q += hub_pb_varint(q, body_end, &key);
+        q += hub_pb_varint(q, body_end, &v);
         if (key == ((1u << 3) | 2u)) {
             /* The same bytes as counted above: n_items of them. */
             if (dl->n_items >= n_items || !wire__view_delivered(q, q + v, &items[dl->n_items]))

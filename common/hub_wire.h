@@ -71,6 +71,9 @@ int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub
  * gives the same result for what this reads (tests/unit/test_admit.c,
  * tests/fuzz/fuzz_envelope.c). */
 hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
+/* A base-128 varint at p (before end) into *v: the bytes it took, 0 when
+ * cut short or longer than ten bytes (the in-place readers' one varint). */
+size_t hub_pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *v);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);

@@ -15,21 +15,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* A base-128 varint at p (before end): the bytes it took, 0 when cut
- * short or longer than ten bytes. */
-static size_t view__varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < 10 && p + i < end; i++) {
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = x;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
 /* An envelope decoded in place: hub_envelope_view() (hub_wire.h), which
  * the SDK reads deliveries with too. */
 hub_envelope_t *view__envelope(hub_arena_t *arena, const uint8_t *bytes, size_t len)
@@ -55,17 +40,17 @@ bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *ver
     size_t k;
     *version = 0;
     while (p < end) {
-        if (!(k = view__varint(p, end, &key)))
+        if (!(k = hub_pb_varint(p, end, &key)))
             return false;
         p += k;
         if (key == ((1u << 3) | 0u) && !have_version) {
-            if (!(k = view__varint(p, end, &v)) || k > 5 || v > UINT32_MAX)
+            if (!(k = hub_pb_varint(p, end, &v)) || k > 5 || v > UINT32_MAX)
                 return false;
             p += k;
             *version = (uint32_t)v;
             have_version = true;
         } else if (key == ((4u << 3) | 2u) && !body) {
-            if (!(k = view__varint(p, end, &v)) || v > (uint64_t)(end - p - k))
+            if (!(k = hub_pb_varint(p, end, &v)) || v > (uint64_t)(end - p - k))
                 return false;
             body = p + k;
             body_end = body + v;
@@ -78,10 +63,10 @@ bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *ver
         return false;
     size_t n = 0;
     for (const uint8_t *q = body; q < body_end; n++) {
-        if (!(k = view__varint(q, body_end, &key)) || key != ((1u << 3) | 2u))
+        if (!(k = hub_pb_varint(q, body_end, &key)) || key != ((1u << 3) | 2u))
             return false;
         q += k;
-        if (!(k = view__varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
+        if (!(k = hub_pb_varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
             return false;
         q += k + v;
     }
@@ -90,8 +75,8 @@ bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *ver
         return false;
     size_t i = 0;
     for (const uint8_t *q = body; q < body_end; i++) {
-        q += view__varint(q, body_end, &key);
-        q += view__varint(q, body_end, &v);
+        q += hub_pb_varint(q, body_end, &key);
+        q += hub_pb_varint(q, body_end, &v);
         items[i].len = (size_t)v;
         items[i].data = v ? (uint8_t *)q : NULL; /* as protobuf-c leaves an empty one */
         q += v;

@@ -91,14 +91,10 @@ static void teardown(void)
     tk_rmrf(dir);
 }
 
-/* An encoded envelope from `from` to `to`, signed with sign_secret unless
- * that is NULL. Returns its bytes (malloc'ed) and their length. */
-static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery delivery,
-                         const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1], size_t *len)
+/* env with a JSON payload, signed with sign_secret unless NULL, packed
+ * (malloc'ed). */
+static uint8_t *envelope_pack(Lth__V1__Envelope env, const uint8_t *sign_secret, size_t *len)
 {
-    Lth__V1__Envelope env = tkw_envelope(id, from, to, SERVICE);
-    env.kind = LTH__V1__KIND__KIND_EVENT;
-    env.delivery = delivery;
     env.content_type = "application/json";
     static uint8_t payload[] = "{\"so_dinh_danh\":\"001099012345\"}";
     env.payload.data = payload;
@@ -113,17 +109,36 @@ static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery del
     return bytes;
 }
 
-/* Routes bytes as one envelope of sender's Batch. */
-static void route(const uint8_t *bytes, size_t len)
+/* An encoded envelope from `from` to `to`, signed with sign_secret unless
+ * that is NULL. Returns its bytes (malloc'ed) and their length. */
+static uint8_t *envelope(const char *from, const char *to, Lth__V1__Delivery delivery,
+                         const uint8_t *sign_secret, char id[HUB_UUID_LEN + 1], size_t *len)
+{
+    Lth__V1__Envelope env = tkw_envelope(id, from, to, SERVICE);
+    env.kind = LTH__V1__KIND__KIND_EVENT;
+    env.delivery = delivery;
+    return envelope_pack(env, sign_secret, len);
+}
+
+/* Routes bytes as one envelope of member m's Batch. */
+static void route_from(core__member_t *m, const uint8_t *bytes, size_t len)
 {
     /* As a Batch frame's item: in the server's arena, where an online-only
      * delivery may borrow them until the end of the loop turn. */
     uint8_t *item = hub_arena_alloc(&server->turn_arena, len);
     ck_assert_ptr_nonnull(item);
     memcpy(item, bytes, len);
+    receipts.sender = m->id;
     receipts.item = 1;
-    admit__route_envelope(server, sender, item, len, &receipts);
+    admit__route_envelope(server, m, item, len, &receipts);
     receipts.item = 0;
+    receipts.sender = sender->id;
+}
+
+/* Routes bytes as one envelope of sender's Batch. */
+static void route(const uint8_t *bytes, size_t len)
+{
+    route_from(sender, bytes, len);
 }
 
 /* Makes an envelope as envelope() does and routes it; its id into id. */
@@ -509,23 +524,12 @@ static void route_kind(const char *from, const char *to, Lth__V1__Kind kind, con
     env.delivery = LTH__V1__DELIVERY__DELIVERY_QUEUED;
     env.correlation_id = (char *)(corr ? corr : "");
     env.ttl_ms = ttl_ms;
-    env.content_type = "application/json";
-    static uint8_t payload[] = "{\"ket_qua\":\"khop\"}";
-    env.payload.data = payload;
-    env.payload.len = sizeof payload - 1;
-    uint8_t sig[HUB_SIGNATURE_LEN];
-    ck_assert_int_eq(hub_envelope_sign(&env, sign_secret, sig), 0);
-    size_t len = lth__v1__envelope__get_packed_size(&env);
-    uint8_t *item = hub_arena_alloc(&server->turn_arena, len);
-    ck_assert_ptr_nonnull(item);
-    lth__v1__envelope__pack(&env, item);
+    size_t len;
+    uint8_t *bytes = envelope_pack(env, sign_secret, &len);
     core__member_t *m = members__member(server, from);
     ck_assert_ptr_nonnull(m);
-    receipts.sender = m->id;
-    receipts.item = 1;
-    admit__route_envelope(server, m, item, len, &receipts);
-    receipts.item = 0;
-    receipts.sender = sender->id;
+    route_from(m, bytes, len);
+    free(bytes);
 }
 
 static void receipts_clear(void)
@@ -533,6 +537,22 @@ static void receipts_clear(void)
     send__receipts_free(&receipts);
     ck_assert_int_eq(send__receipts_init(&receipts, 4), 0);
     receipts.sender = sender->id;
+}
+
+/* A reply from the receiver to `corr` (id as route_kind() takes it): it
+ * passes admission and is committed, or is refused saying `refusal`. */
+static void reply_is(const char *corr, char id[HUB_UUID_LEN + 1], const char *refusal)
+{
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, corr, 0, receiver_kp.sign_secret,
+               id);
+    if (refusal) {
+        assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, refusal);
+        receipts_clear();
+        return;
+    }
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    ck_assert_uint_eq(server->pending_n, 1);
+    commit();
 }
 
 /* The reply rule over time: an answered request is remembered for the
@@ -551,43 +571,26 @@ START_TEST(test_answered_requests_are_kept_for_the_grace_then_forgotten)
     commit();
     ck_assert_uint_eq(admit__requests_size(server->requests), 2);
     uint64_t t0 = hub_monotonic_us();
-    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0,
-               receiver_kp.sign_secret, reply);
-    ck_assert_uint_eq(receipts.n_nacks, 0);
-    ck_assert_uint_eq(server->pending_n, 1);
-    commit();
+    reply_is(req, reply, NULL);
     /* Past the brief request's TTL: it goes, the answered one stays. */
     admit__expire_requests(server, t0 + 3000000u);
     ck_assert_uint_eq(admit__requests_size(server->requests), 1);
-    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, brief, 0,
-               receiver_kp.sign_secret, other);
-    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, "unknown, expired");
-    receipts_clear();
+    reply_is(brief, other, "unknown, expired");
     /* Within the grace: another reply is refused, a re-send of the reply
      * passes. */
     admit__expire_requests(server, t0 + 30000000u);
     ck_assert_uint_eq(admit__requests_size(server->requests), 1);
-    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0,
-               receiver_kp.sign_secret, other2);
-    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, "already answered by reply");
-    receipts_clear();
-    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0, receiver_kp.sign_secret,
-               reply);
-    ck_assert_uint_eq(receipts.n_nacks, 0);
-    ck_assert_uint_eq(server->pending_n, 1);
-    commit();
+    reply_is(req, other2, "already answered by reply");
+    reply_is(req, reply, NULL);
     /* After the grace: forgotten, and the re-send is refused. */
     admit__expire_requests(server, hub_monotonic_us() + 36000000u);
     ck_assert_uint_eq(admit__requests_size(server->requests), 0);
-    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, req, 0, receiver_kp.sign_secret,
-               reply);
-    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, "unknown, expired");
+    reply_is(req, reply, "unknown, expired");
 }
 END_TEST
 
 /* Many answered requests leave in the order answered, each at its own
- * grace, and a request id used again after its first use was forgotten is
- * tracked afresh. */
+ * grace. */
 START_TEST(test_answered_requests_leave_in_order)
 {
     enum { N = 300 };

@@ -356,16 +356,17 @@ static flows__cslot_t *flows__cslot(flows__cslot_t *ring, int64_t epoch)
     return s;
 }
 
-static void flows__count(flows__flow_t *f, uint64_t now_us, bool accepted)
+/* n accepted messages, or n errors, in this second's and minute's slots. */
+static void flows__count(flows__flow_t *f, uint64_t now_us, bool accepted, uint32_t n)
 {
     int64_t sec = (int64_t)(now_us / 1000000u);
     flows__cslot_t *a = flows__cslot(f->csec, sec), *b = flows__cslot(f->cmin, sec / 60);
     if (accepted) {
-        a->accepted++;
-        b->accepted++;
+        a->accepted += n;
+        b->accepted += n;
     } else {
-        a->errors++;
-        b->errors++;
+        a->errors += n;
+        b->errors += n;
     }
 }
 
@@ -401,16 +402,17 @@ static size_t flows__bin(const hub_flows_t *self, uint64_t us)
     return lo;
 }
 
-static void flows__lslot_add(flows__lslot_t *s, int64_t epoch, size_t bin, uint64_t us)
+static void flows__lslot_add(flows__lslot_t *s, int64_t epoch, size_t bin, uint64_t us,
+                             uint32_t n)
 {
     if (s->epoch != epoch) {
         memset(s, 0, sizeof *s);
         s->epoch = epoch;
     }
-    s->bins[bin]++;
+    s->bins[bin] += n;
     if (s->n == 0 || us < s->min_us)
         s->min_us = us;
-    s->n++;
+    s->n += n;
     if (us > s->max_us)
         s->max_us = us;
 }
@@ -425,50 +427,55 @@ static flows__lwin_t *flows__lwin_new(void)
     return w;
 }
 
-static void flows__observe(hub_flows_t *self, flows__lwin_t **wp, uint64_t us, uint64_t now_us)
+/* n observations of us into the window's second and minute. */
+static void flows__observe(hub_flows_t *self, flows__lwin_t **wp, uint64_t us, uint64_t now_us,
+                           uint32_t n)
 {
     if (!*wp && !(*wp = flows__lwin_new()))
         return;
     int64_t sec = (int64_t)(now_us / 1000000u);
     size_t bin = flows__bin(self, us);
-    flows__lslot_add(&(*wp)->sec[sec % 60], sec, bin, us);
-    flows__lslot_add(&(*wp)->min[(sec / 60) % 60], sec / 60, bin, us);
+    flows__lslot_add(&(*wp)->sec[sec % 60], sec, bin, us, n);
+    flows__lslot_add(&(*wp)->min[(sec / 60) % 60], sec / 60, bin, us, n);
 }
 
-/* One flow's counters and series for an accepted message. */
-static void flows__flow_accepted(flows__flow_t *f, uint64_t payload_bytes, uint64_t now_us)
+/* One flow's counters and series for n accepted messages of payload_bytes
+ * in all. */
+static void flows__flow_accepted(flows__flow_t *f, uint32_t n, uint64_t payload_bytes,
+                                 uint64_t now_us)
 {
-    f->t.accepted++;
+    f->t.accepted += n;
     f->t.bytes += payload_bytes;
     flows__touch(f, now_us);
-    flows__count(f, now_us, true);
+    flows__count(f, now_us, true, n);
     if (f->m_accepted)
-        hub_series_inc(f->m_accepted, 1);
+        hub_series_inc(f->m_accepted, (double)n);
     if (f->m_bytes)
         hub_series_inc(f->m_bytes, (double)payload_bytes);
 }
 
-/* One flow's counters and series for a step that takes a time: a delivery
- * (us in the hub, into the hub window and histogram) or a settle (us end to
- * end, into those). */
+/* One flow's counters and series for n steps that take a time each: a
+ * delivery (us in the hub, into the hub window and histogram) or a settle
+ * (us end to end, into those). */
 static void flows__flow_timed(hub_flows_t *self, flows__flow_t *f, uint64_t *count,
                               flows__lwin_t **window, hub_metric_series_t *m_count,
-                              hub_metric_series_t *m_latency, uint64_t us, uint64_t now_us)
+                              hub_metric_series_t *m_latency, uint64_t us, uint64_t now_us,
+                              uint32_t n)
 {
-    (*count)++;
+    *count += n;
     flows__touch(f, now_us);
-    flows__observe(self, window, us, now_us);
+    flows__observe(self, window, us, now_us, n);
     if (m_count)
-        hub_series_inc(m_count, 1);
+        hub_series_inc(m_count, (double)n);
     if (m_latency)
-        hub_series_observe(m_latency, (double)us / 1e6);
+        hub_series_observe_n(m_latency, (double)us / 1e6, n);
 }
 
 static void flows__flow_delivered(hub_flows_t *self, flows__flow_t *f, uint64_t hub_internal_us,
-                                  uint64_t now_us)
+                                  uint64_t now_us, uint32_t n)
 {
     flows__flow_timed(self, f, &f->t.delivered, &f->hub, f->m_delivered, f->m_hub, hub_internal_us,
-                      now_us);
+                      now_us, n);
 }
 
 /* One flow's counters and series for a refusal with outcome (a NACK name). */
@@ -479,7 +486,7 @@ static void flows__flow_refused(hub_flows_t *self, flows__flow_t *f, const char 
     flows__outcome_name(name, outcome);
     f->t.refused++;
     flows__touch(f, now_us);
-    flows__count(f, now_us, false);
+    flows__count(f, now_us, false, 1);
     size_t i = 0;
     while (i < f->t.n_refusals && strcmp(f->refusals[i].outcome, name) != 0)
         i++;
@@ -511,63 +518,49 @@ enum {
     FLOWS__DEAD_LETTERED = 16,
 };
 
-/* Where every recording starts: counts the steps (FLOWS__ bits) in this
- * second's hub-wide throughput and returns the flow of the triple, NULL
+/* Where every recording starts: counts n of each step (FLOWS__ bits) in
+ * this second's hub-wide throughput and returns the flow of the triple, NULL
  * without a flows object or when memory is short. Inline, so that the
  * constant bits of each caller fold away. */
-static inline flows__flow_t *flows__step(hub_flows_t *self, unsigned steps, const char *sender,
-                                         const char *receiver, const char *service, uint64_t now_us)
+static inline flows__flow_t *flows__step(hub_flows_t *self, unsigned steps, uint64_t n,
+                                         const char *sender, const char *receiver,
+                                         const char *service, uint64_t now_us)
 {
     if (!self)
         return NULL;
     hub_flows_tick_t *t = flows__tick(self, now_us);
     if (steps & FLOWS__ACCEPTED)
-        t->accepted++;
+        t->accepted += n;
     if (steps & FLOWS__REFUSED)
-        t->refused++;
+        t->refused += n;
     if (steps & FLOWS__DELIVERED)
-        t->delivered++;
+        t->delivered += n;
     if (steps & FLOWS__SETTLED)
-        t->settled++;
+        t->settled += n;
     if (steps & FLOWS__DEAD_LETTERED)
-        t->dead_lettered++;
+        t->dead_lettered += n;
     return flows__flow_get(self, sender, receiver, service);
 }
 
 void hub_flows_accepted(hub_flows_t *self, const char *sender, const char *receiver,
                         const char *service, uint64_t payload_bytes, uint64_t now_us)
 {
-    flows__flow_t *f = flows__step(self, FLOWS__ACCEPTED, sender, receiver, service, now_us);
-    if (f)
-        flows__flow_accepted(f, payload_bytes, now_us);
+    hub_flows_accepted_n(self, sender, receiver, service, 1, payload_bytes, now_us);
 }
 
 void hub_flows_accepted_n(hub_flows_t *self, const char *sender, const char *receiver,
                           const char *service, uint64_t n, uint64_t payload_bytes, uint64_t now_us)
 {
-    if (!self || n == 0)
-        return;
-    flows__tick(self, now_us)->accepted += n;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
-    if (!f)
-        return;
-    /* flows__flow_accepted, n times over. */
-    f->t.accepted += n;
-    f->t.bytes += payload_bytes;
-    flows__touch(f, now_us);
-    int64_t sec = (int64_t)(now_us / 1000000u);
-    flows__cslot(f->csec, sec)->accepted += (uint32_t)n;
-    flows__cslot(f->cmin, sec / 60)->accepted += (uint32_t)n;
-    if (f->m_accepted)
-        hub_series_inc(f->m_accepted, (double)n);
-    if (f->m_bytes)
-        hub_series_inc(f->m_bytes, (double)payload_bytes);
+    flows__flow_t *f =
+        n ? flows__step(self, FLOWS__ACCEPTED, n, sender, receiver, service, now_us) : NULL;
+    if (f)
+        flows__flow_accepted(f, (uint32_t)n, payload_bytes, now_us);
 }
 
 void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, const char *outcome, uint64_t now_us)
 {
-    flows__flow_t *f = flows__step(self, FLOWS__REFUSED, sender, receiver, service, now_us);
+    flows__flow_t *f = flows__step(self, FLOWS__REFUSED, 1, sender, receiver, service, now_us);
     if (f)
         flows__flow_refused(self, f, outcome, now_us);
 }
@@ -575,79 +568,48 @@ void hub_flows_refused(hub_flows_t *self, const char *sender, const char *receiv
 void hub_flows_delivered(hub_flows_t *self, const char *sender, const char *receiver,
                          const char *service, uint64_t hub_internal_us, uint64_t now_us)
 {
-    flows__flow_t *f = flows__step(self, FLOWS__DELIVERED, sender, receiver, service, now_us);
+    flows__flow_t *f = flows__step(self, FLOWS__DELIVERED, 1, sender, receiver, service, now_us);
     if (f)
-        flows__flow_delivered(self, f, hub_internal_us, now_us);
+        flows__flow_delivered(self, f, hub_internal_us, now_us, 1);
 }
 
 void hub_flows_passed(hub_flows_t *self, const char *sender, const char *receiver,
                       const char *service, uint64_t payload_bytes, uint64_t now_us)
 {
-    flows__flow_t *f =
-        flows__step(self, FLOWS__ACCEPTED | FLOWS__DELIVERED, sender, receiver, service, now_us);
-    if (!f)
-        return;
-    flows__flow_accepted(f, payload_bytes, now_us);
-    flows__flow_delivered(self, f, 0, now_us);
+    hub_flows_passed_n(self, sender, receiver, service, 1, payload_bytes, now_us);
 }
 
 void hub_flows_passed_n(hub_flows_t *self, const char *sender, const char *receiver,
                         const char *service, uint64_t n, uint64_t payload_bytes, uint64_t now_us)
 {
-    if (!self || n == 0)
-        return;
-    hub_flows_tick_t *t = flows__tick(self, now_us);
-    t->accepted += n;
-    t->delivered += n;
-    flows__flow_t *f = flows__flow_get(self, sender, receiver, service);
+    flows__flow_t *f = n ? flows__step(self, FLOWS__ACCEPTED | FLOWS__DELIVERED, n, sender,
+                                       receiver, service, now_us)
+                         : NULL;
     if (!f)
         return;
-    /* flows__flow_accepted and flows__flow_delivered (0 µs in the hub), n
-     * times over. */
-    flows__flow_accepted(f, payload_bytes, now_us);
-    flows__flow_delivered(self, f, 0, now_us);
-    if (n == 1)
-        return;
-    uint64_t more = n - 1;
-    int64_t sec = (int64_t)(now_us / 1000000u);
-    f->t.accepted += more;
-    f->t.delivered += more;
-    flows__cslot(f->csec, sec)->accepted += (uint32_t)more;
-    flows__cslot(f->cmin, sec / 60)->accepted += (uint32_t)more;
-    if (f->m_accepted)
-        hub_series_inc(f->m_accepted, (double)more);
-    if (f->m_delivered)
-        hub_series_inc(f->m_delivered, (double)more);
-    if (f->hub) {
-        size_t bin = flows__bin(self, 0);
-        flows__lslot_t *slots[2] = {&f->hub->sec[sec % 60], &f->hub->min[(sec / 60) % 60]};
-        for (int k = 0; k < 2; k++) {
-            slots[k]->bins[bin] += (uint32_t)more;
-            slots[k]->n += (uint32_t)more;
-        }
-    }
-    if (f->m_hub)
-        hub_series_observe_n(f->m_hub, 0.0, (size_t)more);
+    flows__flow_accepted(f, (uint32_t)n, payload_bytes, now_us);
+    flows__flow_delivered(self, f, 0, now_us, (uint32_t)n); /* 0 µs in the hub */
 }
 
 void hub_flows_settled(hub_flows_t *self, const char *sender, const char *receiver,
                        const char *service, uint64_t end_to_end_us, uint64_t now_us)
 {
-    flows__flow_t *f = flows__step(self, FLOWS__SETTLED, sender, receiver, service, now_us);
+    flows__flow_t *f = flows__step(self, FLOWS__SETTLED, 1, sender, receiver, service, now_us);
     if (f)
         flows__flow_timed(self, f, &f->t.settled, &f->e2e, f->m_settled, f->m_e2e, end_to_end_us,
-                          now_us);
+                          now_us, 1);
 }
 
 void hub_flows_dead_lettered(hub_flows_t *self, const char *sender, const char *receiver,
                              const char *service, uint64_t now_us)
 {
-    flows__flow_t *f = flows__step(self, FLOWS__DEAD_LETTERED, sender, receiver, service, now_us);
+    flows__flow_t *f =
+        flows__step(self, FLOWS__DEAD_LETTERED, 1, sender, receiver, service, now_us);
     if (!f)
         return;
     f->t.dead_lettered++;
     flows__touch(f, now_us);
-    flows__count(f, now_us, false);
+    flows__count(f, now_us, false, 1);
     if (f->m_dead)
         hub_series_inc(f->m_dead, 1);
 }

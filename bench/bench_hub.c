@@ -458,9 +458,8 @@ static void hub__receipts(hub__run_t *r, const Lth__V1__Receipts *rec)
 static hub_envelope_t *hub__delivered(hub__run_t *r, bench_peer_t *p,
                                       const Lth__V1__DeliveredEnvelope *item)
 {
-    hub_envelope_t *env = hub_envelope_view(&p->arena, item->envelope.data, item->envelope.len);
-    if (!env &&
-        hub_envelope_decode_in(&p->arena, item->envelope.data, item->envelope.len, &env) != 0) {
+    hub_envelope_t *env = NULL;
+    if (hub_envelope_read_in(&p->arena, item->envelope.data, item->envelope.len, &env, NULL) != 0) {
         bench_window_error(&r->win, "undecodable delivery");
         return NULL;
     }

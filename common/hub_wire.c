@@ -178,6 +178,24 @@ hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size
     return env;
 }
 
+int hub_envelope_read_in(hub_arena_t *arena, const uint8_t *bytes, size_t len,
+                         hub_envelope_t **out, bool *in_place)
+{
+    hub_arena_mark_t mark = hub_arena_mark(arena);
+    *out = hub_envelope_view(arena, bytes, len);
+    if (in_place)
+        *in_place = *out != NULL;
+    if (*out)
+        return 0;
+    hub_arena_release(arena, mark); /* what the in-place attempt took */
+    if (hub_envelope_decode_in(arena, bytes, len, out) != 0) {
+        hub_arena_release(arena, mark);
+        *out = NULL;
+        return HUB_EPARSE;
+    }
+    return 0;
+}
+
 /* One DeliveredEnvelope in the plain shape: hub_seq (1), envelope (2),
  * attempt (3, 32 bits) and sender_sign_key (4), each at most once with its
  * own wire type; its bytes fields point into p. */

@@ -71,6 +71,14 @@ int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub
  * gives the same result for what this reads (tests/unit/test_admit.c,
  * tests/fuzz/fuzz_envelope.c). */
 hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size_t len);
+/* An envelope read into the arena: in place (hub_envelope_view) where it has
+ * the plain shape, else decoded by protobuf-c (hub_envelope_decode_in), with
+ * what the in-place attempt took given back first. Returns 0 or HUB_EPARSE;
+ * *in_place (may be NULL) says which reader it took. The one way every
+ * reader of received envelopes (hubd's admission and commit worker, the
+ * SDK, hubbench) reads them. */
+int hub_envelope_read_in(hub_arena_t *arena, const uint8_t *bytes, size_t len,
+                         hub_envelope_t **out, bool *in_place);
 /* A base-128 varint at p (before end) into *v: the bytes it took, 0 when
  * cut short or longer than ten bytes (the in-place readers' one varint). */
 size_t hub_pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *v);

@@ -1002,9 +1002,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     hub_envelope_t *env = NULL;
     hub_arena_mark_t mark = hub_arena_mark(&c->arena);
     /* In place where it has the plain shape (no copy of the payload). */
-    env = hub_envelope_view(&c->arena, item->envelope.data, item->envelope.len);
-    if (!env &&
-        hub_envelope_decode_in(&c->arena, item->envelope.data, item->envelope.len, &env) != 0) {
+    if (hub_envelope_read_in(&c->arena, item->envelope.data, item->envelope.len, &env, NULL) != 0) {
         HUB_WARN("adp", "undecodable delivery dropped", "hub_seq=%llu",
                  (unsigned long long)item->hub_seq);
         goto settle;

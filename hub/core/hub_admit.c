@@ -583,18 +583,15 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
                            len, self->cfg.max_payload_bytes);
         return;
     }
-    env = view__envelope(&self->turn_arena, bytes, len);
-    /* Read in place: each field once, valid wire format (what
-     * hub_envelope_check_encoding checks), but for the batch proof. */
-    bool plain = env && !env->batch_proof;
-    if (!env)
-        hub_arena_release(&self->turn_arena, mark); /* what the attempt took */
-    if (!env && hub_envelope_decode_in(&self->turn_arena, bytes, len, &env) != 0) {
-        hub_arena_release(&self->turn_arena, mark);
+    bool in_place = false;
+    if (hub_envelope_read_in(&self->turn_arena, bytes, len, &env, &in_place) != 0) {
         send__receipt_nack(self, receipts, "", LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE,
                            "an item of the batch is not an encoded lth.v1.Envelope");
         return;
     }
+    /* Read in place: each field once, valid wire format (what
+     * hub_envelope_check_encoding checks), but for the batch proof. */
+    bool plain = in_place && !env->batch_proof;
     const char *problem = NULL;
     const char *mid = hub_uuid_valid(env->message_id) ? env->message_id : "";
     receipts->env = env; /* refusals from here on carry its evidence (outcome__refused) */

@@ -353,11 +353,8 @@ static void *commit__verify_range(void *arg)
             have = p->msg.digest[k] != 0;
         /* Read in place where it has the plain shape (no copies, nothing
          * to free one by one), else by protobuf-c: the same result. */
-        if (!have || p->verify || v->decode_all) {
-            v->envs[i] = view__envelope(v->arena, p->bytes, p->msg.envelope_len);
-            if (!v->envs[i])
-                hub_envelope_decode_in(v->arena, p->bytes, p->msg.envelope_len, &v->envs[i]);
-        }
+        if (!have || p->verify || v->decode_all)
+            hub_envelope_read_in(v->arena, p->bytes, p->msg.envelope_len, &v->envs[i], NULL);
         if (!have && (!v->envs[i] || hub_envelope_digest(v->envs[i], p->msg.digest) != 0)) {
             memset(p->msg.digest, 0, sizeof p->msg.digest);
             if (p->verify)

@@ -691,11 +691,7 @@ const char *admit__signature_problem(int rc, bool has_key);
 uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len);
 void admit__prefetch_request(hub_server_t *self, uint64_t hash);
 
-/* hub_view.c */
-/* bytes decoded in place (payload and signature point into them), in the
- * arena; NULL when they are not in the plain shape SDKs encode: decode with
- * protobuf-c then (hub_envelope_decode_in), which gives the same result. */
-hub_envelope_t *view__envelope(hub_arena_t *arena, const uint8_t *bytes, size_t len);
+/* hub_view.c (envelopes are read with hub_envelope_read_in, hub_wire.h) */
 /* A Batch frame (p, len) read in place into *batch (its envelopes point
  * into p; the item array is in the arena) and *version; false when it is
  * not in the plain shape clients encode: unpack with protobuf-c then. */

@@ -15,13 +15,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* An envelope decoded in place: hub_envelope_view() (hub_wire.h), which
- * the SDK reads deliveries with too. */
-hub_envelope_t *view__envelope(hub_arena_t *arena, const uint8_t *bytes, size_t len)
-{
-    return hub_envelope_view(arena, bytes, len);
-}
-
 /* A Batch frame read in place: each envelope points into the received
  * message, where protobuf-c would copy every one of them (a bytes field is
  * always copied) before admission decodes it. Only the shape clients

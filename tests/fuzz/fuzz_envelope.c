@@ -14,7 +14,7 @@
  * HUB_EPARSE; on a decoded envelope without unknown fields never
  * HUB_EPARSE, and protobuf-c's own encoding of it (each field once) always
  * passes. The hub's in-place reader on the admission path,
- * view__envelope(), reads only what protobuf-c reads, and the same
+ * hub_envelope_view(), reads only what protobuf-c reads, and the same
  * envelope (both encoded again by protobuf-c give the same bytes); what it
  * reads without a batch proof passes hub_envelope_check_encoding(), which
  * admission then skips.
@@ -42,7 +42,7 @@ static void fuzz__view_matches(const uint8_t *data, size_t size, const hub_envel
         arena_ready = 1;
     }
     hub_arena_reset(&arena);
-    hub_envelope_t *view = view__envelope(&arena, data, size);
+    hub_envelope_t *view = hub_envelope_view(&arena, data, size);
     if (!view)
         return;
     FUZZ_CHECK(ref != NULL);

@@ -4,12 +4,21 @@
  * hub_envelope_decode() and hub_envelope_check(), then the frame encoded
  * again and decoded once more (what the hub does with the bodies it sends).
  *
+ * The two in-place readers of frames are held to protobuf-c on the same
+ * bytes: the SDK's hub_frame_view() (Deliveries) and hubd's view__batch()
+ * (Batch).
+ *
  * Properties: decoding fails only with HUB_EPARSE or HUB_EINVAL and then
  * leaves no frame; a check failure names a problem; a decoded frame encodes,
  * and, unless protobuf-c kept unknown fields in it (see fuzz_util.h), the
- * encoding decodes to a frame with the same body.
+ * encoding decodes to a frame with the same body. hub_frame_view() succeeds
+ * exactly when hub_frame_decode() does, with a frame that packs to the same
+ * bytes; view__batch() reads a frame only where protobuf-c reads a Batch
+ * frame, with the same version and the same envelope bytes.
  */
 #include "fuzz_util.h"
+#include "hub_arena.h"
+#include "hub_core_internal.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_wire.h"
@@ -69,10 +78,55 @@ static void fuzz__body(const hub_frame_t *frame)
     }
 }
 
+/* The packed bytes of a frame (malloc'ed, *n long). */
+static uint8_t *fuzz__packed(const hub_frame_t *frame, size_t *n)
+{
+    *n = lth__v1__frame__get_packed_size(frame);
+    uint8_t *buf = malloc(*n ? *n : 1);
+    FUZZ_CHECK(buf && lth__v1__frame__pack(frame, buf) == *n);
+    return buf;
+}
+
+/* ref: what hub_frame_decode() read from data, NULL when it refused. */
+static void fuzz__views_match(const uint8_t *data, size_t size, const hub_frame_t *ref)
+{
+    static hub_arena_t arena;
+    static int arena_ready;
+    if (!arena_ready) {
+        hub_arena_init(&arena);
+        arena_ready = 1;
+    }
+    hub_arena_reset(&arena);
+    hub_frame_t *view = NULL;
+    int rc = hub_frame_view(&arena, data, size, &view);
+    FUZZ_CHECK((rc == 0) == (ref != NULL));
+    if (rc == 0) {
+        size_t n = 0, m = 0;
+        uint8_t *a = fuzz__packed(view, &n), *b = fuzz__packed(ref, &m);
+        FUZZ_CHECK(n == m && memcmp(a, b, n) == 0);
+        free(a);
+        free(b);
+    }
+
+    hub_arena_reset(&arena);
+    uint32_t version = 0;
+    Lth__V1__Batch batch;
+    if (!view__batch(&arena, data, size, &version, &batch))
+        return;
+    FUZZ_CHECK(ref != NULL && ref->body_case == LTH__V1__FRAME__BODY_BATCH);
+    FUZZ_CHECK(version == ref->protocol_version);
+    FUZZ_CHECK(batch.n_envelopes == ref->batch->n_envelopes);
+    for (size_t i = 0; i < batch.n_envelopes; i++) {
+        const ProtobufCBinaryData *x = &batch.envelopes[i], *y = &ref->batch->envelopes[i];
+        FUZZ_CHECK(x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     hub_frame_t *frame = NULL;
     int rc = hub_frame_decode(data, size, &frame);
+    fuzz__views_match(data, size, rc == 0 ? frame : NULL);
     if (rc != 0) {
         FUZZ_CHECK((rc == HUB_EPARSE || rc == HUB_EINVAL) && frame == NULL);
         return 0;

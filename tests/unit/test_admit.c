@@ -293,7 +293,7 @@ START_TEST(test_bad_signature_is_not_committed)
 }
 END_TEST
 
-/* view__envelope() reads what protobuf-c reads, or gives up (and the
+/* hub_envelope_view() reads what protobuf-c reads, or gives up (and the
  * hub then decodes with protobuf-c): compared field by field over plain,
  * batch-signed and odd envelopes and thousands of mutations of them. */
 static void same_envelope(const hub_envelope_t *a, const hub_envelope_t *b)
@@ -332,7 +332,7 @@ static void same_envelope(const hub_envelope_t *a, const hub_envelope_t *b)
 static bool view_matches(hub_arena_t *arena, const uint8_t *bytes, size_t len)
 {
     hub_arena_reset(arena);
-    hub_envelope_t *view = view__envelope(arena, bytes, len);
+    hub_envelope_t *view = hub_envelope_view(arena, bytes, len);
     hub_envelope_t *ref = NULL;
     int rc = hub_envelope_decode(bytes, len, &ref);
     if (view) {

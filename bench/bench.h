@@ -219,6 +219,9 @@ void bench_pg_probe_note(const bench_pg_t *pg, const bench_result_t *r, double s
 
 /* write(1 KiB) + fdatasync in a loop, in the work directory's disk. */
 void bench_fsync(bench_result_t *out);
+/* 128 KiB frames sealed in a loop by CURVE's cipher (aes false) or TLS's
+ * AES-128-GCM (true); a message is one KiB (bench_cipher.c). */
+void bench_cipher(bool aes, bench_result_t *out);
 
 /* The hub's cases. */
 typedef enum {

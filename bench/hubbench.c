@@ -37,6 +37,7 @@ typedef enum {
     CASE_NATS,
     CASE_JETSTREAM,
     CASE_FSYNC,
+    CASE_CIPHER,
     CASE_HUB,
     CASE_FAIR,
     CASE_RABBITMQ,
@@ -206,6 +207,18 @@ static bench_case_t cases[] = {
      .type = CASE_FSYNC,
      .inflight = 1,
      .baseline = true},
+    {.id = "cipher-curve",
+     .label = "cipher: CURVE's XSalsa20-Poly1305 (libsodium), KiB sealed (128 KiB frames)",
+     .type = CASE_CIPHER,
+     .flag = false,
+     .inflight = 1,
+     .baseline = true},
+    {.id = "cipher-tls",
+     .label = "cipher: TLS's AES-128-GCM (OpenSSL), KiB sealed (128 KiB frames)",
+     .type = CASE_CIPHER,
+     .flag = true,
+     .inflight = 1,
+     .baseline = true},
 };
 #define N_CASES (sizeof cases / sizeof *cases)
 
@@ -281,6 +294,9 @@ static void run_case(bench_case_t *c, const hub_features_t *features, bench_resu
         break;
     case CASE_FSYNC:
         bench_fsync(out);
+        break;
+    case CASE_CIPHER:
+        bench_cipher(c->flag, out);
         break;
     case CASE_HUB:
         bench_hub(&c->hub, features, out);

@@ -54,12 +54,12 @@ void bench_cipher(bool aes, bench_result_t *out)
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     uint8_t key[crypto_box_BEFORENMBYTES], nonce[crypto_box_NONCEBYTES] = {0};
     randombytes_buf(key, sizeof key);
-    randombytes_buf(in + crypto_box_ZEROBYTES, CIPHER__FRAME);
     if (!in || !sealed || !ctx ||
         EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, NULL) != 1) {
         bench_result_na(out, "cannot set up the ciphers (out of memory or OpenSSL error)");
         goto done;
     }
+    randombytes_buf(in + crypto_box_ZEROBYTES, CIPHER__FRAME);
     bench_window_t w;
     bench_window_init(&w);
     /* A short warm-up (caches, CPU clock), then the measured window. */

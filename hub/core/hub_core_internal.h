@@ -63,7 +63,6 @@
 #include "hub_log.h"
 #include "hub_map.h"
 #include "hub_metrics.h"
-#include "hub_msgpool.h"
 #include "hub_ops.h"
 #include "hub_policy.h"
 #include "hub_sign.h"
@@ -109,11 +108,6 @@
  * at 128 KiB about eight are in flight, each still carrying a hundred 1 KiB
  * envelopes (BENCHMARKS.md, "Smaller Deliveries frames"). */
 #define HUB__FRAME_SOFT_MAX (128u << 10)
-/* The Deliveries frames' buffers kept for reuse (hub_msgpool.h): frames of
- * up to 1.5 x HUB__FRAME_SOFT_MAX (the last envelope and the held ACKs go
- * beyond the cut), at most 2 x HUB__SNDHWM of them idle. */
-#define HUB__FRAME_POOL_BUF (HUB__FRAME_SOFT_MAX + HUB__FRAME_SOFT_MAX / 2)
-#define HUB__FRAME_POOL_KEEP (2 * HUB__SNDHWM)
 #define HUB__REFUSAL_LOGS_PER_S 5 /* refusal log lines per member and second */
 #define HUB__WHY_MAX 512          /* bytes of a refusal's sentence */
 #define HUB__RETRY_MS 2           /* frames ZeroMQ refused are offered again this often */
@@ -361,7 +355,6 @@ struct hub_server {
     core__cluster_t *cluster; /* cluster = on: this node among several; else NULL */
     uv_loop_t *loop;
     void *zctx;
-    hub_msgpool_t *frame_pool; /* Deliveries frames' buffers (send__flush_member) */
     void *router;
     void *zap;
     hub_zsock_t *router_watch;
@@ -598,9 +591,6 @@ int send__frame(hub_server_t *self, core__member_t *m, hub_frame_t *frame);
  * (initialised here; 0 or HUB_ENOMEM) as protobuf-c would pack it. */
 int send__deliveries_pack(const core__outitem_t *items, size_t n, const Lth__V1__Receipts *rec,
                           zmq_msg_t *msg);
-/* The same, msg's data from pool (hub_msgpool_msg; NULL: zmq_msg_init_size). */
-int send__deliveries_pack_in(hub_msgpool_t *pool, const core__outitem_t *items, size_t n,
-                             const Lth__V1__Receipts *rec, zmq_msg_t *msg);
 void send__turn_receipts_hold(hub_server_t *self);
 void send__turn_receipts_send(hub_server_t *self);
 uint64_t send__waiting(const core__member_t *m);

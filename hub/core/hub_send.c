@@ -192,12 +192,6 @@ static size_t send__item_len(const core__outitem_t *it)
 int send__deliveries_pack(const core__outitem_t *items, size_t n, const Lth__V1__Receipts *rec,
                           zmq_msg_t *msg)
 {
-    return send__deliveries_pack_in(NULL, items, n, rec, msg);
-}
-
-int send__deliveries_pack_in(hub_msgpool_t *pool, const core__outitem_t *items, size_t n,
-                             const Lth__V1__Receipts *rec, zmq_msg_t *msg)
-{
     size_t body = 0;
     for (size_t i = 0; i < n; i++) {
         size_t il = send__item_len(&items[i]);
@@ -207,7 +201,7 @@ int send__deliveries_pack_in(hub_msgpool_t *pool, const core__outitem_t *items, 
     if (rec)
         body += 1 + send__varint_len(rlen) + rlen;
     size_t total = 2 + 1 + send__varint_len(body) + body;
-    if (hub_msgpool_msg(pool, msg, total) != 0)
+    if (zmq_msg_init_size(msg, total) != 0)
         return HUB_ENOMEM;
     uint8_t *p = zmq_msg_data(msg);
     *p++ = (1u << 3) | 0u; /* protocol_version */
@@ -553,8 +547,7 @@ static void send__flush_member(hub_server_t *self, core__member_t *m)
         rec.acks = acks;
         zmq_msg_t msg;
         if (m->online && m->rid_len > 0 &&
-            send__deliveries_pack_in(self->frame_pool, &m->out[done], n, acks ? &rec : NULL,
-                                     &msg) == 0 &&
+            send__deliveries_pack(&m->out[done], n, acks ? &rec : NULL, &msg) == 0 &&
             send__msg(self, m, &msg) == 0) {
             m->msgs_out += n;
             self->stats.deliveries += n;

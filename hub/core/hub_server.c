@@ -941,8 +941,6 @@ int hub_server_new(uv_loop_t *loop, const hub_config_t *cfg, hub_server_t **out,
     }
 
     self->zctx = zmq_ctx_new();
-    /* Without a pool the frames are built in zmq_msg_init_size() buffers. */
-    self->frame_pool = hub_msgpool_new(HUB__FRAME_POOL_BUF, HUB__FRAME_POOL_KEEP);
     /* The ZAP handler must be bound before the ROUTER, or a CURVE server
      * admits any client that knows its public key. */
     self->zap = self->zctx ? zmq_socket(self->zctx, ZMQ_REP) : NULL;
@@ -1161,7 +1159,6 @@ void hub_server_destroy(hub_server_t **self_p)
         zmq_close(self->zap);
     if (self->zctx)
         zmq_ctx_term(self->zctx);
-    hub_msgpool_destroy(&self->frame_pool); /* its messages ended with the context */
     if (self->audit) {
         /* The loop is over and no commit runs: write what is queued, seal. */
         outcome__audit_queue(self->audit, self->auditq, self->auditq_n);

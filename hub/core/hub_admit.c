@@ -102,14 +102,12 @@ struct admit__requests {
 
 /* ---- ids ---- */
 
-static int admit__hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+/* A hex digit's value + 1; 0: not a lower-case hex digit. */
+static const uint8_t admit__hex1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 /* The 16 bytes of a lower-case text UUID; false for anything else. */
 static bool admit__id_parse(const char *text, size_t len, uint8_t out[16])
@@ -118,14 +116,14 @@ static bool admit__id_parse(const char *text, size_t len, uint8_t out[16])
     if (len != HUB_UUID_LEN || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
         text[23] != '-')
         return false;
+    const unsigned char *u = (const unsigned char *)text;
+    bool ok = true;
     for (size_t k = 0; k < 16; k++) {
-        int hi = admit__hexval((unsigned char)text[at[k]]);
-        int lo = admit__hexval((unsigned char)text[at[k] + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[k] = (uint8_t)(hi << 4 | lo);
+        unsigned hi = admit__hex1[u[at[k]]], lo = admit__hex1[u[at[k] + 1]];
+        ok &= hi && lo;
+        out[k] = (uint8_t)((hi - 1) << 4 | ((lo - 1) & 15));
     }
-    return true;
+    return ok;
 }
 
 /* Back to the text form (HUB_UUID_LEN + 1 bytes). */
@@ -684,7 +682,8 @@ static void admit__request_answered(hub_server_t *self, admit__found_t f, const 
         self->open_requests_total--;
     bool durable = req->durable;
     char text[HUB_UUID_LEN + 1];
-    admit__id_text(req->id, text);
+    if (durable)
+        admit__id_text(req->id, text);
     if (f.in == &t->open)
         admit__request_move_answered(t, f); /* req is not valid after this */
     if (durable) {

@@ -39,7 +39,7 @@ typedef struct {
 _Static_assert(sizeof(admit__rec_t) == 64, "a tracked request is one cache line");
 
 /* An index over records: open addressing with linear probing over {hash,
- * ref} pairs, where ref names the record (recs[ref & rmask]); the hash is
+ * ref} pairs, where ref names the record (admit__rec_at); the hash is
  * compared before the record is read. Removal shifts the cluster back, so
  * that no removed slot is left behind (the answered table loses as many
  * entries as it gains). */
@@ -52,9 +52,18 @@ typedef struct {
     admit__slot_t *slots;
     uint32_t cap;  /* a power of two */
     uint32_t size; /* records indexed */
-    admit__rec_t *recs;
-    uint32_t rmask;   /* the open pool: all ones; the ring: its capacity - 1 */
-    uint32_t rec_cap; /* records allocated */
+    /* The open pool: ref is the index into recs. */
+    admit__rec_t *recs; /* NULL: the ring */
+    uint32_t rec_cap;   /* records allocated */
+    /* The ring: ref is a position (mod 2^32), the ring holds [head, head +
+     * n), in blocks of HUB__RING_BLOCK records, so that it grows without
+     * copying and its memory follows what it holds: blocks[(first + k) &
+     * (blocks_cap - 1)] is the k-th block from the head's. A block the head
+     * leaves is kept as the spare for the tail's next one. */
+    admit__rec_t **blocks;
+    uint32_t blocks_cap, blocks_n, first;
+    uint32_t head, n;
+    admit__rec_t *spare;
 } admit__table_t;
 
 /* Where a look-up found a record: the table, and the slot naming it (valid
@@ -86,8 +95,6 @@ struct admit__requests {
     admit__table_t answered; /* recs: a ring, ref = position (mod 2^32) */
     uint32_t pool_n;         /* the pool's records ever used (the scan's end) */
     uint32_t free_head;      /* first free record + 1, 0: none */
-    uint32_t ring_head;      /* position of the oldest answered record */
-    uint32_t ring_n;         /* records in the ring, forgotten ones included */
     admit__names_t names;
     struct {
         uint8_t id[16];
@@ -98,6 +105,8 @@ struct admit__requests {
 };
 
 #define HUB__TABLE_MIN 1024u
+#define HUB__RING_BLOCK_SHIFT 8u /* 256 records, 16 KiB */
+#define HUB__RING_BLOCK (1u << HUB__RING_BLOCK_SHIFT)
 #define HUB__NO_SLOT UINT32_MAX
 
 /* ---- ids ---- */
@@ -243,27 +252,92 @@ static const char *admit__purpose_of(const core__requests_t *t, uint32_t k)
 
 /* ---- index ---- */
 
+/* The record ref names (a ring's: a position in [head, head + n]). */
+static admit__rec_t *admit__rec_at(const admit__table_t *x, uint32_t ref)
+{
+    if (x->recs)
+        return &x->recs[ref];
+    uint32_t k = ((ref >> HUB__RING_BLOCK_SHIFT) - (x->head >> HUB__RING_BLOCK_SHIFT)) &
+                 (UINT32_MAX >> HUB__RING_BLOCK_SHIFT);
+    return &x->blocks[(x->first + k) & (x->blocks_cap - 1)][ref & (HUB__RING_BLOCK - 1)];
+}
+
 static admit__rec_t *admit__slot_rec(const admit__table_t *x, uint32_t slot)
 {
-    return &x->recs[x->slots[slot].ref & x->rmask];
+    return admit__rec_at(x, x->slots[slot].ref);
 }
 
 static int admit__table_init(admit__table_t *x, bool ring)
 {
-    x->cap = x->rec_cap = HUB__TABLE_MIN;
-    x->size = 0;
-    x->rmask = ring ? HUB__TABLE_MIN - 1 : UINT32_MAX;
+    memset(x, 0, sizeof *x);
+    x->cap = HUB__TABLE_MIN;
     x->slots = calloc(x->cap, sizeof *x->slots);
+    if (ring) {
+        x->blocks_cap = 4;
+        x->blocks = calloc(x->blocks_cap, sizeof *x->blocks);
+        return x->slots && x->blocks ? 0 : HUB_ENOMEM;
+    }
+    x->rec_cap = HUB__TABLE_MIN;
     x->recs = calloc(x->rec_cap, sizeof *x->recs);
     return x->slots && x->recs ? 0 : HUB_ENOMEM;
 }
 
 static void admit__table_free(admit__table_t *x)
 {
+    for (uint32_t k = 0; x->blocks && k < x->blocks_n; k++)
+        free(x->blocks[(x->first + k) & (x->blocks_cap - 1)]);
+    free(x->blocks);
+    free(x->spare);
     free(x->slots);
     free(x->recs);
     x->slots = NULL;
     x->recs = NULL;
+    x->blocks = NULL;
+    x->spare = NULL;
+}
+
+/* Room in the ring for one more record at its tail: NULL when out of
+ * memory. */
+static admit__rec_t *admit__ring_room(admit__table_t *x)
+{
+    uint32_t pos = x->head + x->n;
+    uint32_t k = ((pos >> HUB__RING_BLOCK_SHIFT) - (x->head >> HUB__RING_BLOCK_SHIFT)) &
+                 (UINT32_MAX >> HUB__RING_BLOCK_SHIFT);
+    if (k == x->blocks_n) { /* the tail enters a new block */
+        if (x->n >= (1u << 30))
+            return NULL;
+        if (x->blocks_n == x->blocks_cap) {
+            admit__rec_t **blocks = malloc((size_t)x->blocks_cap * 2 * sizeof *blocks);
+            if (!blocks)
+                return NULL;
+            for (uint32_t i = 0; i < x->blocks_n; i++)
+                blocks[i] = x->blocks[(x->first + i) & (x->blocks_cap - 1)];
+            free(x->blocks);
+            x->blocks = blocks;
+            x->blocks_cap *= 2;
+            x->first = 0;
+        }
+        admit__rec_t *block = x->spare ? x->spare : malloc(HUB__RING_BLOCK * sizeof *block);
+        if (!block)
+            return NULL;
+        x->spare = NULL;
+        x->blocks[(x->first + x->blocks_n++) & (x->blocks_cap - 1)] = block;
+    }
+    return admit__rec_at(x, pos);
+}
+
+/* The ring's head moves on by one record; a block it leaves becomes the
+ * spare. */
+static void admit__ring_pop(admit__table_t *x)
+{
+    x->head++;
+    x->n--;
+    if ((x->head & (HUB__RING_BLOCK - 1)) == 0 && x->blocks_n) {
+        free(x->spare);
+        x->spare = x->blocks[x->first];
+        x->first = (x->first + 1) & (x->blocks_cap - 1);
+        x->blocks_n--;
+    }
 }
 
 core__requests_t *admit__requests_new(void)
@@ -307,7 +381,7 @@ static uint32_t admit__index_find(const admit__table_t *x, const uint8_t id[16],
         const admit__slot_t *s = &x->slots[i];
         if (!s->hash)
             return HUB__NO_SLOT;
-        if (s->hash == hash && !memcmp(x->recs[s->ref & x->rmask].id, id, 16))
+        if (s->hash == hash && !memcmp(admit__rec_at(x, s->ref)->id, id, 16))
             return i;
     }
 }
@@ -437,7 +511,7 @@ void admit__prefetch_request(hub_server_t *self, uint64_t hash)
     const admit__table_t *x = &self->requests->open;
     const admit__slot_t *s = &x->slots[hash & (x->cap - 1)];
     if (hash && s->hash == hash)
-        __builtin_prefetch(&x->recs[s->ref & x->rmask]);
+        __builtin_prefetch(&x->recs[s->ref]);
 }
 
 #define HUB__MAX_TRACKED_REQUESTS 1000000
@@ -618,29 +692,13 @@ static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__fo
 static void admit__request_move_answered(core__requests_t *t, admit__found_t f)
 {
     admit__table_t *a = &t->answered;
-    if (t->ring_n == a->rec_cap) {
-        if (a->rec_cap >= (1u << 30))
-            return;
-        uint32_t cap = a->rec_cap * 2;
-        admit__rec_t *ring = malloc((size_t)cap * sizeof *ring);
-        if (!ring)
-            return;
-        /* Positions stay: the record at position p moves to p & (cap - 1). */
-        for (uint32_t i = 0; i < t->ring_n; i++) {
-            uint32_t p = t->ring_head + i;
-            ring[p & (cap - 1)] = a->recs[p & a->rmask];
-        }
-        free(a->recs);
-        a->recs = ring;
-        a->rec_cap = cap;
-        a->rmask = cap - 1;
-    }
+    admit__rec_t *to = admit__ring_room(a);
     const admit__rec_t *rec = admit__found_rec(f);
-    uint32_t pos = t->ring_head + t->ring_n;
-    if (admit__index_put(a, rec->hash, pos) != 0)
+    uint32_t pos = a->head + a->n;
+    if (!to || admit__index_put(a, rec->hash, pos) != 0)
         return;
-    a->recs[pos & a->rmask] = *rec;
-    t->ring_n++;
+    *to = *rec;
+    a->n++;
     uint32_t ref = f.in->slots[f.slot].ref;
     admit__index_remove(f.in, f.slot);
     admit__rec_t *old = &f.in->recs[ref];
@@ -725,15 +783,14 @@ void admit__expire_requests(hub_server_t *self, uint64_t now)
      * forgotten already (its id used again by another request) only
      * leaves the ring. */
     admit__table_t *a = &t->answered;
-    while (t->ring_n) {
-        const admit__rec_t *rec = &a->recs[t->ring_head & a->rmask];
+    while (a->n) {
+        const admit__rec_t *rec = admit__rec_at(a, a->head);
         if (rec->sender && rec->expires_mono_us > now)
             break;
         if (rec->sender)
             admit__request_forget(
-                self, (admit__found_t){a, admit__index_slot_of(a, rec->hash, t->ring_head)});
-        t->ring_head++;
-        t->ring_n--;
+                self, (admit__found_t){a, admit__index_slot_of(a, rec->hash, a->head)});
+        admit__ring_pop(a);
     }
 }
 

@@ -737,9 +737,10 @@ static void replies_hold(size_t from, size_t to, char (*ids)[HUB_UUID_LEN + 1],
 }
 
 /* Thousands of answered requests: the tables grow past their first size,
- * the ring of answered ones wraps around (its head moved on by the ones
- * that left) and then grows while wrapped; every request still finds its
- * reply, and they leave in order. */
+ * the ring of answered ones gives up blocks at its head (the ones that
+ * left) and takes new ones at its tail, its table of blocks wraps around
+ * and then grows while wrapped; every request still finds its reply, and
+ * they leave in order. */
 START_TEST(test_answered_requests_wrap_and_grow)
 {
     /* The ring, the pool and the indexes start at 1024 records. */

@@ -16,41 +16,71 @@
  * only once: the entry then remembers the reply's id, so that a re-send of
  * that same reply still passes and any other reply is refused. Entries are
  * forgotten after the request's TTL. Queued requests are also kept in the
- * store (hub_store_requests_*) so that their replies survive a restart. */
+ * store (hub_store_requests_*) so that their replies survive a restart.
+ *
+ * A record is 64 bytes and holds no pointer: ids in binary (a message id
+ * is a lower-case text UUID, hub_uuid_valid, so its 16 bytes give it back
+ * exactly), members and purposes as indexes into a table of their interned
+ * pointers. Records live in arrays, not one malloc each: the open ones in a
+ * pool with a free list, the answered ones in a ring (admit__requests). */
 typedef struct {
-    const char *sender; /* interned member ids */
-    const char *receiver;
-    const char *purpose; /* interned: the agreement's, for its reply's audit record */
-    uint64_t expires_mono_us;
-    bool durable; /* also in the store, until answered */
-    char id[HUB_UUID_LEN + 1];
-    char answer_id[HUB_UUID_LEN + 1]; /* the accepted reply; "" = still open */
-    uint64_t answer_seq; /* the reply's seq when it was queued; 0: online-only */
-} admit__request_t;
+    uint8_t id[16];           /* the request's message id */
+    uint8_t answer_id[16];    /* answered: the accepted reply's id */
+    uint64_t expires_mono_us; /* answered: at most the grace */
+    uint64_t answer_seq;      /* the reply's seq when it was queued; 0: online-only */
+    uint32_t hash;            /* the id's keyed hash (admit__hash), never 0 */
+    uint32_t sender;          /* admit__names: a member's id; 0: no record here */
+    uint32_t receiver;        /* admit__names: a member's id; free record: next free + 1 */
+    uint32_t purpose : 30;    /* admit__names: interned text, 0: none (for its reply's audit) */
+    uint32_t durable : 1;     /* also in the store, until answered */
+    uint32_t answered : 1;    /* answer_id is set */
+} admit__rec_t;
 
-/* A table of tracked requests: open addressing over {hash, request}
- * pairs, keyed by the request's message id, which the request holds (no
- * copy of the key, and the hash is compared before the request is read:
- * one cache line per probe). */
+_Static_assert(sizeof(admit__rec_t) == 64, "a tracked request is one cache line");
+
+/* An index over records: open addressing with linear probing over {hash,
+ * ref} pairs, where ref names the record (admit__rec_at); the hash is
+ * compared before the record is read. Removal shifts the cluster back, so
+ * that no removed slot is left behind (the answered table loses as many
+ * entries as it gains). */
 typedef struct {
-    uint64_t hash;
-    admit__request_t *req; /* NULL: empty; HUB__REQ_GONE: removed */
-} admit__reqslot_t;
+    uint32_t hash; /* 0: empty */
+    uint32_t ref;
+} admit__slot_t;
 
 typedef struct {
-    admit__reqslot_t *slots;
-    size_t cap;  /* a power of two */
-    size_t size; /* requests held */
-    size_t used; /* requests + removed slots */
+    admit__slot_t *slots;
+    uint32_t cap;  /* a power of two */
+    uint32_t size; /* records indexed */
+    /* The open pool: ref is the index into recs. */
+    admit__rec_t *recs; /* NULL: the ring */
+    uint32_t rec_cap;   /* records allocated */
+    /* The ring: ref is a position (mod 2^32), the ring holds [head, head +
+     * n), in blocks of HUB__RING_BLOCK records, so that it grows without
+     * copying and its memory follows what it holds: blocks[(first + k) &
+     * (blocks_cap - 1)] is the k-th block from the head's. A block the head
+     * leaves is kept as the spare for the tail's next one. */
+    admit__rec_t **blocks;
+    uint32_t blocks_cap, blocks_n, first;
+    uint32_t head, n;
+    admit__rec_t *spare;
 } admit__table_t;
 
-/* An answered request, in the order answered, which is the order in which
- * they fall due (the grace is the same for all). */
+/* Where a look-up found a record: the table, and the slot naming it (valid
+ * until the tables change). */
 typedef struct {
-    uint64_t hash;
-    uint64_t due_mono_us;
-    const admit__request_t *req; /* compared, not read, until found in the table */
-} admit__answered_t;
+    admit__table_t *in; /* NULL: not tracked */
+    uint32_t slot;
+} admit__found_t;
+
+/* Members (their ids, core__member_t.id) and purposes (interned text) by
+ * 32-bit index: both live as long as the server. ptrs[0] is NULL. */
+typedef struct {
+    const void **ptrs;
+    uint32_t n, cap;
+    uint32_t *map; /* open addressing by pointer: indexes into ptrs, 0: empty */
+    uint32_t map_cap;
+} admit__names_t;
 
 /* Open requests and answered ones are kept apart: the open ones are few
  * (what is in flight) and are scanned for their TTL once a second; the
@@ -58,42 +88,256 @@ typedef struct {
  * requests a second) and leave in the order they were answered, from the
  * head of a ring, so that nothing walks them. A look-up tries the open
  * table first. The hash is SipHash with a key drawn when the tables are
- * made, so that no member can choose ids that collide. */
+ * made, so that no member can choose ids that collide; an id is hashed
+ * once per envelope (admit__prefetch_slot remembers the last few). */
 struct admit__requests {
-    admit__table_t open;
-    admit__table_t answered;
-    admit__answered_t *ring;
-    size_t ring_head, ring_n, ring_cap; /* ring_cap: 0 or a power of two */
+    admit__table_t open;     /* recs: a pool; free ones on the free list */
+    admit__table_t answered; /* recs: a ring, ref = position (mod 2^32) */
+    uint32_t pool_n;         /* the pool's records ever used (the scan's end) */
+    uint32_t free_head;      /* first free record + 1, 0: none */
+    admit__names_t names;
+    struct {
+        uint8_t id[16];
+        uint32_t hash; /* 0: unused */
+    } recent[4];       /* the ids admit__prefetch_slot hashed last */
+    unsigned recent_next;
     unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
-static admit__request_t admit__req_gone_mark;
-#define HUB__REQ_GONE (&admit__req_gone_mark)
+#define HUB__TABLE_MIN 1024u
+#define HUB__RING_BLOCK_SHIFT 8u /* 256 records, 16 KiB */
+#define HUB__RING_BLOCK (1u << HUB__RING_BLOCK_SHIFT)
+#define HUB__NO_SLOT UINT32_MAX
 
-static uint64_t admit__req_hash(const core__requests_t *t, const char *id)
+/* ---- ids ---- */
+
+/* A hex digit's value + 1; 0: not a lower-case hex digit. */
+static const uint8_t admit__hex1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
+/* The 16 bytes of a lower-case text UUID; false for anything else. */
+static bool admit__id_parse(const char *text, size_t len, uint8_t out[16])
+{
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    if (len != HUB_UUID_LEN || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+        text[23] != '-')
+        return false;
+    const unsigned char *u = (const unsigned char *)text;
+    bool ok = true;
+    for (size_t k = 0; k < 16; k++) {
+        unsigned hi = admit__hex1[u[at[k]]], lo = admit__hex1[u[at[k] + 1]];
+        ok &= hi && lo;
+        out[k] = (uint8_t)((hi - 1) << 4 | ((lo - 1) & 15));
+    }
+    return ok;
+}
+
+/* Back to the text form (HUB_UUID_LEN + 1 bytes). */
+static void admit__id_text(const uint8_t id[16], char out[HUB_UUID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t j = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = hex[id[i] >> 4];
+        out[j++] = hex[id[i] & 15];
+    }
+    out[j] = '\0';
+}
+
+static uint32_t admit__siphash(const core__requests_t *t, const uint8_t id[16])
 {
     uint8_t out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, (const unsigned char *)id, strlen(id), t->key);
-    uint64_t h;
+    crypto_shorthash(out, id, 16, t->key);
+    uint32_t h;
     memcpy(&h, out, sizeof h);
-    return h;
+    return h ? h : 1;
 }
 
-static int admit__table_init(admit__table_t *t)
+/* The id's hash: from what admit__prefetch_slot computed for it a moment
+ * ago, else computed now. */
+static uint32_t admit__hash(const core__requests_t *t, const uint8_t id[16])
 {
-    t->cap = 1024;
-    t->size = t->used = 0;
-    t->slots = calloc(t->cap, sizeof *t->slots);
-    return t->slots ? 0 : HUB_ENOMEM;
+    for (size_t k = 0; k < sizeof t->recent / sizeof t->recent[0]; k++)
+        if (t->recent[k].hash && !memcmp(t->recent[k].id, id, 16))
+            return t->recent[k].hash;
+    return admit__siphash(t, id);
 }
 
-static void admit__table_free(admit__table_t *t)
+/* ---- names ---- */
+
+static uint32_t admit__ptr_bucket(const void *p, uint32_t cap)
 {
-    for (size_t i = 0; t->slots && i < t->cap; i++)
-        if (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
-            free(t->slots[i].req);
-    free(t->slots);
-    t->slots = NULL;
+    uint64_t x = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(x >> 32) & (cap - 1);
+}
+
+static int admit__names_grow_map(admit__names_t *nm)
+{
+    uint32_t ncap = nm->map_cap ? nm->map_cap * 2 : 64;
+    uint32_t *map = calloc(ncap, sizeof *map);
+    if (!map)
+        return HUB_ENOMEM;
+    for (uint32_t k = 1; k < nm->n; k++) {
+        uint32_t i = admit__ptr_bucket(nm->ptrs[k], ncap);
+        while (map[i])
+            i = (i + 1) & (ncap - 1);
+        map[i] = k;
+    }
+    free(nm->map);
+    nm->map = map;
+    nm->map_cap = ncap;
+    return 0;
+}
+
+/* The index of p (added when new), 0 for NULL or when out of memory. */
+static uint32_t admit__name(admit__names_t *nm, const void *p)
+{
+    if (!p)
+        return 0;
+    if (nm->map_cap) {
+        for (uint32_t i = admit__ptr_bucket(p, nm->map_cap); nm->map[i];
+             i = (i + 1) & (nm->map_cap - 1))
+            if (nm->ptrs[nm->map[i]] == p)
+                return nm->map[i];
+    }
+    if (!nm->cap) {
+        if (!(nm->ptrs = malloc(16 * sizeof *nm->ptrs)))
+            return 0;
+        nm->ptrs[0] = NULL; /* index 0: none */
+        nm->n = 1;
+        nm->cap = 16;
+    }
+    if (nm->n >= (1u << 30) - 1) /* admit__rec_t.purpose's width */
+        return 0;
+    if (nm->n == nm->cap) {
+        const void **ptrs = realloc(nm->ptrs, (size_t)nm->cap * 2 * sizeof *ptrs);
+        if (!ptrs)
+            return 0;
+        nm->ptrs = ptrs;
+        nm->cap *= 2;
+    }
+    if ((nm->n + 1) * 2 > nm->map_cap && admit__names_grow_map(nm) != 0)
+        return 0;
+    uint32_t k = nm->n++;
+    nm->ptrs[k] = p;
+    uint32_t i = admit__ptr_bucket(p, nm->map_cap);
+    while (nm->map[i])
+        i = (i + 1) & (nm->map_cap - 1);
+    nm->map[i] = k;
+    return k;
+}
+
+/* A member's index names its id (the text every message uses), and the
+ * member is the record around it. */
+static const char *admit__member_id(const core__requests_t *t, uint32_t k)
+{
+    return (const char *)t->names.ptrs[k];
+}
+
+static core__member_t *admit__member_of(const core__requests_t *t, uint32_t k)
+{
+    return (core__member_t *)(void *)((char *)(uintptr_t)admit__member_id(t, k) -
+                                      offsetof(core__member_t, id));
+}
+
+static const char *admit__purpose_of(const core__requests_t *t, uint32_t k)
+{
+    return k ? (const char *)t->names.ptrs[k] : NULL;
+}
+
+/* ---- index ---- */
+
+/* The record ref names (a ring's: a position in [head, head + n]). */
+static admit__rec_t *admit__rec_at(const admit__table_t *x, uint32_t ref)
+{
+    if (x->recs)
+        return &x->recs[ref];
+    uint32_t k = ((ref >> HUB__RING_BLOCK_SHIFT) - (x->head >> HUB__RING_BLOCK_SHIFT)) &
+                 (UINT32_MAX >> HUB__RING_BLOCK_SHIFT);
+    return &x->blocks[(x->first + k) & (x->blocks_cap - 1)][ref & (HUB__RING_BLOCK - 1)];
+}
+
+static admit__rec_t *admit__slot_rec(const admit__table_t *x, uint32_t slot)
+{
+    return admit__rec_at(x, x->slots[slot].ref);
+}
+
+static int admit__table_init(admit__table_t *x, bool ring)
+{
+    memset(x, 0, sizeof *x);
+    x->cap = HUB__TABLE_MIN;
+    x->slots = calloc(x->cap, sizeof *x->slots);
+    if (ring) {
+        x->blocks_cap = 4;
+        x->blocks = calloc(x->blocks_cap, sizeof *x->blocks);
+        return x->slots && x->blocks ? 0 : HUB_ENOMEM;
+    }
+    x->rec_cap = HUB__TABLE_MIN;
+    x->recs = calloc(x->rec_cap, sizeof *x->recs);
+    return x->slots && x->recs ? 0 : HUB_ENOMEM;
+}
+
+static void admit__table_free(admit__table_t *x)
+{
+    for (uint32_t k = 0; x->blocks && k < x->blocks_n; k++)
+        free(x->blocks[(x->first + k) & (x->blocks_cap - 1)]);
+    free(x->blocks);
+    free(x->spare);
+    free(x->slots);
+    free(x->recs);
+    x->slots = NULL;
+    x->recs = NULL;
+    x->blocks = NULL;
+    x->spare = NULL;
+}
+
+/* Room in the ring for one more record at its tail: NULL when out of
+ * memory. */
+static admit__rec_t *admit__ring_room(admit__table_t *x)
+{
+    uint32_t pos = x->head + x->n;
+    uint32_t k = ((pos >> HUB__RING_BLOCK_SHIFT) - (x->head >> HUB__RING_BLOCK_SHIFT)) &
+                 (UINT32_MAX >> HUB__RING_BLOCK_SHIFT);
+    if (k == x->blocks_n) { /* the tail enters a new block */
+        if (x->n >= (1u << 30))
+            return NULL;
+        if (x->blocks_n == x->blocks_cap) {
+            admit__rec_t **blocks = malloc((size_t)x->blocks_cap * 2 * sizeof *blocks);
+            if (!blocks)
+                return NULL;
+            for (uint32_t i = 0; i < x->blocks_n; i++)
+                blocks[i] = x->blocks[(x->first + i) & (x->blocks_cap - 1)];
+            free(x->blocks);
+            x->blocks = blocks;
+            x->blocks_cap *= 2;
+            x->first = 0;
+        }
+        admit__rec_t *block = x->spare ? x->spare : malloc(HUB__RING_BLOCK * sizeof *block);
+        if (!block)
+            return NULL;
+        x->spare = NULL;
+        x->blocks[(x->first + x->blocks_n++) & (x->blocks_cap - 1)] = block;
+    }
+    return admit__rec_at(x, pos);
+}
+
+/* The ring's head moves on by one record; a block it leaves becomes the
+ * spare. */
+static void admit__ring_pop(admit__table_t *x)
+{
+    x->head++;
+    x->n--;
+    if ((x->head & (HUB__RING_BLOCK - 1)) == 0 && x->blocks_n) {
+        free(x->spare);
+        x->spare = x->blocks[x->first];
+        x->first = (x->first + 1) & (x->blocks_cap - 1);
+        x->blocks_n--;
+    }
 }
 
 core__requests_t *admit__requests_new(void)
@@ -101,8 +345,9 @@ core__requests_t *admit__requests_new(void)
     core__requests_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    if (admit__table_init(&t->open) != 0 || admit__table_init(&t->answered) != 0) {
+    if (admit__table_init(&t->open, false) != 0 || admit__table_init(&t->answered, true) != 0) {
         admit__table_free(&t->open);
+        admit__table_free(&t->answered);
         free(t);
         return NULL;
     }
@@ -112,7 +357,7 @@ core__requests_t *admit__requests_new(void)
 
 size_t admit__requests_size(const core__requests_t *t)
 {
-    return t ? t->open.size + t->answered.size : 0;
+    return t ? (size_t)t->open.size + t->answered.size : 0;
 }
 
 void admit__requests_destroy(core__requests_t **t_p)
@@ -122,41 +367,117 @@ void admit__requests_destroy(core__requests_t **t_p)
         return;
     admit__table_free(&t->open);
     admit__table_free(&t->answered);
-    free(t->ring);
+    free(t->names.ptrs);
+    free(t->names.map);
     free(t);
     *t_p = NULL;
 }
 
-static admit__reqslot_t *admit__req_find(const admit__table_t *t, const char *id, uint64_t hash)
+/* The slot of the record with this id and hash, or HUB__NO_SLOT. */
+static uint32_t admit__index_find(const admit__table_t *x, const uint8_t id[16], uint32_t hash)
 {
-    size_t mask = t->cap - 1;
-    for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        admit__reqslot_t *s = &t->slots[i];
-        if (!s->req)
-            return NULL;
-        if (s->hash == hash && s->req != HUB__REQ_GONE && !strcmp(s->req->id, id))
-            return s;
+    uint32_t mask = x->cap - 1;
+    for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
+        const admit__slot_t *s = &x->slots[i];
+        if (!s->hash)
+            return HUB__NO_SLOT;
+        if (s->hash == hash && !memcmp(admit__rec_at(x, s->ref)->id, id, 16))
+            return i;
     }
 }
 
-/* The slot of id in either table (*in says which), or NULL. */
-static admit__reqslot_t *admit__req_lookup(const core__requests_t *t, const char *id,
-                                           uint64_t hash, admit__table_t **in)
+/* The slot that names exactly record ref (its hash given). */
+static uint32_t admit__index_slot_of(const admit__table_t *x, uint32_t hash, uint32_t ref)
 {
-    admit__reqslot_t *s = admit__req_find(&t->open, id, hash);
-    *in = (admit__table_t *)&t->open;
-    if (!s && t->answered.size) {
-        s = admit__req_find(&t->answered, id, hash);
-        *in = (admit__table_t *)&t->answered;
+    uint32_t mask = x->cap - 1;
+    for (uint32_t i = hash & mask; x->slots[i].hash; i = (i + 1) & mask)
+        if (x->slots[i].hash == hash && x->slots[i].ref == ref)
+            return i;
+    return HUB__NO_SLOT;
+}
+
+/* Adds {hash, ref} (not in the index yet), doubling the index when it
+ * would be more than 70 % full. */
+static int admit__index_put(admit__table_t *x, uint32_t hash, uint32_t ref)
+{
+    if ((uint64_t)(x->size + 1) * 10 > (uint64_t)x->cap * 7) {
+        if (x->cap >= (1u << 31))
+            return HUB_ENOMEM;
+        uint32_t ncap = x->cap * 2;
+        admit__slot_t *ns = calloc(ncap, sizeof *ns);
+        if (!ns)
+            return HUB_ENOMEM;
+        for (uint32_t i = 0; i < x->cap; i++) {
+            if (!x->slots[i].hash)
+                continue;
+            uint32_t j = x->slots[i].hash & (ncap - 1);
+            while (ns[j].hash)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = x->slots[i];
+        }
+        free(x->slots);
+        x->slots = ns;
+        x->cap = ncap;
     }
-    return s;
+    uint32_t mask = x->cap - 1;
+    uint32_t i = hash & mask;
+    while (x->slots[i].hash)
+        i = (i + 1) & mask;
+    x->slots[i] = (admit__slot_t){hash, ref};
+    x->size++;
+    return 0;
+}
+
+/* Empties slot i, moving back the entries after it that would no longer
+ * be found past the hole. */
+static void admit__index_remove(admit__table_t *x, uint32_t i)
+{
+    uint32_t mask = x->cap - 1;
+    for (uint32_t j = (i + 1) & mask; x->slots[j].hash; j = (j + 1) & mask) {
+        uint32_t home = x->slots[j].hash & mask;
+        /* j's entry stays when its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            x->slots[i] = x->slots[j];
+            i = j;
+        }
+    }
+    x->slots[i] = (admit__slot_t){0, 0};
+    x->size--;
+}
+
+/* ---- the two tables ---- */
+
+/* The record with this id in either table, or in->NULL. */
+static admit__found_t admit__lookup(core__requests_t *t, const uint8_t id[16], uint32_t hash)
+{
+    uint32_t slot = admit__index_find(&t->open, id, hash);
+    if (slot != HUB__NO_SLOT)
+        return (admit__found_t){&t->open, slot};
+    if (t->answered.size && (slot = admit__index_find(&t->answered, id, hash)) != HUB__NO_SLOT)
+        return (admit__found_t){&t->answered, slot};
+    return (admit__found_t){NULL, 0};
+}
+
+/* The same by text id ("" or not a UUID: not found). */
+static admit__found_t admit__lookup_text(core__requests_t *t, const char *text)
+{
+    uint8_t id[16];
+    if (!text || !admit__id_parse(text, strlen(text), id))
+        return (admit__found_t){NULL, 0};
+    return admit__lookup(t, id, admit__hash(t, id));
+}
+
+static admit__rec_t *admit__found_rec(admit__found_t f)
+{
+    return f.in ? admit__slot_rec(f.in, f.slot) : NULL;
 }
 
 /* Fetching ahead (server__on_batch): the open table's slot for the id an
  * envelope will be looked up by, then the request in it, are brought into
  * the cache while the envelopes before it are admitted: the reply of a
  * request that was admitted a moment ago, by another batch, has usually
- * left the cache since. */
+ * left the cache since. The hash is kept for that look-up (recent). */
 uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len)
 {
     /* The id: correlation_id (field 2) when set (a reply), else
@@ -170,97 +491,76 @@ uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t l
             id_len = n;
         }
     }
-    if (!id || id_len != HUB_UUID_LEN)
+    core__requests_t *t = self->requests;
+    uint8_t bin[16];
+    if (!id || !admit__id_parse((const char *)id, id_len, bin))
         return 0;
-    const core__requests_t *t = self->requests;
-    uint8_t out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, id, id_len, t->key);
-    uint64_t hash;
-    memcpy(&hash, out, sizeof hash);
+    uint32_t hash = admit__siphash(t, bin);
+    unsigned k = t->recent_next++ % (sizeof t->recent / sizeof t->recent[0]);
+    memcpy(t->recent[k].id, bin, 16);
+    t->recent[k].hash = hash;
     __builtin_prefetch(&t->open.slots[hash & (t->open.cap - 1)]);
     /* A reply's request moves there; a new request's id is looked for
-     * there: the one large table, where each of these is a cache miss. */
+     * there: the one large index, where each of these is a cache miss. */
     __builtin_prefetch(&t->answered.slots[hash & (t->answered.cap - 1)], 1);
     return hash;
 }
 
 void admit__prefetch_request(hub_server_t *self, uint64_t hash)
 {
-    const admit__table_t *t = &self->requests->open;
-    const admit__reqslot_t *s = &t->slots[hash & (t->cap - 1)];
-    if (hash && s->hash == hash && s->req && s->req != HUB__REQ_GONE)
-        __builtin_prefetch(s->req);
-}
-
-static admit__request_t *admit__req_get(const core__requests_t *t, const char *id)
-{
-    admit__table_t *in;
-    admit__reqslot_t *s = admit__req_lookup(t, id, admit__req_hash(t, id), &in);
-    return s ? s->req : NULL;
-}
-
-/* Rehashes into a table twice as large when the requests fill half of it,
- * else of the same size (removed slots dropped). */
-static int admit__req_rehash(admit__table_t *t)
-{
-    size_t ncap = t->size * 2 >= t->cap / 2 ? t->cap * 2 : t->cap;
-    admit__reqslot_t *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return HUB_ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        admit__reqslot_t *s = &t->slots[i];
-        if (!s->req || s->req == HUB__REQ_GONE)
-            continue;
-        size_t j = s->hash & (ncap - 1);
-        while (ns[j].req)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = *s;
-    }
-    free(t->slots);
-    t->slots = ns;
-    t->cap = ncap;
-    t->used = t->size;
-    return 0;
-}
-
-/* Adds req (its id, whose hash is given, not yet in the table). */
-static int admit__req_put(admit__table_t *t, admit__request_t *req, uint64_t hash)
-{
-    if ((t->used + 1) * 10 >= t->cap * 7 && admit__req_rehash(t) != 0)
-        return HUB_ENOMEM;
-    size_t mask = t->cap - 1;
-    size_t i = hash & mask;
-    while (t->slots[i].req && t->slots[i].req != HUB__REQ_GONE)
-        i = (i + 1) & mask;
-    if (!t->slots[i].req)
-        t->used++;
-    t->slots[i] = (admit__reqslot_t){hash, req};
-    t->size++;
-    return 0;
-}
-
-static void admit__req_remove(admit__table_t *t, admit__reqslot_t *s)
-{
-    s->req = HUB__REQ_GONE;
-    t->size--;
+    const admit__table_t *x = &self->requests->open;
+    const admit__slot_t *s = &x->slots[hash & (x->cap - 1)];
+    if (hash && s->hash == hash)
+        __builtin_prefetch(&x->recs[s->ref]);
 }
 
 #define HUB__MAX_TRACKED_REQUESTS 1000000
 /* How long an answered request is remembered (re-sends of its reply). */
 #define HUB__ANSWERED_GRACE_US (35u * 1000000u) /* past the SDK's 30 s re-send */
 
-static void admit__request_forget(hub_server_t *self, admit__table_t *in, admit__reqslot_t *slot)
+/* Forgets the record f names (it is gone from its table after this). */
+static void admit__request_forget(hub_server_t *self, admit__found_t f)
 {
-    admit__request_t *req = slot->req;
-    core__member_t *s = hub_map_get(self->members, req->sender);
-    if (!req->answer_id[0]) {
+    core__requests_t *t = self->requests;
+    if (!f.in || f.slot == HUB__NO_SLOT)
+        return; /* cannot be: every record has its slot */
+    admit__rec_t *rec = admit__found_rec(f);
+    uint32_t ref = f.in->slots[f.slot].ref;
+    if (!rec->answered) {
+        core__member_t *s = admit__member_of(t, rec->sender);
         if (s && s->open_requests)
             s->open_requests--;
         if (self->open_requests_total)
             self->open_requests_total--;
     }
-    admit__req_remove(in, slot);
-    free(req);
+    admit__index_remove(f.in, f.slot);
+    rec->sender = 0; /* a ring's record stays until the head passes it */
+    if (f.in == &t->open) {
+        rec->receiver = t->free_head;
+        t->free_head = ref + 1;
+    }
+}
+
+/* A free record of the pool, its index in *ref; NULL when out of memory. */
+static admit__rec_t *admit__pool_take(core__requests_t *t, uint32_t *ref)
+{
+    admit__table_t *x = &t->open;
+    if (t->free_head) {
+        *ref = t->free_head - 1;
+        t->free_head = x->recs[*ref].receiver;
+        return &x->recs[*ref];
+    }
+    if (t->pool_n == x->rec_cap) {
+        if (x->rec_cap >= (1u << 30))
+            return NULL;
+        admit__rec_t *recs = realloc(x->recs, (size_t)x->rec_cap * 2 * sizeof *recs);
+        if (!recs)
+            return NULL;
+        x->recs = recs;
+        x->rec_cap *= 2;
+    }
+    *ref = t->pool_n++;
+    return &x->recs[*ref];
 }
 
 /* Tracks a request from s to r the hub is about to accept. Returns 0, or a
@@ -270,15 +570,20 @@ static int admit__remember_request_of(hub_server_t *self, const char *message_id
                                       core__member_t *r, const char *purpose, uint64_t ttl_ms,
                                       bool durable, const char **why)
 {
-    uint64_t hash = admit__req_hash(self->requests, message_id);
-    admit__table_t *old_in;
-    admit__reqslot_t *old_slot = admit__req_lookup(self->requests, message_id, hash, &old_in);
-    admit__request_t *old = old_slot ? old_slot->req : NULL;
-    if (old && old->sender == s->id && old->receiver == r->id) {
-        old->durable |= durable; /* a re-send: same request */
+    core__requests_t *t = self->requests;
+    uint8_t id[16];
+    if (!admit__id_parse(message_id, strlen(message_id), id)) {
+        *why = "message_id must be a UUID in lower-case text form";
+        return LTH__V1__NACK_CODE__NACK_MALFORMED_ENVELOPE;
+    }
+    uint32_t hash = admit__hash(t, id);
+    admit__found_t old = admit__lookup(t, id, hash);
+    admit__rec_t *o = admit__found_rec(old);
+    if (o && admit__member_id(t, o->sender) == s->id && admit__member_id(t, o->receiver) == r->id) {
+        o->durable |= durable; /* a re-send: same request */
         return 0;
     }
-    if (old && !old->answer_id[0]) {
+    if (o && !o->answered) {
         /* Never let one member's request displace another's. */
         *why = "another open request already has this message_id; give every envelope a new "
                "random UUID";
@@ -290,8 +595,22 @@ static int admit__remember_request_of(hub_server_t *self, const char *message_id
                "TTL) before sending more requests";
         return LTH__V1__NACK_CODE__NACK_QUEUE_FULL;
     }
-    admit__request_t *req = calloc(1, sizeof *req);
-    if (!req) {
+    uint32_t sk = admit__name(&t->names, s->id), rk = admit__name(&t->names, r->id);
+    uint32_t pk = admit__name(&t->names, purpose);
+    if (!sk || !rk || (purpose && !pk)) {
+        *why = "the hub is out of memory; send again later";
+        return LTH__V1__NACK_CODE__NACK_INTERNAL;
+    }
+    if (o)
+        admit__request_forget(self, old); /* answered: the id is used again */
+    uint32_t ref;
+    admit__rec_t *req = admit__pool_take(t, &ref);
+    if (!req || admit__index_put(&t->open, hash, ref) != 0) {
+        if (req) {
+            req->sender = 0;
+            req->receiver = t->free_head;
+            t->free_head = ref + 1;
+        }
         *why = "the hub is out of memory; send again later";
         return LTH__V1__NACK_CODE__NACK_INTERNAL;
     }
@@ -299,19 +618,13 @@ static int admit__remember_request_of(hub_server_t *self, const char *message_id
         ttl_ms = 60000u;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
-    req->sender = s->id;
-    req->receiver = r->id;
-    req->purpose = purpose;
-    req->durable = durable;
-    req->expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u;
-    core__copy_str(req->id, sizeof req->id, message_id);
-    if (old)
-        admit__request_forget(self, old_in, old_slot);
-    if (admit__req_put(&self->requests->open, req, hash) != 0) {
-        free(req);
-        *why = "the hub is out of memory; send again later";
-        return LTH__V1__NACK_CODE__NACK_INTERNAL;
-    }
+    *req = (admit__rec_t){.expires_mono_us = hub_monotonic_us() + ttl_ms * 1000u,
+                          .hash = hash,
+                          .sender = sk,
+                          .receiver = rk,
+                          .purpose = pk & ((1u << 30) - 1),
+                          .durable = durable};
+    memcpy(req->id, id, 16);
     s->open_requests++;
     self->open_requests_total++;
     return 0;
@@ -334,12 +647,14 @@ static int admit__remember_request(hub_server_t *self, const char *message_id, c
 /* Decides whether a reply may pass: 0 with the request it answers in *out,
  * or NACK_FORBIDDEN with the reason in `why` (size HUB__WHY_MAX). Nothing
  * changes until admit__request_answered(). */
-static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__request_t **out,
+static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__found_t *out,
                         char *why)
 {
-    *out = NULL;
-    admit__request_t *req = admit__req_get(self->requests, env->correlation_id);
-    if (req && req->answer_id[0] && req->expires_mono_us <= hub_monotonic_us())
+    core__requests_t *t = self->requests;
+    admit__found_t f = admit__lookup_text(t, env->correlation_id);
+    const admit__rec_t *req = admit__found_rec(f);
+    *out = (admit__found_t){NULL, 0};
+    if (req && req->answered && req->expires_mono_us <= hub_monotonic_us())
         req = NULL; /* answered, and its TTL or grace is over: due to leave */
     if (!req) {
         snprintf(why, HUB__WHY_MAX,
@@ -349,72 +664,89 @@ static int admit__reply(hub_server_t *self, const hub_envelope_t *env, admit__re
                  env->correlation_id[0] ? env->correlation_id : "an empty correlation_id");
         return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
     }
-    if (strcmp(req->receiver, env->sender) != 0 || strcmp(req->sender, env->receiver) != 0) {
+    const char *rs = admit__member_id(t, req->sender);
+    const char *rr = admit__member_id(t, req->receiver);
+    if (strcmp(rr, env->sender) != 0 || strcmp(rs, env->receiver) != 0) {
         snprintf(why, HUB__WHY_MAX,
-                 "request %s went from %s to %s; only %s may answer it, and only to %s", req->id,
-                 req->sender, req->receiver, req->receiver, req->sender);
+                 "request %s went from %s to %s; only %s may answer it, and only to %s",
+                 env->correlation_id, rs, rr, rr, rs);
         return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
     }
-    if (req->answer_id[0] && strcmp(req->answer_id, env->message_id) != 0) {
+    uint8_t reply_id[16];
+    if (req->answered && (!admit__id_parse(env->message_id, strlen(env->message_id), reply_id) ||
+                          memcmp(req->answer_id, reply_id, 16) != 0)) {
+        char answer[HUB_UUID_LEN + 1];
+        admit__id_text(req->answer_id, answer);
         snprintf(why, HUB__WHY_MAX,
-                 "request %s was already answered by reply %s; a request gets one reply", req->id,
-                 req->answer_id);
+                 "request %s was already answered by reply %s; a request gets one reply",
+                 env->correlation_id, answer);
         return LTH__V1__NACK_CODE__NACK_FORBIDDEN;
     }
-    *out = req; /* open, or answered by this same reply (a re-send) */
+    *out = f; /* open, or answered by this same reply (a re-send) */
     return 0;
 }
 
-/* Moves req from the open table to the answered one, at the ring's tail,
- * due at due_mono_us. Out of memory, it stays in the open table, where the
+/* Moves the open record f names to the ring's tail (its index slot
+ * known: no look-up). Out of memory, it stays in the open table, where the
  * scan of admit__expire_requests() forgets it in time all the same. */
-static void admit__request_move_answered(core__requests_t *t, admit__request_t *req,
-                                         uint64_t due_mono_us)
+static void admit__request_move_answered(core__requests_t *t, admit__found_t f)
 {
-    uint64_t hash = admit__req_hash(t, req->id);
-    admit__reqslot_t *slot = admit__req_find(&t->open, req->id, hash);
-    if (!slot)
-        return; /* answered already (a re-send), or in the answered table */
-    if (t->ring_n == t->ring_cap) {
-        size_t cap = t->ring_cap ? 2 * t->ring_cap : 1024;
-        admit__answered_t *ring = malloc(cap * sizeof *ring);
-        if (!ring)
-            return;
-        for (size_t i = 0; i < t->ring_n; i++)
-            ring[i] = t->ring[(t->ring_head + i) & (t->ring_cap - 1)];
-        free(t->ring);
-        t->ring = ring;
-        t->ring_cap = cap;
-        t->ring_head = 0;
-    }
-    if (admit__req_put(&t->answered, req, hash) != 0)
+    admit__table_t *a = &t->answered;
+    admit__rec_t *to = admit__ring_room(a);
+    const admit__rec_t *rec = admit__found_rec(f);
+    uint32_t pos = a->head + a->n;
+    if (!to || admit__index_put(a, rec->hash, pos) != 0)
         return;
-    admit__req_remove(&t->open, slot);
-    t->ring[(t->ring_head + t->ring_n++) & (t->ring_cap - 1)] =
-        (admit__answered_t){hash, due_mono_us, req};
+    *to = *rec;
+    a->n++;
+    uint32_t ref = f.in->slots[f.slot].ref;
+    admit__index_remove(f.in, f.slot);
+    admit__rec_t *old = &f.in->recs[ref];
+    old->sender = 0;
+    old->receiver = t->free_head;
+    t->free_head = ref + 1;
 }
 
-/* The reply `reply_id` to `req` has been accepted: no other reply will be. */
-static void admit__request_answered(hub_server_t *self, admit__request_t *req, const char *reply_id)
+/* The reply `reply_id` (queued with seq `reply_seq`, 0 when online-only)
+ * to the request f names has been accepted: no other reply will be. */
+static void admit__request_answered(hub_server_t *self, admit__found_t f, const char *reply_id,
+                                    uint64_t reply_seq)
 {
-    if (req->answer_id[0])
+    core__requests_t *t = self->requests;
+    admit__rec_t *req = admit__found_rec(f);
+    if (!req)
         return;
-    core__copy_str(req->answer_id, sizeof req->answer_id, reply_id);
+    if (req->answered) {
+        if (!req->answer_seq)
+            req->answer_seq = reply_seq; /* a re-send, now queued */
+        return;
+    }
+    uint8_t rid[16];
+    if (!admit__id_parse(reply_id, strlen(reply_id), rid))
+        return; /* cannot be: a reply's message_id is a UUID */
+    memcpy(req->answer_id, rid, 16);
+    req->answered = 1;
+    req->answer_seq = reply_seq;
     /* Answered: kept only long enough to accept a re-send of this reply
      * and refuse any other, not for the rest of the request's TTL (a day,
      * for queued ones): the table would fill with answered requests. */
     uint64_t grace = hub_monotonic_us() + HUB__ANSWERED_GRACE_US;
     if (req->expires_mono_us > grace)
         req->expires_mono_us = grace;
-    core__member_t *s = hub_map_get(self->members, req->sender);
+    core__member_t *s = admit__member_of(t, req->sender);
     if (s && s->open_requests)
         s->open_requests--;
     if (self->open_requests_total)
         self->open_requests_total--;
-    admit__request_move_answered(self->requests, req, grace);
-    if (req->durable) {
+    bool durable = req->durable;
+    char text[HUB_UUID_LEN + 1];
+    if (durable)
+        admit__id_text(req->id, text);
+    if (f.in == &t->open)
+        admit__request_move_answered(t, f); /* req is not valid after this */
+    if (durable) {
         /* Forgotten by the store with the next commit. */
-        char *id = strdup(req->id);
+        char *id = strdup(text);
         if (id && HUB__PUSH(self->answered, self->answered_n, self->answered_cap, id) != 0)
             free(id);
     }
@@ -426,47 +758,39 @@ void admit__request_note(hub_server_t *self, core__pending_t *p)
 {
     if (!p->request_expires_us)
         return;
-    const admit__request_t *req = admit__req_get(self->requests, p->msg.message_id);
-    if (!req || !req->answer_id[0])
+    const admit__rec_t *req = admit__found_rec(admit__lookup_text(self->requests,
+                                                                  p->msg.message_id));
+    if (!req || !req->answered)
         return;
     p->answered_online = req->answer_seq == 0;
     p->answered_by_seq = req->answer_seq;
 }
 
-/* The answered table's slot holding exactly `req` (by address: a request
- * the ring names may have been forgotten and freed since), or NULL. */
-static admit__reqslot_t *admit__answered_slot(const admit__table_t *t, uint64_t hash,
-                                              const admit__request_t *req)
-{
-    size_t mask = t->cap - 1;
-    for (size_t i = hash & mask; t->slots[i].req; i = (i + 1) & mask)
-        if (t->slots[i].hash == hash && t->slots[i].req == req)
-            return &t->slots[i];
-    return NULL;
-}
-
 void admit__expire_requests(hub_server_t *self, uint64_t now)
 {
-    /* The open table, whole, once a second: it holds what is in flight (and
-     * queued requests waiting for their receiver), not the answered ones;
-     * removed slots are dropped by the next rehash. */
+    /* The open pool, whole, once a second: it holds what is in flight (and
+     * queued requests waiting for their receiver), not the answered ones. */
     core__requests_t *t = self->requests;
-    for (size_t i = 0; i < t->open.cap; i++) {
-        admit__reqslot_t *s = &t->open.slots[i];
-        if (s->req && s->req != HUB__REQ_GONE && s->req->expires_mono_us <= now)
-            admit__request_forget(self, &t->open, s);
+    admit__table_t *o = &t->open;
+    for (uint32_t i = 0; i < t->pool_n; i++) {
+        const admit__rec_t *rec = &o->recs[i];
+        if (rec->sender && rec->expires_mono_us <= now)
+            admit__request_forget(self,
+                                  (admit__found_t){o, admit__index_slot_of(o, rec->hash, i)});
     }
-    /* The answered ones from the ring's head, as they fall due. One the
-     * ring names may be gone already (replaced by a new request with its
-     * id), or be a new request at the same address answered later: then
-     * its own, later entry is the one that removes it. */
-    while (t->ring_n && t->ring[t->ring_head].due_mono_us <= now) {
-        admit__answered_t a = t->ring[t->ring_head];
-        t->ring_head = (t->ring_head + 1) & (t->ring_cap - 1);
-        t->ring_n--;
-        admit__reqslot_t *s = admit__answered_slot(&t->answered, a.hash, a.req);
-        if (s && s->req->expires_mono_us <= now)
-            admit__request_forget(self, &t->answered, s);
+    /* The answered ones from the ring's head, as they fall due: all at
+     * their grace, in the order answered, or before at their TTL. One
+     * forgotten already (its id used again by another request) only
+     * leaves the ring. */
+    admit__table_t *a = &t->answered;
+    while (a->n) {
+        const admit__rec_t *rec = admit__rec_at(a, a->head);
+        if (rec->sender && rec->expires_mono_us > now)
+            break;
+        if (rec->sender)
+            admit__request_forget(
+                self, (admit__found_t){a, admit__index_slot_of(a, rec->hash, a->head)});
+        admit__ring_pop(a);
     }
 }
 
@@ -723,7 +1047,7 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
     }
     /* Replies route back by correlation id: only to a request the hub
      * tracks, from its receiver, to its sender, once. */
-    admit__request_t *answers = NULL;
+    admit__found_t answers = {NULL, 0};
     if (env->kind == LTH__V1__KIND__KIND_REPLY) {
         char why[HUB__WHY_MAX];
         int code = admit__reply(self, env, &answers, why);
@@ -731,7 +1055,8 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
             send__receipt_nack(self, receipts, mid, code, "%s", why);
             goto done;
         }
-        purpose = answers->purpose; /* a reply serves its request's purpose */
+        /* a reply serves its request's purpose */
+        purpose = admit__purpose_of(self->requests, admit__found_rec(answers)->purpose);
     }
     sender->msgs_in++;
     sender->bytes_in += len;
@@ -794,8 +1119,8 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
             goto done;
         }
         self->turn_lent = true;
-        if (answers)
-            admit__request_answered(self, answers, env->message_id);
+        if (answers.in)
+            admit__request_answered(self, answers, env->message_id, 0);
         send__receipt_ack_routed(receipts, env->message_id, 0, delegate ? rcv->id : NULL);
         if (delegate)
             hub_delegations_note_use(self->delegations, deleg_rule, procedure, hub_now_us());
@@ -906,11 +1231,9 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
         }
         p.request_expires_us = p.msg.expires_at_us;
     }
-    if (answers)
-        admit__request_answered(self, answers, env->message_id);
     p.msg.preset_seq = self->next_seq++;
-    if (answers && !strcmp(answers->answer_id, env->message_id) && !answers->answer_seq)
-        answers->answer_seq = p.msg.preset_seq;
+    if (answers.in)
+        admit__request_answered(self, answers, env->message_id, p.msg.preset_seq);
     delivery__deliver_early(self, sender, env->created_at_us, rcv, &p);
     p.queued_mono_us = hub_monotonic_us();
     if (delivery__pending_push(self, &p) != 0) { /* cannot fail: room was made above */
@@ -964,21 +1287,23 @@ void admit__forwarded(hub_server_t *self, const char *receiver, const char *orig
  * (the reply was admitted where the request's receiver is connected). */
 void admit__cluster_delivered(hub_server_t *self, const hub_store_msg_t *msg)
 {
-    admit__request_t *req = NULL;
+    admit__found_t f = {NULL, 0};
+    const admit__rec_t *req = NULL;
     hub_envelope_t *env = NULL;
     if (hub_envelope_decode(msg->envelope, msg->envelope_len, &env) != 0)
         return;
     if (env->kind == LTH__V1__KIND__KIND_REQUEST &&
-        !admit__req_get(self->requests, msg->message_id)) {
+        !admit__lookup_text(self->requests, msg->message_id).in) {
         const char *why;
         if (admit__remember_request(self, msg->message_id, msg->sender, msg->receiver, NULL,
                                     env->ttl_ms, true, &why) != 0)
             HUB_WARN("cluster", "request from another node not tracked; its reply will be refused",
                      "message_id=%s why=\"%s\"", msg->message_id, why);
     } else if (env->kind == LTH__V1__KIND__KIND_REPLY &&
-               (req = admit__req_get(self->requests, env->correlation_id)) != NULL &&
-               !strcmp(req->sender, msg->receiver)) {
-        admit__request_answered(self, req, msg->message_id);
+               (req = admit__found_rec(f = admit__lookup_text(self->requests,
+                                                               env->correlation_id))) != NULL &&
+               !strcmp(admit__member_id(self->requests, req->sender), msg->receiver)) {
+        admit__request_answered(self, f, msg->message_id, 0);
     }
     hub_envelope_free(&env);
 }

@@ -626,6 +626,151 @@ START_TEST(test_answered_requests_leave_in_order)
 }
 END_TEST
 
+/* A reply from anyone but the request's receiver, or to anyone but its
+ * sender, is refused, naming both; a refusal for a second reply names the
+ * reply that was accepted, as it was sent. */
+START_TEST(test_reply_only_from_the_receiver_to_the_sender)
+{
+    char req[HUB_UUID_LEN + 1] = "", reply[HUB_UUID_LEN + 1] = "", other[HUB_UUID_LEN + 1] = "";
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+               sender_kp.sign_secret, req);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    commit();
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REPLY, req, 0, sender_kp.sign_secret,
+               other);
+    char says[1024];
+    snprintf(says, sizeof says,
+             "request %s went from %s to %s; only %s may answer it, and only to %s", req,
+             SENDER_ID, RECEIVER_ID, RECEIVER_ID, SENDER_ID);
+    assert_nack(LTH__V1__NACK_CODE__NACK_FORBIDDEN, says);
+    receipts_clear();
+    reply_is(req, reply, NULL);
+    other[0] = '\0';
+    snprintf(says, sizeof says, "request %s was already answered by reply %s", req, reply);
+    reply_is(req, other, says);
+    reply_is(req, reply, NULL); /* a re-send */
+}
+END_TEST
+
+/* An answered request's id used again by another member is a new request
+ * (the answered one is forgotten at once, though it stays in the ring of
+ * answered ones until its turn); the counts stay right. */
+START_TEST(test_answered_id_used_again_by_another_member)
+{
+    char req[HUB_UUID_LEN + 1] = "", reply[HUB_UUID_LEN + 1] = "", back[HUB_UUID_LEN + 1] = "";
+    char later[HUB_UUID_LEN + 1] = "", later_reply[HUB_UUID_LEN + 1] = "";
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+               sender_kp.sign_secret, req);
+    commit();
+    reply_is(req, reply, NULL);
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+               sender_kp.sign_secret, later);
+    commit();
+    reply_is(later, later_reply, NULL);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 2);
+    /* The receiver asks the sender under the answered request's id. */
+    core__member_t *rm = members__member(server, RECEIVER_ID);
+    route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+               receiver_kp.sign_secret, req);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    commit();
+    ck_assert_uint_eq(admit__requests_size(server->requests), 2);
+    ck_assert_uint_eq(rm->open_requests, 1);
+    ck_assert_uint_eq(sender->open_requests, 0);
+    /* The old reply is now from the wrong member. */
+    reply_is(req, reply, "only " SENDER_ID " may answer it");
+    /* The sender answers the new request. */
+    route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REPLY, req, 0, sender_kp.sign_secret,
+               back);
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    commit();
+    ck_assert_uint_eq(rm->open_requests, 0);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 2);
+    /* The ring's head is the forgotten record: it leaves, the others
+     * after it at their grace. */
+    reply_is(later, later_reply, NULL);
+    admit__expire_requests(server, hub_monotonic_us() + 36000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 0);
+    reply_is(later, later_reply, "unknown, expired");
+}
+END_TEST
+
+/* Routes n queued requests (their ids into ids), then their replies (into
+ * replies), all accepted, and commits them (once: a commit waits for the
+ * disk). */
+static void answered_n(size_t n, char (*ids)[HUB_UUID_LEN + 1], char (*replies)[HUB_UUID_LEN + 1])
+{
+    for (size_t i = 0; i < n; i++) {
+        ids[i][0] = '\0';
+        route_kind(SENDER_ID, RECEIVER_ID, LTH__V1__KIND__KIND_REQUEST, NULL, 0,
+                   sender_kp.sign_secret, ids[i]);
+    }
+    commit();
+    for (size_t i = 0; i < n; i++) {
+        replies[i][0] = '\0';
+        route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, ids[i], 0,
+                   receiver_kp.sign_secret, replies[i]);
+    }
+    ck_assert_uint_eq(receipts.n_nacks, 0);
+    commit();
+}
+
+/* Re-sends of each reply pass, and another reply to each request is
+ * refused, for ids[from, to). */
+static void replies_hold(size_t from, size_t to, char (*ids)[HUB_UUID_LEN + 1],
+                         char (*replies)[HUB_UUID_LEN + 1])
+{
+    for (size_t i = from; i < to; i++) {
+        route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, ids[i], 0,
+                   receiver_kp.sign_secret, replies[i]);
+        if (receipts.n_nacks != 0)
+            ck_abort_msg("re-send %zu refused: %s", i, receipts.reasons[0]);
+        char other[HUB_UUID_LEN + 1] = "";
+        route_kind(RECEIVER_ID, SENDER_ID, LTH__V1__KIND__KIND_REPLY, ids[i], 0,
+                   receiver_kp.sign_secret, other);
+        /* (no ck_assert per item: each one costs check a write) */
+        if (receipts.n_nacks != 1 || !strstr(receipts.reasons[0], replies[i]))
+            ck_abort_msg("another reply to %zu not refused as answered by %s", i, replies[i]);
+        receipts_clear();
+    }
+    commit();
+}
+
+/* Thousands of answered requests: the tables grow past their first size,
+ * the ring of answered ones gives up blocks at its head (the ones that
+ * left) and takes new ones at its tail, its table of blocks wraps around
+ * and then grows while wrapped; every request still finds its reply, and
+ * they leave in order. */
+START_TEST(test_answered_requests_wrap_and_grow)
+{
+    /* The ring, the pool and the indexes start at 1024 records. */
+    enum { A = 600, B = 600, C = 1100 };
+    static char ids[A + B + C][HUB_UUID_LEN + 1], replies[A + B + C][HUB_UUID_LEN + 1];
+    answered_n(A, ids, replies);
+    ck_assert_uint_eq(admit__requests_size(server->requests), A);
+    admit__expire_requests(server, hub_monotonic_us() + 36000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 0);
+    /* The next ones wrap around the end of the ring. */
+    answered_n(B, ids + A, replies + A);
+    ck_assert_uint_eq(admit__requests_size(server->requests), B);
+    replies_hold(A, A + B, ids, replies);
+    uint64_t between = hub_monotonic_us();
+    usleep(20000);
+    /* And these make it grow, wrapped. */
+    answered_n(C, ids + A + B, replies + A + B);
+    ck_assert_uint_eq(admit__requests_size(server->requests), B + C);
+    replies_hold(A, A + B + C, ids, replies);
+    admit__expire_requests(server, between + 35000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), C);
+    reply_is(ids[A], replies[A], "unknown, expired");
+    reply_is(ids[A + B - 1], replies[A + B - 1], "unknown, expired");
+    replies_hold(A + B, A + B + C, ids, replies);
+    admit__expire_requests(server, hub_monotonic_us() + 36000000u);
+    ck_assert_uint_eq(admit__requests_size(server->requests), 0);
+    reply_is(ids[A + B + C - 1], replies[A + B + C - 1], "unknown, expired");
+}
+END_TEST
+
 TK_MAIN("admit",
         TK_CASE("admit", setup, teardown, 30, test_not_an_envelope,
                 test_sender_must_be_the_connection, test_unknown_receiver,
@@ -634,4 +779,7 @@ TK_MAIN("admit",
                 test_bad_signature_is_not_committed, test_envelope_view_reads_what_protobuf_c_reads,
                 test_deliveries_packed_as_protobuf_c_packs,
                 test_answered_requests_are_kept_for_the_grace_then_forgotten,
-                test_answered_requests_leave_in_order))
+                test_answered_requests_leave_in_order,
+                test_reply_only_from_the_receiver_to_the_sender,
+                test_answered_id_used_again_by_another_member,
+                test_answered_requests_wrap_and_grow))

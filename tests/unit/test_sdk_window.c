@@ -112,7 +112,7 @@ static void *fake_hub_run(void *arg)
             for (int i = 0; i < n; i++) {
                 lth__v1__ack__init(&acks[i]);
                 acks[i].message_id = h->ids[h->acked + i];
-                acks[i].hub_seq = (uint64_t)(h->acked + i + 1);
+                acks[i].hub_seq = (uint64_t)h->acked + (uint64_t)i + 1;
                 ptrs[i] = &acks[i];
             }
             Lth__V1__Receipts r = tkw_receipts(ptrs, (size_t)n);

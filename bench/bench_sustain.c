@@ -3,9 +3,11 @@
  * durable; audited) held at 80% of the maximum it has just measured (in
  * steady state: see step 3 of bench_sustain), for
  * SECONDS after a warm-up, reported per window (a minute, or 10 s when
- * SECONDS < 120): delivered rate, latency p50/p99 (post -> delivery), hubd's
- * RSS, the store's size on disk (data_dir less the audit log, which grows by
- * design and is shown apart) and hubd's CPU per message.
+ * SECONDS < 120): delivered rate, latency p50/p99/max (post -> delivery),
+ * how many deliveries took over 50 ms (the column "> 50 ms": p99 hides
+ * whether one stall or many made it), hubd's RSS, the store's size on disk
+ * (data_dir less the audit log, which grows by design and is shown apart)
+ * and hubd's CPU per message.
  *
  * It fails (exit 1) when
  *   - (runs of 120 s or more, judged per minute) the p99 of any window
@@ -22,7 +24,12 @@
  *
  * The store remembers accepted ids for dedup_window_ms (24 h by default), so
  * over a shorter run it can only grow: the run sets the window to a sixth of
- * its length (at least 10 s) and says so. */
+ * its length (at least 10 s) and says so.
+ *
+ * For looking into stalls: HUBBENCH_SUSTAIN_STALLS (set) prints each stall
+ * with its wall-clock time (to line it up with hubd's log or a trace), and
+ * HUBBENCH_SUSTAIN_RATE=N holds N events/s instead of 80% of the maximum
+ * (A/B runs of two builds at the same rate). */
 #include "bench_hub.h"
 
 #include "adp.h"
@@ -49,6 +56,9 @@
 #define SUSTAIN__STORE_TOL_MIB 8.0
 #define SUSTAIN__MAX_WINDOWS 1024
 #define SUSTAIN__BUSY 0.50 /* others' CPU share past which a window's p99 is not judged */
+/* A delivery slower than this is counted as "stalled" in its window (the
+ * column "> 50 ms"): p99 hides how many there were. */
+#define SUSTAIN__STALL_NS 50000000ull
 
 typedef struct {
     adp_client_t *sender, *receiver;
@@ -59,6 +69,12 @@ typedef struct {
     pthread_mutex_t lock; /* guards lat and recording */
     bench_lat_t lat;      /* the current window's samples */
     bool recording;
+    unsigned long long stalled; /* deliveries over SUSTAIN__STALL_NS in the current window */
+    /* HUBBENCH_SUSTAIN_STALLS set: each stall (the first delivery over
+     * SUSTAIN__STALL_NS after at least a second without one) is printed
+     * with its wall-clock time, to line it up with hubd's log or a trace. */
+    bool print_stalls;
+    uint64_t last_stall_ns;
     char first_error[200];
 } sustain__run_t;
 
@@ -66,7 +82,7 @@ typedef struct {
     double secs, rate, p50_us, p99_us, max_us;
     uint64_t rss_kib, anon_kib;
     double store_mib, audit_mib, cpu_us, others;
-    unsigned long long errors;
+    unsigned long long errors, stalled;
 } sustain__window_t;
 
 /* Appends to buf, stopping at its end (a cut verdict, never an overrun). */
@@ -101,8 +117,23 @@ static int sustain__on_event(adp_client_t *client, const adp_message_t *msg, adp
     atomic_fetch_sub(&s->outstanding, 1);
     atomic_fetch_add(&s->delivered, 1);
     pthread_mutex_lock(&s->lock);
-    if (s->recording && sent && sent < now)
+    if (s->recording && sent && sent < now) {
         bench_lat_add(&s->lat, now - sent);
+        if (now - sent > SUSTAIN__STALL_NS) {
+            s->stalled++;
+            if (s->print_stalls && now - s->last_stall_ns > 1000000000ull) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                struct tm tm;
+                gmtime_r(&ts.tv_sec, &tm);
+                fprintf(stderr,
+                        "stall: %02d:%02d:%02d.%03ld UTC, a delivery %.1f ms after its post\n",
+                        tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                        (double)(now - sent) / 1e6);
+            }
+            s->last_stall_ns = now;
+        }
+    }
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
@@ -260,6 +291,7 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         return 2;
     }
     pthread_mutex_init(&s->lock, NULL);
+    s->print_stalls = getenv("HUBBENCH_SUSTAIN_STALLS") != NULL;
     atomic_init(&s->rate, 0.0);
     double target = 0;
     char secret[PATH_MAX];
@@ -318,20 +350,26 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
                                   (double)(atomic_load(&s->delivered) - max_d0)
                             : 0;
     target = steady * SUSTAIN__LOAD;
+    /* HUBBENCH_SUSTAIN_RATE=N holds N events/s instead: A/B runs of two
+     * builds at the same rate (the measured maximum moves with the build
+     * and with the machine's other load). */
+    const char *fixed = getenv("HUBBENCH_SUSTAIN_RATE");
+    if (fixed && atof(fixed) > 0)
+        target = atof(fixed);
     atomic_store(&s->rate, target > 1 ? target : 1);
     printf("steady-state maximum %.0f events/s (hubd %.1f µs CPU/msg, %.0f%% of the fresh-store "
            "figure); holding %.0f events/s (%.0f%%) for %d s in %d s windows after %d s of "
            "warm-up\n",
-           steady, steady_cpu, 100 * steady / max.rate, target, SUSTAIN__LOAD * 100,
+           steady, steady_cpu, 100 * steady / max.rate, target, 100 * target / steady,
            n_windows * window_s, window_s, SUSTAIN__WARMUP_S);
     fflush(stdout);
 
     /* 4. Warm-up at the held rate, then the windows. */
     tkp_sleep_ms(SUSTAIN__WARMUP_S * 1000);
-    printf(
-        "\n| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | "
-        "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    printf("\n| window | s | delivered/s | p50 µs | p99 µs | max µs | > 50 ms | hubd RSS MiB | "
+           "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+           "---: |\n");
     fflush(stdout);
     pthread_mutex_lock(&s->lock);
     s->recording = true;
@@ -352,6 +390,8 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
         pthread_mutex_lock(&s->lock);
         lat = s->lat;
         memset(&s->lat, 0, sizeof s->lat);
+        x->stalled = s->stalled;
+        s->stalled = 0;
         pthread_mutex_unlock(&s->lock);
         unsigned long long d1 = atomic_load(&s->delivered);
         unsigned long long c1 = bench_tree_ticks(env.hubd);
@@ -377,11 +417,12 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
                         (c1 >= c0 ? (double)(c1 - c0) : 0);
         x->others = total > 0 && others > 0 ? others / total : 0;
         x->errors = atomic_load(&s->errors) - e0;
-        printf("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "
-               "%.0f%% |\n",
-               done + 1, (double)(done + 1) * window_s, x->rate, x->p50_us, x->p99_us, x->max_us,
-               (double)x->rss_kib / 1024.0, (double)x->anon_kib / 1024.0, x->store_mib,
-               x->audit_mib, x->cpu_us, x->others * 100);
+        printf(
+            "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | "
+            "%.0f%% |\n",
+            done + 1, (double)(done + 1) * window_s, x->rate, x->p50_us, x->p99_us, x->max_us,
+            x->stalled, (double)x->rss_kib / 1024.0, (double)x->anon_kib / 1024.0, x->store_mib,
+            x->audit_mib, x->cpu_us, x->others * 100);
         fflush(stdout);
     }
     atomic_store(&s->stop, 1);
@@ -522,19 +563,20 @@ int bench_sustain(int seconds, const char *out_path, const char *command)
                 "fresh store (as the row), %.0f events/s in steady state (ids ageing out of "
                 "dedup_window_ms = %u), held at %.0f/s (%.0f%% of the latter), %d s windows after "
                 "%d s of warm-up.\n\n"
-                "| window | s | delivered/s | p50 µs | p99 µs | max µs | hubd RSS MiB | anon MiB | "
-                "store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
+                "| window | s | delivered/s | p50 µs | p99 µs | max µs | > 50 ms | hubd RSS MiB | "
+                "anon MiB | store MiB | audit MiB | hubd CPU µs/msg | others' CPU |\n"
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-                "---: |\n",
+                "---: | ---: |\n",
                 date, command, max.rate, steady, dedup_ms, target, SUSTAIN__LOAD * 100, window_s,
                 SUSTAIN__WARMUP_S);
         for (int i = 0; i < done; i++)
             fprintf(f,
-                    "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | "
-                    "%.0f%% |\n",
+                    "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %llu | %.1f | %.1f | %.1f | %.1f | "
+                    "%.1f | %.0f%% |\n",
                     i + 1, (double)(i + 1) * window_s, w[i].rate, w[i].p50_us, w[i].p99_us,
-                    w[i].max_us, (double)w[i].rss_kib / 1024.0, (double)w[i].anon_kib / 1024.0,
-                    w[i].store_mib, w[i].audit_mib, w[i].cpu_us, w[i].others * 100);
+                    w[i].max_us, w[i].stalled, (double)w[i].rss_kib / 1024.0,
+                    (double)w[i].anon_kib / 1024.0, w[i].store_mib, w[i].audit_mib, w[i].cpu_us,
+                    w[i].others * 100);
         fprintf(f, "\n%s\nVerdict: %s\n", verdict, pass ? "pass" : "**FAIL**");
         fclose(f);
         printf("written to %s\n", out_path);

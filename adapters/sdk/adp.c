@@ -24,7 +24,17 @@
  * more path digests (68 bytes) per envelope than at 64; 256 measured best
  * (BENCHMARKS.md, issue 21, helper full21). */
 #define ADP__SIGN_BATCH 256
-#define ADP__WINDOW 4096        /* envelopes sent and not yet answered by the hub */
+/* Envelopes sent and not yet answered by the hub. The hub delivers an
+ * envelope before its group commit and ACKs it after, so this window, not
+ * the delivery, is what a slow commit stops: it must hold what the sender
+ * posts during about two commits (the one running and the next, which
+ * takes what came meanwhile). At 4,096 a sender at 30,000/s stopped
+ * whenever one commit's fdatasyncs took more than ~70 ms, which a shared
+ * disk does several times a minute (hubbench --sustain's stalls of
+ * 50-200 ms, docs/bench-notes/sus21.md); 16,384 rides over ~270 ms at that
+ * rate. The hub still bounds what waits for its store (HUB__MAX_PENDING:
+ * QUEUE_FULL beyond it), and the outbox holds these envelopes anyway. */
+#define ADP__WINDOW 16384
 /* The most a signature and its batch proof add to an encoded envelope:
  * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to
  * HUB_BATCH_MAX_PATH digests of 2 + 32 bytes). */

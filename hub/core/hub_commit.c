@@ -37,7 +37,7 @@ static void commit__group_receipt(hub_server_t *self, core__commit_t *job, size_
 {
     core__pending_t *item = &job->items[i];
     if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK)
-        outcome__committed(self, &item->msg, true);
+        outcome__committed(self, item, 1, true);
     if (!item->group_first)
         return;
     size_t end = i + 1;
@@ -106,7 +106,7 @@ static void commit__after_commit(uv_work_t *req, int status)
     /* Receipts, one frame per sender. Consecutive envelopes mostly share
      * their sender and their flow: the last sender's receipts are at hand
      * without a look-up, and a run of one flow's stored envelopes is
-     * counted at once (outcome__committed_run) before anything else of the
+     * counted at once (outcome__committed) before anything else of the
      * commit is recorded. */
     hub_map_t *by_sender = hub_map_new();
     core__receipts_t *last_r = NULL;
@@ -118,7 +118,7 @@ static void commit__after_commit(uv_work_t *req, int status)
                       !job->items[i].group_id[0] && job->outcomes[i] == HUB_STORE_OK;
         if (run_n > 0 && !(stored && run_first + run_n == i &&
                            commit__same_flow(&job->items[run_first].msg, msg))) {
-            outcome__committed_run(self, &job->items[run_first], run_n);
+            outcome__committed(self, &job->items[run_first], run_n, false);
             run_n = 0;
         }
         core__receipts_t *r = last_sender && !strcmp(last_sender, msg->sender)
@@ -198,7 +198,7 @@ static void commit__after_commit(uv_work_t *req, int status)
             break;
         }
     }
-    outcome__committed_run(self, &job->items[run_first], run_n);
+    outcome__committed(self, &job->items[run_first], run_n, false);
     size_t cursor = 0;
     const char *sender;
     void *value;

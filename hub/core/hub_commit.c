@@ -668,23 +668,33 @@ void commit__start(hub_server_t *self)
             self->items_spare = NULL;
             self->items_spare_cap = 0;
         } else {
-            if (self->items_spare && self->items_spare_cap >= take) {
-                job->items = self->items_spare;
-                job->items_cap = self->items_spare_cap;
-                self->items_spare = NULL;
-                self->items_spare_cap = 0;
+            /* The commit takes the array too, and the envelopes that wait
+             * for the next one move to the last commit's array (or a new
+             * one): an item (about 1 KiB) is copied once, only if it
+             * stays, instead of the taken ones out and the rest down. */
+            size_t rest = self->pending_n - take;
+            core__pending_t *next = NULL;
+            size_t next_cap = 0;
+            if (self->items_spare && self->items_spare_cap >= rest) {
+                next = self->items_spare;
+                next_cap = self->items_spare_cap;
             } else {
-                job->items = malloc(take * sizeof *job->items);
-                job->items_cap = take;
+                next_cap = rest > self->pending_cap / 2 ? rest : self->pending_cap / 2;
+                next = malloc(next_cap * sizeof *next);
+                if (!next) {
+                    free(job->outcomes);
+                    free(job);
+                    return;
+                }
+                free(self->items_spare);
             }
-            if (!job->items) {
-                free(job->outcomes);
-                free(job);
-                return;
-            }
-            memcpy(job->items, self->pending, take * sizeof *job->items);
-            memmove(self->pending, self->pending + take,
-                    (self->pending_n - take) * sizeof *self->pending);
+            self->items_spare = NULL;
+            self->items_spare_cap = 0;
+            memcpy(next, self->pending + take, rest * sizeof *next);
+            job->items = self->pending;
+            job->items_cap = self->pending_cap;
+            self->pending = next;
+            self->pending_cap = next_cap;
         }
         self->pending_n -= take;
         for (size_t i = 0; i < take; i++)

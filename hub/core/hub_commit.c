@@ -669,32 +669,41 @@ void commit__start(hub_server_t *self)
             self->items_spare_cap = 0;
         } else {
             /* The commit takes the array too, and the envelopes that wait
-             * for the next one move to the last commit's array (or a new
-             * one): an item (about 1 KiB) is copied once, only if it
-             * stays, instead of the taken ones out and the rest down. */
+             * for the next one move to the last commit's array, when it can
+             * hold them: an item (about 1 KiB) is copied once, only if it
+             * stays, instead of the taken ones out and the rest down; and
+             * no array is allocated (nor its pages touched anew). */
             size_t rest = self->pending_n - take;
-            core__pending_t *next = NULL;
-            size_t next_cap = 0;
-            if (self->items_spare && self->items_spare_cap >= rest) {
-                next = self->items_spare;
-                next_cap = self->items_spare_cap;
+            if (self->items_spare && self->items_spare_cap >= rest &&
+                self->pending_cap <= HUB__SPARE_ITEMS_MAX) {
+                memcpy(self->items_spare, self->pending + take, rest * sizeof *self->pending);
+                job->items = self->pending;
+                job->items_cap = self->pending_cap;
+                self->pending = self->items_spare;
+                self->pending_cap = self->items_spare_cap;
+                self->items_spare = NULL;
+                self->items_spare_cap = 0;
             } else {
-                next_cap = rest > self->pending_cap / 2 ? rest : self->pending_cap / 2;
-                next = malloc(next_cap * sizeof *next);
-                if (!next) {
+                /* No spare to take the rest, or a pending array too large
+                 * to keep as one (a burst): it stays, the taken envelopes
+                 * are copied out. */
+                if (self->items_spare && self->items_spare_cap >= take) {
+                    job->items = self->items_spare;
+                    job->items_cap = self->items_spare_cap;
+                    self->items_spare = NULL;
+                    self->items_spare_cap = 0;
+                } else {
+                    job->items = malloc(take * sizeof *job->items);
+                    job->items_cap = take;
+                }
+                if (!job->items) {
                     free(job->outcomes);
                     free(job);
                     return;
                 }
-                free(self->items_spare);
+                memcpy(job->items, self->pending, take * sizeof *job->items);
+                memmove(self->pending, self->pending + take, rest * sizeof *self->pending);
             }
-            self->items_spare = NULL;
-            self->items_spare_cap = 0;
-            memcpy(next, self->pending + take, rest * sizeof *next);
-            job->items = self->pending;
-            job->items_cap = self->pending_cap;
-            self->pending = next;
-            self->pending_cap = next_cap;
         }
         self->pending_n -= take;
         for (size_t i = 0; i < take; i++)

@@ -90,6 +90,9 @@ static int run(const opts_t *o, int with_quota, spent_t *append_s, spent_t *ack_
     hub_store_outcome_t *out = calloc((size_t)o->batch, sizeof *out);
     uint64_t *seqs = calloc((size_t)o->batch, sizeof *seqs);
     if (!m || !out || !seqs) {
+        free(seqs);
+        free(out);
+        free(m);
         hub_store_close(&store);
         return 1;
     }

@@ -2,7 +2,7 @@
  * without hubd, sockets or crypto: what the per-member counters (and the
  * quota checks) add to a group commit.
  *
- *   storebench [--dir DIR] [--batch N] [--rounds N] [--senders N] [--receivers N]
+ *   storebench [--dir DIR] [--batch N] [--rounds N] [--senders N] [--receivers N] [--settled]
  *
  * Each round appends one call of --batch messages (1 KiB envelopes, senders
  * and receivers taken in turn) and then acknowledges them, one ack call per
@@ -10,7 +10,10 @@
  * quotas ("plain", what hubd does with no quota configured) and with sender
  * and receiver quotas on every message and a 10% reserve ("quota"). Point
  * --dir at a tmpfs (e.g. /dev/shm) to leave fsync out and see the CPU cost;
- * on a disk, fsync dominates.
+ * on a disk, fsync dominates. --settled: every message is marked settled
+ * (delivered and settled before its commit, as most of hubd's durable
+ * events are), so that append writes only de-duplication records, with a
+ * digest each; no ack pass.
  *
  * Compiled with -DSTOREBENCH_BASELINE it uses only what the store had
  * before quotas, so that it can be built against that version of
@@ -60,6 +63,7 @@ static void rm_store(const char *dir)
 
 typedef struct {
     int batch, rounds, senders, receivers;
+    bool settled;
     const char *dir;
 } opts_t;
 
@@ -86,6 +90,9 @@ static int run(const opts_t *o, int with_quota, spent_t *append_s, spent_t *ack_
     hub_store_outcome_t *out = calloc((size_t)o->batch, sizeof *out);
     uint64_t *seqs = calloc((size_t)o->batch, sizeof *seqs);
     if (!m || !out || !seqs) {
+        free(seqs);
+        free(out);
+        free(m);
         hub_store_close(&store);
         return 1;
     }
@@ -102,6 +109,11 @@ static int run(const opts_t *o, int with_quota, spent_t *append_s, spent_t *ack_
             m[i].envelope = envelope;
             m[i].envelope_len = sizeof envelope;
 #ifndef STOREBENCH_BASELINE
+            if (o->settled) {
+                m[i].settled = true;
+                memset(m[i].digest, 0x5a, sizeof m[i].digest);
+                memcpy(m[i].digest, &i, sizeof i);
+            }
             if (with_quota)
                 m[i].quota = (hub_store_quota_t){1000000, 1ull << 40, 1000000, 1ull << 40};
 #endif
@@ -117,7 +129,7 @@ static int run(const opts_t *o, int with_quota, spent_t *append_s, spent_t *ack_
                 rc = 1;
             }
         spent_start(&t0);
-        for (int q = 0; rc == 0 && q < o->receivers; q++) {
+        for (int q = 0; rc == 0 && !o->settled && q < o->receivers; q++) {
             size_t n = 0;
             for (int i = q; i < o->batch; i += o->receivers)
                 seqs[n++] = m[i].seq;
@@ -157,11 +169,13 @@ int main(int argc, char **argv)
             bad = arg_int(argc, argv, &i, &o.senders);
         else if (!strcmp(argv[i], "--receivers"))
             bad = arg_int(argc, argv, &i, &o.receivers);
+        else if (!strcmp(argv[i], "--settled"))
+            o.settled = true;
         else
             bad = -1;
         if (bad) {
             fprintf(stderr, "usage: storebench [--dir DIR] [--batch N] [--rounds N] "
-                            "[--senders N] [--receivers N]\n");
+                            "[--senders N] [--receivers N] [--settled]\n");
             return 2;
         }
     }

@@ -37,7 +37,7 @@ static void commit__group_receipt(hub_server_t *self, core__commit_t *job, size_
 {
     core__pending_t *item = &job->items[i];
     if (job->append_rc == 0 && item->verdict == 0 && job->outcomes[i] == HUB_STORE_OK)
-        outcome__committed(self, &item->msg, true);
+        outcome__committed(self, item, 1, true);
     if (!item->group_first)
         return;
     size_t end = i + 1;
@@ -106,7 +106,7 @@ static void commit__after_commit(uv_work_t *req, int status)
     /* Receipts, one frame per sender. Consecutive envelopes mostly share
      * their sender and their flow: the last sender's receipts are at hand
      * without a look-up, and a run of one flow's stored envelopes is
-     * counted at once (outcome__committed_run) before anything else of the
+     * counted at once (outcome__committed) before anything else of the
      * commit is recorded. */
     hub_map_t *by_sender = hub_map_new();
     core__receipts_t *last_r = NULL;
@@ -118,7 +118,7 @@ static void commit__after_commit(uv_work_t *req, int status)
                       !job->items[i].group_id[0] && job->outcomes[i] == HUB_STORE_OK;
         if (run_n > 0 && !(stored && run_first + run_n == i &&
                            commit__same_flow(&job->items[run_first].msg, msg))) {
-            outcome__committed_run(self, &job->items[run_first], run_n);
+            outcome__committed(self, &job->items[run_first], run_n, false);
             run_n = 0;
         }
         core__receipts_t *r = last_sender && !strcmp(last_sender, msg->sender)
@@ -198,7 +198,7 @@ static void commit__after_commit(uv_work_t *req, int status)
             break;
         }
     }
-    outcome__committed_run(self, &job->items[run_first], run_n);
+    outcome__committed(self, &job->items[run_first], run_n, false);
     size_t cursor = 0;
     const char *sender;
     void *value;
@@ -665,23 +665,42 @@ void commit__start(hub_server_t *self)
             self->items_spare = NULL;
             self->items_spare_cap = 0;
         } else {
-            if (self->items_spare && self->items_spare_cap >= take) {
-                job->items = self->items_spare;
-                job->items_cap = self->items_spare_cap;
+            /* The commit takes the array too, and the envelopes that wait
+             * for the next one move to the last commit's array, when it can
+             * hold them: an item (about 1 KiB) is copied once, only if it
+             * stays, instead of the taken ones out and the rest down; and
+             * no array is allocated (nor its pages touched anew). */
+            size_t rest = self->pending_n - take;
+            if (self->items_spare && self->items_spare_cap >= rest &&
+                self->pending_cap <= HUB__SPARE_ITEMS_MAX) {
+                memcpy(self->items_spare, self->pending + take, rest * sizeof *self->pending);
+                job->items = self->pending;
+                job->items_cap = self->pending_cap;
+                self->pending = self->items_spare;
+                self->pending_cap = self->items_spare_cap;
                 self->items_spare = NULL;
                 self->items_spare_cap = 0;
             } else {
-                job->items = malloc(take * sizeof *job->items);
-                job->items_cap = take;
+                /* No spare to take the rest, or a pending array too large
+                 * to keep as one (a burst): it stays, the taken envelopes
+                 * are copied out. */
+                if (self->items_spare && self->items_spare_cap >= take) {
+                    job->items = self->items_spare;
+                    job->items_cap = self->items_spare_cap;
+                    self->items_spare = NULL;
+                    self->items_spare_cap = 0;
+                } else {
+                    job->items = malloc(take * sizeof *job->items);
+                    job->items_cap = take;
+                }
+                if (!job->items) {
+                    free(job->outcomes);
+                    free(job);
+                    return;
+                }
+                memcpy(job->items, self->pending, take * sizeof *job->items);
+                memmove(self->pending, self->pending + take, rest * sizeof *self->pending);
             }
-            if (!job->items) {
-                free(job->outcomes);
-                free(job);
-                return;
-            }
-            memcpy(job->items, self->pending, take * sizeof *job->items);
-            memmove(self->pending, self->pending + take,
-                    (self->pending_n - take) * sizeof *self->pending);
         }
         self->pending_n -= take;
         for (size_t i = 0; i < take; i++)

@@ -640,8 +640,7 @@ void outcome__accepted(hub_server_t *self, const hub_envelope_t *env, const char
 /* Counts in the flows the online-only messages outcome__accepted gathered:
  * at the end of each Batch and of each loop turn. */
 void outcome__passed_flush(hub_server_t *self);
-void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy);
-void outcome__committed_run(hub_server_t *self, const core__pending_t *items, size_t n);
+void outcome__committed(hub_server_t *self, const core__pending_t *items, size_t n, bool copy);
 void outcome__delivered(hub_server_t *self, const hub_store_msg_t *msg, const char *receiver,
                         const char *why, bool flows);
 void outcome__settled(hub_server_t *self, const core__member_t *m, const core__inflight_t *f,

@@ -274,27 +274,14 @@ void outcome__passed_flush(hub_server_t *self)
     run->n = run->bytes = 0;
 }
 
-/* A queued envelope is in the store (its ACCEPTED record was written by
- * the commit worker, before the ACK). copy: one subscriber's copy of a
- * publication, whose one receipt is counted with the group's ACK. */
-void outcome__committed(hub_server_t *self, const hub_store_msg_t *msg, bool copy)
-{
-    const char *label = members__service_label(self, msg->sender, msg->receiver, msg->service);
-    uint64_t now = hub_now_us();
-    hub_flows_accepted(self->flows, msg->sender, msg->receiver, label, msg->envelope_len, now);
-    if (copy)
-        return;
-    self->stats.envelopes_accepted++;
-    hub_flows_exchange_t x = {msg->message_id, msg->sender,       msg->receiver, label,
-                              "accepted",      msg->envelope_len, now,           0};
-    hub_flows_exchange(self->flows, &x);
-}
-
-/* outcome__committed(copy false) for n envelopes of one flow (sender,
- * receiver, service) that one commit stored: the flow is counted once;
- * the recent-exchanges list, which keeps the last HUB_FLOWS_EXCHANGES,
- * gets those that would stay in it. */
-void outcome__committed_run(hub_server_t *self, const core__pending_t *items, size_t n)
+/* n queued envelopes of one flow (sender, receiver, service) are in the
+ * store (their ACCEPTED records were written by the commit worker, before
+ * the ACKs): the flow is counted once. copy: subscribers' copies of a
+ * publication, whose one receipt is counted with the group's ACK; else
+ * each is an accepted exchange too, of which the recent-exchanges list,
+ * which keeps the last HUB_FLOWS_EXCHANGES, gets those that would stay
+ * in it. */
+void outcome__committed(hub_server_t *self, const core__pending_t *items, size_t n, bool copy)
 {
     if (n == 0)
         return;
@@ -305,6 +292,8 @@ void outcome__committed_run(hub_server_t *self, const core__pending_t *items, si
     for (size_t i = 0; i < n; i++)
         bytes += items[i].msg.envelope_len;
     hub_flows_accepted_n(self->flows, first->sender, first->receiver, label, n, bytes, now);
+    if (copy)
+        return;
     self->stats.envelopes_accepted += n;
     for (size_t i = n > HUB_FLOWS_EXCHANGES ? n - HUB_FLOWS_EXCHANGES : 0; i < n; i++) {
         const hub_store_msg_t *msg = &items[i].msg;

@@ -36,7 +36,7 @@ static int ids_put(hub_store_t *self, MDB_txn *txn, MDB_val *key, const store_co
     return store_batch__map_rc(mdb_put(txn, self->ids, key, &v, 0));
 }
 
-int store_dedup__check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
+int store_dedup__check(hub_store_t *self, MDB_cursor *ids, MDB_val *ik, uint64_t now,
                        const uint8_t digest[HUB_STORE_DIGEST_LEN], bool *dup, bool *reused,
                        uint64_t *orig_seq)
 {
@@ -44,8 +44,8 @@ int store_dedup__check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t no
     *reused = false;
     if (self->limits.dedup_window_us == 0)
         return 0;
-    MDB_val v;
-    int rc = mdb_get(txn, self->ids, ik, &v);
+    MDB_val k = *ik, v;
+    int rc = mdb_cursor_get(ids, &k, &v, MDB_SET_KEY);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
@@ -66,13 +66,16 @@ int store_dedup__check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t no
     return 0;
 }
 
-int store_dedup__put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, uint64_t seq)
+int store_dedup__put(hub_store_t *self, MDB_txn *txn, MDB_cursor *ids, const hub_store_msg_t *m,
+                     uint64_t seq)
 {
-    uint8_t ib[HUB__IDKEY_MAX], ab[HUB__PAIR_KEY];
+    uint8_t ib[HUB__IDKEY_MAX], ab[HUB__PAIR_KEY], vb[HUB__IDS_VAL];
     MDB_val ik = store__ids_key(ib, m->sender, m->message_id);
     store_codec__ids_rec_t r = {seq, m->accepted_at_us, 0, {0}};
     memcpy(r.digest, m->digest, HUB_STORE_DIGEST_LEN);
-    int rc = ids_put(self, txn, &ik, &r);
+    store_codec__ids_encode(vb, &r);
+    MDB_val iv = {HUB__IDS_VAL, vb};
+    int rc = store_batch__map_rc(mdb_cursor_put(ids, &ik, &iv, 0));
     if (rc == 0) {
         /* (accepted_at, seq) almost always grows: MDB_APPEND fills the age
          * index's pages instead of splitting them in half (half the pages

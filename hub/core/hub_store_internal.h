@@ -267,12 +267,17 @@ hub_store_outcome_t store_held__reserve_check(const hub_store_held_t *s, const h
 
 /* Is (sender, id) a duplicate at time `now`? *dup when it is, with
  * *orig_seq; *reused when the stored digest and `digest` are both known
- * and differ. */
-int store_dedup__check(hub_store_t *self, MDB_txn *txn, MDB_val *ik, uint64_t now,
+ * and differ. ids: a cursor on self->ids in the append's transaction, left
+ * where the id is or would go, so that store_dedup__put of the same id
+ * finds its place from there (ids of one sender grow: the same page) instead
+ * of searching the index from its root again. */
+int store_dedup__check(hub_store_t *self, MDB_cursor *ids, MDB_val *ik, uint64_t now,
                        const uint8_t digest[HUB_STORE_DIGEST_LEN], bool *dup, bool *reused,
                        uint64_t *orig_seq);
-/* Writes m's de-duplication record (and its age entry) under seq. */
-int store_dedup__put(hub_store_t *self, MDB_txn *txn, const hub_store_msg_t *m, uint64_t seq);
+/* Writes m's de-duplication record (and its age entry) under seq, through
+ * the cursor store_dedup__check used. */
+int store_dedup__put(hub_store_t *self, MDB_txn *txn, MDB_cursor *ids, const hub_store_msg_t *m,
+                     uint64_t seq);
 /* After a message leaves the store for good: a PINNED ids entry that still
  * names it goes too. */
 int store_dedup__release(hub_store_t *self, MDB_txn *txn, const store__rec_keys_t *k, uint64_t seq);

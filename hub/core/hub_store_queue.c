@@ -201,13 +201,14 @@ int store_queue__load(hub_store_t *self, MDB_txn *txn, uint64_t seq, store__rec_
 
 /* Stores one accepted message under seq: its record and indexes (unless
  * settled), and its de-duplication record. */
-static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint64_t seq)
+static int append_one(hub_store_t *self, MDB_txn *txn, MDB_cursor *ids, hub_store_msg_t *m,
+                      uint64_t seq)
 {
     uint8_t sb[HUB__SEQ_KEY];
     MDB_val sk = store__seq_val(sb, seq);
     MDB_val rv = {store_codec__rec_size(m), NULL};
     if (m->settled) /* handled already: nothing to queue, only its id to keep */
-        return store_dedup__put(self, txn, m, seq);
+        return store_dedup__put(self, txn, ids, m, seq);
     /* Seqs almost always grow: MDB_APPEND fills pages instead of splitting
      * them in half, which halves the pages an append writes. A preset seq
      * below the last one (a replay got a later seq meanwhile) is put the
@@ -221,7 +222,7 @@ static int append_one(hub_store_t *self, MDB_txn *txn, hub_store_msg_t *m, uint6
         return store_batch__map_rc(rc);
     store_codec__rec_encode(rv.mv_data, m);
     rc = store_queue__index(self, txn, seq, m->receiver, m->expires_at_us);
-    return rc == 0 ? store_dedup__put(self, txn, m, seq) : rc;
+    return rc == 0 ? store_dedup__put(self, txn, ids, m, seq) : rc;
 }
 
 int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
@@ -232,7 +233,10 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     if (rc != 0)
         return rc;
     uint64_t next = 0, used = 0;
-    rc = store_batch__next_seq_get(self, txn, &next);
+    MDB_cursor *ids = NULL; /* the de-duplication index, checked then written per id */
+    rc = store_batch__map_rc(mdb_cursor_open(txn, self->ids, &ids));
+    if (rc == 0)
+        rc = store_batch__next_seq_get(self, txn, &next);
     if (rc == 0)
         rc = store_batch__used_pages(self, txn, &used);
     /* used is measured (twelve mdb_stat calls) every
@@ -252,7 +256,7 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
         MDB_val ik = store__ids_key(ib, m->sender, m->message_id);
         bool dup, reused;
         uint64_t orig = 0;
-        rc = store_dedup__check(self, txn, &ik, m->accepted_at_us, m->digest, &dup, &reused, &orig);
+        rc = store_dedup__check(self, ids, &ik, m->accepted_at_us, m->digest, &dup, &reused, &orig);
         if (rc != 0)
             break;
         if (dup) {
@@ -320,7 +324,7 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
             }
         }
         uint64_t seq = m->preset_seq ? m->preset_seq : next;
-        rc = append_one(self, txn, m, seq);
+        rc = append_one(self, txn, ids, m, seq);
         if (rc == 0 && ++since_measure >= HUB__USED_MEASURE_EVERY) {
             rc = store_batch__used_pages(self, txn, &used);
             used_bound = used;
@@ -346,6 +350,8 @@ int store_queue__lmdb_append(hub_store_t *self, hub_store_msg_t *msgs, size_t n,
     if (rc == 0 && (stored || advanced))
         rc = store_batch__next_seq_put(self, txn, next);
     rc = store_held__acc_flush(self, txn, &acc, rc);
+    if (ids)
+        mdb_cursor_close(ids);
     return store_batch__txn_finish(self, txn, rc);
 }
 

@@ -449,9 +449,10 @@ struct hub_server {
     hub_tsa_client_t *tsa;        /* RFC 3161 time-stamping, or NULL */
     void *audit_start_check;      /* the check of the whole log, while it runs */
     uint64_t audit_tampered_seq;  /* where that check failed; 0 = fine or not done */
-    bool prune_due;              /* de-duplication records to forget (every 10 s) */
+    bool prune_due;              /* de-duplication records to forget (every 1 or 10 s) */
     bool turn_lent;              /* see turn_arena below */
     uint64_t last_prune_us;      /* monotonic */
+    uint64_t prune_accepted;     /* stats.envelopes_accepted when prune_due was last set */
 
     uint64_t refused_since_log;
     uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */

@@ -605,9 +605,17 @@ void server__housekeeping(uv_timer_t *timer)
             self->stats.redeliveries++;
         }
     }
-    if (now - self->last_prune_us >= 10000000u) {
+    /* Expired de-duplication records are forgotten every second while
+     * envelopes are accepted, and every 10 s regardless. With only the 10 s
+     * beat, 30,000 events a second left 300,000 records to forget at once:
+     * thirty commits in a row, each longer by 10,000 deletions
+     * (hubbench --sustain's stalls on a 10 s beat; BENCHMARKS.md). */
+    uint64_t since_prune = now - self->last_prune_us;
+    if (since_prune >= 10000000u ||
+        (since_prune >= 1000000u && self->stats.envelopes_accepted != self->prune_accepted)) {
         self->prune_due = true;
         self->last_prune_us = now;
+        self->prune_accepted = self->stats.envelopes_accepted;
     }
     if (self->ops && now - self->last_alarm_tick_us >= 1000000u) {
         hub_ops_tick(self->ops);

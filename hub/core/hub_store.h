@@ -140,7 +140,7 @@
 #define HUB_STORE_ID_MAX 36      /* message ids: 1..36 bytes (a UUID in text form) */
 #define HUB_STORE_NAME_MAX 255   /* sender, receiver and service: up to 255 bytes */
 #define HUB_STORE_REASON_MAX 127 /* dead-letter reasons are cut (at a UTF-8 boundary) to this */
-#define HUB_STORE_PRUNE_BATCH 10000 /* hub_store_prune_dedup() forgets at most this many per call */
+#define HUB_STORE_PRUNE_BATCH 2000 /* hub_store_prune_dedup() forgets at most this many per call */
 #define HUB_STORE_DIGEST_LEN 32     /* an envelope's digest (hub_sign.h): SHA-256 */
 
 typedef struct hub_store hub_store_t;

@@ -31,9 +31,10 @@
  * takes what came meanwhile). At 4,096 a sender at 30,000/s stopped
  * whenever one commit's fdatasyncs took more than ~70 ms, which a shared
  * disk does several times a minute (hubbench --sustain's stalls of
- * 50-200 ms, docs/bench-notes/sus21.md); 16,384 rides over ~270 ms at that
- * rate. The hub still bounds what waits for its store (HUB__MAX_PENDING:
- * QUEUE_FULL beyond it), and the outbox holds these envelopes anyway. */
+ * 50-200 ms, BENCHMARKS.md, "Where the sustained run's stalls come
+ * from"); 16,384 rides over ~270 ms at that rate. The hub still bounds
+ * what waits for its store (HUB__MAX_PENDING: QUEUE_FULL beyond it), and
+ * the outbox holds these envelopes anyway. */
 #define ADP__WINDOW 16384
 /* The most a signature and its batch proof add to an encoded envelope:
  * field 15 (2 + 64 bytes) and field 16 (3 + two varints + a path of up to

@@ -94,6 +94,7 @@ static void commit__after_commit(uv_work_t *req, int status)
     hub_server_t *self = job->server;
     self->commit = NULL;
     self->stats.commits++;
+    hub_metric_observe(self->commit_seconds, NULL, (double)job->work_us / 1e6);
     if (self->audit) {
         self->audit_seq = job->audit_seq;
         if (job->audit_head.seq > self->audit_head.seq) {
@@ -389,6 +390,7 @@ static void commit__work(uv_work_t *req)
     hub_store_t *store = server->store;
     hub_audit_t *audit = server->audit;
     int arc = 0;
+    uint64_t started_us = hub_monotonic_us();
 
     /* Envelopes are decoded again here, off the loop thread, for their
      * signatures and audit records (and a digest admission could not
@@ -586,6 +588,7 @@ static void commit__work(uv_work_t *req)
     job->audit_rc = arc;
     job->audit_seq = audit ? hub_audit_seq(audit) : 0;
     hub_audit_durable_head(audit, &job->audit_head);
+    job->work_us = hub_monotonic_us() - started_us;
 }
 
 static void commit__on_commit_timer(uv_timer_t *t)

@@ -335,6 +335,7 @@ typedef struct {
     size_t n_dead;
     bool prune_dedup; /* forget expired de-duplication records too */
     size_t pruned;
+    uint64_t work_us; /* how long commit__work took (lth_hub_commit_seconds) */
 } core__commit_t;
 
 /* Online-only messages of one flow accepted one after the other (a Batch's
@@ -368,6 +369,7 @@ struct hub_server {
     uint64_t cert_timer_first_ms;
     hub_metric_family_t *cert_expiry;   /* lth_certificate_expiry_timestamp_seconds{member} */
     hub_metric_family_t *certs_refused; /* lth_certificates_refused{status} */
+    hub_metric_family_t *commit_seconds; /* lth_hub_commit_seconds */
     hub_map_t *cert_not_after;          /* member id -> its certificate's end, s (uintptr_t) */
     uint64_t last_alarm_tick_us;        /* monotonic: alarms evaluated (hub_ops_tick) */
     hub_map_t *members;                 /* member id -> core__member_t */

@@ -208,6 +208,12 @@ START_TEST(metrics_match_the_traffic)
     ck_assert(sample(text, "process_resident_memory_bytes") > 1e6);
     ck_assert(sample(text, "process_open_fds") > 3);
     ck_assert(sample(text, "lth_store_max_bytes") > 0);
+    /* The queued messages went through group commits, each timed. */
+    double commits = sample(text, "lth_hub_commit_seconds_count");
+    ck_assert_msg(commits >= 1 && sample(text, "lth_hub_commit_seconds_bucket{le=\"+Inf\"}") ==
+                                      commits,
+                  "lth_hub_commit_seconds_count = %g (scrape in %s)", commits, saved);
+    ck_assert(sample(text, "lth_hub_commit_seconds_sum") > 0);
     free(text);
 }
 END_TEST

@@ -2,7 +2,8 @@
  * answered by the hub; the rest wait in the outbox. (4,096 until the
  * sustained run found that a window that small stops a 30,000/s sender
  * whenever one of the hub's group commits takes longer than ~70 ms, a
- * single slow fdatasync of this machine's disk: docs/bench-notes/sus21.md.)
+ * single slow fdatasync of this machine's disk: BENCHMARKS.md, "Where the
+ * sustained run's stalls come from".)
  * The SDK under test is real; its peer is a scripted hub in a thread of
  * this test (a CURVE ROUTER with the hub's key) that answers Hello with
  * Welcome, counts the envelopes it gets and ACKs only when told to, which

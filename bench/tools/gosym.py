@@ -1,6 +1,6 @@
 # Maps perf samples of a stripped Go binary (nats-server) to Go function names
 # through its .gopclntab (Go 1.18+ layout). Usage:
-#   perf script -i nats.data -F ip,dso -G | python3 onl21-gosym.py
+#   perf script -i nats.data -F ip,dso -G | python3 bench/tools/gosym.py
 import struct, sys, subprocess, collections, bisect
 path='/usr/sbin/nats-server'
 data=open(path,'rb').read()

@@ -35,14 +35,7 @@ static uint8_t fuzz__sk[HUB_SIGN_SECRET_LEN];
 /* ref: what hub_envelope_decode() read from data, NULL when it refused. */
 static void fuzz__view_matches(const uint8_t *data, size_t size, const hub_envelope_t *ref)
 {
-    static hub_arena_t arena;
-    static int arena_ready;
-    if (!arena_ready) {
-        hub_arena_init(&arena);
-        arena_ready = 1;
-    }
-    hub_arena_reset(&arena);
-    hub_envelope_t *view = hub_envelope_view(&arena, data, size);
+    hub_envelope_t *view = hub_envelope_view(fuzz_arena(), data, size);
     if (!view)
         return;
     FUZZ_CHECK(ref != NULL);

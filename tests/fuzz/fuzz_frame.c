@@ -90,15 +90,9 @@ static uint8_t *fuzz__packed(const hub_frame_t *frame, size_t *n)
 /* ref: what hub_frame_decode() read from data, NULL when it refused. */
 static void fuzz__views_match(const uint8_t *data, size_t size, const hub_frame_t *ref)
 {
-    static hub_arena_t arena;
-    static int arena_ready;
-    if (!arena_ready) {
-        hub_arena_init(&arena);
-        arena_ready = 1;
-    }
-    hub_arena_reset(&arena);
+    hub_arena_t *arena = fuzz_arena();
     hub_frame_t *view = NULL;
-    int rc = hub_frame_view(&arena, data, size, &view);
+    int rc = hub_frame_view(arena, data, size, &view);
     FUZZ_CHECK((rc == 0) == (ref != NULL));
     if (rc == 0) {
         size_t n = 0, m = 0;
@@ -108,10 +102,9 @@ static void fuzz__views_match(const uint8_t *data, size_t size, const hub_frame_
         free(b);
     }
 
-    hub_arena_reset(&arena);
     uint32_t version = 0;
     Lth__V1__Batch batch;
-    if (!view__batch(&arena, data, size, &version, &batch))
+    if (!view__batch(fuzz_arena(), data, size, &version, &batch))
         return;
     FUZZ_CHECK(ref != NULL && ref->body_case == LTH__V1__FRAME__BODY_BATCH);
     FUZZ_CHECK(version == ref->protocol_version);

@@ -1,4 +1,5 @@
 #include "fuzz_util.h"
+#include "hub_arena.h"
 #include "tkproc.h"
 
 #include <dirent.h>
@@ -143,4 +144,16 @@ bool fuzz_pb_has_unknown(const ProtobufCMessage *msg)
             return true;
     }
     return false;
+}
+
+hub_arena_t *fuzz_arena(void)
+{
+    static hub_arena_t arena;
+    static bool ready;
+    if (!ready) {
+        hub_arena_init(&arena);
+        ready = true;
+    }
+    hub_arena_reset(&arena);
+    return &arena;
 }

@@ -52,5 +52,9 @@ void fuzz_empty_dir(const char *dir);
 bool fuzz_pb_has_unknown(const ProtobufCMessage *msg);
 /* A malloc'ed NUL-terminated copy of data (which may hold NULs). */
 char *fuzz_cstr(const uint8_t *data, size_t size);
+/* The process's one arena for the in-place readers, emptied on each call
+ * (what the previous caller read from it is gone). */
+struct hub_arena;
+struct hub_arena *fuzz_arena(void);
 
 #endif

@@ -59,6 +59,12 @@ int hub_envelope_decode_in(hub_arena_t *arena, const void *data, size_t len, hub
     return *out ? 0 : HUB_EPARSE;
 }
 
+size_t hub_pb_head(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    size_t k = hub_pb_varint(p, end, v);
+    return k <= 5 ? k : 0;
+}
+
 size_t hub_pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
@@ -116,7 +122,7 @@ hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size
     uint32_t seen = 0;
     while (p < end) {
         uint64_t key, v;
-        size_t k = hub_pb_varint(p, end, &key);
+        size_t k = hub_pb_head(p, end, &key);
         if (!k || key > (31u << 3))
             return NULL;
         p += k;
@@ -128,7 +134,7 @@ hub_envelope_t *hub_envelope_view(hub_arena_t *arena, const uint8_t *bytes, size
         bool is_varint = field == 6 || field == 7 || field == 10 || field == 11;
         if (!(is_len && wire == 2) && !(is_varint && wire == 0))
             return NULL;
-        if (!(k = hub_pb_varint(p, end, &v)))
+        if (!(k = is_len ? hub_pb_head(p, end, &v) : hub_pb_varint(p, end, &v)))
             return NULL;
         p += k;
         if (is_varint) {
@@ -206,7 +212,7 @@ static bool wire__view_delivered(const uint8_t *p, const uint8_t *end,
     uint32_t seen = 0;
     while (p < end) {
         uint64_t key, v;
-        size_t k = hub_pb_varint(p, end, &key);
+        size_t k = hub_pb_head(p, end, &key);
         if (!k || key > (4u << 3 | 7u))
             return false;
         p += k;
@@ -215,7 +221,8 @@ static bool wire__view_delivered(const uint8_t *p, const uint8_t *end,
             return false;
         seen |= 1u << field;
         bool is_len = field == 2 || field == 4;
-        if (wire != (is_len ? 2u : 0u) || !(k = hub_pb_varint(p, end, &v)))
+        if (wire != (is_len ? 2u : 0u) ||
+            !(k = is_len ? hub_pb_head(p, end, &v) : hub_pb_varint(p, end, &v)))
             return false;
         p += k;
         if (field == 1) {
@@ -246,7 +253,7 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
     bool have_version = false;
     size_t k;
     while (p < end) {
-        if (!(k = hub_pb_varint(p, end, &key)))
+        if (!(k = hub_pb_head(p, end, &key)))
             return NULL;
         p += k;
         if (key == ((1u << 3) | 0u) && !have_version) {
@@ -254,7 +261,7 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
                 return NULL;
             have_version = true;
         } else if (key == ((6u << 3) | 2u) && !body) {
-            if (!(k = hub_pb_varint(p, end, &v)) || v > (uint64_t)(end - p - k))
+            if (!(k = hub_pb_head(p, end, &v)) || v > (uint64_t)(end - p - k))
                 return NULL;
             body = p + k;
             body_end = body + v;
@@ -271,11 +278,11 @@ static hub_frame_t *wire__view_deliveries(hub_arena_t *arena, const uint8_t *p, 
     const uint8_t *receipts = NULL;
     size_t receipts_len = 0;
     for (const uint8_t *q = body; q < body_end;) {
-        if (!(k = hub_pb_varint(q, body_end, &key)))
+        if (!(k = hub_pb_head(q, body_end, &key)))
             return NULL;
         q += k;
         if ((key != ((1u << 3) | 2u) && key != ((2u << 3) | 2u)) ||
-            !(k = hub_pb_varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
+            !(k = hub_pb_head(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
             return NULL;
         q += k;
         if (key == ((2u << 3) | 2u)) {

@@ -82,6 +82,10 @@ int hub_envelope_read_in(hub_arena_t *arena, const uint8_t *bytes, size_t len,
 /* A base-128 varint at p (before end) into *v: the bytes it took, 0 when
  * cut short or longer than ten bytes (the in-place readers' one varint). */
 size_t hub_pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *v);
+/* A field's key or a length prefix, as protobuf-c reads them: a varint of
+ * at most five bytes (protobuf-c refuses a longer one, so the in-place
+ * readers must too); 0 otherwise. */
+size_t hub_pb_head(const uint8_t *p, const uint8_t *end, uint64_t *v);
 /* Checks the fields every envelope must have; on failure returns HUB_EINVAL
  * and points *problem at a sentence saying which field is wrong. */
 int hub_envelope_check(const hub_envelope_t *env, const char **problem);

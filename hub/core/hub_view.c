@@ -33,7 +33,7 @@ bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *ver
     size_t k;
     *version = 0;
     while (p < end) {
-        if (!(k = hub_pb_varint(p, end, &key)))
+        if (!(k = hub_pb_head(p, end, &key)))
             return false;
         p += k;
         if (key == ((1u << 3) | 0u) && !have_version) {
@@ -43,7 +43,7 @@ bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *ver
             *version = (uint32_t)v;
             have_version = true;
         } else if (key == ((4u << 3) | 2u) && !body) {
-            if (!(k = hub_pb_varint(p, end, &v)) || v > (uint64_t)(end - p - k))
+            if (!(k = hub_pb_head(p, end, &v)) || v > (uint64_t)(end - p - k))
                 return false;
             body = p + k;
             body_end = body + v;
@@ -56,10 +56,10 @@ bool view__batch(hub_arena_t *arena, const uint8_t *p, size_t len, uint32_t *ver
         return false;
     size_t n = 0;
     for (const uint8_t *q = body; q < body_end; n++) {
-        if (!(k = hub_pb_varint(q, body_end, &key)) || key != ((1u << 3) | 2u))
+        if (!(k = hub_pb_head(q, body_end, &key)) || key != ((1u << 3) | 2u))
             return false;
         q += k;
-        if (!(k = hub_pb_varint(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
+        if (!(k = hub_pb_head(q, body_end, &v)) || v > (uint64_t)(body_end - q - k))
             return false;
         q += k + v;
     }

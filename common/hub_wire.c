@@ -372,20 +372,6 @@ int hub_envelope_check(const hub_envelope_t *env, const char **problem)
     return HUB_EINVAL;
 }
 
-/* Reads a base-128 varint; returns the bytes it took, 0 when malformed. */
-static size_t hub__wire_varint(const uint8_t *p, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < len && i < 10; i++) {
-        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *out = v;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
 /* One pass over the fields of one message: a bit per field number seen
  * (numbers above 63 are not in our schema and are refused by the caller
  * as unknown fields). Which fields may repeat and which hold a nested
@@ -411,7 +397,7 @@ static int hub__wire_check_once(const ProtobufCMessageDescriptor *desc, const ui
     size_t off = 0;
     while (off < len) {
         uint64_t key, n;
-        size_t k = hub__wire_varint(p + off, len - off, &key);
+        size_t k = hub_pb_varint(p + off, p + len, &key);
         if (!k)
             return HUB_EPARSE;
         off += k;
@@ -421,7 +407,7 @@ static int hub__wire_check_once(const ProtobufCMessageDescriptor *desc, const ui
         size_t value_len = 0;
         switch (wire_type) {
         case 0: /* varint */
-            if (!(k = hub__wire_varint(p + off, len - off, &n)))
+            if (!(k = hub_pb_varint(p + off, p + len, &n)))
                 return HUB_EPARSE;
             off += k;
             break;
@@ -433,7 +419,7 @@ static int hub__wire_check_once(const ProtobufCMessageDescriptor *desc, const ui
             off += k;
             break;
         case 2: /* length-delimited */
-            if (!(k = hub__wire_varint(p + off, len - off, &n)) || n > len - off - k)
+            if (!(k = hub_pb_varint(p + off, p + len, &n)) || n > len - off - k)
                 return HUB_EPARSE;
             value = p + off + k;
             value_len = (size_t)n;
@@ -558,11 +544,11 @@ const char *hub_nack_code_name(int code)
     return v ? v->name + 5 : "UNKNOWN";
 }
 
-/* hub__wire_varint at *p, moving *p past it; false when cut short or too
+/* hub_pb_varint at *p, moving *p past it; false when cut short or too
  * long. */
 static bool wire__varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    size_t k = hub__wire_varint(*p, (size_t)(end - *p), v);
+    size_t k = hub_pb_varint(*p, end, v);
     *p += k;
     return k != 0;
 }

@@ -43,7 +43,8 @@ static void usage(FILE *out)
             "                     (useful with listen = tcp://127.0.0.1:* for tests)\n"
             "\n"
             "Signals: SIGTERM/SIGINT shut down cleanly; SIGHUP re-reads keys or\n"
-            "certificates, the CRL, the agreements and the delegations (systemctl reload);\n"
+            "certificates, the CRL, the agreements, the delegations and the member\n"
+            "directory (systemctl reload);\n"
             "SIGUSR1/SIGUSR2 make the log more/less verbose. Under systemd (Type=notify)\n"
             "hubd reports READY, RELOADING, STOPPING and, with WatchdogSec=, WATCHDOG.\n");
 }

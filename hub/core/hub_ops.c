@@ -569,6 +569,7 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
         }
         HUB_INFO(HUB__OPS_COMP, "member directory loaded", "file=%s members=%zu", members_file,
                  hub_memberdir_count(self->directory));
+        snprintf(self->directory_path, sizeof self->directory_path, "%s", members_file);
     }
     self->started_at_us = hub_ops__process_start_us(hub_now_us());
     self->member_labels = hub_map_new();
@@ -604,6 +605,21 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
              self->address, self->token[0] ? "token" : "closed (no token)",
              public_api ? "token (public)" : "open (loopback)");
     *out = self;
+    return 0;
+}
+
+int hub_ops_reload_directory(hub_ops_t *self, char *err, size_t err_size)
+{
+    if (!self || !self->directory_path[0])
+        return 0;
+    hub_memberdir_t *fresh = NULL;
+    int rc = hub_memberdir_load(self->directory_path, &fresh, err, err_size);
+    if (rc)
+        return rc;
+    hub_memberdir_destroy(&self->directory);
+    self->directory = fresh;
+    HUB_INFO(HUB__OPS_COMP, "member directory reloaded", "file=%s members=%zu",
+             self->directory_path, hub_memberdir_count(fresh));
     return 0;
 }
 

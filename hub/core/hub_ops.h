@@ -131,6 +131,12 @@ int hub_ops_new(uv_loop_t *loop, const hub_ops_config_t *cfg, const hub_ops_sour
  * transitions; the hub calls it about once a second. */
 void hub_ops_tick(hub_ops_t *self);
 
+/* Re-reads the member directory's file (members_file), as on SIGHUP. On a
+ * bad file (err says which line and what to write instead) the directory
+ * in use is kept and the error returned; 0 when there is no file. Entries
+ * found before the call are freed by it: callers look names up per use. */
+int hub_ops_reload_directory(hub_ops_t *self, char *err, size_t err_size);
+
 /* The bound port (the real one when the configuration said 0). */
 int hub_ops_port(const hub_ops_t *self);
 /* "127.0.0.1:PORT" as bound, e.g. for a ready file. */

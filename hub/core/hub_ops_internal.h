@@ -46,6 +46,7 @@ struct hub_ops {
     char lang[8];                 /* "vi" or "en": when a request names none */
     char node_id[64];             /* lth_node_info's label; "" = no series */
     hub_memberdir_t *directory;   /* agency names; NULL = none */
+    char directory_path[4096];    /* its file, re-read on SIGHUP; "" = none */
     uint64_t started_at_us;       /* this process's start, wall clock */
     hub_map_t *member_labels;     /* member ids given a lth_member_connected series */
     hub_map_t *receiver_labels;   /* receivers given lth_queue_* series */

@@ -656,6 +656,9 @@ static void server__on_signal(uv_signal_t *handle, int signum)
         if (hub_server_reload_keys(self, err, sizeof err) != 0)
             HUB_ERROR("hubd", "key directory reload failed; keeping the previous keys",
                       "error=\"%s\"", err);
+        if (hub_ops_reload_directory(self->ops, err, sizeof err) != 0)
+            HUB_ERROR("hubd", "member directory reload failed; keeping the previous names",
+                      "error=\"%s\"", err);
     } else if (signum == SIGUSR1 || signum == SIGUSR2) {
         int level = (int)hub_log_get_level() + (signum == SIGUSR1 ? -1 : 1);
         if (level < HUB_LOG_DEBUG)

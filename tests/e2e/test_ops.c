@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,8 +826,62 @@ START_TEST(dlq_replay_while_a_sender_streams_keeps_order)
 }
 END_TEST
 
+/* The name /api/v1/members gives member id, or NULL when it has none;
+ * fails when the member is not listed. */
+static char *member_name(const char *id)
+{
+    json_t *j = get_json("/api/v1/members", NULL);
+    size_t i;
+    json_t *m;
+    char *name = NULL;
+    bool listed = false;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "id")), id) != 0)
+            continue;
+        listed = true;
+        const char *s = json_string_value(json_object_get(m, "name"));
+        name = s ? strdup(s) : NULL;
+    }
+    json_decref(j);
+    ck_assert_msg(listed, "%s is not in /api/v1/members", id);
+    return name;
+}
+
+/* An operator edits members.tsv and reloads: the names change without a
+ * restart; a bad file keeps the names in use and says what is wrong. */
+START_TEST(member_directory_is_read_again_on_sighup)
+{
+    char *name = member_name(B);
+    ck_assert_msg(!name, "%s has a name before it is listed: %s", B, name);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/members.tsv", fix.dir);
+    tk_write_file(path, "member_id\tname\tunit\tcontact\n" A "\tBộ Công an\t"
+                        "Cơ sở dữ liệu quốc gia về dân cư\t\n" B "\tSở Tư pháp Hà Nội\t"
+                        "Hệ thống hộ tịch\thotich@stp.example.vn\n");
+    ck_assert_int_eq(kill(fix.hubd, SIGHUP), 0);
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "member directory reloaded", 10000));
+    name = member_name(B);
+    ck_assert_msg(name && !strcmp(name, "Sở Tư pháp Hà Nội"), "%s", name ? name : "(null)");
+    free(name);
+
+    /* A line with two fields: refused, the names stay. */
+    tk_write_file(path, "member_id\tname\tunit\tcontact\n" A "\tBộ Công an\n");
+    ck_assert_int_eq(kill(fix.hubd, SIGHUP), 0);
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "member directory reload failed", 10000));
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "members.tsv:2", 1000));
+    name = member_name(B);
+    ck_assert_msg(name && !strcmp(name, "Sở Tư pháp Hà Nội"), "%s", name ? name : "(null)");
+    free(name);
+    name = member_name(A);
+    ck_assert_msg(name && !strcmp(name, "Bộ Công an"), "%s", name ? name : "(null)");
+    free(name);
+}
+END_TEST
+
 TK_MAIN_PREPARED(tk_prepare_curl, "e2e_ops",
                  TK_CASE("ops", setup, teardown, 180, metrics_match_the_traffic,
                          json_api_after_traffic, hubctl_tables_and_dead_letters,
                          probe_all_with_one_member_down, abusive_http_clients_do_not_stop_messages,
-                         dlq_replay_while_a_sender_streams_keeps_order))
+                         dlq_replay_while_a_sender_streams_keeps_order,
+                         member_directory_is_read_again_on_sighup))

@@ -1,4 +1,5 @@
 #include "hub_delegation.h"
+#include "hub_ctype.h"
 #include "hub_error.h"
 #include "hub_fsguard.h"
 #include "hub_id.h"
@@ -387,55 +388,24 @@ void hub_delegations_carry_counts(hub_delegations_t *next, const hub_delegations
 
 int hub_delegation_procedure_of(const char *content_type, char *out, const char **why)
 {
-    static const char name[] = "lth-procedure";
     int found = 0;
-    const char *p = content_type ? strchr(content_type, ';') : NULL;
     out[0] = '\0';
-    /* Before the first ';' is the media type itself. Quoted strings may
-     * hold ';' and look-alike parameters: skipped whole. */
-    while (p && *p == ';') {
-        p++;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *pname = p;
-        while (*p && *p != '=' && *p != ';')
-            p++;
-        size_t nlen = (size_t)(p - pname);
-        while (nlen && (pname[nlen - 1] == ' ' || pname[nlen - 1] == '\t'))
-            nlen--;
-        bool ours = nlen == sizeof name - 1 && !strncasecmp(pname, name, nlen);
-        char value[HUB_PROCEDURE_CODE_MAX + 1];
-        size_t vlen = 0;
-        bool too_long = false;
-        if (*p == '=') {
-            p++;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            bool quoted = *p == '"';
-            p += quoted;
-            while (*p && (quoted ? *p != '"' : *p != ';')) {
-                if (quoted && *p == '\\' && p[1])
-                    p++;
-                if (vlen < HUB_PROCEDURE_CODE_MAX)
-                    value[vlen++] = *p;
-                else
-                    too_long = true;
-                p++;
-            }
-            if (quoted && *p == '"')
-                p++;
-            while (*p && *p != ';')
-                p++;
-        }
-        while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
-            vlen--;
-        value[vlen] = '\0';
-        if (!ours)
+    const char *cursor = content_type;
+    hub_ct_part_t part;
+    if (!hub_ct_next(&cursor, &part))
+        return 0;
+    /* After the media type, every parameter: quoted strings may hold ';'
+     * and look-alike parameters, and hub_ct_next skips them whole. */
+    while (hub_ct_next(&cursor, &part)) {
+        if (!hub_ct_named(&part, "lth-procedure"))
             continue;
         if (found) {
             *why = "the content type gives the lth-procedure parameter twice; give it once";
             return HUB_EPARSE;
         }
+        char value[HUB_PROCEDURE_CODE_MAX + 1];
+        bool too_long = false;
+        size_t vlen = hub_ct_value(&part, value, sizeof value, &too_long);
         if (too_long || !delegation__code_valid(value)) {
             *why = "the content type's lth-procedure parameter is not a procedure code (1-31 "
                    "of A-Z a-z 0-9 . - _)";

@@ -11,6 +11,7 @@
  * never the payload, a plain hash of it or the signature (hub_audit.h says
  * why). */
 #include "hub_core_internal.h"
+#include "hub_ctype.h"
 
 /* ------------------------------------------------------------------------ */
 /* Evidence: what a record says of an envelope                               */
@@ -60,28 +61,23 @@ static void outcome__dossier_code(const hub_envelope_t *env, char out[HUB_AUDIT_
 }
 
 /* One parameter of the origin a gateway states in a forward's content type
- * (docs/HUB2HUB.md): the value after the last "; NAME" up to the closing
- * quote, or up to ';' or the end when unquoted; printable ASCII only, at
- * most size - 1 bytes. Empty when absent. The last: the gateway appends its
- * parameters, so that nothing a caller wrote before them (in a quoted
- * value, say) is read as the origin. */
+ * (docs/HUB2HUB.md): the value of the last parameter called name, printable
+ * ASCII only (anything else and '\\' become '?'), at most size - 1 bytes.
+ * Empty when absent. The last: the gateway appends its parameters, and
+ * hub_ct_next skips what a caller hid in a quoted value before them. */
 static void outcome__origin_param(const char *ct, const char *name, char *out, size_t size)
 {
     out[0] = '\0';
-    const char *p = NULL;
-    for (const char *q = strstr(ct, name); q; q = strstr(q + 1, name))
-        p = q;
-    if (!p)
+    const char *cursor = ct;
+    hub_ct_part_t part;
+    if (!hub_ct_next(&cursor, &part)) /* the media type */
         return;
-    p += strlen(name);
-    bool quoted = *p == '"';
-    p += quoted;
-    size_t n = 0;
-    while (*p && n + 1 < size && (quoted ? *p != '"' : (*p != ';' && *p != ' '))) {
-        out[n++] = *p >= 0x20 && *p < 0x7f && *p != '\\' ? *p : '?';
-        p++;
-    }
-    out[n] = '\0';
+    while (hub_ct_next(&cursor, &part))
+        if (hub_ct_named(&part, name))
+            hub_ct_value(&part, out, size, NULL);
+    for (unsigned char *p = (unsigned char *)out; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+            *p = '?';
 }
 
 /* The origin a gateway member (adapters/plugins/hubgate) states for a
@@ -97,9 +93,11 @@ static bool outcome__origin_of(const hub_envelope_t *env, char *out, size_t size
         !strstr(env->content_type, "lth-origin=\""))
         return false;
     char member[HUB_MEMBER_ID_MAX + 1], hub[HUB_MEMBER_ID_MAX + 1], id[HUB_UUID_LEN + 1];
-    outcome__origin_param(env->content_type, "; lth-origin=", member, sizeof member);
-    outcome__origin_param(env->content_type, "; lth-origin-hub=", hub, sizeof hub);
-    outcome__origin_param(env->content_type, "; lth-origin-id=", id, sizeof id);
+    outcome__origin_param(env->content_type, "lth-origin", member, sizeof member);
+    outcome__origin_param(env->content_type, "lth-origin-hub", hub, sizeof hub);
+    outcome__origin_param(env->content_type, "lth-origin-id", id, sizeof id);
+    if (!member[0] && !hub[0] && !id[0])
+        return false; /* only inside another parameter's quoted value */
     snprintf(out, size, "origin stated by the sender: %s at hub %s, request %s",
              member[0] ? member : "?", hub[0] ? hub : "?", id[0] ? id : "?");
     return true;

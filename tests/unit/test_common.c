@@ -1,6 +1,7 @@
 /* Unit tests for the shared modules: member ids, config files, key files and
  * key directories, frames and envelopes, the hash map. */
 #include "hub_conf.h"
+#include "hub_ctype.h"
 #include "hub_error.h"
 #include "hub_fsguard.h"
 #include "hub_id.h"
@@ -734,8 +735,63 @@ START_TEST(deliveries_read_in_place)
 }
 END_TEST
 
+/* The parts hub_ct_next gives for ct, as "text|name|value" lines (value:
+ * hub_ct_value's; "-" without '='; "!" after a part left open). */
+static void ts__ct_parts(const char *ct, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    const char *cursor = ct;
+    hub_ct_part_t part;
+    while (hub_ct_next(&cursor, &part)) {
+        char value[64];
+        hub_ct_value(&part, value, sizeof value, NULL);
+        n += (size_t)snprintf(out + n, size - n, "%.*s|%.*s|%s%s\n", (int)part.text_len, part.text,
+                              (int)part.name_len, part.name, part.value ? value : "-",
+                              part.open ? "!" : "");
+    }
+}
+
+START_TEST(content_type_parameters)
+{
+    /* Escapes inside a quoted string; a value that is not one quoted
+     * string is kept as written; a quote left open swallows the rest and
+     * says so. */
+    static const char *const cases[][2] = {
+        {"application/json", "application/json|application/json|-\n"},
+        {"a/b; x=1 ;Y = \"two; z=3\" ;; k",
+         "a/b|a/b|-\nx=1|x|1\nY = \"two; z=3\"|Y|two; z=3\n||-\nk|k|-\n"},
+        {"a/b; q=\"say \\\"hi\\\"; \\\\\"; r=x\"y\"",
+         "a/b|a/b|-\nq=\"say \\\"hi\\\"; \\\\\"|q|say \"hi\"; \\\nr=x\"y\"|r|x\"y\"\n"},
+        {"a/b; n=\"open; lth-origin=\"X\"",
+         "a/b|a/b|-\nn=\"open; lth-origin=\"X\"|n|\"open; lth-origin=\"X\"!\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[512];
+        ts__ct_parts(cases[i][0], got, sizeof got);
+        ck_assert_str_eq(got, cases[i][1]);
+    }
+    /* Names ignore case; values are cut to the buffer and say so. */
+    const char *cursor = "a/b; LTH-Procedure=P1; v=\"0123456789\"";
+    hub_ct_part_t part;
+    ck_assert(hub_ct_next(&cursor, &part) && !hub_ct_named(&part, "a"));
+    ck_assert(hub_ct_next(&cursor, &part) && hub_ct_named(&part, "lth-procedure"));
+    ck_assert(!hub_ct_named(&part, "lth-proc"));
+    ck_assert(hub_ct_next(&cursor, &part));
+    char small[5];
+    bool cut = false;
+    ck_assert_uint_eq(hub_ct_value(&part, small, sizeof small, &cut), 4);
+    ck_assert_str_eq(small, "0123");
+    ck_assert(cut);
+    ck_assert(!hub_ct_next(&cursor, &part));
+    cursor = NULL;
+    ck_assert(!hub_ct_next(&cursor, &part));
+}
+END_TEST
+
 TK_MAIN("common",
         TK_CASE("common", NULL, NULL, 0, member_ids, services, member_service_split, config_files,
                 key_files_round_trip, key_directory, writable_trust_files_are_refused,
                 frames_and_envelopes, envelope_encoding_is_unambiguous,
-                uuids_are_unique_even_across_fork, hash_map, arena, deliveries_read_in_place))
+                uuids_are_unique_even_across_fork, hash_map, arena, deliveries_read_in_place,
+                content_type_parameters))

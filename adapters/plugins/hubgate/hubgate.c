@@ -47,6 +47,7 @@
  * Logs: member ids, services, codes and counts; never payloads.
  */
 #include "adp_plugin_util.h"
+#include "hub_ctype.h"
 #include "hub_error.h"
 #include "hub_id.h"
 #include "hub_keys.h"
@@ -180,38 +181,19 @@ static int hubgate_nack_status(int code)
 static bool hubgate_strip_origin(const char *ct, char *out, size_t size)
 {
     size_t n = 0;
-    const char *p = ct;
     bool first = true, well_formed = true;
-    while (*p) {
-        /* One segment up to an unquoted ';'. */
-        const char *start = p;
-        bool quoted = false;
-        while (*p && (quoted || *p != ';')) {
-            if (*p == '"')
-                quoted = !quoted;
-            else if (*p == '\\' && quoted && p[1])
-                p++;
-            p++;
-        }
-        const char *end = p;
-        if (quoted)
-            well_formed = false;
-        if (*p == ';')
-            p++;
-        const char *name = start;
-        while (name < end && (*name == ' ' || *name == '\t'))
-            name++;
-        while (end > name && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        if (end == name)
+    const char *cursor = ct;
+    hub_ct_part_t part;
+    while (hub_ct_next(&cursor, &part)) {
+        well_formed = well_formed && !part.open;
+        if (!part.text_len)
             continue;
-        if (!first && strncasecmp(name, "lth-origin", 10) == 0)
+        if (!first && part.name_len >= 10 && strncasecmp(part.name, "lth-origin", 10) == 0)
             continue;
-        size_t len = (size_t)(end - name);
         const char *sep = first ? "" : "; ";
-        if (n + strlen(sep) + len + 1 > size)
+        if (n + strlen(sep) + part.text_len + 1 > size)
             break;
-        n += (size_t)snprintf(out + n, size - n, "%s%.*s", sep, (int)len, name);
+        n += (size_t)snprintf(out + n, size - n, "%s%.*s", sep, (int)part.text_len, part.text);
         first = false;
     }
     if (size)

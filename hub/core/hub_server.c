@@ -633,10 +633,14 @@ void server__housekeeping(uv_timer_t *timer)
         self->audit_tick_due = true;
         self->last_audit_tick_us = now;
     }
-    /* Expired messages go to the dead-letter queue. */
+    /* Expired messages go to the dead-letter queue. The store is asked
+     * only when none it named before still waits for its commit: until
+     * then they are queued in the store, it would name them again, and
+     * each would be dead-lettered, logged, counted and audited twice. */
     uint64_t expired[256];
     size_t n_expired = 0;
-    if (hub_store_expired(self->store, hub_now_us(), expired, 256, &n_expired) == 0) {
+    if (self->dead_ttl_n == 0 && !(self->commit && self->commit->n_dead_ttl) &&
+        hub_store_expired(self->store, hub_now_us(), expired, 256, &n_expired) == 0) {
         for (size_t i = 0; i < n_expired; i++)
             HUB__PUSH(self->dead_ttl, self->dead_ttl_n, self->dead_ttl_cap, expired[i]);
     }

@@ -7,6 +7,7 @@
 #include "hub_conf.h"
 #include "hub_error.h"
 #include "hub_id.h"
+#include "hub_ops.h"
 #include "hub_wire.h"
 
 #include <curl/curl.h>
@@ -77,7 +78,8 @@ static int ctl_common_options(ctl_ops_config_t *cfg, const char *cmd, int argc, 
     return out;
 }
 
-/* The token from http_token_file (first line, trimmed). */
+/* The token from http_token_file, read and checked as hubd reads it
+ * (hub_ops_read_token_file: a file other users may read is refused). */
 static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
 {
     token[0] = '\0';
@@ -86,33 +88,11 @@ static int ctl_token(const ctl_ops_config_t *cfg, char *token, size_t size)
                         "your hubctl config, or pass --token-file FILE\n");
         return CTL_USAGE;
     }
-    FILE *f = fopen(cfg->conf.http_token_file, "r");
-    if (!f) {
-        fprintf(stderr, "hubctl: cannot read the operator token file %s: %s\n",
-                cfg->conf.http_token_file, strerror(errno));
+    char err[HUB_ERRMSG_MAX];
+    if (hub_ops_read_token_file(cfg->conf.http_token_file, token, size, err, sizeof err) != 0) {
+        fprintf(stderr, "hubctl: %s\n", err);
         return CTL_FAIL;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-        fprintf(stderr, "hubctl: warning: %s may be read by other users; run: chmod 600 %s\n",
-                cfg->conf.http_token_file, cfg->conf.http_token_file);
-    char line[CTL_TOKEN_MAX + 64] = "";
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    char *p = line;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    size_t len = strcspn(p, "\r\n");
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-        len--;
-    if (len == 0 || len >= size) {
-        fprintf(stderr, "hubctl: the operator token file %s holds no usable token\n",
-                cfg->conf.http_token_file);
-        return CTL_FAIL;
-    }
-    memcpy(token, p, len);
-    token[len] = '\0';
     return CTL_OK;
 }
 

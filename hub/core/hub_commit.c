@@ -509,7 +509,12 @@ static void commit__work(uv_work_t *req)
     for (size_t d = 0; d < n_groups; d++) {
         if (dead[d].n == 0)
             continue;
-        int r = hub_store_dead_letter(store, dead[d].seqs, dead[d].n, dead[d].reason);
+        /* Reported once: a seq another node (sharing the store) or an
+         * earlier commit dead-lettered is not moved again. */
+        bool *moved = calloc(dead[d].n, sizeof *moved);
+        int r = moved ? hub_store_dead_letter_moved(store, dead[d].seqs, dead[d].n,
+                                                    dead[d].reason, moved)
+                      : HUB_ENOMEM;
         if (r != 0)
             rc = r;
         if (r == 0 && !job->dead) {
@@ -522,12 +527,13 @@ static void commit__work(uv_work_t *req)
         }
         for (size_t i = 0; r == 0 && job->dead && i < dead[d].n; i++) {
             hub_store_dead_t dl;
-            if (hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
+            if (!moved[i] || hub_store_dlq_get(store, dead[d].seqs[i], &dl, NULL) != 0)
                 continue;
             job->dead[job->n_dead] = dl.msg;
             job->dead[job->n_dead].envelope = NULL;
             job->dead_reason[job->n_dead++] = dead[d].reason;
         }
+        free(moved);
     }
     free(dead);
     if (job->prune_dedup) {

@@ -199,13 +199,21 @@ int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user)
     return STORE__CALL(self, queues, cb, user);
 }
 
-int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason)
+int hub_store_dead_letter_moved(hub_store_t *self, const uint64_t *seqs, size_t n,
+                                const char *reason, bool *moved)
 {
     if (!self || (n && !seqs) || !reason)
         return HUB_EINVAL;
     if (n == 0)
         return 0;
-    return STORE__CALL(self, dead_letter, seqs, n, reason);
+    if (moved)
+        memset(moved, 0, n * sizeof *moved);
+    return STORE__CALL(self, dead_letter, seqs, n, reason, moved);
+}
+
+int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason)
+{
+    return hub_store_dead_letter_moved(self, seqs, n, reason, NULL);
 }
 
 int hub_store_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,

@@ -423,8 +423,14 @@ int hub_store_queues(hub_store_t *self, hub_store_queue_cb cb, void *user);
  * HUB_STORE_REASON_MAX bytes), e.g. "ttl expired" or "retry budget
  * exhausted (8 attempts)", keeping their attempts; one write transaction
  * (split on HUB_EFULL, see "Durability"). Works when the store is full.
+ * moved (NULL, or n flags) says which seqs this call moved: a seq that was
+ * not queued (dead-lettered already, by this node or another, settled, or
+ * unknown) is false, so the caller reports each dead letter once. On an
+ * error the flags of the part not done are false.
  * 0, HUB_EINVAL, or a write error with part done. */
 int hub_store_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason);
+int hub_store_dead_letter_moved(hub_store_t *self, const uint64_t *seqs, size_t n,
+                                const char *reason, bool *moved);
 
 typedef struct {
     hub_store_msg_t msg;                   /* msg.attempts: attempts when it died */

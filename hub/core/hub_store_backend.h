@@ -41,7 +41,8 @@ typedef struct store_backend__ops {
     int (*note_attempts)(hub_store_t *self, const uint64_t *seqs, size_t n);
     int (*expired)(hub_store_t *self, uint64_t now_us, uint64_t *seqs, size_t max, size_t *n_out);
     int (*queues)(hub_store_t *self, hub_store_queue_cb cb, void *user);
-    int (*dead_letter)(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason);
+    int (*dead_letter)(hub_store_t *self, const uint64_t *seqs, size_t n, const char *reason,
+                       bool *moved);
     int (*dlq_list)(hub_store_t *self, uint64_t after_seq, size_t max, hub_store_dead_t *out,
                     size_t *n_out, hub_store_arena_t *arena);
     int (*dlq_get)(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,
@@ -117,7 +118,7 @@ int store_queue__lmdb_expired(hub_store_t *self, uint64_t now_us, uint64_t *seqs
                               size_t *n_out);
 int store_queue__lmdb_queues(hub_store_t *self, hub_store_queue_cb cb, void *user);
 int store_dlq__lmdb_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n,
-                                const char *reason);
+                                const char *reason, bool *moved);
 int store_dlq__lmdb_dlq_list(hub_store_t *self, uint64_t after_seq, size_t max,
                              hub_store_dead_t *out, size_t *n_out, hub_store_arena_t *arena);
 int store_dlq__lmdb_dlq_get(hub_store_t *self, uint64_t seq, hub_store_dead_t *out,

@@ -308,15 +308,17 @@ uint64_t store_batch__item_pages(const hub_store_t *self, size_t rec_len)
  * batch in a nearly full map can run out of pages. Both are idempotent, so
  * on HUB_EFULL the batch is retried in halves, each its own transaction. */
 int store_batch__split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *,
-                                              size_t),
-                               hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n)
+                                              size_t, bool *),
+                               hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n,
+                               bool *flags)
 {
-    int rc = one_txn(self, arg, seqs, n);
+    int rc = one_txn(self, arg, seqs, n, flags);
     if (rc != HUB_EFULL || n < 2)
         return rc;
     size_t half = n / 2;
-    rc = store_batch__split_on_full(one_txn, self, arg, seqs, half);
+    rc = store_batch__split_on_full(one_txn, self, arg, seqs, half, flags);
     if (rc == 0)
-        rc = store_batch__split_on_full(one_txn, self, arg, seqs + half, n - half);
+        rc = store_batch__split_on_full(one_txn, self, arg, seqs + half, n - half,
+                                        flags ? flags + half : NULL);
     return rc;
 }

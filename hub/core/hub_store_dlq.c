@@ -14,7 +14,10 @@
 
 /* ---- moving messages in ------------------------------------------------------ */
 
-static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t *seqs, size_t n)
+/* moved (NULL or n flags): set for each seq moved, once the transaction
+ * has committed. */
+static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t *seqs, size_t n,
+                           bool *moved)
 {
     size_t rlen = store_codec__reason_len(reason);
     uint64_t now = hub_now_us();
@@ -41,14 +44,19 @@ static int dead_letter_txn(hub_store_t *self, const char *reason, const uint64_t
         if (rc != 0)
             break;
         store_codec__dead_encode(dv.mv_data, attempts, now, reason, rlen);
+        if (moved)
+            moved[i] = true;
     }
-    return store_batch__txn_finish(self, txn, rc);
+    rc = store_batch__txn_finish(self, txn, rc);
+    if (rc != 0 && moved)
+        memset(moved, 0, n * sizeof *moved);
+    return rc;
 }
 
 int store_dlq__lmdb_dead_letter(hub_store_t *self, const uint64_t *seqs, size_t n,
-                                const char *reason)
+                                const char *reason, bool *moved)
 {
-    return store_batch__split_on_full(dead_letter_txn, self, reason, seqs, n);
+    return store_batch__split_on_full(dead_letter_txn, self, reason, seqs, n, moved);
 }
 
 /* ---- reading, replaying and purging ---------------------------------------- */

@@ -210,10 +210,12 @@ int store_batch__used_pages(hub_store_t *self, MDB_txn *txn, uint64_t *out);
 uint64_t store_batch__item_pages(const hub_store_t *self, size_t rec_len);
 /* LMDB copies every page a transaction touches, deletes included: on
  * HUB_EFULL an idempotent batch call is retried in halves, each its own
- * transaction. */
+ * transaction. flags (NULL, or one per seq for one_txn to set) goes along,
+ * offset to each half. */
 int store_batch__split_on_full(int (*one_txn)(hub_store_t *, const char *, const uint64_t *,
-                                              size_t),
-                               hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n);
+                                              size_t, bool *),
+                               hub_store_t *self, const char *arg, const uint64_t *seqs, size_t n,
+                               bool *flags);
 
 /* ---- what members hold (hub_store_held.c) --------------------------------- */
 

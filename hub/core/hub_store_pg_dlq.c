@@ -15,7 +15,7 @@
 /* ---- dead letters --------------------------------------------------------- */
 
 int store_pg_dlq__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n,
-                                 const char *reason)
+                                 const char *reason, bool *moved)
 {
     HUB__PG_SELF;
     store_pg__arr_t a;
@@ -24,15 +24,25 @@ int store_pg_dlq__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_
     int rc = store_pg_conn__pg_p_arr(&p, &a);
     store_pg_conn__pg_p_bytes(&p, reason, store_codec__reason_len(reason));
     store_pg_conn__pg_p_i64(&p, hub_now_us());
+    /* The rows this statement moved: another node (or an earlier commit)
+     * may have moved some of the seqs already. */
+    PGresult *res = NULL;
     if (rc == 0)
         rc = store_pg__write1(
             self,
             "WITH d AS (UPDATE hub_msgs SET dead = true, dead_reason = $2, "
             "dead_at_us = $3 WHERE NOT dead AND seq = ANY($1::int8[]) RETURNING "
-            "receiver) UPDATE hub_held h SET queued = h.queued - g.c FROM (SELECT "
-            "receiver, count(*) AS c FROM d GROUP BY receiver) g WHERE h.kind = 'r' "
-            "AND h.member = g.receiver",
-            &p, NULL);
+            "seq, receiver), h AS (UPDATE hub_held h SET queued = h.queued - g.c FROM "
+            "(SELECT receiver, count(*) AS c FROM d GROUP BY receiver) g WHERE h.kind = 'r' "
+            "AND h.member = g.receiver) SELECT seq FROM d",
+            &p, &res);
+    for (int r = 0; rc == 0 && moved && r < PQntuples(res); r++) {
+        uint64_t seq = store_pg_conn__pg_u64(res, r, 0);
+        for (size_t i = 0; i < n; i++)
+            if (seqs[i] == seq)
+                moved[i] = true;
+    }
+    PQclear(res);
     store_pg_conn__pg_arr_free(&a);
     return rc;
 }

@@ -215,7 +215,7 @@ int store_pg__fill_msg(const PGresult *res, int r, int env, hub_store_msg_t *out
 
 /* hub_store_pg_dlq.c */
 int store_pg_dlq__pg_dead_letter(hub_store_t *store, const uint64_t *seqs, size_t n,
-                                 const char *reason);
+                                 const char *reason, bool *moved);
 int store_pg_dlq__list(hub_store_t *store, uint64_t after_seq, size_t max, hub_store_dead_t *out,
                        size_t *n_out, hub_store_arena_t *arena);
 int store_pg_dlq__get(hub_store_t *store, uint64_t seq, hub_store_dead_t *out,

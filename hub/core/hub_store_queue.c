@@ -499,8 +499,10 @@ static int remove_damaged(hub_store_t *self, MDB_txn *txn, uint64_t seq, const c
     return rc;
 }
 
-static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
+static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n,
+                   bool *unused)
 {
+    (void)unused;
     MDB_txn *txn;
     int rc = store_batch__txn_write(self, &txn);
     if (rc != 0)
@@ -536,7 +538,7 @@ static int ack_txn(hub_store_t *self, const char *receiver, const uint64_t *seqs
 
 int store_queue__lmdb_ack(hub_store_t *self, const char *receiver, const uint64_t *seqs, size_t n)
 {
-    return store_batch__split_on_full(ack_txn, self, receiver, seqs, n);
+    return store_batch__split_on_full(ack_txn, self, receiver, seqs, n, NULL);
 }
 
 int store_queue__lmdb_note_attempts(hub_store_t *self, const uint64_t *seqs, size_t n)

@@ -109,11 +109,13 @@
  * caller decides when. The hub:
  *   - flushes once per group commit, before it ACKs, so that an ACKed
  *     message is in the audit log;
- *   - writes the records of online-only exchanges (ACCEPTED, outcome
- *     "… online-only" and the like) at the end of the loop turn that routed
- *     them, before the turn's Deliveries and receipts go to ZeroMQ: an
- *     exchange that left the hub is in the file even if hubd is killed
- *     right after (one write(2) per turn that had such records);
+ *   - writes the ACCEPTED records of what it accepts without the store
+ *     (outcome "request online-only", "reply online-only", "event
+ *     online-only"; envelopes the hub answers or keeps for nobody) at the
+ *     end of the loop turn that routed them, before the turn's Deliveries
+ *     and receipts go to ZeroMQ: an exchange that left the hub is in the
+ *     file even if hubd is killed right after (one write(2) per turn that
+ *     had such records; the loop thread renders and chains them);
  *   - flushes them with the group commit that the end of that same turn
  *     starts (or, while one runs, the next, which starts when it returns):
  *     a power loss loses at most the online-only records of the last commit

@@ -1,7 +1,9 @@
 /* hub_audit.c — the audit log's writer: appends records to the chain,
  * buffers, rotates and syncs files, signs checkpoints, rotates the key; and
  * opening, which finds where the chain stands and checks it against the
- * store's anchor. One hub_audit_t, used by one thread at a time. */
+ * store's anchor. A hub_audit_t's state is guarded by its mutex: the hub's
+ * loop appends and writes while the commit worker appends and flushes, and
+ * no thread holds it across a sync a flush makes (hub_audit.h). */
 #include "hub_audit_internal.h"
 #include "hub_error.h"
 #include "hub_log.h"
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 /* ---- the writer ------------------------------------------------------------ */
 
 struct hub_audit {
+    pthread_mutex_t mu;        /* guards everything below but dir_fd and the key setup */
     char *dir;
     int dir_fd;                /* open for the flock() and for fsync after creating files */
     int fd;                    /* the current file, or -1 until the next write opens one */
@@ -266,42 +270,118 @@ int hub_audit_append(hub_audit_t *self, const hub_audit_record_t *rec)
         rec->signature_len > HUB_AUDIT_SIGNATURE_MAX ||
         (rec->signature_len && !rec->signature))
         return HUB_EINVAL;
-    if (self->broken)
-        return HUB_EIO;
-    return audit__append_any(self, rec);
+    pthread_mutex_lock(&self->mu);
+    int rc = self->broken ? HUB_EIO : audit__append_any(self, rec);
+    pthread_mutex_unlock(&self->mu);
+    return rc;
 }
 
 int hub_audit_tick(hub_audit_t *self, uint64_t now_us)
 {
     if (!self)
         return HUB_EINVAL;
-    if (self->broken)
-        return HUB_EIO;
-    if (now_us < self->last_checkpoint_us) {
+    pthread_mutex_lock(&self->mu);
+    int rc = self->broken ? HUB_EIO : 0;
+    if (rc == 0 && now_us < self->last_checkpoint_us) {
         self->last_checkpoint_us = now_us; /* the wall clock went back */
-        return 0;
+    } else if (rc == 0 && self->records_since_checkpoint > 0 &&
+               now_us - self->last_checkpoint_us >= self->config.checkpoint_every_us) {
+        rc = audit__checkpoint(self, now_us);
+        if (rc == 0 && self->file_bytes >= self->config.max_file_bytes)
+            self->rotate_pending = true;
     }
-    if (self->records_since_checkpoint == 0 ||
-        now_us - self->last_checkpoint_us < self->config.checkpoint_every_us)
-        return 0;
-    int rc = audit__checkpoint(self, now_us);
-    if (rc == 0 && self->file_bytes >= self->config.max_file_bytes)
-        self->rotate_pending = true;
+    pthread_mutex_unlock(&self->mu);
     return rc;
 }
 
-int hub_audit_flush(hub_audit_t *self)
+/* What a flush syncs outside the mutex (audit__write_taking). */
+typedef struct {
+    int fd;               /* a duplicate of the current file's, or -1 */
+    int retired;          /* the file rotation retired, or -1 */
+    bool dir;             /* a file was created: sync the directory */
+    hub_audit_head_t cp;  /* the last checkpoint written: durable after the syncs */
+} audit__syncs_t;
+
+/* Writes the buffer out, under the mutex; given to_sync, also takes what a
+ * flush then syncs without holding it, so that appends and writes from
+ * another thread go on meanwhile (the hub's loop never waits for the disk):
+ * the current file through a duplicate of its descriptor, which a rotation
+ * meanwhile cannot close, the file rotation retired, and the directory. */
+static int audit__write_taking(hub_audit_t *self, audit__syncs_t *to_sync)
 {
     if (!self)
         return HUB_EINVAL;
-    if (self->broken)
-        return HUB_EIO;
-    return audit__sync(self);
+    pthread_mutex_lock(&self->mu);
+    int rc = self->broken ? HUB_EIO : self->fd >= 0 && self->buf_len ? audit__write_out(self) : 0;
+    if (rc == 0 && to_sync) {
+        *to_sync = (audit__syncs_t){-1, self->retired_fd, self->dir_dirty, self->cp_written};
+        if (self->fd >= 0 && (to_sync->fd = fcntl(self->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            audit__fail(self, "dup", errno);
+            rc = HUB_EIO;
+        } else {
+            self->retired_fd = -1;
+            self->dir_dirty = false;
+        }
+    }
+    pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
+int hub_audit_write(hub_audit_t *self)
+{
+    return audit__write_taking(self, NULL);
+}
+
+/* audit__sync, holding the mutex only to write out and to take what needs a
+ * sync. What was appended before the call is durable when it returns 0;
+ * what another thread appends meanwhile may be too, and the next flush
+ * makes sure. */
+int hub_audit_flush(hub_audit_t *self)
+{
+    audit__syncs_t t;
+    int rc = audit__write_taking(self, &t);
+    if (rc != 0)
+        return rc;
+    const char *failed = NULL;
+    int e = 0;
+    if (t.fd >= 0 && fdatasync(t.fd) != 0) {
+        failed = "fdatasync";
+        e = errno;
+    }
+    if (t.retired >= 0) {
+        if (!failed && fdatasync(t.retired) != 0) {
+            failed = "fdatasync";
+            e = errno;
+        }
+        close(t.retired);
+    }
+    if (!failed && t.dir && fsync(self->dir_fd) != 0) {
+        failed = "fsync of the directory";
+        e = errno;
+    }
+    if (t.fd >= 0)
+        close(t.fd);
+    pthread_mutex_lock(&self->mu);
+    if (failed) {
+        /* As in audit__sync: nothing since the last good sync is trusted. */
+        audit__fail(self, failed, e);
+        rc = HUB_EIO;
+    } else if (t.cp.seq > self->cp_durable.seq) {
+        self->cp_durable = t.cp;
+    }
+    pthread_mutex_unlock(&self->mu);
+    return rc;
 }
 
 uint64_t hub_audit_seq(const hub_audit_t *self)
 {
-    return self ? self->seq : 0;
+    if (!self)
+        return 0;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&self->mu; /* a read under the writers' lock */
+    pthread_mutex_lock(mu);
+    uint64_t seq = self->seq;
+    pthread_mutex_unlock(mu);
+    return seq;
 }
 
 const char *hub_audit_open_notice(const hub_audit_t *self)
@@ -312,8 +392,12 @@ const char *hub_audit_open_notice(const hub_audit_t *self)
 void hub_audit_durable_head(const hub_audit_t *self, hub_audit_head_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (self)
-        *out = self->cp_durable;
+    if (!self)
+        return;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&self->mu;
+    pthread_mutex_lock(mu);
+    *out = self->cp_durable;
+    pthread_mutex_unlock(mu);
 }
 
 uint64_t hub_audit_gap(const hub_audit_t *self)
@@ -325,12 +409,14 @@ int hub_audit_seal(hub_audit_t *self)
 {
     if (!self)
         return HUB_EINVAL;
-    if (self->broken)
-        return HUB_EIO;
-    int rc = 0;
-    if (self->seq > 0 && !self->head_is_checkpoint)
+    pthread_mutex_lock(&self->mu);
+    int rc = self->broken ? HUB_EIO : 0;
+    if (rc == 0 && self->seq > 0 && !self->head_is_checkpoint)
         rc = audit__checkpoint(self, hub_now_us());
-    return rc == 0 ? audit__sync(self) : rc;
+    if (rc == 0)
+        rc = audit__sync(self);
+    pthread_mutex_unlock(&self->mu);
+    return rc;
 }
 
 int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
@@ -355,15 +441,19 @@ int hub_audit_rotate_key(hub_audit_t *self, const uint8_t new_secret[64],
     hub_audit_record_t rec = {.event = HUB_AUDIT_KEY_ROTATED, .reason = reason,
                               .signature = proof, .signature_len = 64};
     /* The record, then a checkpoint by the old key that seals it. */
+    pthread_mutex_lock(&self->mu);
     int rc = audit__append_any(self, &rec);
     if (rc == 0 && !self->head_is_checkpoint)
         rc = audit__checkpoint(self, hub_now_us());
     if (rc == 0)
         rc = audit__sync(self);
+    if (rc == 0) {
+        memcpy(self->config.sign_secret, new_secret, 64);
+        memcpy(self->config.sign_public, new_public, 32);
+    }
+    pthread_mutex_unlock(&self->mu);
     if (rc != 0)
         return rc;
-    memcpy(self->config.sign_secret, new_secret, 64);
-    memcpy(self->config.sign_public, new_public, 32);
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, new_public, 32);
     HUB_INFO("audit", "audit signing key rotated", "seq=%" PRIu64 " new_key=%s", self->seq, hex);
@@ -399,6 +489,7 @@ int hub_audit_close(hub_audit_t **self_p)
     free(self->notice);
     free(self->gap_notice);
     free(self->dir);
+    pthread_mutex_destroy(&self->mu);
     free(self);
     *self_p = NULL;
     return rc;
@@ -787,6 +878,7 @@ int hub_audit_open(const char *dir, const hub_audit_config_t *config, hub_audit_
     hub_audit_t *self = calloc(1, sizeof *self);
     if (!self)
         return HUB_ENOMEM;
+    pthread_mutex_init(&self->mu, NULL);
     self->fd = -1;
     self->retired_fd = -1;
     self->dir_fd = -1;

@@ -99,19 +99,46 @@
  *
  * Durability: hub_audit_append() buffers in memory and writes in large
  * blocks; it does not wait for the disk (except when a file is rotated twice
- * between two flushes). hub_audit_flush() writes the buffer out and
- * fdatasync()s the current file, a file retired by rotation since the last
- * flush, and the directory when a file was created. The caller decides when:
- * the hub calls it once per group commit, before it ACKs, so that an ACKed
- * message is in the audit log. Open and close flush by themselves.
+ * between two flushes). hub_audit_write() writes the buffer out with
+ * write(2), without a sync: the records are then in the kernel's page cache
+ * and survive the death of the process (kill -9, a crash, the OOM killer),
+ * not a power loss or a kernel crash. hub_audit_flush() writes the buffer
+ * out and fdatasync()s the current file, a file retired by rotation since
+ * the last flush, and the directory when a file was created: what was
+ * appended before the call survives a power loss once it returns 0. The
+ * caller decides when. The hub:
+ *   - flushes once per group commit, before it ACKs, so that an ACKed
+ *     message is in the audit log;
+ *   - writes the ACCEPTED records of what it accepts without the store
+ *     (outcome "request online-only", "reply online-only", "event
+ *     online-only"; envelopes the hub answers or keeps for nobody) at the
+ *     end of the loop turn that routed them, before the turn's Deliveries
+ *     and receipts go to ZeroMQ: an exchange that left the hub is in the
+ *     file even if hubd is killed right after (one write(2) per turn that
+ *     had such records; the loop thread renders and chains them);
+ *   - flushes them with the group commit that the end of that same turn
+ *     starts (or, while one runs, the next, which starts when it returns):
+ *     a power loss loses at most the online-only records of the last commit
+ *     cycle (the time of one group commit, a few ms on a healthy disk; as
+ *     long as the store takes to commit when it is slow), never an ACKed
+ *     durable message's record.
+ * Open and close flush by themselves. After a kill the last line may be cut
+ * (a write(2) cut short) or records may follow the last checkpoint: open
+ * recovers both (RECOVERED records) and the chain verifies.
  *
- * Threads and ownership: a hub_audit_t is used by one thread at a time (to
- * flush from a worker thread, append nothing until the flush returns); it
- * holds an exclusive flock() on the directory (a second opener gets
- * HUB_EAGAIN), and a copy of the signing secret that close wipes. The strings
- * of a record passed to append are only read during the call. After an I/O
- * error the object refuses further appends (HUB_EIO): appending after a
- * half-written line would bury it in the chain; reopen to recover.
+ * Threads and ownership: append, tick, write, flush, seq and durable_head
+ * may be called from several threads at once (the hub's loop appends and
+ * writes while its commit worker appends and flushes): a mutex guards the
+ * object, held during an append (a record's HMAC, rendering and hash) or a
+ * write(2), never across flush's fdatasync() calls, so that appending never
+ * waits for the disk. Records of concurrent appends are chained in the order
+ * they take the mutex. Open, seal, rotate_key and close are for one thread
+ * alone (no other call running). The object holds an exclusive flock() on
+ * the directory (a second opener gets HUB_EAGAIN), and a copy of the signing
+ * secret that close wipes. The strings of a record passed to append are only
+ * read during the call. After an I/O error the object refuses further
+ * appends (HUB_EIO): appending after a half-written line would bury it in
+ * the chain; reopen to recover.
  */
 #ifndef HUB_AUDIT_H
 #define HUB_AUDIT_H
@@ -224,6 +251,10 @@ int hub_audit_append(hub_audit_t *self, const hub_audit_record_t *rec);
 /* Writes a checkpoint when checkpoint_every_us has passed since the last one
  * and records were added since. now_us: wall clock (hub_now_us()). */
 int hub_audit_tick(hub_audit_t *self, uint64_t now_us);
+/* Writes buffered records out (write(2): into the page cache, which a
+ * killed process leaves behind) without waiting for the disk. Returns 0,
+ * HUB_EINVAL, HUB_EIO. */
+int hub_audit_write(hub_audit_t *self);
 /* Writes buffered records out and fdatasync()s the current file. */
 int hub_audit_flush(hub_audit_t *self);
 /* Seals the log with a checkpoint (unless the last record is one), flushes,

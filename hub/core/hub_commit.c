@@ -751,7 +751,11 @@ void commit__start(hub_server_t *self)
                  self->answered_cap);
     job->prune_dedup = self->prune_due;
     self->prune_due = false;
+    /* Online records the end of the turn has not written yet (none when
+     * this runs from there) are written here: not left to this commit. */
+    outcome__audit_online(self);
     HUB_VEC_TAKE(job->audit, job->n_audit, self->auditq, self->auditq_n, self->auditq_cap);
+    self->audit_online_from = 0;
     self->commit = job;
     uv_queue_work(self->loop, &job->req, commit__work, commit__after_commit);
 }

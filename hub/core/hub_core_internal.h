@@ -136,21 +136,26 @@ typedef struct {
     char dossier[HUB_AUDIT_WORD_MAX + 1]; /* the dossier code the payload names, or "" */
     bool has_digest;
     uint8_t digest[32]; /* the envelope digest (hub_sign.h); the log keeps a keyed MAC */
-    /* Owned: the encoded envelope, from which the commit worker reads the
-     * digest (unless has_digest) and the dossier code, off the loop thread
-     * (outcome__evidence_later); NULL once they are filled in. */
+    /* Owned: a copy of the encoded envelope, for the message archive
+     * (archive), from which the record's digest and dossier code are read
+     * too when has_digest is unset (outcome__evidence_later); or NULL. */
     uint8_t *bytes;
     size_t len;
     bool archive; /* bytes go to the message archive too (online-only, hub_archive.c) */
 } core__evidence_t;
 
-/* An audit record waiting for the commit worker, which alone writes the
- * log (so the loop never waits for the disk). Strings are owned copies,
- * except sender and receiver, which point at member ids that live as long
- * as the server (or the hub's own id). */
+/* An audit record waiting for the commit worker, which writes it with the
+ * next group commit (so the loop never waits for the disk), unless it is an
+ * online-only exchange's (online): the loop writes those itself at the end
+ * of the turn, before the turn's deliveries leave (outcome__audit_online),
+ * and the worker skips them (written) but still archives their envelopes.
+ * Strings are owned copies, except sender and receiver, which point at
+ * member ids that live as long as the server (or the hub's own id). */
 typedef struct {
     hub_audit_event_t event;
     bool has_evidence;
+    bool online;  /* written by the loop at the end of its turn */
+    bool written; /* it was: in the log (page cache), synced by the next flush */
     uint64_t time_us;
     uint64_t hub_seq;
     char message_id[HUB_UUID_LEN + 1];
@@ -437,10 +442,13 @@ struct hub_server {
     int current_fd;           /* its connection's socket (ZMQ_SRCFD), -1 unknown */
     hub_sigcache_t sigcache;  /* batch signatures verified on the loop thread */
 
-    hub_audit_t *audit; /* NULL when the audit log is off; worker-only while a commit runs */
+    hub_audit_t *audit; /* NULL when the audit log is off; the loop appends and writes
+                           while a commit appends and flushes (hub_audit.h: its mutex) */
     hub_map_t *interned; /* text -> itself: purposes, which outlive reloads of the policy */
     core__auditq_t *auditq;
     size_t auditq_n, auditq_cap;
+    size_t audit_online_n;    /* online records queued this turn, not written yet */
+    size_t audit_online_from; /* auditq before this index: looked at by outcome__audit_online */
     bool audit_tick_due;
     uint64_t last_audit_tick_us; /* monotonic */
     hub_archive_t *archive;      /* NULL when archive_dir is not set; any thread (locks) */
@@ -652,6 +660,9 @@ void outcome__dead_lettered(hub_server_t *self, const hub_store_msg_t *d);
 /* Worker thread: the records a commit writes itself (before its ACKs). */
 int outcome__audit_commit(hub_audit_t *audit, core__commit_t *job, hub_envelope_t **envs);
 int outcome__audit_queue(hub_audit_t *audit, const core__auditq_t *q, size_t n);
+/* Writes this turn's online-only records to the log (loop thread, end of
+ * turn, before the deliveries are flushed). */
+void outcome__audit_online(hub_server_t *self);
 
 /* hub_trust.c */
 const char *trust__forbidden(hub_server_t *self, const char *consumer, const char *provider,

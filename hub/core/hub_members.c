@@ -122,6 +122,7 @@ void members__audit_q_ev(hub_server_t *self, hub_audit_event_t event, const char
     q.service = service && *service ? strdup(service) : NULL;
     q.reason = reason && *reason ? strdup(reason) : NULL;
     q.has_evidence = ev != NULL;
+    q.online = q.written = false;
     if (ev)
         q.ev = *ev; /* takes its bytes */
     else

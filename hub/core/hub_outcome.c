@@ -5,7 +5,10 @@
  *
  * Audit records of the loop thread go to the commit worker in the audit
  * queue (members__audit_q_ev), which writes them with the next group commit:
- * the loop never waits for the log. What the worker writes itself (the
+ * the loop never waits for the disk. Those of online-only exchanges, which
+ * leave the hub at the end of the turn with no commit to wait for, the loop
+ * writes itself, just before (outcome__audit_online): a killed hubd leaves
+ * no exchange out of the log. What the worker writes itself (the
  * acceptance of queued envelopes, before their ACK; dead letters) is at the
  * end of this file. A record holds a keyed MAC of the envelope digest,
  * never the payload, a plain hash of it or the signature (hub_audit.h says
@@ -124,30 +127,23 @@ void outcome__evidence_of(hub_server_t *self, const hub_envelope_t *env, const u
     outcome__dossier_code(env, out->dossier);
 }
 
-/* The same for an accepted envelope, without hashing it on the loop
- * thread: given the digest (the signature check computed it: the usual
- * case), only the dossier code is read here (a walk over the payload's
- * tags); else the envelope is copied, and the commit worker decodes the
- * copy and fills in digest and dossier code. Without memory for the copy
- * the record goes without them. */
+/* The same for an envelope accepted without the store (outcome__accepted),
+ * whose record the loop writes at the end of this turn: the digest (the
+ * signature check's, when it ran; else hashed here, from the decoded
+ * envelope) and the dossier code now, and a copy of the envelope for the
+ * message archive, which keeps online-only envelopes as well as stored
+ * ones (the commit worker hands it over). */
 void outcome__evidence_later(hub_server_t *self, const hub_envelope_t *env, const uint8_t *bytes,
                              size_t len, const uint8_t *digest, const char *purpose,
                              core__evidence_t *out)
 {
-    if (digest) {
-        outcome__evidence_of(self, env, digest, purpose, out);
-    } else {
-        memset(out, 0, sizeof *out);
-        out->purpose = purpose && *purpose ? members__intern(self, purpose) : NULL;
-    }
-    /* The copy: for the digest (unsigned), and for the message archive,
-     * which keeps online-only envelopes as well as stored ones. */
-    if (!digest || self->archive) {
+    outcome__evidence_of(self, env, digest, purpose, out);
+    if (self->archive) {
         out->bytes = malloc(len ? len : 1);
         if (out->bytes) {
             memcpy(out->bytes, bytes, len);
             out->len = len;
-            out->archive = self->archive != NULL;
+            out->archive = true;
         }
     }
 }
@@ -228,8 +224,13 @@ void outcome__accepted(hub_server_t *self, const hub_envelope_t *env, const char
                      named ? " for procedure " : "", named ? procedure : "");
             has_origin = true;
         }
+        size_t at = self->auditq_n;
         members__audit_q_ev(self, HUB_AUDIT_ACCEPTED, env->message_id, 0, env->sender, receiver,
                             env->service, has_origin ? origin : NULL, &e);
+        if (self->auditq_n > at) {
+            self->auditq[at].online = true; /* written at the end of this turn */
+            self->audit_online_n++;
+        }
     }
     if (!delivered || !self->flows)
         return;
@@ -480,29 +481,62 @@ int outcome__audit_commit(hub_audit_t *audit, core__commit_t *job, hub_envelope_
     return arc;
 }
 
-/* The records the loop queued since the last commit, in order; what the
- * loop left to the worker (outcome__evidence_later) is filled in here. */
+/* Appends one queued record; a digest the loop could not compute is read
+ * from the envelope's copy, with the dossier code. */
+static int outcome__audit_item(hub_audit_t *audit, const core__auditq_t *q)
+{
+    core__evidence_t ev = {0};
+    if (q->has_evidence)
+        ev = q->ev;
+    if (q->has_evidence && ev.bytes && !ev.has_digest) {
+        hub_envelope_t *env = NULL;
+        if (hub_envelope_decode(ev.bytes, ev.len, &env) == 0) {
+            ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
+            outcome__dossier_code(env, ev.dossier);
+        }
+        hub_envelope_free(&env);
+    }
+    return outcome__put(audit, q->event, q->time_us, q->message_id, q->hub_seq, q->sender,
+                        q->receiver, q->service, q->reason, q->has_evidence ? &ev : NULL);
+}
+
+/* The records the loop queued since the last commit, in order, but those
+ * the loop wrote itself (outcome__audit_online). */
 int outcome__audit_queue(hub_audit_t *audit, const core__auditq_t *q, size_t n)
 {
     int arc = 0;
     for (size_t i = 0; i < n; i++) {
-        core__evidence_t ev = {0};
-        if (q[i].has_evidence)
-            ev = q[i].ev;
-        if (q[i].has_evidence && ev.bytes) {
-            hub_envelope_t *env = NULL;
-            if (hub_envelope_decode(ev.bytes, ev.len, &env) == 0) {
-                if (!ev.has_digest)
-                    ev.has_digest = hub_envelope_digest(env, ev.digest) == 0;
-                outcome__dossier_code(env, ev.dossier);
-            }
-            hub_envelope_free(&env);
-        }
-        int r = outcome__put(audit, q[i].event, q[i].time_us, q[i].message_id, q[i].hub_seq,
-                             q[i].sender, q[i].receiver, q[i].service, q[i].reason,
-                             q[i].has_evidence ? &ev : NULL);
+        int r = q[i].written ? 0 : outcome__audit_item(audit, &q[i]);
         if (r != 0)
             arc = r;
     }
     return arc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Online-only exchanges (loop thread, end of turn)                          */
+
+/* The records of the online-only exchanges of this turn go into the log,
+ * in one write(2) and without a sync, before the turn's deliveries and
+ * receipts go to ZeroMQ (server__end_of_turn): once an envelope has left,
+ * its record is in the page cache, which a killed hubd leaves behind. The
+ * group commit the same end of turn starts (or the next, while one runs)
+ * takes them in the audit queue and its flush fdatasyncs them (hub_audit.h:
+ * the bound on what a power loss takes). The log's mutex is held for each
+ * append and the write, never across the worker's fdatasync. A failed
+ * append leaves the record to the worker, which reports the error. */
+void outcome__audit_online(hub_server_t *self)
+{
+    if (self->audit_online_n == 0)
+        return;
+    self->audit_online_n = 0;
+    bool any = false;
+    for (size_t i = self->audit_online_from; i < self->auditq_n; i++) {
+        core__auditq_t *q = &self->auditq[i];
+        if (q->online && !q->written && outcome__audit_item(self->audit, q) == 0)
+            q->written = any = true;
+    }
+    self->audit_online_from = self->auditq_n;
+    if (any)
+        (void)hub_audit_write(self->audit); /* an error breaks the log: the worker says so */
 }

@@ -508,6 +508,8 @@ static void server__on_router_readable(hub_zsock_t *zs, void *socket, void *user
  * "Single-in-flight latency"). */
 static void server__end_of_turn(hub_server_t *self)
 {
+    /* Online-only exchanges are in the audit log before they leave. */
+    outcome__audit_online(self);
     outcome__passed_flush(self);
     send__turn_receipts_hold(self);
     send__flush_all(self);

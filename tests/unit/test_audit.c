@@ -11,6 +11,7 @@
 #include <check.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -920,10 +921,80 @@ START_TEST(test_node_attribution)
 }
 END_TEST
 
+/* One thread appends and writes (the hub's loop: online-only exchanges),
+ * another appends and flushes (the commit worker), at once, over small
+ * files that rotate often: every record of both is in the chain, which
+ * verifies; what was written (not synced, not closed) is in the files. */
+typedef struct {
+    hub_audit_t *log;
+    const char *service;
+    int n;
+    bool flush; /* else hub_audit_write */
+} ta__writer_t;
+
+static void *ta__writer(void *arg)
+{
+    ta__writer_t *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        char id[37];
+        ta__message_id(i, id);
+        hub_audit_record_t rec = {.event = HUB_AUDIT_ACCEPTED, .message_id = id,
+                                  .sender = "VN/GOV/HN-VP/TTHC", .receiver = "VN/GOV/BCA/CSDLQGDC",
+                                  .service = w->service, .outcome = "request online-only",
+                                  .has_digest = true};
+        memset(rec.digest, i, sizeof rec.digest);
+        if (hub_audit_append(w->log, &rec) != 0)
+            return "append failed";
+        if (i % 7 == 6 && (w->flush ? hub_audit_flush(w->log) : hub_audit_write(w->log)) != 0)
+            return w->flush ? "flush failed" : "write failed";
+    }
+    return NULL;
+}
+
+static int ta__count_any(const hub_audit_record_t *rec, const char *file, uint64_t line, void *user)
+{
+    (void)rec;
+    (void)file;
+    (void)line;
+    (*(int *)user)++;
+    return 0;
+}
+
+START_TEST(test_two_threads_append)
+{
+    char dir[PATH_MAX];
+    hub_audit_config_t cfg;
+    hub_audit_t *log = ta__open_new(dir, &cfg, 16384, 50, UINT64_MAX);
+    enum { N = 3000 };
+    ta__writer_t loop = {log, "loop/v1", N, false}, worker = {log, "worker/v1", N, true};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, ta__writer, &loop), 0);
+    const char *worker_failed = ta__writer(&worker);
+    void *loop_failed = NULL;
+    ck_assert_int_eq(pthread_join(t, &loop_failed), 0);
+    ck_assert_msg(!worker_failed && !loop_failed, "%s", worker_failed ? worker_failed
+                                                                      : (const char *)loop_failed);
+    ck_assert_int_eq(hub_audit_write(log), 0);
+    int found[2] = {0, 0};
+    hub_audit_filter_t f0 = {.service = "loop/v1"}, f1 = {.service = "worker/v1"};
+    ck_assert_int_eq(hub_audit_find(dir, &f0, ta__count_any, &found[0]), 0);
+    ck_assert_int_eq(hub_audit_find(dir, &f1, ta__count_any, &found[1]), 0);
+    ck_assert_int_eq(found[0], N);
+    ck_assert_int_eq(found[1], N);
+    ck_assert_int_eq(hub_audit_close(&log), 0);
+    hub_audit_verify_report_t report;
+    int rc = hub_audit_verify_dir(dir, cfg.sign_public, &report);
+    ck_assert_msg(rc == 0, "%s", report.message);
+    ck_assert_uint_eq(report.records - report.checkpoints, 2 * N);
+    ck_assert_int_gt(ta__file_count(dir), 10);
+    tk_rmrf(dir);
+}
+END_TEST
+
 TK_MAIN_PREPARED(prepare, "audit",
                  TK_CASE("log", NULL, NULL, 120, test_write_and_verify, test_modified_record,
                          test_removed_record, test_reordered_records, test_inserted_record,
                          test_truncated_file, test_forged_checkpoint, test_reopen_continues_chain,
                          test_crash_recovery, test_open_refuses_damaged_tail, test_find_message,
                          test_legacy_lines_and_service_filter, test_text_is_escaped_and_capped,
-                         test_tick_and_config, test_node_attribution))
+                         test_tick_and_config, test_node_attribution, test_two_threads_append))

@@ -86,6 +86,11 @@ typedef struct {
     bool restored;         /* read back from the state directory's outbox at adp_new() */
     bool retry;            /* answered UNAVAILABLE: sent again at retry_at_mono_us */
     uint8_t digest[HUB_DIGEST_LEN];
+    uint64_t hash;         /* the outbox index's hash of id (adp__index_put) */
+    /* The encoded envelope, allocated with the entry (adp__outmsg_new): one
+     * malloc and one free per message instead of two. `bytes` points here
+     * unless the signature did not fit (not expected). */
+    uint8_t room[];
 } adp__outmsg_t;
 
 /* The outbox by message id: open addressing with linear probing over the
@@ -165,7 +170,8 @@ static void adp__index_place(adp__slot_t *slots, size_t cap, uint64_t hash, adp_
     slots[i] = (adp__slot_t){hash, m};
 }
 
-/* Adds m under m->id, which the index must not hold yet. */
+/* Adds m under m->id, which the index must not hold yet; m->hash is its
+ * hash from then on. */
 static int adp__index_put(adp__index_t *x, adp__outmsg_t *m)
 {
     if ((x->size + 1) * 2 > x->cap) { /* at most half full */
@@ -180,18 +186,28 @@ static int adp__index_put(adp__index_t *x, adp__outmsg_t *m)
         x->slots = nslots;
         x->cap = ncap;
     }
-    adp__index_place(x->slots, x->cap, adp__id_hash(x, m->id), m);
+    m->hash = adp__id_hash(x, m->id);
+    adp__index_place(x->slots, x->cap, m->hash, m);
     x->size++;
     return 0;
 }
 
-static adp__outmsg_t *adp__index_remove(adp__index_t *x, const char *id)
+/* Takes m out of the index (if there): found by the hash it was put with
+ * and by address, without hashing or comparing its id again. */
+static void adp__index_remove(adp__index_t *x, const adp__outmsg_t *m)
 {
-    adp__slot_t *s = adp__index_find(x, id, adp__id_hash(x, id));
-    if (!s)
-        return NULL;
-    adp__outmsg_t *m = s->m;
+    if (!x->slots)
+        return;
     size_t mask = x->cap - 1;
+    adp__slot_t *s = NULL;
+    for (size_t k = m->hash & mask; x->slots[k].m; k = (k + 1) & mask) {
+        if (x->slots[k].m == m) {
+            s = &x->slots[k];
+            break;
+        }
+    }
+    if (!s)
+        return;
     size_t i = (size_t)(s - x->slots);
     /* Backward shift: move up each later entry of the run that may sit in
      * the freed slot (its home is not cyclically within (i, j]). */
@@ -203,7 +219,6 @@ static adp__outmsg_t *adp__index_remove(adp__index_t *x, const char *id)
     }
     x->slots[i] = (adp__slot_t){0, NULL};
     x->size--;
-    return m;
 }
 
 /* The entries in slot order: *cursor starts at 0; NULL at the end. */
@@ -439,9 +454,22 @@ static int adp__push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
     return 0;
 }
 
+/* A new outbox entry, zeroed, with room for cap bytes of envelope. */
+static adp__outmsg_t *adp__outmsg_new(size_t cap)
+{
+    adp__outmsg_t *m = malloc(sizeof *m + cap);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m); /* the header only: the envelope is written over */
+    m->bytes = m->room;
+    m->cap = cap;
+    return m;
+}
+
 static void adp__outmsg_free(adp__outmsg_t *m)
 {
-    free(m->bytes);
+    if (m->bytes != m->room)
+        free(m->bytes);
     free(m->reason);
     free(m);
 }
@@ -450,7 +478,7 @@ static void adp__outmsg_free(adp__outmsg_t *m)
  * go of it (adp__unsent_release). */
 static void adp__outmsg_drop(adp_client_t *c, adp__outmsg_t *m)
 {
-    adp__index_remove(&c->outbox, m->id);
+    adp__index_remove(&c->outbox, m);
     if (m->queued > 0)
         m->dropped = true;
     else
@@ -583,30 +611,30 @@ static void adp__flush_settle(adp_client_t *c)
 }
 
 /* Appends a signature (and its batch proof) to an envelope encoded without:
- * the two fields are encoded on their own (a small buffer the allocator
- * hands back at once) and copied into the room the envelope was allocated
- * with, instead of reallocating the envelope (which split and freed the
- * rest of its block, or copied it, per message). */
+ * the two fields are packed straight into the room the envelope was
+ * allocated with (no allocation, no copy, no realloc splitting the block). */
 static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN],
                            const hub_batch_proof_t *proof)
 {
-    uint8_t *tail = NULL;
-    size_t tail_len = 0;
-    int rc = hub_envelope_append_signature(&tail, &tail_len, sig, proof);
-    if (rc != 0)
-        return rc;
-    if (m->len + tail_len > m->cap) { /* not expected: ADP__SIG_ROOM is the most */
-        uint8_t *grown = realloc(m->bytes, m->len + tail_len);
-        if (!grown) {
-            free(tail);
+    size_t tail = hub_envelope_pack_signature(m->bytes + m->len, m->cap - m->len, sig, proof);
+    if (tail == 0) { /* not expected: ADP__SIG_ROOM is the most */
+        uint8_t *grown = malloc(m->len ? m->len : 1);
+        if (!grown)
             return HUB_ENOMEM;
+        memcpy(grown, m->bytes, m->len);
+        size_t len = m->len;
+        int rc = hub_envelope_append_signature(&grown, &len, sig, proof);
+        if (rc != 0) {
+            free(grown);
+            return rc;
         }
+        if (m->bytes != m->room)
+            free(m->bytes);
         m->bytes = grown;
-        m->cap = m->len + tail_len;
+        m->cap = len;
+        tail = len - m->len;
     }
-    memcpy(m->bytes + m->len, tail, tail_len);
-    m->len += tail_len;
-    free(tail);
+    m->len += tail;
     m->needs_sig = false;
     return 0;
 }
@@ -878,15 +906,13 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
                    message_id);
         return HUB_EEXIST;
     }
-    adp__outmsg_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return HUB_ENOMEM;
+    char id[HUB_UUID_LEN + 1];
     if (message_id)
-        memcpy(m->id, message_id, HUB_UUID_LEN + 1);
+        memcpy(id, message_id, HUB_UUID_LEN + 1);
     else
-        adp__new_id(c, m->id);
+        adp__new_id(c, id);
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = m->id;
+    env.message_id = id;
     env.correlation_id = (char *)(correlation_id ? correlation_id : "");
     env.sender = c->key.member_id;
     env.receiver = (char *)receiver;
@@ -903,25 +929,23 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
      * hub and the receiver verify them: the envelopes posted between two
      * sends share one signature over their Merkle root (adp__sign_unsigned),
      * so only the digest is taken here. */
+    uint8_t digest[HUB_DIGEST_LEN];
+    if (c->key.has_sign && hub_envelope_digest(&env, digest) != 0) {
+        adp__error(c, "computing the envelope's digest failed");
+        return HUB_EINVAL;
+    }
+    size_t len = lth__v1__envelope__get_packed_size(&env);
+    /* With room for the signature and its batch proof, packed after the
+     * envelope when it is sent (adp__append_sig). */
+    adp__outmsg_t *m = adp__outmsg_new(len + ADP__SIG_ROOM);
+    if (!m)
+        return HUB_ENOMEM;
+    memcpy(m->id, id, sizeof m->id);
     if (c->key.has_sign) {
-        if (hub_envelope_digest(&env, m->digest) != 0) {
-            free(m);
-            adp__error(c, "computing the envelope's digest failed");
-            return HUB_EINVAL;
-        }
+        memcpy(m->digest, digest, sizeof m->digest);
         m->needs_sig = true;
     }
-    m->len = lth__v1__envelope__get_packed_size(&env);
-    /* With room for the signature and its batch proof, appended when it is
-     * sent (hub_envelope_append_signature's realloc then stays in place
-     * instead of copying the envelope). */
-    m->cap = m->len + ADP__SIG_ROOM;
-    m->bytes = malloc(m->cap);
-    if (!m->bytes) {
-        free(m);
-        return HUB_ENOMEM;
-    }
-    lth__v1__envelope__pack(&env, m->bytes);
+    m->len = lth__v1__envelope__pack(&env, m->bytes);
     m->waited = waited;
     m->order = c->next_order++;
     if (c->outbox_jnl) {
@@ -929,8 +953,7 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
         if (jrc != 0) {
             adp__error(c, "cannot keep the message in the state directory's outbox (%s)",
                        hub_strerror(jrc));
-            free(m->bytes);
-            free(m);
+            adp__outmsg_free(m);
             return jrc;
         }
         c->outbox_dirty = true;
@@ -1231,7 +1254,7 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
                 c->n_retry--;
         }
         c->retry_backoff_ms = 0;
-        adp__await_t *w = hub_map_get(c->awaits, m->id);
+        adp__await_t *w = hub_map_size(c->awaits) ? hub_map_get(c->awaits, m->id) : NULL;
         if (w) {
             /* Who may answer: the receiver, or the delegate the hub names. */
             w->acked = true;
@@ -1650,9 +1673,8 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         hub_envelope_free(&env);
         return;
     }
-    adp__outmsg_t *m = calloc(1, sizeof *m);
-    if (m && (m->bytes = malloc(len + ADP__SIG_ROOM)) != NULL) {
-        m->cap = len + ADP__SIG_ROOM;
+    adp__outmsg_t *m = adp__outmsg_new(len + ADP__SIG_ROOM);
+    if (m) {
         memcpy(m->bytes, data, len);
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);

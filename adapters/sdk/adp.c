@@ -239,14 +239,23 @@ static adp__outmsg_t *adp__index_next(const adp__index_t *x, size_t *cursor)
  * client: senders choose message ids) and the key's ring position. One hash
  * and one probe sequence per look-up, one allocation per handled message. */
 #define ADP__SEEN_SLOTS (2u * ADP__DEDUP_WINDOW) /* a power of two: at most half full */
+/* Keys shorter than this ("SENDER/MESSAGE_ID" with a sender id of up to 26
+ * bytes) are kept in the ring's own slab, at their ring position: no
+ * malloc and free per handled message; longer ones are strdup'ed. The slab
+ * is calloc'ed: its pages are the kernel's zero pages until written. */
+#define ADP__SEEN_INLINE 64u
 typedef struct {
     uint32_t hash; /* the low half of the key's hash (its home: hash & mask) */
     uint32_t pos;  /* ring position + 1; 0 = empty */
 } adp__seen_slot_t;
 
 typedef struct {
-    char **ring;             /* ADP__DEDUP_WINDOW keys (NULL = unused) */
+    char **ring;             /* ADP__DEDUP_WINDOW keys (NULL = unused); each points
+                                into inl at its position, or to a strdup'ed copy */
+    char (*inl)[ADP__SEEN_INLINE]; /* ADP__DEDUP_WINDOW short keys */
     uint32_t *ring_hash;     /* the same keys' hashes */
+    uint64_t adds;           /* keys added in all: a look-up's miss still holds
+                                while this has not changed */
     size_t next;             /* the ring's next position (its oldest key) */
     adp__seen_slot_t *slots; /* ADP__SEEN_SLOTS */
     uint8_t key[crypto_shorthash_KEYBYTES];
@@ -260,17 +269,20 @@ static uint32_t adp__seen_hash(const adp__seenset_t *x, const char *key)
 static int adp__seenset_init(adp__seenset_t *x)
 {
     x->ring = calloc(ADP__DEDUP_WINDOW, sizeof *x->ring);
+    x->inl = calloc(ADP__DEDUP_WINDOW, sizeof *x->inl);
     x->ring_hash = calloc(ADP__DEDUP_WINDOW, sizeof *x->ring_hash);
     x->slots = calloc(ADP__SEEN_SLOTS, sizeof *x->slots);
     randombytes_buf(x->key, sizeof x->key);
-    return x->ring && x->ring_hash && x->slots ? 0 : HUB_ENOMEM;
+    return x->ring && x->inl && x->ring_hash && x->slots ? 0 : HUB_ENOMEM;
 }
 
 static void adp__seenset_free(adp__seenset_t *x)
 {
-    for (size_t i = 0; x->ring && i < ADP__DEDUP_WINDOW; i++)
-        free(x->ring[i]);
+    for (size_t i = 0; x->ring && x->inl && i < ADP__DEDUP_WINDOW; i++)
+        if (x->ring[i] != x->inl[i])
+            free(x->ring[i]);
     free(x->ring);
+    free(x->inl);
     free(x->ring_hash);
     free(x->slots);
 }
@@ -309,15 +321,18 @@ static bool adp__seenset_has(const adp__seenset_t *x, const char *key, uint32_t 
 }
 
 /* Adds key (hash = adp__seen_hash(key)), evicting the oldest when the ring
- * is full; a key already present stays where it is. */
-static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash)
+ * is full; a key already present stays where it is. `absent`: the caller's
+ * look-up missed and nothing was added since (x->adds unchanged), so the
+ * probe is not repeated. */
+static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash, bool absent)
 {
-    if (adp__seenset_has(x, key, hash))
+    if (!absent && adp__seenset_has(x, key, hash))
         return;
-    char *copy = strdup(key);
+    size_t pos = x->next;
+    size_t len = strlen(key);
+    char *copy = len < ADP__SEEN_INLINE ? x->inl[pos] : strdup(key);
     if (!copy)
         return; /* not remembered: a redelivery would reach the handler again */
-    size_t pos = x->next;
     const size_t mask = ADP__SEEN_SLOTS - 1;
     if (x->ring[pos]) {
         /* The oldest key's slot: found by its ring position, without
@@ -328,9 +343,13 @@ static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash)
                 break;
             }
         }
-        free(x->ring[pos]);
+        if (x->ring[pos] != x->inl[pos])
+            free(x->ring[pos]);
     }
+    if (copy == x->inl[pos])
+        memcpy(copy, key, len + 1);
     x->ring[pos] = copy;
+    x->adds++;
     x->ring_hash[pos] = hash;
     size_t i = hash & mask;
     while (x->slots[i].pos)
@@ -984,15 +1003,23 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
 /* ------------------------------------------------------------------------ */
 /* Receiving                                                                 */
 
+/* "SENDER/MESSAGE_ID" into key (size bytes), cut short as snprintf would. */
 static void adp__seen_key(char *key, size_t size, const char *sender, const char *id)
 {
-    snprintf(key, size, "%s/%s", sender, id);
+    size_t ns = strlen(sender), ni = strlen(id);
+    if (ns + 1 + ni >= size) {
+        snprintf(key, size, "%s/%s", sender, id);
+        return;
+    }
+    memcpy(key, sender, ns);
+    key[ns] = '/';
+    memcpy(key + ns + 1, id, ni + 1);
 }
 
 /* Remembers a handled message in memory. */
 static void adp__seen_add(adp_client_t *c, const char *key)
 {
-    adp__seenset_add(&c->seen, key, adp__seen_hash(&c->seen, key));
+    adp__seenset_add(&c->seen, key, adp__seen_hash(&c->seen, key), false);
 }
 
 static void adp__seen_emit(adp__journal_t *j, void *user)
@@ -1006,10 +1033,11 @@ static void adp__seen_emit(adp__journal_t *j, void *user)
 }
 
 /* Remembers a handled message (in memory, and in seen.jnl when kept); hash
- * is adp__seen_hash(key). */
-static void adp__seen_record(adp_client_t *c, const char *key, uint32_t hash)
+ * is adp__seen_hash(key); adds is c->seen.adds when the caller's look-up of
+ * key missed (a handler's own adp_run() may have added it since). */
+static void adp__seen_record(adp_client_t *c, const char *key, uint32_t hash, uint64_t adds)
 {
-    adp__seenset_add(&c->seen, key, hash); /* a look-up that misses: one probe sequence */
+    adp__seenset_add(&c->seen, key, hash, c->seen.adds == adds);
     if (!c->seen_jnl)
         return;
     if (adp__journal_append(c->seen_jnl, 'S', key, strlen(key)) != 0)
@@ -1063,6 +1091,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         HUB_DEBUG("adp", "duplicate delivery dropped", "message_id=%s", env->message_id);
         goto settle;
     }
+    const uint64_t seen_adds = c->seen.adds; /* the look-up missed as of now */
     bool in_doubt = hub_map_size(c->in_doubt) > 0 && hub_map_remove(c->in_doubt, seen_key);
     if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
         adp__journal_append(c->seen_jnl, 'B', seen_key, strlen(seen_key));
@@ -1087,7 +1116,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {
         adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
-        adp__seen_record(c, seen_key, seen_hash);
+        adp__seen_record(c, seen_key, seen_hash, seen_adds);
         if (w && !w->done) {
             bool may = adp__may_answer(w, env->sender);
             if (!may && (w->acked || w->held)) {
@@ -1192,7 +1221,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     free(reply.payload);
     /* Handled: remember it before settling, so that a redelivery (after a
      * lost settle, or a restart) does not reach the handler again. */
-    adp__seen_record(c, seen_key, seen_hash);
+    adp__seen_record(c, seen_key, seen_hash, seen_adds);
 settle:
     if (item->hub_seq)
         adp__push_u64(&c->settle, &c->n_settle, &c->cap_settle, item->hub_seq);

@@ -15,6 +15,7 @@
 #include "hub_wire.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkscript.h"
 #include "tkwire.h"
 
 #include <check.h>
@@ -39,7 +40,7 @@ typedef struct {
 } ts__msg_t;
 
 typedef struct {
-    void *ctx, *router;
+    tks_hub_t hub;
     ts__msg_t *script; /* delivered in this order, hub_seq 1, 2, ... */
     size_t n_script;
     volatile bool stop;
@@ -51,16 +52,6 @@ typedef struct {
 } ts__count_t;
 
 static hubfix_t fix;
-
-static void ts__send(ts__hub_t *h, zmq_msg_t *rid, hub_frame_t *frame)
-{
-    uint8_t *buf;
-    size_t len;
-    ck_assert_int_eq(hub_frame_encode(frame, &buf, &len), 0);
-    zmq_send(h->router, zmq_msg_data(rid), zmq_msg_size(rid), ZMQ_SNDMORE);
-    zmq_send(h->router, buf, len, 0);
-    free(buf);
-}
 
 /* Sends script[from, from + n) in one Deliveries frame. */
 static void ts__deliver(ts__hub_t *h, zmq_msg_t *rid, size_t from, size_t n)
@@ -97,7 +88,7 @@ static void ts__deliver(ts__hub_t *h, zmq_msg_t *rid, size_t from, size_t n)
     d.items = ptrs;
     d.n_items = n;
     hub_frame_t frame = tkw_deliveries_frame(&d);
-    ts__send(h, rid, &frame);
+    tks_send(&h->hub, rid, &frame);
     for (size_t i = 0; i < n; i++)
         free(bytes[i]);
     free(bytes);
@@ -112,26 +103,15 @@ static void *ts__hub_run(void *arg)
     zmq_msg_t rid;
     zmq_msg_init(&rid);
     while (!h->stop) {
-        zmq_pollitem_t item = {h->router, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t item = {h->hub.router, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 10) <= 0)
             continue;
         zmq_msg_t body;
-        zmq_msg_init(&body);
-        zmq_msg_close(&rid);
-        zmq_msg_init(&rid);
-        zmq_msg_recv(&rid, h->router, 0);
-        zmq_msg_recv(&body, h->router, 0);
+        tks_recv(&h->hub, &rid, &body);
         hub_frame_t *frame = NULL;
         if (hub_frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), &frame) == 0 &&
             frame->body_case == LTH__V1__FRAME__BODY_HELLO) {
-            Lth__V1__Welcome w = LTH__V1__WELCOME__INIT;
-            w.member_id = MEMBER;
-            w.hub_version = "scripted";
-            w.max_payload_bytes = 65536;
-            w.heartbeat_ms = 60000;
-            w.hub_id = HUBFIX_HUB_ID;
-            hub_frame_t reply = tkw_welcome_frame(&w);
-            ts__send(h, &rid, &reply);
+            tks_welcome(&h->hub, &rid, MEMBER);
             for (size_t from = 0; from < h->n_script; from += PER_FRAME)
                 ts__deliver(h, &rid, from,
                             h->n_script - from < PER_FRAME ? h->n_script - from : PER_FRAME);
@@ -161,10 +141,6 @@ START_TEST(sdk_window_drops_duplicates_of_short_and_long_senders)
 {
     hubfix_init(&fix, NULL);
     hubfix_add_member(&fix, MEMBER, true);
-    char hub_secret[PATH_MAX], err[256];
-    hubfix_secret_path(&fix, HUBFIX_HUB_ID, hub_secret);
-    hub_keypair_t hub;
-    ck_assert_msg(hub_keyfile_read(hub_secret, &hub, err, sizeof err) == 0, "%s", err);
 
     /* A and L, each twice in a row (the second copy dropped), a third copy
      * of each among the others (dropped), OTHERS distinct messages that push
@@ -195,22 +171,12 @@ START_TEST(sdk_window_drops_duplicates_of_short_and_long_senders)
     expected += 2;
     h.n_script = n;
 
-    h.ctx = zmq_ctx_new();
-    h.router = zmq_socket(h.ctx, ZMQ_ROUTER);
-    uint8_t sk[32];
-    ck_assert_ptr_nonnull(zmq_z85_decode(sk, hub.curve_secret));
-    int on = 1, linger = 0;
-    zmq_setsockopt(h.router, ZMQ_CURVE_SERVER, &on, sizeof on);
-    zmq_setsockopt(h.router, ZMQ_CURVE_SECRETKEY, sk, 32);
-    zmq_setsockopt(h.router, ZMQ_LINGER, &linger, sizeof linger);
-    hub_keypair_wipe(&hub);
-    ck_assert_int_eq(zmq_bind(h.router, "tcp://127.0.0.1:*"), 0);
-    size_t elen = sizeof fix.endpoint;
-    zmq_getsockopt(h.router, ZMQ_LAST_ENDPOINT, fix.endpoint, &elen);
+    tks_open(&h.hub, &fix);
 
     ts__count_t count = {a.id, l.id, 0, 0, 0};
     hubfix_client_conf_t conf;
     hubfix_client_conf(&fix, MEMBER, &conf);
+    char err[256];
     adp_client_t *c = NULL;
     ck_assert_msg(adp_new(&conf.cfg, &c, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(adp_offer(c, "x/v1", ts__handler, &count), 0);
@@ -231,8 +197,7 @@ START_TEST(sdk_window_drops_duplicates_of_short_and_long_senders)
     adp_close(&c);
     h.stop = true;
     pthread_join(thread, NULL);
-    zmq_close(h.router);
-    zmq_ctx_term(h.ctx);
+    tks_close(&h.hub);
     free(h.script);
     hubfix_cleanup(&fix);
 }

@@ -385,13 +385,14 @@ int hub_envelope_verify_digest(const hub_envelope_t *env, const uint8_t digest[H
     return 0;
 }
 
-int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
-                                  const uint8_t sig[HUB_SIGNATURE_LEN],
-                                  const hub_batch_proof_t *proof)
+/* Packs fields 15 and 16 into out (room bytes; out may be NULL to size
+ * them): the number of bytes they take, or 0 when room is short or the
+ * proof is invalid. */
+static size_t sign__pack_tail(uint8_t *out, size_t room, const uint8_t sig[HUB_SIGNATURE_LEN],
+                              const hub_batch_proof_t *proof)
 {
-    if (!bytes || !len || (!*bytes && *len) || !sig ||
-        (proof && proof->path_len > HUB_BATCH_MAX_PATH))
-        return HUB_EINVAL;
+    if (!sig || (proof && proof->path_len > HUB_BATCH_MAX_PATH))
+        return 0;
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
     Lth__V1__BatchProof bp = LTH__V1__BATCH_PROOF__INIT;
     ProtobufCBinaryData path[HUB_BATCH_MAX_PATH];
@@ -411,11 +412,32 @@ int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
     /* Every other field is at its proto3 default, so only 15 and 16 are
      * written (an empty string is not encoded by protobuf-c). */
     size_t tail = lth__v1__envelope__get_packed_size(&env);
+    if (out && tail <= room)
+        lth__v1__envelope__pack(&env, out);
+    return !out || tail <= room ? tail : 0;
+}
+
+int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
+                                  const uint8_t sig[HUB_SIGNATURE_LEN],
+                                  const hub_batch_proof_t *proof)
+{
+    if (!bytes || !len || (!*bytes && *len))
+        return HUB_EINVAL;
+    size_t tail = sign__pack_tail(NULL, 0, sig, proof);
+    if (tail == 0)
+        return HUB_EINVAL;
     uint8_t *grown = realloc(*bytes, *len + tail);
     if (!grown)
         return HUB_ENOMEM;
-    lth__v1__envelope__pack(&env, grown + *len);
+    sign__pack_tail(grown + *len, tail, sig, proof);
     *bytes = grown;
     *len += tail;
     return 0;
+}
+
+size_t hub_envelope_pack_signature(uint8_t *out, size_t room,
+                                   const uint8_t sig[HUB_SIGNATURE_LEN],
+                                   const hub_batch_proof_t *proof)
+{
+    return out ? sign__pack_tail(out, room, sig, proof) : 0;
 }

@@ -132,6 +132,12 @@ int hub_batch_root(const uint8_t (*digests)[HUB_DIGEST_LEN], size_t n,
 int hub_envelope_append_signature(uint8_t **bytes, size_t *len,
                                   const uint8_t sig[HUB_SIGNATURE_LEN],
                                   const hub_batch_proof_t *proof);
+/* The same two fields packed into out, which has room bytes (the room an
+ * encoder left after an envelope): the bytes written, or 0 when they do not
+ * fit or the proof is invalid (out is then unchanged). No allocation. */
+size_t hub_envelope_pack_signature(uint8_t *out, size_t room,
+                                   const uint8_t sig[HUB_SIGNATURE_LEN],
+                                   const hub_batch_proof_t *proof);
 
 /* A small cache of batch signatures already verified, so that the envelopes
  * of one batch cost one Ed25519 verification between them. Not thread-safe:

@@ -86,6 +86,11 @@ typedef struct {
     bool restored;         /* read back from the state directory's outbox at adp_new() */
     bool retry;            /* answered UNAVAILABLE: sent again at retry_at_mono_us */
     uint8_t digest[HUB_DIGEST_LEN];
+    uint64_t hash;         /* the outbox index's hash of id (adp__index_put) */
+    /* The encoded envelope, allocated with the entry (adp__outmsg_new): one
+     * malloc and one free per message instead of two. `bytes` points here
+     * unless the signature did not fit (not expected). */
+    uint8_t room[];
 } adp__outmsg_t;
 
 /* The outbox by message id: open addressing with linear probing over the
@@ -165,7 +170,8 @@ static void adp__index_place(adp__slot_t *slots, size_t cap, uint64_t hash, adp_
     slots[i] = (adp__slot_t){hash, m};
 }
 
-/* Adds m under m->id, which the index must not hold yet. */
+/* Adds m under m->id, which the index must not hold yet; m->hash is its
+ * hash from then on. */
 static int adp__index_put(adp__index_t *x, adp__outmsg_t *m)
 {
     if ((x->size + 1) * 2 > x->cap) { /* at most half full */
@@ -180,18 +186,28 @@ static int adp__index_put(adp__index_t *x, adp__outmsg_t *m)
         x->slots = nslots;
         x->cap = ncap;
     }
-    adp__index_place(x->slots, x->cap, adp__id_hash(x, m->id), m);
+    m->hash = adp__id_hash(x, m->id);
+    adp__index_place(x->slots, x->cap, m->hash, m);
     x->size++;
     return 0;
 }
 
-static adp__outmsg_t *adp__index_remove(adp__index_t *x, const char *id)
+/* Takes m out of the index (if there): found by the hash it was put with
+ * and by address, without hashing or comparing its id again. */
+static void adp__index_remove(adp__index_t *x, const adp__outmsg_t *m)
 {
-    adp__slot_t *s = adp__index_find(x, id, adp__id_hash(x, id));
-    if (!s)
-        return NULL;
-    adp__outmsg_t *m = s->m;
+    if (!x->slots)
+        return;
     size_t mask = x->cap - 1;
+    adp__slot_t *s = NULL;
+    for (size_t k = m->hash & mask; x->slots[k].m; k = (k + 1) & mask) {
+        if (x->slots[k].m == m) {
+            s = &x->slots[k];
+            break;
+        }
+    }
+    if (!s)
+        return;
     size_t i = (size_t)(s - x->slots);
     /* Backward shift: move up each later entry of the run that may sit in
      * the freed slot (its home is not cyclically within (i, j]). */
@@ -203,7 +219,6 @@ static adp__outmsg_t *adp__index_remove(adp__index_t *x, const char *id)
     }
     x->slots[i] = (adp__slot_t){0, NULL};
     x->size--;
-    return m;
 }
 
 /* The entries in slot order: *cursor starts at 0; NULL at the end. */
@@ -224,14 +239,23 @@ static adp__outmsg_t *adp__index_next(const adp__index_t *x, size_t *cursor)
  * client: senders choose message ids) and the key's ring position. One hash
  * and one probe sequence per look-up, one allocation per handled message. */
 #define ADP__SEEN_SLOTS (2u * ADP__DEDUP_WINDOW) /* a power of two: at most half full */
+/* Keys shorter than this ("SENDER/MESSAGE_ID" with a sender id of up to 26
+ * bytes) are kept in the ring's own slab, at their ring position: no
+ * malloc and free per handled message; longer ones are strdup'ed. The slab
+ * is calloc'ed: its pages are the kernel's zero pages until written. */
+#define ADP__SEEN_INLINE 64u
 typedef struct {
     uint32_t hash; /* the low half of the key's hash (its home: hash & mask) */
     uint32_t pos;  /* ring position + 1; 0 = empty */
 } adp__seen_slot_t;
 
 typedef struct {
-    char **ring;             /* ADP__DEDUP_WINDOW keys (NULL = unused) */
+    char **ring;             /* ADP__DEDUP_WINDOW keys (NULL = unused); each points
+                                into inl at its position, or to a strdup'ed copy */
+    char (*inl)[ADP__SEEN_INLINE]; /* ADP__DEDUP_WINDOW short keys */
     uint32_t *ring_hash;     /* the same keys' hashes */
+    uint64_t adds;           /* keys added in all: a look-up's miss still holds
+                                while this has not changed */
     size_t next;             /* the ring's next position (its oldest key) */
     adp__seen_slot_t *slots; /* ADP__SEEN_SLOTS */
     uint8_t key[crypto_shorthash_KEYBYTES];
@@ -245,17 +269,20 @@ static uint32_t adp__seen_hash(const adp__seenset_t *x, const char *key)
 static int adp__seenset_init(adp__seenset_t *x)
 {
     x->ring = calloc(ADP__DEDUP_WINDOW, sizeof *x->ring);
+    x->inl = calloc(ADP__DEDUP_WINDOW, sizeof *x->inl);
     x->ring_hash = calloc(ADP__DEDUP_WINDOW, sizeof *x->ring_hash);
     x->slots = calloc(ADP__SEEN_SLOTS, sizeof *x->slots);
     randombytes_buf(x->key, sizeof x->key);
-    return x->ring && x->ring_hash && x->slots ? 0 : HUB_ENOMEM;
+    return x->ring && x->inl && x->ring_hash && x->slots ? 0 : HUB_ENOMEM;
 }
 
 static void adp__seenset_free(adp__seenset_t *x)
 {
-    for (size_t i = 0; x->ring && i < ADP__DEDUP_WINDOW; i++)
-        free(x->ring[i]);
+    for (size_t i = 0; x->ring && x->inl && i < ADP__DEDUP_WINDOW; i++)
+        if (x->ring[i] != x->inl[i])
+            free(x->ring[i]);
     free(x->ring);
+    free(x->inl);
     free(x->ring_hash);
     free(x->slots);
 }
@@ -294,15 +321,18 @@ static bool adp__seenset_has(const adp__seenset_t *x, const char *key, uint32_t 
 }
 
 /* Adds key (hash = adp__seen_hash(key)), evicting the oldest when the ring
- * is full; a key already present stays where it is. */
-static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash)
+ * is full; a key already present stays where it is. `absent`: the caller's
+ * look-up missed and nothing was added since (x->adds unchanged), so the
+ * probe is not repeated. */
+static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash, bool absent)
 {
-    if (adp__seenset_has(x, key, hash))
+    if (!absent && adp__seenset_has(x, key, hash))
         return;
-    char *copy = strdup(key);
+    size_t pos = x->next;
+    size_t len = strlen(key);
+    char *copy = len < ADP__SEEN_INLINE ? x->inl[pos] : strdup(key);
     if (!copy)
         return; /* not remembered: a redelivery would reach the handler again */
-    size_t pos = x->next;
     const size_t mask = ADP__SEEN_SLOTS - 1;
     if (x->ring[pos]) {
         /* The oldest key's slot: found by its ring position, without
@@ -313,9 +343,13 @@ static void adp__seenset_add(adp__seenset_t *x, const char *key, uint32_t hash)
                 break;
             }
         }
-        free(x->ring[pos]);
+        if (x->ring[pos] != x->inl[pos])
+            free(x->ring[pos]);
     }
+    if (copy == x->inl[pos])
+        memcpy(copy, key, len + 1);
     x->ring[pos] = copy;
+    x->adds++;
     x->ring_hash[pos] = hash;
     size_t i = hash & mask;
     while (x->slots[i].pos)
@@ -439,9 +473,22 @@ static int adp__push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
     return 0;
 }
 
+/* A new outbox entry, zeroed, with room for cap bytes of envelope. */
+static adp__outmsg_t *adp__outmsg_new(size_t cap)
+{
+    adp__outmsg_t *m = malloc(sizeof *m + cap);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m); /* the header only: the envelope is written over */
+    m->bytes = m->room;
+    m->cap = cap;
+    return m;
+}
+
 static void adp__outmsg_free(adp__outmsg_t *m)
 {
-    free(m->bytes);
+    if (m->bytes != m->room)
+        free(m->bytes);
     free(m->reason);
     free(m);
 }
@@ -450,7 +497,7 @@ static void adp__outmsg_free(adp__outmsg_t *m)
  * go of it (adp__unsent_release). */
 static void adp__outmsg_drop(adp_client_t *c, adp__outmsg_t *m)
 {
-    adp__index_remove(&c->outbox, m->id);
+    adp__index_remove(&c->outbox, m);
     if (m->queued > 0)
         m->dropped = true;
     else
@@ -583,30 +630,30 @@ static void adp__flush_settle(adp_client_t *c)
 }
 
 /* Appends a signature (and its batch proof) to an envelope encoded without:
- * the two fields are encoded on their own (a small buffer the allocator
- * hands back at once) and copied into the room the envelope was allocated
- * with, instead of reallocating the envelope (which split and freed the
- * rest of its block, or copied it, per message). */
+ * the two fields are packed straight into the room the envelope was
+ * allocated with (no allocation, no copy, no realloc splitting the block). */
 static int adp__append_sig(adp__outmsg_t *m, const uint8_t sig[HUB_SIGNATURE_LEN],
                            const hub_batch_proof_t *proof)
 {
-    uint8_t *tail = NULL;
-    size_t tail_len = 0;
-    int rc = hub_envelope_append_signature(&tail, &tail_len, sig, proof);
-    if (rc != 0)
-        return rc;
-    if (m->len + tail_len > m->cap) { /* not expected: ADP__SIG_ROOM is the most */
-        uint8_t *grown = realloc(m->bytes, m->len + tail_len);
-        if (!grown) {
-            free(tail);
+    size_t tail = hub_envelope_pack_signature(m->bytes + m->len, m->cap - m->len, sig, proof);
+    if (tail == 0) { /* not expected: ADP__SIG_ROOM is the most */
+        uint8_t *grown = malloc(m->len ? m->len : 1);
+        if (!grown)
             return HUB_ENOMEM;
+        memcpy(grown, m->bytes, m->len);
+        size_t len = m->len;
+        int rc = hub_envelope_append_signature(&grown, &len, sig, proof);
+        if (rc != 0) {
+            free(grown);
+            return rc;
         }
+        if (m->bytes != m->room)
+            free(m->bytes);
         m->bytes = grown;
-        m->cap = m->len + tail_len;
+        m->cap = len;
+        tail = len - m->len;
     }
-    memcpy(m->bytes + m->len, tail, tail_len);
-    m->len += tail_len;
-    free(tail);
+    m->len += tail;
     m->needs_sig = false;
     return 0;
 }
@@ -878,15 +925,13 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
                    message_id);
         return HUB_EEXIST;
     }
-    adp__outmsg_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return HUB_ENOMEM;
+    char id[HUB_UUID_LEN + 1];
     if (message_id)
-        memcpy(m->id, message_id, HUB_UUID_LEN + 1);
+        memcpy(id, message_id, HUB_UUID_LEN + 1);
     else
-        adp__new_id(c, m->id);
+        adp__new_id(c, id);
     Lth__V1__Envelope env = LTH__V1__ENVELOPE__INIT;
-    env.message_id = m->id;
+    env.message_id = id;
     env.correlation_id = (char *)(correlation_id ? correlation_id : "");
     env.sender = c->key.member_id;
     env.receiver = (char *)receiver;
@@ -903,25 +948,23 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
      * hub and the receiver verify them: the envelopes posted between two
      * sends share one signature over their Merkle root (adp__sign_unsigned),
      * so only the digest is taken here. */
+    uint8_t digest[HUB_DIGEST_LEN];
+    if (c->key.has_sign && hub_envelope_digest(&env, digest) != 0) {
+        adp__error(c, "computing the envelope's digest failed");
+        return HUB_EINVAL;
+    }
+    size_t len = lth__v1__envelope__get_packed_size(&env);
+    /* With room for the signature and its batch proof, packed after the
+     * envelope when it is sent (adp__append_sig). */
+    adp__outmsg_t *m = adp__outmsg_new(len + ADP__SIG_ROOM);
+    if (!m)
+        return HUB_ENOMEM;
+    memcpy(m->id, id, sizeof m->id);
     if (c->key.has_sign) {
-        if (hub_envelope_digest(&env, m->digest) != 0) {
-            free(m);
-            adp__error(c, "computing the envelope's digest failed");
-            return HUB_EINVAL;
-        }
+        memcpy(m->digest, digest, sizeof m->digest);
         m->needs_sig = true;
     }
-    m->len = lth__v1__envelope__get_packed_size(&env);
-    /* With room for the signature and its batch proof, appended when it is
-     * sent (hub_envelope_append_signature's realloc then stays in place
-     * instead of copying the envelope). */
-    m->cap = m->len + ADP__SIG_ROOM;
-    m->bytes = malloc(m->cap);
-    if (!m->bytes) {
-        free(m);
-        return HUB_ENOMEM;
-    }
-    lth__v1__envelope__pack(&env, m->bytes);
+    m->len = lth__v1__envelope__pack(&env, m->bytes);
     m->waited = waited;
     m->order = c->next_order++;
     if (c->outbox_jnl) {
@@ -929,8 +972,7 @@ static int adp__post_as(adp_client_t *c, const char *message_id, uint64_t create
         if (jrc != 0) {
             adp__error(c, "cannot keep the message in the state directory's outbox (%s)",
                        hub_strerror(jrc));
-            free(m->bytes);
-            free(m);
+            adp__outmsg_free(m);
             return jrc;
         }
         c->outbox_dirty = true;
@@ -961,15 +1003,23 @@ static int adp__post(adp_client_t *c, const char *receiver, const char *service,
 /* ------------------------------------------------------------------------ */
 /* Receiving                                                                 */
 
+/* "SENDER/MESSAGE_ID" into key (size bytes), cut short as snprintf would. */
 static void adp__seen_key(char *key, size_t size, const char *sender, const char *id)
 {
-    snprintf(key, size, "%s/%s", sender, id);
+    size_t ns = strlen(sender), ni = strlen(id);
+    if (ns + 1 + ni >= size) {
+        snprintf(key, size, "%s/%s", sender, id);
+        return;
+    }
+    memcpy(key, sender, ns);
+    key[ns] = '/';
+    memcpy(key + ns + 1, id, ni + 1);
 }
 
 /* Remembers a handled message in memory. */
 static void adp__seen_add(adp_client_t *c, const char *key)
 {
-    adp__seenset_add(&c->seen, key, adp__seen_hash(&c->seen, key));
+    adp__seenset_add(&c->seen, key, adp__seen_hash(&c->seen, key), false);
 }
 
 static void adp__seen_emit(adp__journal_t *j, void *user)
@@ -983,10 +1033,11 @@ static void adp__seen_emit(adp__journal_t *j, void *user)
 }
 
 /* Remembers a handled message (in memory, and in seen.jnl when kept); hash
- * is adp__seen_hash(key). */
-static void adp__seen_record(adp_client_t *c, const char *key, uint32_t hash)
+ * is adp__seen_hash(key); adds is c->seen.adds when the caller's look-up of
+ * key missed (a handler's own adp_run() may have added it since). */
+static void adp__seen_record(adp_client_t *c, const char *key, uint32_t hash, uint64_t adds)
 {
-    adp__seenset_add(&c->seen, key, hash); /* a look-up that misses: one probe sequence */
+    adp__seenset_add(&c->seen, key, hash, c->seen.adds == adds);
     if (!c->seen_jnl)
         return;
     if (adp__journal_append(c->seen_jnl, 'S', key, strlen(key)) != 0)
@@ -1040,6 +1091,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
         HUB_DEBUG("adp", "duplicate delivery dropped", "message_id=%s", env->message_id);
         goto settle;
     }
+    const uint64_t seen_adds = c->seen.adds; /* the look-up missed as of now */
     bool in_doubt = hub_map_size(c->in_doubt) > 0 && hub_map_remove(c->in_doubt, seen_key);
     if (c->seen_jnl && env->kind != LTH__V1__KIND__KIND_REPLY)
         adp__journal_append(c->seen_jnl, 'B', seen_key, strlen(seen_key));
@@ -1064,7 +1116,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     int flags = env->delivery == LTH__V1__DELIVERY__DELIVERY_ONLINE_ONLY ? ADP_ONLINE_ONLY : 0;
     if (msg.kind == ADP_REPLY) {
         adp__await_t *w = hub_map_get(c->awaits, env->correlation_id);
-        adp__seen_record(c, seen_key, seen_hash);
+        adp__seen_record(c, seen_key, seen_hash, seen_adds);
         if (w && !w->done) {
             bool may = adp__may_answer(w, env->sender);
             if (!may && (w->acked || w->held)) {
@@ -1169,7 +1221,7 @@ static void adp__handle_delivery(adp_client_t *c, const Lth__V1__DeliveredEnvelo
     free(reply.payload);
     /* Handled: remember it before settling, so that a redelivery (after a
      * lost settle, or a restart) does not reach the handler again. */
-    adp__seen_record(c, seen_key, seen_hash);
+    adp__seen_record(c, seen_key, seen_hash, seen_adds);
 settle:
     if (item->hub_seq)
         adp__push_u64(&c->settle, &c->n_settle, &c->cap_settle, item->hub_seq);
@@ -1231,7 +1283,7 @@ static void adp__handle_receipts(adp_client_t *c, const Lth__V1__Receipts *r)
                 c->n_retry--;
         }
         c->retry_backoff_ms = 0;
-        adp__await_t *w = hub_map_get(c->awaits, m->id);
+        adp__await_t *w = hub_map_size(c->awaits) ? hub_map_get(c->awaits, m->id) : NULL;
         if (w) {
             /* Who may answer: the receiver, or the delegate the hub names. */
             w->acked = true;
@@ -1650,9 +1702,8 @@ static void adp__outbox_replay(uint8_t type, const uint8_t *data, size_t len, vo
         hub_envelope_free(&env);
         return;
     }
-    adp__outmsg_t *m = calloc(1, sizeof *m);
-    if (m && (m->bytes = malloc(len + ADP__SIG_ROOM)) != NULL) {
-        m->cap = len + ADP__SIG_ROOM;
+    adp__outmsg_t *m = adp__outmsg_new(len + ADP__SIG_ROOM);
+    if (m) {
         memcpy(m->bytes, data, len);
         m->len = len;
         memcpy(m->id, env->message_id, HUB_UUID_LEN + 1);

@@ -14,6 +14,7 @@
 #include "hub_wire.h"
 #include "hubfix.h"
 #include "testkit.h"
+#include "tkscript.h"
 #include "tkwire.h"
 
 #include <check.h>
@@ -29,7 +30,7 @@
 #define POSTED 20000
 
 typedef struct {
-    void *ctx, *router;
+    tks_hub_t hub;
     pthread_mutex_t lock;
     char (*ids)[37];     /* message ids in the order they arrived (distinct) */
     int received;        /* envelope items received, resends included */
@@ -41,16 +42,6 @@ typedef struct {
 
 static hubfix_t fix;
 
-static void fake_send(fake_hub_t *h, zmq_msg_t *rid, hub_frame_t *frame)
-{
-    uint8_t *buf;
-    size_t len;
-    ck_assert_int_eq(hub_frame_encode(frame, &buf, &len), 0);
-    zmq_send(h->router, zmq_msg_data(rid), zmq_msg_size(rid), ZMQ_SNDMORE);
-    zmq_send(h->router, buf, len, 0);
-    free(buf);
-}
-
 static void *fake_hub_run(void *arg)
 {
     fake_hub_t *h = arg;
@@ -58,26 +49,15 @@ static void *fake_hub_run(void *arg)
     zmq_msg_init(&rid);
     bool have_rid = false;
     while (!h->stop) {
-        zmq_pollitem_t item = {h->router, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t item = {h->hub.router, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 10) > 0) {
             zmq_msg_t body;
-            zmq_msg_init(&body);
-            zmq_msg_close(&rid);
-            zmq_msg_init(&rid);
-            zmq_msg_recv(&rid, h->router, 0);
-            zmq_msg_recv(&body, h->router, 0);
+            tks_recv(&h->hub, &rid, &body);
             have_rid = true;
             hub_frame_t *frame = NULL;
             if (hub_frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), &frame) == 0) {
                 if (frame->body_case == LTH__V1__FRAME__BODY_HELLO) {
-                    Lth__V1__Welcome w = LTH__V1__WELCOME__INIT;
-                    w.member_id = MEMBER;
-                    w.hub_version = "scripted";
-                    w.max_payload_bytes = 65536;
-                    w.heartbeat_ms = 60000;
-                    w.hub_id = HUBFIX_HUB_ID;
-                    hub_frame_t reply = tkw_welcome_frame(&w);
-                    fake_send(h, &rid, &reply);
+                    tks_welcome(&h->hub, &rid, MEMBER);
                 } else if (frame->body_case == LTH__V1__FRAME__BODY_BATCH) {
                     pthread_mutex_lock(&h->lock);
                     for (size_t i = 0; i < frame->batch->n_envelopes; i++) {
@@ -118,7 +98,7 @@ static void *fake_hub_run(void *arg)
             }
             Lth__V1__Receipts r = tkw_receipts(ptrs, (size_t)n);
             hub_frame_t reply = tkw_receipts_frame(&r);
-            fake_send(h, &rid, &reply);
+            tks_send(&h->hub, &rid, &reply);
             h->acked = upto;
             free(ptrs);
             free(acks);
@@ -141,25 +121,10 @@ START_TEST(sdk_keeps_at_most_16384_unanswered)
 {
     hubfix_init(&fix, NULL);
     hubfix_add_member(&fix, MEMBER, true);
-    char hub_secret[PATH_MAX], err[256];
-    hubfix_secret_path(&fix, HUBFIX_HUB_ID, hub_secret);
-    hub_keypair_t hub;
-    ck_assert_msg(hub_keyfile_read(hub_secret, &hub, err, sizeof err) == 0, "%s", err);
     fake_hub_t h = {0};
     pthread_mutex_init(&h.lock, NULL);
     h.ids = calloc(POSTED, sizeof *h.ids);
-    h.ctx = zmq_ctx_new();
-    h.router = zmq_socket(h.ctx, ZMQ_ROUTER);
-    uint8_t sk[32];
-    ck_assert_ptr_nonnull(zmq_z85_decode(sk, hub.curve_secret));
-    int on = 1, linger = 0;
-    zmq_setsockopt(h.router, ZMQ_CURVE_SERVER, &on, sizeof on);
-    zmq_setsockopt(h.router, ZMQ_CURVE_SECRETKEY, sk, 32);
-    zmq_setsockopt(h.router, ZMQ_LINGER, &linger, sizeof linger);
-    hub_keypair_wipe(&hub);
-    ck_assert_int_eq(zmq_bind(h.router, "tcp://127.0.0.1:*"), 0);
-    size_t elen = sizeof fix.endpoint;
-    zmq_getsockopt(h.router, ZMQ_LAST_ENDPOINT, fix.endpoint, &elen);
+    tks_open(&h.hub, &fix);
     pthread_t thread;
     ck_assert_int_eq(pthread_create(&thread, NULL, fake_hub_run, &h), 0);
 
@@ -218,8 +183,7 @@ START_TEST(sdk_keeps_at_most_16384_unanswered)
     adp_close(&c);
     h.stop = true;
     pthread_join(thread, NULL);
-    zmq_close(h.router);
-    zmq_ctx_term(h.ctx);
+    tks_close(&h.hub);
     pthread_mutex_destroy(&h.lock);
     free(h.ids);
     hubfix_cleanup(&fix);

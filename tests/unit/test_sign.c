@@ -295,6 +295,20 @@ static hub_envelope_t *ts__batch_signed(hub_envelope_t *env, const uint8_t sig[6
     return out;
 }
 
+/* n copies of the sample with ids of their own, their digests in d, signed
+ * as one batch with sk (one signature, a proof each). */
+static void ts__sign_samples(hub_envelope_t *envs, char (*ids)[37], uint8_t (*d)[32], int n,
+                             const uint8_t sk[64], uint8_t sig[64], hub_batch_proof_t *proofs)
+{
+    for (int i = 0; i < n; i++) {
+        envs[i] = ts__sample();
+        snprintf(ids[i], 37, "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8%03d", i);
+        envs[i].message_id = ids[i];
+        ck_assert_int_eq(hub_envelope_digest(&envs[i], d[i]), 0);
+    }
+    ck_assert_int_eq(hub_batch_sign((const uint8_t(*)[32])d, (size_t)n, sk, sig, proofs), 0);
+}
+
 START_TEST(test_batch_signed_envelopes)
 {
     uint8_t pk[32], sk[64], other_pk[32], other_sk[64];
@@ -304,15 +318,9 @@ START_TEST(test_batch_signed_envelopes)
     hub_envelope_t envs[N];
     char ids[N][37];
     uint8_t d[N][32];
-    for (int i = 0; i < N; i++) {
-        envs[i] = ts__sample();
-        snprintf(ids[i], sizeof ids[i], "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8c9%d", i);
-        envs[i].message_id = ids[i];
-        ck_assert_int_eq(hub_envelope_digest(&envs[i], d[i]), 0);
-    }
     uint8_t sig[64];
     hub_batch_proof_t proofs[N];
-    ck_assert_int_eq(hub_batch_sign(d, N, sk, sig, proofs), 0);
+    ts__sign_samples(envs, ids, d, N, sk, sig, proofs);
 
     hub_sigcache_t cache;
     memset(&cache, 0, sizeof cache);
@@ -374,14 +382,8 @@ START_TEST(test_batch_nodes_cached_still_checked)
     static char ids[N][37];
     static uint8_t d[N][32];
     static hub_batch_proof_t proofs[N];
-    for (int i = 0; i < N; i++) {
-        envs[i] = ts__sample();
-        snprintf(ids[i], sizeof ids[i], "0b6f1f7e-3c1a-4c2e-9a51-7d1f4e2b8%03d", i);
-        envs[i].message_id = ids[i];
-        ck_assert_int_eq(hub_envelope_digest(&envs[i], d[i]), 0);
-    }
     uint8_t sig[64];
-    ck_assert_int_eq(hub_batch_sign(d, N, sk, sig, proofs), 0);
+    ts__sign_samples(envs, ids, d, N, sk, sig, proofs);
     hub_sigcache_t *cache = calloc(1, sizeof *cache);
     ck_assert_ptr_nonnull(cache);
     for (int i = 0; i < N; i++) {
@@ -420,6 +422,62 @@ START_TEST(test_batch_nodes_cached_still_checked)
 }
 END_TEST
 
+/* hub_envelope_pack_signature writes into the room after an envelope the
+ * bytes hub_envelope_append_signature appends (the SDK's outbox entries are
+ * allocated with that room), and nothing when the room is short. */
+START_TEST(test_pack_signature_in_room)
+{
+    uint8_t pk[32], sk[64];
+    ts__key_from_seed(pk, sk);
+    enum { N = 3 };
+    struct {
+        hub_envelope_t envs[N];
+        char ids[N][37];
+        uint8_t d[N][32], sig[64];
+        hub_batch_proof_t proofs[N];
+    } b;
+    ts__sign_samples(b.envs, b.ids, b.d, N, sk, b.sig, b.proofs);
+    const uint8_t *sig = b.sig;
+    const hub_batch_proof_t *proofs = b.proofs;
+    hub_envelope_t *envs = b.envs;
+    uint8_t plain_sig[64]; /* a lone envelope's signature: no proof */
+    ck_assert_int_eq(crypto_sign_detached(plain_sig, NULL, b.d[0], 32, sk), 0);
+    for (int i = 0; i <= N; i++) {
+        const hub_batch_proof_t *proof = i < N ? &proofs[i] : NULL;
+        const uint8_t *s = i < N ? sig : plain_sig;
+        hub_envelope_t *env = &envs[i < N ? i : 0];
+        size_t len = lth__v1__envelope__get_packed_size(env);
+        uint8_t *want = malloc(len);
+        ck_assert_ptr_nonnull(want);
+        lth__v1__envelope__pack(env, want);
+        size_t want_len = len;
+        ck_assert_int_eq(hub_envelope_append_signature(&want, &want_len, s, proof), 0);
+        size_t tail = want_len - len;
+        uint8_t buf[4096];
+        ck_assert_uint_le(want_len + 1, sizeof buf);
+        lth__v1__envelope__pack(env, buf);
+        memset(buf + len, 0xa5, sizeof buf - len);
+        /* One byte short: nothing written. */
+        ck_assert_uint_eq(hub_envelope_pack_signature(buf + len, tail - 1, s, proof), 0);
+        ck_assert_uint_eq(buf[len], 0xa5);
+        ck_assert_uint_eq(hub_envelope_pack_signature(buf + len, sizeof buf - len, s, proof),
+                          tail);
+        ck_assert_mem_eq(buf, want, want_len);
+        ck_assert_uint_eq(buf[want_len], 0xa5); /* and nothing after */
+        hub_envelope_t *dec = NULL;
+        ck_assert_int_eq(hub_envelope_decode(buf, want_len, &dec), 0);
+        ck_assert_int_eq(hub_envelope_verify(dec, pk), 0);
+        hub_envelope_free(&dec);
+        free(want);
+    }
+    hub_batch_proof_t bad = proofs[0];
+    bad.path_len = HUB_BATCH_MAX_PATH + 1;
+    uint8_t buf[64];
+    ck_assert_uint_eq(hub_envelope_pack_signature(buf, sizeof buf, sig, &bad), 0);
+    ck_assert_uint_eq(hub_envelope_pack_signature(NULL, 100, sig, NULL), 0);
+}
+END_TEST
+
 static int prepare(void)
 {
     return sodium_init() < 0 ? EXIT_FAILURE : 0;
@@ -429,4 +487,5 @@ TK_MAIN_PREPARED(prepare, "sign",
                  TK_CASE("envelope", NULL, NULL, 0, test_digest_known_answer,
                          test_every_field_changes_digest, test_sign_verify_round_trip,
                          test_tampering_fails, test_batch_tree_matches_rfc9162,
-                         test_batch_signed_envelopes, test_batch_nodes_cached_still_checked))
+                         test_batch_signed_envelopes, test_batch_nodes_cached_still_checked,
+                         test_pack_signature_in_room))

@@ -692,6 +692,11 @@ const char *admit__signature_problem(int rc, bool has_key);
  * hash (0: none), which _request takes later to fetch the request there. */
 uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len);
 void admit__prefetch_request(hub_server_t *self, uint64_t hash);
+/* The request indexes' slot arrays (cap 8-byte slots, cap a power of two),
+ * zeroed; from 2 MiB up mapped 2 MiB aligned and marked for huge pages.
+ * NULL when out of memory. */
+void *admit__slots_new(uint32_t cap);
+void admit__slots_free(void *slots, uint32_t cap);
 
 /* hub_view.c (envelopes are read with hub_envelope_read_in, hub_wire.h) */
 /* A Batch frame (p, len) read in place into *batch (its envelopes point

@@ -999,14 +999,19 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
         pubsub__publish(self, sender, env, bytes, len, receipts, mid);
         goto done;
     }
-    if (!hub_keydir_find_member(self->keys, env->receiver)) {
-        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
-                           "no member %s is registered with the hub; check the receiver id, or "
-                           "ask the hub operator to add its key",
-                           env->receiver);
-        goto done;
+    core__member_t *rcv = self->last_receiver; /* members live as long as the server */
+    if (!rcv || self->last_receiver_gen != self->keys_gen || strcmp(rcv->id, env->receiver)) {
+        if (!hub_keydir_find_member(self->keys, env->receiver)) {
+            send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_UNKNOWN_RECEIVER,
+                               "no member %s is registered with the hub; check the receiver "
+                               "id, or ask the hub operator to add its key",
+                               env->receiver);
+            goto done;
+        }
+        rcv = members__member(self, env->receiver);
+        self->last_receiver = rcv;
+        self->last_receiver_gen = self->keys_gen;
     }
-    core__member_t *rcv = members__member(self, env->receiver);
     if (rcv) {
         /* From here on, refusals are counted against this flow. */
         receipts->receiver = rcv->id;

@@ -458,6 +458,16 @@ struct hub_server {
 
     uint64_t refused_since_log;
     uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */
+    /* Look-ups by text that runs of one member make the same again and
+     * again (a Batch frame is mostly for one receiver, from one sender):
+     * the last receiver admit__route_envelope found (a registered key, and
+     * its member record) and the last sender whose key send__enqueue
+     * found. Both hold while keys_gen is unchanged. */
+    uint32_t keys_gen; /* bumped whenever `keys` is replaced */
+    core__member_t *last_receiver;
+    uint32_t last_receiver_gen;
+    const hub_keypair_t *last_sender_key;
+    uint32_t last_sender_gen;
     size_t open_requests_total; /* tracked requests not yet answered, all members */
     size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     /* Frames read in this loop turn and each envelope decoded from them

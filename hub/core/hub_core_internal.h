@@ -465,9 +465,8 @@ struct hub_server {
      * found. Both hold while keys_gen is unchanged. */
     uint32_t keys_gen; /* bumped whenever `keys` is replaced */
     core__member_t *last_receiver;
-    uint32_t last_receiver_gen;
     const hub_keypair_t *last_sender_key;
-    uint32_t last_sender_gen;
+    uint32_t last_receiver_gen, last_sender_gen;
     size_t open_requests_total; /* tracked requests not yet answered, all members */
     size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     /* Frames read in this loop turn and each envelope decoded from them

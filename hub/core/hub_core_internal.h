@@ -466,6 +466,15 @@ struct hub_server {
 
     uint64_t refused_since_log;
     uint32_t limits_gen;   /* bumped by every reload: members re-read their limits */
+    /* Look-ups by text that runs of one member make the same again and
+     * again (a Batch frame is mostly for one receiver, from one sender):
+     * the last receiver admit__route_envelope found (a registered key, and
+     * its member record) and the last sender whose key send__enqueue
+     * found. Both hold while keys_gen is unchanged. */
+    uint32_t keys_gen; /* bumped whenever `keys` is replaced */
+    core__member_t *last_receiver;
+    const hub_keypair_t *last_sender_key;
+    uint32_t last_receiver_gen, last_sender_gen;
     size_t open_requests_total; /* tracked requests not yet answered, all members */
     size_t turn_envelopes; /* envelopes read in this loop turn (HUB__TURN_ENVELOPES) */
     /* Frames read in this loop turn and each envelope decoded from them
@@ -703,6 +712,11 @@ const char *admit__signature_problem(int rc, bool has_key);
  * hash (0: none), which _request takes later to fetch the request there. */
 uint64_t admit__prefetch_slot(hub_server_t *self, const uint8_t *bytes, size_t len);
 void admit__prefetch_request(hub_server_t *self, uint64_t hash);
+/* The request indexes' slot arrays (cap 8-byte slots, cap a power of two),
+ * zeroed; from 2 MiB up mapped 2 MiB aligned and marked for huge pages.
+ * NULL when out of memory. */
+void *admit__slots_new(uint32_t cap);
+void admit__slots_free(void *slots, uint32_t cap);
 
 /* hub_view.c (envelopes are read with hub_envelope_read_in, hub_wire.h) */
 /* A Batch frame (p, len) read in place into *batch (its envelopes point

@@ -463,9 +463,13 @@ static int send__enqueue(hub_server_t *self, core__member_t *m, const char *send
                          uint32_t attempt, uint8_t *bytes, size_t len, bool lent)
 {
     core__outitem_t item = {seq, attempt, bytes, len, {0}, false, lent};
-    const hub_keypair_t *kp = !strcmp(sender, self->own_key.member_id)
-                                  ? &self->own_key
-                                  : hub_keydir_find_member(self->keys, sender);
+    const hub_keypair_t *kp = self->last_sender_key;
+    if (!kp || self->last_sender_gen != self->keys_gen || strcmp(sender, kp->member_id) != 0) {
+        kp = !strcmp(sender, self->own_key.member_id) ? &self->own_key
+                                                       : hub_keydir_find_member(self->keys, sender);
+        self->last_sender_key = kp;
+        self->last_sender_gen = self->keys_gen;
+    }
     if (kp && kp->has_sign) {
         memcpy(item.sign_key, kp->sign_public, 32);
         item.has_sign_key = true;

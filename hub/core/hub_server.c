@@ -738,6 +738,7 @@ int hub_server_reload_keys(hub_server_t *self, char *err, size_t err_size)
     }
     hub_keydir_destroy(&self->keys);
     self->keys = fresh;
+    self->keys_gen++;
     HUB_INFO("hubd", "key directory reloaded", "members=%zu agreements=%zu delegations=%zu",
              hub_keydir_count(fresh), self->policy ? hub_policy_rule_count(self->policy) : 0,
              hub_delegations_count(self->delegations));

@@ -771,6 +771,31 @@ START_TEST(test_answered_requests_wrap_and_grow)
 }
 END_TEST
 
+/* The indexes' slot arrays: small ones from malloc, large ones mapped on
+ * 2 MiB boundaries (for huge pages); both zeroed, writable to the end. */
+START_TEST(test_index_slots_zeroed_and_aligned)
+{
+    const uint32_t caps[] = {1024, 1u << 18, 1u << 20};
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        uint32_t cap = caps[k];
+        uint64_t *s = admit__slots_new(cap);
+        ck_assert_ptr_nonnull(s);
+        if ((size_t)cap * 8 >= (2u << 20))
+            ck_assert_uint_eq((uintptr_t)s & ((2u << 20) - 1), 0);
+        uint64_t any = 0;
+        for (uint32_t i = 0; i < cap; i++) {
+            any |= s[i];
+            s[i] = i + 1;
+        }
+        ck_assert_uint_eq(any, 0);
+        ck_assert_uint_eq(s[cap - 1], cap);
+        admit__slots_free(s, cap);
+    }
+    admit__slots_free(NULL, 1u << 20);
+    admit__slots_free(NULL, 1024);
+}
+END_TEST
+
 TK_MAIN("admit",
         TK_CASE("admit", setup, teardown, 30, test_not_an_envelope,
                 test_sender_must_be_the_connection, test_unknown_receiver,
@@ -782,4 +807,4 @@ TK_MAIN("admit",
                 test_answered_requests_leave_in_order,
                 test_reply_only_from_the_receiver_to_the_sender,
                 test_answered_id_used_again_by_another_member,
-                test_answered_requests_wrap_and_grow))
+                test_answered_requests_wrap_and_grow, test_index_slots_zeroed_and_aligned))

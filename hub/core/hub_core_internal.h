@@ -92,26 +92,33 @@
 #define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
 /* Envelopes waiting for the store (admitted, not yet answered by a commit),
  * and each member's share of them, so that no member can take the store's
- * queue from the others (an admitted member is not a trusted one):
- *   - a member may hold at most HUB__MEMBER_PENDING_MAX waiting envelopes
- *     (a publication costs its publisher one per subscriber); past that it
- *     is told QUEUE_FULL with its own count, whatever the others hold. The
- *     SDK's window is as wide, so a member using it is never refused this;
- *   - all members together fill at most HUB__MAX_PENDING in the ordinary
- *     way (self->pending_n, the envelopes the running commit has not
- *     taken); past that, only a member that holds fewer than
- *     HUB__PENDING_SMALL (counting the new ones) is admitted, into a
- *     reserve of HUB__PENDING_RESERVE more: the hard cap, so that memory
- *     stays bounded whatever the senders do.
- * Why this holds a modest sender harmless: one flooder gets at most a
- * quarter of the ordinary cap, so it takes four to fill it; and in the
- * reserve each member ever has fewer than HUB__PENDING_SMALL envelopes
- * admitted there still waiting (it enters only while its whole count, those
- * included, stays below that), so F flooders take at most F ×
- * HUB__PENDING_SMALL of it. A member sending at a modest rate (under
- * HUB__PENDING_SMALL per two commits: 2,000 a second with 250 ms commits)
- * is admitted unless fifteen members flood at once, or the honest traffic
- * alone outruns the disk, when QUEUE_FULL is the right answer for all. */
+ * queue from the others (an admitted member is not a trusted one). The
+ * rule (core__store_room):
+ *   - while the envelopes the running commit has not taken (pending_n) are
+ *     at most half of HUB__MAX_PENDING, everyone is admitted: a single fast
+ *     sender is not held to a share it takes from nobody (hubbench's raw
+ *     sender keeps some 20,000 unanswered at 190,000 a second);
+ *   - past half, a member may hold at most HUB__MEMBER_PENDING_MAX waiting
+ *     envelopes (its store_waiting, the running commit's included; a
+ *     publication costs its publisher one per subscriber); over that it
+ *     alone is told QUEUE_FULL with its own count. The SDK's window is as
+ *     wide, so a member using it is never refused this;
+ *   - all together fill at most HUB__MAX_PENDING; past that, only a member
+ *     that holds fewer than HUB__PENDING_SMALL (the new ones included) is
+ *     admitted, into a reserve of HUB__PENDING_RESERVE more: the hard cap,
+ *     so that memory stays bounded whatever the senders do.
+ * Why a modest sender is not refused: since pending_n was last at most
+ * half the cap, each member that got envelopes in has at most its share of
+ * those still waiting, so pending_n <= half + F x share for the F members
+ * that did: one flooder, however fast, leaves a quarter of the cap to the
+ * others. Two or more may fill it; then in the reserve each member
+ * has fewer than HUB__PENDING_SMALL of its envelopes admitted there still
+ * waiting (it enters only while its whole count, those included, stays
+ * below that), so F flooders take at most F x HUB__PENDING_SMALL of it. A
+ * member sending at a modest rate (under HUB__PENDING_SMALL per two
+ * commits: 2,000 a second with 250 ms commits) is admitted unless fifteen
+ * members flood at once, or the honest traffic alone outruns the disk,
+ * when QUEUE_FULL is the right answer for all. */
 #define HUB__MAX_PENDING 65536        /* ordinary cap, all senders (pending_n) */
 #define HUB__MEMBER_PENDING_MAX 16384 /* waiting envelopes per member */
 #define HUB__PENDING_SMALL 1024       /* a member under this may use the reserve */
@@ -569,12 +576,14 @@ typedef enum {
 static inline core__room_t core__store_room(const hub_server_t *self, const core__member_t *m,
                                             size_t n)
 {
+    size_t all = self->pending_n + n;
+    if (all <= HUB__MAX_PENDING / 2)
+        return CORE__ROOM;
     size_t mine = m->store_waiting + n;
     /* A member holding nothing may add a publication larger than its share
      * (its subscribers' copies), within the caps below. */
     if (mine > HUB__MEMBER_PENDING_MAX && m->store_waiting > 0)
         return CORE__ROOM_MEMBER_FULL;
-    size_t all = self->pending_n + n;
     if (all <= HUB__MAX_PENDING ||
         (mine < HUB__PENDING_SMALL && all <= HUB__MAX_PENDING + HUB__PENDING_RESERVE))
         return CORE__ROOM;

@@ -320,15 +320,26 @@ START_TEST(test_store_share_counts_until_the_commit_answers)
 }
 END_TEST
 
-/* A member holding its share is refused with its own count, whatever the
+/* While the queue is at most half full everyone is admitted; past half a
+ * member holding its share is refused with its own count, whatever the
  * others hold; past the hub-wide cap only a member holding little is
- * admitted, into the reserve, up to the hard cap. */
+ * admitted, into the reserve, up to the hard cap. The queue's length is
+ * faked (nothing is in the array; admission refuses before adding). */
 START_TEST(test_store_share_rule)
 {
     char id[HUB_UUID_LEN + 1];
+    core__member_t *other = members__member(server, RECEIVER_ID);
+    ck_assert_ptr_nonnull(other);
+    other->store_waiting = HUB__MEMBER_PENDING_MAX;
+    server->pending_n = HUB__MAX_PENDING / 2 - 1;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
+    server->pending_n = HUB__MAX_PENDING / 2;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM_MEMBER_FULL);
+    other->store_waiting = 0;
     sender->store_waiting = HUB__MEMBER_PENDING_MAX;
     route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
               id);
+    server->pending_n = 0;
     assert_nack(LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
                 "you have 16384 envelopes waiting to be written to the hub's store (the limit "
                 "per member is 16384); nothing was stored: wait for the ACKs");
@@ -336,8 +347,7 @@ START_TEST(test_store_share_rule)
     ck_assert_int_eq(send__receipts_init(&receipts, 4), 0);
     sender->store_waiting = 0;
 
-    core__member_t *other = members__member(server, RECEIVER_ID);
-    ck_assert_ptr_nonnull(other);
+    server->pending_n = HUB__MAX_PENDING / 2;
     ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
     other->store_waiting = HUB__MEMBER_PENDING_MAX - 1;
     ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);

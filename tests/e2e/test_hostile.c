@@ -11,6 +11,7 @@
 #include "tkwire.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -802,7 +803,7 @@ START_TEST(flooding_member_cannot_take_the_store_queue_from_the_others)
     /* Unsigned envelopes (made fast, checked by nobody) and no rate to
      * speak of: the store's queue is the only limit tried here. */
     hubfix_append_conf(&fix, "require_signatures = no\nrate_msgs = 10000000\n"
-                             "rate_bytes = 1000000000\n");
+                             "rate_bytes = 1000000000\nhttp_listen = 127.0.0.1:0\n");
     char policy[1024];
     snprintf(policy, sizeof policy, "%sallow " EVIL " -> " SLOW "/inbox/v1\n", base_policy);
     write_policy(policy);
@@ -855,6 +856,26 @@ START_TEST(flooding_member_cannot_take_the_store_queue_from_the_others)
         store_receipts(&tthc, &hrx, 0);
         rawcli_heartbeat(&tthc);
     }
+    /* The operator sees who holds the queue (GET /api/v1/members). */
+    char url[128];
+    snprintf(url, sizeof url, "http://%s/api/v1/members", fix.http);
+    json_t *j = tk_reply_json(tk_http("GET", url, NULL, NULL), "members");
+    json_int_t evil_waiting = -1, tthc_waiting = -1;
+    size_t at;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "members"), at, m)
+    {
+        const char *mid = json_string_value(json_object_get(m, "id"));
+        json_int_t w = json_integer_value(json_object_get(m, "store_waiting"));
+        if (mid && !strcmp(mid, EVIL))
+            evil_waiting = w;
+        else if (mid && !strcmp(mid, TTHC))
+            tthc_waiting = w;
+    }
+    json_decref(j);
+    ck_assert_msg(evil_waiting >= 1024 && tthc_waiting >= 0 && tthc_waiting <= HONEST_N,
+                  "store_waiting: %s %lld, %s %lld", EVIL, (long long)evil_waiting, TTHC,
+                  (long long)tthc_waiting);
     /* The disk is fast again: every receipt comes. */
     unlink(slow_file);
     uint64_t deadline = hub_monotonic_us() + 20000000u;

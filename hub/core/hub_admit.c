@@ -861,6 +861,26 @@ const char *admit__signature_problem(int rc, bool has_key)
            "changed after signing, or signed with another key";
 }
 
+/* The refusal of a durable envelope (or a publication: publication) the
+ * store's queue has no room for (core__store_room said why). */
+void admit__queue_full(hub_server_t *self, core__receipts_t *r, const char *message_id,
+                       const core__member_t *sender, core__room_t room, bool publication)
+{
+    if (room == CORE__ROOM_MEMBER_FULL)
+        send__receipt_nack(self, r, message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                           "you have %u envelopes waiting to be written to the hub's store%s "
+                           "(the limit per member is %d); nothing was stored: wait for the "
+                           "ACKs of those before sending more",
+                           (unsigned)sender->store_waiting,
+                           publication ? " (a publication counts once per subscriber)" : "",
+                           HUB__MEMBER_PENDING_MAX);
+    else
+        send__receipt_nack(self, r, message_id, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                           "the hub's store is behind (%zu envelopes waiting to be written); "
+                           "nothing was stored, %s again shortly",
+                           self->pending_n, publication ? "publish" : "send");
+}
+
 /* The member's limits, re-read after every reload: hubd.conf's defaults,
  * or its policy `limit` line. */
 void admit__member_limits(hub_server_t *self, core__member_t *m)
@@ -1181,14 +1201,14 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
                           true);
         goto done;
     }
-    /* Durable: wait for the group commit, unless the store is this far
-     * behind: then the sender is told to wait, and the hub's memory stays
-     * bounded whatever the senders do. */
-    if (self->pending_n >= HUB__MAX_PENDING) {
-        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                           "the hub's store is behind (%zu envelopes waiting to be written); "
-                           "nothing was stored, send again shortly",
-                           self->pending_n);
+    /* Durable: wait for the group commit, unless the sender holds its share
+     * of the envelopes waiting for the store, or the store is this far
+     * behind for everyone (the rule at HUB__MAX_PENDING): then the sender is
+     * told to wait, and the hub's memory stays bounded whatever the senders
+     * do. */
+    core__room_t room = core__store_room(self, sender, 1);
+    if (room != CORE__ROOM) {
+        admit__queue_full(self, receipts, mid, sender, room, false);
         goto done;
     }
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
@@ -1278,6 +1298,7 @@ void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uin
         p.request_expires_us = p.msg.expires_at_us;
     }
     p.msg.preset_seq = self->next_seq++;
+    p.payer = sender;
     if (answers.in)
         admit__request_answered(self, answers, env->message_id, p.msg.preset_seq);
     delivery__deliver_early(self, sender, env->created_at_us, rcv, &p);

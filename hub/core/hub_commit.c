@@ -214,6 +214,10 @@ static void commit__after_commit(uv_work_t *req, int status)
     hub_map_destroy(&by_sender);
 
     for (size_t i = 0; i < job->n_items; i++) {
+        /* Answered (ACK or NACK, stored or not): off its payer's share. */
+        core__member_t *payer = job->items[i].payer;
+        if (payer && payer->store_waiting > 0)
+            payer->store_waiting--;
         if (job->items[i].early)
             continue;
         core__member_t *m = hub_map_get(self->members, job->items[i].msg.receiver);

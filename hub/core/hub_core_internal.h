@@ -90,8 +90,40 @@
 /* ... and frame bytes kept for the turn's deliveries (hub_server.turn_arena). */
 #define HUB__TURN_LENT_MAX (16u << 20)
 #define HUB__MAX_COMMIT_ITEMS 8192 /* envelopes per store transaction */
-#define HUB__MAX_PENDING 65536     /* envelopes waiting for the store, all senders */
-#define HUB__SPARE_ITEMS_MAX 4096  /* a commit's items array kept for the next, at most */
+/* Envelopes waiting for the store (admitted, not yet answered by a commit),
+ * and each member's share of them, so that no member can take the store's
+ * queue from the others (an admitted member is not a trusted one). The
+ * rule (core__store_room):
+ *   - while the envelopes the running commit has not taken (pending_n) are
+ *     at most half of HUB__MAX_PENDING, everyone is admitted: a single fast
+ *     sender is not held to a share it takes from nobody (hubbench's raw
+ *     sender keeps some 20,000 unanswered at 190,000 a second);
+ *   - past half, a member may hold at most HUB__MEMBER_PENDING_MAX waiting
+ *     envelopes (its store_waiting, the running commit's included; a
+ *     publication costs its publisher one per subscriber); over that it
+ *     alone is told QUEUE_FULL with its own count. The SDK's window is as
+ *     wide, so a member using it is never refused this;
+ *   - all together fill at most HUB__MAX_PENDING; past that, only a member
+ *     that holds fewer than HUB__PENDING_SMALL (the new ones included) is
+ *     admitted, into a reserve of HUB__PENDING_RESERVE more: the hard cap,
+ *     so that memory stays bounded whatever the senders do.
+ * Why a modest sender is not refused: since pending_n was last at most
+ * half the cap, each member that got envelopes in has at most its share of
+ * those still waiting, so pending_n <= half + F x share for the F members
+ * that did: one flooder, however fast, leaves a quarter of the cap to the
+ * others. Two or more may fill it; then in the reserve each member
+ * has fewer than HUB__PENDING_SMALL of its envelopes admitted there still
+ * waiting (it enters only while its whole count, those included, stays
+ * below that), so F flooders take at most F x HUB__PENDING_SMALL of it. A
+ * member sending at a modest rate (under HUB__PENDING_SMALL per two
+ * commits: 2,000 a second with 250 ms commits) is admitted unless fifteen
+ * members flood at once, or the honest traffic alone outruns the disk,
+ * when QUEUE_FULL is the right answer for all. */
+#define HUB__MAX_PENDING 65536        /* ordinary cap, all senders (pending_n) */
+#define HUB__MEMBER_PENDING_MAX 16384 /* waiting envelopes per member */
+#define HUB__PENDING_SMALL 1024       /* a member under this may use the reserve */
+#define HUB__PENDING_RESERVE 16384    /* hard cap: HUB__MAX_PENDING + this */
+#define HUB__SPARE_ITEMS_MAX 4096     /* a commit's items array kept for the next, at most */
 #define HUB__ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define HUB__READ_BATCH 512 /* messages read from a queue at a time */
 /* What one connection can hold of the hub's memory: ZeroMQ keeps at most
@@ -257,6 +289,9 @@ typedef struct members__member {
 
     /* The small fields, together so that the struct has no holes. */
     uint32_t open_requests; /* its requests still waiting for a reply */
+    /* Its envelopes waiting for the store, pending or in the running
+     * commit (core__pending_t.payer): at most HUB__MEMBER_PENDING_MAX. */
+    uint32_t store_waiting;
     uint32_t limits_gen;    /* == server's: the cached limits (above) are current */
     uint32_t refusal_logs;  /* lines logged in this second (HUB__REFUSAL_LOGS_PER_S) */
     bool online;
@@ -277,6 +312,12 @@ typedef struct {
 typedef struct {
     hub_store_msg_t msg;
     uint8_t *bytes;       /* owned */
+    /* The member whose share of the store's queue it counts against
+     * (store_waiting): its sender, or a publication's publisher for each
+     * copy. Member records live as long as the server (a member taken out
+     * of the keys by a reload keeps its record), so this cannot dangle;
+     * NULL: counted against nobody. */
+    struct members__member *payer;
     uint8_t sign_key[32]; /* the sender's Ed25519 key, when verify is set */
     bool verify;          /* check the signature on the worker */
     int verdict;          /* set by the worker: 0, or a HUB_E* code from verification */
@@ -541,6 +582,31 @@ static inline int core__grow(void **array, size_t *cap, size_t need, size_t elem
          ? ((arr)[(n)++] = (value), 0)                                                             \
          : HUB_ENOMEM)
 
+/* Whether member m may add n envelopes to those waiting for the store
+ * (the rule at HUB__MAX_PENDING): CORE__ROOM, or which refusal. */
+typedef enum {
+    CORE__ROOM = 0,
+    CORE__ROOM_MEMBER_FULL, /* m holds its share: QUEUE_FULL, naming its count */
+    CORE__ROOM_HUB_FULL,    /* the store is behind for everyone: QUEUE_FULL */
+} core__room_t;
+
+static inline core__room_t core__store_room(const hub_server_t *self, const core__member_t *m,
+                                            size_t n)
+{
+    size_t all = self->pending_n + n;
+    if (all <= HUB__MAX_PENDING / 2)
+        return CORE__ROOM;
+    size_t mine = m->store_waiting + n;
+    /* A member holding nothing may add a publication larger than its share
+     * (its subscribers' copies), within the caps below. */
+    if (mine > HUB__MEMBER_PENDING_MAX && m->store_waiting > 0)
+        return CORE__ROOM_MEMBER_FULL;
+    if (all <= HUB__MAX_PENDING ||
+        (mine < HUB__PENDING_SMALL && all <= HUB__MAX_PENDING + HUB__PENDING_RESERVE))
+        return CORE__ROOM;
+    return CORE__ROOM_HUB_FULL;
+}
+
 /* Subscribers of one topic ("PUBLISHER/SERVICE/VERSION"). */
 typedef struct {
     const char **members; /* interned member ids */
@@ -707,6 +773,8 @@ void admit__request_loaded(const hub_store_request_t *sr, void *user);
 void admit__route_envelope(hub_server_t *self, core__member_t *sender, const uint8_t *bytes,
                            size_t len, core__receipts_t *receipts);
 const char *admit__signature_problem(int rc, bool has_key);
+void admit__queue_full(hub_server_t *self, core__receipts_t *r, const char *message_id,
+                       const core__member_t *sender, core__room_t room, bool publication);
 /* Cache hints for an envelope about to be admitted (bytes: its encoding):
  * _slot fetches the request table's slot for its id and returns the id's
  * hash (0: none), which _request takes later to fetch the request there. */

@@ -250,11 +250,15 @@ void delivery__pump(hub_server_t *self, core__member_t *m)
 }
 
 /* Queues an envelope for the next group commit. Its seq was taken from
- * self->next_seq already (preset_seq), so that it can be delivered early. */
+ * self->next_seq already (preset_seq), so that it can be delivered early.
+ * It counts against its payer's share until its commit is done
+ * (commit__after_commit). */
 int delivery__pending_push(hub_server_t *self, core__pending_t *p)
 {
     if (HUB__PUSH(self->pending, self->pending_n, self->pending_cap, *p) != 0)
         return HUB_ENOMEM;
+    if (p->payer)
+        p->payer->store_waiting++;
     if (!p->early) {
         core__member_t *r = members__member(self, p->msg.receiver);
         if (r)

@@ -197,6 +197,7 @@ static void ops__collect_member(const hub_ops_member_t *m, void *user)
     c->in_flight = m->in_flight;
     c->refusals = m->refusals;
     c->cert_not_after_us = m->cert_not_after_us;
+    c->store_waiting = m->store_waiting;
     ms->n++;
 }
 

@@ -81,7 +81,7 @@ typedef struct {
     char *id, *address, *services;
     bool known, online;
     uint64_t connected_at_us, last_seen_us, msgs_in, msgs_out, bytes_in, bytes_out, in_flight;
-    uint64_t refusals, cert_not_after_us;
+    uint64_t refusals, cert_not_after_us, store_waiting;
 } hub_ops__member_copy_t;
 
 typedef struct {

@@ -245,6 +245,8 @@ void hub_ops__route_members(hub_ops_t *self, const hub_http_request_t *req, hub_
         hub_jsonw_kv_u64(&w, "bytes_in", m->bytes_in);
         hub_jsonw_kv_u64(&w, "bytes_out", m->bytes_out);
         hub_jsonw_kv_u64(&w, "in_flight", m->in_flight);
+        /* Its durable envelopes waiting for the store (HUB__MEMBER_PENDING_MAX). */
+        hub_jsonw_kv_u64(&w, "store_waiting", m->store_waiting);
         hub_jsonw_object_end(&w);
     }
     hub_jsonw_array_end(&w);

@@ -30,6 +30,7 @@ typedef struct {
     uint64_t in_flight;          /* delivered, not yet settled */
     uint64_t refusals;           /* its envelopes refused since the hub started */
     uint64_t cert_not_after_us;  /* its certificate's end; 0 = none (development mode) */
+    uint64_t store_waiting;      /* its durable envelopes waiting for the store (its share) */
 } hub_ops_member_t;
 
 typedef struct {

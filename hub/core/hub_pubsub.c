@@ -205,11 +205,10 @@ void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envel
     uint64_t ttl_ms = env->ttl_ms ? env->ttl_ms : self->cfg.default_ttl_ms;
     if (ttl_ms > self->cfg.max_ttl_ms)
         ttl_ms = self->cfg.max_ttl_ms;
-    if (self->pending_n + l->n > HUB__MAX_PENDING) {
-        send__receipt_nack(self, receipts, mid, LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
-                           "the hub's store is behind (%zu envelopes waiting to be written); "
-                           "nothing was stored, publish again shortly",
-                           self->pending_n);
+    /* The publisher pays for every subscriber's copy (HUB__MAX_PENDING). */
+    core__room_t room = core__store_room(self, sender, l->n);
+    if (room != CORE__ROOM) {
+        admit__queue_full(self, receipts, mid, sender, room, true);
         return;
     }
     uint64_t now = hub_now_us();
@@ -243,6 +242,7 @@ void pubsub__publish(hub_server_t *self, core__member_t *sender, const hub_envel
             p.verify = true;
         }
         p.msg.preset_seq = self->next_seq++;
+        p.payer = sender;
         if (delivery__pending_push(self, &p) != 0) {
             free(p.bytes);
             break;

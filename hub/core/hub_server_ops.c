@@ -33,6 +33,7 @@ static void server_ops__members(void *ctx, hub_ops_member_visit visit, void *use
             v.bytes_out = m->bytes_out;
             v.in_flight = m->inflight_open;
             v.refusals = m->refusals;
+            v.store_waiting = m->store_waiting;
         }
         /* Several nodes: connected to another one (hub_cluster.h). */
         const char *elsewhere = NULL;
@@ -61,7 +62,8 @@ static void server_ops__members(void *ctx, hub_ops_member_visit visit, void *use
                               m->bytes_out,
                               m->inflight_open,
                               m->refusals,
-                              0};
+                              0,
+                              m->store_waiting};
         visit(&v, user);
     }
 }

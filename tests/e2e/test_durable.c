@@ -820,11 +820,7 @@ START_TEST(store_that_cannot_commit_refuses_with_internal)
 {
     /* hubd again, with tests/faults/failsync.c preloaded: while the file
      * fail-sync exists, fdatasync() fails with EIO, as on a bad disk. */
-    const char *lib = getenv("HUB_FAILSYNC_LIB");
-    if (!lib || access(lib, R_OK) != 0) {
-        hubfix_cleanup(&fix); /* the teardown does not run after a skip */
-        tk_skip("HUB_FAILSYNC_LIB not set or not built (run through ctest)");
-    }
+    const char *lib = hubfix_failsync_lib(&fix);
     hubfix_stop(&fix);
     char trigger[PATH_MAX];
     snprintf(trigger, sizeof trigger, "%s/fail-sync", fix.dir);

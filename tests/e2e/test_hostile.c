@@ -2,6 +2,7 @@
  * attacks a real hubd (issue: "a hostile member gets nothing it was not
  * granted, and cannot starve the others"). Each test attacks, asserts the
  * refusal and its words, and checks that honest traffic still flows. */
+#include "hub_clock.h"
 #include "hub_error.h"
 #include "hub_keys.h"
 #include "hub_sign.h"
@@ -10,6 +11,7 @@
 #include "tkwire.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -716,6 +718,235 @@ START_TEST(one_member_cannot_fill_the_store_for_the_others)
 }
 END_TEST
 
+/* ---- The store's queue: each member's share --------------------------- */
+
+/* The flood below: at most FLOOD_MAX envelopes, sent FLOOD_BATCH a frame. */
+enum { FLOOD_MAX = 131072, FLOOD_BATCH = 1024, HONEST_N = 5 };
+
+/* Flood envelope i's message id, from which its number reads back. */
+static void flood_id(size_t i, char id[37])
+{
+    snprintf(id, 37, "%08zx-0000-4000-8000-000000000000", i);
+}
+
+static long flood_index(const char *id)
+{
+    if (strlen(id) != 36 || strcmp(id + 8, "-0000-4000-8000-000000000000") != 0)
+        return -1;
+    char *end;
+    long i = strtol(id, &end, 16);
+    return end == id + 8 && i < FLOOD_MAX ? i : -1;
+}
+
+/* What one member's receipts said. */
+typedef struct {
+    uint8_t *acked; /* flood_index -> 1: ACKed (NULL: not the flood) */
+    size_t acks, queue_full, answered;
+    char reason[600]; /* a QUEUE_FULL's */
+} store_rx_t;
+
+/* Reads c's receipts for up to timeout_ms, then whatever else waits. */
+static void store_receipts(rawcli_t *c, store_rx_t *rx, int timeout_ms)
+{
+    hub_frame_t *f;
+    while ((f = rawcli_recv(c, timeout_ms)) != NULL) {
+        timeout_ms = 0;
+        if (f->body_case != LTH__V1__FRAME__BODY_RECEIPTS) {
+            hub_frame_free(&f);
+            continue;
+        }
+        for (size_t k = 0; k < f->receipts->n_acks; k++) {
+            const char *id = f->receipts->acks[k]->message_id;
+            if (rx->acked) {
+                long i = flood_index(id);
+                ck_assert_msg(i >= 0, "an ACK for %s, not sent", id);
+                rx->acked[i] = 1;
+            }
+            rx->acks++;
+        }
+        for (size_t k = 0; k < f->receipts->n_nacks; k++) {
+            Lth__V1__Nack *nk = f->receipts->nacks[k];
+            ck_assert_msg(nk->code == LTH__V1__NACK_CODE__NACK_QUEUE_FULL, "%s: %s",
+                          hub_nack_code_name(nk->code), nk->reason);
+            rx->queue_full++;
+            snprintf(rx->reason, sizeof rx->reason, "%s", nk->reason);
+        }
+        rx->answered += f->receipts->n_acks + f->receipts->n_nacks;
+        hub_frame_free(&f);
+    }
+}
+
+/* Sends flood envelopes [*sent, *sent + n) of fl in batches. */
+static void flood_send(rawcli_t *c, const flood_t *fl, size_t *sent, size_t n)
+{
+    while (n > 0 && *sent < fl->n) {
+        size_t k = n < FLOOD_BATCH ? n : FLOOD_BATCH;
+        if (k > fl->n - *sent)
+            k = fl->n - *sent;
+        rawcli_send_batch(c, fl->items + *sent, k);
+        *sent += k;
+        n -= k;
+    }
+}
+
+/* With commits slowed to 250 ms a disk flush, one member floods durable
+ * envelopes, far more than its share of those waiting for the store (the
+ * rule at HUB__MAX_PENDING), while an honest member sends a few: the
+ * honest ones are all ACKed and delivered, the flooder is told QUEUE_FULL
+ * with its own count, and everything of its flood that was ACKed is
+ * delivered too. Without the share the flooder fills the hub-wide queue
+ * and the honest member gets QUEUE_FULL. */
+START_TEST(flooding_member_cannot_take_the_store_queue_from_the_others)
+{
+    const char *lib = hubfix_failsync_lib(&fix);
+    hubfix_stop(&fix);
+    /* Unsigned envelopes (made fast, checked by nobody) and no rate to
+     * speak of: the store's queue is the only limit tried here. */
+    hubfix_append_conf(&fix, "require_signatures = no\nrate_msgs = 10000000\n"
+                             "rate_bytes = 1000000000\nhttp_listen = 127.0.0.1:0\n");
+    char policy[1024];
+    snprintf(policy, sizeof policy, "%sallow " EVIL " -> " SLOW "/inbox/v1\n", base_policy);
+    write_policy(policy);
+    char slow_file[PATH_MAX];
+    snprintf(slow_file, sizeof slow_file, "%s/slow-sync", fix.dir);
+    setenv("LTH_SLOW_SYNC_FILE", slow_file, 1);
+    hubfix_start_preloaded(&fix, lib);
+    flood_t fl = {calloc(FLOOD_MAX, sizeof *fl.items), FLOOD_MAX};
+    ck_assert_ptr_nonnull(fl.items);
+    for (size_t i = 0; i < FLOOD_MAX; i++) {
+        char id[37];
+        Lth__V1__Envelope env = tkw_envelope(id, EVIL, SLOW, "inbox/v1");
+        flood_id(i, id);
+        env.content_type = "application/json";
+        env.payload.data = (uint8_t *)"{}";
+        env.payload.len = 2;
+        env.kind = LTH__V1__KIND__KIND_EVENT;
+        env.delivery = LTH__V1__DELIVERY__DELIVERY_QUEUED;
+        fl.items[i].len = lth__v1__envelope__get_packed_size(&env);
+        fl.items[i].data = malloc(fl.items[i].len);
+        lth__v1__envelope__pack(&env, fl.items[i].data);
+    }
+    store_rx_t frx = {.acked = calloc(FLOOD_MAX, 1)}, hrx = {0};
+    ck_assert_ptr_nonnull(frx.acked);
+    rawcli_t evil, tthc;
+    hello_raw(&evil, EVIL);
+    hello_raw(&tthc, TTHC);
+    tk_write_file(slow_file, "250");
+    /* The flood: more than the hub-wide cap at once, until the hub says
+     * QUEUE_FULL; it keeps some for later. */
+    size_t sent = 0;
+    flood_send(&evil, &fl, &sent, FLOOD_MAX - (HONEST_N + 1) * 8 * FLOOD_BATCH);
+    for (int w = 0; w < 100 && frx.queue_full == 0; w++) {
+        store_receipts(&evil, &frx, 100);
+        rawcli_heartbeat(&evil); /* both stay connected (heartbeat_ms = 300) */
+        rawcli_heartbeat(&tthc);
+    }
+    ck_assert_msg(frx.queue_full > 0, "%zu envelopes sent, none refused", sent);
+    /* The honest member's events, each among another 8,192 of the flood. */
+    char honest_ids[HONEST_N][37];
+    for (int i = 0; i < HONEST_N; i++) {
+        size_t len;
+        uint8_t *env = envelope(TTHC, SLOW, "inbox/v1", LTH__V1__KIND__KIND_EVENT,
+                                LTH__V1__DELIVERY__DELIVERY_QUEUED, NULL, "{}", 2, honest_ids[i],
+                                &len);
+        rawcli_send_batch1(&tthc, env, len);
+        free(env);
+        flood_send(&evil, &fl, &sent, 8 * FLOOD_BATCH);
+        store_receipts(&evil, &frx, 30);
+        store_receipts(&tthc, &hrx, 0);
+        rawcli_heartbeat(&tthc);
+    }
+    /* The operator sees who holds the queue (GET /api/v1/members). */
+    char url[128];
+    snprintf(url, sizeof url, "http://%s/api/v1/members", fix.http);
+    json_t *j = tk_reply_json(tk_http("GET", url, NULL, NULL), "members");
+    json_int_t evil_waiting = -1, tthc_waiting = -1;
+    size_t at;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "members"), at, m)
+    {
+        const char *mid = json_string_value(json_object_get(m, "id"));
+        json_int_t w = json_integer_value(json_object_get(m, "store_waiting"));
+        if (mid && !strcmp(mid, EVIL))
+            evil_waiting = w;
+        else if (mid && !strcmp(mid, TTHC))
+            tthc_waiting = w;
+    }
+    json_decref(j);
+    ck_assert_msg(evil_waiting >= 1024 && tthc_waiting >= 0 && tthc_waiting <= HONEST_N,
+                  "store_waiting: %s %lld, %s %lld", EVIL, (long long)evil_waiting, TTHC,
+                  (long long)tthc_waiting);
+    /* The disk is fast again: every receipt comes. */
+    unlink(slow_file);
+    uint64_t deadline = hub_monotonic_us() + 20000000u;
+    while ((frx.answered < sent || hrx.answered < HONEST_N) && hub_monotonic_us() < deadline) {
+        store_receipts(&evil, &frx, 100);
+        store_receipts(&tthc, &hrx, 0);
+        rawcli_heartbeat(&evil);
+        rawcli_heartbeat(&tthc);
+    }
+    ck_assert_msg(hrx.answered == HONEST_N && frx.answered == sent,
+                  "receipts missing: honest %zu of %d, flood %zu of %zu", hrx.answered, HONEST_N,
+                  frx.answered, sent);
+    ck_assert_msg(hrx.acks == HONEST_N, "honest member refused: %s", hrx.reason);
+    ck_assert_msg(strstr(frx.reason, "envelopes waiting to be written to the hub's store (the "
+                                     "limit per member is 16384)") &&
+                      strstr(frx.reason, "wait for the ACKs"),
+                  "%s", frx.reason);
+    ck_assert_msg(frx.acks >= 16384 && frx.queue_full > 0, "flood: %zu ACKed, %zu refused",
+                  frx.acks, frx.queue_full);
+    rawcli_close(&evil);
+    rawcli_close(&tthc);
+    /* The receiver takes everything: each ACKed envelope, none other. */
+    uint8_t *got = calloc(FLOOD_MAX, 1);
+    ck_assert_ptr_nonnull(got);
+    size_t flood_got = 0, honest_got = 0;
+    rawcli_t slow;
+    hello_raw(&slow, SLOW);
+    deadline = hub_monotonic_us() + 30000000u;
+    while ((flood_got < frx.acks || honest_got < HONEST_N) && hub_monotonic_us() < deadline) {
+        hub_frame_t *f = rawcli_recv_case(&slow, LTH__V1__FRAME__BODY_DELIVERIES, 1000);
+        rawcli_heartbeat(&slow);
+        if (!f)
+            continue;
+        uint64_t *seqs = calloc(f->deliveries->n_items + 1, sizeof *seqs);
+        ck_assert_ptr_nonnull(seqs);
+        for (size_t i = 0; i < f->deliveries->n_items; i++) {
+            hub_envelope_t *env = NULL;
+            ck_assert_int_eq(hub_envelope_decode(f->deliveries->items[i]->envelope.data,
+                                                 f->deliveries->items[i]->envelope.len, &env),
+                             0);
+            seqs[i] = f->deliveries->items[i]->hub_seq;
+            long k = flood_index(env->message_id);
+            if (k >= 0) {
+                ck_assert_msg(frx.acked[k], "%s delivered, never ACKed", env->message_id);
+                flood_got += !got[k];
+                got[k] = 1;
+            } else {
+                bool honest = false;
+                for (int h = 0; h < HONEST_N; h++)
+                    honest = honest || !strcmp(env->message_id, honest_ids[h]);
+                ck_assert_msg(honest, "%s delivered, never sent", env->message_id);
+                honest_got++;
+            }
+            hub_envelope_free(&env);
+        }
+        rawcli_settle(&slow, seqs, f->deliveries->n_items);
+        free(seqs);
+        hub_frame_free(&f);
+    }
+    ck_assert_msg(flood_got == frx.acks && honest_got == HONEST_N,
+                  "ACKed but not delivered: flood %zu of %zu, honest %zu of %d",
+                  frx.acks - flood_got, frx.acks, (size_t)HONEST_N - honest_got, HONEST_N);
+    rawcli_close(&slow);
+    free(got);
+    free(frx.acked);
+    flood_free(&fl);
+    unsetenv("LTH_SLOW_SYNC_FILE");
+    assert_honest_round_trip();
+}
+END_TEST
+
 /* ---- Batch items, refused subscriptions, rejects ------------------------- */
 
 START_TEST(refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver)
@@ -925,4 +1156,5 @@ TK_MAIN(
             flooding_member_is_held_to_its_rate_and_the_log_stays_small,
             member_that_keeps_flooding_is_cut_off_and_kept_out_for_a_while,
             one_member_cannot_fill_the_store_for_the_others,
+            flooding_member_cannot_take_the_store_queue_from_the_others,
             refusals_name_the_batch_item_and_the_subscription_and_rejects_stay_with_their_receiver))

@@ -752,6 +752,16 @@ void hubfix_restart_with(hubfix_t *f, const char *lines)
     hubfix_start(f);
 }
 
+const char *hubfix_failsync_lib(hubfix_t *f)
+{
+    const char *lib = getenv("HUB_FAILSYNC_LIB");
+    if (!lib || access(lib, R_OK) != 0) {
+        hubfix_cleanup(f);
+        tk_skip("HUB_FAILSYNC_LIB not set or not built (run through ctest)");
+    }
+    return lib;
+}
+
 void hubfix_start_preloaded(hubfix_t *f, const char *lib)
 {
     setenv("LD_PRELOAD", lib, 1);

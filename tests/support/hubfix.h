@@ -56,6 +56,10 @@ void hubfix_start(hubfix_t *f);
 /* hubfix_start with lib in LD_PRELOAD for hubd alone (a fault or a fake
  * clock), which a sanitized build accepts too. */
 void hubfix_start_preloaded(hubfix_t *f, const char *lib);
+/* The fault library tests/faults/failsync.c builds (HUB_FAILSYNC_LIB, for
+ * hubfix_start_preloaded); when it is not there, cleans f up (the teardown
+ * does not run after a skip) and skips the test. */
+const char *hubfix_failsync_lib(hubfix_t *f);
 /* SIGTERM, and asserts hubd exited 0. */
 void hubfix_stop(hubfix_t *f);
 /* Starts `hub-adapter` for member_id running plugin with extra config lines,

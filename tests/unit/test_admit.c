@@ -293,6 +293,88 @@ START_TEST(test_bad_signature_is_not_committed)
 }
 END_TEST
 
+/* Each durable envelope counts against its sender's share of those waiting
+ * for the store from admission until its commit answers it, stored or
+ * refused (the rule at HUB__MAX_PENDING). */
+START_TEST(test_store_share_counts_until_the_commit_answers)
+{
+    char id[HUB_UUID_LEN + 1];
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
+    ck_assert_uint_eq(server->pending_n, 1);
+    ck_assert_ptr_eq(server->pending[0].payer, sender);
+    ck_assert_uint_eq(sender->store_waiting, 1);
+    commit();
+    ck_assert_uint_eq(stored(), 1);
+    ck_assert_uint_eq(sender->store_waiting, 0);
+    /* Refused by the commit (a signature that does not verify): off the
+     * share too. */
+    hub_keypair_t other;
+    ck_assert_int_eq(hub_keypair_generate(SENDER_ID, &other), 0);
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, other.sign_secret, id);
+    hub_keypair_wipe(&other);
+    ck_assert_uint_eq(sender->store_waiting, 1);
+    commit();
+    ck_assert_uint_eq(stored(), 1);
+    ck_assert_uint_eq(sender->store_waiting, 0);
+}
+END_TEST
+
+/* While the queue is at most half full everyone is admitted; past half a
+ * member holding its share is refused with its own count, whatever the
+ * others hold; past the hub-wide cap only a member holding little is
+ * admitted, into the reserve, up to the hard cap. The queue's length is
+ * faked (nothing is in the array; admission refuses before adding). */
+START_TEST(test_store_share_rule)
+{
+    char id[HUB_UUID_LEN + 1];
+    core__member_t *other = members__member(server, RECEIVER_ID);
+    ck_assert_ptr_nonnull(other);
+    other->store_waiting = HUB__MEMBER_PENDING_MAX;
+    server->pending_n = HUB__MAX_PENDING / 2 - 1;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
+    server->pending_n = HUB__MAX_PENDING / 2;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM_MEMBER_FULL);
+    other->store_waiting = 0;
+    sender->store_waiting = HUB__MEMBER_PENDING_MAX;
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
+    server->pending_n = 0;
+    assert_nack(LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                "you have 16384 envelopes waiting to be written to the hub's store (the limit "
+                "per member is 16384); nothing was stored: wait for the ACKs");
+    send__receipts_free(&receipts);
+    ck_assert_int_eq(send__receipts_init(&receipts, 4), 0);
+    sender->store_waiting = 0;
+
+    server->pending_n = HUB__MAX_PENDING / 2;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
+    other->store_waiting = HUB__MEMBER_PENDING_MAX - 1;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
+    ck_assert_int_eq(core__store_room(server, other, 2), CORE__ROOM_MEMBER_FULL);
+    /* The others hold the hub-wide cap (faked: nothing is in the array). */
+    server->pending_n = HUB__MAX_PENDING;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM_HUB_FULL);
+    other->store_waiting = HUB__PENDING_SMALL - 2;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
+    ck_assert_int_eq(core__store_room(server, other, 2), CORE__ROOM_HUB_FULL);
+    server->pending_n = HUB__MAX_PENDING + HUB__PENDING_RESERVE - 1;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM);
+    server->pending_n = HUB__MAX_PENDING + HUB__PENDING_RESERVE;
+    other->store_waiting = 0;
+    ck_assert_int_eq(core__store_room(server, other, 1), CORE__ROOM_HUB_FULL);
+    /* Admission says so with the hub-wide sentence. */
+    sender->store_waiting = HUB__PENDING_SMALL;
+    server->pending_n = HUB__MAX_PENDING;
+    route_new(SENDER_ID, RECEIVER_ID, LTH__V1__DELIVERY__DELIVERY_QUEUED, sender_kp.sign_secret,
+              id);
+    server->pending_n = 0;
+    sender->store_waiting = 0;
+    assert_nack(LTH__V1__NACK_CODE__NACK_QUEUE_FULL,
+                "the hub's store is behind (65536 envelopes waiting to be written)");
+}
+END_TEST
+
 /* hub_envelope_view() reads what protobuf-c reads, or gives up (and the
  * hub then decodes with protobuf-c): compared field by field over plain,
  * batch-signed and odd envelopes and thousands of mutations of them. */
@@ -801,7 +883,9 @@ TK_MAIN("admit",
                 test_sender_must_be_the_connection, test_unknown_receiver,
                 test_online_only_to_an_offline_receiver, test_unsigned_is_refused_before_the_store,
                 test_rate_check, test_queued_is_acked_only_after_the_commit,
-                test_bad_signature_is_not_committed, test_envelope_view_reads_what_protobuf_c_reads,
+                test_bad_signature_is_not_committed,
+                test_store_share_counts_until_the_commit_answers, test_store_share_rule,
+                test_envelope_view_reads_what_protobuf_c_reads,
                 test_deliveries_packed_as_protobuf_c_packs,
                 test_answered_requests_are_kept_for_the_grace_then_forgotten,
                 test_answered_requests_leave_in_order,

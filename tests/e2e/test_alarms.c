@@ -108,12 +108,12 @@ static double sample(const char *text, const char *series)
     return -1;
 }
 
-/* Sends one queued envelope; true when ACKed, false when NACKed. */
-static bool send_one(const char *sender, const char *receiver)
+/* Sends one queued envelope (its id in id); true when ACKed, false when
+ * NACKed. */
+static bool send_one_id(const char *sender, const char *receiver, char id[37])
 {
     rawcli_t raw;
     rawcli_connect(&raw, &fix, sender);
-    char id[37];
     rawcli_send_envelope(&raw, &fix, sender, receiver, "echo/v1", "hi", 2, 0, id);
     hub_frame_t *f = rawcli_recv_case(&raw, LTH__V1__FRAME__BODY_RECEIPTS, 5000);
     ck_assert_msg(f, "no receipt for the message to %s", receiver);
@@ -121,6 +121,12 @@ static bool send_one(const char *sender, const char *receiver)
     hub_frame_free(&f);
     rawcli_close(&raw);
     return acked;
+}
+
+static bool send_one(const char *sender, const char *receiver)
+{
+    char id[37];
+    return send_one_id(sender, receiver, id);
 }
 
 static void send_durable(const char *sender, const char *receiver)
@@ -406,9 +412,51 @@ START_TEST(grafana_dashboard_queries_only_metrics_the_hub_exposes)
 }
 END_TEST
 
+/* A disk slower than the 100 ms tick that looks for expired messages (each
+ * fsync 400 ms, tests/faults/failsync.c): until the commit that moves an
+ * expired message to the dead-letter queue is done, the store still has it
+ * queued. Each must still be dead-lettered once: one log line, one count
+ * for the alarm, one audit record. */
+START_TEST(expired_message_is_dead_lettered_once_while_commits_are_slow)
+{
+    hubfix_init(&fix, "http_listen = 127.0.0.1:0\ndefault_ttl_ms = 1000\n");
+    HUBFIX_ADD_MEMBERS(&fix, A, B);
+    const char *lib = hubfix_failsync_lib(&fix);
+    char slow[PATH_MAX];
+    snprintf(slow, sizeof slow, "%s/slow-sync", fix.dir);
+    setenv("LTH_SLOW_SYNC_FILE", slow, 1);
+    hubfix_start_preloaded(&fix, lib);
+    unsetenv("LTH_SLOW_SYNC_FILE");
+    http_port = hubfix_http_port(&fix);
+    char ids[2][37]; /* B never connects: both expire */
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(send_one_id(A, B, ids[i]), "the message to %s was not ACKed", B);
+    tk_write_file(slow, "400");
+    ck_assert(tk_wait_file_contains(fix.hubd_log, "msg=\"alarm started\" code=dead_letters_growing",
+                                    15000));
+    tk_sleep_ms(2000); /* ticks and slow commits after the first */
+    char *log = tk_read_file(fix.hubd_log);
+    ck_assert_msg(count(log, "msg=\"message dead-lettered\"") == 2, "%s", log);
+    free(log);
+    json_t *j = get_json("/readyz");
+    json_t *a = alarm_in(j, "dead_letters_growing", "");
+    ck_assert_msg(a, "no dead_letters_growing alarm");
+    ck_assert_int_eq(json_integer_value(json_object_get(a, "value")), 2);
+    json_decref(j);
+    unlink(slow);
+    hubfix_stop(&fix);
+    for (int i = 0; i < 2; i++) {
+        char *shown = hubfix_audit_show(&fix, ids[i]);
+        ck_assert_msg(count(shown, "DEAD_LETTERED") == 1, "%s", shown);
+        free(shown);
+    }
+}
+END_TEST
+
 TK_MAIN("alarms",
         TK_CASE("e2e", NULL, teardown, 120,
                 receiver_offline_with_messages_waiting_is_an_alarm_until_it_returns,
                 dead_letters_are_logged_and_raise_an_alarm,
                 grafana_dashboard_queries_only_metrics_the_hub_exposes,
-                reply_is_labelled_with_its_requests_service, expiring_certificates_are_alarms))
+                reply_is_labelled_with_its_requests_service, expiring_certificates_are_alarms,
+                expired_message_is_dead_lettered_once_while_commits_are_slow))

@@ -879,9 +879,30 @@ START_TEST(member_directory_is_read_again_on_sighup)
 }
 END_TEST
 
+/* hubctl reads the operator token as hubd does: a token file other users
+ * may read is refused with the fix, and nothing is sent. */
+START_TEST(hubctl_refuses_a_token_file_others_may_read)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/token", fix.dir);
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    char *out = NULL;
+    int rc = hubctl(&out, "dlq", "list", NULL, NULL, NULL, NULL);
+    ck_assert_msg(rc != 0 && out && strstr(out, "may be read by other users") &&
+                      strstr(out, "chmod 600"),
+                  "rc %d: %s", rc, out ? out : "");
+    free(out);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    rc = hubctl(&out, "dlq", "list", NULL, NULL, NULL, NULL);
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out ? out : "");
+    free(out);
+}
+END_TEST
+
 TK_MAIN_PREPARED(tk_prepare_curl, "e2e_ops",
                  TK_CASE("ops", setup, teardown, 180, metrics_match_the_traffic,
                          json_api_after_traffic, hubctl_tables_and_dead_letters,
                          probe_all_with_one_member_down, abusive_http_clients_do_not_stop_messages,
                          dlq_replay_while_a_sender_streams_keeps_order,
-                         member_directory_is_read_again_on_sighup))
+                         member_directory_is_read_again_on_sighup,
+                         hubctl_refuses_a_token_file_others_may_read))
